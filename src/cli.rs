@@ -1,0 +1,72 @@
+//! The command line (clap derive): one binary, one subcommand per role.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+
+/// A DNS load balancer (LS) in front of authoritative table servers (TS).
+#[derive(Debug, Parser)]
+#[command(name = "dnslb", version, about)]
+pub struct Cli {
+    /// Log filter (e.g. `info`, `debug`, `dnslb=trace`); RUST_LOG wins when set.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one table server: `-c config.toml --name ts1`, or `--listen ADDR --zone FILE...`.
+    Ts(Box<TsArgs>),
+    /// Validate a config and every zone it names; print each problem as `file:line: ...`.
+    Check {
+        /// The config file.
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+}
+
+/// `dnslb ts` options.
+#[derive(Debug, Args)]
+pub struct TsArgs {
+    /// Config file holding the `[[ts]]` section to run (with `--name`).
+    #[arg(short, long, requires = "name", conflicts_with_all = ["listen", "zone"])]
+    pub config: Option<PathBuf>,
+    /// Which `[[ts]]` of the config to run.
+    #[arg(long, requires = "config")]
+    pub name: Option<String>,
+    /// Address to serve on, UDP and TCP (without a config).
+    #[arg(long, requires = "zone")]
+    pub listen: Option<SocketAddr>,
+    /// Zone file(s): PROJ tables or `.zone` master files (without a config).
+    #[arg(long, num_args = 1.., requires = "listen")]
+    pub zone: Vec<PathBuf>,
+    /// Origin of the PROJ tables.
+    #[arg(long, default_value = ".")]
+    pub origin: String,
+    /// TTL of PROJ-table records.
+    #[arg(long, default_value_t = 300)]
+    pub ttl: u32,
+    /// Answer for a missing name: `nxdomain`, or `silent` (no answer at all).
+    #[arg(long, value_name = "nxdomain|silent")]
+    pub on_miss: Option<String>,
+    /// Networks allowed to AXFR the zones.
+    #[arg(long, num_args = 1..)]
+    pub axfr_allow: Vec<IpNet>,
+    /// Fault: delay this share of answers (0..1) ...
+    #[arg(long)]
+    pub delay_ratio: Option<f64>,
+    /// ... by this many milliseconds.
+    #[arg(long)]
+    pub delay_ms: Option<u64>,
+    /// Fault: drop this share of queries (0..1).
+    #[arg(long)]
+    pub drop_ratio: Option<f64>,
+    /// UDP sockets/threads (default: number of cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}

@@ -1,0 +1,459 @@
+//! DNS wire-format helpers shared by the LS and the TS, on top of hickory-proto.
+//!
+//! Everything here treats its input as hostile: [`decode_query`] never panics,
+//! and turns every problem into a [`Reject`], which [`Reject::response`] maps to
+//! the one protocol outcome SPEC §4 asks for (drop, FORMERR, NOTIMP, ...).
+//! [`ResponseWriter`] encodes answers straight from borrowed records, so a
+//! server can answer from its tables without cloning them.
+use hickory_proto::op::{
+    Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, Query, ResponseCode,
+};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+
+/// Largest UDP payload this product sends, whatever a client advertises
+/// (the DNS Flag Day 2020 value, also NSD's and Knot's default).
+pub const UDP_PAYLOAD_MAX: u16 = 1232;
+/// UDP payload for a client without EDNS (RFC 1035).
+pub const UDP_PAYLOAD_PLAIN: u16 = 512;
+/// Largest DNS message (TCP).
+pub const TCP_PAYLOAD_MAX: u16 = u16::MAX;
+/// Length of the fixed DNS header.
+pub const HEADER_LEN: usize = 12;
+
+/// How a query arrived; decides the size limit of its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Datagram: answers are limited by EDNS and truncated with TC=1.
+    Udp,
+    /// Stream (RFC 7766): answers up to 64 KiB.
+    Tcp,
+}
+
+/// A client query whose header, question and EDNS were read successfully.
+#[derive(Debug, Clone)]
+pub struct ClientQuery {
+    /// The header as sent.
+    pub header: Header,
+    /// The one question, name case preserved as sent.
+    pub query: Query,
+    /// The client's OPT, if any.
+    pub edns: Option<Edns>,
+    /// Byte offset just past the question section.
+    pub question_end: usize,
+}
+
+impl ClientQuery {
+    /// The largest answer this client can take over `transport`.
+    pub fn max_size(&self, transport: Transport) -> u16 {
+        match transport {
+            Transport::Tcp => TCP_PAYLOAD_MAX,
+            Transport::Udp => match &self.edns {
+                Some(e) => e.max_payload().clamp(UDP_PAYLOAD_PLAIN, UDP_PAYLOAD_MAX),
+                None => UDP_PAYLOAD_PLAIN,
+            },
+        }
+    }
+
+    /// A response header for this query: ID, opcode, RD and CD copied.
+    pub fn response_metadata(&self, rcode: ResponseCode) -> Metadata {
+        let mut m = Metadata::response_from_request(&self.header.metadata);
+        m.response_code = rcode;
+        m
+    }
+}
+
+/// Why a packet is not a query to answer normally, and what to do instead.
+#[derive(Debug, Clone)]
+pub enum Reject {
+    /// Say nothing: unreadable header, or a response (QR=1; answering it
+    /// would make us a reflector).
+    Drop,
+    /// Answer with an error rcode.
+    Rcode(Box<ErrorAnswer>),
+}
+
+/// An error answer to a query that could not be served normally.
+#[derive(Debug, Clone)]
+pub struct ErrorAnswer {
+    /// The client's header.
+    pub header: Header,
+    /// The question, echoed when it could be read.
+    pub query: Option<Query>,
+    /// The client's OPT, if it was readable.
+    pub edns: Option<Edns>,
+    /// The rcode to answer with.
+    pub rcode: ResponseCode,
+}
+
+impl Reject {
+    /// The bytes to send for this rejection, or `None` to drop.
+    pub fn response(&self) -> Option<Vec<u8>> {
+        match self {
+            Reject::Drop => None,
+            Reject::Rcode(e) => {
+                let mut m = Metadata::response_from_request(&e.header.metadata);
+                m.response_code = e.rcode;
+                let edns = e.edns.as_ref().map(|_| response_edns(None));
+                let mut w = ResponseWriter::new(m, e.query.as_ref(), edns.as_ref());
+                Some(w.finish(TCP_PAYLOAD_MAX))
+            }
+        }
+    }
+}
+
+/// Reads the header, the single question and the OPT of a query.
+///
+/// # Errors
+/// A [`Reject`] saying how to answer a packet that is not a well-formed query:
+/// dropped when the header is unreadable or QR=1, NOTIMP for an opcode other
+/// than QUERY and NOTIFY, FORMERR for QDCOUNT != 1 or an unreadable body,
+/// BADVERS for EDNS version > 0.
+pub fn decode_query(raw: &[u8]) -> Result<ClientQuery, Reject> {
+    let mut dec = BinDecoder::new(raw);
+    let header = Header::read(&mut dec).map_err(|_| Reject::Drop)?;
+    if header.metadata.message_type == MessageType::Response {
+        return Err(Reject::Drop);
+    }
+    let rcode = |rcode, query: Option<Query>, edns: Option<Edns>| {
+        Reject::Rcode(Box::new(ErrorAnswer {
+            header,
+            query,
+            edns,
+            rcode,
+        }))
+    };
+    if !matches!(header.metadata.op_code, OpCode::Query | OpCode::Notify) {
+        let query = if header.counts.queries == 1 {
+            Query::read(&mut dec).ok()
+        } else {
+            None
+        };
+        return Err(rcode(ResponseCode::NotImp, query, None));
+    }
+    if header.counts.queries != 1 {
+        return Err(rcode(ResponseCode::FormErr, None, None));
+    }
+    let query = Query::read(&mut dec).map_err(|_| rcode(ResponseCode::FormErr, None, None))?;
+    let question_end = dec.index();
+    let edns = read_edns(&mut dec, &header)
+        .map_err(|_| rcode(ResponseCode::FormErr, Some(query.clone()), None))?;
+    if let Some(e) = &edns
+        && e.version() > 0
+    {
+        return Err(rcode(ResponseCode::BADVERS, Some(query), edns));
+    }
+    Ok(ClientQuery {
+        header,
+        query,
+        edns,
+        question_end,
+    })
+}
+
+/// Skips the answer and authority sections and finds the OPT in the additional one.
+fn read_edns(dec: &mut BinDecoder<'_>, header: &Header) -> Result<Option<Edns>, ()> {
+    let c = header.counts;
+    let mut edns = None;
+    let total = usize::from(c.answers) + usize::from(c.authorities);
+    for _ in 0..total {
+        Record::read(dec).map_err(|_| ())?;
+    }
+    for _ in 0..c.additionals {
+        let rec = Record::read(dec).map_err(|_| ())?;
+        if rec.record_type() == RecordType::OPT {
+            if edns.is_some() || !rec.name.is_root() {
+                return Err(()); // RFC 6891 §6.1.1: one OPT, owned by the root
+            }
+            edns = Some(Edns::from(&rec));
+        }
+    }
+    Ok(edns)
+}
+
+/// The OPT this product puts in its answers: our payload size, version 0,
+/// the client's DO bit copied, plus an optional Extended DNS Error.
+pub fn response_edns(client: Option<&Edns>) -> Edns {
+    let mut e = Edns::new();
+    e.set_max_payload(UDP_PAYLOAD_MAX);
+    e.set_version(0);
+    if let Some(c) = client {
+        e.set_dnssec_ok(c.flags().dnssec_ok);
+    }
+    e
+}
+
+/// Adds an Extended DNS Error (RFC 8914) option to `edns`.
+pub fn add_ede(edns: &mut Edns, info_code: u16, text: &str) {
+    let mut data = info_code.to_be_bytes().to_vec();
+    data.extend_from_slice(text.as_bytes());
+    edns.options_mut()
+        .insert(EdnsOption::Unknown(u16::from(EdnsCode::Unknown(15)), data));
+}
+
+/// One resource record to write: borrowed owner, TTL and data (class IN).
+#[derive(Debug, Clone, Copy)]
+pub struct Rr<'a> {
+    /// Owner name (written with compression against earlier names).
+    pub name: &'a Name,
+    /// TTL in seconds.
+    pub ttl: u32,
+    /// The record data.
+    pub data: &'a RData,
+}
+
+/// Builds one response message section by section.
+///
+/// Records are pushed into answer, authority and additional in that order;
+/// [`ResponseWriter::finish`] sets the counts and, when the message is larger
+/// than the limit, returns the header, question and OPT alone with TC=1.
+pub struct ResponseWriter<'q> {
+    meta: Metadata,
+    query: Option<&'q Query>,
+    edns: Option<&'q Edns>,
+    answer: Vec<Rr<'q>>,
+    authority: Vec<Rr<'q>>,
+    additional: Vec<Rr<'q>>,
+}
+
+impl<'q> ResponseWriter<'q> {
+    /// A response with header `meta`, echoing `query` and carrying `edns`.
+    pub fn new(meta: Metadata, query: Option<&'q Query>, edns: Option<&'q Edns>) -> Self {
+        ResponseWriter {
+            meta,
+            query,
+            edns,
+            answer: Vec::new(),
+            authority: Vec::new(),
+            additional: Vec::new(),
+        }
+    }
+
+    /// Appends to the answer section.
+    pub fn answer(&mut self, rr: Rr<'q>) {
+        self.answer.push(rr);
+    }
+
+    /// Appends to the authority section.
+    pub fn authority(&mut self, rr: Rr<'q>) {
+        self.authority.push(rr);
+    }
+
+    /// Appends to the additional section.
+    pub fn additional(&mut self, rr: Rr<'q>) {
+        self.additional.push(rr);
+    }
+
+    /// Encodes the message within `max_size` bytes, truncating with TC=1 if needed.
+    pub fn finish(&mut self, max_size: u16) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(512);
+        match self.encode(&mut buf, false) {
+            Ok(()) if buf.len() <= usize::from(max_size) => buf,
+            _ => {
+                // Too big (or unencodable): TC=1 with the question and OPT only.
+                buf.clear();
+                if self.encode(&mut buf, true).is_err() {
+                    buf.clear();
+                    let mut m = self.meta;
+                    m.response_code = ResponseCode::ServFail;
+                    header_only(m, &mut buf);
+                }
+                buf
+            }
+        }
+    }
+
+    fn encode(&self, buf: &mut Vec<u8>, truncated: bool) -> Result<(), hickory_proto::ProtoError> {
+        let mut enc = BinEncoder::new(buf);
+        let mut meta = self.meta;
+        let (an, ns, ar): (&[Rr<'_>], &[Rr<'_>], &[Rr<'_>]) = if truncated {
+            meta.truncation = true;
+            (&[], &[], &[])
+        } else {
+            (&self.answer, &self.authority, &self.additional)
+        };
+        let opt_count = u16::from(self.edns.is_some());
+        let counts = HeaderCounts {
+            queries: u16::from(self.query.is_some()),
+            answers: count(an)?,
+            authorities: count(ns)?,
+            additionals: count(ar)?.saturating_add(opt_count),
+        };
+        Header {
+            metadata: meta,
+            counts,
+        }
+        .emit(&mut enc)?;
+        if let Some(q) = self.query {
+            q.emit(&mut enc)?;
+        }
+        for rr in an.iter().chain(ns).chain(ar) {
+            emit_rr(&mut enc, rr)?;
+        }
+        if let Some(e) = self.edns {
+            let mut e = e.clone();
+            e.set_rcode_high(meta.response_code.high());
+            Record::from(&e).emit(&mut enc)?;
+        }
+        Ok(())
+    }
+}
+
+fn count(rrs: &[Rr<'_>]) -> Result<u16, hickory_proto::ProtoError> {
+    u16::try_from(rrs.len()).map_err(|_| hickory_proto::ProtoError::from("too many records"))
+}
+
+fn header_only(meta: Metadata, buf: &mut Vec<u8>) {
+    let mut enc = BinEncoder::new(buf);
+    let h = Header {
+        metadata: meta,
+        counts: HeaderCounts::default(),
+    };
+    // A bare 12-byte header always encodes.
+    let _ = h.emit(&mut enc);
+}
+
+/// Writes one record: owner (compressed), type, class IN, TTL, RDATA.
+fn emit_rr(enc: &mut BinEncoder<'_>, rr: &Rr<'_>) -> Result<(), hickory_proto::ProtoError> {
+    rr.name.emit(enc)?;
+    rr.data.record_type().emit(enc)?;
+    DNSClass::IN.emit(enc)?;
+    enc.emit_u32(rr.ttl)?;
+    let place = enc.place::<u16>()?;
+    rr.data.emit(enc)?;
+    let len = enc.len_since_place(&place);
+    let len = u16::try_from(len).map_err(|_| hickory_proto::ProtoError::from("rdata too long"))?;
+    place.replace(enc, len)?;
+    Ok(())
+}
+
+/// Upper bound of the wire size of `rr` (uncompressed).
+pub fn rr_len(rr: &Rr<'_>) -> usize {
+    let mut scratch = Vec::with_capacity(64);
+    let mut enc = BinEncoder::new(&mut scratch);
+    // An RDATA that cannot encode is counted as the largest possible.
+    let rdata = match rr.data.emit(&mut enc) {
+        Ok(()) => scratch.len(),
+        Err(_) => usize::from(u16::MAX),
+    };
+    rr.name.len() + 2 + 10 + rdata
+}
+
+/// A SERVFAIL for whatever can be read of `raw`, or `None` when nothing can
+/// (used when a server is over its in-flight bound).
+pub fn servfail_for(raw: &[u8]) -> Option<Vec<u8>> {
+    error_for(raw, ResponseCode::ServFail)
+}
+
+/// An answer with `rcode` for the query in `raw`, echoing its question and
+/// OPT, or the rejection the packet itself calls for.
+pub fn error_for(raw: &[u8], rcode: ResponseCode) -> Option<Vec<u8>> {
+    match decode_query(raw) {
+        Ok(q) => {
+            let meta = q.response_metadata(rcode);
+            let edns = q.edns.as_ref().map(|e| response_edns(Some(e)));
+            Some(ResponseWriter::new(meta, Some(&q.query), edns.as_ref()).finish(TCP_PAYLOAD_MAX))
+        }
+        Err(r) => r.response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::rdata::A;
+
+    fn query_bytes(name: &str, qtype: RecordType, edns: Option<u16>) -> Vec<u8> {
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+        if let Some(size) = edns {
+            let mut e = Edns::new();
+            e.set_max_payload(size);
+            m.set_edns(e);
+        }
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn decodes_a_plain_query_and_keeps_case() {
+        let raw = query_bytes("WwW.ExAmple.COM.", RecordType::A, None);
+        let q = decode_query(&raw).unwrap();
+        assert_eq!(q.query.name().to_ascii(), "WwW.ExAmple.COM.");
+        assert_eq!(q.question_end, raw.len());
+        assert!(q.edns.is_none());
+        assert_eq!(q.max_size(Transport::Udp), 512);
+    }
+
+    #[test]
+    fn edns_size_is_clamped() {
+        let raw = query_bytes("a.", RecordType::A, Some(4096));
+        let q = decode_query(&raw).unwrap();
+        assert_eq!(q.max_size(Transport::Udp), UDP_PAYLOAD_MAX);
+        let raw = query_bytes("a.", RecordType::A, Some(100));
+        assert_eq!(decode_query(&raw).unwrap().max_size(Transport::Udp), 512);
+    }
+
+    #[test]
+    fn short_and_response_packets_are_dropped() {
+        assert!(matches!(decode_query(&[1]), Err(Reject::Drop)));
+        assert!(matches!(decode_query(&[0; 11]), Err(Reject::Drop)));
+        let mut raw = query_bytes("a.", RecordType::A, None);
+        raw[2] |= 0x80;
+        assert!(matches!(decode_query(&raw), Err(Reject::Drop)));
+    }
+
+    #[test]
+    fn qdcount_two_is_formerr_with_no_question() {
+        let mut raw = query_bytes("a.", RecordType::A, None);
+        raw[5] = 2;
+        let resp = error_for(&raw, ResponseCode::NoError).unwrap();
+        let m = Message::from_vec(&resp).unwrap();
+        assert_eq!(m.response_code, ResponseCode::FormErr);
+        assert!(m.queries.is_empty());
+    }
+
+    #[test]
+    fn writer_truncates_with_tc() {
+        let raw = query_bytes("big.", RecordType::A, None);
+        let q = decode_query(&raw).unwrap();
+        let owner = Name::from_ascii("big.").unwrap();
+        let data: Vec<RData> = (0..100u8).map(|i| RData::A(A::new(10, 0, 0, i))).collect();
+        let mut w = ResponseWriter::new(
+            q.response_metadata(ResponseCode::NoError),
+            Some(&q.query),
+            None,
+        );
+        for d in &data {
+            w.answer(Rr {
+                name: &owner,
+                ttl: 60,
+                data: d,
+            });
+        }
+        let small = w.finish(512);
+        let m = Message::from_vec(&small).unwrap();
+        assert!(m.truncation);
+        assert!(m.answers.is_empty());
+        let full = w.finish(TCP_PAYLOAD_MAX);
+        let m = Message::from_vec(&full).unwrap();
+        assert!(!m.truncation);
+        assert_eq!(m.answers.len(), 100);
+    }
+
+    #[test]
+    fn badvers_carries_extended_rcode_in_opt() {
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii("a.").unwrap(), RecordType::A));
+        let mut e = Edns::new();
+        e.set_version(1);
+        m.set_edns(e);
+        let raw = m.to_vec().unwrap();
+        let resp = error_for(&raw, ResponseCode::NoError).unwrap();
+        let r = Message::from_vec(&resp).unwrap();
+        // BADVERS and BADSIG share code 16; hickory decodes it as BADSIG.
+        assert_eq!(u16::from(r.response_code), 16);
+        assert_eq!(r.edns.as_ref().unwrap().version(), 0);
+    }
+}

@@ -1,0 +1,21 @@
+//! dnslb: a DNS load balancer (LS) in front of authoritative table servers (TS).
+//!
+//! # Layout
+//! - [`config`]: the `config.toml` schema, defaults and validation.
+//! - [`dns`]: hickory-proto helpers shared by every server: safe decoding of the
+//!   header and question, and building error and synthesized answers.
+//! - [`server`]: protocol I/O shared by LS and TS (UDP workers on SO_REUSEPORT
+//!   sockets, RFC 7766 TCP), generic over a [`server::Handler`].
+//! - [`ts`]: the table server: zone loading ([`ts::table`] for PROJ tables,
+//!   [`ts::zonefile`] for RFC 1035 master files), lookup ([`ts::zone`]) and answers.
+//! - [`check`]: `dnslb check`, validation of a config and every zone it names.
+//! - [`shutdown`]: signal handling (INT/TERM stop, HUP reload).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod dns;
+pub mod server;
+pub mod shutdown;
+pub mod ts;

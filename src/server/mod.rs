@@ -1,0 +1,162 @@
+//! Protocol I/O shared by the LS and the TS: sockets, framing, limits, shutdown.
+//!
+//! A [`Handler`] turns one request into an [`Action`]: an answer now, or a
+//! future answer that the server drives under its in-flight bound. The server
+//! knows sockets, not DNS policy: [`udp`] runs one worker per SO_REUSEPORT
+//! socket, [`tcp`] speaks RFC 7766 (pipelining, out-of-order answers, idle
+//! timeout, connection cap). Every task belongs to the server's
+//! [`TaskTracker`] and stops when its [`CancellationToken`] is cancelled.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use crate::dns::Transport;
+
+pub mod socket;
+pub mod tcp;
+pub mod udp;
+
+/// One packet from a client, borrowed from the server's receive buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The whole DNS message as received.
+    pub raw: &'a [u8],
+    /// The client's address.
+    pub src: SocketAddr,
+    /// UDP or TCP.
+    pub transport: Transport,
+}
+
+/// What to send back.
+#[derive(Debug, Default)]
+pub enum Reply {
+    /// Nothing.
+    #[default]
+    Drop,
+    /// One message.
+    One(Vec<u8>),
+    /// Several messages, in order (zone transfers over TCP; over UDP only the first is sent).
+    Many(Vec<Vec<u8>>),
+}
+
+/// A reply that will be ready later.
+pub type Deferred = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
+
+/// A handler's decision for one request.
+pub enum Action {
+    /// Reply at once.
+    Now(Reply),
+    /// Reply when the future completes. The server runs it only when it is
+    /// under its in-flight bound; otherwise the client gets SERVFAIL at once.
+    Later(Deferred),
+}
+
+/// Turns requests into answers. Implemented by the LS and the TS.
+pub trait Handler: Send + Sync + 'static {
+    /// Decides what to do with one request. Must not block.
+    fn handle(&self, req: Request<'_>) -> Action;
+}
+
+/// Limits of one server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// UDP sockets (and worker tasks) per listen address.
+    pub workers: usize,
+    /// Deferred answers in flight, UDP and TCP together; past it, SERVFAIL at once.
+    pub max_inflight: usize,
+    /// Concurrent TCP connections; past it, new connections are closed at once.
+    pub tcp_max_connections: usize,
+    /// A TCP connection with no query in progress for this long is closed.
+    pub tcp_idle_timeout: Duration,
+    /// Queries one TCP connection may have in progress (RFC 7766 pipelining).
+    pub tcp_max_pipeline: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_inflight: 65_536,
+            tcp_max_connections: 1_024,
+            tcp_idle_timeout: Duration::from_secs(10),
+            tcp_max_pipeline: 64,
+        }
+    }
+}
+
+/// Bound sockets of one server, not yet serving.
+pub struct Listeners {
+    udp: Vec<UdpSocket>,
+    tcp: Vec<TcpListener>,
+    addrs: Vec<SocketAddr>,
+}
+
+impl Listeners {
+    /// Binds UDP (`workers` SO_REUSEPORT sockets) and TCP on each address.
+    /// Port 0 picks one free port shared by UDP and TCP of that address.
+    ///
+    /// # Errors
+    /// The address cannot be bound (in use, not local, no permission).
+    pub fn bind(addrs: &[SocketAddr], workers: usize) -> Result<Self, socket::BindError> {
+        let mut l = Listeners {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+            addrs: Vec::new(),
+        };
+        for addr in addrs {
+            let (udp, tcp, bound) = socket::bind_pair(*addr, workers.max(1))?;
+            l.udp.extend(udp);
+            l.tcp.push(tcp);
+            l.addrs.push(bound);
+        }
+        Ok(l)
+    }
+
+    /// The addresses actually bound (with the real port when 0 was asked).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+}
+
+/// Shared state of a running server, handed to every listener task.
+pub(crate) struct Shared<H> {
+    pub(crate) handler: Arc<H>,
+    pub(crate) inflight: Arc<Semaphore>,
+    pub(crate) opts: ServerOptions,
+    pub(crate) token: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+}
+
+/// Serves `listeners` with `handler` until `token` is cancelled, then waits
+/// for every task (listeners, connections, deferred answers) to stop.
+pub async fn serve<H: Handler>(
+    listeners: Listeners,
+    handler: Arc<H>,
+    opts: ServerOptions,
+    token: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let shared = Arc::new(Shared {
+        handler,
+        inflight: Arc::new(Semaphore::new(opts.max_inflight.max(1))),
+        opts,
+        token: token.clone(),
+        tracker: tracker.clone(),
+    });
+    for sock in listeners.udp {
+        tracker.spawn(udp::run(Arc::new(sock), shared.clone()));
+    }
+    let conns = Arc::new(Semaphore::new(shared.opts.tcp_max_connections.max(1)));
+    for l in listeners.tcp {
+        tracker.spawn(tcp::accept_loop(l, shared.clone(), conns.clone()));
+    }
+    tracker.close();
+    tracker.wait().await;
+}

@@ -1,0 +1,204 @@
+//! The TCP side, per RFC 7766: two-byte length framing, several queries in
+//! flight per connection with answers sent as they complete (out of order),
+//! an idle timeout, and a cap on connections.
+//!
+//! One task owns each connection: it reads into a buffer (so a `select!` can
+//! never lose half a frame), runs deferred answers in a per-connection
+//! [`JoinSet`], and writes replies itself.
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until, timeout};
+use tracing::{debug, warn};
+
+use super::{Action, Handler, Reply, Request, Shared, Transport};
+use crate::dns;
+
+/// A client that does not take an answer within this long is disconnected.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause after an accept error such as EMFILE, so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+pub(crate) async fn accept_loop<H: Handler>(
+    listener: TcpListener,
+    shared: Arc<Shared<H>>,
+    conns: Arc<Semaphore>,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shared.token.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(err) => {
+                    // EMFILE, ECONNABORTED...: none of them ends the listener.
+                    warn!(?err, "tcp accept error");
+                    tokio::select! {
+                        _ = shared.token.cancelled() => return,
+                        _ = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                    }
+                }
+            },
+        };
+        let Ok(permit) = conns.clone().try_acquire_owned() else {
+            debug!(%peer, "tcp connection cap reached, closing");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared2 = shared.clone();
+        shared.tracker.spawn(async move {
+            Connection::new(stream, peer, shared2).run().await;
+            drop(permit);
+        });
+    }
+}
+
+struct Connection<H> {
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    shared: Arc<Shared<H>>,
+    /// Bytes read and not yet framed.
+    buf: Vec<u8>,
+    /// Deferred answers of this connection.
+    pending: JoinSet<Reply>,
+}
+
+impl<H: Handler> Connection<H> {
+    fn new(stream: TcpStream, peer: std::net::SocketAddr, shared: Arc<Shared<H>>) -> Self {
+        Connection {
+            stream,
+            peer,
+            shared,
+            buf: Vec::with_capacity(1024),
+            pending: JoinSet::new(),
+        }
+    }
+
+    async fn run(mut self) {
+        let idle = self.shared.opts.tcp_idle_timeout;
+        let max_pipeline = self.shared.opts.tcp_max_pipeline.max(1);
+        let mut deadline = Instant::now() + idle;
+        let mut eof = false;
+        loop {
+            if eof && self.pending.is_empty() {
+                break;
+            }
+            let mut chunk = [0u8; 4096];
+            tokio::select! {
+                _ = self.shared.token.cancelled() => break,
+                Some(done) = self.pending.join_next(), if !self.pending.is_empty() => {
+                    let reply = done.unwrap_or_default();
+                    if !self.write(reply).await { break; }
+                    if self.pending.is_empty() { deadline = Instant::now() + idle; }
+                }
+                r = self.stream.read(&mut chunk), if !eof && self.pending.len() < max_pipeline => {
+                    match r {
+                        Ok(0) => eof = true,
+                        Ok(n) => {
+                            self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                            match self.drain_frames().await {
+                                Ok(true) => deadline = Instant::now() + idle,
+                                Ok(false) => {}
+                                Err(()) => break,
+                            }
+                        }
+                        Err(err) => { debug!(peer = %self.peer, ?err, "tcp read error"); break; }
+                    }
+                }
+                _ = sleep_until(deadline), if self.pending.is_empty() => {
+                    debug!(peer = %self.peer, "tcp idle timeout");
+                    break;
+                }
+            }
+        }
+        self.pending.abort_all();
+        let _ = self.stream.shutdown().await;
+    }
+
+    /// Handles every complete frame in the buffer. `Ok(true)` if any was
+    /// complete; `Err` when the connection must close.
+    async fn drain_frames(&mut self) -> Result<bool, ()> {
+        let mut any = false;
+        loop {
+            let Some(len) = self
+                .buf
+                .get(..2)
+                .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            else {
+                return Ok(any);
+            };
+            if len == 0 {
+                return Err(()); // an empty message is no DNS message
+            }
+            let Some(frame) = self.buf.get(2..2 + len) else {
+                return Ok(any);
+            };
+            any = true;
+            let frame = frame.to_vec();
+            self.buf.drain(..2 + len);
+            self.dispatch(&frame).await?;
+        }
+    }
+
+    async fn dispatch(&mut self, raw: &[u8]) -> Result<(), ()> {
+        let req = Request {
+            raw,
+            src: self.peer,
+            transport: Transport::Tcp,
+        };
+        match self.shared.handler.handle(req) {
+            Action::Now(reply) => {
+                if !self.write(reply).await {
+                    return Err(());
+                }
+            }
+            Action::Later(fut) => match self.shared.inflight.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    self.pending.spawn(async move {
+                        let r = fut.await;
+                        drop(permit);
+                        r
+                    });
+                }
+                Err(_) => {
+                    if let Some(b) = dns::servfail_for(raw)
+                        && !self.write(Reply::One(b)).await
+                    {
+                        return Err(());
+                    }
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// Writes the reply's messages, each with its length prefix. `false` on failure.
+    async fn write(&mut self, reply: Reply) -> bool {
+        let msgs = match reply {
+            Reply::Drop => return true,
+            Reply::One(b) => vec![b],
+            Reply::Many(v) => v,
+        };
+        for m in msgs {
+            let Ok(len) = u16::try_from(m.len()) else {
+                warn!(len = m.len(), "answer too long for tcp, dropped");
+                continue;
+            };
+            let mut framed = Vec::with_capacity(m.len() + 2);
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.extend_from_slice(&m);
+            match timeout(WRITE_TIMEOUT, self.stream.write_all(&framed)).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    debug!(peer = %self.peer, "tcp write failed or timed out");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}

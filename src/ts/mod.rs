@@ -1,0 +1,326 @@
+//! The table server (TS): authoritative answers from zone tables.
+//!
+//! [`TableServer`] holds its [`Catalog`] in an `ArcSwap`: queries read a
+//! snapshot without locking, and [`TableServer::reload`] swaps in a new one
+//! only when every file loaded cleanly. Answers follow SPEC §4; the fault
+//! knobs delay or drop a share of them for experiments.
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{NS, SOA};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use ipnet::IpNet;
+use tracing::{info, warn};
+
+use crate::config::{Fault, OnMiss, TsConfig};
+use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
+use crate::server::{Action, Handler, Reply, Request};
+
+pub mod source;
+pub mod table;
+pub mod xfr;
+pub mod zone;
+pub mod zonefile;
+
+use source::{SourceRecord, ZoneError};
+use zone::{Catalog, Zone};
+
+/// SOA timers of a zone built from PROJ tables (RFC 1912 §2.2 values).
+const SYNTH_REFRESH: i32 = 3600;
+const SYNTH_RETRY: i32 = 600;
+const SYNTH_EXPIRE: i32 = 604_800;
+
+/// What a TS serves and how.
+#[derive(Debug, Clone)]
+pub struct TsSettings {
+    /// Name used in logs.
+    pub name: String,
+    /// Zone files: PROJ tables and `.zone` master files.
+    pub zones: Vec<PathBuf>,
+    /// Origin of the PROJ tables.
+    pub origin: Name,
+    /// TTL of PROJ-table records.
+    pub ttl: u32,
+    /// What to do for a name that does not exist.
+    pub on_miss: OnMiss,
+    /// Clients allowed to transfer zones (AXFR over TCP).
+    pub axfr_allow: Vec<IpNet>,
+    /// Fault injection.
+    pub fault: Fault,
+}
+
+impl TsSettings {
+    /// Settings from a `[[ts]]` section.
+    ///
+    /// # Errors
+    /// The origin is not a valid DNS name.
+    pub fn from_config(c: &TsConfig) -> Result<Self, ZoneError> {
+        let origin = parse_origin(&c.origin).map_err(|msg| ZoneError::Io {
+            file: PathBuf::from(format!("ts {}", c.name)),
+            msg,
+        })?;
+        Ok(TsSettings {
+            name: c.name.clone(),
+            zones: c.zones.clone(),
+            origin,
+            ttl: c.ttl,
+            on_miss: c.on_miss,
+            axfr_allow: c.axfr_allow.clone(),
+            fault: c.fault,
+        })
+    }
+}
+
+/// Parses an origin such as `.` or `example.com` as a fully qualified name.
+///
+/// # Errors
+/// Not a valid DNS name.
+pub fn parse_origin(s: &str) -> Result<Name, String> {
+    let mut n = Name::from_ascii(s).map_err(|e| format!("bad origin '{s}': {e}"))?;
+    n.set_fqdn(true);
+    Ok(n)
+}
+
+/// Loads every zone of `settings` into a catalog. Zones whose SOA is
+/// synthesized get `serial`.
+///
+/// # Errors
+/// The first problem found, as `file:line: what is wrong`.
+pub fn load_catalog(settings: &TsSettings, serial: u32) -> Result<Catalog, ZoneError> {
+    // Group the records by zone origin: PROJ tables share the TS origin,
+    // each master file brings its own.
+    let mut groups: Vec<(Name, Vec<(usize, SourceRecord)>)> = Vec::new();
+    for (i, file) in settings.zones.iter().enumerate() {
+        let (origin, records) = zonefile::load_any(file, &settings.origin, settings.ttl)?;
+        let idx = match groups.iter().position(|(o, _)| *o == origin) {
+            Some(p) => p,
+            None => {
+                groups.push((origin, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        if let Some((_, g)) = groups.get_mut(idx) {
+            g.extend(records.into_iter().map(|r| (i, r)));
+        }
+    }
+    let mut zones = Vec::with_capacity(groups.len());
+    for (origin, records) in groups {
+        let ttl = settings.ttl;
+        let zone = Zone::build(origin, records, &settings.zones, |origin, recs| {
+            synth_soa(origin, recs, ttl, serial)
+        })?;
+        zones.push(zone);
+    }
+    Ok(Catalog::new(zones))
+}
+
+/// The SOA of a zone that has none in its files: the first apex NS target
+/// (or the origin) as primary, `hostmaster.<origin>` as contact.
+fn synth_soa(
+    origin: &Name,
+    records: &[(usize, SourceRecord)],
+    ttl: u32,
+    serial: u32,
+) -> (u32, SOA) {
+    let mname = records
+        .iter()
+        .find_map(|(_, r)| match &r.data {
+            RData::NS(NS(target)) if r.name.eq_ignore_root(origin) => Some(target.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| origin.clone());
+    let rname = origin
+        .prepend_label("hostmaster")
+        .unwrap_or_else(|_| origin.clone());
+    (
+        ttl,
+        SOA::new(
+            mname,
+            rname,
+            serial,
+            SYNTH_REFRESH,
+            SYNTH_RETRY,
+            SYNTH_EXPIRE,
+            ttl,
+        ),
+    )
+}
+
+fn unix_now() -> u32 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+/// An authoritative server over a swappable catalog.
+pub struct TableServer {
+    settings: TsSettings,
+    catalog: ArcSwap<Catalog>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Zones whose data changed (their serials went up).
+    pub changed: usize,
+    /// Zones served after the reload.
+    pub zones: usize,
+}
+
+impl TableServer {
+    /// Loads the zones of `settings`.
+    ///
+    /// # Errors
+    /// The first bad file or line.
+    pub fn load(settings: TsSettings) -> Result<Self, ZoneError> {
+        let catalog = load_catalog(&settings, unix_now())?;
+        Ok(TableServer {
+            settings,
+            catalog: ArcSwap::from_pointee(catalog),
+        })
+    }
+
+    /// The settings it was started with.
+    pub fn settings(&self) -> &TsSettings {
+        &self.settings
+    }
+
+    /// A snapshot of the zones being served.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    /// Re-reads every zone file and swaps the new catalog in atomically. A
+    /// zone whose data changed gets a higher serial (never a lower one); an
+    /// unchanged zone keeps its serial.
+    ///
+    /// # Errors
+    /// Any bad file: nothing is swapped and the old zones keep serving.
+    pub fn reload(&self) -> Result<ReloadReport, ZoneError> {
+        let old = self.catalog.load_full();
+        let fresh = load_catalog(&self.settings, unix_now())?;
+        let mut changed = 0;
+        let zones: Vec<Zone> = fresh
+            .zones()
+            .iter()
+            .map(|z| match old.zones().iter().find(|o| o.origin() == z.origin()) {
+                Some(o) if o.same_data(z) => z.clone().with_serial(o.serial()),
+                Some(o) => {
+                    changed += 1;
+                    if z.soa_synthesized() {
+                        let s = z.serial().max(o.serial().wrapping_add(1));
+                        z.clone().with_serial(s)
+                    } else {
+                        if z.serial() <= o.serial() {
+                            warn!(ts = %self.settings.name, zone = %z.origin(), serial = z.serial(),
+                                  "zone data changed but its SOA serial did not go up");
+                        }
+                        z.clone()
+                    }
+                }
+                None => {
+                    changed += 1;
+                    z.clone()
+                }
+            })
+            .collect();
+        let report = ReloadReport {
+            changed,
+            zones: zones.len(),
+        };
+        self.catalog.store(Arc::new(Catalog::new(zones)));
+        Ok(report)
+    }
+
+    /// [`TableServer::reload`] with its outcome logged (one line either way).
+    pub fn reload_logged(&self) {
+        match self.reload() {
+            Ok(r) => {
+                info!(ts = %self.settings.name, changed = r.changed, zones = r.zones, "reload done")
+            }
+            Err(err) => {
+                warn!(ts = %self.settings.name, %err, "reload refused, old zones keep serving")
+            }
+        }
+    }
+
+    fn may_transfer(&self, ip: IpAddr) -> bool {
+        self.settings.axfr_allow.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The answer to one request (before fault injection).
+    pub fn answer(&self, req: Request<'_>) -> Reply {
+        let q = match dns::decode_query(req.raw) {
+            Ok(q) => q,
+            Err(reject) => return reject.response().map_or(Reply::Drop, Reply::One),
+        };
+        let refuse = |_: &ClientQuery| {
+            dns::error_for(req.raw, ResponseCode::Refused).map_or(Reply::Drop, Reply::One)
+        };
+        // We are a primary: NOTIFY is for secondaries.
+        if q.header.metadata.op_code == OpCode::Notify || q.query.query_class() != DNSClass::IN {
+            return refuse(&q);
+        }
+        let qtype = q.query.query_type();
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+            if req.transport != Transport::Tcp || !self.may_transfer(req.src.ip()) {
+                return refuse(&q);
+            }
+            let catalog = self.catalog.load();
+            return match catalog
+                .zones()
+                .iter()
+                .find(|z| z.origin().eq_ignore_root(q.query.name()))
+            {
+                Some(zone) => Reply::Many(xfr::axfr_messages(zone, &q)),
+                None => refuse(&q),
+            };
+        }
+        let catalog = self.catalog.load();
+        let qname = q.query.name();
+        let Some(zone) = catalog.find(qname) else {
+            return refuse(&q);
+        };
+        let ans = zone.lookup(qname, qtype);
+        if ans.rcode == ResponseCode::NXDomain && self.settings.on_miss == OnMiss::Silent {
+            return Reply::Drop;
+        }
+        let mut meta = q.response_metadata(ans.rcode);
+        meta.authoritative = ans.authoritative;
+        let edns = q.edns.as_ref().map(|e| dns::response_edns(Some(e)));
+        let mut w = ResponseWriter::new(meta, Some(&q.query), edns.as_ref());
+        for rr in ans.answer {
+            w.answer(rr);
+        }
+        for rr in ans.authority {
+            w.authority(rr);
+        }
+        for rr in ans.additional {
+            w.additional(rr);
+        }
+        Reply::One(w.finish(q.max_size(req.transport)))
+    }
+}
+
+impl Handler for TableServer {
+    fn handle(&self, req: Request<'_>) -> Action {
+        let f = self.settings.fault;
+        if f.drop_ratio > 0.0 && rand::random::<f64>() < f.drop_ratio {
+            return Action::Now(Reply::Drop);
+        }
+        let reply = self.answer(req);
+        if f.delay_ms > 0 && f.delay_ratio > 0.0 && rand::random::<f64>() < f.delay_ratio {
+            let delay = Duration::from_millis(f.delay_ms);
+            return Action::Later(Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                reply
+            }));
+        }
+        Action::Now(reply)
+    }
+}

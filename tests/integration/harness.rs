@@ -1,0 +1,167 @@
+//! Shared test harness: in-process servers on 127.0.0.1:0, zone files in a
+//! temporary folder, and small DNS clients over real UDP and TCP sockets.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::{Name, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
+
+use dnslb::config::{Fault, OnMiss};
+use dnslb::server::{self, Listeners, ServerOptions};
+use dnslb::ts::{TableServer, TsSettings};
+
+/// How long a test waits for one answer before calling it lost.
+pub const ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// A table server running inside the test process.
+pub struct TestTs {
+    pub addr: SocketAddr,
+    pub ts: Arc<TableServer>,
+    token: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestTs {
+    /// Stops the server and waits for every task of it to end.
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestTs {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// Settings for a TS serving `zones` with every other knob at its default.
+pub fn ts_settings(zones: Vec<PathBuf>) -> TsSettings {
+    TsSettings {
+        name: "test".into(),
+        zones,
+        origin: Name::root(),
+        ttl: 300,
+        on_miss: OnMiss::Nxdomain,
+        axfr_allow: vec!["127.0.0.0/8".parse().unwrap()],
+        fault: Fault::default(),
+    }
+}
+
+/// Starts a TS on 127.0.0.1:0 with `opts` (workers etc.).
+pub async fn start_ts_with(settings: TsSettings, opts: ServerOptions) -> TestTs {
+    let ts = Arc::new(TableServer::load(settings).expect("zones load"));
+    let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], opts.workers).unwrap();
+    let addr = listeners.local_addrs()[0];
+    let token = CancellationToken::new();
+    let task = tokio::spawn(server::serve(listeners, ts.clone(), opts, token.clone()));
+    TestTs {
+        addr,
+        ts,
+        token,
+        task: Some(task),
+    }
+}
+
+/// Starts a TS on 127.0.0.1:0 with two workers.
+pub async fn start_ts(settings: TsSettings) -> TestTs {
+    let opts = ServerOptions {
+        workers: 2,
+        ..ServerOptions::default()
+    };
+    start_ts_with(settings, opts).await
+}
+
+/// A temporary folder holding zone files; removed on drop.
+pub struct ZoneDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl ZoneDir {
+    pub fn new() -> Self {
+        ZoneDir {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Writes `text` to `name` in the folder and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A query message for `name`/`qtype` with RD=0, optionally with an OPT of `edns_size`.
+pub fn query(name: &str, qtype: RecordType, edns_size: Option<u16>) -> Message {
+    let mut m = Message::query();
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    if let Some(size) = edns_size {
+        let mut e = Edns::new();
+        e.set_max_payload(size);
+        m.set_edns(e);
+    }
+    m
+}
+
+/// Sends raw bytes over UDP from a fresh socket; the answer, or `None` after [`ANSWER_WAIT`].
+pub async fn udp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    udp_raw_wait(addr, bytes, ANSWER_WAIT).await
+}
+
+/// [`udp_raw`] with a chosen wait.
+pub async fn udp_raw_wait(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(bytes, addr).await.unwrap();
+    let mut buf = vec![0u8; 65_535];
+    match tokio::time::timeout(wait, sock.recv_from(&mut buf)).await {
+        Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
+        _ => None,
+    }
+}
+
+/// Sends `m` over UDP and decodes the answer (panics if none comes).
+pub async fn udp(addr: SocketAddr, m: &Message) -> Message {
+    let raw = udp_raw(addr, &m.to_vec().unwrap())
+        .await
+        .expect("an answer over udp");
+    Message::from_vec(&raw).unwrap()
+}
+
+/// Sends `m` over a new TCP connection and decodes the first answer.
+pub async fn tcp(addr: SocketAddr, m: &Message) -> Message {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    tcp_send(&mut s, &m.to_vec().unwrap()).await;
+    let raw = tcp_recv(&mut s).await.expect("an answer over tcp");
+    Message::from_vec(&raw).unwrap()
+}
+
+/// Writes one length-prefixed message.
+pub async fn tcp_send(s: &mut TcpStream, bytes: &[u8]) {
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(bytes);
+    s.write_all(&framed).await.unwrap();
+}
+
+/// Reads one length-prefixed message; `None` on EOF or after [`ANSWER_WAIT`].
+pub async fn tcp_recv(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let fut = async {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).await.ok()?;
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).await.ok()?;
+        Some(buf)
+    };
+    tokio::time::timeout(ANSWER_WAIT, fut).await.ok().flatten()
+}
