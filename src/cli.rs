@@ -20,8 +20,40 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole deployment: every `[[ts]]` as a supervised child, plus the LS.
+    Up {
+        /// The config file.
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+    /// Run the load balancer alone.
+    Ls {
+        /// The config file.
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+    },
     /// Run one table server: `-c config.toml --name ts1`, or `--listen ADDR --zone FILE...`.
     Ts(Box<TsArgs>),
+    /// Resolve a list of hostnames (one a line) against a DNS server.
+    Resolve {
+        /// The server, e.g. 127.0.0.1:5300.
+        #[arg(short, long)]
+        server: SocketAddr,
+        /// Input file (default: standard input).
+        input: Option<PathBuf>,
+        /// Output file (default: standard output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Queries in flight at once.
+        #[arg(long, default_value_t = crate::resolve::DEFAULT_CONCURRENCY)]
+        concurrency: usize,
+        /// Wait for one answer, in milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+        /// Retries of a query that got no answer.
+        #[arg(long, default_value_t = crate::resolve::DEFAULT_RETRIES)]
+        retries: u32,
+    },
     /// Validate a config and every zone it names; print each problem as `file:line: ...`.
     Check {
         /// The config file.

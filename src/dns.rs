@@ -328,6 +328,115 @@ fn emit_rr(enc: &mut BinEncoder<'_>, rr: &Rr<'_>) -> Result<(), hickory_proto::P
     Ok(())
 }
 
+/// The fixed 12-byte header of a raw message, read without decoding the rest
+/// (the LS forwards messages it never fully decodes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireHeader {
+    /// Message ID.
+    pub id: u16,
+    /// The flags word: QR, opcode, AA, TC, RD, RA, Z, AD, CD, RCODE.
+    pub flags: u16,
+    /// Number of questions.
+    pub qdcount: u16,
+}
+
+impl WireHeader {
+    /// Reads the header, or `None` if the message is shorter than one.
+    pub fn read(raw: &[u8]) -> Option<Self> {
+        let b = raw.get(..HEADER_LEN)?;
+        let word = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+        Some(WireHeader {
+            id: word(0),
+            flags: word(2),
+            qdcount: word(4),
+        })
+    }
+
+    /// QR: this is a response.
+    pub fn is_response(&self) -> bool {
+        self.flags & 0x8000 != 0
+    }
+
+    /// TC: the message was truncated.
+    pub fn truncated(&self) -> bool {
+        self.flags & 0x0200 != 0
+    }
+
+    /// The low four bits of the rcode.
+    pub fn rcode(&self) -> u8 {
+        (self.flags & 0x000f) as u8
+    }
+
+    /// Writes `id` into the header of `raw` (no-op on a runt).
+    pub fn set_id(raw: &mut [u8], id: u16) {
+        if let Some(b) = raw.get_mut(..2) {
+            b.copy_from_slice(&id.to_be_bytes());
+        }
+    }
+}
+
+/// True when `resp` carries, right after its header, the question `question`
+/// (the raw question section of the query): the name compared without regard
+/// to ASCII case, type and class exactly.
+pub fn same_question(resp: &[u8], question: &[u8]) -> bool {
+    let Some(theirs) = resp.get(HEADER_LEN..HEADER_LEN + question.len()) else {
+        return false;
+    };
+    let split = question.len().saturating_sub(4);
+    let (qn, qt) = question.split_at(split);
+    let (tn, tt) = theirs.split_at(split);
+    qn.eq_ignore_ascii_case(tn) && qt == tt
+}
+
+/// Extended DNS Error "No Reachable Authority" (RFC 8914 §4.23).
+pub const EDE_NO_REACHABLE_AUTHORITY: u16 = 22;
+
+/// The answer the LS makes up when no backend gave a final one: the client's
+/// ID and question, QR=1, RD copied, RA=1, AA=0, a root SOA whose negative
+/// TTL is `synth_ttl` (RFC 2308), and, when the query had an OPT, an OPT with
+/// an Extended DNS Error (code 22) whose text says what happened.
+pub fn synthesized(
+    q: &ClientQuery,
+    rcode: ResponseCode,
+    synth_ttl: u32,
+    ede_text: &str,
+) -> Vec<u8> {
+    let mut meta = q.response_metadata(rcode);
+    meta.recursion_available = true;
+    meta.authoritative = false;
+    let soa = synth_soa(synth_ttl);
+    let root = Name::root();
+    let edns = q.edns.as_ref().map(|e| {
+        let mut r = response_edns(Some(e));
+        let text: String = ede_text.chars().take(EDE_TEXT_MAX).collect();
+        add_ede(&mut r, EDE_NO_REACHABLE_AUTHORITY, &text);
+        r
+    });
+    let mut w = ResponseWriter::new(meta, Some(&q.query), edns.as_ref());
+    w.authority(Rr {
+        name: &root,
+        ttl: synth_ttl,
+        data: &soa,
+    });
+    w.finish(UDP_PAYLOAD_PLAIN)
+}
+
+/// Longest EDE text put in a synthesized answer.
+const EDE_TEXT_MAX: usize = 200;
+
+fn synth_soa(ttl: u32) -> RData {
+    let name = |s: &str| Name::from_ascii(s).unwrap_or_else(|_| Name::root());
+    RData::SOA(hickory_proto::rr::rdata::SOA::new(
+        name("lb.dnslb.invalid."),
+        name("hostmaster.dnslb.invalid."),
+        0,
+        3600,
+        600,
+        86400,
+        ttl,
+    ))
+}
+
 /// Upper bound of the wire size of `rr` (uncompressed).
 pub fn rr_len(rr: &Rr<'_>) -> usize {
     let mut scratch = Vec::with_capacity(64);

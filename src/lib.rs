@@ -8,6 +8,10 @@
 //!   sockets, RFC 7766 TCP), generic over a [`server::Handler`].
 //! - [`ts`]: the table server: zone loading ([`ts::table`] for PROJ tables,
 //!   [`ts::zonefile`] for RFC 1035 master files), lookup ([`ts::zone`]) and answers.
+//! - [`ls`]: the load balancer: strategies ([`ls::strategy`]), orders
+//!   ([`ls::order`]), backends and their counters, upstream exchanges.
+//! - [`resolve`]: the batch client of `dnslb resolve`.
+//! - [`supervise`]: `dnslb up`'s table-server children, restarted with backoff.
 //! - [`check`]: `dnslb check`, validation of a config and every zone it names.
 //! - [`shutdown`]: signal handling (INT/TERM stop, HUP reload).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -16,6 +20,9 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod ls;
+pub mod resolve;
 pub mod server;
 pub mod shutdown;
+pub mod supervise;
 pub mod ts;

@@ -8,12 +8,15 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use dnslb::cli::{Cli, Command, TsArgs};
-use dnslb::config::{Config, Fault, OnMiss};
+use dnslb::config::{Config, Fault, LsConfig, OnMiss};
+use dnslb::ls::Balancer;
+use dnslb::resolve::ResolveOptions;
 use dnslb::server::{self, Listeners, ServerOptions};
 use dnslb::shutdown::{Signal, Signals};
+use dnslb::supervise::{Backoff, ChildSpec, Supervisor, SupervisorSignal};
 use dnslb::ts::{TableServer, TsSettings, parse_origin};
 
 /// How long a stopping server may take to finish what it is doing.
@@ -66,7 +69,50 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         }
+        Command::Resolve {
+            server,
+            input,
+            output,
+            concurrency,
+            timeout_ms,
+            retries,
+        } => {
+            let opts = ResolveOptions {
+                server,
+                concurrency,
+                timeout: Duration::from_millis(timeout_ms),
+                retries,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let summary = runtime(2)?.block_on(dnslb::resolve::run(
+                input.as_deref(),
+                output.as_deref(),
+                opts,
+            ))?;
+            info!(
+                total = summary.total,
+                found = summary.found,
+                not_found = summary.not_found,
+                timed_out = summary.timed_out,
+                failed = summary.failed,
+                "resolve done"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ls { config } => {
+            let cfg = Config::load(&config)?;
+            let workers = ls_section(&cfg)?.workers;
+            runtime(workers)?.block_on(run_ls(cfg, None))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Up { config } => {
+            let cfg = Config::load(&config)?;
+            let workers = ls_section(&cfg)?.workers;
+            runtime(workers)?.block_on(run_up(cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ts(args) => {
+            dnslb::supervise::die_with_supervisor()?;
             let (settings, listen, workers) = ts_settings(*args)?;
             runtime(workers)?.block_on(run_ts(settings, listen, workers))?;
             Ok(ExitCode::SUCCESS)
@@ -129,6 +175,94 @@ fn ts_settings(a: TsArgs) -> Result<(TsSettings, SocketAddr, usize)> {
         }
     }
     Ok((settings, listen, workers.unwrap_or(cores).max(1)))
+}
+
+fn ls_section(cfg: &Config) -> Result<&LsConfig> {
+    cfg.ls
+        .as_ref()
+        .with_context(|| format!("{}: no [ls] section", cfg.path.display()))
+}
+
+/// `dnslb up`: the TS children under a supervisor, and the LS here.
+async fn run_up(cfg: Config) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the dnslb executable")?;
+    let specs = cfg
+        .ts
+        .iter()
+        .map(|t| ChildSpec {
+            name: t.name.clone(),
+            program: exe.clone(),
+            args: vec![
+                "ts".into(),
+                "-c".into(),
+                cfg.path.clone().into_os_string(),
+                "--name".into(),
+                t.name.clone().into(),
+            ],
+        })
+        .collect();
+    let token = CancellationToken::new();
+    let sup = Supervisor::start(specs, Backoff::default(), token.child_token());
+    let result = run_ls(cfg, Some(&sup)).await;
+    sup.shutdown(SHUTDOWN_GRACE).await;
+    result
+}
+
+/// The LS until SIGINT/SIGTERM; SIGHUP reloads it (and the TS children of `up`).
+async fn run_ls(cfg: Config, children: Option<&Supervisor>) -> Result<()> {
+    let mut signals = Signals::new().context("cannot install signal handlers")?;
+    let lsc = ls_section(&cfg)?.clone();
+    let balancer = Arc::new(Balancer::new(&lsc));
+    let listeners = Listeners::bind(&lsc.listen, lsc.workers)?;
+    let addrs = listeners.local_addrs().to_vec();
+    let token = CancellationToken::new();
+    let opts = ServerOptions {
+        workers: lsc.workers,
+        max_inflight: lsc.max_inflight,
+        ..ServerOptions::default()
+    };
+    let server = tokio::spawn(server::serve(
+        listeners,
+        balancer.clone(),
+        opts,
+        token.clone(),
+    ));
+    let backends: Vec<String> = lsc
+        .backend
+        .iter()
+        .map(|b| format!("{}={}", b.name, b.addr))
+        .collect();
+    info!(addr = ?addrs, strategy = %lsc.strategy, order = %lsc.order, layout = %lsc.layout,
+          backends = ?backends, "load balancer ready");
+    loop {
+        match signals.next().await {
+            Signal::Stop => break,
+            Signal::Reload => {
+                if let Some(sup) = children {
+                    sup.signal_all(SupervisorSignal::Hup);
+                }
+                match Config::load(&cfg.path) {
+                    Ok(new) => match new.ls {
+                        Some(new_ls) => {
+                            if new_ls.listen != lsc.listen {
+                                warn!("reload: ls.listen changed; restart to apply it");
+                            }
+                            balancer.reload(&new_ls);
+                            info!(backends = new_ls.backend.len(), "ls reload done");
+                        }
+                        None => warn!(
+                            "reload refused: the new config has no [ls]; old one keeps serving"
+                        ),
+                    },
+                    Err(err) => warn!(%err, "reload refused; old config keeps serving"),
+                }
+            }
+        }
+    }
+    info!("stopping");
+    token.cancel();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
+    Ok(())
 }
 
 async fn run_ts(settings: TsSettings, listen: SocketAddr, workers: usize) -> Result<()> {

@@ -12,7 +12,7 @@ const TCP_BACKLOG: i32 = 1024;
 
 /// A socket could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr} ({proto}): {source}")]
+#[error("cannot listen on {addr} ({proto})")]
 pub struct BindError {
     /// The address asked for.
     pub addr: SocketAddr,
@@ -51,7 +51,38 @@ fn tcp_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(s.into())
 }
 
+/// Times [`bind_pair`] tries another port when port 0 was asked and the port
+/// the kernel picked for UDP is taken for TCP.
+const PORT_ZERO_ATTEMPTS: usize = 16;
+
 /// Binds `workers` UDP sockets and one TCP listener on `addr`.
+///
+/// With port 0 the kernel picks a free UDP port, which may be in use for TCP
+/// (another listener, or a connection's ephemeral port): another port is then
+/// tried, a few times.
+///
+/// # Errors
+/// [`BindError`] naming the address and protocol.
+pub fn bind_pair(
+    addr: SocketAddr,
+    workers: usize,
+) -> Result<(Vec<UdpSocket>, TcpListener, SocketAddr), BindError> {
+    let mut attempt = 1;
+    loop {
+        match bind_pair_once(addr, workers) {
+            Err(e)
+                if addr.port() == 0
+                    && attempt < PORT_ZERO_ATTEMPTS
+                    && e.source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// Binds `workers` UDP sockets and one TCP listener on `addr`, once.
 ///
 /// A plain (non-reuseport) UDP socket is bound first: it fails if anyone else
 /// holds the port, even with SO_REUSEPORT, so two servers never silently share
@@ -59,7 +90,7 @@ fn tcp_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
 ///
 /// # Errors
 /// [`BindError`] naming the address and protocol.
-pub fn bind_pair(
+fn bind_pair_once(
     addr: SocketAddr,
     workers: usize,
 ) -> Result<(Vec<UdpSocket>, TcpListener, SocketAddr), BindError> {

@@ -1,5 +1,9 @@
 //! The integration tests: real servers on 127.0.0.1, real sockets.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
+mod cli;
 #[allow(dead_code)]
 mod harness;
+mod interop;
+mod resolve;
+mod ts;

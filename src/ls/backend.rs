@@ -1,0 +1,124 @@
+//! Backends as the LS sees them: address, weight, health, and live counters.
+//!
+//! Counters are atomics (no lock on the query path). [`Backend::view`] takes a
+//! plain snapshot for the pure ordering functions in [`super::order`].
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::config::BackendConfig;
+
+/// Weight of the newest sample in the latency moving average (1/8, as TCP's SRTT).
+const EWMA_SHIFT: u32 = 3;
+
+/// One upstream server.
+#[derive(Debug)]
+pub struct Backend {
+    /// Name from the config (logs, metrics, EDE text).
+    pub name: String,
+    /// Where queries go.
+    pub addr: SocketAddr,
+    /// Share for `weighted-random`.
+    pub weight: u32,
+    /// Health: false once marked down.
+    up: AtomicBool,
+    /// Live counters.
+    pub stats: BackendStats,
+}
+
+/// Counters of one backend.
+#[derive(Debug, Default)]
+pub struct BackendStats {
+    /// Upstream queries sent.
+    pub sent: AtomicU64,
+    /// Valid responses received.
+    pub answered: AtomicU64,
+    /// Responses that became the client's answer.
+    pub wins: AtomicU64,
+    /// Client queries that hit their deadline while this backend was asked.
+    pub timeouts: AtomicU64,
+    /// Responses with an error rcode (SERVFAIL, REFUSED, FORMERR, NOTIMP).
+    pub errors: AtomicU64,
+    /// Upstream queries in flight now.
+    pub outstanding: AtomicU32,
+    /// Moving average of response latency, microseconds (0 = no sample yet).
+    pub latency_us: AtomicU64,
+}
+
+/// A snapshot of one backend for the ordering functions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BackendView {
+    /// Position in the config.
+    pub index: usize,
+    /// Queries in flight.
+    pub outstanding: u32,
+    /// Latency average in µs (0 = unknown).
+    pub latency_us: u64,
+    /// Marked up by health checks.
+    pub up: bool,
+    /// Configured weight.
+    pub weight: u32,
+}
+
+impl Backend {
+    /// A backend from its config section, starting up.
+    pub fn from_config(c: &BackendConfig) -> Self {
+        Backend {
+            name: c.name.clone(),
+            addr: c.addr,
+            weight: c.weight,
+            up: AtomicBool::new(true),
+            stats: BackendStats::default(),
+        }
+    }
+
+    /// Whether health checks consider it usable.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Relaxed)
+    }
+
+    /// Marks it up or down; returns the previous state.
+    pub fn set_up(&self, up: bool) -> bool {
+        self.up.swap(up, Relaxed)
+    }
+
+    /// Snapshot for ordering.
+    pub fn view(&self, index: usize) -> BackendView {
+        BackendView {
+            index,
+            outstanding: self.stats.outstanding.load(Relaxed),
+            latency_us: self.stats.latency_us.load(Relaxed),
+            up: self.is_up(),
+            weight: self.weight,
+        }
+    }
+
+    /// Records one response latency.
+    pub fn observe_latency(&self, rtt: Duration) {
+        let sample = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
+        let old = self.stats.latency_us.load(Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old - (old >> EWMA_SHIFT) + (sample >> EWMA_SHIFT)
+        };
+        self.stats.latency_us.store(new.max(1), Relaxed);
+    }
+
+    /// Counts one upstream query in flight until the guard is dropped.
+    pub fn begin(&self) -> InFlight<'_> {
+        self.stats.sent.fetch_add(1, Relaxed);
+        self.stats.outstanding.fetch_add(1, Relaxed);
+        InFlight(self)
+    }
+}
+
+/// Decrements `outstanding` when an upstream query ends, however it ends.
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a Backend);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.stats.outstanding.fetch_sub(1, Relaxed);
+    }
+}

@@ -1,0 +1,315 @@
+//! The load balancer (LS): forwards each client query to its backends by the
+//! configured strategy and order, and answers with the first useful response
+//! or, at the deadline, with the `on_timeout` answer it makes up.
+//!
+//! [`Balancer`] is the server layer's [`Handler`]. Its state ([`LsState`]:
+//! policy, backends, sticky memory) is one `ArcSwap` snapshot, replaced whole
+//! on reload; queries in flight keep the snapshot they started with.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{OpCode, ResponseCode};
+
+use crate::config::{HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy};
+use crate::dns::{self, ClientQuery, HEADER_LEN, Transport, WireHeader};
+use crate::server::{Action, Handler, Reply, Request};
+
+pub mod backend;
+pub mod order;
+pub mod sticky;
+pub mod strategy;
+pub mod upstream;
+
+use backend::Backend;
+use order::OrderKey;
+use sticky::StickyTable;
+use upstream::DropCounters;
+
+/// The LS's policy, read from `[ls]`.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// race | hedge | sequential.
+    pub strategy: Strategy,
+    /// Who goes first.
+    pub order: Order,
+    /// partitioned | replicated.
+    pub layout: Layout,
+    /// Deadline of a client query.
+    pub timeout: Duration,
+    /// What to answer at the deadline.
+    pub on_timeout: OnTimeout,
+    /// Negative TTL of made-up answers.
+    pub synth_ttl: u32,
+    /// Per-backend wait in `sequential`.
+    pub try_timeout: Duration,
+    /// Hedge delay: fixed or adaptive.
+    pub hedge_delay: HedgeDelay,
+    /// Lower clamp of the adaptive delay.
+    pub hedge_min: Duration,
+    /// Upper clamp of the adaptive delay (and the delay before enough samples).
+    pub hedge_max: Duration,
+}
+
+impl Policy {
+    /// The policy of an `[ls]` section.
+    pub fn from_config(c: &LsConfig) -> Self {
+        Policy {
+            strategy: c.strategy,
+            order: c.order,
+            layout: c.layout,
+            timeout: Duration::from_millis(c.timeout_ms),
+            on_timeout: c.on_timeout,
+            synth_ttl: c.synth_ttl,
+            try_timeout: Duration::from_millis(c.try_timeout_ms),
+            hedge_delay: c.hedge_delay_ms,
+            hedge_min: Duration::from_millis(c.hedge_min_ms),
+            hedge_max: Duration::from_millis(c.hedge_max_ms),
+        }
+    }
+}
+
+/// Counters of the LS as a whole.
+#[derive(Debug, Default)]
+pub struct LsMetrics {
+    /// Client queries received (well-formed).
+    pub queries: AtomicU64,
+    /// Answers sent, by rcode (low 4 bits).
+    pub answers: [AtomicU64; 16],
+    /// Answers made up at the deadline or after every backend failed.
+    pub synthesized: AtomicU64,
+    /// Hedges sent after the hedge delay.
+    pub hedges: AtomicU64,
+    /// Upstream responses dropped as not matching.
+    pub drops: DropCounters,
+}
+
+/// One client query being resolved.
+#[derive(Debug)]
+pub struct Job {
+    /// The client's message as received.
+    pub raw: Vec<u8>,
+    /// The client's ID, restored on the answer.
+    pub client_id: u16,
+    /// End of the question section in `raw`.
+    pub question_end: usize,
+    /// How the client came.
+    pub transport: Transport,
+    /// The decoded query (for made-up answers).
+    pub query: ClientQuery,
+    /// Hash of the lower-cased name (orders, sticky memory).
+    pub name_hash: u64,
+}
+
+impl Job {
+    /// The raw question section.
+    pub fn question(&self) -> &[u8] {
+        self.raw
+            .get(HEADER_LEN..self.question_end)
+            .unwrap_or_default()
+    }
+}
+
+/// Everything a query needs, as one swappable snapshot.
+pub struct LsState {
+    /// The policy.
+    pub policy: Policy,
+    /// The backends, in config order.
+    pub backends: Vec<Arc<Backend>>,
+    backend_hashes: Vec<u64>,
+    sticky: StickyTable,
+    tick: AtomicU64,
+    /// Counters shared across reloads.
+    pub metrics: Arc<LsMetrics>,
+}
+
+impl LsState {
+    fn new(c: &LsConfig, metrics: Arc<LsMetrics>, old: Option<&LsState>) -> Self {
+        // A backend with the same name and address keeps its counters and health.
+        let backends: Vec<Arc<Backend>> = c
+            .backend
+            .iter()
+            .map(|bc| {
+                old.and_then(|o| {
+                    o.backends
+                        .iter()
+                        .find(|b| b.name == bc.name && b.addr == bc.addr && b.weight == bc.weight)
+                        .cloned()
+                })
+                .unwrap_or_else(|| Arc::new(Backend::from_config(bc)))
+            })
+            .collect();
+        let backend_hashes = backends
+            .iter()
+            .map(|b| order::name_hash(b.name.as_bytes()))
+            .collect();
+        LsState {
+            policy: Policy::from_config(c),
+            backends,
+            backend_hashes,
+            sticky: StickyTable::new(c.sticky_size),
+            tick: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    /// The candidate sequence for `job`.
+    fn candidates(&self, job: &Job) -> Vec<usize> {
+        let views: Vec<_> = self
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.view(i))
+            .collect();
+        let key = OrderKey {
+            name_hash: job.name_hash,
+            tick: self.tick.fetch_add(1, Relaxed),
+            sticky: if self.policy.order == Order::Sticky {
+                self.sticky.get(job.name_hash)
+            } else {
+                None
+            },
+            random: if self.policy.order == Order::WeightedRandom {
+                rand::random()
+            } else {
+                0
+            },
+            backend_hashes: &self.backend_hashes,
+        };
+        order::order(self.policy.order, &views, &key)
+    }
+
+    /// How long to wait on backend `i` before hedging to the next.
+    fn hedge_delay(&self, _i: usize) -> Duration {
+        match self.policy.hedge_delay {
+            HedgeDelay::Fixed(ms) => Duration::from_millis(ms),
+            // Until latency samples drive it, the adaptive delay is its maximum.
+            HedgeDelay::Adaptive => self.policy.hedge_max,
+        }
+    }
+
+    /// Feeds one latency sample to the adaptive hedge delay.
+    fn observe_hedge_sample(&self, _i: usize, _rtt: Duration) {}
+
+    /// Whether a delay-triggered hedge may be sent now.
+    fn hedge_allowed(&self) -> bool {
+        true
+    }
+
+    /// A client query timed out while backend `i` was asked.
+    fn on_client_timeout(&self, _i: usize) {}
+
+    /// Remembers a positive answer's backend for the sticky order.
+    fn remember(&self, job: &Job, backend: usize, resp: &[u8]) {
+        if self.policy.order == Order::Sticky
+            && WireHeader::read(resp).is_some_and(|h| h.rcode() == 0)
+        {
+            self.sticky.set(job.name_hash, backend);
+        }
+    }
+
+    /// A made-up answer with `rcode`.
+    fn synthesize(&self, job: &Job, rcode: ResponseCode, text: &str) -> Reply {
+        self.metrics.synthesized.fetch_add(1, Relaxed);
+        Reply::One(dns::synthesized(
+            &job.query,
+            rcode,
+            self.policy.synth_ttl,
+            text,
+        ))
+    }
+
+    /// The `on_timeout` answer.
+    fn on_timeout(&self, job: &Job, text: &str) -> Reply {
+        match self.policy.on_timeout {
+            OnTimeout::Nxdomain => self.synthesize(job, ResponseCode::NXDomain, text),
+            OnTimeout::Servfail => self.synthesize(job, ResponseCode::ServFail, text),
+            OnTimeout::Drop => {
+                self.metrics.synthesized.fetch_add(1, Relaxed);
+                Reply::Drop
+            }
+        }
+    }
+}
+
+/// The LS request handler.
+pub struct Balancer {
+    state: ArcSwap<LsState>,
+    metrics: Arc<LsMetrics>,
+}
+
+impl Balancer {
+    /// A balancer for an `[ls]` section.
+    pub fn new(c: &LsConfig) -> Self {
+        let metrics = Arc::new(LsMetrics::default());
+        Balancer {
+            state: ArcSwap::from_pointee(LsState::new(c, metrics.clone(), None)),
+            metrics,
+        }
+    }
+
+    /// Swaps in a new policy and backend list; queries in flight finish on
+    /// the old snapshot. Backends kept by name and address keep their state.
+    pub fn reload(&self, c: &LsConfig) {
+        let old = self.state.load_full();
+        let new = LsState::new(c, self.metrics.clone(), Some(&old));
+        self.state.store(Arc::new(new));
+    }
+
+    /// The current snapshot.
+    pub fn state(&self) -> Arc<LsState> {
+        self.state.load_full()
+    }
+
+    /// The LS's counters.
+    pub fn metrics(&self) -> &LsMetrics {
+        &self.metrics
+    }
+
+    fn count_reply(metrics: &LsMetrics, reply: &Reply) {
+        if let Reply::One(b) = reply
+            && let Some(h) = WireHeader::read(b)
+            && let Some(c) = metrics.answers.get(usize::from(h.rcode()))
+        {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+impl Handler for Balancer {
+    fn handle(&self, req: Request<'_>) -> Action {
+        let query = match dns::decode_query(req.raw) {
+            Ok(q) => q,
+            Err(reject) => {
+                let reply = reject.response().map_or(Reply::Drop, Reply::One);
+                Self::count_reply(&self.metrics, &reply);
+                return Action::Now(reply);
+            }
+        };
+        self.metrics.queries.fetch_add(1, Relaxed);
+        if query.header.metadata.op_code != OpCode::Query {
+            let reply =
+                dns::error_for(req.raw, ResponseCode::Refused).map_or(Reply::Drop, Reply::One);
+            Self::count_reply(&self.metrics, &reply);
+            return Action::Now(reply);
+        }
+        let state = self.state.load_full();
+        let name_end = query.question_end.saturating_sub(4);
+        let name_hash = order::name_hash(req.raw.get(HEADER_LEN..name_end).unwrap_or_default());
+        let job = Job {
+            raw: req.raw.to_vec(),
+            client_id: query.header.metadata.id,
+            question_end: query.question_end,
+            transport: req.transport,
+            query,
+            name_hash,
+        };
+        let metrics = self.metrics.clone();
+        Action::Later(Box::pin(async move {
+            let reply = strategy::resolve(state, job).await;
+            Self::count_reply(&metrics, &reply);
+            reply
+        }))
+    }
+}

@@ -1,0 +1,865 @@
+//! `dnslb resolve`: the batch client.
+//!
+//! Reads hostnames (one a line), asks a DNS server for the A records of each over real
+//! DNS, and writes `hostname IP A` (one line per address) or
+//! `hostname - Error:HOST NOT FOUND`, in input order, with each hostname spelled exactly
+//! as in the input (SPEC §2).
+//!
+//! How a name is looked up ([`resolve_all`]):
+//! - each try is a fresh UDP socket *connected* to the server (so the kernel drops
+//!   datagrams from any other address and reports ICMP port unreachable as
+//!   `ECONNREFUSED`), a random ID, RD=1 and EDNS(0);
+//! - only a response with the same ID and the same question is accepted; anything else
+//!   is ignored and the wait goes on until the per-query timeout;
+//! - TC=1 → the same query again over TCP; a timeout → a new try, up to
+//!   [`ResolveOptions::retries`] more, then [`Outcome::TimedOut`];
+//! - at most [`ResolveOptions::concurrency`] lookups are in flight, each an owned task of
+//!   one `JoinSet`, and a name that appears several times (in any case) is asked once.
+//!
+//! The run is an error ([`ResolveError`]) only when it cannot be done at all: unreadable
+//! input, a line that is not a hostname, unwritable output, or no server at the address.
+//! Names that are not found, time out or fail are ordinary outcomes (SPEC §6).
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::task::{JoinError, JoinSet};
+use tokio::time::Instant;
+
+use crate::dns::UDP_PAYLOAD_MAX;
+use crate::ts::table::parse_hostname;
+
+/// Default number of lookups in flight at once.
+pub const DEFAULT_CONCURRENCY: usize = 64;
+/// Default wait for the answer to one query (one try).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default number of new tries after a timeout.
+pub const DEFAULT_RETRIES: u32 = 1;
+
+/// Largest DNS message; the receive buffer size.
+const MAX_MESSAGE: usize = 65_535;
+/// What the output says for a name without addresses.
+const NOT_FOUND: &str = "Error:HOST NOT FOUND";
+/// The name of standard input and output in messages.
+const STDIN: &str = "<stdin>";
+const STDOUT: &str = "<stdout>";
+
+/// How to run a batch of lookups.
+#[derive(Debug, Clone)]
+pub struct ResolveOptions {
+    /// The DNS server to ask (UDP, and TCP for truncated answers).
+    pub server: SocketAddr,
+    /// Lookups in flight at once (at least 1 is used).
+    pub concurrency: usize,
+    /// Wait for the answer to one query, per try and per transport.
+    pub timeout: Duration,
+    /// New tries of a name after a timeout.
+    pub retries: u32,
+    /// Whether to draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl ResolveOptions {
+    /// Options for `server` with every other knob at its default and no progress bar.
+    pub fn new(server: SocketAddr) -> Self {
+        ResolveOptions {
+            server,
+            concurrency: DEFAULT_CONCURRENCY,
+            timeout: DEFAULT_TIMEOUT,
+            retries: DEFAULT_RETRIES,
+            progress: false,
+        }
+    }
+
+    /// How many tries a name gets before it is [`Outcome::TimedOut`].
+    pub fn tries(&self) -> u32 {
+        self.retries.saturating_add(1)
+    }
+}
+
+/// What became of one name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// NOERROR with A records for the name (after any CNAME chain), in answer order.
+    Addresses(Vec<Ipv4Addr>),
+    /// NXDOMAIN, or NOERROR without A records (NODATA).
+    NotFound,
+    /// No answer on any try.
+    TimedOut,
+    /// The server answered an error rcode (the mnemonic, e.g. `"SERVFAIL"`), or the
+    /// lookup failed locally or on the network (a lowercase description).
+    Failed(String),
+}
+
+/// Counts of a finished run, by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Names in the input (duplicates included).
+    pub total: usize,
+    /// Names with at least one address.
+    pub found: usize,
+    /// Names the server says do not exist or have no A records.
+    pub not_found: usize,
+    /// Names without an answer on any try.
+    pub timed_out: usize,
+    /// Names answered with an error rcode or failed on the network.
+    pub failed: usize,
+}
+
+impl Summary {
+    /// Counts `outcomes`.
+    pub fn tally(outcomes: &[Outcome]) -> Self {
+        let mut s = Summary {
+            total: outcomes.len(),
+            ..Summary::default()
+        };
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Addresses(a) if !a.is_empty() => s.found += 1,
+                Outcome::Addresses(_) | Outcome::NotFound => s.not_found += 1,
+                Outcome::TimedOut => s.timed_out += 1,
+                Outcome::Failed(_) => s.failed += 1,
+            }
+        }
+        s
+    }
+}
+
+/// Why a batch could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// The input could not be read.
+    #[error("cannot read {file}: {source}")]
+    Read {
+        /// The input file, or `<stdin>`.
+        file: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A line of the input is not a hostname.
+    #[error("{file}:{line}: {msg}")]
+    BadLine {
+        /// The input file, or `<stdin>`.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A name given to [`resolve_all`] is not a hostname.
+    #[error("bad hostname '{name}': {msg}")]
+    BadName {
+        /// The name as given.
+        name: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// The output could not be written.
+    #[error("cannot write {file}: {source}")]
+    Write {
+        /// The output file, or `<stdout>`.
+        file: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// Every query was refused (ICMP port unreachable): nothing listens at the address.
+    #[error("no DNS server at {0}: every query was refused (port unreachable)")]
+    NoServer(SocketAddr),
+    /// A lookup task ended without a result (a bug).
+    #[error("a lookup task failed: {0}")]
+    Task(#[from] JoinError),
+}
+
+/// The output text for one name: one `name IP A` line per address, or
+/// `name - Error:HOST NOT FOUND`; several lines are joined by `\n`, with no trailing
+/// newline.
+pub fn format_line(name: &str, outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Addresses(addrs) if !addrs.is_empty() => addrs
+            .iter()
+            .map(|a| format!("{name} {a} A"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => format!("{name} - {NOT_FOUND}"),
+    }
+}
+
+/// Looks up the A records of every name; the outcomes are in the order of `names`.
+///
+/// # Errors
+/// [`ResolveError::BadName`] if a name is not a hostname (before any query is sent),
+/// [`ResolveError::NoServer`] if every query was refused.
+pub async fn resolve_all(
+    names: Vec<String>,
+    opts: &ResolveOptions,
+) -> Result<Vec<Outcome>, ResolveError> {
+    let names = names
+        .iter()
+        .map(|text| {
+            query_name(text).map_err(|msg| ResolveError::BadName {
+                name: text.clone(),
+                msg,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    resolve_names(&names, opts).await
+}
+
+/// The whole `dnslb resolve` command: reads `input` (stdin if `None`), resolves every
+/// name, writes the result to `output` (stdout if `None`), and prints a note on stderr
+/// for each name that timed out or failed.
+///
+/// # Errors
+/// Unreadable input, a line that is not a hostname (nothing is written then),
+/// unwritable output, or [`ResolveError::NoServer`].
+pub async fn run(
+    input: Option<&Path>,
+    output: Option<&Path>,
+    opts: ResolveOptions,
+) -> Result<Summary, ResolveError> {
+    let (file, bytes) = match input {
+        Some(path) => {
+            let file = path.display().to_string();
+            match tokio::fs::read(path).await {
+                Ok(bytes) => (file, bytes),
+                Err(source) => return Err(ResolveError::Read { file, source }),
+            }
+        }
+        None => {
+            let mut bytes = Vec::new();
+            if let Err(source) = tokio::io::stdin().read_to_end(&mut bytes).await {
+                return Err(ResolveError::Read {
+                    file: STDIN.into(),
+                    source,
+                });
+            }
+            (STDIN.into(), bytes)
+        }
+    };
+    let lines = parse_input(&bytes, &file)?;
+
+    // Open the output before the (possibly long) run, so a bad path fails at once.
+    let (out_file, sink): (String, Box<dyn AsyncWrite + Unpin + Send>) = match output {
+        Some(path) => {
+            let file = path.display().to_string();
+            match tokio::fs::File::create(path).await {
+                Ok(f) => (file, Box::new(f)),
+                Err(source) => return Err(ResolveError::Write { file, source }),
+            }
+        }
+        None => (STDOUT.into(), Box::new(tokio::io::stdout())),
+    };
+
+    let names: Vec<Name> = lines.iter().map(|(_, name)| name.clone()).collect();
+    let outcomes = resolve_names(&names, &opts).await?;
+
+    let mut out = BufWriter::new(sink);
+    let written: io::Result<()> = async {
+        for ((text, _), outcome) in lines.iter().zip(&outcomes) {
+            if let Some(n) = note(text, outcome, opts.tries()) {
+                eprintln!("{n}");
+            }
+            out.write_all(format_line(text, outcome).as_bytes()).await?;
+            out.write_all(b"\n").await?;
+        }
+        out.flush().await
+    }
+    .await;
+    written.map_err(|source| ResolveError::Write {
+        file: out_file,
+        source,
+    })?;
+    Ok(Summary::tally(&outcomes))
+}
+
+/// The stderr note for a name that timed out or failed, `None` for the others.
+fn note(name: &str, outcome: &Outcome, tries: u32) -> Option<String> {
+    let why = match outcome {
+        Outcome::TimedOut => {
+            let noun = if tries == 1 { "try" } else { "tries" };
+            format!("timed out after {tries} {noun}")
+        }
+        Outcome::Failed(rcode) if is_rcode_mnemonic(rcode) => {
+            format!("server answered {rcode}")
+        }
+        Outcome::Failed(why) => why.clone(),
+        Outcome::Addresses(_) | Outcome::NotFound => return None,
+    };
+    Some(format!("dnslb resolve: {name}: {why}"))
+}
+
+/// Whether a [`Outcome::Failed`] text is an rcode (`SERVFAIL`, `RCODE12`), not a
+/// description of a local failure.
+fn is_rcode_mnemonic(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// Splits the input into `(hostname as written, name to query)`, skipping blank lines
+/// and `#` comments; the first bad line is an error naming `file:line`.
+fn parse_input(bytes: &[u8], file: &str) -> Result<Vec<(String, Name)>, ResolveError> {
+    let mut names = Vec::new();
+    for (index, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let bad = |msg: String| ResolveError::BadLine {
+            file: file.to_owned(),
+            line: index + 1,
+            msg,
+        };
+        let line = std::str::from_utf8(raw).map_err(|_| bad("not valid UTF-8".into()))?;
+        let text = line.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        let name = query_name(text).map_err(|why| bad(format!("bad hostname '{text}': {why}")))?;
+        names.push((text.to_owned(), name));
+    }
+    Ok(names)
+}
+
+/// Checks that `text` is a hostname to ask for (no root, no wildcard), case kept.
+fn query_name(text: &str) -> Result<Name, String> {
+    if text.is_empty() || text == "." {
+        return Err("not a hostname".into());
+    }
+    if text == "*" || text.starts_with("*.") {
+        return Err("a wildcard is not a hostname".into());
+    }
+    parse_hostname(text)
+}
+
+/// [`resolve_all`] for names already checked.
+async fn resolve_names(
+    names: &[Name],
+    opts: &ResolveOptions,
+) -> Result<Vec<Outcome>, ResolveError> {
+    // Ask each distinct name once; `slot[i]` is input name i's index in `unique`.
+    let mut first: HashMap<LowerName, usize> = HashMap::new();
+    let mut unique = Vec::new();
+    let mut slot = Vec::with_capacity(names.len());
+    for name in names {
+        let index = *first.entry(LowerName::new(name)).or_insert_with(|| {
+            unique.push(name.clone());
+            unique.len() - 1
+        });
+        slot.push(index);
+    }
+
+    let resolved = lookup_all(unique, opts).await?;
+    if !resolved.is_empty() && resolved.iter().all(|r| matches!(r, Lookup::Refused)) {
+        return Err(ResolveError::NoServer(opts.server));
+    }
+    let outcomes: Vec<Outcome> = resolved.into_iter().map(Lookup::into_outcome).collect();
+    Ok(slot
+        .iter()
+        .map(|&i| {
+            outcomes.get(i).cloned().unwrap_or_else(|| {
+                // cannot happen: every slot indexes `unique`, which `outcomes` mirrors
+                Outcome::Failed("no result".into())
+            })
+        })
+        .collect())
+}
+
+/// The result of looking up one name.
+#[derive(Debug)]
+enum Lookup {
+    Done(Outcome),
+    /// The UDP query was refused (ICMP port unreachable).
+    Refused,
+}
+
+impl Lookup {
+    fn into_outcome(self) -> Outcome {
+        match self {
+            Lookup::Done(outcome) => outcome,
+            Lookup::Refused => Outcome::Failed("connection refused".into()),
+        }
+    }
+}
+
+/// Looks up `names` with at most `opts.concurrency` in flight; results by index.
+async fn lookup_all(names: Vec<Name>, opts: &ResolveOptions) -> Result<Vec<Lookup>, ResolveError> {
+    let limit = opts.concurrency.max(1);
+    let client = Client {
+        server: opts.server,
+        timeout: opts.timeout,
+        tries: opts.tries(),
+    };
+    let bar = progress_bar(
+        names.len(),
+        opts.progress && names.len() >= PROGRESS_MIN_NAMES,
+    );
+    let mut results: Vec<Option<Lookup>> = (0..names.len()).map(|_| None).collect();
+    let mut pending = names.into_iter().enumerate();
+    let mut tasks = JoinSet::new();
+    loop {
+        while tasks.len() < limit {
+            let Some((index, name)) = pending.next() else {
+                break;
+            };
+            tasks.spawn(async move { (index, client.lookup(&name).await) });
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let (index, lookup) = joined?;
+        if let Some(slot) = results.get_mut(index) {
+            *slot = Some(lookup);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            // cannot be `None`: every index was spawned once and joined above
+            r.unwrap_or_else(|| Lookup::Done(Outcome::Failed("no result".into())))
+        })
+        .collect())
+}
+
+/// Inputs shorter than this finish too fast for a progress bar to help.
+const PROGRESS_MIN_NAMES: usize = 100;
+
+/// A progress bar on stderr, or a hidden one.
+fn progress_bar(len: usize, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(
+        Some(u64::try_from(len).unwrap_or(u64::MAX)),
+        ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) =
+        ProgressStyle::with_template("{wide_bar} {pos}/{len} names, {per_sec}, eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// What one exchange with the server gave.
+#[derive(Debug)]
+enum Attempt {
+    /// A matching answer.
+    Answer(Message),
+    /// A matching answer with TC=1 (UDP only).
+    Truncated,
+    TimedOut,
+    /// ICMP port unreachable on the UDP socket.
+    Refused,
+    Failed(String),
+}
+
+/// The per-lookup settings, copied into every task.
+#[derive(Debug, Clone, Copy)]
+struct Client {
+    server: SocketAddr,
+    timeout: Duration,
+    tries: u32,
+}
+
+impl Client {
+    /// Asks for `name`'s A records: UDP, TCP on TC=1, a new try on timeout.
+    async fn lookup(self, name: &Name) -> Lookup {
+        let question = Query::query(name.clone(), RecordType::A);
+        for _ in 0..self.tries {
+            let id: u16 = rand::random();
+            let bytes = match encode_query(id, &question) {
+                Ok(bytes) => bytes,
+                Err(e) => return Lookup::Done(Outcome::Failed(format!("cannot encode: {e}"))),
+            };
+            let attempt = match self.udp(&bytes, id, &question).await {
+                Attempt::Truncated => self.tcp(&bytes, id, &question).await,
+                other => other,
+            };
+            match attempt {
+                Attempt::Answer(msg) => return Lookup::Done(outcome_of(&msg, name)),
+                Attempt::TimedOut => continue,
+                Attempt::Refused => return Lookup::Refused,
+                Attempt::Failed(why) => return Lookup::Done(Outcome::Failed(why)),
+                Attempt::Truncated => {
+                    return Lookup::Done(Outcome::Failed("truncated answer over TCP".into()));
+                }
+            }
+        }
+        Lookup::Done(Outcome::TimedOut)
+    }
+
+    /// One query over a fresh connected UDP socket; waits up to the timeout for a
+    /// matching answer, ignoring any other datagram.
+    async fn udp(self, bytes: &[u8], id: u16, question: &Query) -> Attempt {
+        let local: SocketAddr = if self.server.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let sock = match UdpSocket::bind(local).await {
+            Ok(s) => s,
+            Err(e) => return Attempt::Failed(format!("cannot open a UDP socket: {e}")),
+        };
+        // Connected: the kernel only delivers datagrams from the server's address.
+        if let Err(e) = sock.connect(self.server).await {
+            return udp_error(&e);
+        }
+        if let Err(e) = sock.send(bytes).await {
+            return udp_error(&e);
+        }
+        let deadline = Instant::now() + self.timeout;
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        loop {
+            let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+                Err(_) => return Attempt::TimedOut,
+                Ok(Err(e)) => return udp_error(&e),
+                Ok(Ok(n)) => n,
+            };
+            let Some(msg) = buf.get(..n).and_then(|b| Message::from_vec(b).ok()) else {
+                tracing::debug!(server = %self.server, "ignored an undecodable datagram");
+                continue;
+            };
+            if !answers(&msg, id, question) {
+                tracing::debug!(server = %self.server, "ignored an answer to another query");
+                continue;
+            }
+            return if msg.metadata.truncation {
+                Attempt::Truncated
+            } else {
+                Attempt::Answer(msg)
+            };
+        }
+    }
+
+    /// One query over a new TCP connection (RFC 7766 framing), within the timeout.
+    async fn tcp(self, bytes: &[u8], id: u16, question: &Query) -> Attempt {
+        let Ok(len) = u16::try_from(bytes.len()) else {
+            return Attempt::Failed("query too long for TCP".into());
+        };
+        let exchange = async {
+            let mut stream = TcpStream::connect(self.server).await?;
+            let mut framed = Vec::with_capacity(bytes.len() + 2);
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.extend_from_slice(bytes);
+            stream.write_all(&framed).await?;
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).await?;
+            let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            stream.read_exact(&mut answer).await?;
+            Ok::<_, io::Error>(answer)
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => Attempt::TimedOut,
+            Ok(Err(e)) => Attempt::Failed(format!("TCP retry after a truncated answer: {e}")),
+            Ok(Ok(answer)) => match Message::from_vec(&answer) {
+                Ok(msg) if answers(&msg, id, question) => Attempt::Answer(msg),
+                Ok(_) => Attempt::Failed("answer over TCP to another query".into()),
+                Err(e) => Attempt::Failed(format!("undecodable answer over TCP: {e}")),
+            },
+        }
+    }
+}
+
+/// Maps a UDP socket error: `ECONNREFUSED` means nothing listens there.
+fn udp_error(e: &io::Error) -> Attempt {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        Attempt::Refused
+    } else {
+        Attempt::Failed(format!("UDP: {e}"))
+    }
+}
+
+/// The wire form of a recursive A query with ID `id` and EDNS(0).
+fn encode_query(id: u16, question: &Query) -> Result<Vec<u8>, hickory_proto::ProtoError> {
+    let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
+    msg.metadata.recursion_desired = true;
+    msg.add_query(question.clone());
+    let mut edns = Edns::new();
+    edns.set_max_payload(UDP_PAYLOAD_MAX);
+    msg.set_edns(edns);
+    msg.to_vec()
+}
+
+/// Whether `msg` is the response to our query `id` for `question` (RFC 5452 §9.1).
+fn answers(msg: &Message, id: u16, question: &Query) -> bool {
+    msg.metadata.id == id
+        && msg.metadata.message_type == MessageType::Response
+        && msg.metadata.op_code == OpCode::Query
+        && matches!(msg.queries.as_slice(), [q] if q.name() == question.name()
+            && q.query_type() == question.query_type()
+            && q.query_class() == question.query_class())
+}
+
+/// The outcome an answer gives for `qname`: the A records at the end of the CNAME
+/// chain that starts at `qname`, in answer order.
+fn outcome_of(msg: &Message, qname: &Name) -> Outcome {
+    match msg.metadata.response_code {
+        ResponseCode::NoError => {}
+        ResponseCode::NXDomain => return Outcome::NotFound,
+        other => return Outcome::Failed(rcode_mnemonic(other)),
+    }
+    let mut owners = vec![qname];
+    // Each step adds one CNAME target; the bound stops loops.
+    for _ in 0..msg.answers.len() {
+        let Some(last) = owners.last().copied() else {
+            break;
+        };
+        let next = msg.answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(target) if &r.name == last => Some(&target.0),
+            _ => None,
+        });
+        match next {
+            Some(target) if !owners.contains(&target) => owners.push(target),
+            _ => break,
+        }
+    }
+    let addrs: Vec<Ipv4Addr> = msg
+        .answers
+        .iter()
+        .filter(|r| r.dns_class == DNSClass::IN && owners.contains(&&r.name))
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect();
+    if addrs.is_empty() {
+        Outcome::NotFound
+    } else {
+        Outcome::Addresses(addrs)
+    }
+}
+
+/// The conventional upper-case name of an rcode (`SERVFAIL`), or `RCODE<n>`.
+fn rcode_mnemonic(code: ResponseCode) -> String {
+    let name = match u16::from(code) {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        6 => "YXDOMAIN",
+        7 => "YXRRSET",
+        8 => "NXRRSET",
+        9 => "NOTAUTH",
+        10 => "NOTZONE",
+        16 => "BADVERS",
+        23 => "BADCOOKIE",
+        n => return format!("RCODE{n}"),
+    };
+    name.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::Record;
+    use hickory_proto::rr::rdata::{A, AAAA, CNAME};
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    fn response(rcode: ResponseCode, answers: Vec<Record>) -> Message {
+        let mut m = Message::new(7, MessageType::Response, OpCode::Query);
+        m.metadata.response_code = rcode;
+        m.add_query(Query::query(name("www.example.com."), RecordType::A));
+        m.add_answers(answers);
+        m
+    }
+
+    fn a(owner: &str, ip: [u8; 4]) -> Record {
+        Record::from_rdata(name(owner), 300, RData::A(A(Ipv4Addr::from(ip))))
+    }
+
+    fn cname(owner: &str, target: &str) -> Record {
+        Record::from_rdata(name(owner), 300, RData::CNAME(CNAME(name(target))))
+    }
+
+    #[test]
+    fn lines_are_formatted_per_address_or_not_found() {
+        let two = Outcome::Addresses(vec![[192, 0, 2, 1].into(), [192, 0, 2, 2].into()]);
+        assert_eq!(
+            format_line("WwW.Example.com", &two),
+            "WwW.Example.com 192.0.2.1 A\nWwW.Example.com 192.0.2.2 A"
+        );
+        for o in [
+            Outcome::NotFound,
+            Outcome::TimedOut,
+            Outcome::Failed("SERVFAIL".into()),
+            Outcome::Addresses(vec![]),
+        ] {
+            assert_eq!(
+                format_line("x.example", &o),
+                "x.example - Error:HOST NOT FOUND"
+            );
+        }
+    }
+
+    #[test]
+    fn input_skips_blank_and_comment_lines_and_keeps_spelling() {
+        let text = b"# list\n\n  WwW.Example.COM.  \r\n\t# indented comment\nb.example\n";
+        let names = parse_input(text, "in.txt").unwrap();
+        let texts: Vec<&str> = names.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(texts, ["WwW.Example.COM.", "b.example"]);
+        assert_eq!(names[0].1, name("www.example.com."));
+    }
+
+    #[test]
+    fn bad_lines_name_file_and_line() {
+        let e = parse_input(b"a.example\n\nbad name.example\n", "in.txt").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "in.txt:3: bad hostname 'bad name.example': bad character ' '"
+        );
+        let e = parse_input(b"a..b\n", "<stdin>").unwrap_err();
+        assert_eq!(e.to_string(), "<stdin>:1: bad hostname 'a..b': empty label");
+        let e = parse_input(b"ok.example\n*.example\n", "f").unwrap_err();
+        assert!(e.to_string().starts_with("f:2: "), "{e}");
+        let e = parse_input(b"\xff\n", "f").unwrap_err();
+        assert_eq!(e.to_string(), "f:1: not valid UTF-8");
+        assert!(parse_input(b".\n", "f").is_err());
+    }
+
+    #[test]
+    fn outcome_follows_the_cname_chain() {
+        let m = response(
+            ResponseCode::NoError,
+            vec![
+                cname("www.example.com.", "Mid.Example.com."),
+                cname("mid.example.com.", "end.example.net."),
+                a("unrelated.example.", [10, 0, 0, 1]),
+                a("end.example.net.", [192, 0, 2, 7]),
+                a("END.example.net.", [192, 0, 2, 8]),
+            ],
+        );
+        assert_eq!(
+            outcome_of(&m, &name("WWW.example.com.")),
+            Outcome::Addresses(vec![[192, 0, 2, 7].into(), [192, 0, 2, 8].into()])
+        );
+    }
+
+    #[test]
+    fn cname_loops_end() {
+        let m = response(
+            ResponseCode::NoError,
+            vec![
+                cname("www.example.com.", "b.example."),
+                cname("b.example.", "www.example.com."),
+            ],
+        );
+        assert_eq!(outcome_of(&m, &name("www.example.com.")), Outcome::NotFound);
+    }
+
+    #[test]
+    fn rcodes_map_to_outcomes() {
+        let q = name("www.example.com.");
+        assert_eq!(
+            outcome_of(&response(ResponseCode::NXDomain, vec![]), &q),
+            Outcome::NotFound
+        );
+        let nodata = Record::from_rdata(
+            name("www.example.com."),
+            300,
+            RData::AAAA(AAAA(Ipv6Addr::LOCALHOST)),
+        );
+        assert_eq!(
+            outcome_of(&response(ResponseCode::NoError, vec![nodata]), &q),
+            Outcome::NotFound
+        );
+        assert_eq!(
+            outcome_of(&response(ResponseCode::ServFail, vec![]), &q),
+            Outcome::Failed("SERVFAIL".into())
+        );
+        assert_eq!(
+            outcome_of(&response(ResponseCode::Refused, vec![]), &q),
+            Outcome::Failed("REFUSED".into())
+        );
+        assert_eq!(rcode_mnemonic(ResponseCode::Unknown(12)), "RCODE12");
+    }
+
+    #[test]
+    fn only_the_matching_response_is_accepted() {
+        let question = Query::query(name("www.example.com."), RecordType::A);
+        let ok = response(ResponseCode::NoError, vec![]);
+        assert!(answers(&ok, 7, &question));
+        assert!(!answers(&ok, 8, &question));
+        let upper = Query::query(name("WWW.EXAMPLE.COM."), RecordType::A);
+        assert!(answers(&ok, 7, &upper));
+        let other = Query::query(name("www.example.org."), RecordType::A);
+        assert!(!answers(&ok, 7, &other));
+        let aaaa = Query::query(name("www.example.com."), RecordType::AAAA);
+        assert!(!answers(&ok, 7, &aaaa));
+        let mut query = ok.clone();
+        query.metadata.message_type = MessageType::Query;
+        assert!(!answers(&query, 7, &question));
+        let mut empty = ok;
+        empty.queries.clear();
+        assert!(!answers(&empty, 7, &question));
+    }
+
+    #[test]
+    fn query_is_recursive_with_edns() {
+        let question = Query::query(name("Www.Example.com."), RecordType::A);
+        let msg = Message::from_vec(&encode_query(4242, &question).unwrap()).unwrap();
+        assert_eq!(msg.metadata.id, 4242);
+        assert!(msg.metadata.recursion_desired);
+        assert_eq!(msg.queries, vec![question]);
+        assert!(msg.edns.is_some());
+    }
+
+    #[test]
+    fn notes_for_timeouts_and_failures_only() {
+        assert_eq!(
+            note("a.example", &Outcome::TimedOut, 2).unwrap(),
+            "dnslb resolve: a.example: timed out after 2 tries"
+        );
+        assert_eq!(
+            note("a.example", &Outcome::TimedOut, 1).unwrap(),
+            "dnslb resolve: a.example: timed out after 1 try"
+        );
+        assert_eq!(
+            note("a.example", &Outcome::Failed("SERVFAIL".into()), 2).unwrap(),
+            "dnslb resolve: a.example: server answered SERVFAIL"
+        );
+        assert_eq!(
+            note(
+                "a.example",
+                &Outcome::Failed("connection refused".into()),
+                2
+            )
+            .unwrap(),
+            "dnslb resolve: a.example: connection refused"
+        );
+        assert_eq!(note("a.example", &Outcome::NotFound, 2), None);
+    }
+
+    #[test]
+    fn summary_counts_outcomes() {
+        let s = Summary::tally(&[
+            Outcome::Addresses(vec![Ipv4Addr::LOCALHOST]),
+            Outcome::NotFound,
+            Outcome::NotFound,
+            Outcome::TimedOut,
+            Outcome::Failed("SERVFAIL".into()),
+        ]);
+        assert_eq!(
+            s,
+            Summary {
+                total: 5,
+                found: 1,
+                not_found: 2,
+                timed_out: 1,
+                failed: 1
+            }
+        );
+    }
+}

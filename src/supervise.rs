@@ -1,0 +1,668 @@
+//! `dnslb up`: table servers as supervised child processes.
+//!
+//! A [`Supervisor`] owns one task per [`ChildSpec`]. Each task spawns its child
+//! (`dnslb ts -c <config> --name <name>` in production), waits for it, and when
+//! it exits for any reason while the supervisor is not stopping, logs one line
+//! and respawns it after a [`Backoff`] delay. A child that ran for at least
+//! [`Backoff::stable_after`] resets the backoff.
+//!
+//! Signals reach a child by PID, and only through the task that owns its
+//! [`tokio::process::Child`]: that task checks the child has not been reaped
+//! before calling `kill(2)`, so a recycled PID is never signalled.
+//!
+//! Stopping ([`Supervisor::shutdown`], or the token given to
+//! [`Supervisor::start`] being cancelled): SIGTERM to every child, a grace
+//! period, SIGKILL to the stragglers, and every child reaped.
+//!
+//! Children run in their own process group, so a Ctrl-C in the terminal
+//! reaches only `dnslb up`, which then stops them in order. If `dnslb up` dies
+//! abruptly, a child that calls [`die_with_supervisor`] at start-up gets
+//! SIGTERM from the kernel (Linux `PR_SET_PDEATHSIG`).
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// Environment variable holding the supervisor's PID, set on every child.
+///
+/// [`die_with_supervisor`] reads it to arm the parent-death signal.
+pub const SUPERVISOR_PID_ENV: &str = "DNSLB_SUPERVISOR_PID";
+
+/// Signals queued per child before further ones are dropped (they coalesce:
+/// a second pending SIGHUP would reload the same files again).
+const SIGNAL_QUEUE: usize = 4;
+
+/// Errors of this module.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SuperviseError {
+    /// [`SUPERVISOR_PID_ENV`] is set but is not a PID.
+    #[error("{SUPERVISOR_PID_ENV} is not a process id: {0:?}")]
+    BadSupervisorPid(OsString),
+    /// The supervisor that spawned this process is already gone.
+    #[error("the supervising dnslb (pid {0}) is gone")]
+    SupervisorGone(u32),
+    /// The kernel refused to set the parent-death signal.
+    #[error("cannot set the parent-death signal: {0}")]
+    Prctl(#[source] io::Error),
+}
+
+/// One child process to keep running.
+#[derive(Debug, Clone)]
+pub struct ChildSpec {
+    /// Name used in logs and in [`Supervisor::pids`] (the `[[ts]]` name).
+    pub name: String,
+    /// The program to run; `std::env::current_exe()` in production.
+    pub program: PathBuf,
+    /// Its arguments, e.g. `ts -c <config> --name <name>`.
+    pub args: Vec<OsString>,
+}
+
+/// Restart delays: exponential from `initial`, capped at `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay before the first restart after a failure.
+    pub initial: Duration,
+    /// Longest delay between restarts.
+    pub max: Duration,
+    /// A child that ran at least this long before exiting counts as healthy:
+    /// its exit starts the backoff again from `initial`.
+    pub stable_after: Duration,
+}
+
+impl Default for Backoff {
+    /// 200 ms doubling up to 10 s; 30 s of uptime resets it.
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(10),
+            stable_after: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before restarting after `consecutive_failures` failures in a
+    /// row: `initial * 2^(n-1)`, capped at `max` (and never above `max` even
+    /// when `initial` is). `n = 0` means "no failure yet" and gives
+    /// [`Duration::ZERO`]: the first start is immediate.
+    pub fn next_delay(&self, consecutive_failures: u32) -> Duration {
+        let Some(exponent) = consecutive_failures.checked_sub(1) else {
+            return Duration::ZERO;
+        };
+        2u32.checked_pow(exponent)
+            .and_then(|factor| self.initial.checked_mul(factor))
+            .map_or(self.max, |delay| delay.min(self.max))
+    }
+
+    /// The failure count after a child that ran for `ran` exited: one more
+    /// than `previous`, or 1 when the run was long enough to count as stable.
+    pub fn failures_after(&self, previous: u32, ran: Duration) -> u32 {
+        if ran >= self.stable_after {
+            1
+        } else {
+            previous.saturating_add(1)
+        }
+    }
+}
+
+/// A signal [`Supervisor::signal_all`] can forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SupervisorSignal {
+    /// SIGHUP: reload zones.
+    Hup,
+}
+
+impl SupervisorSignal {
+    fn to_unix(self) -> Signal {
+        match self {
+            SupervisorSignal::Hup => Signal::HUP,
+        }
+    }
+}
+
+/// What the supervisor shares with one child's task.
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    /// Current PID, 0 while no child is running.
+    pid: AtomicU32,
+    /// Restarts so far (after an exit or a failed spawn).
+    restarts: AtomicU64,
+    /// Signals to forward to the running child.
+    signals: mpsc::Sender<SupervisorSignal>,
+}
+
+/// Keeps a set of child processes running; see the module docs.
+///
+/// Dropping it without [`Supervisor::shutdown`] SIGKILLs the children.
+#[derive(Debug)]
+pub struct Supervisor {
+    /// One per child, in spec order.
+    slots: Vec<Arc<Slot>>,
+    /// Cancelled to stop: children get SIGTERM.
+    stop: CancellationToken,
+    /// Cancelled when the grace period is over: children get SIGKILL.
+    kill: CancellationToken,
+    /// The child tasks (closed at start).
+    tracker: TaskTracker,
+}
+
+impl Supervisor {
+    /// Spawns one task per child and starts every child at once. Cancelling
+    /// `token` stops them like [`Supervisor::shutdown`] does, but without a
+    /// deadline: call `shutdown` to bound the wait and reap them.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn start(specs: Vec<ChildSpec>, backoff: Backoff, token: CancellationToken) -> Supervisor {
+        let stop = token.child_token();
+        let kill = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let mut slots = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let (tx, rx) = mpsc::channel(SIGNAL_QUEUE);
+            let slot = Arc::new(Slot {
+                name: spec.name.clone(),
+                pid: AtomicU32::new(0),
+                restarts: AtomicU64::new(0),
+                signals: tx,
+            });
+            let task = ChildTask {
+                spec,
+                backoff,
+                slot: Arc::clone(&slot),
+                signals: rx,
+                stop: stop.clone(),
+                kill: kill.clone(),
+            };
+            tracker.spawn(task.run());
+            slots.push(slot);
+        }
+        tracker.close();
+        Supervisor {
+            slots,
+            stop,
+            kill,
+            tracker,
+        }
+    }
+
+    /// Forwards `sig` to every running child. Delivery is asynchronous (each
+    /// child's task sends it); a child that is between restarts gets nothing,
+    /// as its next start reads the current files anyway.
+    pub fn signal_all(&self, sig: SupervisorSignal) {
+        for slot in &self.slots {
+            // Full: a signal of the same kind is already pending. Closed: the
+            // task has stopped. Either way there is nothing to do.
+            let _ = slot.signals.try_send(sig);
+        }
+    }
+
+    /// Each child's name and current PID (`None` while it is restarting or
+    /// after it stopped), in spec order.
+    pub fn pids(&self) -> Vec<(String, Option<u32>)> {
+        self.slots
+            .iter()
+            .map(|slot| {
+                let pid = slot.pid.load(Ordering::Acquire);
+                (slot.name.clone(), (pid != 0).then_some(pid))
+            })
+            .collect()
+    }
+
+    /// Each child's name and how many times it was restarted, in spec order.
+    pub fn restarts(&self) -> Vec<(String, u64)> {
+        self.slots
+            .iter()
+            .map(|slot| (slot.name.clone(), slot.restarts.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Stops every child: SIGTERM, up to `grace` for them to exit, then
+    /// SIGKILL for the rest. Returns once every child has been reaped.
+    pub async fn shutdown(self, grace: Duration) {
+        self.stop.cancel();
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!(grace = ?grace, "table servers still running after the grace period; killing them");
+            self.kill.cancel();
+            self.tracker.wait().await;
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        // After `shutdown` this is a no-op; otherwise it is the last resort.
+        self.stop.cancel();
+        self.kill.cancel();
+    }
+}
+
+/// Arms the parent-death signal in a child started by a [`Supervisor`]: if
+/// `dnslb up` dies without stopping it, the kernel sends this process SIGTERM.
+/// Call it first thing in `dnslb ts`. Without [`SUPERVISOR_PID_ENV`] (a TS
+/// started by hand), or off Linux, it does nothing.
+///
+/// # Errors
+/// The variable is malformed, the kernel refused, or the supervisor died
+/// before the signal was armed ([`SuperviseError::SupervisorGone`]: exit).
+pub fn die_with_supervisor() -> Result<(), SuperviseError> {
+    let Some(value) = std::env::var_os(SUPERVISOR_PID_ENV) else {
+        return Ok(());
+    };
+    let expected = parse_pid(&value)?;
+    arm_parent_death_signal(expected)
+}
+
+fn parse_pid(value: &OsStr) -> Result<u32, SuperviseError> {
+    value
+        .to_str()
+        .and_then(|s| s.parse::<u32>().ok())
+        .filter(|&pid| pid != 0)
+        .ok_or_else(|| SuperviseError::BadSupervisorPid(value.to_owned()))
+}
+
+#[cfg(target_os = "linux")]
+fn arm_parent_death_signal(expected: u32) -> Result<(), SuperviseError> {
+    rustix::process::set_parent_process_death_signal(Some(Signal::TERM))
+        .map_err(|e| SuperviseError::Prctl(e.into()))?;
+    // The parent may have died between fork and the prctl: then we have been
+    // re-parented already and the signal will never come.
+    let parent = rustix::process::getppid().map_or(0, |pid| pid.as_raw_pid());
+    if u32::try_from(parent).ok() != Some(expected) {
+        return Err(SuperviseError::SupervisorGone(expected));
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn arm_parent_death_signal(_expected: u32) -> Result<(), SuperviseError> {
+    Ok(())
+}
+
+/// Sends `sig` to `pid`. Only call it for a child that has not been reaped.
+fn send_signal(pid: u32, sig: Signal) -> io::Result<()> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    rustix::process::kill_process(pid, sig).map_err(io::Error::from)
+}
+
+/// How one run of a child ended.
+enum RunEnd {
+    /// It exited (or was killed) on its own; restart it.
+    Exited(io::Result<ExitStatus>),
+    /// The supervisor is stopping and the child has been reaped.
+    Stopped,
+}
+
+/// The task that keeps one child running.
+struct ChildTask {
+    spec: ChildSpec,
+    backoff: Backoff,
+    slot: Arc<Slot>,
+    signals: mpsc::Receiver<SupervisorSignal>,
+    stop: CancellationToken,
+    kill: CancellationToken,
+}
+
+impl ChildTask {
+    async fn run(mut self) {
+        let name = self.spec.name.clone();
+        let mut failures: u32 = 0;
+        while !self.stop.is_cancelled() {
+            let delay = match self.command().spawn() {
+                Ok(mut child) => {
+                    let started = Instant::now();
+                    let pid = child.id().unwrap_or(0);
+                    self.slot.pid.store(pid, Ordering::Release);
+                    info!(ts = %name, pid, "table server started");
+                    let end = self.supervise(&mut child).await;
+                    self.slot.pid.store(0, Ordering::Release);
+                    match end {
+                        RunEnd::Stopped => return,
+                        RunEnd::Exited(_) if self.stop.is_cancelled() => return,
+                        RunEnd::Exited(result) => {
+                            failures = self.backoff.failures_after(failures, started.elapsed());
+                            let delay = self.backoff.next_delay(failures);
+                            match result {
+                                Ok(status) => warn!(
+                                    ts = %name, status = %status, restart_in = ?delay,
+                                    "table server exited; restarting"
+                                ),
+                                Err(err) => warn!(
+                                    ts = %name, status = %err, restart_in = ?delay,
+                                    "table server exited; restarting"
+                                ),
+                            }
+                            delay
+                        }
+                    }
+                }
+                Err(err) => {
+                    failures = failures.saturating_add(1);
+                    let delay = self.backoff.next_delay(failures);
+                    warn!(
+                        ts = %name, program = %self.spec.program.display(), error = %err,
+                        restart_in = ?delay, "table server failed to start; retrying"
+                    );
+                    delay
+                }
+            };
+            self.slot.restarts.fetch_add(1, Ordering::Relaxed);
+            if !self.wait_backoff(delay).await {
+                return;
+            }
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.spec.program);
+        cmd.args(&self.spec.args)
+            .env(SUPERVISOR_PID_ENV, std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            // Own process group: a terminal's Ctrl-C goes to `dnslb up` only,
+            // which then stops the children itself.
+            .process_group(0)
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Sleeps `delay` between runs, dropping signals meant for a child that
+    /// is not there. Returns false when the supervisor is stopping.
+    async fn wait_backoff(&mut self, delay: Duration) -> bool {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return false,
+                () = &mut sleep => return true,
+                Some(_) = self.signals.recv() => {}
+            }
+        }
+    }
+
+    /// Waits for `child` to exit, forwarding signals; on stop, terminates it.
+    async fn supervise(&mut self, child: &mut Child) -> RunEnd {
+        loop {
+            tokio::select! {
+                result = child.wait() => return RunEnd::Exited(result),
+                () = self.stop.cancelled() => break,
+                Some(sig) = self.signals.recv() => {
+                    if let Some(result) = self.deliver(child, sig.to_unix()) {
+                        return RunEnd::Exited(result);
+                    }
+                }
+            }
+        }
+        // Stopping: SIGTERM, then wait until it exits or the grace is over.
+        if self.deliver(child, Signal::TERM).is_none() {
+            tokio::select! {
+                _ = child.wait() => {}
+                () = self.kill.cancelled() => {
+                    // SIGKILL unless already reaped; then reap.
+                    if let Err(err) = child.start_kill() {
+                        warn!(ts = %self.spec.name, error = %err, "cannot kill table server");
+                    }
+                    if let Err(err) = child.wait().await {
+                        warn!(ts = %self.spec.name, error = %err, "cannot reap table server");
+                    }
+                }
+            }
+        }
+        RunEnd::Stopped
+    }
+
+    /// Sends `sig` to `child` if it has not exited. Returns its exit status
+    /// if it had (and is now reaped), so the PID is never reused under us.
+    fn deliver(&self, child: &mut Child, sig: Signal) -> Option<io::Result<ExitStatus>> {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(Ok(status)),
+            Ok(None) => {}
+            Err(err) => return Some(Err(err)),
+        }
+        // Not reaped, so the PID is still this child's (alive or zombie).
+        let pid = child.id()?;
+        if let Err(err) = send_signal(pid, sig) {
+            warn!(ts = %self.spec.name, pid, signal = ?sig, error = %err, "cannot signal table server");
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn backoff(initial: u64, max: u64) -> Backoff {
+        Backoff {
+            initial: ms(initial),
+            max: ms(max),
+            stable_after: Duration::from_secs(30),
+        }
+    }
+
+    fn spec(name: &str, program: &str, args: &[&str]) -> ChildSpec {
+        ChildSpec {
+            name: name.to_owned(),
+            program: PathBuf::from(program),
+            args: args.iter().map(OsString::from).collect(),
+        }
+    }
+
+    fn alive(pid: u32) -> bool {
+        Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    /// Polls `pids()` until child `i` has a PID other than `not`, for up to 5 s.
+    async fn wait_pid(sup: &Supervisor, i: usize, not: Option<u32>) -> u32 {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(pid) = sup.pids()[i].1.filter(|&p| Some(p) != not) {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "no new pid for child {i}");
+            tokio::time::sleep(ms(10)).await;
+        }
+    }
+
+    #[test]
+    fn backoff_sequence_and_cap() {
+        let b = Backoff::default();
+        let got: Vec<_> = (0..9).map(|n| b.next_delay(n)).collect();
+        let want: Vec<_> = [0, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
+            .into_iter()
+            .map(ms)
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(b.next_delay(40), b.max);
+        assert_eq!(b.next_delay(u32::MAX), b.max);
+        // An initial above the cap is capped too.
+        assert_eq!(backoff(500, 100).next_delay(1), ms(100));
+    }
+
+    #[test]
+    fn backoff_resets_after_stable_run() {
+        let b = Backoff::default();
+        assert_eq!(b.failures_after(0, ms(10)), 1);
+        assert_eq!(b.failures_after(5, ms(10)), 6);
+        assert_eq!(b.failures_after(5, Duration::from_secs(30)), 1);
+        assert_eq!(b.failures_after(u32::MAX, ms(1)), u32::MAX);
+        // After a stable run the next restart waits only `initial`.
+        assert_eq!(
+            b.next_delay(b.failures_after(7, Duration::from_secs(60))),
+            b.initial
+        );
+    }
+
+    #[test]
+    fn supervisor_pid_env() {
+        assert_eq!(parse_pid(OsStr::new("1234")).unwrap(), 1234);
+        for bad in ["", "0", "-1", "abc", "99999999999"] {
+            assert!(matches!(
+                parse_pid(OsStr::new(bad)),
+                Err(SuperviseError::BadSupervisorPid(_))
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn restarts_killed_child_and_shutdown_reaps_all() {
+        let sup = Supervisor::start(
+            vec![
+                spec("ts1", "/bin/sleep", &["30"]),
+                spec("ts2", "/bin/sleep", &["30"]),
+            ],
+            backoff(50, 200),
+            CancellationToken::new(),
+        );
+        let first = wait_pid(&sup, 0, None).await;
+        let other = wait_pid(&sup, 1, None).await;
+        assert!(alive(first) && alive(other));
+
+        send_signal(first, Signal::KILL).unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(2), wait_pid(&sup, 0, Some(first)))
+            .await
+            .expect("restarted within 2 s");
+        assert_ne!(first, second);
+        assert!(!alive(first), "killed child was reaped");
+        assert_eq!(
+            sup.pids()[1].1,
+            Some(other),
+            "the other child was left alone"
+        );
+        assert_eq!(sup.restarts(), vec![("ts1".into(), 1), ("ts2".into(), 0)]);
+
+        let started = Instant::now();
+        sup.shutdown(Duration::from_secs(5)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "SIGTERM was enough"
+        );
+        for pid in [first, second, other] {
+            assert!(!alive(pid), "pid {pid} still exists");
+        }
+    }
+
+    #[tokio::test]
+    async fn failing_child_backs_off() {
+        let sup = Supervisor::start(
+            vec![spec("ts1", "/bin/false", &[])],
+            backoff(20, 100),
+            CancellationToken::new(),
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let restarts = sup.restarts()[0].1;
+        // 20 + 40 + 80 + 100 * k within 1 s: about 11 restarts, not hundreds.
+        assert!((4..=14).contains(&restarts), "{restarts} restarts in 1 s");
+        sup.shutdown(Duration::from_secs(1)).await;
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_retried() {
+        let sup = Supervisor::start(
+            vec![spec("ts1", "/nonexistent/dnslb", &[])],
+            backoff(20, 100),
+            CancellationToken::new(),
+        );
+        tokio::time::sleep(ms(300)).await;
+        let restarts = sup.restarts()[0].1;
+        assert!((2..=6).contains(&restarts), "{restarts} retries in 300 ms");
+        assert_eq!(sup.pids()[0].1, None);
+        sup.shutdown(Duration::from_secs(1)).await;
+    }
+
+    #[tokio::test]
+    async fn hup_reaches_child() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hup");
+        let script = format!(
+            "trap 'echo hup > \"{}\"' HUP; while :; do sleep 0.05; done",
+            file.display()
+        );
+        let sup = Supervisor::start(
+            vec![spec("ts1", "/bin/sh", &["-c", &script])],
+            backoff(50, 200),
+            CancellationToken::new(),
+        );
+        let pid = wait_pid(&sup, 0, None).await;
+        // Resend until the trap is installed and has run.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !file.exists() {
+            assert!(Instant::now() < deadline, "HUP never arrived");
+            sup.signal_all(SupervisorSignal::Hup);
+            tokio::time::sleep(ms(50)).await;
+        }
+        assert_eq!(sup.pids()[0].1, Some(pid), "HUP did not restart the child");
+        sup.shutdown(Duration::from_secs(5)).await;
+        assert!(!alive(pid));
+    }
+
+    #[tokio::test]
+    async fn stragglers_get_sigkill_after_grace() {
+        let sup = Supervisor::start(
+            vec![spec(
+                "ts1",
+                "/bin/sh",
+                &["-c", "trap '' TERM; while :; do sleep 0.05; done"],
+            )],
+            backoff(50, 200),
+            CancellationToken::new(),
+        );
+        let pid = wait_pid(&sup, 0, None).await;
+        // Let the shell install its trap before asking it to stop.
+        tokio::time::sleep(ms(200)).await;
+        let started = Instant::now();
+        sup.shutdown(ms(300)).await;
+        let took = started.elapsed();
+        assert!(
+            took >= ms(300),
+            "returned before the grace period: {took:?}"
+        );
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+        assert!(!alive(pid));
+    }
+
+    #[tokio::test]
+    async fn cancelling_the_token_stops_children() {
+        let token = CancellationToken::new();
+        let sup = Supervisor::start(
+            vec![spec("ts1", "/bin/sleep", &["30"])],
+            backoff(50, 200),
+            token.clone(),
+        );
+        let pid = wait_pid(&sup, 0, None).await;
+        token.cancel();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while sup.pids()[0].1.is_some() {
+            assert!(Instant::now() < deadline, "child not stopped");
+            tokio::time::sleep(ms(10)).await;
+        }
+        assert!(!alive(pid), "stopped child was reaped");
+        sup.shutdown(Duration::from_secs(1)).await;
+    }
+}
