@@ -437,6 +437,14 @@ fn synth_soa(ttl: u32) -> RData {
     ))
 }
 
+/// An empty TC=1 answer to `q` (question and OPT only): "ask again over TCP".
+pub fn truncated_for(q: &ClientQuery) -> Vec<u8> {
+    let mut meta = q.response_metadata(ResponseCode::NoError);
+    meta.truncation = true;
+    let edns = q.edns.as_ref().map(|e| response_edns(Some(e)));
+    ResponseWriter::new(meta, Some(&q.query), edns.as_ref()).finish(TCP_PAYLOAD_MAX)
+}
+
 /// Upper bound of the wire size of `rr` (uncompressed).
 pub fn rr_len(rr: &Rr<'_>) -> usize {
     let mut scratch = Vec::with_capacity(64);

@@ -174,7 +174,10 @@ fn ts_settings(a: TsArgs) -> Result<(TsSettings, SocketAddr, usize)> {
             *slot = v;
         }
     }
-    Ok((settings, listen, workers.unwrap_or(cores).max(1)))
+    if workers == Some(0) {
+        bail!("--workers: must be at least 1");
+    }
+    Ok((settings, listen, workers.unwrap_or(cores)))
 }
 
 fn ls_section(cfg: &Config) -> Result<&LsConfig> {
@@ -221,9 +224,9 @@ async fn run_ls(cfg: Config, children: Option<&Supervisor>) -> Result<()> {
         max_inflight: lsc.max_inflight,
         ..ServerOptions::default()
     };
-    let server = tokio::spawn(server::serve(
-        listeners,
+    let server = tokio::spawn(dnslb::ls::serve(
         balancer.clone(),
+        listeners,
         opts,
         token.clone(),
     ));

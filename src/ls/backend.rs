@@ -24,6 +24,8 @@ pub struct Backend {
     up: AtomicBool,
     /// Live counters.
     pub stats: BackendStats,
+    /// Rise/fall state of the health checks.
+    pub health: super::health::HealthCell,
 }
 
 /// Counters of one backend.
@@ -69,6 +71,7 @@ impl Backend {
             weight: c.weight,
             up: AtomicBool::new(true),
             stats: BackendStats::default(),
+            health: super::health::HealthCell::default(),
         }
     }
 

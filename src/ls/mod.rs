@@ -17,12 +17,16 @@ use crate::dns::{self, ClientQuery, HEADER_LEN, Transport, WireHeader};
 use crate::server::{Action, Handler, Reply, Request};
 
 pub mod backend;
+pub mod guard;
+pub mod health;
 pub mod order;
 pub mod sticky;
 pub mod strategy;
 pub mod upstream;
 
 use backend::Backend;
+use guard::{RateLimiter, RateVerdict};
+use health::{HealthPolicy, QueryTrigger};
 use order::OrderKey;
 use sticky::StickyTable;
 use upstream::DropCounters;
@@ -81,6 +85,12 @@ pub struct LsMetrics {
     pub synthesized: AtomicU64,
     /// Hedges sent after the hedge delay.
     pub hedges: AtomicU64,
+    /// Queries refused by the ACL.
+    pub refused_acl: AtomicU64,
+    /// Queries over the rate limit: dropped, or answered TC=1.
+    pub rate_limited: AtomicU64,
+    /// Health probe rounds completed.
+    pub health_rounds: AtomicU64,
     /// Upstream responses dropped as not matching.
     pub drops: DropCounters,
 }
@@ -122,6 +132,12 @@ pub struct LsState {
     tick: AtomicU64,
     /// Counters shared across reloads.
     pub metrics: Arc<LsMetrics>,
+    /// Health checks (None when the probe question does not parse).
+    pub health: Option<HealthPolicy>,
+    /// Clients allowed to query.
+    allow: Vec<ipnet::IpNet>,
+    /// Per-client limit, when set.
+    rate: Option<RateLimiter>,
 }
 
 impl LsState {
@@ -144,6 +160,19 @@ impl LsState {
             .iter()
             .map(|b| order::name_hash(b.name.as_bytes()))
             .collect();
+        let health = c
+            .health
+            .probe_question()
+            .ok()
+            .map(|(name, rtype)| HealthPolicy {
+                interval: Duration::from_millis(c.health.interval_ms.max(1)),
+                every_queries: c.health.every_queries,
+                name,
+                rtype,
+                fall: c.health.fall,
+                rise: c.health.rise,
+                timeout: Duration::from_millis(c.health.timeout_ms.max(1)),
+            });
         LsState {
             policy: Policy::from_config(c),
             backends,
@@ -151,6 +180,9 @@ impl LsState {
             sticky: StickyTable::new(c.sticky_size),
             tick: AtomicU64::new(0),
             metrics,
+            health,
+            allow: c.allow.clone(),
+            rate: (c.rate_limit_qps > 0).then(|| RateLimiter::new(c.rate_limit_qps)),
         }
     }
 
@@ -197,8 +229,12 @@ impl LsState {
         true
     }
 
-    /// A client query timed out while backend `i` was asked.
-    fn on_client_timeout(&self, _i: usize) {}
+    /// A client query timed out while backend `i` was asked: a health failure.
+    fn on_client_timeout(&self, i: usize) {
+        if let (Some(p), Some(b)) = (&self.health, self.backends.get(i)) {
+            b.health.record(b, false, p, "client query timed out");
+        }
+    }
 
     /// Remembers a positive answer's backend for the sticky order.
     fn remember(&self, job: &Job, backend: usize, resp: &[u8]) {
@@ -233,10 +269,24 @@ impl LsState {
     }
 }
 
+/// Serves `listeners` with `balancer` and runs its health checks, until
+/// `token` is cancelled; returns when both have stopped.
+pub async fn serve(
+    balancer: Arc<Balancer>,
+    listeners: crate::server::Listeners,
+    opts: crate::server::ServerOptions,
+    token: tokio_util::sync::CancellationToken,
+) {
+    let health = tokio::spawn(health::run(balancer.clone(), token.clone()));
+    crate::server::serve(listeners, balancer, opts, token).await;
+    let _ = health.await;
+}
+
 /// The LS request handler.
 pub struct Balancer {
     state: ArcSwap<LsState>,
     metrics: Arc<LsMetrics>,
+    trigger: QueryTrigger,
 }
 
 impl Balancer {
@@ -246,6 +296,7 @@ impl Balancer {
         Balancer {
             state: ArcSwap::from_pointee(LsState::new(c, metrics.clone(), None)),
             metrics,
+            trigger: QueryTrigger::default(),
         }
     }
 
@@ -267,6 +318,13 @@ impl Balancer {
         &self.metrics
     }
 
+    /// An immediate reply, counted.
+    fn now(&self, bytes: Option<Vec<u8>>) -> Action {
+        let reply = bytes.map_or(Reply::Drop, Reply::One);
+        Self::count_reply(&self.metrics, &reply);
+        Action::Now(reply)
+    }
+
     fn count_reply(metrics: &LsMetrics, reply: &Reply) {
         if let Reply::One(b) = reply
             && let Some(h) = WireHeader::read(b)
@@ -281,20 +339,35 @@ impl Handler for Balancer {
     fn handle(&self, req: Request<'_>) -> Action {
         let query = match dns::decode_query(req.raw) {
             Ok(q) => q,
-            Err(reject) => {
-                let reply = reject.response().map_or(Reply::Drop, Reply::One);
-                Self::count_reply(&self.metrics, &reply);
-                return Action::Now(reply);
-            }
+            Err(reject) => return self.now(reject.response()),
         };
-        self.metrics.queries.fetch_add(1, Relaxed);
-        if query.header.metadata.op_code != OpCode::Query {
-            let reply =
-                dns::error_for(req.raw, ResponseCode::Refused).map_or(Reply::Drop, Reply::One);
-            Self::count_reply(&self.metrics, &reply);
-            return Action::Now(reply);
-        }
         let state = self.state.load_full();
+        if !guard::allowed(&state.allow, req.src.ip()) {
+            self.metrics.refused_acl.fetch_add(1, Relaxed);
+            return self.now(dns::error_for(req.raw, ResponseCode::Refused));
+        }
+        if let Some(rate) = &state.rate
+            && req.transport == Transport::Udp
+        {
+            match rate.check(req.src.ip()) {
+                RateVerdict::Pass => {}
+                RateVerdict::Drop => {
+                    self.metrics.rate_limited.fetch_add(1, Relaxed);
+                    return Action::Now(Reply::Drop);
+                }
+                RateVerdict::Slip => {
+                    self.metrics.rate_limited.fetch_add(1, Relaxed);
+                    return self.now(Some(dns::truncated_for(&query)));
+                }
+            }
+        }
+        let count = self.metrics.queries.fetch_add(1, Relaxed) + 1;
+        if let Some(h) = &state.health {
+            self.trigger.on_query(count, h.every_queries);
+        }
+        if query.header.metadata.op_code != OpCode::Query {
+            return self.now(dns::error_for(req.raw, ResponseCode::Refused));
+        }
         let name_end = query.question_end.saturating_sub(4);
         let name_hash = order::name_hash(req.raw.get(HEADER_LEN..name_end).unwrap_or_default());
         let job = Job {

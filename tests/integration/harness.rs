@@ -165,3 +165,69 @@ pub async fn tcp_recv(s: &mut TcpStream) -> Option<Vec<u8>> {
     };
     tokio::time::timeout(ANSWER_WAIT, fut).await.ok().flatten()
 }
+
+/// A load balancer running inside the test process.
+pub struct TestLs {
+    pub addr: SocketAddr,
+    pub balancer: Arc<dnslb::ls::Balancer>,
+    token: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestLs {
+    /// Stops the LS and waits for every task of it to end.
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestLs {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// An `[ls]` section for `backends` (name, address), every other key at its default.
+pub fn ls_config(backends: &[(&str, SocketAddr)]) -> dnslb::config::LsConfig {
+    dnslb::config::LsConfig {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        workers: 2,
+        backend: backends
+            .iter()
+            .map(|(name, addr)| dnslb::config::BackendConfig {
+                name: (*name).to_owned(),
+                addr: *addr,
+                weight: 1,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Starts an LS on 127.0.0.1:0 with `cfg` (its `listen` is ignored).
+pub async fn start_ls(cfg: dnslb::config::LsConfig) -> TestLs {
+    let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
+    let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], cfg.workers).unwrap();
+    let addr = listeners.local_addrs()[0];
+    let token = CancellationToken::new();
+    let opts = ServerOptions {
+        workers: cfg.workers,
+        max_inflight: cfg.max_inflight,
+        ..ServerOptions::default()
+    };
+    let task = tokio::spawn(dnslb::ls::serve(
+        balancer.clone(),
+        listeners,
+        opts,
+        token.clone(),
+    ));
+    TestLs {
+        addr,
+        balancer,
+        token,
+        task: Some(task),
+    }
+}

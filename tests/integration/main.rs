@@ -5,5 +5,7 @@ mod cli;
 #[allow(dead_code)]
 mod harness;
 mod interop;
+mod ls;
+mod ls_procs;
 mod resolve;
 mod ts;

@@ -1,0 +1,213 @@
+//! Backend health: active probes and rise/fall hysteresis.
+//!
+//! [`Hysteresis::observe`] is the pure rule: `fall` failures in a row mark a
+//! backend down, `rise` successes in a row mark it up, and a result that
+//! agrees with the current state resets the count. The probe loop sends the
+//! configured question to every backend each `interval_ms`, and again after
+//! every `every_queries` client queries when that is set; a client query that
+//! times out counts as a failure of every backend it asked. Each flip is
+//! logged once. Probes run on their own task, never in a client's path.
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::backend::Backend;
+use super::upstream;
+use super::{Balancer, LsState};
+use crate::dns::{HEADER_LEN, WireHeader};
+
+/// Consecutive results against the current state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hysteresis {
+    /// Results in a row that disagree with the current state.
+    pub streak: u32,
+}
+
+impl Hysteresis {
+    /// Feeds one result to a backend that is now `up`; returns the new
+    /// state when it flips.
+    pub fn observe(&mut self, up: bool, ok: bool, fall: u32, rise: u32) -> Option<bool> {
+        if ok == up {
+            self.streak = 0;
+            return None;
+        }
+        self.streak += 1;
+        let needed = if up { fall } else { rise };
+        if self.streak >= needed.max(1) {
+            self.streak = 0;
+            Some(!up)
+        } else {
+            None
+        }
+    }
+}
+
+/// The health settings in force.
+#[derive(Debug, Clone)]
+pub struct HealthPolicy {
+    /// Time between probe rounds.
+    pub interval: Duration,
+    /// Probe after this many client queries as well (0 = off).
+    pub every_queries: u64,
+    /// The probe question.
+    pub name: Name,
+    /// The probe question's type.
+    pub rtype: RecordType,
+    /// Failures in a row to mark down.
+    pub fall: u32,
+    /// Successes in a row to mark up.
+    pub rise: u32,
+    /// Wait for one probe.
+    pub timeout: Duration,
+}
+
+/// Per-backend hysteresis state, beside the backend's up/down flag.
+#[derive(Debug, Default)]
+pub struct HealthCell(Mutex<Hysteresis>);
+
+impl HealthCell {
+    /// Applies one result to `b` under `p`, logging a flip.
+    pub fn record(&self, b: &Backend, ok: bool, p: &HealthPolicy, why: &str) {
+        let flip = match self.0.lock() {
+            Ok(mut h) => h.observe(b.is_up(), ok, p.fall, p.rise),
+            Err(poisoned) => poisoned.into_inner().observe(b.is_up(), ok, p.fall, p.rise),
+        };
+        match flip {
+            Some(true) => {
+                b.set_up(true);
+                info!(backend = %b.name, addr = %b.addr, "backend up");
+            }
+            Some(false) => {
+                b.set_up(false);
+                warn!(backend = %b.name, addr = %b.addr, why, "backend down");
+            }
+            None => {}
+        }
+    }
+}
+
+/// One probe of `b`: true when it answered with anything but SERVFAIL.
+async fn probe(state: &LsState, b: &Backend, p: &HealthPolicy) -> bool {
+    let id: u16 = rand::random();
+    let mut m = Message::query();
+    m.metadata.id = id;
+    m.add_query(Query::query(p.name.clone(), p.rtype));
+    let Ok(bytes) = m.to_vec() else { return false };
+    let qend = bytes.len();
+    let question = bytes.get(HEADER_LEN..qend).unwrap_or_default();
+    let deadline = Instant::now() + p.timeout;
+    match upstream::udp_exchange(b.addr, &bytes, id, question, deadline, &state.metrics.drops).await
+    {
+        Ok(resp) => WireHeader::read(&resp)
+            .is_some_and(|h| ResponseCode::from_low(h.rcode()) != ResponseCode::ServFail),
+        Err(_) => false,
+    }
+}
+
+/// Probes every backend of the current snapshot once, concurrently.
+async fn sweep(balancer: &Balancer) {
+    let state = balancer.state();
+    let Some(p) = state.health.clone() else {
+        return;
+    };
+    let probes = state.backends.iter().map(|b| {
+        let state = state.clone();
+        let p = p.clone();
+        async move {
+            let ok = probe(&state, b, &p).await;
+            b.health.record(b, ok, &p, "probe failed");
+        }
+    });
+    futures_util::future::join_all(probes).await;
+}
+
+/// Wakes the probe loop after every `every_queries` client queries.
+#[derive(Debug, Default)]
+pub struct QueryTrigger {
+    notify: Notify,
+}
+
+impl QueryTrigger {
+    /// Called per client query with the running count.
+    pub fn on_query(&self, count: u64, every: u64) {
+        if every > 0 && count.is_multiple_of(every) {
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// The probe loop: one sweep per interval (and per query trigger) until
+/// `token` is cancelled.
+pub async fn run(balancer: Arc<Balancer>, token: CancellationToken) {
+    loop {
+        let interval = balancer
+            .state()
+            .health
+            .as_ref()
+            .map_or(Duration::from_secs(1), |p| p.interval);
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+            _ = balancer.trigger.notify.notified() => {}
+        }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = sweep(&balancer) => {}
+        }
+        // Count rounds for observability (and tests waiting on a round).
+        balancer.metrics().health_rounds.fetch_add(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_seq(up: bool, results: &[bool], fall: u32, rise: u32) -> Vec<bool> {
+        let mut h = Hysteresis::default();
+        let mut state = up;
+        let mut out = Vec::new();
+        for &ok in results {
+            if let Some(s) = h.observe(state, ok, fall, rise) {
+                state = s;
+            }
+            out.push(state);
+        }
+        out
+    }
+
+    #[test]
+    fn falls_after_fall_failures_in_a_row() {
+        assert_eq!(
+            run_seq(true, &[false, false, false], 3, 2),
+            vec![true, true, false]
+        );
+        // A success in between resets the count.
+        assert_eq!(
+            run_seq(true, &[false, false, true, false, false], 3, 2),
+            vec![true; 5]
+        );
+    }
+
+    #[test]
+    fn rises_after_rise_successes_in_a_row() {
+        assert_eq!(run_seq(false, &[true, true], 3, 2), vec![false, true]);
+        assert_eq!(
+            run_seq(false, &[true, false, true], 3, 2),
+            vec![false, false, false]
+        );
+    }
+
+    #[test]
+    fn zero_thresholds_act_as_one() {
+        assert_eq!(run_seq(true, &[false], 0, 0), vec![false]);
+    }
+}
