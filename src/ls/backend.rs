@@ -26,6 +26,8 @@ pub struct Backend {
     pub stats: BackendStats,
     /// Rise/fall state of the health checks.
     pub health: super::health::HealthCell,
+    /// Recent latency, for the adaptive hedge delay.
+    pub hedge: super::hedge::AdaptiveDelay,
 }
 
 /// Counters of one backend.
@@ -72,6 +74,7 @@ impl Backend {
             up: AtomicBool::new(true),
             stats: BackendStats::default(),
             health: super::health::HealthCell::default(),
+            hedge: super::hedge::AdaptiveDelay::default(),
         }
     }
 

@@ -19,6 +19,7 @@ use crate::server::{Action, Handler, Reply, Request};
 pub mod backend;
 pub mod guard;
 pub mod health;
+pub mod hedge;
 pub mod order;
 pub mod sticky;
 pub mod strategy;
@@ -54,6 +55,8 @@ pub struct Policy {
     pub hedge_min: Duration,
     /// Upper clamp of the adaptive delay (and the delay before enough samples).
     pub hedge_max: Duration,
+    /// Latency percentile the adaptive delay waits for.
+    pub hedge_percentile: f64,
 }
 
 impl Policy {
@@ -70,6 +73,7 @@ impl Policy {
             hedge_delay: c.hedge_delay_ms,
             hedge_min: Duration::from_millis(c.hedge_min_ms),
             hedge_max: Duration::from_millis(c.hedge_max_ms),
+            hedge_percentile: c.hedge_percentile,
         }
     }
 }
@@ -85,6 +89,10 @@ pub struct LsMetrics {
     pub synthesized: AtomicU64,
     /// Hedges sent after the hedge delay.
     pub hedges: AtomicU64,
+    /// Hedges whose answer won.
+    pub hedge_wins: AtomicU64,
+    /// Hedges not sent because the budget was spent.
+    pub hedges_refused: AtomicU64,
     /// Queries refused by the ACL.
     pub refused_acl: AtomicU64,
     /// Queries over the rate limit: dropped, or answered TC=1.
@@ -138,6 +146,8 @@ pub struct LsState {
     allow: Vec<ipnet::IpNet>,
     /// Per-client limit, when set.
     rate: Option<RateLimiter>,
+    /// Delay-triggered hedges left.
+    budget: hedge::HedgeBudget,
 }
 
 impl LsState {
@@ -183,6 +193,7 @@ impl LsState {
             health,
             allow: c.allow.clone(),
             rate: (c.rate_limit_qps > 0).then(|| RateLimiter::new(c.rate_limit_qps)),
+            budget: hedge::HedgeBudget::new(c.hedge_budget_pct),
         }
     }
 
@@ -213,20 +224,34 @@ impl LsState {
     }
 
     /// How long to wait on backend `i` before hedging to the next.
-    fn hedge_delay(&self, _i: usize) -> Duration {
-        match self.policy.hedge_delay {
+    fn hedge_delay(&self, i: usize) -> Duration {
+        let p = &self.policy;
+        match p.hedge_delay {
             HedgeDelay::Fixed(ms) => Duration::from_millis(ms),
-            // Until latency samples drive it, the adaptive delay is its maximum.
-            HedgeDelay::Adaptive => self.policy.hedge_max,
+            HedgeDelay::Adaptive => {
+                let measured = self.backends.get(i).and_then(|b| b.hedge.percentile());
+                hedge::clamp_delay(measured, p.hedge_min, p.hedge_max)
+            }
         }
     }
 
     /// Feeds one latency sample to the adaptive hedge delay.
-    fn observe_hedge_sample(&self, _i: usize, _rtt: Duration) {}
+    fn observe_hedge_sample(&self, i: usize, rtt: Duration) {
+        if self.policy.hedge_delay == HedgeDelay::Adaptive
+            && let Some(b) = self.backends.get(i)
+        {
+            b.hedge.observe(rtt, self.policy.hedge_percentile);
+        }
+    }
 
-    /// Whether a delay-triggered hedge may be sent now.
+    /// Takes a budget token for a delay-triggered hedge; false (and counted)
+    /// when the budget is spent.
     fn hedge_allowed(&self) -> bool {
-        true
+        let ok = self.budget.try_spend();
+        if !ok {
+            self.metrics.hedges_refused.fetch_add(1, Relaxed);
+        }
+        ok
     }
 
     /// A client query timed out while backend `i` was asked: a health failure.
@@ -362,6 +387,7 @@ impl Handler for Balancer {
             }
         }
         let count = self.metrics.queries.fetch_add(1, Relaxed) + 1;
+        state.budget.earn();
         if let Some(h) = &state.health {
             self.trigger.on_query(count, h.every_queries);
         }

@@ -49,17 +49,26 @@ pub fn classify(rcode: u8, layout: Layout) -> Verdict {
 /// The end of one upstream attempt.
 struct Attempt {
     backend: usize,
+    /// Sent by the hedge timer (not first, not after a failure).
+    hedge: bool,
     result: Result<Vec<u8>, UpstreamError>,
     rtt: Duration,
 }
 
 /// Asks `backend` (index `i`), retrying over TCP when a TCP client's answer
 /// came back truncated.
-async fn attempt(state: Arc<LsState>, i: usize, job: Arc<Job>, deadline: Instant) -> Attempt {
+async fn attempt(
+    state: Arc<LsState>,
+    i: usize,
+    job: Arc<Job>,
+    deadline: Instant,
+    hedge: bool,
+) -> Attempt {
     let started = Instant::now();
     let Some(b) = state.backends.get(i).cloned() else {
         return Attempt {
             backend: i,
+            hedge,
             result: Err(UpstreamError::Unusable),
             rtt: Duration::ZERO,
         };
@@ -68,6 +77,7 @@ async fn attempt(state: Arc<LsState>, i: usize, job: Arc<Job>, deadline: Instant
     let result = exchange(&state, &b, &job, deadline).await;
     Attempt {
         backend: i,
+        hedge,
         result,
         rtt: started.elapsed(),
     }
@@ -94,47 +104,86 @@ async fn exchange(
     Ok(resp)
 }
 
-/// Drives one client query to its reply.
-pub(crate) async fn resolve(state: Arc<LsState>, job: Job) -> Reply {
-    let p = &state.policy;
-    let started = Instant::now();
-    let deadline = started + p.timeout;
-    let job = Arc::new(job);
-    let candidates = state.candidates(&job);
-    let n = candidates.len();
-    let mut pending = FuturesUnordered::new();
-    let mut next = 0usize;
-    let (mut nx, mut failed) = (0usize, 0usize);
-    let mut next_at: Option<Instant> = None;
+/// The attempts of one query: who was asked, when, and who has answered.
+struct Attempts<F> {
+    candidates: Vec<usize>,
+    /// Launch time of each launched candidate, by position.
+    launched: Vec<Instant>,
+    /// Whether each launched candidate has finished, by position.
+    finished: Vec<bool>,
+    pending: FuturesUnordered<F>,
+}
 
-    let launch = |next: &mut usize, pending: &mut FuturesUnordered<_>| -> Option<usize> {
-        let i = *candidates.get(*next)?;
-        *next += 1;
-        pending.push(attempt(state.clone(), i, job.clone(), deadline));
+impl<F: std::future::Future<Output = Attempt>> Attempts<F> {
+    fn launched_all(&self) -> bool {
+        self.launched.len() >= self.candidates.len()
+    }
+
+    /// Launches the next candidate with `make`; its backend index, if any was left.
+    fn launch(&mut self, make: impl FnOnce(usize) -> F) -> Option<usize> {
+        let i = *self.candidates.get(self.launched.len())?;
+        self.launched.push(Instant::now());
+        self.finished.push(false);
+        self.pending.push(make(i));
         Some(i)
-    };
-    let spacing = |i: usize| match p.strategy {
-        Strategy::Hedge => Some(state.hedge_delay(i)),
-        Strategy::Sequential => Some(p.try_timeout),
-        Strategy::Race => None,
-    };
+    }
 
-    match p.strategy {
-        Strategy::Race => while launch(&mut next, &mut pending).is_some() {},
-        _ => {
-            if let Some(i) = launch(&mut next, &mut pending) {
-                next_at = spacing(i).map(|d| Instant::now() + d);
-            }
+    fn finish(&mut self, backend: usize) {
+        if let Some(pos) = self.candidates.iter().position(|&c| c == backend)
+            && let Some(f) = self.finished.get_mut(pos)
+        {
+            *f = true;
         }
     }
 
+    /// Launched candidates still waiting, with their launch time.
+    fn unfinished(&self) -> impl Iterator<Item = (usize, Instant)> + '_ {
+        self.candidates
+            .iter()
+            .zip(self.launched.iter().zip(&self.finished))
+            .filter(|(_, (_, done))| !**done)
+            .map(|(&i, (&t, _))| (i, t))
+    }
+}
+
+/// Drives one client query to its reply.
+pub(crate) async fn resolve(state: Arc<LsState>, job: Job) -> Reply {
+    let p = &state.policy;
+    let deadline = Instant::now() + p.timeout;
+    let job = Arc::new(job);
+    let candidates = state.candidates(&job);
+    let n = candidates.len();
+    let mut att = Attempts {
+        candidates,
+        launched: Vec::with_capacity(n),
+        finished: Vec::with_capacity(n),
+        pending: FuturesUnordered::new(),
+    };
+    let make = |hedge: bool| {
+        let (state, job) = (state.clone(), job.clone());
+        move |i: usize| attempt(state, i, job, deadline, hedge)
+    };
+    let spacing = |i: usize| match p.strategy {
+        Strategy::Hedge => Some(Instant::now() + state.hedge_delay(i)),
+        Strategy::Sequential => Some(Instant::now() + p.try_timeout),
+        Strategy::Race => None,
+    };
+    let (mut nx, mut failed) = (0usize, 0usize);
+    let mut next_at: Option<Instant> = None;
+
+    match p.strategy {
+        Strategy::Race => while att.launch(make(false)).is_some() {},
+        _ => next_at = att.launch(make(false)).and_then(spacing),
+    }
+
     loop {
-        if pending.is_empty() && next >= n {
+        if att.pending.is_empty() && att.launched_all() {
             break; // everyone answered, nobody finally
         }
         tokio::select! {
             biased;
-            Some(a) = pending.next(), if !pending.is_empty() => {
+            Some(a) = att.pending.next(), if !att.pending.is_empty() => {
+                att.finish(a.backend);
                 let Some(b) = state.backends.get(a.backend) else { continue };
                 let verdict = match &a.result {
                     Ok(resp) => {
@@ -146,80 +195,78 @@ pub(crate) async fn resolve(state: Arc<LsState>, job: Job) -> Reply {
                     }
                     Err(_) => Verdict::Failed,
                 };
-                match verdict {
-                    Verdict::Final => {
-                        b.stats.wins.fetch_add(1, Relaxed);
-                        let mut resp = a.result.unwrap_or_default();
-                        state.remember(&job, a.backend, &resp);
-                        WireHeader::set_id(&mut resp, job.client_id);
-                        return Reply::One(resp);
+                // Final, or the last partition to say NXDOMAIN (its answer stands).
+                let ends = verdict == Verdict::Final || (verdict == Verdict::NxDomain && nx + 1 == n);
+                if ends {
+                    b.stats.wins.fetch_add(1, Relaxed);
+                    if a.hedge {
+                        state.metrics.hedge_wins.fetch_add(1, Relaxed);
                     }
-                    Verdict::NxDomain => {
-                        nx += 1;
-                        if nx == n {
-                            // Every partition said NXDOMAIN: the last one's answer is final.
-                            b.stats.wins.fetch_add(1, Relaxed);
-                            let mut resp = a.result.unwrap_or_default();
-                            WireHeader::set_id(&mut resp, job.client_id);
-                            return Reply::One(resp);
-                        }
+                    // The losers' wait so far is a lower bound of their latency:
+                    // without it the adaptive delay would only see the fast ones.
+                    for (i, t) in att.unfinished() {
+                        state.observe_hedge_sample(i, t.elapsed());
                     }
-                    Verdict::Failed => {
-                        if a.result.is_ok() {
-                            b.stats.errors.fetch_add(1, Relaxed);
-                        }
-                        failed += 1;
+                    let mut resp = a.result.unwrap_or_default();
+                    state.remember(&job, a.backend, &resp);
+                    WireHeader::set_id(&mut resp, job.client_id);
+                    return Reply::One(resp);
+                }
+                if verdict == Verdict::NxDomain {
+                    nx += 1;
+                } else {
+                    if a.result.is_ok() {
+                        b.stats.errors.fetch_add(1, Relaxed);
                     }
+                    failed += 1;
                 }
                 // Not final: move on to the next candidate at once (never
                 // held back by the hedge budget).
-                if let Some(i) = launch(&mut next, &mut pending) {
-                    next_at = spacing(i).map(|d| Instant::now() + d);
+                if let Some(i) = att.launch(make(false)) {
+                    next_at = spacing(i);
                 }
             }
-            _ = sleep_until(next_at.unwrap_or(deadline)), if next_at.is_some() && next < n => {
+            _ = sleep_until(next_at.unwrap_or(deadline)), if next_at.is_some() && !att.launched_all() => {
                 next_at = None;
-                if (p.strategy != Strategy::Hedge || state.hedge_allowed())
-                    && let Some(i) = launch(&mut next, &mut pending)
-                {
-                    if p.strategy == Strategy::Hedge {
+                let hedge = p.strategy == Strategy::Hedge;
+                if !hedge || state.hedge_allowed() {
+                    next_at = att.launch(make(hedge)).and_then(spacing);
+                    if hedge {
                         state.metrics.hedges.fetch_add(1, Relaxed);
                     }
-                    next_at = spacing(i).map(|d| Instant::now() + d);
                 }
             }
             _ = sleep_until(deadline) => break,
         }
     }
 
-    // No final answer. Count the backends still silent as timeouts.
+    // No final answer. The backends still silent at the deadline timed out.
     let timed_out = Instant::now() >= deadline;
     if timed_out {
-        for i in candidates.iter().take(next) {
-            if let Some(b) = state.backends.get(*i) {
+        let silent: Vec<usize> = att.unfinished().map(|(i, _)| i).collect();
+        for i in silent {
+            if let Some(b) = state.backends.get(i) {
                 b.stats.timeouts.fetch_add(1, Relaxed);
-                state.on_client_timeout(*i);
+                state.on_client_timeout(i);
             }
         }
     }
-    let tried: Vec<&str> = candidates
+    let tried: Vec<&str> = att
+        .candidates
         .iter()
-        .take(next)
+        .take(att.launched.len())
         .filter_map(|i| state.backends.get(*i).map(|b| b.name.as_str()))
         .collect();
-    if !timed_out && failed == next && failed > 0 {
+    if !timed_out && failed == att.launched.len() && failed > 0 {
         let text = format!("every backend failed: {}", tried.join(", "));
         return state.synthesize(&job, ResponseCode::ServFail, &text);
     }
-    let text = format!(
-        "no answer from {} within {} ms",
-        if tried.is_empty() {
-            "any backend".to_owned()
-        } else {
-            tried.join(", ")
-        },
-        p.timeout.as_millis()
-    );
+    let who = if tried.is_empty() {
+        "any backend".to_owned()
+    } else {
+        tried.join(", ")
+    };
+    let text = format!("no answer from {who} within {} ms", p.timeout.as_millis());
     state.on_timeout(&job, &text)
 }
 
