@@ -47,6 +47,8 @@ pub struct BackendStats {
     pub outstanding: AtomicU32,
     /// Moving average of response latency, microseconds (0 = no sample yet).
     pub latency_us: AtomicU64,
+    /// Response latency histogram.
+    pub latency: super::latency::LatencyHistogram,
 }
 
 /// A snapshot of one backend for the ordering functions.
@@ -101,6 +103,7 @@ impl Backend {
 
     /// Records one response latency.
     pub fn observe_latency(&self, rtt: Duration) {
+        self.stats.latency.record(rtt);
         let sample = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
         let old = self.stats.latency_us.load(Relaxed);
         let new = if old == 0 {

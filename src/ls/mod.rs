@@ -20,6 +20,7 @@ pub mod backend;
 pub mod guard;
 pub mod health;
 pub mod hedge;
+pub mod latency;
 pub mod order;
 pub mod sticky;
 pub mod strategy;
@@ -99,6 +100,8 @@ pub struct LsMetrics {
     pub rate_limited: AtomicU64,
     /// Health probe rounds completed.
     pub health_rounds: AtomicU64,
+    /// Time from a client query's arrival to its answer (deferred answers).
+    pub client_latency: latency::LatencyHistogram,
     /// Upstream responses dropped as not matching.
     pub drops: DropCounters,
 }
@@ -405,9 +408,11 @@ impl Handler for Balancer {
             name_hash,
         };
         let metrics = self.metrics.clone();
+        let arrived = std::time::Instant::now();
         Action::Later(Box::pin(async move {
             let reply = strategy::resolve(state, job).await;
             Self::count_reply(&metrics, &reply);
+            metrics.client_latency.record(arrived.elapsed());
             reply
         }))
     }
