@@ -124,16 +124,33 @@ pub fn decode_query(raw: &[u8]) -> Result<ClientQuery, Reject> {
             rcode,
         }))
     };
-    if !matches!(header.metadata.op_code, OpCode::Query | OpCode::Notify) {
-        let query = if header.counts.queries == 1 {
-            Query::read(&mut dec).ok()
+    let supported = matches!(header.metadata.op_code, OpCode::Query | OpCode::Notify);
+    if !supported || header.counts.queries != 1 {
+        // Echo the question only when there is exactly one, and the OPT
+        // whenever the rest of the message can be read (RFC 6891 §7).
+        let mut questions = Vec::new();
+        for _ in 0..header.counts.queries {
+            match Query::read(&mut dec) {
+                Ok(q) => questions.push(q),
+                Err(_) => break,
+            }
+        }
+        let edns = if questions.len() == usize::from(header.counts.queries) {
+            read_edns(&mut dec, &header).ok().flatten()
         } else {
             None
         };
-        return Err(rcode(ResponseCode::NotImp, query, None));
-    }
-    if header.counts.queries != 1 {
-        return Err(rcode(ResponseCode::FormErr, None, None));
+        let query = if questions.len() == 1 {
+            questions.pop()
+        } else {
+            None
+        };
+        let (code, query) = if supported {
+            (ResponseCode::FormErr, None)
+        } else {
+            (ResponseCode::NotImp, query)
+        };
+        return Err(rcode(code, query, edns));
     }
     let query = Query::read(&mut dec).map_err(|_| rcode(ResponseCode::FormErr, None, None))?;
     let question_end = dec.index();

@@ -10,6 +10,7 @@
 //!   [`ts::zonefile`] for RFC 1035 master files), lookup ([`ts::zone`]) and answers.
 //! - [`ls`]: the load balancer: strategies ([`ls::strategy`]), orders
 //!   ([`ls::order`]), backends and their counters, upstream exchanges.
+//! - [`metrics`]: Prometheus `/metrics` and the HTML status page of the LS.
 //! - [`resolve`]: the batch client of `dnslb resolve`.
 //! - [`supervise`]: `dnslb up`'s table-server children, restarted with backoff.
 //! - [`check`]: `dnslb check`, validation of a config and every zone it names.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod ls;
+pub mod metrics;
 pub mod resolve;
 pub mod server;
 pub mod shutdown;

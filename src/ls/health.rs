@@ -20,9 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::backend::Backend;
-use super::upstream;
 use super::{Balancer, LsState};
-use crate::dns::{HEADER_LEN, WireHeader};
+use crate::dns::WireHeader;
 
 /// Consecutive results against the current state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -96,15 +95,17 @@ impl HealthCell {
 
 /// One probe of `b`: true when it answered with anything but SERVFAIL.
 async fn probe(state: &LsState, b: &Backend, p: &HealthPolicy) -> bool {
-    let id: u16 = rand::random();
     let mut m = Message::query();
-    m.metadata.id = id;
     m.add_query(Query::query(p.name.clone(), p.rtype));
-    let Ok(bytes) = m.to_vec() else { return false };
-    let qend = bytes.len();
-    let question = bytes.get(HEADER_LEN..qend).unwrap_or_default();
+    let Ok(mut bytes) = m.to_vec() else {
+        return false;
+    };
+    let question_end = bytes.len();
     let deadline = Instant::now() + p.timeout;
-    match upstream::udp_exchange(b.addr, &bytes, id, question, deadline, &state.metrics.drops).await
+    match state
+        .pool
+        .exchange(b.addr, &mut bytes, question_end, deadline)
+        .await
     {
         Ok(resp) => WireHeader::read(&resp)
             .is_some_and(|h| ResponseCode::from_low(h.rcode()) != ResponseCode::ServFail),

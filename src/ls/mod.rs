@@ -22,6 +22,7 @@ pub mod health;
 pub mod hedge;
 pub mod latency;
 pub mod order;
+pub mod pool;
 pub mod sticky;
 pub mod strategy;
 pub mod upstream;
@@ -103,7 +104,7 @@ pub struct LsMetrics {
     /// Time from a client query's arrival to its answer (deferred answers).
     pub client_latency: latency::LatencyHistogram,
     /// Upstream responses dropped as not matching.
-    pub drops: DropCounters,
+    pub drops: Arc<DropCounters>,
 }
 
 /// One client query being resolved.
@@ -151,10 +152,17 @@ pub struct LsState {
     rate: Option<RateLimiter>,
     /// Delay-triggered hedges left.
     budget: hedge::HedgeBudget,
+    /// Upstream sockets (shared across reloads).
+    pool: Arc<pool::UpstreamPool>,
 }
 
 impl LsState {
-    fn new(c: &LsConfig, metrics: Arc<LsMetrics>, old: Option<&LsState>) -> Self {
+    fn new(
+        c: &LsConfig,
+        metrics: Arc<LsMetrics>,
+        pool: Arc<pool::UpstreamPool>,
+        old: Option<&LsState>,
+    ) -> Self {
         // A backend with the same name and address keeps its counters and health.
         let backends: Vec<Arc<Backend>> = c
             .backend
@@ -197,6 +205,7 @@ impl LsState {
             allow: c.allow.clone(),
             rate: (c.rate_limit_qps > 0).then(|| RateLimiter::new(c.rate_limit_qps)),
             budget: hedge::HedgeBudget::new(c.hedge_budget_pct),
+            pool,
         }
     }
 
@@ -306,14 +315,16 @@ pub async fn serve(
     token: tokio_util::sync::CancellationToken,
 ) {
     let health = tokio::spawn(health::run(balancer.clone(), token.clone()));
-    crate::server::serve(listeners, balancer, opts, token).await;
+    crate::server::serve(listeners, balancer.clone(), opts, token).await;
     let _ = health.await;
+    balancer.pool.shutdown().await;
 }
 
 /// The LS request handler.
 pub struct Balancer {
     state: ArcSwap<LsState>,
     metrics: Arc<LsMetrics>,
+    pool: Arc<pool::UpstreamPool>,
     trigger: QueryTrigger,
 }
 
@@ -321,9 +332,11 @@ impl Balancer {
     /// A balancer for an `[ls]` section.
     pub fn new(c: &LsConfig) -> Self {
         let metrics = Arc::new(LsMetrics::default());
+        let pool = Arc::new(pool::UpstreamPool::new(metrics.drops.clone()));
         Balancer {
-            state: ArcSwap::from_pointee(LsState::new(c, metrics.clone(), None)),
+            state: ArcSwap::from_pointee(LsState::new(c, metrics.clone(), pool.clone(), None)),
             metrics,
+            pool,
             trigger: QueryTrigger::default(),
         }
     }
@@ -332,7 +345,7 @@ impl Balancer {
     /// the old snapshot. Backends kept by name and address keep their state.
     pub fn reload(&self, c: &LsConfig) {
         let old = self.state.load_full();
-        let new = LsState::new(c, self.metrics.clone(), Some(&old));
+        let new = LsState::new(c, self.metrics.clone(), self.pool.clone(), Some(&old));
         self.state.store(Arc::new(new));
     }
 

@@ -89,12 +89,13 @@ async fn exchange(
     job: &Job,
     deadline: Instant,
 ) -> Result<Vec<u8>, UpstreamError> {
-    let id: u16 = rand::random();
     let mut query = job.raw.clone();
-    WireHeader::set_id(&mut query, id);
+    let resp = state
+        .pool
+        .exchange(b.addr, &mut query, job.question_end, deadline)
+        .await?;
     let question = job.question();
     let drops = &state.metrics.drops;
-    let resp = upstream::udp_exchange(b.addr, &query, id, question, deadline, drops).await?;
     let truncated = WireHeader::read(&resp).is_some_and(|h| h.truncated());
     if truncated && job.transport == Transport::Tcp {
         let id: u16 = rand::random();

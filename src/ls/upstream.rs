@@ -1,20 +1,14 @@
-//! One upstream exchange, with the forwarding safety of RFC 5452: every query
-//! gets a fresh random ID and leaves from its own socket on a port the kernel
-//! picks at random; a response counts only if it comes from the address the
-//! query went to, carries the same ID and the same question. Anything else is
-//! dropped, counted, and the wait goes on.
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+//! Upstream errors and drop counters, and the TCP exchange used when a UDP
+//! answer comes back truncated (UDP goes through [`super::pool`]). A TCP
+//! response counts only if it carries the query's ID and question.
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 
 use crate::dns::{WireHeader, same_question};
-
-/// Largest UDP response read from a backend. A datagram that fills it
-/// entirely may have been cut short and is not trusted.
-const UPSTREAM_UDP_BUFFER: usize = 4096;
 
 /// Why an exchange gave no response.
 #[derive(Debug, thiserror::Error)]
@@ -65,47 +59,6 @@ fn accept(resp: &[u8], id: u16, question: &[u8], drops: &DropCounters) -> bool {
         return false;
     }
     true
-}
-
-/// Sends `query` (whose ID is `id`) to `addr` over UDP and waits until
-/// `deadline` for a matching response.
-///
-/// # Errors
-/// [`UpstreamError`]: timeout, socket error, or an oversized datagram.
-pub async fn udp_exchange(
-    addr: SocketAddr,
-    query: &[u8],
-    id: u16,
-    question: &[u8],
-    deadline: Instant,
-    drops: &DropCounters,
-) -> Result<Vec<u8>, UpstreamError> {
-    let local: SocketAddr = if addr.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let sock = UdpSocket::bind(local).await?;
-    sock.send_to(query, addr).await?;
-    let mut buf = vec![0u8; UPSTREAM_UDP_BUFFER];
-    loop {
-        let (n, from) = timeout_at(deadline, sock.recv_from(&mut buf))
-            .await
-            .map_err(|_| UpstreamError::Timeout)??;
-        if from != addr {
-            drops.wrong_source.fetch_add(1, Relaxed);
-            continue;
-        }
-        let Some(resp) = buf.get(..n) else { continue };
-        if !accept(resp, id, question, drops) {
-            continue;
-        }
-        if n == buf.len() {
-            return Err(UpstreamError::Unusable);
-        }
-        buf.truncate(n);
-        return Ok(buf);
-    }
 }
 
 /// The same exchange over a new TCP connection (for truncated UDP answers).

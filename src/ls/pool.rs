@@ -1,0 +1,274 @@
+//! Upstream UDP sockets shared by all queries: a pool per address family of
+//! long-lived sockets, each bound to a port the kernel picks at random, with
+//! a table of queries in flight keyed by ID.
+//!
+//! Forwarding safety (RFC 5452): every upstream query gets a fresh random ID
+//! (unique on its socket) and leaves from a socket picked at random in the
+//! pool; each socket is replaced by a new one on a new random port after
+//! [`ROTATE_AFTER`] queries. A response is delivered only if a query with its
+//! ID is waiting on that socket, it comes from the address that query went
+//! to, and it carries the same question; anything else is dropped and counted.
+//!
+//! Compared with one socket per query (what Unbound does), this spends four
+//! system calls per forwarded query instead of about nine, at the price of
+//! log2([`POOL_SOCKETS`]) bits of port entropy per query instead of ~15; the
+//! 16-bit random ID and the exact source and question checks stay the same.
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use tokio::net::UdpSocket;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, timeout_at};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::order::name_hash;
+use super::upstream::{DropCounters, UpstreamError};
+use crate::dns::{HEADER_LEN, WireHeader};
+
+/// Sockets per address family.
+pub const POOL_SOCKETS: usize = 64;
+/// Queries one socket sends before it is replaced by one on a new port.
+pub const ROTATE_AFTER: u64 = 20_000;
+/// Largest UDP response read from a backend; one that fills it is not trusted.
+const RECV_BUFFER: usize = 4096;
+/// How often a retired socket checks whether its last query has ended.
+const RETIRE_CHECK: Duration = Duration::from_millis(500);
+
+/// A query waiting for its response.
+struct Waiter {
+    addr: SocketAddr,
+    question_hash: u64,
+    question_len: usize,
+    tx: oneshot::Sender<Vec<u8>>,
+}
+
+/// One pooled socket and the queries waiting on it.
+struct PoolSocket {
+    sock: UdpSocket,
+    waiting: Mutex<HashMap<u16, Waiter>>,
+    uses: AtomicU64,
+    retired: AtomicBool,
+}
+
+impl PoolSocket {
+    fn waiting(&self) -> MutexGuard<'_, HashMap<u16, Waiter>> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Hash of a question section: the name without regard to ASCII case, then
+/// type and class exactly (see [`crate::dns::same_question`]).
+fn question_hash(q: &[u8]) -> u64 {
+    let split = q.len().saturating_sub(4);
+    let (name, tail) = q.split_at(split);
+    name_hash(name) ^ name_hash(tail).rotate_left(17)
+}
+
+/// Removes a waiter when its exchange ends, however it ends.
+struct WaitGuard<'a> {
+    sock: &'a PoolSocket,
+    id: u16,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.sock.waiting().remove(&self.id);
+    }
+}
+
+/// The sockets of one address family.
+struct Family {
+    unspecified: SocketAddr,
+    slots: Vec<ArcSwapOption<PoolSocket>>,
+}
+
+/// The upstream socket pool; its reader tasks stop when it is shut down or dropped.
+pub struct UpstreamPool {
+    v4: Family,
+    v6: Family,
+    drops: Arc<DropCounters>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl UpstreamPool {
+    /// An empty pool; sockets are bound on first use.
+    pub fn new(drops: Arc<DropCounters>) -> Self {
+        let family = |ip: SocketAddr| Family {
+            unspecified: ip,
+            slots: (0..POOL_SOCKETS).map(|_| ArcSwapOption::empty()).collect(),
+        };
+        UpstreamPool {
+            v4: family((Ipv4Addr::UNSPECIFIED, 0).into()),
+            v6: family((Ipv6Addr::UNSPECIFIED, 0).into()),
+            drops,
+            token: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// Stops every reader task and waits for them.
+    pub async fn shutdown(&self) {
+        self.token.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// The socket of a random slot, binding (or rotating) it when needed.
+    async fn pick(&self, addr: SocketAddr) -> Result<Arc<PoolSocket>, UpstreamError> {
+        let fam = if addr.is_ipv4() { &self.v4 } else { &self.v6 };
+        let i = rand::random_range(0..fam.slots.len());
+        let Some(slot) = fam.slots.get(i) else {
+            return Err(UpstreamError::Unusable);
+        };
+        if let Some(s) = slot.load_full()
+            && s.uses.fetch_add(1, Relaxed) < ROTATE_AFTER
+        {
+            return Ok(s);
+        }
+        // Empty, or worn out: a new socket on a new random port.
+        let fresh = Arc::new(PoolSocket {
+            sock: UdpSocket::bind(fam.unspecified).await?,
+            waiting: Mutex::new(HashMap::new()),
+            uses: AtomicU64::new(1),
+            retired: AtomicBool::new(false),
+        });
+        if let Some(old) = slot.swap(Some(fresh.clone())) {
+            old.retired.store(true, Relaxed);
+        }
+        self.tracker.spawn(read_loop(
+            fresh.clone(),
+            self.drops.clone(),
+            self.token.clone(),
+        ));
+        Ok(fresh)
+    }
+
+    /// Sends `query` (whose question section ends at `question_end`) to
+    /// `addr` with a fresh random ID and waits until `deadline` for the
+    /// matching response. `query`'s ID is overwritten.
+    ///
+    /// # Errors
+    /// Timeout, a socket error, or no free ID on the chosen socket.
+    pub async fn exchange(
+        &self,
+        addr: SocketAddr,
+        query: &mut [u8],
+        question_end: usize,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let question = query.get(HEADER_LEN..question_end).unwrap_or_default();
+        let (question_hash, question_len) = (question_hash(question), question.len());
+        let ps = self.pick(addr).await?;
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut waiting = ps.waiting();
+            let mut id = None;
+            for _ in 0..16 {
+                let candidate: u16 = rand::random();
+                if !waiting.contains_key(&candidate) {
+                    id = Some(candidate);
+                    break;
+                }
+            }
+            let id = id.ok_or(UpstreamError::Unusable)?;
+            waiting.insert(
+                id,
+                Waiter {
+                    addr,
+                    question_hash,
+                    question_len,
+                    tx,
+                },
+            );
+            id
+        };
+        let _guard = WaitGuard { sock: &ps, id };
+        WireHeader::set_id(query, id);
+        ps.sock.send_to(query, addr).await?;
+        match timeout_at(deadline, rx).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(_)) => Err(UpstreamError::Unusable),
+            Err(_) => Err(UpstreamError::Timeout),
+        }
+    }
+}
+
+impl Drop for UpstreamPool {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// Reads one socket's responses and hands each to the query it answers.
+async fn read_loop(ps: Arc<PoolSocket>, drops: Arc<DropCounters>, token: CancellationToken) {
+    let mut buf = vec![0u8; RECV_BUFFER];
+    loop {
+        let (n, from) = tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(RETIRE_CHECK), if ps.retired.load(Relaxed) => {
+                if ps.waiting().is_empty() {
+                    return;
+                }
+                continue;
+            }
+            r = ps.sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(_) => continue, // e.g. ICMP port unreachable from a dead backend
+            },
+        };
+        let Some(resp) = buf.get(..n) else { continue };
+        deliver(&ps, resp, from, n == buf.len(), &drops);
+    }
+}
+
+/// Checks one datagram against the waiting queries (RFC 5452) and delivers it.
+fn deliver(ps: &PoolSocket, resp: &[u8], from: SocketAddr, oversized: bool, drops: &DropCounters) {
+    let Some(h) = WireHeader::read(resp) else {
+        drops.wrong_question.fetch_add(1, Relaxed);
+        return;
+    };
+    let mut waiting = ps.waiting();
+    let Some(w) = waiting.get(&h.id) else {
+        drops.wrong_id.fetch_add(1, Relaxed);
+        return;
+    };
+    if w.addr != from {
+        drops.wrong_source.fetch_add(1, Relaxed);
+        return;
+    }
+    let question = resp.get(HEADER_LEN..HEADER_LEN + w.question_len);
+    if !h.is_response() || h.qdcount != 1 || question.map(question_hash) != Some(w.question_hash) {
+        drops.wrong_question.fetch_add(1, Relaxed);
+        return;
+    }
+    if let Some(w) = waiting.remove(&h.id) {
+        drop(waiting);
+        if oversized {
+            // May have been cut short: the exchange fails rather than trust it.
+            drop(w.tx);
+        } else {
+            let _ = w.tx.send(resp.to_vec());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn question_hash_ignores_name_case_only() {
+        let a = b"\x03WwW\x07example\x03com\x00\x00\x01\x00\x01";
+        let b = b"\x03www\x07EXAMPLE\x03com\x00\x00\x01\x00\x01";
+        let c = b"\x03www\x07example\x03com\x00\x00\x1c\x00\x01";
+        assert_eq!(question_hash(a), question_hash(b));
+        assert_ne!(question_hash(a), question_hash(c));
+    }
+}
