@@ -392,6 +392,35 @@ impl WireHeader {
     }
 }
 
+/// The ID and the end of the question of a plain query, read without
+/// decoding: `Some` only for QR=0, opcode QUERY, QDCOUNT=1 and a question
+/// whose name is uncompressed and well formed. Anything else goes through
+/// [`decode_query`], which decides how to reject it.
+pub fn peek_plain_query(raw: &[u8]) -> Option<(u16, usize)> {
+    let h = WireHeader::read(raw)?;
+    // QR=0 and opcode 0 (QUERY), one question.
+    if h.flags & 0xf800 != 0 || h.qdcount != 1 {
+        return None;
+    }
+    let mut pos = HEADER_LEN;
+    loop {
+        let len = usize::from(*raw.get(pos)?);
+        if len == 0 {
+            pos += 1;
+            break;
+        }
+        if len > 63 {
+            return None; // a pointer or a reserved label type
+        }
+        pos += 1 + len;
+        if pos - HEADER_LEN > 255 {
+            return None;
+        }
+    }
+    let end = pos + 4;
+    (end <= raw.len()).then_some((h.id, end))
+}
+
 /// True when `resp` carries, right after its header, the question `question`
 /// (the raw question section of the query): the name compared without regard
 /// to ASCII case, type and class exactly.
@@ -589,5 +618,35 @@ mod tests {
         // BADVERS and BADSIG share code 16; hickory decodes it as BADSIG.
         assert_eq!(u16::from(r.response_code), 16);
         assert_eq!(r.edns.as_ref().unwrap().version(), 0);
+    }
+
+    #[test]
+    fn peek_agrees_with_the_full_decoder_on_plain_queries() {
+        let raw = query_bytes("WwW.ExAmple.COM.", RecordType::A, Some(1232));
+        let q = decode_query(&raw).unwrap();
+        assert_eq!(
+            peek_plain_query(&raw),
+            Some((q.header.metadata.id, q.question_end))
+        );
+    }
+
+    #[test]
+    fn peek_leaves_anything_unusual_to_the_full_decoder() {
+        let raw = query_bytes("a.example.", RecordType::A, None);
+        let mut response = raw.clone();
+        response[2] |= 0x80;
+        assert_eq!(peek_plain_query(&response), None);
+        let mut notify = raw.clone();
+        notify[2] |= 4 << 3;
+        assert_eq!(peek_plain_query(&notify), None);
+        let mut two = raw.clone();
+        two[5] = 2;
+        assert_eq!(peek_plain_query(&two), None);
+        // A compression pointer in the question, and a cut question.
+        let mut ptr = raw[..12].to_vec();
+        ptr.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
+        assert_eq!(peek_plain_query(&ptr), None);
+        assert_eq!(peek_plain_query(&raw[..raw.len() - 1]), None);
+        assert_eq!(peek_plain_query(&raw[..5]), None);
     }
 }

@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{OpCode, ResponseCode};
 
 use crate::config::{HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy};
-use crate::dns::{self, ClientQuery, HEADER_LEN, Transport, WireHeader};
+use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::server::{Action, Handler, Reply, Request};
 
 pub mod backend;
@@ -118,8 +118,6 @@ pub struct Job {
     pub question_end: usize,
     /// How the client came.
     pub transport: Transport,
-    /// The decoded query (for made-up answers).
-    pub query: ClientQuery,
     /// Hash of the lower-cased name (orders, sticky memory).
     pub name_hash: u64,
 }
@@ -285,12 +283,11 @@ impl LsState {
     /// A made-up answer with `rcode`.
     fn synthesize(&self, job: &Job, rcode: ResponseCode, text: &str) -> Reply {
         self.metrics.synthesized.fetch_add(1, Relaxed);
-        Reply::One(dns::synthesized(
-            &job.query,
-            rcode,
-            self.policy.synth_ttl,
-            text,
-        ))
+        // Decoded only here, off the forwarding path.
+        match dns::decode_query(&job.raw) {
+            Ok(q) => Reply::One(dns::synthesized(&q, rcode, self.policy.synth_ttl, text)),
+            Err(reject) => reject.response().map_or(Reply::Drop, Reply::One),
+        }
     }
 
     /// The `on_timeout` answer.
@@ -378,9 +375,18 @@ impl Balancer {
 
 impl Handler for Balancer {
     fn handle(&self, req: Request<'_>) -> Action {
-        let query = match dns::decode_query(req.raw) {
-            Ok(q) => q,
-            Err(reject) => return self.now(reject.response()),
+        // Header and question are all the forwarding path reads.
+        let (client_id, question_end) = match dns::peek_plain_query(req.raw) {
+            Some(x) => x,
+            None => match dns::decode_query(req.raw) {
+                Err(reject) => return self.now(reject.response()),
+                // NOTIFY and the like are for authoritative servers.
+                Ok(q) if q.header.metadata.op_code != OpCode::Query => {
+                    return self.now(dns::error_for(req.raw, ResponseCode::Refused));
+                }
+                // Well formed but unusual (e.g. a compressed question): forward it.
+                Ok(q) => (q.header.metadata.id, q.question_end),
+            },
         };
         let state = self.state.load_full();
         if !guard::allowed(&state.allow, req.src.ip()) {
@@ -398,7 +404,10 @@ impl Handler for Balancer {
                 }
                 RateVerdict::Slip => {
                     self.metrics.rate_limited.fetch_add(1, Relaxed);
-                    return self.now(Some(dns::truncated_for(&query)));
+                    let tc = dns::decode_query(req.raw)
+                        .ok()
+                        .map(|q| dns::truncated_for(&q));
+                    return self.now(tc);
                 }
             }
         }
@@ -407,17 +416,13 @@ impl Handler for Balancer {
         if let Some(h) = &state.health {
             self.trigger.on_query(count, h.every_queries);
         }
-        if query.header.metadata.op_code != OpCode::Query {
-            return self.now(dns::error_for(req.raw, ResponseCode::Refused));
-        }
-        let name_end = query.question_end.saturating_sub(4);
+        let name_end = question_end.saturating_sub(4);
         let name_hash = order::name_hash(req.raw.get(HEADER_LEN..name_end).unwrap_or_default());
         let job = Job {
             raw: req.raw.to_vec(),
-            client_id: query.header.metadata.id,
-            question_end: query.question_end,
+            client_id,
+            question_end,
             transport: req.transport,
-            query,
             name_hash,
         };
         let metrics = self.metrics.clone();
