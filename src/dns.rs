@@ -440,9 +440,11 @@ pub const EDE_NO_REACHABLE_AUTHORITY: u16 = 22;
 /// The answer the LS makes up when no backend gave a final one: the client's
 /// ID and question, QR=1, RD copied, RA=1, AA=0, a root SOA whose negative
 /// TTL is `synth_ttl` (RFC 2308), and, when the query had an OPT, an OPT with
-/// an Extended DNS Error (code 22) whose text says what happened.
+/// an Extended DNS Error (code 22) whose text says what happened. It is
+/// sized for the client's `transport` like any other answer.
 pub fn synthesized(
     q: &ClientQuery,
+    transport: Transport,
     rcode: ResponseCode,
     synth_ttl: u32,
     ede_text: &str,
@@ -464,7 +466,7 @@ pub fn synthesized(
         ttl: synth_ttl,
         data: &soa,
     });
-    w.finish(UDP_PAYLOAD_PLAIN)
+    w.finish(q.max_size(transport))
 }
 
 /// Longest EDE text put in a synthesized answer.

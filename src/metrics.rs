@@ -667,16 +667,16 @@ fn chart(o: &mut String, history: &History, now: Instant) {
 
     let _ = write!(
         o,
-        "<svg width={CHART_W} height={CHART_H} viewBox=\"0 0 {CHART_W} {CHART_H}\" \
-         font-size=11 fill=#59636e role=img aria-label=\"qps and p99 over the last 5 minutes\">"
+        "<svg width=\"{CHART_W}\" height=\"{CHART_H}\" viewBox=\"0 0 {CHART_W} {CHART_H}\" \
+         font-size=\"11\" fill=\"#59636e\" role=\"img\" aria-label=\"qps and p99 over the last 5 minutes\">"
     );
     for frac in [0.0, 0.5, 1.0] {
         let y = top + h * (1.0 - frac);
         let _ = write!(
             o,
-            "<line x1={left} x2={} y1={y} y2={y} stroke=#eaeef2/>\
-             <text x={} y={} text-anchor=end>{}</text>\
-             <text x={} y={}>{}</text>",
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" stroke=\"#eaeef2\"/>\
+             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\
+             <text x=\"{}\" y=\"{}\">{}</text>",
             left + w,
             left - 6.0,
             y + 4.0,
@@ -694,20 +694,27 @@ fn chart(o: &mut String, history: &History, now: Instant) {
         };
         let _ = write!(
             o,
-            "<text x={:.1} y={} text-anchor={anchor}>{label}</text>",
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"{anchor}\">{label}</text>",
             x(age),
             CHART_H - 6.0
         );
     }
     if let (Some(first), Some(last)) = (points.first(), points.last()) {
-        let mut area = format!("M{:.1},{:.1}", x(first.0), yq(0.0));
+        let mut qline = String::new();
         for p in &points {
-            let _ = write!(area, " L{:.1},{:.1}", x(p.0), yq(p.1));
+            let cmd = if qline.is_empty() { 'M' } else { 'L' };
+            let _ = write!(qline, "{cmd}{:.1},{:.1} ", x(p.0), yq(p.1));
         }
-        let _ = write!(area, " L{:.1},{:.1} Z", x(last.0), yq(0.0));
+        // The area under the qps line, then the line itself on top.
         let _ = write!(
             o,
-            "<path d=\"{area}\" fill=#ddf4ff stroke=#0969da stroke-width=1.5/>"
+            "<path d=\"M{:.1},{:.1} {} L{:.1},{:.1} Z\" fill=\"#ddf4ff\"/>\
+             <path d=\"{qline}\" fill=\"none\" stroke=\"#0969da\" stroke-width=\"1.5\"/>",
+            x(first.0),
+            yq(0.0),
+            qline.replacen('M', "L", 1),
+            x(last.0),
+            yq(0.0),
         );
         let mut line = String::new();
         for p in &points {
@@ -719,13 +726,13 @@ fn chart(o: &mut String, history: &History, now: Instant) {
         if !line.is_empty() {
             let _ = write!(
                 o,
-                "<path d=\"{line}\" fill=none stroke=#bc4c00 stroke-width=1.5/>"
+                "<path d=\"{line}\" fill=\"none\" stroke=\"#bc4c00\" stroke-width=\"1.5\"/>"
             );
         }
     } else {
         let _ = write!(
             o,
-            "<text x={} y={} text-anchor=middle>collecting samples…</text>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">collecting samples…</text>",
             left + w / 2.0,
             top + h / 2.0
         );

@@ -145,27 +145,47 @@ impl QueryTrigger {
     }
 }
 
-/// The probe loop: one sweep per interval (and per query trigger) until
-/// `token` is cancelled.
+/// Sweeps allowed in flight at once (probes slower than the interval overlap).
+const MAX_SWEEPS: usize = 8;
+
+/// The probe loop: a sweep every interval (and per query trigger) until
+/// `token` is cancelled. Sweeps run on their own, so a probe that waits its
+/// whole timeout never pushes the next round back.
 pub async fn run(balancer: Arc<Balancer>, token: CancellationToken) {
-    loop {
-        let interval = balancer
-            .state()
+    let interval_of = |b: &Balancer| {
+        b.state()
             .health
             .as_ref()
-            .map_or(Duration::from_secs(1), |p| p.interval);
-        tokio::select! {
-            _ = token.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-            _ = balancer.trigger.notify.notified() => {}
+            .map_or(Duration::from_secs(1), |p| p.interval)
+    };
+    let mut period = interval_of(&balancer);
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sweeps = tokio::task::JoinSet::new();
+    loop {
+        let start = tokio::select! {
+            _ = token.cancelled() => break,
+            _ = ticker.tick() => true,
+            _ = balancer.trigger.notify.notified() => true,
+            Some(_) = sweeps.join_next(), if !sweeps.is_empty() => {
+                // Count rounds for observability (and tests waiting on a round).
+                balancer.metrics().health_rounds.fetch_add(1, Relaxed);
+                false
+            }
+        };
+        if start && sweeps.len() < MAX_SWEEPS {
+            let b = balancer.clone();
+            sweeps.spawn(async move { sweep(&b).await });
         }
-        tokio::select! {
-            _ = token.cancelled() => return,
-            _ = sweep(&balancer) => {}
+        // A reload may have changed the interval.
+        let now = interval_of(&balancer);
+        if now != period {
+            period = now;
+            ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
-        // Count rounds for observability (and tests waiting on a round).
-        balancer.metrics().health_rounds.fetch_add(1, Relaxed);
     }
+    sweeps.shutdown().await;
 }
 
 #[cfg(test)]

@@ -285,7 +285,13 @@ impl LsState {
         self.metrics.synthesized.fetch_add(1, Relaxed);
         // Decoded only here, off the forwarding path.
         match dns::decode_query(&job.raw) {
-            Ok(q) => Reply::One(dns::synthesized(&q, rcode, self.policy.synth_ttl, text)),
+            Ok(q) => Reply::One(dns::synthesized(
+                &q,
+                job.transport,
+                rcode,
+                self.policy.synth_ttl,
+                text,
+            )),
             Err(reject) => reject.response().map_or(Reply::Drop, Reply::One),
         }
     }

@@ -194,6 +194,12 @@ pub(crate) async fn resolve(state: Arc<LsState>, job: Job) -> Reply {
                         let rcode = WireHeader::read(resp).map_or(2, |h| h.rcode());
                         classify(rcode, p.layout)
                     }
+                    Err(UpstreamError::Timeout) => {
+                        // Silent until the query's deadline.
+                        b.stats.timeouts.fetch_add(1, Relaxed);
+                        state.on_client_timeout(a.backend);
+                        Verdict::Failed
+                    }
                     Err(_) => Verdict::Failed,
                 };
                 // Final, or the last partition to say NXDOMAIN (its answer stands).
@@ -267,7 +273,11 @@ pub(crate) async fn resolve(state: Arc<LsState>, job: Job) -> Reply {
     } else {
         tried.join(", ")
     };
-    let text = format!("no answer from {who} within {} ms", p.timeout.as_millis());
+    let text = if timed_out {
+        format!("no answer from {who} within {} ms", p.timeout.as_millis())
+    } else {
+        format!("no usable answer from {who}")
+    };
     state.on_timeout(&job, &text)
 }
 

@@ -1,1 +1,1207 @@
-//! placeholder
+//! The load balancer over real sockets (SPEC §5): strategies × layouts, the
+//! partitioned NXDOMAIN rule, the deadline and its synthesized answer, what
+//! wins, hedging, sequential moves, a burst from one client, RFC 5452 checks
+//! against a forging backend, TC over TCP, the in-flight bound, and the
+//! per-backend counters.
+//!
+//! Backends are either in-process TS (from the harness) or fake servers
+//! written here: a UDP socket on 127.0.0.1:0 driven by a task that answers
+//! with an error rcode, stays silent, answers TC=1 (with a TCP listener on
+//! the same port serving the full answer), or forges responses.
+//!
+//! Timing: nothing sleeps to wait for readiness (every server is bound before
+//! the LS starts, and answers are awaited). Timing bounds are generous, and
+//! the tests that assert them hold a read lock of [`LOAD`] while the one burst
+//! test holds it for writing, so the burst never skews their clocks.
+use std::collections::{BTreeSet, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::{RData, RecordType};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::RwLock;
+use tokio::task::JoinHandle;
+
+use dnslb::config::{Fault, HedgeDelay, Layout, LsConfig, OnMiss, OnTimeout, Order, Strategy};
+
+use crate::harness::{
+    TestLs, TestTs, ZoneDir, ls_config, query, start_ls, start_ts, tcp, ts_settings, udp_raw,
+    udp_raw_wait,
+};
+
+/// Timing-sensitive tests take it for reading; the burst test for writing.
+static LOAD: RwLock<()> = RwLock::const_new(());
+
+/// The names of the first TS (partitioned layout).
+const TABLE1: &str = "\
+www.a.test    192.0.2.1    A
+www.a.test    192.0.2.2    A
+mail.a.test   192.0.2.3    A
+v6.a.test     2001:db8::1  AAAA
+";
+
+/// The names of the second TS (partitioned layout).
+const TABLE2: &str = "\
+www.b.test    198.51.100.1  A
+api.b.test    198.51.100.2  A
+api.b.test    198.51.100.3  A
+txt.b.test    \"hello\"     TXT
+";
+
+const STRATEGIES: [Strategy; 3] = [Strategy::Race, Strategy::Hedge, Strategy::Sequential];
+
+// ---------------------------------------------------------------------------
+// Helpers: table servers
+// ---------------------------------------------------------------------------
+
+/// Two TS and the folder of their tables.
+struct Pair {
+    ts1: TestTs,
+    ts2: TestTs,
+    _dir: ZoneDir,
+}
+
+impl Pair {
+    fn backends(&self) -> [(&'static str, SocketAddr); 2] {
+        [("ts1", self.ts1.addr), ("ts2", self.ts2.addr)]
+    }
+}
+
+/// How one TS of a [`Pair`] behaves.
+#[derive(Clone, Copy, Default)]
+struct Knobs {
+    silent: bool,
+    delay_ms: u64,
+}
+
+const NORMAL: Knobs = Knobs {
+    silent: false,
+    delay_ms: 0,
+};
+
+/// Two TS: disjoint tables when partitioned, the same (both tables) when replicated.
+async fn start_pair(layout: Layout, k1: Knobs, k2: Knobs) -> Pair {
+    let dir = ZoneDir::new();
+    let (z1, z2) = if layout == Layout::Replicated {
+        let both = format!("{TABLE1}{TABLE2}");
+        (dir.write("ts1.txt", &both), dir.write("ts2.txt", &both))
+    } else {
+        (dir.write("ts1.txt", TABLE1), dir.write("ts2.txt", TABLE2))
+    };
+    let settings = |path, k: Knobs| {
+        let mut s = ts_settings(vec![path]);
+        if k.silent {
+            s.on_miss = OnMiss::Silent;
+        }
+        if k.delay_ms > 0 {
+            s.fault = Fault {
+                delay_ms: k.delay_ms,
+                delay_ratio: 1.0,
+                drop_ratio: 0.0,
+            };
+        }
+        s
+    };
+    let ts1 = start_ts(settings(z1, k1)).await;
+    let ts2 = start_ts(settings(z2, k2)).await;
+    Pair {
+        ts1,
+        ts2,
+        _dir: dir,
+    }
+}
+
+/// An `[ls]` for `backends` with this strategy and layout, other keys default.
+fn cfg(backends: &[(&str, SocketAddr)], strategy: Strategy, layout: Layout) -> LsConfig {
+    let mut c = ls_config(backends);
+    c.strategy = strategy;
+    c.layout = layout;
+    // No health probes during a test: they would add upstream queries (and
+    // dropped responses) to the counters the tests check.
+    c.health.interval_ms = 3_600_000;
+    c
+}
+
+// ---------------------------------------------------------------------------
+// Helpers: wire format
+// ---------------------------------------------------------------------------
+
+/// A client query with this ID, RD bit and (optionally) an OPT of 1232 bytes.
+fn wire_query(name: &str, qtype: RecordType, id: u16, rd: bool, edns: bool) -> Vec<u8> {
+    let mut m = query(name, qtype, edns.then_some(1232));
+    m.metadata.id = id;
+    m.metadata.recursion_desired = rd;
+    m.to_vec().unwrap()
+}
+
+/// Offset just past the (uncompressed) question section of `raw`.
+fn question_end(raw: &[u8]) -> Option<usize> {
+    let mut i = 12;
+    loop {
+        let len = usize::from(*raw.get(i)?);
+        if len == 0 {
+            i += 1;
+            break;
+        }
+        if len & 0xc0 != 0 {
+            return None;
+        }
+        i += 1 + len;
+    }
+    Some(i + 4).filter(|&end| end <= raw.len())
+}
+
+fn id_of(raw: &[u8]) -> u16 {
+    u16::from_be_bytes([raw[0], raw[1]])
+}
+
+/// A response to `query` built byte by byte: `id`, QR=1, AA=1, RD copied, TC
+/// as asked, `rcode`, the question exactly as sent, and one A record (name
+/// compressed to the question's) per address.
+fn raw_response(query: &[u8], id: u16, rcode: u8, tc: bool, addrs: &[Ipv4Addr]) -> Vec<u8> {
+    let end = question_end(query).expect("a readable question");
+    let mut r = query[..end].to_vec();
+    r[0..2].copy_from_slice(&id.to_be_bytes());
+    r[2] = 0x80 | 0x04 | (query[2] & 0x01) | if tc { 0x02 } else { 0 };
+    r[3] = rcode & 0x0f;
+    r[4..6].copy_from_slice(&1u16.to_be_bytes());
+    r[6..8].copy_from_slice(&(addrs.len() as u16).to_be_bytes());
+    r[8..12].fill(0);
+    for a in addrs {
+        r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        r.extend_from_slice(&a.octets());
+    }
+    r
+}
+
+/// Sends `q` over UDP from a fresh socket; the raw answer, decoded, and how long it took.
+async fn exchange(addr: SocketAddr, q: &[u8]) -> (Vec<u8>, Message, Duration) {
+    let t = Instant::now();
+    let raw = udp_raw(addr, q).await.expect("an answer over udp");
+    let took = t.elapsed();
+    let m = Message::from_vec(&raw).expect("a decodable answer");
+    (raw, m, took)
+}
+
+/// QR=1, the client's ID, one question, echoed byte for byte (case included).
+fn assert_echo(q: &[u8], resp: &[u8]) {
+    assert!(resp.len() >= 12, "a whole header");
+    assert_eq!(id_of(resp), id_of(q), "client ID restored");
+    assert_ne!(resp[2] & 0x80, 0, "QR=1");
+    assert_eq!(u16::from_be_bytes([resp[4], resp[5]]), 1, "QDCOUNT=1");
+    let end = question_end(q).unwrap();
+    assert_eq!(
+        resp.get(12..end),
+        Some(&q[12..end]),
+        "question echoed byte for byte"
+    );
+}
+
+/// The upstream counters of backend `i`: (sent, answered, wins, timeouts, errors, outstanding).
+fn stats(ls: &TestLs, i: usize) -> (u64, u64, u64, u64, u64, u32) {
+    let st = ls.balancer.state();
+    let s = &st.backends[i].stats;
+    (
+        s.sent.load(Relaxed),
+        s.answered.load(Relaxed),
+        s.wins.load(Relaxed),
+        s.timeouts.load(Relaxed),
+        s.errors.load(Relaxed),
+        s.outstanding.load(Relaxed),
+    )
+}
+
+fn answers(ls: &TestLs, rcode: ResponseCode) -> u64 {
+    ls.balancer.metrics().answers[usize::from(u16::from(rcode) & 0xf)].load(Relaxed)
+}
+
+// ---------------------------------------------------------------------------
+// Helpers: fake backends
+// ---------------------------------------------------------------------------
+
+/// Aborts a task when dropped, so a failing test leaves nothing running.
+struct Task(JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a fake backend does with each UDP query.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// Answers at once with this rcode and no records.
+    Rcode(ResponseCode),
+    /// Never answers.
+    Silent,
+    /// Answers TC=1 with no records over UDP; the full answer is served over
+    /// TCP on the same port.
+    Truncated,
+}
+
+/// The full answer of the [`Mode::Truncated`] fake over TCP.
+const FULL: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(192, 0, 2, 10),
+    Ipv4Addr::new(192, 0, 2, 11),
+    Ipv4Addr::new(192, 0, 2, 12),
+];
+
+/// A fake backend on 127.0.0.1.
+struct Fake {
+    addr: SocketAddr,
+    udp_queries: Arc<AtomicU64>,
+    tcp_queries: Arc<AtomicU64>,
+    _tasks: Vec<Task>,
+}
+
+async fn start_fake(mode: Mode) -> Fake {
+    let udp_queries = Arc::new(AtomicU64::new(0));
+    let tcp_queries = Arc::new(AtomicU64::new(0));
+    // UDP first; for TC the TCP listener must get the same port (retry a few
+    // times if that TCP port happens to be taken).
+    let mut bound = None;
+    for _ in 0..20 {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        if !matches!(mode, Mode::Truncated) {
+            bound = Some((sock, None, addr));
+            break;
+        }
+        if let Ok(l) = TcpListener::bind(addr).await {
+            bound = Some((sock, Some(l), addr));
+            break;
+        }
+    }
+    let (sock, listener, addr) = bound.expect("a UDP+TCP port pair");
+    let mut tasks = Vec::new();
+    let counter = udp_queries.clone();
+    tasks.push(Task(tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                continue;
+            };
+            let q = buf[..n].to_vec();
+            counter.fetch_add(1, Relaxed);
+            let resp = match mode {
+                Mode::Rcode(rc) => raw_response(&q, id_of(&q), u16::from(rc) as u8, false, &[]),
+                Mode::Silent => continue,
+                Mode::Truncated => raw_response(&q, id_of(&q), 0, true, &[]),
+            };
+            let _ = sock.send_to(&resp, from).await;
+        }
+    })));
+    if let Some(listener) = listener {
+        let counter = tcp_queries.clone();
+        tasks.push(Task(tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    continue;
+                };
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let mut len = [0u8; 2];
+                        if s.read_exact(&mut len).await.is_err() {
+                            return;
+                        }
+                        let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                        if s.read_exact(&mut q).await.is_err() {
+                            return;
+                        }
+                        counter.fetch_add(1, Relaxed);
+                        let resp = raw_response(&q, id_of(&q), 0, false, &FULL);
+                        let mut framed = (resp.len() as u16).to_be_bytes().to_vec();
+                        framed.extend_from_slice(&resp);
+                        if s.write_all(&framed).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        })));
+    }
+    Fake {
+        addr,
+        udp_queries,
+        tcp_queries,
+        _tasks: tasks,
+    }
+}
+
+/// The address the forging backend's genuine answer carries.
+const GENUINE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 53);
+/// The address every forged response carries.
+const FORGED: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 66);
+
+/// A backend that answers each upstream query with three forgeries and then
+/// the genuine answer: (1) right ID and question from another socket, (2)
+/// from its own socket with a wrong ID, (3) right ID with another question.
+/// Records each upstream query's source address and ID.
+struct Forger {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<(SocketAddr, u16)>>>,
+    _task: Task,
+}
+
+async fn start_forger() -> Forger {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let task = Task(tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                continue;
+            };
+            let q = buf[..n].to_vec();
+            let id = id_of(&q);
+            log.lock().unwrap().push((from, id));
+            // (1) wrong source: everything else right.
+            let forged = raw_response(&q, id, 0, false, &[FORGED]);
+            let _ = other.send_to(&forged, from).await;
+            // (2) wrong ID.
+            let forged = raw_response(&q, id ^ 0x5a5a, 0, false, &[FORGED]);
+            let _ = sock.send_to(&forged, from).await;
+            // (3) another question: the first label's letters replaced.
+            let mut forged = raw_response(&q, id, 0, false, &[FORGED]);
+            let first = usize::from(forged[12]);
+            for b in &mut forged[13..13 + first] {
+                *b = if b.eq_ignore_ascii_case(&b'x') {
+                    b'y'
+                } else {
+                    b'x'
+                };
+            }
+            let _ = sock.send_to(&forged, from).await;
+            // The genuine answer, last.
+            let genuine = raw_response(&q, id, 0, false, &[GENUINE]);
+            let _ = sock.send_to(&genuine, from).await;
+        }
+    }));
+    Forger {
+        addr,
+        seen,
+        _task: task,
+    }
+}
+
+fn a_records(m: &Message) -> Vec<Ipv4Addr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// 1. Strategies × layouts
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_strategy_and_layout_answers_names_of_either_backend() {
+    let names = [
+        ("WwW.A.TeSt.", RecordType::A, 1usize),
+        ("v6.A.test.", RecordType::AAAA, 1),
+        ("Api.B.TEST.", RecordType::A, 2),
+        ("txt.b.TEST.", RecordType::TXT, 2),
+    ];
+    for layout in [Layout::Partitioned, Layout::Replicated] {
+        let pair = start_pair(layout, NORMAL, NORMAL).await;
+        for strategy in STRATEGIES {
+            let mut c = cfg(&pair.backends(), strategy, layout);
+            c.hedge_delay_ms = HedgeDelay::Fixed(20);
+            let ls = start_ls(c).await;
+            for (i, (name, qtype, holder)) in names.iter().enumerate() {
+                let ctx = format!("{layout} {strategy} {name} {qtype}");
+                let id = 0x1200 + i as u16;
+                let q = wire_query(name, *qtype, id, true, true);
+                let (raw, m, _) = exchange(ls.addr, &q).await;
+                let ts = if *holder == 1 { &pair.ts1 } else { &pair.ts2 };
+                let (_, want, _) = exchange(ts.addr, &q).await;
+                assert_eq!(
+                    want.response_code,
+                    ResponseCode::NoError,
+                    "{ctx}: the TS holds it"
+                );
+                assert!(!want.answers.is_empty(), "{ctx}");
+                assert_echo(&q, &raw);
+                assert_eq!(m.response_code, ResponseCode::NoError, "{ctx}");
+                assert!(m.authoritative, "{ctx}: the TS's AA=1 passed on");
+                assert!(!m.truncation, "{ctx}");
+                assert_eq!(m.answers, want.answers, "{ctx}: the TS's own answer");
+                assert_eq!(m.authorities, want.authorities, "{ctx}");
+            }
+            let met = ls.balancer.metrics();
+            assert_eq!(met.queries.load(Relaxed), names.len() as u64);
+            assert_eq!(answers(&ls, ResponseCode::NoError), names.len() as u64);
+            assert_eq!(met.synthesized.load(Relaxed), 0);
+            ls.stop().await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. Partitioned: NXDOMAIN from everyone ends the query at once
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_miss_is_nxdomain_well_before_the_deadline() {
+    let _quiet = LOAD.read().await;
+    let pair = start_pair(Layout::Partitioned, NORMAL, NORMAL).await;
+    for strategy in STRATEGIES {
+        let mut c = cfg(&pair.backends(), strategy, Layout::Partitioned);
+        c.timeout_ms = 1500;
+        // Neither a hedge delay nor a per-try timeout may be waited out.
+        c.hedge_delay_ms = HedgeDelay::Fixed(1000);
+        c.try_timeout_ms = 1000;
+        let ls = start_ls(c).await;
+        let q = wire_query("NoSuch.Name.TEST.", RecordType::A, 0x4242, false, true);
+        let (raw, m, took) = exchange(ls.addr, &q).await;
+        let (_, d1, _) = exchange(pair.ts1.addr, &q).await;
+        let (_, d2, _) = exchange(pair.ts2.addr, &q).await;
+        assert_eq!(d1.response_code, ResponseCode::NXDomain);
+        assert_eq!(d2.response_code, ResponseCode::NXDomain);
+        assert_echo(&q, &raw);
+        assert!(
+            took < Duration::from_millis(500),
+            "{strategy}: NXDOMAIN after {took:?} (timeout 1500 ms)"
+        );
+        assert_eq!(m.response_code, ResponseCode::NXDomain, "{strategy}");
+        assert!(
+            m.authoritative,
+            "{strategy}: a TS's answer, not a made-up one"
+        );
+        assert!(m.answers.is_empty(), "{strategy}");
+        assert_eq!(m.authorities.len(), 1, "{strategy}");
+        assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
+        assert!(
+            m.authorities == d1.authorities || m.authorities == d2.authorities,
+            "{strategy}: the TS's SOA: {:?}",
+            m.authorities
+        );
+        let met = ls.balancer.metrics();
+        assert_eq!(met.synthesized.load(Relaxed), 0, "{strategy}");
+        assert_eq!(answers(&ls, ResponseCode::NXDomain), 1, "{strategy}");
+        // Both partitions were asked, neither timed out.
+        for i in 0..2 {
+            let (sent, answered, _, timeouts, errors, _) = stats(&ls, i);
+            assert_eq!(
+                (sent, answered, timeouts, errors),
+                (1, 1, 0, 0),
+                "{strategy} ts{i}"
+            );
+        }
+        ls.stop().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. The deadline: synthesized answers
+// ---------------------------------------------------------------------------
+
+const SYNTH_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Checks the two made-up answers of an LS with `on_timeout` = `rcode`.
+async fn check_synthesized(ls: &TestLs, rcode: ResponseCode) {
+    let with_opt = wire_query("Missing.Name.TEST.", RecordType::A, 0xa001, true, true);
+    let plain = wire_query(
+        "other.MISSING.test.",
+        RecordType::AAAA,
+        0xa002,
+        false,
+        false,
+    );
+    let (a, b) = tokio::join!(exchange(ls.addr, &with_opt), exchange(ls.addr, &plain));
+    for ((q, rd), (raw, m, took)) in [((&with_opt, true), a), ((&plain, false), b)] {
+        let ctx = format!("{rcode} rd={rd}");
+        assert!(
+            took >= SYNTH_TIMEOUT && took < SYNTH_TIMEOUT + Duration::from_millis(400),
+            "{ctx}: answered after {took:?}, deadline {SYNTH_TIMEOUT:?}"
+        );
+        assert_echo(q, &raw);
+        assert_eq!(m.response_code, rcode, "{ctx}");
+        assert!(!m.authoritative, "{ctx}: AA=0");
+        assert!(m.recursion_available, "{ctx}: RA=1");
+        assert_eq!(m.recursion_desired, rd, "{ctx}: RD copied");
+        assert!(!m.truncation, "{ctx}");
+        assert!(m.answers.is_empty(), "{ctx}");
+        assert_eq!(m.authorities.len(), 1, "{ctx}");
+        let soa = &m.authorities[0];
+        assert_eq!(soa.ttl, 7, "{ctx}: SOA TTL = synth_ttl");
+        match &soa.data {
+            RData::SOA(s) => assert_eq!(s.minimum, 7, "{ctx}: negative TTL = synth_ttl"),
+            other => panic!("{ctx}: not an SOA: {other:?}"),
+        }
+        if rd {
+            let edns = m.edns.as_ref().expect("an OPT, as the query had one");
+            let Some(EdnsOption::Unknown(15, data)) = edns.option(EdnsCode::Unknown(15)) else {
+                panic!("{ctx}: no EDE option: {edns:?}");
+            };
+            assert!(data.len() >= 2, "{ctx}");
+            assert_eq!(u16::from_be_bytes([data[0], data[1]]), 22, "{ctx}: EDE 22");
+            let text = String::from_utf8_lossy(&data[2..]);
+            assert!(
+                text.contains("ts1") && text.contains("ts2"),
+                "{ctx}: EDE text names both backends: {text:?}"
+            );
+        } else {
+            assert!(m.edns.is_none(), "{ctx}: no OPT without one in the query");
+            assert_eq!(&raw[10..12], &[0, 0], "{ctx}: ARCOUNT=0");
+        }
+    }
+    let met = ls.balancer.metrics();
+    assert_eq!(met.queries.load(Relaxed), 2, "{rcode}");
+    assert_eq!(met.synthesized.load(Relaxed), 2, "{rcode}");
+    assert_eq!(answers(ls, rcode), 2, "{rcode}");
+    for i in 0..2 {
+        let (sent, answered, wins, _, _, outstanding) = stats(ls, i);
+        assert_eq!(
+            (sent, answered, wins, outstanding),
+            (2, 0, 0, 0),
+            "{rcode} backend {i}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadline_gives_the_on_timeout_answer() {
+    let _quiet = LOAD.read().await;
+    let silent = Knobs {
+        silent: true,
+        ..NORMAL
+    };
+    let pair = start_pair(Layout::Partitioned, silent, silent).await;
+    let mk = |on_timeout| {
+        let mut c = cfg(&pair.backends(), Strategy::Race, Layout::Partitioned);
+        c.timeout_ms = SYNTH_TIMEOUT.as_millis() as u64;
+        c.synth_ttl = 7;
+        c.on_timeout = on_timeout;
+        c
+    };
+    let nx = start_ls(mk(OnTimeout::Nxdomain)).await;
+    let sf = start_ls(mk(OnTimeout::Servfail)).await;
+    let dr = start_ls(mk(OnTimeout::Drop)).await;
+    let drop_check = async {
+        let q = wire_query("Missing.Name.TEST.", RecordType::A, 0xa003, true, true);
+        // Well past the deadline: an answer would have come by now.
+        let got = udp_raw_wait(dr.addr, &q, SYNTH_TIMEOUT + Duration::from_millis(700)).await;
+        assert!(got.is_none(), "on_timeout = drop answered: {got:?}");
+        let met = dr.balancer.metrics();
+        assert_eq!(met.queries.load(Relaxed), 1);
+        let sent: u64 = met.answers.iter().map(|c| c.load(Relaxed)).sum();
+        assert_eq!(sent, 0, "no answer counted");
+    };
+    tokio::join!(
+        check_synthesized(&nx, ResponseCode::NXDomain),
+        check_synthesized(&sf, ResponseCode::ServFail),
+        drop_check,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 4. What wins
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_answers_are_never_final() {
+    let _quiet = LOAD.read().await;
+    // The TS answers 50 ms late, so the fake's SERVFAIL always comes first.
+    let slow = Knobs {
+        delay_ms: 50,
+        ..NORMAL
+    };
+    let pair = start_pair(Layout::Replicated, slow, NORMAL).await;
+    let fake = start_fake(Mode::Rcode(ResponseCode::ServFail)).await;
+    for strategy in STRATEGIES {
+        let mut c = cfg(
+            &[("fake", fake.addr), ("ts1", pair.ts1.addr)],
+            strategy,
+            Layout::Replicated,
+        );
+        c.order = Order::Fixed;
+        c.timeout_ms = 1500;
+        c.hedge_delay_ms = HedgeDelay::Fixed(1000);
+        c.try_timeout_ms = 1000;
+        let ls = start_ls(c).await;
+        let before = fake.udp_queries.load(Relaxed);
+        let q = wire_query("Mail.A.test.", RecordType::A, 0x0b0b, true, false);
+        let (raw, m, took) = exchange(ls.addr, &q).await;
+        assert_echo(&q, &raw);
+        assert_eq!(m.response_code, ResponseCode::NoError, "{strategy}");
+        assert_eq!(
+            a_records(&m),
+            vec![Ipv4Addr::new(192, 0, 2, 3)],
+            "{strategy}"
+        );
+        assert!(
+            took < Duration::from_millis(500),
+            "{strategy}: moved on after SERVFAIL only after {took:?}"
+        );
+        assert_eq!(
+            fake.udp_queries.load(Relaxed) - before,
+            1,
+            "{strategy}: fake asked"
+        );
+        let (sent, answered, wins, _, errors, _) = stats(&ls, 0);
+        assert_eq!(
+            (sent, answered, wins, errors),
+            (1, 1, 0, 1),
+            "{strategy}: fake"
+        );
+        let (sent, answered, wins, _, errors, _) = stats(&ls, 1);
+        assert_eq!(
+            (sent, answered, wins, errors),
+            (1, 1, 1, 0),
+            "{strategy}: ts1"
+        );
+        assert_eq!(ls.balancer.metrics().synthesized.load(Relaxed), 0);
+        ls.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_backends_failing_is_servfail_before_the_deadline() {
+    let _quiet = LOAD.read().await;
+    let f1 = start_fake(Mode::Rcode(ResponseCode::ServFail)).await;
+    let f2 = start_fake(Mode::Rcode(ResponseCode::Refused)).await;
+    for layout in [Layout::Partitioned, Layout::Replicated] {
+        for strategy in STRATEGIES {
+            let ctx = format!("{layout} {strategy}");
+            let mut c = cfg(&[("f1", f1.addr), ("f2", f2.addr)], strategy, layout);
+            c.order = Order::Fixed;
+            c.timeout_ms = 1500;
+            c.hedge_delay_ms = HedgeDelay::Fixed(1000);
+            c.try_timeout_ms = 1000;
+            let ls = start_ls(c).await;
+            let q = wire_query("www.a.test.", RecordType::A, 0x0c0c, true, true);
+            let (raw, m, took) = exchange(ls.addr, &q).await;
+            assert_echo(&q, &raw);
+            assert!(
+                took < Duration::from_millis(500),
+                "{ctx}: SERVFAIL after {took:?} (timeout 1500 ms)"
+            );
+            assert_eq!(m.response_code, ResponseCode::ServFail, "{ctx}");
+            assert!(m.answers.is_empty(), "{ctx}");
+            for i in 0..2 {
+                let (sent, answered, wins, timeouts, errors, _) = stats(&ls, i);
+                assert_eq!(
+                    (sent, answered, wins, timeouts, errors),
+                    (1, 1, 0, 0, 1),
+                    "{ctx}: backend {i}"
+                );
+            }
+            assert_eq!(answers(&ls, ResponseCode::ServFail), 1, "{ctx}");
+            ls.stop().await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 5–6. Hedging and sequential moves
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hedge_and_sequential_route_around_a_slow_backend() {
+    let _quiet = LOAD.read().await;
+    let slow = Knobs {
+        delay_ms: 200,
+        ..NORMAL
+    };
+    let pair = start_pair(Layout::Replicated, slow, NORMAL).await;
+
+    // Hedge after 20 ms.
+    let mut c = cfg(&pair.backends(), Strategy::Hedge, Layout::Replicated);
+    c.order = Order::Fixed;
+    c.hedge_delay_ms = HedgeDelay::Fixed(20);
+    c.hedge_budget_pct = 100.0;
+    let ls = start_ls(c).await;
+    let q = wire_query("WWW.b.test.", RecordType::A, 0x0d0d, false, false);
+    let (raw, m, took) = exchange(ls.addr, &q).await;
+    assert_echo(&q, &raw);
+    assert_eq!(m.response_code, ResponseCode::NoError);
+    assert_eq!(a_records(&m), vec![Ipv4Addr::new(198, 51, 100, 1)]);
+    assert!(
+        took < Duration::from_millis(150),
+        "hedged answer after {took:?}"
+    );
+    assert!(
+        ls.balancer.metrics().hedges.load(Relaxed) >= 1,
+        "a hedge counted"
+    );
+    let (sent1, _, wins1, _, _, _) = stats(&ls, 0);
+    let (sent2, answered2, wins2, _, _, _) = stats(&ls, 1);
+    assert_eq!((sent1, wins1), (1, 0), "ts1 asked first, lost");
+    assert_eq!((sent2, answered2, wins2), (1, 1, 1), "ts2 won");
+    ls.stop().await;
+
+    // Sequential: the per-try timeout of 50 ms moves on to ts2.
+    let mut c = cfg(&pair.backends(), Strategy::Sequential, Layout::Replicated);
+    c.order = Order::Fixed;
+    c.try_timeout_ms = 50;
+    let ls = start_ls(c).await;
+    let q = wire_query("api.B.test.", RecordType::A, 0x0e0e, false, false);
+    let (raw, m, took) = exchange(ls.addr, &q).await;
+    assert_echo(&q, &raw);
+    assert_eq!(m.response_code, ResponseCode::NoError);
+    assert_eq!(a_records(&m).len(), 2);
+    assert!(
+        took < Duration::from_millis(150),
+        "sequential answer after {took:?}"
+    );
+    assert_eq!(
+        ls.balancer.metrics().hedges.load(Relaxed),
+        0,
+        "no hedges in sequential"
+    );
+    assert_eq!(stats(&ls, 0).0, 1, "ts1 asked first");
+    assert_eq!(stats(&ls, 1).2, 1, "ts2 won");
+    ls.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_moves_on_at_once_after_servfail() {
+    let _quiet = LOAD.read().await;
+    let pair = start_pair(Layout::Replicated, NORMAL, NORMAL).await;
+    let fake = start_fake(Mode::Rcode(ResponseCode::ServFail)).await;
+    let mut c = cfg(
+        &[("fake", fake.addr), ("ts2", pair.ts2.addr)],
+        Strategy::Sequential,
+        Layout::Replicated,
+    );
+    c.order = Order::Fixed;
+    c.try_timeout_ms = 1000;
+    c.timeout_ms = 1500;
+    let ls = start_ls(c).await;
+    let q = wire_query("v6.a.TEST.", RecordType::AAAA, 0x0f0f, true, true);
+    let (raw, m, took) = exchange(ls.addr, &q).await;
+    assert_echo(&q, &raw);
+    assert_eq!(m.response_code, ResponseCode::NoError);
+    assert_eq!(m.answers.len(), 1);
+    assert_eq!(m.answers[0].record_type(), RecordType::AAAA);
+    assert!(
+        took < Duration::from_millis(500),
+        "waited {took:?} after a SERVFAIL (try_timeout 1000 ms)"
+    );
+    assert_eq!(
+        fake.udp_queries.load(Relaxed),
+        1,
+        "the fake was asked first"
+    );
+    assert_eq!(stats(&ls, 0).4, 1, "the SERVFAIL counted as an error");
+}
+
+// ---------------------------------------------------------------------------
+// 7. A burst from one client socket
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_concurrent_queries_from_one_socket() {
+    const N: usize = 1000;
+    let _exclusive = LOAD.write().await;
+    let pair = start_pair(Layout::Partitioned, NORMAL, NORMAL).await;
+    let ls = start_ls(cfg(&pair.backends(), Strategy::Hedge, Layout::Partitioned)).await;
+
+    // name, type, rcode, answer count
+    let hits: [(&str, RecordType, usize); 6] = [
+        ("www.a.test.", RecordType::A, 2),
+        ("mail.a.test.", RecordType::A, 1),
+        ("v6.a.test.", RecordType::AAAA, 1),
+        ("www.b.test.", RecordType::A, 1),
+        ("api.b.test.", RecordType::A, 2),
+        ("txt.b.test.", RecordType::TXT, 1),
+    ];
+    let mut rng = StdRng::seed_from_u64(0x1000_0001);
+    let base: u16 = rng.random();
+    let mut expected: HashMap<u16, (Vec<u8>, ResponseCode, usize)> = HashMap::new();
+    let mut packets = Vec::with_capacity(N);
+    for i in 0..N {
+        let id = (i as u16) ^ base; // distinct
+        let (name, qtype, rcode, count) = if rng.random_range(0..4) == 0 {
+            (
+                format!("miss{i}.test."),
+                RecordType::A,
+                ResponseCode::NXDomain,
+                0,
+            )
+        } else {
+            let (n, t, c) = hits[rng.random_range(0..hits.len())];
+            (n.to_owned(), t, ResponseCode::NoError, c)
+        };
+        // Random case, to check every echo is its own query's.
+        let name: String = name
+            .chars()
+            .map(|ch| {
+                if rng.random() {
+                    ch.to_ascii_uppercase()
+                } else {
+                    ch
+                }
+            })
+            .collect();
+        let q = wire_query(&name, qtype, id, true, i % 2 == 0);
+        let end = question_end(&q).unwrap();
+        expected.insert(id, (q[12..end].to_vec(), rcode, count));
+        packets.push(q);
+    }
+    assert_eq!(expected.len(), N);
+
+    // One client socket with a big receive buffer, drained by its own task.
+    let std_sock = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    let _ = std_sock.set_recv_buffer_size(4 << 20);
+    std_sock
+        .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .unwrap();
+    std_sock.set_nonblocking(true).unwrap();
+    let sock = Arc::new(UdpSocket::from_std(std_sock.into()).unwrap());
+    let rx = sock.clone();
+    let receiver = tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut got: HashMap<u16, Vec<u8>> = HashMap::new();
+        let mut dups = 0usize;
+        let mut buf = vec![0u8; 65_535];
+        while got.len() < N {
+            match tokio::time::timeout_at(deadline, rx.recv_from(&mut buf)).await {
+                Ok(Ok((n, _))) => {
+                    let r = buf[..n].to_vec();
+                    if r.len() < 12 || got.insert(id_of(&r), r).is_some() {
+                        dups += 1;
+                    }
+                }
+                Ok(Err(e)) => panic!("recv: {e}"),
+                Err(_) => break,
+            }
+        }
+        (got, dups)
+    });
+    let t = Instant::now();
+    for p in &packets {
+        sock.send_to(p, ls.addr).await.unwrap();
+    }
+    let (got, dups) = receiver.await.unwrap();
+    let took = t.elapsed();
+    assert_eq!(dups, 0, "duplicate or runt answers");
+    assert_eq!(got.len(), N, "answers lost ({took:?})");
+    for (id, raw) in &got {
+        let (question, rcode, count) = expected.get(id).expect("an answer to a query sent");
+        let end = 12 + question.len();
+        assert_eq!(
+            raw.get(12..end),
+            Some(&question[..]),
+            "id {id}: its own question"
+        );
+        let m = Message::from_vec(raw).unwrap();
+        assert_eq!(m.response_code, *rcode, "id {id}");
+        assert_eq!(m.answers.len(), *count, "id {id}");
+    }
+    let met = ls.balancer.metrics();
+    assert_eq!(met.queries.load(Relaxed), N as u64);
+    assert_eq!(
+        answers(&ls, ResponseCode::NoError) + answers(&ls, ResponseCode::NXDomain),
+        N as u64
+    );
+    assert_eq!(met.synthesized.load(Relaxed), 0);
+    // (Dropped upstream responses are not asserted here: a late answer to a
+    // query already settled may reach a new query's socket on a reused port.)
+}
+
+// ---------------------------------------------------------------------------
+// 8. Forwarding safety (RFC 5452)
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_responses_are_dropped_and_counted() {
+    let forger = start_forger().await;
+    let ls = start_ls(cfg(
+        &[("forger", forger.addr)],
+        Strategy::Race,
+        Layout::Partitioned,
+    ))
+    .await;
+    let client_ids: Vec<u16> = (0..8u16).map(|i| 0x1111 * (i + 1)).collect();
+    for (i, id) in client_ids.iter().enumerate() {
+        let q = wire_query(
+            &format!("WWW{i}.Forge.TEST."),
+            RecordType::A,
+            *id,
+            true,
+            i % 2 == 0,
+        );
+        let (raw, m, _) = exchange(ls.addr, &q).await;
+        assert_echo(&q, &raw);
+        assert_eq!(m.response_code, ResponseCode::NoError);
+        assert_eq!(
+            a_records(&m),
+            vec![GENUINE],
+            "query {i}: the genuine answer"
+        );
+    }
+    let drops = &ls.balancer.metrics().drops;
+    assert!(
+        drops.wrong_source.load(Relaxed) >= 1,
+        "wrong source counted"
+    );
+    assert!(drops.wrong_id.load(Relaxed) >= 1, "wrong id counted");
+    assert!(
+        drops.wrong_question.load(Relaxed) >= 1,
+        "wrong question counted"
+    );
+
+    let seen = forger.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        client_ids.len(),
+        "one upstream query per client query"
+    );
+    // A fresh random ID: at most one may equal its client's ID by chance (2^-16 each).
+    let same_id = seen
+        .iter()
+        .zip(&client_ids)
+        .filter(|((_, up), client)| up == *client)
+        .count();
+    assert!(same_id <= 1, "upstream IDs copy the client's: {seen:?}");
+    // Random source ports: eight queries leave from several ports, not one or two.
+    let ports: BTreeSet<u16> = seen.iter().map(|(a, _)| a.port()).collect();
+    assert!(ports.len() >= 4, "source ports barely vary: {seen:?}");
+}
+
+// ---------------------------------------------------------------------------
+// 9. Truncation
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_answers_are_fetched_over_tcp_for_tcp_clients() {
+    let fake = start_fake(Mode::Truncated).await;
+    let ls = start_ls(cfg(
+        &[("tc", fake.addr)],
+        Strategy::Race,
+        Layout::Partitioned,
+    ))
+    .await;
+
+    // A TCP client: the LS retries over TCP and returns the full answer.
+    let m = query("Big.TC.test.", RecordType::A, None);
+    let resp = tcp(ls.addr, &m).await;
+    assert_eq!(resp.metadata.id, m.metadata.id);
+    assert_eq!(resp.response_code, ResponseCode::NoError);
+    assert!(!resp.truncation, "TC=0 over TCP");
+    assert_eq!(a_records(&resp), FULL.to_vec());
+    assert_eq!(resp.queries[0].name().to_ascii(), "Big.TC.test.");
+    assert_eq!(fake.udp_queries.load(Relaxed), 1);
+    assert_eq!(fake.tcp_queries.load(Relaxed), 1, "one upstream TCP retry");
+
+    // A UDP client: TC=1 passed through.
+    let q = wire_query("Big.TC.test.", RecordType::A, 0x7c7c, true, true);
+    let (raw, m, _) = exchange(ls.addr, &q).await;
+    assert_echo(&q, &raw);
+    assert!(m.truncation, "TC=1 passed to the UDP client");
+    assert!(m.answers.is_empty());
+    assert_eq!(m.response_code, ResponseCode::NoError);
+}
+
+// ---------------------------------------------------------------------------
+// 10. The in-flight bound
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_max_inflight_is_servfail_at_once() {
+    let _quiet = LOAD.read().await;
+    let slow = Knobs {
+        delay_ms: 300,
+        ..NORMAL
+    };
+    let pair = start_pair(Layout::Partitioned, slow, slow).await;
+    let mut c = cfg(
+        &[("ts1", pair.ts1.addr)],
+        Strategy::Race,
+        Layout::Partitioned,
+    );
+    c.max_inflight = 1;
+    let ls = start_ls(c).await;
+    // Both from one socket: the LS takes one socket's datagrams in order, so
+    // the first holds the only slot when the second arrives.
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let q1 = wire_query("www.a.test.", RecordType::A, 0x0001, true, false);
+    let q2 = wire_query("Mail.A.test.", RecordType::A, 0x0002, true, false);
+    let t = Instant::now();
+    sock.send_to(&q1, ls.addr).await.unwrap();
+    sock.send_to(&q2, ls.addr).await.unwrap();
+    let mut buf = vec![0u8; 65_535];
+    let mut recv = async || {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        (buf[..n].to_vec(), t.elapsed())
+    };
+    let (first, t1) = recv().await;
+    assert_echo(&q2, &first);
+    let m = Message::from_vec(&first).unwrap();
+    assert_eq!(m.response_code, ResponseCode::ServFail, "over the bound");
+    assert!(t1 < Duration::from_millis(150), "SERVFAIL after {t1:?}");
+    let (second, t2) = recv().await;
+    assert_echo(&q1, &second);
+    let m = Message::from_vec(&second).unwrap();
+    assert_eq!(m.response_code, ResponseCode::NoError);
+    assert_eq!(a_records(&m).len(), 2);
+    assert!(
+        t2 >= Duration::from_millis(250),
+        "the slow one came after {t2:?}"
+    );
+    assert_eq!(stats(&ls, 0).0, 1, "the refused query never went upstream");
+}
+
+// ---------------------------------------------------------------------------
+// 11. Per-backend counters
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_backend_counters_add_up() {
+    let pair = start_pair(Layout::Partitioned, NORMAL, NORMAL).await;
+    let mut c = cfg(&pair.backends(), Strategy::Sequential, Layout::Partitioned);
+    c.order = Order::Fixed;
+    let ls = start_ls(c).await;
+    let on_ts1 = ["www.a.test.", "mail.a.test.", "WWW.A.TEST."];
+    let on_ts2 = ["www.b.test.", "api.b.test."];
+    let misses = ["nope1.test.", "nope2.test."];
+    for (i, name) in on_ts1.iter().chain(&on_ts2).chain(&misses).enumerate() {
+        let q = wire_query(name, RecordType::A, 0x5000 + i as u16, true, false);
+        let (raw, m, _) = exchange(ls.addr, &q).await;
+        assert_echo(&q, &raw);
+        let want = if misses.contains(name) {
+            ResponseCode::NXDomain
+        } else {
+            ResponseCode::NoError
+        };
+        assert_eq!(m.response_code, want, "{name}");
+    }
+    let (n1, n2, nm) = (
+        on_ts1.len() as u64,
+        on_ts2.len() as u64,
+        misses.len() as u64,
+    );
+    // ts1 is asked every query and wins its own names; ts2 is asked whatever
+    // ts1 did not hold and wins those (the last NXDOMAIN is the final one).
+    assert_eq!(
+        stats(&ls, 0),
+        (n1 + n2 + nm, n1 + n2 + nm, n1, 0, 0, 0),
+        "ts1"
+    );
+    assert_eq!(stats(&ls, 1), (n2 + nm, n2 + nm, n2 + nm, 0, 0, 0), "ts2");
+    let met = ls.balancer.metrics();
+    assert_eq!(met.queries.load(Relaxed), n1 + n2 + nm);
+    assert_eq!(answers(&ls, ResponseCode::NoError), n1 + n2);
+    assert_eq!(answers(&ls, ResponseCode::NXDomain), nm);
+    assert_eq!(met.synthesized.load(Relaxed), 0);
+    assert_eq!(met.hedges.load(Relaxed), 0);
+    assert_eq!(met.drops.total(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Extra: the deadline's bookkeeping and a long synthesized answer
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+
+async fn deadline_counts_a_timeout_for_each_silent_backend_only() {
+    let _quiet = LOAD.read().await;
+    let pair = start_pair(Layout::Partitioned, NORMAL, NORMAL).await;
+    let silent = start_fake(Mode::Silent).await;
+    let mut c = cfg(
+        &[("ts1", pair.ts1.addr), ("mute", silent.addr)],
+        Strategy::Race,
+        Layout::Partitioned,
+    );
+    c.timeout_ms = SYNTH_TIMEOUT.as_millis() as u64;
+    // One client-query timeout is enough to mark a backend down.
+    c.health.fall = 1;
+    let ls = start_ls(c).await;
+    let q = wire_query("nowhere.test.", RecordType::A, 0x3131, true, true);
+    let (raw, m, took) = exchange(ls.addr, &q).await;
+    assert_echo(&q, &raw);
+    assert_eq!(m.response_code, ResponseCode::NXDomain);
+    assert!(!m.authoritative, "made up at the deadline");
+    assert!(took >= SYNTH_TIMEOUT, "answered after {took:?}");
+    assert_eq!(silent.udp_queries.load(Relaxed), 1);
+    // ts1 said NXDOMAIN at once: it answered, it did not time out.
+    let (sent, answered, wins, timeouts, errors, _) = stats(&ls, 0);
+    assert_eq!((sent, answered, wins, errors), (1, 1, 0, 0), "ts1");
+    assert_eq!(
+        timeouts, 0,
+        "ts1 answered, yet a timeout was counted against it"
+    );
+    // The silent one timed out: counted, and (fall = 1) marked down.
+    let (sent, answered, _, timeouts, errors, _) = stats(&ls, 1);
+    assert_eq!((sent, answered, errors), (1, 0, 0), "the silent backend");
+    assert_eq!(timeouts, 1, "the silent backend's timeout was not counted");
+    let st = ls.balancer.state();
+    assert!(st.backends[0].is_up(), "ts1 answered: still up");
+    assert!(
+        !st.backends[1].is_up(),
+        "a client-query timeout is a health failure (fall = 1)"
+    );
+}
+
+/// A name of 250 bytes on the wire (four 60-letter labels and `test`).
+fn long_name() -> String {
+    let label = |c: char| std::iter::repeat_n(c, 60).collect::<String>();
+    format!(
+        "{}.{}.{}.{}.test.",
+        label('a'),
+        label('B'),
+        label('c'),
+        label('D')
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+
+async fn long_synthesized_answer_is_not_truncated() {
+    let _quiet = LOAD.read().await;
+    let f1 = start_fake(Mode::Silent).await;
+    let f2 = start_fake(Mode::Silent).await;
+    // Backend names long enough for the EDE text to reach its cap.
+    let n1 = format!("backend-{}-1", "x".repeat(90));
+    let n2 = format!("backend-{}-2", "y".repeat(90));
+    let mut c = cfg(
+        &[(n1.as_str(), f1.addr), (n2.as_str(), f2.addr)],
+        Strategy::Race,
+        Layout::Partitioned,
+    );
+    c.timeout_ms = SYNTH_TIMEOUT.as_millis() as u64;
+    let ls = start_ls(c).await;
+    let name = long_name();
+
+    // Over TCP (no size limit but 64 KiB) and over UDP with EDNS 1232.
+    let over_tcp = async {
+        let mut m = query(&name, RecordType::A, Some(1232));
+        m.metadata.recursion_desired = true;
+        tcp(ls.addr, &m).await
+    };
+    let q = wire_query(&name, RecordType::A, 0x2a2a, true, true);
+    let (resp_tcp, (raw, resp_udp, _)) = tokio::join!(over_tcp, exchange(ls.addr, &q));
+    assert_echo(&q, &raw);
+    for (how, m) in [("tcp", resp_tcp), ("udp", resp_udp)] {
+        assert_eq!(m.response_code, ResponseCode::NXDomain, "{how}");
+        assert!(!m.truncation, "{how}: a made-up answer truncated ({m:?})");
+        assert_eq!(m.authorities.len(), 1, "{how}: the SOA");
+        assert!(m.edns.is_some(), "{how}: the OPT");
+    }
+}

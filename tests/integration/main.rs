@@ -4,8 +4,10 @@
 mod cli;
 #[allow(dead_code)]
 mod harness;
+mod health;
 mod interop;
 mod ls;
 mod ls_procs;
+mod metrics;
 mod resolve;
 mod ts;
