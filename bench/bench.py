@@ -379,14 +379,15 @@ def ratio_table(lines):
 
 
 def detail_tables(rows):
-    """Per section: every contender's medians over the rounds."""
+    """Per section and mode: every contender's medians over the rounds."""
     out = []
     groups = {}
     for r in rows:
         key = (r.get("section"), r.get("scenario"), r.get("mode"))
         groups.setdefault(key, {}).setdefault(r.get("contender"), []).append(r)
     order = {"ts": 0, "ls": 1, "tail": 2}
-    for key in sorted(groups, key=lambda k: (order.get(k[0], 9), str(k[1]), str(k[2]))):
+    modes = {"max": 0, "fixed": 1}
+    for key in sorted(groups, key=lambda k: (order.get(k[0], 9), str(k[1]), modes.get(k[2], 9))):
         section, scenario, mode = key
         title = {
             ("ts", "max"): f"TS vs NSD, {scenario}, dnsperf at full speed",
@@ -397,25 +398,31 @@ def detail_tables(rows):
                                 if scenario == "both" else "only ts1 delays 3% of answers by 50 ms")
                                 + ", dnsperf at a fixed 5,000 QPS"),
         }.get((section, mode), f"{section} {scenario} {mode}")
-        head = ["contender", "rounds", "QPS (median, by round)", "lost (sum)",
-                "p50 ms", "p99 ms", "p99.9 ms", "p99 by round", "upstream/client"]
+        if mode == "max":
+            head = ["contender", "QPS median", "QPS by round", "lost (sum)", "avg latency ms"]
+        else:
+            head = ["contender", "QPS median", "lost (sum)", "p50 ms", "p99 ms", "p99.9 ms",
+                    "p99 by round"]
+        if section in ("ls", "tail"):
+            head.append("upstream/client")
         if section == "tail":
             head.append("hedges/client")
         body = []
         for c, rs in groups[key].items():
             rs = sorted(rs, key=lambda r: r["round"])
-            upc = med([r.get("upstream_per_client") for r in rs])
-            row = [
-                c, str(len(rs)),
-                fmt(med([r.get("qps") for r in rs]), "qps") + " ("
-                + ", ".join(fmt(r.get("qps"), "qps") for r in rs) + ")",
-                str(sum(r.get("lost") or 0 for r in rs)),
-                fmt(med([r.get("p50") for r in rs]), "ms"),
-                fmt(med([r.get("p99") for r in rs]), "ms"),
-                fmt(med([r.get("p999") for r in rs]), "ms"),
-                ", ".join(fmt(r.get("p99"), "ms") for r in rs),
-                fmt(upc, "up"),
-            ]
+            qps = fmt(med([r.get("qps") for r in rs]), "qps")
+            lost = str(sum(r.get("lost") or 0 for r in rs))
+            if mode == "max":
+                row = [c, qps, ", ".join(fmt(r.get("qps"), "qps") for r in rs), lost,
+                       fmt(med([r.get("avg_ms") for r in rs]), "ms")]
+            else:
+                row = [c, qps, lost,
+                       fmt(med([r.get("p50") for r in rs]), "ms"),
+                       fmt(med([r.get("p99") for r in rs]), "ms"),
+                       fmt(med([r.get("p999") for r in rs]), "ms"),
+                       ", ".join(fmt(r.get("p99"), "ms") for r in rs)]
+            if section in ("ls", "tail"):
+                row.append(fmt(med([r.get("upstream_per_client") for r in rs]), "up"))
             if section == "tail":
                 row.append(fmt(med([r.get("hedges_per_client") for r in rs]), "up"))
             body.append(row)
@@ -473,7 +480,7 @@ def cmd_report(a):
     md += md_table(head, body) + "\n"
     md += "## Machine and versions\n\n"
     for k in ("machine", "cpu", "kernel", "nproc", "dnslb", "rustc", "dnsperf", "dnsdist", "nsd",
-              "load", "duration"):
+              "load", "load_end", "duration"):
         if k in meta:
             md += f"- **{k}**: {meta[k]}\n"
     md += "\n## Settings\n\n"

@@ -371,7 +371,9 @@ impl Shared {
 
 /// Samples once a second until `token` is cancelled.
 async fn sampler(shared: Arc<Shared>, token: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // `serve` took the first sample; the next is due in a second.
+    let second = Duration::from_secs(1);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + second, second);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         tokio::select! {
@@ -648,7 +650,8 @@ fn chart(o: &mut String, history: &History, now: Instant) {
         .zip(history.samples.iter().skip(1))
         .filter_map(|(a, b)| {
             let dt = b.at.duration_since(a.at).as_secs_f64();
-            (dt > 0.0).then(|| {
+            // A pair closer than half a second would make a spike of noise.
+            (dt >= 0.5).then(|| {
                 let qps = b.queries.saturating_sub(a.queries) as f64 / dt;
                 let p99 = b.latency.since(&a.latency).quantile(0.99);
                 let age = now.duration_since(b.at).as_secs_f64();
@@ -792,7 +795,7 @@ async fn not_found() -> Response {
 }
 
 /// Serves `/metrics` and `/` on `listener` until `token` is cancelled, then
-/// gives open requests [`SHUTDOWN_GRACE`] to finish and returns once the
+/// gives open requests two seconds to finish and returns once the
 /// sampler has stopped too.
 pub async fn serve(
     listener: TcpListener,

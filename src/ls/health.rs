@@ -159,7 +159,8 @@ pub async fn run(balancer: Arc<Balancer>, token: CancellationToken) {
             .map_or(Duration::from_secs(1), |p| p.interval)
     };
     let mut period = interval_of(&balancer);
-    let mut ticker = tokio::time::interval(period);
+    // The first round comes one interval after start, like every other.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sweeps = tokio::task::JoinSet::new();
     loop {

@@ -359,9 +359,29 @@ fn start_ls(dir: &Path, strategy: &str, port: u16, ts1: u16, ts2: u16) -> Proc {
 // ---------------------------------------------------------------------------
 // DNS.
 
+/// Asks `addr` for `name` A over UDP (EDNS 1232) from a fresh socket
+/// *connected* to `addr`, with a random ID: only a response from `addr` with
+/// that ID and QR=1 counts. (An unconnected socket could be handed a dead
+/// backend's port by the kernel and then receive the LS's upstream query.)
+/// `None` after `wait`, or at once when the port is unreachable.
 async fn udp_ask_raw(addr: SocketAddr, name: &str, wait: Duration) -> Option<Vec<u8>> {
-    let q = harness::query(name, RecordType::A, Some(1232));
-    harness::udp_raw_wait(addr, &q.to_vec().unwrap(), wait).await
+    let mut q = harness::query(name, RecordType::A, Some(1232));
+    let id: u16 = rand::random();
+    q.metadata.id = id;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.connect(addr).await.unwrap();
+    sock.send(&q.to_vec().unwrap()).await.ok()?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 {
+            return Some(buf[..n].to_vec());
+        }
+    }
 }
 
 async fn udp_ask(addr: SocketAddr, name: &str, wait: Duration) -> Option<Message> {
@@ -414,6 +434,33 @@ async fn wait_answers(addr: SocketAddr, name: &str, ip: &str, procs: &mut [&mut 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Starts a TS on `port` again after its previous process died, and waits
+/// until it answers `name` -> `ip`. Until then any socket on the machine may
+/// have been given that port by the kernel (the LS's own upstream sockets
+/// bind port 0), so a start that fails on "address in use" is retried.
+async fn restart_ts(name: &str, port: u16, zone: &str, probe: (&str, &str)) -> Proc {
+    for _ in 0..20 {
+        let mut ts = start_ts(name, port, zone);
+        let deadline = Instant::now() + READY_LIMIT;
+        loop {
+            if let Some(m) = udp_ask(local(port), probe.0, POLL_WAIT).await
+                && answers_with(&m, probe.1)
+            {
+                return ts;
+            }
+            if ts.exited().is_some() {
+                let err = ts.stderr_text();
+                assert!(err.contains("in use"), "{name} failed to start:\n{err}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name} did not answer in time");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name}: port {port} stayed in use");
 }
 
 /// Latency summary: "n=.. min=.. p50=.. max=.." in ms.
@@ -592,8 +639,7 @@ async fn sigkilled_ts_every_strategy_keeps_answering_the_other_partition() {
     }
 
     // ts1 back on its port: its names answer again through every LS.
-    let mut ts1 = start_ts("ts1 (restarted)", p1, "ts1.txt");
-    wait_answers(local(p1), TS1_NAMES[0].0, TS1_NAMES[0].1, &mut [&mut ts1]).await;
+    let _ts1 = restart_ts("ts1 (restarted)", p1, "ts1.txt", TS1_NAMES[0]).await;
     for (s, _, addr, _) in &lss {
         for &(name, ip) in TS1_NAMES {
             let m = udp_ask(*addr, name, Duration::from_secs(2)).await;
