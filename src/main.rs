@@ -8,11 +8,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use dnslb::cli::{Cli, Command, TsArgs};
 use dnslb::config::{Config, Fault, LsConfig, OnMiss};
 use dnslb::ls::Balancer;
+use dnslb::metrics::StatusExtra;
 use dnslb::resolve::ResolveOptions;
 use dnslb::server::{self, Listeners, ServerOptions};
 use dnslb::shutdown::{Signal, Signals};
@@ -102,7 +104,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ls { config } => {
             let cfg = Config::load(&config)?;
             let workers = ls_section(&cfg)?.workers;
-            runtime(workers)?.block_on(run_ls(cfg, None))?;
+            runtime(workers)?.block_on(run_ls(cfg, None, StatusExtra::default()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Up { config } => {
@@ -140,6 +142,7 @@ fn ts_settings(a: TsArgs) -> Result<(TsSettings, SocketAddr, usize)> {
                 ttl: a.ttl,
                 on_miss: OnMiss::Nxdomain,
                 axfr_allow: Vec::new(),
+                notify: Vec::new(),
                 fault: Fault::default(),
             };
             (settings, listen)
@@ -189,6 +192,8 @@ fn ls_section(cfg: &Config) -> Result<&LsConfig> {
 /// `dnslb up`: the TS children under a supervisor, and the LS here.
 async fn run_up(cfg: Config) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the dnslb executable")?;
+    // Children may not share our working folder forever: give them an absolute path.
+    let config_path = std::fs::canonicalize(&cfg.path).unwrap_or_else(|_| cfg.path.clone());
     let specs = cfg
         .ts
         .iter()
@@ -198,25 +203,56 @@ async fn run_up(cfg: Config) -> Result<()> {
             args: vec![
                 "ts".into(),
                 "-c".into(),
-                cfg.path.clone().into_os_string(),
+                config_path.clone().into_os_string(),
                 "--name".into(),
                 t.name.clone().into(),
             ],
         })
         .collect();
     let token = CancellationToken::new();
-    let sup = Supervisor::start(specs, Backoff::default(), token.child_token());
-    let result = run_ls(cfg, Some(&sup)).await;
-    sup.shutdown(SHUTDOWN_GRACE).await;
+    let sup = Arc::new(Supervisor::start(
+        specs,
+        Backoff::default(),
+        token.child_token(),
+    ));
+    // The status page lists the children; it must not keep the supervisor alive.
+    let weak = Arc::downgrade(&sup);
+    let extra = StatusExtra {
+        supervisor: Some(Arc::new(move || {
+            weak.upgrade()
+                .map(|s| {
+                    s.pids()
+                        .into_iter()
+                        .zip(s.restarts())
+                        .map(|((name, pid), (_, restarts))| (name, pid, restarts))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })),
+    };
+    let result = run_ls(cfg, Some(&sup), extra).await;
+    if let Some(sup) = Arc::into_inner(sup) {
+        sup.shutdown(SHUTDOWN_GRACE).await;
+    }
     result
 }
 
 /// The LS until SIGINT/SIGTERM; SIGHUP reloads it (and the TS children of `up`).
-async fn run_ls(cfg: Config, children: Option<&Supervisor>) -> Result<()> {
+async fn run_ls(cfg: Config, children: Option<&Supervisor>, extra: StatusExtra) -> Result<()> {
     let mut signals = Signals::new().context("cannot install signal handlers")?;
     let lsc = ls_section(&cfg)?.clone();
     let balancer = Arc::new(Balancer::new(&lsc));
     let listeners = Listeners::bind(&lsc.listen, lsc.workers)?;
+    let metrics_listener = match lsc.metrics {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on ls.metrics {addr}"))?;
+            info!(addr = %l.local_addr()?, "metrics and status page ready");
+            Some(l)
+        }
+        None => None,
+    };
     let addrs = listeners.local_addrs().to_vec();
     let token = CancellationToken::new();
     let opts = ServerOptions {
@@ -230,6 +266,14 @@ async fn run_ls(cfg: Config, children: Option<&Supervisor>) -> Result<()> {
         opts,
         token.clone(),
     ));
+    let metrics = metrics_listener.map(|l| {
+        tokio::spawn(dnslb::metrics::serve(
+            l,
+            balancer.clone(),
+            extra,
+            token.clone(),
+        ))
+    });
     let backends: Vec<String> = lsc
         .backend
         .iter()
@@ -264,7 +308,13 @@ async fn run_ls(cfg: Config, children: Option<&Supervisor>) -> Result<()> {
     }
     info!("stopping");
     token.cancel();
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = server.await;
+        if let Some(m) = metrics {
+            let _ = m.await;
+        }
+    })
+    .await;
     Ok(())
 }
 
@@ -285,14 +335,38 @@ async fn run_ts(settings: TsSettings, listen: SocketAddr, workers: usize) -> Res
     };
     let server = tokio::spawn(server::serve(listeners, ts.clone(), opts, token.clone()));
     info!(ts = %name, addr = ?addrs, "table server ready");
+    let notifies = TaskTracker::new();
     loop {
         match signals.next().await {
             Signal::Stop => break,
-            Signal::Reload => ts.reload_logged(),
+            Signal::Reload => {
+                for zone in ts.reload_logged() {
+                    for &target in &ts.settings().notify {
+                        let (zone, name, token) = (zone.clone(), name.clone(), token.clone());
+                        notifies.spawn(async move {
+                            tokio::select! {
+                                _ = token.cancelled() => {}
+                                acked = dnslb::ts::xfr::notify(target, &zone) => {
+                                    if acked {
+                                        info!(ts = %name, %zone, %target, "notify acknowledged");
+                                    } else {
+                                        warn!(ts = %name, %zone, %target, "notify not acknowledged");
+                                    }
+                                }
+                            }
+                        });
+                    }
+                }
+            }
         }
     }
     info!(ts = %name, "stopping");
     token.cancel();
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
+    notifies.close();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = server.await;
+        notifies.wait().await;
+    })
+    .await;
     Ok(())
 }

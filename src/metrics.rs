@@ -185,7 +185,7 @@ fn write_prometheus(m: &LsMetrics, backends: &[Arc<Backend>]) -> String {
         }
     }
     #[rustfmt::skip]
-    let counters: [(&str, &str, &AtomicU64); 7] = [
+    let counters: [(&str, &str, &AtomicU64); 8] = [
         ("dnslb_synthesized_total", "Answers made up by the LS.", &m.synthesized),
         ("dnslb_hedges_total", "Hedges sent after the hedge delay.", &m.hedges),
         ("dnslb_hedge_wins_total", "Hedges whose answer won.", &m.hedge_wins),
@@ -193,6 +193,11 @@ fn write_prometheus(m: &LsMetrics, backends: &[Arc<Backend>]) -> String {
         ("dnslb_refused_acl_total", "Client queries refused by the ACL.", &m.refused_acl),
         ("dnslb_rate_limited_total", "Client queries over the rate limit.", &m.rate_limited),
         ("dnslb_health_rounds_total", "Health probe rounds completed.", &m.health_rounds),
+        (
+            "dnslb_late_responses_total",
+            "Upstream answers that came after their query was settled (not suspect).",
+            &m.drops.late,
+        ),
     ];
     for (name, help, c) in counters {
         e.counter(name, help, c.load(Relaxed));

@@ -47,18 +47,53 @@ struct Waiter {
     tx: oneshot::Sender<Vec<u8>>,
 }
 
+/// The queries of one socket: waiting ones, and recently abandoned ones
+/// whose answer may still arrive (a hedge's loser, a query past its deadline).
+#[derive(Default)]
+struct Table {
+    waiting: HashMap<u16, Waiter>,
+    /// ID -> (backend, when abandoned).
+    late: HashMap<u16, (SocketAddr, Instant)>,
+}
+
+impl Table {
+    fn id_in_use(&self, id: u16) -> bool {
+        self.waiting.contains_key(&id) || self.late.contains_key(&id)
+    }
+
+    /// Remembers an abandoned query for [`LATE_WINDOW`]; bounded by [`LATE_MAX`].
+    fn abandon(&mut self, id: u16) {
+        let Some(w) = self.waiting.remove(&id) else {
+            return;
+        };
+        let now = Instant::now();
+        if self.late.len() >= LATE_MAX {
+            self.late
+                .retain(|_, (_, t)| now.saturating_duration_since(*t) < LATE_WINDOW);
+        }
+        if self.late.len() < LATE_MAX {
+            self.late.insert(id, (w.addr, now));
+        }
+    }
+}
+
+/// How long an abandoned query's answer is expected (and not called forged).
+const LATE_WINDOW: Duration = Duration::from_secs(5);
+/// Abandoned queries remembered per socket.
+const LATE_MAX: usize = 4096;
+
 /// One pooled socket and the queries waiting on it.
 struct PoolSocket {
     sock: UdpSocket,
-    waiting: Mutex<HashMap<u16, Waiter>>,
+    table: Mutex<Table>,
     uses: AtomicU64,
     retired: AtomicBool,
 }
 
 impl PoolSocket {
-    fn waiting(&self) -> MutexGuard<'_, HashMap<u16, Waiter>> {
-        // A panic while holding the lock cannot leave the map inconsistent.
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // A panic while holding the lock cannot leave the maps inconsistent.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -78,7 +113,8 @@ struct WaitGuard<'a> {
 
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
-        self.sock.waiting().remove(&self.id);
+        // Still waiting means nobody answered in time: its answer may yet come.
+        self.sock.table().abandon(self.id);
     }
 }
 
@@ -135,7 +171,7 @@ impl UpstreamPool {
         // Empty, or worn out: a new socket on a new random port.
         let fresh = Arc::new(PoolSocket {
             sock: UdpSocket::bind(fam.unspecified).await?,
-            waiting: Mutex::new(HashMap::new()),
+            table: Mutex::new(Table::default()),
             uses: AtomicU64::new(1),
             retired: AtomicBool::new(false),
         });
@@ -168,17 +204,17 @@ impl UpstreamPool {
         let ps = self.pick(addr).await?;
         let (tx, rx) = oneshot::channel();
         let id = {
-            let mut waiting = ps.waiting();
+            let mut table = ps.table();
             let mut id = None;
             for _ in 0..16 {
                 let candidate: u16 = rand::random();
-                if !waiting.contains_key(&candidate) {
+                if !table.id_in_use(candidate) {
                     id = Some(candidate);
                     break;
                 }
             }
             let id = id.ok_or(UpstreamError::Unusable)?;
-            waiting.insert(
+            table.waiting.insert(
                 id,
                 Waiter {
                     addr,
@@ -213,7 +249,7 @@ async fn read_loop(ps: Arc<PoolSocket>, drops: Arc<DropCounters>, token: Cancell
         let (n, from) = tokio::select! {
             _ = token.cancelled() => return,
             _ = tokio::time::sleep(RETIRE_CHECK), if ps.retired.load(Relaxed) => {
-                if ps.waiting().is_empty() {
+                if ps.table().waiting.is_empty() {
                     return;
                 }
                 continue;
@@ -234,9 +270,17 @@ fn deliver(ps: &PoolSocket, resp: &[u8], from: SocketAddr, oversized: bool, drop
         drops.wrong_question.fetch_add(1, Relaxed);
         return;
     };
-    let mut waiting = ps.waiting();
-    let Some(w) = waiting.get(&h.id) else {
-        drops.wrong_id.fetch_add(1, Relaxed);
+    let mut table = ps.table();
+    let Some(w) = table.waiting.get(&h.id) else {
+        match table.late.get(&h.id) {
+            Some((addr, _)) if *addr == from => {
+                table.late.remove(&h.id);
+                drops.late.fetch_add(1, Relaxed);
+            }
+            _ => {
+                drops.wrong_id.fetch_add(1, Relaxed);
+            }
+        }
         return;
     };
     if w.addr != from {
@@ -248,8 +292,8 @@ fn deliver(ps: &PoolSocket, resp: &[u8], from: SocketAddr, oversized: bool, drop
         drops.wrong_question.fetch_add(1, Relaxed);
         return;
     }
-    if let Some(w) = waiting.remove(&h.id) {
-        drop(waiting);
+    if let Some(w) = table.waiting.remove(&h.id) {
+        drop(table);
         if oversized {
             // May have been cut short: the exchange fails rather than trust it.
             drop(w.tx);

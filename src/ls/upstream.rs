@@ -33,6 +33,9 @@ pub struct DropCounters {
     pub wrong_id: AtomicU64,
     /// With another question, not a response, or too short to tell.
     pub wrong_question: AtomicU64,
+    /// Not dropped as suspect: answers that came after their query was
+    /// settled (a hedge's loser) or past its deadline.
+    pub late: AtomicU64,
 }
 
 impl DropCounters {

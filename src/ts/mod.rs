@@ -49,6 +49,8 @@ pub struct TsSettings {
     pub on_miss: OnMiss,
     /// Clients allowed to transfer zones (AXFR over TCP).
     pub axfr_allow: Vec<IpNet>,
+    /// Secondaries to NOTIFY when a zone changes on reload.
+    pub notify: Vec<std::net::SocketAddr>,
     /// Fault injection.
     pub fault: Fault,
 }
@@ -70,6 +72,7 @@ impl TsSettings {
             ttl: c.ttl,
             on_miss: c.on_miss,
             axfr_allow: c.axfr_allow.clone(),
+            notify: c.notify.clone(),
             fault: c.fault,
         })
     }
@@ -168,6 +171,8 @@ pub struct TableServer {
 pub struct ReloadReport {
     /// Zones whose data changed (their serials went up).
     pub changed: usize,
+    /// Origins of those zones (secondaries are NOTIFYed of them).
+    pub changed_zones: Vec<Name>,
     /// Zones served after the reload.
     pub zones: usize,
 }
@@ -204,14 +209,14 @@ impl TableServer {
     pub fn reload(&self) -> Result<ReloadReport, ZoneError> {
         let old = self.catalog.load_full();
         let fresh = load_catalog(&self.settings, unix_now())?;
-        let mut changed = 0;
+        let mut changed_zones = Vec::new();
         let zones: Vec<Zone> = fresh
             .zones()
             .iter()
             .map(|z| match old.zones().iter().find(|o| o.origin() == z.origin()) {
                 Some(o) if o.same_data(z) => z.clone().with_serial(o.serial()),
                 Some(o) => {
-                    changed += 1;
+                    changed_zones.push(z.origin().clone());
                     if z.soa_synthesized() {
                         let s = z.serial().max(o.serial().wrapping_add(1));
                         z.clone().with_serial(s)
@@ -224,13 +229,14 @@ impl TableServer {
                     }
                 }
                 None => {
-                    changed += 1;
+                    changed_zones.push(z.origin().clone());
                     z.clone()
                 }
             })
             .collect();
         let report = ReloadReport {
-            changed,
+            changed: changed_zones.len(),
+            changed_zones,
             zones: zones.len(),
         };
         self.catalog.store(Arc::new(Catalog::new(zones)));
@@ -238,13 +244,16 @@ impl TableServer {
     }
 
     /// [`TableServer::reload`] with its outcome logged (one line either way).
-    pub fn reload_logged(&self) {
+    /// Returns the origins of the zones that changed.
+    pub fn reload_logged(&self) -> Vec<Name> {
         match self.reload() {
             Ok(r) => {
-                info!(ts = %self.settings.name, changed = r.changed, zones = r.zones, "reload done")
+                info!(ts = %self.settings.name, changed = r.changed, zones = r.zones, "reload done");
+                r.changed_zones
             }
             Err(err) => {
-                warn!(ts = %self.settings.name, %err, "reload refused, old zones keep serving")
+                warn!(ts = %self.settings.name, %err, "reload refused, old zones keep serving");
+                Vec::new()
             }
         }
     }

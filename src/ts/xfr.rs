@@ -49,3 +49,55 @@ fn message(q: &ClientQuery, records: &[Rr<'_>], first: bool) -> Vec<u8> {
     }
     w.finish(TCP_PAYLOAD_MAX)
 }
+
+/// Tries per secondary before giving up on a NOTIFY (RFC 1996 §3.6).
+const NOTIFY_TRIES: u32 = 3;
+/// Wait for a NOTIFY acknowledgement.
+const NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Tells `target` that `zone` changed (RFC 1996): a NOTIFY with the zone's
+/// SOA question, repeated until the secondary acknowledges it (same ID, QR=1)
+/// or [`NOTIFY_TRIES`] are spent. Returns whether it was acknowledged.
+pub async fn notify(target: std::net::SocketAddr, zone: &hickory_proto::rr::Name) -> bool {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::RecordType;
+
+    let bind: std::net::SocketAddr = if target.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else {
+        return false;
+    };
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..NOTIFY_TRIES {
+        let id: u16 = rand::random();
+        let mut m = Message::new(id, MessageType::Query, OpCode::Notify);
+        m.metadata.authoritative = true;
+        m.add_query(Query::query(zone.clone(), RecordType::SOA));
+        let Ok(bytes) = m.to_vec() else { return false };
+        if sock.send_to(&bytes, target).await.is_err() {
+            continue;
+        }
+        let wait = async {
+            loop {
+                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                    return false;
+                };
+                let acked = from == target
+                    && buf
+                        .get(..n)
+                        .and_then(dns::WireHeader::read)
+                        .is_some_and(|h| h.id == id && h.is_response());
+                if acked {
+                    return true;
+                }
+            }
+        };
+        if let Ok(true) = tokio::time::timeout(NOTIFY_WAIT, wait).await {
+            return true;
+        }
+    }
+    false
+}

@@ -51,6 +51,7 @@ pub fn ts_settings(zones: Vec<PathBuf>) -> TsSettings {
         ttl: 300,
         on_miss: OnMiss::Nxdomain,
         axfr_allow: vec!["127.0.0.0/8".parse().unwrap()],
+        notify: Vec::new(),
         fault: Fault::default(),
     }
 }

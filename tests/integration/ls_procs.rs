@@ -262,20 +262,51 @@ fn runs_with(pid: u32, needle: &str) -> bool {
 // ---------------------------------------------------------------------------
 // Ports, files, configs.
 
-/// `n` distinct ports free for both UDP and TCP on 127.0.0.1 (each socket is
-/// held until all are chosen, then dropped).
+/// Ports handed out so far by [`free_ports`] in this test binary.
+static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// The kernel's ephemeral port range (what `bind(port 0)` picks from).
+fn ephemeral_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|s| s.parse::<u16>().ok());
+    Some((it.next()??, it.next()??))
+}
+
+/// `n` distinct ports free for both UDP and TCP on 127.0.0.1, each checked
+/// by binding it (the sockets are held until all are chosen, then dropped).
+///
+/// They are taken from the 10 000 ports just below the kernel's ephemeral
+/// range when there is room: a port from `bind(port 0)` would be in that
+/// range, where the LS's upstream sockets and every other test's clients
+/// (all bound to port 0) could be handed it between our check and the
+/// server's bind, or while a killed server's port is unused.
 fn free_ports(n: usize) -> Vec<u16> {
+    let below = ephemeral_range()
+        .map(|(lo, _)| lo)
+        .filter(|&lo| lo >= 12_000);
+    let mut given = GIVEN.lock().unwrap();
     let mut held = Vec::new();
     let mut ports = Vec::new();
-    while ports.len() < n {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..10_000 {
+        if ports.len() == n {
+            return ports;
+        }
+        let udp = match below {
+            Some(lo) => UdpSocket::bind(("127.0.0.1", rand::random_range(lo - 10_000..lo))),
+            None => UdpSocket::bind("127.0.0.1:0"),
+        };
+        let Ok(udp) = udp else { continue };
         let port = udp.local_addr().unwrap().port();
+        if given.contains(&port) {
+            continue;
+        }
         if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)) {
+            given.insert(port);
             ports.push(port);
             held.push((udp, tcp));
         }
     }
-    ports
+    panic!("no {n} free ports found");
 }
 
 /// Whether both UDP and TCP can bind 127.0.0.1:`port` (without SO_REUSEPORT,
@@ -361,8 +392,8 @@ fn start_ls(dir: &Path, strategy: &str, port: u16, ts1: u16, ts2: u16) -> Proc {
 
 /// Asks `addr` for `name` A over UDP (EDNS 1232) from a fresh socket
 /// *connected* to `addr`, with a random ID: only a response from `addr` with
-/// that ID and QR=1 counts. (An unconnected socket could be handed a dead
-/// backend's port by the kernel and then receive the LS's upstream query.)
+/// that ID and QR=1 counts (an unconnected socket that the kernel gave a
+/// dead backend's port would receive the LS's upstream query instead).
 /// `None` after `wait`, or at once when the port is unreachable.
 async fn udp_ask_raw(addr: SocketAddr, name: &str, wait: Duration) -> Option<Vec<u8>> {
     let mut q = harness::query(name, RecordType::A, Some(1232));
@@ -434,33 +465,6 @@ async fn wait_answers(addr: SocketAddr, name: &str, ip: &str, procs: &mut [&mut 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Starts a TS on `port` again after its previous process died, and waits
-/// until it answers `name` -> `ip`. Until then any socket on the machine may
-/// have been given that port by the kernel (the LS's own upstream sockets
-/// bind port 0), so a start that fails on "address in use" is retried.
-async fn restart_ts(name: &str, port: u16, zone: &str, probe: (&str, &str)) -> Proc {
-    for _ in 0..20 {
-        let mut ts = start_ts(name, port, zone);
-        let deadline = Instant::now() + READY_LIMIT;
-        loop {
-            if let Some(m) = udp_ask(local(port), probe.0, POLL_WAIT).await
-                && answers_with(&m, probe.1)
-            {
-                return ts;
-            }
-            if ts.exited().is_some() {
-                let err = ts.stderr_text();
-                assert!(err.contains("in use"), "{name} failed to start:\n{err}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "{name} did not answer in time");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{name}: port {port} stayed in use");
 }
 
 /// Latency summary: "n=.. min=.. p50=.. max=.." in ms.
@@ -639,7 +643,8 @@ async fn sigkilled_ts_every_strategy_keeps_answering_the_other_partition() {
     }
 
     // ts1 back on its port: its names answer again through every LS.
-    let _ts1 = restart_ts("ts1 (restarted)", p1, "ts1.txt", TS1_NAMES[0]).await;
+    let mut ts1 = start_ts("ts1 (restarted)", p1, "ts1.txt");
+    wait_answers(local(p1), TS1_NAMES[0].0, TS1_NAMES[0].1, &mut [&mut ts1]).await;
     for (s, _, addr, _) in &lss {
         for &(name, ip) in TS1_NAMES {
             let m = udp_ask(*addr, name, Duration::from_secs(2)).await;
