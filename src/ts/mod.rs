@@ -153,6 +153,11 @@ fn synth_soa(
     )
 }
 
+/// RFC 1982: `a` is newer than `b` in serial-number arithmetic.
+fn serial_newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < (1 << 31)
+}
+
 fn unix_now() -> u32 {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -210,30 +215,43 @@ impl TableServer {
         let old = self.catalog.load_full();
         let fresh = load_catalog(&self.settings, unix_now())?;
         let mut changed_zones = Vec::new();
-        let zones: Vec<Zone> = fresh
-            .zones()
-            .iter()
-            .map(|z| match old.zones().iter().find(|o| o.origin() == z.origin()) {
+        let mut zones = Vec::with_capacity(fresh.zones().len());
+        for z in fresh.zones() {
+            let zone = match old.zones().iter().find(|o| o.origin() == z.origin()) {
                 Some(o) if o.same_data(z) => z.clone().with_serial(o.serial()),
-                Some(o) => {
+                Some(o) if z.soa_synthesized() => {
+                    // Our serial: up by at least one, and to the clock when it is ahead.
+                    let s = z.serial().max(o.serial().wrapping_add(1));
                     changed_zones.push(z.origin().clone());
-                    if z.soa_synthesized() {
-                        let s = z.serial().max(o.serial().wrapping_add(1));
-                        z.clone().with_serial(s)
-                    } else {
-                        if z.serial() <= o.serial() {
-                            warn!(ts = %self.settings.name, zone = %z.origin(), serial = z.serial(),
-                                  "zone data changed but its SOA serial did not go up");
-                        }
-                        z.clone()
+                    z.clone().with_serial(s)
+                }
+                Some(o) => {
+                    // The file's serial: it must go up, or secondaries would
+                    // never see the change (RFC 1982 arithmetic).
+                    if !serial_newer(z.serial(), o.serial()) {
+                        let (idx, line) = z.soa_source().unwrap_or((0, 0));
+                        let file = self.settings.zones.get(idx).cloned().unwrap_or_default();
+                        return Err(ZoneError::line(
+                            &file,
+                            line,
+                            format!(
+                                "zone {} changed but its SOA serial {} is not above {}: raise the serial",
+                                z.origin(),
+                                z.serial(),
+                                o.serial()
+                            ),
+                        ));
                     }
+                    changed_zones.push(z.origin().clone());
+                    z.clone()
                 }
                 None => {
                     changed_zones.push(z.origin().clone());
                     z.clone()
                 }
-            })
-            .collect();
+            };
+            zones.push(zone);
+        }
         let report = ReloadReport {
             changed: changed_zones.len(),
             changed_zones,

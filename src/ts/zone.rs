@@ -51,6 +51,8 @@ pub struct Zone {
     soa: RData,
     /// True when no file gave an SOA (PROJ tables): the serial is ours to manage.
     soa_synthesized: bool,
+    /// Which file (index into the TS's zone list) and line gave the SOA.
+    soa_source: Option<(usize, usize)>,
     nodes: HashMap<LowerName, Node>,
     /// Names that exist only as ancestors of other names.
     empty_non_terminals: HashSet<LowerName>,
@@ -122,6 +124,7 @@ impl Zone {
     ) -> Result<Zone, ZoneError> {
         let mut nodes: HashMap<LowerName, Node> = HashMap::new();
         let mut soa: Option<(u32, RData)> = None;
+        let mut soa_source = None;
         let unnamed = PathBuf::new();
         for (idx, rec) in &records {
             let file = files.get(*idx).unwrap_or(&unnamed);
@@ -145,6 +148,7 @@ impl Zone {
                     return Err(ZoneError::line(file, rec.line, "a second SOA"));
                 }
                 soa = Some((rec.ttl, rec.data.clone()));
+                soa_source = Some((*idx, rec.line));
                 continue;
             }
             let node = nodes
@@ -212,6 +216,7 @@ impl Zone {
             soa_ttl,
             soa,
             soa_synthesized,
+            soa_source,
             nodes,
             empty_non_terminals,
             has_delegations,
@@ -227,6 +232,11 @@ impl Zone {
     /// True when the SOA was synthesized rather than read from a file.
     pub fn soa_synthesized(&self) -> bool {
         self.soa_synthesized
+    }
+
+    /// The file (index into the zone list) and line of the SOA, when read from a file.
+    pub fn soa_source(&self) -> Option<(usize, usize)> {
+        self.soa_source
     }
 
     /// The SOA serial.

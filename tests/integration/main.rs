@@ -11,3 +11,4 @@ mod ls_procs;
 mod metrics;
 mod resolve;
 mod ts;
+mod xfr;

@@ -1547,3 +1547,52 @@ async fn reload_with_a_bad_line_keeps_the_old_data() {
     );
     ts.stop().await;
 }
+
+/// SPEC §4: the serial never goes down. A master file whose data changed but
+/// whose serial did not go up is refused (secondaries would never see the
+/// change), naming the file and the SOA's line; the old zone keeps serving.
+#[tokio::test]
+async fn reload_of_a_master_file_needs_a_higher_serial() {
+    let dir = ZoneDir::new();
+    let zone = |serial: u32, extra: &str| {
+        format!(
+            "$ORIGIN ser.test.\n$TTL 300\n@ IN SOA ns1 hostmaster {serial} 3600 600 86400 60\n@ IN NS ns1\nns1 IN A 192.0.2.53\nwww IN A 192.0.2.1\n{extra}"
+        )
+    };
+    let path = dir.write("ser.zone", &zone(5, ""));
+    let ts = start_ts(ts_settings(vec![path.clone()])).await;
+    assert_eq!(serial_of(ts.addr, "ser.test.").await, 5);
+
+    dir.write("ser.zone", &zone(5, "new IN A 192.0.2.9\n"));
+    let err = ts.ts.reload().expect_err("same serial, new data: refused");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("{}:3:", path.display())) && text.contains("serial"),
+        "{text}"
+    );
+    dir.write("ser.zone", &zone(4, "new IN A 192.0.2.9\n"));
+    assert!(ts.ts.reload().is_err(), "a lower serial is refused too");
+    assert_eq!(
+        a_of(ts.addr, "new.ser.test.").await.0,
+        ResponseCode::NXDomain,
+        "the old zone keeps serving"
+    );
+
+    dir.write("ser.zone", &zone(6, "new IN A 192.0.2.9\n"));
+    let report = ts.ts.reload().expect("a higher serial is accepted");
+    assert_eq!(report.changed, 1);
+    assert_eq!(serial_of(ts.addr, "ser.test.").await, 6);
+    assert_eq!(
+        a_of(ts.addr, "new.ser.test.").await,
+        (ResponseCode::NoError, vec![Ipv4Addr::new(192, 0, 2, 9)])
+    );
+    ts.stop().await;
+}
+
+async fn serial_of(addr: std::net::SocketAddr, zone: &str) -> u32 {
+    let m = udp(addr, &query(zone, RecordType::SOA, None)).await;
+    match m.answers.first().map(|r| &r.data) {
+        Some(hickory_proto::rr::RData::SOA(soa)) => soa.serial,
+        other => panic!("no SOA for {zone}: {other:?}"),
+    }
+}

@@ -1,0 +1,840 @@
+//! Zone transfer and NOTIFY (SPEC §4: "AXFR over TCP for clients the config
+//! allows, so that standard secondaries can replicate a TS's zone; NOTIFY them
+//! on reload. The SOA serial goes up on every reload that changes the data,
+//! never down.").
+//!
+//! * NSD as a secondary of a `dnslb ts` process serving a master file: the
+//!   first transfer, then an edit, SIGHUP, the TS's NOTIFY and NSD's refresh
+//!   (the SOA refresh timer is an hour, so only the NOTIFY can explain it).
+//! * The same with a PROJ table, whose SOA the TS synthesizes: the serial
+//!   goes up on a changing reload and stays put on a reload that changes
+//!   nothing.
+//! * `dnslb::ts::xfr::notify` against plain UDP sockets: one that acknowledges
+//!   (the NOTIFY's wire form is checked), one that never answers (bounded
+//!   give-up), one that answers with the wrong ID (not an acknowledgement).
+//!
+//! Every child process is stopped by PID from a `Drop` guard (SIGTERM, a
+//! bounded wait, SIGKILL); NSD runs in a process group of its own, stopped by
+//! that id. Readiness and changes are polled with real DNS queries in bounded
+//! loops, never slept on.
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket as StdUdpSocket};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use tokio::net::UdpSocket;
+
+use crate::harness;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dnslb");
+
+/// How long a server may take to start answering.
+const READY_LIMIT: Duration = Duration::from_secs(10);
+/// How long NSD may take to pick up a change after the SIGHUP. Its own
+/// refresh timer is an hour and its retry timer ten minutes, so anything
+/// within this bound is the NOTIFY's doing.
+const NOTIFY_LIMIT: Duration = Duration::from_secs(8);
+/// How long one poll query waits for its answer.
+const QUERY_WAIT: Duration = Duration::from_millis(250);
+/// How long [`ask_sure`] keeps asking for an answer that must come.
+const ANSWER_LIMIT: Duration = Duration::from_secs(3);
+/// Pause between two polls (connection refused comes back at once).
+const POLL: Duration = Duration::from_millis(20);
+
+// ---------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------
+
+/// A port free for both UDP and TCP on 127.0.0.1 (at the time of asking).
+fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP on 127.0.0.1 after 50 tries");
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Sends `kill -s SIG TARGET` (`TARGET` a PID, or `-PGID` for a group).
+fn kill(sig: &str, target: &str) -> bool {
+    Command::new("kill")
+        .args(["-s", sig, "--", target])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// One query over UDP (RD=0, no EDNS); `None` if nothing decodable with the
+/// query's ID comes back within [`QUERY_WAIT`].
+async fn ask(addr: SocketAddr, name: &str, qtype: RecordType) -> Option<Message> {
+    let q = harness::query(name, qtype, None);
+    let raw = harness::udp_raw_wait(addr, &q.to_vec().unwrap(), QUERY_WAIT).await?;
+    Message::from_vec(&raw)
+        .ok()
+        .filter(|m| m.metadata.id == q.metadata.id)
+}
+
+/// The IPv4 addresses in the answer section, sorted.
+fn a_records(m: &Message) -> Vec<Ipv4Addr> {
+    let mut v: Vec<Ipv4Addr> = m
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The serial of the SOA in the answer section, if any.
+fn soa_serial(m: &Message) -> Option<u32> {
+    m.answers.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    })
+}
+
+/// A short rendering of an answer for failure messages.
+fn show(m: Option<&Message>) -> String {
+    let Some(m) = m else {
+        return "no answer".into();
+    };
+    let md = &m.metadata;
+    let mut s = format!(
+        "rcode={} aa={} answers=[",
+        md.response_code, md.authoritative
+    );
+    for r in &m.answers {
+        s.push_str(&format!("{} {} {}; ", r.name, r.record_type(), r.data));
+    }
+    s.push(']');
+    s
+}
+
+/// An authoritative NOERROR answer holding exactly `want` as its A records.
+fn answers_a(m: Option<&Message>, want: &[Ipv4Addr]) -> bool {
+    m.is_some_and(|m| {
+        m.metadata.response_code == ResponseCode::NoError
+            && m.metadata.authoritative
+            && a_records(m) == want
+    })
+}
+
+/// [`ask`] again until an answer comes (UDP may lose one, e.g. while NSD
+/// hands its sockets to a freshly reloaded server process); panics after
+/// [`ANSWER_LIMIT`].
+async fn ask_sure(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    let deadline = Instant::now() + ANSWER_LIMIT;
+    loop {
+        if let Some(m) = ask(addr, name, qtype).await {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer from {addr} to {name} {qtype} within {ANSWER_LIMIT:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The SOA serial `addr` serves for `zone`; `None` unless the answer is
+/// authoritative NOERROR with an SOA.
+async fn serial_of(addr: SocketAddr, zone: &str) -> Option<u32> {
+    let m = ask_sure(addr, zone, RecordType::SOA).await;
+    (m.metadata.response_code == ResponseCode::NoError && m.metadata.authoritative)
+        .then(|| soa_serial(&m))
+        .flatten()
+}
+
+// ---------------------------------------------------------------------------
+// `dnslb ts` as a child process
+// ---------------------------------------------------------------------------
+
+fn drain(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+}
+
+/// A `dnslb ts -c CONFIG --name primary` with its stderr collected. Dropping
+/// it stops the process by PID: SIGTERM, up to 3 s, then SIGKILL.
+struct TsProc {
+    child: Child,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    reader: Option<JoinHandle<()>>,
+    exited: bool,
+    addr: SocketAddr,
+}
+
+impl TsProc {
+    /// Writes `config(port)` to `dir/config.toml` with a free port and starts
+    /// the TS from another folder; waits until it answers `zone SOA`. Tries
+    /// again with another port if one was taken in between.
+    async fn start(dir: &Path, config: impl Fn(u16) -> String, zone: &str) -> TsProc {
+        let cwd = tempfile::tempdir().unwrap();
+        let config_path = dir.join("config.toml");
+        for _ in 0..3 {
+            let port = free_port();
+            std::fs::write(&config_path, config(port)).unwrap();
+            let mut child = Command::new(BIN)
+                .arg("ts")
+                .arg("-c")
+                .arg(&config_path)
+                .args(["--name", "primary"])
+                .env("RUST_LOG", "info")
+                .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
+                .current_dir(cwd.path())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
+            let stderr = Arc::new(Mutex::new(Vec::new()));
+            let reader = Some(drain(child.stderr.take().unwrap(), stderr.clone()));
+            let mut ts = TsProc {
+                child,
+                stderr,
+                reader,
+                exited: false,
+                addr: local(port),
+            };
+            if ts.wait_ready(zone).await {
+                return ts;
+            }
+            let err = ts.stderr_now();
+            assert!(err.contains("cannot listen"), "dnslb ts failed:\n{err}");
+        }
+        panic!("no free port for the TS after three tries");
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn has_exited(&mut self) -> bool {
+        if !self.exited {
+            self.exited = self.child.try_wait().ok().flatten().is_some();
+        }
+        self.exited
+    }
+
+    fn stderr_now(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Polls `zone SOA` until an authoritative NOERROR: `true`; `false` if the
+    /// process exited first; panics after [`READY_LIMIT`].
+    async fn wait_ready(&mut self, zone: &str) -> bool {
+        let deadline = Instant::now() + READY_LIMIT;
+        loop {
+            if self.has_exited() {
+                return false;
+            }
+            let m = ask(self.addr, zone, RecordType::SOA).await;
+            if m.is_some_and(|m| {
+                m.metadata.response_code == ResponseCode::NoError && soa_serial(&m).is_some()
+            }) {
+                return true;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the TS did not answer {zone} SOA on {} within {READY_LIMIT:?}; stderr:\n{}",
+                self.addr,
+                self.stderr_now()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// SIGHUP, by PID.
+    fn reload(&mut self) {
+        assert!(!self.has_exited(), "the TS is gone:\n{}", self.stderr_now());
+        assert!(
+            kill("HUP", &self.pid().to_string()),
+            "kill -s HUP {} failed",
+            self.pid()
+        );
+    }
+
+    /// Polls the TS's log until `needle` occurs at least `count` times.
+    async fn wait_log(&self, needle: &str, count: usize, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let log = self.stderr_now();
+            if log.matches(needle).count() >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the TS did not log `{needle}` {count} time(s) within {limit:?}; stderr:\n{log}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+impl Drop for TsProc {
+    fn drop(&mut self) {
+        if !self.has_exited() {
+            let _ = kill("TERM", &self.pid().to_string());
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while !self.has_exited() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if !self.has_exited() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// NSD as a secondary (after the launcher in interop.rs)
+// ---------------------------------------------------------------------------
+
+/// An NSD in the foreground (`-d`), secondary for one zone of `primary`, with
+/// config, state and zone file in a temporary folder. Dropping it stops NSD
+/// and its helpers (its process group, by that id) and removes the folder.
+struct NsdSecondary {
+    child: Child,
+    /// The child has been reaped: its PID (and group id) may be reused.
+    reaped: bool,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl NsdSecondary {
+    /// Writes and checks an nsd.conf for a secondary of `zone` transferring
+    /// from `primary` and accepting NOTIFY from 127.0.0.1, and starts NSD on
+    /// `port`. The zone file does not exist yet: the data must come by AXFR.
+    fn start(port: u16, zone: &str, primary: SocketAddr) -> NsdSecondary {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let zone_file = d.join(format!("{zone}zone"));
+        let p = |f: &str| d.join(f).display().to_string();
+        let conf = format!(
+            "server:\n\
+             \x20 ip-address: 127.0.0.1@{port}\n\
+             \x20 port: {port}\n\
+             \x20 do-ip4: yes\n\
+             \x20 do-ip6: no\n\
+             \x20 server-count: 1\n\
+             \x20 username: \"\"\n\
+             \x20 chroot: \"\"\n\
+             \x20 zonesdir: \"{dir}\"\n\
+             \x20 pidfile: \"{pid}\"\n\
+             \x20 logfile: \"{log}\"\n\
+             \x20 xfrdfile: \"{xfrd}\"\n\
+             \x20 xfrdir: \"{dir}\"\n\
+             \x20 zonelistfile: \"{zl}\"\n\
+             \x20 database: \"\"\n\
+             \x20 minimal-responses: yes\n\
+             \x20 hide-version: yes\n\
+             \x20 verbosity: 2\n\
+             remote-control:\n\
+             \x20 control-enable: no\n\
+             zone:\n\
+             \x20 name: \"{zone}\"\n\
+             \x20 zonefile: \"{zf}\"\n\
+             \x20 request-xfr: {pip}@{pport} NOKEY\n\
+             \x20 allow-notify: 127.0.0.1 NOKEY\n",
+            dir = d.display(),
+            pid = p("nsd.pid"),
+            log = p("nsd.log"),
+            xfrd = p("xfrd.state"),
+            zl = p("zone.list"),
+            zf = zone_file.display(),
+            pip = primary.ip(),
+            pport = primary.port(),
+        );
+        let conf_file = d.join("nsd.conf");
+        std::fs::write(&conf_file, &conf).unwrap();
+
+        let check = Command::new("nsd-checkconf")
+            .arg(&conf_file)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run nsd-checkconf (is nsd installed?): {e}"));
+        assert!(
+            check.status.success(),
+            "nsd-checkconf rejects the generated config:\n{}{}\n--- nsd.conf ---\n{conf}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+
+        let out = std::fs::File::create(d.join("nsd.stdout")).unwrap();
+        let err = std::fs::File::create(d.join("nsd.stderr")).unwrap();
+        let child = Command::new("nsd")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf_file)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start nsd: {e}"));
+        NsdSecondary {
+            child,
+            reaped: false,
+            addr: local(port),
+            dir,
+        }
+    }
+
+    /// NSD's log and stderr, for failure messages.
+    fn logs(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
+        format!(
+            "--- nsd.log ---\n{}--- nsd stderr ---\n{}",
+            read("nsd.log"),
+            read("nsd.stderr")
+        )
+    }
+
+    fn check_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            self.reaped = true;
+            panic!("nsd exited early ({status})\n{}", self.logs());
+        }
+    }
+
+    /// Polls NSD with `name qtype` until `done` holds for its answer; returns
+    /// that answer. Panics (with both logs) after `limit`.
+    async fn poll(
+        &mut self,
+        name: &str,
+        qtype: RecordType,
+        limit: Duration,
+        ts: &TsProc,
+        what: &str,
+        done: impl Fn(Option<&Message>) -> bool,
+    ) -> Message {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.check_alive();
+            let m = ask(self.addr, name, qtype).await;
+            if done(m.as_ref()) {
+                return m.unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "NSD on {}: {what} did not happen within {limit:?}; last answer to \
+                 {name} {qtype}: {}\n{}\n--- TS stderr ---\n{}",
+                self.addr,
+                show(m.as_ref()),
+                self.logs(),
+                ts.stderr_now()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+impl Drop for NsdSecondary {
+    fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
+        let group = format!("-{}", self.child.id());
+        let _ = kill("TERM", &group);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = kill("KILL", &group);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. NSD replicates a master-file zone and follows a NOTIFY
+// ---------------------------------------------------------------------------
+
+/// `sec.test.` with `serial`, refresh 3600, retry 600; `extra` appended.
+fn sec_zone(serial: u32, extra: &str) -> String {
+    format!(
+        "$ORIGIN sec.test.\n\
+         $TTL 300\n\
+         @     IN SOA ns1.sec.test. hostmaster.sec.test. {serial} 3600 600 604800 60\n\
+         @     IN NS  ns1\n\
+         ns1   IN A   192.0.2.53\n\
+         www   IN A   192.0.2.1\n\
+         www   IN A   192.0.2.2\n\
+         info  IN TXT \"hello from the primary\"\n\
+         {extra}"
+    )
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsd_secondary_transfers_a_master_file_zone_and_follows_notify() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone_path: PathBuf = dir.path().join("sec.zone");
+    std::fs::write(&zone_path, sec_zone(1, "")).unwrap();
+    let nsd_port = free_port();
+    let mut ts = TsProc::start(
+        dir.path(),
+        |port| {
+            format!(
+                "[[ts]]\n\
+                 name = \"primary\"\n\
+                 listen = \"127.0.0.1:{port}\"\n\
+                 zones = [\"sec.zone\"]\n\
+                 axfr_allow = [\"127.0.0.0/8\"]\n\
+                 notify = [\"127.0.0.1:{nsd_port}\"]\n\
+                 workers = 1\n"
+            )
+        },
+        "sec.test.",
+    )
+    .await;
+    assert_eq!(serial_of(ts.addr, "sec.test.").await, Some(1));
+
+    let started = Instant::now();
+    let mut nsd = NsdSecondary::start(nsd_port, "sec.test.", ts.addr);
+    // Data NSD can only have from the TS: its zone file does not exist.
+    let www = [ip("192.0.2.1"), ip("192.0.2.2")];
+    nsd.poll(
+        "www.sec.test.",
+        RecordType::A,
+        READY_LIMIT,
+        &ts,
+        "the first transfer",
+        |m| answers_a(m, &www),
+    )
+    .await;
+    eprintln!(
+        "NSD served the transferred sec.test. {:?} after its start",
+        started.elapsed()
+    );
+    let txt = ask_sure(nsd.addr, "info.sec.test.", RecordType::TXT).await;
+    assert!(
+        txt.metadata.authoritative
+            && txt.answers.len() == 1
+            && txt.answers[0]
+                .data
+                .to_string()
+                .contains("hello from the primary"),
+        "TXT as the TS serves it: {}",
+        show(Some(&txt))
+    );
+    assert_eq!(serial_of(nsd.addr, "sec.test.").await, Some(1));
+    let before = ask_sure(nsd.addr, "new.sec.test.", RecordType::A).await;
+    assert!(
+        before.metadata.response_code == ResponseCode::NXDomain && before.metadata.authoritative,
+        "new.sec.test. does not exist yet on NSD: {}",
+        show(Some(&before))
+    );
+
+    // Serial 2 and a new name; SIGHUP; only the NOTIFY can make NSD look
+    // again within the next hour.
+    std::fs::write(
+        &zone_path,
+        sec_zone(2, "new   IN A   192.0.2.99\n").as_str(),
+    )
+    .unwrap();
+    let hup = Instant::now();
+    ts.reload();
+    let new = [ip("192.0.2.99")];
+    nsd.poll(
+        "new.sec.test.",
+        RecordType::A,
+        NOTIFY_LIMIT,
+        &ts,
+        "the refresh after SIGHUP + NOTIFY",
+        |m| answers_a(m, &new),
+    )
+    .await;
+    let took = hup.elapsed();
+    eprintln!("NSD answered the new name {took:?} after the TS's SIGHUP (NOTIFY -> IXFR/AXFR)");
+    assert_eq!(serial_of(nsd.addr, "sec.test.").await, Some(2));
+    assert_eq!(serial_of(ts.addr, "sec.test.").await, Some(2));
+    // The old data came along unchanged.
+    let m = ask_sure(nsd.addr, "www.sec.test.", RecordType::A).await;
+    assert!(answers_a(Some(&m), &www), "{}", show(Some(&m)));
+    ts.wait_log("notify acknowledged", 1, Duration::from_secs(3))
+        .await;
+    let log = ts.stderr_now();
+    assert!(
+        !log.contains("notify not acknowledged"),
+        "every NOTIFY should be acknowledged by NSD:\n{log}"
+    );
+    drop(nsd);
+    drop(ts);
+}
+
+// ---------------------------------------------------------------------------
+// 2. NSD replicates a PROJ-table zone with a synthesized SOA
+// ---------------------------------------------------------------------------
+
+fn tbl_table(extra: &str) -> String {
+    format!(
+        "# PROJ table for tbl.test.\n\
+         ns1.tbl.test - NS\n\
+         ns1.tbl.test 192.0.2.53 A\n\
+         www.tbl.test 192.0.2.1 A\n\
+         info.tbl.test \"table text\" TXT\n\
+         {extra}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nsd_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("tbl.txt");
+    std::fs::write(&table, tbl_table("")).unwrap();
+    let nsd_port = free_port();
+    let mut ts = TsProc::start(
+        dir.path(),
+        |port| {
+            format!(
+                "[[ts]]\n\
+                 name = \"primary\"\n\
+                 listen = \"127.0.0.1:{port}\"\n\
+                 zones = [\"tbl.txt\"]\n\
+                 origin = \"tbl.test.\"\n\
+                 axfr_allow = [\"127.0.0.0/8\"]\n\
+                 notify = [\"127.0.0.1:{nsd_port}\"]\n\
+                 workers = 1\n"
+            )
+        },
+        "tbl.test.",
+    )
+    .await;
+    let s1 = serial_of(ts.addr, "tbl.test.").await.expect("TS SOA");
+
+    let mut nsd = NsdSecondary::start(nsd_port, "tbl.test.", ts.addr);
+    let www = [ip("192.0.2.1")];
+    nsd.poll(
+        "www.tbl.test.",
+        RecordType::A,
+        READY_LIMIT,
+        &ts,
+        "the first transfer",
+        |m| answers_a(m, &www),
+    )
+    .await;
+    assert_eq!(
+        serial_of(nsd.addr, "tbl.test.").await,
+        Some(s1),
+        "NSD serves the TS's synthesized serial"
+    );
+    let ns = ask_sure(nsd.addr, "tbl.test.", RecordType::NS).await;
+    assert_eq!(
+        ns.answers
+            .iter()
+            .map(|r| r.data.to_string())
+            .collect::<Vec<_>>(),
+        vec!["ns1.tbl.test.".to_string()],
+        "{}",
+        show(Some(&ns))
+    );
+
+    // A reload that changes nothing keeps the serial (and sends no NOTIFY).
+    ts.reload();
+    ts.wait_log("reload done", 1, Duration::from_secs(5)).await;
+    assert_eq!(
+        serial_of(ts.addr, "tbl.test.").await,
+        Some(s1),
+        "an unchanged reload must keep the serial"
+    );
+
+    // Edit the table: the serial goes up and NSD follows the NOTIFY.
+    std::fs::write(&table, tbl_table("new.tbl.test 192.0.2.77 A\n")).unwrap();
+    let hup = Instant::now();
+    ts.reload();
+    let new = [ip("192.0.2.77")];
+    let m = nsd
+        .poll(
+            "new.tbl.test.",
+            RecordType::A,
+            NOTIFY_LIMIT,
+            &ts,
+            "the refresh after SIGHUP + NOTIFY",
+            |m| answers_a(m, &new),
+        )
+        .await;
+    assert!(m.metadata.authoritative);
+    eprintln!(
+        "NSD answered the new table name {:?} after the TS's SIGHUP",
+        hup.elapsed()
+    );
+    let s2 = serial_of(ts.addr, "tbl.test.").await.expect("TS SOA");
+    assert!(
+        s2 > s1 && s2.wrapping_sub(s1) < 1 << 31,
+        "the synthesized serial must go up (RFC 1982): {s1} -> {s2}"
+    );
+    assert_eq!(serial_of(nsd.addr, "tbl.test.").await, Some(s2));
+    ts.wait_log("reload done", 2, Duration::from_secs(3)).await;
+    ts.wait_log("notify acknowledged", 1, Duration::from_secs(3))
+        .await;
+    assert_eq!(
+        ts.stderr_now().matches("notify acknowledged").count(),
+        1,
+        "one NOTIFY: the unchanged reload sends none; stderr:\n{}",
+        ts.stderr_now()
+    );
+    drop(nsd);
+    drop(ts);
+}
+
+// ---------------------------------------------------------------------------
+// 3. `xfr::notify` against plain UDP sockets
+// ---------------------------------------------------------------------------
+
+/// What a fake secondary does with each NOTIFY it receives.
+#[derive(Clone, Copy)]
+enum Fake {
+    /// Echo it back with QR=1 (an acknowledgement).
+    Ack,
+    /// Never answer.
+    Silent,
+    /// Answer with QR=1 but another ID.
+    WrongId,
+}
+
+/// A UDP socket on 127.0.0.1 acting as `how`: its address, the task serving
+/// it (which returns every packet it received once the sender is dropped),
+/// and that sender.
+async fn fake_secondary(
+    how: Fake,
+) -> (
+    SocketAddr,
+    tokio::task::JoinHandle<Vec<Vec<u8>>>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let (n, from) = tokio::select! {
+                _ = &mut stopped => return got,
+                r = sock.recv_from(&mut buf) => r.unwrap(),
+            };
+            let pkt = buf[..n].to_vec();
+            got.push(pkt.clone());
+            let mut reply = pkt;
+            if reply.len() >= 12 {
+                reply[2] |= 0x80; // QR=1
+                if let Fake::WrongId = how {
+                    reply[0] ^= 0x5a;
+                }
+                if !matches!(how, Fake::Silent) {
+                    sock.send_to(&reply, from).await.unwrap();
+                }
+            }
+        }
+    });
+    (addr, task, stop)
+}
+
+/// Checks the wire form of a NOTIFY for `zone` (RFC 1996 §3.3, §3.7).
+fn assert_notify_packet(pkt: &[u8], zone: &str) {
+    let m = Message::from_vec(pkt).expect("a decodable NOTIFY");
+    let md = &m.metadata;
+    assert_eq!(md.message_type, MessageType::Query, "QR=0");
+    assert_eq!(md.op_code, OpCode::Notify, "opcode NOTIFY (4)");
+    assert_eq!(pkt[2] >> 3 & 0x0f, 4, "opcode bits on the wire");
+    assert!(md.authoritative, "AA=1 in a NOTIFY");
+    assert_eq!(m.queries.len(), 1, "one question");
+    let q = &m.queries[0];
+    assert_eq!(q.name().to_ascii(), zone);
+    assert_eq!(q.query_type(), RecordType::SOA);
+    assert_eq!(q.query_class(), DNSClass::IN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_is_acknowledged_by_a_secondary_that_echoes_it() {
+    let (addr, task, stop) = fake_secondary(Fake::Ack).await;
+    let zone = Name::from_ascii("notify.test.").unwrap();
+    let t = Instant::now();
+    let acked = tokio::time::timeout(Duration::from_secs(5), dnslb::ts::xfr::notify(addr, &zone))
+        .await
+        .expect("notify returns within 5 s");
+    let took = t.elapsed();
+    drop(stop);
+    let got = task.await.unwrap();
+    assert!(
+        acked,
+        "an echoed NOTIFY (QR=1, same ID) is an acknowledgement"
+    );
+    assert_eq!(got.len(), 1, "acknowledged at once: no retry ({took:?})");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_notify_packet(&got[0], "notify.test.");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_gives_up_on_a_silent_secondary() {
+    let (addr, task, stop) = fake_secondary(Fake::Silent).await;
+    let zone = Name::from_ascii("silent.test.").unwrap();
+    let t = Instant::now();
+    let acked = tokio::time::timeout(Duration::from_secs(10), dnslb::ts::xfr::notify(addr, &zone))
+        .await
+        .expect("notify must give up by itself");
+    let took = t.elapsed();
+    drop(stop);
+    let got = task.await.unwrap();
+    eprintln!(
+        "notify gave up on a silent secondary after {took:?} and {} tries",
+        got.len()
+    );
+    assert!(!acked, "nothing came back: not acknowledged");
+    assert!(took < Duration::from_secs(5), "bounded give-up: {took:?}");
+    assert!(
+        got.len() >= 2,
+        "a lost NOTIFY is retried (RFC 1996 §3.6): {} sent",
+        got.len()
+    );
+    for pkt in &got {
+        assert_notify_packet(pkt, "silent.test.");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_ignores_a_reply_with_another_id() {
+    let (addr, task, stop) = fake_secondary(Fake::WrongId).await;
+    let zone = Name::from_ascii("wrongid.test.").unwrap();
+    let acked = tokio::time::timeout(Duration::from_secs(10), dnslb::ts::xfr::notify(addr, &zone))
+        .await
+        .expect("notify must give up by itself");
+    drop(stop);
+    let got = task.await.unwrap();
+    assert!(!acked, "a reply with another ID is no acknowledgement");
+    assert!(!got.is_empty());
+}
