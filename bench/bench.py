@@ -478,6 +478,17 @@ def cmd_report(a):
            "those per-round ratios (for absolute targets, the median of our values). Latencies "
            "are in ms; for p99 a ratio below 1 is better, for QPS above 1.\n\n")
     md += md_table(head, body) + "\n"
+    md += "## How to reproduce\n\n"
+    md += ("On a Debian machine with Rust and python3 (`bench/run` installs dnsperf, dnsdist, nsd "
+           "and dig from Debian's packages when they are missing, and runs `cargo build --release`):\n\n"
+           "```sh\n"
+           "bench/run                   # full run, ~20 min: 3 rounds, rewrites docs/BENCHMARKS.md\n"
+           "bench/run --quick           # smoke run, ~3 min: 2 s runs, 2 rounds, report in bench/out/run-*/\n"
+           "bench/run --only tail --rounds 5   # one part (ts, ls or tail); --md FILE, --keep\n"
+           "```\n\n"
+           "Run nothing else meanwhile: the contenders and dnsperf share the machine's cores. "
+           "`bench/out/` (git-ignored) keeps each run's results.jsonl, meta.json, configs and logs "
+           "(and with --keep the raw dnsperf output).\n\n")
     md += "## Machine and versions\n\n"
     for k in ("machine", "cpu", "kernel", "nproc", "dnslb", "rustc", "dnsperf", "dnsdist", "nsd",
               "load", "load_end", "duration"):
@@ -491,11 +502,17 @@ def cmd_report(a):
         md += f"### {title}\n\n" + md_table(h, b) + "\n"
     md += "## Exact commands\n\n"
     md += ("Ports are chosen free at the start of each run (these are this run's). "
-           "Generated files (zone, query file, configs) live in the run's work folder, "
-           "`bench/out/` by default; their generator is `bench/bench.py gen`.\n\n")
+           "Generated files (table, zone, query file, configs) live in the run's work folder "
+           "`$WORK` (`bench/out/run-*/`); `bench/bench.py gen` makes the data. "
+           "The commands in the order they first ran (warm-ups, which repeat them for "
+           f"{meta.get('warm', '?')} s without -v, left out):\n\n")
     md += "```sh\n" + "\n".join(meta.get("commands", [])) + "\n```\n\n"
+    workdir = meta.get("workdir")
     for name, text in meta.get("configs", {}).items():
+        if workdir:
+            text = text.replace(workdir, "$WORK")
         md += f"`{name}`:\n\n```\n{text.rstrip()}\n```\n\n"
+    os.makedirs(os.path.dirname(os.path.abspath(a.md)), exist_ok=True)
     with open(a.md, "w") as f:
         f.write(md)
     print(f"wrote {a.md}")

@@ -3,8 +3,9 @@
 //! Counters are atomics (no lock on the query path). [`Backend::view`] takes a
 //! plain snapshot for the pure ordering functions in [`super::order`].
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::BackendConfig;
 
@@ -115,19 +116,40 @@ impl Backend {
     }
 
     /// Counts one upstream query in flight until the guard is dropped.
-    pub fn begin(&self) -> InFlight<'_> {
+    pub fn begin(self: &Arc<Self>) -> InFlight {
         self.stats.sent.fetch_add(1, Relaxed);
         self.stats.outstanding.fetch_add(1, Relaxed);
-        InFlight(self)
+        InFlight {
+            backend: self.clone(),
+            sent: Instant::now(),
+        }
     }
 }
 
-/// Decrements `outstanding` when an upstream query ends, however it ends.
+/// One upstream query to a backend, counted in its `outstanding` until the
+/// answer arrives or the query's deadline passes — even when the client's
+/// query was settled by another backend first (a loser keeps its backend
+/// busy, and least-outstanding must see that).
 #[derive(Debug)]
-pub struct InFlight<'a>(&'a Backend);
+pub struct InFlight {
+    backend: Arc<Backend>,
+    sent: Instant,
+}
 
-impl Drop for InFlight<'_> {
+impl InFlight {
+    /// The backend asked.
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
+    }
+
+    /// Time since the query was sent.
+    pub fn elapsed(&self) -> Duration {
+        self.sent.elapsed()
+    }
+}
+
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.stats.outstanding.fetch_sub(1, Relaxed);
+        self.backend.stats.outstanding.fetch_sub(1, Relaxed);
     }
 }

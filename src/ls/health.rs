@@ -104,7 +104,7 @@ async fn probe(state: &LsState, b: &Backend, p: &HealthPolicy) -> bool {
     let deadline = Instant::now() + p.timeout;
     match state
         .pool
-        .exchange(b.addr, &mut bytes, question_end, deadline)
+        .exchange(b.addr, &mut bytes, question_end, deadline, None, None)
         .await
     {
         Ok(resp) => WireHeader::read(&resp)

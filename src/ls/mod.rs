@@ -245,6 +245,11 @@ impl LsState {
         }
     }
 
+    /// The percentile of the adaptive hedge delay, when it is in use.
+    fn adaptive_hedge_pct(&self) -> Option<f64> {
+        (self.policy.hedge_delay == HedgeDelay::Adaptive).then_some(self.policy.hedge_percentile)
+    }
+
     /// Feeds one latency sample to the adaptive hedge delay.
     fn observe_hedge_sample(&self, i: usize, rtt: Duration) {
         if self.policy.hedge_delay == HedgeDelay::Adaptive

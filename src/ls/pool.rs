@@ -26,6 +26,7 @@ use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::backend::InFlight;
 use super::order::name_hash;
 use super::upstream::{DropCounters, UpstreamError};
 use crate::dns::{HEADER_LEN, WireHeader};
@@ -38,6 +39,8 @@ pub const ROTATE_AFTER: u64 = 20_000;
 const RECV_BUFFER: usize = 4096;
 /// How often a retired socket checks whether its last query has ended.
 const RETIRE_CHECK: Duration = Duration::from_millis(500);
+/// How often abandoned queries are checked against their deadline.
+const LATE_CHECK: Duration = Duration::from_millis(100);
 
 /// A query waiting for its response.
 struct Waiter {
@@ -45,6 +48,33 @@ struct Waiter {
     question_hash: u64,
     question_len: usize,
     tx: oneshot::Sender<Vec<u8>>,
+    /// Keeps the backend's `outstanding` count until the answer or the deadline.
+    inflight: Option<InFlight>,
+    deadline: Instant,
+    /// Percentile for the adaptive hedge delay, when it is in use.
+    hedge_pct: Option<f64>,
+}
+
+/// A query whose client was answered (or gave up) before this backend did.
+struct Late {
+    addr: SocketAddr,
+    inflight: Option<InFlight>,
+    deadline: Instant,
+    hedge_pct: Option<f64>,
+}
+
+impl Late {
+    /// Feeds the backend's latency figures with what this query took (or
+    /// has taken so far, at its deadline) and releases its in-flight count.
+    fn settle(&mut self) {
+        if let Some(f) = self.inflight.take() {
+            let rtt = f.elapsed();
+            f.backend().observe_latency(rtt);
+            if let Some(pct) = self.hedge_pct {
+                f.backend().hedge.observe(rtt, pct);
+            }
+        }
+    }
 }
 
 /// The queries of one socket: waiting ones, and recently abandoned ones
@@ -52,8 +82,7 @@ struct Waiter {
 #[derive(Default)]
 struct Table {
     waiting: HashMap<u16, Waiter>,
-    /// ID -> (backend, when abandoned).
-    late: HashMap<u16, (SocketAddr, Instant)>,
+    late: HashMap<u16, Late>,
 }
 
 impl Table {
@@ -61,24 +90,48 @@ impl Table {
         self.waiting.contains_key(&id) || self.late.contains_key(&id)
     }
 
-    /// Remembers an abandoned query for [`LATE_WINDOW`]; bounded by [`LATE_MAX`].
+    /// Remembers an abandoned query until [`LATE_GRACE`] past its deadline;
+    /// bounded by [`LATE_MAX`].
     fn abandon(&mut self, id: u16) {
         let Some(w) = self.waiting.remove(&id) else {
             return;
         };
+        let mut late = Late {
+            addr: w.addr,
+            inflight: w.inflight,
+            deadline: w.deadline,
+            hedge_pct: w.hedge_pct,
+        };
         let now = Instant::now();
+        if now >= late.deadline {
+            // Given up at its deadline: no longer in flight.
+            late.settle();
+        }
         if self.late.len() >= LATE_MAX {
-            self.late
-                .retain(|_, (_, t)| now.saturating_duration_since(*t) < LATE_WINDOW);
+            self.expire(now);
         }
         if self.late.len() < LATE_MAX {
-            self.late.insert(id, (w.addr, now));
+            self.late.insert(id, late);
+        } else {
+            late.settle();
         }
+    }
+
+    /// Settles the abandoned queries past their deadline and forgets those
+    /// past the grace period.
+    fn expire(&mut self, now: Instant) {
+        self.late.retain(|_, l| {
+            if now >= l.deadline {
+                l.settle();
+            }
+            now < l.deadline + LATE_GRACE
+        });
     }
 }
 
-/// How long an abandoned query's answer is expected (and not called forged).
-const LATE_WINDOW: Duration = Duration::from_secs(5);
+/// How long after its deadline an abandoned query's answer is still
+/// expected (and not taken for a forgery).
+const LATE_GRACE: Duration = Duration::from_secs(3);
 /// Abandoned queries remembered per socket.
 const LATE_MAX: usize = 4096;
 
@@ -88,6 +141,8 @@ struct PoolSocket {
     table: Mutex<Table>,
     uses: AtomicU64,
     retired: AtomicBool,
+    /// Whether `table.late` may hold entries (read without the lock).
+    has_late: AtomicBool,
 }
 
 impl PoolSocket {
@@ -114,7 +169,11 @@ struct WaitGuard<'a> {
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         // Still waiting means nobody answered in time: its answer may yet come.
-        self.sock.table().abandon(self.id);
+        let mut t = self.sock.table();
+        if t.waiting.contains_key(&self.id) {
+            t.abandon(self.id);
+            self.sock.has_late.store(true, Relaxed);
+        }
     }
 }
 
@@ -174,6 +233,7 @@ impl UpstreamPool {
             table: Mutex::new(Table::default()),
             uses: AtomicU64::new(1),
             retired: AtomicBool::new(false),
+            has_late: AtomicBool::new(false),
         });
         if let Some(old) = slot.swap(Some(fresh.clone())) {
             old.retired.store(true, Relaxed);
@@ -188,7 +248,11 @@ impl UpstreamPool {
 
     /// Sends `query` (whose question section ends at `question_end`) to
     /// `addr` with a fresh random ID and waits until `deadline` for the
-    /// matching response. `query`'s ID is overwritten.
+    /// matching response. `query`'s ID is overwritten. `inflight` (the
+    /// backend's in-flight count) is released when the answer comes, even
+    /// after this call has been abandoned, or at the deadline; a late answer
+    /// also feeds the backend's latency (and, with `hedge_pct`, its adaptive
+    /// hedge delay).
     ///
     /// # Errors
     /// Timeout, a socket error, or no free ID on the chosen socket.
@@ -198,6 +262,8 @@ impl UpstreamPool {
         query: &mut [u8],
         question_end: usize,
         deadline: Instant,
+        inflight: Option<InFlight>,
+        hedge_pct: Option<f64>,
     ) -> Result<Vec<u8>, UpstreamError> {
         let question = query.get(HEADER_LEN..question_end).unwrap_or_default();
         let (question_hash, question_len) = (question_hash(question), question.len());
@@ -221,6 +287,9 @@ impl UpstreamPool {
                     question_hash,
                     question_len,
                     tx,
+                    inflight,
+                    deadline,
+                    hedge_pct,
                 },
             );
             id
@@ -248,6 +317,12 @@ async fn read_loop(ps: Arc<PoolSocket>, drops: Arc<DropCounters>, token: Cancell
     loop {
         let (n, from) = tokio::select! {
             _ = token.cancelled() => return,
+            _ = tokio::time::sleep(LATE_CHECK), if ps.has_late.load(Relaxed) => {
+                let mut t = ps.table();
+                t.expire(Instant::now());
+                ps.has_late.store(!t.late.is_empty(), Relaxed);
+                continue;
+            }
             _ = tokio::time::sleep(RETIRE_CHECK), if ps.retired.load(Relaxed) => {
                 if ps.table().waiting.is_empty() {
                     return;
@@ -273,8 +348,10 @@ fn deliver(ps: &PoolSocket, resp: &[u8], from: SocketAddr, oversized: bool, drop
     let mut table = ps.table();
     let Some(w) = table.waiting.get(&h.id) else {
         match table.late.get(&h.id) {
-            Some((addr, _)) if *addr == from => {
-                table.late.remove(&h.id);
+            Some(l) if l.addr == from => {
+                if let Some(mut l) = table.late.remove(&h.id) {
+                    l.settle();
+                }
                 drops.late.fetch_add(1, Relaxed);
             }
             _ => {

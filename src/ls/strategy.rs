@@ -73,7 +73,6 @@ async fn attempt(
             rtt: Duration::ZERO,
         };
     };
-    let _inflight = b.begin();
     let result = exchange(&state, &b, &job, deadline).await;
     Attempt {
         backend: i,
@@ -85,14 +84,21 @@ async fn attempt(
 
 async fn exchange(
     state: &LsState,
-    b: &Backend,
+    b: &Arc<Backend>,
     job: &Job,
     deadline: Instant,
 ) -> Result<Vec<u8>, UpstreamError> {
     let mut query = job.raw.clone();
     let resp = state
         .pool
-        .exchange(b.addr, &mut query, job.question_end, deadline)
+        .exchange(
+            b.addr,
+            &mut query,
+            job.question_end,
+            deadline,
+            Some(b.begin()),
+            state.adaptive_hedge_pct(),
+        )
         .await?;
     let question = job.question();
     let drops = &state.metrics.drops;
@@ -209,11 +215,8 @@ pub(crate) async fn resolve(state: Arc<LsState>, job: Job) -> Reply {
                     if a.hedge {
                         state.metrics.hedge_wins.fetch_add(1, Relaxed);
                     }
-                    // The losers' wait so far is a lower bound of their latency:
-                    // without it the adaptive delay would only see the fast ones.
-                    for (i, t) in att.unfinished() {
-                        state.observe_hedge_sample(i, t.elapsed());
-                    }
+                    // The losers' answers, when they come, still feed their
+                    // backends' latency (see `pool::Late`).
                     let mut resp = a.result.unwrap_or_default();
                     state.remember(&job, a.backend, &resp);
                     WireHeader::set_id(&mut resp, job.client_id);

@@ -1,0 +1,278 @@
+//! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables, and the keyword
+//! enums and [`HedgeDelay`] its keys take.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use hickory_proto::rr::{Name, RecordType};
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Unexpected, Visitor};
+
+use super::values::{de_addr, de_addrs, de_nets, de_opt_addr, parse_question};
+use super::{ConfigError, available_cores};
+
+/// Client networks allowed when `ls.allow` is omitted: loopback and the private ranges.
+const DEFAULT_ALLOW: [&str; 5] = [
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+];
+
+keyword_enum! {
+    /// `ls.strategy`: how many backends a query goes to, and when.
+    Strategy, default Hedge {
+        /// Send to every usable backend at once; the first useful answer wins.
+        Race = "race",
+        /// Send to the first backend, then to the next after the hedge delay, and so on.
+        Hedge = "hedge",
+        /// One backend at a time; move on after `try_timeout_ms` or on SERVFAIL/REFUSED.
+        Sequential = "sequential",
+    }
+}
+
+keyword_enum! {
+    /// `ls.order`: which backend is asked first (for hedge and sequential).
+    Order, default LeastOutstanding {
+        /// The backend with the fewest queries in flight.
+        LeastOutstanding = "least-outstanding",
+        /// Each backend in turn.
+        RoundRobin = "round-robin",
+        /// The backend that last answered this name, then the others.
+        Sticky = "sticky",
+        /// A hash of the query name picks the first backend.
+        ConsistentHash = "consistent-hash",
+        /// Config order.
+        Fixed = "fixed",
+        /// Random, in proportion to each backend's `weight`.
+        WeightedRandom = "weighted-random",
+    }
+}
+
+keyword_enum! {
+    /// `ls.layout`: how names are spread over the backends.
+    Layout, default Partitioned {
+        /// Each backend holds some of the names: an NXDOMAIN moves on to the next backend.
+        Partitioned = "partitioned",
+        /// Every backend holds every name: the first authoritative answer is final.
+        Replicated = "replicated",
+    }
+}
+
+keyword_enum! {
+    /// `ls.on_timeout`: the LS's answer when no backend gave a final one in time.
+    OnTimeout, default Nxdomain {
+        /// A synthesized NXDOMAIN (with an Extended DNS Error saying who was tried).
+        Nxdomain = "nxdomain",
+        /// A synthesized SERVFAIL.
+        Servfail = "servfail",
+        /// No answer at all.
+        Drop = "drop",
+    }
+}
+
+/// `ls.hedge_delay_ms`: how long to wait before hedging to the next backend.
+///
+/// In TOML, a number of milliseconds or the string `"adaptive"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HedgeDelay {
+    /// Always this many milliseconds.
+    Fixed(u64),
+    /// `hedge_percentile` of the backend's recent latency, clamped to
+    /// `[hedge_min_ms, hedge_max_ms]`.
+    #[default]
+    Adaptive,
+}
+
+impl fmt::Display for HedgeDelay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fixed(ms) => write!(f, "{ms}"),
+            Self::Adaptive => f.write_str("adaptive"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HedgeDelay {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HedgeDelayVisitor;
+
+        impl Visitor<'_> for HedgeDelayVisitor {
+            type Value = HedgeDelay;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number of milliseconds or \"adaptive\"")
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<HedgeDelay, E> {
+                Ok(HedgeDelay::Fixed(v))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<HedgeDelay, E> {
+                u64::try_from(v)
+                    .map(HedgeDelay::Fixed)
+                    .map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<HedgeDelay, E> {
+                if v == "adaptive" {
+                    Ok(HedgeDelay::Adaptive)
+                } else {
+                    Err(E::invalid_value(Unexpected::Str(v), &self))
+                }
+            }
+        }
+
+        deserializer.deserialize_any(HedgeDelayVisitor)
+    }
+}
+
+/// `[ls]`: the load balancer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LsConfig {
+    /// Addresses to serve on, UDP and TCP on each. \[`127.0.0.1:5300`\]
+    #[serde(deserialize_with = "de_addrs")]
+    pub listen: Vec<SocketAddr>,
+    /// SO_REUSEPORT sockets/threads per listener. \[number of cores\]
+    pub workers: usize,
+    /// How many backends a query goes to, and when. \[hedge\]
+    pub strategy: Strategy,
+    /// Who is asked first. \[least-outstanding\]
+    pub order: Order,
+    /// How names are spread over the backends. \[partitioned\]
+    pub layout: Layout,
+    /// Deadline for a final answer, in ms. \[1500\]
+    pub timeout_ms: u64,
+    /// What to answer at the deadline. \[nxdomain\]
+    pub on_timeout: OnTimeout,
+    /// Negative TTL (SOA minimum) of synthesized answers, in seconds. \[5\]
+    pub synth_ttl: u32,
+    /// Per-backend timeout under `sequential`, in ms. \[500\]
+    pub try_timeout_ms: u64,
+    /// Delay before hedging to the next backend. \[adaptive\]
+    pub hedge_delay_ms: HedgeDelay,
+    /// Latency percentile used by the adaptive hedge delay, in (0, 100]. \[95\]
+    pub hedge_percentile: f64,
+    /// Lower clamp of the adaptive hedge delay, in ms. \[2\]
+    pub hedge_min_ms: u64,
+    /// Upper clamp of the adaptive hedge delay, in ms. \[200\]
+    pub hedge_max_ms: u64,
+    /// Extra upstream queries allowed for delay-triggered hedges, in % of client queries. \[10\]
+    pub hedge_budget_pct: f64,
+    /// Client queries in flight past which new ones get SERVFAIL at once. \[65536\]
+    pub max_inflight: usize,
+    /// Client networks allowed to query (others get REFUSED); a bare IP is a /32 or /128.
+    /// \[loopback and private ranges\]
+    #[serde(deserialize_with = "de_nets")]
+    pub allow: Vec<IpNet>,
+    /// Queries per second per client IP; 0 = off. \[0\]
+    pub rate_limit_qps: u32,
+    /// Address of the metrics and status HTTP server; `None` (key omitted) = off. \[off\]
+    #[serde(deserialize_with = "de_opt_addr")]
+    pub metrics: Option<SocketAddr>,
+    /// Most names the `sticky` order remembers (bounds its memory). \[100000\]
+    pub sticky_size: usize,
+    /// Active health checks, `[ls.health]`.
+    pub health: HealthConfig,
+    /// The backends, `[[ls.backend]]`, in config order.
+    pub backend: Vec<BackendConfig>,
+}
+
+impl Default for LsConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5300))],
+            workers: available_cores(),
+            strategy: Strategy::default(),
+            order: Order::default(),
+            layout: Layout::default(),
+            timeout_ms: 1500,
+            on_timeout: OnTimeout::default(),
+            synth_ttl: 5,
+            try_timeout_ms: 500,
+            hedge_delay_ms: HedgeDelay::default(),
+            hedge_percentile: 95.0,
+            hedge_min_ms: 2,
+            hedge_max_ms: 200,
+            hedge_budget_pct: 10.0,
+            max_inflight: 65536,
+            allow: DEFAULT_ALLOW
+                .iter()
+                .filter_map(|net| net.parse().ok())
+                .collect(),
+            rate_limit_qps: 0,
+            metrics: None,
+            sticky_size: 100_000,
+            health: HealthConfig::default(),
+            backend: Vec::new(),
+        }
+    }
+}
+
+/// `[ls.health]`: active probes of the backends and the up/down hysteresis.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Probe every backend this often, in ms. \[1000\]
+    pub interval_ms: u64,
+    /// Also probe after this many client queries; 0 = off. \[0\]
+    pub every_queries: u64,
+    /// The probe's question, `"NAME TYPE"`. \[". SOA"\]
+    pub query: String,
+    /// Failures in a row that mark a backend down. \[3\]
+    pub fall: u32,
+    /// Successes in a row that mark a backend up. \[2\]
+    pub rise: u32,
+    /// One probe's timeout, in ms. \[500\]
+    pub timeout_ms: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: 1000,
+            every_queries: 0,
+            query: ". SOA".to_owned(),
+            fall: 3,
+            rise: 2,
+            timeout_ms: 500,
+        }
+    }
+}
+
+impl HealthConfig {
+    /// The probe's question: `query` parsed as `NAME TYPE`, e.g. `". SOA"` or
+    /// `"example.com A"`. The name is made fully qualified; the type is case-insensitive.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] (without a file or line) when `query` is not a name and a
+    /// record type.
+    pub fn probe_question(&self) -> Result<(Name, RecordType), ConfigError> {
+        parse_question(&self.query).map_err(|msg| {
+            ConfigError::detached(format!("ls.health.query: {msg}, got {:?}", self.query))
+        })
+    }
+}
+
+/// `[[ls.backend]]`: one upstream DNS server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Name used in logs, metrics and the EDE text (unique, non-empty).
+    pub name: String,
+    /// Where to send its queries.
+    #[serde(deserialize_with = "de_addr")]
+    pub addr: SocketAddr,
+    /// Share under `weighted-random`. \[1\]
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+/// The default backend weight.
+fn one() -> u32 {
+    1
+}

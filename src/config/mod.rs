@@ -1,0 +1,224 @@
+//! The `config.toml` schema (SPEC §7): parsing, defaults, path resolution and validation.
+//!
+//! One file drives the whole deployment: an optional `[ls]` table (the load balancer, its
+//! `[ls.health]` probes and its `[[ls.backend]]` list) and any number of `[[ts]]` table
+//! servers. Every table rejects unknown keys, every missing key takes the default of SPEC §7,
+//! and every problem is reported as a [`ConfigError`] that prints as `file:line: what is
+//! wrong`, naming the key.
+//!
+//! Parsing ([`Config::from_toml`], [`Config::load`]) and validation ([`Config::validate`],
+//! [`Config::problems`]) are separate steps so tests can build a [`Config`] in code and
+//! `dnslb check` can list every problem at once ([`Config::diagnose`]). Line numbers come
+//! from the spans of toml's own parser ([`toml::de::DeTable`]), so they stay right for
+//! dotted keys, inline tables and multi-line arrays.
+//!
+//! # Layout
+//! - [`Config`] and its loading live here; [`LsConfig`] (with [`HealthConfig`],
+//!   [`BackendConfig`] and the keyword enums) in `ls`, [`TsConfig`] (with [`Fault`] and
+//!   [`OnMiss`]) in `ts`.
+//! - `values`: the string values of the schema (addresses, networks, DNS names) and their
+//!   serde adapters.
+//! - `error`: [`ConfigError`] and the rewriting of toml's messages; `source_map`: where
+//!   each key is in the text.
+//! - `validate`: the rules of [`Config::problems`].
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Declares a keyword enum: a `config.toml` value that is one of a few strings, with
+/// `ALL`, `as_str`, `Default` and `Display` (used by `ls` and `ts`).
+macro_rules! keyword_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident, default $default:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every value, in the order SPEC §7 lists them.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The value as written in `config.toml`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( Self::$variant => $text, )+
+                }
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::$default
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+mod error;
+mod ls;
+mod source_map;
+#[cfg(test)]
+mod tests;
+mod ts;
+mod validate;
+mod values;
+
+pub use error::ConfigError;
+pub use ls::{
+    BackendConfig, HealthConfig, HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy,
+};
+pub use ts::{Fault, OnMiss, TsConfig};
+
+use error::parse_error;
+use source_map::SourceMap;
+
+/// The whole deployment: what `config.toml` says.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The load balancer, `[ls]`; `None` when the file has no `[ls]` table.
+    #[serde(default)]
+    pub ls: Option<LsConfig>,
+    /// The table servers, `[[ts]]`, in file order.
+    #[serde(default)]
+    pub ts: Vec<TsConfig>,
+    /// The file this config was read from (not a TOML key). Relative paths inside the file
+    /// have already been resolved against its folder.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// The number of cores this process may use (1 when unknown): the default worker count.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}
+
+impl Config {
+    /// Parses `text` (the contents of the file at `path`), resolves relative zone paths
+    /// against `path`'s folder, and validates the result.
+    ///
+    /// # Errors
+    ///
+    /// The first problem: [`ConfigError::Parse`] for bad TOML or a value that does not fit
+    /// the schema, [`ConfigError::Invalid`] for a broken rule (see [`Config::problems`]).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config = Self::parse(text, path)?;
+        let first = config
+            .problems_in(Some(&SourceMap::new(text)))
+            .into_iter()
+            .next();
+        match first {
+            Some(problem) => Err(problem),
+            None => Ok(config),
+        }
+    }
+
+    /// Reads the file at `path`, then [`Config::from_toml`].
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Io`] when the file cannot be read, else as [`Config::from_toml`].
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::from_toml(&read(path)?, path)
+    }
+
+    /// Like [`Config::from_toml`], but returns every problem (in file order where known),
+    /// for `dnslb check`. The list is never empty on `Err`.
+    ///
+    /// # Errors
+    ///
+    /// One parse error, or every validation problem.
+    pub fn diagnose(text: &str, path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let config = Self::parse(text, path).map_err(|e| vec![e])?;
+        let problems = config.problems_in(Some(&SourceMap::new(text)));
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Reads the file at `path`, then [`Config::diagnose`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::diagnose`], or the read error.
+    pub fn diagnose_file(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let text = read(path).map_err(|e| vec![e])?;
+        Self::diagnose(&text, path)
+    }
+
+    /// Parses `text` and resolves relative zone paths against `path`'s folder, without
+    /// validating.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Parse`] for bad TOML or a value that does not fit the schema.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| parse_error(text, path, &e))?;
+        config.path = path.to_path_buf();
+        let folder = path.parent().unwrap_or(Path::new(""));
+        for ts in &mut config.ts {
+            for zone in &mut ts.zones {
+                if zone.is_relative() {
+                    *zone = folder.join(&*zone);
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// The `[[ts]]` named `name`.
+    pub fn ts_by_name(&self, name: &str) -> Option<&TsConfig> {
+        self.ts.iter().find(|ts| ts.name == name)
+    }
+
+    /// Checks the rules of the schema; see [`Config::problems`].
+    ///
+    /// # Errors
+    ///
+    /// The first problem found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Every rule this config breaks, without line numbers (the source text is not kept;
+    /// [`Config::diagnose`] adds them).
+    ///
+    /// The rules: `[ls]` or a `[[ts]]` exists; ts and backend names are non-empty and
+    /// unique; `[ls]` has at least one backend; no two listeners (`ls.listen`,
+    /// `ls.metrics`, each `ts.listen`) share an address (port 0 aside) and no backend is
+    /// the LS itself; timeouts, intervals, workers, `max_inflight`, `fall` and `rise` are at
+    /// least 1; `hedge_percentile` is in (0, 100], `hedge_budget_pct` in [0, 100],
+    /// `hedge_min_ms <= hedge_max_ms`; fault ratios are in [0, 1]; TTLs fit RFC 2181;
+    /// every ts has zones; `origin` and `health.query` parse.
+    pub fn problems(&self) -> Vec<ConfigError> {
+        self.problems_in(None)
+    }
+}
+
+/// Reads a config file.
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        file: path.to_path_buf(),
+        msg: format!("cannot read: {e}"),
+    })
+}

@@ -1,0 +1,137 @@
+//! Where each key of a `config.toml` text is, for the line numbers of [`super::ConfigError`].
+
+use std::ops::Range;
+
+use toml::de::{DeTable, DeValue};
+
+/// A dotted path with array indices (`ts.1.fault.drop_ratio`) as shown to users
+/// (`ts.fault.drop_ratio`).
+pub(super) fn display_path(path: &str) -> String {
+    path.split('.')
+        .filter(|seg| !seg.is_empty() && seg.parse::<usize>().is_err())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// One key, table or array element of the file, with where it is.
+#[derive(Debug)]
+pub(super) struct Node {
+    /// Dotted path with array indices, e.g. `ls.backend.1.addr`.
+    pub(super) path: String,
+    /// Where the key is written (for array elements: where the element is).
+    key: Range<usize>,
+    /// Where the value is written (for `[table]` headers: the header).
+    value: Range<usize>,
+    /// Whether the value is a table.
+    pub(super) table: bool,
+}
+
+/// Where each key of a TOML text is, from toml's own spanned parse.
+pub(super) struct SourceMap<'a> {
+    /// The text.
+    pub(super) text: &'a str,
+    /// Every key and array element (empty when the text is not valid TOML).
+    nodes: Vec<Node>,
+}
+
+impl<'a> SourceMap<'a> {
+    /// Indexes `text`.
+    pub(super) fn new(text: &'a str) -> Self {
+        let mut nodes = Vec::new();
+        if let Ok(root) = DeTable::parse(text) {
+            index_table(root.get_ref(), "", &mut nodes);
+        }
+        Self { text, nodes }
+    }
+
+    /// The 1-based line of byte `offset`.
+    pub(super) fn line_at(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    /// The line of the first of `paths` written in the file, else of the nearest table
+    /// enclosing the first path.
+    pub(super) fn line_of_any(&self, paths: &[&str]) -> Option<usize> {
+        let exact = paths.iter().find_map(|p| self.find(p));
+        let node = exact.or_else(|| {
+            let mut path = *paths.first()?;
+            while let Some((parent, _)) = path.rsplit_once('.') {
+                if let Some(node) = self.find(parent) {
+                    return Some(node);
+                }
+                path = parent;
+            }
+            None
+        })?;
+        Some(self.line_at(node.key.start))
+    }
+
+    /// The node at exactly `path`.
+    fn find(&self, path: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.path == path)
+    }
+
+    /// The key written at `offset`, else the innermost value containing it.
+    pub(super) fn node_at(&self, offset: usize) -> Option<&Node> {
+        self.nodes
+            .iter()
+            .find(|n| n.key.start == offset && n.key != n.value)
+            .or_else(|| {
+                self.nodes
+                    .iter()
+                    .filter(|n| {
+                        n.value.start <= offset && offset < n.value.end.max(n.value.start + 1)
+                    })
+                    .max_by_key(|n| n.path.len())
+            })
+    }
+}
+
+/// Adds a node for every key under `table` (at `prefix`) to `out`, recursively.
+fn index_table(table: &DeTable<'_>, prefix: &str, out: &mut Vec<Node>) {
+    for (key, value) in table.iter() {
+        let path = if prefix.is_empty() {
+            key.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", key.get_ref())
+        };
+        index_value(value.get_ref(), &path, key.span(), value.span(), out);
+    }
+}
+
+/// Adds the node for one value, and for what it contains.
+fn index_value(
+    value: &DeValue<'_>,
+    path: &str,
+    key: Range<usize>,
+    span: Range<usize>,
+    out: &mut Vec<Node>,
+) {
+    out.push(Node {
+        path: path.to_owned(),
+        key,
+        value: span,
+        table: value.is_table(),
+    });
+    match value {
+        DeValue::Table(table) => index_table(table, path, out),
+        DeValue::Array(array) => {
+            for (i, item) in array.iter().enumerate() {
+                let span = item.span();
+                index_value(
+                    item.get_ref(),
+                    &format!("{path}.{i}"),
+                    span.clone(),
+                    span,
+                    out,
+                );
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,146 @@
+//! Tests of parse errors: each names the file, the line and the key.
+
+use super::*;
+
+#[test]
+fn unknown_key_at_top_level() {
+    assert_eq!(
+        err("[ls]\n\nlisten = []\n").lines().count(),
+        1,
+        "sanity: errors are one line"
+    );
+    let e = parse("# hi\nverbose = true\n").unwrap_err();
+    assert_eq!(e.line(), Some(2));
+    assert_eq!(
+        e.to_string(),
+        "config.toml:2: unknown key 'verbose' at top level; valid keys: ls, ts"
+    );
+    assert_eq!(
+        err("\n[lss]\nworkers = 1\n"),
+        "config.toml:2: unknown table 'lss' at top level (did you mean 'ls'?)"
+    );
+}
+
+#[test]
+fn unknown_key_in_ls() {
+    let text = BASE.replace("[ls]\n", "[ls]\nworkers = 2\nhedge_dealy_ms = 20\n");
+    assert_eq!(
+        err(&text),
+        "config.toml:3: unknown key 'hedge_dealy_ms' in [ls] (did you mean 'hedge_delay_ms'?)"
+    );
+    let text = format!("{BASE}\n[ls.health]\nfal = 2\n");
+    assert_eq!(
+        err(&text),
+        "config.toml:14: unknown key 'fal' in [ls.health] (did you mean 'fall'?)"
+    );
+    let text = BASE.replace(
+        "addr = \"127.0.0.1:5301\"",
+        "addr = \"127.0.0.1:5301\"\nport = 1",
+    );
+    assert!(
+        err(&text).starts_with("config.toml:7: unknown key 'port' in [[ls.backend]]"),
+        "{}",
+        err(&text)
+    );
+}
+
+#[test]
+fn unknown_key_in_ts() {
+    let text = format!("{BASE}on_mis = \"silent\"\n");
+    assert_eq!(
+        err(&text),
+        "config.toml:12: unknown key 'on_mis' in [[ts]] (did you mean 'on_miss'?)"
+    );
+    // The second [[ts]], so the line must not be that of the first.
+    let text = format!(
+        "{BASE}\n[[ts]]\nname = \"ts2\"\nlisten = \"127.0.0.1:5302\"\nzones = []\ncolour = 1\n"
+    );
+    assert!(err(&text).starts_with("config.toml:17: unknown key 'colour' in [[ts]]"));
+}
+
+#[test]
+fn unknown_key_in_fault() {
+    let text = format!("{BASE}fault = {{ delay_ms = 5, drop = 0.1 }}\n");
+    assert_eq!(
+        err(&text),
+        "config.toml:12: unknown key 'drop' in [ts.fault]; valid keys: delay_ms, delay_ratio, drop_ratio"
+    );
+    let text = format!("{BASE}\n[ts.fault]\ndelay_ms = 5\ndelay_ration = 0.1\n");
+    assert_eq!(
+        err(&text),
+        "config.toml:15: unknown key 'delay_ration' in [ts.fault] (did you mean 'delay_ratio'?)"
+    );
+}
+
+#[test]
+fn bad_enum_value_lists_the_choices() {
+    let text = BASE.replace("[ls]\n", "[ls]\n# comment\n\n\n\nstrategy = \"fast\"\n");
+    assert_eq!(
+        err(&text),
+        "config.toml:6: ls.strategy: expected one of race, hedge, sequential, got \"fast\""
+    );
+    let text = BASE.replace("[ls]\n", "[ls]\norder = \"random\"\n");
+    assert_eq!(
+        err(&text),
+        "config.toml:2: ls.order: expected one of least-outstanding, round-robin, sticky, \
+         consistent-hash, fixed, weighted-random, got \"random\""
+    );
+    let text = format!("{BASE}on_miss = \"ignore\"\n");
+    assert_eq!(
+        err(&text),
+        "config.toml:12: ts.on_miss: expected one of nxdomain, silent, got \"ignore\""
+    );
+    let text = BASE.replace("[ls]\n", "[ls]\non_timeout = 3\n");
+    assert_eq!(
+        err(&text),
+        "config.toml:2: ls.on_timeout: expected one of nxdomain, servfail, drop, got 3"
+    );
+}
+
+#[test]
+fn bad_cidr_names_the_key_and_line() {
+    let text = BASE.replace(
+        "[ls]\n",
+        "[ls]\nallow = [\n  \"127.0.0.0/8\",\n  \"10.0.0.0/33\",\n]\n",
+    );
+    assert_eq!(
+        err(&text),
+        "config.toml:4: ls.allow: invalid network \"10.0.0.0/33\": expected CIDR like \
+         \"10.0.0.0/8\" or an IP address"
+    );
+    let text = format!("{BASE}axfr_allow = [\"localhost\"]\n");
+    assert!(err(&text).starts_with("config.toml:12: ts.axfr_allow: invalid network \"localhost\""));
+}
+
+#[test]
+fn bad_address_names_the_key_and_line() {
+    let text = BASE.replace("\"127.0.0.1:5301\"\n\n", "\"127.0.0.1\"\n\n");
+    assert_eq!(
+        err(&text),
+        "config.toml:6: ls.backend.addr: invalid address \"127.0.0.1\": expected IP:port, \
+         like \"127.0.0.1:5300\" or \"[::1]:5300\""
+    );
+}
+
+#[test]
+fn wrong_type_and_missing_key() {
+    let text = format!("{BASE}ttl = \"long\"\n");
+    assert_eq!(
+        err(&text),
+        "config.toml:12: ts.ttl: invalid type: string \"long\", expected u32"
+    );
+    let text = format!("{BASE}ttl = -1\n");
+    assert!(err(&text).starts_with("config.toml:12: ts.ttl: invalid value"));
+    let text = BASE.replace("zones = [\"zones/ts1.txt\"]\n", "");
+    assert_eq!(err(&text), "config.toml:8: missing key 'zones' in [[ts]]");
+}
+
+#[test]
+fn toml_syntax_errors_have_a_line() {
+    let e = parse("[ls]\nworkers = 2\nworkers = 3\n").unwrap_err();
+    assert_eq!(e.to_string(), "config.toml:3: duplicate key 'workers'");
+    let e = parse("[ls]\n\nstrategy = hedge\n").unwrap_err();
+    assert!(matches!(e, ConfigError::Parse { line: Some(3), .. }), "{e}");
+    assert!(e.to_string().starts_with("config.toml:3: "));
+    assert_eq!(e.to_string().lines().count(), 1);
+}

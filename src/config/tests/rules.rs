@@ -1,0 +1,245 @@
+//! Tests of the validation rules: each problem names its line and key.
+
+use super::*;
+
+/// Asserts that `text` breaks exactly one rule, reported as `want` (line and message).
+#[track_caller]
+fn rejects(text: &str, want: &str) {
+    match Config::diagnose(text, Path::new(FILE)) {
+        Ok(_) => panic!("accepted, wanted {want}"),
+        Err(problems) => {
+            let got: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            assert_eq!(got, vec![want.to_owned()]);
+        }
+    }
+    assert_eq!(parse(text).unwrap_err().to_string(), want);
+}
+
+fn ls_with(lines: &str) -> String {
+    BASE.replace("[ls]\n", &format!("[ls]\n{lines}\n"))
+}
+
+#[test]
+fn base_is_valid() {
+    parse(BASE).unwrap();
+}
+
+#[test]
+fn rejects_an_empty_config() {
+    rejects(
+        "# nothing\n",
+        "config.toml: nothing to run: the config has neither [ls] nor [[ts]]",
+    );
+}
+
+#[test]
+fn rejects_bad_ts_names() {
+    let second = "\n[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5302\"\nzones = [\"b\"]\n";
+    rejects(
+        &format!("{BASE}{second}"),
+        "config.toml:14: ts.name: duplicate table server name \"ts1\"",
+    );
+    rejects(
+        &BASE.replace("name = \"ts1\"\nlisten", "name = \"\"\nlisten"),
+        "config.toml:9: ts.name: a table server name must not be empty",
+    );
+}
+
+#[test]
+fn rejects_bad_backend_names() {
+    let second = "[[ls.backend]]\nname = \"ts1\"\naddr = \"127.0.0.1:5302\"\n\n[[ts]]";
+    rejects(
+        &BASE.replacen("[[ts]]", second, 1),
+        "config.toml:9: ls.backend.name: duplicate backend name \"ts1\"",
+    );
+    rejects(
+        &BASE.replace("name = \"ts1\"\naddr", "name = \" \"\naddr"),
+        "config.toml:5: ls.backend.name: a backend name must not be empty",
+    );
+}
+
+#[test]
+fn rejects_ls_without_backends() {
+    let text = "\n[ls]\nworkers = 1\n";
+    rejects(
+        text,
+        "config.toml:2: ls.backend: [ls] needs at least one [[ls.backend]]",
+    );
+}
+
+#[test]
+fn rejects_listeners_on_one_address() {
+    rejects(
+        &BASE.replace("listen = \"127.0.0.1:5301\"", "listen = \"127.0.0.1:5300\""),
+        "config.toml:10: ts.listen: 127.0.0.1:5300 is already used by ls.listen",
+    );
+    rejects(
+        &ls_with("metrics = \"0.0.0.0:5301\""),
+        "config.toml:11: ts.listen: 127.0.0.1:5301 is already used by ls.metrics",
+    );
+    let two_ts =
+        format!("{BASE}\n[[ts]]\nname = \"ts2\"\nlisten = \"127.0.0.1:5301\"\nzones = [\"b\"]\n");
+    rejects(
+        &two_ts,
+        "config.toml:15: ts.listen: 127.0.0.1:5301 is already used by table server \"ts1\"",
+    );
+    // Port 0 (the OS picks a free port) never conflicts.
+    let text = BASE
+        .replace("127.0.0.1:5300", "127.0.0.1:0")
+        .replace("listen = \"127.0.0.1:5301\"", "listen = \"127.0.0.1:0\"");
+    parse(&text).unwrap();
+}
+
+#[test]
+fn rejects_a_backend_that_is_the_ls_itself() {
+    rejects(
+        &BASE.replace("addr = \"127.0.0.1:5301\"", "addr = \"127.0.0.1:5300\""),
+        "config.toml:6: ls.backend.addr: 127.0.0.1:5300 is the LS's own listener; \
+         it would forward to itself",
+    );
+    rejects(
+        &BASE.replace("addr = \"127.0.0.1:5301\"", "addr = \"0.0.0.0:5301\""),
+        "config.toml:6: ls.backend.addr: 0.0.0.0:5301 is not an address queries can be sent to",
+    );
+}
+
+#[test]
+fn rejects_out_of_range_numbers() {
+    let cases = [
+        (
+            "hedge_percentile = 0",
+            "ls.hedge_percentile: must be in (0, 100], got 0",
+        ),
+        (
+            "hedge_percentile = 100.5",
+            "ls.hedge_percentile: must be in (0, 100], got 100.5",
+        ),
+        (
+            "hedge_percentile = nan",
+            "ls.hedge_percentile: must be in (0, 100], got NaN",
+        ),
+        (
+            "hedge_budget_pct = -1",
+            "ls.hedge_budget_pct: must be in [0, 100], got -1",
+        ),
+        (
+            "hedge_budget_pct = 101",
+            "ls.hedge_budget_pct: must be in [0, 100], got 101",
+        ),
+        (
+            "hedge_min_ms = 300",
+            "ls.hedge_min_ms: hedge_min_ms (300) must not exceed hedge_max_ms (200)",
+        ),
+        ("workers = 0", "ls.workers: must be at least 1"),
+        ("timeout_ms = 0", "ls.timeout_ms: must be at least 1"),
+        (
+            "try_timeout_ms = 0",
+            "ls.try_timeout_ms: must be at least 1",
+        ),
+        ("max_inflight = 0", "ls.max_inflight: must be at least 1"),
+        ("health.fall = 0", "ls.health.fall: must be at least 1"),
+        ("health.rise = 0", "ls.health.rise: must be at least 1"),
+        (
+            "health.interval_ms = 0",
+            "ls.health.interval_ms: must be at least 1",
+        ),
+        (
+            "synth_ttl = 4294967295",
+            "ls.synth_ttl: must be at most 2147483647 (RFC 2181), got 4294967295",
+        ),
+    ];
+    for (line, msg) in cases {
+        rejects(&ls_with(line), &format!("config.toml:2: {msg}"));
+    }
+    // Budget bounds are inclusive.
+    parse(&ls_with("hedge_budget_pct = 0")).unwrap();
+    parse(&ls_with("hedge_budget_pct = 100\nhedge_percentile = 100")).unwrap();
+    parse(&ls_with("hedge_min_ms = 7\nhedge_max_ms = 7")).unwrap();
+}
+
+#[test]
+fn min_above_max_points_at_the_key_that_is_written() {
+    // hedge_min_ms is left at its default (2): the line is that of hedge_max_ms.
+    rejects(
+        &ls_with("\nhedge_max_ms = 1"),
+        "config.toml:3: ls.hedge_min_ms: hedge_min_ms (2) must not exceed hedge_max_ms (1)",
+    );
+}
+
+#[test]
+fn rejects_bad_health_query() {
+    let text = format!("{BASE}\n[ls.health]\nquery = \"example.com BOGUS\"\n");
+    rejects(
+        &text,
+        "config.toml:14: ls.health.query: unknown record type \"BOGUS\", got \"example.com BOGUS\"",
+    );
+    let health = HealthConfig {
+        query: "SOA".into(),
+        ..HealthConfig::default()
+    };
+    assert_eq!(
+        health.probe_question().unwrap_err().to_string(),
+        "ls.health.query: expected \"NAME TYPE\", like \". SOA\" or \"example.com A\", got \"SOA\""
+    );
+    assert_eq!(
+        HealthConfig::default().probe_question().unwrap(),
+        (Name::root(), RecordType::SOA)
+    );
+}
+
+#[test]
+fn rejects_bad_ts_values() {
+    rejects(
+        &BASE.replace("zones = [\"zones/ts1.txt\"]", "zones = []"),
+        "config.toml:11: ts.zones: table server \"ts1\" needs at least one zone file",
+    );
+    rejects(
+        &format!("{BASE}origin = \"bad..name\"\n"),
+        "config.toml:12: ts.origin: \"bad..name\" is not a DNS name: \
+         Malformed label",
+    );
+    rejects(
+        &format!("{BASE}fault = {{ drop_ratio = 1.5 }}\n"),
+        "config.toml:12: ts.fault.drop_ratio: must be in [0, 1], got 1.5",
+    );
+    rejects(
+        &format!("{BASE}\n[ts.fault]\ndelay_ms = 1\ndelay_ratio = -0.1\n"),
+        "config.toml:15: ts.fault.delay_ratio: must be in [0, 1], got -0.1",
+    );
+    rejects(
+        &format!("{BASE}workers = 0\n"),
+        "config.toml:12: ts.workers: must be at least 1",
+    );
+}
+
+#[test]
+fn problems_lists_every_rule_broken_in_file_order() {
+    let text =
+        ls_with("workers = 0\ntimeout_ms = 0").replace("zones = [\"zones/ts1.txt\"]", "zones = []");
+    let problems = Config::diagnose(&text, Path::new(FILE)).unwrap_err();
+    let lines: Vec<_> = problems.iter().map(ConfigError::line).collect();
+    assert_eq!(lines, vec![Some(2), Some(3), Some(13)]);
+    // Built in code: same problems, no lines and no file.
+    let config = Config::parse(&text, Path::new("")).unwrap();
+    let problems = config.problems();
+    assert_eq!(problems.len(), 3);
+    assert!(problems.iter().all(|p| p.line().is_none()));
+    assert_eq!(problems[0].to_string(), "ls.workers: must be at least 1");
+    assert_eq!(config.validate().unwrap_err(), problems[0]);
+}
+
+#[test]
+fn configs_built_in_code_validate() {
+    let mut ls = LsConfig::default();
+    ls.backend.push(BackendConfig {
+        name: "a".into(),
+        addr: addr("127.0.0.1:5301"),
+        weight: 1,
+    });
+    let config = Config {
+        ls: Some(ls),
+        ts: vec![TsConfig::new("a", addr("127.0.0.1:5301"), vec!["z".into()])],
+        path: PathBuf::new(),
+    };
+    config.validate().unwrap();
+}

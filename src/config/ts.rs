@@ -1,0 +1,110 @@
+//! `[[ts]]`: [`TsConfig`], one table server, with its [`Fault`] knobs and [`OnMiss`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use hickory_proto::rr::Name;
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use super::values::{de_addr, de_addrs, de_nets, parse_name};
+use super::{ConfigError, available_cores};
+
+keyword_enum! {
+    /// `ts.on_miss`: the TS's answer for a name it does not hold.
+    OnMiss, default Nxdomain {
+        /// NXDOMAIN with the SOA in the authority section.
+        Nxdomain = "nxdomain",
+        /// No answer at all (the original course project's behaviour).
+        Silent = "silent",
+    }
+}
+
+/// `[[ts]]`: one table server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsConfig {
+    /// Name used by `dnslb ts --name` and in logs (unique, non-empty).
+    pub name: String,
+    /// Address to serve on, UDP and TCP.
+    #[serde(deserialize_with = "de_addr")]
+    pub listen: SocketAddr,
+    /// PROJ tables and/or `.zone` files; relative paths are resolved against the config
+    /// file's folder by [`Config::from_toml`](super::Config::from_toml).
+    pub zones: Vec<PathBuf>,
+    /// Origin (SOA owner) of the PROJ tables. \["."\]
+    #[serde(default = "root_origin")]
+    pub origin: String,
+    /// TTL of the records served, in seconds. \[300\]
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    /// What to answer for a name it does not hold. \[nxdomain\]
+    #[serde(default)]
+    pub on_miss: OnMiss,
+    /// Clients allowed to transfer the zone (AXFR); a bare IP is a /32 or /128. \[none\]
+    #[serde(default, deserialize_with = "de_nets")]
+    pub axfr_allow: Vec<IpNet>,
+    /// Secondaries to NOTIFY on reload. \[none\]
+    #[serde(default, deserialize_with = "de_addrs")]
+    pub notify: Vec<SocketAddr>,
+    /// Fault injection for experiments. \[off\]
+    #[serde(default)]
+    pub fault: Fault,
+    /// UDP workers; `None` = number of cores.
+    #[serde(default)]
+    pub workers: Option<usize>,
+}
+
+/// The default TS origin, the root.
+fn root_origin() -> String {
+    ".".to_owned()
+}
+
+/// The default TS TTL.
+fn default_ttl() -> u32 {
+    300
+}
+
+impl TsConfig {
+    /// A table server with every optional key at its default.
+    pub fn new(name: impl Into<String>, listen: SocketAddr, zones: Vec<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            listen,
+            zones,
+            origin: root_origin(),
+            ttl: default_ttl(),
+            on_miss: OnMiss::default(),
+            axfr_allow: Vec::new(),
+            notify: Vec::new(),
+            fault: Fault::default(),
+            workers: None,
+        }
+    }
+
+    /// `origin` as a fully qualified DNS name.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] (without a file or line) when `origin` is not a DNS name.
+    pub fn origin_name(&self) -> Result<Name, ConfigError> {
+        parse_name(&self.origin).map_err(|msg| ConfigError::detached(format!("ts.origin: {msg}")))
+    }
+
+    /// UDP workers to run: `workers`, or the number of cores.
+    pub fn worker_count(&self) -> usize {
+        self.workers.unwrap_or_else(available_cores)
+    }
+}
+
+/// `ts.fault`: fault injection knobs, all off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fault {
+    /// How long a delayed answer waits, in ms.
+    pub delay_ms: u64,
+    /// Fraction of answers delayed by `delay_ms`, in [0, 1].
+    pub delay_ratio: f64,
+    /// Fraction of queries dropped without an answer, in [0, 1].
+    pub drop_ratio: f64,
+}

@@ -1,0 +1,257 @@
+//! The rules a parsed [`Config`] must follow (see [`Config::problems`]), each problem
+//! reported with the line of its key when the text is known.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use super::error::ConfigError;
+use super::source_map::{SourceMap, display_path};
+use super::values::{parse_name, parse_question};
+use super::{Config, LsConfig, Order, TsConfig};
+
+/// The largest TTL a record may carry (RFC 2181 §8).
+const MAX_TTL: u32 = i32::MAX as u32;
+
+impl Config {
+    /// The rules of [`Config::problems`], with lines looked up in `map` when given.
+    pub(super) fn problems_in(&self, map: Option<&SourceMap<'_>>) -> Vec<ConfigError> {
+        let mut check = Checker {
+            file: &self.path,
+            map,
+            out: Vec::new(),
+        };
+        if self.ls.is_none() && self.ts.is_empty() {
+            check.push(
+                &[""],
+                "nothing to run: the config has neither [ls] nor [[ts]]".into(),
+            );
+        }
+        if let Some(ls) = &self.ls {
+            check_ls(ls, &mut check);
+        }
+        check_names(
+            self.ts.iter().map(|ts| ts.name.as_str()),
+            "ts",
+            "table server",
+            &mut check,
+        );
+        for (i, ts) in self.ts.iter().enumerate() {
+            check_ts(i, ts, &mut check);
+        }
+        check_listeners(self, &mut check);
+        check.out.sort_by_key(|e| e.line().unwrap_or(usize::MAX));
+        check.out
+    }
+}
+
+/// Collects validation problems, finding each one's line.
+struct Checker<'a> {
+    /// The config file.
+    file: &'a Path,
+    /// Where keys are in the file, when the text is known.
+    map: Option<&'a SourceMap<'a>>,
+    /// The problems found so far.
+    out: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    /// Records a problem with the key at `paths[0]` (dotted, with array indices, e.g.
+    /// `ts.1.name`); the line is that of the first path found in the file, else of the
+    /// nearest enclosing table.
+    fn push(&mut self, paths: &[&str], msg: String) {
+        let line = self.map.and_then(|map| map.line_of_any(paths));
+        let key = paths.first().map(|p| display_path(p)).unwrap_or_default();
+        let msg = if key.is_empty() {
+            msg
+        } else {
+            format!("{key}: {msg}")
+        };
+        self.out.push(ConfigError::Invalid {
+            file: self.file.to_path_buf(),
+            line,
+            msg,
+        });
+    }
+
+    /// Records `msg` unless `ok`.
+    fn require(&mut self, ok: bool, path: &str, msg: impl FnOnce() -> String) {
+        if !ok {
+            self.push(&[path], msg());
+        }
+    }
+}
+
+/// The rules for `[ls]`.
+fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
+    if ls.backend.is_empty() {
+        check.push(
+            &["ls.backend", "ls"],
+            "[ls] needs at least one [[ls.backend]]".into(),
+        );
+    }
+    check_names(
+        ls.backend.iter().map(|b| b.name.as_str()),
+        "ls.backend",
+        "backend",
+        check,
+    );
+    for (i, backend) in ls.backend.iter().enumerate() {
+        let addr = backend.addr;
+        check.require(
+            addr.port() != 0 && !addr.ip().is_unspecified(),
+            &format!("ls.backend.{i}.addr"),
+            || format!("{addr} is not an address queries can be sent to"),
+        );
+    }
+    if ls.order == Order::WeightedRandom && !ls.backend.is_empty() {
+        check.require(ls.backend.iter().any(|b| b.weight > 0), "ls.order", || {
+            "weighted-random needs a backend with weight > 0".into()
+        });
+    }
+    check.require(!ls.listen.is_empty(), "ls.listen", || {
+        "needs at least one address".into()
+    });
+    check.require(ls.workers >= 1, "ls.workers", || {
+        "must be at least 1".into()
+    });
+    check.require(ls.timeout_ms > 0, "ls.timeout_ms", || {
+        "must be at least 1".into()
+    });
+    check.require(ls.try_timeout_ms > 0, "ls.try_timeout_ms", || {
+        "must be at least 1".into()
+    });
+    check.require(ls.synth_ttl <= MAX_TTL, "ls.synth_ttl", || {
+        format!("must be at most {MAX_TTL} (RFC 2181), got {}", ls.synth_ttl)
+    });
+    let pct = ls.hedge_percentile;
+    check.require(pct > 0.0 && pct <= 100.0, "ls.hedge_percentile", || {
+        format!("must be in (0, 100], got {pct}")
+    });
+    if ls.hedge_min_ms > ls.hedge_max_ms {
+        check.push(
+            &["ls.hedge_min_ms", "ls.hedge_max_ms"],
+            format!(
+                "hedge_min_ms ({}) must not exceed hedge_max_ms ({})",
+                ls.hedge_min_ms, ls.hedge_max_ms
+            ),
+        );
+    }
+    let budget = ls.hedge_budget_pct;
+    check.require(
+        (0.0..=100.0).contains(&budget),
+        "ls.hedge_budget_pct",
+        || format!("must be in [0, 100], got {budget}"),
+    );
+    check.require(ls.max_inflight >= 1, "ls.max_inflight", || {
+        "must be at least 1".into()
+    });
+    let health = &ls.health;
+    check.require(health.interval_ms > 0, "ls.health.interval_ms", || {
+        "must be at least 1".into()
+    });
+    check.require(health.timeout_ms > 0, "ls.health.timeout_ms", || {
+        "must be at least 1".into()
+    });
+    check.require(health.fall >= 1, "ls.health.fall", || {
+        "must be at least 1".into()
+    });
+    check.require(health.rise >= 1, "ls.health.rise", || {
+        "must be at least 1".into()
+    });
+    if let Err(msg) = parse_question(&health.query) {
+        check.push(
+            &["ls.health.query"],
+            format!("{msg}, got {:?}", health.query),
+        );
+    }
+}
+
+/// The rules for the `[[ts]]` at index `i`.
+fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
+    let key = |k: &str| format!("ts.{i}.{k}");
+    let who = &ts.name;
+    check.require(!ts.zones.is_empty(), &key("zones"), || {
+        format!("table server {who:?} needs at least one zone file")
+    });
+    if let Err(msg) = parse_name(&ts.origin) {
+        check.push(&[&key("origin")], msg);
+    }
+    check.require(ts.ttl <= MAX_TTL, &key("ttl"), || {
+        format!("must be at most {MAX_TTL} (RFC 2181), got {}", ts.ttl)
+    });
+    check.require(ts.workers != Some(0), &key("workers"), || {
+        "must be at least 1".into()
+    });
+    for (name, ratio) in [
+        ("delay_ratio", ts.fault.delay_ratio),
+        ("drop_ratio", ts.fault.drop_ratio),
+    ] {
+        check.require(
+            (0.0..=1.0).contains(&ratio),
+            &key(&format!("fault.{name}")),
+            || format!("must be in [0, 1], got {ratio}"),
+        );
+    }
+}
+
+/// Names under `table` (an array of tables) must be non-empty and unique.
+fn check_names<'n>(
+    names: impl Iterator<Item = &'n str>,
+    table: &str,
+    what: &str,
+    check: &mut Checker<'_>,
+) {
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, name) in names.enumerate() {
+        let path = format!("{table}.{i}.name");
+        if name.trim().is_empty() {
+            check.push(&[&path], format!("a {what} name must not be empty"));
+        } else if seen.contains(&name) {
+            check.push(&[&path], format!("duplicate {what} name {name:?}"));
+        }
+        seen.push(name);
+    }
+}
+
+/// No two listeners on one address, and no backend pointing at the LS's own listener.
+fn check_listeners(config: &Config, check: &mut Checker<'_>) {
+    let mut listeners: Vec<(String, String, SocketAddr)> = Vec::new();
+    if let Some(ls) = &config.ls {
+        for (i, addr) in ls.listen.iter().enumerate() {
+            listeners.push((format!("ls.listen.{i}"), "ls.listen".into(), *addr));
+        }
+        if let Some(addr) = ls.metrics {
+            listeners.push(("ls.metrics".into(), "ls.metrics".into(), addr));
+        }
+    }
+    for (i, ts) in config.ts.iter().enumerate() {
+        let owner = format!("table server {:?}", ts.name);
+        listeners.push((format!("ts.{i}.listen"), owner, ts.listen));
+    }
+    for (j, (path, _, addr)) in listeners.iter().enumerate() {
+        if let Some((_, owner, _)) = listeners[..j].iter().find(|l| overlap(l.2, *addr)) {
+            check.push(&[path], format!("{addr} is already used by {owner}"));
+        }
+    }
+    if let Some(ls) = &config.ls {
+        for (i, backend) in ls.backend.iter().enumerate() {
+            if ls.listen.iter().any(|l| overlap(*l, backend.addr)) {
+                check.push(
+                    &[&format!("ls.backend.{i}.addr")],
+                    format!(
+                        "{} is the LS's own listener; it would forward to itself",
+                        backend.addr
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Whether sockets bound to `a` and `b` would compete for the same port.
+fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip()
+            || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified())))
+}

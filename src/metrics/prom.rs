@@ -1,0 +1,328 @@
+//! The Prometheus text exposition format (0.0.4), written straight from the balancer's
+//! atomics.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::ls::backend::Backend;
+use crate::ls::latency::{BUCKETS_US, LatencySnapshot};
+use crate::ls::{Balancer, LsMetrics};
+
+/// The name of rcode `i` as the `rcode` label shows it.
+fn rcode_name(i: usize) -> String {
+    const NAMES: [&str; 11] = [
+        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
+        "NXRRSET", "NOTAUTH", "NOTZONE",
+    ];
+    NAMES
+        .get(i)
+        .map_or_else(|| format!("RCODE{i}"), |s| (*s).to_owned())
+}
+
+/// Escapes a label value: backslash, double quote and newline.
+fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Microseconds as seconds, in the shortest form that reads back exactly.
+fn seconds(us: u64) -> String {
+    format!("{}", us as f64 / 1e6)
+}
+
+/// One exposition being written. Writing to a `String` cannot fail, so the
+/// `fmt::Result`s below are ignored.
+struct Expo(String);
+
+impl Expo {
+    /// `# HELP` and `# TYPE` of a family (help text needs no escaping: ours
+    /// are constants without backslash or newline).
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    /// One sample line.
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", escape_label(v));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    /// A family with one unlabelled counter.
+    fn counter(&mut self, name: &str, help: &str, value: u64) {
+        self.family(name, "counter", help);
+        self.sample(name, &[], value);
+    }
+
+    /// The samples of one histogram series (the family header is written by
+    /// the caller). `_count` is the sum of the buckets, so `+Inf` equals it
+    /// even when the snapshot raced a recording.
+    fn histogram(&mut self, name: &str, labels: &[(&str, &str)], s: &LatencySnapshot) {
+        let bucket = format!("{name}_bucket");
+        let les: Vec<String> = BUCKETS_US.iter().map(|&b| seconds(b)).collect();
+        let mut cumulative = 0u64;
+        let mut with_le: Vec<(&str, &str)> = labels.to_vec();
+        for (i, le) in les.iter().enumerate() {
+            cumulative += s.counts.get(i).copied().unwrap_or(0);
+            with_le.push(("le", le));
+            self.sample(&bucket, &with_le, cumulative);
+            with_le.pop();
+        }
+        cumulative += s
+            .counts
+            .get(BUCKETS_US.len()..)
+            .unwrap_or_default()
+            .iter()
+            .sum::<u64>();
+        with_le.push(("le", "+Inf"));
+        self.sample(&bucket, &with_le, cumulative);
+        self.sample(&format!("{name}_sum"), labels, seconds(s.sum_us));
+        self.sample(&format!("{name}_count"), labels, cumulative);
+    }
+}
+
+/// The balancer's metrics in the Prometheus text exposition format 0.0.4.
+pub fn render_prometheus(balancer: &Balancer) -> String {
+    let state = balancer.state();
+    write_prometheus(balancer.metrics(), &state.backends)
+}
+
+/// [`render_prometheus`] over the parts.
+fn write_prometheus(m: &LsMetrics, backends: &[Arc<Backend>]) -> String {
+    let mut e = Expo(String::with_capacity(4096 + backends.len() * 4096));
+    e.counter(
+        "dnslb_queries_total",
+        "Client queries received (well-formed).",
+        m.queries.load(Relaxed),
+    );
+    e.family(
+        "dnslb_answers_total",
+        "counter",
+        "Answers sent to clients, by rcode.",
+    );
+    for (i, c) in m.answers.iter().enumerate() {
+        let v = c.load(Relaxed);
+        // The common rcodes always (so rates start from zero), others once seen.
+        if i <= 5 || v > 0 {
+            e.sample("dnslb_answers_total", &[("rcode", &rcode_name(i))], v);
+        }
+    }
+    #[rustfmt::skip]
+    let counters: [(&str, &str, &AtomicU64); 8] = [
+        ("dnslb_synthesized_total", "Answers made up by the LS.", &m.synthesized),
+        ("dnslb_hedges_total", "Hedges sent after the hedge delay.", &m.hedges),
+        ("dnslb_hedge_wins_total", "Hedges whose answer won.", &m.hedge_wins),
+        ("dnslb_hedges_refused_total", "Hedges not sent: budget spent.", &m.hedges_refused),
+        ("dnslb_refused_acl_total", "Client queries refused by the ACL.", &m.refused_acl),
+        ("dnslb_rate_limited_total", "Client queries over the rate limit.", &m.rate_limited),
+        ("dnslb_health_rounds_total", "Health probe rounds completed.", &m.health_rounds),
+        (
+            "dnslb_late_responses_total",
+            "Upstream answers that came after their query was settled (not suspect).",
+            &m.drops.late,
+        ),
+    ];
+    for (name, help, c) in counters {
+        e.counter(name, help, c.load(Relaxed));
+    }
+    e.family(
+        "dnslb_dropped_responses_total",
+        "counter",
+        "Upstream responses dropped as not matching their query.",
+    );
+    for (reason, c) in [
+        ("wrong_source", &m.drops.wrong_source),
+        ("wrong_id", &m.drops.wrong_id),
+        ("wrong_question", &m.drops.wrong_question),
+    ] {
+        e.sample(
+            "dnslb_dropped_responses_total",
+            &[("reason", reason)],
+            c.load(Relaxed),
+        );
+    }
+    e.family(
+        "dnslb_client_latency_seconds",
+        "histogram",
+        "Time from a client query's arrival to its answer.",
+    );
+    e.histogram(
+        "dnslb_client_latency_seconds",
+        &[],
+        &m.client_latency.snapshot(),
+    );
+
+    let addrs: Vec<String> = backends.iter().map(|b| b.addr.to_string()).collect();
+    let labels = |i: usize| -> [(&str, &str); 2] {
+        let name = backends.get(i).map_or("", |b| b.name.as_str());
+        let addr = addrs.get(i).map_or("", String::as_str);
+        [("backend", name), ("addr", addr)]
+    };
+    type Read = fn(&Backend) -> u64;
+    #[rustfmt::skip]
+    let families: [(&str, &str, &str, Read); 7] = [
+        ("dnslb_backend_sent_total", "counter", "Upstream queries sent.",
+            |b| b.stats.sent.load(Relaxed)),
+        ("dnslb_backend_answered_total", "counter", "Valid upstream responses received.",
+            |b| b.stats.answered.load(Relaxed)),
+        ("dnslb_backend_wins_total", "counter", "Upstream responses that became the answer.",
+            |b| b.stats.wins.load(Relaxed)),
+        ("dnslb_backend_timeouts_total", "counter", "Client deadlines hit while it was asked.",
+            |b| b.stats.timeouts.load(Relaxed)),
+        ("dnslb_backend_errors_total", "counter", "Upstream responses with an error rcode.",
+            |b| b.stats.errors.load(Relaxed)),
+        ("dnslb_backend_outstanding", "gauge", "Upstream queries in flight.",
+            |b| u64::from(b.stats.outstanding.load(Relaxed))),
+        ("dnslb_backend_up", "gauge", "1 when health checks find the backend usable, else 0.",
+            |b| u64::from(b.is_up())),
+    ];
+    for (name, kind, help, read) in families {
+        e.family(name, kind, help);
+        for (i, b) in backends.iter().enumerate() {
+            e.sample(name, &labels(i), read(b));
+        }
+    }
+    let ewma = "dnslb_backend_latency_ewma_seconds";
+    e.family(
+        ewma,
+        "gauge",
+        "Moving average of upstream response latency (0 = no sample yet).",
+    );
+    for (i, b) in backends.iter().enumerate() {
+        e.sample(ewma, &labels(i), seconds(b.stats.latency_us.load(Relaxed)));
+    }
+    e.family(
+        "dnslb_backend_latency_seconds",
+        "histogram",
+        "Upstream response latency.",
+    );
+    for (i, b) in backends.iter().enumerate() {
+        e.histogram(
+            "dnslb_backend_latency_seconds",
+            &labels(i),
+            &b.stats.latency.snapshot(),
+        );
+    }
+    e.0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::metrics::test_balancer as balancer;
+
+    #[test]
+    fn counters_gauges_and_labels() {
+        let b = balancer(&[("ts1", "127.0.0.1:5301"), ("ts2", "127.0.0.1:5302")]);
+        let m = b.metrics();
+        m.queries.fetch_add(7, Relaxed);
+        m.answers[0].fetch_add(5, Relaxed);
+        m.answers[3].fetch_add(2, Relaxed);
+        m.answers[9].fetch_add(1, Relaxed);
+        m.drops.wrong_id.fetch_add(4, Relaxed);
+        let s = b.state();
+        s.backends[0].stats.wins.fetch_add(3, Relaxed);
+        s.backends[1].stats.outstanding.fetch_add(2, Relaxed);
+        s.backends[1].set_up(false);
+        let text = render_prometheus(&b);
+        for line in [
+            "# HELP dnslb_queries_total Client queries received (well-formed).",
+            "# TYPE dnslb_queries_total counter",
+            "dnslb_queries_total 7",
+            "# TYPE dnslb_answers_total counter",
+            "dnslb_answers_total{rcode=\"NOERROR\"} 5",
+            "dnslb_answers_total{rcode=\"NXDOMAIN\"} 2",
+            "dnslb_answers_total{rcode=\"REFUSED\"} 0",
+            "dnslb_answers_total{rcode=\"NOTAUTH\"} 1",
+            "dnslb_dropped_responses_total{reason=\"wrong_id\"} 4",
+            "dnslb_dropped_responses_total{reason=\"wrong_source\"} 0",
+            "dnslb_backend_wins_total{backend=\"ts1\",addr=\"127.0.0.1:5301\"} 3",
+            "dnslb_backend_wins_total{backend=\"ts2\",addr=\"127.0.0.1:5302\"} 0",
+            "# TYPE dnslb_backend_outstanding gauge",
+            "dnslb_backend_outstanding{backend=\"ts2\",addr=\"127.0.0.1:5302\"} 2",
+            "dnslb_backend_up{backend=\"ts1\",addr=\"127.0.0.1:5301\"} 1",
+            "dnslb_backend_up{backend=\"ts2\",addr=\"127.0.0.1:5302\"} 0",
+            "# TYPE dnslb_backend_latency_seconds histogram",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        // Unseen uncommon rcodes are left out; the text ends with a newline.
+        assert!(!text.contains("YXDOMAIN"));
+        assert!(text.ends_with('\n'));
+        // Every family has exactly one HELP and TYPE, before its samples.
+        let mut seen = std::collections::HashSet::new();
+        for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            assert!(seen.insert(l.split(' ').nth(2).unwrap()), "dup {l}");
+        }
+    }
+
+    #[test]
+    fn histogram_is_cumulative_in_seconds() {
+        let b = balancer(&[("ts1", "127.0.0.1:5301")]);
+        let h = &b.metrics().client_latency;
+        h.record(Duration::from_micros(40));
+        h.record(Duration::from_micros(700));
+        h.record(Duration::from_secs(9));
+        let text = render_prometheus(&b);
+        for line in [
+            "dnslb_client_latency_seconds_bucket{le=\"0.00005\"} 1",
+            "dnslb_client_latency_seconds_bucket{le=\"0.0005\"} 1",
+            "dnslb_client_latency_seconds_bucket{le=\"0.001\"} 2",
+            "dnslb_client_latency_seconds_bucket{le=\"2.5\"} 2",
+            "dnslb_client_latency_seconds_bucket{le=\"5\"} 2",
+            "dnslb_client_latency_seconds_bucket{le=\"+Inf\"} 3",
+            "dnslb_client_latency_seconds_sum 9.00074",
+            "dnslb_client_latency_seconds_count 3",
+            "dnslb_backend_latency_seconds_bucket{backend=\"ts1\",addr=\"127.0.0.1:5301\",le=\"+Inf\"} 0",
+            "dnslb_backend_latency_seconds_count{backend=\"ts1\",addr=\"127.0.0.1:5301\"} 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        let buckets = text
+            .lines()
+            .filter(|l| l.starts_with("dnslb_client_latency_seconds_bucket"))
+            .count();
+        assert_eq!(buckets, BUCKETS_US.len() + 1);
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(escape_label("x\ny"), "x\\ny");
+        assert_eq!(escape_label("ts-1.é"), "ts-1.é");
+        let b = balancer(&[("we\"ird\\na\nme", "[::1]:53")]);
+        let text = render_prometheus(&b);
+        assert!(
+            text.contains(
+                r#"dnslb_backend_sent_total{backend="we\"ird\\na\nme",addr="[::1]:53"} 0"#
+            ),
+            "{text}"
+        );
+    }
+}
