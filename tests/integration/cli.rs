@@ -9,15 +9,13 @@
 //! The fixtures live in `tests/data/`: each bad config names the problems `dnslb check` must
 //! print in `# expect: PATH:LINE: MESSAGE` comments, PATH relative to `tests/data/` (the
 //! program prints it joined to the folder of the config, as given on the command line).
-use std::io::Read;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dnslb");
+use rustix::process::Signal;
+
+use crate::procs::{Output, Proc, free_port, poll_until, run_dnslb, run_tool};
 
 /// How long a command that should end on its own may run before the test calls it hung.
 const RUN_LIMIT: Duration = Duration::from_secs(10);
@@ -37,159 +35,9 @@ fn data_dir() -> PathBuf {
 // ---------------------------------------------------------------------------------------
 // Processes
 
-/// A running child process with its stdout and stderr collected in the background.
-/// Dropping it stops the process by PID: SIGTERM, then SIGKILL after a bounded wait.
-struct Proc {
-    child: Child,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<JoinHandle<()>>,
-    status: Option<ExitStatus>,
-}
-
-/// What a finished command printed and how it ended.
-#[derive(Debug)]
-struct Output {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    /// The non-empty lines of stderr.
-    fn stderr_lines(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect()
-    }
-}
-
-fn drain(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-}
-
-impl Proc {
-    /// Starts `dnslb ARGS` in `cwd`, logging at `info` whatever the caller's `RUST_LOG`.
-    fn start(args: &[&str], cwd: &Path) -> Proc {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args).env("RUST_LOG", "info");
-        Proc::spawn(cmd, cwd)
-    }
-
-    fn spawn(mut cmd: Command, cwd: &Path) -> Proc {
-        let mut child = cmd
-            .current_dir(cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            drain(child.stdout.take().unwrap(), stdout.clone()),
-            drain(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        Proc {
-            child,
-            stdout,
-            stderr,
-            readers,
-            status: None,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The exit status, if the process has ended.
-    fn exited(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().unwrap();
-        }
-        self.status
-    }
-
-    /// Waits up to `limit` for the process to end.
-    fn wait_for_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.exited() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-
-    /// Sends `signal` (a name such as `HUP`) to this process, by PID.
-    fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .args(["-s", signal, &self.pid().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -s {signal} {} failed", self.pid());
-    }
-
-    /// What the process wrote to stderr so far.
-    fn stderr_now(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    /// Waits for the process to end on its own (at most [`RUN_LIMIT`]) and collects its output.
-    fn finish(mut self) -> Output {
-        let Some(status) = self.wait_for_exit(RUN_LIMIT) else {
-            panic!(
-                "dnslb did not exit within {RUN_LIMIT:?}; stderr so far:\n{}",
-                self.stderr_now()
-            );
-        };
-        for reader in self.readers.drain(..) {
-            reader.join().unwrap();
-        }
-        let text =
-            |buf: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&buf.lock().unwrap()).into_owned();
-        Output {
-            status,
-            stdout: text(&self.stdout),
-            stderr: text(&self.stderr),
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.exited().is_none() {
-            let _ = Command::new("kill")
-                .args(["-s", "TERM", &self.pid().to_string()])
-                .status();
-            if self.wait_for_exit(Duration::from_secs(3)).is_none() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
-        }
-        for reader in self.readers.drain(..) {
-            let _ = reader.join();
-        }
-    }
-}
-
-/// Runs `dnslb ARGS` in `cwd` to its end.
+/// Runs `dnslb ARGS` in `cwd` to its end (at most [`RUN_LIMIT`]).
 fn run_in(args: &[&str], cwd: &Path) -> Output {
-    Proc::start(args, cwd).finish()
+    run_dnslb(args, cwd, None, RUN_LIMIT)
 }
 
 /// Runs `dnslb ARGS` in a fresh empty folder.
@@ -263,18 +111,19 @@ impl Dig {
 
 /// Asks `name`/`qtype` of 127.0.0.1:`port` over UDP with RD=0; `None` when no answer came.
 fn dig(port: u16, name: &str, qtype: &str) -> Option<Dig> {
-    let mut cmd = Command::new("dig");
-    cmd.args([
-        "@127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "+norec",
-        "+time=1",
-        "+tries=1",
-        name,
-        qtype,
-    ]);
-    let out = Proc::spawn(cmd, Path::new("/")).finish();
+    let out = run_tool(
+        "dig",
+        &[
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+norec",
+            "+time=1",
+            "+tries=1",
+            name,
+            qtype,
+        ],
+    );
     let text = out.stdout;
     let header = text.lines().find(|l| l.starts_with(";; ->>HEADER<<-"))?;
     let status = header
@@ -311,17 +160,6 @@ fn ask(port: u16, name: &str, qtype: &str) -> Dig {
     dig(port, name, qtype).unwrap_or_else(|| panic!("no answer to {name} {qtype} on port {port}"))
 }
 
-/// A port free for both UDP and TCP on 127.0.0.1 (at the time of asking).
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // A table server started from a config, in a temporary folder
 
@@ -353,7 +191,11 @@ impl ConfigTs {
             let port = free_port();
             let text = template.replace("\"127.0.0.1:0\"", &format!("\"127.0.0.1:{port}\""));
             std::fs::write(&config, text).unwrap();
-            let mut proc = Proc::start(&["ts", "-c", &config_arg, "--name", "ts1"], cwd.path());
+            let mut proc = Proc::dnslb(
+                "dnslb ts --name ts1",
+                &["ts", "-c", &config_arg, "--name", "ts1"],
+                cwd.path(),
+            );
             if wait_ready(&mut proc, port, "www.example.com") {
                 return ConfigTs {
                     proc,
@@ -362,7 +204,7 @@ impl ConfigTs {
                     _cwd: cwd,
                 };
             }
-            let err = proc.finish().stderr;
+            let err = proc.finish(RUN_LIMIT).stderr;
             assert!(err.contains("cannot listen"), "dnslb ts failed:\n{err}");
         }
         panic!("no free port after three tries");
@@ -377,35 +219,20 @@ impl ConfigTs {
 /// Polls `name` A until the server answers NOERROR: `true`; `false` if it exited first.
 /// Panics if it neither answers nor exits within [`READY_LIMIT`].
 fn wait_ready(proc: &mut Proc, port: u16, name: &str) -> bool {
-    let deadline = Instant::now() + READY_LIMIT;
-    loop {
+    let ready = poll_until(READY_LIMIT, POLL, || {
         if proc.exited().is_some() {
-            return false;
+            return Some(false);
         }
-        if dig(port, name, "A").is_some_and(|d| d.status == "NOERROR") {
-            return true;
-        }
-        assert!(
-            Instant::now() < deadline,
+        dig(port, name, "A")
+            .is_some_and(|d| d.status == "NOERROR")
+            .then_some(true)
+    });
+    ready.unwrap_or_else(|| {
+        panic!(
             "no answer from port {port} within {READY_LIMIT:?}; stderr:\n{}",
             proc.stderr_now()
-        );
-        std::thread::sleep(POLL);
-    }
-}
-
-/// Polls until `done` holds or `limit` passes; `true` if it held.
-fn poll_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(POLL);
-    }
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -702,8 +529,8 @@ fn ts_from_config_serves_zones_relative_to_the_config() {
     miss.soa_serial();
     // SIGINT stops it cleanly.
     let mut proc = ts.proc;
-    proc.signal("INT");
-    let status = proc.wait_for_exit(STOP_LIMIT);
+    proc.signal(Signal::INT);
+    let status = proc.wait_exit(STOP_LIMIT);
     assert!(
         status.is_some_and(|s| s.success()),
         "SIGINT: {status:?}\n{}",
@@ -723,11 +550,13 @@ fn sighup_reloads_and_a_broken_file_keeps_the_old_data() {
     // A new name: after SIGHUP it answers, and the SOA serial went up.
     let updated = format!("{original}new.example.com 192.0.2.99 A\n");
     std::fs::write(&table, &updated).unwrap();
-    ts.proc.signal("HUP");
-    let reloaded = poll_until(RELOAD_LIMIT, || {
+    ts.proc.signal(Signal::HUP);
+    let reloaded = poll_until(RELOAD_LIMIT, POLL, || {
         dig(port, "new.example.com", "A")
             .is_some_and(|d| d.has("new.example.com. 300 IN A 192.0.2.99"))
-    });
+            .then_some(())
+    })
+    .is_some();
     assert!(
         reloaded,
         "new name not served after SIGHUP:\n{}",
@@ -743,11 +572,16 @@ fn sighup_reloads_and_a_broken_file_keeps_the_old_data() {
     let bad_line = updated.lines().count() + 2;
     let broken = format!("{updated}fresh.example.com 192.0.2.77 A\nbroken.example.com 192.0.2 A\n");
     std::fs::write(&table, broken).unwrap();
-    ts.proc.signal("HUP");
+    ts.proc.signal(Signal::HUP);
     let want = format!("{}:{bad_line}: bad IPv4 address '192.0.2'", table.display());
-    let logged = poll_until(RELOAD_LIMIT, || {
-        ts.proc.stderr_now().lines().any(|l| l.contains(&want))
-    });
+    let logged = poll_until(RELOAD_LIMIT, POLL, || {
+        ts.proc
+            .stderr_now()
+            .lines()
+            .any(|l| l.contains(&want))
+            .then_some(())
+    })
+    .is_some();
     assert!(logged, "no {want:?} in the log:\n{}", ts.proc.stderr_now());
     assert!(
         ts.proc.exited().is_none(),
@@ -765,8 +599,8 @@ fn sighup_reloads_and_a_broken_file_keeps_the_old_data() {
     assert_eq!(ask(port, ".", "SOA").soa_serial(), serial_after);
 
     // SIGTERM: exit 0, promptly, without a panic.
-    ts.proc.signal("TERM");
-    let status = ts.proc.wait_for_exit(STOP_LIMIT);
+    ts.proc.signal(Signal::TERM);
+    let status = ts.proc.wait_exit(STOP_LIMIT);
     assert!(
         status.is_some_and(|s| s.success()),
         "SIGTERM: {status:?}\n{}",

@@ -1,12 +1,12 @@
 //! Shared test harness: in-process servers on 127.0.0.1:0, zone files in a
 //! temporary folder, and small DNS clients over real UDP and TCP sockets.
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, Query};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::{Name, RData, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -114,6 +114,24 @@ pub fn query(name: &str, qtype: RecordType, edns_size: Option<u16>) -> Message {
         m.set_edns(e);
     }
     m
+}
+
+/// The A addresses of the answer section, in the order they came.
+pub fn a_addrs(m: &Message) -> Vec<Ipv4Addr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The A addresses of the answer section, sorted.
+pub fn a_addrs_sorted(m: &Message) -> Vec<Ipv4Addr> {
+    let mut v = a_addrs(m);
+    v.sort();
+    v
 }
 
 /// Sends raw bytes over UDP from a fresh socket; the answer, or `None` after [`ANSWER_WAIT`].

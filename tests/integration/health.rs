@@ -8,27 +8,24 @@
 //! `Backend::is_up`, counters) until a bounded deadline, and every timing
 //! assertion states its margin.
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
-use rustix::process::{Pid, Signal};
+use hickory_proto::rr::RecordType;
+use rustix::process::Signal;
 use tokio::net::{TcpStream, UdpSocket};
 
 use dnslb::config::{Fault, HealthConfig, HedgeDelay, Layout, LsConfig, Order, Strategy};
 
 use crate::harness::{
-    TestLs, TestTs, ZoneDir, ls_config, query, start_ls, start_ts, tcp, tcp_recv, tcp_send,
-    ts_settings, udp, udp_raw, udp_raw_wait,
+    TestLs, TestTs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts, tcp, tcp_recv,
+    tcp_send, ts_settings, udp, udp_raw, udp_raw_wait,
 };
-
-const BIN: &str = env!("CARGO_BIN_EXE_dnslb");
+use crate::procs::{Proc, free_port, local, poll_until_async};
 
 /// Pause between two polls of some state.
 const POLL: Duration = Duration::from_millis(2);
@@ -39,95 +36,9 @@ const LIMIT: Duration = Duration::from_secs(8);
 // Processes
 // ---------------------------------------------------------------------------
 
-/// A child process; dropping it stops it by PID: SIGTERM, a bounded wait, SIGKILL.
-struct Proc {
-    child: Child,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    done: bool,
-}
-
-impl Proc {
-    fn spawn(args: &[&str]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start dnslb {args:?}: {e}"));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Proc {
-            child,
-            stderr,
-            done: false,
-        }
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_child(&self.child)
-    }
-
-    fn signal(&self, sig: Signal) {
-        rustix::process::kill_process(self.pid(), sig).expect("signal the child");
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    fn exited(&mut self) -> bool {
-        self.done || self.child.try_wait().unwrap().is_some()
-    }
-
-    /// SIGKILL by PID, and reap it.
-    fn kill_now(&mut self) {
-        if !self.done {
-            self.signal(Signal::KILL);
-            self.child.wait().unwrap();
-            self.done = true;
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.done || self.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        let _ = rustix::process::kill_process(self.pid(), Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port free for UDP and TCP on 127.0.0.1 right now.
-fn free_port() -> u16 {
-    loop {
-        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+/// Starts `dnslb ARGS` (from `/`; every path it is given is absolute).
+fn spawn(args: &[&str]) -> Proc {
+    Proc::dnslb(&format!("dnslb {}", args.join(" ")), args, Path::new("/"))
 }
 
 /// Starts `dnslb ts --listen ADDR --zone ZONE` and waits until it answers
@@ -139,12 +50,12 @@ async fn start_ts_proc(addr: SocketAddr, zone: &Path, probe: &str) -> Proc {
     let deadline = Instant::now() + LIMIT;
     let q = query(probe, RecordType::A, None).to_vec().unwrap();
     'spawn: loop {
-        let mut p = Proc::spawn(&["ts", "--listen", &listen, "--zone", &zone, "--workers", "1"]);
+        let mut p = spawn(&["ts", "--listen", &listen, "--zone", &zone, "--workers", "1"]);
         loop {
             assert!(
                 Instant::now() < deadline,
                 "dnslb ts on {addr} not ready:\n{}",
-                p.stderr()
+                p.stderr_now()
             );
             if udp_raw_wait(addr, &q, Duration::from_millis(50))
                 .await
@@ -152,8 +63,7 @@ async fn start_ts_proc(addr: SocketAddr, zone: &Path, probe: &str) -> Proc {
             {
                 return p;
             }
-            if p.exited() {
-                p.done = true;
+            if p.exited().is_some() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue 'spawn;
             }
@@ -174,29 +84,10 @@ async fn ask(addr: SocketAddr, name: &str, wait: Duration) -> (Option<Message>, 
     (raw.map(|r| Message::from_vec(&r).unwrap()), took)
 }
 
-/// The A addresses of an answer.
-fn addrs(m: &Message) -> Vec<Ipv4Addr> {
-    m.answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Polls `cond` every [`POLL`] until it holds (returns the time it took) or `limit` passes.
 async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
     let t = Instant::now();
-    loop {
-        if cond() {
-            return Some(t.elapsed());
-        }
-        if t.elapsed() > limit {
-            return None;
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    poll_until_async(limit, POLL, async || cond().then(|| t.elapsed())).await
 }
 
 fn is_up(ls: &TestLs, i: usize) -> bool {
@@ -254,7 +145,7 @@ async fn killed_ts_is_marked_down_bypassed_and_marked_up_again() {
         .map(|(i, n)| format!("{n} 10.1.2.{i} A\n"))
         .collect();
     let z2 = dir.write("ts2.txt", &table2);
-    let a1: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let a1 = local(free_port());
     let mut p1 = start_ts_proc(a1, &z1, "one.example").await;
     let ts2 = start_ts(ts_settings(vec![z2])).await;
 
@@ -268,7 +159,7 @@ async fn killed_ts_is_marked_down_bypassed_and_marked_up_again() {
     assert!(is_up(&ls, 0) && is_up(&ls, 1));
 
     // Kill ts1: marked down after `fall` failed probes.
-    p1.kill_now();
+    p1.kill_hard();
     let down = wait_until(LIMIT, || !is_up(&ls, 0))
         .await
         .expect("the killed TS is never marked down");
@@ -302,7 +193,11 @@ async fn killed_ts_is_marked_down_bypassed_and_marked_up_again() {
         let (m, took) = ask(ls.addr, name, Duration::from_secs(2)).await;
         let m = m.unwrap_or_else(|| panic!("no answer for {name}"));
         assert_eq!(m.response_code, ResponseCode::NoError, "{name}");
-        assert_eq!(addrs(&m), vec![Ipv4Addr::new(10, 1, 2, i as u8)], "{name}");
+        assert_eq!(
+            a_addrs(&m),
+            vec![Ipv4Addr::new(10, 1, 2, i as u8)],
+            "{name}"
+        );
         took_all.push(took);
     }
     took_all.sort();
@@ -356,7 +251,7 @@ async fn killed_ts_is_marked_down_bypassed_and_marked_up_again() {
     );
     let (m, _) = ask(ls.addr, "one.example", Duration::from_secs(2)).await;
     assert_eq!(
-        addrs(&m.expect("an answer")),
+        a_addrs(&m.expect("an answer")),
         vec![Ipv4Addr::new(10, 1, 1, 1)]
     );
     ls.stop().await;
@@ -439,8 +334,8 @@ async fn when_all_are_down_every_backend_is_still_tried() {
     let dir = ZoneDir::new();
     let z1 = dir.write("ts1.txt", "x1.example 10.3.1.1 A\n");
     let z2 = dir.write("ts2.txt", "x2.example 10.3.2.1 A\n");
-    let a1: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let a2: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let a1 = local(free_port());
+    let a2 = local(free_port());
     let mut p1 = start_ts_proc(a1, &z1, "x1.example").await;
     let mut p2 = start_ts_proc(a2, &z2, "x2.example").await;
     let mut cfg = ls_config(&[("ts1", a1), ("ts2", a2)]);
@@ -452,8 +347,8 @@ async fn when_all_are_down_every_backend_is_still_tried() {
     wait_rounds(&ls, 1).await;
     assert!(is_up(&ls, 0) && is_up(&ls, 1));
 
-    p1.kill_now();
-    p2.kill_now();
+    p1.kill_hard();
+    p2.kill_hard();
     let down = wait_until(LIMIT, || !is_up(&ls, 0) && !is_up(&ls, 1)).await;
     assert!(down.is_some(), "both killed backends never marked down");
 
@@ -463,7 +358,7 @@ async fn when_all_are_down_every_backend_is_still_tried() {
     let m = m.expect("an answer");
     eprintln!("health: all down, query answered by the restarted TS in {took:?}");
     assert_eq!(m.response_code, ResponseCode::NoError);
-    assert_eq!(addrs(&m), vec![Ipv4Addr::new(10, 3, 2, 1)]);
+    assert_eq!(a_addrs(&m), vec![Ipv4Addr::new(10, 3, 2, 1)]);
     assert!(
         !is_up(&ls, 0) && !is_up(&ls, 1),
         "a backend was marked up: the test proves nothing"
@@ -512,7 +407,7 @@ async fn ask_which(ls: &TestLs, k: usize) -> usize {
     let (m, _) = ask(ls.addr, &name(k), Duration::from_secs(2)).await;
     let m = m.unwrap_or_else(|| panic!("no answer for {}", name(k)));
     assert_eq!(m.response_code, ResponseCode::NoError, "{}", name(k));
-    let a = addrs(&m);
+    let a = a_addrs(&m);
     assert_eq!(a.len(), 1, "{}: {a:?}", name(k));
     let [_, _, b, kk] = a[0].octets();
     assert_eq!(usize::from(kk), k);
@@ -763,7 +658,7 @@ async fn acl_refuses_clients_outside_allow_over_udp_and_tcp() {
         ("tcp", tcp(open.addr, &q).await),
     ] {
         assert_eq!(m.response_code, ResponseCode::NoError, "{how}");
-        assert_eq!(addrs(&m), vec![Ipv4Addr::new(10, 5, 0, 1)], "{how}");
+        assert_eq!(a_addrs(&m), vec![Ipv4Addr::new(10, 5, 0, 1)], "{how}");
     }
     strict.stop().await;
     open.stop().await;
@@ -821,7 +716,7 @@ async fn rate_limit_answers_about_the_limit_and_slips_half_the_rest() {
         .filter(|m| {
             m.response_code == ResponseCode::NoError
                 && !m.truncation
-                && addrs(m) == vec![Ipv4Addr::new(10, 6, 0, 1)]
+                && a_addrs(m) == vec![Ipv4Addr::new(10, 6, 0, 1)]
         })
         .count();
     let slipped = got
@@ -866,7 +761,7 @@ async fn rate_limit_answers_about_the_limit_and_slips_half_the_rest() {
     let m = tcp(ls.addr, &query("rl.example", RecordType::A, None)).await;
     assert_eq!(m.response_code, ResponseCode::NoError);
     assert!(!m.truncation);
-    assert_eq!(addrs(&m), vec![Ipv4Addr::new(10, 6, 0, 1)]);
+    assert_eq!(a_addrs(&m), vec![Ipv4Addr::new(10, 6, 0, 1)]);
     ls.stop().await;
     ts.stop().await;
 }
@@ -917,7 +812,7 @@ async fn reload_switches_backends_for_new_queries_and_finishes_those_in_flight()
     let (m, _) = ask(ls.addr, "new.example", Duration::from_secs(2)).await;
     let m = m.expect("an answer from ts3");
     assert_eq!(m.response_code, ResponseCode::NoError);
-    assert_eq!(addrs(&m), vec![Ipv4Addr::new(10, 7, 3, 1)]);
+    assert_eq!(a_addrs(&m), vec![Ipv4Addr::new(10, 7, 3, 1)]);
     assert!(
         !in_flight.is_finished(),
         "the old query ended before the new one was answered"
@@ -934,7 +829,7 @@ async fn reload_switches_backends_for_new_queries_and_finishes_those_in_flight()
     let m = m.expect("the query in flight on the old snapshot got no answer");
     eprintln!("reload: query in flight across the reload answered after {took:?}");
     assert_eq!(m.response_code, ResponseCode::NoError);
-    assert_eq!(addrs(&m), vec![Ipv4Addr::new(10, 7, 1, 1)]);
+    assert_eq!(a_addrs(&m), vec![Ipv4Addr::new(10, 7, 1, 1)]);
     assert!(took >= Duration::from_millis(300));
     ls.stop().await;
     ts1.stop().await;
@@ -953,14 +848,12 @@ fn ls_toml(listen: SocketAddr, backend: (&str, SocketAddr), extra: &str) -> Stri
 /// Polls `addr` with `name A` until the answer is NOERROR with `want`.
 async fn wait_answer(addr: SocketAddr, name: &str, want: Ipv4Addr) -> Option<Duration> {
     let t = Instant::now();
-    while t.elapsed() < LIMIT {
+    poll_until_async(LIMIT, Duration::from_millis(10), async || {
         let (m, _) = ask(addr, name, Duration::from_millis(200)).await;
-        if m.is_some_and(|m| m.response_code == ResponseCode::NoError && addrs(&m) == [want]) {
-            return Some(t.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    None
+        m.is_some_and(|m| m.response_code == ResponseCode::NoError && a_addrs(&m) == [want])
+            .then(|| t.elapsed())
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -980,13 +873,17 @@ async fn sighup_reloads_the_ls_process_and_refuses_a_broken_config() {
         dir.write("c.txt", "c.example 10.8.0.3 A\n"),
     ]))
     .await;
-    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let listen = local(free_port());
     let config: PathBuf = dir.path().join("config.toml");
     std::fs::write(&config, ls_toml(listen, ("a", ta.addr), "")).unwrap();
-    let mut ls = Proc::spawn(&["ls", "-c", config.to_str().unwrap()]);
+    let mut ls = spawn(&["ls", "-c", config.to_str().unwrap()]);
     let ready = wait_answer(listen, "a.example", ipa).await;
-    assert!(!ls.exited(), "dnslb ls exited:\n{}", ls.stderr());
-    assert!(ready.is_some(), "dnslb ls not ready:\n{}", ls.stderr());
+    assert!(
+        ls.exited().is_none(),
+        "dnslb ls exited:\n{}",
+        ls.stderr_now()
+    );
+    assert!(ready.is_some(), "dnslb ls not ready:\n{}", ls.stderr_now());
 
     // A new backend, SIGHUP: used.
     std::fs::write(&config, ls_toml(listen, ("b", tb.addr), "")).unwrap();
@@ -995,7 +892,7 @@ async fn sighup_reloads_the_ls_process_and_refuses_a_broken_config() {
     assert!(
         took.is_some(),
         "new backend not used after SIGHUP:\n{}",
-        ls.stderr()
+        ls.stderr_now()
     );
     eprintln!("reload: dnslb ls used the new backend {took:?} after SIGHUP");
     let (m, _) = ask(listen, "a.example", Duration::from_secs(2)).await;
@@ -1012,14 +909,14 @@ async fn sighup_reloads_the_ls_process_and_refuses_a_broken_config() {
     )
     .unwrap();
     ls.signal(Signal::HUP);
-    let logged = wait_until(LIMIT, || ls.stderr().contains("reload refused")).await;
+    let logged = wait_until(LIMIT, || ls.stderr_now().contains("reload refused")).await;
     assert!(
         logged.is_some(),
         "no `reload refused` line:\n{}",
-        ls.stderr()
+        ls.stderr_now()
     );
     let line = ls
-        .stderr()
+        .stderr_now()
         .lines()
         .find(|l| l.contains("reload refused"))
         .unwrap()
@@ -1032,7 +929,7 @@ async fn sighup_reloads_the_ls_process_and_refuses_a_broken_config() {
     let (m, _) = ask(listen, "b.example", Duration::from_secs(2)).await;
     let m = m.expect("an answer after the refused reload");
     assert_eq!(m.response_code, ResponseCode::NoError);
-    assert_eq!(addrs(&m), vec![ipb]);
+    assert_eq!(a_addrs(&m), vec![ipb]);
     let (m, _) = ask(listen, "c.example", Duration::from_secs(2)).await;
     assert_eq!(
         m.expect("an answer").response_code,
@@ -1040,9 +937,9 @@ async fn sighup_reloads_the_ls_process_and_refuses_a_broken_config() {
         "the broken config's backend is used"
     );
     assert!(
-        !ls.exited(),
+        ls.exited().is_none(),
         "dnslb ls died on a broken reload:\n{}",
-        ls.stderr()
+        ls.stderr_now()
     );
     drop(ls);
     ta.stop().await;

@@ -8,67 +8,31 @@
 //!   the same queries; their answers must agree, field by field, except where
 //!   a comment says why they differ by design.
 //!
-//! Every child process is started in a process group of its own and stopped
-//! by that id (its PID) from a `Drop` guard, so a failing test leaves nothing
-//! running. Readiness is polled with bounded loops, never slept on.
+//! Every child process is stopped from a `Drop` guard (dig and kdig by PID,
+//! NSD by its process group's id), so a failing test leaves nothing running.
+//! Readiness is polled with bounded loops, never slept on.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::fs::File;
-use std::net::{SocketAddr, TcpListener, UdpSocket as StdUdpSocket};
-use std::os::unix::process::CommandExt as _;
-use std::path::PathBuf;
-use std::process::{Child, Command as StdCommand, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::net::TcpStream;
-use tokio::process::Command;
 
 use crate::harness::{self, TestTs, ZoneDir};
-
-/// Longest a dig/kdig run may take before the test calls it hung.
-const TOOL_WAIT: Duration = Duration::from_secs(10);
+use crate::nsd::Nsd;
+use crate::procs::run_tool;
 
 // ---------------------------------------------------------------------------
 // Running dig / kdig and reading their output
 // ---------------------------------------------------------------------------
 
-/// What a tool run printed, and how it exited.
-struct ToolRun {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `prog args` with a deadline; the child is killed (by PID, through
-/// tokio's `kill_on_drop`) if the deadline passes or the test panics.
-async fn run_tool(prog: &str, args: &[String]) -> ToolRun {
-    let child = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {prog} (is it installed?): {e}"));
-    let out = tokio::time::timeout(TOOL_WAIT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("`{prog} {}` did not end in {TOOL_WAIT:?}", args.join(" ")))
-        .unwrap_or_else(|e| panic!("waiting for {prog}: {e}"));
-    ToolRun {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// Runs a tool that must succeed and parses what it printed.
-async fn ask_tool(prog: &str, args: Vec<String>) -> ToolAnswer {
-    let run = run_tool(prog, &args).await;
+fn ask_tool(prog: &str, args: Vec<String>) -> ToolAnswer {
+    let run = run_tool(prog, &args);
     assert!(
-        run.ok,
+        run.status.success(),
         "`{prog} {}` failed\nstdout:\n{}\nstderr:\n{}",
         args.join(" "),
         run.stdout,
@@ -231,8 +195,8 @@ fn dig_args(ts: SocketAddr, name: &str, qtype: &str, extra: &[&str]) -> Vec<Stri
     v
 }
 
-async fn dig(ts: SocketAddr, name: &str, qtype: &str, extra: &[&str]) -> ToolAnswer {
-    ask_tool("dig", dig_args(ts, name, qtype, extra)).await
+fn dig(ts: SocketAddr, name: &str, qtype: &str, extra: &[&str]) -> ToolAnswer {
+    ask_tool("dig", dig_args(ts, name, qtype, extra))
 }
 
 fn kdig_args(ts: SocketAddr, name: &str, qtype: &str, extra: &[&str]) -> Vec<String> {
@@ -251,8 +215,8 @@ fn kdig_args(ts: SocketAddr, name: &str, qtype: &str, extra: &[&str]) -> Vec<Str
     v
 }
 
-async fn kdig(ts: SocketAddr, name: &str, qtype: &str, extra: &[&str]) -> ToolAnswer {
-    ask_tool("kdig", kdig_args(ts, name, qtype, extra)).await
+fn kdig(ts: SocketAddr, name: &str, qtype: &str, extra: &[&str]) -> ToolAnswer {
+    ask_tool("kdig", kdig_args(ts, name, qtype, extra))
 }
 
 // ---------------------------------------------------------------------------
@@ -318,7 +282,7 @@ async fn dig_hit_miss_nodata_cname_and_tcp() {
     let ts = start_proj_ts(&dir).await;
     let a = ts.addr;
 
-    let hit = dig(a, "www.example.com", "A", &[]).await;
+    let hit = dig(a, "www.example.com", "A", &[]);
     assert_eq!(hit.status(), "NOERROR", "{}", hit.ctx());
     assert!(hit.has_flag("qr"), "{}", hit.ctx());
     assert!(hit.has_flag("aa"), "{}", hit.ctx());
@@ -333,7 +297,7 @@ async fn dig_hit_miss_nodata_cname_and_tcp() {
     assert_eq!(hit.transport.as_deref(), Some("UDP"), "{}", hit.ctx());
 
     // 0x20: dig prints the owner as received; the TS keeps the client's case.
-    let mixed = dig(a, "WwW.ExAmPlE.cOm", "A", &[]).await;
+    let mixed = dig(a, "WwW.ExAmPlE.cOm", "A", &[]);
     assert_eq!(mixed.status(), "NOERROR", "{}", mixed.ctx());
     assert_eq!(
         mixed.answer_set(),
@@ -342,17 +306,17 @@ async fn dig_hit_miss_nodata_cname_and_tcp() {
         mixed.ctx()
     );
 
-    let miss = dig(a, "nope.example.com", "A", &[]).await;
+    let miss = dig(a, "nope.example.com", "A", &[]);
     assert_negative(&miss, "NXDOMAIN");
 
-    let nodata = dig(a, "www.example.com", "TXT", &[]).await;
+    let nodata = dig(a, "www.example.com", "TXT", &[]);
     assert_negative(&nodata, "NOERROR");
 
     // Empty non-terminal: NODATA, not NXDOMAIN (RFC 8020).
-    let ent = dig(a, "example.com", "A", &[]).await;
+    let ent = dig(a, "example.com", "A", &[]);
     assert_negative(&ent, "NOERROR");
 
-    let txt = dig(a, "info.example.com", "TXT", &[]).await;
+    let txt = dig(a, "info.example.com", "TXT", &[]);
     assert_eq!(txt.status(), "NOERROR", "{}", txt.ctx());
     assert_eq!(
         txt.answer,
@@ -361,14 +325,14 @@ async fn dig_hit_miss_nodata_cname_and_tcp() {
         txt.ctx()
     );
 
-    let cname = dig(a, "alias.example.com", "A", &[]).await;
+    let cname = dig(a, "alias.example.com", "A", &[]);
     assert_eq!(cname.status(), "NOERROR", "{}", cname.ctx());
     assert!(cname.has_flag("aa"), "{}", cname.ctx());
     let mut want = www_set("www.example.com.");
     want.insert(rec("alias.example.com.", 300, "CNAME", "www.example.com."));
     assert_eq!(cname.answer_set(), want, "{}", cname.ctx());
 
-    let tcp = dig(a, "www.example.com", "A", &["+tcp"]).await;
+    let tcp = dig(a, "www.example.com", "A", &["+tcp"]);
     assert_eq!(tcp.transport.as_deref(), Some("TCP"), "{}", tcp.ctx());
     assert_eq!(tcp.status(), "NOERROR", "{}", tcp.ctx());
     assert!(tcp.has_flag("qr") && tcp.has_flag("aa"), "{}", tcp.ctx());
@@ -379,7 +343,7 @@ async fn dig_hit_miss_nodata_cname_and_tcp() {
         tcp.ctx()
     );
 
-    let tcp_miss = dig(a, "nope.example.com", "AAAA", &["+tcp"]).await;
+    let tcp_miss = dig(a, "nope.example.com", "AAAA", &["+tcp"]);
     assert_eq!(
         tcp_miss.transport.as_deref(),
         Some("TCP"),
@@ -400,7 +364,7 @@ async fn dig_big_rrset_truncates_over_udp_and_retries_over_tcp() {
     // With +ignore dig shows the UDP answer as it came: TC=1 (and, for this
     // TS, empty sections).
     for size_opt in ["+noedns", "+bufsize=512"] {
-        let t = dig(a, "big.example.com", "A", &["+ignore", size_opt]).await;
+        let t = dig(a, "big.example.com", "A", &["+ignore", size_opt]);
         assert_eq!(t.status(), "NOERROR", "{}", t.ctx());
         assert!(t.has_flag("tc"), "TC=1 expected; {}", t.ctx());
         assert!(t.has_flag("aa"), "{}", t.ctx());
@@ -416,7 +380,7 @@ async fn dig_big_rrset_truncates_over_udp_and_retries_over_tcp() {
     // By default dig sees TC=1, says so, and asks again over TCP, where the
     // whole RRset comes back.
     for size_opt in ["+noedns", "+bufsize=512"] {
-        let t = dig(a, "big.example.com", "A", &[size_opt]).await;
+        let t = dig(a, "big.example.com", "A", &[size_opt]);
         assert!(t.retried_tcp, "dig should retry over TCP; {}", t.ctx());
         assert_eq!(t.transport.as_deref(), Some("TCP"), "{}", t.ctx());
         assert_eq!(t.status(), "NOERROR", "{}", t.ctx());
@@ -427,7 +391,7 @@ async fn dig_big_rrset_truncates_over_udp_and_retries_over_tcp() {
 
     // The client's EDNS size is honoured: 1232 bytes hold all 60 records, so
     // no truncation and no retry.
-    let t = dig(a, "big.example.com", "A", &["+bufsize=1232"]).await;
+    let t = dig(a, "big.example.com", "A", &["+bufsize=1232"]);
     assert!(!t.has_flag("tc"), "{}", t.ctx());
     assert!(!t.retried_tcp, "{}", t.ctx());
     assert_eq!(t.transport.as_deref(), Some("UDP"), "{}", t.ctx());
@@ -442,7 +406,7 @@ async fn kdig_hit_miss_tcp_and_truncation() {
     let ts = start_proj_ts(&dir).await;
     let a = ts.addr;
 
-    let hit = kdig(a, "www.example.com", "A", &[]).await;
+    let hit = kdig(a, "www.example.com", "A", &[]);
     assert_eq!(hit.status(), "NOERROR", "{}", hit.ctx());
     assert!(hit.has_flag("qr") && hit.has_flag("aa"), "{}", hit.ctx());
     assert_eq!(
@@ -453,13 +417,13 @@ async fn kdig_hit_miss_tcp_and_truncation() {
     );
     assert_eq!(hit.transport.as_deref(), Some("UDP"), "{}", hit.ctx());
 
-    let miss = kdig(a, "nope.example.com", "A", &[]).await;
+    let miss = kdig(a, "nope.example.com", "A", &[]);
     assert_negative(&miss, "NXDOMAIN");
 
-    let nodata = kdig(a, "www.example.com", "MX", &[]).await;
+    let nodata = kdig(a, "www.example.com", "MX", &[]);
     assert_negative(&nodata, "NOERROR");
 
-    let tcp = kdig(a, "www.example.com", "AAAA", &["+tcp"]).await;
+    let tcp = kdig(a, "www.example.com", "AAAA", &["+tcp"]);
     assert_eq!(tcp.transport.as_deref(), Some("TCP"), "{}", tcp.ctx());
     assert_eq!(tcp.status(), "NOERROR", "{}", tcp.ctx());
     assert!(tcp.has_flag("aa"), "{}", tcp.ctx());
@@ -470,7 +434,7 @@ async fn kdig_hit_miss_tcp_and_truncation() {
         tcp.ctx()
     );
 
-    let tcp_miss = kdig(a, "nope.example.com", "A", &["+tcp"]).await;
+    let tcp_miss = kdig(a, "nope.example.com", "A", &["+tcp"]);
     assert_eq!(
         tcp_miss.transport.as_deref(),
         Some("TCP"),
@@ -480,10 +444,10 @@ async fn kdig_hit_miss_tcp_and_truncation() {
     assert_negative(&tcp_miss, "NXDOMAIN");
 
     // kdig sends no EDNS by default: 512 bytes, the big RRset is truncated.
-    let tc = kdig(a, "big.example.com", "A", &["+ignore"]).await;
+    let tc = kdig(a, "big.example.com", "A", &["+ignore"]);
     assert!(tc.has_flag("tc"), "{}", tc.ctx());
     assert_eq!(tc.transport.as_deref(), Some("UDP"), "{}", tc.ctx());
-    let full = kdig(a, "big.example.com", "A", &[]).await;
+    let full = kdig(a, "big.example.com", "A", &[]);
     assert!(!full.has_flag("tc"), "{}", full.ctx());
     assert_eq!(full.transport.as_deref(), Some("TCP"), "{}", full.ctx());
     assert_eq!(full.answer_set(), big_set(), "{}", full.ctx());
@@ -540,7 +504,7 @@ async fn kdig_axfr_gets_every_record() {
     let zone = dir.write("axfr.test.zone", &text);
     let ts = harness::start_ts(harness::ts_settings(vec![zone.clone()])).await;
 
-    let t = kdig(ts.addr, "axfr.test.", "AXFR", &[]).await;
+    let t = kdig(ts.addr, "axfr.test.", "AXFR", &[]);
     let ctx = || {
         let head: String = t.raw.lines().take(20).collect::<Vec<_>>().join("\n");
         format!("`{}` printed (first lines):\n{head}", t.cmd)
@@ -587,7 +551,7 @@ async fn kdig_axfr_gets_every_record() {
     let mut settings = harness::ts_settings(vec![zone]);
     settings.axfr_allow = vec![];
     let closed = harness::start_ts(settings).await;
-    let run = run_tool("kdig", &kdig_args(closed.addr, "axfr.test.", "AXFR", &[])).await;
+    let run = run_tool("kdig", &kdig_args(closed.addr, "axfr.test.", "AXFR", &[]));
     let t = parse_tool(&run.stdout);
     assert!(
         t.answer.is_empty(),
@@ -601,190 +565,6 @@ async fn kdig_axfr_gets_every_record() {
         "kdig should report REFUSED:\n{said}"
     );
     closed.stop().await;
-}
-
-// ---------------------------------------------------------------------------
-// NSD as a reference server
-// ---------------------------------------------------------------------------
-
-/// A port free for both UDP and TCP on 127.0.0.1 (as far as we can tell).
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = StdUdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP on 127.0.0.1 after 50 tries");
-}
-
-/// Sends a signal to the process group `pgid` (the PID of the child we
-/// started in a group of its own).
-fn signal_group(pgid: u32, sig: &str) {
-    let _ = StdCommand::new("kill")
-        .arg(format!("-{sig}"))
-        .arg("--")
-        .arg(format!("-{pgid}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// An NSD running in the foreground (`-d`) with its own config, zone and
-/// state in a temporary folder. Dropping it stops NSD and its helper
-/// processes (same process group) and removes the folder.
-struct Nsd {
-    child: Child,
-    /// The child has been waited for: its PID (and group id) may be reused,
-    /// so it must not be signalled any more.
-    reaped: bool,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl Nsd {
-    /// Writes `zone_text` as `<zone>.zone`, writes and checks an nsd.conf,
-    /// and starts NSD. Call [`Nsd::wait_ready`] before querying it.
-    fn start(zone: &str, zone_text: &str) -> Nsd {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let zone_file = d.join(format!("{zone}.zone"));
-        std::fs::write(&zone_file, zone_text).unwrap();
-        let port = free_port();
-        let p = |f: &str| d.join(f).display().to_string();
-        let conf = format!(
-            "server:\n\
-             \x20 ip-address: 127.0.0.1@{port}\n\
-             \x20 port: {port}\n\
-             \x20 do-ip4: yes\n\
-             \x20 do-ip6: no\n\
-             \x20 server-count: 1\n\
-             \x20 username: \"\"\n\
-             \x20 chroot: \"\"\n\
-             \x20 zonesdir: \"{dir}\"\n\
-             \x20 pidfile: \"{pid}\"\n\
-             \x20 logfile: \"{log}\"\n\
-             \x20 xfrdfile: \"{xfrd}\"\n\
-             \x20 xfrdir: \"{dir}\"\n\
-             \x20 zonelistfile: \"{zl}\"\n\
-             \x20 database: \"\"\n\
-             \x20 minimal-responses: yes\n\
-             \x20 refuse-any: no\n\
-             \x20 hide-version: yes\n\
-             \x20 verbosity: 1\n\
-             remote-control:\n\
-             \x20 control-enable: no\n\
-             zone:\n\
-             \x20 name: \"{zone}\"\n\
-             \x20 zonefile: \"{zf}\"\n",
-            dir = d.display(),
-            pid = p("nsd.pid"),
-            log = p("nsd.log"),
-            xfrd = p("xfrd.state"),
-            zl = p("zone.list"),
-            zf = zone_file.display(),
-        );
-        let conf_file = d.join("nsd.conf");
-        std::fs::write(&conf_file, &conf).unwrap();
-
-        let check = StdCommand::new("nsd-checkconf")
-            .arg(&conf_file)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run nsd-checkconf (is nsd installed?): {e}"));
-        assert!(
-            check.status.success(),
-            "nsd-checkconf rejects the generated config:\n{}{}\n--- nsd.conf ---\n{conf}",
-            String::from_utf8_lossy(&check.stdout),
-            String::from_utf8_lossy(&check.stderr)
-        );
-
-        let out = File::create(d.join("nsd.stdout")).unwrap();
-        let err = File::create(d.join("nsd.stderr")).unwrap();
-        let child = StdCommand::new("nsd")
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf_file)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start nsd: {e}"));
-        Nsd {
-            child,
-            reaped: false,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir,
-        }
-    }
-
-    fn zone_file(&self, zone: &str) -> PathBuf {
-        self.dir.path().join(format!("{zone}.zone"))
-    }
-
-    /// NSD's log and stderr, for failure messages.
-    fn logs(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
-        format!(
-            "--- nsd.log ---\n{}--- nsd stderr ---\n{}",
-            read("nsd.log"),
-            read("nsd.stderr")
-        )
-    }
-
-    /// Polls NSD with an SOA query for `zone` (UDP, then TCP) until it
-    /// answers NOERROR; panics with NSD's log if it exits or takes too long.
-    async fn wait_ready(&mut self, zone: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let q = harness::query(zone, RecordType::SOA, None);
-        let bytes = q.to_vec().unwrap();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.reaped = true;
-                panic!("nsd exited early ({status})\n{}", self.logs());
-            }
-            let wait = Duration::from_millis(100);
-            if let Some(raw) = harness::udp_raw_wait(self.addr, &bytes, wait).await
-                && Message::from_vec(&raw)
-                    .is_ok_and(|m| m.metadata.response_code == ResponseCode::NoError)
-                && TcpStream::connect(self.addr).await.is_ok()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nsd did not answer on {} within 10 s\n{}",
-                self.addr,
-                self.logs()
-            );
-            // Connection refused comes back at once; do not spin on it.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Nsd {
-    fn drop(&mut self) {
-        if self.reaped {
-            return;
-        }
-        let pgid = self.child.id();
-        // NSD stops its helpers and exits on SIGTERM; the group signal also
-        // reaches helpers whose parent died first. Until we reap the main
-        // process its PID, hence the group id, cannot be reused.
-        signal_group(pgid, "TERM");
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        signal_group(pgid, "KILL");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1173,7 +953,7 @@ fn show(m: &Message) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn differential_against_nsd() {
-    let mut nsd = Nsd::start(DIFF_ZONE, &diff_zone_text());
+    let mut nsd = Nsd::primary(DIFF_ZONE, &diff_zone_text());
     // The TS loads the very file NSD serves.
     let ts = harness::start_ts(harness::ts_settings(vec![nsd.zone_file(DIFF_ZONE)])).await;
     nsd.wait_ready(DIFF_ZONE).await;

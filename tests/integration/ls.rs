@@ -32,8 +32,8 @@ use tokio::task::JoinHandle;
 use dnslb::config::{Fault, HedgeDelay, Layout, LsConfig, OnMiss, OnTimeout, Order, Strategy};
 
 use crate::harness::{
-    TestLs, TestTs, ZoneDir, ls_config, query, start_ls, start_ts, tcp, ts_settings, udp_raw,
-    udp_raw_wait,
+    TestLs, TestTs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts, tcp, ts_settings,
+    udp_raw, udp_raw_wait,
 };
 
 /// Timing-sensitive tests take it for reading; the burst test for writing.
@@ -396,16 +396,6 @@ async fn start_forger() -> Forger {
     }
 }
 
-fn a_records(m: &Message) -> Vec<Ipv4Addr> {
-    m.answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0),
-            _ => None,
-        })
-        .collect()
-}
-
 // ---------------------------------------------------------------------------
 // 1. Strategies × layouts
 // ---------------------------------------------------------------------------
@@ -641,11 +631,7 @@ async fn error_answers_are_never_final() {
         let (raw, m, took) = exchange(ls.addr, &q).await;
         assert_echo(&q, &raw);
         assert_eq!(m.response_code, ResponseCode::NoError, "{strategy}");
-        assert_eq!(
-            a_records(&m),
-            vec![Ipv4Addr::new(192, 0, 2, 3)],
-            "{strategy}"
-        );
+        assert_eq!(a_addrs(&m), vec![Ipv4Addr::new(192, 0, 2, 3)], "{strategy}");
         assert!(
             took < Duration::from_millis(500),
             "{strategy}: moved on after SERVFAIL only after {took:?}"
@@ -732,7 +718,7 @@ async fn hedge_and_sequential_route_around_a_slow_backend() {
     let (raw, m, took) = exchange(ls.addr, &q).await;
     assert_echo(&q, &raw);
     assert_eq!(m.response_code, ResponseCode::NoError);
-    assert_eq!(a_records(&m), vec![Ipv4Addr::new(198, 51, 100, 1)]);
+    assert_eq!(a_addrs(&m), vec![Ipv4Addr::new(198, 51, 100, 1)]);
     assert!(
         took < Duration::from_millis(150),
         "hedged answer after {took:?}"
@@ -756,7 +742,7 @@ async fn hedge_and_sequential_route_around_a_slow_backend() {
     let (raw, m, took) = exchange(ls.addr, &q).await;
     assert_echo(&q, &raw);
     assert_eq!(m.response_code, ResponseCode::NoError);
-    assert_eq!(a_records(&m).len(), 2);
+    assert_eq!(a_addrs(&m).len(), 2);
     assert!(
         took < Duration::from_millis(150),
         "sequential answer after {took:?}"
@@ -947,11 +933,7 @@ async fn forged_responses_are_dropped_and_counted() {
         let (raw, m, _) = exchange(ls.addr, &q).await;
         assert_echo(&q, &raw);
         assert_eq!(m.response_code, ResponseCode::NoError);
-        assert_eq!(
-            a_records(&m),
-            vec![GENUINE],
-            "query {i}: the genuine answer"
-        );
+        assert_eq!(a_addrs(&m), vec![GENUINE], "query {i}: the genuine answer");
     }
     let drops = &ls.balancer.metrics().drops;
     assert!(
@@ -1002,7 +984,7 @@ async fn truncated_answers_are_fetched_over_tcp_for_tcp_clients() {
     assert_eq!(resp.metadata.id, m.metadata.id);
     assert_eq!(resp.response_code, ResponseCode::NoError);
     assert!(!resp.truncation, "TC=0 over TCP");
-    assert_eq!(a_records(&resp), FULL.to_vec());
+    assert_eq!(a_addrs(&resp), FULL.to_vec());
     assert_eq!(resp.queries[0].name().to_ascii(), "Big.TC.test.");
     assert_eq!(fake.udp_queries.load(Relaxed), 1);
     assert_eq!(fake.tcp_queries.load(Relaxed), 1, "one upstream TCP retry");
@@ -1060,7 +1042,7 @@ async fn over_max_inflight_is_servfail_at_once() {
     assert_echo(&q1, &second);
     let m = Message::from_vec(&second).unwrap();
     assert_eq!(m.response_code, ResponseCode::NoError);
-    assert_eq!(a_records(&m).len(), 2);
+    assert_eq!(a_addrs(&m).len(), 2);
     assert!(
         t2 >= Duration::from_millis(250),
         "the slow one came after {t2:?}"

@@ -4,28 +4,25 @@
 //!
 //! Every process a test starts is stopped by its PID (the [`Proc`] guard:
 //! SIGTERM, a bounded wait, SIGKILL); readiness is polled with real DNS
-//! queries in bounded loops; ports are picked free by binding 127.0.0.1:0.
+//! queries in bounded loops; ports come from [`free_ports`].
 //! The zone fixtures are `tests/data/ls/ts1.txt` and `ts2.txt` (disjoint
 //! names; ts2 also holds `big.example.com`, 100 A records).
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
-use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
-use hickory_proto::rr::{RData, RecordType};
-use rustix::process::{Pid, Signal};
+use rustix::process::Signal;
 
 use crate::harness;
-
-const BIN: &str = env!("CARGO_BIN_EXE_dnslb");
+use crate::procs::{
+    Proc, free_ports, kill_pid, local, poll_until, poll_until_async, run_dnslb, run_tool,
+};
 
 /// How long a server may take to answer its first query.
 const READY_LIMIT: Duration = Duration::from_secs(10);
@@ -51,173 +48,9 @@ const TS2_NAMES: &[(&str, &str)] = &[
 // ---------------------------------------------------------------------------
 // Processes.
 
-/// Bytes a background thread reads from a child's pipe until EOF.
-type Captured = Arc<Mutex<Vec<u8>>>;
-
-fn drain(mut from: impl Read + Send + 'static, into: Captured) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-}
-
-/// A child process, stopped by PID when dropped: SIGTERM, up to 3 s, SIGKILL.
-/// Its stdout and stderr are read continuously (so the pipes never fill) and
-/// its stderr is printed if the test panics.
-struct Proc {
-    name: String,
-    child: Child,
-    stdout: Captured,
-    stderr: Captured,
-    drains: Vec<JoinHandle<()>>,
-}
-
-impl Proc {
-    /// Starts `program args...` with stdout and stderr piped, stdin piped if
-    /// `with_stdin`, and `RUST_LOG` unset (so the default `info` level logs).
-    fn start<S: AsRef<OsStr>>(name: &str, program: &str, args: &[S], with_stdin: bool) -> Proc {
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .env_remove("RUST_LOG")
-            .current_dir("/")
-            .stdin(if with_stdin {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
-        let stdout = Captured::default();
-        let stderr = Captured::default();
-        let drains = vec![
-            drain(child.stdout.take().unwrap(), stdout.clone()),
-            drain(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        Proc {
-            name: name.to_owned(),
-            child,
-            stdout,
-            stderr,
-            drains,
-        }
-    }
-
-    /// `dnslb args...`.
-    fn dnslb<S: AsRef<OsStr>>(name: &str, args: &[S]) -> Proc {
-        Proc::start(name, BIN, args, false)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Its exit status if it has exited (and is now reaped).
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("try_wait")
-    }
-
-    /// Sends `sig` by PID, only while the child has not been reaped (so the
-    /// PID is still its own).
-    fn signal(&mut self, sig: Signal) {
-        if self.exited().is_none() {
-            kill(self.pid(), sig).unwrap_or_else(|e| panic!("kill {}: {e}", self.name));
-        }
-    }
-
-    /// Waits up to `limit` for it to exit.
-    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.exited() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// SIGKILL and reap.
-    fn kill_hard(&mut self) -> ExitStatus {
-        self.signal(Signal::KILL);
-        self.child.wait().expect("wait")
-    }
-
-    fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    /// Panics (with its stderr) if it has exited.
-    fn assert_running(&mut self) {
-        if let Some(status) = self.exited() {
-            panic!(
-                "{} exited early ({status}); stderr:\n{}",
-                self.name,
-                self.stderr_text()
-            );
-        }
-    }
-
-    /// After the child exited: everything it wrote (waits for the pipes' EOF).
-    fn output(&mut self) -> (Vec<u8>, String) {
-        for t in self.drains.drain(..) {
-            let _ = t.join();
-        }
-        (self.stdout.lock().unwrap().clone(), self.stderr_text())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.exited().is_none() {
-            let _ = kill(self.pid(), Signal::TERM);
-            if self.wait_exit(Duration::from_secs(3)).is_none() {
-                let _ = self.child.kill(); // SIGKILL (it is not reaped yet)
-                let _ = self.child.wait();
-            }
-        }
-        if std::thread::panicking() {
-            eprintln!("--- stderr of {} ---\n{}", self.name, self.stderr_text());
-        }
-    }
-}
-
-fn kill(pid: u32, sig: Signal) -> rustix::io::Result<()> {
-    let pid = Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
-    rustix::process::kill_process(pid, sig)
-}
-
-/// Runs `program args...` to its end (killed after `limit`), feeding `stdin`.
-fn run_bounded(program: &str, args: &[&str], stdin: Option<&[u8]>, limit: Duration) -> Finished {
-    let mut p = Proc::start(program, program, args, stdin.is_some());
-    if let Some(bytes) = stdin {
-        let mut pipe = p.child.stdin.take().unwrap();
-        pipe.write_all(bytes).unwrap();
-    }
-    let status = p.wait_exit(limit).unwrap_or_else(|| {
-        panic!("{program} {args:?} did not exit within {limit:?}");
-    });
-    let (stdout, stderr) = p.output();
-    Finished {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
-struct Finished {
-    status: ExitStatus,
-    stdout: Vec<u8>,
-    stderr: String,
+/// `dnslb ARGS` from `/`, `name` standing for it in messages.
+fn dnslb<S: AsRef<OsStr>>(name: &str, args: &[S]) -> Proc {
+    Proc::dnslb(name, args, Path::new("/"))
 }
 
 /// A process's state letter and parent PID from `/proc/PID/stat`, `None` if
@@ -262,61 +95,10 @@ fn runs_with(pid: u32, needle: &str) -> bool {
 // ---------------------------------------------------------------------------
 // Ports, files, configs.
 
-/// Ports handed out so far by [`free_ports`] in this test binary.
-static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-
-/// The kernel's ephemeral port range (what `bind(port 0)` picks from).
-fn ephemeral_range() -> Option<(u16, u16)> {
-    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-    let mut it = text.split_whitespace().map(|s| s.parse::<u16>().ok());
-    Some((it.next()??, it.next()??))
-}
-
-/// `n` distinct ports free for both UDP and TCP on 127.0.0.1, each checked
-/// by binding it (the sockets are held until all are chosen, then dropped).
-///
-/// They are taken from the 10 000 ports just below the kernel's ephemeral
-/// range when there is room: a port from `bind(port 0)` would be in that
-/// range, where the LS's upstream sockets and every other test's clients
-/// (all bound to port 0) could be handed it between our check and the
-/// server's bind, or while a killed server's port is unused.
-fn free_ports(n: usize) -> Vec<u16> {
-    let below = ephemeral_range()
-        .map(|(lo, _)| lo)
-        .filter(|&lo| lo >= 12_000);
-    let mut given = GIVEN.lock().unwrap();
-    let mut held = Vec::new();
-    let mut ports = Vec::new();
-    for _ in 0..10_000 {
-        if ports.len() == n {
-            return ports;
-        }
-        let udp = match below {
-            Some(lo) => UdpSocket::bind(("127.0.0.1", rand::random_range(lo - 10_000..lo))),
-            None => UdpSocket::bind("127.0.0.1:0"),
-        };
-        let Ok(udp) = udp else { continue };
-        let port = udp.local_addr().unwrap().port();
-        if given.contains(&port) {
-            continue;
-        }
-        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)) {
-            given.insert(port);
-            ports.push(port);
-            held.push((udp, tcp));
-        }
-    }
-    panic!("no {n} free ports found");
-}
-
 /// Whether both UDP and TCP can bind 127.0.0.1:`port` (without SO_REUSEPORT,
 /// so a server's SO_REUSEPORT socket still there makes it fail).
 fn port_is_free(port: u16) -> bool {
     UdpSocket::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -366,7 +148,7 @@ addr = "127.0.0.1:{ts2}"
 fn start_ts(name: &str, port: u16, zone: &str) -> Proc {
     let listen = format!("127.0.0.1:{port}");
     let zone = fixture(zone);
-    Proc::dnslb(
+    dnslb(
         name,
         &[
             "ts",
@@ -384,7 +166,7 @@ fn start_ts(name: &str, port: u16, zone: &str) -> Proc {
 fn start_ls(dir: &Path, strategy: &str, port: u16, ts1: u16, ts2: u16) -> Proc {
     let config = dir.join(format!("ls-{strategy}.toml"));
     std::fs::write(&config, ls_section(port, strategy, ts1, ts2)).unwrap();
-    Proc::dnslb(&format!("ls {strategy}"), &["ls", "-c", path_str(&config)])
+    dnslb(&format!("ls {strategy}"), &["ls", "-c", path_str(&config)])
 }
 
 // ---------------------------------------------------------------------------
@@ -420,18 +202,10 @@ async fn udp_ask(addr: SocketAddr, name: &str, wait: Duration) -> Option<Message
     Some(Message::from_vec(&raw).expect("a DNS message"))
 }
 
-fn a_addrs(m: &Message) -> Vec<String> {
-    m.answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0.to_string()),
-            _ => None,
-        })
-        .collect()
-}
-
+/// A NOERROR answer whose A records are exactly `ip`.
 fn answers_with(m: &Message, ip: &str) -> bool {
-    m.response_code == ResponseCode::NoError && a_addrs(m) == [ip]
+    m.response_code == ResponseCode::NoError
+        && harness::a_addrs(m) == [ip.parse::<Ipv4Addr>().unwrap()]
 }
 
 /// The Extended DNS Error of `m`: (info code, text).
@@ -449,22 +223,22 @@ fn ede(m: &Message) -> Option<(u16, String)> {
 /// Polls `addr` for `name` A over UDP until it answers with exactly `ip`,
 /// for up to [`READY_LIMIT`]; every process in `procs` must stay up meanwhile.
 async fn wait_answers(addr: SocketAddr, name: &str, ip: &str, procs: &mut [&mut Proc]) {
-    let deadline = Instant::now() + READY_LIMIT;
-    loop {
+    let answered = poll_until_async(READY_LIMIT, Duration::from_millis(20), async || {
         if let Some(m) = udp_ask(addr, name, POLL_WAIT).await
             && answers_with(&m, ip)
         {
-            return;
+            return Some(());
         }
         for p in procs.iter_mut() {
             p.assert_running();
         }
-        assert!(
-            Instant::now() < deadline,
-            "{addr} did not answer {name} -> {ip} within {READY_LIMIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        None
+    })
+    .await;
+    assert!(
+        answered.is_some(),
+        "{addr} did not answer {name} -> {ip} within {READY_LIMIT:?}"
+    );
 }
 
 /// Latency summary: "n=.. min=.. p50=.. max=.." in ms.
@@ -685,18 +459,14 @@ fn pids_of(log: &str, ts: &str) -> Vec<u32> {
 
 /// Polls the log of `up` until `done` finds what it wants, for up to `limit`.
 fn wait_log<T>(up: &mut Proc, limit: Duration, what: &str, done: impl Fn(&str) -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = done(&up.stderr_text()) {
-            return v;
+    poll_until(limit, Duration::from_millis(10), || {
+        let found = done(&up.stderr_now());
+        if found.is_none() {
+            up.assert_running();
         }
-        up.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "no {what} logged within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        found
+    })
+    .unwrap_or_else(|| panic!("no {what} logged within {limit:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -715,7 +485,7 @@ async fn up_restarts_a_killed_ts_child_and_sigint_stops_everything() {
     );
     std::fs::write(&config, text).unwrap();
     let config_str = path_str(&config).to_owned();
-    let mut up = Proc::dnslb("dnslb up", &["up", "-c", &config_str]);
+    let mut up = dnslb("dnslb up", &["up", "-c", &config_str]);
     let up_pid = up.pid();
 
     // The LS answers names of both TS children.
@@ -733,7 +503,7 @@ async fn up_restarts_a_killed_ts_child_and_sigint_stops_everything() {
     }
 
     let killed_at = Instant::now();
-    kill(old1, Signal::KILL).unwrap();
+    kill_pid(old1, Signal::KILL).unwrap();
     // A new ts1 child is logged and serves on ts1's port again.
     let new1 = wait_log(&mut up, Duration::from_secs(5), "restart of ts1", |log| {
         pids_of(log, "ts1").into_iter().find(|&p| p != old1)
@@ -747,7 +517,7 @@ async fn up_restarts_a_killed_ts_child_and_sigint_stops_everything() {
         back_after < Duration::from_secs(5),
         "ts1 answered again only after {back_after:?}"
     );
-    let log = up.stderr_text();
+    let log = up.stderr_now();
     assert!(
         log.lines()
             .any(|l| l.contains("table server exited") && l.contains("ts=ts1")),
@@ -798,18 +568,17 @@ async fn up_restarts_a_killed_ts_child_and_sigint_stops_everything() {
     assert!(took < Duration::from_secs(5), "stopping took {took:?}");
     // Cleanly: each TS child got SIGTERM and logged its own stop (read
     // until EOF of the pipe, which every child shared).
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let log = loop {
-        let log = up.stderr_text();
+    let both_stopped = |log: &str| {
         let stopped = |ts: &str| {
             log.lines()
                 .any(|l| l.contains("stopping") && l.contains(&format!("ts={ts}")))
         };
-        if (stopped("ts1") && stopped("ts2")) || Instant::now() >= deadline {
-            break log;
-        }
-        std::thread::sleep(Duration::from_millis(10));
+        stopped("ts1") && stopped("ts2")
     };
+    let log = poll_until(Duration::from_secs(2), Duration::from_millis(10), || {
+        Some(up.stderr_now()).filter(|log| both_stopped(log))
+    })
+    .unwrap_or_else(|| up.stderr_now());
     for ts in ["ts1", "ts2"] {
         assert!(
             log.lines()
@@ -906,8 +675,7 @@ async fn resolve_through_the_ls_writes_the_expected_file() {
     let server = d.ls.to_string();
     let limit = Duration::from_secs(20);
 
-    let r = run_bounded(
-        BIN,
+    let r = run_dnslb(
         &[
             "resolve",
             "-s",
@@ -916,6 +684,7 @@ async fn resolve_through_the_ls_writes_the_expected_file() {
             "-o",
             path_str(&output),
         ],
+        Path::new("/"),
         None,
         limit,
     );
@@ -930,9 +699,9 @@ async fn resolve_through_the_ls_writes_the_expected_file() {
     let got = std::fs::read_to_string(&output).unwrap();
     assert_eq!(got, RESOLVE_EXPECTED, "resolve output file");
 
-    let r = run_bounded(
-        BIN,
+    let r = run_dnslb(
         &["resolve", "-s", &server],
+        Path::new("/"),
         Some(RESOLVE_INPUT.as_bytes()),
         limit,
     );
@@ -942,17 +711,13 @@ async fn resolve_through_the_ls_writes_the_expected_file() {
         "resolve stdin -> stdout: {}",
         r.stderr
     );
-    assert_eq!(
-        String::from_utf8(r.stdout).unwrap(),
-        RESOLVE_EXPECTED,
-        "resolve stdout"
-    );
+    assert_eq!(r.stdout, RESOLVE_EXPECTED, "resolve stdout");
 
     // Nothing listens there: a clean one-line failure.
     let nobody = format!("127.0.0.1:{}", free_ports(1)[0]);
-    let r = run_bounded(
-        BIN,
+    let r = run_dnslb(
         &["resolve", "-s", &nobody, path_str(&input)],
+        Path::new("/"),
         None,
         limit,
     );
@@ -1067,8 +832,8 @@ fn dig_tool(tool: &str, port: u16, name: &str, extra: &[&str]) -> DigOut {
     let mut args = vec!["@127.0.0.1", "-p", &port, "+time=2", once];
     args.extend_from_slice(extra);
     args.extend_from_slice(&[name, "A"]);
-    let r = run_bounded(tool, &args, None, Duration::from_secs(10));
-    let text = String::from_utf8_lossy(&r.stdout).into_owned();
+    let r = run_tool(tool, &args);
+    let text = r.stdout;
     let out = parse_dig(&text);
     assert!(
         r.status.success() && !out.status.is_empty(),

@@ -9,6 +9,8 @@ mod interop;
 mod ls;
 mod ls_procs;
 mod metrics;
+mod nsd;
+mod procs;
 mod resolve;
 mod ts;
 mod xfr;

@@ -18,22 +18,18 @@
 //! that id. Readiness and changes are polled with real DNS queries in bounded
 //! loops, never slept on.
 
-use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket as StdUdpSocket};
-use std::os::unix::process::CommandExt as _;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use rustix::process::Signal;
 use tokio::net::UdpSocket;
 
-use crate::harness;
-
-const BIN: &str = env!("CARGO_BIN_EXE_dnslb");
+use crate::harness::{self, a_addrs_sorted};
+use crate::nsd::Nsd;
+use crate::procs::{Proc, free_port, local, poll_until_async};
 
 /// How long a server may take to start answering.
 const READY_LIMIT: Duration = Duration::from_secs(10);
@@ -52,32 +48,6 @@ const POLL: Duration = Duration::from_millis(20);
 // Small helpers
 // ---------------------------------------------------------------------------
 
-/// A port free for both UDP and TCP on 127.0.0.1 (at the time of asking).
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = StdUdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP on 127.0.0.1 after 50 tries");
-}
-
-fn local(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// Sends `kill -s SIG TARGET` (`TARGET` a PID, or `-PGID` for a group).
-fn kill(sig: &str, target: &str) -> bool {
-    Command::new("kill")
-        .args(["-s", sig, "--", target])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// One query over UDP (RD=0, no EDNS); `None` if nothing decodable with the
 /// query's ID comes back within [`QUERY_WAIT`].
 async fn ask(addr: SocketAddr, name: &str, qtype: RecordType) -> Option<Message> {
@@ -86,20 +56,6 @@ async fn ask(addr: SocketAddr, name: &str, qtype: RecordType) -> Option<Message>
     Message::from_vec(&raw)
         .ok()
         .filter(|m| m.metadata.id == q.metadata.id)
-}
-
-/// The IPv4 addresses in the answer section, sorted.
-fn a_records(m: &Message) -> Vec<Ipv4Addr> {
-    let mut v: Vec<Ipv4Addr> = m
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0),
-            _ => None,
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 /// The serial of the SOA in the answer section, if any.
@@ -132,7 +88,7 @@ fn answers_a(m: Option<&Message>, want: &[Ipv4Addr]) -> bool {
     m.is_some_and(|m| {
         m.metadata.response_code == ResponseCode::NoError
             && m.metadata.authoritative
-            && a_records(m) == want
+            && a_addrs_sorted(m) == want
     })
 }
 
@@ -140,17 +96,11 @@ fn answers_a(m: Option<&Message>, want: &[Ipv4Addr]) -> bool {
 /// hands its sockets to a freshly reloaded server process); panics after
 /// [`ANSWER_LIMIT`].
 async fn ask_sure(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
-    let deadline = Instant::now() + ANSWER_LIMIT;
-    loop {
-        if let Some(m) = ask(addr, name, qtype).await {
-            return m;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no answer from {addr} to {name} {qtype} within {ANSWER_LIMIT:?}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    poll_until_async(ANSWER_LIMIT, POLL, async || ask(addr, name, qtype).await)
+        .await
+        .unwrap_or_else(|| {
+            panic!("no answer from {addr} to {name} {qtype} within {ANSWER_LIMIT:?}")
+        })
 }
 
 /// The SOA serial `addr` serves for `zone`; `None` unless the answer is
@@ -166,26 +116,12 @@ async fn serial_of(addr: SocketAddr, zone: &str) -> Option<u32> {
 // `dnslb ts` as a child process
 // ---------------------------------------------------------------------------
 
-fn drain(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        loop {
-            match from.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-}
-
-/// A `dnslb ts -c CONFIG --name primary` with its stderr collected. Dropping
-/// it stops the process by PID: SIGTERM, up to 3 s, then SIGKILL.
+/// A `dnslb ts -c CONFIG --name primary`, stopped by its [`Proc`] guard.
 struct TsProc {
-    child: Child,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    reader: Option<JoinHandle<()>>,
-    exited: bool,
+    proc: Proc,
     addr: SocketAddr,
+    /// The folder it runs in (not the config's).
+    _cwd: tempfile::TempDir,
 }
 
 impl TsProc {
@@ -193,287 +129,116 @@ impl TsProc {
     /// the TS from another folder; waits until it answers `zone SOA`. Tries
     /// again with another port if one was taken in between.
     async fn start(dir: &Path, config: impl Fn(u16) -> String, zone: &str) -> TsProc {
-        let cwd = tempfile::tempdir().unwrap();
+        let mut cwd = tempfile::tempdir().unwrap();
         let config_path = dir.join("config.toml");
+        let config_arg = config_path.to_str().unwrap().to_owned();
         for _ in 0..3 {
             let port = free_port();
             std::fs::write(&config_path, config(port)).unwrap();
-            let mut child = Command::new(BIN)
-                .arg("ts")
-                .arg("-c")
-                .arg(&config_path)
-                .args(["--name", "primary"])
-                .env("RUST_LOG", "info")
-                .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
-                .current_dir(cwd.path())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
-            let stderr = Arc::new(Mutex::new(Vec::new()));
-            let reader = Some(drain(child.stderr.take().unwrap(), stderr.clone()));
+            let proc = Proc::dnslb(
+                "dnslb ts --name primary",
+                &["ts", "-c", &config_arg, "--name", "primary"],
+                cwd.path(),
+            );
             let mut ts = TsProc {
-                child,
-                stderr,
-                reader,
-                exited: false,
+                proc,
                 addr: local(port),
+                _cwd: cwd,
             };
             if ts.wait_ready(zone).await {
                 return ts;
             }
-            let err = ts.stderr_now();
+            let err = ts.proc.finish(READY_LIMIT).stderr;
             assert!(err.contains("cannot listen"), "dnslb ts failed:\n{err}");
+            cwd = tempfile::tempdir().unwrap();
         }
         panic!("no free port for the TS after three tries");
     }
 
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn has_exited(&mut self) -> bool {
-        if !self.exited {
-            self.exited = self.child.try_wait().ok().flatten().is_some();
-        }
-        self.exited
-    }
-
     fn stderr_now(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+        self.proc.stderr_now()
     }
 
     /// Polls `zone SOA` until an authoritative NOERROR: `true`; `false` if the
     /// process exited first; panics after [`READY_LIMIT`].
     async fn wait_ready(&mut self, zone: &str) -> bool {
-        let deadline = Instant::now() + READY_LIMIT;
-        loop {
-            if self.has_exited() {
-                return false;
+        let addr = self.addr;
+        let proc = &mut self.proc;
+        let ready = poll_until_async(READY_LIMIT, POLL, async || {
+            if proc.exited().is_some() {
+                return Some(false);
             }
-            let m = ask(self.addr, zone, RecordType::SOA).await;
-            if m.is_some_and(|m| {
+            let m = ask(addr, zone, RecordType::SOA).await;
+            m.is_some_and(|m| {
                 m.metadata.response_code == ResponseCode::NoError && soa_serial(&m).is_some()
-            }) {
-                return true;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the TS did not answer {zone} SOA on {} within {READY_LIMIT:?}; stderr:\n{}",
-                self.addr,
+            })
+            .then_some(true)
+        })
+        .await;
+        ready.unwrap_or_else(|| {
+            panic!(
+                "the TS did not answer {zone} SOA on {addr} within {READY_LIMIT:?}; stderr:\n{}",
                 self.stderr_now()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+            )
+        })
     }
 
     /// SIGHUP, by PID.
     fn reload(&mut self) {
-        assert!(!self.has_exited(), "the TS is gone:\n{}", self.stderr_now());
-        assert!(
-            kill("HUP", &self.pid().to_string()),
-            "kill -s HUP {} failed",
-            self.pid()
-        );
+        self.proc.signal(Signal::HUP);
     }
 
     /// Polls the TS's log until `needle` occurs at least `count` times.
     async fn wait_log(&self, needle: &str, count: usize, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let log = self.stderr_now();
-            if log.matches(needle).count() >= count {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the TS did not log `{needle}` {count} time(s) within {limit:?}; stderr:\n{log}"
-            );
-            tokio::time::sleep(POLL).await;
-        }
-    }
-}
-
-impl Drop for TsProc {
-    fn drop(&mut self) {
-        if !self.has_exited() {
-            let _ = kill("TERM", &self.pid().to_string());
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while !self.has_exited() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if !self.has_exited() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
-        }
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// NSD as a secondary (after the launcher in interop.rs)
-// ---------------------------------------------------------------------------
-
-/// An NSD in the foreground (`-d`), secondary for one zone of `primary`, with
-/// config, state and zone file in a temporary folder. Dropping it stops NSD
-/// and its helpers (its process group, by that id) and removes the folder.
-struct NsdSecondary {
-    child: Child,
-    /// The child has been reaped: its PID (and group id) may be reused.
-    reaped: bool,
-    addr: SocketAddr,
-    dir: tempfile::TempDir,
-}
-
-impl NsdSecondary {
-    /// Writes and checks an nsd.conf for a secondary of `zone` transferring
-    /// from `primary` and accepting NOTIFY from 127.0.0.1, and starts NSD on
-    /// `port`. The zone file does not exist yet: the data must come by AXFR.
-    fn start(port: u16, zone: &str, primary: SocketAddr) -> NsdSecondary {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let zone_file = d.join(format!("{zone}zone"));
-        let p = |f: &str| d.join(f).display().to_string();
-        let conf = format!(
-            "server:\n\
-             \x20 ip-address: 127.0.0.1@{port}\n\
-             \x20 port: {port}\n\
-             \x20 do-ip4: yes\n\
-             \x20 do-ip6: no\n\
-             \x20 server-count: 1\n\
-             \x20 username: \"\"\n\
-             \x20 chroot: \"\"\n\
-             \x20 zonesdir: \"{dir}\"\n\
-             \x20 pidfile: \"{pid}\"\n\
-             \x20 logfile: \"{log}\"\n\
-             \x20 xfrdfile: \"{xfrd}\"\n\
-             \x20 xfrdir: \"{dir}\"\n\
-             \x20 zonelistfile: \"{zl}\"\n\
-             \x20 database: \"\"\n\
-             \x20 minimal-responses: yes\n\
-             \x20 hide-version: yes\n\
-             \x20 verbosity: 2\n\
-             remote-control:\n\
-             \x20 control-enable: no\n\
-             zone:\n\
-             \x20 name: \"{zone}\"\n\
-             \x20 zonefile: \"{zf}\"\n\
-             \x20 request-xfr: {pip}@{pport} NOKEY\n\
-             \x20 allow-notify: 127.0.0.1 NOKEY\n",
-            dir = d.display(),
-            pid = p("nsd.pid"),
-            log = p("nsd.log"),
-            xfrd = p("xfrd.state"),
-            zl = p("zone.list"),
-            zf = zone_file.display(),
-            pip = primary.ip(),
-            pport = primary.port(),
-        );
-        let conf_file = d.join("nsd.conf");
-        std::fs::write(&conf_file, &conf).unwrap();
-
-        let check = Command::new("nsd-checkconf")
-            .arg(&conf_file)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run nsd-checkconf (is nsd installed?): {e}"));
+        let logged = poll_until_async(limit, POLL, async || {
+            (self.stderr_now().matches(needle).count() >= count).then_some(())
+        })
+        .await;
         assert!(
-            check.status.success(),
-            "nsd-checkconf rejects the generated config:\n{}{}\n--- nsd.conf ---\n{conf}",
-            String::from_utf8_lossy(&check.stdout),
-            String::from_utf8_lossy(&check.stderr)
+            logged.is_some(),
+            "the TS did not log `{needle}` {count} time(s) within {limit:?}; stderr:\n{}",
+            self.stderr_now()
         );
-
-        let out = std::fs::File::create(d.join("nsd.stdout")).unwrap();
-        let err = std::fs::File::create(d.join("nsd.stderr")).unwrap();
-        let child = Command::new("nsd")
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf_file)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start nsd: {e}"));
-        NsdSecondary {
-            child,
-            reaped: false,
-            addr: local(port),
-            dir,
-        }
-    }
-
-    /// NSD's log and stderr, for failure messages.
-    fn logs(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
-        format!(
-            "--- nsd.log ---\n{}--- nsd stderr ---\n{}",
-            read("nsd.log"),
-            read("nsd.stderr")
-        )
-    }
-
-    fn check_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            self.reaped = true;
-            panic!("nsd exited early ({status})\n{}", self.logs());
-        }
-    }
-
-    /// Polls NSD with `name qtype` until `done` holds for its answer; returns
-    /// that answer. Panics (with both logs) after `limit`.
-    async fn poll(
-        &mut self,
-        name: &str,
-        qtype: RecordType,
-        limit: Duration,
-        ts: &TsProc,
-        what: &str,
-        done: impl Fn(Option<&Message>) -> bool,
-    ) -> Message {
-        let deadline = Instant::now() + limit;
-        loop {
-            self.check_alive();
-            let m = ask(self.addr, name, qtype).await;
-            if done(m.as_ref()) {
-                return m.unwrap();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "NSD on {}: {what} did not happen within {limit:?}; last answer to \
-                 {name} {qtype}: {}\n{}\n--- TS stderr ---\n{}",
-                self.addr,
-                show(m.as_ref()),
-                self.logs(),
-                ts.stderr_now()
-            );
-            tokio::time::sleep(POLL).await;
-        }
     }
 }
 
-impl Drop for NsdSecondary {
-    fn drop(&mut self) {
-        if self.reaped {
-            return;
+// ---------------------------------------------------------------------------
+// NSD as a secondary
+// ---------------------------------------------------------------------------
+
+/// Polls `nsd` with `name qtype` until `done` holds for its answer; returns
+/// that answer. Panics (with NSD's logs and the TS's stderr) if NSD exits or
+/// after `limit`.
+async fn nsd_poll(
+    nsd: &mut Nsd,
+    name: &str,
+    qtype: RecordType,
+    limit: Duration,
+    ts: &TsProc,
+    what: &str,
+    done: impl Fn(Option<&Message>) -> bool,
+) -> Message {
+    let addr = nsd.addr;
+    let mut last = None;
+    let found = poll_until_async(limit, POLL, async || {
+        nsd.check_alive();
+        let m = ask(addr, name, qtype).await;
+        if done(m.as_ref()) {
+            return m;
         }
-        let group = format!("-{}", self.child.id());
-        let _ = kill("TERM", &group);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = kill("KILL", &group);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        last = m;
+        None
+    })
+    .await;
+    found.unwrap_or_else(|| {
+        panic!(
+            "NSD on {addr}: {what} did not happen within {limit:?}; last answer to \
+             {name} {qtype}: {}\n{}\n--- TS stderr ---\n{}",
+            show(last.as_ref()),
+            nsd.logs(),
+            ts.stderr_now()
+        )
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -524,10 +289,11 @@ async fn nsd_secondary_transfers_a_master_file_zone_and_follows_notify() {
     assert_eq!(serial_of(ts.addr, "sec.test.").await, Some(1));
 
     let started = Instant::now();
-    let mut nsd = NsdSecondary::start(nsd_port, "sec.test.", ts.addr);
+    let mut nsd = Nsd::secondary(nsd_port, "sec.test.", ts.addr);
     // Data NSD can only have from the TS: its zone file does not exist.
     let www = [ip("192.0.2.1"), ip("192.0.2.2")];
-    nsd.poll(
+    nsd_poll(
+        &mut nsd,
         "www.sec.test.",
         RecordType::A,
         READY_LIMIT,
@@ -569,7 +335,8 @@ async fn nsd_secondary_transfers_a_master_file_zone_and_follows_notify() {
     let hup = Instant::now();
     ts.reload();
     let new = [ip("192.0.2.99")];
-    nsd.poll(
+    nsd_poll(
+        &mut nsd,
         "new.sec.test.",
         RecordType::A,
         NOTIFY_LIMIT,
@@ -636,9 +403,10 @@ async fn nsd_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
     .await;
     let s1 = serial_of(ts.addr, "tbl.test.").await.expect("TS SOA");
 
-    let mut nsd = NsdSecondary::start(nsd_port, "tbl.test.", ts.addr);
+    let mut nsd = Nsd::secondary(nsd_port, "tbl.test.", ts.addr);
     let www = [ip("192.0.2.1")];
-    nsd.poll(
+    nsd_poll(
+        &mut nsd,
         "www.tbl.test.",
         RecordType::A,
         READY_LIMIT,
@@ -677,16 +445,16 @@ async fn nsd_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
     let hup = Instant::now();
     ts.reload();
     let new = [ip("192.0.2.77")];
-    let m = nsd
-        .poll(
-            "new.tbl.test.",
-            RecordType::A,
-            NOTIFY_LIMIT,
-            &ts,
-            "the refresh after SIGHUP + NOTIFY",
-            |m| answers_a(m, &new),
-        )
-        .await;
+    let m = nsd_poll(
+        &mut nsd,
+        "new.tbl.test.",
+        RecordType::A,
+        NOTIFY_LIMIT,
+        &ts,
+        "the refresh after SIGHUP + NOTIFY",
+        |m| answers_a(m, &new),
+    )
+    .await;
     assert!(m.metadata.authoritative);
     eprintln!(
         "NSD answered the new table name {:?} after the TS's SIGHUP",

@@ -1,0 +1,376 @@
+//! Child processes and the plumbing around them, shared by every module that
+//! runs real programs: a guard that stops a child by PID ([`Proc`]), the
+//! `dnslb` binary launcher, free ports on 127.0.0.1, `dig`/`kdig` runs with
+//! a time limit, and polling with a deadline.
+//!
+//! Nothing here sleeps and hopes: a wait is a bounded poll of real state, and
+//! every child is stopped when its guard is dropped, so a failing test leaves
+//! nothing running.
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal};
+
+/// The `dnslb` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_dnslb");
+
+/// How long a dropped [`Proc`] may take to exit after SIGTERM before it gets SIGKILL.
+pub const STOP_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a `dig` or `kdig` run may take before the test calls it hung.
+pub const TOOL_LIMIT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------
+// The process guard
+// ---------------------------------------------------------------------------
+
+/// Bytes a background thread reads from a child's pipe until EOF.
+type Captured = Arc<Mutex<Vec<u8>>>;
+
+/// Reads `from` into `into` on a thread of its own until EOF (or an error),
+/// so that the child never blocks on a full pipe.
+fn drain(mut from: impl Read + Send + 'static, into: Captured) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => into.lock().unwrap().extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+}
+
+/// Sends `sig` to the process `pid`.
+pub fn kill_pid(pid: u32, sig: Signal) -> rustix::io::Result<()> {
+    let pid = Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+    rustix::process::kill_process(pid, sig)
+}
+
+/// A child process with its stdout and stderr read continuously in the
+/// background (so the pipes never fill). Dropping it stops the process by
+/// PID: SIGTERM, up to [`STOP_WAIT`], then SIGKILL; if the test is panicking,
+/// the child's stderr is printed.
+///
+/// Once the child has been reaped its PID may belong to another process, so
+/// it is never signalled after that.
+pub struct Proc {
+    name: String,
+    child: Child,
+    stdout: Captured,
+    stderr: Captured,
+    drains: Vec<JoinHandle<()>>,
+    /// The exit status, once the child has been reaped.
+    status: Option<ExitStatus>,
+}
+
+/// What a finished process printed and how it ended.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// The non-empty lines of stderr.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+}
+
+/// `dnslb ARGS`, to be started in `cwd`: logging at `info` whatever the
+/// caller's `RUST_LOG`, and not believing it runs under `dnslb up` even if
+/// the test runs under one.
+pub fn dnslb_command<S: AsRef<OsStr>>(args: &[S], cwd: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("RUST_LOG", "info")
+        .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
+        .current_dir(cwd);
+    cmd
+}
+
+impl Proc {
+    /// Starts `cmd` with stdin from `/dev/null`; `name` stands for it in messages.
+    pub fn spawn(name: &str, cmd: Command) -> Proc {
+        Proc::spawn_io(name, cmd, Stdio::null())
+    }
+
+    fn spawn_io(name: &str, mut cmd: Command, stdin: Stdio) -> Proc {
+        let mut child = cmd
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?} (is it installed?): {e}"));
+        let stdout = Captured::default();
+        let stderr = Captured::default();
+        let drains = vec![
+            drain(child.stdout.take().unwrap(), stdout.clone()),
+            drain(child.stderr.take().unwrap(), stderr.clone()),
+        ];
+        Proc {
+            name: name.to_owned(),
+            child,
+            stdout,
+            stderr,
+            drains,
+            status: None,
+        }
+    }
+
+    /// Starts `dnslb ARGS` in `cwd` (see [`dnslb_command`]).
+    pub fn dnslb<S: AsRef<OsStr>>(name: &str, args: &[S], cwd: &Path) -> Proc {
+        Proc::spawn(name, dnslb_command(args, cwd))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status if the process has ended (it is reaped then).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait");
+        }
+        self.status
+    }
+
+    /// Waits up to `limit` for the process to end.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        poll_until(limit, Duration::from_millis(5), || self.exited())
+    }
+
+    /// Sends `sig` by PID. Panics if the process has already ended (its PID
+    /// is no longer its own) or the signal cannot be sent.
+    pub fn signal(&mut self, sig: Signal) {
+        if let Some(status) = self.exited() {
+            panic!(
+                "{} ended ({status}) before it could be sent {sig:?}; stderr:\n{}",
+                self.name,
+                self.stderr_now()
+            );
+        }
+        kill_pid(self.pid(), sig)
+            .unwrap_or_else(|e| panic!("kill {sig:?} {} ({}): {e}", self.pid(), self.name));
+    }
+
+    /// SIGKILL by PID (unless it has already ended), and reap it.
+    pub fn kill_hard(&mut self) -> ExitStatus {
+        if self.exited().is_none() {
+            self.signal(Signal::KILL);
+            self.status = Some(self.child.wait().expect("wait"));
+        }
+        self.status.unwrap()
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn stderr_now(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Panics (with its stderr) if the process has ended.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.exited() {
+            panic!(
+                "{} exited early ({status}); stderr:\n{}",
+                self.name,
+                self.stderr_now()
+            );
+        }
+    }
+
+    /// Waits for the process to end on its own (at most `limit`, or the test
+    /// fails) and collects everything it wrote (up to the pipes' EOF).
+    pub fn finish(mut self, limit: Duration) -> Output {
+        let Some(status) = self.wait_exit(limit) else {
+            panic!(
+                "{} did not exit within {limit:?}; stderr so far:\n{}",
+                self.name,
+                self.stderr_now()
+            );
+        };
+        for reader in self.drains.drain(..) {
+            reader.join().expect("a pipe reader");
+        }
+        let text = |buf: &Captured| String::from_utf8_lossy(&buf.lock().unwrap()).into_owned();
+        Output {
+            status,
+            stdout: text(&self.stdout),
+            stderr: text(&self.stderr),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // Not `exited()`: a panic here, during a panic, would abort the run.
+        if self.status.is_none() && self.child.try_wait().ok().flatten().is_none() {
+            let _ = kill_pid(self.pid(), Signal::TERM);
+            let child = &mut self.child;
+            let gone = poll_until(STOP_WAIT, Duration::from_millis(10), || {
+                child.try_wait().ok().flatten()
+            });
+            if gone.is_none() {
+                let _ = self.child.kill(); // SIGKILL: it is not reaped yet
+                let _ = self.child.wait();
+            }
+        }
+        if std::thread::panicking() {
+            eprintln!("--- stderr of {} ---\n{}", self.name, self.stderr_now());
+        }
+    }
+}
+
+/// Runs `cmd` to its end, feeding it `input` on stdin (`None`: `/dev/null`);
+/// the test fails if it does not end within `limit` (it is stopped then).
+pub fn run(name: &str, cmd: Command, input: Option<&[u8]>, limit: Duration) -> Output {
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    let mut p = Proc::spawn_io(name, cmd, stdin);
+    if let Some(bytes) = input {
+        // Dropped at the end of the block: the child sees EOF.
+        let mut pipe = p.child.stdin.take().unwrap();
+        pipe.write_all(bytes).unwrap();
+    }
+    p.finish(limit)
+}
+
+/// Runs `dnslb ARGS` in `cwd` to its end (at most `limit`), feeding it
+/// `input` on stdin (see [`run`]).
+pub fn run_dnslb(args: &[&str], cwd: &Path, input: Option<&[u8]>, limit: Duration) -> Output {
+    let name = format!("dnslb {}", args.join(" "));
+    run(&name, dnslb_command(args, cwd), input, limit)
+}
+
+/// Runs `dig` or `kdig` (`prog`) with `args` from `/` to its end, at most
+/// [`TOOL_LIMIT`]; how it ended is for the caller to judge.
+pub fn run_tool<S: AsRef<OsStr>>(prog: &str, args: &[S]) -> Output {
+    let mut cmd = Command::new(prog);
+    cmd.args(args).current_dir("/");
+    let shown: Vec<_> = args.iter().map(|a| a.as_ref().to_string_lossy()).collect();
+    run(
+        &format!("`{prog} {}`", shown.join(" ")),
+        cmd,
+        None,
+        TOOL_LIMIT,
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Ports
+// ---------------------------------------------------------------------------
+
+/// Ports handed out so far by [`free_ports`] in this test binary.
+static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
+/// The kernel's ephemeral port range (what `bind(port 0)` picks from).
+fn ephemeral_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(|s| s.parse::<u16>().ok());
+    Some((it.next()??, it.next()??))
+}
+
+/// `n` distinct ports free for both UDP and TCP on 127.0.0.1, each checked
+/// by binding it (the sockets are held until all are chosen, then dropped).
+/// No port is handed out twice in one run of the test binary.
+///
+/// They are taken from the 10 000 ports just below the kernel's ephemeral
+/// range when there is room: a port from `bind(port 0)` would be in that
+/// range, where the LS's upstream sockets and every other test's clients
+/// (all bound to port 0) could be handed it between our check and the
+/// server's bind, or while a killed server's port is unused.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let below = ephemeral_range()
+        .map(|(lo, _)| lo)
+        .filter(|&lo| lo >= 12_000);
+    let mut given = GIVEN.lock().unwrap();
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    for _ in 0..10_000 {
+        if ports.len() == n {
+            return ports;
+        }
+        let udp = match below {
+            Some(lo) => UdpSocket::bind(("127.0.0.1", rand::random_range(lo - 10_000..lo))),
+            None => UdpSocket::bind("127.0.0.1:0"),
+        };
+        let Ok(udp) = udp else { continue };
+        let port = udp.local_addr().unwrap().port();
+        if given.contains(&port) {
+            continue;
+        }
+        if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)) {
+            given.insert(port);
+            ports.push(port);
+            held.push((udp, tcp));
+        }
+    }
+    panic!("no {n} free ports found");
+}
+
+/// One port as [`free_ports`] picks them.
+pub fn free_port() -> u16 {
+    free_ports(1)[0]
+}
+
+/// 127.0.0.1:`port`.
+pub fn local(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+// ---------------------------------------------------------------------------
+// Polling with a deadline
+// ---------------------------------------------------------------------------
+
+/// Calls `probe` until it gives `Some`, sleeping `pause` between two calls:
+/// that value, or `None` once `limit` has passed (the probe runs at least
+/// once, and once more after the last pause). Blocks the thread.
+pub fn poll_until<T>(
+    limit: Duration,
+    pause: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(pause);
+    }
+}
+
+/// [`poll_until`] for an async probe, pausing on the tokio timer.
+pub async fn poll_until_async<T>(
+    limit: Duration,
+    pause: Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
