@@ -1187,3 +1187,125 @@ async fn long_synthesized_answer_is_not_truncated() {
         assert!(m.edns.is_some(), "{how}: the OPT");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The hedge budget and the adaptive delay (issue: cutting the tail)
+// ---------------------------------------------------------------------------
+
+/// SPEC §5: "A hedge budget caps the extra upstream queries (default 10% of
+/// client queries, token bucket)". ts1 (asked first) answers after 150 ms,
+/// ts2 at once; a hedge after 10 ms would win every query. With a 10% budget
+/// the bucket holds its burst plus 10% of the queries: the rest wait for ts1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hedge_budget_stops_hedges_when_spent() {
+    let _quiet = LOAD.read().await;
+    let slow = Knobs {
+        delay_ms: 150,
+        ..NORMAL
+    };
+    let pair = start_pair(Layout::Replicated, slow, NORMAL).await;
+    let mut c = cfg(&pair.backends(), Strategy::Hedge, Layout::Replicated);
+    c.order = Order::Fixed;
+    c.hedge_delay_ms = HedgeDelay::Fixed(10);
+    c.hedge_budget_pct = 10.0;
+    let ls = start_ls(c).await;
+    const N: u64 = 160;
+    let burst = dnslb::ls::hedge::BUDGET_BURST;
+    let mut tasks = Vec::new();
+    for k in 0..N {
+        let addr = ls.addr;
+        tasks.push(tokio::spawn(async move {
+            let q = wire_query("www.a.test.", RecordType::A, k as u16, false, false);
+            let (_, m, took) = exchange(addr, &q).await;
+            assert_eq!(m.response_code, ResponseCode::NoError);
+            took
+        }));
+    }
+    let mut slow_answers = 0u64;
+    for t in tasks {
+        if t.await.unwrap() >= Duration::from_millis(140) {
+            slow_answers += 1;
+        }
+    }
+    let met = ls.balancer.metrics();
+    let (hedges, refused) = (met.hedges.load(Relaxed), met.hedges_refused.load(Relaxed));
+    eprintln!("budget: {hedges} hedges sent, {refused} refused, {slow_answers} slow answers");
+    // Every query wanted exactly one hedge; the budget allowed burst + 10%.
+    assert_eq!(hedges + refused, N);
+    assert!(hedges <= burst + N / 10 + 1, "{hedges} hedges > budget");
+    assert!(refused >= N - burst - N / 10 - 1, "only {refused} refused");
+    // The refused ones waited for ts1; the hedged ones did not.
+    assert_eq!(slow_answers, refused);
+    assert_eq!(met.hedge_wins.load(Relaxed), hedges);
+    ls.stop().await;
+
+    // A zero budget never hedges.
+    let mut c = cfg(&pair.backends(), Strategy::Hedge, Layout::Replicated);
+    c.order = Order::Fixed;
+    c.hedge_delay_ms = HedgeDelay::Fixed(10);
+    c.hedge_budget_pct = 0.0;
+    let ls = start_ls(c).await;
+    let q = wire_query("www.a.test.", RecordType::A, 7, false, false);
+    let (_, m, took) = exchange(ls.addr, &q).await;
+    assert_eq!(m.response_code, ResponseCode::NoError);
+    assert!(
+        took >= Duration::from_millis(140),
+        "answered after {took:?}"
+    );
+    let met = ls.balancer.metrics();
+    assert_eq!(met.hedges.load(Relaxed), 0);
+    assert_eq!(met.hedges_refused.load(Relaxed), 1);
+    assert_eq!(stats(&ls, 1).0, 0, "ts2 never asked");
+    ls.stop().await;
+}
+
+/// The adaptive delay: ts1 (asked first) stalls 2% of its answers by 100 ms.
+/// Once enough samples exist, the delay is ts1's p95, clamped to
+/// `hedge_min_ms` (its fast answers take well under a millisecond), so every
+/// stall is hedged to ts2 after about 2 ms instead of the 200 ms maximum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adaptive_delay_hedges_stalls_after_the_measured_percentile() {
+    let _quiet = LOAD.read().await;
+    let dir = ZoneDir::new();
+    let table = format!("{TABLE1}{TABLE2}");
+    let mut s1 = ts_settings(vec![dir.write("ts1.txt", &table)]);
+    s1.fault = Fault {
+        delay_ms: 100,
+        delay_ratio: 0.02,
+        drop_ratio: 0.0,
+    };
+    let ts1 = start_ts(s1).await;
+    let ts2 = start_ts(ts_settings(vec![dir.write("ts2.txt", &table)])).await;
+    let mut c = cfg(
+        &[("ts1", ts1.addr), ("ts2", ts2.addr)],
+        Strategy::Hedge,
+        Layout::Replicated,
+    );
+    c.order = Order::Fixed;
+    c.hedge_delay_ms = HedgeDelay::Adaptive;
+    c.hedge_min_ms = 2;
+    c.hedge_max_ms = 200;
+    c.hedge_budget_pct = 100.0;
+    let ls = start_ls(c).await;
+    // Warm-up: the first samples (while the delay is still the maximum).
+    for k in 0..120u16 {
+        let q = wire_query("www.a.test.", RecordType::A, k, false, false);
+        exchange(ls.addr, &q).await;
+    }
+    let hedges_before = ls.balancer.metrics().hedge_wins.load(Relaxed);
+    let mut worst = Duration::ZERO;
+    for k in 0..600u16 {
+        let q = wire_query("www.b.test.", RecordType::A, 1000 + k, false, false);
+        let (_, m, took) = exchange(ls.addr, &q).await;
+        assert_eq!(m.response_code, ResponseCode::NoError);
+        worst = worst.max(took);
+    }
+    let won = ls.balancer.metrics().hedge_wins.load(Relaxed) - hedges_before;
+    eprintln!("adaptive: {won} hedges won in 600 queries, worst answer {worst:?}");
+    // ~12 stalls expected (P(none) < 1e-5): each hedged and won, none waited 100 ms.
+    assert!(won >= 1, "no hedge won");
+    assert!(worst < Duration::from_millis(60), "worst answer {worst:?}");
+    ls.stop().await;
+    ts1.stop().await;
+    ts2.stop().await;
+}
