@@ -1,3 +1,4 @@
+//! Test-only module: built under #[cfg(test)] (see `config/mod.rs`).
 //! Tests of parse errors: each names the file, the line and the key.
 
 use super::*;

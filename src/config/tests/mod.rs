@@ -1,3 +1,4 @@
+//! Test-only module: built under #[cfg(test)] (see `config/mod.rs`).
 //! Tests of parsing: the shipped config, defaults, every key, and paths. Error messages
 //! are tested in `errors`, the validation rules in `rules`.
 

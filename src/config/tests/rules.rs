@@ -1,3 +1,4 @@
+//! Test-only module: built under #[cfg(test)] (see `config/mod.rs`).
 //! Tests of the validation rules: each problem names its line and key.
 
 use super::*;
