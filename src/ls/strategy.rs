@@ -114,22 +114,20 @@ async fn exchange(
 /// The attempts of one query: who was asked, when, and who has answered.
 struct Attempts<F> {
     candidates: Vec<usize>,
-    /// Launch time of each launched candidate, by position.
-    launched: Vec<Instant>,
-    /// Whether each launched candidate has finished, by position.
+    /// Whether each launched candidate has finished, by position (its
+    /// length is the number launched).
     finished: Vec<bool>,
     pending: FuturesUnordered<F>,
 }
 
 impl<F: std::future::Future<Output = Attempt>> Attempts<F> {
     fn launched_all(&self) -> bool {
-        self.launched.len() >= self.candidates.len()
+        self.finished.len() >= self.candidates.len()
     }
 
     /// Launches the next candidate with `make`; its backend index, if any was left.
     fn launch(&mut self, make: impl FnOnce(usize) -> F) -> Option<usize> {
-        let i = *self.candidates.get(self.launched.len())?;
-        self.launched.push(Instant::now());
+        let i = *self.candidates.get(self.finished.len())?;
         self.finished.push(false);
         self.pending.push(make(i));
         Some(i)
@@ -143,13 +141,13 @@ impl<F: std::future::Future<Output = Attempt>> Attempts<F> {
         }
     }
 
-    /// Launched candidates still waiting, with their launch time.
-    fn unfinished(&self) -> impl Iterator<Item = (usize, Instant)> + '_ {
+    /// Launched candidates still waiting.
+    fn unfinished(&self) -> impl Iterator<Item = usize> + '_ {
         self.candidates
             .iter()
-            .zip(self.launched.iter().zip(&self.finished))
-            .filter(|(_, (_, done))| !**done)
-            .map(|(&i, (&t, _))| (i, t))
+            .zip(&self.finished)
+            .filter(|(_, done)| !**done)
+            .map(|(&i, _)| i)
     }
 }
 
@@ -162,7 +160,6 @@ pub(crate) async fn resolve(state: Arc<LsState>, job: Job) -> Reply {
     let n = candidates.len();
     let mut att = Attempts {
         candidates,
-        launched: Vec::with_capacity(n),
         finished: Vec::with_capacity(n),
         pending: FuturesUnordered::new(),
     };
@@ -253,7 +250,7 @@ pub(crate) async fn resolve(state: Arc<LsState>, job: Job) -> Reply {
     // No final answer. The backends still silent at the deadline timed out.
     let timed_out = Instant::now() >= deadline;
     if timed_out {
-        let silent: Vec<usize> = att.unfinished().map(|(i, _)| i).collect();
+        let silent: Vec<usize> = att.unfinished().collect();
         for i in silent {
             if let Some(b) = state.backends.get(i) {
                 b.stats.timeouts.fetch_add(1, Relaxed);
@@ -264,10 +261,10 @@ pub(crate) async fn resolve(state: Arc<LsState>, job: Job) -> Reply {
     let tried: Vec<&str> = att
         .candidates
         .iter()
-        .take(att.launched.len())
+        .take(att.finished.len())
         .filter_map(|i| state.backends.get(*i).map(|b| b.name.as_str()))
         .collect();
-    if !timed_out && failed == att.launched.len() && failed > 0 {
+    if !timed_out && failed == att.finished.len() && failed > 0 {
         let text = format!("every backend failed: {}", tried.join(", "));
         return state.synthesize(&job, ResponseCode::ServFail, &text);
     }
