@@ -9,7 +9,8 @@
 //! - [`ts`]: the table server: zone loading ([`ts::table`] for PROJ tables,
 //!   [`ts::zonefile`] for RFC 1035 master files), lookup ([`ts::zone`]) and answers.
 //! - [`ls`]: the load balancer: strategies ([`ls::strategy`]), orders
-//!   ([`ls::order`]), backends and their counters, upstream exchanges.
+//!   ([`ls::order`]), health ([`ls::health`]), hedging ([`ls::hedge`]), client
+//!   protection ([`ls::guard`]), the upstream socket pool ([`ls::pool`]).
 //! - [`metrics`]: Prometheus `/metrics` and the HTML status page of the LS.
 //! - [`resolve`]: the batch client of `dnslb resolve`.
 //! - [`supervise`]: `dnslb up`'s table-server children, restarted with backoff.

@@ -57,7 +57,7 @@ const NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Tells `target` that `zone` changed (RFC 1996): a NOTIFY with the zone's
 /// SOA question, repeated until the secondary acknowledges it (same ID, QR=1)
-/// or [`NOTIFY_TRIES`] are spent. Returns whether it was acknowledged.
+/// or three tries are spent. Returns whether it was acknowledged.
 pub async fn notify(target: std::net::SocketAddr, zone: &hickory_proto::rr::Name) -> bool {
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
     use hickory_proto::rr::RecordType;
