@@ -946,3 +946,55 @@ async fn sighup_reloads_the_ls_process_and_refuses_a_broken_config() {
     tb.stop().await;
     tc.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// every_queries: a sweep after every N client queries
+// ---------------------------------------------------------------------------
+
+/// SPEC §5: "active probes every `interval_ms` and after every `every_queries`
+/// client queries". With the interval at a minute, the 4th client query (and
+/// not the 3rd) triggers a sweep, which finds the silent backend and marks it
+/// down (fall 1) long before the interval would have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_queries_triggers_a_probe_sweep() {
+    let dir = ZoneDir::new();
+    let live = start_ts(ts_settings(vec![
+        dir.write("t.txt", "e.example 10.7.0.1 A\n"),
+    ]))
+    .await;
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut cfg = ls_config(&[
+        ("live", live.addr),
+        ("silent", silent.local_addr().unwrap()),
+    ]);
+    cfg.order = Order::Fixed; // client queries only ever reach the live one
+    cfg.strategy = Strategy::Hedge;
+    cfg.hedge_delay_ms = HedgeDelay::Fixed(1_000);
+    cfg.health = HealthConfig {
+        every_queries: 4,
+        ..health(60_000, 1, 1, 50)
+    };
+    let ls = start_ls(cfg).await;
+    for _ in 0..3 {
+        let (m, _) = ask(ls.addr, "e.example", Duration::from_secs(2)).await;
+        assert_eq!(m.expect("an answer").response_code, ResponseCode::NoError);
+    }
+    assert_eq!(rounds(&ls), 0, "no sweep before the 4th query");
+    assert!(is_up(&ls, 1));
+    let (m, _) = ask(ls.addr, "e.example", Duration::from_secs(2)).await;
+    assert_eq!(m.expect("an answer").response_code, ResponseCode::NoError);
+    let took = wait_until(LIMIT, || !is_up(&ls, 1))
+        .await
+        .expect("the sweep never marked the silent backend down");
+    eprintln!(
+        "every_queries: silent backend down {} ms after the 4th query",
+        took.as_millis()
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "down after {took:?}: not the query trigger"
+    );
+    assert!(is_up(&ls, 0), "the live backend stays up");
+    ls.stop().await;
+    live.stop().await;
+}
