@@ -515,13 +515,17 @@ pub fn servfail_for(raw: &[u8]) -> Option<Vec<u8>> {
 /// OPT, or the rejection the packet itself calls for.
 pub fn error_for(raw: &[u8], rcode: ResponseCode) -> Option<Vec<u8>> {
     match decode_query(raw) {
-        Ok(q) => {
-            let meta = q.response_metadata(rcode);
-            let edns = q.edns.as_ref().map(|e| response_edns(Some(e)));
-            Some(ResponseWriter::new(meta, Some(&q.query), edns.as_ref()).finish(TCP_PAYLOAD_MAX))
-        }
+        Ok(q) => Some(rcode_answer(&q, rcode)),
         Err(r) => r.response(),
     }
+}
+
+/// An answer with `rcode` and no records to a query already decoded,
+/// echoing its question and OPT.
+pub fn rcode_answer(q: &ClientQuery, rcode: ResponseCode) -> Vec<u8> {
+    let meta = q.response_metadata(rcode);
+    let edns = q.edns.as_ref().map(|e| response_edns(Some(e)));
+    ResponseWriter::new(meta, Some(&q.query), edns.as_ref()).finish(TCP_PAYLOAD_MAX)
 }
 
 #[cfg(test)]

@@ -255,15 +255,10 @@ async fn run_ls(cfg: Config, children: Option<&Supervisor>, extra: StatusExtra) 
     };
     let addrs = listeners.local_addrs().to_vec();
     let token = CancellationToken::new();
-    let opts = ServerOptions {
-        workers: lsc.workers,
-        max_inflight: lsc.max_inflight,
-        ..ServerOptions::default()
-    };
     let server = tokio::spawn(dnslb::ls::serve(
         balancer.clone(),
         listeners,
-        opts,
+        dnslb::ls::server_options(&lsc),
         token.clone(),
     ));
     let metrics = metrics_listener.map(|l| {

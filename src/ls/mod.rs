@@ -314,6 +314,15 @@ impl LsState {
     }
 }
 
+/// The server-layer limits of an `[ls]` section.
+pub fn server_options(c: &LsConfig) -> crate::server::ServerOptions {
+    crate::server::ServerOptions {
+        workers: c.workers,
+        max_inflight: c.max_inflight,
+        ..crate::server::ServerOptions::default()
+    }
+}
+
 /// Serves `listeners` with `balancer` and runs its health checks, until
 /// `token` is cancelled; returns when both have stopped.
 pub async fn serve(

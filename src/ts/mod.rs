@@ -286,9 +286,7 @@ impl TableServer {
             Ok(q) => q,
             Err(reject) => return reject.response().map_or(Reply::Drop, Reply::One),
         };
-        let refuse = |_: &ClientQuery| {
-            dns::error_for(req.raw, ResponseCode::Refused).map_or(Reply::Drop, Reply::One)
-        };
+        let refuse = |q: &ClientQuery| Reply::One(dns::rcode_answer(q, ResponseCode::Refused));
         // We are a primary: NOTIFY is for secondaries.
         if q.header.metadata.op_code == OpCode::Notify || q.query.query_class() != DNSClass::IN {
             return refuse(&q);

@@ -401,37 +401,26 @@ fn ts_refuses_a_missing_zone_file() {
     assert!(line.contains(&format!("{missing}: cannot read")), "{line}");
 }
 
+/// `dnslb ts` on an address already taken: one line naming the address, with
+/// the OS error once (it was once printed twice, as Display and as source).
+fn ts_on_a_taken_address(addr: &str, what: &str) {
+    let zone = data_dir().join("zones/good.txt");
+    let out = run(&["ts", "--listen", addr, "--zone", zone.to_str().unwrap()]);
+    let line = assert_one_line_failure(&out, what);
+    assert!(line.contains(addr) && line.contains("in use"), "{line}");
+    assert_eq!(line.matches("in use").count(), 1, "{line}");
+}
+
 #[test]
 fn ts_refuses_a_udp_port_in_use() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = taken.local_addr().unwrap().to_string();
-    let zone = data_dir().join("zones/good.txt");
-    let out = run(&["ts", "--listen", &addr, "--zone", zone.to_str().unwrap()]);
-    let line = assert_one_line_failure(&out, "udp port in use");
-    assert!(line.contains(&addr) && line.contains("in use"), "{line}");
-    drop(taken);
+    ts_on_a_taken_address(&taken.local_addr().unwrap().to_string(), "udp port in use");
 }
 
 #[test]
 fn ts_refuses_a_tcp_port_in_use() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = taken.local_addr().unwrap().to_string();
-    let zone = data_dir().join("zones/good.txt");
-    let out = run(&["ts", "--listen", &addr, "--zone", zone.to_str().unwrap()]);
-    let line = assert_one_line_failure(&out, "tcp port in use");
-    assert!(line.contains(&addr) && line.contains("in use"), "{line}");
-    drop(taken);
-}
-
-/// The OS error appears once (it was once printed twice, as Display and as source).
-#[test]
-fn ts_port_in_use_names_the_os_error_once() {
-    let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = taken.local_addr().unwrap().to_string();
-    let zone = data_dir().join("zones/good.txt");
-    let out = run(&["ts", "--listen", &addr, "--zone", zone.to_str().unwrap()]);
-    let line = assert_one_line_failure(&out, "port in use");
-    assert_eq!(line.matches("in use").count(), 1, "{line}");
+    ts_on_a_taken_address(&taken.local_addr().unwrap().to_string(), "tcp port in use");
 }
 
 #[test]

@@ -232,15 +232,10 @@ pub async fn start_ls(cfg: dnslb::config::LsConfig) -> TestLs {
     let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], cfg.workers).unwrap();
     let addr = listeners.local_addrs()[0];
     let token = CancellationToken::new();
-    let opts = ServerOptions {
-        workers: cfg.workers,
-        max_inflight: cfg.max_inflight,
-        ..ServerOptions::default()
-    };
     let task = tokio::spawn(dnslb::ls::serve(
         balancer.clone(),
         listeners,
-        opts,
+        dnslb::ls::server_options(&cfg),
         token.clone(),
     ));
     TestLs {
