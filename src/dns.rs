@@ -355,6 +355,10 @@ pub struct WireHeader {
     pub flags: u16,
     /// Number of questions.
     pub qdcount: u16,
+    /// Number of answer records.
+    pub ancount: u16,
+    /// Number of authority records.
+    pub nscount: u16,
 }
 
 impl WireHeader {
@@ -366,12 +370,19 @@ impl WireHeader {
             id: word(0),
             flags: word(2),
             qdcount: word(4),
+            ancount: word(6),
+            nscount: word(8),
         })
     }
 
     /// QR: this is a response.
     pub fn is_response(&self) -> bool {
         self.flags & 0x8000 != 0
+    }
+
+    /// AA: the answer is authoritative.
+    pub fn authoritative(&self) -> bool {
+        self.flags & 0x0400 != 0
     }
 
     /// TC: the message was truncated.
@@ -438,7 +449,7 @@ pub fn same_question(resp: &[u8], question: &[u8]) -> bool {
 pub const EDE_NO_REACHABLE_AUTHORITY: u16 = 22;
 
 /// The answer the LS makes up when no backend gave a final one: the client's
-/// ID and question, QR=1, RD copied, RA=1, AA=0, a root SOA whose negative
+/// ID and question, QR=1, RD copied, RA=0, AA=0, a root SOA whose negative
 /// TTL is `synth_ttl` (RFC 2308), and, when the query had an OPT, an OPT with
 /// an Extended DNS Error (code 22) whose text says what happened. It is
 /// sized for the client's `transport` like any other answer.
@@ -450,7 +461,9 @@ pub fn synthesized(
     ede_text: &str,
 ) -> Vec<u8> {
     let mut meta = q.response_metadata(rcode);
-    meta.recursion_available = true;
+    // RA=0 as the backends answer: a resolver in front takes a server that
+    // says RA=1 without AA for a lame recursive one.
+    meta.recursion_available = false;
     meta.authoritative = false;
     let soa = synth_soa(synth_ttl);
     let root = Name::root();

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use dnslb::cli::{Cli, Command, TsArgs};
 use dnslb::config::{Config, Fault, LsConfig, OnMiss};
-use dnslb::ls::Balancer;
+use dnslb::ls::{Balancer, health};
 use dnslb::metrics::StatusExtra;
 use dnslb::resolve::ResolveOptions;
 use dnslb::server::{self, Listeners, ServerOptions};
@@ -38,10 +38,16 @@ fn main() -> ExitCode {
 
 fn init_tracing(filter: Option<&str>) {
     use tracing_subscriber::EnvFilter;
-    let filter = std::env::var("RUST_LOG")
+    let mut filter = std::env::var("RUST_LOG")
         .ok()
         .or(filter.map(str::to_owned))
         .unwrap_or_else(|| "info".to_owned());
+    // hickory-proto logs a warning per malformed packet (e.g. a bad EDNS
+    // option): any client could flood the log. Its errors only, unless the
+    // filter names it.
+    if !filter.contains("hickory") {
+        filter.push_str(",hickory_proto=error");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
@@ -104,10 +110,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ls { config } => {
             let cfg = Config::load(&config)?;
             let workers = ls_section(&cfg)?.workers;
-            runtime(workers)?.block_on(run_ls(cfg, None, StatusExtra::default()))?;
+            runtime(workers)?.block_on(run_ls(cfg))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Up { config } => {
+            // Nothing starts unless the whole config and every zone is good.
+            let problems = dnslb::check::check(&config);
+            if !problems.is_empty() {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                eprintln!(
+                    "dnslb: error: {}: nothing started; fix the problems above",
+                    config.display()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
             let cfg = Config::load(&config)?;
             let workers = ls_section(&cfg)?.workers;
             runtime(workers)?.block_on(run_up(cfg))?;
@@ -189,8 +207,49 @@ fn ls_section(cfg: &Config) -> Result<&LsConfig> {
         .with_context(|| format!("{}: no [ls] section", cfg.path.display()))
 }
 
+/// How long `dnslb up` waits for its table servers to answer before it
+/// serves clients anyway (and names the late ones).
+const STARTUP_WAIT: Duration = Duration::from_secs(10);
+
+/// Every socket the LS serves on, bound before anything else happens.
+struct LsSockets {
+    dns: Listeners,
+    metrics: Option<tokio::net::TcpListener>,
+}
+
+impl LsSockets {
+    async fn bind(lsc: &LsConfig) -> Result<Self> {
+        let dns = Listeners::bind(&lsc.listen, lsc.workers)?;
+        let metrics = match lsc.metrics {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on ls.metrics {addr}"))?,
+            ),
+            None => None,
+        };
+        Ok(LsSockets { dns, metrics })
+    }
+}
+
+/// Checks that each `[[ts]]` address can be bound now, so that `up` refuses
+/// to start rather than restart a child that can never listen.
+fn check_ts_ports(cfg: &Config) -> Result<()> {
+    for t in &cfg.ts {
+        Listeners::bind(&[t.listen], 1)
+            .with_context(|| format!("{}: [[ts]] {}", cfg.path.display(), t.name))?;
+    }
+    Ok(())
+}
+
 /// `dnslb up`: the TS children under a supervisor, and the LS here.
 async fn run_up(cfg: Config) -> Result<()> {
+    let mut signals = Signals::new().context("cannot install signal handlers")?;
+    let lsc = ls_section(&cfg)?.clone();
+    check_ts_ports(&cfg)?;
+    // Every LS socket is bound before any child exists: between fork and
+    // exec a child holds copies of the parent's sockets.
+    let sockets = LsSockets::bind(&lsc).await?;
     let exe = std::env::current_exe().context("cannot find the dnslb executable")?;
     // Children may not share our working folder forever: give them an absolute path.
     let config_path = std::fs::canonicalize(&cfg.path).unwrap_or_else(|_| cfg.path.clone());
@@ -209,11 +268,11 @@ async fn run_up(cfg: Config) -> Result<()> {
             ],
         })
         .collect();
-    let token = CancellationToken::new();
+    let root = CancellationToken::new();
     let sup = Arc::new(Supervisor::start(
         specs,
         Backoff::default(),
-        token.child_token(),
+        root.child_token(),
     ));
     // The status page lists the children; it must not keep the supervisor alive.
     let weak = Arc::downgrade(&sup);
@@ -230,43 +289,114 @@ async fn run_up(cfg: Config) -> Result<()> {
                 .unwrap_or_default()
         })),
     };
-    let result = run_ls(cfg, Some(&sup), extra).await;
+    let balancer = Arc::new(Balancer::new(&lsc));
+    // Clients are served once the table servers answer (their queries wait
+    // in the bound sockets meanwhile), or after a bounded wait.
+    let stopped = {
+        let first = health::first_round(&balancer, STARTUP_WAIT);
+        tokio::pin!(first);
+        loop {
+            tokio::select! {
+                late = &mut first => {
+                    if !late.is_empty() {
+                        warn!(late = ?late, waited = ?STARTUP_WAIT,
+                              "serving although these backends have not answered yet");
+                    }
+                    break false;
+                }
+                sig = signals.next() => match sig {
+                    Signal::Stop => break true,
+                    Signal::Reload => sup.signal_all(SupervisorSignal::Hup),
+                },
+            }
+        }
+    };
+    let result = if stopped {
+        info!("stopped before serving");
+        Ok(())
+    } else {
+        serve_ls(
+            &cfg,
+            &lsc,
+            sockets,
+            balancer,
+            &mut signals,
+            Some(&sup),
+            extra,
+            &root,
+        )
+        .await
+    };
+    // Clients' queries are all answered (drained) before the children stop.
     if let Some(sup) = Arc::into_inner(sup) {
         sup.shutdown(SHUTDOWN_GRACE).await;
     }
+    root.cancel();
     result
 }
 
-/// The LS until SIGINT/SIGTERM; SIGHUP reloads it (and the TS children of `up`).
-async fn run_ls(cfg: Config, children: Option<&Supervisor>, extra: StatusExtra) -> Result<()> {
+/// `dnslb ls`: the LS alone.
+async fn run_ls(cfg: Config) -> Result<()> {
     let mut signals = Signals::new().context("cannot install signal handlers")?;
     let lsc = ls_section(&cfg)?.clone();
+    let sockets = LsSockets::bind(&lsc).await?;
     let balancer = Arc::new(Balancer::new(&lsc));
-    let listeners = Listeners::bind(&lsc.listen, lsc.workers)?;
-    let metrics_listener = match lsc.metrics {
-        Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on ls.metrics {addr}"))?;
-            info!(addr = %l.local_addr()?, "metrics and status page ready");
-            Some(l)
-        }
-        None => None,
-    };
-    let addrs = listeners.local_addrs().to_vec();
-    let token = CancellationToken::new();
+    // One round of probes first, so that no backend is skipped as down
+    // merely because it has not been asked yet.
+    let wait = Duration::from_millis(lsc.health.timeout_ms.max(1));
+    let late = health::first_round(&balancer, wait).await;
+    if !late.is_empty() {
+        warn!(late = ?late, "these backends did not answer the first probe; down until they do");
+    }
+    let root = CancellationToken::new();
+    let result = serve_ls(
+        &cfg,
+        &lsc,
+        sockets,
+        balancer,
+        &mut signals,
+        None,
+        StatusExtra::default(),
+        &root,
+    )
+    .await;
+    root.cancel();
+    result
+}
+
+/// Serves the LS on `sockets` until SIGINT/SIGTERM; SIGHUP reloads it (and
+/// the TS children of `up`). Stopping drains: the listeners close, every
+/// query in flight is answered, then the metrics server stops.
+#[allow(clippy::too_many_arguments)]
+async fn serve_ls(
+    cfg: &Config,
+    lsc: &LsConfig,
+    sockets: LsSockets,
+    balancer: Arc<Balancer>,
+    signals: &mut Signals,
+    children: Option<&Supervisor>,
+    extra: StatusExtra,
+    root: &CancellationToken,
+) -> Result<()> {
+    let addrs = sockets.dns.local_addrs().to_vec();
+    let dns_token = root.child_token();
     let server = tokio::spawn(dnslb::ls::serve(
         balancer.clone(),
-        listeners,
-        dnslb::ls::server_options(&lsc),
-        token.clone(),
+        sockets.dns,
+        dnslb::ls::server_options(lsc),
+        dns_token.clone(),
     ));
-    let metrics = metrics_listener.map(|l| {
+    // Its own token: the metrics server stopping can never stop the LS.
+    let metrics_token = root.child_token();
+    let metrics = sockets.metrics.map(|l| {
+        if let Ok(addr) = l.local_addr() {
+            info!(%addr, "metrics and status page ready");
+        }
         tokio::spawn(dnslb::metrics::serve(
             l,
             balancer.clone(),
             extra,
-            token.clone(),
+            metrics_token.clone(),
         ))
     });
     let backends: Vec<String> = lsc
@@ -301,15 +431,15 @@ async fn run_ls(cfg: Config, children: Option<&Supervisor>, extra: StatusExtra) 
             }
         }
     }
-    info!("stopping");
-    token.cancel();
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        let _ = server.await;
-        if let Some(m) = metrics {
-            let _ = m.await;
-        }
-    })
-    .await;
+    info!("stopping: answering the queries in flight");
+    dns_token.cancel();
+    // The server bounds its own drain (timeout_ms and a grace).
+    let _ = server.await;
+    metrics_token.cancel();
+    if let Some(m) = metrics {
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, m).await;
+    }
+    info!("load balancer stopped");
     Ok(())
 }
 

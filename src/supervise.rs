@@ -14,6 +14,13 @@
 //! [`Supervisor::start`] being cancelled): SIGTERM to every child, a grace
 //! period, SIGKILL to the stragglers, and every child reaped.
 //!
+//! A child's stderr comes through the supervisor, line by line, so that its
+//! lines never interleave with ours mid-line and the last one (the reason a
+//! child exits, e.g. `dnslb: error: zones/ts1.txt:3: ...`) can be repeated
+//! in the supervisor's own report. A child that keeps failing before it runs
+//! stably is reported at `error` level, naming that reason, each time its
+//! backoff grows.
+//!
 //! Children run in their own process group, so a Ctrl-C in the terminal
 //! reaches only `dnslb up`, which then stops them in order. If `dnslb up` dies
 //! abruptly, a child that calls [`die_with_supervisor`] at start-up gets
@@ -27,12 +34,13 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, Command};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Environment variable holding the supervisor's PID, set on every child.
 ///
@@ -305,6 +313,70 @@ fn send_signal(pid: u32, sig: Signal) -> io::Result<()> {
     rustix::process::kill_process(pid, sig).map_err(io::Error::from)
 }
 
+/// Failures in a row (without a stable run in between) from which a child's
+/// exits are reported as errors.
+pub const LOUD_AFTER_FAILURES: u32 = 3;
+/// How long the supervisor keeps reading an exited child's last lines.
+const LAST_LINES_WAIT: Duration = Duration::from_millis(500);
+/// Longest child line kept as the reason it exited.
+const REASON_MAX: usize = 300;
+
+/// Whether the failure that brought a child to `failures` in a row (and a
+/// restart delay of `delay`, after `previous` before it) is reported at
+/// `error` level: from [`LOUD_AFTER_FAILURES`] on, each time the delay grows.
+pub fn loud_failure(failures: u32, delay: Duration, previous: Duration) -> bool {
+    failures >= LOUD_AFTER_FAILURES && delay > previous
+}
+
+/// A child's stderr, forwarded line by line to ours; remembers its last line.
+struct ChildOutput {
+    lines: Option<Lines<BufReader<ChildStderr>>>,
+    last: Option<String>,
+}
+
+impl ChildOutput {
+    fn new(stderr: Option<ChildStderr>) -> Self {
+        ChildOutput {
+            lines: stderr.map(|e| BufReader::new(e).lines()),
+            last: None,
+        }
+    }
+
+    /// Forwards the next line; false at the end of the output.
+    async fn forward_one(&mut self) -> bool {
+        let Some(lines) = self.lines.as_mut() else {
+            return false;
+        };
+        match lines.next_line().await {
+            Ok(Some(line)) => {
+                use std::io::Write;
+                // One write per line: never interleaved mid-line.
+                let mut out = std::io::stderr().lock();
+                let _ = out.write_all(format!("{line}\n").as_bytes());
+                if !line.trim().is_empty() {
+                    self.last = Some(line.chars().take(REASON_MAX).collect());
+                }
+                true
+            }
+            Ok(None) | Err(_) => {
+                self.lines = None;
+                false
+            }
+        }
+    }
+
+    /// Forwards whatever is left of an exited child's output (bounded).
+    async fn drain(&mut self) {
+        let _ = tokio::time::timeout(LAST_LINES_WAIT, async { while self.forward_one().await {} })
+            .await;
+    }
+
+    /// The child's last line, or a placeholder.
+    fn reason(&self) -> &str {
+        self.last.as_deref().unwrap_or("(it printed nothing)")
+    }
+}
+
 /// How one run of a child ended.
 enum RunEnd {
     /// It exited (or was killed) on its own; restart it.
@@ -327,6 +399,7 @@ impl ChildTask {
     async fn run(mut self) {
         let name = self.spec.name.clone();
         let mut failures: u32 = 0;
+        let mut previous = Duration::ZERO;
         while !self.stop.is_cancelled() {
             let delay = match self.command().spawn() {
                 Ok(mut child) => {
@@ -334,23 +407,31 @@ impl ChildTask {
                     let pid = child.id().unwrap_or(0);
                     self.slot.pid.store(pid, Ordering::Release);
                     info!(ts = %name, pid, "table server started");
-                    let end = self.supervise(&mut child).await;
+                    let mut output = ChildOutput::new(child.stderr.take());
+                    let end = self.supervise(&mut child, &mut output).await;
                     self.slot.pid.store(0, Ordering::Release);
                     match end {
                         RunEnd::Stopped => return,
                         RunEnd::Exited(_) if self.stop.is_cancelled() => return,
                         RunEnd::Exited(result) => {
+                            output.drain().await;
                             failures = self.backoff.failures_after(failures, started.elapsed());
                             let delay = self.backoff.next_delay(failures);
-                            match result {
-                                Ok(status) => warn!(
-                                    ts = %name, status = %status, restart_in = ?delay,
-                                    "table server exited; restarting"
-                                ),
-                                Err(err) => warn!(
-                                    ts = %name, status = %err, restart_in = ?delay,
-                                    "table server exited; restarting"
-                                ),
+                            let status = match result {
+                                Ok(status) => status.to_string(),
+                                Err(err) => err.to_string(),
+                            };
+                            if loud_failure(failures, delay, previous) {
+                                error!(
+                                    ts = %name, %status, failures, restart_in = ?delay,
+                                    reason = output.reason(),
+                                    "table server keeps failing; its backend stays down"
+                                );
+                            } else {
+                                warn!(
+                                    ts = %name, %status, restart_in = ?delay,
+                                    reason = output.reason(), "table server exited; restarting"
+                                );
                             }
                             delay
                         }
@@ -366,6 +447,7 @@ impl ChildTask {
                     delay
                 }
             };
+            previous = delay;
             self.slot.restarts.fetch_add(1, Ordering::Relaxed);
             if !self.wait_backoff(delay).await {
                 return;
@@ -379,7 +461,7 @@ impl ChildTask {
             .env(SUPERVISOR_PID_ENV, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             // Own process group: a terminal's Ctrl-C goes to `dnslb up` only,
             // which then stops the children itself.
             .process_group(0)
@@ -401,11 +483,13 @@ impl ChildTask {
         }
     }
 
-    /// Waits for `child` to exit, forwarding signals; on stop, terminates it.
-    async fn supervise(&mut self, child: &mut Child) -> RunEnd {
+    /// Waits for `child` to exit, forwarding signals and its output; on
+    /// stop, terminates it.
+    async fn supervise(&mut self, child: &mut Child, output: &mut ChildOutput) -> RunEnd {
         loop {
             tokio::select! {
                 result = child.wait() => return RunEnd::Exited(result),
+                _ = output.forward_one(), if output.lines.is_some() => {}
                 () = self.stop.cancelled() => break,
                 Some(sig) = self.signals.recv() => {
                     if let Some(result) = self.deliver(child, sig.to_unix()) {
@@ -416,8 +500,13 @@ impl ChildTask {
         }
         // Stopping: SIGTERM, then wait until it exits or the grace is over.
         if self.deliver(child, Signal::TERM).is_none() {
+            let exited = async {
+                // Its last lines still come through while it stops.
+                let (r, ()) = tokio::join!(child.wait(), output.drain());
+                r
+            };
             tokio::select! {
-                _ = child.wait() => {}
+                _ = exited => {}
                 () = self.kill.cancelled() => {
                     // SIGKILL unless already reaped; then reap.
                     if let Err(err) = child.start_kill() {

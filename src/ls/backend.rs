@@ -21,8 +21,10 @@ pub struct Backend {
     pub addr: SocketAddr,
     /// Share for `weighted-random`.
     pub weight: u32,
-    /// Health: false once marked down.
+    /// Health: true once a probe succeeded, false once marked down.
     up: AtomicBool,
+    /// Whether any probe has succeeded yet (before that, it is not up).
+    proven: AtomicBool,
     /// Live counters.
     pub stats: BackendStats,
     /// Rise/fall state of the health checks.
@@ -68,13 +70,16 @@ pub struct BackendView {
 }
 
 impl Backend {
-    /// A backend from its config section, starting up.
-    pub fn from_config(c: &BackendConfig) -> Self {
+    /// A backend from its config section. With health checks (`probed`) it
+    /// starts down and counts as up once a probe has succeeded; without, it
+    /// is up from the start.
+    pub fn from_config(c: &BackendConfig, probed: bool) -> Self {
         Backend {
             name: c.name.clone(),
             addr: c.addr,
             weight: c.weight,
-            up: AtomicBool::new(true),
+            up: AtomicBool::new(!probed),
+            proven: AtomicBool::new(!probed),
             stats: BackendStats::default(),
             health: super::health::HealthCell::default(),
             hedge: super::hedge::AdaptiveDelay::default(),
@@ -88,7 +93,15 @@ impl Backend {
 
     /// Marks it up or down; returns the previous state.
     pub fn set_up(&self, up: bool) -> bool {
+        if up {
+            self.proven.store(true, Relaxed);
+        }
         self.up.swap(up, Relaxed)
+    }
+
+    /// Whether a probe (or an operator) has ever found it up.
+    pub fn is_proven(&self) -> bool {
+        self.proven.load(Relaxed)
     }
 
     /// Snapshot for ordering.

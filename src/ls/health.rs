@@ -8,8 +8,8 @@
 //! times out counts as a failure of every backend it asked. Each flip is
 //! logged once. Probes run on their own task, never in a client's path.
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, Query, ResponseCode};
@@ -73,12 +73,18 @@ pub struct HealthPolicy {
 pub struct HealthCell(Mutex<Hysteresis>);
 
 impl HealthCell {
-    /// Applies one result to `b` under `p`, logging a flip.
+    /// Applies one result to `b` under `p`, logging a flip. A backend never
+    /// found up yet goes up on its first success (it was only waiting to be
+    /// heard from, not failing).
     pub fn record(&self, b: &Backend, ok: bool, p: &HealthPolicy, why: &str) {
-        let flip = match self.0.lock() {
-            Ok(mut h) => h.observe(b.is_up(), ok, p.fall, p.rise),
-            Err(poisoned) => poisoned.into_inner().observe(b.is_up(), ok, p.fall, p.rise),
+        let mut h = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let flip = if ok && !b.is_proven() {
+            *h = Hysteresis::default();
+            Some(true)
+        } else {
+            h.observe(b.is_up(), ok, p.fall, p.rise)
         };
+        drop(h);
         match flip {
             Some(true) => {
                 b.set_up(true);
@@ -93,15 +99,16 @@ impl HealthCell {
     }
 }
 
-/// One probe of `b`: true when it answered with anything but SERVFAIL.
-async fn probe(state: &LsState, b: &Backend, p: &HealthPolicy) -> bool {
+/// One probe of `b`, waiting at most `wait`: true when it answered with
+/// anything but SERVFAIL.
+async fn probe(state: &LsState, b: &Backend, p: &HealthPolicy, wait: Duration) -> bool {
     let mut m = Message::query();
     m.add_query(Query::query(p.name.clone(), p.rtype));
     let Ok(mut bytes) = m.to_vec() else {
         return false;
     };
     let question_end = bytes.len();
-    let deadline = Instant::now() + p.timeout;
+    let deadline = Instant::now() + wait;
     match state
         .pool
         .exchange(b.addr, &mut bytes, question_end, deadline, None, None)
@@ -123,17 +130,72 @@ async fn sweep(balancer: &Balancer) {
         let state = state.clone();
         let p = p.clone();
         async move {
-            let ok = probe(&state, b, &p).await;
+            let ok = probe(&state, b, &p, p.timeout).await;
             b.health.record(b, ok, &p, "probe failed");
         }
     });
     futures_util::future::join_all(probes).await;
 }
 
+/// How often the start-up round sends another probe to a backend that has
+/// not answered yet (each probe still waits the configured timeout).
+const FIRST_ROUND_EVERY: Duration = Duration::from_millis(100);
+
+/// The start-up round: probes every backend not yet up, every
+/// [`FIRST_ROUND_EVERY`], until each has answered a probe or `limit` has
+/// passed. Returns the names of the backends still not up (empty when
+/// health checks are off: then every backend is up from the start).
+///
+/// Serving only after this keeps a backend that is still starting from being
+/// taken for one that is down (or, worse, from being skipped while the
+/// others' negative answers are passed on).
+pub async fn first_round(balancer: &Balancer, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut probes = futures_util::stream::FuturesUnordered::new();
+    loop {
+        let state = balancer.state();
+        let Some(p) = state.health.clone() else {
+            return Vec::new();
+        };
+        let late: Vec<Arc<Backend>> = state
+            .backends
+            .iter()
+            .filter(|b| !b.is_up())
+            .cloned()
+            .collect();
+        let now = Instant::now();
+        if late.is_empty() || now >= deadline {
+            return late.iter().map(|b| b.name.clone()).collect();
+        }
+        let wait = p.timeout.min(deadline - now);
+        for b in late {
+            let (state, p) = (state.clone(), p.clone());
+            probes.push(async move {
+                let ok = probe(&state, &b, &p, wait).await;
+                // Failures are not held against a backend still starting.
+                if ok {
+                    b.health.record(&b, ok, &p, "probe failed");
+                }
+            });
+        }
+        let next = Instant::now() + FIRST_ROUND_EVERY;
+        while Instant::now() < next {
+            tokio::select! {
+                Some(()) = futures_util::StreamExt::next(&mut probes), if !probes.is_empty() => {
+                    if state.backends.iter().all(|b| b.is_up()) {
+                        break;
+                    }
+                }
+                () = tokio::time::sleep_until(next) => {}
+            }
+        }
+    }
+}
+
 /// Wakes the probe loop after every `every_queries` client queries.
 #[derive(Debug, Default)]
 pub struct QueryTrigger {
-    notify: Notify,
+    pub(crate) notify: Notify,
 }
 
 impl QueryTrigger {

@@ -161,24 +161,6 @@ impl LsState {
         pool: Arc<pool::UpstreamPool>,
         old: Option<&LsState>,
     ) -> Self {
-        // A backend with the same name and address keeps its counters and health.
-        let backends: Vec<Arc<Backend>> = c
-            .backend
-            .iter()
-            .map(|bc| {
-                old.and_then(|o| {
-                    o.backends
-                        .iter()
-                        .find(|b| b.name == bc.name && b.addr == bc.addr && b.weight == bc.weight)
-                        .cloned()
-                })
-                .unwrap_or_else(|| Arc::new(Backend::from_config(bc)))
-            })
-            .collect();
-        let backend_hashes = backends
-            .iter()
-            .map(|b| order::name_hash(b.name.as_bytes()))
-            .collect();
         let health = c
             .health
             .probe_question()
@@ -192,6 +174,24 @@ impl LsState {
                 rise: c.health.rise,
                 timeout: Duration::from_millis(c.health.timeout_ms.max(1)),
             });
+        // A backend with the same name and address keeps its counters and health.
+        let backends: Vec<Arc<Backend>> = c
+            .backend
+            .iter()
+            .map(|bc| {
+                old.and_then(|o| {
+                    o.backends
+                        .iter()
+                        .find(|b| b.name == bc.name && b.addr == bc.addr && b.weight == bc.weight)
+                        .cloned()
+                })
+                .unwrap_or_else(|| Arc::new(Backend::from_config(bc, health.is_some())))
+            })
+            .collect();
+        let backend_hashes = backends
+            .iter()
+            .map(|b| order::name_hash(b.name.as_bytes()))
+            .collect();
         LsState {
             policy: Policy::from_config(c),
             backends,
@@ -314,11 +314,16 @@ impl LsState {
     }
 }
 
+/// Time beyond `timeout_ms` a stopping LS gives its queries in flight.
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
+
 /// The server-layer limits of an `[ls]` section.
 pub fn server_options(c: &LsConfig) -> crate::server::ServerOptions {
     crate::server::ServerOptions {
         workers: c.workers,
         max_inflight: c.max_inflight,
+        // A query in flight ends by its deadline at the latest.
+        drain_grace: Duration::from_millis(c.timeout_ms) + DRAIN_MARGIN,
         ..crate::server::ServerOptions::default()
     }
 }
@@ -364,6 +369,8 @@ impl Balancer {
         let old = self.state.load_full();
         let new = LsState::new(c, self.metrics.clone(), self.pool.clone(), Some(&old));
         self.state.store(Arc::new(new));
+        // New backends are down until probed: probe them now.
+        self.trigger.notify.notify_one();
     }
 
     /// The current snapshot.

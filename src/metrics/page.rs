@@ -405,6 +405,8 @@ mod tests {
             ("ts1", "127.0.0.1:5301"),
             ("<b>", "127.0.0.1:5302"),
         ]));
+        // Backends start down until probed: ts1 has answered a probe.
+        b.state().backends[0].set_up(true);
         b.state().backends[1].set_up(false);
         let t0 = Instant::now();
         let mut history = History::default();

@@ -243,6 +243,8 @@ mod tests {
         let s = b.state();
         s.backends[0].stats.wins.fetch_add(3, Relaxed);
         s.backends[1].stats.outstanding.fetch_add(2, Relaxed);
+        // Backends start down until probed: ts1 has answered a probe.
+        s.backends[0].set_up(true);
         s.backends[1].set_up(false);
         let text = render_prometheus(&b);
         for line in [

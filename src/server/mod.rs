@@ -77,6 +77,9 @@ pub struct ServerOptions {
     pub tcp_idle_timeout: Duration,
     /// Queries one TCP connection may have in progress (RFC 7766 pipelining).
     pub tcp_max_pipeline: usize,
+    /// After shutdown is asked, how long queries already in flight may take to
+    /// be answered before they are abandoned.
+    pub drain_grace: Duration,
 }
 
 impl Default for ServerOptions {
@@ -87,6 +90,7 @@ impl Default for ServerOptions {
             tcp_max_connections: 1_024,
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_max_pipeline: 64,
+            drain_grace: Duration::from_secs(5),
         }
     }
 }
@@ -130,12 +134,18 @@ pub(crate) struct Shared<H> {
     pub(crate) handler: Arc<H>,
     pub(crate) inflight: Arc<Semaphore>,
     pub(crate) opts: ServerOptions,
+    /// Cancelled to stop accepting: listeners end, queries in flight finish.
     pub(crate) token: CancellationToken,
+    /// Cancelled when the drain grace is over: whatever is left is abandoned.
+    pub(crate) abort: CancellationToken,
     pub(crate) tracker: TaskTracker,
 }
 
-/// Serves `listeners` with `handler` until `token` is cancelled, then waits
-/// for every task (listeners, connections, deferred answers) to stop.
+/// Serves `listeners` with `handler` until `token` is cancelled, then
+/// drains: the listeners stop taking queries, every query already in flight
+/// is answered (TCP connections finish their pipelined queries and close),
+/// and whatever is still running after [`ServerOptions::drain_grace`] is
+/// abandoned. Returns when every task has stopped.
 pub async fn serve<H: Handler>(
     listeners: Listeners,
     handler: Arc<H>,
@@ -143,11 +153,14 @@ pub async fn serve<H: Handler>(
     token: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
+    let abort = CancellationToken::new();
+    let grace = opts.drain_grace;
     let shared = Arc::new(Shared {
         handler,
         inflight: Arc::new(Semaphore::new(opts.max_inflight.max(1))),
         opts,
         token: token.clone(),
+        abort: abort.clone(),
         tracker: tracker.clone(),
     });
     for sock in listeners.udp {
@@ -158,5 +171,10 @@ pub async fn serve<H: Handler>(
         tracker.spawn(tcp::accept_loop(l, shared.clone(), conns.clone()));
     }
     tracker.close();
-    tracker.wait().await;
+    token.cancelled().await;
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(grace = ?grace, "queries still in flight after the drain grace; abandoned");
+        abort.cancel();
+        tracker.wait().await;
+    }
 }

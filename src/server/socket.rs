@@ -52,14 +52,13 @@ fn tcp_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Times [`bind_pair`] tries another port when port 0 was asked and the port
-/// the kernel picked for UDP is taken for TCP.
+/// the kernel picked for TCP is taken for UDP.
 const PORT_ZERO_ATTEMPTS: usize = 16;
 
-/// Binds `workers` UDP sockets and one TCP listener on `addr`.
+/// Binds one TCP listener and `workers` UDP sockets on `addr`.
 ///
-/// With port 0 the kernel picks a free UDP port, which may be in use for TCP
-/// (another listener, or a connection's ephemeral port): another port is then
-/// tried, a few times.
+/// With port 0 the kernel picks a free TCP port, which may be in use for UDP
+/// by another program: another port is then tried, a few times.
 ///
 /// # Errors
 /// [`BindError`] naming the address and protocol.
@@ -82,11 +81,15 @@ pub fn bind_pair(
     }
 }
 
-/// Binds `workers` UDP sockets and one TCP listener on `addr`, once.
+/// Binds one TCP listener and `workers` UDP sockets on `addr`, once; every
+/// socket bound here is kept (nothing is closed and bound again, so a port
+/// is never free for a moment in between).
 ///
-/// A plain (non-reuseport) UDP socket is bound first: it fails if anyone else
-/// holds the port, even with SO_REUSEPORT, so two servers never silently share
-/// a port; it also resolves port 0. It is then replaced by the worker sockets.
+/// TCP comes first and without SO_REUSEPORT: it fails if anyone else holds
+/// the port for TCP (another dnslb does), which makes it the exclusivity
+/// check, and it resolves port 0. The UDP sockets then join on that port
+/// with SO_REUSEPORT, one per worker; a UDP socket bound there without
+/// SO_REUSEPORT (another DNS server) makes that fail too.
 ///
 /// # Errors
 /// [`BindError`] naming the address and protocol.
@@ -94,23 +97,23 @@ fn bind_pair_once(
     addr: SocketAddr,
     workers: usize,
 ) -> Result<(Vec<UdpSocket>, TcpListener, SocketAddr), BindError> {
-    let udp_err = |source| BindError {
+    let tcp = tcp_listener(addr).map_err(|source| BindError {
         addr,
-        proto: "udp",
-        source,
-    };
-    let probe = udp_socket(addr, false).map_err(udp_err)?;
-    let bound = probe.local_addr().map_err(udp_err)?;
-    // TCP first on the resolved port while the probe still holds UDP.
-    let tcp = tcp_listener(bound).map_err(|source| BindError {
-        addr: bound,
         proto: "tcp",
         source,
     })?;
-    drop(probe);
-    let udp = (0..workers)
+    let bound = tcp.local_addr().map_err(|source| BindError {
+        addr,
+        proto: "tcp",
+        source,
+    })?;
+    let udp = (0..workers.max(1))
         .map(|_| udp_socket(bound, true))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(udp_err)?;
+        .map_err(|source| BindError {
+            addr: bound,
+            proto: "udp",
+            source,
+        })?;
     Ok((udp, tcp, bound))
 }

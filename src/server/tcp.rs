@@ -89,7 +89,9 @@ impl<H: Handler> Connection<H> {
             }
             let mut chunk = [0u8; 4096];
             tokio::select! {
-                _ = self.shared.token.cancelled() => break,
+                _ = self.shared.abort.cancelled() => break,
+                // Stopping: read no more queries, answer those in progress.
+                _ = self.shared.token.cancelled(), if !eof => eof = true,
                 Some(done) = self.pending.join_next(), if !self.pending.is_empty() => {
                     let reply = done.unwrap_or_default();
                     if !self.write(reply).await { break; }

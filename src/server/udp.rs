@@ -44,10 +44,12 @@ pub(crate) async fn run<H: Handler>(sock: Arc<UdpSocket>, shared: Arc<Shared<H>>
             Action::Later(fut) => match shared.inflight.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let sock = sock.clone();
-                    let token = shared.token.clone();
+                    // Stopping does not cut a query short (it drains); only
+                    // the end of the drain grace does.
+                    let abort = shared.abort.clone();
                     shared.tracker.spawn(async move {
                         let reply = tokio::select! {
-                            _ = token.cancelled() => return,
+                            _ = abort.cancelled() => return,
                             r = fut => r,
                         };
                         drop(permit);

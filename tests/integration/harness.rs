@@ -226,11 +226,14 @@ pub fn ls_config(backends: &[(&str, SocketAddr)]) -> dnslb::config::LsConfig {
     }
 }
 
-/// Starts an LS on 127.0.0.1:0 with `cfg` (its `listen` is ignored).
+/// Starts an LS on 127.0.0.1:0 with `cfg` (its `listen` is ignored), as
+/// `dnslb ls` does: one round of health probes first, then serving.
 pub async fn start_ls(cfg: dnslb::config::LsConfig) -> TestLs {
     let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
     let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], cfg.workers).unwrap();
     let addr = listeners.local_addrs()[0];
+    let first_probe = Duration::from_millis(cfg.health.timeout_ms);
+    dnslb::ls::health::first_round(&balancer, first_probe).await;
     let token = CancellationToken::new();
     let task = tokio::spawn(dnslb::ls::serve(
         balancer.clone(),
@@ -243,5 +246,73 @@ pub async fn start_ls(cfg: dnslb::config::LsConfig) -> TestLs {
         balancer,
         token,
         task: Some(task),
+    }
+}
+
+/// Whether `q` asks about the root name: the LS's health probe (`. SOA`).
+pub fn is_probe(q: &[u8]) -> bool {
+    q.get(12) == Some(&0)
+}
+
+/// A NOERROR answer with no records to `q` (AA=1): what a stalled backend
+/// still sends its health probes.
+pub fn empty_answer(q: &[u8]) -> Vec<u8> {
+    let mut m = Message::from_vec(q).unwrap();
+    m.metadata.message_type = hickory_proto::op::MessageType::Response;
+    m.metadata.authoritative = true;
+    m.to_vec().unwrap()
+}
+
+/// A stalled backend: it answers the LS's health probes (so it counts as
+/// up) but never a client query. [`Stalled::mute_probes`] silences the
+/// probes too.
+pub struct Stalled {
+    pub addr: SocketAddr,
+    /// Client queries received (probes not counted).
+    pub queries: Arc<std::sync::atomic::AtomicU64>,
+    probes: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stalled {
+    pub async fn start() -> Stalled {
+        use std::sync::atomic::Ordering::Relaxed;
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let queries = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let probes = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (q2, p2) = (queries.clone(), probes.clone());
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_535];
+            loop {
+                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                    continue;
+                };
+                let q = &buf[..n];
+                if !is_probe(q) {
+                    q2.fetch_add(1, Relaxed);
+                } else if p2.load(Relaxed) {
+                    let _ = sock.send_to(&empty_answer(q), from).await;
+                }
+            }
+        });
+        Stalled {
+            addr,
+            queries,
+            probes,
+            task,
+        }
+    }
+
+    /// From now on the probes go unanswered too.
+    pub fn mute_probes(&self) {
+        self.probes
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

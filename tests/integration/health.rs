@@ -22,7 +22,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use dnslb::config::{Fault, HealthConfig, HedgeDelay, Layout, LsConfig, Order, Strategy};
 
 use crate::harness::{
-    TestLs, TestTs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts, tcp, tcp_recv,
+    Stalled, TestLs, TestTs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts, tcp, tcp_recv,
     tcp_send, ts_settings, udp, udp_raw, udp_raw_wait,
 };
 use crate::procs::{Proc, free_port, local, poll_until_async};
@@ -263,17 +263,20 @@ async fn killed_ts_is_marked_down_bypassed_and_marked_up_again() {
 /// fall x (interval + timeout) instead of fall x interval + timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_probe_does_not_stretch_the_probe_period() {
-    // A backend that never answers (a bound socket that never reads), plus a live one.
-    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // A backend that answers the start-up probe, then nothing, plus a live one.
+    let silent = Stalled::start().await;
     let dir = ZoneDir::new();
     let ts = start_ts(ts_settings(vec![
         dir.write("t.txt", "a.example 10.9.0.1 A\n"),
     ]))
     .await;
-    let mut cfg = ls_config(&[("silent", silent.local_addr().unwrap()), ("live", ts.addr)]);
+    let mut cfg = ls_config(&[("silent", silent.addr), ("live", ts.addr)]);
     // Default probe timeout (500 ms) > interval (200 ms).
     cfg.health = health(INTERVAL_MS, FALL, RISE, 500);
     let ls = start_ls(cfg).await;
+    assert!(is_up(&ls, 0), "up after its start-up probe");
+    // The periodic rounds start one interval after start-up.
+    silent.mute_probes();
     let down = wait_until(LIMIT, || !is_up(&ls, 0))
         .await
         .expect("never marked down");
@@ -296,10 +299,10 @@ async fn a_slow_probe_does_not_stretch_the_probe_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_query_timeouts_count_as_health_failures() {
-    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut cfg = ls_config(&[("silent", silent.local_addr().unwrap())]);
-    // Probes effectively off: a round every minute, and the probe a round may send
-    // at start-up waits 10 s, so no probe result lands during the test.
+    // Up by its start-up probe, silent to client queries.
+    let silent = Stalled::start().await;
+    let mut cfg = ls_config(&[("silent", silent.addr)]);
+    // Periodic probes effectively off: a round every minute.
     cfg.health = health(60_000, 3, 2, 10_000);
     cfg.timeout_ms = 150;
     let ls = start_ls(cfg).await;
@@ -962,11 +965,8 @@ async fn every_queries_triggers_a_probe_sweep() {
         dir.write("t.txt", "e.example 10.7.0.1 A\n"),
     ]))
     .await;
-    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut cfg = ls_config(&[
-        ("live", live.addr),
-        ("silent", silent.local_addr().unwrap()),
-    ]);
+    let silent = Stalled::start().await;
+    let mut cfg = ls_config(&[("live", live.addr), ("silent", silent.addr)]);
     cfg.order = Order::Fixed; // client queries only ever reach the live one
     cfg.strategy = Strategy::Hedge;
     cfg.hedge_delay_ms = HedgeDelay::Fixed(1_000);
@@ -975,6 +975,8 @@ async fn every_queries_triggers_a_probe_sweep() {
         ..health(60_000, 1, 1, 50)
     };
     let ls = start_ls(cfg).await;
+    // Up by its start-up probe; from now on it answers nothing.
+    silent.mute_probes();
     for _ in 0..3 {
         let (m, _) = ask(ls.addr, "e.example", Duration::from_secs(2)).await;
         assert_eq!(m.expect("an answer").response_code, ResponseCode::NoError);
