@@ -609,6 +609,24 @@ mod tests {
     }
 
     #[test]
+    fn repeated_start_up_failures_are_loud_each_time_the_backoff_grows() {
+        let b = Backoff::default();
+        let mut previous = Duration::ZERO;
+        let mut loud = Vec::new();
+        for failures in 1..=10 {
+            let delay = b.next_delay(failures);
+            loud.push(loud_failure(failures, delay, previous));
+            previous = delay;
+        }
+        // Quiet for the first two, loud while the delay doubles (3rd to 7th
+        // failure: 800 ms to 10 s), quiet again once it is capped.
+        assert_eq!(
+            loud,
+            [false, false, true, true, true, true, true, false, false, false]
+        );
+    }
+
+    #[test]
     fn supervisor_pid_env() {
         assert_eq!(parse_pid(OsStr::new("1234")).unwrap(), 1234);
         for bad in ["", "0", "-1", "abc", "99999999999"] {

@@ -55,7 +55,8 @@ api.b.test    198.51.100.3  A
 txt.b.test    \"hello\"     TXT
 ";
 
-const STRATEGIES: [Strategy; 3] = [Strategy::Race, Strategy::Hedge, Strategy::Sequential];
+pub(crate) const STRATEGIES: [Strategy; 3] =
+    [Strategy::Race, Strategy::Hedge, Strategy::Sequential];
 
 // ---------------------------------------------------------------------------
 // Helpers: table servers
@@ -119,7 +120,7 @@ async fn start_pair(layout: Layout, k1: Knobs, k2: Knobs) -> Pair {
 }
 
 /// An `[ls]` for `backends` with this strategy and layout, other keys default.
-fn cfg(backends: &[(&str, SocketAddr)], strategy: Strategy, layout: Layout) -> LsConfig {
+pub(crate) fn cfg(backends: &[(&str, SocketAddr)], strategy: Strategy, layout: Layout) -> LsConfig {
     let mut c = ls_config(backends);
     c.strategy = strategy;
     c.layout = layout;
@@ -134,7 +135,7 @@ fn cfg(backends: &[(&str, SocketAddr)], strategy: Strategy, layout: Layout) -> L
 // ---------------------------------------------------------------------------
 
 /// A client query with this ID, RD bit and (optionally) an OPT of 1232 bytes.
-fn wire_query(name: &str, qtype: RecordType, id: u16, rd: bool, edns: bool) -> Vec<u8> {
+pub(crate) fn wire_query(name: &str, qtype: RecordType, id: u16, rd: bool, edns: bool) -> Vec<u8> {
     let mut m = query(name, qtype, edns.then_some(1232));
     m.metadata.id = id;
     m.metadata.recursion_desired = rd;
@@ -158,7 +159,7 @@ fn question_end(raw: &[u8]) -> Option<usize> {
     Some(i + 4).filter(|&end| end <= raw.len())
 }
 
-fn id_of(raw: &[u8]) -> u16 {
+pub(crate) fn id_of(raw: &[u8]) -> u16 {
     u16::from_be_bytes([raw[0], raw[1]])
 }
 
@@ -182,7 +183,7 @@ fn raw_response(query: &[u8], id: u16, rcode: u8, tc: bool, addrs: &[Ipv4Addr]) 
 }
 
 /// Sends `q` over UDP from a fresh socket; the raw answer, decoded, and how long it took.
-async fn exchange(addr: SocketAddr, q: &[u8]) -> (Vec<u8>, Message, Duration) {
+pub(crate) async fn exchange(addr: SocketAddr, q: &[u8]) -> (Vec<u8>, Message, Duration) {
     let t = Instant::now();
     let raw = udp_raw(addr, q).await.expect("an answer over udp");
     let took = t.elapsed();
@@ -191,7 +192,7 @@ async fn exchange(addr: SocketAddr, q: &[u8]) -> (Vec<u8>, Message, Duration) {
 }
 
 /// QR=1, the client's ID, one question, echoed byte for byte (case included).
-fn assert_echo(q: &[u8], resp: &[u8]) {
+pub(crate) fn assert_echo(q: &[u8], resp: &[u8]) {
     assert!(resp.len() >= 12, "a whole header");
     assert_eq!(id_of(resp), id_of(q), "client ID restored");
     assert_ne!(resp[2] & 0x80, 0, "QR=1");
@@ -205,7 +206,7 @@ fn assert_echo(q: &[u8], resp: &[u8]) {
 }
 
 /// The upstream counters of backend `i`: (sent, answered, wins, timeouts, errors, outstanding).
-fn stats(ls: &TestLs, i: usize) -> (u64, u64, u64, u64, u64, u32) {
+pub(crate) fn stats(ls: &TestLs, i: usize) -> (u64, u64, u64, u64, u64, u32) {
     let st = ls.balancer.state();
     let s = &st.backends[i].stats;
     (

@@ -10,6 +10,7 @@ mod ls;
 mod ls_procs;
 mod metrics;
 mod nsd;
+mod partitioned;
 mod procs;
 mod resolve;
 mod ts;
