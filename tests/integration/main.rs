@@ -11,6 +11,7 @@ mod ls_procs;
 mod metrics;
 mod nsd;
 mod procs;
+mod rate_limit;
 mod resolve;
 mod ts;
 mod xfr;
