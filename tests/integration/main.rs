@@ -10,6 +10,7 @@ mod ls;
 mod ls_procs;
 mod metrics;
 mod nsd;
+mod opcodes;
 mod procs;
 mod rate_limit;
 mod resolve;
