@@ -142,7 +142,7 @@ pub struct LsState {
     tick: AtomicU64,
     /// Counters shared across reloads.
     pub metrics: Arc<LsMetrics>,
-    /// Health checks (None when the probe question does not parse).
+    /// Health checks (always `Some`: the probe question is checked at config load).
     pub health: Option<HealthPolicy>,
     /// Clients allowed to query.
     allow: Vec<ipnet::IpNet>,
@@ -179,19 +179,15 @@ impl LsState {
             .iter()
             .map(|b| order::name_hash(b.name.as_bytes()))
             .collect();
-        let health = c
-            .health
-            .probe_question()
-            .ok()
-            .map(|(name, rtype)| HealthPolicy {
-                interval: Duration::from_millis(c.health.interval_ms.max(1)),
-                every_queries: c.health.every_queries,
-                name,
-                rtype,
-                fall: c.health.fall,
-                rise: c.health.rise,
-                timeout: Duration::from_millis(c.health.timeout_ms.max(1)),
-            });
+        let health = Some(HealthPolicy {
+            interval: Duration::from_millis(c.health.interval_ms.max(1)),
+            every_queries: c.health.every_queries,
+            name: c.health.query.name.clone(),
+            rtype: c.health.query.rtype,
+            fall: c.health.fall,
+            rise: c.health.rise,
+            timeout: Duration::from_millis(c.health.timeout_ms.max(1)),
+        });
         LsState {
             policy: Policy::from_config(c),
             backends,
