@@ -18,13 +18,7 @@ pub fn check(path: &Path) -> Vec<String> {
         }
     };
     for tc in &cfg.ts {
-        let settings = match TsSettings::from_config(tc) {
-            Ok(s) => s,
-            Err(e) => {
-                push(e.to_string());
-                continue;
-            }
-        };
+        let Ok(settings) = TsSettings::from_config(tc);
         // Each file on its own first, so every bad file is reported.
         let mut files_ok = true;
         for file in &settings.zones {

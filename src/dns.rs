@@ -56,12 +56,26 @@ impl ClientQuery {
         }
     }
 
-    /// A response header for this query: ID, opcode, RD and CD copied.
+    /// A response header for this query: ID, opcode, RD and CD copied (see
+    /// [`response_metadata`]).
     pub fn response_metadata(&self, rcode: ResponseCode) -> Metadata {
-        let mut m = Metadata::response_from_request(&self.header.metadata);
-        m.response_code = rcode;
-        m
+        response_metadata(&self.header.metadata, rcode)
     }
+}
+
+/// The header of a response to a request whose header is `req`: QR=1, the
+/// ID and opcode copied, AA, TC, RA, Z and AD clear. RD and CD are copied for
+/// the opcodes this product answers (QUERY, where RFC 1035 and RFC 4035
+/// define them, and NOTIFY, refused with its header mirrored); for any other
+/// opcode they mean nothing, the answer is NOTIMP, and they are clear too.
+pub fn response_metadata(req: &Metadata, rcode: ResponseCode) -> Metadata {
+    let mut m = Metadata::response_from_request(req);
+    m.response_code = rcode;
+    if !matches!(req.op_code, OpCode::Query | OpCode::Notify) {
+        m.recursion_desired = false;
+        m.checking_disabled = false;
+    }
+    m
 }
 
 /// Why a packet is not a query to answer normally, and what to do instead.
@@ -93,8 +107,7 @@ impl Reject {
         match self {
             Reject::Drop => None,
             Reject::Rcode(e) => {
-                let mut m = Metadata::response_from_request(&e.header.metadata);
-                m.response_code = e.rcode;
+                let m = response_metadata(&e.header.metadata, e.rcode);
                 let edns = e.edns.as_ref().map(|_| response_edns(None));
                 let mut w = ResponseWriter::new(m, e.query.as_ref(), edns.as_ref());
                 Some(w.finish(TCP_PAYLOAD_MAX))
@@ -594,6 +607,35 @@ mod tests {
         let m = Message::from_vec(&resp).unwrap();
         assert_eq!(m.response_code, ResponseCode::FormErr);
         assert!(m.queries.is_empty());
+    }
+
+    #[test]
+    fn notimp_clears_the_flags_only_queries_define() {
+        let mut raw = query_bytes("a.example.", RecordType::A, Some(1232));
+        // Opcode 15 with AA, TC, RD, RA, Z, AD and CD all set.
+        raw[2] = (15 << 3) | 0x07;
+        raw[3] = 0xf0;
+        let resp = error_for(&raw, ResponseCode::NoError).unwrap();
+        assert_eq!(&resp[..2], &raw[..2], "ID kept");
+        assert_eq!(resp[2], 0x80 | (15 << 3), "QR, the opcode, and no AA/TC/RD");
+        assert_eq!(resp[3], 4, "NOTIMP, and no RA/Z/AD/CD");
+        let m = Message::from_vec(&resp).unwrap();
+        assert_eq!(m.queries.len(), 1, "question echoed");
+        assert!(m.edns.is_some(), "OPT for an OPT");
+    }
+
+    #[test]
+    fn answers_to_queries_and_notify_copy_rd_and_cd() {
+        for (opcode, qdcount, rcode) in [(0u8, 2u8, 1u8), (0, 1, 5), (4, 1, 5)] {
+            let mut raw = query_bytes("a.example.", RecordType::A, None);
+            raw[2] = (opcode << 3) | 0x07;
+            raw[3] = 0xf0;
+            raw[5] = qdcount;
+            let resp = error_for(&raw, ResponseCode::Refused).unwrap();
+            let ctx = format!("opcode {opcode}, qdcount {qdcount}");
+            assert_eq!(resp[2], 0x80 | (opcode << 3) | 0x01, "{ctx}: RD only");
+            assert_eq!(resp[3], 0x10 | rcode, "{ctx}: CD only");
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub enum ConfigError {
         msg: String,
     },
     /// The file is not valid TOML, or does not fit the schema (unknown key, wrong type,
-    /// bad enum value, bad address or network).
+    /// bad enum value, bad address, network, DNS name or probe question).
     #[error("{}", located(file, *line, msg))]
     Parse {
         /// The file that was parsed.
@@ -67,16 +67,6 @@ impl ConfigError {
     pub fn message(&self) -> &str {
         match self {
             Self::Io { msg, .. } | Self::Parse { msg, .. } | Self::Invalid { msg, .. } => msg,
-        }
-    }
-
-    /// A problem found outside any file (e.g. by
-    /// [`HealthConfig::probe_question`](super::HealthConfig::probe_question)).
-    pub(super) fn detached(msg: String) -> Self {
-        Self::Invalid {
-            file: PathBuf::new(),
-            line: None,
-            msg,
         }
     }
 }

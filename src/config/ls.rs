@@ -4,13 +4,12 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
 
-use super::values::{de_addr, de_addrs, de_nets, de_opt_addr, parse_question};
-use super::{ConfigError, available_cores};
+use super::available_cores;
+use super::values::{ProbeQuestion, de_addr, de_addrs, de_nets, de_opt_addr};
 
 /// Client networks allowed when `ls.allow` is omitted: loopback and the private ranges.
 const DEFAULT_ALLOW: [&str; 5] = [
@@ -220,8 +219,9 @@ pub struct HealthConfig {
     pub interval_ms: u64,
     /// Also probe after this many client queries; 0 = off. \[0\]
     pub every_queries: u64,
-    /// The probe's question, `"NAME TYPE"`. \[". SOA"\]
-    pub query: String,
+    /// The probe's question, `"NAME TYPE"` in TOML, checked when the file is read.
+    /// \[". SOA"\]
+    pub query: ProbeQuestion,
     /// Failures in a row that mark a backend down. \[3\]
     pub fall: u32,
     /// Successes in a row that mark a backend up. \[2\]
@@ -235,26 +235,11 @@ impl Default for HealthConfig {
         Self {
             interval_ms: 1000,
             every_queries: 0,
-            query: ". SOA".to_owned(),
+            query: ProbeQuestion::root_soa(),
             fall: 3,
             rise: 2,
             timeout_ms: 500,
         }
-    }
-}
-
-impl HealthConfig {
-    /// The probe's question: `query` parsed as `NAME TYPE`, e.g. `". SOA"` or
-    /// `"example.com A"`. The name is made fully qualified; the type is case-insensitive.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Invalid`] (without a file or line) when `query` is not a name and a
-    /// record type.
-    pub fn probe_question(&self) -> Result<(Name, RecordType), ConfigError> {
-        parse_question(&self.query).map_err(|msg| {
-            ConfigError::detached(format!("ls.health.query: {msg}, got {:?}", self.query))
-        })
     }
 }
 

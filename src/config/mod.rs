@@ -16,8 +16,8 @@
 //! - [`Config`] and its loading live here; [`LsConfig`] (with [`HealthConfig`],
 //!   [`BackendConfig`] and the keyword enums) in `ls`, [`TsConfig`] (with [`Fault`] and
 //!   [`OnMiss`]) in `ts`.
-//! - `values`: the string values of the schema (addresses, networks, DNS names) and their
-//!   serde adapters.
+//! - `values`: the string values of the schema (addresses, networks, DNS names, the
+//!   [`ProbeQuestion`]), parsed while the file is read, and their serde adapters.
 //! - `error`: [`ConfigError`] and the rewriting of toml's messages; `source_map`: where
 //!   each key is in the text.
 //! - `validate`: the rules of [`Config::problems`].
@@ -83,6 +83,7 @@ pub use ls::{
     BackendConfig, HealthConfig, HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy,
 };
 pub use ts::{Fault, OnMiss, TsConfig};
+pub use values::{ProbeQuestion, ValueError, parse_name};
 
 use error::parse_error;
 use source_map::SourceMap;
@@ -209,7 +210,8 @@ impl Config {
     /// the LS itself; timeouts, intervals, workers, `max_inflight`, `fall` and `rise` are at
     /// least 1; `hedge_percentile` is in (0, 100], `hedge_budget_pct` in [0, 100],
     /// `hedge_min_ms <= hedge_max_ms`; fault ratios are in [0, 1]; TTLs fit RFC 2181;
-    /// every ts has zones; `origin` and `health.query` parse.
+    /// every ts has zones. (A bad `origin` or `health.query` is a parse error, like a bad
+    /// address: those values are typed.)
     pub fn problems(&self) -> Vec<ConfigError> {
         self.problems_in(None)
     }

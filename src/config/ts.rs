@@ -7,8 +7,8 @@ use hickory_proto::rr::Name;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::values::{de_addr, de_addrs, de_nets, parse_name};
-use super::{ConfigError, available_cores};
+use super::available_cores;
+use super::values::{de_addr, de_addrs, de_name, de_nets};
 
 keyword_enum! {
     /// `ts.on_miss`: the TS's answer for a name it does not hold.
@@ -32,9 +32,10 @@ pub struct TsConfig {
     /// PROJ tables and/or `.zone` files; relative paths are resolved against the config
     /// file's folder by [`Config::from_toml`](super::Config::from_toml).
     pub zones: Vec<PathBuf>,
-    /// Origin (SOA owner) of the PROJ tables. \["."\]
-    #[serde(default = "root_origin")]
-    pub origin: String,
+    /// Origin (SOA owner) of the PROJ tables, fully qualified; checked when the file is
+    /// read. \["."\]
+    #[serde(default = "root_origin", deserialize_with = "de_name")]
+    pub origin: Name,
     /// TTL of the records served, in seconds. \[300\]
     #[serde(default = "default_ttl")]
     pub ttl: u32,
@@ -56,8 +57,8 @@ pub struct TsConfig {
 }
 
 /// The default TS origin, the root.
-fn root_origin() -> String {
-    ".".to_owned()
+fn root_origin() -> Name {
+    Name::root()
 }
 
 /// The default TS TTL.
@@ -80,15 +81,6 @@ impl TsConfig {
             fault: Fault::default(),
             workers: None,
         }
-    }
-
-    /// `origin` as a fully qualified DNS name.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::Invalid`] (without a file or line) when `origin` is not a DNS name.
-    pub fn origin_name(&self) -> Result<Name, ConfigError> {
-        parse_name(&self.origin).map_err(|msg| ConfigError::detached(format!("ts.origin: {msg}")))
     }
 
     /// UDP workers to run: `workers`, or the number of cores.

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use super::error::ConfigError;
 use super::source_map::{SourceMap, display_path};
-use super::values::{parse_name, parse_question};
 use super::{Config, LsConfig, Order, TsConfig};
 
 /// The largest TTL a record may carry (RFC 2181 §8).
@@ -158,12 +157,6 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
     check.require(health.rise >= 1, "ls.health.rise", || {
         "must be at least 1".into()
     });
-    if let Err(msg) = parse_question(&health.query) {
-        check.push(
-            &["ls.health.query"],
-            format!("{msg}, got {:?}", health.query),
-        );
-    }
 }
 
 /// The rules for the `[[ts]]` at index `i`.
@@ -173,9 +166,6 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
     check.require(!ts.zones.is_empty(), &key("zones"), || {
         format!("table server {who:?} needs at least one zone file")
     });
-    if let Err(msg) = parse_name(&ts.origin) {
-        check.push(&[&key("origin")], msg);
-    }
     check.require(ts.ttl <= MAX_TTL, &key("ttl"), || {
         format!("must be at most {MAX_TTL} (RFC 2181), got {}", ts.ttl)
     });

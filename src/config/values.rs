@@ -1,5 +1,6 @@
 //! The string values of the schema: socket addresses, networks, DNS names and probe
-//! questions, parsed with errors that show the bad value, and their serde adapters.
+//! questions, parsed while the file is read (so a bad one is a `file:line` error like any
+//! other bad value) with errors that show the bad value, and their serde adapters.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -10,29 +11,130 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-/// Parses `NAME TYPE`; the error says what is wrong (the caller adds the key).
-pub(super) fn parse_question(text: &str) -> Result<(Name, RecordType), String> {
-    let mut words = text.split_whitespace();
-    let (Some(name), Some(rtype), None) = (words.next(), words.next(), words.next()) else {
-        return Err("expected \"NAME TYPE\", like \". SOA\" or \"example.com A\"".to_owned());
-    };
-    let name = parse_name(name)?;
-    let rtype = RecordType::from_str(&rtype.to_ascii_uppercase())
-        .map_err(|_| format!("unknown record type {rtype:?}"))?;
-    Ok((name, rtype))
+/// A config string that is not the value its key needs; the message shows the value (the
+/// caller names the key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// Not a DNS name.
+    #[error("{text:?} is not a DNS name{}", because(why))]
+    Name {
+        /// The text as written.
+        text: String,
+        /// What the name parser said, when it said something.
+        why: Option<String>,
+    },
+    /// A probe question that is not two words.
+    #[error("expected \"NAME TYPE\", like \". SOA\" or \"example.com A\", got {text:?}")]
+    QuestionShape {
+        /// The question as written.
+        text: String,
+    },
+    /// A probe question whose name is not a DNS name.
+    #[error("{name}, got {text:?}")]
+    QuestionName {
+        /// The question as written.
+        text: String,
+        /// What is wrong with its name.
+        name: Box<ValueError>,
+    },
+    /// A probe question whose type is not a record type.
+    #[error("unknown record type {rtype:?}, got {text:?}")]
+    RecordType {
+        /// The question as written.
+        text: String,
+        /// The type as written.
+        rtype: String,
+    },
 }
 
-/// Parses a DNS name and makes it fully qualified.
-pub(super) fn parse_name(text: &str) -> Result<Name, String> {
+/// `": why"`, or nothing.
+fn because(why: &Option<String>) -> String {
+    why.as_deref().map(|w| format!(": {w}")).unwrap_or_default()
+}
+
+/// `ls.health.query`: the question the health probes ask, `NAME TYPE` in `config.toml`
+/// (e.g. `". SOA"`, `"example.com A"`; the type is case-insensitive).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProbeQuestion {
+    /// The name, fully qualified.
+    pub name: Name,
+    /// The record type.
+    pub rtype: RecordType,
+}
+
+impl ProbeQuestion {
+    /// `. SOA`, the default probe.
+    pub fn root_soa() -> Self {
+        Self {
+            name: Name::root(),
+            rtype: RecordType::SOA,
+        }
+    }
+}
+
+impl Default for ProbeQuestion {
+    fn default() -> Self {
+        Self::root_soa()
+    }
+}
+
+impl fmt::Display for ProbeQuestion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.name, self.rtype)
+    }
+}
+
+impl FromStr for ProbeQuestion {
+    type Err = ValueError;
+
+    /// Parses `NAME TYPE`.
+    fn from_str(text: &str) -> Result<Self, ValueError> {
+        let mut words = text.split_whitespace();
+        let (Some(name), Some(rtype), None) = (words.next(), words.next(), words.next()) else {
+            return Err(ValueError::QuestionShape {
+                text: text.to_owned(),
+            });
+        };
+        let name = parse_name(name).map_err(|e| ValueError::QuestionName {
+            text: text.to_owned(),
+            name: Box::new(e),
+        })?;
+        let rtype = RecordType::from_str(&rtype.to_ascii_uppercase()).map_err(|_| {
+            ValueError::RecordType {
+                text: text.to_owned(),
+                rtype: rtype.to_owned(),
+            }
+        })?;
+        Ok(Self { name, rtype })
+    }
+}
+
+impl<'de> Deserialize<'de> for ProbeQuestion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        parse_str(deserializer, "a question like \". SOA\"", Self::from_str)
+    }
+}
+
+/// Parses a DNS name (such as `.`, `example.com` or `example.com.`) and makes it fully
+/// qualified.
+///
+/// # Errors
+///
+/// [`ValueError::Name`] when `text` is empty, holds white space, or is not a DNS name
+/// (an empty label, a label over 63 bytes, a name over 255).
+pub fn parse_name(text: &str) -> Result<Name, ValueError> {
+    let bad = |why: Option<String>| ValueError::Name {
+        text: text.to_owned(),
+        why,
+    };
     if text.is_empty() || text.chars().any(char::is_whitespace) {
-        return Err(format!("{text:?} is not a DNS name"));
+        return Err(bad(None));
     }
     let mut name = Name::from_ascii(text).map_err(|e| {
         let why = e.to_string();
-        format!(
-            "{text:?} is not a DNS name: {}",
-            why.trim_end_matches([':', ' '])
-        )
+        let why = why.trim_end_matches([':', ' ']);
+        bad((!why.is_empty()).then(|| why.to_owned()))
     })?;
     name.set_fqdn(true);
     Ok(name)
@@ -40,28 +142,29 @@ pub(super) fn parse_name(text: &str) -> Result<Name, String> {
 
 /// Deserializes a string with `parse`, inside the deserializer so that toml points the
 /// error at the bad string itself (not at the array holding it).
-fn parse_str<'de, D, T>(
+fn parse_str<'de, D, T, E>(
     deserializer: D,
     expecting: &'static str,
-    parse: fn(&str) -> Result<T, String>,
+    parse: fn(&str) -> Result<T, E>,
 ) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
+    E: fmt::Display,
 {
-    struct ParseVisitor<T> {
+    struct ParseVisitor<T, E> {
         expecting: &'static str,
-        parse: fn(&str) -> Result<T, String>,
+        parse: fn(&str) -> Result<T, E>,
     }
 
-    impl<T> Visitor<'_> for ParseVisitor<T> {
+    impl<T, E: fmt::Display> Visitor<'_> for ParseVisitor<T, E> {
         type Value = T;
 
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(self.expecting)
         }
 
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-            (self.parse)(v).map_err(E::custom)
+        fn visit_str<DE: de::Error>(self, v: &str) -> Result<T, DE> {
+            (self.parse)(v).map_err(DE::custom)
         }
     }
 
@@ -126,4 +229,9 @@ pub(super) fn de_opt_addr<'de, D: Deserializer<'de>>(
 /// Deserializes a list of networks.
 pub(super) fn de_nets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
     Vec::<NetDe>::deserialize(deserializer).map(|v| v.into_iter().map(|n| n.0).collect())
+}
+
+/// Deserializes a DNS name, made fully qualified.
+pub(super) fn de_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Name, D::Error> {
+    parse_str(deserializer, "a DNS name like \"example.com\"", parse_name)
 }

@@ -142,7 +142,7 @@ pub struct LsState {
     tick: AtomicU64,
     /// Counters shared across reloads.
     pub metrics: Arc<LsMetrics>,
-    /// Health checks (None when the probe question does not parse).
+    /// Health checks (always `Some`: the probe question is checked at config load).
     pub health: Option<HealthPolicy>,
     /// Clients allowed to query.
     allow: Vec<ipnet::IpNet>,
@@ -161,19 +161,15 @@ impl LsState {
         pool: Arc<pool::UpstreamPool>,
         old: Option<&LsState>,
     ) -> Self {
-        let health = c
-            .health
-            .probe_question()
-            .ok()
-            .map(|(name, rtype)| HealthPolicy {
-                interval: Duration::from_millis(c.health.interval_ms.max(1)),
-                every_queries: c.health.every_queries,
-                name,
-                rtype,
-                fall: c.health.fall,
-                rise: c.health.rise,
-                timeout: Duration::from_millis(c.health.timeout_ms.max(1)),
-            });
+        let health = Some(HealthPolicy {
+            interval: Duration::from_millis(c.health.interval_ms.max(1)),
+            every_queries: c.health.every_queries,
+            name: c.health.query.name.clone(),
+            rtype: c.health.query.rtype,
+            fall: c.health.fall,
+            rise: c.health.rise,
+            timeout: Duration::from_millis(c.health.timeout_ms.max(1)),
+        });
         // A backend with the same name and address keeps its counters and health.
         let backends: Vec<Arc<Backend>> = c
             .backend

@@ -4,6 +4,7 @@
 //! snapshot without locking, and [`TableServer::reload`] swaps in a new one
 //! only when every file loaded cleanly. Answers follow SPEC §4; the fault
 //! knobs delay or drop a share of them for experiments.
+use std::convert::Infallible;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use ipnet::IpNet;
 use tracing::{info, warn};
 
-use crate::config::{Fault, OnMiss, TsConfig};
+use crate::config::{Fault, OnMiss, TsConfig, ValueError, parse_name};
 use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
 use crate::server::{Action, Handler, Reply, Request};
 
@@ -56,19 +57,16 @@ pub struct TsSettings {
 }
 
 impl TsSettings {
-    /// Settings from a `[[ts]]` section.
+    /// Settings from a `[[ts]]` section, whose values were all checked when the config
+    /// was read.
     ///
     /// # Errors
-    /// The origin is not a valid DNS name.
-    pub fn from_config(c: &TsConfig) -> Result<Self, ZoneError> {
-        let origin = parse_origin(&c.origin).map_err(|msg| ZoneError::Io {
-            file: PathBuf::from(format!("ts {}", c.name)),
-            msg,
-        })?;
+    /// None: the `Result` (of [`Infallible`]) only keeps callers that apply `?` compiling.
+    pub fn from_config(c: &TsConfig) -> Result<Self, Infallible> {
         Ok(TsSettings {
             name: c.name.clone(),
             zones: c.zones.clone(),
-            origin,
+            origin: c.origin.clone(),
             ttl: c.ttl,
             on_miss: c.on_miss,
             axfr_allow: c.axfr_allow.clone(),
@@ -78,14 +76,19 @@ impl TsSettings {
     }
 }
 
-/// Parses an origin such as `.` or `example.com` as a fully qualified name.
+/// An origin given as text (`dnslb ts --origin`) that is not a DNS name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("origin {0}")]
+pub struct OriginError(pub ValueError);
+
+/// Parses an origin such as `.` or `example.com` as a fully qualified name, as
+/// `origin` in `config.toml` is parsed.
 ///
 /// # Errors
-/// Not a valid DNS name.
-pub fn parse_origin(s: &str) -> Result<Name, String> {
-    let mut n = Name::from_ascii(s).map_err(|e| format!("bad origin '{s}': {e}"))?;
-    n.set_fqdn(true);
-    Ok(n)
+/// Not a DNS name; the message shows the text, e.g.
+/// `origin "a..b" is not a DNS name: Malformed label`.
+pub fn parse_origin(s: &str) -> Result<Name, OriginError> {
+    parse_name(s).map_err(OriginError)
 }
 
 /// Loads every zone of `settings` into a catalog. Zones whose SOA is

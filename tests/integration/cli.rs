@@ -316,6 +316,55 @@ fn check_reports_a_bad_cidr() {
 }
 
 #[test]
+fn check_reports_a_bad_health_query() {
+    check_reports("bad_health_query.toml");
+}
+
+#[test]
+fn check_reports_a_bad_ts_origin() {
+    check_reports("ts_bad_origin.toml");
+}
+
+/// `dnslb ls -c` and `dnslb ts -c --name` load the config the way `dnslb check` reads it:
+/// a bad `health.query` or `origin` is the same one `file:line` line, before anything
+/// listens.
+#[test]
+fn servers_refuse_a_bad_health_query_or_origin_with_its_line() {
+    for (fixture, args) in [
+        ("bad_health_query.toml", &["ls", "-c"][..]),
+        ("ts_bad_origin.toml", &["ts", "--name", "ts1", "-c"][..]),
+    ] {
+        let config = data_dir().join(fixture);
+        let [want] = expected_problems(fixture, &config).try_into().unwrap();
+        let mut args = args.to_vec();
+        args.push(config.to_str().unwrap());
+        let out = run(&args);
+        let line = assert_one_line_failure(&out, fixture);
+        assert!(
+            line.contains(&want),
+            "{fixture}: wanted {want:?}, got {line:?}"
+        );
+    }
+}
+
+/// `dnslb ts --origin` is parsed like `origin` in the config, with a clear line.
+#[test]
+fn ts_refuses_a_bad_origin_flag() {
+    let zone = data_dir().join("zones/good.txt");
+    let out = run(&[
+        "ts",
+        "--listen",
+        "127.0.0.1:0",
+        "--zone",
+        zone.to_str().unwrap(),
+        "--origin",
+        "a..b",
+    ]);
+    let line = assert_one_line_failure(&out, "bad --origin");
+    assert!(line.contains("origin \"a..b\" is not a DNS name"), "{line}");
+}
+
+#[test]
 fn check_reports_a_duplicate_ts_name() {
     check_reports("dup_ts.toml");
 }

@@ -145,3 +145,87 @@ fn toml_syntax_errors_have_a_line() {
     assert!(e.to_string().starts_with("config.toml:3: "));
     assert_eq!(e.to_string().lines().count(), 1);
 }
+
+/// `text`'s one problem, from [`Config::from_toml`] and from [`Config::diagnose`] (what
+/// `dnslb check` prints): both must be `want`, and a parse error.
+#[track_caller]
+fn parse_rejects(text: &str, want: &str) {
+    let e = parse(text).unwrap_err();
+    assert!(matches!(e, ConfigError::Parse { .. }), "{e:?}");
+    assert_eq!(e.to_string(), want);
+    let all = Config::diagnose(text, Path::new(FILE)).unwrap_err();
+    let all: Vec<String> = all.iter().map(ToString::to_string).collect();
+    assert_eq!(all, vec![want.to_owned()]);
+}
+
+#[test]
+fn bad_health_query_is_a_parse_error_at_its_line() {
+    let health = |query: &str| format!("{BASE}\n[ls.health]\ninterval_ms = 10\nquery = {query}\n");
+    parse_rejects(
+        &health("\"example.com BOGUS\""),
+        "config.toml:15: ls.health.query: unknown record type \"BOGUS\", got \"example.com BOGUS\"",
+    );
+    parse_rejects(
+        &health("\"a..b SOA\""),
+        "config.toml:15: ls.health.query: \"a..b\" is not a DNS name: Malformed label, \
+         got \"a..b SOA\"",
+    );
+    let shape = "config.toml:15: ls.health.query: expected \"NAME TYPE\", like \". SOA\" or \
+                 \"example.com A\", got";
+    parse_rejects(&health("\"\""), &format!("{shape} \"\""));
+    parse_rejects(&health("\"SOA\""), &format!("{shape} \"SOA\""));
+    parse_rejects(
+        &health("\"example.com A IN\""),
+        &format!("{shape} \"example.com A IN\""),
+    );
+    parse_rejects(
+        &health("53"),
+        "config.toml:15: ls.health.query: invalid type: integer `53`, expected a question \
+         like \". SOA\"",
+    );
+    // Inline table, the key on the line of the table.
+    let inline = BASE.replace(
+        "[ls]\n",
+        "[ls]\nhealth = { fall = 2, query = \". BOGUS\" }\n",
+    );
+    parse_rejects(
+        &inline,
+        "config.toml:2: ls.health.query: unknown record type \"BOGUS\", got \". BOGUS\"",
+    );
+}
+
+#[test]
+fn bad_origin_is_a_parse_error_at_its_line() {
+    parse_rejects(
+        &format!("{BASE}origin = \"bad..name\"\n"),
+        "config.toml:12: ts.origin: \"bad..name\" is not a DNS name: Malformed label",
+    );
+    parse_rejects(
+        &format!("{BASE}origin = \"\"\n"),
+        "config.toml:12: ts.origin: \"\" is not a DNS name",
+    );
+    parse_rejects(
+        &format!("{BASE}origin = \"example .com\"\n"),
+        "config.toml:12: ts.origin: \"example .com\" is not a DNS name",
+    );
+    let long = "a".repeat(64);
+    let e = err(&format!("{BASE}origin = \"{long}.example\"\n"));
+    assert!(
+        e.starts_with(&format!(
+            "config.toml:12: ts.origin: \"{long}.example\" is not a DNS name"
+        )),
+        "{e}"
+    );
+    parse_rejects(
+        &format!("{BASE}origin = 1\n"),
+        "config.toml:12: ts.origin: invalid type: integer `1`, expected a DNS name like \
+         \"example.com\"",
+    );
+    // In the second [[ts]]: its line, not the first one's.
+    let second = "\n[[ts]]\nname = \"ts2\"\nlisten = \"127.0.0.1:5302\"\nzones = [\"b\"]\n\
+                  origin = \"x..y\"\n";
+    parse_rejects(
+        &format!("{BASE}{second}"),
+        "config.toml:17: ts.origin: \"x..y\" is not a DNS name: Malformed label",
+    );
+}

@@ -188,7 +188,7 @@ fn omitted_keys_take_the_spec_defaults() {
         HealthConfig {
             interval_ms: 1000,
             every_queries: 0,
-            query: ". SOA".into(),
+            query: ProbeQuestion::root_soa(),
             fall: 3,
             rise: 2,
             timeout_ms: 500,
@@ -196,7 +196,7 @@ fn omitted_keys_take_the_spec_defaults() {
     );
     assert_eq!(ls.backend[0].weight, 1);
     let ts = &config.ts[0];
-    assert_eq!(ts.origin, ".");
+    assert!(ts.origin.is_root());
     assert_eq!(ts.ttl, 300);
     assert_eq!(ts.on_miss, OnMiss::Nxdomain);
     assert!(ts.axfr_allow.is_empty());
@@ -293,19 +293,21 @@ workers = 2
         (1, 4, 9)
     );
     assert_eq!(
-        ls.health.probe_question().unwrap(),
-        (Name::from_ascii("example.com.").unwrap(), RecordType::A)
+        ls.health.query,
+        ProbeQuestion {
+            name: Name::from_ascii("example.com.").unwrap(),
+            rtype: RecordType::A
+        }
     );
+    assert_eq!(ls.health.query.to_string(), "example.com. A");
     assert_eq!(ls.backend[0].weight, 3);
     let ts = &config.ts[0];
     assert_eq!(
         ts.zones,
         vec![PathBuf::from("/abs/a.zone"), PathBuf::from("b.txt")]
     );
-    assert_eq!(
-        ts.origin_name().unwrap(),
-        Name::from_ascii("example.com.").unwrap()
-    );
+    assert_eq!(ts.origin, Name::from_ascii("example.com.").unwrap());
+    assert!(ts.origin.is_fqdn());
     assert_eq!(ts.ttl, 60);
     assert_eq!(ts.on_miss, OnMiss::Silent);
     assert_eq!(ts.axfr_allow, vec![net("::1/128")]);
@@ -409,4 +411,33 @@ fn load_reads_the_file_and_reports_io_errors() {
         e.to_string()
             .starts_with(&format!("{}: cannot read: ", path.display()))
     );
+}
+
+#[test]
+fn probe_questions_and_names_parse_like_the_config() {
+    let q: ProbeQuestion = "  Example.COM.   aaaa ".parse().unwrap();
+    assert_eq!(q.name, Name::from_ascii("example.com.").unwrap());
+    assert_eq!(q.rtype, RecordType::AAAA);
+    assert_eq!(q.to_string(), "Example.COM. AAAA");
+    let root: ProbeQuestion = ". SOA".parse().unwrap();
+    assert_eq!(root, ProbeQuestion::default());
+    assert_eq!(root.to_string(), ". SOA");
+    assert_eq!(
+        "a..b SOA".parse::<ProbeQuestion>(),
+        Err(ValueError::QuestionName {
+            text: "a..b SOA".into(),
+            name: Box::new(ValueError::Name {
+                text: "a..b".into(),
+                why: Some("Malformed label".into())
+            })
+        })
+    );
+    assert!(matches!(
+        "x. TYPE99999".parse::<ProbeQuestion>(),
+        Err(ValueError::RecordType { .. })
+    ));
+    let origin = parse_name("example.com").unwrap();
+    assert!(origin.is_fqdn());
+    assert_eq!(origin, Name::from_ascii("example.com.").unwrap());
+    assert!(parse_name(".").unwrap().is_root());
 }
