@@ -4,7 +4,7 @@
 //! immediate answers itself. Deferred answers run as tracked tasks, each
 //! holding an in-flight permit; with none left the client gets SERVFAIL at
 //! once (blocking would only make the kernel drop datagrams silently).
-//! Receive errors in a row back off (see [`super::backoff`]) so a socket
+//! Receive errors in a row back off (see `server::backoff`) so a socket
 //! that keeps failing does not spin a core.
 use std::net::SocketAddr;
 use std::sync::Arc;
