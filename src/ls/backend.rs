@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::config::BackendConfig;
 
@@ -153,6 +155,11 @@ impl InFlight {
     /// The backend asked.
     pub fn backend(&self) -> &Arc<Backend> {
         &self.backend
+    }
+
+    /// When the query was sent (the runtime's clock, like query deadlines).
+    pub fn sent(&self) -> Instant {
+        self.sent
     }
 
     /// Time since the query was sent.

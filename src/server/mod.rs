@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 pub use crate::dns::Transport;
 
+pub(crate) mod backoff;
 pub mod socket;
 pub mod tcp;
 pub mod udp;

@@ -4,12 +4,15 @@
 //! immediate answers itself. Deferred answers run as tracked tasks, each
 //! holding an in-flight permit; with none left the client gets SERVFAIL at
 //! once (blocking would only make the kernel drop datagrams silently).
+//! Receive errors in a row back off (see `server::backoff`) so a socket
+//! that keeps failing does not spin a core.
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::UdpSocket;
 use tracing::debug;
 
+use super::backoff::Backoff;
 use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
 
@@ -18,18 +21,27 @@ const RECV_BUFFER: usize = 65_535;
 
 pub(crate) async fn run<H: Handler>(sock: Arc<UdpSocket>, shared: Arc<Shared<H>>) {
     let mut buf = vec![0u8; RECV_BUFFER];
+    let mut backoff = Backoff::default();
     loop {
         let (len, src) = tokio::select! {
             _ = shared.token.cancelled() => return,
             r = sock.recv_from(&mut buf) => match r {
                 Ok(x) => x,
                 Err(err) => {
-                    // Transient on an unconnected socket (e.g. ICMP errors): keep serving.
+                    // Transient on an unconnected socket (e.g. ICMP errors):
+                    // keep serving, but do not spin if it persists.
                     debug!(?err, "udp recv error");
+                    if let Some(pause) = backoff.failure() {
+                        tokio::select! {
+                            _ = shared.token.cancelled() => return,
+                            _ = tokio::time::sleep(pause) => {}
+                        }
+                    }
                     continue;
                 }
             },
         };
+        backoff.success();
         let Some(raw) = buf.get(..len) else { continue };
         if src.port() == 0 {
             continue; // nobody can receive an answer at port 0
