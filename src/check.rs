@@ -18,7 +18,7 @@ pub fn check(path: &Path) -> Vec<String> {
         }
     };
     for tc in &cfg.ts {
-        let Ok(settings) = TsSettings::from_config(tc);
+        let settings = TsSettings::from_config(tc);
         // Each file on its own first, so every bad file is reported.
         let mut files_ok = true;
         for file in &settings.zones {

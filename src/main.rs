@@ -150,7 +150,7 @@ fn ts_settings(a: TsArgs) -> Result<(TsSettings, SocketAddr, usize)> {
                 bail!("{}: no [[ts]] named '{name}'", path.display());
             };
             workers = workers.or(tc.workers);
-            (TsSettings::from_config(tc)?, tc.listen)
+            (TsSettings::from_config(tc), tc.listen)
         }
         (None, None, Some(listen)) => {
             let settings = TsSettings {

@@ -622,7 +622,9 @@ mod tests {
         // failure: 800 ms to 10 s), quiet again once it is capped.
         assert_eq!(
             loud,
-            [false, false, true, true, true, true, true, false, false, false]
+            [
+                false, false, true, true, true, true, true, false, false, false
+            ]
         );
     }
 

@@ -83,7 +83,12 @@ async fn start_blackhole() -> Blackhole {
     let count = received.clone();
     let task = tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
-        while sock.recv_from(&mut buf).await.is_ok() {
+        while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+            // Up by its start-up health probe; a black hole for queries.
+            if harness::is_probe(&buf[..n]) {
+                let _ = sock.send_to(&harness::empty_answer(&buf[..n]), from).await;
+                continue;
+            }
             count.fetch_add(1, Relaxed);
         }
     });
@@ -381,11 +386,14 @@ async fn pool_late_tables_stay_small_and_release_in_flight_under_load() {
     let (live, _dir) = start_live().await;
     let hole = start_blackhole().await;
     let backend = |name: &str, addr| {
-        Arc::new(Backend::from_config(&dnslb::config::BackendConfig {
-            name: name.into(),
-            addr,
-            weight: 1,
-        }))
+        Arc::new(Backend::from_config(
+            &dnslb::config::BackendConfig {
+                name: name.into(),
+                addr,
+                weight: 1,
+            },
+            false,
+        ))
     };
     let (live_b, dead_b) = (backend("live", live.addr), backend("dead", hole.addr));
     let drops = Arc::new(DropCounters::default());

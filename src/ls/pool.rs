@@ -500,11 +500,14 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     fn backend(addr: SocketAddr) -> Arc<Backend> {
-        Arc::new(Backend::from_config(&BackendConfig {
-            name: "b".into(),
-            addr,
-            weight: 1,
-        }))
+        Arc::new(Backend::from_config(
+            &BackendConfig {
+                name: "b".into(),
+                addr,
+                weight: 1,
+            },
+            false,
+        ))
     }
 
     /// Puts a waiting query for `b` with `deadline` into `t` under `id`;

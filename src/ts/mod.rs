@@ -4,7 +4,6 @@
 //! snapshot without locking, and [`TableServer::reload`] swaps in a new one
 //! only when every file loaded cleanly. Answers follow SPEC §4; the fault
 //! knobs delay or drop a share of them for experiments.
-use std::convert::Infallible;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,11 +58,8 @@ pub struct TsSettings {
 impl TsSettings {
     /// Settings from a `[[ts]]` section, whose values were all checked when the config
     /// was read.
-    ///
-    /// # Errors
-    /// None: the `Result` (of [`Infallible`]) only keeps callers that apply `?` compiling.
-    pub fn from_config(c: &TsConfig) -> Result<Self, Infallible> {
-        Ok(TsSettings {
+    pub fn from_config(c: &TsConfig) -> Self {
+        TsSettings {
             name: c.name.clone(),
             zones: c.zones.clone(),
             origin: c.origin.clone(),
@@ -72,7 +68,7 @@ impl TsSettings {
             axfr_allow: c.axfr_allow.clone(),
             notify: c.notify.clone(),
             fault: c.fault,
-        })
+        }
     }
 }
 
