@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 pub use crate::dns::Transport;
 
 pub(crate) mod backoff;
+pub(crate) mod batch;
 pub mod socket;
 pub mod tcp;
 pub mod udp;

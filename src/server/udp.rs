@@ -1,7 +1,8 @@
 //! The UDP side: one worker task per SO_REUSEPORT socket.
 //!
-//! A worker receives into one reused buffer, asks the handler, and sends
-//! immediate answers itself. Deferred answers run as tracked tasks, each
+//! A worker receives up to [`batch::BATCH`] datagrams per system call into
+//! reused slots, asks the handler about each, and sends the batch's
+//! immediate answers together (see [`batch`]). Deferred answers run as tracked tasks, each
 //! holding an in-flight permit; with none left the client gets SERVFAIL at
 //! once (blocking would only make the kernel drop datagrams silently).
 //! Receive errors in a row back off (see `server::backoff`) so a socket
@@ -9,85 +10,134 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::debug;
 
 use super::backoff::Backoff;
+use super::batch::{self, RecvBatch};
 use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
 
-/// Largest datagram accepted.
-const RECV_BUFFER: usize = 65_535;
-
 pub(crate) async fn run<H: Handler>(sock: Arc<UdpSocket>, shared: Arc<Shared<H>>) {
-    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut slots = RecvBatch::default();
+    // Immediate answers of one batch, sent together.
+    let mut out: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(batch::BATCH);
     let mut backoff = Backoff::default();
     loop {
-        let (len, src) = tokio::select! {
+        tokio::select! {
             _ = shared.token.cancelled() => return,
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(err) => {
-                    // Transient on an unconnected socket (e.g. ICMP errors):
-                    // keep serving, but do not spin if it persists.
-                    debug!(?err, "udp recv error");
-                    if let Some(pause) = backoff.failure() {
-                        tokio::select! {
-                            _ = shared.token.cancelled() => return,
-                            _ = tokio::time::sleep(pause) => {}
-                        }
-                    }
-                    continue;
-                }
+            r = sock.readable() => if let Err(err) = r {
+                debug!(?err, "udp readiness error");
+                continue;
             },
+        }
+        let n = match sock.try_io(Interest::READABLE, || slots.recv(&*sock)) {
+            Ok(n) => n,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(err) => {
+                // Transient on an unconnected socket (e.g. ICMP errors):
+                // keep serving, but do not spin if it persists.
+                debug!(?err, "udp recv error");
+                if let Some(pause) = backoff.failure() {
+                    tokio::select! {
+                        _ = shared.token.cancelled() => return,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
+                continue;
+            }
         };
         backoff.success();
-        let Some(raw) = buf.get(..len) else { continue };
-        if src.port() == 0 {
-            continue; // nobody can receive an answer at port 0
+        for i in 0..n {
+            let Some((raw, meta)) = slots.get(i) else { continue };
+            let Some(src) = meta.src else { continue };
+            if meta.truncated || src.port() == 0 {
+                continue; // no DNS query; nobody can receive an answer at port 0
+            }
+            handle_one(&sock, &shared, raw, src, &mut out);
         }
-        let req = Request {
-            raw,
-            src,
-            transport: Transport::Udp,
-        };
-        match shared.handler.handle(req) {
-            Action::Now(reply) => send(&sock, reply, src).await,
-            Action::Later(fut) => match shared.inflight.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let sock = sock.clone();
-                    // Stopping does not cut a query short (it drains); only
-                    // the end of the drain grace does.
-                    let abort = shared.abort.clone();
-                    shared.tracker.spawn(async move {
-                        let reply = tokio::select! {
-                            _ = abort.cancelled() => return,
-                            r = fut => r,
-                        };
-                        drop(permit);
-                        send(&sock, reply, src).await;
-                    });
-                }
-                Err(_) => {
-                    if let Some(b) = dns::servfail_for(raw) {
-                        send(&sock, Reply::One(b), src).await;
-                    }
-                }
-            },
-        }
+        flush(&sock, &mut out).await;
     }
 }
 
-async fn send(sock: &UdpSocket, reply: Reply, dst: SocketAddr) {
-    let bytes = match reply {
-        Reply::Drop => return,
-        Reply::One(b) => b,
-        Reply::Many(v) => match v.into_iter().next() {
-            Some(b) => b,
-            None => return,
-        },
+/// Hands one datagram to the handler: an immediate answer joins `out`, a
+/// deferred one runs as a tracked task under an in-flight permit.
+fn handle_one<H: Handler>(
+    sock: &Arc<UdpSocket>,
+    shared: &Shared<H>,
+    raw: &[u8],
+    src: SocketAddr,
+    out: &mut Vec<(Vec<u8>, SocketAddr)>,
+) {
+    let req = Request {
+        raw,
+        src,
+        transport: Transport::Udp,
     };
-    if let Err(err) = sock.send_to(&bytes, dst).await {
-        debug!(%dst, ?err, "udp send failed");
+    match shared.handler.handle(req) {
+        Action::Now(reply) => {
+            if let Some(bytes) = first(reply) {
+                out.push((bytes, src));
+            }
+        }
+        Action::Later(fut) => match shared.inflight.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let sock = sock.clone();
+                // Stopping does not cut a query short (it drains); only
+                // the end of the drain grace does.
+                let abort = shared.abort.clone();
+                shared.tracker.spawn(async move {
+                    let reply = tokio::select! {
+                        _ = abort.cancelled() => return,
+                        r = fut => r,
+                    };
+                    drop(permit);
+                    if let Some(bytes) = first(reply)
+                        && let Err(err) = sock.send_to(&bytes, src).await
+                    {
+                        debug!(dst = %src, ?err, "udp send failed");
+                    }
+                });
+            }
+            Err(_) => {
+                if let Some(b) = dns::servfail_for(raw) {
+                    out.push((b, src));
+                }
+            }
+        },
     }
+}
+
+/// The one message a UDP reply carries (a zone transfer's first, if any).
+fn first(reply: Reply) -> Option<Vec<u8>> {
+    match reply {
+        Reply::Drop => None,
+        Reply::One(b) => Some(b),
+        Reply::Many(v) => v.into_iter().next(),
+    }
+}
+
+/// Sends `out` in batches and empties it. A message the kernel refuses
+/// (other than for a full buffer, which is waited out) is skipped.
+async fn flush(sock: &UdpSocket, out: &mut Vec<(Vec<u8>, SocketAddr)>) {
+    let mut done = 0;
+    while done < out.len() {
+        let rest = out.get(done..).unwrap_or_default();
+        match sock.try_io(Interest::WRITABLE, || batch::send_some(sock, rest)) {
+            Ok(n) => done += n.max(1),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                if sock.writable().await.is_err() {
+                    break;
+                }
+            }
+            Err(err) => {
+                if let Some((_, dst)) = rest.first() {
+                    debug!(%dst, ?err, "udp send failed");
+                }
+                done += 1;
+            }
+        }
+    }
+    out.clear();
 }
