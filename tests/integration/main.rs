@@ -12,5 +12,6 @@ mod metrics;
 mod nsd;
 mod procs;
 mod resolve;
+mod startup;
 mod ts;
 mod xfr;
