@@ -25,12 +25,12 @@ use crate::procs::{
 };
 
 /// How long a server may take to answer its first query.
-const READY_LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const READY_LIMIT: Duration = Duration::from_secs(10);
 /// One poll's wait for an answer.
-const POLL_WAIT: Duration = Duration::from_millis(250);
+pub(crate) const POLL_WAIT: Duration = Duration::from_millis(250);
 
 /// Names of ts1 (only there) and the address each has.
-const TS1_NAMES: &[(&str, &str)] = &[
+pub(crate) const TS1_NAMES: &[(&str, &str)] = &[
     ("www.example.com", "192.0.2.10"),
     ("WwW.ExPress.CO.Uk", "192.0.2.21"),
     ("mail.example.org", "192.0.2.25"),
@@ -38,7 +38,7 @@ const TS1_NAMES: &[(&str, &str)] = &[
 ];
 
 /// Names of ts2 (only there) and the address each has.
-const TS2_NAMES: &[(&str, &str)] = &[
+pub(crate) const TS2_NAMES: &[(&str, &str)] = &[
     ("www.example.org", "198.51.100.10"),
     ("news.bbc.example.co.uk", "198.51.100.77"),
     ("Store.Example.COM", "192.0.2.140"),
@@ -55,7 +55,7 @@ fn dnslb<S: AsRef<OsStr>>(name: &str, args: &[S]) -> Proc {
 
 /// A process's state letter and parent PID from `/proc/PID/stat`, `None` if
 /// there is no such process.
-fn proc_stat(pid: u32) -> Option<(char, u32)> {
+pub(crate) fn proc_stat(pid: u32) -> Option<(char, u32)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "pid (comm) S ppid ...": comm may hold spaces and parentheses.
     let rest = &text[text.rfind(')')? + 1..];
@@ -86,7 +86,7 @@ fn proc_children(pid: u32) -> Option<BTreeSet<u32>> {
 }
 
 /// Whether `pid` is a process whose command line mentions `needle`.
-fn runs_with(pid: u32, needle: &str) -> bool {
+pub(crate) fn runs_with(pid: u32, needle: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| String::from_utf8_lossy(&c).contains(needle))
         .unwrap_or(false)
@@ -101,13 +101,13 @@ fn port_is_free(port: u16) -> bool {
     UdpSocket::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/ls")
         .join(name)
 }
 
-fn path_str(p: &Path) -> &str {
+pub(crate) fn path_str(p: &Path) -> &str {
     p.to_str().expect("a UTF-8 path")
 }
 
@@ -197,19 +197,19 @@ async fn udp_ask_raw(addr: SocketAddr, name: &str, wait: Duration) -> Option<Vec
     }
 }
 
-async fn udp_ask(addr: SocketAddr, name: &str, wait: Duration) -> Option<Message> {
+pub(crate) async fn udp_ask(addr: SocketAddr, name: &str, wait: Duration) -> Option<Message> {
     let raw = udp_ask_raw(addr, name, wait).await?;
     Some(Message::from_vec(&raw).expect("a DNS message"))
 }
 
 /// A NOERROR answer whose A records are exactly `ip`.
-fn answers_with(m: &Message, ip: &str) -> bool {
+pub(crate) fn answers_with(m: &Message, ip: &str) -> bool {
     m.response_code == ResponseCode::NoError
         && harness::a_addrs(m) == [ip.parse::<Ipv4Addr>().unwrap()]
 }
 
 /// The Extended DNS Error of `m`: (info code, text).
-fn ede(m: &Message) -> Option<(u16, String)> {
+pub(crate) fn ede(m: &Message) -> Option<(u16, String)> {
     let opt = m.edns.as_ref()?.options();
     match opt.get(EdnsCode::from(15)) {
         Some(EdnsOption::Unknown(15, data)) if data.len() >= 2 => Some((
@@ -222,7 +222,7 @@ fn ede(m: &Message) -> Option<(u16, String)> {
 
 /// Polls `addr` for `name` A over UDP until it answers with exactly `ip`,
 /// for up to [`READY_LIMIT`]; every process in `procs` must stay up meanwhile.
-async fn wait_answers(addr: SocketAddr, name: &str, ip: &str, procs: &mut [&mut Proc]) {
+pub(crate) async fn wait_answers(addr: SocketAddr, name: &str, ip: &str, procs: &mut [&mut Proc]) {
     let answered = poll_until_async(READY_LIMIT, Duration::from_millis(20), async || {
         if let Some(m) = udp_ask(addr, name, POLL_WAIT).await
             && answers_with(&m, ip)
@@ -435,7 +435,7 @@ async fn sigkilled_ts_every_strategy_keeps_answering_the_other_partition() {
 // 2. `dnslb up`: a SIGKILLed TS child is restarted; SIGINT stops everything.
 
 /// `(ts name, pid)` of every "table server started" line so far.
-fn started_children(log: &str) -> Vec<(String, u32)> {
+pub(crate) fn started_children(log: &str) -> Vec<(String, u32)> {
     log.lines()
         .filter(|l| l.contains("table server started"))
         .filter_map(|l| {
@@ -449,7 +449,7 @@ fn started_children(log: &str) -> Vec<(String, u32)> {
         .collect()
 }
 
-fn pids_of(log: &str, ts: &str) -> Vec<u32> {
+pub(crate) fn pids_of(log: &str, ts: &str) -> Vec<u32> {
     started_children(log)
         .into_iter()
         .filter(|(n, _)| n == ts)
@@ -458,7 +458,12 @@ fn pids_of(log: &str, ts: &str) -> Vec<u32> {
 }
 
 /// Polls the log of `up` until `done` finds what it wants, for up to `limit`.
-fn wait_log<T>(up: &mut Proc, limit: Duration, what: &str, done: impl Fn(&str) -> Option<T>) -> T {
+pub(crate) fn wait_log<T>(
+    up: &mut Proc,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&str) -> Option<T>,
+) -> T {
     poll_until(limit, Duration::from_millis(10), || {
         let found = done(&up.stderr_now());
         if found.is_none() {

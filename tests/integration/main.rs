@@ -15,5 +15,6 @@ mod partitioned;
 mod procs;
 mod rate_limit;
 mod resolve;
+mod startup;
 mod ts;
 mod xfr;
