@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior, timeout_at};
@@ -39,13 +40,15 @@ use super::order::name_hash;
 use super::upstream::{DropCounters, UpstreamError};
 use crate::dns::{HEADER_LEN, WireHeader};
 use crate::server::backoff::Backoff;
+use crate::server::batch::RecvBatch;
 
 /// Sockets per address family.
 pub const POOL_SOCKETS: usize = 64;
 /// Queries one socket sends before it is replaced by one on a new port.
 pub const ROTATE_AFTER: u64 = 20_000;
-/// Largest UDP response read from a backend; one that fills it is not trusted.
-const RECV_BUFFER: usize = 4096;
+/// Responses read per system call on one socket (each socket has its own
+/// slots, so this stays small: 64 sockets per address family).
+const RECV_SLOTS: usize = 4;
 /// How often the sweeper settles abandoned queries that reached their
 /// deadline (and stops retired sockets whose last query has ended).
 pub const LATE_CHECK: Duration = Duration::from_millis(100);
@@ -421,18 +424,19 @@ impl Drop for UpstreamPool {
 /// Reads one socket's responses and hands each to the query it answers,
 /// until the socket's `stop` token is cancelled.
 async fn read_loop(ps: Arc<PoolSocket>, drops: Arc<DropCounters>) {
-    let mut buf = vec![0u8; RECV_BUFFER];
+    let mut slots = RecvBatch::with_slots(RECV_SLOTS);
     let mut backoff = Backoff::default();
     loop {
-        let r = tokio::select! {
+        tokio::select! {
             _ = ps.stop.cancelled() => return,
-            r = ps.sock.recv_from(&mut buf) => r,
-        };
-        let (n, from) = match r {
-            Ok(x) => {
+            r = ps.sock.readable() => if r.is_err() { continue },
+        }
+        let n = match ps.sock.try_io(Interest::READABLE, || slots.recv(&ps.sock)) {
+            Ok(n) => {
                 backoff.success();
-                x
+                n
             }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => {
                 // E.g. ICMP port unreachable from a dead backend: keep
                 // reading, but do not spin if the error persists.
@@ -445,8 +449,14 @@ async fn read_loop(ps: Arc<PoolSocket>, drops: Arc<DropCounters>) {
                 continue;
             }
         };
-        let Some(resp) = buf.get(..n) else { continue };
-        deliver(&ps, resp, from, n == buf.len(), &drops);
+        for i in 0..n {
+            if let Some((resp, meta)) = slots.get(i)
+                && let Some(from) = meta.src
+            {
+                // A response that filled its slot may have been cut short.
+                deliver(&ps, resp, from, meta.truncated, &drops);
+            }
+        }
     }
 }
 

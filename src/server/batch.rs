@@ -10,9 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 
-use nix::sys::socket::{
-    MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
-};
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use std::io::{IoSlice, IoSliceMut};
 
 /// Datagrams per system call (NSD's figure).
@@ -41,14 +39,19 @@ pub(crate) struct RecvBatch {
 
 impl Default for RecvBatch {
     fn default() -> Self {
-        RecvBatch {
-            slots: vec![[0u8; SLOT]; BATCH],
-            got: Vec::with_capacity(BATCH),
-        }
+        RecvBatch::with_slots(BATCH)
     }
 }
 
 impl RecvBatch {
+    /// Room for `n` datagrams per call (at least one).
+    pub(crate) fn with_slots(n: usize) -> Self {
+        RecvBatch {
+            slots: vec![[0u8; SLOT]; n.max(1)],
+            got: Vec::with_capacity(n.max(1)),
+        }
+    }
+
     /// Receives what is queued on `sock` (at most [`BATCH`]) without
     /// blocking; the number received.
     ///
@@ -74,7 +77,13 @@ fn recv_into(fd: RawFd, slots: &mut [[u8; SLOT]], got: &mut Vec<Received>) -> io
         .map(|s| [IoSliceMut::new(&mut s[..])])
         .collect();
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(iovs.len(), None);
-    let results = recvmmsg(fd, &mut headers, iovs.iter_mut(), MsgFlags::MSG_DONTWAIT, None)?;
+    let results = recvmmsg(
+        fd,
+        &mut headers,
+        iovs.iter_mut(),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )?;
     for msg in results {
         got.push(Received {
             len: msg.bytes.min(SLOT),

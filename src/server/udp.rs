@@ -50,7 +50,9 @@ pub(crate) async fn run<H: Handler>(sock: Arc<UdpSocket>, shared: Arc<Shared<H>>
         };
         backoff.success();
         for i in 0..n {
-            let Some((raw, meta)) = slots.get(i) else { continue };
+            let Some((raw, meta)) = slots.get(i) else {
+                continue;
+            };
             let Some(src) = meta.src else { continue };
             if meta.truncated || src.port() == 0 {
                 continue; // no DNS query; nobody can receive an answer at port 0
