@@ -217,6 +217,11 @@ def cmd_record(a):
         labels[k] = int(v) if v.isdigit() else v
     res = parse_dnsperf(a.files[0])
     res.update(labels)
+    # CPU time of the server under test per answered query, in µs.
+    res["cpu_us"] = None
+    ticks, hz = labels.get("cpu_ticks"), labels.get("clk_tck")
+    if isinstance(ticks, int) and isinstance(hz, int) and hz > 0 and res.get("completed"):
+        res["cpu_us"] = ticks * 1e6 / hz / res["completed"]
     res["upstream_per_client"] = None
     if len(a.files) >= 3:
         try:
@@ -241,6 +246,7 @@ def cmd_record(a):
     print(f"    {labels.get('contender','?'):<22} {labels.get('mode','?'):<6} "
           f"qps {res['qps'] or 0:>9.0f}  lost {res['lost']}  "
           f"p50 {ms(res['p50'])}  p99 {ms(res['p99'])}  p99.9 {ms(res['p999'])} ms"
+          + ("" if res["cpu_us"] is None else f"  cpu/query {res['cpu_us']:.1f} µs")
           + ("" if upc is None else f"  up/client {upc:.3f}"), flush=True)
 
 
@@ -261,6 +267,8 @@ def fmt(v, kind):
         return f"{v:.2f}"
     if kind == "up":
         return f"{v:.3f}"
+    if kind == "us":
+        return f"{v:.1f} µs"
     return str(v)
 
 
@@ -310,12 +318,18 @@ def build(rows):
         pair("ts", w, "dnslb-ts", "nsd", "fixed", "p99", "ms",
              f"TS vs NSD ({n} worker{'s' if n != '1' else ''}): p99 @ 20k QPS",
              "ratio <= 1.00", lambda r, o, t: r is not None and r <= 1.0)
+        pair("ts", w, "dnslb-ts", "nsd", "fixed", "cpu_us", "us",
+             f"TS vs NSD ({n} worker{'s' if n != '1' else ''}): CPU per query @ 20k QPS",
+             "ratio <= 1.00", lambda r, o, t: r is not None and r <= 1.0)
     pair("ls", "replicated", "dnslb-ls", "dnsdist", "max", "qps", "qps",
          "LS vs dnsdist: max QPS", "ratio >= 1.25",
          lambda r, o, t: r is not None and r >= 1.25)
     pair("ls", "replicated", "dnslb-ls", "dnsdist", "fixed", "p99", "ms",
          "LS vs dnsdist: p99 @ 20k QPS", "ratio <= 1.00",
          lambda r, o, t: r is not None and r <= 1.0)
+    pair("ls", "replicated", "dnslb-ls", "dnsdist", "fixed", "cpu_us", "us",
+         "LS vs dnsdist: CPU per query @ 20k QPS", "ratio <= 0.80",
+         lambda r, o, t: r is not None and r <= 0.8)
     for sc, title in (("both", "tail, both TS stalling"), ("one", "tail, only ts1 stalling")):
         if sc == "both":
             pair("tail", sc, "ls-hedge-adaptive", "dnsdist", "fixed", "p99", "ms",
@@ -399,10 +413,11 @@ def detail_tables(rows):
                                 + ", dnsperf at a fixed 5,000 QPS"),
         }.get((section, mode), f"{section} {scenario} {mode}")
         if mode == "max":
-            head = ["contender", "QPS median", "QPS by round", "lost (sum)", "avg latency ms"]
+            head = ["contender", "QPS median", "QPS by round", "lost (sum)", "avg latency ms",
+                    "CPU/query"]
         else:
             head = ["contender", "QPS median", "lost (sum)", "p50 ms", "p99 ms", "p99.9 ms",
-                    "p99 by round"]
+                    "p99 by round", "CPU/query"]
         if section in ("ls", "tail"):
             head.append("upstream/client")
         if section == "tail":
@@ -414,13 +429,15 @@ def detail_tables(rows):
             lost = str(sum(r.get("lost") or 0 for r in rs))
             if mode == "max":
                 row = [c, qps, ", ".join(fmt(r.get("qps"), "qps") for r in rs), lost,
-                       fmt(med([r.get("avg_ms") for r in rs]), "ms")]
+                       fmt(med([r.get("avg_ms") for r in rs]), "ms"),
+                       fmt(med([r.get("cpu_us") for r in rs]), "us")]
             else:
                 row = [c, qps, lost,
                        fmt(med([r.get("p50") for r in rs]), "ms"),
                        fmt(med([r.get("p99") for r in rs]), "ms"),
                        fmt(med([r.get("p999") for r in rs]), "ms"),
-                       ", ".join(fmt(r.get("p99"), "ms") for r in rs)]
+                       ", ".join(fmt(r.get("p99"), "ms") for r in rs),
+                       fmt(med([r.get("cpu_us") for r in rs]), "us")]
             if section in ("ls", "tail"):
                 row.append(fmt(med([r.get("upstream_per_client") for r in rs]), "up"))
             if section == "tail":
