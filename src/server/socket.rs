@@ -11,8 +11,11 @@ const UDP_RECV_BUFFER: usize = 4 << 20;
 const TCP_BACKLOG: i32 = 1024;
 
 /// A socket could not be set up.
+///
+/// Its message names the address and protocol; when the OS refused a port
+/// below 1024 for want of privilege, it also says how to grant it.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr} ({proto})")]
+#[error("cannot listen on {addr} ({proto}){}", privilege_hint(*.addr, .source))]
 pub struct BindError {
     /// The address asked for.
     pub addr: SocketAddr,
@@ -21,6 +24,24 @@ pub struct BindError {
     /// The OS error.
     #[source]
     pub source: std::io::Error,
+}
+
+/// Ports below this one are privileged: binding them needs root or
+/// CAP_NET_BIND_SERVICE (Linux's default `net.ipv4.ip_unprivileged_port_start`).
+const FIRST_UNPRIVILEGED_PORT: u16 = 1024;
+
+/// How to fix a bind refused for want of privilege, or nothing for any other
+/// failure (the OS error itself follows the message).
+fn privilege_hint(addr: SocketAddr, source: &std::io::Error) -> &'static str {
+    if source.kind() == std::io::ErrorKind::PermissionDenied
+        && addr.port() < FIRST_UNPRIVILEGED_PORT
+    {
+        " (ports below 1024 need root or CAP_NET_BIND_SERVICE: \
+         setcap cap_net_bind_service=+ep $(command -v dnslb), \
+         or run it from deploy/dnslb-ls.service)"
+    } else {
+        ""
+    }
 }
 
 fn new_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> std::io::Result<Socket> {
@@ -116,4 +137,45 @@ fn bind_pair_once(
             source,
         })?;
     Ok((udp, tcp, bound))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, ErrorKind};
+
+    use super::*;
+
+    fn message(addr: &str, kind: ErrorKind) -> String {
+        BindError {
+            addr: addr.parse().unwrap(),
+            proto: "tcp",
+            source: Error::from(kind),
+        }
+        .to_string()
+    }
+
+    const HINT: &str = "(ports below 1024 need root or CAP_NET_BIND_SERVICE: \
+                        setcap cap_net_bind_service=+ep $(command -v dnslb), \
+                        or run it from deploy/dnslb-ls.service)";
+
+    #[test]
+    fn permission_denied_below_1024_says_how_to_fix_it() {
+        for addr in ["127.0.0.1:53", "[::1]:53", "0.0.0.0:1023"] {
+            let msg = message(addr, ErrorKind::PermissionDenied);
+            assert_eq!(msg, format!("cannot listen on {addr} (tcp) {HINT}"));
+        }
+    }
+
+    #[test]
+    fn other_failures_get_no_hint() {
+        for (addr, kind) in [
+            ("127.0.0.1:5300", ErrorKind::PermissionDenied),
+            ("127.0.0.1:1024", ErrorKind::PermissionDenied),
+            ("127.0.0.1:53", ErrorKind::AddrInUse),
+            ("127.0.0.1:53", ErrorKind::AddrNotAvailable),
+        ] {
+            let msg = message(addr, kind);
+            assert_eq!(msg, format!("cannot listen on {addr} (tcp)"), "{kind:?}");
+        }
+    }
 }

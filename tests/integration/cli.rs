@@ -11,11 +11,14 @@
 //! program prints it joined to the folder of the config, as given on the command line).
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use rustix::process::Signal;
 
-use crate::procs::{Output, Proc, free_port, poll_until, run_dnslb, run_tool};
+use crate::procs::{
+    BIN, Output, Proc, dnslb_command, free_port, poll_until, run as run_cmd, run_dnslb, run_tool,
+};
 
 /// How long a command that should end on its own may run before the test calls it hung.
 const RUN_LIMIT: Duration = Duration::from_secs(10);
@@ -470,6 +473,86 @@ fn ts_refuses_a_udp_port_in_use() {
 fn ts_refuses_a_tcp_port_in_use() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     ts_on_a_taken_address(&taken.local_addr().unwrap().to_string(), "tcp port in use");
+}
+
+/// The uid and gid the privilege test drops to: `nobody` and `nogroup`.
+const NOBODY: u32 = 65_534;
+
+/// `dnslb ARGS` without privileges: as it is when the test is not root, else
+/// through `setpriv` as `nobody` (which drops every capability). An error
+/// saying why when that cannot be arranged here.
+fn unprivileged_dnslb(args: &[&str], cwd: &Path) -> Result<Command, String> {
+    if !rustix::process::geteuid().is_root() {
+        return Ok(dnslb_command(args, cwd));
+    }
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={NOBODY}"))
+            .arg(format!("--regid={NOBODY}"))
+            .args(["--clear-groups", "--", BIN])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
+            .current_dir(cwd);
+        cmd
+    };
+    // nobody must be able to run the binary at all (a checkout in a private
+    // home folder would not let it).
+    let help = run_cmd(
+        "setpriv dnslb --help",
+        as_nobody(&["--help"]),
+        None,
+        RUN_LIMIT,
+    );
+    if help.status.success() {
+        Ok(as_nobody(args))
+    } else {
+        Err(format!(
+            "nobody cannot run dnslb via setpriv: {}",
+            help.stderr.trim()
+        ))
+    }
+}
+
+/// Binding port 53 without root or CAP_NET_BIND_SERVICE fails with one line
+/// that says how to grant the capability (the message itself, and that port
+/// 5300 gets no hint, are unit-tested in `server::socket`).
+#[test]
+fn ts_on_port_53_without_privilege_says_how_to_fix_it() {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok());
+    if start.is_some_and(|p| p <= 53) {
+        eprintln!("skipped: net.ipv4.ip_unprivileged_port_start = {start:?} lets anyone bind 53");
+        return;
+    }
+    let cwd = tempfile::tempdir().unwrap();
+    let zone = data_dir().join("zones/good.txt");
+    let args = [
+        "ts",
+        "--listen",
+        "127.0.0.1:53",
+        "--zone",
+        zone.to_str().unwrap(),
+    ];
+    let cmd = match unprivileged_dnslb(&args, cwd.path()) {
+        Ok(cmd) => cmd,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let out = run_cmd("unprivileged dnslb ts on :53", cmd, None, RUN_LIMIT);
+    let line = assert_one_line_failure(&out, "port 53 without privilege");
+    for want in [
+        "cannot listen on 127.0.0.1:53",
+        "Permission denied",
+        "CAP_NET_BIND_SERVICE",
+        "setcap cap_net_bind_service=+ep $(command -v dnslb)",
+        "deploy/dnslb-ls.service",
+    ] {
+        assert!(line.contains(want), "{want:?} missing from: {line}");
+    }
 }
 
 #[test]

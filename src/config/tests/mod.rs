@@ -58,7 +58,7 @@ fn shipped_config_parses_to_the_default_deployment() {
     assert_eq!(ls.strategy, Strategy::Hedge);
     assert_eq!(ls.order, Order::LeastOutstanding);
     assert_eq!(ls.layout, Layout::Partitioned);
-    assert_eq!(ls.metrics, Some(addr("127.0.0.1:9153")));
+    assert_eq!(ls.metrics, Some(addr("127.0.0.1:5390")));
     assert_eq!(ls.health, HealthConfig::default());
     assert_eq!(
         ls.backend,
