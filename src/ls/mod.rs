@@ -23,6 +23,7 @@ pub mod hedge;
 pub mod latency;
 pub mod order;
 pub mod pool;
+pub mod resolution;
 pub mod sticky;
 pub mod strategy;
 pub mod upstream;
@@ -307,6 +308,24 @@ impl LsState {
                 Reply::Drop
             }
         }
+    }
+}
+
+impl resolution::Pacing for LsState {
+    fn spacing(&self, i: usize) -> Option<Duration> {
+        match self.policy.strategy {
+            Strategy::Hedge => Some(self.hedge_delay(i)),
+            Strategy::Sequential => Some(self.policy.try_timeout),
+            Strategy::Race => None,
+        }
+    }
+
+    fn try_timeout(&self) -> Duration {
+        self.policy.try_timeout
+    }
+
+    fn take_hedge_token(&self) -> bool {
+        self.hedge_allowed()
     }
 }
 

@@ -1,0 +1,677 @@
+//! One client query's progress across its candidate backends, as a pure
+//! state machine: no sockets, no clock of its own (every call is given
+//! `now`), so the strategies' timing (hedge delay, budget, failover,
+//! deadline) and the layouts' rules are unit-tested with made-up times.
+//!
+//! A driver (the async one in [`super::strategy`]) calls [`Resolution::poll`]
+//! until it says [`Step::Wait`], sends what it was told to launch, feeds each
+//! backend's outcome to [`Resolution::on_outcome`], and polls again at the
+//! latest at [`Resolution::next_wakeup`]. [`Step::Done`] says how the query
+//! ends.
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use smallvec::SmallVec;
+use tokio::time::Instant;
+
+use crate::config::{Layout, Strategy};
+use crate::dns::WireHeader;
+
+/// What one backend's response means for the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Ends the query: the client gets this response.
+    Final,
+    /// Partitioned: "no such name" from this backend; ask the others.
+    NxDomain,
+    /// Partitioned: the name exists here but has no records of this type
+    /// (or is only the parent of other names); ask the others.
+    NoData,
+    /// An error rcode, or no usable response: as if this backend had not answered.
+    Failed,
+}
+
+/// Classifies a response by its header (pure): rcode, AA and the counts of
+/// answer and authority records. A NOERROR answer with no records is a
+/// referral (positive) when it is not authoritative and carries authority
+/// records, else NODATA.
+pub fn classify(h: &WireHeader, layout: Layout) -> Verdict {
+    let negative = match ResponseCode::from_low(h.rcode()) {
+        ResponseCode::ServFail
+        | ResponseCode::Refused
+        | ResponseCode::FormErr
+        | ResponseCode::NotImp => return Verdict::Failed,
+        ResponseCode::NXDomain => Verdict::NxDomain,
+        ResponseCode::NoError
+            if h.ancount == 0 && (h.authoritative() || h.nscount == 0) && !h.truncated() =>
+        {
+            Verdict::NoData
+        }
+        _ => return Verdict::Final,
+    };
+    match layout {
+        Layout::Partitioned => negative,
+        Layout::Replicated => Verdict::Final,
+    }
+}
+
+/// How a query with no final answer ends, once every candidate asked has
+/// answered or the deadline has passed (pure; see [`settle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Every backend gave a negative answer: pass this backend's on (a
+    /// NODATA when any backend said NODATA, as the name exists somewhere).
+    PassOn(usize),
+    /// Every backend asked failed (error rcodes) before the deadline: SERVFAIL.
+    AllFailed,
+    /// Some backend was not heard from (down, silent, failed): the negatives
+    /// prove nothing, so the `on_timeout` answer.
+    Unproven,
+}
+
+/// What the answers so far add up to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Backends in the snapshot.
+    pub backends: usize,
+    /// Backends asked.
+    pub asked: usize,
+    /// NXDOMAIN answers.
+    pub nxdomain: usize,
+    /// NODATA answers.
+    pub nodata: usize,
+    /// Error answers and errors.
+    pub failed: usize,
+    /// The backend whose negative answer would be passed on.
+    pub negative: Option<usize>,
+    /// Whether `negative` is a NODATA.
+    pub negative_is_nodata: bool,
+}
+
+impl Tally {
+    /// Counts one negative answer of backend `at`; true when it becomes the
+    /// one to pass on (the first NODATA, else the latest NXDOMAIN), so the
+    /// driver keeps its bytes.
+    pub fn negative(&mut self, at: usize, verdict: Verdict) -> bool {
+        if verdict == Verdict::NoData {
+            self.nodata += 1;
+            if !self.negative_is_nodata {
+                self.negative = Some(at);
+                self.negative_is_nodata = true;
+                return true;
+            }
+            false
+        } else {
+            self.nxdomain += 1;
+            if !self.negative_is_nodata {
+                self.negative = Some(at);
+                return true;
+            }
+            false
+        }
+    }
+}
+
+/// The end of a query that got no final answer (pure). `timed_out`: the
+/// deadline passed with some backend still silent.
+pub fn settle(t: &Tally, timed_out: bool) -> Settled {
+    let negatives = t.nxdomain + t.nodata;
+    match t.negative {
+        Some(at) if !timed_out && negatives == t.backends && t.asked == t.backends => {
+            Settled::PassOn(at)
+        }
+        _ if !timed_out && negatives == 0 && t.failed > 0 && t.failed == t.asked => {
+            Settled::AllFailed
+        }
+        _ => Settled::Unproven,
+    }
+}
+
+/// What a resolution needs to know of the policy in force.
+pub trait Pacing {
+    /// After asking backend `i`, how long before the next is asked anyway
+    /// (the hedge delay or the per-try timeout); `None` under `race`.
+    fn spacing(&self, i: usize) -> Option<Duration>;
+    /// Per-try timeout: how long a query the hedge budget kept on its
+    /// backends waits before failing over regardless.
+    fn try_timeout(&self) -> Duration;
+    /// Takes a token of the hedge budget for a delay-triggered hedge;
+    /// false (and counted) when it is spent.
+    fn take_hedge_token(&self) -> bool;
+}
+
+/// The driver's next move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Ask backend `backend` now; `hedge`: sent by the hedge timer.
+    Launch {
+        /// Backend index.
+        backend: usize,
+        /// A delay-triggered hedge (not the first, not a failover).
+        hedge: bool,
+    },
+    /// Nothing to do before the next outcome or [`Resolution::next_wakeup`].
+    Wait,
+    /// The query is over.
+    Done(End),
+}
+
+/// How a query ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Backend `backend`'s response is the answer; `hedge`: it was a hedge.
+    Win {
+        /// Backend index.
+        backend: usize,
+        /// Whether that attempt was a delay-triggered hedge.
+        hedge: bool,
+    },
+    /// Every backend answered negatively: backend `backend`'s negative
+    /// response is the answer.
+    PassOn(usize),
+    /// Every backend asked failed before the deadline: SERVFAIL.
+    AllFailed,
+    /// No conclusive answer: the `on_timeout` answer. `timed_out`: the
+    /// deadline passed (else some backend was down or failed).
+    OnTimeout {
+        /// The deadline passed.
+        timed_out: bool,
+    },
+}
+
+/// Candidates held inline (no allocation for up to this many backends).
+const INLINE: usize = 8;
+
+/// One client query's progress; see the module docs.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    strategy: Strategy,
+    layout: Layout,
+    candidates: SmallVec<[usize; INLINE]>,
+    /// Per launched candidate (by position): its outcome (`None` while it
+    /// is pending), and whether it was launched as a hedge.
+    outcomes: SmallVec<[Option<Verdict>; INLINE]>,
+    hedged: SmallVec<[bool; INLINE]>,
+    tally: Tally,
+    deadline: Instant,
+    next_at: Option<Instant>,
+    last_launch: Instant,
+    /// The hedge budget refused: the timer now waits for the failover time.
+    failover: bool,
+    /// An outcome asks for the next candidate at once.
+    launch_now: bool,
+    end: Option<End>,
+}
+
+impl Resolution {
+    /// A query that started at `now`, with its candidates in order, among
+    /// `backends` in the snapshot, ending at `deadline` at the latest.
+    pub fn new(
+        strategy: Strategy,
+        layout: Layout,
+        candidates: &[usize],
+        backends: usize,
+        now: Instant,
+        deadline: Instant,
+    ) -> Self {
+        Resolution {
+            strategy,
+            layout,
+            candidates: candidates.iter().copied().collect(),
+            outcomes: SmallVec::new(),
+            hedged: SmallVec::new(),
+            tally: Tally {
+                backends,
+                ..Tally::default()
+            },
+            deadline,
+            next_at: None,
+            last_launch: now,
+            failover: false,
+            launch_now: true,
+            end: None,
+        }
+    }
+
+    /// The layout the outcomes are judged by.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The next move at `now`.
+    pub fn poll(&mut self, now: Instant, pacing: &impl Pacing) -> Step {
+        if let Some(end) = self.end {
+            return Step::Done(end);
+        }
+        if now >= self.deadline {
+            return self.finish(End::OnTimeout { timed_out: true });
+        }
+        let left = self.outcomes.len() < self.candidates.len();
+        if self.launch_now && left {
+            // The first candidate, every one under race, or the next one
+            // after a negative or failed answer (never held back by the budget).
+            self.launch_now = self.strategy == Strategy::Race;
+            return self.launch(now, false, pacing);
+        }
+        if left && self.next_at.is_some_and(|at| at <= now) {
+            let hedge = self.strategy == Strategy::Hedge && !self.failover;
+            if hedge && !pacing.take_hedge_token() {
+                // No budget for a hedge: stay with the backends asked
+                // until the per-try timeout, then fail over regardless.
+                self.failover = true;
+                self.next_at = Some(self.last_launch + pacing.try_timeout());
+                return self.poll(now, pacing);
+            }
+            return self.launch(now, hedge, pacing);
+        }
+        if !left && self.outcomes.iter().all(Option::is_some) {
+            self.tally.asked = self.outcomes.len();
+            return match settle(&self.tally, false) {
+                Settled::PassOn(i) => self.finish(End::PassOn(i)),
+                Settled::AllFailed => self.finish(End::AllFailed),
+                Settled::Unproven => self.finish(End::OnTimeout { timed_out: false }),
+            };
+        }
+        Step::Wait
+    }
+
+    fn launch(&mut self, now: Instant, hedge: bool, pacing: &impl Pacing) -> Step {
+        let Some(&backend) = self.candidates.get(self.outcomes.len()) else {
+            return Step::Wait;
+        };
+        self.outcomes.push(None);
+        self.hedged.push(hedge);
+        self.last_launch = now;
+        self.failover = false;
+        self.next_at = pacing.spacing(backend).map(|d| now + d);
+        Step::Launch { backend, hedge }
+    }
+
+    fn finish(&mut self, end: End) -> Step {
+        self.end = Some(end);
+        self.tally.asked = self.outcomes.len();
+        Step::Done(end)
+    }
+
+    /// Backend `backend`'s outcome: a response's verdict, or `Failed` for
+    /// an error or a timeout. Returns true when this response is the
+    /// negative one to keep (it may be passed on later).
+    pub fn on_outcome(&mut self, backend: usize, verdict: Verdict) -> bool {
+        let Some(pos) = self
+            .candidates
+            .iter()
+            .take(self.outcomes.len())
+            .position(|&c| c == backend)
+        else {
+            return false;
+        };
+        match self.outcomes.get_mut(pos) {
+            Some(slot @ None) if self.end.is_none() => *slot = Some(verdict),
+            _ => return false,
+        }
+        match verdict {
+            Verdict::Final => {
+                let hedge = self.hedged.get(pos).copied().unwrap_or(false);
+                self.end = Some(End::Win { backend, hedge });
+                false
+            }
+            Verdict::NxDomain | Verdict::NoData => {
+                self.launch_now = true;
+                self.tally.negative(backend, verdict)
+            }
+            Verdict::Failed => {
+                self.launch_now = true;
+                self.tally.failed += 1;
+                false
+            }
+        }
+    }
+
+    /// When to poll again at the latest.
+    pub fn next_wakeup(&self) -> Instant {
+        match self.next_at {
+            Some(at) if self.outcomes.len() < self.candidates.len() => at.min(self.deadline),
+            _ => self.deadline,
+        }
+    }
+
+    /// Backends asked that have not answered (silent so far).
+    pub fn unfinished(&self) -> impl Iterator<Item = usize> + '_ {
+        self.candidates
+            .iter()
+            .zip(&self.outcomes)
+            .filter(|(_, o)| o.is_none())
+            .map(|(&i, _)| i)
+    }
+
+    /// Backends asked so far, in order.
+    pub fn asked(&self) -> impl Iterator<Item = usize> + '_ {
+        self.candidates.iter().take(self.outcomes.len()).copied()
+    }
+
+    /// Whether backend `i` gave a negative answer.
+    pub fn said_negative(&self, i: usize) -> bool {
+        self.candidates
+            .iter()
+            .zip(&self.outcomes)
+            .any(|(&c, o)| c == i && matches!(o, Some(Verdict::NxDomain | Verdict::NoData)))
+    }
+
+    /// The answers so far.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// A response header: rcode, AA, answer and authority counts.
+    fn hdr(rcode: u8, aa: bool, an: u16, ns: u16) -> WireHeader {
+        WireHeader {
+            id: 1,
+            flags: 0x8000 | if aa { 0x0400 } else { 0 } | u16::from(rcode),
+            qdcount: 1,
+            ancount: an,
+            nscount: ns,
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        use Layout::*;
+        assert_eq!(classify(&hdr(0, true, 1, 0), Partitioned), Verdict::Final);
+        assert_eq!(
+            classify(&hdr(3, true, 0, 1), Partitioned),
+            Verdict::NxDomain
+        );
+        assert_eq!(classify(&hdr(3, true, 0, 1), Replicated), Verdict::Final);
+        // NODATA (AA, SOA in authority) is as inconclusive as NXDOMAIN.
+        assert_eq!(classify(&hdr(0, true, 0, 1), Partitioned), Verdict::NoData);
+        assert_eq!(classify(&hdr(0, false, 0, 0), Partitioned), Verdict::NoData);
+        assert_eq!(classify(&hdr(0, true, 0, 1), Replicated), Verdict::Final);
+        // A referral (no AA, NS in authority) is a positive answer.
+        assert_eq!(classify(&hdr(0, false, 0, 2), Partitioned), Verdict::Final);
+        for rc in [1, 2, 4, 5] {
+            assert_eq!(
+                classify(&hdr(rc, false, 0, 0), Partitioned),
+                Verdict::Failed
+            );
+            assert_eq!(classify(&hdr(rc, false, 0, 0), Replicated), Verdict::Failed);
+        }
+    }
+
+    fn tally(backends: usize, answers: &[Verdict]) -> Tally {
+        let mut t = Tally {
+            backends,
+            asked: answers.len(),
+            ..Tally::default()
+        };
+        for (i, v) in answers.iter().enumerate() {
+            match v {
+                Verdict::Failed => t.failed += 1,
+                Verdict::Final => unreachable!("a final answer ends the query"),
+                v => {
+                    t.negative(i, *v);
+                }
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn every_backend_negative_passes_nodata_before_nxdomain() {
+        use Verdict::*;
+        assert_eq!(
+            settle(&tally(3, &[NxDomain, NoData, NxDomain]), false),
+            Settled::PassOn(1)
+        );
+        assert_eq!(
+            settle(&tally(2, &[NxDomain, NxDomain]), false),
+            Settled::PassOn(1)
+        );
+        assert_eq!(
+            settle(&tally(2, &[NoData, NoData]), false),
+            Settled::PassOn(0)
+        );
+    }
+
+    #[test]
+    fn a_backend_not_heard_from_makes_negatives_unproven() {
+        use Verdict::*;
+        // One of two backends skipped as down.
+        assert_eq!(settle(&tally(2, &[NxDomain]), false), Settled::Unproven);
+        // One failed, one negative.
+        assert_eq!(
+            settle(&tally(2, &[NxDomain, Failed]), false),
+            Settled::Unproven
+        );
+        // One silent until the deadline.
+        let mut t = tally(2, &[NxDomain]);
+        t.asked = 2;
+        assert_eq!(settle(&t, true), Settled::Unproven);
+    }
+
+    #[test]
+    fn all_failed_is_servfail_before_the_deadline_only() {
+        use Verdict::*;
+        assert_eq!(
+            settle(&tally(2, &[Failed, Failed]), false),
+            Settled::AllFailed
+        );
+        assert_eq!(
+            settle(&tally(2, &[Failed, Failed]), true),
+            Settled::Unproven
+        );
+    }
+
+    // ---- the state machine, on a made-up clock ----
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Hedge delay 20 ms, per-try timeout 200 ms, `tokens` hedges allowed.
+    struct Fixed {
+        strategy: Strategy,
+        tokens: Cell<u32>,
+        refused: Cell<u32>,
+    }
+
+    impl Pacing for Fixed {
+        fn spacing(&self, _i: usize) -> Option<Duration> {
+            match self.strategy {
+                Strategy::Hedge => Some(20 * MS),
+                Strategy::Sequential => Some(200 * MS),
+                Strategy::Race => None,
+            }
+        }
+        fn try_timeout(&self) -> Duration {
+            200 * MS
+        }
+        fn take_hedge_token(&self) -> bool {
+            let t = self.tokens.get();
+            if t == 0 {
+                self.refused.set(self.refused.get() + 1);
+                return false;
+            }
+            self.tokens.set(t - 1);
+            true
+        }
+    }
+
+    fn pacing(strategy: Strategy, tokens: u32) -> Fixed {
+        Fixed {
+            strategy,
+            tokens: Cell::new(tokens),
+            refused: Cell::new(0),
+        }
+    }
+
+    /// A resolution over backends 0..n (in order) starting at `t0`, deadline 1500 ms.
+    fn start(strategy: Strategy, layout: Layout, n: usize, t0: Instant) -> Resolution {
+        let c: Vec<usize> = (0..n).collect();
+        Resolution::new(strategy, layout, &c, n, t0, t0 + 1500 * MS)
+    }
+
+    /// Every step at `now` until Wait or Done.
+    fn steps(r: &mut Resolution, now: Instant, p: &Fixed) -> Vec<Step> {
+        let mut out = Vec::new();
+        loop {
+            let s = r.poll(now, p);
+            out.push(s);
+            if !matches!(s, Step::Launch { .. }) {
+                return out;
+            }
+        }
+    }
+
+    fn launch(backend: usize, hedge: bool) -> Step {
+        Step::Launch { backend, hedge }
+    }
+
+    #[test]
+    fn hedge_asks_the_next_backend_after_the_delay_and_a_hedge_can_win() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Hedge, 10);
+        let mut r = start(Strategy::Hedge, Layout::Replicated, 3, t0);
+        assert_eq!(steps(&mut r, t0, &p), [launch(0, false), Step::Wait]);
+        assert_eq!(r.next_wakeup(), t0 + 20 * MS);
+        assert_eq!(steps(&mut r, t0 + 19 * MS, &p), [Step::Wait]);
+        assert_eq!(
+            steps(&mut r, t0 + 20 * MS, &p),
+            [launch(1, true), Step::Wait]
+        );
+        assert_eq!(r.next_wakeup(), t0 + 40 * MS);
+        r.on_outcome(1, Verdict::Final);
+        let end = End::Win {
+            backend: 1,
+            hedge: true,
+        };
+        assert_eq!(steps(&mut r, t0 + 25 * MS, &p), [Step::Done(end)]);
+        // A late answer of the loser changes nothing.
+        assert!(!r.on_outcome(0, Verdict::Final));
+        assert_eq!(r.poll(t0 + 30 * MS, &p), Step::Done(end));
+    }
+
+    #[test]
+    fn a_spent_budget_fails_over_at_the_per_try_timeout() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Hedge, 0);
+        let mut r = start(Strategy::Hedge, Layout::Replicated, 2, t0);
+        assert_eq!(steps(&mut r, t0, &p), [launch(0, false), Step::Wait]);
+        // The hedge delay passes: no token, so no hedge; wait for the failover.
+        assert_eq!(steps(&mut r, t0 + 20 * MS, &p), [Step::Wait]);
+        assert_eq!(p.refused.get(), 1);
+        assert_eq!(r.next_wakeup(), t0 + 200 * MS);
+        assert_eq!(steps(&mut r, t0 + 199 * MS, &p), [Step::Wait]);
+        // Failover is not a hedge and takes no token.
+        assert_eq!(
+            steps(&mut r, t0 + 200 * MS, &p),
+            [launch(1, false), Step::Wait]
+        );
+        assert_eq!(p.refused.get(), 1);
+        r.on_outcome(1, Verdict::Final);
+        let end = End::Win {
+            backend: 1,
+            hedge: false,
+        };
+        assert_eq!(r.poll(t0 + 201 * MS, &p), Step::Done(end));
+    }
+
+    #[test]
+    fn sequential_moves_on_after_the_try_timeout_or_at_once_after_an_error() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Sequential, 0);
+        let mut r = start(Strategy::Sequential, Layout::Replicated, 3, t0);
+        assert_eq!(steps(&mut r, t0, &p), [launch(0, false), Step::Wait]);
+        assert_eq!(steps(&mut r, t0 + 199 * MS, &p), [Step::Wait]);
+        assert_eq!(
+            steps(&mut r, t0 + 200 * MS, &p),
+            [launch(1, false), Step::Wait]
+        );
+        r.on_outcome(1, Verdict::Failed); // SERVFAIL: next at once
+        assert_eq!(
+            steps(&mut r, t0 + 210 * MS, &p),
+            [launch(2, false), Step::Wait]
+        );
+        assert_eq!(p.refused.get(), 0, "no budget involved");
+    }
+
+    #[test]
+    fn race_asks_everyone_and_all_failing_is_servfail() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Race, 0);
+        let mut r = start(Strategy::Race, Layout::Partitioned, 2, t0);
+        assert_eq!(
+            steps(&mut r, t0, &p),
+            [launch(0, false), launch(1, false), Step::Wait]
+        );
+        r.on_outcome(0, Verdict::Failed);
+        assert_eq!(r.poll(t0 + MS, &p), Step::Wait);
+        r.on_outcome(1, Verdict::Failed);
+        assert_eq!(r.poll(t0 + 2 * MS, &p), Step::Done(End::AllFailed));
+    }
+
+    #[test]
+    fn partitioned_negatives_move_on_at_once_and_the_positive_wins() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Hedge, 10);
+        let mut r = start(Strategy::Hedge, Layout::Partitioned, 2, t0);
+        assert_eq!(steps(&mut r, t0, &p), [launch(0, false), Step::Wait]);
+        assert!(r.on_outcome(0, Verdict::NoData), "the NODATA is kept");
+        // At once, not after the hedge delay, and without a token.
+        assert_eq!(steps(&mut r, t0 + MS, &p), [launch(1, false), Step::Wait]);
+        r.on_outcome(1, Verdict::Final);
+        let end = End::Win {
+            backend: 1,
+            hedge: false,
+        };
+        assert_eq!(r.poll(t0 + 2 * MS, &p), Step::Done(end));
+    }
+
+    #[test]
+    fn partitioned_all_negative_passes_on_and_a_skipped_backend_makes_it_unproven() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Race, 0);
+        let mut r = start(Strategy::Race, Layout::Partitioned, 2, t0);
+        steps(&mut r, t0, &p);
+        assert!(r.on_outcome(0, Verdict::NxDomain));
+        assert!(r.on_outcome(1, Verdict::NoData), "NODATA preferred");
+        assert_eq!(r.poll(t0 + MS, &p), Step::Done(End::PassOn(1)));
+
+        // Three backends, one down (not a candidate).
+        let mut r = Resolution::new(
+            Strategy::Race,
+            Layout::Partitioned,
+            &[0, 2],
+            3,
+            t0,
+            t0 + 1500 * MS,
+        );
+        steps(&mut r, t0, &p);
+        r.on_outcome(0, Verdict::NxDomain);
+        r.on_outcome(2, Verdict::NxDomain);
+        assert_eq!(
+            r.poll(t0 + MS, &p),
+            Step::Done(End::OnTimeout { timed_out: false })
+        );
+        assert!(r.said_negative(0) && r.said_negative(2) && !r.said_negative(1));
+    }
+
+    #[test]
+    fn the_deadline_ends_it_and_names_the_silent() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Race, 0);
+        let mut r = start(Strategy::Race, Layout::Partitioned, 2, t0);
+        steps(&mut r, t0, &p);
+        r.on_outcome(0, Verdict::NxDomain);
+        assert_eq!(r.poll(t0 + 1499 * MS, &p), Step::Wait);
+        assert_eq!(r.next_wakeup(), t0 + 1500 * MS);
+        assert_eq!(
+            r.poll(t0 + 1500 * MS, &p),
+            Step::Done(End::OnTimeout { timed_out: true })
+        );
+        assert_eq!(r.unfinished().collect::<Vec<_>>(), [1]);
+    }
+}
