@@ -32,15 +32,19 @@ pub enum Verdict {
 }
 
 /// Classifies a response by its header (pure): rcode, AA and the counts of
-/// answer and authority records. A NOERROR answer with no records is a
-/// referral (positive) when it is not authoritative and carries authority
-/// records, else NODATA.
+/// answer and authority records. Any answer with records is positive (also
+/// an NXDOMAIN holding a CNAME into another backend's names). A NOERROR
+/// answer with no records is a referral (positive) when it is not
+/// authoritative and carries authority records, else NODATA.
 pub fn classify(h: &WireHeader, layout: Layout) -> Verdict {
     let negative = match ResponseCode::from_low(h.rcode()) {
         ResponseCode::ServFail
         | ResponseCode::Refused
         | ResponseCode::FormErr
         | ResponseCode::NotImp => return Verdict::Failed,
+        // An NXDOMAIN that carries records is a CNAME whose target this
+        // backend does not hold (RFC 6604): the CNAME is a positive answer.
+        ResponseCode::NXDomain if h.ancount > 0 => return Verdict::Final,
         ResponseCode::NXDomain => Verdict::NxDomain,
         ResponseCode::NoError
             if h.ancount == 0 && (h.authoritative() || h.nscount == 0) && !h.truncated() =>
@@ -388,6 +392,8 @@ mod tests {
             Verdict::NxDomain
         );
         assert_eq!(classify(&hdr(3, true, 0, 1), Replicated), Verdict::Final);
+        // A CNAME whose target another partition holds: NXDOMAIN with the CNAME.
+        assert_eq!(classify(&hdr(3, true, 1, 1), Partitioned), Verdict::Final);
         // NODATA (AA, SOA in authority) is as inconclusive as NXDOMAIN.
         assert_eq!(classify(&hdr(0, true, 0, 1), Partitioned), Verdict::NoData);
         assert_eq!(classify(&hdr(0, false, 0, 0), Partitioned), Verdict::NoData);
