@@ -36,6 +36,7 @@ mod dnsdist;
 mod knot;
 mod knot_secondary;
 mod replicated;
+mod stub;
 
 /// How long a server may take to start answering.
 pub const READY_LIMIT: Duration = Duration::from_secs(15);
