@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
@@ -37,6 +37,7 @@ mod knot;
 mod knot_secondary;
 mod replicated;
 mod stub;
+mod unbound;
 
 /// How long a server may take to start answering.
 pub const READY_LIMIT: Duration = Duration::from_secs(15);
@@ -146,6 +147,48 @@ pub async fn wait_log(proc: &mut Proc, needle: &str, count: usize, limit: Durati
         proc.stderr_now()
     );
     t.elapsed()
+}
+
+/// Polls an LS's log until it says `backend` is down (the health checker's
+/// `backend down backend=NAME` line). Returns how long after `since` the
+/// line's own timestamp says that happened (`None` if it has none that
+/// parses). Panics after `limit` or if the LS exits.
+pub async fn wait_down(
+    ls: &mut Proc,
+    backend: &str,
+    since: SystemTime,
+    limit: Duration,
+) -> Option<Duration> {
+    let needle = format!("backend={backend} ");
+    let found = poll_until_async(limit, POLL, async || {
+        ls.assert_running();
+        ls.stderr_now()
+            .lines()
+            .find(|l| l.contains("backend down") && l.contains(&needle))
+            .map(str::to_owned)
+    })
+    .await;
+    let Some(line) = found else {
+        panic!(
+            "the LS did not log `backend down` for {backend} within {limit:?}; stderr:\n{}",
+            ls.stderr_now()
+        )
+    };
+    let logged = log_time_of_day(&line)?;
+    let since = since.duration_since(UNIX_EPOCH).unwrap().as_secs_f64() % 86_400.0;
+    Some(Duration::from_secs_f64(
+        (logged - since).rem_euclid(86_400.0),
+    ))
+}
+
+/// The time of day (UTC, in seconds) at the start of a log line, as
+/// `tracing`'s default format writes it: `2026-01-02T03:04:05.678901Z ...`.
+fn log_time_of_day(line: &str) -> Option<f64> {
+    let stamp = line.split_whitespace().next()?;
+    let time = stamp.split_once('T')?.1.strip_suffix('Z')?;
+    let mut parts = time.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
 }
 
 // ---------------------------------------------------------------------------
