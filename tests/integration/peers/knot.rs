@@ -33,7 +33,7 @@ impl Knot {
             "  - domain: {zone}\n    file: \"{}\"\n",
             dir.path().join("primary.zone").display()
         );
-        Knot::start(knotd, dir, free_port(), &clause)
+        Knot::start(knotd, dir, free_port(), "", &clause)
     }
 
     /// knotd on `port`, a secondary of `zone` transferring from `primary`
@@ -52,32 +52,28 @@ impl Knot {
         };
         // Knot 3.2 calls the primaries `master`; later versions also (or
         // only) `primary`: the first that `knotc conf-check` accepts.
-        let candidates = [clause("master"), clause("primary")];
-        let chosen = candidates
-            .iter()
+        let chosen = ["master", "primary"]
+            .map(clause)
+            .into_iter()
             .find(|c| conf_check(&write_conf(dir.path(), port, &remote, c)).is_ok())
-            .cloned()
-            .unwrap_or_else(|| candidates[0].clone());
-        let conf = write_conf(dir.path(), port, &remote, &chosen);
+            .unwrap_or_else(|| clause("master"));
+        Knot::start(knotd, dir, port, &remote, &chosen)
+    }
+
+    /// Writes and checks the config (see [`write_conf`]) and starts knotd.
+    fn start(
+        knotd: &Path,
+        dir: tempfile::TempDir,
+        port: u16,
+        remote_acl: &str,
+        zone_clause: &str,
+    ) -> Knot {
+        let conf = write_conf(dir.path(), port, remote_acl, zone_clause);
         if let Err(e) = conf_check(&conf) {
             panic!("knotc conf-check rejects the generated config: {e}");
         }
-        Knot::spawn(knotd, dir, port)
-    }
-
-    fn start(knotd: &Path, dir: tempfile::TempDir, port: u16, zone_clause: &str) -> Knot {
-        let conf = write_conf(dir.path(), port, "", zone_clause);
-        if let Err(e) = conf_check(&conf) {
-            panic!("knotc conf-check rejects the generated config: {e}");
-        }
-        Knot::spawn(knotd, dir, port)
-    }
-
-    fn spawn(knotd: &Path, dir: tempfile::TempDir, port: u16) -> Knot {
         let mut cmd = Command::new(knotd);
-        cmd.arg("-c")
-            .arg(dir.path().join("knot.conf"))
-            .current_dir(dir.path());
+        cmd.arg("-c").arg(&conf).current_dir(dir.path());
         Knot {
             proc: Proc::spawn("knotd", cmd),
             addr: local(port),

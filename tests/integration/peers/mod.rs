@@ -10,7 +10,8 @@
 //! * [`stub`]: glibc's stub resolver (`getent`) in a network namespace of
 //!   the test's own, against an LS on the namespace's 127.0.0.1:53.
 //! * [`unbound`]: Unbound (a recursive resolver) in front of a partitioned
-//!   LS, one of whose two table servers is then stalled with SIGSTOP.
+//!   LS, one of whose two table servers is then stalled with SIGSTOP; and a
+//!   CNAME in one partition whose target is in the other.
 //!
 //! A test whose program is not installed prints `skipped: PROG not
 //! installed` and passes (`scripts/test` installs them all). Every process
