@@ -12,6 +12,7 @@ mod metrics;
 mod nsd;
 mod opcodes;
 mod partitioned;
+mod peers;
 mod procs;
 mod rate_limit;
 mod resolve;

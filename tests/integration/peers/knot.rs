@@ -1,0 +1,170 @@
+//! Knot DNS (`knotd`) as a peer of the tests: a primary serving a zone file,
+//! or a secondary transferring a zone from a TS and following its NOTIFY.
+//!
+//! knotd runs in the foreground (its default) as one process, logging to
+//! stderr, with its config (checked by `knotc conf-check` first), zone files,
+//! databases, control socket and PID file in a temporary folder. The [`Proc`]
+//! guard stops it by PID; the folder goes after it.
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use super::{POLL, POLL_WAIT, READY_LIMIT, ask, find_program};
+use crate::procs::{Proc, free_port, local, poll_until_async};
+
+/// A knotd with everything it needs in a temporary folder.
+pub struct Knot {
+    /// Declared before `dir`: the process stops before its folder goes.
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Knot {
+    /// knotd on a free port, primary for `zone` with `zone_text` as its zone
+    /// file. Call [`Knot::wait_ready`] before querying it.
+    pub fn primary(knotd: &Path, zone: &str, zone_text: &str) -> Knot {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("primary.zone"), zone_text).unwrap();
+        let clause = format!(
+            "  - domain: {zone}\n    file: \"{}\"\n",
+            dir.path().join("primary.zone").display()
+        );
+        Knot::start(knotd, dir, free_port(), "", &clause)
+    }
+
+    /// knotd on `port`, a secondary of `zone` transferring from `primary`
+    /// and accepting NOTIFY from 127.0.0.1. There is no zone file: the data
+    /// can only come by zone transfer.
+    pub fn secondary(knotd: &Path, port: u16, zone: &str, primary: SocketAddr) -> Knot {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = format!(
+            "remote:\n  - id: primary\n    address: {}@{}\n\
+             acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    action: notify\n",
+            primary.ip(),
+            primary.port()
+        );
+        let clause = |keyword: &str| {
+            format!("  - domain: {zone}\n    {keyword}: primary\n    acl: notify_from_primary\n")
+        };
+        // Knot 3.2 calls the primaries `master`; later versions also (or
+        // only) `primary`: the first that `knotc conf-check` accepts.
+        let chosen = ["master", "primary"]
+            .map(clause)
+            .into_iter()
+            .find(|c| conf_check(&write_conf(dir.path(), port, &remote, c)).is_ok())
+            .unwrap_or_else(|| clause("master"));
+        Knot::start(knotd, dir, port, &remote, &chosen)
+    }
+
+    /// Writes and checks the config (see [`write_conf`]) and starts knotd.
+    fn start(
+        knotd: &Path,
+        dir: tempfile::TempDir,
+        port: u16,
+        remote_acl: &str,
+        zone_clause: &str,
+    ) -> Knot {
+        let conf = write_conf(dir.path(), port, remote_acl, zone_clause);
+        if let Err(e) = conf_check(&conf) {
+            panic!("knotc conf-check rejects the generated config: {e}");
+        }
+        let mut cmd = Command::new(knotd);
+        cmd.arg("-c").arg(&conf).current_dir(dir.path());
+        Knot {
+            proc: Proc::spawn("knotd", cmd),
+            addr: local(port),
+            dir,
+        }
+    }
+
+    /// knotd's log (its stderr) and config, for failure messages.
+    pub fn logs(&self) -> String {
+        let conf = std::fs::read_to_string(self.dir.path().join("knot.conf")).unwrap_or_default();
+        format!(
+            "--- knotd stderr ---\n{}--- knot.conf ---\n{conf}",
+            self.proc.stderr_now()
+        )
+    }
+
+    /// Polls `zone SOA` until an authoritative NOERROR; panics (with the
+    /// log) if knotd exits or after [`READY_LIMIT`].
+    pub async fn wait_ready(&mut self, zone: &str) {
+        let addr = self.addr;
+        let proc = &mut self.proc;
+        let ready = poll_until_async(READY_LIMIT, POLL, async || {
+            proc.assert_running();
+            let m = ask(addr, zone, RecordType::SOA, false, POLL_WAIT).await?;
+            (m.metadata.response_code == ResponseCode::NoError && m.metadata.authoritative)
+                .then_some(())
+        })
+        .await;
+        assert!(
+            ready.is_some(),
+            "knotd did not serve {zone} on {addr} within {READY_LIMIT:?}\n{}",
+            self.logs()
+        );
+    }
+}
+
+/// Writes `dir/knot.conf`: 127.0.0.1@`port`, one worker of each kind, log to
+/// stderr, state in `dir`, `remote_acl` (remote/acl sections) and the zone
+/// list item `zone_clause`. Returns its path.
+fn write_conf(dir: &Path, port: u16, remote_acl: &str, zone_clause: &str) -> std::path::PathBuf {
+    let d = dir.display();
+    // zonefile-sync -1: a transferred zone is kept in memory and in the
+    // journal only; journal-content changes: what a secondary keeps.
+    let conf = format!(
+        "server:\n\
+         \x20 rundir: \"{d}\"\n\
+         \x20 pidfile: \"{d}/knot.pid\"\n\
+         \x20 listen: 127.0.0.1@{port}\n\
+         \x20 udp-workers: 1\n\
+         \x20 tcp-workers: 1\n\
+         \x20 background-workers: 1\n\
+         log:\n\
+         \x20 - target: stderr\n\
+         \x20   any: info\n\
+         database:\n\
+         \x20 storage: \"{d}\"\n\
+         control:\n\
+         \x20 listen: \"{d}/knot.sock\"\n\
+         {remote_acl}\
+         template:\n\
+         \x20 - id: default\n\
+         \x20   storage: \"{d}\"\n\
+         \x20   file: \"%s.zone\"\n\
+         \x20   zonefile-sync: -1\n\
+         \x20   journal-content: changes\n\
+         zone:\n\
+         {zone_clause}"
+    );
+    let path = dir.join("knot.conf");
+    std::fs::write(&path, conf).unwrap();
+    path
+}
+
+/// `knotc -c CONF conf-check` when knotc is installed (it comes with knotd).
+fn conf_check(conf: &Path) -> Result<(), String> {
+    let Some(knotc) = find_program("knotc") else {
+        return Ok(());
+    };
+    let out = Command::new(knotc)
+        .arg("-c")
+        .arg(conf)
+        .arg("conf-check")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run knotc: {e}"));
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}{}\n--- knot.conf ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(conf).unwrap_or_default()
+    ))
+}

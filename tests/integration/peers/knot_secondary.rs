@@ -1,0 +1,379 @@
+//! Knot as a secondary of a `dnslb ts` (SPEC §4: "AXFR over TCP for clients
+//! the config allows, so that standard secondaries (NSD, Knot, BIND) can
+//! replicate a TS's zone; NOTIFY them on reload"): the same two scenarios
+//! as xfr.rs runs with NSD.
+//!
+//! * A master file: Knot's first transfer, then an edit, SIGHUP, the TS's
+//!   NOTIFY and Knot's refresh. The SOA's refresh timer is an hour and its
+//!   retry ten minutes, so only the NOTIFY can explain a refresh within
+//!   seconds.
+//! * A PROJ table, whose SOA the TS synthesizes: Knot serves that serial;
+//!   an unchanged reload keeps it (and sends no NOTIFY); a changing one
+//!   raises it and Knot follows.
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+use rustix::process::Signal;
+
+use super::knot::Knot;
+use super::{POLL, POLL_WAIT, READY_LIMIT, ask, need, path_str, show, wait_for, wait_log, wrapped};
+use crate::harness::a_addrs_sorted;
+use crate::procs::{Proc, free_ports, local, poll_until_async};
+
+/// How long Knot may take to pick up a change after the TS's SIGHUP.
+const NOTIFY_LIMIT: Duration = Duration::from_secs(8);
+
+/// The SOA serial in the answer section, if any.
+fn soa_serial(m: &Message) -> Option<u32> {
+    m.answers.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    })
+}
+
+/// An authoritative NOERROR answer holding exactly `want` as its A records.
+fn answers_a(m: &Message, want: &[Ipv4Addr]) -> bool {
+    m.metadata.response_code == ResponseCode::NoError
+        && m.metadata.authoritative
+        && a_addrs_sorted(m) == want
+}
+
+/// The serial `addr` serves for `zone` (authoritative NOERROR SOA), asked
+/// until an answer comes.
+async fn serial_of(addr: SocketAddr, zone: &str) -> Option<u32> {
+    let m = wait_for(
+        addr,
+        zone,
+        RecordType::SOA,
+        false,
+        READY_LIMIT,
+        &mut [],
+        |_| true,
+    )
+    .await;
+    (m.metadata.response_code == ResponseCode::NoError && m.metadata.authoritative)
+        .then(|| soa_serial(&m))
+        .flatten()
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+/// `dnslb ts -c DIR/config.toml --name primary` with `config` written there;
+/// waits until it serves `zone SOA`.
+async fn start_ts(dir: &Path, config: &str, zone: &str, port: u16) -> Proc {
+    let conf = dir.join("config.toml");
+    std::fs::write(&conf, config).unwrap();
+    let mut ts = Proc::spawn(
+        "dnslb ts --name primary",
+        wrapped(&[], &["ts", "-c", path_str(&conf), "--name", "primary"]),
+    );
+    wait_for(
+        local(port),
+        zone,
+        RecordType::SOA,
+        false,
+        READY_LIMIT,
+        &mut [&mut ts],
+        |m| soa_serial(m).is_some(),
+    )
+    .await;
+    ts
+}
+
+/// The `[[ts]]` section: `zones` on 127.0.0.1:`port`, AXFR for 127.0.0.0/8,
+/// NOTIFY to 127.0.0.1:`knot_port`, `extra` added.
+fn ts_config(port: u16, zones: &str, knot_port: u16, extra: &str) -> String {
+    format!(
+        "[[ts]]\n\
+         name = \"primary\"\n\
+         listen = \"127.0.0.1:{port}\"\n\
+         zones = [\"{zones}\"]\n\
+         axfr_allow = [\"127.0.0.0/8\"]\n\
+         notify = [\"127.0.0.1:{knot_port}\"]\n\
+         workers = 1\n\
+         {extra}"
+    )
+}
+
+/// Polls Knot with `name qtype` until `done` holds; panics with Knot's log
+/// and the TS's stderr after `limit`.
+async fn knot_poll(
+    knot: &mut Knot,
+    ts: &mut Proc,
+    name: &str,
+    qtype: RecordType,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&Message) -> bool,
+) -> Message {
+    let addr = knot.addr;
+    let mut last = None;
+    let found = poll_until_async(limit, POLL, async || {
+        knot.proc.assert_running();
+        ts.assert_running();
+        let m = ask(addr, name, qtype, false, POLL_WAIT).await?;
+        if done(&m) {
+            return Some(m);
+        }
+        last = Some(m);
+        None
+    })
+    .await;
+    found.unwrap_or_else(|| {
+        panic!(
+            "Knot on {addr}: {what} did not happen within {limit:?}; last answer to {name} \
+             {qtype}: {}\n{}\n--- TS stderr ---\n{}",
+            last.as_ref().map_or("none".into(), show),
+            knot.logs(),
+            ts.stderr_now()
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------
+// 1. A master file
+// ---------------------------------------------------------------------------
+
+/// `sec.test.` with `serial`, refresh 3600, retry 600; `extra` appended.
+fn sec_zone(serial: u32, extra: &str) -> String {
+    format!(
+        "$ORIGIN sec.test.\n\
+         $TTL 300\n\
+         @     IN SOA ns1.sec.test. hostmaster.sec.test. {serial} 3600 600 604800 60\n\
+         @     IN NS  ns1\n\
+         ns1   IN A   192.0.2.53\n\
+         www   IN A   192.0.2.1\n\
+         www   IN A   192.0.2.2\n\
+         info  IN TXT \"hello from the primary\"\n\
+         {extra}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_secondary_transfers_a_master_file_zone_and_follows_notify() {
+    let Some([knotd]) = need("knot_secondary_master_file", ["knotd"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let zone_path = dir.path().join("sec.zone");
+    std::fs::write(&zone_path, sec_zone(1, "")).unwrap();
+    let [ts_port, knot_port] = free_ports(2).try_into().unwrap();
+    let config = ts_config(ts_port, "sec.zone", knot_port, "");
+    let mut ts = start_ts(dir.path(), &config, "sec.test.", ts_port).await;
+    let ts_addr = local(ts_port);
+    assert_eq!(serial_of(ts_addr, "sec.test.").await, Some(1));
+
+    let started = Instant::now();
+    let mut knot = Knot::secondary(&knotd, knot_port, "sec.test.", ts_addr);
+    // Data Knot can only have from the TS: it has no zone file.
+    let www = [ip("192.0.2.1"), ip("192.0.2.2")];
+    knot_poll(
+        &mut knot,
+        &mut ts,
+        "www.sec.test.",
+        RecordType::A,
+        READY_LIMIT,
+        "the first transfer",
+        |m| answers_a(m, &www),
+    )
+    .await;
+    eprintln!(
+        "Knot served the transferred sec.test. {:?} after its start",
+        started.elapsed()
+    );
+    let txt = wait_for(
+        knot.addr,
+        "info.sec.test.",
+        RecordType::TXT,
+        false,
+        READY_LIMIT,
+        &mut [],
+        |_| true,
+    )
+    .await;
+    assert!(
+        txt.metadata.authoritative
+            && txt.answers.len() == 1
+            && txt.answers[0]
+                .data
+                .to_string()
+                .contains("hello from the primary"),
+        "TXT as the TS serves it: {}",
+        show(&txt)
+    );
+    assert_eq!(serial_of(knot.addr, "sec.test.").await, Some(1));
+    let before = wait_for(
+        knot.addr,
+        "new.sec.test.",
+        RecordType::A,
+        false,
+        READY_LIMIT,
+        &mut [],
+        |_| true,
+    )
+    .await;
+    assert!(
+        before.metadata.response_code == ResponseCode::NXDomain && before.metadata.authoritative,
+        "new.sec.test. does not exist yet on Knot: {}",
+        show(&before)
+    );
+
+    // Serial 2 and a new name; SIGHUP; only the NOTIFY can make Knot look
+    // again within the next hour.
+    std::fs::write(&zone_path, sec_zone(2, "new   IN A   192.0.2.99\n")).unwrap();
+    let hup = Instant::now();
+    ts.signal(Signal::HUP);
+    let new = [ip("192.0.2.99")];
+    knot_poll(
+        &mut knot,
+        &mut ts,
+        "new.sec.test.",
+        RecordType::A,
+        NOTIFY_LIMIT,
+        "the refresh after SIGHUP + NOTIFY",
+        |m| answers_a(m, &new),
+    )
+    .await;
+    eprintln!(
+        "Knot answered the new name {:?} after the TS's SIGHUP (NOTIFY -> SOA -> IXFR/AXFR)",
+        hup.elapsed()
+    );
+    assert_eq!(serial_of(knot.addr, "sec.test.").await, Some(2));
+    assert_eq!(serial_of(ts_addr, "sec.test.").await, Some(2));
+    let m = wait_for(
+        knot.addr,
+        "www.sec.test.",
+        RecordType::A,
+        false,
+        READY_LIMIT,
+        &mut [],
+        |_| true,
+    )
+    .await;
+    assert!(answers_a(&m, &www), "the old data came along: {}", show(&m));
+    wait_log(&mut ts, "notify acknowledged", 1, Duration::from_secs(3)).await;
+    let log = ts.stderr_now();
+    assert!(
+        !log.contains("notify not acknowledged"),
+        "every NOTIFY should be acknowledged by Knot:\n{log}"
+    );
+    drop(knot);
+    drop(ts);
+}
+
+// ---------------------------------------------------------------------------
+// 2. A PROJ table with a synthesized SOA
+// ---------------------------------------------------------------------------
+
+fn tbl_table(extra: &str) -> String {
+    format!(
+        "# PROJ table for tbl.test.\n\
+         ns1.tbl.test - NS\n\
+         ns1.tbl.test 192.0.2.53 A\n\
+         www.tbl.test 192.0.2.1 A\n\
+         info.tbl.test \"table text\" TXT\n\
+         {extra}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
+    let Some([knotd]) = need("knot_secondary_proj_table", ["knotd"]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("tbl.txt");
+    std::fs::write(&table, tbl_table("")).unwrap();
+    let [ts_port, knot_port] = free_ports(2).try_into().unwrap();
+    let config = ts_config(ts_port, "tbl.txt", knot_port, "origin = \"tbl.test.\"\n");
+    let mut ts = start_ts(dir.path(), &config, "tbl.test.", ts_port).await;
+    let ts_addr = local(ts_port);
+    let s1 = serial_of(ts_addr, "tbl.test.").await.expect("TS SOA");
+
+    let mut knot = Knot::secondary(&knotd, knot_port, "tbl.test.", ts_addr);
+    let www = [ip("192.0.2.1")];
+    knot_poll(
+        &mut knot,
+        &mut ts,
+        "www.tbl.test.",
+        RecordType::A,
+        READY_LIMIT,
+        "the first transfer",
+        |m| answers_a(m, &www),
+    )
+    .await;
+    assert_eq!(
+        serial_of(knot.addr, "tbl.test.").await,
+        Some(s1),
+        "Knot serves the TS's synthesized serial"
+    );
+    let ns = wait_for(
+        knot.addr,
+        "tbl.test.",
+        RecordType::NS,
+        false,
+        READY_LIMIT,
+        &mut [],
+        |_| true,
+    )
+    .await;
+    assert_eq!(
+        ns.answers
+            .iter()
+            .map(|r| r.data.to_string())
+            .collect::<Vec<_>>(),
+        vec!["ns1.tbl.test.".to_string()],
+        "{}",
+        show(&ns)
+    );
+
+    // A reload that changes nothing keeps the serial (and sends no NOTIFY).
+    ts.signal(Signal::HUP);
+    wait_log(&mut ts, "reload done", 1, Duration::from_secs(5)).await;
+    assert_eq!(
+        serial_of(ts_addr, "tbl.test.").await,
+        Some(s1),
+        "an unchanged reload must keep the serial"
+    );
+
+    // Edit the table: the serial goes up and Knot follows the NOTIFY.
+    std::fs::write(&table, tbl_table("new.tbl.test 192.0.2.77 A\n")).unwrap();
+    let hup = Instant::now();
+    ts.signal(Signal::HUP);
+    let new = [ip("192.0.2.77")];
+    knot_poll(
+        &mut knot,
+        &mut ts,
+        "new.tbl.test.",
+        RecordType::A,
+        NOTIFY_LIMIT,
+        "the refresh after SIGHUP + NOTIFY",
+        |m| answers_a(m, &new),
+    )
+    .await;
+    eprintln!(
+        "Knot answered the new table name {:?} after the TS's SIGHUP",
+        hup.elapsed()
+    );
+    let s2 = serial_of(ts_addr, "tbl.test.").await.expect("TS SOA");
+    assert!(
+        s2 > s1 && s2.wrapping_sub(s1) < 1 << 31,
+        "the synthesized serial must go up (RFC 1982): {s1} -> {s2}"
+    );
+    assert_eq!(serial_of(knot.addr, "tbl.test.").await, Some(s2));
+    wait_log(&mut ts, "reload done", 2, Duration::from_secs(3)).await;
+    wait_log(&mut ts, "notify acknowledged", 1, Duration::from_secs(3)).await;
+    assert_eq!(
+        ts.stderr_now().matches("notify acknowledged").count(),
+        1,
+        "one NOTIFY: the unchanged reload sends none; stderr:\n{}",
+        ts.stderr_now()
+    );
+    drop(knot);
+    drop(ts);
+}
