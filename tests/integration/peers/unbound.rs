@@ -502,10 +502,9 @@ async fn partitioned_ls_passes_a_cname_into_another_partition() {
         }
         None => None,
     };
-    // PRODUCT BUG (reported, not hidden): `ls::strategy::classify` takes
-    // every NXDOMAIN for a negative answer, even one whose answer section
-    // holds a CNAME; with both backends "negative" the LS passes on either
-    // NXDOMAIN, often the bare one, and the existing name is denied.
+    // An NXDOMAIN carrying the CNAME is a positive answer (it once counted
+    // as a negative, and the bare NXDOMAIN of the other partition was
+    // passed on: the existing name was denied).
     assert!(
         without_cname.is_empty() && through_unbound.is_none(),
         "alias.example.test. exists (a CNAME on ts1, its target on ts2), yet: the LS answered \
