@@ -263,6 +263,7 @@ async fn metrics_and_status_page() {
     });
     let extra = StatusExtra {
         supervisor: Some(children),
+        ..StatusExtra::default()
     };
     let server = tokio::spawn(metrics::serve(
         listener,
