@@ -5,6 +5,7 @@ mod cli;
 #[allow(dead_code)]
 mod harness;
 mod health;
+mod health_http;
 mod interop;
 mod ls;
 mod ls_procs;
