@@ -16,5 +16,6 @@ mod partitioned;
 mod procs;
 mod rate_limit;
 mod resolve;
+mod status_cmd;
 mod ts;
 mod xfr;
