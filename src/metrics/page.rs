@@ -253,7 +253,8 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
         o.push_str("</table>");
     }
     o.push_str(
-        "<footer>Refreshes every 2 s · <a href=\"/metrics\">/metrics</a> (Prometheus)</footer>\
+        "<footer>Refreshes every 2 s · <a href=\"/metrics\">/metrics</a> (Prometheus) · \
+         <a href=\"/health\">/health</a> (JSON) · <a href=\"/ready\">/ready</a></footer>\
          </body></html>",
     );
     o
