@@ -396,9 +396,11 @@ async fn serve_ls(
         dnslb::ls::server_options(lsc),
         dns_token.clone(),
     ));
-    // Listeners bound, first health round done (callers wait for it): ready
-    // once the server runs, not ready again from the moment stopping begins.
+    // Listeners bound, first health round done (callers wait for it), the
+    // server spawned: ready before the metrics server can be asked, and not
+    // ready again from the moment stopping begins.
     let ready = extra.ready.clone();
+    ready.set_serving();
     // Its own token: the metrics server stopping can never stop the LS.
     let metrics_token = root.child_token();
     let metrics = sockets.metrics.map(|l| {
@@ -419,7 +421,6 @@ async fn serve_ls(
         .collect();
     info!(addr = ?addrs, strategy = %lsc.strategy, order = %lsc.order, layout = %lsc.layout,
           backends = ?backends, "load balancer ready");
-    ready.set_serving();
     loop {
         match signals.next().await {
             Signal::Stop => break,
