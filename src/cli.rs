@@ -60,6 +60,15 @@ pub enum Command {
         #[arg(short, long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Show a running LS's backends (and `dnslb up`'s table servers) from its `/health`.
+    Status {
+        /// The config file: the LS is asked at its `ls.metrics` address.
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Ask this metrics address instead (the config is then not read).
+        #[arg(long, value_name = "ADDR")]
+        addr: Option<SocketAddr>,
+    },
 }
 
 /// `dnslb ts` options.

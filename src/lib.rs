@@ -11,7 +11,9 @@
 //! - [`ls`]: the load balancer: strategies ([`ls::strategy`]), orders
 //!   ([`ls::order`]), health ([`ls::health`]), hedging ([`ls::hedge`]), client
 //!   protection ([`ls::guard`]), the upstream socket pool ([`ls::pool`]).
-//! - [`metrics`]: Prometheus `/metrics` and the HTML status page of the LS.
+//! - [`metrics`]: Prometheus `/metrics`, the HTML status page, `/health` and
+//!   `/ready` of the LS.
+//! - [`status`]: `dnslb status`, the LS's `/health` as a table.
 //! - [`resolve`]: the batch client of `dnslb resolve`.
 //! - [`supervise`]: `dnslb up`'s table-server children, restarted with backoff.
 //! - [`check`]: `dnslb check`, validation of a config and every zone it names.
@@ -27,5 +29,6 @@ pub mod metrics;
 pub mod resolve;
 pub mod server;
 pub mod shutdown;
+pub mod status;
 pub mod supervise;
 pub mod ts;

@@ -131,6 +131,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime(workers)?.block_on(run_up(cfg))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status { config, addr } => {
+            let addr = dnslb::status::metrics_addr(&config, addr)?;
+            let fetch = dnslb::status::fetch(addr, dnslb::status::FETCH_TIMEOUT);
+            let report = runtime(1)?.block_on(fetch)?;
+            let table = dnslb::status::render(&report, addr);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), table.as_bytes())
+                .context("cannot write to stdout")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ts(args) => {
             dnslb::supervise::die_with_supervisor()?;
             let (settings, listen, workers) = ts_settings(*args)?;
@@ -288,6 +297,7 @@ async fn run_up(cfg: Config) -> Result<()> {
                 })
                 .unwrap_or_default()
         })),
+        ..StatusExtra::default()
     };
     let balancer = Arc::new(Balancer::new(&lsc));
     // Clients are served once the table servers answer (their queries wait
@@ -386,6 +396,11 @@ async fn serve_ls(
         dnslb::ls::server_options(lsc),
         dns_token.clone(),
     ));
+    // Listeners bound, first health round done (callers wait for it), the
+    // server spawned: ready before the metrics server can be asked, and not
+    // ready again from the moment stopping begins.
+    let ready = extra.ready.clone();
+    ready.set_serving();
     // Its own token: the metrics server stopping can never stop the LS.
     let metrics_token = root.child_token();
     let metrics = sockets.metrics.map(|l| {
@@ -432,6 +447,7 @@ async fn serve_ls(
         }
     }
     info!("stopping: answering the queries in flight");
+    ready.set_stopping();
     dns_token.cancel();
     // The server bounds its own drain (timeout_ms and a grace).
     let _ = server.await;

@@ -17,6 +17,14 @@ use crate::ls::latency::LatencySnapshot;
 
 /// Window of the page's rates and percentiles.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
+/// The shortest interval a rate is given over: a shorter one is mostly noise.
+const MIN_RATE_SPAN: Duration = Duration::from_millis(500);
+
+/// Events per second from `base` to `now` over `span`; `None` when the span
+/// is under [`MIN_RATE_SPAN`].
+pub(super) fn rate(now: u64, base: u64, span: Duration) -> Option<f64> {
+    (span >= MIN_RATE_SPAN).then(|| now.saturating_sub(base) as f64 / span.as_secs_f64())
+}
 
 /// The LS as a whole at one second.
 #[derive(Debug, Clone)]
@@ -26,13 +34,14 @@ pub(super) struct Sample {
     pub(super) latency: LatencySnapshot,
 }
 
-/// One backend's latency at one second, keyed by name and address (a
-/// reload may add, drop or reorder backends).
+/// One backend's latency and queries sent at one second, keyed by name and
+/// address (a reload may add, drop or reorder backends).
 #[derive(Debug, Clone)]
-struct BackendSample {
+pub(super) struct BackendSample {
     name: String,
     addr: SocketAddr,
-    latency: LatencySnapshot,
+    pub(super) latency: LatencySnapshot,
+    pub(super) sent: u64,
 }
 
 /// Bounded rings of samples: [`HISTORY_SECS`] of totals, and the last
@@ -63,6 +72,7 @@ impl History {
                 name: b.name.clone(),
                 addr: b.addr,
                 latency: b.stats.latency.snapshot(),
+                sent: b.stats.sent.load(Relaxed),
             })
             .collect();
         if self.backends.len() > RATE_WINDOW.as_secs() as usize {
@@ -80,12 +90,13 @@ impl History {
             .or_else(|| self.samples.front())
     }
 
-    /// `b`'s latency snapshot at the start of the window, if it was there.
-    pub(super) fn backend_base(&self, b: &Backend) -> Option<&LatencySnapshot> {
-        let (_, per) = self.backends.front()?;
+    /// `b`'s sample at the start of the window and when it was taken, if
+    /// `b` was there.
+    pub(super) fn backend_base(&self, b: &Backend) -> Option<(Instant, &BackendSample)> {
+        let (at, per) = self.backends.front()?;
         per.iter()
             .find(|s| s.name == b.name && s.addr == b.addr)
-            .map(|s| &s.latency)
+            .map(|s| (*at, s))
     }
 }
 

@@ -1,18 +1,23 @@
-//! The LS's metrics over HTTP: Prometheus `/metrics` and a status page at `/`.
+//! The LS's metrics over HTTP: Prometheus `/metrics`, a status page at `/`,
+//! and the health endpoints `/health` (JSON) and `/ready`.
 //!
 //! [`render_prometheus`] writes the text exposition format (0.0.4) straight
-//! from the balancer's atomics; it is pure. [`serve`] runs the HTTP server
-//! (axum) and a sampler task that keeps one sample per second for five
-//! minutes, from which the status page draws its rates, windowed
-//! percentiles and chart. Memory is bounded: the history is a ring of
-//! [`HISTORY_SECS`] samples, connections are capped and time out when idle.
+//! from the balancer's atomics, plus the process metrics. [`serve`] runs the
+//! HTTP server (axum) and a sampler task that keeps one sample per second
+//! for five minutes, from which the status page and `/health` draw their
+//! rates and windowed percentiles. Memory is bounded: the history is a ring
+//! of [`HISTORY_SECS`] samples, connections are capped and time out when
+//! idle. `docs/METRICS.md` documents every metric and the JSON schema.
 //!
 //! # Layout
 //! - `prom`: [`render_prometheus`] and the exposition writer.
+//! - `process`: [`ProcessStats`] from `/proc/self`, and the build's version and commit.
+//! - `health`: the [`HealthReport`] behind `/health` (and `dnslb status`).
 //! - `history`: the ring of 1-second samples and the sampler task that fills it.
 //! - `page`: the status page (HTML, with an inline SVG chart).
 //! - `listener`: the HTTP listener that caps connections and times out idle ones.
-//! - Here: [`serve`], the routes and [`StatusExtra`].
+//! - Here: [`serve`], the routes, [`StatusExtra`] and [`Readiness`].
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -27,11 +32,17 @@ use tracing::{debug, warn};
 
 use crate::ls::Balancer;
 
+mod health;
 mod history;
 mod listener;
 mod page;
+mod process;
 mod prom;
 
+pub use health::{
+    BackendHealth, BackendState, ChildHealth, ChildState, HealthReport, HealthStatus,
+};
+pub use process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 pub use prom::render_prometheus;
 
 use history::{History, sampler};
@@ -44,22 +55,77 @@ pub const HISTORY_SECS: usize = 300;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Content type of the Prometheus text format.
 const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+/// Content type of `/health` and `/ready`.
+const JSON_CONTENT_TYPE: &str = "application/json";
 
 /// The supervisor's view of its TS children: (name, pid, restarts).
 pub type ChildrenFn = dyn Fn() -> Vec<(String, Option<u32>, u64)> + Send + Sync;
 
-/// What the status page shows beyond the balancer.
+/// Where the LS is in its life, as `/ready` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadyState {
+    /// Not serving yet: sockets being bound, or the first health round running.
+    Starting,
+    /// Listeners bound, first health round done, client queries answered.
+    Serving,
+    /// Shutting down: listeners closed, queries in flight being drained.
+    Stopping,
+}
+
+/// The LS's readiness, shared between whoever runs the LS (which says when
+/// serving starts and stops) and the metrics server (which reports it on
+/// `/ready`). Starts as [`ReadyState::Starting`]; clones share one state.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicU8>);
+
+impl Readiness {
+    const STARTING: u8 = 0;
+    const SERVING: u8 = 1;
+    const STOPPING: u8 = 2;
+
+    /// The listeners are bound and the first health round is done: clients are served.
+    pub fn set_serving(&self) {
+        // Never back from stopping: a late call cannot make a stopping LS ready.
+        let _ = self.0.compare_exchange(
+            Self::STARTING,
+            Self::SERVING,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Shutdown has begun: no longer ready, for good.
+    pub fn set_stopping(&self) {
+        self.0.store(Self::STOPPING, Ordering::Release);
+    }
+
+    /// The state now.
+    pub fn state(&self) -> ReadyState {
+        match self.0.load(Ordering::Acquire) {
+            Self::STARTING => ReadyState::Starting,
+            Self::SERVING => ReadyState::Serving,
+            _ => ReadyState::Stopping,
+        }
+    }
+}
+
+/// What the status page and `/health` show beyond the balancer.
 #[derive(Clone, Default)]
 pub struct StatusExtra {
     /// TS children of `dnslb up` as (name, pid or `None` while restarting,
-    /// restarts); shown on the page when `Some`.
+    /// restarts); shown on the page and in `/health` when `Some`.
     pub supervisor: Option<Arc<ChildrenFn>>,
+    /// Whether the LS serves yet (or still); `/ready` answers 200 only while
+    /// it is [`ReadyState::Serving`]. Whoever runs the LS sets it.
+    pub ready: Readiness,
 }
 
 impl std::fmt::Debug for StatusExtra {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StatusExtra")
             .field("supervisor", &self.supervisor.is_some())
+            .field("ready", &self.ready.state())
             .finish()
     }
 }
@@ -100,11 +166,59 @@ async fn prometheus(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
+/// A JSON body with `status`, uncached.
+fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    match serde_json::to_string(body) {
+        Ok(text) => (
+            status,
+            [
+                (header::CONTENT_TYPE, JSON_CONTENT_TYPE),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            text + "\n",
+        )
+            .into_response(),
+        Err(err) => {
+            warn!(%err, "metrics: cannot encode JSON");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// `/health`: the report; 200 while at least one backend is up, else 503.
+async fn health(State(shared): State<Arc<Shared>>) -> Response {
+    let report = HealthReport::build(&shared, Instant::now());
+    let status = match report.status {
+        HealthStatus::Ok => StatusCode::OK,
+        HealthStatus::Down => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    json(status, &report)
+}
+
+/// The body of `/ready`.
+#[derive(serde::Serialize)]
+struct ReadyBody {
+    ready: bool,
+    state: ReadyState,
+}
+
+/// `/ready`: 200 while serving, 503 while starting or stopping.
+async fn ready(State(shared): State<Arc<Shared>>) -> Response {
+    let state = shared.extra.ready.state();
+    let ready = state == ReadyState::Serving;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(status, &ReadyBody { ready, state })
+}
+
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
-/// Serves `/metrics` and `/` on `listener` until `token` is cancelled, then
+/// Serves `/metrics`, `/`, `/health` and `/ready` on `listener` until `token` is cancelled, then
 /// gives open requests two seconds to finish and returns once the
 /// sampler has stopped too.
 pub async fn serve(
@@ -126,6 +240,8 @@ pub async fn serve(
     let app = Router::new()
         .route("/", get(status_page))
         .route("/metrics", get(prometheus))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
         .fallback(not_found)
         .with_state(shared);
     let listener = Capped::new(listener);

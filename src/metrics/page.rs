@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use super::history::History;
+use super::history::{History, rate};
 use super::{HISTORY_SECS, Shared};
 
 /// Escapes text for HTML content and attribute values.
@@ -101,12 +101,11 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
 
     // Rates and percentiles over the last ~10 s.
     let (qps, window) = match history.window_base(now) {
-        Some(base) if now.duration_since(base.at) >= Duration::from_millis(500) => {
-            let secs = now.duration_since(base.at).as_secs_f64();
-            let q = queries.saturating_sub(base.queries) as f64 / secs;
-            (Some(q), Some(latency.since(&base.latency)))
-        }
-        _ => (None, None),
+        Some(base) => match rate(queries, base.queries, now.duration_since(base.at)) {
+            Some(q) => (Some(q), Some(latency.since(&base.latency))),
+            None => (None, None),
+        },
+        None => (None, None),
     };
     let q50 = window.as_ref().and_then(|w| w.quantile(0.5));
     let q99 = window.as_ref().and_then(|w| w.quantile(0.99));
@@ -193,7 +192,7 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
         let now_lat = s.latency.snapshot();
         let win = history
             .backend_base(be)
-            .map_or_else(|| now_lat.clone(), |base| now_lat.since(base));
+            .map_or_else(|| now_lat.clone(), |(_, base)| now_lat.since(&base.latency));
         let (health, class) = if be.is_up() {
             ("up", "up")
         } else {
@@ -254,7 +253,8 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
         o.push_str("</table>");
     }
     o.push_str(
-        "<footer>Refreshes every 2 s · <a href=\"/metrics\">/metrics</a> (Prometheus)</footer>\
+        "<footer>Refreshes every 2 s · <a href=\"/metrics\">/metrics</a> (Prometheus) · \
+         <a href=\"/health\">/health</a> (JSON) · <a href=\"/ready\">/ready</a></footer>\
          </body></html>",
     );
     o
@@ -420,6 +420,7 @@ mod tests {
             balancer: b,
             extra: StatusExtra {
                 supervisor: Some(children),
+                ..StatusExtra::default()
             },
             started: t0,
             history: Mutex::new(history),

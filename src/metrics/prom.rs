@@ -1,5 +1,5 @@
 //! The Prometheus text exposition format (0.0.4), written straight from the balancer's
-//! atomics.
+//! atomics, followed by the process metrics and `dnslb_build_info`.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::ls::backend::Backend;
 use crate::ls::latency::{BUCKETS_US, LatencySnapshot};
 use crate::ls::{Balancer, LsMetrics};
+
+use super::process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 
 /// The name of rcode `i` as the `rcode` label shows it.
 fn rcode_name(i: usize) -> String {
@@ -99,15 +101,66 @@ impl Expo {
     }
 }
 
-/// The balancer's metrics in the Prometheus text exposition format 0.0.4.
+/// The balancer's metrics in the Prometheus text exposition format 0.0.4,
+/// then this process's (`process_*`, read from `/proc/self` now) and
+/// `dnslb_build_info`.
 pub fn render_prometheus(balancer: &Balancer) -> String {
     let state = balancer.state();
-    write_prometheus(balancer.metrics(), &state.backends)
+    let mut e = Expo(String::with_capacity(8192 + state.backends.len() * 4096));
+    write_balancer(&mut e, balancer.metrics(), &state.backends);
+    write_process(&mut e, &ProcessStats::read());
+    write_build_info(&mut e);
+    e.0
 }
 
-/// [`render_prometheus`] over the parts.
-fn write_prometheus(m: &LsMetrics, backends: &[Arc<Backend>]) -> String {
-    let mut e = Expo(String::with_capacity(4096 + backends.len() * 4096));
+/// The process metrics of the client libraries' process collector; a
+/// figure that could not be read is left out, its family too.
+fn write_process(e: &mut Expo, p: &ProcessStats) {
+    if let Some(v) = p.cpu_seconds {
+        e.family(
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+        );
+        e.sample("process_cpu_seconds_total", &[], v);
+    }
+    #[rustfmt::skip]
+    let gauges: [(&str, &str, Option<f64>); 5] = [
+        ("process_resident_memory_bytes", "Resident memory size in bytes.",
+            p.resident_memory_bytes.map(|v| v as f64)),
+        ("process_virtual_memory_bytes", "Virtual memory size in bytes.",
+            p.virtual_memory_bytes.map(|v| v as f64)),
+        ("process_open_fds", "Number of open file descriptors.",
+            p.open_fds.map(|v| v as f64)),
+        ("process_max_fds", "Maximum number of open file descriptors.",
+            p.max_fds.map(|v| v as f64)),
+        ("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+            p.start_time_seconds),
+    ];
+    for (name, help, value) in gauges {
+        if let Some(v) = value {
+            e.family(name, "gauge", help);
+            e.sample(name, &[], v);
+        }
+    }
+}
+
+/// `dnslb_build_info{version,commit} 1`: join on it to label other series.
+fn write_build_info(e: &mut Expo) {
+    e.family(
+        "dnslb_build_info",
+        "gauge",
+        "Always 1; the labels say which build is running.",
+    );
+    e.sample(
+        "dnslb_build_info",
+        &[("version", BUILD_VERSION), ("commit", BUILD_COMMIT)],
+        1,
+    );
+}
+
+/// The balancer's own families.
+fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
     e.counter(
         "dnslb_queries_total",
         "Client queries received (well-formed).",
@@ -221,7 +274,6 @@ fn write_prometheus(m: &LsMetrics, backends: &[Arc<Backend>]) -> String {
             &b.stats.latency.snapshot(),
         );
     }
-    e.0
 }
 
 #[cfg(test)]
@@ -311,6 +363,58 @@ mod tests {
             .filter(|l| l.starts_with("dnslb_client_latency_seconds_bucket"))
             .count();
         assert_eq!(buckets, BUCKETS_US.len() + 1);
+    }
+
+    #[test]
+    fn process_metrics_and_build_info() {
+        let mut e = Expo(String::new());
+        write_process(
+            &mut e,
+            &ProcessStats {
+                cpu_seconds: Some(1.5),
+                resident_memory_bytes: Some(4096),
+                virtual_memory_bytes: None,
+                open_fds: Some(7),
+                max_fds: Some(1024),
+                start_time_seconds: Some(1_700_000_000.25),
+            },
+        );
+        for line in [
+            "# TYPE process_cpu_seconds_total counter",
+            "process_cpu_seconds_total 1.5",
+            "# TYPE process_resident_memory_bytes gauge",
+            "process_resident_memory_bytes 4096",
+            "process_open_fds 7",
+            "process_max_fds 1024",
+            "# TYPE process_start_time_seconds gauge",
+            "process_start_time_seconds 1700000000.25",
+        ] {
+            assert!(
+                e.0.lines().any(|l| l == line),
+                "missing {line:?} in\n{}",
+                e.0
+            );
+        }
+        // What could not be read is left out, family and all.
+        assert!(!e.0.contains("process_virtual_memory_bytes"), "{}", e.0);
+
+        // The full exposition carries this process's figures and the build.
+        let text = render_prometheus(&balancer(&[("ts1", "127.0.0.1:5301")]));
+        let build =
+            format!("dnslb_build_info{{version=\"{BUILD_VERSION}\",commit=\"{BUILD_COMMIT}\"}} 1");
+        assert!(text.lines().any(|l| l == build), "{text}");
+        for family in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
+            let prefix = format!("{family} ");
+            assert!(
+                text.lines().any(|l| l.starts_with(&prefix)),
+                "{family}: {text}"
+            );
+        }
     }
 
     #[test]

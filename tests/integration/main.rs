@@ -5,6 +5,7 @@ mod cli;
 #[allow(dead_code)]
 mod harness;
 mod health;
+mod health_http;
 mod interop;
 mod ls;
 mod ls_procs;
@@ -17,5 +18,6 @@ mod procs;
 mod rate_limit;
 mod resolve;
 mod startup;
+mod status_cmd;
 mod ts;
 mod xfr;

@@ -1,14 +1,19 @@
 //! The metrics server over real sockets: an LS in front of two in-process TS
 //! answers some queries, then `/metrics` must count exactly those and parse
-//! as the Prometheus text format, `/` must show the backends, unknown paths
-//! 404, and cancelling the token ends the server.
-use std::collections::{BTreeMap, HashMap};
+//! as the Prometheus text format (openmetrics-parser, plus the naming
+//! conventions; `promtool check metrics` too where it is installed), `/`
+//! must show the backends, unknown paths 404, and cancelling the token ends
+//! the server.
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
+use openmetrics_parser::prometheus::parse_prometheus;
+use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -16,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use dnslb::metrics::{self, StatusExtra};
 
 use crate::harness::{ZoneDir, ls_config, query, start_ls, start_ts, ts_settings, udp_raw};
+use crate::procs::TOOL_LIMIT;
 
 const TABLE1: &str = "\
 www.a.test    192.0.2.1    A
@@ -28,15 +34,23 @@ api.b.test    198.51.100.2  A
 ";
 
 /// One HTTP response: status, lower-cased headers, body.
-struct HttpResponse {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: String,
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
 }
 
 /// A minimal HTTP/1.1 GET over a fresh connection (closed after the answer).
-async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
-    let mut s = TcpStream::connect(addr).await.unwrap();
+pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
+    http_try_get(addr, path)
+        .await
+        .unwrap_or_else(|| panic!("cannot connect to {addr}"))
+}
+
+/// [`http_get`], or `None` when nothing accepts the connection (a server not
+/// started yet, or gone).
+pub async fn http_try_get(addr: SocketAddr, path: &str) -> Option<HttpResponse> {
+    let mut s = TcpStream::connect(addr).await.ok()?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
@@ -60,187 +74,125 @@ async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
     if let Some(len) = headers.get("content-length") {
         assert_eq!(len.parse::<usize>().unwrap(), body.len(), "content-length");
     }
-    HttpResponse {
+    Some(HttpResponse {
         status,
         headers,
         body: body.to_owned(),
-    }
+    })
 }
 
-/// One sample of the exposition.
-#[derive(Debug)]
-struct PromSample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
+/// A parsed exposition: families by name.
+pub type Exposition = MetricsExposition<PrometheusType, PrometheusValue>;
 
-/// Parses the text exposition format strictly: every sample line is
-/// `name{labels} value`, its family has a `# HELP` then a `# TYPE` before
-/// it, families are contiguous and declared once, histograms only carry
-/// `_bucket`/`_sum`/`_count`, counters end in `_total`.
-fn parse_exposition(text: &str) -> Vec<PromSample> {
+/// Suffixes that name a unit other than the base one (Prometheus naming:
+/// seconds, bytes; `promtool check metrics` flags the same).
+const NON_BASE_UNITS: &[&str] = &[
+    "_ms",
+    "_us",
+    "_ns",
+    "_millis",
+    "_milliseconds",
+    "_microseconds",
+    "_nanoseconds",
+    "_minutes",
+    "_hours",
+    "_days",
+    "_kb",
+    "_mb",
+    "_kilobytes",
+    "_megabytes",
+];
+
+/// Parses `text` with openmetrics-parser's Prometheus text-format parser
+/// (syntax, escapes, one label set per sample, families, histogram structure:
+/// a `+Inf` bucket, cumulative counts, `_sum` with `_count`), then checks
+/// the naming conventions the parser leaves to us: each family declared
+/// once, with a HELP and a TYPE; counters and only counters end in `_total`;
+/// base units only; durations in `_seconds`.
+pub fn parse_exposition(text: &str) -> Exposition {
     assert!(text.ends_with('\n'), "exposition ends with a newline");
-    let mut helped: Option<String> = None;
-    let mut current: Option<(String, String)> = None; // (family, type)
-    let mut declared = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            let (name, help) = rest.split_once(' ').expect("HELP name text");
-            assert!(!help.is_empty(), "{line}");
-            helped = Some(name.to_owned());
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
-            assert_eq!(helped.as_deref(), Some(name), "HELP before TYPE: {line}");
-            assert!(
-                ["counter", "gauge", "histogram"].contains(&kind),
-                "type: {line}"
-            );
-            if kind == "counter" {
-                assert!(name.ends_with("_total"), "counter name: {line}");
-            }
-            assert!(declared.insert(name.to_owned()), "declared twice: {line}");
-            current = Some((name.to_owned(), kind.to_owned()));
-            continue;
-        }
-        assert!(
-            !line.starts_with('#') && !line.is_empty(),
-            "stray line {line:?}"
+    let e = parse_prometheus(text).unwrap_or_else(|err| panic!("not the text format: {err}"));
+    let mut declared = HashSet::new();
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split(' ').nth(2).unwrap();
+        assert!(declared.insert(name), "family declared twice: {line}");
+    }
+    assert_eq!(declared.len(), e.families.len(), "every family has a TYPE");
+    for (name, f) in &e.families {
+        assert!(!f.help.trim().is_empty(), "{name}: no HELP");
+        assert_ne!(f.family_type, PrometheusType::Unknown, "{name}: untyped");
+        let counter = f.family_type == PrometheusType::Counter;
+        assert_eq!(
+            name.ends_with("_total"),
+            counter,
+            "{name}: `_total` is for counters, and every counter has it"
         );
-        let sample = parse_sample(line);
-        let (family, kind) = current.as_ref().expect("a TYPE before samples");
-        let ok = if kind == "histogram" {
-            ["_bucket", "_sum", "_count"]
-                .iter()
-                .any(|suffix| sample.name == format!("{family}{suffix}"))
-        } else {
-            &sample.name == family
-        };
-        assert!(ok, "sample {line:?} outside its family {family}");
-        if sample.name.ends_with("_bucket") {
-            assert!(sample.labels.contains_key("le"), "{line}");
+        for unit in NON_BASE_UNITS {
+            let stem = name.strip_suffix("_total").unwrap_or(name);
+            assert!(!stem.ends_with(unit), "{name}: not in base units");
         }
-        out.push(sample);
-    }
-    out
-}
-
-/// `name{k="v",...} value`, with `\\`, `\"` and `\n` escapes in values.
-fn parse_sample(line: &str) -> PromSample {
-    let name_end = line
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-        .unwrap_or_else(|| panic!("no value: {line:?}"));
-    let name = &line[..name_end];
-    assert!(
-        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'),
-        "{line}"
-    );
-    let mut rest = &line[name_end..];
-    let mut labels = BTreeMap::new();
-    if let Some(r) = rest.strip_prefix('{') {
-        let mut chars = r.char_indices().peekable();
-        loop {
-            let (start, _) = *chars.peek().expect("label or }");
-            if r[start..].starts_with('}') {
-                rest = &r[start + 1..];
-                break;
-            }
-            let eq = r[start..].find("=\"").expect("label=\"") + start;
-            let key = &r[start..eq];
-            assert!(
-                !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-                "label name {key:?} in {line}"
-            );
-            while chars.peek().is_some_and(|(i, _)| *i <= eq + 1) {
-                chars.next();
-            }
-            let mut value = String::new();
-            loop {
-                match chars.next().expect("closing quote") {
-                    (_, '\\') => match chars.next().expect("escape").1 {
-                        '\\' => value.push('\\'),
-                        '"' => value.push('"'),
-                        'n' => value.push('\n'),
-                        c => panic!("bad escape \\{c} in {line}"),
-                    },
-                    (_, '"') => break,
-                    (_, c) => value.push(c),
-                }
-            }
-            assert!(labels.insert(key.to_owned(), value).is_none(), "{line}");
-            if chars.peek().is_some_and(|(_, c)| *c == ',') {
-                chars.next();
-            }
+        let words: Vec<&str> = name.split('_').collect();
+        if ["latency", "duration", "time"]
+            .iter()
+            .any(|w| words.contains(w))
+        {
+            let stem = name.strip_suffix("_total").unwrap_or(name);
+            assert!(stem.ends_with("_seconds"), "{name}: a duration in seconds");
         }
     }
-    let value = rest.strip_prefix(' ').expect("one space before the value");
-    let value = match value {
-        "+Inf" => f64::INFINITY,
-        v => v
-            .parse::<f64>()
-            .unwrap_or_else(|_| panic!("value {v:?} in {line}")),
-    };
-    PromSample {
-        name: name.to_owned(),
-        labels,
-        value,
-    }
+    e
 }
 
-/// The value of the sample `name` whose labels include `want`.
-fn value(samples: &[PromSample], name: &str, want: &[(&str, &str)]) -> f64 {
-    let hits: Vec<f64> = samples
-        .iter()
+/// The samples of family `name` whose labels include `want`.
+fn matching<'a>(e: &'a Exposition, name: &str, want: &[(&str, &str)]) -> Vec<&'a PrometheusValue> {
+    let family = e
+        .families
+        .get(name)
+        .unwrap_or_else(|| panic!("no family {name}"));
+    family
+        .iter_samples()
         .filter(|s| {
-            s.name == name
-                && want
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+            let set = s.get_labelset().unwrap();
+            want.iter().all(|(k, v)| set.get_label_value(k) == Some(*v))
         })
-        .map(|s| s.value)
-        .collect();
+        .map(|s| &s.value)
+        .collect()
+}
+
+/// The value of the one counter or gauge sample of `name` whose labels include `want`.
+pub fn value(e: &Exposition, name: &str, want: &[(&str, &str)]) -> f64 {
+    let hits = matching(e, name, want);
     assert_eq!(hits.len(), 1, "{name} {want:?}: {hits:?}");
-    hits[0]
+    match hits[0] {
+        PrometheusValue::Counter(c) => c.value.as_f64(),
+        PrometheusValue::Gauge(g) => g.as_f64(),
+        other => panic!("{name}: not a counter or gauge: {other:?}"),
+    }
 }
 
-/// The histogram `name` with `labels` is cumulative, and `+Inf` == `_count`;
-/// returns the count.
-fn check_histogram(samples: &[PromSample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    let bucket = format!("{name}_bucket");
-    let mut buckets: Vec<(f64, f64)> = samples
-        .iter()
-        .filter(|s| {
-            s.name == bucket
-                && labels
-                    .iter()
-                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|s| {
-            let le = s.labels["le"].as_str();
-            let le = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().unwrap()
-            };
-            (le, s.value)
-        })
-        .collect();
-    assert!(buckets.len() > 2, "{name} {labels:?} has buckets");
-    let in_order = buckets.clone();
-    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    assert_eq!(in_order, buckets, "{name}: buckets in increasing le");
+/// The histogram `name` with `labels`: buckets in increasing `le`, ending
+/// with `+Inf` == `_count`; returns the count.
+pub fn check_histogram(e: &Exposition, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let hits = matching(e, name, labels);
+    assert_eq!(hits.len(), 1, "{name} {labels:?}");
+    let PrometheusValue::Histogram(h) = hits[0] else {
+        panic!("{name}: not a histogram")
+    };
+    let les: Vec<f64> = h.buckets.iter().map(|b| b.upper_bound).collect();
+    assert!(les.len() > 2, "{name} {labels:?} has buckets");
     assert!(
-        buckets.windows(2).all(|w| w[0].1 <= w[1].1),
-        "{name} {labels:?}: cumulative {buckets:?}"
+        les.windows(2).all(|w| w[0] < w[1]),
+        "{name}: le increasing {les:?}"
     );
-    let (last_le, inf) = *buckets.last().unwrap();
-    assert_eq!(last_le, f64::INFINITY, "{name}: ends with +Inf");
-    let count = value(samples, &format!("{name}_count"), labels);
-    assert_eq!(inf, count, "{name} {labels:?}: +Inf == _count");
-    let sum = value(samples, &format!("{name}_sum"), labels);
+    let last = h.buckets.last().unwrap();
+    assert_eq!(last.upper_bound, f64::INFINITY, "{name}: ends with +Inf");
+    let count = h.count.expect("a _count") as f64;
+    assert_eq!(
+        last.count.as_f64(),
+        count,
+        "{name} {labels:?}: +Inf == _count"
+    );
+    let sum = h.sum.expect("a _sum").as_f64();
     assert!(sum >= 0.0 && (count > 0.0 || sum == 0.0));
     count
 }
@@ -263,6 +215,7 @@ async fn metrics_and_status_page() {
     });
     let extra = StatusExtra {
         supervisor: Some(children),
+        ..StatusExtra::default()
     };
     let server = tokio::spawn(metrics::serve(
         listener,
@@ -297,6 +250,21 @@ async fn metrics_and_status_page() {
     assert_eq!(r.headers["content-type"], "text/plain; version=0.0.4");
     let samples = parse_exposition(&r.body);
     let v = |name: &str, labels: &[(&str, &str)]| value(&samples, name, labels);
+    // This process's figures and the build, beside the LS's.
+    assert!(v("process_cpu_seconds_total", &[]) > 0.0);
+    assert!(v("process_resident_memory_bytes", &[]) > 0.0);
+    assert!(v("process_open_fds", &[]) >= 3.0);
+    v("process_start_time_seconds", &[]);
+    assert_eq!(
+        v(
+            "dnslb_build_info",
+            &[
+                ("version", metrics::BUILD_VERSION),
+                ("commit", metrics::BUILD_COMMIT)
+            ]
+        ),
+        1.0
+    );
     assert_eq!(v("dnslb_queries_total", &[]), sent as f64);
     assert_eq!(
         v("dnslb_answers_total", &[("rcode", "NOERROR")]),
@@ -391,20 +359,91 @@ async fn metrics_and_status_page() {
 }
 
 #[test]
-fn exposition_parser_rejects_bad_text() {
+fn exposition_checks_reject_bad_text() {
     let ok = "# HELP a_total x\n# TYPE a_total counter\na_total{k=\"q\\\"\\\\\\n\"} 1\n";
-    let s = parse_exposition(ok);
-    assert_eq!(s[0].labels["k"], "q\"\\\n");
+    let e = parse_exposition(ok);
+    let sample = e.families["a_total"].iter_samples().next().unwrap();
+    assert_eq!(
+        sample.get_labelset().unwrap().get_label_value("k"),
+        Some("q\"\\\n")
+    );
     for bad in [
-        "a_total 1\n",                                            // no TYPE
-        "# TYPE a_total counter\na_total 1\n",                    // no HELP
-        "# HELP a x\n# TYPE a counter\na 1\n",                    // counter without _total
-        "# HELP a_total x\n# TYPE a_total counter\nb_total 1\n",  // outside family
-        "# HELP a_total x\n# TYPE a_total counter\na_total  1\n", // two spaces
+        "# HELP a x\n# TYPE a counter\na 1\n", // counter without _total
+        "# HELP a_total x\n# TYPE a_total gauge\na_total 1\n", // gauge with _total
+        "# TYPE a_total counter\na_total 1\n", // no HELP
+        "a 1\n",                               // untyped
+        "# HELP a_ms x\n# TYPE a_ms gauge\na_ms 1\n", // not a base unit
+        "# HELP a_latency x\n# TYPE a_latency gauge\na_latency 1\n", // a duration without a unit
+        "# HELP a_total x\n# TYPE a_total counter\na_total{k=\"v\" 1\n", // syntax
+        "# HELP h x\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n", // not cumulative
+        "# HELP h x\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_sum 1\nh_count 1\n", // no +Inf
     ] {
         assert!(
             std::panic::catch_unwind(|| parse_exposition(bad)).is_err(),
             "accepted {bad:?}"
         );
     }
+}
+
+/// `promtool`: `$PROMTOOL`, else the first on the `PATH`.
+fn promtool() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PROMTOOL") {
+        return Some(PathBuf::from(p));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("promtool"))
+        .find(|p| p.is_file())
+}
+
+/// Prometheus's own linter (`promtool check metrics`: syntax, and naming:
+/// `_total` on counters, base units, snake_case, HELP present) finds nothing
+/// in a live `/metrics` with traffic, a histogram and two backends. Skipped,
+/// saying so, where promtool is not installed (Debian: package `prometheus`).
+#[tokio::test]
+async fn promtool_finds_no_problem() {
+    let Some(tool) = promtool() else {
+        eprintln!(
+            "SKIPPED promtool_finds_no_problem: no promtool (install Debian's `prometheus` \
+             package, or set PROMTOOL=/path/to/promtool)"
+        );
+        return;
+    };
+    let dir = ZoneDir::new();
+    let ts1 = start_ts(ts_settings(vec![dir.write("ts1.txt", TABLE1)])).await;
+    let ts2 = start_ts(ts_settings(vec![dir.write("ts2.txt", TABLE2)])).await;
+    let ls = start_ls(ls_config(&[("ts1", ts1.addr), ("ts2", ts2.addr)])).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = listener.local_addr().unwrap();
+    let token = CancellationToken::new();
+    let server = tokio::spawn(metrics::serve(
+        listener,
+        ls.balancer.clone(),
+        StatusExtra::default(),
+        token.clone(),
+    ));
+    for name in ["www.a.test.", "www.b.test.", "nope.a.test."] {
+        let raw = query(name, RecordType::A, None).to_vec().unwrap();
+        udp_raw(ls.addr, &raw).await.expect("an answer");
+    }
+    let body = http_get(http, "/metrics").await.body;
+    let mut cmd = std::process::Command::new(&tool);
+    cmd.args(["check", "metrics"]);
+    let out = crate::procs::run(
+        "promtool check metrics",
+        cmd,
+        Some(body.as_bytes()),
+        TOOL_LIMIT,
+    );
+    assert!(
+        out.status.success() && out.stdout.trim().is_empty() && out.stderr.trim().is_empty(),
+        "promtool check metrics: {}\nstdout:\n{}\nstderr:\n{}\n--- /metrics ---\n{body}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    token.cancel();
+    server.await.unwrap();
+    ls.stop().await;
+    ts1.stop().await;
+    ts2.stop().await;
 }

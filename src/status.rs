@@ -1,0 +1,468 @@
+//! `dnslb status`: asks a running LS for its `/health` report (at the config's
+//! `ls.metrics`, or `--addr`) and prints it as a table, in the manner of
+//! dnsdist's `showServers()`: one row per backend, then the TS children when
+//! the LS runs under `dnslb up`.
+//!
+//! The HTTP exchange is one GET over hyper's HTTP/1 client connection, bounded
+//! by a timeout and a cap on the body size. [`render`] is pure.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper::header::{CONNECTION, HOST};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::config::{Config, ConfigError};
+use crate::metrics::{BackendState, ChildState, HealthReport, HealthStatus};
+
+/// How long the whole exchange with the LS may take.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest `/health` body read (a report is about 300 bytes per backend).
+const MAX_BODY: usize = 4 << 20;
+
+/// Why `dnslb status` could not show the LS.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatusError {
+    /// The config could not be loaded.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The config has no `[ls]` section or no `ls.metrics`.
+    #[error("{}: no ls.metrics address, so the LS serves no /health; set it, or give --addr", path.display())]
+    NoMetrics {
+        /// The config file.
+        path: PathBuf,
+    },
+    /// Nothing answers at the address.
+    #[error("cannot reach the LS at {addr}")]
+    Connect {
+        /// Where the metrics server should be.
+        addr: SocketAddr,
+        /// Why the connection failed.
+        source: std::io::Error,
+    },
+    /// The LS did not answer in time.
+    #[error("the LS at {addr} did not answer within {wait:?}")]
+    Timeout {
+        /// Where the metrics server is.
+        addr: SocketAddr,
+        /// How long we waited.
+        wait: Duration,
+    },
+    /// The HTTP exchange failed.
+    #[error("HTTP exchange with {addr} failed")]
+    Http {
+        /// Where the metrics server is.
+        addr: SocketAddr,
+        /// What went wrong.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An HTTP status other than 200 or 503 (not a dnslb LS, or an old one).
+    #[error("{addr} answered /health with HTTP {status}: is it a dnslb LS's metrics address?")]
+    Status {
+        /// Where the metrics server is.
+        addr: SocketAddr,
+        /// The status it gave.
+        status: u16,
+    },
+    /// The body is not a health report.
+    #[error("{addr} answered /health with something that is not a dnslb health report")]
+    Json {
+        /// Where the metrics server is.
+        addr: SocketAddr,
+        /// Why it did not decode.
+        source: serde_json::Error,
+    },
+}
+
+/// The metrics address: `addr` if given, else `ls.metrics` of the config at `path`.
+///
+/// # Errors
+/// The config cannot be loaded, or has no `ls.metrics`.
+pub fn metrics_addr(path: &Path, addr: Option<SocketAddr>) -> Result<SocketAddr, StatusError> {
+    if let Some(a) = addr {
+        return Ok(a);
+    }
+    let cfg = Config::load(path)?;
+    cfg.ls
+        .and_then(|ls| ls.metrics)
+        .ok_or_else(|| StatusError::NoMetrics {
+            path: path.to_owned(),
+        })
+}
+
+/// GETs `/health` from `addr` and decodes the report (a 503, every backend
+/// down, is a report too), all within `wait`.
+///
+/// # Errors
+/// See [`StatusError`]: unreachable, too slow, not HTTP, not a report.
+pub async fn fetch(addr: SocketAddr, wait: Duration) -> Result<HealthReport, StatusError> {
+    tokio::time::timeout(wait, fetch_now(addr))
+        .await
+        .unwrap_or(Err(StatusError::Timeout { addr, wait }))
+}
+
+async fn fetch_now(addr: SocketAddr) -> Result<HealthReport, StatusError> {
+    let http =
+        |source: Box<dyn std::error::Error + Send + Sync>| StatusError::Http { addr, source };
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|source| StatusError::Connect { addr, source })?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| http(e.into()))?;
+    let request = hyper::Request::get("/health")
+        .header(HOST, addr.to_string())
+        .header(CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| http(e.into()))?;
+    // The request owns the sender: once it is done, the connection ends too.
+    let exchange = async move {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| http(e.into()))?;
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(http)?
+            .to_bytes();
+        Ok::<_, StatusError>((status, body))
+    };
+    let (result, _) = tokio::join!(exchange, conn);
+    let (status, body) = result?;
+    if status != 200 && status != 503 {
+        return Err(StatusError::Status { addr, status });
+    }
+    serde_json::from_slice(&body).map_err(|source| StatusError::Json { addr, source })
+}
+
+/// A latency in µs for the table: `850us`, `12.3ms`, `1.25s`; `-` when unknown.
+fn latency(us: Option<u64>) -> String {
+    let Some(us) = us else { return "-".to_owned() };
+    let three = |v: f64| {
+        let decimals = if v < 10.0 {
+            2
+        } else if v < 100.0 {
+            1
+        } else {
+            0
+        };
+        let s = format!("{v:.decimals$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s
+        }
+    };
+    if us < 1_000 {
+        format!("{us}us")
+    } else if us < 1_000_000 {
+        format!("{}ms", three(us as f64 / 1e3))
+    } else {
+        format!("{}s", three(us as f64 / 1e6))
+    }
+}
+
+/// A rate with one decimal; `-` when unknown.
+fn per_second(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |q| format!("{q:.1}"))
+}
+
+/// Seconds as `1d 2h`, `3h 4m`, `5m 6s` or `7s`.
+fn uptime(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match (s / 86_400, s / 3_600 % 24, s / 60 % 60, s % 60) {
+        (0, 0, 0, sec) => format!("{sec}s"),
+        (0, 0, m, sec) => format!("{m}m {sec}s"),
+        (0, h, m, _) => format!("{h}h {m}m"),
+        (d, h, _, _) => format!("{d}d {h}h"),
+    }
+}
+
+/// Rows of cells as left-aligned columns two spaces apart (no trailing blanks).
+fn columns(rows: &[Vec<String>]) -> String {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (cell, w) in row.iter().zip(&widths) {
+            let _ = write!(line, "{cell:<w$}  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The report as `dnslb status` prints it; `addr` is where it came from.
+pub fn render(r: &HealthReport, addr: SocketAddr) -> String {
+    let mut out = String::new();
+    let health = match r.status {
+        HealthStatus::Ok => "ok",
+        HealthStatus::Down => "DOWN (no backend up)",
+    };
+    let ready = serde_json::to_value(r.ready)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "dnslb {} ({}) at {addr}: {health}, {ready}, up {}",
+        r.version,
+        r.commit,
+        uptime(r.uptime_seconds)
+    );
+    let _ = writeln!(
+        out,
+        "strategy {}, order {}, layout {}; {} queries, {} qps; {} of {} backends up\n",
+        r.strategy,
+        r.order,
+        r.layout,
+        r.queries,
+        per_second(r.qps),
+        r.backends_up,
+        r.backends.len()
+    );
+    let mut rows = vec![
+        [
+            "#",
+            "Backend",
+            "Address",
+            "State",
+            "Qps",
+            "p50",
+            "p99",
+            "In-flight",
+            "Sent",
+            "Wins",
+            "Timeouts",
+            "Errors",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for (i, b) in r.backends.iter().enumerate() {
+        rows.push(vec![
+            i.to_string(),
+            b.name.clone(),
+            b.addr.to_string(),
+            match b.state {
+                BackendState::Up => "up",
+                BackendState::Down => "down",
+            }
+            .to_owned(),
+            per_second(b.qps),
+            latency(b.p50_us),
+            latency(b.p99_us),
+            b.outstanding.to_string(),
+            b.sent.to_string(),
+            b.wins.to_string(),
+            b.timeouts.to_string(),
+            b.errors.to_string(),
+        ]);
+    }
+    out.push_str(&columns(&rows));
+    if let Some(children) = &r.children {
+        let mut rows = vec![
+            ["#", "Name", "PID", "State", "Restarts"]
+                .map(str::to_owned)
+                .to_vec(),
+        ];
+        for (i, c) in children.iter().enumerate() {
+            rows.push(vec![
+                i.to_string(),
+                c.name.clone(),
+                c.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                match c.state {
+                    ChildState::Running => "running",
+                    ChildState::Restarting => "restarting",
+                }
+                .to_owned(),
+                c.restarts.to_string(),
+            ]);
+        }
+        out.push_str("\nTable servers under dnslb up:\n");
+        out.push_str(&columns(&rows));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{BackendHealth, ChildHealth, ReadyState};
+
+    fn backend(name: &str, port: u16, state: BackendState) -> BackendHealth {
+        BackendHealth {
+            name: name.to_owned(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            state,
+            ewma_us: None,
+            p50_us: None,
+            p99_us: None,
+            outstanding: 0,
+            qps: None,
+            sent: 0,
+            answered: 0,
+            wins: 0,
+            timeouts: 0,
+            errors: 0,
+        }
+    }
+
+    #[test]
+    fn table_has_a_row_per_backend_and_child() {
+        let mut ts1 = backend("ts1", 5301, BackendState::Up);
+        (ts1.qps, ts1.p50_us, ts1.p99_us) = (Some(12.34), Some(850), Some(12_300));
+        (ts1.outstanding, ts1.sent, ts1.wins) = (3, 1200, 800);
+        let mut ts2 = backend("a-long-backend-name", 5302, BackendState::Down);
+        (ts2.timeouts, ts2.errors) = (4, 1);
+        let r = HealthReport {
+            status: HealthStatus::Ok,
+            ready: ReadyState::Serving,
+            version: "0.1.0".into(),
+            commit: "abc1234".into(),
+            uptime_seconds: 3725.0,
+            strategy: "hedge".into(),
+            order: "fixed".into(),
+            layout: "partitioned".into(),
+            queries: 1000,
+            qps: Some(10.0),
+            backends_up: 1,
+            backends: vec![ts1, ts2],
+            children: Some(vec![
+                ChildHealth {
+                    name: "ts1".into(),
+                    pid: Some(4242),
+                    state: ChildState::Running,
+                    restarts: 0,
+                },
+                ChildHealth {
+                    name: "ts2".into(),
+                    pid: None,
+                    state: ChildState::Restarting,
+                    restarts: 2,
+                },
+            ]),
+        };
+        let text = render(&r, "127.0.0.1:5390".parse().unwrap());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "dnslb 0.1.0 (abc1234) at 127.0.0.1:5390: ok, serving, up 1h 2m"
+        );
+        assert!(lines[1].contains("strategy hedge, order fixed, layout partitioned"));
+        assert!(lines[1].contains("10.0 qps; 1 of 2 backends up"));
+        let row = |name: &str| -> Vec<&str> {
+            lines
+                .iter()
+                .find(|l| l.split_whitespace().nth(1) == Some(name))
+                .unwrap_or_else(|| panic!("no row {name} in\n{text}"))
+                .split_whitespace()
+                .collect()
+        };
+        assert_eq!(
+            row("Backend"),
+            [
+                "#",
+                "Backend",
+                "Address",
+                "State",
+                "Qps",
+                "p50",
+                "p99",
+                "In-flight",
+                "Sent",
+                "Wins",
+                "Timeouts",
+                "Errors"
+            ]
+        );
+        let ts1_rows: Vec<&&str> = lines.iter().filter(|l| l.contains(" ts1 ")).collect();
+        assert_eq!(ts1_rows.len(), 2, "a backend row and a child row");
+        assert_eq!(
+            ts1_rows[0].split_whitespace().collect::<Vec<_>>(),
+            [
+                "0",
+                "ts1",
+                "127.0.0.1:5301",
+                "up",
+                "12.3",
+                "850us",
+                "12.3ms",
+                "3",
+                "1200",
+                "800",
+                "0",
+                "0"
+            ]
+        );
+        assert_eq!(
+            row("a-long-backend-name"),
+            [
+                "1",
+                "a-long-backend-name",
+                "127.0.0.1:5302",
+                "down",
+                "-",
+                "-",
+                "-",
+                "0",
+                "0",
+                "0",
+                "4",
+                "1"
+            ]
+        );
+        assert_eq!(row("Name"), ["#", "Name", "PID", "State", "Restarts"]);
+        assert!(lines.contains(&"Table servers under dnslb up:"));
+        assert_eq!(
+            ts1_rows[1].split_whitespace().collect::<Vec<_>>(),
+            ["0", "ts1", "4242", "running", "0"]
+        );
+        assert_eq!(row("ts2"), ["1", "ts2", "-", "restarting", "2"]);
+        // Columns line up: every backend row has its address where the header has it.
+        let col = lines[3].find("Address").unwrap();
+        assert_eq!(lines[4].find("127.0.0.1:5301"), Some(col));
+        assert_eq!(lines[5].find("127.0.0.1:5302"), Some(col));
+        assert!(text.lines().all(|l| l == l.trim_end()));
+    }
+
+    #[test]
+    fn latency_units() {
+        assert_eq!(latency(None), "-");
+        assert_eq!(latency(Some(850)), "850us");
+        assert_eq!(latency(Some(1_000)), "1ms");
+        assert_eq!(latency(Some(12_345)), "12.3ms");
+        assert_eq!(latency(Some(1_250_000)), "1.25s");
+        assert_eq!(uptime(59.9), "59s");
+        assert_eq!(uptime(90_000.0), "1d 1h");
+    }
+
+    #[tokio::test]
+    async fn unreachable_is_a_connect_error() {
+        // A port just closed: nothing listens there.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let err = fetch(addr, FETCH_TIMEOUT).await.unwrap_err();
+        assert!(matches!(err, StatusError::Connect { .. }), "{err:?}");
+        assert_eq!(err.to_string(), format!("cannot reach the LS at {addr}"));
+    }
+}
