@@ -17,6 +17,7 @@ use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::server::{Action, Handler, Reply, Request};
 
 pub mod backend;
+pub mod fast;
 pub mod guard;
 pub mod health;
 pub mod hedge;
@@ -106,6 +107,14 @@ pub struct LsMetrics {
     pub client_latency: latency::LatencyHistogram,
     /// Upstream responses dropped as not matching.
     pub drops: Arc<DropCounters>,
+}
+
+impl LsMetrics {
+    /// Counts a forwarded query's reply (by rcode) and its latency.
+    pub(crate) fn answered(&self, reply: &Reply, arrived: std::time::Instant) {
+        Balancer::count_reply(self, reply);
+        self.client_latency.record(arrived.elapsed());
+    }
 }
 
 /// One client query being resolved.
@@ -351,8 +360,23 @@ pub async fn serve(
     opts: crate::server::ServerOptions,
     token: tokio_util::sync::CancellationToken,
 ) {
+    let mut listeners = listeners;
     let health = tokio::spawn(health::run(balancer.clone(), token.clone()));
+    // UDP clients take the fast path, one worker per socket; TCP the server layer.
+    let udp = listeners.take_udp();
+    let per_worker = opts.max_inflight / udp.len().max(1);
+    let workers = tokio_util::task::TaskTracker::new();
+    for sock in udp {
+        workers.spawn(fast::run(
+            balancer.clone(),
+            Arc::new(sock),
+            per_worker,
+            token.clone(),
+        ));
+    }
+    workers.close();
     crate::server::serve(listeners, balancer.clone(), opts, token).await;
+    workers.wait().await;
     let _ = health.await;
     balancer.pool.shutdown().await;
 }
@@ -398,13 +422,6 @@ impl Balancer {
         &self.metrics
     }
 
-    /// An immediate reply, counted.
-    fn now(&self, bytes: Option<Vec<u8>>) -> Action {
-        let reply = bytes.map_or(Reply::Drop, Reply::One);
-        Self::count_reply(&self.metrics, &reply);
-        Action::Now(reply)
-    }
-
     fn count_reply(metrics: &LsMetrics, reply: &Reply) {
         if let Reply::One(b) = reply
             && let Some(h) = WireHeader::read(b)
@@ -415,16 +432,31 @@ impl Balancer {
     }
 }
 
-impl Handler for Balancer {
-    fn handle(&self, req: Request<'_>) -> Action {
+/// What becomes of a client query at the door.
+pub(crate) enum Admission {
+    /// Answered (or dropped) at once: malformed, refused, rate limited.
+    Reply(Reply),
+    /// To be forwarded, on this snapshot.
+    Forward(Arc<LsState>, Job),
+}
+
+impl Balancer {
+    /// Reads a client query once (header and question) and decides: an
+    /// immediate reply (counted), or a [`Job`] to forward.
+    pub(crate) fn admit(&self, req: Request<'_>) -> Admission {
+        let now = |bytes: Option<Vec<u8>>| {
+            let reply = bytes.map_or(Reply::Drop, Reply::One);
+            Self::count_reply(&self.metrics, &reply);
+            Admission::Reply(reply)
+        };
         // Header and question are all the forwarding path reads.
         let (client_id, question_end) = match dns::peek_plain_query(req.raw) {
             Some(x) => x,
             None => match dns::decode_query(req.raw) {
-                Err(reject) => return self.now(reject.response()),
+                Err(reject) => return now(reject.response()),
                 // NOTIFY and the like are for authoritative servers.
                 Ok(q) if q.header.metadata.op_code != OpCode::Query => {
-                    return self.now(dns::error_for(req.raw, ResponseCode::Refused));
+                    return now(dns::error_for(req.raw, ResponseCode::Refused));
                 }
                 // Well formed but unusual (e.g. a compressed question): forward it.
                 Ok(q) => (q.header.metadata.id, q.question_end),
@@ -433,7 +465,7 @@ impl Handler for Balancer {
         let state = self.state.load_full();
         if !guard::allowed(&state.allow, req.src.ip()) {
             self.metrics.refused_acl.fetch_add(1, Relaxed);
-            return self.now(dns::error_for(req.raw, ResponseCode::Refused));
+            return now(dns::error_for(req.raw, ResponseCode::Refused));
         }
         if let Some(rate) = &state.rate
             && req.transport == Transport::Udp
@@ -442,14 +474,14 @@ impl Handler for Balancer {
                 RateVerdict::Pass => {}
                 RateVerdict::Drop => {
                     self.metrics.rate_limited.fetch_add(1, Relaxed);
-                    return Action::Now(Reply::Drop);
+                    return Admission::Reply(Reply::Drop);
                 }
                 RateVerdict::Slip => {
                     self.metrics.rate_limited.fetch_add(1, Relaxed);
                     let tc = dns::decode_query(req.raw)
                         .ok()
                         .map(|q| dns::truncated_for(&q));
-                    return self.now(tc);
+                    return now(tc);
                 }
             }
         }
@@ -467,13 +499,23 @@ impl Handler for Balancer {
             transport: req.transport,
             name_hash,
         };
-        let metrics = self.metrics.clone();
-        let arrived = std::time::Instant::now();
-        Action::Later(Box::pin(async move {
-            let reply = strategy::resolve(state, job).await;
-            Self::count_reply(&metrics, &reply);
-            metrics.client_latency.record(arrived.elapsed());
-            reply
-        }))
+        Admission::Forward(state, job)
+    }
+}
+
+impl Handler for Balancer {
+    fn handle(&self, req: Request<'_>) -> Action {
+        match self.admit(req) {
+            Admission::Reply(reply) => Action::Now(reply),
+            Admission::Forward(state, job) => {
+                let metrics = self.metrics.clone();
+                let arrived = std::time::Instant::now();
+                Action::Later(Box::pin(async move {
+                    let reply = strategy::resolve(state, job).await;
+                    LsMetrics::answered(&metrics, &reply, arrived);
+                    reply
+                }))
+            }
+        }
     }
 }

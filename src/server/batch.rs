@@ -130,6 +130,30 @@ pub(crate) fn send_some(sock: &impl AsRawFd, msgs: &[(Vec<u8>, SocketAddr)]) -> 
     Ok(results.count())
 }
 
+/// Sends `msgs` (bytes, destination) on `sock` in batches, waiting when
+/// its buffer is full. A message the kernel refuses for any other reason is
+/// skipped (and logged at debug).
+pub(crate) async fn send_all(sock: &tokio::net::UdpSocket, msgs: &[(Vec<u8>, SocketAddr)]) {
+    let mut done = 0;
+    while done < msgs.len() {
+        let rest = msgs.get(done..).unwrap_or_default();
+        match sock.try_io(tokio::io::Interest::WRITABLE, || send_some(sock, rest)) {
+            Ok(n) => done += n.max(1),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                if sock.writable().await.is_err() {
+                    break;
+                }
+            }
+            Err(err) => {
+                if let Some((_, dst)) = rest.first() {
+                    tracing::debug!(%dst, ?err, "udp send failed");
+                }
+                done += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -125,6 +125,12 @@ impl Listeners {
         Ok(l)
     }
 
+    /// Takes the UDP sockets out, for a caller that serves UDP itself (the
+    /// LS's fast path); [`serve`] then serves TCP only.
+    pub fn take_udp(&mut self) -> Vec<UdpSocket> {
+        std::mem::take(&mut self.udp)
+    }
+
     /// The addresses actually bound (with the real port when 0 was asked).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs

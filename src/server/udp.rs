@@ -120,26 +120,8 @@ fn first(reply: Reply) -> Option<Vec<u8>> {
     }
 }
 
-/// Sends `out` in batches and empties it. A message the kernel refuses
-/// (other than for a full buffer, which is waited out) is skipped.
+/// Sends `out` in batches and empties it.
 async fn flush(sock: &UdpSocket, out: &mut Vec<(Vec<u8>, SocketAddr)>) {
-    let mut done = 0;
-    while done < out.len() {
-        let rest = out.get(done..).unwrap_or_default();
-        match sock.try_io(Interest::WRITABLE, || batch::send_some(sock, rest)) {
-            Ok(n) => done += n.max(1),
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
-                if sock.writable().await.is_err() {
-                    break;
-                }
-            }
-            Err(err) => {
-                if let Some((_, dst)) = rest.first() {
-                    debug!(%dst, ?err, "udp send failed");
-                }
-                done += 1;
-            }
-        }
-    }
+    batch::send_all(sock, out).await;
     out.clear();
 }

@@ -1,0 +1,721 @@
+//! The LS's UDP fast path: one task per SO_REUSEPORT client socket that owns
+//! everything a UDP client query needs, so a query never leaves it.
+//!
+//! A worker owns its client socket, [`UPSTREAM_SOCKETS`] upstream sockets
+//! (each on a port the kernel picks at random), a table of queries in flight
+//! indexed by upstream ID (one per upstream socket), and one timer heap for
+//! every hedge, per-try and deadline timer of its queries. Client queries
+//! and upstream responses are read in batches (`recvmmsg`); the upstream
+//! queries and the client answers of one round leave in batches
+//! (`sendmmsg`). No task per query, no channel, no wake-up of another task:
+//! the decisions are the pure [`Resolution`] state machine, the replies are
+//! made by [`strategy::finish`], as on the async path that TCP clients use.
+//!
+//! Forwarding safety (RFC 5452): every upstream query gets a random ID free
+//! on a socket picked at random; a response is accepted only on that socket,
+//! with that ID, from the address it was sent to, carrying the same question;
+//! anything else is dropped and counted. A socket is replaced by one on a new
+//! port after [`ROTATE_AFTER`] queries, once its queries have ended. An
+//! answer that comes after its query ended (a hedge's loser) is counted as
+//! late, and still feeds its backend's latency, until [`LATE_GRACE`] past the
+//! query's deadline.
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::poll_fn;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::Poll;
+use std::time::Duration;
+
+use smallvec::SmallVec;
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::backend::InFlight;
+use super::resolution::{Resolution, Step, Verdict, classify};
+use super::{Admission, Balancer, Job, LsState, strategy};
+use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
+use crate::server::backoff::Backoff;
+use crate::server::batch::{self, RecvBatch};
+use crate::server::{Reply, Request};
+
+/// Upstream sockets per worker and address family: log2 of it is the
+/// source-port entropy a query gets on top of its random ID.
+pub const UPSTREAM_SOCKETS: usize = 8;
+/// Queries one upstream socket sends before it is replaced.
+pub const ROTATE_AFTER: u64 = 20_000;
+/// How long after its query's deadline an answer is still expected (and
+/// counted as late, not as a forgery).
+pub const LATE_GRACE: Duration = Duration::from_secs(3);
+/// Upstream responses read per system call and socket.
+const UPSTREAM_SLOTS: usize = 8;
+
+/// What an upstream ID stands for on its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdUse {
+    Free,
+    /// Flight `.0` waits for it.
+    Flight(u32),
+    /// The flight ended; late entry `.0` remembers it.
+    Late(u32),
+}
+
+/// One upstream socket and the IDs in use on it.
+struct Upstream {
+    sock: UdpSocket,
+    ids: Box<[IdUse]>,
+    /// IDs in use.
+    live: usize,
+    /// Queries sent since it was opened.
+    uses: u64,
+}
+
+impl Upstream {
+    fn open(family: SocketAddr) -> std::io::Result<Upstream> {
+        let std = std::net::UdpSocket::bind(family)?;
+        std.set_nonblocking(true)?;
+        Ok(Upstream {
+            sock: UdpSocket::from_std(std)?,
+            ids: vec![IdUse::Free; 1 << 16].into_boxed_slice(),
+            live: 0,
+            uses: 0,
+        })
+    }
+
+    fn set(&mut self, id: u16, to: IdUse) {
+        if let Some(slot) = self.ids.get_mut(usize::from(id)) {
+            match (*slot == IdUse::Free, to == IdUse::Free) {
+                (true, false) => self.live += 1,
+                (false, true) => self.live = self.live.saturating_sub(1),
+                _ => {}
+            }
+            *slot = to;
+        }
+    }
+
+    fn get(&self, id: u16) -> IdUse {
+        self.ids
+            .get(usize::from(id))
+            .copied()
+            .unwrap_or(IdUse::Free)
+    }
+
+    /// A random ID free on this socket (a few tries; `None` if it is that full).
+    fn free_id(&self) -> Option<u16> {
+        (0..16)
+            .map(|_| rand::random::<u16>())
+            .find(|&id| self.get(id) == IdUse::Free)
+    }
+}
+
+/// One upstream query of a flight.
+struct Attempt {
+    backend: usize,
+    sock: usize,
+    id: u16,
+    /// Keeps the backend's `outstanding` until the answer or the deadline.
+    inflight: Option<InFlight>,
+}
+
+/// One client query in flight.
+struct Flight {
+    state: Arc<LsState>,
+    job: Job,
+    client: SocketAddr,
+    res: Resolution,
+    attempts: SmallVec<[Attempt; 4]>,
+    /// The winning response, or the negative one that may be passed on.
+    kept: Option<Vec<u8>>,
+    arrived: std::time::Instant,
+    deadline: Instant,
+    /// The time of this flight's pending timer entry (stale ones are skipped).
+    timer_at: Option<Instant>,
+}
+
+/// An upstream query whose flight has ended.
+struct Late {
+    sock: usize,
+    id: u16,
+    addr: SocketAddr,
+    inflight: Option<InFlight>,
+    /// The query's deadline: its backend's answer counts until then; the
+    /// entry is forgotten [`LATE_GRACE`] after it.
+    deadline: Instant,
+    hedge_pct: Option<f64>,
+}
+
+impl Late {
+    /// Feeds the backend's latency with what the query took (at most up to
+    /// its deadline) and releases its in-flight count.
+    fn settle(&mut self, now: Instant) {
+        if let Some(f) = self.inflight.take() {
+            let rtt = now.min(self.deadline).saturating_duration_since(f.sent());
+            f.backend().observe_latency(rtt);
+            if let Some(pct) = self.hedge_pct {
+                f.backend().hedge.observe(rtt, pct);
+            }
+        }
+    }
+}
+
+/// What a timer entry is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerFor {
+    Flight(u32),
+    Late(u32),
+}
+
+/// A slab: values by index, with a free list (no allocation once warm).
+struct Slab<T> {
+    items: Vec<Option<T>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl<T> Slab<T> {
+    fn new() -> Self {
+        Slab {
+            items: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn insert(&mut self, v: T) -> u32 {
+        self.len += 1;
+        if let Some(i) = self.free.pop()
+            && let Some(slot) = self.items.get_mut(i as usize)
+        {
+            *slot = Some(v);
+            return i;
+        }
+        self.items.push(Some(v));
+        u32::try_from(self.items.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    fn get_mut(&mut self, i: u32) -> Option<&mut T> {
+        self.items.get_mut(i as usize)?.as_mut()
+    }
+
+    fn remove(&mut self, i: u32) -> Option<T> {
+        let v = self.items.get_mut(i as usize)?.take()?;
+        self.free.push(i);
+        self.len -= 1;
+        Some(v)
+    }
+}
+
+/// One worker; see the module docs.
+struct Worker {
+    balancer: Arc<Balancer>,
+    client: Arc<UdpSocket>,
+    v4: Vec<Upstream>,
+    v6: Vec<Upstream>,
+    flights: Slab<Flight>,
+    late: Slab<Late>,
+    timers: BinaryHeap<Reverse<(Instant, TimerFor)>>,
+    /// Answers to clients, and queries per upstream socket (v4 then v6), of this round.
+    to_clients: Vec<(Vec<u8>, SocketAddr)>,
+    to_upstream: Vec<Vec<(Vec<u8>, SocketAddr)>>,
+    max_flights: usize,
+}
+
+/// Serves UDP clients on `client` until `stop` is cancelled, then answers
+/// the queries still in flight (each ends by its deadline) and returns.
+pub(crate) async fn run(
+    balancer: Arc<Balancer>,
+    client: Arc<UdpSocket>,
+    max_flights: usize,
+    stop: CancellationToken,
+) {
+    let mut w = Worker {
+        balancer,
+        client,
+        v4: Vec::new(),
+        v6: Vec::new(),
+        flights: Slab::new(),
+        late: Slab::new(),
+        timers: BinaryHeap::new(),
+        to_clients: Vec::with_capacity(batch::BATCH),
+        to_upstream: (0..2 * UPSTREAM_SOCKETS).map(|_| Vec::new()).collect(),
+        max_flights: max_flights.max(1),
+    };
+    for (fam, list) in [
+        (SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), &mut w.v4),
+        (SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)), &mut w.v6),
+    ] {
+        for _ in 0..UPSTREAM_SOCKETS {
+            match Upstream::open(fam) {
+                Ok(u) => list.push(u),
+                Err(err) => debug!(%fam, ?err, "cannot open an upstream socket"),
+            }
+        }
+    }
+    w.run(stop).await;
+}
+
+impl Worker {
+    async fn run(&mut self, stop: CancellationToken) {
+        let mut client_slots = RecvBatch::default();
+        let mut up_slots = RecvBatch::with_slots(UPSTREAM_SLOTS);
+        let mut backoff = Backoff::default();
+        let sleep = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        let stopped = stop.cancelled();
+        tokio::pin!(stopped);
+        let mut stopping = false;
+        loop {
+            if stopping && self.flights.len == 0 {
+                return;
+            }
+            // Wait for anything: a client query, an upstream answer, a timer, stop.
+            let _ = poll_fn(|cx| {
+                let mut ready = false;
+                if !stopping && stopped.as_mut().poll(cx).is_ready() {
+                    stopping = true;
+                    ready = true;
+                }
+                if !stopping && self.client.poll_recv_ready(cx).is_ready() {
+                    ready = true;
+                }
+                for u in self.v4.iter().chain(&self.v6) {
+                    if u.sock.poll_recv_ready(cx).is_ready() {
+                        ready = true;
+                    }
+                }
+                if sleep.as_mut().poll(cx).is_ready() {
+                    ready = true;
+                }
+                if ready {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            // Then take whatever is ready, everywhere (tokio calls the
+            // closures only for sockets it saw ready).
+            self.read_upstream(&mut up_slots);
+            if !stopping {
+                match self
+                    .client
+                    .try_io(Interest::READABLE, || client_slots.recv(&*self.client))
+                {
+                    Ok(n) => {
+                        backoff.success();
+                        for i in 0..n {
+                            if let Some((raw, meta)) = client_slots.get(i)
+                                && let Some(src) = meta.src
+                                && !meta.truncated
+                                && src.port() != 0
+                            {
+                                self.on_client(raw, src);
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(err) => {
+                        debug!(?err, "udp recv error");
+                        if let Some(pause) = backoff.failure() {
+                            tokio::time::sleep(pause).await;
+                        }
+                    }
+                }
+            }
+            self.fire_timers(Instant::now());
+            self.flush().await;
+            let next = self.timers.peek().map_or(
+                Instant::now() + Duration::from_secs(3600),
+                |Reverse((at, _))| *at,
+            );
+            if sleep.deadline() != next {
+                sleep.as_mut().reset(next);
+            }
+        }
+    }
+
+    /// Reads every upstream socket that is ready.
+    fn read_upstream(&mut self, slots: &mut RecvBatch) {
+        for fam in 0..2 {
+            let count = if fam == 0 {
+                self.v4.len()
+            } else {
+                self.v6.len()
+            };
+            for s in 0..count {
+                loop {
+                    let list = if fam == 0 { &self.v4 } else { &self.v6 };
+                    let Some(u) = list.get(s) else { break };
+                    let n = match u.sock.try_io(Interest::READABLE, || slots.recv(&u.sock)) {
+                        Ok(n) => n,
+                        Err(_) => break,
+                    };
+                    let now = Instant::now();
+                    for i in 0..n {
+                        if let Some((resp, meta)) = slots.get(i)
+                            && let Some(from) = meta.src
+                        {
+                            self.on_upstream(
+                                fam * UPSTREAM_SOCKETS + s,
+                                resp,
+                                from,
+                                meta.truncated,
+                                now,
+                            );
+                        }
+                    }
+                    if n < UPSTREAM_SLOTS {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    fn upstream(&mut self, sock: usize) -> Option<&mut Upstream> {
+        if sock < UPSTREAM_SOCKETS {
+            self.v4.get_mut(sock)
+        } else {
+            self.v6.get_mut(sock - UPSTREAM_SOCKETS)
+        }
+    }
+
+    /// One client datagram.
+    fn on_client(&mut self, raw: &[u8], src: SocketAddr) {
+        let req = Request {
+            raw,
+            src,
+            transport: Transport::Udp,
+        };
+        match self.balancer.admit(req) {
+            Admission::Reply(Reply::One(b)) => self.to_clients.push((b, src)),
+            Admission::Reply(_) => {}
+            Admission::Forward(state, job) => {
+                if self.flights.len >= self.max_flights {
+                    // Over the in-flight bound: SERVFAIL at once, no queueing.
+                    if let Some(b) = dns::servfail_for(raw) {
+                        let reply = Reply::One(b);
+                        self.balancer
+                            .metrics
+                            .answered(&reply, std::time::Instant::now());
+                        if let Reply::One(b) = reply {
+                            self.to_clients.push((b, src));
+                        }
+                    }
+                    return;
+                }
+                let now = Instant::now();
+                let deadline = now + state.policy.timeout;
+                let candidates = state.candidates(&job);
+                let res = Resolution::new(
+                    state.policy.strategy,
+                    state.policy.layout,
+                    &candidates,
+                    state.backends.len(),
+                    now,
+                    deadline,
+                );
+                let idx = self.flights.insert(Flight {
+                    state,
+                    job,
+                    client: src,
+                    res,
+                    attempts: SmallVec::new(),
+                    kept: None,
+                    arrived: std::time::Instant::now(),
+                    deadline,
+                    timer_at: None,
+                });
+                self.drive(idx, now);
+            }
+        }
+    }
+
+    /// Runs flight `idx`'s state machine at `now`: sends what it launches,
+    /// arms its timer, or ends it.
+    fn drive(&mut self, idx: u32, now: Instant) {
+        loop {
+            let Some(f) = self.flights.get_mut(idx) else {
+                return;
+            };
+            let state = f.state.clone();
+            match f.res.poll(now, state.as_ref()) {
+                Step::Launch { backend, hedge } => {
+                    if hedge {
+                        state.metrics.hedges.fetch_add(1, Relaxed);
+                    }
+                    if !self.launch(idx, backend)
+                        && let Some(f) = self.flights.get_mut(idx)
+                    {
+                        f.res.on_outcome(backend, Verdict::Failed);
+                    }
+                }
+                Step::Wait => {
+                    let at = f.res.next_wakeup();
+                    if f.timer_at != Some(at) {
+                        f.timer_at = Some(at);
+                        self.timers.push(Reverse((at, TimerFor::Flight(idx))));
+                    }
+                    return;
+                }
+                Step::Done(end) => {
+                    let Some(mut f) = self.flights.remove(idx) else {
+                        return;
+                    };
+                    // Those still asked become late entries.
+                    for a in f.attempts.drain(..) {
+                        self.retire(a, &f.state, f.deadline, now);
+                    }
+                    let reply = strategy::finish(&f.state, &f.job, &f.res, end, f.kept.take());
+                    self.balancer.metrics.answered(&reply, f.arrived);
+                    if let Reply::One(b) = reply {
+                        self.to_clients.push((b, f.client));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Queues flight `idx`'s query to `backend`; false when it cannot go.
+    fn launch(&mut self, idx: u32, backend: usize) -> bool {
+        let Some(f) = self.flights.get_mut(idx) else {
+            return false;
+        };
+        let Some(b) = f.state.backends.get(backend).cloned() else {
+            return false;
+        };
+        let v6 = b.addr.is_ipv6();
+        let list = if v6 { &mut self.v6 } else { &mut self.v4 };
+        if list.is_empty() {
+            return false;
+        }
+        // A random socket, skipping ones worn out (replaced once idle).
+        let start = rand::random_range(0..list.len());
+        let Some(s) = (0..list.len())
+            .map(|k| (start + k) % list.len())
+            .find(|&k| list.get(k).is_some_and(|u| u.uses < ROTATE_AFTER))
+            .or_else(|| rotate(list))
+        else {
+            return false;
+        };
+        let Some(u) = list.get_mut(s) else {
+            return false;
+        };
+        let Some(id) = u.free_id() else { return false };
+        u.set(id, IdUse::Flight(idx));
+        u.uses += 1;
+        let sock = if v6 { UPSTREAM_SOCKETS + s } else { s };
+        let mut query = f.job.raw.clone();
+        WireHeader::set_id(&mut query, id);
+        if let Some(out) = self.to_upstream.get_mut(sock) {
+            out.push((query, b.addr));
+        }
+        f.attempts.push(Attempt {
+            backend,
+            sock,
+            id,
+            inflight: Some(b.begin()),
+        });
+        true
+    }
+
+    /// An attempt whose flight ended without its answer: remembered until
+    /// its deadline (for its latency and outstanding count) plus a grace.
+    fn retire(&mut self, mut a: Attempt, state: &LsState, deadline: Instant, now: Instant) {
+        let addr = state.backends.get(a.backend).map(|b| b.addr);
+        let Some(addr) = addr else { return };
+        let mut late = Late {
+            sock: a.sock,
+            id: a.id,
+            addr,
+            inflight: a.inflight.take(),
+            deadline,
+            hedge_pct: state.adaptive_hedge_pct(),
+        };
+        if now >= deadline {
+            late.settle(now);
+        }
+        let (sock, id) = (late.sock, late.id);
+        let li = self.late.insert(late);
+        if let Some(u) = self.upstream(sock) {
+            u.set(id, IdUse::Late(li));
+        }
+        self.timers
+            .push(Reverse((deadline.max(now), TimerFor::Late(li))));
+    }
+
+    /// One upstream datagram on socket `sock`, checked (RFC 5452) and delivered.
+    fn on_upstream(&mut self, sock: usize, resp: &[u8], from: SocketAddr, cut: bool, now: Instant) {
+        let drops = self.balancer.metrics.drops.clone();
+        let Some(h) = WireHeader::read(resp) else {
+            drops.wrong_question.fetch_add(1, Relaxed);
+            return;
+        };
+        let Some(u) = self.upstream(sock) else { return };
+        match u.get(h.id) {
+            IdUse::Free => {
+                drops.wrong_id.fetch_add(1, Relaxed);
+            }
+            IdUse::Late(li) => {
+                let ok = self.late.get_mut(li).is_some_and(|l| l.addr == from);
+                if !ok {
+                    drops.wrong_source.fetch_add(1, Relaxed);
+                    return;
+                }
+                if let Some(mut l) = self.late.remove(li) {
+                    l.settle(now);
+                    if let Some(u) = self.upstream(sock) {
+                        u.set(h.id, IdUse::Free);
+                    }
+                }
+                drops.late.fetch_add(1, Relaxed);
+            }
+            IdUse::Flight(idx) => {
+                let Some(f) = self.flights.get_mut(idx) else {
+                    drops.wrong_id.fetch_add(1, Relaxed);
+                    return;
+                };
+                let Some(pos) = f
+                    .attempts
+                    .iter()
+                    .position(|a| a.sock == sock && a.id == h.id)
+                else {
+                    drops.wrong_id.fetch_add(1, Relaxed);
+                    return;
+                };
+                let backend = f.attempts.get(pos).map_or(usize::MAX, |a| a.backend);
+                let Some(b) = f.state.backends.get(backend).cloned() else {
+                    return;
+                };
+                if b.addr != from {
+                    drops.wrong_source.fetch_add(1, Relaxed);
+                    return;
+                }
+                let question = f
+                    .job
+                    .raw
+                    .get(HEADER_LEN..f.job.question_end)
+                    .unwrap_or_default();
+                if !h.is_response() || h.qdcount != 1 || !dns::same_question(resp, question) {
+                    drops.wrong_question.fetch_add(1, Relaxed);
+                    return;
+                }
+                let a = f.attempts.remove(pos);
+                if let Some(u) = self.upstream(sock) {
+                    u.set(h.id, IdUse::Free);
+                }
+                let Some(f) = self.flights.get_mut(idx) else {
+                    return;
+                };
+                let rtt = a
+                    .inflight
+                    .as_ref()
+                    .map_or(Duration::ZERO, |i| now.saturating_duration_since(i.sent()));
+                drop(a);
+                b.stats.answered.fetch_add(1, Relaxed);
+                b.observe_latency(rtt);
+                f.state.observe_hedge_sample(backend, rtt);
+                let verdict = if cut {
+                    // Cut short by the slot: not trusted.
+                    Verdict::Failed
+                } else {
+                    classify(&h, f.res.layout())
+                };
+                if verdict == Verdict::Failed {
+                    b.stats.errors.fetch_add(1, Relaxed);
+                }
+                let keep = f.res.on_outcome(backend, verdict);
+                if keep || verdict == Verdict::Final {
+                    f.kept = Some(resp.to_vec());
+                }
+                self.drive(idx, now);
+            }
+        }
+    }
+
+    /// Runs every timer due at `now`.
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, what))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match what {
+                TimerFor::Flight(idx) => {
+                    let due = self
+                        .flights
+                        .get_mut(idx)
+                        .is_some_and(|f| f.timer_at == Some(at));
+                    if due {
+                        if let Some(f) = self.flights.get_mut(idx) {
+                            f.timer_at = None;
+                        }
+                        self.drive(idx, now);
+                    }
+                }
+                TimerFor::Late(li) => {
+                    let Some(l) = self.late.get_mut(li) else {
+                        continue;
+                    };
+                    if now < l.deadline + LATE_GRACE {
+                        // At its deadline: no longer in flight; forgotten after the grace.
+                        l.settle(now);
+                        let again = l.deadline + LATE_GRACE;
+                        self.timers.push(Reverse((again, TimerFor::Late(li))));
+                        continue;
+                    }
+                    if let Some(mut l) = self.late.remove(li) {
+                        l.settle(now);
+                        if let Some(u) = self.upstream(l.sock) {
+                            u.set(l.id, IdUse::Free);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends this round's upstream queries and client answers, in batches.
+    async fn flush(&mut self) {
+        for sock in 0..self.to_upstream.len() {
+            let Some(mut out) = self.to_upstream.get_mut(sock).map(std::mem::take) else {
+                continue;
+            };
+            if out.is_empty() {
+                if let Some(slot) = self.to_upstream.get_mut(sock) {
+                    *slot = out;
+                }
+                continue;
+            }
+            if let Some(u) = self.upstream(sock) {
+                batch::send_all(&u.sock, &out).await;
+            }
+            out.clear();
+            if let Some(slot) = self.to_upstream.get_mut(sock) {
+                *slot = out;
+            }
+        }
+        let mut out = std::mem::take(&mut self.to_clients);
+        batch::send_all(&self.client, &out).await;
+        out.clear();
+        self.to_clients = out;
+    }
+}
+
+/// Replaces the first worn-out socket with no query in flight by a fresh
+/// one (on a new random port); its index.
+fn rotate(list: &mut [Upstream]) -> Option<usize> {
+    let (i, u) = list
+        .iter_mut()
+        .enumerate()
+        .find(|(_, u)| u.uses >= ROTATE_AFTER && u.live == 0)?;
+    let family = u.sock.local_addr().ok()?;
+    let family = SocketAddr::new(family.ip(), 0);
+    *u = Upstream::open(family).ok()?;
+    Some(i)
+}
