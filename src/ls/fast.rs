@@ -29,7 +29,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use smallvec::SmallVec;
-use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -145,6 +144,9 @@ struct Late {
     /// The query's deadline: its backend's answer counts until then; the
     /// entry is forgotten [`LATE_GRACE`] after it.
     deadline: Instant,
+    /// When its pending timer entry fires (an entry for another time is
+    /// stale: its slot was reused).
+    timer_at: Instant,
     hedge_pct: Option<f64>,
 }
 
@@ -301,10 +303,7 @@ impl Worker {
             // closures only for sockets it saw ready).
             self.read_upstream(&mut up_slots);
             if !stopping {
-                match self
-                    .client
-                    .try_io(Interest::READABLE, || client_slots.recv(&*self.client))
-                {
+                match client_slots.recv_ready(&self.client) {
                     Ok(n) => {
                         backoff.success();
                         for i in 0..n {
@@ -317,7 +316,6 @@ impl Worker {
                             }
                         }
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(err) => {
                         debug!(?err, "udp recv error");
                         if let Some(pause) = backoff.failure() {
@@ -350,9 +348,9 @@ impl Worker {
                 loop {
                     let list = if fam == 0 { &self.v4 } else { &self.v6 };
                     let Some(u) = list.get(s) else { break };
-                    let n = match u.sock.try_io(Interest::READABLE, || slots.recv(&u.sock)) {
+                    let n = match slots.recv_ready(&u.sock) {
+                        Ok(0) | Err(_) => break,
                         Ok(n) => n,
-                        Err(_) => break,
                     };
                     let now = Instant::now();
                     for i in 0..n {
@@ -535,18 +533,18 @@ impl Worker {
             addr,
             inflight: a.inflight.take(),
             deadline,
+            timer_at: deadline.max(now),
             hedge_pct: state.adaptive_hedge_pct(),
         };
         if now >= deadline {
             late.settle(now);
         }
-        let (sock, id) = (late.sock, late.id);
+        let (sock, id, at) = (late.sock, late.id, late.timer_at);
         let li = self.late.insert(late);
         if let Some(u) = self.upstream(sock) {
             u.set(id, IdUse::Late(li));
         }
-        self.timers
-            .push(Reverse((deadline.max(now), TimerFor::Late(li))));
+        self.timers.push(Reverse((at, TimerFor::Late(li))));
     }
 
     /// One upstream datagram on socket `sock`, checked (RFC 5452) and delivered.

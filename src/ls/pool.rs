@@ -28,7 +28,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior, timeout_at};
@@ -431,12 +430,11 @@ async fn read_loop(ps: Arc<PoolSocket>, drops: Arc<DropCounters>) {
             _ = ps.stop.cancelled() => return,
             r = ps.sock.readable() => if r.is_err() { continue },
         }
-        let n = match ps.sock.try_io(Interest::READABLE, || slots.recv(&ps.sock)) {
+        let n = match slots.recv_ready(&ps.sock) {
             Ok(n) => {
                 backoff.success();
                 n
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => {
                 // E.g. ICMP port unreachable from a dead backend: keep
                 // reading, but do not spin if the error persists.

@@ -63,6 +63,30 @@ impl RecvBatch {
         Ok(self.got.len())
     }
 
+    /// Receives a batch from `sock` once tokio has seen it readable
+    /// (`Ok(0)`: nothing was queued after all). When the batch does not fill
+    /// the slots the queue is empty, so the socket's readiness is cleared at
+    /// once: no extra call only to hear `EAGAIN`. (tokio keeps it set if a
+    /// datagram arrived meanwhile.)
+    ///
+    /// # Errors
+    /// The socket's error.
+    pub(crate) fn recv_ready(&mut self, sock: &tokio::net::UdpSocket) -> io::Result<usize> {
+        let mut got = 0;
+        let slots = self.slots.len();
+        match sock.try_io(tokio::io::Interest::READABLE, || {
+            got = self.recv(sock)?;
+            if got < slots {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(got)
+            }
+        }) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(got),
+            r => r,
+        }
+    }
+
     /// Datagram `i` of the last [`RecvBatch::recv`]: its bytes and metadata.
     pub(crate) fn get(&self, i: usize) -> Option<(&[u8], Received)> {
         let r = *self.got.get(i)?;

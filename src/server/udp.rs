@@ -10,7 +10,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tracing::debug;
 
@@ -32,9 +31,8 @@ pub(crate) async fn run<H: Handler>(sock: Arc<UdpSocket>, shared: Arc<Shared<H>>
                 continue;
             },
         }
-        let n = match sock.try_io(Interest::READABLE, || slots.recv(&*sock)) {
+        let n = match slots.recv_ready(&sock) {
             Ok(n) => n,
-            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(err) => {
                 // Transient on an unconnected socket (e.g. ICMP errors):
                 // keep serving, but do not spin if it persists.
