@@ -5,6 +5,7 @@
 //! [`Balancer`] is the server layer's [`Handler`]. Its state ([`LsState`]:
 //! policy, backends, sticky memory) is one `ArcSwap` snapshot, replaced whole
 //! on reload; queries in flight keep the snapshot they started with.
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use hickory_proto::op::{OpCode, ResponseCode};
 
 use crate::config::{HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
+use crate::logging::QueryLine;
 use crate::server::{Action, Handler, Reply, Request};
 
 pub mod backend;
@@ -130,6 +132,11 @@ impl Job {
             .get(HEADER_LEN..self.question_end)
             .unwrap_or_default()
     }
+}
+
+tokio::task_local! {
+    /// The backend whose answer a query got, set while the query log is on.
+    static WINNER: Cell<Option<usize>>;
 }
 
 /// Everything a query needs, as one swappable snapshot.
@@ -275,6 +282,8 @@ impl LsState {
 
     /// Remembers a positive answer's backend for the sticky order.
     fn remember(&self, job: &Job, backend: usize, resp: &[u8]) {
+        // Every answer passed on comes through here: the query log's backend.
+        let _ = WINNER.try_with(|w| w.set(Some(backend)));
         if self.policy.order == Order::Sticky
             && WireHeader::read(resp).is_some_and(|h| h.rcode() == 0)
         {
@@ -352,9 +361,38 @@ pub async fn serve(
     token: tokio_util::sync::CancellationToken,
 ) {
     let health = tokio::spawn(health::run(balancer.clone(), token.clone()));
+    let sweeper = tokio::spawn(sweep_rate_limits(balancer.clone(), token.clone()));
     crate::server::serve(listeners, balancer.clone(), opts, token).await;
     let _ = health.await;
+    let _ = sweeper.await;
     balancer.pool.shutdown().await;
+}
+
+/// Every [`guard::RATE_SWEEP`] until `token` is cancelled: ends (and logs)
+/// the rate-limit episodes that have gone quiet. A reload replaces the
+/// limiter: the old one's episodes end then.
+async fn sweep_rate_limits(balancer: Arc<Balancer>, token: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(guard::RATE_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<Arc<LsState>> = None;
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let state = balancer.state();
+        let now = std::time::Instant::now();
+        if let Some(old) = last.take()
+            && !Arc::ptr_eq(&old, &state)
+            && let Some(rate) = &old.rate
+        {
+            rate.end_all(now);
+        }
+        if let Some(rate) = &state.rate {
+            rate.sweep(now);
+        }
+        last = Some(state);
+    }
 }
 
 /// The LS request handler.
@@ -469,8 +507,29 @@ impl Handler for Balancer {
         };
         let metrics = self.metrics.clone();
         let arrived = std::time::Instant::now();
+        // The query log (debug): read from the question only when it is on.
+        let log = QueryLine::enabled().then(|| {
+            QueryLine::new(
+                req.src,
+                req.raw.get(HEADER_LEN..question_end).unwrap_or_default(),
+            )
+        });
         Action::Later(Box::pin(async move {
-            let reply = strategy::resolve(state, job).await;
+            let reply = match log {
+                None => strategy::resolve(state, job).await,
+                Some(line) => {
+                    let names = state.clone();
+                    let (reply, winner) = WINNER
+                        .scope(Cell::new(None), async {
+                            let reply = strategy::resolve(state, job).await;
+                            (reply, WINNER.with(Cell::get))
+                        })
+                        .await;
+                    let backend = winner.and_then(|i| names.backends.get(i));
+                    line.log(&reply, backend.map(|b| b.name.as_str()), arrived.elapsed());
+                    reply
+                }
+            };
             Self::count_reply(&metrics, &reply);
             metrics.client_latency.record(arrived.elapsed());
             reply
