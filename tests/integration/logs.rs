@@ -249,6 +249,30 @@ fn ls_and_ts_write_only_json_lines_and_every_ts_line_names_it() {
     }
 }
 
+#[test]
+fn a_table_server_that_cannot_start_says_why_in_one_tagged_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_ports(1)[0]);
+    let args = [
+        "--log-format",
+        "json",
+        "ts",
+        "--listen",
+        &listen,
+        "--zone",
+        "missing.txt",
+    ];
+    let out = dnslb("dnslb ts", &args, dir.path()).finish(EXIT_LIMIT);
+    assert!(!out.status.success());
+    let lines = json_lines("dnslb ts", &out.stderr);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let v = &lines[0];
+    assert_eq!(v["level"], "ERROR");
+    assert!(message(v).contains("missing.txt"), "{v}");
+    // The error knows nothing of table servers: the tag adds the name.
+    assert_eq!(v["fields"]["ts"], listen.as_str());
+}
+
 /// `[[ts]]` ts1 on `t1` and ts2 on `t2` (both serving `ts1.txt`) behind an
 /// `[ls]` on `l`.
 fn up_toml(l: u16, t1: u16, t2: u16) -> String {
