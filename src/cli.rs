@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
+use crate::logging::LogFormat;
+
 /// A DNS load balancer (LS) in front of authoritative table servers (TS).
 #[derive(Debug, Parser)]
 #[command(name = "dnslb", version, about)]
@@ -12,6 +14,10 @@ pub struct Cli {
     /// Log filter (e.g. `info`, `debug`, `dnslb=trace`); RUST_LOG wins when set.
     #[arg(long, global = true, value_name = "FILTER")]
     pub log: Option<String>,
+    /// Log lines as `text` or `json` (one object per line: timestamp, level,
+    /// fields with the message, target).
+    #[arg(long, global = true, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,

@@ -18,12 +18,15 @@
 //! - [`supervise`]: `dnslb up`'s table-server children, restarted with backoff.
 //! - [`check`]: `dnslb check`, validation of a config and every zone it names.
 //! - [`shutdown`]: signal handling (INT/TERM stop, HUP reload).
+//! - [`logging`]: the log subscriber (text or JSON lines, a table server's
+//!   `ts=NAME` on every line) and the LS's per-query `debug` line.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod logging;
 pub mod ls;
 pub mod metrics;
 pub mod resolve;

@@ -9,10 +9,11 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use dnslb::cli::{Cli, Command, TsArgs};
 use dnslb::config::{Config, Fault, LsConfig, OnMiss};
+use dnslb::logging::LogFormat;
 use dnslb::ls::{Balancer, health};
 use dnslb::metrics::StatusExtra;
 use dnslb::resolve::ResolveOptions;
@@ -26,33 +27,48 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log.as_deref());
+    // A table server tags every line with its name (`dnslb up` forwards
+    // its children's lines, which must say whose they are).
+    let tag = match &cli.command {
+        Command::Ts(a) => a.name.clone().or_else(|| a.listen.map(|l| l.to_string())),
+        _ => None,
+    };
+    dnslb::logging::init(cli.log.as_deref(), cli.log_format, tag.as_deref());
+    let format = cli.log_format;
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("dnslb: error: {err:#}");
+            report(format, &format!("dnslb: error: {err:#}"));
             ExitCode::FAILURE
         }
     }
 }
 
-fn init_tracing(filter: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let mut filter = std::env::var("RUST_LOG")
-        .ok()
-        .or(filter.map(str::to_owned))
-        .unwrap_or_else(|| "info".to_owned());
-    // hickory-proto logs a warning per malformed packet (e.g. a bad EDNS
-    // option): any client could flood the log. Its errors only, unless the
-    // filter names it.
-    if !filter.contains("hickory") {
-        filter.push_str(",hickory_proto=error");
+/// Writes one problem line on stderr: as it is, or as an `error` event
+/// when the logs are JSON (so that every line of stderr is JSON).
+fn report(format: LogFormat, line: &str) {
+    match format {
+        LogFormat::Text => eprintln!("{line}"),
+        LogFormat::Json => error!("{line}"),
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+}
+
+/// The logging flags `dnslb up` passes on to its children.
+#[derive(Debug, Clone)]
+struct LogFlags {
+    filter: Option<String>,
+    format: LogFormat,
+}
+
+impl LogFlags {
+    /// `--log-format F` and, when given, `--log FILTER`.
+    fn child_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = vec!["--log-format".into(), self.format.as_str().into()];
+        if let Some(f) = &self.filter {
+            args.extend(["--log".into(), f.into()]);
+        }
+        args
+    }
 }
 
 fn runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
@@ -64,7 +80,16 @@ fn runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    match cli.command {
+    let Cli {
+        log,
+        log_format,
+        command,
+    } = cli;
+    let flags = LogFlags {
+        filter: log,
+        format: log_format,
+    };
+    match command {
         Command::Check { config } => {
             let problems = dnslb::check::check(&config);
             for p in &problems {
@@ -118,17 +143,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let problems = dnslb::check::check(&config);
             if !problems.is_empty() {
                 for p in &problems {
-                    eprintln!("{p}");
+                    report(flags.format, &p.to_string());
                 }
-                eprintln!(
-                    "dnslb: error: {}: nothing started; fix the problems above",
-                    config.display()
+                report(
+                    flags.format,
+                    &format!(
+                        "dnslb: error: {}: nothing started; fix the problems above",
+                        config.display()
+                    ),
                 );
                 return Ok(ExitCode::FAILURE);
             }
             let cfg = Config::load(&config)?;
             let workers = ls_section(&cfg)?.workers;
-            runtime(workers)?.block_on(run_up(cfg))?;
+            runtime(workers)?.block_on(run_up(cfg, flags))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config, addr } => {
@@ -252,7 +280,7 @@ fn check_ts_ports(cfg: &Config) -> Result<()> {
 }
 
 /// `dnslb up`: the TS children under a supervisor, and the LS here.
-async fn run_up(cfg: Config) -> Result<()> {
+async fn run_up(cfg: Config, log: LogFlags) -> Result<()> {
     let mut signals = Signals::new().context("cannot install signal handlers")?;
     let lsc = ls_section(&cfg)?.clone();
     check_ts_ports(&cfg)?;
@@ -268,13 +296,16 @@ async fn run_up(cfg: Config) -> Result<()> {
         .map(|t| ChildSpec {
             name: t.name.clone(),
             program: exe.clone(),
-            args: vec![
+            args: [
                 "ts".into(),
                 "-c".into(),
                 config_path.clone().into_os_string(),
                 "--name".into(),
                 t.name.clone().into(),
-            ],
+            ]
+            .into_iter()
+            .chain(log.child_args())
+            .collect(),
         })
         .collect();
     let root = CancellationToken::new();
@@ -431,8 +462,10 @@ async fn serve_ls(
                 match Config::load(&cfg.path) {
                     Ok(new) => match new.ls {
                         Some(new_ls) => {
-                            if new_ls.listen != lsc.listen {
-                                warn!("reload: ls.listen changed; restart to apply it");
+                            let keys = restart_only_changes(lsc, &new_ls);
+                            if !keys.is_empty() {
+                                let keys = keys.join(", ");
+                                warn!(%keys, "reload: [ls] {keys} changed; only a restart applies them (the rest is applied now)");
                             }
                             balancer.reload(&new_ls);
                             info!(backends = new_ls.backend.len(), "ls reload done");
@@ -457,6 +490,25 @@ async fn serve_ls(
     }
     info!("load balancer stopped");
     Ok(())
+}
+
+/// The `[ls]` keys that differ between the running `old` and the reloaded
+/// `new` but are only read at start (sockets, threads, the in-flight cap).
+fn restart_only_changes(old: &LsConfig, new: &LsConfig) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.listen != new.listen {
+        keys.push("listen");
+    }
+    if old.workers != new.workers {
+        keys.push("workers");
+    }
+    if old.metrics != new.metrics {
+        keys.push("metrics");
+    }
+    if old.max_inflight != new.max_inflight {
+        keys.push("max_inflight");
+    }
+    keys
 }
 
 async fn run_ts(settings: TsSettings, listen: SocketAddr, workers: usize) -> Result<()> {
@@ -510,4 +562,45 @@ async fn run_ts(settings: TsSettings, listen: SocketAddr, workers: usize) -> Res
     })
     .await;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_only_keys_are_named() {
+        let old = LsConfig::default();
+        let mut new = old.clone();
+        new.timeout_ms += 1;
+        new.rate_limit_qps = 7;
+        assert!(restart_only_changes(&old, &new).is_empty());
+        new.metrics = Some("127.0.0.1:9".parse().unwrap());
+        assert_eq!(restart_only_changes(&old, &new), ["metrics"]);
+        new.workers = old.workers + 1;
+        new.listen = vec!["127.0.0.1:5".parse().unwrap()];
+        new.max_inflight = old.max_inflight + 1;
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            ["listen", "workers", "metrics", "max_inflight"]
+        );
+    }
+
+    #[test]
+    fn children_get_the_log_flags() {
+        let flags = LogFlags {
+            filter: Some("debug".into()),
+            format: LogFormat::Json,
+        };
+        assert_eq!(
+            flags.child_args(),
+            ["--log-format", "json", "--log", "debug"]
+        );
+        let flags = LogFlags {
+            filter: None,
+            format: LogFormat::Text,
+        };
+        assert_eq!(flags.child_args(), ["--log-format", "text"]);
+    }
 }

@@ -73,7 +73,7 @@ pub struct ChildSpec {
     pub name: String,
     /// The program to run; `std::env::current_exe()` in production.
     pub program: PathBuf,
-    /// Its arguments, e.g. `ts -c <config> --name <name>`.
+    /// Its arguments, e.g. `ts -c <config> --name <name> --log-format text`.
     pub args: Vec<OsString>,
 }
 
@@ -354,7 +354,7 @@ impl ChildOutput {
                 let mut out = std::io::stderr().lock();
                 let _ = out.write_all(format!("{line}\n").as_bytes());
                 if !line.trim().is_empty() {
-                    self.last = Some(line.chars().take(REASON_MAX).collect());
+                    self.last = Some(reason_of(&line).chars().take(REASON_MAX).collect());
                 }
                 true
             }
@@ -375,6 +375,18 @@ impl ChildOutput {
     fn reason(&self) -> &str {
         self.last.as_deref().unwrap_or("(it printed nothing)")
     }
+}
+
+/// What a child's line says: the line itself, or the message of a JSON
+/// log line (`--log-format json`).
+fn reason_of(line: &str) -> std::borrow::Cow<'_, str> {
+    if line.starts_with('{')
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+        && let Some(msg) = v.pointer("/fields/message").and_then(|m| m.as_str())
+    {
+        return msg.to_owned().into();
+    }
+    line.into()
 }
 
 /// How one run of a child ended.
@@ -626,6 +638,14 @@ mod tests {
                 false, false, true, true, true, true, true, false, false, false
             ]
         );
+    }
+
+    #[test]
+    fn a_json_line_gives_its_message_as_the_reason() {
+        let line = r#"{"timestamp":"t","level":"ERROR","fields":{"ts":"ts1","message":"dnslb: error: z.txt:3: bad"},"target":"dnslb"}"#;
+        assert_eq!(reason_of(line), "dnslb: error: z.txt:3: bad");
+        assert_eq!(reason_of("dnslb: error: x"), "dnslb: error: x");
+        assert_eq!(reason_of("{not json"), "{not json");
     }
 
     #[test]

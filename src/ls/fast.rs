@@ -468,8 +468,17 @@ impl Worker {
                     for a in f.attempts.drain(..) {
                         self.retire(a, &f.state, f.deadline, now);
                     }
+                    let log = f.job.log.take();
                     let reply = strategy::finish(&f.state, &f.job, &f.res, end, f.kept.take());
                     self.balancer.metrics.answered(&reply, f.arrived);
+                    if let Some(line) = log {
+                        let backend = end.backend().and_then(|i| f.state.backends.get(i));
+                        line.log(
+                            &reply,
+                            backend.map(|b| b.name.as_str()),
+                            f.arrived.elapsed(),
+                        );
+                    }
                     if let Reply::One(b) = reply {
                         self.to_clients.push((b, f.client));
                     }

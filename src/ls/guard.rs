@@ -19,10 +19,19 @@
 //! Over the limit, a UDP query is dropped, but every second one is answered
 //! with TC=1 so a genuine client can retry over TCP (as BIND's RRL "slip"
 //! does).
+//!
+//! Logging: a client's first query over the limit logs one `info` line, and
+//! so does the end of its episode (no query over the limit for
+//! [`RATE_QUIET`], seen by [`RateLimiter::sweep`], or its bucket evicted).
+//! A flood from many (spoofed) sources cannot turn that into a line per
+//! packet: at most [`RATE_LOG_LINES`] such lines per [`RATE_LOG_INTERVAL`]
+//! ([`LimitLog`]); the rest are counted and summed up in one line per kind
+//! ("N more clients rate limited") when the interval is over.
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
@@ -30,6 +39,15 @@ use ipnet::IpNet;
 pub const RATE_SETS: usize = 1 << 11;
 /// Buckets per set ([`RATE_SETS`] × [`RATE_WAYS`] clients tracked at once).
 pub const RATE_WAYS: usize = 8;
+/// A limited client is no longer limited after this long without a query
+/// over the limit.
+pub const RATE_QUIET: Duration = Duration::from_secs(2);
+/// How often [`RateLimiter::sweep`] should run.
+pub const RATE_SWEEP: Duration = Duration::from_secs(1);
+/// The interval of the rate-limit log's budget.
+pub const RATE_LOG_INTERVAL: Duration = Duration::from_secs(5);
+/// Per-client rate-limit lines (started or stopped) per [`RATE_LOG_INTERVAL`].
+pub const RATE_LOG_LINES: u64 = 10;
 
 /// `ip`, with an IPv4-mapped IPv6 address turned into the IPv4 one.
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -67,25 +85,64 @@ struct Bucket {
     last: Instant,
     /// Queries over the limit so far (every second one slips).
     limited: u64,
+    /// While the client is limited: its last query over the limit.
+    over_since: Option<Instant>,
+    /// Queries over the limit in the current episode.
+    episode: u64,
+}
+
+/// A client's rate-limit episode that has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    /// The client.
+    pub ip: IpAddr,
+    /// Its queries over the limit during the episode.
+    pub over: u64,
+}
+
+/// What one query did to the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// The verdict on the query.
+    pub verdict: RateVerdict,
+    /// The query started the client's episode (its first over the limit).
+    pub started: bool,
+    /// The client whose bucket was evicted for this one, if it was limited.
+    pub evicted: Option<Ended>,
 }
 
 impl Bucket {
-    /// Refills at `qps` per second up to `burst` and takes a token at `now`.
-    fn take(&mut self, qps: f64, burst: f64, now: Instant) -> RateVerdict {
+    /// Refills at `qps` per second up to `burst` and takes a token at `now`;
+    /// true with a query that starts an episode.
+    fn take(&mut self, qps: f64, burst: f64, now: Instant) -> (RateVerdict, bool) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * qps).min(burst);
         self.last = self.last.max(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            RateVerdict::Pass
-        } else {
-            self.limited += 1;
-            if self.limited.is_multiple_of(2) {
-                RateVerdict::Slip
-            } else {
-                RateVerdict::Drop
-            }
+            return (RateVerdict::Pass, false);
         }
+        self.limited += 1;
+        let started = self.over_since.is_none();
+        if started {
+            self.episode = 0;
+        }
+        self.episode += 1;
+        self.over_since = Some(self.over_since.map_or(now, |t| t.max(now)));
+        let verdict = if self.limited.is_multiple_of(2) {
+            RateVerdict::Slip
+        } else {
+            RateVerdict::Drop
+        };
+        (verdict, started)
+    }
+
+    /// Ends the episode if the client is limited.
+    fn end(&mut self) -> Option<Ended> {
+        self.over_since.take().map(|_| Ended {
+            ip: self.ip,
+            over: self.episode,
+        })
     }
 }
 
@@ -100,15 +157,40 @@ impl RateSet {
     /// Takes a token for a query from `ip` at `now`, at `qps` per second with
     /// a burst of one second's worth (at least one query).
     pub fn take(&mut self, ip: IpAddr, qps: f64, now: Instant) -> RateVerdict {
+        self.take_noted(ip, qps, now).verdict
+    }
+
+    /// [`RateSet::take`], saying which episodes the query started or ended.
+    pub fn take_noted(&mut self, ip: IpAddr, qps: f64, now: Instant) -> Taken {
         let burst = qps.max(1.0);
-        let bucket = self.bucket_for(ip, burst, now);
-        bucket.take(qps, burst, now)
+        let (bucket, evicted) = self.bucket_for(ip, burst, now);
+        let (verdict, started) = bucket.take(qps, burst, now);
+        Taken {
+            verdict,
+            started,
+            evicted,
+        }
+    }
+
+    /// Ends the episode of every client with no query over the limit since
+    /// `quiet` before `now` (every limited client with `quiet` zero), and
+    /// adds them to `ended`.
+    pub fn sweep(&mut self, now: Instant, quiet: Duration, ended: &mut Vec<Ended>) {
+        for b in self.ways.iter_mut().flatten() {
+            if b.over_since
+                .is_some_and(|t| now.saturating_duration_since(t) >= quiet)
+                && let Some(e) = b.end()
+            {
+                ended.push(e);
+            }
+        }
     }
 
     /// The bucket of `ip`: its own, a fresh full one in a free way, or, when
     /// the set is full, the least recently seen client's way with an empty
-    /// bucket as of that client's last query (see the module doc).
-    fn bucket_for(&mut self, ip: IpAddr, burst: f64, now: Instant) -> &mut Bucket {
+    /// bucket as of that client's last query (see the module doc). With it,
+    /// the episode of the client it evicted, if that one was limited.
+    fn bucket_for(&mut self, ip: IpAddr, burst: f64, now: Instant) -> (&mut Bucket, Option<Ended>) {
         let (i, start) = match self.ways.iter().position(|w| w.is_some_and(|b| b.ip == ip)) {
             Some(i) => (i, None),
             None => match self.ways.iter().position(Option::is_none) {
@@ -122,15 +204,19 @@ impl RateSet {
         // cannot fail because `i` is a position in `self.ways` found above
         let way = &mut self.ways[i];
         match (start, way) {
-            (None, Some(b)) => b,
+            (None, Some(b)) => (b, None),
             (start, way) => {
+                let evicted = way.as_mut().and_then(Bucket::end);
                 let (tokens, last) = start.unwrap_or((burst, now));
-                way.insert(Bucket {
+                let bucket = way.insert(Bucket {
                     ip,
                     tokens,
                     last,
                     limited: 0,
-                })
+                    over_since: None,
+                    episode: 0,
+                });
+                (bucket, evicted)
             }
         }
     }
@@ -152,6 +238,8 @@ pub struct RateLimiter {
     /// Keyed per limiter, so clients cannot choose addresses that share a set.
     hasher: RandomState,
     sets: Box<[Mutex<RateSet>]>,
+    /// The budget of the started/stopped lines.
+    log: LimitLog,
 }
 
 impl RateLimiter {
@@ -163,10 +251,12 @@ impl RateLimiter {
             sets: (0..RATE_SETS)
                 .map(|_| Mutex::new(RateSet::default()))
                 .collect(),
+            log: LimitLog::new(Instant::now(), RATE_LOG_INTERVAL, RATE_LOG_LINES),
         }
     }
 
-    /// Takes a token for a query from `ip`.
+    /// Takes a token for a query from `ip`; logs the start of its episode
+    /// (and the end of the one it evicted), within the log's budget.
     pub fn check(&self, ip: IpAddr) -> RateVerdict {
         let ip = canonical(ip);
         let set = (self.hasher.hash_one(ip) % self.sets.len() as u64) as usize;
@@ -174,10 +264,154 @@ impl RateLimiter {
             return RateVerdict::Pass;
         };
         let now = Instant::now();
-        match cell.lock() {
-            Ok(mut s) => s.take(ip, self.qps, now),
-            Err(p) => p.into_inner().take(ip, self.qps, now),
+        let taken = match cell.lock() {
+            Ok(mut s) => s.take_noted(ip, self.qps, now),
+            Err(p) => p.into_inner().take_noted(ip, self.qps, now),
+        };
+        // Logged outside the set's lock.
+        if let Some(e) = taken.evicted {
+            self.log_ended(e, now);
         }
+        if taken.started && self.admit(now, Change::Started) {
+            tracing::info!(client = %ip, limit_qps = self.qps, "client rate limited");
+        }
+        taken.verdict
+    }
+
+    /// Ends (and logs) the episodes quiet for [`RATE_QUIET`], and the
+    /// summary of an interval that is over. Call it every [`RATE_SWEEP`].
+    pub fn sweep(&self, now: Instant) {
+        self.sweep_with(now, RATE_QUIET);
+    }
+
+    /// Ends every episode (the limiter is being replaced) and logs them.
+    pub fn end_all(&self, now: Instant) {
+        self.sweep_with(now, Duration::ZERO);
+    }
+
+    fn sweep_with(&self, now: Instant, quiet: Duration) {
+        let mut ended = Vec::new();
+        for cell in &*self.sets {
+            match cell.lock() {
+                Ok(mut s) => s.sweep(now, quiet, &mut ended),
+                Err(p) => p.into_inner().sweep(now, quiet, &mut ended),
+            }
+        }
+        for e in ended {
+            self.log_ended(e, now);
+        }
+        self.roll(now);
+    }
+
+    fn log_ended(&self, e: Ended, now: Instant) {
+        if self.admit(now, Change::Stopped) {
+            tracing::info!(client = %e.ip, over_limit = e.over, "client no longer rate limited");
+        }
+    }
+
+    /// [`LimitLog::admit`], after logging the summary of a past interval.
+    fn admit(&self, now: Instant, change: Change) -> bool {
+        self.roll(now);
+        self.log.admit(change)
+    }
+
+    fn roll(&self, now: Instant) {
+        if let Some(more) = self.log.roll(now) {
+            if more.started > 0 {
+                let n = more.started;
+                tracing::info!(clients = n, interval = ?self.log.interval, "{n} more clients rate limited");
+            }
+            if more.stopped > 0 {
+                let n = more.stopped;
+                tracing::info!(clients = n, interval = ?self.log.interval, "{n} more clients no longer rate limited");
+            }
+        }
+    }
+}
+
+/// A kind of rate-limit line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// A client's episode started.
+    Started,
+    /// A client's episode ended.
+    Stopped,
+}
+
+/// Lines a [`LimitLog`] held back in an interval, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Suppressed {
+    /// Episodes started.
+    pub started: u64,
+    /// Episodes ended.
+    pub stopped: u64,
+}
+
+/// The rate-limit log's budget: at most `max_lines` lines per `interval`
+/// (intervals counted from `epoch`), the rest counted. Lock-free, as a flood
+/// can reach it from every worker at once; racing at an interval's end may
+/// let a line or two more through, and never loses a count.
+#[derive(Debug)]
+pub struct LimitLog {
+    epoch: Instant,
+    interval: Duration,
+    max_lines: u64,
+    /// The current interval's number.
+    window: AtomicU64,
+    /// Lines asked for in the current interval.
+    lines: AtomicU64,
+    more_started: AtomicU64,
+    more_stopped: AtomicU64,
+}
+
+impl LimitLog {
+    /// A budget of `max_lines` per `interval`, the first starting at `epoch`.
+    pub fn new(epoch: Instant, interval: Duration, max_lines: u64) -> Self {
+        LimitLog {
+            epoch,
+            interval: interval.max(Duration::from_millis(1)),
+            max_lines,
+            window: AtomicU64::new(0),
+            lines: AtomicU64::new(0),
+            more_started: AtomicU64::new(0),
+            more_stopped: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a line of `change` may be written now (call [`LimitLog::roll`]
+    /// first); if not, it is counted for the summary.
+    pub fn admit(&self, change: Change) -> bool {
+        if self.lines.fetch_add(1, Ordering::AcqRel) < self.max_lines {
+            return true;
+        }
+        let more = match change {
+            Change::Started => &self.more_started,
+            Change::Stopped => &self.more_stopped,
+        };
+        more.fetch_add(1, Ordering::AcqRel);
+        false
+    }
+
+    /// Starts a new interval if `now` is past the current one; then, what
+    /// the old one held back (`None` when nothing was, or no new interval).
+    pub fn roll(&self, now: Instant) -> Option<Suppressed> {
+        let n = now.saturating_duration_since(self.epoch).as_nanos() / self.interval.as_nanos();
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        let current = self.window.load(Ordering::Acquire);
+        if n <= current
+            || self
+                .window
+                .compare_exchange(current, n, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return None;
+        }
+        self.lines.store(0, Ordering::Release);
+        let more = Suppressed {
+            started: self.more_started.swap(0, Ordering::AcqRel),
+            stopped: self.more_stopped.swap(0, Ordering::AcqRel),
+        };
+        (more != Suppressed::default()).then_some(more)
     }
 }
 
@@ -364,5 +598,114 @@ mod tests {
             limiter.check("192.0.2.2".parse().unwrap()),
             RateVerdict::Pass
         );
+    }
+
+    #[test]
+    fn an_episode_starts_once_and_ends_after_quiet() {
+        let t0 = Instant::now();
+        let mut set = RateSet::default();
+        let ms = |n| t0 + Duration::from_millis(n);
+        assert!(!set.take_noted(ip(1), 1.0, t0).started, "the burst passes");
+        let first = set.take_noted(ip(1), 1.0, ms(1));
+        assert_eq!(first.verdict, RateVerdict::Drop);
+        assert!(first.started);
+        // Further queries over the limit are the same episode.
+        for i in 2..20 {
+            assert!(!set.take_noted(ip(1), 1.0, ms(i)).started);
+        }
+        let mut ended = Vec::new();
+        set.sweep(
+            ms(19) + RATE_QUIET - Duration::from_millis(1),
+            RATE_QUIET,
+            &mut ended,
+        );
+        assert!(ended.is_empty(), "not quiet long enough yet");
+        set.sweep(ms(19) + RATE_QUIET, RATE_QUIET, &mut ended);
+        assert_eq!(
+            ended,
+            [Ended {
+                ip: ip(1),
+                over: 19
+            }]
+        );
+        set.sweep(ms(19) + RATE_QUIET * 2, RATE_QUIET, &mut ended);
+        assert_eq!(ended.len(), 1, "an episode ends once");
+        // Over the limit again later: a new episode.
+        let later = ms(19) + RATE_QUIET * 3;
+        while set.take_noted(ip(1), 1.0, later).verdict == RateVerdict::Pass {}
+        set.sweep(later + RATE_QUIET, RATE_QUIET, &mut ended);
+        assert_eq!(ended.get(1), Some(&Ended { ip: ip(1), over: 1 }));
+    }
+
+    #[test]
+    fn evicting_a_limited_client_ends_its_episode() {
+        let t0 = Instant::now();
+        let mut set = RateSet::default();
+        let clients = u32::try_from(RATE_WAYS).unwrap();
+        let mut started = 0;
+        for c in 0..clients {
+            for _ in 0..3 {
+                started += usize::from(set.take_noted(ip(c), 1.0, t0).started);
+            }
+        }
+        assert_eq!(started, RATE_WAYS);
+        // A newcomer in the full set evicts the least recently seen client.
+        let t1 = t0 + Duration::from_millis(10);
+        let taken = set.take_noted(ip(100), 1.0, t1);
+        assert_eq!(taken.evicted, Some(Ended { ip: ip(0), over: 2 }));
+        assert!(taken.started, "it starts with an empty bucket");
+    }
+
+    #[test]
+    fn the_log_budget_holds_back_and_sums_up() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let log = LimitLog::new(t0, s(5), 10);
+        let admitted = (0..50).filter(|_| log.admit(Change::Started)).count();
+        assert_eq!(admitted, 10);
+        assert_eq!(log.roll(t0 + s(4)), None, "the interval is not over");
+        assert!(!log.admit(Change::Stopped));
+        assert_eq!(
+            log.roll(t0 + s(5)),
+            Some(Suppressed {
+                started: 40,
+                stopped: 1
+            })
+        );
+        assert_eq!(log.roll(t0 + s(6)), None, "summed up once");
+        assert!(log.admit(Change::Stopped), "a new interval's budget");
+        // A quiet interval has nothing to sum up.
+        assert_eq!(log.roll(t0 + s(20)), None);
+    }
+
+    #[test]
+    fn a_flood_from_many_sources_logs_a_bounded_number_of_lines() {
+        // Every source limited: one episode each, but the lines stay within
+        // the budget while the counts add up.
+        let t0 = Instant::now();
+        let log = LimitLog::new(t0, RATE_LOG_INTERVAL, RATE_LOG_LINES);
+        let mut set = RateSet::default();
+        let mut lines = 0;
+        let mut episodes = 0;
+        for c in 0..1000 {
+            for _ in 0..3 {
+                let taken = set.take_noted(ip(c), 1.0, t0);
+                for change in [
+                    taken.started.then_some(Change::Started),
+                    taken.evicted.map(|_| Change::Stopped),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    episodes += 1;
+                    lines += u64::from(log.admit(change));
+                }
+            }
+        }
+        let more = log.roll(t0 + RATE_LOG_INTERVAL).unwrap();
+        assert_eq!(lines, RATE_LOG_LINES);
+        assert_eq!(lines + more.started + more.stopped, episodes);
+        // 1,000 episodes started; all but the last set's worth were evicted.
+        assert_eq!(episodes, 1000 + 1000 - RATE_WAYS as u64);
     }
 }

@@ -14,6 +14,7 @@ use hickory_proto::op::{OpCode, ResponseCode};
 
 use crate::config::{HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
+use crate::logging::QueryLine;
 use crate::server::{Action, Handler, Reply, Request};
 
 pub mod backend;
@@ -130,6 +131,8 @@ pub struct Job {
     pub transport: Transport,
     /// Hash of the lower-cased name (orders, sticky memory).
     pub name_hash: u64,
+    /// Its line for the query log, when that is on (debug).
+    pub log: Option<QueryLine>,
 }
 
 impl Job {
@@ -362,6 +365,7 @@ pub async fn serve(
 ) {
     let mut listeners = listeners;
     let health = tokio::spawn(health::run(balancer.clone(), token.clone()));
+    let sweeper = tokio::spawn(sweep_rate_limits(balancer.clone(), token.clone()));
     // UDP clients take the fast path, one worker per socket; TCP the server layer.
     let udp = listeners.take_udp();
     let per_worker = opts.max_inflight / udp.len().max(1);
@@ -378,7 +382,35 @@ pub async fn serve(
     crate::server::serve(listeners, balancer.clone(), opts, token).await;
     workers.wait().await;
     let _ = health.await;
+    let _ = sweeper.await;
     balancer.pool.shutdown().await;
+}
+
+/// Every [`guard::RATE_SWEEP`] until `token` is cancelled: ends (and logs)
+/// the rate-limit episodes that have gone quiet. A reload replaces the
+/// limiter: the old one's episodes end then.
+async fn sweep_rate_limits(balancer: Arc<Balancer>, token: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(guard::RATE_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<Arc<LsState>> = None;
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let state = balancer.state();
+        let now = std::time::Instant::now();
+        if let Some(old) = last.take()
+            && !Arc::ptr_eq(&old, &state)
+            && let Some(rate) = &old.rate
+        {
+            rate.end_all(now);
+        }
+        if let Some(rate) = &state.rate {
+            rate.sweep(now);
+        }
+        last = Some(state);
+    }
 }
 
 /// The LS request handler.
@@ -492,12 +524,20 @@ impl Balancer {
         }
         let name_end = question_end.saturating_sub(4);
         let name_hash = order::name_hash(req.raw.get(HEADER_LEN..name_end).unwrap_or_default());
+        // The query log (debug): read from the question only when it is on.
+        let log = QueryLine::enabled().then(|| {
+            QueryLine::new(
+                req.src,
+                req.raw.get(HEADER_LEN..question_end).unwrap_or_default(),
+            )
+        });
         let job = Job {
             raw: req.raw.to_vec(),
             client_id,
             question_end,
             transport: req.transport,
             name_hash,
+            log,
         };
         Admission::Forward(state, job)
     }
@@ -511,8 +551,12 @@ impl Handler for Balancer {
                 let metrics = self.metrics.clone();
                 let arrived = std::time::Instant::now();
                 Action::Later(Box::pin(async move {
-                    let reply = strategy::resolve(state, job).await;
+                    let (reply, winner) = strategy::resolve(state.clone(), job).await;
                     LsMetrics::answered(&metrics, &reply, arrived);
+                    if let Some(line) = winner.log {
+                        let backend = winner.backend.and_then(|i| state.backends.get(i));
+                        line.log(&reply, backend.map(|b| b.name.as_str()), arrived.elapsed());
+                    }
                     reply
                 }))
             }

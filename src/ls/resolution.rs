@@ -183,6 +183,16 @@ pub enum End {
     },
 }
 
+impl End {
+    /// The backend whose response the client gets, if any.
+    pub fn backend(&self) -> Option<usize> {
+        match *self {
+            End::Win { backend, .. } | End::PassOn(backend) => Some(backend),
+            End::AllFailed | End::OnTimeout { .. } => None,
+        }
+    }
+}
+
 /// Candidates held inline (no allocation for up to this many backends).
 const INLINE: usize = 8;
 

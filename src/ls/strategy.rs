@@ -25,6 +25,7 @@ use super::resolution::{End, Resolution, Step, Verdict, classify};
 use super::upstream::{self, UpstreamError};
 use super::{Job, LsState};
 use crate::dns::{Transport, WireHeader};
+use crate::logging::QueryLine;
 use crate::server::Reply;
 
 /// The end of one upstream attempt.
@@ -82,8 +83,17 @@ async fn exchange(
     Ok(resp)
 }
 
+/// Who answered a query, for the query log.
+pub(crate) struct Answered {
+    /// The backend whose response the client got (none for a made-up one).
+    pub(crate) backend: Option<usize>,
+    /// The query's log line, when the query log is on.
+    pub(crate) log: Option<QueryLine>,
+}
+
 /// Drives one client query to its reply.
-pub(crate) async fn resolve(state: Arc<LsState>, job: Job) -> Reply {
+pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answered) {
+    let log = job.log.take();
     let p = &state.policy;
     let now = Instant::now();
     let deadline = now + p.timeout;
@@ -125,7 +135,12 @@ pub(crate) async fn resolve(state: Arc<LsState>, job: Job) -> Reply {
             }
         }
     };
-    finish(&state, &job, &res, end, kept)
+    let reply = finish(&state, &job, &res, end, kept);
+    let answered = Answered {
+        backend: end.backend(),
+        log,
+    };
+    (reply, answered)
 }
 
 /// Counts one attempt's outcome on its backend and judges it.

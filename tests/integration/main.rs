@@ -7,6 +7,7 @@ mod harness;
 mod health;
 mod health_http;
 mod interop;
+mod logs;
 mod ls;
 mod ls_procs;
 mod metrics;
