@@ -21,4 +21,5 @@ mod resolve;
 mod startup;
 mod status_cmd;
 mod ts;
+mod ts_metrics;
 mod xfr;
