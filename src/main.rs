@@ -170,16 +170,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Ts(args) => {
             dnslb::supervise::die_with_supervisor()?;
-            let (settings, listen, workers) = ts_settings(*args)?;
-            runtime(workers)?.block_on(run_ts(settings, listen, workers))?;
+            let ts = ts_settings(*args)?;
+            runtime(ts.workers)?.block_on(run_ts(ts))?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn ts_settings(a: TsArgs) -> Result<(TsSettings, SocketAddr, usize)> {
+/// One table server to run: what it serves, and where.
+struct TsRun {
+    settings: TsSettings,
+    /// DNS, UDP and TCP.
+    listen: SocketAddr,
+    /// Prometheus `/metrics`, if on (`metrics` in its `[[ts]]`).
+    metrics: Option<SocketAddr>,
+    /// UDP sockets/threads.
+    workers: usize,
+}
+
+fn ts_settings(a: TsArgs) -> Result<TsRun> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut workers = a.workers;
+    let mut metrics = None;
     let (mut settings, listen) = match (&a.config, &a.name, a.listen) {
         (Some(path), Some(name), _) => {
             let cfg = Config::load(path)?;
@@ -187,6 +199,7 @@ fn ts_settings(a: TsArgs) -> Result<(TsSettings, SocketAddr, usize)> {
                 bail!("{}: no [[ts]] named '{name}'", path.display());
             };
             workers = workers.or(tc.workers);
+            metrics = tc.metrics;
             (TsSettings::from_config(tc), tc.listen)
         }
         (None, None, Some(listen)) => {
@@ -235,7 +248,12 @@ fn ts_settings(a: TsArgs) -> Result<(TsSettings, SocketAddr, usize)> {
     if workers == Some(0) {
         bail!("--workers: must be at least 1");
     }
-    Ok((settings, listen, workers.unwrap_or(cores)))
+    Ok(TsRun {
+        settings,
+        listen,
+        metrics,
+        workers: workers.unwrap_or(cores),
+    })
 }
 
 fn ls_section(cfg: &Config) -> Result<&LsConfig> {
@@ -269,12 +287,21 @@ impl LsSockets {
     }
 }
 
-/// Checks that each `[[ts]]` address can be bound now, so that `up` refuses
-/// to start rather than restart a child that can never listen.
+/// Checks that each `[[ts]]` address (and metrics address) can be bound now,
+/// so that `up` refuses to start rather than restart a child that can never listen.
 fn check_ts_ports(cfg: &Config) -> Result<()> {
     for t in &cfg.ts {
         Listeners::bind(&[t.listen], 1)
             .with_context(|| format!("{}: [[ts]] {}", cfg.path.display(), t.name))?;
+        if let Some(addr) = t.metrics {
+            std::net::TcpListener::bind(addr).with_context(|| {
+                format!(
+                    "{}: [[ts]] {}: cannot listen on metrics {addr}",
+                    cfg.path.display(),
+                    t.name
+                )
+            })?;
+        }
     }
     Ok(())
 }
@@ -511,11 +538,25 @@ fn restart_only_changes(old: &LsConfig, new: &LsConfig) -> Vec<&'static str> {
     keys
 }
 
-async fn run_ts(settings: TsSettings, listen: SocketAddr, workers: usize) -> Result<()> {
+async fn run_ts(run: TsRun) -> Result<()> {
+    let TsRun {
+        settings,
+        listen,
+        metrics,
+        workers,
+    } = run;
     let mut signals = Signals::new().context("cannot install signal handlers")?;
     let name = settings.name.clone();
     let ts = Arc::new(TableServer::load(settings)?);
     let listeners = Listeners::bind(&[listen], workers)?;
+    let metrics = match metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on ts.metrics {addr}"))?,
+        ),
+        None => None,
+    };
     let catalog = ts.catalog();
     for z in catalog.zones() {
         info!(ts = %name, zone = %z.origin(), rrsets = z.rrset_count(), serial = z.serial(), "zone loaded");
@@ -527,6 +568,12 @@ async fn run_ts(settings: TsSettings, listen: SocketAddr, workers: usize) -> Res
         ..ServerOptions::default()
     };
     let server = tokio::spawn(server::serve(listeners, ts.clone(), opts, token.clone()));
+    let metrics = metrics.map(|l| {
+        if let Ok(addr) = l.local_addr() {
+            info!(ts = %name, %addr, "metrics ready");
+        }
+        tokio::spawn(dnslb::metrics::serve_ts(l, ts.clone(), token.clone()))
+    });
     info!(ts = %name, addr = ?addrs, "table server ready");
     let notifies = TaskTracker::new();
     loop {
@@ -559,6 +606,9 @@ async fn run_ts(settings: TsSettings, listen: SocketAddr, workers: usize) -> Res
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = server.await;
         notifies.wait().await;
+        if let Some(m) = metrics {
+            let _ = m.await;
+        }
     })
     .await;
     Ok(())

@@ -206,8 +206,8 @@ impl Config {
     ///
     /// The rules: `[ls]` or a `[[ts]]` exists; ts and backend names are non-empty and
     /// unique; `[ls]` has at least one backend; no two listeners (`ls.listen`,
-    /// `ls.metrics`, each `ts.listen`) share an address (port 0 aside) and no backend is
-    /// the LS itself; timeouts, intervals, workers, `max_inflight`, `fall` and `rise` are at
+    /// `ls.metrics`, each `ts.listen` and `ts.metrics`) share an address (port 0 aside)
+    /// and no backend is the LS itself; timeouts, intervals, workers, `max_inflight`, `fall` and `rise` are at
     /// least 1; `hedge_percentile` is in (0, 100], `hedge_budget_pct` in [0, 100],
     /// `hedge_min_ms <= hedge_max_ms`; fault ratios are in [0, 1]; TTLs fit RFC 2181;
     /// every ts has zones. (A bad `origin` or `health.query` is a parse error, like a bad

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::available_cores;
-use super::values::{de_addr, de_addrs, de_name, de_nets};
+use super::values::{de_addr, de_addrs, de_name, de_nets, de_opt_addr};
 
 keyword_enum! {
     /// `ts.on_miss`: the TS's answer for a name it does not hold.
@@ -54,6 +54,10 @@ pub struct TsConfig {
     /// UDP workers; `None` = number of cores.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Address of its own Prometheus `/metrics` HTTP server; `None` (key omitted) = off.
+    /// \[off\]
+    #[serde(default, deserialize_with = "de_opt_addr")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The default TS origin, the root.
@@ -80,6 +84,7 @@ impl TsConfig {
             notify: Vec::new(),
             fault: Fault::default(),
             workers: None,
+            metrics: None,
         }
     }
 

@@ -203,7 +203,8 @@ fn check_names<'n>(
     }
 }
 
-/// No two listeners on one address, and no backend pointing at the LS's own listener.
+/// No two listeners on one address (DNS and metrics alike, whoever owns them), and no
+/// backend pointing at the LS's own listener.
 fn check_listeners(config: &Config, check: &mut Checker<'_>) {
     let mut listeners: Vec<(String, String, SocketAddr)> = Vec::new();
     if let Some(ls) = &config.ls {
@@ -216,7 +217,11 @@ fn check_listeners(config: &Config, check: &mut Checker<'_>) {
     }
     for (i, ts) in config.ts.iter().enumerate() {
         let owner = format!("table server {:?}", ts.name);
-        listeners.push((format!("ts.{i}.listen"), owner, ts.listen));
+        listeners.push((format!("ts.{i}.listen"), owner.clone(), ts.listen));
+        if let Some(addr) = ts.metrics {
+            let owner = format!("the metrics of {owner}");
+            listeners.push((format!("ts.{i}.metrics"), owner, addr));
+        }
     }
     for (j, (path, _, addr)) in listeners.iter().enumerate() {
         if let Some((_, owner, _)) = listeners[..j].iter().find(|l| overlap(l.2, *addr)) {

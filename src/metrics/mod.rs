@@ -1,5 +1,6 @@
 //! The LS's metrics over HTTP: Prometheus `/metrics`, a status page at `/`,
-//! and the health endpoints `/health` (JSON) and `/ready`.
+//! and the health endpoints `/health` (JSON) and `/ready`; and the TS's own
+//! `/metrics` ([`serve_ts`]).
 //!
 //! [`render_prometheus`] writes the text exposition format (0.0.4) straight
 //! from the balancer's atomics, plus the process metrics. [`serve`] runs the
@@ -16,6 +17,7 @@
 //! - `history`: the ring of 1-second samples and the sampler task that fills it.
 //! - `page`: the status page (HTML, with an inline SVG chart).
 //! - `listener`: the HTTP listener that caps connections and times out idle ones.
+//! - `ts`: the TS's `/metrics` ([`serve_ts`], [`render_ts_prometheus`]).
 //! - Here: [`serve`], the routes, [`StatusExtra`] and [`Readiness`].
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,12 +40,14 @@ mod listener;
 mod page;
 mod process;
 mod prom;
+mod ts;
 
 pub use health::{
     BackendHealth, BackendState, ChildHealth, ChildState, HealthReport, HealthStatus,
 };
 pub use process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 pub use prom::render_prometheus;
+pub use ts::{render_ts_prometheus, serve_ts};
 
 use history::{History, sampler};
 use listener::Capped;
@@ -156,12 +160,17 @@ async fn status_page(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn prometheus(State(shared): State<Arc<Shared>>) -> Response {
+    exposition(render_prometheus(&shared.balancer))
+}
+
+/// An exposition in the Prometheus text format, uncached.
+fn exposition(text: String) -> Response {
     (
         [
             (header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        render_prometheus(&shared.balancer),
+        text,
     )
         .into_response()
 }
@@ -227,7 +236,6 @@ pub async fn serve(
     extra: StatusExtra,
     token: CancellationToken,
 ) {
-    let addr = listener.local_addr().ok();
     let mut history = History::default();
     history.record(&balancer, Instant::now());
     let shared = Arc::new(Shared {
@@ -244,6 +252,16 @@ pub async fn serve(
         .route("/ready", get(ready))
         .fallback(not_found)
         .with_state(shared);
+    serve_app(listener, app, token.clone()).await;
+    // The sampler only ends on cancel; an early stop of the server cancels it.
+    token.cancel();
+    let _ = sampler.await;
+}
+
+/// Serves `app` on `listener` (connections capped, idle ones closed) until
+/// `token` is cancelled, then gives open requests [`SHUTDOWN_GRACE`].
+async fn serve_app(listener: TcpListener, app: Router, token: CancellationToken) {
+    let addr = listener.local_addr().ok();
     let listener = Capped::new(listener);
     debug!(?addr, "metrics server ready");
     let server = axum::serve(listener, app)
@@ -263,9 +281,6 @@ pub async fn serve(
     if let Err(err) = result {
         warn!(%err, "metrics server stopped");
     }
-    // The sampler only ends on cancel; an early stop of the server cancels it.
-    token.cancel();
-    let _ = sampler.await;
 }
 
 /// A balancer over `backends` (name, address), every other key at its default: for the

@@ -1,5 +1,11 @@
 //! The HTML status page at `/`: cards, a chart of the last five minutes (inline SVG), the
 //! backends and the supervised table servers.
+//!
+//! The page updates itself in place: a small inline script fetches `/` every two seconds
+//! and swaps the new body in, so the view stays current without a reload (no flash, the
+//! scroll position kept). Without JavaScript a `<noscript>` meta refresh reloads it
+//! instead. It loads nothing else: no external assets, and an empty inline favicon so
+//! the browser does not ask for `/favicon.ico`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
@@ -83,7 +89,25 @@ td.l,th.l{text-align:left}tr:last-child td{border-bottom:0}
 svg{background:#fff;border:1px solid #d1d9e0;border-radius:6px}
 .legend{font-size:12px;color:#59636e}.legend i{display:inline-block;width:10px;height:3px;margin:0 4px 3px 12px}
 footer{margin-top:24px;color:#59636e;font-size:12px}a{color:#0969da}
+.stale .cards,.stale table,.stale svg{opacity:.5}
+.stale footer::after{content:' · cannot reach the LS: figures are stale';color:#cf222e;font-weight:600}
 ";
+
+/// Every [`REFRESH_MS`], fetch this page and swap its body in; while the
+/// fetch fails, keep the last figures and mark them stale (the `stale` class
+/// on `<html>`). Skipped while the tab is hidden, and never two at once.
+const SCRIPT: &str = "\
+(()=>{let busy=false;const root=document.documentElement;
+setInterval(async()=>{if(busy||document.hidden)return;busy=true;
+try{const r=await fetch(location.href,{cache:'no-store'});
+if(!r.ok)throw new Error('HTTP '+r.status);
+const d=new DOMParser().parseFromString(await r.text(),'text/html');
+document.body.replaceWith(document.adoptNode(d.body));root.classList.remove('stale');}
+catch(e){root.classList.add('stale');}finally{busy=false;}},REFRESH_MS);})();
+";
+
+/// How often the page updates itself, in ms.
+const REFRESH_MS: u32 = 2000;
 
 /// Width and height of the chart, in px.
 const CHART_W: f64 = 720.0;
@@ -114,10 +138,13 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
     let _ = write!(
         o,
         "<!doctype html><html lang=en><head><meta charset=utf-8>\
-         <meta http-equiv=refresh content=2><title>dnslb status</title>\
-         <style>{CSS}</style></head><body><h1>dnslb</h1><div class=sub>\
+         <noscript><meta http-equiv=refresh content={}></noscript>\
+         <link rel=icon href=\"data:,\"><title>dnslb status</title>\
+         <style>{CSS}</style><script>{}</script></head><body><h1>dnslb</h1><div class=sub>\
          strategy <b>{}</b> · order <b>{}</b> · layout <b>{}</b> · timeout <b>{} ms</b> · \
          on timeout <b>{}</b> · hedge delay <b>{}</b> · up <b>{}</b></div>",
+        REFRESH_MS / 1000,
+        SCRIPT.replace("REFRESH_MS", &REFRESH_MS.to_string()),
         p.strategy,
         p.order,
         p.layout,
@@ -170,7 +197,7 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
     chart(&mut o, &history, now);
 
     o.push_str(
-        "<h2>Backends</h2><table><tr><th class=l>name</th><th class=l>addr</th>\
+        "<h2>Backends</h2><table id=backends><tr><th class=l>name</th><th class=l>addr</th>\
          <th class=l>health</th><th>outstanding</th><th>sent</th><th>answered</th>\
          <th>wins</th><th class=l>win share</th><th>timeouts</th><th>errors</th>\
          <th>latency (EWMA)</th><th>p50 (10 s)</th><th>p99 (10 s)</th></tr>",
@@ -208,11 +235,12 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
         };
         let _ = write!(
             o,
-            "<tr><td class=l><b>{}</b></td><td class=l>{}</td>\
+            "<tr data-backend=\"{}\"><td class=l><b>{}</b></td><td class=l>{}</td>\
              <td class=l><span class=\"pill {class}\">{health}</span></td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{wins}</td>\
              <td class=l><span class=bar style=\"width:{:.0}px\"></span>{share:.1}%</td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html(&be.name),
             html(&be.name),
             be.addr,
             s.outstanding.load(Relaxed),
@@ -230,7 +258,7 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
 
     if let Some(children) = &shared.extra.supervisor {
         o.push_str(
-            "<h2>Table servers</h2><table><tr><th class=l>name</th><th class=l>state</th>\
+            "<h2>Table servers</h2><table id=children><tr><th class=l>name</th><th class=l>state</th>\
              <th>pid</th><th>restarts</th></tr>",
         );
         for (name, pid, restarts) in children() {
@@ -245,17 +273,20 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
             };
             let _ = write!(
                 o,
-                "<tr><td class=l><b>{}</b></td><td class=l><span class=\"pill {class}\">{state}\
-                 </span></td><td>{pid}</td><td>{restarts}</td></tr>",
+                "<tr data-ts=\"{0}\"><td class=l><b>{0}</b></td><td class=l>\
+                 <span class=\"pill {class}\">{state}</span></td><td>{pid}</td>\
+                 <td>{restarts}</td></tr>",
                 html(&name)
             );
         }
         o.push_str("</table>");
     }
-    o.push_str(
-        "<footer>Refreshes every 2 s · <a href=\"/metrics\">/metrics</a> (Prometheus) · \
+    let _ = write!(
+        o,
+        "<footer>Updates every {} s · <a href=\"/metrics\">/metrics</a> (Prometheus) · \
          <a href=\"/health\">/health</a> (JSON) · <a href=\"/ready\">/ready</a></footer>\
          </body></html>",
+        REFRESH_MS / 1000
     );
     o
 }
@@ -432,6 +463,34 @@ mod tests {
         assert!(page.contains("10.0"), "20 queries over 2 s"); // qps card
         assert!(page.contains("restarting") && page.contains(">42<"));
         assert!(page.contains("<svg") && page.contains("<path"));
+        assert!(page.contains("<tr data-backend=\"&lt;b&gt;\">"));
+        assert!(page.contains("<tr data-ts=\"ts2\">"));
+    }
+
+    #[test]
+    fn page_updates_itself_without_a_reload() {
+        let b = Arc::new(balancer(&[("ts1", "127.0.0.1:5301")]));
+        let t0 = Instant::now();
+        let mut history = History::default();
+        history.record(&b, t0);
+        let shared = Shared {
+            balancer: b,
+            extra: StatusExtra::default(),
+            started: t0,
+            history: Mutex::new(history),
+        };
+        let page = render_status(&shared, t0);
+        // The script fetches the page every 2 s; a reload only without JavaScript.
+        assert!(
+            page.contains("setInterval(") && page.contains("},2000);"),
+            "{page}"
+        );
+        assert!(!page.contains("REFRESH_MS"), "placeholder left: {page}");
+        assert!(page.contains("<noscript><meta http-equiv=refresh content=2></noscript>"));
+        assert_eq!(page.matches("http-equiv=refresh").count(), 1);
+        // Nothing loaded from elsewhere, no favicon request.
+        assert!(page.contains("<link rel=icon href=\"data:,\">"));
+        assert!(!page.contains("src=") && !page.contains("http://") && !page.contains("https://"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::ls::{Balancer, LsMetrics};
 use super::process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 
 /// The name of rcode `i` as the `rcode` label shows it.
-fn rcode_name(i: usize) -> String {
+pub(super) fn rcode_name(i: usize) -> String {
     const NAMES: [&str; 11] = [
         "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
         "NXRRSET", "NOTAUTH", "NOTZONE",
@@ -43,17 +43,22 @@ fn seconds(us: u64) -> String {
 
 /// One exposition being written. Writing to a `String` cannot fail, so the
 /// `fmt::Result`s below are ignored.
-struct Expo(String);
+pub(super) struct Expo(pub(super) String);
 
 impl Expo {
     /// `# HELP` and `# TYPE` of a family (help text needs no escaping: ours
     /// are constants without backslash or newline).
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
+    pub(super) fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
 
     /// One sample line.
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    pub(super) fn sample(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        value: impl std::fmt::Display,
+    ) {
         self.0.push_str(name);
         if !labels.is_empty() {
             self.0.push('{');
@@ -69,7 +74,7 @@ impl Expo {
     }
 
     /// A family with one unlabelled counter.
-    fn counter(&mut self, name: &str, help: &str, value: u64) {
+    pub(super) fn counter(&mut self, name: &str, help: &str, value: u64) {
         self.family(name, "counter", help);
         self.sample(name, &[], value);
     }
@@ -115,7 +120,7 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
 
 /// The process metrics of the client libraries' process collector; a
 /// figure that could not be read is left out, its family too.
-fn write_process(e: &mut Expo, p: &ProcessStats) {
+pub(super) fn write_process(e: &mut Expo, p: &ProcessStats) {
     if let Some(v) = p.cpu_seconds {
         e.family(
             "process_cpu_seconds_total",
@@ -146,7 +151,7 @@ fn write_process(e: &mut Expo, p: &ProcessStats) {
 }
 
 /// `dnslb_build_info{version,commit} 1`: join on it to label other series.
-fn write_build_info(e: &mut Expo) {
+pub(super) fn write_build_info(e: &mut Expo) {
     e.family(
         "dnslb_build_info",
         "gauge",

@@ -3,8 +3,10 @@
 //! [`TableServer`] holds its [`Catalog`] in an `ArcSwap`: queries read a
 //! snapshot without locking, and [`TableServer::reload`] swaps in a new one
 //! only when every file loaded cleanly. Answers follow SPEC §4; the fault
-//! knobs delay or drop a share of them for experiments.
-use std::net::IpAddr;
+//! knobs delay or drop a share of them for experiments. Each request and
+//! reload is counted in [`TsMetrics`] (atomics), served on `/metrics` when
+//! `metrics` is set.
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,12 +22,15 @@ use crate::config::{Fault, OnMiss, TsConfig, ValueError, parse_name};
 use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
 use crate::server::{Action, Handler, Reply, Request};
 
+pub mod metrics;
 pub mod source;
 pub mod table;
 pub mod xfr;
 pub mod zone;
 pub mod zonefile;
 
+use dns::Reject;
+use metrics::{Outcome, TsMetrics, Unanswered};
 use source::{SourceRecord, ZoneError};
 use zone::{Catalog, Zone};
 
@@ -50,7 +55,7 @@ pub struct TsSettings {
     /// Clients allowed to transfer zones (AXFR over TCP).
     pub axfr_allow: Vec<IpNet>,
     /// Secondaries to NOTIFY when a zone changes on reload.
-    pub notify: Vec<std::net::SocketAddr>,
+    pub notify: Vec<SocketAddr>,
     /// Fault injection.
     pub fault: Fault,
 }
@@ -168,6 +173,7 @@ fn unix_now() -> u32 {
 pub struct TableServer {
     settings: TsSettings,
     catalog: ArcSwap<Catalog>,
+    metrics: TsMetrics,
 }
 
 /// What a reload did.
@@ -191,7 +197,13 @@ impl TableServer {
         Ok(TableServer {
             settings,
             catalog: ArcSwap::from_pointee(catalog),
+            metrics: TsMetrics::default(),
         })
+    }
+
+    /// Its counters since start.
+    pub fn metrics(&self) -> &TsMetrics {
+        &self.metrics
     }
 
     /// The settings it was started with.
@@ -206,11 +218,18 @@ impl TableServer {
 
     /// Re-reads every zone file and swaps the new catalog in atomically. A
     /// zone whose data changed gets a higher serial (never a lower one); an
-    /// unchanged zone keeps its serial.
+    /// unchanged zone keeps its serial. Counted as applied or refused.
     ///
     /// # Errors
     /// Any bad file: nothing is swapped and the old zones keep serving.
     pub fn reload(&self) -> Result<ReloadReport, ZoneError> {
+        let result = self.swap_in_fresh();
+        self.metrics.record_reload(result.is_ok());
+        result
+    }
+
+    /// [`TableServer::reload`], uncounted.
+    fn swap_in_fresh(&self) -> Result<ReloadReport, ZoneError> {
         let old = self.catalog.load_full();
         let fresh = load_catalog(&self.settings, unix_now())?;
         let mut changed_zones = Vec::new();
@@ -279,13 +298,31 @@ impl TableServer {
         self.settings.axfr_allow.iter().any(|n| n.contains(&ip))
     }
 
-    /// The answer to one request (before fault injection).
+    /// The answer to one request (before fault injection), counted in [`TableServer::metrics`].
     pub fn answer(&self, req: Request<'_>) -> Reply {
+        let (reply, outcome) = self.respond(req);
+        self.metrics.record(outcome);
+        reply
+    }
+
+    /// The answer to one request and what it was, for the counters.
+    fn respond(&self, req: Request<'_>) -> (Reply, Outcome) {
         let q = match dns::decode_query(req.raw) {
             Ok(q) => q,
-            Err(reject) => return reject.response().map_or(Reply::Drop, Reply::One),
+            Err(reject) => {
+                let outcome = match &reject {
+                    Reject::Drop => Outcome::Unanswered(Unanswered::Malformed),
+                    Reject::Rcode(e) => Outcome::Answered(e.rcode),
+                };
+                return (reject.response().map_or(Reply::Drop, Reply::One), outcome);
+            }
         };
-        let refuse = |q: &ClientQuery| Reply::One(dns::rcode_answer(q, ResponseCode::Refused));
+        let refuse = |q: &ClientQuery| {
+            (
+                Reply::One(dns::rcode_answer(q, ResponseCode::Refused)),
+                Outcome::Answered(ResponseCode::Refused),
+            )
+        };
         // We are a primary: NOTIFY is for secondaries.
         if q.header.metadata.op_code == OpCode::Notify || q.query.query_class() != DNSClass::IN {
             return refuse(&q);
@@ -301,7 +338,10 @@ impl TableServer {
                 .iter()
                 .find(|z| z.origin().eq_ignore_root(q.query.name()))
             {
-                Some(zone) => Reply::Many(xfr::axfr_messages(zone, &q)),
+                Some(zone) => (
+                    Reply::Many(xfr::axfr_messages(zone, &q)),
+                    Outcome::Answered(ResponseCode::NoError),
+                ),
                 None => refuse(&q),
             };
         }
@@ -312,8 +352,9 @@ impl TableServer {
         };
         let ans = zone.lookup(qname, qtype);
         if ans.rcode == ResponseCode::NXDomain && self.settings.on_miss == OnMiss::Silent {
-            return Reply::Drop;
+            return (Reply::Drop, Outcome::Unanswered(Unanswered::SilentMiss));
         }
+        let rcode = ans.rcode;
         let mut meta = q.response_metadata(ans.rcode);
         meta.authoritative = ans.authoritative;
         let edns = q.edns.as_ref().map(|e| dns::response_edns(Some(e)));
@@ -327,7 +368,10 @@ impl TableServer {
         for rr in ans.additional {
             w.additional(rr);
         }
-        Reply::One(w.finish(q.max_size(req.transport)))
+        (
+            Reply::One(w.finish(q.max_size(req.transport))),
+            Outcome::Answered(rcode),
+        )
     }
 }
 
@@ -335,6 +379,7 @@ impl Handler for TableServer {
     fn handle(&self, req: Request<'_>) -> Action {
         let f = self.settings.fault;
         if f.drop_ratio > 0.0 && rand::random::<f64>() < f.drop_ratio {
+            self.metrics.record(Outcome::Unanswered(Unanswered::Fault));
             return Action::Now(Reply::Drop);
         }
         let reply = self.answer(req);

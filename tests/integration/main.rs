@@ -1,6 +1,7 @@
 //! The integration tests: real servers on 127.0.0.1, real sockets.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
+mod browser;
 mod cli;
 #[allow(dead_code)]
 mod harness;
@@ -21,4 +22,5 @@ mod resolve;
 mod startup;
 mod status_cmd;
 mod ts;
+mod ts_metrics;
 mod xfr;

@@ -92,6 +92,45 @@ fn rejects_listeners_on_one_address() {
 }
 
 #[test]
+fn ts_metrics_is_off_by_default_and_an_address_of_its_own() {
+    let with = |addr: &str| format!("{BASE}metrics = \"{addr}\"\n");
+    assert_eq!(parse(BASE).unwrap().ts[0].metrics, None);
+    let c = parse(&with("127.0.0.1:9301")).unwrap();
+    assert_eq!(c.ts[0].metrics, Some("127.0.0.1:9301".parse().unwrap()));
+    rejects(
+        &with("127.0.0.1:5300"),
+        "config.toml:12: ts.metrics: 127.0.0.1:5300 is already used by ls.listen",
+    );
+    rejects(
+        &with("0.0.0.0:5301"),
+        "config.toml:12: ts.metrics: 0.0.0.0:5301 is already used by table server \"ts1\"",
+    );
+    let both = format!(
+        "{}metrics = \"127.0.0.1:9300\"\n",
+        ls_with("metrics = \"127.0.0.1:9300\"")
+    );
+    rejects(
+        &both,
+        "config.toml:13: ts.metrics: 127.0.0.1:9300 is already used by ls.metrics",
+    );
+    let two_ts = format!(
+        "{}\n[[ts]]\nname = \"ts2\"\nlisten = \"127.0.0.1:5302\"\nzones = [\"b\"]\n\
+         metrics = \"127.0.0.1:9301\"\n",
+        with("127.0.0.1:9301")
+    );
+    rejects(
+        &two_ts,
+        "config.toml:18: ts.metrics: 127.0.0.1:9301 is already used by the metrics of \
+         table server \"ts1\"",
+    );
+    let e = parse(&with("localhost")).unwrap_err().to_string();
+    assert!(
+        e.starts_with("config.toml:12: ts.metrics: invalid address"),
+        "{e}"
+    );
+}
+
+#[test]
 fn rejects_a_backend_that_is_the_ls_itself() {
     rejects(
         &BASE.replace("addr = \"127.0.0.1:5301\"", "addr = \"127.0.0.1:5300\""),

@@ -1,0 +1,203 @@
+//! The TS's own `/metrics` (`metrics` in its `[[ts]]`): requests by what
+//! became of them, the zones served with their serials, reloads; then the
+//! process metrics and `dnslb_build_info`, as the LS's exposition has them.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::process::ProcessStats;
+use super::prom::{Expo, rcode_name, write_build_info, write_process};
+use super::{exposition, not_found, serve_app};
+use crate::ts::TableServer;
+use crate::ts::metrics::{OTHER_RCODE, TsMetrics, Unanswered};
+
+/// The `rcode` label of slot `i` of [`TsMetrics::answers`].
+fn rcode_label(i: usize) -> String {
+    match i {
+        16 => "BADVERS".to_owned(),
+        OTHER_RCODE => "OTHER".to_owned(),
+        i => rcode_name(i),
+    }
+}
+
+/// The TS's metrics in the Prometheus text exposition format 0.0.4, then
+/// this process's (`process_*`) and `dnslb_build_info`.
+pub fn render_ts_prometheus(ts: &TableServer) -> String {
+    let catalog = ts.catalog();
+    let mut e = Expo(String::with_capacity(4096 + catalog.zones().len() * 256));
+    write_ts(&mut e, ts.metrics());
+
+    let zone_labels: Vec<String> = catalog
+        .zones()
+        .iter()
+        .map(|z| z.origin().to_string())
+        .collect();
+    let zones = catalog.zones().iter().zip(&zone_labels);
+    e.family(
+        "dnslb_ts_zone_serial",
+        "gauge",
+        "SOA serial of each zone served.",
+    );
+    for (z, label) in zones.clone() {
+        e.sample("dnslb_ts_zone_serial", &[("zone", label)], z.serial());
+    }
+    e.family(
+        "dnslb_ts_zone_rrsets",
+        "gauge",
+        "RRsets of each zone served, its SOA included.",
+    );
+    for (z, label) in zones {
+        e.sample("dnslb_ts_zone_rrsets", &[("zone", label)], z.rrset_count());
+    }
+    write_process(&mut e, &ProcessStats::read());
+    write_build_info(&mut e);
+    e.0
+}
+
+/// The counters' families.
+fn write_ts(e: &mut Expo, m: &TsMetrics) {
+    e.counter(
+        "dnslb_ts_queries_total",
+        "Requests received: answered plus unanswered.",
+        m.queries.load(Relaxed),
+    );
+    e.family(
+        "dnslb_ts_answers_total",
+        "counter",
+        "Answers sent, by rcode (a zone transfer counts once).",
+    );
+    for (i, c) in m.answers.iter().enumerate() {
+        let v = c.load(Relaxed);
+        // The common rcodes always (so rates start from zero), others once seen.
+        if i <= 5 || v > 0 {
+            e.sample("dnslb_ts_answers_total", &[("rcode", &rcode_label(i))], v);
+        }
+    }
+    e.family(
+        "dnslb_ts_unanswered_total",
+        "counter",
+        "Requests given no answer, by reason.",
+    );
+    for (why, c) in Unanswered::ALL.iter().zip(&m.unanswered) {
+        e.sample(
+            "dnslb_ts_unanswered_total",
+            &[("reason", why.label())],
+            c.load(Relaxed),
+        );
+    }
+    e.family(
+        "dnslb_ts_reloads_total",
+        "counter",
+        "Reloads (SIGHUP): applied, or refused with the old zones kept.",
+    );
+    for (result, c) in [
+        ("applied", &m.reloads_applied),
+        ("refused", &m.reloads_refused),
+    ] {
+        e.sample(
+            "dnslb_ts_reloads_total",
+            &[("result", result)],
+            c.load(Relaxed),
+        );
+    }
+}
+
+async fn ts_metrics(State(ts): State<Arc<TableServer>>) -> Response {
+    exposition(render_ts_prometheus(&ts))
+}
+
+/// Serves the TS's `/metrics` on `listener` until `token` is cancelled, then
+/// gives open requests two seconds to finish.
+pub async fn serve_ts(listener: TcpListener, ts: Arc<TableServer>, token: CancellationToken) {
+    let app = Router::new()
+        .route("/metrics", get(ts_metrics))
+        .fallback(not_found)
+        .with_state(ts);
+    serve_app(listener, app, token).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::op::ResponseCode;
+
+    use super::*;
+    use crate::ts::TsSettings;
+    use crate::ts::metrics::Outcome;
+
+    fn table_server(dir: &std::path::Path) -> TableServer {
+        let table = dir.join("t.txt");
+        std::fs::write(&table, "www.a.test 192.0.2.1 A\nmail.a.test 192.0.2.2 A\n").unwrap();
+        let zone = dir.join("b.test.zone");
+        std::fs::write(
+            &zone,
+            "$ORIGIN b.test.\n$TTL 60\n@ SOA ns hostmaster 42 3600 600 86400 60\n\
+             @ NS ns\nns A 192.0.2.53\n",
+        )
+        .unwrap();
+        let settings = TsSettings {
+            name: "t".into(),
+            zones: vec![table, zone],
+            origin: "a.test.".parse().unwrap(),
+            ttl: 300,
+            on_miss: crate::config::OnMiss::Nxdomain,
+            axfr_allow: Vec::new(),
+            notify: Vec::new(),
+            fault: crate::config::Fault::default(),
+        };
+        TableServer::load(settings).unwrap()
+    }
+
+    #[test]
+    fn counters_zones_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let ts = table_server(dir.path());
+        let m = ts.metrics();
+        m.record(Outcome::Answered(ResponseCode::NoError));
+        m.record(Outcome::Answered(ResponseCode::NXDomain));
+        m.record(Outcome::Answered(ResponseCode::BADVERS));
+        m.record(Outcome::Unanswered(Unanswered::SilentMiss));
+        m.record_reload(false);
+        let text = render_ts_prometheus(&ts);
+        let serial_a = ts.catalog().zones()[0].serial();
+        for line in [
+            "# TYPE dnslb_ts_queries_total counter",
+            "dnslb_ts_queries_total 4",
+            "# TYPE dnslb_ts_answers_total counter",
+            "dnslb_ts_answers_total{rcode=\"NOERROR\"} 1",
+            "dnslb_ts_answers_total{rcode=\"NXDOMAIN\"} 1",
+            "dnslb_ts_answers_total{rcode=\"REFUSED\"} 0",
+            "dnslb_ts_answers_total{rcode=\"BADVERS\"} 1",
+            "dnslb_ts_unanswered_total{reason=\"silent_miss\"} 1",
+            "dnslb_ts_unanswered_total{reason=\"fault\"} 0",
+            "dnslb_ts_reloads_total{result=\"applied\"} 0",
+            "dnslb_ts_reloads_total{result=\"refused\"} 1",
+            "# TYPE dnslb_ts_zone_serial gauge",
+            &format!("dnslb_ts_zone_serial{{zone=\"a.test.\"}} {serial_a}"),
+            "dnslb_ts_zone_serial{zone=\"b.test.\"} 42",
+            "dnslb_ts_zone_rrsets{zone=\"b.test.\"} 3",
+            "# TYPE process_open_fds gauge",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        // Unseen uncommon rcodes are left out; one TYPE per family; a final newline.
+        assert!(
+            !text.contains("OTHER") && !text.contains("NOTAUTH"),
+            "{text}"
+        );
+        let mut seen = std::collections::HashSet::new();
+        for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            assert!(seen.insert(l.split(' ').nth(2).unwrap()), "dup {l}");
+        }
+        assert!(text.ends_with('\n'));
+    }
+}

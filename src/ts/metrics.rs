@@ -1,0 +1,134 @@
+//! The TS's counters: every request ends as one [`Outcome`] (an answer with
+//! its rcode, or no answer and why), and every reload as applied or refused.
+//! Plain atomics, counted on the query path without a lock; the metrics
+//! server (`crate::metrics::serve_ts`) renders them with the zones' serials.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use hickory_proto::op::ResponseCode;
+
+/// Rcodes counted one by one: the header's 4 bits (0 to 15) and BADVERS (16). Any
+/// other (the TS makes none) is counted in the slot after them, [`OTHER_RCODE`].
+pub const RCODES: usize = 17;
+
+/// The slot of [`TsMetrics::answers`] that counts every rcode above [`RCODES`].
+pub const OTHER_RCODE: usize = RCODES;
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// Not a query to answer: an unreadable header, or a response (QR=1).
+    Malformed,
+    /// A name the TS does not hold, with `on_miss = "silent"`.
+    SilentMiss,
+    /// Dropped by the `fault.drop_ratio` knob.
+    Fault,
+}
+
+impl Unanswered {
+    /// Every reason, in the order of [`TsMetrics::unanswered`].
+    pub const ALL: [Unanswered; 3] = [
+        Unanswered::Malformed,
+        Unanswered::SilentMiss,
+        Unanswered::Fault,
+    ];
+
+    /// Its `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Unanswered::Malformed => "malformed",
+            Unanswered::SilentMiss => "silent_miss",
+            Unanswered::Fault => "fault",
+        }
+    }
+}
+
+/// What became of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered with this rcode (a zone transfer counts once, NOERROR).
+    Answered(ResponseCode),
+    /// Not answered.
+    Unanswered(Unanswered),
+}
+
+/// The TS's counters since start.
+#[derive(Debug, Default)]
+pub struct TsMetrics {
+    /// Requests handled: the sum of `answers` and `unanswered`.
+    pub queries: AtomicU64,
+    /// Answers by rcode (index = the rcode's value), any other in [`OTHER_RCODE`].
+    pub answers: [AtomicU64; RCODES + 1],
+    /// Requests not answered, by [`Unanswered::ALL`] order.
+    pub unanswered: [AtomicU64; Unanswered::ALL.len()],
+    /// Reloads that swapped new zones in.
+    pub reloads_applied: AtomicU64,
+    /// Reloads refused (a bad file): the old zones kept serving.
+    pub reloads_refused: AtomicU64,
+}
+
+impl TsMetrics {
+    /// Counts one request and what became of it.
+    pub fn record(&self, outcome: Outcome) {
+        self.queries.fetch_add(1, Relaxed);
+        let counter = match outcome {
+            Outcome::Answered(rcode) => {
+                let i = usize::from(u16::from(rcode)).min(OTHER_RCODE);
+                self.answers.get(i)
+            }
+            Outcome::Unanswered(why) => self.unanswered.get(why as usize),
+        };
+        if let Some(c) = counter {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts one reload: applied when `ok`, else refused.
+    pub fn record_reload(&self, ok: bool) {
+        let c = if ok {
+            &self.reloads_applied
+        } else {
+            &self.reloads_refused
+        };
+        c.fetch_add(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_request_is_counted_once() {
+        let m = TsMetrics::default();
+        m.record(Outcome::Answered(ResponseCode::NoError));
+        m.record(Outcome::Answered(ResponseCode::NXDomain));
+        m.record(Outcome::Answered(ResponseCode::NXDomain));
+        m.record(Outcome::Answered(ResponseCode::BADVERS));
+        m.record(Outcome::Answered(ResponseCode::Unknown(4000)));
+        m.record(Outcome::Unanswered(Unanswered::Fault));
+        m.record(Outcome::Unanswered(Unanswered::Malformed));
+        let n = |c: &AtomicU64| c.load(Relaxed);
+        assert_eq!(n(&m.queries), 7);
+        assert_eq!((n(&m.answers[0]), n(&m.answers[3])), (1, 2));
+        assert_eq!(n(&m.answers[16]), 1, "BADVERS");
+        assert_eq!(n(&m.answers[OTHER_RCODE]), 1, "beyond the table: other");
+        assert_eq!(n(&m.unanswered[Unanswered::Fault as usize]), 1);
+        assert_eq!(n(&m.unanswered[Unanswered::Malformed as usize]), 1);
+        assert_eq!(n(&m.unanswered[Unanswered::SilentMiss as usize]), 0);
+        let summed: u64 = m.answers.iter().chain(&m.unanswered).map(n).sum();
+        assert_eq!(summed, n(&m.queries));
+        m.record_reload(true);
+        m.record_reload(false);
+        m.record_reload(false);
+        assert_eq!((n(&m.reloads_applied), n(&m.reloads_refused)), (1, 2));
+    }
+
+    #[test]
+    fn reasons_are_in_their_slots() {
+        for (i, why) in Unanswered::ALL.iter().enumerate() {
+            assert_eq!(*why as usize, i);
+        }
+        assert_eq!(Unanswered::SilentMiss.label(), "silent_miss");
+    }
+}
