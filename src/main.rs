@@ -171,6 +171,7 @@ fn ts_settings(a: TsArgs) -> Result<(TsSettings, SocketAddr, usize)> {
                 axfr_allow: Vec::new(),
                 notify: Vec::new(),
                 fault: Fault::default(),
+                nsid: None,
             };
             (settings, listen)
         }

@@ -3,14 +3,18 @@
 //! [`TableServer`] holds its [`Catalog`] in an `ArcSwap`: queries read a
 //! snapshot without locking, and [`TableServer::reload`] swaps in a new one
 //! only when every file loaded cleanly. Answers follow SPEC §4; the fault
-//! knobs delay or drop a share of them for experiments.
+//! knobs delay or drop a share of them for experiments. With an `nsid`
+//! configured, every answer that carries an OPT also carries the NSID when
+//! the query asked for it (RFC 5001), as NSD and Knot answer; AXFR messages
+//! do not.
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::{OpCode, ResponseCode};
+use hickory_proto::op::{Edns, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
 use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use ipnet::IpNet;
@@ -53,6 +57,8 @@ pub struct TsSettings {
     pub notify: Vec<std::net::SocketAddr>,
     /// Fault injection.
     pub fault: Fault,
+    /// Name server identifier returned to queries that ask for it (RFC 5001).
+    pub nsid: Option<String>,
 }
 
 impl TsSettings {
@@ -68,6 +74,7 @@ impl TsSettings {
             axfr_allow: c.axfr_allow.clone(),
             notify: c.notify.clone(),
             fault: c.fault,
+            nsid: c.nsid.clone(),
         }
     }
 }
@@ -168,6 +175,8 @@ fn unix_now() -> u32 {
 pub struct TableServer {
     settings: TsSettings,
     catalog: ArcSwap<Catalog>,
+    /// `settings.nsid` as an option payload, built once.
+    nsid: Option<NSIDPayload>,
 }
 
 /// What a reload did.
@@ -188,9 +197,16 @@ impl TableServer {
     /// The first bad file or line.
     pub fn load(settings: TsSettings) -> Result<Self, ZoneError> {
         let catalog = load_catalog(&settings, unix_now())?;
+        // The config allows at most 128 bytes; only a payload over 65 535
+        // bytes is refused here, and no TS is started with one.
+        let nsid = settings
+            .nsid
+            .as_ref()
+            .and_then(|s| NSIDPayload::new(s.as_bytes().to_vec()).ok());
         Ok(TableServer {
             settings,
             catalog: ArcSwap::from_pointee(catalog),
+            nsid,
         })
     }
 
@@ -279,13 +295,50 @@ impl TableServer {
         self.settings.axfr_allow.iter().any(|n| n.contains(&ip))
     }
 
+    /// The OPT of an answer to `q`: none without one in the query; with the
+    /// NSID when one is configured and `q` asks for it (an empty NSID option).
+    fn answer_edns(&self, q: &ClientQuery) -> Option<Edns> {
+        let theirs = q.edns.as_ref()?;
+        let mut edns = dns::response_edns(Some(theirs));
+        let asked = matches!(
+            theirs.option(EdnsCode::NSID),
+            Some(EdnsOption::NSID(p)) if p.as_ref().is_empty()
+        );
+        if let (true, Some(nsid)) = (asked, &self.nsid) {
+            edns.options_mut().insert(EdnsOption::NSID(nsid.clone()));
+        }
+        Some(edns)
+    }
+
+    /// An answer with `rcode` and no records to `q` (its question and OPT
+    /// echoed, the NSID added when asked).
+    fn rcode_answer(&self, q: &ClientQuery, rcode: ResponseCode) -> Reply {
+        let edns = self.answer_edns(q);
+        let meta = q.response_metadata(rcode);
+        let mut w = ResponseWriter::new(meta, Some(&q.query), edns.as_ref());
+        Reply::One(w.finish(dns::TCP_PAYLOAD_MAX))
+    }
+
     /// The answer to one request (before fault injection).
     pub fn answer(&self, req: Request<'_>) -> Reply {
         let q = match dns::decode_query(req.raw) {
             Ok(q) => q,
-            Err(reject) => return reject.response().map_or(Reply::Drop, Reply::One),
+            Err(reject) => {
+                let Some(mut resp) = reject.response() else {
+                    return Reply::Drop;
+                };
+                // FORMERR, NOTIMP, BADVERS: the NSID goes into the OPT the
+                // rejection echoes, when the query could be read that far.
+                if let Some(nsid) = &self.nsid
+                    && dns::query_wants_nsid(req.raw)
+                {
+                    let max = dns::client_max_size(req.raw, req.transport);
+                    dns::add_nsid(&mut resp, nsid.as_ref(), max);
+                }
+                return Reply::One(resp);
+            }
         };
-        let refuse = |q: &ClientQuery| Reply::One(dns::rcode_answer(q, ResponseCode::Refused));
+        let refuse = |q: &ClientQuery| self.rcode_answer(q, ResponseCode::Refused);
         // We are a primary: NOTIFY is for secondaries.
         if q.header.metadata.op_code == OpCode::Notify || q.query.query_class() != DNSClass::IN {
             return refuse(&q);
@@ -316,7 +369,7 @@ impl TableServer {
         }
         let mut meta = q.response_metadata(ans.rcode);
         meta.authoritative = ans.authoritative;
-        let edns = q.edns.as_ref().map(|e| dns::response_edns(Some(e)));
+        let edns = self.answer_edns(&q);
         let mut w = ResponseWriter::new(meta, Some(&q.query), edns.as_ref());
         for rr in ans.answer {
             w.answer(rr);
