@@ -11,6 +11,7 @@ mod ls;
 mod ls_procs;
 mod metrics;
 mod nsd;
+mod nsid;
 mod opcodes;
 mod partitioned;
 mod peers;
