@@ -42,9 +42,10 @@ pub enum Command {
     Ts(Box<TsArgs>),
     /// Resolve a list of hostnames (one a line) against a DNS server.
     Resolve {
-        /// The server, e.g. 127.0.0.1:5300.
-        #[arg(short, long)]
-        server: SocketAddr,
+        /// The server: IP, IP:PORT, [IPv6]:PORT or HOST[:PORT] (port 53 by default; a
+        /// host name is looked up with the system resolver), e.g. 127.0.0.1:5300.
+        #[arg(short, long, value_name = "ADDR")]
+        server: crate::resolve::ServerSpec,
         /// Input file (default: standard input).
         input: Option<PathBuf>,
         /// Output file (default: standard output).

@@ -4,13 +4,21 @@
 //! and turns every problem into a [`Reject`], which [`Reject::response`] maps to
 //! the one protocol outcome SPEC §4 asks for (drop, FORMERR, NOTIMP, ...).
 //! [`ResponseWriter`] encodes answers straight from borrowed records, so a
-//! server can answer from its tables without cloning them.
+//! server can answer from its tables without cloning them. NSID (RFC 5001)
+//! on raw messages lives in the `nsid` submodule: [`nsid_for_client`] is the
+//! LS's step on every answer it passes on.
 use hickory_proto::op::{
     Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, Query, ResponseCode,
 };
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder};
+
+mod nsid;
+pub use nsid::{
+    LS_NSID_PREFIX, NSID_OPTION, NsidEdit, add_nsid, client_max_size, nsid_for_client,
+    query_wants_nsid,
+};
 
 /// Largest UDP payload this product sends, whatever a client advertises
 /// (the DNS Flag Day 2020 value, also NSD's and Knot's default).

@@ -212,6 +212,7 @@ fn ts_settings(a: TsArgs) -> Result<TsRun> {
                 axfr_allow: Vec::new(),
                 notify: Vec::new(),
                 fault: Fault::default(),
+                nsid: None,
             };
             (settings, listen)
         }

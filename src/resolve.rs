@@ -5,6 +5,9 @@
 //! `hostname - Error:HOST NOT FOUND`, in input order, with each hostname spelled exactly
 //! as in the input (SPEC §2).
 //!
+//! The server (`-s`, [`ServerSpec`]) is `IP`, `IP:port`, `[v6]:port` or `host[:port]`,
+//! port 53 by default; a host name is looked up with the system resolver.
+//!
 //! How a name is looked up ([`resolve_all`]):
 //! - each try is a fresh UDP socket *connected* to the server (so the kernel drops
 //!   datagrams from any other address and reports ICMP port unreachable as
@@ -16,25 +19,35 @@
 //! - at most [`ResolveOptions::concurrency`] lookups are in flight, each an owned task of
 //!   one `JoinSet`, and a name that appears several times (in any case) is asked once.
 //!
-//! The run is an error ([`ResolveError`]) only when it cannot be done at all: unreadable
-//! input, a line that is not a hostname, unwritable output, or no server at the address.
-//! Names that are not found, time out or fail are ordinary outcomes (SPEC §6).
+//! A batch ([`run`]) goes on past a line that is not a hostname: the line is reported
+//! on stderr as `file:line: what is wrong` (`<stdin>:line` for standard input) and
+//! written as not found, in its place. The progress bar (on a terminal, for long
+//! inputs) and the summary printed on stderr at the end both count input lines.
+//!
+//! The run is an error ([`ResolveError`]) only when it cannot be done or says nothing:
+//! unreadable input, unwritable output, a server name that cannot be looked up, no
+//! server at the address, or a server that did not answer a single query (a batch in
+//! which every name timed out is not a success). Names that are not found, time out or
+//! fail while the server answers others are ordinary outcomes (SPEC §6).
 use std::collections::HashMap;
+use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
+use hickory_proto::rr::{LowerName, Name};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::net::{TcpStream, UdpSocket};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
-use crate::dns::UDP_PAYLOAD_MAX;
 use crate::ts::table::parse_hostname;
+
+mod client;
+mod server;
+use client::{Client, Lookup};
+pub use server::{DNS_PORT, ServerLookupError, ServerSpec, ServerSpecError};
 
 /// Default number of lookups in flight at once.
 pub const DEFAULT_CONCURRENCY: usize = 64;
@@ -43,8 +56,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default number of new tries after a timeout.
 pub const DEFAULT_RETRIES: u32 = 1;
 
-/// Largest DNS message; the receive buffer size.
-const MAX_MESSAGE: usize = 65_535;
 /// What the output says for a name without addresses.
 const NOT_FOUND: &str = "Error:HOST NOT FOUND";
 /// The name of standard input and output in messages.
@@ -55,7 +66,7 @@ const STDOUT: &str = "<stdout>";
 #[derive(Debug, Clone)]
 pub struct ResolveOptions {
     /// The DNS server to ask (UDP, and TCP for truncated answers).
-    pub server: SocketAddr,
+    pub server: ServerSpec,
     /// Lookups in flight at once (at least 1 is used).
     pub concurrency: usize,
     /// Wait for the answer to one query, per try and per transport.
@@ -68,9 +79,9 @@ pub struct ResolveOptions {
 
 impl ResolveOptions {
     /// Options for `server` with every other knob at its default and no progress bar.
-    pub fn new(server: SocketAddr) -> Self {
+    pub fn new(server: impl Into<ServerSpec>) -> Self {
         ResolveOptions {
-            server,
+            server: server.into(),
             concurrency: DEFAULT_CONCURRENCY,
             timeout: DEFAULT_TIMEOUT,
             retries: DEFAULT_RETRIES,
@@ -96,12 +107,15 @@ pub enum Outcome {
     /// The server answered an error rcode (the mnemonic, e.g. `"SERVFAIL"`), or the
     /// lookup failed locally or on the network (a lowercase description).
     Failed(String),
+    /// The input line is not a hostname (what is wrong); it was not asked.
+    Invalid(String),
 }
 
 /// Counts of a finished run, by outcome.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
-    /// Names in the input (duplicates included).
+    /// Input lines with a name (duplicates and bad lines included; blank lines and
+    /// comments not).
     pub total: usize,
     /// Names with at least one address.
     pub found: usize,
@@ -111,6 +125,8 @@ pub struct Summary {
     pub timed_out: usize,
     /// Names answered with an error rcode or failed on the network.
     pub failed: usize,
+    /// Lines that are not hostnames.
+    pub invalid: usize,
 }
 
 impl Summary {
@@ -126,13 +142,47 @@ impl Summary {
                 Outcome::Addresses(_) | Outcome::NotFound => s.not_found += 1,
                 Outcome::TimedOut => s.timed_out += 1,
                 Outcome::Failed(_) => s.failed += 1,
+                Outcome::Invalid(_) => s.invalid += 1,
             }
         }
         s
     }
+
+    /// The line printed on stderr at the end of a run that took `elapsed`, e.g.
+    /// `dnslb resolve: 9 lines in 0.42 s (21 qps): 5 resolved, 2 not found,
+    /// 1 timed out, 0 failed, 1 bad`; qps counts input lines per second, as the
+    /// progress bar does.
+    pub fn line(&self, elapsed: Duration) -> String {
+        let secs = elapsed.as_secs_f64();
+        // Lines over seconds; a run shorter than 1 ms counts as 1 ms.
+        #[allow(clippy::cast_precision_loss)]
+        let qps = self.total as f64 / secs.max(0.001);
+        format!(
+            "dnslb resolve: {} lines in {secs:.2} s ({qps:.0} qps): {} resolved, {} not found, \
+             {} timed out, {} failed, {} bad",
+            self.total, self.found, self.not_found, self.timed_out, self.failed, self.invalid
+        )
+    }
 }
 
-/// Why a batch could not run.
+/// A line of the input that is not a hostname.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLine {
+    /// The input file, or `<stdin>`.
+    pub file: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong.
+    pub msg: String,
+}
+
+impl fmt::Display for BadLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.msg)
+    }
+}
+
+/// Why a batch could not run, or ran without a single answer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResolveError {
@@ -143,16 +193,6 @@ pub enum ResolveError {
         file: String,
         /// The I/O error.
         source: io::Error,
-    },
-    /// A line of the input is not a hostname.
-    #[error("{file}:{line}: {msg}")]
-    BadLine {
-        /// The input file, or `<stdin>`.
-        file: String,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        msg: String,
     },
     /// A name given to [`resolve_all`] is not a hostname.
     #[error("bad hostname '{name}': {msg}")]
@@ -170,12 +210,49 @@ pub enum ResolveError {
         /// The I/O error.
         source: io::Error,
     },
+    /// The server's host name could not be looked up.
+    #[error(transparent)]
+    Server(#[from] ServerLookupError),
     /// Every query was refused (ICMP port unreachable): nothing listens at the address.
     #[error("no DNS server at {0}: every query was refused (port unreachable)")]
     NoServer(SocketAddr),
+    /// The server did not answer a single query.
+    #[error(
+        "no answer from {server}: {} asked, not one answered in {}",
+        names_text(*.names),
+        tries_text(*.tries, *.timeout_ms)
+    )]
+    NoAnswer {
+        /// The server's address.
+        server: SocketAddr,
+        /// Distinct names asked.
+        names: usize,
+        /// Tries per name.
+        tries: u32,
+        /// Wait per try, in ms.
+        timeout_ms: u128,
+    },
     /// A lookup task ended without a result (a bug).
     #[error("a lookup task failed: {0}")]
     Task(#[from] JoinError),
+}
+
+/// `1 name`, `2 names`.
+fn names_text(names: usize) -> String {
+    if names == 1 {
+        "1 name".into()
+    } else {
+        format!("{names} names")
+    }
+}
+
+/// `1 try of 2000 ms`, `2 tries of 2000 ms each`.
+fn tries_text(tries: u32, timeout_ms: u128) -> String {
+    if tries == 1 {
+        format!("1 try of {timeout_ms} ms")
+    } else {
+        format!("{tries} tries of {timeout_ms} ms each")
+    }
 }
 
 /// The output text for one name: one `name IP A` line per address, or
@@ -196,6 +273,7 @@ pub fn format_line(name: &str, outcome: &Outcome) -> String {
 ///
 /// # Errors
 /// [`ResolveError::BadName`] if a name is not a hostname (before any query is sent),
+/// [`ResolveError::Server`] if the server's name cannot be looked up,
 /// [`ResolveError::NoServer`] if every query was refused.
 pub async fn resolve_all(
     names: Vec<String>,
@@ -210,16 +288,21 @@ pub async fn resolve_all(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    resolve_names(&names, opts).await
+    let server = opts.server.socket_addr().await?;
+    let lines: Vec<Result<Name, String>> = names.into_iter().map(Ok).collect();
+    let resolved = resolve_lines(&lines, opts, server, &ProgressBar::hidden()).await?;
+    Ok(resolved.outcomes)
 }
 
 /// The whole `dnslb resolve` command: reads `input` (stdin if `None`), resolves every
-/// name, writes the result to `output` (stdout if `None`), and prints a note on stderr
-/// for each name that timed out or failed.
+/// name, writes the result to `output` (stdout if `None`), and prints on stderr each
+/// bad line (as it is read), a note for each name that timed out or failed, and the
+/// summary ([`Summary::line`]).
 ///
 /// # Errors
-/// Unreadable input, a line that is not a hostname (nothing is written then),
-/// unwritable output, or [`ResolveError::NoServer`].
+/// Unreadable input, unwritable output, a server name that cannot be looked up,
+/// [`ResolveError::NoServer`], or [`ResolveError::NoAnswer`] (then nothing is written:
+/// the error is the one line on stderr).
 pub async fn run(
     input: Option<&Path>,
     output: Option<&Path>,
@@ -244,7 +327,11 @@ pub async fn run(
             (STDIN.into(), bytes)
         }
     };
-    let lines = parse_input(&bytes, &file)?;
+    let (lines, bad) = parse_input(&bytes, &file);
+    for b in &bad {
+        eprintln!("{b}");
+    }
+    let server = opts.server.socket_addr().await?;
 
     // Open the output before the (possibly long) run, so a bad path fails at once.
     let (out_file, sink): (String, Box<dyn AsyncWrite + Unpin + Send>) = match output {
@@ -258,8 +345,17 @@ pub async fn run(
         None => (STDOUT.into(), Box::new(tokio::io::stdout())),
     };
 
-    let names: Vec<Name> = lines.iter().map(|(_, name)| name.clone()).collect();
-    let outcomes = resolve_names(&names, &opts).await?;
+    let started = Instant::now();
+    let names: Vec<Result<Name, String>> = lines.iter().map(|(_, n)| n.clone()).collect();
+    let bar = progress_bar(
+        names.len(),
+        opts.progress && names.len() >= PROGRESS_MIN_NAMES,
+    );
+    let resolved = resolve_lines(&names, &opts, server, &bar).await?;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    resolved.check_heard(server, &opts)?;
+    let outcomes = resolved.outcomes;
 
     let mut out = BufWriter::new(sink);
     let written: io::Result<()> = async {
@@ -277,10 +373,13 @@ pub async fn run(
         file: out_file,
         source,
     })?;
-    Ok(Summary::tally(&outcomes))
+    let summary = Summary::tally(&outcomes);
+    eprintln!("{}", summary.line(elapsed));
+    Ok(summary)
 }
 
-/// The stderr note for a name that timed out or failed, `None` for the others.
+/// The stderr note for a name that timed out or failed, `None` for the others (a bad
+/// line is reported as it is read).
 fn note(name: &str, outcome: &Outcome, tries: u32) -> Option<String> {
     let why = match outcome {
         Outcome::TimedOut => {
@@ -291,7 +390,7 @@ fn note(name: &str, outcome: &Outcome, tries: u32) -> Option<String> {
             format!("server answered {rcode}")
         }
         Outcome::Failed(why) => why.clone(),
-        Outcome::Addresses(_) | Outcome::NotFound => return None,
+        Outcome::Addresses(_) | Outcome::NotFound | Outcome::Invalid(_) => return None,
     };
     Some(format!("dnslb resolve: {name}: {why}"))
 }
@@ -305,25 +404,43 @@ fn is_rcode_mnemonic(text: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
-/// Splits the input into `(hostname as written, name to query)`, skipping blank lines
-/// and `#` comments; the first bad line is an error naming `file:line`.
-fn parse_input(bytes: &[u8], file: &str) -> Result<Vec<(String, Name)>, ResolveError> {
-    let mut names = Vec::new();
+/// One input line with a name: `(hostname as written, name to query or why it is
+/// not a hostname)`.
+type InputLine = (String, Result<Name, String>);
+
+/// Splits the input into its lines with a name, in order, skipping blank lines and
+/// `#` comments; a line that is not a hostname is kept (it is written as not found)
+/// and also reported, naming `file:line`.
+fn parse_input(bytes: &[u8], file: &str) -> (Vec<InputLine>, Vec<BadLine>) {
+    let mut lines = Vec::new();
+    let mut bad = Vec::new();
     for (index, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-        let bad = |msg: String| ResolveError::BadLine {
-            file: file.to_owned(),
-            line: index + 1,
-            msg,
+        let (text, checked) = match std::str::from_utf8(raw) {
+            Ok(line) => {
+                let text = line.trim();
+                (
+                    text.to_owned(),
+                    query_name(text).map_err(|why| format!("bad hostname '{text}': {why}")),
+                )
+            }
+            Err(_) => {
+                let lossy = String::from_utf8_lossy(raw);
+                (lossy.trim().to_owned(), Err("not valid UTF-8".to_owned()))
+            }
         };
-        let line = std::str::from_utf8(raw).map_err(|_| bad("not valid UTF-8".into()))?;
-        let text = line.trim();
         if text.is_empty() || text.starts_with('#') {
             continue;
         }
-        let name = query_name(text).map_err(|why| bad(format!("bad hostname '{text}': {why}")))?;
-        names.push((text.to_owned(), name));
+        if let Err(msg) = &checked {
+            bad.push(BadLine {
+                file: file.to_owned(),
+                line: index + 1,
+                msg: msg.clone(),
+            });
+        }
+        lines.push((text, checked));
     }
-    Ok(names)
+    (lines, bad)
 }
 
 /// Checks that `text` is a hostname to ask for (no root, no wildcard), case kept.
@@ -337,68 +454,105 @@ fn query_name(text: &str) -> Result<Name, String> {
     parse_hostname(text)
 }
 
-/// [`resolve_all`] for names already checked.
-async fn resolve_names(
-    names: &[Name],
+/// The outcomes of a batch, and whether the server was heard from at all.
+#[derive(Debug)]
+struct Resolved {
+    /// One per input line, in input order.
+    outcomes: Vec<Outcome>,
+    /// Distinct names asked.
+    asked: usize,
+    /// Distinct names the server answered (any rcode, or TC=1).
+    answered: usize,
+}
+
+impl Resolved {
+    /// [`ResolveError::NoAnswer`] when names were asked and not one was answered.
+    fn check_heard(&self, server: SocketAddr, opts: &ResolveOptions) -> Result<(), ResolveError> {
+        if self.asked > 0 && self.answered == 0 {
+            return Err(ResolveError::NoAnswer {
+                server,
+                names: self.asked,
+                tries: opts.tries(),
+                timeout_ms: opts.timeout.as_millis(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Resolves every line's name (a bad line is not asked and is [`Outcome::Invalid`]);
+/// `bar` advances by input lines: all bad lines at once, then each distinct name by
+/// the number of lines that ask for it.
+async fn resolve_lines(
+    lines: &[Result<Name, String>],
     opts: &ResolveOptions,
-) -> Result<Vec<Outcome>, ResolveError> {
-    // Ask each distinct name once; `slot[i]` is input name i's index in `unique`.
+    server: SocketAddr,
+    bar: &ProgressBar,
+) -> Result<Resolved, ResolveError> {
+    // Ask each distinct name once; `slot[i]` is line i's index in `unique`, or
+    // `None` for a bad line.
     let mut first: HashMap<LowerName, usize> = HashMap::new();
     let mut unique = Vec::new();
-    let mut slot = Vec::with_capacity(names.len());
-    for name in names {
+    let mut lines_per_name: Vec<u64> = Vec::new();
+    let mut slot = Vec::with_capacity(lines.len());
+    for line in lines {
+        let Ok(name) = line else {
+            bar.inc(1);
+            slot.push(None);
+            continue;
+        };
         let index = *first.entry(LowerName::new(name)).or_insert_with(|| {
             unique.push(name.clone());
+            lines_per_name.push(0);
             unique.len() - 1
         });
-        slot.push(index);
+        if let Some(n) = lines_per_name.get_mut(index) {
+            *n += 1;
+        }
+        slot.push(Some(index));
     }
 
-    let resolved = lookup_all(unique, opts).await?;
-    if !resolved.is_empty() && resolved.iter().all(|r| matches!(r, Lookup::Refused)) {
-        return Err(ResolveError::NoServer(opts.server));
+    let asked = unique.len();
+    let looked_up = lookup_all(unique, &lines_per_name, opts, server, bar).await?;
+    if !looked_up.is_empty() && looked_up.iter().all(|r| matches!(r, Lookup::Refused)) {
+        return Err(ResolveError::NoServer(server));
     }
-    let outcomes: Vec<Outcome> = resolved.into_iter().map(Lookup::into_outcome).collect();
-    Ok(slot
+    let answered = looked_up.iter().filter(|l| l.answered()).count();
+    let outcomes: Vec<Outcome> = looked_up.into_iter().map(Lookup::into_outcome).collect();
+    let outcomes = slot
         .iter()
-        .map(|&i| {
-            outcomes.get(i).cloned().unwrap_or_else(|| {
+        .zip(lines)
+        .map(|(index, line)| match (index, line) {
+            (_, Err(why)) => Outcome::Invalid(why.clone()),
+            (Some(i), Ok(_)) => outcomes.get(*i).cloned().unwrap_or_else(|| {
                 // cannot happen: every slot indexes `unique`, which `outcomes` mirrors
                 Outcome::Failed("no result".into())
-            })
+            }),
+            (None, Ok(_)) => Outcome::Failed("no result".into()),
         })
-        .collect())
-}
-
-/// The result of looking up one name.
-#[derive(Debug)]
-enum Lookup {
-    Done(Outcome),
-    /// The UDP query was refused (ICMP port unreachable).
-    Refused,
-}
-
-impl Lookup {
-    fn into_outcome(self) -> Outcome {
-        match self {
-            Lookup::Done(outcome) => outcome,
-            Lookup::Refused => Outcome::Failed("connection refused".into()),
-        }
-    }
+        .collect();
+    Ok(Resolved {
+        outcomes,
+        asked,
+        answered,
+    })
 }
 
 /// Looks up `names` with at most `opts.concurrency` in flight; results by index.
-async fn lookup_all(names: Vec<Name>, opts: &ResolveOptions) -> Result<Vec<Lookup>, ResolveError> {
+/// `bar` advances by `weights[i]` when name i is done.
+async fn lookup_all(
+    names: Vec<Name>,
+    weights: &[u64],
+    opts: &ResolveOptions,
+    server: SocketAddr,
+    bar: &ProgressBar,
+) -> Result<Vec<Lookup>, ResolveError> {
     let limit = opts.concurrency.max(1);
     let client = Client {
-        server: opts.server,
+        server,
         timeout: opts.timeout,
         tries: opts.tries(),
     };
-    let bar = progress_bar(
-        names.len(),
-        opts.progress && names.len() >= PROGRESS_MIN_NAMES,
-    );
     let mut results: Vec<Option<Lookup>> = (0..names.len()).map(|_| None).collect();
     let mut pending = names.into_iter().enumerate();
     let mut tasks = JoinSet::new();
@@ -416,14 +570,16 @@ async fn lookup_all(names: Vec<Name>, opts: &ResolveOptions) -> Result<Vec<Looku
         if let Some(slot) = results.get_mut(index) {
             *slot = Some(lookup);
         }
-        bar.inc(1);
+        bar.inc(weights.get(index).copied().unwrap_or(1));
     }
-    bar.finish_and_clear();
     Ok(results
         .into_iter()
         .map(|r| {
             // cannot be `None`: every index was spawned once and joined above
-            r.unwrap_or_else(|| Lookup::Done(Outcome::Failed("no result".into())))
+            r.unwrap_or_else(|| Lookup::Done {
+                outcome: Outcome::Failed("no result".into()),
+                answered: false,
+            })
         })
         .collect())
 }
@@ -431,7 +587,7 @@ async fn lookup_all(names: Vec<Name>, opts: &ResolveOptions) -> Result<Vec<Looku
 /// Inputs shorter than this finish too fast for a progress bar to help.
 const PROGRESS_MIN_NAMES: usize = 100;
 
-/// A progress bar on stderr, or a hidden one.
+/// A progress bar on stderr counting input lines, or a hidden one.
 fn progress_bar(len: usize, show: bool) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
@@ -441,247 +597,21 @@ fn progress_bar(len: usize, show: bool) -> ProgressBar {
         ProgressDrawTarget::stderr(),
     );
     if let Ok(style) =
-        ProgressStyle::with_template("{wide_bar} {pos}/{len} names, {per_sec}, eta {eta}")
+        ProgressStyle::with_template("{wide_bar} {pos}/{len} lines, {per_sec}, eta {eta}")
     {
         bar.set_style(style);
     }
     bar
 }
 
-/// What one exchange with the server gave.
-#[derive(Debug)]
-enum Attempt {
-    /// A matching answer.
-    Answer(Message),
-    /// A matching answer with TC=1 (UDP only).
-    Truncated,
-    TimedOut,
-    /// ICMP port unreachable on the UDP socket.
-    Refused,
-    Failed(String),
-}
-
-/// The per-lookup settings, copied into every task.
-#[derive(Debug, Clone, Copy)]
-struct Client {
-    server: SocketAddr,
-    timeout: Duration,
-    tries: u32,
-}
-
-impl Client {
-    /// Asks for `name`'s A records: UDP, TCP on TC=1, a new try on timeout.
-    async fn lookup(self, name: &Name) -> Lookup {
-        let question = Query::query(name.clone(), RecordType::A);
-        for _ in 0..self.tries {
-            let id: u16 = rand::random();
-            let bytes = match encode_query(id, &question) {
-                Ok(bytes) => bytes,
-                Err(e) => return Lookup::Done(Outcome::Failed(format!("cannot encode: {e}"))),
-            };
-            let attempt = match self.udp(&bytes, id, &question).await {
-                Attempt::Truncated => self.tcp(&bytes, id, &question).await,
-                other => other,
-            };
-            match attempt {
-                Attempt::Answer(msg) => return Lookup::Done(outcome_of(&msg, name)),
-                Attempt::TimedOut => continue,
-                Attempt::Refused => return Lookup::Refused,
-                Attempt::Failed(why) => return Lookup::Done(Outcome::Failed(why)),
-                Attempt::Truncated => {
-                    return Lookup::Done(Outcome::Failed("truncated answer over TCP".into()));
-                }
-            }
-        }
-        Lookup::Done(Outcome::TimedOut)
-    }
-
-    /// One query over a fresh connected UDP socket; waits up to the timeout for a
-    /// matching answer, ignoring any other datagram.
-    async fn udp(self, bytes: &[u8], id: u16, question: &Query) -> Attempt {
-        let local: SocketAddr = if self.server.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let sock = match UdpSocket::bind(local).await {
-            Ok(s) => s,
-            Err(e) => return Attempt::Failed(format!("cannot open a UDP socket: {e}")),
-        };
-        // Connected: the kernel only delivers datagrams from the server's address.
-        if let Err(e) = sock.connect(self.server).await {
-            return udp_error(&e);
-        }
-        if let Err(e) = sock.send(bytes).await {
-            return udp_error(&e);
-        }
-        let deadline = Instant::now() + self.timeout;
-        let mut buf = vec![0u8; MAX_MESSAGE];
-        loop {
-            let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-                Err(_) => return Attempt::TimedOut,
-                Ok(Err(e)) => return udp_error(&e),
-                Ok(Ok(n)) => n,
-            };
-            let Some(msg) = buf.get(..n).and_then(|b| Message::from_vec(b).ok()) else {
-                tracing::debug!(server = %self.server, "ignored an undecodable datagram");
-                continue;
-            };
-            if !answers(&msg, id, question) {
-                tracing::debug!(server = %self.server, "ignored an answer to another query");
-                continue;
-            }
-            return if msg.metadata.truncation {
-                Attempt::Truncated
-            } else {
-                Attempt::Answer(msg)
-            };
-        }
-    }
-
-    /// One query over a new TCP connection (RFC 7766 framing), within the timeout.
-    async fn tcp(self, bytes: &[u8], id: u16, question: &Query) -> Attempt {
-        let Ok(len) = u16::try_from(bytes.len()) else {
-            return Attempt::Failed("query too long for TCP".into());
-        };
-        let exchange = async {
-            let mut stream = TcpStream::connect(self.server).await?;
-            let mut framed = Vec::with_capacity(bytes.len() + 2);
-            framed.extend_from_slice(&len.to_be_bytes());
-            framed.extend_from_slice(bytes);
-            stream.write_all(&framed).await?;
-            let mut len = [0u8; 2];
-            stream.read_exact(&mut len).await?;
-            let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
-            stream.read_exact(&mut answer).await?;
-            Ok::<_, io::Error>(answer)
-        };
-        match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => Attempt::TimedOut,
-            Ok(Err(e)) => Attempt::Failed(format!("TCP retry after a truncated answer: {e}")),
-            Ok(Ok(answer)) => match Message::from_vec(&answer) {
-                Ok(msg) if answers(&msg, id, question) => Attempt::Answer(msg),
-                Ok(_) => Attempt::Failed("answer over TCP to another query".into()),
-                Err(e) => Attempt::Failed(format!("undecodable answer over TCP: {e}")),
-            },
-        }
-    }
-}
-
-/// Maps a UDP socket error: `ECONNREFUSED` means nothing listens there.
-fn udp_error(e: &io::Error) -> Attempt {
-    if e.kind() == io::ErrorKind::ConnectionRefused {
-        Attempt::Refused
-    } else {
-        Attempt::Failed(format!("UDP: {e}"))
-    }
-}
-
-/// The wire form of a recursive A query with ID `id` and EDNS(0).
-fn encode_query(id: u16, question: &Query) -> Result<Vec<u8>, hickory_proto::ProtoError> {
-    let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
-    msg.metadata.recursion_desired = true;
-    msg.add_query(question.clone());
-    let mut edns = Edns::new();
-    edns.set_max_payload(UDP_PAYLOAD_MAX);
-    msg.set_edns(edns);
-    msg.to_vec()
-}
-
-/// Whether `msg` is the response to our query `id` for `question` (RFC 5452 §9.1).
-fn answers(msg: &Message, id: u16, question: &Query) -> bool {
-    msg.metadata.id == id
-        && msg.metadata.message_type == MessageType::Response
-        && msg.metadata.op_code == OpCode::Query
-        && matches!(msg.queries.as_slice(), [q] if q.name() == question.name()
-            && q.query_type() == question.query_type()
-            && q.query_class() == question.query_class())
-}
-
-/// The outcome an answer gives for `qname`: the A records at the end of the CNAME
-/// chain that starts at `qname`, in answer order.
-fn outcome_of(msg: &Message, qname: &Name) -> Outcome {
-    match msg.metadata.response_code {
-        ResponseCode::NoError => {}
-        ResponseCode::NXDomain => return Outcome::NotFound,
-        other => return Outcome::Failed(rcode_mnemonic(other)),
-    }
-    let mut owners = vec![qname];
-    // Each step adds one CNAME target; the bound stops loops.
-    for _ in 0..msg.answers.len() {
-        let Some(last) = owners.last().copied() else {
-            break;
-        };
-        let next = msg.answers.iter().find_map(|r| match &r.data {
-            RData::CNAME(target) if &r.name == last => Some(&target.0),
-            _ => None,
-        });
-        match next {
-            Some(target) if !owners.contains(&target) => owners.push(target),
-            _ => break,
-        }
-    }
-    let addrs: Vec<Ipv4Addr> = msg
-        .answers
-        .iter()
-        .filter(|r| r.dns_class == DNSClass::IN && owners.contains(&&r.name))
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0),
-            _ => None,
-        })
-        .collect();
-    if addrs.is_empty() {
-        Outcome::NotFound
-    } else {
-        Outcome::Addresses(addrs)
-    }
-}
-
-/// The conventional upper-case name of an rcode (`SERVFAIL`), or `RCODE<n>`.
-fn rcode_mnemonic(code: ResponseCode) -> String {
-    let name = match u16::from(code) {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        7 => "YXRRSET",
-        8 => "NXRRSET",
-        9 => "NOTAUTH",
-        10 => "NOTZONE",
-        16 => "BADVERS",
-        23 => "BADCOOKIE",
-        n => return format!("RCODE{n}"),
-    };
-    name.into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::rr::Record;
-    use hickory_proto::rr::rdata::{A, AAAA, CNAME};
+    use hickory_proto::op::{Message, MessageType, ResponseCode};
+    use tokio::net::UdpSocket;
 
     fn name(text: &str) -> Name {
         Name::from_ascii(text).unwrap()
-    }
-
-    fn response(rcode: ResponseCode, answers: Vec<Record>) -> Message {
-        let mut m = Message::new(7, MessageType::Response, OpCode::Query);
-        m.metadata.response_code = rcode;
-        m.add_query(Query::query(name("www.example.com."), RecordType::A));
-        m.add_answers(answers);
-        m
-    }
-
-    fn a(owner: &str, ip: [u8; 4]) -> Record {
-        Record::from_rdata(name(owner), 300, RData::A(A(Ipv4Addr::from(ip))))
-    }
-
-    fn cname(owner: &str, target: &str) -> Record {
-        Record::from_rdata(name(owner), 300, RData::CNAME(CNAME(name(target))))
     }
 
     #[test]
@@ -707,113 +637,39 @@ mod tests {
     #[test]
     fn input_skips_blank_and_comment_lines_and_keeps_spelling() {
         let text = b"# list\n\n  WwW.Example.COM.  \r\n\t# indented comment\nb.example\n";
-        let names = parse_input(text, "in.txt").unwrap();
-        let texts: Vec<&str> = names.iter().map(|(t, _)| t.as_str()).collect();
+        let (lines, bad) = parse_input(text, "in.txt");
+        assert!(bad.is_empty());
+        let texts: Vec<&str> = lines.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(texts, ["WwW.Example.COM.", "b.example"]);
-        assert_eq!(names[0].1, name("www.example.com."));
+        assert_eq!(lines[0].1, Ok(name("www.example.com.")));
     }
 
     #[test]
-    fn bad_lines_name_file_and_line() {
-        let e = parse_input(b"a.example\n\nbad name.example\n", "in.txt").unwrap_err();
+    fn bad_lines_are_kept_in_place_and_reported_with_file_and_line() {
+        let (lines, bad) = parse_input(b"a.example\n\nbad name.example\nc.example\n", "in.txt");
+        let texts: Vec<&str> = lines.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(texts, ["a.example", "bad name.example", "c.example"]);
+        assert!(lines[1].1.is_err() && lines[2].1.is_ok());
+        let shown: Vec<String> = bad.iter().map(ToString::to_string).collect();
         assert_eq!(
-            e.to_string(),
-            "in.txt:3: bad hostname 'bad name.example': bad character ' '"
+            shown,
+            ["in.txt:3: bad hostname 'bad name.example': bad character ' '"]
         );
-        let e = parse_input(b"a..b\n", "<stdin>").unwrap_err();
-        assert_eq!(e.to_string(), "<stdin>:1: bad hostname 'a..b': empty label");
-        let e = parse_input(b"ok.example\n*.example\n", "f").unwrap_err();
-        assert!(e.to_string().starts_with("f:2: "), "{e}");
-        let e = parse_input(b"\xff\n", "f").unwrap_err();
-        assert_eq!(e.to_string(), "f:1: not valid UTF-8");
-        assert!(parse_input(b".\n", "f").is_err());
-    }
-
-    #[test]
-    fn outcome_follows_the_cname_chain() {
-        let m = response(
-            ResponseCode::NoError,
-            vec![
-                cname("www.example.com.", "Mid.Example.com."),
-                cname("mid.example.com.", "end.example.net."),
-                a("unrelated.example.", [10, 0, 0, 1]),
-                a("end.example.net.", [192, 0, 2, 7]),
-                a("END.example.net.", [192, 0, 2, 8]),
-            ],
-        );
+        let one = |text: &[u8], file| {
+            let (_, bad) = parse_input(text, file);
+            assert_eq!(bad.len(), 1, "{bad:?}");
+            bad[0].to_string()
+        };
         assert_eq!(
-            outcome_of(&m, &name("WWW.example.com.")),
-            Outcome::Addresses(vec![[192, 0, 2, 7].into(), [192, 0, 2, 8].into()])
+            one(b"a..b\n", "<stdin>"),
+            "<stdin>:1: bad hostname 'a..b': empty label"
         );
-    }
-
-    #[test]
-    fn cname_loops_end() {
-        let m = response(
-            ResponseCode::NoError,
-            vec![
-                cname("www.example.com.", "b.example."),
-                cname("b.example.", "www.example.com."),
-            ],
-        );
-        assert_eq!(outcome_of(&m, &name("www.example.com.")), Outcome::NotFound);
-    }
-
-    #[test]
-    fn rcodes_map_to_outcomes() {
-        let q = name("www.example.com.");
-        assert_eq!(
-            outcome_of(&response(ResponseCode::NXDomain, vec![]), &q),
-            Outcome::NotFound
-        );
-        let nodata = Record::from_rdata(
-            name("www.example.com."),
-            300,
-            RData::AAAA(AAAA(Ipv6Addr::LOCALHOST)),
-        );
-        assert_eq!(
-            outcome_of(&response(ResponseCode::NoError, vec![nodata]), &q),
-            Outcome::NotFound
-        );
-        assert_eq!(
-            outcome_of(&response(ResponseCode::ServFail, vec![]), &q),
-            Outcome::Failed("SERVFAIL".into())
-        );
-        assert_eq!(
-            outcome_of(&response(ResponseCode::Refused, vec![]), &q),
-            Outcome::Failed("REFUSED".into())
-        );
-        assert_eq!(rcode_mnemonic(ResponseCode::Unknown(12)), "RCODE12");
-    }
-
-    #[test]
-    fn only_the_matching_response_is_accepted() {
-        let question = Query::query(name("www.example.com."), RecordType::A);
-        let ok = response(ResponseCode::NoError, vec![]);
-        assert!(answers(&ok, 7, &question));
-        assert!(!answers(&ok, 8, &question));
-        let upper = Query::query(name("WWW.EXAMPLE.COM."), RecordType::A);
-        assert!(answers(&ok, 7, &upper));
-        let other = Query::query(name("www.example.org."), RecordType::A);
-        assert!(!answers(&ok, 7, &other));
-        let aaaa = Query::query(name("www.example.com."), RecordType::AAAA);
-        assert!(!answers(&ok, 7, &aaaa));
-        let mut query = ok.clone();
-        query.metadata.message_type = MessageType::Query;
-        assert!(!answers(&query, 7, &question));
-        let mut empty = ok;
-        empty.queries.clear();
-        assert!(!answers(&empty, 7, &question));
-    }
-
-    #[test]
-    fn query_is_recursive_with_edns() {
-        let question = Query::query(name("Www.Example.com."), RecordType::A);
-        let msg = Message::from_vec(&encode_query(4242, &question).unwrap()).unwrap();
-        assert_eq!(msg.metadata.id, 4242);
-        assert!(msg.metadata.recursion_desired);
-        assert_eq!(msg.queries, vec![question]);
-        assert!(msg.edns.is_some());
+        assert!(one(b"ok.example\n*.example\n", "f").starts_with("f:2: "));
+        assert_eq!(one(b"\xff\n", "f"), "f:1: not valid UTF-8");
+        assert_eq!(one(b".\n", "f"), "f:1: bad hostname '.': not a hostname");
+        // The line is written as not found, in its place, spelled as read.
+        let (lines, _) = parse_input(b"ok.example\nx\xffy\n", "f");
+        assert_eq!(lines[1].0, "x\u{fffd}y");
     }
 
     #[test]
@@ -850,16 +706,123 @@ mod tests {
             Outcome::NotFound,
             Outcome::TimedOut,
             Outcome::Failed("SERVFAIL".into()),
+            Outcome::Invalid("empty label".into()),
         ]);
         assert_eq!(
             s,
             Summary {
-                total: 5,
+                total: 6,
                 found: 1,
                 not_found: 2,
                 timed_out: 1,
-                failed: 1
+                failed: 1,
+                invalid: 1,
             }
         );
+        assert_eq!(
+            s.line(Duration::from_millis(1500)),
+            "dnslb resolve: 6 lines in 1.50 s (4 qps): 1 resolved, 2 not found, 1 timed out, \
+             1 failed, 1 bad"
+        );
+        // An instant run does not divide by zero.
+        assert!(s.line(Duration::ZERO).contains("(6000 qps)"));
+        assert_eq!(note("x", &Outcome::Invalid("why".into()), 2), None);
+        assert_eq!(
+            format_line("a b", &Outcome::Invalid("why".into())),
+            "a b - Error:HOST NOT FOUND"
+        );
+    }
+
+    /// A server on 127.0.0.1 that answers NXDOMAIN to every query, except
+    /// names starting with `silent`, which it ignores.
+    async fn nxdomain_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                let mut m = Message::from_vec(&buf[..n]).unwrap();
+                if m.queries[0].name().to_ascii().starts_with("silent") {
+                    continue;
+                }
+                m.metadata.message_type = MessageType::Response;
+                m.metadata.response_code = ResponseCode::NXDomain;
+                let _ = sock.send_to(&m.to_vec().unwrap(), from).await;
+            }
+        });
+        (addr, task)
+    }
+
+    fn lines_of(list: &[&str]) -> Vec<Result<Name, String>> {
+        list.iter().map(|t| query_name(t)).collect()
+    }
+
+    #[tokio::test]
+    async fn the_progress_bar_counts_input_lines_and_bad_lines_keep_their_place() {
+        let (server, task) = nxdomain_server().await;
+        let opts = ResolveOptions::new(server);
+        // 6 lines, 3 distinct names, one bad line.
+        let lines = lines_of(&[
+            "a.example",
+            "A.EXAMPLE",
+            "b..x",
+            "b.example",
+            "a.example",
+            "c.example",
+        ]);
+        let bar = ProgressBar::hidden();
+        bar.set_length(6);
+        let r = resolve_lines(&lines, &opts, server, &bar).await.unwrap();
+        assert_eq!(bar.position(), 6, "every input line counted once");
+        assert_eq!((r.asked, r.answered), (3, 3));
+        assert_eq!(r.outcomes.len(), 6);
+        assert_eq!(r.outcomes[2], Outcome::Invalid("empty label".into()));
+        for i in [0, 1, 3, 4, 5] {
+            assert_eq!(r.outcomes[i], Outcome::NotFound, "line {i}");
+        }
+        assert!(r.check_heard(server, &opts).is_ok());
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_batch_the_server_never_answered_is_an_error_one_answer_is_not() {
+        let (server, task) = nxdomain_server().await;
+        let opts = ResolveOptions {
+            timeout: Duration::from_millis(100),
+            retries: 0,
+            ..ResolveOptions::new(server)
+        };
+        let bar = ProgressBar::hidden();
+        let none = resolve_lines(
+            &lines_of(&["silent1.example", "silent2.example"]),
+            &opts,
+            server,
+            &bar,
+        )
+        .await
+        .unwrap();
+        assert_eq!(none.outcomes, [Outcome::TimedOut, Outcome::TimedOut]);
+        let err = none.check_heard(server, &opts).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("no answer from {server}: 2 names asked, not one answered in 1 try of 100 ms")
+        );
+        let one = resolve_lines(
+            &lines_of(&["silent1.example", "a.example"]),
+            &opts,
+            server,
+            &bar,
+        )
+        .await
+        .unwrap();
+        assert_eq!(one.answered, 1);
+        assert!(one.check_heard(server, &opts).is_ok());
+        // Only bad lines: nothing was asked, nothing to complain about.
+        let bad = resolve_lines(&lines_of(&["a..b"]), &opts, server, &bar)
+            .await
+            .unwrap();
+        assert_eq!(bad.asked, 0);
+        assert!(bad.check_heard(server, &opts).is_ok());
+        task.abort();
     }
 }

@@ -58,7 +58,17 @@ pub struct TsConfig {
     /// \[off\]
     #[serde(default, deserialize_with = "de_opt_addr")]
     pub metrics: Option<SocketAddr>,
+    /// Name server identifier (NSID, RFC 5001) returned, as the bytes of this string,
+    /// to a query whose OPT asks for it (`dig +nsid`); 1 to 128 bytes.
+    /// \[none\]
+    #[serde(default)]
+    pub nsid: Option<String>,
 }
+
+/// Longest `ts.nsid`, in bytes: the OPT that carries it (4 + 128 bytes of option,
+/// 11 of record) then fits with a question of the longest name (255 + 4 bytes) and the
+/// header in 512 bytes, so even a truncated answer to a plain 512-byte client has room.
+pub(crate) const NSID_MAX_LEN: usize = 128;
 
 /// The default TS origin, the root.
 fn root_origin() -> Name {
@@ -85,6 +95,7 @@ impl TsConfig {
             fault: Fault::default(),
             workers: None,
             metrics: None,
+            nsid: None,
         }
     }
 
@@ -104,4 +115,38 @@ pub struct Fault {
     pub delay_ratio: f64,
     /// Fraction of queries dropped without an answer, in [0, 1].
     pub drop_ratio: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    const BASE: &str = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\nzones = [\"t.txt\"]\n";
+
+    #[test]
+    fn nsid_is_optional_and_read_as_a_string() {
+        let c = Config::from_toml(BASE, Path::new("c.toml")).unwrap();
+        assert_eq!(c.ts[0].nsid, None);
+        let text = format!("{BASE}nsid = \"ts1.east\"\n");
+        let c = Config::from_toml(&text, Path::new("c.toml")).unwrap();
+        assert_eq!(c.ts[0].nsid.as_deref(), Some("ts1.east"));
+    }
+
+    #[test]
+    fn nsid_must_be_1_to_128_bytes() {
+        let at_most = format!("{BASE}nsid = \"{}\"\n", "x".repeat(128));
+        assert!(Config::from_toml(&at_most, Path::new("c.toml")).is_ok());
+        for (value, got) in [(String::new(), 0), ("x".repeat(129), 129)] {
+            let text = format!("{BASE}nsid = \"{value}\"\n");
+            let err = Config::from_toml(&text, Path::new("c.toml")).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("c.toml:5: ts.nsid: must be 1 to 128 bytes, got {got}")
+            );
+        }
+        let text = format!("{BASE}nsid = 7\n");
+        assert!(Config::from_toml(&text, Path::new("c.toml")).is_err());
+    }
 }

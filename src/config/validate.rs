@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::error::ConfigError;
 use super::source_map::{SourceMap, display_path};
+use super::ts::NSID_MAX_LEN;
 use super::{Config, LsConfig, Order, TsConfig};
 
 /// The largest TTL a record may carry (RFC 2181 §8).
@@ -172,6 +173,13 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
     check.require(ts.workers != Some(0), &key("workers"), || {
         "must be at least 1".into()
     });
+    if let Some(nsid) = &ts.nsid {
+        check.require(
+            (1..=NSID_MAX_LEN).contains(&nsid.len()),
+            &key("nsid"),
+            || format!("must be 1 to {NSID_MAX_LEN} bytes, got {}", nsid.len()),
+        );
+    }
     for (name, ratio) in [
         ("delay_ratio", ts.fault.delay_ratio),
         ("drop_ratio", ts.fault.drop_ratio),

@@ -229,10 +229,12 @@ pub(crate) fn finish(
 }
 
 /// The client's answer from backend `i`: counted, remembered for `sticky`,
-/// with the client's ID restored.
+/// labelled with the backend's name when the client asked for an NSID and
+/// the backend sent none, with the client's ID restored.
 fn win(state: &LsState, job: &Job, i: usize, hedge: bool, mut resp: Vec<u8>) -> Reply {
     if let Some(b) = state.backends.get(i) {
         b.stats.wins.fetch_add(1, Relaxed);
+        crate::dns::nsid_for_client(&job.raw, &mut resp, &b.name, job.transport);
     }
     if hedge {
         state.metrics.hedge_wins.fetch_add(1, Relaxed);

@@ -150,6 +150,7 @@ mod tests {
             axfr_allow: Vec::new(),
             notify: Vec::new(),
             fault: crate::config::Fault::default(),
+            nsid: None,
         };
         TableServer::load(settings).unwrap()
     }

@@ -5,14 +5,17 @@
 //! only when every file loaded cleanly. Answers follow SPEC §4; the fault
 //! knobs delay or drop a share of them for experiments. Each request and
 //! reload is counted in [`TsMetrics`] (atomics), served on `/metrics` when
-//! `metrics` is set.
+//! `metrics` is set. With an `nsid` configured, every answer that carries an
+//! OPT also carries the NSID when the query asked for it (RFC 5001), as NSD
+//! and Knot answer; AXFR messages do not.
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::{OpCode, ResponseCode};
+use hickory_proto::op::{Edns, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
 use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use ipnet::IpNet;
@@ -58,6 +61,8 @@ pub struct TsSettings {
     pub notify: Vec<SocketAddr>,
     /// Fault injection.
     pub fault: Fault,
+    /// Name server identifier returned to queries that ask for it (RFC 5001).
+    pub nsid: Option<String>,
 }
 
 impl TsSettings {
@@ -73,6 +78,7 @@ impl TsSettings {
             axfr_allow: c.axfr_allow.clone(),
             notify: c.notify.clone(),
             fault: c.fault,
+            nsid: c.nsid.clone(),
         }
     }
 }
@@ -174,6 +180,8 @@ pub struct TableServer {
     settings: TsSettings,
     catalog: ArcSwap<Catalog>,
     metrics: TsMetrics,
+    /// `settings.nsid` as an option payload, built once.
+    nsid: Option<NSIDPayload>,
 }
 
 /// What a reload did.
@@ -194,10 +202,17 @@ impl TableServer {
     /// The first bad file or line.
     pub fn load(settings: TsSettings) -> Result<Self, ZoneError> {
         let catalog = load_catalog(&settings, unix_now())?;
+        // The config allows at most 128 bytes; only a payload over 65 535
+        // bytes is refused here, and no TS is started with one.
+        let nsid = settings
+            .nsid
+            .as_ref()
+            .and_then(|s| NSIDPayload::new(s.as_bytes().to_vec()).ok());
         Ok(TableServer {
             settings,
             catalog: ArcSwap::from_pointee(catalog),
             metrics: TsMetrics::default(),
+            nsid,
         })
     }
 
@@ -305,6 +320,30 @@ impl TableServer {
         reply
     }
 
+    /// The OPT of an answer to `q`: none without one in the query; with the
+    /// NSID when one is configured and `q` asks for it (an empty NSID option).
+    fn answer_edns(&self, q: &ClientQuery) -> Option<Edns> {
+        let theirs = q.edns.as_ref()?;
+        let mut edns = dns::response_edns(Some(theirs));
+        let asked = matches!(
+            theirs.option(EdnsCode::NSID),
+            Some(EdnsOption::NSID(p)) if p.as_ref().is_empty()
+        );
+        if let (true, Some(nsid)) = (asked, &self.nsid) {
+            edns.options_mut().insert(EdnsOption::NSID(nsid.clone()));
+        }
+        Some(edns)
+    }
+
+    /// An answer with `rcode` and no records to `q` (its question and OPT
+    /// echoed, the NSID added when asked).
+    fn rcode_answer(&self, q: &ClientQuery, rcode: ResponseCode) -> Reply {
+        let edns = self.answer_edns(q);
+        let meta = q.response_metadata(rcode);
+        let mut w = ResponseWriter::new(meta, Some(&q.query), edns.as_ref());
+        Reply::One(w.finish(dns::TCP_PAYLOAD_MAX))
+    }
+
     /// The answer to one request and what it was, for the counters.
     fn respond(&self, req: Request<'_>) -> (Reply, Outcome) {
         let q = match dns::decode_query(req.raw) {
@@ -314,12 +353,23 @@ impl TableServer {
                     Reject::Drop => Outcome::Unanswered(Unanswered::Malformed),
                     Reject::Rcode(e) => Outcome::Answered(e.rcode),
                 };
-                return (reject.response().map_or(Reply::Drop, Reply::One), outcome);
+                let Some(mut resp) = reject.response() else {
+                    return (Reply::Drop, outcome);
+                };
+                // FORMERR, NOTIMP, BADVERS: the NSID goes into the OPT the
+                // rejection echoes, when the query could be read that far.
+                if let Some(nsid) = &self.nsid
+                    && dns::query_wants_nsid(req.raw)
+                {
+                    let max = dns::client_max_size(req.raw, req.transport);
+                    dns::add_nsid(&mut resp, nsid.as_ref(), max);
+                }
+                return (Reply::One(resp), outcome);
             }
         };
         let refuse = |q: &ClientQuery| {
             (
-                Reply::One(dns::rcode_answer(q, ResponseCode::Refused)),
+                self.rcode_answer(q, ResponseCode::Refused),
                 Outcome::Answered(ResponseCode::Refused),
             )
         };
@@ -357,7 +407,7 @@ impl TableServer {
         let rcode = ans.rcode;
         let mut meta = q.response_metadata(ans.rcode);
         meta.authoritative = ans.authoritative;
-        let edns = q.edns.as_ref().map(|e| dns::response_edns(Some(e)));
+        let edns = self.answer_edns(&q);
         let mut w = ResponseWriter::new(meta, Some(&q.query), edns.as_ref());
         for rr in ans.answer {
             w.answer(rr);

@@ -53,6 +53,7 @@ pub fn ts_settings(zones: Vec<PathBuf>) -> TsSettings {
         axfr_allow: vec!["127.0.0.0/8".parse().unwrap()],
         notify: Vec::new(),
         fault: Fault::default(),
+        nsid: None,
     }
 }
 

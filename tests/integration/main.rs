@@ -13,6 +13,7 @@ mod ls;
 mod ls_procs;
 mod metrics;
 mod nsd;
+mod nsid;
 mod opcodes;
 mod partitioned;
 mod peers;

@@ -1,16 +1,19 @@
-//! `dnslb resolve` as a library: the batch client against an in-process TS and against
-//! servers that stay silent or are not there.
+//! `dnslb resolve` as a library and as a process: the batch client against an
+//! in-process TS and against servers that stay silent or are not there; the forms
+//! of `-s`, bad input lines, the summary and the exit status.
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
 
 use dnslb::resolve::{
-    self, Outcome, ResolveError, ResolveOptions, Summary, format_line, resolve_all,
+    self, Outcome, ResolveError, ResolveOptions, ServerSpec, Summary, format_line, resolve_all,
 };
 use tokio::net::UdpSocket;
 
 use hickory_proto::rr::RecordType;
 
 use crate::harness::{ZoneDir, query, start_ts, ts_settings, udp};
+use crate::procs::{Output, run_dnslb};
 
 const TABLE: &str = "\
 www.example.com 192.0.2.1 A
@@ -79,7 +82,8 @@ WWW.EXAMPLE.COM 192.0.2.1 A
             found: 5,
             not_found: 2,
             timed_out: 0,
-            failed: 0
+            failed: 0,
+            invalid: 0,
         }
     );
     ts.stop().await;
@@ -257,31 +261,42 @@ async fn nothing_listening_is_no_server() {
 }
 
 #[tokio::test]
-async fn a_bad_line_is_an_error_naming_it_and_nothing_is_written() {
+async fn a_bad_line_is_written_as_not_found_in_its_place_and_the_batch_goes_on() {
+    // Was: a bad line ended the run before any query, with nothing written.
     let dir = ZoneDir::new();
-    let input = dir.write("in.txt", "ok.example.com\n# fine\nnot a host\n");
+    let ts = start_ts(ts_settings(vec![dir.write("t.txt", TABLE)])).await;
+    let input = dir.write(
+        "in.txt",
+        "www.example.com\n# fine\nnot a host\nbad..name\ntwo.example.com\n",
+    );
     let out = dir.path().join("out.txt");
-    // No server is needed: the input is checked before any query.
-    let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let err = resolve::run(Some(&input), Some(&out), opts(addr))
+    let summary = resolve::run(Some(&input), Some(&out), opts(ts.addr))
         .await
-        .unwrap_err();
-    assert!(
-        matches!(err, ResolveError::BadLine { line: 3, .. }),
-        "{err:?}"
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "www.example.com 192.0.2.1 A\n\
+         not a host - Error:HOST NOT FOUND\n\
+         bad..name - Error:HOST NOT FOUND\n\
+         two.example.com 192.0.2.10 A\n\
+         two.example.com 192.0.2.11 A\n"
     );
-    let text = err.to_string();
-    assert!(
-        text.starts_with(&format!("{}:3: ", input.display())),
-        "{text}"
+    assert_eq!(
+        summary,
+        Summary {
+            total: 4,
+            found: 2,
+            invalid: 2,
+            ..Summary::default()
+        }
     );
-    assert!(text.contains("'not a host'"), "{text}");
-    assert!(!out.exists());
 
-    let err = resolve_all(names(&["ok.example", "bad..name"]), &opts(addr))
+    // The library call still refuses a bad name before sending anything.
+    let err = resolve_all(names(&["ok.example", "bad..name"]), &opts(ts.addr))
         .await
         .unwrap_err();
     assert!(matches!(err, ResolveError::BadName { .. }), "{err:?}");
+    ts.stop().await;
 }
 
 #[tokio::test]
@@ -313,4 +328,204 @@ async fn an_empty_input_writes_nothing_and_succeeds() {
         .unwrap();
     assert_eq!(summary, Summary::default());
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "");
+}
+
+// ---------------------------------------------------------------------------
+// The server as `-s` takes it, and `dnslb resolve` as a process: stderr, exit
+// status.
+
+/// Runs `dnslb resolve ARGS` with `stdin` (off the async runtime).
+async fn dnslb_resolve(args: Vec<String>, stdin: Option<&'static str>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut all = vec!["resolve".to_owned()];
+        all.extend(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        run_dnslb(
+            &refs,
+            Path::new("/"),
+            stdin.map(str::as_bytes),
+            Duration::from_secs(20),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// The stderr line of the summary.
+fn summary_line(out: &Output) -> &str {
+    let found: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("dnslb resolve: ") && l.contains(" lines in "))
+        .collect();
+    assert_eq!(found.len(), 1, "one summary line:\n{}", out.stderr);
+    found[0]
+}
+
+#[tokio::test]
+async fn the_server_can_be_a_host_name_or_an_address_without_a_port() {
+    let dir = ZoneDir::new();
+    let ts = start_ts(ts_settings(vec![dir.write("t.txt", TABLE)])).await;
+    // `localhost` comes from /etc/hosts: no query leaves the machine.
+    let spec: ServerSpec = format!("localhost:{}", ts.addr.port()).parse().unwrap();
+    assert!(matches!(spec, ServerSpec::Host { .. }));
+    let outcomes = resolve_all(names(&["www.example.com"]), &ResolveOptions::new(spec))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        [Outcome::Addresses(vec![Ipv4Addr::new(192, 0, 2, 1)])]
+    );
+    ts.stop().await;
+
+    // No port: 53. Nothing serves DNS on 127.0.0.3, and the error says where
+    // the queries went.
+    let spec: ServerSpec = "127.0.0.3".parse().unwrap();
+    let o = ResolveOptions {
+        timeout: Duration::from_millis(200),
+        retries: 0,
+        ..ResolveOptions::new(spec)
+    };
+    let err = resolve_all(names(&["a.example.com"]), &o)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("127.0.0.3:53"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_takes_host_port_and_reports_bad_lines_and_a_summary_on_stderr() {
+    let dir = ZoneDir::new();
+    let ts = start_ts(ts_settings(vec![dir.write("t.txt", TABLE)])).await;
+    let server = format!("localhost:{}", ts.addr.port());
+    let input = "www.example.com\nbad name\nmissing.example.com\nwww.example.com\n";
+    let out = dnslb_resolve(vec!["-s".into(), server.clone()], Some(input)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "www.example.com 192.0.2.1 A\n\
+         bad name - Error:HOST NOT FOUND\n\
+         missing.example.com - Error:HOST NOT FOUND\n\
+         www.example.com 192.0.2.1 A\n"
+    );
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l == "<stdin>:2: bad hostname 'bad name': bad character ' '"),
+        "{}",
+        out.stderr
+    );
+    let summary = summary_line(&out);
+    assert!(
+        summary.starts_with("dnslb resolve: 4 lines in ")
+            && summary.contains(" qps): 2 resolved, 1 not found, 0 timed out, 0 failed, 1 bad"),
+        "{summary}"
+    );
+
+    // From a file, the bad line names the file.
+    let path = dir.write("names.txt", input);
+    let path = path.display().to_string();
+    let out = dnslb_resolve(vec!["-s".into(), server, path.clone()], None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    let want = format!("{path}:2: bad hostname 'bad name': bad character ' '");
+    assert!(out.stderr.lines().any(|l| l == want), "{}", out.stderr);
+    ts.stop().await;
+
+    // A bad -s: a clear error, nothing resolved.
+    for (bad, says) in [
+        ("localhost:abc", "bad port 'abc'"),
+        ("2001:db8::1:zz", "goes in brackets"),
+        ("", "empty server address"),
+    ] {
+        let out = dnslb_resolve(vec!["-s".into(), bad.into()], Some("a.example\n")).await;
+        assert!(!out.status.success(), "-s {bad:?} accepted");
+        assert!(out.stderr.contains(says), "-s {bad:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_fails_the_run_with_one_line() {
+    // Was: every name timed out, each written as not found, exit 0.
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        while silent.recv_from(&mut buf).await.is_ok() {}
+    });
+    let args = vec![
+        "-s".into(),
+        addr.to_string(),
+        "--timeout-ms".into(),
+        "100".into(),
+        "--retries".into(),
+        "0".into(),
+    ];
+    let out = dnslb_resolve(args, Some("a.example.com\nb.example.com\n")).await;
+    assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(lines.len(), 1, "one line on stderr:\n{}", out.stderr);
+    assert!(
+        lines[0].contains(&format!(
+            "no answer from {addr}: 2 names asked, not one answered in 1 try of 100 ms"
+        )),
+        "{}",
+        lines[0]
+    );
+    assert!(out.stdout.is_empty(), "nothing written: {:?}", out.stdout);
+
+    // The library call says the same.
+    let dir = ZoneDir::new();
+    let input = dir.write("in.txt", "a.example.com\n");
+    let o = ResolveOptions {
+        timeout: Duration::from_millis(100),
+        retries: 0,
+        ..ResolveOptions::new(addr)
+    };
+    let err = resolve::run(Some(&input), Some(&dir.path().join("o.txt")), o)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ResolveError::NoAnswer { server, names: 1, tries: 1, .. } if server == addr),
+        "{err:?}"
+    );
+    reader.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn some_timeouts_among_answers_are_a_success() {
+    // A TS that drops every query for one name: `on_miss = silent`.
+    let dir = ZoneDir::new();
+    let mut s = ts_settings(vec![dir.write("t.txt", TABLE)]);
+    s.on_miss = dnslb::config::OnMiss::Silent;
+    let ts = start_ts(s).await;
+    let args = vec![
+        "-s".into(),
+        ts.addr.to_string(),
+        "--timeout-ms".into(),
+        "150".into(),
+        "--retries".into(),
+        "0".into(),
+    ];
+    let out = dnslb_resolve(args, Some("gone.example.com\nwww.example.com\n")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "gone.example.com - Error:HOST NOT FOUND\nwww.example.com 192.0.2.1 A\n"
+    );
+    assert!(
+        out.stderr
+            .contains("dnslb resolve: gone.example.com: timed out after 1 try"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        summary_line(&out).ends_with(": 1 resolved, 0 not found, 1 timed out, 0 failed, 0 bad"),
+        "{}",
+        out.stderr
+    );
+    ts.stop().await;
 }
