@@ -117,19 +117,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 retries,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
-            let summary = runtime(2)?.block_on(dnslb::resolve::run(
+            // resolve::run prints its own summary line on stderr.
+            runtime(2)?.block_on(dnslb::resolve::run(
                 input.as_deref(),
                 output.as_deref(),
                 opts,
             ))?;
-            info!(
-                total = summary.total,
-                found = summary.found,
-                not_found = summary.not_found,
-                timed_out = summary.timed_out,
-                failed = summary.failed,
-                "resolve done"
-            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Ls { config } => {
