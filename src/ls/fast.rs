@@ -75,10 +75,21 @@ struct Upstream {
 
 impl Upstream {
     fn open(family: SocketAddr) -> std::io::Result<Upstream> {
-        let std = std::net::UdpSocket::bind(family)?;
-        std.set_nonblocking(true)?;
+        let s = socket2::Socket::new(
+            socket2::Domain::for_address(family),
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        if family.is_ipv6() {
+            s.set_only_v6(true)?;
+        }
+        // Answers come in bursts (a batch of queries goes out at once):
+        // a small buffer would drop them. Best effort, as for client sockets.
+        let _ = s.set_recv_buffer_size(crate::server::socket::UDP_RECV_BUFFER);
+        s.set_nonblocking(true)?;
+        s.bind(&family.into())?;
         Ok(Upstream {
-            sock: UdpSocket::from_std(std)?,
+            sock: UdpSocket::from_std(s.into())?,
             ids: vec![IdUse::Free; 1 << 16].into_boxed_slice(),
             live: 0,
             uses: 0,

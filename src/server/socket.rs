@@ -6,7 +6,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 
 /// Receive buffer asked of the kernel for each UDP socket (it may grant less).
-const UDP_RECV_BUFFER: usize = 4 << 20;
+pub(crate) const UDP_RECV_BUFFER: usize = 4 << 20;
 /// Pending connections the kernel queues before `accept`.
 const TCP_BACKLOG: i32 = 1024;
 
