@@ -466,6 +466,26 @@ pub fn same_question(resp: &[u8], question: &[u8]) -> bool {
     qn.eq_ignore_ascii_case(tn) && qt == tt
 }
 
+/// The conventional upper-case name of an rcode (`SERVFAIL`), if it has one.
+pub fn rcode_mnemonic(code: u16) -> Option<&'static str> {
+    Some(match code {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        6 => "YXDOMAIN",
+        7 => "YXRRSET",
+        8 => "NXRRSET",
+        9 => "NOTAUTH",
+        10 => "NOTZONE",
+        16 => "BADVERS",
+        23 => "BADCOOKIE",
+        _ => return None,
+    })
+}
+
 /// Extended DNS Error "No Reachable Authority" (RFC 8914 §4.23).
 pub const EDE_NO_REACHABLE_AUTHORITY: u16 = 22;
 

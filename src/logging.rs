@@ -279,20 +279,7 @@ pub fn question_summary(question: &[u8]) -> (String, String) {
 
 /// The mnemonic of a 4-bit RCODE.
 pub fn rcode_name(rcode: u8) -> &'static str {
-    match rcode {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        7 => "YXRRSET",
-        8 => "NXRRSET",
-        9 => "NOTAUTH",
-        10 => "NOTZONE",
-        _ => "RCODE?",
-    }
+    crate::dns::rcode_mnemonic(u16::from(rcode)).unwrap_or("RCODE?")
 }
 
 #[cfg(test)]

@@ -162,6 +162,18 @@ impl InFlight {
         self.sent
     }
 
+    /// Ends a query its client no longer waits for (a hedge's loser, one
+    /// past its deadline): releases the backend's in-flight count and feeds
+    /// its latency figures with how long it waited, until `now` but never
+    /// past `deadline`; with `hedge_pct`, its adaptive hedge delay too.
+    pub fn settle(self, now: Instant, deadline: Instant, hedge_pct: Option<f64>) {
+        let rtt = now.min(deadline).saturating_duration_since(self.sent);
+        self.backend.observe_latency(rtt);
+        if let Some(pct) = hedge_pct {
+            self.backend.hedge.observe(rtt, pct);
+        }
+    }
+
     /// Time since the query was sent.
     pub fn elapsed(&self) -> Duration {
         self.sent.elapsed()

@@ -166,11 +166,7 @@ impl Late {
     /// its deadline) and releases its in-flight count.
     fn settle(&mut self, now: Instant) {
         if let Some(f) = self.inflight.take() {
-            let rtt = now.min(self.deadline).saturating_duration_since(f.sent());
-            f.backend().observe_latency(rtt);
-            if let Some(pct) = self.hedge_pct {
-                f.backend().hedge.observe(rtt, pct);
-            }
+            f.settle(now, self.deadline, self.hedge_pct);
         }
     }
 }

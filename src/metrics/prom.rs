@@ -13,13 +13,10 @@ use super::process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 
 /// The name of rcode `i` as the `rcode` label shows it.
 pub(super) fn rcode_name(i: usize) -> String {
-    const NAMES: [&str; 11] = [
-        "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET",
-        "NXRRSET", "NOTAUTH", "NOTZONE",
-    ];
-    NAMES
-        .get(i)
-        .map_or_else(|| format!("RCODE{i}"), |s| (*s).to_owned())
+    u16::try_from(i)
+        .ok()
+        .and_then(crate::dns::rcode_mnemonic)
+        .map_or_else(|| format!("RCODE{i}"), str::to_owned)
 }
 
 /// Escapes a label value: backslash, double quote and newline.

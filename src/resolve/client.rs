@@ -238,23 +238,8 @@ fn outcome_of(msg: &Message, qname: &Name) -> Outcome {
 
 /// The conventional upper-case name of an rcode (`SERVFAIL`), or `RCODE<n>`.
 fn rcode_mnemonic(code: ResponseCode) -> String {
-    let name = match u16::from(code) {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        7 => "YXRRSET",
-        8 => "NXRRSET",
-        9 => "NOTAUTH",
-        10 => "NOTZONE",
-        16 => "BADVERS",
-        23 => "BADCOOKIE",
-        n => return format!("RCODE{n}"),
-    };
-    name.into()
+    let n = u16::from(code);
+    crate::dns::rcode_mnemonic(n).map_or_else(|| format!("RCODE{n}"), str::to_owned)
 }
 
 #[cfg(test)]
