@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::backend::InFlight;
-use super::resolution::{Resolution, Step, Verdict, classify};
+use super::resolution::{Resolution, Step, Verdict};
 use super::{Admission, Balancer, Job, LsState, strategy};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::server::backoff::Backoff;
@@ -447,11 +447,10 @@ impl Worker {
             let Some(f) = self.flights.get_mut(idx) else {
                 return;
             };
-            let state = f.state.clone();
-            match f.res.poll(now, state.as_ref()) {
+            match f.res.poll(now, f.state.as_ref()) {
                 Step::Launch { backend, hedge } => {
                     if hedge {
-                        state.metrics.hedges.fetch_add(1, Relaxed);
+                        f.state.metrics.hedges.fetch_add(1, Relaxed);
                     }
                     if !self.launch(idx, backend)
                         && let Some(f) = self.flights.get_mut(idx)
@@ -603,10 +602,10 @@ impl Worker {
                     return;
                 };
                 let backend = f.attempts.get(pos).map_or(usize::MAX, |a| a.backend);
-                let Some(b) = f.state.backends.get(backend).cloned() else {
+                let Some(addr) = f.state.backends.get(backend).map(|b| b.addr) else {
                     return;
                 };
-                if b.addr != from {
+                if addr != from {
                     drops.wrong_source.fetch_add(1, Relaxed);
                     return;
                 }
@@ -631,18 +630,8 @@ impl Worker {
                     .as_ref()
                     .map_or(Duration::ZERO, |i| now.saturating_duration_since(i.sent()));
                 drop(a);
-                b.stats.answered.fetch_add(1, Relaxed);
-                b.observe_latency(rtt);
-                f.state.observe_hedge_sample(backend, rtt);
-                let verdict = if cut {
-                    // Cut short by the slot: not trusted.
-                    Verdict::Failed
-                } else {
-                    classify(&h, f.res.layout())
-                };
-                if verdict == Verdict::Failed {
-                    b.stats.errors.fetch_add(1, Relaxed);
-                }
+                // A response cut short by its slot is not trusted.
+                let verdict = f.state.judge_response(backend, rtt, (!cut).then_some(h));
                 let keep = f.res.on_outcome(backend, verdict);
                 if keep || verdict == Verdict::Final {
                     f.kept = Some(resp.to_vec());

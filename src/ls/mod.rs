@@ -268,6 +268,32 @@ impl LsState {
         }
     }
 
+    /// Counts backend `i`'s response to one upstream query — answered, its
+    /// latency, the adaptive hedge delay's sample — and judges it by its
+    /// header (`None`: unreadable or cut short, a failure). A failure also
+    /// counts as an error of the backend. The one place both the UDP fast
+    /// path and the async path account for an answer.
+    pub(crate) fn judge_response(
+        &self,
+        i: usize,
+        rtt: Duration,
+        header: Option<WireHeader>,
+    ) -> resolution::Verdict {
+        let Some(b) = self.backends.get(i) else {
+            return resolution::Verdict::Failed;
+        };
+        b.stats.answered.fetch_add(1, Relaxed);
+        b.observe_latency(rtt);
+        self.observe_hedge_sample(i, rtt);
+        let v = header.map_or(resolution::Verdict::Failed, |h| {
+            resolution::classify(&h, self.policy.layout)
+        });
+        if v == resolution::Verdict::Failed {
+            b.stats.errors.fetch_add(1, Relaxed);
+        }
+        v
+    }
+
     /// Takes a budget token for a delay-triggered hedge; false (and counted)
     /// when the budget is spent.
     fn hedge_allowed(&self) -> bool {

@@ -21,7 +21,7 @@ use hickory_proto::op::ResponseCode;
 use tokio::time::{Instant, sleep_until};
 
 use super::backend::Backend;
-use super::resolution::{End, Resolution, Step, Verdict, classify};
+use super::resolution::{End, Resolution, Step, Verdict};
 use super::upstream::{self, UpstreamError};
 use super::{Job, LsState};
 use crate::dns::{Transport, WireHeader};
@@ -123,7 +123,7 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
                 tokio::select! {
                     biased;
                     Some(a) = pending.next(), if !pending.is_empty() => {
-                        let verdict = judge(&state, &a, res.layout());
+                        let verdict = judge(&state, &a);
                         let Attempt { backend, result, .. } = a;
                         let keep = res.on_outcome(backend, verdict);
                         if keep || verdict == Verdict::Final {
@@ -144,21 +144,12 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
 }
 
 /// Counts one attempt's outcome on its backend and judges it.
-fn judge(state: &LsState, a: &Attempt, layout: crate::config::Layout) -> Verdict {
+fn judge(state: &LsState, a: &Attempt) -> Verdict {
     let Some(b) = state.backends.get(a.backend) else {
         return Verdict::Failed;
     };
     match &a.result {
-        Ok(resp) => {
-            b.stats.answered.fetch_add(1, Relaxed);
-            b.observe_latency(a.rtt);
-            state.observe_hedge_sample(a.backend, a.rtt);
-            let v = WireHeader::read(resp).map_or(Verdict::Failed, |h| classify(&h, layout));
-            if v == Verdict::Failed {
-                b.stats.errors.fetch_add(1, Relaxed);
-            }
-            v
-        }
+        Ok(resp) => state.judge_response(a.backend, a.rtt, WireHeader::read(resp)),
         Err(UpstreamError::Timeout) => {
             // Silent until the query's deadline.
             b.stats.timeouts.fetch_add(1, Relaxed);
