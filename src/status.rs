@@ -6,6 +6,7 @@
 //! The HTTP exchange is one GET over hyper's HTTP/1 client connection, bounded
 //! by a timeout and a cap on the body size. [`render`] is pure.
 
+use crate::metrics::sig3;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -146,27 +147,12 @@ async fn fetch_now(addr: SocketAddr) -> Result<HealthReport, StatusError> {
 /// A latency in µs for the table: `850us`, `12.3ms`, `1.25s`; `-` when unknown.
 fn latency(us: Option<u64>) -> String {
     let Some(us) = us else { return "-".to_owned() };
-    let three = |v: f64| {
-        let decimals = if v < 10.0 {
-            2
-        } else if v < 100.0 {
-            1
-        } else {
-            0
-        };
-        let s = format!("{v:.decimals$}");
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_owned()
-        } else {
-            s
-        }
-    };
     if us < 1_000 {
         format!("{us}us")
     } else if us < 1_000_000 {
-        format!("{}ms", three(us as f64 / 1e3))
+        format!("{}ms", sig3(us as f64 / 1e3))
     } else {
-        format!("{}s", three(us as f64 / 1e6))
+        format!("{}s", sig3(us as f64 / 1e6))
     }
 }
 

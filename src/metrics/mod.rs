@@ -45,6 +45,7 @@ mod ts;
 pub use health::{
     BackendHealth, BackendState, ChildHealth, ChildState, HealthReport, HealthStatus,
 };
+pub(crate) use page::sig3;
 pub use process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 pub use prom::render_prometheus;
 pub use ts::{render_ts_prometheus, serve_ts};

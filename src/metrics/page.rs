@@ -43,8 +43,9 @@ fn human(d: Option<Duration>) -> String {
     }
 }
 
-/// `v` (≥ 1) with three significant digits, trailing zeros removed.
-fn sig3(v: f64) -> String {
+/// `v` (≥ 1) with three significant digits, trailing zeros removed (also
+/// `dnslb status`'s figures).
+pub(crate) fn sig3(v: f64) -> String {
     let decimals = if v < 10.0 {
         2
     } else if v < 100.0 {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 
-use super::{READY_LIMIT, View, ask, fixture, need, show, summary, ts_command, wait_for};
+use super::{READY_LIMIT, View, ask, fixture, need, show, start_ts_ready, summary, wait_for};
 use crate::procs::{Proc, free_ports, local, poll_until, run};
 
 /// How long dnsdist may take to mark a dead backend down (checks every
@@ -190,20 +190,8 @@ async fn dnsdist_health_checks_and_forwards_to_two_table_servers() {
     };
     let zone = fixture("example.test.zone");
     let [p1, p2, port, console] = free_ports(4).try_into().unwrap();
-    let mut ts1 = Proc::spawn("ts1", ts_command(&[], p1, &[&zone], &[]));
-    let mut ts2 = Proc::spawn("ts2", ts_command(&[], p2, &[&zone], &[]));
-    for (p, ts) in [(p1, &mut ts1), (p2, &mut ts2)] {
-        wait_for(
-            local(p),
-            "example.test.",
-            RecordType::SOA,
-            false,
-            READY_LIMIT,
-            &mut [ts],
-            |m| m.metadata.authoritative,
-        )
-        .await;
-    }
+    let mut ts1 = start_ts_ready("ts1", p1, &[&zone], "example.test.").await;
+    let mut ts2 = start_ts_ready("ts2", p2, &[&zone], "example.test.").await;
     let mut dd = Dnsdist::start(
         &bin,
         port,

@@ -103,6 +103,23 @@ pub fn ts_command(wrap: &[&str], port: u16, zones: &[&Path], extra: &[&str]) -> 
     wrapped(wrap, &args)
 }
 
+/// Starts `dnslb ts` on 127.0.0.1:`port` serving `zones` and waits until it
+/// answers `apex SOA` authoritatively.
+pub async fn start_ts_ready(name: &str, port: u16, zones: &[&Path], apex: &str) -> Proc {
+    let mut ts = Proc::spawn(name, ts_command(&[], port, zones, &[]));
+    wait_for(
+        crate::procs::local(port),
+        apex,
+        RecordType::SOA,
+        false,
+        READY_LIMIT,
+        &mut [&mut ts],
+        |m| m.metadata.authoritative,
+    )
+    .await;
+    ts
+}
+
 /// `dnslb ARGS` from `/` as [`dnslb_command`] sets it up, run through
 /// `wrap` when it is not empty (`wrap` then `execve`s dnslb, so the PID is
 /// dnslb's).

@@ -27,7 +27,7 @@ use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
 use super::{
-    READY_LIMIT, ask, find_program, fixture, need, render, show, start_ls, summary, ts_command,
+    READY_LIMIT, ask, find_program, fixture, need, render, show, start_ls, start_ts_ready, summary,
     wait_down, wait_for,
 };
 use crate::procs::{Proc, free_ports, kill_pid, local};
@@ -240,20 +240,8 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         let [p1, p2, ls_port, ub_port] = free_ports(4).try_into().unwrap();
         let (z1, z2) = (fixture("half1.zone"), fixture("half2.zone"));
-        let mut ts1 = Proc::spawn("ts1", ts_command(&[], p1, &[&z1], &[]));
-        let mut ts2 = Proc::spawn("ts2", ts_command(&[], p2, &[&z2], &[]));
-        for (p, ts) in [(p1, &mut ts1), (p2, &mut ts2)] {
-            wait_for(
-                local(p),
-                "example.test.",
-                RecordType::SOA,
-                false,
-                READY_LIMIT,
-                &mut [ts],
-                |m| m.metadata.authoritative,
-            )
-            .await;
-        }
+        let ts1 = start_ts_ready("ts1", p1, &[&z1], "example.test.").await;
+        let ts2 = start_ts_ready("ts2", p2, &[&z2], "example.test.").await;
         let mut ls = start_ls("ls", dir.path(), &ls_config(ls_port, p1, p2), &[]);
         let ls_addr = local(ls_port);
         wait_for(
