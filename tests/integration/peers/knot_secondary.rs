@@ -102,6 +102,33 @@ fn ts_config(port: u16, zones: &str, knot_port: u16, extra: &str) -> String {
 
 /// Polls Knot with `name qtype` until `done` holds; panics with Knot's log
 /// and the TS's stderr after `limit`.
+/// Rewrites the TS's zone `file` with `text` (which adds `new`: name and
+/// address) and SIGHUPs the TS; only its NOTIFY can make Knot look again
+/// within the test. Returns how long Knot took to answer the new name.
+async fn edit_and_follow(
+    knot: &mut Knot,
+    ts: &mut Proc,
+    file: &Path,
+    text: &str,
+    new: (&str, &str),
+) -> Duration {
+    std::fs::write(file, text).unwrap();
+    let hup = Instant::now();
+    ts.signal(Signal::HUP);
+    let want = [ip(new.1)];
+    knot_poll(
+        knot,
+        ts,
+        new.0,
+        RecordType::A,
+        NOTIFY_LIMIT,
+        "the refresh after SIGHUP + NOTIFY",
+        |m| answers_a(m, &want),
+    )
+    .await;
+    hup.elapsed()
+}
+
 async fn knot_poll(
     knot: &mut Knot,
     ts: &mut Proc,
@@ -225,23 +252,16 @@ async fn knot_secondary_transfers_a_master_file_zone_and_follows_notify() {
 
     // Serial 2 and a new name; SIGHUP; only the NOTIFY can make Knot look
     // again within the next hour.
-    std::fs::write(&zone_path, sec_zone(2, "new   IN A   192.0.2.99\n")).unwrap();
-    let hup = Instant::now();
-    ts.signal(Signal::HUP);
-    let new = [ip("192.0.2.99")];
-    knot_poll(
+    let took = edit_and_follow(
         &mut knot,
         &mut ts,
-        "new.sec.test.",
-        RecordType::A,
-        NOTIFY_LIMIT,
-        "the refresh after SIGHUP + NOTIFY",
-        |m| answers_a(m, &new),
+        &zone_path,
+        &sec_zone(2, "new   IN A   192.0.2.99\n"),
+        ("new.sec.test.", "192.0.2.99"),
     )
     .await;
     eprintln!(
-        "Knot answered the new name {:?} after the TS's SIGHUP (NOTIFY -> SOA -> IXFR/AXFR)",
-        hup.elapsed()
+        "Knot answered the new name {took:?} after the TS's SIGHUP (NOTIFY -> SOA -> IXFR/AXFR)"
     );
     assert_eq!(serial_of(knot.addr, "sec.test.").await, Some(2));
     assert_eq!(serial_of(ts_addr, "sec.test.").await, Some(2));
@@ -342,24 +362,15 @@ async fn knot_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
     );
 
     // Edit the table: the serial goes up and Knot follows the NOTIFY.
-    std::fs::write(&table, tbl_table("new.tbl.test 192.0.2.77 A\n")).unwrap();
-    let hup = Instant::now();
-    ts.signal(Signal::HUP);
-    let new = [ip("192.0.2.77")];
-    knot_poll(
+    let took = edit_and_follow(
         &mut knot,
         &mut ts,
-        "new.tbl.test.",
-        RecordType::A,
-        NOTIFY_LIMIT,
-        "the refresh after SIGHUP + NOTIFY",
-        |m| answers_a(m, &new),
+        &table,
+        &tbl_table("new.tbl.test 192.0.2.77 A\n"),
+        ("new.tbl.test.", "192.0.2.77"),
     )
     .await;
-    eprintln!(
-        "Knot answered the new table name {:?} after the TS's SIGHUP",
-        hup.elapsed()
-    );
+    eprintln!("Knot answered the new table name {took:?} after the TS's SIGHUP");
     let s2 = serial_of(ts_addr, "tbl.test.").await.expect("TS SOA");
     assert!(
         s2 > s1 && s2.wrapping_sub(s1) < 1 << 31,
