@@ -141,7 +141,6 @@ struct Flight {
     /// The winning response, or the negative one that may be passed on.
     kept: Option<Vec<u8>>,
     arrived: std::time::Instant,
-    deadline: Instant,
     /// The time of this flight's pending timer entry (stale ones are skipped).
     timer_at: Option<Instant>,
 }
@@ -403,27 +402,12 @@ impl Worker {
                 if self.flights.len >= self.max_flights {
                     // Over the in-flight bound: SERVFAIL at once, no queueing.
                     if let Some(b) = dns::servfail_for(raw) {
-                        let reply = Reply::One(b);
-                        self.balancer
-                            .metrics
-                            .answered(&reply, std::time::Instant::now());
-                        if let Reply::One(b) = reply {
-                            self.to_clients.push((b, src));
-                        }
+                        self.answer(Reply::One(b), src, std::time::Instant::now());
                     }
                     return;
                 }
                 let now = Instant::now();
-                let deadline = now + state.policy.timeout;
-                let candidates = state.candidates(&job);
-                let res = Resolution::new(
-                    state.policy.strategy,
-                    state.policy.layout,
-                    &candidates,
-                    state.backends.len(),
-                    now,
-                    deadline,
-                );
+                let res = state.resolution(&job, now);
                 let idx = self.flights.insert(Flight {
                     state,
                     job,
@@ -432,7 +416,6 @@ impl Worker {
                     attempts: SmallVec::new(),
                     kept: None,
                     arrived: std::time::Instant::now(),
-                    deadline,
                     timer_at: None,
                 });
                 self.drive(idx, now);
@@ -472,25 +455,26 @@ impl Worker {
                     };
                     // Those still asked become late entries.
                     for a in f.attempts.drain(..) {
-                        self.retire(a, &f.state, f.deadline, now);
+                        self.retire(a, &f.state, f.res.deadline(), now);
                     }
-                    let log = f.job.log.take();
+                    let answered = strategy::Answered {
+                        backend: end.backend(),
+                        log: f.job.log.take(),
+                    };
                     let reply = strategy::finish(&f.state, &f.job, &f.res, end, f.kept.take());
-                    self.balancer.metrics.answered(&reply, f.arrived);
-                    if let Some(line) = log {
-                        let backend = end.backend().and_then(|i| f.state.backends.get(i));
-                        line.log(
-                            &reply,
-                            backend.map(|b| b.name.as_str()),
-                            f.arrived.elapsed(),
-                        );
-                    }
-                    if let Reply::One(b) = reply {
-                        self.to_clients.push((b, f.client));
-                    }
+                    answered.log(&f.state, &reply, f.arrived.elapsed());
+                    self.answer(reply, f.client, f.arrived);
                     return;
                 }
             }
+        }
+    }
+
+    /// Counts a forwarded query's reply and queues it for the client.
+    fn answer(&mut self, reply: Reply, to: SocketAddr, arrived: std::time::Instant) {
+        self.balancer.metrics.answered(&reply, arrived);
+        if let Reply::One(b) = reply {
+            self.to_clients.push((b, to));
         }
     }
 

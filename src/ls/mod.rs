@@ -268,6 +268,24 @@ impl LsState {
         }
     }
 
+    /// A new query's resolution: its candidates in order, its deadline
+    /// `timeout_ms` from `now`.
+    pub(crate) fn resolution(
+        &self,
+        job: &Job,
+        now: tokio::time::Instant,
+    ) -> resolution::Resolution {
+        let candidates = self.candidates(job);
+        resolution::Resolution::new(
+            self.policy.strategy,
+            self.policy.layout,
+            &candidates,
+            self.backends.len(),
+            now,
+            now + self.policy.timeout,
+        )
+    }
+
     /// Counts backend `i`'s response to one upstream query — answered, its
     /// latency, the adaptive hedge delay's sample — and judges it by its
     /// header (`None`: unreadable or cut short, a failure). A failure also
@@ -577,12 +595,9 @@ impl Handler for Balancer {
                 let metrics = self.metrics.clone();
                 let arrived = std::time::Instant::now();
                 Action::Later(Box::pin(async move {
-                    let (reply, winner) = strategy::resolve(state.clone(), job).await;
+                    let (reply, answered) = strategy::resolve(state.clone(), job).await;
                     LsMetrics::answered(&metrics, &reply, arrived);
-                    if let Some(line) = winner.log {
-                        let backend = winner.backend.and_then(|i| state.backends.get(i));
-                        line.log(&reply, backend.map(|b| b.name.as_str()), arrived.elapsed());
-                    }
+                    answered.log(&state, &reply, arrived.elapsed());
                     reply
                 }))
             }

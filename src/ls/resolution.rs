@@ -247,6 +247,11 @@ impl Resolution {
         }
     }
 
+    /// When the query ends at the latest.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     /// The layout the outcomes are judged by.
     pub fn layout(&self) -> Layout {
         self.layout

@@ -91,22 +91,22 @@ pub(crate) struct Answered {
     pub(crate) log: Option<QueryLine>,
 }
 
+impl Answered {
+    /// Writes the query's log line, if the query log is on.
+    pub(crate) fn log(self, state: &LsState, reply: &Reply, took: Duration) {
+        if let Some(line) = self.log {
+            let backend = self.backend.and_then(|i| state.backends.get(i));
+            line.log(reply, backend.map(|b| b.name.as_str()), took);
+        }
+    }
+}
+
 /// Drives one client query to its reply.
 pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answered) {
     let log = job.log.take();
-    let p = &state.policy;
-    let now = Instant::now();
-    let deadline = now + p.timeout;
+    let mut res = state.resolution(&job, Instant::now());
+    let deadline = res.deadline();
     let job = Arc::new(job);
-    let candidates = state.candidates(&job);
-    let mut res = Resolution::new(
-        p.strategy,
-        p.layout,
-        &candidates,
-        state.backends.len(),
-        now,
-        deadline,
-    );
     let mut pending = FuturesUnordered::new();
     // The winning response, and the negative one that may be passed on.
     let mut kept: Option<Vec<u8>> = None;
