@@ -20,6 +20,7 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use rustix::process::Signal;
 
 use crate::harness;
+use crate::procs::summary;
 use crate::procs::{
     Proc, free_ports, kill_pid, local, poll_until, poll_until_async, run_dnslb, run_tool,
 };
@@ -239,22 +240,6 @@ pub(crate) async fn wait_answers(addr: SocketAddr, name: &str, ip: &str, procs: 
         answered.is_some(),
         "{addr} did not answer {name} -> {ip} within {READY_LIMIT:?}"
     );
-}
-
-/// Latency summary: "n=.. min=.. p50=.. max=.." in ms.
-fn summary(samples: &[Duration]) -> String {
-    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-    ms.sort_by(f64::total_cmp);
-    if ms.is_empty() {
-        return "n=0".into();
-    }
-    format!(
-        "n={} min={:.1}ms p50={:.1}ms max={:.1}ms",
-        ms.len(),
-        ms[0],
-        ms[ms.len() / 2],
-        ms[ms.len() - 1]
-    )
 }
 
 // ---------------------------------------------------------------------------

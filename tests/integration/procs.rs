@@ -374,3 +374,19 @@ pub async fn poll_until_async<T>(
         tokio::time::sleep(pause).await;
     }
 }
+
+/// Latency summary: "n=.. min=.. p50=.. max=.." in ms.
+pub fn summary(samples: &[Duration]) -> String {
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    if ms.is_empty() {
+        return "n=0".into();
+    }
+    format!(
+        "n={} min={:.1}ms p50={:.1}ms max={:.1}ms",
+        ms.len(),
+        ms[0],
+        ms[ms.len() / 2],
+        ms[ms.len() - 1]
+    )
+}
