@@ -19,9 +19,9 @@ use hickory_proto::rr::{RData, RecordType};
 use rustix::process::Signal;
 
 use super::knot::Knot;
-use super::{POLL, POLL_WAIT, READY_LIMIT, ask, need, path_str, show, wait_for, wait_log, wrapped};
+use super::{READY_LIMIT, need, path_str, poll_answer, show, wait_for, wait_log, wrapped};
 use crate::harness::a_addrs_sorted;
-use crate::procs::{Proc, free_ports, local, poll_until_async};
+use crate::procs::{Proc, free_ports, local};
 
 /// How long Knot may take to pick up a change after the TS's SIGHUP.
 const NOTIFY_LIMIT: Duration = Duration::from_secs(8);
@@ -139,19 +139,17 @@ async fn knot_poll(
     done: impl Fn(&Message) -> bool,
 ) -> Message {
     let addr = knot.addr;
-    let mut last = None;
-    let found = poll_until_async(limit, POLL, async || {
-        knot.proc.assert_running();
-        ts.assert_running();
-        let m = ask(addr, name, qtype, false, POLL_WAIT).await?;
-        if done(&m) {
-            return Some(m);
-        }
-        last = Some(m);
-        None
-    })
+    let found = poll_answer(
+        addr,
+        name,
+        qtype,
+        false,
+        limit,
+        &mut [&mut knot.proc, ts],
+        done,
+    )
     .await;
-    found.unwrap_or_else(|| {
+    found.unwrap_or_else(|last| {
         panic!(
             "Knot on {addr}: {what} did not happen within {limit:?}; last answer to {name} \
              {qtype}: {}\n{}\n--- TS stderr ---\n{}",

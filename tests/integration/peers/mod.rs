@@ -253,9 +253,10 @@ pub async fn ask(
     udp_exchange(addr, &query(name, qtype, rd), wait).await
 }
 
-/// Polls `addr` with `name qtype` until `done` holds for an answer (which
-/// is returned); panics after `limit`, or when a process of `procs` exits.
-pub async fn wait_for(
+/// Polls `addr` with `name qtype` until `done` holds for an answer: that
+/// answer, or after `limit` the last one seen (if any); panics when a
+/// process of `procs` exits.
+pub async fn poll_answer(
     addr: SocketAddr,
     name: &str,
     qtype: RecordType,
@@ -263,7 +264,7 @@ pub async fn wait_for(
     limit: Duration,
     procs: &mut [&mut Proc],
     done: impl Fn(&Message) -> bool,
-) -> Message {
+) -> Result<Message, Option<Message>> {
     let mut last = None;
     let found = poll_until_async(limit, POLL, async || {
         for p in procs.iter_mut() {
@@ -277,12 +278,27 @@ pub async fn wait_for(
         None
     })
     .await;
-    found.unwrap_or_else(|| {
-        panic!(
-            "{addr}: no satisfying answer to {name} {qtype} within {limit:?}; last: {}",
-            last.as_ref().map_or("none".into(), show)
-        )
-    })
+    found.ok_or(last)
+}
+
+/// [`poll_answer`], panicking after `limit`.
+pub async fn wait_for(
+    addr: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    rd: bool,
+    limit: Duration,
+    procs: &mut [&mut Proc],
+    done: impl Fn(&Message) -> bool,
+) -> Message {
+    poll_answer(addr, name, qtype, rd, limit, procs, done)
+        .await
+        .unwrap_or_else(|last| {
+            panic!(
+                "{addr}: no satisfying answer to {name} {qtype} within {limit:?}; last: {}",
+                last.as_ref().map_or("none".into(), show)
+            )
+        })
 }
 
 /// One record as text: `name ttl type rdata`, name in lower case.
