@@ -17,7 +17,8 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
 use hickory_proto::rr::rdata::{NS, SOA};
-use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use ipnet::IpNet;
 use tracing::{info, warn};
 
@@ -25,16 +26,20 @@ use crate::config::{Fault, OnMiss, TsConfig, ValueError, parse_name};
 use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
 use crate::server::{Action, Handler, Reply, Request};
 
+pub mod answer;
 pub mod metrics;
 pub mod source;
 pub mod table;
+pub mod wire;
 pub mod xfr;
 pub mod zone;
 pub mod zonefile;
 
+use answer::PlainQuery;
 use dns::Reject;
 use metrics::{Outcome, TsMetrics, Unanswered};
 use source::{SourceRecord, ZoneError};
+use wire::Key;
 use zone::{Catalog, Zone};
 
 /// SOA timers of a zone built from PROJ tables (RFC 1912 §2.2 values).
@@ -251,7 +256,8 @@ impl TableServer {
         let mut zones = Vec::with_capacity(fresh.zones().len());
         for z in fresh.zones() {
             let zone = match old.zones().iter().find(|o| o.origin() == z.origin()) {
-                Some(o) if o.same_data(z) => z.clone().with_serial(o.serial()),
+                // Unchanged: keep serving the compiled zone already in memory.
+                Some(o) if o.same_data(z) => o.clone(),
                 Some(o) if z.soa_synthesized() => {
                     // Our serial: up by at least one, and to the clock when it is ahead.
                     let s = z.serial().max(o.serial().wrapping_add(1));
@@ -346,6 +352,9 @@ impl TableServer {
 
     /// The answer to one request and what it was, for the counters.
     fn respond(&self, req: Request<'_>) -> (Reply, Outcome) {
+        if let Some(done) = self.respond_plain(&req) {
+            return done;
+        }
         let q = match dns::decode_query(req.raw) {
             Ok(q) => q,
             Err(reject) => {
@@ -396,33 +405,88 @@ impl TableServer {
             };
         }
         let catalog = self.catalog.load();
-        let qname = q.query.name();
-        let Some(zone) = catalog.find(qname) else {
+        let question = match encode_question(&q) {
+            Some(bytes) => bytes,
+            None => return refuse(&q),
+        };
+        let Some(qname) = Key::read(&question) else {
             return refuse(&q);
         };
-        let ans = zone.lookup(qname, qtype);
-        if ans.rcode == ResponseCode::NXDomain && self.settings.on_miss == OnMiss::Silent {
-            return (Reply::Drop, Outcome::Unanswered(Unanswered::SilentMiss));
-        }
-        let rcode = ans.rcode;
-        let mut meta = q.response_metadata(ans.rcode);
-        meta.authoritative = ans.authoritative;
-        let edns = self.answer_edns(&q);
-        let mut w = ResponseWriter::new(meta, Some(&q.query), edns.as_ref());
-        for rr in ans.answer {
-            w.answer(rr);
-        }
-        for rr in ans.authority {
-            w.authority(rr);
-        }
-        for rr in ans.additional {
-            w.additional(rr);
-        }
-        (
-            Reply::One(w.finish(q.max_size(req.transport))),
-            Outcome::Answered(rcode),
+        let Some(zone) = catalog.find(&qname) else {
+            return refuse(&q);
+        };
+        let opt = self.answer_edns(&q).and_then(|e| {
+            let mut out = Vec::with_capacity(32);
+            let mut enc = BinEncoder::new(&mut out);
+            Record::from(&e).emit(&mut enc).ok().map(|()| out)
+        });
+        let asked = answer::Asked {
+            id: q.header.metadata.id,
+            flags: dns::WireHeader::read(req.raw).map_or(0, |h| h.flags),
+            question: &question,
+            qname: &qname,
+            qtype,
+        };
+        self.finish(
+            zone,
+            asked,
+            opt.as_deref(),
+            q.max_size(req.transport),
+            req.transport,
         )
     }
+
+    /// The answer to an ordinary query read in place ([`PlainQuery`]), or
+    /// `None` when it needs the full decoder (no zone for it, an NSID to add).
+    fn respond_plain(&self, req: &Request<'_>) -> Option<(Reply, Outcome)> {
+        let q = PlainQuery::read(req.raw)?;
+        if q.opt.is_some_and(|o| o.wants_nsid) && self.nsid.is_some() {
+            return None;
+        }
+        let catalog = self.catalog.load();
+        let zone = catalog.find(&q.qname)?;
+        let opt = q.opt.map(|o| answer::opt_record(o.dnssec_ok));
+        let asked = answer::Asked {
+            id: q.id,
+            flags: q.flags,
+            question: q.question,
+            qname: &q.qname,
+            qtype: q.qtype,
+        };
+        let max = q.max_size(req.transport);
+        Some(self.finish(
+            zone,
+            asked,
+            opt.as_ref().map(|o| &o[..]),
+            max,
+            req.transport,
+        ))
+    }
+
+    /// The answer from `zone`, or a drop for a miss when `on_miss` is silent.
+    fn finish(
+        &self,
+        zone: &Zone,
+        asked: answer::Asked<'_>,
+        opt: Option<&[u8]>,
+        max: u16,
+        transport: Transport,
+    ) -> (Reply, Outcome) {
+        let (msg, w) = answer::assemble(zone, asked, opt, max, transport);
+        if w.rcode == ResponseCode::NXDomain && self.settings.on_miss == OnMiss::Silent {
+            return (Reply::Drop, Outcome::Unanswered(Unanswered::SilentMiss));
+        }
+        (Reply::One(msg), Outcome::Answered(w.rcode))
+    }
+}
+
+/// The question of `q` in wire form, its name uncompressed.
+fn encode_question(q: &ClientQuery) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(64);
+    let mut enc = BinEncoder::new(&mut out);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    q.query.emit(&mut enc).ok()?;
+    Some(out)
 }
 
 impl Handler for TableServer {

@@ -11,8 +11,13 @@ const XFR_MESSAGE_BUDGET: usize = 16_000;
 /// The AXFR response messages for `zone`, answering `q`.
 pub fn axfr_messages(zone: &Zone, q: &ClientQuery) -> Vec<Vec<u8>> {
     let soa = zone.soa_rr();
+    let decoded = zone.records();
     let records: Vec<Rr<'_>> = std::iter::once(soa)
-        .chain(zone.all_records())
+        .chain(decoded.iter().map(|(name, ttl, data)| Rr {
+            name,
+            ttl: *ttl,
+            data,
+        }))
         .chain(std::iter::once(soa))
         .collect();
     let mut out = Vec::new();

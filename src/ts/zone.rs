@@ -1,45 +1,205 @@
-//! Zones in memory and authoritative lookup.
+//! Zones in memory, compiled to wire format, and authoritative lookup.
 //!
-//! A [`Zone`] holds RRsets by lower-cased owner name, its SOA, and the empty
-//! non-terminals implied by its names. [`Zone::lookup`] is pure: it turns a
-//! question into an [`Answer`] (rcode, AA and the three sections) following
-//! RFC 1034 §4.3.2 (delegations, CNAME chains, wildcards), RFC 2308 (SOA in
-//! negative answers) and RFC 8020 (empty non-terminals answer NODATA).
+//! A [`Zone`] keeps its records the way they leave the server: at load (and
+//! reload) every RRset is encoded once into one byte arena per zone, each
+//! record as its wire form minus the owner (type, class, TTL, RDLENGTH,
+//! RDATA, names uncompressed). A name is stored once, as first written, next
+//! to its RRsets; an open-addressing table of `u32` offsets into the arena
+//! finds it by its lower-cased wire form. Nothing else is kept per name, so
+//! a million-name table costs a few tens of bytes a name, and a lookup
+//! neither allocates nor decodes.
+//!
+//! [`Zone::write_answer`] turns a question into the answer, authority and
+//! additional sections by copying those bytes behind a compression pointer
+//! to the owner (the question's name, a CNAME target or an NS target written
+//! earlier in the same message), following RFC 1034 §4.3.2 (delegations,
+//! CNAME chains, wildcards), RFC 2308 (SOA in negative answers), RFC 8020
+//! (empty non-terminals answer NODATA) and RFC 8482 (a UDP question for ANY
+//! gets one RRset). Each RRset carries a flags byte; [`SET_DO_ONLY`] is
+//! reserved for the records a signed zone serves only to DO=1 queries
+//! (RRSIGs beside an answer, NSEC/NSEC3 proofs beside a negative), so those
+//! variants need no second layout.
 //! A [`Catalog`] is the set of zones one TS serves.
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::rdata::{NS, SOA};
-use hickory_proto::rr::{LowerName, Name, RData, RecordType};
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{
+    BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
+};
 
 use super::source::{SourceRecord, ZoneError};
-use crate::dns::Rr;
+use super::wire::{Key, push_name_ref};
+use crate::dns::{HEADER_LEN, Rr};
 
 /// Longest CNAME chain followed inside one zone.
 const MAX_CNAME_CHAIN: usize = 8;
+/// An empty table slot.
+const EMPTY: u32 = u32::MAX;
+/// Entry flag: the name exists only as the parent of others (RFC 8020).
+const ENTRY_EMPTY: u8 = 1;
+/// RRset flag: served only to queries with the DO bit (reserved for signed zones).
+pub const SET_DO_ONLY: u8 = 1;
 
-/// Records of one owner and type.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RrSet {
-    /// The type.
-    pub rtype: RecordType,
-    /// TTL shared by the set (the lowest one given).
-    pub ttl: u32,
-    /// The records, in file order, without duplicates.
-    pub data: Vec<RData>,
+/// The compiled names and RRsets of one zone.
+///
+/// Entry: `[name len u8][owner as written][flags u8][set count u16][sets len u32]`
+/// then each set: `[type u16][flags u8][record count u16][len u32]` and its
+/// records, each `[type u16][class u16][ttl u32][rdlength u16][rdata]`.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Store {
+    arena: Vec<u8>,
+    table: Box<[u32]>,
+    rrsets: usize,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Node {
-    /// Owner name as first written.
-    owner: Name,
-    rrsets: Vec<RrSet>,
+/// One name in the arena.
+#[derive(Clone, Copy)]
+struct Entry<'s> {
+    owner: &'s [u8],
+    flags: u8,
+    sets: &'s [u8],
 }
 
-impl Node {
-    fn get(&self, rtype: RecordType) -> Option<&RrSet> {
-        self.rrsets.iter().find(|s| s.rtype == rtype)
+/// One RRset in the arena.
+#[derive(Clone, Copy)]
+struct Set<'s> {
+    rtype: u16,
+    flags: u8,
+    count: u16,
+    records: &'s [u8],
+}
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    b.get(at..at + 2)
+        .map_or(0, |x| u16::from_be_bytes([x[0], x[1]]))
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .map_or(0, |x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
+}
+
+/// Hash of a lower-cased wire name.
+fn hash(key: &[u8]) -> u64 {
+    let mut h = key.len() as u64;
+    for c in key.chunks(8) {
+        let mut w = [0u8; 8];
+        w[..c.len()].copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    h ^ (h >> 29)
+}
+
+impl<'s> Entry<'s> {
+    /// The entry at `off` and the offset just past it.
+    fn at(arena: &'s [u8], off: usize) -> Option<(Entry<'s>, usize)> {
+        let len = usize::from(*arena.get(off)?);
+        let owner = arena.get(off + 1..off + 1 + len)?;
+        let p = off + 1 + len;
+        let flags = *arena.get(p)?;
+        let sets_len = usize::try_from(be32(arena, p + 3)).ok()?;
+        let sets = arena.get(p + 7..p + 7 + sets_len)?;
+        Some((Entry { owner, flags, sets }, p + 7 + sets_len))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.flags & ENTRY_EMPTY != 0
+    }
+
+    fn sets(&self) -> impl Iterator<Item = Set<'s>> + 's {
+        let b = self.sets;
+        let mut pos = 0;
+        std::iter::from_fn(move || {
+            let len = usize::try_from(be32(b, pos + 5)).ok()?;
+            let set = Set {
+                rtype: be16(b, pos),
+                flags: *b.get(pos + 2)?,
+                count: be16(b, pos + 3),
+                records: b.get(pos + 9..pos + 9 + len)?,
+            };
+            pos += 9 + len;
+            Some(set)
+        })
+    }
+
+    /// The RRset of `rtype` served to a query with (or without) the DO bit.
+    fn set(&self, rtype: u16) -> Option<Set<'s>> {
+        self.sets()
+            .find(|s| s.rtype == rtype && s.flags & SET_DO_ONLY == 0)
+    }
+}
+
+impl<'s> Set<'s> {
+    /// Each record: type, class, TTL, RDLENGTH and RDATA.
+    fn records(&self) -> impl Iterator<Item = &'s [u8]> + 's {
+        let b = self.records;
+        let mut pos = 0;
+        std::iter::from_fn(move || {
+            let end = pos + 10 + usize::from(be16(b, pos + 8));
+            let r = b.get(pos..end)?;
+            pos = end;
+            Some(r)
+        })
+    }
+}
+
+impl Store {
+    /// The entry of `key` (a lower-cased wire name).
+    fn get(&self, key: &[u8]) -> Option<Entry<'_>> {
+        let mask = self.table.len().checked_sub(1)?;
+        let mut i = (hash(key) as usize) & mask;
+        loop {
+            let off = *self.table.get(i)?;
+            if off == EMPTY {
+                return None;
+            }
+            let (e, _) = Entry::at(&self.arena, off as usize)?;
+            if e.owner.eq_ignore_ascii_case(key) {
+                return Some(e);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Every entry, in arena order.
+    fn entries(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
+        let mut off = 0;
+        std::iter::from_fn(move || {
+            let (e, next) = Entry::at(&self.arena, off)?;
+            off = next;
+            Some(e)
+        })
+    }
+
+    /// Indexes the entries written into the arena.
+    fn index(&mut self) {
+        let mut offsets = Vec::new();
+        let mut off = 0;
+        while let Some((_, next)) = Entry::at(&self.arena, off) {
+            offsets.push(off);
+            off = next;
+        }
+        let slots = (offsets.len() + offsets.len() / 3 + 1).next_power_of_two();
+        let mut table = vec![EMPTY; slots].into_boxed_slice();
+        let mask = slots - 1;
+        for off in offsets {
+            let Some((e, _)) = Entry::at(&self.arena, off) else {
+                continue;
+            };
+            let mut lower = [0u8; 255];
+            let n = e.owner.len();
+            lower[..n].copy_from_slice(e.owner);
+            lower[..n].make_ascii_lowercase();
+            let mut i = (hash(&lower[..n]) as usize) & mask;
+            while table[i] != EMPTY {
+                i = (i + 1) & mask;
+            }
+            table[i] = u32::try_from(off).unwrap_or(EMPTY);
+        }
+        self.table = table;
     }
 }
 
@@ -47,15 +207,19 @@ impl Node {
 #[derive(Debug, Clone)]
 pub struct Zone {
     origin: Name,
+    /// The origin, lower-cased wire form.
+    origin_key: Box<[u8]>,
     soa_ttl: u32,
     soa: RData,
+    /// The SOA record (minus owner) for SOA answers and for negative answers
+    /// (TTL min(SOA TTL, MINIMUM), RFC 2308 §3).
+    soa_record: Box<[u8]>,
+    negative_soa_record: Box<[u8]>,
     /// True when no file gave an SOA (PROJ tables): the serial is ours to manage.
     soa_synthesized: bool,
     /// Which file (index into the TS's zone list) and line gave the SOA.
     soa_source: Option<(usize, usize)>,
-    nodes: HashMap<LowerName, Node>,
-    /// Names that exist only as ancestors of other names.
-    empty_non_terminals: HashSet<LowerName>,
+    store: Arc<Store>,
     /// Whether any NS set sits below the apex (enables the delegation walk).
     has_delegations: bool,
     has_wildcards: bool,
@@ -63,50 +227,99 @@ pub struct Zone {
 
 /// What a name is in a zone.
 enum Found<'z> {
-    Node(&'z Node),
+    Node(Entry<'z>),
     /// Exists only as the parent of other names (or the apex with no records of its own).
     Empty,
     Missing,
 }
 
-/// The outcome of a lookup: what an authoritative server sends.
-#[derive(Debug, Clone)]
-pub struct Answer<'a> {
+/// What [`Zone::write_answer`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
     /// NOERROR or NXDOMAIN.
     pub rcode: ResponseCode,
     /// AA: false only for referrals.
     pub authoritative: bool,
-    /// Answer section.
-    pub answer: Vec<Rr<'a>>,
-    /// Authority section.
-    pub authority: Vec<Rr<'a>>,
-    /// Additional section.
-    pub additional: Vec<Rr<'a>>,
+    /// Records in the answer section.
+    pub answers: u16,
+    /// Records in the authority section.
+    pub authority: u16,
+    /// Records in the additional section.
+    pub additional: u16,
 }
 
-impl<'a> Answer<'a> {
+impl Written {
     fn new() -> Self {
-        Answer {
+        Written {
             rcode: ResponseCode::NoError,
             authoritative: true,
-            answer: Vec::new(),
-            authority: Vec::new(),
-            additional: Vec::new(),
+            answers: 0,
+            authority: 0,
+            additional: 0,
         }
     }
 
     /// True when the answer holds no data for the question (NXDOMAIN or NODATA).
     pub fn is_negative(&self) -> bool {
-        self.rcode == ResponseCode::NXDomain || (self.answer.is_empty() && self.authoritative)
+        self.rcode == ResponseCode::NXDomain || (self.answers == 0 && self.authoritative)
     }
 }
 
-fn push_set<'a>(out: &mut Vec<Rr<'a>>, owner: &'a Name, set: &'a RrSet) {
-    out.extend(set.data.iter().map(|data| Rr {
-        name: owner,
-        ttl: set.ttl,
-        data,
-    }));
+/// A name's wire form as written, and its lower-cased form (the index key).
+fn wire_of(name: &Name) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let mut wire = Vec::with_capacity(name.len() + 1);
+    let mut enc = BinEncoder::new(&mut wire);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    name.emit(&mut enc).map_err(|e| e.to_string())?;
+    if wire.is_empty() {
+        wire.push(0);
+    }
+    let lower = wire.to_ascii_lowercase();
+    Ok((wire, lower))
+}
+
+/// Appends one record (minus owner) to `out`: type, class IN, TTL, RDLENGTH, RDATA.
+fn push_record(out: &mut Vec<u8>, ttl: u32, data: &RData) -> Result<(), String> {
+    let start = out.len();
+    out.extend_from_slice(&u16::from(data.record_type()).to_be_bytes());
+    out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    let mut rdata = Vec::with_capacity(64);
+    let mut enc = BinEncoder::new(&mut rdata);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    if let Err(e) = data.emit(&mut enc) {
+        out.truncate(start);
+        return Err(format!(
+            "cannot encode the {} record: {e}",
+            data.record_type()
+        ));
+    }
+    let Ok(len) = u16::try_from(rdata.len()) else {
+        out.truncate(start);
+        return Err("record data over 65,535 bytes".into());
+    };
+    out[start + 8..start + 10].copy_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&rdata);
+    Ok(())
+}
+
+/// Records of one owner and type while a zone is built.
+struct Building<'r> {
+    rtype: RecordType,
+    ttl: u32,
+    data: Vec<&'r RData>,
+}
+
+/// The first error by position in the records (file order).
+struct FirstError(Option<(usize, ZoneError)>);
+
+impl FirstError {
+    fn keep(&mut self, at: usize, err: ZoneError) {
+        if self.0.as_ref().is_none_or(|(a, _)| at < *a) {
+            self.0 = Some((at, err));
+        }
+    }
 }
 
 impl Zone {
@@ -115,76 +328,133 @@ impl Zone {
     ///
     /// # Errors
     /// A record outside the origin, a CNAME beside other data or a second
-    /// CNAME, an SOA away from the apex: `file:line: what is wrong`.
+    /// CNAME, an SOA away from the apex: `file:line: what is wrong` (the first
+    /// such record in file order).
     pub fn build(
         origin: Name,
         records: Vec<(usize, SourceRecord)>,
         files: &[PathBuf],
         default_soa: impl FnOnce(&Name, &[(usize, SourceRecord)]) -> (u32, SOA),
     ) -> Result<Zone, ZoneError> {
-        let mut nodes: HashMap<LowerName, Node> = HashMap::new();
+        let unnamed = PathBuf::new();
+        let file_of = |idx: usize| files.get(idx).unwrap_or(&unnamed);
+        let line_err = |at: usize, msg: String| {
+            let (idx, rec) = &records[at];
+            ZoneError::line(file_of(*idx), rec.line, msg)
+        };
+        let (_, origin_key) = wire_of(&origin).map_err(|m| ZoneError::line(&unnamed, 0, m))?;
         let mut soa: Option<(u32, RData)> = None;
         let mut soa_source = None;
-        let unnamed = PathBuf::new();
-        for (idx, rec) in &records {
-            let file = files.get(*idx).unwrap_or(&unnamed);
+        let mut first_error = FirstError(None);
+        // (lower-cased owner, position in `records`), sorted: one run per name,
+        // each run in file order.
+        let mut keyed: Vec<(Box<[u8]>, u32)> = Vec::with_capacity(records.len());
+        for (at, (idx, rec)) in records.iter().enumerate() {
             if !origin.zone_of(&rec.name) {
-                return Err(ZoneError::line(
-                    file,
-                    rec.line,
-                    format!("{} is outside the zone {}", rec.name, origin),
-                ));
+                let msg = format!("{} is outside the zone {}", rec.name, origin);
+                return Err(line_err(at, msg));
             }
-            let rtype = rec.data.record_type();
-            if rtype == RecordType::SOA {
+            if rec.data.record_type() == RecordType::SOA {
                 if !rec.name.eq_ignore_root(&origin) {
-                    return Err(ZoneError::line(
-                        file,
-                        rec.line,
-                        format!("SOA at {} is not at the zone apex {}", rec.name, origin),
-                    ));
+                    let msg = format!("SOA at {} is not at the zone apex {}", rec.name, origin);
+                    return Err(line_err(at, msg));
                 }
                 if soa.is_some() {
-                    return Err(ZoneError::line(file, rec.line, "a second SOA"));
+                    return Err(line_err(at, "a second SOA".into()));
                 }
                 soa = Some((rec.ttl, rec.data.clone()));
                 soa_source = Some((*idx, rec.line));
                 continue;
             }
-            let node = nodes
-                .entry(LowerName::new(&rec.name))
-                .or_insert_with(|| Node {
-                    owner: rec.name.clone(),
-                    rrsets: Vec::new(),
-                });
-            let has_cname = node.get(RecordType::CNAME).is_some();
-            let has_other = node.rrsets.iter().any(|s| s.rtype != RecordType::CNAME);
-            let conflict = if rtype == RecordType::CNAME {
-                has_other || has_cname
-            } else {
-                has_cname
-            };
-            if conflict {
-                return Err(ZoneError::line(
-                    file,
-                    rec.line,
-                    format!("{} has a CNAME and other data (RFC 1034 §3.6.2)", rec.name),
-                ));
-            }
-            match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
-                Some(set) => {
-                    set.ttl = set.ttl.min(rec.ttl);
-                    if !set.data.contains(&rec.data) {
-                        set.data.push(rec.data.clone());
-                    }
+            let (_, lower) = wire_of(&rec.name).map_err(|m| line_err(at, m))?;
+            let at = u32::try_from(at).map_err(|_| line_err(at, "too many records".into()))?;
+            keyed.push((lower.into_boxed_slice(), at));
+        }
+        keyed.sort_unstable();
+
+        let mut store = Store::default();
+        let mut has_delegations = false;
+        let mut has_wildcards = false;
+        let mut node_keys: Vec<&[u8]> = Vec::new();
+        let mut run_start = 0;
+        while run_start < keyed.len() {
+            let key = &keyed[run_start].0;
+            let run_end = keyed[run_start..]
+                .iter()
+                .position(|(k, _)| k != key)
+                .map_or(keyed.len(), |n| run_start + n);
+            let run = &keyed[run_start..run_end];
+            run_start = run_end;
+            let mut sets: Vec<Building<'_>> = Vec::new();
+            for &(_, at) in run {
+                let at = at as usize;
+                let rec = &records[at].1;
+                let rtype = rec.data.record_type();
+                let has_cname = sets.iter().any(|s| s.rtype == RecordType::CNAME);
+                let has_other = sets.iter().any(|s| s.rtype != RecordType::CNAME);
+                let conflict = has_cname || (rtype == RecordType::CNAME && has_other);
+                if conflict {
+                    let msg = format!("{} has a CNAME and other data (RFC 1034 §3.6.2)", rec.name);
+                    first_error.keep(at, line_err(at, msg));
+                    continue;
                 }
-                None => node.rrsets.push(RrSet {
-                    rtype,
-                    ttl: rec.ttl,
-                    data: vec![rec.data.clone()],
-                }),
+                match sets.iter_mut().find(|s| s.rtype == rtype) {
+                    Some(set) => {
+                        set.ttl = set.ttl.min(rec.ttl);
+                        if !set.data.contains(&&rec.data) {
+                            set.data.push(&rec.data);
+                        }
+                    }
+                    None => sets.push(Building {
+                        rtype,
+                        ttl: rec.ttl,
+                        data: vec![&rec.data],
+                    }),
+                }
+            }
+            let first = run[0].1 as usize;
+            let owner = &records[first].1.name;
+            let (owner_wire, _) = wire_of(owner).map_err(|m| line_err(first, m))?;
+            has_wildcards |= key.starts_with(&[1, b'*']);
+            has_delegations |=
+                **key != *origin_key && sets.iter().any(|s| s.rtype == RecordType::NS);
+            if let Err(msg) = push_entry(&mut store, &owner_wire, 0, &sets) {
+                first_error.keep(first, line_err(first, msg));
+            }
+            node_keys.push(key);
+        }
+        if let Some((_, err)) = first_error.0 {
+            return Err(err);
+        }
+
+        // Empty non-terminals: ancestors (below the apex) that own nothing,
+        // and the apex itself when it owns nothing.
+        let apex_labels = origin.num_labels() as usize;
+        let mut empty: Vec<Vec<u8>> = Vec::new();
+        for key in &node_keys {
+            let Some(k) = Key::read(key) else {
+                continue;
+            };
+            for skip in 1..k.labels().saturating_sub(apex_labels) {
+                let (_, up) = k.suffix(skip);
+                if node_keys.binary_search(&up).is_err() {
+                    empty.push(up.to_vec());
+                }
             }
         }
+        if node_keys.binary_search(&&*origin_key).is_err() {
+            empty.push(origin_key.to_vec());
+        }
+        empty.sort_unstable();
+        empty.dedup();
+        for key in &empty {
+            // Lower-cased spelling: the name was never written on its own.
+            let _ = push_entry(&mut store, key, ENTRY_EMPTY, &[]);
+        }
+        drop(keyed);
+        store.arena.shrink_to_fit();
+        store.index();
+
         let soa_synthesized = soa.is_none();
         let (soa_ttl, soa) = match soa {
             Some(s) => s,
@@ -193,40 +463,49 @@ impl Zone {
                 (ttl, RData::SOA(soa))
             }
         };
-        let apex = LowerName::new(&origin);
-        let mut empty_non_terminals = HashSet::new();
-        let mut has_delegations = false;
-        let mut has_wildcards = false;
-        if !nodes.contains_key(&apex) {
-            empty_non_terminals.insert(apex.clone());
-        }
-        for (key, node) in &nodes {
-            has_wildcards |= key.is_wildcard();
-            has_delegations |= *key != apex && node.get(RecordType::NS).is_some();
-            let mut up = key.base_name();
-            while up.num_labels() > apex.num_labels() {
-                if !nodes.contains_key(&up) {
-                    empty_non_terminals.insert(up.clone());
-                }
-                up = up.base_name();
-            }
-        }
-        Ok(Zone {
+        let mut zone = Zone {
             origin,
+            origin_key: origin_key.into_boxed_slice(),
             soa_ttl,
             soa,
+            soa_record: Box::default(),
+            negative_soa_record: Box::default(),
             soa_synthesized,
             soa_source,
-            nodes,
-            empty_non_terminals,
+            store: Arc::new(store),
             has_delegations,
             has_wildcards,
-        })
+        };
+        zone.compile_soa().map_err(|m| {
+            let (idx, line) = zone.soa_source.unwrap_or((0, 0));
+            ZoneError::line(file_of(idx), line, m)
+        })?;
+        Ok(zone)
+    }
+
+    /// Encodes the SOA records served in answers and negative answers.
+    fn compile_soa(&mut self) -> Result<(), String> {
+        let minimum = match &self.soa {
+            RData::SOA(s) => s.minimum,
+            _ => self.soa_ttl,
+        };
+        let mut rec = Vec::with_capacity(64);
+        push_record(&mut rec, self.soa_ttl, &self.soa)?;
+        self.soa_record = rec.clone().into_boxed_slice();
+        rec.clear();
+        push_record(&mut rec, self.soa_ttl.min(minimum), &self.soa)?;
+        self.negative_soa_record = rec.into_boxed_slice();
+        Ok(())
     }
 
     /// The zone's apex name.
     pub fn origin(&self) -> &Name {
         &self.origin
+    }
+
+    /// The apex, lower-cased wire form.
+    pub fn origin_key(&self) -> &[u8] {
+        &self.origin_key
     }
 
     /// True when the SOA was synthesized rather than read from a file.
@@ -247,10 +526,14 @@ impl Zone {
         }
     }
 
-    /// The same zone with another SOA serial.
+    /// The same zone with another SOA serial (the records are shared, not copied).
     pub fn with_serial(mut self, serial: u32) -> Self {
         if let RData::SOA(s) = &mut self.soa {
             s.serial = serial;
+        }
+        // The SOA encoded before; only its serial changed.
+        if self.compile_soa().is_err() {
+            self.soa_record = Box::default();
         }
         self
     }
@@ -266,28 +549,19 @@ impl Zone {
             _ => None,
         };
         self.origin == other.origin
-            && self.nodes == other.nodes
             && self.soa_ttl == other.soa_ttl
             && strip(self) == strip(other)
+            && self.store.arena == other.store.arena
     }
 
     /// Number of RRsets, the SOA included.
     pub fn rrset_count(&self) -> usize {
-        1 + self.nodes.values().map(|n| n.rrsets.len()).sum::<usize>()
+        1 + self.store.rrsets
     }
 
-    /// The SOA for the authority section of a negative answer: TTL is
-    /// min(SOA TTL, SOA MINIMUM) per RFC 2308 §3.
-    fn negative_soa(&self) -> Rr<'_> {
-        let minimum = match &self.soa {
-            RData::SOA(s) => s.minimum,
-            _ => self.soa_ttl,
-        };
-        Rr {
-            name: &self.origin,
-            ttl: self.soa_ttl.min(minimum),
-            data: &self.soa,
-        }
+    /// Bytes of compiled records and index (the zone's share of memory).
+    pub fn compiled_bytes(&self) -> usize {
+        self.store.arena.len() + self.store.table.len() * 4
     }
 
     /// The SOA record as stored (for answers to SOA queries and transfers).
@@ -299,158 +573,250 @@ impl Zone {
         }
     }
 
-    /// Every record of the zone except the SOA, for a zone transfer.
-    pub fn all_records(&self) -> impl Iterator<Item = Rr<'_>> {
-        self.nodes.values().flat_map(|n| {
-            n.rrsets.iter().flat_map(move |s| {
-                s.data.iter().map(move |d| Rr {
-                    name: &n.owner,
-                    ttl: s.ttl,
-                    data: d,
-                })
-            })
-        })
+    /// Every record of the zone except the SOA, decoded (for a zone transfer).
+    pub fn records(&self) -> Vec<(Name, u32, RData)> {
+        let mut out = Vec::new();
+        let mut buf = Vec::with_capacity(512);
+        for e in self.store.entries() {
+            for set in e.sets() {
+                for r in set.records() {
+                    buf.clear();
+                    buf.extend_from_slice(e.owner);
+                    buf.extend_from_slice(r);
+                    let mut dec = BinDecoder::new(&buf);
+                    if let Ok(rec) = Record::<RData>::read(&mut dec) {
+                        let ttl = rec.ttl;
+                        out.push((rec.name, ttl, rec.data));
+                    }
+                }
+            }
+        }
+        out
     }
 
-    /// Answers `qname`/`qtype`, which must be at or below the origin.
-    /// Records owned by the question's name are written with `qname` as owner,
-    /// so the client's spelling (and 0x20 case) is kept.
-    pub fn lookup<'a>(&'a self, qname: &'a Name, qtype: RecordType) -> Answer<'a> {
-        let mut ans = Answer::new();
-        let key = LowerName::new(qname);
-        if self.has_delegations
-            && let Some(referral) = self.referral(&key, qtype)
-        {
-            return referral;
+    /// Writes the answer to a question for `qname` (which must be at or below
+    /// the origin) and `qtype` after the header and question already in `msg`,
+    /// whose name sits at [`HEADER_LEN`] as the client spelled it. Records
+    /// owned by the question's name point to it, so the client's spelling
+    /// (and 0x20 case) is kept. `all_of_any`: answer ANY with every RRset (TCP);
+    /// otherwise with one (RFC 8482 §4.1).
+    pub fn write_answer(
+        &self,
+        msg: &mut Vec<u8>,
+        qname: &Key,
+        qtype: RecordType,
+        all_of_any: bool,
+    ) -> Written {
+        let mut w = Written::new();
+        let qt = u16::from(qtype);
+        if self.has_delegations && self.referral(msg, qname, qt, &mut w) {
+            return w;
         }
-        let mut owner = qname;
-        let mut found = self.find_node(&key);
+        let mut owner_at = HEADER_LEN;
+        let mut key = qname.clone();
         for _ in 0..MAX_CNAME_CHAIN {
-            if qtype == RecordType::SOA && owner.eq_ignore_root(&self.origin) {
-                ans.answer.push(self.soa_rr_named(owner));
-                return ans;
+            let at_apex = key.bytes() == &*self.origin_key;
+            if at_apex && (qtype == RecordType::SOA || qtype == RecordType::ANY) {
+                w.answers += self.push_soa(msg, owner_at);
+                if qtype == RecordType::SOA || !all_of_any {
+                    return w;
+                }
             }
-            let n = match found {
+            let node = match self.find(&key) {
                 Found::Node(n) => n,
                 Found::Empty => {
-                    ans.authority.push(self.negative_soa());
-                    return ans;
+                    if w.answers == 0 {
+                        self.push_negative(msg, qname, &mut w);
+                    }
+                    return w;
                 }
                 Found::Missing => {
-                    ans.rcode = ResponseCode::NXDomain;
-                    ans.authority.push(self.negative_soa());
-                    return ans;
+                    w.rcode = ResponseCode::NXDomain;
+                    self.push_negative(msg, qname, &mut w);
+                    return w;
                 }
             };
-            let cname = match n.get(RecordType::CNAME) {
+            let cname = match node.set(u16::from(RecordType::CNAME)) {
                 Some(c) if qtype != RecordType::CNAME => c,
                 _ => {
-                    let before = ans.answer.len();
+                    let before = w.answers;
                     if qtype == RecordType::ANY {
-                        if owner.eq_ignore_root(&self.origin) {
-                            ans.answer.push(self.soa_rr_named(owner));
+                        for set in node.sets().filter(|s| s.flags & SET_DO_ONLY == 0) {
+                            if w.answers > before && !all_of_any {
+                                break;
+                            }
+                            w.answers += push_set(msg, owner_at, set, None);
                         }
-                        for set in &n.rrsets {
-                            push_set(&mut ans.answer, owner, set);
-                        }
-                    } else if let Some(set) = n.get(qtype) {
-                        push_set(&mut ans.answer, owner, set);
+                    } else if let Some(set) = node.set(qt) {
+                        w.answers += push_set(msg, owner_at, set, None);
                     }
-                    if ans.answer.len() == before {
-                        ans.authority.push(self.negative_soa());
+                    if w.answers == before {
+                        self.push_negative(msg, qname, &mut w);
                     }
-                    return ans;
+                    return w;
                 }
             };
-            push_set(&mut ans.answer, owner, cname);
-            let Some(RData::CNAME(target)) = cname.data.first() else {
-                return ans;
+            let mut target_at = [0usize; 1];
+            w.answers += push_set(msg, owner_at, cname, Some(&mut target_at[..]));
+            let Some(target) = msg.get(target_at[0]..).and_then(Key::read) else {
+                return w;
             };
-            if !self.origin.zone_of(&target.0) {
-                return ans; // out of zone: the client's resolver follows it
+            if !target.is_under(&self.origin_key) {
+                return w; // out of zone: the client's resolver follows it
             }
-            owner = &target.0;
-            found = self.find_node(&LowerName::new(owner));
+            owner_at = target_at[0];
+            key = target;
         }
-        ans
+        w
     }
 
-    /// The node of `key`: its own, a wildcard's, or none (empty non-terminal or missing).
-    fn find_node(&self, key: &LowerName) -> Found<'_> {
-        if let Some(n) = self.nodes.get(key) {
-            return Found::Node(n);
+    /// The SOA as an answer owned by the name at `owner_at`.
+    fn push_soa(&self, msg: &mut Vec<u8>, owner_at: usize) -> u16 {
+        push_name_ref(msg, owner_at);
+        msg.extend_from_slice(&self.soa_record);
+        1
+    }
+
+    /// The SOA in the authority section of a negative answer, owned by the
+    /// origin as it ends the question's name.
+    fn push_negative(&self, msg: &mut Vec<u8>, qname: &Key, w: &mut Written) {
+        match qname.offset_of(&self.origin_key) {
+            Some(at) if self.origin_key.len() > 1 => push_name_ref(msg, HEADER_LEN + at),
+            _ => msg.extend_from_slice(&self.origin_key),
         }
-        if self.empty_non_terminals.contains(key) {
-            return Found::Empty;
+        msg.extend_from_slice(&self.negative_soa_record);
+        w.authority += 1;
+    }
+
+    /// The entry of `key`: its own, a wildcard's, or none (empty non-terminal or missing).
+    fn find(&self, key: &Key) -> Found<'_> {
+        if let Some(e) = self.store.get(key.bytes()) {
+            return if e.is_empty() {
+                Found::Empty
+            } else {
+                Found::Node(e)
+            };
         }
-        if self.has_wildcards
-            && let Some(n) = self.wildcard_for(key)
-        {
-            return Found::Node(n);
+        if self.has_wildcards {
+            // The closest encloser (RFC 4592 §3.3.1), then its wildcard.
+            for skip in 1..=key.labels() {
+                let (_, up) = key.suffix(skip);
+                if self.store.get(up).is_some() || up.len() <= self.origin_key.len() {
+                    return match Key::wildcard_of(up).and_then(|w| self.store.get(w.bytes())) {
+                        Some(e) if !e.is_empty() => Found::Node(e),
+                        _ => Found::Missing,
+                    };
+                }
+            }
         }
         Found::Missing
     }
 
-    fn soa_rr_named<'a>(&'a self, owner: &'a Name) -> Rr<'a> {
-        Rr {
-            name: owner,
-            ttl: self.soa_ttl,
-            data: &self.soa,
-        }
-    }
-
-    /// The node of the wildcard at the closest encloser of `key` (RFC 4592).
-    fn wildcard_for(&self, key: &LowerName) -> Option<&Node> {
-        let mut up = key.base_name();
-        loop {
-            if self.nodes.contains_key(&up)
-                || self.empty_non_terminals.contains(&up)
-                || up.num_labels() <= self.origin.num_labels()
-            {
-                let wild = LowerName::new(&Name::from(up).prepend_label("*").ok()?);
-                return self.nodes.get(&wild);
-            }
-            up = up.base_name();
-        }
-    }
-
-    /// A referral when `key` is at or below a delegation point (not for DS at the cut).
-    fn referral(&self, key: &LowerName, qtype: RecordType) -> Option<Answer<'_>> {
-        let apex_labels = self.origin.num_labels();
+    /// A referral when `qname` is at or below a delegation point (not for DS
+    /// at the cut): the NS set in authority, glue from the zone in additional.
+    fn referral(&self, msg: &mut Vec<u8>, qname: &Key, qt: u16, w: &mut Written) -> bool {
+        let apex_labels = self.origin.num_labels() as usize;
+        let labels = qname.labels();
         // Walk from just below the apex down to the name itself.
-        let labels = key.num_labels();
         for n in (apex_labels + 1)..=labels {
-            let mut cut = key.clone();
-            for _ in n..labels {
-                cut = cut.base_name();
-            }
-            let Some(node) = self.nodes.get(&cut) else {
+            let (at, cut) = qname.suffix(labels - n);
+            let Some(ns) = self
+                .store
+                .get(cut)
+                .filter(|e| !e.is_empty())
+                .and_then(|e| e.set(u16::from(RecordType::NS)))
+            else {
                 continue;
             };
-            let Some(ns) = node.get(RecordType::NS) else {
-                continue;
-            };
-            if n == labels && qtype == RecordType::DS {
-                return None;
+            if n == labels && qt == u16::from(RecordType::DS) {
+                return false;
             }
-            let mut ans = Answer::new();
-            ans.authoritative = false;
-            push_set(&mut ans.authority, &node.owner, ns);
-            for d in &ns.data {
-                if let RData::NS(NS(target)) = d
-                    && let Some(glue) = self.nodes.get(&LowerName::new(target))
-                {
-                    for t in [RecordType::A, RecordType::AAAA] {
-                        if let Some(set) = glue.get(t) {
-                            push_set(&mut ans.additional, &glue.owner, set);
-                        }
+            w.authoritative = false;
+            let mut targets = [0usize; 32];
+            w.authority += push_set(msg, HEADER_LEN + at, ns, Some(&mut targets[..]));
+            let written = usize::from(ns.count).min(targets.len());
+            for &t in &targets[..written] {
+                let Some(glue) = msg
+                    .get(t..)
+                    .and_then(Key::read)
+                    .and_then(|k| self.store.get(k.bytes()))
+                else {
+                    continue;
+                };
+                for rtype in [RecordType::A, RecordType::AAAA] {
+                    if let Some(set) = glue.set(u16::from(rtype)) {
+                        w.additional += push_set(msg, t, set, None);
                     }
                 }
             }
-            return Some(ans);
+            return true;
         }
-        None
+        false
     }
+}
+
+/// Appends an entry for the owner `owner_wire` with `sets` to the arena.
+fn push_entry(
+    store: &mut Store,
+    owner_wire: &[u8],
+    flags: u8,
+    sets: &[Building<'_>],
+) -> Result<(), String> {
+    let arena = &mut store.arena;
+    let start = arena.len();
+    let name_len = u8::try_from(owner_wire.len()).map_err(|_| "name too long".to_string())?;
+    let set_count = u16::try_from(sets.len()).map_err(|_| "too many types".to_string())?;
+    arena.push(name_len);
+    arena.extend_from_slice(owner_wire);
+    arena.push(flags);
+    arena.extend_from_slice(&set_count.to_be_bytes());
+    let sets_len_at = arena.len();
+    arena.extend_from_slice(&[0; 4]);
+    for set in sets {
+        let head = arena.len();
+        let count = u16::try_from(set.data.len()).map_err(|_| "RRset too large".to_string())?;
+        arena.extend_from_slice(&u16::from(set.rtype).to_be_bytes());
+        arena.push(0);
+        arena.extend_from_slice(&count.to_be_bytes());
+        arena.extend_from_slice(&[0; 4]);
+        for data in &set.data {
+            if let Err(msg) = push_record(arena, set.ttl, data) {
+                arena.truncate(start);
+                return Err(msg);
+            }
+        }
+        let len = u32::try_from(arena.len() - head - 9).map_err(|_| "RRset too large")?;
+        arena[head + 5..head + 9].copy_from_slice(&len.to_be_bytes());
+    }
+    let sets_len = u32::try_from(arena.len() - sets_len_at - 4).map_err(|_| "zone too large")?;
+    arena[sets_len_at..sets_len_at + 4].copy_from_slice(&sets_len.to_be_bytes());
+    if u32::try_from(arena.len()).is_err() {
+        arena.truncate(start);
+        return Err("zone over 4 GiB of records".into());
+    }
+    store.rrsets += sets.len();
+    Ok(())
+}
+
+/// Appends the records of `set`, each owned by the name at `owner_at`;
+/// `rdata_at` gets the offset of each record's RDATA (for names to follow).
+fn push_set(
+    msg: &mut Vec<u8>,
+    owner_at: usize,
+    set: Set<'_>,
+    rdata_at: Option<&mut [usize]>,
+) -> u16 {
+    let mut slots = rdata_at.map(|s| s.iter_mut());
+    let mut n = 0;
+    for r in set.records() {
+        push_name_ref(msg, owner_at);
+        if let Some(slot) = slots.as_mut().and_then(|s| s.next()) {
+            *slot = msg.len() + 10;
+        }
+        msg.extend_from_slice(r);
+        n += 1;
+    }
+    n
 }
 
 /// The zones one TS serves, most specific origin first.
@@ -466,21 +832,29 @@ impl Catalog {
         Catalog { zones }
     }
 
-    /// The zone authoritative for `name`, if any.
-    pub fn find(&self, name: &Name) -> Option<&Zone> {
-        self.zones.iter().find(|z| z.origin.zone_of(name))
+    /// The zone authoritative for `name` (lower-cased wire form), if any.
+    pub fn find(&self, name: &Key) -> Option<&Zone> {
+        self.zones.iter().find(|z| name.is_under(&z.origin_key))
     }
 
     /// The zones.
     pub fn zones(&self) -> &[Zone] {
         &self.zones
     }
+
+    /// The zones, by value.
+    pub fn into_zones(self) -> Vec<Zone> {
+        self.zones
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::rr::rdata::{A, CNAME};
+    use crate::dns::Transport;
+    use crate::ts::answer::{Asked, assemble};
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::rdata::{A, CNAME, NS};
 
     fn name(s: &str) -> Name {
         Name::from_ascii(s).unwrap()
@@ -511,25 +885,46 @@ mod tests {
         Zone::build(Name::root(), records, &[PathBuf::from("t")], |_, _| soa()).unwrap()
     }
 
+    /// The whole answer message to `qname`/`qtype`, over TCP, parsed back.
+    fn ask(z: &Zone, qname: &str, qtype: RecordType) -> Message {
+        let question = Query::query(name(qname), qtype).to_bytes().unwrap();
+        let key = Key::read(&question).unwrap();
+        let asked = Asked {
+            id: 7,
+            flags: 0x0100,
+            question: &question,
+            qname: &key,
+            qtype,
+        };
+        let (msg, _) = assemble(z, asked, None, u16::MAX, Transport::Tcp);
+        let m = Message::from_vec(&msg).unwrap();
+        assert_eq!(m.id, 7);
+        assert_eq!(m.queries[0].name().to_ascii(), name(qname).to_ascii());
+        m
+    }
+
     #[test]
     fn hit_nodata_nxdomain_and_ent() {
         let z = zone(vec![
             rec("www.google.com.", a("8.6.4.2")),
             rec("www.google.com.", a("8.6.4.3")),
         ]);
-        let q = name("WWW.Google.com.");
-        let ans = z.lookup(&q, RecordType::A);
-        assert_eq!(ans.rcode, ResponseCode::NoError);
-        assert_eq!(ans.answer.len(), 2);
-        assert_eq!(ans.answer[0].name.to_ascii(), "WWW.Google.com.");
-        let nodata = z.lookup(&q, RecordType::AAAA);
-        assert!(nodata.answer.is_empty() && nodata.rcode == ResponseCode::NoError);
-        assert_eq!(nodata.authority[0].data.record_type(), RecordType::SOA);
-        assert_eq!(nodata.authority[0].ttl, 60);
-        let ent = name("google.com.");
-        assert_eq!(z.lookup(&ent, RecordType::A).rcode, ResponseCode::NoError);
-        let miss = name("mail.google.com.");
-        assert_eq!(z.lookup(&miss, RecordType::A).rcode, ResponseCode::NXDomain);
+        let ans = ask(&z, "WWW.Google.com.", RecordType::A);
+        assert_eq!(ans.metadata.response_code, ResponseCode::NoError);
+        assert!(ans.metadata.authoritative && ans.metadata.recursion_desired);
+        assert_eq!(ans.answers.len(), 2);
+        assert_eq!(ans.answers[0].name.to_ascii(), "WWW.Google.com.");
+        let nodata = ask(&z, "WWW.Google.com.", RecordType::AAAA);
+        assert!(nodata.answers.is_empty());
+        assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(nodata.authorities[0].record_type(), RecordType::SOA);
+        assert_eq!(nodata.authorities[0].ttl, 60);
+        let ent = ask(&z, "google.com.", RecordType::A);
+        assert_eq!(ent.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(ent.authorities.len(), 1);
+        let miss = ask(&z, "mail.google.com.", RecordType::A);
+        assert_eq!(miss.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(miss.authorities[0].record_type(), RecordType::SOA);
     }
 
     #[test]
@@ -539,14 +934,14 @@ mod tests {
             rec("www.test.", a("1.2.3.4")),
             rec("dangling.test.", RData::CNAME(CNAME(name("nowhere.test.")))),
         ]);
-        let q = name("alias.test.");
-        let ans = z.lookup(&q, RecordType::A);
-        assert_eq!(ans.answer.len(), 2);
-        assert_eq!(z.lookup(&q, RecordType::CNAME).answer.len(), 1);
-        let d = name("dangling.test.");
-        let ans = z.lookup(&d, RecordType::A);
-        assert_eq!(ans.rcode, ResponseCode::NXDomain);
-        assert_eq!(ans.answer.len(), 1);
+        let ans = ask(&z, "alias.test.", RecordType::A);
+        assert_eq!(ans.answers.len(), 2);
+        assert_eq!(ans.answers[1].name.to_ascii(), "www.test.");
+        assert_eq!(ans.answers[1].data, a("1.2.3.4"));
+        assert_eq!(ask(&z, "alias.test.", RecordType::CNAME).answers.len(), 1);
+        let ans = ask(&z, "dangling.test.", RecordType::A);
+        assert_eq!(ans.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(ans.answers.len(), 1);
     }
 
     #[test]
@@ -555,8 +950,10 @@ mod tests {
             rec("a.test.", RData::CNAME(CNAME(name("b.test.")))),
             rec("b.test.", RData::CNAME(CNAME(name("a.test.")))),
         ]);
-        let q = name("a.test.");
-        assert_eq!(z.lookup(&q, RecordType::A).answer.len(), MAX_CNAME_CHAIN);
+        assert_eq!(
+            ask(&z, "a.test.", RecordType::A).answers.len(),
+            MAX_CNAME_CHAIN
+        );
     }
 
     #[test]
@@ -584,23 +981,78 @@ mod tests {
             rec("sub.test.", RData::NS(NS(name("ns.sub.test.")))),
             rec("ns.sub.test.", a("6.6.6.6")),
         ]);
-        let q = name("x.w.test.");
-        let ans = z.lookup(&q, RecordType::A);
-        assert_eq!(ans.answer.len(), 1);
-        assert_eq!(ans.answer[0].name.to_ascii(), "x.w.test.");
-        let q = name("deep.sub.test.");
-        let ans = z.lookup(&q, RecordType::A);
-        assert!(!ans.authoritative);
-        assert_eq!(ans.authority.len(), 1);
-        assert_eq!(ans.additional.len(), 1);
+        let ans = ask(&z, "x.w.test.", RecordType::A);
+        assert_eq!(ans.answers.len(), 1);
+        assert_eq!(ans.answers[0].name.to_ascii(), "x.w.test.");
+        let ans = ask(&z, "deep.sub.test.", RecordType::A);
+        assert!(!ans.metadata.authoritative);
+        assert_eq!(ans.authorities.len(), 1);
+        assert_eq!(ans.authorities[0].name.to_ascii(), "sub.test.");
+        assert_eq!(ans.additionals.len(), 1);
+        assert_eq!(ans.additionals[0].name.to_ascii(), "ns.sub.test.");
+        // DS at the cut is the parent's: not a referral.
+        let ds = ask(&z, "sub.test.", RecordType::DS);
+        assert!(ds.metadata.authoritative && ds.answers.is_empty());
     }
 
     #[test]
-    fn same_data_ignores_serial() {
+    fn any_is_one_rrset_over_udp_and_all_over_tcp() {
+        let z = zone(vec![
+            rec("m.test.", a("1.1.1.1")),
+            rec(
+                "m.test.",
+                RData::AAAA("2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().into()),
+            ),
+        ]);
+        assert_eq!(ask(&z, "m.test.", RecordType::ANY).answers.len(), 2);
+        let question = Query::query(name("m.test."), RecordType::ANY)
+            .to_bytes()
+            .unwrap();
+        let key = Key::read(&question).unwrap();
+        let asked = Asked {
+            id: 1,
+            flags: 0,
+            question: &question,
+            qname: &key,
+            qtype: RecordType::ANY,
+        };
+        let (udp, _) = assemble(&z, asked, None, 512, Transport::Udp);
+        assert_eq!(Message::from_vec(&udp).unwrap().answers.len(), 1);
+    }
+
+    #[test]
+    fn truncation_keeps_the_question_alone() {
+        let many: Vec<_> = (0..60)
+            .map(|i| rec("big.test.", a(&format!("10.0.0.{i}"))))
+            .collect();
+        let z = zone(many);
+        let question = Query::query(name("big.test."), RecordType::A)
+            .to_bytes()
+            .unwrap();
+        let key = Key::read(&question).unwrap();
+        let asked = Asked {
+            id: 1,
+            flags: 0,
+            question: &question,
+            qname: &key,
+            qtype: RecordType::A,
+        };
+        let (udp, _) = assemble(&z, asked, None, 512, Transport::Udp);
+        let m = Message::from_vec(&udp).unwrap();
+        assert!(m.metadata.truncation && m.answers.is_empty() && m.queries.len() == 1);
+        let (tcp, _) = assemble(&z, asked, None, u16::MAX, Transport::Tcp);
+        assert_eq!(Message::from_vec(&tcp).unwrap().answers.len(), 60);
+    }
+
+    #[test]
+    fn same_data_ignores_serial_and_records_round_trip() {
         let z1 = zone(vec![rec("a.test.", a("1.1.1.1"))]);
         let z2 = z1.clone().with_serial(99);
         assert!(z1.same_data(&z2));
+        assert_eq!(z2.serial(), 99);
         let z3 = zone(vec![rec("a.test.", a("1.1.1.2"))]);
         assert!(!z1.same_data(&z3));
+        let recs = z1.records();
+        assert_eq!(recs, vec![(name("a.test."), 300, a("1.1.1.1"))]);
     }
 }

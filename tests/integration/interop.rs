@@ -901,9 +901,9 @@ fn differences(a: &View, b: &View, qtype: RecordType) -> Vec<&'static str> {
         _ => true,
     };
     if qtype == RecordType::ANY {
-        // RFC 8482: a server may answer ANY with a subset of the RRsets.
-        // NSD returns one RRset; the TS returns all of them. Both are right,
-        // so NSD's answer must be a non-empty part of the TS's.
+        // RFC 8482: a server may answer ANY over UDP with a subset of the
+        // RRsets; NSD and the TS each return one. NSD's answer must be a
+        // non-empty part of the TS's.
         let subset = match (&a.answer, &b.answer) {
             (Some(x), Some(y)) => x.is_subset(y) && (x.is_empty() == y.is_empty()),
             _ => true,

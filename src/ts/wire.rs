@@ -1,0 +1,193 @@
+//! Domain names in wire format, as the TS's answer path reads them: a
+//! lower-cased copy of an uncompressed name with its label offsets, kept on
+//! the stack, so a lookup allocates nothing.
+use crate::dns::HEADER_LEN;
+
+/// Longest name in wire format (RFC 1035 §2.3.4).
+pub const NAME_MAX: usize = 255;
+
+/// A lower-cased wire name and where each of its labels starts.
+#[derive(Clone)]
+pub struct Key {
+    buf: [u8; NAME_MAX],
+    len: usize,
+    /// Offset of each label (the root's zero byte excluded).
+    starts: [u8; NAME_MAX / 2 + 1],
+    labels: usize,
+}
+
+impl Key {
+    /// Reads the uncompressed name at the start of `wire` (up to and
+    /// including its root label), lower-cased. `None` for a pointer, a
+    /// reserved label type, a name over 255 bytes or a runt.
+    pub fn read(wire: &[u8]) -> Option<Key> {
+        let mut k = Key {
+            buf: [0; NAME_MAX],
+            len: 0,
+            starts: [0; NAME_MAX / 2 + 1],
+            labels: 0,
+        };
+        let mut pos = 0;
+        loop {
+            let len = usize::from(*wire.get(pos)?);
+            if len == 0 {
+                break;
+            }
+            if len > 63 || pos + 1 + len + 1 > NAME_MAX {
+                return None;
+            }
+            let label = wire.get(pos..pos + 1 + len)?;
+            *k.starts.get_mut(k.labels)? = u8::try_from(pos).ok()?;
+            k.labels += 1;
+            for (d, s) in k.buf.get_mut(pos..pos + 1 + len)?.iter_mut().zip(label) {
+                *d = s.to_ascii_lowercase();
+            }
+            pos += 1 + len;
+        }
+        // The root label: buf is zeroed already.
+        k.len = pos + 1;
+        Some(k)
+    }
+
+    /// The name, lower-cased, root label included.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Its length in wire format.
+    pub fn wire_len(&self) -> usize {
+        self.len
+    }
+
+    /// Number of labels, the root not counted.
+    pub fn labels(&self) -> usize {
+        self.labels
+    }
+
+    /// The name without its first `skip` labels (the root when `skip` is
+    /// the label count), and its offset in the name.
+    pub fn suffix(&self, skip: usize) -> (usize, &[u8]) {
+        let at = self
+            .starts
+            .get(skip)
+            .filter(|_| skip < self.labels)
+            .map_or(self.len - 1, |s| usize::from(*s));
+        (at, &self.buf[at..self.len])
+    }
+
+    /// True when this name is `origin` or below it (both lower-cased).
+    pub fn is_under(&self, origin: &[u8]) -> bool {
+        self.offset_of(origin).is_some()
+    }
+
+    /// Where `origin` starts in this name, when this name is `origin` or
+    /// below it.
+    pub fn offset_of(&self, origin: &[u8]) -> Option<usize> {
+        let at = self.len.checked_sub(origin.len())?;
+        let boundary = at + 1 == self.len
+            || self.starts[..self.labels]
+                .iter()
+                .any(|s| usize::from(*s) == at);
+        (boundary && &self.buf[at..self.len] == origin).then_some(at)
+    }
+
+    /// The wildcard at `name` (a lower-cased wire name): `*.name`.
+    pub fn wildcard_of(name: &[u8]) -> Option<Key> {
+        let mut wire = [0u8; NAME_MAX];
+        wire[0] = 1;
+        wire[1] = b'*';
+        wire.get_mut(2..2 + name.len())?.copy_from_slice(name);
+        Key::read(&wire)
+    }
+}
+
+/// The uncompressed name starting at `at` in `msg` (as this crate writes
+/// names: never compressed), root label included; empty when unreadable.
+pub fn name_at(msg: &[u8], at: usize) -> &[u8] {
+    let mut pos = at;
+    loop {
+        match msg.get(pos) {
+            Some(0) => return msg.get(at..=pos).unwrap_or_default(),
+            Some(&len) if len <= 63 && pos + 1 + usize::from(len) - at < NAME_MAX => {
+                pos += 1 + usize::from(len);
+            }
+            _ => return &[],
+        }
+    }
+}
+
+/// Appends a reference to the name written at `at` in `msg`: a compression
+/// pointer (RFC 1035 §4.1.4) when the offset fits one, else the name itself.
+pub fn push_name_ref(msg: &mut Vec<u8>, at: usize) {
+    match u16::try_from(at) {
+        Ok(off) if off < 0x4000 && at >= HEADER_LEN => {
+            msg.extend_from_slice(&(0xC000 | off).to_be_bytes());
+        }
+        _ => {
+            let mut name = [0u8; NAME_MAX];
+            let src = name_at(msg, at);
+            let n = src.len().max(1);
+            name[..src.len()].copy_from_slice(src);
+            msg.extend_from_slice(&name[..n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(s: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for l in s.split('.').filter(|l| !l.is_empty()) {
+            out.push(l.len() as u8);
+            out.extend_from_slice(l.as_bytes());
+        }
+        out.push(0);
+        out
+    }
+
+    #[test]
+    fn reads_lowercases_and_splits() {
+        let k = Key::read(&wire("WWW.Example.COM.")).unwrap();
+        assert_eq!(k.bytes(), wire("www.example.com.").as_slice());
+        assert_eq!(k.labels(), 3);
+        assert_eq!(k.suffix(1).1, wire("example.com.").as_slice());
+        assert_eq!(k.suffix(1).0, 4);
+        assert_eq!(k.suffix(3).1, [0]);
+        assert!(k.is_under(&wire("example.com.")));
+        assert!(k.is_under(&[0]));
+        assert!(!k.is_under(&wire("ample.com.")));
+        assert_eq!(k.offset_of(&wire("com.")), Some(12));
+        let root = Key::read(&[0]).unwrap();
+        assert_eq!(root.labels(), 0);
+        assert_eq!(root.bytes(), [0]);
+    }
+
+    #[test]
+    fn refuses_pointers_and_long_names() {
+        assert!(Key::read(&[0xC0, 12]).is_none());
+        assert!(Key::read(&[3, b'a', b'b']).is_none());
+        let long = wire(&vec!["abcdefghi"; 26].join("."));
+        assert!(long.len() > NAME_MAX && Key::read(&long).is_none());
+        let max = wire(
+            &[vec!["a".repeat(63); 3], vec!["a".repeat(61)]]
+                .concat()
+                .join("."),
+        );
+        assert_eq!(max.len(), NAME_MAX);
+        assert!(Key::read(&max).is_some());
+    }
+
+    #[test]
+    fn wildcards_and_name_refs() {
+        let k = Key::read(&wire("w.test.")).unwrap();
+        let w = Key::wildcard_of(k.bytes()).unwrap();
+        assert_eq!(w.bytes(), wire("*.w.test.").as_slice());
+        let mut msg = vec![0u8; HEADER_LEN];
+        msg.extend_from_slice(&wire("a.b."));
+        push_name_ref(&mut msg, HEADER_LEN + 2);
+        assert_eq!(&msg[msg.len() - 2..], [0xC0, 14]);
+        assert_eq!(name_at(&msg, HEADER_LEN), wire("a.b.").as_slice());
+    }
+}
