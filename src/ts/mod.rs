@@ -15,9 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
-use hickory_proto::rr::rdata::{NS, SOA};
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use ipnet::IpNet;
 use tracing::{info, warn};
@@ -38,9 +38,9 @@ pub mod zonefile;
 use answer::PlainQuery;
 use dns::Reject;
 use metrics::{Outcome, TsMetrics, Unanswered};
-use source::{SourceRecord, ZoneError};
+use source::ZoneError;
 use wire::Key;
-use zone::{Catalog, Zone};
+use zone::{Catalog, Zone, ZoneBuilder};
 
 /// SOA timers of a zone built from PROJ tables (RFC 1912 §2.2 values).
 const SYNTH_REFRESH: i32 = 3600;
@@ -109,27 +109,40 @@ pub fn parse_origin(s: &str) -> Result<Name, OriginError> {
 /// # Errors
 /// The first problem found, as `file:line: what is wrong`.
 pub fn load_catalog(settings: &TsSettings, serial: u32) -> Result<Catalog, ZoneError> {
-    // Group the records by zone origin: PROJ tables share the TS origin,
-    // each master file brings its own.
-    let mut groups: Vec<(Name, Vec<(usize, SourceRecord)>)> = Vec::new();
-    for (i, file) in settings.zones.iter().enumerate() {
-        let (origin, records) = zonefile::load_any(file, &settings.origin, settings.ttl)?;
-        let idx = match groups.iter().position(|(o, _)| *o == origin) {
-            Some(p) => p,
+    // One builder per zone origin: PROJ tables share the TS origin and are
+    // compiled line by line as they are read; each master file brings its own.
+    let mut builders: Vec<ZoneBuilder> = Vec::new();
+    fn builder_for(builders: &mut Vec<ZoneBuilder>, origin: &Name) -> usize {
+        match builders.iter().position(|b| b.origin() == origin) {
+            Some(i) => i,
             None => {
-                groups.push((origin, Vec::new()));
-                groups.len() - 1
+                builders.push(ZoneBuilder::new(origin.clone(), 0));
+                builders.len() - 1
             }
-        };
-        if let Some((_, g)) = groups.get_mut(idx) {
-            g.extend(records.into_iter().map(|r| (i, r)));
         }
     }
-    let mut zones = Vec::with_capacity(groups.len());
-    for (origin, records) in groups {
+    let mut table_origin = settings.origin.clone();
+    table_origin.set_fqdn(true);
+    for (i, file) in settings.zones.iter().enumerate() {
+        if zonefile::is_master_file(file) {
+            let (origin, records) = zonefile::load_any(file, &settings.origin, settings.ttl)?;
+            let b = builder_for(&mut builders, &origin);
+            for rec in &records {
+                builders[b].add(i, file, rec)?;
+            }
+        } else {
+            let b = builder_for(&mut builders, &table_origin);
+            let builder = &mut builders[b];
+            table::visit_table_file(file, &table_origin, settings.ttl, |rec| {
+                builder.add(i, file, &rec)
+            })?;
+        }
+    }
+    let mut zones = Vec::with_capacity(builders.len());
+    for b in builders {
         let ttl = settings.ttl;
-        let zone = Zone::build(origin, records, &settings.zones, |origin, recs| {
-            synth_soa(origin, recs, ttl, serial)
+        let zone = b.finish(&settings.zones, |origin, apex_ns| {
+            synth_soa(origin, apex_ns, ttl, serial)
         })?;
         zones.push(zone);
     }
@@ -138,19 +151,8 @@ pub fn load_catalog(settings: &TsSettings, serial: u32) -> Result<Catalog, ZoneE
 
 /// The SOA of a zone that has none in its files: the first apex NS target
 /// (or the origin) as primary, `hostmaster.<origin>` as contact.
-fn synth_soa(
-    origin: &Name,
-    records: &[(usize, SourceRecord)],
-    ttl: u32,
-    serial: u32,
-) -> (u32, SOA) {
-    let mname = records
-        .iter()
-        .find_map(|(_, r)| match &r.data {
-            RData::NS(NS(target)) if r.name.eq_ignore_root(origin) => Some(target.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| origin.clone());
+fn synth_soa(origin: &Name, apex_ns: Option<&Name>, ttl: u32, serial: u32) -> (u32, SOA) {
+    let mname = apex_ns.cloned().unwrap_or_else(|| origin.clone());
     let rname = origin
         .prepend_label("hostmaster")
         .unwrap_or_else(|_| origin.clone());

@@ -20,6 +20,7 @@ use std::path::Path;
 
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, TXT};
 use hickory_proto::rr::{Name, RData};
+use smallvec::SmallVec;
 
 use crate::ts::source::{SourceRecord, ZoneError};
 
@@ -48,12 +49,32 @@ const MAX_TXT_STRING: usize = 255;
 /// [`ZoneError::Io`] if the file cannot be read; otherwise the first bad line as
 /// [`ZoneError::Line`], including a line that is not valid UTF-8.
 pub fn load_table(file: &Path, origin: &Name, ttl: u32) -> Result<Vec<SourceRecord>, ZoneError> {
+    let mut records = Vec::new();
+    visit_table_file(file, origin, ttl, |rec| {
+        records.push(rec);
+        Ok(())
+    })?;
+    Ok(records)
+}
+
+/// [`load_table`], handing each record to `each` as it is read instead of
+/// collecting them (a big table is compiled without ever being held as
+/// decoded records).
+///
+/// # Errors
+/// As [`load_table`], or the first error `each` returns.
+pub fn visit_table_file(
+    file: &Path,
+    origin: &Name,
+    ttl: u32,
+    each: impl FnMut(SourceRecord) -> Result<(), ZoneError>,
+) -> Result<(), ZoneError> {
     let bytes = read_bytes(file)?;
     match decode(&bytes) {
-        Ok(text) => parse_table(text, file, origin, ttl),
+        Ok(text) => visit_table(text, file, origin, ttl, each),
         Err(bad) => {
             // The lines before the undecodable one may hold an earlier error: report that first.
-            parse_table(bad.valid_prefix, file, origin, ttl)?;
+            visit_table(bad.valid_prefix, file, origin, ttl, each)?;
             Err(ZoneError::line(file, bad.line, "not valid UTF-8"))
         }
     }
@@ -70,25 +91,46 @@ pub fn parse_table(
     origin: &Name,
     ttl: u32,
 ) -> Result<Vec<SourceRecord>, ZoneError> {
+    // One record a line at most: reserve once rather than grow (and copy) a
+    // big table step by step.
+    let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
+    let mut records = Vec::with_capacity(lines);
+    visit_table(text, file, origin, ttl, |rec| {
+        records.push(rec);
+        Ok(())
+    })?;
+    Ok(records)
+}
+
+/// [`parse_table`], handing each record to `each` as it is read.
+///
+/// # Errors
+/// The first bad line, as [`ZoneError::Line`], or the first error `each` returns.
+pub fn visit_table(
+    text: &str,
+    file: &Path,
+    origin: &Name,
+    ttl: u32,
+    mut each: impl FnMut(SourceRecord) -> Result<(), ZoneError>,
+) -> Result<(), ZoneError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut fqdn_origin = origin.clone();
     fqdn_origin.set_fqdn(true);
     let origin = &fqdn_origin;
-    let mut records = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
         if let Some((name, data)) =
             parse_line(line, origin).map_err(|msg| ZoneError::line(file, number, msg))?
         {
-            records.push(SourceRecord {
+            each(SourceRecord {
                 name,
                 ttl,
                 data,
                 line: number,
-            });
+            })?;
         }
     }
-    Ok(records)
+    Ok(())
 }
 
 /// Parses one line: `Ok(None)` for a blank or comment line, `Err(message)` for a bad one.
@@ -191,8 +233,8 @@ struct Field<'a> {
 }
 
 /// Splits a line into fields, stopping at a `#` outside quotes.
-fn split_fields(line: &str) -> Result<Vec<Field<'_>>, String> {
-    let mut fields = Vec::new();
+fn split_fields(line: &str) -> Result<SmallVec<[Field<'_>; 4]>, String> {
+    let mut fields = SmallVec::new();
     let mut rest = line;
     loop {
         rest = rest.trim_start();

@@ -20,7 +20,7 @@
 //! (RRSIGs beside an answer, NSEC/NSEC3 proofs beside a negative), so those
 //! variants need no second layout.
 //! A [`Catalog`] is the set of zones one TS serves.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
@@ -82,7 +82,9 @@ fn be32(b: &[u8], at: usize) -> u32 {
         .map_or(0, |x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
 }
 
-/// Hash of a lower-cased wire name.
+/// Hash of a lower-cased wire name: word-at-a-time mixing, then the
+/// MurmurHash3 finalizer so that the low bits (the table index) depend on
+/// every byte.
 fn hash(key: &[u8]) -> u64 {
     let mut h = key.len() as u64;
     for c in key.chunks(8) {
@@ -90,7 +92,11 @@ fn hash(key: &[u8]) -> u64 {
         w[..c.len()].copy_from_slice(c);
         h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
-    h ^ (h >> 29)
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 impl<'s> Entry<'s> {
@@ -265,50 +271,66 @@ impl Written {
     }
 }
 
-/// A name's wire form as written, and its lower-cased form (the index key).
-fn wire_of(name: &Name) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let mut wire = Vec::with_capacity(name.len() + 1);
-    let mut enc = BinEncoder::new(&mut wire);
+/// Writes `name` uncompressed, as spelled, into `out` (cleared first).
+fn wire_into(name: &Name, out: &mut Vec<u8>) -> Result<(), String> {
+    out.clear();
+    let mut enc = BinEncoder::new(out);
     enc.set_name_encoding(NameEncoding::Uncompressed);
     name.emit(&mut enc).map_err(|e| e.to_string())?;
-    if wire.is_empty() {
-        wire.push(0);
+    if out.is_empty() {
+        out.push(0);
     }
-    let lower = wire.to_ascii_lowercase();
-    Ok((wire, lower))
-}
-
-/// Appends one record (minus owner) to `out`: type, class IN, TTL, RDLENGTH, RDATA.
-fn push_record(out: &mut Vec<u8>, ttl: u32, data: &RData) -> Result<(), String> {
-    let start = out.len();
-    out.extend_from_slice(&u16::from(data.record_type()).to_be_bytes());
-    out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
-    out.extend_from_slice(&ttl.to_be_bytes());
-    out.extend_from_slice(&[0, 0]);
-    let mut rdata = Vec::with_capacity(64);
-    let mut enc = BinEncoder::new(&mut rdata);
-    enc.set_name_encoding(NameEncoding::Uncompressed);
-    if let Err(e) = data.emit(&mut enc) {
-        out.truncate(start);
-        return Err(format!(
-            "cannot encode the {} record: {e}",
-            data.record_type()
-        ));
-    }
-    let Ok(len) = u16::try_from(rdata.len()) else {
-        out.truncate(start);
-        return Err("record data over 65,535 bytes".into());
-    };
-    out[start + 8..start + 10].copy_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&rdata);
     Ok(())
 }
 
-/// Records of one owner and type while a zone is built.
-struct Building<'r> {
-    rtype: RecordType,
+/// A name's wire form, lower-cased (an index key).
+fn key_of(name: &Name) -> Result<Vec<u8>, String> {
+    let mut wire = Vec::with_capacity(name.len() + 2);
+    wire_into(name, &mut wire)?;
+    wire.make_ascii_lowercase();
+    Ok(wire)
+}
+
+/// Encodes `data`'s RDATA, names uncompressed, into `out` (cleared first).
+fn rdata_into(data: &RData, out: &mut Vec<u8>) -> Result<(), String> {
+    out.clear();
+    let mut enc = BinEncoder::new(out);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    data.emit(&mut enc)
+        .map_err(|e| format!("cannot encode the {} record: {e}", data.record_type()))?;
+    if out.len() > usize::from(u16::MAX) {
+        return Err("record data over 65,535 bytes".into());
+    }
+    Ok(())
+}
+
+/// Appends one record (minus owner) to `out`: type, class IN, TTL, RDLENGTH, RDATA.
+fn push_record(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
+    out.extend_from_slice(&rtype.to_be_bytes());
+    out.extend_from_slice(&u16::from(DNSClass::IN).to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
+    // rdata_into keeps RDATA under 64 KiB.
+    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    out.extend_from_slice(rdata);
+}
+
+/// Records of one owner and type while a zone is built: their RDATA as
+/// (start, length) in the builder's RDATA buffer.
+struct Building {
+    rtype: u16,
     ttl: u32,
-    data: Vec<&'r RData>,
+    data: Vec<(usize, usize)>,
+}
+
+/// One record read, waiting for its zone to be compiled.
+struct Pending {
+    owner: u32,
+    rtype: u16,
+    file: u32,
+    ttl: u32,
+    line: u32,
+    rdata_at: usize,
+    rdata_len: u16,
 }
 
 /// The first error by position in the records (file order).
@@ -322,136 +344,315 @@ impl FirstError {
     }
 }
 
-impl Zone {
-    /// Builds a zone from records. Without an SOA among them, one is
-    /// synthesized from `default_soa` (the PROJ-table case).
+/// The owners of a zone being built: each distinct name (case aside) once,
+/// as first written, in order of first appearance.
+struct Owners {
+    /// Owner names in wire form, concatenated.
+    names: Vec<u8>,
+    /// Per owner: where its name starts in `names`, its length.
+    spans: Vec<(u32, u8)>,
+    /// Open-addressing index of owner numbers by lower-cased name.
+    table: Vec<u32>,
+}
+
+impl Owners {
+    fn with_capacity(n: usize) -> Self {
+        Owners {
+            names: Vec::with_capacity(n * 24),
+            spans: Vec::with_capacity(n),
+            table: vec![EMPTY; (n + n / 3 + 1).next_power_of_two()],
+        }
+    }
+
+    fn name(&self, owner: u32) -> &[u8] {
+        let (start, len) = self.spans[owner as usize];
+        &self.names[start as usize..start as usize + usize::from(len)]
+    }
+
+    /// The owner number of `lower` (a lower-cased wire name), if seen.
+    fn find(&self, lower: &[u8]) -> Option<u32> {
+        let mask = self.table.len() - 1;
+        let mut i = (hash(lower) as usize) & mask;
+        loop {
+            match self.table[i] {
+                EMPTY => return None,
+                o if self.name(o).eq_ignore_ascii_case(lower) => return Some(o),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Doubles the index when it is three quarters full.
+    fn grow(&mut self) {
+        if (self.spans.len() + 1) * 4 <= self.table.len() * 3 {
+            return;
+        }
+        let slots = (self.table.len() * 2).max(16);
+        let mask = slots - 1;
+        let mut table = vec![EMPTY; slots];
+        let mut lower = [0u8; 255];
+        for o in 0..self.spans.len() as u32 {
+            let name = self.name(o);
+            let lower = &mut lower[..name.len()];
+            lower.copy_from_slice(name);
+            lower.make_ascii_lowercase();
+            let mut i = (hash(lower) as usize) & mask;
+            while table[i] != EMPTY {
+                i = (i + 1) & mask;
+            }
+            table[i] = o;
+        }
+        self.table = table;
+    }
+
+    /// The owner number of `wire` (as written), added when new.
+    fn intern(&mut self, wire: &[u8]) -> Result<u32, String> {
+        self.grow();
+        let mut lower = [0u8; 255];
+        let lower = lower.get_mut(..wire.len()).ok_or("name too long")?;
+        lower.copy_from_slice(wire);
+        lower.make_ascii_lowercase();
+        let mask = self.table.len() - 1;
+        let mut i = (hash(lower) as usize) & mask;
+        loop {
+            match self.table[i] {
+                EMPTY => break,
+                o if self.name(o).eq_ignore_ascii_case(lower) => return Ok(o),
+                _ => i = (i + 1) & mask,
+            }
+        }
+        let owner = u32::try_from(self.spans.len()).map_err(|_| "too many names")?;
+        let start = u32::try_from(self.names.len()).map_err(|_| "too many names")?;
+        let len = u8::try_from(wire.len()).map_err(|_| "name too long")?;
+        self.names.extend_from_slice(wire);
+        self.spans.push((start, len));
+        self.table[i] = owner;
+        Ok(owner)
+    }
+}
+
+/// Compiles a zone record by record, so a big table never sits in memory
+/// as decoded records: each one costs its owner number, type, TTL, line and
+/// RDATA bytes until [`ZoneBuilder::finish`] writes the arena.
+pub struct ZoneBuilder {
+    origin: Name,
+    origin_key: Vec<u8>,
+    owners: Owners,
+    pending: Vec<Pending>,
+    rdata: Vec<u8>,
+    scratch: Vec<u8>,
+    soa: Option<(u32, RData)>,
+    soa_source: Option<(usize, usize)>,
+    apex_ns: Option<Name>,
+}
+
+impl ZoneBuilder {
+    /// A builder for the zone at `origin`, sized for about `records` records.
+    pub fn new(origin: Name, records: usize) -> Self {
+        let origin_key = key_of(&origin).unwrap_or_else(|_| vec![0]);
+        ZoneBuilder {
+            origin,
+            origin_key,
+            owners: Owners::with_capacity(records),
+            pending: Vec::with_capacity(records),
+            rdata: Vec::with_capacity(records * 4),
+            scratch: Vec::with_capacity(256),
+            soa: None,
+            soa_source: None,
+            apex_ns: None,
+        }
+    }
+
+    /// The zone's origin.
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    /// Adds one record read from line `rec.line` of `file` (index `file_idx`
+    /// in the TS's zone list).
     ///
     /// # Errors
-    /// A record outside the origin, a CNAME beside other data or a second
-    /// CNAME, an SOA away from the apex: `file:line: what is wrong` (the first
-    /// such record in file order).
-    pub fn build(
-        origin: Name,
-        records: Vec<(usize, SourceRecord)>,
-        files: &[PathBuf],
-        default_soa: impl FnOnce(&Name, &[(usize, SourceRecord)]) -> (u32, SOA),
-    ) -> Result<Zone, ZoneError> {
-        let unnamed = PathBuf::new();
-        let file_of = |idx: usize| files.get(idx).unwrap_or(&unnamed);
-        let line_err = |at: usize, msg: String| {
-            let (idx, rec) = &records[at];
-            ZoneError::line(file_of(*idx), rec.line, msg)
-        };
-        let (_, origin_key) = wire_of(&origin).map_err(|m| ZoneError::line(&unnamed, 0, m))?;
-        let mut soa: Option<(u32, RData)> = None;
-        let mut soa_source = None;
-        let mut first_error = FirstError(None);
-        // (lower-cased owner, position in `records`), sorted: one run per name,
-        // each run in file order.
-        let mut keyed: Vec<(Box<[u8]>, u32)> = Vec::with_capacity(records.len());
-        for (at, (idx, rec)) in records.iter().enumerate() {
-            if !origin.zone_of(&rec.name) {
-                let msg = format!("{} is outside the zone {}", rec.name, origin);
-                return Err(line_err(at, msg));
-            }
-            if rec.data.record_type() == RecordType::SOA {
-                if !rec.name.eq_ignore_root(&origin) {
-                    let msg = format!("SOA at {} is not at the zone apex {}", rec.name, origin);
-                    return Err(line_err(at, msg));
-                }
-                if soa.is_some() {
-                    return Err(line_err(at, "a second SOA".into()));
-                }
-                soa = Some((rec.ttl, rec.data.clone()));
-                soa_source = Some((*idx, rec.line));
-                continue;
-            }
-            let (_, lower) = wire_of(&rec.name).map_err(|m| line_err(at, m))?;
-            let at = u32::try_from(at).map_err(|_| line_err(at, "too many records".into()))?;
-            keyed.push((lower.into_boxed_slice(), at));
+    /// A record outside the origin, an SOA away from the apex or a second
+    /// SOA, data that cannot be encoded: `file:line: what is wrong`.
+    pub fn add(
+        &mut self,
+        file_idx: usize,
+        file: &Path,
+        rec: &SourceRecord,
+    ) -> Result<(), ZoneError> {
+        let err = |msg: String| ZoneError::line(file, rec.line, msg);
+        if !self.origin.zone_of(&rec.name) {
+            return Err(err(format!(
+                "{} is outside the zone {}",
+                rec.name, self.origin
+            )));
         }
-        keyed.sort_unstable();
+        let rtype = rec.data.record_type();
+        if rtype == RecordType::SOA {
+            if !rec.name.eq_ignore_root(&self.origin) {
+                let msg = format!(
+                    "SOA at {} is not at the zone apex {}",
+                    rec.name, self.origin
+                );
+                return Err(err(msg));
+            }
+            if self.soa.is_some() {
+                return Err(err("a second SOA".into()));
+            }
+            self.soa = Some((rec.ttl, rec.data.clone()));
+            self.soa_source = Some((file_idx, rec.line));
+            return Ok(());
+        }
+        if let (None, RData::NS(ns)) = (&self.apex_ns, &rec.data)
+            && rec.name.eq_ignore_root(&self.origin)
+        {
+            self.apex_ns = Some(ns.0.clone());
+        }
+        wire_into(&rec.name, &mut self.scratch).map_err(err)?;
+        let owner = self
+            .owners
+            .intern(&self.scratch)
+            .map_err(err)?;
+        rdata_into(&rec.data, &mut self.scratch).map_err(err)?;
+        let rdata_at = self.rdata.len();
+        self.rdata.extend_from_slice(&self.scratch);
+        self.pending.push(Pending {
+            owner,
+            rtype: u16::from(rtype),
+            file: u32::try_from(file_idx).unwrap_or(u32::MAX),
+            ttl: rec.ttl,
+            line: u32::try_from(rec.line).unwrap_or(u32::MAX),
+            rdata_at,
+            rdata_len: self.scratch.len() as u16,
+        });
+        Ok(())
+    }
 
+    /// Compiles the zone. Without an SOA among the records, `default_soa`
+    /// makes one from the origin and the first NS target at the apex (the
+    /// PROJ-table case). Time and memory are linear in the records: names are
+    /// grouped by hashing, not sorting.
+    ///
+    /// # Errors
+    /// A CNAME beside other data or a second CNAME (the first such record in
+    /// file order), as `file:line: what is wrong`.
+    pub fn finish(
+        self,
+        files: &[PathBuf],
+        default_soa: impl FnOnce(&Name, Option<&Name>) -> (u32, SOA),
+    ) -> Result<Zone, ZoneError> {
+        let ZoneBuilder {
+            origin,
+            origin_key,
+            owners,
+            pending,
+            rdata,
+            soa,
+            soa_source,
+            apex_ns,
+            ..
+        } = self;
+        let unnamed = PathBuf::new();
+        let file_of = |idx: u32| files.get(idx as usize).unwrap_or(&unnamed);
+        // The records of each owner, in file order (a counting sort).
+        let owner_count = owners.spans.len();
+        let mut starts = vec![0u32; owner_count + 1];
+        for p in &pending {
+            starts[p.owner as usize + 1] += 1;
+        }
+        for i in 0..owner_count {
+            starts[i + 1] += starts[i];
+        }
+        let mut by_owner = vec![0u32; pending.len()];
+        let mut fill = starts.clone();
+        for (at, p) in pending.iter().enumerate() {
+            by_owner[fill[p.owner as usize] as usize] = at as u32;
+            fill[p.owner as usize] += 1;
+        }
+        drop(fill);
+
+        let mut first_error = FirstError(None);
         let mut store = Store::default();
+        store.arena.reserve(pending.len() * 40);
         let mut has_delegations = false;
         let mut has_wildcards = false;
-        let mut node_keys: Vec<&[u8]> = Vec::new();
-        let mut run_start = 0;
-        while run_start < keyed.len() {
-            let key = &keyed[run_start].0;
-            let run_end = keyed[run_start..]
-                .iter()
-                .position(|(k, _)| k != key)
-                .map_or(keyed.len(), |n| run_start + n);
-            let run = &keyed[run_start..run_end];
-            run_start = run_end;
-            let mut sets: Vec<Building<'_>> = Vec::new();
-            for &(_, at) in run {
-                let at = at as usize;
-                let rec = &records[at].1;
-                let rtype = rec.data.record_type();
-                let has_cname = sets.iter().any(|s| s.rtype == RecordType::CNAME);
-                let has_other = sets.iter().any(|s| s.rtype != RecordType::CNAME);
-                let conflict = has_cname || (rtype == RecordType::CNAME && has_other);
-                if conflict {
-                    let msg = format!("{} has a CNAME and other data (RFC 1034 §3.6.2)", rec.name);
-                    first_error.keep(at, line_err(at, msg));
+        let mut sets: Vec<Building> = Vec::new();
+        let (cname, ns) = (u16::from(RecordType::CNAME), u16::from(RecordType::NS));
+        for o in 0..owner_count {
+            let run = &by_owner[starts[o] as usize..starts[o + 1] as usize];
+            let name = owners.name(o as u32);
+            sets.clear();
+            for &at in run {
+                let p = &pending[at as usize];
+                let has_cname = sets.iter().any(|s| s.rtype == cname);
+                let has_other = sets.iter().any(|s| s.rtype != cname);
+                if has_cname || (p.rtype == cname && has_other) {
+                    let shown = Name::read(&mut BinDecoder::new(name))
+                        .map_or_else(|_| "?".into(), |n| n.to_string());
+                    let msg = format!("{shown} has a CNAME and other data (RFC 1034 §3.6.2)");
+                    let e = ZoneError::line(file_of(p.file), p.line as usize, msg);
+                    first_error.keep(at as usize, e);
                     continue;
                 }
-                match sets.iter_mut().find(|s| s.rtype == rtype) {
+                let bytes = (p.rdata_at, usize::from(p.rdata_len));
+                let same =
+                    |d: &(usize, usize)| rdata[d.0..d.0 + d.1] == rdata[bytes.0..bytes.0 + bytes.1];
+                match sets.iter_mut().find(|s| s.rtype == p.rtype) {
                     Some(set) => {
-                        set.ttl = set.ttl.min(rec.ttl);
-                        if !set.data.contains(&&rec.data) {
-                            set.data.push(&rec.data);
+                        set.ttl = set.ttl.min(p.ttl);
+                        if !set.data.iter().any(same) {
+                            set.data.push(bytes);
                         }
                     }
                     None => sets.push(Building {
-                        rtype,
-                        ttl: rec.ttl,
-                        data: vec![&rec.data],
+                        rtype: p.rtype,
+                        ttl: p.ttl,
+                        data: vec![bytes],
                     }),
                 }
             }
-            let first = run[0].1 as usize;
-            let owner = &records[first].1.name;
-            let (owner_wire, _) = wire_of(owner).map_err(|m| line_err(first, m))?;
-            has_wildcards |= key.starts_with(&[1, b'*']);
-            has_delegations |=
-                **key != *origin_key && sets.iter().any(|s| s.rtype == RecordType::NS);
-            if let Err(msg) = push_entry(&mut store, &owner_wire, 0, &sets) {
-                first_error.keep(first, line_err(first, msg));
+            let is_apex = name.eq_ignore_ascii_case(&origin_key);
+            has_wildcards |= name.starts_with(&[1, b'*']);
+            has_delegations |= !is_apex && sets.iter().any(|s| s.rtype == ns);
+            if let Err(msg) = push_entry(&mut store, name, 0, &sets, &rdata) {
+                let first = run.first().map_or(0, |&a| a);
+                let p = &pending[first as usize];
+                first_error.keep(
+                    first as usize,
+                    ZoneError::line(file_of(p.file), p.line as usize, msg),
+                );
             }
-            node_keys.push(key);
         }
         if let Some((_, err)) = first_error.0 {
             return Err(err);
         }
+        drop((pending, rdata, by_owner, starts));
 
         // Empty non-terminals: ancestors (below the apex) that own nothing,
         // and the apex itself when it owns nothing.
         let apex_labels = origin.num_labels() as usize;
         let mut empty: Vec<Vec<u8>> = Vec::new();
-        for key in &node_keys {
-            let Some(k) = Key::read(key) else {
+        for o in 0..owner_count {
+            let Some(k) = Key::read(owners.name(o as u32)) else {
                 continue;
             };
             for skip in 1..k.labels().saturating_sub(apex_labels) {
                 let (_, up) = k.suffix(skip);
-                if node_keys.binary_search(&up).is_err() {
+                if owners.find(up).is_none() {
                     empty.push(up.to_vec());
                 }
             }
         }
-        if node_keys.binary_search(&&*origin_key).is_err() {
-            empty.push(origin_key.to_vec());
+        if owners.find(&origin_key).is_none() {
+            empty.push(origin_key.clone());
         }
+        drop(owners);
         empty.sort_unstable();
         empty.dedup();
         for key in &empty {
             // Lower-cased spelling: the name was never written on its own.
-            let _ = push_entry(&mut store, key, ENTRY_EMPTY, &[]);
+            let _ = push_entry(&mut store, key, ENTRY_EMPTY, &[], &[]);
         }
-        drop(keyed);
         store.arena.shrink_to_fit();
         store.index();
 
@@ -459,7 +660,7 @@ impl Zone {
         let (soa_ttl, soa) = match soa {
             Some(s) => s,
             None => {
-                let (ttl, soa) = default_soa(&origin, &records);
+                let (ttl, soa) = default_soa(&origin, apex_ns.as_ref());
                 (ttl, RData::SOA(soa))
             }
         };
@@ -478,9 +679,34 @@ impl Zone {
         };
         zone.compile_soa().map_err(|m| {
             let (idx, line) = zone.soa_source.unwrap_or((0, 0));
-            ZoneError::line(file_of(idx), line, m)
+            ZoneError::line(files.get(idx).unwrap_or(&unnamed), line, m)
         })?;
         Ok(zone)
+    }
+}
+
+impl Zone {
+    /// Builds a zone from records, given per file (index into `files`) in
+    /// file order; see [`ZoneBuilder`].
+    ///
+    /// # Errors
+    /// As [`ZoneBuilder::add`] and [`ZoneBuilder::finish`].
+    pub fn build(
+        origin: Name,
+        chunks: Vec<(usize, Vec<SourceRecord>)>,
+        files: &[PathBuf],
+        default_soa: impl FnOnce(&Name, Option<&Name>) -> (u32, SOA),
+    ) -> Result<Zone, ZoneError> {
+        let total = chunks.iter().map(|(_, r)| r.len()).sum();
+        let mut b = ZoneBuilder::new(origin, total);
+        let unnamed = PathBuf::new();
+        for (idx, records) in &chunks {
+            let file = files.get(*idx).unwrap_or(&unnamed);
+            for rec in records {
+                b.add(*idx, file, rec)?;
+            }
+        }
+        b.finish(files, default_soa)
     }
 
     /// Encodes the SOA records served in answers and negative answers.
@@ -489,11 +715,14 @@ impl Zone {
             RData::SOA(s) => s.minimum,
             _ => self.soa_ttl,
         };
-        let mut rec = Vec::with_capacity(64);
-        push_record(&mut rec, self.soa_ttl, &self.soa)?;
+        let mut rdata = Vec::with_capacity(64);
+        rdata_into(&self.soa, &mut rdata)?;
+        let soa = u16::from(RecordType::SOA);
+        let mut rec = Vec::with_capacity(rdata.len() + 10);
+        push_record(&mut rec, soa, self.soa_ttl, &rdata);
         self.soa_record = rec.clone().into_boxed_slice();
         rec.clear();
-        push_record(&mut rec, self.soa_ttl.min(minimum), &self.soa)?;
+        push_record(&mut rec, soa, self.soa_ttl.min(minimum), &rdata);
         self.negative_soa_record = rec.into_boxed_slice();
         Ok(())
     }
@@ -755,12 +984,14 @@ impl Zone {
     }
 }
 
-/// Appends an entry for the owner `owner_wire` with `sets` to the arena.
+/// Appends an entry for the owner `owner_wire` with `sets` (whose RDATA
+/// lies in `rdata`) to the arena.
 fn push_entry(
     store: &mut Store,
     owner_wire: &[u8],
     flags: u8,
-    sets: &[Building<'_>],
+    sets: &[Building],
+    rdata: &[u8],
 ) -> Result<(), String> {
     let arena = &mut store.arena;
     let start = arena.len();
@@ -775,15 +1006,12 @@ fn push_entry(
     for set in sets {
         let head = arena.len();
         let count = u16::try_from(set.data.len()).map_err(|_| "RRset too large".to_string())?;
-        arena.extend_from_slice(&u16::from(set.rtype).to_be_bytes());
+        arena.extend_from_slice(&set.rtype.to_be_bytes());
         arena.push(0);
         arena.extend_from_slice(&count.to_be_bytes());
         arena.extend_from_slice(&[0; 4]);
-        for data in &set.data {
-            if let Err(msg) = push_record(arena, set.ttl, data) {
-                arena.truncate(start);
-                return Err(msg);
-            }
+        for &(at, len) in &set.data {
+            push_record(arena, set.rtype, set.ttl, &rdata[at..at + len]);
         }
         let len = u32::try_from(arena.len() - head - 9).map_err(|_| "RRset too large")?;
         arena[head + 5..head + 9].copy_from_slice(&len.to_be_bytes());
@@ -881,8 +1109,13 @@ mod tests {
     }
 
     fn zone(records: Vec<SourceRecord>) -> Zone {
-        let records = records.into_iter().map(|r| (0, r)).collect();
-        Zone::build(Name::root(), records, &[PathBuf::from("t")], |_, _| soa()).unwrap()
+        Zone::build(
+            Name::root(),
+            vec![(0, records)],
+            &[PathBuf::from("t")],
+            |_, _| soa(),
+        )
+        .unwrap()
     }
 
     /// The whole answer message to `qname`/`qtype`, over TCP, parsed back.
@@ -960,10 +1193,13 @@ mod tests {
     fn cname_beside_data_is_refused() {
         let err = Zone::build(
             Name::root(),
-            vec![
-                (0, rec("a.test.", a("1.1.1.1"))),
-                (0, rec("a.test.", RData::CNAME(CNAME(name("b.test."))))),
-            ],
+            vec![(
+                0,
+                vec![
+                    rec("a.test.", a("1.1.1.1")),
+                    rec("a.test.", RData::CNAME(CNAME(name("b.test.")))),
+                ],
+            )],
             &[PathBuf::from("t.txt")],
             |_, _| soa(),
         )

@@ -37,9 +37,7 @@ pub fn load_any(
     origin: &Name,
     ttl: u32,
 ) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
-    let is_master = file
-        .extension()
-        .is_some_and(|ext| ext.eq_ignore_ascii_case("zone"));
+    let is_master = is_master_file(file);
     let mut origin = origin.clone();
     origin.set_fqdn(true);
     if is_master {
@@ -48,6 +46,12 @@ pub fn load_any(
         let records = table::load_table(file, &origin, ttl)?;
         Ok((origin, records))
     }
+}
+
+/// True for an RFC 1035 master file (`.zone`), false for a PROJ table.
+pub fn is_master_file(file: &Path) -> bool {
+    file.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("zone"))
 }
 
 /// Reads and parses the master file `file`; see [`parse_zone_file`].
