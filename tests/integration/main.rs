@@ -18,6 +18,7 @@ mod opcodes;
 mod partitioned;
 mod peers;
 mod procs;
+mod props;
 mod rate_limit;
 mod resolve;
 mod startup;
