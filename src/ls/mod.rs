@@ -30,6 +30,9 @@ pub mod sticky;
 pub mod strategy;
 pub mod upstream;
 
+#[cfg(test)]
+mod timing_tests;
+
 use backend::Backend;
 use guard::{RateLimiter, RateVerdict};
 use health::{HealthPolicy, QueryTrigger};
