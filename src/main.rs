@@ -553,7 +553,7 @@ async fn run_ts(run: TsRun) -> Result<()> {
     };
     let catalog = ts.catalog();
     for z in catalog.zones() {
-        info!(ts = %name, zone = %z.origin(), rrsets = z.rrset_count(), serial = z.serial(), "zone loaded");
+        info!(ts = %name, zone = %z.origin(), rrsets = z.rrset_count(), bytes = z.compiled_bytes(), serial = z.serial(), "zone loaded");
     }
     let addrs = listeners.local_addrs().to_vec();
     let token = CancellationToken::new();

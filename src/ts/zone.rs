@@ -329,7 +329,7 @@ struct Pending {
     file: u32,
     ttl: u32,
     line: u32,
-    rdata_at: usize,
+    rdata_at: u32,
     rdata_len: u16,
 }
 
@@ -468,6 +468,14 @@ impl ZoneBuilder {
         &self.origin
     }
 
+    /// Makes room for `records` more records. Capacity never written costs
+    /// no resident memory, so a generous guess (from a file's size) is cheap
+    /// and spares the copies of a growing table.
+    pub fn reserve(&mut self, records: usize) {
+        self.pending.reserve(records);
+        self.rdata.reserve(records * 4);
+    }
+
     /// Adds one record read from line `rec.line` of `file` (index `file_idx`
     /// in the TS's zone list).
     ///
@@ -509,12 +517,10 @@ impl ZoneBuilder {
             self.apex_ns = Some(ns.0.clone());
         }
         wire_into(&rec.name, &mut self.scratch).map_err(err)?;
-        let owner = self
-            .owners
-            .intern(&self.scratch)
-            .map_err(err)?;
+        let owner = self.owners.intern(&self.scratch).map_err(err)?;
         rdata_into(&rec.data, &mut self.scratch).map_err(err)?;
-        let rdata_at = self.rdata.len();
+        let rdata_at =
+            u32::try_from(self.rdata.len()).map_err(|_| err("zone over 4 GiB".into()))?;
         self.rdata.extend_from_slice(&self.scratch);
         self.pending.push(Pending {
             owner,
@@ -594,7 +600,7 @@ impl ZoneBuilder {
                     first_error.keep(at as usize, e);
                     continue;
                 }
-                let bytes = (p.rdata_at, usize::from(p.rdata_len));
+                let bytes = (p.rdata_at as usize, usize::from(p.rdata_len));
                 let same =
                     |d: &(usize, usize)| rdata[d.0..d.0 + d.1] == rdata[bytes.0..bytes.0 + bytes.1];
                 match sets.iter_mut().find(|s| s.rtype == p.rtype) {
