@@ -174,22 +174,20 @@ fn print_table(rows: &[Measured]) {
         max.answer,
         max.query
     );
-    for qtype in [RecordType::ANY] {
-        let any = rows
-            .iter()
-            .filter(|r| r.qtype == qtype)
-            .max_by(|a, b| a.ratio().total_cmp(&b.ratio()));
-        if let Some(a) = any {
-            eprintln!(
-                "amplification {}: largest ANY ratio {:.1} ({} edns {:?}: {} B for {} B)",
-                a.who,
-                a.ratio(),
-                a.name,
-                a.edns,
-                a.answer,
-                a.query
-            );
-        }
+    let any = rows
+        .iter()
+        .filter(|r| r.qtype == RecordType::ANY)
+        .max_by(|a, b| a.ratio().total_cmp(&b.ratio()));
+    if let Some(a) = any {
+        eprintln!(
+            "amplification {}: largest ANY ratio {:.1} ({} edns {:?}: {} B for {} B)",
+            a.who,
+            a.ratio(),
+            a.name,
+            a.edns,
+            a.answer,
+            a.query
+        );
     }
 }
 
