@@ -128,20 +128,20 @@ fn ls_toml(port: u16, extra: &str, backend: SocketAddr) -> String {
     )
 }
 
-/// `dnslb ls -c config.toml` in `dir` (config already written), once it
-/// answers `name` at all (any answer: a stalled backend gives none).
+/// `dnslb ls -c config.toml` in `dir` (config already written), under
+/// `ulimit ARGS` if given, once it answers [`NAME`] as `probe` wants.
 async fn spawn_ls(
     dir: &Path,
     port: u16,
     probe: impl Fn(&Message) -> bool,
-    nofile: Option<u64>,
+    ulimit: Option<&str>,
 ) -> Proc {
     let mut cmd = crate::procs::dnslb_command(&["ls", "-c", "config.toml"], dir);
-    if let Some(k) = nofile {
-        // The shell sets both limits, then becomes the LS (same PID).
+    if let Some(args) = ulimit {
+        // The shell sets the limit (`ulimit ARGS`), then becomes the LS (same PID).
         let mut sh = std::process::Command::new("sh");
         sh.arg("-c")
-            .arg(format!("ulimit -n {k} && exec \"$0\" \"$@\""))
+            .arg(format!("ulimit {args} && exec \"$0\" \"$@\""))
             .args([crate::procs::BIN, "ls", "-c", "config.toml"])
             .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
             .current_dir(dir);
@@ -184,8 +184,8 @@ struct Flood {
     stderr: String,
 }
 
-/// Opens `n` idle TCP connections to a spawned LS (with its open-file limit
-/// set to `nofile` by the shell, or inherited) while UDP queries go on;
+/// Opens `n` idle TCP connections to a spawned LS (with both its open-file
+/// limits set to `nofile` by the shell, or inherited) while UDP queries go on;
 /// checks the cap holds, the LS's open files stay bounded, UDP is answered
 /// throughout and TCP again once the clients are gone.
 async fn idle_flood(label: &str, n: usize, nofile: Option<u64>) -> Flood {
@@ -194,7 +194,8 @@ async fn idle_flood(label: &str, n: usize, nofile: Option<u64>) -> Flood {
     let port = free_ports(1)[0];
     let dir = ZoneDir::new();
     dir.write("config.toml", &ls_toml(port, "", ts.addr));
-    let ls = spawn_ls(dir.path(), port, right, nofile).await;
+    let ulimit = nofile.map(|k| format!("-n {k}"));
+    let ls = spawn_ls(dir.path(), port, right, ulimit.as_deref()).await;
     let pid = ls.pid();
     let addr = local(port);
     let ls_nofile = nofile_of(pid);
@@ -329,6 +330,26 @@ async fn ten_thousand_idle_tcp_connections_hit_the_cap_and_udp_keeps_answering()
     if f.nofile.is_some_and(|k| k >= 3 * tcp_cap() as u64) {
         assert_eq!(f.cap, tcp_cap());
     }
+}
+
+#[tokio::test]
+async fn an_ls_started_with_a_low_soft_file_limit_raises_it_to_the_hard_one() {
+    use rustix::process::{Resource, getrlimit};
+    let hard = getrlimit(Resource::Nofile).maximum;
+    let zones = ZoneDir::new();
+    let ts = harness::start_ts(harness::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
+    let port = free_ports(1)[0];
+    let dir = ZoneDir::new();
+    dir.write("config.toml", &ls_toml(port, "", ts.addr));
+    let ls = spawn_ls(dir.path(), port, right, Some("-S -n 256")).await;
+    let soft = nofile_of(ls.pid());
+    eprintln!("nofile: started with soft 256 under hard {hard:?}, the LS runs with {soft:?}");
+    match hard {
+        Some(h) => assert_eq!(soft, Some(h)),
+        None => assert_eq!(soft, None, "unlimited"),
+    }
+    drop(ls);
+    ts.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
