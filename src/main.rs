@@ -89,6 +89,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         filter: log,
         format: log_format,
     };
+    if matches!(
+        command,
+        Command::Ls { .. } | Command::Up { .. } | Command::Ts(_)
+    ) {
+        // A server holds a descriptor per TCP client: the soft limit (often
+        // 1024) would be reached long before the connection cap.
+        dnslb::server::fdlimit::raise_nofile();
+    }
     match command {
         Command::Check { config } => {
             let problems = dnslb::check::check(&config);

@@ -221,7 +221,8 @@ pub(crate) fn finish(
 
 /// The client's answer from backend `i`: counted, remembered for `sticky`,
 /// labelled with the backend's name when the client asked for an NSID and
-/// the backend sent none, with the client's ID restored.
+/// the backend sent none, with the client's ID restored; TC=1 instead when
+/// it is larger than the client can take over its transport.
 fn win(state: &LsState, job: &Job, i: usize, hedge: bool, mut resp: Vec<u8>) -> Reply {
     if let Some(b) = state.backends.get(i) {
         b.stats.wins.fetch_add(1, Relaxed);
@@ -232,5 +233,13 @@ fn win(state: &LsState, job: &Job, i: usize, hedge: bool, mut resp: Vec<u8>) -> 
     }
     state.remember(job, i, &resp);
     WireHeader::set_id(&mut resp, job.client_id);
+    if resp.len() > crate::dns::client_max_size(&job.raw, job.transport) {
+        // A backend that ignores the client's size limit must not make the
+        // LS an amplifier: the client gets TC=1 and asks again over TCP.
+        return crate::dns::decode_query(&job.raw).map_or_else(
+            |_| crate::dns::servfail_for(&job.raw).map_or(Reply::Drop, Reply::One),
+            |q| Reply::One(crate::dns::truncated_for(&q)),
+        );
+    }
     Reply::One(resp)
 }

@@ -21,6 +21,7 @@ pub use crate::dns::Transport;
 
 pub(crate) mod backoff;
 pub(crate) mod batch;
+pub mod fdlimit;
 pub mod socket;
 pub mod tcp;
 pub mod udp;
@@ -174,7 +175,15 @@ pub async fn serve<H: Handler>(
     for sock in listeners.udp {
         tracker.spawn(udp::run(Arc::new(sock), shared.clone()));
     }
-    let conns = Arc::new(Semaphore::new(shared.opts.tcp_max_connections.max(1)));
+    let cap = fdlimit::connection_cap(shared.opts.tcp_max_connections);
+    if cap < shared.opts.tcp_max_connections {
+        tracing::warn!(
+            cap,
+            wanted = shared.opts.tcp_max_connections,
+            "the open-file limit lowers the tcp connection cap"
+        );
+    }
+    let conns = Arc::new(Semaphore::new(cap));
     for l in listeners.tcp {
         tracker.spawn(tcp::accept_loop(l, shared.clone(), conns.clone()));
     }

@@ -22,12 +22,17 @@ use crate::dns;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after an accept error such as EMFILE, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// At most one log line per this long about accept errors that persist.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 
 pub(crate) async fn accept_loop<H: Handler>(
     listener: TcpListener,
     shared: Arc<Shared<H>>,
     conns: Arc<Semaphore>,
 ) {
+    // When the last accept error was logged, and how many came since.
+    let mut warned: Option<Instant> = None;
+    let mut unlogged = 0u64;
     loop {
         let (stream, peer) = tokio::select! {
             _ = shared.token.cancelled() => return,
@@ -35,7 +40,13 @@ pub(crate) async fn accept_loop<H: Handler>(
                 Ok(x) => x,
                 Err(err) => {
                     // EMFILE, ECONNABORTED...: none of them ends the listener.
-                    warn!(?err, "tcp accept error");
+                    if warned.is_none_or(|at| at.elapsed() >= ACCEPT_WARN_EVERY) {
+                        warn!(?err, since_last_line = unlogged, "tcp accept error");
+                        warned = Some(Instant::now());
+                        unlogged = 0;
+                    } else {
+                        unlogged += 1;
+                    }
                     tokio::select! {
                         _ = shared.token.cancelled() => return,
                         _ = tokio::time::sleep(ACCEPT_BACKOFF) => continue,

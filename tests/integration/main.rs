@@ -1,6 +1,8 @@
 //! The integration tests: real servers on 127.0.0.1, real sockets.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
+mod amplification;
+mod attacks;
 mod browser;
 mod cli;
 #[allow(dead_code)]
