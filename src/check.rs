@@ -22,7 +22,7 @@ pub fn check(path: &Path) -> Vec<String> {
         // Each file on its own first, so every bad file is reported.
         let mut files_ok = true;
         for file in &settings.zones {
-            if let Err(e) = zonefile::load_any(file, &settings.origin, settings.ttl) {
+            if let Err(e) = zonefile::check_file(file, &settings.origin, settings.ttl) {
                 push(e.to_string());
                 files_ok = false;
             }

@@ -133,9 +133,6 @@ pub fn load_catalog(settings: &TsSettings, serial: u32) -> Result<Catalog, ZoneE
         } else {
             let b = builder_for(&mut builders, &table_origin);
             let builder = &mut builders[b];
-            // A table line is at least 12 bytes ("a 192.0.2.1 A").
-            let size = std::fs::metadata(file).map_or(0, |m| m.len());
-            builder.reserve(usize::try_from(size / 12).unwrap_or(0));
             table::visit_table_file(file, &table_origin, settings.ttl, |rec| {
                 builder.add(i, file, &rec)
             })?;

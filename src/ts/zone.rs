@@ -182,19 +182,17 @@ impl Store {
 
     /// Indexes the entries written into the arena.
     fn index(&mut self) {
-        let mut offsets = Vec::new();
+        let mut count: usize = 0;
         let mut off = 0;
         while let Some((_, next)) = Entry::at(&self.arena, off) {
-            offsets.push(off);
+            count += 1;
             off = next;
         }
-        let slots = (offsets.len() + offsets.len() / 3 + 1).next_power_of_two();
+        let slots = (count + count / 3 + 1).next_power_of_two();
         let mut table = vec![EMPTY; slots].into_boxed_slice();
         let mask = slots - 1;
-        for off in offsets {
-            let Some((e, _)) = Entry::at(&self.arena, off) else {
-                continue;
-            };
+        let mut off = 0;
+        while let Some((e, next)) = Entry::at(&self.arena, off) {
             let mut lower = [0u8; 255];
             let n = e.owner.len();
             lower[..n].copy_from_slice(e.owner);
@@ -204,6 +202,7 @@ impl Store {
                 i = (i + 1) & mask;
             }
             table[i] = u32::try_from(off).unwrap_or(EMPTY);
+            off = next;
         }
         self.table = table;
     }
@@ -577,9 +576,38 @@ impl ZoneBuilder {
         }
         drop(fill);
 
+        // Empty non-terminals: ancestors (below the apex) that own nothing,
+        // and the apex itself when it owns nothing.
+        let apex_labels = origin.num_labels() as usize;
+        let mut empty: Vec<Vec<u8>> = Vec::new();
+        for o in 0..owner_count {
+            let Some(k) = Key::read(owners.name(o as u32)) else {
+                continue;
+            };
+            for skip in 1..k.labels().saturating_sub(apex_labels) {
+                let (_, up) = k.suffix(skip);
+                if owners.find(up).is_none() {
+                    empty.push(up.to_vec());
+                }
+            }
+        }
+        if owners.find(&origin_key).is_none() {
+            empty.push(origin_key.clone());
+        }
+        empty.sort_unstable();
+        empty.dedup();
         let mut first_error = FirstError(None);
         let mut store = Store::default();
-        store.arena.reserve(pending.len() * 40);
+        // The arena's size, at most (duplicates aside): reserved once, so it
+        // is never copied while it grows.
+        let most = owners.names.len()
+            + owner_count * 8
+            + empty.iter().map(|k| k.len() + 8).sum::<usize>()
+            + pending
+                .iter()
+                .map(|p| 19 + usize::from(p.rdata_len))
+                .sum::<usize>();
+        store.arena.reserve(most);
         let mut has_delegations = false;
         let mut has_wildcards = false;
         let mut sets: Vec<Building> = Vec::new();
@@ -632,33 +660,12 @@ impl ZoneBuilder {
         if let Some((_, err)) = first_error.0 {
             return Err(err);
         }
-        drop((pending, rdata, by_owner, starts));
-
-        // Empty non-terminals: ancestors (below the apex) that own nothing,
-        // and the apex itself when it owns nothing.
-        let apex_labels = origin.num_labels() as usize;
-        let mut empty: Vec<Vec<u8>> = Vec::new();
-        for o in 0..owner_count {
-            let Some(k) = Key::read(owners.name(o as u32)) else {
-                continue;
-            };
-            for skip in 1..k.labels().saturating_sub(apex_labels) {
-                let (_, up) = k.suffix(skip);
-                if owners.find(up).is_none() {
-                    empty.push(up.to_vec());
-                }
-            }
-        }
-        if owners.find(&origin_key).is_none() {
-            empty.push(origin_key.clone());
-        }
-        drop(owners);
-        empty.sort_unstable();
-        empty.dedup();
+        drop((pending, rdata, by_owner, starts, owners));
         for key in &empty {
             // Lower-cased spelling: the name was never written on its own.
             let _ = push_entry(&mut store, key, ENTRY_EMPTY, &[], &[]);
         }
+
         store.arena.shrink_to_fit();
         store.index();
 

@@ -48,6 +48,20 @@ pub fn load_any(
     }
 }
 
+/// Reads `file` as [`load_any`] does and reports its first problem, without
+/// keeping its records (a PROJ table is checked line by line).
+///
+/// # Errors
+/// As [`load_any`].
+pub fn check_file(file: &Path, origin: &Name, ttl: u32) -> Result<(), ZoneError> {
+    if is_master_file(file) {
+        return load_any(file, origin, ttl).map(drop);
+    }
+    let mut origin = origin.clone();
+    origin.set_fqdn(true);
+    table::visit_table_file(file, &origin, ttl, |_| Ok(()))
+}
+
 /// True for an RFC 1035 master file (`.zone`), false for a PROJ table.
 pub fn is_master_file(file: &Path) -> bool {
     file.extension()
