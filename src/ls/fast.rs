@@ -32,8 +32,9 @@
 //!   for [`STANDING`] on end — a standing queue, not a burst or a
 //!   scheduling hiccup — each query read that waited longer is dropped,
 //!   counted as shed (`queue`), until the waits are back under the bound
-//!   (CoDel's rule, see [`QueueGate`]). Answering them would only make
-//!   every later query wait as long;
+//!   (CoDel's rule, see [`QueueGate`]); a query that waited more than twice
+//!   the bound is shed at once. Answering them would only make every later
+//!   query wait as long;
 //! - an upstream answer is timed by when it arrived, not by when the worker
 //!   got round to reading it, and the answers already arrived are read
 //!   before any deadline of the round is judged: the LS's own backlog never
@@ -113,7 +114,10 @@ fn waited(stamp: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
 /// past it for [`STANDING`]; from then on every query past the bound is
 /// shed, and also, right away, any past the bound within [`STANDING`] of
 /// the last one shed (the queue is still standing: shedding resumes at
-/// once rather than after another interval).
+/// once rather than after another interval). A query that waited more
+/// than twice the bound is shed whatever came before: letting such a
+/// backlog through for [`STANDING`] would put every query of that time
+/// past the latency the bound is there to keep.
 #[derive(Debug, Default)]
 pub struct QueueGate {
     /// Since when the waits have been past the bound.
@@ -132,7 +136,8 @@ impl QueueGate {
             return false;
         }
         let since = *self.above_since.get_or_insert(now);
-        let standing = now.saturating_duration_since(since) >= STANDING
+        let standing = wait > 2 * bound
+            || now.saturating_duration_since(since) >= STANDING
             || self
                 .last_shed
                 .is_some_and(|t| now.saturating_duration_since(t) < STANDING);
@@ -361,6 +366,7 @@ pub(crate) async fn run(
     max_flights: usize,
     stop: CancellationToken,
 ) {
+    let nowhere = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
     let mut w = Worker {
         balancer,
         client,
@@ -370,8 +376,10 @@ pub(crate) async fn run(
         late: Slab::new(),
         timers: BinaryHeap::new(),
         to_clients: SendQueue::default(),
+        // Queries of one round spread over the sockets at random: each
+        // socket's queue has room for a full client batch from the start.
         to_upstream: (0..2 * UPSTREAM_SOCKETS)
-            .map(|_| SendQueue::default())
+            .map(|_| SendQueue::with_buffers(batch::BATCH, nowhere))
             .collect(),
         spare: Vec::new(),
         max_flights: max_flights.max(1),
@@ -907,13 +915,16 @@ mod tests {
         let bound = 20 * MS;
         let mut g = QueueGate::default();
         let t0 = Instant::now();
-        // A pause of 90 ms: the queries read after it waited up to 90 ms,
+        // A pause of 40 ms: the queries read after it waited up to 40 ms,
         // and the backlog is gone in well under STANDING.
-        for ms in 0..90u32 {
-            let wait = Some(Duration::from_millis(u64::from(90 - ms)));
+        for ms in 0..40u32 {
+            let wait = Some(Duration::from_millis(u64::from(40 - ms)));
             assert!(!g.shed(wait, t0 + ms * MS, bound), "burst at {ms} ms");
         }
-        assert!(!g.shed(Some(MS), t0 + 90 * MS, bound));
+        assert!(!g.shed(Some(MS), t0 + 40 * MS, bound));
+        // A longer one: past twice the bound, shed at once.
+        assert!(g.shed(Some(41 * MS), t0 + 41 * MS, bound));
+        assert!(!g.shed(Some(MS), t0 + 42 * MS, bound));
         // A standing queue: waits past the bound for 100 ms on end.
         let t1 = t0 + Duration::from_secs(1);
         let mut shed_from = None;
@@ -931,7 +942,96 @@ mod tests {
         assert!(!g.shed(None, t1 + 211 * MS, bound));
         // Drained; long after the last shed, a wait past the bound is a new burst.
         assert!(!g.shed(Some(MS), t1 + 300 * MS, bound));
+        assert!(!g.shed(Some(25 * MS), t1 + 400 * MS, bound));
+        assert!(!g.shed(Some(MS), t1 + 401 * MS, bound));
         assert!(!g.shed(Some(25 * MS), t1 + 500 * MS, bound));
+    }
+
+    /// With `max_inflight` reached (one query held by a backend that
+    /// answers only health probes), further queries get SERVFAIL at once,
+    /// each counted as shed; the backend is charged with nothing for them
+    /// and stays up.
+    #[tokio::test]
+    async fn over_max_inflight_is_servfail_at_once_and_counted_as_shed() {
+        use crate::config::{BackendConfig, LsConfig};
+        // The stalled backend: answers the root probe, never a client query.
+        let backend = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let baddr = backend.local_addr().unwrap();
+        let stalled = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = backend.recv_from(&mut buf).await {
+                if n > 12 && buf[12] == 0 {
+                    buf[2] |= 0x84;
+                    let _ = backend.send_to(&buf[..n], from).await;
+                }
+            }
+        });
+        let cfg = LsConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            workers: 1,
+            max_inflight: 1,
+            timeout_ms: 10_000,
+            backend: vec![BackendConfig {
+                name: "stalled".into(),
+                addr: baddr,
+                weight: 1,
+            }],
+            ..LsConfig::default()
+        };
+        let balancer = Arc::new(Balancer::new(&cfg));
+        let listeners = crate::server::Listeners::bind(&cfg.listen, 1).unwrap();
+        let ls = listeners.local_addrs()[0];
+        super::super::health::first_round(&balancer, Duration::from_secs(2)).await;
+        let token = CancellationToken::new();
+        let server = tokio::spawn(super::super::serve(
+            balancer.clone(),
+            listeners,
+            super::super::server_options(&cfg),
+            token.clone(),
+        ));
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let query = |id: u8| {
+            let mut q = vec![0, id, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            q.extend_from_slice(&[3, b'w', b'w', b'w', 0, 0, 1, 0, 1]);
+            q
+        };
+        // The first query takes the one place in flight (its answer would
+        // come at the deadline, long after this test).
+        client.send_to(&query(1), ls).await.unwrap();
+        let m = balancer.metrics();
+        let started = std::time::Instant::now();
+        while balancer.state().backends[0].stats.sent.load(Relaxed) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "never forwarded"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut buf = [0u8; 512];
+        for id in 2..12u8 {
+            client.send_to(&query(id), ls).await.unwrap();
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+                .await
+                .expect("SERVFAIL at once, not at the deadline")
+                .unwrap();
+            assert!(n >= 12 && buf[1] == id, "the answer to query {id}");
+            assert_eq!(buf[3] & 0x0f, 2, "SERVFAIL");
+        }
+        assert_eq!(m.shed_inflight.load(Relaxed), 10);
+        assert_eq!(m.shed_queue.load(Relaxed), 0);
+        let b = &balancer.state().backends[0];
+        assert_eq!(
+            b.stats.sent.load(Relaxed),
+            1,
+            "shed queries are not forwarded"
+        );
+        assert_eq!(b.stats.timeouts.load(Relaxed), 0);
+        assert_eq!(b.stats.errors.load(Relaxed), 0);
+        assert!(b.is_up(), "the backend is not blamed for the LS's bound");
+        // The held query would be answered at its deadline: not waited for.
+        token.cancel();
+        server.abort();
+        stalled.abort();
     }
 
     #[test]

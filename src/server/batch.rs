@@ -303,6 +303,16 @@ pub(crate) struct SendQueue {
 }
 
 impl SendQueue {
+    /// A queue with `n` buffers ready (of a typical DNS message's size), so
+    /// that a round of up to `n` messages allocates nothing even the first
+    /// time.
+    pub(crate) fn with_buffers(n: usize, to: SocketAddr) -> Self {
+        SendQueue {
+            msgs: (0..n).map(|_| (Vec::with_capacity(512), to)).collect(),
+            len: 0,
+        }
+    }
+
     /// A cleared buffer for a message to `to`, queued: the caller writes
     /// the message into it.
     pub(crate) fn push(&mut self, to: SocketAddr) -> &mut Vec<u8> {
