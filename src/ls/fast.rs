@@ -32,9 +32,8 @@
 //!   for [`STANDING`] on end — a standing queue, not a burst or a
 //!   scheduling hiccup — each query read that waited longer is dropped,
 //!   counted as shed (`queue`), until the waits are back under the bound
-//!   (CoDel's rule, see [`QueueGate`]); a query that waited more than twice
-//!   the bound is shed at once. Answering them would only make every later
-//!   query wait as long;
+//!   (CoDel's rule, see [`QueueGate`]). Answering them would only make
+//!   every later query wait as long;
 //! - an upstream answer is timed by when it arrived, not by when the worker
 //!   got round to reading it, and the answers already arrived are read
 //!   before any deadline of the round is judged: the LS's own backlog never
@@ -114,10 +113,8 @@ fn waited(stamp: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
 /// past it for [`STANDING`]; from then on every query past the bound is
 /// shed, and also, right away, any past the bound within [`STANDING`] of
 /// the last one shed (the queue is still standing: shedding resumes at
-/// once rather than after another interval). A query that waited more
-/// than twice the bound is shed whatever came before: letting such a
-/// backlog through for [`STANDING`] would put every query of that time
-/// past the latency the bound is there to keep.
+/// once rather than after another interval). A queue read empty ends a
+/// standing queue too ([`QueueGate::drained`]).
 #[derive(Debug, Default)]
 pub struct QueueGate {
     /// Since when the waits have been past the bound.
@@ -136,8 +133,7 @@ impl QueueGate {
             return false;
         }
         let since = *self.above_since.get_or_insert(now);
-        let standing = wait > 2 * bound
-            || now.saturating_duration_since(since) >= STANDING
+        let standing = now.saturating_duration_since(since) >= STANDING
             || self
                 .last_shed
                 .is_some_and(|t| now.saturating_duration_since(t) < STANDING);
@@ -145,6 +141,11 @@ impl QueueGate {
             self.last_shed = Some(now);
         }
         standing
+    }
+
+    /// The queue was read empty: whatever waited before is gone.
+    pub fn drained(&mut self) {
+        self.above_since = None;
     }
 }
 
@@ -472,6 +473,9 @@ impl Worker {
                                 }
                                 self.on_client(raw, src);
                             }
+                        }
+                        if n < batch::BATCH {
+                            gate.drained();
                         }
                     }
                     Err(err) => {
@@ -922,9 +926,12 @@ mod tests {
             assert!(!g.shed(wait, t0 + ms * MS, bound), "burst at {ms} ms");
         }
         assert!(!g.shed(Some(MS), t0 + 40 * MS, bound));
-        // A longer one: past twice the bound, shed at once.
-        assert!(g.shed(Some(41 * MS), t0 + 41 * MS, bound));
-        assert!(!g.shed(Some(MS), t0 + 42 * MS, bound));
+        // A query past the bound long after, once the queue was read
+        // empty in between, starts a new interval.
+        assert!(!g.shed(Some(30 * MS), t0 + 45 * MS, bound));
+        g.drained();
+        assert!(!g.shed(Some(30 * MS), t0 + 500 * MS, bound));
+        g.drained();
         // A standing queue: waits past the bound for 100 ms on end.
         let t1 = t0 + Duration::from_secs(1);
         let mut shed_from = None;
