@@ -29,8 +29,8 @@
 //! received it (`SO_TIMESTAMPNS`):
 //! - once client queries have waited in the socket longer than
 //!   [`queue_bound`] (a tenth of `timeout_ms`, at most [`MAX_QUEUE_WAIT`])
-//!   for [`STANDING`] on end — a standing queue, not a burst or a
-//!   scheduling hiccup — each query read that waited longer is dropped,
+//!   for [`STANDING`] on end and for more than [`BURST`] queries — a
+//!   standing queue, not a burst or a scheduling hiccup — each query read that waited longer is dropped,
 //!   counted as shed (`queue`), until the waits are back under the bound
 //!   (CoDel's rule, see [`QueueGate`]). Answering them would only make
 //!   every later query wait as long;
@@ -87,6 +87,11 @@ const CLOCK_STEP: Duration = Duration::from_secs(10);
 /// they are shed (CoDel's interval): a burst or a pause of the process
 /// shorter than this sheds nothing.
 pub const STANDING: Duration = Duration::from_millis(100);
+/// Queries read past the queue bound before it counts as standing,
+/// however long they take to read: a client's burst of this many (twice the
+/// thousand one stub may send at once) is answered, not shed, even by a
+/// slow build on a busy machine.
+pub const BURST: u32 = 2048;
 /// Byte buffers kept for reuse per worker, at most.
 const SPARE_MAX: usize = 4096;
 
@@ -110,7 +115,7 @@ fn waited(stamp: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
 ///
 /// A query that waited no longer than the bound passes and ends a standing
 /// queue. Past the bound, queries still pass until the waits have been
-/// past it for [`STANDING`]; from then on every query past the bound is
+/// past it for [`STANDING`] and for more than [`BURST`] queries; from then on every query past the bound is
 /// shed, and also, right away, any past the bound within [`STANDING`] of
 /// the last one shed (the queue is still standing: shedding resumes at
 /// once rather than after another interval). A queue read empty ends a
@@ -119,6 +124,8 @@ fn waited(stamp: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
 pub struct QueueGate {
     /// Since when the waits have been past the bound.
     above_since: Option<Instant>,
+    /// Queries read past the bound since then.
+    above: u32,
     /// When a query was last shed.
     last_shed: Option<Instant>,
 }
@@ -129,11 +136,12 @@ impl QueueGate {
     pub fn shed(&mut self, wait: Option<Duration>, now: Instant, bound: Duration) -> bool {
         let Some(wait) = wait else { return false };
         if wait <= bound {
-            self.above_since = None;
+            self.drained();
             return false;
         }
         let since = *self.above_since.get_or_insert(now);
-        let standing = now.saturating_duration_since(since) >= STANDING
+        self.above = self.above.saturating_add(1);
+        let standing = (now.saturating_duration_since(since) >= STANDING && self.above > BURST)
             || self
                 .last_shed
                 .is_some_and(|t| now.saturating_duration_since(t) < STANDING);
@@ -146,6 +154,7 @@ impl QueueGate {
     /// The queue was read empty: whatever waited before is gone.
     pub fn drained(&mut self) {
         self.above_since = None;
+        self.above = 0;
     }
 }
 
@@ -932,15 +941,29 @@ mod tests {
         g.drained();
         assert!(!g.shed(Some(30 * MS), t0 + 500 * MS, bound));
         g.drained();
-        // A standing queue: waits past the bound for 100 ms on end.
-        let t1 = t0 + Duration::from_secs(1);
+        // A burst of BURST queries read slowly (over 1 s), all past the
+        // bound: answered.
+        for i in 0..BURST {
+            let at = t0 + Duration::from_secs(1) + i * (Duration::from_secs(1) / BURST);
+            assert!(!g.shed(Some(30 * MS), at, bound), "burst query {i}");
+        }
+        g.drained();
+        // A standing queue: waits past the bound for 100 ms on end, 30
+        // queries read a millisecond.
+        let t1 = t0 + Duration::from_secs(3);
         let mut shed_from = None;
         for ms in 0..200u32 {
-            if g.shed(Some(25 * MS), t1 + ms * MS, bound) && shed_from.is_none() {
-                shed_from = Some(ms);
+            for _ in 0..30 {
+                if g.shed(Some(25 * MS), t1 + ms * MS, bound) && shed_from.is_none() {
+                    shed_from = Some(ms);
+                }
             }
         }
         assert_eq!(shed_from, Some(100), "shed once standing for STANDING");
+        // Read slowly, the queue counts as standing once BURST queries were read.
+        let mut slow = QueueGate::default();
+        let shed = (0..=BURST).map(|i| slow.shed(Some(25 * MS), t1 + i * MS, bound));
+        assert_eq!(shed.filter(|&s| s).count(), 1, "the query after BURST");
         // Drained under the bound for a moment: a query under it passes...
         assert!(!g.shed(Some(5 * MS), t1 + 200 * MS, bound));
         // ...and shedding resumes at once while the queue is still standing.
