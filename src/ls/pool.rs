@@ -41,15 +41,12 @@ use crate::dns::{HEADER_LEN, WireHeader};
 use crate::server::backoff::Backoff;
 use crate::server::batch::RecvBatch;
 
-/// Sockets per address family. The pool carries only what the UDP fast
-/// path does not (TCP clients' queries and the health probes), so it has
-/// as many as one fast-path worker ([`super::fast::UPSTREAM_SOCKETS`]): the
-/// same port entropy, not 64 sockets and reader tasks that sit idle.
-pub const POOL_SOCKETS: usize = super::fast::UPSTREAM_SOCKETS;
+/// Sockets per address family.
+pub const POOL_SOCKETS: usize = 64;
 /// Queries one socket sends before it is replaced by one on a new port.
 pub const ROTATE_AFTER: u64 = 20_000;
 /// Responses read per system call on one socket (each socket has its own
-/// slots, so this stays small).
+/// slots, so this stays small: 64 sockets per address family).
 const RECV_SLOTS: usize = 4;
 /// How often the sweeper settles abandoned queries that reached their
 /// deadline (and stops retired sockets whose last query has ended).
