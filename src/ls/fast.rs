@@ -19,6 +19,28 @@
 //! answer that comes after its query ended (a hedge's loser) is counted as
 //! late, and still feeds its backend's latency, until [`LATE_GRACE`] past the
 //! query's deadline.
+//!
+//! Nothing is allocated per query once a worker is warm: a query's bytes,
+//! the response kept for it, and the datagrams of a round live in buffers
+//! that are reused (a free list of byte buffers, [`SendQueue`]s); candidate
+//! lists are inline. The reply is the kept response patched in place.
+//!
+//! Overload is shed, not queued. Each datagram carries the time the kernel
+//! received it (`SO_TIMESTAMPNS`):
+//! - once client queries have waited in the socket longer than
+//!   [`queue_bound`] (a tenth of `timeout_ms`, at most [`MAX_QUEUE_WAIT`])
+//!   for [`STANDING`] on end and for more than [`BURST`] queries — a
+//!   standing queue, not a burst or a scheduling hiccup — each query read that waited longer is dropped,
+//!   counted as shed (`queue`), until the waits are back under the bound
+//!   (CoDel's rule, see [`QueueGate`]). Answering them would only make
+//!   every later query wait as long;
+//! - an upstream answer is timed by when it arrived, not by when the worker
+//!   got round to reading it, and the answers already arrived are read
+//!   before any deadline of the round is judged: the LS's own backlog never
+//!   makes a backend look slow or dead;
+//! - with `max_inflight` (split across workers) reached, a query is
+//!   answered SERVFAIL at once from its header and question, before it is
+//!   copied anywhere, counted as shed (`inflight`).
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::future::poll_fn;
@@ -26,7 +48,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use smallvec::SmallVec;
 use tokio::net::UdpSocket;
@@ -39,7 +61,7 @@ use super::resolution::{Resolution, Step, Verdict};
 use super::{Admission, Balancer, Job, LsState, strategy};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::server::backoff::Backoff;
-use crate::server::batch::{self, RecvBatch};
+use crate::server::batch::{self, RecvBatch, SendQueue};
 use crate::server::{Reply, Request};
 
 /// Upstream sockets per worker and address family: log2 of it is the
@@ -52,6 +74,116 @@ pub const ROTATE_AFTER: u64 = 20_000;
 pub const LATE_GRACE: Duration = Duration::from_secs(3);
 /// Upstream responses read per system call and socket.
 const UPSTREAM_SLOTS: usize = 8;
+/// The longest a client query may wait in the socket's queue, whatever
+/// `timeout_ms` (see [`queue_bound`]).
+pub const MAX_QUEUE_WAIT: Duration = Duration::from_millis(20);
+/// The shortest queue bound (a tiny `timeout_ms` still leaves room for a
+/// burst to be read).
+const MIN_QUEUE_WAIT: Duration = Duration::from_millis(2);
+/// A datagram's wait longer than this is no wait but the realtime clock
+/// stepped: it is ignored.
+const CLOCK_STEP: Duration = Duration::from_secs(10);
+/// How long client queries must keep waiting past the queue bound before
+/// they are shed (CoDel's interval): a burst or a pause of the process
+/// shorter than this sheds nothing.
+pub const STANDING: Duration = Duration::from_millis(100);
+/// Queries read past the queue bound before it counts as standing,
+/// however long they take to read: a client's burst of this many (twice the
+/// thousand one stub may send at once) is answered, not shed, even by a
+/// slow build on a busy machine.
+pub const BURST: u32 = 2048;
+/// Byte buffers kept for reuse per worker, at most.
+const SPARE_MAX: usize = 4096;
+
+/// How long a client query may wait in the socket's queue before it is
+/// shed: a tenth of the query deadline, within
+/// [`MIN_QUEUE_WAIT`]..=[`MAX_QUEUE_WAIT`]. Past it, the answer would come
+/// late enough that the client is likely retrying already.
+pub fn queue_bound(timeout: Duration) -> Duration {
+    (timeout / 10).clamp(MIN_QUEUE_WAIT, MAX_QUEUE_WAIT)
+}
+
+/// How long a datagram the kernel received at `stamp` had waited when read
+/// at `now` (realtime clock); `None` without a timestamp, or when the clock
+/// stepped (a negative wait, or one past [`CLOCK_STEP`]).
+fn waited(stamp: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
+    let w = now.duration_since(stamp?).ok()?;
+    (w < CLOCK_STEP).then_some(w)
+}
+
+/// Decides which client queries are shed by their wait in the queue.
+///
+/// A query that waited no longer than the bound passes and ends a standing
+/// queue. Past the bound, queries still pass until the waits have been
+/// past it for [`STANDING`] and for more than [`BURST`] queries; from then on every query past the bound is
+/// shed, and also, right away, any past the bound within [`STANDING`] of
+/// the last one shed (the queue is still standing: shedding resumes at
+/// once rather than after another interval). A queue read empty ends a
+/// standing queue too ([`QueueGate::drained`]).
+#[derive(Debug, Default)]
+pub struct QueueGate {
+    /// Since when the waits have been past the bound.
+    above_since: Option<Instant>,
+    /// Queries read past the bound since then.
+    above: u32,
+    /// When a query was last shed.
+    last_shed: Option<Instant>,
+}
+
+impl QueueGate {
+    /// Whether to shed a query read at `now` that waited `wait` (`None`:
+    /// unknown, passes) with the queue bound `bound`.
+    pub fn shed(&mut self, wait: Option<Duration>, now: Instant, bound: Duration) -> bool {
+        let Some(wait) = wait else { return false };
+        if wait <= bound {
+            self.drained();
+            return false;
+        }
+        let since = *self.above_since.get_or_insert(now);
+        self.above = self.above.saturating_add(1);
+        let standing = (now.saturating_duration_since(since) >= STANDING && self.above > BURST)
+            || self
+                .last_shed
+                .is_some_and(|t| now.saturating_duration_since(t) < STANDING);
+        if standing {
+            self.last_shed = Some(now);
+        }
+        standing
+    }
+
+    /// The queue was read empty: whatever waited before is gone.
+    pub fn drained(&mut self) {
+        self.above_since = None;
+        self.above = 0;
+    }
+}
+
+/// When a datagram received at `stamp` arrived, on the monotonic clock,
+/// given that `now` and `now_sys` are the same moment on both clocks.
+fn arrival(stamp: Option<SystemTime>, now: Instant, now_sys: SystemTime) -> Instant {
+    waited(stamp, now_sys).map_or(now, |w| now.checked_sub(w).unwrap_or(now))
+}
+
+/// Writes into `out` a SERVFAIL for the query `raw` whose question ends at
+/// `question_end`: its header (ID, opcode, RD and CD kept; QR set) and its
+/// question, no records, no OPT. Nothing is decoded or allocated.
+fn write_servfail(raw: &[u8], question_end: usize, out: &mut Vec<u8>) -> bool {
+    let Some(head) = raw.get(..question_end) else {
+        return false;
+    };
+    let (Some(&f0), Some(&f1)) = (raw.get(2), raw.get(3)) else {
+        return false;
+    };
+    out.extend_from_slice(head);
+    if let Some(flags) = out.get_mut(2..4) {
+        // QR, opcode and RD; CD; rcode 2 (SERVFAIL).
+        flags.copy_from_slice(&[0x80 | (f0 & 0x79), (f1 & 0x10) | 2]);
+    }
+    if let Some(counts) = out.get_mut(4..HEADER_LEN) {
+        counts.copy_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+    }
+    true
+}
 
 /// What an upstream ID stands for on its socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +220,8 @@ impl Upstream {
         let _ = s.set_recv_buffer_size(crate::server::socket::UDP_RECV_BUFFER);
         s.set_nonblocking(true)?;
         s.bind(&family.into())?;
+        // Answers are timed by their arrival, not by when they are read.
+        let _ = batch::enable_timestamps(&s);
         Ok(Upstream {
             sock: UdpSocket::from_std(s.into())?,
             ids: vec![IdUse::Free; 1 << 16].into_boxed_slice(),
@@ -227,8 +361,10 @@ struct Worker {
     late: Slab<Late>,
     timers: BinaryHeap<Reverse<(Instant, TimerFor)>>,
     /// Answers to clients, and queries per upstream socket (v4 then v6), of this round.
-    to_clients: Vec<(Vec<u8>, SocketAddr)>,
-    to_upstream: Vec<Vec<(Vec<u8>, SocketAddr)>>,
+    to_clients: SendQueue,
+    to_upstream: Vec<SendQueue>,
+    /// Byte buffers for queries and kept responses, for reuse.
+    spare: Vec<Vec<u8>>,
     max_flights: usize,
 }
 
@@ -240,6 +376,7 @@ pub(crate) async fn run(
     max_flights: usize,
     stop: CancellationToken,
 ) {
+    let nowhere = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
     let mut w = Worker {
         balancer,
         client,
@@ -248,10 +385,21 @@ pub(crate) async fn run(
         flights: Slab::new(),
         late: Slab::new(),
         timers: BinaryHeap::new(),
-        to_clients: Vec::with_capacity(batch::BATCH),
-        to_upstream: (0..2 * UPSTREAM_SOCKETS).map(|_| Vec::new()).collect(),
+        to_clients: SendQueue::default(),
+        // Queries of one round spread over the sockets at random: each
+        // socket's queue has room for a full client batch from the start.
+        to_upstream: (0..2 * UPSTREAM_SOCKETS)
+            .map(|_| SendQueue::with_buffers(batch::BATCH, nowhere))
+            .collect(),
+        spare: Vec::new(),
         max_flights: max_flights.max(1),
     };
+    if let Err(err) = batch::enable_timestamps(w.client.as_ref()) {
+        debug!(
+            ?err,
+            "no receive timestamps: queries are not shed by their wait"
+        );
+    }
     for (fam, list) in [
         (SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), &mut w.v4),
         (SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)), &mut w.v6),
@@ -268,9 +416,14 @@ pub(crate) async fn run(
 
 impl Worker {
     async fn run(&mut self, stop: CancellationToken) {
-        let mut client_slots = RecvBatch::default();
-        let mut up_slots = RecvBatch::with_slots(UPSTREAM_SLOTS);
+        let mut client_slots = RecvBatch::with_timestamps(batch::BATCH);
+        // One per address family.
+        let mut up_slots = [
+            RecvBatch::with_timestamps(UPSTREAM_SLOTS),
+            RecvBatch::with_timestamps(UPSTREAM_SLOTS),
+        ];
         let mut backoff = Backoff::default();
+        let mut gate = QueueGate::default();
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(sleep);
         let stopped = stop.cancelled();
@@ -306,20 +459,32 @@ impl Worker {
             })
             .await;
             // Then take whatever is ready, everywhere (tokio calls the
-            // closures only for sockets it saw ready).
+            // closures only for sockets it saw ready). The answers arrived
+            // by `round` are all read before the timers due by then fire.
+            let round = Instant::now();
             self.read_upstream(&mut up_slots);
             if !stopping {
                 match client_slots.recv_ready(&self.client) {
                     Ok(n) => {
                         backoff.success();
+                        let bound = queue_bound(self.balancer.state().policy.timeout);
+                        let (read_at, now) = (SystemTime::now(), Instant::now());
                         for i in 0..n {
                             if let Some((raw, meta)) = client_slots.get(i)
                                 && let Some(src) = meta.src
                                 && !meta.truncated
                                 && src.port() != 0
                             {
+                                let wait = waited(meta.stamp, read_at);
+                                if gate.shed(wait, now, bound) {
+                                    self.balancer.metrics.shed_queue.fetch_add(1, Relaxed);
+                                    continue;
+                                }
                                 self.on_client(raw, src);
                             }
+                        }
+                        if n < batch::BATCH {
+                            gate.drained();
                         }
                     }
                     Err(err) => {
@@ -330,7 +495,7 @@ impl Worker {
                     }
                 }
             }
-            self.fire_timers(Instant::now());
+            self.fire_timers(round);
             self.flush().await;
             let next = self.timers.peek().map_or(
                 Instant::now() + Duration::from_secs(3600),
@@ -342,9 +507,9 @@ impl Worker {
         }
     }
 
-    /// Reads every upstream socket that is ready.
-    fn read_upstream(&mut self, slots: &mut RecvBatch) {
-        for fam in 0..2 {
+    /// Reads every upstream socket that is ready (`slots`: v4, v6).
+    fn read_upstream(&mut self, slots: &mut [RecvBatch; 2]) {
+        for (fam, slots) in slots.iter_mut().enumerate() {
             let count = if fam == 0 {
                 self.v4.len()
             } else {
@@ -358,7 +523,7 @@ impl Worker {
                         Ok(0) | Err(_) => break,
                         Ok(n) => n,
                     };
-                    let now = Instant::now();
+                    let (now, now_sys) = (Instant::now(), SystemTime::now());
                     for i in 0..n {
                         if let Some((resp, meta)) = slots.get(i)
                             && let Some(from) = meta.src
@@ -368,7 +533,7 @@ impl Worker {
                                 resp,
                                 from,
                                 meta.truncated,
-                                now,
+                                arrival(meta.stamp, now, now_sys),
                             );
                         }
                     }
@@ -396,16 +561,29 @@ impl Worker {
             transport: Transport::Udp,
         };
         match self.balancer.admit(req) {
-            Admission::Reply(Reply::One(b)) => self.to_clients.push((b, src)),
+            Admission::Reply(Reply::One(b)) => self.to_clients.push_copy(&b, src),
             Admission::Reply(_) => {}
-            Admission::Forward(state, job) => {
+            Admission::Forward(state, admitted) => {
                 if self.flights.len >= self.max_flights {
-                    // Over the in-flight bound: SERVFAIL at once, no queueing.
-                    if let Some(b) = dns::servfail_for(raw) {
-                        self.answer(Reply::One(b), src, std::time::Instant::now());
+                    // Over the in-flight bound: SERVFAIL at once, written
+                    // from the header and question; nothing copied, no queueing.
+                    let m = &self.balancer.metrics;
+                    m.shed_inflight.fetch_add(1, Relaxed);
+                    let out = self.to_clients.push(src);
+                    if write_servfail(raw, admitted.question_end(), out) {
+                        if let Some(c) = m.answers.get(2) {
+                            c.fetch_add(1, Relaxed);
+                        }
+                        m.client_latency.record(Duration::ZERO);
+                    } else {
+                        self.to_clients.pop();
                     }
                     return;
                 }
+                let mut buf = self.spare.pop().unwrap_or_default();
+                buf.clear();
+                buf.extend_from_slice(raw);
+                let job = admitted.into_job(buf);
                 let now = Instant::now();
                 let res = state.resolution(&job, now);
                 let idx = self.flights.insert(Flight {
@@ -464,6 +642,7 @@ impl Worker {
                     let reply = strategy::finish(&f.state, &f.job, &f.res, end, f.kept.take());
                     answered.log(&f.state, &reply, f.arrived.elapsed());
                     self.answer(reply, f.client, f.arrived);
+                    self.recycle(std::mem::take(&mut f.job.raw));
                     return;
                 }
             }
@@ -474,7 +653,15 @@ impl Worker {
     fn answer(&mut self, reply: Reply, to: SocketAddr, arrived: std::time::Instant) {
         self.balancer.metrics.answered(&reply, arrived);
         if let Reply::One(b) = reply {
-            self.to_clients.push((b, to));
+            self.to_clients.push_copy(&b, to);
+            self.recycle(b);
+        }
+    }
+
+    /// Keeps a byte buffer for reuse.
+    fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < SPARE_MAX && buf.capacity() <= batch::SLOT {
+            self.spare.push(buf);
         }
     }
 
@@ -507,10 +694,10 @@ impl Worker {
         u.set(id, IdUse::Flight(idx));
         u.uses += 1;
         let sock = if v6 { UPSTREAM_SOCKETS + s } else { s };
-        let mut query = f.job.raw.clone();
-        WireHeader::set_id(&mut query, id);
         if let Some(out) = self.to_upstream.get_mut(sock) {
-            out.push((query, b.addr));
+            let query = out.push(b.addr);
+            query.extend_from_slice(&f.job.raw);
+            WireHeader::set_id(query, id);
         }
         f.attempts.push(Attempt {
             backend,
@@ -618,7 +805,14 @@ impl Worker {
                 let verdict = f.state.judge_response(backend, rtt, (!cut).then_some(h));
                 let keep = f.res.on_outcome(backend, verdict);
                 if keep || verdict == Verdict::Final {
-                    f.kept = Some(resp.to_vec());
+                    let mut buf = f
+                        .kept
+                        .take()
+                        .or_else(|| self.spare.pop())
+                        .unwrap_or_default();
+                    buf.clear();
+                    buf.extend_from_slice(resp);
+                    f.kept = Some(buf);
                 }
                 self.drive(idx, now);
             }
@@ -649,10 +843,14 @@ impl Worker {
                     let Some(l) = self.late.get_mut(li) else {
                         continue;
                     };
+                    if l.timer_at != at {
+                        continue; // for an entry that was in this slot before
+                    }
                     if now < l.deadline + LATE_GRACE {
                         // At its deadline: no longer in flight; forgotten after the grace.
                         l.settle(now);
                         let again = l.deadline + LATE_GRACE;
+                        l.timer_at = again;
                         self.timers.push(Reverse((again, TimerFor::Late(li))));
                         continue;
                     }
@@ -669,28 +867,21 @@ impl Worker {
 
     /// Sends this round's upstream queries and client answers, in batches.
     async fn flush(&mut self) {
-        for sock in 0..self.to_upstream.len() {
-            let Some(mut out) = self.to_upstream.get_mut(sock).map(std::mem::take) else {
+        for (i, out) in self.to_upstream.iter_mut().enumerate() {
+            if out.len() == 0 {
                 continue;
+            }
+            let u = if i < UPSTREAM_SOCKETS {
+                self.v4.get(i)
+            } else {
+                self.v6.get(i - UPSTREAM_SOCKETS)
             };
-            if out.is_empty() {
-                if let Some(slot) = self.to_upstream.get_mut(sock) {
-                    *slot = out;
-                }
-                continue;
-            }
-            if let Some(u) = self.upstream(sock) {
-                batch::send_all(&u.sock, &out).await;
-            }
-            out.clear();
-            if let Some(slot) = self.to_upstream.get_mut(sock) {
-                *slot = out;
+            match u {
+                Some(u) => out.flush(&u.sock).await,
+                None => out.clear(),
             }
         }
-        let mut out = std::mem::take(&mut self.to_clients);
-        batch::send_all(&self.client, &out).await;
-        out.clear();
-        self.to_clients = out;
+        self.to_clients.flush(&self.client).await;
     }
 }
 
@@ -705,4 +896,193 @@ fn rotate(list: &mut [Upstream]) -> Option<usize> {
     let family = SocketAddr::new(family.ip(), 0);
     *u = Upstream::open(family).ok()?;
     Some(i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_queue_bound_is_a_tenth_of_the_deadline_within_limits() {
+        assert_eq!(queue_bound(1500 * MS), MAX_QUEUE_WAIT);
+        assert_eq!(queue_bound(100 * MS), 10 * MS);
+        assert_eq!(queue_bound(MS), MIN_QUEUE_WAIT);
+    }
+
+    #[test]
+    fn a_wait_is_read_from_the_kernel_stamp_unless_the_clock_stepped() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(waited(Some(t), t + 30 * MS), Some(30 * MS));
+        assert_eq!(waited(None, t), None);
+        assert_eq!(waited(Some(t + MS), t), None, "stamped in the future");
+        assert_eq!(waited(Some(t), t + CLOCK_STEP), None, "a step, not a wait");
+        let now = Instant::now() + Duration::from_secs(60);
+        assert_eq!(arrival(Some(t), now, t + 30 * MS), now - 30 * MS);
+        assert_eq!(arrival(None, now, t), now);
+    }
+
+    #[test]
+    fn a_burst_or_a_pause_sheds_nothing_a_standing_queue_is_shed() {
+        let bound = 20 * MS;
+        let mut g = QueueGate::default();
+        let t0 = Instant::now();
+        // A pause of 40 ms: the queries read after it waited up to 40 ms,
+        // and the backlog is gone in well under STANDING.
+        for ms in 0..40u32 {
+            let wait = Some(Duration::from_millis(u64::from(40 - ms)));
+            assert!(!g.shed(wait, t0 + ms * MS, bound), "burst at {ms} ms");
+        }
+        assert!(!g.shed(Some(MS), t0 + 40 * MS, bound));
+        // A query past the bound long after, once the queue was read
+        // empty in between, starts a new interval.
+        assert!(!g.shed(Some(30 * MS), t0 + 45 * MS, bound));
+        g.drained();
+        assert!(!g.shed(Some(30 * MS), t0 + 500 * MS, bound));
+        g.drained();
+        // A burst of BURST queries read slowly (over 1 s), all past the
+        // bound: answered.
+        for i in 0..BURST {
+            let at = t0 + Duration::from_secs(1) + i * (Duration::from_secs(1) / BURST);
+            assert!(!g.shed(Some(30 * MS), at, bound), "burst query {i}");
+        }
+        g.drained();
+        // A standing queue: waits past the bound for 100 ms on end, 30
+        // queries read a millisecond.
+        let t1 = t0 + Duration::from_secs(3);
+        let mut shed_from = None;
+        for ms in 0..200u32 {
+            for _ in 0..30 {
+                if g.shed(Some(25 * MS), t1 + ms * MS, bound) && shed_from.is_none() {
+                    shed_from = Some(ms);
+                }
+            }
+        }
+        assert_eq!(shed_from, Some(100), "shed once standing for STANDING");
+        // Read slowly, the queue counts as standing once BURST queries were read.
+        let mut slow = QueueGate::default();
+        let shed = (0..=BURST).map(|i| slow.shed(Some(25 * MS), t1 + i * MS, bound));
+        assert_eq!(shed.filter(|&s| s).count(), 1, "the query after BURST");
+        // Drained under the bound for a moment: a query under it passes...
+        assert!(!g.shed(Some(5 * MS), t1 + 200 * MS, bound));
+        // ...and shedding resumes at once while the queue is still standing.
+        assert!(g.shed(Some(25 * MS), t1 + 210 * MS, bound));
+        // Unknown waits always pass.
+        assert!(!g.shed(None, t1 + 211 * MS, bound));
+        // Drained; long after the last shed, a wait past the bound is a new burst.
+        assert!(!g.shed(Some(MS), t1 + 300 * MS, bound));
+        assert!(!g.shed(Some(25 * MS), t1 + 400 * MS, bound));
+        assert!(!g.shed(Some(MS), t1 + 401 * MS, bound));
+        assert!(!g.shed(Some(25 * MS), t1 + 500 * MS, bound));
+    }
+
+    /// With `max_inflight` reached (one query held by a backend that
+    /// answers only health probes), further queries get SERVFAIL at once,
+    /// each counted as shed; the backend is charged with nothing for them
+    /// and stays up.
+    #[tokio::test]
+    async fn over_max_inflight_is_servfail_at_once_and_counted_as_shed() {
+        use crate::config::{BackendConfig, LsConfig};
+        // The stalled backend: answers the root probe, never a client query.
+        let backend = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let baddr = backend.local_addr().unwrap();
+        let stalled = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = backend.recv_from(&mut buf).await {
+                if n > 12 && buf[12] == 0 {
+                    buf[2] |= 0x84;
+                    let _ = backend.send_to(&buf[..n], from).await;
+                }
+            }
+        });
+        let cfg = LsConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            workers: 1,
+            max_inflight: 1,
+            timeout_ms: 10_000,
+            backend: vec![BackendConfig {
+                name: "stalled".into(),
+                addr: baddr,
+                weight: 1,
+            }],
+            ..LsConfig::default()
+        };
+        let balancer = Arc::new(Balancer::new(&cfg));
+        let listeners = crate::server::Listeners::bind(&cfg.listen, 1).unwrap();
+        let ls = listeners.local_addrs()[0];
+        super::super::health::first_round(&balancer, Duration::from_secs(2)).await;
+        let token = CancellationToken::new();
+        let server = tokio::spawn(super::super::serve(
+            balancer.clone(),
+            listeners,
+            super::super::server_options(&cfg),
+            token.clone(),
+        ));
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let query = |id: u8| {
+            let mut q = vec![0, id, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            q.extend_from_slice(&[3, b'w', b'w', b'w', 0, 0, 1, 0, 1]);
+            q
+        };
+        // The first query takes the one place in flight (its answer would
+        // come at the deadline, long after this test).
+        client.send_to(&query(1), ls).await.unwrap();
+        let m = balancer.metrics();
+        let started = std::time::Instant::now();
+        while balancer.state().backends[0].stats.sent.load(Relaxed) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "never forwarded"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut buf = [0u8; 512];
+        for id in 2..12u8 {
+            client.send_to(&query(id), ls).await.unwrap();
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+                .await
+                .expect("SERVFAIL at once, not at the deadline")
+                .unwrap();
+            assert!(n >= 12 && buf[1] == id, "the answer to query {id}");
+            assert_eq!(buf[3] & 0x0f, 2, "SERVFAIL");
+        }
+        assert_eq!(m.shed_inflight.load(Relaxed), 10);
+        assert_eq!(m.shed_queue.load(Relaxed), 0);
+        let b = &balancer.state().backends[0];
+        assert_eq!(
+            b.stats.sent.load(Relaxed),
+            1,
+            "shed queries are not forwarded"
+        );
+        assert_eq!(b.stats.timeouts.load(Relaxed), 0);
+        assert_eq!(b.stats.errors.load(Relaxed), 0);
+        assert!(b.is_up(), "the backend is not blamed for the LS's bound");
+        // The held query would be answered at its deadline: not waited for.
+        token.cancel();
+        server.abort();
+        stalled.abort();
+    }
+
+    #[test]
+    fn servfail_is_written_from_the_header_and_question() {
+        // ID 0xbeef, RD and CD set, one question, an OPT record after it.
+        let mut q = vec![0xbe, 0xef, 0x01, 0x10, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(&[3, b'w', b'w', b'w', 0, 0, 1, 0, 1]);
+        let end = q.len();
+        q.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0]);
+        let mut out = Vec::new();
+        assert!(write_servfail(&q, end, &mut out));
+        let m = hickory_proto::op::Message::from_vec(&out).unwrap();
+        assert_eq!(m.metadata.id, 0xbeef);
+        assert_eq!(
+            m.metadata.response_code,
+            hickory_proto::op::ResponseCode::ServFail
+        );
+        assert!(m.metadata.recursion_desired && m.metadata.checking_disabled);
+        assert!(!m.metadata.authoritative && !m.metadata.recursion_available);
+        assert_eq!(m.queries.len(), 1);
+        assert!(m.additionals.is_empty() && m.answers.is_empty());
+        assert!(!write_servfail(&q[..4], end, &mut Vec::new()));
+    }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{OpCode, ResponseCode};
+use smallvec::SmallVec;
 
 use crate::config::{HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
@@ -111,6 +112,11 @@ pub struct LsMetrics {
     pub client_latency: latency::LatencyHistogram,
     /// Upstream responses dropped as not matching.
     pub drops: Arc<DropCounters>,
+    /// Client queries shed unanswered: they waited in the socket's queue
+    /// longer than the LS's queue bound (overload).
+    pub shed_queue: AtomicU64,
+    /// Client queries shed with SERVFAIL: `max_inflight` reached.
+    pub shed_inflight: AtomicU64,
 }
 
 impl LsMetrics {
@@ -220,8 +226,8 @@ impl LsState {
     }
 
     /// The candidate sequence for `job`.
-    fn candidates(&self, job: &Job) -> Vec<usize> {
-        let views: Vec<_> = self
+    fn candidates(&self, job: &Job) -> order::Candidates {
+        let views: SmallVec<[_; order::INLINE]> = self
             .backends
             .iter()
             .enumerate()
@@ -516,12 +522,42 @@ pub(crate) enum Admission {
     /// Answered (or dropped) at once: malformed, refused, rate limited.
     Reply(Reply),
     /// To be forwarded, on this snapshot.
-    Forward(Arc<LsState>, Job),
+    Forward(Arc<LsState>, Admitted),
+}
+
+/// A client query admitted for forwarding: what was read of it, not yet
+/// its bytes (the caller decides where they go, or to shed it first).
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    client_id: u16,
+    question_end: usize,
+    transport: Transport,
+    name_hash: u64,
+    log: Option<QueryLine>,
+}
+
+impl Admitted {
+    /// End of the question section in the query.
+    pub(crate) fn question_end(&self) -> usize {
+        self.question_end
+    }
+
+    /// The job, with `raw` holding the query's bytes as received.
+    pub(crate) fn into_job(self, raw: Vec<u8>) -> Job {
+        Job {
+            raw,
+            client_id: self.client_id,
+            question_end: self.question_end,
+            transport: self.transport,
+            name_hash: self.name_hash,
+            log: self.log,
+        }
+    }
 }
 
 impl Balancer {
     /// Reads a client query once (header and question) and decides: an
-    /// immediate reply (counted), or a [`Job`] to forward.
+    /// immediate reply (counted), or a query to forward (not copied yet).
     pub(crate) fn admit(&self, req: Request<'_>) -> Admission {
         let now = |bytes: Option<Vec<u8>>| {
             let reply = bytes.map_or(Reply::Drop, Reply::One);
@@ -578,23 +614,24 @@ impl Balancer {
                 req.raw.get(HEADER_LEN..question_end).unwrap_or_default(),
             )
         });
-        let job = Job {
-            raw: req.raw.to_vec(),
+        let admitted = Admitted {
             client_id,
             question_end,
             transport: req.transport,
             name_hash,
             log,
         };
-        Admission::Forward(state, job)
+        Admission::Forward(state, admitted)
     }
 }
 
 impl Handler for Balancer {
     fn handle(&self, req: Request<'_>) -> Action {
+        let raw = req.raw;
         match self.admit(req) {
             Admission::Reply(reply) => Action::Now(reply),
-            Admission::Forward(state, job) => {
+            Admission::Forward(state, admitted) => {
+                let job = admitted.into_job(raw.to_vec());
                 let metrics = self.metrics.clone();
                 let arrived = std::time::Instant::now();
                 Action::Later(Box::pin(async move {

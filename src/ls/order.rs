@@ -4,6 +4,8 @@
 //! Only usable (up) backends are candidates; when none is up, every backend
 //! is, so the LS still tries rather than fail blind. Strategies walk the
 //! sequence: `hedge` and `sequential` one after another, `race` all at once.
+use smallvec::SmallVec;
+
 use crate::config::Order;
 
 use super::backend::BackendView;
@@ -41,9 +43,15 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// Backends held inline in a candidate sequence (no allocation up to this many).
+pub const INLINE: usize = 8;
+
+/// A candidate sequence: backend indexes, first asked first.
+pub type Candidates = SmallVec<[usize; INLINE]>;
+
 /// The candidate sequence for one query.
-pub fn order(kind: Order, views: &[BackendView], key: &OrderKey<'_>) -> Vec<usize> {
-    let mut c: Vec<usize> = views.iter().filter(|v| v.up).map(|v| v.index).collect();
+pub fn order(kind: Order, views: &[BackendView], key: &OrderKey<'_>) -> Candidates {
+    let mut c: Candidates = views.iter().filter(|v| v.up).map(|v| v.index).collect();
     if c.is_empty() {
         c = views.iter().map(|v| v.index).collect();
     }
@@ -80,7 +88,7 @@ pub fn order(kind: Order, views: &[BackendView], key: &OrderKey<'_>) -> Vec<usiz
         Order::WeightedRandom => {
             // Efraimidis–Spirakis: key u^(1/w), largest first; weight 0 goes last.
             let mut r = key.random;
-            let mut keyed: Vec<(f64, usize)> = c
+            let mut keyed: SmallVec<[(f64, usize); INLINE]> = c
                 .iter()
                 .map(|&i| {
                     r = mix(r.wrapping_add(0x9e37_79b9_7f4a_7c15));
@@ -133,9 +141,9 @@ mod tests {
     #[test]
     fn fixed_keeps_config_order_and_skips_down() {
         let mut v = views(3);
-        assert_eq!(order(Order::Fixed, &v, &key(5)), vec![0, 1, 2]);
+        assert_eq!(order(Order::Fixed, &v, &key(5)).to_vec(), vec![0, 1, 2]);
         v[0].up = false;
-        assert_eq!(order(Order::Fixed, &v, &key(5)), vec![1, 2]);
+        assert_eq!(order(Order::Fixed, &v, &key(5)).to_vec(), vec![1, 2]);
     }
 
     #[test]
@@ -144,15 +152,24 @@ mod tests {
         for x in &mut v {
             x.up = false;
         }
-        assert_eq!(order(Order::Fixed, &v, &key(0)), vec![0, 1, 2]);
+        assert_eq!(order(Order::Fixed, &v, &key(0)).to_vec(), vec![0, 1, 2]);
     }
 
     #[test]
     fn round_robin_rotates() {
         let v = views(3);
-        assert_eq!(order(Order::RoundRobin, &v, &key(0)), vec![0, 1, 2]);
-        assert_eq!(order(Order::RoundRobin, &v, &key(1)), vec![1, 2, 0]);
-        assert_eq!(order(Order::RoundRobin, &v, &key(5)), vec![2, 0, 1]);
+        assert_eq!(
+            order(Order::RoundRobin, &v, &key(0)).to_vec(),
+            vec![0, 1, 2]
+        );
+        assert_eq!(
+            order(Order::RoundRobin, &v, &key(1)).to_vec(),
+            vec![1, 2, 0]
+        );
+        assert_eq!(
+            order(Order::RoundRobin, &v, &key(5)).to_vec(),
+            vec![2, 0, 1]
+        );
     }
 
     #[test]
@@ -163,9 +180,15 @@ mod tests {
         v[2].outstanding = 1;
         v[1].latency_us = 900;
         v[2].latency_us = 100;
-        assert_eq!(order(Order::LeastOutstanding, &v, &key(0)), vec![2, 1, 0]);
+        assert_eq!(
+            order(Order::LeastOutstanding, &v, &key(0)).to_vec(),
+            vec![2, 1, 0]
+        );
         v[2].latency_us = 900;
-        assert_eq!(order(Order::LeastOutstanding, &v, &key(0)), vec![1, 2, 0]);
+        assert_eq!(
+            order(Order::LeastOutstanding, &v, &key(0)).to_vec(),
+            vec![1, 2, 0]
+        );
     }
 
     #[test]
@@ -175,7 +198,7 @@ mod tests {
         k.sticky = Some(2);
         assert_eq!(order(Order::Sticky, &v, &k)[0], 2);
         v[2].up = false;
-        assert_eq!(order(Order::Sticky, &v, &k), vec![0, 1]);
+        assert_eq!(order(Order::Sticky, &v, &k).to_vec(), vec![0, 1]);
     }
 
     #[test]

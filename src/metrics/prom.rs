@@ -215,6 +215,14 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
         );
     }
     e.family(
+        "dnslb_shed_total",
+        "counter",
+        "Client queries shed under overload: waited too long in the queue, or over max_inflight (SERVFAIL).",
+    );
+    for (reason, c) in [("queue", &m.shed_queue), ("inflight", &m.shed_inflight)] {
+        e.sample("dnslb_shed_total", &[("reason", reason)], c.load(Relaxed));
+    }
+    e.family(
         "dnslb_client_latency_seconds",
         "histogram",
         "Time from a client query's arrival to its answer.",

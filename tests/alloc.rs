@@ -1,0 +1,273 @@
+//! The LS's UDP fast path allocates nothing per forwarded query once warm.
+//!
+//! A counting global allocator (`dhat` in testing mode) counts every heap
+//! allocation in the process while 10,000 client queries are forwarded by
+//! an in-process LS and answered by its backends. So that the count means
+//! what it says, everything else in the process allocates nothing while it
+//! runs: the client is a plain std socket sending precomputed queries from
+//! the test's thread, and each backend is a plain std socket on its own
+//! thread that answers every query in place (one A record) from a fixed
+//! buffer. Health probes are spaced far apart so none runs meanwhile.
+//!
+//! The client sends in windows (a window's answers are all read before
+//! the next window goes), so nothing is lost to a full socket buffer. On a
+//! busy machine the LS may be paused long enough that a few queries wait
+//! past its queue bound and are shed (unanswered, counted): every query is
+//! either answered or counted as shed, and nearly all are answered.
+//! Before counting, 2,000 queries warm the LS up (its buffers, tables and
+//! timer heap reach their working size).
+//!
+//! Its own test binary: the allocator is the whole process's.
+#![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dnslb::config::{BackendConfig, HealthConfig, LsConfig, Strategy};
+use tokio_util::sync::CancellationToken;
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+/// Queries before counting.
+const WARM_UP: usize = 2_000;
+/// Queries counted.
+const COUNTED: usize = 10_000;
+/// Queries in flight at once (one window).
+const WINDOW: usize = 16;
+/// Allocations allowed over the counted queries, in total (see the test).
+const MAX_ALLOCATIONS: u64 = 100;
+/// How long one window's answers may take before the window ends.
+const ANSWER_WAIT: Duration = Duration::from_secs(1);
+/// The whole test's bound (the load loops stop there whatever happens).
+const TEST_BOUND: Duration = Duration::from_secs(120);
+
+/// `www.example. A` with ID 0, RD set.
+fn query() -> Vec<u8> {
+    let mut q = vec![0, 0, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in ["www", "example"] {
+        q.push(u8::try_from(label.len()).unwrap());
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// A backend: answers each query on its own thread, in place, with one A
+/// record (or, for the LS's health probe of the root, an empty NOERROR).
+struct Echo {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<u64>>,
+}
+
+impl Echo {
+    fn start() -> Echo {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            // The answer record: a pointer to the question's name, A IN,
+            // TTL 300, 192.0.2.1.
+            const RECORD: [u8; 16] = [0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x01, 0x2c, 0, 4, 192, 0, 2, 1];
+            let mut buf = [0u8; 1024];
+            let mut answered = 0u64;
+            while !flag.load(Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                if n < 12 || n + RECORD.len() > buf.len() {
+                    continue;
+                }
+                let probe = buf[12] == 0;
+                // QR, AA, RD kept; NOERROR.
+                buf[2] = 0x84 | (buf[2] & 0x01);
+                buf[3] = 0;
+                let mut len = n;
+                if !probe {
+                    buf[7] = 1; // ANCOUNT
+                    buf[n..n + RECORD.len()].copy_from_slice(&RECORD);
+                    len += RECORD.len();
+                }
+                if sock.send_to(&buf[..len], from).is_ok() {
+                    answered += 1;
+                }
+            }
+            answered
+        });
+        Echo {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+/// Sends `count` queries to `ls` in windows of [`WINDOW`], each window's
+/// answers read before the next goes; the number answered. Allocates
+/// nothing: the query and the answer live in fixed buffers.
+fn load(
+    client: &UdpSocket,
+    ls: SocketAddr,
+    query: &mut [u8],
+    count: usize,
+    until: Instant,
+) -> usize {
+    let mut answered = 0;
+    let mut buf = [0u8; 1024];
+    let mut id: u16 = 0;
+    let mut sent = 0;
+    while sent < count && Instant::now() < until {
+        let window = WINDOW.min(count - sent);
+        let first = id;
+        for _ in 0..window {
+            query[..2].copy_from_slice(&id.to_be_bytes());
+            id = id.wrapping_add(1);
+            client.send_to(query, ls).unwrap();
+        }
+        sent += window;
+        let mut got = 0;
+        while got < window {
+            let Ok((n, _)) = client.recv_from(&mut buf) else {
+                break; // a lost answer: the window ends here
+            };
+            let rid = u16::from_be_bytes([buf[0], buf[1]]);
+            // An answer of this window, NOERROR with the record.
+            if n > 12
+                && rid.wrapping_sub(first) < window as u16
+                && buf[3] & 0x0f == 0
+                && buf[7] == 1
+            {
+                got += 1;
+            }
+        }
+        answered += got;
+    }
+    answered
+}
+
+/// Forwards [`WARM_UP`] then [`COUNTED`] queries through an LS with
+/// `strategy` and two backends; the allocations over the counted ones.
+fn allocations_per_run(strategy: Strategy) -> (u64, u64) {
+    let until = Instant::now() + TEST_BOUND;
+    let echoes = [Echo::start(), Echo::start()];
+    let cfg = LsConfig {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        workers: 1,
+        strategy,
+        timeout_ms: 1_000,
+        health: HealthConfig {
+            // No probe round while counting (the first one runs at start).
+            interval_ms: 3_600_000,
+            ..HealthConfig::default()
+        },
+        backend: echoes
+            .iter()
+            .enumerate()
+            .map(|(i, e)| BackendConfig {
+                name: format!("b{i}"),
+                addr: e.addr,
+                weight: 1,
+            })
+            .collect(),
+        ..LsConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
+    let token = CancellationToken::new();
+    let (ls, server) = rt.block_on(async {
+        let listeners = dnslb::server::Listeners::bind(&cfg.listen, cfg.workers).unwrap();
+        let ls = listeners.local_addrs()[0];
+        dnslb::ls::health::first_round(&balancer, Duration::from_millis(500)).await;
+        let server = tokio::spawn(dnslb::ls::serve(
+            balancer.clone(),
+            listeners,
+            dnslb::ls::server_options(&cfg),
+            token.clone(),
+        ));
+        (ls, server)
+    });
+
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut q = query();
+    // Ready: one query answered (queries sent before the LS's worker runs
+    // may have waited past its queue bound, and be shed).
+    client
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while load(&client, ls, &mut q, 1, until) == 0 {
+        assert!(Instant::now() < until, "the LS never answered");
+    }
+    client.set_read_timeout(Some(ANSWER_WAIT)).unwrap();
+    let warm = load(&client, ls, &mut q, WARM_UP, until);
+    assert!(
+        warm >= WARM_UP * 9 / 10,
+        "{strategy:?}: {warm} warm-up queries answered"
+    );
+    let shed_before = balancer.metrics().shed_queue.load(Relaxed);
+
+    // `DNSLB_ALLOC_PROFILE=1`: also write where the allocations came from
+    // (dhat-<strategy>.json, for dhat's viewer).
+    let profiler = if std::env::var_os("DNSLB_ALLOC_PROFILE").is_some() {
+        dhat::Profiler::builder()
+            .file_name(format!("dhat-{strategy:?}.json"))
+            .build()
+    } else {
+        dhat::Profiler::builder().testing().build()
+    };
+    let before = dhat::HeapStats::get();
+    let answered = load(&client, ls, &mut q, COUNTED, until);
+    let after = dhat::HeapStats::get();
+    drop(profiler);
+    let shed = balancer.metrics().shed_queue.load(Relaxed) - shed_before;
+    assert_eq!(
+        answered as u64 + shed,
+        COUNTED as u64,
+        "{strategy:?}: every counted query answered or shed"
+    );
+    assert!(
+        answered >= COUNTED * 9 / 10,
+        "{strategy:?}: {answered} of {COUNTED} counted queries answered"
+    );
+
+    token.cancel();
+    rt.block_on(server).unwrap();
+    drop(rt);
+    let sent: u64 = echoes.into_iter().map(Echo::stop).sum();
+    assert!(sent >= (WARM_UP + COUNTED) as u64, "the backends answered");
+    let bytes = after.total_bytes - before.total_bytes;
+    (after.total_blocks - before.total_blocks, bytes)
+}
+
+/// Race (every query to both backends: the loser's answer comes late and
+/// is counted as such) and hedge (the first backend answers at once).
+///
+/// What may remain: the timer heap's and the tables' amortised growth
+/// (each doubling once their working size is passed), which is why the
+/// bound is a small total rather than zero.
+#[test]
+fn forwarding_allocates_nothing_per_query() {
+    for strategy in [Strategy::Race, Strategy::Hedge] {
+        let (blocks, bytes) = allocations_per_run(strategy);
+        eprintln!("{strategy:?}: {blocks} allocations ({bytes} bytes) over {COUNTED} queries");
+        assert!(
+            blocks < MAX_ALLOCATIONS,
+            "{strategy:?}: {blocks} allocations over {COUNTED} queries (at most {MAX_ALLOCATIONS})"
+        );
+    }
+}
