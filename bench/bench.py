@@ -263,6 +263,17 @@ def cmd_record(a):
         k, _, v = kv.partition("=")
         labels[k] = int(v) if v.isdigit() else v
     res = parse_dnsperf(a.files[0])
+    # Other dnsperf runs beside the first (overload: the bulk load without -v,
+    # beside a -v probe whose lines give the latencies): their counts add up.
+    for path in a.also or []:
+        more = parse_dnsperf(path)
+        for k in ("sent", "completed", "lost", "qps"):
+            if more.get(k) is not None:
+                res[k] = (res.get(k) or 0) + more[k]
+        for code, n in more["rcodes"].items():
+            res["rcodes"][code] = res["rcodes"].get(code, 0) + n
+        res["run_s"] = max(res.get("run_s") or 0, more.get("run_s") or 0) or None
+        res["max_ms"] = max(res.get("max_ms") or 0, more.get("max_ms") or 0)
     res.update(labels)
     # CPU time of the server under test per answered query, in µs.
     res["cpu_us"] = None
@@ -622,6 +633,8 @@ def derive(r):
             r["sent_qps"] = sent / r["run_s"]
     if r.get("section") == "overload" and r.get("mode") == "over" and "unanswered" in r:
         r["unanswered_minus_shed"] = r["unanswered"] - (r.get("shed") or 0)
+        if r.get("sent_qps") and r.get("offered"):
+            r["offered_reached"] = r["sent_qps"] / r["offered"]
     if r.get("up_min"):
         r["lowest_up"] = min(r["up_min"].values())
     steady = r.get("rss_kb") if r.get("section") == "mem" else None
@@ -727,6 +740,9 @@ def build_new_sections(rows, pair):
          "blackhole: LS vs dnsdist, blackholed pair: CPU per query", "(info)", None)
 
     ov = ("overload", "1.5x")
+    pair(*ov, "dnslb-ls", "dnsdist", "over", "offered_reached", "ratio",
+         "overload: rate dnsperf managed to send / 1.5x max (below 0.95: not the overload asked)",
+         "LS >= 0.95", lambda r, o, t: o is not None and o >= 0.95)
     pair(*ov, "dnslb-ls", "dnsdist", "over", "p99", "ms",
          "overload 1.5x max: p99 of answered queries", "LS p99 < 50 ms",
          lambda r, o, t: o is not None and o < 50.0)
@@ -1064,6 +1080,7 @@ def main():
     g.add_argument("labels", nargs="*")
     g.add_argument("--files", nargs="+", required=True)
     g.add_argument("--extra", nargs="*", help="JSON files merged into the record")
+    g.add_argument("--also", nargs="*", help="more dnsperf outputs whose counts add up")
     g.set_defaults(f=cmd_record)
     g = sub.add_parser("gen-mem")
     g.add_argument("dir")
