@@ -78,9 +78,17 @@ def cmd_gen(a):
 
 
 def cmd_ports(a):
+    # Below the kernel's ephemeral range: a port found free here is not taken
+    # a minute later by some program's outgoing connection or port-0 socket.
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            top = int(f.read().split()[0]) - 1
+    except (OSError, ValueError, IndexError):
+        top = 32767
+    top = max(top, 12000)
     held, out = [], []
-    port = 20000 + random.Random(os.getpid()).randrange(20000)
-    while len(out) < a.n and port < 65000:
+    port = 10000 + random.Random(os.getpid()).randrange(max(1, top - 10000 - 2 * a.n))
+    while len(out) < a.n and port < top:
         port += 1
         try:
             u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
