@@ -15,6 +15,16 @@ Subcommands:
       dnsdist's client and per-backend query counts from its console as JSON.
   record OUT.jsonl key=value... --files dnsperf.out [before.json after.json]
       parses one run and appends it, with its labels, to OUT.jsonl.
+  gen-mem DIR [--names N] [--queries N]
+      the 1,000,000-name table (DIR/mem.txt, a seventh of the names in mixed
+      case), the same as a zone (DIR/example.com.zone) and DIR/mem-queries.txt.
+  wait-answer PORT NAME IP --t0 NS [--pid PID]   seconds from t0 until NAME answers IP.
+  check-answers PORT [--n 200] [--metrics URL]   queries for names that exist: right,
+      wrong, unanswered, synthesized (EDE 22, and the dnslb_synthesized_total delta).
+  wait-state BACKEND 0|1 --ls URL | --dnsdist CONF   waits for a backend's up flag.
+  watch-up URL OUT --for S      every 1 s: each backend's lowest dnslb_backend_up.
+  rss PID / watch-rss PID OUT --for S   summed VmRSS (and PSS) of PID and its children;
+      peak over 50 ms polls.
   report OUT.jsonl --md FILE --meta META.json
       the table of ratios (stdout) and docs/BENCHMARKS.md.
   meta META.json [--set K=V] [--setting TEXT] [--command CMD] [--config NAME FILE]
@@ -26,13 +36,17 @@ import math
 import os
 import random
 import re
+import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
+import time
 import urllib.request
 
 ORIGIN = "bench.test"
+MEM_ORIGIN = "example.com"
 
 
 # --------------------------------------------------------------------------- data
@@ -64,9 +78,17 @@ def cmd_gen(a):
 
 
 def cmd_ports(a):
+    # Below the kernel's ephemeral range: a port found free here is not taken
+    # a minute later by some program's outgoing connection or port-0 socket.
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            top = int(f.read().split()[0]) - 1
+    except (OSError, ValueError, IndexError):
+        top = 32767
+    top = max(top, 12000)
     held, out = [], []
-    port = 20000 + random.Random(os.getpid()).randrange(20000)
-    while len(out) < a.n and port < 65000:
+    port = 10000 + random.Random(os.getpid()).randrange(max(1, top - 10000 - 2 * a.n))
+    while len(out) < a.n and port < top:
         port += 1
         try:
             u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -95,7 +117,8 @@ def percentile(sorted_vals, p):
 
 
 def parse_dnsperf(path):
-    res = {"qps": None, "sent": None, "completed": None, "lost": None, "avg_ms": None}
+    res = {"qps": None, "sent": None, "completed": None, "lost": None, "avg_ms": None,
+           "max_ms": None, "run_s": None, "rcodes": {}}
     lat = []
     with open(path, errors="replace") as f:
         for line in f:
@@ -120,9 +143,19 @@ def parse_dnsperf(path):
             m = re.match(r"\s*Queries per second:\s+([\d.]+)", line)
             if m:
                 res["qps"] = float(m.group(1))
-            m = re.match(r"\s*Average Latency \(s\):\s+([\d.]+)", line)
+            m = re.match(r"\s*Average Latency \(s\):\s+([\d.]+)(?:.*max ([\d.]+))?", line)
             if m:
                 res["avg_ms"] = float(m.group(1)) * 1000.0
+                if m.group(2) is not None:
+                    res["max_ms"] = float(m.group(2)) * 1000.0
+            m = re.match(r"\s*Run time \(s\):\s+([\d.]+)", line)
+            if m:
+                res["run_s"] = float(m.group(1))
+            m = re.match(r"\s*Response codes:\s*(.*)", line)
+            if m:
+                # "NOERROR 90000 (90.00%), NXDOMAIN 10000 (10.00%)"
+                for code, n in re.findall(r"([A-Z]+) (\d+) \(", m.group(1)):
+                    res["rcodes"][code] = int(n)
     lat.sort()
     res["samples"] = len(lat)
     for name, p in (("p50", 50), ("p99", 99), ("p999", 99.9)):
@@ -136,6 +169,12 @@ def cmd_parse(a):
 
 # --------------------------------------------------------------------------- counters
 PROM_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEnaNIf]+)")
+
+
+def label_value(key, labels):
+    """The value of one label in a Prometheus label set ('{a="x",b="y"}')."""
+    m = re.search(r'(?:^|[{,])' + re.escape(key) + r'="((?:[^"\\]|\\.)*)"', labels)
+    return m.group(1) if m else None
 
 
 def scrape_ls(url):
@@ -156,6 +195,15 @@ def scrape_ls(url):
             continue
         if name == "dnslb_backend_sent_total":
             out["upstream"] = out.get("upstream", 0.0) + v
+        elif name == "dnslb_synthesized_total":
+            out["synthesized"] = out.get("synthesized", 0.0) + v
+        elif name == "dnslb_shed_total":
+            out["shed"] = out.get("shed", 0.0) + v
+            key = label_value("reason", labels) or "-"
+            by = out.setdefault("shed_by_reason", {})
+            by[key] = by.get(key, 0.0) + v
+        elif name == "dnslb_backend_up":
+            out.setdefault("up", {})[label_value("backend", labels) or "?"] = v
         elif name in ("dnslb_queries_total", "dnslb_hedges_total",
                       "dnslb_hedge_wins_total", "dnslb_hedges_refused_total"):
             key = {"dnslb_queries_total": "client"}.get(name, name[len("dnslb_"):-len("_total")])
@@ -190,6 +238,13 @@ def scrape_dnsdist(conf):
                     n += 1
             if n:
                 out["upstream"] = up
+    if lines and "State" in lines[0].split() and "Name" in lines[0].split():
+        header = lines[0].split()
+        si, ni = header.index("State"), header.index("Name")
+        for line in lines[1:]:
+            f = line.split()
+            if f and f[0].isdigit() and len(f) > max(si, ni):
+                out.setdefault("up", {})[f[ni]] = 0.0 if f[si].lower() == "down" else 1.0
     toks = stats.split()
     for i in range(len(toks) - 1):
         if toks[i] == "queries":
@@ -216,6 +271,17 @@ def cmd_record(a):
         k, _, v = kv.partition("=")
         labels[k] = int(v) if v.isdigit() else v
     res = parse_dnsperf(a.files[0])
+    # Other dnsperf runs beside the first (overload: the bulk load without -v,
+    # beside a -v probe whose lines give the latencies): their counts add up.
+    for path in a.also or []:
+        more = parse_dnsperf(path)
+        for k in ("sent", "completed", "lost", "qps"):
+            if more.get(k) is not None:
+                res[k] = (res.get(k) or 0) + more[k]
+        for code, n in more["rcodes"].items():
+            res["rcodes"][code] = res["rcodes"].get(code, 0) + n
+        res["run_s"] = max(res.get("run_s") or 0, more.get("run_s") or 0) or None
+        res["max_ms"] = max(res.get("max_ms") or 0, more.get("max_ms") or 0)
     res.update(labels)
     # CPU time of the server under test per answered query, in µs.
     res["cpu_us"] = None
@@ -237,6 +303,20 @@ def cmd_record(a):
             for k in ("hedges", "hedge_wins", "hedges_refused"):
                 if k in before and k in after and dc > 0:
                     res[k + "_per_client"] = (after[k] - before[k]) / dc
+            # Overload: shed and synthesized answers over the run.
+            res["shed_metric"] = "shed" in before and "shed" in after
+            if res["shed_metric"]:
+                res["shed"] = after["shed"] - before["shed"]
+                res["shed_by_reason"] = {
+                    k: v - before.get("shed_by_reason", {}).get(k, 0.0)
+                    for k, v in after.get("shed_by_reason", {}).items()}
+            if "synthesized" in before and "synthesized" in after:
+                res["synthesized"] = after["synthesized"] - before["synthesized"]
+    for path in a.extra or []:
+        try:
+            res.update(json.load(open(path)))
+        except (OSError, ValueError):
+            pass
     with open(a.out, "a") as f:
         f.write(json.dumps(res) + "\n")
     # One line for the console.
@@ -248,6 +328,267 @@ def cmd_record(a):
           f"p50 {ms(res['p50'])}  p99 {ms(res['p99'])}  p99.9 {ms(res['p999'])} ms"
           + ("" if res["cpu_us"] is None else f"  cpu/query {res['cpu_us']:.1f} µs")
           + ("" if upc is None else f"  up/client {upc:.3f}"), flush=True)
+
+
+# --------------------------------------------------------------------------- DNS probes
+def dns_query(qid, name, rtype=1):
+    """A query for NAME (type RTYPE, 1 = A) with an EDNS OPT (for EDE)."""
+    q = struct.pack("!HHHHHH", qid, 0, 1, 0, 0, 1)
+    for label in name.strip(".").split("."):
+        b = label.encode()
+        q += bytes([len(b)]) + b
+    q += b"\0" + struct.pack("!HH", rtype, 1)
+    q += b"\0" + struct.pack("!HHIH", 41, 1232, 0, 0)
+    return q
+
+
+def skip_name(buf, i):
+    while True:
+        n = buf[i]
+        if n & 0xC0 == 0xC0:
+            return i + 2
+        if n == 0:
+            return i + 1
+        i += 1 + n
+
+
+def dns_answer(buf):
+    """(id, rcode, [A addresses], {EDE codes}) of a response; None if malformed."""
+    try:
+        qid, flags, qd, an, ns, ar = struct.unpack("!HHHHHH", buf[:12])
+        i = 12
+        for _ in range(qd):
+            i = skip_name(buf, i) + 4
+        addrs, ede = [], set()
+        for n in range(an + ns + ar):
+            i = skip_name(buf, i)
+            rtype, _cls, _ttl, rdlen = struct.unpack("!HHIH", buf[i:i + 10])
+            i += 10
+            rdata = buf[i:i + rdlen]
+            i += rdlen
+            if n < an and rtype == 1 and rdlen == 4:
+                addrs.append(socket.inet_ntoa(rdata))
+            if rtype == 41:
+                j = 0
+                while j + 4 <= len(rdata):
+                    code, olen = struct.unpack("!HH", rdata[j:j + 4])
+                    if code == 15 and olen >= 2:
+                        ede.add(struct.unpack("!H", rdata[j + 4:j + 6])[0])
+                    j += 4 + olen
+        return qid, flags & 0xF, addrs, ede
+    except (struct.error, IndexError):
+        return None
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def cmd_wait_answer(a):
+    """Polls NAME A on PORT until it answers IP; prints seconds since --t0 (ns)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.02)
+    end = time.monotonic() + a.limit
+    qid = 0
+    while time.monotonic() < end:
+        if a.pid and not alive(a.pid):
+            sys.exit(f"bench.py: process {a.pid} exited before answering {a.name}")
+        qid = (qid + 1) & 0xFFFF
+        try:
+            s.sendto(dns_query(qid, a.name), ("127.0.0.1", a.port))
+            t_end = time.monotonic() + 0.02
+            while time.monotonic() < t_end:
+                buf, _ = s.recvfrom(4096)
+                r = dns_answer(buf)
+                if r and r[0] == qid and a.ip in r[2]:
+                    print(f"{(time.time_ns() - a.t0) / 1e9:.3f}")
+                    return
+        except OSError:
+            pass
+    sys.exit(f"bench.py: no answer for {a.name} on port {a.port} within {a.limit} s")
+
+
+def cmd_check_answers(a):
+    """N queries for names of the table, 1 ms apart, answers collected until
+    WAIT s after the last one: right, wrong, unanswered and synthesized (EDE 22)."""
+    r = random.Random(a.seed)
+    metrics_before = scrape_ls(a.metrics) if a.metrics else {}
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    s.setblocking(False)
+    want = {}
+    got = {}
+
+    def drain():
+        while True:
+            try:
+                buf, _ = s.recvfrom(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            ans = dns_answer(buf)
+            if ans and ans[0] in want and ans[0] not in got:
+                got[ans[0]] = ans
+
+    for qid in range(1, a.n + 1):
+        k = r.randrange(a.names)
+        want[qid] = ip_of(k)
+        s.sendto(dns_query(qid, f"host{k}.{a.origin}"), ("127.0.0.1", a.port))
+        time.sleep(0.001)
+        drain()
+    end = time.monotonic() + a.wait
+    while len(got) < len(want) and time.monotonic() < end:
+        time.sleep(0.005)
+        drain()
+    out = {"check_sent": a.n, "check_right": 0, "check_wrong": 0, "check_unanswered": 0,
+           "check_ede22": 0}
+    for qid, ip in want.items():
+        ans = got.get(qid)
+        if ans is None:
+            out["check_unanswered"] += 1
+            continue
+        _, rcode, addrs, ede = ans
+        if 22 in ede:
+            out["check_ede22"] += 1
+        if rcode == 0 and addrs == [ip]:
+            out["check_right"] += 1
+        else:
+            out["check_wrong"] += 1
+    if a.metrics:
+        after = scrape_ls(a.metrics)
+        if "synthesized" in metrics_before and "synthesized" in after:
+            out["check_synth_delta"] = after["synthesized"] - metrics_before["synthesized"]
+    print(json.dumps(out))
+
+
+def cmd_wait_state(a):
+    """Waits until BACKEND's up flag (LS /metrics or dnsdist showServers) is WANT."""
+    end = time.monotonic() + a.limit
+    t0 = time.monotonic()
+    while time.monotonic() < end:
+        c = scrape_ls(a.ls) if a.ls else scrape_dnsdist(a.dnsdist)
+        if c.get("up", {}).get(a.backend) == a.want:
+            print(f"{time.monotonic() - t0:.1f}")
+            return
+        time.sleep(0.25)
+    sys.exit(f"bench.py: {a.backend} not {'up' if a.want else 'down'} within {a.limit} s")
+
+
+def cmd_watch_up(a):
+    """Scrapes the LS's /metrics every EVERY s for FOR s: each backend's lowest
+    dnslb_backend_up seen, and how many scrapes failed."""
+    out = {"up_scrapes": 0, "up_scrapes_failed": 0, "up_min": {}}
+    end = time.monotonic() + a.seconds
+    try:
+        while time.monotonic() < end:
+            t = time.monotonic()
+            c = scrape_ls(a.url)
+            if c.get("up"):
+                out["up_scrapes"] += 1
+                for b, v in c["up"].items():
+                    out["up_min"][b] = min(v, out["up_min"].get(b, v))
+            else:
+                out["up_scrapes_failed"] += 1
+            time.sleep(max(0.0, a.every - (time.monotonic() - t)))
+    finally:
+        with open(a.out, "w") as f:
+            json.dump(out, f)
+
+
+# --------------------------------------------------------------------------- memory
+def tree(pid):
+    """PID and its descendants (NSD forks its servers)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    todo += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def status_kb(pid, key):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def pss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def cmd_rss(a):
+    """VmRSS and PSS of PID and its descendants, summed, in KiB, as JSON."""
+    pids = tree(a.pid)
+    print(json.dumps({
+        f"{a.prefix}rss_kb": sum(status_kb(p, "VmRSS") for p in pids),
+        f"{a.prefix}pss_kb": sum(pss_kb(p) for p in pids),
+        f"{a.prefix}procs": len(pids),
+    }))
+
+
+def cmd_watch_rss(a):
+    """Polls the summed VmRSS of PID's tree every EVERY s for FOR s (or until
+    it is stopped): the peak sum and the highest VmHWM of any one process."""
+    out = {"peak_rss_kb": 0, "peak_hwm_kb": 0, "rss_samples": 0}
+
+    def stop(*_):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    end = time.monotonic() + a.seconds
+    try:
+        while time.monotonic() < end:
+            pids = tree(a.pid)
+            out["peak_rss_kb"] = max(out["peak_rss_kb"], sum(status_kb(p, "VmRSS") for p in pids))
+            out["peak_hwm_kb"] = max([out["peak_hwm_kb"]] + [status_kb(p, "VmHWM") for p in pids])
+            out["rss_samples"] += 1
+            time.sleep(a.every)
+    finally:
+        with open(a.out, "w") as f:
+            json.dump(out, f)
+
+
+def mem_name(i):
+    """hostI.example.com; every seventh name spelled in mixed case."""
+    return f"HoSt{i}.{MEM_ORIGIN}" if i % 7 == 0 else f"host{i}.{MEM_ORIGIN}"
+
+
+def cmd_gen_mem(a):
+    os.makedirs(a.dir, exist_ok=True)
+    with open(os.path.join(a.dir, "mem.txt"), "w") as f:
+        f.write(f"# {a.names} names of {MEM_ORIGIN}, PROJ format (generated by bench/bench.py)\n")
+        f.writelines(f"{mem_name(i)} {ip_of(i)} A\n" for i in range(a.names))
+    with open(os.path.join(a.dir, f"{MEM_ORIGIN}.zone"), "w") as f:
+        f.write(f"; the same {a.names} names as mem.txt, RFC 1035 format\n")
+        f.write(f"$ORIGIN {MEM_ORIGIN}.\n$TTL 300\n")
+        f.write(f"@ IN SOA {MEM_ORIGIN}. hostmaster.{MEM_ORIGIN}. 1 3600 600 604800 300\n")
+        f.write(f"@ IN NS ns.{MEM_ORIGIN}.\nns IN A 10.255.255.1\n")
+        f.writelines(f"{mem_name(i).split('.')[0]} IN A {ip_of(i)}\n" for i in range(a.names))
+    r = random.Random(a.seed)
+    with open(os.path.join(a.dir, "mem-queries.txt"), "w") as f:
+        f.writelines(f"{mem_name(r.randrange(a.names))} A\n" for _ in range(a.queries))
+    last = a.names - 1
+    print(f"host{last}.{MEM_ORIGIN} {ip_of(last)}")
 
 
 # --------------------------------------------------------------------------- report
@@ -269,6 +610,14 @@ def fmt(v, kind):
         return f"{v:.3f}"
     if kind == "us":
         return f"{v:.1f} µs"
+    if kind == "int":
+        return f"{v:,.0f}"
+    if kind == "pct":
+        return f"{v:.2f} %"
+    if kind == "mib":
+        return f"{v / 1024:.1f} MiB"
+    if kind == "s":
+        return f"{v:.2f} s"
     return str(v)
 
 
@@ -278,8 +627,31 @@ def load(path):
         for line in f:
             line = line.strip()
             if line:
-                rows.append(json.loads(line))
+                rows.append(derive(json.loads(line)))
     return rows
+
+
+def derive(r):
+    """Figures computed from a record's raw ones (overload and memory rows)."""
+    sent, done = r.get("sent"), r.get("completed")
+    if sent and done is not None:
+        r["answered_pct"] = 100.0 * done / sent
+        r["unanswered"] = sent - done
+        if r.get("run_s"):
+            r["sent_qps"] = sent / r["run_s"]
+    if r.get("section") == "overload" and r.get("mode") == "over" and "unanswered" in r:
+        r["unanswered_minus_shed"] = r["unanswered"] - (r.get("shed") or 0)
+        if r.get("sent_qps") and r.get("offered"):
+            r["offered_reached"] = r["sent_qps"] / r["offered"]
+    if r.get("up_min"):
+        r["lowest_up"] = min(r["up_min"].values())
+    steady = r.get("rss_kb") if r.get("section") == "mem" else None
+    if steady:
+        if r.get("peak_rss_kb"):
+            r["peak_ratio"] = r["peak_rss_kb"] / steady
+        if r.get("after_rss_kb"):
+            r["after_ratio"] = r["after_rss_kb"] / steady
+    return r
 
 
 def series(rows, section, scenario, contender, mode, metric):
@@ -353,7 +725,72 @@ def build(rows):
             pair("tail", sc, "ls-hedge-adaptive", "dnsdist", "fixed", "p999", "ms",
                  f"{title}: LS hedge/adaptive p99.9", "ratio <= 1.00",
                  lambda r, o, t: r is not None and r <= 1.0)
+    build_new_sections(rows, pair)
     return lines
+
+
+def build_new_sections(rows, pair):
+    """The ratio lines of the blackhole, overload and mem sections."""
+    ge = lambda x: (lambda r, o, t: r is not None and r >= x)  # noqa: E731
+    le = lambda x: (lambda r, o, t: r is not None and r <= x)  # noqa: E731
+    bh = ("blackhole", "pair")
+    pair(*bh, "dnslb-ls-blackholed", "dnslb-ls-healthy", "max", "qps", "qps",
+         "blackhole: LS max QPS, blackholed pair / healthy pair", "ratio >= 0.80", ge(0.8))
+    pair(*bh, "dnslb-ls-blackholed", "dnslb-ls-healthy", "fixed", "cpu_us", "us",
+         "blackhole: LS CPU per query @ 20k QPS, blackholed / healthy", "ratio <= 1.20", le(1.2))
+    pair(*bh, "dnsdist-blackholed", "dnsdist-healthy", "max", "qps", "qps",
+         "blackhole: dnsdist max QPS, blackholed pair / healthy pair", "(info)", None)
+    pair(*bh, "dnsdist-blackholed", "dnsdist-healthy", "fixed", "cpu_us", "us",
+         "blackhole: dnsdist CPU per query @ 20k QPS, blackholed / healthy", "(info)", None)
+    pair(*bh, "dnslb-ls-blackholed", "dnsdist-blackholed", "max", "qps", "qps",
+         "blackhole: LS vs dnsdist, blackholed pair: max QPS", "(info)", None)
+    pair(*bh, "dnslb-ls-blackholed", "dnsdist-blackholed", "fixed", "cpu_us", "us",
+         "blackhole: LS vs dnsdist, blackholed pair: CPU per query", "(info)", None)
+
+    ov = ("overload", "1.5x")
+    pair(*ov, "dnslb-ls", "dnsdist", "over", "offered_reached", "ratio",
+         "overload: rate dnsperf managed to send / 1.5x max (below 0.95: not the overload asked)",
+         "LS >= 0.95", lambda r, o, t: o is not None and o >= 0.95)
+    pair(*ov, "dnslb-ls", "dnsdist", "over", "p99", "ms",
+         "overload 1.5x max: p99 of answered queries", "LS p99 < 50 ms",
+         lambda r, o, t: o is not None and o < 50.0)
+    pair(*ov, "dnslb-ls", "dnsdist", "over", "p50", "ms",
+         "overload 1.5x max: p50 of answered queries", "(info)", None)
+    pair(*ov, "dnslb-ls", "dnsdist", "over", "answered_pct", "pct",
+         "overload 1.5x max: answered", "(info)", None)
+    missing = any(r.get("section") == "overload" and r.get("contender") == "dnslb-ls"
+                  and r.get("mode") == "over" and not r.get("shed_metric") for r in rows)
+    pair(*ov, "dnslb-ls", None, "over", "unanswered_minus_shed", "int",
+         "overload: LS unanswered - dnslb_shed_total delta"
+         + (" (metric missing: shed counted 0)" if missing else ""),
+         "= 0", lambda r, o, t: o is not None and o == 0)
+    pair(*ov, "dnslb-ls", None, "over", "lowest_up", "int",
+         "overload: LS lowest dnslb_backend_up during the load (1 s scrapes)", "= 1",
+         lambda r, o, t: o is not None and o == 1)
+    pair(*ov, "dnslb-ls", "dnsdist", "over", "check_wrong", "int",
+         "overload: wrong answers of 200 right after the load", "LS = 0",
+         lambda r, o, t: o is not None and o == 0)
+
+    mem = ("mem", "1M")
+    pair(*mem, "dnslb-ts", "nsd", "reload", "rss_kb", "mib",
+         "1M names: TS vs NSD, RSS when ready", "ratio <= 1.00", le(1.0))
+    pair(*mem, "dnslb-ts", "knot", "reload", "rss_kb", "mib",
+         "1M names: TS vs Knot, RSS when ready", "(info)", None)
+    pair(*mem, "dnslb-ts", "nsd", "reload", "pss_kb", "mib",
+         "1M names: TS vs NSD, PSS when ready (NSD's shared pages counted once)", "(info)", None)
+    pair(*mem, "dnslb-ts", "nsd", "reload", "ready_s", "s",
+         "1M names: TS vs NSD, ready time", "ratio <= 1.00", le(1.0))
+    pair(*mem, "dnslb-ts", "knot", "reload", "ready_s", "s",
+         "1M names: TS vs Knot, ready time", "(info)", None)
+    pair(*mem, "dnslb-ts", "nsd", "reload", "lost", "int",
+         "1M names: queries lost during a reload at 10k QPS (TS, NSD beside)", "TS = 0",
+         lambda r, o, t: o is not None and o == 0)
+    pair(*mem, "dnslb-ts", "nsd", "reload", "peak_ratio", "ratio",
+         "1M names: peak RSS during the reload / RSS when ready", "TS <= 2.00",
+         lambda r, o, t: o is not None and o <= 2.0)
+    pair(*mem, "dnslb-ts", "nsd", "reload", "after_ratio", "ratio",
+         "1M names: RSS after the reload / RSS when ready", "TS 0.90-1.10",
+         lambda r, o, t: o is not None and 0.9 <= o <= 1.1)
 
 
 def evaluate(line):
@@ -368,7 +805,9 @@ def evaluate(line):
     verdict = ""
     if line.judge is not None:
         verdict = "PASS" if line.judge(r_med, o_med, t_med) else "MISS"
-        if (line.theirs and r_med is None) or o_med is None:
+        # A ratio target needs both sides; an absolute one only ours.
+        needs_ratio = line.target_text.startswith("ratio")
+        if (needs_ratio and line.theirs and r_med is None) or o_med is None:
             verdict = "n/a"
     return per_round, o_med, t_med, r_med, verdict
 
@@ -379,7 +818,7 @@ def ratio_table(lines):
     body = []
     for ln in lines:
         per_round, o, t, r, v = evaluate(ln)
-        unit = {"qps": " qps", "ms": " ms", "up": ""}.get(ln.kind, "")
+        unit = {"qps": " qps", "ms": " ms"}.get(ln.kind, "")
         body.append([
             ln.label,
             fmt(o, ln.kind) + (unit if o is not None else ""),
@@ -399,15 +838,26 @@ def detail_tables(rows):
     for r in rows:
         key = (r.get("section"), r.get("scenario"), r.get("mode"))
         groups.setdefault(key, {}).setdefault(r.get("contender"), []).append(r)
-    order = {"ts": 0, "ls": 1, "tail": 2}
-    modes = {"max": 0, "fixed": 1}
+    order = {"ts": 0, "ls": 1, "tail": 2, "blackhole": 3, "overload": 4, "mem": 5}
+    modes = {"max": 0, "fixed": 1, "over": 2, "reload": 3}
     for key in sorted(groups, key=lambda k: (order.get(k[0], 9), str(k[1]), modes.get(k[2], 9))):
         section, scenario, mode = key
+        if (section, mode) == ("overload", "over"):
+            out.append(overload_table(groups[key], groups.get((section, scenario, "max"), {})))
+            continue
+        if (section, mode) == ("mem", "reload"):
+            out.append(mem_table(groups[key]))
+            continue
         title = {
             ("ts", "max"): f"TS vs NSD, {scenario}, dnsperf at full speed",
             ("ts", "fixed"): f"TS vs NSD, {scenario}, dnsperf at a fixed 20,000 QPS",
             ("ls", "max"): "LS vs dnsdist (replicated, 2 TS), dnsperf at full speed",
             ("ls", "fixed"): "LS vs dnsdist (replicated, 2 TS), dnsperf at a fixed 20,000 QPS",
+            ("blackhole", "max"): ("Blackholed backend: healthy pair vs a pair with one "
+                                   "backend blackholed (SIGSTOP), dnsperf at full speed"),
+            ("blackhole", "fixed"): ("Blackholed backend: healthy pair vs a pair with one "
+                                     "backend blackholed (SIGSTOP), dnsperf at a fixed 20,000 QPS"),
+            ("overload", "max"): "Overload: max QPS first (dnsperf at full speed)",
             ("tail", "fixed"): ("Tail, " + ("both TS delay 3% of answers by 50 ms"
                                 if scenario == "both" else "only ts1 delays 3% of answers by 50 ms")
                                 + ", dnsperf at a fixed 5,000 QPS"),
@@ -418,7 +868,7 @@ def detail_tables(rows):
         else:
             head = ["contender", "QPS median", "lost (sum)", "p50 ms", "p99 ms", "p99.9 ms",
                     "p99 by round", "CPU/query"]
-        if section in ("ls", "tail"):
+        if section in ("ls", "tail", "blackhole"):
             head.append("upstream/client")
         if section == "tail":
             head.append("hedges/client")
@@ -438,13 +888,66 @@ def detail_tables(rows):
                        fmt(med([r.get("p999") for r in rs]), "ms"),
                        ", ".join(fmt(r.get("p99"), "ms") for r in rs),
                        fmt(med([r.get("cpu_us") for r in rs]), "us")]
-            if section in ("ls", "tail"):
+            if section in ("ls", "tail", "blackhole"):
                 row.append(fmt(med([r.get("upstream_per_client") for r in rs]), "up"))
             if section == "tail":
                 row.append(fmt(med([r.get("hedges_per_client") for r in rs]), "up"))
             body.append(row)
         out.append((title, head, body))
     return out
+
+
+def overload_table(by_contender, max_rows):
+    """One row per contender of the overload run (one round)."""
+    head = ["contender", "max QPS", "offered (-Q)", "sent/s", "answered", "p50 ms", "p99 ms",
+            "SERVFAIL", "unanswered", "shed (by reason)", "UDP RcvbufErrors", "lowest backend_up",
+            "after: right/wrong/unanswered of 200", "after: EDE 22 / synthesized delta"]
+    body = []
+    for c, rs in by_contender.items():
+        r = sorted(rs, key=lambda x: x["round"])[-1]
+        mx = med([x.get("qps") for x in max_rows.get(c, [])])
+        if c.startswith("dnslb"):
+            if r.get("shed_metric"):
+                reasons = ", ".join(f"{k} {v:,.0f}" for k, v in
+                                    sorted((r.get("shed_by_reason") or {}).items()) if v)
+                shed = fmt(r.get("shed"), "int") + (f" ({reasons})" if reasons else "")
+            else:
+                shed = "0 (metric missing)"
+            up = ", ".join(f"{k} {v:.0f}" for k, v in sorted((r.get("up_min") or {}).items()))
+            up = (up or "n/a") + f" ({r.get('up_scrapes', 0)} scrapes)"
+            synth = f"{r.get('check_ede22', 'n/a')} / {fmt(r.get('check_synth_delta'), 'int')}"
+        else:
+            shed, up, synth = "-", "-", f"{r.get('check_ede22', 'n/a')} / -"
+        body.append([
+            c, fmt(mx, "qps"), fmt(r.get("offered"), "qps"), fmt(r.get("sent_qps"), "qps"),
+            fmt(r.get("answered_pct"), "pct"), fmt(r.get("p50"), "ms"), fmt(r.get("p99"), "ms"),
+            fmt((r.get("rcodes") or {}).get("SERVFAIL", 0), "int"),
+            fmt(r.get("unanswered"), "int"), shed, fmt(r.get("rcvbuf_errors"), "int"), up,
+            f"{r.get('check_right', 'n/a')}/{r.get('check_wrong', 'n/a')}/"
+            f"{r.get('check_unanswered', 'n/a')}",
+            synth,
+        ])
+    return ("Overload: 1.5x each contender's own max QPS (dnsperf -Q) for the run's length",
+            head, body)
+
+
+def mem_table(by_contender):
+    """One row per server of the 1,000,000-name run."""
+    head = ["server", "ready", "RSS ready", "PSS ready", "processes", "reload: sent", "lost",
+            "p99 ms", "max ms", "peak RSS (50 ms polls)", "peak/ready", "VmHWM (lifetime)",
+            "RSS after", "after/ready"]
+    body = []
+    for c, rs in by_contender.items():
+        r = sorted(rs, key=lambda x: x["round"])[-1]
+        body.append([
+            c, fmt(r.get("ready_s"), "s"), fmt(r.get("rss_kb"), "mib"), fmt(r.get("pss_kb"), "mib"),
+            str(r.get("procs", "n/a")), fmt(r.get("sent"), "int"), fmt(r.get("lost"), "int"),
+            fmt(r.get("p99"), "ms"), fmt(r.get("max_ms"), "ms"),
+            fmt(r.get("peak_rss_kb"), "mib"), fmt(r.get("peak_ratio"), "ratio"),
+            fmt(r.get("peak_hwm_kb"), "mib"), fmt(r.get("after_rss_kb"), "mib"),
+            fmt(r.get("after_ratio"), "ratio"),
+        ])
+    return ("1,000,000 names: start, memory, and a reload under 10,000 QPS", head, body)
 
 
 def md_table(head, body):
@@ -475,7 +978,7 @@ def cmd_report(a):
     head, body = ratio_table(lines)
     print()
     print("Ratios, ours / theirs (dnslb / NSD or dnsdist), medians over "
-          f"{meta.get('rounds')} rounds:")
+          f"{meta.get('rounds')} rounds (overload and mem: one round):")
     print(text_table(head, body))
     if not a.md:
         return
@@ -490,27 +993,34 @@ def cmd_report(a):
            "hand and kept when the file is regenerated (check its date against the run's).\n\n")
     md += summary + "\n"
     md += f"## Ratios (run of {meta['date']})\n\n"
-    md += (f"Medians over {meta['rounds']} rounds of alternating runs. \"ours/theirs by round\" "
+    md += (f"Medians over {meta['rounds']} rounds of alternating runs (the overload and "
+           "1,000,000-name parts run once). \"ours/theirs by round\" "
            "pairs the contenders' runs of the same round; the verdict uses the median of "
            "those per-round ratios (for absolute targets, the median of our values). Latencies "
            "are in ms; for p99 a ratio below 1 is better, for QPS above 1.\n\n")
     md += md_table(head, body) + "\n"
     md += "## How to reproduce\n\n"
-    md += ("On a Debian machine with Rust and python3 (`bench/run` installs dnsperf, dnsdist, nsd "
-           "and dig from Debian's packages when they are missing, and runs `cargo build --release`):\n\n"
+    md += ("On a Debian machine with Rust and python3 (`bench/run` installs dnsperf, dnsdist, nsd, "
+           "knot and dig from Debian's packages when they are missing, and runs `cargo build --release`):\n\n"
            "```sh\n"
-           "bench/run                   # full run, ~20 min: 3 rounds, rewrites docs/BENCHMARKS.md\n"
-           "bench/run --quick           # smoke run, ~3 min: 2 s runs, 2 rounds, report in bench/out/run-*/\n"
-           "bench/run --only tail --rounds 5   # one part (ts, ls or tail); --md FILE, --keep\n"
+           "bench/run                   # full run, ~30 min: 3 rounds, rewrites docs/BENCHMARKS.md\n"
+           "bench/run --quick           # smoke run, ~6 min: 2 s runs, 2 rounds, report in bench/out/run-*/\n"
+           "bench/run --only tail --rounds 5   # one part: ts, ls, tail, blackhole, overload or mem;\n"
+           "                                   # --md FILE, --keep\n"
            "```\n\n"
            "Run nothing else meanwhile: the contenders and dnsperf share the machine's cores. "
            "`bench/out/` (git-ignored) keeps each run's results.jsonl, meta.json, configs and logs "
            "(and with --keep the raw dnsperf output).\n\n")
     md += "## Machine and versions\n\n"
     for k in ("machine", "cpu", "kernel", "nproc", "dnslb", "rustc", "dnsperf", "dnsdist", "nsd",
-              "load", "load_end", "duration"):
+              "knot", "load", "load_end", "duration"):
         if k in meta:
             md += f"- **{k}**: {meta[k]}\n"
+    for k in sorted(meta):
+        if k.startswith("duration_"):
+            md += f"- **section {k[len('duration_'):]}**: {meta[k]}\n"
+    if "blackhole_down" in meta:
+        md += f"- **blackholed backend marked down**: {meta['blackhole_down']}\n"
     md += "\n## Settings\n\n"
     for s in meta.get("settings", []):
         md += f"- {s}\n"
@@ -580,7 +1090,55 @@ def main():
     g.add_argument("out")
     g.add_argument("labels", nargs="*")
     g.add_argument("--files", nargs="+", required=True)
+    g.add_argument("--extra", nargs="*", help="JSON files merged into the record")
+    g.add_argument("--also", nargs="*", help="more dnsperf outputs whose counts add up")
     g.set_defaults(f=cmd_record)
+    g = sub.add_parser("gen-mem")
+    g.add_argument("dir")
+    g.add_argument("--names", type=int, default=1000000)
+    g.add_argument("--queries", type=int, default=200000)
+    g.add_argument("--seed", type=int, default=5301)
+    g.set_defaults(f=cmd_gen_mem)
+    g = sub.add_parser("wait-answer")
+    g.add_argument("port", type=int)
+    g.add_argument("name")
+    g.add_argument("ip")
+    g.add_argument("--t0", type=int, required=True, help="start, ns since the epoch")
+    g.add_argument("--pid", type=int)
+    g.add_argument("--limit", type=float, default=300.0)
+    g.set_defaults(f=cmd_wait_answer)
+    g = sub.add_parser("check-answers")
+    g.add_argument("port", type=int)
+    g.add_argument("--names", type=int, default=10000)
+    g.add_argument("--origin", default=ORIGIN)
+    g.add_argument("--n", type=int, default=200)
+    g.add_argument("--wait", type=float, default=2.0)
+    g.add_argument("--seed", type=int, default=5302)
+    g.add_argument("--metrics", help="the LS's /metrics URL, for dnslb_synthesized_total")
+    g.set_defaults(f=cmd_check_answers)
+    g = sub.add_parser("wait-state")
+    g.add_argument("backend")
+    g.add_argument("want", type=float)
+    g.add_argument("--ls")
+    g.add_argument("--dnsdist")
+    g.add_argument("--limit", type=float, default=30.0)
+    g.set_defaults(f=cmd_wait_state)
+    g = sub.add_parser("watch-up")
+    g.add_argument("url")
+    g.add_argument("out")
+    g.add_argument("--every", type=float, default=1.0)
+    g.add_argument("--for", dest="seconds", type=float, required=True)
+    g.set_defaults(f=cmd_watch_up)
+    g = sub.add_parser("rss")
+    g.add_argument("pid", type=int)
+    g.add_argument("--prefix", default="")
+    g.set_defaults(f=cmd_rss)
+    g = sub.add_parser("watch-rss")
+    g.add_argument("pid", type=int)
+    g.add_argument("out")
+    g.add_argument("--every", type=float, default=0.05)
+    g.add_argument("--for", dest="seconds", type=float, required=True)
+    g.set_defaults(f=cmd_watch_rss)
     g = sub.add_parser("report")
     g.add_argument("results")
     g.add_argument("--md")
