@@ -80,7 +80,7 @@ fn admit(b: &Balancer) -> (Arc<LsState>, Job) {
         transport: Transport::Udp,
     };
     match b.admit(req) {
-        Admission::Forward(state, job) => (state, job),
+        Admission::Forward(state, admitted) => (state, admitted.into_job(raw.clone())),
         Admission::Reply(_) => panic!("the test query was not forwarded"),
     }
 }
