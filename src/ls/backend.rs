@@ -14,6 +14,25 @@ use crate::config::BackendConfig;
 /// Weight of the newest sample in the latency moving average (1/8, as TCP's SRTT).
 const EWMA_SHIFT: u32 = 3;
 
+/// `at` as milliseconds on a process-wide scale (a stamp that fits an
+/// atomic), from a base an hour before the first use so that the made-up
+/// instants of tests never fall before it.
+pub fn clock_ms(at: Instant) -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let base = BASE.get_or_init(|| {
+        let now = Instant::now();
+        now.checked_sub(Duration::from_secs(3600)).unwrap_or(now)
+    });
+    u64::try_from(at.saturating_duration_since(*base).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Pure rule of [`Backend::heard_within`]: an answer stamped `last` (0:
+/// never) is at most `window` before `now`.
+pub fn answered_within(last: u64, now: u64, window: Duration) -> bool {
+    let window = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+    last != 0 && now.saturating_sub(last) <= window
+}
+
 /// One upstream server.
 #[derive(Debug)]
 pub struct Backend {
@@ -52,6 +71,8 @@ pub struct BackendStats {
     pub outstanding: AtomicU32,
     /// Moving average of response latency, microseconds (0 = no sample yet).
     pub latency_us: AtomicU64,
+    /// When it last answered a client query ([`clock_ms`]; 0: never).
+    pub last_answer_ms: AtomicU64,
     /// Response latency histogram.
     pub latency: super::latency::LatencyHistogram,
 }
@@ -99,6 +120,25 @@ impl Backend {
             self.proven.store(true, Relaxed);
         }
         self.up.swap(up, Relaxed)
+    }
+
+    /// Notes that it answered a client query at `at`.
+    pub fn heard_from(&self, at: Instant) {
+        self.stats
+            .last_answer_ms
+            .store(clock_ms(at).max(1), Relaxed);
+    }
+
+    /// Whether it answered a client query in the `window` before `at`. A client
+    /// query that timed out within `window` of such an answer proves nothing
+    /// new about it: sent while it restarted, or while the LS itself was
+    /// behind (its own backlog), not to a backend gone silent.
+    pub fn heard_within(&self, window: Duration, at: Instant) -> bool {
+        answered_within(
+            self.stats.last_answer_ms.load(Relaxed),
+            clock_ms(at),
+            window,
+        )
     }
 
     /// Whether a probe (or an operator) has ever found it up.
@@ -183,5 +223,19 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.backend.stats.outstanding.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod heard_tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_counts_only_against_a_backend_silent_for_a_whole_query_lifetime() {
+        let w = Duration::from_millis(1500);
+        assert!(!answered_within(0, 10_000, w), "never answered");
+        assert!(answered_within(9_000, 10_000, w));
+        assert!(answered_within(8_500, 10_000, w), "at the edge");
+        assert!(!answered_within(8_499, 10_000, w));
     }
 }

@@ -802,7 +802,9 @@ impl Worker {
                     .map_or(Duration::ZERO, |i| now.saturating_duration_since(i.sent()));
                 drop(a);
                 // A response cut short by its slot is not trusted.
-                let verdict = f.state.judge_response(backend, rtt, (!cut).then_some(h));
+                let verdict = f
+                    .state
+                    .judge_response(backend, now, rtt, (!cut).then_some(h));
                 let keep = f.res.on_outcome(backend, verdict);
                 if keep || verdict == Verdict::Final {
                     let mut buf = f

@@ -303,6 +303,7 @@ impl LsState {
     pub(crate) fn judge_response(
         &self,
         i: usize,
+        at: tokio::time::Instant,
         rtt: Duration,
         header: Option<WireHeader>,
     ) -> resolution::Verdict {
@@ -310,6 +311,7 @@ impl LsState {
             return resolution::Verdict::Failed;
         };
         b.stats.answered.fetch_add(1, Relaxed);
+        b.heard_from(at);
         b.observe_latency(rtt);
         self.observe_hedge_sample(i, rtt);
         let v = header.map_or(resolution::Verdict::Failed, |h| {
@@ -332,8 +334,13 @@ impl LsState {
     }
 
     /// A client query timed out while backend `i` was asked: a health failure.
-    fn on_client_timeout(&self, i: usize) {
+    fn on_client_timeout(&self, i: usize, at: tokio::time::Instant) {
         if let (Some(p), Some(b)) = (&self.health, self.backends.get(i)) {
+            // Answers within a query's lifetime: the backend is alive (a
+            // query sent while it restarted, or one our own backlog held up).
+            if b.heard_within(self.policy.timeout, at) {
+                return;
+            }
             b.health.record(b, false, p, "client query timed out");
         }
     }

@@ -149,11 +149,11 @@ fn judge(state: &LsState, a: &Attempt) -> Verdict {
         return Verdict::Failed;
     };
     match &a.result {
-        Ok(resp) => state.judge_response(a.backend, a.rtt, WireHeader::read(resp)),
+        Ok(resp) => state.judge_response(a.backend, Instant::now(), a.rtt, WireHeader::read(resp)),
         Err(UpstreamError::Timeout) => {
             // Silent until the query's deadline.
             b.stats.timeouts.fetch_add(1, Relaxed);
-            state.on_client_timeout(a.backend);
+            state.on_client_timeout(a.backend, Instant::now());
             Verdict::Failed
         }
         Err(_) => Verdict::Failed,
@@ -175,7 +175,7 @@ pub(crate) fn finish(
         for i in res.unfinished() {
             if let Some(b) = state.backends.get(i) {
                 b.stats.timeouts.fetch_add(1, Relaxed);
-                state.on_client_timeout(i);
+                state.on_client_timeout(i, res.deadline());
             }
         }
     }

@@ -101,7 +101,9 @@ fn response(job: &Job, rcode: u8, positive: bool) -> Vec<u8> {
 
 /// Feeds backend `i`'s response to the resolution as the drivers do.
 fn answer(state: &LsState, res: &mut Resolution, i: usize, resp: &[u8]) -> Verdict {
-    let v = state.judge_response(i, 100 * US, WireHeader::read(resp));
+    // Stamped just before the deadline: the latest a test's answer comes.
+    let at = res.deadline() - MS;
+    let v = state.judge_response(i, at, 100 * US, WireHeader::read(resp));
     res.on_outcome(i, v);
     v
 }
@@ -463,4 +465,42 @@ fn client_query_deadlines_count_as_health_failures() {
         let up = state.backends.iter().map(|b| b.is_up()).collect::<Vec<_>>();
         assert_eq!(up, [q < 2, q < 2], "after {} timed-out queries", q + 1);
     }
+}
+
+#[test]
+fn timeouts_within_a_query_lifetime_of_an_answer_are_not_health_failures() {
+    let b = balancer(
+        "strategy = \"race\"\nlayout = \"replicated\"\ntimeout_ms = 100\n\
+         [ls.health]\nfall = 3\nrise = 2",
+        2,
+    );
+    let t0 = Instant::now();
+    let state = b.state();
+    // Both answered a client query at t0 (say, just after a restart).
+    for i in 0..2 {
+        let _ = state.judge_response(i, t0, 100 * US, None);
+    }
+    let timed_out = |start: Instant| {
+        let (state, job) = admit(&b);
+        let mut res = state.resolution(&job, start);
+        steps(&mut res, start, &state);
+        let end = res.poll(start + 100 * MS, &*state);
+        let Step::Done(end) = end else {
+            panic!("not done at the deadline: {end:?}")
+        };
+        strategy::finish(&state, &job, &res, end, None);
+    };
+    // Queries sent before t0 whose deadlines fall within 100 ms of it: the
+    // backends were alive meanwhile, so their silence proves nothing.
+    for q in 0..3_u32 {
+        timed_out(t0 - 90 * MS + q * 20 * MS);
+    }
+    let up = |s: &LsState| s.backends.iter().map(|b| b.is_up()).collect::<Vec<_>>();
+    assert_eq!(up(&b.state()), [true, true]);
+    assert_eq!(b.state().backends[0].stats.timeouts.load(Relaxed), 3);
+    // A whole query lifetime later, silence counts: three mark them down.
+    for q in 0..3_u32 {
+        timed_out(t0 + Duration::from_secs(1) + q * 200 * MS);
+    }
+    assert_eq!(up(&b.state()), [false, false]);
 }
