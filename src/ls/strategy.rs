@@ -36,7 +36,10 @@ struct Attempt {
 }
 
 /// Asks `backend` (index `i`), retrying over TCP when a TCP client's answer
-/// came back truncated.
+/// came back truncated. A TCP client's ANY goes to the backend over TCP at
+/// once: over UDP an authoritative server answers ANY with one RRset (RFC
+/// 8482), over TCP with all of them, which is what a client that chose TCP
+/// gets from the server itself.
 async fn attempt(state: Arc<LsState>, i: usize, job: Arc<Job>, deadline: Instant) -> Attempt {
     let started = Instant::now();
     let Some(b) = state.backends.get(i).cloned() else {
@@ -61,6 +64,15 @@ async fn exchange(
     deadline: Instant,
 ) -> Result<Vec<u8>, UpstreamError> {
     let mut query = job.raw.clone();
+    let question = job.question();
+    let drops = &state.metrics.drops;
+    let any = question.len() >= 4 && question[question.len() - 4..question.len() - 2] == [0, 255];
+    if any && job.transport == Transport::Tcp {
+        let id: u16 = rand::random();
+        WireHeader::set_id(&mut query, id);
+        let _busy = b.begin();
+        return upstream::tcp_exchange(b.addr, &query, id, question, deadline, drops).await;
+    }
     let resp = state
         .pool
         .exchange(
@@ -72,8 +84,6 @@ async fn exchange(
             state.adaptive_hedge_pct(),
         )
         .await?;
-    let question = job.question();
-    let drops = &state.metrics.drops;
     let truncated = WireHeader::read(&resp).is_some_and(|h| h.truncated());
     if truncated && job.transport == Transport::Tcp {
         let id: u16 = rand::random();
