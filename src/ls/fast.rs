@@ -394,6 +394,14 @@ pub(crate) async fn run(
         spare: Vec::new(),
         max_flights: max_flights.max(1),
     };
+    if let Some(inode) = crate::server::socket::socket_inode(w.client.as_ref()) {
+        w.balancer
+            .metrics
+            .client_sockets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(inode);
+    }
     if let Err(err) = batch::enable_timestamps(w.client.as_ref()) {
         debug!(
             ?err,

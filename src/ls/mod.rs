@@ -117,9 +117,24 @@ pub struct LsMetrics {
     pub shed_queue: AtomicU64,
     /// Client queries shed with SERVFAIL: `max_inflight` reached.
     pub shed_inflight: AtomicU64,
+    /// The UDP workers' client sockets (inodes): the queries the kernel
+    /// dropped on them, their queues full, are shed too ([`LsMetrics::shed_socket`]).
+    pub client_sockets: std::sync::Mutex<Vec<u64>>,
 }
 
 impl LsMetrics {
+    /// Client queries the kernel dropped before a worker could read them,
+    /// its socket's queue full: overload that never reached the LS, read
+    /// from the kernel's counters now.
+    pub fn shed_socket(&self) -> u64 {
+        let inodes = self
+            .client_sockets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        crate::server::socket::udp_drops(&inodes)
+    }
+
     /// Counts a forwarded query's reply (by rcode) and its latency.
     pub(crate) fn answered(&self, reply: &Reply, arrived: std::time::Instant) {
         Balancer::count_reply(self, reply);

@@ -217,11 +217,12 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
     e.family(
         "dnslb_shed_total",
         "counter",
-        "Client queries shed under overload: waited too long in the queue, or over max_inflight (SERVFAIL).",
+        "Client queries shed under overload: waited too long in the queue, over max_inflight (SERVFAIL), or dropped by the kernel with the socket's queue full.",
     );
     for (reason, c) in [("queue", &m.shed_queue), ("inflight", &m.shed_inflight)] {
         e.sample("dnslb_shed_total", &[("reason", reason)], c.load(Relaxed));
     }
+    e.sample("dnslb_shed_total", &[("reason", "socket")], m.shed_socket());
     e.family(
         "dnslb_client_latency_seconds",
         "histogram",

@@ -139,6 +139,40 @@ fn bind_pair_once(
     Ok((udp, tcp, bound))
 }
 
+/// The inode of socket `fd` (how `/proc/net/udp` names it).
+pub fn socket_inode(fd: &impl std::os::fd::AsFd) -> Option<u64> {
+    rustix::fs::fstat(fd).ok().map(|st| st.st_ino)
+}
+
+/// Datagrams the kernel dropped, for want of room in their receive queues,
+/// on the UDP sockets of this process with one of `inodes` (the `drops`
+/// column of `/proc/self/net/udp` and `udp6`). Read on demand (a metrics
+/// scrape), never per datagram.
+pub fn udp_drops(inodes: &[u64]) -> u64 {
+    if inodes.is_empty() {
+        return 0;
+    }
+    ["/proc/self/net/udp", "/proc/self/net/udp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|table| udp_drops_in(&table, inodes))
+        .sum()
+}
+
+/// [`udp_drops`] over the text of one table.
+pub fn udp_drops_in(table: &str, inodes: &[u64]) -> u64 {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let inode: u64 = cols.get(9)?.parse().ok()?;
+            let drops: u64 = cols.last()?.parse().ok()?;
+            inodes.contains(&inode).then_some(drops)
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Error, ErrorKind};
@@ -177,5 +211,15 @@ mod tests {
             let msg = message(addr, kind);
             assert_eq!(msg, format!("cannot listen on {addr} (tcp)"), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn kernel_drops_are_read_for_our_sockets_only() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+ 459: 0100007F:797D 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2373174 2 0000000060f6a262 29918\n\
+ 460: 0100007F:797E 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2373175 2 0000000060f6a263 7\n";
+        assert_eq!(udp_drops_in(table, &[2373174]), 29918);
+        assert_eq!(udp_drops_in(table, &[2373174, 2373175]), 29925);
+        assert_eq!(udp_drops_in(table, &[1]), 0);
     }
 }

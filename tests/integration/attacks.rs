@@ -834,6 +834,89 @@ async fn hostile_backends_get_answers_by_the_rules_and_the_ls_keeps_serving() {
 }
 
 // ---------------------------------------------------------------------------
+// 4b. Overload that never reaches the LS
+
+/// Client queries the LS's /metrics at `m` counts as shed, all reasons.
+async fn shed_total(m: SocketAddr) -> f64 {
+    let e = parse_exposition(&crate::metrics::http_get(m, "/metrics").await.body);
+    ["queue", "inflight", "socket"]
+        .iter()
+        .map(|r| value(&e, "dnslb_shed_total", &[("reason", r)]))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_query_a_full_socket_queue_drops_is_counted_as_shed() {
+    let _heavy = HEAVY.lock().await;
+    const FLOOD: usize = 40_000;
+    const AFTER: usize = 20;
+    let zones = ZoneDir::new();
+    let ts = harness::start_ts(harness::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
+    let ports = free_ports(2);
+    let (port, mport) = (ports[0], ports[1]);
+    let dir = ZoneDir::new();
+    let extra = format!("metrics = \"127.0.0.1:{mport}\"\n");
+    dir.write("config.toml", &ls_toml(port, &extra, ts.addr));
+    let mut ls = spawn_ls(dir.path(), port, right, None).await;
+    let addr = local(port);
+    let metrics = local(mport);
+    let shed_before = shed_total(metrics).await;
+
+    // A client whose own queue holds every answer the LS can send back.
+    let raw = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    raw.set_recv_buffer_size(16 << 20).unwrap();
+    raw.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    raw.set_nonblocking(true).unwrap();
+    let sock = UdpSocket::from_std(raw.into()).unwrap();
+    let q = harness::query(NAME, RecordType::A, None).to_vec().unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut answered = BTreeSet::new();
+    let mut drain = async |sock: &UdpSocket, answered: &mut BTreeSet<u16>| {
+        // Until the LS has been quiet for a while.
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf)).await
+        {
+            if let Some(id) = buf.get(..n.min(2)).filter(|b| b.len() == 2) {
+                answered.insert(u16::from_be_bytes([id[0], id[1]]));
+            }
+        }
+    };
+    // Stopped, the LS reads nothing: its socket's queue fills, and the
+    // kernel drops the rest of the flood.
+    ls.signal(Signal::STOP);
+    for i in 0..FLOOD {
+        sock.send_to(&with_id(&q, i as u16), addr).await.unwrap();
+    }
+    ls.signal(Signal::CONT);
+    drain(&sock, &mut answered).await;
+    // And the LS serves normally right after.
+    for i in FLOOD..FLOOD + AFTER {
+        sock.send_to(&with_id(&q, i as u16), addr).await.unwrap();
+    }
+    drain(&sock, &mut answered).await;
+    ls.assert_running();
+    let shed = (shed_total(metrics).await - shed_before) as usize;
+    eprintln!(
+        "flood of {FLOOD} (+{AFTER}) at a stopped LS: {} answered, {shed} counted as shed",
+        answered.len()
+    );
+    assert!(
+        shed > 0,
+        "the flood overflowed the queue: some were dropped"
+    );
+    assert!(
+        (FLOOD..FLOOD + AFTER).all(|i| answered.contains(&(i as u16))),
+        "the queries after the flood are answered"
+    );
+    assert_eq!(
+        answered.len() + shed,
+        FLOOD + AFTER,
+        "every query is answered or counted as shed"
+    );
+}
+
+// ---------------------------------------------------------------------------
 // 5. Past max_inflight
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
