@@ -508,8 +508,8 @@ impl Balancer {
     }
 }
 
-/// What becomes of a client query at the door.
-pub(crate) enum Admission {
+/// What becomes of a client query at the door ([`Balancer::admit`]).
+pub enum Admission {
     /// Answered (or dropped) at once: malformed, refused, rate limited.
     Reply(Reply),
     /// To be forwarded, on this snapshot.
@@ -518,8 +518,9 @@ pub(crate) enum Admission {
 
 impl Balancer {
     /// Reads a client query once (header and question) and decides: an
-    /// immediate reply (counted), or a [`Job`] to forward.
-    pub(crate) fn admit(&self, req: Request<'_>) -> Admission {
+    /// immediate reply (counted), or a [`Job`] to forward. Sends nothing:
+    /// forwarding is [`Handler::handle`]'s part.
+    pub fn admit(&self, req: Request<'_>) -> Admission {
         let now = |bytes: Option<Vec<u8>>| {
             let reply = bytes.map_or(Reply::Drop, Reply::One);
             Self::count_reply(&self.metrics, &reply);
