@@ -367,15 +367,24 @@ fn record_lines(entries: &[Entry], origin: Option<&Name>) -> Lines {
     for entry in entries {
         let mut words = entry.words.iter();
         if !entry.blank_owner {
-            let Some(first) = words.next() else {
+            let Some(mut first) = words.next() else {
                 continue;
             };
-            if first.starts_with('$') {
+            // hickory reads a directive's one argument, then the rest of the
+            // line as a new entry: `$TTL 60 @` sets the owner to the origin.
+            while first.starts_with('$') {
+                let argument = words.next();
                 if first.eq_ignore_ascii_case("$ORIGIN")
-                    && let Some(name) = words.next()
+                    && let Some(name) = argument
                 {
                     current_origin = Name::parse(name, None).ok().map(fqdn);
                 }
+                match words.next() {
+                    Some(next) => first = next,
+                    None => break,
+                }
+            }
+            if first.starts_with('$') {
                 continue;
             }
             owner = if first == "@" {

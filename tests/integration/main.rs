@@ -3,6 +3,7 @@
 
 mod browser;
 mod cli;
+mod fuzz_regressions;
 #[allow(dead_code)]
 mod harness;
 mod health;
