@@ -82,19 +82,24 @@ pub fn parse_zone_file(
     origin: Option<&Name>,
 ) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    // Refused before hickory sees the text, so it never opens another file. hickory only
-    // honours `$INCLUDE` at the start of a line; anything there that looks like one is refused.
+    // Refused before hickory sees the text, so it never opens another file. hickory
+    // honours `$INCLUDE` at the start of a line, and after another directive's argument
+    // on the same line (`$TTL 60 $INCLUDE /file`); anything there that looks like one is
+    // refused.
+    let include = |line: usize| ZoneError::line(file, line, "$INCLUDE is not supported");
     if let Some(index) = text.lines().position(|line| {
         line.get(..8)
             .is_some_and(|word| word.eq_ignore_ascii_case("$INCLUDE"))
     }) {
-        return Err(ZoneError::line(
-            file,
-            index + 1,
-            "$INCLUDE is not supported",
-        ));
+        return Err(include(index + 1));
     }
     let entries = scan(text);
+    if let Some(entry) = entries
+        .iter()
+        .find(|e| directives(e).any(|(name, ..)| name.eq_ignore_ascii_case("INCLUDE")))
+    {
+        return Err(include(entry.first_line));
+    }
     let (parsed_origin, sets) = match run_parser(text, origin) {
         Ok(parsed) => parsed,
         Err(_) => {
@@ -354,6 +359,41 @@ fn scan(text: &str) -> Vec<Entry> {
     entries
 }
 
+/// A `$` directive as hickory's lexer splits it: `$` and capital letters name it, and
+/// anything glued on (`$ORIGIN0a.test.`) is its argument.
+fn split_directive(word: &str) -> Option<(&str, Option<&str>)> {
+    let rest = word.strip_prefix('$')?;
+    let end = rest
+        .find(|c: char| !c.is_ascii_uppercase())
+        .unwrap_or(rest.len());
+    let (name, glued) = rest.split_at(end);
+    Some((name, (!glued.is_empty()).then_some(glued)))
+}
+
+/// The directives an entry starts with, each with its argument and the number of words
+/// it takes: hickory reads one argument, then the rest of the line afresh, so
+/// `$TTL 60 $ORIGIN a.test. www A ...` holds two directives and a record.
+fn directives(entry: &Entry) -> impl Iterator<Item = (&str, Option<&str>, usize)> {
+    let mut words = entry.words.iter();
+    let mut done = entry.blank_owner;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let Some((name, glued)) = words.next().and_then(|w| split_directive(w)) else {
+            done = true;
+            return None;
+        };
+        match glued {
+            Some(argument) => Some((name, Some(argument), 1)),
+            None => {
+                let argument = words.next().map(String::as_str);
+                Some((name, argument, 1 + usize::from(argument.is_some())))
+            }
+        }
+    })
+}
+
 /// The lines where each RRset's records are written, found by following owner names,
 /// `$ORIGIN` and the `[ttl] [class] type` fields the way hickory's parser does.
 fn record_lines(entries: &[Entry], origin: Option<&Name>) -> Lines {
@@ -365,28 +405,22 @@ fn record_lines(entries: &[Entry], origin: Option<&Name>) -> Lines {
     let mut current_origin = origin.cloned().map(fqdn);
     let mut owner: Option<Name> = None;
     for entry in entries {
-        let mut words = entry.words.iter();
+        let mut taken = 0;
+        for (name, argument, used) in directives(entry) {
+            if name == "ORIGIN"
+                && let Some(origin) = argument
+            {
+                current_origin = Name::parse(origin, None).ok().map(fqdn);
+            }
+            taken += used;
+        }
+        // hickory reads the rest of a directive's line as a new entry: `$TTL 60 @`
+        // sets the owner to the origin.
+        let mut words = entry.words.iter().skip(taken);
         if !entry.blank_owner {
-            let Some(mut first) = words.next() else {
+            let Some(first) = words.next() else {
                 continue;
             };
-            // hickory reads a directive's one argument, then the rest of the
-            // line as a new entry: `$TTL 60 @` sets the owner to the origin.
-            while first.starts_with('$') {
-                let argument = words.next();
-                if first.eq_ignore_ascii_case("$ORIGIN")
-                    && let Some(name) = argument
-                {
-                    current_origin = Name::parse(name, None).ok().map(fqdn);
-                }
-                match words.next() {
-                    Some(next) => first = next,
-                    None => break,
-                }
-            }
-            if first.starts_with('$') {
-                continue;
-            }
             owner = if first == "@" {
                 current_origin.clone()
             } else {

@@ -40,3 +40,51 @@ $ORIGIN fixture.test. ns1 IN A 192.0.2.53
         "z.zone:6: class CH is not supported (only IN)"
     );
 }
+
+/// hickory names a directive by `$` and the capital letters after it, so
+/// `$ORIGIN0fuzz.test.` sets the origin `0fuzz.test.`: the records it names
+/// keep their lines (the SOA had line 0).
+#[test]
+fn an_argument_glued_to_its_directive_is_read_as_hickory_reads_it() {
+    let text = "\
+$ORIGIN0fuzz.test.
+$TTL 300
+@ IN SOA ns1 hostmaster 1 7200 3600 1209600 300
+  IN NS ns1
+ns1 IN A 192.0.2.53
+";
+    let (zone, records) = parse_zone_file(text, Path::new("z.zone"), None).unwrap();
+    assert_eq!(zone.to_string(), "0fuzz.test.");
+    assert_eq!(line_of(&records, RecordType::SOA), [3]);
+    assert_eq!(line_of(&records, RecordType::NS), [4]);
+    assert_eq!(line_of(&records, RecordType::A), [5]);
+}
+
+/// hickory honours `$INCLUDE` after another directive's argument on the same
+/// line too: refused there as at the start of a line, so loading a zone never
+/// opens another file.
+#[test]
+fn an_include_after_a_directive_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.zone");
+    std::fs::write(&other, "www IN A 192.0.2.80\n").unwrap();
+    let head = "\
+$ORIGIN fuzz.test.
+@ 300 IN SOA ns1 hostmaster 1 7200 3600 1209600 300
+  IN NS ns1
+";
+    // Without the guard, hickory reads other.zone: www.fuzz.test. A 192.0.2.80.
+    for line in [
+        format!("$TTL 300 $INCLUDE {}", other.display()),
+        format!("$ORIGIN fuzz.test. $INCLUDE{}", other.display()),
+        format!("$TTL 300 $ORIGIN fuzz.test. $INCLUDE {}", other.display()),
+    ] {
+        let text = format!("{head}{line}\n");
+        let err = parse_zone_file(&text, Path::new("z.zone"), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "z.zone:4: $INCLUDE is not supported",
+            "{line}"
+        );
+    }
+}
