@@ -255,6 +255,8 @@ enum Lex {
     Gap,
     /// Inside an unquoted word.
     Word,
+    /// Inside a directive's name: `$` and capital letters.
+    Dollar,
     /// Inside a quoted string (which may span lines).
     Quote,
     /// Just after a backslash in a quoted string.
@@ -264,7 +266,8 @@ enum Lex {
 }
 
 /// Splits a master file into entries, the way hickory's lexer sees them: `;` starts a
-/// comment, `"` at the start of a word opens a quoted string (outside parentheses), and
+/// comment, `"` at the start of a word opens a quoted string (outside parentheses), `@`
+/// is a word of its own, `$` and the capital letters after it name a directive, and
 /// a line break inside parentheses or quotes does not end the entry.
 fn scan(text: &str) -> Vec<Entry> {
     let starts_blank = |at: usize| {
@@ -318,6 +321,17 @@ fn scan(text: &str) -> Vec<Entry> {
                 }
                 word.clear();
             }
+            Lex::Dollar => {
+                if c.is_ascii_uppercase() {
+                    word.push(c);
+                    continue;
+                }
+                // Anything else ends the name and starts the next word (`$ORIGIN0a.`).
+                if !list_seen {
+                    entry.words.push(std::mem::take(&mut word));
+                }
+                word.clear();
+            }
             Lex::Comment | Lex::Gap => {}
         }
         state = Lex::Gap;
@@ -337,6 +351,16 @@ fn scan(text: &str) -> Vec<Entry> {
             }
             ')' if in_list => in_list = false,
             '"' if !in_list => state = Lex::Quote,
+            // `@` is a word of its own (`@0` is `@` and `0`).
+            '@' if !in_list => {
+                if !list_seen {
+                    entry.words.push("@".to_owned());
+                }
+            }
+            '$' if !in_list => {
+                word.push(c);
+                state = Lex::Dollar;
+            }
             c if c.is_whitespace() => {}
             c => {
                 word.push(c);
@@ -348,7 +372,7 @@ fn scan(text: &str) -> Vec<Entry> {
         }
     }
     if entry_start < text.len() {
-        if state == Lex::Word && !list_seen {
+        if matches!(state, Lex::Word | Lex::Dollar) && !list_seen {
             entry.words.push(word);
         }
         // A final newline inside parentheses or quotes does not start another line.

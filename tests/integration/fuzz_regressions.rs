@@ -88,3 +88,20 @@ $ORIGIN fuzz.test.
         );
     }
 }
+
+/// hickory's lexer makes `@` a word of its own: `@0 IN SOA` is the origin's
+/// SOA with TTL 0, at its line (it had line 0).
+#[test]
+fn an_at_sign_glued_to_a_ttl_is_the_origin() {
+    let text = "\
+$ORIGIN example.test.
+$TTL 300
+@0 IN SOA ns1 hostmaster 1 3600 600 604800 60
+@  IN NS ns1
+ns1 IN A 192.0.2.53
+";
+    let (zone, records) = parse_zone_file(text, Path::new("z.zone"), None).unwrap();
+    assert_eq!(zone.to_string(), "example.test.");
+    assert_eq!(line_of(&records, RecordType::SOA), [3]);
+    assert_eq!(line_of(&records, RecordType::NS), [4]);
+}
