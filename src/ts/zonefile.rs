@@ -107,6 +107,15 @@ pub fn parse_zone_file(
             return Err(ZoneError::line(file, line, err));
         }
     };
+    // hickory takes a word cut off by the end of the text inside parentheses for a
+    // record type (`a ( 1 TXT` is a TXT record); its own error otherwise.
+    if let Some(last) = entries.last().filter(|e| e.unclosed) {
+        return Err(ZoneError::line(
+            file,
+            last.last_line,
+            "unclosed parenthesis at the end of the file",
+        ));
+    }
     let lines = record_lines(&entries, origin);
     let records = to_source_records(sets, &lines);
     check(records, &lines, &parsed_origin).map_err(|(line, msg)| ZoneError::line(file, line, msg))
@@ -246,6 +255,8 @@ struct Entry {
     blank_owner: bool,
     /// The words before any `(`, quotes removed; comments dropped.
     words: Vec<String>,
+    /// The text ends inside this entry's parentheses.
+    unclosed: bool,
 }
 
 /// Lexer state of [`scan`], following hickory's lexer.
@@ -281,6 +292,7 @@ fn scan(text: &str) -> Vec<Entry> {
         end: at,
         blank_owner: starts_blank(at),
         words: Vec::new(),
+        unclosed: false,
     };
     let mut entries = Vec::new();
     let mut line = 1;
@@ -378,6 +390,7 @@ fn scan(text: &str) -> Vec<Entry> {
         // A final newline inside parentheses or quotes does not start another line.
         entry.last_line = if text.ends_with('\n') { line - 1 } else { line }.max(entry.first_line);
         entry.end = text.len();
+        entry.unclosed = in_list;
         entries.push(entry);
     }
     entries

@@ -105,3 +105,24 @@ ns1 IN A 192.0.2.53
     assert_eq!(line_of(&records, RecordType::SOA), [3]);
     assert_eq!(line_of(&records, RecordType::NS), [4]);
 }
+
+/// A file that ends inside parentheses right after a word (no final newline)
+/// is refused at its last line: hickory took the cut-off word for a record
+/// type and made a record no line holds (reported at line 0).
+#[test]
+fn a_file_ending_inside_parentheses_is_refused_at_its_last_line() {
+    let text = "\
+$ORIGIN fuzz.test.
+$TTL 300
+@ IN SOA ns1 hostmaster 1 7200 3600 1209600 300
+  IN NS ns1
+www.other.test. (
+  2024060101 7200
+loop IN CNAME www
+big IN TXT";
+    let err = parse_zone_file(text, Path::new("z.zone"), None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "z.zone:8: unclosed parenthesis at the end of the file"
+    );
+}
