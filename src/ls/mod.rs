@@ -539,8 +539,8 @@ impl Balancer {
     }
 }
 
-/// What becomes of a client query at the door.
-pub(crate) enum Admission {
+/// What becomes of a client query at the door ([`Balancer::admit`]).
+pub enum Admission {
     /// Answered (or dropped) at once: malformed, refused, rate limited.
     Reply(Reply),
     /// To be forwarded, on this snapshot.
@@ -550,7 +550,7 @@ pub(crate) enum Admission {
 /// A client query admitted for forwarding: what was read of it, not yet
 /// its bytes (the caller decides where they go, or to shed it first).
 #[derive(Debug)]
-pub(crate) struct Admitted {
+pub struct Admitted {
     client_id: u16,
     question_end: usize,
     transport: Transport,
@@ -560,12 +560,12 @@ pub(crate) struct Admitted {
 
 impl Admitted {
     /// End of the question section in the query.
-    pub(crate) fn question_end(&self) -> usize {
+    pub fn question_end(&self) -> usize {
         self.question_end
     }
 
     /// The job, with `raw` holding the query's bytes as received.
-    pub(crate) fn into_job(self, raw: Vec<u8>) -> Job {
+    pub fn into_job(self, raw: Vec<u8>) -> Job {
         Job {
             raw,
             client_id: self.client_id,
@@ -580,7 +580,8 @@ impl Admitted {
 impl Balancer {
     /// Reads a client query once (header and question) and decides: an
     /// immediate reply (counted), or a query to forward (not copied yet).
-    pub(crate) fn admit(&self, req: Request<'_>) -> Admission {
+    /// Sends nothing: forwarding is [`Handler::handle`]'s part.
+    pub fn admit(&self, req: Request<'_>) -> Admission {
         let now = |bytes: Option<Vec<u8>>| {
             let reply = bytes.map_or(Reply::Drop, Reply::One);
             Self::count_reply(&self.metrics, &reply);

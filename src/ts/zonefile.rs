@@ -100,19 +100,24 @@ pub fn parse_zone_file(
     origin: Option<&Name>,
 ) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    // Refused before hickory sees the text, so it never opens another file. hickory only
-    // honours `$INCLUDE` at the start of a line; anything there that looks like one is refused.
+    // Refused before hickory sees the text, so it never opens another file. hickory
+    // honours `$INCLUDE` at the start of a line, and after another directive's argument
+    // on the same line (`$TTL 60 $INCLUDE /file`); anything there that looks like one is
+    // refused.
+    let include = |line: usize| ZoneError::line(file, line, "$INCLUDE is not supported");
     if let Some(index) = text.lines().position(|line| {
         line.get(..8)
             .is_some_and(|word| word.eq_ignore_ascii_case("$INCLUDE"))
     }) {
-        return Err(ZoneError::line(
-            file,
-            index + 1,
-            "$INCLUDE is not supported",
-        ));
+        return Err(include(index + 1));
     }
     let entries = scan(text);
+    if let Some(entry) = entries
+        .iter()
+        .find(|e| directives(e).any(|(name, ..)| name.eq_ignore_ascii_case("INCLUDE")))
+    {
+        return Err(include(entry.first_line));
+    }
     let (parsed_origin, sets) = match run_parser(text, origin) {
         Ok(parsed) => parsed,
         Err(_) => {
@@ -120,6 +125,15 @@ pub fn parse_zone_file(
             return Err(ZoneError::line(file, line, err));
         }
     };
+    // hickory takes a word cut off by the end of the text inside parentheses for a
+    // record type (`a ( 1 TXT` is a TXT record); its own error otherwise.
+    if let Some(last) = entries.last().filter(|e| e.unclosed) {
+        return Err(ZoneError::line(
+            file,
+            last.last_line,
+            "unclosed parenthesis at the end of the file",
+        ));
+    }
     let lines = record_lines(&entries, origin);
     let records = to_source_records(sets, &lines);
     check(records, &lines, &parsed_origin).map_err(|(line, msg)| ZoneError::line(file, line, msg))
@@ -259,6 +273,8 @@ struct Entry {
     blank_owner: bool,
     /// The words before any `(`, quotes removed; comments dropped.
     words: Vec<String>,
+    /// The text ends inside this entry's parentheses.
+    unclosed: bool,
 }
 
 /// Lexer state of [`scan`], following hickory's lexer.
@@ -268,6 +284,8 @@ enum Lex {
     Gap,
     /// Inside an unquoted word.
     Word,
+    /// Inside a directive's name: `$` and capital letters.
+    Dollar,
     /// Inside a quoted string (which may span lines).
     Quote,
     /// Just after a backslash in a quoted string.
@@ -277,7 +295,8 @@ enum Lex {
 }
 
 /// Splits a master file into entries, the way hickory's lexer sees them: `;` starts a
-/// comment, `"` at the start of a word opens a quoted string (outside parentheses), and
+/// comment, `"` at the start of a word opens a quoted string (outside parentheses), `@`
+/// is a word of its own, `$` and the capital letters after it name a directive, and
 /// a line break inside parentheses or quotes does not end the entry.
 fn scan(text: &str) -> Vec<Entry> {
     let starts_blank = |at: usize| {
@@ -291,6 +310,7 @@ fn scan(text: &str) -> Vec<Entry> {
         end: at,
         blank_owner: starts_blank(at),
         words: Vec::new(),
+        unclosed: false,
     };
     let mut entries = Vec::new();
     let mut line = 1;
@@ -331,6 +351,17 @@ fn scan(text: &str) -> Vec<Entry> {
                 }
                 word.clear();
             }
+            Lex::Dollar => {
+                if c.is_ascii_uppercase() {
+                    word.push(c);
+                    continue;
+                }
+                // Anything else ends the name and starts the next word (`$ORIGIN0a.`).
+                if !list_seen {
+                    entry.words.push(std::mem::take(&mut word));
+                }
+                word.clear();
+            }
             Lex::Comment | Lex::Gap => {}
         }
         state = Lex::Gap;
@@ -350,6 +381,16 @@ fn scan(text: &str) -> Vec<Entry> {
             }
             ')' if in_list => in_list = false,
             '"' if !in_list => state = Lex::Quote,
+            // `@` is a word of its own (`@0` is `@` and `0`).
+            '@' if !in_list => {
+                if !list_seen {
+                    entry.words.push("@".to_owned());
+                }
+            }
+            '$' if !in_list => {
+                word.push(c);
+                state = Lex::Dollar;
+            }
             c if c.is_whitespace() => {}
             c => {
                 word.push(c);
@@ -361,15 +402,51 @@ fn scan(text: &str) -> Vec<Entry> {
         }
     }
     if entry_start < text.len() {
-        if state == Lex::Word && !list_seen {
+        if matches!(state, Lex::Word | Lex::Dollar) && !list_seen {
             entry.words.push(word);
         }
         // A final newline inside parentheses or quotes does not start another line.
         entry.last_line = if text.ends_with('\n') { line - 1 } else { line }.max(entry.first_line);
         entry.end = text.len();
+        entry.unclosed = in_list;
         entries.push(entry);
     }
     entries
+}
+
+/// A `$` directive as hickory's lexer splits it: `$` and capital letters name it, and
+/// anything glued on (`$ORIGIN0a.test.`) is its argument.
+fn split_directive(word: &str) -> Option<(&str, Option<&str>)> {
+    let rest = word.strip_prefix('$')?;
+    let end = rest
+        .find(|c: char| !c.is_ascii_uppercase())
+        .unwrap_or(rest.len());
+    let (name, glued) = rest.split_at(end);
+    Some((name, (!glued.is_empty()).then_some(glued)))
+}
+
+/// The directives an entry starts with, each with its argument and the number of words
+/// it takes: hickory reads one argument, then the rest of the line afresh, so
+/// `$TTL 60 $ORIGIN a.test. www A ...` holds two directives and a record.
+fn directives(entry: &Entry) -> impl Iterator<Item = (&str, Option<&str>, usize)> {
+    let mut words = entry.words.iter();
+    let mut done = entry.blank_owner;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let Some((name, glued)) = words.next().and_then(|w| split_directive(w)) else {
+            done = true;
+            return None;
+        };
+        match glued {
+            Some(argument) => Some((name, Some(argument), 1)),
+            None => {
+                let argument = words.next().map(String::as_str);
+                Some((name, argument, 1 + usize::from(argument.is_some())))
+            }
+        }
+    })
 }
 
 /// The lines where each RRset's records are written, found by following owner names,
@@ -383,19 +460,22 @@ fn record_lines(entries: &[Entry], origin: Option<&Name>) -> Lines {
     let mut current_origin = origin.cloned().map(fqdn);
     let mut owner: Option<Name> = None;
     for entry in entries {
-        let mut words = entry.words.iter();
+        let mut taken = 0;
+        for (name, argument, used) in directives(entry) {
+            if name == "ORIGIN"
+                && let Some(origin) = argument
+            {
+                current_origin = Name::parse(origin, None).ok().map(fqdn);
+            }
+            taken += used;
+        }
+        // hickory reads the rest of a directive's line as a new entry: `$TTL 60 @`
+        // sets the owner to the origin.
+        let mut words = entry.words.iter().skip(taken);
         if !entry.blank_owner {
             let Some(first) = words.next() else {
                 continue;
             };
-            if first.starts_with('$') {
-                if first.eq_ignore_ascii_case("$ORIGIN")
-                    && let Some(name) = words.next()
-                {
-                    current_origin = Name::parse(name, None).ok().map(fqdn);
-                }
-                continue;
-            }
             owner = if first == "@" {
                 current_origin.clone()
             } else {

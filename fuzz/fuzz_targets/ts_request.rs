@@ -1,0 +1,61 @@
+//! The table server's request path: any bytes from a client, over UDP or TCP,
+//! from an address allowed to transfer zones or not.
+//!
+//! Input: one control byte (bit 0: TCP, bit 1: a source outside
+//! `axfr_allow`), then the DNS message. Property: no panic, and every message
+//! of the reply meets [`dnslb_fuzz::check_answer`].
+#![no_main]
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use dnslb::config::{Fault, OnMiss};
+use dnslb::server::{Reply, Request};
+use dnslb::ts::{TableServer, TsSettings};
+use hickory_proto::rr::Name;
+use libfuzzer_sys::fuzz_target;
+
+fn server() -> &'static TableServer {
+    static TS: OnceLock<TableServer> = OnceLock::new();
+    TS.get_or_init(|| {
+        let settings = TsSettings {
+            name: "fuzz".to_owned(),
+            zones: dnslb_fuzz::ts_fixture().to_vec(),
+            origin: Name::root(),
+            ttl: 60,
+            on_miss: OnMiss::default(),
+            axfr_allow: vec!["127.0.0.0/8".parse().expect("net")],
+            notify: Vec::new(),
+            fault: Fault::default(),
+            nsid: Some("ts-fuzz".to_owned()),
+        };
+        TableServer::load(settings).expect("the fixture loads")
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&ctl, raw)) = data.split_first() else {
+        return;
+    };
+    let transport = dnslb_fuzz::transport(ctl);
+    let src: SocketAddr = if ctl & 2 == 0 {
+        "127.0.0.1:5353".parse().expect("addr")
+    } else {
+        "192.0.2.1:5353".parse().expect("addr")
+    };
+    let reply = server().answer(Request {
+        raw,
+        src,
+        transport,
+    });
+    match reply {
+        Reply::Drop => {}
+        Reply::One(resp) => dnslb_fuzz::check_answer(raw, &resp, transport),
+        Reply::Many(msgs) => {
+            assert!(!msgs.is_empty(), "an empty message list");
+            for (i, resp) in msgs.iter().enumerate() {
+                dnslb_fuzz::check_message(raw, resp, transport, i == 0);
+            }
+        }
+    }
+});
