@@ -135,7 +135,10 @@ pub fn parse_zone_file(
         ));
     }
     let lines = record_lines(&entries, origin);
-    let records = to_source_records(sets, &lines);
+    // A record whose line the tracking above misses (it follows hickory's
+    // reading rules by hand) is placed on the file's last line, never line 0.
+    let last_line = text.lines().count().max(1);
+    let records = to_source_records(sets, &lines, last_line);
     check(records, &lines, &parsed_origin).map_err(|(line, msg)| ZoneError::line(file, line, msg))
 }
 
@@ -189,6 +192,7 @@ type Lines = HashMap<RrKey, Vec<usize>>;
 fn to_source_records(
     sets: BTreeMap<RrKey, RecordSet>,
     lines: &Lines,
+    unknown_line: usize,
 ) -> Vec<(SourceRecord, DNSClass)> {
     let mut records = Vec::new();
     for (key, set) in sets {
@@ -197,7 +201,7 @@ fn to_source_records(
             let line = set_lines
                 .and_then(|l| l.get(index).or_else(|| l.first()))
                 .copied()
-                .unwrap_or(0);
+                .unwrap_or(unknown_line);
             records.push((
                 SourceRecord {
                     name: record.name.clone(),
