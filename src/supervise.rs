@@ -729,9 +729,13 @@ mod tests {
     async fn hup_reaches_child() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("hup");
+        let ready = dir.path().join("ready");
+        // The shell says when its trap is installed: a HUP before that would
+        // kill it (and a restart would follow), which is not what is tested.
         let script = format!(
-            "trap 'echo hup > \"{}\"' HUP; while :; do sleep 0.05; done",
-            file.display()
+            "trap 'echo hup > \"{}\"' HUP; : > \"{}\"; while :; do sleep 0.05; done",
+            file.display(),
+            ready.display()
         );
         let sup = Supervisor::start(
             vec![spec("ts1", "/bin/sh", &["-c", &script])],
@@ -739,8 +743,12 @@ mod tests {
             CancellationToken::new(),
         );
         let pid = wait_pid(&sup, 0, None).await;
-        // Resend until the trap is installed and has run.
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready.exists() {
+            assert!(Instant::now() < deadline, "the child never got ready");
+            tokio::time::sleep(ms(20)).await;
+        }
+        // Resend until the trap has run (a signal can arrive mid-`sleep`).
         while !file.exists() {
             assert!(Instant::now() < deadline, "HUP never arrived");
             sup.signal_all(SupervisorSignal::Hup);

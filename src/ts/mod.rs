@@ -189,6 +189,34 @@ pub struct TableServer {
     metrics: TsMetrics,
     /// `settings.nsid` as an option payload, built once.
     nsid: Option<NSIDPayload>,
+    /// What the zone files held when the catalog in force was read (see
+    /// [`fingerprint`]): a reload that finds them the same keeps it as is.
+    sources: std::sync::Mutex<Option<Vec<(u64, u64)>>>,
+}
+
+/// Each file's length and a hash of its bytes (`None` if one cannot be
+/// read), streamed in 64 KiB pieces so a big table costs no memory.
+pub fn fingerprint(files: &[PathBuf]) -> Option<Vec<(u64, u64)>> {
+    use std::hash::Hasher;
+    use std::io::Read;
+    files
+        .iter()
+        .map(|f| {
+            let mut file = std::fs::File::open(f).ok()?;
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut len = 0u64;
+            loop {
+                let n = file.read(&mut buf).ok()?;
+                if n == 0 {
+                    break;
+                }
+                h.write(&buf[..n]);
+                len += n as u64;
+            }
+            Some((len, h.finish()))
+        })
+        .collect()
 }
 
 /// What a reload did.
@@ -208,7 +236,15 @@ impl TableServer {
     /// # Errors
     /// The first bad file or line.
     pub fn load(settings: TsSettings) -> Result<Self, ZoneError> {
+        // Taken before and after the files are read: kept only when they
+        // agree, so that it stands for what was loaded.
+        let sources = fingerprint(&settings.zones);
         let catalog = load_catalog(&settings, unix_now())?;
+        let sources = if fingerprint(&settings.zones) == sources {
+            sources
+        } else {
+            None
+        };
         // The config allows at most 128 bytes; only a payload over 65 535
         // bytes is refused here, and no TS is started with one.
         let nsid = settings
@@ -220,6 +256,7 @@ impl TableServer {
             catalog: ArcSwap::from_pointee(catalog),
             metrics: TsMetrics::default(),
             nsid,
+            sources: std::sync::Mutex::new(sources),
         })
     }
 
@@ -253,6 +290,19 @@ impl TableServer {
     /// [`TableServer::reload`], uncounted.
     fn swap_in_fresh(&self) -> Result<ReloadReport, ZoneError> {
         let old = self.catalog.load_full();
+        let sources = fingerprint(&self.settings.zones);
+        let mut last = self
+            .sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sources.is_some() && *last == sources {
+            // Not a byte changed: the zones in memory are those files.
+            return Ok(ReloadReport {
+                changed: 0,
+                changed_zones: Vec::new(),
+                zones: old.zones().len(),
+            });
+        }
         let fresh = load_catalog(&self.settings, unix_now())?;
         let mut changed_zones = Vec::new();
         let mut zones = Vec::with_capacity(fresh.zones().len());
@@ -299,6 +349,10 @@ impl TableServer {
             zones: zones.len(),
         };
         self.catalog.store(Arc::new(Catalog::new(zones)));
+        // Kept only when the files did not change while they were read, so
+        // the fingerprint always stands for the zones in force.
+        let after = fingerprint(&self.settings.zones);
+        *last = if after == sources { sources } else { None };
         Ok(report)
     }
 
@@ -507,5 +561,23 @@ impl Handler for TableServer {
             }));
         }
         Action::Now(reply)
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+
+    #[test]
+    fn a_fingerprint_changes_with_any_byte_and_not_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.txt");
+        std::fs::write(&f, "www.example.com 192.0.2.1 A\n").unwrap();
+        let files = vec![f.clone()];
+        let first = fingerprint(&files).unwrap();
+        assert_eq!(fingerprint(&files).unwrap(), first, "same bytes");
+        std::fs::write(&f, "www.example.com 192.0.2.2 A\n").unwrap();
+        assert_ne!(fingerprint(&files).unwrap(), first, "one byte changed");
+        assert!(fingerprint(&[dir.path().join("missing")]).is_none());
     }
 }
