@@ -1131,8 +1131,15 @@ mod tests {
         .unwrap()
     }
 
-    /// The whole answer message to `qname`/`qtype`, over TCP, parsed back.
-    fn ask(z: &Zone, qname: &str, qtype: RecordType) -> Message {
+    /// The answer to `qname`/`qtype` within `max` bytes over `transport`,
+    /// parsed back; its ID and question are checked.
+    fn ask_over(
+        z: &Zone,
+        qname: &str,
+        qtype: RecordType,
+        max: u16,
+        transport: Transport,
+    ) -> Message {
         let question = Query::query(name(qname), qtype).to_bytes().unwrap();
         let key = Key::read(&question).unwrap();
         let asked = Asked {
@@ -1142,11 +1149,16 @@ mod tests {
             qname: &key,
             qtype,
         };
-        let (msg, _) = assemble(z, asked, None, u16::MAX, Transport::Tcp);
+        let (msg, _) = assemble(z, asked, None, max, transport);
         let m = Message::from_vec(&msg).unwrap();
         assert_eq!(m.id, 7);
         assert_eq!(m.queries[0].name().to_ascii(), name(qname).to_ascii());
         m
+    }
+
+    /// The whole answer message to `qname`/`qtype`, over TCP, parsed back.
+    fn ask(z: &Zone, qname: &str, qtype: RecordType) -> Message {
+        ask_over(z, qname, qtype, u16::MAX, Transport::Tcp)
     }
 
     #[test]
@@ -1254,19 +1266,8 @@ mod tests {
             ),
         ]);
         assert_eq!(ask(&z, "m.test.", RecordType::ANY).answers.len(), 2);
-        let question = Query::query(name("m.test."), RecordType::ANY)
-            .to_bytes()
-            .unwrap();
-        let key = Key::read(&question).unwrap();
-        let asked = Asked {
-            id: 1,
-            flags: 0,
-            question: &question,
-            qname: &key,
-            qtype: RecordType::ANY,
-        };
-        let (udp, _) = assemble(&z, asked, None, 512, Transport::Udp);
-        assert_eq!(Message::from_vec(&udp).unwrap().answers.len(), 1);
+        let udp = ask_over(&z, "m.test.", RecordType::ANY, 512, Transport::Udp);
+        assert_eq!(udp.answers.len(), 1);
     }
 
     #[test]
@@ -1275,22 +1276,9 @@ mod tests {
             .map(|i| rec("big.test.", a(&format!("10.0.0.{i}"))))
             .collect();
         let z = zone(many);
-        let question = Query::query(name("big.test."), RecordType::A)
-            .to_bytes()
-            .unwrap();
-        let key = Key::read(&question).unwrap();
-        let asked = Asked {
-            id: 1,
-            flags: 0,
-            question: &question,
-            qname: &key,
-            qtype: RecordType::A,
-        };
-        let (udp, _) = assemble(&z, asked, None, 512, Transport::Udp);
-        let m = Message::from_vec(&udp).unwrap();
+        let m = ask_over(&z, "big.test.", RecordType::A, 512, Transport::Udp);
         assert!(m.metadata.truncation && m.answers.is_empty() && m.queries.len() == 1);
-        let (tcp, _) = assemble(&z, asked, None, u16::MAX, Transport::Tcp);
-        assert_eq!(Message::from_vec(&tcp).unwrap().answers.len(), 60);
+        assert_eq!(ask(&z, "big.test.", RecordType::A).answers.len(), 60);
     }
 
     #[test]
