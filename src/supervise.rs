@@ -730,15 +730,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("hup");
         let ready = dir.path().join("ready");
-        // The shell says when its trap is installed: a HUP before that would
-        // kill it (and a restart would follow), which is not what is tested.
-        let script = format!(
-            "trap 'echo hup > \"{}\"' HUP; : > \"{}\"; while :; do sleep 0.05; done",
-            file.display(),
-            ready.display()
+        // The child says when its handler is installed: a HUP before that
+        // would kill it (and a restart would follow), which is not what is
+        // tested. Python, not a shell: a shell cannot trap a signal it was
+        // started with ignored (as under `nohup`), Python's handler replaces it.
+        let code = format!(
+            "import pathlib, signal, time\n\
+             signal.signal(signal.SIGHUP, lambda *a: pathlib.Path({:?}).write_text('hup'))\n\
+             pathlib.Path({:?}).touch()\n\
+             while True: time.sleep(0.05)\n",
+            file.display().to_string(),
+            ready.display().to_string()
         );
         let sup = Supervisor::start(
-            vec![spec("ts1", "/bin/sh", &["-c", &script])],
+            vec![spec("ts1", "python3", &["-c", &code])],
             backoff(50, 200),
             CancellationToken::new(),
         );
