@@ -263,11 +263,6 @@ impl Written {
             additional: 0,
         }
     }
-
-    /// True when the answer holds no data for the question (NXDOMAIN or NODATA).
-    pub fn is_negative(&self) -> bool {
-        self.rcode == ResponseCode::NXDomain || (self.answers == 0 && self.authoritative)
-    }
 }
 
 /// Writes `name` uncompressed, as spelled, into `out` (cleared first).
@@ -743,11 +738,6 @@ impl Zone {
     /// The zone's apex name.
     pub fn origin(&self) -> &Name {
         &self.origin
-    }
-
-    /// The apex, lower-cased wire form.
-    pub fn origin_key(&self) -> &[u8] {
-        &self.origin_key
     }
 
     /// True when the SOA was synthesized rather than read from a file.
