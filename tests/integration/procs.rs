@@ -243,9 +243,13 @@ pub fn run(name: &str, cmd: Command, input: Option<&[u8]>, limit: Duration) -> O
     };
     let mut p = Proc::spawn_io(name, cmd, stdin);
     if let Some(bytes) = input {
-        // Dropped at the end of the block: the child sees EOF.
+        // Dropped at the end of the block: the child sees EOF. A child that
+        // ends before reading its input (a bad flag refused at once) closes
+        // the pipe first: that is its answer, judged from its output.
         let mut pipe = p.child.stdin.take().unwrap();
-        pipe.write_all(bytes).unwrap();
+        if let Err(err) = pipe.write_all(bytes) {
+            assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe, "{name}: {err}");
+        }
     }
     p.finish(limit)
 }
