@@ -76,7 +76,7 @@ pub const LATE_GRACE: Duration = Duration::from_secs(3);
 const UPSTREAM_SLOTS: usize = 8;
 /// The longest a client query may wait in the socket's queue, whatever
 /// `timeout_ms` (see [`queue_bound`]).
-pub const MAX_QUEUE_WAIT: Duration = Duration::from_millis(20);
+pub const MAX_QUEUE_WAIT: Duration = Duration::from_millis(5);
 /// The shortest queue bound (a tiny `timeout_ms` still leaves room for a
 /// burst to be read).
 const MIN_QUEUE_WAIT: Duration = Duration::from_millis(2);
@@ -92,6 +92,15 @@ pub const STANDING: Duration = Duration::from_millis(100);
 /// thousand one stub may send at once) is answered, not shed, even by a
 /// slow build on a busy machine.
 pub const BURST: u32 = 2048;
+/// How long a gate that shed queries stays wary: within this of its last
+/// shed, a queue standing for [`REENTER`] (no [`BURST`] needed) is shed. An
+/// overloaded LS's clients come back in bursts (their retries, a load
+/// generator's window refilled by its timeouts); each would otherwise
+/// wait a full [`STANDING`] and overflow the socket before shedding starts.
+pub const RECENT: Duration = Duration::from_secs(10);
+/// How long waits past the bound must last, within [`RECENT`] of a shed,
+/// before shedding resumes.
+pub const REENTER: Duration = Duration::from_millis(10);
 /// Byte buffers kept for reuse per worker, at most.
 const SPARE_MAX: usize = 4096;
 
@@ -118,7 +127,9 @@ fn waited(stamp: Option<SystemTime>, now: SystemTime) -> Option<Duration> {
 /// past it for [`STANDING`] and for more than [`BURST`] queries; from then on every query past the bound is
 /// shed, and also, right away, any past the bound within [`STANDING`] of
 /// the last one shed (the queue is still standing: shedding resumes at
-/// once rather than after another interval). A queue read empty ends a
+/// once rather than after another interval), and within [`RECENT`] of it
+/// any once the waits have been past the bound for [`REENTER`] (CoDel
+/// re-enters its dropping state quickly too). A queue read empty ends a
 /// standing queue too ([`QueueGate::drained`]).
 #[derive(Debug, Default)]
 pub struct QueueGate {
@@ -141,10 +152,11 @@ impl QueueGate {
         }
         let since = *self.above_since.get_or_insert(now);
         self.above = self.above.saturating_add(1);
-        let standing = (now.saturating_duration_since(since) >= STANDING && self.above > BURST)
-            || self
-                .last_shed
-                .is_some_and(|t| now.saturating_duration_since(t) < STANDING);
+        let lasted = now.saturating_duration_since(since);
+        let since_shed = self.last_shed.map(|t| now.saturating_duration_since(t));
+        let standing = (lasted >= STANDING && self.above > BURST)
+            || since_shed.is_some_and(|d| d < STANDING)
+            || (lasted >= REENTER && since_shed.is_some_and(|d| d < RECENT));
         if standing {
             self.last_shed = Some(now);
         }
@@ -917,7 +929,7 @@ mod tests {
     #[test]
     fn the_queue_bound_is_a_tenth_of_the_deadline_within_limits() {
         assert_eq!(queue_bound(1500 * MS), MAX_QUEUE_WAIT);
-        assert_eq!(queue_bound(100 * MS), 10 * MS);
+        assert_eq!(queue_bound(30 * MS), 3 * MS);
         assert_eq!(queue_bound(MS), MIN_QUEUE_WAIT);
     }
 
@@ -985,6 +997,18 @@ mod tests {
         assert!(!g.shed(Some(25 * MS), t1 + 400 * MS, bound));
         assert!(!g.shed(Some(MS), t1 + 401 * MS, bound));
         assert!(!g.shed(Some(25 * MS), t1 + 500 * MS, bound));
+        // Seconds later (still within RECENT of the last shed), a burst past
+        // the bound is shed once it has lasted REENTER, without BURST queries.
+        let t2 = t1 + Duration::from_secs(5);
+        g.drained();
+        let shed: Vec<bool> = (0..=12u32)
+            .map(|ms| g.shed(Some(25 * MS), t2 + ms * MS, bound))
+            .collect();
+        assert_eq!(shed.iter().position(|&s| s), Some(10), "{shed:?}");
+        // Past RECENT, a burst is a burst again.
+        g.drained();
+        let t3 = t2 + 12 * MS + RECENT;
+        assert!((0..50u32).all(|ms| !g.shed(Some(25 * MS), t3 + ms * MS, bound)));
     }
 
     /// With `max_inflight` reached (one query held by a backend that
