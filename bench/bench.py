@@ -664,6 +664,12 @@ def series(rows, section, scenario, contender, mode, metric):
     return out
 
 
+# The target column of a bound's line: a reference point, never judged.
+BOUND = "bound"
+# The contenders of the ls section that are bounds (bench/forwarder.c, bench/reflector.c).
+BOUNDS = ("c-forwarder", "reflector")
+
+
 class Line:
     def __init__(self, label, ours, theirs, metric, kind, target_text, judge):
         self.label, self.metric, self.kind = label, metric, kind
@@ -702,6 +708,13 @@ def build(rows):
     pair("ls", "replicated", "dnslb-ls", "dnsdist", "fixed", "cpu_us", "us",
          "LS vs dnsdist: CPU per query @ 20k QPS", "ratio <= 0.80",
          lambda r, o, t: r is not None and r <= 0.8)
+    # Bounds, not targets: what a naive C forwarder and a server that does
+    # nothing (one receive, one send) reach on the same machine, same load.
+    for bound, name in zip(BOUNDS, ("C forwarder", "reflector")):
+        pair("ls", "replicated", bound, "dnsdist", "max", "qps", "qps",
+             f"bound: {name} / dnsdist: max QPS", BOUND, None)
+        pair("ls", "replicated", bound, "dnsdist", "fixed", "cpu_us", "us",
+             f"bound: {name} / dnsdist: CPU per query @ 20k QPS", BOUND, None)
     for sc, title in (("both", "tail, both TS stalling"), ("one", "tail, only ts1 stalling")):
         if sc == "both":
             pair("tail", sc, "ls-hedge-adaptive", "dnsdist", "fixed", "p99", "ms",
@@ -826,7 +839,7 @@ def ratio_table(lines):
             " / ".join(fmt(x, "ratio") for x in per_round) if ln.theirs else "-",
             fmt(r, "ratio") if ln.theirs else "-",
             ln.target_text,
-            v or "-",
+            BOUND if ln.target_text == BOUND else (v or "-"),
         ])
     return head, body
 
@@ -839,6 +852,9 @@ def detail_tables(rows):
         key = (r.get("section"), r.get("scenario"), r.get("mode"))
         groups.setdefault(key, {}).setdefault(r.get("contender"), []).append(r)
     order = {"ts": 0, "ls": 1, "tail": 2, "blackhole": 3, "overload": 4, "mem": 5}
+    ls_bounds = (", bounds: c-forwarder, reflector"
+                 if any(r.get("section") == "ls" and r.get("contender") in BOUNDS
+                        for r in rows) else "")
     modes = {"max": 0, "fixed": 1, "over": 2, "reload": 3}
     for key in sorted(groups, key=lambda k: (order.get(k[0], 9), str(k[1]), modes.get(k[2], 9))):
         section, scenario, mode = key
@@ -851,8 +867,9 @@ def detail_tables(rows):
         title = {
             ("ts", "max"): f"TS vs NSD, {scenario}, dnsperf at full speed",
             ("ts", "fixed"): f"TS vs NSD, {scenario}, dnsperf at a fixed 20,000 QPS",
-            ("ls", "max"): "LS vs dnsdist (replicated, 2 TS), dnsperf at full speed",
-            ("ls", "fixed"): "LS vs dnsdist (replicated, 2 TS), dnsperf at a fixed 20,000 QPS",
+            ("ls", "max"): f"LS vs dnsdist (replicated, 2 TS){ls_bounds}, dnsperf at full speed",
+            ("ls", "fixed"): (f"LS vs dnsdist (replicated, 2 TS){ls_bounds}, dnsperf at a fixed "
+                              "20,000 QPS"),
             ("blackhole", "max"): ("Blackholed backend: healthy pair vs a pair with one "
                                    "backend blackholed (SIGSTOP), dnsperf at full speed"),
             ("blackhole", "fixed"): ("Blackholed backend: healthy pair vs a pair with one "
@@ -889,7 +906,10 @@ def detail_tables(rows):
                        ", ".join(fmt(r.get("p99"), "ms") for r in rs),
                        fmt(med([r.get("cpu_us") for r in rs]), "us")]
             if section in ("ls", "tail", "blackhole"):
-                row.append(fmt(med([r.get("upstream_per_client") for r in rs]), "up"))
+                # The bounds keep no counters: the forwarder sends one upstream query
+                # per client query, the reflector none.
+                row.append("-" if c in BOUNDS else
+                           fmt(med([r.get("upstream_per_client") for r in rs]), "up"))
             if section == "tail":
                 row.append(fmt(med([r.get("hedges_per_client") for r in rs]), "up"))
             body.append(row)
@@ -997,7 +1017,13 @@ def cmd_report(a):
            "1,000,000-name parts run once). \"ours/theirs by round\" "
            "pairs the contenders' runs of the same round; the verdict uses the median of "
            "those per-round ratios (for absolute targets, the median of our values). Latencies "
-           "are in ms; for p99 a ratio below 1 is better, for QPS above 1.\n\n")
+           "are in ms; for p99 a ratio below 1 is better, for QPS above 1.")
+    if any(ln.target_text == BOUND for ln in lines):
+        md += (" The \"bound:\" rows are not targets: a naive single-threaded C forwarder "
+               "(bench/forwarder.c) in front of the same two TS, and a reflector "
+               "(bench/reflector.c) that answers every query itself, show what a forwarder "
+               "and the kernel's one receive and one send per query cost on this machine.")
+    md += "\n\n"
     md += md_table(head, body) + "\n"
     md += "## How to reproduce\n\n"
     md += ("On a Debian machine with Rust and python3 (`bench/run` installs dnsperf, dnsdist, nsd, "
@@ -1013,7 +1039,7 @@ def cmd_report(a):
            "(and with --keep the raw dnsperf output).\n\n")
     md += "## Machine and versions\n\n"
     for k in ("machine", "cpu", "kernel", "nproc", "dnslb", "rustc", "dnsperf", "dnsdist", "nsd",
-              "knot", "load", "load_end", "duration"):
+              "knot", "cc", "load", "load_end", "duration"):
         if k in meta:
             md += f"- **{k}**: {meta[k]}\n"
     for k in sorted(meta):
