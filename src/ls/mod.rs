@@ -445,13 +445,15 @@ pub async fn serve(
     let udp = listeners.take_udp();
     let per_worker = opts.max_inflight / udp.len().max(1);
     let workers = tokio_util::task::TaskTracker::new();
-    for sock in udp {
-        workers.spawn(fast::run(
-            balancer.clone(),
-            Arc::new(sock),
-            per_worker,
-            token.clone(),
-        ));
+    for (i, sock) in udp.into_iter().enumerate() {
+        let (b, stop) = (balancer.clone(), token.clone());
+        let body = move |sock| fast::run(b, sock, per_worker, stop);
+        match crate::server::thread::spawn(&format!("ls-udp-{i}"), sock, body) {
+            Ok(worker) => {
+                workers.spawn(worker.wait());
+            }
+            Err(err) => tracing::error!(?err, "cannot start a udp worker thread"),
+        }
     }
     workers.close();
     crate::server::serve(listeners, balancer.clone(), opts, token).await;

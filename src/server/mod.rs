@@ -3,7 +3,7 @@
 //! A [`Handler`] turns one request into an [`Action`]: an answer now, or a
 //! future answer that the server drives under its in-flight bound. The server
 //! knows sockets, not DNS policy: [`udp`] runs one worker per SO_REUSEPORT
-//! socket, [`tcp`] speaks RFC 7766 (pipelining, out-of-order answers, idle
+//! socket, each on a thread of its own ([`thread`]), [`tcp`] speaks RFC 7766 (pipelining, out-of-order answers, idle
 //! timeout, connection cap). Every task belongs to the server's
 //! [`TaskTracker`] and stops when its [`CancellationToken`] is cancelled.
 use std::future::Future;
@@ -24,6 +24,7 @@ pub(crate) mod batch;
 pub mod fdlimit;
 pub mod socket;
 pub mod tcp;
+pub mod thread;
 pub mod udp;
 
 /// One packet from a client, borrowed from the server's receive buffer.
@@ -172,8 +173,14 @@ pub async fn serve<H: Handler>(
         abort: abort.clone(),
         tracker: tracker.clone(),
     });
-    for sock in listeners.udp {
-        tracker.spawn(udp::run(Arc::new(sock), shared.clone()));
+    for (i, sock) in listeners.udp.into_iter().enumerate() {
+        let shared = shared.clone();
+        match thread::spawn(&format!("udp-{i}"), sock, move |s| udp::run(s, shared)) {
+            Ok(worker) => {
+                tracker.spawn(worker.wait());
+            }
+            Err(err) => tracing::error!(?err, "cannot start a udp worker thread"),
+        }
     }
     let cap = fdlimit::connection_cap(shared.opts.tcp_max_connections);
     if cap < shared.opts.tcp_max_connections {

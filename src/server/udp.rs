@@ -1,16 +1,20 @@
-//! The UDP side: one worker task per SO_REUSEPORT socket.
+//! The UDP side: one worker per SO_REUSEPORT socket, on a thread of its own
+//! (see [`super::thread`]).
 //!
 //! A worker receives up to [`batch::BATCH`] datagrams per system call into
 //! reused slots, asks the handler about each, and sends the batch's
 //! immediate answers together (see [`batch`]). Deferred answers run as tracked tasks, each
 //! holding an in-flight permit; with none left the client gets SERVFAIL at
-//! once (blocking would only make the kernel drop datagrams silently).
+//! once (blocking would only make the kernel drop datagrams silently). They
+//! run on the worker's own thread; once stopped, the worker waits for them
+//! (each ends by the drain grace at the latest) before its thread ends.
 //! Receive errors in a row back off (see `server::backoff`) so a socket
 //! that keeps failing does not spin a core.
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::UdpSocket;
+use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use super::backoff::Backoff;
@@ -19,6 +23,13 @@ use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
 
 pub(crate) async fn run<H: Handler>(sock: Arc<UdpSocket>, shared: Arc<Shared<H>>) {
+    let deferred = TaskTracker::new();
+    serve(&sock, &shared, &deferred).await;
+    deferred.close();
+    deferred.wait().await;
+}
+
+async fn serve<H: Handler>(sock: &Arc<UdpSocket>, shared: &Shared<H>, deferred: &TaskTracker) {
     let mut slots = RecvBatch::default();
     // Immediate answers of one batch, sent together.
     let mut out: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(batch::BATCH);
@@ -31,7 +42,7 @@ pub(crate) async fn run<H: Handler>(sock: Arc<UdpSocket>, shared: Arc<Shared<H>>
                 continue;
             },
         }
-        let n = match slots.recv_ready(&sock) {
+        let n = match slots.recv_ready(sock) {
             Ok(n) => n,
             Err(err) => {
                 // Transient on an unconnected socket (e.g. ICMP errors):
@@ -55,9 +66,9 @@ pub(crate) async fn run<H: Handler>(sock: Arc<UdpSocket>, shared: Arc<Shared<H>>
             if meta.truncated || src.port() == 0 {
                 continue; // no DNS query; nobody can receive an answer at port 0
             }
-            handle_one(&sock, &shared, raw, src, &mut out);
+            handle_one(sock, shared, deferred, raw, src, &mut out);
         }
-        flush(&sock, &mut out).await;
+        flush(sock, &mut out).await;
     }
 }
 
@@ -66,6 +77,7 @@ pub(crate) async fn run<H: Handler>(sock: Arc<UdpSocket>, shared: Arc<Shared<H>>
 fn handle_one<H: Handler>(
     sock: &Arc<UdpSocket>,
     shared: &Shared<H>,
+    deferred: &TaskTracker,
     raw: &[u8],
     src: SocketAddr,
     out: &mut Vec<(Vec<u8>, SocketAddr)>,
@@ -87,7 +99,7 @@ fn handle_one<H: Handler>(
                 // Stopping does not cut a query short (it drains); only
                 // the end of the drain grace does.
                 let abort = shared.abort.clone();
-                shared.tracker.spawn(async move {
+                deferred.spawn(async move {
                     let reply = tokio::select! {
                         _ = abort.cancelled() => return,
                         r = fut => r,
