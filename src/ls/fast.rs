@@ -1,5 +1,7 @@
-//! The LS's UDP fast path: one task per SO_REUSEPORT client socket that owns
-//! everything a UDP client query needs, so a query never leaves it.
+//! The LS's UDP fast path: one worker per SO_REUSEPORT client socket that
+//! owns everything a UDP client query needs, so a query never leaves it. Each
+//! worker runs alone on a thread of its own (`server::thread`): its sockets
+//! are in that thread's epoll, its timer in that thread's timer wheel.
 //!
 //! A worker owns its client socket, [`UPSTREAM_SOCKETS`] upstream sockets
 //! (each on a port the kernel picks at random), a table of queries in flight
@@ -351,6 +353,10 @@ impl<T> Slab<T> {
         u32::try_from(self.items.len() - 1).unwrap_or(u32::MAX)
     }
 
+    fn get(&self, i: u32) -> Option<&T> {
+        self.items.get(i as usize)?.as_ref()
+    }
+
     fn get_mut(&mut self, i: u32) -> Option<&mut T> {
         self.items.get_mut(i as usize)?.as_mut()
     }
@@ -517,10 +523,9 @@ impl Worker {
             }
             self.fire_timers(round);
             self.flush().await;
-            let next = self.timers.peek().map_or(
-                Instant::now() + Duration::from_secs(3600),
-                |Reverse((at, _))| *at,
-            );
+            let next = self
+                .next_timer()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             if sleep.deadline() != next {
                 sleep.as_mut().reset(next);
             }
@@ -887,6 +892,19 @@ impl Worker {
         }
     }
 
+    /// When the next live timer is due. Timers of flights that have ended
+    /// (most hedge timers: the answer came first) stay in the heap until
+    /// they reach its top; they are dropped here, so the worker never wakes
+    /// up only to find them stale (at moderate rates that was a wake-up per
+    /// millisecond, as many as one per ten queries).
+    fn next_timer(&mut self) -> Option<Instant> {
+        let (flights, late) = (&self.flights, &self.late);
+        next_live(&mut self.timers, |at, what| match what {
+            TimerFor::Flight(idx) => flights.get(idx).is_some_and(|f| f.timer_at == Some(at)),
+            TimerFor::Late(li) => late.get(li).is_some_and(|l| l.timer_at == at),
+        })
+    }
+
     /// Sends this round's upstream queries and client answers, in batches.
     async fn flush(&mut self) {
         for (i, out) in self.to_upstream.iter_mut().enumerate() {
@@ -907,6 +925,21 @@ impl Worker {
     }
 }
 
+/// The earliest timer of `timers` that `live` accepts, dropping every
+/// earlier one (stale: its flight ended, or moved its timer).
+fn next_live(
+    timers: &mut BinaryHeap<Reverse<(Instant, TimerFor)>>,
+    live: impl Fn(Instant, TimerFor) -> bool,
+) -> Option<Instant> {
+    while let Some(Reverse((at, what))) = timers.peek().copied() {
+        if live(at, what) {
+            return Some(at);
+        }
+        timers.pop();
+    }
+    None
+}
+
 /// Replaces the first worn-out socket with no query in flight by a fresh
 /// one (on a new random port); its index.
 fn rotate(list: &mut [Upstream]) -> Option<usize> {
@@ -925,6 +958,32 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_next_wake_up_is_the_earliest_live_timer_and_stale_ones_are_dropped() {
+        let t0 = Instant::now();
+        let mut timers = BinaryHeap::new();
+        // Flights 0..4 armed at 1..5 ms; 0, 1 and 3 have ended since.
+        for i in 0..5u32 {
+            timers.push(Reverse((t0 + (i + 1) * MS, TimerFor::Flight(i))));
+        }
+        timers.push(Reverse((t0 + 9 * MS, TimerFor::Late(0))));
+        let ended = [0u32, 1, 3];
+        let live = |_, what| match what {
+            TimerFor::Flight(i) => !ended.contains(&i),
+            TimerFor::Late(_) => true,
+        };
+        assert_eq!(next_live(&mut timers, live), Some(t0 + 3 * MS));
+        assert_eq!(timers.len(), 4, "the two stale ones before it dropped");
+        // Flight 2 fires: the one behind it is stale, then a late entry is next.
+        timers.pop();
+        assert_eq!(next_live(&mut timers, live), Some(t0 + 5 * MS));
+        timers.pop();
+        assert_eq!(next_live(&mut timers, live), Some(t0 + 9 * MS));
+        // Nothing live: no wake-up at all.
+        assert_eq!(next_live(&mut timers, |_, _| false), None);
+        assert!(timers.is_empty());
+    }
 
     #[test]
     fn the_queue_bound_is_a_tenth_of_the_deadline_within_limits() {
