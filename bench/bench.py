@@ -1039,7 +1039,7 @@ def cmd_report(a):
            "(and with --keep the raw dnsperf output).\n\n")
     md += "## Machine and versions\n\n"
     for k in ("machine", "cpu", "kernel", "nproc", "dnslb", "rustc", "dnsperf", "dnsdist", "nsd",
-              "knot", "cc", "load", "load_end", "duration"):
+              "knot", "cc", "load", "load_end", "steal", "duration"):
         if k in meta:
             md += f"- **{k}**: {meta[k]}\n"
     for k in sorted(meta):
