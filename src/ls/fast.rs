@@ -489,10 +489,12 @@ impl Worker {
             // by `round` are all read before the timers due by then fire.
             let round = Instant::now();
             self.read_upstream(&mut up_slots);
+            let mut full = false;
             if !stopping {
                 match client_slots.recv_ready(&self.client) {
                     Ok(n) => {
                         backoff.success();
+                        full = n == batch::BATCH;
                         let bound = queue_bound(self.balancer.state().policy.timeout);
                         let (read_at, now) = (SystemTime::now(), Instant::now());
                         for i in 0..n {
@@ -528,6 +530,15 @@ impl Worker {
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             if sleep.deadline() != next {
                 sleep.as_mut().reset(next);
+            }
+            if full {
+                // More client queries are queued, so the wait above would
+                // return at once without asking the kernel what else is
+                // ready: tokio learns of the upstream sockets' new answers
+                // only when its driver polls epoll, which on this thread
+                // happens when the worker yields. Unasked, the answers wait
+                // for the next coop yield, some past their hedge delay.
+                tokio::task::yield_now().await;
             }
         }
     }
