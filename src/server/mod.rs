@@ -71,7 +71,7 @@ pub trait Handler: Send + Sync + 'static {
 /// Limits of one server.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// UDP sockets (and worker tasks) per listen address.
+    /// UDP sockets (and worker threads) per listen address.
     pub workers: usize,
     /// Deferred answers in flight, UDP and TCP together; past it, SERVFAIL at once.
     pub max_inflight: usize,
