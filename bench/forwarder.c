@@ -75,6 +75,24 @@ static int udp_socket(const struct sockaddr_in *bind_to)
     return s;
 }
 
+/* Reads one datagram into buf: its length, with its sender in *from; a
+ * datagram shorter than a DNS header or from a non-IPv4 peer is skipped.
+ * -1 once the socket has nothing more (EAGAIN, or an error: back to poll). */
+static ssize_t recv_one(int fd, struct sockaddr_in *from)
+{
+    for (;;) {
+        socklen_t from_len = sizeof(*from);
+        ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)from, &from_len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (n >= HEADER_LEN && from_len == sizeof(*from))
+            return n;
+    }
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: forwarder LISTEN_IP PORT BACKEND_IP:PORT [BACKEND_IP:PORT...]\n");
@@ -116,19 +134,10 @@ int main(int argc, char **argv)
                 continue;
             die("poll");
         }
+        struct sockaddr_in from;
+        ssize_t n;
         if (fds[0].revents) {
-            for (;;) {
-                struct sockaddr_in from;
-                socklen_t from_len = sizeof(from);
-                ssize_t n = recvfrom(client, buf, sizeof(buf), 0, (struct sockaddr *)&from,
-                                     &from_len);
-                if (n < 0) {
-                    if (errno == EINTR)
-                        continue;
-                    break; /* EAGAIN, or an error: back to poll */
-                }
-                if (n < HEADER_LEN || from_len != sizeof(from))
-                    continue;
+            while ((n = recv_one(client, &from)) >= 0) {
                 uint16_t id = next_id++;
                 struct slot *s = &slots[id];
                 s->client = from;
@@ -144,18 +153,7 @@ int main(int argc, char **argv)
             }
         }
         if (fds[1].revents) {
-            for (;;) {
-                struct sockaddr_in from;
-                socklen_t from_len = sizeof(from);
-                ssize_t n = recvfrom(upstream, buf, sizeof(buf), 0, (struct sockaddr *)&from,
-                                     &from_len);
-                if (n < 0) {
-                    if (errno == EINTR)
-                        continue;
-                    break;
-                }
-                if (n < HEADER_LEN || from_len != sizeof(from))
-                    continue;
+            while ((n = recv_one(upstream, &from)) >= 0) {
                 struct slot *s = &slots[(uint16_t)(buf[0] << 8 | buf[1])];
                 if (!s->used)
                     continue;
