@@ -448,12 +448,7 @@ pub async fn serve(
     for (i, sock) in udp.into_iter().enumerate() {
         let (b, stop) = (balancer.clone(), token.clone());
         let body = move |sock| fast::run(b, sock, per_worker, stop);
-        match crate::server::thread::spawn(&format!("ls-udp-{i}"), sock, body) {
-            Ok(worker) => {
-                workers.spawn(worker.wait());
-            }
-            Err(err) => tracing::error!(?err, "cannot start a udp worker thread"),
-        }
+        crate::server::thread::start(&workers, &format!("ls-udp-{i}"), sock, body);
     }
     workers.close();
     crate::server::serve(listeners, balancer.clone(), opts, token).await;

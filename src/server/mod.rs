@@ -3,8 +3,8 @@
 //! A [`Handler`] turns one request into an [`Action`]: an answer now, or a
 //! future answer that the server drives under its in-flight bound. The server
 //! knows sockets, not DNS policy: [`udp`] runs one worker per SO_REUSEPORT
-//! socket, each on a thread of its own ([`thread`]), [`tcp`] speaks RFC 7766 (pipelining, out-of-order answers, idle
-//! timeout, connection cap). Every task belongs to the server's
+//! socket, each on a thread of its own ([`thread`]); [`tcp`] speaks RFC 7766
+//! (pipelining, out-of-order answers, idle timeout, connection cap). Every task belongs to the server's
 //! [`TaskTracker`] and stops when its [`CancellationToken`] is cancelled.
 use std::future::Future;
 use std::net::SocketAddr;
@@ -175,12 +175,9 @@ pub async fn serve<H: Handler>(
     });
     for (i, sock) in listeners.udp.into_iter().enumerate() {
         let shared = shared.clone();
-        match thread::spawn(&format!("udp-{i}"), sock, move |s| udp::run(s, shared)) {
-            Ok(worker) => {
-                tracker.spawn(worker.wait());
-            }
-            Err(err) => tracing::error!(?err, "cannot start a udp worker thread"),
-        }
+        thread::start(&tracker, &format!("udp-{i}"), sock, move |s| {
+            udp::run(s, shared)
+        });
     }
     let cap = fdlimit::connection_cap(shared.opts.tcp_max_connections);
     if cap < shared.opts.tcp_max_connections {

@@ -4,46 +4,54 @@
 //! single-threaded runtime: the socket (and whatever the worker opens, such
 //! as the LS's upstream sockets) is registered with that thread's own epoll,
 //! its timers live in that thread's own timer wheel, and a datagram's
-//! arrival wakes exactly the thread that will read it. On a multi-threaded
-//! runtime the same wake-up went through the thread that happened to poll
-//! the I/O driver, which queued the task and woke an idle worker to steal it:
-//! a futex and a context switch or two per wake-up, at moderate rates more
-//! than the work of the query itself.
+//! arrival wakes the thread that will read it; a worker never migrates, and
+//! nothing of it is shared with another thread's scheduler. (Measured against
+//! tasks on the shared multi-threaded runtime, this costs and saves nothing
+//! per query at 20,000 QPS: `docs/BENCHMARKS.md`.)
 //!
-//! The caller owns each worker through its [`WorkerThread`]: awaiting
-//! [`WorkerThread::wait`] returns once the worker's future has ended (it
-//! watches the same cancellation token as every other task) and the
-//! thread's runtime, with any task the worker spawned on it, is gone.
+//! A worker on such a thread must yield when it keeps finding work, since
+//! only then does its runtime read epoll again (see the LS fast path).
+//!
+//! [`start`] runs a worker and hands its end to a [`TaskTracker`]: waiting
+//! on the tracker waits until the worker's future has ended (it watches the
+//! same cancellation token as every other task) and the thread's runtime,
+//! with any task the worker spawned on it, is gone.
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
 use tracing::error;
 
-/// One UDP worker's thread, as its owner sees it.
-#[derive(Debug)]
-pub struct WorkerThread {
-    name: String,
-    done: oneshot::Receiver<()>,
-}
-
-impl WorkerThread {
-    /// Waits until the worker has ended. A worker that panicked is logged
-    /// (its socket is closed with it; the other workers go on).
-    pub async fn wait(self) {
-        if self.done.await.is_err() {
-            error!(worker = %self.name, "udp worker thread ended abnormally");
+/// Starts `body` on a new thread named `name` (see [`spawn`]) and tracks its
+/// end in `tracker`. A worker that cannot start, or that panics, is logged;
+/// its socket is closed with it and the other workers go on.
+pub fn start<F, Fut>(tracker: &TaskTracker, name: &str, sock: UdpSocket, body: F)
+where
+    F: FnOnce(Arc<UdpSocket>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    match spawn(name, sock, body) {
+        Ok(done) => {
+            let name = name.to_owned();
+            tracker.spawn(async move {
+                if done.await.is_err() {
+                    error!(worker = %name, "udp worker thread ended abnormally");
+                }
+            });
         }
+        Err(err) => error!(worker = %name, ?err, "cannot start a udp worker thread"),
     }
 }
 
 /// Starts `body` on a new thread named `name`, with `sock` registered with
-/// that thread's single-threaded runtime. `body` should return once its
+/// that thread's single-threaded runtime; the receiver hears when the thread
+/// is done (and errs if it panicked). `body` should return once its
 /// cancellation token is cancelled and whatever it started has finished:
 /// tasks it spawned and left running end with the thread's runtime.
-pub fn spawn<F, Fut>(name: &str, sock: UdpSocket, body: F) -> io::Result<WorkerThread>
+fn spawn<F, Fut>(name: &str, sock: UdpSocket, body: F) -> io::Result<oneshot::Receiver<()>>
 where
     F: FnOnce(Arc<UdpSocket>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
@@ -66,8 +74,5 @@ where
             drop(runtime);
             let _ = tx.send(());
         })?;
-    Ok(WorkerThread {
-        name: name.to_owned(),
-        done,
-    })
+    Ok(done)
 }
