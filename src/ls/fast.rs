@@ -864,26 +864,20 @@ impl Worker {
                 break;
             }
             self.timers.pop();
+            if !timer_live(&self.flights, &self.late, at, what) {
+                continue;
+            }
             match what {
                 TimerFor::Flight(idx) => {
-                    let due = self
-                        .flights
-                        .get_mut(idx)
-                        .is_some_and(|f| f.timer_at == Some(at));
-                    if due {
-                        if let Some(f) = self.flights.get_mut(idx) {
-                            f.timer_at = None;
-                        }
-                        self.drive(idx, now);
+                    if let Some(f) = self.flights.get_mut(idx) {
+                        f.timer_at = None;
                     }
+                    self.drive(idx, now);
                 }
                 TimerFor::Late(li) => {
                     let Some(l) = self.late.get_mut(li) else {
                         continue;
                     };
-                    if l.timer_at != at {
-                        continue; // for an entry that was in this slot before
-                    }
                     if now < l.deadline + LATE_GRACE {
                         // At its deadline: no longer in flight; forgotten after the grace.
                         l.settle(now);
@@ -910,9 +904,8 @@ impl Worker {
     /// millisecond, as many as one per ten queries).
     fn next_timer(&mut self) -> Option<Instant> {
         let (flights, late) = (&self.flights, &self.late);
-        next_live(&mut self.timers, |at, what| match what {
-            TimerFor::Flight(idx) => flights.get(idx).is_some_and(|f| f.timer_at == Some(at)),
-            TimerFor::Late(li) => late.get(li).is_some_and(|l| l.timer_at == at),
+        next_live(&mut self.timers, |at, what| {
+            timer_live(flights, late, at, what)
         })
     }
 
@@ -933,6 +926,16 @@ impl Worker {
             }
         }
         self.to_clients.flush(&self.client).await;
+    }
+}
+
+/// Whether the timer entry (`at`, `what`) is still armed: its flight or late
+/// entry exists and is waiting for exactly `at` (a slot reused since, or a
+/// timer moved, leaves a stale entry behind in the heap).
+fn timer_live(flights: &Slab<Flight>, late: &Slab<Late>, at: Instant, what: TimerFor) -> bool {
+    match what {
+        TimerFor::Flight(idx) => flights.get(idx).is_some_and(|f| f.timer_at == Some(at)),
+        TimerFor::Late(li) => late.get(li).is_some_and(|l| l.timer_at == at),
     }
 }
 
