@@ -151,6 +151,7 @@ fn hedge_fires_at_the_measured_delay_of_the_backend_just_asked() {
         state.backends[0].hedge.observe(30 * MS, 95.0);
         state.backends[1].hedge.observe(80 * MS, 95.0);
     }
+    // cannot fail because the strategy is hedge, whose spacing is always Some.
     let (d0, d1) = (state.spacing(0).unwrap(), state.spacing(1).unwrap());
     assert!(d0 >= 30 * MS && d0 < 31 * MS, "{d0:?}");
     assert!(d1 >= 80 * MS && d1 < 81 * MS, "{d1:?}");
@@ -291,6 +292,7 @@ fn sequential_fails_over_every_try_timeout_until_the_deadline() {
     let end = End::OnTimeout { timed_out: true };
     assert_eq!(steps(&mut res, t0 + 1200 * MS, &state), [Step::Done(end)]);
     let reply = bytes(strategy::finish(&state, &job, &res, end, None));
+    // cannot fail because the reply is the LS's own answer, made above.
     let h = WireHeader::read(&reply).unwrap();
     assert_eq!((h.id, h.rcode()), (CLIENT_ID, 2), "on_timeout = servfail");
     assert!(!h.authoritative());
@@ -344,6 +346,7 @@ fn the_deadline_is_exact_and_cuts_a_pending_hedge() {
     answer(&state, &mut res, 0, &late);
     assert_eq!(res.poll(t0 + 301 * MS, &*state), Step::Done(end));
     let reply = bytes(strategy::finish(&state, &job, &res, end, None));
+    // cannot fail because the reply is the LS's own answer, made above.
     let h = WireHeader::read(&reply).unwrap();
     assert_eq!((h.id, h.rcode(), h.ancount), (CLIENT_ID, 3, 0));
     assert!(!h.authoritative());
@@ -389,11 +392,12 @@ fn health_falls_after_fall_probe_rounds_and_rises_after_rise() {
              [[ls.backend]]\nname = \"b0\"\naddr = \"127.0.0.1:20\"\n",
             Path::new("timing.toml"),
         )
-        .unwrap()
+        .unwrap() // cannot fail because the literal above is a valid config
         .ls
-        .unwrap(),
+        .unwrap(), // cannot fail because it has an [ls] section
     );
     let state = b.state();
+    // cannot fail because the config above has an [ls.health] section.
     let p = state.health.clone().unwrap();
     let b0 = &state.backends[0];
     assert!(!b0.is_up(), "down until a probe has succeeded");
