@@ -884,11 +884,11 @@ async fn every_query_a_full_socket_queue_drops_is_counted_as_shed() {
     };
     // Stopped, the LS reads nothing: its socket's queue fills, and the
     // kernel drops the rest of the flood.
-    ls.signal(Signal::STOP);
+    let resume = ls.pause();
     for i in 0..FLOOD {
         sock.send_to(&with_id(&q, i as u16), addr).await.unwrap();
     }
-    ls.signal(Signal::CONT);
+    drop(resume);
     drain(&sock, &mut answered).await;
     // And the LS serves normally right after.
     for i in FLOOD..FLOOD + AFTER {

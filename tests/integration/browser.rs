@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::harness::query;
 use crate::metrics::{HttpResponse, http_try_get};
-use crate::procs::{Proc, free_ports, kill_pid, local, poll_until, poll_until_async};
+use crate::procs::{Proc, free_ports, local, pause_pid, poll_until, poll_until_async};
 
 /// Debian's Chromium; the only browser these tests use.
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -74,16 +74,6 @@ fn missing_tools() -> Option<String> {
         missing.push("playwright-core (run `npm ci` in tests/browser)".to_owned());
     }
     (!missing.is_empty()).then(|| missing.join(", "))
-}
-
-/// Sends SIGCONT to a SIGSTOPped process when dropped, so that a failing
-/// test never leaves it stopped (its parent could not stop it then).
-struct Continue(u32);
-
-impl Drop for Continue {
-    fn drop(&mut self) {
-        let _ = kill_pid(self.0, Signal::CONT);
-    }
 }
 
 /// A thread sending one query every 25 ms to the LS (names of both tables)
@@ -287,8 +277,7 @@ async fn status_page_shows_a_backend_going_down_without_a_reload() {
             loaded, out.stdout, out.stderr
         );
     }
-    kill_pid(ts1, Signal::STOP).unwrap();
-    let resume = Continue(ts1);
+    let resume = pause_pid(ts1);
     std::fs::write(handshake.join("stopped"), "stopped\n").unwrap();
 
     let out = driver.finish(DRIVER_LIMIT);

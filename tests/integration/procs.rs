@@ -54,6 +54,69 @@ pub fn kill_pid(pid: u32, sig: Signal) -> rustix::io::Result<()> {
     rustix::process::kill_process(pid, sig)
 }
 
+/// How long a SIGSTOPped process may take until all its threads have stopped.
+pub const PAUSE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Whether every thread of `pid` is stopped (state `T` or `t` in
+/// `/proc/PID/task/TID/stat`). `None` while one still runs; `Some(false)`
+/// if the process is gone.
+fn all_threads_stopped(pid: u32) -> Option<bool> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Some(false);
+    };
+    for task in tasks.flatten() {
+        // A thread that ended between the listing and the read is not running.
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // "TID (comm) S ...": the comm may hold spaces and parentheses.
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if !matches!(state, Some('T' | 't')) {
+            return None;
+        }
+    }
+    Some(true)
+}
+
+/// Waits until every thread of `pid` has stopped after a SIGSTOP. The
+/// kernel stops a multi-threaded process only once one of its threads has
+/// taken the signal, and the others run on until then (on a busy machine,
+/// for milliseconds): a test that stalls a server must not send its next
+/// query before the server has really stopped.
+fn wait_stopped(pid: u32) -> Result<(), String> {
+    match poll_until(PAUSE_LIMIT, Duration::from_millis(1), || {
+        all_threads_stopped(pid)
+    }) {
+        Some(true) => Ok(()),
+        Some(false) => Err("ended instead of stopping on SIGSTOP".to_owned()),
+        None => Err(format!("still running {PAUSE_LIMIT:?} after SIGSTOP")),
+    }
+}
+
+/// Sends SIGCONT to a SIGSTOPped process when dropped, so that a failing
+/// test never leaves it stopped (its guard could not stop it then).
+#[must_use = "dropping it resumes the process at once"]
+pub struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = kill_pid(self.0, Signal::CONT);
+    }
+}
+
+/// Sends SIGSTOP to `pid` and returns once all its threads have stopped,
+/// with the guard that resumes it.
+pub fn pause_pid(pid: u32) -> Resume {
+    kill_pid(pid, Signal::STOP).unwrap_or_else(|e| panic!("kill STOP {pid}: {e}"));
+    let resume = Resume(pid);
+    if let Err(why) = wait_stopped(pid) {
+        panic!("process {pid} {why}");
+    }
+    resume
+}
+
 /// A child process with its stdout and stderr read continuously in the
 /// background (so the pipes never fill). Dropping it stops the process by
 /// PID: SIGTERM, up to [`STOP_WAIT`], then SIGKILL; if the test is panicking,
@@ -164,6 +227,17 @@ impl Proc {
         }
         kill_pid(self.pid(), sig)
             .unwrap_or_else(|e| panic!("kill {sig:?} {} ({}): {e}", self.pid(), self.name));
+    }
+
+    /// Stops the process with SIGSTOP and returns once all its threads have
+    /// stopped, with the guard that resumes it ([`pause_pid`]).
+    pub fn pause(&mut self) -> Resume {
+        self.signal(Signal::STOP);
+        let resume = Resume(self.pid());
+        if let Err(why) = wait_stopped(self.pid()) {
+            panic!("{} {why}; stderr:\n{}", self.name, self.stderr_now());
+        }
+        resume
     }
 
     /// SIGKILL by PID (unless it has already ended), and reap it.

@@ -24,13 +24,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
-use rustix::process::Signal;
 
 use super::{
     READY_LIMIT, ask, find_program, fixture, need, render, show, start_ls, start_ts_ready, summary,
     wait_down, wait_for,
 };
-use crate::procs::{Proc, free_ports, kill_pid, local};
+use crate::procs::{Proc, free_ports, local};
 
 /// How long a client waits for Unbound's answer (dig's default is 5 s).
 const CLIENT_WAIT: Duration = Duration::from_secs(10);
@@ -119,16 +118,6 @@ impl Unbound {
             |m| m.metadata.response_code == ResponseCode::Refused,
         )
         .await;
-    }
-}
-
-/// Sends SIGCONT to a process stopped with SIGSTOP when dropped (so that
-/// its own guard can then stop it with SIGTERM).
-struct Continue(u32);
-
-impl Drop for Continue {
-    fn drop(&mut self) {
-        let _ = kill_pid(self.0, Signal::CONT);
     }
 }
 
@@ -350,8 +339,7 @@ async fn unbound_over_partitioned_ls_fails_honestly_when_a_partition_stalls() {
     );
 
     // The second TS stalls: it holds its names but answers nothing.
-    ts2.signal(Signal::STOP);
-    let _cont = Continue(ts2.pid());
+    let _resume = ts2.pause();
     let stalled = Instant::now();
     let stopped_at = SystemTime::now();
     // At once, before the LS can have marked ts2 down: four fresh names of
