@@ -27,5 +27,6 @@ mod resolve;
 mod startup;
 mod status_cmd;
 mod ts;
+mod ts_memory;
 mod ts_metrics;
 mod xfr;
