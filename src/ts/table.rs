@@ -20,6 +20,7 @@ use std::path::Path;
 
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, TXT};
 use hickory_proto::rr::{Name, RData};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use smallvec::SmallVec;
 
 use crate::ts::source::{SourceRecord, ZoneError};
@@ -304,17 +305,71 @@ pub(crate) fn parse_hostname(text: &str) -> Result<Name, String> {
     if text == "." {
         return Ok(Name::root());
     }
+    let mut wire = [0u8; MAX_NAME];
+    let len = match plain_wire(text, &mut wire) {
+        Some(len) => len,
+        // A wildcard, or something wrong: the careful path says what.
+        None => check_hostname(text, &mut wire)?,
+    };
+    let wire = wire
+        .get(..len)
+        .ok_or_else(|| format!("longer than {MAX_NAME} bytes"))?;
+    // Read from its wire form, which keeps the case (string labels would be
+    // IDNA-lowercased) and costs a fraction of `Name::from_labels`, the
+    // biggest cost of loading a large table once.
+    Name::read(&mut BinDecoder::new(wire)).map_err(|e| e.to_string())
+}
+
+/// The common case of [`parse_hostname`] in one pass over the bytes: labels
+/// of letters, digits, `-` and `_` only, each 1..=63 bytes, written to
+/// `wire` (zeroed) in wire form. Its length with the root label, or `None`
+/// for anything else (a `*`, an empty or long label, another character, a
+/// long name).
+fn plain_wire(text: &str, wire: &mut [u8; MAX_NAME]) -> Option<usize> {
+    let body = text.strip_suffix('.').unwrap_or(text).as_bytes();
+    // wire[start] is the length byte of the label being written.
+    let mut start = 0;
+    let mut at = 1;
+    for &b in body {
+        if b == b'.' {
+            let len = at - start - 1;
+            if len == 0 || len > MAX_LABEL {
+                return None;
+            }
+            *wire.get_mut(start)? = len as u8;
+            start = at;
+            at += 1;
+        } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            *wire.get_mut(at)? = b;
+            at += 1;
+        } else {
+            return None;
+        }
+    }
+    let len = at - start - 1;
+    if len == 0 || len > MAX_LABEL {
+        return None;
+    }
+    *wire.get_mut(start)? = len as u8;
+    // The root label (`wire` is zeroed) must fit too.
+    (at < MAX_NAME).then_some(at + 1)
+}
+
+/// [`parse_hostname`]'s careful path: every rule checked label by label in
+/// order, so the error names the first problem; the name is written to
+/// `wire` (zeroed) in wire form. Its length with the root label.
+fn check_hostname(text: &str, wire: &mut [u8; MAX_NAME]) -> Result<usize, String> {
     let body = text.strip_suffix('.').unwrap_or(text);
-    let labels: Vec<&str> = body.split('.').collect();
+    let labels = || body.split('.');
     let mut wire_len = 1; // the root label
-    for (index, label) in labels.iter().enumerate() {
+    for (index, label) in labels().enumerate() {
         if label.is_empty() {
             return Err("empty label".into());
         }
         if label.len() > MAX_LABEL {
             return Err(format!("label longer than {MAX_LABEL} bytes"));
         }
-        if *label != "*" {
+        if label != "*" {
             if let Some(bad) = label
                 .chars()
                 .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
@@ -333,8 +388,19 @@ pub(crate) fn parse_hostname(text: &str) -> Result<Name, String> {
     if wire_len > MAX_NAME {
         return Err(format!("longer than {MAX_NAME} bytes"));
     }
-    // Raw bytes keep the case (string labels would be IDNA-lowercased).
-    Name::from_labels(labels.iter().map(|label| label.as_bytes())).map_err(|e| e.to_string())
+    let mut at = 0;
+    for label in labels() {
+        let bytes = label.as_bytes();
+        let end = at + 1 + bytes.len();
+        let (Some(len), Some(slot)) = (u8::try_from(bytes.len()).ok(), wire.get_mut(at..end))
+        else {
+            return Err(format!("longer than {MAX_NAME} bytes"));
+        };
+        slot[0] = len;
+        slot[1..].copy_from_slice(bytes);
+        at = end;
+    }
+    Ok(at + 1)
 }
 
 /// `1 field`, `2 fields`.
@@ -830,5 +896,68 @@ mod tests {
         }
         assert!(in_one >= 3 && in_two >= 3, "{in_one} {in_two}");
         assert_eq!(neither, 3);
+    }
+
+    /// The one-pass path of `parse_hostname` takes only what the careful one
+    /// accepts, and writes the same bytes; the name read from them is the
+    /// one `Name::from_labels` makes of the labels (case kept).
+    #[test]
+    fn the_one_pass_hostname_path_agrees_with_the_careful_one() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let mut runner = TestRunner::new(Config {
+            cases: 4096,
+            ..Config::default()
+        });
+        // Short labels from a small alphabet (dots, stars and a non-ASCII
+        // letter included), and long ones near the limits.
+        let text = prop_oneof![
+            "[a-zA-Z0-9_*.é -]{0,24}\\.?",
+            "([a-z]{60,64}\\.){3,4}[a-z]{1,10}\\.?",
+        ];
+        runner
+            .run(&text, |text| {
+                let mut fast = [0u8; MAX_NAME];
+                let mut careful = [0u8; MAX_NAME];
+                let checked = check_hostname(&text, &mut careful);
+                if let Some(len) = plain_wire(&text, &mut fast) {
+                    prop_assert_eq!(checked.clone(), Ok(len), "{:?}", text);
+                    prop_assert_eq!(&fast[..], &careful[..], "{:?}", text);
+                }
+                if checked.is_ok() && text != "." {
+                    let body = text.strip_suffix('.').unwrap_or(&text);
+                    let want = Name::from_labels(body.split('.').map(str::as_bytes)).unwrap();
+                    let got = parse_hostname(&text).unwrap();
+                    prop_assert_eq!(got.to_string(), want.to_string(), "{:?}", text);
+                    prop_assert!(got.is_fqdn());
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn hostnames_keep_their_case_and_name_their_first_problem() {
+        let n = parse_hostname("HoSt7.Example.COM").unwrap();
+        assert_eq!(n.to_string(), "HoSt7.Example.COM.");
+        assert_eq!(
+            parse_hostname("*.w.example.com.").unwrap().to_string(),
+            "*.w.example.com."
+        );
+        for (text, why) in [
+            ("a..b", "empty label"),
+            ("a.*.b", "'*' is only allowed as the whole first label"),
+            ("a*.b", "'*' is only allowed as the whole first label"),
+            ("a b.c", "bad character ' '"),
+            (
+                &format!("{}.c", "x".repeat(64)),
+                "label longer than 63 bytes",
+            ),
+            (&format!("{}c", "x.".repeat(127)), "longer than 255 bytes"),
+        ] {
+            assert_eq!(parse_hostname(text).unwrap_err(), why, "{text}");
+        }
+        let longest = format!("{}c", "x.".repeat(126));
+        assert!(parse_hostname(&longest).is_ok(), "254 bytes in wire form");
     }
 }

@@ -268,11 +268,20 @@ impl Written {
 /// Writes `name` uncompressed, as spelled, into `out` (cleared first).
 fn wire_into(name: &Name, out: &mut Vec<u8>) -> Result<(), String> {
     out.clear();
-    let mut enc = BinEncoder::new(out);
-    enc.set_name_encoding(NameEncoding::Uncompressed);
-    name.emit(&mut enc).map_err(|e| e.to_string())?;
-    if out.is_empty() {
-        out.push(0);
+    // Label by label: a `Name` already holds labels of at most 63 bytes and
+    // at most 255 bytes in all (hickory's encoder would check that again and
+    // keep compression pointers a zone has no use for).
+    for label in name.iter() {
+        let len = u8::try_from(label.len())
+            .ok()
+            .filter(|&l| l <= 63)
+            .ok_or("label longer than 63 bytes")?;
+        out.push(len);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    if out.len() > 255 {
+        return Err("name longer than 255 bytes".into());
     }
     Ok(())
 }
@@ -288,6 +297,18 @@ fn key_of(name: &Name) -> Result<Vec<u8>, String> {
 /// Encodes `data`'s RDATA, names uncompressed, into `out` (cleared first).
 fn rdata_into(data: &RData, out: &mut Vec<u8>) -> Result<(), String> {
     out.clear();
+    // The types of a big table, written directly.
+    match data {
+        RData::A(a) => {
+            out.extend_from_slice(&a.0.octets());
+            return Ok(());
+        }
+        RData::AAAA(a) => {
+            out.extend_from_slice(&a.0.octets());
+            return Ok(());
+        }
+        _ => {}
+    }
     let mut enc = BinEncoder::new(out);
     enc.set_name_encoding(NameEncoding::Uncompressed);
     data.emit(&mut enc)
