@@ -926,22 +926,25 @@ mod tests {
                 }
                 if checked.is_ok() && text != "." {
                     let body = text.strip_suffix('.').unwrap_or(&text);
-                    let want = Name::from_labels(body.split('.').map(str::as_bytes)).unwrap();
-                    let got = parse_hostname(&text).unwrap();
+                    let want = Name::from_labels(body.split('.').map(str::as_bytes))
+                        .expect("labels the careful path accepted");
+                    let got = parse_hostname(&text).expect("a name the careful path accepted");
                     prop_assert_eq!(got.to_string(), want.to_string(), "{:?}", text);
                     prop_assert!(got.is_fqdn());
                 }
                 Ok(())
             })
-            .unwrap();
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]
     fn hostnames_keep_their_case_and_name_their_first_problem() {
-        let n = parse_hostname("HoSt7.Example.COM").unwrap();
+        let n = parse_hostname("HoSt7.Example.COM").expect("a plain name");
         assert_eq!(n.to_string(), "HoSt7.Example.COM.");
         assert_eq!(
-            parse_hostname("*.w.example.com.").unwrap().to_string(),
+            parse_hostname("*.w.example.com.")
+                .expect("a wildcard name")
+                .to_string(),
             "*.w.example.com."
         );
         for (text, why) in [
