@@ -21,6 +21,13 @@
 //! stably is reported at `error` level, naming that reason, each time its
 //! backoff grows.
 //!
+//! Children run with glibc's mmap threshold fixed at [`MMAP_THRESHOLD`]
+//! ([`child_tunables`]; an operator's own `GLIBC_TUNABLES` setting for it
+//! wins): left to itself, glibc raises the threshold each time a large block
+//! is freed, after which the temporaries of a table's next reload stay in its
+//! heap (measured on a million names: 1.4x the steady memory after a reload
+//! that changed one address, 1.0x with the threshold fixed).
+//!
 //! Children run in their own process group, so a Ctrl-C in the terminal
 //! reaches only `dnslb up`, which then stops them in order. If `dnslb up` dies
 //! abruptly, a child that calls [`die_with_supervisor`] at start-up gets
@@ -469,6 +476,10 @@ impl ChildTask {
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.spec.program);
+        let tunables = std::env::var(TUNABLES_ENV).ok();
+        if let Some(t) = child_tunables(tunables.as_deref()) {
+            cmd.env(TUNABLES_ENV, t);
+        }
         cmd.args(&self.spec.args)
             .env(SUPERVISOR_PID_ENV, std::process::id().to_string())
             .stdin(Stdio::null())
@@ -550,9 +561,49 @@ impl ChildTask {
     }
 }
 
+/// glibc's settings for a process, read once at its start.
+const TUNABLES_ENV: &str = "GLIBC_TUNABLES";
+
+/// The mmap threshold children run with: glibc's own initial value, kept.
+pub const MMAP_THRESHOLD: usize = 128 * 1024;
+
+/// The `GLIBC_TUNABLES` a child gets, given ours (`None`: leave it as it
+/// is): ours with `glibc.malloc.mmap_threshold` added, unless it names one.
+pub fn child_tunables(ours: Option<&str>) -> Option<String> {
+    const KEY: &str = "glibc.malloc.mmap_threshold";
+    let setting = format!("{KEY}={MMAP_THRESHOLD}");
+    match ours {
+        None | Some("") => Some(setting),
+        Some(t) if t.split(':').any(|kv| kv.split('=').next() == Some(KEY)) => None,
+        Some(t) => Some(format!("{t}:{setting}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn children_get_a_fixed_mmap_threshold_unless_the_operator_set_one() {
+        let ours = "glibc.malloc.mmap_threshold=131072";
+        assert_eq!(child_tunables(None).as_deref(), Some(ours));
+        assert_eq!(child_tunables(Some("")).as_deref(), Some(ours));
+        assert_eq!(
+            child_tunables(Some("glibc.malloc.arena_max=2")).as_deref(),
+            Some("glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=131072")
+        );
+        assert_eq!(
+            child_tunables(Some(
+                "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536"
+            )),
+            None
+        );
+        // A longer key that merely starts the same is not the setting.
+        assert_eq!(
+            child_tunables(Some("glibc.malloc.mmap_threshold_x=1")).as_deref(),
+            Some("glibc.malloc.mmap_threshold_x=1:glibc.malloc.mmap_threshold=131072")
+        );
+    }
     use std::path::Path;
 
     fn ms(n: u64) -> Duration {
