@@ -583,6 +583,8 @@ pub fn child_tunables(ours: Option<&str>) -> Option<String> {
 mod tests {
     use super::*;
 
+    use std::path::Path;
+
     #[test]
     fn children_get_a_fixed_mmap_threshold_unless_the_operator_set_one() {
         let ours = "glibc.malloc.mmap_threshold=131072";
@@ -604,7 +606,6 @@ mod tests {
             Some("glibc.malloc.mmap_threshold_x=1:glibc.malloc.mmap_threshold=131072")
         );
     }
-    use std::path::Path;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
