@@ -268,9 +268,9 @@ impl Written {
 /// Writes `name` uncompressed, as spelled, into `out` (cleared first).
 fn wire_into(name: &Name, out: &mut Vec<u8>) -> Result<(), String> {
     out.clear();
-    // Label by label: a `Name` already holds labels of at most 63 bytes and
-    // at most 255 bytes in all (hickory's encoder would check that again and
-    // keep compression pointers a zone has no use for).
+    // Label by label (hickory's encoder would also record compression
+    // pointers, which a zone has no use for), with the RFC 1035 limits
+    // checked as it checked them.
     for label in name.iter() {
         let len = u8::try_from(label.len())
             .ok()
