@@ -4,13 +4,15 @@
 //!
 //! glibc keeps freed memory in its heap after its mmap threshold has risen
 //! (it rises each time a large block is freed), and then resident memory
-//! says little about what the program holds. The TS runs with
-//! `MALLOC_MMAP_THRESHOLD_` fixed, so every large block is its own mapping,
-//! returned to the kernel when freed: what is still resident after the
-//! reload is what the process still holds.
+//! says little about what the program holds. The TS runs with the threshold
+//! fixed as `dnslb up` fixes it for its children
+//! ([`dnslb::supervise::child_tunables`]), so every large block is its own
+//! mapping, returned to the kernel when freed: what is still resident after
+//! the reload is what the process still holds.
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use dnslb::supervise::child_tunables;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
@@ -105,7 +107,10 @@ async fn a_reload_that_changes_a_large_table_frees_the_old_one() {
         ],
         dir.path(),
     );
-    cmd.env("MALLOC_MMAP_THRESHOLD_", "131072");
+    let ours = std::env::var("GLIBC_TUNABLES").ok();
+    if let Some(tunables) = child_tunables(ours.as_deref()) {
+        cmd.env("GLIBC_TUNABLES", tunables);
+    }
     let mut ts = Proc::spawn("ts", cmd);
     let last = format!("host{}.big.test.", NAMES - 1);
     wait_answer(&mut ts, dns, &last, address(NAMES - 1, false), "loading").await;
