@@ -31,7 +31,7 @@ use hickory_proto::serialize::binary::{
 };
 
 use super::source::{SourceRecord, ZoneError};
-use super::wire::{Key, push_name_ref};
+use super::wire::{Key, name_at, push_name_ref};
 use crate::dns::{HEADER_LEN, Rr};
 
 /// Longest CNAME chain followed inside one zone.
@@ -853,6 +853,14 @@ impl Zone {
     /// owned by the question's name point to it, so the client's spelling
     /// (and 0x20 case) is kept. `all_of_any`: answer ANY with every RRset (TCP);
     /// otherwise with one (RFC 8482 §4.1).
+    ///
+    /// A CNAME is followed (RFC 1034 §4.3.2 step 3a) while its target lies in
+    /// the zone, and each name of the chain is looked up as the question's
+    /// own: at or below a cut it ends in a referral, a missing name in
+    /// NXDOMAIN, an empty non-terminal or a name without the type in NODATA,
+    /// each negative with the SOA (RFC 2308 §2.1, §2.2). A chain stops at a
+    /// name it has already written, so a loop returns each CNAME once.
+    /// Questions for CNAME or ANY at a CNAME's owner get the CNAME alone.
     pub fn write_answer(
         &self,
         msg: &mut Vec<u8>,
@@ -862,12 +870,19 @@ impl Zone {
     ) -> Written {
         let mut w = Written::new();
         let qt = u16::from(qtype);
-        if self.has_delegations && self.referral(msg, qname, qt, &mut w) {
-            return w;
-        }
         let mut owner_at = HEADER_LEN;
         let mut key = qname.clone();
-        for _ in 0..MAX_CNAME_CHAIN {
+        // Where each name of the chain is written in `msg` (uncompressed).
+        let mut chain = [0usize; MAX_CNAME_CHAIN];
+        for step in 0..MAX_CNAME_CHAIN {
+            chain[step] = owner_at;
+            if self.has_delegations && self.referral(msg, &key, owner_at, qt, &mut w) {
+                // After a CNAME the answer section holds this zone's data: the
+                // answer stays authoritative, the referral rides along (as NSD).
+                w.authoritative |= w.answers > 0;
+                return w;
+            }
+            let first = w.answers;
             let at_apex = key.bytes() == &*self.origin_key;
             if at_apex && (qtype == RecordType::SOA || qtype == RecordType::ANY) {
                 w.answers += self.push_soa(msg, owner_at);
@@ -878,7 +893,7 @@ impl Zone {
             let node = match self.find(&key) {
                 Found::Node(n) => n,
                 Found::Empty => {
-                    if w.answers == 0 {
+                    if w.answers == first {
                         self.push_negative(msg, qname, &mut w);
                     }
                     return w;
@@ -890,7 +905,7 @@ impl Zone {
                 }
             };
             let cname = match node.set(u16::from(RecordType::CNAME)) {
-                Some(c) if qtype != RecordType::CNAME => c,
+                Some(c) if !matches!(qtype, RecordType::CNAME | RecordType::ANY) => c,
                 _ => {
                     let before = w.answers;
                     if qtype == RecordType::ANY {
@@ -916,6 +931,12 @@ impl Zone {
             };
             if !target.is_under(&self.origin_key) {
                 return w; // out of zone: the client's resolver follows it
+            }
+            let seen = chain[..=step]
+                .iter()
+                .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
+            if seen {
+                return w; // a loop: every CNAME of it is written once
             }
             owner_at = target_at[0];
             key = target;
@@ -965,14 +986,22 @@ impl Zone {
         Found::Missing
     }
 
-    /// A referral when `qname` is at or below a delegation point (not for DS
+    /// A referral when `name` (the question's or a CNAME target's, written
+    /// at `written_at` in `msg`) is at or below a delegation point (not for DS
     /// at the cut): the NS set in authority, glue from the zone in additional.
-    fn referral(&self, msg: &mut Vec<u8>, qname: &Key, qt: u16, w: &mut Written) -> bool {
+    fn referral(
+        &self,
+        msg: &mut Vec<u8>,
+        name: &Key,
+        written_at: usize,
+        qt: u16,
+        w: &mut Written,
+    ) -> bool {
         let apex_labels = self.origin.num_labels() as usize;
-        let labels = qname.labels();
+        let labels = name.labels();
         // Walk from just below the apex down to the name itself.
         for n in (apex_labels + 1)..=labels {
-            let (at, cut) = qname.suffix(labels - n);
+            let (at, cut) = name.suffix(labels - n);
             let Some(ns) = self
                 .store
                 .get(cut)
@@ -986,7 +1015,7 @@ impl Zone {
             }
             w.authoritative = false;
             let mut targets = [0usize; 32];
-            w.authority += push_set(msg, HEADER_LEN + at, ns, Some(&mut targets[..]));
+            w.authority += push_set(msg, written_at + at, ns, Some(&mut targets[..]));
             let written = usize::from(ns.count).min(targets.len());
             for &t in &targets[..written] {
                 let Some(glue) = msg
@@ -1214,15 +1243,80 @@ mod tests {
     }
 
     #[test]
-    fn cname_loop_terminates() {
+    fn cname_loops_write_each_record_once() {
         let z = zone(vec![
             rec("a.test.", RData::CNAME(CNAME(name("b.test.")))),
-            rec("b.test.", RData::CNAME(CNAME(name("a.test.")))),
+            rec("b.test.", RData::CNAME(CNAME(name("A.test.")))),
+            rec("self.test.", RData::CNAME(CNAME(name("self.test.")))),
+            rec("l1.test.", RData::CNAME(CNAME(name("l2.test.")))),
+            rec("l2.test.", RData::CNAME(CNAME(name("l3.test.")))),
+            rec("l3.test.", RData::CNAME(CNAME(name("l2.test.")))),
         ]);
-        assert_eq!(
-            ask(&z, "a.test.", RecordType::A).answers.len(),
-            MAX_CNAME_CHAIN
-        );
+        for (q, len) in [("a.test.", 2), ("SELF.test.", 1), ("l1.test.", 3)] {
+            let ans = ask(&z, q, RecordType::A);
+            assert_eq!(ans.answers.len(), len, "{q}");
+            assert_eq!(ans.metadata.response_code, ResponseCode::NoError, "{q}");
+        }
+    }
+
+    /// A zone with a delegated `sub.test.` and CNAMEs into it.
+    fn delegating() -> Zone {
+        zone(vec![
+            rec("sub.test.", RData::NS(NS(name("ns.sub.test.")))),
+            rec("ns.sub.test.", a("6.6.6.6")),
+            rec("www.test.", RData::CNAME(CNAME(name("host.sub.test.")))),
+            rec("glued.test.", RData::CNAME(CNAME(name("ns.sub.test.")))),
+            rec("tocut.test.", RData::CNAME(CNAME(name("sub.test.")))),
+        ])
+    }
+
+    #[test]
+    fn cname_into_a_delegation_is_the_cname_and_a_referral() {
+        let z = delegating();
+        for q in ["www.test.", "glued.test.", "tocut.test."] {
+            let ans = ask(&z, q, RecordType::A);
+            assert_eq!(ans.metadata.response_code, ResponseCode::NoError, "{q}");
+            assert!(ans.metadata.authoritative, "{q}: AA as NSD sets it");
+            assert_eq!(ans.answers.len(), 1, "{q}: the CNAME alone");
+            assert_eq!(ans.answers[0].record_type(), RecordType::CNAME, "{q}");
+            assert_eq!(ans.authorities.len(), 1, "{q}");
+            assert_eq!(ans.authorities[0].record_type(), RecordType::NS, "{q}");
+            assert_eq!(ans.authorities[0].name.to_ascii(), "sub.test.", "{q}");
+            assert_eq!(ans.additionals.len(), 1, "{q}: the glue");
+            assert_eq!(ans.additionals[0].data, a("6.6.6.6"), "{q}");
+        }
+        // DS at the cut is the parent's: NODATA after the CNAME.
+        let ds = ask(&z, "tocut.test.", RecordType::DS);
+        assert!(ds.metadata.authoritative);
+        assert_eq!(ds.answers.len(), 1);
+        assert_eq!(ds.authorities[0].record_type(), RecordType::SOA);
+    }
+
+    #[test]
+    fn cname_to_an_empty_non_terminal_is_nodata_with_the_soa() {
+        let z = zone(vec![
+            rec("x.y.test.", a("1.2.3.4")),
+            rec("toent.test.", RData::CNAME(CNAME(name("y.test.")))),
+        ]);
+        let ans = ask(&z, "toent.test.", RecordType::A);
+        assert_eq!(ans.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(ans.answers.len(), 1);
+        assert_eq!(ans.authorities.len(), 1);
+        assert_eq!(ans.authorities[0].record_type(), RecordType::SOA);
+    }
+
+    #[test]
+    fn any_at_a_cname_owner_is_the_cname_alone() {
+        let z = zone(vec![
+            rec("alias.test.", RData::CNAME(CNAME(name("www.test.")))),
+            rec("www.test.", a("1.2.3.4")),
+        ]);
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let ans = ask_over(&z, "alias.test.", RecordType::ANY, 1232, transport);
+            assert_eq!(ans.answers.len(), 1, "{transport:?}");
+            assert_eq!(ans.answers[0].record_type(), RecordType::CNAME);
+            assert!(ans.authorities.is_empty(), "{transport:?}");
+        }
     }
 
     #[test]
