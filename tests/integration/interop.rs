@@ -622,7 +622,7 @@ fn diff_zone_text() -> String {
 
 /// How a probe is sent.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Via {
+pub(crate) enum Via {
     Udp,
     Tcp,
 }
@@ -765,7 +765,7 @@ fn diff_probes() -> Vec<Probe> {
 }
 
 /// Sends `bytes` and returns the raw answer, or an error text.
-async fn send(addr: SocketAddr, bytes: &[u8], via: Via) -> Result<Message, String> {
+pub(crate) async fn send(addr: SocketAddr, bytes: &[u8], via: Via) -> Result<Message, String> {
     let raw = match via {
         Via::Udp => harness::udp_raw(addr, bytes).await,
         Via::Tcp => {
@@ -780,7 +780,7 @@ async fn send(addr: SocketAddr, bytes: &[u8], via: Via) -> Result<Message, Strin
     Message::from_vec(&raw).map_err(|e| format!("undecodable answer: {e}"))
 }
 
-fn render(r: &Record) -> String {
+pub(crate) fn render(r: &Record) -> String {
     // Names are compared without case: DNS names are case-insensitive
     // (RFC 4343), and NSD compresses owner and RDATA names against the
     // question, so they come back in the client's spelling (`ns1.DIFF.TEST.`)
@@ -917,7 +917,7 @@ fn differences(a: &View, b: &View, qtype: RecordType) -> Vec<&'static str> {
     d
 }
 
-fn show(m: &Message) -> String {
+pub(crate) fn show(m: &Message) -> String {
     let md = &m.metadata;
     let mut s = format!(
         "    id={} rcode={} aa={} tc={} qr={:?} edns={:?}\n",
