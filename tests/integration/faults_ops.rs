@@ -72,30 +72,16 @@ async fn slowloris(addr: SocketAddr, every: Duration, stop: CancellationToken) {
     }
 }
 
-/// 80 slowloris connections (more than the server's 64 slots), each sending
-/// a header line every second and reconnecting when cut, for 12 s: `/health`,
-/// `/ready` and `/metrics` are each answered within 2 s throughout, probed
-/// every 300 ms. (Before the fix every probe after the first second failed:
-/// the 64 slots were held, each line resetting the idle timer.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_probes_are_answered_under_a_slowloris() {
-    let cfg = harness::ls_config(&[("b", "127.0.0.1:9".parse().unwrap())]);
-    let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let token = CancellationToken::new();
-    let server = tokio::spawn(dnslb::metrics::serve(
-        listener,
-        balancer,
-        dnslb::metrics::StatusExtra::default(),
-        token.clone(),
-    ));
+/// 80 slowloris connections (more than the server's 64 slots) against
+/// `addr`, each sending a header line every second and reconnecting when
+/// cut, for 12 s, while each of `paths` is probed every 300 ms: returns the
+/// probes not answered within 2 s, and how many were asked.
+async fn probes_under_slowloris(addr: SocketAddr, paths: &[&str]) -> (Vec<String>, usize) {
     assert!(
-        probe(addr, "/health", Duration::from_secs(5))
+        probe(addr, paths[0], Duration::from_secs(5))
             .await
             .is_some()
     );
-
     let stop = CancellationToken::new();
     let attackers: Vec<_> = (0..80)
         .map(|_| tokio::spawn(slowloris(addr, Duration::from_secs(1), stop.clone())))
@@ -106,7 +92,7 @@ async fn metrics_probes_are_answered_under_a_slowloris() {
     let mut failed = Vec::new();
     let mut asked = 0;
     while start.elapsed() < Duration::from_secs(12) {
-        for path in ["/health", "/ready", "/metrics"] {
+        for path in paths {
             asked += 1;
             let t = Instant::now();
             if probe(addr, path, Duration::from_secs(2)).await.is_none() {
@@ -123,8 +109,52 @@ async fn metrics_probes_are_answered_under_a_slowloris() {
     for a in attackers {
         a.await.unwrap();
     }
+    (failed, asked)
+}
+
+/// The LS's `/health`, `/ready` and `/metrics` are each answered within 2 s
+/// throughout a slowloris ([`probes_under_slowloris`]). Before the fix
+/// every probe failed (120 of 120): the 64 slots were held, each header
+/// line resetting the idle timer, and a new connection was closed at accept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_probes_are_answered_under_a_slowloris() {
+    let cfg = harness::ls_config(&[("b", "127.0.0.1:9".parse().unwrap())]);
+    let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let token = CancellationToken::new();
+    let server = tokio::spawn(dnslb::metrics::serve(
+        listener,
+        balancer,
+        dnslb::metrics::StatusExtra::default(),
+        token.clone(),
+    ));
+    let (failed, asked) = probes_under_slowloris(addr, &["/health", "/ready", "/metrics"]).await;
     token.cancel();
     server.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {asked} probes unanswered under the slowloris: {failed:?}",
+        failed.len()
+    );
+}
+
+/// The same for a table server's own `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ts_metrics_are_answered_under_a_slowloris() {
+    let ts = harness::start_ts(harness::ts_settings(vec![fixture("ts1.txt")])).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let token = CancellationToken::new();
+    let server = tokio::spawn(dnslb::metrics::serve_ts(
+        listener,
+        ts.ts.clone(),
+        token.clone(),
+    ));
+    let (failed, asked) = probes_under_slowloris(addr, &["/metrics"]).await;
+    token.cancel();
+    server.await.unwrap();
+    ts.stop().await;
     assert!(
         failed.is_empty(),
         "{} of {asked} probes unanswered under the slowloris: {failed:?}",
