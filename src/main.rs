@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use dnslb::cli::{Cli, Command, TsArgs};
-use dnslb::config::{Config, Fault, LsConfig, OnMiss};
+use dnslb::config::{Config, Fault, LsConfig, OnMiss, TsConfig};
 use dnslb::logging::LogFormat;
 use dnslb::ls::{Balancer, health};
 use dnslb::metrics::StatusExtra;
@@ -156,7 +156,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             let cfg = Config::load(&config)?;
-            let workers = ls_section(&cfg)?.workers;
+            // A config with no [ls] runs its table servers only.
+            let workers = cfg.ls.as_ref().map_or(2, |ls| ls.workers);
             runtime(workers)?.block_on(run_up(cfg, flags))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -308,14 +309,18 @@ fn check_ts_ports(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-/// `dnslb up`: the TS children under a supervisor, and the LS here.
+/// `dnslb up`: the TS children under a supervisor, and the LS here (when
+/// the config has an `[ls]`; without one, the table servers only).
 async fn run_up(cfg: Config, log: LogFlags) -> Result<()> {
     let mut signals = Signals::new().context("cannot install signal handlers")?;
-    let lsc = ls_section(&cfg)?.clone();
+    let lsc = cfg.ls.clone();
     check_ts_ports(&cfg)?;
     // Every LS socket is bound before any child exists: between fork and
     // exec a child holds copies of the parent's sockets.
-    let sockets = LsSockets::bind(&lsc).await?;
+    let sockets = match &lsc {
+        Some(lsc) => Some(LsSockets::bind(lsc).await?),
+        None => None,
+    };
     let exe = std::env::current_exe().context("cannot find the dnslb executable")?;
     // Children may not share our working folder forever: give them an absolute path.
     let config_path = std::fs::canonicalize(&cfg.path).unwrap_or_else(|_| cfg.path.clone());
@@ -343,8 +348,47 @@ async fn run_up(cfg: Config, log: LogFlags) -> Result<()> {
         Backoff::default(),
         root.child_token(),
     ));
+    let result = match (lsc, sockets) {
+        (Some(lsc), Some(sockets)) => {
+            up_with_ls(&cfg, &lsc, sockets, &sup, &mut signals, &root).await
+        }
+        _ => {
+            info!(
+                table_servers = cfg.ts.len(),
+                "table servers only: the config has no [ls]"
+            );
+            loop {
+                match signals.next().await {
+                    Signal::Stop => break,
+                    Signal::Reload => {
+                        sup.signal_all(SupervisorSignal::Hup);
+                        reload(&cfg, None, None, true);
+                    }
+                }
+            }
+            Ok(())
+        }
+    };
+    // Clients' queries are all answered (drained) before the children stop.
+    if let Some(sup) = Arc::into_inner(sup) {
+        sup.shutdown(SHUTDOWN_GRACE).await;
+    }
+    root.cancel();
+    result
+}
+
+/// The LS of `dnslb up`: waits for its own table servers to answer (a
+/// bounded wait), then serves.
+async fn up_with_ls(
+    cfg: &Config,
+    lsc: &LsConfig,
+    sockets: LsSockets,
+    sup: &Arc<Supervisor>,
+    signals: &mut Signals,
+    root: &CancellationToken,
+) -> Result<()> {
     // The status page lists the children; it must not keep the supervisor alive.
-    let weak = Arc::downgrade(&sup);
+    let weak = Arc::downgrade(sup);
     let extra = StatusExtra {
         supervisor: Some(Arc::new(move || {
             weak.upgrade()
@@ -359,12 +403,19 @@ async fn run_up(cfg: Config, log: LogFlags) -> Result<()> {
         })),
         ..StatusExtra::default()
     };
-    let balancer = Arc::new(Balancer::new(&lsc));
-    // Clients are served once the table servers answer (their queries wait
-    // in the bound sockets meanwhile), or after a bounded wait.
+    let balancer = Arc::new(Balancer::new(lsc));
+    // Clients are served once our own table servers answer (their queries
+    // wait in the bound sockets meanwhile), or after a bounded wait. Other
+    // backends get one probe timeout, as under `dnslb ls`: a backend that is
+    // not ours does not hold the LS back for STARTUP_WAIT.
+    let own: Vec<SocketAddr> = cfg.ts.iter().map(|t| t.listen).collect();
+    let others_wait = Duration::from_millis(lsc.health.timeout_ms.max(1)).min(STARTUP_WAIT);
+    let started = tokio::time::Instant::now();
     let stopped = {
         let first = health::first_round(&balancer, STARTUP_WAIT);
         tokio::pin!(first);
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 late = &mut first => {
@@ -374,35 +425,134 @@ async fn run_up(cfg: Config, log: LogFlags) -> Result<()> {
                     }
                     break false;
                 }
+                _ = tick.tick() => {
+                    let waited = started.elapsed() >= others_wait;
+                    if let Some(late) = startup_done(&balancer, &own, waited) {
+                        if !late.is_empty() {
+                            warn!(late = ?late, "these backends did not answer the first probe; down until they do");
+                        }
+                        break false;
+                    }
+                }
                 sig = signals.next() => match sig {
                     Signal::Stop => break true,
-                    Signal::Reload => sup.signal_all(SupervisorSignal::Hup),
+                    Signal::Reload => {
+                        // Not lost: the children reread their zones, the LS
+                        // its [ls], now (the start-up wait goes on).
+                        info!("reload during the start-up wait: applied now");
+                        sup.signal_all(SupervisorSignal::Hup);
+                        reload(cfg, Some(lsc), Some(&balancer), true);
+                    }
                 },
             }
         }
     };
-    let result = if stopped {
+    if stopped {
         info!("stopped before serving");
-        Ok(())
-    } else {
-        serve_ls(
-            &cfg,
-            &lsc,
-            sockets,
-            balancer,
-            &mut signals,
-            Some(&sup),
-            extra,
-            &root,
-        )
-        .await
-    };
-    // Clients' queries are all answered (drained) before the children stop.
-    if let Some(sup) = Arc::into_inner(sup) {
-        sup.shutdown(SHUTDOWN_GRACE).await;
+        return Ok(());
     }
-    root.cancel();
-    result
+    serve_ls(cfg, lsc, sockets, balancer, signals, Some(sup), extra, root).await
+}
+
+/// Whether `dnslb up` may serve: every backend that is one of its own table
+/// servers (`own`, their listen addresses) is up, and so is every other one
+/// unless `waited`. Returns the backends not up (to name), or `None` to wait on.
+fn startup_done(balancer: &Balancer, own: &[SocketAddr], waited: bool) -> Option<Vec<String>> {
+    let state = balancer.state();
+    let is_own = |addr: SocketAddr| {
+        own.iter()
+            .any(|l| l.port() == addr.port() && (l.ip() == addr.ip() || l.ip().is_unspecified()))
+    };
+    let mut late = Vec::new();
+    for b in &state.backends {
+        if !b.is_up() {
+            if is_own(b.addr) || !waited {
+                return None;
+            }
+            late.push(b.name.clone());
+        }
+    }
+    Some(late)
+}
+
+/// A SIGHUP: rereads the config; applies its `[ls]` to `balancer` (when
+/// there is one) and warns about what only a restart applies: `[ls]` keys
+/// read at start, and (with `children`, under `up`) any change to a
+/// `[[ts]]`, which its child read at start (a HUP makes it reread its zone
+/// files, nothing else).
+fn reload(cfg: &Config, lsc: Option<&LsConfig>, balancer: Option<&Balancer>, children: bool) {
+    let new = match Config::load(&cfg.path) {
+        Ok(new) => new,
+        Err(err) => {
+            warn!(%err, "reload refused; old config keeps serving");
+            return;
+        }
+    };
+    if children {
+        let changed = ts_restart_changes(&cfg.ts, &new.ts);
+        if !changed.is_empty() {
+            let changed = changed.join("; ");
+            warn!(%changed, "reload: [[ts]] changed: {changed}; only a restart of dnslb up applies that (the zone files are reread now)");
+        }
+    }
+    match (lsc, balancer, new.ls) {
+        (Some(lsc), Some(balancer), Some(new_ls)) => {
+            let keys = restart_only_changes(lsc, &new_ls);
+            if !keys.is_empty() {
+                let keys = keys.join(", ");
+                warn!(%keys, "reload: [ls] {keys} changed; only a restart applies them (the rest is applied now)");
+            }
+            balancer.reload(&new_ls);
+            info!(backends = new_ls.backend.len(), "ls reload done");
+        }
+        (Some(_), Some(_), None) => {
+            warn!("reload refused: the new config has no [ls]; old one keeps serving");
+        }
+        (None, _, Some(_)) if children => {
+            warn!("reload: the config now has an [ls]; only a restart of dnslb up starts it");
+        }
+        _ => {}
+    }
+}
+
+/// The `[[ts]]` that differ between `old` and `new` (by name), each with the
+/// keys that changed, or added / removed.
+fn ts_restart_changes(old: &[TsConfig], new: &[TsConfig]) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in old {
+        let Some(n) = new.iter().find(|n| n.name == o.name) else {
+            out.push(format!("{} removed", o.name));
+            continue;
+        };
+        let mut keys = Vec::new();
+        let mut diff = |k: &'static str, differs: bool| {
+            if differs {
+                keys.push(k);
+            }
+        };
+        diff("listen", o.listen != n.listen);
+        diff("zones", o.zones != n.zones);
+        diff("origin", o.origin != n.origin);
+        diff("ttl", o.ttl != n.ttl);
+        diff("on_miss", o.on_miss != n.on_miss);
+        diff("axfr_allow", o.axfr_allow != n.axfr_allow);
+        diff("notify", o.notify != n.notify);
+        diff("fault", o.fault != n.fault);
+        diff("workers", o.workers != n.workers);
+        diff("metrics", o.metrics != n.metrics);
+        diff("nsid", o.nsid != n.nsid);
+        if !keys.is_empty() {
+            out.push(format!("{} ({})", o.name, keys.join(", ")));
+        } else if o != n {
+            out.push(o.name.clone());
+        }
+    }
+    for n in new {
+        if !old.iter().any(|o| o.name == n.name) {
+            out.push(format!("{} added", n.name));
+        }
+    }
+    out
 }
 
 /// `dnslb ls`: the LS alone.
@@ -444,13 +594,13 @@ async fn serve_ls(
     sockets: LsSockets,
     balancer: Arc<Balancer>,
     signals: &mut Signals,
-    children: Option<&Supervisor>,
+    children: Option<&Arc<Supervisor>>,
     extra: StatusExtra,
     root: &CancellationToken,
 ) -> Result<()> {
     let addrs = sockets.dns.local_addrs().to_vec();
     let dns_token = root.child_token();
-    let server = tokio::spawn(dnslb::ls::serve(
+    let mut server = tokio::spawn(dnslb::ls::serve(
         balancer.clone(),
         sockets.dns,
         dnslb::ls::server_options(lsc),
@@ -481,32 +631,33 @@ async fn serve_ls(
         .collect();
     info!(addr = ?addrs, strategy = %lsc.strategy, order = %lsc.order, layout = %lsc.layout,
           backends = ?backends, "load balancer ready");
-    loop {
-        match signals.next().await {
-            Signal::Stop => break,
-            Signal::Reload => {
-                if let Some(sup) = children {
-                    sup.signal_all(SupervisorSignal::Hup);
+    // The DNS server only ends when told to: one that ends on its own (a
+    // task died) takes the process down rather than leave it half alive.
+    let died = loop {
+        tokio::select! {
+            end = &mut server => break Some(end),
+            sig = signals.next() => match sig {
+                Signal::Stop => break None,
+                Signal::Reload => {
+                    if let Some(sup) = children {
+                        sup.signal_all(SupervisorSignal::Hup);
+                    }
+                    reload(cfg, Some(lsc), Some(&balancer), children.is_some());
                 }
-                match Config::load(&cfg.path) {
-                    Ok(new) => match new.ls {
-                        Some(new_ls) => {
-                            let keys = restart_only_changes(lsc, &new_ls);
-                            if !keys.is_empty() {
-                                let keys = keys.join(", ");
-                                warn!(%keys, "reload: [ls] {keys} changed; only a restart applies them (the rest is applied now)");
-                            }
-                            balancer.reload(&new_ls);
-                            info!(backends = new_ls.backend.len(), "ls reload done");
-                        }
-                        None => warn!(
-                            "reload refused: the new config has no [ls]; old one keeps serving"
-                        ),
-                    },
-                    Err(err) => warn!(%err, "reload refused; old config keeps serving"),
-                }
-            }
+            },
         }
+    };
+    if let Some(end) = died {
+        ready.set_stopping();
+        error!(
+            panicked = end.is_err(),
+            "the DNS server stopped on its own; exiting"
+        );
+        metrics_token.cancel();
+        if let Some(m) = metrics {
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, m).await;
+        }
+        bail!("the DNS server stopped on its own (see the log above)");
     }
     info!("stopping: answering the queries in flight");
     ready.set_stopping();
@@ -569,7 +720,7 @@ async fn run_ts(run: TsRun) -> Result<()> {
         workers,
         ..ServerOptions::default()
     };
-    let server = tokio::spawn(server::serve(listeners, ts.clone(), opts, token.clone()));
+    let mut server = tokio::spawn(server::serve(listeners, ts.clone(), opts, token.clone()));
     let metrics = metrics.map(|l| {
         if let Ok(addr) = l.local_addr() {
             info!(ts = %name, %addr, "metrics ready");
@@ -578,8 +729,16 @@ async fn run_ts(run: TsRun) -> Result<()> {
     });
     info!(ts = %name, addr = ?addrs, "table server ready");
     let notifies = TaskTracker::new();
+    let mut died = None;
     loop {
-        match signals.next().await {
+        let sig = tokio::select! {
+            end = &mut server => {
+                died = Some(end);
+                break;
+            }
+            sig = signals.next() => sig,
+        };
+        match sig {
             Signal::Stop => break,
             Signal::Reload => {
                 for zone in ts.reload_logged() {
@@ -602,17 +761,26 @@ async fn run_ts(run: TsRun) -> Result<()> {
             }
         }
     }
-    info!(ts = %name, "stopping");
+    if let Some(end) = &died {
+        error!(ts = %name, panicked = end.is_err(), "the DNS server stopped on its own; exiting");
+    } else {
+        info!(ts = %name, "stopping");
+    }
     token.cancel();
     notifies.close();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        let _ = server.await;
+        if died.is_none() {
+            let _ = server.await;
+        }
         notifies.wait().await;
         if let Some(m) = metrics {
             let _ = m.await;
         }
     })
     .await;
+    if died.is_some() {
+        bail!("the DNS server stopped on its own (see the log above)");
+    }
     Ok(())
 }
 
@@ -637,6 +805,55 @@ mod tests {
             restart_only_changes(&old, &new),
             ["listen", "workers", "metrics", "max_inflight"]
         );
+    }
+
+    #[test]
+    fn ts_changes_name_the_server_and_keys() {
+        let ts = |name: &str, port: u16| {
+            TsConfig::new(
+                name,
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                vec!["a.txt".into()],
+            )
+        };
+        let old = vec![ts("ts1", 5301), ts("ts2", 5302)];
+        assert!(ts_restart_changes(&old, &old).is_empty());
+        let mut new = vec![ts("ts1", 5311), ts("ts3", 5303)];
+        new[0].ttl = 60;
+        assert_eq!(
+            ts_restart_changes(&old, &new),
+            ["ts1 (listen, ttl)", "ts2 removed", "ts3 added"]
+        );
+    }
+
+    #[tokio::test]
+    async fn up_serves_once_its_own_children_are_up() {
+        let mut cfg = LsConfig::default();
+        for (name, port) in [("own", 5301), ("other", 5302)] {
+            cfg.backend.push(dnslb::config::BackendConfig {
+                name: name.into(),
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                weight: 1,
+            });
+        }
+        let b = Balancer::new(&cfg);
+        let own = [SocketAddr::from(([0, 0, 0, 0], 5301))];
+        // Nothing is up before the first probes: wait.
+        assert_eq!(startup_done(&b, &own, false), None);
+        assert_eq!(startup_done(&b, &own, true), None);
+        let up = |i: usize| {
+            let state = b.state();
+            let (backend, policy) = (&state.backends[i], state.health.as_ref().unwrap());
+            for _ in 0..policy.rise {
+                backend.health.record(backend, true, policy, "");
+            }
+        };
+        up(0);
+        // Our own child is up; the other one holds the LS only until `waited`.
+        assert_eq!(startup_done(&b, &own, false), None);
+        assert_eq!(startup_done(&b, &own, true), Some(vec!["other".to_owned()]));
+        up(1);
+        assert_eq!(startup_done(&b, &own, false), Some(Vec::new()));
     }
 
     #[test]

@@ -169,6 +169,9 @@ pub struct LsConfig {
     pub allow: Vec<IpNet>,
     /// Queries per second per client IP; 0 = off. \[0\]
     pub rate_limit_qps: u32,
+    /// IPv6 clients share one rate-limit bucket per prefix of this length (a
+    /// holder of a /64 can rotate addresses inside it), in [1, 128]. \[64\]
+    pub rate_limit_v6_prefix: u8,
     /// Address of the metrics and status HTTP server; `None` (key omitted) = off. \[off\]
     #[serde(deserialize_with = "de_opt_addr")]
     pub metrics: Option<SocketAddr>,
@@ -203,6 +206,7 @@ impl Default for LsConfig {
                 .filter_map(|net| net.parse().ok())
                 .collect(),
             rate_limit_qps: 0,
+            rate_limit_v6_prefix: 64,
             metrics: None,
             sticky_size: 100_000,
             health: HealthConfig::default(),

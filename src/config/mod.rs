@@ -83,6 +83,7 @@ pub use ls::{
     BackendConfig, HealthConfig, HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy,
 };
 pub use ts::{Fault, OnMiss, TsConfig};
+pub(crate) use validate::MAX_STICKY_SIZE;
 pub use values::{ProbeQuestion, ValueError, parse_name};
 
 use error::parse_error;

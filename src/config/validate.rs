@@ -7,10 +7,29 @@ use std::path::Path;
 use super::error::ConfigError;
 use super::source_map::{SourceMap, display_path};
 use super::ts::NSID_MAX_LEN;
-use super::{Config, LsConfig, Order, TsConfig};
+use super::{Config, HedgeDelay, LsConfig, Order, TsConfig};
 
 /// The largest TTL a record may carry (RFC 2181 §8).
 const MAX_TTL: u32 = i32::MAX as u32;
+/// The longest any `*_ms` key may be: one hour. Past that a deadline is a typo,
+/// and near 2^64 ms adding it to a clock overflows.
+pub(crate) const MAX_MS: u64 = 3_600_000;
+/// Most worker threads (and SO_REUSEPORT sockets per address).
+pub(crate) const MAX_WORKERS: usize = 1024;
+/// Most client queries in flight (`max_inflight`): 16 Mi. The semaphore that
+/// holds them panics past 2^61 - 1.
+pub(crate) const MAX_INFLIGHT: usize = 1 << 24;
+/// Most names the `sticky` order remembers: 16 Mi slots, 128 MiB. The table is
+/// allocated whole, at start and at each reload.
+pub(crate) const MAX_STICKY_SIZE: usize = 1 << 24;
+/// Highest per-client rate limit, in queries per second.
+pub(crate) const MAX_RATE_QPS: u32 = 10_000_000;
+/// Most probes in a row for `fall` and `rise`.
+pub(crate) const MAX_FALL_RISE: u32 = 1000;
+/// Highest `every_queries`.
+pub(crate) const MAX_EVERY_QUERIES: u64 = 1_000_000_000;
+/// Highest backend `weight` (weights are summed).
+pub(crate) const MAX_WEIGHT: u32 = 1_000_000;
 
 impl Config {
     /// The rules of [`Config::problems`], with lines looked up in `map` when given.
@@ -73,6 +92,13 @@ impl Checker<'_> {
         });
     }
 
+    /// Records "must be at most `max`" when `v` exceeds it.
+    fn at_most<T: PartialOrd + std::fmt::Display>(&mut self, v: T, max: T, path: &str) {
+        if v > max {
+            self.push(&[path], format!("must be at most {max}, got {v}"));
+        }
+    }
+
     /// Records `msg` unless `ok`.
     fn require(&mut self, ok: bool, path: &str, msg: impl FnOnce() -> String) {
         if !ok {
@@ -114,6 +140,42 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
     check.require(ls.workers >= 1, "ls.workers", || {
         "must be at least 1".into()
     });
+    check.at_most(ls.workers, MAX_WORKERS, "ls.workers");
+    for (path, ms) in [
+        ("ls.timeout_ms", ls.timeout_ms),
+        ("ls.try_timeout_ms", ls.try_timeout_ms),
+        ("ls.hedge_min_ms", ls.hedge_min_ms),
+        ("ls.hedge_max_ms", ls.hedge_max_ms),
+        ("ls.health.interval_ms", ls.health.interval_ms),
+        ("ls.health.timeout_ms", ls.health.timeout_ms),
+    ] {
+        check.at_most(ms, MAX_MS, path);
+    }
+    if let HedgeDelay::Fixed(ms) = ls.hedge_delay_ms {
+        check.at_most(ms, MAX_MS, "ls.hedge_delay_ms");
+    }
+    check.at_most(ls.max_inflight, MAX_INFLIGHT, "ls.max_inflight");
+    check.at_most(ls.sticky_size, MAX_STICKY_SIZE, "ls.sticky_size");
+    check.at_most(ls.rate_limit_qps, MAX_RATE_QPS, "ls.rate_limit_qps");
+    check.require(
+        (1..=128).contains(&ls.rate_limit_v6_prefix),
+        "ls.rate_limit_v6_prefix",
+        || format!("must be in [1, 128], got {}", ls.rate_limit_v6_prefix),
+    );
+    check.at_most(ls.health.fall, MAX_FALL_RISE, "ls.health.fall");
+    check.at_most(ls.health.rise, MAX_FALL_RISE, "ls.health.rise");
+    check.at_most(
+        ls.health.every_queries,
+        MAX_EVERY_QUERIES,
+        "ls.health.every_queries",
+    );
+    for (i, backend) in ls.backend.iter().enumerate() {
+        check.at_most(
+            backend.weight,
+            MAX_WEIGHT,
+            &format!("ls.backend.{i}.weight"),
+        );
+    }
     check.require(ls.timeout_ms > 0, "ls.timeout_ms", || {
         "must be at least 1".into()
     });
@@ -173,6 +235,10 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
     check.require(ts.workers != Some(0), &key("workers"), || {
         "must be at least 1".into()
     });
+    if let Some(workers) = ts.workers {
+        check.at_most(workers, MAX_WORKERS, &key("workers"));
+    }
+    check.at_most(ts.fault.delay_ms, MAX_MS, &key("fault.delay_ms"));
     if let Some(nsid) = &ts.nsid {
         check.require(
             (1..=NSID_MAX_LEN).contains(&nsid.len()),

@@ -57,6 +57,21 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The rate-limit bucket of `ip`: the address itself for IPv4 (and IPv4-mapped
+/// IPv6), its first `v6_prefix` bits for IPv6, so that a holder of a /64
+/// cannot rotate addresses inside it to multiply its rate (dnsdist masks to
+/// /64 too; BIND's RRL to /56).
+pub fn rate_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let bits = u32::from(v6_prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & mask).into())
+        }
+        v4 => v4,
+    }
+}
+
 /// Whether `ip` is inside one of `allow`.
 pub fn allowed(allow: &[IpNet], ip: IpAddr) -> bool {
     let ip = canonical(ip);
@@ -235,6 +250,8 @@ impl RateSet {
 #[derive(Debug)]
 pub struct RateLimiter {
     qps: f64,
+    /// IPv6 clients share a bucket per prefix of this length.
+    v6_prefix: u8,
     /// Keyed per limiter, so clients cannot choose addresses that share a set.
     hasher: RandomState,
     sets: Box<[Mutex<RateSet>]>,
@@ -243,10 +260,11 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// A limiter at `qps` per client.
-    pub fn new(qps: u32) -> Self {
+    /// A limiter at `qps` per client (per `v6_prefix` for IPv6).
+    pub fn new(qps: u32, v6_prefix: u8) -> Self {
         RateLimiter {
             qps: f64::from(qps),
+            v6_prefix,
             hasher: RandomState::new(),
             sets: (0..RATE_SETS)
                 .map(|_| Mutex::new(RateSet::default()))
@@ -258,7 +276,7 @@ impl RateLimiter {
     /// Takes a token for a query from `ip`; logs the start of its episode
     /// (and the end of the one it evicted), within the log's budget.
     pub fn check(&self, ip: IpAddr) -> RateVerdict {
-        let ip = canonical(ip);
+        let ip = rate_key(ip, self.v6_prefix);
         let set = (self.hasher.hash_one(ip) % self.sets.len() as u64) as usize;
         let Some(cell) = self.sets.get(set) else {
             return RateVerdict::Pass;
@@ -585,7 +603,7 @@ mod tests {
 
     #[test]
     fn the_limiter_keys_mapped_v4_like_v4() {
-        let limiter = RateLimiter::new(1);
+        let limiter = RateLimiter::new(1, 64);
         assert_eq!(
             limiter.check("192.0.2.1".parse().unwrap()),
             RateVerdict::Pass
@@ -596,6 +614,34 @@ mod tests {
         );
         assert_eq!(
             limiter.check("192.0.2.2".parse().unwrap()),
+            RateVerdict::Pass
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_of_one_prefix_share_a_key() {
+        let key = |ip: &str, prefix| rate_key(ip.parse().unwrap(), prefix);
+        let a = key("2001:db8:1:2:aaaa::1", 64);
+        assert_eq!(a, key("2001:db8:1:2:ffff:1:2:3", 64));
+        assert_eq!(a, "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_ne!(a, key("2001:db8:1:3::1", 64));
+        // /56: the fourth group's low byte is masked off too.
+        assert_eq!(key("2001:db8:1:2ff::1", 56), key("2001:db8:1:200::9", 56));
+        assert_ne!(key("2001:db8:1:2::1", 128), key("2001:db8:1:2::2", 128));
+        assert_eq!(key("::ffff:192.0.2.1", 64), key("192.0.2.1", 64));
+        assert_eq!(key("192.0.2.1", 1), "192.0.2.1".parse::<IpAddr>().unwrap());
+        // One bucket through the limiter: the second address of the /64 is over.
+        let limiter = RateLimiter::new(1, 64);
+        assert_eq!(
+            limiter.check("2001:db8::1".parse().unwrap()),
+            RateVerdict::Pass
+        );
+        assert_ne!(
+            limiter.check("2001:db8::2".parse().unwrap()),
+            RateVerdict::Pass
+        );
+        assert_eq!(
+            limiter.check("2001:db8:0:1::1".parse().unwrap()),
             RateVerdict::Pass
         );
     }

@@ -175,7 +175,8 @@ pub struct LsState {
     /// The backends, in config order.
     pub backends: Vec<Arc<Backend>>,
     backend_hashes: Vec<u64>,
-    sticky: StickyTable,
+    /// Only under the `sticky` order.
+    sticky: Option<StickyTable>,
     tick: AtomicU64,
     /// Counters shared across reloads.
     pub metrics: Arc<LsMetrics>,
@@ -229,12 +230,14 @@ impl LsState {
             policy: Policy::from_config(c),
             backends,
             backend_hashes,
-            sticky: StickyTable::new(c.sticky_size),
+            // Allocated whole: only when the order reads it.
+            sticky: (c.order == Order::Sticky).then(|| StickyTable::new(c.sticky_size)),
             tick: AtomicU64::new(0),
             metrics,
             health,
             allow: c.allow.clone(),
-            rate: (c.rate_limit_qps > 0).then(|| RateLimiter::new(c.rate_limit_qps)),
+            rate: (c.rate_limit_qps > 0)
+                .then(|| RateLimiter::new(c.rate_limit_qps, c.rate_limit_v6_prefix)),
             budget: hedge::HedgeBudget::new(c.hedge_budget_pct),
             pool,
         }
@@ -251,11 +254,7 @@ impl LsState {
         let key = OrderKey {
             name_hash: job.name_hash,
             tick: self.tick.fetch_add(1, Relaxed),
-            sticky: if self.policy.order == Order::Sticky {
-                self.sticky.get(job.name_hash)
-            } else {
-                None
-            },
+            sticky: self.sticky.as_ref().and_then(|t| t.get(job.name_hash)),
             random: if self.policy.order == Order::WeightedRandom {
                 rand::random()
             } else {
@@ -362,10 +361,10 @@ impl LsState {
 
     /// Remembers a positive answer's backend for the sticky order.
     fn remember(&self, job: &Job, backend: usize, resp: &[u8]) {
-        if self.policy.order == Order::Sticky
+        if let Some(sticky) = &self.sticky
             && WireHeader::read(resp).is_some_and(|h| h.rcode() == 0)
         {
-            self.sticky.set(job.name_hash, backend);
+            sticky.set(job.name_hash, backend);
         }
     }
 
@@ -445,13 +444,29 @@ pub async fn serve(
     let udp = listeners.take_udp();
     let per_worker = opts.max_inflight / udp.len().max(1);
     let workers = tokio_util::task::TaskTracker::new();
+    // A fast-path worker that dies stops the whole server (and the process
+    // with it): never UDP half served.
+    let died = tokio_util::sync::CancellationToken::new();
     for (i, sock) in udp.into_iter().enumerate() {
         let (b, stop) = (balancer.clone(), token.clone());
         let body = move |sock| fast::run(b, sock, per_worker, stop);
-        crate::server::thread::start(&workers, &format!("ls-udp-{i}"), sock, body);
+        crate::server::thread::start(&workers, &format!("ls-udp-{i}"), sock, &died, body);
     }
     workers.close();
+    let watch = {
+        let (died, token) = (died.clone(), token.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = token.cancelled() => {}
+                () = died.cancelled() => {
+                    tracing::error!("a udp worker died: stopping the server rather than serve half of it");
+                    token.cancel();
+                }
+            }
+        })
+    };
     crate::server::serve(listeners, balancer.clone(), opts, token).await;
+    let _ = watch.await;
     workers.wait().await;
     let _ = health.await;
     let _ = sweeper.await;
@@ -584,6 +599,37 @@ impl Balancer {
             Self::count_reply(&self.metrics, &reply);
             Admission::Reply(reply)
         };
+        // Who may be answered at all, and how often, is decided before a
+        // byte of the query is read: a client outside `allow` or over its
+        // rate gets no FORMERR or REFUSED beyond the limit either.
+        let state = self.state.load_full();
+        let verdict = match &state.rate {
+            Some(rate) if req.transport == Transport::Udp => rate.check(req.src.ip()),
+            _ => RateVerdict::Pass,
+        };
+        if verdict != RateVerdict::Pass {
+            self.metrics.rate_limited.fetch_add(1, Relaxed);
+        }
+        if !guard::allowed(&state.allow, req.src.ip()) {
+            self.metrics.refused_acl.fetch_add(1, Relaxed);
+            // REFUSED within the rate limit; past it, nothing (a TC=1 slip
+            // would only send it to TCP to be refused there).
+            return match verdict {
+                RateVerdict::Pass => now(dns::error_for(req.raw, ResponseCode::Refused)),
+                RateVerdict::Drop | RateVerdict::Slip => Admission::Reply(Reply::Drop),
+            };
+        }
+        match verdict {
+            RateVerdict::Pass => {}
+            RateVerdict::Drop => return Admission::Reply(Reply::Drop),
+            RateVerdict::Slip => {
+                // A query that does not even decode gets no slip either.
+                let tc = dns::decode_query(req.raw)
+                    .ok()
+                    .map(|q| dns::truncated_for(&q));
+                return now(tc);
+            }
+        }
         // Header and question are all the forwarding path reads.
         let (client_id, question_end) = match dns::peek_plain_query(req.raw) {
             Some(x) => x,
@@ -597,29 +643,6 @@ impl Balancer {
                 Ok(q) => (q.header.metadata.id, q.question_end),
             },
         };
-        let state = self.state.load_full();
-        if !guard::allowed(&state.allow, req.src.ip()) {
-            self.metrics.refused_acl.fetch_add(1, Relaxed);
-            return now(dns::error_for(req.raw, ResponseCode::Refused));
-        }
-        if let Some(rate) = &state.rate
-            && req.transport == Transport::Udp
-        {
-            match rate.check(req.src.ip()) {
-                RateVerdict::Pass => {}
-                RateVerdict::Drop => {
-                    self.metrics.rate_limited.fetch_add(1, Relaxed);
-                    return Admission::Reply(Reply::Drop);
-                }
-                RateVerdict::Slip => {
-                    self.metrics.rate_limited.fetch_add(1, Relaxed);
-                    let tc = dns::decode_query(req.raw)
-                        .ok()
-                        .map(|q| dns::truncated_for(&q));
-                    return now(tc);
-                }
-            }
-        }
         let count = self.metrics.queries.fetch_add(1, Relaxed) + 1;
         state.budget.earn();
         if let Some(h) = &state.health {
@@ -662,5 +685,26 @@ impl Handler for Balancer {
                 }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+
+    /// The sticky table (allocated whole) exists only under `order = "sticky"`;
+    /// a reload to `sticky` builds it.
+    #[test]
+    fn the_sticky_table_is_built_only_for_the_sticky_order() {
+        let mut c = LsConfig {
+            sticky_size: crate::config::MAX_STICKY_SIZE,
+            ..LsConfig::default()
+        };
+        let b = Balancer::new(&c);
+        assert!(b.state().sticky.is_none());
+        c.order = Order::Sticky;
+        c.sticky_size = 8;
+        b.reload(&c);
+        assert!(b.state().sticky.is_some());
     }
 }

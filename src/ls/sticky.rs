@@ -14,10 +14,13 @@ pub struct StickyTable {
 }
 
 impl StickyTable {
-    /// A table with `size` slots (at least one).
+    /// A table with `size` slots (at least one, at most the bound config
+    /// validation sets, so that a config built in code cannot ask for an
+    /// allocation that panics either).
     pub fn new(size: usize) -> Self {
+        let size = size.clamp(1, crate::config::MAX_STICKY_SIZE);
         StickyTable {
-            slots: (0..size.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            slots: (0..size).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 

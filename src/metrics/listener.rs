@@ -1,29 +1,80 @@
-//! The metrics server's listener: at most [`MAX_CONNECTIONS`] open connections, each
-//! closed after [`IDLE_TIMEOUT`] without progress.
+//! The metrics server's listener: at most [`MAX_CONNECTIONS`] open
+//! connections, none of which can hold a slot by sending slowly.
+//!
+//! A connection lives under two clocks, neither reset by a trickle of bytes:
+//! - between requests (nothing read since its last answer), it is closed
+//!   after [`IDLE_TIMEOUT`] without a byte either way;
+//! - from the first byte of a request, the answer must start within
+//!   [`REQUEST_TIMEOUT`]: the header-read timeout and whole-request deadline
+//!   in one (our routes are `GET`s answered from memory), however the bytes
+//!   arrive. A slowloris that sends a header line every few seconds is closed
+//!   after [`REQUEST_TIMEOUT`], not kept alive by each line.
+//!
+//! At the cap, a new connection is not refused: it takes the slot of the
+//! connection chosen by [`victim`] (one that has never been answered before
+//! one that has, the longest-waiting first). A probe (`/health`, `/ready`)
+//! that connects during an attack is the newest of all and is answered within
+//! milliseconds, so an attacker would have to open [`MAX_CONNECTIONS`] new
+//! connections within that time to push it out.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::debug;
 
-/// Most HTTP connections open at once; more are closed on accept.
+/// Most HTTP connections open at once; past it a new one takes the slot of another.
 const MAX_CONNECTIONS: usize = 64;
-/// A connection with no byte read or written for this long is closed.
+/// A connection between requests with no byte read or written for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// From a request's first byte to its answer's first byte, at most this long.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A listener that holds at most [`MAX_CONNECTIONS`] open connections:
-/// past that it closes new ones at once rather than queue them.
+/// One open connection, as the listener sees it.
+#[derive(Debug, Clone)]
+struct Slot {
+    id: u64,
+    /// Accepted, or last answered.
+    since: Instant,
+    /// Has had an answer (a genuine client, not one still sending its first request).
+    answered: bool,
+    /// Cancelled to close the connection.
+    kill: CancellationToken,
+}
+
+/// The open connections.
+#[derive(Debug, Default)]
+struct Slots {
+    open: Vec<Slot>,
+    next_id: u64,
+}
+
+/// Which of `open` gives its place to a newcomer: never answered before
+/// answered, then the one waiting longest. `None` when `open` is empty.
+fn victim(open: &[Slot]) -> Option<usize> {
+    open.iter()
+        .enumerate()
+        .min_by_key(|(_, s)| (s.answered, s.since))
+        .map(|(i, _)| i)
+}
+
+/// Locks `m`, whether or not a holder panicked (the slot list stays usable).
+fn lock(m: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A listener that holds at most [`MAX_CONNECTIONS`] open connections: past
+/// that a new one takes the place of the [`victim`].
 pub(super) struct Capped {
     inner: TcpListener,
-    slots: Arc<Semaphore>,
+    slots: Arc<Mutex<Slots>>,
 }
 
 impl Capped {
@@ -31,7 +82,7 @@ impl Capped {
     pub(super) fn new(inner: TcpListener) -> Self {
         Self {
             inner,
-            slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            slots: Arc::new(Mutex::new(Slots::default())),
         }
     }
 }
@@ -41,24 +92,38 @@ impl axum::serve::Listener for Capped {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Conn, SocketAddr) {
-        loop {
-            // axum's TcpListener impl retries transient accept errors itself.
-            let (io, peer) = axum::serve::Listener::accept(&mut self.inner).await;
-            match self.slots.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let idle = Box::pin(tokio::time::sleep(IDLE_TIMEOUT));
-                    return (
-                        Conn {
-                            io,
-                            idle,
-                            _permit: permit,
-                        },
-                        peer,
-                    );
-                }
-                Err(_) => debug!(%peer, "metrics: connection cap reached; closed"),
+        // axum's TcpListener impl retries transient accept errors itself.
+        let (io, peer) = axum::serve::Listener::accept(&mut self.inner).await;
+        let now = Instant::now();
+        let kill = CancellationToken::new();
+        let id = {
+            let mut slots = lock(&self.slots);
+            if slots.open.len() >= MAX_CONNECTIONS
+                && let Some(i) = victim(&slots.open)
+            {
+                let gone = slots.open.swap_remove(i);
+                gone.kill.cancel();
+                debug!(%peer, answered = gone.answered, "metrics: connection cap reached; oldest closed");
             }
-        }
+            let id = slots.next_id;
+            slots.next_id += 1;
+            slots.open.push(Slot {
+                id,
+                since: now,
+                answered: false,
+                kill: kill.clone(),
+            });
+            id
+        };
+        let conn = Conn {
+            io,
+            timer: Box::pin(tokio::time::sleep_until(now + IDLE_TIMEOUT)),
+            in_request: false,
+            kill: Box::pin(kill.cancelled_owned()),
+            id,
+            slots: self.slots.clone(),
+        };
+        (conn, peer)
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -66,25 +131,64 @@ impl axum::serve::Listener for Capped {
     }
 }
 
-/// One HTTP connection: holds its slot, and fails with `TimedOut` after
-/// [`IDLE_TIMEOUT`] without progress either way.
+/// One HTTP connection: holds its slot, fails with `TimedOut` when its clock
+/// runs out and with `ConnectionReset` when its slot is taken.
 pub(super) struct Conn {
     io: TcpStream,
-    idle: Pin<Box<Sleep>>,
-    _permit: OwnedSemaphorePermit,
+    /// The idle or the request deadline, whichever applies now.
+    timer: Pin<Box<Sleep>>,
+    /// Bytes of a request read and its answer not started.
+    in_request: bool,
+    kill: Pin<Box<WaitForCancellationFutureOwned>>,
+    id: u64,
+    slots: Arc<Mutex<Slots>>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let mut slots = lock(&self.slots);
+        if let Some(i) = slots.open.iter().position(|s| s.id == self.id) {
+            slots.open.swap_remove(i);
+        }
+    }
 }
 
 impl Conn {
-    /// Progress was made: push the idle deadline back.
-    fn touch(&mut self) {
-        self.idle
-            .as_mut()
-            .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+    /// Bytes were read: the first of a request starts its deadline; more do
+    /// not move it. Between requests, a read is activity.
+    fn on_read(&mut self) {
+        if !self.in_request {
+            self.in_request = true;
+            self.timer.as_mut().reset(Instant::now() + REQUEST_TIMEOUT);
+        }
     }
 
-    /// `Pending` from the socket becomes `TimedOut` once the deadline passed.
+    /// Bytes were written (an answer): the request is over, the connection
+    /// idles, and it counts as answered.
+    fn on_write(&mut self) {
+        let now = Instant::now();
+        if self.in_request {
+            self.in_request = false;
+            let mut slots = lock(&self.slots);
+            if let Some(s) = slots.open.iter_mut().find(|s| s.id == self.id) {
+                s.answered = true;
+                s.since = now;
+            }
+        }
+        self.timer.as_mut().reset(now + IDLE_TIMEOUT);
+    }
+
+    /// Closed to make room for another connection?
+    fn killed(&mut self, cx: &mut Context<'_>) -> bool {
+        self.kill.as_mut().poll(cx).is_ready()
+    }
+
+    /// `Pending` from the socket becomes an error once the deadline passed.
     fn pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        match self.idle.as_mut().poll(cx) {
+        if self.killed(cx) {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        }
+        match self.timer.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::ErrorKind::TimedOut.into())),
             Poll::Pending => Poll::Pending,
         }
@@ -98,11 +202,14 @@ impl AsyncRead for Conn {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.killed(cx) {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(r) => {
                 if buf.filled().len() > before {
-                    this.touch();
+                    this.on_read();
                 }
                 Poll::Ready(r)
             }
@@ -118,9 +225,14 @@ impl AsyncWrite for Conn {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.killed(cx) {
+            return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+        }
         match Pin::new(&mut this.io).poll_write(cx, buf) {
             Poll::Ready(r) => {
-                this.touch();
+                if matches!(r, Ok(n) if n > 0) {
+                    this.on_write();
+                }
                 Poll::Ready(r)
             }
             Poll::Pending => this.pending(cx),
@@ -137,5 +249,76 @@ impl AsyncWrite for Conn {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn slot(id: u64, since: Instant, answered: bool) -> Slot {
+        Slot {
+            id,
+            since,
+            answered,
+            kill: CancellationToken::new(),
+        }
+    }
+
+    #[test]
+    fn the_victim_is_the_longest_waiting_unanswered_connection() {
+        let t = Instant::now();
+        let s = |n| t + Duration::from_secs(n);
+        assert_eq!(victim(&[]), None);
+        // An answered connection idle longest still outlives unanswered ones.
+        let open = [
+            slot(0, s(0), true),
+            slot(1, s(5), false),
+            slot(2, s(3), false),
+        ];
+        assert_eq!(victim(&open).map(|i| open[i].id), Some(2));
+        // All answered: the one idle longest.
+        let open = [slot(0, s(4), true), slot(1, s(2), true)];
+        assert_eq!(victim(&open).map(|i| open[i].id), Some(1));
+    }
+
+    /// A request trickled a byte at a time is cut at REQUEST_TIMEOUT from its
+    /// first byte, however often bytes come.
+    #[tokio::test]
+    async fn a_trickled_request_is_cut_at_the_request_deadline() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut capped = Capped::new(listener);
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (mut conn, _) = axum::serve::Listener::accept(&mut capped).await;
+        let start = Instant::now();
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            loop {
+                match conn.read(&mut buf).await {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(e.kind()),
+                }
+            }
+        });
+        for _ in 0..40 {
+            if client.write_all(b"X").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if reader.is_finished() {
+                break;
+            }
+        }
+        let end = reader.await.unwrap();
+        assert_eq!(end, Err(io::ErrorKind::TimedOut));
+        let took = start.elapsed();
+        assert!(
+            took >= REQUEST_TIMEOUT && took <= REQUEST_TIMEOUT + Duration::from_secs(3),
+            "{took:?}"
+        );
     }
 }

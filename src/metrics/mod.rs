@@ -161,7 +161,11 @@ async fn status_page(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 async fn prometheus(State(shared): State<Arc<Shared>>) -> Response {
-    exposition(render_prometheus(&shared.balancer))
+    let mut text = render_prometheus(&shared.balancer);
+    if let Some(children) = &shared.extra.supervisor {
+        text.push_str(&prom::render_ts_restarts(&children()));
+    }
+    exposition(text)
 }
 
 /// An exposition in the Prometheus text format, uncached.

@@ -38,6 +38,21 @@ fn seconds(us: u64) -> String {
     format!("{}", us as f64 / 1e6)
 }
 
+/// `dnslb_ts_restarts_total{ts}`: the restarts of each table server `dnslb up`
+/// supervises, from `(name, pid, restarts)`.
+pub(super) fn render_ts_restarts(children: &[(String, Option<u32>, u64)]) -> String {
+    let mut e = Expo(String::with_capacity(128 + children.len() * 64));
+    e.family(
+        "dnslb_ts_restarts_total",
+        "counter",
+        "Restarts of each table server dnslb up supervises (after an exit or a failed start).",
+    );
+    for (name, _, restarts) in children {
+        e.sample("dnslb_ts_restarts_total", &[("ts", name)], restarts);
+    }
+    e.0
+}
+
 /// One exposition being written. Writing to a `String` cannot fail, so the
 /// `fmt::Result`s below are ignored.
 pub(super) struct Expo(pub(super) String);

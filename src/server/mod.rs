@@ -165,9 +165,16 @@ pub async fn serve<H: Handler>(
     let tracker = TaskTracker::new();
     let abort = CancellationToken::new();
     let grace = opts.drain_grace;
+    // Cancelled when a worker or listener ends on its own (a panic): the
+    // server then stops whole rather than serve half (UDP without TCP).
+    let died = CancellationToken::new();
     let shared = Arc::new(Shared {
         handler,
-        inflight: Arc::new(Semaphore::new(opts.max_inflight.max(1))),
+        // Config validation bounds max_inflight far lower; the semaphore
+        // itself panics past MAX_PERMITS.
+        inflight: Arc::new(Semaphore::new(
+            opts.max_inflight.clamp(1, Semaphore::MAX_PERMITS),
+        )),
         opts,
         token: token.clone(),
         abort: abort.clone(),
@@ -175,7 +182,7 @@ pub async fn serve<H: Handler>(
     });
     for (i, sock) in listeners.udp.into_iter().enumerate() {
         let shared = shared.clone();
-        thread::start(&tracker, &format!("udp-{i}"), sock, move |s| {
+        thread::start(&tracker, &format!("udp-{i}"), sock, &died, move |s| {
             udp::run(s, shared)
         });
     }
@@ -189,10 +196,24 @@ pub async fn serve<H: Handler>(
     }
     let conns = Arc::new(Semaphore::new(cap));
     for l in listeners.tcp {
-        tracker.spawn(tcp::accept_loop(l, shared.clone(), conns.clone()));
+        let accept = tracker.spawn(tcp::accept_loop(l, shared.clone(), conns.clone()));
+        let (died, token) = (died.clone(), token.clone());
+        tracker.spawn(async move {
+            let end = accept.await;
+            if end.is_err() || !token.is_cancelled() {
+                tracing::error!(panicked = end.is_err(), "a tcp listener ended");
+                died.cancel();
+            }
+        });
     }
     tracker.close();
-    token.cancelled().await;
+    tokio::select! {
+        () = token.cancelled() => {}
+        () = died.cancelled() => {
+            tracing::error!("a server task died: stopping the server rather than serve half of it");
+            token.cancel();
+        }
+    }
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!(grace = ?grace, "queries still in flight after the drain grace; abandoned");
         abort.cancel();

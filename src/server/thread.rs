@@ -22,27 +22,38 @@ use std::sync::Arc;
 
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::error;
 
 /// Starts `body` on a new thread named `name` (see [`spawn`]) and tracks its
-/// end in `tracker`. A worker that cannot start, or that panics, is logged;
-/// its socket is closed with it and the other workers go on.
-pub fn start<F, Fut>(tracker: &TaskTracker, name: &str, sock: UdpSocket, body: F)
-where
+/// end in `tracker`. A worker that cannot start, or that panics, is logged
+/// and cancels `died`: the server stops whole rather than serve without it.
+pub fn start<F, Fut>(
+    tracker: &TaskTracker,
+    name: &str,
+    sock: UdpSocket,
+    died: &CancellationToken,
+    body: F,
+) where
     F: FnOnce(Arc<UdpSocket>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     match spawn(name, sock, body) {
         Ok(done) => {
             let name = name.to_owned();
+            let died = died.clone();
             tracker.spawn(async move {
                 if done.await.is_err() {
                     error!(worker = %name, "udp worker thread ended abnormally");
+                    died.cancel();
                 }
             });
         }
-        Err(err) => error!(worker = %name, ?err, "cannot start a udp worker thread"),
+        Err(err) => {
+            error!(worker = %name, ?err, "cannot start a udp worker thread");
+            died.cancel();
+        }
     }
 }
 
@@ -75,4 +86,31 @@ where
             let _ = tx.send(());
         })?;
     Ok(done)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A worker that panics cancels `died` (the server then stops whole);
+    /// one that ends normally does not.
+    #[tokio::test]
+    async fn a_panicking_worker_cancels_died() {
+        let tracker = TaskTracker::new();
+        let died = CancellationToken::new();
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        start(&tracker, "ok", sock, &died, |_| async {});
+        tracker.close();
+        tracker.wait().await;
+        assert!(!died.is_cancelled());
+
+        let tracker = TaskTracker::new();
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        start(&tracker, "boom", sock, &died, |_| async { panic!("boom") });
+        tracker.close();
+        tokio::time::timeout(std::time::Duration::from_secs(10), died.cancelled())
+            .await
+            .expect("died cancelled");
+    }
 }

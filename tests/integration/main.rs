@@ -5,6 +5,7 @@ mod amplification;
 mod attacks;
 mod browser;
 mod cli;
+mod faults_ops;
 mod faults_ts_answers;
 mod fuzz_regressions;
 #[allow(dead_code)]

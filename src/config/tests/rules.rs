@@ -257,3 +257,106 @@ fn configs_built_in_code_validate() {
     };
     config.validate().unwrap();
 }
+
+#[test]
+fn rejects_integers_past_their_bounds() {
+    let cases = [
+        (
+            "max_inflight = 2305843009213693952",
+            "ls.max_inflight: must be at most 16777216, got 2305843009213693952",
+        ),
+        (
+            "sticky_size = 4611686018427387904",
+            "ls.sticky_size: must be at most 16777216, got 4611686018427387904",
+        ),
+        (
+            "workers = 100000",
+            "ls.workers: must be at most 1024, got 100000",
+        ),
+        (
+            "timeout_ms = 3600001",
+            "ls.timeout_ms: must be at most 3600000, got 3600001",
+        ),
+        (
+            "try_timeout_ms = 18446744073709551615",
+            "ls.try_timeout_ms: must be at most 3600000, got 18446744073709551615",
+        ),
+        (
+            "hedge_delay_ms = 9999999999",
+            "ls.hedge_delay_ms: must be at most 3600000, got 9999999999",
+        ),
+        (
+            "rate_limit_qps = 4000000000",
+            "ls.rate_limit_qps: must be at most 10000000, got 4000000000",
+        ),
+        (
+            "rate_limit_v6_prefix = 0",
+            "ls.rate_limit_v6_prefix: must be in [1, 128], got 0",
+        ),
+        (
+            "rate_limit_v6_prefix = 129",
+            "ls.rate_limit_v6_prefix: must be in [1, 128], got 129",
+        ),
+        (
+            "health.fall = 4000000000",
+            "ls.health.fall: must be at most 1000, got 4000000000",
+        ),
+        (
+            "health.rise = 1001",
+            "ls.health.rise: must be at most 1000, got 1001",
+        ),
+        (
+            "health.timeout_ms = 86400000",
+            "ls.health.timeout_ms: must be at most 3600000, got 86400000",
+        ),
+        (
+            "health.interval_ms = 86400000",
+            "ls.health.interval_ms: must be at most 3600000, got 86400000",
+        ),
+        (
+            "health.every_queries = 18446744073709551615",
+            "ls.health.every_queries: must be at most 1000000000, got 18446744073709551615",
+        ),
+    ];
+    for (line, msg) in cases {
+        rejects(&ls_with(line), &format!("config.toml:2: {msg}"));
+    }
+    // hedge_min/max: both over, hedge_min_ms within hedge_max_ms.
+    match Config::diagnose(
+        &ls_with("hedge_min_ms = 3600001\nhedge_max_ms = 3600002"),
+        Path::new(FILE),
+    ) {
+        Err(p) => {
+            let got: Vec<String> = p.iter().map(ToString::to_string).collect();
+            assert_eq!(
+                got,
+                [
+                    "config.toml:2: ls.hedge_min_ms: must be at most 3600000, got 3600001",
+                    "config.toml:3: ls.hedge_max_ms: must be at most 3600000, got 3600002",
+                ]
+            );
+        }
+        Ok(_) => panic!("accepted"),
+    }
+    rejects(
+        &BASE.replace(
+            "addr = \"127.0.0.1:5301\"",
+            "addr = \"127.0.0.1:5301\"\nweight = 4000000",
+        ),
+        "config.toml:7: ls.backend.weight: must be at most 1000000, got 4000000",
+    );
+    rejects(
+        &format!("{BASE}workers = 5000\n"),
+        "config.toml:12: ts.workers: must be at most 1024, got 5000",
+    );
+    rejects(
+        &format!("{BASE}fault = {{ delay_ms = 99999999999 }}\n"),
+        "config.toml:12: ts.fault.delay_ms: must be at most 3600000, got 99999999999",
+    );
+    // The bounds themselves are accepted.
+    parse(&ls_with(
+        "max_inflight = 16777216\nsticky_size = 16777216\nworkers = 1024\ntimeout_ms = 3600000\n\
+         rate_limit_v6_prefix = 128\nrate_limit_qps = 10000000",
+    ))
+    .unwrap();
+}
