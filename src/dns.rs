@@ -475,11 +475,12 @@ pub fn answers_question(h: &WireHeader, resp: &[u8], question: &[u8]) -> bool {
 }
 
 /// Whether a response says the query itself is at fault: FORMERR or
-/// NOTIMP with no question echoed (the server could not read it). Any
-/// backend would say the same, so it is passed on to the client and is no
-/// failure of the backend.
+/// NOTIMP (the server could not read it, or does not do what it asks),
+/// with or without the question echoed. Any backend would say the same
+/// (the LS forwards only plain queries), so it is passed on to the client,
+/// as dnsdist does, and is no failure of the backend.
 pub fn rejects_query(h: &WireHeader) -> bool {
-    h.is_response() && h.qdcount == 0 && matches!(h.rcode(), 1 | 4)
+    h.is_response() && matches!(h.rcode(), 1 | 4)
 }
 
 /// Turns the start of an upstream response cut short by its receive slot
@@ -861,9 +862,11 @@ mod tests {
         assert!(!answers_question(&h, &r, question) && !rejects_query(&h));
         let (h, r) = response(0x8001, 2, question);
         assert!(!answers_question(&h, &r, question));
-        // FORMERR with the question echoed: the backend's own complaint.
+        // FORMERR with the question echoed (our TS to two OPT records).
         let (h, _) = response(0x8001, 1, question);
-        assert!(!rejects_query(&h));
+        assert!(rejects_query(&h));
+        let (h, _) = response(0x8005, 1, question);
+        assert!(!rejects_query(&h), "REFUSED is the backend's");
     }
 
     #[test]

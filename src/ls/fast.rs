@@ -359,23 +359,11 @@ pub(crate) async fn run(
     max_flights: usize,
     stop: CancellationToken,
 ) {
-    run_with(balancer, client, max_flights, ROTATE_AFTER, stop).await;
-}
-
-/// [`run`] with upstream sockets replaced after `rotate_after` queries on
-/// average instead of [`ROTATE_AFTER`].
-pub(crate) async fn run_with(
-    balancer: Arc<Balancer>,
-    client: Arc<UdpSocket>,
-    max_flights: usize,
-    rotate_after: u64,
-    stop: CancellationToken,
-) {
     let nowhere = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
     let mut w = Worker {
         balancer,
         client,
-        ups: Sockets::new(rotate_after),
+        ups: Sockets::new(ROTATE_AFTER),
         flights: Slab::new(),
         late: Slab::new(),
         timers: BinaryHeap::new(),
