@@ -445,12 +445,71 @@ pub fn peek_plain_query(raw: &[u8]) -> Option<(u16, usize)> {
             return None; // a pointer or a reserved label type
         }
         pos += 1 + len;
-        if pos - HEADER_LEN > 255 {
+        // The name's wire form, root byte included, is at most 255 bytes
+        // (RFC 1035 §3.1): the labels so far leave room for the root.
+        if pos - HEADER_LEN + 1 > NAME_MAX {
             return None;
         }
     }
     let end = pos + 4;
     (end <= raw.len()).then_some((h.id, end))
+}
+
+/// The longest name in wire form, root byte included (RFC 1035 §3.1).
+pub const NAME_MAX: usize = 255;
+
+/// Whether the upstream response `resp` (header `h`) answers the query
+/// whose raw question section is `question`: QR set and either the same
+/// question ([`same_question`]) or no question at all with an error rcode
+/// (not NOERROR or NXDOMAIN). A server that cannot read a query — two OPT
+/// records, a name too long — answers FORMERR or NOTIMP without echoing it,
+/// as NSD and our own TS do; dnsdist accepts those too. The ID, source and
+/// socket checks (RFC 5452) are the caller's and stay as strict.
+pub fn answers_question(h: &WireHeader, resp: &[u8], question: &[u8]) -> bool {
+    h.is_response()
+        && match h.qdcount {
+            1 => same_question(resp, question),
+            0 => !matches!(h.rcode(), 0 | 3),
+            _ => false,
+        }
+}
+
+/// Whether a response says the query itself is at fault: FORMERR or
+/// NOTIMP (the server could not read it, or does not do what it asks),
+/// with or without the question echoed. Any backend would say the same
+/// (the LS forwards only plain queries), so it is passed on to the client,
+/// as dnsdist does, and is no failure of the backend.
+pub fn rejects_query(h: &WireHeader) -> bool {
+    h.is_response() && matches!(h.rcode(), 1 | 4)
+}
+
+/// Turns the start of an upstream response cut short by its receive slot
+/// (it was longer than the slot) into a well-formed truncated answer: its
+/// header and the `question_len` bytes of question after it, TC=1, no
+/// records. A UDP client gets it as is (an answer that large never fits
+/// its size) and asks again over TCP; a TCP client's query is asked again
+/// of the backend over TCP. `false` (and `resp` unchanged) when even the
+/// question was cut.
+pub fn cut_to_truncated(resp: &mut Vec<u8>, question_len: usize) -> bool {
+    let Some(h) = WireHeader::read(resp) else {
+        return false;
+    };
+    let end = match h.qdcount {
+        0 => HEADER_LEN,
+        1 => HEADER_LEN + question_len,
+        _ => return false,
+    };
+    if resp.len() < end {
+        return false;
+    }
+    resp.truncate(end);
+    if let Some(flags) = resp.get_mut(2) {
+        *flags |= 0x02; // TC
+    }
+    if let Some(counts) = resp.get_mut(6..HEADER_LEN) {
+        counts.fill(0);
+    }
+    true
 }
 
 /// True when `resp` carries, right after its header, the question `question`
@@ -737,5 +796,95 @@ mod tests {
         assert_eq!(peek_plain_query(&ptr), None);
         assert_eq!(peek_plain_query(&raw[..raw.len() - 1]), None);
         assert_eq!(peek_plain_query(&raw[..5]), None);
+    }
+
+    /// A query for a name of exactly `wire` bytes in wire form (root included).
+    fn query_with_name_of(wire: usize) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        let mut left = wire - 1;
+        while left > 0 {
+            // Labels of up to 63 bytes; never one of length 0 before the end.
+            let len = (left - 1).min(63);
+            let len = if left - (len + 1) == 1 { len - 1 } else { len };
+            q.push(u8::try_from(len).unwrap());
+            q.extend(std::iter::repeat_n(b'a', len));
+            left -= len + 1;
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        q
+    }
+
+    #[test]
+    fn a_name_over_255_bytes_is_refused_by_the_peek_and_the_decoder() {
+        let ok = query_with_name_of(NAME_MAX);
+        assert_eq!(ok.len(), HEADER_LEN + NAME_MAX + 4);
+        assert_eq!(peek_plain_query(&ok), Some((0x1234, ok.len())));
+        assert_eq!(decode_query(&ok).unwrap().question_end, ok.len());
+        let long = query_with_name_of(NAME_MAX + 1);
+        assert_eq!(long.len(), HEADER_LEN + NAME_MAX + 1 + 4);
+        assert_eq!(peek_plain_query(&long), None, "the root byte counts");
+        let Err(Reject::Rcode(e)) = decode_query(&long) else {
+            panic!("a 256-byte name must be rejected with an rcode");
+        };
+        assert_eq!(e.rcode, ResponseCode::FormErr);
+    }
+
+    fn response(flags: u16, qdcount: u16, rest: &[u8]) -> (WireHeader, Vec<u8>) {
+        let mut r = vec![0, 7];
+        r.extend_from_slice(&flags.to_be_bytes());
+        r.extend_from_slice(&qdcount.to_be_bytes());
+        r.extend_from_slice(&[0, 3, 0, 0, 0, 1]);
+        r.extend_from_slice(rest);
+        (WireHeader::read(&r).unwrap(), r)
+    }
+
+    #[test]
+    fn an_error_answer_without_its_question_is_accepted_a_positive_one_is_not() {
+        let question = b"\x03www\x04test\x00\x00\x01\x00\x01";
+        let (h, r) = response(0x8400, 1, question);
+        assert!(answers_question(&h, &r, question));
+        let (h, r) = response(0x8400, 1, b"\x03www\x04tesT\x00\x00\x1c\x00\x01");
+        assert!(!answers_question(&h, &r, question), "another type");
+        // FORMERR, NOTIMP, SERVFAIL, REFUSED without a question: accepted.
+        for rcode in [1u16, 2, 4, 5] {
+            let (h, r) = response(0x8000 | rcode, 0, &[]);
+            assert!(answers_question(&h, &r, question), "rcode {rcode}");
+            assert_eq!(rejects_query(&h), matches!(rcode, 1 | 4), "rcode {rcode}");
+        }
+        // NOERROR or NXDOMAIN without a question: no answer to it.
+        for rcode in [0u16, 3] {
+            let (h, r) = response(0x8000 | rcode, 0, &[]);
+            assert!(!answers_question(&h, &r, question), "rcode {rcode}");
+            assert!(!rejects_query(&h));
+        }
+        // A query (QR=0) or two questions: never.
+        let (h, r) = response(0x0001, 0, &[]);
+        assert!(!answers_question(&h, &r, question) && !rejects_query(&h));
+        let (h, r) = response(0x8001, 2, question);
+        assert!(!answers_question(&h, &r, question));
+        // FORMERR with the question echoed (our TS to two OPT records).
+        let (h, _) = response(0x8001, 1, question);
+        assert!(rejects_query(&h));
+        let (h, _) = response(0x8005, 1, question);
+        assert!(!rejects_query(&h), "REFUSED is the backend's");
+    }
+
+    #[test]
+    fn a_cut_response_becomes_a_truncated_answer_to_its_question() {
+        let question = b"\x03www\x04test\x00\x00\x10\x00\x01";
+        let (_, mut r) = response(0x8400, 1, question);
+        r.extend_from_slice(&[0xc0, 0x0c, 0, 16, 0, 1, 0, 0, 0, 60, 0, 200]);
+        r.extend(std::iter::repeat_n(7u8, 100)); // cut mid-record
+        assert!(cut_to_truncated(&mut r, question.len()));
+        let m = Message::from_vec(&r).unwrap();
+        assert!(m.metadata.truncation && m.metadata.authoritative);
+        assert_eq!(m.metadata.id, 7);
+        assert_eq!(m.queries.len(), 1);
+        assert!(m.answers.is_empty() && m.authorities.is_empty() && m.additionals.is_empty());
+        // Cut inside the question: left alone.
+        let (_, mut r) = response(0x8400, 1, &question[..5]);
+        let before = r.clone();
+        assert!(!cut_to_truncated(&mut r, question.len()));
+        assert_eq!(r, before);
     }
 }

@@ -17,7 +17,9 @@
 //! on a socket picked at random; a response is accepted only on that socket,
 //! with that ID, from the address it was sent to, carrying the same question;
 //! anything else is dropped and counted. A socket is replaced by one on a new
-//! port after [`ROTATE_AFTER`] queries, once its queries have ended. An
+//! port after about [`ROTATE_AFTER`] queries (a budget drawn at random per
+//! socket, so they do not wear out together) at once, and the retired one
+//! is still read until no ID is in use on it (see [`sockets`]). An
 //! answer that comes after its query ended (a hedge's loser) is counted as
 //! late, and still feeds its backend's latency, until [`LATE_GRACE`] past the
 //! query's deadline.
@@ -65,6 +67,10 @@ use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::server::backoff::Backoff;
 use crate::server::batch::{self, RecvBatch, SendQueue};
 use crate::server::{Reply, Request};
+use sockets::{IdUse, Sockets, Upstream};
+
+mod sockets;
+pub use sockets::wear_budget;
 
 /// Upstream sockets per worker and address family: log2 of it is the
 /// source-port entropy a query gets on top of its random ID.
@@ -199,74 +205,33 @@ fn write_servfail(raw: &[u8], question_end: usize, out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// What an upstream ID stands for on its socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IdUse {
-    Free,
-    /// Flight `.0` waits for it.
-    Flight(u32),
-    /// The flight ended; late entry `.0` remembers it.
-    Late(u32),
+/// A new upstream socket of `family`'s address family, on a port the
+/// kernel picks at random.
+fn open_upstream(family: SocketAddr) -> std::io::Result<UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(family),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if family.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    // Answers come in bursts (a batch of queries goes out at once):
+    // a small buffer would drop them. Best effort, as for client sockets.
+    let _ = s.set_recv_buffer_size(crate::server::socket::UDP_RECV_BUFFER);
+    s.set_nonblocking(true)?;
+    s.bind(&family.into())?;
+    // Answers are timed by their arrival, not by when they are read.
+    let _ = batch::enable_timestamps(&s);
+    UdpSocket::from_std(s.into())
 }
 
-/// One upstream socket and the IDs in use on it.
-struct Upstream {
-    sock: UdpSocket,
-    ids: Box<[IdUse]>,
-    /// IDs in use.
-    live: usize,
-    /// Queries sent since it was opened.
-    uses: u64,
-}
-
-impl Upstream {
-    fn open(family: SocketAddr) -> std::io::Result<Upstream> {
-        let s = socket2::Socket::new(
-            socket2::Domain::for_address(family),
-            socket2::Type::DGRAM,
-            Some(socket2::Protocol::UDP),
-        )?;
-        if family.is_ipv6() {
-            s.set_only_v6(true)?;
-        }
-        // Answers come in bursts (a batch of queries goes out at once):
-        // a small buffer would drop them. Best effort, as for client sockets.
-        let _ = s.set_recv_buffer_size(crate::server::socket::UDP_RECV_BUFFER);
-        s.set_nonblocking(true)?;
-        s.bind(&family.into())?;
-        // Answers are timed by their arrival, not by when they are read.
-        let _ = batch::enable_timestamps(&s);
-        Ok(Upstream {
-            sock: UdpSocket::from_std(s.into())?,
-            ids: vec![IdUse::Free; 1 << 16].into_boxed_slice(),
-            live: 0,
-            uses: 0,
-        })
-    }
-
-    fn set(&mut self, id: u16, to: IdUse) {
-        if let Some(slot) = self.ids.get_mut(usize::from(id)) {
-            match (*slot == IdUse::Free, to == IdUse::Free) {
-                (true, false) => self.live += 1,
-                (false, true) => self.live = self.live.saturating_sub(1),
-                _ => {}
-            }
-            *slot = to;
-        }
-    }
-
-    fn get(&self, id: u16) -> IdUse {
-        self.ids
-            .get(usize::from(id))
-            .copied()
-            .unwrap_or(IdUse::Free)
-    }
-
-    /// A random ID free on this socket (a few tries; `None` if it is that full).
-    fn free_id(&self) -> Option<u16> {
-        (0..16)
-            .map(|_| rand::random::<u16>())
-            .find(|&id| self.get(id) == IdUse::Free)
+/// The unspecified address of address family `family` (0: IPv4, 1: IPv6), port 0.
+fn family_addr(family: usize) -> SocketAddr {
+    if family == 0 {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0))
     }
 }
 
@@ -373,12 +338,12 @@ impl<T> Slab<T> {
 struct Worker {
     balancer: Arc<Balancer>,
     client: Arc<UdpSocket>,
-    v4: Vec<Upstream>,
-    v6: Vec<Upstream>,
+    /// Upstream sockets of both families, by slot (attempts name the slot).
+    ups: Sockets<UdpSocket>,
     flights: Slab<Flight>,
     late: Slab<Late>,
     timers: BinaryHeap<Reverse<(Instant, TimerFor)>>,
-    /// Answers to clients, and queries per upstream socket (v4 then v6), of this round.
+    /// Answers to clients, and queries per upstream socket slot, of this round.
     to_clients: SendQueue,
     to_upstream: Vec<SendQueue>,
     /// Byte buffers for queries and kept responses, for reuse.
@@ -398,8 +363,7 @@ pub(crate) async fn run(
     let mut w = Worker {
         balancer,
         client,
-        v4: Vec::new(),
-        v6: Vec::new(),
+        ups: Sockets::new(ROTATE_AFTER),
         flights: Slab::new(),
         late: Slab::new(),
         timers: BinaryHeap::new(),
@@ -426,13 +390,11 @@ pub(crate) async fn run(
             "no receive timestamps: queries are not shed by their wait"
         );
     }
-    for (fam, list) in [
-        (SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)), &mut w.v4),
-        (SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)), &mut w.v6),
-    ] {
+    for family in 0..2 {
+        let fam = family_addr(family);
         for _ in 0..UPSTREAM_SOCKETS {
-            match Upstream::open(fam) {
-                Ok(u) => list.push(u),
+            match open_upstream(fam) {
+                Ok(u) => w.ups.add(family, u),
                 Err(err) => debug!(%fam, ?err, "cannot open an upstream socket"),
             }
         }
@@ -469,7 +431,7 @@ impl Worker {
                 if !stopping && self.client.poll_recv_ready(cx).is_ready() {
                     ready = true;
                 }
-                for u in self.v4.iter().chain(&self.v6) {
+                for u in self.ups.open() {
                     if u.sock.poll_recv_ready(cx).is_ready() {
                         ready = true;
                     }
@@ -543,50 +505,36 @@ impl Worker {
         }
     }
 
-    /// Reads every upstream socket that is ready (`slots`: v4, v6).
+    /// Reads every upstream socket that is ready, retired ones included
+    /// (`slots`: one batch per family, v4 then v6).
     fn read_upstream(&mut self, slots: &mut [RecvBatch; 2]) {
-        for (fam, slots) in slots.iter_mut().enumerate() {
-            let count = if fam == 0 {
-                self.v4.len()
-            } else {
-                self.v6.len()
-            };
-            for s in 0..count {
-                loop {
-                    let list = if fam == 0 { &self.v4 } else { &self.v6 };
-                    let Some(u) = list.get(s) else { break };
-                    let n = match slots.recv_ready(&u.sock) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    let (now, now_sys) = (Instant::now(), SystemTime::now());
-                    for i in 0..n {
-                        if let Some((resp, meta)) = slots.get(i)
-                            && let Some(from) = meta.src
-                        {
-                            self.on_upstream(
-                                fam * UPSTREAM_SOCKETS + s,
-                                resp,
-                                from,
-                                meta.truncated,
-                                arrival(meta.stamp, now, now_sys),
-                            );
-                        }
+        for s in 0..self.ups.len() {
+            while let Some(u) = self.ups.get(s) {
+                let Some(batch) = slots.get_mut(u.family) else {
+                    break;
+                };
+                let n = match batch.recv_ready(&u.sock) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let (now, now_sys) = (Instant::now(), SystemTime::now());
+                for i in 0..n {
+                    if let Some((resp, meta)) = batch.get(i)
+                        && let Some(from) = meta.src
+                    {
+                        let at = arrival(meta.stamp, now, now_sys);
+                        self.on_upstream(s, resp, from, meta.truncated, at);
                     }
-                    if n < UPSTREAM_SLOTS {
-                        break;
-                    }
+                }
+                if n < UPSTREAM_SLOTS {
+                    break;
                 }
             }
         }
     }
 
-    fn upstream(&mut self, sock: usize) -> Option<&mut Upstream> {
-        if sock < UPSTREAM_SOCKETS {
-            self.v4.get_mut(sock)
-        } else {
-            self.v6.get_mut(sock - UPSTREAM_SOCKETS)
-        }
+    fn upstream(&mut self, sock: usize) -> Option<&mut Upstream<UdpSocket>> {
+        self.ups.get_mut(sock)
     }
 
     /// One client datagram.
@@ -709,27 +657,20 @@ impl Worker {
         let Some(b) = f.state.backends.get(backend).cloned() else {
             return false;
         };
-        let v6 = b.addr.is_ipv6();
-        let list = if v6 { &mut self.v6 } else { &mut self.v4 };
-        if list.is_empty() {
+        // A random socket of the family; a worn one is replaced at once.
+        let family = usize::from(b.addr.is_ipv6());
+        let Some((sock, id)) = self.ups.take(family, IdUse::Flight(idx), || {
+            open_upstream(family_addr(family))
+                .map_err(|err| debug!(?err, "cannot open an upstream socket: the worn one stays"))
+                .ok()
+        }) else {
             return false;
+        };
+        while self.to_upstream.len() <= sock {
+            let nowhere = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+            self.to_upstream
+                .push(SendQueue::with_buffers(batch::BATCH, nowhere));
         }
-        // A random socket, skipping ones worn out (replaced once idle).
-        let start = rand::random_range(0..list.len());
-        let Some(s) = (0..list.len())
-            .map(|k| (start + k) % list.len())
-            .find(|&k| list.get(k).is_some_and(|u| u.uses < ROTATE_AFTER))
-            .or_else(|| rotate(list))
-        else {
-            return false;
-        };
-        let Some(u) = list.get_mut(s) else {
-            return false;
-        };
-        let Some(id) = u.free_id() else { return false };
-        u.set(id, IdUse::Flight(idx));
-        u.uses += 1;
-        let sock = if v6 { UPSTREAM_SOCKETS + s } else { s };
         if let Some(out) = self.to_upstream.get_mut(sock) {
             let query = out.push(b.addr);
             query.extend_from_slice(&f.job.raw);
@@ -821,10 +762,11 @@ impl Worker {
                     .raw
                     .get(HEADER_LEN..f.job.question_end)
                     .unwrap_or_default();
-                if !h.is_response() || h.qdcount != 1 || !dns::same_question(resp, question) {
+                if !dns::answers_question(&h, resp, question) {
                     drops.wrong_question.fetch_add(1, Relaxed);
                     return;
                 }
+                let question_len = question.len();
                 let a = f.attempts.remove(pos);
                 if let Some(u) = self.upstream(sock) {
                     u.set(h.id, IdUse::Free);
@@ -837,10 +779,10 @@ impl Worker {
                     .as_ref()
                     .map_or(Duration::ZERO, |i| now.saturating_duration_since(i.sent()));
                 drop(a);
-                // A response cut short by its slot is not trusted.
-                let verdict = f
-                    .state
-                    .judge_response(backend, now, rtt, (!cut).then_some(h));
+                // A response cut short by its slot (longer than any UDP
+                // client may take) is kept as a truncated answer: TC=1,
+                // and the client asks again over TCP.
+                let verdict = f.state.judge_response(backend, now, rtt, Some(h));
                 let keep = f.res.on_outcome(backend, verdict);
                 if keep || verdict == Verdict::Final {
                     let mut buf = f
@@ -850,6 +792,10 @@ impl Worker {
                         .unwrap_or_default();
                     buf.clear();
                     buf.extend_from_slice(resp);
+                    if cut {
+                        // Cannot fail: its question was checked above.
+                        let _ = dns::cut_to_truncated(&mut buf, question_len);
+                    }
                     f.kept = Some(buf);
                 }
                 self.drive(idx, now);
@@ -915,17 +861,14 @@ impl Worker {
             if out.len() == 0 {
                 continue;
             }
-            let u = if i < UPSTREAM_SOCKETS {
-                self.v4.get(i)
-            } else {
-                self.v6.get(i - UPSTREAM_SOCKETS)
-            };
-            match u {
+            match self.ups.get(i) {
                 Some(u) => out.flush(&u.sock).await,
                 None => out.clear(),
             }
         }
         self.to_clients.flush(&self.client).await;
+        // Retired sockets whose last ID cleared are closed.
+        self.ups.reap(|_, sock| drop(sock));
     }
 }
 
@@ -952,19 +895,6 @@ fn next_live(
         timers.pop();
     }
     None
-}
-
-/// Replaces the first worn-out socket with no query in flight by a fresh
-/// one (on a new random port); its index.
-fn rotate(list: &mut [Upstream]) -> Option<usize> {
-    let (i, u) = list
-        .iter_mut()
-        .enumerate()
-        .find(|(_, u)| u.uses >= ROTATE_AFTER && u.live == 0)?;
-    let family = u.sock.local_addr().ok()?;
-    let family = SocketAddr::new(family.ip(), 0);
-    *u = Upstream::open(family).ok()?;
-    Some(i)
 }
 
 #[cfg(test)]

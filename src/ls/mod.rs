@@ -329,6 +329,10 @@ impl LsState {
         b.observe_latency(rtt);
         self.observe_hedge_sample(i, rtt);
         let v = header.map_or(resolution::Verdict::Failed, |h| {
+            if dns::rejects_query(&h) {
+                // The query is at fault, not the backend: passed on.
+                return resolution::Verdict::Final;
+            }
             resolution::classify(&h, self.policy.layout)
         });
         if v == resolution::Verdict::Failed {

@@ -147,6 +147,9 @@ struct PoolSocket {
     sock: UdpSocket,
     table: Mutex<Table>,
     uses: AtomicU64,
+    /// Queries it sends before it is replaced (around [`ROTATE_AFTER`],
+    /// drawn at random so that sockets do not all wear out together).
+    budget: u64,
     /// Whether `table.late` may hold entries (read without the lock).
     has_late: AtomicBool,
     /// Stops the socket's reader (a child of the pool's token).
@@ -225,14 +228,18 @@ impl Sockets {
 
     /// One sweep at `now`: settles the late queries that reached their
     /// deadline on every socket, and stops the retired sockets that have no
-    /// query waiting any more.
+    /// query waiting or late any more.
     fn sweep(&self, now: Instant) {
         for ps in self.current() {
             ps.sweep(now);
         }
         self.retired().retain(|ps| {
             ps.sweep(now);
-            let done = ps.table().waiting.is_empty();
+            // Read until no answer is expected: none waiting, none late.
+            let done = {
+                let t = ps.table();
+                t.waiting.is_empty() && t.late.is_empty()
+            };
             if done {
                 ps.stop.cancel();
             }
@@ -325,21 +332,30 @@ impl UpstreamPool {
         let Some(slot) = fam.slots.get(i) else {
             return Err(UpstreamError::Unusable);
         };
-        if let Some(s) = slot.load_full()
-            && s.uses.fetch_add(1, Relaxed) < ROTATE_AFTER
+        let current = slot.load_full();
+        if let Some(s) = &current
+            && s.uses.fetch_add(1, Relaxed) < s.budget
         {
-            return Ok(s);
+            return Ok(s.clone());
         }
-        // Empty, or worn out: a new socket on a new random port.
+        // Empty, or worn out: a new socket on a new random port. A worn
+        // one that cannot be replaced keeps serving: a socket is never the
+        // reason a query is not sent.
+        let sock = match UdpSocket::bind(fam.unspecified).await {
+            Ok(sock) => sock,
+            Err(err) => return current.ok_or(err.into()),
+        };
         let fresh = Arc::new(PoolSocket {
-            sock: UdpSocket::bind(fam.unspecified).await?,
+            sock,
             table: Mutex::new(Table::default()),
             uses: AtomicU64::new(1),
+            budget: super::fast::wear_budget(ROTATE_AFTER, rand::random::<f64>()),
             has_late: AtomicBool::new(false),
             stop: self.token.child_token(),
         });
         if let Some(old) = slot.swap(Some(fresh.clone())) {
-            // Its reader keeps going until the sweeper sees no query waiting.
+            // Its reader keeps going until the sweeper sees no query waiting
+            // and no late answer expected.
             self.sockets.retired().push(old);
         }
         self.tracker
@@ -480,18 +496,27 @@ fn deliver(ps: &PoolSocket, resp: &[u8], from: SocketAddr, oversized: bool, drop
         return;
     }
     let question = resp.get(HEADER_LEN..HEADER_LEN + w.question_len);
-    if !h.is_response() || h.qdcount != 1 || question.map(question_hash) != Some(w.question_hash) {
+    // The same question, or none at all in an error answer (a server that
+    // could not read the query; see `dns::answers_question`).
+    let answers = h.is_response()
+        && match h.qdcount {
+            1 => question.map(question_hash) == Some(w.question_hash),
+            0 => !matches!(h.rcode(), 0 | 3),
+            _ => false,
+        };
+    if !answers {
         drops.wrong_question.fetch_add(1, Relaxed);
         return;
     }
     if let Some(w) = table.waiting.remove(&h.id) {
         drop(table);
+        let mut resp = resp.to_vec();
         if oversized {
-            // May have been cut short: the exchange fails rather than trust it.
-            drop(w.tx);
-        } else {
-            let _ = w.tx.send(resp.to_vec());
+            // Cut short by its slot: a truncated answer (TC=1), which a
+            // TCP client's query asks again of the backend over TCP.
+            let _ = crate::dns::cut_to_truncated(&mut resp, w.question_len);
         }
+        let _ = w.tx.send(resp);
     }
 }
 

@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod faults_ops;
 mod faults_ts_answers;
+mod faults_upstream;
 mod fuzz_regressions;
 #[allow(dead_code)]
 mod harness;

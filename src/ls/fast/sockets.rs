@@ -1,0 +1,374 @@
+//! A fast-path worker's upstream sockets and the IDs in use on each, with
+//! their rotation (pure: generic over the socket, no system call here).
+//!
+//! A socket is worn once it has sent its budget of queries, a number drawn
+//! at random around the rotation figure ([`wear_budget`]) so that sockets
+//! opened together do not all wear out together. The next query that picks
+//! a worn socket opens a fresh one in its place at once and the worn one is
+//! retired: no new query goes to it, but it stays open (and read) until no
+//! ID is in use on it any more — neither a query in flight nor a late entry
+//! waiting out its grace period — and only then is it closed. A socket is
+//! never the reason a query is not sent: if no fresh socket can be opened,
+//! the worn one keeps serving, and a socket with no free ID left hands the
+//! query to the next one.
+//!
+//! Sockets are known by a slot index that stays the same for their whole
+//! life (attempts and late entries name it); a slot is reused only once its
+//! socket is closed.
+
+/// What an upstream ID stands for on its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum IdUse {
+    Free,
+    /// Flight `.0` waits for it.
+    Flight(u32),
+    /// The flight ended; late entry `.0` remembers it.
+    Late(u32),
+}
+
+/// A socket's budget of queries: uniform in `[rotate_after / 2,
+/// rotate_after * 3 / 2)` given `r` uniform in `[0, 1)`; the mean stays
+/// `rotate_after`, and sockets opened at the same moment wear out over a
+/// span as long as their whole life instead of at once. At least 1.
+pub fn wear_budget(rotate_after: u64, r: f64) -> u64 {
+    let half = rotate_after / 2;
+    // `r` < 1, so the product stays below `rotate_after`; saturating casts.
+    let extra = (rotate_after as f64 * r.clamp(0.0, 1.0)) as u64;
+    (half + extra.min(rotate_after.saturating_sub(1))).max(1)
+}
+
+/// One upstream socket and the IDs in use on it.
+pub(super) struct Upstream<S> {
+    pub(super) sock: S,
+    /// 0 for IPv4, 1 for IPv6.
+    pub(super) family: usize,
+    ids: Box<[IdUse]>,
+    /// IDs in use.
+    live: usize,
+    /// Queries sent since it was opened.
+    uses: u64,
+    /// Queries it may send before it is replaced.
+    budget: u64,
+}
+
+impl<S> Upstream<S> {
+    fn new(sock: S, family: usize, budget: u64) -> Self {
+        Upstream {
+            sock,
+            family,
+            ids: vec![IdUse::Free; 1 << 16].into_boxed_slice(),
+            live: 0,
+            uses: 0,
+            budget,
+        }
+    }
+
+    pub(super) fn set(&mut self, id: u16, to: IdUse) {
+        if let Some(slot) = self.ids.get_mut(usize::from(id)) {
+            match (*slot == IdUse::Free, to == IdUse::Free) {
+                (true, false) => self.live += 1,
+                (false, true) => self.live = self.live.saturating_sub(1),
+                _ => {}
+            }
+            *slot = to;
+        }
+    }
+
+    pub(super) fn get(&self, id: u16) -> IdUse {
+        self.ids
+            .get(usize::from(id))
+            .copied()
+            .unwrap_or(IdUse::Free)
+    }
+
+    /// A random ID free on this socket (a few tries; `None` if it is that full).
+    fn free_id(&self) -> Option<u16> {
+        (0..16)
+            .map(|_| rand::random::<u16>())
+            .find(|&id| self.get(id) == IdUse::Free)
+    }
+
+    fn worn(&self) -> bool {
+        self.uses >= self.budget
+    }
+}
+
+/// Every upstream socket of a worker, by slot; see the module docs.
+pub(super) struct Sockets<S> {
+    slots: Vec<Option<Upstream<S>>>,
+    /// Per family, the slots new queries go to.
+    active: [Vec<usize>; 2],
+    /// Slots worn out and replaced, open until no ID is in use on them.
+    retired: Vec<usize>,
+    /// The mean budget of queries per socket.
+    rotate_after: u64,
+}
+
+impl<S> Sockets<S> {
+    pub(super) fn new(rotate_after: u64) -> Self {
+        Sockets {
+            slots: Vec::new(),
+            active: [Vec::new(), Vec::new()],
+            retired: Vec::new(),
+            rotate_after: rotate_after.max(1),
+        }
+    }
+
+    /// Puts `sock` in a free slot; its index.
+    fn insert(&mut self, sock: S, family: usize) -> usize {
+        let budget = wear_budget(self.rotate_after, rand::random::<f64>());
+        let u = Upstream::new(sock, family, budget);
+        if let Some(i) = self.slots.iter().position(Option::is_none)
+            && let Some(slot) = self.slots.get_mut(i)
+        {
+            *slot = Some(u);
+            return i;
+        }
+        self.slots.push(Some(u));
+        self.slots.len() - 1
+    }
+
+    /// Adds a socket new queries of `family` (0: IPv4, 1: IPv6) may use.
+    pub(super) fn add(&mut self, family: usize, sock: S) {
+        let i = self.insert(sock, family);
+        if let Some(list) = self.active.get_mut(family) {
+            list.push(i);
+        }
+    }
+
+    /// Slots that may hold a socket (open ones are `Some` in [`Self::get`]).
+    pub(super) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(super) fn get(&self, slot: usize) -> Option<&Upstream<S>> {
+        self.slots.get(slot)?.as_ref()
+    }
+
+    pub(super) fn get_mut(&mut self, slot: usize) -> Option<&mut Upstream<S>> {
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
+    /// Every open socket, in use or retired.
+    pub(super) fn open(&self) -> impl Iterator<Item = &Upstream<S>> {
+        self.slots.iter().flatten()
+    }
+
+    /// Retired sockets still open.
+    #[cfg(test)]
+    pub(super) fn retired(&self) -> usize {
+        self.retired.len()
+    }
+
+    /// Takes a socket of `family` and a free random ID on it for a new
+    /// query, counting the use; the ID is marked `what`. Starts at a random
+    /// socket; one that is worn is first replaced by `fresh()` (and
+    /// retired), or kept if `fresh` gives none. `None` only when the family
+    /// has no socket at all, or none has a free ID.
+    pub(super) fn take(
+        &mut self,
+        family: usize,
+        what: IdUse,
+        mut fresh: impl FnMut() -> Option<S>,
+    ) -> Option<(usize, u16)> {
+        let n = self.active.get(family)?.len();
+        if n == 0 {
+            return None;
+        }
+        let start = rand::random_range(0..n);
+        for k in 0..n {
+            let pos = (start + k) % n;
+            let mut slot = *self.active.get(family)?.get(pos)?;
+            if self.get(slot).is_some_and(Upstream::worn)
+                && let Some(sock) = fresh()
+            {
+                let new = self.insert(sock, family);
+                if let Some(p) = self.active.get_mut(family).and_then(|l| l.get_mut(pos)) {
+                    *p = new;
+                }
+                self.retired.push(slot);
+                slot = new;
+            }
+            let Some(u) = self.get_mut(slot) else {
+                continue;
+            };
+            if let Some(id) = u.free_id() {
+                u.set(id, what);
+                u.uses += 1;
+                return Some((slot, id));
+            }
+        }
+        None
+    }
+
+    /// Closes the retired sockets no ID is in use on any more: each is
+    /// passed to `close`, and its slot becomes free.
+    pub(super) fn reap(&mut self, mut close: impl FnMut(usize, S)) {
+        let slots = &mut self.slots;
+        self.retired.retain(|&i| {
+            let Some(entry) = slots.get_mut(i) else {
+                return false;
+            };
+            if entry.as_ref().is_some_and(|u| u.live > 0) {
+                return true;
+            }
+            if let Some(u) = entry.take() {
+                close(i, u.sock);
+            }
+            false
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    #[test]
+    fn budgets_spread_around_the_rotation_figure() {
+        assert_eq!(wear_budget(20_000, 0.0), 10_000);
+        assert_eq!(wear_budget(20_000, 0.5), 20_000);
+        assert_eq!(wear_budget(20_000, 0.999_999_9), 29_999);
+        assert_eq!(wear_budget(20_000, 7.0), 29_999, "clamped");
+        assert_eq!(wear_budget(1, 0.9), 1);
+        assert_eq!(wear_budget(0, 0.5), 1);
+    }
+
+    /// A late entry of the model: its ID and when it is forgotten.
+    struct LateId {
+        slot: usize,
+        id: u16,
+        forget_at: Duration,
+    }
+
+    /// 200,000 queries on 8 sockets with a budget around 1,000 queries, on
+    /// a made-up clock (one query every 50 µs). One query in a hundred is
+    /// lost: its ID stays in use (in flight, then late) until 3.5 s after
+    /// it was sent — far longer than a socket's life. The others are
+    /// answered 1 ms after they were sent. Every query gets a socket; a
+    /// worn socket with IDs still in use is replaced at once, kept open
+    /// until its last late entry is forgotten, and closed then; the
+    /// sockets do not all wear out together.
+    #[test]
+    fn a_worn_socket_is_replaced_at_once_and_closed_when_its_last_id_clears() {
+        const QUERIES: u32 = 200_000;
+        const EVERY: Duration = Duration::from_micros(50);
+        const ANSWER: Duration = Duration::from_millis(1);
+        const LOST_FOR: Duration = Duration::from_millis(3_500);
+        let mut s: Sockets<u32> = Sockets::new(1_000);
+        let mut opened = 0u32;
+        for _ in 0..8 {
+            s.add(0, opened);
+            opened += 1;
+        }
+        // The IDs in use, by when they clear.
+        let mut pending: BTreeMap<(Duration, u32), (usize, u16)> = BTreeMap::new();
+        let mut late: Vec<LateId> = Vec::new();
+        // Sockets closed: (socket, when), and the last time each socket's IDs were in use.
+        let mut closed: Vec<(u32, Duration)> = Vec::new();
+        let mut last_use: BTreeMap<u32, Duration> = BTreeMap::new();
+        let mut first_retired: Vec<Duration> = Vec::new();
+        for q in 0..QUERIES {
+            let now = EVERY * q;
+            // What is due by now clears.
+            while let Some((&(at, n), &(slot, id))) = pending.first_key_value() {
+                if at > now {
+                    break;
+                }
+                pending.remove(&(at, n));
+                let u = s
+                    .get_mut(slot)
+                    .expect("a socket with an ID in use stays open");
+                assert_ne!(u.get(id), IdUse::Free);
+                u.set(id, IdUse::Free);
+            }
+            late.retain(|l| l.forget_at > now);
+            s.reap(|_, sock| closed.push((sock, now)));
+            let before = s.retired();
+            let lost = q % 100 == 37;
+            let (slot, id) = s
+                .take(0, IdUse::Flight(q), || {
+                    opened += 1;
+                    Some(opened - 1)
+                })
+                .unwrap_or_else(|| panic!("query {q} at {now:?} found no socket"));
+            if s.retired() > before && first_retired.len() < 8 {
+                first_retired.push(now);
+            }
+            let sock = s.get(slot).map(|u| u.sock).unwrap();
+            let clears = now + if lost { LOST_FOR } else { ANSWER };
+            let last = last_use.entry(sock).or_insert(clears);
+            *last = (*last).max(clears);
+            pending.insert((clears, q), (slot, id));
+            if lost {
+                late.push(LateId {
+                    slot,
+                    id,
+                    forget_at: clears,
+                });
+            }
+            // Every late entry's socket is still open and still knows it.
+            if q % 1000 == 0 {
+                for l in &late {
+                    assert_ne!(s.get(l.slot).map(|u| u.get(l.id)), Some(IdUse::Free));
+                    assert!(s.get(l.slot).is_some());
+                }
+            }
+        }
+        assert!(opened > 8 + 100, "sockets were rotated: {opened} opened");
+        // A socket is closed only after its last ID cleared, and soon
+        // after (the next query, 50 µs later).
+        for &(sock, at) in &closed {
+            let clear = last_use[&sock];
+            assert!(
+                at >= clear,
+                "socket {sock} closed at {at:?}, in use until {clear:?}"
+            );
+            assert!(
+                at <= clear + EVERY,
+                "socket {sock} closed late: {at:?} > {clear:?}"
+            );
+        }
+        assert!(closed.len() > 100, "{} closed", closed.len());
+        // Retired sockets waiting out lost queries: about as many as wear
+        // out in LOST_FOR (one per 1,000 queries, 50 ms), never piling up.
+        assert!(s.retired() <= 140, "{} retired at the end", s.retired());
+        assert_eq!(s.open().count(), 8 + s.retired());
+        // The first eight to wear out did not go together (with one budget
+        // for all, they would within ~15 ms; with budgets spread over
+        // 500..1,500 queries, over ~300 ms).
+        assert_eq!(first_retired.len(), 8);
+        let span = first_retired[7] - first_retired[0];
+        assert!(span > Duration::from_millis(50), "worn out within {span:?}");
+    }
+
+    #[test]
+    fn a_worn_socket_is_kept_when_no_fresh_one_opens_and_full_sockets_are_skipped() {
+        let mut s: Sockets<&str> = Sockets::new(2);
+        s.add(0, "a");
+        // Worn out (budget 1 or 2) and nothing new can be opened: still used.
+        for q in 0..5 {
+            let (slot, _) = s.take(0, IdUse::Flight(q), || None).unwrap();
+            assert_eq!(s.get(slot).unwrap().sock, "a");
+        }
+        assert_eq!(s.retired(), 0);
+        // No IPv6 socket: no way to send.
+        assert_eq!(s.take(1, IdUse::Flight(9), || Some("x")), None);
+        // Every ID of "a" in use: the query goes to "b".
+        let mut s: Sockets<&str> = Sockets::new(1 << 30);
+        s.add(0, "a");
+        s.add(0, "b");
+        let a = (0..s.len())
+            .find(|&i| s.get(i).unwrap().sock == "a")
+            .unwrap();
+        for id in 0..=u16::MAX {
+            s.get_mut(a).unwrap().set(id, IdUse::Flight(0));
+        }
+        for q in 0..20 {
+            let (slot, _) = s.take(0, IdUse::Flight(q), || None).unwrap();
+            assert_eq!(s.get(slot).unwrap().sock, "b");
+        }
+    }
+}
