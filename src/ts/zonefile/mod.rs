@@ -259,6 +259,13 @@ impl Reader {
             return Ok(());
         };
         let keyword = directive.text.to_ascii_uppercase();
+        // Whatever else the line holds, a `$INCLUDE` on it is never followed.
+        if let Some(include) = args
+            .iter()
+            .find(|a| a.text.to_ascii_uppercase().starts_with(b"$INCLUDE"))
+        {
+            return Err((include.line, "$INCLUDE is not supported".into()));
+        }
         let one = |what: &str| match args {
             [arg] => Ok(arg.text.as_slice()),
             [] => Err((line, format!("{what} needs an argument"))),
