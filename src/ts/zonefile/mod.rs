@@ -622,4 +622,75 @@ ns1 IN A 192.0.2.53
         ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// The wire bytes of a record's data, whatever variant holds them.
+    fn data_wire(data: &RData) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = hickory_proto::serialize::binary::BinEncoder::new(&mut out);
+        enc.set_name_encoding(hickory_proto::serialize::binary::NameEncoding::Uncompressed);
+        hickory_proto::serialize::binary::BinEncodable::emit(data, &mut enc).unwrap();
+        out
+    }
+
+    #[test]
+    fn owners_ttls_classes_and_origins() {
+        let text = "$ORIGIN example.test.\n@ SOA ns h 1 2 3 4 5\n\
+                    a 60 IN A 192.0.2.1\n\
+                    \tIN 70 A 192.0.2.2\n\
+                    \tA 192.0.2.3\n\
+                    $ORIGIN sub\n\
+                    b CLASS1 TYPE1 192.0.2.4\n\
+                    @ 1h TXT x\n\
+                    $TTL 5\n\
+                    c A 192.0.2.5\n";
+        let (origin, records) = parse(text).unwrap();
+        assert_eq!(origin, name("example.test."));
+        let got: Vec<(String, u32, usize)> = records
+            .iter()
+            .map(|r| (r.name.to_string(), r.ttl, r.line))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("example.test.".into(), 3600, 2),
+                ("a.example.test.".into(), 60, 3),
+                ("a.example.test.".into(), 70, 4),
+                // No $TTL yet: 3600, an explicit TTL does not carry over (NSD 4.6).
+                ("a.example.test.".into(), 3600, 5),
+                ("b.sub.example.test.".into(), 3600, 7),
+                ("sub.example.test.".into(), 3600, 8),
+                ("c.sub.example.test.".into(), 5, 10),
+            ]
+        );
+        assert_eq!(records[4].data, RData::A(A(Ipv4Addr::new(192, 0, 2, 4))));
+    }
+
+    #[test]
+    fn hard_cases_read_as_nsd_reads_them() {
+        let text = format!(
+            "{HEAD}k TXT ( \"v=DKIM1; k=rsa; \"\n  \"p=AB)C\" )  ; comment\n\
+             q TXT \"\\065\\066\" a\\059b\n\
+             a\\065b A 192.0.2.1\n\
+             \\089 A 192.0.2.2\n\
+             z\\000z A 192.0.2.3\n\
+             g TYPE65280 \\# 2 abcd\n\
+             @ SPF \"v=spf1 -all\"\n\
+             d DNAME @\n\
+             c CNAME @\n"
+        );
+        let (_, records) = parse(&text).unwrap();
+        let data: Vec<Vec<u8>> = records.iter().skip(3).map(|r| data_wire(&r.data)).collect();
+        assert_eq!(data[0], b"\x10v=DKIM1; k=rsa; \x06p=AB)C");
+        assert_eq!(data[1], b"\x02AB\x03a;b");
+        let owners: Vec<&[u8]> = records[5..8]
+            .iter()
+            .map(|r| r.name.iter().next().unwrap())
+            .collect();
+        assert_eq!(owners, [&b"aAb"[..], b"Y", b"z\0z"]);
+        assert_eq!(records[8].data.record_type(), RecordType::Unknown(65280));
+        assert_eq!(data[5], [0xab, 0xcd]);
+        assert_eq!(u16::from(records[9].data.record_type()), 99);
+        assert_eq!(data[7], b"\x07example\x04test\x00");
+        assert_eq!(data[8], b"\x07example\x04test\x00");
+    }
 }

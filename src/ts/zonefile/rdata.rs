@@ -654,6 +654,32 @@ mod tests {
     }
 
     #[test]
+    fn other_types() {
+        assert_eq!(
+            ok("URI", "10 1 \"https://x/\""),
+            b"\x00\x0a\x00\x01https://x/"
+        );
+        assert_eq!(ok("RP", "a. b."), b"\x01a\x00\x01b\x00");
+        assert_eq!(ok("KX", "10 k."), b"\x00\x0a\x01k\x00");
+        assert_eq!(ok("AFSDB", "1 k."), b"\x00\x01\x01k\x00");
+        assert_eq!(
+            ok("CERT", "PKIX 1 RSASHA256 AQID"),
+            [0, 1, 0, 1, 8, 1, 2, 3]
+        );
+        assert_eq!(ok("CERT", "3 1 8 AQID"), [0, 3, 0, 1, 8, 1, 2, 3]);
+        assert_eq!(
+            ok("CSYNC", "66 3 A NS AAAA"),
+            [0, 0, 0, 66, 0, 3, 0, 4, 0x60, 0, 0, 0x08]
+        );
+        assert_eq!(
+            ok("ZONEMD", "2018031500 1 1 ( ABCD )"),
+            [&2_018_031_500u32.to_be_bytes()[..], &[1, 1, 0xab, 0xcd]].concat()
+        );
+        assert!(err("CERT", "NOPE 1 8 AQID").contains("certificate type"));
+        assert!(err("WKS", "192.0.2.1 6 smtp").contains("generic form"));
+    }
+
+    #[test]
     fn service_bindings() {
         let https = ok("HTTPS", "1 . alpn=\"h2,h3\" port=443");
         assert_eq!(https[..3], [0, 1, 0]);
