@@ -23,7 +23,7 @@ use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, Restrict};
 
 use crate::ts::source::{SourceRecord, ZoneError};
-use crate::ts::table::{self, decode, read_bytes};
+use crate::ts::table::{self, read_bytes};
 
 use lexer::{Entry, Token};
 
@@ -77,19 +77,19 @@ pub fn is_master_file(file: &Path) -> bool {
         .is_some_and(|ext| ext.eq_ignore_ascii_case("zone"))
 }
 
-/// Reads and parses the master file `file`; see [`parse_zone_file`].
+/// Reads and parses the master file `file`; see [`parse_zone_file`]. The file need not
+/// be UTF-8: a master file is bytes (RFC 1035 §5.1), and NSD serves a Latin-1 TXT as
+/// written.
 ///
 /// # Errors
 ///
-/// [`ZoneError::Io`] if the file cannot be read; `file:line: not valid UTF-8`; else as
-/// [`parse_zone_file`].
+/// [`ZoneError::Io`] if the file cannot be read; else as [`parse_zone_file`].
 pub fn load_zone_file(
     file: &Path,
     origin: Option<&Name>,
 ) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
     let bytes = read_bytes(file)?;
-    let text = decode(&bytes).map_err(|bad| ZoneError::line(file, bad.line, "not valid UTF-8"))?;
-    parse_zone_file(text, file, origin)
+    parse_zone_bytes(&bytes, file, origin)
 }
 
 /// Parses the text of an RFC 1035 master file; `file` is only used to name it in errors.
@@ -108,10 +108,18 @@ pub fn parse_zone_file(
     file: &Path,
     origin: Option<&Name>,
 ) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    parse_zone_bytes(text.as_bytes(), file, origin)
+}
+
+/// [`parse_zone_file`] on the bytes of a file.
+fn parse_zone_bytes(
+    text: &[u8],
+    file: &Path,
+    origin: Option<&Name>,
+) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
+    let text = text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text);
     let at = |line: usize| move |msg: String| ZoneError::line(file, line, msg);
-    let entries =
-        lexer::entries(text.as_bytes()).map_err(|e| ZoneError::line(file, e.line, e.msg))?;
+    let entries = lexer::entries(text).map_err(|e| ZoneError::line(file, e.line, e.msg))?;
     let mut reader = Reader {
         origin: match origin {
             Some(o) => Some(name_wire(o).map_err(at(1))?),
@@ -611,10 +619,17 @@ ns1 IN A 192.0.2.53
         assert_eq!(origin, name("example.com."));
         assert_eq!(records[1].ttl, 60);
 
-        std::fs::write(&zone, b"$TTL 60\n; caf\xe9\n").unwrap();
+        // Bytes that are not UTF-8 are bytes (a Latin-1 TXT, as NSD serves it).
+        std::fs::write(
+            &zone,
+            b"$TTL 60\n; caf\xe9\n@ SOA ns h 1 2 3 4 5\nt TXT caf\xe9\n",
+        )
+        .unwrap();
+        let (_, records) = load_any(&zone, &name("example.com."), 1).unwrap();
+        assert_eq!(records[1].line, 4);
         assert_eq!(
-            load_any(&zone, &Name::root(), 1).unwrap_err().to_string(),
-            format!("{}:2: not valid UTF-8", zone.display())
+            records[1].data,
+            RData::TXT(hickory_proto::rr::rdata::TXT::from_bytes(vec![b"caf\xe9"]))
         );
         assert!(matches!(
             load_any(&dir.join("none.zone"), &Name::root(), 1),
