@@ -1,16 +1,17 @@
 //! RFC 1035 master files (`.zone`), read by a reader of our own, and [`load_any`], which
 //! picks the format of a zone source by its file name.
 //!
-//! The reader follows RFC 1035 §5.1 as NSD 4.6 reads it: [`lexer`] splits the text into
+//! The reader follows RFC 1035 §5.1 as NSD 4.6 reads it: `lexer` splits the text into
 //! entries and tokens (parentheses, quoted strings, `;` comments, backslash escapes);
 //! this module reads the directives (`$ORIGIN`, `$TTL`; `$INCLUDE` is refused so a zone
 //! never opens another file), the owner (`@`, relative names, a blank owner for the
 //! previous one), TTL and class in either order, and the type (a mnemonic or RFC 3597's
-//! `TYPEnnn`); [`rdata`] turns the data into wire form per type (or from RFC 3597's
-//! `\# LENGTH HEX` for any type), and [`fields`] each field. A record without a TTL
+//! `TYPEnnn`); `rdata` turns the data into wire form per type (or from RFC 3597's
+//! `\# LENGTH HEX` for any type), and `fields` each field. A record without a TTL
 //! takes `$TTL`, or 3600 when the file sets none (as NSD 4.6 does). Every error names
 //! `file:line`. The checks a server needs follow: exactly one SOA (its owner is the zone
 //! origin), every name at or below the origin, class IN only, at most one CNAME per name.
+//! The file is read as bytes (a Latin-1 TXT is served as written, as NSD does).
 //!
 //! The records come out with hickory [`RData`]: A, AAAA, NS, CNAME, PTR, MX, SOA and TXT
 //! decoded into their own variants (the zone builder reads NS and SOA), every other type
