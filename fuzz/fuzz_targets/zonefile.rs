@@ -1,4 +1,4 @@
-//! The RFC 1035 master file parser (hickory's, wrapped) on any text.
+//! The RFC 1035 master file reader (`dnslb::ts::zonefile`) on any text.
 //!
 //! Input: one control byte choosing the initial origin (none, `fuzz.test.`
 //! or `Example.COM.`), then the file (its UTF-8 prefix, as the loader reads

@@ -634,9 +634,12 @@ impl ZoneBuilder {
             sets.clear();
             for &at in run {
                 let p = &pending[at as usize];
+                // RRSIG and NSEC may sit beside a CNAME (RFC 4035 §2.5).
+                let beside =
+                    |t: u16| t == u16::from(RecordType::RRSIG) || t == u16::from(RecordType::NSEC);
                 let has_cname = sets.iter().any(|s| s.rtype == cname);
-                let has_other = sets.iter().any(|s| s.rtype != cname);
-                if has_cname || (p.rtype == cname && has_other) {
+                let has_other = sets.iter().any(|s| s.rtype != cname && !beside(s.rtype));
+                if (has_cname && !beside(p.rtype)) || (p.rtype == cname && has_other) {
                     let shown = Name::read(&mut BinDecoder::new(name))
                         .map_or_else(|_| "?".into(), |n| n.to_string());
                     let msg = format!("{shown} has a CNAME and other data (RFC 1034 §3.6.2)");

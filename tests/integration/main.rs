@@ -8,6 +8,7 @@ mod cli;
 mod faults_ops;
 mod faults_ts_answers;
 mod faults_upstream;
+mod faults_zonefile;
 mod fuzz_regressions;
 #[allow(dead_code)]
 mod harness;

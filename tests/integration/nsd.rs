@@ -44,8 +44,13 @@ impl Nsd {
     /// NSD on a free port, authoritative for `zone` with `zone_text` as its
     /// zone file. Call [`Nsd::wait_ready`] before querying it.
     pub fn primary(zone: &str, zone_text: &str) -> Nsd {
+        Nsd::primary_bytes(zone, zone_text.as_bytes())
+    }
+
+    /// [`Nsd::primary`] with a zone file that need not be UTF-8.
+    pub fn primary_bytes(zone: &str, zone_file: &[u8]) -> Nsd {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(zone_path(dir.path(), zone), zone_text).unwrap();
+        std::fs::write(zone_path(dir.path(), zone), zone_file).unwrap();
         Nsd::start(dir, free_port(), zone, "")
     }
 

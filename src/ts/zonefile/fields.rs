@@ -1,0 +1,566 @@
+//! The fields of master-file records in presentation form, each turned into its wire
+//! form: domain names (escapes, `@`, relative names), character strings, integers,
+//! TTLs, hex, base64 and base32hex, RRSIG times, record types and classes, and the
+//! type bitmaps of NSEC, NSEC3 and CSYNC.
+//!
+//! Escapes follow RFC 1035 §5.1: `\X` is the character X, `\DDD` the byte whose value
+//! is the *decimal* number DDD (0 to 255).
+
+use std::collections::BTreeSet;
+
+use data_encoding::{BASE32HEX_NOPAD, BASE64, HEXLOWER_PERMISSIVE};
+
+/// The longest domain name on the wire, root byte included (RFC 1035 §2.3.4).
+const MAX_NAME: usize = 255;
+/// The longest label.
+const MAX_LABEL: usize = 63;
+
+/// Decodes the escapes of `raw`: `\DDD` (decimal, at most 255) and `\X`.
+///
+/// # Errors
+/// A `\DDD` over 255, a backslash at the end.
+pub(super) fn unescape(raw: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut at = 0;
+    while let Some(&c) = raw.get(at) {
+        if c != b'\\' {
+            out.push(c);
+            at += 1;
+            continue;
+        }
+        let (byte, used) = escape_at(raw, at)?;
+        out.push(byte);
+        at += used;
+    }
+    Ok(out)
+}
+
+/// The byte an escape at `raw[at]` (a backslash) stands for, and the bytes it takes.
+fn escape_at(raw: &[u8], at: usize) -> Result<(u8, usize), String> {
+    let digits = raw
+        .get(at + 1..at + 4)
+        .filter(|d| d.iter().all(u8::is_ascii_digit));
+    if let Some(d) = digits {
+        let value = d.iter().fold(0u32, |n, &c| n * 10 + u32::from(c - b'0'));
+        let byte = u8::try_from(value)
+            .map_err(|_| format!("escape \\{} is over 255", String::from_utf8_lossy(d)))?;
+        return Ok((byte, 4));
+    }
+    match raw.get(at + 1) {
+        Some(c) if c.is_ascii_digit() => Err("an escape \\DDD needs three digits".into()),
+        Some(&c) => Ok((c, 2)),
+        None => Err("backslash at the end of a field".into()),
+    }
+}
+
+/// A character string (RFC 1035 §3.3) in wire form: its length byte and its bytes.
+///
+/// # Errors
+/// A bad escape, more than 255 bytes.
+pub(super) fn char_string(raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let bytes = unescape(raw)?;
+    let len = u8::try_from(bytes.len())
+        .map_err(|_| format!("character string of {} bytes (at most 255)", bytes.len()))?;
+    out.push(len);
+    out.extend_from_slice(&bytes);
+    Ok(())
+}
+
+/// A domain name in wire form (uncompressed, case kept): `@` is `origin`; a name not
+/// ending in an unescaped dot is relative to `origin`.
+///
+/// # Errors
+/// An empty label, a label over 63 bytes, a name over 255, a relative name with no
+/// origin, a bad escape.
+pub(super) fn name(raw: &[u8], origin: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    let shown = || String::from_utf8_lossy(raw).into_owned();
+    let need_origin = || {
+        origin
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| format!("relative name '{}' with no origin ($ORIGIN)", shown()))
+    };
+    if raw == b"@" {
+        return need_origin();
+    }
+    if raw == b"." {
+        return Ok(vec![0]);
+    }
+    if raw.is_empty() {
+        return Err("empty name".into());
+    }
+    let mut wire = Vec::with_capacity(raw.len() + 2);
+    let mut label = Vec::new();
+    let mut absolute = false;
+    let mut at = 0;
+    let end_label = |wire: &mut Vec<u8>, label: &mut Vec<u8>| -> Result<(), String> {
+        if label.is_empty() {
+            return Err(format!("empty label in '{}'", shown()));
+        }
+        if label.len() > MAX_LABEL {
+            return Err(format!(
+                "label of {} bytes in '{}' (at most 63)",
+                label.len(),
+                shown()
+            ));
+        }
+        wire.push(label.len() as u8);
+        wire.append(label);
+        Ok(())
+    };
+    while let Some(&c) = raw.get(at) {
+        match c {
+            b'.' => {
+                end_label(&mut wire, &mut label)?;
+                if at + 1 == raw.len() {
+                    absolute = true;
+                }
+                at += 1;
+            }
+            b'\\' => {
+                let (byte, used) = escape_at(raw, at)?;
+                label.push(byte);
+                at += used;
+            }
+            c => {
+                label.push(c);
+                at += 1;
+            }
+        }
+    }
+    if !absolute {
+        end_label(&mut wire, &mut label)?;
+        let origin = need_origin()?;
+        wire.extend_from_slice(&origin);
+    } else {
+        wire.push(0);
+    }
+    if wire.len() > MAX_NAME {
+        return Err(format!(
+            "name '{}' of {} bytes (at most 255)",
+            shown(),
+            wire.len()
+        ));
+    }
+    Ok(wire)
+}
+
+/// `raw` as text, for numbers and keywords (no escapes allowed there).
+pub(super) fn text(raw: &[u8]) -> Result<&str, String> {
+    std::str::from_utf8(raw).map_err(|_| "not valid UTF-8".into())
+}
+
+/// An unsigned decimal integer of at most `max`, named `what` in errors.
+///
+/// # Errors
+/// Not a decimal number, or over `max`.
+pub(super) fn number(raw: &[u8], max: u64, what: &str) -> Result<u64, String> {
+    let s = text(raw)?;
+    s.parse::<u64>()
+        .ok()
+        .filter(|n| *n <= max && !s.starts_with('+'))
+        .ok_or_else(|| format!("bad {what} '{s}' (a number from 0 to {max})"))
+}
+
+/// An 8-bit number.
+pub(super) fn u8_of(raw: &[u8], what: &str) -> Result<u8, String> {
+    number(raw, u8::MAX.into(), what).map(|n| n as u8)
+}
+
+/// A 16-bit number.
+pub(super) fn u16_of(raw: &[u8], what: &str) -> Result<u16, String> {
+    number(raw, u16::MAX.into(), what).map(|n| n as u16)
+}
+
+/// A 32-bit number.
+pub(super) fn u32_of(raw: &[u8], what: &str) -> Result<u32, String> {
+    number(raw, u32::MAX.into(), what).map(|n| n as u32)
+}
+
+/// A TTL: seconds, or BIND's units (`1h30m`, `2w`), at most 2^31-1 (RFC 2181 §8).
+///
+/// # Errors
+/// Not a TTL.
+pub(super) fn ttl(raw: &[u8]) -> Result<u32, String> {
+    let value = duration(raw, "TTL")?;
+    if value > i32::MAX as u32 {
+        return Err(format!("TTL {value} over 2147483647"));
+    }
+    Ok(value)
+}
+
+/// A time in seconds as a TTL is written (the SOA's timers): seconds, or BIND's units.
+///
+/// # Errors
+/// Not a number of seconds, or over 2^32-1.
+pub(super) fn duration(raw: &[u8], what: &str) -> Result<u32, String> {
+    let s = text(raw)?;
+    let bad = || format!("bad {what} '{s}'");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    let mut value: Option<u64> = None;
+    for c in s.chars() {
+        if let Some(d) = c.to_digit(10) {
+            value = Some(
+                value
+                    .unwrap_or(0)
+                    .checked_mul(10)
+                    .and_then(|v| v.checked_add(u64::from(d)))
+                    .filter(|v| *v <= u64::from(u32::MAX))
+                    .ok_or_else(bad)?,
+            );
+            continue;
+        }
+        let unit = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return Err(bad()),
+        };
+        total += value.take().ok_or_else(bad)? * unit;
+    }
+    total += value.unwrap_or(0);
+    u32::try_from(total).map_err(|_| bad())
+}
+
+/// True if `raw` reads as a TTL (starts with a digit).
+pub(super) fn looks_like_ttl(raw: &[u8]) -> bool {
+    raw.first().is_some_and(u8::is_ascii_digit)
+}
+
+/// Hex digits (white space between tokens allowed by the caller joining them).
+///
+/// # Errors
+/// Not hex, or an odd number of digits.
+pub(super) fn hex(joined: &[u8]) -> Result<Vec<u8>, String> {
+    HEXLOWER_PERMISSIVE
+        .decode(joined)
+        .map_err(|_| format!("bad hex '{}'", String::from_utf8_lossy(joined)))
+}
+
+/// Base64 (RFC 4648 §4, padded).
+///
+/// # Errors
+/// Not base64.
+pub(super) fn base64(joined: &[u8]) -> Result<Vec<u8>, String> {
+    BASE64
+        .decode(joined)
+        .map_err(|_| format!("bad base64 '{}'", String::from_utf8_lossy(joined)))
+}
+
+/// Base32hex without padding (RFC 4648 §7), either case, as NSEC3 writes hashes.
+///
+/// # Errors
+/// Not base32hex.
+pub(super) fn base32hex(raw: &[u8]) -> Result<Vec<u8>, String> {
+    BASE32HEX_NOPAD
+        .decode(&raw.to_ascii_uppercase())
+        .map_err(|_| format!("bad base32hex '{}'", String::from_utf8_lossy(raw)))
+}
+
+/// An RRSIG time (RFC 4034 §3.2): `YYYYMMDDHHmmSS` in UTC, or seconds since the epoch;
+/// the wire value is modulo 2^32 (serial number arithmetic, RFC 1982).
+///
+/// # Errors
+/// Neither form, or a date that does not exist.
+pub(super) fn rrsig_time(raw: &[u8]) -> Result<u32, String> {
+    let s = text(raw)?;
+    let bad = || format!("bad signature time '{s}' (YYYYMMDDHHmmSS or seconds)");
+    if !s.bytes().all(|c| c.is_ascii_digit()) || s.is_empty() {
+        return Err(bad());
+    }
+    if s.len() != 14 {
+        return s.parse::<u32>().map_err(|_| bad());
+    }
+    let part = |from: usize, to: usize| s[from..to].parse::<i64>().map_err(|_| bad());
+    let (year, month, day) = (part(0, 4)?, part(4, 6)?, part(6, 8)?);
+    let (hour, minute, second) = (part(8, 10)?, part(10, 12)?, part(12, 14)?);
+    let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap(year) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let in_month = usize::try_from(month - 1)
+        .ok()
+        .and_then(|m| month_days.get(m))
+        .copied();
+    let Some(days_in_month) = in_month else {
+        return Err(bad());
+    };
+    if year < 1970 || day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 59 {
+        return Err(bad());
+    }
+    let mut days: i64 = (1970..year).map(|y| if leap(y) { 366 } else { 365 }).sum();
+    days += month_days[..(month - 1) as usize].iter().sum::<i64>();
+    days += day - 1;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    Ok((secs % (1i64 << 32)) as u32)
+}
+
+/// Record types by mnemonic (RFC 3597 `TYPEnnn` is handled by [`type_code`]).
+const TYPES: &[(&str, u16)] = &[
+    ("A", 1),
+    ("NS", 2),
+    ("MD", 3),
+    ("MF", 4),
+    ("CNAME", 5),
+    ("SOA", 6),
+    ("MB", 7),
+    ("MG", 8),
+    ("MR", 9),
+    ("NULL", 10),
+    ("WKS", 11),
+    ("PTR", 12),
+    ("HINFO", 13),
+    ("MINFO", 14),
+    ("MX", 15),
+    ("TXT", 16),
+    ("RP", 17),
+    ("AFSDB", 18),
+    ("X25", 19),
+    ("ISDN", 20),
+    ("RT", 21),
+    ("NSAP", 22),
+    ("NSAP-PTR", 23),
+    ("SIG", 24),
+    ("KEY", 25),
+    ("PX", 26),
+    ("GPOS", 27),
+    ("AAAA", 28),
+    ("LOC", 29),
+    ("NXT", 30),
+    ("EID", 31),
+    ("NIMLOC", 32),
+    ("SRV", 33),
+    ("ATMA", 34),
+    ("NAPTR", 35),
+    ("KX", 36),
+    ("CERT", 37),
+    ("A6", 38),
+    ("DNAME", 39),
+    ("SINK", 40),
+    ("OPT", 41),
+    ("APL", 42),
+    ("DS", 43),
+    ("SSHFP", 44),
+    ("IPSECKEY", 45),
+    ("RRSIG", 46),
+    ("NSEC", 47),
+    ("DNSKEY", 48),
+    ("DHCID", 49),
+    ("NSEC3", 50),
+    ("NSEC3PARAM", 51),
+    ("TLSA", 52),
+    ("SMIMEA", 53),
+    ("HIP", 55),
+    ("NINFO", 56),
+    ("RKEY", 57),
+    ("TALINK", 58),
+    ("CDS", 59),
+    ("CDNSKEY", 60),
+    ("OPENPGPKEY", 61),
+    ("CSYNC", 62),
+    ("ZONEMD", 63),
+    ("SVCB", 64),
+    ("HTTPS", 65),
+    ("SPF", 99),
+    ("UINFO", 100),
+    ("UID", 101),
+    ("GID", 102),
+    ("UNSPEC", 103),
+    ("NID", 104),
+    ("L32", 105),
+    ("L64", 106),
+    ("LP", 107),
+    ("EUI48", 108),
+    ("EUI64", 109),
+    ("TKEY", 249),
+    ("TSIG", 250),
+    ("IXFR", 251),
+    ("AXFR", 252),
+    ("MAILB", 253),
+    ("MAILA", 254),
+    ("ANY", 255),
+    ("URI", 256),
+    ("CAA", 257),
+    ("AVC", 258),
+    ("DOA", 259),
+    ("AMTRELAY", 260),
+    ("TA", 32768),
+    ("DLV", 32769),
+];
+
+/// The code of a record type: a mnemonic (any case) or `TYPEnnn`.
+pub(super) fn type_code(raw: &[u8]) -> Option<u16> {
+    let upper = raw.to_ascii_uppercase();
+    if let Some(digits) = upper.strip_prefix(b"TYPE") {
+        return generic_number(digits);
+    }
+    TYPES
+        .iter()
+        .find(|(name, _)| name.as_bytes() == upper.as_slice())
+        .map(|&(_, code)| code)
+}
+
+/// The mnemonic of a type code, or `TYPEnnn`.
+pub(super) fn type_name(code: u16) -> String {
+    TYPES
+        .iter()
+        .find(|&&(_, c)| c == code)
+        .map_or_else(|| format!("TYPE{code}"), |(name, _)| (*name).to_owned())
+}
+
+/// The code of a class: `IN`, `CH`, `HS`, `CS`, `NONE`, `ANY` or `CLASSnnn`.
+pub(super) fn class_code(raw: &[u8]) -> Option<u16> {
+    let upper = raw.to_ascii_uppercase();
+    if let Some(digits) = upper.strip_prefix(b"CLASS") {
+        return generic_number(digits);
+    }
+    match upper.as_slice() {
+        b"IN" => Some(1),
+        b"CS" => Some(2),
+        b"CH" => Some(3),
+        b"HS" => Some(4),
+        _ => None,
+    }
+}
+
+/// The number of `TYPEnnn` / `CLASSnnn`: decimal digits, at most 65535.
+fn generic_number(digits: &[u8]) -> Option<u16> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// The type bitmap of NSEC, NSEC3 and CSYNC (RFC 4034 §4.1.2) for `types`.
+///
+/// # Errors
+/// A word that is not a type.
+pub(super) fn type_bitmap<'a>(types: impl Iterator<Item = &'a [u8]>) -> Result<Vec<u8>, String> {
+    let mut codes = BTreeSet::new();
+    for t in types {
+        let code = type_code(t).ok_or_else(|| {
+            format!(
+                "unknown type '{}' in the bitmap",
+                String::from_utf8_lossy(t)
+            )
+        })?;
+        codes.insert(code);
+    }
+    let mut out = Vec::new();
+    let mut window: Option<(u8, [u8; 32], usize)> = None;
+    let flush = |out: &mut Vec<u8>, w: &(u8, [u8; 32], usize)| {
+        out.push(w.0);
+        out.push(w.2 as u8);
+        out.extend_from_slice(&w.1[..w.2]);
+    };
+    for code in codes {
+        let [hi, lo] = code.to_be_bytes();
+        if window.as_ref().is_some_and(|w| w.0 != hi)
+            && let Some(w) = window.take()
+        {
+            flush(&mut out, &w);
+        }
+        let w = window.get_or_insert((hi, [0; 32], 0));
+        let byte = usize::from(lo / 8);
+        w.1[byte] |= 0x80 >> (lo % 8);
+        w.2 = w.2.max(byte + 1);
+    }
+    if let Some(w) = window {
+        flush(&mut out, &w);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_are_decimal() {
+        assert_eq!(unescape(b"\\065\\066").unwrap(), b"AB");
+        assert_eq!(unescape(b"a\\059b").unwrap(), b"a;b");
+        assert_eq!(unescape(b"\\089\\\"\\\\").unwrap(), b"Y\"\\");
+        assert_eq!(unescape(b"\\000").unwrap(), [0]);
+        assert!(unescape(b"\\256").unwrap_err().contains("over 255"));
+        assert!(unescape(b"\\12").is_err());
+        assert!(unescape(b"x\\").is_err());
+    }
+
+    #[test]
+    fn names() {
+        let origin = b"\x07example\x04test\x00";
+        assert_eq!(name(b"a\\065b", Some(origin)).unwrap()[..4], *b"\x03aAb");
+        assert_eq!(name(b"\\089.", None).unwrap(), b"\x01Y\x00");
+        assert_eq!(name(b"z\\000z.", None).unwrap(), b"\x03z\x00z\x00");
+        assert_eq!(name(b"a\\.b.", None).unwrap(), b"\x03a.b\x00");
+        assert_eq!(name(b"@", Some(origin)).unwrap(), origin);
+        assert_eq!(name(b".", None).unwrap(), [0]);
+        assert_eq!(
+            name(b"www", Some(origin)).unwrap(),
+            b"\x03www\x07example\x04test\x00"
+        );
+        assert_eq!(name(b"WwW.Ex.", None).unwrap(), b"\x03WwW\x02Ex\x00");
+        assert!(name(b"www", None).unwrap_err().contains("no origin"));
+        assert!(name(b"a..b.", None).unwrap_err().contains("empty label"));
+        assert!(name(&[b'x'; 64], Some(origin)).unwrap_err().contains("63"));
+        let long = [b"a.".repeat(127), b".".to_vec()].concat();
+        assert!(name(&long[1..], None).is_err());
+    }
+
+    #[test]
+    fn ttls() {
+        assert_eq!(ttl(b"3600").unwrap(), 3600);
+        assert_eq!(ttl(b"1h30m").unwrap(), 5400);
+        assert_eq!(ttl(b"1W").unwrap(), 604_800);
+        assert!(ttl(b"2147483648").is_err());
+        assert!(ttl(b"h").is_err());
+        assert!(ttl(b"1x").is_err());
+    }
+
+    #[test]
+    fn rrsig_times() {
+        assert_eq!(rrsig_time(b"19700101000000").unwrap(), 0);
+        // RFC 4034 §3.3's example.
+        assert_eq!(rrsig_time(b"20030322173103").unwrap(), 1_048_354_263);
+        assert_eq!(rrsig_time(b"1048354263").unwrap(), 1_048_354_263);
+        assert_eq!(rrsig_time(b"21060207062816").unwrap(), 0);
+        assert!(rrsig_time(b"20030230000000").is_err());
+        assert!(rrsig_time(b"2003032217310x").is_err());
+    }
+
+    #[test]
+    fn types_and_bitmaps() {
+        assert_eq!(type_code(b"aaaa"), Some(28));
+        assert_eq!(type_code(b"TYPE65534"), Some(65534));
+        assert_eq!(type_code(b"TYPE65536"), None);
+        assert_eq!(type_code(b"BOGUS"), None);
+        assert_eq!(class_code(b"CLASS1"), Some(1));
+        // RFC 4034 §4.3's example: A MX RRSIG NSEC TYPE1234.
+        let bitmap =
+            type_bitmap([&b"A"[..], b"MX", b"RRSIG", b"NSEC", b"TYPE1234"].into_iter()).unwrap();
+        let want: Vec<u8> = [
+            &[0x00, 0x06, 0x40, 0x01, 0x00, 0x00, 0x00, 0x03][..],
+            &[0x04, 0x1b],
+            &[0; 26],
+            &[0x20],
+        ]
+        .concat();
+        assert_eq!(bitmap, want);
+        assert!(type_bitmap([&b"NOPE"[..]].into_iter()).is_err());
+    }
+}

@@ -1,0 +1,298 @@
+//! The lexer of RFC 1035 master files (§5.1): splits the text into entries (one line, or
+//! several joined by parentheses), each a list of tokens with the line it starts on.
+//!
+//! Rules, as NSD and BIND read them: white space separates tokens; `;` starts a comment
+//! that runs to the end of the line; `(` and `)` are separators that let an entry span
+//! lines; `"` opens a quoted string in which white space, `;`, `(` and `)` are ordinary
+//! characters and which may span lines; a backslash keeps the next character in the token
+//! whatever it is (`\;`, `\"`, `\ `, `\(`) everywhere. Escapes are *not* decoded here:
+//! a token keeps its backslashes, because a name (`a\.b` is one label) and a character
+//! string decode them differently. An entry whose first line starts with white space
+//! has a blank owner (the previous record's).
+
+/// One token of an entry: its raw text (escapes kept), whether it was quoted, and the
+/// 1-based line it starts on.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Token {
+    /// The text between the separators (or between the quotes), backslashes kept.
+    pub(super) text: Vec<u8>,
+    /// Written in double quotes (`""` is an empty quoted token).
+    pub(super) quoted: bool,
+    /// 1-based line the token starts on.
+    pub(super) line: usize,
+}
+
+/// One entry: a directive or a record, possibly spanning lines.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Entry {
+    /// 1-based line the entry starts on.
+    pub(super) first_line: usize,
+    /// 1-based line the entry ends on.
+    pub(super) last_line: usize,
+    /// The entry's first line starts with white space: its owner is the previous one's.
+    pub(super) blank_owner: bool,
+    /// The tokens, at least one.
+    pub(super) tokens: Vec<Token>,
+}
+
+/// A lexical error: the line and what is wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct LexError {
+    /// 1-based line.
+    pub(super) line: usize,
+    /// What is wrong.
+    pub(super) msg: String,
+}
+
+/// Splits `text` into entries; lines with no token (blank, comment only) make none.
+///
+/// # Errors
+/// A `)` with no `(` open, a quoted string or a parenthesis left open at the end of
+/// the text, a backslash ending the text.
+pub(super) fn entries(text: &[u8]) -> Result<Vec<Entry>, LexError> {
+    let mut lexer = Lexer {
+        entries: Vec::new(),
+        tokens: Vec::new(),
+        word: None,
+        line: 1,
+        first_line: 1,
+        blank_owner: false,
+    };
+    let mut depth = 0usize;
+    let mut opened = 0;
+    let mut at = 0;
+    let mut line_start = true;
+    while let Some(&b) = text.get(at) {
+        if line_start && depth == 0 {
+            lexer.first_line = lexer.line;
+            lexer.blank_owner = b == b' ' || b == b'\t';
+        }
+        line_start = false;
+        match b {
+            b'\n' => {
+                lexer.end_word();
+                if depth == 0 {
+                    lexer.end_entry();
+                }
+                lexer.line += 1;
+                line_start = true;
+            }
+            b' ' | b'\t' | b'\r' => lexer.end_word(),
+            b';' => {
+                lexer.end_word();
+                while text.get(at + 1).is_some_and(|&c| c != b'\n') {
+                    at += 1;
+                }
+            }
+            b'(' => {
+                lexer.end_word();
+                if depth == 0 {
+                    opened = lexer.line;
+                }
+                depth += 1;
+            }
+            b')' => {
+                lexer.end_word();
+                depth = depth.checked_sub(1).ok_or_else(|| LexError {
+                    line: lexer.line,
+                    msg: "')' with no '(' open".into(),
+                })?;
+            }
+            b'"' => {
+                lexer.end_word();
+                let start = lexer.line;
+                let mut quoted = Vec::new();
+                at += 1;
+                loop {
+                    match text.get(at) {
+                        None => {
+                            return Err(LexError {
+                                line: start,
+                                msg: "quoted string not closed".into(),
+                            });
+                        }
+                        Some(b'"') => break,
+                        Some(b'\\') => {
+                            let Some(&next) = text.get(at + 1) else {
+                                return Err(LexError {
+                                    line: lexer.line,
+                                    msg: "backslash at the end of the file".into(),
+                                });
+                            };
+                            if next == b'\n' {
+                                lexer.line += 1;
+                            }
+                            quoted.extend_from_slice(&[b'\\', next]);
+                            at += 1;
+                        }
+                        Some(&c) => {
+                            if c == b'\n' {
+                                lexer.line += 1;
+                            }
+                            quoted.push(c);
+                        }
+                    }
+                    at += 1;
+                }
+                lexer.tokens.push(Token {
+                    text: quoted,
+                    quoted: true,
+                    line: start,
+                });
+            }
+            b'\\' => {
+                let Some(&next) = text.get(at + 1) else {
+                    return Err(LexError {
+                        line: lexer.line,
+                        msg: "backslash at the end of the file".into(),
+                    });
+                };
+                if next == b'\n' {
+                    lexer.line += 1;
+                }
+                lexer.push(b'\\');
+                lexer.push(next);
+                at += 1;
+            }
+            c => lexer.push(c),
+        }
+        at += 1;
+    }
+    lexer.end_word();
+    if depth > 0 {
+        return Err(LexError {
+            line: opened,
+            msg: "parenthesis opened here is not closed at the end of the file".into(),
+        });
+    }
+    lexer.end_entry();
+    Ok(lexer.entries)
+}
+
+/// The lexer's state between characters.
+struct Lexer {
+    entries: Vec<Entry>,
+    tokens: Vec<Token>,
+    /// The unquoted word being read, with its line.
+    word: Option<(Vec<u8>, usize)>,
+    line: usize,
+    first_line: usize,
+    blank_owner: bool,
+}
+
+impl Lexer {
+    fn push(&mut self, c: u8) {
+        let line = self.line;
+        self.word
+            .get_or_insert_with(|| (Vec::new(), line))
+            .0
+            .push(c);
+    }
+
+    fn end_word(&mut self) {
+        if let Some((text, line)) = self.word.take() {
+            self.tokens.push(Token {
+                text,
+                quoted: false,
+                line,
+            });
+        }
+    }
+
+    fn end_entry(&mut self) {
+        if !self.tokens.is_empty() {
+            self.entries.push(Entry {
+                first_line: self.first_line,
+                last_line: self.line,
+                blank_owner: self.blank_owner,
+                tokens: std::mem::take(&mut self.tokens),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(entry: &Entry) -> Vec<String> {
+        entry
+            .tokens
+            .iter()
+            .map(|t| {
+                let s = String::from_utf8_lossy(&t.text).into_owned();
+                if t.quoted { format!("\"{s}\"") } else { s }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn entries_lines_and_blank_owners() {
+        let all = entries(b"a IN SOA ( 1\n 2 ) ; c\n\n b \"q\nq\" x\nlast").unwrap();
+        let spans: Vec<(usize, usize, bool)> = all
+            .iter()
+            .map(|e| (e.first_line, e.last_line, e.blank_owner))
+            .collect();
+        assert_eq!(spans, vec![(1, 2, false), (4, 5, true), (6, 6, false)]);
+        assert_eq!(texts(&all[0]), vec!["a", "IN", "SOA", "1", "2"]);
+        assert_eq!(texts(&all[1]), vec!["b", "\"q\nq\"", "x"]);
+        assert_eq!(all[1].tokens[2].line, 5);
+    }
+
+    #[test]
+    fn quotes_hide_separators_and_comments() {
+        // The multi-line DKIM record as opendkim-genkey writes it.
+        let text = b"k._domainkey IN TXT ( \"v=DKIM1; k=rsa; \"\n  \"p=MIGf(x)\" )  ; ----- DKIM\nnext A 1.2.3.4\n";
+        let all = entries(text).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            texts(&all[0]),
+            vec![
+                "k._domainkey",
+                "IN",
+                "TXT",
+                "\"v=DKIM1; k=rsa; \"",
+                "\"p=MIGf(x)\""
+            ]
+        );
+        assert_eq!(texts(&all[1]), vec!["next", "A", "1.2.3.4"]);
+    }
+
+    #[test]
+    fn backslash_keeps_the_next_character_in_the_token() {
+        let all = entries(b"a\\;b TXT a\\ b \"x\\\"y\" c\\(\n").unwrap();
+        assert_eq!(
+            texts(&all[0]),
+            vec!["a\\;b", "TXT", "a\\ b", "\"x\\\"y\"", "c\\("]
+        );
+    }
+
+    #[test]
+    fn errors_carry_their_line() {
+        let err = |t: &[u8]| entries(t).unwrap_err();
+        assert_eq!(
+            err(b"a A 1\nb ) A 1\n"),
+            LexError {
+                line: 2,
+                msg: "')' with no '(' open".into()
+            }
+        );
+        assert_eq!(err(b"a A 1\nb TXT \"open\n\n").line, 2);
+        assert_eq!(
+            err(b"a A 1\nx TXT ( \"a\"\n\"b\"\n"),
+            LexError {
+                line: 2,
+                msg: "parenthesis opened here is not closed at the end of the file".into()
+            }
+        );
+        assert_eq!(err(b"x TXT a\\").line, 1);
+    }
+
+    #[test]
+    fn crlf_and_tabs_are_white_space() {
+        let all = entries(b"a\tA 1.2.3.4\r\n\tAAAA ::1\r\n").unwrap();
+        assert_eq!(texts(&all[0]), vec!["a", "A", "1.2.3.4"]);
+        assert!(all[1].blank_owner);
+        assert_eq!(texts(&all[1]), vec!["AAAA", "::1"]);
+    }
+}

@@ -1,0 +1,712 @@
+//! RFC 1035 master files (`.zone`), read by a reader of our own, and [`load_any`], which
+//! picks the format of a zone source by its file name.
+//!
+//! The reader follows RFC 1035 §5.1 as NSD 4.6 reads it: `lexer` splits the text into
+//! entries and tokens (parentheses, quoted strings, `;` comments, backslash escapes);
+//! this module reads the directives (`$ORIGIN`, `$TTL`; `$INCLUDE` is refused so a zone
+//! never opens another file), the owner (`@`, relative names, a blank owner for the
+//! previous one), TTL and class in either order, and the type (a mnemonic or RFC 3597's
+//! `TYPEnnn`); `rdata` turns the data into wire form per type (or from RFC 3597's
+//! `\# LENGTH HEX` for any type), and `fields` each field. A record without a TTL
+//! takes `$TTL`, or 3600 when the file sets none (as NSD 4.6 does). Every error names
+//! `file:line`. The checks a server needs follow: exactly one SOA (its owner is the zone
+//! origin), every name at or below the origin, class IN only, at most one CNAME per name.
+//! The file is read as bytes (a Latin-1 TXT is served as written, as NSD does).
+//!
+//! The records come out with hickory [`RData`]: A, AAAA, NS, CNAME, PTR, MX, SOA and TXT
+//! decoded into their own variants (the zone builder reads NS and SOA), every other type
+//! as [`RData::Unknown`] holding the wire bytes, which the builder writes back unchanged.
+use std::collections::HashSet;
+use std::path::Path;
+
+use hickory_proto::rr::rdata::NULL;
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, Restrict};
+
+use crate::ts::source::{SourceRecord, ZoneError};
+use crate::ts::table::{self, read_bytes};
+
+use lexer::{Entry, Token};
+
+mod fields;
+mod lexer;
+mod rdata;
+
+/// Loads a zone source, choosing the format by extension: `.zone` is an RFC 1035 master
+/// file (whose origin is its SOA owner; `origin`, unless it is the root, is the initial
+/// origin for relative names), anything else a PROJ table with origin `origin`.
+///
+/// Returns the zone origin and the records.
+///
+/// # Errors
+///
+/// [`ZoneError::Io`] if the file cannot be read, else the first problem as
+/// [`ZoneError::Line`].
+pub fn load_any(
+    file: &Path,
+    origin: &Name,
+    ttl: u32,
+) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
+    let is_master = is_master_file(file);
+    let mut origin = origin.clone();
+    origin.set_fqdn(true);
+    if is_master {
+        load_zone_file(file, (!origin.is_root()).then_some(&origin))
+    } else {
+        let records = table::load_table(file, &origin, ttl)?;
+        Ok((origin, records))
+    }
+}
+
+/// Reads `file` as [`load_any`] does and reports its first problem, without
+/// keeping its records (a PROJ table is checked line by line).
+///
+/// # Errors
+/// As [`load_any`].
+pub fn check_file(file: &Path, origin: &Name, ttl: u32) -> Result<(), ZoneError> {
+    if is_master_file(file) {
+        return load_any(file, origin, ttl).map(drop);
+    }
+    let mut origin = origin.clone();
+    origin.set_fqdn(true);
+    table::visit_table_file(file, &origin, ttl, |_| Ok(()))
+}
+
+/// True for an RFC 1035 master file (`.zone`), false for a PROJ table.
+pub fn is_master_file(file: &Path) -> bool {
+    file.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("zone"))
+}
+
+/// Reads and parses the master file `file`; see [`parse_zone_file`]. The file need not
+/// be UTF-8: a master file is bytes (RFC 1035 §5.1), and NSD serves a Latin-1 TXT as
+/// written.
+///
+/// # Errors
+///
+/// [`ZoneError::Io`] if the file cannot be read; else as [`parse_zone_file`].
+pub fn load_zone_file(
+    file: &Path,
+    origin: Option<&Name>,
+) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
+    let bytes = read_bytes(file)?;
+    parse_zone_bytes(&bytes, file, origin)
+}
+
+/// Parses the text of an RFC 1035 master file; `file` is only used to name it in errors.
+///
+/// `origin` is the origin relative names start from until the file sets `$ORIGIN`. The
+/// zone origin returned is the owner of the file's one SOA record. Names keep the case
+/// of the file.
+///
+/// # Errors
+///
+/// The first problem as [`ZoneError::Line`]: a syntax or RDATA error,
+/// `$INCLUDE is not supported`, no SOA or more than one, a name outside the zone origin,
+/// a class other than IN, or more than one CNAME at a name.
+pub fn parse_zone_file(
+    text: &str,
+    file: &Path,
+    origin: Option<&Name>,
+) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
+    parse_zone_bytes(text.as_bytes(), file, origin)
+}
+
+/// [`parse_zone_file`] on the bytes of a file.
+fn parse_zone_bytes(
+    text: &[u8],
+    file: &Path,
+    origin: Option<&Name>,
+) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
+    let text = text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text);
+    let at = |line: usize| move |msg: String| ZoneError::line(file, line, msg);
+    let entries = lexer::entries(text).map_err(|e| ZoneError::line(file, e.line, e.msg))?;
+    let mut reader = Reader {
+        origin: match origin {
+            Some(o) => Some(name_wire(o).map_err(at(1))?),
+            None => None,
+        },
+        default_ttl: None,
+        owner: None,
+    };
+    let mut records = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        if let Some(record) = reader
+            .entry(entry)
+            .map_err(|(line, msg)| ZoneError::line(file, line, msg))?
+        {
+            records.push(record);
+        }
+    }
+    let last_origin = match &reader.origin {
+        Some(wire) => wire_name(wire).map_err(at(1))?,
+        None => Name::root(),
+    };
+    check(records, &last_origin).map_err(|(line, msg)| ZoneError::line(file, line, msg))
+}
+
+/// A name in uncompressed wire form.
+fn name_wire(name: &Name) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(u8::try_from(label.len()).map_err(|_| "label over 63 bytes")?);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    Ok(out)
+}
+
+/// A wire name (as [`fields::name`] makes them) as a hickory name.
+fn wire_name(wire: &[u8]) -> Result<Name, String> {
+    let mut decoder = BinDecoder::new(wire);
+    Name::read(&mut decoder).map_err(|e| format!("bad name: {e}"))
+}
+
+/// The hickory record data of wire RDATA of type `code`: the types the zone builder or
+/// the tests look into decoded, the others kept as they are.
+fn rdata_of(code: u16, wire: Vec<u8>) -> Result<RData, String> {
+    let rtype = RecordType::from(code);
+    match code {
+        1 | 28 | 2 | 5 | 12 | 15 | 6 | 16 => {
+            let len = u16::try_from(wire.len()).map_err(|_| "record data over 65,535 bytes")?;
+            let mut decoder = BinDecoder::new(&wire);
+            RData::read(&mut decoder, rtype, Restrict::new(len))
+                .map_err(|e| format!("cannot decode the {rtype} data: {e}"))
+        }
+        _ => Ok(RData::Unknown {
+            code: rtype,
+            rdata: if wire.is_empty() {
+                NULL::new()
+            } else {
+                NULL::with(wire)
+            },
+        }),
+    }
+}
+
+/// The reader's state between entries.
+struct Reader {
+    /// The current origin (`$ORIGIN`, else the caller's), wire form.
+    origin: Option<Vec<u8>>,
+    /// `$TTL`, once set.
+    default_ttl: Option<u32>,
+    /// The previous record's owner, wire form.
+    owner: Option<Vec<u8>>,
+}
+
+/// The TTL of a record with none when the file sets no `$TTL` (NSD 4.6's default).
+const DEFAULT_TTL: u32 = 3600;
+
+/// A record as read, with its class.
+type Read = (SourceRecord, u16);
+
+impl Reader {
+    /// Reads one entry: a directive (`None`) or a record.
+    fn entry(&mut self, entry: &Entry) -> Result<Option<Read>, rdata::Bad> {
+        let line = entry.first_line;
+        let mut tokens = entry.tokens.iter().peekable();
+        let Some(first) = tokens.peek().copied() else {
+            return Ok(None);
+        };
+        if !entry.blank_owner && !first.quoted && first.text.starts_with(b"$") {
+            self.directive(entry)?;
+            return Ok(None);
+        }
+        if !entry.blank_owner {
+            tokens.next();
+            let owner = fields::name(&first.text, self.origin.as_deref()).map_err(|m| (line, m))?;
+            self.owner = Some(owner);
+        }
+        let owner = self.owner.clone().ok_or_else(|| {
+            (
+                line,
+                "a record with a blank owner and no previous record".to_owned(),
+            )
+        })?;
+        let (mut ttl, mut class) = (None, None);
+        let code = loop {
+            let Some(token) = tokens.next() else {
+                return Err((line, "missing record type".into()));
+            };
+            let raw = token.text.as_slice();
+            if token.quoted {
+                let msg = format!(
+                    "expected a record type, got \"{}\"",
+                    String::from_utf8_lossy(raw)
+                );
+                return Err((token.line, msg));
+            }
+            if ttl.is_none() && fields::looks_like_ttl(raw) {
+                ttl = Some(fields::ttl(raw).map_err(|m| (token.line, m))?);
+            } else if let Some(c) = class.is_none().then(|| fields::class_code(raw)).flatten() {
+                class = Some(c);
+            } else if let Some(code) = fields::type_code(raw) {
+                break code;
+            } else {
+                let msg = format!("unknown type '{}'", String::from_utf8_lossy(raw));
+                return Err((token.line, msg));
+            }
+        };
+        let rest: Vec<Token> = tokens.cloned().collect();
+        let wire = rdata::wire(code, &rest, self.origin.as_deref(), line)?;
+        let data = rdata_of(code, wire).map_err(|m| (line, m))?;
+        let name = wire_name(&owner).map_err(|m| (line, m))?;
+        let ttl = ttl.or(self.default_ttl).unwrap_or(DEFAULT_TTL);
+        let record = SourceRecord {
+            name,
+            ttl,
+            data,
+            line,
+        };
+        Ok(Some((record, class.unwrap_or(1))))
+    }
+
+    /// `$ORIGIN name`, `$TTL ttl`; `$INCLUDE` and anything else are refused.
+    fn directive(&mut self, entry: &Entry) -> Result<(), rdata::Bad> {
+        let line = entry.first_line;
+        let [directive, args @ ..] = entry.tokens.as_slice() else {
+            return Ok(());
+        };
+        let keyword = directive.text.to_ascii_uppercase();
+        // Whatever else the line holds, a `$INCLUDE` on it is never followed.
+        if let Some(include) = args
+            .iter()
+            .find(|a| a.text.to_ascii_uppercase().starts_with(b"$INCLUDE"))
+        {
+            return Err((include.line, "$INCLUDE is not supported".into()));
+        }
+        let one = |what: &str| match args {
+            [arg] => Ok(arg.text.as_slice()),
+            [] => Err((line, format!("{what} needs an argument"))),
+            [_, extra, ..] => Err((
+                extra.line,
+                format!(
+                    "unexpected '{}' after {what}",
+                    String::from_utf8_lossy(&extra.text)
+                ),
+            )),
+        };
+        match keyword.as_slice() {
+            b"$ORIGIN" => {
+                let raw = one("$ORIGIN")?;
+                let origin = fields::name(raw, self.origin.as_deref()).map_err(|m| (line, m))?;
+                self.origin = Some(origin);
+            }
+            b"$TTL" => {
+                let raw = one("$TTL")?;
+                self.default_ttl = Some(fields::ttl(raw).map_err(|m| (line, m))?);
+            }
+            b"$INCLUDE" => return Err((line, "$INCLUDE is not supported".into())),
+            _ => {
+                let msg = format!(
+                    "unknown directive '{}'",
+                    String::from_utf8_lossy(&directive.text)
+                );
+                return Err((line, msg));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The checks a server needs; returns the zone origin (the SOA owner) and the records.
+fn check(
+    records: Vec<Read>,
+    last_origin: &Name,
+) -> Result<(Name, Vec<SourceRecord>), (usize, String)> {
+    let mut soas = records
+        .iter()
+        .filter(|(record, _)| record.data.record_type() == RecordType::SOA)
+        .map(|(record, _)| record);
+    let Some(soa) = soas.next() else {
+        return Err((1, format!("no SOA at the zone origin {last_origin}")));
+    };
+    if let Some(second) = soas.next() {
+        return Err((
+            second.line,
+            format!("more than one SOA ({} and {})", soa.name, second.name),
+        ));
+    }
+    let zone = soa.name.clone();
+    let mut cnames = HashSet::new();
+    for (record, class) in &records {
+        if *class != 1 {
+            let class = DNSClass::from(*class);
+            return Err((
+                record.line,
+                format!("class {class} is not supported (only IN)"),
+            ));
+        }
+        if !zone.zone_of(&record.name) {
+            return Err((record.line, format!("name outside origin {zone}")));
+        }
+        if record.data.record_type() == RecordType::CNAME
+            && !cnames.insert(LowerName::new(&record.name))
+        {
+            return Err((record.line, "more than one CNAME at this name".to_owned()));
+        }
+    }
+    Ok((
+        zone,
+        records.into_iter().map(|(record, _)| record).collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use hickory_proto::rr::RData;
+    use hickory_proto::rr::rdata::A;
+
+    use super::*;
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    fn parse(text: &str) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
+        parse_zone_file(text, Path::new("z.zone"), None)
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    const HEAD: &str = "$ORIGIN example.test.
+$TTL 3600
+@ IN SOA ns1 hostmaster (
+        1      ; serial
+        7200   ; refresh
+        3600   ; retry
+        1209600 ; expire
+        300 )  ; minimum
+  IN NS ns1
+ns1 IN A 192.0.2.53
+";
+
+    /// Lines in [`HEAD`].
+    const HEAD_LINES: usize = 10;
+
+    fn lines_of(records: &[SourceRecord], owner: &str, kind: RecordType) -> Vec<usize> {
+        let owner = name(owner);
+        records
+            .iter()
+            .filter(|r| r.name == owner && r.data.record_type() == kind)
+            .map(|r| r.line)
+            .collect()
+    }
+
+    #[test]
+    fn shipped_example_zone_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/example.zone");
+        let (origin, records) = load_zone_file(&path, None).unwrap();
+        assert_eq!(origin, name("example.test."));
+        assert_eq!(records.len(), 15);
+        assert!(
+            records
+                .iter()
+                .all(|r| r.line > 0 && origin.zone_of(&r.name))
+        );
+        assert_eq!(
+            lines_of(&records, "example.test.", RecordType::SOA),
+            vec![6]
+        );
+        assert_eq!(
+            lines_of(&records, "www.example.test.", RecordType::A),
+            vec![22, 23, 24]
+        );
+        let status = records
+            .iter()
+            .find(|r| r.name == name("status.example.test."))
+            .unwrap();
+        assert_eq!(status.ttl, 300);
+        assert_eq!(records.iter().filter(|r| r.ttl == 3600).count(), 14);
+        // The same through load_any, whatever the configured origin says.
+        let (origin, again) = load_any(&path, &Name::root(), 60).unwrap();
+        assert_eq!(origin, name("example.test."));
+        assert_eq!(again, records);
+    }
+
+    #[test]
+    fn records_come_in_file_order_with_their_lines() {
+        let text = format!("{HEAD}www IN A 192.0.2.1\n  IN A 192.0.2.2\n\nmail 60 A 192.0.2.3\n");
+        let (origin, records) = parse(&text).unwrap();
+        assert_eq!(origin, name("example.test."));
+        let lines: Vec<usize> = records.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![3, 9, 10, 11, 12, 14]);
+        assert_eq!(records[5].ttl, 60);
+        assert_eq!(records[5].data, RData::A(A(Ipv4Addr::new(192, 0, 2, 3))));
+    }
+
+    #[test]
+    fn broken_record_is_reported_at_its_line() {
+        let n = HEAD_LINES + 3;
+        let text = format!(
+            "{HEAD}www IN A 192.0.2.1\n; comment\nbad IN A 300.1.1.1\nlater IN A 192.0.2.9\n"
+        );
+        let err = parse(&text).unwrap_err();
+        match &err {
+            ZoneError::Line { line, msg, .. } => {
+                assert_eq!(*line, n, "{err}");
+                assert!(
+                    msg.contains("300.1.1.1") || msg.contains("address"),
+                    "{msg}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // An unknown type, right after the multi-line SOA.
+        let text = HEAD.replacen("  IN NS ns1", "  IN BOGUS ns1", 1);
+        assert!(error(&text).starts_with("z.zone:9: "), "{}", error(&text));
+        // Relative origin files too: a bad line at the very end without a newline.
+        let text = format!("{HEAD}www IN AAAA 192.0.2.1");
+        assert!(error(&text).starts_with(&format!("z.zone:{}: ", HEAD_LINES + 1)));
+    }
+
+    #[test]
+    fn error_inside_parentheses_is_reported_at_the_line_of_the_field() {
+        let text = HEAD.replacen("1      ; serial", "one    ; serial", 1);
+        assert_eq!(
+            error(&text),
+            "z.zone:4: bad serial 'one' (a number from 0 to 4294967295)"
+        );
+    }
+
+    #[test]
+    fn quoted_strings_spanning_lines_and_semicolons_do_not_confuse_lines() {
+        let text = format!(
+            "{HEAD}t IN TXT \"two\nlines; ( not a comment\"\nu IN TXT \"x\" ; ( comment\nbad IN A x\n"
+        );
+        assert!(
+            error(&text).starts_with(&format!("z.zone:{}: ", HEAD_LINES + 4)),
+            "{}",
+            error(&text)
+        );
+    }
+
+    #[test]
+    fn unclosed_parenthesis_is_reported_where_it_opens() {
+        let text = format!("{HEAD}x IN TXT ( \"a\"\n\"b\"\n\n");
+        assert_eq!(
+            error(&text),
+            format!(
+                "z.zone:{}: parenthesis opened here is not closed at the end of the file",
+                HEAD_LINES + 1
+            )
+        );
+    }
+
+    #[test]
+    fn include_is_refused() {
+        let text = format!("{HEAD}$INCLUDE /etc/passwd\n");
+        assert_eq!(
+            error(&text),
+            format!("z.zone:{}: $INCLUDE is not supported", HEAD_LINES + 1)
+        );
+        assert_eq!(
+            error("$include other.zone example.test.\n"),
+            "z.zone:1: $INCLUDE is not supported"
+        );
+    }
+
+    #[test]
+    fn missing_or_extra_soa_is_refused() {
+        assert_eq!(
+            error("$ORIGIN example.test.\n$TTL 60\nwww A 192.0.2.1\n"),
+            "z.zone:1: no SOA at the zone origin example.test."
+        );
+        assert_eq!(error(""), "z.zone:1: no SOA at the zone origin .");
+        let text = format!("{HEAD}sub IN SOA ns1 hostmaster 1 2 3 4 5\n");
+        assert_eq!(
+            error(&text),
+            format!(
+                "z.zone:{}: more than one SOA (example.test. and sub.example.test.)",
+                HEAD_LINES + 1
+            )
+        );
+        let text = format!("{HEAD}@ IN SOA ns1 hostmaster 2 2 3 4 5\n");
+        assert!(
+            error(&text).starts_with(&format!("z.zone:{}: ", HEAD_LINES + 1)),
+            "{}",
+            error(&text)
+        );
+    }
+
+    #[test]
+    fn names_outside_the_zone_are_refused() {
+        let text = format!("{HEAD}www.example.org. IN A 192.0.2.1\n");
+        assert_eq!(
+            error(&text),
+            format!(
+                "z.zone:{}: name outside origin example.test.",
+                HEAD_LINES + 1
+            )
+        );
+    }
+
+    #[test]
+    fn other_classes_are_refused() {
+        let text = format!("{HEAD}txt CH TXT \"x\"\n");
+        assert_eq!(
+            error(&text),
+            format!(
+                "z.zone:{}: class CH is not supported (only IN)",
+                HEAD_LINES + 1
+            )
+        );
+    }
+
+    #[test]
+    fn several_cnames_at_one_name_are_refused() {
+        let text = format!("{HEAD}alias IN CNAME a\nalias IN CNAME b\n");
+        assert_eq!(
+            error(&text),
+            format!(
+                "z.zone:{}: more than one CNAME at this name",
+                HEAD_LINES + 2
+            )
+        );
+    }
+
+    #[test]
+    fn origin_comes_from_the_soa_or_the_caller() {
+        // Absolute names only, no $ORIGIN: the SOA owner is the origin.
+        let text = "$TTL 60\nzone.test. IN SOA ns.zone.test. h.zone.test. 1 2 3 4 5\nwww.zone.test. A 192.0.2.1\n";
+        let (origin, records) = parse(text).unwrap();
+        assert_eq!(origin, name("zone.test."));
+        assert_eq!(records.len(), 2);
+        // Relative names with the caller's origin.
+        let text = "$TTL 60\n@ IN SOA ns h 1 2 3 4 5\nwww A 192.0.2.1\n";
+        let (origin, records) =
+            parse_zone_file(text, Path::new("z.zone"), Some(&name("given.test"))).unwrap();
+        assert_eq!(origin, name("given.test."));
+        assert_eq!(records[1].name, name("www.given.test."));
+        assert_eq!(records[1].line, 3);
+        // `@` with no origin anywhere.
+        assert!(error(text).starts_with("z.zone:2: "), "{}", error(text));
+    }
+
+    #[test]
+    fn any_record_type_hickory_knows_is_kept() {
+        let text = format!(
+            "{HEAD}@ MX 10 mail\n_sip._tcp SRV 0 5 5060 sip\n@ CAA 0 issue \"ca.example\"\n"
+        );
+        let (_, records) = parse(&text).unwrap();
+        let kinds: Vec<RecordType> = records
+            .iter()
+            .skip(3)
+            .map(|r| r.data.record_type())
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![RecordType::MX, RecordType::SRV, RecordType::CAA]
+        );
+    }
+
+    #[test]
+    fn load_any_picks_the_format_by_extension() {
+        let dir = std::env::temp_dir().join(format!("dnslb-zonefile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let table = dir.join("t.txt");
+        std::fs::write(&table, "www.example.com 192.0.2.1 A\n").unwrap();
+        let (origin, records) = load_any(&table, &name("example.com"), 42).unwrap();
+        assert_eq!(origin, name("example.com."));
+        assert_eq!(records[0].ttl, 42);
+
+        let zone = dir.join("z.ZONE");
+        std::fs::write(&zone, "$TTL 60\n@ SOA ns h 1 2 3 4 5\nwww A 192.0.2.1\n").unwrap();
+        let (origin, records) = load_any(&zone, &name("example.com."), 42).unwrap();
+        assert_eq!(origin, name("example.com."));
+        assert_eq!(records[1].ttl, 60);
+
+        // Bytes that are not UTF-8 are bytes (a Latin-1 TXT, as NSD serves it).
+        std::fs::write(
+            &zone,
+            b"$TTL 60\n; caf\xe9\n@ SOA ns h 1 2 3 4 5\nt TXT caf\xe9\n",
+        )
+        .unwrap();
+        let (_, records) = load_any(&zone, &name("example.com."), 1).unwrap();
+        assert_eq!(records[1].line, 4);
+        assert_eq!(
+            records[1].data,
+            RData::TXT(hickory_proto::rr::rdata::TXT::from_bytes(vec![b"caf\xe9"]))
+        );
+        assert!(matches!(
+            load_any(&dir.join("none.zone"), &Name::root(), 1),
+            Err(ZoneError::Io { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The wire bytes of a record's data, whatever variant holds them.
+    fn data_wire(data: &RData) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = hickory_proto::serialize::binary::BinEncoder::new(&mut out);
+        enc.set_name_encoding(hickory_proto::serialize::binary::NameEncoding::Uncompressed);
+        hickory_proto::serialize::binary::BinEncodable::emit(data, &mut enc).unwrap();
+        out
+    }
+
+    #[test]
+    fn owners_ttls_classes_and_origins() {
+        let text = "$ORIGIN example.test.\n@ SOA ns h 1 2 3 4 5\n\
+                    a 60 IN A 192.0.2.1\n\
+                    \tIN 70 A 192.0.2.2\n\
+                    \tA 192.0.2.3\n\
+                    $ORIGIN sub\n\
+                    b CLASS1 TYPE1 192.0.2.4\n\
+                    @ 1h TXT x\n\
+                    $TTL 5\n\
+                    c A 192.0.2.5\n";
+        let (origin, records) = parse(text).unwrap();
+        assert_eq!(origin, name("example.test."));
+        let got: Vec<(String, u32, usize)> = records
+            .iter()
+            .map(|r| (r.name.to_string(), r.ttl, r.line))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("example.test.".into(), 3600, 2),
+                ("a.example.test.".into(), 60, 3),
+                ("a.example.test.".into(), 70, 4),
+                // No $TTL yet: 3600, an explicit TTL does not carry over (NSD 4.6).
+                ("a.example.test.".into(), 3600, 5),
+                ("b.sub.example.test.".into(), 3600, 7),
+                ("sub.example.test.".into(), 3600, 8),
+                ("c.sub.example.test.".into(), 5, 10),
+            ]
+        );
+        assert_eq!(records[4].data, RData::A(A(Ipv4Addr::new(192, 0, 2, 4))));
+    }
+
+    #[test]
+    fn hard_cases_read_as_nsd_reads_them() {
+        let text = format!(
+            "{HEAD}k TXT ( \"v=DKIM1; k=rsa; \"\n  \"p=AB)C\" )  ; comment\n\
+             q TXT \"\\065\\066\" a\\059b\n\
+             a\\065b A 192.0.2.1\n\
+             \\089 A 192.0.2.2\n\
+             z\\000z A 192.0.2.3\n\
+             g TYPE65280 \\# 2 abcd\n\
+             @ SPF \"v=spf1 -all\"\n\
+             d DNAME @\n\
+             c CNAME @\n"
+        );
+        let (_, records) = parse(&text).unwrap();
+        let data: Vec<Vec<u8>> = records.iter().skip(3).map(|r| data_wire(&r.data)).collect();
+        assert_eq!(data[0], b"\x10v=DKIM1; k=rsa; \x06p=AB)C");
+        assert_eq!(data[1], b"\x02AB\x03a;b");
+        let owners: Vec<&[u8]> = records[5..8]
+            .iter()
+            .map(|r| r.name.iter().next().unwrap())
+            .collect();
+        assert_eq!(owners, [&b"aAb"[..], b"Y", b"z\0z"]);
+        assert_eq!(records[8].data.record_type(), RecordType::Unknown(65280));
+        assert_eq!(data[5], [0xab, 0xcd]);
+        assert_eq!(u16::from(records[9].data.record_type()), 99);
+        assert_eq!(data[7], b"\x07example\x04test\x00");
+        assert_eq!(data[8], b"\x07example\x04test\x00");
+    }
+}

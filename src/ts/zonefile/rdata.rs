@@ -1,0 +1,708 @@
+//! Record data in presentation form turned into wire form, per type: the types of RFC
+//! 1035 and their successors (A, AAAA, NS, CNAME, DNAME, PTR, SOA, MX, TXT, SPF, HINFO,
+//! MINFO, RP, AFSDB, RT, KX, SRV, NAPTR, CAA, URI, SSHFP, TLSA, SMIMEA, OPENPGPKEY, CERT,
+//! CSYNC, ZONEMD, SVCB, HTTPS), the DNSSEC types (DS, CDS, DNSKEY, CDNSKEY, RRSIG, NSEC,
+//! NSEC3, NSEC3PARAM; RFC 4034 §§2-5, RFC 5155 §§3.3, 4.3) and, for every type, RFC
+//! 3597's generic form `\# LENGTH HEX`.
+//!
+//! Names in RDATA are written uncompressed, in the case of the file. Errors name the line
+//! of the field at fault.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+
+use super::fields::{
+    self, base32hex, base64, char_string, duration, hex, name, rrsig_time, type_bitmap, type_code,
+    u8_of, u16_of, u32_of, unescape,
+};
+use super::lexer::Token;
+
+/// A problem with a record's data: the line of the field, and what is wrong.
+pub(super) type Bad = (usize, String);
+
+/// The fields of one record's data, read in order.
+struct Fields<'a> {
+    tokens: &'a [Token],
+    at: usize,
+    /// The line of the last field read (or of the record, before the first).
+    line: usize,
+}
+
+impl<'a> Fields<'a> {
+    /// The next field, or `missing WHAT`.
+    fn next(&mut self, what: &str) -> Result<&'a [u8], Bad> {
+        let token = self.next_token(what)?;
+        Ok(&token.text)
+    }
+
+    fn next_token(&mut self, what: &str) -> Result<&'a Token, Bad> {
+        match self.tokens.get(self.at) {
+            Some(token) => {
+                self.at += 1;
+                self.line = token.line;
+                Ok(token)
+            }
+            None => Err((self.line, format!("missing {what}"))),
+        }
+    }
+
+    /// An error about the last field read.
+    fn bad<T>(&self, result: Result<T, String>) -> Result<T, Bad> {
+        result.map_err(|msg| (self.line, msg))
+    }
+
+    /// The fields left, at least one (`missing WHAT` if none).
+    fn rest(&mut self, what: &str) -> Result<&'a [Token], Bad> {
+        if self.at >= self.tokens.len() {
+            return Err((self.line, format!("missing {what}")));
+        }
+        let rest = &self.tokens[self.at..];
+        self.at = self.tokens.len();
+        if let Some(last) = rest.last() {
+            self.line = last.line;
+        }
+        Ok(rest)
+    }
+
+    /// The fields left, joined (hex and base64 may be split by white space).
+    fn joined(&mut self, what: &str) -> Result<Vec<u8>, Bad> {
+        Ok(self
+            .rest(what)?
+            .iter()
+            .flat_map(|t| t.text.clone())
+            .collect())
+    }
+
+    /// Errors if any field is left.
+    fn done(&self) -> Result<(), Bad> {
+        match self.tokens.get(self.at) {
+            None => Ok(()),
+            Some(extra) => Err((
+                extra.line,
+                format!(
+                    "unexpected '{}' after the record data",
+                    String::from_utf8_lossy(&extra.text)
+                ),
+            )),
+        }
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, Bad> {
+        let raw = self.next(what)?;
+        self.bad(u8_of(raw, what))
+    }
+
+    fn u16(&mut self, what: &str) -> Result<u16, Bad> {
+        let raw = self.next(what)?;
+        self.bad(u16_of(raw, what))
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, Bad> {
+        let raw = self.next(what)?;
+        self.bad(u32_of(raw, what))
+    }
+
+    fn name(&mut self, what: &str, origin: Option<&[u8]>) -> Result<Vec<u8>, Bad> {
+        let token = self.next_token(what)?;
+        self.bad(name(&token.text, origin))
+    }
+
+    /// A DNSSEC algorithm: a number or its mnemonic (RFC 4034 Appendix A.1).
+    fn algorithm(&mut self) -> Result<u8, Bad> {
+        let raw = self.next("algorithm")?;
+        let known = ALGORITHMS
+            .iter()
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(raw))
+            .map(|&(_, code)| code);
+        match known {
+            Some(code) => Ok(code),
+            None => self.bad(u8_of(raw, "algorithm")),
+        }
+    }
+}
+
+/// DNSSEC algorithm mnemonics.
+const ALGORITHMS: &[(&str, u8)] = &[
+    ("RSAMD5", 1),
+    ("DH", 2),
+    ("DSA", 3),
+    ("RSASHA1", 5),
+    ("DSA-NSEC3-SHA1", 6),
+    ("RSASHA1-NSEC3-SHA1", 7),
+    ("RSASHA256", 8),
+    ("RSASHA512", 10),
+    ("ECC-GOST", 12),
+    ("ECDSAP256SHA256", 13),
+    ("ECDSAP384SHA384", 14),
+    ("ED25519", 15),
+    ("ED448", 16),
+    ("INDIRECT", 252),
+    ("PRIVATEDNS", 253),
+    ("PRIVATEOID", 254),
+];
+
+/// CERT types (RFC 4398 §2.1).
+const CERT_TYPES: &[(&str, u16)] = &[
+    ("PKIX", 1),
+    ("SPKI", 2),
+    ("PGP", 3),
+    ("IPKIX", 4),
+    ("ISPKI", 5),
+    ("IPGP", 6),
+    ("ACPKIX", 7),
+    ("IACPKIX", 8),
+    ("URI", 253),
+    ("OID", 254),
+];
+
+/// Types that cannot be in a zone at all.
+const META: &[u16] = &[41, 249, 250, 251, 252, 253, 254, 255];
+
+/// The wire RDATA of a record of type `code` written as `tokens` (the fields after the
+/// type); `line` is the record's line, for a record with no data field at all.
+///
+/// # Errors
+/// The first bad or missing field, with its line.
+pub(super) fn wire(
+    code: u16,
+    tokens: &[Token],
+    origin: Option<&[u8]>,
+    line: usize,
+) -> Result<Vec<u8>, Bad> {
+    let type_name = fields::type_name(code);
+    if META.contains(&code) {
+        return Err((line, format!("type {type_name} cannot be in a zone file")));
+    }
+    let mut f = Fields {
+        tokens,
+        at: 0,
+        line,
+    };
+    if let Some(first) = tokens.first()
+        && !first.quoted
+        && first.text == b"\\#"
+    {
+        f.at = 1;
+        f.line = first.line;
+        return generic(&mut f);
+    }
+    let mut out = Vec::new();
+    match code {
+        // A
+        1 => {
+            let raw = f.next("IPv4 address")?;
+            let ip = f.bad(
+                std::str::from_utf8(raw)
+                    .ok()
+                    .and_then(|s| s.parse::<Ipv4Addr>().ok())
+                    .ok_or_else(|| format!("bad IPv4 address '{}'", String::from_utf8_lossy(raw))),
+            )?;
+            out.extend_from_slice(&ip.octets());
+        }
+        // AAAA
+        28 => {
+            let raw = f.next("IPv6 address")?;
+            let ip = f.bad(
+                std::str::from_utf8(raw)
+                    .ok()
+                    .and_then(|s| s.parse::<Ipv6Addr>().ok())
+                    .ok_or_else(|| format!("bad IPv6 address '{}'", String::from_utf8_lossy(raw))),
+            )?;
+            out.extend_from_slice(&ip.octets());
+        }
+        // NS, MD, MF, CNAME, MB, MG, MR, PTR, DNAME
+        2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 39 => out = f.name("target name", origin)?,
+        // SOA
+        6 => {
+            out = f.name("primary server name (MNAME)", origin)?;
+            out.extend(f.name("mailbox name (RNAME)", origin)?);
+            out.extend(f.u32("serial")?.to_be_bytes());
+            for what in ["refresh", "retry", "expire", "minimum"] {
+                let raw = f.next(what)?;
+                out.extend(f.bad(duration(raw, what))?.to_be_bytes());
+            }
+        }
+        // MX, AFSDB, RT, KX
+        15 | 18 | 21 | 36 => {
+            out.extend(f.u16("preference")?.to_be_bytes());
+            out.extend(f.name("exchange name", origin)?);
+        }
+        // MINFO, RP
+        14 | 17 => {
+            out = f.name("mailbox name", origin)?;
+            out.extend(f.name("second name", origin)?);
+        }
+        // TXT, SPF
+        16 | 99 => {
+            for token in f.rest("text")? {
+                f.line = token.line;
+                let r = char_string(&token.text, &mut out);
+                f.bad(r)?;
+            }
+        }
+        // HINFO
+        13 => {
+            for what in ["CPU", "OS"] {
+                let raw = f.next(what)?;
+                let r = char_string(raw, &mut out);
+                f.bad(r)?;
+            }
+        }
+        // SRV
+        33 => {
+            for what in ["priority", "weight", "port"] {
+                out.extend(f.u16(what)?.to_be_bytes());
+            }
+            out.extend(f.name("target name", origin)?);
+        }
+        // NAPTR
+        35 => {
+            out.extend(f.u16("order")?.to_be_bytes());
+            out.extend(f.u16("preference")?.to_be_bytes());
+            for what in ["flags", "services", "regexp"] {
+                let raw = f.next(what)?;
+                let r = char_string(raw, &mut out);
+                f.bad(r)?;
+            }
+            out.extend(f.name("replacement", origin)?);
+        }
+        // CAA
+        257 => {
+            out.push(f.u8("flags")?);
+            let tag = f.next("tag")?;
+            let ok =
+                !tag.is_empty() && tag.len() < 256 && tag.iter().all(u8::is_ascii_alphanumeric);
+            if !ok {
+                let msg = format!("bad CAA tag '{}'", String::from_utf8_lossy(tag));
+                return Err((f.line, msg));
+            }
+            out.push(tag.len() as u8);
+            out.extend_from_slice(tag);
+            let raw = f.next("value")?;
+            out.extend(f.bad(unescape(raw))?);
+        }
+        // URI
+        256 => {
+            out.extend(f.u16("priority")?.to_be_bytes());
+            out.extend(f.u16("weight")?.to_be_bytes());
+            let raw = f.next("target")?;
+            out.extend(f.bad(unescape(raw))?);
+        }
+        // SSHFP
+        44 => {
+            out.push(f.u8("algorithm")?);
+            out.push(f.u8("fingerprint type")?);
+            let joined = f.joined("fingerprint")?;
+            out.extend(f.bad(hex(&joined))?);
+        }
+        // TLSA, SMIMEA
+        52 | 53 => {
+            for what in ["usage", "selector", "matching type"] {
+                out.push(f.u8(what)?);
+            }
+            let joined = f.joined("certificate data")?;
+            out.extend(f.bad(hex(&joined))?);
+        }
+        // OPENPGPKEY, DHCID
+        61 | 49 => {
+            let joined = f.joined("key data")?;
+            out.extend(f.bad(base64(&joined))?);
+        }
+        // CERT
+        37 => {
+            let raw = f.next("certificate type")?;
+            let known = CERT_TYPES
+                .iter()
+                .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(raw))
+                .map(|&(_, c)| c);
+            let cert_type = match known {
+                Some(c) => c,
+                None => f.bad(u16_of(raw, "certificate type"))?,
+            };
+            out.extend(cert_type.to_be_bytes());
+            out.extend(f.u16("key tag")?.to_be_bytes());
+            out.push(f.algorithm()?);
+            let joined = f.joined("certificate")?;
+            out.extend(f.bad(base64(&joined))?);
+        }
+        // CSYNC
+        62 => {
+            out.extend(f.u32("serial")?.to_be_bytes());
+            out.extend(f.u16("flags")?.to_be_bytes());
+            let types = f.tokens.get(f.at..).unwrap_or_default();
+            f.at = f.tokens.len();
+            let bitmap = type_bitmap(types.iter().map(|t| t.text.as_slice()));
+            out.extend(f.bad(bitmap)?);
+        }
+        // ZONEMD
+        63 => {
+            out.extend(f.u32("serial")?.to_be_bytes());
+            out.push(f.u8("scheme")?);
+            out.push(f.u8("hash algorithm")?);
+            let joined = f.joined("digest")?;
+            out.extend(f.bad(hex(&joined))?);
+        }
+        // DS, CDS, DLV
+        43 | 59 | 32769 => {
+            out.extend(f.u16("key tag")?.to_be_bytes());
+            out.push(f.algorithm()?);
+            out.push(f.u8("digest type")?);
+            let joined = f.joined("digest")?;
+            out.extend(f.bad(hex(&joined))?);
+        }
+        // DNSKEY, CDNSKEY, KEY
+        48 | 60 | 25 => {
+            out.extend(f.u16("flags")?.to_be_bytes());
+            out.push(f.u8("protocol")?);
+            out.push(f.algorithm()?);
+            let joined = f.joined("public key")?;
+            out.extend(f.bad(base64(&joined))?);
+        }
+        // RRSIG
+        46 => {
+            let raw = f.next("type covered")?;
+            let covered = type_code(raw).ok_or_else(|| {
+                (
+                    f.line,
+                    format!("unknown type covered '{}'", String::from_utf8_lossy(raw)),
+                )
+            })?;
+            out.extend(covered.to_be_bytes());
+            out.push(f.algorithm()?);
+            out.push(f.u8("labels")?);
+            let raw = f.next("original TTL")?;
+            out.extend(f.bad(duration(raw, "original TTL"))?.to_be_bytes());
+            for what in ["signature expiration", "signature inception"] {
+                let raw = f.next(what)?;
+                out.extend(f.bad(rrsig_time(raw))?.to_be_bytes());
+            }
+            out.extend(f.u16("key tag")?.to_be_bytes());
+            out.extend(f.name("signer name", origin)?);
+            let joined = f.joined("signature")?;
+            out.extend(f.bad(base64(&joined))?);
+        }
+        // NSEC
+        47 => {
+            out = f.name("next domain name", origin)?;
+            let types = f.tokens.get(f.at..).unwrap_or_default();
+            f.at = f.tokens.len();
+            let bitmap = type_bitmap(types.iter().map(|t| t.text.as_slice()));
+            out.extend(f.bad(bitmap)?);
+        }
+        // NSEC3, NSEC3PARAM
+        50 | 51 => {
+            out.push(f.u8("hash algorithm")?);
+            out.push(f.u8("flags")?);
+            out.extend(f.u16("iterations")?.to_be_bytes());
+            let raw = f.next("salt")?;
+            let salt = if raw == b"-" {
+                Vec::new()
+            } else {
+                f.bad(hex(raw))?
+            };
+            if salt.len() > 255 {
+                return Err((f.line, "salt over 255 bytes".into()));
+            }
+            out.push(salt.len() as u8);
+            out.extend(salt);
+            if code == 50 {
+                let raw = f.next("next hashed owner name")?;
+                let hash = f.bad(base32hex(raw))?;
+                if hash.is_empty() || hash.len() > 255 {
+                    return Err((f.line, "bad next hashed owner name".into()));
+                }
+                out.push(hash.len() as u8);
+                out.extend(hash);
+                let types = f.tokens.get(f.at..).unwrap_or_default();
+                f.at = f.tokens.len();
+                let bitmap = type_bitmap(types.iter().map(|t| t.text.as_slice()));
+                out.extend(f.bad(bitmap)?);
+            }
+        }
+        // SVCB, HTTPS
+        64 | 65 => out = service_binding(&mut f, code, origin)?,
+        _ => {
+            return Err((
+                line,
+                format!(
+                    "type {type_name} is read only in RFC 3597's generic form (\\# LENGTH HEX)"
+                ),
+            ));
+        }
+    }
+    f.done()?;
+    if out.len() > usize::from(u16::MAX) {
+        return Err((line, "record data over 65,535 bytes".into()));
+    }
+    Ok(out)
+}
+
+/// RFC 3597 §5: `\# LENGTH HEX...` (no hex when the length is 0).
+fn generic(f: &mut Fields<'_>) -> Result<Vec<u8>, Bad> {
+    let length = f.u16("data length")?;
+    let data = if f.at < f.tokens.len() {
+        let joined = f.joined("data")?;
+        f.bad(hex(&joined))?
+    } else {
+        Vec::new()
+    };
+    if data.len() != usize::from(length) {
+        return Err((
+            f.line,
+            format!(
+                "\\# says {length} bytes of data, the hex holds {}",
+                data.len()
+            ),
+        ));
+    }
+    Ok(data)
+}
+
+/// SVCB and HTTPS (RFC 9460): the priority and target read here (so the target may be
+/// relative or `@`), the parameters by hickory's parser, which knows their syntax.
+fn service_binding(f: &mut Fields<'_>, code: u16, origin: Option<&[u8]>) -> Result<Vec<u8>, Bad> {
+    let priority = f.u16("priority")?;
+    let target = f.name("target name", origin)?;
+    let mut text = format!("{priority} {}", name_text(&target));
+    // hickory's lexer reads `key="value"` as two words, its parser then takes the value
+    // for a key: a quoted value is glued to its `key=` unquoted (parameter values hold no
+    // white space).
+    for token in &f.tokens[f.at..] {
+        let raw = String::from_utf8_lossy(&token.text);
+        if token.quoted && text.ends_with('=') {
+            text.push_str(&raw);
+        } else if token.quoted {
+            text.push_str(&format!(" \"{raw}\""));
+        } else {
+            text.push(' ');
+            text.push_str(&raw);
+        }
+        f.line = token.line;
+    }
+    f.at = f.tokens.len();
+    let rtype = RecordType::from(code);
+    let data = RData::try_from_str(rtype, &text).map_err(|e| (f.line, e.to_string()))?;
+    let mut out = Vec::new();
+    let mut enc = BinEncoder::new(&mut out);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    data.emit(&mut enc).map_err(|e| (f.line, e.to_string()))?;
+    Ok(out)
+}
+
+/// A wire name in presentation form, absolute, with every byte that is not a letter, a
+/// digit, `-`, `_` or `*` escaped as `\DDD`.
+pub(super) fn name_text(wire: &[u8]) -> String {
+    let mut out = String::new();
+    let mut at = 0;
+    while let Some(&len) = wire.get(at) {
+        if len == 0 {
+            break;
+        }
+        let label = wire
+            .get(at + 1..at + 1 + usize::from(len))
+            .unwrap_or_default();
+        for &b in label {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'*' {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("\\{b:03}"));
+            }
+        }
+        out.push('.');
+        at += 1 + usize::from(len);
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ts::zonefile::lexer::entries;
+
+    const ORIGIN: &[u8] = b"\x07example\x04test\x00";
+
+    /// The wire form of `text` (a record's fields after the type) for type `code`.
+    fn w(code: &str, text: &str) -> Result<Vec<u8>, Bad> {
+        let code = type_code(code.as_bytes()).unwrap();
+        let all = entries(text.as_bytes()).unwrap();
+        let tokens: Vec<Token> = all.into_iter().flat_map(|e| e.tokens).collect();
+        wire(code, &tokens, Some(ORIGIN), 1)
+    }
+
+    fn ok(code: &str, text: &str) -> Vec<u8> {
+        w(code, text).unwrap_or_else(|e| panic!("{code} {text}: {e:?}"))
+    }
+
+    fn err(code: &str, text: &str) -> String {
+        w(code, text).unwrap_err().1
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(ok("A", "192.0.2.1"), [192, 0, 2, 1]);
+        assert_eq!(ok("AAAA", "::1")[15], 1);
+        assert!(err("A", "300.1.1.1").contains("bad IPv4 address '300.1.1.1'"));
+        assert!(err("A", "").contains("missing IPv4 address"));
+        assert!(err("A", "1.2.3.4 5").contains("unexpected '5'"));
+    }
+
+    #[test]
+    fn names_in_rdata() {
+        assert_eq!(ok("CNAME", "@"), ORIGIN);
+        assert_eq!(ok("DNAME", "x."), b"\x01x\x00");
+        assert_eq!(ok("MX", "10 @"), [&[0, 10][..], ORIGIN].concat());
+        assert_eq!(
+            ok("SRV", "0 5 5060 sip."),
+            [0, 0, 0, 5, 0x13, 0xc4, 3, b's', b'i', b'p', 0]
+        );
+    }
+
+    #[test]
+    fn soa_timers_take_units() {
+        let soa = ok("SOA", "ns h ( 1 1h 15m 1w 300 )");
+        assert_eq!(soa[soa.len() - 20..soa.len() - 16], [0, 0, 0, 1]);
+        assert_eq!(soa[soa.len() - 16..soa.len() - 12], 3600u32.to_be_bytes());
+        assert!(err("SOA", "ns h 1 2 3 4").contains("missing minimum"));
+    }
+
+    #[test]
+    fn strings() {
+        assert_eq!(ok("TXT", "\"\\065\\066\""), b"\x02AB");
+        assert_eq!(ok("TXT", "a\\059b"), b"\x03a;b");
+        assert_eq!(ok("TXT", "\"a b\" c"), b"\x03a b\x01c");
+        assert_eq!(ok("SPF", "\"v=spf1 -all\""), b"\x0bv=spf1 -all");
+        assert_eq!(ok("TXT", "\"\""), [0]);
+        assert_eq!(
+            ok("HINFO", "( \"PC (x86)\" \"Linux; 6\" )"),
+            b"\x08PC (x86)\x08Linux; 6"
+        );
+        assert!(err("TXT", &format!("\"{}\"", "x".repeat(256))).contains("256 bytes"));
+        assert!(err("HINFO", "one").contains("missing OS"));
+        assert_eq!(
+            ok("CAA", "0 issue \"ca.example; x=y\""),
+            b"\x00\x05issueca.example; x=y"
+        );
+        assert!(err("CAA", "0 is-sue x").contains("bad CAA tag"));
+        assert_eq!(
+            ok("NAPTR", "100 10 \"S\" \"SIP+D2U\" \"\" _sip._udp."),
+            b"\x00\x64\x00\x0a\x01S\x07SIP+D2U\x00\x04_sip\x04_udp\x00"
+        );
+    }
+
+    #[test]
+    fn generic_form() {
+        assert_eq!(ok("A", "\\# 4 0a000001"), [10, 0, 0, 1]);
+        assert_eq!(ok("TYPE65534", "\\# 3 ab cd ef"), [0xab, 0xcd, 0xef]);
+        assert_eq!(ok("TYPE65534", "\\# 0"), Vec::<u8>::new());
+        assert!(err("TYPE65534", "\\# 2 abcdef").contains("says 2 bytes"));
+        assert!(err("TYPE65534", "abc").contains("generic form"));
+        assert!(err("ANY", "\\# 0").contains("cannot be in a zone"));
+    }
+
+    #[test]
+    fn hex_and_base64_types() {
+        assert_eq!(
+            ok("SSHFP", "1 1 ( 0123 4567 )"),
+            [1, 1, 0x01, 0x23, 0x45, 0x67]
+        );
+        assert_eq!(ok("TLSA", "3 1 1 ABCD"), [3, 1, 1, 0xab, 0xcd]);
+        assert!(err("TLSA", "3 1 1 abc").contains("bad hex"));
+        assert_eq!(ok("OPENPGPKEY", "AQID BA=="), [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn dnssec_types() {
+        // RFC 4034 §5.4's DS, and §2.3's DNSKEY (start of its key).
+        let ds = ok(
+            "DS",
+            "60485 5 1 ( 2BB183AF5F22588179A53B0A 98631FAD1A292118 )",
+        );
+        assert_eq!(ds[..4], [0xec, 0x45, 5, 1]);
+        assert_eq!(ds.len(), 4 + 20);
+        assert_eq!(ok("CDS", "0 0 0 00"), [0, 0, 0, 0, 0]);
+        let key = ok("DNSKEY", "256 3 ECDSAP256SHA256 AQID");
+        assert_eq!(key, [1, 0, 3, 13, 1, 2, 3]);
+        assert_eq!(ok("CDNSKEY", "0 3 0 AA=="), [0, 0, 3, 0, 0]);
+        let sig = ok(
+            "RRSIG",
+            "A 5 3 86400 20030322173103 ( 20030220173103 2642 example.com. AQID )",
+        );
+        assert_eq!(sig[..4], [0, 1, 5, 3]);
+        assert_eq!(sig[4..8], 86400u32.to_be_bytes());
+        assert_eq!(sig[8..12], 1_048_354_263u32.to_be_bytes());
+        assert_eq!(sig[16..18], 2642u16.to_be_bytes());
+        assert_eq!(sig[18..], *b"\x07example\x03com\x00\x01\x02\x03");
+        assert!(err("RRSIG", "BOGUS 5 3 1 1 1 1 x. AQID").contains("type covered"));
+        assert!(err("RRSIG", "A 5 3 1 20031322000000 1 1 x. AQID").contains("signature time"));
+        let nsec = ok("NSEC", "host.example.com. ( A MX RRSIG NSEC TYPE1234 )");
+        assert_eq!(nsec[..18], *b"\x04host\x07example\x03com\x00");
+        assert_eq!(nsec[18..20], [0, 6]);
+        // RFC 5155 Appendix A.
+        let nsec3 = ok(
+            "NSEC3",
+            "1 1 12 aabbccdd ( 2t7b4g4vsa5smi47k61mv5bv1a22bojr MX DNSKEY NS SOA NSEC3PARAM RRSIG )",
+        );
+        assert_eq!(nsec3[..9], [1, 1, 0, 12, 4, 0xaa, 0xbb, 0xcc, 0xdd]);
+        assert_eq!(nsec3[9], 20);
+        assert_eq!(ok("NSEC3PARAM", "1 0 0 -"), [1, 0, 0, 0, 0]);
+        assert!(err("NSEC3", "1 1 12 aabbccdd 2t7b4g4v!").contains("base32hex"));
+    }
+
+    #[test]
+    fn other_types() {
+        assert_eq!(
+            ok("URI", "10 1 \"https://x/\""),
+            b"\x00\x0a\x00\x01https://x/"
+        );
+        assert_eq!(ok("RP", "a. b."), b"\x01a\x00\x01b\x00");
+        assert_eq!(ok("KX", "10 k."), b"\x00\x0a\x01k\x00");
+        assert_eq!(ok("AFSDB", "1 k."), b"\x00\x01\x01k\x00");
+        assert_eq!(
+            ok("CERT", "PKIX 1 RSASHA256 AQID"),
+            [0, 1, 0, 1, 8, 1, 2, 3]
+        );
+        assert_eq!(ok("CERT", "3 1 8 AQID"), [0, 3, 0, 1, 8, 1, 2, 3]);
+        assert_eq!(
+            ok("CSYNC", "66 3 A NS AAAA"),
+            [0, 0, 0, 66, 0, 3, 0, 4, 0x60, 0, 0, 0x08]
+        );
+        assert_eq!(
+            ok("ZONEMD", "2018031500 1 1 ( ABCD )"),
+            [&2_018_031_500u32.to_be_bytes()[..], &[1, 1, 0xab, 0xcd]].concat()
+        );
+        assert!(err("CERT", "NOPE 1 8 AQID").contains("certificate type"));
+        assert!(err("WKS", "192.0.2.1 6 smtp").contains("generic form"));
+    }
+
+    #[test]
+    fn service_bindings() {
+        let https = ok("HTTPS", "1 . alpn=\"h2,h3\" port=443");
+        assert_eq!(https[..3], [0, 1, 0]);
+        let svcb = ok("SVCB", "0 svc");
+        assert_eq!(svcb, [&[0, 0, 3, b's', b'v', b'c'][..], ORIGIN].concat());
+    }
+
+    #[test]
+    fn errors_name_the_line_of_the_field() {
+        let all = entries(b"( 1\n 2\n bad 4 5 )").unwrap();
+        let tokens: Vec<Token> = all.into_iter().flat_map(|e| e.tokens).collect();
+        let (line, msg) = wire(6, &[], None, 7).unwrap_err();
+        assert_eq!(
+            (line, msg.as_str()),
+            (7, "missing primary server name (MNAME)")
+        );
+        let (line, msg) = wire(44, &tokens, None, 1).unwrap_err();
+        assert_eq!(line, 3, "{msg}");
+    }
+
+    #[test]
+    fn name_text_escapes() {
+        assert_eq!(name_text(b"\x03a.b\x01*\x00"), "a\\046b.*.");
+        assert_eq!(name_text(b"\x00"), ".");
+    }
+}
