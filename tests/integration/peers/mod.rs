@@ -13,8 +13,10 @@
 //!   LS, one of whose two table servers is then stalled with SIGSTOP; and a
 //!   CNAME in one partition whose target is in the other.
 //!
-//! A test whose program is not installed prints `skipped: PROG not
-//! installed` and passes (`scripts/test` installs them all). Every process
+//! A test whose program is not installed prints `SKIPPED, not run: PROG
+//! not installed` and passes under a plain `cargo test`; under
+//! `scripts/test` (which installs them all and sets `DNSLB_REQUIRE_PEERS=1`)
+//! it fails instead ([`harness::skip`]). Every process
 //! is stopped by PID from a guard, every file lives in a temporary folder;
 //! readiness is polled with real DNS queries in bounded loops.
 //!
@@ -62,13 +64,13 @@ pub fn find_program(prog: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The paths of `progs`, or `None` after printing `skipped: PROG not
-/// installed` for the first one missing: the caller returns then.
+/// The paths of `progs`, or `None` after [`harness::skip`] for the first
+/// one missing (a panic under `DNSLB_REQUIRE_PEERS`): the caller returns.
 pub fn need<const N: usize>(test: &str, progs: [&str; N]) -> Option<[PathBuf; N]> {
     let mut found = Vec::with_capacity(N);
     for prog in progs {
         let Some(p) = find_program(prog) else {
-            eprintln!("{test}: skipped: {prog} not installed");
+            harness::skip(test, &format!("{prog} not installed"));
             return None;
         };
         found.push(p);
