@@ -22,6 +22,7 @@ mod opcodes;
 mod partitioned;
 mod peers;
 mod procs;
+mod promises;
 mod props;
 mod rate_limit;
 mod resolve;
