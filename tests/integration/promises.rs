@@ -9,6 +9,8 @@
 //! * METRICS.md: `dnslb_late_responses_total` counts the upstream answers
 //!   that came after their query was settled (a lost race), not as suspect.
 //! * CONFIG.md: `hedge_percentile` chooses the adaptive hedge delay.
+//! * METRICS.md: `dnslb_shed_total{reason="queue"}` counts the stale
+//!   queries of a standing receive queue, dropped unanswered.
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -292,4 +294,134 @@ async fn late_responses_of_lost_races_are_counted_and_not_suspect() {
     assert!(ls.proc.wait_exit(Duration::from_secs(10)).is_some());
     fast.stop().await;
     slow.stop().await;
+}
+
+/// Client queries through `ls` one at a time: how many of `n` took longer
+/// than `slow`.
+async fn count_slow(ls: SocketAddr, n: u16, slow: Duration) -> usize {
+    let sock = client(ls).await;
+    let mut count = 0;
+    for id in 0..n {
+        let t = Instant::now();
+        send(&sock, id).await;
+        let a = recv(&sock, Duration::from_secs(4))
+            .await
+            .expect("an answer");
+        assert_eq!(harness::a_addrs(&a), vec![WANT]);
+        count += usize::from(t.elapsed() > slow);
+    }
+    count
+}
+
+/// CONFIG.md: `hedge_percentile` is the percentile of a backend's recent
+/// latency the adaptive hedge delay waits. The first backend (order
+/// `fixed`) answers 20% of the queries after SLOW_MS, the rest at once; the
+/// second at once. At the 50th percentile the delay is the fast answers'
+/// (clamped to 1 ms), so a slow answer is hedged and the client hardly ever
+/// waits SLOW_MS; at the 99th it is SLOW_MS itself, so about 20% wait it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hedge_percentile_from_the_config_sets_the_adaptive_delay() {
+    const SLOW_MS: u64 = 100;
+    const WARM: u16 = 60; // the adaptive delay needs 50 samples
+    const N: u16 = 100;
+    let dir = ZoneDir::new();
+    let bimodal = ts(&dir, "b.txt", delayed(SLOW_MS, 0.2)).await;
+    let fast = ts(&dir, "f.txt", Fault::default()).await;
+    let mut slow_at = Vec::new();
+    for pct in [50, 99] {
+        let mut ls = Ls::spawn(
+            &format!(
+                "strategy = \"hedge\"\norder = \"fixed\"\nlayout = \"replicated\"\n\
+                 hedge_delay_ms = \"adaptive\"\nhedge_percentile = {pct}\nhedge_min_ms = 1\n\
+                 hedge_max_ms = 200\nhedge_budget_pct = 100\ntimeout_ms = 3000"
+            ),
+            "interval_ms = 60000",
+            &[bimodal.addr, fast.addr],
+        );
+        ls.ready().await;
+        count_slow(ls.dns, WARM, Duration::from_millis(SLOW_MS)).await;
+        let slow = count_slow(ls.dns, N, Duration::from_millis(SLOW_MS * 8 / 10)).await;
+        let hedges = ls.metric("dnslb_hedges_total", &[]).await;
+        eprintln!(
+            "promises: hedge_percentile = {pct}: {slow} of {N} queries waited the slow answer, \
+             {hedges} hedges in all"
+        );
+        slow_at.push(slow);
+        ls.proc.signal(Signal::TERM);
+        assert!(ls.proc.wait_exit(Duration::from_secs(10)).is_some());
+    }
+    // Bin(100, 0.2): 20 ± 4; under 8 with probability < 0.001.
+    assert!(
+        slow_at[0] <= 2 && slow_at[1] >= 8,
+        "queries that waited the slow answer at the 50th and 99th percentiles: {slow_at:?} \
+         (want about 0 and about 20 of {N})"
+    );
+    bimodal.stop().await;
+    fast.stop().await;
+}
+
+/// METRICS.md `dnslb_shed_total{reason="queue"}`: queries that waited in a
+/// standing receive queue past a tenth of `timeout_ms` are dropped
+/// unanswered and counted so. The LS is stopped (SIGSTOP) while a flood
+/// queues up, well over the 2,048 queries and the 100 ms the rule needs;
+/// resumed, it finds them stale: some are shed as `queue`, and every query
+/// is answered or counted as shed (by one reason or another).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standing_queue_of_stale_queries_is_shed_and_counted_as_queue() {
+    const FLOOD: u16 = 20_000;
+    let dir = ZoneDir::new();
+    let ts1 = ts(&dir, "t.txt", Fault::default()).await;
+    let mut ls = Ls::spawn("timeout_ms = 1500", "interval_ms = 60000", &[ts1.addr]);
+    ls.ready().await;
+    let shed = async |ls: &Ls| {
+        let mut by = Vec::new();
+        for r in ["queue", "inflight", "socket"] {
+            by.push(ls.metric("dnslb_shed_total", &[("reason", r)]).await);
+        }
+        by
+    };
+    let before = shed(&ls).await;
+    // A client whose own queue holds every answer.
+    let raw = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    raw.set_recv_buffer_size(16 << 20).unwrap();
+    raw.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    raw.set_nonblocking(true).unwrap();
+    let sock = UdpSocket::from_std(raw.into()).unwrap();
+    sock.connect(ls.dns).await.unwrap();
+    let resume = ls.proc.pause();
+    let paused_at = Instant::now();
+    for id in 0..FLOOD {
+        send(&sock, id).await;
+    }
+    // Past the rule's 100 ms of standing queue (the sends took some already).
+    tokio::time::sleep(Duration::from_millis(300).saturating_sub(paused_at.elapsed())).await;
+    drop(resume);
+    let mut answered = std::collections::BTreeSet::new();
+    let mut buf = vec![0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(3), sock.recv(&mut buf)).await {
+        if n >= 2 {
+            answered.insert(u16::from_be_bytes([buf[0], buf[1]]));
+        }
+    }
+    ls.proc.assert_running();
+    let after = shed(&ls).await;
+    let by: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    eprintln!(
+        "promises: flood of {FLOOD} at a stopped LS: {} answered; shed queue {}, inflight {}, \
+         socket {}",
+        answered.len(),
+        by[0],
+        by[1],
+        by[2]
+    );
+    assert!(by[0] > 0.0, "no query shed as `queue`: {by:?}");
+    assert_eq!(
+        answered.len() as f64 + by[0] + by[2],
+        f64::from(FLOOD),
+        "every query answered or shed (inflight ones are answered SERVFAIL): {by:?}"
+    );
+    ls.proc.signal(Signal::TERM);
+    assert!(ls.proc.wait_exit(Duration::from_secs(10)).is_some());
+    ts1.stop().await;
 }
