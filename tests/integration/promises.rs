@@ -8,7 +8,8 @@
 //!   `serving`) once serving begins, never a 200 before.
 //! * METRICS.md: `dnslb_late_responses_total` counts the upstream answers
 //!   that came after their query was settled (a lost race), not as suspect.
-//! * CONFIG.md: `hedge_percentile` chooses the adaptive hedge delay.
+//! * CONFIG.md: `hedge_percentile` chooses the adaptive hedge delay, and
+//!   `sticky_size` bounds what the `sticky` order remembers.
 //! * METRICS.md: `dnslb_shed_total{reason="queue"}` counts the stale
 //!   queries of a standing receive queue, dropped unanswered.
 use std::net::SocketAddr;
@@ -424,4 +425,72 @@ async fn a_standing_queue_of_stale_queries_is_shed_and_counted_as_queue() {
     ls.proc.signal(Signal::TERM);
     assert!(ls.proc.wait_exit(Duration::from_secs(10)).is_some());
     ts1.stop().await;
+}
+
+/// Asks `name A` of `ls` and returns the third octet of the answer (which
+/// backend answered, in [`sticky_size_from_the_config_bounds_the_memory`]).
+async fn which(sock: &UdpSocket, name: &str) -> u8 {
+    let q = harness::query(name, RecordType::A, Some(1232));
+    sock.send(&q.to_vec().unwrap()).await.unwrap();
+    let a = recv(sock, Duration::from_secs(4)).await.expect("an answer");
+    let addrs = harness::a_addrs(&a);
+    assert_eq!(addrs.len(), 1, "{name}: {a:?}");
+    addrs[0].octets()[2]
+}
+
+/// CONFIG.md `sticky_size`: the most names the `sticky` order remembers.
+/// Every round asks `n0` then two other names. With the default size `n0`
+/// stays on the backend that first answered it; with `sticky_size = 1`
+/// each other name takes the one slot, `n0` is forgotten and follows the
+/// rotation (three steps a round), so it lands on both backends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_size_from_the_config_bounds_the_memory() {
+    const ROUNDS: usize = 10;
+    let dir = ZoneDir::new();
+    let table = |b: u8| -> String {
+        (0..=2 * ROUNDS)
+            .map(|k| format!("n{k}.s.test 10.9.{b}.{k} A\n"))
+            .collect()
+    };
+    let mut backends = Vec::new();
+    for b in [1u8, 2] {
+        backends.push(
+            start_ts(ts_settings(vec![
+                dir.write(&format!("s{b}.txt"), &table(b)),
+            ]))
+            .await,
+        );
+    }
+    let addrs: Vec<SocketAddr> = backends.iter().map(|t| t.addr).collect();
+    let mut seen = Vec::new();
+    for size in ["", "sticky_size = 1"] {
+        let mut ls = Ls::spawn(
+            &format!(
+                "strategy = \"hedge\"\norder = \"sticky\"\nlayout = \"replicated\"\n\
+                      hedge_delay_ms = 500\n{size}"
+            ),
+            "interval_ms = 60000",
+            &addrs,
+        );
+        ls.ready().await;
+        let sock = client(ls.dns).await;
+        let mut n0_on = std::collections::BTreeSet::new();
+        for r in 0..ROUNDS {
+            n0_on.insert(which(&sock, "n0.s.test").await);
+            which(&sock, &format!("n{}.s.test", 2 * r + 1)).await;
+            which(&sock, &format!("n{}.s.test", 2 * r + 2)).await;
+        }
+        eprintln!("promises: sticky {size:?}: n0 answered by backends {n0_on:?}");
+        seen.push(n0_on.len());
+        ls.proc.signal(Signal::TERM);
+        assert!(ls.proc.wait_exit(Duration::from_secs(10)).is_some());
+    }
+    assert_eq!(
+        seen,
+        [1, 2],
+        "backends n0 landed on: default sticky_size, then sticky_size = 1"
+    );
+    for t in backends {
+        t.stop().await;
+    }
 }
