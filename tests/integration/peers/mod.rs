@@ -6,7 +6,9 @@
 //! * [`dnsdist`]: dnsdist in front of two `dnslb ts`: its health checks and
 //!   its forwarding.
 //! * [`knot_secondary`]: Knot as a secondary of a `dnslb ts` (AXFR, then
-//!   NOTIFY after a SIGHUP), for a master file and for a PROJ table.
+//!   NOTIFY after a SIGHUP), for a master file and for a PROJ table; and
+//!   Knot and NSD refusing the TS's NOTIFY (their ACL names another
+//!   address), which the TS must not log as acknowledged.
 //! * [`stub`]: glibc's stub resolver (`getent`) in a network namespace of
 //!   the test's own, against an LS on the namespace's 127.0.0.1:53.
 //! * [`unbound`]: Unbound (a recursive resolver) in front of a partitioned
