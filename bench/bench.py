@@ -1028,7 +1028,7 @@ def cmd_report(a):
     md += "## How to reproduce\n\n"
     md += ("On a Debian machine with Rust and python3 (`bench/run` installs dnsperf, dnsdist, nsd, "
            "knot and dig from Debian's packages when they are missing, and runs `cargo build --release`):\n\n"
-           "```sh\n"
+           "```sh no-run a benchmark of up to 30 minutes that rewrites this file\n"
            "bench/run                   # full run, ~30 min: 3 rounds, rewrites docs/BENCHMARKS.md\n"
            "bench/run --quick           # smoke run, ~6 min: 2 s runs, 2 rounds, report in bench/out/run-*/\n"
            "bench/run --only tail --rounds 5   # one part: ts, ls, tail, blackhole, overload or mem;\n"
@@ -1059,12 +1059,13 @@ def cmd_report(a):
            "`$WORK` (`bench/out/run-*/`); `bench/bench.py gen` makes the data. "
            "The commands in the order they first ran (warm-ups, which repeat them for "
            f"{meta.get('warm', '?')} s without -v, left out):\n\n")
-    md += "```sh\n" + "\n".join(meta.get("commands", [])) + "\n```\n\n"
+    md += ("```sh no-run the commands of one benchmark run, with its ports and files\n"
+           + "\n".join(meta.get("commands", [])) + "\n```\n\n")
     workdir = meta.get("workdir")
     for name, text in meta.get("configs", {}).items():
         if workdir:
             text = text.replace(workdir, "$WORK")
-        md += f"`{name}`:\n\n```\n{text.rstrip()}\n```\n\n"
+        md += f"`{name}`:\n\n```text\n{text.rstrip()}\n```\n\n"
     os.makedirs(os.path.dirname(os.path.abspath(a.md)), exist_ok=True)
     with open(a.md, "w") as f:
         f.write(md)

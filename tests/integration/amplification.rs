@@ -193,6 +193,45 @@ fn print_table(rows: &[Measured]) {
     }
 }
 
+/// The ratios printed, bounded: no answer exceeds the client's cap (512
+/// bytes without EDNS, [`dns::UDP_PAYLOAD_MAX`] with it, so the ratio is at
+/// most cap / query); a truncated answer (TC=1) is no larger than its
+/// query (the header, the question, and the OPT echoed); and ANY, the classic
+/// amplifier, does no worse than the worst single type asked with the same
+/// EDNS size (RFC 8482: one RRset), within 512 bytes.
+fn bound_ratios(rows: &[Measured]) {
+    for r in rows {
+        let case = format!("{} {} {} edns {:?}", r.who, r.name, r.qtype, r.edns);
+        let cap = udp_limit(r.edns) as f64 / r.query as f64;
+        assert!(
+            r.ratio() <= cap,
+            "{case}: ratio {:.1} over the cap's {cap:.1}",
+            r.ratio()
+        );
+        if r.tc {
+            assert!(
+                r.answer <= r.query,
+                "{case}: a TC=1 answer of {} B for a {} B query",
+                r.answer,
+                r.query
+            );
+        }
+        if r.qtype == RecordType::ANY {
+            let worst_single = rows
+                .iter()
+                .filter(|o| o.qtype != RecordType::ANY && o.edns == r.edns)
+                .map(Measured::ratio)
+                .fold(0.0, f64::max);
+            assert!(
+                r.ratio() <= worst_single && r.answer <= usize::from(dns::UDP_PAYLOAD_PLAIN),
+                "{case}: ANY ratio {:.1} ({} B) beats the worst single type's {worst_single:.1}",
+                r.ratio(),
+                r.answer
+            );
+        }
+    }
+}
+
 async fn start() -> (TestTs, TestLs) {
     let ts = harness::start_ts(harness::ts_settings(vec![amp_zone()])).await;
     let mut cfg = harness::ls_config(&[("ts", ts.addr)]);
@@ -208,6 +247,16 @@ async fn udp_answers_stay_within_the_caps_for_the_ts_and_the_ls() {
     let ls_rows = measure("ls", ls.addr).await;
     print_table(&ts_rows);
     print_table(&ls_rows);
+    bound_ratios(&ts_rows);
+    bound_ratios(&ls_rows);
+    // The LS forwards: it adds no byte to what the TS would send.
+    for (t, l) in ts_rows.iter().zip(&ls_rows) {
+        assert_eq!(
+            (t.name, t.qtype, t.edns, t.answer, t.tc),
+            (l.name, l.qtype, l.edns, l.answer, l.tc),
+            "the LS's answer differs in size from the TS's it forwards"
+        );
+    }
     ls.stop().await;
     ts.stop().await;
 }

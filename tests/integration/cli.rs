@@ -538,7 +538,7 @@ fn ts_on_port_53_without_privilege_says_how_to_fix_it() {
     let cmd = match unprivileged_dnslb(&args, cwd.path()) {
         Ok(cmd) => cmd,
         Err(why) => {
-            eprintln!("skipped: {why}");
+            crate::harness::skip("ts_on_port_53_without_privilege", &why);
             return;
         }
     };

@@ -523,9 +523,13 @@ async fn up_restarts_a_killed_ts_child_and_sigint_stops_everything() {
     eprintln!(
         "ls_procs: dnslb up: ts1 SIGKILLed (pid {old1}), answering again as pid {new1} after {back_after:?}"
     );
+    // README: "its port answers again within a second". The supervisor
+    // waits `Backoff::default().initial` (200 ms) before the first restart
+    // of a child; the rest is the new process starting and loading its
+    // table (measured: 240 ms in all on a loaded 2-core machine).
     assert!(
-        back_after < Duration::from_secs(5),
-        "ts1 answered again only after {back_after:?}"
+        back_after < Duration::from_secs(1),
+        "ts1 answered again only after {back_after:?} (README promises within a second)"
     );
     let log = up.stderr_now();
     assert!(

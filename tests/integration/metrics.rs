@@ -402,9 +402,9 @@ fn promtool() -> Option<PathBuf> {
 #[tokio::test]
 async fn promtool_finds_no_problem() {
     let Some(tool) = promtool() else {
-        eprintln!(
-            "SKIPPED promtool_finds_no_problem: no promtool (install Debian's `prometheus` \
-             package, or set PROMTOOL=/path/to/promtool)"
+        crate::harness::skip(
+            "promtool_finds_no_problem",
+            "no promtool (install Debian's `prometheus` package, or set PROMTOOL=/path/to/promtool)",
         );
         return;
     };

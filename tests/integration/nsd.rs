@@ -58,10 +58,20 @@ impl Nsd {
     /// accepting NOTIFY from 127.0.0.1. The zone file does not exist yet:
     /// the data must come by AXFR.
     pub fn secondary(port: u16, zone: &str, primary: SocketAddr) -> Nsd {
+        Nsd::secondary_notified_by(port, zone, primary, "127.0.0.1")
+    }
+
+    /// [`Nsd::secondary`], accepting NOTIFY only from `notify_from`.
+    pub fn secondary_notified_by(
+        port: u16,
+        zone: &str,
+        primary: SocketAddr,
+        notify_from: &str,
+    ) -> Nsd {
         let dir = tempfile::tempdir().unwrap();
         let zone_options = format!(
             "\x20 request-xfr: {}@{} NOKEY\n\
-             \x20 allow-notify: 127.0.0.1 NOKEY\n",
+             \x20 allow-notify: {notify_from} NOKEY\n",
             primary.ip(),
             primary.port()
         );

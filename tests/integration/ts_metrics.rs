@@ -123,7 +123,7 @@ fn promtool_check(body: &str) {
             .find(|p| p.is_file())
     });
     let Some(tool) = tool else {
-        eprintln!("promtool check of the TS's /metrics skipped: no promtool");
+        crate::harness::skip("promtool check of the TS's /metrics", "no promtool");
         return;
     };
     let mut cmd = std::process::Command::new(tool);

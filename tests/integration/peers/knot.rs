@@ -40,10 +40,22 @@ impl Knot {
     /// and accepting NOTIFY from 127.0.0.1. There is no zone file: the data
     /// can only come by zone transfer.
     pub fn secondary(knotd: &Path, port: u16, zone: &str, primary: SocketAddr) -> Knot {
+        Knot::secondary_notified_by(knotd, port, zone, primary, "127.0.0.1")
+    }
+
+    /// [`Knot::secondary`], accepting NOTIFY only from `notify_from` (an
+    /// address other than the primary's makes Knot refuse its NOTIFY).
+    pub fn secondary_notified_by(
+        knotd: &Path,
+        port: u16,
+        zone: &str,
+        primary: SocketAddr,
+        notify_from: &str,
+    ) -> Knot {
         let dir = tempfile::tempdir().unwrap();
         let remote = format!(
             "remote:\n  - id: primary\n    address: {}@{}\n\
-             acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    action: notify\n",
+             acl:\n  - id: notify_from_primary\n    address: {notify_from}\n    action: notify\n",
             primary.ip(),
             primary.port()
         );

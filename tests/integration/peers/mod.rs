@@ -6,15 +6,19 @@
 //! * [`dnsdist`]: dnsdist in front of two `dnslb ts`: its health checks and
 //!   its forwarding.
 //! * [`knot_secondary`]: Knot as a secondary of a `dnslb ts` (AXFR, then
-//!   NOTIFY after a SIGHUP), for a master file and for a PROJ table.
+//!   NOTIFY after a SIGHUP), for a master file and for a PROJ table; and
+//!   Knot and NSD refusing the TS's NOTIFY (their ACL names another
+//!   address), which the TS must not log as acknowledged.
 //! * [`stub`]: glibc's stub resolver (`getent`) in a network namespace of
 //!   the test's own, against an LS on the namespace's 127.0.0.1:53.
 //! * [`unbound`]: Unbound (a recursive resolver) in front of a partitioned
 //!   LS, one of whose two table servers is then stalled with SIGSTOP; and a
 //!   CNAME in one partition whose target is in the other.
 //!
-//! A test whose program is not installed prints `skipped: PROG not
-//! installed` and passes (`scripts/test` installs them all). Every process
+//! A test whose program is not installed prints `SKIPPED, not run: PROG
+//! not installed` and passes under a plain `cargo test`; under
+//! `scripts/test` (which installs them all and sets `DNSLB_REQUIRE_PEERS=1`)
+//! it fails instead ([`harness::skip`]). Every process
 //! is stopped by PID from a guard, every file lives in a temporary folder;
 //! readiness is polled with real DNS queries in bounded loops.
 //!
@@ -62,13 +66,13 @@ pub fn find_program(prog: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The paths of `progs`, or `None` after printing `skipped: PROG not
-/// installed` for the first one missing: the caller returns then.
+/// The paths of `progs`, or `None` after [`harness::skip`] for the first
+/// one missing (a panic under `DNSLB_REQUIRE_PEERS`): the caller returns.
 pub fn need<const N: usize>(test: &str, progs: [&str; N]) -> Option<[PathBuf; N]> {
     let mut found = Vec::with_capacity(N);
     for prog in progs {
         let Some(p) = find_program(prog) else {
-            eprintln!("{test}: skipped: {prog} not installed");
+            harness::skip(test, &format!("{prog} not installed"));
             return None;
         };
         found.push(p);

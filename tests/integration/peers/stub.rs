@@ -167,7 +167,7 @@ async fn glibc_stub_resolver_in_a_namespace_gets_a_aaaa_and_prompt_nxdomain() {
     let ns = match Netns::create(&ip, "nameserver 127.0.0.1\n") {
         Ok(ns) => ns,
         Err(why) => {
-            eprintln!("{TEST}: skipped: cannot make a network namespace ({why})");
+            crate::harness::skip(TEST, &format!("cannot make a network namespace ({why})"));
             return;
         }
     };
