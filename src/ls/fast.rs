@@ -760,6 +760,9 @@ impl Worker {
         };
         if now >= deadline {
             late.settle(now);
+        } else if let Some(f) = late.inflight.as_mut() {
+            // Answered by another backend: still silent at the deadline, a loss.
+            f.rescued();
         }
         let (sock, id, at) = (late.sock, late.id, late.timer_at);
         let li = self.late.insert(late);

@@ -221,6 +221,11 @@ impl LsState {
                 .unwrap_or_else(|| Arc::new(Backend::from_config(bc, health.is_some())))
             })
             .collect();
+        // Lost client queries count against a backend under this policy.
+        for b in &backends {
+            let fall = health.as_ref().map_or(0, |p| p.fall);
+            b.set_loss_rule(fall, Duration::from_millis(c.timeout_ms));
+        }
         let backend_hashes = backends
             .iter()
             .map(|b| order::name_hash(b.name.as_bytes()))
@@ -346,18 +351,6 @@ impl LsState {
             self.metrics.hedges_refused.fetch_add(1, Relaxed);
         }
         ok
-    }
-
-    /// A client query timed out while backend `i` was asked: a health failure.
-    fn on_client_timeout(&self, i: usize, at: tokio::time::Instant) {
-        if let (Some(p), Some(b)) = (&self.health, self.backends.get(i)) {
-            // Answers within a query's lifetime: the backend is alive (a
-            // query sent while it restarted, or one our own backlog held up).
-            if b.heard_within(self.policy.timeout, at) {
-                return;
-            }
-            b.health.record(b, false, p, "client query timed out");
-        }
     }
 
     /// Remembers a positive answer's backend for the sticky order.

@@ -117,6 +117,9 @@ impl Table {
         if now >= late.deadline {
             // Given up at its deadline: no longer in flight.
             late.settle(now);
+        } else if let Some(f) = late.inflight.as_mut() {
+            // Answered by another backend: still silent at the deadline, a loss.
+            f.rescued();
         }
         if self.late.len() < LATE_MAX {
             self.late.insert(id, late);

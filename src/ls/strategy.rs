@@ -162,8 +162,7 @@ fn judge(state: &LsState, a: &Attempt) -> Verdict {
         Ok(resp) => state.judge_response(a.backend, Instant::now(), a.rtt, WireHeader::read(resp)),
         Err(UpstreamError::Timeout) => {
             // Silent until the query's deadline.
-            b.stats.timeouts.fetch_add(1, Relaxed);
-            state.on_client_timeout(a.backend, Instant::now());
+            b.lost(Instant::now());
             Verdict::Failed
         }
         Err(_) => Verdict::Failed,
@@ -184,8 +183,7 @@ pub(crate) fn finish(
         // The backends still silent at the deadline timed out.
         for i in res.unfinished() {
             if let Some(b) = state.backends.get(i) {
-                b.stats.timeouts.fetch_add(1, Relaxed);
-                state.on_client_timeout(i, res.deadline());
+                b.lost(res.deadline());
             }
         }
     }
