@@ -269,6 +269,8 @@ pub struct LateEntries {
 /// The upstream socket pool; its tasks (one reader per socket, one sweeper)
 /// stop when it is shut down or dropped.
 pub struct UpstreamPool {
+    /// Reused TCP connections to the backends.
+    pub tcp: super::upstream::TcpPool,
     sockets: Arc<Sockets>,
     drops: Arc<DropCounters>,
     token: CancellationToken,
@@ -285,6 +287,7 @@ impl UpstreamPool {
             slots: (0..POOL_SOCKETS).map(|_| ArcSwapOption::empty()).collect(),
         };
         UpstreamPool {
+            tcp: super::upstream::TcpPool::new(drops.clone()),
             sockets: Arc::new(Sockets {
                 v4: family((Ipv4Addr::UNSPECIFIED, 0).into()),
                 v6: family((Ipv6Addr::UNSPECIFIED, 0).into()),
@@ -315,6 +318,7 @@ impl UpstreamPool {
         self.token.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+        self.tcp.shutdown().await;
     }
 
     /// The socket of a random slot, binding (or rotating) it when needed.

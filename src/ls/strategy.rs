@@ -22,7 +22,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::backend::Backend;
 use super::resolution::{End, Resolution, Step, Verdict};
-use super::upstream::{self, UpstreamError};
+use super::upstream::UpstreamError;
 use super::{Job, LsState};
 use crate::dns::{Transport, WireHeader};
 use crate::logging::QueryLine;
@@ -65,13 +65,11 @@ async fn exchange(
 ) -> Result<Vec<u8>, UpstreamError> {
     let mut query = job.raw.clone();
     let question = job.question();
-    let drops = &state.metrics.drops;
+    let tcp = &state.pool.tcp;
     let any = question.len() >= 4 && question[question.len() - 4..question.len() - 2] == [0, 255];
     if any && job.transport == Transport::Tcp {
-        let id: u16 = rand::random();
-        WireHeader::set_id(&mut query, id);
         let _busy = b.begin();
-        return upstream::tcp_exchange(b.addr, &query, id, question, deadline, drops).await;
+        return tcp.exchange(b.addr, &query, question, deadline).await;
     }
     let resp = state
         .pool
@@ -86,9 +84,7 @@ async fn exchange(
         .await?;
     let truncated = WireHeader::read(&resp).is_some_and(|h| h.truncated());
     if truncated && job.transport == Transport::Tcp {
-        let id: u16 = rand::random();
-        WireHeader::set_id(&mut query, id);
-        return upstream::tcp_exchange(b.addr, &query, id, question, deadline, drops).await;
+        return tcp.exchange(b.addr, &query, question, deadline).await;
     }
     Ok(resp)
 }

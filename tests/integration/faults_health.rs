@@ -146,3 +146,166 @@ async fn a_backend_losing_client_queries_is_marked_down_under_sticky() {
 async fn a_backend_losing_client_queries_is_marked_down_under_consistent_hash() {
     liar_is_marked_down(Order::ConsistentHash, false).await;
 }
+
+/// Sockets of this host connected to `port` on the far side, in any state
+/// (established, closing, TIME_WAIT): the connections opened to a server on
+/// `port`, read from `/proc/net/tcp{,6}`.
+fn connections_to(port: u16) -> usize {
+    let want = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|text| {
+            text.lines()
+                .skip(1)
+                .filter(|l| {
+                    l.split_whitespace()
+                        .nth(2)
+                        .is_some_and(|rem| rem.ends_with(&want))
+                })
+                .count()
+        })
+        .sum()
+}
+
+/// Issue 17 item 13: TCP clients' ANY queries (sent to the backend over TCP
+/// at once) and their TC=1 answers (asked again over TCP) reuse a few
+/// connections to the backend instead of one each: 2,000 such queries from
+/// 8 clients leave at most a handful of sockets towards the backend's port
+/// (a closed one stays in TIME_WAIT for a minute, so none escapes the
+/// count), and every answer is the table's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_exchanges_with_a_backend_reuse_a_few_connections() {
+    use crate::harness::{tcp_recv, tcp_send};
+    const CLIENTS: usize = 8;
+    const EACH: usize = 250;
+    const BIG: u8 = 40;
+    let dir = ZoneDir::new();
+    let mut table: String = (0..NAMES)
+        .map(|k| format!("{} {} A\n", name(k), addr_of(k)))
+        .collect();
+    // Too big for 512 bytes: over UDP without EDNS the answer is TC=1.
+    for k in 0..BIG {
+        table.push_str(&format!("big.example 10.13.0.{k} A\n"));
+    }
+    let ts = start_ts(ts_settings(vec![dir.write("t.txt", &table)])).await;
+    let ls = start_ls(ls_config(&[("ts", ts.addr)])).await;
+    let before = connections_to(ts.addr.port());
+    let clients = (0..CLIENTS).map(|c| {
+        let addr = ls.addr;
+        tokio::spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            for i in 0..EACH {
+                let k = u8::try_from((c * EACH + i) % usize::from(NAMES)).unwrap();
+                let (q, want) = if i % 2 == 0 {
+                    (query(&name(k), RecordType::ANY, None), vec![addr_of(k)])
+                } else {
+                    let all = (0..BIG).map(|k| Ipv4Addr::new(10, 13, 0, k)).collect();
+                    (query("big.example", RecordType::A, None), all)
+                };
+                tcp_send(&mut s, &q.to_vec().unwrap()).await;
+                let raw = tcp_recv(&mut s).await.expect("an answer over tcp");
+                let m = Message::from_vec(&raw).unwrap();
+                assert_eq!(m.response_code, ResponseCode::NoError, "{m:?}");
+                assert!(!m.metadata.truncation, "a TCP client gets the whole answer");
+                let mut got = a_addrs(&m);
+                got.sort();
+                assert_eq!(got, want, "query {i} of client {c}");
+            }
+        })
+    });
+    for c in futures_util::future::join_all(clients).await {
+        c.unwrap();
+    }
+    let opened = connections_to(ts.addr.port()).saturating_sub(before);
+    eprintln!(
+        "{} TCP exchanges with the backend over {opened} connections",
+        CLIENTS * EACH
+    );
+    assert!(
+        opened <= 2 * dnslb::ls::upstream::TCP_CONNS,
+        "{opened} connections to the backend for {} queries",
+        CLIENTS * EACH
+    );
+    ls.stop().await;
+    ts.stop().await;
+}
+
+/// A backend that answers every query with an empty NOERROR (UDP and TCP),
+/// except that over TCP it closes the connection, unanswered, on every
+/// `nth` query. Returns its address and the TCP connections it accepted.
+async fn closing_backend(
+    nth: u64,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+    tokio::task::JoinHandle<()>,
+) {
+    use crate::harness::{empty_answer, tcp_recv, tcp_send};
+    let tcp_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp_l.local_addr().unwrap();
+    let udp_s = tokio::net::UdpSocket::bind(addr).await.unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = accepted.clone();
+    let task = tokio::spawn(async move {
+        let udp_side = async {
+            let mut buf = vec![0u8; 65_535];
+            while let Ok((n, from)) = udp_s.recv_from(&mut buf).await {
+                let _ = udp_s.send_to(&empty_answer(&buf[..n]), from).await;
+            }
+        };
+        let tcp_side = async {
+            let mut served = 0u64;
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut s, _)) = tcp_l.accept().await {
+                count.fetch_add(1, Relaxed);
+                // Where this connection's unanswered query falls.
+                let first = served;
+                served += nth;
+                conns.spawn(async move {
+                    let mut k = first;
+                    while let Some(q) = tcp_recv(&mut s).await {
+                        k += 1;
+                        if k.is_multiple_of(nth) {
+                            return; // closed under the query
+                        }
+                        tcp_send(&mut s, &empty_answer(&q)).await;
+                    }
+                });
+            }
+        };
+        tokio::join!(udp_side, tcp_side);
+    });
+    (addr, accepted, task)
+}
+
+/// Issue 17 item 13: a backend that closes a pooled connection with a query
+/// in flight fails only that query on it, which is asked again once on a new
+/// connection: every client query is answered by the backend (NOERROR, not
+/// the LS's SERVFAIL), over one connection per `nth - 1` answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_closing_a_pooled_connection_costs_no_answer() {
+    use crate::harness::{tcp_recv, tcp_send};
+    const QUERIES: u64 = 60;
+    const NTH: u64 = 3;
+    let (addr, accepted, task) = closing_backend(NTH).await;
+    let ls = start_ls(ls_config(&[("closing", addr)])).await;
+    let mut s = tokio::net::TcpStream::connect(ls.addr).await.unwrap();
+    for i in 0..QUERIES {
+        // ANY from a TCP client goes to the backend over TCP at once.
+        let q = query(&format!("q{i}.example"), RecordType::ANY, None);
+        tcp_send(&mut s, &q.to_vec().unwrap()).await;
+        let raw = tcp_recv(&mut s).await.expect("an answer over tcp");
+        let m = Message::from_vec(&raw).unwrap();
+        assert_eq!(m.response_code, ResponseCode::NoError, "query {i}: {m:?}");
+        assert!(m.metadata.authoritative, "query {i}: the backend's answer");
+    }
+    let conns = accepted.load(Relaxed);
+    eprintln!("{QUERIES} queries, every {NTH}rd closed under: {conns} connections");
+    assert!(
+        (QUERIES / NTH..=QUERIES / (NTH - 1) + 2).contains(&conns),
+        "{conns} connections for {QUERIES} queries"
+    );
+    ls.stop().await;
+    task.abort();
+}
