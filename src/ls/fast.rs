@@ -734,6 +734,7 @@ impl Worker {
             let query = out.push(b.addr);
             query.extend_from_slice(&f.job.raw);
             WireHeader::set_id(query, id);
+            f.state.mark.stamp(query, f.job.question_end);
         }
         f.attempts.push(Attempt {
             backend,

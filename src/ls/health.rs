@@ -16,6 +16,7 @@
 //! otherwise be raised again by its probes at once: after a first such fall
 //! one lost query marks it down again, and each relapse holds it down longer
 //! before probes may raise it ([`hold_ms`]). A client answer forgives all.
+//! Probes carry the LS's loop mark ([`super::loopmark`]).
 //! Probes carry the LS's loop marker ([`crate::ls::loopmark`]).
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -224,10 +225,16 @@ impl HealthCell {
 async fn probe(state: &LsState, b: &Backend, p: &HealthPolicy, wait: Duration) -> bool {
     let mut m = Message::query();
     m.add_query(Query::query(p.name.clone(), p.rtype));
+    let Ok(question_end) = m.to_vec().map(|b| b.len()) else {
+        return false;
+    };
+    // With EDNS, to carry the LS's mark: another LS that forwards it back
+    // here gets REFUSED (a forwarding loop), not a fresh query each round.
+    m.set_edns(hickory_proto::op::Edns::new());
     let Ok(mut bytes) = m.to_vec() else {
         return false;
     };
-    let question_end = bytes.len();
+    state.mark.stamp(&mut bytes, question_end);
     let deadline = Instant::now() + wait;
     match state
         .pool

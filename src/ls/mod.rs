@@ -24,6 +24,7 @@ pub mod guard;
 pub mod health;
 pub mod hedge;
 pub mod latency;
+pub mod loopmark;
 pub mod order;
 pub mod pool;
 pub mod resolution;
@@ -106,6 +107,9 @@ pub struct LsMetrics {
     pub refused_acl: AtomicU64,
     /// Queries over the rate limit: dropped, or answered TC=1.
     pub rate_limited: AtomicU64,
+    /// Queries refused because they carried this LS's own mark: they went
+    /// round a forwarding loop ([`loopmark`]).
+    pub loops_refused: AtomicU64,
     /// Health probe rounds completed.
     pub health_rounds: AtomicU64,
     /// Time from a client query's arrival to its answer (deferred answers).
@@ -189,6 +193,8 @@ pub struct LsState {
     budget: hedge::HedgeBudget,
     /// Upstream sockets (shared across reloads).
     pool: Arc<pool::UpstreamPool>,
+    /// This LS's mark on the queries it sends upstream (kept across reloads).
+    pub(crate) mark: loopmark::Mark,
 }
 
 impl LsState {
@@ -242,6 +248,7 @@ impl LsState {
             rate: (c.rate_limit_qps > 0).then(|| RateLimiter::new(c.rate_limit_qps)),
             budget: hedge::HedgeBudget::new(c.hedge_budget_pct),
             pool,
+            mark: old.map_or_else(loopmark::Mark::random, |o| o.mark),
         }
     }
 
@@ -612,6 +619,11 @@ impl Balancer {
                     return now(tc);
                 }
             }
+        }
+        // A query this LS sent upstream came back: a forwarding loop.
+        if state.mark.carried_by(req.raw, question_end) {
+            self.metrics.loops_refused.fetch_add(1, Relaxed);
+            return now(dns::error_for(req.raw, ResponseCode::Refused));
         }
         let count = self.metrics.queries.fetch_add(1, Relaxed) + 1;
         state.budget.earn();

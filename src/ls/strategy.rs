@@ -64,6 +64,8 @@ async fn exchange(
     deadline: Instant,
 ) -> Result<Vec<u8>, UpstreamError> {
     let mut query = job.raw.clone();
+    // Marked, so that a loop back to this LS is refused (loopmark).
+    state.mark.stamp(&mut query, job.question_end);
     let question = job.question();
     let tcp = &state.pool.tcp;
     let any = question.len() >= 4 && question[question.len() - 4..question.len() - 2] == [0, 255];

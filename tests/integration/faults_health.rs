@@ -309,3 +309,101 @@ async fn a_backend_closing_a_pooled_connection_costs_no_answer() {
     ls.stop().await;
     task.abort();
 }
+
+/// An LS listening on `addr` (not port 0: two LSes that list each other
+/// need each other's address before either starts), serving at once.
+async fn start_ls_at(cfg: dnslb::config::LsConfig, addr: std::net::SocketAddr) -> TestLs {
+    let balancer = std::sync::Arc::new(dnslb::ls::Balancer::new(&cfg));
+    let listeners = dnslb::server::Listeners::bind(&[addr], cfg.workers).unwrap();
+    let token = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(dnslb::ls::serve(
+        balancer.clone(),
+        listeners,
+        dnslb::ls::server_options(&cfg),
+        token.clone(),
+    ));
+    TestLs::from_parts(addr, balancer, token, task)
+}
+
+/// Upstream queries an LS has sent to its backends (client queries forwarded).
+fn sent(ls: &TestLs) -> u64 {
+    ls.balancer
+        .state()
+        .backends
+        .iter()
+        .map(|b| b.stats.sent.load(Relaxed))
+        .sum()
+}
+
+/// Issue 17 item 20: two LSes that list each other as their backend. With
+/// no client traffic, each one's health probes reach the other, which
+/// forwards them back: the first LS recognises its own mark and refuses
+/// them instead of forwarding them again, so each LS forwards about one
+/// query per probe of the other (not ~20,000 a second). A client's query
+/// (with EDNS, as dig and resolvers send) goes round once and is answered
+/// SERVFAIL, made up, instead of going round until the end of time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_lses_listing_each_other_do_not_loop() {
+    const QUIET: Duration = Duration::from_secs(3);
+    const INTERVAL_MS: u64 = 100;
+    let ports = crate::procs::free_ports(2);
+    let (a_addr, b_addr) = (crate::procs::local(ports[0]), crate::procs::local(ports[1]));
+    let health = HealthConfig {
+        interval_ms: INTERVAL_MS,
+        fall: 2,
+        rise: 1,
+        timeout_ms: 300,
+        ..HealthConfig::default()
+    };
+    let mut cfg_a = ls_config(&[("b", b_addr)]);
+    cfg_a.health = health.clone();
+    let mut cfg_b = ls_config(&[("a", a_addr)]);
+    cfg_b.health = health;
+    let a = start_ls_at(cfg_a, a_addr).await;
+    let b = start_ls_at(cfg_b, b_addr).await;
+    tokio::time::sleep(QUIET).await;
+    let (sa, sb) = (sent(&a), sent(&b));
+    let refused = |ls: &TestLs| ls.balancer.metrics().loops_refused.load(Relaxed);
+    let probes = QUIET.as_millis() as u64 / INTERVAL_MS;
+    eprintln!(
+        "{QUIET:?} without clients: A forwarded {sa}, B {sb} queries; refused as loops: A {}, B {}; \
+         ~{probes} probe rounds each",
+        refused(&a),
+        refused(&b)
+    );
+    // One forwarded query per probe of the other, with room for the rounds
+    // the timing of a busy machine adds.
+    for (who, n) in [("A", sa), ("B", sb)] {
+        assert!(
+            n <= 4 * probes,
+            "{who} forwarded {n} queries in {QUIET:?}: a loop"
+        );
+    }
+    assert!(
+        refused(&a) > 0 && refused(&b) > 0,
+        "each saw its own probes come back"
+    );
+    // Both found the other useless: a probe of it comes back SERVFAIL.
+    assert!(!a.balancer.state().backends[0].is_up());
+    assert!(!b.balancer.state().backends[0].is_up());
+
+    // A client query: still tried (all backends down), round once, answered.
+    let before = (sent(&a), sent(&b));
+    let t = Instant::now();
+    let m = udp(a_addr, &query("x.example", RecordType::A, Some(1232))).await;
+    let took = t.elapsed();
+    assert_eq!(m.response_code, ResponseCode::ServFail, "{m:?}");
+    assert!(
+        took < Duration::from_millis(1000),
+        "answered after {took:?}"
+    );
+    // Its round trip, plus the probes meanwhile.
+    let (da, db) = (sent(&a) - before.0, sent(&b) - before.1);
+    eprintln!("client query answered in {took:?}; meanwhile A forwarded {da}, B {db}");
+    assert!(
+        da <= 20 && db <= 20,
+        "A forwarded {da}, B {db}: the query looped"
+    );
+    a.stop().await;
+    b.stop().await;
+}
