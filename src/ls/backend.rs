@@ -56,6 +56,8 @@ pub struct Backend {
     loss_fall: AtomicU32,
     /// A loss within this of a client answer proves nothing (a query's lifetime), ms.
     loss_window_ms: AtomicU64,
+    /// Its probe answers carry an OPT: it speaks EDNS.
+    edns: AtomicBool,
 }
 
 /// Counters of one backend.
@@ -112,7 +114,18 @@ impl Backend {
             hedge: super::hedge::AdaptiveDelay::default(),
             loss_fall: AtomicU32::new(0),
             loss_window_ms: AtomicU64::new(0),
+            edns: AtomicBool::new(false),
         }
+    }
+
+    /// Whether its last probe answer carried an OPT (it speaks EDNS).
+    pub fn speaks_edns(&self) -> bool {
+        self.edns.load(Relaxed)
+    }
+
+    /// Notes whether its probe answer carried an OPT.
+    pub fn set_speaks_edns(&self, yes: bool) {
+        self.edns.store(yes, Relaxed);
     }
 
     /// Sets how lost client queries count against it: `fall` in a row mark

@@ -734,7 +734,9 @@ impl Worker {
             let query = out.push(b.addr);
             query.extend_from_slice(&f.job.raw);
             WireHeader::set_id(query, id);
-            f.state.mark.stamp(query, f.job.question_end);
+            f.state
+                .mark
+                .stamp(query, f.job.question_end, b.speaks_edns());
         }
         f.attempts.push(Attempt {
             backend,

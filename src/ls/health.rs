@@ -234,15 +234,19 @@ async fn probe(state: &LsState, b: &Backend, p: &HealthPolicy, wait: Duration) -
     let Ok(mut bytes) = m.to_vec() else {
         return false;
     };
-    state.mark.stamp(&mut bytes, question_end);
+    state.mark.stamp(&mut bytes, question_end, false);
     let deadline = Instant::now() + wait;
     match state
         .pool
         .exchange(b.addr, &mut bytes, question_end, deadline, None, None)
         .await
     {
-        Ok(resp) => WireHeader::read(&resp)
-            .is_some_and(|h| ResponseCode::from_low(h.rcode()) != ResponseCode::ServFail),
+        Ok(resp) => {
+            // A backend that speaks EDNS may get an OPT the client did not send.
+            b.set_speaks_edns(super::loopmark::has_opt(&resp));
+            WireHeader::read(&resp)
+                .is_some_and(|h| ResponseCode::from_low(h.rcode()) != ResponseCode::ServFail)
+        }
         Err(_) => false,
     }
 }

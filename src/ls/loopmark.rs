@@ -12,11 +12,13 @@
 //! ignore options they do not know (RFC 6891 §6.1.2), and an LS further on
 //! keeps the marks it was given and adds its own. Only a query's copy sent
 //! upstream is marked (never the bytes the LS answers from), and only when
-//! that is safe: one question, no answer or authority records, an OPT of
-//! its own already (an OPT added to a query without one would change what
-//! the backend answers), no TSIG or SIG(0) (the signature covers the bytes).
-//! Other queries go unmarked: a ring can still carry those, as it would
-//! through any forwarder without such a mark (dnsdist has none).
+//! that is safe: one question, no answer or authority records, no TSIG or
+//! SIG(0) (the signature covers the bytes). A query without EDNS gets an OPT
+//! for the mark (payload 512, as without EDNS) only when its backend has
+//! shown it speaks EDNS (its probe answers carry an OPT): a server without
+//! EDNS would answer FORMERR; the LS takes that OPT out of the answer before
+//! the client, which sent none, gets it. Other queries go unmarked: a ring
+//! can still carry those, as through any forwarder without such a mark.
 use crate::dns::{HEADER_LEN, WireHeader};
 
 /// EDNS option code of the mark (local/experimental use, RFC 6891 §9).
@@ -45,8 +47,14 @@ impl Mark {
 
     /// Adds this mark to `query` (a copy to send upstream, its question
     /// ending at `question_end`) when that is safe (see the module docs);
-    /// true when it did.
-    pub fn stamp(&self, query: &mut Vec<u8>, question_end: usize) -> bool {
+    /// true when it did. A query with no additional records at all gets an
+    /// OPT of its own (payload size 512, as without EDNS) when `add_opt`:
+    /// its backend is known to speak EDNS, and the LS takes the OPT out of
+    /// the answer again ([`strip_opt`]).
+    pub fn stamp(&self, query: &mut Vec<u8>, question_end: usize, add_opt: bool) -> bool {
+        if add_opt && query.len() == question_end && add_empty_opt(query) {
+            return self.stamp(query, question_end, false);
+        }
         let Some(opt) = find_opt(query, question_end) else {
             return false;
         };
@@ -88,6 +96,89 @@ impl Mark {
         }
         false
     }
+}
+
+/// Appends an empty OPT (payload 512, no flags, no options) to a query
+/// that has no additional records (its ARCOUNT 0); false when it has some.
+fn add_empty_opt(query: &mut Vec<u8>) -> bool {
+    match query.get_mut(10..12) {
+        Some(ar) if ar == [0, 0] => ar.copy_from_slice(&[0, 1]),
+        _ => return false,
+    }
+    query.extend_from_slice(&[0, 0, 41, 2, 0, 0, 0, 0, 0, 0, 0]);
+    true
+}
+
+/// Takes the OPT record out of `resp` (a backend's answer to a query the
+/// LS gave an OPT of its own, [`Mark::stamp`]), so the client, which sent
+/// none, gets none (RFC 6891 §7). `resp` is left as it is when it has no
+/// OPT, is signed, or cannot be walked; true when the OPT was taken out.
+pub fn strip_opt(resp: &mut Vec<u8>) -> bool {
+    let Some(w) = walk(resp) else {
+        return false;
+    };
+    let (Some((start, end)), false) = (w.opt, w.signed) else {
+        return false;
+    };
+    let Some(ar) = u16_at(resp, 10).and_then(|n| n.checked_sub(1)) else {
+        return false;
+    };
+    resp.drain(start..end);
+    if let Some(field) = resp.get_mut(10..12) {
+        field.copy_from_slice(&ar.to_be_bytes());
+    }
+    true
+}
+
+/// Whether `resp` carries an OPT record (its sender speaks EDNS).
+pub fn has_opt(resp: &[u8]) -> bool {
+    walk(resp).is_some_and(|w| w.opt.is_some())
+}
+
+/// What a walk over a whole message found.
+struct Walk {
+    /// The OPT record's bounds (start of its owner name, end of its RDATA).
+    opt: Option<(usize, usize)>,
+    /// A TSIG or SIG(0) record.
+    signed: bool,
+}
+
+/// Walks every record of `msg`, each checked to lie within it; `None` when
+/// one does not, or there are two OPTs.
+fn walk(msg: &[u8]) -> Option<Walk> {
+    let count = |i: usize| u16_at(msg, 4 + 2 * i).map(usize::from);
+    let (qd, an, ns, ar) = (count(0)?, count(1)?, count(2)?, count(3)?);
+    let mut pos = HEADER_LEN;
+    for _ in 0..qd {
+        pos = skip_name(msg, pos)?.checked_add(4)?;
+    }
+    let mut w = Walk {
+        opt: None,
+        signed: false,
+    };
+    for i in 0..an + ns + ar {
+        let start = pos;
+        let fixed = skip_name(msg, pos)?;
+        let rtype = u16_at(msg, fixed)?;
+        let rdlen_at = fixed.checked_add(8)?;
+        let end = rdlen_at
+            .checked_add(2)?
+            .checked_add(usize::from(u16_at(msg, rdlen_at)?))?;
+        if end > msg.len() {
+            return None;
+        }
+        pos = end;
+        if i < an + ns {
+            continue;
+        }
+        match rtype {
+            TYPE_OPT if w.opt.is_some() => return None,
+            TYPE_OPT => w.opt = Some((start, end)),
+            TYPE_TSIG | TYPE_SIG => w.signed = true,
+            _ => {}
+        }
+    }
+    Some(w)
 }
 
 /// Where a query's OPT record is.
@@ -179,11 +270,11 @@ mod tests {
         let (a, b) = (Mark::from_bytes([1; 8]), Mark::from_bytes([2; 8]));
         let (mut q, end) = query(true);
         assert!(!a.carried_by(&q, end));
-        assert!(a.stamp(&mut q, end));
+        assert!(a.stamp(&mut q, end, false));
         assert!(a.carried_by(&q, end));
         assert!(!b.carried_by(&q, end), "another LS's mark");
         // The next LS adds its own; both are found.
-        assert!(b.stamp(&mut q, end));
+        assert!(b.stamp(&mut q, end, false));
         assert!(a.carried_by(&q, end) && b.carried_by(&q, end));
         let m = Message::from_vec(&q).expect("still decodes");
         let opts = m.edns.expect("its OPT").options().as_ref().len();
@@ -191,21 +282,41 @@ mod tests {
     }
 
     #[test]
-    fn queries_it_cannot_mark_safely_are_left_alone() {
+    fn a_query_without_edns_gets_an_opt_for_the_mark_only_when_asked_to() {
         let a = Mark::from_bytes([1; 8]);
-        // No OPT: adding one would change the backend's answer.
         let (mut q, end) = query(false);
         let before = q.clone();
-        assert!(!a.stamp(&mut q, end));
+        // Its backend may not speak EDNS: left alone.
+        assert!(!a.stamp(&mut q, end, false));
         assert_eq!(q, before);
         assert!(!a.carried_by(&q, end));
+        assert!(a.stamp(&mut q, end, true));
+        assert!(a.carried_by(&q, end));
+        let m = Message::from_vec(&q).expect("still decodes");
+        assert_eq!(m.edns.expect("an OPT").max_payload(), 512);
+        // The backend's answer (with an OPT) loses it again.
+        let mut resp = Message::from_vec(&q).unwrap();
+        resp.metadata.message_type = hickory_proto::op::MessageType::Response;
+        let mut bytes = resp.to_vec().unwrap();
+        assert!(has_opt(&bytes));
+        assert!(strip_opt(&mut bytes));
+        assert!(!has_opt(&bytes));
+        let m = Message::from_vec(&bytes).expect("decodes");
+        assert!(m.edns.is_none());
+        assert_eq!(m.queries.len(), 1);
+        assert!(!strip_opt(&mut bytes), "nothing left to take out");
+    }
+
+    #[test]
+    fn queries_it_cannot_mark_safely_are_left_alone() {
+        let a = Mark::from_bytes([1; 8]);
         // A record after the OPT that is not an OPT (here a TSIG type) or cut short.
         let (mut q, end) = query(true);
         q[11] = 2; // ARCOUNT 2
         q.extend_from_slice(&[0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0]);
-        assert!(!a.stamp(&mut q.clone(), end), "signed");
+        assert!(!a.stamp(&mut q.clone(), end, true), "signed");
         let (mut q, end) = query(true);
         q.truncate(q.len() - 1);
-        assert!(!a.stamp(&mut q, end), "cut short");
+        assert!(!a.stamp(&mut q, end, true), "cut short");
     }
 }

@@ -65,7 +65,9 @@ async fn exchange(
 ) -> Result<Vec<u8>, UpstreamError> {
     let mut query = job.raw.clone();
     // Marked, so that a loop back to this LS is refused (loopmark).
-    state.mark.stamp(&mut query, job.question_end);
+    state
+        .mark
+        .stamp(&mut query, job.question_end, b.speaks_edns());
     let question = job.question();
     let tcp = &state.pool.tcp;
     let any = question.len() >= 4 && question[question.len() - 4..question.len() - 2] == [0, 255];
@@ -230,6 +232,10 @@ pub(crate) fn finish(
 /// the backend sent none, with the client's ID restored; TC=1 instead when
 /// it is larger than the client can take over its transport.
 fn win(state: &LsState, job: &Job, i: usize, hedge: bool, mut resp: Vec<u8>) -> Reply {
+    if job.raw.len() == job.question_end {
+        // The client sent no OPT; one the LS added for its mark goes again.
+        super::loopmark::strip_opt(&mut resp);
+    }
     if let Some(b) = state.backends.get(i) {
         b.stats.wins.fetch_add(1, Relaxed);
         crate::dns::nsid_for_client(&job.raw, &mut resp, &b.name, job.transport);

@@ -404,6 +404,60 @@ async fn two_lses_listing_each_other_do_not_loop() {
         da <= 20 && db <= 20,
         "A forwarded {da}, B {db}: the query looped"
     );
+
+    // Without EDNS too: the LS gives the copy it forwards an OPT for its
+    // mark (B's probe answers show it speaks EDNS), and the client gets none.
+    let before = (sent(&a), sent(&b));
+    let t = Instant::now();
+    let m = udp(a_addr, &query("y.example", RecordType::A, None)).await;
+    let took = t.elapsed();
+    assert_eq!(m.response_code, ResponseCode::ServFail, "{m:?}");
+    assert!(m.edns.is_none(), "an OPT for a client that sent none");
+    assert!(
+        took < Duration::from_millis(1000),
+        "answered after {took:?}"
+    );
+    let (da, db) = (sent(&a) - before.0, sent(&b) - before.1);
+    eprintln!("query without EDNS answered in {took:?}; meanwhile A forwarded {da}, B {db}");
+    assert!(
+        da <= 20 && db <= 20,
+        "A forwarded {da}, B {db}: the query looped"
+    );
     a.stop().await;
     b.stop().await;
+}
+
+/// The mark's OPT, added to a query without EDNS that goes to a backend
+/// speaking EDNS, never reaches the client: an answer has an OPT exactly
+/// when the query had one, over UDP and TCP (RFC 6891 §7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_edns_gets_no_opt_though_the_forwarded_copy_had_one() {
+    let dir = ZoneDir::new();
+    let ts = start_ts(ts_settings(vec![
+        dir.write("t.txt", &format!("{} {} A\n", name(1), addr_of(1))),
+    ]))
+    .await;
+    let ls = start_ls(ls_config(&[("ts", ts.addr)])).await;
+    assert!(
+        ls.balancer.state().backends[0].speaks_edns(),
+        "its probe answer had an OPT"
+    );
+    for over_tcp in [false, true] {
+        for edns in [None, Some(1232)] {
+            let q = query(&name(1), RecordType::A, edns);
+            let m = if over_tcp {
+                tcp(ls.addr, &q).await
+            } else {
+                udp(ls.addr, &q).await
+            };
+            assert_eq!(a_addrs(&m), vec![addr_of(1)]);
+            assert_eq!(
+                m.edns.is_some(),
+                edns.is_some(),
+                "tcp={over_tcp} edns={edns:?}: {m:?}"
+            );
+        }
+    }
+    ls.stop().await;
+    ts.stop().await;
 }
