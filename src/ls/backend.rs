@@ -52,6 +52,12 @@ pub struct Backend {
     pub health: super::health::HealthCell,
     /// Recent latency, for the adaptive hedge delay.
     pub hedge: super::hedge::AdaptiveDelay,
+    /// Lost client queries in a row that mark it down (0: no health checks).
+    loss_fall: AtomicU32,
+    /// A loss within this of a client answer proves nothing (a query's lifetime), ms.
+    loss_window_ms: AtomicU64,
+    /// Its probe answers carry an OPT: it speaks EDNS.
+    edns: AtomicBool,
 }
 
 /// Counters of one backend.
@@ -106,7 +112,46 @@ impl Backend {
             stats: BackendStats::default(),
             health: super::health::HealthCell::default(),
             hedge: super::hedge::AdaptiveDelay::default(),
+            loss_fall: AtomicU32::new(0),
+            loss_window_ms: AtomicU64::new(0),
+            edns: AtomicBool::new(false),
         }
+    }
+
+    /// Whether its last probe answer carried an OPT (it speaks EDNS).
+    pub fn speaks_edns(&self) -> bool {
+        self.edns.load(Relaxed)
+    }
+
+    /// Notes whether its probe answer carried an OPT.
+    pub fn set_speaks_edns(&self, yes: bool) {
+        self.edns.store(yes, Relaxed);
+    }
+
+    /// Sets how lost client queries count against it: `fall` in a row mark
+    /// it down (0: never), unless it answered a client query within
+    /// `window` (the client deadline) of the loss.
+    pub fn set_loss_rule(&self, fall: u32, window: Duration) {
+        self.loss_fall.store(fall, Relaxed);
+        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        self.loss_window_ms.store(ms, Relaxed);
+    }
+
+    /// A client query it was asked was not answered by its deadline `at`:
+    /// timed out, or answered by another backend first and silent since
+    /// (rescued, but lost all the same). Counted in `timeouts`, and a
+    /// health failure ([`super::health::LossRecord`]) unless it answered
+    /// another client query within a query's lifetime of `at` (a query sent
+    /// while it restarted, or one the LS's own backlog held up, proves
+    /// nothing about a backend that answers).
+    pub fn lost(&self, at: Instant) {
+        self.stats.timeouts.fetch_add(1, Relaxed);
+        let fall = self.loss_fall.load(Relaxed);
+        let window = Duration::from_millis(self.loss_window_ms.load(Relaxed));
+        if fall == 0 || self.heard_within(window, at) {
+            return;
+        }
+        self.health.record_loss(self, clock_ms(at), fall);
     }
 
     /// Whether health checks consider it usable.
@@ -127,6 +172,7 @@ impl Backend {
         self.stats
             .last_answer_ms
             .store(clock_ms(at).max(1), Relaxed);
+        self.health.answered();
     }
 
     /// Whether it answered a client query in the `window` before `at`. A client
@@ -177,6 +223,7 @@ impl Backend {
         InFlight {
             backend: self.clone(),
             sent: Instant::now(),
+            rescued: false,
         }
     }
 }
@@ -189,6 +236,8 @@ impl Backend {
 pub struct InFlight {
     backend: Arc<Backend>,
     sent: Instant,
+    /// Its client was answered by another backend before its deadline.
+    rescued: bool,
 }
 
 impl InFlight {
@@ -202,11 +251,24 @@ impl InFlight {
         self.sent
     }
 
+    /// Notes that its client was answered by another backend before the
+    /// deadline (the driver calls this when it abandons the query early):
+    /// if it is still unanswered at [`InFlight::settle`]'s deadline, it is a
+    /// loss of its backend ([`Backend::lost`]).
+    pub fn rescued(&mut self) {
+        self.rescued = true;
+    }
+
     /// Ends a query its client no longer waits for (a hedge's loser, one
     /// past its deadline): releases the backend's in-flight count and feeds
     /// its latency figures with how long it waited, until `now` but never
-    /// past `deadline`; with `hedge_pct`, its adaptive hedge delay too.
+    /// past `deadline`; with `hedge_pct`, its adaptive hedge delay too. A
+    /// [rescued](InFlight::rescued) query settled at or past its deadline
+    /// (no answer by then) is a loss of its backend.
     pub fn settle(self, now: Instant, deadline: Instant, hedge_pct: Option<f64>) {
+        if self.rescued && now >= deadline {
+            self.backend.lost(deadline);
+        }
         let rtt = now.min(deadline).saturating_duration_since(self.sent);
         self.backend.observe_latency(rtt);
         if let Some(pct) = hedge_pct {
@@ -237,5 +299,64 @@ mod heard_tests {
         assert!(answered_within(9_000, 10_000, w));
         assert!(answered_within(8_500, 10_000, w), "at the edge");
         assert!(!answered_within(8_499, 10_000, w));
+    }
+}
+
+#[cfg(test)]
+mod loss_tests {
+    use super::*;
+    use crate::config::BackendConfig;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn backend(fall: u32) -> Arc<Backend> {
+        let c = BackendConfig {
+            name: "b".into(),
+            addr: "127.0.0.1:53".parse().unwrap(),
+            weight: 1,
+        };
+        let b = Arc::new(Backend::from_config(&c, false));
+        b.set_loss_rule(fall, 1500 * MS);
+        b
+    }
+
+    #[test]
+    fn a_rescued_query_still_silent_at_its_deadline_is_a_loss() {
+        let b = backend(2);
+        let t0 = Instant::now();
+        let deadline = t0 + 1500 * MS;
+        // Rescued, then its own answer came before the deadline: no loss.
+        let mut f = b.begin();
+        f.rescued();
+        f.settle(t0 + 40 * MS, deadline, None);
+        // Given up at the deadline (the driver counted that timeout itself).
+        b.begin().settle(deadline, deadline, None);
+        assert_eq!(b.stats.timeouts.load(Relaxed), 0);
+        // Rescued and silent until the deadline (or answering after it): losses.
+        for late in [0, 700] {
+            let mut f = b.begin();
+            f.rescued();
+            f.settle(deadline + late * MS, deadline, None);
+        }
+        assert_eq!(b.stats.timeouts.load(Relaxed), 2);
+        assert!(!b.is_up(), "fall 2: marked down");
+        assert_eq!(b.stats.outstanding.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn losses_of_a_backend_that_answers_client_queries_are_counted_not_held_against_it() {
+        let b = backend(1);
+        let t0 = Instant::now();
+        b.heard_from(t0);
+        b.lost(t0 + 1000 * MS);
+        assert_eq!(b.stats.timeouts.load(Relaxed), 1);
+        assert!(b.is_up(), "answered within a query's lifetime");
+        b.lost(t0 + 1600 * MS);
+        assert!(!b.is_up(), "silent for longer");
+        // Without health checks a loss is only counted.
+        let off = backend(0);
+        off.lost(t0);
+        assert!(off.is_up());
+        assert_eq!(off.stats.timeouts.load(Relaxed), 1);
     }
 }

@@ -675,6 +675,9 @@ impl Worker {
             let query = out.push(b.addr);
             query.extend_from_slice(&f.job.raw);
             WireHeader::set_id(query, id);
+            f.state
+                .mark
+                .stamp(query, f.job.question_end, b.speaks_edns());
         }
         f.attempts.push(Attempt {
             backend,
@@ -701,6 +704,9 @@ impl Worker {
         };
         if now >= deadline {
             late.settle(now);
+        } else if let Some(f) = late.inflight.as_mut() {
+            // Answered by another backend: still silent at the deadline, a loss.
+            f.rescued();
         }
         let (sock, id, at) = (late.sock, late.id, late.timer_at);
         let li = self.late.insert(late);

@@ -4,11 +4,22 @@
 //! backend down, `rise` successes in a row mark it up, and a result that
 //! agrees with the current state resets the count. The probe loop sends the
 //! configured question to every backend each `interval_ms`, and again after
-//! every `every_queries` client queries when that is set; a client query that
-//! times out counts as a failure of every backend it asked. Each flip is
+//! every `every_queries` client queries when that is set. Each flip is
 //! logged once. Probes run on their own task, never in a client's path.
+//!
+//! Client queries are evidence too, kept apart from the probes'
+//! ([`LossRecord`], pure): a client query a backend never answered by its
+//! deadline — timed out, or rescued by another backend and silent since — is
+//! a loss; `fall` losses in a row (no client answer in between; a probe's
+//! success does not clear them) mark it down. A backend that answers probes
+//! but loses client queries (response-rate limiting, an expired zone) would
+//! otherwise be raised again by its probes at once: after a first such fall
+//! one lost query marks it down again, and each relapse holds it down longer
+//! before probes may raise it ([`hold_ms`]). A client answer forgives all.
+//! Probes carry the LS's loop mark ([`super::loopmark`]).
+//! Probes carry the LS's loop marker ([`crate::ls::loopmark`]).
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -68,23 +79,133 @@ pub struct HealthPolicy {
     pub timeout: Duration,
 }
 
-/// Per-backend hysteresis state, beside the backend's up/down flag.
+/// The first relapse's hold: how long a backend marked down again for lost
+/// client queries stays down whatever its probes say.
+pub const HOLD_BASE_MS: u64 = 10_000;
+/// The longest hold (each relapse doubles it up to this).
+pub const HOLD_MAX_MS: u64 = 300_000;
+
+/// How long probes may not raise a backend marked down for lost client
+/// queries for the `strikes`-th time in a row (pure): nothing the first time
+/// (a backend that was restarting comes back by its probes as always), then
+/// [`HOLD_BASE_MS`], doubling, at most [`HOLD_MAX_MS`].
+pub fn hold_ms(strikes: u32) -> u64 {
+    match strikes {
+        0 | 1 => 0,
+        k => HOLD_BASE_MS
+            .checked_shl(k - 2)
+            .unwrap_or(u64::MAX)
+            .min(HOLD_MAX_MS),
+    }
+}
+
+/// Client queries a backend lost, and what they hold against it (pure;
+/// times are [`super::backend::clock_ms`] stamps).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LossRecord {
+    /// Losses in a row, with no client answer between them.
+    pub streak: u32,
+    /// Falls for losses since the backend last answered a client query.
+    pub strikes: u32,
+    /// Until when probes may not raise it.
+    pub hold_until: u64,
+}
+
+impl LossRecord {
+    /// One client query lost at `now` by a backend that is `up`: true when
+    /// it marks the backend down — `fall` losses in a row, or one while it is
+    /// on probation (raised by probes after a fall for losses, no client
+    /// answer since).
+    pub fn lost(&mut self, up: bool, now: u64, fall: u32) -> bool {
+        if !up {
+            return false;
+        }
+        self.streak = self.streak.saturating_add(1);
+        let needed = if self.strikes > 0 { 1 } else { fall.max(1) };
+        if self.streak < needed {
+            return false;
+        }
+        self.streak = 0;
+        self.strikes = self.strikes.saturating_add(1);
+        self.hold_until = now.saturating_add(hold_ms(self.strikes));
+        true
+    }
+
+    /// It answered a client query: every loss is forgiven.
+    pub fn answered(&mut self) {
+        *self = LossRecord::default();
+    }
+
+    /// Whether a successful probe at `now` may count towards raising it.
+    pub fn probes_count(&self, now: u64) -> bool {
+        now >= self.hold_until
+    }
+}
+
+/// A backend's health state: the probes' hysteresis and its client losses.
 #[derive(Debug, Default)]
-pub struct HealthCell(Mutex<Hysteresis>);
+struct Cell {
+    probes: Hysteresis,
+    losses: LossRecord,
+}
+
+/// Per-backend health state, beside the backend's up/down flag.
+#[derive(Debug, Default)]
+pub struct HealthCell {
+    cell: Mutex<Cell>,
+    /// Whether `losses` holds anything (read without the lock per answer).
+    has_losses: AtomicBool,
+}
 
 impl HealthCell {
-    /// Applies one result to `b` under `p`, logging a flip. A backend never
-    /// found up yet goes up on its first success (it was only waiting to be
-    /// heard from, not failing).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cell> {
+        self.cell.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies one probe result to `b` under `p`, logging a flip. A backend
+    /// never found up yet goes up on its first success (it was only waiting
+    /// to be heard from, not failing). A success does not count while `b`
+    /// is held down for lost client queries.
     pub fn record(&self, b: &Backend, ok: bool, p: &HealthPolicy, why: &str) {
-        let mut h = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut c = self.lock();
+        let now = super::backend::clock_ms(Instant::now());
         let flip = if ok && !b.is_proven() {
-            *h = Hysteresis::default();
+            c.probes = Hysteresis::default();
             Some(true)
+        } else if ok && !b.is_up() && !c.losses.probes_count(now) {
+            None
         } else {
-            h.observe(b.is_up(), ok, p.fall, p.rise)
+            c.probes.observe(b.is_up(), ok, p.fall, p.rise)
         };
-        drop(h);
+        drop(c);
+        self.apply(b, flip, why);
+    }
+
+    /// A client query `b` lost (see [`LossRecord::lost`]) at `now`
+    /// ([`super::backend::clock_ms`]), under `fall`.
+    pub fn record_loss(&self, b: &Backend, now: u64, fall: u32) {
+        let mut c = self.lock();
+        let down = c.losses.lost(b.is_up(), now, fall);
+        if down {
+            c.probes = Hysteresis::default();
+        }
+        self.has_losses
+            .store(c.losses != LossRecord::default(), Relaxed);
+        drop(c);
+        if down {
+            self.apply(b, Some(false), "client queries lost");
+        }
+    }
+
+    /// `b` answered a client query: its losses are forgiven.
+    pub fn answered(&self) {
+        if self.has_losses.load(Relaxed) {
+            self.lock().losses.answered();
+            self.has_losses.store(false, Relaxed);
+        }
+    }
+
+    fn apply(&self, b: &Backend, flip: Option<bool>, why: &str) {
         match flip {
             Some(true) => {
                 b.set_up(true);
@@ -104,18 +225,28 @@ impl HealthCell {
 async fn probe(state: &LsState, b: &Backend, p: &HealthPolicy, wait: Duration) -> bool {
     let mut m = Message::query();
     m.add_query(Query::query(p.name.clone(), p.rtype));
+    let Ok(question_end) = m.to_vec().map(|b| b.len()) else {
+        return false;
+    };
+    // With EDNS, to carry the LS's mark: another LS that forwards it back
+    // here gets REFUSED (a forwarding loop), not a fresh query each round.
+    m.set_edns(hickory_proto::op::Edns::new());
     let Ok(mut bytes) = m.to_vec() else {
         return false;
     };
-    let question_end = bytes.len();
+    state.mark.stamp(&mut bytes, question_end, false);
     let deadline = Instant::now() + wait;
     match state
         .pool
         .exchange(b.addr, &mut bytes, question_end, deadline, None, None)
         .await
     {
-        Ok(resp) => WireHeader::read(&resp)
-            .is_some_and(|h| ResponseCode::from_low(h.rcode()) != ResponseCode::ServFail),
+        Ok(resp) => {
+            // A backend that speaks EDNS may get an OPT the client did not send.
+            b.set_speaks_edns(super::loopmark::has_opt(&resp));
+            WireHeader::read(&resp)
+                .is_some_and(|h| ResponseCode::from_low(h.rcode()) != ResponseCode::ServFail)
+        }
         Err(_) => false,
     }
 }
@@ -288,6 +419,53 @@ mod tests {
             run_seq(false, &[true, false, true], 3, 2),
             vec![false, false, false]
         );
+    }
+
+    #[test]
+    fn fall_losses_in_a_row_mark_down_and_a_client_answer_forgives_them() {
+        let mut r = LossRecord::default();
+        assert!(!r.lost(true, 1_000, 3));
+        assert!(!r.lost(true, 1_100, 3));
+        r.answered();
+        assert!(!r.lost(true, 1_200, 3));
+        assert!(!r.lost(true, 1_300, 3));
+        assert!(r.lost(true, 1_400, 3), "the third in a row");
+        assert_eq!(r.strikes, 1);
+        // A first fall holds nothing: probes raise it as usual (a restart).
+        assert!(r.probes_count(1_400));
+        // Losses of a backend already down change nothing.
+        assert!(!r.lost(false, 1_500, 3));
+        assert_eq!(r.streak, 0);
+    }
+
+    #[test]
+    fn a_relapse_falls_at_the_first_loss_and_is_held_longer_each_time() {
+        let mut r = LossRecord::default();
+        for t in 0..3 {
+            r.lost(true, t, 3);
+        }
+        assert_eq!(r.strikes, 1);
+        // Raised by its probes; the next lost client query marks it down again.
+        assert!(r.lost(true, 5_000, 3), "on probation");
+        assert_eq!(r.hold_until, 5_000 + HOLD_BASE_MS);
+        assert!(!r.probes_count(5_000 + HOLD_BASE_MS - 1));
+        assert!(r.probes_count(5_000 + HOLD_BASE_MS));
+        assert!(r.lost(true, 20_000, 3));
+        assert_eq!(r.hold_until, 20_000 + 2 * HOLD_BASE_MS);
+        // It answers a client query again: forgiven, probes count at once.
+        r.answered();
+        assert!(r.probes_count(20_001));
+        assert!(!r.lost(true, 30_000, 3), "a fresh streak");
+    }
+
+    #[test]
+    fn holds_double_up_to_the_cap() {
+        assert_eq!(hold_ms(0), 0);
+        assert_eq!(hold_ms(1), 0);
+        assert_eq!(hold_ms(2), HOLD_BASE_MS);
+        assert_eq!(hold_ms(3), 2 * HOLD_BASE_MS);
+        assert_eq!(hold_ms(7), HOLD_MAX_MS);
+        assert_eq!(hold_ms(u32::MAX), HOLD_MAX_MS);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod guard;
 pub mod health;
 pub mod hedge;
 pub mod latency;
+pub mod loopmark;
 pub mod order;
 pub mod pool;
 pub mod resolution;
@@ -106,6 +107,9 @@ pub struct LsMetrics {
     pub refused_acl: AtomicU64,
     /// Queries over the rate limit: dropped, or answered TC=1.
     pub rate_limited: AtomicU64,
+    /// Queries refused because they carried this LS's own mark: they went
+    /// round a forwarding loop ([`loopmark`]).
+    pub loops_refused: AtomicU64,
     /// Health probe rounds completed.
     pub health_rounds: AtomicU64,
     /// Time from a client query's arrival to its answer (deferred answers).
@@ -190,6 +194,8 @@ pub struct LsState {
     budget: hedge::HedgeBudget,
     /// Upstream sockets (shared across reloads).
     pool: Arc<pool::UpstreamPool>,
+    /// This LS's mark on the queries it sends upstream (kept across reloads).
+    pub(crate) mark: loopmark::Mark,
 }
 
 impl LsState {
@@ -222,6 +228,11 @@ impl LsState {
                 .unwrap_or_else(|| Arc::new(Backend::from_config(bc, health.is_some())))
             })
             .collect();
+        // Lost client queries count against a backend under this policy.
+        for b in &backends {
+            let fall = health.as_ref().map_or(0, |p| p.fall);
+            b.set_loss_rule(fall, Duration::from_millis(c.timeout_ms));
+        }
         let backend_hashes = backends
             .iter()
             .map(|b| order::name_hash(b.name.as_bytes()))
@@ -240,6 +251,7 @@ impl LsState {
                 .then(|| RateLimiter::new(c.rate_limit_qps, c.rate_limit_v6_prefix)),
             budget: hedge::HedgeBudget::new(c.hedge_budget_pct),
             pool,
+            mark: old.map_or_else(loopmark::Mark::random, |o| o.mark),
         }
     }
 
@@ -349,18 +361,6 @@ impl LsState {
             self.metrics.hedges_refused.fetch_add(1, Relaxed);
         }
         ok
-    }
-
-    /// A client query timed out while backend `i` was asked: a health failure.
-    fn on_client_timeout(&self, i: usize, at: tokio::time::Instant) {
-        if let (Some(p), Some(b)) = (&self.health, self.backends.get(i)) {
-            // Answers within a query's lifetime: the backend is alive (a
-            // query sent while it restarted, or one our own backlog held up).
-            if b.heard_within(self.policy.timeout, at) {
-                return;
-            }
-            b.health.record(b, false, p, "client query timed out");
-        }
     }
 
     /// Remembers a positive answer's backend for the sticky order.
@@ -647,6 +647,11 @@ impl Balancer {
                 Ok(q) => (q.header.metadata.id, q.question_end),
             },
         };
+        // A query this LS sent upstream came back: a forwarding loop.
+        if state.mark.carried_by(req.raw, question_end) {
+            self.metrics.loops_refused.fetch_add(1, Relaxed);
+            return now(dns::error_for(req.raw, ResponseCode::Refused));
+        }
         let count = self.metrics.queries.fetch_add(1, Relaxed) + 1;
         state.budget.earn();
         if let Some(h) = &state.health {

@@ -117,6 +117,9 @@ impl Table {
         if now >= late.deadline {
             // Given up at its deadline: no longer in flight.
             late.settle(now);
+        } else if let Some(f) = late.inflight.as_mut() {
+            // Answered by another backend: still silent at the deadline, a loss.
+            f.rescued();
         }
         if self.late.len() < LATE_MAX {
             self.late.insert(id, late);
@@ -273,6 +276,8 @@ pub struct LateEntries {
 /// The upstream socket pool; its tasks (one reader per socket, one sweeper)
 /// stop when it is shut down or dropped.
 pub struct UpstreamPool {
+    /// Reused TCP connections to the backends.
+    pub tcp: super::upstream::TcpPool,
     sockets: Arc<Sockets>,
     drops: Arc<DropCounters>,
     token: CancellationToken,
@@ -289,6 +294,7 @@ impl UpstreamPool {
             slots: (0..POOL_SOCKETS).map(|_| ArcSwapOption::empty()).collect(),
         };
         UpstreamPool {
+            tcp: super::upstream::TcpPool::new(drops.clone()),
             sockets: Arc::new(Sockets {
                 v4: family((Ipv4Addr::UNSPECIFIED, 0).into()),
                 v6: family((Ipv6Addr::UNSPECIFIED, 0).into()),
@@ -319,6 +325,7 @@ impl UpstreamPool {
         self.token.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+        self.tcp.shutdown().await;
     }
 
     /// The socket of a random slot, binding (or rotating) it when needed.

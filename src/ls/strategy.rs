@@ -22,7 +22,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::backend::Backend;
 use super::resolution::{End, Resolution, Step, Verdict};
-use super::upstream::{self, UpstreamError};
+use super::upstream::UpstreamError;
 use super::{Job, LsState};
 use crate::dns::{Transport, WireHeader};
 use crate::logging::QueryLine;
@@ -64,14 +64,16 @@ async fn exchange(
     deadline: Instant,
 ) -> Result<Vec<u8>, UpstreamError> {
     let mut query = job.raw.clone();
+    // Marked, so that a loop back to this LS is refused (loopmark).
+    state
+        .mark
+        .stamp(&mut query, job.question_end, b.speaks_edns());
     let question = job.question();
-    let drops = &state.metrics.drops;
+    let tcp = &state.pool.tcp;
     let any = question.len() >= 4 && question[question.len() - 4..question.len() - 2] == [0, 255];
     if any && job.transport == Transport::Tcp {
-        let id: u16 = rand::random();
-        WireHeader::set_id(&mut query, id);
         let _busy = b.begin();
-        return upstream::tcp_exchange(b.addr, &query, id, question, deadline, drops).await;
+        return tcp.exchange(b.addr, &query, question, deadline).await;
     }
     let resp = state
         .pool
@@ -86,9 +88,7 @@ async fn exchange(
         .await?;
     let truncated = WireHeader::read(&resp).is_some_and(|h| h.truncated());
     if truncated && job.transport == Transport::Tcp {
-        let id: u16 = rand::random();
-        WireHeader::set_id(&mut query, id);
-        return upstream::tcp_exchange(b.addr, &query, id, question, deadline, drops).await;
+        return tcp.exchange(b.addr, &query, question, deadline).await;
     }
     Ok(resp)
 }
@@ -162,8 +162,7 @@ fn judge(state: &LsState, a: &Attempt) -> Verdict {
         Ok(resp) => state.judge_response(a.backend, Instant::now(), a.rtt, WireHeader::read(resp)),
         Err(UpstreamError::Timeout) => {
             // Silent until the query's deadline.
-            b.stats.timeouts.fetch_add(1, Relaxed);
-            state.on_client_timeout(a.backend, Instant::now());
+            b.lost(Instant::now());
             Verdict::Failed
         }
         Err(_) => Verdict::Failed,
@@ -184,8 +183,7 @@ pub(crate) fn finish(
         // The backends still silent at the deadline timed out.
         for i in res.unfinished() {
             if let Some(b) = state.backends.get(i) {
-                b.stats.timeouts.fetch_add(1, Relaxed);
-                state.on_client_timeout(i, res.deadline());
+                b.lost(res.deadline());
             }
         }
     }
@@ -234,6 +232,10 @@ pub(crate) fn finish(
 /// the backend sent none, with the client's ID restored; TC=1 instead when
 /// it is larger than the client can take over its transport.
 fn win(state: &LsState, job: &Job, i: usize, hedge: bool, mut resp: Vec<u8>) -> Reply {
+    if job.raw.len() == job.question_end {
+        // The client sent no OPT; one the LS added for its mark goes again.
+        super::loopmark::strip_opt(&mut resp);
+    }
     if let Some(b) = state.backends.get(i) {
         b.stats.wins.fetch_add(1, Relaxed);
         crate::dns::nsid_for_client(&job.raw, &mut resp, &b.name, job.transport);

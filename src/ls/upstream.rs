@@ -1,12 +1,32 @@
-//! Upstream errors and drop counters, and the TCP exchange used when a UDP
-//! answer comes back truncated (UDP goes through [`super::pool`]). A TCP
-//! response counts only if it carries the query's ID and question.
+//! Upstream errors and drop counters, and the TCP exchanges with backends
+//! (a truncated UDP answer asked again, a TCP client's ANY); UDP goes through
+//! [`super::pool`]. A TCP response counts only if it carries the query's ID
+//! and question.
+//!
+//! TCP connections to a backend are reused ([`TcpPool`], RFC 7766 §6.2.1):
+//! queries are pipelined over at most [`TCP_CONNS`] connections per
+//! backend, a new one opened only when every open one has [`TCP_PIPELINE`]
+//! queries in flight ([`choose`], pure); answers are matched by ID (each
+//! query gets a random ID free on its connection) and question. One reader
+//! task per connection delivers them; it closes the connection after
+//! [`TCP_IDLE`] with nothing in flight, and when the backend closes it (or
+//! it breaks) the queries in flight on it alone fail, each retried once on
+//! another connection. Before, every exchange opened a connection of its
+//! own: a TCP client's ANY queries left thousands of sockets in TIME_WAIT
+//! within seconds, and against a remote backend the ephemeral ports ran out.
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout_at};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::dns::{WireHeader, same_question};
 
@@ -64,7 +84,9 @@ fn accept(resp: &[u8], id: u16, question: &[u8], drops: &DropCounters) -> bool {
     true
 }
 
-/// The same exchange over a new TCP connection (for truncated UDP answers).
+/// The same exchange over a connection of its own, closed after it. For a
+/// one-off only: queries on the forwarding path go through [`TcpPool`] (a
+/// connection per query runs the ephemeral ports out under load).
 ///
 /// # Errors
 /// [`UpstreamError`]: timeout, connection error, or bad framing.
@@ -97,4 +119,360 @@ pub async fn tcp_exchange(
     timeout_at(deadline, work)
         .await
         .map_err(|_| UpstreamError::Timeout)?
+}
+
+/// Connections kept open to one backend, at most.
+pub const TCP_CONNS: usize = 4;
+/// Queries in flight on one connection before another one is opened (the
+/// LS's own TCP server allows 64 per connection).
+pub const TCP_PIPELINE: usize = 32;
+/// A connection with nothing in flight for this long is closed.
+pub const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Tries of one exchange: a connection that closes under a query is
+/// replaced and the query asked again once.
+const TCP_TRIES: u32 = 2;
+
+/// Where the next query to a backend goes (see [`choose`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// On open connection `.0`.
+    Use(usize),
+    /// On a new connection.
+    Open,
+}
+
+/// Picks a connection for one more query (pure): the least loaded of the
+/// open connections (`loads`: queries in flight on each) while it has fewer
+/// than `pipeline`; else a new one while there are fewer than `max`; else,
+/// at the bound, the least loaded however deep its pipeline.
+pub fn choose(loads: &[usize], max: usize, pipeline: usize) -> Choice {
+    let least = loads
+        .iter()
+        .enumerate()
+        .min_by_key(|&(i, &n)| (n, i))
+        .map(|(i, &n)| (i, n));
+    match least {
+        Some((i, n)) if n < pipeline || loads.len() >= max.max(1) => Choice::Use(i),
+        _ => Choice::Open,
+    }
+}
+
+/// A query waiting on a connection.
+struct Pending {
+    question: Vec<u8>,
+    tx: oneshot::Sender<Vec<u8>>,
+}
+
+/// One TCP connection to a backend.
+struct Conn {
+    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    waiting: Mutex<HashMap<u16, Pending>>,
+    /// Broken, closed by the backend, or idle: takes no more queries.
+    closed: AtomicBool,
+    /// When a query was last sent on it ([`super::backend::clock_ms`]).
+    last_used: AtomicU64,
+}
+
+impl Conn {
+    fn waiting(&self) -> MutexGuard<'_, HashMap<u16, Pending>> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fails every query in flight (their senders dropped) and takes no more.
+    fn close(&self) {
+        self.closed.store(true, Relaxed);
+        self.waiting().clear();
+    }
+}
+
+/// Removes a query from its connection's table however its exchange ends.
+struct Registered<'a> {
+    conn: &'a Conn,
+    id: u16,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.conn.waiting().remove(&self.id);
+    }
+}
+
+/// The connections to one backend.
+#[derive(Default)]
+struct Lane {
+    conns: Mutex<Vec<Arc<Conn>>>,
+    /// One connection opened at a time (a burst of queries waits for it
+    /// rather than opening one each).
+    opening: tokio::sync::Mutex<()>,
+}
+
+impl Lane {
+    fn conns(&self) -> MutexGuard<'_, Vec<Arc<Conn>>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The open connection [`choose`] picks, or `None` to open one.
+    fn pick(&self) -> Option<Arc<Conn>> {
+        let mut conns = self.conns();
+        conns.retain(|c| !c.closed.load(Relaxed));
+        let loads: Vec<usize> = conns.iter().map(|c| c.waiting().len()).collect();
+        match choose(&loads, TCP_CONNS, TCP_PIPELINE) {
+            Choice::Use(i) => conns.get(i).cloned(),
+            Choice::Open => None,
+        }
+    }
+}
+
+/// Why one try on a connection gave no answer.
+enum TryError {
+    /// The connection closed or broke before the answer: try another.
+    Closed,
+    /// Anything else.
+    Failed(UpstreamError),
+}
+
+/// Reused TCP connections to the backends; see the module docs. Its reader
+/// tasks stop when it is shut down or dropped.
+pub struct TcpPool {
+    lanes: Mutex<HashMap<SocketAddr, Arc<Lane>>>,
+    drops: Arc<DropCounters>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+    /// Connections opened so far.
+    pub opened: AtomicU64,
+}
+
+impl TcpPool {
+    /// An empty pool; connections are opened on first use.
+    pub fn new(drops: Arc<DropCounters>) -> Self {
+        TcpPool {
+            lanes: Mutex::new(HashMap::new()),
+            drops,
+            token: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            opened: AtomicU64::new(0),
+        }
+    }
+
+    /// Closes every connection and waits for the reader tasks.
+    pub async fn shutdown(&self) {
+        self.token.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// Connections open now, to every backend.
+    pub fn open_connections(&self) -> usize {
+        let lanes: Vec<Arc<Lane>> = self.lanes().values().cloned().collect();
+        lanes
+            .iter()
+            .map(|l| l.conns().iter().filter(|c| !c.closed.load(Relaxed)).count())
+            .sum()
+    }
+
+    fn lanes(&self) -> MutexGuard<'_, HashMap<SocketAddr, Arc<Lane>>> {
+        self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends `query` (its ID is replaced) to `addr` over a pooled
+    /// connection and waits until `deadline` for the response with its ID
+    /// and `question`. A connection that closes under it is replaced and
+    /// the query asked once more.
+    ///
+    /// # Errors
+    /// [`UpstreamError`]: timeout, connection error, or bad framing.
+    pub async fn exchange(
+        &self,
+        addr: SocketAddr,
+        query: &[u8],
+        question: &[u8],
+        deadline: Instant,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let len = u16::try_from(query.len()).map_err(|_| UpstreamError::Unusable)?;
+        let lane = self.lanes().entry(addr).or_default().clone();
+        let work = async {
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let conn = self.conn(&lane, addr).await?;
+                match ask(&conn, len, query, question).await {
+                    Ok(resp) => return Ok(resp),
+                    Err(TryError::Closed) if tries < TCP_TRIES => {}
+                    Err(TryError::Closed) => {
+                        return Err(UpstreamError::Io(
+                            std::io::ErrorKind::ConnectionReset.into(),
+                        ));
+                    }
+                    Err(TryError::Failed(e)) => return Err(e),
+                }
+            }
+        };
+        timeout_at(deadline, work)
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+    }
+
+    /// A connection to `addr` for one more query: an open one, or a new one.
+    async fn conn(&self, lane: &Arc<Lane>, addr: SocketAddr) -> Result<Arc<Conn>, UpstreamError> {
+        if let Some(c) = lane.pick() {
+            return Ok(c);
+        }
+        let _opening = lane.opening.lock().await;
+        // Another query may have opened one meanwhile.
+        if let Some(c) = lane.pick() {
+            return Ok(c);
+        }
+        let s = TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        self.opened.fetch_add(1, Relaxed);
+        let (rd, wr) = s.into_split();
+        let conn = Arc::new(Conn {
+            writer: tokio::sync::Mutex::new(wr),
+            waiting: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            last_used: AtomicU64::new(super::backend::clock_ms(Instant::now())),
+        });
+        lane.conns().push(conn.clone());
+        self.tracker.spawn(read_loop(
+            conn.clone(),
+            rd,
+            self.drops.clone(),
+            self.token.clone(),
+        ));
+        Ok(conn)
+    }
+}
+
+impl Drop for TcpPool {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// One query on `conn`: a free random ID, the framed query written, the
+/// answer awaited.
+async fn ask(conn: &Conn, len: u16, query: &[u8], question: &[u8]) -> Result<Vec<u8>, TryError> {
+    let (tx, rx) = oneshot::channel();
+    let id = {
+        let mut waiting = conn.waiting();
+        if conn.closed.load(Relaxed) {
+            return Err(TryError::Closed);
+        }
+        let id = (0..16)
+            .map(|_| rand::random::<u16>())
+            .find(|id| !waiting.contains_key(id))
+            .ok_or(TryError::Failed(UpstreamError::Unusable))?;
+        waiting.insert(
+            id,
+            Pending {
+                question: question.to_vec(),
+                tx,
+            },
+        );
+        id
+    };
+    let _registered = Registered { conn, id };
+    conn.last_used
+        .store(super::backend::clock_ms(Instant::now()), Relaxed);
+    let mut framed = Vec::with_capacity(query.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(query);
+    if let Some(b) = framed.get_mut(2..4) {
+        b.copy_from_slice(&id.to_be_bytes());
+    }
+    let written = conn.writer.lock().await.write_all(&framed).await;
+    if written.is_err() {
+        conn.close();
+        return Err(TryError::Closed);
+    }
+    rx.await.map_err(|_| TryError::Closed)
+}
+
+/// Reads `conn`'s responses and hands each to the query it answers, until
+/// the backend closes it, it breaks, it has been idle for [`TCP_IDLE`], or
+/// `token` is cancelled; then fails the queries still in flight on it.
+async fn read_loop(
+    conn: Arc<Conn>,
+    mut rd: OwnedReadHalf,
+    drops: Arc<DropCounters>,
+    token: CancellationToken,
+) {
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        // Whole frames first.
+        while let Some(&[hi, lo]) = buf.get(..2) {
+            let n = usize::from(u16::from_be_bytes([hi, lo]));
+            let Some(resp) = buf.get(2..2 + n) else {
+                break;
+            };
+            deliver(&conn, resp, &drops);
+            buf.drain(..2 + n);
+        }
+        let since = Duration::from_millis(
+            super::backend::clock_ms(Instant::now()).saturating_sub(conn.last_used.load(Relaxed)),
+        );
+        let idle = since >= TCP_IDLE && conn.waiting().is_empty();
+        if idle {
+            break;
+        }
+        let idle_at = Instant::now() + TCP_IDLE.saturating_sub(since).max(Duration::from_millis(1));
+        tokio::select! {
+            () = token.cancelled() => break,
+            // `read` is cancel-safe: a byte is either in `chunk` or still in the socket.
+            r = rd.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            },
+            () = tokio::time::sleep_until(idle_at) => {}
+        }
+    }
+    conn.close();
+    // Dropping the write half (with the last reference) closes the connection.
+    let _ = conn.writer.lock().await.shutdown().await;
+}
+
+/// Hands one response to the query on `conn` with its ID, if it carries
+/// that query's question; drops it (counted) otherwise.
+fn deliver(conn: &Conn, resp: &[u8], drops: &DropCounters) {
+    let Some(h) = WireHeader::read(resp) else {
+        drops.wrong_question.fetch_add(1, Relaxed);
+        return;
+    };
+    let mut waiting = conn.waiting();
+    let Some(p) = waiting.get(&h.id) else {
+        // Its query gave up (deadline, a hedge won) before the answer came:
+        // the ID left the table then (an ID never sent looks the same here).
+        drops.late.fetch_add(1, Relaxed);
+        return;
+    };
+    if !accept(resp, h.id, &p.question, drops) {
+        return;
+    }
+    if let Some(p) = waiting.remove(&h.id) {
+        let _ = p.tx.send(resp.to_vec());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_fill_a_connection_before_another_is_opened_up_to_the_bound() {
+        assert_eq!(choose(&[], 4, 32), Choice::Open);
+        assert_eq!(choose(&[0], 4, 32), Choice::Use(0));
+        assert_eq!(choose(&[31], 4, 32), Choice::Use(0));
+        assert_eq!(choose(&[32], 4, 32), Choice::Open);
+        // The least loaded first.
+        assert_eq!(choose(&[32, 5, 3], 4, 32), Choice::Use(2));
+        assert_eq!(choose(&[32, 32, 32], 4, 32), Choice::Open);
+        // At the bound: deeper pipelines, never more connections.
+        assert_eq!(choose(&[40, 33, 35, 32], 4, 32), Choice::Use(3));
+        assert_eq!(choose(&[500, 500, 500, 499], 4, 32), Choice::Use(3));
+        // A bound of 0 still allows one.
+        assert_eq!(choose(&[], 0, 32), Choice::Open);
+        assert_eq!(choose(&[90], 0, 32), Choice::Use(0));
+    }
 }

@@ -762,7 +762,15 @@ async fn hostile_backends_get_answers_by_the_rules_and_the_ls_keeps_serving() {
             let q = harness::query(NAME, RecordType::A, None);
             let whole = harness::tcp(ls.addr, &q).await;
             let sent = Message::from_vec(&oversize_answer(&q.to_vec().unwrap())).unwrap();
-            assert_eq!(whole.answers.len(), sent.answers.len());
+            // The backend fills 3,000 bytes counting the query's OPT, and the
+            // copy the LS forwards carries the LS's loop mark (ls::loopmark):
+            // one record fewer may fit than for the client's own bytes.
+            let n = whole.answers.len();
+            assert!(
+                !whole.truncation && (sent.answers.len() - 1..=sent.answers.len()).contains(&n),
+                "{n} records over TCP, the backend's answer to the client's bytes has {}",
+                sent.answers.len()
+            );
         } else if how == Hostility::Truncating {
             // A truncated answer is passed on: the client retries over TCP,
             // where the LS asks over TCP too and relays the 64 KiB answer.

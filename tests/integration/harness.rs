@@ -195,6 +195,21 @@ pub struct TestLs {
 }
 
 impl TestLs {
+    /// An LS the caller started (e.g. on an address of its choosing).
+    pub fn from_parts(
+        addr: SocketAddr,
+        balancer: Arc<dnslb::ls::Balancer>,
+        token: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Self {
+        TestLs {
+            addr,
+            balancer,
+            token,
+            task: Some(task),
+        }
+    }
+
     /// Stops the LS and waits for every task of it to end.
     pub async fn stop(mut self) {
         self.token.cancel();

@@ -6,6 +6,7 @@ mod attacks;
 mod browser;
 mod cli;
 mod docs;
+mod faults_health;
 mod faults_ops;
 mod faults_ts_answers;
 mod faults_upstream;

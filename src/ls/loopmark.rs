@@ -1,0 +1,322 @@
+//! Forwarding loops: each LS marks the queries it sends upstream (client
+//! queries it forwards and its own health probes) with an EDNS option of
+//! its own, and never forwards a query that carries its own mark: the query
+//! went round and came back (two LSes that list each other, or a longer
+//! ring). Such a query is answered REFUSED at once, so the LS before it in
+//! the ring moves on or fails the query, instead of every hop sending it on
+//! with a fresh deadline, forever (measured before: ~20,000 queries/s per LS
+//! between two idle LSes, from their health probes alone).
+//!
+//! The mark is an option of the local/experimental range (RFC 6891 §9,
+//! [`OPTION_CODE`]) whose payload is the LS's random [`Mark`]; backends
+//! ignore options they do not know (RFC 6891 §6.1.2), and an LS further on
+//! keeps the marks it was given and adds its own. Only a query's copy sent
+//! upstream is marked (never the bytes the LS answers from), and only when
+//! that is safe: one question, no answer or authority records, no TSIG or
+//! SIG(0) (the signature covers the bytes). A query without EDNS gets an OPT
+//! for the mark (payload 512, as without EDNS) only when its backend has
+//! shown it speaks EDNS (its probe answers carry an OPT): a server without
+//! EDNS would answer FORMERR; the LS takes that OPT out of the answer before
+//! the client, which sent none, gets it. Other queries go unmarked: a ring
+//! can still carry those, as through any forwarder without such a mark.
+use crate::dns::{HEADER_LEN, WireHeader};
+
+/// EDNS option code of the mark (local/experimental use, RFC 6891 §9).
+pub const OPTION_CODE: u16 = 65_053;
+/// Bytes of the mark's payload.
+pub const MARK_LEN: usize = 8;
+
+const TYPE_OPT: u16 = 41;
+const TYPE_SIG: u16 = 24;
+const TYPE_TSIG: u16 = 250;
+
+/// One LS's mark: random, kept across reloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark([u8; MARK_LEN]);
+
+impl Mark {
+    /// A fresh random mark.
+    pub fn random() -> Self {
+        Mark(rand::random())
+    }
+
+    /// The mark with these bytes (tests).
+    pub fn from_bytes(b: [u8; MARK_LEN]) -> Self {
+        Mark(b)
+    }
+
+    /// Adds this mark to `query` (a copy to send upstream, its question
+    /// ending at `question_end`) when that is safe (see the module docs);
+    /// true when it did. A query with no additional records at all gets an
+    /// OPT of its own (payload size 512, as without EDNS) when `add_opt`:
+    /// its backend is known to speak EDNS, and the LS takes the OPT out of
+    /// the answer again ([`strip_opt`]).
+    pub fn stamp(&self, query: &mut Vec<u8>, question_end: usize, add_opt: bool) -> bool {
+        if add_opt && query.len() == question_end && add_empty_opt(query) {
+            return self.stamp(query, question_end, false);
+        }
+        let Some(opt) = find_opt(query, question_end) else {
+            return false;
+        };
+        let Ok(rdlen) = u16::try_from(opt.rdata_end - opt.rdata_start + 4 + MARK_LEN) else {
+            return false;
+        };
+        let mut option = [0u8; 4 + MARK_LEN];
+        option[..2].copy_from_slice(&OPTION_CODE.to_be_bytes());
+        option[2..4].copy_from_slice(&(MARK_LEN as u16).to_be_bytes());
+        option[4..].copy_from_slice(&self.0);
+        query.splice(opt.rdata_end..opt.rdata_end, option);
+        if let Some(field) = query.get_mut(opt.rdlen_at..opt.rdlen_at + 2) {
+            field.copy_from_slice(&rdlen.to_be_bytes());
+        }
+        true
+    }
+
+    /// Whether `query` (its question ending at `question_end`) carries this
+    /// mark: this LS sent it, and it came back.
+    pub fn carried_by(&self, query: &[u8], question_end: usize) -> bool {
+        if query.len() <= question_end {
+            return false; // no additional section: the common case, at once
+        }
+        let Some(opt) = find_opt(query, question_end) else {
+            return false;
+        };
+        let mut rdata = query
+            .get(opt.rdata_start..opt.rdata_end)
+            .unwrap_or_default();
+        while let [c0, c1, l0, l1, rest @ ..] = rdata {
+            let len = usize::from(u16::from_be_bytes([*l0, *l1]));
+            let Some(data) = rest.get(..len) else {
+                return false;
+            };
+            if u16::from_be_bytes([*c0, *c1]) == OPTION_CODE && data == self.0 {
+                return true;
+            }
+            rdata = rest.get(len..).unwrap_or_default();
+        }
+        false
+    }
+}
+
+/// Appends an empty OPT (payload 512, no flags, no options) to a query
+/// that has no additional records (its ARCOUNT 0); false when it has some.
+fn add_empty_opt(query: &mut Vec<u8>) -> bool {
+    match query.get_mut(10..12) {
+        Some(ar) if ar == [0, 0] => ar.copy_from_slice(&[0, 1]),
+        _ => return false,
+    }
+    query.extend_from_slice(&[0, 0, 41, 2, 0, 0, 0, 0, 0, 0, 0]);
+    true
+}
+
+/// Takes the OPT record out of `resp` (a backend's answer to a query the
+/// LS gave an OPT of its own, [`Mark::stamp`]), so the client, which sent
+/// none, gets none (RFC 6891 §7). `resp` is left as it is when it has no
+/// OPT, is signed, or cannot be walked; true when the OPT was taken out.
+pub fn strip_opt(resp: &mut Vec<u8>) -> bool {
+    let Some(w) = walk(resp) else {
+        return false;
+    };
+    let (Some((start, end)), false) = (w.opt, w.signed) else {
+        return false;
+    };
+    let Some(ar) = u16_at(resp, 10).and_then(|n| n.checked_sub(1)) else {
+        return false;
+    };
+    resp.drain(start..end);
+    if let Some(field) = resp.get_mut(10..12) {
+        field.copy_from_slice(&ar.to_be_bytes());
+    }
+    true
+}
+
+/// Whether `resp` carries an OPT record (its sender speaks EDNS).
+pub fn has_opt(resp: &[u8]) -> bool {
+    walk(resp).is_some_and(|w| w.opt.is_some())
+}
+
+/// What a walk over a whole message found.
+struct Walk {
+    /// The OPT record's bounds (start of its owner name, end of its RDATA).
+    opt: Option<(usize, usize)>,
+    /// A TSIG or SIG(0) record.
+    signed: bool,
+}
+
+/// Walks every record of `msg`, each checked to lie within it; `None` when
+/// one does not, or there are two OPTs.
+fn walk(msg: &[u8]) -> Option<Walk> {
+    let count = |i: usize| u16_at(msg, 4 + 2 * i).map(usize::from);
+    let (qd, an, ns, ar) = (count(0)?, count(1)?, count(2)?, count(3)?);
+    let mut pos = HEADER_LEN;
+    for _ in 0..qd {
+        pos = skip_name(msg, pos)?.checked_add(4)?;
+    }
+    let mut w = Walk {
+        opt: None,
+        signed: false,
+    };
+    for i in 0..an + ns + ar {
+        let start = pos;
+        let fixed = skip_name(msg, pos)?;
+        let rtype = u16_at(msg, fixed)?;
+        let rdlen_at = fixed.checked_add(8)?;
+        let end = rdlen_at
+            .checked_add(2)?
+            .checked_add(usize::from(u16_at(msg, rdlen_at)?))?;
+        if end > msg.len() {
+            return None;
+        }
+        pos = end;
+        if i < an + ns {
+            continue;
+        }
+        match rtype {
+            TYPE_OPT if w.opt.is_some() => return None,
+            TYPE_OPT => w.opt = Some((start, end)),
+            TYPE_TSIG | TYPE_SIG => w.signed = true,
+            _ => {}
+        }
+    }
+    Some(w)
+}
+
+/// Where a query's OPT record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OptAt {
+    rdlen_at: usize,
+    rdata_start: usize,
+    rdata_end: usize,
+}
+
+fn u16_at(msg: &[u8], at: usize) -> Option<u16> {
+    let b = msg.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
+}
+
+/// The offset just past the (possibly compressed) name at `pos`.
+fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let len = *msg.get(pos)?;
+        match len & 0xc0 {
+            0x00 if len == 0 => return Some(pos + 1),
+            0x00 => pos = pos.checked_add(1 + usize::from(len))?,
+            0xc0 => return Some(pos + 2),
+            _ => return None,
+        }
+    }
+}
+
+/// The OPT of a query that may be marked: one question ending at
+/// `question_end`, no answer or authority records, exactly one OPT (owned
+/// by the root), no TSIG or SIG(0), every record within the message.
+fn find_opt(msg: &[u8], question_end: usize) -> Option<OptAt> {
+    let h = WireHeader::read(msg)?;
+    if h.qdcount != 1 || h.ancount != 0 || h.nscount != 0 || question_end < HEADER_LEN {
+        return None;
+    }
+    let arcount = u16_at(msg, 10)?;
+    let mut pos = question_end;
+    let mut opt = None;
+    for _ in 0..arcount {
+        let start = pos;
+        let fixed = skip_name(msg, pos)?;
+        let rtype = u16_at(msg, fixed)?;
+        let rdlen_at = fixed.checked_add(8)?;
+        let rdata_start = rdlen_at.checked_add(2)?;
+        let rdata_end = rdata_start.checked_add(usize::from(u16_at(msg, rdlen_at)?))?;
+        if rdata_end > msg.len() {
+            return None;
+        }
+        match rtype {
+            TYPE_OPT if opt.is_none() && fixed == start + 1 => {
+                opt = Some(OptAt {
+                    rdlen_at,
+                    rdata_start,
+                    rdata_end,
+                });
+            }
+            TYPE_OPT | TYPE_TSIG | TYPE_SIG => return None,
+            _ => {}
+        }
+        pos = rdata_end;
+    }
+    (pos == msg.len()).then_some(opt).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{Edns, Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+
+    /// A query for `www.example. A`, with an OPT when `edns`; and where its
+    /// question ends.
+    fn query(edns: bool) -> (Vec<u8>, usize) {
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("www.example.").unwrap(),
+            RecordType::A,
+        ));
+        let end = m.to_vec().unwrap().len();
+        if edns {
+            m.set_edns(Edns::new());
+        }
+        (m.to_vec().unwrap(), end)
+    }
+
+    #[test]
+    fn a_stamped_query_carries_its_mark_and_stays_a_valid_query() {
+        let (a, b) = (Mark::from_bytes([1; 8]), Mark::from_bytes([2; 8]));
+        let (mut q, end) = query(true);
+        assert!(!a.carried_by(&q, end));
+        assert!(a.stamp(&mut q, end, false));
+        assert!(a.carried_by(&q, end));
+        assert!(!b.carried_by(&q, end), "another LS's mark");
+        // The next LS adds its own; both are found.
+        assert!(b.stamp(&mut q, end, false));
+        assert!(a.carried_by(&q, end) && b.carried_by(&q, end));
+        let m = Message::from_vec(&q).expect("still decodes");
+        let opts = m.edns.expect("its OPT").options().as_ref().len();
+        assert_eq!(opts, 2);
+    }
+
+    #[test]
+    fn a_query_without_edns_gets_an_opt_for_the_mark_only_when_asked_to() {
+        let a = Mark::from_bytes([1; 8]);
+        let (mut q, end) = query(false);
+        let before = q.clone();
+        // Its backend may not speak EDNS: left alone.
+        assert!(!a.stamp(&mut q, end, false));
+        assert_eq!(q, before);
+        assert!(!a.carried_by(&q, end));
+        assert!(a.stamp(&mut q, end, true));
+        assert!(a.carried_by(&q, end));
+        let m = Message::from_vec(&q).expect("still decodes");
+        assert_eq!(m.edns.expect("an OPT").max_payload(), 512);
+        // The backend's answer (with an OPT) loses it again.
+        let mut resp = Message::from_vec(&q).unwrap();
+        resp.metadata.message_type = hickory_proto::op::MessageType::Response;
+        let mut bytes = resp.to_vec().unwrap();
+        assert!(has_opt(&bytes));
+        assert!(strip_opt(&mut bytes));
+        assert!(!has_opt(&bytes));
+        let m = Message::from_vec(&bytes).expect("decodes");
+        assert!(m.edns.is_none());
+        assert_eq!(m.queries.len(), 1);
+        assert!(!strip_opt(&mut bytes), "nothing left to take out");
+    }
+
+    #[test]
+    fn queries_it_cannot_mark_safely_are_left_alone() {
+        let a = Mark::from_bytes([1; 8]);
+        // A record after the OPT that is not an OPT (here a TSIG type) or cut short.
+        let (mut q, end) = query(true);
+        q[11] = 2; // ARCOUNT 2
+        q.extend_from_slice(&[0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0]);
+        assert!(!a.stamp(&mut q.clone(), end, true), "signed");
+        let (mut q, end) = query(true);
+        q.truncate(q.len() - 1);
+        assert!(!a.stamp(&mut q, end, true), "cut short");
+    }
+}
