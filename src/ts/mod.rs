@@ -198,9 +198,9 @@ fn modified_since(files: &[PathBuf], since: SystemTime) -> bool {
 
 /// The result of `read` over `files` that did not change while it ran, with
 /// their fingerprint: each try takes the fingerprint before and after `read`
-/// and keeps its result only when the two agree and no file was modified
-/// within `settle` before the try began (a file modified more recently than
-/// that is first left alone for `settle`). A file rewritten in place during
+/// and keeps its result only when the two agree and a fingerprint taken
+/// `settle` later agrees too (a file modified within `settle` before the try
+/// is first left alone for `settle`). A file rewritten in place during
 /// the read gives a half-written view, never served: the try is logged and,
 /// after `pause(backoff)` (at least `settle`), made again, up to
 /// [`READ_TRIES`].
@@ -216,17 +216,24 @@ fn read_settled<T>(
     mut pause: impl FnMut(Duration),
 ) -> Result<(T, Option<Fingerprint>), ZoneError> {
     let mut backoff = READ_BACKOFF.max(settle);
-    let recent = |settle| SystemTime::now().checked_sub(settle).unwrap_or(UNIX_EPOCH);
     for attempt in 1..=READ_TRIES {
-        if modified_since(files, recent(settle)) {
+        let recent = SystemTime::now().checked_sub(settle).unwrap_or(UNIX_EPOCH);
+        if modified_since(files, recent) {
             // Written moments ago, perhaps still being written: let it be first.
             pause(settle);
         }
-        let quiet_since = recent(settle);
         let before = fingerprint(files);
         let result = read();
         let after = fingerprint(files);
-        if before == after && !modified_since(files, quiet_since) {
+        let mut settled = before == after;
+        if settled && !settle.is_zero() {
+            // A writer between truncating a file and writing the rest leaves
+            // a short file that a quick read sees unchanged (and the file's
+            // time is no sure sign of it): look again a moment later.
+            pause(settle);
+            settled = fingerprint(files) == after;
+        }
+        if settled {
             return result.map(|v| (v, after));
         }
         warn!(
@@ -860,7 +867,8 @@ mod settle_tests {
         )
         .unwrap();
         assert_eq!(reads, 1, "read once, after the pause");
-        assert_eq!(pauses, [Duration::from_millis(300)]);
+        let settle = Duration::from_millis(300);
+        assert_eq!(pauses, [settle, settle], "left alone, then looked at again");
     }
 
     #[test]
