@@ -5,6 +5,7 @@ mod amplification;
 mod attacks;
 mod browser;
 mod cli;
+mod faults_ts_ops;
 mod fuzz_regressions;
 #[allow(dead_code)]
 mod harness;

@@ -53,10 +53,21 @@ impl Nsd {
     /// accepting NOTIFY from 127.0.0.1. The zone file does not exist yet:
     /// the data must come by AXFR.
     pub fn secondary(port: u16, zone: &str, primary: SocketAddr) -> Nsd {
+        Nsd::secondary_allowing(port, zone, primary, "127.0.0.1")
+    }
+
+    /// [`Nsd::secondary`] accepting NOTIFY only from `allow_notify` (an
+    /// address, as `allow-notify` takes it).
+    pub fn secondary_allowing(
+        port: u16,
+        zone: &str,
+        primary: SocketAddr,
+        allow_notify: &str,
+    ) -> Nsd {
         let dir = tempfile::tempdir().unwrap();
         let zone_options = format!(
             "\x20 request-xfr: {}@{} NOKEY\n\
-             \x20 allow-notify: 127.0.0.1 NOKEY\n",
+             \x20 allow-notify: {allow_notify} NOKEY\n",
             primary.ip(),
             primary.port()
         );
