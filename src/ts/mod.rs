@@ -184,7 +184,7 @@ const READ_BACKOFF: Duration = Duration::from_millis(50);
 /// writer rewriting it in place may sit between truncating it and writing
 /// the rest, where a quick read sees a short file that does not change
 /// while read.
-const SETTLE: Duration = Duration::from_millis(200);
+const SETTLE: Duration = Duration::from_millis(100);
 
 /// Whether any of `files` was modified after `since` (a file whose time
 /// cannot be read counts as not: reading it reports the problem).
