@@ -180,30 +180,31 @@ const READ_TRIES: u32 = 5;
 /// 200, 400 ms: 750 ms in all).
 const READ_BACKOFF: Duration = Duration::from_millis(50);
 
-/// How long a zone file must have been left alone before it is read: a
-/// writer rewriting it in place may sit between truncating it and writing
-/// the rest, where a quick read sees a short file that does not change
-/// while read.
+/// How long after a read the zone files are looked at again: a writer
+/// rewriting a file in place may sit between truncating it and writing the
+/// rest, where a quick read sees a short file that does not change while read.
 const SETTLE: Duration = Duration::from_millis(100);
 
-/// Whether any of `files` was modified after `since` (a file whose time
-/// cannot be read counts as not: reading it reports the problem).
-fn modified_since(files: &[PathBuf], since: SystemTime) -> bool {
-    files.iter().any(|f| {
-        std::fs::metadata(f)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t > since)
-    })
+/// Each file's device and inode (`None` for one that cannot be read): a
+/// file renamed over another is another inode, a file rewritten in place
+/// the same.
+fn identities(files: &[PathBuf]) -> Vec<Option<(u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).ok().map(|m| (m.dev(), m.ino())))
+        .collect()
 }
 
-/// The result of `read` over `files` that did not change while it ran, with
-/// their fingerprint: each try takes the fingerprint before and after `read`
-/// and keeps its result only when the two agree and a fingerprint taken
-/// `settle` later agrees too (a file modified within `settle` before the try
-/// is first left alone for `settle`). A file rewritten in place during
-/// the read gives a half-written view, never served: the try is logged and,
-/// after `pause(backoff)` (at least `settle`), made again, up to
-/// [`READ_TRIES`].
+/// The result of `read` over `files` that were not rewritten in place while
+/// it ran, with their fingerprint when it is known to stand for what was
+/// read. Each try takes the fingerprint (and each file's inode) before and
+/// after `read`, and again `settle` later. A file whose bytes changed while
+/// its inode stayed is being rewritten in place: what was read may be
+/// half-written and is never served; the try is logged and, after
+/// `pause(backoff)`, made again, up to [`READ_TRIES`]. A file renamed over
+/// (another inode) was read whole, from one version or the other: the
+/// result is kept, without a fingerprint (the next reload reads again).
 ///
 /// # Errors
 /// `read`'s error from files that did not change while read (a real
@@ -215,26 +216,24 @@ fn read_settled<T>(
     mut read: impl FnMut() -> Result<T, ZoneError>,
     mut pause: impl FnMut(Duration),
 ) -> Result<(T, Option<Fingerprint>), ZoneError> {
-    let mut backoff = READ_BACKOFF.max(settle);
+    let mut backoff = READ_BACKOFF;
     for attempt in 1..=READ_TRIES {
-        let recent = SystemTime::now().checked_sub(settle).unwrap_or(UNIX_EPOCH);
-        if modified_since(files, recent) {
-            // Written moments ago, perhaps still being written: let it be first.
-            pause(settle);
-        }
+        let ids = identities(files);
         let before = fingerprint(files);
         let result = read();
         let after = fingerprint(files);
-        let mut settled = before == after;
+        let renamed = identities(files) != ids;
+        let mut settled = before == after || renamed;
         if settled && !settle.is_zero() {
             // A writer between truncating a file and writing the rest leaves
             // a short file that a quick read sees unchanged (and the file's
             // time is no sure sign of it): look again a moment later.
             pause(settle);
-            settled = fingerprint(files) == after;
+            settled = fingerprint(files) == after || identities(files) != ids;
         }
         if settled {
-            return result.map(|v| (v, after));
+            let known = (before == after && !renamed).then_some(after).flatten();
+            return result.map(|v| (v, known));
         }
         warn!(
             ts,
@@ -375,14 +374,17 @@ impl TableServer {
     }
 
     /// Records the synthesized serials in force and `sources` (the files
-    /// they stand for) in the state file, when that changes what it holds.
+    /// they stand for, when known) in the state file, when that changes what
+    /// it holds.
     /// A failure is logged: serials then start from the clock next time.
     fn save_serials(&self, sources: Option<&[(u64, u64)]>) {
-        let (Some(path), Some(sources)) = (&self.serial_state, sources) else {
+        let Some(path) = &self.serial_state else {
             return;
         };
         let now = serials::Saved {
-            files: serials::files_hash(sources),
+            // Unknown files (one was renamed over while read): a hash that
+            // matches none, so the next start takes a newer serial.
+            files: sources.map_or(0, serials::files_hash),
             serials: self
                 .catalog
                 .load()
@@ -842,33 +844,59 @@ mod settle_tests {
         assert_eq!(bad, ZoneError::line(&f, 1, "bad"));
     }
 
-    /// A file modified moments ago may be a writer's between truncating it
-    /// and writing the rest: it is read once left alone.
+    /// A file renamed over the one being read (the safe way to replace
+    /// it) was read whole: kept, without a fingerprint; a short file that
+    /// grows just after the read (a writer between truncating and writing)
+    /// is read again.
     #[test]
-    fn a_file_written_moments_ago_is_read_again_once_left_alone() {
+    fn a_file_renamed_over_is_kept_and_one_growing_after_the_read_is_read_again() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("t.txt");
-        std::fs::write(&f, "").unwrap();
+        std::fs::write(&f, "old").unwrap();
         let files = vec![f.clone()];
+        let (got, fp) = read_settled(
+            "t",
+            &files,
+            Duration::ZERO,
+            || {
+                let text = std::fs::read_to_string(&f).unwrap();
+                let tmp = dir.path().join("t.new");
+                std::fs::write(&tmp, "new").unwrap();
+                std::fs::rename(&tmp, &f).unwrap();
+                Ok(text)
+            },
+            |_| panic!("no retry"),
+        )
+        .unwrap();
+        assert_eq!((got.as_str(), fp), ("old", None));
+
+        std::fs::write(&f, "").unwrap();
         let mut reads = 0;
         let mut pauses = Vec::new();
+        let settle = Duration::from_millis(10);
         read_settled(
             "t",
             &files,
-            Duration::from_millis(300),
+            settle,
             || {
                 reads += 1;
                 Ok(())
             },
             |d| {
                 pauses.push(d);
-                std::thread::sleep(d);
+                if pauses.len() == 1 {
+                    // The writer goes on while the TS looks away.
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&f)
+                        .and_then(|mut w| std::io::Write::write_all(&mut w, b"rest"))
+                        .unwrap();
+                }
             },
         )
         .unwrap();
-        assert_eq!(reads, 1, "read once, after the pause");
-        let settle = Duration::from_millis(300);
-        assert_eq!(pauses, [settle, settle], "left alone, then looked at again");
+        assert_eq!(reads, 2, "read again");
+        assert_eq!(pauses, [settle, READ_BACKOFF, settle]);
     }
 
     #[test]
