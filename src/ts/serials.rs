@@ -15,7 +15,8 @@
 //! set (systemd sets it for `StateDirectory=`: the deploy units run with
 //! `ProtectSystem=strict`, which makes `/etc/dnslb`, the zone files' usual
 //! home, read-only), else `dnslb-ts-NAME.serials` beside the first zone file
-//! (whoever rewrites the zone files can write there). It is written to a
+//! (whoever rewrites the zone files can write there) for a TS of a config
+//! file; a TS started by hand with `--listen` only in `$STATE_DIRECTORY`. It is written to a
 //! temporary file in the same folder and renamed over the old one, so a
 //! crash leaves either the old state or the new. When it cannot be written
 //! the TS says so and serves on; serials then start from the clock, as
@@ -121,7 +122,10 @@ pub fn files_hash(fingerprint: &[(u64, u64)]) -> u64 {
 }
 
 /// Where TS `name` keeps its serials (see the module's text): `state_dir`
-/// is `$STATE_DIRECTORY` (a `:`-separated list, the first taken).
+/// is `$STATE_DIRECTORY` (a `:`-separated list, the first taken). A TS
+/// started by hand without a config (`dnslb ts --listen ADDR --zone ...`,
+/// named by its address) keeps them only in `$STATE_DIRECTORY`: beside its
+/// zone files, every new port would leave a file of its own.
 pub fn state_path(name: &str, zones: &[PathBuf], state_dir: Option<OsString>) -> Option<PathBuf> {
     let safe: String = name
         .chars()
@@ -143,6 +147,7 @@ pub fn state_path(name: &str, zones: &[PathBuf], state_dir: Option<OsString>) ->
         .filter(|d| !d.as_os_str().is_empty());
     let dir = match from_env {
         Some(d) => d,
+        None if name.parse::<std::net::SocketAddr>().is_ok() => return None,
         None => {
             let first = zones.first()?;
             match first.parent() {
@@ -252,5 +257,10 @@ mod tests {
             Some(PathBuf::from("./dnslb-ts-ts1.serials"))
         );
         assert_eq!(state_path("ts1", &[], None), None);
+        assert_eq!(state_path("127.0.0.1:5300", &zones, None), None, "by hand");
+        assert_eq!(
+            state_path("127.0.0.1:5300", &zones, Some("/s".into())),
+            Some(PathBuf::from("/s/dnslb-ts-127.0.0.1_5300.serials"))
+        );
     }
 }
