@@ -747,12 +747,8 @@ async fn run_ts(run: TsRun) -> Result<()> {
                         notifies.spawn(async move {
                             tokio::select! {
                                 _ = token.cancelled() => {}
-                                acked = dnslb::ts::xfr::notify(target, &zone) => {
-                                    if acked {
-                                        info!(ts = %name, %zone, %target, "notify acknowledged");
-                                    } else {
-                                        warn!(ts = %name, %zone, %target, "notify not acknowledged");
-                                    }
+                                done = dnslb::ts::xfr::notify_from(Some(listen.ip()), target, &zone) => {
+                                    dnslb::ts::xfr::log_notified(&name, &zone, target, done);
                                 }
                             }
                         });

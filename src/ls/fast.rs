@@ -248,7 +248,7 @@ struct Attempt {
 struct Flight {
     state: Arc<LsState>,
     job: Job,
-    client: SocketAddr,
+    client: batch::Peer,
     res: Resolution,
     attempts: SmallVec<[Attempt; 4]>,
     /// The winning response, or the negative one that may be passed on.
@@ -461,9 +461,9 @@ impl Worker {
                         let (read_at, now) = (SystemTime::now(), Instant::now());
                         for i in 0..n {
                             if let Some((raw, meta)) = client_slots.get(i)
-                                && let Some(src) = meta.src
+                                && let Some(src) = meta.peer()
                                 && !meta.truncated
-                                && src.port() != 0
+                                && src.addr.port() != 0
                             {
                                 let wait = waited(meta.stamp, read_at);
                                 if gate.shed(wait, now, bound) {
@@ -538,10 +538,10 @@ impl Worker {
     }
 
     /// One client datagram.
-    fn on_client(&mut self, raw: &[u8], src: SocketAddr) {
+    fn on_client(&mut self, raw: &[u8], src: batch::Peer) {
         let req = Request {
             raw,
-            src,
+            src: src.addr,
             transport: Transport::Udp,
         };
         match self.balancer.admit(req) {
@@ -634,7 +634,7 @@ impl Worker {
     }
 
     /// Counts a forwarded query's reply and queues it for the client.
-    fn answer(&mut self, reply: Reply, to: SocketAddr, arrived: std::time::Instant) {
+    fn answer(&mut self, reply: Reply, to: batch::Peer, arrived: std::time::Instant) {
         self.balancer.metrics.answered(&reply, arrived);
         if let Reply::One(b) = reply {
             self.to_clients.push_copy(&b, to);

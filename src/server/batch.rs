@@ -15,15 +15,24 @@
 //! A [`RecvBatch`] made [`RecvBatch::with_timestamps`] reads each datagram's
 //! kernel receive time (`SO_TIMESTAMPNS`, which the socket must have on:
 //! [`enable_timestamps`]): how long it waited in the socket's queue.
+//!
+//! A socket bound to a wildcard address (`0.0.0.0`, `::`) has the kernel
+//! say which local address each datagram came to (`IP_PKTINFO`,
+//! `IPV6_RECVPKTINFO`: [`enable_pktinfo`]); the batch reads it into
+//! [`Received::dst`], and the answer to it, queued for that [`Peer`], leaves
+//! from that address (a `sendmmsg(2)` per run of answers from the same
+//! address), as a client expects: a reply from another address is not an
+//! answer to it. A socket bound to one address has nothing of this to do.
 use std::cell::RefCell;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, SystemTime};
 
+use nix::libc;
 use nix::sys::socket::{
-    ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt,
-    sockopt,
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg,
+    sendmmsg, setsockopt, sockopt,
 };
 use nix::sys::time::TimeSpec;
 use smallvec::SmallVec;
@@ -48,6 +57,54 @@ pub(crate) struct Received {
     /// When the kernel received it (realtime clock), for a batch made
     /// [`RecvBatch::with_timestamps`] on a socket with timestamps on.
     pub(crate) stamp: Option<SystemTime>,
+    /// The local address it came to, on a wildcard socket (see
+    /// [`enable_pktinfo`]); `None` on a socket bound to one address.
+    pub(crate) dst: Option<IpAddr>,
+}
+
+impl Received {
+    /// Whom to answer: its source, from the address it came to.
+    pub(crate) fn peer(&self) -> Option<Peer> {
+        Some(Peer {
+            addr: self.src?,
+            local: self.dst,
+        })
+    }
+}
+
+/// Where a datagram goes: the remote address and, for an answer on a
+/// wildcard socket, the local address it must leave from (the one the query
+/// came to). `None`: the socket's own address (or the kernel's choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Peer {
+    /// The remote address.
+    pub(crate) addr: SocketAddr,
+    /// The local address to send from.
+    pub(crate) local: Option<IpAddr>,
+}
+
+impl From<SocketAddr> for Peer {
+    fn from(addr: SocketAddr) -> Self {
+        Peer { addr, local: None }
+    }
+}
+
+/// Has the kernel tell, for each datagram `sock` receives, the local
+/// address it came to (`IP_PKTINFO` or `IPV6_RECVPKTINFO`), when `sock` is
+/// bound to a wildcard address; nothing otherwise.
+///
+/// # Errors
+/// The OS error.
+pub(crate) fn enable_pktinfo(sock: &impl AsFd, local: SocketAddr) -> io::Result<()> {
+    match local {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            setsockopt(sock, sockopt::Ipv4PacketInfo, &true).map_err(io::Error::from)
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            setsockopt(sock, sockopt::Ipv6RecvPacketInfo, &true).map_err(io::Error::from)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Turns on `SO_TIMESTAMPNS`: each datagram read carries the time the
@@ -64,15 +121,21 @@ pub(crate) fn enable_timestamps(sock: &impl AsFd) -> io::Result<()> {
 struct Kind {
     v6: bool,
     stamps: bool,
+    /// A wildcard socket: read each datagram's local address.
+    pktinfo: bool,
 }
 
 thread_local! {
-    /// Receive headers per [`Kind`] (v4, v6 × without, with timestamps).
-    static RECV_HEADERS: RefCell<[Option<MultiHeaders<SockaddrStorage>>; 4]> =
-        const { RefCell::new([None, None, None, None]) };
-    /// Send headers (the kernel writes nothing back into them).
-    static SEND_HEADERS: RefCell<Option<MultiHeaders<SockaddrStorage>>> =
-        const { RefCell::new(None) };
+    /// Receive headers per [`Kind`] (v4, v6 × without, with timestamps ×
+    /// without, with packet info).
+    static RECV_HEADERS: RefCell<[Option<MultiHeaders<SockaddrStorage>>; 8]> =
+        const { RefCell::new([None, None, None, None, None, None, None, None]) };
+    /// Send headers (the kernel writes nothing back into them): without
+    /// control messages, and with room for one v4 or v6 packet info (a
+    /// header's control length is sent as it is, so each set fits exactly
+    /// what it carries).
+    static SEND_HEADERS: RefCell<[Option<MultiHeaders<SockaddrStorage>>; 3]> =
+        const { RefCell::new([None, None, None]) };
 }
 
 /// Reusable receive slots for sockets of one address family.
@@ -80,8 +143,9 @@ pub(crate) struct RecvBatch {
     slots: Vec<[u8; SLOT]>,
     got: Vec<Received>,
     stamps: bool,
-    /// The family of the sockets read, learnt on the first read.
-    v6: Option<bool>,
+    /// The family of the sockets read, and whether they have packet info on
+    /// ([`enable_pktinfo`]), learnt on the first read.
+    v6: Option<(bool, bool)>,
 }
 
 impl Default for RecvBatch {
@@ -117,22 +181,36 @@ impl RecvBatch {
     ///
     /// # Errors
     /// The socket's error; `WouldBlock` when nothing is queued.
-    pub(crate) fn recv(&mut self, sock: &impl AsRawFd) -> io::Result<usize> {
+    pub(crate) fn recv(&mut self, sock: &(impl AsRawFd + AsFd)) -> io::Result<usize> {
         self.got.clear();
         let fd = sock.as_raw_fd();
-        let v6 = match self.v6 {
-            Some(v6) => v6,
+        let (v6, pktinfo) = match self.v6 {
+            Some(known) => known,
             None => {
                 let local: SockaddrStorage =
                     nix::sys::socket::getsockname(fd).map_err(io::Error::from)?;
                 let v6 = local.as_sockaddr_in6().is_some();
-                self.v6 = Some(v6);
-                v6
+                // Whether the kernel adds packet info: asked of the socket,
+                // not judged from its address (the LS's upstream sockets are
+                // bound to a wildcard address without it). Sockets of one
+                // kind share headers whose control length the kernel writes
+                // back: one that carries less would shrink it for the others.
+                let fd = sock.as_fd();
+                let pktinfo = if v6 {
+                    nix::sys::socket::getsockopt(&fd, sockopt::Ipv6RecvPacketInfo)
+                } else {
+                    nix::sys::socket::getsockopt(&fd, sockopt::Ipv4PacketInfo)
+                }
+                .unwrap_or(false);
+                let known = (v6, pktinfo);
+                self.v6 = Some(known);
+                known
             }
         };
         let kind = Kind {
             v6,
             stamps: self.stamps,
+            pktinfo,
         };
         recv_into(fd, kind, &mut self.slots, &mut self.got)?;
         Ok(self.got.len())
@@ -186,12 +264,18 @@ fn recv_into(
                 None => IoSliceMut::new(&mut []),
             }]
         });
-        let at = usize::from(kind.v6) * 2 + usize::from(kind.stamps);
+        let at =
+            usize::from(kind.pktinfo) * 4 + usize::from(kind.v6) * 2 + usize::from(kind.stamps);
         let Some(slot) = all.get_mut(at) else {
             return Err(io::ErrorKind::InvalidInput.into());
         };
         let headers = slot.get_or_insert_with(|| {
-            let cmsg = kind.stamps.then(|| nix::cmsg_space!(TimeSpec));
+            let cmsg = match (kind.stamps, kind.pktinfo) {
+                (false, false) => None,
+                (true, false) => Some(nix::cmsg_space!(TimeSpec)),
+                (false, true) => Some(nix::cmsg_space!(libc::in6_pktinfo)),
+                (true, true) => Some(nix::cmsg_space!(TimeSpec, libc::in6_pktinfo)),
+            };
             MultiHeaders::preallocate(BATCH, cmsg)
         });
         let results = recvmmsg(
@@ -202,21 +286,29 @@ fn recv_into(
             None,
         )?;
         for msg in results {
-            let stamp = if kind.stamps {
-                msg.cmsgs().ok().and_then(|mut c| {
-                    c.find_map(|m| match m {
-                        ControlMessageOwned::ScmTimestampns(ts) => system_time(ts),
-                        _ => None,
-                    })
-                })
-            } else {
-                None
-            };
+            let (mut stamp, mut dst) = (None, None);
+            if kind.stamps || kind.pktinfo {
+                for m in msg.cmsgs().into_iter().flatten() {
+                    match m {
+                        ControlMessageOwned::ScmTimestampns(ts) => stamp = system_time(ts),
+                        ControlMessageOwned::Ipv4PacketInfo(info) => {
+                            dst = Some(IpAddr::from(
+                                u32::from_be(info.ipi_addr.s_addr).to_be_bytes(),
+                            ));
+                        }
+                        ControlMessageOwned::Ipv6PacketInfo(info) => {
+                            dst = Some(IpAddr::from(info.ipi6_addr.s6_addr));
+                        }
+                        _ => {}
+                    }
+                }
+            }
             got.push(Received {
                 len: msg.bytes.min(SLOT),
                 src: msg.address.and_then(|a| to_std(&a)),
                 truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
                 stamp,
+                dst,
             });
         }
         Ok(())
@@ -239,30 +331,74 @@ fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
 
 /// Sends as many of `msgs` (bytes, destination) as the socket takes now, in
 /// one `sendmmsg(2)`; returns how many were sent from the front (0 is never
-/// returned for a non-empty list: an error is).
+/// returned for a non-empty list: an error is). One call sends a run of
+/// messages from the same local address (see [`Peer`]).
 ///
 /// # Errors
 /// The error of the first message (`WouldBlock` when the socket is full):
 /// the caller skips a message that fails for any other reason.
-pub(crate) fn send_some(sock: &impl AsRawFd, msgs: &[(Vec<u8>, SocketAddr)]) -> io::Result<usize> {
+pub(crate) fn send_some(sock: &impl AsRawFd, msgs: &[(Vec<u8>, Peer)]) -> io::Result<usize> {
     let msgs = msgs.get(..msgs.len().min(BATCH)).unwrap_or_default();
-    if msgs.is_empty() {
+    let Some((_, first)) = msgs.first() else {
         return Ok(0);
-    }
+    };
+    let local = first.local;
+    let run = msgs.iter().take_while(|(_, p)| p.local == local).count();
+    let msgs = msgs.get(..run).unwrap_or_default();
     let addrs: SmallVec<[Option<SockaddrStorage>; BATCH]> = msgs
         .iter()
-        .map(|(_, a)| Some(SockaddrStorage::from(*a)))
+        .map(|(_, p)| Some(SockaddrStorage::from(p.addr)))
         .collect();
-    SEND_HEADERS.with_borrow_mut(|slot| {
+    // The packet info naming the source address (interface 0: the
+    // routing picks it, from that address).
+    let v4 = match local {
+        Some(IpAddr::V4(ip)) => Some(libc::in_pktinfo {
+            ipi_ifindex: 0,
+            ipi_spec_dst: libc::in_addr {
+                s_addr: u32::from(ip).to_be(),
+            },
+            ipi_addr: libc::in_addr { s_addr: 0 },
+        }),
+        _ => None,
+    };
+    let v6 = match local {
+        Some(IpAddr::V6(ip)) => Some(libc::in6_pktinfo {
+            ipi6_addr: libc::in6_addr {
+                s6_addr: ip.octets(),
+            },
+            ipi6_ifindex: 0,
+        }),
+        _ => None,
+    };
+    let (at, cmsg) = match (&v4, &v6) {
+        (Some(i), _) => (1, Some(ControlMessage::Ipv4PacketInfo(i))),
+        (_, Some(i)) => (2, Some(ControlMessage::Ipv6PacketInfo(i))),
+        _ => (0, None),
+    };
+    let cmsgs: &[ControlMessage<'_>] = match &cmsg {
+        Some(c) => std::slice::from_ref(c),
+        None => &[],
+    };
+    SEND_HEADERS.with_borrow_mut(|all| {
         let iovs: SmallVec<[[IoSlice<'_>; 1]; BATCH]> =
             msgs.iter().map(|(b, _)| [IoSlice::new(b)]).collect();
-        let headers = slot.get_or_insert_with(|| MultiHeaders::preallocate(BATCH, None));
+        let Some(slot) = all.get_mut(at) else {
+            return Err(io::ErrorKind::InvalidInput.into());
+        };
+        let headers = slot.get_or_insert_with(|| {
+            let space = match at {
+                1 => Some(nix::cmsg_space!(libc::in_pktinfo)),
+                2 => Some(nix::cmsg_space!(libc::in6_pktinfo)),
+                _ => None,
+            };
+            MultiHeaders::preallocate(BATCH, space)
+        });
         let results = sendmmsg(
             sock.as_raw_fd(),
             headers,
             iovs.iter(),
             &addrs,
-            [],
+            cmsgs,
             MsgFlags::MSG_DONTWAIT,
         )?;
         Ok(results.count())
@@ -272,7 +408,7 @@ pub(crate) fn send_some(sock: &impl AsRawFd, msgs: &[(Vec<u8>, SocketAddr)]) -> 
 /// Sends `msgs` (bytes, destination) on `sock` in batches, waiting when
 /// its buffer is full. A message the kernel refuses for any other reason is
 /// skipped (and logged at debug).
-pub(crate) async fn send_all(sock: &tokio::net::UdpSocket, msgs: &[(Vec<u8>, SocketAddr)]) {
+pub(crate) async fn send_all(sock: &tokio::net::UdpSocket, msgs: &[(Vec<u8>, Peer)]) {
     let mut done = 0;
     while done < msgs.len() {
         let rest = msgs.get(done..).unwrap_or_default();
@@ -285,7 +421,7 @@ pub(crate) async fn send_all(sock: &tokio::net::UdpSocket, msgs: &[(Vec<u8>, Soc
             }
             Err(err) => {
                 if let Some((_, dst)) = rest.first() {
-                    tracing::debug!(%dst, ?err, "udp send failed");
+                    tracing::debug!(dst = %dst.addr, ?err, "udp send failed");
                 }
                 done += 1;
             }
@@ -298,7 +434,7 @@ pub(crate) async fn send_all(sock: &tokio::net::UdpSocket, msgs: &[(Vec<u8>, Soc
 #[derive(Debug, Default)]
 pub(crate) struct SendQueue {
     /// Messages `..len` are queued; the rest are spare buffers.
-    msgs: Vec<(Vec<u8>, SocketAddr)>,
+    msgs: Vec<(Vec<u8>, Peer)>,
     len: usize,
 }
 
@@ -308,14 +444,17 @@ impl SendQueue {
     /// time.
     pub(crate) fn with_buffers(n: usize, to: SocketAddr) -> Self {
         SendQueue {
-            msgs: (0..n).map(|_| (Vec::with_capacity(512), to)).collect(),
+            msgs: (0..n)
+                .map(|_| (Vec::with_capacity(512), Peer::from(to)))
+                .collect(),
             len: 0,
         }
     }
 
     /// A cleared buffer for a message to `to`, queued: the caller writes
     /// the message into it.
-    pub(crate) fn push(&mut self, to: SocketAddr) -> &mut Vec<u8> {
+    pub(crate) fn push(&mut self, to: impl Into<Peer>) -> &mut Vec<u8> {
+        let to = to.into();
         if self.len == self.msgs.len() {
             self.msgs.push((Vec::with_capacity(512), to));
         }
@@ -328,7 +467,7 @@ impl SendQueue {
     }
 
     /// Queues a copy of `bytes` for `to`.
-    pub(crate) fn push_copy(&mut self, bytes: &[u8], to: SocketAddr) {
+    pub(crate) fn push_copy(&mut self, bytes: &[u8], to: impl Into<Peer>) {
         self.push(to).extend_from_slice(bytes);
     }
 
@@ -393,7 +532,7 @@ mod tests {
         assert_eq!(truncated, 1, "the oversized datagram is flagged");
         assert_eq!(seen, (0..40u8).map(|i| vec![i; 3]).collect::<Vec<_>>());
 
-        let replies: Vec<(Vec<u8>, SocketAddr)> = (0..40u8).map(|i| (vec![i; 5], c)).collect();
+        let replies: Vec<(Vec<u8>, Peer)> = (0..40u8).map(|i| (vec![i; 5], c.into())).collect();
         let mut sent = 0;
         while sent < replies.len() {
             sent += send_some(&server, &replies[sent..]).unwrap();

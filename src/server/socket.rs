@@ -61,6 +61,8 @@ fn udp_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<UdpSocket> 
     // Best effort: a small buffer only means drops under bursts.
     let _ = s.set_recv_buffer_size(UDP_RECV_BUFFER);
     s.bind(&addr.into())?;
+    // On a wildcard address: learn each query's local address, to answer from it.
+    super::batch::enable_pktinfo(&s, addr)?;
     UdpSocket::from_std(s.into())
 }
 

@@ -10,7 +10,6 @@
 //! (each ends by the drain grace at the latest) before its thread ends.
 //! Receive errors in a row back off (see `server::backoff`) so a socket
 //! that keeps failing does not spin a core.
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::UdpSocket;
@@ -18,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use super::backoff::Backoff;
-use super::batch::{self, RecvBatch};
+use super::batch::{self, Peer, RecvBatch};
 use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
 
@@ -32,7 +31,7 @@ pub(crate) async fn run<H: Handler>(sock: Arc<UdpSocket>, shared: Arc<Shared<H>>
 async fn serve<H: Handler>(sock: &Arc<UdpSocket>, shared: &Shared<H>, deferred: &TaskTracker) {
     let mut slots = RecvBatch::default();
     // Immediate answers of one batch, sent together.
-    let mut out: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(batch::BATCH);
+    let mut out: Vec<(Vec<u8>, Peer)> = Vec::with_capacity(batch::BATCH);
     let mut backoff = Backoff::default();
     loop {
         tokio::select! {
@@ -62,11 +61,11 @@ async fn serve<H: Handler>(sock: &Arc<UdpSocket>, shared: &Shared<H>, deferred: 
             let Some((raw, meta)) = slots.get(i) else {
                 continue;
             };
-            let Some(src) = meta.src else { continue };
-            if meta.truncated || src.port() == 0 {
+            let Some(peer) = meta.peer() else { continue };
+            if meta.truncated || peer.addr.port() == 0 {
                 continue; // no DNS query; nobody can receive an answer at port 0
             }
-            handle_one(sock, shared, deferred, raw, src, &mut out);
+            handle_one(sock, shared, deferred, raw, peer, &mut out);
         }
         flush(sock, &mut out).await;
     }
@@ -79,18 +78,18 @@ fn handle_one<H: Handler>(
     shared: &Shared<H>,
     deferred: &TaskTracker,
     raw: &[u8],
-    src: SocketAddr,
-    out: &mut Vec<(Vec<u8>, SocketAddr)>,
+    peer: Peer,
+    out: &mut Vec<(Vec<u8>, Peer)>,
 ) {
     let req = Request {
         raw,
-        src,
+        src: peer.addr,
         transport: Transport::Udp,
     };
     match shared.handler.handle(req) {
         Action::Now(reply) => {
             if let Some(bytes) = first(reply) {
-                out.push((bytes, src));
+                out.push((bytes, peer));
             }
         }
         Action::Later(fut) => match shared.inflight.clone().try_acquire_owned() {
@@ -105,16 +104,15 @@ fn handle_one<H: Handler>(
                         r = fut => r,
                     };
                     drop(permit);
-                    if let Some(bytes) = first(reply)
-                        && let Err(err) = sock.send_to(&bytes, src).await
-                    {
-                        debug!(dst = %src, ?err, "udp send failed");
+                    if let Some(bytes) = first(reply) {
+                        // From the address the query came to (see `batch::Peer`).
+                        batch::send_all(&sock, &[(bytes, peer)]).await;
                     }
                 });
             }
             Err(_) => {
                 if let Some(b) = dns::servfail_for(raw) {
-                    out.push((b, src));
+                    out.push((b, peer));
                 }
             }
         },
@@ -131,7 +129,7 @@ fn first(reply: Reply) -> Option<Vec<u8>> {
 }
 
 /// Sends `out` in batches and empties it.
-async fn flush(sock: &UdpSocket, out: &mut Vec<(Vec<u8>, SocketAddr)>) {
+async fn flush(sock: &UdpSocket, out: &mut Vec<(Vec<u8>, Peer)>) {
     batch::send_all(sock, out).await;
     out.clear();
 }

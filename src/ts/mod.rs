@@ -28,6 +28,7 @@ use crate::server::{Action, Handler, Reply, Request};
 
 pub mod answer;
 pub mod metrics;
+pub mod serials;
 pub mod source;
 pub mod table;
 pub mod wire;
@@ -170,9 +171,85 @@ fn synth_soa(origin: &Name, apex_ns: Option<&Name>, ttl: u32, serial: u32) -> (u
     )
 }
 
-/// RFC 1982: `a` is newer than `b` in serial-number arithmetic.
-fn serial_newer(a: u32, b: u32) -> bool {
-    a != b && a.wrapping_sub(b) < (1 << 31)
+use serials::serial_newer;
+
+/// Reads of the zone files before a reload (or the start) gives up on files
+/// that change every time they are read.
+const READ_TRIES: u32 = 5;
+/// Pause before the second read; doubled before each further one (50, 100,
+/// 200, 400 ms: 750 ms in all).
+const READ_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How long after a read the zone files are looked at again: a writer
+/// rewriting a file in place may sit between truncating it and writing the
+/// rest, where a quick read sees a short file that does not change while read.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// Each file's device and inode (`None` for one that cannot be read): a
+/// file renamed over another is another inode, a file rewritten in place
+/// the same.
+fn identities(files: &[PathBuf]) -> Vec<Option<(u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).ok().map(|m| (m.dev(), m.ino())))
+        .collect()
+}
+
+/// The result of `read` over `files` that were not rewritten in place while
+/// it ran, with their fingerprint when it is known to stand for what was
+/// read. Each try takes the fingerprint (and each file's inode) before and
+/// after `read`, and again `settle` later. A file whose bytes changed while
+/// its inode stayed is being rewritten in place: what was read may be
+/// half-written and is never served; the try is logged and, after
+/// `pause(backoff)`, made again, up to [`READ_TRIES`]. A file renamed over
+/// (another inode) was read whole, from one version or the other: the
+/// result is kept, without a fingerprint (the next reload reads again).
+///
+/// # Errors
+/// `read`'s error from files that did not change while read (a real
+/// mistake in them); [`ZoneError::Unsettled`] when they changed every time.
+fn read_settled<T>(
+    ts: &str,
+    files: &[PathBuf],
+    settle: Duration,
+    mut read: impl FnMut() -> Result<T, ZoneError>,
+    mut pause: impl FnMut(Duration),
+) -> Result<(T, Option<Fingerprint>), ZoneError> {
+    let mut backoff = READ_BACKOFF;
+    for attempt in 1..=READ_TRIES {
+        let ids = identities(files);
+        let before = fingerprint(files);
+        let result = read();
+        let after = fingerprint(files);
+        let renamed = identities(files) != ids;
+        let mut settled = before == after || renamed;
+        if settled && !settle.is_zero() {
+            // A writer between truncating a file and writing the rest leaves
+            // a short file that a quick read sees unchanged (and the file's
+            // time is no sure sign of it): look again a moment later.
+            pause(settle);
+            settled = fingerprint(files) == after || identities(files) != ids;
+        }
+        if settled {
+            let known = (before == after && !renamed).then_some(after).flatten();
+            return result.map(|v| (v, known));
+        }
+        warn!(
+            ts,
+            attempt,
+            tries = READ_TRIES,
+            "zone files changed while being read: what was read is not used, reading again"
+        );
+        if attempt < READ_TRIES {
+            pause(backoff);
+            backoff *= 2;
+        }
+    }
+    Err(ZoneError::Unsettled {
+        file: files.first().cloned().unwrap_or_default(),
+        tries: READ_TRIES,
+    })
 }
 
 fn unix_now() -> u32 {
@@ -192,7 +269,14 @@ pub struct TableServer {
     /// What the zone files held when the catalog in force was read (see
     /// [`fingerprint`]): a reload that finds them the same keeps it as is.
     sources: std::sync::Mutex<Option<Vec<(u64, u64)>>>,
+    /// Where the synthesized serials are kept across restarts (see
+    /// [`serials`]), and the state last written there.
+    serial_state: Option<PathBuf>,
+    saved: std::sync::Mutex<Option<serials::Saved>>,
 }
+
+/// Each zone file's length and a hash of its bytes.
+pub type Fingerprint = Vec<(u64, u64)>;
 
 /// Each file's length and a hash of its bytes (`None` if one cannot be
 /// read), streamed in 64 KiB pieces so a big table costs no memory.
@@ -236,28 +320,96 @@ impl TableServer {
     /// # Errors
     /// The first bad file or line.
     pub fn load(settings: TsSettings) -> Result<Self, ZoneError> {
-        // Taken before and after the files are read: kept only when they
-        // agree, so that it stands for what was loaded.
-        let sources = fingerprint(&settings.zones);
-        let catalog = load_catalog(&settings, unix_now())?;
-        let sources = if fingerprint(&settings.zones) == sources {
-            sources
-        } else {
-            None
+        let clock = unix_now();
+        let (catalog, sources) = read_settled(
+            &settings.name,
+            &settings.zones,
+            SETTLE,
+            || load_catalog(&settings, clock),
+            std::thread::sleep,
+        )?;
+        let serial_state = serials::state_path(
+            &settings.name,
+            &settings.zones,
+            std::env::var_os("STATE_DIRECTORY"),
+        );
+        let saved = serial_state.as_deref().and_then(serials::read);
+        let same_files = match (&saved, &sources) {
+            (Some(saved), Some(fp)) => saved.files == serials::files_hash(fp),
+            _ => false,
         };
+        // Synthesized serials: kept, or raised, from what the last run recorded.
+        let zones = catalog
+            .into_zones()
+            .into_iter()
+            .map(|z| {
+                if !z.soa_synthesized() {
+                    return z;
+                }
+                let recorded = saved
+                    .as_ref()
+                    .and_then(|s| s.serial_of(&z.origin().to_ascii()));
+                let serial = serials::start_serial(recorded, same_files, clock);
+                z.with_serial(serial)
+            })
+            .collect();
+        let catalog = Catalog::new(zones);
         // The config allows at most 128 bytes; only a payload over 65 535
         // bytes is refused here, and no TS is started with one.
         let nsid = settings
             .nsid
             .as_ref()
             .and_then(|s| NSIDPayload::new(s.as_bytes().to_vec()).ok());
-        Ok(TableServer {
+        let ts = TableServer {
             settings,
             catalog: ArcSwap::from_pointee(catalog),
             metrics: TsMetrics::default(),
             nsid,
-            sources: std::sync::Mutex::new(sources),
-        })
+            sources: std::sync::Mutex::new(sources.clone()),
+            serial_state,
+            saved: std::sync::Mutex::new(saved),
+        };
+        ts.save_serials(sources.as_deref());
+        Ok(ts)
+    }
+
+    /// Records the synthesized serials in force and `sources` (the files
+    /// they stand for, when known) in the state file, when that changes what
+    /// it holds.
+    /// A failure is logged: serials then start from the clock next time.
+    fn save_serials(&self, sources: Option<&[(u64, u64)]>) {
+        let Some(path) = &self.serial_state else {
+            return;
+        };
+        let now = serials::Saved {
+            // Unknown files (one was renamed over while read): a hash that
+            // matches none, so the next start takes a newer serial.
+            files: sources.map_or(0, serials::files_hash),
+            serials: self
+                .catalog
+                .load()
+                .zones()
+                .iter()
+                .filter(|z| z.soa_synthesized())
+                .map(|z| (z.origin().to_ascii().to_ascii_lowercase(), z.serial()))
+                .collect(),
+        };
+        let mut saved = self
+            .saved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if now.serials.is_empty() || saved.as_ref() == Some(&now) {
+            return;
+        }
+        match serials::write(path, &now) {
+            Ok(()) => *saved = Some(now),
+            Err(err) => warn!(
+                ts = %self.settings.name,
+                path = %path.display(),
+                %err,
+                "cannot record the SOA serials: after a restart they start from the clock and may go backwards (set STATE_DIRECTORY to a writable folder)"
+            ),
+        }
     }
 
     /// Its counters since start.
@@ -303,7 +455,14 @@ impl TableServer {
                 zones: old.zones().len(),
             });
         }
-        let fresh = load_catalog(&self.settings, unix_now())?;
+        let clock = unix_now();
+        let (fresh, sources) = read_settled(
+            &self.settings.name,
+            &self.settings.zones,
+            SETTLE,
+            || load_catalog(&self.settings, clock),
+            std::thread::sleep,
+        )?;
         let mut changed_zones = Vec::new();
         let mut zones = Vec::with_capacity(fresh.zones().len());
         for z in fresh.zones() {
@@ -312,7 +471,7 @@ impl TableServer {
                 Some(o) if o.same_data(z) => o.clone(),
                 Some(o) if z.soa_synthesized() => {
                     // Our serial: up by at least one, and to the clock when it is ahead.
-                    let s = z.serial().max(o.serial().wrapping_add(1));
+                    let s = serials::next_serial(o.serial(), clock);
                     changed_zones.push(z.origin().clone());
                     z.clone().with_serial(s)
                 }
@@ -349,10 +508,11 @@ impl TableServer {
             zones: zones.len(),
         };
         self.catalog.store(Arc::new(Catalog::new(zones)));
-        // Kept only when the files did not change while they were read, so
-        // the fingerprint always stands for the zones in force.
-        let after = fingerprint(&self.settings.zones);
-        *last = if after == sources { sources } else { None };
+        // The files did not change while they were read: the fingerprint
+        // stands for the zones in force.
+        *last = sources.clone();
+        drop(last);
+        self.save_serials(sources.as_deref());
         Ok(report)
     }
 
@@ -545,6 +705,21 @@ fn encode_question(q: &ClientQuery) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether `raw` asks the LS's default health probe question, `. SOA`
+/// (`[ls.health] query`): one question, the root name, type SOA. The fault
+/// knobs' delay spares such queries: a probe waits at most its timeout
+/// (500 ms by default), so a delay longer than that would keep every backend
+/// down and the experiment would measure health checks instead of client
+/// latency. Drops still apply to probes, as real packet loss does: a
+/// backend loses `fall` probes in a row only as often as the drop share says.
+pub fn looks_like_health_probe(raw: &[u8]) -> bool {
+    let Some(h) = dns::WireHeader::read(raw) else {
+        return false;
+    };
+    // Root name (one zero byte) at offset 12, then QTYPE SOA (6).
+    !h.is_response() && h.qdcount == 1 && raw.get(12..15) == Some(&[0, 0, 6][..])
+}
+
 impl Handler for TableServer {
     fn handle(&self, req: Request<'_>) -> Action {
         let f = self.settings.fault;
@@ -552,8 +727,10 @@ impl Handler for TableServer {
             self.metrics.record(Outcome::Unanswered(Unanswered::Fault));
             return Action::Now(Reply::Drop);
         }
+        let probe = looks_like_health_probe(req.raw);
         let reply = self.answer(req);
-        if f.delay_ms > 0 && f.delay_ratio > 0.0 && rand::random::<f64>() < f.delay_ratio {
+        if f.delay_ms > 0 && f.delay_ratio > 0.0 && !probe && rand::random::<f64>() < f.delay_ratio
+        {
             let delay = Duration::from_millis(f.delay_ms);
             return Action::Later(Box::pin(async move {
                 tokio::time::sleep(delay).await;
@@ -579,5 +756,163 @@ mod fingerprint_tests {
         std::fs::write(&f, "www.example.com 192.0.2.2 A\n").unwrap();
         assert_ne!(fingerprint(&files).unwrap(), first, "one byte changed");
         assert!(fingerprint(&[dir.path().join("missing")]).is_none());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod settle_tests {
+    use super::*;
+
+    /// A read during which the file is rewritten (as a writer rewriting it
+    /// in place would) is never kept; a read of settled files is.
+    #[test]
+    fn a_file_rewritten_while_read_is_read_again_and_never_kept_half_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.txt");
+        std::fs::write(&f, "whole version 1\n").unwrap();
+        let files = vec![f.clone()];
+        let mut reads = 0;
+        let mut pauses = Vec::new();
+        let (got, fp) = read_settled(
+            "t",
+            &files,
+            Duration::ZERO,
+            || {
+                reads += 1;
+                let text = std::fs::read_to_string(&f).unwrap();
+                if reads <= 2 {
+                    // The writer is at work during the first two reads.
+                    std::fs::write(&f, format!("half {reads}")).unwrap();
+                }
+                Ok(text)
+            },
+            |d| pauses.push(d),
+        )
+        .unwrap();
+        assert_eq!(reads, 3);
+        assert_eq!(got, "half 2", "the read of settled bytes is kept");
+        assert_eq!(fp, fingerprint(&files));
+        assert_eq!(
+            pauses,
+            [Duration::from_millis(50), Duration::from_millis(100)]
+        );
+    }
+
+    #[test]
+    fn files_that_never_settle_are_refused_and_a_bad_settled_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.txt");
+        std::fs::write(&f, "x").unwrap();
+        let files = vec![f.clone()];
+        let mut n = 0;
+        let err = read_settled(
+            "t",
+            &files,
+            Duration::ZERO,
+            || {
+                n += 1;
+                std::fs::write(&f, n.to_string()).unwrap();
+                Ok(())
+            },
+            |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(n, READ_TRIES);
+        assert!(
+            matches!(
+                err,
+                ZoneError::Unsettled {
+                    tries: READ_TRIES,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("renaming it over the old"),
+            "{err}"
+        );
+        let bad = read_settled::<()>(
+            "t",
+            &files,
+            Duration::ZERO,
+            || Err(ZoneError::line(&f, 1, "bad")),
+            |_| panic!("no retry"),
+        )
+        .unwrap_err();
+        assert_eq!(bad, ZoneError::line(&f, 1, "bad"));
+    }
+
+    /// A file renamed over the one being read (the safe way to replace
+    /// it) was read whole: kept, without a fingerprint; a short file that
+    /// grows just after the read (a writer between truncating and writing)
+    /// is read again.
+    #[test]
+    fn a_file_renamed_over_is_kept_and_one_growing_after_the_read_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.txt");
+        std::fs::write(&f, "old").unwrap();
+        let files = vec![f.clone()];
+        let (got, fp) = read_settled(
+            "t",
+            &files,
+            Duration::ZERO,
+            || {
+                let text = std::fs::read_to_string(&f).unwrap();
+                let tmp = dir.path().join("t.new");
+                std::fs::write(&tmp, "new").unwrap();
+                std::fs::rename(&tmp, &f).unwrap();
+                Ok(text)
+            },
+            |_| panic!("no retry"),
+        )
+        .unwrap();
+        assert_eq!((got.as_str(), fp), ("old", None));
+
+        std::fs::write(&f, "").unwrap();
+        let mut reads = 0;
+        let mut pauses = Vec::new();
+        let settle = Duration::from_millis(10);
+        read_settled(
+            "t",
+            &files,
+            settle,
+            || {
+                reads += 1;
+                Ok(())
+            },
+            |d| {
+                pauses.push(d);
+                if pauses.len() == 1 {
+                    // The writer goes on while the TS looks away.
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&f)
+                        .and_then(|mut w| std::io::Write::write_all(&mut w, b"rest"))
+                        .unwrap();
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(reads, 2, "read again");
+        assert_eq!(pauses, [settle, READ_BACKOFF, settle]);
+    }
+
+    #[test]
+    fn the_default_health_probe_is_recognised_and_nothing_else() {
+        use hickory_proto::op::{Message, Query};
+        let q = |name: &str, t: RecordType| {
+            let mut m = Message::query();
+            m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+            m.to_vec().unwrap()
+        };
+        assert!(looks_like_health_probe(&q(".", RecordType::SOA)));
+        assert!(!looks_like_health_probe(&q(".", RecordType::NS)));
+        assert!(!looks_like_health_probe(&q("example.", RecordType::SOA)));
+        let mut resp = q(".", RecordType::SOA);
+        resp[2] |= 0x80;
+        assert!(!looks_like_health_probe(&resp), "a response");
+        assert!(!looks_like_health_probe(&[0u8; 5]));
     }
 }

@@ -30,6 +30,19 @@ pub enum ZoneError {
         /// What is wrong, in a few words.
         msg: String,
     },
+    /// The files changed every time they were read (each read of them was
+    /// compared with their bytes before and after): a writer was rewriting
+    /// them in place.
+    #[error(
+        "{}: changed while being read, {tries} times in a row: replace a zone file by writing a new file and renaming it over the old",
+        file.display()
+    )]
+    Unsettled {
+        /// The first zone file (the files are checked together).
+        file: PathBuf,
+        /// Reads tried.
+        tries: u32,
+    },
     /// The file could not be read at all.
     #[error("{}: cannot read: {msg}", file.display())]
     Io {

@@ -9,6 +9,7 @@ mod docs;
 mod faults_health;
 mod faults_ops;
 mod faults_ts_answers;
+mod faults_ts_ops;
 mod faults_upstream;
 mod faults_zonefile;
 mod fuzz_regressions;

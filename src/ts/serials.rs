@@ -1,0 +1,266 @@
+//! The serials of the SOAs a TS makes up (zones from PROJ tables), kept
+//! across restarts so that a secondary never sees one go backwards.
+//!
+//! A synthesized serial starts at the clock (seconds since 1970) and goes
+//! up by at least one at each reload that changes the data, so several
+//! changing reloads within a second put it ahead of the clock; without a
+//! record of it, a restart would go back to the clock, below what the
+//! secondaries hold, and they would ignore every NOTIFY (RFC 1982: a serial
+//! not newer than theirs). So the TS keeps, in a small state file, the
+//! serial of each such zone and a hash of the zone files' bytes it was given
+//! for. At start: the same bytes keep the recorded serial; other bytes get
+//! one newer than it ([`next_serial`]).
+//!
+//! Where: `$STATE_DIRECTORY/dnslb-ts-NAME.serials` when that variable is
+//! set (systemd sets it for `StateDirectory=`: the deploy units run with
+//! `ProtectSystem=strict`, which makes `/etc/dnslb`, the zone files' usual
+//! home, read-only), else `dnslb-ts-NAME.serials` beside the first zone file
+//! (whoever rewrites the zone files can write there) for a TS of a config
+//! file; a TS started by hand with `--listen` only in `$STATE_DIRECTORY`. It is written to a
+//! temporary file in the same folder and renamed over the old one, so a
+//! crash leaves either the old state or the new. When it cannot be written
+//! the TS says so and serves on; serials then start from the clock, as
+//! before.
+//!
+//! The hash is the standard library's SipHash with fixed keys: stable for
+//! one build of dnslb. After an upgrade it may differ, which only makes the
+//! next start count the data as changed (a serial one higher: safe).
+use std::ffi::OsString;
+use std::hash::Hasher;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// RFC 1982: `a` is newer than `b` in serial-number arithmetic.
+pub fn serial_newer(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < (1 << 31)
+}
+
+/// The serial after `prev` for data that changed at `clock`: the clock when
+/// it is newer than `prev`, else `prev + 1` (RFC 1982 arithmetic, so it
+/// wraps past 2^32 - 1 and is always newer than `prev`).
+pub fn next_serial(prev: u32, clock: u32) -> u32 {
+    if serial_newer(clock, prev) {
+        clock
+    } else {
+        prev.wrapping_add(1)
+    }
+}
+
+/// The serial a zone starts with: the one recorded when the files are the
+/// same bytes, one newer than it when they are not, the clock when none was
+/// recorded.
+pub fn start_serial(recorded: Option<u32>, same_files: bool, clock: u32) -> u32 {
+    match recorded {
+        Some(s) if same_files => s,
+        Some(s) => next_serial(s, clock),
+        None => clock,
+    }
+}
+
+/// What the state file holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Saved {
+    /// [`files_hash`] of the zone files the serials were given for.
+    pub files: u64,
+    /// Each synthesized zone's origin (lower case, as text) and serial.
+    pub serials: Vec<(String, u32)>,
+}
+
+impl Saved {
+    /// The serial recorded for `origin`.
+    pub fn serial_of(&self, origin: &str) -> Option<u32> {
+        let origin = origin.to_ascii_lowercase();
+        self.serials
+            .iter()
+            .find(|(o, _)| *o == origin)
+            .map(|(_, s)| *s)
+    }
+
+    /// The file's text.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "# dnslb ts: serials of the SOAs it makes up; do not edit\nfiles {:016x}\n",
+            self.files
+        );
+        for (origin, serial) in &self.serials {
+            out.push_str(&format!("zone {origin} {serial}\n"));
+        }
+        out
+    }
+
+    /// Reads [`Saved::render`]'s text; `None` if any line is not as written.
+    pub fn parse(text: &str) -> Option<Saved> {
+        let mut saved = Saved::default();
+        let mut files = None;
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            match words.next() {
+                None => {}
+                Some(w) if w.starts_with('#') => {}
+                Some("files") => files = Some(u64::from_str_radix(words.next()?, 16).ok()?),
+                Some("zone") => {
+                    let origin = words.next()?.to_owned();
+                    let serial = words.next()?.parse().ok()?;
+                    saved.serials.push((origin, serial));
+                }
+                Some(_) => return None,
+            }
+        }
+        saved.files = files?;
+        Some(saved)
+    }
+}
+
+/// One hash of the zone files' fingerprints (see `ts::fingerprint`).
+pub fn files_hash(fingerprint: &[(u64, u64)]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (len, hash) in fingerprint {
+        h.write_u64(*len);
+        h.write_u64(*hash);
+    }
+    h.finish()
+}
+
+/// Where TS `name` keeps its serials (see the module's text): `state_dir`
+/// is `$STATE_DIRECTORY` (a `:`-separated list, the first taken). A TS
+/// started by hand without a config (`dnslb ts --listen ADDR --zone ...`,
+/// named by its address) keeps them only in `$STATE_DIRECTORY`: beside its
+/// zone files, every new port would leave a file of its own.
+pub fn state_path(name: &str, zones: &[PathBuf], state_dir: Option<OsString>) -> Option<PathBuf> {
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let file = format!("dnslb-ts-{safe}.serials");
+    let from_env = state_dir
+        .and_then(|d| {
+            d.to_str()
+                .and_then(|s| s.split(':').next())
+                .map(PathBuf::from)
+        })
+        .filter(|d| !d.as_os_str().is_empty());
+    let dir = match from_env {
+        Some(d) => d,
+        None if name.parse::<std::net::SocketAddr>().is_ok() => return None,
+        None => {
+            let first = zones.first()?;
+            match first.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            }
+        }
+    };
+    Some(dir.join(file))
+}
+
+/// The state in `path`, if there is one that reads.
+pub fn read(path: &Path) -> Option<Saved> {
+    Saved::parse(&std::fs::read_to_string(path).ok()?)
+}
+
+/// Writes `saved` to `path` atomically: a temporary file in the same
+/// folder, synced, then renamed over `path`.
+///
+/// # Errors
+/// The OS error of any step (the temporary file is then removed).
+pub fn write(path: &Path, saved: &Saved) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(saved.render().as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_serial_is_always_newer_and_follows_the_clock_when_it_can() {
+        assert_eq!(next_serial(100, 200), 200, "clock ahead: the clock");
+        assert_eq!(next_serial(200, 200), 201, "same second: one up");
+        assert_eq!(next_serial(205, 200), 206, "ahead of the clock: one up");
+        assert_eq!(
+            next_serial(u32::MAX, 5),
+            5,
+            "the clock past the wrap is newer"
+        );
+        assert_eq!(next_serial(u32::MAX, u32::MAX - 3), 0, "wraps to 0");
+        for (prev, clock) in [
+            (0, 0),
+            (7, 3),
+            (u32::MAX, 0),
+            (1 << 31, 1),
+            (9, 9 + (1 << 31)),
+        ] {
+            assert!(
+                serial_newer(next_serial(prev, clock), prev),
+                "{prev} {clock}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_restart_keeps_the_serial_for_the_same_files_and_raises_it_for_others() {
+        assert_eq!(start_serial(Some(1_000_005), true, 1_000_000), 1_000_005);
+        assert_eq!(start_serial(Some(1_000_005), false, 1_000_000), 1_000_006);
+        assert_eq!(start_serial(Some(5), false, 1_000_000), 1_000_000);
+        assert_eq!(start_serial(None, false, 1_000_000), 1_000_000);
+    }
+
+    #[test]
+    fn the_state_file_reads_back_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.serials");
+        let saved = Saved {
+            files: 0xdead_beef_0000_0001,
+            serials: vec![("example.".into(), 7), (".".into(), u32::MAX)],
+        };
+        write(&path, &saved).unwrap();
+        assert_eq!(read(&path), Some(saved.clone()));
+        assert_eq!(saved.serial_of("EXAMPLE."), Some(7));
+        assert_eq!(saved.serial_of("other."), None);
+        assert_eq!(Saved::parse("files zz\n"), None);
+        assert_eq!(Saved::parse("zone a. 1\n"), None, "no files line");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file left");
+    }
+
+    #[test]
+    fn the_state_goes_to_the_state_directory_or_beside_the_first_zone_file() {
+        let zones = vec![PathBuf::from("/etc/dnslb/a.txt"), PathBuf::from("/x/b.txt")];
+        assert_eq!(
+            state_path("ts 1", &zones, Some("/var/lib/dnslb:/other".into())),
+            Some(PathBuf::from("/var/lib/dnslb/dnslb-ts-ts_1.serials"))
+        );
+        assert_eq!(
+            state_path("ts1", &zones, None),
+            Some(PathBuf::from("/etc/dnslb/dnslb-ts-ts1.serials"))
+        );
+        assert_eq!(
+            state_path("ts1", &[PathBuf::from("a.txt")], Some("".into())),
+            Some(PathBuf::from("./dnslb-ts-ts1.serials"))
+        );
+        assert_eq!(state_path("ts1", &[], None), None);
+        assert_eq!(state_path("127.0.0.1:5300", &zones, None), None, "by hand");
+        assert_eq!(
+            state_path("127.0.0.1:5300", &zones, Some("/s".into())),
+            Some(PathBuf::from("/s/dnslb-ts-127.0.0.1_5300.serials"))
+        );
+    }
+}
