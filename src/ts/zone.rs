@@ -31,7 +31,7 @@ use hickory_proto::serialize::binary::{
 };
 
 use super::source::{SourceRecord, ZoneError};
-use super::wire::{Key, name_at, push_name_ref};
+use super::wire::{Key, NAME_MAX, name_at, push_name_ref};
 use crate::dns::{HEADER_LEN, Rr};
 
 /// Longest CNAME chain followed inside one zone.
@@ -228,6 +228,8 @@ pub struct Zone {
     /// Whether any NS set sits below the apex (enables the delegation walk).
     has_delegations: bool,
     has_wildcards: bool,
+    /// Whether any name owns a DNAME (enables the redirection walk).
+    has_dnames: bool,
 }
 
 /// What a name is in a zone.
@@ -626,6 +628,7 @@ impl ZoneBuilder {
         store.arena.reserve(most);
         let mut has_delegations = false;
         let mut has_wildcards = false;
+        let mut has_dnames = false;
         let mut sets: Vec<Building> = Vec::new();
         let (cname, ns) = (u16::from(RecordType::CNAME), u16::from(RecordType::NS));
         for o in 0..owner_count {
@@ -667,6 +670,7 @@ impl ZoneBuilder {
             let is_apex = name.eq_ignore_ascii_case(&origin_key);
             has_wildcards |= name.starts_with(&[1, b'*']);
             has_delegations |= !is_apex && sets.iter().any(|s| s.rtype == ns);
+            has_dnames |= sets.iter().any(|s| s.rtype == u16::from(RecordType::DNAME));
             if let Err(msg) = push_entry(&mut store, name, 0, &sets, &rdata) {
                 let first = run.first().map_or(0, |&a| a);
                 let p = &pending[first as usize];
@@ -708,6 +712,7 @@ impl ZoneBuilder {
             store: Arc::new(store),
             has_delegations,
             has_wildcards,
+            has_dnames,
         };
         zone.compile_soa().map_err(|m| {
             let (idx, line) = zone.soa_source.unwrap_or((0, 0));
@@ -864,6 +869,15 @@ impl Zone {
     /// each negative with the SOA (RFC 2308 §2.1, §2.2). A chain stops at a
     /// name it has already written, so a loop returns each CNAME once.
     /// Questions for CNAME or ANY at a CNAME's owner get the CNAME alone.
+    ///
+    /// A name below a DNAME's owner (RFC 6672 §3.1; not below a cut) gets
+    /// the DNAME and a CNAME synthesized from it (owned by the name, the
+    /// DNAME's TTL, the owner's suffix replaced by the DNAME's target, the
+    /// rest lower-cased), followed as any CNAME; YXDOMAIN when that name
+    /// would exceed 255 bytes (§2.2); a CNAME question ends at that CNAME.
+    /// A DNAME met again is not written twice, and ends the chain when its
+    /// target lies below its owner. At the owner itself the DNAME is
+    /// ordinary data. All as NSD 4.6 answers.
     pub fn write_answer(
         &self,
         msg: &mut Vec<u8>,
@@ -877,8 +891,37 @@ impl Zone {
         let mut key = qname.clone();
         // Where each name of the chain is written in `msg` (uncompressed).
         let mut chain = [0usize; MAX_CNAME_CHAIN];
+        // Where each DNAME owner written so far sits in `msg`.
+        let mut dnames = [0usize; MAX_CNAME_CHAIN];
         for step in 0..MAX_CNAME_CHAIN {
             chain[step] = owner_at;
+            if let Some((at, dname)) = self.dname_above(&key) {
+                let again = dnames[..step]
+                    .iter()
+                    .any(|&d| d != 0 && name_at(msg, d).eq_ignore_ascii_case(&key.bytes()[at..]));
+                dnames[step] = owner_at + at;
+                match Self::synthesize(msg, &key, owner_at, at, dname, again, &mut w) {
+                    Some(_) if qtype == RecordType::CNAME => return w,
+                    Some(target_at) => {
+                        let Some(target) = msg.get(target_at..).and_then(Key::read) else {
+                            return w;
+                        };
+                        if !target.is_under(&self.origin_key) {
+                            return w;
+                        }
+                        let seen = chain[..=step]
+                            .iter()
+                            .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
+                        if seen {
+                            return w;
+                        }
+                        owner_at = target_at;
+                        key = target;
+                        continue;
+                    }
+                    None => return w,
+                }
+            }
             if self.has_delegations && self.referral(msg, &key, owner_at, qt, &mut w) {
                 // After a CNAME the answer section holds this zone's data: the
                 // answer stays authoritative, the referral rides along (as NSD).
@@ -945,6 +988,73 @@ impl Zone {
             key = target;
         }
         w
+    }
+
+    /// The DNAME at the closest ancestor of `name` (in this zone, below no
+    /// cut) that owns one, and that owner's offset in `name`.
+    fn dname_above(&self, name: &Key) -> Option<(usize, Set<'_>)> {
+        if !self.has_dnames {
+            return None;
+        }
+        let apex_labels = self.origin.num_labels() as usize;
+        let labels = name.labels();
+        // From the apex down to the name's parent: a cut or a DNAME higher
+        // up occludes what lies below it.
+        for n in apex_labels..labels {
+            let (at, owner) = name.suffix(labels - n);
+            let Some(e) = self.store.get(owner).filter(|e| !e.is_empty()) else {
+                continue;
+            };
+            if n > apex_labels && e.set(u16::from(RecordType::NS)).is_some() {
+                return None; // the referral's
+            }
+            if let Some(d) = e.set(u16::from(RecordType::DNAME)) {
+                return Some((at, d));
+            }
+        }
+        None
+    }
+
+    /// Writes `dname` (owned by the suffix at `at` of `name`, written at
+    /// `owner_at`; unless `written` already) and the CNAME it synthesizes
+    /// for `name`; the offset of that CNAME's target in `msg`. `None` when
+    /// the target would exceed 255 bytes (YXDOMAIN set) or when a DNAME met
+    /// again points below itself (it would grow the name forever; NSD
+    /// stops there too).
+    fn synthesize(
+        msg: &mut Vec<u8>,
+        name: &Key,
+        owner_at: usize,
+        at: usize,
+        dname: Set<'_>,
+        written: bool,
+        w: &mut Written,
+    ) -> Option<usize> {
+        let record = dname.records().next()?;
+        let ttl = be32(record, 4);
+        let mut new = [0u8; NAME_MAX];
+        let target = Key::read(record.get(10..)?)?;
+        let owner = &name.bytes()[at..];
+        if written && target.is_under(owner) {
+            return None;
+        }
+        if !written {
+            w.answers += push_set(msg, owner_at + at, dname, None);
+        }
+        // The target as the zone spells it.
+        let suffix = record.get(10..10 + target.wire_len())?;
+        let len = at + suffix.len();
+        if len > NAME_MAX {
+            w.rcode = ResponseCode::YXDomain;
+            return None;
+        }
+        new[..at].copy_from_slice(&name.bytes()[..at]);
+        new[at..len].copy_from_slice(suffix);
+        push_name_ref(msg, owner_at);
+        let rdata = &new[..len];
+        push_record(msg, u16::from(RecordType::CNAME), ttl, rdata);
+        w.answers += 1;
+        Some(msg.len() - len)
     }
 
     /// The SOA as an answer owned by the name at `owner_at`.
@@ -1320,6 +1430,129 @@ mod tests {
             assert_eq!(ans.answers[0].record_type(), RecordType::CNAME);
             assert!(ans.authorities.is_empty(), "{transport:?}");
         }
+    }
+
+    /// A DNAME as the zone-file reader gives it: its wire RDATA, unparsed.
+    fn dname(target: &str) -> RData {
+        let mut wire = Vec::new();
+        wire_into(&name(target), &mut wire).unwrap();
+        RData::Unknown {
+            code: RecordType::DNAME,
+            rdata: hickory_proto::rr::rdata::NULL::with(wire),
+        }
+    }
+
+    /// A zone with DNAMEs: into the zone, out of it, into a delegation, in
+    /// a loop, onto a name below itself, and below a cut.
+    fn redirecting() -> Zone {
+        let mut ttl600 = rec("dn.test.", dname("Target.test."));
+        ttl600.ttl = 600;
+        zone(vec![
+            ttl600,
+            rec("dn.test.", a("1.1.1.1")),
+            rec("www.target.test.", a("2.2.2.2")),
+            // Occluded by the DNAME (RFC 6672 §2.4; NSD refuses such a zone).
+            rec("www.dn.test.", a("6.6.6.6")),
+            rec("out.test.", dname("example.org.")),
+            rec("sub.test.", RData::NS(NS(name("ns.sub.test.")))),
+            rec("ns.sub.test.", a("6.6.6.6")),
+            rec("todel.test.", dname("sub.test.")),
+            rec("deep.sub.test.", dname("target.test.")),
+            rec("loop.test.", dname("loop2.test.")),
+            rec("loop2.test.", dname("loop.test.")),
+            rec("grow.test.", dname("x.grow.test.")),
+            rec("cn.test.", RData::CNAME(CNAME(name("www.dn.test.")))),
+        ])
+    }
+
+    #[test]
+    fn dname_synthesizes_a_cname_and_follows_it() {
+        let z = redirecting();
+        let ans = ask(&z, "WWW.dn.test.", RecordType::A);
+        assert_eq!(ans.metadata.response_code, ResponseCode::NoError);
+        assert!(ans.metadata.authoritative);
+        let [d, c, hit] = &ans.answers[..] else {
+            panic!("{:?}", ans.answers)
+        };
+        assert_eq!((d.name.to_ascii(), d.ttl), ("dn.test.".into(), 600));
+        assert_eq!(d.data, dname("Target.test."));
+        // Owned by the question's name, the DNAME's TTL, the prefix lower-cased.
+        assert_eq!(c.name.to_ascii(), "WWW.dn.test.");
+        assert_eq!(c.ttl, 600);
+        assert_eq!(c.data, RData::CNAME(CNAME(name("www.Target.test."))));
+        // The target's address, not the occluded one at the name itself.
+        assert_eq!(hit.data, a("2.2.2.2"));
+        // The target's NODATA and NXDOMAIN, with the SOA.
+        let nodata = ask(&z, "www.dn.test.", RecordType::AAAA);
+        assert_eq!(nodata.answers.len(), 2);
+        assert_eq!(nodata.authorities[0].record_type(), RecordType::SOA);
+        let nx = ask(&z, "a.b.dn.test.", RecordType::A);
+        assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(nx.answers.len(), 2);
+        // A CNAME question ends at the synthesized CNAME.
+        let cname = ask(&z, "www.dn.test.", RecordType::CNAME);
+        assert_eq!(cname.answers.len(), 2);
+        assert!(cname.authorities.is_empty());
+        // A CNAME into a DNAME'd name: CNAME, DNAME, CNAME, A.
+        assert_eq!(ask(&z, "cn.test.", RecordType::A).answers.len(), 4);
+        // This zone is the root's: example.org. is in it, and missing.
+        let out = ask(&z, "www.out.test.", RecordType::A);
+        assert_eq!(out.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(out.answers.len(), 2);
+        assert_eq!(
+            out.answers[1].data,
+            RData::CNAME(CNAME(name("www.example.org.")))
+        );
+    }
+
+    #[test]
+    fn dname_at_its_owner_and_below_a_cut_is_not_synthesized() {
+        let z = redirecting();
+        let own = ask(&z, "dn.test.", RecordType::DNAME);
+        assert_eq!(own.answers.len(), 1);
+        assert_eq!(
+            ask(&z, "dn.test.", RecordType::A).answers[0].data,
+            a("1.1.1.1")
+        );
+        let nodata = ask(&z, "dn.test.", RecordType::AAAA);
+        assert!(nodata.answers.is_empty());
+        assert_eq!(nodata.authorities[0].record_type(), RecordType::SOA);
+        // Below a cut: the child's DNAME, so a referral.
+        let below = ask(&z, "www.deep.sub.test.", RecordType::A);
+        assert!(!below.metadata.authoritative);
+        assert!(below.answers.is_empty());
+        assert_eq!(below.authorities[0].record_type(), RecordType::NS);
+    }
+
+    #[test]
+    fn dname_into_a_delegation_loops_and_long_names() {
+        let z = redirecting();
+        let del = ask(&z, "www.todel.test.", RecordType::A);
+        assert!(del.metadata.authoritative);
+        assert_eq!(del.answers.len(), 2);
+        assert_eq!(del.authorities[0].record_type(), RecordType::NS);
+        assert_eq!(del.additionals[0].data, a("6.6.6.6"));
+        // A loop through two DNAMEs: each DNAME and CNAME once.
+        let lp = ask(&z, "a.loop.test.", RecordType::A);
+        assert_eq!(lp.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(lp.answers.len(), 4);
+        // A DNAME onto a name below itself is applied once.
+        let grow = ask(&z, "a.grow.test.", RecordType::A);
+        assert_eq!(grow.answers.len(), 2);
+        assert_eq!(
+            grow.answers[1].data,
+            RData::CNAME(CNAME(name("a.x.grow.test.")))
+        );
+        // A synthesized name over 255 bytes: YXDOMAIN with the DNAME.
+        let label = "a".repeat(60);
+        let long = format!("{label}.{label}.{label}.{}.dn.test.", "b".repeat(59));
+        // 252 bytes in wire format; `target` is 4 bytes longer than `dn`.
+        let wire_len = long.len() + 1;
+        assert!(wire_len <= NAME_MAX && wire_len + 4 > NAME_MAX);
+        let yx = ask(&z, &long, RecordType::A);
+        assert_eq!(yx.metadata.response_code, ResponseCode::YXDomain);
+        assert_eq!(yx.answers.len(), 1);
+        assert_eq!(yx.answers[0].record_type(), RecordType::DNAME);
     }
 
     #[test]
