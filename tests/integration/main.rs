@@ -32,6 +32,7 @@ mod promises;
 mod props;
 mod rate_limit;
 mod resolve;
+mod review_ls;
 mod startup;
 mod status_cmd;
 mod ts;
