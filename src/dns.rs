@@ -486,10 +486,13 @@ pub fn rejects_query(h: &WireHeader) -> bool {
 /// Turns the start of an upstream response cut short by its receive slot
 /// (it was longer than the slot) into a well-formed truncated answer: its
 /// header and the `question_len` bytes of question after it, TC=1, no
-/// records. A UDP client gets it as is (an answer that large never fits
-/// its size) and asks again over TCP; a TCP client's query is asked again
-/// of the backend over TCP. `false` (and `resp` unchanged) when even the
-/// question was cut.
+/// records but an OPT (UDP size [`UDP_PAYLOAD_MAX`]): a truncated answer to
+/// an EDNS query still carries one (RFC 6891 §7), and the one the backend
+/// sent was cut off with the records; the reply path removes it again for
+/// a client that sent no OPT. A UDP client gets it as is (an answer that
+/// large never fits its size) and asks again over TCP; a TCP client's query
+/// is asked again of the backend over TCP. `false` (and `resp` unchanged)
+/// when even the question was cut.
 pub fn cut_to_truncated(resp: &mut Vec<u8>, question_len: usize) -> bool {
     let Some(h) = WireHeader::read(resp) else {
         return false;
@@ -508,7 +511,12 @@ pub fn cut_to_truncated(resp: &mut Vec<u8>, question_len: usize) -> bool {
     }
     if let Some(counts) = resp.get_mut(6..HEADER_LEN) {
         counts.fill(0);
+        counts[5] = 1; // ARCOUNT: the OPT
     }
+    let [hi, lo] = UDP_PAYLOAD_MAX.to_be_bytes();
+    // Root owner, type OPT, class = UDP size, extended rcode, version and
+    // flags 0, no options.
+    resp.extend_from_slice(&[0, 0, 41, hi, lo, 0, 0, 0, 0, 0, 0]);
     true
 }
 
@@ -880,7 +888,9 @@ mod tests {
         assert!(m.metadata.truncation && m.metadata.authoritative);
         assert_eq!(m.metadata.id, 7);
         assert_eq!(m.queries.len(), 1);
-        assert!(m.answers.is_empty() && m.authorities.is_empty() && m.additionals.is_empty());
+        assert!(m.answers.is_empty() && m.authorities.is_empty());
+        let edns = m.edns.expect("an OPT, as RFC 6891 §7 asks of a truncated EDNS answer");
+        assert_eq!(edns.max_payload(), UDP_PAYLOAD_MAX);
         // Cut inside the question: left alone.
         let (_, mut r) = response(0x8400, 1, &question[..5]);
         let before = r.clone();

@@ -11,11 +11,15 @@
 //!   after [`REQUEST_TIMEOUT`], not kept alive by each line.
 //!
 //! At the cap, a new connection is not refused: it takes the slot of the
-//! connection chosen by [`victim`] (one that has never been answered before
-//! one that has, the longest-waiting first). A probe (`/health`, `/ready`)
-//! that connects during an attack is the newest of all and is answered within
-//! milliseconds, so an attacker would have to open [`MAX_CONNECTIONS`] new
-//! connections within that time to push it out.
+//! connection chosen by [`victim`]: a connection idle between requests (the
+//! one idle longest) before any connection with a request under way, and
+//! among those the one whose request started first. A new connection counts
+//! as under way from its accept (a client connects to ask). A probe
+//! (`/health`, `/ready`) that connects during an attack has the newest
+//! request of all and is answered within milliseconds: connections an
+//! attacker keeps alive between requests go before it, and so do older
+//! trickled requests, so the attacker would have to open [`MAX_CONNECTIONS`]
+//! new connections within the probe's few milliseconds to push it out.
 
 use std::io;
 use std::net::SocketAddr;
@@ -41,10 +45,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 struct Slot {
     id: u64,
-    /// Accepted, or last answered.
+    /// When its request started (or it was accepted), or when it was last
+    /// answered.
     since: Instant,
-    /// Has had an answer (a genuine client, not one still sending its first request).
-    answered: bool,
+    /// A request is under way (or none has come yet since the accept).
+    in_request: bool,
     /// Cancelled to close the connection.
     kill: CancellationToken,
 }
@@ -56,12 +61,13 @@ struct Slots {
     next_id: u64,
 }
 
-/// Which of `open` gives its place to a newcomer: never answered before
-/// answered, then the one waiting longest. `None` when `open` is empty.
+/// Which of `open` gives its place to a newcomer: one idle between
+/// requests (the longest idle) before one with a request under way (the
+/// earliest started). `None` when `open` is empty.
 fn victim(open: &[Slot]) -> Option<usize> {
     open.iter()
         .enumerate()
-        .min_by_key(|(_, s)| (s.answered, s.since))
+        .min_by_key(|(_, s)| (s.in_request, s.since))
         .map(|(i, _)| i)
 }
 
@@ -103,14 +109,14 @@ impl axum::serve::Listener for Capped {
             {
                 let gone = slots.open.swap_remove(i);
                 gone.kill.cancel();
-                debug!(%peer, answered = gone.answered, "metrics: connection cap reached; oldest closed");
+                debug!(%peer, in_request = gone.in_request, "metrics: connection cap reached; one closed");
             }
             let id = slots.next_id;
             slots.next_id += 1;
             slots.open.push(Slot {
                 id,
                 since: now,
-                answered: false,
+                in_request: true,
                 kill: kill.clone(),
             });
             id
@@ -159,21 +165,28 @@ impl Conn {
     fn on_read(&mut self) {
         if !self.in_request {
             self.in_request = true;
-            self.timer.as_mut().reset(Instant::now() + REQUEST_TIMEOUT);
+            let now = Instant::now();
+            self.timer.as_mut().reset(now + REQUEST_TIMEOUT);
+            self.mark(true, now);
         }
     }
 
-    /// Bytes were written (an answer): the request is over, the connection
-    /// idles, and it counts as answered.
+    /// Records in the slot list whether a request is under way, and since when.
+    fn mark(&self, in_request: bool, at: Instant) {
+        let mut slots = lock(&self.slots);
+        if let Some(s) = slots.open.iter_mut().find(|s| s.id == self.id) {
+            s.in_request = in_request;
+            s.since = at;
+        }
+    }
+
+    /// Bytes were written (an answer): the request is over and the
+    /// connection idles.
     fn on_write(&mut self) {
         let now = Instant::now();
         if self.in_request {
             self.in_request = false;
-            let mut slots = lock(&self.slots);
-            if let Some(s) = slots.open.iter_mut().find(|s| s.id == self.id) {
-                s.answered = true;
-                s.since = now;
-            }
+            self.mark(false, now);
         }
         self.timer.as_mut().reset(now + IDLE_TIMEOUT);
     }
@@ -257,29 +270,35 @@ impl AsyncWrite for Conn {
 mod tests {
     use super::*;
 
-    fn slot(id: u64, since: Instant, answered: bool) -> Slot {
+    fn slot(id: u64, since: Instant, in_request: bool) -> Slot {
         Slot {
             id,
             since,
-            answered,
+            in_request,
             kill: CancellationToken::new(),
         }
     }
 
     #[test]
-    fn the_victim_is_the_longest_waiting_unanswered_connection() {
+    fn the_victim_is_idle_before_busy_then_the_oldest() {
         let t = Instant::now();
         let s = |n| t + Duration::from_secs(n);
         assert_eq!(victim(&[]), None);
-        // An answered connection idle longest still outlives unanswered ones.
+        // A connection idle between requests goes before any request under
+        // way, even one idle for less time than the request is old: kept-alive
+        // connections cannot shield themselves behind a waiting probe.
         let open = [
-            slot(0, s(0), true),
-            slot(1, s(5), false),
-            slot(2, s(3), false),
+            slot(0, s(9), false),
+            slot(1, s(5), true),
+            slot(2, s(3), true),
         ];
-        assert_eq!(victim(&open).map(|i| open[i].id), Some(2));
-        // All answered: the one idle longest.
-        let open = [slot(0, s(4), true), slot(1, s(2), true)];
+        assert_eq!(victim(&open).map(|i| open[i].id), Some(0));
+        // Only requests under way: the one that started first (a trickled
+        // request), never the newest (a probe that just connected).
+        let open = [slot(0, s(4), true), slot(1, s(2), true), slot(2, s(8), true)];
+        assert_eq!(victim(&open).map(|i| open[i].id), Some(1));
+        // Only idle ones: the one idle longest.
+        let open = [slot(0, s(4), false), slot(1, s(2), false)];
         assert_eq!(victim(&open).map(|i| open[i].id), Some(1));
     }
 

@@ -1,6 +1,6 @@
 //! Faults found by a hostile review of the LS-side fixes of issue 17
-//! (items 1-4, 12, 18): each test fails on the reviewed main and is
-//! marked `#[ignore = "fault: ..."]` until fixed.
+//! (items 1-4, 12, 18): each test failed on the reviewed main (5688235)
+//! and passes with its fix.
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -153,7 +153,6 @@ fn big_answer(query: &[u8]) -> Vec<u8> {
 /// zeroes ARCOUNT: the client that sent an OPT gets none back (NSD and the
 /// TS keep it in their own truncated answers).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: the TC=1 answer made of an oversized backend answer drops the OPT"]
 async fn a_truncated_answer_to_an_edns_query_keeps_an_opt() {
     let big = Fake::start(big_answer).await;
     let ls = ls_fixed(&[("big", big.addr)]).await;
@@ -216,7 +215,6 @@ async fn probe(addr: SocketAddr, limit: Duration) -> bool {
 /// evicts the probe. Here: 63 answered keep-alive connections and a
 /// connect loop (no bytes sent); probes of `/health` are reset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: 63 answered keep-alive connections + a connect loop evict every probe"]
 async fn answered_keep_alive_connections_do_not_make_probes_evictable_by_one_connect() {
     let cfg = harness::ls_config(&[("b", "127.0.0.1:9".parse().unwrap())]);
     let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));

@@ -433,8 +433,6 @@ async fn assert_refusal_logged(ts: &mut Proc, zone: &Path, who: &str, logs: impl
 /// an operator believes the secondary follows when it waits for the SOA
 /// refresh (an hour here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails until issue 17 item 17 lands (the TS checks the NOTIFY reply's rcode): \
-            today it logs `notify acknowledged` for Knot's refusal"]
 async fn knot_refusing_the_notify_is_not_logged_as_acknowledged() {
     let Some([knotd]) = need("knot_refusing_the_notify", ["knotd"]) else {
         return;
@@ -459,8 +457,6 @@ async fn knot_refusing_the_notify_is_not_logged_as_acknowledged() {
 
 /// The same with NSD (`allow-notify: 127.0.0.9`), which answers REFUSED.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails until issue 17 item 17 lands (the TS checks the NOTIFY reply's rcode): \
-            today it logs `notify acknowledged` for NSD's REFUSED"]
 async fn nsd_refusing_the_notify_is_not_logged_as_acknowledged() {
     if need("nsd_refusing_the_notify", ["nsd"]).is_none() {
         return;
