@@ -889,7 +889,9 @@ mod tests {
         assert_eq!(m.metadata.id, 7);
         assert_eq!(m.queries.len(), 1);
         assert!(m.answers.is_empty() && m.authorities.is_empty());
-        let edns = m.edns.expect("an OPT, as RFC 6891 §7 asks of a truncated EDNS answer");
+        let edns = m
+            .edns
+            .expect("an OPT, as RFC 6891 §7 asks of a truncated EDNS answer");
         assert_eq!(edns.max_payload(), UDP_PAYLOAD_MAX);
         // Cut inside the question: left alone.
         let (_, mut r) = response(0x8400, 1, &question[..5]);

@@ -295,7 +295,11 @@ mod tests {
         assert_eq!(victim(&open).map(|i| open[i].id), Some(0));
         // Only requests under way: the one that started first (a trickled
         // request), never the newest (a probe that just connected).
-        let open = [slot(0, s(4), true), slot(1, s(2), true), slot(2, s(8), true)];
+        let open = [
+            slot(0, s(4), true),
+            slot(1, s(2), true),
+            slot(2, s(8), true),
+        ];
         assert_eq!(victim(&open).map(|i| open[i].id), Some(1));
         // Only idle ones: the one idle longest.
         let open = [slot(0, s(4), false), slot(1, s(2), false)];
