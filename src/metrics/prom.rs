@@ -196,13 +196,14 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
         }
     }
     #[rustfmt::skip]
-    let counters: [(&str, &str, &AtomicU64); 8] = [
+    let counters: [(&str, &str, &AtomicU64); 9] = [
         ("dnslb_synthesized_total", "Answers made up by the LS.", &m.synthesized),
         ("dnslb_hedges_total", "Hedges sent after the hedge delay.", &m.hedges),
         ("dnslb_hedge_wins_total", "Hedges whose answer won.", &m.hedge_wins),
         ("dnslb_hedges_refused_total", "Hedges not sent: budget spent.", &m.hedges_refused),
         ("dnslb_refused_acl_total", "Client queries refused by the ACL.", &m.refused_acl),
         ("dnslb_rate_limited_total", "Client queries over the rate limit.", &m.rate_limited),
+        ("dnslb_loops_refused_total", "Queries this LS forwarded that came back to it, refused.", &m.loops_refused),
         ("dnslb_health_rounds_total", "Health probe rounds completed.", &m.health_rounds),
         (
             "dnslb_late_responses_total",
