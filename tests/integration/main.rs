@@ -28,6 +28,7 @@ mod procs;
 mod props;
 mod rate_limit;
 mod resolve;
+mod review_ts;
 mod startup;
 mod status_cmd;
 mod ts;
