@@ -33,6 +33,7 @@ mod props;
 mod rate_limit;
 mod resolve;
 mod review_ls;
+mod review_ts;
 mod startup;
 mod status_cmd;
 mod ts;
