@@ -8,6 +8,15 @@
 //! backend's outcome to [`Resolution::on_outcome`], and polls again at the
 //! latest at [`Resolution::next_wakeup`]. [`Step::Done`] says how the query
 //! ends.
+//!
+//! Re-asks: under `hedge` and `sequential`, once every candidate has been
+//! asked, a query still unanswered one more delay after the last launch
+//! (the hedge delay of the backend re-asked, or the per-try timeout) is
+//! asked again of the unanswered backend with the shortest delay (the best
+//! latency), at most once per backend per query: a lost datagram is not
+//! waited out to the deadline. Both attempts stay open; either answer wins.
+//! Under `hedge` a re-ask is a hedge (it takes a budget token; when the
+//! budget refuses, it waits for the per-try timeout, as a failover does).
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
@@ -206,6 +215,10 @@ pub struct Resolution {
     /// is pending), and whether it was launched as a hedge.
     outcomes: SmallVec<[Option<Verdict>; INLINE]>,
     hedged: SmallVec<[bool; INLINE]>,
+    /// Per launched candidate: its attempts still out (two once re-asked).
+    pending: SmallVec<[u8; INLINE]>,
+    /// Per launched candidate: whether it has been re-asked.
+    reasked: SmallVec<[bool; INLINE]>,
     tally: Tally,
     deadline: Instant,
     next_at: Option<Instant>,
@@ -234,6 +247,8 @@ impl Resolution {
             candidates: candidates.iter().copied().collect(),
             outcomes: SmallVec::new(),
             hedged: SmallVec::new(),
+            pending: SmallVec::new(),
+            reasked: SmallVec::new(),
             tally: Tally {
                 backends,
                 ..Tally::default()
@@ -291,7 +306,55 @@ impl Resolution {
                 Settled::Unproven => self.finish(End::OnTimeout { timed_out: false }),
             };
         }
+        if !left {
+            return self.reask(now, pacing);
+        }
         Step::Wait
+    }
+
+    /// Everyone asked, someone silent: re-asks the best unanswered backend
+    /// not re-asked yet once its delay has passed since the last launch.
+    fn reask(&mut self, now: Instant, pacing: &impl Pacing) -> Step {
+        let target = self
+            .candidates
+            .iter()
+            .zip(&self.outcomes)
+            .zip(&self.reasked)
+            .enumerate()
+            .filter(|(_, ((_, o), r))| o.is_none() && !**r)
+            .filter_map(|(pos, ((&c, _), _))| pacing.spacing(c).map(|d| (d, pos, c)))
+            .min_by_key(|&(d, pos, _)| (d, pos));
+        let Some((delay, pos, backend)) = target else {
+            self.next_at = None;
+            return Step::Wait;
+        };
+        let wait = if self.failover {
+            pacing.try_timeout()
+        } else {
+            delay
+        };
+        let due = self.last_launch + wait;
+        self.next_at = Some(due);
+        if due > now {
+            return Step::Wait;
+        }
+        let hedge = self.strategy == Strategy::Hedge && !self.failover;
+        if hedge && !pacing.take_hedge_token() {
+            self.failover = true;
+            return self.reask(now, pacing);
+        }
+        if let Some(r) = self.reasked.get_mut(pos) {
+            *r = true;
+        }
+        if let Some(p) = self.pending.get_mut(pos) {
+            *p = p.saturating_add(1);
+        }
+        if let Some(h) = self.hedged.get_mut(pos) {
+            *h |= hedge;
+        }
+        self.last_launch = now;
+        self.failover = false;
+        Step::Launch { backend, hedge }
     }
 
     fn launch(&mut self, now: Instant, hedge: bool, pacing: &impl Pacing) -> Step {
@@ -300,6 +363,8 @@ impl Resolution {
         };
         self.outcomes.push(None);
         self.hedged.push(hedge);
+        self.pending.push(1);
+        self.reasked.push(false);
         self.last_launch = now;
         self.failover = false;
         self.next_at = pacing.spacing(backend).map(|d| now + d);
@@ -325,7 +390,18 @@ impl Resolution {
             return false;
         };
         match self.outcomes.get_mut(pos) {
-            Some(slot @ None) if self.end.is_none() => *slot = Some(verdict),
+            Some(slot @ None) if self.end.is_none() => {
+                let out = self.pending.get_mut(pos);
+                let still_out = out.map_or(0, |p| {
+                    *p = p.saturating_sub(1);
+                    *p
+                });
+                if verdict == Verdict::Failed && still_out > 0 {
+                    // This backend's other attempt may still answer.
+                    return false;
+                }
+                *slot = Some(verdict);
+            }
             _ => return false,
         }
         match verdict {
@@ -349,8 +425,8 @@ impl Resolution {
     /// When to poll again at the latest.
     pub fn next_wakeup(&self) -> Instant {
         match self.next_at {
-            Some(at) if self.outcomes.len() < self.candidates.len() => at.min(self.deadline),
-            _ => self.deadline,
+            Some(at) => at.min(self.deadline),
+            None => self.deadline,
         }
     }
 

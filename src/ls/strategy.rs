@@ -7,6 +7,11 @@
 //!   has passed: that is failover, not a hedge);
 //! - `sequential`: one, then the next after `try_timeout_ms`.
 //!
+//! Under `hedge` and `sequential`, once every candidate has been asked, a
+//! backend still silent one more delay (hedge delay or `try_timeout_ms`)
+//! after the last launch is asked again, once per query, with a fresh
+//! upstream ID; both copies stay open and either answer wins.
+//!
 //! The decisions (who next, when, and what the answers add up to) are the
 //! pure state machine of [`super::resolution`]; this module runs it over
 //! the upstream pool's exchanges and makes the reply: the winner's response

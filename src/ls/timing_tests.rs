@@ -9,7 +9,10 @@
 //! Covered: the hedge (at the measured delay of the backend just asked),
 //! the hedge budget (its burst, its share of client queries, the failover
 //! at `try_timeout_ms` when it is spent, and that it never holds back a
-//! partitioned move-on), sequential failover, the deadline, and health
+//! partitioned move-on), the re-ask of a backend still silent once every
+//! backend was asked (best latency first, once each, budget-limited under
+//! hedge, also a single backend, also a partitioned one not heard from),
+//! sequential failover, the deadline, and health
 //! hysteresis (fall/rise on a probe schedule, and client-query deadlines
 //! counting as failures).
 use std::net::SocketAddr;
@@ -507,4 +510,171 @@ fn timeouts_within_a_query_lifetime_of_an_answer_are_not_health_failures() {
         timed_out(t0 + Duration::from_secs(1) + q * 200 * MS);
     }
     assert_eq!(up(&b.state()), [false, false]);
+}
+
+// ---- re-asks: every backend asked, the query still unanswered ----
+
+#[test]
+fn hedge_reasks_the_best_latency_backend_once_every_backend_was_asked() {
+    let b = balancer(
+        "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = \"adaptive\"\n\
+         hedge_percentile = 95\nhedge_min_ms = 2\nhedge_max_ms = 200\ntimeout_ms = 1500",
+        2,
+    );
+    let state = b.state();
+    // b0 answers in 30 ms, b1 in 10 ms: b1 has the best latency.
+    for _ in 0..100 {
+        state.backends[0].hedge.observe(30 * MS, 95.0);
+        state.backends[1].hedge.observe(10 * MS, 95.0);
+    }
+    // cannot fail because the strategy is hedge, whose spacing is always Some.
+    let (d0, d1) = (state.spacing(0).unwrap(), state.spacing(1).unwrap());
+    let (state, job) = admit(&b);
+    let t0 = Instant::now();
+    let mut res = state.resolution(&job, t0);
+    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
+    assert_eq!(
+        steps(&mut res, t0 + d0, &state),
+        [launch(1, true), Step::Wait]
+    );
+    // Both asked, both silent: b1 again, its delay after the last launch.
+    assert_eq!(res.next_wakeup(), t0 + d0 + d1);
+    assert_eq!(steps(&mut res, t0 + d0 + d1 - US, &state), [Step::Wait]);
+    let reask1 = t0 + d0 + d1;
+    assert_eq!(
+        steps(&mut res, reask1, &state),
+        [launch(1, true), Step::Wait]
+    );
+    // Then b0 once, b0's delay after that; then nobody more (one re-ask each).
+    assert_eq!(res.next_wakeup(), reask1 + d0);
+    assert_eq!(
+        steps(&mut res, reask1 + d0, &state),
+        [launch(0, true), Step::Wait]
+    );
+    let deadline = res.deadline();
+    assert_eq!(res.next_wakeup(), deadline);
+    assert_eq!(steps(&mut res, deadline - US, &state), [Step::Wait]);
+    assert_eq!(state.metrics.hedges_refused.load(Relaxed), 0);
+    // Either copy's answer wins.
+    let resp = response(&job, 0, true);
+    assert_eq!(answer(&state, &mut res, 1, &resp), Verdict::Final);
+    let end = End::Win {
+        backend: 1,
+        hedge: true,
+    };
+    assert_eq!(res.poll(reask1 + d0 + MS, &*state), Step::Done(end));
+}
+
+#[test]
+fn a_single_backend_is_reasked_after_the_delay_and_an_error_of_one_copy_waits_for_the_other() {
+    let b = balancer(
+        "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = 20\ntimeout_ms = 1500",
+        1,
+    );
+    let (state, job) = admit(&b);
+    let t0 = Instant::now();
+    let mut res = state.resolution(&job, t0);
+    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
+    assert_eq!(res.next_wakeup(), t0 + 20 * MS);
+    assert_eq!(steps(&mut res, t0 + 20 * MS - US, &state), [Step::Wait]);
+    assert_eq!(
+        steps(&mut res, t0 + 20 * MS, &state),
+        [launch(0, true), Step::Wait]
+    );
+    // At most one re-ask per backend: the deadline is next.
+    assert_eq!(res.next_wakeup(), t0 + 1500 * MS);
+    // One copy's SERVFAIL: the other copy may still answer.
+    let servfail = response(&job, 2, false);
+    assert_eq!(answer(&state, &mut res, 0, &servfail), Verdict::Failed);
+    assert_eq!(steps(&mut res, t0 + 30 * MS, &state), [Step::Wait]);
+    let resp = response(&job, 0, true);
+    assert_eq!(answer(&state, &mut res, 0, &resp), Verdict::Final);
+    let end = End::Win {
+        backend: 0,
+        hedge: true,
+    };
+    assert_eq!(res.poll(t0 + 31 * MS, &*state), Step::Done(end));
+}
+
+#[test]
+fn a_reask_takes_a_budget_token_and_without_one_waits_for_the_try_timeout() {
+    let b = balancer(
+        "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = 20\n\
+         hedge_budget_pct = 0\ntry_timeout_ms = 500\ntimeout_ms = 1500",
+        1,
+    );
+    let (state, job) = admit(&b);
+    let t0 = Instant::now();
+    let mut res = state.resolution(&job, t0);
+    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
+    // The hedge delay passes: no token, no re-ask.
+    assert_eq!(steps(&mut res, t0 + 20 * MS, &state), [Step::Wait]);
+    assert_eq!(state.metrics.hedges_refused.load(Relaxed), 1);
+    assert_eq!(res.next_wakeup(), t0 + 500 * MS);
+    assert_eq!(steps(&mut res, t0 + 500 * MS - US, &state), [Step::Wait]);
+    // At the per-try timeout, as a failover (not a hedge, no token).
+    assert_eq!(
+        steps(&mut res, t0 + 500 * MS, &state),
+        [launch(0, false), Step::Wait]
+    );
+    assert_eq!(state.metrics.hedges_refused.load(Relaxed), 1);
+    assert_eq!(res.next_wakeup(), t0 + 1500 * MS);
+}
+
+#[test]
+fn partitioned_reasks_the_last_backend_not_heard_from() {
+    let b = balancer(
+        "strategy = \"hedge\"\nlayout = \"partitioned\"\nhedge_delay_ms = 20\ntimeout_ms = 1500",
+        2,
+    );
+    let (state, job) = admit(&b);
+    let t0 = Instant::now();
+    let mut res = state.resolution(&job, t0);
+    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
+    let nx = response(&job, 3, false);
+    assert_eq!(answer(&state, &mut res, 0, &nx), Verdict::NxDomain);
+    assert_eq!(
+        steps(&mut res, t0 + 5 * MS, &state),
+        [launch(1, false), Step::Wait]
+    );
+    // b1's datagram is lost: b1 (not b0, which said no) again after the delay.
+    assert_eq!(res.next_wakeup(), t0 + 25 * MS);
+    assert_eq!(steps(&mut res, t0 + 25 * MS - US, &state), [Step::Wait]);
+    assert_eq!(
+        steps(&mut res, t0 + 25 * MS, &state),
+        [launch(1, true), Step::Wait]
+    );
+    assert_eq!(res.next_wakeup(), t0 + 1500 * MS);
+    let found = response(&job, 0, true);
+    assert_eq!(answer(&state, &mut res, 1, &found), Verdict::Final);
+    let end = End::Win {
+        backend: 1,
+        hedge: true,
+    };
+    assert_eq!(res.poll(t0 + 26 * MS, &*state), Step::Done(end));
+}
+
+#[test]
+fn sequential_reasks_each_silent_backend_once_after_the_try_timeout() {
+    let b = balancer(
+        "strategy = \"sequential\"\nlayout = \"replicated\"\ntry_timeout_ms = 500\n\
+         timeout_ms = 2500\nhedge_budget_pct = 0",
+        2,
+    );
+    let (state, job) = admit(&b);
+    let t0 = Instant::now();
+    let mut res = state.resolution(&job, t0);
+    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
+    for (i, at) in [(1, 500), (0, 1000), (1, 1500)] {
+        let at = t0 + at * MS;
+        assert_eq!(res.next_wakeup(), at);
+        assert_eq!(steps(&mut res, at - US, &state), [Step::Wait]);
+        assert_eq!(steps(&mut res, at, &state), [launch(i, false), Step::Wait]);
+    }
+    assert_eq!(res.next_wakeup(), t0 + 2500 * MS);
+    assert_eq!(
+        state.metrics.hedges_refused.load(Relaxed),
+        0,
+        "no budget involved"
+    );
 }

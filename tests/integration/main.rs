@@ -8,6 +8,7 @@ mod cli;
 mod docs;
 mod faults_health;
 mod faults_ops;
+mod faults_reask;
 mod faults_ts_answers;
 mod faults_ts_ops;
 mod faults_upstream;
