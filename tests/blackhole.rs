@@ -2,12 +2,13 @@
 //! a blackhole (a UDP socket on 127.0.0.1 that reads queries and never
 //! answers), under steady load for many seconds.
 //!
-//! - Through the LS (`race`, `replicated`, health probes off so the
-//!   blackhole stays up and is asked every query): every client query is
-//!   answered by the live TS; the blackhole's in-flight count stays within
-//!   what the deadline allows and drops to zero once the load stops; the
-//!   live backend's latency figures stay small; the blackhole's samples
-//!   never exceed the deadline.
+//! - Through the LS (`race`, `replicated`, health probes off): every client
+//!   query is answered by the live TS; the blackhole is raced until the
+//!   client queries it lost (rescued by the live TS each time) mark it down,
+//!   and not asked after that; its in-flight count stays within what the
+//!   deadline allows and drops to zero once the load stops; the live
+//!   backend's latency figures stay small; the blackhole's samples never
+//!   exceed the deadline.
 //! - Through the upstream pool directly (the same race, one level down):
 //!   the late tables hold what the grace period allows, far from
 //!   [`LATE_MAX`], and in-flight counts are released while traffic flows.
@@ -233,7 +234,7 @@ async fn race_with_a_blackholed_backend_leaves_nothing_behind() {
     c.strategy = Strategy::Race;
     c.layout = Layout::Replicated;
     c.timeout_ms = u64::try_from(LS_TIMEOUT.as_millis()).unwrap();
-    // No probes: the blackhole stays up and keeps being asked.
+    // No probes: only the client queries it loses can mark the blackhole down.
     c.health.interval_ms = 3_600_000;
     let ls = start_ls(c).await;
     let state = ls.balancer.state();
@@ -314,9 +315,18 @@ async fn race_with_a_blackholed_backend_leaves_nothing_behind() {
         sent >= TARGET_QPS * LS_RUN.as_secs() / 10,
         "too little load to mean anything: {sent}"
     );
+    // Raced at first (every query of the first deadline at least), then
+    // marked down by the queries it lost though the live TS answered them,
+    // and asked no more: probes are off, so nothing else could mark it.
+    let first_deadline = TARGET_QPS * u64::try_from(LS_TIMEOUT.as_millis()).unwrap() / 1000;
     assert!(
-        asked_dead * 10 >= sent * 9,
-        "the blackhole was asked {asked_dead} of {sent} queries"
+        asked_dead >= first_deadline.min(sent) / 2,
+        "the blackhole was asked only {asked_dead} of {sent} queries: not raced"
+    );
+    assert!(!dead_b.is_up(), "the blackhole lost every query and is still up");
+    assert!(
+        asked_dead * 2 < sent,
+        "the blackhole was asked {asked_dead} of {sent} queries: not marked down by its losses"
     );
     let metrics = ls.balancer.metrics();
     assert_eq!(metrics.queries.load(Relaxed), sent);
