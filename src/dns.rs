@@ -476,9 +476,10 @@ pub fn answers_question(h: &WireHeader, resp: &[u8], question: &[u8]) -> bool {
 
 /// Whether a response says the query itself is at fault: FORMERR or
 /// NOTIMP (the server could not read it, or does not do what it asks),
-/// with or without the question echoed. Any backend would say the same
-/// (the LS forwards only plain queries), so it is passed on to the client,
-/// as dnsdist does, and is no failure of the backend.
+/// with or without the question echoed. Not final: another backend is
+/// asked (one broken backend must not answer for all); when every backend
+/// asked rejects the query, the rejection is passed on to the client (the
+/// query was at fault). Never counted as the backend's failure.
 pub fn rejects_query(h: &WireHeader) -> bool {
     h.is_response() && matches!(h.rcode(), 1 | 4)
 }

@@ -323,7 +323,10 @@ async fn race_with_a_blackholed_backend_leaves_nothing_behind() {
         asked_dead >= first_deadline.min(sent) / 2,
         "the blackhole was asked only {asked_dead} of {sent} queries: not raced"
     );
-    assert!(!dead_b.is_up(), "the blackhole lost every query and is still up");
+    assert!(
+        !dead_b.is_up(),
+        "the blackhole lost every query and is still up"
+    );
     assert!(
         asked_dead * 2 < sent,
         "the blackhole was asked {asked_dead} of {sent} queries: not marked down by its losses"

@@ -342,8 +342,10 @@ impl LsState {
         self.observe_hedge_sample(i, rtt);
         let v = header.map_or(resolution::Verdict::Failed, |h| {
             if dns::rejects_query(&h) {
-                // The query is at fault, not the backend: passed on.
-                return resolution::Verdict::Final;
+                // The query may be at fault, not the backend: another
+                // backend is asked, and the rejection passed on only when
+                // every backend asked rejected it. No error of the backend.
+                return resolution::Verdict::Rejected;
             }
             resolution::classify(&h, self.policy.layout)
         });

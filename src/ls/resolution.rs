@@ -38,6 +38,11 @@ pub enum Verdict {
     NoData,
     /// An error rcode, or no usable response: as if this backend had not answered.
     Failed,
+    /// FORMERR or NOTIMP: the backend could not read the query, or does not
+    /// implement it. Not final (another backend may answer it) and no fault
+    /// of the backend's own; passed on when every backend asked said so (the
+    /// client's query is at fault, e.g. two OPT records).
+    Rejected,
 }
 
 /// Classifies a response by its header (pure): rcode, AA and the counts of
@@ -77,6 +82,9 @@ pub enum Settled {
     PassOn(usize),
     /// Every backend asked failed (error rcodes) before the deadline: SERVFAIL.
     AllFailed,
+    /// Every backend asked rejected the query (FORMERR, NOTIMP): pass this
+    /// backend's rejection on.
+    Rejected(usize),
     /// Some backend was not heard from (down, silent, failed): the negatives
     /// prove nothing, so the `on_timeout` answer.
     Unproven,
@@ -93,8 +101,12 @@ pub struct Tally {
     pub nxdomain: usize,
     /// NODATA answers.
     pub nodata: usize,
-    /// Error answers and errors.
+    /// Error answers and errors (rejections included).
     pub failed: usize,
+    /// Rejections (FORMERR, NOTIMP) among `failed`.
+    pub rejected: usize,
+    /// The backend whose rejection would be passed on (the first).
+    pub rejection: Option<usize>,
     /// The backend whose negative answer would be passed on.
     pub negative: Option<usize>,
     /// Whether `negative` is a NODATA.
@@ -134,7 +146,10 @@ pub fn settle(t: &Tally, timed_out: bool) -> Settled {
             Settled::PassOn(at)
         }
         _ if !timed_out && negatives == 0 && t.failed > 0 && t.failed == t.asked => {
-            Settled::AllFailed
+            match t.rejection {
+                Some(at) if t.rejected == t.failed => Settled::Rejected(at),
+                _ => Settled::AllFailed,
+            }
         }
         _ => Settled::Unproven,
     }
@@ -179,8 +194,8 @@ pub enum End {
         /// Whether that attempt was a delay-triggered hedge.
         hedge: bool,
     },
-    /// Every backend answered negatively: backend `backend`'s negative
-    /// response is the answer.
+    /// Every backend answered negatively, or every backend asked rejected
+    /// the query: backend `backend`'s response is the answer.
     PassOn(usize),
     /// Every backend asked failed before the deadline: SERVFAIL.
     AllFailed,
@@ -302,6 +317,7 @@ impl Resolution {
             self.tally.asked = self.outcomes.len();
             return match settle(&self.tally, false) {
                 Settled::PassOn(i) => self.finish(End::PassOn(i)),
+                Settled::Rejected(i) => self.finish(End::PassOn(i)),
                 Settled::AllFailed => self.finish(End::AllFailed),
                 Settled::Unproven => self.finish(End::OnTimeout { timed_out: false }),
             };
@@ -396,7 +412,7 @@ impl Resolution {
                     *p = p.saturating_sub(1);
                     *p
                 });
-                if verdict == Verdict::Failed && still_out > 0 {
+                if matches!(verdict, Verdict::Failed | Verdict::Rejected) && still_out > 0 {
                     // This backend's other attempt may still answer.
                     return false;
                 }
@@ -418,6 +434,18 @@ impl Resolution {
                 self.launch_now = true;
                 self.tally.failed += 1;
                 false
+            }
+            Verdict::Rejected => {
+                self.launch_now = true;
+                self.tally.failed += 1;
+                self.tally.rejected += 1;
+                // Kept while no negative answer is: the driver keeps one
+                // response, and a negative one outranks a rejection.
+                let keep = self.tally.rejection.is_none() && self.tally.negative.is_none();
+                if keep {
+                    self.tally.rejection = Some(backend);
+                }
+                keep
             }
         }
     }
@@ -693,6 +721,50 @@ mod tests {
             [launch(2, false), Step::Wait]
         );
         assert_eq!(p.refused.get(), 0, "no budget involved");
+    }
+
+    #[test]
+    fn a_rejection_is_not_final_and_passed_on_only_when_every_backend_rejects() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Race, 0);
+        // One backend rejects, the other answers: the answer wins.
+        let mut r = start(Strategy::Race, Layout::Replicated, 2, t0);
+        assert_eq!(
+            steps(&mut r, t0, &p),
+            [launch(0, false), launch(1, false), Step::Wait]
+        );
+        assert!(r.on_outcome(0, Verdict::Rejected), "the rejection is kept");
+        assert_eq!(r.poll(t0 + MS, &p), Step::Wait);
+        r.on_outcome(1, Verdict::Final);
+        let win = End::Win {
+            backend: 1,
+            hedge: false,
+        };
+        assert_eq!(r.poll(t0 + 2 * MS, &p), Step::Done(win));
+        // Both reject: the first rejection is passed on.
+        let mut r = start(Strategy::Race, Layout::Replicated, 2, t0);
+        steps(&mut r, t0, &p);
+        assert!(r.on_outcome(1, Verdict::Rejected));
+        assert!(!r.on_outcome(0, Verdict::Rejected), "the first is kept");
+        assert_eq!(r.poll(t0 + MS, &p), Step::Done(End::PassOn(1)));
+        // A rejection and a SERVFAIL: SERVFAIL, as when all fail.
+        let mut r = start(Strategy::Race, Layout::Replicated, 2, t0);
+        steps(&mut r, t0, &p);
+        r.on_outcome(0, Verdict::Rejected);
+        r.on_outcome(1, Verdict::Failed);
+        assert_eq!(r.poll(t0 + MS, &p), Step::Done(End::AllFailed));
+        // Partitioned: a negative answer outranks a rejection.
+        let mut r = start(Strategy::Race, Layout::Partitioned, 2, t0);
+        steps(&mut r, t0, &p);
+        assert!(r.on_outcome(0, Verdict::Rejected));
+        assert!(
+            r.on_outcome(1, Verdict::NxDomain),
+            "the negative replaces it"
+        );
+        assert_eq!(
+            r.poll(t0 + MS, &p),
+            Step::Done(End::OnTimeout { timed_out: false })
+        );
     }
 
     #[test]

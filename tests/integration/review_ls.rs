@@ -89,7 +89,6 @@ fn notimp(q: &[u8]) -> Vec<u8> {
 /// final: passed to the client while the second backend holds the answer,
 /// and never counted as the backend's error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: FORMERR/NOTIMP from a backend is final, SPEC says never final"]
 async fn a_formerr_or_notimp_from_one_backend_is_not_final() {
     let dir = ZoneDir::new();
     let good = ts(&dir).await;
