@@ -44,8 +44,11 @@ fn raw_query(name: &str, size: Option<u16>) -> Vec<u8> {
 /// 1% of them. Each lost query keeps its upstream ID in use (in flight,
 /// then late) for seconds; the fast path's sockets wear out after about
 /// 20,000 queries each, all eight within ~160,000 queries. No query may be
-/// answered SERVFAIL (a lost one gets the `on_timeout` NXDOMAIN at its
-/// deadline), and positive answers never stop for as long as the deadline.
+/// answered SERVFAIL (a lost one is asked again, or gets the `on_timeout`
+/// NXDOMAIN at its deadline), and positive answers never stop for as long
+/// as the deadline. On a busy machine the LS may shed queries that waited
+/// too long in its socket (by design, counted in `dnslb_shed_total`): those
+/// get no answer, and must all be counted as shed, and few.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_hundred_thousand_queries_with_upstream_loss_never_servfail() {
     const QUERIES: u32 = 400_000;
@@ -64,18 +67,35 @@ async fn four_hundred_thousand_queries_with_upstream_loss_never_servfail() {
     let mut longest_gap = Duration::ZERO;
     let mut buf = vec![0u8; 4096];
     let mut q = query.clone();
+    let metrics = ls.balancer.metrics();
+    let shed = || {
+        metrics.shed_queue.load(Relaxed)
+            + metrics.shed_inflight.load(Relaxed)
+            + metrics.shed_socket()
+    };
+    let mut unanswered = 0u64;
     while got < QUERIES {
         while sent < QUERIES && sent - got < WINDOW {
             q[..2].copy_from_slice(&(sent as u16).to_be_bytes());
             sock.send(&q).await.unwrap();
             sent += 1;
         }
-        let n = tokio::time::timeout(Duration::from_secs(5), sock.recv(&mut buf))
-            .await
-            .unwrap_or_else(|_| {
-                panic!("no answer for 5 s after {got} answers, {sent} sent: {rcodes:?}")
-            })
-            .unwrap();
+        let Ok(n) = tokio::time::timeout(Duration::from_secs(3), sock.recv(&mut buf)).await else {
+            // Nothing for three deadlines: what is still out must have been
+            // shed (and counted so), not lost by the LS.
+            let missing = u64::from(sent - got);
+            assert!(
+                unanswered + missing <= shed(),
+                "no answer for 3 s after {got} answers, {sent} sent, {unanswered} shed before, \
+                 shed in all {}: {rcodes:?}",
+                shed()
+            );
+            unanswered += missing;
+            got = sent;
+            last_positive = Instant::now();
+            continue;
+        };
+        let n = n.unwrap();
         assert!(n >= 12, "a runt answer");
         got += 1;
         rcodes[usize::from(buf[3] & 0x0f)] += 1;
@@ -95,8 +115,15 @@ async fn four_hundred_thousand_queries_with_upstream_loss_never_servfail() {
         }
     }
     let took = started.elapsed();
-    eprintln!("{QUERIES} queries in {took:?}, rcodes {rcodes:?}, longest gap {longest_gap:?}");
+    eprintln!(
+        "{QUERIES} queries in {took:?}, rcodes {rcodes:?}, shed unanswered {unanswered}, \
+         longest gap {longest_gap:?}"
+    );
     assert_eq!(rcodes[2], 0, "SERVFAIL answers (rcodes {rcodes:?})");
+    assert!(
+        unanswered <= u64::from(QUERIES / 100),
+        "{unanswered} queries shed unanswered: the test measured the machine, not the LS"
+    );
     // About 1% lost upstream, each answered NXDOMAIN at its deadline.
     assert!(
         rcodes[0] >= QUERIES / 100 * 97,
