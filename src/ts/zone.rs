@@ -332,11 +332,14 @@ fn push_record(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
 }
 
 /// Records of one owner and type while a zone is built: their RDATA as
-/// (start, length) in the builder's RDATA buffer.
+/// (start, length) in the builder's RDATA buffer, and each record's TTL.
+/// The records of one RRset share the lowest TTL among them (RFC 2181
+/// §5.2), except RRSIGs: those at one name sign different RRsets, so each
+/// keeps its own (RFC 4034 §3).
 struct Building {
     rtype: u16,
     ttl: u32,
-    data: Vec<(usize, usize)>,
+    data: Vec<(usize, usize, u32)>,
 }
 
 /// One record read, waiting for its zone to be compiled.
@@ -651,19 +654,20 @@ impl ZoneBuilder {
                     continue;
                 }
                 let bytes = (p.rdata_at as usize, usize::from(p.rdata_len));
-                let same =
-                    |d: &(usize, usize)| rdata[d.0..d.0 + d.1] == rdata[bytes.0..bytes.0 + bytes.1];
+                let same = |d: &(usize, usize, u32)| {
+                    rdata[d.0..d.0 + d.1] == rdata[bytes.0..bytes.0 + bytes.1]
+                };
                 match sets.iter_mut().find(|s| s.rtype == p.rtype) {
                     Some(set) => {
                         set.ttl = set.ttl.min(p.ttl);
                         if !set.data.iter().any(same) {
-                            set.data.push(bytes);
+                            set.data.push((bytes.0, bytes.1, p.ttl));
                         }
                     }
                     None => sets.push(Building {
                         rtype: p.rtype,
                         ttl: p.ttl,
-                        data: vec![bytes],
+                        data: vec![(bytes.0, bytes.1, p.ttl)],
                     }),
                 }
             }
@@ -1176,8 +1180,10 @@ fn push_entry(
         arena.push(0);
         arena.extend_from_slice(&count.to_be_bytes());
         arena.extend_from_slice(&[0; 4]);
-        for &(at, len) in &set.data {
-            push_record(arena, set.rtype, set.ttl, &rdata[at..at + len]);
+        let rrsig = set.rtype == u16::from(RecordType::RRSIG);
+        for &(at, len, own) in &set.data {
+            let ttl = if rrsig { own } else { set.ttl };
+            push_record(arena, set.rtype, ttl, &rdata[at..at + len]);
         }
         let len = u32::try_from(arena.len() - head - 9).map_err(|_| "RRset too large")?;
         arena[head + 5..head + 9].copy_from_slice(&len.to_be_bytes());
