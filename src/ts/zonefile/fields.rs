@@ -220,9 +220,13 @@ pub(super) fn duration(raw: &[u8], what: &str) -> Result<u32, String> {
             'w' => 604_800,
             _ => return Err(bad()),
         };
-        total += value.take().ok_or_else(bad)? * unit;
+        let term = value.take().ok_or_else(bad)? * unit;
+        total = total
+            .checked_add(term)
+            .filter(|t| *t <= u64::from(u32::MAX))
+            .ok_or_else(bad)?;
     }
-    total += value.unwrap_or(0);
+    total = total.checked_add(value.unwrap_or(0)).ok_or_else(bad)?;
     u32::try_from(total).map_err(|_| bad())
 }
 
