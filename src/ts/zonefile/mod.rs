@@ -31,6 +31,7 @@ use lexer::{Entry, Token};
 mod fields;
 mod lexer;
 mod rdata;
+mod wire;
 
 /// Loads a zone source, choosing the format by extension: `.zone` is an RFC 1035 master
 /// file (whose origin is its SOA owner; `origin`, unless it is the root, is the initial

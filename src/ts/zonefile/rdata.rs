@@ -186,7 +186,9 @@ pub(super) fn wire(
     {
         f.at = 1;
         f.line = first.line;
-        return generic(&mut f);
+        let data = generic(&mut f)?;
+        f.bad(super::wire::check(code, &type_name, &data))?;
+        return Ok(data);
     }
     let mut out = Vec::new();
     match code {
