@@ -169,7 +169,6 @@ fn a_long_ttl_token_is_an_error_not_a_panic() {
 /// NSD 4.6.1 reads `\1` (fewer than three digits) as the character `1`;
 /// the reader refuses the file.
 #[test]
-#[ignore = "fault: a backslash before one or two digits is refused; NSD reads the digit"]
 fn short_digit_escape_as_nsd() {
     assert!(read("x TXT \"a\\1b\"\n").is_ok());
 }
