@@ -244,3 +244,37 @@ fn generic_form_data_is_checked_against_its_type() {
         assert!(read(line).is_err(), "{line} was read");
     }
 }
+
+/// A pre-signed zone loads, but its DNSSEC records are served as data only
+/// (issue 19): `dnslb check` says so at the first DNSSEC record's line, and
+/// the config stays good (exit 0, `ok`).
+#[test]
+fn check_warns_that_a_signed_zone_is_served_unsigned() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = dir.path().join("zones");
+    std::fs::create_dir(&zones).unwrap();
+    // HEAD is 6 lines: the first RRSIG is line 8.
+    let body = "x 300 A 192.0.2.9
+x 300 RRSIG A 13 3 300 20361231000000 20250101000000 1 rv.test. AAAA
+x 60 NSEC y.rv.test. A RRSIG NSEC
+";
+    std::fs::write(zones.join("x.zone"), format!("{HEAD}{body}")).unwrap();
+    let config = dir.path().join("dnslb.toml");
+    let toml = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:0\"\nzones = [\"zones/x.zone\"]\n";
+    std::fs::write(&config, toml).unwrap();
+    let out = crate::procs::run_dnslb(
+        &["check", "-c", config.to_str().unwrap()],
+        dir.path(),
+        None,
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:#?}");
+    let warning = format!(
+        "{}:8: warning: signed zone: DNSSEC records are served as data only; DO=1 answers \
+         carry no signatures yet (validating resolvers will find the zone bogus if its \
+         parent holds a DS)",
+        dir.path().join("zones/x.zone").display()
+    );
+    let ok = format!("{}: ok", config.display());
+    assert_eq!(out.stderr_lines(), vec![warning.as_str(), ok.as_str()]);
+}
