@@ -124,7 +124,6 @@ fn types_nsd_reads_are_read() {
 /// sorts them); a quoted value may hold white space; a target may hold
 /// escaped bytes (`a\.b`).
 #[test]
-#[ignore = "fault: HTTPS params out of order, a quoted value with a space, a target with an escape are refused; NSD reads them"]
 fn svcb_params_as_nsd_reads_them() {
     let lines = [
         "x HTTPS 1 . key65000=\"\\001\\002\" no-default-alpn alpn=h3\n",
@@ -142,7 +141,6 @@ fn svcb_params_as_nsd_reads_them() {
 /// id of 5 bytes. The reader hands the raw text to hickory's parser, which
 /// skips the char-string level, and stores other bytes.
 #[test]
-#[ignore = "fault: escaped SvcParam values are stored with other bytes than NSD serves"]
 fn svcb_escaped_alpn_bytes_as_nsd() {
     let records = read("x HTTPS 1 . alpn=\"h2\\\\,h3\"\n").unwrap();
     let https = records
