@@ -94,7 +94,6 @@ async fn a_chain_of_eight_cnames_ends_in_the_data() {
 /// Types NSD 4.6.1 reads in their presentation form; the reader refuses each
 /// ("type LOC is read only in RFC 3597's generic form").
 #[test]
-#[ignore = "fault: LOC, APL, IPSECKEY, WKS, EUI48, EUI64, NID, L32, L64, LP, X25, ISDN, NSAP, PX, AVC refused; NSD reads them"]
 fn types_nsd_reads_are_read() {
     let lines = [
         "LOC 52 22 23.000 N 4 53 32.000 E -2.00m 0.00m 10000m 10m",
