@@ -1086,7 +1086,23 @@ mod tests {
             [&2_018_031_500u32.to_be_bytes()[..], &[1, 1, 0xab, 0xcd]].concat()
         );
         assert!(err("CERT", "NOPE 1 8 AQID").contains("certificate type"));
-        assert!(err("WKS", "192.0.2.1 6 smtp").contains("generic form"));
+        // WKS services by number only (NSD asks the system's services file).
+        assert_eq!(
+            ok("WKS", "192.0.2.1 tcp 25 80"),
+            [&[192, 0, 2, 1, 6][..], &[0, 0, 0, 0x40], &[0; 6], &[0x80]].concat()
+        );
+        assert!(err("WKS", "192.0.2.1 6 smtp").contains("bad service 'smtp'"));
+        // LOC (RFC 1876 §3): the defaults 1m, 10000m, 10m.
+        assert_eq!(
+            ok("LOC", "0 N 0 E 0m"),
+            [
+                &[0u8, 0x12, 0x16, 0x13][..],
+                &(1u32 << 31).to_be_bytes(),
+                &(1u32 << 31).to_be_bytes(),
+                &10_000_000u32.to_be_bytes()
+            ]
+            .concat()
+        );
     }
 
     #[test]

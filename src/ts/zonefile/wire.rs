@@ -245,6 +245,51 @@ fn structure(code: u16, w: &mut Wire<'_>) -> Result<(), String> {
                 w.fixed(usize::from(len), "SvcParamValue")?;
             }
         }
+        // LOC version 0 (RFC 1876 §2)
+        29 => {
+            if w.u8("version")? != 0 {
+                return Err("LOC version is not 0".into());
+            }
+            w.fixed(15, "location")?;
+        }
+        // WKS: address, protocol, bitmap
+        11 => {
+            w.fixed(5, "address and protocol")?;
+            w.rest(0, "bitmap")?;
+        }
+        // EUI48, EUI64
+        108 => w.fixed(6, "address")?,
+        109 => w.fixed(8, "address")?,
+        // NID, L64; L32
+        104 | 106 => w.fixed(10, "preference and locator")?,
+        105 => w.fixed(6, "preference and locator")?,
+        // LP
+        107 => {
+            w.fixed(2, "preference")?;
+            w.name("FQDN")?;
+        }
+        // PX
+        26 => {
+            w.fixed(2, "preference")?;
+            w.name("MAP822")?;
+            w.name("MAPX400")?;
+        }
+        // X25; ISDN (one or two strings); AVC (one or more)
+        19 => w.string("address")?,
+        20 => {
+            w.string("address")?;
+            if w.left() > 0 {
+                w.string("subaddress")?;
+            }
+        }
+        258 => {
+            w.string("text")?;
+            while w.left() > 0 {
+                w.string("text")?;
+            }
+        }
+        // NSAP
+        22 => w.rest(1, "address")?,
         _ => w.rest(0, "data")?,
     }
     w.end()
@@ -267,6 +312,10 @@ mod tests {
             (47, &[0, 0, 0]),
             (16, &[]),
             (64, &[0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+            (29, &[0; 15]),
+            (29, &[1; 16]),
+            (108, &[0; 5]),
+            (26, &[0, 1, 0]),
         ] {
             assert!(check(code, "T", data).is_err(), "{code} {data:?}");
         }
@@ -284,6 +333,9 @@ mod tests {
             (16, &[0]),
             (64, &[0, 1, 0, 0, 1, 0, 0, 0, 3, 0, 2, 0, 53]),
             (65280, &[]),
+            (29, &[0; 16]),
+            (108, &[0; 6]),
+            (26, &[0, 1, 0, 0]),
         ] {
             assert!(check(code, "T", data).is_ok(), "{code} {data:?}");
         }
