@@ -99,8 +99,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     match command {
         Command::Check { config } => {
-            let problems = dnslb::check::check(&config);
-            for p in &problems {
+            let dnslb::check::Checked { problems, warnings } = dnslb::check::check_all(&config);
+            for p in problems.iter().chain(&warnings) {
                 eprintln!("{p}");
             }
             if problems.is_empty() {

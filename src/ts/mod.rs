@@ -110,6 +110,19 @@ pub fn parse_origin(s: &str) -> Result<Name, OriginError> {
 /// # Errors
 /// The first problem found, as `file:line: what is wrong`.
 pub fn load_catalog(settings: &TsSettings, serial: u32) -> Result<Catalog, ZoneError> {
+    load_catalog_noting(settings, serial, &mut Vec::new())
+}
+
+/// [`load_catalog`], with the warnings about the files (a signed zone whose
+/// DNSSEC records are served as data only) added to `warnings`.
+///
+/// # Errors
+/// As [`load_catalog`].
+pub fn load_catalog_noting(
+    settings: &TsSettings,
+    serial: u32,
+    warnings: &mut Vec<String>,
+) -> Result<Catalog, ZoneError> {
     // One builder per zone origin: PROJ tables share the TS origin and are
     // compiled line by line as they are read; each master file brings its own.
     let mut builders: Vec<ZoneBuilder> = Vec::new();
@@ -127,6 +140,7 @@ pub fn load_catalog(settings: &TsSettings, serial: u32) -> Result<Catalog, ZoneE
     for (i, file) in settings.zones.iter().enumerate() {
         if zonefile::is_master_file(file) {
             let (origin, records) = zonefile::load_any(file, &settings.origin, settings.ttl)?;
+            warnings.extend(zonefile::signed_zone_warning(file, &records));
             let b = builder_for(&mut builders, &origin);
             for rec in &records {
                 builders[b].add(i, file, rec)?;
@@ -321,13 +335,20 @@ impl TableServer {
     /// The first bad file or line.
     pub fn load(settings: TsSettings) -> Result<Self, ZoneError> {
         let clock = unix_now();
+        let mut warnings = Vec::new();
         let (catalog, sources) = read_settled(
             &settings.name,
             &settings.zones,
             SETTLE,
-            || load_catalog(&settings, clock),
+            || {
+                warnings.clear();
+                load_catalog_noting(&settings, clock, &mut warnings)
+            },
             std::thread::sleep,
         )?;
+        for w in &warnings {
+            warn!("{w}");
+        }
         let serial_state = serials::state_path(
             &settings.name,
             &settings.zones,
@@ -456,13 +477,20 @@ impl TableServer {
             });
         }
         let clock = unix_now();
+        let mut warnings = Vec::new();
         let (fresh, sources) = read_settled(
             &self.settings.name,
             &self.settings.zones,
             SETTLE,
-            || load_catalog(&self.settings, clock),
+            || {
+                warnings.clear();
+                load_catalog_noting(&self.settings, clock, &mut warnings)
+            },
             std::thread::sleep,
         )?;
+        for w in &warnings {
+            warn!("{w}");
+        }
         let mut changed_zones = Vec::new();
         let mut zones = Vec::with_capacity(fresh.zones().len());
         for z in fresh.zones() {

@@ -34,8 +34,10 @@ use super::source::{SourceRecord, ZoneError};
 use super::wire::{Key, NAME_MAX, name_at, push_name_ref};
 use crate::dns::{HEADER_LEN, Rr};
 
-/// Longest CNAME chain followed inside one zone.
-const MAX_CNAME_CHAIN: usize = 8;
+/// Most CNAMEs (written or synthesized from DNAMEs) followed inside one
+/// zone: a chain of this many still reaches its target's data (NSD follows
+/// long chains; loops end sooner, at a name already written).
+const MAX_CNAME_CHAIN: usize = 16;
 /// An empty table slot.
 const EMPTY: u32 = u32::MAX;
 /// Entry flag: the name exists only as the parent of others (RFC 8020).
@@ -332,11 +334,14 @@ fn push_record(out: &mut Vec<u8>, rtype: u16, ttl: u32, rdata: &[u8]) {
 }
 
 /// Records of one owner and type while a zone is built: their RDATA as
-/// (start, length) in the builder's RDATA buffer.
+/// (start, length) in the builder's RDATA buffer, and each record's TTL.
+/// The records of one RRset share the lowest TTL among them (RFC 2181
+/// §5.2), except RRSIGs: those at one name sign different RRsets, so each
+/// keeps its own (RFC 4034 §3).
 struct Building {
     rtype: u16,
     ttl: u32,
-    data: Vec<(usize, usize)>,
+    data: Vec<(usize, usize, u32)>,
 }
 
 /// One record read, waiting for its zone to be compiled.
@@ -651,19 +656,20 @@ impl ZoneBuilder {
                     continue;
                 }
                 let bytes = (p.rdata_at as usize, usize::from(p.rdata_len));
-                let same =
-                    |d: &(usize, usize)| rdata[d.0..d.0 + d.1] == rdata[bytes.0..bytes.0 + bytes.1];
+                let same = |d: &(usize, usize, u32)| {
+                    rdata[d.0..d.0 + d.1] == rdata[bytes.0..bytes.0 + bytes.1]
+                };
                 match sets.iter_mut().find(|s| s.rtype == p.rtype) {
                     Some(set) => {
                         set.ttl = set.ttl.min(p.ttl);
                         if !set.data.iter().any(same) {
-                            set.data.push(bytes);
+                            set.data.push((bytes.0, bytes.1, p.ttl));
                         }
                     }
                     None => sets.push(Building {
                         rtype: p.rtype,
                         ttl: p.ttl,
-                        data: vec![bytes],
+                        data: vec![(bytes.0, bytes.1, p.ttl)],
                     }),
                 }
             }
@@ -867,8 +873,9 @@ impl Zone {
     /// own: at or below a cut it ends in a referral, a missing name in
     /// NXDOMAIN, an empty non-terminal or a name without the type in NODATA,
     /// each negative with the SOA (RFC 2308 §2.1, §2.2). A chain stops at a
-    /// name it has already written, so a loop returns each CNAME once.
-    /// Questions for CNAME or ANY at a CNAME's owner get the CNAME alone.
+    /// name it has already written, so a loop returns each CNAME once, and
+    /// after [`MAX_CNAME_CHAIN`] + 1 lookups (a chain of that many CNAMEs
+    /// still ends in its data). Questions for CNAME or ANY at a CNAME's owner get the CNAME alone.
     ///
     /// A name below a DNAME's owner (RFC 6672 §3.1; not below a cut) gets
     /// the DNAME and a CNAME synthesized from it (owned by the name, the
@@ -890,10 +897,11 @@ impl Zone {
         let mut owner_at = HEADER_LEN;
         let mut key = qname.clone();
         // Where each name of the chain is written in `msg` (uncompressed).
-        let mut chain = [0usize; MAX_CNAME_CHAIN];
+        // One lookup per CNAME followed, and one for the name it ends at.
+        let mut chain = [0usize; MAX_CNAME_CHAIN + 1];
         // Where each DNAME owner written so far sits in `msg`.
-        let mut dnames = [0usize; MAX_CNAME_CHAIN];
-        for step in 0..MAX_CNAME_CHAIN {
+        let mut dnames = [0usize; MAX_CNAME_CHAIN + 1];
+        for step in 0..=MAX_CNAME_CHAIN {
             chain[step] = owner_at;
             if let Some((at, dname)) = self.dname_above(&key) {
                 let again = dnames[..step]
@@ -1176,8 +1184,10 @@ fn push_entry(
         arena.push(0);
         arena.extend_from_slice(&count.to_be_bytes());
         arena.extend_from_slice(&[0; 4]);
-        for &(at, len) in &set.data {
-            push_record(arena, set.rtype, set.ttl, &rdata[at..at + len]);
+        let rrsig = set.rtype == u16::from(RecordType::RRSIG);
+        for &(at, len, own) in &set.data {
+            let ttl = if rrsig { own } else { set.ttl };
+            push_record(arena, set.rtype, ttl, &rdata[at..at + len]);
         }
         let len = u32::try_from(arena.len() - head - 9).map_err(|_| "RRset too large")?;
         arena[head + 5..head + 9].copy_from_slice(&len.to_be_bytes());
@@ -1353,6 +1363,32 @@ mod tests {
         let ans = ask(&z, "dangling.test.", RecordType::A);
         assert_eq!(ans.metadata.response_code, ResponseCode::NXDomain);
         assert_eq!(ans.answers.len(), 1);
+    }
+
+    #[test]
+    fn a_chain_of_the_most_cnames_reaches_the_data_and_one_more_stops() {
+        // c0 -> c1 -> ... -> c{n} holding the A: n CNAMEs.
+        let chain = |n: usize| {
+            let mut records: Vec<_> = (0..n)
+                .map(|i| {
+                    let target = name(&format!("c{}.test.", i + 1));
+                    rec(&format!("c{i}.test."), RData::CNAME(CNAME(target)))
+                })
+                .collect();
+            records.push(rec(&format!("c{n}.test."), a("1.2.3.4")));
+            zone(records)
+        };
+        let ans = ask(&chain(MAX_CNAME_CHAIN), "c0.test.", RecordType::A);
+        assert_eq!(ans.answers.len(), MAX_CNAME_CHAIN + 1);
+        assert_eq!(ans.answers[MAX_CNAME_CHAIN].data, a("1.2.3.4"));
+        // MAX + 1 lookups, each writing a CNAME; the resolver follows the last.
+        let ans = ask(&chain(MAX_CNAME_CHAIN + 1), "c0.test.", RecordType::A);
+        assert_eq!(ans.answers.len(), MAX_CNAME_CHAIN + 1);
+        assert!(
+            ans.answers
+                .iter()
+                .all(|r| r.record_type() == RecordType::CNAME)
+        );
     }
 
     #[test]

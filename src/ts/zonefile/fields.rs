@@ -15,7 +15,9 @@ const MAX_NAME: usize = 255;
 /// The longest label.
 const MAX_LABEL: usize = 63;
 
-/// Decodes the escapes of `raw`: `\DDD` (decimal, at most 255) and `\X`.
+/// Decodes the escapes of `raw`: `\DDD` (decimal, at most 255) and `\X`; a
+/// backslash before fewer than three digits escapes the first of them, as
+/// NSD reads it (`\1b` is `1b`).
 ///
 /// # Errors
 /// A `\DDD` over 255, a backslash at the end.
@@ -47,7 +49,6 @@ fn escape_at(raw: &[u8], at: usize) -> Result<(u8, usize), String> {
         return Ok((byte, 4));
     }
     match raw.get(at + 1) {
-        Some(c) if c.is_ascii_digit() => Err("an escape \\DDD needs three digits".into()),
         Some(&c) => Ok((c, 2)),
         None => Err("backslash at the end of a field".into()),
     }
@@ -220,9 +221,13 @@ pub(super) fn duration(raw: &[u8], what: &str) -> Result<u32, String> {
             'w' => 604_800,
             _ => return Err(bad()),
         };
-        total += value.take().ok_or_else(bad)? * unit;
+        let term = value.take().ok_or_else(bad)? * unit;
+        total = total
+            .checked_add(term)
+            .filter(|t| *t <= u64::from(u32::MAX))
+            .ok_or_else(bad)?;
     }
-    total += value.unwrap_or(0);
+    total = total.checked_add(value.unwrap_or(0)).ok_or_else(bad)?;
     u32::try_from(total).map_err(|_| bad())
 }
 
@@ -497,7 +502,10 @@ mod tests {
         assert_eq!(unescape(b"\\089\\\"\\\\").unwrap(), b"Y\"\\");
         assert_eq!(unescape(b"\\000").unwrap(), [0]);
         assert!(unescape(b"\\256").unwrap_err().contains("over 255"));
-        assert!(unescape(b"\\12").is_err());
+        // Fewer than three digits: the first digit, escaped (as NSD).
+        assert_eq!(unescape(b"\\12").unwrap(), b"12");
+        assert_eq!(unescape(b"a\\1b").unwrap(), b"a1b");
+        assert_eq!(name(b"a\\1.", None).unwrap(), b"\x02a1\x00");
         assert!(unescape(b"x\\").is_err());
     }
 

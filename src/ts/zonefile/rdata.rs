@@ -1,7 +1,8 @@
 //! Record data in presentation form turned into wire form, per type: the types of RFC
 //! 1035 and their successors (A, AAAA, NS, CNAME, DNAME, PTR, SOA, MX, TXT, SPF, HINFO,
 //! MINFO, RP, AFSDB, RT, KX, SRV, NAPTR, CAA, URI, SSHFP, TLSA, SMIMEA, OPENPGPKEY, CERT,
-//! CSYNC, ZONEMD, SVCB, HTTPS), the DNSSEC types (DS, CDS, DNSKEY, CDNSKEY, RRSIG, NSEC,
+//! CSYNC, ZONEMD, SVCB, HTTPS, and as NSD reads them LOC, WKS, APL, IPSECKEY, EUI48,
+//! EUI64, NID, L32, L64, LP, X25, ISDN, NSAP, PX, AVC), the DNSSEC types (DS, CDS, DNSKEY, CDNSKEY, RRSIG, NSEC,
 //! NSEC3, NSEC3PARAM; RFC 4034 §§2-5, RFC 5155 §§3.3, 4.3) and, for every type, RFC
 //! 3597's generic form `\# LENGTH HEX`.
 //!
@@ -9,9 +10,6 @@
 //! of the field at fault.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-
-use hickory_proto::rr::{RData, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::fields::{
     self, base32hex, base64, char_string, duration, hex, name, rrsig_time, type_bitmap, type_code,
@@ -186,7 +184,9 @@ pub(super) fn wire(
     {
         f.at = 1;
         f.line = first.line;
-        return generic(&mut f);
+        let data = generic(&mut f)?;
+        f.bad(super::wire::check(code, &type_name, &data))?;
+        return Ok(data);
     }
     let mut out = Vec::new();
     match code {
@@ -422,7 +422,8 @@ pub(super) fn wire(
             }
         }
         // SVCB, HTTPS
-        64 | 65 => out = service_binding(&mut f, code, origin)?,
+        64 | 65 => out = service_binding(&mut f, origin)?,
+        _ if let Some(data) = more_types(&mut f, code, origin)? => out = data,
         _ => {
             return Err((
                 line,
@@ -460,63 +461,472 @@ fn generic(f: &mut Fields<'_>) -> Result<Vec<u8>, Bad> {
     Ok(data)
 }
 
-/// SVCB and HTTPS (RFC 9460): the priority and target read here (so the target may be
-/// relative or `@`), the parameters by hickory's parser, which knows their syntax.
-fn service_binding(f: &mut Fields<'_>, code: u16, origin: Option<&[u8]>) -> Result<Vec<u8>, Bad> {
-    let priority = f.u16("priority")?;
-    let target = f.name("target name", origin)?;
-    let mut text = format!("{priority} {}", name_text(&target));
-    // hickory's lexer reads `key="value"` as two words, its parser then takes the value
-    // for a key: a quoted value is glued to its `key=` unquoted (parameter values hold no
-    // white space).
-    for token in &f.tokens[f.at..] {
-        let raw = String::from_utf8_lossy(&token.text);
-        if token.quoted && text.ends_with('=') {
-            text.push_str(&raw);
-        } else if token.quoted {
-            text.push_str(&format!(" \"{raw}\""));
-        } else {
-            text.push(' ');
-            text.push_str(&raw);
+/// The types NSD reads beside the common ones (X25, ISDN, AVC, NID, L32, L64, LP, PX,
+/// EUI48, EUI64, NSAP, WKS, APL, IPSECKEY, LOC), in wire form; `None` for other types.
+fn more_types(
+    f: &mut Fields<'_>,
+    code: u16,
+    origin: Option<&[u8]>,
+) -> Result<Option<Vec<u8>>, Bad> {
+    let mut out = Vec::new();
+    match code {
+        // X25, ISDN (an address and an optional subaddress), AVC
+        19 | 20 | 258 => {
+            let rest = f.rest("text")?;
+            let most = match code {
+                19 => 1,
+                20 => 2,
+                _ => usize::MAX,
+            };
+            if rest.len() > most {
+                return Err((f.line, "too many strings".into()));
+            }
+            for token in rest {
+                f.line = token.line;
+                let r = char_string(&token.text, &mut out);
+                f.bad(r)?;
+            }
+            f.at = f.tokens.len();
         }
+        // NID, L64: a preference and 64 bits as four groups of hex
+        104 | 106 => {
+            out.extend(f.u16("preference")?.to_be_bytes());
+            let raw = f.next("locator")?;
+            let s = f.bad(fields::text(raw))?;
+            let groups: Vec<&str> = s.split(':').collect();
+            let ok = groups.len() == 4 && groups.iter().all(|g| g.len() == 4);
+            for g in &groups {
+                match u16::from_str_radix(g, 16) {
+                    Ok(v) if ok => out.extend(v.to_be_bytes()),
+                    _ => return Err((f.line, format!("bad locator '{s}'"))),
+                }
+            }
+        }
+        // L32
+        105 => {
+            out.extend(f.u16("preference")?.to_be_bytes());
+            let raw = f.next("locator")?;
+            let ip = f.bad(fields::text(raw))?;
+            let ip = ip
+                .parse::<Ipv4Addr>()
+                .map_err(|_| (f.line, format!("bad locator '{ip}'")))?;
+            out.extend(ip.octets());
+        }
+        // LP
+        107 => {
+            out.extend(f.u16("preference")?.to_be_bytes());
+            // NSD writes the name in lower case.
+            out.extend(f.name("FQDN", origin)?.to_ascii_lowercase());
+        }
+        // PX
+        26 => {
+            out.extend(f.u16("preference")?.to_be_bytes());
+            // NSD writes these names in lower case.
+            out.extend(f.name("MAP822", origin)?.to_ascii_lowercase());
+            out.extend(f.name("MAPX400", origin)?.to_ascii_lowercase());
+        }
+        // EUI48, EUI64
+        108 | 109 => {
+            let raw = f.next("address")?;
+            let s = f.bad(fields::text(raw))?;
+            let want = if code == 108 { 6 } else { 8 };
+            let parts: Vec<&str> = s.split('-').collect();
+            if parts.len() != want || parts.iter().any(|p| p.len() != 2) {
+                return Err((f.line, format!("bad address '{s}'")));
+            }
+            for p in parts {
+                let b = u8::from_str_radix(p, 16)
+                    .map_err(|_| (f.line, format!("bad address '{s}'")))?;
+                out.push(b);
+            }
+        }
+        // NSAP: 0x and hex, dots anywhere
+        22 => {
+            let raw = f.next("NSAP address")?;
+            let hexed = raw
+                .strip_prefix(b"0x")
+                .or_else(|| raw.strip_prefix(b"0X"))
+                .ok_or_else(|| (f.line, "an NSAP address starts with 0x".to_string()))?;
+            let digits: Vec<u8> = hexed.iter().copied().filter(|&c| c != b'.').collect();
+            out = f.bad(hex(&digits))?;
+            if out.is_empty() {
+                return Err((f.line, "empty NSAP address".into()));
+            }
+        }
+        // WKS: an address, a protocol, the ports of the services
+        11 => {
+            let raw = f.next("address")?;
+            let s = f.bad(fields::text(raw))?;
+            let ip = s
+                .parse::<Ipv4Addr>()
+                .map_err(|_| (f.line, format!("bad IPv4 address '{s}'")))?;
+            out.extend(ip.octets());
+            let raw = f.next("protocol")?;
+            let proto = match raw.to_ascii_lowercase().as_slice() {
+                b"tcp" => 6,
+                b"udp" => 17,
+                _ => f.bad(u8_of(raw, "protocol"))?,
+            };
+            out.push(proto);
+            let mut bitmap: Vec<u8> = Vec::new();
+            while f.at < f.tokens.len() {
+                let port = f.u16("service")?;
+                let byte = usize::from(port / 8);
+                if bitmap.len() <= byte {
+                    bitmap.resize(byte + 1, 0);
+                }
+                bitmap[byte] |= 0x80 >> (port % 8);
+            }
+            out.extend(bitmap);
+        }
+        // APL: [!]afi:address/prefix items
+        42 => {
+            while f.at < f.tokens.len() {
+                let raw = f.next("APL item")?;
+                let s = f.bad(fields::text(raw))?;
+                let bad = || (f.line, format!("bad APL item '{s}'"));
+                let (negate, rest) = match s.strip_prefix('!') {
+                    Some(r) => (true, r),
+                    None => (false, s),
+                };
+                let (afi, rest) = rest.split_once(':').ok_or_else(bad)?;
+                let (addr, prefix) = rest.split_once('/').ok_or_else(bad)?;
+                let prefix = prefix.parse::<u8>().map_err(|_| bad())?;
+                let (afi, mut bytes) = match afi {
+                    "1" if prefix <= 32 => (
+                        1u16,
+                        addr.parse::<Ipv4Addr>()
+                            .map_err(|_| bad())?
+                            .octets()
+                            .to_vec(),
+                    ),
+                    "2" if prefix <= 128 => (
+                        2u16,
+                        addr.parse::<Ipv6Addr>()
+                            .map_err(|_| bad())?
+                            .octets()
+                            .to_vec(),
+                    ),
+                    _ => return Err(bad()),
+                };
+                while bytes.last() == Some(&0) {
+                    bytes.pop();
+                }
+                out.extend(afi.to_be_bytes());
+                out.push(prefix);
+                // At most 16 bytes: fits in the 7-bit length.
+                out.push(u8::from(negate) << 7 | bytes.len() as u8);
+                out.extend(bytes);
+            }
+        }
+        // IPSECKEY (RFC 4025 §3)
+        45 => {
+            let precedence = f.u8("precedence")?;
+            let kind = f.u8("gateway type")?;
+            let algorithm = f.u8("algorithm")?;
+            out.extend([precedence, kind, algorithm]);
+            let raw = f.next("gateway")?;
+            let s = f.bad(fields::text(raw))?.to_owned();
+            let bad = || (f.line, format!("bad gateway '{s}'"));
+            match kind {
+                0 if s == "." => {}
+                1 => out.extend(s.parse::<Ipv4Addr>().map_err(|_| bad())?.octets()),
+                2 => out.extend(s.parse::<Ipv6Addr>().map_err(|_| bad())?.octets()),
+                // NSD writes the name in lower case.
+                3 => out.extend(f.bad(name(raw, origin))?.to_ascii_lowercase()),
+                _ => return Err(bad()),
+            }
+            if f.at < f.tokens.len() {
+                let joined = f.joined("public key")?;
+                out.extend(f.bad(base64(&joined))?);
+            }
+        }
+        // LOC (RFC 1876 §3)
+        29 => out = loc(f)?,
+        _ => return Ok(None),
+    }
+    Ok(Some(out))
+}
+
+/// LOC: `d [m [s]] N|S d [m [s]] E|W alt[m] [size[m] [hp[m] [vp[m]]]]`.
+fn loc(f: &mut Fields<'_>) -> Result<Vec<u8>, Bad> {
+    let mut words: Vec<String> = Vec::new();
+    for token in f.rest("location")? {
         f.line = token.line;
+        words.push(f.bad(fields::text(&token.text))?.to_owned());
     }
     f.at = f.tokens.len();
-    let rtype = RecordType::from(code);
-    let data = RData::try_from_str(rtype, &text).map_err(|e| (f.line, e.to_string()))?;
-    let mut out = Vec::new();
-    let mut enc = BinEncoder::new(&mut out);
-    enc.set_name_encoding(NameEncoding::Uncompressed);
-    data.emit(&mut enc).map_err(|e| (f.line, e.to_string()))?;
+    let bad = |what: &str| (f.line, format!("bad LOC {what}"));
+    let mut it = words.iter().map(String::as_str).peekable();
+    // Degrees, minutes, seconds up to the hemisphere letter: thousandths of a second.
+    let mut angle = |pos: &str, neg: &str, max: i64| -> Result<u32, Bad> {
+        let mut parts = Vec::new();
+        let sign = loop {
+            let w = it.next().ok_or_else(|| bad("coordinates"))?;
+            if w.eq_ignore_ascii_case(pos) {
+                break 1i64;
+            }
+            if w.eq_ignore_ascii_case(neg) {
+                break -1;
+            }
+            parts.push(w);
+        };
+        if parts.is_empty() || parts.len() > 3 {
+            return Err(bad("coordinates"));
+        }
+        let deg = parts[0].parse::<i64>().map_err(|_| bad("degrees"))?;
+        let min = parts
+            .get(1)
+            .map_or(Ok(0), |m| m.parse::<i64>())
+            .map_err(|_| bad("minutes"))?;
+        let ms = parts
+            .get(2)
+            .map_or(Ok(0), |s| thousandths(s))
+            .map_err(|_| bad("seconds"))?;
+        if deg > max || min > 59 || ms > 59_999 || deg < 0 || min < 0 || ms < 0 {
+            return Err(bad("coordinates"));
+        }
+        let value = (deg * 3_600_000 + min * 60_000 + ms) * sign;
+        if value.abs() > max * 3_600_000 {
+            return Err(bad("coordinates"));
+        }
+        Ok(((1i64 << 31) + value) as u32)
+    };
+    let lat = angle("N", "S", 90)?;
+    let lon = angle("E", "W", 180)?;
+    let meters = |w: &str| -> Result<i64, Bad> {
+        let w = w.strip_suffix(['m', 'M']).unwrap_or(w);
+        let cm = hundredths(w).ok_or_else(|| bad("meters"))?;
+        Ok(cm)
+    };
+    let alt = meters(it.next().ok_or_else(|| bad("altitude"))?)?;
+    let alt = u32::try_from(10_000_000 + alt).map_err(|_| bad("altitude"))?;
+    let mut precs = [100i64, 1_000_000, 1_000];
+    for p in &mut precs {
+        if let Some(w) = it.next() {
+            *p = meters(w)?;
+        }
+    }
+    if it.next().is_some() {
+        return Err(bad("data: too many fields"));
+    }
+    let mut out = vec![0];
+    for p in precs {
+        if !(0..=9_000_000_000).contains(&p) {
+            return Err(bad("precision"));
+        }
+        let mut exponent = 0u32;
+        while exponent < 9 && p >= 10i64.pow(exponent + 1) {
+            exponent += 1;
+        }
+        let mantissa = (p / 10i64.pow(exponent)).min(9) as u8;
+        out.push(mantissa << 4 | exponent as u8);
+    }
+    out.extend(lat.to_be_bytes());
+    out.extend(lon.to_be_bytes());
+    out.extend(alt.to_be_bytes());
     Ok(out)
 }
 
-/// A wire name in presentation form, absolute, with every byte that is not a letter, a
-/// digit, `-`, `_` or `*` escaped as `\DDD`.
-pub(super) fn name_text(wire: &[u8]) -> String {
-    let mut out = String::new();
-    let mut at = 0;
-    while let Some(&len) = wire.get(at) {
-        if len == 0 {
-            break;
+/// A decimal with at most `places` digits after the point, times 10^places.
+fn fixed_point(s: &str, places: u32) -> Option<i64> {
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s),
+    };
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let digits = |d: &str| d.bytes().all(|c| c.is_ascii_digit());
+    if int.is_empty() || !digits(int) || !digits(frac) || frac.len() > places as usize {
+        return None;
+    }
+    let int = int.parse::<i64>().ok()?;
+    let mut frac_value = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<i64>().ok()?
+    };
+    frac_value *= 10i64.pow(places - frac.len() as u32);
+    let v = int
+        .checked_mul(10i64.pow(places))?
+        .checked_add(frac_value)?;
+    Some(if neg { -v } else { v })
+}
+
+fn thousandths(s: &str) -> Result<i64, ()> {
+    fixed_point(s, 3).filter(|v| *v >= 0).ok_or(())
+}
+
+fn hundredths(s: &str) -> Option<i64> {
+    fixed_point(s, 2)
+}
+
+/// SVCB and HTTPS (RFC 9460 §2.1, Appendix A): the priority, the target (relative or
+/// `@` allowed, escapes as in any name) and the SvcParams `key[=value]`, a value quoted
+/// or not, its escapes decoded as a character string's; written in key order (NSD
+/// sorts them), a key given twice refused.
+fn service_binding(f: &mut Fields<'_>, origin: Option<&[u8]>) -> Result<Vec<u8>, Bad> {
+    let mut out = Vec::new();
+    out.extend(f.u16("priority")?.to_be_bytes());
+    out.extend(f.name("target name", origin)?);
+    let mut params: Vec<(u16, Vec<u8>)> = Vec::new();
+    while f.at < f.tokens.len() {
+        let token = f.next_token("SvcParam")?;
+        if token.quoted {
+            let shown = String::from_utf8_lossy(&token.text);
+            return Err((
+                f.line,
+                format!("a quoted \"{shown}\" where a SvcParamKey belongs"),
+            ));
         }
-        let label = wire
-            .get(at + 1..at + 1 + usize::from(len))
-            .unwrap_or_default();
-        for &b in label {
-            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'*' {
-                out.push(char::from(b));
-            } else {
-                out.push_str(&format!("\\{b:03}"));
+        let (key_text, value) = match token.text.iter().position(|&c| c == b'=') {
+            None => (&token.text[..], None),
+            Some(eq) => {
+                let rest = &token.text[eq + 1..];
+                let value = match f.tokens.get(f.at) {
+                    Some(next) if rest.is_empty() && next.quoted => {
+                        f.at += 1;
+                        f.line = next.line;
+                        &next.text[..]
+                    }
+                    _ => rest,
+                };
+                (&token.text[..eq], Some(value))
+            }
+        };
+        let key = f.bad(svc_key(key_text))?;
+        let value = match value {
+            Some(v) => Some(f.bad(unescape(v))?),
+            None => None,
+        };
+        let wire = f.bad(svc_value(key, value.as_deref()))?;
+        if params.iter().any(|(k, _)| *k == key) {
+            let shown = String::from_utf8_lossy(key_text);
+            return Err((f.line, format!("SvcParamKey {shown} given twice")));
+        }
+        params.push((key, wire));
+    }
+    params.sort_by_key(|(k, _)| *k);
+    for (key, wire) in params {
+        let len = u16::try_from(wire.len())
+            .map_err(|_| (f.line, "SvcParamValue over 65,535 bytes".to_string()))?;
+        out.extend(key.to_be_bytes());
+        out.extend(len.to_be_bytes());
+        out.extend(wire);
+    }
+    Ok(out)
+}
+
+/// The SvcParamKeys by name (RFC 9460 §14.3.2, RFC 9461, RFC 9540).
+const SVC_KEYS: &[(&str, u16)] = &[
+    ("mandatory", 0),
+    ("alpn", 1),
+    ("no-default-alpn", 2),
+    ("port", 3),
+    ("ipv4hint", 4),
+    ("ech", 5),
+    ("ipv6hint", 6),
+    ("dohpath", 7),
+    ("ohttp", 8),
+];
+
+/// A SvcParamKey: a name, or `keyNNNNN` (65535 is reserved).
+fn svc_key(raw: &[u8]) -> Result<u16, String> {
+    let s = fields::text(raw)?.to_ascii_lowercase();
+    if let Some(&(_, code)) = SVC_KEYS.iter().find(|(name, _)| *name == s) {
+        return Ok(code);
+    }
+    s.strip_prefix("key")
+        .filter(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()))
+        .and_then(|d| d.parse::<u16>().ok())
+        .filter(|k| *k != u16::MAX)
+        .ok_or_else(|| format!("unknown SvcParamKey '{s}'"))
+}
+
+/// The items of a comma-separated list; with `escapes`, `\,` and `\\` stand for
+/// themselves inside an item (RFC 9460 §A.1's value-list). Empty items are refused.
+fn svc_list(value: &[u8], escapes: bool) -> Result<Vec<Vec<u8>>, String> {
+    let mut items = Vec::new();
+    let mut item = Vec::new();
+    let mut at = 0;
+    while let Some(&c) = value.get(at) {
+        match c {
+            b'\\' if escapes => {
+                let next = value.get(at + 1).ok_or("a backslash ends the list")?;
+                item.push(*next);
+                at += 1;
+            }
+            b',' => items.push(std::mem::take(&mut item)),
+            _ => item.push(c),
+        }
+        at += 1;
+    }
+    items.push(item);
+    if items.iter().any(Vec::is_empty) {
+        return Err("an empty item in a SvcParam list".into());
+    }
+    Ok(items)
+}
+
+/// The wire form of the value of SvcParamKey `key` (`None`: written without `=`).
+fn svc_value(key: u16, value: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    let needs = |v: Option<&[u8]>| -> Result<Vec<u8>, String> {
+        v.filter(|v| !v.is_empty())
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| format!("SvcParamKey {key} needs a value"))
+    };
+    let text = |b: &[u8]| fields::text(b).map(str::to_owned);
+    let mut out = Vec::new();
+    match key {
+        0 => {
+            let mut keys = Vec::new();
+            for item in svc_list(&needs(value)?, false)? {
+                keys.push(svc_key(&item)?);
+            }
+            keys.sort_unstable();
+            if keys.windows(2).any(|w| w[0] == w[1]) || keys.contains(&0) {
+                return Err("bad mandatory key list".into());
+            }
+            for k in keys {
+                out.extend(k.to_be_bytes());
             }
         }
-        out.push('.');
-        at += 1 + usize::from(len);
+        1 => {
+            for id in svc_list(&needs(value)?, true)? {
+                let len = u8::try_from(id.len()).map_err(|_| "ALPN id over 255 bytes")?;
+                out.push(len);
+                out.extend(id);
+            }
+        }
+        2 | 8 => {
+            if value.is_some_and(|v| !v.is_empty()) {
+                return Err(format!("SvcParamKey {key} takes no value"));
+            }
+        }
+        3 => {
+            let s = text(&needs(value)?)?;
+            let port = s.parse::<u16>().map_err(|_| format!("bad port '{s}'"))?;
+            out.extend(port.to_be_bytes());
+        }
+        4 | 6 => {
+            for item in svc_list(&needs(value)?, false)? {
+                let s = text(&item)?;
+                let bad = || format!("bad address '{s}'");
+                if key == 4 {
+                    out.extend(s.parse::<Ipv4Addr>().map_err(|_| bad())?.octets());
+                } else {
+                    out.extend(s.parse::<Ipv6Addr>().map_err(|_| bad())?.octets());
+                }
+            }
+        }
+        5 => out = base64(&needs(value)?)?,
+        7 => {
+            let v = needs(value)?;
+            text(&v)?;
+            out = v;
+        }
+        _ => out = value.map(<[u8]>::to_vec).unwrap_or_default(),
     }
-    if out.is_empty() {
-        out.push('.');
-    }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -676,7 +1086,23 @@ mod tests {
             [&2_018_031_500u32.to_be_bytes()[..], &[1, 1, 0xab, 0xcd]].concat()
         );
         assert!(err("CERT", "NOPE 1 8 AQID").contains("certificate type"));
-        assert!(err("WKS", "192.0.2.1 6 smtp").contains("generic form"));
+        // WKS services by number only (NSD asks the system's services file).
+        assert_eq!(
+            ok("WKS", "192.0.2.1 tcp 25 80"),
+            [&[192, 0, 2, 1, 6][..], &[0, 0, 0, 0x40], &[0; 6], &[0x80]].concat()
+        );
+        assert!(err("WKS", "192.0.2.1 6 smtp").contains("bad service 'smtp'"));
+        // LOC (RFC 1876 §3): the defaults 1m, 10000m, 10m.
+        assert_eq!(
+            ok("LOC", "0 N 0 E 0m"),
+            [
+                &[0u8, 0x12, 0x16, 0x13][..],
+                &(1u32 << 31).to_be_bytes(),
+                &(1u32 << 31).to_be_bytes(),
+                &10_000_000u32.to_be_bytes()
+            ]
+            .concat()
+        );
     }
 
     #[test]
@@ -701,8 +1127,34 @@ mod tests {
     }
 
     #[test]
-    fn name_text_escapes() {
-        assert_eq!(name_text(b"\x03a.b\x01*\x00"), "a\\046b.*.");
-        assert_eq!(name_text(b"\x00"), ".");
+    fn svcb_params_are_decoded_and_sorted() {
+        let https = ok(
+            "HTTPS",
+            "1 . port=443 alpn=\"h2\\\\,h3,h1\" key65000=\"a b\" no-default-alpn",
+        );
+        let want: &[u8] = &[
+            0, 1, 0, // priority 1, target .
+            0, 1, 0, 9, 5, b'h', b'2', b',', b'h', b'3', 2, b'h', b'1', // alpn
+            0, 2, 0, 0, // no-default-alpn
+            0, 3, 0, 2, 1, 187, // port 443
+            0xfd, 0xe8, 0, 3, b'a', b' ', b'b', // key65000
+        ];
+        assert_eq!(https, want);
+        let svcb = ok("SVCB", "1 a\\.b. ipv4hint=192.0.2.1,192.0.2.2");
+        let want: &[u8] = &[
+            0, 1, 3, b'a', b'.', b'b', 0, 0, 4, 0, 8, 192, 0, 2, 1, 192, 0, 2, 2,
+        ];
+        assert_eq!(svcb, want);
+        for bad in [
+            "1 . alpn=h2 alpn=h3",
+            "1 . port=x",
+            "1 . alpn=",
+            "1 . alpn=h2,,h3",
+            "1 . no-default-alpn=x",
+            "1 . key65535=x",
+            "1 . frob=1",
+        ] {
+            assert!(w("HTTPS", bad).is_err(), "{bad}");
+        }
     }
 }
