@@ -34,6 +34,7 @@ mod props;
 mod rate_limit;
 mod resolve;
 mod review_ls;
+mod review_ls2;
 mod review_ts;
 mod startup;
 mod status_cmd;
