@@ -321,3 +321,53 @@ async fn a_reasked_backend_that_answered_is_not_charged_a_timeout() {
     ls.stop().await;
     fake.abort();
 }
+
+/// A client query without EDNS gets an OPT the LS adds for its loop mark
+/// when the backend speaks EDNS; the LS takes that OPT out of the answer,
+/// and with it the upper eight bits of the answer's rcode (RFC 6891 §6.1.3):
+/// an answer whose extended rcode is BADVERS (16) reaches the client as
+/// NOERROR with no records. The LS also judges the answer by its low four
+/// bits alone (a NODATA, final). Reproduced with /tmp/r3/dnslb and a fake
+/// backend: `dig +noedns` through the LS said NOERROR, the backend direct
+/// said BADVERS. No sane backend sends BADVERS to a version 0 query, so
+/// this needs a broken one; an error must not become a positive answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault: stripping the LS's OPT drops the answer's extended rcode (BADVERS reaches a non-EDNS client as NOERROR)"]
+async fn an_extended_rcode_is_not_lost_with_the_opt_the_ls_added() {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let fake = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                continue;
+            };
+            let q = &buf[..n];
+            let mut end = 12;
+            while end < q.len() && q[end] != 0 {
+                end += usize::from(q[end]) + 1;
+            }
+            end += 5;
+            let mut r = q[..end].to_vec();
+            r[2] = 0x84 | (q[2] & 1);
+            r[3] = 0;
+            r[6..12].copy_from_slice(&[0, 0, 0, 0, 0, 1]);
+            // OPT: payload 1232; extended rcode 1 (with 0 below: BADVERS) except to probes.
+            let ext = u8::from(!is_probe(q));
+            r.extend_from_slice(&[0, 0, 41, 4, 0xd0, ext, 0, 0, 0, 0, 0]);
+            let _ = sock.send_to(&r, from).await;
+        }
+    });
+    let mut cfg = ls_config(&[("badvers", addr)]);
+    cfg.timeout_ms = 500;
+    let ls = start_ls(cfg).await;
+    assert!(ls.balancer.state().backends[0].speaks_edns());
+    let m = udp(ls.addr, &query("x.example", RecordType::A, None)).await;
+    assert_ne!(
+        m.response_code,
+        ResponseCode::NoError,
+        "the backend answered BADVERS; the non-EDNS client got {m:?}"
+    );
+    ls.stop().await;
+    fake.abort();
+}
