@@ -264,10 +264,17 @@ impl InFlight {
     /// its latency figures with how long it waited, until `now` but never
     /// past `deadline`; with `hedge_pct`, its adaptive hedge delay too. A
     /// [rescued](InFlight::rescued) query settled at or past its deadline
-    /// (no answer by then) is a loss of its backend.
+    /// (no answer by then) is a loss of its backend; one settled before it
+    /// (its answer came, after the winner's) counts as heard from.
     pub fn settle(self, now: Instant, deadline: Instant, hedge_pct: Option<f64>) {
-        if self.rescued && now >= deadline {
-            self.backend.lost(deadline);
+        if self.rescued {
+            if now >= deadline {
+                self.backend.lost(deadline);
+            } else {
+                // Its answer came in time, only after another backend's: it
+                // answers, however often it loses the race.
+                self.backend.heard_from(now);
+            }
         }
         let rtt = now.min(deadline).saturating_duration_since(self.sent);
         self.backend.observe_latency(rtt);
@@ -332,6 +339,10 @@ mod loss_tests {
         // Given up at the deadline (the driver counted that timeout itself).
         b.begin().settle(deadline, deadline, None);
         assert_eq!(b.stats.timeouts.load(Relaxed), 0);
+        // The answer that came in time clears what was heard before it: a
+        // loss now is within a query's lifetime of it, so it is counted,
+        // not held against the backend. Past that window, losses count.
+        let deadline = t0 + 4000 * MS;
         // Rescued and silent until the deadline (or answering after it): losses.
         for late in [0, 700] {
             let mut f = b.begin();

@@ -9,14 +9,16 @@
 //! latest at [`Resolution::next_wakeup`]. [`Step::Done`] says how the query
 //! ends.
 //!
-//! Re-asks: under `hedge` and `sequential`, once every candidate has been
-//! asked, a query still unanswered one more delay after the last launch
-//! (the hedge delay of the backend re-asked, or the per-try timeout) is
-//! asked again of the unanswered backend with the shortest delay (the best
-//! latency), at most once per backend per query: a lost datagram is not
-//! waited out to the deadline. Both attempts stay open; either answer wins.
-//! Under `hedge` a re-ask is a hedge (it takes a budget token; when the
-//! budget refuses, it waits for the per-try timeout, as a failover does).
+//! Re-asks: under `hedge`, once every candidate has been asked, a query
+//! still unanswered one more delay after the last launch (the hedge delay
+//! of the backend re-asked) is asked again of the unanswered backend with
+//! the shortest delay (the best latency), at most once per backend per
+//! query: a lost datagram is not waited out to the deadline. Both attempts
+//! stay open; either answer wins. A re-ask is a hedge: it takes a budget
+//! token; when the budget refuses, it waits for the per-try timeout, as a
+//! failover does. `sequential` asks one backend at a time and never twice
+//! (a re-ask there would double the load on a backend that is only slow,
+//! with no budget to bound it); `race` is one round.
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
@@ -323,7 +325,11 @@ impl Resolution {
             };
         }
         if !left {
-            return self.reask(now, pacing);
+            if self.strategy == Strategy::Hedge {
+                return self.reask(now, pacing);
+            }
+            // Everyone asked, no re-ask: only an answer or the deadline.
+            self.next_at = None;
         }
         Step::Wait
     }

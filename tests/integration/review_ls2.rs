@@ -97,7 +97,6 @@ impl Drop for SlowUdp {
 /// "backend down ... why=client queries lost" twice in 7 s; the same loss
 /// without the delay: 9 timeouts, never down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: a backend slower than another (losing every race, answering in time) is marked down by rare drops"]
 async fn a_slower_backend_that_answers_in_time_is_not_marked_down() {
     let slow = SlowUdp::start(Duration::from_millis(100), 20).await;
     let dir = ZoneDir::new();
@@ -152,7 +151,6 @@ async fn a_slower_backend_that_answers_in_time_is_not_marked_down() {
 /// try 500, deadline 1500): 300 client queries, `backend_sent_total` 600,
 /// 275 late responses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: sequential re-asks a slow backend that answers in time, doubling its load (no budget)"]
 async fn sequential_does_not_double_the_load_on_a_slow_backend() {
     let slow = SlowUdp::start(Duration::from_millis(300), 0).await;
     let mut cfg = ls_config(&[("slow", slow.addr)]);
@@ -274,7 +272,7 @@ async fn a_stuck_pooled_tcp_connection_is_replaced() {
 /// asked". Reproduced with /tmp/r3/dnslb (sequential, try 100 ms): 20
 /// queries, 20 NOERROR, wins 20, timeouts 20.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: a re-asked backend's lost first copy is counted a client timeout though it answered the client"]
+#[ignore = "fault: a re-asked backend's lost first copy is counted a client timeout though it answered the client (hedge; sequential no longer re-asks, so this test needs rewriting for hedge)"]
 async fn a_reasked_backend_that_answered_is_not_charged_a_timeout() {
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = sock.local_addr().unwrap();
