@@ -224,7 +224,27 @@ impl Backend {
             backend: self.clone(),
             sent: Instant::now(),
             rescued: false,
+            won_by: None,
         }
+    }
+}
+
+/// Which backend answered one client query: set by the async driver when
+/// one wins, read by that query's other flights when they settle (a copy
+/// whose own backend answered the client, a re-ask's lost twin, is no loss
+/// of that backend). The fast path knows the winner when it retires its
+/// flights and needs no cell.
+#[derive(Debug, Default)]
+pub struct WonBy(std::sync::OnceLock<Arc<Backend>>);
+
+impl WonBy {
+    /// Notes the winner (the first call counts).
+    pub fn set(&self, b: &Arc<Backend>) {
+        let _ = self.0.set(b.clone());
+    }
+
+    fn is(&self, b: &Arc<Backend>) -> bool {
+        self.0.get().is_some_and(|w| Arc::ptr_eq(w, b))
     }
 }
 
@@ -238,6 +258,8 @@ pub struct InFlight {
     sent: Instant,
     /// Its client was answered by another backend before its deadline.
     rescued: bool,
+    /// Who answered its client, when the driver keeps count ([`WonBy`]).
+    won_by: Option<Arc<WonBy>>,
 }
 
 impl InFlight {
@@ -267,7 +289,8 @@ impl InFlight {
     /// (no answer by then) is a loss of its backend; one settled before it
     /// (its answer came, after the winner's) counts as heard from.
     pub fn settle(self, now: Instant, deadline: Instant, hedge_pct: Option<f64>) {
-        if self.rescued {
+        let answered_by_it = self.won_by.as_ref().is_some_and(|w| w.is(&self.backend));
+        if self.rescued && !answered_by_it {
             if now >= deadline {
                 self.backend.lost(deadline);
             } else {
@@ -281,6 +304,13 @@ impl InFlight {
         if let Some(pct) = hedge_pct {
             self.backend.hedge.observe(rtt, pct);
         }
+    }
+
+    /// Ties it to its client query's [`WonBy`].
+    #[must_use]
+    pub fn for_query(mut self, won_by: Arc<WonBy>) -> Self {
+        self.won_by = Some(won_by);
+        self
     }
 
     /// Time since the query was sent.

@@ -616,8 +616,9 @@ impl Worker {
                         return;
                     };
                     // Those still asked become late entries.
+                    let winner = end.backend();
                     for a in f.attempts.drain(..) {
-                        self.retire(a, &f.state, f.res.deadline(), now);
+                        self.retire(a, &f.state, f.res.deadline(), now, winner);
                     }
                     let answered = strategy::Answered {
                         backend: end.backend(),
@@ -690,7 +691,16 @@ impl Worker {
 
     /// An attempt whose flight ended without its answer: remembered until
     /// its deadline (for its latency and outstanding count) plus a grace.
-    fn retire(&mut self, mut a: Attempt, state: &LsState, deadline: Instant, now: Instant) {
+    /// Unanswered at its deadline, it is a loss of its backend, unless that
+    /// backend answered the client (`winner`: a re-ask's lost twin).
+    fn retire(
+        &mut self,
+        mut a: Attempt,
+        state: &LsState,
+        deadline: Instant,
+        now: Instant,
+        winner: Option<usize>,
+    ) {
         let addr = state.backends.get(a.backend).map(|b| b.addr);
         let Some(addr) = addr else { return };
         let mut late = Late {
@@ -704,7 +714,9 @@ impl Worker {
         };
         if now >= deadline {
             late.settle(now);
-        } else if let Some(f) = late.inflight.as_mut() {
+        } else if let Some(f) = late.inflight.as_mut()
+            && winner != Some(a.backend)
+        {
             // Answered by another backend: still silent at the deadline, a loss.
             f.rescued();
         }

@@ -112,22 +112,44 @@ fn add_empty_opt(query: &mut Vec<u8>) -> bool {
 /// Takes the OPT record out of `resp` (a backend's answer to a query the
 /// LS gave an OPT of its own, [`Mark::stamp`]), so the client, which sent
 /// none, gets none (RFC 6891 §7). `resp` is left as it is when it has no
-/// OPT, is signed, or cannot be walked; true when the OPT was taken out.
-pub fn strip_opt(resp: &mut Vec<u8>) -> bool {
+/// OPT, is signed, or cannot be walked.
+pub fn strip_opt(resp: &mut Vec<u8>) -> Stripped {
     let Some(w) = walk(resp) else {
-        return false;
+        return Stripped::Kept;
     };
     let (Some((start, end)), false) = (w.opt, w.signed) else {
-        return false;
+        return Stripped::Kept;
     };
     let Some(ar) = u16_at(resp, 10).and_then(|n| n.checked_sub(1)) else {
-        return false;
+        return Stripped::Kept;
     };
+    // The OPT's TTL field starts with the upper 8 bits of the rcode.
+    let extended = skip_name(resp, start)
+        .and_then(|at| resp.get(at + 4))
+        .copied()
+        .unwrap_or(0);
     resp.drain(start..end);
     if let Some(field) = resp.get_mut(10..12) {
         field.copy_from_slice(&ar.to_be_bytes());
     }
-    true
+    if extended == 0 {
+        Stripped::Clean
+    } else {
+        Stripped::LostRcode
+    }
+}
+
+/// What [`strip_opt`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stripped {
+    /// No OPT taken out (none, signed, or not walkable).
+    Kept,
+    /// The OPT was taken out and the answer means what it meant.
+    Clean,
+    /// The OPT was taken out with an extended rcode (BADVERS, BADCOOKIE,
+    /// ...) that a client without EDNS cannot be told: the header's 4 bits
+    /// alone would turn an error into another rcode, often NOERROR.
+    LostRcode,
 }
 
 /// Whether `resp` carries an OPT record (its sender speaks EDNS).
@@ -299,12 +321,31 @@ mod tests {
         resp.metadata.message_type = hickory_proto::op::MessageType::Response;
         let mut bytes = resp.to_vec().unwrap();
         assert!(has_opt(&bytes));
-        assert!(strip_opt(&mut bytes));
+        assert_eq!(strip_opt(&mut bytes), Stripped::Clean);
         assert!(!has_opt(&bytes));
         let m = Message::from_vec(&bytes).expect("decodes");
         assert!(m.edns.is_none());
         assert_eq!(m.queries.len(), 1);
-        assert!(!strip_opt(&mut bytes), "nothing left to take out");
+        assert_eq!(
+            strip_opt(&mut bytes),
+            Stripped::Kept,
+            "nothing left to take out"
+        );
+    }
+
+    #[test]
+    fn an_extended_rcode_taken_out_with_the_opt_is_reported() {
+        let a = Mark::from_bytes([1; 8]);
+        let (mut q, end) = query(false);
+        assert!(a.stamp(&mut q, end, true));
+        // BADVERS: rcode 16, its upper bits (1) in the OPT's TTL field.
+        let mut bytes = q.clone();
+        bytes[2] |= 0x80;
+        let at = bytes.len() - (4 + MARK_LEN) - 11 + 5;
+        assert_eq!(bytes[at - 4..at - 2], [0, 41]);
+        bytes[at] = 1;
+        assert_eq!(strip_opt(&mut bytes), Stripped::LostRcode);
+        assert!(!has_opt(&bytes));
     }
 
     #[test]

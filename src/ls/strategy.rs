@@ -25,7 +25,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use hickory_proto::op::ResponseCode;
 use tokio::time::{Instant, sleep_until};
 
-use super::backend::Backend;
+use super::backend::{Backend, WonBy};
 use super::resolution::{End, Resolution, Step, Verdict};
 use super::upstream::UpstreamError;
 use super::{Job, LsState};
@@ -45,7 +45,13 @@ struct Attempt {
 /// once: over UDP an authoritative server answers ANY with one RRset (RFC
 /// 8482), over TCP with all of them, which is what a client that chose TCP
 /// gets from the server itself.
-async fn attempt(state: Arc<LsState>, i: usize, job: Arc<Job>, deadline: Instant) -> Attempt {
+async fn attempt(
+    state: Arc<LsState>,
+    i: usize,
+    job: Arc<Job>,
+    deadline: Instant,
+    won_by: Arc<WonBy>,
+) -> Attempt {
     let started = Instant::now();
     let Some(b) = state.backends.get(i).cloned() else {
         return Attempt {
@@ -54,7 +60,7 @@ async fn attempt(state: Arc<LsState>, i: usize, job: Arc<Job>, deadline: Instant
             rtt: Duration::ZERO,
         };
     };
-    let result = exchange(&state, &b, &job, deadline).await;
+    let result = exchange(&state, &b, &job, deadline, won_by).await;
     Attempt {
         backend: i,
         result,
@@ -67,6 +73,7 @@ async fn exchange(
     b: &Arc<Backend>,
     job: &Job,
     deadline: Instant,
+    won_by: Arc<WonBy>,
 ) -> Result<Vec<u8>, UpstreamError> {
     let mut query = job.raw.clone();
     // Marked, so that a loop back to this LS is refused (loopmark).
@@ -87,7 +94,7 @@ async fn exchange(
             &mut query,
             job.question_end,
             deadline,
-            Some(b.begin()),
+            Some(b.begin().for_query(won_by)),
             state.adaptive_hedge_pct(),
         )
         .await?;
@@ -122,6 +129,7 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
     let mut res = state.resolution(&job, Instant::now());
     let deadline = res.deadline();
     let job = Arc::new(job);
+    let won_by = Arc::new(WonBy::default());
     let mut pending = FuturesUnordered::new();
     // The winning response, and the negative one that may be passed on.
     let mut kept: Option<Vec<u8>> = None;
@@ -131,9 +139,16 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
                 if hedge {
                     state.metrics.hedges.fetch_add(1, Relaxed);
                 }
-                pending.push(attempt(state.clone(), backend, job.clone(), deadline));
+                let won = won_by.clone();
+                pending.push(attempt(state.clone(), backend, job.clone(), deadline, won));
             }
-            Step::Done(end) => break end,
+            Step::Done(end) => {
+                // Before the other attempts are dropped (abandoned).
+                if let Some(b) = end.backend().and_then(|i| state.backends.get(i)) {
+                    won_by.set(b);
+                }
+                break end;
+            }
             Step::Wait => {
                 tokio::select! {
                     biased;
@@ -239,7 +254,11 @@ pub(crate) fn finish(
 fn win(state: &LsState, job: &Job, i: usize, hedge: bool, mut resp: Vec<u8>) -> Reply {
     if job.raw.len() == job.question_end {
         // The client sent no OPT; one the LS added for its mark goes again.
-        super::loopmark::strip_opt(&mut resp);
+        // An extended rcode cannot go with it to this client: SERVFAIL, as
+        // for any answer the LS cannot pass on, never the header's low bits.
+        if super::loopmark::strip_opt(&mut resp) == super::loopmark::Stripped::LostRcode {
+            return crate::dns::servfail_for(&job.raw).map_or(Reply::Drop, Reply::One);
+        }
     }
     if let Some(b) = state.backends.get(i) {
         b.stats.wins.fetch_add(1, Relaxed);

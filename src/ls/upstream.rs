@@ -11,7 +11,13 @@
 //! task per connection delivers them; it closes the connection after
 //! [`TCP_IDLE`] with nothing in flight, and when the backend closes it (or
 //! it breaks) the queries in flight on it alone fail, each retried once on
-//! another connection. Before, every exchange opened a connection of its
+//! another connection. A connection is also given up as stalled when a
+//! query on it has waited half its time left ([`stall_check_at`]) with not
+//! one byte read on the connection since the query was written (a hung
+//! backend handler, a middlebox that forgot the connection): otherwise
+//! each query refreshes it and the idle close never comes. A write cut off
+//! mid-frame (its query cancelled) closes the connection too: the backend
+//! would read the next query's bytes as the rest of that frame. Before, every exchange opened a connection of its
 //! own: a TCP client's ANY queries left thousands of sockets in TIME_WAIT
 //! within seconds, and against a remote backend the ephemeral ports ran out.
 use std::collections::HashMap;
@@ -167,10 +173,14 @@ struct Pending {
 struct Conn {
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
     waiting: Mutex<HashMap<u16, Pending>>,
-    /// Broken, closed by the backend, or idle: takes no more queries.
+    /// Broken, closed by the backend, stalled or idle: takes no more queries.
     closed: AtomicBool,
     /// When a query was last sent on it ([`super::backend::clock_ms`]).
     last_used: AtomicU64,
+    /// Reads that returned bytes so far (a stall shows as no change).
+    reads: AtomicU64,
+    /// Stops its reader (the connection was given up).
+    stop: CancellationToken,
 }
 
 impl Conn {
@@ -179,11 +189,38 @@ impl Conn {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Fails every query in flight (their senders dropped) and takes no more.
+    /// Fails every query in flight (their senders dropped), takes no more,
+    /// and stops its reader, which closes it.
     fn close(&self) {
         self.closed.store(true, Relaxed);
         self.waiting().clear();
+        self.stop.cancel();
     }
+}
+
+/// Closes a connection whose write was cut off mid-frame (dropped before
+/// [`Self::done`]).
+struct Writing<'a>(Option<&'a Conn>);
+
+impl Writing<'_> {
+    fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0 {
+            conn.close();
+        }
+    }
+}
+
+/// When a query written at `written`, due by `deadline`, is checked for a
+/// stalled connection (pure): halfway through its time left, so that a
+/// query asked again on a fresh connection still has half its time.
+pub fn stall_check_at(written: Instant, deadline: Instant) -> Instant {
+    written + deadline.saturating_duration_since(written) / 2
 }
 
 /// Removes a query from its connection's table however its exchange ends.
@@ -296,7 +333,8 @@ impl TcpPool {
             loop {
                 tries += 1;
                 let conn = self.conn(&lane, addr).await?;
-                match ask(&conn, len, query, question).await {
+                let last = tries >= TCP_TRIES;
+                match ask(&conn, len, query, question, deadline, last).await {
                     Ok(resp) => return Ok(resp),
                     Err(TryError::Closed) if tries < TCP_TRIES => {}
                     Err(TryError::Closed) => {
@@ -332,14 +370,12 @@ impl TcpPool {
             waiting: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             last_used: AtomicU64::new(super::backend::clock_ms(Instant::now())),
+            reads: AtomicU64::new(0),
+            stop: self.token.child_token(),
         });
         lane.conns().push(conn.clone());
-        self.tracker.spawn(read_loop(
-            conn.clone(),
-            rd,
-            self.drops.clone(),
-            self.token.clone(),
-        ));
+        self.tracker
+            .spawn(read_loop(conn.clone(), rd, self.drops.clone()));
         Ok(conn)
     }
 }
@@ -351,8 +387,18 @@ impl Drop for TcpPool {
 }
 
 /// One query on `conn`: a free random ID, the framed query written, the
-/// answer awaited.
-async fn ask(conn: &Conn, len: u16, query: &[u8], question: &[u8]) -> Result<Vec<u8>, TryError> {
+/// answer awaited until `deadline`. Unless this is the `last` try, a
+/// connection on which nothing was read by [`stall_check_at`] is closed
+/// and the query goes to another; on the last, such a connection is closed
+/// when the deadline passes.
+async fn ask(
+    conn: &Conn,
+    len: u16,
+    query: &[u8],
+    question: &[u8],
+    deadline: Instant,
+    last: bool,
+) -> Result<Vec<u8>, TryError> {
     let (tx, rx) = oneshot::channel();
     let id = {
         let mut waiting = conn.waiting();
@@ -381,23 +427,43 @@ async fn ask(conn: &Conn, len: u16, query: &[u8], question: &[u8]) -> Result<Vec
     if let Some(b) = framed.get_mut(2..4) {
         b.copy_from_slice(&id.to_be_bytes());
     }
-    let written = conn.writer.lock().await.write_all(&framed).await;
-    if written.is_err() {
-        conn.close();
-        return Err(TryError::Closed);
+    {
+        let mut writer = conn.writer.lock().await;
+        let writing = Writing(Some(conn));
+        if writer.write_all(&framed).await.is_err() {
+            return Err(TryError::Closed); // `writing` closes it
+        }
+        writing.done();
     }
-    rx.await.map_err(|_| TryError::Closed)
+    let reads = conn.reads.load(Relaxed);
+    let stalled = || conn.reads.load(Relaxed) == reads;
+    let mut rx = rx;
+    if !last {
+        match timeout_at(stall_check_at(Instant::now(), deadline), &mut rx).await {
+            Ok(answer) => return answer.map_err(|_| TryError::Closed),
+            Err(_) if stalled() => {
+                conn.close();
+                return Err(TryError::Closed);
+            }
+            Err(_) => {}
+        }
+    }
+    match timeout_at(deadline, rx).await {
+        Ok(answer) => answer.map_err(|_| TryError::Closed),
+        Err(_) => {
+            if stalled() {
+                conn.close();
+            }
+            Err(TryError::Failed(UpstreamError::Timeout))
+        }
+    }
 }
 
 /// Reads `conn`'s responses and hands each to the query it answers, until
 /// the backend closes it, it breaks, it has been idle for [`TCP_IDLE`], or
-/// `token` is cancelled; then fails the queries still in flight on it.
-async fn read_loop(
-    conn: Arc<Conn>,
-    mut rd: OwnedReadHalf,
-    drops: Arc<DropCounters>,
-    token: CancellationToken,
-) {
+/// it is stopped (given up, or the pool shut down); then fails the queries
+/// still in flight on it.
+async fn read_loop(conn: Arc<Conn>, mut rd: OwnedReadHalf, drops: Arc<DropCounters>) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
@@ -419,11 +485,14 @@ async fn read_loop(
         }
         let idle_at = Instant::now() + TCP_IDLE.saturating_sub(since).max(Duration::from_millis(1));
         tokio::select! {
-            () = token.cancelled() => break,
+            () = conn.stop.cancelled() => break,
             // `read` is cancel-safe: a byte is either in `chunk` or still in the socket.
             r = rd.read(&mut chunk) => match r {
                 Ok(0) | Err(_) => break,
-                Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                Ok(n) => {
+                    conn.reads.fetch_add(1, Relaxed);
+                    buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                }
             },
             () = tokio::time::sleep_until(idle_at) => {}
         }
@@ -458,6 +527,16 @@ fn deliver(conn: &Conn, resp: &[u8], drops: &DropCounters) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stall_is_checked_halfway_through_the_time_left() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(stall_check_at(t, t + ms(400)), t + ms(200));
+        assert_eq!(stall_check_at(t + ms(100), t + ms(400)), t + ms(250));
+        // Past the deadline already: at once.
+        assert_eq!(stall_check_at(t + ms(500), t + ms(400)), t + ms(500));
+    }
 
     #[test]
     fn queries_fill_a_connection_before_another_is_opened_up_to_the_bound() {
