@@ -22,6 +22,7 @@ pub use crate::dns::Transport;
 pub(crate) mod backoff;
 pub(crate) mod batch;
 pub mod fdlimit;
+pub mod shed;
 pub mod socket;
 pub mod tcp;
 pub mod thread;

@@ -1,7 +1,8 @@
-//! Upstream errors and drop counters, and the TCP exchanges with backends
-//! (a truncated UDP answer asked again, a TCP client's ANY); UDP goes through
-//! [`super::pool`]. A TCP response counts only if it carries the query's ID
-//! and question.
+//! TCP exchanges with backends (a truncated UDP answer asked again, a TCP
+//! client's ANY); UDP goes through the drivers' sockets. A TCP response
+//! counts only if it carries the query's ID and question (the same check as
+//! on UDP, [`super::accept`], but for the source: the connection is the
+//! backend's).
 //!
 //! TCP connections to a backend are reused ([`TcpPool`], RFC 7766 §6.2.1):
 //! queries are pipelined over at most [`TCP_CONNS`] connections per
@@ -17,8 +18,8 @@
 //! backend handler, a middlebox that forgot the connection): otherwise
 //! each query refreshes it and the idle close never comes. A write cut off
 //! mid-frame (its query cancelled) closes the connection too: the backend
-//! would read the next query's bytes as the rest of that frame. Before, every exchange opened a connection of its
-//! own: a TCP client's ANY queries left thousands of sockets in TIME_WAIT
+//! would read the next query's bytes as the rest of that frame. Before,
+//! every exchange opened a connection of its own: a TCP client's ANY queries left thousands of sockets in TIME_WAIT
 //! within seconds, and against a remote backend the ephemeral ports ran out.
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,60 +35,18 @@ use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::dns::{WireHeader, same_question};
+use super::accept::{self, Reject};
+use super::ids::random_free_id;
+use super::{DropCounters, UpstreamError};
 
-/// Why an exchange gave no response.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    /// The deadline passed first.
-    #[error("timed out")]
-    Timeout,
-    /// A socket error (connection refused, unreachable...).
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-    /// The backend's response could not be used (oversized, bad TCP framing).
-    #[error("unusable response")]
-    Unusable,
-}
-
-/// Responses dropped because they did not match what was sent.
-#[derive(Debug, Default)]
-pub struct DropCounters {
-    /// From an address other than the backend's.
-    pub wrong_source: AtomicU64,
-    /// With an ID other than the query's.
-    pub wrong_id: AtomicU64,
-    /// With another question, not a response, or too short to tell.
-    pub wrong_question: AtomicU64,
-    /// Not dropped as suspect: answers that came after their query was
-    /// settled (a hedge's loser) or past its deadline.
-    pub late: AtomicU64,
-}
-
-impl DropCounters {
-    /// All dropped responses.
-    pub fn total(&self) -> u64 {
-        self.wrong_source.load(Relaxed)
-            + self.wrong_id.load(Relaxed)
-            + self.wrong_question.load(Relaxed)
-    }
-}
-
-/// Checks a response against the query it answers.
-fn accept(resp: &[u8], id: u16, question: &[u8], drops: &DropCounters) -> bool {
-    let Some(h) = WireHeader::read(resp) else {
-        drops.wrong_question.fetch_add(1, Relaxed);
-        return false;
-    };
+/// Checks a response on a connection against the query it answers (ID
+/// `id`, question section `question`).
+fn check(resp: &[u8], id: u16, question: &[u8]) -> Result<(), Reject> {
+    let h = accept::header(resp)?;
     if h.id != id {
-        drops.wrong_id.fetch_add(1, Relaxed);
-        return false;
+        return Err(Reject::WrongId);
     }
-    if !h.is_response() || h.qdcount != 1 || !same_question(resp, question) {
-        drops.wrong_question.fetch_add(1, Relaxed);
-        return false;
-    }
-    true
+    accept::answers(&h, resp, question)
 }
 
 /// The same exchange over a connection of its own, closed after it. For a
@@ -117,8 +76,9 @@ pub async fn tcp_exchange(
             s.read_exact(&mut len).await?;
             let mut resp = vec![0u8; usize::from(u16::from_be_bytes(len))];
             s.read_exact(&mut resp).await?;
-            if accept(&resp, id, question, drops) {
-                return Ok(resp);
+            match check(&resp, id, question) {
+                Ok(()) => return Ok(resp),
+                Err(why) => drops.count(why),
             }
         }
     };
@@ -175,7 +135,7 @@ struct Conn {
     waiting: Mutex<HashMap<u16, Pending>>,
     /// Broken, closed by the backend, stalled or idle: takes no more queries.
     closed: AtomicBool,
-    /// When a query was last sent on it ([`super::backend::clock_ms`]).
+    /// When a query was last sent on it ([`crate::ls::backend::clock_ms`]).
     last_used: AtomicU64,
     /// Reads that returned bytes so far (a stall shows as no change).
     reads: AtomicU64,
@@ -369,7 +329,7 @@ impl TcpPool {
             writer: tokio::sync::Mutex::new(wr),
             waiting: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
-            last_used: AtomicU64::new(super::backend::clock_ms(Instant::now())),
+            last_used: AtomicU64::new(crate::ls::backend::clock_ms(Instant::now())),
             reads: AtomicU64::new(0),
             stop: self.token.child_token(),
         });
@@ -405,9 +365,7 @@ async fn ask(
         if conn.closed.load(Relaxed) {
             return Err(TryError::Closed);
         }
-        let id = (0..16)
-            .map(|_| rand::random::<u16>())
-            .find(|id| !waiting.contains_key(id))
+        let id = random_free_id(|id| !waiting.contains_key(&id))
             .ok_or(TryError::Failed(UpstreamError::Unusable))?;
         waiting.insert(
             id,
@@ -420,7 +378,7 @@ async fn ask(
     };
     let _registered = Registered { conn, id };
     conn.last_used
-        .store(super::backend::clock_ms(Instant::now()), Relaxed);
+        .store(crate::ls::backend::clock_ms(Instant::now()), Relaxed);
     let mut framed = Vec::with_capacity(query.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(query);
@@ -477,7 +435,8 @@ async fn read_loop(conn: Arc<Conn>, mut rd: OwnedReadHalf, drops: Arc<DropCounte
             buf.drain(..2 + n);
         }
         let since = Duration::from_millis(
-            super::backend::clock_ms(Instant::now()).saturating_sub(conn.last_used.load(Relaxed)),
+            crate::ls::backend::clock_ms(Instant::now())
+                .saturating_sub(conn.last_used.load(Relaxed)),
         );
         let idle = since >= TCP_IDLE && conn.waiting().is_empty();
         if idle {
@@ -505,19 +464,18 @@ async fn read_loop(conn: Arc<Conn>, mut rd: OwnedReadHalf, drops: Arc<DropCounte
 /// Hands one response to the query on `conn` with its ID, if it carries
 /// that query's question; drops it (counted) otherwise.
 fn deliver(conn: &Conn, resp: &[u8], drops: &DropCounters) {
-    let Some(h) = WireHeader::read(resp) else {
-        drops.wrong_question.fetch_add(1, Relaxed);
-        return;
+    let h = match accept::header(resp) {
+        Ok(h) => h,
+        Err(why) => return drops.count(why),
     };
     let mut waiting = conn.waiting();
     let Some(p) = waiting.get(&h.id) else {
         // Its query gave up (deadline, a hedge won) before the answer came:
         // the ID left the table then (an ID never sent looks the same here).
-        drops.late.fetch_add(1, Relaxed);
-        return;
+        return drops.count(Reject::Late);
     };
-    if !accept(resp, h.id, &p.question, drops) {
-        return;
+    if let Err(why) = accept::answers(&h, resp, &p.question) {
+        return drops.count(why);
     }
     if let Some(p) = waiting.remove(&h.id) {
         let _ = p.tx.send(resp.to_vec());

@@ -1,5 +1,6 @@
-//! A fast-path worker's upstream sockets and the IDs in use on each, with
-//! their rotation (pure: generic over the socket, no system call here).
+//! Upstream UDP sockets: opening one ([`open`]), the address [`Family`]
+//! (the one place v4 and v6 become an index), and the rotation rule (pure:
+//! [`Sockets`] is generic over the socket, no system call there).
 //!
 //! A socket is worn once it has sent its budget of queries, a number drawn
 //! at random around the rotation figure ([`wear_budget`]) so that sockets
@@ -15,15 +16,71 @@
 //! Sockets are known by a slot index that stays the same for their whole
 //! life (attempts and late entries name it); a slot is reused only once its
 //! socket is closed.
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// What an upstream ID stands for on its socket.
+use tokio::net::UdpSocket;
+
+use super::ids::{IdUse, Ids};
+
+/// An address family: which sockets a backend's queries leave from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum IdUse {
-    Free,
-    /// Flight `.0` waits for it.
-    Flight(u32),
-    /// The flight ended; late entry `.0` remembers it.
-    Late(u32),
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    /// Both, in index order.
+    pub const ALL: [Family; 2] = [Family::V4, Family::V6];
+
+    /// The family of `addr`.
+    pub fn of(addr: SocketAddr) -> Self {
+        if addr.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+
+    /// 0 for IPv4, 1 for IPv6: the index of per-family arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Family::V4 => 0,
+            Family::V6 => 1,
+        }
+    }
+
+    /// Its unspecified address, port 0 (the kernel picks a random port).
+    pub fn unspecified(self) -> SocketAddr {
+        match self {
+            Family::V4 => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            Family::V6 => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+        }
+    }
+}
+
+/// A new upstream socket of `family`, on a port the kernel picks at random
+/// (IPv6 only for IPv6, a large receive buffer, non-blocking).
+///
+/// # Errors
+/// The OS error.
+pub fn open(family: Family) -> std::io::Result<UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(family.unspecified()),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if family == Family::V6 {
+        s.set_only_v6(true)?;
+    }
+    // Answers come in bursts (a batch of queries goes out at once):
+    // a small buffer would drop them. Best effort, as for client sockets.
+    let _ = s.set_recv_buffer_size(crate::server::socket::UDP_RECV_BUFFER);
+    s.set_nonblocking(true)?;
+    s.bind(&family.unspecified().into())?;
+    UdpSocket::from_std(s.into())
 }
 
 /// A socket's budget of queries: uniform in `[rotate_after / 2,
@@ -38,13 +95,11 @@ pub fn wear_budget(rotate_after: u64, r: f64) -> u64 {
 }
 
 /// One upstream socket and the IDs in use on it.
-pub(super) struct Upstream<S> {
-    pub(super) sock: S,
-    /// 0 for IPv4, 1 for IPv6.
-    pub(super) family: usize,
-    ids: Box<[IdUse]>,
-    /// IDs in use.
-    live: usize,
+pub(crate) struct Upstream<S> {
+    pub(crate) sock: S,
+    pub(crate) family: Family,
+    /// The IDs in use on it.
+    pub(crate) ids: Ids,
     /// Queries sent since it was opened.
     uses: u64,
     /// Queries it may send before it is replaced.
@@ -52,40 +107,14 @@ pub(super) struct Upstream<S> {
 }
 
 impl<S> Upstream<S> {
-    fn new(sock: S, family: usize, budget: u64) -> Self {
+    fn new(sock: S, family: Family, budget: u64) -> Self {
         Upstream {
             sock,
             family,
-            ids: vec![IdUse::Free; 1 << 16].into_boxed_slice(),
-            live: 0,
+            ids: Ids::new(),
             uses: 0,
             budget,
         }
-    }
-
-    pub(super) fn set(&mut self, id: u16, to: IdUse) {
-        if let Some(slot) = self.ids.get_mut(usize::from(id)) {
-            match (*slot == IdUse::Free, to == IdUse::Free) {
-                (true, false) => self.live += 1,
-                (false, true) => self.live = self.live.saturating_sub(1),
-                _ => {}
-            }
-            *slot = to;
-        }
-    }
-
-    pub(super) fn get(&self, id: u16) -> IdUse {
-        self.ids
-            .get(usize::from(id))
-            .copied()
-            .unwrap_or(IdUse::Free)
-    }
-
-    /// A random ID free on this socket (a few tries; `None` if it is that full).
-    fn free_id(&self) -> Option<u16> {
-        (0..16)
-            .map(|_| rand::random::<u16>())
-            .find(|&id| self.get(id) == IdUse::Free)
     }
 
     fn worn(&self) -> bool {
@@ -94,7 +123,7 @@ impl<S> Upstream<S> {
 }
 
 /// Every upstream socket of a worker, by slot; see the module docs.
-pub(super) struct Sockets<S> {
+pub(crate) struct Sockets<S> {
     slots: Vec<Option<Upstream<S>>>,
     /// Per family, the slots new queries go to.
     active: [Vec<usize>; 2],
@@ -105,7 +134,7 @@ pub(super) struct Sockets<S> {
 }
 
 impl<S> Sockets<S> {
-    pub(super) fn new(rotate_after: u64) -> Self {
+    pub(crate) fn new(rotate_after: u64) -> Self {
         Sockets {
             slots: Vec::new(),
             active: [Vec::new(), Vec::new()],
@@ -115,7 +144,7 @@ impl<S> Sockets<S> {
     }
 
     /// Puts `sock` in a free slot; its index.
-    fn insert(&mut self, sock: S, family: usize) -> usize {
+    fn insert(&mut self, sock: S, family: Family) -> usize {
         let budget = wear_budget(self.rotate_after, rand::random::<f64>());
         let u = Upstream::new(sock, family, budget);
         if let Some(i) = self.slots.iter().position(Option::is_none)
@@ -128,35 +157,35 @@ impl<S> Sockets<S> {
         self.slots.len() - 1
     }
 
-    /// Adds a socket new queries of `family` (0: IPv4, 1: IPv6) may use.
-    pub(super) fn add(&mut self, family: usize, sock: S) {
+    /// Adds a socket new queries of `family` may use.
+    pub(crate) fn add(&mut self, family: Family, sock: S) {
         let i = self.insert(sock, family);
-        if let Some(list) = self.active.get_mut(family) {
+        if let Some(list) = self.active.get_mut(family.index()) {
             list.push(i);
         }
     }
 
     /// Slots that may hold a socket (open ones are `Some` in [`Self::get`]).
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
 
-    pub(super) fn get(&self, slot: usize) -> Option<&Upstream<S>> {
+    pub(crate) fn get(&self, slot: usize) -> Option<&Upstream<S>> {
         self.slots.get(slot)?.as_ref()
     }
 
-    pub(super) fn get_mut(&mut self, slot: usize) -> Option<&mut Upstream<S>> {
+    pub(crate) fn get_mut(&mut self, slot: usize) -> Option<&mut Upstream<S>> {
         self.slots.get_mut(slot)?.as_mut()
     }
 
     /// Every open socket, in use or retired.
-    pub(super) fn open(&self) -> impl Iterator<Item = &Upstream<S>> {
+    pub(crate) fn open(&self) -> impl Iterator<Item = &Upstream<S>> {
         self.slots.iter().flatten()
     }
 
     /// Retired sockets still open.
     #[cfg(test)]
-    pub(super) fn retired(&self) -> usize {
+    pub(crate) fn retired(&self) -> usize {
         self.retired.len()
     }
 
@@ -165,25 +194,26 @@ impl<S> Sockets<S> {
     /// socket; one that is worn is first replaced by `fresh()` (and
     /// retired), or kept if `fresh` gives none. `None` only when the family
     /// has no socket at all, or none has a free ID.
-    pub(super) fn take(
+    pub(crate) fn take(
         &mut self,
-        family: usize,
+        family: Family,
         what: IdUse,
         mut fresh: impl FnMut() -> Option<S>,
     ) -> Option<(usize, u16)> {
-        let n = self.active.get(family)?.len();
+        let n = self.active.get(family.index())?.len();
         if n == 0 {
             return None;
         }
         let start = rand::random_range(0..n);
         for k in 0..n {
             let pos = (start + k) % n;
-            let mut slot = *self.active.get(family)?.get(pos)?;
+            let mut slot = *self.active.get(family.index())?.get(pos)?;
             if self.get(slot).is_some_and(Upstream::worn)
                 && let Some(sock) = fresh()
             {
                 let new = self.insert(sock, family);
-                if let Some(p) = self.active.get_mut(family).and_then(|l| l.get_mut(pos)) {
+                let list = self.active.get_mut(family.index());
+                if let Some(p) = list.and_then(|l| l.get_mut(pos)) {
                     *p = new;
                 }
                 self.retired.push(slot);
@@ -192,8 +222,8 @@ impl<S> Sockets<S> {
             let Some(u) = self.get_mut(slot) else {
                 continue;
             };
-            if let Some(id) = u.free_id() {
-                u.set(id, what);
+            if let Some(id) = u.ids.free_id() {
+                u.ids.set(id, what);
                 u.uses += 1;
                 return Some((slot, id));
             }
@@ -203,13 +233,13 @@ impl<S> Sockets<S> {
 
     /// Closes the retired sockets no ID is in use on any more: each is
     /// passed to `close`, and its slot becomes free.
-    pub(super) fn reap(&mut self, mut close: impl FnMut(usize, S)) {
+    pub(crate) fn reap(&mut self, mut close: impl FnMut(usize, S)) {
         let slots = &mut self.slots;
         self.retired.retain(|&i| {
             let Some(entry) = slots.get_mut(i) else {
                 return false;
             };
-            if entry.as_ref().is_some_and(|u| u.live > 0) {
+            if entry.as_ref().is_some_and(|u| u.ids.live() > 0) {
                 return true;
             }
             if let Some(u) = entry.take() {
@@ -260,7 +290,7 @@ mod tests {
         let mut s: Sockets<u32> = Sockets::new(1_000);
         let mut opened = 0u32;
         for _ in 0..8 {
-            s.add(0, opened);
+            s.add(Family::V4, opened);
             opened += 1;
         }
         // The IDs in use, by when they clear.
@@ -281,15 +311,15 @@ mod tests {
                 let u = s
                     .get_mut(slot)
                     .expect("a socket with an ID in use stays open");
-                assert_ne!(u.get(id), IdUse::Free);
-                u.set(id, IdUse::Free);
+                assert_ne!(u.ids.get(id), IdUse::Free);
+                u.ids.set(id, IdUse::Free);
             }
             late.retain(|l| l.forget_at > now);
             s.reap(|_, sock| closed.push((sock, now)));
             let before = s.retired();
             let lost = q % 100 == 37;
             let (slot, id) = s
-                .take(0, IdUse::Flight(q), || {
+                .take(Family::V4, IdUse::Flight(q), || {
                     opened += 1;
                     Some(opened - 1)
                 })
@@ -312,7 +342,7 @@ mod tests {
             // Every late entry's socket is still open and still knows it.
             if q % 1000 == 0 {
                 for l in &late {
-                    assert_ne!(s.get(l.slot).map(|u| u.get(l.id)), Some(IdUse::Free));
+                    assert_ne!(s.get(l.slot).map(|u| u.ids.get(l.id)), Some(IdUse::Free));
                     assert!(s.get(l.slot).is_some());
                 }
             }
@@ -347,27 +377,27 @@ mod tests {
     #[test]
     fn a_worn_socket_is_kept_when_no_fresh_one_opens_and_full_sockets_are_skipped() {
         let mut s: Sockets<&str> = Sockets::new(2);
-        s.add(0, "a");
+        s.add(Family::V4, "a");
         // Worn out (budget 1 or 2) and nothing new can be opened: still used.
         for q in 0..5 {
-            let (slot, _) = s.take(0, IdUse::Flight(q), || None).unwrap();
+            let (slot, _) = s.take(Family::V4, IdUse::Flight(q), || None).unwrap();
             assert_eq!(s.get(slot).unwrap().sock, "a");
         }
         assert_eq!(s.retired(), 0);
         // No IPv6 socket: no way to send.
-        assert_eq!(s.take(1, IdUse::Flight(9), || Some("x")), None);
+        assert_eq!(s.take(Family::V6, IdUse::Flight(9), || Some("x")), None);
         // Every ID of "a" in use: the query goes to "b".
         let mut s: Sockets<&str> = Sockets::new(1 << 30);
-        s.add(0, "a");
-        s.add(0, "b");
+        s.add(Family::V4, "a");
+        s.add(Family::V4, "b");
         let a = (0..s.len())
             .find(|&i| s.get(i).unwrap().sock == "a")
             .unwrap();
         for id in 0..=u16::MAX {
-            s.get_mut(a).unwrap().set(id, IdUse::Flight(0));
+            s.get_mut(a).unwrap().ids.set(id, IdUse::Flight(0));
         }
         for q in 0..20 {
-            let (slot, _) = s.take(0, IdUse::Flight(q), || None).unwrap();
+            let (slot, _) = s.take(Family::V4, IdUse::Flight(q), || None).unwrap();
             assert_eq!(s.get(slot).unwrap().sock, "b");
         }
     }

@@ -1,0 +1,96 @@
+//! What a fast-path worker keeps per query: its flights (a client query in
+//! flight, with its upstream attempts), the late entries of attempts whose
+//! flight ended before their answer came, and the slab both live in (no
+//! allocation once warm). The rules for late entries are the upstream
+//! core's ([`crate::ls::upstream::ids::Late`]); a worker adds where the ID
+//! is and when its timer fires.
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+use tokio::time::Instant;
+
+use crate::ls::backend::InFlight;
+use crate::ls::resolution::Resolution;
+use crate::ls::upstream::ids;
+use crate::ls::{Job, LsState};
+use crate::server::batch;
+
+/// One upstream query of a flight.
+pub(super) struct Attempt {
+    pub(super) backend: usize,
+    /// The upstream socket's slot.
+    pub(super) sock: usize,
+    pub(super) id: u16,
+    /// Keeps the backend's `outstanding` until the answer or the deadline.
+    pub(super) inflight: Option<InFlight>,
+}
+
+/// One client query in flight.
+pub(super) struct Flight {
+    pub(super) state: Arc<LsState>,
+    pub(super) job: Job,
+    pub(super) client: batch::Peer,
+    pub(super) res: Resolution,
+    pub(super) attempts: SmallVec<[Attempt; 4]>,
+    /// The winning response, or the negative one that may be passed on.
+    pub(super) kept: Option<Vec<u8>>,
+    pub(super) arrived: std::time::Instant,
+    /// The time of this flight's pending timer entry (stale ones are skipped).
+    pub(super) timer_at: Option<Instant>,
+}
+
+/// An upstream query whose flight has ended: its late entry, and where its
+/// ID is.
+pub(super) struct Late {
+    pub(super) sock: usize,
+    pub(super) id: u16,
+    pub(super) entry: ids::Late,
+    /// When its pending timer entry fires (an entry for another time is
+    /// stale: its slot was reused): at the query's deadline, then at the
+    /// end of its grace.
+    pub(super) timer_at: Instant,
+}
+
+/// A slab: values by index, with a free list (no allocation once warm).
+pub(super) struct Slab<T> {
+    items: Vec<Option<T>>,
+    free: Vec<u32>,
+    pub(super) len: usize,
+}
+
+impl<T> Slab<T> {
+    pub(super) fn new() -> Self {
+        Slab {
+            items: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+
+    pub(super) fn insert(&mut self, v: T) -> u32 {
+        self.len += 1;
+        if let Some(i) = self.free.pop()
+            && let Some(slot) = self.items.get_mut(i as usize)
+        {
+            *slot = Some(v);
+            return i;
+        }
+        self.items.push(Some(v));
+        u32::try_from(self.items.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    pub(super) fn get(&self, i: u32) -> Option<&T> {
+        self.items.get(i as usize)?.as_ref()
+    }
+
+    pub(super) fn get_mut(&mut self, i: u32) -> Option<&mut T> {
+        self.items.get_mut(i as usize)?.as_mut()
+    }
+
+    pub(super) fn remove(&mut self, i: u32) -> Option<T> {
+        let v = self.items.get_mut(i as usize)?.take()?;
+        self.free.push(i);
+        self.len -= 1;
+        Some(v)
+    }
+}

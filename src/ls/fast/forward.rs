@@ -1,0 +1,298 @@
+//! A fast-path worker's queries: a client query admitted and made a
+//! flight, its [`Resolution`](crate::ls::resolution::Resolution) driven
+//! (attempts launched on the upstream sockets, the reply made by
+//! [`strategy::finish`] when it ends), its attempts retired as late entries
+//! when it ends first, and each upstream datagram judged by the upstream
+//! core's check ([`accept`]) and handed to its flight.
+use std::cmp::Reverse;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use smallvec::SmallVec;
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::flight::{Attempt, Flight, Late};
+use super::timers::TimerFor;
+use super::{SPARE_MAX, Worker};
+use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
+use crate::ls::resolution::{Step, Verdict};
+use crate::ls::upstream::accept::{self, Reject};
+use crate::ls::upstream::ids::{self, IdUse};
+use crate::ls::upstream::sockets::Family;
+use crate::ls::{Admission, LsState, strategy};
+use crate::server::{Reply, Request, batch, shed};
+
+impl Worker {
+    /// One client datagram.
+    pub(super) fn on_client(&mut self, raw: &[u8], src: batch::Peer) {
+        let req = Request {
+            raw,
+            src: src.addr,
+            transport: Transport::Udp,
+        };
+        match self.balancer.admit(req) {
+            Admission::Reply(Reply::One(b)) => self.to_clients.push_copy(&b, src),
+            Admission::Reply(_) => {}
+            Admission::Forward(state, admitted) => {
+                if self.flights.len >= self.max_flights {
+                    // Over the in-flight bound: SERVFAIL at once, written
+                    // from the header and question; nothing copied, no queueing.
+                    let m = &self.balancer.metrics;
+                    m.shed_inflight.fetch_add(1, Relaxed);
+                    let out = self.to_clients.push(src);
+                    if shed::write_servfail(raw, admitted.question_end(), out) {
+                        if let Some(c) = m.answers.get(2) {
+                            c.fetch_add(1, Relaxed);
+                        }
+                        m.client_latency.record(Duration::ZERO);
+                    } else {
+                        self.to_clients.pop();
+                    }
+                    return;
+                }
+                let mut buf = self.spare.pop().unwrap_or_default();
+                buf.clear();
+                buf.extend_from_slice(raw);
+                let job = admitted.into_job(buf);
+                let now = Instant::now();
+                let res = state.resolution(&job, now);
+                let idx = self.flights.insert(Flight {
+                    state,
+                    job,
+                    client: src,
+                    res,
+                    attempts: SmallVec::new(),
+                    kept: None,
+                    arrived: std::time::Instant::now(),
+                    timer_at: None,
+                });
+                self.drive(idx, now);
+            }
+        }
+    }
+
+    /// Runs flight `idx`'s state machine at `now`: sends what it launches,
+    /// arms its timer, or ends it.
+    pub(super) fn drive(&mut self, idx: u32, now: Instant) {
+        loop {
+            let Some(f) = self.flights.get_mut(idx) else {
+                return;
+            };
+            match f.res.poll(now, f.state.as_ref()) {
+                Step::Launch { backend, hedge } => {
+                    if hedge {
+                        f.state.metrics.hedges.fetch_add(1, Relaxed);
+                    }
+                    if !self.launch(idx, backend)
+                        && let Some(f) = self.flights.get_mut(idx)
+                    {
+                        f.res.on_outcome(backend, Verdict::Failed);
+                    }
+                }
+                Step::Wait => {
+                    let at = f.res.next_wakeup();
+                    if f.timer_at != Some(at) {
+                        f.timer_at = Some(at);
+                        self.timers.push(Reverse((at, TimerFor::Flight(idx))));
+                    }
+                    return;
+                }
+                Step::Done(end) => {
+                    let Some(mut f) = self.flights.remove(idx) else {
+                        return;
+                    };
+                    // Those still asked become late entries.
+                    let winner = end.backend();
+                    for a in f.attempts.drain(..) {
+                        self.retire(a, &f.state, f.res.deadline(), now, winner);
+                    }
+                    let answered = strategy::Answered {
+                        backend: end.backend(),
+                        log: f.job.log.take(),
+                    };
+                    let reply = strategy::finish(&f.state, &f.job, &f.res, end, f.kept.take());
+                    answered.log(&f.state, &reply, f.arrived.elapsed());
+                    self.answer(reply, f.client, f.arrived);
+                    self.recycle(std::mem::take(&mut f.job.raw));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Counts a forwarded query's reply and queues it for the client.
+    fn answer(&mut self, reply: Reply, to: batch::Peer, arrived: std::time::Instant) {
+        self.balancer.metrics.answered(&reply, arrived);
+        if let Reply::One(b) = reply {
+            self.to_clients.push_copy(&b, to);
+            self.recycle(b);
+        }
+    }
+
+    /// Keeps a byte buffer for reuse.
+    fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < SPARE_MAX && buf.capacity() <= batch::SLOT {
+            self.spare.push(buf);
+        }
+    }
+
+    /// Queues flight `idx`'s query to `backend`; false when it cannot go.
+    fn launch(&mut self, idx: u32, backend: usize) -> bool {
+        let Some(f) = self.flights.get_mut(idx) else {
+            return false;
+        };
+        let Some(b) = f.state.backends.get(backend).cloned() else {
+            return false;
+        };
+        // A random socket of the family; a worn one is replaced at once.
+        let family = Family::of(b.addr);
+        let Some((sock, id)) = self.ups.take(family, IdUse::Flight(idx), || {
+            super::open_upstream(family)
+                .map_err(|err| debug!(?err, "cannot open an upstream socket: the worn one stays"))
+                .ok()
+        }) else {
+            return false;
+        };
+        while self.to_upstream.len() <= sock {
+            self.to_upstream.push(super::upstream_queue());
+        }
+        if let Some(out) = self.to_upstream.get_mut(sock) {
+            let query = out.push(b.addr);
+            query.extend_from_slice(&f.job.raw);
+            WireHeader::set_id(query, id);
+            f.state
+                .mark
+                .stamp(query, f.job.question_end, b.speaks_edns());
+        }
+        f.attempts.push(Attempt {
+            backend,
+            sock,
+            id,
+            inflight: Some(b.begin()),
+        });
+        true
+    }
+
+    /// An attempt whose flight ended without its answer: remembered until
+    /// its deadline (for its latency and outstanding count) plus a grace.
+    /// Unanswered at its deadline, it is a loss of its backend, unless that
+    /// backend answered the client (`winner`: a re-ask's lost twin).
+    fn retire(
+        &mut self,
+        mut a: Attempt,
+        state: &LsState,
+        deadline: Instant,
+        now: Instant,
+        winner: Option<usize>,
+    ) {
+        let addr = state.backends.get(a.backend).map(|b| b.addr);
+        let Some(addr) = addr else { return };
+        let entry = ids::Late::abandoned(
+            addr,
+            a.inflight.take(),
+            deadline,
+            state.adaptive_hedge_pct(),
+            now,
+            winner == Some(a.backend),
+        );
+        let (sock, id, at) = (a.sock, a.id, deadline.max(now));
+        let li = self.late.insert(Late {
+            sock,
+            id,
+            entry,
+            timer_at: at,
+        });
+        if let Some(u) = self.ups.get_mut(sock) {
+            u.ids.set(id, IdUse::Late(li));
+        }
+        self.timers.push(Reverse((at, TimerFor::Late(li))));
+    }
+
+    /// One upstream datagram on socket `sock`, checked (RFC 5452,
+    /// [`accept`]) and delivered: `Ok` when delivered (or its socket is
+    /// gone), else why not, for the caller to count.
+    pub(super) fn on_upstream(
+        &mut self,
+        sock: usize,
+        resp: &[u8],
+        from: SocketAddr,
+        cut: bool,
+        now: Instant,
+    ) -> Result<(), Reject> {
+        let h = accept::header(resp)?;
+        let Some(u) = self.ups.get(sock) else {
+            return Ok(());
+        };
+        let idx = match u.ids.get(h.id) {
+            IdUse::Free => return Err(Reject::WrongId),
+            IdUse::Late(li) => {
+                let why = self
+                    .late
+                    .get(li)
+                    .map_or(Reject::WrongSource, |l| accept::late(from, l.entry.addr));
+                if why == Reject::Late
+                    && let Some(mut l) = self.late.remove(li)
+                {
+                    l.entry.settle(now);
+                    if let Some(u) = self.ups.get_mut(sock) {
+                        u.ids.set(h.id, IdUse::Free);
+                    }
+                }
+                return Err(why);
+            }
+            IdUse::Flight(idx) => idx,
+        };
+        let f = self.flights.get_mut(idx).ok_or(Reject::WrongId)?;
+        let pos = f
+            .attempts
+            .iter()
+            .position(|a| a.sock == sock && a.id == h.id)
+            .ok_or(Reject::WrongId)?;
+        let backend = f.attempts.get(pos).map_or(usize::MAX, |a| a.backend);
+        let Some(addr) = f.state.backends.get(backend).map(|b| b.addr) else {
+            return Ok(());
+        };
+        let question = f
+            .job
+            .raw
+            .get(HEADER_LEN..f.job.question_end)
+            .unwrap_or_default();
+        accept::check(&h, resp, from, addr, question)?;
+        let question_len = question.len();
+        let a = f.attempts.remove(pos);
+        if let Some(u) = self.ups.get_mut(sock) {
+            u.ids.set(h.id, IdUse::Free);
+        }
+        let Some(f) = self.flights.get_mut(idx) else {
+            return Ok(());
+        };
+        let rtt = a
+            .inflight
+            .as_ref()
+            .map_or(Duration::ZERO, |i| now.saturating_duration_since(i.sent()));
+        drop(a);
+        // A response cut short by its slot (longer than any UDP
+        // client may take) is kept as a truncated answer: TC=1,
+        // and the client asks again over TCP.
+        let verdict = f.state.judge_response(backend, now, rtt, Some(h));
+        let keep = f.res.on_outcome(backend, verdict);
+        if keep || verdict == Verdict::Final {
+            let mut buf = f
+                .kept
+                .take()
+                .or_else(|| self.spare.pop())
+                .unwrap_or_default();
+            buf.clear();
+            buf.extend_from_slice(resp);
+            if cut {
+                // Cannot fail: its question was checked above.
+                let _ = dns::cut_to_truncated(&mut buf, question_len);
+            }
+            f.kept = Some(buf);
+        }
+        self.drive(idx, now);
+        Ok(())
+    }
+}

@@ -1,0 +1,411 @@
+//! The LS's UDP fast path: one worker per SO_REUSEPORT client socket that
+//! owns everything a UDP client query needs, so a query never leaves it. Each
+//! worker runs alone on a thread of its own (`server::thread`): its sockets
+//! are in that thread's epoll, its timer in that thread's timer wheel.
+//!
+//! A worker owns its client socket, [`UPSTREAM_SOCKETS`] upstream sockets
+//! (each on a port the kernel picks at random), a table of queries in flight
+//! indexed by upstream ID (one per upstream socket), and one timer heap for
+//! every hedge, per-try and deadline timer of its queries. Client queries
+//! and upstream responses are read in batches (`recvmmsg`); the upstream
+//! queries and the client answers of one round leave in batches
+//! (`sendmmsg`). No task per query, no channel, no wake-up of another task:
+//! the decisions are the pure
+//! [`Resolution`](crate::ls::resolution::Resolution) state machine, the
+//! replies are made by [`strategy::finish`](crate::ls::strategy::finish), as
+//! on the async path that TCP clients use.
+//!
+//! Forwarding safety (RFC 5452), by the upstream core's rules
+//! ([`crate::ls::upstream`]): every upstream query gets a random ID free
+//! on a socket picked at random; a response is accepted only on that socket,
+//! with that ID, from the address it was sent to, carrying the same question
+//! ([`crate::ls::upstream::accept`]); anything else is dropped and counted.
+//! A socket is replaced by one on a new port after about [`ROTATE_AFTER`]
+//! queries (a budget drawn at random per socket, so they do not wear out
+//! together) at once, and the retired one is still read until no ID is in
+//! use on it (see [`crate::ls::upstream::sockets`]). An answer that comes
+//! after its query ended (a hedge's loser) is counted as late, and still
+//! feeds its backend's latency, until [`LATE_GRACE`] past the query's
+//! deadline.
+//!
+//! The worker's loop is here; its flights and late entries are in
+//! `flight`, what it does with a client query or an upstream datagram in
+//! `forward`, its timers in `timers`.
+//!
+//! Nothing is allocated per query once a worker is warm: a query's bytes,
+//! the response kept for it, and the datagrams of a round live in buffers
+//! that are reused (a free list of byte buffers, [`SendQueue`]s); candidate
+//! lists are inline. The reply is the kept response patched in place.
+//!
+//! Overload is shed, not queued. Each datagram carries the time the kernel
+//! received it (`SO_TIMESTAMPNS`):
+//! - once client queries have waited in the socket longer than
+//!   [`queue_bound`] (a tenth of `timeout_ms`, at most [`MAX_QUEUE_WAIT`])
+//!   for [`STANDING`] on end and for more than [`BURST`] queries — a
+//!   standing queue, not a burst or a scheduling hiccup — each query read
+//!   that waited longer is dropped, counted as shed (`queue`), until the
+//!   waits are back under the bound (CoDel's rule, see [`QueueGate`], in
+//!   [`crate::server::shed`]). Answering them would only make every later
+//!   query wait as long;
+//! - an upstream answer is timed by when it arrived, not by when the worker
+//!   got round to reading it, and the answers already arrived are read
+//!   before any deadline of the round is judged: the LS's own backlog never
+//!   makes a backend look slow or dead;
+//! - with `max_inflight` (split across workers) reached, a query is
+//!   answered SERVFAIL at once from its header and question, before it is
+//!   copied anywhere, counted as shed (`inflight`).
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::Poll;
+use std::time::{Duration, SystemTime};
+
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::Balancer;
+use super::upstream::sockets::{self, Family, Sockets};
+use crate::server::backoff::Backoff;
+use crate::server::batch::{self, RecvBatch, SendQueue};
+use crate::server::shed::{arrival, waited};
+use flight::{Late, Slab};
+use timers::Timers;
+
+mod flight;
+mod forward;
+mod timers;
+
+pub use super::upstream::{LATE_GRACE, ROTATE_AFTER, wear_budget};
+pub use crate::server::shed::{
+    BURST, MAX_QUEUE_WAIT, QueueGate, RECENT, REENTER, STANDING, queue_bound,
+};
+
+/// Upstream sockets per worker and address family: log2 of it is the
+/// source-port entropy a query gets on top of its random ID.
+pub const UPSTREAM_SOCKETS: usize = 8;
+/// Upstream responses read per system call and socket.
+const UPSTREAM_SLOTS: usize = 8;
+/// Byte buffers kept for reuse per worker, at most.
+const SPARE_MAX: usize = 4096;
+
+/// A new upstream socket of `family` ([`sockets::open`]), its answers timed
+/// by their arrival, not by when they are read.
+fn open_upstream(family: Family) -> std::io::Result<UdpSocket> {
+    let s = sockets::open(family)?;
+    let _ = batch::enable_timestamps(&s);
+    Ok(s)
+}
+
+/// The send queue of one upstream socket: room for a full client batch
+/// (the queries of one round spread over the sockets at random).
+fn upstream_queue() -> SendQueue {
+    SendQueue::with_buffers(batch::BATCH, Family::V4.unspecified())
+}
+
+/// One worker; see the module docs.
+struct Worker {
+    balancer: Arc<Balancer>,
+    client: Arc<UdpSocket>,
+    /// Upstream sockets of both families, by slot (attempts name the slot).
+    ups: Sockets<UdpSocket>,
+    flights: Slab<flight::Flight>,
+    late: Slab<Late>,
+    timers: Timers,
+    /// Answers to clients, and queries per upstream socket slot, of this round.
+    to_clients: SendQueue,
+    to_upstream: Vec<SendQueue>,
+    /// Byte buffers for queries and kept responses, for reuse.
+    spare: Vec<Vec<u8>>,
+    max_flights: usize,
+}
+
+/// Serves UDP clients on `client` until `stop` is cancelled, then answers
+/// the queries still in flight (each ends by its deadline) and returns.
+pub(crate) async fn run(
+    balancer: Arc<Balancer>,
+    client: Arc<UdpSocket>,
+    max_flights: usize,
+    stop: CancellationToken,
+) {
+    let mut w = Worker {
+        balancer,
+        client,
+        ups: Sockets::new(ROTATE_AFTER),
+        flights: Slab::new(),
+        late: Slab::new(),
+        timers: Timers::new(),
+        to_clients: SendQueue::default(),
+        to_upstream: (0..2 * UPSTREAM_SOCKETS)
+            .map(|_| upstream_queue())
+            .collect(),
+        spare: Vec::new(),
+        max_flights: max_flights.max(1),
+    };
+    if let Some(inode) = crate::server::socket::socket_inode(w.client.as_ref()) {
+        w.balancer
+            .metrics
+            .client_sockets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(inode);
+    }
+    if let Err(err) = batch::enable_timestamps(w.client.as_ref()) {
+        debug!(
+            ?err,
+            "no receive timestamps: queries are not shed by their wait"
+        );
+    }
+    for family in Family::ALL {
+        for _ in 0..UPSTREAM_SOCKETS {
+            match open_upstream(family) {
+                Ok(u) => w.ups.add(family, u),
+                Err(err) => debug!(?family, ?err, "cannot open an upstream socket"),
+            }
+        }
+    }
+    w.run(stop).await;
+}
+
+impl Worker {
+    async fn run(&mut self, stop: CancellationToken) {
+        let mut client_slots = RecvBatch::with_timestamps(batch::BATCH);
+        // One per address family.
+        let mut up_slots = [
+            RecvBatch::with_timestamps(UPSTREAM_SLOTS),
+            RecvBatch::with_timestamps(UPSTREAM_SLOTS),
+        ];
+        let mut backoff = Backoff::default();
+        let mut gate = QueueGate::default();
+        let sleep = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        let stopped = stop.cancelled();
+        tokio::pin!(stopped);
+        let mut stopping = false;
+        loop {
+            if stopping && self.flights.len == 0 {
+                return;
+            }
+            // Wait for anything: a client query, an upstream answer, a timer, stop.
+            let _ = poll_fn(|cx| {
+                let mut ready = false;
+                if !stopping && stopped.as_mut().poll(cx).is_ready() {
+                    stopping = true;
+                    ready = true;
+                }
+                if !stopping && self.client.poll_recv_ready(cx).is_ready() {
+                    ready = true;
+                }
+                for u in self.ups.open() {
+                    if u.sock.poll_recv_ready(cx).is_ready() {
+                        ready = true;
+                    }
+                }
+                if sleep.as_mut().poll(cx).is_ready() {
+                    ready = true;
+                }
+                if ready {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            // Then take whatever is ready, everywhere (tokio calls the
+            // closures only for sockets it saw ready). The answers arrived
+            // by `round` are all read before the timers due by then fire.
+            let round = Instant::now();
+            self.read_upstream(&mut up_slots);
+            let mut full = false;
+            if !stopping {
+                match client_slots.recv_ready(&self.client) {
+                    Ok(n) => {
+                        backoff.success();
+                        full = n == batch::BATCH;
+                        let bound = queue_bound(self.balancer.state().policy.timeout);
+                        let (read_at, now) = (SystemTime::now(), Instant::now());
+                        for i in 0..n {
+                            if let Some((raw, meta)) = client_slots.get(i)
+                                && let Some(src) = meta.peer()
+                                && !meta.truncated
+                                && src.addr.port() != 0
+                            {
+                                let wait = waited(meta.stamp, read_at);
+                                if gate.shed(wait, now, bound) {
+                                    self.balancer.metrics.shed_queue.fetch_add(1, Relaxed);
+                                    continue;
+                                }
+                                self.on_client(raw, src);
+                            }
+                        }
+                        if n < batch::BATCH {
+                            gate.drained();
+                        }
+                    }
+                    Err(err) => {
+                        debug!(?err, "udp recv error");
+                        if let Some(pause) = backoff.failure() {
+                            tokio::time::sleep(pause).await;
+                        }
+                    }
+                }
+            }
+            self.fire_timers(round);
+            self.flush().await;
+            let next = self
+                .next_timer()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            if sleep.deadline() != next {
+                sleep.as_mut().reset(next);
+            }
+            if full {
+                // More client queries are queued, so the wait above would
+                // return at once without asking the kernel what else is
+                // ready: tokio learns of the upstream sockets' new answers
+                // only when its driver polls epoll, which on this thread
+                // happens when the worker yields. Unasked, the answers wait
+                // for the next coop yield, some past their hedge delay.
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// Reads every upstream socket that is ready, retired ones included
+    /// (`slots`: one batch per family, v4 then v6).
+    fn read_upstream(&mut self, slots: &mut [RecvBatch; 2]) {
+        for s in 0..self.ups.len() {
+            while let Some(u) = self.ups.get(s) {
+                let Some(batch) = slots.get_mut(u.family.index()) else {
+                    break;
+                };
+                let n = match batch.recv_ready(&u.sock) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let (now, now_sys) = (Instant::now(), SystemTime::now());
+                for i in 0..n {
+                    if let Some((resp, meta)) = batch.get(i)
+                        && let Some(from) = meta.src
+                    {
+                        let at = arrival(meta.stamp, now, now_sys);
+                        if let Err(why) = self.on_upstream(s, resp, from, meta.truncated, at) {
+                            self.balancer.metrics.drops.count(why);
+                        }
+                    }
+                }
+                if n < UPSTREAM_SLOTS {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Sends this round's upstream queries and client answers, in batches.
+    async fn flush(&mut self) {
+        for (i, out) in self.to_upstream.iter_mut().enumerate() {
+            if out.len() == 0 {
+                continue;
+            }
+            match self.ups.get(i) {
+                Some(u) => out.flush(&u.sock).await,
+                None => out.clear(),
+            }
+        }
+        self.to_clients.flush(&self.client).await;
+        // Retired sockets whose last ID cleared are closed.
+        self.ups.reap(|_, sock| drop(sock));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With `max_inflight` reached (one query held by a backend that
+    /// answers only health probes), further queries get SERVFAIL at once,
+    /// each counted as shed; the backend is charged with nothing for them
+    /// and stays up.
+    #[tokio::test]
+    async fn over_max_inflight_is_servfail_at_once_and_counted_as_shed() {
+        use crate::config::{BackendConfig, LsConfig};
+        // The stalled backend: answers the root probe, never a client query.
+        let backend = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let baddr = backend.local_addr().unwrap();
+        let stalled = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = backend.recv_from(&mut buf).await {
+                if n > 12 && buf[12] == 0 {
+                    buf[2] |= 0x84;
+                    let _ = backend.send_to(&buf[..n], from).await;
+                }
+            }
+        });
+        let cfg = LsConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            workers: 1,
+            max_inflight: 1,
+            timeout_ms: 10_000,
+            backend: vec![BackendConfig {
+                name: "stalled".into(),
+                addr: baddr,
+                weight: 1,
+            }],
+            ..LsConfig::default()
+        };
+        let balancer = Arc::new(Balancer::new(&cfg));
+        let listeners = crate::server::Listeners::bind(&cfg.listen, 1).unwrap();
+        let ls = listeners.local_addrs()[0];
+        super::super::health::first_round(&balancer, Duration::from_secs(2)).await;
+        let token = CancellationToken::new();
+        let server = tokio::spawn(super::super::serve(
+            balancer.clone(),
+            listeners,
+            super::super::server_options(&cfg),
+            token.clone(),
+        ));
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let query = |id: u8| {
+            let mut q = vec![0, id, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            q.extend_from_slice(&[3, b'w', b'w', b'w', 0, 0, 1, 0, 1]);
+            q
+        };
+        // The first query takes the one place in flight (its answer would
+        // come at the deadline, long after this test).
+        client.send_to(&query(1), ls).await.unwrap();
+        let m = balancer.metrics();
+        let started = std::time::Instant::now();
+        while balancer.state().backends[0].stats.sent.load(Relaxed) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "never forwarded"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut buf = [0u8; 512];
+        for id in 2..12u8 {
+            client.send_to(&query(id), ls).await.unwrap();
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+                .await
+                .expect("SERVFAIL at once, not at the deadline")
+                .unwrap();
+            assert!(n >= 12 && buf[1] == id, "the answer to query {id}");
+            assert_eq!(buf[3] & 0x0f, 2, "SERVFAIL");
+        }
+        assert_eq!(m.shed_inflight.load(Relaxed), 10);
+        assert_eq!(m.shed_queue.load(Relaxed), 0);
+        let b = &balancer.state().backends[0];
+        assert_eq!(
+            b.stats.sent.load(Relaxed),
+            1,
+            "shed queries are not forwarded"
+        );
+        assert_eq!(b.stats.timeouts.load(Relaxed), 0);
+        assert_eq!(b.stats.errors.load(Relaxed), 0);
+        assert!(b.is_up(), "the backend is not blamed for the LS's bound");
+        // The held query would be answered at its deadline: not waited for.
+        token.cancel();
+        server.abort();
+        stalled.abort();
+    }
+}

@@ -1,0 +1,146 @@
+//! The RFC 5452 check of an upstream response against the query it answers:
+//! one verdict ([`Reject`]) per reason, the same on every path (the UDP fast
+//! path, the async pool, TCP connections), each counted by
+//! [`super::DropCounters::count`]. Pure: the drivers look the query up (by
+//! socket and ID, or by connection and ID) and pass what they found.
+//!
+//! The checks, in this order everywhere:
+//! - a datagram too short for a header: [`Reject::WrongQuestion`];
+//! - an ID no query on that socket (or connection) waits for:
+//!   [`Reject::WrongId`];
+//! - the ID of a query that has ended (a late entry): [`Reject::Late`] from
+//!   the address it went to (not suspect: its backend was slow), else
+//!   [`Reject::WrongSource`];
+//! - the ID of a waiting query: [`Reject::WrongSource`] from another
+//!   address, [`Reject::WrongQuestion`] unless it is a response carrying the
+//!   query's question, compared byte for byte (the name without regard to
+//!   ASCII case), or no question at all in an error answer (see
+//!   [`dns::answers_question`]).
+//!
+//! TCP has no source to check: the connection is the backend's.
+use std::net::SocketAddr;
+
+use crate::dns::{self, WireHeader};
+
+/// Why a response was not taken as the answer to a waiting query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// From an address other than the one its query went to.
+    WrongSource,
+    /// With an ID no query waits for.
+    WrongId,
+    /// With another question, not a response, or too short to tell.
+    WrongQuestion,
+    /// The answer to a query that has ended (a hedge's loser, a query past
+    /// its deadline), from its backend: not suspect.
+    Late,
+}
+
+/// The header of a response ([`Reject::WrongQuestion`] when too short).
+///
+/// # Errors
+/// [`Reject::WrongQuestion`].
+pub fn header(resp: &[u8]) -> Result<WireHeader, Reject> {
+    WireHeader::read(resp).ok_or(Reject::WrongQuestion)
+}
+
+/// Checks a response `resp` (header `h`) with the ID of a waiting query,
+/// which went to `sent_to` with the question section `question`, and came
+/// from `from`.
+///
+/// # Errors
+/// [`Reject::WrongSource`] or [`Reject::WrongQuestion`].
+pub fn check(
+    h: &WireHeader,
+    resp: &[u8],
+    from: SocketAddr,
+    sent_to: SocketAddr,
+    question: &[u8],
+) -> Result<(), Reject> {
+    if from != sent_to {
+        return Err(Reject::WrongSource);
+    }
+    answers(h, resp, question)
+}
+
+/// Whether `resp` (header `h`) answers the question section `question`:
+/// the check of a response on a connection, where the source is known.
+///
+/// # Errors
+/// [`Reject::WrongQuestion`].
+pub fn answers(h: &WireHeader, resp: &[u8], question: &[u8]) -> Result<(), Reject> {
+    if dns::answers_question(h, resp, question) {
+        Ok(())
+    } else {
+        Err(Reject::WrongQuestion)
+    }
+}
+
+/// The verdict on a response with the ID of a late entry whose query went
+/// to `sent_to`, that came from `from`: [`Reject::Late`] (its entry is
+/// settled) or [`Reject::WrongSource`] (a forgery; the entry stays).
+pub fn late(from: SocketAddr, sent_to: SocketAddr) -> Reject {
+    if from == sent_to {
+        Reject::Late
+    } else {
+        Reject::WrongSource
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A response to `question` with ID 7, `qdcount` questions and `rcode`.
+    fn response(question: &[u8], qdcount: u8, rcode: u8) -> Vec<u8> {
+        let mut r = vec![0, 7, 0x80, rcode, 0, qdcount, 0, 0, 0, 0, 0, 0];
+        if qdcount > 0 {
+            r.extend_from_slice(question);
+        }
+        r
+    }
+
+    #[test]
+    fn a_question_matches_without_regard_to_name_case_only() {
+        let a = b"\x03WwW\x07example\x03com\x00\x00\x01\x00\x01";
+        let b = b"\x03www\x07EXAMPLE\x03com\x00\x00\x01\x00\x01";
+        let c = b"\x03www\x07example\x03com\x00\x00\x1c\x00\x01";
+        let r = response(a, 1, 0);
+        let h = header(&r).unwrap();
+        assert_eq!(answers(&h, &r, b), Ok(()));
+        assert_eq!(answers(&h, &r, c), Err(Reject::WrongQuestion));
+    }
+
+    #[test]
+    fn one_verdict_per_reason() {
+        let q = b"\x03www\x04test\x00\x00\x01\x00\x01";
+        let backend: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let other: SocketAddr = "127.0.0.1:5353".parse().unwrap();
+        assert_eq!(header(&[0; 11]).err(), Some(Reject::WrongQuestion));
+        let ok = response(q, 1, 0);
+        let h = header(&ok).unwrap();
+        assert_eq!(check(&h, &ok, backend, backend, q), Ok(()));
+        assert_eq!(
+            check(&h, &ok, other, backend, q),
+            Err(Reject::WrongSource),
+            "the source first"
+        );
+        let other_q = b"\x03www\x04test\x00\x00\x1c\x00\x01";
+        assert_eq!(
+            check(&h, &ok, backend, backend, other_q),
+            Err(Reject::WrongQuestion)
+        );
+        // No question: only in an error answer (a server that could not read it).
+        let formerr = response(q, 0, 1);
+        let h = header(&formerr).unwrap();
+        assert_eq!(check(&h, &formerr, backend, backend, q), Ok(()));
+        let empty = response(q, 0, 0);
+        let h = header(&empty).unwrap();
+        assert_eq!(
+            check(&h, &empty, backend, backend, q),
+            Err(Reject::WrongQuestion)
+        );
+        assert_eq!(late(backend, backend), Reject::Late);
+        assert_eq!(late(other, backend), Reject::WrongSource);
+    }
+}
