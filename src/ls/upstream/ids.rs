@@ -255,6 +255,16 @@ pub(crate) mod tests {
         sent
     }
 
+    /// A table with query 7 to a backend, due 300 ms after it was sent
+    /// and abandoned `after` it was sent; the backend, the table, when sent.
+    fn abandoned_after(after: Duration) -> (Arc<Backend>, Table, Instant) {
+        let b = backend("127.0.0.1:53".parse().unwrap());
+        let mut t = Table::default();
+        let sent = wait_on(&mut t, 7, &b, 300 * MS);
+        t.abandon(7, sent + after);
+        (b, t, sent)
+    }
+
     pub(crate) fn outstanding(b: &Backend) -> u32 {
         b.stats.outstanding.load(Relaxed)
     }
@@ -265,10 +275,7 @@ pub(crate) mod tests {
 
     #[test]
     fn an_abandoned_query_is_settled_at_its_deadline_with_the_deadline_as_its_sample() {
-        let b = backend("127.0.0.1:53".parse().unwrap());
-        let mut t = Table::default();
-        let sent = wait_on(&mut t, 7, &b, 300 * MS);
-        t.abandon(7, sent + 10 * MS);
+        let (b, mut t, sent) = abandoned_after(10 * MS);
         assert_eq!((t.late.len(), outstanding(&b), samples(&b)), (1, 1, 0));
         t.expire(sent + 299 * MS);
         assert_eq!(
@@ -306,10 +313,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_query_abandoned_after_its_deadline_is_settled_at_the_deadline() {
-        let b = backend("127.0.0.1:53".parse().unwrap());
-        let mut t = Table::default();
-        let sent = wait_on(&mut t, 7, &b, 300 * MS);
-        t.abandon(7, sent + 900 * MS);
+        let (b, t, _) = abandoned_after(900 * MS);
         assert_eq!((outstanding(&b), samples(&b)), (0, 1));
         assert_eq!(b.stats.latency_us.load(Relaxed), 300_000);
         assert!(t.late.contains_key(&7), "its answer may still come");
@@ -317,10 +321,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_late_answer_before_the_deadline_records_its_own_latency() {
-        let b = backend("127.0.0.1:53".parse().unwrap());
-        let mut t = Table::default();
-        let sent = wait_on(&mut t, 7, &b, 300 * MS);
-        t.abandon(7, sent + 10 * MS);
+        let (b, mut t, sent) = abandoned_after(10 * MS);
         let mut l = t.late.remove(&7).unwrap();
         l.settle(sent + 42 * MS);
         assert_eq!((outstanding(&b), samples(&b)), (0, 1));
