@@ -19,8 +19,9 @@
 //! each query refreshes it and the idle close never comes. A write cut off
 //! mid-frame (its query cancelled) closes the connection too: the backend
 //! would read the next query's bytes as the rest of that frame. Before,
-//! every exchange opened a connection of its own: a TCP client's ANY queries left thousands of sockets in TIME_WAIT
-//! within seconds, and against a remote backend the ephemeral ports ran out.
+//! every exchange opened a connection of its own: a TCP client's ANY
+//! queries left thousands of sockets in TIME_WAIT within seconds, and
+//! against a remote backend the ephemeral ports ran out.
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
