@@ -91,14 +91,8 @@ impl TsService {
     /// # Errors
     /// [`ServiceError::Died`]: the DNS server ended on its own.
     pub async fn serve(self, mut controls: Controls) -> Result<(), ServiceError> {
-        let TsService {
-            name,
-            listen,
-            workers,
-            ts,
-            listeners,
-            metrics,
-        } = self;
+        let (name, listen, ts) = (self.name, self.listen, self.ts);
+        let (listeners, metrics, workers) = (self.listeners, self.metrics, self.workers);
         // A temporary: the first catalog must not outlive its first reload.
         for z in ts.catalog().zones() {
             info!(ts = %name, zone = %z.origin(), rrsets = z.rrset_count(), bytes = z.compiled_bytes(), serial = z.serial(), "zone loaded");

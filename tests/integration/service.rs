@@ -27,7 +27,7 @@ use dnslb::service::ts::{TsRun, TsService};
 use dnslb::service::{Control, Controls, ServiceError};
 
 use crate::harness::{
-    ZoneDir, a_addrs, query, start_ts, tcp_recv, tcp_send, ts_settings, udp, udp_raw_wait,
+    TestTs, ZoneDir, a_addrs, query, start_ts, tcp_recv, tcp_send, ts_settings, udp, udp_raw_wait,
 };
 use crate::procs::poll_until_async;
 
@@ -207,6 +207,18 @@ async fn start_ls_service(
     (addr, balancer, ready, Running { controls, task })
 }
 
+/// An in-process TS serving the one-line table `line` (as `file` in `dir`), every
+/// answer delayed by `delay_ms`.
+async fn ts_serving(dir: &ZoneDir, file: &str, line: &str, delay_ms: u64) -> TestTs {
+    let mut settings = ts_settings(vec![dir.write(file, &format!("{line}\n"))]);
+    settings.fault = Fault {
+        delay_ms,
+        delay_ratio: if delay_ms > 0 { 1.0 } else { 0.0 },
+        drop_ratio: 0.0,
+    };
+    start_ts(settings).await
+}
+
 /// The names of the LS's backends now.
 fn backend_names(balancer: &dnslb::ls::Balancer) -> Vec<String> {
     balancer
@@ -220,14 +232,8 @@ fn backend_names(balancer: &dnslb::ls::Balancer) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ls_reload_applies_a_new_ls_and_refuses_a_bad_config() {
     let dir = ZoneDir::new();
-    let one = start_ts(ts_settings(vec![
-        dir.write("1.txt", "www.r.test 192.0.2.1 A\n"),
-    ]))
-    .await;
-    let two = start_ts(ts_settings(vec![
-        dir.write("2.txt", "www.r.test 192.0.2.2 A\n"),
-    ]))
-    .await;
+    let one = ts_serving(&dir, "1.txt", "www.r.test 192.0.2.1 A", 0).await;
+    let two = ts_serving(&dir, "2.txt", "www.r.test 192.0.2.2 A", 0).await;
     let path = dir.path().join("config.toml");
     write_ls_config(&path, "", 500, &[("one", one.addr)]);
     let (addr, balancer, _, ls) = start_ls_service(&path).await;
@@ -262,13 +268,7 @@ async fn ls_reload_applies_a_new_ls_and_refuses_a_bad_config() {
 async fn ls_shutdown_answers_the_tcp_query_in_flight_and_refuses_new_connections() {
     const DELAY_MS: u64 = 1500;
     let dir = ZoneDir::new();
-    let mut slow = ts_settings(vec![dir.write("t.txt", "www.d.test 192.0.2.7 A\n")]);
-    slow.fault = Fault {
-        delay_ms: DELAY_MS,
-        delay_ratio: 1.0,
-        drop_ratio: 0.0,
-    };
-    let ts = start_ts(slow).await;
+    let ts = ts_serving(&dir, "t.txt", "www.d.test 192.0.2.7 A", DELAY_MS).await;
     let path = dir.path().join("config.toml");
     write_ls_config(
         &path,
