@@ -111,8 +111,8 @@ impl LsService {
     }
 
     /// `dnslb ls`: one round of probes first, so that no backend is skipped as down
-    /// merely because it has not been asked yet; then [`LsService::serve`] until
-    /// [`Control::Shutdown`].
+    /// merely because it has not been asked yet; then serves until
+    /// [`Control::Shutdown`] (a [`Control::Reload`] reloads its `[ls]`; stopping drains).
     ///
     /// # Errors
     /// [`ServiceError::Died`]: the DNS server ended on its own.

@@ -140,3 +140,20 @@ pub enum ServiceError {
     #[error("the DNS server stopped on its own (see the log above)")]
     Died,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_channel_gives_what_is_sent_then_shutdown_once_closed() {
+        let (tx, mut controls) = Controls::channel();
+        tx.send(Control::Reload).unwrap();
+        tx.send(Control::Shutdown).unwrap();
+        assert_eq!(controls.next().await, Control::Reload);
+        assert_eq!(controls.next().await, Control::Shutdown);
+        drop(tx);
+        assert_eq!(controls.next().await, Control::Shutdown);
+        assert_eq!(controls.next().await, Control::Shutdown);
+    }
+}
