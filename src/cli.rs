@@ -1,11 +1,16 @@
-//! The command line (clap derive): one binary, one subcommand per role.
+//! The command line (clap derive): one binary, one subcommand per role, and
+//! `dnslb ts`'s flags turned into what it runs ([`TsArgs::into_run`]).
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
+use crate::config::{Config, ConfigError, Fault, OnMiss, available_cores};
 use crate::logging::LogFormat;
+use crate::service::ts::TsRun;
+use crate::service::up::LogFlags;
+use crate::ts::{OriginError, TsSettings, parse_origin};
 
 /// A DNS load balancer (LS) in front of authoritative table servers (TS).
 #[derive(Debug, Parser)]
@@ -117,4 +122,185 @@ pub struct TsArgs {
     /// UDP sockets/threads (default: number of cores).
     #[arg(long)]
     pub workers: Option<usize>,
+}
+
+impl Cli {
+    /// The tag of every log line: a table server's name (`dnslb up` forwards
+    /// its children's lines, which must say whose they are), else none.
+    pub fn log_tag(&self) -> Option<String> {
+        match &self.command {
+            Command::Ts(a) => a.name.clone().or_else(|| a.listen.map(|l| l.to_string())),
+            _ => None,
+        }
+    }
+
+    /// The logging flags, as `dnslb up` passes them on to its children.
+    pub fn log_flags(&self) -> LogFlags {
+        LogFlags {
+            filter: self.log.clone(),
+            format: self.log_format,
+        }
+    }
+}
+
+/// `dnslb ts` flags that do not make a table server to run.
+#[derive(Debug, thiserror::Error)]
+pub enum TsArgsError {
+    /// The config could not be read.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `--name` names no `[[ts]]` of the config.
+    #[error("{}: no [[ts]] named '{name}'", .path.display())]
+    NoSuchTs {
+        /// The config file.
+        path: PathBuf,
+        /// The name asked for.
+        name: String,
+    },
+    /// `--origin` is not a DNS name.
+    #[error(transparent)]
+    Origin(#[from] OriginError),
+    /// Neither a config and a name, nor an address and zones.
+    #[error("give either -c CONFIG --name NAME, or --listen ADDR --zone FILE...")]
+    Neither,
+    /// `--on-miss` is not one of its values.
+    #[error("--on-miss: expected {values}, got '{0}'", values = on_miss_values())]
+    OnMiss(String),
+    /// A fault ratio outside [0, 1].
+    #[error("{flag}: expected a share between 0 and 1, got {value}")]
+    Share {
+        /// The flag.
+        flag: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// `--workers 0`.
+    #[error("--workers: must be at least 1")]
+    NoWorkers,
+}
+
+/// `nxdomain or silent`.
+fn on_miss_values() -> String {
+    let words: Vec<&str> = OnMiss::ALL.iter().map(|m| m.as_str()).collect();
+    words.join(" or ")
+}
+
+impl TsArgs {
+    /// The table server these flags ask for: a `[[ts]]` of a config, or one
+    /// built from `--listen` and `--zone`; the other flags override.
+    ///
+    /// # Errors
+    /// A config that cannot be read, no such `[[ts]]`, or a bad flag value.
+    pub fn into_run(self) -> Result<TsRun, TsArgsError> {
+        let a = self;
+        let mut workers = a.workers;
+        let mut metrics = None;
+        let (mut settings, listen) = match (&a.config, &a.name, a.listen) {
+            (Some(path), Some(name), _) => {
+                let cfg = Config::load(path)?;
+                let Some(tc) = cfg.ts_by_name(name) else {
+                    return Err(TsArgsError::NoSuchTs {
+                        path: path.clone(),
+                        name: name.clone(),
+                    });
+                };
+                workers = workers.or(tc.workers);
+                metrics = tc.metrics;
+                (TsSettings::from_config(tc), tc.listen)
+            }
+            (None, None, Some(listen)) => {
+                let settings = TsSettings {
+                    name: listen.to_string(),
+                    zones: a.zone.clone(),
+                    origin: parse_origin(&a.origin)?,
+                    ttl: a.ttl,
+                    on_miss: OnMiss::Nxdomain,
+                    axfr_allow: Vec::new(),
+                    notify: Vec::new(),
+                    fault: Fault::default(),
+                    nsid: None,
+                };
+                (settings, listen)
+            }
+            _ => return Err(TsArgsError::Neither),
+        };
+        // Flags override the config.
+        if let Some(text) = a.on_miss {
+            settings.on_miss = OnMiss::from_keyword(&text).ok_or(TsArgsError::OnMiss(text))?;
+        }
+        if !a.axfr_allow.is_empty() {
+            settings.axfr_allow = a.axfr_allow;
+        }
+        if let Some(v) = a.delay_ms {
+            settings.fault.delay_ms = v;
+        }
+        for (flag, v, slot) in [
+            (
+                "--delay-ratio",
+                a.delay_ratio,
+                &mut settings.fault.delay_ratio,
+            ),
+            ("--drop-ratio", a.drop_ratio, &mut settings.fault.drop_ratio),
+        ] {
+            if let Some(value) = v {
+                if !(0.0..=1.0).contains(&value) {
+                    return Err(TsArgsError::Share { flag, value });
+                }
+                *slot = value;
+            }
+        }
+        if workers == Some(0) {
+            return Err(TsArgsError::NoWorkers);
+        }
+        Ok(TsRun {
+            settings,
+            listen,
+            metrics,
+            workers: workers.unwrap_or_else(available_cores),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(extra: &[&str]) -> Result<TsRun, TsArgsError> {
+        let base = ["dnslb", "ts", "--listen", "127.0.0.1:0", "--zone", "t.txt"];
+        let cli = Cli::try_parse_from(base.iter().chain(extra)).unwrap();
+        match cli.command {
+            Command::Ts(a) => a.into_run(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn ts_flags_override_and_are_checked() {
+        let run = ts(&[
+            "--on-miss",
+            "silent",
+            "--workers",
+            "3",
+            "--drop-ratio",
+            "0.5",
+        ])
+        .unwrap();
+        assert_eq!(run.settings.on_miss, OnMiss::Silent);
+        assert_eq!(run.settings.fault.drop_ratio, 0.5);
+        assert_eq!(run.workers, 3);
+        assert_eq!(run.settings.name, "127.0.0.1:0");
+        for (flags, message) in [
+            (
+                &["--on-miss", "bogus"][..],
+                "--on-miss: expected nxdomain or silent, got 'bogus'",
+            ),
+            (
+                &["--delay-ratio", "2"][..],
+                "--delay-ratio: expected a share between 0 and 1, got 2",
+            ),
+            (&["--workers", "0"][..], "--workers: must be at least 1"),
+        ] {
+            assert_eq!(ts(flags).unwrap_err().to_string(), message);
+        }
+    }
 }

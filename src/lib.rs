@@ -31,6 +31,7 @@ pub mod ls;
 pub mod metrics;
 pub mod resolve;
 pub mod server;
+pub mod service;
 pub mod shutdown;
 pub mod status;
 pub mod supervise;

@@ -1,8 +1,8 @@
 //! Process signals: SIGINT/SIGTERM stop, SIGHUP reloads.
 //!
-//! The binary owns one [`Signals`] and turns what it yields into cancelling the
-//! root `CancellationToken` or calling a reload; library code only ever sees
-//! the token.
+//! The binary installs one [`Signals`] and hands it to the role it runs as its
+//! [`Controls`](crate::service::Controls) (a test hands a channel instead); the
+//! role turns each into a reload or a drain.
 use tokio::signal::unix::{Signal as UnixSignal, SignalKind, signal};
 
 /// What the operator asked for.

@@ -21,6 +21,8 @@
 //! - `error`: [`ConfigError`] and the rewriting of toml's messages; `source_map`: where
 //!   each key is in the text.
 //! - `validate`: the rules of [`Config::problems`].
+//! - `changes`: what a reload cannot apply ([`LsConfig::restart_only_changes`],
+//!   [`TsConfig::restart_changes`]).
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -47,6 +49,11 @@ macro_rules! keyword_enum {
             /// Every value, in the order SPEC §7 lists them.
             pub const ALL: &'static [Self] = &[$(Self::$variant),+];
 
+            /// The value written as `text` in `config.toml` (or on the command line).
+            pub fn from_keyword(text: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == text)
+            }
+
             /// The value as written in `config.toml`.
             pub fn as_str(self) -> &'static str {
                 match self {
@@ -69,6 +76,7 @@ macro_rules! keyword_enum {
     };
 }
 
+mod changes;
 mod error;
 mod ls;
 mod source_map;

@@ -1,0 +1,112 @@
+//! What a reload cannot apply: the `[ls]` keys read only at start
+//! ([`LsConfig::restart_only_changes`]) and the `[[ts]]` whose child read them at start
+//! ([`TsConfig::restart_changes`]). Pure comparisons; the caller warns.
+
+use super::{LsConfig, TsConfig};
+
+impl LsConfig {
+    /// The `[ls]` keys that differ between the running `self` and the reloaded
+    /// `new` but are only read at start (sockets, threads, the in-flight cap).
+    pub fn restart_only_changes(&self, new: &LsConfig) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.listen != new.listen {
+            keys.push("listen");
+        }
+        if self.workers != new.workers {
+            keys.push("workers");
+        }
+        if self.metrics != new.metrics {
+            keys.push("metrics");
+        }
+        if self.max_inflight != new.max_inflight {
+            keys.push("max_inflight");
+        }
+        keys
+    }
+}
+
+impl TsConfig {
+    /// The `[[ts]]` that differ between `old` and `new` (by name), each with the
+    /// keys that changed, or added / removed.
+    pub fn restart_changes(old: &[TsConfig], new: &[TsConfig]) -> Vec<String> {
+        let mut out = Vec::new();
+        for o in old {
+            let Some(n) = new.iter().find(|n| n.name == o.name) else {
+                out.push(format!("{} removed", o.name));
+                continue;
+            };
+            let mut keys = Vec::new();
+            let mut diff = |k: &'static str, differs: bool| {
+                if differs {
+                    keys.push(k);
+                }
+            };
+            diff("listen", o.listen != n.listen);
+            diff("zones", o.zones != n.zones);
+            diff("origin", o.origin != n.origin);
+            diff("ttl", o.ttl != n.ttl);
+            diff("on_miss", o.on_miss != n.on_miss);
+            diff("axfr_allow", o.axfr_allow != n.axfr_allow);
+            diff("notify", o.notify != n.notify);
+            diff("fault", o.fault != n.fault);
+            diff("workers", o.workers != n.workers);
+            diff("metrics", o.metrics != n.metrics);
+            diff("nsid", o.nsid != n.nsid);
+            if !keys.is_empty() {
+                out.push(format!("{} ({})", o.name, keys.join(", ")));
+            } else if o != n {
+                out.push(o.name.clone());
+            }
+        }
+        for n in new {
+            if !old.iter().any(|o| o.name == n.name) {
+                out.push(format!("{} added", n.name));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    #[test]
+    fn restart_only_keys_are_named() {
+        let old = LsConfig::default();
+        let mut new = old.clone();
+        new.timeout_ms += 1;
+        new.rate_limit_qps = 7;
+        assert!(old.restart_only_changes(&new).is_empty());
+        new.metrics = Some("127.0.0.1:9".parse().unwrap());
+        assert_eq!(old.restart_only_changes(&new), ["metrics"]);
+        new.workers = old.workers + 1;
+        new.listen = vec!["127.0.0.1:5".parse().unwrap()];
+        new.max_inflight = old.max_inflight + 1;
+        assert_eq!(
+            old.restart_only_changes(&new),
+            ["listen", "workers", "metrics", "max_inflight"]
+        );
+    }
+
+    #[test]
+    fn ts_changes_name_the_server_and_keys() {
+        let ts = |name: &str, port: u16| {
+            TsConfig::new(
+                name,
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                vec!["a.txt".into()],
+            )
+        };
+        let old = vec![ts("ts1", 5301), ts("ts2", 5302)];
+        assert!(TsConfig::restart_changes(&old, &old).is_empty());
+        let mut new = vec![ts("ts1", 5311), ts("ts3", 5303)];
+        new[0].ttl = 60;
+        assert_eq!(
+            TsConfig::restart_changes(&old, &new),
+            ["ts1 (listen, ttl)", "ts2 removed", "ts3 added"]
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! The LS role (`dnslb ls`, and the LS of `dnslb up`): binds its sockets
+//! ([`LsSockets`]), waits for a first round of probes, serves until told to stop,
+//! reloads its `[ls]` on [`Control::Reload`] (and, under `up`, makes the children
+//! reread their zones), and drains on [`Control::Shutdown`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
+use crate::config::{Config, LsConfig, TsConfig};
+use crate::ls::{Balancer, health};
+use crate::metrics::{Readiness, StatusExtra};
+use crate::server::Listeners;
+use crate::supervise::{Supervisor, SupervisorSignal};
+
+/// The `[ls]` of `cfg`.
+///
+/// # Errors
+/// [`ServiceError::NoLs`] when the config has none.
+pub fn section(cfg: &Config) -> Result<&LsConfig, ServiceError> {
+    cfg.ls
+        .as_ref()
+        .ok_or_else(|| ServiceError::NoLs(cfg.path.clone()))
+}
+
+/// Every socket the LS serves on, bound before anything else happens.
+pub struct LsSockets {
+    dns: Listeners,
+    metrics: Option<TcpListener>,
+}
+
+impl LsSockets {
+    /// Binds `listen` (UDP and TCP) and, when set, `metrics`.
+    ///
+    /// # Errors
+    /// An address cannot be bound.
+    pub async fn bind(lsc: &LsConfig) -> Result<Self, ServiceError> {
+        let dns = Listeners::bind(&lsc.listen, lsc.workers)?;
+        let metrics = bind_metrics("ls.metrics", lsc.metrics).await?;
+        Ok(LsSockets { dns, metrics })
+    }
+
+    /// The DNS addresses bound (with the real port when 0 was asked).
+    pub fn dns_addrs(&self) -> &[SocketAddr] {
+        self.dns.local_addrs()
+    }
+
+    /// The metrics address bound, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
+/// `dnslb ls`: binds the sockets of `cfg`'s `[ls]`, then [`LsService::run`].
+///
+/// # Errors
+/// No `[ls]`, a socket that cannot be bound, or the DNS server dying.
+pub async fn run(cfg: Config, controls: Controls) -> Result<(), ServiceError> {
+    let sockets = LsSockets::bind(section(&cfg)?).await?;
+    LsService::new(cfg)?.run(sockets, controls).await
+}
+
+/// One LS: its balancer, the config it started with, and (under `up`) the children
+/// a reload reaches too.
+pub struct LsService {
+    /// The config as started: what only a restart applies is judged against it.
+    started: Config,
+    lsc: LsConfig,
+    balancer: Arc<Balancer>,
+    children: Option<Arc<Supervisor>>,
+    extra: StatusExtra,
+}
+
+impl LsService {
+    /// An LS for `cfg`'s `[ls]`, not serving yet.
+    ///
+    /// # Errors
+    /// [`ServiceError::NoLs`] when the config has none.
+    pub fn new(cfg: Config) -> Result<Self, ServiceError> {
+        let lsc = section(&cfg)?.clone();
+        let balancer = Arc::new(Balancer::new(&lsc));
+        Ok(LsService {
+            started: cfg,
+            lsc,
+            balancer,
+            children: None,
+            extra: StatusExtra::default(),
+        })
+    }
+
+    /// The LS of `dnslb up`: a reload reaches `children` too; the status page shows them.
+    pub(super) fn with_children(mut self, children: &Arc<Supervisor>, extra: StatusExtra) -> Self {
+        self.children = Some(children.clone());
+        self.extra = extra;
+        self
+    }
+
+    /// The balancer (its state and counters).
+    pub fn balancer(&self) -> &Arc<Balancer> {
+        &self.balancer
+    }
+
+    /// Whether it serves yet (or still), as `/ready` says.
+    pub fn readiness(&self) -> Readiness {
+        self.extra.ready.clone()
+    }
+
+    /// `dnslb ls`: one round of probes first, so that no backend is skipped as down
+    /// merely because it has not been asked yet; then serves until
+    /// [`Control::Shutdown`] (a [`Control::Reload`] reloads its `[ls]`; stopping drains).
+    ///
+    /// # Errors
+    /// [`ServiceError::Died`]: the DNS server ended on its own.
+    pub async fn run(self, sockets: LsSockets, mut controls: Controls) -> Result<(), ServiceError> {
+        let wait = Duration::from_millis(self.lsc.health.timeout_ms.max(1));
+        let late = health::first_round(&self.balancer, wait).await;
+        if !late.is_empty() {
+            warn!(late = ?late, "these backends did not answer the first probe; down until they do");
+        }
+        let root = CancellationToken::new();
+        let result = self.serve(sockets, &mut controls, &root).await;
+        root.cancel();
+        result
+    }
+
+    /// A reload: the children reread their zones (under `up`), the LS its `[ls]`.
+    pub(super) fn reload(&self) {
+        if let Some(sup) = &self.children {
+            sup.signal_all(SupervisorSignal::Hup);
+        }
+        reload(
+            &self.started,
+            Some((&self.lsc, &*self.balancer)),
+            self.children.is_some(),
+        );
+    }
+
+    /// Serves the LS on `sockets` until [`Control::Shutdown`]; [`Control::Reload`]
+    /// reloads it (and the TS children of `up`). Stopping drains: the listeners
+    /// close, every query in flight is answered, then the metrics server stops.
+    pub(super) async fn serve(
+        self,
+        sockets: LsSockets,
+        controls: &mut Controls,
+        root: &CancellationToken,
+    ) -> Result<(), ServiceError> {
+        let lsc = &self.lsc;
+        let addrs = sockets.dns.local_addrs().to_vec();
+        let dns_token = root.child_token();
+        let mut server = tokio::spawn(crate::ls::serve(
+            self.balancer.clone(),
+            sockets.dns,
+            crate::ls::server_options(lsc),
+            dns_token.clone(),
+        ));
+        // Listeners bound, first health round done (callers wait for it), the
+        // server spawned: ready before the metrics server can be asked, and not
+        // ready again from the moment stopping begins.
+        let ready = self.extra.ready.clone();
+        ready.set_serving();
+        // Its own token: the metrics server stopping can never stop the LS.
+        let metrics_token = root.child_token();
+        let metrics = sockets.metrics.map(|l| {
+            if let Ok(addr) = l.local_addr() {
+                info!(%addr, "metrics and status page ready");
+            }
+            tokio::spawn(crate::metrics::serve(
+                l,
+                self.balancer.clone(),
+                self.extra.clone(),
+                metrics_token.clone(),
+            ))
+        });
+        let backends: Vec<String> = lsc
+            .backend
+            .iter()
+            .map(|b| format!("{}={}", b.name, b.addr))
+            .collect();
+        info!(addr = ?addrs, strategy = %lsc.strategy, order = %lsc.order, layout = %lsc.layout,
+              backends = ?backends, "load balancer ready");
+        // The DNS server only ends when told to: one that ends on its own (a
+        // task died) takes the process down rather than leave it half alive.
+        let died = loop {
+            tokio::select! {
+                end = &mut server => break Some(end),
+                control = controls.next() => match control {
+                    Control::Shutdown => break None,
+                    Control::Reload => self.reload(),
+                },
+            }
+        };
+        if let Some(end) = died {
+            ready.set_stopping();
+            error!(
+                panicked = end.is_err(),
+                "the DNS server stopped on its own; exiting"
+            );
+            metrics_token.cancel();
+            if let Some(m) = metrics {
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, m).await;
+            }
+            return Err(ServiceError::Died);
+        }
+        info!("stopping: answering the queries in flight");
+        ready.set_stopping();
+        dns_token.cancel();
+        // The server bounds its own drain (timeout_ms and a grace).
+        let _ = server.await;
+        metrics_token.cancel();
+        if let Some(m) = metrics {
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, m).await;
+        }
+        info!("load balancer stopped");
+        Ok(())
+    }
+}
+
+/// A reload: rereads the config at `started.path`; applies its `[ls]` to the
+/// running LS (`ls`, when there is one) and warns about what only a restart
+/// applies: `[ls]` keys read at start, and (with `children`, under `up`) any
+/// change to a `[[ts]]`, which its child read at start (a HUP makes it reread
+/// its zone files, nothing else).
+pub(super) fn reload(started: &Config, ls: Option<(&LsConfig, &Balancer)>, children: bool) {
+    let new = match Config::load(&started.path) {
+        Ok(new) => new,
+        Err(err) => {
+            warn!(%err, "reload refused; old config keeps serving");
+            return;
+        }
+    };
+    if children {
+        let changed = TsConfig::restart_changes(&started.ts, &new.ts);
+        if !changed.is_empty() {
+            let changed = changed.join("; ");
+            warn!(%changed, "reload: [[ts]] changed: {changed}; only a restart of dnslb up applies that (the zone files are reread now)");
+        }
+    }
+    match (ls, new.ls) {
+        (Some((lsc, balancer)), Some(new_ls)) => {
+            let keys = lsc.restart_only_changes(&new_ls);
+            if !keys.is_empty() {
+                let keys = keys.join(", ");
+                warn!(%keys, "reload: [ls] {keys} changed; only a restart applies them (the rest is applied now)");
+            }
+            balancer.reload(&new_ls);
+            info!(backends = new_ls.backend.len(), "ls reload done");
+        }
+        (Some(_), None) => {
+            warn!("reload refused: the new config has no [ls]; old one keeps serving");
+        }
+        (None, Some(_)) if children => {
+            warn!("reload: the config now has an [ls]; only a restart of dnslb up starts it");
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,165 @@
+//! The TS role (`dnslb ts`): loads the zones and binds ([`TsService::start`]),
+//! serves until told to stop, rereads its zone files on [`Control::Reload`] and
+//! NOTIFYs its secondaries of each zone that changed, and drains on
+//! [`Control::Shutdown`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info};
+
+use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
+use crate::server::{self, Listeners, ServerOptions};
+use crate::ts::{TableServer, TsSettings};
+
+/// One table server to run: what it serves, and where.
+#[derive(Debug, Clone)]
+pub struct TsRun {
+    /// What it serves.
+    pub settings: TsSettings,
+    /// DNS, UDP and TCP.
+    pub listen: SocketAddr,
+    /// Prometheus `/metrics`, if on (`metrics` in its `[[ts]]`).
+    pub metrics: Option<SocketAddr>,
+    /// UDP sockets/threads.
+    pub workers: usize,
+}
+
+/// `dnslb ts`: [`TsService::start`], then [`TsService::serve`].
+///
+/// # Errors
+/// A zone that does not load, an address that cannot be bound, or the DNS
+/// server dying.
+pub async fn run(run: TsRun, controls: Controls) -> Result<(), ServiceError> {
+    TsService::start(run).await?.serve(controls).await
+}
+
+/// A table server with its zones loaded and its sockets bound, not serving yet.
+pub struct TsService {
+    name: String,
+    listen: SocketAddr,
+    workers: usize,
+    ts: Arc<TableServer>,
+    listeners: Listeners,
+    metrics: Option<TcpListener>,
+}
+
+impl TsService {
+    /// Loads the zones of `run`, then binds its addresses.
+    ///
+    /// # Errors
+    /// A zone that does not load, or an address that cannot be bound.
+    pub async fn start(run: TsRun) -> Result<Self, ServiceError> {
+        let TsRun {
+            settings,
+            listen,
+            metrics,
+            workers,
+        } = run;
+        let name = settings.name.clone();
+        let ts = Arc::new(TableServer::load(settings)?);
+        let listeners = Listeners::bind(&[listen], workers)?;
+        let metrics = bind_metrics("ts.metrics", metrics).await?;
+        Ok(TsService {
+            name,
+            listen,
+            workers,
+            ts,
+            listeners,
+            metrics,
+        })
+    }
+
+    /// The DNS addresses bound (with the real port when 0 was asked).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        self.listeners.local_addrs()
+    }
+
+    /// The table server (its zones and counters).
+    pub fn table(&self) -> &Arc<TableServer> {
+        &self.ts
+    }
+
+    /// Serves until [`Control::Shutdown`]. On [`Control::Reload`] the zone files are
+    /// reread, and each secondary in `notify` is NOTIFYed of every zone that changed
+    /// (from the listen address; the NOTIFYs are abandoned at stop). Stopping waits up
+    /// to [`SHUTDOWN_GRACE`] for the queries in flight and the NOTIFYs.
+    ///
+    /// # Errors
+    /// [`ServiceError::Died`]: the DNS server ended on its own.
+    pub async fn serve(self, mut controls: Controls) -> Result<(), ServiceError> {
+        let (name, listen, ts) = (self.name, self.listen, self.ts);
+        let (listeners, metrics, workers) = (self.listeners, self.metrics, self.workers);
+        // A temporary: the first catalog must not outlive its first reload.
+        for z in ts.catalog().zones() {
+            info!(ts = %name, zone = %z.origin(), rrsets = z.rrset_count(), bytes = z.compiled_bytes(), serial = z.serial(), "zone loaded");
+        }
+        let addrs = listeners.local_addrs().to_vec();
+        let token = CancellationToken::new();
+        let opts = ServerOptions {
+            workers,
+            ..ServerOptions::default()
+        };
+        let mut server = tokio::spawn(server::serve(listeners, ts.clone(), opts, token.clone()));
+        let metrics = metrics.map(|l| {
+            if let Ok(addr) = l.local_addr() {
+                info!(ts = %name, %addr, "metrics ready");
+            }
+            tokio::spawn(crate::metrics::serve_ts(l, ts.clone(), token.clone()))
+        });
+        info!(ts = %name, addr = ?addrs, "table server ready");
+        let notifies = TaskTracker::new();
+        let mut died = None;
+        loop {
+            let control = tokio::select! {
+                end = &mut server => {
+                    died = Some(end);
+                    break;
+                }
+                control = controls.next() => control,
+            };
+            match control {
+                Control::Shutdown => break,
+                Control::Reload => {
+                    for zone in ts.reload_logged() {
+                        for &target in &ts.settings().notify {
+                            let (zone, name, token) = (zone.clone(), name.clone(), token.clone());
+                            notifies.spawn(async move {
+                                tokio::select! {
+                                    _ = token.cancelled() => {}
+                                    done = crate::ts::xfr::notify_from(Some(listen.ip()), target, &zone) => {
+                                        crate::ts::xfr::log_notified(&name, &zone, target, done);
+                                    }
+                                }
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(end) = &died {
+            error!(ts = %name, panicked = end.is_err(), "the DNS server stopped on its own; exiting");
+        } else {
+            info!(ts = %name, "stopping");
+        }
+        token.cancel();
+        notifies.close();
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            if died.is_none() {
+                let _ = server.await;
+            }
+            notifies.wait().await;
+            if let Some(m) = metrics {
+                let _ = m.await;
+            }
+        })
+        .await;
+        if died.is_some() {
+            return Err(ServiceError::Died);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,289 @@
+//! The `up` role (`dnslb up`): every `[[ts]]` as a supervised child process, and
+//! the LS in this process (when the config has an `[ls]`), which serves once its
+//! own table servers answer (or after a bounded wait). A reload reaches both; a
+//! stop drains the LS before the children stop.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::ls::{LsService, LsSockets, reload as reload_config, section as ls_section};
+use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError};
+use crate::config::Config;
+use crate::logging::LogFormat;
+use crate::ls::health;
+use crate::metrics::StatusExtra;
+use crate::server::Listeners;
+use crate::supervise::{Backoff, ChildSpec, Supervisor, SupervisorSignal};
+
+/// How long `dnslb up` waits for its table servers to answer before it
+/// serves clients anyway (and names the late ones).
+pub const STARTUP_WAIT: Duration = Duration::from_secs(10);
+
+/// The logging flags `dnslb up` passes on to its children.
+#[derive(Debug, Clone)]
+pub struct LogFlags {
+    /// `--log FILTER`, when given.
+    pub filter: Option<String>,
+    /// `--log-format`.
+    pub format: LogFormat,
+}
+
+impl LogFlags {
+    /// `--log-format F` and, when given, `--log FILTER`.
+    pub fn child_args(&self) -> Vec<OsString> {
+        let mut args = vec!["--log-format".into(), self.format.as_str().into()];
+        if let Some(f) = &self.filter {
+            args.extend(["--log".into(), f.into()]);
+        }
+        args
+    }
+}
+
+/// Checks that each `[[ts]]` address (and metrics address) can be bound now,
+/// so that `up` refuses to start rather than restart a child that can never listen.
+fn check_ts_ports(cfg: &Config) -> Result<(), ServiceError> {
+    for t in &cfg.ts {
+        Listeners::bind(&[t.listen], 1).map_err(|source| ServiceError::TsListen {
+            path: cfg.path.clone(),
+            name: t.name.clone(),
+            source,
+        })?;
+        if let Some(addr) = t.metrics {
+            std::net::TcpListener::bind(addr).map_err(|source| ServiceError::TsMetrics {
+                path: cfg.path.clone(),
+                name: t.name.clone(),
+                addr,
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// `dnslb ts -c CONFIG --name NAME` and the log flags, for each `[[ts]]`.
+fn child_specs(cfg: &Config, exe: &Path, config_path: &Path, log: &LogFlags) -> Vec<ChildSpec> {
+    cfg.ts
+        .iter()
+        .map(|t| ChildSpec {
+            name: t.name.clone(),
+            program: exe.to_path_buf(),
+            args: [
+                "ts".into(),
+                "-c".into(),
+                config_path.as_os_str().to_owned(),
+                "--name".into(),
+                t.name.clone().into(),
+            ]
+            .into_iter()
+            .chain(log.child_args())
+            .collect(),
+        })
+        .collect()
+}
+
+/// `dnslb up`: the TS children under a supervisor, and the LS here (when
+/// the config has an `[ls]`; without one, the table servers only).
+///
+/// # Errors
+/// A port that cannot be bound, no executable to run, or the LS's DNS server dying.
+pub async fn run(cfg: Config, log: LogFlags, mut controls: Controls) -> Result<(), ServiceError> {
+    check_ts_ports(&cfg)?;
+    // Every LS socket is bound before any child exists: between fork and
+    // exec a child holds copies of the parent's sockets.
+    let sockets = match &cfg.ls {
+        Some(lsc) => Some(LsSockets::bind(lsc).await?),
+        None => None,
+    };
+    let exe = std::env::current_exe().map_err(ServiceError::Exe)?;
+    // Children may not share our working folder forever: give them an absolute path.
+    let config_path = std::fs::canonicalize(&cfg.path).unwrap_or_else(|_| cfg.path.clone());
+    let specs = child_specs(&cfg, &exe, &config_path, &log);
+    let root = CancellationToken::new();
+    let sup = Arc::new(Supervisor::start(
+        specs,
+        Backoff::default(),
+        root.child_token(),
+    ));
+    let result = match sockets {
+        Some(sockets) => with_ls(&cfg, sockets, &sup, &mut controls, &root).await,
+        None => {
+            info!(
+                table_servers = cfg.ts.len(),
+                "table servers only: the config has no [ls]"
+            );
+            loop {
+                match controls.next().await {
+                    Control::Shutdown => break,
+                    Control::Reload => {
+                        sup.signal_all(SupervisorSignal::Hup);
+                        reload_config(&cfg, None, true);
+                    }
+                }
+            }
+            Ok(())
+        }
+    };
+    // Clients' queries are all answered (drained) before the children stop.
+    if let Some(sup) = Arc::into_inner(sup) {
+        sup.shutdown(SHUTDOWN_GRACE).await;
+    }
+    root.cancel();
+    result
+}
+
+/// What the status page shows of the children; it must not keep the supervisor alive.
+fn status_extra(sup: &Arc<Supervisor>) -> StatusExtra {
+    let weak = Arc::downgrade(sup);
+    StatusExtra {
+        supervisor: Some(Arc::new(move || {
+            weak.upgrade()
+                .map(|s| {
+                    s.pids()
+                        .into_iter()
+                        .zip(s.restarts())
+                        .map(|((name, pid), (_, restarts))| (name, pid, restarts))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })),
+        ..StatusExtra::default()
+    }
+}
+
+/// The LS of `dnslb up`: waits for its own table servers to answer (a
+/// bounded wait), then serves.
+async fn with_ls(
+    cfg: &Config,
+    sockets: LsSockets,
+    sup: &Arc<Supervisor>,
+    controls: &mut Controls,
+    root: &CancellationToken,
+) -> Result<(), ServiceError> {
+    let service = LsService::new(cfg.clone())?.with_children(sup, status_extra(sup));
+    let balancer = service.balancer().clone();
+    let lsc = ls_section(cfg)?;
+    // Clients are served once our own table servers answer (their queries
+    // wait in the bound sockets meanwhile), or after a bounded wait. Other
+    // backends get one probe timeout, as under `dnslb ls`: a backend that is
+    // not ours does not hold the LS back for STARTUP_WAIT.
+    let own: Vec<SocketAddr> = cfg.ts.iter().map(|t| t.listen).collect();
+    let others_wait = Duration::from_millis(lsc.health.timeout_ms.max(1)).min(STARTUP_WAIT);
+    let started = tokio::time::Instant::now();
+    let stopped = {
+        let first = health::first_round(&balancer, STARTUP_WAIT);
+        tokio::pin!(first);
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                late = &mut first => {
+                    if !late.is_empty() {
+                        warn!(late = ?late, waited = ?STARTUP_WAIT,
+                              "serving although these backends have not answered yet");
+                    }
+                    break false;
+                }
+                _ = tick.tick() => {
+                    let waited = started.elapsed() >= others_wait;
+                    let state = balancer.state();
+                    let backends = state.backends.iter().map(|b| (b.name.as_str(), b.addr, b.is_up()));
+                    if let Some(late) = startup_done(backends, &own, waited) {
+                        if !late.is_empty() {
+                            warn!(late = ?late, "these backends did not answer the first probe; down until they do");
+                        }
+                        break false;
+                    }
+                }
+                control = controls.next() => match control {
+                    Control::Shutdown => break true,
+                    Control::Reload => {
+                        // Not lost: the children reread their zones, the LS
+                        // its [ls], now (the start-up wait goes on).
+                        info!("reload during the start-up wait: applied now");
+                        service.reload();
+                    }
+                },
+            }
+        }
+    };
+    if stopped {
+        info!("stopped before serving");
+        return Ok(());
+    }
+    service.serve(sockets, controls, root).await
+}
+
+/// Whether `dnslb up` may serve, given each backend as (name, address, up): every
+/// backend that is one of its own table servers (`own`, their listen addresses) is
+/// up, and so is every other one unless `waited`. Returns the backends not up (to
+/// name), or `None` to wait on.
+fn startup_done<'a>(
+    backends: impl IntoIterator<Item = (&'a str, SocketAddr, bool)>,
+    own: &[SocketAddr],
+    waited: bool,
+) -> Option<Vec<String>> {
+    let is_own = |addr: SocketAddr| {
+        own.iter()
+            .any(|l| l.port() == addr.port() && (l.ip() == addr.ip() || l.ip().is_unspecified()))
+    };
+    let mut late = Vec::new();
+    for (name, addr, up) in backends {
+        if !up {
+            if is_own(addr) || !waited {
+                return None;
+            }
+            late.push(name.to_owned());
+        }
+    }
+    Some(late)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn up_serves_once_its_own_children_are_up() {
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let backends = |own_up: bool, other_up: bool| {
+            [("own", addr(5301), own_up), ("other", addr(5302), other_up)]
+        };
+        let own = [SocketAddr::from(([0, 0, 0, 0], 5301))];
+        // Nothing is up before the first probes: wait.
+        assert_eq!(startup_done(backends(false, false), &own, false), None);
+        assert_eq!(startup_done(backends(false, false), &own, true), None);
+        // Our own child is up; the other one holds the LS only until `waited`.
+        assert_eq!(startup_done(backends(true, false), &own, false), None);
+        assert_eq!(
+            startup_done(backends(true, false), &own, true),
+            Some(vec!["other".to_owned()])
+        );
+        assert_eq!(
+            startup_done(backends(true, true), &own, false),
+            Some(Vec::new())
+        );
+    }
+
+    #[test]
+    fn children_get_the_log_flags() {
+        let flags = LogFlags {
+            filter: Some("debug".into()),
+            format: LogFormat::Json,
+        };
+        assert_eq!(
+            flags.child_args(),
+            ["--log-format", "json", "--log", "debug"]
+        );
+        let flags = LogFlags {
+            filter: None,
+            format: LogFormat::Text,
+        };
+        assert_eq!(flags.child_args(), ["--log-format", "text"]);
+    }
+}
