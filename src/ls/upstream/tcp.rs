@@ -11,20 +11,30 @@
 //! query gets a random ID free on its connection) and question. One reader
 //! task per connection delivers them; it closes the connection after
 //! [`TCP_IDLE`] with nothing in flight, and when the backend closes it (or
-//! it breaks) the queries in flight on it alone fail, each retried once on
-//! another connection. A connection is also given up as stalled when a
-//! query on it has waited half its time left ([`stall_check_at`]) with not
-//! one byte read on the connection since the query was written (a hung
-//! backend handler, a middlebox that forgot the connection): otherwise
-//! each query refreshes it and the idle close never comes. A write cut off
-//! mid-frame (its query cancelled) closes the connection too: the backend
-//! would read the next query's bytes as the rest of that frame. Before,
+//! it breaks) the queries in flight on it alone fail, each asked again on
+//! another connection while time remains ([`TCP_TRIES`] at most). A backend
+//! that closed a connection with queries still unanswered after answering
+//! `n` (NSD's `tcp-query-count`, dnsdist's per-connection limit) is sent at
+//! most `n` queries per connection from then on; a query that finds every
+//! connection used up at the bound waits for one to close.
+//!
+//! Stalls: a connection on which nothing at all was read between a query's
+//! write and its deadline is closed then (a hung backend handler, a
+//! middlebox that forgot the connection): otherwise each query refreshes it
+//! and the idle close never comes. Earlier, once the backend's answers over
+//! TCP have a measured round trip: a query still unanswered, with nothing
+//! read on its connection, [`stall_after`] that round trip, leaves the
+//! connection (which takes no new queries but keeps waiting for the ones
+//! it has) and is asked again on another. A backend that is only slow has
+//! a slow round trip and is waited for. A write cut off mid-frame (its
+//! query cancelled) closes the connection too: the backend would read the
+//! next query's bytes as the rest of that frame. Before,
 //! every exchange opened a connection of its own: a TCP client's ANY
 //! queries left thousands of sockets in TIME_WAIT within seconds, and
 //! against a remote backend the ephemeral ports ran out.
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -95,9 +105,12 @@ pub const TCP_CONNS: usize = 4;
 pub const TCP_PIPELINE: usize = 32;
 /// A connection with nothing in flight for this long is closed.
 pub const TCP_IDLE: Duration = Duration::from_secs(10);
-/// Tries of one exchange: a connection that closes under a query is
-/// replaced and the query asked again once.
-const TCP_TRIES: u32 = 2;
+/// Tries of one exchange at most: a connection that closes under a query
+/// (or is left as stalled) is replaced and the query asked again, while its
+/// deadline allows.
+pub const TCP_TRIES: u32 = 4;
+/// A stall is never suspected sooner than this after a query's write.
+pub const STALL_MIN: Duration = Duration::from_millis(50);
 
 /// Where the next query to a backend goes (see [`choose`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +137,27 @@ pub fn choose(loads: &[usize], max: usize, pipeline: usize) -> Choice {
     }
 }
 
+/// How long a query may wait with nothing read on its connection before the
+/// connection is suspected stalled (pure), from the backend's smoothed TCP
+/// round trip `srtt` and its mean deviation `rttvar` (RFC 6298's estimators):
+/// twice the round trip plus four deviations, at least [`STALL_MIN`]; never
+/// without a measured round trip (a first query waits for its deadline).
+pub fn stall_after(rtt: Option<(Duration, Duration)>) -> Option<Duration> {
+    rtt.map(|(srtt, rttvar)| (srtt * 2 + rttvar * 4).max(STALL_MIN))
+}
+
+/// RFC 6298's round-trip estimators, in microseconds: `(srtt, rttvar)` after
+/// a sample (pure).
+pub fn rtt_sample(est: Option<(u64, u64)>, sample: u64) -> (u64, u64) {
+    match est {
+        None => (sample, sample / 2),
+        Some((srtt, rttvar)) => {
+            let rttvar = (3 * rttvar + srtt.abs_diff(sample)) / 4;
+            ((7 * srtt + sample) / 8, rttvar)
+        }
+    }
+}
+
 /// A query waiting on a connection.
 struct Pending {
     question: Vec<u8>,
@@ -140,6 +174,12 @@ struct Conn {
     last_used: AtomicU64,
     /// Reads that returned bytes so far (a stall shows as no change).
     reads: AtomicU64,
+    /// Queries sent on it so far (counted when it is picked).
+    sent: AtomicUsize,
+    /// Answers delivered on it so far.
+    answered: AtomicUsize,
+    /// Suspected stalled: takes no new queries, waits for those it has.
+    retired: AtomicBool,
     /// Stops its reader (the connection was given up).
     stop: CancellationToken,
 }
@@ -177,13 +217,6 @@ impl Drop for Writing<'_> {
     }
 }
 
-/// When a query written at `written`, due by `deadline`, is checked for a
-/// stalled connection (pure): halfway through its time left, so that a
-/// query asked again on a fresh connection still has half its time.
-pub fn stall_check_at(written: Instant, deadline: Instant) -> Instant {
-    written + deadline.saturating_duration_since(written) / 2
-}
-
 /// Removes a query from its connection's table however its exchange ends.
 struct Registered<'a> {
     conn: &'a Conn,
@@ -197,12 +230,41 @@ impl Drop for Registered<'_> {
 }
 
 /// The connections to one backend.
-#[derive(Default)]
 struct Lane {
     conns: Mutex<Vec<Arc<Conn>>>,
     /// One connection opened at a time (a burst of queries waits for it
     /// rather than opening one each).
     opening: tokio::sync::Mutex<()>,
+    /// Queries the backend takes per connection (learnt when it closes one
+    /// with queries unanswered; `usize::MAX` until then).
+    per_conn: AtomicUsize,
+    /// RFC 6298 estimators of its TCP round trip, µs (`u64::MAX`: none yet).
+    srtt_us: AtomicU64,
+    rttvar_us: AtomicU64,
+    /// A connection closed: a query waiting for one may go on.
+    closed: tokio::sync::Notify,
+}
+
+impl Default for Lane {
+    fn default() -> Self {
+        Lane {
+            conns: Mutex::default(),
+            opening: tokio::sync::Mutex::default(),
+            per_conn: AtomicUsize::new(usize::MAX),
+            srtt_us: AtomicU64::new(u64::MAX),
+            rttvar_us: AtomicU64::new(0),
+            closed: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+/// Where a query goes on a lane now.
+enum Pick {
+    Use(Arc<Conn>),
+    Open,
+    /// Every connection is used up (its per-connection limit reached) and
+    /// no more may be opened: wait for one to close.
+    Wait,
 }
 
 impl Lane {
@@ -210,15 +272,52 @@ impl Lane {
         self.conns.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The open connection [`choose`] picks, or `None` to open one.
-    fn pick(&self) -> Option<Arc<Conn>> {
+    /// The connection [`choose`] picks among those that take queries
+    /// (counted as sent on it at once), or to open one, or to wait.
+    fn pick(&self) -> Pick {
         let mut conns = self.conns();
         conns.retain(|c| !c.closed.load(Relaxed));
-        let loads: Vec<usize> = conns.iter().map(|c| c.waiting().len()).collect();
-        match choose(&loads, TCP_CONNS, TCP_PIPELINE) {
-            Choice::Use(i) => conns.get(i).cloned(),
-            Choice::Open => None,
+        let limit = self.per_conn.load(Relaxed);
+        let usable: Vec<&Arc<Conn>> = conns
+            .iter()
+            .filter(|c| !c.retired.load(Relaxed) && c.sent.load(Relaxed) < limit)
+            .collect();
+        let spent = conns.len() - usable.len();
+        if usable.is_empty() && conns.len() >= TCP_CONNS {
+            return Pick::Wait;
         }
+        let loads: Vec<usize> = usable.iter().map(|c| c.waiting().len()).collect();
+        match choose(&loads, TCP_CONNS.saturating_sub(spent), TCP_PIPELINE) {
+            Choice::Use(i) => match usable.get(i) {
+                Some(&c) => {
+                    c.sent.fetch_add(1, Relaxed);
+                    Pick::Use(c.clone())
+                }
+                None => Pick::Open,
+            },
+            Choice::Open => Pick::Open,
+        }
+    }
+
+    /// The connection suspected stalled after this long, if any yet.
+    fn stall_after(&self) -> Option<Duration> {
+        let srtt = self.srtt_us.load(Relaxed);
+        let rtt = (srtt != u64::MAX).then(|| {
+            let var = self.rttvar_us.load(Relaxed);
+            (Duration::from_micros(srtt), Duration::from_micros(var))
+        });
+        stall_after(rtt)
+    }
+
+    /// Feeds an answer's round trip to the estimators (racing updates may
+    /// lose a sample: harmless).
+    fn observe_rtt(&self, rtt: Duration) {
+        let srtt = self.srtt_us.load(Relaxed);
+        let est = (srtt != u64::MAX).then(|| (srtt, self.rttvar_us.load(Relaxed)));
+        let sample = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX - 1);
+        let (srtt, rttvar) = rtt_sample(est, sample);
+        self.rttvar_us.store(rttvar, Relaxed);
+        self.srtt_us.store(srtt.min(u64::MAX - 1), Relaxed);
     }
 }
 
@@ -275,8 +374,8 @@ impl TcpPool {
 
     /// Sends `query` (its ID is replaced) to `addr` over a pooled
     /// connection and waits until `deadline` for the response with its ID
-    /// and `question`. A connection that closes under it is replaced and
-    /// the query asked once more.
+    /// and `question`. A connection that closes under it (or is left as
+    /// stalled) is replaced and the query asked again, [`TCP_TRIES`] at most.
     ///
     /// # Errors
     /// [`UpstreamError`]: timeout, connection error, or bad framing.
@@ -295,7 +394,7 @@ impl TcpPool {
                 tries += 1;
                 let conn = self.conn(&lane, addr).await?;
                 let last = tries >= TCP_TRIES;
-                match ask(&conn, len, query, question, deadline, last).await {
+                match ask(&lane, &conn, len, query, question, deadline, last).await {
                     Ok(resp) => return Ok(resp),
                     Err(TryError::Closed) if tries < TCP_TRIES => {}
                     Err(TryError::Closed) => {
@@ -312,14 +411,21 @@ impl TcpPool {
             .map_err(|_| UpstreamError::Timeout)?
     }
 
-    /// A connection to `addr` for one more query: an open one, or a new one.
+    /// A connection to `addr` for one more query: an open one, or a new
+    /// one, waiting for one to close while every one is used up.
     async fn conn(&self, lane: &Arc<Lane>, addr: SocketAddr) -> Result<Arc<Conn>, UpstreamError> {
-        if let Some(c) = lane.pick() {
-            return Ok(c);
+        loop {
+            // Registered before the pick, so a close in between is not missed.
+            let closed = lane.closed.notified();
+            match lane.pick() {
+                Pick::Use(c) => return Ok(c),
+                Pick::Wait => closed.await,
+                Pick::Open => break,
+            }
         }
         let _opening = lane.opening.lock().await;
         // Another query may have opened one meanwhile.
-        if let Some(c) = lane.pick() {
+        if let Pick::Use(c) = lane.pick() {
             return Ok(c);
         }
         let s = TcpStream::connect(addr).await?;
@@ -332,11 +438,18 @@ impl TcpPool {
             closed: AtomicBool::new(false),
             last_used: AtomicU64::new(crate::ls::backend::clock_ms(Instant::now())),
             reads: AtomicU64::new(0),
+            sent: AtomicUsize::new(1),
+            answered: AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
             stop: self.token.child_token(),
         });
         lane.conns().push(conn.clone());
-        self.tracker
-            .spawn(read_loop(conn.clone(), rd, self.drops.clone()));
+        self.tracker.spawn(read_loop(
+            lane.clone(),
+            conn.clone(),
+            rd,
+            self.drops.clone(),
+        ));
         Ok(conn)
     }
 }
@@ -349,10 +462,11 @@ impl Drop for TcpPool {
 
 /// One query on `conn`: a free random ID, the framed query written, the
 /// answer awaited until `deadline`. Unless this is the `last` try, a
-/// connection on which nothing was read by [`stall_check_at`] is closed
-/// and the query goes to another; on the last, such a connection is closed
-/// when the deadline passes.
+/// connection on which nothing was read within the lane's [`stall_after`]
+/// is retired and the query goes to another; a connection on which nothing
+/// was read by the deadline is closed.
 async fn ask(
+    lane: &Lane,
     conn: &Conn,
     len: u16,
     query: &[u8],
@@ -394,21 +508,28 @@ async fn ask(
         }
         writing.done();
     }
+    let written = Instant::now();
     let reads = conn.reads.load(Relaxed);
     let stalled = || conn.reads.load(Relaxed) == reads;
+    let answered = |answer: Result<Vec<u8>, oneshot::error::RecvError>| {
+        let resp = answer.map_err(|_| TryError::Closed)?;
+        lane.observe_rtt(written.elapsed());
+        Ok(resp)
+    };
     let mut rx = rx;
-    if !last {
-        match timeout_at(stall_check_at(Instant::now(), deadline), &mut rx).await {
-            Ok(answer) => return answer.map_err(|_| TryError::Closed),
-            Err(_) if stalled() => {
-                conn.close();
+    if let Some(after) = lane.stall_after().filter(|_| !last) {
+        match timeout_at((written + after).min(deadline), &mut rx).await {
+            Ok(answer) => return answered(answer),
+            Err(_) if stalled() && Instant::now() < deadline => {
+                // No new queries on it; those on it wait on.
+                conn.retired.store(true, Relaxed);
                 return Err(TryError::Closed);
             }
             Err(_) => {}
         }
     }
     match timeout_at(deadline, rx).await {
-        Ok(answer) => answer.map_err(|_| TryError::Closed),
+        Ok(answer) => answered(answer),
         Err(_) => {
             if stalled() {
                 conn.close();
@@ -422,7 +543,12 @@ async fn ask(
 /// the backend closes it, it breaks, it has been idle for [`TCP_IDLE`], or
 /// it is stopped (given up, or the pool shut down); then fails the queries
 /// still in flight on it.
-async fn read_loop(conn: Arc<Conn>, mut rd: OwnedReadHalf, drops: Arc<DropCounters>) {
+async fn read_loop(
+    lane: Arc<Lane>,
+    conn: Arc<Conn>,
+    mut rd: OwnedReadHalf,
+    drops: Arc<DropCounters>,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
@@ -448,7 +574,15 @@ async fn read_loop(conn: Arc<Conn>, mut rd: OwnedReadHalf, drops: Arc<DropCounte
             () = conn.stop.cancelled() => break,
             // `read` is cancel-safe: a byte is either in `chunk` or still in the socket.
             r = rd.read(&mut chunk) => match r {
-                Ok(0) | Err(_) => break,
+                Ok(0) | Err(_) => {
+                    // Closed by the backend with queries unanswered, after
+                    // answering some: its limit per connection.
+                    let answered = conn.answered.load(Relaxed);
+                    if answered > 0 && !conn.waiting().is_empty() {
+                        lane.per_conn.fetch_min(answered, Relaxed);
+                    }
+                    break;
+                }
                 Ok(n) => {
                     conn.reads.fetch_add(1, Relaxed);
                     buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
@@ -458,6 +592,7 @@ async fn read_loop(conn: Arc<Conn>, mut rd: OwnedReadHalf, drops: Arc<DropCounte
         }
     }
     conn.close();
+    lane.closed.notify_waiters();
     // Dropping the write half (with the last reference) closes the connection.
     let _ = conn.writer.lock().await.shutdown().await;
 }
@@ -479,6 +614,7 @@ fn deliver(conn: &Conn, resp: &[u8], drops: &DropCounters) {
         return drops.count(why);
     }
     if let Some(p) = waiting.remove(&h.id) {
+        conn.answered.fetch_add(1, Relaxed);
         let _ = p.tx.send(resp.to_vec());
     }
 }
@@ -488,13 +624,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stall_is_checked_halfway_through_the_time_left() {
-        let t = Instant::now();
+    fn a_stall_is_suspected_only_well_past_the_measured_round_trip() {
         let ms = Duration::from_millis;
-        assert_eq!(stall_check_at(t, t + ms(400)), t + ms(200));
-        assert_eq!(stall_check_at(t + ms(100), t + ms(400)), t + ms(250));
-        // Past the deadline already: at once.
-        assert_eq!(stall_check_at(t + ms(500), t + ms(400)), t + ms(500));
+        // No round trip measured yet: only the deadline tells.
+        assert_eq!(stall_after(None), None);
+        // A fast backend: the floor.
+        assert_eq!(stall_after(Some((ms(1), ms(0)))), Some(STALL_MIN));
+        // A slow one is waited for: twice its round trip and more.
+        assert_eq!(stall_after(Some((ms(900), ms(50)))), Some(ms(2_000)));
+        // The estimators follow RFC 6298 (alpha 1/8, beta 1/4).
+        let e = rtt_sample(None, 1_000);
+        assert_eq!(e, (1_000, 500));
+        let e = rtt_sample(Some(e), 9_000);
+        assert_eq!(e, (2_000, (3 * 500 + 8_000) / 4));
+        // A steady 900 ms backend never drops below its round trip.
+        let mut e = rtt_sample(None, 900_000);
+        for _ in 0..100 {
+            e = rtt_sample(Some(e), 900_000);
+        }
+        assert_eq!(e.0, 900_000);
     }
 
     #[test]
