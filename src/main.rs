@@ -839,9 +839,9 @@ mod tests {
         assert_eq!(startup_done(&b, &own, true), None);
         let up = |i: usize| {
             let state = b.state();
-            let (backend, policy) = (&state.backends[i], state.health.as_ref().unwrap());
+            let (backend, policy) = (&state.backends[i], &state.health);
             for _ in 0..policy.rise {
-                backend.health.record(backend, true, policy, "");
+                backend.probed(true);
             }
         };
         up(0);

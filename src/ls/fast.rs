@@ -11,7 +11,7 @@
 //! queries and the client answers of one round leave in batches
 //! (`sendmmsg`). No task per query, no channel, no wake-up of another task:
 //! the decisions are the pure [`Resolution`] state machine, the replies are
-//! made by [`strategy::finish`], as on the async path that TCP clients use.
+//! made by [`reply::finish`], as on the async path that TCP clients use.
 //!
 //! Forwarding safety (RFC 5452): every upstream query gets a random ID free
 //! on a socket picked at random; a response is accepted only on that socket,
@@ -61,8 +61,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::backend::InFlight;
+use super::balancer::{Admission, Balancer};
+use super::reply;
 use super::resolution::{Resolution, Step, Verdict};
-use super::{Admission, Balancer, Job, LsState, strategy};
+use super::state::{Job, LsState};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::server::backoff::Backoff;
 use crate::server::batch::{self, RecvBatch, SendQueue};
@@ -620,11 +622,11 @@ impl Worker {
                     for a in f.attempts.drain(..) {
                         self.retire(a, &f.state, f.res.deadline(), now, winner);
                     }
-                    let answered = strategy::Answered {
+                    let answered = reply::Answered {
                         backend: end.backend(),
                         log: f.job.log.take(),
                     };
-                    let reply = strategy::finish(&f.state, &f.job, &f.res, end, f.kept.take());
+                    let reply = reply::finish(&f.state, &f.job, &f.res, end, f.kept.take());
                     answered.log(&f.state, &reply, f.arrived.elapsed());
                     self.answer(reply, f.client, f.arrived);
                     self.recycle(std::mem::take(&mut f.job.raw));
@@ -1068,10 +1070,10 @@ mod tests {
         let ls = listeners.local_addrs()[0];
         super::super::health::first_round(&balancer, Duration::from_secs(2)).await;
         let token = CancellationToken::new();
-        let server = tokio::spawn(super::super::serve(
+        let server = tokio::spawn(super::super::run::serve(
             balancer.clone(),
             listeners,
-            super::super::server_options(&cfg),
+            super::super::run::server_options(&cfg),
             token.clone(),
         ));
         let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
