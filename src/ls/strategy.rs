@@ -13,25 +13,26 @@
 //! upstream ID; both copies stay open and either answer wins.
 //!
 //! The decisions (who next, when, and what the answers add up to) are the
-//! pure state machine of [`super::resolution`]; this module runs it over
-//! the upstream pool's exchanges and makes the reply: the winner's response
-//! with the client's ID, a negative answer every backend agreed on, or the
-//! made-up SERVFAIL / `on_timeout` answer.
+//! pure state machine of [`super::resolution`]; this module is its async
+//! driver (the one TCP clients take, and the server layer's [`Handler`]):
+//! it runs the machine over the upstream pool's exchanges and hands the end
+//! to [`super::reply`]. The UDP fast path ([`super::fast`]) is the other
+//! driver of the same machine.
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use hickory_proto::op::ResponseCode;
 use tokio::time::{Instant, sleep_until};
 
 use super::backend::{Backend, WonBy};
-use super::resolution::{End, Resolution, Step, Verdict};
+use super::balancer::{Admission, Balancer};
+use super::reply::{Answered, finish};
+use super::resolution::{Step, Verdict};
+use super::state::{Job, LsMetrics, LsState};
 use super::upstream::UpstreamError;
-use super::{Job, LsState};
 use crate::dns::{Transport, WireHeader};
-use crate::logging::QueryLine;
-use crate::server::Reply;
+use crate::server::{Action, Handler, Reply, Request};
 
 /// The end of one upstream attempt.
 struct Attempt {
@@ -105,24 +106,6 @@ async fn exchange(
     Ok(resp)
 }
 
-/// Who answered a query, for the query log.
-pub(crate) struct Answered {
-    /// The backend whose response the client got (none for a made-up one).
-    pub(crate) backend: Option<usize>,
-    /// The query's log line, when the query log is on.
-    pub(crate) log: Option<QueryLine>,
-}
-
-impl Answered {
-    /// Writes the query's log line, if the query log is on.
-    pub(crate) fn log(self, state: &LsState, reply: &Reply, took: Duration) {
-        if let Some(line) = self.log {
-            let backend = self.backend.and_then(|i| state.backends.get(i));
-            line.log(reply, backend.map(|b| b.name.as_str()), took);
-        }
-    }
-}
-
 /// Drives one client query to its reply.
 pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answered) {
     let log = job.log.take();
@@ -189,93 +172,22 @@ fn judge(state: &LsState, a: &Attempt) -> Verdict {
     }
 }
 
-/// The reply for how the query ended. `kept`: the winner's response, or
-/// the negative one to pass on.
-pub(crate) fn finish(
-    state: &LsState,
-    job: &Job,
-    res: &Resolution,
-    end: End,
-    kept: Option<Vec<u8>>,
-) -> Reply {
-    let p = &state.policy;
-    if let End::OnTimeout { timed_out: true } = end {
-        // The backends still silent at the deadline timed out.
-        for i in res.unfinished() {
-            if let Some(b) = state.backends.get(i) {
-                b.lost(res.deadline());
+impl Handler for Balancer {
+    fn handle(&self, req: Request<'_>) -> Action {
+        let raw = req.raw;
+        match self.admit(req) {
+            Admission::Reply(reply) => Action::Now(reply),
+            Admission::Forward(state, admitted) => {
+                let job = admitted.into_job(raw.to_vec());
+                let metrics = self.metrics.clone();
+                let arrived = std::time::Instant::now();
+                Action::Later(Box::pin(async move {
+                    let (reply, answered) = resolve(state.clone(), job).await;
+                    LsMetrics::answered(&metrics, &reply, arrived);
+                    answered.log(&state, &reply, arrived.elapsed());
+                    reply
+                }))
             }
         }
     }
-    let names = |pick: &dyn Fn(usize) -> bool| -> Vec<&str> {
-        state
-            .backends
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| pick(*i))
-            .map(|(_, b)| b.name.as_str())
-            .collect()
-    };
-    match (end, kept) {
-        (End::Win { backend, hedge }, Some(resp)) => win(state, job, backend, hedge, resp),
-        (End::PassOn(backend), Some(resp)) => win(state, job, backend, false, resp),
-        (End::AllFailed, _) => {
-            let tried: Vec<usize> = res.asked().collect();
-            let text = format!(
-                "every backend failed: {}",
-                names(&|i| tried.contains(&i)).join(", ")
-            );
-            state.synthesize(job, ResponseCode::ServFail, &text)
-        }
-        (end, _) => {
-            let unheard = names(&|i| !res.said_negative(i));
-            let who = if unheard.is_empty() {
-                "any backend".to_owned()
-            } else {
-                unheard.join(", ")
-            };
-            let t = res.tally();
-            let text = if matches!(end, End::OnTimeout { timed_out: true }) {
-                format!("no answer from {who} within {} ms", p.timeout.as_millis())
-            } else if t.nxdomain + t.nodata > 0 {
-                format!("negative answers not conclusive; not heard from {who}")
-            } else {
-                format!("no usable answer from {who}")
-            };
-            state.on_timeout(job, &text)
-        }
-    }
-}
-
-/// The client's answer from backend `i`: counted, remembered for `sticky`,
-/// labelled with the backend's name when the client asked for an NSID and
-/// the backend sent none, with the client's ID restored; TC=1 instead when
-/// it is larger than the client can take over its transport.
-fn win(state: &LsState, job: &Job, i: usize, hedge: bool, mut resp: Vec<u8>) -> Reply {
-    if job.raw.len() == job.question_end {
-        // The client sent no OPT; one the LS added for its mark goes again.
-        // An extended rcode cannot go with it to this client: SERVFAIL, as
-        // for any answer the LS cannot pass on, never the header's low bits.
-        if super::loopmark::strip_opt(&mut resp) == super::loopmark::Stripped::LostRcode {
-            return crate::dns::servfail_for(&job.raw).map_or(Reply::Drop, Reply::One);
-        }
-    }
-    if let Some(b) = state.backends.get(i) {
-        b.stats.wins.fetch_add(1, Relaxed);
-        crate::dns::nsid_for_client(&job.raw, &mut resp, &b.name, job.transport);
-    }
-    if hedge {
-        state.metrics.hedge_wins.fetch_add(1, Relaxed);
-    }
-    state.remember(job, i, &resp);
-    WireHeader::set_id(&mut resp, job.client_id);
-    if resp.len() > crate::dns::client_max_size(&job.raw, job.transport) {
-        // A backend that ignores the client's size limit must not make the
-        // LS an amplifier: the client gets TC=1 and asks again over TCP.
-        return crate::dns::decode_query(&job.raw).map_or_else(
-            |_| crate::dns::servfail_for(&job.raw).map_or(Reply::Drop, Reply::One),
-            |q| Reply::One(crate::dns::truncated_for(&q)),
-        );
-    }
-    Reply::One(resp)
 }

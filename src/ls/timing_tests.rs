@@ -1,7 +1,7 @@
 //! The LS's timing on a made-up clock: the real policy ([`LsState`] as the
 //! [`Pacing`] of a [`Resolution`], built from a TOML `[ls]` section), the
 //! real hedge budget and adaptive delay, the real health hysteresis and the
-//! real reply ([`strategy::finish`]), driven with invented
+//! real reply ([`reply::finish`]), driven with invented
 //! `tokio::time::Instant`s. Nothing waits and no socket is opened (the
 //! backends' addresses are never contacted), so every bound below is exact
 //! and no test depends on the machine's speed.
@@ -23,9 +23,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::balancer::{Admission, Balancer};
 use super::hedge::BUDGET_BURST;
+use super::reply;
 use super::resolution::{End, Pacing, Resolution, Step, Verdict};
-use super::{Admission, Balancer, Job, LsState, strategy};
+use super::state::{Job, LsState};
 use crate::config::Config;
 use crate::dns::{Transport, WireHeader};
 use crate::server::{Reply, Request};
@@ -187,7 +189,7 @@ fn hedge_fires_at_the_measured_delay_of_the_backend_just_asked() {
         hedge: true,
     };
     assert_eq!(res.poll(t0 + d0 + d1 + MS, &*state), Step::Done(end));
-    let reply = bytes(strategy::finish(&state, &job, &res, end, Some(resp)));
+    let reply = bytes(reply::finish(&state, &job, &res, end, Some(resp)));
     assert_eq!(WireHeader::read(&reply).map(|h| h.id), Some(CLIENT_ID));
     assert_eq!(state.backends[1].stats.wins.load(Relaxed), 1);
     assert_eq!(state.metrics.hedge_wins.load(Relaxed), 1);
@@ -294,7 +296,7 @@ fn sequential_fails_over_every_try_timeout_until_the_deadline() {
     assert_eq!(steps(&mut res, t0 + 1200 * MS - US, &state), [Step::Wait]);
     let end = End::OnTimeout { timed_out: true };
     assert_eq!(steps(&mut res, t0 + 1200 * MS, &state), [Step::Done(end)]);
-    let reply = bytes(strategy::finish(&state, &job, &res, end, None));
+    let reply = bytes(reply::finish(&state, &job, &res, end, None));
     // cannot fail because the reply is the LS's own answer, made above.
     let h = WireHeader::read(&reply).unwrap();
     assert_eq!((h.id, h.rcode()), (CLIENT_ID, 2), "on_timeout = servfail");
@@ -348,7 +350,7 @@ fn the_deadline_is_exact_and_cuts_a_pending_hedge() {
     let late = response(&job, 0, true);
     answer(&state, &mut res, 0, &late);
     assert_eq!(res.poll(t0 + 301 * MS, &*state), Step::Done(end));
-    let reply = bytes(strategy::finish(&state, &job, &res, end, None));
+    let reply = bytes(reply::finish(&state, &job, &res, end, None));
     // cannot fail because the reply is the LS's own answer, made above.
     let h = WireHeader::read(&reply).unwrap();
     assert_eq!((h.id, h.rcode(), h.ancount), (CLIENT_ID, 3, 0));
@@ -400,8 +402,7 @@ fn health_falls_after_fall_probe_rounds_and_rises_after_rise() {
         .unwrap(), // cannot fail because it has an [ls] section
     );
     let state = b.state();
-    // cannot fail because the config above has an [ls.health] section.
-    let p = state.health.clone().unwrap();
+    let p = state.health.clone();
     let b0 = &state.backends[0];
     assert!(!b0.is_up(), "down until a probe has succeeded");
     // The backend answers until 2.5 s, is gone until 7.5 s, then answers
@@ -410,7 +411,7 @@ fn health_falls_after_fall_probe_rounds_and_rises_after_rise() {
     let mut seen = Vec::new();
     let mut t = Duration::ZERO;
     while t <= 10_000 * MS {
-        b0.health.record(b0, alive(t), &p, "probe failed");
+        b0.probed(alive(t));
         seen.push((t.as_millis(), b0.is_up()));
         t += p.interval;
     }
@@ -454,7 +455,7 @@ fn client_query_deadlines_count_as_health_failures() {
             hedge: false,
         };
         assert_eq!(res.poll(start + MS, &*state), Step::Done(end));
-        strategy::finish(&state, &job, &res, end, Some(resp));
+        reply::finish(&state, &job, &res, end, Some(resp));
     }
     let state = b.state();
     assert!(state.backends[0].is_up());
@@ -468,7 +469,7 @@ fn client_query_deadlines_count_as_health_failures() {
         let end = res.poll(start + 100 * MS, &*state);
         assert_eq!(end, Step::Done(End::OnTimeout { timed_out: true }));
         let Step::Done(end) = end else { unreachable!() };
-        strategy::finish(&state, &job, &res, end, None);
+        reply::finish(&state, &job, &res, end, None);
         let up = state.backends.iter().map(|b| b.is_up()).collect::<Vec<_>>();
         assert_eq!(up, [q < 2, q < 2], "after {} timed-out queries", q + 1);
     }
@@ -495,7 +496,7 @@ fn timeouts_within_a_query_lifetime_of_an_answer_are_not_health_failures() {
         let Step::Done(end) = end else {
             panic!("not done at the deadline: {end:?}")
         };
-        strategy::finish(&state, &job, &res, end, None);
+        reply::finish(&state, &job, &res, end, None);
     };
     // Queries sent before t0 whose deadlines fall within 100 ms of it: the
     // backends were alive meanwhile, so their silence proves nothing.

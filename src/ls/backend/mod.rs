@@ -1,4 +1,5 @@
-//! Backends as the LS sees them: address, weight, health, and live counters.
+//! Backends as the LS sees them: address, weight, health ([`health`]), and
+//! live counters; one upstream query in flight ([`InFlight`]).
 //!
 //! Counters are atomics (no lock on the query path). [`Backend::view`] takes a
 //! plain snapshot for the pure ordering functions in [`super::order`].
@@ -8,8 +9,15 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::{info, warn};
 
+use super::hedge::AdaptiveDelay;
+use super::latency::LatencyHistogram;
 use crate::config::BackendConfig;
+
+pub mod health;
+
+use health::Health;
 
 /// Weight of the newest sample in the latency moving average (1/8, as TCP's SRTT).
 const EWMA_SHIFT: u32 = 3;
@@ -26,13 +34,6 @@ pub fn clock_ms(at: Instant) -> u64 {
     u64::try_from(at.saturating_duration_since(*base).as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Pure rule of [`Backend::heard_within`]: an answer stamped `last` (0:
-/// never) is at most `window` before `now`.
-pub fn answered_within(last: u64, now: u64, window: Duration) -> bool {
-    let window = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-    last != 0 && now.saturating_sub(last) <= window
-}
-
 /// One upstream server.
 #[derive(Debug)]
 pub struct Backend {
@@ -42,20 +43,12 @@ pub struct Backend {
     pub addr: SocketAddr,
     /// Share for `weighted-random`.
     pub weight: u32,
-    /// Health: true once a probe succeeded, false once marked down.
-    up: AtomicBool,
-    /// Whether any probe has succeeded yet (before that, it is not up).
-    proven: AtomicBool,
     /// Live counters.
     pub stats: BackendStats,
-    /// Rise/fall state of the health checks.
-    pub health: super::health::HealthCell,
+    /// Up or down, and the evidence (probes, lost client queries).
+    pub health: Health,
     /// Recent latency, for the adaptive hedge delay.
-    pub hedge: super::hedge::AdaptiveDelay,
-    /// Lost client queries in a row that mark it down (0: no health checks).
-    loss_fall: AtomicU32,
-    /// A loss within this of a client answer proves nothing (a query's lifetime), ms.
-    loss_window_ms: AtomicU64,
+    pub hedge: AdaptiveDelay,
     /// Its probe answers carry an OPT: it speaks EDNS.
     edns: AtomicBool,
 }
@@ -80,7 +73,7 @@ pub struct BackendStats {
     /// When it last answered a client query ([`clock_ms`]; 0: never).
     pub last_answer_ms: AtomicU64,
     /// Response latency histogram.
-    pub latency: super::latency::LatencyHistogram,
+    pub latency: LatencyHistogram,
 }
 
 /// A snapshot of one backend for the ordering functions.
@@ -107,13 +100,9 @@ impl Backend {
             name: c.name.clone(),
             addr: c.addr,
             weight: c.weight,
-            up: AtomicBool::new(!probed),
-            proven: AtomicBool::new(!probed),
             stats: BackendStats::default(),
-            health: super::health::HealthCell::default(),
-            hedge: super::hedge::AdaptiveDelay::default(),
-            loss_fall: AtomicU32::new(0),
-            loss_window_ms: AtomicU64::new(0),
+            health: Health::new(probed),
+            hedge: AdaptiveDelay::default(),
             edns: AtomicBool::new(false),
         }
     }
@@ -128,43 +117,43 @@ impl Backend {
         self.edns.store(yes, Relaxed);
     }
 
-    /// Sets how lost client queries count against it: `fall` in a row mark
-    /// it down (0: never), unless it answered a client query within
-    /// `window` (the client deadline) of the loss.
-    pub fn set_loss_rule(&self, fall: u32, window: Duration) {
-        self.loss_fall.store(fall, Relaxed);
-        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        self.loss_window_ms.store(ms, Relaxed);
-    }
-
     /// A client query it was asked was not answered by its deadline `at`:
     /// timed out, or answered by another backend first and silent since
     /// (rescued, but lost all the same). Counted in `timeouts`, and a
-    /// health failure ([`super::health::LossRecord`]) unless it answered
-    /// another client query within a query's lifetime of `at` (a query sent
-    /// while it restarted, or one the LS's own backlog held up, proves
-    /// nothing about a backend that answers).
+    /// health failure ([`Health::lost`]) unless it answered another client
+    /// query within a query's lifetime of `at` (a query sent while it
+    /// restarted, or one the LS's own backlog held up, proves nothing about
+    /// a backend that answers).
     pub fn lost(&self, at: Instant) {
         self.stats.timeouts.fetch_add(1, Relaxed);
-        let fall = self.loss_fall.load(Relaxed);
-        let window = Duration::from_millis(self.loss_window_ms.load(Relaxed));
-        if fall == 0 || self.heard_within(window, at) {
-            return;
+        let last = self.stats.last_answer_ms.load(Relaxed);
+        let flip = self.health.lost(clock_ms(at), last);
+        self.log_flip(flip, "client queries lost");
+    }
+
+    /// One health probe's result, applied to its health now ([`Health::observe`]).
+    pub fn probed(&self, ok: bool) {
+        let flip = self.health.observe(ok, clock_ms(Instant::now()));
+        self.log_flip(flip, "probe failed");
+    }
+
+    /// Logs a change of its health, `why` when it went down.
+    fn log_flip(&self, flip: Option<bool>, why: &str) {
+        match flip {
+            Some(true) => info!(backend = %self.name, addr = %self.addr, "backend up"),
+            Some(false) => warn!(backend = %self.name, addr = %self.addr, why, "backend down"),
+            None => {}
         }
-        self.health.record_loss(self, clock_ms(at), fall);
     }
 
     /// Whether health checks consider it usable.
     pub fn is_up(&self) -> bool {
-        self.up.load(Relaxed)
+        self.health.is_up()
     }
 
     /// Marks it up or down; returns the previous state.
     pub fn set_up(&self, up: bool) -> bool {
-        if up {
-            self.proven.store(true, Relaxed);
-        }
-        self.up.swap(up, Relaxed)
+        self.health.set_up(up)
     }
 
     /// Notes that it answered a client query at `at`.
@@ -175,21 +164,9 @@ impl Backend {
         self.health.answered();
     }
 
-    /// Whether it answered a client query in the `window` before `at`. A client
-    /// query that timed out within `window` of such an answer proves nothing
-    /// new about it: sent while it restarted, or while the LS itself was
-    /// behind (its own backlog), not to a backend gone silent.
-    pub fn heard_within(&self, window: Duration, at: Instant) -> bool {
-        answered_within(
-            self.stats.last_answer_ms.load(Relaxed),
-            clock_ms(at),
-            window,
-        )
-    }
-
     /// Whether a probe (or an operator) has ever found it up.
     pub fn is_proven(&self) -> bool {
-        self.proven.load(Relaxed)
+        self.health.is_proven()
     }
 
     /// Snapshot for ordering.
@@ -326,20 +303,6 @@ impl Drop for InFlight {
 }
 
 #[cfg(test)]
-mod heard_tests {
-    use super::*;
-
-    #[test]
-    fn a_timeout_counts_only_against_a_backend_silent_for_a_whole_query_lifetime() {
-        let w = Duration::from_millis(1500);
-        assert!(!answered_within(0, 10_000, w), "never answered");
-        assert!(answered_within(9_000, 10_000, w));
-        assert!(answered_within(8_500, 10_000, w), "at the edge");
-        assert!(!answered_within(8_499, 10_000, w));
-    }
-}
-
-#[cfg(test)]
 mod loss_tests {
     use super::*;
     use crate::config::BackendConfig;
@@ -353,7 +316,7 @@ mod loss_tests {
             weight: 1,
         };
         let b = Arc::new(Backend::from_config(&c, false));
-        b.set_loss_rule(fall, 1500 * MS);
+        b.health.set_rule(fall, 1, 1500 * MS);
         b
     }
 

@@ -1,0 +1,222 @@
+//! The balancer: the LS's request handler ([`Balancer`]) holding the
+//! current [`LsState`] snapshot (swapped whole on reload), and the door every
+//! client query passes before either driver forwards it ([`Balancer::admit`]:
+//! ACL, rate limit, malformed or non-QUERY messages, the loop mark, then the
+//! query read once, header and question). Both drivers start here: the async
+//! one ([`super::strategy`], which makes it the server layer's `Handler`) and
+//! the UDP fast path ([`super::fast`]).
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use arc_swap::ArcSwap;
+use hickory_proto::op::{OpCode, ResponseCode};
+use tokio::sync::Notify;
+
+use super::guard::{self, RateVerdict};
+use super::order;
+use super::pool::UpstreamPool;
+use super::state::{Job, LsMetrics, LsState};
+use crate::config::LsConfig;
+use crate::dns::{self, HEADER_LEN, Transport};
+use crate::logging::QueryLine;
+use crate::server::{Reply, Request};
+
+/// Wakes the probe loop ([`super::health`]) after every `every_queries`
+/// client queries.
+#[derive(Debug, Default)]
+pub struct QueryTrigger {
+    pub(crate) notify: Notify,
+}
+
+impl QueryTrigger {
+    /// Called per client query with the running count.
+    pub fn on_query(&self, count: u64, every: u64) {
+        if every > 0 && count.is_multiple_of(every) {
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// The LS request handler.
+pub struct Balancer {
+    state: ArcSwap<LsState>,
+    pub(super) metrics: Arc<LsMetrics>,
+    pub(super) pool: Arc<UpstreamPool>,
+    pub(super) trigger: QueryTrigger,
+}
+
+impl Balancer {
+    /// A balancer for an `[ls]` section.
+    pub fn new(c: &LsConfig) -> Self {
+        let metrics = Arc::new(LsMetrics::default());
+        let pool = Arc::new(UpstreamPool::new(metrics.drops.clone()));
+        Balancer {
+            state: ArcSwap::from_pointee(LsState::new(c, metrics.clone(), pool.clone(), None)),
+            metrics,
+            pool,
+            trigger: QueryTrigger::default(),
+        }
+    }
+
+    /// Swaps in a new policy and backend list; queries in flight finish on
+    /// the old snapshot. Backends kept by name and address keep their state.
+    pub fn reload(&self, c: &LsConfig) {
+        let old = self.state.load_full();
+        let new = LsState::new(c, self.metrics.clone(), self.pool.clone(), Some(&old));
+        self.state.store(Arc::new(new));
+        // New backends are down until probed: probe them now.
+        self.trigger.notify.notify_one();
+    }
+
+    /// The current snapshot.
+    pub fn state(&self) -> Arc<LsState> {
+        self.state.load_full()
+    }
+
+    /// The LS's counters.
+    pub fn metrics(&self) -> &LsMetrics {
+        &self.metrics
+    }
+}
+
+/// What becomes of a client query at the door ([`Balancer::admit`]).
+pub enum Admission {
+    /// Answered (or dropped) at once: malformed, refused, rate limited.
+    Reply(Reply),
+    /// To be forwarded, on this snapshot.
+    Forward(Arc<LsState>, Admitted),
+}
+
+/// A client query admitted for forwarding: what was read of it, not yet
+/// its bytes (the caller decides where they go, or to shed it first).
+#[derive(Debug)]
+pub struct Admitted {
+    client_id: u16,
+    question_end: usize,
+    transport: Transport,
+    name_hash: u64,
+    log: Option<QueryLine>,
+}
+
+impl Admitted {
+    /// End of the question section in the query.
+    pub fn question_end(&self) -> usize {
+        self.question_end
+    }
+
+    /// The job, with `raw` holding the query's bytes as received.
+    pub fn into_job(self, raw: Vec<u8>) -> Job {
+        Job {
+            raw,
+            client_id: self.client_id,
+            question_end: self.question_end,
+            transport: self.transport,
+            name_hash: self.name_hash,
+            log: self.log,
+        }
+    }
+}
+
+impl Balancer {
+    /// Reads a client query once (header and question) and decides: an
+    /// immediate reply (counted), or a query to forward (not copied yet).
+    /// Sends nothing: forwarding is [`Handler::handle`]'s part.
+    pub fn admit(&self, req: Request<'_>) -> Admission {
+        let now = |bytes: Option<Vec<u8>>| {
+            let reply = bytes.map_or(Reply::Drop, Reply::One);
+            self.metrics.count_reply(&reply);
+            Admission::Reply(reply)
+        };
+        // Who may be answered at all, and how often, is decided before a
+        // byte of the query is read: a client outside `allow` or over its
+        // rate gets no FORMERR or REFUSED beyond the limit either.
+        let state = self.state.load_full();
+        let verdict = match &state.rate {
+            Some(rate) if req.transport == Transport::Udp => rate.check(req.src.ip()),
+            _ => RateVerdict::Pass,
+        };
+        if verdict != RateVerdict::Pass {
+            self.metrics.rate_limited.fetch_add(1, Relaxed);
+        }
+        if !guard::allowed(&state.allow, req.src.ip()) {
+            self.metrics.refused_acl.fetch_add(1, Relaxed);
+            // REFUSED within the rate limit; past it, nothing (a TC=1 slip
+            // would only send it to TCP to be refused there).
+            return match verdict {
+                RateVerdict::Pass => now(dns::error_for(req.raw, ResponseCode::Refused)),
+                RateVerdict::Drop | RateVerdict::Slip => Admission::Reply(Reply::Drop),
+            };
+        }
+        match verdict {
+            RateVerdict::Pass => {}
+            RateVerdict::Drop => return Admission::Reply(Reply::Drop),
+            RateVerdict::Slip => {
+                // A query that does not even decode gets no slip either.
+                let tc = dns::decode_query(req.raw)
+                    .ok()
+                    .map(|q| dns::truncated_for(&q));
+                return now(tc);
+            }
+        }
+        // Header and question are all the forwarding path reads.
+        let (client_id, question_end) = match dns::peek_plain_query(req.raw) {
+            Some(x) => x,
+            None => match dns::decode_query(req.raw) {
+                Err(reject) => return now(reject.response()),
+                // NOTIFY and the like are for authoritative servers.
+                Ok(q) if q.header.metadata.op_code != OpCode::Query => {
+                    return now(dns::error_for(req.raw, ResponseCode::Refused));
+                }
+                // Well formed but unusual (e.g. a compressed question): forward it.
+                Ok(q) => (q.header.metadata.id, q.question_end),
+            },
+        };
+        // A query this LS sent upstream came back: a forwarding loop.
+        if state.mark.carried_by(req.raw, question_end) {
+            self.metrics.loops_refused.fetch_add(1, Relaxed);
+            return now(dns::error_for(req.raw, ResponseCode::Refused));
+        }
+        let count = self.metrics.queries.fetch_add(1, Relaxed) + 1;
+        state.budget.earn();
+        self.trigger.on_query(count, state.health.every_queries);
+        let name_end = question_end.saturating_sub(4);
+        let name_hash = order::name_hash(req.raw.get(HEADER_LEN..name_end).unwrap_or_default());
+        // The query log (debug): read from the question only when it is on.
+        let log = QueryLine::enabled().then(|| {
+            QueryLine::new(
+                req.src,
+                req.raw.get(HEADER_LEN..question_end).unwrap_or_default(),
+            )
+        });
+        let admitted = Admitted {
+            client_id,
+            question_end,
+            transport: req.transport,
+            name_hash,
+            log,
+        };
+        Admission::Forward(state, admitted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Order;
+
+    /// The sticky table (allocated whole) exists only under `order = "sticky"`;
+    /// a reload to `sticky` builds it.
+    #[test]
+    fn the_sticky_table_is_built_only_for_the_sticky_order() {
+        let mut c = LsConfig {
+            sticky_size: crate::config::MAX_STICKY_SIZE,
+            ..LsConfig::default()
+        };
+        let b = Balancer::new(&c);
+        assert!(b.state().sticky.is_none());
+        c.order = Order::Sticky;
+        c.sticky_size = 8;
+        b.reload(&c);
+        assert!(b.state().sticky.is_some());
+    }
+}

@@ -1,0 +1,156 @@
+//! The reply to a client query, as both drivers make it (the async one in
+//! [`super::strategy`], the UDP fast path in [`super::fast`]): from how its
+//! [`Resolution`] ended, [`finish`] makes the winner's response the client's
+//! answer (counted, NSID-labelled, sticky-remembered, the client's ID
+//! restored, TC=1 when too large), passes on a negative answer every backend
+//! agreed on, or makes one up (SERVFAIL, or the `on_timeout` answer), and
+//! charges the backends still silent at the deadline with a loss.
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+
+use super::loopmark::{self, Stripped};
+use super::resolution::{End, Resolution};
+use super::state::{Job, LsState};
+use crate::config::OnTimeout;
+use crate::dns::{self, WireHeader};
+use crate::logging::QueryLine;
+use crate::server::Reply;
+
+/// Who answered a query, for the query log.
+pub(crate) struct Answered {
+    /// The backend whose response the client got (none for a made-up one).
+    pub(crate) backend: Option<usize>,
+    /// The query's log line, when the query log is on.
+    pub(crate) log: Option<QueryLine>,
+}
+
+impl Answered {
+    /// Writes the query's log line, if the query log is on.
+    pub(crate) fn log(self, state: &LsState, reply: &Reply, took: Duration) {
+        if let Some(line) = self.log {
+            let backend = self.backend.and_then(|i| state.backends.get(i));
+            line.log(reply, backend.map(|b| b.name.as_str()), took);
+        }
+    }
+}
+
+/// The reply for how the query ended. `kept`: the winner's response, or
+/// the negative one to pass on.
+pub(crate) fn finish(
+    state: &LsState,
+    job: &Job,
+    res: &Resolution,
+    end: End,
+    kept: Option<Vec<u8>>,
+) -> Reply {
+    let p = &state.policy;
+    if let End::OnTimeout { timed_out: true } = end {
+        // The backends still silent at the deadline timed out.
+        for i in res.unfinished() {
+            if let Some(b) = state.backends.get(i) {
+                b.lost(res.deadline());
+            }
+        }
+    }
+    let names = |pick: &dyn Fn(usize) -> bool| -> Vec<&str> {
+        state
+            .backends
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| pick(*i))
+            .map(|(_, b)| b.name.as_str())
+            .collect()
+    };
+    match (end, kept) {
+        (End::Win { backend, hedge }, Some(resp)) => win(state, job, backend, hedge, resp),
+        (End::PassOn(backend), Some(resp)) => win(state, job, backend, false, resp),
+        (End::AllFailed, _) => {
+            let tried: Vec<usize> = res.asked().collect();
+            let text = format!(
+                "every backend failed: {}",
+                names(&|i| tried.contains(&i)).join(", ")
+            );
+            synthesize(state, job, ResponseCode::ServFail, &text)
+        }
+        (end, _) => {
+            let unheard = names(&|i| !res.said_negative(i));
+            let who = if unheard.is_empty() {
+                "any backend".to_owned()
+            } else {
+                unheard.join(", ")
+            };
+            let t = res.tally();
+            let text = if matches!(end, End::OnTimeout { timed_out: true }) {
+                format!("no answer from {who} within {} ms", p.timeout.as_millis())
+            } else if t.nxdomain + t.nodata > 0 {
+                format!("negative answers not conclusive; not heard from {who}")
+            } else {
+                format!("no usable answer from {who}")
+            };
+            on_timeout(state, job, &text)
+        }
+    }
+}
+
+/// The client's answer from backend `i`: counted, remembered for `sticky`,
+/// labelled with the backend's name when the client asked for an NSID and
+/// the backend sent none, with the client's ID restored; TC=1 instead when
+/// it is larger than the client can take over its transport.
+fn win(state: &LsState, job: &Job, i: usize, hedge: bool, mut resp: Vec<u8>) -> Reply {
+    if job.raw.len() == job.question_end {
+        // The client sent no OPT; one the LS added for its mark goes again.
+        // An extended rcode cannot go with it to this client: SERVFAIL, as
+        // for any answer the LS cannot pass on, never the header's low bits.
+        if loopmark::strip_opt(&mut resp) == Stripped::LostRcode {
+            return dns::servfail_for(&job.raw).map_or(Reply::Drop, Reply::One);
+        }
+    }
+    if let Some(b) = state.backends.get(i) {
+        b.stats.wins.fetch_add(1, Relaxed);
+        dns::nsid_for_client(&job.raw, &mut resp, &b.name, job.transport);
+    }
+    if hedge {
+        state.metrics.hedge_wins.fetch_add(1, Relaxed);
+    }
+    state.remember(job, i, &resp);
+    WireHeader::set_id(&mut resp, job.client_id);
+    if resp.len() > dns::client_max_size(&job.raw, job.transport) {
+        // A backend that ignores the client's size limit must not make the
+        // LS an amplifier: the client gets TC=1 and asks again over TCP.
+        return dns::decode_query(&job.raw).map_or_else(
+            |_| dns::servfail_for(&job.raw).map_or(Reply::Drop, Reply::One),
+            |q| Reply::One(dns::truncated_for(&q)),
+        );
+    }
+    Reply::One(resp)
+}
+
+/// A made-up answer with `rcode`.
+fn synthesize(state: &LsState, job: &Job, rcode: ResponseCode, text: &str) -> Reply {
+    state.metrics.synthesized.fetch_add(1, Relaxed);
+    // Decoded only here, off the forwarding path.
+    match dns::decode_query(&job.raw) {
+        Ok(q) => Reply::One(dns::synthesized(
+            &q,
+            job.transport,
+            rcode,
+            state.policy.synth_ttl,
+            text,
+        )),
+        Err(reject) => reject.response().map_or(Reply::Drop, Reply::One),
+    }
+}
+
+/// The `on_timeout` answer.
+fn on_timeout(state: &LsState, job: &Job, text: &str) -> Reply {
+    match state.policy.on_timeout {
+        OnTimeout::Nxdomain => synthesize(state, job, ResponseCode::NXDomain, text),
+        OnTimeout::Servfail => synthesize(state, job, ResponseCode::ServFail, text),
+        OnTimeout::Drop => {
+            state.metrics.synthesized.fetch_add(1, Relaxed);
+            Reply::Drop
+        }
+    }
+}

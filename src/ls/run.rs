@@ -1,0 +1,96 @@
+//! Running an LS: [`serve`] starts its UDP fast-path workers (one thread
+//! each), the server layer for TCP, the health probe loop and the
+//! rate-limit sweeper, and stops them all when told; [`server_options`] are
+//! the server-layer limits of an `[ls]` section.
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::balancer::Balancer;
+use super::state::LsState;
+use super::{fast, guard, health};
+use crate::config::LsConfig;
+
+/// Time beyond `timeout_ms` a stopping LS gives its queries in flight.
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
+
+/// The server-layer limits of an `[ls]` section.
+pub fn server_options(c: &LsConfig) -> crate::server::ServerOptions {
+    crate::server::ServerOptions {
+        workers: c.workers,
+        max_inflight: c.max_inflight,
+        // A query in flight ends by its deadline at the latest.
+        drain_grace: Duration::from_millis(c.timeout_ms) + DRAIN_MARGIN,
+        ..crate::server::ServerOptions::default()
+    }
+}
+
+/// Serves `listeners` with `balancer` and runs its health checks, until
+/// `token` is cancelled; returns when both have stopped.
+pub async fn serve(
+    balancer: Arc<Balancer>,
+    listeners: crate::server::Listeners,
+    opts: crate::server::ServerOptions,
+    token: tokio_util::sync::CancellationToken,
+) {
+    let mut listeners = listeners;
+    let health = tokio::spawn(health::run(balancer.clone(), token.clone()));
+    let sweeper = tokio::spawn(sweep_rate_limits(balancer.clone(), token.clone()));
+    // UDP clients take the fast path, one worker per socket; TCP the server layer.
+    let udp = listeners.take_udp();
+    let per_worker = opts.max_inflight / udp.len().max(1);
+    let workers = tokio_util::task::TaskTracker::new();
+    // A fast-path worker that dies stops the whole server (and the process
+    // with it): never UDP half served.
+    let died = tokio_util::sync::CancellationToken::new();
+    for (i, sock) in udp.into_iter().enumerate() {
+        let (b, stop) = (balancer.clone(), token.clone());
+        let body = move |sock| fast::run(b, sock, per_worker, stop);
+        crate::server::thread::start(&workers, &format!("ls-udp-{i}"), sock, &died, body);
+    }
+    workers.close();
+    let watch = {
+        let (died, token) = (died.clone(), token.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = token.cancelled() => {}
+                () = died.cancelled() => {
+                    tracing::error!("a udp worker died: stopping the server rather than serve half of it");
+                    token.cancel();
+                }
+            }
+        })
+    };
+    crate::server::serve(listeners, balancer.clone(), opts, token).await;
+    let _ = watch.await;
+    workers.wait().await;
+    let _ = health.await;
+    let _ = sweeper.await;
+    balancer.pool.shutdown().await;
+}
+
+/// Every [`guard::RATE_SWEEP`] until `token` is cancelled: ends (and logs)
+/// the rate-limit episodes that have gone quiet. A reload replaces the
+/// limiter: the old one's episodes end then.
+async fn sweep_rate_limits(balancer: Arc<Balancer>, token: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(guard::RATE_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<Arc<LsState>> = None;
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let state = balancer.state();
+        let now = std::time::Instant::now();
+        if let Some(old) = last.take()
+            && !Arc::ptr_eq(&old, &state)
+            && let Some(rate) = &old.rate
+        {
+            rate.end_all(now);
+        }
+        if let Some(rate) = &state.rate {
+            rate.sweep(now);
+        }
+        last = Some(state);
+    }
+}

@@ -1,0 +1,379 @@
+//! The LS's floor: what every other part of the balancer reads. The policy
+//! ([`Policy`]), the counters ([`LsMetrics`]), one client query being
+//! resolved ([`Job`]), and the snapshot a query runs on ([`LsState`]: policy,
+//! backends, health settings, sticky memory, rate limiter, hedge budget,
+//! upstream pool, loop mark), replaced whole on reload. Also the policy's
+//! pacing of a [`Resolution`] and the judging of one backend response, the
+//! one place both drivers account for an answer.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use smallvec::SmallVec;
+
+use super::backend::Backend;
+use super::backend::health::HealthPolicy;
+use super::guard::RateLimiter;
+use super::hedge::{self, HedgeBudget};
+use super::latency::LatencyHistogram;
+use super::loopmark::Mark;
+use super::order::{self, OrderKey};
+use super::pool::UpstreamPool;
+use super::resolution::{self, Pacing, Resolution, Verdict};
+use super::sticky::StickyTable;
+use super::upstream::DropCounters;
+use crate::config::{HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy};
+use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
+use crate::logging::QueryLine;
+use crate::server::Reply;
+
+/// The LS's policy, read from `[ls]`.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// race | hedge | sequential.
+    pub strategy: Strategy,
+    /// Who goes first.
+    pub order: Order,
+    /// partitioned | replicated.
+    pub layout: Layout,
+    /// Deadline of a client query.
+    pub timeout: Duration,
+    /// What to answer at the deadline.
+    pub on_timeout: OnTimeout,
+    /// Negative TTL of made-up answers.
+    pub synth_ttl: u32,
+    /// Per-backend wait in `sequential`.
+    pub try_timeout: Duration,
+    /// Hedge delay: fixed or adaptive.
+    pub hedge_delay: HedgeDelay,
+    /// Lower clamp of the adaptive delay.
+    pub hedge_min: Duration,
+    /// Upper clamp of the adaptive delay (and the delay before enough samples).
+    pub hedge_max: Duration,
+    /// Latency percentile the adaptive delay waits for.
+    pub hedge_percentile: f64,
+}
+
+impl Policy {
+    /// The policy of an `[ls]` section.
+    pub fn from_config(c: &LsConfig) -> Self {
+        Policy {
+            strategy: c.strategy,
+            order: c.order,
+            layout: c.layout,
+            timeout: Duration::from_millis(c.timeout_ms),
+            on_timeout: c.on_timeout,
+            synth_ttl: c.synth_ttl,
+            try_timeout: Duration::from_millis(c.try_timeout_ms),
+            hedge_delay: c.hedge_delay_ms,
+            hedge_min: Duration::from_millis(c.hedge_min_ms),
+            hedge_max: Duration::from_millis(c.hedge_max_ms),
+            hedge_percentile: c.hedge_percentile,
+        }
+    }
+}
+
+/// Counters of the LS as a whole.
+#[derive(Debug, Default)]
+pub struct LsMetrics {
+    /// Client queries received (well-formed).
+    pub queries: AtomicU64,
+    /// Answers sent, by rcode (low 4 bits).
+    pub answers: [AtomicU64; 16],
+    /// Answers made up at the deadline or after every backend failed.
+    pub synthesized: AtomicU64,
+    /// Hedges sent after the hedge delay.
+    pub hedges: AtomicU64,
+    /// Hedges whose answer won.
+    pub hedge_wins: AtomicU64,
+    /// Hedges not sent because the budget was spent.
+    pub hedges_refused: AtomicU64,
+    /// Queries refused by the ACL.
+    pub refused_acl: AtomicU64,
+    /// Queries over the rate limit: dropped, or answered TC=1.
+    pub rate_limited: AtomicU64,
+    /// Queries refused because they carried this LS's own mark: they went
+    /// round a forwarding loop ([`super::loopmark`]).
+    pub loops_refused: AtomicU64,
+    /// Health probe rounds completed.
+    pub health_rounds: AtomicU64,
+    /// Time from a client query's arrival to its answer (deferred answers).
+    pub client_latency: LatencyHistogram,
+    /// Upstream responses dropped as not matching.
+    pub drops: Arc<DropCounters>,
+    /// Client queries shed unanswered: they waited in the socket's queue
+    /// longer than the LS's queue bound (overload).
+    pub shed_queue: AtomicU64,
+    /// Client queries shed with SERVFAIL: `max_inflight` reached.
+    pub shed_inflight: AtomicU64,
+    /// The UDP workers' client sockets (inodes): the queries the kernel
+    /// dropped on them, their queues full, are shed too ([`LsMetrics::shed_socket`]).
+    pub client_sockets: std::sync::Mutex<Vec<u64>>,
+}
+
+impl LsMetrics {
+    /// Client queries the kernel dropped before a worker could read them,
+    /// its socket's queue full: overload that never reached the LS, read
+    /// from the kernel's counters now.
+    pub fn shed_socket(&self) -> u64 {
+        let inodes = self
+            .client_sockets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        crate::server::socket::udp_drops(&inodes)
+    }
+
+    /// Counts a forwarded query's reply (by rcode) and its latency.
+    pub(crate) fn answered(&self, reply: &Reply, arrived: std::time::Instant) {
+        self.count_reply(reply);
+        self.client_latency.record(arrived.elapsed());
+    }
+
+    /// Counts a reply by its rcode.
+    pub(crate) fn count_reply(&self, reply: &Reply) {
+        if let Reply::One(b) = reply
+            && let Some(h) = WireHeader::read(b)
+            && let Some(c) = self.answers.get(usize::from(h.rcode()))
+        {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// One client query being resolved.
+#[derive(Debug)]
+pub struct Job {
+    /// The client's message as received.
+    pub raw: Vec<u8>,
+    /// The client's ID, restored on the answer.
+    pub client_id: u16,
+    /// End of the question section in `raw`.
+    pub question_end: usize,
+    /// How the client came.
+    pub transport: Transport,
+    /// Hash of the lower-cased name (orders, sticky memory).
+    pub name_hash: u64,
+    /// Its line for the query log, when that is on (debug).
+    pub log: Option<QueryLine>,
+}
+
+impl Job {
+    /// The raw question section.
+    pub fn question(&self) -> &[u8] {
+        self.raw
+            .get(HEADER_LEN..self.question_end)
+            .unwrap_or_default()
+    }
+}
+
+/// Everything a query needs, as one swappable snapshot.
+pub struct LsState {
+    /// The policy.
+    pub policy: Policy,
+    /// The backends, in config order.
+    pub backends: Vec<Arc<Backend>>,
+    backend_hashes: Vec<u64>,
+    /// Only under the `sticky` order.
+    pub(super) sticky: Option<StickyTable>,
+    tick: AtomicU64,
+    /// Counters shared across reloads.
+    pub metrics: Arc<LsMetrics>,
+    /// Health checks (the probe question is checked at config load).
+    pub health: HealthPolicy,
+    /// Clients allowed to query.
+    pub(super) allow: Vec<ipnet::IpNet>,
+    /// Per-client limit, when set.
+    pub(super) rate: Option<RateLimiter>,
+    /// Delay-triggered hedges left.
+    pub(super) budget: HedgeBudget,
+    /// Upstream sockets (shared across reloads).
+    pub(super) pool: Arc<UpstreamPool>,
+    /// This LS's mark on the queries it sends upstream (kept across reloads).
+    pub(crate) mark: Mark,
+}
+
+impl LsState {
+    /// The snapshot of `[ls]` section `c`. Backends of `old` with the same
+    /// name, address and weight are kept, with their counters and health.
+    pub(super) fn new(
+        c: &LsConfig,
+        metrics: Arc<LsMetrics>,
+        pool: Arc<UpstreamPool>,
+        old: Option<&LsState>,
+    ) -> Self {
+        let health = HealthPolicy::from_config(&c.health);
+        // A backend with the same name and address keeps its counters and health.
+        let backends: Vec<Arc<Backend>> = c
+            .backend
+            .iter()
+            .map(|bc| {
+                old.and_then(|o| {
+                    o.backends
+                        .iter()
+                        .find(|b| b.name == bc.name && b.addr == bc.addr && b.weight == bc.weight)
+                        .cloned()
+                })
+                .unwrap_or_else(|| Arc::new(Backend::from_config(bc, true)))
+            })
+            .collect();
+        // Probes and lost client queries count against a backend under this policy.
+        let window = Duration::from_millis(c.timeout_ms);
+        for b in &backends {
+            b.health.set_rule(health.fall, health.rise, window);
+        }
+        let backend_hashes = backends
+            .iter()
+            .map(|b| order::name_hash(b.name.as_bytes()))
+            .collect();
+        LsState {
+            policy: Policy::from_config(c),
+            backends,
+            backend_hashes,
+            // Allocated whole: only when the order reads it.
+            sticky: (c.order == Order::Sticky).then(|| StickyTable::new(c.sticky_size)),
+            tick: AtomicU64::new(0),
+            metrics,
+            health,
+            allow: c.allow.clone(),
+            rate: (c.rate_limit_qps > 0)
+                .then(|| RateLimiter::new(c.rate_limit_qps, c.rate_limit_v6_prefix)),
+            budget: HedgeBudget::new(c.hedge_budget_pct),
+            pool,
+            mark: old.map_or_else(Mark::random, |o| o.mark),
+        }
+    }
+
+    /// The candidate sequence for `job`.
+    fn candidates(&self, job: &Job) -> order::Candidates {
+        let views: SmallVec<[_; order::INLINE]> = self
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b.view(i))
+            .collect();
+        let key = OrderKey {
+            name_hash: job.name_hash,
+            tick: self.tick.fetch_add(1, Relaxed),
+            sticky: self.sticky.as_ref().and_then(|t| t.get(job.name_hash)),
+            random: if self.policy.order == Order::WeightedRandom {
+                rand::random()
+            } else {
+                0
+            },
+            backend_hashes: &self.backend_hashes,
+        };
+        order::order(self.policy.order, &views, &key)
+    }
+
+    /// How long to wait on backend `i` before hedging to the next.
+    fn hedge_delay(&self, i: usize) -> Duration {
+        let p = &self.policy;
+        match p.hedge_delay {
+            HedgeDelay::Fixed(ms) => Duration::from_millis(ms),
+            HedgeDelay::Adaptive => {
+                let measured = self.backends.get(i).and_then(|b| b.hedge.percentile());
+                hedge::clamp_delay(measured, p.hedge_min, p.hedge_max)
+            }
+        }
+    }
+
+    /// The percentile of the adaptive hedge delay, when it is in use.
+    pub(super) fn adaptive_hedge_pct(&self) -> Option<f64> {
+        (self.policy.hedge_delay == HedgeDelay::Adaptive).then_some(self.policy.hedge_percentile)
+    }
+
+    /// Feeds one latency sample to the adaptive hedge delay.
+    fn observe_hedge_sample(&self, i: usize, rtt: Duration) {
+        if self.policy.hedge_delay == HedgeDelay::Adaptive
+            && let Some(b) = self.backends.get(i)
+        {
+            b.hedge.observe(rtt, self.policy.hedge_percentile);
+        }
+    }
+
+    /// A new query's resolution: its candidates in order, its deadline
+    /// `timeout_ms` from `now`.
+    pub(crate) fn resolution(&self, job: &Job, now: tokio::time::Instant) -> Resolution {
+        let candidates = self.candidates(job);
+        Resolution::new(
+            self.policy.strategy,
+            self.policy.layout,
+            &candidates,
+            self.backends.len(),
+            now,
+            now + self.policy.timeout,
+        )
+    }
+
+    /// Counts backend `i`'s response to one upstream query — answered, its
+    /// latency, the adaptive hedge delay's sample — and judges it by its
+    /// header (`None`: unreadable or cut short, a failure). A failure also
+    /// counts as an error of the backend. The one place both the UDP fast
+    /// path and the async path account for an answer.
+    pub(crate) fn judge_response(
+        &self,
+        i: usize,
+        at: tokio::time::Instant,
+        rtt: Duration,
+        header: Option<WireHeader>,
+    ) -> Verdict {
+        let Some(b) = self.backends.get(i) else {
+            return Verdict::Failed;
+        };
+        b.stats.answered.fetch_add(1, Relaxed);
+        b.heard_from(at);
+        b.observe_latency(rtt);
+        self.observe_hedge_sample(i, rtt);
+        let v = header.map_or(Verdict::Failed, |h| {
+            if dns::rejects_query(&h) {
+                // The query may be at fault, not the backend: another
+                // backend is asked, and the rejection passed on only when
+                // every backend asked rejected it. No error of the backend.
+                return Verdict::Rejected;
+            }
+            resolution::classify(&h, self.policy.layout)
+        });
+        if v == Verdict::Failed {
+            b.stats.errors.fetch_add(1, Relaxed);
+        }
+        v
+    }
+
+    /// Takes a budget token for a delay-triggered hedge; false (and counted)
+    /// when the budget is spent.
+    fn hedge_allowed(&self) -> bool {
+        let ok = self.budget.try_spend();
+        if !ok {
+            self.metrics.hedges_refused.fetch_add(1, Relaxed);
+        }
+        ok
+    }
+
+    /// Remembers a positive answer's backend for the sticky order.
+    pub(super) fn remember(&self, job: &Job, backend: usize, resp: &[u8]) {
+        if let Some(sticky) = &self.sticky
+            && WireHeader::read(resp).is_some_and(|h| h.rcode() == 0)
+        {
+            sticky.set(job.name_hash, backend);
+        }
+    }
+}
+
+impl Pacing for LsState {
+    fn spacing(&self, i: usize) -> Option<Duration> {
+        match self.policy.strategy {
+            Strategy::Hedge => Some(self.hedge_delay(i)),
+            Strategy::Sequential => Some(self.policy.try_timeout),
+            Strategy::Race => None,
+        }
+    }
+
+    fn try_timeout(&self) -> Duration {
+        self.policy.try_timeout
+    }
+
+    fn take_hedge_token(&self) -> bool {
+        self.hedge_allowed()
+    }
+}
