@@ -152,6 +152,23 @@ pub enum Stripped {
     LostRcode,
 }
 
+/// Whether `resp`, an answer for a client that sent no OPT
+/// (`client_has_opt` false), carries an extended rcode (the upper bits in
+/// the OPT the LS added, RFC 6891 §6.1.3: BADVERS, BADCOOKIE...) that the
+/// client cannot be told: read from its header alone it would mean another
+/// rcode, often NOERROR. Such an answer is unusable (judged failed: another
+/// backend is asked).
+pub fn loses_rcode(client_has_opt: bool, resp: &[u8]) -> bool {
+    if client_has_opt || u16_at(resp, 10).is_none_or(|ar| ar == 0) {
+        return false;
+    }
+    walk(resp)
+        .and_then(|w| w.opt)
+        .and_then(|(start, _)| skip_name(resp, start))
+        .and_then(|at| resp.get(at + 4))
+        .is_some_and(|&ext| ext != 0)
+}
+
 /// Whether `resp` carries an OPT record (its sender speaks EDNS).
 pub fn has_opt(resp: &[u8]) -> bool {
     walk(resp).is_some_and(|w| w.opt.is_some())

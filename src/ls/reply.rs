@@ -99,7 +99,7 @@ pub(crate) fn finish(
 /// the backend sent none, with the client's ID restored; TC=1 instead when
 /// it is larger than the client can take over its transport.
 fn win(state: &LsState, job: &Job, i: usize, hedge: bool, mut resp: Vec<u8>) -> Reply {
-    if job.raw.len() == job.question_end {
+    if job.ends_at_question() {
         // The client sent no OPT; one the LS added for its mark goes again.
         // An extended rcode cannot go with it to this client: SERVFAIL, as
         // for any answer the LS cannot pass on, never the header's low bits.

@@ -159,6 +159,12 @@ pub struct Job {
 }
 
 impl Job {
+    /// Whether the client's message ends at its question: no OPT (the LS
+    /// may add one of its own for its loop mark, [`super::loopmark`]).
+    pub fn ends_at_question(&self) -> bool {
+        self.raw.len() == self.question_end
+    }
+
     /// The raw question section.
     pub fn question(&self) -> &[u8] {
         self.raw

@@ -136,7 +136,12 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
                 tokio::select! {
                     biased;
                     Some(a) = pending.next(), if !pending.is_empty() => {
-                        let verdict = judge(&state, &a);
+                        let Some(verdict) = judge(&state, &job, &a) else {
+                            // Timed out: the query's deadline has come, and
+                            // ends it (a backend still silent is charged
+                            // then, once, however many copies it was sent).
+                            continue;
+                        };
                         let Attempt { backend, result, .. } = a;
                         let keep = res.on_outcome(backend, verdict);
                         if keep || verdict == Verdict::Final {
@@ -156,19 +161,22 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
     (reply, answered)
 }
 
-/// Counts one attempt's outcome on its backend and judges it.
-fn judge(state: &LsState, a: &Attempt) -> Verdict {
-    let Some(b) = state.backends.get(a.backend) else {
-        return Verdict::Failed;
-    };
+/// Counts one attempt's outcome on its backend and judges it; `None` when
+/// it timed out (at the query's deadline, which ends the query and charges
+/// the backends still silent: [`finish`]). An answer whose extended rcode
+/// the client (which sent no OPT) cannot be told is unusable.
+fn judge(state: &LsState, job: &Job, a: &Attempt) -> Option<Verdict> {
+    if state.backends.get(a.backend).is_none() {
+        return Some(Verdict::Failed);
+    }
     match &a.result {
-        Ok(resp) => state.judge_response(a.backend, Instant::now(), a.rtt, WireHeader::read(resp)),
-        Err(UpstreamError::Timeout) => {
-            // Silent until the query's deadline.
-            b.lost(Instant::now());
-            Verdict::Failed
+        Ok(resp) => {
+            let header = WireHeader::read(resp)
+                .filter(|_| !super::loopmark::loses_rcode(!job.ends_at_question(), resp));
+            Some(state.judge_response(a.backend, Instant::now(), a.rtt, header))
         }
-        Err(_) => Verdict::Failed,
+        Err(UpstreamError::Timeout) => None,
+        Err(_) => Some(Verdict::Failed),
     }
 }
 

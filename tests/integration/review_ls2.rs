@@ -1,7 +1,7 @@
 //! Faults found by a hostile review (r3) of today's LS changes: the re-ask,
 //! the client-loss health accounting and the pooled TCP connections to
-//! backends. Each test fails on the reviewed main (4a94041) and is ignored
-//! until its fix lands.
+//! backends. Each test failed on the reviewed main (4a94041) and passes
+//! since its fix.
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

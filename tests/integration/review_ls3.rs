@@ -4,7 +4,7 @@
 //! an answer the LS cannot pass on ending the query, and two that predate
 //! it (a re-asked silent backend charged twice by the async driver, a
 //! backend closing each TCP connection after one answer). Each test fails
-//! on the reviewed main (73580c1) and is ignored until its fix lands.
+//! on the reviewed main (73580c1) and passes since its fix.
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -181,7 +181,6 @@ const ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 77);
 /// answered 8 of 8 in 0.91 s and 500 of 500 NOERROR over 2 connections;
 /// dnsdist 1.7.3 on the same fake answered 8 of 8 in 0.93 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: a pooled TCP connection to a backend answering in 60% of the deadline is given up at 50%: no TCP query to it is answered"]
 async fn a_slow_tcp_backend_that_answers_in_time_is_not_given_up() {
     let fake = Fake::start(Duration::from_millis(600), 0).await;
     let mut cfg = ls_config(&[("slow", fake.addr)]);
@@ -223,7 +222,6 @@ async fn a_slow_tcp_backend_that_answers_in_time_is_not_given_up() {
 /// dnsdist 1.7.3 on the same fake answered all 5 with the record: it
 /// forwards the client's query without an OPT of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: an answer whose extended rcode the LS cannot pass on ends the query in SERVFAIL though another backend answers"]
 async fn an_answer_the_ls_cannot_pass_on_does_not_end_the_query() {
     // BADVERS in the OPT (extended rcode 1, header rcode 0) to every client
     // query that carries an OPT: the LS's own, for its loop mark.
@@ -281,7 +279,6 @@ async fn an_answer_the_ls_cannot_pass_on_does_not_end_the_query() {
 /// query, 2 upstream queries, +1. Predates 73580c1, which fixed the twin's
 /// charge only when its backend answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: a TCP client's query re-asked of a silent backend charges it two timeouts (two health losses); a UDP client's one"]
 async fn a_silent_reasked_backend_is_charged_one_timeout_per_client_query() {
     let silent = Stalled::start().await;
     let mut cfg = ls_config(&[("silent", silent.addr)]);
@@ -325,7 +322,6 @@ async fn a_silent_reasked_backend_is_charged_one_timeout_per_client_query() {
 /// 73580c1, whose retry path it is). dnsdist 1.7.3 on the same fake: 500
 /// of 500 NOERROR.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: TCP queries to a backend that closes each connection after one answer get SERVFAIL (pipelined 32 deep, retried once)"]
 async fn a_backend_closing_each_tcp_connection_after_one_answer_is_served() {
     let fake = Fake::start_closing(Duration::from_millis(20), 0, 1).await;
     let mut cfg = ls_config(&[("one-per-conn", fake.addr)]);

@@ -11,8 +11,8 @@ use tokio::time::Instant;
 
 use crate::ls::backend::InFlight;
 use crate::ls::resolution::Resolution;
+use crate::ls::state::{Job, LsState};
 use crate::ls::upstream::ids;
-use crate::ls::{Job, LsState};
 use crate::server::batch;
 
 /// One upstream query of a flight.

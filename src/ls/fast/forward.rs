@@ -1,7 +1,7 @@
 //! A fast-path worker's queries: a client query admitted and made a
 //! flight, its [`Resolution`](crate::ls::resolution::Resolution) driven
 //! (attempts launched on the upstream sockets, the reply made by
-//! [`strategy::finish`] when it ends), its attempts retired as late entries
+//! [`reply::finish`] when it ends), its attempts retired as late entries
 //! when it ends first, and each upstream datagram judged by the upstream
 //! core's check ([`accept`]) and handed to its flight.
 use std::cmp::Reverse;
@@ -17,11 +17,13 @@ use super::flight::{Attempt, Flight, Late};
 use super::timers::TimerFor;
 use super::{SPARE_MAX, Worker};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
+use crate::ls::balancer::Admission;
+use crate::ls::reply;
 use crate::ls::resolution::{Step, Verdict};
+use crate::ls::state::LsState;
 use crate::ls::upstream::accept::{self, Reject};
 use crate::ls::upstream::ids::{self, IdUse};
 use crate::ls::upstream::sockets::Family;
-use crate::ls::{Admission, LsState, strategy};
 use crate::server::{Reply, Request, batch, shed};
 
 impl Worker {
@@ -108,11 +110,11 @@ impl Worker {
                     for a in f.attempts.drain(..) {
                         self.retire(a, &f.state, f.res.deadline(), now, winner);
                     }
-                    let answered = strategy::Answered {
+                    let answered = reply::Answered {
                         backend: end.backend(),
                         log: f.job.log.take(),
                     };
-                    let reply = strategy::finish(&f.state, &f.job, &f.res, end, f.kept.take());
+                    let reply = reply::finish(&f.state, &f.job, &f.res, end, f.kept.take());
                     answered.log(&f.state, &reply, f.arrived.elapsed());
                     self.answer(reply, f.client, f.arrived);
                     self.recycle(std::mem::take(&mut f.job.raw));
@@ -276,7 +278,10 @@ impl Worker {
         // A response cut short by its slot (longer than any UDP
         // client may take) is kept as a truncated answer: TC=1,
         // and the client asks again over TCP.
-        let verdict = f.state.judge_response(backend, now, rtt, Some(h));
+        let usable = !super::super::loopmark::loses_rcode(!f.job.ends_at_question(), resp);
+        let verdict = f
+            .state
+            .judge_response(backend, now, rtt, Some(h).filter(|_| usable));
         let keep = f.res.on_outcome(backend, verdict);
         if keep || verdict == Verdict::Final {
             let mut buf = f

@@ -12,7 +12,7 @@
 //! (`sendmmsg`). No task per query, no channel, no wake-up of another task:
 //! the decisions are the pure
 //! [`Resolution`](crate::ls::resolution::Resolution) state machine, the
-//! replies are made by [`strategy::finish`](crate::ls::strategy::finish), as
+//! replies are made by [`reply::finish`](crate::ls::reply::finish), as
 //! on the async path that TCP clients use.
 //!
 //! Forwarding safety (RFC 5452), by the upstream core's rules
@@ -65,7 +65,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::Balancer;
+use super::balancer::Balancer;
 use super::upstream::sockets::{self, Family, Sockets};
 use crate::server::backoff::Backoff;
 use crate::server::batch::{self, RecvBatch, SendQueue};
@@ -358,10 +358,10 @@ mod tests {
         let ls = listeners.local_addrs()[0];
         super::super::health::first_round(&balancer, Duration::from_secs(2)).await;
         let token = CancellationToken::new();
-        let server = tokio::spawn(super::super::serve(
+        let server = tokio::spawn(super::super::run::serve(
             balancer.clone(),
             listeners,
-            super::super::server_options(&cfg),
+            super::super::run::server_options(&cfg),
             token.clone(),
         ));
         let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();

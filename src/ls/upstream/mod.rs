@@ -32,7 +32,8 @@ pub mod tcp;
 pub use accept::Reject;
 pub use sockets::{Family, wear_budget};
 pub use tcp::{
-    Choice, TCP_CONNS, TCP_IDLE, TCP_PIPELINE, TCP_TRIES, TcpPool, choose, stall_after, tcp_exchange,
+    Choice, TCP_CONNS, TCP_IDLE, TCP_PIPELINE, TCP_TRIES, TcpPool, choose, stall_after,
+    tcp_exchange,
 };
 
 /// Queries one upstream socket sends before it is replaced by one on a new
