@@ -190,6 +190,13 @@ impl Conn {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether it took its `limit` of queries and answered them all (or was
+    /// retired as stalled with nothing left on it): of no more use.
+    fn used_up(&self, limit: usize) -> bool {
+        let spent = self.sent.load(Relaxed) >= limit || self.retired.load(Relaxed);
+        spent && self.waiting().is_empty()
+    }
+
     /// Fails every query in flight (their senders dropped), takes no more,
     /// and stops its reader, which closes it.
     fn close(&self) {
@@ -276,8 +283,11 @@ impl Lane {
     /// (counted as sent on it at once), or to open one, or to wait.
     fn pick(&self) -> Pick {
         let mut conns = self.conns();
-        conns.retain(|c| !c.closed.load(Relaxed));
         let limit = self.per_conn.load(Relaxed);
+        for c in conns.iter().filter(|c| c.used_up(limit)) {
+            c.close(); // nothing more to send or to wait for on it
+        }
+        conns.retain(|c| !c.closed.load(Relaxed));
         let usable: Vec<&Arc<Conn>> = conns
             .iter()
             .filter(|c| !c.retired.load(Relaxed) && c.sent.load(Relaxed) < limit)
@@ -566,7 +576,7 @@ async fn read_loop(
                 .saturating_sub(conn.last_used.load(Relaxed)),
         );
         let idle = since >= TCP_IDLE && conn.waiting().is_empty();
-        if idle {
+        if idle || conn.used_up(lane.per_conn.load(Relaxed)) {
             break;
         }
         let idle_at = Instant::now() + TCP_IDLE.saturating_sub(since).max(Duration::from_millis(1));
