@@ -11,135 +11,14 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::cursor::{Bad, Fields};
 use super::fields::{
     self, base32hex, base64, char_string, duration, hex, name, rrsig_time, type_bitmap, type_code,
-    u8_of, u16_of, u32_of, unescape,
+    u8_of, u16_of, unescape,
 };
 use super::lexer::Token;
-
-/// A problem with a record's data: the line of the field, and what is wrong.
-pub(super) type Bad = (usize, String);
-
-/// The fields of one record's data, read in order.
-struct Fields<'a> {
-    tokens: &'a [Token],
-    at: usize,
-    /// The line of the last field read (or of the record, before the first).
-    line: usize,
-}
-
-impl<'a> Fields<'a> {
-    /// The next field, or `missing WHAT`.
-    fn next(&mut self, what: &str) -> Result<&'a [u8], Bad> {
-        let token = self.next_token(what)?;
-        Ok(&token.text)
-    }
-
-    fn next_token(&mut self, what: &str) -> Result<&'a Token, Bad> {
-        match self.tokens.get(self.at) {
-            Some(token) => {
-                self.at += 1;
-                self.line = token.line;
-                Ok(token)
-            }
-            None => Err((self.line, format!("missing {what}"))),
-        }
-    }
-
-    /// An error about the last field read.
-    fn bad<T>(&self, result: Result<T, String>) -> Result<T, Bad> {
-        result.map_err(|msg| (self.line, msg))
-    }
-
-    /// The fields left, at least one (`missing WHAT` if none).
-    fn rest(&mut self, what: &str) -> Result<&'a [Token], Bad> {
-        if self.at >= self.tokens.len() {
-            return Err((self.line, format!("missing {what}")));
-        }
-        let rest = &self.tokens[self.at..];
-        self.at = self.tokens.len();
-        if let Some(last) = rest.last() {
-            self.line = last.line;
-        }
-        Ok(rest)
-    }
-
-    /// The fields left, joined (hex and base64 may be split by white space).
-    fn joined(&mut self, what: &str) -> Result<Vec<u8>, Bad> {
-        Ok(self
-            .rest(what)?
-            .iter()
-            .flat_map(|t| t.text.clone())
-            .collect())
-    }
-
-    /// Errors if any field is left.
-    fn done(&self) -> Result<(), Bad> {
-        match self.tokens.get(self.at) {
-            None => Ok(()),
-            Some(extra) => Err((
-                extra.line,
-                format!(
-                    "unexpected '{}' after the record data",
-                    String::from_utf8_lossy(&extra.text)
-                ),
-            )),
-        }
-    }
-
-    fn u8(&mut self, what: &str) -> Result<u8, Bad> {
-        let raw = self.next(what)?;
-        self.bad(u8_of(raw, what))
-    }
-
-    fn u16(&mut self, what: &str) -> Result<u16, Bad> {
-        let raw = self.next(what)?;
-        self.bad(u16_of(raw, what))
-    }
-
-    fn u32(&mut self, what: &str) -> Result<u32, Bad> {
-        let raw = self.next(what)?;
-        self.bad(u32_of(raw, what))
-    }
-
-    fn name(&mut self, what: &str, origin: Option<&[u8]>) -> Result<Vec<u8>, Bad> {
-        let token = self.next_token(what)?;
-        self.bad(name(&token.text, origin))
-    }
-
-    /// A DNSSEC algorithm: a number or its mnemonic (RFC 4034 Appendix A.1).
-    fn algorithm(&mut self) -> Result<u8, Bad> {
-        let raw = self.next("algorithm")?;
-        let known = ALGORITHMS
-            .iter()
-            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(raw))
-            .map(|&(_, code)| code);
-        match known {
-            Some(code) => Ok(code),
-            None => self.bad(u8_of(raw, "algorithm")),
-        }
-    }
-}
-
-/// DNSSEC algorithm mnemonics.
-const ALGORITHMS: &[(&str, u8)] = &[
-    ("RSAMD5", 1),
-    ("DH", 2),
-    ("DSA", 3),
-    ("RSASHA1", 5),
-    ("DSA-NSEC3-SHA1", 6),
-    ("RSASHA1-NSEC3-SHA1", 7),
-    ("RSASHA256", 8),
-    ("RSASHA512", 10),
-    ("ECC-GOST", 12),
-    ("ECDSAP256SHA256", 13),
-    ("ECDSAP384SHA384", 14),
-    ("ED25519", 15),
-    ("ED448", 16),
-    ("INDIRECT", 252),
-    ("PRIVATEDNS", 253),
-    ("PRIVATEOID", 254),
-];
+use super::loc::loc;
+use super::svcb::service_binding;
 
 /// CERT types (RFC 4398 §2.1).
 const CERT_TYPES: &[(&str, u16)] = &[
@@ -648,309 +527,36 @@ fn more_types(
     Ok(Some(out))
 }
 
-/// LOC: `d [m [s]] N|S d [m [s]] E|W alt[m] [size[m] [hp[m] [vp[m]]]]`.
-fn loc(f: &mut Fields<'_>) -> Result<Vec<u8>, Bad> {
-    let mut words: Vec<String> = Vec::new();
-    for token in f.rest("location")? {
-        f.line = token.line;
-        words.push(f.bad(fields::text(&token.text))?.to_owned());
-    }
-    f.at = f.tokens.len();
-    let bad = |what: &str| (f.line, format!("bad LOC {what}"));
-    let mut it = words.iter().map(String::as_str).peekable();
-    // Degrees, minutes, seconds up to the hemisphere letter: thousandths of a second.
-    let mut angle = |pos: &str, neg: &str, max: i64| -> Result<u32, Bad> {
-        let mut parts = Vec::new();
-        let sign = loop {
-            let w = it.next().ok_or_else(|| bad("coordinates"))?;
-            if w.eq_ignore_ascii_case(pos) {
-                break 1i64;
-            }
-            if w.eq_ignore_ascii_case(neg) {
-                break -1;
-            }
-            parts.push(w);
-        };
-        if parts.is_empty() || parts.len() > 3 {
-            return Err(bad("coordinates"));
-        }
-        let deg = parts[0].parse::<i64>().map_err(|_| bad("degrees"))?;
-        let min = parts
-            .get(1)
-            .map_or(Ok(0), |m| m.parse::<i64>())
-            .map_err(|_| bad("minutes"))?;
-        let ms = parts
-            .get(2)
-            .map_or(Ok(0), |s| thousandths(s))
-            .map_err(|_| bad("seconds"))?;
-        if deg > max || min > 59 || ms > 59_999 || deg < 0 || min < 0 || ms < 0 {
-            return Err(bad("coordinates"));
-        }
-        let value = (deg * 3_600_000 + min * 60_000 + ms) * sign;
-        if value.abs() > max * 3_600_000 {
-            return Err(bad("coordinates"));
-        }
-        Ok(((1i64 << 31) + value) as u32)
-    };
-    let lat = angle("N", "S", 90)?;
-    let lon = angle("E", "W", 180)?;
-    let meters = |w: &str| -> Result<i64, Bad> {
-        let w = w.strip_suffix(['m', 'M']).unwrap_or(w);
-        let cm = hundredths(w).ok_or_else(|| bad("meters"))?;
-        Ok(cm)
-    };
-    let alt = meters(it.next().ok_or_else(|| bad("altitude"))?)?;
-    let alt = u32::try_from(10_000_000 + alt).map_err(|_| bad("altitude"))?;
-    let mut precs = [100i64, 1_000_000, 1_000];
-    for p in &mut precs {
-        if let Some(w) = it.next() {
-            *p = meters(w)?;
-        }
-    }
-    if it.next().is_some() {
-        return Err(bad("data: too many fields"));
-    }
-    let mut out = vec![0];
-    for p in precs {
-        if !(0..=9_000_000_000).contains(&p) {
-            return Err(bad("precision"));
-        }
-        let mut exponent = 0u32;
-        while exponent < 9 && p >= 10i64.pow(exponent + 1) {
-            exponent += 1;
-        }
-        let mantissa = (p / 10i64.pow(exponent)).min(9) as u8;
-        out.push(mantissa << 4 | exponent as u8);
-    }
-    out.extend(lat.to_be_bytes());
-    out.extend(lon.to_be_bytes());
-    out.extend(alt.to_be_bytes());
-    Ok(out)
-}
-
-/// A decimal with at most `places` digits after the point, times 10^places.
-fn fixed_point(s: &str, places: u32) -> Option<i64> {
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s),
-    };
-    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    let digits = |d: &str| d.bytes().all(|c| c.is_ascii_digit());
-    if int.is_empty() || !digits(int) || !digits(frac) || frac.len() > places as usize {
-        return None;
-    }
-    let int = int.parse::<i64>().ok()?;
-    let mut frac_value = if frac.is_empty() {
-        0
-    } else {
-        frac.parse::<i64>().ok()?
-    };
-    frac_value *= 10i64.pow(places - frac.len() as u32);
-    let v = int
-        .checked_mul(10i64.pow(places))?
-        .checked_add(frac_value)?;
-    Some(if neg { -v } else { v })
-}
-
-fn thousandths(s: &str) -> Result<i64, ()> {
-    fixed_point(s, 3).filter(|v| *v >= 0).ok_or(())
-}
-
-fn hundredths(s: &str) -> Option<i64> {
-    fixed_point(s, 2)
-}
-
-/// SVCB and HTTPS (RFC 9460 §2.1, Appendix A): the priority, the target (relative or
-/// `@` allowed, escapes as in any name) and the SvcParams `key[=value]`, a value quoted
-/// or not, its escapes decoded as a character string's; written in key order (NSD
-/// sorts them), a key given twice refused.
-fn service_binding(f: &mut Fields<'_>, origin: Option<&[u8]>) -> Result<Vec<u8>, Bad> {
-    let mut out = Vec::new();
-    out.extend(f.u16("priority")?.to_be_bytes());
-    out.extend(f.name("target name", origin)?);
-    let mut params: Vec<(u16, Vec<u8>)> = Vec::new();
-    while f.at < f.tokens.len() {
-        let token = f.next_token("SvcParam")?;
-        if token.quoted {
-            let shown = String::from_utf8_lossy(&token.text);
-            return Err((
-                f.line,
-                format!("a quoted \"{shown}\" where a SvcParamKey belongs"),
-            ));
-        }
-        let (key_text, value) = match token.text.iter().position(|&c| c == b'=') {
-            None => (&token.text[..], None),
-            Some(eq) => {
-                let rest = &token.text[eq + 1..];
-                let value = match f.tokens.get(f.at) {
-                    Some(next) if rest.is_empty() && next.quoted => {
-                        f.at += 1;
-                        f.line = next.line;
-                        &next.text[..]
-                    }
-                    _ => rest,
-                };
-                (&token.text[..eq], Some(value))
-            }
-        };
-        let key = f.bad(svc_key(key_text))?;
-        let value = match value {
-            Some(v) => Some(f.bad(unescape(v))?),
-            None => None,
-        };
-        let wire = f.bad(svc_value(key, value.as_deref()))?;
-        if params.iter().any(|(k, _)| *k == key) {
-            let shown = String::from_utf8_lossy(key_text);
-            return Err((f.line, format!("SvcParamKey {shown} given twice")));
-        }
-        params.push((key, wire));
-    }
-    params.sort_by_key(|(k, _)| *k);
-    for (key, wire) in params {
-        let len = u16::try_from(wire.len())
-            .map_err(|_| (f.line, "SvcParamValue over 65,535 bytes".to_string()))?;
-        out.extend(key.to_be_bytes());
-        out.extend(len.to_be_bytes());
-        out.extend(wire);
-    }
-    Ok(out)
-}
-
-/// The SvcParamKeys by name (RFC 9460 §14.3.2, RFC 9461, RFC 9540).
-const SVC_KEYS: &[(&str, u16)] = &[
-    ("mandatory", 0),
-    ("alpn", 1),
-    ("no-default-alpn", 2),
-    ("port", 3),
-    ("ipv4hint", 4),
-    ("ech", 5),
-    ("ipv6hint", 6),
-    ("dohpath", 7),
-    ("ohttp", 8),
-];
-
-/// A SvcParamKey: a name, or `keyNNNNN` (65535 is reserved).
-fn svc_key(raw: &[u8]) -> Result<u16, String> {
-    let s = fields::text(raw)?.to_ascii_lowercase();
-    if let Some(&(_, code)) = SVC_KEYS.iter().find(|(name, _)| *name == s) {
-        return Ok(code);
-    }
-    s.strip_prefix("key")
-        .filter(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()))
-        .and_then(|d| d.parse::<u16>().ok())
-        .filter(|k| *k != u16::MAX)
-        .ok_or_else(|| format!("unknown SvcParamKey '{s}'"))
-}
-
-/// The items of a comma-separated list; with `escapes`, `\,` and `\\` stand for
-/// themselves inside an item (RFC 9460 §A.1's value-list). Empty items are refused.
-fn svc_list(value: &[u8], escapes: bool) -> Result<Vec<Vec<u8>>, String> {
-    let mut items = Vec::new();
-    let mut item = Vec::new();
-    let mut at = 0;
-    while let Some(&c) = value.get(at) {
-        match c {
-            b'\\' if escapes => {
-                let next = value.get(at + 1).ok_or("a backslash ends the list")?;
-                item.push(*next);
-                at += 1;
-            }
-            b',' => items.push(std::mem::take(&mut item)),
-            _ => item.push(c),
-        }
-        at += 1;
-    }
-    items.push(item);
-    if items.iter().any(Vec::is_empty) {
-        return Err("an empty item in a SvcParam list".into());
-    }
-    Ok(items)
-}
-
-/// The wire form of the value of SvcParamKey `key` (`None`: written without `=`).
-fn svc_value(key: u16, value: Option<&[u8]>) -> Result<Vec<u8>, String> {
-    let needs = |v: Option<&[u8]>| -> Result<Vec<u8>, String> {
-        v.filter(|v| !v.is_empty())
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| format!("SvcParamKey {key} needs a value"))
-    };
-    let text = |b: &[u8]| fields::text(b).map(str::to_owned);
-    let mut out = Vec::new();
-    match key {
-        0 => {
-            let mut keys = Vec::new();
-            for item in svc_list(&needs(value)?, false)? {
-                keys.push(svc_key(&item)?);
-            }
-            keys.sort_unstable();
-            if keys.windows(2).any(|w| w[0] == w[1]) || keys.contains(&0) {
-                return Err("bad mandatory key list".into());
-            }
-            for k in keys {
-                out.extend(k.to_be_bytes());
-            }
-        }
-        1 => {
-            for id in svc_list(&needs(value)?, true)? {
-                let len = u8::try_from(id.len()).map_err(|_| "ALPN id over 255 bytes")?;
-                out.push(len);
-                out.extend(id);
-            }
-        }
-        2 | 8 => {
-            if value.is_some_and(|v| !v.is_empty()) {
-                return Err(format!("SvcParamKey {key} takes no value"));
-            }
-        }
-        3 => {
-            let s = text(&needs(value)?)?;
-            let port = s.parse::<u16>().map_err(|_| format!("bad port '{s}'"))?;
-            out.extend(port.to_be_bytes());
-        }
-        4 | 6 => {
-            for item in svc_list(&needs(value)?, false)? {
-                let s = text(&item)?;
-                let bad = || format!("bad address '{s}'");
-                if key == 4 {
-                    out.extend(s.parse::<Ipv4Addr>().map_err(|_| bad())?.octets());
-                } else {
-                    out.extend(s.parse::<Ipv6Addr>().map_err(|_| bad())?.octets());
-                }
-            }
-        }
-        5 => out = base64(&needs(value)?)?,
-        7 => {
-            let v = needs(value)?;
-            text(&v)?;
-            out = v;
-        }
-        _ => out = value.map(<[u8]>::to_vec).unwrap_or_default(),
-    }
-    Ok(out)
-}
-
+/// Test helpers shared with the per-type files' tests.
 #[cfg(test)]
-mod tests {
+pub(super) mod testing {
     use super::*;
     use crate::ts::zonefile::lexer::entries;
 
-    const ORIGIN: &[u8] = b"\x07example\x04test\x00";
+    pub(in crate::ts::zonefile) const ORIGIN: &[u8] = b"\x07example\x04test\x00";
 
     /// The wire form of `text` (a record's fields after the type) for type `code`.
-    fn w(code: &str, text: &str) -> Result<Vec<u8>, Bad> {
+    pub(in crate::ts::zonefile) fn w(code: &str, text: &str) -> Result<Vec<u8>, Bad> {
         let code = type_code(code.as_bytes()).unwrap();
         let all = entries(text.as_bytes()).unwrap();
         let tokens: Vec<Token> = all.into_iter().flat_map(|e| e.tokens).collect();
         wire(code, &tokens, Some(ORIGIN), 1)
     }
 
-    fn ok(code: &str, text: &str) -> Vec<u8> {
+    pub(in crate::ts::zonefile) fn ok(code: &str, text: &str) -> Vec<u8> {
         w(code, text).unwrap_or_else(|e| panic!("{code} {text}: {e:?}"))
     }
 
-    fn err(code: &str, text: &str) -> String {
+    pub(in crate::ts::zonefile) fn err(code: &str, text: &str) -> String {
         w(code, text).unwrap_err().1
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{ORIGIN, err, ok};
+    use super::*;
+    use crate::ts::zonefile::lexer::entries;
 
     #[test]
     fn addresses() {
@@ -1106,14 +712,6 @@ mod tests {
     }
 
     #[test]
-    fn service_bindings() {
-        let https = ok("HTTPS", "1 . alpn=\"h2,h3\" port=443");
-        assert_eq!(https[..3], [0, 1, 0]);
-        let svcb = ok("SVCB", "0 svc");
-        assert_eq!(svcb, [&[0, 0, 3, b's', b'v', b'c'][..], ORIGIN].concat());
-    }
-
-    #[test]
     fn errors_name_the_line_of_the_field() {
         let all = entries(b"( 1\n 2\n bad 4 5 )").unwrap();
         let tokens: Vec<Token> = all.into_iter().flat_map(|e| e.tokens).collect();
@@ -1124,37 +722,5 @@ mod tests {
         );
         let (line, msg) = wire(44, &tokens, None, 1).unwrap_err();
         assert_eq!(line, 3, "{msg}");
-    }
-
-    #[test]
-    fn svcb_params_are_decoded_and_sorted() {
-        let https = ok(
-            "HTTPS",
-            "1 . port=443 alpn=\"h2\\\\,h3,h1\" key65000=\"a b\" no-default-alpn",
-        );
-        let want: &[u8] = &[
-            0, 1, 0, // priority 1, target .
-            0, 1, 0, 9, 5, b'h', b'2', b',', b'h', b'3', 2, b'h', b'1', // alpn
-            0, 2, 0, 0, // no-default-alpn
-            0, 3, 0, 2, 1, 187, // port 443
-            0xfd, 0xe8, 0, 3, b'a', b' ', b'b', // key65000
-        ];
-        assert_eq!(https, want);
-        let svcb = ok("SVCB", "1 a\\.b. ipv4hint=192.0.2.1,192.0.2.2");
-        let want: &[u8] = &[
-            0, 1, 3, b'a', b'.', b'b', 0, 0, 4, 0, 8, 192, 0, 2, 1, 192, 0, 2, 2,
-        ];
-        assert_eq!(svcb, want);
-        for bad in [
-            "1 . alpn=h2 alpn=h3",
-            "1 . port=x",
-            "1 . alpn=",
-            "1 . alpn=h2,,h3",
-            "1 . no-default-alpn=x",
-            "1 . key65535=x",
-            "1 . frob=1",
-        ] {
-            assert!(w("HTTPS", bad).is_err(), "{bad}");
-        }
     }
 }
