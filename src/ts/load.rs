@@ -4,7 +4,7 @@
 use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::SOA;
 
-use super::TsSettings;
+use super::settings::TsSettings;
 use super::source::ZoneError;
 use super::zone::{Catalog, ZoneBuilder};
 use super::{table, zonefile};

@@ -10,7 +10,8 @@
 //! and Knot answer; AXFR messages do not.
 //!
 //! # Map
-//! - this file: [`TsSettings`], [`TableServer`]: start, reload, serials;
+//! - this file: [`TableServer`]: start, reload, serials;
+//! - `settings.rs`: [`TsSettings`], what a TS serves and how;
 //! - `load.rs`: zone files to a [`Catalog`] ([`load_catalog`]);
 //! - `settle.rs`: files read only while nobody rewrites them ([`fingerprint`]);
 //! - `respond.rs`: the request path ([`server::Handler`](crate::server::Handler));
@@ -20,7 +21,6 @@
 //! - [`table`], [`zonefile`]: the two source formats, [`source`] their
 //!   records and errors; [`xfr`]: AXFR and NOTIFY; [`serials`]: SOA serials
 //!   kept across restarts; [`metrics`]: the TS's counters.
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -28,16 +28,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::opt::NSIDPayload;
-use ipnet::IpNet;
 use tracing::{info, warn};
-
-use crate::config::{Fault, OnMiss, TsConfig, ValueError, parse_name};
 
 pub mod answer;
 mod load;
 pub mod metrics;
 mod respond;
 pub mod serials;
+mod settings;
 mod settle;
 pub mod source;
 pub mod table;
@@ -50,66 +48,11 @@ pub use load::{load_catalog, load_catalog_noting};
 use metrics::TsMetrics;
 pub use respond::looks_like_health_probe;
 use serials::serial_newer;
+pub use settings::{OriginError, TsSettings, parse_origin};
 pub use settle::{Fingerprint, fingerprint};
 use settle::{SETTLE, read_settled};
 use source::ZoneError;
 use zone::Catalog;
-
-/// What a TS serves and how.
-#[derive(Debug, Clone)]
-pub struct TsSettings {
-    /// Name used in logs.
-    pub name: String,
-    /// Zone files: PROJ tables and `.zone` master files.
-    pub zones: Vec<PathBuf>,
-    /// Origin of the PROJ tables.
-    pub origin: Name,
-    /// TTL of PROJ-table records.
-    pub ttl: u32,
-    /// What to do for a name that does not exist.
-    pub on_miss: OnMiss,
-    /// Clients allowed to transfer zones (AXFR over TCP).
-    pub axfr_allow: Vec<IpNet>,
-    /// Secondaries to NOTIFY when a zone changes on reload.
-    pub notify: Vec<SocketAddr>,
-    /// Fault injection.
-    pub fault: Fault,
-    /// Name server identifier returned to queries that ask for it (RFC 5001).
-    pub nsid: Option<String>,
-}
-
-impl TsSettings {
-    /// Settings from a `[[ts]]` section, whose values were all checked when the config
-    /// was read.
-    pub fn from_config(c: &TsConfig) -> Self {
-        TsSettings {
-            name: c.name.clone(),
-            zones: c.zones.clone(),
-            origin: c.origin.clone(),
-            ttl: c.ttl,
-            on_miss: c.on_miss,
-            axfr_allow: c.axfr_allow.clone(),
-            notify: c.notify.clone(),
-            fault: c.fault,
-            nsid: c.nsid.clone(),
-        }
-    }
-}
-
-/// An origin given as text (`dnslb ts --origin`) that is not a DNS name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("origin {0}")]
-pub struct OriginError(pub ValueError);
-
-/// Parses an origin such as `.` or `example.com` as a fully qualified name, as
-/// `origin` in `config.toml` is parsed.
-///
-/// # Errors
-/// Not a DNS name; the message shows the text, e.g.
-/// `origin "a..b" is not a DNS name: Malformed label`.
-pub fn parse_origin(s: &str) -> Result<Name, OriginError> {
-    parse_name(s).map_err(OriginError)
-}
 
 fn unix_now() -> u32 {
     let secs = SystemTime::now()
