@@ -67,7 +67,7 @@ impl WireHeader {
 /// The ID and the end of the question of a plain query, read without
 /// decoding: `Some` only for QR=0, opcode QUERY, QDCOUNT=1 and a question
 /// whose name is uncompressed and well formed. Anything else goes through
-/// [`decode_query`], which decides how to reject it.
+/// [`decode_query`](super::decode_query), which decides how to reject it.
 pub fn peek_plain_query(raw: &[u8]) -> Option<(u16, usize)> {
     let h = WireHeader::read(raw)?;
     // QR=0 and opcode 0 (QUERY), one question.

@@ -8,12 +8,12 @@
 //! previous one), TTL and class in either order, and the type (a mnemonic or RFC 3597's
 //! `TYPEnnn`); `rdata` turns the data into wire form per type (or from RFC 3597's
 //! `\# LENGTH HEX` for any type; `loc` and `svcb` the two types with a syntax of
-//! their own), `cursor` walks a record's fields, and `fields` reads each field. A
-//! record without a TTL takes `$TTL`, or 3600 when the file sets none (as NSD 4.6
-//! does). Every error names `file:line`. The checks a server needs follow: exactly one
-//! SOA (its owner is the zone origin), every name at or below the origin, class IN
-//! only, at most one CNAME per name. The file is read as bytes (a Latin-1 TXT is
-//! served as written, as NSD does).
+//! their own, `extra` the other types NSD reads), `cursor` walks a record's fields,
+//! and `fields` reads each field. A record without a TTL takes `$TTL`, or 3600 when
+//! the file sets none (as NSD 4.6 does). Every error names `file:line`. The checks a
+//! server needs follow: exactly one SOA (its owner is the zone origin), every name at
+//! or below the origin, class IN only, at most one CNAME per name. The file is read as
+//! bytes (a Latin-1 TXT is served as written, as NSD does).
 //!
 //! The records come out with hickory [`RData`](hickory_proto::rr::RData): A, AAAA, NS,
 //! CNAME, PTR, MX, SOA and TXT decoded into their own variants (the zone builder reads
@@ -27,6 +27,7 @@ use crate::ts::source::{SourceRecord, ZoneError, read_bytes};
 use crate::ts::table;
 
 mod cursor;
+mod extra;
 mod fields;
 mod lexer;
 mod loc;
