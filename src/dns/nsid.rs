@@ -19,7 +19,7 @@
 //! message, and the grown message fits what the client can take (over UDP the
 //! client's advertised size, clamped as for every answer of this product to
 //! [512, 1232]; over TCP 65 535 bytes). Otherwise the response is unchanged.
-use super::{TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX, UDP_PAYLOAD_PLAIN};
+use super::limits::{HEADER_LEN, TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX, UDP_PAYLOAD_PLAIN};
 
 /// EDNS option code of NSID (RFC 5001 §2.3).
 pub const NSID_OPTION: u16 = 3;
@@ -105,7 +105,7 @@ fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
 fn walk(msg: &[u8]) -> Option<Walk> {
     let count = |i: usize| u16_at(msg, 4 + 2 * i).map(usize::from);
     let (qd, an, ns, ar) = (count(0)?, count(1)?, count(2)?, count(3)?);
-    let mut pos = super::HEADER_LEN;
+    let mut pos = HEADER_LEN;
     for _ in 0..qd {
         pos = skip_name(msg, pos)?.checked_add(4)?;
         if pos > msg.len() {

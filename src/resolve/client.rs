@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::dns::UDP_PAYLOAD_MAX;
 
 /// Largest DNS message; the receive buffer size.

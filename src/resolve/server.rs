@@ -120,7 +120,7 @@ impl FromStr for ServerSpec {
             true => parse_port(port)?,
             false => DNS_PORT,
         };
-        super::query_name(host).map_err(|why| {
+        super::input::query_name(host).map_err(|why| {
             ServerSpecError(format!("'{host}' is not an address or a host name: {why}"))
         })?;
         Ok(ServerSpec::Host {

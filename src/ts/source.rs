@@ -1,8 +1,10 @@
 //! Zone sources: the records read from one file, and the `file:line` error type
-//! shared by both formats (PROJ tables and RFC 1035 master files).
+//! shared by both formats (PROJ tables and RFC 1035 master files) and by the
+//! zone compiler ([`BuildError`]); a source file's bytes, read whole, and
+//! where they stop being UTF-8.
 use std::path::{Path, PathBuf};
 
-use hickory_proto::rr::{Name, RData};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 /// One record as read from a zone source, with the line it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +31,17 @@ pub enum ZoneError {
         line: usize,
         /// What is wrong, in a few words.
         msg: String,
+    },
+    /// A record the zone cannot hold, or a zone that cannot be compiled
+    /// (`ts::zone::ZoneBuilder`): `file:line: what is wrong`.
+    #[error("{}:{line}: {reason}", file.display())]
+    Build {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: BuildError,
     },
     /// The files changed every time they were read (each read of them was
     /// compared with their bytes before and after): a writer was rewriting
@@ -60,6 +73,119 @@ impl ZoneError {
             file: file.to_path_buf(),
             line,
             msg: msg.into(),
+        }
+    }
+
+    /// A `file:line` error found while compiling a zone.
+    pub fn build(file: &Path, line: usize, reason: BuildError) -> Self {
+        ZoneError::Build {
+            file: file.to_path_buf(),
+            line,
+            reason,
+        }
+    }
+}
+
+/// What is wrong with one record, or with the zone at a record; shown after
+/// its `file:line` (see [`ZoneError::Build`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// A label over 63 bytes (RFC 1035 §2.3.4).
+    #[error("label longer than 63 bytes")]
+    LabelTooLong,
+    /// A name over 255 bytes in wire form (RFC 1035 §2.3.4).
+    #[error("name longer than 255 bytes")]
+    NameOver255,
+    /// A name too long to store.
+    #[error("name too long")]
+    NameTooLong,
+    /// More names than the index can number.
+    #[error("too many names")]
+    TooManyNames,
+    /// RDATA that hickory cannot encode.
+    #[error("cannot encode the {rtype} record: {reason}")]
+    Encode {
+        /// The record's type.
+        rtype: RecordType,
+        /// The encoder's error.
+        reason: String,
+    },
+    /// RDATA over 65,535 bytes.
+    #[error("record data over 65,535 bytes")]
+    RdataOver64K,
+    /// A record owned by a name outside the zone.
+    #[error("{name} is outside the zone {origin}")]
+    OutsideZone {
+        /// The record's owner.
+        name: String,
+        /// The zone's origin.
+        origin: String,
+    },
+    /// An SOA away from the zone's apex.
+    #[error("SOA at {name} is not at the zone apex {origin}")]
+    SoaOffApex {
+        /// The SOA's owner.
+        name: String,
+        /// The zone's origin.
+        origin: String,
+    },
+    /// A second SOA.
+    #[error("a second SOA")]
+    SecondSoa,
+    /// A CNAME beside other data, or a second CNAME.
+    #[error("{name} has a CNAME and other data (RFC 1034 §3.6.2)")]
+    CnameAndOther {
+        /// The owner, as written (`?` if unreadable).
+        name: String,
+    },
+    /// More than 4 GiB of RDATA read.
+    #[error("zone over 4 GiB")]
+    RdataOver4G,
+    /// More than 4 GiB of compiled records.
+    #[error("zone over 4 GiB of records")]
+    RecordsOver4G,
+    /// More RRsets at one name than an entry can count.
+    #[error("too many types")]
+    TooManyTypes,
+    /// More records in one RRset than it can count, or over 4 GiB.
+    #[error("RRset too large")]
+    RrsetTooLarge,
+    /// A name's RRsets over 4 GiB.
+    #[error("zone too large")]
+    ZoneTooLarge,
+}
+
+/// Reads a whole file as bytes, mapping failure to [`ZoneError::Io`].
+pub(crate) fn read_bytes(file: &Path) -> Result<Vec<u8>, ZoneError> {
+    std::fs::read(file).map_err(|e| ZoneError::Io {
+        file: file.to_path_buf(),
+        msg: e.to_string(),
+    })
+}
+
+/// Where a file stops being valid UTF-8.
+#[derive(Debug, PartialEq)]
+pub(crate) struct BadUtf8<'a> {
+    /// 1-based number of the first line that is not valid UTF-8.
+    pub(crate) line: usize,
+    /// The complete lines before it.
+    pub(crate) valid_prefix: &'a str,
+}
+
+/// Decodes a file's bytes as UTF-8, or says which line is not.
+pub(crate) fn decode(bytes: &[u8]) -> Result<&str, BadUtf8<'_>> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(e) => {
+            let valid = &bytes[..e.valid_up_to()];
+            let line_start = valid
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |at| at + 1);
+            let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
+            // `valid` is valid UTF-8 and a '\n' byte is always a char boundary.
+            let valid_prefix = std::str::from_utf8(&valid[..line_start]).unwrap_or_default();
+            Err(BadUtf8 { line, valid_prefix })
         }
     }
 }

@@ -3,35 +3,40 @@
 //!
 //! The reader follows RFC 1035 §5.1 as NSD 4.6 reads it: `lexer` splits the text into
 //! entries and tokens (parentheses, quoted strings, `;` comments, backslash escapes);
-//! this module reads the directives (`$ORIGIN`, `$TTL`; `$INCLUDE` is refused so a zone
+//! `reader` reads the directives (`$ORIGIN`, `$TTL`; `$INCLUDE` is refused so a zone
 //! never opens another file), the owner (`@`, relative names, a blank owner for the
 //! previous one), TTL and class in either order, and the type (a mnemonic or RFC 3597's
 //! `TYPEnnn`); `rdata` turns the data into wire form per type (or from RFC 3597's
-//! `\# LENGTH HEX` for any type), and `fields` each field. A record without a TTL
-//! takes `$TTL`, or 3600 when the file sets none (as NSD 4.6 does). Every error names
-//! `file:line`. The checks a server needs follow: exactly one SOA (its owner is the zone
-//! origin), every name at or below the origin, class IN only, at most one CNAME per name.
-//! The file is read as bytes (a Latin-1 TXT is served as written, as NSD does).
+//! `\# LENGTH HEX` for any type; `loc` and `svcb` the two types with a syntax of
+//! their own, `extra` the other types NSD reads), `cursor` walks a record's fields,
+//! and `fields` reads each field. A record without a TTL takes `$TTL`, or 3600 when
+//! the file sets none (as NSD 4.6 does). Every error names `file:line`. The checks a
+//! server needs follow: exactly one SOA (its owner is the zone origin), every name at
+//! or below the origin, class IN only, at most one CNAME per name. The file is read as
+//! bytes (a Latin-1 TXT is served as written, as NSD does).
 //!
-//! The records come out with hickory [`RData`]: A, AAAA, NS, CNAME, PTR, MX, SOA and TXT
-//! decoded into their own variants (the zone builder reads NS and SOA), every other type
-//! as [`RData::Unknown`] holding the wire bytes, which the builder writes back unchanged.
-use std::collections::HashSet;
+//! The records come out with hickory [`RData`](hickory_proto::rr::RData): A, AAAA, NS,
+//! CNAME, PTR, MX, SOA and TXT decoded into their own variants (the zone builder reads
+//! NS and SOA), every other type as [`RData::Unknown`](hickory_proto::rr::RData::Unknown)
+//! holding the wire bytes, which the builder writes back unchanged.
 use std::path::Path;
 
-use hickory_proto::rr::rdata::NULL;
-use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, Restrict};
+use hickory_proto::rr::Name;
 
-use crate::ts::source::{SourceRecord, ZoneError};
-use crate::ts::table::{self, read_bytes};
+use crate::ts::source::{SourceRecord, ZoneError, read_bytes};
+use crate::ts::table;
 
-use lexer::{Entry, Token};
-
+mod cursor;
+mod extra;
 mod fields;
 mod lexer;
+mod loc;
 mod rdata;
+mod reader;
+mod svcb;
 mod wire;
+
+use reader::{Reader, check, name_wire, wire_name};
 
 /// Loads a zone source, choosing the format by extension: `.zone` is an RFC 1035 master
 /// file (whose origin is its SOA owner; `origin`, unless it is the root, is the initial
@@ -165,219 +170,12 @@ fn parse_zone_bytes(
     check(records, &last_origin).map_err(|(line, msg)| ZoneError::line(file, line, msg))
 }
 
-/// A name in uncompressed wire form.
-fn name_wire(name: &Name) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(name.len() + 2);
-    for label in name.iter() {
-        out.push(u8::try_from(label.len()).map_err(|_| "label over 63 bytes")?);
-        out.extend_from_slice(label);
-    }
-    out.push(0);
-    Ok(out)
-}
-
-/// A wire name (as [`fields::name`] makes them) as a hickory name.
-fn wire_name(wire: &[u8]) -> Result<Name, String> {
-    let mut decoder = BinDecoder::new(wire);
-    Name::read(&mut decoder).map_err(|e| format!("bad name: {e}"))
-}
-
-/// The hickory record data of wire RDATA of type `code`: the types the zone builder or
-/// the tests look into decoded, the others kept as they are.
-fn rdata_of(code: u16, wire: Vec<u8>) -> Result<RData, String> {
-    let rtype = RecordType::from(code);
-    match code {
-        1 | 28 | 2 | 5 | 12 | 15 | 6 | 16 => {
-            let len = u16::try_from(wire.len()).map_err(|_| "record data over 65,535 bytes")?;
-            let mut decoder = BinDecoder::new(&wire);
-            RData::read(&mut decoder, rtype, Restrict::new(len))
-                .map_err(|e| format!("cannot decode the {rtype} data: {e}"))
-        }
-        _ => Ok(RData::Unknown {
-            code: rtype,
-            rdata: if wire.is_empty() {
-                NULL::new()
-            } else {
-                NULL::with(wire)
-            },
-        }),
-    }
-}
-
-/// The reader's state between entries.
-struct Reader {
-    /// The current origin (`$ORIGIN`, else the caller's), wire form.
-    origin: Option<Vec<u8>>,
-    /// `$TTL`, once set.
-    default_ttl: Option<u32>,
-    /// The previous record's owner, wire form.
-    owner: Option<Vec<u8>>,
-}
-
-/// The TTL of a record with none when the file sets no `$TTL` (NSD 4.6's default).
-const DEFAULT_TTL: u32 = 3600;
-
-/// A record as read, with its class.
-type Read = (SourceRecord, u16);
-
-impl Reader {
-    /// Reads one entry: a directive (`None`) or a record.
-    fn entry(&mut self, entry: &Entry) -> Result<Option<Read>, rdata::Bad> {
-        let line = entry.first_line;
-        let mut tokens = entry.tokens.iter().peekable();
-        let Some(first) = tokens.peek().copied() else {
-            return Ok(None);
-        };
-        if !entry.blank_owner && !first.quoted && first.text.starts_with(b"$") {
-            self.directive(entry)?;
-            return Ok(None);
-        }
-        if !entry.blank_owner {
-            tokens.next();
-            let owner = fields::name(&first.text, self.origin.as_deref()).map_err(|m| (line, m))?;
-            self.owner = Some(owner);
-        }
-        let owner = self.owner.clone().ok_or_else(|| {
-            (
-                line,
-                "a record with a blank owner and no previous record".to_owned(),
-            )
-        })?;
-        let (mut ttl, mut class) = (None, None);
-        let code = loop {
-            let Some(token) = tokens.next() else {
-                return Err((line, "missing record type".into()));
-            };
-            let raw = token.text.as_slice();
-            if token.quoted {
-                let msg = format!(
-                    "expected a record type, got \"{}\"",
-                    String::from_utf8_lossy(raw)
-                );
-                return Err((token.line, msg));
-            }
-            if ttl.is_none() && fields::looks_like_ttl(raw) {
-                ttl = Some(fields::ttl(raw).map_err(|m| (token.line, m))?);
-            } else if let Some(c) = class.is_none().then(|| fields::class_code(raw)).flatten() {
-                class = Some(c);
-            } else if let Some(code) = fields::type_code(raw) {
-                break code;
-            } else {
-                let msg = format!("unknown type '{}'", String::from_utf8_lossy(raw));
-                return Err((token.line, msg));
-            }
-        };
-        let rest: Vec<Token> = tokens.cloned().collect();
-        let wire = rdata::wire(code, &rest, self.origin.as_deref(), line)?;
-        let data = rdata_of(code, wire).map_err(|m| (line, m))?;
-        let name = wire_name(&owner).map_err(|m| (line, m))?;
-        let ttl = ttl.or(self.default_ttl).unwrap_or(DEFAULT_TTL);
-        let record = SourceRecord {
-            name,
-            ttl,
-            data,
-            line,
-        };
-        Ok(Some((record, class.unwrap_or(1))))
-    }
-
-    /// `$ORIGIN name`, `$TTL ttl`; `$INCLUDE` and anything else are refused.
-    fn directive(&mut self, entry: &Entry) -> Result<(), rdata::Bad> {
-        let line = entry.first_line;
-        let [directive, args @ ..] = entry.tokens.as_slice() else {
-            return Ok(());
-        };
-        let keyword = directive.text.to_ascii_uppercase();
-        // Whatever else the line holds, a `$INCLUDE` on it is never followed.
-        if let Some(include) = args
-            .iter()
-            .find(|a| a.text.to_ascii_uppercase().starts_with(b"$INCLUDE"))
-        {
-            return Err((include.line, "$INCLUDE is not supported".into()));
-        }
-        let one = |what: &str| match args {
-            [arg] => Ok(arg.text.as_slice()),
-            [] => Err((line, format!("{what} needs an argument"))),
-            [_, extra, ..] => Err((
-                extra.line,
-                format!(
-                    "unexpected '{}' after {what}",
-                    String::from_utf8_lossy(&extra.text)
-                ),
-            )),
-        };
-        match keyword.as_slice() {
-            b"$ORIGIN" => {
-                let raw = one("$ORIGIN")?;
-                let origin = fields::name(raw, self.origin.as_deref()).map_err(|m| (line, m))?;
-                self.origin = Some(origin);
-            }
-            b"$TTL" => {
-                let raw = one("$TTL")?;
-                self.default_ttl = Some(fields::ttl(raw).map_err(|m| (line, m))?);
-            }
-            b"$INCLUDE" => return Err((line, "$INCLUDE is not supported".into())),
-            _ => {
-                let msg = format!(
-                    "unknown directive '{}'",
-                    String::from_utf8_lossy(&directive.text)
-                );
-                return Err((line, msg));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The checks a server needs; returns the zone origin (the SOA owner) and the records.
-fn check(
-    records: Vec<Read>,
-    last_origin: &Name,
-) -> Result<(Name, Vec<SourceRecord>), (usize, String)> {
-    let mut soas = records
-        .iter()
-        .filter(|(record, _)| record.data.record_type() == RecordType::SOA)
-        .map(|(record, _)| record);
-    let Some(soa) = soas.next() else {
-        return Err((1, format!("no SOA at the zone origin {last_origin}")));
-    };
-    if let Some(second) = soas.next() {
-        return Err((
-            second.line,
-            format!("more than one SOA ({} and {})", soa.name, second.name),
-        ));
-    }
-    let zone = soa.name.clone();
-    let mut cnames = HashSet::new();
-    for (record, class) in &records {
-        if *class != 1 {
-            let class = DNSClass::from(*class);
-            return Err((
-                record.line,
-                format!("class {class} is not supported (only IN)"),
-            ));
-        }
-        if !zone.zone_of(&record.name) {
-            return Err((record.line, format!("name outside origin {zone}")));
-        }
-        if record.data.record_type() == RecordType::CNAME
-            && !cnames.insert(LowerName::new(&record.name))
-        {
-            return Err((record.line, "more than one CNAME at this name".to_owned()));
-        }
-    }
-    Ok((
-        zone,
-        records.into_iter().map(|(record, _)| record).collect(),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
 
-    use hickory_proto::rr::RData;
     use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::{RData, RecordType};
 
     use super::*;
 

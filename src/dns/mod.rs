@@ -1,0 +1,53 @@
+//! DNS wire-format helpers shared by the LS, the TS and the batch client, on
+//! top of hickory-proto.
+//!
+//! Everything here treats its input as hostile: [`decode_query`] never panics,
+//! and turns every problem into a [`Reject`], which [`Reject::response`] maps to
+//! the one protocol outcome SPEC §4 asks for (drop, FORMERR, NOTIMP, ...).
+//! [`ResponseWriter`] encodes answers straight from borrowed records, so a
+//! server can answer from its tables without cloning them. [`nsid_for_client`]
+//! is the LS's NSID step (RFC 5001) on every answer it passes on.
+//!
+//! # Map
+//! - `limits.rs`: header length, payload and name limits, [`Transport`];
+//! - `query.rs`: [`decode_query`], [`Reject`], the response header and OPT;
+//! - `writer.rs`: [`ResponseWriter`] and [`Rr`];
+//! - `header.rs`: raw messages read without decoding ([`WireHeader`],
+//!   [`peek_plain_query`], the accept checks on upstream responses);
+//! - `synth.rs`: answers made up (the LS's [`synthesized`] answer, TC=1,
+//!   error answers);
+//! - `nsid.rs`: NSID on raw messages;
+//! - `hostname.rs`: the hostname rules ([`parse_hostname`]) of PROJ tables
+//!   and of `dnslb resolve`'s input.
+//!
+//! Every item is re-exported here: callers say `dns::decode_query`.
+mod header;
+mod hostname;
+mod limits;
+mod nsid;
+mod query;
+mod synth;
+mod writer;
+
+#[cfg(test)]
+mod fixtures;
+
+pub use header::{
+    WireHeader, answers_question, cut_to_truncated, peek_plain_query, rcode_mnemonic,
+    rejects_query, same_question,
+};
+pub use hostname::parse_hostname;
+pub use limits::{
+    HEADER_LEN, NAME_MAX, TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX, UDP_PAYLOAD_PLAIN,
+};
+pub use nsid::{
+    LS_NSID_PREFIX, NSID_OPTION, NsidEdit, add_nsid, client_max_size, nsid_for_client,
+    query_wants_nsid,
+};
+pub use query::{
+    ClientQuery, ErrorAnswer, Reject, add_ede, decode_query, response_edns, response_metadata,
+};
+pub use synth::{
+    EDE_NO_REACHABLE_AUTHORITY, error_for, rcode_answer, servfail_for, synthesized, truncated_for,
+};
+pub use writer::{ResponseWriter, Rr, rr_len};

@@ -1,0 +1,96 @@
+//! Reading a TS's zone files into a [`Catalog`]: PROJ tables compiled line
+//! by line as they are read, master files each into their own zone, and the
+//! SOA made up for a zone whose files hold none.
+use hickory_proto::rr::Name;
+use hickory_proto::rr::rdata::SOA;
+
+use super::settings::TsSettings;
+use super::source::ZoneError;
+use super::zone::{Catalog, ZoneBuilder};
+use super::{table, zonefile};
+
+/// SOA timers of a zone built from PROJ tables (RFC 1912 §2.2 values).
+const SYNTH_REFRESH: i32 = 3600;
+const SYNTH_RETRY: i32 = 600;
+const SYNTH_EXPIRE: i32 = 604_800;
+
+/// Loads every zone of `settings` into a catalog. Zones whose SOA is
+/// synthesized get `serial`.
+///
+/// # Errors
+/// The first problem found, as `file:line: what is wrong`.
+pub fn load_catalog(settings: &TsSettings, serial: u32) -> Result<Catalog, ZoneError> {
+    load_catalog_noting(settings, serial, &mut Vec::new())
+}
+
+/// [`load_catalog`], with the warnings about the files (a signed zone whose
+/// DNSSEC records are served as data only) added to `warnings`.
+///
+/// # Errors
+/// As [`load_catalog`].
+pub fn load_catalog_noting(
+    settings: &TsSettings,
+    serial: u32,
+    warnings: &mut Vec<String>,
+) -> Result<Catalog, ZoneError> {
+    // One builder per zone origin: PROJ tables share the TS origin and are
+    // compiled line by line as they are read; each master file brings its own.
+    let mut builders: Vec<ZoneBuilder> = Vec::new();
+    fn builder_for(builders: &mut Vec<ZoneBuilder>, origin: &Name) -> usize {
+        match builders.iter().position(|b| b.origin() == origin) {
+            Some(i) => i,
+            None => {
+                builders.push(ZoneBuilder::new(origin.clone(), 0));
+                builders.len() - 1
+            }
+        }
+    }
+    let mut table_origin = settings.origin.clone();
+    table_origin.set_fqdn(true);
+    for (i, file) in settings.zones.iter().enumerate() {
+        if zonefile::is_master_file(file) {
+            let (origin, records) = zonefile::load_any(file, &settings.origin, settings.ttl)?;
+            warnings.extend(zonefile::signed_zone_warning(file, &records));
+            let b = builder_for(&mut builders, &origin);
+            for rec in &records {
+                builders[b].add(i, file, rec)?;
+            }
+        } else {
+            let b = builder_for(&mut builders, &table_origin);
+            let builder = &mut builders[b];
+            table::visit_table_file(file, &table_origin, settings.ttl, |rec| {
+                builder.add(i, file, &rec)
+            })?;
+        }
+    }
+    let mut zones = Vec::with_capacity(builders.len());
+    for b in builders {
+        let ttl = settings.ttl;
+        let zone = b.finish(&settings.zones, |origin, apex_ns| {
+            synth_soa(origin, apex_ns, ttl, serial)
+        })?;
+        zones.push(zone);
+    }
+    Ok(Catalog::new(zones))
+}
+
+/// The SOA of a zone that has none in its files: the first apex NS target
+/// (or the origin) as primary, `hostmaster.<origin>` as contact.
+fn synth_soa(origin: &Name, apex_ns: Option<&Name>, ttl: u32, serial: u32) -> (u32, SOA) {
+    let mname = apex_ns.cloned().unwrap_or_else(|| origin.clone());
+    let rname = origin
+        .prepend_label("hostmaster")
+        .unwrap_or_else(|_| origin.clone());
+    (
+        ttl,
+        SOA::new(
+            mname,
+            rname,
+            serial,
+            SYNTH_REFRESH,
+            SYNTH_RETRY,
+            SYNTH_EXPIRE,
+            ttl,
+        ),
+    )
+}

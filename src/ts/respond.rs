@@ -1,0 +1,254 @@
+//! The table server's request path: [`Handler`] for [`TableServer`] (fault
+//! knobs first), the answer to one request (AXFR, NOTIFY, plain queries on a
+//! fast path, errors) and what it was, for the counters.
+use std::net::IpAddr;
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::{DNSClass, Record, RecordType};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+
+use super::TableServer;
+use super::answer::{self, PlainQuery};
+use super::metrics::{Outcome, Unanswered};
+use super::wire::Key;
+use super::xfr;
+use super::zone::Zone;
+use crate::config::OnMiss;
+use crate::dns::{self, ClientQuery, Reject, ResponseWriter, Transport};
+use crate::server::{Action, Handler, Reply, Request};
+
+impl TableServer {
+    fn may_transfer(&self, ip: IpAddr) -> bool {
+        self.settings.axfr_allow.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The answer to one request (before fault injection), counted in [`TableServer::metrics`].
+    pub fn answer(&self, req: Request<'_>) -> Reply {
+        let (reply, outcome) = self.respond(req);
+        self.metrics.record(outcome);
+        reply
+    }
+
+    /// The OPT of an answer to `q`: none without one in the query; with the
+    /// NSID when one is configured and `q` asks for it (an empty NSID option).
+    fn answer_edns(&self, q: &ClientQuery) -> Option<Edns> {
+        let theirs = q.edns.as_ref()?;
+        let mut edns = dns::response_edns(Some(theirs));
+        let asked = matches!(
+            theirs.option(EdnsCode::NSID),
+            Some(EdnsOption::NSID(p)) if p.as_ref().is_empty()
+        );
+        if let (true, Some(nsid)) = (asked, &self.nsid) {
+            edns.options_mut().insert(EdnsOption::NSID(nsid.clone()));
+        }
+        Some(edns)
+    }
+
+    /// An answer with `rcode` and no records to `q` (its question and OPT
+    /// echoed, the NSID added when asked).
+    fn rcode_answer(&self, q: &ClientQuery, rcode: ResponseCode) -> Reply {
+        let edns = self.answer_edns(q);
+        let meta = q.response_metadata(rcode);
+        let mut w = ResponseWriter::new(meta, Some(&q.query), edns.as_ref());
+        Reply::One(w.finish(dns::TCP_PAYLOAD_MAX))
+    }
+
+    /// The answer to one request and what it was, for the counters.
+    fn respond(&self, req: Request<'_>) -> (Reply, Outcome) {
+        if let Some(done) = self.respond_plain(&req) {
+            return done;
+        }
+        let q = match dns::decode_query(req.raw) {
+            Ok(q) => q,
+            Err(reject) => {
+                let outcome = match &reject {
+                    Reject::Drop => Outcome::Unanswered(Unanswered::Malformed),
+                    Reject::Rcode(e) => Outcome::Answered(e.rcode),
+                };
+                let Some(mut resp) = reject.response() else {
+                    return (Reply::Drop, outcome);
+                };
+                // FORMERR, NOTIMP, BADVERS: the NSID goes into the OPT the
+                // rejection echoes, when the query could be read that far.
+                if let Some(nsid) = &self.nsid
+                    && dns::query_wants_nsid(req.raw)
+                {
+                    let max = dns::client_max_size(req.raw, req.transport);
+                    dns::add_nsid(&mut resp, nsid.as_ref(), max);
+                }
+                return (Reply::One(resp), outcome);
+            }
+        };
+        let refuse = |q: &ClientQuery| {
+            (
+                self.rcode_answer(q, ResponseCode::Refused),
+                Outcome::Answered(ResponseCode::Refused),
+            )
+        };
+        // We are a primary: NOTIFY is for secondaries.
+        if q.header.metadata.op_code == OpCode::Notify || q.query.query_class() != DNSClass::IN {
+            return refuse(&q);
+        }
+        let qtype = q.query.query_type();
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+            if req.transport != Transport::Tcp || !self.may_transfer(req.src.ip()) {
+                return refuse(&q);
+            }
+            let catalog = self.catalog.load();
+            return match catalog
+                .zones()
+                .iter()
+                .find(|z| z.origin().eq_ignore_root(q.query.name()))
+            {
+                Some(zone) => (
+                    Reply::Many(xfr::axfr_messages(zone, &q)),
+                    Outcome::Answered(ResponseCode::NoError),
+                ),
+                None => refuse(&q),
+            };
+        }
+        let catalog = self.catalog.load();
+        let question = match encode_question(&q) {
+            Some(bytes) => bytes,
+            None => return refuse(&q),
+        };
+        let Some(qname) = Key::read(&question) else {
+            return refuse(&q);
+        };
+        let Some(zone) = catalog.find(&qname) else {
+            return refuse(&q);
+        };
+        let opt = self.answer_edns(&q).and_then(|e| {
+            let mut out = Vec::with_capacity(32);
+            let mut enc = BinEncoder::new(&mut out);
+            Record::from(&e).emit(&mut enc).ok().map(|()| out)
+        });
+        let asked = answer::Asked {
+            id: q.header.metadata.id,
+            flags: dns::WireHeader::read(req.raw).map_or(0, |h| h.flags),
+            question: &question,
+            qname: &qname,
+            qtype,
+        };
+        self.finish(
+            zone,
+            asked,
+            opt.as_deref(),
+            q.max_size(req.transport),
+            req.transport,
+        )
+    }
+
+    /// The answer to an ordinary query read in place ([`PlainQuery`]), or
+    /// `None` when it needs the full decoder (no zone for it, an NSID to add).
+    fn respond_plain(&self, req: &Request<'_>) -> Option<(Reply, Outcome)> {
+        let q = PlainQuery::read(req.raw)?;
+        if q.opt.is_some_and(|o| o.wants_nsid) && self.nsid.is_some() {
+            return None;
+        }
+        let catalog = self.catalog.load();
+        let zone = catalog.find(&q.qname)?;
+        let opt = q.opt.map(|o| answer::opt_record(o.dnssec_ok));
+        let asked = answer::Asked {
+            id: q.id,
+            flags: q.flags,
+            question: q.question,
+            qname: &q.qname,
+            qtype: q.qtype,
+        };
+        let max = q.max_size(req.transport);
+        Some(self.finish(
+            zone,
+            asked,
+            opt.as_ref().map(|o| &o[..]),
+            max,
+            req.transport,
+        ))
+    }
+
+    /// The answer from `zone`, or a drop for a miss when `on_miss` is silent.
+    fn finish(
+        &self,
+        zone: &Zone,
+        asked: answer::Asked<'_>,
+        opt: Option<&[u8]>,
+        max: u16,
+        transport: Transport,
+    ) -> (Reply, Outcome) {
+        let (msg, w) = answer::assemble(zone, asked, opt, max, transport);
+        if w.rcode == ResponseCode::NXDomain && self.settings.on_miss == OnMiss::Silent {
+            return (Reply::Drop, Outcome::Unanswered(Unanswered::SilentMiss));
+        }
+        (Reply::One(msg), Outcome::Answered(w.rcode))
+    }
+}
+
+/// The question of `q` in wire form, its name uncompressed.
+fn encode_question(q: &ClientQuery) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(64);
+    let mut enc = BinEncoder::new(&mut out);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    q.query.emit(&mut enc).ok()?;
+    Some(out)
+}
+
+/// Whether `raw` asks the LS's default health probe question, `. SOA`
+/// (`[ls.health] query`): one question, the root name, type SOA. The fault
+/// knobs' delay spares such queries: a probe waits at most its timeout
+/// (500 ms by default), so a delay longer than that would keep every backend
+/// down and the experiment would measure health checks instead of client
+/// latency. Drops still apply to probes, as real packet loss does: a
+/// backend loses `fall` probes in a row only as often as the drop share says.
+pub fn looks_like_health_probe(raw: &[u8]) -> bool {
+    let Some(h) = dns::WireHeader::read(raw) else {
+        return false;
+    };
+    // Root name (one zero byte) at offset 12, then QTYPE SOA (6).
+    !h.is_response() && h.qdcount == 1 && raw.get(12..15) == Some(&[0, 0, 6][..])
+}
+
+impl Handler for TableServer {
+    fn handle(&self, req: Request<'_>) -> Action {
+        let f = self.settings.fault;
+        if f.drop_ratio > 0.0 && rand::random::<f64>() < f.drop_ratio {
+            self.metrics.record(Outcome::Unanswered(Unanswered::Fault));
+            return Action::Now(Reply::Drop);
+        }
+        let probe = looks_like_health_probe(req.raw);
+        let reply = self.answer(req);
+        if f.delay_ms > 0 && f.delay_ratio > 0.0 && !probe && rand::random::<f64>() < f.delay_ratio
+        {
+            let delay = Duration::from_millis(f.delay_ms);
+            return Action::Later(Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                reply
+            }));
+        }
+        Action::Now(reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::Name;
+
+    #[test]
+    fn the_default_health_probe_is_recognised_and_nothing_else() {
+        use hickory_proto::op::{Message, Query};
+        let q = |name: &str, t: RecordType| {
+            let mut m = Message::query();
+            m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+            m.to_vec().unwrap()
+        };
+        assert!(looks_like_health_probe(&q(".", RecordType::SOA)));
+        assert!(!looks_like_health_probe(&q(".", RecordType::NS)));
+        assert!(!looks_like_health_probe(&q("example.", RecordType::SOA)));
+        let mut resp = q(".", RecordType::SOA);
+        resp[2] |= 0x80;
+        assert!(!looks_like_health_probe(&resp), "a response");
+        assert!(!looks_like_health_probe(&[0u8; 5]));
+    }
+}

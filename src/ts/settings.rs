@@ -1,0 +1,65 @@
+//! What a TS serves and how ([`TsSettings`]), from a `[[ts]]` section of the
+//! config or from `dnslb ts`'s flags ([`parse_origin`]).
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use hickory_proto::rr::Name;
+use ipnet::IpNet;
+
+use crate::config::{Fault, OnMiss, TsConfig, ValueError, parse_name};
+
+/// What a TS serves and how.
+#[derive(Debug, Clone)]
+pub struct TsSettings {
+    /// Name used in logs.
+    pub name: String,
+    /// Zone files: PROJ tables and `.zone` master files.
+    pub zones: Vec<PathBuf>,
+    /// Origin of the PROJ tables.
+    pub origin: Name,
+    /// TTL of PROJ-table records.
+    pub ttl: u32,
+    /// What to do for a name that does not exist.
+    pub on_miss: OnMiss,
+    /// Clients allowed to transfer zones (AXFR over TCP).
+    pub axfr_allow: Vec<IpNet>,
+    /// Secondaries to NOTIFY when a zone changes on reload.
+    pub notify: Vec<SocketAddr>,
+    /// Fault injection.
+    pub fault: Fault,
+    /// Name server identifier returned to queries that ask for it (RFC 5001).
+    pub nsid: Option<String>,
+}
+
+impl TsSettings {
+    /// Settings from a `[[ts]]` section, whose values were all checked when the config
+    /// was read.
+    pub fn from_config(c: &TsConfig) -> Self {
+        TsSettings {
+            name: c.name.clone(),
+            zones: c.zones.clone(),
+            origin: c.origin.clone(),
+            ttl: c.ttl,
+            on_miss: c.on_miss,
+            axfr_allow: c.axfr_allow.clone(),
+            notify: c.notify.clone(),
+            fault: c.fault,
+            nsid: c.nsid.clone(),
+        }
+    }
+}
+
+/// An origin given as text (`dnslb ts --origin`) that is not a DNS name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("origin {0}")]
+pub struct OriginError(pub ValueError);
+
+/// Parses an origin such as `.` or `example.com` as a fully qualified name, as
+/// `origin` in `config.toml` is parsed.
+///
+/// # Errors
+/// Not a DNS name; the message shows the text, e.g.
+/// `origin "a..b" is not a DNS name: Malformed label`.
+pub fn parse_origin(s: &str) -> Result<Name, OriginError> {
+    parse_name(s).map_err(OriginError)
+}

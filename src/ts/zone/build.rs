@@ -1,0 +1,591 @@
+//! Compiling a zone: [`ZoneBuilder`] takes records one at a time (a big
+//! table never sits in memory as decoded records), checks them against the
+//! zone (origin, one SOA at the apex, no CNAME beside other data), and
+//! [`ZoneBuilder::finish`] writes the arena of `store.rs` in one pass:
+//! names grouped by hashing, RRsets with one TTL each (RFC 2181 §5.2),
+//! empty non-terminals added (RFC 8020).
+//!
+//! Every problem is a [`BuildError`], located as `file:line` by
+//! [`ZoneError::Build`] (both in `ts/source.rs`, below the parsers and this
+//! builder alike).
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::{
+    BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
+};
+
+use super::Zone;
+use super::store::{EMPTY, ENTRY_EMPTY, Store, hash, push_record};
+use crate::ts::source::{BuildError, SourceRecord, ZoneError};
+use crate::ts::wire::Key;
+
+/// Writes `name` uncompressed, as spelled, into `out` (cleared first).
+pub(super) fn wire_into(name: &Name, out: &mut Vec<u8>) -> Result<(), BuildError> {
+    out.clear();
+    // Label by label (hickory's encoder would also record compression
+    // pointers, which a zone has no use for), with the RFC 1035 limits
+    // checked as it checked them.
+    for label in name.iter() {
+        let len = u8::try_from(label.len())
+            .ok()
+            .filter(|&l| l <= 63)
+            .ok_or(BuildError::LabelTooLong)?;
+        out.push(len);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    if out.len() > 255 {
+        return Err(BuildError::NameOver255);
+    }
+    Ok(())
+}
+
+/// A name's wire form, lower-cased (an index key).
+fn key_of(name: &Name) -> Result<Vec<u8>, BuildError> {
+    let mut wire = Vec::with_capacity(name.len() + 2);
+    wire_into(name, &mut wire)?;
+    wire.make_ascii_lowercase();
+    Ok(wire)
+}
+
+/// Encodes `data`'s RDATA, names uncompressed, into `out` (cleared first).
+fn rdata_into(data: &RData, out: &mut Vec<u8>) -> Result<(), BuildError> {
+    out.clear();
+    // The types of a big table, written directly.
+    match data {
+        RData::A(a) => {
+            out.extend_from_slice(&a.0.octets());
+            return Ok(());
+        }
+        RData::AAAA(a) => {
+            out.extend_from_slice(&a.0.octets());
+            return Ok(());
+        }
+        _ => {}
+    }
+    let mut enc = BinEncoder::new(out);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    data.emit(&mut enc).map_err(|e| BuildError::Encode {
+        rtype: data.record_type(),
+        reason: e.to_string(),
+    })?;
+    if out.len() > usize::from(u16::MAX) {
+        return Err(BuildError::RdataOver64K);
+    }
+    Ok(())
+}
+
+/// Records of one owner and type while a zone is built: their RDATA as
+/// (start, length) in the builder's RDATA buffer, and each record's TTL.
+/// The records of one RRset share the lowest TTL among them (RFC 2181
+/// §5.2), except RRSIGs: those at one name sign different RRsets, so each
+/// keeps its own (RFC 4034 §3).
+struct Building {
+    rtype: u16,
+    ttl: u32,
+    data: Vec<(usize, usize, u32)>,
+}
+
+/// One record read, waiting for its zone to be compiled.
+struct Pending {
+    owner: u32,
+    rtype: u16,
+    file: u32,
+    ttl: u32,
+    line: u32,
+    rdata_at: u32,
+    rdata_len: u16,
+}
+
+/// The first error by position in the records (file order).
+struct FirstError(Option<(usize, ZoneError)>);
+
+impl FirstError {
+    fn keep(&mut self, at: usize, err: ZoneError) {
+        if self.0.as_ref().is_none_or(|(a, _)| at < *a) {
+            self.0 = Some((at, err));
+        }
+    }
+}
+
+/// The owners of a zone being built: each distinct name (case aside) once,
+/// as first written, in order of first appearance.
+struct Owners {
+    /// Owner names in wire form, concatenated.
+    names: Vec<u8>,
+    /// Per owner: where its name starts in `names`, its length.
+    spans: Vec<(u32, u8)>,
+    /// Open-addressing index of owner numbers by lower-cased name.
+    table: Vec<u32>,
+}
+
+impl Owners {
+    fn with_capacity(n: usize) -> Self {
+        Owners {
+            names: Vec::with_capacity(n * 24),
+            spans: Vec::with_capacity(n),
+            table: vec![EMPTY; (n + n / 3 + 1).next_power_of_two()],
+        }
+    }
+
+    fn name(&self, owner: u32) -> &[u8] {
+        let (start, len) = self.spans[owner as usize];
+        &self.names[start as usize..start as usize + usize::from(len)]
+    }
+
+    /// The owner number of `lower` (a lower-cased wire name), if seen.
+    fn find(&self, lower: &[u8]) -> Option<u32> {
+        let mask = self.table.len() - 1;
+        let mut i = (hash(lower) as usize) & mask;
+        loop {
+            match self.table[i] {
+                EMPTY => return None,
+                o if self.name(o).eq_ignore_ascii_case(lower) => return Some(o),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Doubles the index when it is three quarters full.
+    fn grow(&mut self) {
+        if (self.spans.len() + 1) * 4 <= self.table.len() * 3 {
+            return;
+        }
+        let slots = (self.table.len() * 2).max(16);
+        let mask = slots - 1;
+        let mut table = vec![EMPTY; slots];
+        let mut lower = [0u8; 255];
+        for o in 0..self.spans.len() as u32 {
+            let name = self.name(o);
+            let lower = &mut lower[..name.len()];
+            lower.copy_from_slice(name);
+            lower.make_ascii_lowercase();
+            let mut i = (hash(lower) as usize) & mask;
+            while table[i] != EMPTY {
+                i = (i + 1) & mask;
+            }
+            table[i] = o;
+        }
+        self.table = table;
+    }
+
+    /// The owner number of `wire` (as written), added when new.
+    fn intern(&mut self, wire: &[u8]) -> Result<u32, BuildError> {
+        self.grow();
+        let mut lower = [0u8; 255];
+        let lower = lower.get_mut(..wire.len()).ok_or(BuildError::NameTooLong)?;
+        lower.copy_from_slice(wire);
+        lower.make_ascii_lowercase();
+        let mask = self.table.len() - 1;
+        let mut i = (hash(lower) as usize) & mask;
+        loop {
+            match self.table[i] {
+                EMPTY => break,
+                o if self.name(o).eq_ignore_ascii_case(lower) => return Ok(o),
+                _ => i = (i + 1) & mask,
+            }
+        }
+        let owner = u32::try_from(self.spans.len()).map_err(|_| BuildError::TooManyNames)?;
+        let start = u32::try_from(self.names.len()).map_err(|_| BuildError::TooManyNames)?;
+        let len = u8::try_from(wire.len()).map_err(|_| BuildError::NameTooLong)?;
+        self.names.extend_from_slice(wire);
+        self.spans.push((start, len));
+        self.table[i] = owner;
+        Ok(owner)
+    }
+}
+
+/// Compiles a zone record by record, so a big table never sits in memory
+/// as decoded records: each one costs its owner number, type, TTL, line and
+/// RDATA bytes until [`ZoneBuilder::finish`] writes the arena.
+pub struct ZoneBuilder {
+    origin: Name,
+    origin_key: Vec<u8>,
+    owners: Owners,
+    pending: Vec<Pending>,
+    rdata: Vec<u8>,
+    scratch: Vec<u8>,
+    soa: Option<(u32, RData)>,
+    soa_source: Option<(usize, usize)>,
+    apex_ns: Option<Name>,
+}
+
+impl ZoneBuilder {
+    /// A builder for the zone at `origin`, sized for about `records` records.
+    pub fn new(origin: Name, records: usize) -> Self {
+        let origin_key = key_of(&origin).unwrap_or_else(|_| vec![0]);
+        ZoneBuilder {
+            origin,
+            origin_key,
+            owners: Owners::with_capacity(records),
+            pending: Vec::with_capacity(records),
+            rdata: Vec::with_capacity(records * 4),
+            scratch: Vec::with_capacity(256),
+            soa: None,
+            soa_source: None,
+            apex_ns: None,
+        }
+    }
+
+    /// The zone's origin.
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    /// Makes room for `records` more records. Capacity never written costs
+    /// no resident memory, so a generous guess (from a file's size) is cheap
+    /// and spares the copies of a growing table.
+    pub fn reserve(&mut self, records: usize) {
+        self.pending.reserve(records);
+        self.rdata.reserve(records * 4);
+    }
+
+    /// Adds one record read from line `rec.line` of `file` (index `file_idx`
+    /// in the TS's zone list).
+    ///
+    /// # Errors
+    /// A record outside the origin, an SOA away from the apex or a second
+    /// SOA, data that cannot be encoded: `file:line: what is wrong`.
+    pub fn add(
+        &mut self,
+        file_idx: usize,
+        file: &Path,
+        rec: &SourceRecord,
+    ) -> Result<(), ZoneError> {
+        let err = |reason: BuildError| ZoneError::build(file, rec.line, reason);
+        if !self.origin.zone_of(&rec.name) {
+            return Err(err(BuildError::OutsideZone {
+                name: rec.name.to_string(),
+                origin: self.origin.to_string(),
+            }));
+        }
+        let rtype = rec.data.record_type();
+        if rtype == RecordType::SOA {
+            if !rec.name.eq_ignore_root(&self.origin) {
+                return Err(err(BuildError::SoaOffApex {
+                    name: rec.name.to_string(),
+                    origin: self.origin.to_string(),
+                }));
+            }
+            if self.soa.is_some() {
+                return Err(err(BuildError::SecondSoa));
+            }
+            self.soa = Some((rec.ttl, rec.data.clone()));
+            self.soa_source = Some((file_idx, rec.line));
+            return Ok(());
+        }
+        if let (None, RData::NS(ns)) = (&self.apex_ns, &rec.data)
+            && rec.name.eq_ignore_root(&self.origin)
+        {
+            self.apex_ns = Some(ns.0.clone());
+        }
+        wire_into(&rec.name, &mut self.scratch).map_err(err)?;
+        let owner = self.owners.intern(&self.scratch).map_err(err)?;
+        rdata_into(&rec.data, &mut self.scratch).map_err(err)?;
+        let rdata_at = u32::try_from(self.rdata.len()).map_err(|_| err(BuildError::RdataOver4G))?;
+        self.rdata.extend_from_slice(&self.scratch);
+        self.pending.push(Pending {
+            owner,
+            rtype: u16::from(rtype),
+            file: u32::try_from(file_idx).unwrap_or(u32::MAX),
+            ttl: rec.ttl,
+            line: u32::try_from(rec.line).unwrap_or(u32::MAX),
+            rdata_at,
+            rdata_len: self.scratch.len() as u16,
+        });
+        Ok(())
+    }
+
+    /// Compiles the zone. Without an SOA among the records, `default_soa`
+    /// makes one from the origin and the first NS target at the apex (the
+    /// PROJ-table case). Time and memory are linear in the records: names are
+    /// grouped by hashing, not sorting.
+    ///
+    /// # Errors
+    /// A CNAME beside other data or a second CNAME (the first such record in
+    /// file order), as `file:line: what is wrong`.
+    pub fn finish(
+        self,
+        files: &[PathBuf],
+        default_soa: impl FnOnce(&Name, Option<&Name>) -> (u32, SOA),
+    ) -> Result<Zone, ZoneError> {
+        let ZoneBuilder {
+            origin,
+            origin_key,
+            owners,
+            pending,
+            rdata,
+            soa,
+            soa_source,
+            apex_ns,
+            ..
+        } = self;
+        let unnamed = PathBuf::new();
+        let file_of = |idx: u32| files.get(idx as usize).unwrap_or(&unnamed);
+        // The records of each owner, in file order (a counting sort).
+        let owner_count = owners.spans.len();
+        let mut starts = vec![0u32; owner_count + 1];
+        for p in &pending {
+            starts[p.owner as usize + 1] += 1;
+        }
+        for i in 0..owner_count {
+            starts[i + 1] += starts[i];
+        }
+        let mut by_owner = vec![0u32; pending.len()];
+        let mut fill = starts.clone();
+        for (at, p) in pending.iter().enumerate() {
+            by_owner[fill[p.owner as usize] as usize] = at as u32;
+            fill[p.owner as usize] += 1;
+        }
+        drop(fill);
+
+        // Empty non-terminals: ancestors (below the apex) that own nothing,
+        // and the apex itself when it owns nothing.
+        let apex_labels = origin.num_labels() as usize;
+        let mut empty: Vec<Vec<u8>> = Vec::new();
+        for o in 0..owner_count {
+            let Some(k) = Key::read(owners.name(o as u32)) else {
+                continue;
+            };
+            for skip in 1..k.labels().saturating_sub(apex_labels) {
+                let (_, up) = k.suffix(skip);
+                if owners.find(up).is_none() {
+                    empty.push(up.to_vec());
+                }
+            }
+        }
+        if owners.find(&origin_key).is_none() {
+            empty.push(origin_key.clone());
+        }
+        empty.sort_unstable();
+        empty.dedup();
+        let mut first_error = FirstError(None);
+        let mut store = Store::default();
+        // The arena's size, at most (duplicates aside): reserved once, so it
+        // is never copied while it grows.
+        let most = owners.names.len()
+            + owner_count * 8
+            + empty.iter().map(|k| k.len() + 8).sum::<usize>()
+            + pending
+                .iter()
+                .map(|p| 19 + usize::from(p.rdata_len))
+                .sum::<usize>();
+        store.arena.reserve(most);
+        let mut has_delegations = false;
+        let mut has_wildcards = false;
+        let mut has_dnames = false;
+        let mut sets: Vec<Building> = Vec::new();
+        let (cname, ns) = (u16::from(RecordType::CNAME), u16::from(RecordType::NS));
+        for o in 0..owner_count {
+            let run = &by_owner[starts[o] as usize..starts[o + 1] as usize];
+            let name = owners.name(o as u32);
+            sets.clear();
+            for &at in run {
+                let p = &pending[at as usize];
+                // RRSIG and NSEC may sit beside a CNAME (RFC 4035 §2.5).
+                let beside =
+                    |t: u16| t == u16::from(RecordType::RRSIG) || t == u16::from(RecordType::NSEC);
+                let has_cname = sets.iter().any(|s| s.rtype == cname);
+                let has_other = sets.iter().any(|s| s.rtype != cname && !beside(s.rtype));
+                if (has_cname && !beside(p.rtype)) || (p.rtype == cname && has_other) {
+                    let shown = Name::read(&mut BinDecoder::new(name))
+                        .map_or_else(|_| "?".into(), |n| n.to_string());
+                    let e = ZoneError::build(
+                        file_of(p.file),
+                        p.line as usize,
+                        BuildError::CnameAndOther { name: shown },
+                    );
+                    first_error.keep(at as usize, e);
+                    continue;
+                }
+                let bytes = (p.rdata_at as usize, usize::from(p.rdata_len));
+                let same = |d: &(usize, usize, u32)| {
+                    rdata[d.0..d.0 + d.1] == rdata[bytes.0..bytes.0 + bytes.1]
+                };
+                match sets.iter_mut().find(|s| s.rtype == p.rtype) {
+                    Some(set) => {
+                        set.ttl = set.ttl.min(p.ttl);
+                        if !set.data.iter().any(same) {
+                            set.data.push((bytes.0, bytes.1, p.ttl));
+                        }
+                    }
+                    None => sets.push(Building {
+                        rtype: p.rtype,
+                        ttl: p.ttl,
+                        data: vec![(bytes.0, bytes.1, p.ttl)],
+                    }),
+                }
+            }
+            let is_apex = name.eq_ignore_ascii_case(&origin_key);
+            has_wildcards |= name.starts_with(&[1, b'*']);
+            has_delegations |= !is_apex && sets.iter().any(|s| s.rtype == ns);
+            has_dnames |= sets.iter().any(|s| s.rtype == u16::from(RecordType::DNAME));
+            if let Err(reason) = push_entry(&mut store, name, 0, &sets, &rdata) {
+                let first = run.first().map_or(0, |&a| a);
+                let p = &pending[first as usize];
+                first_error.keep(
+                    first as usize,
+                    ZoneError::build(file_of(p.file), p.line as usize, reason),
+                );
+            }
+        }
+        if let Some((_, err)) = first_error.0 {
+            return Err(err);
+        }
+        drop((pending, rdata, by_owner, starts, owners));
+        for key in &empty {
+            // Lower-cased spelling: the name was never written on its own.
+            let _ = push_entry(&mut store, key, ENTRY_EMPTY, &[], &[]);
+        }
+
+        store.arena.shrink_to_fit();
+        store.index();
+
+        let soa_synthesized = soa.is_none();
+        let (soa_ttl, soa) = match soa {
+            Some(s) => s,
+            None => {
+                let (ttl, soa) = default_soa(&origin, apex_ns.as_ref());
+                (ttl, RData::SOA(soa))
+            }
+        };
+        let mut zone = Zone {
+            origin,
+            origin_key: origin_key.into_boxed_slice(),
+            soa_ttl,
+            soa,
+            soa_record: Box::default(),
+            negative_soa_record: Box::default(),
+            soa_synthesized,
+            soa_source,
+            store: Arc::new(store),
+            has_delegations,
+            has_wildcards,
+            has_dnames,
+        };
+        zone.compile_soa().map_err(|reason| {
+            let (idx, line) = zone.soa_source.unwrap_or((0, 0));
+            ZoneError::build(files.get(idx).unwrap_or(&unnamed), line, reason)
+        })?;
+        Ok(zone)
+    }
+}
+
+impl Zone {
+    /// Builds a zone from records, given per file (index into `files`) in
+    /// file order; see [`ZoneBuilder`].
+    ///
+    /// # Errors
+    /// As [`ZoneBuilder::add`] and [`ZoneBuilder::finish`].
+    pub fn build(
+        origin: Name,
+        chunks: Vec<(usize, Vec<SourceRecord>)>,
+        files: &[PathBuf],
+        default_soa: impl FnOnce(&Name, Option<&Name>) -> (u32, SOA),
+    ) -> Result<Zone, ZoneError> {
+        let total = chunks.iter().map(|(_, r)| r.len()).sum();
+        let mut b = ZoneBuilder::new(origin, total);
+        let unnamed = PathBuf::new();
+        for (idx, records) in &chunks {
+            let file = files.get(*idx).unwrap_or(&unnamed);
+            for rec in records {
+                b.add(*idx, file, rec)?;
+            }
+        }
+        b.finish(files, default_soa)
+    }
+
+    /// Encodes the SOA records served in answers and negative answers.
+    pub(super) fn compile_soa(&mut self) -> Result<(), BuildError> {
+        let minimum = match &self.soa {
+            RData::SOA(s) => s.minimum,
+            _ => self.soa_ttl,
+        };
+        let mut rdata = Vec::with_capacity(64);
+        rdata_into(&self.soa, &mut rdata)?;
+        let soa = u16::from(RecordType::SOA);
+        let mut rec = Vec::with_capacity(rdata.len() + 10);
+        push_record(&mut rec, soa, self.soa_ttl, &rdata);
+        self.soa_record = rec.clone().into_boxed_slice();
+        rec.clear();
+        push_record(&mut rec, soa, self.soa_ttl.min(minimum), &rdata);
+        self.negative_soa_record = rec.into_boxed_slice();
+        Ok(())
+    }
+}
+
+/// Appends an entry for the owner `owner_wire` with `sets` (whose RDATA
+/// lies in `rdata`) to the arena.
+fn push_entry(
+    store: &mut Store,
+    owner_wire: &[u8],
+    flags: u8,
+    sets: &[Building],
+    rdata: &[u8],
+) -> Result<(), BuildError> {
+    let arena = &mut store.arena;
+    let start = arena.len();
+    let name_len = u8::try_from(owner_wire.len()).map_err(|_| BuildError::NameTooLong)?;
+    let set_count = u16::try_from(sets.len()).map_err(|_| BuildError::TooManyTypes)?;
+    arena.push(name_len);
+    arena.extend_from_slice(owner_wire);
+    arena.push(flags);
+    arena.extend_from_slice(&set_count.to_be_bytes());
+    let sets_len_at = arena.len();
+    arena.extend_from_slice(&[0; 4]);
+    for set in sets {
+        let head = arena.len();
+        let count = u16::try_from(set.data.len()).map_err(|_| BuildError::RrsetTooLarge)?;
+        arena.extend_from_slice(&set.rtype.to_be_bytes());
+        arena.push(0);
+        arena.extend_from_slice(&count.to_be_bytes());
+        arena.extend_from_slice(&[0; 4]);
+        let rrsig = set.rtype == u16::from(RecordType::RRSIG);
+        for &(at, len, own) in &set.data {
+            let ttl = if rrsig { own } else { set.ttl };
+            push_record(arena, set.rtype, ttl, &rdata[at..at + len]);
+        }
+        let len = u32::try_from(arena.len() - head - 9).map_err(|_| BuildError::RrsetTooLarge)?;
+        arena[head + 5..head + 9].copy_from_slice(&len.to_be_bytes());
+    }
+    let sets_len =
+        u32::try_from(arena.len() - sets_len_at - 4).map_err(|_| BuildError::ZoneTooLarge)?;
+    arena[sets_len_at..sets_len_at + 4].copy_from_slice(&sets_len.to_be_bytes());
+    if u32::try_from(arena.len()).is_err() {
+        arena.truncate(start);
+        return Err(BuildError::RecordsOver4G);
+    }
+    store.rrsets += sets.len();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use hickory_proto::rr::rdata::CNAME;
+
+    #[test]
+    fn cname_beside_data_is_refused() {
+        let err = Zone::build(
+            Name::root(),
+            vec![(
+                0,
+                vec![
+                    rec("a.test.", a("1.1.1.1")),
+                    rec("a.test.", RData::CNAME(CNAME(name("b.test.")))),
+                ],
+            )],
+            &[PathBuf::from("t.txt")],
+            |_, _| soa(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("t.txt:1: a.test. has a CNAME"),
+            "{err}"
+        );
+    }
+}

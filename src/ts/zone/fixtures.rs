@@ -1,0 +1,78 @@
+//! Test helpers of the zone's unit tests: records, zones, and questions
+//! asked through the TS's message assembly, parsed back.
+use std::path::PathBuf;
+
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::rdata::{A, SOA};
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
+
+use super::Zone;
+use crate::dns::Transport;
+use crate::ts::answer::{Asked, assemble};
+use crate::ts::source::SourceRecord;
+use crate::ts::wire::Key;
+
+pub(super) fn name(s: &str) -> Name {
+    Name::from_ascii(s).unwrap()
+}
+
+pub(super) fn rec(n: &str, data: RData) -> SourceRecord {
+    SourceRecord {
+        name: name(n),
+        ttl: 300,
+        data,
+        line: 1,
+    }
+}
+
+pub(super) fn a(ip: &str) -> RData {
+    RData::A(A(ip.parse().unwrap()))
+}
+
+pub(super) fn soa() -> (u32, SOA) {
+    (
+        300,
+        SOA::new(name("ns."), name("hostmaster."), 1, 3600, 600, 86400, 60),
+    )
+}
+
+pub(super) fn zone(records: Vec<SourceRecord>) -> Zone {
+    Zone::build(
+        Name::root(),
+        vec![(0, records)],
+        &[PathBuf::from("t")],
+        |_, _| soa(),
+    )
+    .unwrap()
+}
+
+/// The answer to `qname`/`qtype` within `max` bytes over `transport`,
+/// parsed back; its ID and question are checked.
+pub(super) fn ask_over(
+    z: &Zone,
+    qname: &str,
+    qtype: RecordType,
+    max: u16,
+    transport: Transport,
+) -> Message {
+    let question = Query::query(name(qname), qtype).to_bytes().unwrap();
+    let key = Key::read(&question).unwrap();
+    let asked = Asked {
+        id: 7,
+        flags: 0x0100,
+        question: &question,
+        qname: &key,
+        qtype,
+    };
+    let (msg, _) = assemble(z, asked, None, max, transport);
+    let m = Message::from_vec(&msg).unwrap();
+    assert_eq!(m.id, 7);
+    assert_eq!(m.queries[0].name().to_ascii(), name(qname).to_ascii());
+    m
+}
+
+/// The whole answer message to `qname`/`qtype`, over TCP, parsed back.
+pub(super) fn ask(z: &Zone, qname: &str, qtype: RecordType) -> Message {
+    ask_over(z, qname, qtype, u16::MAX, Transport::Tcp)
+}

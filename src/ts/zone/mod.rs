@@ -1,0 +1,213 @@
+//! Zones in memory, compiled to wire format, and authoritative lookup.
+//!
+//! A [`Zone`] keeps its records the way they leave the server: at load (and
+//! reload) every RRset is encoded once into one byte arena per zone, each
+//! record as its wire form minus the owner (type, class, TTL, RDLENGTH,
+//! RDATA, names uncompressed). A name is stored once, as first written, next
+//! to its RRsets; an open-addressing table of `u32` offsets into the arena
+//! finds it by its lower-cased wire form. Nothing else is kept per name, so
+//! a million-name table costs a few tens of bytes a name, and a lookup
+//! neither allocates nor decodes.
+//!
+//! [`Zone::write_answer`] turns a question into the answer, authority and
+//! additional sections by copying those bytes behind a compression pointer
+//! to the owner (the question's name, a CNAME target or an NS target written
+//! earlier in the same message), following RFC 1034 §4.3.2 (delegations,
+//! CNAME chains, wildcards), RFC 2308 (SOA in negative answers), RFC 8020
+//! (empty non-terminals answer NODATA) and RFC 8482 (a UDP question for ANY
+//! gets one RRset). Each RRset carries a flags byte; [`SET_DO_ONLY`] is
+//! reserved for the records a signed zone serves only to DO=1 queries
+//! (RRSIGs beside an answer, NSEC/NSEC3 proofs beside a negative), so those
+//! variants need no second layout.
+//! A [`Catalog`] is the set of zones one TS serves.
+//!
+//! # Map
+//! - this file: the [`Zone`] type, its accessors, and [`Written`];
+//! - `store.rs`: the arena and its index (the layout, read);
+//! - `build.rs`: [`ZoneBuilder`], records to arena, typed
+//!   [`BuildError`](crate::ts::source::BuildError)s at `file:line`;
+//! - `write.rs`: the answer writer ([`Zone::write_answer`]): data, CNAME
+//!   chains, referrals, wildcards, negative answers;
+//! - `dname.rs`: DNAME redirection (RFC 6672) for the writer;
+//! - `catalog.rs`: [`Catalog`].
+use std::sync::Arc;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+use crate::dns::Rr;
+
+mod build;
+mod catalog;
+mod dname;
+#[cfg(test)]
+mod fixtures;
+mod store;
+mod write;
+
+pub use build::ZoneBuilder;
+pub use catalog::Catalog;
+pub use store::SET_DO_ONLY;
+use store::Store;
+
+/// One authoritative zone.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    origin: Name,
+    /// The origin, lower-cased wire form.
+    origin_key: Box<[u8]>,
+    soa_ttl: u32,
+    soa: RData,
+    /// The SOA record (minus owner) for SOA answers and for negative answers
+    /// (TTL min(SOA TTL, MINIMUM), RFC 2308 §3).
+    soa_record: Box<[u8]>,
+    negative_soa_record: Box<[u8]>,
+    /// True when no file gave an SOA (PROJ tables): the serial is ours to manage.
+    soa_synthesized: bool,
+    /// Which file (index into the TS's zone list) and line gave the SOA.
+    soa_source: Option<(usize, usize)>,
+    store: Arc<Store>,
+    /// Whether any NS set sits below the apex (enables the delegation walk).
+    has_delegations: bool,
+    has_wildcards: bool,
+    /// Whether any name owns a DNAME (enables the redirection walk).
+    has_dnames: bool,
+}
+
+/// What [`Zone::write_answer`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// NOERROR or NXDOMAIN.
+    pub rcode: ResponseCode,
+    /// AA: false only for referrals.
+    pub authoritative: bool,
+    /// Records in the answer section.
+    pub answers: u16,
+    /// Records in the authority section.
+    pub authority: u16,
+    /// Records in the additional section.
+    pub additional: u16,
+}
+
+impl Written {
+    fn new() -> Self {
+        Written {
+            rcode: ResponseCode::NoError,
+            authoritative: true,
+            answers: 0,
+            authority: 0,
+            additional: 0,
+        }
+    }
+}
+
+impl Zone {
+    /// The zone's apex name.
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    /// True when the SOA was synthesized rather than read from a file.
+    pub fn soa_synthesized(&self) -> bool {
+        self.soa_synthesized
+    }
+
+    /// The file (index into the zone list) and line of the SOA, when read from a file.
+    pub fn soa_source(&self) -> Option<(usize, usize)> {
+        self.soa_source
+    }
+
+    /// The SOA serial.
+    pub fn serial(&self) -> u32 {
+        match &self.soa {
+            RData::SOA(s) => s.serial,
+            _ => 0,
+        }
+    }
+
+    /// The same zone with another SOA serial (the records are shared, not copied).
+    pub fn with_serial(mut self, serial: u32) -> Self {
+        if let RData::SOA(s) = &mut self.soa {
+            s.serial = serial;
+        }
+        // The SOA encoded before; only its serial changed.
+        if self.compile_soa().is_err() {
+            self.soa_record = Box::default();
+        }
+        self
+    }
+
+    /// True when both zones hold the same records (the serial aside).
+    pub fn same_data(&self, other: &Zone) -> bool {
+        let strip = |z: &Zone| match &z.soa {
+            RData::SOA(s) => {
+                let mut s = s.clone();
+                s.serial = 0;
+                Some(s)
+            }
+            _ => None,
+        };
+        self.origin == other.origin
+            && self.soa_ttl == other.soa_ttl
+            && strip(self) == strip(other)
+            && self.store.arena == other.store.arena
+    }
+
+    /// Number of RRsets, the SOA included.
+    pub fn rrset_count(&self) -> usize {
+        1 + self.store.rrsets
+    }
+
+    /// Bytes of compiled records and index (the zone's share of memory).
+    pub fn compiled_bytes(&self) -> usize {
+        self.store.arena.len() + self.store.table.len() * 4
+    }
+
+    /// The SOA record as stored (for answers to SOA queries and transfers).
+    pub fn soa_rr(&self) -> Rr<'_> {
+        Rr {
+            name: &self.origin,
+            ttl: self.soa_ttl,
+            data: &self.soa,
+        }
+    }
+
+    /// Every record of the zone except the SOA, decoded (for a zone transfer).
+    pub fn records(&self) -> Vec<(Name, u32, RData)> {
+        let mut out = Vec::new();
+        let mut buf = Vec::with_capacity(512);
+        for e in self.store.entries() {
+            for set in e.sets() {
+                for r in set.records() {
+                    buf.clear();
+                    buf.extend_from_slice(e.owner);
+                    buf.extend_from_slice(r);
+                    let mut dec = BinDecoder::new(&buf);
+                    if let Ok(rec) = Record::<RData>::read(&mut dec) {
+                        let ttl = rec.ttl;
+                        out.push((rec.name, ttl, rec.data));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+
+    #[test]
+    fn same_data_ignores_serial_and_records_round_trip() {
+        let z1 = zone(vec![rec("a.test.", a("1.1.1.1"))]);
+        let z2 = z1.clone().with_serial(99);
+        assert!(z1.same_data(&z2));
+        assert_eq!(z2.serial(), 99);
+        let z3 = zone(vec![rec("a.test.", a("1.1.1.2"))]);
+        assert!(!z1.same_data(&z3));
+        let recs = z1.records();
+        assert_eq!(recs, vec![(name("a.test."), 300, a("1.1.1.1"))]);
+    }
+}

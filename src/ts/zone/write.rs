@@ -1,0 +1,457 @@
+//! The answer writer: [`Zone::write_answer`] turns a question into the
+//! answer, authority and additional sections by copying the arena's bytes
+//! behind compression pointers to names already in the message, following
+//! RFC 1034 §4.3.2: data, CNAME chains, referrals at delegations,
+//! wildcards, and negative answers with the SOA (RFC 2308, RFC 8020).
+//! DNAME redirection (RFC 6672) is `dname.rs`'s. The message around it
+//! (header, question, EDNS, truncation) is `ts/answer.rs`'s.
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+
+use super::store::{Entry, SET_DO_ONLY, push_set};
+use super::{Written, Zone};
+use crate::dns::HEADER_LEN;
+use crate::ts::wire::{Key, name_at, push_name_ref};
+
+/// Most CNAMEs (written or synthesized from DNAMEs) followed inside one
+/// zone: a chain of this many still reaches its target's data (NSD follows
+/// long chains; loops end sooner, at a name already written).
+const MAX_CNAME_CHAIN: usize = 16;
+
+/// What a name is in a zone.
+enum Found<'z> {
+    Node(Entry<'z>),
+    /// Exists only as the parent of other names (or the apex with no records of its own).
+    Empty,
+    Missing,
+}
+
+impl Zone {
+    /// Writes the answer to a question for `qname` (which must be at or below
+    /// the origin) and `qtype` after the header and question already in `msg`,
+    /// whose name sits at [`HEADER_LEN`] as the client spelled it. Records
+    /// owned by the question's name point to it, so the client's spelling
+    /// (and 0x20 case) is kept. `all_of_any`: answer ANY with every RRset (TCP);
+    /// otherwise with one (RFC 8482 §4.1).
+    ///
+    /// A CNAME is followed (RFC 1034 §4.3.2 step 3a) while its target lies in
+    /// the zone, and each name of the chain is looked up as the question's
+    /// own: at or below a cut it ends in a referral, a missing name in
+    /// NXDOMAIN, an empty non-terminal or a name without the type in NODATA,
+    /// each negative with the SOA (RFC 2308 §2.1, §2.2). A chain stops at a
+    /// name it has already written, so a loop returns each CNAME once, and
+    /// after [`MAX_CNAME_CHAIN`] + 1 lookups (a chain of that many CNAMEs
+    /// still ends in its data). Questions for CNAME or ANY at a CNAME's owner get the CNAME alone.
+    ///
+    /// A name below a DNAME's owner (RFC 6672 §3.1; not below a cut) gets
+    /// the DNAME and a CNAME synthesized from it (owned by the name, the
+    /// DNAME's TTL, the owner's suffix replaced by the DNAME's target, the
+    /// rest lower-cased), followed as any CNAME; YXDOMAIN when that name
+    /// would exceed 255 bytes (§2.2); a CNAME question ends at that CNAME.
+    /// A DNAME met again is not written twice, and ends the chain when its
+    /// target lies below its owner. At the owner itself the DNAME is
+    /// ordinary data. All as NSD 4.6 answers.
+    pub fn write_answer(
+        &self,
+        msg: &mut Vec<u8>,
+        qname: &Key,
+        qtype: RecordType,
+        all_of_any: bool,
+    ) -> Written {
+        let mut w = Written::new();
+        let qt = u16::from(qtype);
+        let mut owner_at = HEADER_LEN;
+        let mut key = qname.clone();
+        // Where each name of the chain is written in `msg` (uncompressed).
+        // One lookup per CNAME followed, and one for the name it ends at.
+        let mut chain = [0usize; MAX_CNAME_CHAIN + 1];
+        // Where each DNAME owner written so far sits in `msg`.
+        let mut dnames = [0usize; MAX_CNAME_CHAIN + 1];
+        for step in 0..=MAX_CNAME_CHAIN {
+            chain[step] = owner_at;
+            if let Some((at, dname)) = self.dname_above(&key) {
+                let again = dnames[..step]
+                    .iter()
+                    .any(|&d| d != 0 && name_at(msg, d).eq_ignore_ascii_case(&key.bytes()[at..]));
+                dnames[step] = owner_at + at;
+                match Self::synthesize(msg, &key, owner_at, at, dname, again, &mut w) {
+                    Some(_) if qtype == RecordType::CNAME => return w,
+                    Some(target_at) => {
+                        let Some(target) = msg.get(target_at..).and_then(Key::read) else {
+                            return w;
+                        };
+                        if !target.is_under(&self.origin_key) {
+                            return w;
+                        }
+                        let seen = chain[..=step]
+                            .iter()
+                            .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
+                        if seen {
+                            return w;
+                        }
+                        owner_at = target_at;
+                        key = target;
+                        continue;
+                    }
+                    None => return w,
+                }
+            }
+            if self.has_delegations && self.referral(msg, &key, owner_at, qt, &mut w) {
+                // After a CNAME the answer section holds this zone's data: the
+                // answer stays authoritative, the referral rides along (as NSD).
+                w.authoritative |= w.answers > 0;
+                return w;
+            }
+            let first = w.answers;
+            let at_apex = key.bytes() == &*self.origin_key;
+            if at_apex && (qtype == RecordType::SOA || qtype == RecordType::ANY) {
+                w.answers += self.push_soa(msg, owner_at);
+                if qtype == RecordType::SOA || !all_of_any {
+                    return w;
+                }
+            }
+            let node = match self.find(&key) {
+                Found::Node(n) => n,
+                Found::Empty => {
+                    if w.answers == first {
+                        self.push_negative(msg, qname, &mut w);
+                    }
+                    return w;
+                }
+                Found::Missing => {
+                    w.rcode = ResponseCode::NXDomain;
+                    self.push_negative(msg, qname, &mut w);
+                    return w;
+                }
+            };
+            let cname = match node.set(u16::from(RecordType::CNAME)) {
+                Some(c) if !matches!(qtype, RecordType::CNAME | RecordType::ANY) => c,
+                _ => {
+                    let before = w.answers;
+                    if qtype == RecordType::ANY {
+                        for set in node.sets().filter(|s| s.flags & SET_DO_ONLY == 0) {
+                            if w.answers > before && !all_of_any {
+                                break;
+                            }
+                            w.answers += push_set(msg, owner_at, set, None);
+                        }
+                    } else if let Some(set) = node.set(qt) {
+                        w.answers += push_set(msg, owner_at, set, None);
+                    }
+                    if w.answers == before {
+                        self.push_negative(msg, qname, &mut w);
+                    }
+                    return w;
+                }
+            };
+            let mut target_at = [0usize; 1];
+            w.answers += push_set(msg, owner_at, cname, Some(&mut target_at[..]));
+            let Some(target) = msg.get(target_at[0]..).and_then(Key::read) else {
+                return w;
+            };
+            if !target.is_under(&self.origin_key) {
+                return w; // out of zone: the client's resolver follows it
+            }
+            let seen = chain[..=step]
+                .iter()
+                .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
+            if seen {
+                return w; // a loop: every CNAME of it is written once
+            }
+            owner_at = target_at[0];
+            key = target;
+        }
+        w
+    }
+
+    /// The SOA as an answer owned by the name at `owner_at`.
+    fn push_soa(&self, msg: &mut Vec<u8>, owner_at: usize) -> u16 {
+        push_name_ref(msg, owner_at);
+        msg.extend_from_slice(&self.soa_record);
+        1
+    }
+
+    /// The SOA in the authority section of a negative answer, owned by the
+    /// origin as it ends the question's name.
+    fn push_negative(&self, msg: &mut Vec<u8>, qname: &Key, w: &mut Written) {
+        match qname.offset_of(&self.origin_key) {
+            Some(at) if self.origin_key.len() > 1 => push_name_ref(msg, HEADER_LEN + at),
+            _ => msg.extend_from_slice(&self.origin_key),
+        }
+        msg.extend_from_slice(&self.negative_soa_record);
+        w.authority += 1;
+    }
+
+    /// The entry of `key`: its own, a wildcard's, or none (empty non-terminal or missing).
+    fn find(&self, key: &Key) -> Found<'_> {
+        if let Some(e) = self.store.get(key.bytes()) {
+            return if e.is_empty() {
+                Found::Empty
+            } else {
+                Found::Node(e)
+            };
+        }
+        if self.has_wildcards {
+            // The closest encloser (RFC 4592 §3.3.1), then its wildcard.
+            for skip in 1..=key.labels() {
+                let (_, up) = key.suffix(skip);
+                if self.store.get(up).is_some() || up.len() <= self.origin_key.len() {
+                    return match Key::wildcard_of(up).and_then(|w| self.store.get(w.bytes())) {
+                        Some(e) if !e.is_empty() => Found::Node(e),
+                        _ => Found::Missing,
+                    };
+                }
+            }
+        }
+        Found::Missing
+    }
+
+    /// A referral when `name` (the question's or a CNAME target's, written
+    /// at `written_at` in `msg`) is at or below a delegation point (not for DS
+    /// at the cut): the NS set in authority, glue from the zone in additional.
+    fn referral(
+        &self,
+        msg: &mut Vec<u8>,
+        name: &Key,
+        written_at: usize,
+        qt: u16,
+        w: &mut Written,
+    ) -> bool {
+        let apex_labels = self.origin.num_labels() as usize;
+        let labels = name.labels();
+        // Walk from just below the apex down to the name itself.
+        for n in (apex_labels + 1)..=labels {
+            let (at, cut) = name.suffix(labels - n);
+            let Some(ns) = self
+                .store
+                .get(cut)
+                .filter(|e| !e.is_empty())
+                .and_then(|e| e.set(u16::from(RecordType::NS)))
+            else {
+                continue;
+            };
+            if n == labels && qt == u16::from(RecordType::DS) {
+                return false;
+            }
+            w.authoritative = false;
+            let mut targets = [0usize; 32];
+            w.authority += push_set(msg, written_at + at, ns, Some(&mut targets[..]));
+            let written = usize::from(ns.count).min(targets.len());
+            for &t in &targets[..written] {
+                let Some(glue) = msg
+                    .get(t..)
+                    .and_then(Key::read)
+                    .and_then(|k| self.store.get(k.bytes()))
+                else {
+                    continue;
+                };
+                for rtype in [RecordType::A, RecordType::AAAA] {
+                    if let Some(set) = glue.set(u16::from(rtype)) {
+                        w.additional += push_set(msg, t, set, None);
+                    }
+                }
+            }
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use crate::dns::Transport;
+    use hickory_proto::rr::RData;
+    use hickory_proto::rr::rdata::{CNAME, NS};
+
+    #[test]
+    fn hit_nodata_nxdomain_and_ent() {
+        let z = zone(vec![
+            rec("www.google.com.", a("8.6.4.2")),
+            rec("www.google.com.", a("8.6.4.3")),
+        ]);
+        let ans = ask(&z, "WWW.Google.com.", RecordType::A);
+        assert_eq!(ans.metadata.response_code, ResponseCode::NoError);
+        assert!(ans.metadata.authoritative && ans.metadata.recursion_desired);
+        assert_eq!(ans.answers.len(), 2);
+        assert_eq!(ans.answers[0].name.to_ascii(), "WWW.Google.com.");
+        let nodata = ask(&z, "WWW.Google.com.", RecordType::AAAA);
+        assert!(nodata.answers.is_empty());
+        assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(nodata.authorities[0].record_type(), RecordType::SOA);
+        assert_eq!(nodata.authorities[0].ttl, 60);
+        let ent = ask(&z, "google.com.", RecordType::A);
+        assert_eq!(ent.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(ent.authorities.len(), 1);
+        let miss = ask(&z, "mail.google.com.", RecordType::A);
+        assert_eq!(miss.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(miss.authorities[0].record_type(), RecordType::SOA);
+    }
+
+    #[test]
+    fn cname_is_followed_inside_the_zone() {
+        let z = zone(vec![
+            rec("alias.test.", RData::CNAME(CNAME(name("www.test.")))),
+            rec("www.test.", a("1.2.3.4")),
+            rec("dangling.test.", RData::CNAME(CNAME(name("nowhere.test.")))),
+        ]);
+        let ans = ask(&z, "alias.test.", RecordType::A);
+        assert_eq!(ans.answers.len(), 2);
+        assert_eq!(ans.answers[1].name.to_ascii(), "www.test.");
+        assert_eq!(ans.answers[1].data, a("1.2.3.4"));
+        assert_eq!(ask(&z, "alias.test.", RecordType::CNAME).answers.len(), 1);
+        let ans = ask(&z, "dangling.test.", RecordType::A);
+        assert_eq!(ans.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(ans.answers.len(), 1);
+    }
+
+    #[test]
+    fn a_chain_of_the_most_cnames_reaches_the_data_and_one_more_stops() {
+        // c0 -> c1 -> ... -> c{n} holding the A: n CNAMEs.
+        let chain = |n: usize| {
+            let mut records: Vec<_> = (0..n)
+                .map(|i| {
+                    let target = name(&format!("c{}.test.", i + 1));
+                    rec(&format!("c{i}.test."), RData::CNAME(CNAME(target)))
+                })
+                .collect();
+            records.push(rec(&format!("c{n}.test."), a("1.2.3.4")));
+            zone(records)
+        };
+        let ans = ask(&chain(MAX_CNAME_CHAIN), "c0.test.", RecordType::A);
+        assert_eq!(ans.answers.len(), MAX_CNAME_CHAIN + 1);
+        assert_eq!(ans.answers[MAX_CNAME_CHAIN].data, a("1.2.3.4"));
+        // MAX + 1 lookups, each writing a CNAME; the resolver follows the last.
+        let ans = ask(&chain(MAX_CNAME_CHAIN + 1), "c0.test.", RecordType::A);
+        assert_eq!(ans.answers.len(), MAX_CNAME_CHAIN + 1);
+        assert!(
+            ans.answers
+                .iter()
+                .all(|r| r.record_type() == RecordType::CNAME)
+        );
+    }
+
+    #[test]
+    fn cname_loops_write_each_record_once() {
+        let z = zone(vec![
+            rec("a.test.", RData::CNAME(CNAME(name("b.test.")))),
+            rec("b.test.", RData::CNAME(CNAME(name("A.test.")))),
+            rec("self.test.", RData::CNAME(CNAME(name("self.test.")))),
+            rec("l1.test.", RData::CNAME(CNAME(name("l2.test.")))),
+            rec("l2.test.", RData::CNAME(CNAME(name("l3.test.")))),
+            rec("l3.test.", RData::CNAME(CNAME(name("l2.test.")))),
+        ]);
+        for (q, len) in [("a.test.", 2), ("SELF.test.", 1), ("l1.test.", 3)] {
+            let ans = ask(&z, q, RecordType::A);
+            assert_eq!(ans.answers.len(), len, "{q}");
+            assert_eq!(ans.metadata.response_code, ResponseCode::NoError, "{q}");
+        }
+    }
+
+    /// A zone with a delegated `sub.test.` and CNAMEs into it.
+    fn delegating() -> Zone {
+        zone(vec![
+            rec("sub.test.", RData::NS(NS(name("ns.sub.test.")))),
+            rec("ns.sub.test.", a("6.6.6.6")),
+            rec("www.test.", RData::CNAME(CNAME(name("host.sub.test.")))),
+            rec("glued.test.", RData::CNAME(CNAME(name("ns.sub.test.")))),
+            rec("tocut.test.", RData::CNAME(CNAME(name("sub.test.")))),
+        ])
+    }
+
+    #[test]
+    fn cname_into_a_delegation_is_the_cname_and_a_referral() {
+        let z = delegating();
+        for q in ["www.test.", "glued.test.", "tocut.test."] {
+            let ans = ask(&z, q, RecordType::A);
+            assert_eq!(ans.metadata.response_code, ResponseCode::NoError, "{q}");
+            assert!(ans.metadata.authoritative, "{q}: AA as NSD sets it");
+            assert_eq!(ans.answers.len(), 1, "{q}: the CNAME alone");
+            assert_eq!(ans.answers[0].record_type(), RecordType::CNAME, "{q}");
+            assert_eq!(ans.authorities.len(), 1, "{q}");
+            assert_eq!(ans.authorities[0].record_type(), RecordType::NS, "{q}");
+            assert_eq!(ans.authorities[0].name.to_ascii(), "sub.test.", "{q}");
+            assert_eq!(ans.additionals.len(), 1, "{q}: the glue");
+            assert_eq!(ans.additionals[0].data, a("6.6.6.6"), "{q}");
+        }
+        // DS at the cut is the parent's: NODATA after the CNAME.
+        let ds = ask(&z, "tocut.test.", RecordType::DS);
+        assert!(ds.metadata.authoritative);
+        assert_eq!(ds.answers.len(), 1);
+        assert_eq!(ds.authorities[0].record_type(), RecordType::SOA);
+    }
+
+    #[test]
+    fn cname_to_an_empty_non_terminal_is_nodata_with_the_soa() {
+        let z = zone(vec![
+            rec("x.y.test.", a("1.2.3.4")),
+            rec("toent.test.", RData::CNAME(CNAME(name("y.test.")))),
+        ]);
+        let ans = ask(&z, "toent.test.", RecordType::A);
+        assert_eq!(ans.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(ans.answers.len(), 1);
+        assert_eq!(ans.authorities.len(), 1);
+        assert_eq!(ans.authorities[0].record_type(), RecordType::SOA);
+    }
+
+    #[test]
+    fn any_at_a_cname_owner_is_the_cname_alone() {
+        let z = zone(vec![
+            rec("alias.test.", RData::CNAME(CNAME(name("www.test.")))),
+            rec("www.test.", a("1.2.3.4")),
+        ]);
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let ans = ask_over(&z, "alias.test.", RecordType::ANY, 1232, transport);
+            assert_eq!(ans.answers.len(), 1, "{transport:?}");
+            assert_eq!(ans.answers[0].record_type(), RecordType::CNAME);
+            assert!(ans.authorities.is_empty(), "{transport:?}");
+        }
+    }
+
+    #[test]
+    fn wildcard_and_delegation() {
+        let z = zone(vec![
+            rec("*.w.test.", a("5.5.5.5")),
+            rec("sub.test.", RData::NS(NS(name("ns.sub.test.")))),
+            rec("ns.sub.test.", a("6.6.6.6")),
+        ]);
+        let ans = ask(&z, "x.w.test.", RecordType::A);
+        assert_eq!(ans.answers.len(), 1);
+        assert_eq!(ans.answers[0].name.to_ascii(), "x.w.test.");
+        let ans = ask(&z, "deep.sub.test.", RecordType::A);
+        assert!(!ans.metadata.authoritative);
+        assert_eq!(ans.authorities.len(), 1);
+        assert_eq!(ans.authorities[0].name.to_ascii(), "sub.test.");
+        assert_eq!(ans.additionals.len(), 1);
+        assert_eq!(ans.additionals[0].name.to_ascii(), "ns.sub.test.");
+        // DS at the cut is the parent's: not a referral.
+        let ds = ask(&z, "sub.test.", RecordType::DS);
+        assert!(ds.metadata.authoritative && ds.answers.is_empty());
+    }
+
+    #[test]
+    fn any_is_one_rrset_over_udp_and_all_over_tcp() {
+        let z = zone(vec![
+            rec("m.test.", a("1.1.1.1")),
+            rec(
+                "m.test.",
+                RData::AAAA("2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().into()),
+            ),
+        ]);
+        assert_eq!(ask(&z, "m.test.", RecordType::ANY).answers.len(), 2);
+        let udp = ask_over(&z, "m.test.", RecordType::ANY, 512, Transport::Udp);
+        assert_eq!(udp.answers.len(), 1);
+    }
+
+    #[test]
+    fn truncation_keeps_the_question_alone() {
+        let many: Vec<_> = (0..60)
+            .map(|i| rec("big.test.", a(&format!("10.0.0.{i}"))))
+            .collect();
+        let z = zone(many);
+        let m = ask_over(&z, "big.test.", RecordType::A, 512, Transport::Udp);
+        assert!(m.metadata.truncation && m.answers.is_empty() && m.queries.len() == 1);
+        assert_eq!(ask(&z, "big.test.", RecordType::A).answers.len(), 60);
+    }
+}

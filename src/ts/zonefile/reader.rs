@@ -1,0 +1,220 @@
+//! The reader's walk over a master file's entries: directives (`$ORIGIN`,
+//! `$TTL`; `$INCLUDE` refused), the owner (`@`, relative, blank for the
+//! previous one), TTL and class in either order, the type and its data; then
+//! the checks a server needs ([`check`]).
+use std::collections::HashSet;
+
+use hickory_proto::rr::rdata::NULL;
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, Restrict};
+
+use super::lexer::{Entry, Token};
+use super::{cursor, fields, rdata};
+use crate::ts::source::SourceRecord;
+
+/// A name in uncompressed wire form.
+pub(super) fn name_wire(name: &Name) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(u8::try_from(label.len()).map_err(|_| "label over 63 bytes")?);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    Ok(out)
+}
+
+/// A wire name (as [`fields::name`] makes them) as a hickory name.
+pub(super) fn wire_name(wire: &[u8]) -> Result<Name, String> {
+    let mut decoder = BinDecoder::new(wire);
+    Name::read(&mut decoder).map_err(|e| format!("bad name: {e}"))
+}
+
+/// The hickory record data of wire RDATA of type `code`: the types the zone builder or
+/// the tests look into decoded, the others kept as they are.
+fn rdata_of(code: u16, wire: Vec<u8>) -> Result<RData, String> {
+    let rtype = RecordType::from(code);
+    match code {
+        1 | 28 | 2 | 5 | 12 | 15 | 6 | 16 => {
+            let len = u16::try_from(wire.len()).map_err(|_| "record data over 65,535 bytes")?;
+            let mut decoder = BinDecoder::new(&wire);
+            RData::read(&mut decoder, rtype, Restrict::new(len))
+                .map_err(|e| format!("cannot decode the {rtype} data: {e}"))
+        }
+        _ => Ok(RData::Unknown {
+            code: rtype,
+            rdata: if wire.is_empty() {
+                NULL::new()
+            } else {
+                NULL::with(wire)
+            },
+        }),
+    }
+}
+
+/// The reader's state between entries.
+pub(super) struct Reader {
+    /// The current origin (`$ORIGIN`, else the caller's), wire form.
+    pub(super) origin: Option<Vec<u8>>,
+    /// `$TTL`, once set.
+    pub(super) default_ttl: Option<u32>,
+    /// The previous record's owner, wire form.
+    pub(super) owner: Option<Vec<u8>>,
+}
+
+/// The TTL of a record with none when the file sets no `$TTL` (NSD 4.6's default).
+const DEFAULT_TTL: u32 = 3600;
+
+/// A record as read, with its class.
+pub(super) type Read = (SourceRecord, u16);
+
+impl Reader {
+    /// Reads one entry: a directive (`None`) or a record.
+    pub(super) fn entry(&mut self, entry: &Entry) -> Result<Option<Read>, cursor::Bad> {
+        let line = entry.first_line;
+        let mut tokens = entry.tokens.iter().peekable();
+        let Some(first) = tokens.peek().copied() else {
+            return Ok(None);
+        };
+        if !entry.blank_owner && !first.quoted && first.text.starts_with(b"$") {
+            self.directive(entry)?;
+            return Ok(None);
+        }
+        if !entry.blank_owner {
+            tokens.next();
+            let owner = fields::name(&first.text, self.origin.as_deref()).map_err(|m| (line, m))?;
+            self.owner = Some(owner);
+        }
+        let owner = self.owner.clone().ok_or_else(|| {
+            (
+                line,
+                "a record with a blank owner and no previous record".to_owned(),
+            )
+        })?;
+        let (mut ttl, mut class) = (None, None);
+        let code = loop {
+            let Some(token) = tokens.next() else {
+                return Err((line, "missing record type".into()));
+            };
+            let raw = token.text.as_slice();
+            if token.quoted {
+                let msg = format!(
+                    "expected a record type, got \"{}\"",
+                    String::from_utf8_lossy(raw)
+                );
+                return Err((token.line, msg));
+            }
+            if ttl.is_none() && fields::looks_like_ttl(raw) {
+                ttl = Some(fields::ttl(raw).map_err(|m| (token.line, m))?);
+            } else if let Some(c) = class.is_none().then(|| fields::class_code(raw)).flatten() {
+                class = Some(c);
+            } else if let Some(code) = fields::type_code(raw) {
+                break code;
+            } else {
+                let msg = format!("unknown type '{}'", String::from_utf8_lossy(raw));
+                return Err((token.line, msg));
+            }
+        };
+        let rest: Vec<Token> = tokens.cloned().collect();
+        let wire = rdata::wire(code, &rest, self.origin.as_deref(), line)?;
+        let data = rdata_of(code, wire).map_err(|m| (line, m))?;
+        let name = wire_name(&owner).map_err(|m| (line, m))?;
+        let ttl = ttl.or(self.default_ttl).unwrap_or(DEFAULT_TTL);
+        let record = SourceRecord {
+            name,
+            ttl,
+            data,
+            line,
+        };
+        Ok(Some((record, class.unwrap_or(1))))
+    }
+
+    /// `$ORIGIN name`, `$TTL ttl`; `$INCLUDE` and anything else are refused.
+    fn directive(&mut self, entry: &Entry) -> Result<(), cursor::Bad> {
+        let line = entry.first_line;
+        let [directive, args @ ..] = entry.tokens.as_slice() else {
+            return Ok(());
+        };
+        let keyword = directive.text.to_ascii_uppercase();
+        // Whatever else the line holds, a `$INCLUDE` on it is never followed.
+        if let Some(include) = args
+            .iter()
+            .find(|a| a.text.to_ascii_uppercase().starts_with(b"$INCLUDE"))
+        {
+            return Err((include.line, "$INCLUDE is not supported".into()));
+        }
+        let one = |what: &str| match args {
+            [arg] => Ok(arg.text.as_slice()),
+            [] => Err((line, format!("{what} needs an argument"))),
+            [_, extra, ..] => Err((
+                extra.line,
+                format!(
+                    "unexpected '{}' after {what}",
+                    String::from_utf8_lossy(&extra.text)
+                ),
+            )),
+        };
+        match keyword.as_slice() {
+            b"$ORIGIN" => {
+                let raw = one("$ORIGIN")?;
+                let origin = fields::name(raw, self.origin.as_deref()).map_err(|m| (line, m))?;
+                self.origin = Some(origin);
+            }
+            b"$TTL" => {
+                let raw = one("$TTL")?;
+                self.default_ttl = Some(fields::ttl(raw).map_err(|m| (line, m))?);
+            }
+            b"$INCLUDE" => return Err((line, "$INCLUDE is not supported".into())),
+            _ => {
+                let msg = format!(
+                    "unknown directive '{}'",
+                    String::from_utf8_lossy(&directive.text)
+                );
+                return Err((line, msg));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The checks a server needs; returns the zone origin (the SOA owner) and the records.
+pub(super) fn check(
+    records: Vec<Read>,
+    last_origin: &Name,
+) -> Result<(Name, Vec<SourceRecord>), (usize, String)> {
+    let mut soas = records
+        .iter()
+        .filter(|(record, _)| record.data.record_type() == RecordType::SOA)
+        .map(|(record, _)| record);
+    let Some(soa) = soas.next() else {
+        return Err((1, format!("no SOA at the zone origin {last_origin}")));
+    };
+    if let Some(second) = soas.next() {
+        return Err((
+            second.line,
+            format!("more than one SOA ({} and {})", soa.name, second.name),
+        ));
+    }
+    let zone = soa.name.clone();
+    let mut cnames = HashSet::new();
+    for (record, class) in &records {
+        if *class != 1 {
+            let class = DNSClass::from(*class);
+            return Err((
+                record.line,
+                format!("class {class} is not supported (only IN)"),
+            ));
+        }
+        if !zone.zone_of(&record.name) {
+            return Err((record.line, format!("name outside origin {zone}")));
+        }
+        if record.data.record_type() == RecordType::CNAME
+            && !cnames.insert(LowerName::new(&record.name))
+        {
+            return Err((record.line, "more than one CNAME at this name".to_owned()));
+        }
+    }
+    Ok((
+        zone,
+        records.into_iter().map(|(record, _)| record).collect(),
+    ))
+}
