@@ -1,23 +1,33 @@
 //! dnslb: a DNS load balancer (LS) in front of authoritative table servers (TS).
 //!
 //! # Layout
-//! - [`config`]: the `config.toml` schema, defaults and validation.
-//! - [`dns`]: hickory-proto helpers shared by every server: safe decoding of the
-//!   header and question, and building error and synthesized answers.
+//! (docs/ARCHITECTURE.md walks one UDP and one TCP query through them.)
+//! - [`service`]: the roles as runners (`ls`, `ts`, `up`), driven by a stream
+//!   of [`service::Control`]s (signals in the binary, a channel in tests);
+//!   `main.rs` only dispatches to them.
+//! - [`cli`]: the command line; [`config`]: the `config.toml` schema,
+//!   defaults, validation, and what a reload may change.
 //! - [`server`]: protocol I/O shared by LS and TS (UDP workers on SO_REUSEPORT
-//!   sockets, RFC 7766 TCP), generic over a [`server::Handler`].
+//!   sockets, RFC 7766 TCP, batch I/O, load shedding), generic over a
+//!   [`server::Handler`].
+//! - [`dns`]: wire-format helpers shared by every side: hostile-input
+//!   decoding, raw header reads, made-up answers, NSID, hostname rules.
+//! - [`ls`]: the load balancer: its floor ([`ls::state`]), the door
+//!   ([`ls::balancer`]), two drivers of one query ([`ls::fast`] for UDP,
+//!   [`ls::strategy`] for TCP) over one decision machine
+//!   ([`ls::resolution`]) and one upstream core ([`ls::upstream`]), the
+//!   reply ([`ls::reply`]), backends and their health ([`ls::backend`],
+//!   probes in [`ls::health`]), orders, hedging, client protection.
 //! - [`ts`]: the table server: zone loading ([`ts::table`] for PROJ tables,
-//!   [`ts::zonefile`] for RFC 1035 master files), lookup ([`ts::zone`]) and answers.
-//! - [`ls`]: the load balancer: strategies ([`ls::strategy`]), orders
-//!   ([`ls::order`]), health ([`ls::health`]), hedging ([`ls::hedge`]), client
-//!   protection ([`ls::guard`]), the upstream socket pool ([`ls::pool`]).
+//!   [`ts::zonefile`] for RFC 1035 master files), compiled zones and their
+//!   answers ([`ts::zone`]), transfers ([`ts::xfr`]).
 //! - [`metrics`]: Prometheus `/metrics`, the HTML status page, `/health` and
 //!   `/ready` of the LS.
 //! - [`status`]: `dnslb status`, the LS's `/health` as a table.
 //! - [`resolve`]: the batch client of `dnslb resolve`.
 //! - [`supervise`]: `dnslb up`'s table-server children, restarted with backoff.
 //! - [`check`]: `dnslb check`, validation of a config and every zone it names.
-//! - [`shutdown`]: signal handling (INT/TERM stop, HUP reload).
+//! - [`shutdown`]: process signals (INT/TERM stop, HUP reload) as a role's controls.
 //! - [`logging`]: the log subscriber (text or JSON lines, a table server's
 //!   `ts=NAME` on every line) and the LS's per-query `debug` line.
 #![cfg_attr(test, allow(clippy::unwrap_used))]

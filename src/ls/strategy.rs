@@ -7,10 +7,11 @@
 //!   has passed: that is failover, not a hedge);
 //! - `sequential`: one, then the next after `try_timeout_ms`.
 //!
-//! Under `hedge` and `sequential`, once every candidate has been asked, a
-//! backend still silent one more delay (hedge delay or `try_timeout_ms`)
-//! after the last launch is asked again, once per query, with a fresh
-//! upstream ID; both copies stay open and either answer wins.
+//! Under `hedge`, once every candidate has been asked, a backend still
+//! silent one more hedge delay after the last launch is asked again, once
+//! per query, with a fresh upstream ID (a hedge: it takes a budget token);
+//! both copies stay open and either answer wins. `sequential` never asks a
+//! backend twice.
 //!
 //! The decisions (who next, when, and what the answers add up to) are the
 //! pure state machine of [`super::resolution`]; this module is its async
