@@ -17,8 +17,8 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
-use crate::harness::{a_addrs, query, udp_raw};
-use crate::procs::{Proc, dnslb_command, free_port, local, poll_until_async};
+use crate::kit::{Proc, dnslb_command, free_port, local, poll_until_async};
+use crate::kit::{a_addrs, query, udp_raw};
 
 /// Names in the table: a zone of about 12 MB compiled.
 const NAMES: u32 = 200_000;
