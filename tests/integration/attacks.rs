@@ -616,17 +616,7 @@ impl Drop for Hostile {
 
 impl Hostile {
     async fn start(how: Hostility) -> Hostile {
-        // UDP and TCP on one port: the first port 0 gives whose TCP side is free.
-        let mut pair = None;
-        for _ in 0..100 {
-            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let addr = udp.local_addr().unwrap();
-            if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
-                pair = Some((udp, tcp, addr));
-                break;
-            }
-        }
-        let (udp, tcp, addr) = pair.expect("a port free for UDP and TCP");
+        let (udp, tcp, addr) = kit::udp_and_tcp().await;
         let u = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
-use crate::kit;
+use crate::kit::{self, ZoneDir};
 use crate::kit::{
     POLL_WAIT, READY_LIMIT, TS1_NAMES, answers_with, ls_fixture, path_str, started_children,
     udp_ask, wait_answers, wait_log,
@@ -342,9 +342,8 @@ fn ts_section(name: &str, port: u16, zone: &Path, extra: &str) -> String {
 /// signalled and the LS kept the old `on_timeout` (NXDOMAIN), with no line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sighup_during_the_startup_wait_reaches_the_ls() {
-    let dir = tempfile::tempdir().unwrap();
-    let zone = dir.path().join("ts1.txt");
-    std::fs::copy(ls_fixture("ts1.txt"), &zone).unwrap();
+    let dir = ZoneDir::new();
+    let zone = dir.copy("ts1.txt", &ls_fixture("ts1.txt"));
     let p = free_ports(2);
     let config = dir.path().join("config.toml");
     let write = |on_timeout: &str| {
@@ -387,9 +386,8 @@ async fn a_sighup_during_the_startup_wait_reaches_the_ls() {
 /// refused to start ("no [ls] section") although `check` said ok.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_runs_table_servers_only_and_warns_of_ts_changes_on_reload() {
-    let dir = tempfile::tempdir().unwrap();
-    let zone = dir.path().join("ts1.txt");
-    std::fs::copy(ls_fixture("ts1.txt"), &zone).unwrap();
+    let dir = ZoneDir::new();
+    let zone = dir.copy("ts1.txt", &ls_fixture("ts1.txt"));
     let port = free_ports(1)[0];
     let config = dir.path().join("config.toml");
     std::fs::write(&config, ts_section("ts1", port, &zone, "ttl = 300")).unwrap();
@@ -424,9 +422,8 @@ async fn up_runs_table_servers_only_and_warns_of_ts_changes_on_reload() {
 /// Before the fix the LS served only after 10 s, and there was no metric.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_waits_only_for_its_own_children_and_counts_their_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let zone = dir.path().join("ts1.txt");
-    std::fs::copy(ls_fixture("ts1.txt"), &zone).unwrap();
+    let dir = ZoneDir::new();
+    let zone = dir.copy("ts1.txt", &ls_fixture("ts1.txt"));
     let p = free_ports(4);
     let (ls, ts1, other, metrics) = (p[0], p[1], p[2], p[3]);
     let config = dir.path().join("config.toml");

@@ -14,7 +14,9 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
-use crate::kit::{self, Proc, a_addrs, ask, dnslb_command, free_port, local, soa_serial, wait_soa};
+use crate::kit::{
+    self, Proc, ZoneDir, a_addrs, ask, dnslb_command, free_port, local, soa_serial, wait_soa,
+};
 use crate::nsd::Nsd;
 use crate::peers::{self, READY_LIMIT, wait_log};
 
@@ -202,9 +204,8 @@ fn small_table(extra: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_synthesized_serial_never_goes_back_across_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let table = dir.path().join("ser.txt");
-    std::fs::write(&table, small_table("")).unwrap();
+    let dir = ZoneDir::new();
+    let table = dir.write("ser.txt", &small_table(""));
     let port = free_port();
     let addr = local(port);
     let config = format!(
@@ -438,9 +439,8 @@ async fn asked_at(ip: IpAddr, port: u16) -> Option<Message> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wildcard_listen_answers_udp_from_the_address_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let zone = dir.path().join("any.txt");
-    std::fs::write(&zone, "www.any.test 192.0.2.1 A\n").unwrap();
+    let dir = ZoneDir::new();
+    let zone = dir.write("any.txt", "www.any.test 192.0.2.1 A\n");
     let ts_port = free_port();
     // Half the answers deferred (the fault delay): both send paths.
     let mut ts = Proc::spawn(

@@ -276,13 +276,20 @@ fn up_toml(l: u16, t1: u16, t2: u16) -> String {
     s
 }
 
-#[test]
-fn up_json_debug_children_lines_are_json_and_carry_their_ts_name() {
+/// A folder holding [`up_toml`]'s `config.toml` for three free ports
+/// (the LS's, ts1's, ts2's).
+fn up_dir() -> (tempfile::TempDir, [u16; 3]) {
     let dir = tempfile::tempdir().unwrap();
     let [l, t1, t2] = free_ports(3)[..] else {
         unreachable!()
     };
     std::fs::write(dir.path().join("config.toml"), up_toml(l, t1, t2)).unwrap();
+    (dir, [l, t1, t2])
+}
+
+#[test]
+fn up_json_debug_children_lines_are_json_and_carry_their_ts_name() {
+    let (dir, [l, _, _]) = up_dir();
     let args = [
         "up",
         "-c",
@@ -332,11 +339,7 @@ fn up_json_debug_children_lines_are_json_and_carry_their_ts_name() {
 
 #[test]
 fn up_passes_its_log_level_to_the_children() {
-    let dir = tempfile::tempdir().unwrap();
-    let [l, t1, t2] = free_ports(3)[..] else {
-        unreachable!()
-    };
-    std::fs::write(dir.path().join("config.toml"), up_toml(l, t1, t2)).unwrap();
+    let (dir, [l, t1, t2]) = up_dir();
     let args = ["up", "-c", "config.toml", "--log", "warn"];
     let mut up = dnslb("dnslb up", &args, dir.path());
     wait_answers(&mut up, SocketAddr::from(([127, 0, 0, 1], l)));

@@ -68,14 +68,13 @@ impl Nsd {
         primary: SocketAddr,
         notify_from: &str,
     ) -> Nsd {
-        let dir = tempfile::tempdir().unwrap();
         let zone_options = format!(
             "\x20 request-xfr: {}@{} NOKEY\n\
              \x20 allow-notify: {notify_from} NOKEY\n",
             primary.ip(),
             primary.port()
         );
-        Nsd::start(dir, port, zone, &zone_options)
+        Nsd::start(tempfile::tempdir().unwrap(), port, zone, &zone_options)
     }
 
     /// Writes and checks an nsd.conf in `dir` serving `zone` (with

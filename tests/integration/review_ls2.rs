@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 
 use dnslb::config::{Order, Strategy};
 
 use crate::kit::{
     Fake, Reply, ZoneDir, a_addrs, empty_answer, health_config, is_probe, ls_config, query,
-    read_frame, start_ls, start_ts_table, tcp, udp, write_frame,
+    read_frame, start_ls, start_ts_table, tcp, udp, udp_and_tcp, write_frame,
 };
 
 /// A NOERROR answer to `q` holding one A record 192.0.2.77 (TC as given).
@@ -129,9 +129,7 @@ async fn sequential_does_not_double_the_load_on_a_slow_backend() {
 /// that forgot the connection); new connections work. UDP answers TC=1 so
 /// the LS asks again over TCP; probes are answered.
 async fn stuck_after_two() -> (SocketAddr, Arc<AtomicU64>, Vec<tokio::task::JoinHandle<()>>) {
-    let udp_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp_sock.local_addr().unwrap();
-    let listener = TcpListener::bind(addr).await.unwrap();
+    let (udp_sock, listener, addr) = udp_and_tcp().await;
     let conns = Arc::new(AtomicU64::new(0));
     let c2 = conns.clone();
     let u = tokio::spawn(async move {

@@ -19,7 +19,7 @@
 //! loops, never slept on.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
@@ -27,7 +27,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use rustix::process::Signal;
 use tokio::net::UdpSocket;
 
-use crate::kit::{self, answers_a, soa_serial};
+use crate::kit::{self, ZoneDir, answers_a, soa_serial};
 use crate::kit::{Proc, free_port, local, poll_until_async};
 use crate::nsd::Nsd;
 
@@ -171,17 +171,10 @@ impl TsProc {
         self.proc.signal(Signal::HUP);
     }
 
-    /// Polls the TS's log until `needle` occurs at least `count` times.
-    async fn wait_log(&self, needle: &str, count: usize, limit: Duration) {
-        let logged = poll_until_async(limit, POLL, async || {
-            (self.stderr_now().matches(needle).count() >= count).then_some(())
-        })
-        .await;
-        assert!(
-            logged.is_some(),
-            "the TS did not log `{needle}` {count} time(s) within {limit:?}; stderr:\n{}",
-            self.stderr_now()
-        );
+    /// Polls the TS's log until `needle` occurs at least `count` times
+    /// ([`crate::peers::wait_log`]: the TS must stay up meanwhile).
+    async fn wait_log(&mut self, needle: &str, count: usize, limit: Duration) {
+        crate::peers::wait_log(&mut self.proc, needle, count, limit).await;
     }
 }
 
@@ -249,9 +242,8 @@ fn ip(s: &str) -> Ipv4Addr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nsd_secondary_transfers_a_master_file_zone_and_follows_notify() {
-    let dir = tempfile::tempdir().unwrap();
-    let zone_path: PathBuf = dir.path().join("sec.zone");
-    std::fs::write(&zone_path, sec_zone(1, "")).unwrap();
+    let dir = ZoneDir::new();
+    let zone_path = dir.write("sec.zone", &sec_zone(1, ""));
     let nsd_port = free_port();
     let mut ts = TsProc::start(
         dir.path(),
@@ -369,9 +361,8 @@ pub(crate) fn tbl_table(extra: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nsd_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
-    let dir = tempfile::tempdir().unwrap();
-    let table = dir.path().join("tbl.txt");
-    std::fs::write(&table, tbl_table("")).unwrap();
+    let dir = ZoneDir::new();
+    let table = dir.write("tbl.txt", &tbl_table(""));
     let nsd_port = free_port();
     let mut ts = TsProc::start(
         dir.path(),

@@ -81,8 +81,9 @@ pub enum Reply {
 /// What a [`Fake`] answers a query over TCP.
 pub type TcpAnswer = fn(&[u8]) -> Vec<u8>;
 
-/// A UDP socket and, on the same port, a TCP listener that is free.
-async fn udp_and_tcp() -> (UdpSocket, TcpListener, SocketAddr) {
+/// A UDP socket on 127.0.0.1 and a TCP listener on the same port: the
+/// first port 0 gives whose TCP side is free too.
+pub async fn udp_and_tcp() -> (UdpSocket, TcpListener, SocketAddr) {
     for _ in 0..100 {
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = udp.local_addr().unwrap();

@@ -436,11 +436,10 @@ pub fn poll_until<T>(
 }
 
 /// [`poll_until`] for an async probe, pausing on the tokio timer.
-pub async fn poll_until_async<T>(
-    limit: Duration,
-    pause: Duration,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-) -> Option<T> {
+pub async fn poll_until_async<T, F>(limit: Duration, pause: Duration, mut probe: F) -> Option<T>
+where
+    F: AsyncFnMut() -> Option<T>,
+{
     let deadline = Instant::now() + limit;
     loop {
         match probe().await {

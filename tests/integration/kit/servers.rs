@@ -93,7 +93,7 @@ pub async fn start_ts(settings: TsSettings) -> TestTs {
     start_ts_with(settings, opts).await
 }
 
-/// A temporary folder holding zone files; removed on drop.
+/// A temporary folder holding zone files (or any test files); removed on drop.
 pub struct ZoneDir {
     pub dir: tempfile::TempDir,
 }
@@ -109,6 +109,13 @@ impl ZoneDir {
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.dir.path().join(name);
         std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Copies the file `from` to `name` in the folder and returns its path.
+    pub fn copy(&self, name: &str, from: &Path) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::copy(from, &p).unwrap();
         p
     }
 

@@ -20,7 +20,7 @@ use rustix::process::Signal;
 
 use super::knot::Knot;
 use super::{READY_LIMIT, need, path_str, poll_answer, show, wait_for, wait_log, wrapped};
-use crate::kit::{Proc, free_ports, local, poll_until_async};
+use crate::kit::{Proc, ZoneDir, free_ports, local, poll_until_async};
 use crate::kit::{answers_a, soa_serial, wait_soa};
 use crate::xfr::{sec_zone, tbl_table, ts_config};
 
@@ -123,9 +123,8 @@ async fn knot_secondary_transfers_a_master_file_zone_and_follows_notify() {
     let Some([knotd]) = need("knot_secondary_master_file", ["knotd"]) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let zone_path = dir.path().join("sec.zone");
-    std::fs::write(&zone_path, sec_zone(1, "")).unwrap();
+    let dir = ZoneDir::new();
+    let zone_path = dir.write("sec.zone", &sec_zone(1, ""));
     let [ts_port, knot_port] = free_ports(2).try_into().unwrap();
     let config = ts_config(ts_port, "sec.zone", knot_port, "");
     let mut ts = start_ts(dir.path(), &config, "sec.test.", ts_port).await;
@@ -232,9 +231,8 @@ async fn knot_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
     let Some([knotd]) = need("knot_secondary_proj_table", ["knotd"]) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let table = dir.path().join("tbl.txt");
-    std::fs::write(&table, tbl_table("")).unwrap();
+    let dir = ZoneDir::new();
+    let table = dir.write("tbl.txt", &tbl_table(""));
     let [ts_port, knot_port] = free_ports(2).try_into().unwrap();
     let config = ts_config(ts_port, "tbl.txt", knot_port, "origin = \"tbl.test.\"\n");
     let mut ts = start_ts(dir.path(), &config, "tbl.test.", ts_port).await;
@@ -358,10 +356,9 @@ async fn assert_refusal_logged(ts: &mut Proc, zone: &Path, who: &str, logs: impl
 /// A TS primary serving `sec.zone` (serial 1) on a free port and
 /// notifying 127.0.0.1 on another: its folder, the zone file, the two
 /// ports and the TS once it serves the zone.
-async fn sec_primary() -> (tempfile::TempDir, std::path::PathBuf, u16, u16, Proc) {
-    let dir = tempfile::tempdir().unwrap();
-    let zone = dir.path().join("sec.zone");
-    std::fs::write(&zone, sec_zone(1, "")).unwrap();
+async fn sec_primary() -> (ZoneDir, std::path::PathBuf, u16, u16, Proc) {
+    let dir = ZoneDir::new();
+    let zone = dir.write("sec.zone", &sec_zone(1, ""));
     let ports = free_ports(2);
     let (port, peer_port) = (ports[0], ports[1]);
     let ts = start_ts(
