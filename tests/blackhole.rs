@@ -25,9 +25,9 @@
 //! the same property with a fixed datagram rate, whatever the machine.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
-#[path = "integration/harness.rs"]
-#[allow(dead_code)]
-mod harness;
+#[path = "integration/kit/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod kit;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -46,7 +46,7 @@ use dnslb::ls::latency::BUCKETS_US;
 use dnslb::ls::pool::{LATE_CHECK, LATE_GRACE, LATE_MAX, UpstreamPool};
 use dnslb::ls::upstream::DropCounters;
 
-use harness::{
+use kit::{
     ANSWER_WAIT, TestTs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts, ts_settings,
 };
 
@@ -86,8 +86,8 @@ async fn start_blackhole() -> Blackhole {
         let mut buf = vec![0u8; 4096];
         while let Ok((n, from)) = sock.recv_from(&mut buf).await {
             // Up by its start-up health probe; a black hole for queries.
-            if harness::is_probe(&buf[..n]) {
-                let _ = sock.send_to(&harness::empty_answer(&buf[..n]), from).await;
+            if kit::is_probe(&buf[..n]) {
+                let _ = sock.send_to(&kit::empty_answer(&buf[..n]), from).await;
                 continue;
             }
             count.fetch_add(1, Relaxed);

@@ -16,7 +16,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use dnslb::dns;
 
-use crate::harness::{self, TestLs, TestTs};
+use crate::kit::{self, TestLs, TestTs};
 
 /// The zone every case asks about.
 fn amp_zone() -> std::path::PathBuf {
@@ -78,7 +78,7 @@ impl Measured {
 async fn measure(who: &'static str, addr: SocketAddr) -> Vec<Measured> {
     let mut out = Vec::new();
     for (name, qtype) in QUESTIONS {
-        let full = harness::tcp(addr, &harness::query(name, qtype, Some(4096))).await;
+        let full = kit::tcp(addr, &kit::query(name, qtype, Some(4096))).await;
         let full_sets = rrsets(&full);
         assert!(
             !full.answers.is_empty(),
@@ -94,8 +94,8 @@ async fn measure(who: &'static str, addr: SocketAddr) -> Vec<Measured> {
         }
         let full_len = full.to_vec().unwrap().len();
         for edns in EDNS {
-            let q = harness::query(name, qtype, edns).to_vec().unwrap();
-            let raw = harness::udp_raw(addr, &q)
+            let q = kit::query(name, qtype, edns).to_vec().unwrap();
+            let raw = kit::udp_raw(addr, &q)
                 .await
                 .unwrap_or_else(|| panic!("{who}: no UDP answer to {name} {qtype} edns {edns:?}"));
             let m = Message::from_vec(&raw).unwrap();
@@ -233,10 +233,10 @@ fn bound_ratios(rows: &[Measured]) {
 }
 
 async fn start() -> (TestTs, TestLs) {
-    let ts = harness::start_ts(harness::ts_settings(vec![amp_zone()])).await;
-    let mut cfg = harness::ls_config(&[("ts", ts.addr)]);
+    let ts = kit::start_ts(kit::ts_settings(vec![amp_zone()])).await;
+    let mut cfg = kit::ls_config(&[("ts", ts.addr)]);
     cfg.layout = dnslb::config::Layout::Replicated;
-    let ls = harness::start_ls(cfg).await;
+    let ls = kit::start_ls(cfg).await;
     (ts, ls)
 }
 

@@ -4,7 +4,7 @@
 //! backends, queries past `max_inflight`, a SIGHUP storm with broken files,
 //! and the log lines a flood of hostile packets costs.
 //!
-//! Servers run in-process on 127.0.0.1:0 (see [`harness`]) unless the figure
+//! Servers run in-process on 127.0.0.1:0 (see [`kit`](crate::kit)) unless the figure
 //! is a process's own (its open files, its memory, its stderr): then the real
 //! `dnslb` binary runs, on ports from [`free_ports`], and is stopped by PID.
 //! Every loop is bounded in count and time; waits poll real state.
@@ -21,9 +21,9 @@ use rustix::process::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use crate::harness::{self, ZoneDir};
-use crate::metrics::{parse_exposition, value};
-use crate::procs::{Proc, free_ports, local, poll_until, poll_until_async};
+use crate::kit::{self, ZoneDir, read_frame};
+use crate::kit::{Proc, free_ports, local, poll_until, poll_until_async};
+use crate::kit::{parse_exposition, value};
 
 /// The name every backend here holds, and its address.
 const NAME: &str = "www.attack.test.";
@@ -52,7 +52,7 @@ async fn ask_on(
     qtype: RecordType,
     wait: Duration,
 ) -> Option<Message> {
-    let mut q = harness::query(name, qtype, None);
+    let mut q = kit::query(name, qtype, None);
     let id: u16 = rand::random();
     q.metadata.id = id;
     sock.send_to(&q.to_vec().unwrap(), server).await.ok()?;
@@ -79,14 +79,14 @@ async fn ask(server: SocketAddr, name: &str, wait: Duration) -> Option<Message> 
 
 /// Whether `m` is the right answer for [`NAME`].
 fn right(m: &Message) -> bool {
-    m.response_code == ResponseCode::NoError && harness::a_addrs(m) == [ADDR]
+    m.response_code == ResponseCode::NoError && kit::a_addrs(m) == [ADDR]
 }
 
 /// One query over a new TCP connection; `None` if refused, closed or late.
 async fn try_tcp(server: SocketAddr, name: &str) -> Option<Message> {
     let work = async {
         let mut s = TcpStream::connect(server).await.ok()?;
-        let q = harness::query(name, RecordType::A, None);
+        let q = kit::query(name, RecordType::A, None);
         let bytes = q.to_vec().unwrap();
         let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
         framed.extend_from_slice(&bytes);
@@ -136,13 +136,13 @@ async fn spawn_ls(
     probe: impl Fn(&Message) -> bool,
     ulimit: Option<&str>,
 ) -> Proc {
-    let mut cmd = crate::procs::dnslb_command(&["ls", "-c", "config.toml"], dir);
+    let mut cmd = crate::kit::dnslb_command(&["ls", "-c", "config.toml"], dir);
     if let Some(args) = ulimit {
         // The shell sets the limit (`ulimit ARGS`), then becomes the LS (same PID).
         let mut sh = std::process::Command::new("sh");
         sh.arg("-c")
             .arg(format!("ulimit {args} && exec \"$0\" \"$@\""))
-            .args([crate::procs::BIN, "ls", "-c", "config.toml"])
+            .args([crate::kit::BIN, "ls", "-c", "config.toml"])
             .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
             .current_dir(dir);
         cmd = sh;
@@ -190,7 +190,7 @@ struct Flood {
 /// throughout and TCP again once the clients are gone.
 async fn idle_flood(label: &str, n: usize, nofile: Option<u64>) -> Flood {
     let zones = ZoneDir::new();
-    let ts = harness::start_ts(harness::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
+    let ts = kit::start_ts(kit::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
     let port = free_ports(1)[0];
     let dir = ZoneDir::new();
     dir.write("config.toml", &ls_toml(port, "", ts.addr));
@@ -337,7 +337,7 @@ async fn an_ls_started_with_a_low_soft_file_limit_raises_it_to_the_hard_one() {
     use rustix::process::{Resource, getrlimit};
     let hard = getrlimit(Resource::Nofile).maximum;
     let zones = ZoneDir::new();
-    let ts = harness::start_ts(harness::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
+    let ts = kit::start_ts(kit::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
     let port = free_ports(1)[0];
     let dir = ZoneDir::new();
     dir.write("config.toml", &ls_toml(port, "", ts.addr));
@@ -374,8 +374,8 @@ async fn under_a_1024_file_limit_idle_connections_leave_the_ls_its_own_sockets()
 #[tokio::test]
 async fn a_slowloris_client_is_dropped_by_the_idle_timeout() {
     let zones = ZoneDir::new();
-    let ts = harness::start_ts(harness::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
-    let ls = harness::start_ls(harness::ls_config(&[("ts", ts.addr)])).await;
+    let ts = kit::start_ts(kit::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
+    let ls = kit::start_ls(kit::ls_config(&[("ts", ts.addr)])).await;
     let idle = dnslb::server::ServerOptions::default().tcp_idle_timeout;
     let limit = idle * 2 + Duration::from_secs(5);
 
@@ -463,8 +463,8 @@ async fn forged_responses_are_never_delivered_and_are_counted() {
                     continue;
                 };
                 let q = buf[..n].to_vec();
-                if harness::is_probe(&q) {
-                    let _ = real.send_to(&harness::empty_answer(&q), from).await;
+                if kit::is_probe(&q) {
+                    let _ = real.send_to(&kit::empty_answer(&q), from).await;
                     continue;
                 }
                 ports.lock().unwrap().insert(from.port());
@@ -486,9 +486,9 @@ async fn forged_responses_are_never_delivered_and_are_counted() {
             }
         }
     });
-    let mut cfg = harness::ls_config(&[("b1", backend)]);
+    let mut cfg = kit::ls_config(&[("b1", backend)]);
     cfg.timeout_ms = 1000;
-    let ls = harness::start_ls(cfg).await;
+    let ls = kit::start_ls(cfg).await;
 
     // And a blind flood at every upstream port seen so far, random IDs,
     // from a third address, all the time the client asks.
@@ -525,10 +525,8 @@ async fn forged_responses_are_never_delivered_and_are_counted() {
     for i in 0..300 {
         let name = format!("q{i}.forge.test.");
         match ask_on(&sock, ls.addr, &name, RecordType::A, LOADED_WAIT).await {
-            Some(m) if harness::a_addrs(&m).contains(&FORGED) => forged_seen += 1,
-            Some(m)
-                if m.response_code == ResponseCode::NoError && harness::a_addrs(&m) == [ADDR] =>
-            {
+            Some(m) if kit::a_addrs(&m).contains(&FORGED) => forged_seen += 1,
+            Some(m) if m.response_code == ResponseCode::NoError && kit::a_addrs(&m) == [ADDR] => {
                 ok += 1
             }
             _ => other_seen += 1,
@@ -587,18 +585,7 @@ enum Hostility {
 
 /// The 64 KiB answer [`Hostility::Truncating`] gives over TCP to query `q`.
 fn big_answer(q: &[u8]) -> Vec<u8> {
-    let mut m = Message::from_vec(q).unwrap();
-    m.metadata.message_type = MessageType::Response;
-    m.metadata.authoritative = true;
-    let name = m.queries[0].name().clone();
-    // 16 bytes a compressed A record: as many as fit in 64 KiB.
-    let room = 65_535 - q.len();
-    for i in 0..room / 16 {
-        let addr = Ipv4Addr::from(0x0A00_0000 + i as u32);
-        m.answers
-            .push(Record::from_rdata(name.clone(), 300, RData::A(A(addr))));
-    }
-    m.to_vec().unwrap()
+    kit::a_flood_answer(q, 65_535)
 }
 
 /// An answer to `q` of about 3,000 bytes: the right address, then more.
@@ -629,17 +616,7 @@ impl Drop for Hostile {
 
 impl Hostile {
     async fn start(how: Hostility) -> Hostile {
-        // UDP and TCP on one port: the first port 0 gives whose TCP side is free.
-        let mut pair = None;
-        for _ in 0..100 {
-            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let addr = udp.local_addr().unwrap();
-            if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
-                pair = Some((udp, tcp, addr));
-                break;
-            }
-        }
-        let (udp, tcp, addr) = pair.expect("a port free for UDP and TCP");
+        let (udp, tcp, addr) = kit::udp_and_tcp().await;
         let u = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
@@ -647,8 +624,8 @@ impl Hostile {
                     continue;
                 };
                 let q = buf[..n].to_vec();
-                if harness::is_probe(&q) {
-                    let _ = udp.send_to(&harness::empty_answer(&q), from).await;
+                if kit::is_probe(&q) {
+                    let _ = udp.send_to(&kit::empty_answer(&q), from).await;
                     continue;
                 }
                 let id = u16::from_be_bytes([q[0], q[1]]);
@@ -694,14 +671,9 @@ impl Hostile {
                     continue;
                 };
                 tokio::spawn(async move {
-                    let mut len = [0u8; 2];
-                    if s.read_exact(&mut len).await.is_err() {
+                    let Some(q) = read_frame(&mut s).await else {
                         return;
-                    }
-                    let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                    if s.read_exact(&mut q).await.is_err() {
-                        return;
-                    }
+                    };
                     let resp = big_answer(&q);
                     let mut framed = (resp.len() as u16).to_be_bytes().to_vec();
                     framed.extend_from_slice(&resp);
@@ -719,7 +691,7 @@ impl Hostile {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_backends_get_answers_by_the_rules_and_the_ls_keeps_serving() {
     let zones = ZoneDir::new();
-    let ts = harness::start_ts(harness::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
+    let ts = kit::start_ts(kit::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
     for how in [
         Hostility::Garbage,
         Hostility::WrongQuestion,
@@ -730,9 +702,9 @@ async fn hostile_backends_get_answers_by_the_rules_and_the_ls_keeps_serving() {
         let bad = Hostile::start(how).await;
 
         // Alone: nothing it sends is usable but a TC=1.
-        let mut cfg = harness::ls_config(&[("bad", bad.addr)]);
+        let mut cfg = kit::ls_config(&[("bad", bad.addr)]);
         cfg.timeout_ms = 500;
-        let ls = harness::start_ls(cfg).await;
+        let ls = kit::start_ls(cfg).await;
         let started = Instant::now();
         let m = ask(ls.addr, NAME, LOADED_WAIT)
             .await
@@ -742,8 +714,8 @@ async fn hostile_backends_get_answers_by_the_rules_and_the_ls_keeps_serving() {
             // Over UDP the client gets at most what it can take: 512 bytes
             // without EDNS, then TC=1 sends it to TCP.
             for edns in [None, Some(1232)] {
-                let q = harness::query(NAME, RecordType::A, edns).to_vec().unwrap();
-                let raw = harness::udp_raw(ls.addr, &q).await.expect("an answer");
+                let q = kit::query(NAME, RecordType::A, edns).to_vec().unwrap();
+                let raw = kit::udp_raw(ls.addr, &q).await.expect("an answer");
                 let limit = if edns.is_some() { 1232 } else { 512 };
                 let got = Message::from_vec(&raw).unwrap();
                 eprintln!(
@@ -759,8 +731,8 @@ async fn hostile_backends_get_answers_by_the_rules_and_the_ls_keeps_serving() {
                 assert!(got.truncation);
             }
             // Over TCP the whole answer.
-            let q = harness::query(NAME, RecordType::A, None);
-            let whole = harness::tcp(ls.addr, &q).await;
+            let q = kit::query(NAME, RecordType::A, None);
+            let whole = kit::tcp(ls.addr, &q).await;
             let sent = Message::from_vec(&oversize_answer(&q.to_vec().unwrap())).unwrap();
             // The backend fills 3,000 bytes counting the query's OPT, and the
             // copy the LS forwards carries the LS's loop mark (ls::loopmark):
@@ -775,8 +747,8 @@ async fn hostile_backends_get_answers_by_the_rules_and_the_ls_keeps_serving() {
             // A truncated answer is passed on: the client retries over TCP,
             // where the LS asks over TCP too and relays the 64 KiB answer.
             assert!(m.truncation, "{how:?}: {m:?}");
-            let q = harness::query(NAME, RecordType::A, None);
-            let big = harness::tcp(ls.addr, &q).await;
+            let q = kit::query(NAME, RecordType::A, None);
+            let big = kit::tcp(ls.addr, &q).await;
             let want = Message::from_vec(&big_answer(&q.to_vec().unwrap()))
                 .unwrap()
                 .answers
@@ -805,10 +777,10 @@ async fn hostile_backends_get_answers_by_the_rules_and_the_ls_keeps_serving() {
         ls.stop().await;
 
         // Beside a healthy backend: the healthy answer.
-        let mut cfg = harness::ls_config(&[("bad", bad.addr), ("good", ts.addr)]);
+        let mut cfg = kit::ls_config(&[("bad", bad.addr), ("good", ts.addr)]);
         cfg.strategy = dnslb::config::Strategy::Race;
         cfg.timeout_ms = 1000;
-        let ls = harness::start_ls(cfg).await;
+        let ls = kit::start_ls(cfg).await;
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let (mut good, mut tc) = (0, 0);
         for _ in 0..50 {
@@ -846,7 +818,7 @@ async fn hostile_backends_get_answers_by_the_rules_and_the_ls_keeps_serving() {
 
 /// Client queries the LS's /metrics at `m` counts as shed, all reasons.
 async fn shed_total(m: SocketAddr) -> f64 {
-    let e = parse_exposition(&crate::metrics::http_get(m, "/metrics").await.body);
+    let e = parse_exposition(&crate::kit::http_get(m, "/metrics").await.body);
     ["queue", "inflight", "socket"]
         .iter()
         .map(|r| value(&e, "dnslb_shed_total", &[("reason", r)]))
@@ -859,7 +831,7 @@ async fn every_query_a_full_socket_queue_drops_is_counted_as_shed() {
     const FLOOD: usize = 40_000;
     const AFTER: usize = 20;
     let zones = ZoneDir::new();
-    let ts = harness::start_ts(harness::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
+    let ts = kit::start_ts(kit::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
     let ports = free_ports(2);
     let (port, mport) = (ports[0], ports[1]);
     let dir = ZoneDir::new();
@@ -871,13 +843,8 @@ async fn every_query_a_full_socket_queue_drops_is_counted_as_shed() {
     let shed_before = shed_total(metrics).await;
 
     // A client whose own queue holds every answer the LS can send back.
-    let raw = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
-    raw.set_recv_buffer_size(16 << 20).unwrap();
-    raw.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    raw.set_nonblocking(true).unwrap();
-    let sock = UdpSocket::from_std(raw.into()).unwrap();
-    let q = harness::query(NAME, RecordType::A, None).to_vec().unwrap();
+    let sock = kit::roomy_udp_socket();
+    let q = kit::query(NAME, RecordType::A, None).to_vec().unwrap();
     let mut buf = vec![0u8; 4096];
     let mut answered = BTreeSet::new();
     let mut drain = async |sock: &UdpSocket, answered: &mut BTreeSet<u16>| {
@@ -933,7 +900,7 @@ async fn past_max_inflight_excess_queries_get_servfail_at_once_and_memory_stays_
     const INFLIGHT: usize = 4;
     const EXCESS: usize = 50_000;
     const WINDOW: usize = 64;
-    let stalled = harness::Stalled::start().await;
+    let stalled = kit::Stalled::start().await;
     let port = free_ports(1)[0];
     let dir = ZoneDir::new();
     let extra = format!("max_inflight = {INFLIGHT}\ntimeout_ms = 60000\n");
@@ -950,7 +917,7 @@ async fn past_max_inflight_excess_queries_get_servfail_at_once_and_memory_stays_
     let (mut servfail, mut other, mut lost) = (0usize, 0usize, 0usize);
     let mut worst = Duration::ZERO;
     let mut rss_before = 0;
-    let q = harness::query(NAME, RecordType::A, None).to_vec().unwrap();
+    let q = kit::query(NAME, RecordType::A, None).to_vec().unwrap();
     let started = Instant::now();
     for round in 0..(1_000 + EXCESS) / WINDOW {
         if round == 1_000 / WINDOW {
@@ -1041,7 +1008,7 @@ async fn a_hundred_sighups_with_broken_files_lose_no_query_and_keep_the_last_goo
     let good_addr = |i: usize| Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 1);
     replace("config.toml", &config(1500));
     replace("zone.txt", &table(good_addr(0)));
-    let mut cmd = crate::procs::dnslb_command(&["up", "-c", "config.toml"], dir.path());
+    let mut cmd = crate::kit::dnslb_command(&["up", "-c", "config.toml"], dir.path());
     cmd.env_remove("RUST_LOG");
     let mut up = Proc::spawn("dnslb up", cmd);
     let addr = local(lp);
@@ -1049,7 +1016,7 @@ async fn a_hundred_sighups_with_broken_files_lose_no_query_and_keep_the_last_goo
         up.assert_running();
         ask(addr, NAME, Duration::from_millis(300))
             .await
-            .filter(|m| harness::a_addrs(m) == [good_addr(0)])
+            .filter(|m| kit::a_addrs(m) == [good_addr(0)])
     })
     .await;
     assert!(ready.is_some(), "dnslb up did not answer within {READY:?}");
@@ -1070,7 +1037,7 @@ async fn a_hundred_sighups_with_broken_files_lose_no_query_and_keep_the_last_goo
                 match ask_on(&sock, addr, NAME, RecordType::A, LOADED_WAIT).await {
                     None => lost += 1,
                     Some(m) => {
-                        let got = harness::a_addrs(&m);
+                        let got = kit::a_addrs(&m);
                         // Any good value written before the answer came.
                         let good = written.lock().unwrap().iter().any(|(_, v)| got == [*v]);
                         if m.response_code == ResponseCode::NoError && good {
@@ -1113,7 +1080,7 @@ async fn a_hundred_sighups_with_broken_files_lose_no_query_and_keep_the_last_goo
         async || {
             ask(addr, NAME, LOADED_WAIT)
                 .await
-                .filter(|m| harness::a_addrs(m) == [last_good])
+                .filter(|m| kit::a_addrs(m) == [last_good])
         },
     )
     .await;
@@ -1124,7 +1091,7 @@ async fn a_hundred_sighups_with_broken_files_lose_no_query_and_keep_the_last_goo
     for _ in 0..20 {
         if ask(addr, NAME, LOADED_WAIT)
             .await
-            .is_some_and(|m| harness::a_addrs(&m) == [last_good])
+            .is_some_and(|m| kit::a_addrs(&m) == [last_good])
         {
             final_ok += 1;
         }
@@ -1156,7 +1123,7 @@ async fn a_hundred_sighups_with_broken_files_lose_no_query_and_keep_the_last_goo
 /// no question, two questions, class CH.
 fn hostile_packet(i: usize) -> Vec<u8> {
     let good = |id: u16| {
-        let mut q = harness::query(NAME, RecordType::A, None);
+        let mut q = kit::query(NAME, RecordType::A, None);
         q.metadata.id = id;
         q
     };
@@ -1229,7 +1196,7 @@ async fn ten_thousand_hostile_packets_cost_a_bounded_number_of_log_lines() {
     let dir = ZoneDir::new();
     let zone = dir.write("t.txt", TABLE);
     let listen = format!("127.0.0.1:{tp}");
-    let mut cmd = crate::procs::dnslb_command(
+    let mut cmd = crate::kit::dnslb_command(
         &["ts", "--listen", &listen, "--zone", zone.to_str().unwrap()],
         dir.path(),
     );

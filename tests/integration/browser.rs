@@ -25,9 +25,10 @@ use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 use serde_json::Value;
 
-use crate::harness::query;
-use crate::metrics::{HttpResponse, http_try_get};
-use crate::procs::{Proc, free_ports, local, pause_pid, poll_until, poll_until_async};
+use crate::kit::{
+    Proc, crate_dir, free_ports, http_get_from, local, ls_head_toml, path_str, pause_pid, pids_of,
+    poll_until, poll_until_async, query, write_up_pair,
+};
 
 /// Debian's Chromium; the only browser these tests use.
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -45,14 +46,6 @@ const DOWN_WITHIN: Duration = Duration::from_secs(8);
 const DRIVER_LIMIT: Duration = Duration::from_secs(75);
 /// With `DNSLB_SCREENSHOT` set: traffic before the browser opens, for the chart.
 const SCREENSHOT_WARMUP: Duration = Duration::from_secs(60);
-
-fn crate_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("a UTF-8 path")
-}
 
 /// What the browser run needs and lacks, if anything.
 fn missing_tools() -> Option<String> {
@@ -123,22 +116,11 @@ impl Drop for Traffic {
     }
 }
 
-/// GETs `path`, retrying while nothing accepts the connection, for up to
-/// [`READY_LIMIT`]; panics (with `p`'s stderr) if `p` ends meanwhile.
-async fn get(p: &mut Proc, addr: SocketAddr, path: &str) -> HttpResponse {
-    poll_until_async(READY_LIMIT, POLL_PAUSE, async || {
-        p.assert_running();
-        http_try_get(addr, path).await
-    })
-    .await
-    .unwrap_or_else(|| panic!("nothing answered http://{addr}{path} within {READY_LIMIT:?}"))
-}
-
 /// Polls `/health` until backend `name` is in `state`.
 async fn backend_state(p: &mut Proc, addr: SocketAddr, name: &str, state: &str) {
     let mut last = Value::Null;
     let found = poll_until_async(READY_LIMIT, POLL_PAUSE, async || {
-        last = serde_json::from_str(&get(p, addr, "/health").await.body).unwrap();
+        last = serde_json::from_str(&http_get_from(p, addr, "/health").await.body).unwrap();
         let b = last["backends"]
             .as_array()?
             .iter()
@@ -152,59 +134,20 @@ async fn backend_state(p: &mut Proc, addr: SocketAddr, name: &str, state: &str) 
     );
 }
 
-/// The PID `dnslb up` logged for the first start of TS child `ts`.
-fn logged_pid(log: &str, ts: &str) -> Option<u32> {
-    log.lines()
-        .filter(|l| l.contains("table server started"))
-        .filter(|l| l.split_whitespace().any(|w| w == format!("ts={ts}")))
-        .find_map(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix("pid="))
-                .and_then(|p| p.parse().ok())
-        })
-}
-
 /// Writes the deployment into `dir`: LS on `pl` with metrics on `pm`, TS on `p1`, `p2`,
 /// health probes every 200 ms, two failures mark a backend down.
 fn up_config(dir: &Path, pl: u16, pm: u16, p1: u16, p2: u16) -> PathBuf {
-    for t in ["ts1.txt", "ts2.txt"] {
-        std::fs::copy(crate_dir().join("tests/data/ls").join(t), dir.join(t)).unwrap();
-    }
-    let text = format!(
-        r#"[ls]
-listen = ["127.0.0.1:{pl}"]
-workers = 1
-metrics = "127.0.0.1:{pm}"
+    let ls_head = ls_head_toml(pl, 1);
+    let ls = format!(
+        r#"{ls_head}metrics = "127.0.0.1:{pm}"
 
 [ls.health]
 interval_ms = 200
 timeout_ms = 300
 fall = 2
-
-[[ls.backend]]
-name = "ts1"
-addr = "127.0.0.1:{p1}"
-
-[[ls.backend]]
-name = "ts2"
-addr = "127.0.0.1:{p2}"
-
-[[ts]]
-name = "ts1"
-listen = "127.0.0.1:{p1}"
-zones = ["ts1.txt"]
-workers = 1
-
-[[ts]]
-name = "ts2"
-listen = "127.0.0.1:{p2}"
-zones = ["ts2.txt"]
-workers = 1
 "#
     );
-    let config = dir.join("config.toml");
-    std::fs::write(&config, text).unwrap();
-    config
+    write_up_pair(dir, &ls, p1, p2)
 }
 
 /// Width and height of a PNG, from its IHDR chunk; `None` if `bytes` is not a PNG.
@@ -220,7 +163,7 @@ fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_shows_a_backend_going_down_without_a_reload() {
     if let Some(missing) = missing_tools() {
-        crate::harness::skip("browser test", &format!("missing {missing}"));
+        crate::kit::skip("browser test", &format!("missing {missing}"));
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -230,10 +173,10 @@ async fn status_page_shows_a_backend_going_down_without_a_reload() {
     let maddr = local(pm);
     let mut up = Proc::dnslb("dnslb up", &["up", "-c", path_str(&config)], Path::new("/"));
 
-    let ready = get(&mut up, maddr, "/ready").await;
+    let ready = http_get_from(&mut up, maddr, "/ready").await;
     assert_eq!(ready.status, 200, "/ready of a serving LS: {}", ready.body);
     let ts1 = poll_until(READY_LIMIT, POLL_PAUSE, || {
-        logged_pid(&up.stderr_now(), "ts1")
+        pids_of(&up.stderr_now(), "ts1").first().copied()
     })
     .expect("up logged the start of ts1 with its pid");
     let traffic = Traffic::start(local(pl));

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use rustix::process::Signal;
 
-use crate::procs::{
+use crate::kit::{
     BIN, Output, Proc, dnslb_command, free_port, poll_until, run as run_cmd, run_dnslb, run_tool,
 };
 
@@ -538,7 +538,7 @@ fn ts_on_port_53_without_privilege_says_how_to_fix_it() {
     let cmd = match unprivileged_dnslb(&args, cwd.path()) {
         Ok(cmd) => cmd,
         Err(why) => {
-            crate::harness::skip("ts_on_port_53_without_privilege", &why);
+            crate::kit::skip("ts_on_port_53_without_privilege", &why);
             return;
         }
     };

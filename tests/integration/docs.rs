@@ -26,8 +26,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::harness;
-use crate::procs::{BIN, Proc, free_ports, poll_until, run, run_dnslb};
+use crate::kit;
+use crate::kit::{BIN, Proc, free_ports, poll_until, run, run_dnslb};
 
 /// One fenced block.
 struct Block {
@@ -345,8 +345,8 @@ fn peer_configs_pass_their_own_checkers() {
             "prometheus.yml" => ("promtool", &["check", "config"]),
             _ => unreachable!(),
         };
-        let Some(bin) = crate::peers::find_program(prog) else {
-            harness::skip(&b.at(), &format!("{prog} not installed"));
+        let Some(bin) = crate::kit::find_program(prog) else {
+            kit::skip(&b.at(), &format!("{prog} not installed"));
             continue;
         };
         let dir = tempfile::tempdir().unwrap();
@@ -413,8 +413,8 @@ fn check_claims(cmd: &str, comment: &str, out: &str) -> Result<(), String> {
 fn sh_blocks_run_against_the_shipped_deployment() {
     let runnable = of_kind(|k| *k == Kind::Sh);
     assert!(!runnable.is_empty(), "no ```sh block is run");
-    if crate::peers::find_program("dig").is_none() {
-        harness::skip(
+    if crate::kit::find_program("dig").is_none() {
+        kit::skip(
             "sh_blocks_run_against_the_shipped_deployment",
             "dig not installed",
         );

@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-use dnslb::config::{HealthConfig, HedgeDelay, Order, Strategy};
+use dnslb::config::{HedgeDelay, Order, Strategy};
 
-use crate::harness::{
-    Stalled, TestLs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts, tcp, ts_settings, udp,
+use crate::kit::poll_until_async;
+use crate::kit::{
+    Stalled, TestLs, ZoneDir, a_addrs, health_config, ls_config, query, start_ls, start_ls_at,
+    start_ts, start_ts_table, tcp, ts_settings, udp,
 };
-use crate::procs::poll_until_async;
 
 /// Upper bound of any wait for a state to flip.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -60,20 +61,14 @@ async fn liar_is_marked_down(order: Order, over_tcp: bool) {
     let table: String = (0..NAMES)
         .map(|k| format!("{} {} A\n", name(k), addr_of(k)))
         .collect();
-    let ts = start_ts(ts_settings(vec![dir.write("t.txt", &table)])).await;
+    let ts = start_ts_table(&dir, "t.txt", &table).await;
     let mut cfg = ls_config(&[("liar", liar.addr), ("live", ts.addr)]);
     cfg.order = order;
     cfg.strategy = Strategy::Hedge;
     cfg.hedge_delay_ms = HedgeDelay::Fixed(100);
     cfg.timeout_ms = 400;
     // Only the start-up probe: the liar's probes would pass anyway.
-    cfg.health = HealthConfig {
-        interval_ms: 60_000,
-        fall: 3,
-        rise: 2,
-        timeout_ms: 500,
-        ..HealthConfig::default()
-    };
+    cfg.health = health_config(60_000, 3, 2, 500);
     let ls = start_ls(cfg).await;
     let liar_b = ls.balancer.state().backends[0].clone();
     assert!(liar_b.is_up(), "up by its start-up probe");
@@ -176,7 +171,7 @@ fn connections_to(port: u16) -> usize {
 /// count), and every answer is the table's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_exchanges_with_a_backend_reuse_a_few_connections() {
-    use crate::harness::{tcp_recv, tcp_send};
+    use crate::kit::{tcp_recv, tcp_send};
     const CLIENTS: usize = 8;
     const EACH: usize = 250;
     const BIG: u8 = 40;
@@ -188,7 +183,7 @@ async fn tcp_exchanges_with_a_backend_reuse_a_few_connections() {
     for k in 0..BIG {
         table.push_str(&format!("big.example 10.13.0.{k} A\n"));
     }
-    let ts = start_ts(ts_settings(vec![dir.write("t.txt", &table)])).await;
+    let ts = start_ts_table(&dir, "t.txt", &table).await;
     let ls = start_ls(ls_config(&[("ts", ts.addr)])).await;
     let before = connections_to(ts.addr.port());
     let clients = (0..CLIENTS).map(|c| {
@@ -241,7 +236,7 @@ async fn closing_backend(
     std::sync::Arc<std::sync::atomic::AtomicU64>,
     tokio::task::JoinHandle<()>,
 ) {
-    use crate::harness::{empty_answer, tcp_recv, tcp_send};
+    use crate::kit::{empty_answer, tcp_recv, tcp_send};
     let tcp_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp_l.local_addr().unwrap();
     let udp_s = tokio::net::UdpSocket::bind(addr).await.unwrap();
@@ -285,7 +280,7 @@ async fn closing_backend(
 /// the LS's SERVFAIL), over one connection per `nth - 1` answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_closing_a_pooled_connection_costs_no_answer() {
-    use crate::harness::{tcp_recv, tcp_send};
+    use crate::kit::{tcp_recv, tcp_send};
     const QUERIES: u64 = 60;
     const NTH: u64 = 3;
     let (addr, accepted, task) = closing_backend(NTH).await;
@@ -310,21 +305,6 @@ async fn a_backend_closing_a_pooled_connection_costs_no_answer() {
     task.abort();
 }
 
-/// An LS listening on `addr` (not port 0: two LSes that list each other
-/// need each other's address before either starts), serving at once.
-async fn start_ls_at(cfg: dnslb::config::LsConfig, addr: std::net::SocketAddr) -> TestLs {
-    let balancer = std::sync::Arc::new(dnslb::ls::Balancer::new(&cfg));
-    let listeners = dnslb::server::Listeners::bind(&[addr], cfg.workers).unwrap();
-    let token = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(dnslb::ls::serve(
-        balancer.clone(),
-        listeners,
-        dnslb::ls::server_options(&cfg),
-        token.clone(),
-    ));
-    TestLs::from_parts(addr, balancer, token, task)
-}
-
 /// Upstream queries an LS has sent to its backends (client queries forwarded).
 fn sent(ls: &TestLs) -> u64 {
     ls.balancer
@@ -346,15 +326,9 @@ fn sent(ls: &TestLs) -> u64 {
 async fn two_lses_listing_each_other_do_not_loop() {
     const QUIET: Duration = Duration::from_secs(3);
     const INTERVAL_MS: u64 = 100;
-    let ports = crate::procs::free_ports(2);
-    let (a_addr, b_addr) = (crate::procs::local(ports[0]), crate::procs::local(ports[1]));
-    let health = HealthConfig {
-        interval_ms: INTERVAL_MS,
-        fall: 2,
-        rise: 1,
-        timeout_ms: 300,
-        ..HealthConfig::default()
-    };
+    let ports = crate::kit::free_ports(2);
+    let (a_addr, b_addr) = (crate::kit::local(ports[0]), crate::kit::local(ports[1]));
+    let health = health_config(INTERVAL_MS, 2, 1, 300);
     let mut cfg_a = ls_config(&[("b", b_addr)]);
     cfg_a.health = health.clone();
     let mut cfg_b = ls_config(&[("a", a_addr)]);

@@ -9,7 +9,6 @@
 //! readiness is polled with real queries or log lines in bounded loops.
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
@@ -18,12 +17,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness;
-use crate::ls_procs::{
-    POLL_WAIT, READY_LIMIT, TS1_NAMES, answers_with, fixture, path_str, started_children, udp_ask,
-    wait_answers, wait_log,
+use crate::kit::{self, ZoneDir};
+use crate::kit::{
+    POLL_WAIT, READY_LIMIT, TS1_NAMES, answers_with, ls_fixture, path_str, started_children,
+    udp_ask, wait_answers, wait_log,
 };
-use crate::procs::{Proc, free_ports, kill_pid, local, poll_until_async, run_dnslb};
+use crate::kit::{Proc, free_ports, kill_pid, local, poll_until_async, run_dnslb};
 
 // ---------------------------------------------------------------------------
 // 12: slowloris against the metrics server.
@@ -118,20 +117,11 @@ async fn probes_under_slowloris(addr: SocketAddr, paths: &[&str]) -> (Vec<String
 /// line resetting the idle timer, and a new connection was closed at accept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_probes_are_answered_under_a_slowloris() {
-    let cfg = harness::ls_config(&[("b", "127.0.0.1:9".parse().unwrap())]);
-    let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let token = CancellationToken::new();
-    let server = tokio::spawn(dnslb::metrics::serve(
-        listener,
-        balancer,
-        dnslb::metrics::StatusExtra::default(),
-        token.clone(),
-    ));
+    let cfg = kit::ls_config(&[("b", "127.0.0.1:9".parse().unwrap())]);
+    let server = kit::TestMetrics::start_for(&cfg).await;
+    let addr = server.addr;
     let (failed, asked) = probes_under_slowloris(addr, &["/health", "/ready", "/metrics"]).await;
-    token.cancel();
-    server.await.unwrap();
+    server.stop().await;
     assert!(
         failed.is_empty(),
         "{} of {asked} probes unanswered under the slowloris: {failed:?}",
@@ -142,7 +132,7 @@ async fn metrics_probes_are_answered_under_a_slowloris() {
 /// The same for a table server's own `/metrics`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ts_metrics_are_answered_under_a_slowloris() {
-    let ts = harness::start_ts(harness::ts_settings(vec![fixture("ts1.txt")])).await;
+    let ts = kit::start_ts(kit::ts_settings(vec![ls_fixture("ts1.txt")])).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let token = CancellationToken::new();
@@ -216,7 +206,7 @@ fn check_refuses_sizes_the_ls_cannot_hold() {
 /// and the process exited.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_with_an_absurd_sticky_size_keeps_the_ls_serving() {
-    let ts = harness::start_ts(harness::ts_settings(vec![fixture("ts1.txt")])).await;
+    let ts = kit::start_ts(kit::ts_settings(vec![ls_fixture("ts1.txt")])).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     let port = free_ports(1)[0];
@@ -292,15 +282,15 @@ async fn answers_to(ls: SocketAddr, packets: &[Vec<u8>]) -> usize {
 /// answered FORMERR). Before the fix each got 60 answers (REFUSED/FORMERR).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_odd_opcode_queries_are_rate_limited_and_acl_checked() {
-    let ts = harness::start_ts(harness::ts_settings(vec![fixture("ts1.txt")])).await;
+    let ts = kit::start_ts(kit::ts_settings(vec![ls_fixture("ts1.txt")])).await;
     // 127.0.0.1 (the test) outside `allow`.
-    let mut cfg = harness::ls_config(&[("ts1", ts.addr)]);
+    let mut cfg = kit::ls_config(&[("ts1", ts.addr)]);
     cfg.allow = vec!["10.0.0.0/8".parse().unwrap()];
     cfg.rate_limit_qps = 5;
-    let outside = harness::start_ls(cfg.clone()).await;
+    let outside = kit::start_ls(cfg.clone()).await;
     // The test allowed.
     cfg.allow = vec!["127.0.0.0/8".parse().unwrap()];
-    let inside = harness::start_ls(cfg).await;
+    let inside = kit::start_ls(cfg).await;
     // Burst 5, plus at most one refill while sending; every second excess
     // query of an allowed client may be a TC=1 slip, but only for a query
     // that decodes (the NOTIFYs).
@@ -352,9 +342,8 @@ fn ts_section(name: &str, port: u16, zone: &Path, extra: &str) -> String {
 /// signalled and the LS kept the old `on_timeout` (NXDOMAIN), with no line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sighup_during_the_startup_wait_reaches_the_ls() {
-    let dir = tempfile::tempdir().unwrap();
-    let zone = dir.path().join("ts1.txt");
-    std::fs::copy(fixture("ts1.txt"), &zone).unwrap();
+    let dir = ZoneDir::new();
+    let zone = dir.copy("ts1.txt", &ls_fixture("ts1.txt"));
     let p = free_ports(2);
     let config = dir.path().join("config.toml");
     let write = |on_timeout: &str| {
@@ -397,9 +386,8 @@ async fn a_sighup_during_the_startup_wait_reaches_the_ls() {
 /// refused to start ("no [ls] section") although `check` said ok.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_runs_table_servers_only_and_warns_of_ts_changes_on_reload() {
-    let dir = tempfile::tempdir().unwrap();
-    let zone = dir.path().join("ts1.txt");
-    std::fs::copy(fixture("ts1.txt"), &zone).unwrap();
+    let dir = ZoneDir::new();
+    let zone = dir.copy("ts1.txt", &ls_fixture("ts1.txt"));
     let port = free_ports(1)[0];
     let config = dir.path().join("config.toml");
     std::fs::write(&config, ts_section("ts1", port, &zone, "ttl = 300")).unwrap();
@@ -434,9 +422,8 @@ async fn up_runs_table_servers_only_and_warns_of_ts_changes_on_reload() {
 /// Before the fix the LS served only after 10 s, and there was no metric.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_waits_only_for_its_own_children_and_counts_their_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let zone = dir.path().join("ts1.txt");
-    std::fs::copy(fixture("ts1.txt"), &zone).unwrap();
+    let dir = ZoneDir::new();
+    let zone = dir.copy("ts1.txt", &ls_fixture("ts1.txt"));
     let p = free_ports(4);
     let (ls, ts1, other, metrics) = (p[0], p[1], p[2], p[3]);
     let config = dir.path().join("config.toml");

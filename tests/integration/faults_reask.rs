@@ -4,71 +4,35 @@
 //! not waited out to the deadline.
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record, RecordType};
-use tokio::net::UdpSocket;
 
-use crate::harness::{self, Stalled};
+use crate::kit::{self, Fake, Reply, Stalled};
 
 /// A backend that loses the first copy of every question: it answers the
 /// LS's probes, drops the first datagram asking a name and answers the
-/// next ones (`qN.example. A` is 10.0.0.N).
-struct FirstCopyLost {
-    addr: SocketAddr,
-    /// Client-query datagrams received (probes not counted).
-    received: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl FirstCopyLost {
-    async fn start() -> Self {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = sock.local_addr().unwrap();
-        let received = Arc::new(AtomicU64::new(0));
-        let count = received.clone();
-        let task = tokio::spawn(async move {
-            let seen = Mutex::new(HashSet::new());
-            let mut buf = vec![0u8; 65_535];
-            loop {
-                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                    continue;
-                };
-                let q = &buf[..n];
-                if harness::is_probe(q) {
-                    let _ = sock.send_to(&harness::empty_answer(q), from).await;
-                    continue;
-                }
-                count.fetch_add(1, Relaxed);
-                let Ok(m) = Message::from_vec(q) else {
-                    continue;
-                };
-                let Some(question) = m.queries.first() else {
-                    continue;
-                };
-                let name = question.name().to_lowercase().to_ascii();
-                if seen.lock().unwrap().insert(name.clone()) {
-                    continue; // the first copy is lost
-                }
-                let _ = sock.send_to(&answer(&m, &name), from).await;
-            }
-        });
-        FirstCopyLost {
-            addr,
-            received,
-            task,
+/// next ones (`qN.example. A` is 10.0.0.N). Its `queries` counts the
+/// client-query datagrams received (probes not counted).
+async fn first_copy_lost() -> Fake {
+    let mut seen = HashSet::new();
+    Fake::udp(move |q, _| {
+        let Ok(m) = Message::from_vec(q) else {
+            return Reply::Drop;
+        };
+        let Some(question) = m.queries.first() else {
+            return Reply::Drop;
+        };
+        let name = question.name().to_lowercase().to_ascii();
+        if seen.insert(name.clone()) {
+            return Reply::Drop; // the first copy is lost
         }
-    }
-}
-
-impl Drop for FirstCopyLost {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+        Reply::Now(answer(&m, &name))
+    })
+    .await
 }
 
 /// The number in `qN.example.`.
@@ -94,24 +58,24 @@ fn answer(q: &Message, name: &str) -> Vec<u8> {
 /// Every query answered with its own record well before `timeout_ms`,
 /// over UDP (the fast path) and TCP (the pool path), none with the
 /// `on_timeout` answer; `backends` holds the lossy one first.
-async fn every_query_answered(backends: &[(&str, SocketAddr)], lossy: &FirstCopyLost) {
-    let mut cfg = harness::ls_config(backends);
+async fn every_query_answered(backends: &[(&str, SocketAddr)], lossy: &Fake) {
+    let mut cfg = kit::ls_config(backends);
     cfg.strategy = dnslb::config::Strategy::Hedge;
     cfg.layout = dnslb::config::Layout::Replicated;
     cfg.hedge_delay_ms = dnslb::config::HedgeDelay::Fixed(30);
     cfg.timeout_ms = 1500;
     cfg.on_timeout = dnslb::config::OnTimeout::Servfail;
-    let ls = harness::start_ls(cfg).await;
+    let ls = kit::start_ls(cfg).await;
     let mut tasks = Vec::new();
     for n in 1..=40_u8 {
         let addr = ls.addr;
         tasks.push(tokio::spawn(async move {
-            let q = harness::query(&format!("q{n}.example."), RecordType::A, Some(1232));
+            let q = kit::query(&format!("q{n}.example."), RecordType::A, Some(1232));
             let started = Instant::now();
             let m = if n % 2 == 0 {
-                harness::udp(addr, &q).await
+                kit::udp(addr, &q).await
             } else {
-                harness::tcp(addr, &q).await
+                kit::tcp(addr, &q).await
             };
             (n, m, started.elapsed())
         }));
@@ -123,14 +87,14 @@ async fn every_query_answered(backends: &[(&str, SocketAddr)], lossy: &FirstCopy
             ResponseCode::NoError,
             "q{n}: {m:?}"
         );
-        assert_eq!(harness::a_addrs(&m), [Ipv4Addr::new(10, 0, 0, n)], "q{n}");
+        assert_eq!(kit::a_addrs(&m), [Ipv4Addr::new(10, 0, 0, n)], "q{n}");
         assert!(
             took < Duration::from_millis(1000),
             "q{n} took {took:?}: the lost copy was waited out (timeout_ms 1500)"
         );
     }
     // Each question went to the lossy backend twice: once lost, once re-asked.
-    assert!(lossy.received.load(Relaxed) >= 80);
+    assert!(lossy.queries.load(Relaxed) >= 80);
     let m = ls.balancer.metrics();
     assert!(m.hedges.load(Relaxed) >= 40, "re-asks count as hedges");
     ls.stop().await;
@@ -138,13 +102,13 @@ async fn every_query_answered(backends: &[(&str, SocketAddr)], lossy: &FirstCopy
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_backend_losing_a_datagram_is_reasked_before_the_deadline() {
-    let lossy = FirstCopyLost::start().await;
+    let lossy = first_copy_lost().await;
     every_query_answered(&[("lossy", lossy.addr)], &lossy).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_only_backend_up_losing_a_datagram_is_reasked_before_the_deadline() {
-    let lossy = FirstCopyLost::start().await;
+    let lossy = first_copy_lost().await;
     // The other replica is dead: no probe answered, so it is marked down.
     let dead = Stalled::start().await;
     dead.mute_probes();

@@ -23,10 +23,10 @@ use std::path::Path;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RData;
 use hickory_proto::rr::RecordType::{self, A, AAAA, ANY, CNAME, DNAME, DS, MX, NS, SOA, TXT};
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
+use hickory_proto::rr::rdata::opt::{EdnsOption, NSIDPayload};
 
-use crate::harness;
 use crate::interop::{Via, render, send, show};
+use crate::kit;
 use crate::nsd::Nsd;
 
 const ZONE: &str = "cname.test";
@@ -79,7 +79,7 @@ const WAYS: [Way; 5] = [
 ];
 
 fn question(name: &str, qtype: RecordType, way: Way) -> Message {
-    let mut m = harness::query(name, qtype, way.edns);
+    let mut m = kit::query(name, qtype, way.edns);
     if way.nsid {
         let mut e = m.edns.clone().unwrap();
         e.options_mut()
@@ -138,13 +138,6 @@ fn seen(m: &Message) -> Seen {
     }
 }
 
-fn nsid_of(m: &Message) -> Option<Vec<u8>> {
-    match m.edns.as_ref()?.option(EdnsCode::NSID)? {
-        EdnsOption::NSID(p) => Some(p.as_ref().to_vec()),
-        _ => None,
-    }
-}
-
 /// Puts every question in `cases` to NSD and to a TS serving the same file,
 /// every [`WAYS`] way, and panics listing each answer that differs.
 async fn agree_with_nsd(cases: &[(&str, RecordType)]) {
@@ -155,9 +148,9 @@ async fn agree_with_nsd(cases: &[(&str, RecordType)]) {
 /// a label `@` asks for the apex.
 async fn agree_in(zone: &str, file: &str, cases: &[(&str, RecordType)]) {
     let mut nsd = Nsd::primary(zone, &zone_text(file));
-    let mut settings = harness::ts_settings(vec![nsd.zone_file(zone)]);
+    let mut settings = kit::ts_settings(vec![nsd.zone_file(zone)]);
     settings.nsid = Some(NSID.into());
-    let ts = harness::start_ts(settings).await;
+    let ts = kit::start_ts(settings).await;
     nsd.wait_ready(zone).await;
     let mut report = String::new();
     for &(label, qtype) in cases {
@@ -182,7 +175,7 @@ async fn agree_in(zone: &str, file: &str, cases: &[(&str, RecordType)]) {
                     continue;
                 }
             };
-            let full_path = nsid_of(&t).is_some_and(|p| p == NSID.as_bytes());
+            let full_path = kit::nsid_of(&t).is_some_and(|p| p == NSID.as_bytes());
             if full_path != way.nsid {
                 writeln!(
                     report,

@@ -11,12 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
+use crate::kit::{
+    self, Proc, ZoneDir, a_addrs, ask, dnslb_command, free_port, local, soa_serial, wait_soa,
+};
 use crate::nsd::Nsd;
-use crate::peers::{self, READY_LIMIT, ask, wait_for, wait_log};
-use crate::procs::{Proc, dnslb_command, free_port, local};
+use crate::peers::{self, READY_LIMIT, wait_log};
 
 /// One query's wait for its answer.
 const WAIT: Duration = Duration::from_millis(500);
@@ -27,54 +29,24 @@ const WAIT: Duration = Duration::from_millis(500);
 async fn start_ts(dir: &Path, config: &str, addr: SocketAddr, zone: &str) -> Proc {
     let path = dir.join("config.toml");
     std::fs::write(&path, config).unwrap();
-    let mut cmd = dnslb_command(&["ts", "-c", peers::path_str(&path), "--name", "t"], dir);
+    let mut cmd = dnslb_command(&["ts", "-c", kit::path_str(&path), "--name", "t"], dir);
     cmd.env_remove("STATE_DIRECTORY");
     let mut ts = Proc::spawn("dnslb ts", cmd);
     // A 200,000-line table takes seconds to load in a debug build on a busy host.
-    wait_for(
-        addr,
-        zone,
-        RecordType::SOA,
-        false,
-        Duration::from_secs(60),
-        &mut [&mut ts],
-        |m| m.metadata.authoritative,
-    )
+    wait_soa(addr, zone, Duration::from_secs(60), &mut [&mut ts], |m| {
+        m.metadata.authoritative
+    })
     .await;
     ts
 }
 
-/// The serial of the SOA in an answer section.
-fn soa_serial(m: &Message) -> Option<u32> {
-    m.answers.iter().find_map(|r| match &r.data {
-        RData::SOA(soa) => Some(soa.serial),
-        _ => None,
-    })
-}
-
 /// The serial `addr` serves for `zone`, asked until it answers.
 async fn serial_at(addr: SocketAddr, zone: &str, ts: &mut Proc) -> u32 {
-    let m = wait_for(
-        addr,
-        zone,
-        RecordType::SOA,
-        false,
-        READY_LIMIT,
-        &mut [ts],
-        |m| soa_serial(m).is_some(),
-    )
+    let m = wait_soa(addr, zone, READY_LIMIT, &mut [ts], |m| {
+        soa_serial(m).is_some()
+    })
     .await;
     soa_serial(&m).unwrap()
-}
-
-fn a_of(m: &Message) -> Vec<Ipv4Addr> {
-    m.answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0),
-            _ => None,
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -145,7 +117,7 @@ async fn a_table_rewritten_in_place_during_reloads_is_never_served_half_written(
         std::thread::spawn(move || {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
-                crate::procs::kill_pid(pid, Signal::HUP).unwrap();
+                crate::kit::kill_pid(pid, Signal::HUP).unwrap();
                 n += 1;
                 std::thread::sleep(Duration::from_millis(70));
             }
@@ -180,7 +152,7 @@ async fn a_table_rewritten_in_place_during_reloads_is_never_served_half_written(
                     continue;
                 };
                 answers += 1;
-                let got = a_of(&m);
+                let got = a_addrs(&m);
                 if got == [big_addr(1, n)] {
                     seen[0] += 1;
                 } else if got == [big_addr(2, n)] {
@@ -232,9 +204,8 @@ fn small_table(extra: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_synthesized_serial_never_goes_back_across_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let table = dir.path().join("ser.txt");
-    std::fs::write(&table, small_table("")).unwrap();
+    let dir = ZoneDir::new();
+    let table = dir.write("ser.txt", &small_table(""));
     let port = free_port();
     let addr = local(port);
     let config = format!(
@@ -302,7 +273,7 @@ fn ntf_table(extra: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nsd_allowing_the_listen_address_acts_on_the_notify() {
-    let Some(_) = peers::need("nsd_notify", ["nsd"]) else {
+    let Some(_) = kit::need("nsd_notify", ["nsd"]) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -311,15 +282,9 @@ async fn nsd_allowing_the_listen_address_acts_on_the_notify() {
     let mut nsd = Nsd::secondary_notified_by(nsd_port, "ntf.test.", addr, &addr.ip().to_string());
     nsd.wait_ready("ntf.test.").await;
     let s1 = serial_at(addr, "ntf.test.", &mut ts).await;
-    wait_for(
-        nsd.addr,
-        "ntf.test.",
-        RecordType::SOA,
-        false,
-        READY_LIMIT,
-        &mut [&mut ts],
-        |m| soa_serial(m) == Some(s1),
-    )
+    wait_soa(nsd.addr, "ntf.test.", READY_LIMIT, &mut [&mut ts], |m| {
+        soa_serial(m) == Some(s1)
+    })
     .await;
 
     std::fs::write(
@@ -329,14 +294,12 @@ async fn nsd_allowing_the_listen_address_acts_on_the_notify() {
     .unwrap();
     ts.signal(Signal::HUP);
     // NSD refreshes only after an accepted NOTIFY (its refresh timer is an hour).
-    let m = peers::poll_answer(
+    let m = kit::poll_answer(
         nsd.addr,
-        "new.ntf.test.",
-        RecordType::A,
-        false,
+        ("new.ntf.test.", RecordType::A, false),
         Duration::from_secs(10),
         &mut [&mut ts],
-        |m| a_of(m) == [Ipv4Addr::new(192, 0, 2, 77)],
+        |m| a_addrs(m) == [Ipv4Addr::new(192, 0, 2, 77)],
     )
     .await;
     assert!(
@@ -351,7 +314,7 @@ async fn nsd_allowing_the_listen_address_acts_on_the_notify() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notify_nsd_refuses_is_logged_as_rejected_with_its_rcode() {
-    let Some(_) = peers::need("nsd_notify_refused", ["nsd"]) else {
+    let Some(_) = kit::need("nsd_notify_refused", ["nsd"]) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -397,7 +360,7 @@ async fn the_fault_delay_spares_health_probes_and_still_delays_clients() {
     let mut ts = Proc::spawn(
         "dnslb ts",
         dnslb_command(
-            &["ts", "-c", peers::path_str(&path), "--name", "t"],
+            &["ts", "-c", kit::path_str(&path), "--name", "t"],
             dir.path(),
         ),
     );
@@ -415,7 +378,7 @@ async fn the_fault_delay_spares_health_probes_and_still_delays_clients() {
     .await
     .expect("a delayed answer");
     let client_wait = t.elapsed();
-    assert_eq!(a_of(&m), [Ipv4Addr::new(192, 0, 2, 1)]);
+    assert_eq!(a_addrs(&m), [Ipv4Addr::new(192, 0, 2, 1)]);
     assert!(client_wait >= Duration::from_millis(790), "{client_wait:?}");
     let t = Instant::now();
     let m = ask(ts_addr, ".", RecordType::SOA, false, Duration::from_secs(3))
@@ -444,7 +407,7 @@ async fn the_fault_delay_spares_health_probes_and_still_delays_clients() {
     )
     .await
     .expect("an answer through the LS");
-    assert_eq!(a_of(&m), [Ipv4Addr::new(192, 0, 2, 1)], "{m:?}");
+    assert_eq!(a_addrs(&m), [Ipv4Addr::new(192, 0, 2, 1)], "{m:?}");
     assert!(
         t.elapsed() >= Duration::from_millis(790),
         "{:?}",
@@ -476,9 +439,8 @@ async fn asked_at(ip: IpAddr, port: u16) -> Option<Message> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wildcard_listen_answers_udp_from_the_address_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let zone = dir.path().join("any.txt");
-    std::fs::write(&zone, "www.any.test 192.0.2.1 A\n").unwrap();
+    let dir = ZoneDir::new();
+    let zone = dir.write("any.txt", "www.any.test 192.0.2.1 A\n");
     let ts_port = free_port();
     // Half the answers deferred (the fault delay): both send paths.
     let mut ts = Proc::spawn(
@@ -489,7 +451,7 @@ async fn a_wildcard_listen_answers_udp_from_the_address_asked() {
                 "--listen",
                 &format!("0.0.0.0:{ts_port}"),
                 "--zone",
-                peers::path_str(&zone),
+                kit::path_str(&zone),
                 "--workers",
                 "1",
                 "--delay-ms",
@@ -517,7 +479,7 @@ async fn a_wildcard_listen_answers_udp_from_the_address_asked() {
                 let m = m.unwrap_or_else(|| {
                     panic!("{what} on 0.0.0.0:{port}: no answer from {ip} (query {i})")
                 });
-                assert_eq!(a_of(&m), want, "{what} via {ip}");
+                assert_eq!(a_addrs(&m), want, "{what} via {ip}");
             }
         }
     }
@@ -535,7 +497,7 @@ async fn a_wildcard_listen_answers_udp_from_the_address_asked() {
                     "--listen",
                     &format!("[::]:{port6}"),
                     "--zone",
-                    peers::path_str(&zone),
+                    kit::path_str(&zone),
                     "--workers",
                     "1",
                 ],
@@ -546,13 +508,13 @@ async fn a_wildcard_listen_answers_udp_from_the_address_asked() {
         let sock = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
         let to = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), port6);
         sock.connect(to).await.unwrap();
-        let q = peers::query("www.any.test.", RecordType::A, false);
+        let q = kit::query_rd("www.any.test.", RecordType::A, false);
         sock.send(&q.to_vec().unwrap()).await.unwrap();
         let mut buf = vec![0u8; 4096];
         let n = tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf))
             .await
             .expect("an answer from ::1")
             .unwrap();
-        assert_eq!(a_of(&Message::from_vec(&buf[..n]).unwrap()), want);
+        assert_eq!(a_addrs(&Message::from_vec(&buf[..n]).unwrap()), want);
     }
 }

@@ -6,12 +6,11 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 
-use crate::harness::{self, TestLs, TestTs, ZoneDir};
+use crate::kit::{self, TestLs, TestTs, ZoneDir};
 use crate::nsd::Nsd;
 
 const ZONE: &str = "$ORIGIN example.\n$TTL 300\n\
@@ -22,22 +21,22 @@ const ZONE: &str = "$ORIGIN example.\n$TTL 300\n\
 
 /// A TS serving [`ZONE`] that drops `drop_ratio` of the queries it gets.
 async fn ts(dir: &ZoneDir, drop_ratio: f64) -> TestTs {
-    let mut s = harness::ts_settings(vec![dir.write("example.zone", ZONE)]);
+    let mut s = kit::ts_settings(vec![dir.write("example.zone", ZONE)]);
     s.fault.drop_ratio = drop_ratio;
-    harness::start_ts(s).await
+    kit::start_ts(s).await
 }
 
 /// An LS with one worker in front of `backends`.
 async fn ls(backends: &[(&str, SocketAddr)], timeout_ms: u64) -> TestLs {
-    let mut cfg = harness::ls_config(backends);
+    let mut cfg = kit::ls_config(backends);
     cfg.workers = 1;
     cfg.timeout_ms = timeout_ms;
-    harness::start_ls(cfg).await
+    kit::start_ls(cfg).await
 }
 
 /// A plain query for `name` A with `id`, as bytes, optionally with an OPT of `size`.
 fn raw_query(name: &str, size: Option<u16>) -> Vec<u8> {
-    harness::query(name, RecordType::A, size).to_vec().unwrap()
+    kit::query(name, RecordType::A, size).to_vec().unwrap()
 }
 
 /// Item 1. 400,000 queries through one LS worker whose only backend drops
@@ -164,7 +163,7 @@ async fn malformed_queries_pass_as_formerr(backend: SocketAddr) {
     assert!(b.is_up(), "up after the first health round");
     for id in 0..100u16 {
         let started = Instant::now();
-        let resp = harness::udp_raw_wait(ls.addr, &two_opts(id), Duration::from_secs(1))
+        let resp = kit::udp_raw_wait(ls.addr, &two_opts(id), Duration::from_secs(1))
             .await
             .unwrap_or_else(|| panic!("query {id}: no answer within 1 s"));
         let h = dnslb::dns::WireHeader::read(&resp).unwrap();
@@ -233,10 +232,10 @@ async fn a_name_over_255_bytes_is_formerr_from_the_ls_itself() {
             let before = b.stats.sent.load(Relaxed);
             let resp = if tcp {
                 let mut s = tokio::net::TcpStream::connect(ls.addr).await.unwrap();
-                harness::tcp_send(&mut s, &q).await;
-                harness::tcp_recv(&mut s).await
+                kit::tcp_send(&mut s, &q).await;
+                kit::tcp_recv(&mut s).await
             } else {
-                harness::udp_raw(ls.addr, &q).await
+                kit::udp_raw(ls.addr, &q).await
             };
             let resp = resp.unwrap_or_else(|| panic!("{wire} bytes, tcp {tcp}: no answer"));
             let h = dnslb::dns::WireHeader::read(&resp).unwrap();
@@ -255,86 +254,7 @@ async fn a_name_over_255_bytes_is_formerr_from_the_ls_itself() {
 
 /// TXT records of `big.example.` that make a 5,365-byte answer.
 fn big_answer(query: &[u8]) -> Vec<u8> {
-    use hickory_proto::rr::rdata::TXT;
-    use hickory_proto::rr::{RData, Record};
-    let q = Message::from_vec(query).unwrap();
-    let mut m = Message::response(q.metadata.id, q.metadata.op_code);
-    m.metadata.authoritative = true;
-    m.add_queries(q.queries.clone());
-    let name = q.queries[0].name().clone();
-    // 25 records of 213 bytes (a pointer, 10 bytes of type to RDLENGTH,
-    // a 200-byte string), with header, question and OPT: 5,365 bytes.
-    for i in 0..25 {
-        let text = format!("{i:03}{}", "x".repeat(197));
-        m.add_answer(Record::from_rdata(
-            name.clone(),
-            300,
-            RData::TXT(TXT::new(vec![text])),
-        ));
-    }
-    let mut edns = hickory_proto::op::Edns::new();
-    edns.set_max_payload(1232);
-    m.set_edns(edns);
-    m.to_vec().unwrap()
-}
-
-/// A backend that sends every client query a 5,365-byte answer over UDP,
-/// whatever size the query allows, and the same over TCP; probes get an
-/// empty answer.
-struct BigBackend {
-    addr: SocketAddr,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl BigBackend {
-    async fn start() -> BigBackend {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
-        let u = tokio::spawn(async move {
-            let mut buf = vec![0u8; 65_535];
-            while let Ok((n, from)) = udp.recv_from(&mut buf).await {
-                let q = &buf[..n];
-                let resp = if harness::is_probe(q) {
-                    harness::empty_answer(q)
-                } else {
-                    big_answer(q)
-                };
-                let _ = udp.send_to(&resp, from).await;
-            }
-        });
-        let t = tokio::spawn(async move {
-            while let Ok((mut s, _)) = tcp.accept().await {
-                tokio::spawn(async move {
-                    let mut len = [0u8; 2];
-                    while s.read_exact(&mut len).await.is_ok() {
-                        let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                        if s.read_exact(&mut q).await.is_err() {
-                            return;
-                        }
-                        let resp = big_answer(&q);
-                        let mut out = u16::try_from(resp.len()).unwrap().to_be_bytes().to_vec();
-                        out.extend_from_slice(&resp);
-                        if s.write_all(&out).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        BigBackend {
-            addr,
-            tasks: vec![u, t],
-        }
-    }
-}
-
-impl Drop for BigBackend {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    kit::txt_answer(query, 25)
 }
 
 /// Item 4: a backend answer longer than the LS's 4,096-byte receive slot.
@@ -343,13 +263,15 @@ impl Drop for BigBackend {
 /// backend over TCP; nobody gets SERVFAIL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_over_4096_bytes_is_tc_over_udp_and_whole_over_tcp() {
-    let big = BigBackend::start().await;
-    let probe = harness::query("big.example.", RecordType::TXT, Some(8192));
+    // Every client query gets the 5,365-byte answer over UDP, whatever size
+    // the query allows, and the same over TCP; probes an empty answer.
+    let big = kit::Fake::udp_tcp(|q, _| kit::Reply::Now(big_answer(q)), big_answer).await;
+    let probe = kit::query("big.example.", RecordType::TXT, Some(8192));
     assert_eq!(big_answer(&probe.to_vec().unwrap()).len(), 5365);
     let ls = ls(&[("big", big.addr)], 1500).await;
     for size in [8192u16, 1232] {
-        let q = harness::query("big.example.", RecordType::TXT, Some(size));
-        let m = harness::udp(ls.addr, &q).await;
+        let q = kit::query("big.example.", RecordType::TXT, Some(size));
+        let m = kit::udp(ls.addr, &q).await;
         assert_eq!(
             m.metadata.response_code,
             ResponseCode::NoError,
@@ -359,8 +281,8 @@ async fn an_answer_over_4096_bytes_is_tc_over_udp_and_whole_over_tcp() {
         assert_eq!(m.queries, q.queries, "udp size {size}: the question");
         assert!(m.answers.is_empty(), "udp size {size}");
     }
-    let q = harness::query("big.example.", RecordType::TXT, Some(1232));
-    let m = harness::tcp(ls.addr, &q).await;
+    let q = kit::query("big.example.", RecordType::TXT, Some(1232));
+    let m = kit::tcp(ls.addr, &q).await;
     assert_eq!(m.metadata.response_code, ResponseCode::NoError, "tcp");
     assert!(!m.metadata.truncation);
     assert_eq!(m.answers.len(), 25, "the whole answer over tcp");

@@ -15,7 +15,7 @@ use dnslb::ts::load_catalog;
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::harness;
+use crate::kit;
 use crate::nsd::Nsd;
 
 /// Every hard case is a zone of this origin.
@@ -162,9 +162,9 @@ async fn compare(file: &Path) -> (String, usize) {
     let asked = queries(&text);
     assert!(!asked.is_empty(), "{} lists no '; query:'", file.display());
     let mut nsd = Nsd::primary_bytes(ZONE, &bytes);
-    let settings = harness::ts_settings(vec![file.to_path_buf()]);
+    let settings = kit::ts_settings(vec![file.to_path_buf()]);
     let ts = match load_catalog(&settings, 1) {
-        Ok(_) => harness::start_ts(settings).await,
+        Ok(_) => kit::start_ts(settings).await,
         Err(e) => {
             return (format!("{}: the TS refuses it: {e}\n", file.display()), 0);
         }
@@ -174,12 +174,8 @@ async fn compare(file: &Path) -> (String, usize) {
     let mut compared = 0;
     for (shown, name, qtype) in &asked {
         let bytes = query_bytes(name, *qtype);
-        let n = harness::udp_raw(nsd.addr, &bytes)
-            .await
-            .expect("NSD answers");
-        let t = harness::udp_raw(ts.addr, &bytes)
-            .await
-            .expect("the TS answers");
+        let n = kit::udp_raw(nsd.addr, &bytes).await.expect("NSD answers");
+        let t = kit::udp_raw(ts.addr, &bytes).await.expect("the TS answers");
         let (rn, rt) = (answer_records(&n), answer_records(&t));
         let header = |m: &[u8]| (m[3] & 0x0f, m[2] & 0x04 != 0, m[2] & 0x02 != 0);
         // NSD must have answered with data, or the query proves nothing.
@@ -210,7 +206,7 @@ async fn compare(file: &Path) -> (String, usize) {
 /// Every hard case, served by NSD and by the TS: the same answers, byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hard_zone_files_are_served_as_nsd_serves_them() {
-    if crate::peers::need("hard_zone_files", ["nsd"]).is_none() {
+    if crate::kit::need("hard_zone_files", ["nsd"]).is_none() {
         return;
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(hard_dir())
@@ -257,10 +253,10 @@ fn bad_master_files_are_refused_at_their_line() {
         ("a\\256b A 192.0.2.1\n", 6, "over 255"),
         ("$INCLUDE other.zone\n", 6, "$INCLUDE is not supported"),
     ];
-    let dir = harness::ZoneDir::new();
+    let dir = kit::ZoneDir::new();
     for (tail, line, what) in cases {
         let file = dir.write("bad.zone", &format!("{head}{tail}"));
-        let err = load_catalog(&harness::ts_settings(vec![file.clone()]), 1)
+        let err = load_catalog(&kit::ts_settings(vec![file.clone()]), 1)
             .err()
             .unwrap_or_else(|| panic!("{tail:?} was accepted"))
             .to_string();

@@ -4,6 +4,8 @@ use std::path::Path;
 
 use dnslb::ts::zonefile::parse_zone_file;
 
+use crate::kit::ZoneDir;
+
 /// hickory read the rest of a `$TTL` or `$ORIGIN` line as a new entry (`$TTL
 /// 3600 @` named an owner) and gave the records below no line (line 0). The
 /// reader of our own, as NSD, takes one argument: anything more is refused at
@@ -41,9 +43,8 @@ $ORIGIN0fuzz.test.
 /// opens another file.
 #[test]
 fn an_include_after_a_directive_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let other = dir.path().join("other.zone");
-    std::fs::write(&other, "www IN A 192.0.2.80\n").unwrap();
+    let dir = ZoneDir::new();
+    let other = dir.write("other.zone", "www IN A 192.0.2.80\n");
     let head = "\
 $ORIGIN fuzz.test.
 @ 300 IN SOA ns1 hostmaster 1 7200 3600 1209600 300

@@ -1,7 +1,7 @@
 //! The load balancer's backend health, orders and protection over real sockets
 //! (SPEC §5 "Backends' health", "Order", "Protection"; §6 SIGHUP reload).
 //!
-//! Table servers run in-process (harness) or, where one must die and come
+//! Table servers run in-process (the kit) or, where one must die and come
 //! back on the same port, as real `dnslb ts` processes owned by a [`Proc`]
 //! that stops them by PID when dropped (SIGTERM, bounded wait, SIGKILL).
 //! Nothing sleeps and hopes: every wait polls real state (DNS answers,
@@ -21,11 +21,11 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use dnslb::config::{Fault, HealthConfig, HedgeDelay, Layout, LsConfig, Order, Strategy};
 
-use crate::harness::{
-    Stalled, TestLs, TestTs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts, tcp, tcp_recv,
-    tcp_send, ts_settings, udp, udp_raw, udp_raw_wait,
+use crate::kit::{Proc, free_port, health_config, local, poll_until_async};
+use crate::kit::{
+    Stalled, TestLs, TestTs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts,
+    start_ts_table, tcp, tcp_recv, tcp_send, ts_settings, udp, udp_raw, udp_raw_wait,
 };
-use crate::procs::{Proc, free_port, local, poll_until_async};
 
 /// Pause between two polls of some state.
 const POLL: Duration = Duration::from_millis(2);
@@ -106,16 +106,6 @@ fn rounds(ls: &TestLs) -> u64 {
     ls.balancer.metrics().health_rounds.load(Relaxed)
 }
 
-fn health(interval_ms: u64, fall: u32, rise: u32, timeout_ms: u64) -> HealthConfig {
-    HealthConfig {
-        interval_ms,
-        fall,
-        rise,
-        timeout_ms,
-        ..HealthConfig::default()
-    }
-}
-
 /// Waits for the probe loop to have completed `n` rounds.
 async fn wait_rounds(ls: &TestLs, n: u64) {
     let ok = wait_until(LIMIT, || rounds(ls) >= n).await;
@@ -153,7 +143,7 @@ async fn killed_ts_is_marked_down_bypassed_and_marked_up_again() {
     cfg.order = Order::Fixed; // the one about to die is asked first
     cfg.strategy = Strategy::Hedge;
     cfg.hedge_delay_ms = HedgeDelay::Fixed(50);
-    cfg.health = health(INTERVAL_MS, FALL, RISE, PROBE_TIMEOUT_MS);
+    cfg.health = health_config(INTERVAL_MS, FALL, RISE, PROBE_TIMEOUT_MS);
     let ls = start_ls(cfg).await;
     wait_rounds(&ls, 1).await;
     assert!(is_up(&ls, 0) && is_up(&ls, 1));
@@ -266,13 +256,10 @@ async fn a_slow_probe_does_not_stretch_the_probe_period() {
     // A backend that answers the start-up probe, then nothing, plus a live one.
     let silent = Stalled::start().await;
     let dir = ZoneDir::new();
-    let ts = start_ts(ts_settings(vec![
-        dir.write("t.txt", "a.example 10.9.0.1 A\n"),
-    ]))
-    .await;
+    let ts = start_ts_table(&dir, "t.txt", "a.example 10.9.0.1 A\n").await;
     let mut cfg = ls_config(&[("silent", silent.addr), ("live", ts.addr)]);
     // Default probe timeout (500 ms) > interval (200 ms).
-    cfg.health = health(INTERVAL_MS, FALL, RISE, 500);
+    cfg.health = health_config(INTERVAL_MS, FALL, RISE, 500);
     let ls = start_ls(cfg).await;
     assert!(is_up(&ls, 0), "up after its start-up probe");
     // The periodic rounds start one interval after start-up.
@@ -303,7 +290,7 @@ async fn client_query_timeouts_count_as_health_failures() {
     let silent = Stalled::start().await;
     let mut cfg = ls_config(&[("silent", silent.addr)]);
     // Periodic probes effectively off: a round every minute.
-    cfg.health = health(60_000, 3, 2, 10_000);
+    cfg.health = health_config(60_000, 3, 2, 10_000);
     cfg.timeout_ms = 150;
     let ls = start_ls(cfg).await;
     for k in 1..=3u32 {
@@ -345,7 +332,7 @@ async fn when_all_are_down_every_backend_is_still_tried() {
     cfg.order = Order::Fixed;
     cfg.hedge_delay_ms = HedgeDelay::Fixed(50);
     // Quick to fall; never rises within the test.
-    cfg.health = health(100, 2, 1000, 100);
+    cfg.health = health_config(100, 2, 1000, 100);
     let ls = start_ls(cfg).await;
     wait_rounds(&ls, 1).await;
     assert!(is_up(&ls, 0) && is_up(&ls, 1));
@@ -389,7 +376,7 @@ async fn replicated_pair(fault2: Fault) -> (ZoneDir, TestTs, TestTs) {
             .map(|k| format!("{} 10.4.{b}.{k} A\n", name(k)))
             .collect()
     };
-    let ts1 = start_ts(ts_settings(vec![dir.write("ts1.txt", &table(1))])).await;
+    let ts1 = start_ts_table(&dir, "ts1.txt", &table(1)).await;
     let mut s2 = ts_settings(vec![dir.write("ts2.txt", &table(2))]);
     s2.fault = fault2;
     let ts2 = start_ts(s2).await;
@@ -504,7 +491,7 @@ async fn order_sticky_keeps_each_name_on_the_backend_that_answered_it() {
     let (_dir, ts1, ts2) = replicated_pair(Fault::default()).await;
     let mut cfg = order_config(&ts1, &ts2, Order::Sticky);
     // Probes can never flip a backend (fall = rise = 1000): the test sets up/down itself.
-    cfg.health = health(60_000, 1000, 1000, 500);
+    cfg.health = health_config(60_000, 1000, 1000, 500);
     let ls = start_ls(cfg).await;
     let state = ls.balancer.state();
     // First answers: names 0..9 while only ts2 is usable, names 10..19 while only ts1 is.
@@ -633,10 +620,7 @@ async fn order_least_outstanding_avoids_a_slow_backend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acl_refuses_clients_outside_allow_over_udp_and_tcp() {
     let dir = ZoneDir::new();
-    let ts = start_ts(ts_settings(vec![
-        dir.write("t.txt", "acl.example 10.5.0.1 A\n"),
-    ]))
-    .await;
+    let ts = start_ts_table(&dir, "t.txt", "acl.example 10.5.0.1 A\n").await;
     let mut cfg = ls_config(&[("ts1", ts.addr)]);
     cfg.allow = vec!["10.0.0.0/8".parse().unwrap()];
     let strict = start_ls(cfg).await;
@@ -688,10 +672,7 @@ async fn acl_refuses_clients_outside_allow_over_udp_and_tcp() {
 async fn rate_limit_answers_about_the_limit_and_slips_half_the_rest() {
     const BURST: u16 = 1000;
     let dir = ZoneDir::new();
-    let ts = start_ts(ts_settings(vec![
-        dir.write("t.txt", "rl.example 10.6.0.1 A\n"),
-    ]))
-    .await;
+    let ts = start_ts_table(&dir, "t.txt", "rl.example 10.6.0.1 A\n").await;
     let mut cfg = ls_config(&[("ts1", ts.addr)]);
     cfg.rate_limit_qps = 100;
     let ls = start_ls(cfg).await;
@@ -795,10 +776,7 @@ async fn reload_switches_backends_for_new_queries_and_finishes_those_in_flight()
         drop_ratio: 0.0,
     };
     let ts1 = start_ts(s1).await;
-    let ts3 = start_ts(ts_settings(vec![
-        dir.write("ts3.txt", "new.example 10.7.3.1 A\n"),
-    ]))
-    .await;
+    let ts3 = start_ts_table(&dir, "ts3.txt", "new.example 10.7.3.1 A\n").await;
     let mut cfg1 = ls_config(&[("ts1", ts1.addr)]);
     cfg1.timeout_ms = 2000;
     let ls = start_ls(cfg1.clone()).await;
@@ -876,18 +854,9 @@ async fn sighup_reloads_the_ls_process_and_refuses_a_broken_config() {
     let dir = ZoneDir::new();
     let ipa = Ipv4Addr::new(10, 8, 0, 1);
     let ipb = Ipv4Addr::new(10, 8, 0, 2);
-    let ta = start_ts(ts_settings(vec![
-        dir.write("a.txt", "a.example 10.8.0.1 A\n"),
-    ]))
-    .await;
-    let tb = start_ts(ts_settings(vec![
-        dir.write("b.txt", "b.example 10.8.0.2 A\n"),
-    ]))
-    .await;
-    let tc = start_ts(ts_settings(vec![
-        dir.write("c.txt", "c.example 10.8.0.3 A\n"),
-    ]))
-    .await;
+    let ta = start_ts_table(&dir, "a.txt", "a.example 10.8.0.1 A\n").await;
+    let tb = start_ts_table(&dir, "b.txt", "b.example 10.8.0.2 A\n").await;
+    let tc = start_ts_table(&dir, "c.txt", "c.example 10.8.0.3 A\n").await;
     let listen = local(free_port());
     let config: PathBuf = dir.path().join("config.toml");
     std::fs::write(&config, ls_toml(listen, ("a", ta.addr), "")).unwrap();
@@ -973,10 +942,7 @@ async fn sighup_reloads_the_ls_process_and_refuses_a_broken_config() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_queries_triggers_a_probe_sweep() {
     let dir = ZoneDir::new();
-    let live = start_ts(ts_settings(vec![
-        dir.write("t.txt", "e.example 10.7.0.1 A\n"),
-    ]))
-    .await;
+    let live = start_ts_table(&dir, "t.txt", "e.example 10.7.0.1 A\n").await;
     let silent = Stalled::start().await;
     let mut cfg = ls_config(&[("live", live.addr), ("silent", silent.addr)]);
     cfg.order = Order::Fixed; // client queries only ever reach the live one
@@ -984,7 +950,7 @@ async fn every_queries_triggers_a_probe_sweep() {
     cfg.hedge_delay_ms = HedgeDelay::Fixed(1_000);
     cfg.health = HealthConfig {
         every_queries: 4,
-        ..health(60_000, 1, 1, 50)
+        ..health_config(60_000, 1, 1, 50)
     };
     let ls = start_ls(cfg).await;
     // Up by its start-up probe; from now on it answers nothing.

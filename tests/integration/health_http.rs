@@ -9,57 +9,27 @@ use std::time::Duration;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use dnslb::config::LsConfig;
-use dnslb::ls::Balancer;
 use dnslb::metrics::{self, Readiness, StatusExtra};
 
-use crate::harness::{
-    Stalled, ZoneDir, ls_config, query, start_ls, start_ts, ts_settings, udp_raw,
+use crate::kit::{
+    Stalled, TestMetrics, ZoneDir, check_histogram, http_get, ls_config, parse_exposition,
+    poll_until_async, query, start_ls, start_ts_table, udp_raw, value,
 };
-use crate::metrics::{HttpResponse, check_histogram, http_get, parse_exposition, value};
-use crate::procs::poll_until_async;
 
 const TABLE: &str = "\
 www.a.test    192.0.2.1    A
 mail.a.test   192.0.2.3    A
 ";
 
-/// The metrics server of one in-process LS.
-struct Metrics {
-    addr: SocketAddr,
-    token: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Metrics {
-    async fn start(balancer: std::sync::Arc<Balancer>, extra: StatusExtra) -> Metrics {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let token = CancellationToken::new();
-        let task = tokio::spawn(metrics::serve(listener, balancer, extra, token.clone()));
-        Metrics { addr, token, task }
-    }
-
-    async fn get(&self, path: &str) -> HttpResponse {
-        http_get(self.addr, path).await
-    }
-
-    /// `/health`: its status code and the JSON body.
-    async fn health(&self) -> (u16, Value) {
-        let r = self.get("/health").await;
-        assert_eq!(r.headers["content-type"], "application/json");
-        let json = serde_json::from_str(&r.body)
-            .unwrap_or_else(|e| panic!("/health is not JSON ({e}): {}", r.body));
-        (r.status, json)
-    }
-
-    async fn stop(self) {
-        self.token.cancel();
-        self.task.await.unwrap();
-    }
+/// `/health`: its status code and the JSON body.
+async fn health(m: &TestMetrics) -> (u16, Value) {
+    let r = http_get(m.addr, "/health").await;
+    assert_eq!(r.headers["content-type"], "application/json");
+    let json = serde_json::from_str(&r.body)
+        .unwrap_or_else(|e| panic!("/health is not JSON ({e}): {}", r.body));
+    (r.status, json)
 }
 
 /// A port on 127.0.0.1 where nothing listens (bound, then closed).
@@ -84,12 +54,12 @@ fn backend<'a>(report: &'a Value, name: &str) -> &'a Value {
 #[tokio::test]
 async fn health_shows_backends_and_is_200_while_one_is_up() {
     let dir = ZoneDir::new();
-    let ts1 = start_ts(ts_settings(vec![dir.write("ts1.txt", TABLE)])).await;
+    let ts1 = start_ts_table(&dir, "ts1.txt", TABLE).await;
     let dead = dead_addr();
     let mut cfg: LsConfig = ls_config(&[("ts1", ts1.addr), ("dead", dead)]);
     cfg.health.timeout_ms = 200;
     let ls = start_ls(cfg).await;
-    let m = Metrics::start(ls.balancer.clone(), StatusExtra::default()).await;
+    let m = TestMetrics::start(ls.balancer.clone(), StatusExtra::default()).await;
 
     let names = ["www.a.test.", "mail.a.test."];
     let rounds = 5;
@@ -103,7 +73,7 @@ async fn health_shows_backends_and_is_200_while_one_is_up() {
     }
     let asked = (rounds * names.len()) as u64;
 
-    let (status, h) = m.health().await;
+    let (status, h) = health(&m).await;
     assert_eq!(status, 200, "{h}");
     assert_eq!(h["status"], "ok");
     assert_eq!(h["backends_up"], 1);
@@ -146,7 +116,7 @@ async fn health_shows_backends_and_is_200_while_one_is_up() {
     }
 
     // The same counters as /metrics.
-    let e = parse_exposition(&m.get("/metrics").await.body);
+    let e = parse_exposition(&http_get(m.addr, "/metrics").await.body);
     for b in h["backends"].as_array().unwrap() {
         let addr = b["addr"].as_str().unwrap();
         let l = [("backend", b["name"].as_str().unwrap()), ("addr", addr)];
@@ -184,9 +154,9 @@ async fn health_is_503_once_no_backend_is_up() {
     cfg.health.timeout_ms = 100;
     cfg.health.fall = 1;
     let ls = start_ls(cfg).await;
-    let m = Metrics::start(ls.balancer.clone(), StatusExtra::default()).await;
+    let m = TestMetrics::start(ls.balancer.clone(), StatusExtra::default()).await;
 
-    let (status, h) = m.health().await;
+    let (status, h) = health(&m).await;
     assert_eq!((status, &h["status"]), (200, &Value::from("ok")), "{h}");
     assert_eq!(backend(&h, "only")["state"], "up");
 
@@ -195,7 +165,7 @@ async fn health_is_503_once_no_backend_is_up() {
         Duration::from_secs(5),
         Duration::from_millis(20),
         async || {
-            let (status, h) = m.health().await;
+            let (status, h) = health(&m).await;
             (status != 200).then_some((status, h))
         },
     )
@@ -222,15 +192,15 @@ async fn ready_follows_the_readiness_its_runner_sets() {
         ready: ready.clone(),
         ..StatusExtra::default()
     };
-    let m = Metrics::start(ls.balancer.clone(), extra).await;
+    let m = TestMetrics::start(ls.balancer.clone(), extra).await;
     let check = async |code: u16, state: &str| {
-        let r = m.get("/ready").await;
+        let r = http_get(m.addr, "/ready").await;
         assert_eq!(r.status, code, "/ready while {state}: {}", r.body);
         assert_eq!(r.headers["content-type"], "application/json");
         let body: Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(body["state"], state);
         assert_eq!(body["ready"], code == 200);
-        assert_eq!(m.health().await.1["ready"], state);
+        assert_eq!(health(&m).await.1["ready"], state);
     };
     check(503, "starting").await;
     ready.set_serving();

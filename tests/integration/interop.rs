@@ -20,9 +20,9 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::net::TcpStream;
 
-use crate::harness::{self, TestTs, ZoneDir};
+use crate::kit::run_tool;
+use crate::kit::{self, TestTs, ZoneDir};
 use crate::nsd::Nsd;
-use crate::procs::run_tool;
 
 // ---------------------------------------------------------------------------
 // Running dig / kdig and reading their output
@@ -231,7 +231,7 @@ fn big_ips() -> Vec<String> {
 }
 
 /// A PROJ table with a hit, a CNAME, a TXT, an empty non-terminal
-/// (`example.com`) and the big RRset; TTL is the harness' 300.
+/// (`example.com`) and the big RRset; TTL is the kit's 300.
 fn proj_table() -> String {
     let mut t = String::from(
         "# interop test table\n\
@@ -249,7 +249,7 @@ fn proj_table() -> String {
 
 async fn start_proj_ts(dir: &ZoneDir) -> TestTs {
     let table = dir.write("table.txt", &proj_table());
-    harness::start_ts(harness::ts_settings(vec![table])).await
+    kit::start_ts(kit::ts_settings(vec![table])).await
 }
 
 fn www_set(owner: &str) -> BTreeSet<Rec> {
@@ -264,6 +264,11 @@ fn big_set() -> BTreeSet<Rec> {
         .iter()
         .map(|ip| rec("big.example.com.", 300, "A", ip))
         .collect()
+}
+
+/// `t`'s answer came over `transport` ("UDP" or "TCP").
+fn assert_over(t: &ToolAnswer, transport: &str) {
+    assert_eq!(t.transport.as_deref(), Some(transport), "{}", t.ctx());
 }
 
 /// Asserts a negative answer (NXDOMAIN or NODATA): authoritative, no answer,
@@ -294,7 +299,7 @@ async fn dig_hit_miss_nodata_cname_and_tcp() {
         hit.ctx()
     );
     assert_eq!(hit.answer.len(), 2, "{}", hit.ctx());
-    assert_eq!(hit.transport.as_deref(), Some("UDP"), "{}", hit.ctx());
+    assert_over(&hit, "UDP");
 
     // 0x20: dig prints the owner as received; the TS keeps the client's case.
     let mixed = dig(a, "WwW.ExAmPlE.cOm", "A", &[]);
@@ -333,7 +338,7 @@ async fn dig_hit_miss_nodata_cname_and_tcp() {
     assert_eq!(cname.answer_set(), want, "{}", cname.ctx());
 
     let tcp = dig(a, "www.example.com", "A", &["+tcp"]);
-    assert_eq!(tcp.transport.as_deref(), Some("TCP"), "{}", tcp.ctx());
+    assert_over(&tcp, "TCP");
     assert_eq!(tcp.status(), "NOERROR", "{}", tcp.ctx());
     assert!(tcp.has_flag("qr") && tcp.has_flag("aa"), "{}", tcp.ctx());
     assert_eq!(
@@ -344,12 +349,7 @@ async fn dig_hit_miss_nodata_cname_and_tcp() {
     );
 
     let tcp_miss = dig(a, "nope.example.com", "AAAA", &["+tcp"]);
-    assert_eq!(
-        tcp_miss.transport.as_deref(),
-        Some("TCP"),
-        "{}",
-        tcp_miss.ctx()
-    );
+    assert_over(&tcp_miss, "TCP");
     assert_negative(&tcp_miss, "NXDOMAIN");
 
     ts.stop().await;
@@ -369,7 +369,7 @@ async fn dig_big_rrset_truncates_over_udp_and_retries_over_tcp() {
         assert!(t.has_flag("tc"), "TC=1 expected; {}", t.ctx());
         assert!(t.has_flag("aa"), "{}", t.ctx());
         assert!(!t.retried_tcp, "{}", t.ctx());
-        assert_eq!(t.transport.as_deref(), Some("UDP"), "{}", t.ctx());
+        assert_over(&t, "UDP");
         assert!(
             t.answer.is_empty(),
             "truncated answer is empty; {}",
@@ -382,7 +382,7 @@ async fn dig_big_rrset_truncates_over_udp_and_retries_over_tcp() {
     for size_opt in ["+noedns", "+bufsize=512"] {
         let t = dig(a, "big.example.com", "A", &[size_opt]);
         assert!(t.retried_tcp, "dig should retry over TCP; {}", t.ctx());
-        assert_eq!(t.transport.as_deref(), Some("TCP"), "{}", t.ctx());
+        assert_over(&t, "TCP");
         assert_eq!(t.status(), "NOERROR", "{}", t.ctx());
         assert!(!t.has_flag("tc"), "{}", t.ctx());
         assert_eq!(t.answer.len(), BIG_COUNT, "{}", t.ctx());
@@ -394,7 +394,7 @@ async fn dig_big_rrset_truncates_over_udp_and_retries_over_tcp() {
     let t = dig(a, "big.example.com", "A", &["+bufsize=1232"]);
     assert!(!t.has_flag("tc"), "{}", t.ctx());
     assert!(!t.retried_tcp, "{}", t.ctx());
-    assert_eq!(t.transport.as_deref(), Some("UDP"), "{}", t.ctx());
+    assert_over(&t, "UDP");
     assert_eq!(t.answer_set(), big_set(), "{}", t.ctx());
 
     ts.stop().await;
@@ -415,7 +415,7 @@ async fn kdig_hit_miss_tcp_and_truncation() {
         "{}",
         hit.ctx()
     );
-    assert_eq!(hit.transport.as_deref(), Some("UDP"), "{}", hit.ctx());
+    assert_over(&hit, "UDP");
 
     let miss = kdig(a, "nope.example.com", "A", &[]);
     assert_negative(&miss, "NXDOMAIN");
@@ -424,7 +424,7 @@ async fn kdig_hit_miss_tcp_and_truncation() {
     assert_negative(&nodata, "NOERROR");
 
     let tcp = kdig(a, "www.example.com", "AAAA", &["+tcp"]);
-    assert_eq!(tcp.transport.as_deref(), Some("TCP"), "{}", tcp.ctx());
+    assert_over(&tcp, "TCP");
     assert_eq!(tcp.status(), "NOERROR", "{}", tcp.ctx());
     assert!(tcp.has_flag("aa"), "{}", tcp.ctx());
     assert_eq!(
@@ -435,21 +435,16 @@ async fn kdig_hit_miss_tcp_and_truncation() {
     );
 
     let tcp_miss = kdig(a, "nope.example.com", "A", &["+tcp"]);
-    assert_eq!(
-        tcp_miss.transport.as_deref(),
-        Some("TCP"),
-        "{}",
-        tcp_miss.ctx()
-    );
+    assert_over(&tcp_miss, "TCP");
     assert_negative(&tcp_miss, "NXDOMAIN");
 
     // kdig sends no EDNS by default: 512 bytes, the big RRset is truncated.
     let tc = kdig(a, "big.example.com", "A", &["+ignore"]);
     assert!(tc.has_flag("tc"), "{}", tc.ctx());
-    assert_eq!(tc.transport.as_deref(), Some("UDP"), "{}", tc.ctx());
+    assert_over(&tc, "UDP");
     let full = kdig(a, "big.example.com", "A", &[]);
     assert!(!full.has_flag("tc"), "{}", full.ctx());
-    assert_eq!(full.transport.as_deref(), Some("TCP"), "{}", full.ctx());
+    assert_over(&full, "TCP");
     assert_eq!(full.answer_set(), big_set(), "{}", full.ctx());
 
     ts.stop().await;
@@ -502,7 +497,7 @@ async fn kdig_axfr_gets_every_record() {
     let dir = ZoneDir::new();
     let (text, want) = axfr_zone();
     let zone = dir.write("axfr.test.zone", &text);
-    let ts = harness::start_ts(harness::ts_settings(vec![zone.clone()])).await;
+    let ts = kit::start_ts(kit::ts_settings(vec![zone.clone()])).await;
 
     let t = kdig(ts.addr, "axfr.test.", "AXFR", &[]);
     let ctx = || {
@@ -548,9 +543,9 @@ async fn kdig_axfr_gets_every_record() {
     ts.stop().await;
 
     // A client outside axfr_allow gets no transfer (kdig reports the refusal).
-    let mut settings = harness::ts_settings(vec![zone]);
+    let mut settings = kit::ts_settings(vec![zone]);
     settings.axfr_allow = vec![];
-    let closed = harness::start_ts(settings).await;
+    let closed = kit::start_ts(settings).await;
     let run = run_tool("kdig", &kdig_args(closed.addr, "axfr.test.", "AXFR", &[]));
     let t = parse_tool(&run.stdout);
     assert!(
@@ -767,16 +762,16 @@ fn diff_probes() -> Vec<Probe> {
 /// Sends `bytes` and returns the raw answer, or an error text.
 pub(crate) async fn send(addr: SocketAddr, bytes: &[u8], via: Via) -> Result<Message, String> {
     let raw = match via {
-        Via::Udp => harness::udp_raw(addr, bytes).await,
+        Via::Udp => kit::udp_raw(addr, bytes).await,
         Via::Tcp => {
             let mut s = TcpStream::connect(addr)
                 .await
                 .map_err(|e| format!("tcp connect: {e}"))?;
-            harness::tcp_send(&mut s, bytes).await;
-            harness::tcp_recv(&mut s).await
+            kit::tcp_send(&mut s, bytes).await;
+            kit::tcp_recv(&mut s).await
         }
     };
-    let raw = raw.ok_or_else(|| format!("no answer within {:?}", harness::ANSWER_WAIT))?;
+    let raw = raw.ok_or_else(|| format!("no answer within {:?}", kit::ANSWER_WAIT))?;
     Message::from_vec(&raw).map_err(|e| format!("undecodable answer: {e}"))
 }
 
@@ -955,7 +950,7 @@ pub(crate) fn show(m: &Message) -> String {
 async fn differential_against_nsd() {
     let mut nsd = Nsd::primary(DIFF_ZONE, &diff_zone_text());
     // The TS loads the very file NSD serves.
-    let ts = harness::start_ts(harness::ts_settings(vec![nsd.zone_file(DIFF_ZONE)])).await;
+    let ts = kit::start_ts(kit::ts_settings(vec![nsd.zone_file(DIFF_ZONE)])).await;
     nsd.wait_ready(DIFF_ZONE).await;
 
     let probes = diff_probes();
@@ -964,7 +959,7 @@ async fn differential_against_nsd() {
     let mut mismatches = 0;
     let mut truncated = 0;
     for probe in &probes {
-        let msg = harness::query(&probe.name, probe.qtype, probe.edns);
+        let msg = kit::query(&probe.name, probe.qtype, probe.edns);
         let bytes = msg.to_vec().unwrap();
         let from_nsd = send(nsd.addr, &bytes, probe.via).await;
         let from_ts = send(ts.addr, &bytes, probe.via).await;

@@ -18,8 +18,8 @@ use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 use serde_json::Value;
 
-use crate::harness;
-use crate::procs::{BIN, Proc, free_ports, poll_until};
+use crate::kit;
+use crate::kit::{BIN, Proc, free_ports, ls_fixture, path_str, poll_until};
 
 /// How long a process may take to be ready, or to log what a test waits for.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -43,13 +43,6 @@ fn dnslb(name: &str, args: &[&str], cwd: &Path) -> Proc {
         .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
         .current_dir(cwd);
     Proc::spawn(name, cmd)
-}
-
-fn fixture(name: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/ls")
-        .join(name);
-    p.to_str().expect("a UTF-8 path").to_owned()
 }
 
 /// Parses every non-empty line of `text` as a JSON log line and checks it
@@ -116,7 +109,7 @@ fn stop(mut p: Proc) -> String {
 
 /// One A query for `name` to `server` from `sock`; the answer, if one came.
 fn ask_from(sock: &UdpSocket, server: SocketAddr, name: &str) -> Option<Message> {
-    let mut q = harness::query(name, RecordType::A, None);
+    let mut q = kit::query(name, RecordType::A, None);
     let id: u16 = rand::random();
     q.metadata.id = id;
     sock.set_read_timeout(Some(ANSWER_WAIT)).unwrap();
@@ -138,7 +131,7 @@ fn ask(server: SocketAddr, name: &str) -> Option<Message> {
 }
 
 fn answered(m: &Message) -> bool {
-    m.response_code == ResponseCode::NoError && harness::a_addrs(m) == [ADDR]
+    m.response_code == ResponseCode::NoError && kit::a_addrs(m) == [ADDR]
 }
 
 /// Polls `server` until it answers [`NAME`] with [`ADDR`], while `p` runs.
@@ -168,20 +161,24 @@ fn ls_toml(ls: u16, extra: &str, backends: &[(&str, u16)]) -> String {
     s
 }
 
-/// `dnslb ts --listen 127.0.0.1:PORT --zone ts1.txt` with `--log-format json`.
-fn start_ts(cwd: &Path, port: u16) -> Proc {
-    let listen = format!("127.0.0.1:{port}");
-    let zone = fixture("ts1.txt");
-    let args = [
+/// `--log-format json ts --listen LISTEN --zone ZONE`.
+fn json_ts_args<'a>(listen: &'a str, zone: &'a str) -> [&'a str; 7] {
+    [
         "--log-format",
         "json",
         "ts",
         "--listen",
-        &listen,
+        listen,
         "--zone",
-        &zone,
-    ];
-    let mut ts = dnslb("dnslb ts", &args, cwd);
+        zone,
+    ]
+}
+
+/// `dnslb ts --listen 127.0.0.1:PORT --zone ts1.txt` with `--log-format json`.
+fn start_ts(cwd: &Path, port: u16) -> Proc {
+    let listen = format!("127.0.0.1:{port}");
+    let zone = ls_fixture("ts1.txt");
+    let mut ts = dnslb("dnslb ts", &json_ts_args(&listen, path_str(&zone)), cwd);
     wait_line(&mut ts, "table server ready", |v| {
         message(v) == "table server ready"
     });
@@ -253,15 +250,7 @@ fn ls_and_ts_write_only_json_lines_and_every_ts_line_names_it() {
 fn a_table_server_that_cannot_start_says_why_in_one_tagged_json_line() {
     let dir = tempfile::tempdir().unwrap();
     let listen = format!("127.0.0.1:{}", free_ports(1)[0]);
-    let args = [
-        "--log-format",
-        "json",
-        "ts",
-        "--listen",
-        &listen,
-        "--zone",
-        "missing.txt",
-    ];
+    let args = json_ts_args(&listen, "missing.txt");
     let out = dnslb("dnslb ts", &args, dir.path()).finish(EXIT_LIMIT);
     assert!(!out.status.success());
     let lines = json_lines("dnslb ts", &out.stderr);
@@ -276,7 +265,8 @@ fn a_table_server_that_cannot_start_says_why_in_one_tagged_json_line() {
 /// `[[ts]]` ts1 on `t1` and ts2 on `t2` (both serving `ts1.txt`) behind an
 /// `[ls]` on `l`.
 fn up_toml(l: u16, t1: u16, t2: u16) -> String {
-    let zone = fixture("ts1.txt");
+    let zone = ls_fixture("ts1.txt");
+    let zone = path_str(&zone);
     let mut s = ls_toml(l, "", &[("ts1", t1), ("ts2", t2)]);
     for (name, port) in [("ts1", t1), ("ts2", t2)] {
         s.push_str(&format!(
@@ -286,13 +276,20 @@ fn up_toml(l: u16, t1: u16, t2: u16) -> String {
     s
 }
 
-#[test]
-fn up_json_debug_children_lines_are_json_and_carry_their_ts_name() {
+/// A folder holding [`up_toml`]'s `config.toml` for three free ports
+/// (the LS's, ts1's, ts2's).
+fn up_dir() -> (tempfile::TempDir, [u16; 3]) {
     let dir = tempfile::tempdir().unwrap();
     let [l, t1, t2] = free_ports(3)[..] else {
         unreachable!()
     };
     std::fs::write(dir.path().join("config.toml"), up_toml(l, t1, t2)).unwrap();
+    (dir, [l, t1, t2])
+}
+
+#[test]
+fn up_json_debug_children_lines_are_json_and_carry_their_ts_name() {
+    let (dir, [l, _, _]) = up_dir();
     let args = [
         "up",
         "-c",
@@ -342,11 +339,7 @@ fn up_json_debug_children_lines_are_json_and_carry_their_ts_name() {
 
 #[test]
 fn up_passes_its_log_level_to_the_children() {
-    let dir = tempfile::tempdir().unwrap();
-    let [l, t1, t2] = free_ports(3)[..] else {
-        unreachable!()
-    };
-    std::fs::write(dir.path().join("config.toml"), up_toml(l, t1, t2)).unwrap();
+    let (dir, [l, t1, t2]) = up_dir();
     let args = ["up", "-c", "config.toml", "--log", "warn"];
     let mut up = dnslb("dnslb up", &args, dir.path());
     wait_answers(&mut up, SocketAddr::from(([127, 0, 0, 1], l)));
@@ -482,7 +475,7 @@ fn a_flood_from_50_sources_logs_a_bounded_number_of_rate_limit_lines() {
         .collect();
     // 2,000 queries in interleaved rounds, within well under a second: every
     // client goes over its 5 qps (burst 5) at once.
-    let mut q = harness::query(NAME, RecordType::A, None);
+    let mut q = kit::query(NAME, RecordType::A, None);
     for round in 0..PER_CLIENT {
         for (i, s) in socks.iter().enumerate() {
             q.metadata.id = u16::try_from(round * CLIENTS + i).unwrap();

@@ -4,7 +4,7 @@
 //! against a forging backend, TC over TCP, the in-flight bound, and the
 //! per-backend counters.
 //!
-//! Backends are either in-process TS (from the harness) or fake servers
+//! Backends are either in-process TS (from the kit) or fake servers
 //! written here: a UDP socket on 127.0.0.1:0 driven by a task that answers
 //! with an error rcode, stays silent, answers TC=1 (with a TCP listener on
 //! the same port serving the full answer), or forges responses.
@@ -24,16 +24,15 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{RData, RecordType};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::RwLock;
 use tokio::task::JoinHandle;
 
 use dnslb::config::{Fault, HedgeDelay, Layout, LsConfig, OnMiss, OnTimeout, Order, Strategy};
 
-use crate::harness::{
-    TestLs, TestTs, ZoneDir, a_addrs, empty_answer, is_probe, ls_config, query, start_ls, start_ts,
-    tcp, ts_settings, udp_raw, udp_raw_wait,
+use crate::kit::{
+    TestLs, TestTs, ZoneDir, a_addrs, empty_answer, is_probe, ls_config, query, read_frame,
+    start_ls, start_ts, start_ts_table, tcp, ts_settings, udp_raw, udp_raw_wait, write_frame,
 };
 
 /// Timing-sensitive tests take it for reading; the burst test for writing.
@@ -87,6 +86,11 @@ const NORMAL: Knobs = Knobs {
     delay_ms: 0,
 };
 
+/// A TS that answers everything after `delay_ms`.
+const fn delayed(delay_ms: u64) -> Knobs {
+    Knobs { delay_ms, ..NORMAL }
+}
+
 /// Two TS: disjoint tables when partitioned, the same (both tables) when replicated.
 async fn start_pair(layout: Layout, k1: Knobs, k2: Knobs) -> Pair {
     let dir = ZoneDir::new();
@@ -117,6 +121,16 @@ async fn start_pair(layout: Layout, k1: Knobs, k2: Knobs) -> Pair {
         ts2,
         _dir: dir,
     }
+}
+
+/// An LS in front of the replicated `pair` that asks ts1 first and hedges
+/// to ts2 after `delay_ms` within a budget of `budget_pct`.
+async fn fixed_hedge_ls(pair: &Pair, delay_ms: u64, budget_pct: f64) -> TestLs {
+    let mut c = cfg(&pair.backends(), Strategy::Hedge, Layout::Replicated);
+    c.order = Order::Fixed;
+    c.hedge_delay_ms = HedgeDelay::Fixed(delay_ms);
+    c.hedge_budget_pct = budget_pct;
+    start_ls(c).await
 }
 
 /// An `[ls]` for `backends` with this strategy and layout, other keys default.
@@ -315,19 +329,12 @@ async fn start_fake(mode: Mode) -> Fake {
                 let counter = counter.clone();
                 tokio::spawn(async move {
                     loop {
-                        let mut len = [0u8; 2];
-                        if s.read_exact(&mut len).await.is_err() {
+                        let Some(q) = read_frame(&mut s).await else {
                             return;
-                        }
-                        let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                        if s.read_exact(&mut q).await.is_err() {
-                            return;
-                        }
+                        };
                         counter.fetch_add(1, Relaxed);
                         let resp = raw_response(&q, id_of(&q), 0, false, &FULL);
-                        let mut framed = (resp.len() as u16).to_be_bytes().to_vec();
-                        framed.extend_from_slice(&resp);
-                        if s.write_all(&framed).await.is_err() {
+                        if !write_frame(&mut s, &resp).await {
                             return;
                         }
                     }
@@ -619,10 +626,7 @@ async fn deadline_gives_the_on_timeout_answer() {
 async fn error_answers_are_never_final() {
     let _quiet = LOAD.read().await;
     // The TS answers 50 ms late, so the fake's SERVFAIL always comes first.
-    let slow = Knobs {
-        delay_ms: 50,
-        ..NORMAL
-    };
+    let slow = delayed(50);
     let pair = start_pair(Layout::Replicated, slow, NORMAL).await;
     let fake = start_fake(Mode::Rcode(ResponseCode::ServFail)).await;
     for strategy in STRATEGIES {
@@ -712,18 +716,11 @@ async fn all_backends_failing_is_servfail_before_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hedge_and_sequential_route_around_a_slow_backend() {
     let _quiet = LOAD.read().await;
-    let slow = Knobs {
-        delay_ms: 200,
-        ..NORMAL
-    };
+    let slow = delayed(200);
     let pair = start_pair(Layout::Replicated, slow, NORMAL).await;
 
     // Hedge after 20 ms.
-    let mut c = cfg(&pair.backends(), Strategy::Hedge, Layout::Replicated);
-    c.order = Order::Fixed;
-    c.hedge_delay_ms = HedgeDelay::Fixed(20);
-    c.hedge_budget_pct = 100.0;
-    let ls = start_ls(c).await;
+    let ls = fixed_hedge_ls(&pair, 20, 100.0).await;
     let q = wire_query("WWW.b.test.", RecordType::A, 0x0d0d, false, false);
     let (raw, m, took) = exchange(ls.addr, &q).await;
     assert_echo(&q, &raw);
@@ -1025,10 +1022,7 @@ async fn truncated_answers_are_fetched_over_tcp_for_tcp_clients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_max_inflight_is_servfail_at_once() {
     let _quiet = LOAD.read().await;
-    let slow = Knobs {
-        delay_ms: 300,
-        ..NORMAL
-    };
+    let slow = delayed(300);
     let pair = start_pair(Layout::Partitioned, slow, slow).await;
     let mut c = cfg(
         &[("ts1", pair.ts1.addr)],
@@ -1219,16 +1213,9 @@ async fn long_synthesized_answer_is_not_truncated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hedge_budget_stops_hedges_when_spent() {
     let _quiet = LOAD.read().await;
-    let slow = Knobs {
-        delay_ms: 150,
-        ..NORMAL
-    };
+    let slow = delayed(150);
     let pair = start_pair(Layout::Replicated, slow, NORMAL).await;
-    let mut c = cfg(&pair.backends(), Strategy::Hedge, Layout::Replicated);
-    c.order = Order::Fixed;
-    c.hedge_delay_ms = HedgeDelay::Fixed(10);
-    c.hedge_budget_pct = 10.0;
-    let ls = start_ls(c).await;
+    let ls = fixed_hedge_ls(&pair, 10, 10.0).await;
     const N: u64 = 160;
     let burst = dnslb::ls::hedge::BUDGET_BURST;
     let mut tasks = Vec::new();
@@ -1260,11 +1247,7 @@ async fn hedge_budget_stops_hedges_when_spent() {
     ls.stop().await;
 
     // A zero budget never hedges.
-    let mut c = cfg(&pair.backends(), Strategy::Hedge, Layout::Replicated);
-    c.order = Order::Fixed;
-    c.hedge_delay_ms = HedgeDelay::Fixed(10);
-    c.hedge_budget_pct = 0.0;
-    let ls = start_ls(c).await;
+    let ls = fixed_hedge_ls(&pair, 10, 0.0).await;
     let q = wire_query("www.a.test.", RecordType::A, 7, false, false);
     let (_, m, took) = exchange(ls.addr, &q).await;
     assert_eq!(m.response_code, ResponseCode::NoError);
@@ -1295,7 +1278,7 @@ async fn adaptive_delay_hedges_stalls_after_the_measured_percentile() {
         drop_ratio: 0.0,
     };
     let ts1 = start_ts(s1).await;
-    let ts2 = start_ts(ts_settings(vec![dir.write("ts2.txt", &table)])).await;
+    let ts2 = start_ts_table(&dir, "ts2.txt", &table).await;
     let mut c = cfg(
         &[("ts1", ts1.addr), ("ts2", ts2.addr)],
         Strategy::Hedge,

@@ -1,6 +1,6 @@
 //! The LS as real processes: `dnslb ts`, `dnslb ls`, `dnslb up` and
 //! `dnslb resolve` run as children of the test on 127.0.0.1, queried over real
-//! UDP and TCP sockets by the harness's clients, `dig` and `kdig`.
+//! UDP and TCP sockets by the kit's clients, `dig` and `kdig`.
 //!
 //! Every process a test starts is stopped by its PID (the [`Proc`] guard:
 //! SIGTERM, a bounded wait, SIGKILL); readiness is polled with real DNS
@@ -9,42 +9,21 @@
 //! names; ts2 also holds `big.example.com`, 100 A records).
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use rustix::process::Signal;
 
-use crate::harness;
-use crate::procs::summary;
-use crate::procs::{
-    Proc, free_ports, kill_pid, local, poll_until, poll_until_async, run_dnslb, run_tool,
+use crate::kit::{
+    self, Proc, READY_LIMIT, TS1_NAMES, TS2_NAMES, answers_with, ede, free_ports, kill_pid, local,
+    ls_fixture, ls_head_toml, pair_backends_toml, path_str, pids_of, poll_until, proc_stat,
+    run_dnslb, run_tool, runs_with, summary, ts_args, udp_ask, wait_answers, wait_log,
+    write_up_pair,
 };
-
-/// How long a server may take to answer its first query.
-pub(crate) const READY_LIMIT: Duration = Duration::from_secs(10);
-/// One poll's wait for an answer.
-pub(crate) const POLL_WAIT: Duration = Duration::from_millis(250);
-
-/// Names of ts1 (only there) and the address each has.
-pub(crate) const TS1_NAMES: &[(&str, &str)] = &[
-    ("www.example.com", "192.0.2.10"),
-    ("WwW.ExPress.CO.Uk", "192.0.2.21"),
-    ("mail.example.org", "192.0.2.25"),
-    ("API.example.IO", "203.0.113.8"),
-];
-
-/// Names of ts2 (only there) and the address each has.
-pub(crate) const TS2_NAMES: &[(&str, &str)] = &[
-    ("www.example.org", "198.51.100.10"),
-    ("news.bbc.example.co.uk", "198.51.100.77"),
-    ("Store.Example.COM", "192.0.2.140"),
-    ("smtp.example.io", "198.51.100.25"),
-];
 
 // ---------------------------------------------------------------------------
 // Processes.
@@ -52,18 +31,6 @@ pub(crate) const TS2_NAMES: &[(&str, &str)] = &[
 /// `dnslb ARGS` from `/`, `name` standing for it in messages.
 fn dnslb<S: AsRef<OsStr>>(name: &str, args: &[S]) -> Proc {
     Proc::dnslb(name, args, Path::new("/"))
-}
-
-/// A process's state letter and parent PID from `/proc/PID/stat`, `None` if
-/// there is no such process.
-pub(crate) fn proc_stat(pid: u32) -> Option<(char, u32)> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "pid (comm) S ppid ...": comm may hold spaces and parentheses.
-    let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
 }
 
 /// The PIDs of `pid`'s children, from `/proc/PID/task/*/children`; `None`
@@ -86,13 +53,6 @@ fn proc_children(pid: u32) -> Option<BTreeSet<u32>> {
     found.then_some(out)
 }
 
-/// Whether `pid` is a process whose command line mentions `needle`.
-pub(crate) fn runs_with(pid: u32, needle: &str) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).contains(needle))
-        .unwrap_or(false)
-}
-
 // ---------------------------------------------------------------------------
 // Ports, files, configs.
 
@@ -102,16 +62,6 @@ fn port_is_free(port: u16) -> bool {
     UdpSocket::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-pub(crate) fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/ls")
-        .join(name)
-}
-
-pub(crate) fn path_str(p: &Path) -> &str {
-    p.to_str().expect("a UTF-8 path")
-}
-
 /// The `[ls]` section: `strategy`, order fixed (ts1 first), partitioned,
 /// deadline 1500 ms, per-try 200 ms, hedge delay 20 ms. The hedge budget is
 /// 100% and health checks are slow to mark a backend down, so the measured
@@ -119,10 +69,17 @@ pub(crate) fn path_str(p: &Path) -> &str {
 /// the health checker's.
 fn ls_section(port: u16, strategy: &str, ts1: u16, ts2: u16) -> String {
     format!(
-        r#"[ls]
-listen = ["127.0.0.1:{port}"]
-workers = 2
-strategy = "{strategy}"
+        "{}\n{}",
+        ls_head(port, strategy),
+        pair_backends_toml(ts1, ts2)
+    )
+}
+
+/// [`ls_section`] without its backends.
+fn ls_head(port: u16, strategy: &str) -> String {
+    let ls_head = ls_head_toml(port, 2);
+    format!(
+        r#"{ls_head}strategy = "{strategy}"
 order = "fixed"
 layout = "partitioned"
 timeout_ms = 1500
@@ -133,34 +90,13 @@ hedge_budget_pct = 100
 [ls.health]
 interval_ms = 60000
 fall = 100
-
-[[ls.backend]]
-name = "ts1"
-addr = "127.0.0.1:{ts1}"
-
-[[ls.backend]]
-name = "ts2"
-addr = "127.0.0.1:{ts2}"
 "#
     )
 }
 
 /// `dnslb ts --listen 127.0.0.1:PORT --zone tests/data/ls/FILE`.
 fn start_ts(name: &str, port: u16, zone: &str) -> Proc {
-    let listen = format!("127.0.0.1:{port}");
-    let zone = fixture(zone);
-    dnslb(
-        name,
-        &[
-            "ts",
-            "--listen",
-            &listen,
-            "--zone",
-            path_str(&zone),
-            "--workers",
-            "1",
-        ],
-    )
+    dnslb(name, &ts_args(port, &[&ls_fixture(zone)]))
 }
 
 /// Writes `[ls]` for `strategy` into `dir` and starts `dnslb ls -c` on it.
@@ -172,75 +108,6 @@ fn start_ls(dir: &Path, strategy: &str, port: u16, ts1: u16, ts2: u16) -> Proc {
 
 // ---------------------------------------------------------------------------
 // DNS.
-
-/// Asks `addr` for `name` A over UDP (EDNS 1232) from a fresh socket
-/// *connected* to `addr`, with a random ID: only a response from `addr` with
-/// that ID and QR=1 counts (an unconnected socket that the kernel gave a
-/// dead backend's port would receive the LS's upstream query instead).
-/// `None` after `wait`, or at once when the port is unreachable.
-async fn udp_ask_raw(addr: SocketAddr, name: &str, wait: Duration) -> Option<Vec<u8>> {
-    let mut q = harness::query(name, RecordType::A, Some(1232));
-    let id: u16 = rand::random();
-    q.metadata.id = id;
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    sock.connect(addr).await.unwrap();
-    sock.send(&q.to_vec().unwrap()).await.ok()?;
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
-            .await
-            .ok()?
-            .ok()?;
-        if n >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 {
-            return Some(buf[..n].to_vec());
-        }
-    }
-}
-
-pub(crate) async fn udp_ask(addr: SocketAddr, name: &str, wait: Duration) -> Option<Message> {
-    let raw = udp_ask_raw(addr, name, wait).await?;
-    Some(Message::from_vec(&raw).expect("a DNS message"))
-}
-
-/// A NOERROR answer whose A records are exactly `ip`.
-pub(crate) fn answers_with(m: &Message, ip: &str) -> bool {
-    m.response_code == ResponseCode::NoError
-        && harness::a_addrs(m) == [ip.parse::<Ipv4Addr>().unwrap()]
-}
-
-/// The Extended DNS Error of `m`: (info code, text).
-pub(crate) fn ede(m: &Message) -> Option<(u16, String)> {
-    let opt = m.edns.as_ref()?.options();
-    match opt.get(EdnsCode::from(15)) {
-        Some(EdnsOption::Unknown(15, data)) if data.len() >= 2 => Some((
-            u16::from_be_bytes([data[0], data[1]]),
-            String::from_utf8_lossy(&data[2..]).into_owned(),
-        )),
-        _ => None,
-    }
-}
-
-/// Polls `addr` for `name` A over UDP until it answers with exactly `ip`,
-/// for up to [`READY_LIMIT`]; every process in `procs` must stay up meanwhile.
-pub(crate) async fn wait_answers(addr: SocketAddr, name: &str, ip: &str, procs: &mut [&mut Proc]) {
-    let answered = poll_until_async(READY_LIMIT, Duration::from_millis(20), async || {
-        if let Some(m) = udp_ask(addr, name, POLL_WAIT).await
-            && answers_with(&m, ip)
-        {
-            return Some(());
-        }
-        for p in procs.iter_mut() {
-            p.assert_running();
-        }
-        None
-    })
-    .await;
-    assert!(
-        answered.is_some(),
-        "{addr} did not answer {name} -> {ip} within {READY_LIMIT:?}"
-    );
-}
 
 // ---------------------------------------------------------------------------
 // 1. One TS killed with SIGKILL, under each strategy.
@@ -285,7 +152,7 @@ async fn measure_with_ts1_dead(strategy: &'static str, wait_ms: u64, ls: SocketA
         }
         for &(name, ip) in TS2_NAMES {
             let t = Instant::now();
-            let m = harness::tcp(ls, &harness::query(name, RecordType::A, None)).await;
+            let m = kit::tcp(ls, &kit::query(name, RecordType::A, None)).await;
             let took = t.elapsed();
             assert!(answers_with(&m, ip), "{strategy}: {name} over tcp: {m:?}");
             assert!(
@@ -419,61 +286,12 @@ async fn sigkilled_ts_every_strategy_keeps_answering_the_other_partition() {
 // ---------------------------------------------------------------------------
 // 2. `dnslb up`: a SIGKILLed TS child is restarted; SIGINT stops everything.
 
-/// `(ts name, pid)` of every "table server started" line so far.
-pub(crate) fn started_children(log: &str) -> Vec<(String, u32)> {
-    log.lines()
-        .filter(|l| l.contains("table server started"))
-        .filter_map(|l| {
-            let field = |key: &str| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix(key))
-                    .map(str::to_owned)
-            };
-            Some((field("ts=")?, field("pid=")?.parse().ok()?))
-        })
-        .collect()
-}
-
-pub(crate) fn pids_of(log: &str, ts: &str) -> Vec<u32> {
-    started_children(log)
-        .into_iter()
-        .filter(|(n, _)| n == ts)
-        .map(|(_, p)| p)
-        .collect()
-}
-
-/// Polls the log of `up` until `done` finds what it wants, for up to `limit`.
-pub(crate) fn wait_log<T>(
-    up: &mut Proc,
-    limit: Duration,
-    what: &str,
-    done: impl Fn(&str) -> Option<T>,
-) -> T {
-    poll_until(limit, Duration::from_millis(10), || {
-        let found = done(&up.stderr_now());
-        if found.is_none() {
-            up.assert_running();
-        }
-        found
-    })
-    .unwrap_or_else(|| panic!("no {what} logged within {limit:?}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_restarts_a_killed_ts_child_and_sigint_stops_everything() {
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(3);
     let (pl, p1, p2) = (ports[0], ports[1], ports[2]);
-    for t in ["ts1.txt", "ts2.txt"] {
-        std::fs::copy(fixture(t), dir.path().join(t)).unwrap();
-    }
-    let config = dir.path().join("config.toml");
-    let text = format!(
-        "{}\n[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:{p1}\"\nzones = [\"ts1.txt\"]\nworkers = 1\n\
-         \n[[ts]]\nname = \"ts2\"\nlisten = \"127.0.0.1:{p2}\"\nzones = [\"ts2.txt\"]\nworkers = 1\n",
-        ls_section(pl, "hedge", p1, p2)
-    );
-    std::fs::write(&config, text).unwrap();
+    let config = write_up_pair(dir.path(), &ls_head(pl, "hedge"), p1, p2);
     let config_str = path_str(&config).to_owned();
     let mut up = dnslb("dnslb up", &["up", "-c", &config_str]);
     let up_pid = up.pid();

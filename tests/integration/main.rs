@@ -14,11 +14,11 @@ mod faults_ts_ops;
 mod faults_upstream;
 mod faults_zonefile;
 mod fuzz_regressions;
-#[allow(dead_code)]
-mod harness;
 mod health;
 mod health_http;
 mod interop;
+#[allow(dead_code)]
+mod kit;
 mod logs;
 mod ls;
 mod ls_procs;
@@ -28,7 +28,6 @@ mod nsid;
 mod opcodes;
 mod partitioned;
 mod peers;
-mod procs;
 mod promises;
 mod props;
 mod rate_limit;

@@ -17,8 +17,8 @@ use hickory_proto::rr::RecordType;
 use rustix::process::{Pid, Signal};
 use tokio::net::TcpStream;
 
-use crate::harness;
-use crate::procs::{STOP_WAIT, free_port, local, poll_until, poll_until_async};
+use crate::kit;
+use crate::kit::{STOP_WAIT, free_port, local, poll_until, poll_until_async};
 
 /// How long [`Nsd::wait_ready`] waits for NSD to answer.
 const READY_LIMIT: Duration = Duration::from_secs(10);
@@ -68,14 +68,13 @@ impl Nsd {
         primary: SocketAddr,
         notify_from: &str,
     ) -> Nsd {
-        let dir = tempfile::tempdir().unwrap();
         let zone_options = format!(
             "\x20 request-xfr: {}@{} NOKEY\n\
              \x20 allow-notify: {notify_from} NOKEY\n",
             primary.ip(),
             primary.port()
         );
-        Nsd::start(dir, port, zone, &zone_options)
+        Nsd::start(tempfile::tempdir().unwrap(), port, zone, &zone_options)
     }
 
     /// Writes and checks an nsd.conf in `dir` serving `zone` (with
@@ -120,16 +119,9 @@ impl Nsd {
         let conf_file = d.join("nsd.conf");
         std::fs::write(&conf_file, &conf).unwrap();
 
-        let check = Command::new("nsd-checkconf")
-            .arg(&conf_file)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run nsd-checkconf (is nsd installed?): {e}"));
-        assert!(
-            check.status.success(),
-            "nsd-checkconf rejects the generated config:\n{}{}\n--- nsd.conf ---\n{conf}",
-            String::from_utf8_lossy(&check.stdout),
-            String::from_utf8_lossy(&check.stderr)
-        );
+        let mut check = Command::new("nsd-checkconf");
+        check.arg(&conf_file);
+        kit::assert_config_accepted(check, "nsd.conf", &conf);
 
         let out = File::create(d.join("nsd.stdout")).unwrap();
         let err = File::create(d.join("nsd.stderr")).unwrap();
@@ -177,13 +169,13 @@ impl Nsd {
     /// Polls NSD with an SOA query for `zone` (UDP, then TCP) until it
     /// answers NOERROR; panics with NSD's log if it exits or takes too long.
     pub async fn wait_ready(&mut self, zone: &str) {
-        let q = harness::query(zone, RecordType::SOA, None);
+        let q = kit::query(zone, RecordType::SOA, None);
         let bytes = q.to_vec().unwrap();
         // Connection refused comes back at once; do not spin on it.
         let ready = poll_until_async(READY_LIMIT, Duration::from_millis(20), async || {
             self.check_alive();
             let wait = Duration::from_millis(100);
-            let answered = harness::udp_raw_wait(self.addr, &bytes, wait)
+            let answered = kit::udp_raw_wait(self.addr, &bytes, wait)
                 .await
                 .is_some_and(|raw| {
                     Message::from_vec(&raw)

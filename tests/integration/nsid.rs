@@ -9,11 +9,13 @@ use dnslb::config::Config;
 use dnslb::ts::TsSettings;
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
+use hickory_proto::rr::rdata::opt::{EdnsOption, NSIDPayload};
 use tokio::net::UdpSocket;
 
-use crate::harness::{TestTs, ZoneDir, is_probe, ls_config, query, start_ls, start_ts, tcp, udp};
-use crate::procs::run_tool;
+use crate::kit::run_tool;
+use crate::kit::{
+    TestTs, ZoneDir, is_probe, ls_config, nsid_of, query, start_ls, start_ts, tcp, udp,
+};
 
 const TABLE: &str = "www.example.com 192.0.2.1 A\n";
 
@@ -106,14 +108,6 @@ fn nsid_query(nsid: Option<&[u8]>) -> Message {
         m.set_edns(e);
     }
     m
-}
-
-/// The NSID payload of an answer, if it carries one.
-fn nsid_of(m: &Message) -> Option<Vec<u8>> {
-    match m.edns.as_ref()?.option(EdnsCode::NSID)? {
-        EdnsOption::NSID(p) => Some(p.as_ref().to_vec()),
-        _ => None,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

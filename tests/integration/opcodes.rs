@@ -13,8 +13,8 @@ use hickory_proto::op::{Edns, Message};
 use hickory_proto::rr::RecordType;
 use tokio::net::TcpStream;
 
-use crate::harness::{
-    ZoneDir, ls_config, query, start_ls, start_ts, tcp_recv, tcp_send, ts_settings, udp_raw,
+use crate::kit::{
+    ZoneDir, ls_config, query, start_ls, start_ts_table, tcp_recv, tcp_send, udp_raw,
 };
 
 /// IQUERY (obsolete), STATUS, UPDATE and unassigned opcodes.
@@ -103,10 +103,7 @@ async fn check_server(who: &str, addr: SocketAddr) {
 #[tokio::test]
 async fn unknown_opcodes_get_notimp_with_only_qr_set_from_ts_and_ls() {
     let dir = ZoneDir::new();
-    let ts = start_ts(ts_settings(vec![
-        dir.write("t.txt", "www.example 192.0.2.1 A\n"),
-    ]))
-    .await;
+    let ts = start_ts_table(&dir, "t.txt", "www.example 192.0.2.1 A\n").await;
     let ls = start_ls(ls_config(&[("ts1", ts.addr)])).await;
     check_server("TS", ts.addr).await;
     check_server("LS", ls.addr).await;

@@ -17,9 +17,11 @@ use hickory_proto::rr::{RData, RecordType};
 
 use dnslb::config::{Fault, HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy};
 
-use crate::harness::{Stalled, TestLs, TestTs, ZoneDir, a_addrs, start_ls, start_ts, ts_settings};
+use crate::kit::poll_until_async;
+use crate::kit::{
+    Stalled, TestLs, TestTs, ZoneDir, a_addrs, start_ls, start_ts, start_ts_table, ts_settings,
+};
 use crate::ls::{STRATEGIES, assert_echo, cfg, exchange, wire_query};
-use crate::procs::poll_until_async;
 
 /// Holds `rutgers.com` (and nothing under it).
 const POSITIVE: &str = "rutgers.com 10.20.0.1 A\nonly.pos.test 10.20.0.2 A\n";
@@ -41,7 +43,7 @@ struct Pair {
 /// The ENT backend (fast) and the positive one (delayed).
 async fn start_pair() -> Pair {
     let dir = ZoneDir::new();
-    let ent = start_ts(ts_settings(vec![dir.write("ent.txt", ENT)])).await;
+    let ent = start_ts_table(&dir, "ent.txt", ENT).await;
     let mut pos = ts_settings(vec![dir.write("pos.txt", POSITIVE)]);
     pos.fault = Fault {
         delay_ms: POSITIVE_DELAY_MS,
@@ -226,7 +228,7 @@ async fn a_backend_marked_down_makes_the_others_negative_unproven() {
 async fn a_blackholed_backend_never_lets_the_live_nxdomain_through() {
     for on_timeout in [OnTimeout::Nxdomain, OnTimeout::Servfail] {
         let dir = ZoneDir::new();
-        let live = start_ts(ts_settings(vec![dir.write("live.txt", ENT)])).await;
+        let live = start_ts_table(&dir, "live.txt", ENT).await;
         for strategy in STRATEGIES {
             let hole = Stalled::start().await;
             let ctx = format!("{strategy} {on_timeout}");
@@ -272,7 +274,7 @@ async fn a_blackholed_backend_never_lets_the_live_nxdomain_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_hedge_budget_still_fails_over_after_the_try_timeout() {
     let dir = ZoneDir::new();
-    let live = start_ts(ts_settings(vec![dir.write("live.txt", POSITIVE)])).await;
+    let live = start_ts_table(&dir, "live.txt", POSITIVE).await;
     // Up by its probes (so it is asked first), silent to queries: it just died.
     let dead = Stalled::start().await;
     let mut c = cfg(
@@ -318,7 +320,7 @@ async fn resolve_prints_the_record_behind_an_empty_non_terminal() {
     let input = "rutgers.com\nwww.rutgers.com\nnowhere.rutgers.com\n";
     let addr: SocketAddr = ls.addr;
     let out = tokio::task::spawn_blocking(move || {
-        crate::procs::run_dnslb(
+        crate::kit::run_dnslb(
             &["resolve", "-s", &addr.to_string()],
             std::path::Path::new("/"),
             Some(input.as_bytes()),

@@ -23,9 +23,9 @@ use tokio::net::UdpSocket;
 
 use dnslb::config::Fault;
 
-use crate::harness::{self, Stalled, TestTs, ZoneDir, start_ts, ts_settings};
-use crate::metrics::{http_try_get, parse_exposition, value};
-use crate::procs::{Proc, free_ports, local, poll_until_async};
+use crate::kit::{self, Stalled, TestTs, ZoneDir, start_ts, ts_settings};
+use crate::kit::{Proc, free_ports, local, poll_until_async};
+use crate::kit::{http_try_get, parse_exposition, value};
 
 const TABLE: &str = "www.p.test 192.0.2.7 A\n";
 const WANT: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 7);
@@ -106,7 +106,7 @@ impl Ls {
 
 /// Sends `www.p.test A` with `id` from `sock` (connected to the LS).
 async fn send(sock: &UdpSocket, id: u16) {
-    let mut q = harness::query("www.p.test", RecordType::A, Some(1232));
+    let mut q = kit::query("www.p.test", RecordType::A, Some(1232));
     q.metadata.id = id;
     sock.send(&q.to_vec().unwrap()).await.unwrap();
 }
@@ -172,7 +172,7 @@ async fn sigterm_answers_the_query_in_flight_and_reads_no_new_one() {
     let answer = answer.unwrap_or_else(|| panic!("the query in flight at SIGTERM got no answer"));
     assert_eq!(answer.metadata.id, 1);
     assert_eq!(
-        harness::a_addrs(&answer),
+        kit::a_addrs(&answer),
         vec![WANT],
         "the backend's answer: {answer:?}"
     );
@@ -264,7 +264,7 @@ async fn late_responses_of_lost_races_are_counted_and_not_suspect() {
         let a = recv(&sock, Duration::from_secs(4))
             .await
             .expect("an answer");
-        assert_eq!(harness::a_addrs(&a), vec![WANT]);
+        assert_eq!(kit::a_addrs(&a), vec![WANT]);
     }
     // Each query went to both; the loser's answer comes after the winner's.
     let mut last = 0.0;
@@ -308,7 +308,7 @@ async fn count_slow(ls: SocketAddr, n: u16, slow: Duration) -> usize {
         let a = recv(&sock, Duration::from_secs(4))
             .await
             .expect("an answer");
-        assert_eq!(harness::a_addrs(&a), vec![WANT]);
+        assert_eq!(kit::a_addrs(&a), vec![WANT]);
         count += usize::from(t.elapsed() > slow);
     }
     count
@@ -383,12 +383,7 @@ async fn a_standing_queue_of_stale_queries_is_shed_and_counted_as_queue() {
     };
     let before = shed(&ls).await;
     // A client whose own queue holds every answer.
-    let raw = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
-    raw.set_recv_buffer_size(16 << 20).unwrap();
-    raw.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    raw.set_nonblocking(true).unwrap();
-    let sock = UdpSocket::from_std(raw.into()).unwrap();
+    let sock = kit::roomy_udp_socket();
     sock.connect(ls.dns).await.unwrap();
     let resume = ls.proc.pause();
     let paused_at = Instant::now();
@@ -430,10 +425,10 @@ async fn a_standing_queue_of_stale_queries_is_shed_and_counted_as_queue() {
 /// Asks `name A` of `ls` and returns the third octet of the answer (which
 /// backend answered, in [`sticky_size_from_the_config_bounds_the_memory`]).
 async fn which(sock: &UdpSocket, name: &str) -> u8 {
-    let q = harness::query(name, RecordType::A, Some(1232));
+    let q = kit::query(name, RecordType::A, Some(1232));
     sock.send(&q.to_vec().unwrap()).await.unwrap();
     let a = recv(sock, Duration::from_secs(4)).await.expect("an answer");
-    let addrs = harness::a_addrs(&a);
+    let addrs = kit::a_addrs(&a);
     assert_eq!(addrs.len(), 1, "{name}: {a:?}");
     addrs[0].octets()[2]
 }

@@ -38,9 +38,7 @@ use tokio::net::TcpStream;
 
 use dnslb::config::{Layout, Order, Strategy as LsStrategy};
 
-use crate::harness::{
-    TestLs, TestTs, ZoneDir, a_addrs, start_ls, start_ts, ts_settings, udp_raw_wait,
-};
+use crate::kit::{TestLs, TestTs, ZoneDir, a_addrs, start_ls, start_ts, ts_settings, udp_raw_wait};
 use crate::ls::{STRATEGIES, cfg};
 
 // ---------------------------------------------------------------------------
@@ -776,7 +774,7 @@ const TABLE_WAIT: Duration = Duration::from_secs(6);
 const TABLE_LS_TIMEOUT_MS: u64 = 4_000;
 /// Answers that came truncated over UDP and were asked again over TCP.
 static TRUNCATED: AtomicU64 = AtomicU64::new(0);
-/// The TTL of every record of a table (the harness's TS default).
+/// The TTL of every record of a table (the kit's TS default).
 const TTL: u32 = 300;
 
 /// A label: from the pool, or a random one of 1-10 letters, digits and

@@ -20,8 +20,8 @@ use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{TestLs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts, ts_settings};
-use crate::procs::poll_until_async;
+use crate::kit::poll_until_async;
+use crate::kit::{TestLs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts_table};
 
 /// Distinct client addresses.
 const CLIENTS: usize = 1000;
@@ -69,10 +69,7 @@ fn replies_sent(ls: &TestLs) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_client_gets_more_than_its_rate_plus_burst_however_addresses_collide() {
     let dir = ZoneDir::new();
-    let ts = start_ts(ts_settings(vec![
-        dir.write("t.txt", "rl.example 10.7.0.1 A\n"),
-    ]))
-    .await;
+    let ts = start_ts_table(&dir, "t.txt", "rl.example 10.7.0.1 A\n").await;
     let mut cfg = ls_config(&[("ts1", ts.addr)]);
     cfg.rate_limit_qps = QPS;
     let ls = start_ls(cfg).await;

@@ -12,8 +12,8 @@ use tokio::net::UdpSocket;
 
 use hickory_proto::rr::RecordType;
 
-use crate::harness::{ZoneDir, query, start_ts, ts_settings, udp};
-use crate::procs::{Output, run_dnslb};
+use crate::kit::{Output, run_dnslb};
+use crate::kit::{ZoneDir, query, start_ts, start_ts_table, ts_settings, udp};
 
 const TABLE: &str = "\
 www.example.com 192.0.2.1 A
@@ -45,7 +45,7 @@ fn render(list: &[&str], outcomes: &[Outcome]) -> String {
 #[tokio::test]
 async fn answers_come_back_in_input_order_spelled_as_given() {
     let dir = ZoneDir::new();
-    let ts = start_ts(ts_settings(vec![dir.write("t.txt", TABLE)])).await;
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
 
     let input = "\
 # hosts to check
@@ -92,7 +92,7 @@ WWW.EXAMPLE.COM 192.0.2.1 A
 #[tokio::test]
 async fn outcomes_match_the_table() {
     let dir = ZoneDir::new();
-    let ts = start_ts(ts_settings(vec![dir.write("t.txt", TABLE)])).await;
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
     let list = [
         "two.example.com",
         "Alias.Example.Com",
@@ -121,7 +121,7 @@ async fn many_names_keep_input_order_with_bounded_concurrency() {
     let table: String = (0..250)
         .map(|i| format!("h{i}.example.com 10.0.{}.{} A\n", i / 256, i % 256))
         .collect();
-    let ts = start_ts(ts_settings(vec![dir.write("t.txt", &table)])).await;
+    let ts = start_ts_table(&dir, "t.txt", &table).await;
 
     // 500 names: 250 present, each followed later by a missing one, in a scrambled order.
     let list: Vec<String> = (0..500)
@@ -160,7 +160,7 @@ async fn a_truncated_answer_is_asked_again_over_tcp() {
     let table: String = (0..120)
         .map(|i| format!("big.example.com 198.51.100.{i} A\n"))
         .collect();
-    let ts = start_ts(ts_settings(vec![dir.write("t.txt", &table)])).await;
+    let ts = start_ts_table(&dir, "t.txt", &table).await;
     let over_udp = udp(
         ts.addr,
         &query("big.example.com", RecordType::A, Some(1232)),
@@ -264,7 +264,7 @@ async fn nothing_listening_is_no_server() {
 async fn a_bad_line_is_written_as_not_found_in_its_place_and_the_batch_goes_on() {
     // Was: a bad line ended the run before any query, with nothing written.
     let dir = ZoneDir::new();
-    let ts = start_ts(ts_settings(vec![dir.write("t.txt", TABLE)])).await;
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
     let input = dir.write(
         "in.txt",
         "www.example.com\n# fine\nnot a host\nbad..name\ntwo.example.com\n",
@@ -365,7 +365,7 @@ fn summary_line(out: &Output) -> &str {
 #[tokio::test]
 async fn the_server_can_be_a_host_name_or_an_address_without_a_port() {
     let dir = ZoneDir::new();
-    let ts = start_ts(ts_settings(vec![dir.write("t.txt", TABLE)])).await;
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
     // `localhost` comes from /etc/hosts: no query leaves the machine.
     let spec: ServerSpec = format!("localhost:{}", ts.addr.port()).parse().unwrap();
     assert!(matches!(spec, ServerSpec::Host { .. }));
@@ -395,7 +395,7 @@ async fn the_server_can_be_a_host_name_or_an_address_without_a_port() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_takes_host_port_and_reports_bad_lines_and_a_summary_on_stderr() {
     let dir = ZoneDir::new();
-    let ts = start_ts(ts_settings(vec![dir.write("t.txt", TABLE)])).await;
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
     let server = format!("localhost:{}", ts.addr.port());
     let input = "www.example.com\nbad name\nmissing.example.com\nwww.example.com\n";
     let out = dnslb_resolve(vec!["-s".into(), server.clone()], Some(input)).await;

@@ -3,16 +3,15 @@
 //! and passes with its fix.
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::{self, TestLs, TestTs, ZoneDir};
+use crate::kit::{self, Fake, TestLs, TestTs, ZoneDir};
 
 const ZONE: &str = "$ORIGIN example.\n$TTL 300\n\
     @ SOA ns hostmaster 1 3600 600 86400 300\n\
@@ -21,49 +20,16 @@ const ZONE: &str = "$ORIGIN example.\n$TTL 300\n\
     www A 192.0.2.10\n";
 
 async fn ts(dir: &ZoneDir) -> TestTs {
-    harness::start_ts(harness::ts_settings(vec![dir.write("example.zone", ZONE)])).await
+    kit::start_ts(kit::ts_settings(vec![dir.write("example.zone", ZONE)])).await
 }
 
 /// An LS with one worker and `order = "fixed"` in front of `backends`.
 async fn ls_fixed(backends: &[(&str, SocketAddr)]) -> TestLs {
-    let mut cfg = harness::ls_config(backends);
+    let mut cfg = kit::ls_config(backends);
     cfg.workers = 1;
     cfg.timeout_ms = 1500;
     cfg.order = dnslb::config::Order::Fixed;
-    harness::start_ls(cfg).await
-}
-
-/// A UDP backend that answers health probes with an empty answer and every
-/// other query with what `answer` makes of it.
-struct Fake {
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Fake {
-    async fn start(answer: fn(&[u8]) -> Vec<u8>) -> Fake {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let mut buf = vec![0u8; 65_535];
-            while let Ok((n, from)) = udp.recv_from(&mut buf).await {
-                let q = &buf[..n];
-                let resp = if harness::is_probe(q) {
-                    harness::empty_answer(q)
-                } else {
-                    answer(q)
-                };
-                let _ = udp.send_to(&resp, from).await;
-            }
-        });
-        Fake { addr, task }
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    kit::start_ls(cfg).await
 }
 
 /// The query itself turned into an answer with `rcode`, question echoed.
@@ -96,12 +62,12 @@ async fn a_formerr_or_notimp_from_one_backend_is_not_final() {
         ("FORMERR", formerr as fn(&[u8]) -> Vec<u8>),
         ("NOTIMP", notimp),
     ] {
-        let bad = Fake::start(answer).await;
+        let bad = Fake::answering(answer).await;
         let ls = ls_fixed(&[("bad", bad.addr), ("good", good.addr)]).await;
         let mut rcodes = Vec::new();
         for _ in 0..20 {
-            let q = harness::query("www.example.", RecordType::A, Some(1232));
-            let m = harness::udp(ls.addr, &q).await;
+            let q = kit::query("www.example.", RecordType::A, Some(1232));
+            let m = kit::udp(ls.addr, &q).await;
             rcodes.push(m.metadata.response_code);
         }
         let errors = ls.balancer.state().backends[0]
@@ -124,25 +90,7 @@ async fn a_formerr_or_notimp_from_one_backend_is_not_final() {
 
 /// A 6,000-byte answer (TXT records) with an OPT of 1232.
 fn big_answer(query: &[u8]) -> Vec<u8> {
-    use hickory_proto::rr::rdata::TXT;
-    use hickory_proto::rr::{RData, Record};
-    let q = Message::from_vec(query).unwrap();
-    let mut m = Message::response(q.metadata.id, q.metadata.op_code);
-    m.metadata.authoritative = true;
-    m.add_queries(q.queries.clone());
-    let name = q.queries[0].name().clone();
-    for i in 0..28 {
-        let text = format!("{i:03}{}", "x".repeat(197));
-        m.add_answer(Record::from_rdata(
-            name.clone(),
-            300,
-            RData::TXT(TXT::new(vec![text])),
-        ));
-    }
-    let mut edns = hickory_proto::op::Edns::new();
-    edns.set_max_payload(1232);
-    m.set_edns(edns);
-    m.to_vec().unwrap()
+    kit::txt_answer(query, 28)
 }
 
 /// RFC 6891 §7: "The minimal response MUST be the DNS header, question
@@ -153,10 +101,10 @@ fn big_answer(query: &[u8]) -> Vec<u8> {
 /// TS keep it in their own truncated answers).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_answer_to_an_edns_query_keeps_an_opt() {
-    let big = Fake::start(big_answer).await;
+    let big = Fake::answering(big_answer).await;
     let ls = ls_fixed(&[("big", big.addr)]).await;
-    let q = harness::query("big.example.", RecordType::TXT, Some(1232));
-    let m = harness::udp(ls.addr, &q).await;
+    let q = kit::query("big.example.", RecordType::TXT, Some(1232));
+    let m = kit::udp(ls.addr, &q).await;
     ls.stop().await;
     assert!(m.metadata.truncation, "TC=1 expected");
     assert!(
@@ -215,17 +163,9 @@ async fn probe(addr: SocketAddr, limit: Duration) -> bool {
 /// connect loop (no bytes sent); probes of `/health` are reset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_keep_alive_connections_do_not_make_probes_evictable_by_one_connect() {
-    let cfg = harness::ls_config(&[("b", "127.0.0.1:9".parse().unwrap())]);
-    let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let token = CancellationToken::new();
-    let server = tokio::spawn(dnslb::metrics::serve(
-        listener,
-        balancer,
-        dnslb::metrics::StatusExtra::default(),
-        token.clone(),
-    ));
+    let cfg = kit::ls_config(&[("b", "127.0.0.1:9".parse().unwrap())]);
+    let server = kit::TestMetrics::start_for(&cfg).await;
+    let addr = server.addr;
     assert!(probe(addr, Duration::from_secs(5)).await);
     // 63 connections, each answered once, kept open.
     let mut held = Vec::new();
@@ -273,8 +213,7 @@ async fn answered_keep_alive_connections_do_not_make_probes_evictable_by_one_con
             alive += 1;
         }
     }
-    token.cancel();
-    server.await.unwrap();
+    server.stop().await;
     assert_eq!(
         failed,
         0,

@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 
-use dnslb::config::{HealthConfig, Order, Strategy};
+use dnslb::config::{Order, Strategy};
 
-use crate::harness::{
-    ZoneDir, a_addrs, empty_answer, is_probe, ls_config, query, start_ls, start_ts, tcp,
-    ts_settings, udp,
+use crate::kit::{
+    Fake, Reply, ZoneDir, a_addrs, empty_answer, health_config, is_probe, ls_config, query,
+    read_frame, start_ls, start_ts_table, tcp, udp, udp_and_tcp, write_frame,
 };
 
 /// A NOERROR answer to `q` holding one A record 192.0.2.77 (TC as given).
@@ -39,52 +38,15 @@ fn a_answer(q: &[u8], truncated: bool) -> Vec<u8> {
 /// A UDP backend that answers probes at once and client queries after
 /// `delay`, except every `drop_every`-th client query (0: none), which it
 /// never answers. Counts the client queries it received.
-struct SlowUdp {
-    addr: SocketAddr,
-    queries: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SlowUdp {
-    async fn start(delay: Duration, drop_every: u64) -> SlowUdp {
-        let sock = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        let addr = sock.local_addr().unwrap();
-        let queries = Arc::new(AtomicU64::new(0));
-        let q2 = queries.clone();
-        let task = tokio::spawn(async move {
-            let mut buf = vec![0u8; 65_535];
-            loop {
-                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                    continue;
-                };
-                let q = buf[..n].to_vec();
-                if is_probe(&q) {
-                    let _ = sock.send_to(&empty_answer(&q), from).await;
-                    continue;
-                }
-                let k = q2.fetch_add(1, Relaxed) + 1;
-                if drop_every > 0 && k.is_multiple_of(drop_every) {
-                    continue;
-                }
-                let s = sock.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let _ = s.send_to(&a_answer(&q, false), from).await;
-                });
-            }
-        });
-        SlowUdp {
-            addr,
-            queries,
-            task,
+async fn slow_udp(delay: Duration, drop_every: u64) -> Fake {
+    Fake::udp(move |q, k| {
+        if drop_every > 0 && k.is_multiple_of(drop_every) {
+            Reply::Drop
+        } else {
+            Reply::After(delay, a_answer(q, false))
         }
-    }
-}
-
-impl Drop for SlowUdp {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    })
+    .await
 }
 
 /// Under `race`, a backend that answers 95% of client queries within 100 ms
@@ -98,23 +60,14 @@ impl Drop for SlowUdp {
 /// without the delay: 9 timeouts, never down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slower_backend_that_answers_in_time_is_not_marked_down() {
-    let slow = SlowUdp::start(Duration::from_millis(100), 20).await;
+    let slow = slow_udp(Duration::from_millis(100), 20).await;
     let dir = ZoneDir::new();
-    let ts = start_ts(ts_settings(vec![
-        dir.write("t.txt", "n.example 192.0.2.10 A\n"),
-    ]))
-    .await;
+    let ts = start_ts_table(&dir, "t.txt", "n.example 192.0.2.10 A\n").await;
     let mut cfg = ls_config(&[("fast", ts.addr), ("slow", slow.addr)]);
     cfg.strategy = Strategy::Race;
     cfg.order = Order::Fixed;
     cfg.timeout_ms = 500;
-    cfg.health = HealthConfig {
-        interval_ms: 60_000,
-        fall: 3,
-        rise: 2,
-        timeout_ms: 500,
-        ..HealthConfig::default()
-    };
+    cfg.health = health_config(60_000, 3, 2, 500);
     let ls = start_ls(cfg).await;
     let slow_b = ls.balancer.state().backends[1].clone();
     assert!(slow_b.is_up(), "up by its start-up probe");
@@ -152,7 +105,7 @@ async fn a_slower_backend_that_answers_in_time_is_not_marked_down() {
 /// 275 late responses.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequential_does_not_double_the_load_on_a_slow_backend() {
-    let slow = SlowUdp::start(Duration::from_millis(300), 0).await;
+    let slow = slow_udp(Duration::from_millis(300), 0).await;
     let mut cfg = ls_config(&[("slow", slow.addr)]);
     cfg.strategy = Strategy::Sequential;
     cfg.try_timeout_ms = 100;
@@ -176,9 +129,7 @@ async fn sequential_does_not_double_the_load_on_a_slow_backend() {
 /// that forgot the connection); new connections work. UDP answers TC=1 so
 /// the LS asks again over TCP; probes are answered.
 async fn stuck_after_two() -> (SocketAddr, Arc<AtomicU64>, Vec<tokio::task::JoinHandle<()>>) {
-    let udp_sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp_sock.local_addr().unwrap();
-    let listener = TcpListener::bind(addr).await.unwrap();
+    let (udp_sock, listener, addr) = udp_and_tcp().await;
     let conns = Arc::new(AtomicU64::new(0));
     let c2 = conns.clone();
     let u = tokio::spawn(async move {
@@ -205,20 +156,13 @@ async fn stuck_after_two() -> (SocketAddr, Arc<AtomicU64>, Vec<tokio::task::Join
             tokio::spawn(async move {
                 let mut answered = 0;
                 loop {
-                    let mut len = [0u8; 2];
-                    if s.read_exact(&mut len).await.is_err() {
+                    let Some(q) = read_frame(&mut s).await else {
                         return;
-                    }
-                    let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                    if s.read_exact(&mut q).await.is_err() {
-                        return;
-                    }
+                    };
                     if answered < 2 {
                         answered += 1;
                         let r = a_answer(&q, false);
-                        let mut framed = (r.len() as u16).to_be_bytes().to_vec();
-                        framed.extend_from_slice(&r);
-                        if s.write_all(&framed).await.is_err() {
+                        if !write_frame(&mut s, &r).await {
                             return;
                         }
                     }

@@ -11,8 +11,8 @@ use std::path::Path;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 
-use crate::harness;
 use crate::interop::{Via, send, show};
+use crate::kit;
 use crate::nsd::Nsd;
 
 const ZONE: &str = "rv.test";
@@ -30,9 +30,9 @@ host A 192.0.2.1
 async fn both(body: &str, name: &str, qtype: RecordType) -> (Message, Message) {
     let text = format!("{HEAD}{body}");
     let mut nsd = Nsd::primary(ZONE, &text);
-    let ts = harness::start_ts(harness::ts_settings(vec![nsd.zone_file(ZONE)])).await;
+    let ts = kit::start_ts(kit::ts_settings(vec![nsd.zone_file(ZONE)])).await;
     nsd.wait_ready(ZONE).await;
-    let q = harness::query(name, qtype, Some(1232)).to_vec().unwrap();
+    let q = kit::query(name, qtype, Some(1232)).to_vec().unwrap();
     let n = send(nsd.addr, &q, Via::Udp).await.unwrap();
     let t = send(ts.addr, &q, Via::Udp).await.unwrap();
     ts.stop().await;
@@ -177,7 +177,7 @@ fn short_digit_escape_as_nsd() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fault: a CNAME into a child zone the same TS serves answers the parent's referral, not the child's data"]
 async fn a_cname_into_a_served_child_zone_is_answered_from_the_child() {
-    let dir = harness::ZoneDir::new();
+    let dir = kit::ZoneDir::new();
     let parent = dir.write(
         "p.zone",
         "$ORIGIN p.test.\n$TTL 300\n@ SOA ns1 h 1 3600 600 604800 60\n@ NS ns1\n\
@@ -188,8 +188,8 @@ async fn a_cname_into_a_served_child_zone_is_answered_from_the_child() {
         "$ORIGIN c.p.test.\n$TTL 300\n@ SOA ns1 h 1 3600 600 604800 60\n@ NS ns1\n\
          ns1 A 192.0.2.54\nhost A 192.0.2.10\n",
     );
-    let ts = harness::start_ts(harness::ts_settings(vec![parent, child])).await;
-    let q = harness::query("www.p.test.", RecordType::A, Some(1232));
+    let ts = kit::start_ts(kit::ts_settings(vec![parent, child])).await;
+    let q = kit::query("www.p.test.", RecordType::A, Some(1232));
     let t = send(ts.addr, &q.to_vec().unwrap(), Via::Udp).await.unwrap();
     ts.stop().await;
     assert!(
@@ -259,7 +259,7 @@ x 60 NSEC y.rv.test. A RRSIG NSEC
     let config = dir.path().join("dnslb.toml");
     let toml = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:0\"\nzones = [\"zones/x.zone\"]\n";
     std::fs::write(&config, toml).unwrap();
-    let out = crate::procs::run_dnslb(
+    let out = crate::kit::run_dnslb(
         &["check", "-c", config.to_str().unwrap()],
         dir.path(),
         None,

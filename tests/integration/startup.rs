@@ -22,12 +22,15 @@ use rustix::process::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness;
-use crate::ls_procs::{
-    POLL_WAIT, READY_LIMIT, TS1_NAMES, TS2_NAMES, answers_with, ede, fixture, path_str, pids_of,
+use crate::kit;
+use crate::kit::{
+    POLL_WAIT, READY_LIMIT, TS1_NAMES, TS2_NAMES, answers_with, ede, ls_fixture, path_str, pids_of,
     proc_stat, runs_with, started_children, udp_ask, wait_answers, wait_log,
 };
-use crate::procs::{Proc, free_ports, kill_pid, local, poll_until, poll_until_async, run_dnslb};
+use crate::kit::{
+    Proc, free_ports, kill_pid, local, ls_head_toml, pair_backends_toml, poll_until,
+    poll_until_async, run_dnslb, ts_args, ts_toml,
+};
 
 /// How long a stopped `dnslb` may take to exit after SIGTERM (a busy machine).
 const STOP_LIMIT: Duration = Duration::from_secs(10);
@@ -66,14 +69,12 @@ impl Site {
             metrics: p[3],
         };
         for t in ["ts1.txt", "ts2.txt"] {
-            std::fs::copy(fixture(t), dir.path().join(t)).unwrap();
+            std::fs::copy(ls_fixture(t), dir.path().join(t)).unwrap();
         }
         let zone = |t: &str| dir.path().join(format!("{t}.txt"));
+        let ls_head = ls_head_toml(ports.ls, 2);
         let text = format!(
-            r#"[ls]
-listen = ["127.0.0.1:{ls}"]
-workers = 2
-strategy = "{strategy}"
+            r#"{ls_head}strategy = "{strategy}"
 order = "fixed"
 layout = "partitioned"
 hedge_delay_ms = 20
@@ -84,34 +85,13 @@ metrics = "127.0.0.1:{metrics}"
 [ls.health]
 {health}
 
-[[ls.backend]]
-name = "ts1"
-addr = "127.0.0.1:{ts1}"
-
-[[ls.backend]]
-name = "ts2"
-addr = "127.0.0.1:{ts2}"
-
-[[ts]]
-name = "ts1"
-listen = "127.0.0.1:{ts1}"
-zones = ["{zone1}"]
-workers = 1
-{ts_extra}
-
-[[ts]]
-name = "ts2"
-listen = "127.0.0.1:{ts2}"
-zones = ["{zone2}"]
-workers = 1
-{ts_extra}
-"#,
-            ls = ports.ls,
-            ts1 = ports.ts1,
-            ts2 = ports.ts2,
+{backends}
+{ts1_table}
+{ts2_table}"#,
             metrics = ports.metrics,
-            zone1 = path_str(&zone("ts1")),
-            zone2 = path_str(&zone("ts2")),
+            backends = pair_backends_toml(ports.ts1, ports.ts2),
+            ts1_table = ts_toml("ts1", ports.ts1, path_str(&zone("ts1")), ts_extra),
+            ts2_table = ts_toml("ts2", ports.ts2, path_str(&zone("ts2")), ts_extra),
         );
         let config = dir.path().join("config.toml");
         std::fs::write(&config, text).unwrap();
@@ -431,7 +411,7 @@ async fn probe(
             }
             _ = tick.tick(), if sending => {
                 let (name, ip) = names[usize::from(next_id) % names.len()];
-                let mut q = harness::query(name, RecordType::A, Some(1232));
+                let mut q = kit::query(name, RecordType::A, Some(1232));
                 q.metadata.id = next_id;
                 // Refused (ICMP) while nothing listens yet: that query is lost.
                 let _ = sock.send(&q.to_vec().unwrap()).await;
@@ -465,7 +445,7 @@ async fn probe(
                          AA={}, answers {:?}, EDE {:?}",
                         m.response_code,
                         m.authoritative,
-                        harness::a_addrs(&m),
+                        kit::a_addrs(&m),
                         ede(&m)
                     ));
                 }
@@ -909,7 +889,7 @@ async fn sigterm_drains_queries_in_flight() {
     let first_sent = Instant::now();
     for i in 0..DRAIN_QUERIES {
         let (name, _) = names[i % names.len()];
-        let mut q = harness::query(name, RecordType::A, Some(1232));
+        let mut q = kit::query(name, RecordType::A, Some(1232));
         q.metadata.id = u16::try_from(i).unwrap();
         socks[i % DRAIN_SOCKETS]
             .send(&q.to_vec().unwrap())
@@ -978,7 +958,7 @@ async fn sigterm_drains_queries_in_flight() {
                         "{id} ({name}): rcode {:?} AA={} answers {:?} EDE {:?}",
                         m.response_code,
                         m.authoritative,
-                        harness::a_addrs(&m),
+                        kit::a_addrs(&m),
                         ede(&m)
                     ));
                 }
@@ -1007,7 +987,7 @@ const LOG_LINES_MAX: usize = 10;
 /// which the record holds 2: hickory-proto reads it as "incomplete or poorly
 /// formatted EDNS options".
 fn hostile_query(name: &str, id: u16) -> Vec<u8> {
-    let mut q = harness::query(name, RecordType::A, None);
+    let mut q = kit::query(name, RecordType::A, None);
     q.metadata.id = id;
     let mut b = q.to_vec().unwrap();
     assert_eq!(b[10..12], [0, 0], "no additional record yet");
@@ -1042,7 +1022,7 @@ async fn flood(addr: SocketAddr, what: &str) -> usize {
         }
         id = id.wrapping_add(1);
         let normal = id;
-        let mut q = harness::query(name, RecordType::A, Some(1232));
+        let mut q = kit::query(name, RecordType::A, Some(1232));
         q.metadata.id = normal;
         sock.send(&q.to_vec().unwrap()).await.unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -1069,21 +1049,8 @@ async fn hostile_edns_costs_no_log_lines() {
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(2);
     let (pt, pl) = (ports[0], ports[1]);
-    let zone = fixture("ts1.txt");
-    let listen = local(pt).to_string();
-    let mut ts = Proc::dnslb(
-        "dnslb ts",
-        &[
-            "ts",
-            "--listen",
-            &listen,
-            "--zone",
-            path_str(&zone),
-            "--workers",
-            "1",
-        ],
-        dir.path(),
-    );
+    let zone = ls_fixture("ts1.txt");
+    let mut ts = Proc::dnslb("dnslb ts", &ts_args(pt, &[&zone]), dir.path());
     let config = dir.path().join("ls.toml");
     std::fs::write(
         &config,

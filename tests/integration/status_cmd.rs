@@ -15,9 +15,11 @@ use serde_json::Value;
 
 use dnslb::metrics;
 
-use crate::harness::{Stalled, query};
-use crate::metrics::{HttpResponse, http_try_get, parse_exposition, value};
-use crate::procs::{Proc, free_ports, kill_pid, local, poll_until, poll_until_async, run_dnslb};
+use crate::kit::{
+    Proc, Stalled, ask_a, free_ports, http_get_from, http_try_get, kill_pid, local, ls_head_toml,
+    parse_exposition, path_str, pids_of, poll_until, poll_until_async, query, run_dnslb, value,
+    write_up_pair,
+};
 
 /// How long a server may take to start serving.
 const READY_LIMIT: Duration = Duration::from_secs(10);
@@ -26,30 +28,9 @@ const POLL_PAUSE: Duration = Duration::from_millis(20);
 /// How long `dnslb status` may take.
 const STATUS_LIMIT: Duration = Duration::from_secs(10);
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/ls")
-        .join(name)
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("a UTF-8 path")
-}
-
-/// GETs `path`, retrying while nothing accepts the connection, for up to
-/// [`READY_LIMIT`]; panics (with `p`'s stderr) if `p` ends meanwhile.
-async fn get(p: &mut Proc, addr: SocketAddr, path: &str) -> HttpResponse {
-    poll_until_async(READY_LIMIT, POLL_PAUSE, async || {
-        p.assert_running();
-        http_try_get(addr, path).await
-    })
-    .await
-    .unwrap_or_else(|| panic!("nothing answered http://{addr}{path} within {READY_LIMIT:?}"))
-}
-
 /// `/health` as JSON.
 async fn health(p: &mut Proc, addr: SocketAddr) -> Value {
-    let r = get(p, addr, "/health").await;
+    let r = http_get_from(p, addr, "/health").await;
     serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("/health: {e}: {}", r.body))
 }
 
@@ -70,7 +51,7 @@ async fn health_until(
 }
 
 /// `dnslb status ARGS`: exit status and stdout/stderr.
-fn status(args: &[&str]) -> crate::procs::Output {
+fn status(args: &[&str]) -> crate::kit::Output {
     let mut all = vec!["status"];
     all.extend_from_slice(args);
     run_dnslb(&all, Path::new("/"), None, STATUS_LIMIT)
@@ -87,21 +68,6 @@ fn row<'a>(table: &'a str, after: &str, name: &str) -> Vec<&'a str> {
         .unwrap_or_else(|| panic!("no row {name} after {after:?} in\n{table}"))
 }
 
-/// The PID logged for the start of TS child `ts`, the `nth` time (from 0).
-fn logged_pid(log: &str, ts: &str, nth: usize) -> Option<u32> {
-    log.lines()
-        .filter(|l| {
-            l.contains("table server started")
-                && l.split_whitespace().any(|w| w == format!("ts={ts}"))
-        })
-        .filter_map(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix("pid="))
-                .and_then(|p| p.parse().ok())
-        })
-        .nth(nth)
-}
-
 /// The TS child named `name` in a `/health` report.
 fn child<'a>(h: &'a Value, name: &str) -> &'a Value {
     h["children"]
@@ -114,51 +80,14 @@ fn child<'a>(h: &'a Value, name: &str) -> &'a Value {
 
 /// Writes a `dnslb up` deployment into `dir`: LS on `pl` with metrics on `pm`, TS on `p1`, `p2`.
 fn up_config(dir: &Path, pl: u16, pm: u16, p1: u16, p2: u16) -> PathBuf {
-    for t in ["ts1.txt", "ts2.txt"] {
-        std::fs::copy(fixture(t), dir.join(t)).unwrap();
-    }
-    let text = format!(
-        r#"[ls]
-listen = ["127.0.0.1:{pl}"]
-workers = 1
-strategy = "race"
+    let ls_head = ls_head_toml(pl, 1);
+    let ls = format!(
+        r#"{ls_head}strategy = "race"
 order = "fixed"
 metrics = "127.0.0.1:{pm}"
-
-[[ls.backend]]
-name = "ts1"
-addr = "127.0.0.1:{p1}"
-
-[[ls.backend]]
-name = "ts2"
-addr = "127.0.0.1:{p2}"
-
-[[ts]]
-name = "ts1"
-listen = "127.0.0.1:{p1}"
-zones = ["ts1.txt"]
-workers = 1
-
-[[ts]]
-name = "ts2"
-listen = "127.0.0.1:{p2}"
-zones = ["ts2.txt"]
-workers = 1
 "#
     );
-    let config = dir.join("config.toml");
-    std::fs::write(&config, text).unwrap();
-    config
-}
-
-/// Sends `name` A to the LS and waits for an answer.
-async fn ask(addr: SocketAddr, name: &str) {
-    let raw = query(name, hickory_proto::rr::RecordType::A, None)
-        .to_vec()
-        .unwrap();
-    crate::harness::udp_raw(addr, &raw)
-        .await
-        .unwrap_or_else(|| panic!("no answer for {name}"));
+    write_up_pair(dir, &ls, p1, p2)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,15 +100,18 @@ async fn status_shows_backends_and_children_of_up() {
     let maddr = local(pm);
     let mut up = Proc::dnslb("dnslb up", &["up", "-c", &config], Path::new("/"));
 
-    let ready = get(&mut up, maddr, "/ready").await;
+    let ready = http_get_from(&mut up, maddr, "/ready").await;
     assert_eq!(ready.status, 200, "/ready of a serving LS: {}", ready.body);
     for name in ["www.example.com.", "www.example.org.", "www.example.com."] {
-        ask(local(pl), name).await;
+        ask_a(local(pl), name).await;
     }
     // Both children logged their start, and /health names the same PIDs.
     let pids = poll_until(READY_LIMIT, POLL_PAUSE, || {
         let log = up.stderr_now();
-        Some((logged_pid(&log, "ts1", 0)?, logged_pid(&log, "ts2", 0)?))
+        Some((
+            *pids_of(&log, "ts1").first()?,
+            *pids_of(&log, "ts2").first()?,
+        ))
     })
     .expect("both TS children logged");
     let h = health(&mut up, maddr).await;
@@ -244,12 +176,14 @@ async fn status_shows_backends_and_children_of_up() {
     );
     assert_eq!(
         Some(new),
-        logged_pid(&up.stderr_now(), "ts1", 1).map(u64::from),
+        pids_of(&up.stderr_now(), "ts1")
+            .get(1)
+            .map(|&p| u64::from(p)),
         "the new PID is the one logged"
     );
 
     // The real process's own metrics.
-    let body = get(&mut up, maddr, "/metrics").await.body;
+    let body = http_get_from(&mut up, maddr, "/metrics").await.body;
     let e = parse_exposition(&body);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -349,7 +283,7 @@ async fn ready_is_503_while_a_stopping_ls_drains() {
     )
     .unwrap();
     let mut ls = Proc::dnslb("dnslb ls", &["ls", "-c", path_str(&config)], Path::new("/"));
-    let r = get(&mut ls, maddr, "/ready").await;
+    let r = http_get_from(&mut ls, maddr, "/ready").await;
     assert_eq!(r.status, 200, "{}", r.body);
 
     // One client query, stuck upstream until its deadline.

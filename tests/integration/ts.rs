@@ -21,7 +21,7 @@ use dnslb::config::{Fault, OnMiss};
 use dnslb::server::ServerOptions;
 use dnslb::ts::TsSettings;
 
-use crate::harness::{
+use crate::kit::{
     ANSWER_WAIT, TestTs, ZoneDir, a_addrs_sorted, query, start_ts, start_ts_with, tcp, tcp_recv,
     tcp_send, ts_settings, udp, udp_raw,
 };

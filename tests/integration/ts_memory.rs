@@ -17,8 +17,8 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
-use crate::harness::{a_addrs, query, udp_raw};
-use crate::procs::{Proc, dnslb_command, free_port, local, poll_until_async};
+use crate::kit::{Proc, ZoneDir, dnslb_command, free_port, local, poll_until_async};
+use crate::kit::{a_addrs, query, udp_raw};
 
 /// Names in the table: a zone of about 12 MB compiled.
 const NAMES: u32 = 200_000;
@@ -88,9 +88,8 @@ fn compiled_bytes(stderr: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_that_changes_a_large_table_frees_the_old_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("big.txt");
-    std::fs::write(&file, table(false)).unwrap();
+    let dir = ZoneDir::new();
+    let file = dir.write("big.txt", &table(false));
     let port = free_port();
     let dns = local(port);
     let mut cmd = dnslb_command(

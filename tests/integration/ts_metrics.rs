@@ -12,13 +12,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::RecordType;
+use hickory_proto::op::ResponseCode;
 use rustix::process::Signal;
 
-use crate::harness::{query, udp_raw};
-use crate::metrics::{Exposition, http_try_get, parse_exposition, value};
-use crate::procs::{Proc, TOOL_LIMIT, free_ports, local, poll_until_async};
+use crate::kit::{Exposition, http_try_get, parse_exposition, value};
+use crate::kit::{Proc, free_ports, local, poll_until_async};
+use crate::kit::{ask_a, assert_promtool_accepts, promtool};
 
 /// How long the TS may take to start serving, or to apply a reload.
 const READY_LIMIT: Duration = Duration::from_secs(10);
@@ -93,15 +92,6 @@ async fn scrape_until(
     found.unwrap_or_else(|| panic!("/metrics never showed {what}; last:\n{last}"))
 }
 
-/// The rcode of the answer to `name` A.
-async fn ask(dns: SocketAddr, name: &str) -> ResponseCode {
-    let raw = query(name, RecordType::A, None).to_vec().unwrap();
-    let answer = udp_raw(dns, &raw)
-        .await
-        .unwrap_or_else(|| panic!("no answer for {name}"));
-    Message::from_vec(&answer).unwrap().response_code
-}
-
 fn answers(e: &Exposition, rcode: &str) -> f64 {
     value(e, "dnslb_ts_answers_total", &[("rcode", rcode)])
 }
@@ -117,25 +107,11 @@ fn reloads(e: &Exposition, result: &str) -> f64 {
 /// `promtool check metrics` finds nothing in `body`; skipped, saying so,
 /// where promtool is not installed (Debian: package `prometheus`).
 fn promtool_check(body: &str) {
-    let tool = std::env::var_os("PROMTOOL").map(PathBuf::from).or_else(|| {
-        std::env::split_paths(&std::env::var_os("PATH")?)
-            .map(|dir| dir.join("promtool"))
-            .find(|p| p.is_file())
-    });
-    let Some(tool) = tool else {
-        crate::harness::skip("promtool check of the TS's /metrics", "no promtool");
+    let Some(tool) = promtool() else {
+        crate::kit::skip("promtool check of the TS's /metrics", "no promtool");
         return;
     };
-    let mut cmd = std::process::Command::new(tool);
-    cmd.args(["check", "metrics"]);
-    let out = crate::procs::run("promtool", cmd, Some(body.as_bytes()), TOOL_LIMIT);
-    assert!(
-        out.status.success() && out.stdout.trim().is_empty() && out.stderr.trim().is_empty(),
-        "promtool check metrics: {}\n{}{}\n--- /metrics ---\n{body}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
+    assert_promtool_accepts(&tool, body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,7 +155,7 @@ async fn ts_metrics_count_queries_by_rcode_and_show_reloaded_serials() {
         ("nope.m.test.", ResponseCode::NXDomain),
         ("www.example.org.", ResponseCode::Refused),
     ] {
-        assert_eq!(ask(dns, name).await, want, "{name}");
+        assert_eq!(ask_a(dns, name).await.response_code, want, "{name}");
     }
     let (body, e) = scrape(&mut ts, http).await;
     assert_eq!(value(&e, "dnslb_ts_queries_total", &[]), 6.0, "{body}");
@@ -215,8 +191,14 @@ async fn ts_metrics_count_queries_by_rcode_and_show_reloaded_serials() {
     let raised = serial(&e, "t.test.");
     assert!(raised > table_serial, "{raised} > {table_serial}");
     assert_eq!(reloads(&e, "refused"), 0.0);
-    assert_eq!(ask(dns, "new.m.test.").await, ResponseCode::NoError);
-    assert_eq!(ask(dns, "new.t.test.").await, ResponseCode::NoError);
+    assert_eq!(
+        ask_a(dns, "new.m.test.").await.response_code,
+        ResponseCode::NoError
+    );
+    assert_eq!(
+        ask_a(dns, "new.t.test.").await.response_code,
+        ResponseCode::NoError
+    );
 
     // A bad line: refused, the serials as they were, the old zones serving.
     std::fs::write(dir.path().join("t.txt"), "www.t.test  not-an-ip  A\n").unwrap();
@@ -228,7 +210,10 @@ async fn ts_metrics_count_queries_by_rcode_and_show_reloaded_serials() {
     assert_eq!(reloads(&e, "applied"), 1.0);
     assert_eq!(serial(&e, "m.test."), 2_024_010_102.0);
     assert_eq!(serial(&e, "t.test."), raised);
-    assert_eq!(ask(dns, "new.t.test.").await, ResponseCode::NoError);
+    assert_eq!(
+        ask_a(dns, "new.t.test.").await.response_code,
+        ResponseCode::NoError
+    );
     // Every query so far: 6 before the first reload, 2 after it, 1 now.
     let (body, e) = scrape(&mut ts, http).await;
     assert_eq!(value(&e, "dnslb_ts_queries_total", &[]), 9.0, "{body}");

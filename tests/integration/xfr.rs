@@ -19,17 +19,17 @@
 //! loops, never slept on.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
 use rustix::process::Signal;
 use tokio::net::UdpSocket;
 
-use crate::harness::{self, a_addrs_sorted};
+use crate::kit::{self, ZoneDir, answers_a, soa_serial};
+use crate::kit::{Proc, free_port, local, poll_until_async};
 use crate::nsd::Nsd;
-use crate::procs::{Proc, free_port, local, poll_until_async};
 
 /// How long a server may take to start answering.
 const READY_LIMIT: Duration = Duration::from_secs(10);
@@ -51,19 +51,11 @@ const POLL: Duration = Duration::from_millis(20);
 /// One query over UDP (RD=0, no EDNS); `None` if nothing decodable with the
 /// query's ID comes back within [`QUERY_WAIT`].
 async fn ask(addr: SocketAddr, name: &str, qtype: RecordType) -> Option<Message> {
-    let q = harness::query(name, qtype, None);
-    let raw = harness::udp_raw_wait(addr, &q.to_vec().unwrap(), QUERY_WAIT).await?;
+    let q = kit::query(name, qtype, None);
+    let raw = kit::udp_raw_wait(addr, &q.to_vec().unwrap(), QUERY_WAIT).await?;
     Message::from_vec(&raw)
         .ok()
         .filter(|m| m.metadata.id == q.metadata.id)
-}
-
-/// The serial of the SOA in the answer section, if any.
-fn soa_serial(m: &Message) -> Option<u32> {
-    m.answers.iter().find_map(|r| match &r.data {
-        RData::SOA(soa) => Some(soa.serial),
-        _ => None,
-    })
 }
 
 /// A short rendering of an answer for failure messages.
@@ -81,15 +73,6 @@ fn show(m: Option<&Message>) -> String {
     }
     s.push(']');
     s
-}
-
-/// An authoritative NOERROR answer holding exactly `want` as its A records.
-fn answers_a(m: Option<&Message>, want: &[Ipv4Addr]) -> bool {
-    m.is_some_and(|m| {
-        m.metadata.response_code == ResponseCode::NoError
-            && m.metadata.authoritative
-            && a_addrs_sorted(m) == want
-    })
 }
 
 /// [`ask`] again until an answer comes (UDP may lose one, e.g. while NSD
@@ -188,17 +171,10 @@ impl TsProc {
         self.proc.signal(Signal::HUP);
     }
 
-    /// Polls the TS's log until `needle` occurs at least `count` times.
-    async fn wait_log(&self, needle: &str, count: usize, limit: Duration) {
-        let logged = poll_until_async(limit, POLL, async || {
-            (self.stderr_now().matches(needle).count() >= count).then_some(())
-        })
-        .await;
-        assert!(
-            logged.is_some(),
-            "the TS did not log `{needle}` {count} time(s) within {limit:?}; stderr:\n{}",
-            self.stderr_now()
-        );
+    /// Polls the TS's log until `needle` occurs at least `count` times
+    /// ([`crate::peers::wait_log`]: the TS must stay up meanwhile).
+    async fn wait_log(&mut self, needle: &str, count: usize, limit: Duration) {
+        crate::peers::wait_log(&mut self.proc, needle, count, limit).await;
     }
 }
 
@@ -246,7 +222,7 @@ async fn nsd_poll(
 // ---------------------------------------------------------------------------
 
 /// `sec.test.` with `serial`, refresh 3600, retry 600; `extra` appended.
-fn sec_zone(serial: u32, extra: &str) -> String {
+pub(crate) fn sec_zone(serial: u32, extra: &str) -> String {
     format!(
         "$ORIGIN sec.test.\n\
          $TTL 300\n\
@@ -266,23 +242,12 @@ fn ip(s: &str) -> Ipv4Addr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nsd_secondary_transfers_a_master_file_zone_and_follows_notify() {
-    let dir = tempfile::tempdir().unwrap();
-    let zone_path: PathBuf = dir.path().join("sec.zone");
-    std::fs::write(&zone_path, sec_zone(1, "")).unwrap();
+    let dir = ZoneDir::new();
+    let zone_path = dir.write("sec.zone", &sec_zone(1, ""));
     let nsd_port = free_port();
     let mut ts = TsProc::start(
         dir.path(),
-        |port| {
-            format!(
-                "[[ts]]\n\
-                 name = \"primary\"\n\
-                 listen = \"127.0.0.1:{port}\"\n\
-                 zones = [\"sec.zone\"]\n\
-                 axfr_allow = [\"127.0.0.0/8\"]\n\
-                 notify = [\"127.0.0.1:{nsd_port}\"]\n\
-                 workers = 1\n"
-            )
-        },
+        |port| ts_config(port, "sec.zone", nsd_port, ""),
         "sec.test.",
     )
     .await;
@@ -299,7 +264,7 @@ async fn nsd_secondary_transfers_a_master_file_zone_and_follows_notify() {
         READY_LIMIT,
         &ts,
         "the first transfer",
-        |m| answers_a(m, &www),
+        |m| m.is_some_and(|m| answers_a(m, &www)),
     )
     .await;
     eprintln!(
@@ -342,7 +307,7 @@ async fn nsd_secondary_transfers_a_master_file_zone_and_follows_notify() {
         NOTIFY_LIMIT,
         &ts,
         "the refresh after SIGHUP + NOTIFY",
-        |m| answers_a(m, &new),
+        |m| m.is_some_and(|m| answers_a(m, &new)),
     )
     .await;
     let took = hup.elapsed();
@@ -351,7 +316,7 @@ async fn nsd_secondary_transfers_a_master_file_zone_and_follows_notify() {
     assert_eq!(serial_of(ts.addr, "sec.test.").await, Some(2));
     // The old data came along unchanged.
     let m = ask_sure(nsd.addr, "www.sec.test.", RecordType::A).await;
-    assert!(answers_a(Some(&m), &www), "{}", show(Some(&m)));
+    assert!(answers_a(&m, &www), "{}", show(Some(&m)));
     ts.wait_log("notify acknowledged", 1, Duration::from_secs(3))
         .await;
     let log = ts.stderr_now();
@@ -367,7 +332,23 @@ async fn nsd_secondary_transfers_a_master_file_zone_and_follows_notify() {
 // 2. NSD replicates a PROJ-table zone with a synthesized SOA
 // ---------------------------------------------------------------------------
 
-fn tbl_table(extra: &str) -> String {
+/// The `[[ts]]` section: `zones` on 127.0.0.1:`port`, AXFR for 127.0.0.0/8,
+/// NOTIFY to 127.0.0.1:`notify_port`, `extra` added.
+pub(crate) fn ts_config(port: u16, zones: &str, notify_port: u16, extra: &str) -> String {
+    format!(
+        "[[ts]]\n\
+         name = \"primary\"\n\
+         listen = \"127.0.0.1:{port}\"\n\
+         zones = [\"{zones}\"]\n\
+         axfr_allow = [\"127.0.0.0/8\"]\n\
+         notify = [\"127.0.0.1:{notify_port}\"]\n\
+         workers = 1\n\
+         {extra}"
+    )
+}
+
+/// A PROJ table for `tbl.test.` (NS, A, TXT), then the `extra` lines.
+pub(crate) fn tbl_table(extra: &str) -> String {
     format!(
         "# PROJ table for tbl.test.\n\
          ns1.tbl.test - NS\n\
@@ -380,24 +361,12 @@ fn tbl_table(extra: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nsd_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
-    let dir = tempfile::tempdir().unwrap();
-    let table = dir.path().join("tbl.txt");
-    std::fs::write(&table, tbl_table("")).unwrap();
+    let dir = ZoneDir::new();
+    let table = dir.write("tbl.txt", &tbl_table(""));
     let nsd_port = free_port();
     let mut ts = TsProc::start(
         dir.path(),
-        |port| {
-            format!(
-                "[[ts]]\n\
-                 name = \"primary\"\n\
-                 listen = \"127.0.0.1:{port}\"\n\
-                 zones = [\"tbl.txt\"]\n\
-                 origin = \"tbl.test.\"\n\
-                 axfr_allow = [\"127.0.0.0/8\"]\n\
-                 notify = [\"127.0.0.1:{nsd_port}\"]\n\
-                 workers = 1\n"
-            )
-        },
+        |port| ts_config(port, "tbl.txt", nsd_port, "origin = \"tbl.test.\"\n"),
         "tbl.test.",
     )
     .await;
@@ -412,7 +381,7 @@ async fn nsd_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
         READY_LIMIT,
         &ts,
         "the first transfer",
-        |m| answers_a(m, &www),
+        |m| m.is_some_and(|m| answers_a(m, &www)),
     )
     .await;
     assert_eq!(
@@ -452,7 +421,7 @@ async fn nsd_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
         NOTIFY_LIMIT,
         &ts,
         "the refresh after SIGHUP + NOTIFY",
-        |m| answers_a(m, &new),
+        |m| m.is_some_and(|m| answers_a(m, &new)),
     )
     .await;
     assert!(m.metadata.authoritative);

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 
 use super::{READY_LIMIT, View, ask, fixture, need, show, start_ts_ready, summary, wait_for};
-use crate::procs::{Proc, free_ports, local, poll_until, run};
+use crate::kit::{Proc, assert_config_accepted, free_ports, local, poll_until, run};
 
 /// How long dnsdist may take to mark a dead backend down (checks every
 /// second, one failure marks it down).
@@ -89,18 +89,9 @@ impl Dnsdist {
         }
         let conf = dir.path().join("dnsdist.conf");
         std::fs::write(&conf, &lua).unwrap();
-        let check = Command::new(bin)
-            .arg("--check-config")
-            .arg("-C")
-            .arg(&conf)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run dnsdist --check-config: {e}"));
-        assert!(
-            check.status.success(),
-            "dnsdist rejects the generated config:\n{}{}\n--- dnsdist.conf ---\n{lua}",
-            String::from_utf8_lossy(&check.stdout),
-            String::from_utf8_lossy(&check.stderr)
-        );
+        let mut check = Command::new(bin);
+        check.arg("--check-config").arg("-C").arg(&conf);
+        assert_config_accepted(check, "dnsdist.conf", &lua);
         // dnsdist logs to stdout: `sh` sends that to stderr, where [`Proc`]
         // keeps it for `stderr_now`, and `exec`s dnsdist (same PID).
         let mut cmd = Command::new("sh");

@@ -13,7 +13,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use super::{POLL, POLL_WAIT, READY_LIMIT, ask, find_program};
-use crate::procs::{Proc, free_port, local, poll_until_async};
+use crate::kit::{Proc, free_port, local, poll_until_async};
 
 /// A knotd with everything it needs in a temporary folder.
 pub struct Knot {

@@ -15,45 +15,22 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
 use super::knot::Knot;
 use super::{READY_LIMIT, need, path_str, poll_answer, show, wait_for, wait_log, wrapped};
-use crate::harness::a_addrs_sorted;
-use crate::procs::{Proc, free_ports, local, poll_until_async};
+use crate::kit::{Proc, ZoneDir, free_ports, local, poll_until_async};
+use crate::kit::{answers_a, soa_serial, wait_soa};
+use crate::xfr::{sec_zone, tbl_table, ts_config};
 
 /// How long Knot may take to pick up a change after the TS's SIGHUP.
 const NOTIFY_LIMIT: Duration = Duration::from_secs(8);
 
-/// The SOA serial in the answer section, if any.
-fn soa_serial(m: &Message) -> Option<u32> {
-    m.answers.iter().find_map(|r| match &r.data {
-        RData::SOA(soa) => Some(soa.serial),
-        _ => None,
-    })
-}
-
-/// An authoritative NOERROR answer holding exactly `want` as its A records.
-fn answers_a(m: &Message, want: &[Ipv4Addr]) -> bool {
-    m.metadata.response_code == ResponseCode::NoError
-        && m.metadata.authoritative
-        && a_addrs_sorted(m) == want
-}
-
 /// The serial `addr` serves for `zone` (authoritative NOERROR SOA), asked
 /// until an answer comes.
 async fn serial_of(addr: SocketAddr, zone: &str) -> Option<u32> {
-    let m = wait_for(
-        addr,
-        zone,
-        RecordType::SOA,
-        false,
-        READY_LIMIT,
-        &mut [],
-        |_| true,
-    )
-    .await;
+    let m = wait_soa(addr, zone, READY_LIMIT, &mut [], |_| true).await;
     (m.metadata.response_code == ResponseCode::NoError && m.metadata.authoritative)
         .then(|| soa_serial(&m))
         .flatten()
@@ -72,32 +49,11 @@ async fn start_ts(dir: &Path, config: &str, zone: &str, port: u16) -> Proc {
         "dnslb ts --name primary",
         wrapped(&[], &["ts", "-c", path_str(&conf), "--name", "primary"]),
     );
-    wait_for(
-        local(port),
-        zone,
-        RecordType::SOA,
-        false,
-        READY_LIMIT,
-        &mut [&mut ts],
-        |m| soa_serial(m).is_some(),
-    )
+    wait_soa(local(port), zone, READY_LIMIT, &mut [&mut ts], |m| {
+        soa_serial(m).is_some()
+    })
     .await;
     ts
-}
-
-/// The `[[ts]]` section: `zones` on 127.0.0.1:`port`, AXFR for 127.0.0.0/8,
-/// NOTIFY to 127.0.0.1:`knot_port`, `extra` added.
-fn ts_config(port: u16, zones: &str, knot_port: u16, extra: &str) -> String {
-    format!(
-        "[[ts]]\n\
-         name = \"primary\"\n\
-         listen = \"127.0.0.1:{port}\"\n\
-         zones = [\"{zones}\"]\n\
-         axfr_allow = [\"127.0.0.0/8\"]\n\
-         notify = [\"127.0.0.1:{knot_port}\"]\n\
-         workers = 1\n\
-         {extra}"
-    )
 }
 
 /// Polls Knot with `name qtype` until `done` holds; panics with Knot's log
@@ -141,9 +97,7 @@ async fn knot_poll(
     let addr = knot.addr;
     let found = poll_answer(
         addr,
-        name,
-        qtype,
-        false,
+        (name, qtype, false),
         limit,
         &mut [&mut knot.proc, ts],
         done,
@@ -164,29 +118,13 @@ async fn knot_poll(
 // 1. A master file
 // ---------------------------------------------------------------------------
 
-/// `sec.test.` with `serial`, refresh 3600, retry 600; `extra` appended.
-fn sec_zone(serial: u32, extra: &str) -> String {
-    format!(
-        "$ORIGIN sec.test.\n\
-         $TTL 300\n\
-         @     IN SOA ns1.sec.test. hostmaster.sec.test. {serial} 3600 600 604800 60\n\
-         @     IN NS  ns1\n\
-         ns1   IN A   192.0.2.53\n\
-         www   IN A   192.0.2.1\n\
-         www   IN A   192.0.2.2\n\
-         info  IN TXT \"hello from the primary\"\n\
-         {extra}"
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knot_secondary_transfers_a_master_file_zone_and_follows_notify() {
     let Some([knotd]) = need("knot_secondary_master_file", ["knotd"]) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let zone_path = dir.path().join("sec.zone");
-    std::fs::write(&zone_path, sec_zone(1, "")).unwrap();
+    let dir = ZoneDir::new();
+    let zone_path = dir.write("sec.zone", &sec_zone(1, ""));
     let [ts_port, knot_port] = free_ports(2).try_into().unwrap();
     let config = ts_config(ts_port, "sec.zone", knot_port, "");
     let mut ts = start_ts(dir.path(), &config, "sec.test.", ts_port).await;
@@ -288,25 +226,13 @@ async fn knot_secondary_transfers_a_master_file_zone_and_follows_notify() {
 // 2. A PROJ table with a synthesized SOA
 // ---------------------------------------------------------------------------
 
-fn tbl_table(extra: &str) -> String {
-    format!(
-        "# PROJ table for tbl.test.\n\
-         ns1.tbl.test - NS\n\
-         ns1.tbl.test 192.0.2.53 A\n\
-         www.tbl.test 192.0.2.1 A\n\
-         info.tbl.test \"table text\" TXT\n\
-         {extra}"
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knot_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
     let Some([knotd]) = need("knot_secondary_proj_table", ["knotd"]) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let table = dir.path().join("tbl.txt");
-    std::fs::write(&table, tbl_table("")).unwrap();
+    let dir = ZoneDir::new();
+    let table = dir.write("tbl.txt", &tbl_table(""));
     let [ts_port, knot_port] = free_ports(2).try_into().unwrap();
     let config = ts_config(ts_port, "tbl.txt", knot_port, "origin = \"tbl.test.\"\n");
     let mut ts = start_ts(dir.path(), &config, "tbl.test.", ts_port).await;
@@ -427,6 +353,24 @@ async fn assert_refusal_logged(ts: &mut Proc, zone: &Path, who: &str, logs: impl
     );
 }
 
+/// A TS primary serving `sec.zone` (serial 1) on a free port and
+/// notifying 127.0.0.1 on another: its folder, the zone file, the two
+/// ports and the TS once it serves the zone.
+async fn sec_primary() -> (ZoneDir, std::path::PathBuf, u16, u16, Proc) {
+    let dir = ZoneDir::new();
+    let zone = dir.write("sec.zone", &sec_zone(1, ""));
+    let ports = free_ports(2);
+    let (port, peer_port) = (ports[0], ports[1]);
+    let ts = start_ts(
+        dir.path(),
+        &ts_config(port, "sec.zone", peer_port, ""),
+        "sec.test.",
+        port,
+    )
+    .await;
+    (dir, zone, port, peer_port, ts)
+}
+
 /// Knot accepting NOTIFY only from 127.0.0.9 answers the TS's NOTIFY (from
 /// 127.0.0.1) with an error rcode: the TS must not log it as acknowledged,
 /// and must say (naming the rcode) that the secondary did not take it, or
@@ -437,18 +381,7 @@ async fn knot_refusing_the_notify_is_not_logged_as_acknowledged() {
     let Some([knotd]) = need("knot_refusing_the_notify", ["knotd"]) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let zone = dir.path().join("sec.zone");
-    std::fs::write(&zone, sec_zone(1, "")).unwrap();
-    let ports = free_ports(2);
-    let (port, knot_port) = (ports[0], ports[1]);
-    let mut ts = start_ts(
-        dir.path(),
-        &ts_config(port, "sec.zone", knot_port, ""),
-        "sec.test.",
-        port,
-    )
-    .await;
+    let (_dir, zone, port, knot_port, mut ts) = sec_primary().await;
     let mut knot =
         Knot::secondary_notified_by(&knotd, knot_port, "sec.test.", local(port), "127.0.0.9");
     knot.wait_ready("sec.test.").await;
@@ -461,18 +394,7 @@ async fn nsd_refusing_the_notify_is_not_logged_as_acknowledged() {
     if need("nsd_refusing_the_notify", ["nsd"]).is_none() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let zone = dir.path().join("sec.zone");
-    std::fs::write(&zone, sec_zone(1, "")).unwrap();
-    let ports = free_ports(2);
-    let (port, nsd_port) = (ports[0], ports[1]);
-    let mut ts = start_ts(
-        dir.path(),
-        &ts_config(port, "sec.zone", nsd_port, ""),
-        "sec.test.",
-        port,
-    )
-    .await;
+    let (_dir, zone, port, nsd_port, mut ts) = sec_primary().await;
     let mut nsd =
         crate::nsd::Nsd::secondary_notified_by(nsd_port, "sec.test.", local(port), "127.0.0.9");
     nsd.wait_ready("sec.test.").await;

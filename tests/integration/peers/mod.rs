@@ -18,7 +18,7 @@
 //! A test whose program is not installed prints `SKIPPED, not run: PROG
 //! not installed` and passes under a plain `cargo test`; under
 //! `scripts/test` (which installs them all and sets `DNSLB_REQUIRE_PEERS=1`)
-//! it fails instead ([`harness::skip`]). Every process
+//! it fails instead ([`kit::skip`](crate::kit::skip)). Every process
 //! is stopped by PID from a guard, every file lives in a temporary folder;
 //! readiness is polled with real DNS queries in bounded loops.
 //!
@@ -26,17 +26,19 @@
 //! ts`/`dnslb ls` children, a small DNS client and an answer's comparable
 //! view.
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::{Record, RecordType};
+use hickory_proto::rr::RecordType;
 
-use crate::harness;
-pub use crate::procs::summary;
-use crate::procs::{Proc, dnslb_command, poll_until_async};
+use crate::kit;
+use crate::kit::{Proc, dnslb_command, poll_until_async};
+pub use crate::kit::{
+    ask, find_program, need, path_str, peers_fixture as fixture, poll_answer, render, show,
+    summary, wait_for,
+};
 
 mod dnsdist;
 mod knot;
@@ -53,58 +55,15 @@ pub const POLL_WAIT: Duration = Duration::from_millis(300);
 pub const POLL: Duration = Duration::from_millis(20);
 
 // ---------------------------------------------------------------------------
-// Programs
-// ---------------------------------------------------------------------------
-
-/// Where `prog` is: a folder of `$PATH`, or one of the `sbin` folders
-/// (servers live there and a non-root `$PATH` may lack them).
-pub fn find_program(prog: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(prog))
-        .find(|p| p.is_file())
-}
-
-/// The paths of `progs`, or `None` after [`harness::skip`] for the first
-/// one missing (a panic under `DNSLB_REQUIRE_PEERS`): the caller returns.
-pub fn need<const N: usize>(test: &str, progs: [&str; N]) -> Option<[PathBuf; N]> {
-    let mut found = Vec::with_capacity(N);
-    for prog in progs {
-        let Some(p) = find_program(prog) else {
-            harness::skip(test, &format!("{prog} not installed"));
-            return None;
-        };
-        found.push(p);
-    }
-    Some(found.try_into().unwrap())
-}
-
-/// `tests/data/peers/NAME`.
-pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/peers")
-        .join(name)
-}
-
-pub fn path_str(p: &Path) -> &str {
-    p.to_str().expect("a UTF-8 path")
-}
-
-// ---------------------------------------------------------------------------
 // dnslb children
 // ---------------------------------------------------------------------------
 
 /// `dnslb ts --listen 127.0.0.1:PORT --zone ZONE... [extra]` with one
 /// worker, from `/`, prefixed by `wrap` (e.g. `ip netns exec NAME`).
 pub fn ts_command(wrap: &[&str], port: u16, zones: &[&Path], extra: &[&str]) -> Command {
-    let listen = format!("127.0.0.1:{port}");
-    let mut args = vec!["ts", "--listen", &listen, "--workers", "1"];
-    for z in zones {
-        args.push("--zone");
-        args.push(path_str(z));
-    }
-    args.extend_from_slice(extra);
+    let mut args = kit::ts_args(port, zones);
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     wrapped(wrap, &args)
 }
 
@@ -112,15 +71,9 @@ pub fn ts_command(wrap: &[&str], port: u16, zones: &[&Path], extra: &[&str]) -> 
 /// answers `apex SOA` authoritatively.
 pub async fn start_ts_ready(name: &str, port: u16, zones: &[&Path], apex: &str) -> Proc {
     let mut ts = Proc::spawn(name, ts_command(&[], port, zones, &[]));
-    wait_for(
-        crate::procs::local(port),
-        apex,
-        RecordType::SOA,
-        false,
-        READY_LIMIT,
-        &mut [&mut ts],
-        |m| m.metadata.authoritative,
-    )
+    kit::wait_soa(kit::local(port), apex, READY_LIMIT, &mut [&mut ts], |m| {
+        m.metadata.authoritative
+    })
     .await;
     ts
 }
@@ -212,122 +165,6 @@ fn log_time_of_day(line: &str) -> Option<f64> {
     let mut parts = time.split(':');
     let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
     Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
-}
-
-// ---------------------------------------------------------------------------
-// A small DNS client
-// ---------------------------------------------------------------------------
-
-/// A query for `name`/`qtype` with a random ID, RD as given, EDNS 1232.
-pub fn query(name: &str, qtype: RecordType, rd: bool) -> Message {
-    let mut q = harness::query(name, qtype, Some(1232));
-    q.metadata.id = rand::random();
-    q.metadata.recursion_desired = rd;
-    q
-}
-
-/// Sends `q` over UDP from a fresh socket *connected* to `addr` and returns
-/// the first response with its ID; `None` after `wait` (or at once when the
-/// port is unreachable).
-pub async fn udp_exchange(addr: SocketAddr, q: &Message, wait: Duration) -> Option<Message> {
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    sock.connect(addr).await.unwrap();
-    sock.send(&q.to_vec().unwrap()).await.ok()?;
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
-            .await
-            .ok()?
-            .ok()?;
-        if n >= 12 && buf[..2] == q.metadata.id.to_be_bytes() && buf[2] & 0x80 != 0 {
-            return Message::from_vec(&buf[..n]).ok();
-        }
-    }
-}
-
-/// `name qtype` over UDP to `addr` (see [`query`], [`udp_exchange`]).
-pub async fn ask(
-    addr: SocketAddr,
-    name: &str,
-    qtype: RecordType,
-    rd: bool,
-    wait: Duration,
-) -> Option<Message> {
-    udp_exchange(addr, &query(name, qtype, rd), wait).await
-}
-
-/// Polls `addr` with `name qtype` until `done` holds for an answer: that
-/// answer, or after `limit` the last one seen (if any); panics when a
-/// process of `procs` exits.
-pub async fn poll_answer(
-    addr: SocketAddr,
-    name: &str,
-    qtype: RecordType,
-    rd: bool,
-    limit: Duration,
-    procs: &mut [&mut Proc],
-    done: impl Fn(&Message) -> bool,
-) -> Result<Message, Option<Message>> {
-    let mut last = None;
-    let found = poll_until_async(limit, POLL, async || {
-        for p in procs.iter_mut() {
-            p.assert_running();
-        }
-        let m = ask(addr, name, qtype, rd, POLL_WAIT).await?;
-        if done(&m) {
-            return Some(m);
-        }
-        last = Some(m);
-        None
-    })
-    .await;
-    found.ok_or(last)
-}
-
-/// [`poll_answer`], panicking after `limit`.
-pub async fn wait_for(
-    addr: SocketAddr,
-    name: &str,
-    qtype: RecordType,
-    rd: bool,
-    limit: Duration,
-    procs: &mut [&mut Proc],
-    done: impl Fn(&Message) -> bool,
-) -> Message {
-    poll_answer(addr, name, qtype, rd, limit, procs, done)
-        .await
-        .unwrap_or_else(|last| {
-            panic!(
-                "{addr}: no satisfying answer to {name} {qtype} within {limit:?}; last: {}",
-                last.as_ref().map_or("none".into(), show)
-            )
-        })
-}
-
-/// One record as text: `name ttl type rdata`, name in lower case.
-pub fn render(r: &Record) -> String {
-    format!(
-        "{} {} {} {}",
-        r.name.to_ascii().to_lowercase(),
-        r.ttl,
-        r.record_type(),
-        r.data
-    )
-}
-
-/// A short rendering of an answer for failure messages.
-pub fn show(m: &Message) -> String {
-    let md = &m.metadata;
-    let list = |rs: &[Record]| rs.iter().map(render).collect::<Vec<_>>().join("; ");
-    format!(
-        "rcode={} aa={} tc={} answer=[{}] authority=[{}]",
-        md.response_code,
-        md.authoritative,
-        md.truncation,
-        list(&m.answers),
-        list(&m.authorities)
-    )
 }
 
 /// What two authoritative servers serving the same zone must agree on:

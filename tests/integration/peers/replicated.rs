@@ -15,8 +15,8 @@ use hickory_proto::rr::RecordType;
 
 use super::knot::Knot;
 use super::{View, ask, fixture, need, show, start_ls, summary, wait_down, wait_for};
+use crate::kit::{Proc, backends_toml, free_ports, local, ls_head_toml};
 use crate::nsd::Nsd;
-use crate::procs::{Proc, free_ports, local};
 
 /// The questions asked, each of a kind: positive, CNAME chain, MX, NS, SOA,
 /// TXT, AAAA, NODATA, NXDOMAIN.
@@ -50,11 +50,9 @@ const DOWN_LIMIT: Duration = Duration::from_secs(10);
 /// SERVFAIL at the deadline (so a deadline answer can never pass for a
 /// real one), health probes of the zone's SOA every 250 ms.
 fn ls_config(port: u16, strategy: &str, knot: SocketAddr, nsd: SocketAddr) -> String {
+    let ls_head = ls_head_toml(port, 2);
     format!(
-        r#"[ls]
-listen = ["127.0.0.1:{port}"]
-workers = 2
-strategy = "{strategy}"
+        r#"{ls_head}strategy = "{strategy}"
 order = "fixed"
 layout = "replicated"
 timeout_ms = 1500
@@ -68,14 +66,8 @@ fall = 2
 rise = 2
 query = "example.test. SOA"
 
-[[ls.backend]]
-name = "knot"
-addr = "{knot}"
-
-[[ls.backend]]
-name = "nsd"
-addr = "{nsd}"
-"#
+{}"#,
+        backends_toml(&[("knot", knot), ("nsd", nsd)])
     )
 }
 

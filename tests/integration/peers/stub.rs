@@ -21,7 +21,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::{POLL, READY_LIMIT, fixture, need, start_ls, summary, ts_command};
-use crate::procs::{Output, Proc, poll_until, run};
+use crate::kit::{Output, Proc, pair_backends_toml, poll_until, run};
 
 /// A bound on one `getent` run: twice the resolver's default attempts of
 /// 5 s, and some.
@@ -142,21 +142,13 @@ fn is_dnslb(pid: u32) -> bool {
         .is_ok_and(|p| p.file_name().is_some_and(|f| f == "dnslb"))
 }
 
-const LS_CONFIG: &str = r#"[ls]
-listen = ["127.0.0.1:53"]
-workers = 2
-
-[ls.health]
-interval_ms = 500
-
-[[ls.backend]]
-name = "ts1"
-addr = "127.0.0.1:5301"
-
-[[ls.backend]]
-name = "ts2"
-addr = "127.0.0.1:5302"
-"#;
+/// The LS on the namespace's 127.0.0.1:53 in front of two `dnslb ts`.
+fn ls_config() -> String {
+    format!(
+        "[ls]\nlisten = [\"127.0.0.1:53\"]\nworkers = 2\n\n[ls.health]\ninterval_ms = 500\n\n{}",
+        pair_backends_toml(5301, 5302)
+    )
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn glibc_stub_resolver_in_a_namespace_gets_a_aaaa_and_prompt_nxdomain() {
@@ -167,7 +159,7 @@ async fn glibc_stub_resolver_in_a_namespace_gets_a_aaaa_and_prompt_nxdomain() {
     let ns = match Netns::create(&ip, "nameserver 127.0.0.1\n") {
         Ok(ns) => ns,
         Err(why) => {
-            crate::harness::skip(TEST, &format!("cannot make a network namespace ({why})"));
+            crate::kit::skip(TEST, &format!("cannot make a network namespace ({why})"));
             return;
         }
     };
@@ -176,7 +168,7 @@ async fn glibc_stub_resolver_in_a_namespace_gets_a_aaaa_and_prompt_nxdomain() {
     let (z1, z2) = (fixture("stub_ts1.txt"), fixture("stub_ts2.txt"));
     let mut ts1 = Proc::spawn("ts1 (netns)", ts_command(&wrap, 5301, &[&z1], &[]));
     let mut ts2 = Proc::spawn("ts2 (netns)", ts_command(&wrap, 5302, &[&z2], &[]));
-    let mut ls = start_ls("ls (netns)", dir.path(), LS_CONFIG, &wrap);
+    let mut ls = start_ls("ls (netns)", dir.path(), &ls_config(), &wrap);
 
     // The LS answers the stub resolver (a refused port fails at once).
     let t = Instant::now();

@@ -29,7 +29,7 @@ use super::{
     READY_LIMIT, ask, find_program, fixture, need, render, show, start_ls, start_ts_ready, summary,
     wait_down, wait_for,
 };
-use crate::procs::{Proc, free_ports, local};
+use crate::kit::{Proc, free_ports, local, ls_head_toml, pair_backends_toml};
 
 /// How long a client waits for Unbound's answer (dig's default is 5 s).
 const CLIENT_WAIT: Duration = Duration::from_secs(10);
@@ -189,11 +189,9 @@ async fn expect_servfail(unbound: SocketAddr, name: &str, when: &str) -> Duratio
 }
 
 fn ls_config(port: u16, ts1: u16, ts2: u16) -> String {
+    let ls_head = ls_head_toml(port, 2);
     format!(
-        r#"[ls]
-listen = ["127.0.0.1:{port}"]
-workers = 2
-strategy = "hedge"
+        r#"{ls_head}strategy = "hedge"
 layout = "partitioned"
 timeout_ms = 800
 on_timeout = "servfail"
@@ -201,14 +199,8 @@ on_timeout = "servfail"
 [ls.health]
 query = "example.test. SOA"
 
-[[ls.backend]]
-name = "ts1"
-addr = "127.0.0.1:{ts1}"
-
-[[ls.backend]]
-name = "ts2"
-addr = "127.0.0.1:{ts2}"
-"#
+{}"#,
+        pair_backends_toml(ts1, ts2)
     )
 }
 
@@ -443,7 +435,7 @@ async fn partitioned_ls_passes_a_cname_into_another_partition() {
     // The LS is asked directly in any case; through Unbound when installed.
     let bin = find_program("unbound");
     if bin.is_none() {
-        crate::harness::skip(
+        crate::kit::skip(
             "partitioned_ls_cname (its Unbound part)",
             "unbound not installed",
         );

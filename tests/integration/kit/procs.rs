@@ -436,20 +436,17 @@ pub fn poll_until<T>(
 }
 
 /// [`poll_until`] for an async probe, pausing on the tokio timer.
-pub async fn poll_until_async<T>(
-    limit: Duration,
-    pause: Duration,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-) -> Option<T> {
+pub async fn poll_until_async<T, F>(limit: Duration, pause: Duration, mut probe: F) -> Option<T>
+where
+    F: AsyncFnMut() -> Option<T>,
+{
     let deadline = Instant::now() + limit;
     loop {
-        if let Some(v) = probe().await {
-            return Some(v);
+        match probe().await {
+            Some(v) => return Some(v),
+            None if Instant::now() >= deadline => return None,
+            None => tokio::time::sleep(pause).await,
         }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(pause).await;
     }
 }
 
@@ -467,4 +464,19 @@ pub fn summary(samples: &[Duration]) -> String {
         ms[ms.len() / 2],
         ms[ms.len() - 1]
     )
+}
+
+/// Runs a peer's config checker `cmd` (e.g. `nsd-checkconf FILE`) and fails
+/// the test, showing `text` (the config, file `file`), if it rejects it.
+pub fn assert_config_accepted(mut cmd: Command, file: &str, text: &str) {
+    let prog = cmd.get_program().to_string_lossy().into_owned();
+    let check = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {prog} (is it installed?): {e}"));
+    assert!(
+        check.status.success(),
+        "{prog} rejects the generated config:\n{}{}\n--- {file} ---\n{text}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
 }

@@ -1,0 +1,287 @@
+//! The kit's DNS clients: building a query, asking over UDP (a fresh socket,
+//! connected or not) and over TCP (one length-prefixed frame), and reading
+//! an answer (its A addresses, SOA serial, NSID). Every wait is bounded.
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+use super::procs::{Proc, poll_until_async};
+
+/// How long a test waits for one answer before calling it lost.
+pub const ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// A query message for `name`/`qtype` with RD=0, optionally with an OPT of `edns_size`.
+pub fn query(name: &str, qtype: RecordType, edns_size: Option<u16>) -> Message {
+    let mut m = Message::query();
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    if let Some(size) = edns_size {
+        let mut e = Edns::new();
+        e.set_max_payload(size);
+        m.set_edns(e);
+    }
+    m
+}
+
+/// The A addresses of the answer section, in the order they came.
+pub fn a_addrs(m: &Message) -> Vec<Ipv4Addr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The A addresses of the answer section, sorted.
+pub fn a_addrs_sorted(m: &Message) -> Vec<Ipv4Addr> {
+    let mut v = a_addrs(m);
+    v.sort();
+    v
+}
+
+/// One record as text: `name ttl type rdata`, name in lower case.
+pub fn render(r: &Record) -> String {
+    format!(
+        "{} {} {} {}",
+        r.name.to_ascii().to_lowercase(),
+        r.ttl,
+        r.record_type(),
+        r.data
+    )
+}
+
+/// A short rendering of an answer for failure messages.
+pub fn show(m: &Message) -> String {
+    let md = &m.metadata;
+    let list = |rs: &[Record]| rs.iter().map(render).collect::<Vec<_>>().join("; ");
+    format!(
+        "rcode={} aa={} tc={} answer=[{}] authority=[{}]",
+        md.response_code,
+        md.authoritative,
+        md.truncation,
+        list(&m.answers),
+        list(&m.authorities)
+    )
+}
+
+/// The serial of the SOA in the answer section, if any.
+pub fn soa_serial(m: &Message) -> Option<u32> {
+    m.answers.iter().find_map(|r| match &r.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    })
+}
+
+/// An authoritative NOERROR answer holding exactly `want` (sorted) as its A records.
+pub fn answers_a(m: &Message, want: &[Ipv4Addr]) -> bool {
+    m.metadata.response_code == ResponseCode::NoError
+        && m.metadata.authoritative
+        && a_addrs_sorted(m) == want
+}
+
+/// The NSID payload of an answer, if it carries one.
+pub fn nsid_of(m: &Message) -> Option<Vec<u8>> {
+    match m.edns.as_ref()?.option(EdnsCode::NSID)? {
+        EdnsOption::NSID(p) => Some(p.as_ref().to_vec()),
+        _ => None,
+    }
+}
+
+/// Sends raw bytes over UDP from a fresh socket; the answer, or `None` after [`ANSWER_WAIT`].
+pub async fn udp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+    udp_raw_wait(addr, bytes, ANSWER_WAIT).await
+}
+
+/// [`udp_raw`] with a chosen wait.
+pub async fn udp_raw_wait(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(bytes, addr).await.unwrap();
+    let mut buf = vec![0u8; 65_535];
+    match tokio::time::timeout(wait, sock.recv_from(&mut buf)).await {
+        Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
+        _ => None,
+    }
+}
+
+/// Sends `m` over UDP and decodes the answer (panics if none comes).
+pub async fn udp(addr: SocketAddr, m: &Message) -> Message {
+    let raw = udp_raw(addr, &m.to_vec().unwrap())
+        .await
+        .expect("an answer over udp");
+    Message::from_vec(&raw).unwrap()
+}
+
+/// `name` A over UDP (RD=0, no EDNS) from a fresh socket, decoded; panics
+/// if no answer comes within [`ANSWER_WAIT`].
+pub async fn ask_a(addr: SocketAddr, name: &str) -> Message {
+    udp(addr, &query(name, RecordType::A, None)).await
+}
+
+/// Sends `m` over a new TCP connection and decodes the first answer.
+pub async fn tcp(addr: SocketAddr, m: &Message) -> Message {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    tcp_send(&mut s, &m.to_vec().unwrap()).await;
+    let raw = tcp_recv(&mut s).await.expect("an answer over tcp");
+    Message::from_vec(&raw).unwrap()
+}
+
+/// Writes one length-prefixed message.
+pub async fn tcp_send(s: &mut TcpStream, bytes: &[u8]) {
+    let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(bytes);
+    s.write_all(&framed).await.unwrap();
+}
+
+/// Reads one length-prefixed message; `None` on EOF or after [`ANSWER_WAIT`].
+pub async fn tcp_recv(s: &mut TcpStream) -> Option<Vec<u8>> {
+    tokio::time::timeout(ANSWER_WAIT, read_frame(s))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Reads one length-prefixed message, however long it takes; `None` on
+/// EOF or an error (a fake server's read).
+pub async fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).await.ok()?;
+    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut buf).await.ok()?;
+    Some(buf)
+}
+
+/// Writes `bytes` with its length prefix in one write; whether it went.
+pub async fn write_frame(s: &mut TcpStream, bytes: &[u8]) -> bool {
+    let mut framed = u16::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
+    framed.extend_from_slice(bytes);
+    s.write_all(&framed).await.is_ok()
+}
+
+// ---------------------------------------------------------------------------
+// Asks from a connected socket, matched by ID
+// ---------------------------------------------------------------------------
+
+/// A query for `name`/`qtype` with a random ID, RD as given, EDNS 1232.
+pub fn query_rd(name: &str, qtype: RecordType, rd: bool) -> Message {
+    let mut q = query(name, qtype, Some(1232));
+    q.metadata.id = rand::random();
+    q.metadata.recursion_desired = rd;
+    q
+}
+
+/// Sends `q` over UDP from a fresh socket *connected* to `addr` and returns
+/// the first response with its ID and QR=1, as bytes; `None` after `wait`
+/// (or at once when the port is unreachable). An unconnected socket that
+/// the kernel gave a dead backend's port would receive the LS's upstream
+/// query instead.
+pub async fn udp_exchange_raw(addr: SocketAddr, q: &Message, wait: Duration) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.connect(addr).await.unwrap();
+    sock.send(&q.to_vec().unwrap()).await.ok()?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n >= 12 && buf[..2] == q.metadata.id.to_be_bytes() && buf[2] & 0x80 != 0 {
+            return Some(buf[..n].to_vec());
+        }
+    }
+}
+
+/// [`udp_exchange_raw`], decoded (`None` if it does not decode).
+pub async fn udp_exchange(addr: SocketAddr, q: &Message, wait: Duration) -> Option<Message> {
+    Message::from_vec(&udp_exchange_raw(addr, q, wait).await?).ok()
+}
+
+/// `name qtype` over UDP to `addr` (see [`query_rd`], [`udp_exchange`]).
+pub async fn ask(
+    addr: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    rd: bool,
+    wait: Duration,
+) -> Option<Message> {
+    udp_exchange(addr, &query_rd(name, qtype, rd), wait).await
+}
+
+/// Pause between two asks of [`poll_answer`] (a refused port answers at once).
+pub const ASK_POLL: Duration = Duration::from_millis(20);
+/// One ask's wait for its answer in [`poll_answer`].
+pub const ASK_POLL_WAIT: Duration = Duration::from_millis(300);
+
+/// Polls `addr` with `name qtype` (RD as given) until `done` holds for an answer: that
+/// answer, or after `limit` the last one seen (if any); panics when a
+/// process of `procs` exits.
+pub async fn poll_answer(
+    addr: SocketAddr,
+    (name, qtype, rd): (&str, RecordType, bool),
+    limit: Duration,
+    procs: &mut [&mut Proc],
+    done: impl Fn(&Message) -> bool,
+) -> Result<Message, Option<Message>> {
+    let mut last = None;
+    let found = poll_until_async(limit, ASK_POLL, async || {
+        for p in procs.iter_mut() {
+            p.assert_running();
+        }
+        let m = ask(addr, name, qtype, rd, ASK_POLL_WAIT).await?;
+        if done(&m) {
+            return Some(m);
+        }
+        last = Some(m);
+        None
+    })
+    .await;
+    found.ok_or(last)
+}
+
+/// [`poll_answer`], panicking after `limit`.
+pub async fn wait_for(
+    addr: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    rd: bool,
+    limit: Duration,
+    procs: &mut [&mut Proc],
+    done: impl Fn(&Message) -> bool,
+) -> Message {
+    poll_answer(addr, (name, qtype, rd), limit, procs, done)
+        .await
+        .unwrap_or_else(|last| {
+            panic!(
+                "{addr}: no satisfying answer to {name} {qtype} within {limit:?}; last: {}",
+                last.as_ref().map_or("none".into(), show)
+            )
+        })
+}
+
+/// A UDP socket on 127.0.0.1 with a 16 MiB receive buffer: a client whose
+/// own queue holds every answer of a flood. Needs a running tokio runtime.
+pub fn roomy_udp_socket() -> UdpSocket {
+    let raw = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    raw.set_recv_buffer_size(16 << 20).unwrap();
+    raw.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    raw.set_nonblocking(true).unwrap();
+    UdpSocket::from_std(raw.into()).unwrap()
+}
+
+/// [`wait_for`] `zone SOA`, RD=0: the first answer `done` accepts.
+pub async fn wait_soa(
+    addr: SocketAddr,
+    zone: &str,
+    limit: Duration,
+    procs: &mut [&mut Proc],
+    done: impl Fn(&Message) -> bool,
+) -> Message {
+    wait_for(addr, zone, RecordType::SOA, false, limit, procs, done).await
+}

@@ -1,0 +1,223 @@
+//! Fake backends for the LS: servers in the test process that answer, stay
+//! silent, answer late or answer wrong the way a broken table server would.
+//! One [`Fake`] does them all: it answers the LS's health probes (until
+//! muted) and hands every client query to the test's [`Reply`] function.
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use hickory_proto::op::{Edns, Message, MessageType};
+use hickory_proto::rr::rdata::{A, TXT};
+use hickory_proto::rr::{RData, Record};
+use tokio::net::{TcpListener, UdpSocket};
+
+use super::client::{read_frame, write_frame};
+
+/// Whether `q` asks about the root name: the LS's health probe (`. SOA`).
+pub fn is_probe(q: &[u8]) -> bool {
+    q.get(12) == Some(&0)
+}
+
+/// A NOERROR answer with no records to `q` (AA=1): what a stalled backend
+/// still sends its health probes.
+pub fn empty_answer(q: &[u8]) -> Vec<u8> {
+    let mut m = Message::from_vec(q).unwrap();
+    m.metadata.message_type = MessageType::Response;
+    m.metadata.authoritative = true;
+    m.to_vec().unwrap()
+}
+
+/// An answer to `query` (AA=1, question echoed) of `records` TXT records of
+/// 213 bytes each (a pointer, 10 bytes of type to RDLENGTH, a 200-byte
+/// string), with an OPT of 1232: 25 records make 5,365 bytes.
+pub fn txt_answer(query: &[u8], records: usize) -> Vec<u8> {
+    let q = Message::from_vec(query).unwrap();
+    let mut m = Message::response(q.metadata.id, q.metadata.op_code);
+    m.metadata.authoritative = true;
+    m.add_queries(q.queries.clone());
+    let name = q.queries[0].name().clone();
+    for i in 0..records {
+        let text = format!("{i:03}{}", "x".repeat(197));
+        m.add_answer(Record::from_rdata(
+            name.clone(),
+            300,
+            RData::TXT(TXT::new(vec![text])),
+        ));
+    }
+    let mut edns = Edns::new();
+    edns.set_max_payload(1232);
+    m.set_edns(edns);
+    m.to_vec().unwrap()
+}
+
+/// The answer to `q` (AA=1) with A records 10.0.0.0, 10.0.0.1, ... until
+/// the message holds `size` bytes or fewer (16 bytes a compressed A record).
+pub fn a_flood_answer(q: &[u8], size: usize) -> Vec<u8> {
+    let mut m = Message::from_vec(q).unwrap();
+    m.metadata.message_type = MessageType::Response;
+    m.metadata.authoritative = true;
+    let name = m.queries[0].name().clone();
+    let room = size - q.len();
+    for i in 0..room / 16 {
+        let addr = Ipv4Addr::from(0x0A00_0000 + i as u32);
+        m.answers
+            .push(Record::from_rdata(name.clone(), 300, RData::A(A(addr))));
+    }
+    m.to_vec().unwrap()
+}
+
+/// What a [`Fake`] does with one client query.
+pub enum Reply {
+    /// Sends these bytes at once.
+    Now(Vec<u8>),
+    /// Sends these bytes after the delay (the next queries are read meanwhile).
+    After(Duration, Vec<u8>),
+    /// Sends nothing.
+    Drop,
+}
+
+/// What a [`Fake`] answers a query over TCP.
+pub type TcpAnswer = fn(&[u8]) -> Vec<u8>;
+
+/// A UDP socket on 127.0.0.1 and a TCP listener on the same port: the
+/// first port 0 gives whose TCP side is free too.
+pub async fn udp_and_tcp() -> (UdpSocket, TcpListener, SocketAddr) {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        if let Ok(tcp) = TcpListener::bind(addr).await {
+            return (udp, tcp, addr);
+        }
+    }
+    panic!("no port free for both UDP and TCP");
+}
+
+/// A fake backend on 127.0.0.1: over UDP it answers the LS's health probes
+/// with [`empty_answer`] (until [`Fake::mute_probes`]) and gives every
+/// client query, counted, to the test's reply function; over TCP (with
+/// [`Fake::udp_tcp`]) it answers each framed query, probes too, with the
+/// TCP function. Stopped when dropped.
+pub struct Fake {
+    pub addr: SocketAddr,
+    /// Client queries received over UDP (probes not counted).
+    pub queries: Arc<AtomicU64>,
+    probes: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Fake {
+    /// UDP only: `reply(query, n)` for the `n`th client query (from 1).
+    pub async fn udp(reply: impl FnMut(&[u8], u64) -> Reply + Send + 'static) -> Fake {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        Fake::serve(sock, None, reply)
+    }
+
+    /// UDP only: every client query gets `answer(query)` at once.
+    pub async fn answering(answer: fn(&[u8]) -> Vec<u8>) -> Fake {
+        Fake::udp(move |q, _| Reply::Now(answer(q))).await
+    }
+
+    /// UDP as [`Fake::udp`] and TCP on the same port: every framed query
+    /// on a connection gets `tcp(query)`.
+    pub async fn udp_tcp(
+        reply: impl FnMut(&[u8], u64) -> Reply + Send + 'static,
+        tcp: TcpAnswer,
+    ) -> Fake {
+        let (udp, listener, _) = udp_and_tcp().await;
+        Fake::serve(udp, Some((listener, tcp)), reply)
+    }
+
+    fn serve(
+        sock: UdpSocket,
+        tcp: Option<(TcpListener, TcpAnswer)>,
+        mut reply: impl FnMut(&[u8], u64) -> Reply + Send + 'static,
+    ) -> Fake {
+        let sock = Arc::new(sock);
+        let addr = sock.local_addr().unwrap();
+        let queries = Arc::new(AtomicU64::new(0));
+        let probes = Arc::new(AtomicBool::new(true));
+        let (q2, p2) = (queries.clone(), probes.clone());
+        let mut tasks = vec![tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_535];
+            loop {
+                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                    continue;
+                };
+                let q = &buf[..n];
+                if is_probe(q) {
+                    if p2.load(Relaxed) {
+                        let _ = sock.send_to(&empty_answer(q), from).await;
+                    }
+                    continue;
+                }
+                let nth = q2.fetch_add(1, Relaxed) + 1;
+                match reply(q, nth) {
+                    Reply::Now(bytes) => {
+                        let _ = sock.send_to(&bytes, from).await;
+                    }
+                    Reply::After(delay, bytes) => {
+                        let s = sock.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            let _ = s.send_to(&bytes, from).await;
+                        });
+                    }
+                    Reply::Drop => {}
+                }
+            }
+        })];
+        if let Some((listener, answer)) = tcp {
+            tasks.push(tokio::spawn(async move {
+                while let Ok((mut s, _)) = listener.accept().await {
+                    tokio::spawn(async move {
+                        while let Some(q) = read_frame(&mut s).await {
+                            if !write_frame(&mut s, &answer(&q)).await {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }));
+        }
+        Fake {
+            addr,
+            queries,
+            probes,
+            tasks,
+        }
+    }
+
+    /// From now on the probes go unanswered too.
+    pub fn mute_probes(&self) {
+        self.probes.store(false, Relaxed);
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// A stalled backend: it answers the LS's health probes (so it counts as
+/// up) but never a client query. [`Fake::mute_probes`] silences the
+/// probes too.
+pub struct Stalled(Fake);
+
+impl Stalled {
+    pub async fn start() -> Stalled {
+        Stalled(Fake::udp(|_, _| Reply::Drop).await)
+    }
+}
+
+impl Deref for Stalled {
+    type Target = Fake;
+
+    fn deref(&self) -> &Fake {
+        &self.0
+    }
+}

@@ -1,0 +1,31 @@
+//! The test kit every integration module uses, so that no module carries
+//! its own copy of a client, a server starter or a fake:
+//!
+//! * [`client`]: queries, UDP/TCP asks, reading answers.
+//! * [`children`]: `dnslb` processes: readiness, the log of `up`, `/proc`.
+//! * [`conf`]: the TOML tables of the configs process tests write.
+//! * [`servers`]: a TS and an LS in the test process ([`TestTs`], [`TestLs`]).
+//! * [`procs`]: child processes stopped by PID ([`Proc`]), `dnslb` as a
+//!   process, free ports, polling with a deadline.
+//! * [`fakes`]: fake backends answering, silent or stalled.
+//! * [`http`]: GET over HTTP/1.1 and `/metrics` parsed.
+//! * [`env`]: fixtures, installed programs, skipping what cannot run.
+//!
+//! Everything is re-exported here: `use crate::kit::{...}`.
+pub mod children;
+pub mod client;
+pub mod conf;
+pub mod env;
+pub mod fakes;
+pub mod http;
+pub mod procs;
+pub mod servers;
+
+pub use children::*;
+pub use client::*;
+pub use conf::*;
+pub use env::*;
+pub use fakes::*;
+pub use http::*;
+pub use procs::*;
+pub use servers::*;

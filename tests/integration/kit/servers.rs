@@ -1,0 +1,266 @@
+//! Servers in the test process: a TS and an LS on 127.0.0.1:0, stopped
+//! by their guard, and zone files in a temporary folder.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use tokio_util::sync::CancellationToken;
+
+use dnslb::config::{Fault, OnMiss};
+use dnslb::server::{self, Listeners, ServerOptions};
+use dnslb::ts::{TableServer, TsSettings};
+
+/// A server's task and the token that stops it: cancelled when dropped.
+pub struct Running {
+    token: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn new(token: CancellationToken, task: tokio::task::JoinHandle<()>) -> Running {
+        Running {
+            token,
+            task: Some(task),
+        }
+    }
+
+    /// Cancels the token and waits for the task to end.
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// A table server running inside the test process.
+pub struct TestTs {
+    pub addr: SocketAddr,
+    pub ts: Arc<TableServer>,
+    run: Running,
+}
+
+impl TestTs {
+    /// Stops the server and waits for every task of it to end.
+    pub async fn stop(self) {
+        self.run.stop().await;
+    }
+}
+
+/// Settings for a TS serving `zones` with every other knob at its default.
+pub fn ts_settings(zones: Vec<PathBuf>) -> TsSettings {
+    TsSettings {
+        name: "test".into(),
+        zones,
+        origin: Name::root(),
+        ttl: 300,
+        on_miss: OnMiss::Nxdomain,
+        axfr_allow: vec!["127.0.0.0/8".parse().unwrap()],
+        notify: Vec::new(),
+        fault: Fault::default(),
+        nsid: None,
+    }
+}
+
+/// Starts a TS on 127.0.0.1:0 with `opts` (workers etc.).
+pub async fn start_ts_with(settings: TsSettings, opts: ServerOptions) -> TestTs {
+    let ts = Arc::new(TableServer::load(settings).expect("zones load"));
+    let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], opts.workers).unwrap();
+    let addr = listeners.local_addrs()[0];
+    let token = CancellationToken::new();
+    let task = tokio::spawn(server::serve(listeners, ts.clone(), opts, token.clone()));
+    TestTs {
+        addr,
+        ts,
+        run: Running::new(token, task),
+    }
+}
+
+/// Starts a TS on 127.0.0.1:0 with two workers.
+pub async fn start_ts(settings: TsSettings) -> TestTs {
+    let opts = ServerOptions {
+        workers: 2,
+        ..ServerOptions::default()
+    };
+    start_ts_with(settings, opts).await
+}
+
+/// A temporary folder holding zone files (or any test files); removed on drop.
+pub struct ZoneDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl ZoneDir {
+    pub fn new() -> Self {
+        ZoneDir {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Writes `text` to `name` in the folder and returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Copies the file `from` to `name` in the folder and returns its path.
+    pub fn copy(&self, name: &str, from: &Path) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::copy(from, &p).unwrap();
+        p
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A load balancer running inside the test process.
+pub struct TestLs {
+    pub addr: SocketAddr,
+    pub balancer: Arc<dnslb::ls::Balancer>,
+    run: Running,
+}
+
+impl TestLs {
+    /// An LS the caller started (e.g. on an address of its choosing).
+    pub fn from_parts(
+        addr: SocketAddr,
+        balancer: Arc<dnslb::ls::Balancer>,
+        token: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Self {
+        TestLs {
+            addr,
+            balancer,
+            run: Running::new(token, task),
+        }
+    }
+
+    /// Stops the LS and waits for every task of it to end.
+    pub async fn stop(self) {
+        self.run.stop().await;
+    }
+}
+
+/// An `[ls]` section for `backends` (name, address), every other key at its default.
+pub fn ls_config(backends: &[(&str, SocketAddr)]) -> dnslb::config::LsConfig {
+    dnslb::config::LsConfig {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        workers: 2,
+        backend: backends
+            .iter()
+            .map(|(name, addr)| dnslb::config::BackendConfig {
+                name: (*name).to_owned(),
+                addr: *addr,
+                weight: 1,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Starts an LS on 127.0.0.1:0 with `cfg` (its `listen` is ignored), as
+/// `dnslb ls` does: one round of health probes first, then serving.
+pub async fn start_ls(cfg: dnslb::config::LsConfig) -> TestLs {
+    let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
+    let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], cfg.workers).unwrap();
+    let first_probe = Duration::from_millis(cfg.health.timeout_ms);
+    dnslb::ls::health::first_round(&balancer, first_probe).await;
+    serve_ls(&cfg, balancer, listeners)
+}
+
+/// An LS listening on `addr` (not port 0: two LSes that list each other
+/// need each other's address before either starts), serving at once
+/// without a first round of probes.
+pub async fn start_ls_at(cfg: dnslb::config::LsConfig, addr: SocketAddr) -> TestLs {
+    let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
+    let listeners = Listeners::bind(&[addr], cfg.workers).unwrap();
+    serve_ls(&cfg, balancer, listeners)
+}
+
+/// Spawns `dnslb::ls::serve` on `listeners` (its first address is the LS's).
+fn serve_ls(
+    cfg: &dnslb::config::LsConfig,
+    balancer: Arc<dnslb::ls::Balancer>,
+    listeners: Listeners,
+) -> TestLs {
+    let addr = listeners.local_addrs()[0];
+    let token = CancellationToken::new();
+    let task = tokio::spawn(dnslb::ls::serve(
+        balancer.clone(),
+        listeners,
+        dnslb::ls::server_options(cfg),
+        token.clone(),
+    ));
+    TestLs::from_parts(addr, balancer, token, task)
+}
+
+/// An LS's metrics server (`/metrics`, `/health`, `/ready`, `/`) running
+/// inside the test process on 127.0.0.1:0.
+pub struct TestMetrics {
+    pub addr: SocketAddr,
+    pub token: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl TestMetrics {
+    /// Serves `balancer`'s metrics with `extra`.
+    pub async fn start(
+        balancer: Arc<dnslb::ls::Balancer>,
+        extra: dnslb::metrics::StatusExtra,
+    ) -> TestMetrics {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let token = CancellationToken::new();
+        let task = tokio::spawn(dnslb::metrics::serve(
+            listener,
+            balancer,
+            extra,
+            token.clone(),
+        ));
+        TestMetrics { addr, token, task }
+    }
+
+    /// Serves the metrics of a fresh balancer for `cfg` (nothing started).
+    pub async fn start_for(cfg: &dnslb::config::LsConfig) -> TestMetrics {
+        let balancer = Arc::new(dnslb::ls::Balancer::new(cfg));
+        TestMetrics::start(balancer, dnslb::metrics::StatusExtra::default()).await
+    }
+
+    /// Stops the server and waits for it to end.
+    pub async fn stop(self) {
+        self.token.cancel();
+        self.task.await.unwrap();
+    }
+}
+
+/// `[ls.health]` with these four keys, the others at their defaults.
+pub fn health_config(
+    interval_ms: u64,
+    fall: u32,
+    rise: u32,
+    timeout_ms: u64,
+) -> dnslb::config::HealthConfig {
+    dnslb::config::HealthConfig {
+        interval_ms,
+        fall,
+        rise,
+        timeout_ms,
+        ..Default::default()
+    }
+}
+
+/// [`start_ts`] serving one zone file: `text` written to `name` in `dir`.
+pub async fn start_ts_table(dir: &ZoneDir, name: &str, text: &str) -> TestTs {
+    start_ts(ts_settings(vec![dir.write(name, text)])).await
+}
