@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, UdpSocket};
 
 use dnslb::config::{Fault, HedgeDelay, Layout, Order, Strategy};
 
-use crate::harness::{
+use crate::kit::{
     Stalled, ZoneDir, a_addrs, is_probe, ls_config, query, start_ls, start_ts, tcp, ts_settings,
     udp,
 };

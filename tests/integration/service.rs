@@ -26,10 +26,10 @@ use dnslb::service::ls::{LsService, LsSockets};
 use dnslb::service::ts::{TsRun, TsService};
 use dnslb::service::{Control, Controls, ServiceError};
 
-use crate::harness::{
+use crate::kit::poll_until_async;
+use crate::kit::{
     TestTs, ZoneDir, a_addrs, query, start_ts, tcp_recv, tcp_send, ts_settings, udp, udp_raw_wait,
 };
-use crate::procs::poll_until_async;
 
 /// How long a control may take to show.
 const LIMIT: Duration = Duration::from_secs(5);
