@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
-use tokio::net::UdpSocket;
 
 use dnslb::config::{Order, Strategy};
 
@@ -216,27 +215,16 @@ async fn a_stuck_pooled_tcp_connection_is_replaced() {
 /// 10 UDP and 10 TCP queries, 20 NOERROR, wins 20, timeouts 20.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reasked_backend_that_answered_is_not_charged_a_timeout() {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = sock.local_addr().unwrap();
-    let fake = tokio::spawn(async move {
-        let mut seen = std::collections::HashSet::new();
-        let mut buf = vec![0u8; 65_535];
-        loop {
-            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                continue;
-            };
-            let q = &buf[..n];
-            let r = if is_probe(q) {
-                empty_answer(q)
-            } else if seen.insert(Message::from_vec(q).unwrap().queries[0].name().clone()) {
-                continue; // the first copy of each name: lost
-            } else {
-                a_answer(q, false)
-            };
-            let _ = sock.send_to(&r, from).await;
+    let mut seen = std::collections::HashSet::new();
+    let fake = Fake::udp(move |q, _| {
+        if seen.insert(Message::from_vec(q).unwrap().queries[0].name().clone()) {
+            Reply::Drop // the first copy of each name: lost
+        } else {
+            Reply::Now(a_answer(q, false))
         }
-    });
-    let mut cfg = ls_config(&[("a", addr)]);
+    })
+    .await;
+    let mut cfg = ls_config(&[("a", fake.addr)]);
     cfg.strategy = Strategy::Hedge;
     cfg.hedge_delay_ms = dnslb::config::HedgeDelay::Fixed(40);
     cfg.hedge_budget_pct = 100.0;
@@ -268,7 +256,6 @@ async fn a_reasked_backend_that_answered_is_not_charged_a_timeout() {
         "20 client queries, each answered by this backend after its re-ask, counted {timeouts} timeouts"
     );
     ls.stop().await;
-    fake.abort();
 }
 
 /// A client query without EDNS gets an OPT the LS adds for its loop mark
@@ -282,31 +269,23 @@ async fn a_reasked_backend_that_answered_is_not_charged_a_timeout() {
 /// this needs a broken one; an error must not become a positive answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extended_rcode_is_not_lost_with_the_opt_the_ls_added() {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = sock.local_addr().unwrap();
-    let fake = tokio::spawn(async move {
-        let mut buf = vec![0u8; 65_535];
-        loop {
-            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                continue;
-            };
-            let q = &buf[..n];
-            let mut end = 12;
-            while end < q.len() && q[end] != 0 {
-                end += usize::from(q[end]) + 1;
-            }
-            end += 5;
-            let mut r = q[..end].to_vec();
-            r[2] = 0x84 | (q[2] & 1);
-            r[3] = 0;
-            r[6..12].copy_from_slice(&[0, 0, 0, 0, 0, 1]);
-            // OPT: payload 1232; extended rcode 1 (with 0 below: BADVERS) except to probes.
-            let ext = u8::from(!is_probe(q));
-            r.extend_from_slice(&[0, 0, 41, 4, 0xd0, ext, 0, 0, 0, 0, 0]);
-            let _ = sock.send_to(&r, from).await;
+    // Probes get the fake's plain answer (with their OPT); queries BADVERS.
+    let fake = Fake::udp(|q, _| {
+        let mut end = 12;
+        while end < q.len() && q[end] != 0 {
+            end += usize::from(q[end]) + 1;
         }
-    });
-    let mut cfg = ls_config(&[("badvers", addr)]);
+        end += 5;
+        let mut r = q[..end].to_vec();
+        r[2] = 0x84 | (q[2] & 1);
+        r[3] = 0;
+        r[6..12].copy_from_slice(&[0, 0, 0, 0, 0, 1]);
+        // OPT: payload 1232; extended rcode 1 (with 0 below: BADVERS).
+        r.extend_from_slice(&[0, 0, 41, 4, 0xd0, 1, 0, 0, 0, 0, 0]);
+        Reply::Now(r)
+    })
+    .await;
+    let mut cfg = ls_config(&[("badvers", fake.addr)]);
     cfg.timeout_ms = 500;
     let ls = start_ls(cfg).await;
     assert!(ls.balancer.state().backends[0].speaks_edns());
@@ -317,5 +296,4 @@ async fn an_extended_rcode_is_not_lost_with_the_opt_the_ls_added() {
         "the backend answered BADVERS; the non-EDNS client got {m:?}"
     );
     ls.stop().await;
-    fake.abort();
 }

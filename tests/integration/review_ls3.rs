@@ -13,13 +13,12 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
 
 use dnslb::config::{Fault, HedgeDelay, Layout, Order, Strategy};
 
 use crate::kit::{
     Stalled, ZoneDir, a_addrs, is_probe, ls_config, query, start_ls, start_ts, tcp, ts_settings,
-    udp,
+    udp, udp_and_tcp,
 };
 
 /// End of the question section of `q` (one question, no compression).
@@ -74,9 +73,7 @@ impl Fake {
     /// [`Fake::start`], closing each TCP connection after answering its
     /// first `per_conn` queries (0: never), as NSD's `tcp-query-count` does.
     async fn start_closing(tcp_delay: Duration, ext: u8, per_conn: u64) -> Fake {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = sock.local_addr().unwrap();
-        let listener = TcpListener::bind(addr).await.unwrap();
+        let (sock, listener, addr) = udp_and_tcp().await;
         let (tcp_conns, tcp_queries, udp_queries) = (
             Arc::new(AtomicU64::new(0)),
             Arc::new(AtomicU64::new(0)),
