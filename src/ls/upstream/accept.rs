@@ -19,8 +19,43 @@
 //!
 //! TCP has no source to check: the connection is the backend's.
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::dns::{self, WireHeader};
+
+/// Responses dropped because they did not match what was sent.
+#[derive(Debug, Default)]
+pub struct DropCounters {
+    /// From an address other than the backend's.
+    pub wrong_source: AtomicU64,
+    /// With an ID other than the query's.
+    pub wrong_id: AtomicU64,
+    /// With another question, not a response, or too short to tell.
+    pub wrong_question: AtomicU64,
+    /// Not dropped as suspect: answers that came after their query was
+    /// settled (a hedge's loser) or past its deadline.
+    pub late: AtomicU64,
+}
+
+impl DropCounters {
+    /// All dropped responses.
+    pub fn total(&self) -> u64 {
+        self.wrong_source.load(Relaxed)
+            + self.wrong_id.load(Relaxed)
+            + self.wrong_question.load(Relaxed)
+    }
+
+    /// Counts one response not taken, by its reason.
+    pub fn count(&self, why: Reject) {
+        let counter = match why {
+            Reject::WrongSource => &self.wrong_source,
+            Reject::WrongId => &self.wrong_id,
+            Reject::WrongQuestion => &self.wrong_question,
+            Reject::Late => &self.late,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+}
 
 /// Why a response was not taken as the answer to a waiting query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

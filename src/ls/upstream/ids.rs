@@ -19,12 +19,16 @@
 //! drawn at random, the same way on every path ([`random_free_id`]).
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::LATE_GRACE;
 use crate::ls::backend::InFlight;
+
+/// How long after its query's deadline an answer is still expected (and
+/// counted as late, not as a forgery).
+pub const LATE_GRACE: Duration = Duration::from_secs(3);
 
 /// Abandoned queries remembered per socket.
 pub const LATE_MAX: usize = 4096;

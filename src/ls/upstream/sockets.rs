@@ -22,6 +22,10 @@ use tokio::net::UdpSocket;
 
 use super::ids::{IdUse, Ids};
 
+/// Queries one upstream socket sends before it is replaced by one on a new
+/// port (on average: see [`wear_budget`]).
+pub const ROTATE_AFTER: u64 = 20_000;
+
 /// An address family: which sockets a backend's queries leave from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {

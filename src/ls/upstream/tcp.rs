@@ -46,9 +46,9 @@ use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::accept::{self, Reject};
+use super::accept::{self, DropCounters, Reject};
+use super::error::UpstreamError;
 use super::ids::random_free_id;
-use super::{DropCounters, UpstreamError};
 
 /// Checks a response on a connection against the query it answers (ID
 /// `id`, question section `question`).
