@@ -35,6 +35,7 @@ mod resolve;
 mod review_ls;
 mod review_ls2;
 mod review_ls3;
+mod review_ls4;
 mod review_ts;
 mod service;
 mod startup;
