@@ -3,7 +3,7 @@
 //! slow for some names is treated as stalled (each such query sent four
 //! times over four connections), and one early close with queries in
 //! flight shrinks the per-connection limit for good (a connection per
-//! query from then on). Each test fails on r2's base (ff145ed).
+//! query from then on). Each test failed on r2's base (ff145ed) and passes since its fix.
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
 
 use dnslb::config::{Layout, Strategy};
 
-use crate::harness::{a_addrs, is_probe, ls_config, query, start_ls, tcp};
+use crate::kit::{a_addrs, is_probe, ls_config, query, start_ls, tcp, udp_and_tcp};
 
 /// End of the question section of `q` (one question, no compression).
 fn question_end(q: &[u8]) -> usize {
@@ -67,9 +66,7 @@ struct Fake {
 
 impl Fake {
     async fn start(slow: Duration, crash_once: bool) -> Fake {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = sock.local_addr().unwrap();
-        let listener = TcpListener::bind(addr).await.unwrap();
+        let (sock, listener, addr) = udp_and_tcp().await;
         let tcp_conns = Arc::new(AtomicU64::new(0));
         let tcp_queries = Arc::new(AtomicU64::new(0));
         let slow_queries = Arc::new(AtomicU64::new(0));
@@ -179,7 +176,6 @@ impl Drop for Fake {
 /// 950 client queries, ~1,010 at the backend over 62 connections (dnsdist:
 /// 1,004 and 1,004 over 1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: a backend slow for some names is judged stalled: each slow query sent 4 times over 4 connections"]
 async fn a_backend_slow_for_some_names_is_not_sent_copies() {
     let fake = Fake::start(Duration::from_millis(300), false).await;
     let mut cfg = ls_config(&[("bimodal", fake.addr)]);
@@ -234,7 +230,6 @@ async fn a_backend_slow_for_some_names_is_not_sent_copies() {
 /// connections, 1 SERVFAIL. dnsdist 1.7.3 on the same fake (same load):
 /// 891 q/s, 4,469 NOERROR, ~100 connections; it keeps no learnt limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: one early close with a query in flight shrinks the per-connection limit to 1 forever"]
 async fn one_early_close_does_not_limit_a_backend_forever() {
     let fake = Fake::start(Duration::from_millis(20), true).await;
     let mut cfg = ls_config(&[("restarted", fake.addr)]);

@@ -13,23 +13,24 @@
 //! [`TCP_IDLE`] with nothing in flight, and when the backend closes it (or
 //! it breaks) the queries in flight on it alone fail, each asked again on
 //! another connection while time remains ([`TCP_TRIES`] at most). A backend
-//! that closed a connection with queries still unanswered after answering
-//! `n` (NSD's `tcp-query-count`, dnsdist's per-connection limit) is sent at
-//! most `n` queries per connection from then on; a query that finds every
-//! connection used up at the bound waits for one to close.
+//! that twice closed a connection with queries still unanswered after
+//! answering `n` (NSD's `tcp-query-count`, dnsdist's per-connection limit:
+//! [`learnt_limit`]) is sent at most `n` queries per connection, for
+//! [`PER_CONN_TTL`]; a query that finds every connection used up waits for
+//! one to close.
 //!
 //! Stalls: a connection on which nothing at all was read between a query's
 //! write and its deadline is closed then (a hung backend handler, a
 //! middlebox that forgot the connection): otherwise each query refreshes it
 //! and the idle close never comes. Earlier, once the backend's answers over
 //! TCP have a measured round trip: a query still unanswered, with nothing
-//! read on its connection, [`stall_after`] that round trip, leaves the
-//! connection (which takes no new queries but keeps waiting for the ones
-//! it has) and is asked again on another. A backend that is only slow has
-//! a slow round trip and is waited for. A write cut off mid-frame (its
-//! query cancelled) closes the connection too: the backend would read the
-//! next query's bytes as the rest of that frame. Before,
-//! every exchange opened a connection of its own: a TCP client's ANY
+//! read on its connection, [`stall_after`] that round trip (and a quarter
+//! of its time left) leaves the connection (which takes no new queries but
+//! keeps waiting for the ones it has) and is asked again on another, once.
+//! A backend that is only slow has a slow round trip and is waited for. A
+//! write cut off mid-frame (its query cancelled) closes the connection too:
+//! the backend would read the next query's bytes as the rest of that frame.
+//! Before, every exchange opened a connection of its own: a TCP client's ANY
 //! queries left thousands of sockets in TIME_WAIT within seconds, and
 //! against a remote backend the ephemeral ports ran out.
 use std::collections::HashMap;
@@ -111,6 +112,9 @@ pub const TCP_IDLE: Duration = Duration::from_secs(10);
 pub const TCP_TRIES: u32 = 4;
 /// A stall is never suspected sooner than this after a query's write.
 pub const STALL_MIN: Duration = Duration::from_millis(50);
+/// How long a learnt per-connection limit holds before it is learnt anew
+/// (the backend may have been restarted with another one).
+pub const PER_CONN_TTL: Duration = Duration::from_secs(60);
 
 /// Where the next query to a backend goes (see [`choose`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,13 +141,25 @@ pub fn choose(loads: &[usize], max: usize, pipeline: usize) -> Choice {
     }
 }
 
-/// How long a query may wait with nothing read on its connection before the
-/// connection is suspected stalled (pure), from the backend's smoothed TCP
-/// round trip `srtt` and its mean deviation `rttvar` (RFC 6298's estimators):
-/// twice the round trip plus four deviations, at least [`STALL_MIN`]; never
-/// without a measured round trip (a first query waits for its deadline).
-pub fn stall_after(rtt: Option<(Duration, Duration)>) -> Option<Duration> {
-    rtt.map(|(srtt, rttvar)| (srtt * 2 + rttvar * 4).max(STALL_MIN))
+/// How long a query with `time_left` until its deadline may wait with
+/// nothing read on its connection before the connection is suspected
+/// stalled (pure), from the backend's smoothed TCP round trip `srtt` and its
+/// mean deviation `rttvar` (RFC 6298's estimators): twice the round trip
+/// plus four deviations, and at least a quarter of the time left (a backend
+/// slow for some names, fast for most, is waited for) and [`STALL_MIN`];
+/// never without a measured round trip (a first query waits for its
+/// deadline).
+pub fn stall_after(rtt: Option<(Duration, Duration)>, time_left: Duration) -> Option<Duration> {
+    rtt.map(|(srtt, rttvar)| (srtt * 2 + rttvar * 4).max(time_left / 4).max(STALL_MIN))
+}
+
+/// The per-connection limit learnt from a backend's early close (pure): it
+/// closed a connection with queries unanswered after answering `now`; it
+/// had last done so after `before` (`usize::MAX`: never). Two such closes
+/// after as many answers teach that many; one (a crash, a restart, an idle
+/// timeout racing a query) teaches nothing.
+pub fn learnt_limit(before: usize, now: usize) -> Option<usize> {
+    (now > 0 && before == now).then_some(now)
 }
 
 /// RFC 6298's round-trip estimators, in microseconds: `(srtt, rttvar)` after
@@ -242,9 +258,13 @@ struct Lane {
     /// One connection opened at a time (a burst of queries waits for it
     /// rather than opening one each).
     opening: tokio::sync::Mutex<()>,
-    /// Queries the backend takes per connection (learnt when it closes one
-    /// with queries unanswered; `usize::MAX` until then).
+    /// Queries the backend takes per connection ([`learnt_limit`];
+    /// `usize::MAX` until learnt, and again [`PER_CONN_TTL`] after).
     per_conn: AtomicUsize,
+    /// Answers before its last early close (`usize::MAX`: none yet).
+    early_close: AtomicUsize,
+    /// When `per_conn` was learnt ([`crate::ls::backend::clock_ms`]).
+    learnt_ms: AtomicU64,
     /// RFC 6298 estimators of its TCP round trip, µs (`u64::MAX`: none yet).
     srtt_us: AtomicU64,
     rttvar_us: AtomicU64,
@@ -258,6 +278,8 @@ impl Default for Lane {
             conns: Mutex::default(),
             opening: tokio::sync::Mutex::default(),
             per_conn: AtomicUsize::new(usize::MAX),
+            early_close: AtomicUsize::new(usize::MAX),
+            learnt_ms: AtomicU64::new(0),
             srtt_us: AtomicU64::new(u64::MAX),
             rttvar_us: AtomicU64::new(0),
             closed: tokio::sync::Notify::new(),
@@ -283,7 +305,7 @@ impl Lane {
     /// (counted as sent on it at once), or to open one, or to wait.
     fn pick(&self) -> Pick {
         let mut conns = self.conns();
-        let limit = self.per_conn.load(Relaxed);
+        let limit = self.limit();
         for c in conns.iter().filter(|c| c.used_up(limit)) {
             c.close(); // nothing more to send or to wait for on it
         }
@@ -309,14 +331,40 @@ impl Lane {
         }
     }
 
-    /// The connection suspected stalled after this long, if any yet.
-    fn stall_after(&self) -> Option<Duration> {
+    /// The per-connection limit now: forgotten [`PER_CONN_TTL`] after it
+    /// was learnt.
+    fn limit(&self) -> usize {
+        let limit = self.per_conn.load(Relaxed);
+        let age = crate::ls::backend::clock_ms(Instant::now())
+            .saturating_sub(self.learnt_ms.load(Relaxed));
+        if limit != usize::MAX && Duration::from_millis(age) >= PER_CONN_TTL {
+            self.per_conn.store(usize::MAX, Relaxed);
+            self.early_close.store(usize::MAX, Relaxed);
+            return usize::MAX;
+        }
+        limit
+    }
+
+    /// The backend closed a connection with queries unanswered after
+    /// answering `answered` on it.
+    fn closed_early(&self, answered: usize) {
+        let before = self.early_close.swap(answered, Relaxed);
+        if let Some(n) = learnt_limit(before, answered) {
+            self.learnt_ms
+                .store(crate::ls::backend::clock_ms(Instant::now()), Relaxed);
+            self.per_conn.fetch_min(n, Relaxed);
+        }
+    }
+
+    /// The connection of a query with `time_left` is suspected stalled
+    /// after this long, if any yet.
+    fn stall_after(&self, time_left: Duration) -> Option<Duration> {
         let srtt = self.srtt_us.load(Relaxed);
         let rtt = (srtt != u64::MAX).then(|| {
             let var = self.rttvar_us.load(Relaxed);
             (Duration::from_micros(srtt), Duration::from_micros(var))
         });
-        stall_after(rtt)
+        stall_after(rtt, time_left)
     }
 
     /// Feeds an answer's round trip to the estimators (racing updates may
@@ -335,6 +383,8 @@ impl Lane {
 enum TryError {
     /// The connection closed or broke before the answer: try another.
     Closed,
+    /// Nothing read on the connection for too long: try another.
+    Stalled,
     /// Anything else.
     Failed(UpstreamError),
 }
@@ -400,12 +450,16 @@ impl TcpPool {
         let lane = self.lanes().entry(addr).or_default().clone();
         let work = async {
             let mut tries = 0;
+            // A query leaves a stalled connection once at most: the
+            // backend may only be slow, and gets two copies at most.
+            let mut left = false;
             loop {
                 tries += 1;
                 let conn = self.conn(&lane, addr).await?;
-                let last = tries >= TCP_TRIES;
-                match ask(&lane, &conn, len, query, question, deadline, last).await {
+                let may_leave = tries < TCP_TRIES && !left;
+                match ask(&lane, &conn, len, query, question, deadline, may_leave).await {
                     Ok(resp) => return Ok(resp),
+                    Err(TryError::Stalled) => left = true,
                     Err(TryError::Closed) if tries < TCP_TRIES => {}
                     Err(TryError::Closed) => {
                         return Err(UpstreamError::Io(
@@ -471,10 +525,10 @@ impl Drop for TcpPool {
 }
 
 /// One query on `conn`: a free random ID, the framed query written, the
-/// answer awaited until `deadline`. Unless this is the `last` try, a
-/// connection on which nothing was read within the lane's [`stall_after`]
-/// is retired and the query goes to another; a connection on which nothing
-/// was read by the deadline is closed.
+/// answer awaited until `deadline`. When it `may_leave`, a connection on
+/// which nothing was read within the lane's [`stall_after`] is retired and
+/// the query goes to another; a connection on which nothing was read by
+/// the deadline is closed.
 async fn ask(
     lane: &Lane,
     conn: &Conn,
@@ -482,7 +536,7 @@ async fn ask(
     query: &[u8],
     question: &[u8],
     deadline: Instant,
-    last: bool,
+    may_leave: bool,
 ) -> Result<Vec<u8>, TryError> {
     let (tx, rx) = oneshot::channel();
     let id = {
@@ -527,13 +581,14 @@ async fn ask(
         Ok(resp)
     };
     let mut rx = rx;
-    if let Some(after) = lane.stall_after().filter(|_| !last) {
+    let time_left = deadline.saturating_duration_since(written);
+    if let Some(after) = lane.stall_after(time_left).filter(|_| may_leave) {
         match timeout_at((written + after).min(deadline), &mut rx).await {
             Ok(answer) => return answered(answer),
             Err(_) if stalled() && Instant::now() < deadline => {
                 // No new queries on it; those on it wait on.
                 conn.retired.store(true, Relaxed);
-                return Err(TryError::Closed);
+                return Err(TryError::Stalled);
             }
             Err(_) => {}
         }
@@ -576,7 +631,7 @@ async fn read_loop(
                 .saturating_sub(conn.last_used.load(Relaxed)),
         );
         let idle = since >= TCP_IDLE && conn.waiting().is_empty();
-        if idle || conn.used_up(lane.per_conn.load(Relaxed)) {
+        if idle || conn.used_up(lane.limit()) {
             break;
         }
         let idle_at = Instant::now() + TCP_IDLE.saturating_sub(since).max(Duration::from_millis(1));
@@ -587,9 +642,8 @@ async fn read_loop(
                 Ok(0) | Err(_) => {
                     // Closed by the backend with queries unanswered, after
                     // answering some: its limit per connection.
-                    let answered = conn.answered.load(Relaxed);
-                    if answered > 0 && !conn.waiting().is_empty() {
-                        lane.per_conn.fetch_min(answered, Relaxed);
+                    if !conn.waiting().is_empty() {
+                        lane.closed_early(conn.answered.load(Relaxed));
                     }
                     break;
                 }
@@ -637,11 +691,15 @@ mod tests {
     fn a_stall_is_suspected_only_well_past_the_measured_round_trip() {
         let ms = Duration::from_millis;
         // No round trip measured yet: only the deadline tells.
-        assert_eq!(stall_after(None), None);
-        // A fast backend: the floor.
-        assert_eq!(stall_after(Some((ms(1), ms(0)))), Some(STALL_MIN));
+        assert_eq!(stall_after(None, ms(1_500)), None);
+        // A fast backend: a quarter of the time left, or the floor.
+        assert_eq!(stall_after(Some((ms(1), ms(0))), ms(1_500)), Some(ms(375)));
+        assert_eq!(stall_after(Some((ms(1), ms(0))), ms(100)), Some(STALL_MIN));
         // A slow one is waited for: twice its round trip and more.
-        assert_eq!(stall_after(Some((ms(900), ms(50)))), Some(ms(2_000)));
+        assert_eq!(
+            stall_after(Some((ms(900), ms(50))), ms(1_500)),
+            Some(ms(2_000))
+        );
         // The estimators follow RFC 6298 (alpha 1/8, beta 1/4).
         let e = rtt_sample(None, 1_000);
         assert_eq!(e, (1_000, 500));
@@ -653,6 +711,18 @@ mod tests {
             e = rtt_sample(Some(e), 900_000);
         }
         assert_eq!(e.0, 900_000);
+    }
+
+    #[test]
+    fn a_limit_is_learnt_from_two_early_closes_after_as_many_answers() {
+        // The first early close teaches nothing (a crash looks the same).
+        assert_eq!(learnt_limit(usize::MAX, 1), None);
+        assert_eq!(learnt_limit(1, 1), Some(1));
+        assert_eq!(learnt_limit(5, 5), Some(5));
+        // Different counts: nothing yet.
+        assert_eq!(learnt_limit(1, 5), None);
+        // Closed before any answer: nothing to learn.
+        assert_eq!(learnt_limit(0, 0), None);
     }
 
     #[test]
