@@ -14,7 +14,7 @@ use dnslb::config::{Order, Strategy};
 
 use crate::kit::{
     Fake, Reply, ZoneDir, a_addrs, empty_answer, health_config, is_probe, ls_config, query,
-    read_frame, start_ls, start_ts_table, tcp, udp, udp_and_tcp, write_frame,
+    read_frame, start_ls, start_ts_table, tcp, udp, udp_and_tcp, wire_answer, write_frame,
 };
 
 /// A NOERROR answer to `q` holding one A record 192.0.2.77 (TC as given).
@@ -269,22 +269,9 @@ async fn a_reasked_backend_that_answered_is_not_charged_a_timeout() {
 /// this needs a broken one; an error must not become a positive answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_extended_rcode_is_not_lost_with_the_opt_the_ls_added() {
-    // Probes get the fake's plain answer (with their OPT); queries BADVERS.
-    let fake = Fake::udp(|q, _| {
-        let mut end = 12;
-        while end < q.len() && q[end] != 0 {
-            end += usize::from(q[end]) + 1;
-        }
-        end += 5;
-        let mut r = q[..end].to_vec();
-        r[2] = 0x84 | (q[2] & 1);
-        r[3] = 0;
-        r[6..12].copy_from_slice(&[0, 0, 0, 0, 0, 1]);
-        // OPT: payload 1232; extended rcode 1 (with 0 below: BADVERS).
-        r.extend_from_slice(&[0, 0, 41, 4, 0xd0, 1, 0, 0, 0, 0, 0]);
-        Reply::Now(r)
-    })
-    .await;
+    // Probes get the fake's plain answer (with their OPT); queries BADVERS
+    // (extended rcode 1, with 0 in the header).
+    let fake = Fake::udp(|q, _| Reply::Now(wire_answer(q, 1))).await;
     let mut cfg = ls_config(&[("badvers", fake.addr)]);
     cfg.timeout_ms = 500;
     let ls = start_ls(cfg).await;

@@ -18,42 +18,10 @@ use dnslb::config::{Fault, HedgeDelay, Layout, Order, Strategy};
 
 use crate::kit::{
     Stalled, ZoneDir, a_addrs, is_probe, ls_config, query, start_ls, start_ts, tcp, ts_settings,
-    udp, udp_and_tcp,
+    udp, udp_and_tcp, wire_answer,
 };
 
-/// End of the question section of `q` (one question, no compression).
-fn question_end(q: &[u8]) -> usize {
-    let mut i = 12;
-    while i < q.len() && q[i] != 0 {
-        i += usize::from(q[i]) + 1;
-    }
-    i + 5
-}
-
-/// An answer to `q`: AA, NOERROR in the header, one A record 192.0.2.77
-/// (none for a probe, the root's SOA), and when `q` carries an OPT, an OPT
-/// (payload 1232) whose extended-rcode byte is `ext` (0 for a probe).
-fn answer(q: &[u8], ext: u8) -> Vec<u8> {
-    let end = question_end(q);
-    let probe = is_probe(q);
-    let has_opt = q.len() > end && q[10..12] != [0, 0];
-    let mut r = q[..end].to_vec();
-    r[2] = 0x84 | (q[2] & 1);
-    r[3] = 0;
-    let an = u8::from(!probe);
-    let ar = u8::from(has_opt);
-    r[4..12].copy_from_slice(&[0, 1, 0, an, 0, 0, 0, ar]);
-    if !probe {
-        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 77]);
-    }
-    if has_opt {
-        let ext = if probe { 0 } else { ext };
-        r.extend_from_slice(&[0, 0, 41, 4, 0xd0, ext, 0, 0, 0, 0, 0]);
-    }
-    r
-}
-
-/// A fake backend on UDP and TCP: every query answered with [`answer`]
+/// A fake backend on UDP and TCP: every query answered with [`wire_answer`]
 /// (extended rcode `ext` for client queries that carry an OPT), over UDP at
 /// once, over TCP after `tcp_delay` (each query on its own, answers
 /// written as they are ready). Counts TCP connections and client queries.
@@ -93,7 +61,7 @@ impl Fake {
                 if !is_probe(q) {
                     uq.fetch_add(1, Relaxed);
                 }
-                let _ = sock.send_to(&answer(q, ext), from).await;
+                let _ = sock.send_to(&wire_answer(q, ext), from).await;
             }
         });
         let (tc, tq) = (tcp_conns.clone(), tcp_queries.clone());
@@ -133,7 +101,7 @@ impl Fake {
                             if !probe {
                                 tokio::time::sleep(tcp_delay).await;
                             }
-                            let r = answer(&q, ext);
+                            let r = wire_answer(&q, ext);
                             let mut framed = u16::try_from(r.len()).unwrap().to_be_bytes().to_vec();
                             framed.extend_from_slice(&r);
                             let _ = wr.lock().await.write_all(&framed).await;

@@ -14,37 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use dnslb::config::{Layout, Strategy};
 
-use crate::kit::{a_addrs, is_probe, ls_config, query, start_ls, tcp, udp_and_tcp};
-
-/// End of the question section of `q` (one question, no compression).
-fn question_end(q: &[u8]) -> usize {
-    let mut i = 12;
-    while i < q.len() && q[i] != 0 {
-        i += usize::from(q[i]) + 1;
-    }
-    i + 5
-}
-
-/// An answer to `q`: AA, NOERROR, one A record 192.0.2.77 (none for a
-/// probe), an OPT when `q` has one.
-fn answer(q: &[u8]) -> Vec<u8> {
-    let end = question_end(q);
-    let probe = is_probe(q);
-    let has_opt = q.len() > end && q[10..12] != [0, 0];
-    let mut r = q[..end].to_vec();
-    r[2] = 0x84 | (q[2] & 1);
-    r[3] = 0;
-    let an = u8::from(!probe);
-    let ar = u8::from(has_opt);
-    r[4..12].copy_from_slice(&[0, 1, 0, an, 0, 0, 0, ar]);
-    if !probe {
-        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 77]);
-    }
-    if has_opt {
-        r.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0]);
-    }
-    r
-}
+use crate::kit::{a_addrs, is_probe, ls_config, query, start_ls, tcp, udp_and_tcp, wire_answer};
 
 /// Whether `q`'s first label starts with "slow".
 fn is_slow(q: &[u8]) -> bool {
@@ -78,7 +48,7 @@ impl Fake {
                     continue;
                 };
                 if n >= 17 {
-                    let _ = sock.send_to(&answer(&buf[..n]), from).await;
+                    let _ = sock.send_to(&wire_answer(&buf[..n], 0), from).await;
                 }
             }
         });
@@ -128,7 +98,7 @@ impl Fake {
                                 Duration::from_millis(1)
                             };
                             tokio::time::sleep(delay).await;
-                            let r = answer(&q);
+                            let r = wire_answer(&q, 0);
                             let mut framed = u16::try_from(r.len()).unwrap().to_be_bytes().to_vec();
                             framed.extend_from_slice(&r);
                             let _ = wr.lock().await.write_all(&framed).await;

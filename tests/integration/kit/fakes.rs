@@ -68,6 +68,38 @@ pub fn a_flood_answer(q: &[u8], size: usize) -> Vec<u8> {
     m.to_vec().unwrap()
 }
 
+/// End of the question section of `q` (one question, no compression).
+pub fn question_end(q: &[u8]) -> usize {
+    let mut i = 12;
+    while i < q.len() && q[i] != 0 {
+        i += usize::from(q[i]) + 1;
+    }
+    i + 5
+}
+
+/// An answer to `q` built byte by byte: AA, NOERROR in the header, one A record 192.0.2.77
+/// (none for a probe, the root's SOA), and when `q` carries an OPT, an OPT
+/// (payload 1232) whose extended-rcode byte is `ext` (0 for a probe).
+pub fn wire_answer(q: &[u8], ext: u8) -> Vec<u8> {
+    let end = question_end(q);
+    let probe = is_probe(q);
+    let has_opt = q.len() > end && q[10..12] != [0, 0];
+    let mut r = q[..end].to_vec();
+    r[2] = 0x84 | (q[2] & 1);
+    r[3] = 0;
+    let an = u8::from(!probe);
+    let ar = u8::from(has_opt);
+    r[4..12].copy_from_slice(&[0, 1, 0, an, 0, 0, 0, ar]);
+    if !probe {
+        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 77]);
+    }
+    if has_opt {
+        let ext = if probe { 0 } else { ext };
+        r.extend_from_slice(&[0, 0, 41, 4, 0xd0, ext, 0, 0, 0, 0, 0]);
+    }
+    r
+}
+
 /// What a [`Fake`] does with one client query.
 pub enum Reply {
     /// Sends these bytes at once.
