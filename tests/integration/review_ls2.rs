@@ -14,7 +14,8 @@ use dnslb::config::{Order, Strategy};
 
 use crate::kit::{
     Fake, Reply, ZoneDir, a_addrs, empty_answer, health_config, is_probe, ls_config, query,
-    read_frame, start_ls, start_ts_table, tcp, udp, udp_and_tcp, wire_answer, write_frame,
+    read_frame, start_ls, start_ts_table, tcp, udp, udp_and_tcp, wait_settled, wire_answer,
+    write_frame,
 };
 
 /// A NOERROR answer to `q` holding one A record 192.0.2.77 (TC as given).
@@ -246,9 +247,9 @@ async fn a_reasked_backend_that_answered_is_not_charged_a_timeout() {
             "tcp {i}: {m:?}"
         );
     }
-    // Past every query's deadline.
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // Every copy answered or settled at its deadline.
     let b = ls.balancer.state().backends[0].clone();
+    wait_settled(&b).await;
     let (wins, timeouts) = (b.stats.wins.load(Relaxed), b.stats.timeouts.load(Relaxed));
     assert_eq!(wins, 20);
     assert_eq!(

@@ -18,7 +18,7 @@ use dnslb::config::{Fault, HedgeDelay, Layout, Order, Strategy};
 
 use crate::kit::{
     Stalled, ZoneDir, a_addrs, is_probe, ls_config, query, start_ls, start_ts, tcp, ts_settings,
-    udp, udp_and_tcp, wire_answer,
+    udp, udp_and_tcp, wait_settled, wire_answer,
 };
 
 /// A fake backend on UDP and TCP: every query answered with [`wire_answer`]
@@ -258,13 +258,13 @@ async fn a_silent_reasked_backend_is_charged_one_timeout_per_client_query() {
     assert!(b.is_up());
     let m = tcp(ls.addr, &query("t.example", RecordType::A, None)).await;
     assert_eq!(m.response_code, ResponseCode::NXDomain, "{m:?}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_settled(&b).await;
     let by_tcp = b.stats.timeouts.load(Relaxed);
     let up_after_tcp = b.is_up();
     let sent_tcp = silent.queries.load(Relaxed);
     let m = udp(ls.addr, &query("u.example", RecordType::A, None)).await;
     assert_eq!(m.response_code, ResponseCode::NXDomain, "{m:?}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_settled(&b).await;
     let by_udp = b.stats.timeouts.load(Relaxed) - by_tcp;
     let sent_udp = silent.queries.load(Relaxed) - sent_tcp;
     assert!(

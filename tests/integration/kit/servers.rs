@@ -264,3 +264,26 @@ pub fn health_config(
 pub async fn start_ts_table(dir: &ZoneDir, name: &str, text: &str) -> TestTs {
     start_ts(ts_settings(vec![dir.write(name, text)])).await
 }
+
+/// Waits until `b` has no query in flight: every copy sent to it answered or
+/// settled at its deadline (late entries included), so its counters are
+/// final. Panics after 10 s.
+pub async fn wait_settled(b: &dnslb::ls::backend::Backend) {
+    let settled = super::poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || {
+            (b.stats
+                .outstanding
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 0)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        settled.is_some(),
+        "{}: queries still in flight after 10 s",
+        b.name
+    );
+}
