@@ -12,13 +12,12 @@ use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use dnslb::config::{Fault, HedgeDelay, Layout, Order, Strategy};
 
 use crate::kit::{
-    Stalled, ZoneDir, a_addrs, is_probe, ls_config, query, start_ls, start_ts, tcp, ts_settings,
-    udp, udp_and_tcp, wait_settled, wire_answer,
+    Stalled, TcpStep, ZoneDir, a_addrs, is_probe, ls_config, query, serve_tcp, start_ls, start_ts,
+    tcp, ts_settings, udp, udp_and_tcp, wait_settled, wire_answer,
 };
 
 /// A fake backend on UDP and TCP: every query answered with [`wire_answer`]
@@ -64,51 +63,18 @@ impl Fake {
                 let _ = sock.send_to(&wire_answer(q, ext), from).await;
             }
         });
-        let (tc, tq) = (tcp_conns.clone(), tcp_queries.clone());
-        let t = tokio::spawn(async move {
-            loop {
-                let Ok((s, _)) = listener.accept().await else {
-                    continue;
-                };
-                tc.fetch_add(1, Relaxed);
-                let tq = tq.clone();
-                tokio::spawn(async move {
-                    let (mut rd, wr) = s.into_split();
-                    let wr = Arc::new(tokio::sync::Mutex::new(wr));
-                    let mut read = 0;
-                    loop {
-                        let mut len = [0u8; 2];
-                        if rd.read_exact(&mut len).await.is_err() {
-                            return;
-                        }
-                        let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                        if rd.read_exact(&mut q).await.is_err() {
-                            return;
-                        }
-                        read += 1;
-                        if per_conn > 0 && read > per_conn {
-                            // Its last answer out, the connection goes.
-                            tokio::time::sleep(tcp_delay + Duration::from_millis(5)).await;
-                            let _ = wr.lock().await.shutdown().await;
-                            return;
-                        }
-                        let probe = is_probe(&q);
-                        if !probe {
-                            tq.fetch_add(1, Relaxed);
-                        }
-                        let wr = wr.clone();
-                        tokio::spawn(async move {
-                            if !probe {
-                                tokio::time::sleep(tcp_delay).await;
-                            }
-                            let r = wire_answer(&q, ext);
-                            let mut framed = u16::try_from(r.len()).unwrap().to_be_bytes().to_vec();
-                            framed.extend_from_slice(&r);
-                            let _ = wr.lock().await.write_all(&framed).await;
-                        });
-                    }
-                });
+        let tq = tcp_queries.clone();
+        let t = serve_tcp(listener, tcp_conns.clone(), move |q, nth, _| {
+            if per_conn > 0 && nth > per_conn {
+                // Its last answer out, the connection goes.
+                return TcpStep::Close(tcp_delay + Duration::from_millis(5));
             }
+            let probe = is_probe(q);
+            if !probe {
+                tq.fetch_add(1, Relaxed);
+            }
+            let after = if probe { Duration::ZERO } else { tcp_delay };
+            TcpStep::Answer(after, wire_answer(q, ext))
         });
         Fake {
             addr,

@@ -10,11 +10,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use dnslb::config::{Layout, Strategy};
 
-use crate::kit::{a_addrs, is_probe, ls_config, query, start_ls, tcp, udp_and_tcp, wire_answer};
+use crate::kit::{
+    TcpStep, a_addrs, is_probe, ls_config, query, serve_tcp, start_ls, tcp, udp_and_tcp,
+    wire_answer,
+};
 
 /// Whether `q`'s first label starts with "slow".
 fn is_slow(q: &[u8]) -> bool {
@@ -52,61 +54,28 @@ impl Fake {
                 }
             }
         });
-        let (tc, tq, sq) = (tcp_conns.clone(), tcp_queries.clone(), slow_queries.clone());
-        let t = tokio::spawn(async move {
-            loop {
-                let Ok((s, _)) = listener.accept().await else {
-                    continue;
-                };
-                tc.fetch_add(1, Relaxed);
-                let (tq, sq, crash) = (tq.clone(), sq.clone(), crash.clone());
-                tokio::spawn(async move {
-                    let (mut rd, wr) = s.into_split();
-                    let wr = Arc::new(tokio::sync::Mutex::new(wr));
-                    let pending = Arc::new(AtomicU64::new(0));
-                    loop {
-                        let mut len = [0u8; 2];
-                        if rd.read_exact(&mut len).await.is_err() {
-                            return;
-                        }
-                        let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
-                        if rd.read_exact(&mut q).await.is_err() {
-                            return;
-                        }
-                        let probe = is_probe(&q);
-                        if !probe {
-                            tq.fetch_add(1, Relaxed);
-                        }
-                        let slow_one = !probe && is_slow(&q);
-                        if slow_one {
-                            sq.fetch_add(1, Relaxed);
-                        }
-                        if pending.load(Relaxed) > 0 && crash.swap(false, Relaxed) {
-                            // The one in flight answered, this one never.
-                            tokio::time::sleep(Duration::from_millis(30)).await;
-                            let _ = wr.lock().await.shutdown().await;
-                            return;
-                        }
-                        pending.fetch_add(1, Relaxed);
-                        let (wr, pending) = (wr.clone(), pending.clone());
-                        tokio::spawn(async move {
-                            let delay = if slow_one {
-                                slow
-                            } else if crash_once {
-                                Duration::from_millis(20)
-                            } else {
-                                Duration::from_millis(1)
-                            };
-                            tokio::time::sleep(delay).await;
-                            let r = wire_answer(&q, 0);
-                            let mut framed = u16::try_from(r.len()).unwrap().to_be_bytes().to_vec();
-                            framed.extend_from_slice(&r);
-                            let _ = wr.lock().await.write_all(&framed).await;
-                            pending.fetch_sub(1, Relaxed);
-                        });
-                    }
-                });
+        let (tq, sq) = (tcp_queries.clone(), slow_queries.clone());
+        let t = serve_tcp(listener, tcp_conns.clone(), move |q, _, in_flight| {
+            let probe = is_probe(q);
+            if !probe {
+                tq.fetch_add(1, Relaxed);
             }
+            let slow_one = !probe && is_slow(q);
+            if slow_one {
+                sq.fetch_add(1, Relaxed);
+            }
+            if in_flight > 0 && crash.swap(false, Relaxed) {
+                // The one in flight answered, this one never.
+                return TcpStep::Close(Duration::from_millis(30));
+            }
+            let delay = if slow_one {
+                slow
+            } else if crash_once {
+                Duration::from_millis(20)
+            } else {
+                Duration::from_millis(1)
+            };
+            TcpStep::Answer(delay, wire_answer(q, 0))
         });
         Fake {
             addr,

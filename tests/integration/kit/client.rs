@@ -148,7 +148,7 @@ pub async fn tcp_recv(s: &mut TcpStream) -> Option<Vec<u8>> {
 
 /// Reads one length-prefixed message, however long it takes; `None` on
 /// EOF or an error (a fake server's read).
-pub async fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
+pub async fn read_frame(s: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
     let mut len = [0u8; 2];
     s.read_exact(&mut len).await.ok()?;
     let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
@@ -157,7 +157,7 @@ pub async fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
 }
 
 /// Writes `bytes` with its length prefix in one write; whether it went.
-pub async fn write_frame(s: &mut TcpStream, bytes: &[u8]) -> bool {
+pub async fn write_frame(s: &mut (impl AsyncWriteExt + Unpin), bytes: &[u8]) -> bool {
     let mut framed = u16::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
     framed.extend_from_slice(bytes);
     s.write_all(&framed).await.is_ok()

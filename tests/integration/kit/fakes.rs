@@ -11,6 +11,7 @@ use std::time::Duration;
 use hickory_proto::op::{Edns, Message, MessageType};
 use hickory_proto::rr::rdata::{A, TXT};
 use hickory_proto::rr::{RData, Record};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UdpSocket};
 
 use super::client::{read_frame, write_frame};
@@ -252,4 +253,59 @@ impl Deref for Stalled {
     fn deref(&self) -> &Fake {
         &self.0
     }
+}
+
+/// What a [`serve_tcp`] backend does with one framed query.
+pub enum TcpStep {
+    /// Answers with these bytes after the delay; the next queries on the
+    /// connection are read meanwhile (answers go out of order).
+    Answer(Duration, Vec<u8>),
+    /// Closes the connection after the delay, leaving this query unanswered.
+    Close(Duration),
+}
+
+/// Serves TCP on `listener` (each accepted connection counted in `conns`):
+/// every framed query goes to `step(query, nth, in_flight)`, `nth` its
+/// number on its connection (from 1), `in_flight` the answers still to be
+/// sent on it. Stops when aborted.
+pub fn serve_tcp(
+    listener: TcpListener,
+    conns: Arc<AtomicU64>,
+    step: impl Fn(&[u8], u64, u64) -> TcpStep + Send + Sync + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let step = Arc::new(step);
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                continue;
+            };
+            conns.fetch_add(1, Relaxed);
+            let step = step.clone();
+            tokio::spawn(async move {
+                let (mut rd, wr) = s.into_split();
+                let wr = Arc::new(tokio::sync::Mutex::new(wr));
+                let in_flight = Arc::new(AtomicU64::new(0));
+                let mut nth = 0;
+                while let Some(q) = read_frame(&mut rd).await {
+                    nth += 1;
+                    match step(&q, nth, in_flight.load(Relaxed)) {
+                        TcpStep::Close(after) => {
+                            tokio::time::sleep(after).await;
+                            let _ = wr.lock().await.shutdown().await;
+                            return;
+                        }
+                        TcpStep::Answer(after, r) => {
+                            in_flight.fetch_add(1, Relaxed);
+                            let (wr, in_flight) = (wr.clone(), in_flight.clone());
+                            tokio::spawn(async move {
+                                tokio::time::sleep(after).await;
+                                write_frame(&mut *wr.lock().await, &r).await;
+                                in_flight.fetch_sub(1, Relaxed);
+                            });
+                        }
+                    }
+                }
+            });
+        }
+    })
 }
