@@ -1,7 +1,7 @@
 //! The TS's answers on the wire. [`PlainQuery::read`] reads an ordinary
 //! query (header, one uncompressed question, at most an OPT) without
 //! decoding it; [`assemble`] builds the answer around a compiled zone's
-//! sections: the ID and the RD and CD bits copied, the question echoed byte
+//! sections: the ID and the RD bit copied (AD and CD clear), the question echoed byte
 //! for byte (0x20 case kept), the OPT, and when it does not fit the client's
 //! size, the header, question and OPT alone with TC=1 (RFC 2181 §9). Nothing
 //! is decoded or re-encoded per query: a query the plain reader declines
@@ -11,7 +11,7 @@
 use hickory_proto::rr::RecordType;
 
 use super::wire::Key;
-use super::zone::{Written, Zone};
+use super::zone::{Question, Written, Zone};
 use crate::dns::{HEADER_LEN, TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX, UDP_PAYLOAD_PLAIN};
 
 /// What a query's OPT says that an answer depends on.
@@ -131,7 +131,7 @@ pub fn opt_record(dnssec_ok: bool) -> [u8; 11] {
 pub struct Asked<'a> {
     /// Message ID.
     pub id: u16,
-    /// The flags word as sent (RD and CD are copied).
+    /// The flags word as sent (RD is copied).
     pub flags: u16,
     /// The question section to echo.
     pub question: &'a [u8],
@@ -139,6 +139,8 @@ pub struct Asked<'a> {
     pub qname: &'a Key,
     /// Its type.
     pub qtype: RecordType,
+    /// DO=1: DNSSEC records wanted (RFC 3225).
+    pub dnssec_ok: bool,
 }
 
 /// The answer to `asked` from `zone`, with `opt` (the answer's OPT record,
@@ -153,13 +155,15 @@ pub fn assemble(
     let mut msg = Vec::with_capacity(512);
     msg.extend_from_slice(&[0; HEADER_LEN]);
     msg.extend_from_slice(asked.question);
-    let w = zone.write_answer(
-        &mut msg,
-        asked.qname,
-        asked.qtype,
-        transport == Transport::Tcp,
-    );
-    let mut flags = 0x8000 | (asked.flags & 0x0110) | u16::from(w.rcode.low());
+    let question = Question {
+        qname: asked.qname,
+        qtype: asked.qtype,
+        all_of_any: transport == Transport::Tcp,
+        dnssec_ok: asked.dnssec_ok,
+    };
+    let w = zone.write_answer(&mut msg, question);
+    // RD copied; AD and CD clear (RFC 4035 §3.1.6, as NSD and Knot answer).
+    let mut flags = 0x8000 | (asked.flags & 0x0100) | u16::from(w.rcode.low());
     if w.authoritative {
         flags |= 0x0400;
     }

@@ -37,6 +37,7 @@ mod respond;
 pub mod serials;
 mod settings;
 mod settle;
+mod signatures;
 pub mod source;
 pub mod table;
 pub mod wire;

@@ -131,6 +131,7 @@ impl TableServer {
             question: &question,
             qname: &qname,
             qtype,
+            dnssec_ok: q.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
         };
         self.finish(
             zone,
@@ -157,6 +158,7 @@ impl TableServer {
             question: q.question,
             qname: &q.qname,
             qtype: q.qtype,
+            dnssec_ok: q.opt.is_some_and(|o| o.dnssec_ok),
         };
         let max = q.max_size(req.transport);
         Some(self.finish(

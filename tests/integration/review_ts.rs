@@ -242,18 +242,21 @@ fn generic_form_data_is_checked_against_its_type() {
     }
 }
 
-/// A pre-signed zone loads, but its DNSSEC records are served as data only
-/// (issue 19): `dnslb check` says so at the first DNSSEC record's line, and
-/// the config stays good (exit 0, `ok`).
+/// A pre-signed zone whose signatures have expired loads (the TS serves
+/// what it was given, as NSD does), but `dnslb check` says so at the first
+/// expired RRSIG's line, with how many there are, and the config stays
+/// good (exit 0, `ok`).
 #[test]
-fn check_warns_that_a_signed_zone_is_served_unsigned() {
+fn check_warns_about_expired_signatures() {
     let dir = tempfile::tempdir().unwrap();
     let zones = dir.path().join("zones");
     std::fs::create_dir(&zones).unwrap();
-    // HEAD is 6 lines: the first RRSIG is line 8.
+    // HEAD is 6 lines: the first expired RRSIG is line 8.
     let body = "x 300 A 192.0.2.9
-x 300 RRSIG A 13 3 300 20361231000000 20250101000000 1 rv.test. AAAA
+x 300 RRSIG A 13 3 300 20250102000000 20241201000000 1 rv.test. AAAA
 x 60 NSEC y.rv.test. A RRSIG NSEC
+x 60 RRSIG NSEC 13 3 60 20250103000000 20241201000000 1 rv.test. AAAA
+y 60 RRSIG NSEC 13 3 60 20361231000000 20250101000000 1 rv.test. AAAA
 ";
     std::fs::write(zones.join("x.zone"), format!("{HEAD}{body}")).unwrap();
     let config = dir.path().join("dnslb.toml");
@@ -267,9 +270,8 @@ x 60 NSEC y.rv.test. A RRSIG NSEC
     );
     assert_eq!(out.status.code(), Some(0), "{out:#?}");
     let warning = format!(
-        "{}:8: warning: signed zone: DNSSEC records are served as data only; DO=1 answers \
-         carry no signatures yet (validating resolvers will find the zone bogus if its \
-         parent holds a DS)",
+        "{}:8: warning: the RRSIG of x.rv.test. expired at 20250102000000 (2 signatures in \
+         this file)",
         dir.path().join("zones/x.zone").display()
     );
     let ok = format!("{}: ok", config.display());

@@ -18,7 +18,9 @@ use hickory_proto::serialize::binary::{
 };
 
 use super::Zone;
-use super::store::{EMPTY, ENTRY_EMPTY, Store, hash, push_record};
+use super::canon;
+use super::nsec3::Nsec3Chain;
+use super::store::{EMPTY, ENTRY_EMPTY, ENTRY_NSEC3, RRSIG, SET_DO_ONLY, Store, hash, push_record};
 use crate::ts::source::{BuildError, SourceRecord, ZoneError};
 use crate::ts::wire::Key;
 
@@ -79,14 +81,53 @@ fn rdata_into(data: &RData, out: &mut Vec<u8>) -> Result<(), BuildError> {
 }
 
 /// Records of one owner and type while a zone is built: their RDATA as
-/// (start, length) in the builder's RDATA buffer, and each record's TTL.
-/// The records of one RRset share the lowest TTL among them (RFC 2181
-/// §5.2), except RRSIGs: those at one name sign different RRsets, so each
-/// keeps its own (RFC 4034 §3).
+/// (start, length) in the builder's RDATA buffer. The records of one RRset
+/// share the lowest TTL among them (RFC 2181 §5.2). RRSIGs are grouped by
+/// the type they cover, each group a set served only with DO=1, with the
+/// TTL of the RRset it covers (RFC 4035 §2.2: the RRSIG's TTL is its RRset's).
 struct Building {
     rtype: u16,
+    /// For RRSIGs, the type covered; 0 otherwise.
+    covered: u16,
     ttl: u32,
-    data: Vec<(usize, usize, u32)>,
+    data: Vec<(usize, usize)>,
+}
+
+impl Building {
+    fn flags(&self) -> u8 {
+        if self.rtype == RRSIG { SET_DO_ONLY } else { 0 }
+    }
+}
+
+/// The entry flags of a name owning `sets`: [`ENTRY_NSEC3`] when it owns
+/// NSEC3 records and nothing else but their RRSIGs.
+fn entry_flags(sets: &[Building]) -> u8 {
+    let nsec3 = u16::from(RecordType::NSEC3);
+    let only_nsec3 = sets.iter().any(|s| s.rtype == nsec3)
+        && sets
+            .iter()
+            .all(|s| s.rtype == nsec3 || (s.rtype == RRSIG && s.covered == nsec3));
+    if only_nsec3 { ENTRY_NSEC3 } else { 0 }
+}
+
+/// Gives each RRSIG group the TTL of the RRset it covers at its name (the
+/// SOA's, `soa_ttl`, at the apex); a group covering nothing here keeps its own.
+fn sig_ttls(sets: &mut [Building], soa_ttl: Option<u32>) {
+    let soa = u16::from(RecordType::SOA);
+    for i in 0..sets.len() {
+        if sets[i].rtype != RRSIG {
+            continue;
+        }
+        let covered = sets[i].covered;
+        let ttl = sets
+            .iter()
+            .find(|s| s.rtype == covered && s.rtype != RRSIG)
+            .map(|s| s.ttl)
+            .or(soa_ttl.filter(|_| covered == soa));
+        if let Some(ttl) = ttl {
+            sets[i].ttl = ttl;
+        }
+    }
 }
 
 /// One record read, waiting for its zone to be compiled.
@@ -402,28 +443,39 @@ impl ZoneBuilder {
                     continue;
                 }
                 let bytes = (p.rdata_at as usize, usize::from(p.rdata_len));
-                let same = |d: &(usize, usize, u32)| {
-                    rdata[d.0..d.0 + d.1] == rdata[bytes.0..bytes.0 + bytes.1]
+                let same =
+                    |d: &(usize, usize)| rdata[d.0..d.0 + d.1] == rdata[bytes.0..bytes.0 + bytes.1];
+                let covered = if p.rtype == RRSIG {
+                    rdata
+                        .get(bytes.0..bytes.0 + 2)
+                        .map_or(0, |c| u16::from_be_bytes([c[0], c[1]]))
+                } else {
+                    0
                 };
-                match sets.iter_mut().find(|s| s.rtype == p.rtype) {
+                match sets
+                    .iter_mut()
+                    .find(|s| s.rtype == p.rtype && s.covered == covered)
+                {
                     Some(set) => {
                         set.ttl = set.ttl.min(p.ttl);
                         if !set.data.iter().any(same) {
-                            set.data.push((bytes.0, bytes.1, p.ttl));
+                            set.data.push(bytes);
                         }
                     }
                     None => sets.push(Building {
                         rtype: p.rtype,
+                        covered,
                         ttl: p.ttl,
-                        data: vec![(bytes.0, bytes.1, p.ttl)],
+                        data: vec![bytes],
                     }),
                 }
             }
             let is_apex = name.eq_ignore_ascii_case(&origin_key);
+            sig_ttls(&mut sets, soa.as_ref().map(|s| s.0).filter(|_| is_apex));
             has_wildcards |= name.starts_with(&[1, b'*']);
             has_delegations |= !is_apex && sets.iter().any(|s| s.rtype == ns);
             has_dnames |= sets.iter().any(|s| s.rtype == u16::from(RecordType::DNAME));
-            if let Err(reason) = push_entry(&mut store, name, 0, &sets, &rdata) {
+            if let Err(reason) = push_entry(&mut store, name, entry_flags(&sets), &sets, &rdata) {
                 let first = run.first().map_or(0, |&a| a);
                 let p = &pending[first as usize];
                 first_error.keep(
@@ -443,6 +495,8 @@ impl ZoneBuilder {
 
         store.arena.shrink_to_fit();
         store.index();
+        let nsec = canon::nsec_order(&store);
+        let nsec3 = Nsec3Chain::of(&store, &origin_key);
 
         let soa_synthesized = soa.is_none();
         let (soa_ttl, soa) = match soa {
@@ -459,6 +513,9 @@ impl ZoneBuilder {
             soa,
             soa_record: Box::default(),
             negative_soa_record: Box::default(),
+            negative_soa_sigs: Box::default(),
+            nsec,
+            nsec3,
             soa_synthesized,
             soa_source,
             store: Arc::new(store),
@@ -511,8 +568,20 @@ impl Zone {
         push_record(&mut rec, soa, self.soa_ttl, &rdata);
         self.soa_record = rec.clone().into_boxed_slice();
         rec.clear();
-        push_record(&mut rec, soa, self.soa_ttl.min(minimum), &rdata);
+        let negative_ttl = self.soa_ttl.min(minimum);
+        push_record(&mut rec, soa, negative_ttl, &rdata);
         self.negative_soa_record = rec.into_boxed_slice();
+        // The SOA's RRSIGs as a negative answer serves them: with the
+        // SOA's lowered TTL (RFC 4035 §3.1.3, RFC 2308 §3).
+        let mut sigs = Vec::new();
+        if let Some(set) = self.store.get(&self.origin_key).and_then(|e| e.sigs(soa)) {
+            for r in set.records() {
+                sigs.extend_from_slice(&r[..4]);
+                sigs.extend_from_slice(&negative_ttl.to_be_bytes());
+                sigs.extend_from_slice(&r[8..]);
+            }
+        }
+        self.negative_soa_sigs = sigs.into_boxed_slice();
         Ok(())
     }
 }
@@ -540,13 +609,11 @@ fn push_entry(
         let head = arena.len();
         let count = u16::try_from(set.data.len()).map_err(|_| BuildError::RrsetTooLarge)?;
         arena.extend_from_slice(&set.rtype.to_be_bytes());
-        arena.push(0);
+        arena.push(set.flags());
         arena.extend_from_slice(&count.to_be_bytes());
         arena.extend_from_slice(&[0; 4]);
-        let rrsig = set.rtype == u16::from(RecordType::RRSIG);
-        for &(at, len, own) in &set.data {
-            let ttl = if rrsig { own } else { set.ttl };
-            push_record(arena, set.rtype, ttl, &rdata[at..at + len]);
+        for &(at, len) in &set.data {
+            push_record(arena, set.rtype, set.ttl, &rdata[at..at + len]);
         }
         let len = u32::try_from(arena.len() - head - 9).map_err(|_| BuildError::RrsetTooLarge)?;
         arena[head + 5..head + 9].copy_from_slice(&len.to_be_bytes());

@@ -56,14 +56,28 @@ pub(super) fn ask_over(
     max: u16,
     transport: Transport,
 ) -> Message {
+    ask_with(z, qname, qtype, (max, transport), (0x0100, false))
+}
+
+/// The answer to `qname`/`qtype` within `max` bytes over `transport`, the
+/// query's flags word and DO bit as given, parsed back; its ID and
+/// question are checked.
+pub(super) fn ask_with(
+    z: &Zone,
+    qname: &str,
+    qtype: RecordType,
+    (max, transport): (u16, Transport),
+    (flags, dnssec_ok): (u16, bool),
+) -> Message {
     let question = Query::query(name(qname), qtype).to_bytes().unwrap();
     let key = Key::read(&question).unwrap();
     let asked = Asked {
         id: 7,
-        flags: 0x0100,
+        flags,
         question: &question,
         qname: &key,
         qtype,
+        dnssec_ok,
     };
     let (msg, _) = assemble(z, asked, None, max, transport);
     let m = Message::from_vec(&msg).unwrap();

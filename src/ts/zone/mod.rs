@@ -29,6 +29,10 @@
 //! - `write.rs`: the answer writer ([`Zone::write_answer`]): data, CNAME
 //!   chains, referrals, wildcards, negative answers;
 //! - `dname.rs`: DNAME redirection (RFC 6672) for the writer;
+//! - `proof.rs`: DNSSEC for DO=1 queries: RRSIGs beside RRsets, NSEC
+//!   proofs of negative and wildcard answers and of delegations;
+//! - `canon.rs`: canonical name order and the NSEC owners sorted in it;
+//! - `nsec3.rs`: the NSEC3 chain: hashing, owners sorted by hash;
 //! - `catalog.rs`: [`Catalog`].
 use std::sync::Arc;
 
@@ -39,10 +43,13 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use crate::dns::Rr;
 
 mod build;
+mod canon;
 mod catalog;
 mod dname;
 #[cfg(test)]
 mod fixtures;
+mod nsec3;
+mod proof;
 mod store;
 mod write;
 
@@ -50,6 +57,7 @@ pub use build::ZoneBuilder;
 pub use catalog::Catalog;
 pub use store::SET_DO_ONLY;
 use store::Store;
+pub use write::Question;
 
 /// One authoritative zone.
 #[derive(Debug, Clone)]
@@ -63,6 +71,12 @@ pub struct Zone {
     /// (TTL min(SOA TTL, MINIMUM), RFC 2308 §3).
     soa_record: Box<[u8]>,
     negative_soa_record: Box<[u8]>,
+    /// The RRSIGs of the SOA (records minus owner) at the negative answer's TTL.
+    negative_soa_sigs: Box<[u8]>,
+    /// The arena offsets of the names owning an NSEC, in canonical order.
+    nsec: Arc<[u32]>,
+    /// The NSEC3 chain, for a zone signed with hashed denial.
+    nsec3: Option<Arc<nsec3::Nsec3Chain>>,
     /// True when no file gave an SOA (PROJ tables): the serial is ours to manage.
     soa_synthesized: bool,
     /// Which file (index into the TS's zone list) and line gave the SOA.

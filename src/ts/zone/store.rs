@@ -15,8 +15,14 @@ use crate::ts::wire::push_name_ref;
 pub(super) const EMPTY: u32 = u32::MAX;
 /// Entry flag: the name exists only as the parent of others (RFC 8020).
 pub(super) const ENTRY_EMPTY: u8 = 1;
-/// RRset flag: served only to queries with the DO bit (reserved for signed zones).
+/// Entry flag: the name owns only NSEC3 records (and their RRSIGs): hashed
+/// names are no names of the zone (RFC 5155 §7.2.8), so lookups pass them by.
+pub(super) const ENTRY_NSEC3: u8 = 2;
+/// RRset flag: served only to queries with the DO bit: the RRSIGs of one
+/// covered type (RFC 4035 §3.1.1), written beside that RRset.
 pub const SET_DO_ONLY: u8 = 1;
+/// RRSIG's type code.
+pub(super) const RRSIG: u16 = 46;
 
 /// The compiled names and RRsets of one zone.
 ///
@@ -111,9 +117,30 @@ impl<'s> Entry<'s> {
         self.sets()
             .find(|s| s.rtype == rtype && s.flags & SET_DO_ONLY == 0)
     }
+
+    /// True for the owner of an NSEC3 record: no name of the zone.
+    pub(super) fn is_nsec3(&self) -> bool {
+        self.flags & ENTRY_NSEC3 != 0
+    }
+
+    /// The RRSIGs covering this name's RRset of `covered`.
+    pub(super) fn sigs(&self, covered: u16) -> Option<Set<'s>> {
+        self.sig_sets().find(|s| s.covered() == covered)
+    }
+
+    /// Every RRSIG set of this name, one per covered type.
+    pub(super) fn sig_sets(&self) -> impl Iterator<Item = Set<'s>> + 's {
+        self.sets()
+            .filter(|s| s.rtype == RRSIG && s.flags & SET_DO_ONLY != 0)
+    }
 }
 
 impl<'s> Set<'s> {
+    /// For an RRSIG set, the type its records cover (RFC 4034 §3.1.1).
+    pub(super) fn covered(&self) -> u16 {
+        be16(self.records, 10)
+    }
+
     /// Each record: type, class, TTL, RDLENGTH and RDATA.
     pub(super) fn records(&self) -> impl Iterator<Item = &'s [u8]> + 's {
         let b = self.records;

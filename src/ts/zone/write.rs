@@ -8,6 +8,7 @@
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
+use super::proof::{Denial, Wildcards, push_sigs};
 use super::store::{Entry, SET_DO_ONLY, push_set};
 use super::{Written, Zone};
 use crate::dns::HEADER_LEN;
@@ -21,18 +22,35 @@ const MAX_CNAME_CHAIN: usize = 16;
 /// What a name is in a zone.
 enum Found<'z> {
     Node(Entry<'z>),
+    /// No such name, but the wildcard at its closest encloser (RFC 4592).
+    Wild(Entry<'z>),
     /// Exists only as the parent of other names (or the apex with no records of its own).
     Empty,
     Missing,
 }
 
+/// How a question is asked: its name (lower-cased, as written at
+/// [`HEADER_LEN`]), its type, whether ANY gets every RRset (TCP) and
+/// whether DNSSEC records are wanted (DO=1).
+#[derive(Clone, Copy)]
+pub struct Question<'q> {
+    /// The question's name, lower-cased.
+    pub qname: &'q Key,
+    /// Its type.
+    pub qtype: RecordType,
+    /// ANY answered with every RRset (TCP), else with one (RFC 8482 §4.1).
+    pub all_of_any: bool,
+    /// DO=1: RRSIGs beside each RRset, and denial proofs (RFC 4035 §3.1).
+    pub dnssec_ok: bool,
+}
+
 impl Zone {
-    /// Writes the answer to a question for `qname` (which must be at or below
-    /// the origin) and `qtype` after the header and question already in `msg`,
-    /// whose name sits at [`HEADER_LEN`] as the client spelled it. Records
+    /// Writes the answer to a question `q` (whose name must be at or below
+    /// the origin) after the header and question already in `msg`, whose
+    /// name sits at [`HEADER_LEN`] as the client spelled it. Records
     /// owned by the question's name point to it, so the client's spelling
-    /// (and 0x20 case) is kept. `all_of_any`: answer ANY with every RRset (TCP);
-    /// otherwise with one (RFC 8482 §4.1).
+    /// (and 0x20 case) is kept. ANY gets every RRset when `q.all_of_any`
+    /// (TCP), otherwise one (RFC 8482 §4.1).
     ///
     /// A CNAME is followed (RFC 1034 §4.3.2 step 3a) while its target lies in
     /// the zone, and each name of the chain is looked up as the question's
@@ -51,14 +69,30 @@ impl Zone {
     /// A DNAME met again is not written twice, and ends the chain when its
     /// target lies below its owner. At the owner itself the DNAME is
     /// ordinary data. All as NSD 4.6 answers.
-    pub fn write_answer(
+    ///
+    /// With DO=1 in a signed zone, each RRset written in the answer and
+    /// authority sections is followed by its RRSIGs, and negative and
+    /// wildcard answers and referrals carry their proofs (`proof.rs`).
+    pub fn write_answer(&self, msg: &mut Vec<u8>, q: Question<'_>) -> Written {
+        let mut w = Written::new();
+        let mut wild = Wildcards::default();
+        self.write_chain(msg, q, &mut w, &mut wild);
+        if q.dnssec_ok && w.additional == 0 {
+            self.prove_wildcards(msg, q.qname, &wild, &mut w);
+        }
+        w
+    }
+
+    /// [`Zone::write_answer`]'s walk down the CNAME chain; the names answered
+    /// from a wildcard are noted in `wild` for their proofs.
+    fn write_chain(
         &self,
         msg: &mut Vec<u8>,
-        qname: &Key,
-        qtype: RecordType,
-        all_of_any: bool,
-    ) -> Written {
-        let mut w = Written::new();
+        q: Question<'_>,
+        w: &mut Written,
+        wild: &mut Wildcards,
+    ) {
+        let (qname, qtype, dnssec_ok) = (q.qname, q.qtype, q.dnssec_ok);
         let qt = u16::from(qtype);
         let mut owner_at = HEADER_LEN;
         let mut key = qname.clone();
@@ -74,54 +108,73 @@ impl Zone {
                     .iter()
                     .any(|&d| d != 0 && name_at(msg, d).eq_ignore_ascii_case(&key.bytes()[at..]));
                 dnames[step] = owner_at + at;
-                match Self::synthesize(msg, &key, owner_at, at, dname, again, &mut w) {
-                    Some(_) if qtype == RecordType::CNAME => return w,
+                let target = Self::synthesize(msg, &key, owner_at, at, dname, again, w);
+                if dnssec_ok && !again {
+                    w.answers += self.push_sigs_of(
+                        msg,
+                        owner_at + at,
+                        &key.bytes()[at..],
+                        RecordType::DNAME,
+                    );
+                }
+                match target {
+                    Some(_) if qtype == RecordType::CNAME => return,
                     Some(target_at) => {
                         let Some(target) = msg.get(target_at..).and_then(Key::read) else {
-                            return w;
+                            return;
                         };
                         if !target.is_under(&self.origin_key) {
-                            return w;
+                            return;
                         }
                         let seen = chain[..=step]
                             .iter()
                             .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
                         if seen {
-                            return w;
+                            return;
                         }
                         owner_at = target_at;
                         key = target;
                         continue;
                     }
-                    None => return w,
+                    None => return,
                 }
             }
-            if self.has_delegations && self.referral(msg, &key, owner_at, qt, &mut w) {
+            if self.has_delegations && self.referral(msg, qname, &key, owner_at, qt, dnssec_ok, w) {
                 // After a CNAME the answer section holds this zone's data: the
                 // answer stays authoritative, the referral rides along (as NSD).
                 w.authoritative |= w.answers > 0;
-                return w;
+                return;
             }
             let first = w.answers;
             let at_apex = key.bytes() == &*self.origin_key;
             if at_apex && (qtype == RecordType::SOA || qtype == RecordType::ANY) {
                 w.answers += self.push_soa(msg, owner_at);
-                if qtype == RecordType::SOA || !all_of_any {
-                    return w;
+                if dnssec_ok {
+                    w.answers += self.push_sigs_of(msg, owner_at, key.bytes(), RecordType::SOA);
+                }
+                if qtype == RecordType::SOA || !q.all_of_any {
+                    return;
                 }
             }
-            let node = match self.find(&key) {
-                Found::Node(n) => n,
+            let (node, wildcard) = match self.find(&key) {
+                Found::Node(n) => (n, false),
+                Found::Wild(n) => (n, true),
                 Found::Empty => {
                     if w.answers == first {
-                        self.push_negative(msg, qname, &mut w);
+                        self.push_negative(msg, qname, w);
+                        if dnssec_ok {
+                            self.deny(msg, qname, &key, Denial::Empty, w);
+                        }
                     }
-                    return w;
+                    return;
                 }
                 Found::Missing => {
                     w.rcode = ResponseCode::NXDomain;
-                    self.push_negative(msg, qname, &mut w);
-                    return w;
+                    self.push_negative(msg, qname, w);
+                    if dnssec_ok {
+                        self.deny(msg, qname, &key, Denial::Missing, w);
+                    }
+                    return;
                 }
             };
             let cname = match node.set(u16::from(RecordType::CNAME)) {
@@ -130,38 +183,63 @@ impl Zone {
                     let before = w.answers;
                     if qtype == RecordType::ANY {
                         for set in node.sets().filter(|s| s.flags & SET_DO_ONLY == 0) {
-                            if w.answers > before && !all_of_any {
+                            if w.answers > before && !q.all_of_any {
                                 break;
                             }
+                            w.answers += push_set(msg, owner_at, set, None);
+                            if dnssec_ok {
+                                w.answers += push_sigs(msg, owner_at, node, set.rtype);
+                            }
+                        }
+                    } else if qtype == RecordType::RRSIG {
+                        for set in node.sig_sets() {
                             w.answers += push_set(msg, owner_at, set, None);
                         }
                     } else if let Some(set) = node.set(qt) {
                         w.answers += push_set(msg, owner_at, set, None);
+                        if dnssec_ok {
+                            w.answers += push_sigs(msg, owner_at, node, qt);
+                        }
                     }
                     if w.answers == before {
-                        self.push_negative(msg, qname, &mut w);
+                        self.push_negative(msg, qname, w);
+                        if dnssec_ok {
+                            let denial = if wildcard {
+                                Denial::WildNoData(node)
+                            } else {
+                                Denial::NoData(node)
+                            };
+                            self.deny(msg, qname, &key, denial, w);
+                        }
+                    } else if wildcard {
+                        wild.note(owner_at);
                     }
-                    return w;
+                    return;
                 }
             };
             let mut target_at = [0usize; 1];
             w.answers += push_set(msg, owner_at, cname, Some(&mut target_at[..]));
+            if dnssec_ok {
+                w.answers += push_sigs(msg, owner_at, node, u16::from(RecordType::CNAME));
+            }
+            if wildcard {
+                wild.note(owner_at);
+            }
             let Some(target) = msg.get(target_at[0]..).and_then(Key::read) else {
-                return w;
+                return;
             };
             if !target.is_under(&self.origin_key) {
-                return w; // out of zone: the client's resolver follows it
+                return; // out of zone: the client's resolver follows it
             }
             let seen = chain[..=step]
                 .iter()
                 .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
             if seen {
-                return w; // a loop: every CNAME of it is written once
+                return; // a loop: every CNAME of it is written once
             }
             owner_at = target_at[0];
             key = target;
         }
-        w
     }
 
     /// The SOA as an answer owned by the name at `owner_at`.
@@ -171,20 +249,35 @@ impl Zone {
         1
     }
 
+    /// Where the origin ends the question's name in `msg`, when it can be
+    /// pointed to (not the root).
+    pub(super) fn origin_in_question(&self, qname: &Key) -> Option<usize> {
+        qname
+            .offset_of(&self.origin_key)
+            .filter(|_| self.origin_key.len() > 1)
+            .map(|at| HEADER_LEN + at)
+    }
+
     /// The SOA in the authority section of a negative answer, owned by the
     /// origin as it ends the question's name.
     fn push_negative(&self, msg: &mut Vec<u8>, qname: &Key, w: &mut Written) {
-        match qname.offset_of(&self.origin_key) {
-            Some(at) if self.origin_key.len() > 1 => push_name_ref(msg, HEADER_LEN + at),
-            _ => msg.extend_from_slice(&self.origin_key),
-        }
+        self.push_origin(msg, qname);
         msg.extend_from_slice(&self.negative_soa_record);
         w.authority += 1;
     }
 
+    /// The origin as an owner: a pointer to where it ends the question's
+    /// name, or the root's zero byte.
+    pub(super) fn push_origin(&self, msg: &mut Vec<u8>, qname: &Key) {
+        match self.origin_in_question(qname) {
+            Some(at) => push_name_ref(msg, at),
+            None => msg.extend_from_slice(&self.origin_key),
+        }
+    }
+
     /// The entry of `key`: its own, a wildcard's, or none (empty non-terminal or missing).
     fn find(&self, key: &Key) -> Found<'_> {
-        if let Some(e) = self.store.get(key.bytes()) {
+        if let Some(e) = self.store.get(key.bytes()).filter(|e| !e.is_nsec3()) {
             return if e.is_empty() {
                 Found::Empty
             } else {
@@ -192,29 +285,42 @@ impl Zone {
             };
         }
         if self.has_wildcards {
-            // The closest encloser (RFC 4592 §3.3.1), then its wildcard.
-            for skip in 1..=key.labels() {
-                let (_, up) = key.suffix(skip);
-                if self.store.get(up).is_some() || up.len() <= self.origin_key.len() {
-                    return match Key::wildcard_of(up).and_then(|w| self.store.get(w.bytes())) {
-                        Some(e) if !e.is_empty() => Found::Node(e),
-                        _ => Found::Missing,
-                    };
-                }
-            }
+            let (_, up) = key.suffix(self.closest_encloser(key));
+            return match Key::wildcard_of(up).and_then(|w| self.store.get(w.bytes())) {
+                Some(e) if !e.is_empty() => Found::Wild(e),
+                _ => Found::Missing,
+            };
         }
         Found::Missing
     }
 
+    /// How many labels of `key` (a name absent from the zone) lie below its
+    /// closest encloser (RFC 4592 §3.3.1): the nearest ancestor that exists,
+    /// empty non-terminals included, the origin at the latest.
+    pub(super) fn closest_encloser(&self, key: &Key) -> usize {
+        for skip in 1..=key.labels() {
+            let (_, up) = key.suffix(skip);
+            let exists = self.store.get(up).is_some_and(|e| !e.is_nsec3());
+            if exists || up.len() <= self.origin_key.len() {
+                return skip;
+            }
+        }
+        key.labels()
+    }
+
     /// A referral when `name` (the question's or a CNAME target's, written
     /// at `written_at` in `msg`) is at or below a delegation point (not for DS
-    /// at the cut): the NS set in authority, glue from the zone in additional.
+    /// at the cut): the NS set in authority, glue from the zone in additional;
+    /// with DO=1, the DS set and its RRSIGs, or the proof there is none.
+    #[allow(clippy::too_many_arguments)]
     fn referral(
         &self,
         msg: &mut Vec<u8>,
+        qname: &Key,
         name: &Key,
         written_at: usize,
         qt: u16,
+        dnssec_ok: bool,
         w: &mut Written,
     ) -> bool {
         let apex_labels = self.origin.num_labels() as usize;
@@ -222,11 +328,11 @@ impl Zone {
         // Walk from just below the apex down to the name itself.
         for n in (apex_labels + 1)..=labels {
             let (at, cut) = name.suffix(labels - n);
-            let Some(ns) = self
+            let Some((entry, ns)) = self
                 .store
                 .get(cut)
                 .filter(|e| !e.is_empty())
-                .and_then(|e| e.set(u16::from(RecordType::NS)))
+                .and_then(|e| Some((e, e.set(u16::from(RecordType::NS))?)))
             else {
                 continue;
             };
@@ -236,6 +342,9 @@ impl Zone {
             w.authoritative = false;
             let mut targets = [0usize; 32];
             w.authority += push_set(msg, written_at + at, ns, Some(&mut targets[..]));
+            if dnssec_ok && let Some(cut_key) = Key::read(cut) {
+                self.prove_delegation(msg, qname, (entry, &cut_key), written_at + at, w);
+            }
             let written = usize::from(ns.count).min(targets.len());
             for &t in &targets[..written] {
                 let Some(glue) = msg

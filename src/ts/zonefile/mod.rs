@@ -78,25 +78,6 @@ pub fn check_file(file: &Path, origin: &Name, ttl: u32) -> Result<(), ZoneError>
     table::visit_table_file(file, &origin, ttl, |_| Ok(()))
 }
 
-/// The warning for a master file holding DNSSEC records (DNSKEY, RRSIG,
-/// NSEC, NSEC3, NSEC3PARAM), at the first of them: they load and are served
-/// as data, but answers to DO=1 queries carry no signatures or denial
-/// proofs yet, which a validator below a DS finds bogus. None for a file
-/// without them.
-pub fn signed_zone_warning(file: &Path, records: &[SourceRecord]) -> Option<String> {
-    const DNSSEC: [u16; 5] = [46, 47, 48, 50, 51];
-    let first = records
-        .iter()
-        .find(|r| DNSSEC.contains(&u16::from(r.data.record_type())))?;
-    Some(format!(
-        "{}:{}: warning: signed zone: DNSSEC records are served as data only; \
-         DO=1 answers carry no signatures yet (validating resolvers will find the zone \
-         bogus if its parent holds a DS)",
-        file.display(),
-        first.line
-    ))
-}
-
 /// True for an RFC 1035 master file (`.zone`), false for a PROJ table.
 pub fn is_master_file(file: &Path) -> bool {
     file.extension()

@@ -1,0 +1,154 @@
+//! The NSEC3 chain of a zone signed with hashed denial (RFC 5155): its
+//! parameters from the apex's NSEC3PARAM, and the NSEC3 owners sorted by
+//! hash, so the NSEC3 that matches a name's hash or covers it (the one
+//! before it, wrapping around to the last) is found by a binary search.
+use std::sync::Arc;
+
+use data_encoding::BASE32HEX_NOPAD;
+use ring::digest::{SHA1_FOR_LEGACY_USE_ONLY, digest};
+
+use super::store::{Entry, Store};
+
+/// NSEC3PARAM's type code.
+const NSEC3PARAM: u16 = 51;
+/// SHA-1's length: the only NSEC3 hash algorithm (RFC 5155 §11).
+pub(super) const HASH_LEN: usize = 20;
+/// Iterations answered with at most (RFC 9276 §3.2 lets a server treat a
+/// zone with more as insecure; a validator gives up at 150 or sooner).
+const ITERATIONS_MAX: u16 = 500;
+
+/// An NSEC3 chain: hash parameters and owners in hash order.
+#[derive(Debug)]
+pub(super) struct Nsec3Chain {
+    iterations: u16,
+    salt: Box<[u8]>,
+    /// Each NSEC3 owner's hash and its entry's arena offset, by hash.
+    owners: Box<[([u8; HASH_LEN], u32)]>,
+}
+
+/// What NSEC3 says of a name's hash.
+pub(super) enum Hashed<'s> {
+    /// The NSEC3 of this very hash: the name exists.
+    Matches(Entry<'s>),
+    /// The NSEC3 whose span holds the hash: no name has it.
+    Covered(Entry<'s>),
+}
+
+impl Nsec3Chain {
+    /// The chain of `store` with the parameters of the apex `apex`'s
+    /// NSEC3PARAM (SHA-1, at most [`ITERATIONS_MAX`] iterations); `None`
+    /// without one, or without NSEC3 records.
+    pub(super) fn of(store: &Store, apex: &[u8]) -> Option<Arc<Nsec3Chain>> {
+        let param = store.get(apex)?.set(NSEC3PARAM)?.records().next()?;
+        let rdata = param.get(10..)?;
+        let (alg, iterations) = (
+            *rdata.first()?,
+            u16::from_be_bytes([*rdata.get(2)?, *rdata.get(3)?]),
+        );
+        let salt_len = usize::from(*rdata.get(4)?);
+        let salt = rdata.get(5..5 + salt_len)?;
+        if alg != 1 || iterations > ITERATIONS_MAX {
+            return None;
+        }
+        let mut owners = Vec::new();
+        let mut off = 0;
+        while let Some((e, next)) = Entry::at(&store.arena, off) {
+            if e.is_nsec3()
+                && let Some(hash) = owner_hash(e.owner)
+                && let Ok(at) = u32::try_from(off)
+            {
+                owners.push((hash, at));
+            }
+            off = next;
+        }
+        if owners.is_empty() {
+            return None;
+        }
+        owners.sort_unstable();
+        Some(Arc::new(Nsec3Chain {
+            iterations,
+            salt: salt.into(),
+            owners: owners.into(),
+        }))
+    }
+
+    /// The hash of `name` (a lower-cased wire name), RFC 5155 §5.
+    pub(super) fn hash(&self, name: &[u8]) -> [u8; HASH_LEN] {
+        let mut buf = Vec::with_capacity(name.len().max(HASH_LEN) + self.salt.len());
+        buf.extend_from_slice(name);
+        buf.extend_from_slice(&self.salt);
+        let mut out = [0u8; HASH_LEN];
+        for round in 0..=self.iterations {
+            if round > 0 {
+                buf.clear();
+                buf.extend_from_slice(&out);
+                buf.extend_from_slice(&self.salt);
+            }
+            out.copy_from_slice(digest(&SHA1_FOR_LEGACY_USE_ONLY, &buf).as_ref());
+        }
+        out
+    }
+
+    /// The NSEC3 that matches or covers the hash of `name` (lower-cased).
+    pub(super) fn find<'s>(&self, store: &'s Store, name: &[u8]) -> Option<Hashed<'s>> {
+        let hash = self.hash(name);
+        let after = self.owners.partition_point(|(h, _)| *h <= hash);
+        let i = after
+            .checked_sub(1)
+            .or_else(|| self.owners.len().checked_sub(1))?;
+        let (h, at) = self.owners.get(i)?;
+        let (e, _) = Entry::at(&store.arena, *at as usize)?;
+        Some(if *h == hash {
+            Hashed::Matches(e)
+        } else {
+            Hashed::Covered(e)
+        })
+    }
+}
+
+/// The hash an NSEC3 owner's first label spells in base32hex.
+fn owner_hash(owner: &[u8]) -> Option<[u8; HASH_LEN]> {
+    let len = usize::from(*owner.first()?);
+    let label = owner.get(1..1 + len)?.to_ascii_uppercase();
+    let bytes = BASE32HEX_NOPAD.decode(&label).ok()?;
+    bytes.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_as_rfc_5155_appendix_a_lists_them() {
+        // RFC 5155 Appendix A: salt aabbccdd, 12 iterations.
+        let chain = Nsec3Chain {
+            iterations: 12,
+            salt: vec![0xaa, 0xbb, 0xcc, 0xdd].into(),
+            owners: Box::default(),
+        };
+        let wire = |s: &str| {
+            let mut out = Vec::new();
+            for l in s.split('.').filter(|l| !l.is_empty()) {
+                out.push(l.len() as u8);
+                out.extend_from_slice(l.as_bytes());
+            }
+            out.push(0);
+            out
+        };
+        for (name, hash) in [
+            ("example", "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom"),
+            ("a.example", "35mthgpgcu1qg68fab165klnsnk3dpvl"),
+            ("ns1.example", "2t7b4g4vsa5smi47k61mv5bv1a22bojr"),
+            ("*.w.example", "r53bq7cc2uvmubfu5ocmm6pers9tk9en"),
+        ] {
+            let got = BASE32HEX_NOPAD
+                .encode(&chain.hash(&wire(name)))
+                .to_ascii_lowercase();
+            assert_eq!(got, hash, "{name}");
+            assert_eq!(
+                owner_hash(&wire(&format!("{hash}.example"))),
+                Some(chain.hash(&wire(name)))
+            );
+        }
+    }
+}

@@ -1,0 +1,639 @@
+//! DNSSEC in answers (RFC 4035 §3.1): the RRSIGs written beside each RRset
+//! for a DO=1 query, and the NSEC records that prove a negative answer, a
+//! wildcard expansion or a delegation without a DS. What a signed zone
+//! holds is served as it was signed: nothing is signed here.
+//!
+//! The proofs, per RFC 4035 §3.1.3: NODATA gets the NSEC of the name
+//! itself (at an empty non-terminal, the NSEC that covers it); NXDOMAIN the
+//! NSEC covering the name and the one covering the wildcard at its closest
+//! encloser; an answer from a wildcard the NSEC covering the name asked;
+//! a wildcard NODATA both of those; a referral the DS set and its RRSIGs,
+//! or the NSEC at the cut showing there is no DS (§3.1.4). Each proof comes
+//! with its RRSIGs, and the SOA of a negative answer with its own, at the
+//! SOA's lowered TTL. A record needed twice is written once.
+use super::canon;
+use super::nsec3::Hashed;
+use super::store::{Entry, push_set};
+use super::{Written, Zone};
+use crate::ts::wire::{Key, push_name_ref};
+
+/// NSEC's type code.
+const NSEC: u16 = 47;
+/// NSEC3's type code.
+const NSEC3: u16 = 50;
+/// DS's type code.
+const DS: u16 = 43;
+/// Names of one CNAME chain answered from a wildcard, at the most.
+const WILDCARDS_MAX: usize = 4;
+
+/// Why a name has no answer of the type asked.
+#[derive(Clone, Copy)]
+pub(super) enum Denial<'z> {
+    /// The name does not exist (NXDOMAIN).
+    Missing,
+    /// The name is an empty non-terminal (NODATA).
+    Empty,
+    /// The name exists without the type (NODATA).
+    NoData(Entry<'z>),
+    /// The name matched this wildcard, which lacks the type (NODATA).
+    WildNoData(Entry<'z>),
+}
+
+/// Where in the message the names answered from a wildcard are written.
+#[derive(Default)]
+pub(super) struct Wildcards {
+    at: [usize; WILDCARDS_MAX],
+    n: usize,
+}
+
+impl Wildcards {
+    /// Notes the name at `at` as answered from a wildcard.
+    pub(super) fn note(&mut self, at: usize) {
+        if let Some(slot) = self.at.get_mut(self.n) {
+            *slot = at;
+            self.n += 1;
+        }
+    }
+}
+
+/// The proofs already written, by owner (each name's arena bytes).
+#[derive(Default)]
+struct Written1 {
+    owners: [usize; 4],
+    n: usize,
+}
+
+impl Written1 {
+    /// True the first time `e` is offered.
+    fn first(&mut self, e: &Entry<'_>) -> bool {
+        let id = e.owner.as_ptr() as usize;
+        if self.owners[..self.n].contains(&id) {
+            return false;
+        }
+        if let Some(slot) = self.owners.get_mut(self.n) {
+            *slot = id;
+            self.n += 1;
+        }
+        true
+    }
+}
+
+/// Writes the RRSIGs of `e` covering `covered`, owned by the name at
+/// `owner_at`; how many.
+pub(super) fn push_sigs(msg: &mut Vec<u8>, owner_at: usize, e: Entry<'_>, covered: u16) -> u16 {
+    e.sigs(covered)
+        .map_or(0, |set| push_set(msg, owner_at, set, None))
+}
+
+impl Zone {
+    /// [`push_sigs`] for the name `owner` (lower-cased), looked up.
+    pub(super) fn push_sigs_of(
+        &self,
+        msg: &mut Vec<u8>,
+        owner_at: usize,
+        owner: &[u8],
+        rtype: hickory_proto::rr::RecordType,
+    ) -> u16 {
+        self.store
+            .get(owner)
+            .map_or(0, |e| push_sigs(msg, owner_at, e, u16::from(rtype)))
+    }
+
+    /// The proof of a negative answer for `key` (the question's name or
+    /// the CNAME target it ended at), after its SOA: the SOA's RRSIGs and
+    /// the NSEC or NSEC3 records of `denial`.
+    pub(super) fn deny(
+        &self,
+        msg: &mut Vec<u8>,
+        qname: &Key,
+        key: &Key,
+        denial: Denial<'_>,
+        w: &mut Written,
+    ) {
+        w.authority += self.push_negative_sigs(msg, qname);
+        let mut p = Prover::new(self, msg, qname, w);
+        if !self.nsec.is_empty() {
+            match denial {
+                Denial::NoData(e) => p.push(e, NSEC),
+                Denial::Empty => p.cover(key.bytes()),
+                Denial::Missing => {
+                    p.cover(key.bytes());
+                    let (_, encloser) = key.suffix(self.closest_encloser(key));
+                    if let Some(wildcard) = Key::wildcard_of(encloser) {
+                        p.cover(wildcard.bytes());
+                    }
+                }
+                Denial::WildNoData(e) => {
+                    p.cover(key.bytes());
+                    p.push(e, NSEC);
+                }
+            }
+        } else if self.nsec3.is_some() {
+            match denial {
+                // RFC 5155 §7.2.3, §7.2.4: the name's own NSEC3, or (an
+                // opt-out span's DS) the closest provable encloser proof.
+                Denial::NoData(_) | Denial::Empty => p.matching_or_encloser(key),
+                // §7.2.2: the closest encloser proof and the wildcard's cover.
+                Denial::Missing => {
+                    let skip = p.encloser_proof(key, self.closest_encloser(key));
+                    if let Some(wildcard) = Key::wildcard_of(key.suffix(skip).1) {
+                        p.hashed(wildcard.bytes());
+                    }
+                }
+                // §7.2.5: the closest encloser proof and the wildcard's match.
+                Denial::WildNoData(_) => {
+                    let skip = p.encloser_proof(key, self.closest_encloser(key));
+                    if let Some(wildcard) = Key::wildcard_of(key.suffix(skip).1) {
+                        p.hashed(wildcard.bytes());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The proofs that the names noted in `wild` do not exist themselves
+    /// (RFC 4035 §3.1.3.3, RFC 5155 §7.2.6): the NSEC covering each, or the
+    /// NSEC3 covering its next closer name.
+    pub(super) fn prove_wildcards(
+        &self,
+        msg: &mut Vec<u8>,
+        qname: &Key,
+        wild: &Wildcards,
+        w: &mut Written,
+    ) {
+        let mut p = Prover::new(self, msg, qname, w);
+        for &at in &wild.at[..wild.n] {
+            let Some(key) = p.msg.get(at..).and_then(Key::read) else {
+                continue;
+            };
+            if !self.nsec.is_empty() {
+                p.cover(key.bytes());
+            } else {
+                let skip = self.closest_encloser(&key);
+                p.hashed(key.suffix(skip - 1).1);
+            }
+        }
+    }
+
+    /// At a delegation to `cut` (its NS set just written, owned by the name
+    /// at `cut_at`): the DS set and its RRSIGs, or the proof there is none
+    /// (RFC 4035 §3.1.4: the cut's NSEC; RFC 5155 §7.2.7: its NSEC3, or in
+    /// an opt-out span the closest provable encloser proof).
+    pub(super) fn prove_delegation(
+        &self,
+        msg: &mut Vec<u8>,
+        qname: &Key,
+        (cut, cut_key): (Entry<'_>, &Key),
+        cut_at: usize,
+        w: &mut Written,
+    ) {
+        let mut p = Prover::new(self, msg, qname, w);
+        if let Some(ds) = cut.set(DS) {
+            p.w.authority += push_set(p.msg, cut_at, ds, None);
+            p.w.authority += push_sigs(p.msg, cut_at, cut, DS);
+        } else if cut.set(NSEC).is_some() {
+            p.push(cut, NSEC);
+        } else if self.nsec3.is_some() {
+            p.matching_or_encloser(cut_key);
+        }
+    }
+
+    /// The SOA's RRSIGs at its negative TTL, owned by the origin.
+    fn push_negative_sigs(&self, msg: &mut Vec<u8>, qname: &Key) -> u16 {
+        let mut n = 0;
+        let b = &self.negative_soa_sigs;
+        let mut pos = 0;
+        while let Some(r) = b.get(pos..pos + 10 + usize::from(super::store::be16(b, pos + 8))) {
+            self.push_origin(msg, qname);
+            msg.extend_from_slice(r);
+            pos += r.len();
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Writes proofs into the authority section of one answer, each record
+/// (with its RRSIGs) once.
+struct Prover<'a, 'z> {
+    zone: &'z Zone,
+    msg: &'a mut Vec<u8>,
+    qname: &'a Key,
+    w: &'a mut Written,
+    done: Written1,
+}
+
+impl<'a, 'z> Prover<'a, 'z> {
+    fn new(zone: &'z Zone, msg: &'a mut Vec<u8>, qname: &'a Key, w: &'a mut Written) -> Self {
+        Prover {
+            zone,
+            msg,
+            qname,
+            w,
+            done: Written1::default(),
+        }
+    }
+
+    /// The NSEC that matches or covers `name` (lower-cased wire form).
+    fn cover(&mut self, name: &[u8]) {
+        if let Some(e) = canon::at_or_before(&self.zone.store, &self.zone.nsec, name) {
+            self.push(e, NSEC);
+        }
+    }
+
+    /// The NSEC3 that matches or covers the hash of `name`; whether it matched.
+    fn hashed(&mut self, name: &[u8]) -> bool {
+        let Some(chain) = &self.zone.nsec3 else {
+            return false;
+        };
+        match chain.find(&self.zone.store, name) {
+            Some(Hashed::Matches(e)) => {
+                self.push(e, NSEC3);
+                true
+            }
+            Some(Hashed::Covered(e)) => {
+                self.push(e, NSEC3);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The NSEC3 matching `name`, when there is one (nothing written otherwise).
+    fn matching(&mut self, name: &[u8]) -> bool {
+        let Some(chain) = &self.zone.nsec3 else {
+            return false;
+        };
+        match chain.find(&self.zone.store, name) {
+            Some(Hashed::Matches(e)) => {
+                self.push(e, NSEC3);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The NSEC3 matching `key`, or else the closest provable encloser proof.
+    fn matching_or_encloser(&mut self, key: &Key) {
+        if !self.matching(key.bytes()) {
+            self.encloser_proof(key, 1);
+        }
+    }
+
+    /// The closest (provable) encloser proof of `key` (RFC 5155 §7.2.1):
+    /// the NSEC3 matching the nearest ancestor at least `skip` labels up
+    /// that has one, and the NSEC3 covering the name one label below it
+    /// (the next closer name). How many labels up that encloser is.
+    fn encloser_proof(&mut self, key: &Key, skip: usize) -> usize {
+        let labels = key.labels();
+        let found = (skip.max(1)..=labels).find(|&s| self.matching(key.suffix(s).1));
+        let at = found.unwrap_or(labels);
+        self.hashed(key.suffix(at - 1).1);
+        at
+    }
+
+    /// The `rtype` (NSEC or NSEC3) set of `e` and its RRSIGs, unless
+    /// written already.
+    fn push(&mut self, e: Entry<'_>, rtype: u16) {
+        let Some(set) = e.set(rtype) else {
+            return;
+        };
+        if !self.done.first(&e) {
+            return;
+        }
+        let owner_at = self.push_owner(e.owner);
+        let mut first = true;
+        for r in set.records() {
+            if !first {
+                push_name_ref(self.msg, owner_at);
+            }
+            first = false;
+            self.msg.extend_from_slice(r);
+            self.w.authority += 1;
+        }
+        self.w.authority += push_sigs(self.msg, owner_at, e, rtype);
+    }
+
+    /// Writes `owner` (a name of this zone, as stored) with its origin
+    /// pointing to where the origin ends the question's name; where it starts.
+    fn push_owner(&mut self, owner: &[u8]) -> usize {
+        let at = self.msg.len();
+        let origin = &self.zone.origin_key;
+        let prefix = owner.len().saturating_sub(origin.len());
+        let ends_in_origin = owner
+            .get(prefix..)
+            .is_some_and(|o| o.eq_ignore_ascii_case(origin));
+        match self.zone.origin_in_question(self.qname) {
+            Some(origin_at) if ends_in_origin => {
+                self.msg.extend_from_slice(&owner[..prefix]);
+                push_name_ref(self.msg, origin_at);
+            }
+            _ => self.msg.extend_from_slice(owner),
+        }
+        at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use hickory_proto::op::{Message, ResponseCode};
+    use hickory_proto::rr::{Name, Record, RecordType};
+
+    use super::super::Zone;
+    use super::super::fixtures::ask_with;
+    use crate::dns::Transport;
+    use crate::ts::zonefile::parse_zone_file;
+
+    /// A zone signed with NSEC (signatures of three zero bytes: their
+    /// placement is under test, not their value). Canonical order:
+    /// example, a, ns1, sub (signed delegation), unsigned (no DS), *.w,
+    /// x.y (y an empty non-terminal); the chain wraps back to the apex.
+    const SIGNED: &str = "$ORIGIN example.
+$TTL 3600
+@ SOA ns1 hostmaster 1 7200 3600 1209600 300
+@ NS ns1
+@ DNSKEY 257 3 13 AAAA
+@ RRSIG SOA 13 1 3600 20301231000000 20200101000000 1 example. AAAA
+@ RRSIG NS 13 1 3600 20301231000000 20200101000000 1 example. AAAA
+@ RRSIG DNSKEY 13 1 3600 20301231000000 20200101000000 1 example. AAAA
+@ 300 NSEC a.example. NS SOA RRSIG NSEC DNSKEY
+@ RRSIG NSEC 13 1 300 20301231000000 20200101000000 1 example. AAAA
+a A 192.0.2.1
+a RRSIG A 13 2 3600 20301231000000 20200101000000 1 example. AAAA
+a 300 NSEC ns1.example. A RRSIG NSEC
+a RRSIG NSEC 13 2 300 20301231000000 20200101000000 1 example. AAAA
+ns1 A 192.0.2.53
+ns1 RRSIG A 13 2 3600 20301231000000 20200101000000 1 example. AAAA
+ns1 300 NSEC sub.example. A RRSIG NSEC
+ns1 RRSIG NSEC 13 2 300 20301231000000 20200101000000 1 example. AAAA
+sub NS ns.sub
+sub DS 12345 13 2 AAAA
+sub RRSIG DS 13 2 3600 20301231000000 20200101000000 1 example. AAAA
+sub 300 NSEC unsigned.example. NS DS RRSIG NSEC
+sub RRSIG NSEC 13 2 300 20301231000000 20200101000000 1 example. AAAA
+ns.sub A 192.0.2.54
+unsigned NS ns.sub
+unsigned 300 NSEC *.w.example. NS RRSIG NSEC
+unsigned RRSIG NSEC 13 2 300 20301231000000 20200101000000 1 example. AAAA
+*.w A 192.0.2.9
+*.w RRSIG A 13 2 3600 20301231000000 20200101000000 1 example. AAAA
+*.w 300 NSEC x.y.example. A RRSIG NSEC
+*.w RRSIG NSEC 13 2 300 20301231000000 20200101000000 1 example. AAAA
+x.y A 192.0.2.10
+x.y RRSIG A 13 3 3600 20301231000000 20200101000000 1 example. AAAA
+x.y 300 NSEC example. A RRSIG NSEC
+x.y RRSIG NSEC 13 3 300 20301231000000 20200101000000 1 example. AAAA
+";
+
+    fn signed() -> Zone {
+        let file = Path::new("signed.zone");
+        let (origin, records) = parse_zone_file(SIGNED, file, None).unwrap();
+        Zone::build(
+            origin,
+            vec![(0, records)],
+            &[PathBuf::from(file)],
+            |_, _| unreachable!("the file has an SOA"),
+        )
+        .unwrap()
+    }
+
+    /// The answer to a DO=1 (or DO=0) query over TCP.
+    fn ask(z: &Zone, qname: &str, qtype: RecordType, dnssec_ok: bool) -> Message {
+        ask_with(
+            z,
+            qname,
+            qtype,
+            (u16::MAX, Transport::Tcp),
+            (0x0100, dnssec_ok),
+        )
+    }
+
+    /// Each record of a section as `owner type` (RRSIGs as `owner RRSIG(covered)`) and its TTL.
+    fn shape(records: &[Record]) -> Vec<(String, String, u32)> {
+        records
+            .iter()
+            .map(|r| {
+                let t = match r.record_type() {
+                    RecordType::RRSIG => {
+                        let covered = match &r.data {
+                            hickory_proto::rr::RData::Unknown { rdata, .. } => rdata
+                                .anything
+                                .get(..2)
+                                .map_or(0, |c| u16::from_be_bytes([c[0], c[1]])),
+                            _ => 0,
+                        };
+                        format!("RRSIG({})", RecordType::from(covered))
+                    }
+                    t => t.to_string(),
+                };
+                (r.name.to_ascii().to_lowercase(), t, r.ttl)
+            })
+            .collect()
+    }
+
+    fn rows(list: &[(&str, &str, u32)]) -> Vec<(String, String, u32)> {
+        list.iter()
+            .map(|(n, t, ttl)| (n.to_string(), t.to_string(), *ttl))
+            .collect()
+    }
+
+    #[test]
+    fn a_positive_answer_carries_its_rrsigs_only_with_do() {
+        let z = signed();
+        let with = ask(&z, "A.example.", RecordType::A, true);
+        assert_eq!(
+            shape(&with.answers),
+            rows(&[("a.example.", "A", 3600), ("a.example.", "RRSIG(A)", 3600)])
+        );
+        assert!(with.authorities.is_empty());
+        let without = ask(&z, "a.example.", RecordType::A, false);
+        assert_eq!(shape(&without.answers), rows(&[("a.example.", "A", 3600)]));
+        let soa = ask(&z, "example.", RecordType::SOA, true);
+        assert_eq!(
+            shape(&soa.answers),
+            rows(&[("example.", "SOA", 3600), ("example.", "RRSIG(SOA)", 3600)])
+        );
+    }
+
+    #[test]
+    fn nodata_gets_the_names_nsec_and_the_soa_signed_at_its_negative_ttl() {
+        let z = signed();
+        let m = ask(&z, "a.example.", RecordType::AAAA, true);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert!(m.answers.is_empty());
+        assert_eq!(
+            shape(&m.authorities),
+            rows(&[
+                ("example.", "SOA", 300),
+                ("example.", "RRSIG(SOA)", 300),
+                ("a.example.", "NSEC", 300),
+                ("a.example.", "RRSIG(NSEC)", 300),
+            ])
+        );
+        let plain = ask(&z, "a.example.", RecordType::AAAA, false);
+        assert_eq!(shape(&plain.authorities), rows(&[("example.", "SOA", 300)]));
+    }
+
+    #[test]
+    fn nxdomain_gets_the_nsec_covering_the_name_and_the_one_covering_the_wildcard() {
+        let z = signed();
+        let m = ask(&z, "b.example.", RecordType::A, true);
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(
+            shape(&m.authorities),
+            rows(&[
+                ("example.", "SOA", 300),
+                ("example.", "RRSIG(SOA)", 300),
+                ("a.example.", "NSEC", 300),
+                ("a.example.", "RRSIG(NSEC)", 300),
+                ("example.", "NSEC", 300),
+                ("example.", "RRSIG(NSEC)", 300),
+            ])
+        );
+        // Below an existing name: the covering NSEC proves both (written once).
+        let m = ask(&z, "q.ns1.example.", RecordType::A, true);
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        let nsecs: Vec<_> = shape(&m.authorities)
+            .into_iter()
+            .filter(|r| r.1 == "NSEC")
+            .collect();
+        assert_eq!(nsecs, rows(&[("ns1.example.", "NSEC", 300)]));
+    }
+
+    #[test]
+    fn an_empty_non_terminal_gets_the_covering_nsec() {
+        let z = signed();
+        let m = ask(&z, "y.example.", RecordType::A, true);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        let nsecs: Vec<_> = shape(&m.authorities)
+            .into_iter()
+            .filter(|r| r.1 == "NSEC")
+            .collect();
+        assert_eq!(nsecs, rows(&[("*.w.example.", "NSEC", 300)]));
+    }
+
+    #[test]
+    fn a_wildcard_answer_and_a_wildcard_nodata_prove_the_name_absent() {
+        let z = signed();
+        let m = ask(&z, "z.w.example.", RecordType::A, true);
+        assert_eq!(
+            shape(&m.answers),
+            rows(&[
+                ("z.w.example.", "A", 3600),
+                ("z.w.example.", "RRSIG(A)", 3600)
+            ])
+        );
+        assert_eq!(
+            shape(&m.authorities),
+            rows(&[
+                ("*.w.example.", "NSEC", 300),
+                ("*.w.example.", "RRSIG(NSEC)", 300)
+            ])
+        );
+        let m = ask(&z, "z.w.example.", RecordType::AAAA, true);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(
+            shape(&m.authorities),
+            rows(&[
+                ("example.", "SOA", 300),
+                ("example.", "RRSIG(SOA)", 300),
+                ("*.w.example.", "NSEC", 300),
+                ("*.w.example.", "RRSIG(NSEC)", 300),
+            ])
+        );
+    }
+
+    #[test]
+    fn a_referral_carries_the_ds_or_the_nsec_proving_there_is_none() {
+        let z = signed();
+        let m = ask(&z, "www.sub.example.", RecordType::A, true);
+        assert!(!m.metadata.authoritative);
+        assert_eq!(
+            shape(&m.authorities),
+            rows(&[
+                ("sub.example.", "NS", 3600),
+                ("sub.example.", "DS", 3600),
+                ("sub.example.", "RRSIG(DS)", 3600),
+            ])
+        );
+        assert_eq!(
+            shape(&m.additionals),
+            rows(&[("ns.sub.example.", "A", 3600)])
+        );
+        let m = ask(&z, "www.unsigned.example.", RecordType::A, true);
+        assert_eq!(
+            shape(&m.authorities),
+            rows(&[
+                ("unsigned.example.", "NS", 3600),
+                ("unsigned.example.", "NSEC", 300),
+                ("unsigned.example.", "RRSIG(NSEC)", 300),
+            ])
+        );
+        let plain = ask(&z, "www.sub.example.", RecordType::A, false);
+        assert_eq!(
+            shape(&plain.authorities),
+            rows(&[("sub.example.", "NS", 3600)])
+        );
+    }
+
+    #[test]
+    fn a_ds_question_at_a_cut_is_answered_from_the_parent() {
+        let z = signed();
+        let m = ask(&z, "sub.example.", RecordType::DS, true);
+        assert!(m.metadata.authoritative);
+        assert_eq!(
+            shape(&m.answers),
+            rows(&[
+                ("sub.example.", "DS", 3600),
+                ("sub.example.", "RRSIG(DS)", 3600)
+            ])
+        );
+        let m = ask(&z, "unsigned.example.", RecordType::DS, true);
+        assert!(m.metadata.authoritative && m.answers.is_empty());
+        let nsecs: Vec<_> = shape(&m.authorities)
+            .into_iter()
+            .filter(|r| r.1 == "NSEC")
+            .collect();
+        assert_eq!(nsecs, rows(&[("unsigned.example.", "NSEC", 300)]));
+    }
+
+    #[test]
+    fn ad_and_cd_are_cleared_and_rd_kept() {
+        let z = signed();
+        let m = ask_with(
+            &z,
+            "a.example.",
+            RecordType::A,
+            (u16::MAX, Transport::Tcp),
+            (0x0130, true),
+        );
+        assert!(m.metadata.recursion_desired);
+        assert!(!m.metadata.checking_disabled && !m.metadata.authentic_data);
+    }
+
+    #[test]
+    fn the_owner_of_an_nsec3_record_is_no_name_of_the_zone() {
+        let text = format!(
+            "{SIGNED}0p9mhaveqvm6t7vbl5lop2u3t2rp3tom NSEC3 1 0 0 - 0P9MHAVEQVM6T7VBL5LOP2U3T2RP3TOM A\n"
+        );
+        let file = Path::new("n3.zone");
+        let (origin, records) = parse_zone_file(&text, file, None).unwrap();
+        let z = Zone::build(
+            origin,
+            vec![(0, records)],
+            &[PathBuf::from(file)],
+            |_, _| unreachable!(),
+        )
+        .unwrap();
+        let m = ask(
+            &z,
+            "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom.example.",
+            RecordType::NSEC3,
+            false,
+        );
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        let _ = Name::root();
+    }
+}
