@@ -7,7 +7,7 @@ use hickory_proto::rr::rdata::SOA;
 use super::settings::TsSettings;
 use super::source::ZoneError;
 use super::zone::{Catalog, ZoneBuilder};
-use super::{signatures, table, unix_now, zonefile};
+use super::{signed, table, unix_now, zonefile};
 
 /// SOA timers of a zone built from PROJ tables (RFC 1912 §2.2 values).
 const SYNTH_REFRESH: i32 = 3600;
@@ -50,7 +50,7 @@ pub fn load_catalog_noting(
     for (i, file) in settings.zones.iter().enumerate() {
         if zonefile::is_master_file(file) {
             let (origin, records) = zonefile::load_any(file, &settings.origin, settings.ttl)?;
-            warnings.extend(signatures::warnings(file, &records, unix_now()));
+            warnings.extend(signed::warnings(file, &records, unix_now()));
             let b = builder_for(&mut builders, &origin);
             for rec in &records {
                 builders[b].add(i, file, rec)?;

@@ -37,7 +37,7 @@ mod respond;
 pub mod serials;
 mod settings;
 mod settle;
-mod signatures;
+mod signed;
 pub mod source;
 pub mod table;
 pub mod wire;

@@ -1,6 +1,9 @@
 //! Domain names in wire format, as the TS's answer path reads them: a
 //! lower-cased copy of an uncompressed name with its label offsets, kept on
-//! the stack, so a lookup allocates nothing.
+//! the stack, so a lookup allocates nothing; and their canonical order
+//! (RFC 4034 §6.1).
+use std::cmp::Ordering;
+
 use crate::dns::HEADER_LEN;
 
 /// Longest name in wire format (RFC 1035 §2.3.4).
@@ -101,6 +104,48 @@ impl Key {
     }
 }
 
+/// The offsets of each label of the uncompressed wire name `name` (the root
+/// label not counted), and how many there are. A malformed name ends early.
+fn label_starts(name: &[u8], starts: &mut [u8; NAME_MAX / 2 + 1]) -> usize {
+    let mut n = 0;
+    let mut pos = 0;
+    while let Some(&len) = name.get(pos) {
+        if len == 0 || len > 63 || n == starts.len() {
+            break;
+        }
+        starts[n] = u8::try_from(pos).unwrap_or(u8::MAX);
+        n += 1;
+        pos += 1 + usize::from(len);
+    }
+    n
+}
+
+/// The label at `start` in `name`, without its length byte.
+fn label(name: &[u8], start: u8) -> &[u8] {
+    let at = usize::from(start);
+    let len = usize::from(name.get(at).copied().unwrap_or(0));
+    name.get(at + 1..at + 1 + len).unwrap_or_default()
+}
+
+/// Compares two uncompressed wire names in canonical order (RFC 4034 §6.1):
+/// label by label from the root, each label as lower-cased octets, a name
+/// sorting before the names below it.
+pub fn cmp_names(a: &[u8], b: &[u8]) -> Ordering {
+    let (mut sa, mut sb) = ([0u8; NAME_MAX / 2 + 1], [0u8; NAME_MAX / 2 + 1]);
+    let (na, nb) = (label_starts(a, &mut sa), label_starts(b, &mut sb));
+    for i in 1..=na.min(nb) {
+        let (la, lb) = (label(a, sa[na - i]), label(b, sb[nb - i]));
+        let ord = la
+            .iter()
+            .map(u8::to_ascii_lowercase)
+            .cmp(lb.iter().map(u8::to_ascii_lowercase));
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    na.cmp(&nb)
+}
+
 /// The uncompressed name starting at `at` in `msg` (as this crate writes
 /// names: never compressed), root label included; empty when unreadable.
 pub fn name_at(msg: &[u8], at: usize) -> &[u8] {
@@ -189,5 +234,38 @@ mod tests {
         push_name_ref(&mut msg, HEADER_LEN + 2);
         assert_eq!(&msg[msg.len() - 2..], [0xC0, 14]);
         assert_eq!(name_at(&msg, HEADER_LEN), wire("a.b.").as_slice());
+    }
+
+    #[test]
+    fn names_sort_as_rfc_4034_lists_them() {
+        // RFC 4034 §6.1's example, in its order; \001 and \200 as bytes.
+        let mut names: Vec<Vec<u8>> = ["example", "a.example", "yljkjljk.a.example"]
+            .iter()
+            .map(|s| wire(s))
+            .collect();
+        names.push(vec![
+            1, b'Z', 1, b'a', 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 0,
+        ]);
+        names.push(vec![
+            4, b'z', b'A', b'B', b'C', 1, b'a', 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 0,
+        ]);
+        names.push(wire("z.example"));
+        names.push(vec![
+            1, 1, 1, b'z', 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 0,
+        ]);
+        names.push(vec![
+            1, b'*', 1, b'z', 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 0,
+        ]);
+        names.push(vec![
+            1, 0x80, 1, b'z', 7, b'e', b'x', b'a', b'm', b'p', b'l', b'e', 0,
+        ]);
+        for pair in names.windows(2) {
+            assert_eq!(cmp_names(&pair[0], &pair[1]), Ordering::Less, "{pair:?}");
+            assert_eq!(cmp_names(&pair[1], &pair[0]), Ordering::Greater, "{pair:?}");
+        }
+        assert_eq!(
+            cmp_names(&wire("A.Example"), &wire("a.example")),
+            Ordering::Equal
+        );
     }
 }

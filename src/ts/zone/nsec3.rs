@@ -72,19 +72,25 @@ impl Nsec3Chain {
         }))
     }
 
-    /// The hash of `name` (a lower-cased wire name), RFC 5155 §5.
+    /// The hash of `name` (a lower-cased wire name), RFC 5155 §5, computed
+    /// on the stack.
     pub(super) fn hash(&self, name: &[u8]) -> [u8; HASH_LEN] {
-        let mut buf = Vec::with_capacity(name.len().max(HASH_LEN) + self.salt.len());
-        buf.extend_from_slice(name);
-        buf.extend_from_slice(&self.salt);
+        // A name and a salt are at most 255 bytes each.
+        let mut buf = [0u8; 2 * 255];
+        let salt = &self.salt[..self.salt.len().min(255)];
+        let name = &name[..name.len().min(255)];
+        buf[..name.len()].copy_from_slice(name);
+        buf[name.len()..name.len() + salt.len()].copy_from_slice(salt);
         let mut out = [0u8; HASH_LEN];
-        for round in 0..=self.iterations {
-            if round > 0 {
-                buf.clear();
-                buf.extend_from_slice(&out);
-                buf.extend_from_slice(&self.salt);
-            }
-            out.copy_from_slice(digest(&SHA1_FOR_LEGACY_USE_ONLY, &buf).as_ref());
+        out.copy_from_slice(
+            digest(&SHA1_FOR_LEGACY_USE_ONLY, &buf[..name.len() + salt.len()]).as_ref(),
+        );
+        buf[HASH_LEN..HASH_LEN + salt.len()].copy_from_slice(salt);
+        for _ in 0..self.iterations {
+            buf[..HASH_LEN].copy_from_slice(&out);
+            out.copy_from_slice(
+                digest(&SHA1_FOR_LEGACY_USE_ONLY, &buf[..HASH_LEN + salt.len()]).as_ref(),
+            );
         }
         out
     }

@@ -1,0 +1,279 @@
+//! What a loading TS and `dnslb check` say of a pre-signed zone: RRSIGs
+//! that have expired, or expire within a day, and links of its NSEC or
+//! NSEC3 chain that do not lead to the next owner (RFC 4034 §4.1.1, RFC
+//! 5155 §3.1.7); each kind once, at the first such record's `file:line`
+//! with how many there are (a zone whose signer stopped has every
+//! signature expired). Times compare by serial number arithmetic (RFC 4034
+//! §3.1.5, RFC 1982). The zone is served as it is either way, as NSD does.
+use std::cmp::Ordering;
+use std::path::Path;
+
+use data_encoding::BASE32HEX_NOPAD;
+use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+use super::source::SourceRecord;
+use super::wire::cmp_names;
+
+/// How long before expiry a signature is worth a warning.
+const SOON_SECS: u32 = 86_400;
+
+/// An RRSIG's expiration (RFC 4034 §3.1.5), from its wire RDATA.
+fn expiration(r: &SourceRecord) -> Option<u32> {
+    let b = rdata_of(r, RecordType::RRSIG)?.get(8..12)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// `a` is before `b` in serial number arithmetic.
+fn before(a: u32, b: u32) -> bool {
+    a != b && b.wrapping_sub(a) < 1 << 31
+}
+
+/// A time as RRSIGs are written: `YYYYMMDDHHmmSS` in UTC.
+fn stamp(secs: u32) -> String {
+    let days = i64::from(secs / 86_400);
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The warnings about the signed zone among `records` (read from `file`)
+/// at `now` (seconds since the epoch, modulo 2^32): at most four lines.
+pub(super) fn warnings(file: &Path, records: &[SourceRecord], now: u32) -> Vec<String> {
+    let mut out = signature_warnings(file, records, now);
+    out.extend(chain_warning(file, records, RecordType::NSEC));
+    out.extend(chain_warning(file, records, RecordType::NSEC3));
+    out
+}
+
+/// The wire RDATA of `r` when it is of type `rtype` (kept as bytes).
+fn rdata_of(r: &SourceRecord, rtype: RecordType) -> Option<&[u8]> {
+    match &r.data {
+        RData::Unknown { code, rdata } if *code == rtype => Some(&rdata.anything),
+        _ => None,
+    }
+}
+
+/// `name` in wire form, lower-cased.
+fn wire_lower(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.iter() {
+        out.push(label.len() as u8);
+        out.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    out.push(0);
+    out
+}
+
+/// One link of a chain: where it is, the key of its owner, the key it
+/// says comes next (lower-cased wire names for NSEC, hashes for NSEC3).
+struct Link<'r> {
+    record: &'r SourceRecord,
+    owner: Vec<u8>,
+    next: Vec<u8>,
+}
+
+/// The link of an NSEC or NSEC3 record.
+fn link(r: &SourceRecord, rtype: RecordType) -> Option<Link<'_>> {
+    let rdata = rdata_of(r, rtype)?;
+    let (owner, next) = if rtype == RecordType::NSEC {
+        let next = Name::read(&mut BinDecoder::new(rdata)).ok()?;
+        (wire_lower(&r.name), wire_lower(&next))
+    } else {
+        let label = r.name.iter().next()?.to_ascii_uppercase();
+        let owner = BASE32HEX_NOPAD.decode(&label).ok()?;
+        let salt_len = usize::from(*rdata.get(4)?);
+        let hash_len = usize::from(*rdata.get(5 + salt_len)?);
+        let next = rdata.get(6 + salt_len..6 + salt_len + hash_len)?.to_vec();
+        (owner, next)
+    };
+    Some(Link {
+        record: r,
+        owner,
+        next,
+    })
+}
+
+/// The first link of the `rtype` chain (NSEC or NSEC3) that does not lead
+/// to the next owner in the chain's order (the last one back to the first).
+fn chain_warning(file: &Path, records: &[SourceRecord], rtype: RecordType) -> Option<String> {
+    let mut links: Vec<Link<'_>> = records.iter().filter_map(|r| link(r, rtype)).collect();
+    let order = |a: &[u8], b: &[u8]| {
+        if rtype == RecordType::NSEC {
+            cmp_names(a, b)
+        } else {
+            a.cmp(b)
+        }
+    };
+    links.sort_by(|a, b| order(&a.owner, &b.owner));
+    let mut broken = Vec::new();
+    for (i, l) in links.iter().enumerate() {
+        let following = &links[(i + 1) % links.len()];
+        if order(&l.next, &following.owner) != Ordering::Equal {
+            broken.push((l, following));
+        }
+    }
+    let (first, following) = broken.iter().min_by_key(|(l, _)| l.record.line)?;
+    let others = match broken.len() {
+        1 => String::new(),
+        n => format!(" ({n} such links in this file)"),
+    };
+    Some(format!(
+        "{}:{}: warning: the {rtype} chain is broken: the {rtype} of {} does not lead to \
+         the next owner, {}{others}",
+        file.display(),
+        first.record.line,
+        first.record.name,
+        following.record.name,
+    ))
+}
+
+/// The warnings about expired and expiring RRSIGs: at most two lines.
+fn signature_warnings(file: &Path, records: &[SourceRecord], now: u32) -> Vec<String> {
+    let mut expired: Option<(&SourceRecord, u32)> = None;
+    let mut soon: Option<(&SourceRecord, u32)> = None;
+    let (mut n_expired, mut n_soon) = (0usize, 0usize);
+    for r in records {
+        let Some(exp) = expiration(r) else {
+            continue;
+        };
+        if !before(now, exp) {
+            n_expired += 1;
+            expired.get_or_insert((r, exp));
+        } else if before(exp, now.wrapping_add(SOON_SECS)) {
+            n_soon += 1;
+            soon.get_or_insert((r, exp));
+        }
+    }
+    let line = |(r, exp): (&SourceRecord, u32), n: usize, what: &str| {
+        let others = match n {
+            1 => String::new(),
+            n => format!(" ({} signatures in this file)", n),
+        };
+        format!(
+            "{}:{}: warning: the RRSIG of {} {} at {}{}",
+            file.display(),
+            r.line,
+            r.name,
+            what,
+            stamp(exp),
+            others
+        )
+    };
+    let mut out = Vec::new();
+    if let Some(first) = expired {
+        out.push(line(first, n_expired, "expired"));
+    }
+    if let Some(first) = soon {
+        out.push(line(first, n_soon, "expires within a day,"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::Name;
+    use hickory_proto::rr::rdata::NULL;
+
+    fn rrsig(owner: &str, expiration: u32, line: usize) -> SourceRecord {
+        let mut rdata = vec![0, 1, 13, 2, 0, 0, 0, 60];
+        rdata.extend_from_slice(&expiration.to_be_bytes());
+        rdata.extend_from_slice(&[0; 6]);
+        SourceRecord {
+            name: Name::from_ascii(owner).unwrap(),
+            ttl: 60,
+            data: RData::Unknown {
+                code: RecordType::RRSIG,
+                rdata: NULL::with(rdata),
+            },
+            line,
+        }
+    }
+
+    #[test]
+    fn expired_and_expiring_signatures_are_told_once_each_at_the_first() {
+        let now = 1_800_000_000;
+        let file = Path::new("z.zone");
+        let records = [
+            rrsig("ok.test.", now + 10 * 86_400, 3),
+            rrsig("old.test.", now - 1, 4),
+            rrsig("older.test.", now - 86_400, 5),
+            rrsig("soon.test.", now + 3600, 6),
+        ];
+        assert_eq!(
+            warnings(file, &records, now),
+            [
+                "z.zone:4: warning: the RRSIG of old.test. expired at 20270115075959 \
+                 (2 signatures in this file)",
+                "z.zone:6: warning: the RRSIG of soon.test. expires within a day, at \
+                 20270115090000",
+            ]
+        );
+        assert!(warnings(file, &records[..1], now).is_empty());
+        // Serial arithmetic: an expiration past 2106 wraps and is still ahead.
+        assert!(warnings(file, &[rrsig("w.test.", now.wrapping_add(1 << 30), 1)], now).is_empty());
+    }
+
+    #[test]
+    fn a_link_of_a_chain_that_skips_or_loops_is_told_at_its_line() {
+        let text = "$ORIGIN example.
+@ 300 SOA ns hostmaster 1 7200 3600 1209600 300
+@ 300 NSEC a.example. SOA NSEC
+a 300 NSEC c.example. A NSEC
+b 300 NSEC example. A NSEC
+0p9mhaveqvm6t7vbl5lop2u3t2rp3tom 300 NSEC3 1 0 0 - 35MTHGPGCU1QG68FAB165KLNSNK3DPVL A
+35mthgpgcu1qg68fab165klnsnk3dpvl 300 NSEC3 1 0 0 - 35MTHGPGCU1QG68FAB165KLNSNK3DPVL A
+";
+        let file = Path::new("c.zone");
+        let (_, records) = crate::ts::zonefile::parse_zone_file(text, file, None).unwrap();
+        assert_eq!(
+            warnings(file, &records, 0),
+            [
+                "c.zone:4: warning: the NSEC chain is broken: the NSEC of a.example. does not \
+                 lead to the next owner, b.example.",
+                "c.zone:7: warning: the NSEC3 chain is broken: the NSEC3 of \
+                 35mthgpgcu1qg68fab165klnsnk3dpvl.example. does not lead to the next owner, \
+                 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom.example.",
+            ]
+        );
+        // Mended, the chains close.
+        let mended = text
+            .replace("a 300 NSEC c.example.", "a 300 NSEC b.example.")
+            .replace(
+                "tom 300 NSEC3 1 0 0 - 35MTHGPGCU1QG68FAB165KLNSNK3DPVL",
+                "tom 300 NSEC3 1 0 0 - 35MTHGPGCU1QG68FAB165KLNSNK3DPVL",
+            )
+            .replace(
+                "dpvl 300 NSEC3 1 0 0 - 35MTHGPGCU1QG68FAB165KLNSNK3DPVL",
+                "dpvl 300 NSEC3 1 0 0 - 0P9MHAVEQVM6T7VBL5LOP2U3T2RP3TOM",
+            );
+        let (_, records) = crate::ts::zonefile::parse_zone_file(&mended, file, None).unwrap();
+        assert!(
+            warnings(file, &records, 0).is_empty(),
+            "{:?}",
+            warnings(file, &records, 0)
+        );
+    }
+
+    #[test]
+    fn stamps_are_rrsig_times() {
+        assert_eq!(stamp(0), "19700101000000");
+        assert_eq!(stamp(951_782_400), "20000229000000");
+        assert_eq!(stamp(u32::MAX), "21060207062815");
+    }
+}
