@@ -11,9 +11,14 @@
 //! sent is already readable: the clock never overtakes a message in flight.
 //!
 //! Timed here: the hedge delay and the `sequential` try timeout as a TCP
-//! client sees them, the `on_timeout` answer at `timeout_ms`, the TCP idle
-//! timeout of the LS (restarted by each answered query) and of the TS, and
-//! the health probes' `fall` and `rise` at the probe interval's rounds.
+//! client sees them, the `on_timeout` answer at `timeout_ms` (also while
+//! the LS stops), the TCP idle timeout of the LS (counted from the last
+//! answer) and of the TS, the health probes' `fall` and `rise` at the
+//! probe interval's rounds, and `dnslb ls` waiting out its start-up round.
+//!
+//! Not timed: how long a stopping LS takes to end. It waits for its UDP
+//! workers' threads (below), and while it waits on another thread the
+//! paused clock runs ahead through whatever timers are left.
 //!
 //! Not timed here: the UDP fast path (`dnslb::ls::fast`). Its workers run
 //! on threads of their own, each with its own runtime on the real clock
@@ -23,6 +28,7 @@
 //! tested on a controlled clock in the library (`ls::timing_tests`); its
 //! end-to-end behaviour has the wall-clock tests of the other modules.
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
@@ -32,12 +38,15 @@ use hickory_proto::rr::RecordType;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, sleep_until};
 
-use dnslb::config::{HedgeDelay, LsConfig, OnTimeout, Order, Strategy};
+use dnslb::config::{Config, HedgeDelay, LsConfig, OnTimeout, Order, Strategy};
+use dnslb::metrics::{Readiness, ReadyState};
 use dnslb::server::ServerOptions;
+use dnslb::service::ls::{LsService, LsSockets};
+use dnslb::service::{Control, Controls, ServiceError};
 
 use crate::kit::{
-    Fake, Stalled, ZoneDir, a_addrs, empty_answer, health_config, is_probe, ls_config, query,
-    read_frame, start_ls, start_ts_with, tcp_send, ts_settings, wire_answer,
+    Fake, Reply, Stalled, ZoneDir, a_addrs, empty_answer, health_config, is_probe, ls_config,
+    query, read_frame, start_ls, start_ts_with, tcp_send, ts_settings, wire_answer,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -66,8 +75,18 @@ async fn timed_tcp(addr: SocketAddr, name: &str) -> (Message, Duration) {
     (Message::from_vec(&raw).unwrap(), t0.elapsed())
 }
 
+/// Starts an LS for `cfg` and asks it `a.example` A over TCP: the answer
+/// and the virtual time it took.
+async fn ask_new_ls(cfg: LsConfig) -> (Message, Duration) {
+    let ls = start_ls(cfg).await;
+    timed_tcp(ls.addr, "a.example").await
+}
+
 /// Lets every task woken at this instant run (and the messages they send
 /// be read) before the test looks: yielding never moves the paused clock.
+/// The longest chain here (a probe sent, the fake's answer, the pool's
+/// reader, the probe round) needs four rounds of the scheduler; 32 leave
+/// room.
 async fn settle() {
     for _ in 0..32 {
         tokio::task::yield_now().await;
@@ -89,8 +108,7 @@ async fn hedge_answers_after_exactly_the_hedge_delay() {
         hedge_delay_ms: HedgeDelay::Fixed(40),
         ..two_backends(Strategy::Hedge, silent.addr, quick.addr)
     };
-    let ls = start_ls(cfg).await;
-    let (m, took) = timed_tcp(ls.addr, "a.example").await;
+    let (m, took) = ask_new_ls(cfg).await;
     assert_eq!(
         a_addrs(&m),
         ["192.0.2.77".parse::<std::net::Ipv4Addr>().unwrap()]
@@ -109,8 +127,7 @@ async fn sequential_moves_on_after_exactly_the_try_timeout() {
         try_timeout_ms: 300,
         ..two_backends(Strategy::Sequential, silent.addr, quick.addr)
     };
-    let ls = start_ls(cfg).await;
-    let (m, took) = timed_tcp(ls.addr, "a.example").await;
+    let (m, took) = ask_new_ls(cfg).await;
     assert_eq!(m.response_code, ResponseCode::NoError);
     assert_eq!(
         took,
@@ -125,14 +142,13 @@ async fn sequential_moves_on_after_exactly_the_try_timeout() {
 #[tokio::test(start_paused = true)]
 async fn all_silent_answers_on_timeout_at_exactly_timeout_ms() {
     let (s1, s2) = (Stalled::start().await, Stalled::start().await);
-    let cfg = LsConfig {
+    let (m, took) = ask_new_ls(LsConfig {
         timeout_ms: 700,
         on_timeout: OnTimeout::Nxdomain,
         hedge_delay_ms: HedgeDelay::Fixed(40),
         ..two_backends(Strategy::Hedge, s1.addr, s2.addr)
-    };
-    let ls = start_ls(cfg).await;
-    let (m, took) = timed_tcp(ls.addr, "a.example").await;
+    })
+    .await;
     assert_eq!(m.response_code, ResponseCode::NXDomain);
     assert_eq!(
         took,
@@ -150,29 +166,29 @@ async fn time_to_close(s: &mut TcpStream) -> Duration {
 }
 
 /// The LS closes a TCP connection idle for exactly 10 s (the server
-/// layer's default), counted from the connection, then again from each
-/// answer sent.
+/// layer's default), counted from the connection, then from the last
+/// answer sent: a query that takes a second to answer is not idle time.
 #[tokio::test(start_paused = true)]
 async fn ls_closes_an_idle_connection_after_exactly_the_idle_timeout() {
-    let quick = quick().await;
-    let ls = start_ls(ls_config(&[("quick", quick.addr)])).await;
+    let slow = Fake::udp(|q, _| Reply::After(Duration::from_secs(1), wire_answer(q, 0))).await;
+    let ls = start_ls(ls_config(&[("slow", slow.addr)])).await;
     let idle = ServerOptions::default().tcp_idle_timeout;
     assert_eq!(idle, Duration::from_secs(10));
 
     let mut s = TcpStream::connect(ls.addr).await.unwrap();
     assert_eq!(time_to_close(&mut s).await, idle);
 
-    // A query answered 4 s in restarts the count: closed 10 s after it.
+    // Asked 4 s in, answered 5 s in: closed 10 s after the answer.
     let mut s = TcpStream::connect(ls.addr).await.unwrap();
     let t0 = Instant::now();
-    tokio::time::sleep(4 * Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     tcp_send(
         &mut s,
         &query("a.example", RecordType::A, None).to_vec().unwrap(),
     )
     .await;
     assert!(read_frame(&mut s).await.is_some(), "the query is answered");
-    assert_eq!(t0.elapsed(), Duration::from_secs(4));
+    assert_eq!(t0.elapsed(), Duration::from_secs(5));
     assert_eq!(time_to_close(&mut s).await, idle);
 }
 
@@ -258,4 +274,77 @@ async fn health_falls_and_rises_at_the_probe_rounds() {
     assert!(!backend.is_up(), "one good round of two");
     at(t0, 5000).await;
     assert!(backend.is_up(), "up at the second good round");
+}
+
+/// `dnslb ls` for `lsc`, started now in a task: its DNS address, its
+/// readiness, the sender of its controls and the task.
+async fn start_service(
+    lsc: LsConfig,
+) -> (
+    SocketAddr,
+    Readiness,
+    tokio::sync::mpsc::UnboundedSender<Control>,
+    tokio::task::JoinHandle<Result<(), ServiceError>>,
+) {
+    let sockets = LsSockets::bind(&lsc).await.unwrap();
+    let addr = sockets.dns_addrs()[0];
+    let cfg = Config {
+        ls: Some(lsc),
+        ts: Vec::new(),
+        path: PathBuf::new(),
+    };
+    let service = LsService::new(cfg).unwrap();
+    let ready = service.readiness();
+    let (tx, controls) = Controls::channel();
+    (
+        addr,
+        ready,
+        tx,
+        tokio::spawn(service.run(sockets, controls)),
+    )
+}
+
+/// A backend that does not answer the start-up probes holds `dnslb ls`
+/// back for exactly the probe timeout (500 ms), then it serves.
+#[tokio::test(start_paused = true)]
+async fn ls_serves_after_exactly_the_first_rounds_limit() {
+    let b = ProbeSwitch::start().await;
+    b.set(false);
+    let t0 = Instant::now();
+    let (_, ready, _tx, _task) = start_service(LsConfig {
+        health: health_config(1000, 3, 2, 500),
+        ..ls_config(&[("b", b.addr)])
+    })
+    .await;
+    at(t0, 499).await;
+    assert_eq!(ready.state(), ReadyState::Starting);
+    at(t0, 500).await;
+    assert_eq!(ready.state(), ReadyState::Serving);
+}
+
+/// Stopping drains: a query in flight when the stop comes is not cut off;
+/// its client gets the `on_timeout` answer at its deadline, as if no stop
+/// had come, and the LS then ends cleanly.
+#[tokio::test(start_paused = true)]
+async fn a_stopping_ls_answers_the_query_in_flight_at_its_deadline() {
+    let silent = Stalled::start().await;
+    let (addr, ready, tx, task) = start_service(LsConfig {
+        timeout_ms: 700,
+        ..ls_config(&[("silent", silent.addr)])
+    })
+    .await;
+    settle().await;
+    assert_eq!(
+        ready.state(),
+        ReadyState::Serving,
+        "probes answered: at once"
+    );
+    let client = tokio::spawn(timed_tcp(addr, "a.example"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tx.send(Control::Shutdown).unwrap();
+    let (m, took) = client.await.unwrap();
+    assert_eq!(m.response_code, ResponseCode::NXDomain);
+    assert_eq!(took, 700 * MS, "answered at its deadline, not cut off");
+    assert_eq!(ready.state(), ReadyState::Stopping);
+    task.await.unwrap().unwrap();
 }
