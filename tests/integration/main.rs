@@ -27,6 +27,7 @@ mod nsd;
 mod nsid;
 mod opcodes;
 mod partitioned;
+mod paused;
 mod peers;
 mod promises;
 mod props;
