@@ -94,6 +94,16 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
+/// A balancer over `n` backends with the `[ls]` keys in `keys`
+/// ([`balancer`]), the instant it starts, and a query it admitted then,
+/// whose first step asks b0 alone ([`Query::first_to_b0`]).
+fn started(keys: &str, n: usize) -> (Balancer, Instant, Query) {
+    let b = balancer(keys, n);
+    let t0 = Instant::now();
+    let q = Query::first_to_b0(&b, t0);
+    (b, t0, q)
+}
+
 /// One client query admitted by a balancer, its resolution started at
 /// `t0`, driven step by step on the made-up clock.
 struct Query {
@@ -292,13 +302,11 @@ fn the_hedge_budget_spends_its_burst_then_a_tenth_of_queries_then_fails_over() {
 
 #[test]
 fn a_spent_budget_never_holds_back_a_partitioned_move_on() {
-    let b = balancer(
+    let (b, t0, mut q) = started(
         "strategy = \"hedge\"\nlayout = \"partitioned\"\nhedge_delay_ms = 20\n\
          hedge_budget_pct = 0\ntry_timeout_ms = 500",
         2,
     );
-    let t0 = Instant::now();
-    let mut q = Query::first_to_b0(&b, t0);
     // b0 does not hold the name: b1 is asked at once, with no token.
     q.b0_says_no_then_b1_asked(3, Verdict::NxDomain, t0 + 5 * MS);
     assert_eq!(q.state.metrics.hedges_refused.load(Relaxed), 0);
@@ -312,13 +320,11 @@ fn a_spent_budget_never_holds_back_a_partitioned_move_on() {
 
 #[test]
 fn sequential_fails_over_every_try_timeout_until_the_deadline() {
-    let b = balancer(
+    let (_b, t0, mut q) = started(
         "strategy = \"sequential\"\nlayout = \"replicated\"\ntry_timeout_ms = 500\n\
          timeout_ms = 1200\non_timeout = \"servfail\"",
         3,
     );
-    let t0 = Instant::now();
-    let mut q = Query::first_to_b0(&b, t0);
     assert_eq!(q.res.deadline(), t0 + 1200 * MS);
     for (i, at) in [(1, 500), (2, 1000)] {
         q.launches_at(t0 + at * MS, i, false);
@@ -340,12 +346,10 @@ fn sequential_fails_over_every_try_timeout_until_the_deadline() {
 
 #[test]
 fn sequential_moves_on_at_once_after_a_servfail() {
-    let b = balancer(
+    let (_b, t0, mut q) = started(
         "strategy = \"sequential\"\nlayout = \"replicated\"\ntry_timeout_ms = 500",
         2,
     );
-    let t0 = Instant::now();
-    let mut q = Query::first_to_b0(&b, t0);
     let servfail = q.b0_says_no_then_b1_asked(2, Verdict::Failed, t0 + 3 * MS);
     // b1's SERVFAIL too, before the deadline: SERVFAIL, not on_timeout.
     assert_eq!(q.answer(1, &servfail), Verdict::Failed);
@@ -355,13 +359,11 @@ fn sequential_moves_on_at_once_after_a_servfail() {
 
 #[test]
 fn the_deadline_is_exact_and_cuts_a_pending_hedge() {
-    let b = balancer(
+    let (_b, t0, mut q) = started(
         "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = 1000\n\
          timeout_ms = 300\non_timeout = \"nxdomain\"\nsynth_ttl = 7",
         2,
     );
-    let t0 = Instant::now();
-    let mut q = Query::first_to_b0(&b, t0);
     // The hedge would be due at 1000 ms; the deadline comes first.
     let end = q.times_out_at(t0 + 300 * MS);
     assert_eq!(q.res.asked().collect::<Vec<_>>(), [0], "b1 never asked");
@@ -451,13 +453,18 @@ fn health_falls_after_fall_probe_rounds_and_rises_after_rise() {
     );
 }
 
+/// Race over replicas, 100 ms per query, down after 3 failures, up after 2.
+const RACE_100_MS_FALL_3: &str = "strategy = \"race\"\nlayout = \"replicated\"\n\
+    timeout_ms = 100\n[ls.health]\nfall = 3\nrise = 2";
+
+/// Whether each backend of `s` is up.
+fn up(s: &LsState) -> Vec<bool> {
+    s.backends.iter().map(|b| b.is_up()).collect()
+}
+
 #[test]
 fn client_query_deadlines_count_as_health_failures() {
-    let b = balancer(
-        "strategy = \"race\"\nlayout = \"replicated\"\ntimeout_ms = 100\n\
-         [ls.health]\nfall = 3\nrise = 2",
-        2,
-    );
+    let b = balancer(RACE_100_MS_FALL_3, 2);
     let t0 = Instant::now();
     for k in 0..3_u32 {
         let start = t0 + k * 200 * MS;
@@ -477,23 +484,14 @@ fn client_query_deadlines_count_as_health_failures() {
         let mut q = Query::new(&b, start);
         q.steps(start);
         q.finish_at_deadline(start + 100 * MS);
-        let up = q
-            .state
-            .backends
-            .iter()
-            .map(|b| b.is_up())
-            .collect::<Vec<_>>();
+        let up = up(&q.state);
         assert_eq!(up, [k < 2, k < 2], "after {} timed-out queries", k + 1);
     }
 }
 
 #[test]
 fn timeouts_within_a_query_lifetime_of_an_answer_are_not_health_failures() {
-    let b = balancer(
-        "strategy = \"race\"\nlayout = \"replicated\"\ntimeout_ms = 100\n\
-         [ls.health]\nfall = 3\nrise = 2",
-        2,
-    );
+    let b = balancer(RACE_100_MS_FALL_3, 2);
     let t0 = Instant::now();
     let state = b.state();
     // Both answered a client query at t0 (say, just after a restart).
@@ -510,7 +508,6 @@ fn timeouts_within_a_query_lifetime_of_an_answer_are_not_health_failures() {
     for q in 0..3_u32 {
         timed_out(t0 - 90 * MS + q * 20 * MS);
     }
-    let up = |s: &LsState| s.backends.iter().map(|b| b.is_up()).collect::<Vec<_>>();
     assert_eq!(up(&b.state()), [true, true]);
     assert_eq!(b.state().backends[0].stats.timeouts.load(Relaxed), 3);
     // A whole query lifetime later, silence counts: three mark them down.
@@ -555,12 +552,10 @@ fn hedge_reasks_the_best_latency_backend_once_every_backend_was_asked() {
 
 #[test]
 fn a_single_backend_is_reasked_after_the_delay_and_an_error_of_one_copy_waits_for_the_other() {
-    let b = balancer(
+    let (_b, t0, mut q) = started(
         "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = 20\ntimeout_ms = 1500",
         1,
     );
-    let t0 = Instant::now();
-    let mut q = Query::first_to_b0(&b, t0);
     q.launches_at(t0 + 20 * MS, 0, true);
     // At most one re-ask per backend: the deadline is next.
     assert_eq!(q.res.next_wakeup(), t0 + 1500 * MS);
@@ -573,13 +568,11 @@ fn a_single_backend_is_reasked_after_the_delay_and_an_error_of_one_copy_waits_fo
 
 #[test]
 fn a_reask_takes_a_budget_token_and_without_one_waits_for_the_try_timeout() {
-    let b = balancer(
+    let (_b, t0, mut q) = started(
         "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = 20\n\
          hedge_budget_pct = 0\ntry_timeout_ms = 500\ntimeout_ms = 1500",
         1,
     );
-    let t0 = Instant::now();
-    let mut q = Query::first_to_b0(&b, t0);
     // The hedge delay passes: no token, no re-ask.
     assert_eq!(q.steps(t0 + 20 * MS), [Step::Wait]);
     assert_eq!(q.state.metrics.hedges_refused.load(Relaxed), 1);
@@ -591,12 +584,10 @@ fn a_reask_takes_a_budget_token_and_without_one_waits_for_the_try_timeout() {
 
 #[test]
 fn partitioned_reasks_the_last_backend_not_heard_from() {
-    let b = balancer(
+    let (_b, t0, mut q) = started(
         "strategy = \"hedge\"\nlayout = \"partitioned\"\nhedge_delay_ms = 20\ntimeout_ms = 1500",
         2,
     );
-    let t0 = Instant::now();
-    let mut q = Query::first_to_b0(&b, t0);
     q.b0_says_no_then_b1_asked(3, Verdict::NxDomain, t0 + 5 * MS);
     // b1's datagram is lost: b1 (not b0, which said no) again after the delay.
     q.launches_at(t0 + 25 * MS, 1, true);
@@ -606,13 +597,11 @@ fn partitioned_reasks_the_last_backend_not_heard_from() {
 
 #[test]
 fn sequential_asks_each_backend_once_and_never_again() {
-    let b = balancer(
+    let (_b, t0, mut q) = started(
         "strategy = \"sequential\"\nlayout = \"replicated\"\ntry_timeout_ms = 500\n\
          timeout_ms = 2500\nhedge_budget_pct = 0",
         2,
     );
-    let t0 = Instant::now();
-    let mut q = Query::first_to_b0(&b, t0);
     q.launches_at(t0 + 500 * MS, 1, false);
     // Both silent: no second copy to either (a slow backend's load is not
     // doubled), the deadline ends it.
