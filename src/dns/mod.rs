@@ -17,6 +17,8 @@
 //! - `synth.rs`: answers made up (the LS's [`synthesized`] answer, TC=1,
 //!   error answers);
 //! - `nsid.rs`: NSID on raw messages;
+//! - `walk.rs`: the one walk over a raw message's sections (names skipped,
+//!   records' places, the OPT and signatures found: [`walk_message`]);
 //! - `hostname.rs`: the hostname rules ([`parse_hostname`]) of PROJ tables
 //!   and of `dnslb resolve`'s input.
 //!
@@ -27,6 +29,7 @@ mod limits;
 mod nsid;
 mod query;
 mod synth;
+mod walk;
 mod writer;
 
 #[cfg(test)]
@@ -49,5 +52,9 @@ pub use query::{
 };
 pub use synth::{
     EDE_NO_REACHABLE_AUTHORITY, error_for, rcode_answer, servfail_for, synthesized, truncated_for,
+};
+pub use walk::{
+    MessageWalk, RecordAt, Records, TYPE_OPT, TYPE_SIG, TYPE_TSIG, records, skip_name,
+    skip_questions, u16_at, walk_message,
 };
 pub use writer::{ResponseWriter, Rr, rr_len};

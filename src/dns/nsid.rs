@@ -19,7 +19,8 @@
 //! message, and the grown message fits what the client can take (over UDP the
 //! client's advertised size, clamped as for every answer of this product to
 //! [512, 1232]; over TCP 65 535 bytes). Otherwise the response is unchanged.
-use super::limits::{HEADER_LEN, TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX, UDP_PAYLOAD_PLAIN};
+use super::limits::{TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX, UDP_PAYLOAD_PLAIN};
+use super::walk::{MessageWalk, u16_at, walk_message};
 
 /// EDNS option code of NSID (RFC 5001 §2.3).
 pub const NSID_OPTION: u16 = 3;
@@ -27,11 +28,6 @@ pub const NSID_OPTION: u16 = 3;
 /// What the LS puts before a backend's name when it labels an answer
 /// whose backend sent no NSID of its own.
 pub const LS_NSID_PREFIX: &str = "dnslb-ls:";
-
-/// RR types the walk looks for.
-const TYPE_OPT: u16 = 41;
-const TYPE_SIG: u16 = 24;
-const TYPE_TSIG: u16 = 250;
 
 /// What an NSID edit did to a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,101 +49,10 @@ pub enum NsidEdit {
     Unreadable,
 }
 
-/// Where a message's OPT record is.
-#[derive(Debug, Clone, Copy)]
-struct OptAt {
-    /// Offset of the OPT's RDLENGTH field.
-    rdlen_at: usize,
-    /// Offset of its RDATA (the options).
-    rdata_start: usize,
-    /// Offset just past its RDATA.
-    rdata_end: usize,
-    /// The CLASS field: the sender's UDP payload size.
-    udp_size: u16,
-}
-
-/// What a walk over a whole message found.
-#[derive(Debug, Clone, Copy)]
-struct Walk {
-    opt: Option<OptAt>,
-    /// A TSIG or SIG(0) record in the additional section.
-    signed: bool,
-}
-
-fn u16_at(msg: &[u8], at: usize) -> Option<u16> {
-    let b = msg.get(at..at.checked_add(2)?)?;
-    let (hi, lo) = (b.first()?, b.get(1)?);
-    Some(u16::from_be_bytes([*hi, *lo]))
-}
-
-/// The offset just past the name at `pos`. A compression pointer ends the
-/// name where it stands; it is not followed (its target was walked already,
-/// or does not matter for finding where the record ends).
-fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
-    loop {
-        let len = *msg.get(pos)?;
-        match len & 0xc0 {
-            0x00 if len == 0 => return Some(pos + 1),
-            0x00 => pos = pos.checked_add(1 + usize::from(len))?,
-            0xc0 => {
-                msg.get(pos + 1)?;
-                return Some(pos + 2);
-            }
-            // 0x40 (extended labels, RFC 6891 §5) and 0x80 are not in use.
-            _ => return None,
-        }
-    }
-}
-
-/// Walks the whole message: header counts, questions, then every record,
-/// each checked to lie within `msg`. `None` when it does not, or when the
-/// message has more than one OPT or one not owned by the root.
-fn walk(msg: &[u8]) -> Option<Walk> {
-    let count = |i: usize| u16_at(msg, 4 + 2 * i).map(usize::from);
-    let (qd, an, ns, ar) = (count(0)?, count(1)?, count(2)?, count(3)?);
-    let mut pos = HEADER_LEN;
-    for _ in 0..qd {
-        pos = skip_name(msg, pos)?.checked_add(4)?;
-        if pos > msg.len() {
-            return None;
-        }
-    }
-    let mut found = Walk {
-        opt: None,
-        signed: false,
-    };
-    for i in 0..an + ns + ar {
-        let start = pos;
-        let fixed = skip_name(msg, pos)?;
-        let rtype = u16_at(msg, fixed)?;
-        let rdlen_at = fixed.checked_add(8)?;
-        let rdata_start = rdlen_at.checked_add(2)?;
-        let rdata_end = rdata_start.checked_add(usize::from(u16_at(msg, rdlen_at)?))?;
-        if rdata_end > msg.len() {
-            return None;
-        }
-        pos = rdata_end;
-        if i < an + ns {
-            continue;
-        }
-        match rtype {
-            TYPE_OPT => {
-                // RFC 6891 §6.1.1: one OPT, owned by the root.
-                if found.opt.is_some() || fixed != start + 1 {
-                    return None;
-                }
-                found.opt = Some(OptAt {
-                    rdlen_at,
-                    rdata_start,
-                    rdata_end,
-                    udp_size: u16_at(msg, fixed + 2)?,
-                });
-            }
-            TYPE_TSIG | TYPE_SIG => found.signed = true,
-            _ => {}
-        }
-    }
-    Some(found)
+/// Walks the whole message ([`walk_message`]); `None` also when its OPT is
+/// not owned by the root (RFC 6891 §6.1.1).
+fn walk(msg: &[u8]) -> Option<MessageWalk> {
+    walk_message(msg).filter(|w| w.opt.is_none_or(|o| o.root_owned()))
 }
 
 /// The payload of the first option `code` in an OPT's RDATA; `Err` when
@@ -186,7 +91,10 @@ pub fn client_max_size(query: &[u8], transport: Transport) -> usize {
     let size = match transport {
         Transport::Tcp => TCP_PAYLOAD_MAX,
         Transport::Udp => match walk(query).and_then(|w| w.opt) {
-            Some(opt) => opt.udp_size.clamp(UDP_PAYLOAD_PLAIN, UDP_PAYLOAD_MAX),
+            Some(opt) => opt
+                .class(query)
+                .unwrap_or(UDP_PAYLOAD_PLAIN)
+                .clamp(UDP_PAYLOAD_PLAIN, UDP_PAYLOAD_MAX),
             None => UDP_PAYLOAD_PLAIN,
         },
     };

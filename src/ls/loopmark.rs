@@ -19,16 +19,14 @@
 //! EDNS would answer FORMERR; the LS takes that OPT out of the answer before
 //! the client, which sent none, gets it. Other queries go unmarked: a ring
 //! can still carry those, as through any forwarder without such a mark.
-use crate::dns::{HEADER_LEN, WireHeader};
+use crate::dns::{
+    HEADER_LEN, RecordAt, TYPE_OPT, TYPE_SIG, TYPE_TSIG, WireHeader, records, u16_at, walk_message,
+};
 
 /// EDNS option code of the mark (local/experimental use, RFC 6891 §9).
 pub const OPTION_CODE: u16 = 65_053;
 /// Bytes of the mark's payload.
 pub const MARK_LEN: usize = 8;
-
-const TYPE_OPT: u16 = 41;
-const TYPE_SIG: u16 = 24;
-const TYPE_TSIG: u16 = 250;
 
 /// One LS's mark: random, kept across reloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +48,7 @@ impl Mark {
     /// true when it did. A query with no additional records at all gets an
     /// OPT of its own (payload size 512, as without EDNS) when `add_opt`:
     /// its backend is known to speak EDNS, and the LS takes the OPT out of
-    /// the answer again ([`strip_opt`]).
+    /// the answer again ([`PlainAnswer`]).
     pub fn stamp(&self, query: &mut Vec<u8>, question_end: usize, add_opt: bool) -> bool {
         if add_opt && query.len() == question_end && add_empty_opt(query) {
             return self.stamp(query, question_end, false);
@@ -109,178 +107,110 @@ fn add_empty_opt(query: &mut Vec<u8>) -> bool {
     true
 }
 
-/// Takes the OPT record out of `resp` (a backend's answer to a query the
-/// LS gave an OPT of its own, [`Mark::stamp`]), so the client, which sent
-/// none, gets none (RFC 6891 §7). `resp` is left as it is when it has no
-/// OPT, is signed, or cannot be walked.
-pub fn strip_opt(resp: &mut Vec<u8>) -> Stripped {
-    let Some(w) = walk(resp) else {
-        return Stripped::Kept;
-    };
-    let (Some((start, end)), false) = (w.opt, w.signed) else {
-        return Stripped::Kept;
-    };
-    let Some(ar) = u16_at(resp, 10).and_then(|n| n.checked_sub(1)) else {
-        return Stripped::Kept;
-    };
-    // The OPT's TTL field starts with the upper 8 bits of the rcode.
-    let extended = skip_name(resp, start)
-        .and_then(|at| resp.get(at + 4))
-        .copied()
-        .unwrap_or(0);
-    resp.drain(start..end);
-    if let Some(field) = resp.get_mut(10..12) {
-        field.copy_from_slice(&ar.to_be_bytes());
-    }
-    if extended == 0 {
-        Stripped::Clean
-    } else {
-        Stripped::LostRcode
-    }
-}
-
-/// What [`strip_opt`] did.
+/// What an answer for a client that sent no OPT needs before it is passed
+/// on, read in one walk over it ([`PlainAnswer::of`]). The LS may have given
+/// the query an OPT of its own for its mark ([`Mark::stamp`]); the client,
+/// which sent none, must get none (RFC 6891 §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stripped {
-    /// No OPT taken out (none, signed, or not walkable).
-    Kept,
-    /// The OPT was taken out and the answer means what it meant.
-    Clean,
-    /// The OPT was taken out with an extended rcode (BADVERS, BADCOOKIE,
-    /// ...) that a client without EDNS cannot be told: the header's 4 bits
-    /// alone would turn an error into another rcode, often NOERROR.
-    LostRcode,
+pub enum PlainAnswer {
+    /// Passed on as it is: it has no OPT, a signed one (the signature
+    /// covers the bytes), or cannot be walked.
+    AsIs,
+    /// Passed on without its OPT record, the bytes `start..end`.
+    WithoutOpt {
+        /// Offset of the OPT's owner name.
+        start: usize,
+        /// Offset just past its RDATA.
+        end: usize,
+    },
+    /// Unusable: its OPT carries an extended rcode (the upper bits, RFC
+    /// 6891 §6.1.3: BADVERS, BADCOOKIE, ...) that the client cannot be
+    /// told: read from its header alone it would mean another rcode, often
+    /// NOERROR. Such an answer is judged failed: another backend is asked.
+    LosesRcode,
 }
 
-/// Whether `resp`, an answer for a client that sent no OPT
-/// (`client_has_opt` false), carries an extended rcode (the upper bits in
-/// the OPT the LS added, RFC 6891 §6.1.3: BADVERS, BADCOOKIE...) that the
-/// client cannot be told: read from its header alone it would mean another
-/// rcode, often NOERROR. Such an answer is unusable (judged failed: another
-/// backend is asked).
-pub fn loses_rcode(client_has_opt: bool, resp: &[u8]) -> bool {
-    if client_has_opt || u16_at(resp, 10).is_none_or(|ar| ar == 0) {
-        return false;
+impl PlainAnswer {
+    /// What `resp`, an answer for a client that sent an OPT
+    /// (`client_has_opt`) or none, needs: always [`PlainAnswer::AsIs`] for
+    /// the former; else the verdict of one walk ([`PlainAnswer::of`]).
+    pub fn for_client(client_has_opt: bool, resp: &[u8]) -> Self {
+        if client_has_opt {
+            PlainAnswer::AsIs
+        } else {
+            PlainAnswer::of(resp)
+        }
     }
-    walk(resp)
-        .and_then(|w| w.opt)
-        .and_then(|(start, _)| skip_name(resp, start))
-        .and_then(|at| resp.get(at + 4))
-        .is_some_and(|&ext| ext != 0)
+
+    /// What `resp`, an answer for a client that sent no OPT, needs.
+    pub fn of(resp: &[u8]) -> Self {
+        if u16_at(resp, 10).is_none_or(|ar| ar == 0) {
+            return PlainAnswer::AsIs; // no additional section: at once
+        }
+        let Some((opt, signed)) = walk_message(resp).and_then(|w| Some((w.opt?, w.signed))) else {
+            return PlainAnswer::AsIs;
+        };
+        if opt.ttl_high_byte(resp).is_some_and(|ext| ext != 0) {
+            PlainAnswer::LosesRcode
+        } else if signed {
+            PlainAnswer::AsIs
+        } else {
+            PlainAnswer::WithoutOpt {
+                start: opt.start,
+                end: opt.rdata_end,
+            }
+        }
+    }
+
+    /// Whether the answer can be passed on at all.
+    pub fn usable(self) -> bool {
+        self != PlainAnswer::LosesRcode
+    }
+
+    /// Makes `resp` (the bytes this was read from, or a copy of them) what
+    /// the client gets: takes its OPT out and lowers its ARCOUNT for
+    /// [`PlainAnswer::WithoutOpt`]; leaves it as it is otherwise.
+    pub fn apply(self, resp: &mut Vec<u8>) {
+        let PlainAnswer::WithoutOpt { start, end } = self else {
+            return;
+        };
+        let Some(ar) = u16_at(resp, 10).and_then(|n| n.checked_sub(1)) else {
+            return;
+        };
+        if start > end || end > resp.len() {
+            return;
+        }
+        resp.drain(start..end);
+        if let Some(field) = resp.get_mut(10..12) {
+            field.copy_from_slice(&ar.to_be_bytes());
+        }
+    }
 }
 
 /// Whether `resp` carries an OPT record (its sender speaks EDNS).
 pub fn has_opt(resp: &[u8]) -> bool {
-    walk(resp).is_some_and(|w| w.opt.is_some())
-}
-
-/// What a walk over a whole message found.
-struct Walk {
-    /// The OPT record's bounds (start of its owner name, end of its RDATA).
-    opt: Option<(usize, usize)>,
-    /// A TSIG or SIG(0) record.
-    signed: bool,
-}
-
-/// Walks every record of `msg`, each checked to lie within it; `None` when
-/// one does not, or there are two OPTs.
-fn walk(msg: &[u8]) -> Option<Walk> {
-    let count = |i: usize| u16_at(msg, 4 + 2 * i).map(usize::from);
-    let (qd, an, ns, ar) = (count(0)?, count(1)?, count(2)?, count(3)?);
-    let mut pos = HEADER_LEN;
-    for _ in 0..qd {
-        pos = skip_name(msg, pos)?.checked_add(4)?;
-    }
-    let mut w = Walk {
-        opt: None,
-        signed: false,
-    };
-    for i in 0..an + ns + ar {
-        let start = pos;
-        let fixed = skip_name(msg, pos)?;
-        let rtype = u16_at(msg, fixed)?;
-        let rdlen_at = fixed.checked_add(8)?;
-        let end = rdlen_at
-            .checked_add(2)?
-            .checked_add(usize::from(u16_at(msg, rdlen_at)?))?;
-        if end > msg.len() {
-            return None;
-        }
-        pos = end;
-        if i < an + ns {
-            continue;
-        }
-        match rtype {
-            TYPE_OPT if w.opt.is_some() => return None,
-            TYPE_OPT => w.opt = Some((start, end)),
-            TYPE_TSIG | TYPE_SIG => w.signed = true,
-            _ => {}
-        }
-    }
-    Some(w)
-}
-
-/// Where a query's OPT record is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct OptAt {
-    rdlen_at: usize,
-    rdata_start: usize,
-    rdata_end: usize,
-}
-
-fn u16_at(msg: &[u8], at: usize) -> Option<u16> {
-    let b = msg.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
-}
-
-/// The offset just past the (possibly compressed) name at `pos`.
-fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
-    loop {
-        let len = *msg.get(pos)?;
-        match len & 0xc0 {
-            0x00 if len == 0 => return Some(pos + 1),
-            0x00 => pos = pos.checked_add(1 + usize::from(len))?,
-            0xc0 => return Some(pos + 2),
-            _ => return None,
-        }
-    }
+    walk_message(resp).is_some_and(|w| w.opt.is_some())
 }
 
 /// The OPT of a query that may be marked: one question ending at
 /// `question_end`, no answer or authority records, exactly one OPT (owned
 /// by the root), no TSIG or SIG(0), every record within the message.
-fn find_opt(msg: &[u8], question_end: usize) -> Option<OptAt> {
+fn find_opt(msg: &[u8], question_end: usize) -> Option<RecordAt> {
     let h = WireHeader::read(msg)?;
     if h.qdcount != 1 || h.ancount != 0 || h.nscount != 0 || question_end < HEADER_LEN {
         return None;
     }
-    let arcount = u16_at(msg, 10)?;
-    let mut pos = question_end;
+    let mut additional = records(msg, question_end, usize::from(u16_at(msg, 10)?));
     let mut opt = None;
-    for _ in 0..arcount {
-        let start = pos;
-        let fixed = skip_name(msg, pos)?;
-        let rtype = u16_at(msg, fixed)?;
-        let rdlen_at = fixed.checked_add(8)?;
-        let rdata_start = rdlen_at.checked_add(2)?;
-        let rdata_end = rdata_start.checked_add(usize::from(u16_at(msg, rdlen_at)?))?;
-        if rdata_end > msg.len() {
-            return None;
-        }
-        match rtype {
-            TYPE_OPT if opt.is_none() && fixed == start + 1 => {
-                opt = Some(OptAt {
-                    rdlen_at,
-                    rdata_start,
-                    rdata_end,
-                });
-            }
+    for r in &mut additional {
+        let r = r?;
+        match r.rtype {
+            TYPE_OPT if opt.is_none() && r.root_owned() => opt = Some(r),
             TYPE_OPT | TYPE_TSIG | TYPE_SIG => return None,
             _ => {}
         }
-        pos = rdata_end;
     }
-    (pos == msg.len()).then_some(opt).flatten()
+    (additional.pos() == msg.len()).then_some(opt).flatten()
 }
 
 #[cfg(test)]
@@ -338,20 +268,23 @@ mod tests {
         resp.metadata.message_type = hickory_proto::op::MessageType::Response;
         let mut bytes = resp.to_vec().unwrap();
         assert!(has_opt(&bytes));
-        assert_eq!(strip_opt(&mut bytes), Stripped::Clean);
+        let plain = PlainAnswer::of(&bytes);
+        assert!(matches!(plain, PlainAnswer::WithoutOpt { .. }));
+        assert_eq!(PlainAnswer::for_client(true, &bytes), PlainAnswer::AsIs);
+        plain.apply(&mut bytes);
         assert!(!has_opt(&bytes));
         let m = Message::from_vec(&bytes).expect("decodes");
         assert!(m.edns.is_none());
         assert_eq!(m.queries.len(), 1);
         assert_eq!(
-            strip_opt(&mut bytes),
-            Stripped::Kept,
+            PlainAnswer::of(&bytes),
+            PlainAnswer::AsIs,
             "nothing left to take out"
         );
     }
 
     #[test]
-    fn an_extended_rcode_taken_out_with_the_opt_is_reported() {
+    fn an_extended_rcode_a_plain_client_cannot_be_told_is_unusable() {
         let a = Mark::from_bytes([1; 8]);
         let (mut q, end) = query(false);
         assert!(a.stamp(&mut q, end, true));
@@ -361,8 +294,20 @@ mod tests {
         let at = bytes.len() - (4 + MARK_LEN) - 11 + 5;
         assert_eq!(bytes[at - 4..at - 2], [0, 41]);
         bytes[at] = 1;
-        assert_eq!(strip_opt(&mut bytes), Stripped::LostRcode);
-        assert!(!has_opt(&bytes));
+        let plain = PlainAnswer::of(&bytes);
+        assert_eq!(plain, PlainAnswer::LosesRcode);
+        assert!(!plain.usable());
+        assert!(
+            PlainAnswer::for_client(true, &bytes).usable(),
+            "an EDNS client"
+        );
+        // Signed, the answer keeps its OPT, and is unusable all the same.
+        let mut signed = bytes.clone();
+        signed[11] = 2;
+        signed.extend_from_slice(&[0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(PlainAnswer::of(&signed), PlainAnswer::LosesRcode);
+        signed[at] = 0;
+        assert_eq!(PlainAnswer::of(&signed), PlainAnswer::AsIs);
     }
 
     #[test]

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 
-use super::loopmark::{self, Stripped};
 use super::resolution::{End, Resolution};
 use super::state::{Job, LsState};
 use crate::config::OnTimeout;
@@ -37,7 +36,10 @@ impl Answered {
 }
 
 /// The reply for how the query ended. `kept`: the winner's response, or
-/// the negative one to pass on.
+/// the negative one to pass on, as the client may have it: an OPT the LS
+/// added for its mark taken out when it was kept, and an answer whose
+/// extended rcode the client could not be told never kept
+/// ([`super::loopmark::PlainAnswer`], one walk in each driver).
 pub(crate) fn finish(
     state: &LsState,
     job: &Job,
@@ -99,14 +101,6 @@ pub(crate) fn finish(
 /// the backend sent none, with the client's ID restored; TC=1 instead when
 /// it is larger than the client can take over its transport.
 fn win(state: &LsState, job: &Job, i: usize, hedge: bool, mut resp: Vec<u8>) -> Reply {
-    if job.ends_at_question() {
-        // The client sent no OPT; one the LS added for its mark goes again.
-        // An extended rcode cannot go with it to this client: SERVFAIL, as
-        // for any answer the LS cannot pass on, never the header's low bits.
-        if loopmark::strip_opt(&mut resp) == Stripped::LostRcode {
-            return dns::servfail_for(&job.raw).map_or(Reply::Drop, Reply::One);
-        }
-    }
     if let Some(b) = state.backends.get(i) {
         b.stats.wins.fetch_add(1, Relaxed);
         dns::nsid_for_client(&job.raw, &mut resp, &b.name, job.transport);

@@ -28,6 +28,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::backend::{Backend, WonBy};
 use super::balancer::{Admission, Balancer};
+use super::loopmark::PlainAnswer;
 use super::reply::{Answered, finish};
 use super::resolution::{Step, Verdict};
 use super::state::{Job, LsMetrics, LsState};
@@ -137,7 +138,7 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
                 tokio::select! {
                     biased;
                     Some(a) = pending.next(), if !pending.is_empty() => {
-                        let Some(verdict) = judge(&state, &job, &a) else {
+                        let Some((verdict, plain)) = judge(&state, &job, &a) else {
                             // Timed out: the query's deadline has come, and
                             // ends it (a backend still silent is charged
                             // then, once, however many copies it was sent).
@@ -146,7 +147,10 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
                         let Attempt { backend, result, .. } = a;
                         let keep = res.on_outcome(backend, verdict);
                         if keep || verdict == Verdict::Final {
-                            kept = result.ok();
+                            kept = result.ok().map(|mut resp| {
+                                plain.apply(&mut resp);
+                                resp
+                            });
                         }
                     }
                     _ = sleep_until(res.next_wakeup()) => {}
@@ -162,22 +166,24 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
     (reply, answered)
 }
 
-/// Counts one attempt's outcome on its backend and judges it; `None` when
-/// it timed out (at the query's deadline, which ends the query and charges
-/// the backends still silent: [`finish`]). An answer whose extended rcode
-/// the client (which sent no OPT) cannot be told is unusable.
-fn judge(state: &LsState, job: &Job, a: &Attempt) -> Option<Verdict> {
+/// Counts one attempt's outcome on its backend and judges it, with what
+/// its answer needs before the client gets it; `None` when it timed out (at
+/// the query's deadline, which ends the query and charges the backends
+/// still silent: [`finish`]). An answer whose extended rcode the client
+/// (which sent no OPT) cannot be told is unusable.
+fn judge(state: &LsState, job: &Job, a: &Attempt) -> Option<(Verdict, PlainAnswer)> {
     if state.backends.get(a.backend).is_none() {
-        return Some(Verdict::Failed);
+        return Some((Verdict::Failed, PlainAnswer::AsIs));
     }
     match &a.result {
         Ok(resp) => {
-            let header = WireHeader::read(resp)
-                .filter(|_| !super::loopmark::loses_rcode(!job.ends_at_question(), resp));
-            Some(state.judge_response(a.backend, Instant::now(), a.rtt, header))
+            let plain = PlainAnswer::for_client(!job.ends_at_question(), resp);
+            let header = WireHeader::read(resp).filter(|_| plain.usable());
+            let verdict = state.judge_response(a.backend, Instant::now(), a.rtt, header);
+            Some((verdict, plain))
         }
         Err(UpstreamError::Timeout) => None,
-        Err(_) => Some(Verdict::Failed),
+        Err(_) => Some((Verdict::Failed, PlainAnswer::AsIs)),
     }
 }
 

@@ -76,55 +76,6 @@ fn client_query() -> Vec<u8> {
     q
 }
 
-/// A client query admitted by `b`: the snapshot it runs on and its job.
-fn admit(b: &Balancer) -> (Arc<LsState>, Job) {
-    let raw = client_query();
-    let req = Request {
-        raw: &raw,
-        src: SocketAddr::from(([127, 0, 0, 1], 5353)),
-        transport: Transport::Udp,
-    };
-    match b.admit(req) {
-        Admission::Forward(state, admitted) => (state, admitted.into_job(raw.clone())),
-        Admission::Reply(_) => panic!("the test query was not forwarded"),
-    }
-}
-
-/// A backend's response to `job` (upstream ID 0xbeef): `rcode`, AA, with
-/// one A record when `positive`.
-fn response(job: &Job, rcode: u8, positive: bool) -> Vec<u8> {
-    let mut r = Vec::new();
-    r.extend_from_slice(&0xbeef_u16.to_be_bytes());
-    r.extend_from_slice(&(0x8500_u16 | u16::from(rcode)).to_be_bytes());
-    r.extend_from_slice(&[0, 1, 0, u8::from(positive), 0, 0, 0, 0]);
-    r.extend_from_slice(job.question());
-    if positive {
-        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 10, 0, 0, 1]);
-    }
-    r
-}
-
-/// Feeds backend `i`'s response to the resolution as the drivers do.
-fn answer(state: &LsState, res: &mut Resolution, i: usize, resp: &[u8]) -> Verdict {
-    // Stamped just before the deadline: the latest a test's answer comes.
-    let at = res.deadline() - MS;
-    let v = state.judge_response(i, at, 100 * US, WireHeader::read(resp));
-    res.on_outcome(i, v);
-    v
-}
-
-/// Every step at `now` until Wait or Done.
-fn steps(res: &mut Resolution, now: Instant, state: &LsState) -> Vec<Step> {
-    let mut out = Vec::new();
-    loop {
-        let s = res.poll(now, state);
-        out.push(s);
-        if !matches!(s, Step::Launch { .. }) {
-            return out;
-        }
-    }
-}
-
 fn launch(backend: usize, hedge: bool) -> Step {
     Step::Launch { backend, hedge }
 }
@@ -141,6 +92,140 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
+}
+
+/// A balancer over `n` backends with the `[ls]` keys in `keys`
+/// ([`balancer`]), the instant it starts, and a query it admitted then,
+/// whose first step asks b0 alone ([`Query::first_to_b0`]).
+fn started(keys: &str, n: usize) -> (Balancer, Instant, Query) {
+    let b = balancer(keys, n);
+    let t0 = Instant::now();
+    let q = Query::first_to_b0(&b, t0);
+    (b, t0, q)
+}
+
+/// One client query admitted by a balancer, its resolution started at
+/// `t0`, driven step by step on the made-up clock.
+struct Query {
+    state: Arc<LsState>,
+    job: Job,
+    res: Resolution,
+}
+
+impl Query {
+    /// A query admitted by `b`, its resolution started at `t0`.
+    fn new(b: &Balancer, t0: Instant) -> Self {
+        let raw = client_query();
+        let req = Request {
+            raw: &raw,
+            src: SocketAddr::from(([127, 0, 0, 1], 5353)),
+            transport: Transport::Udp,
+        };
+        let (state, job) = match b.admit(req) {
+            Admission::Forward(state, admitted) => (state, admitted.into_job(raw.clone())),
+            Admission::Reply(_) => panic!("the test query was not forwarded"),
+        };
+        let res = state.resolution(&job, t0);
+        Query { state, job, res }
+    }
+
+    /// A query admitted by `b` at `t0` whose first step asks b0 alone.
+    fn first_to_b0(b: &Balancer, t0: Instant) -> Self {
+        let mut q = Query::new(b, t0);
+        assert_eq!(q.steps(t0), [launch(0, false), Step::Wait]);
+        q
+    }
+
+    /// Every step at `now` until Wait or Done.
+    fn steps(&mut self, now: Instant) -> Vec<Step> {
+        let mut out = Vec::new();
+        loop {
+            let s = self.res.poll(now, &*self.state);
+            out.push(s);
+            if !matches!(s, Step::Launch { .. }) {
+                return out;
+            }
+        }
+    }
+
+    /// The next wake-up is `at`, nothing happens a microsecond before it,
+    /// and at `at` exactly `backend` is asked (a hedge when `hedge`).
+    fn launches_at(&mut self, at: Instant, backend: usize, hedge: bool) {
+        assert_eq!(self.res.next_wakeup(), at);
+        assert_eq!(self.steps(at - US), [Step::Wait]);
+        assert_eq!(self.steps(at), [launch(backend, hedge), Step::Wait]);
+    }
+
+    /// The next wake-up is `at`, nothing happens a microsecond before it,
+    /// and at `at` the query ends at its deadline.
+    fn times_out_at(&mut self, at: Instant) -> End {
+        assert_eq!(self.res.next_wakeup(), at);
+        assert_eq!(self.steps(at - US), [Step::Wait]);
+        let end = End::OnTimeout { timed_out: true };
+        assert_eq!(self.steps(at), [Step::Done(end)]);
+        end
+    }
+
+    /// Polled at `at` (its deadline, every backend still silent), the
+    /// query ends timed out; the reply is made, charging the silent ones.
+    fn finish_at_deadline(&mut self, at: Instant) {
+        let step = self.res.poll(at, &*self.state);
+        let Step::Done(end) = step else {
+            panic!("not done at the deadline: {step:?}")
+        };
+        assert_eq!(end, End::OnTimeout { timed_out: true });
+        self.finish(end, None);
+    }
+
+    /// Backend `i`'s response fed to the resolution as the drivers do.
+    fn answer(&mut self, i: usize, resp: &[u8]) -> Verdict {
+        // Stamped just before the deadline: the latest a test's answer comes.
+        let at = self.res.deadline() - MS;
+        let v = self
+            .state
+            .judge_response(i, at, 100 * US, WireHeader::read(resp));
+        self.res.on_outcome(i, v);
+        v
+    }
+
+    /// A backend's response to this query (upstream ID 0xbeef): `rcode`,
+    /// AA, with one A record when `positive`.
+    fn response(&self, rcode: u8, positive: bool) -> Vec<u8> {
+        let mut r = Vec::new();
+        r.extend_from_slice(&0xbeef_u16.to_be_bytes());
+        r.extend_from_slice(&(0x8500_u16 | u16::from(rcode)).to_be_bytes());
+        r.extend_from_slice(&[0, 1, 0, u8::from(positive), 0, 0, 0, 0]);
+        r.extend_from_slice(self.job.question());
+        if positive {
+            r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 10, 0, 0, 1]);
+        }
+        r
+    }
+
+    /// b0's negative answer with `rcode` is judged `verdict`, and b1 is
+    /// asked at once, when the query is next polled (at `at`); that answer.
+    fn b0_says_no_then_b1_asked(&mut self, rcode: u8, verdict: Verdict, at: Instant) -> Vec<u8> {
+        let no = self.response(rcode, false);
+        assert_eq!(self.answer(0, &no), verdict);
+        assert_eq!(self.steps(at), [launch(1, false), Step::Wait]);
+        no
+    }
+
+    /// Backend `i`'s positive answer is final, and the query is won by it
+    /// (a hedge's copy when `hedge`) when polled at `at`; its end and the
+    /// winning response.
+    fn won_by(&mut self, i: usize, hedge: bool, at: Instant) -> (End, Vec<u8>) {
+        let resp = self.response(0, true);
+        assert_eq!(self.answer(i, &resp), Verdict::Final);
+        let end = End::Win { backend: i, hedge };
+        assert_eq!(self.res.poll(at, &*self.state), Step::Done(end));
+        (end, resp)
+    }
+
+    /// The reply for how the query ended ([`reply::finish`]).
+    fn finish(&self, end: End, kept: Option<Vec<u8>>) -> Reply {
+        reply::finish(&self.state, &self.job, &self.res, end, kept)
+    }
 }
 
 #[test]
@@ -162,60 +247,35 @@ fn hedge_fires_at_the_measured_delay_of_the_backend_just_asked() {
     assert!(d1 >= 80 * MS && d1 < 81 * MS, "{d1:?}");
     assert_eq!(state.spacing(2), Some(200 * MS), "unmeasured: hedge_max_ms");
 
-    let (state, job) = admit(&b);
     let t0 = Instant::now();
-    let mut res = state.resolution(&job, t0);
-    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
-    assert_eq!(res.next_wakeup(), t0 + d0);
-    assert_eq!(steps(&mut res, t0 + d0 - US, &state), [Step::Wait]);
-    assert_eq!(
-        steps(&mut res, t0 + d0, &state),
-        [launch(1, true), Step::Wait]
-    );
+    let mut q = Query::first_to_b0(&b, t0);
+    q.launches_at(t0 + d0, 1, true);
     // The next hedge waits the delay of b1, the backend just asked.
-    assert_eq!(res.next_wakeup(), t0 + d0 + d1);
-    assert_eq!(steps(&mut res, t0 + d0 + d1 - US, &state), [Step::Wait]);
-    assert_eq!(
-        steps(&mut res, t0 + d0 + d1, &state),
-        [launch(2, true), Step::Wait]
-    );
-    assert_eq!(state.metrics.hedges_refused.load(Relaxed), 0);
+    q.launches_at(t0 + d0 + d1, 2, true);
+    assert_eq!(q.state.metrics.hedges_refused.load(Relaxed), 0);
 
     // The first hedge's answer wins; the client gets it with its own ID.
-    let resp = response(&job, 0, true);
-    assert_eq!(answer(&state, &mut res, 1, &resp), Verdict::Final);
-    let end = End::Win {
-        backend: 1,
-        hedge: true,
-    };
-    assert_eq!(res.poll(t0 + d0 + d1 + MS, &*state), Step::Done(end));
-    let reply = bytes(reply::finish(&state, &job, &res, end, Some(resp)));
+    let (end, resp) = q.won_by(1, true, t0 + d0 + d1 + MS);
+    let reply = bytes(q.finish(end, Some(resp)));
     assert_eq!(WireHeader::read(&reply).map(|h| h.id), Some(CLIENT_ID));
-    assert_eq!(state.backends[1].stats.wins.load(Relaxed), 1);
-    assert_eq!(state.metrics.hedge_wins.load(Relaxed), 1);
+    assert_eq!(q.state.backends[1].stats.wins.load(Relaxed), 1);
+    assert_eq!(q.state.metrics.hedge_wins.load(Relaxed), 1);
 }
 
 /// Drives one query whose first backend stays silent past the hedge delay
 /// (20 ms); true when a hedge went out, false when the budget refused and
 /// the query failed over to b1 at exactly `try_timeout_ms` (500 ms).
 fn silent_first_backend(b: &Balancer, t0: Instant) -> bool {
-    let (state, job) = admit(b);
-    let mut res = state.resolution(&job, t0);
-    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
-    assert_eq!(steps(&mut res, t0 + 20 * MS - US, &state), [Step::Wait]);
-    match steps(&mut res, t0 + 20 * MS, &state).as_slice() {
+    let mut q = Query::first_to_b0(b, t0);
+    assert_eq!(q.steps(t0 + 20 * MS - US), [Step::Wait]);
+    match q.steps(t0 + 20 * MS).as_slice() {
         [Step::Launch { backend: 1, hedge }, Step::Wait] => {
             assert!(*hedge, "a delay-triggered launch is a hedge");
             true
         }
         [Step::Wait] => {
-            assert_eq!(res.next_wakeup(), t0 + 500 * MS);
-            assert_eq!(steps(&mut res, t0 + 500 * MS - US, &state), [Step::Wait]);
-            assert_eq!(
-                steps(&mut res, t0 + 500 * MS, &state),
-                [launch(1, false), Step::Wait],
-                "failover, not a hedge"
-            );
+            // Failover, not a hedge.
+            q.launches_at(t0 + 500 * MS, 1, false);
             false
         }
         other => panic!("unexpected steps {other:?}"),
@@ -242,61 +302,37 @@ fn the_hedge_budget_spends_its_burst_then_a_tenth_of_queries_then_fails_over() {
 
 #[test]
 fn a_spent_budget_never_holds_back_a_partitioned_move_on() {
-    let b = balancer(
+    let (b, t0, mut q) = started(
         "strategy = \"hedge\"\nlayout = \"partitioned\"\nhedge_delay_ms = 20\n\
          hedge_budget_pct = 0\ntry_timeout_ms = 500",
         2,
     );
-    let (state, job) = admit(&b);
-    let t0 = Instant::now();
-    let mut res = state.resolution(&job, t0);
-    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
     // b0 does not hold the name: b1 is asked at once, with no token.
-    let nx = response(&job, 3, false);
-    assert_eq!(answer(&state, &mut res, 0, &nx), Verdict::NxDomain);
-    assert_eq!(
-        steps(&mut res, t0 + 5 * MS, &state),
-        [launch(1, false), Step::Wait]
-    );
-    assert_eq!(state.metrics.hedges_refused.load(Relaxed), 0);
-    let found = response(&job, 0, true);
-    assert_eq!(answer(&state, &mut res, 1, &found), Verdict::Final);
-    let end = End::Win {
-        backend: 1,
-        hedge: false,
-    };
-    assert_eq!(res.poll(t0 + 6 * MS, &*state), Step::Done(end));
+    q.b0_says_no_then_b1_asked(3, Verdict::NxDomain, t0 + 5 * MS);
+    assert_eq!(q.state.metrics.hedges_refused.load(Relaxed), 0);
+    q.won_by(1, false, t0 + 6 * MS);
 
     // With b0 silent instead, the empty budget refuses the hedge and the
     // query still reaches b1 at the per-try timeout.
     assert!(!silent_first_backend(&b, t0));
-    assert_eq!(state.metrics.hedges_refused.load(Relaxed), 1);
+    assert_eq!(q.state.metrics.hedges_refused.load(Relaxed), 1);
 }
 
 #[test]
 fn sequential_fails_over_every_try_timeout_until_the_deadline() {
-    let b = balancer(
+    let (_b, t0, mut q) = started(
         "strategy = \"sequential\"\nlayout = \"replicated\"\ntry_timeout_ms = 500\n\
          timeout_ms = 1200\non_timeout = \"servfail\"",
         3,
     );
-    let (state, job) = admit(&b);
-    let t0 = Instant::now();
-    let mut res = state.resolution(&job, t0);
-    assert_eq!(res.deadline(), t0 + 1200 * MS);
-    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
+    assert_eq!(q.res.deadline(), t0 + 1200 * MS);
     for (i, at) in [(1, 500), (2, 1000)] {
-        let at = t0 + at * MS;
-        assert_eq!(res.next_wakeup(), at);
-        assert_eq!(steps(&mut res, at - US, &state), [Step::Wait]);
-        assert_eq!(steps(&mut res, at, &state), [launch(i, false), Step::Wait]);
+        q.launches_at(t0 + at * MS, i, false);
     }
     // No one left to ask: the next wake-up is the deadline.
-    assert_eq!(res.next_wakeup(), t0 + 1200 * MS);
-    assert_eq!(steps(&mut res, t0 + 1200 * MS - US, &state), [Step::Wait]);
-    let end = End::OnTimeout { timed_out: true };
-    assert_eq!(steps(&mut res, t0 + 1200 * MS, &state), [Step::Done(end)]);
-    let reply = bytes(reply::finish(&state, &job, &res, end, None));
+    let end = q.times_out_at(t0 + 1200 * MS);
+    let reply = bytes(q.finish(end, None));
+    let state = &q.state;
     // cannot fail because the reply is the LS's own answer, made above.
     let h = WireHeader::read(&reply).unwrap();
     assert_eq!((h.id, h.rcode()), (CLIENT_ID, 2), "on_timeout = servfail");
@@ -310,47 +346,33 @@ fn sequential_fails_over_every_try_timeout_until_the_deadline() {
 
 #[test]
 fn sequential_moves_on_at_once_after_a_servfail() {
-    let b = balancer(
+    let (_b, t0, mut q) = started(
         "strategy = \"sequential\"\nlayout = \"replicated\"\ntry_timeout_ms = 500",
         2,
     );
-    let (state, job) = admit(&b);
-    let t0 = Instant::now();
-    let mut res = state.resolution(&job, t0);
-    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
-    let servfail = response(&job, 2, false);
-    assert_eq!(answer(&state, &mut res, 0, &servfail), Verdict::Failed);
-    assert_eq!(
-        steps(&mut res, t0 + 3 * MS, &state),
-        [launch(1, false), Step::Wait]
-    );
+    let servfail = q.b0_says_no_then_b1_asked(2, Verdict::Failed, t0 + 3 * MS);
     // b1's SERVFAIL too, before the deadline: SERVFAIL, not on_timeout.
-    assert_eq!(answer(&state, &mut res, 1, &servfail), Verdict::Failed);
-    assert_eq!(res.poll(t0 + 4 * MS, &*state), Step::Done(End::AllFailed));
+    assert_eq!(q.answer(1, &servfail), Verdict::Failed);
+    let done = q.res.poll(t0 + 4 * MS, &*q.state);
+    assert_eq!(done, Step::Done(End::AllFailed));
 }
 
 #[test]
 fn the_deadline_is_exact_and_cuts_a_pending_hedge() {
-    let b = balancer(
+    let (_b, t0, mut q) = started(
         "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = 1000\n\
          timeout_ms = 300\non_timeout = \"nxdomain\"\nsynth_ttl = 7",
         2,
     );
-    let (state, job) = admit(&b);
-    let t0 = Instant::now();
-    let mut res = state.resolution(&job, t0);
-    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
     // The hedge would be due at 1000 ms; the deadline comes first.
-    assert_eq!(res.next_wakeup(), t0 + 300 * MS);
-    assert_eq!(steps(&mut res, t0 + 300 * MS - US, &state), [Step::Wait]);
-    let end = End::OnTimeout { timed_out: true };
-    assert_eq!(steps(&mut res, t0 + 300 * MS, &state), [Step::Done(end)]);
-    assert_eq!(res.asked().collect::<Vec<_>>(), [0], "b1 never asked");
+    let end = q.times_out_at(t0 + 300 * MS);
+    assert_eq!(q.res.asked().collect::<Vec<_>>(), [0], "b1 never asked");
     // A late answer changes nothing.
-    let late = response(&job, 0, true);
-    answer(&state, &mut res, 0, &late);
-    assert_eq!(res.poll(t0 + 301 * MS, &*state), Step::Done(end));
-    let reply = bytes(reply::finish(&state, &job, &res, end, None));
+    let late = q.response(0, true);
+    q.answer(0, &late);
+    assert_eq!(q.res.poll(t0 + 301 * MS, &*q.state), Step::Done(end));
+    let reply = bytes(q.finish(end, None));
+    let state = &q.state;
     // cannot fail because the reply is the LS's own answer, made above.
     let h = WireHeader::read(&reply).unwrap();
     assert_eq!((h.id, h.rcode(), h.ancount), (CLIENT_ID, 3, 0));
@@ -367,11 +389,10 @@ fn race_waits_for_the_deadline_when_every_backend_is_silent() {
         "strategy = \"race\"\nlayout = \"partitioned\"\ntimeout_ms = 1500",
         3,
     );
-    let (state, job) = admit(&b);
     let t0 = Instant::now();
-    let mut res = state.resolution(&job, t0);
+    let mut q = Query::new(&b, t0);
     assert_eq!(
-        steps(&mut res, t0, &state),
+        q.steps(t0),
         [
             launch(0, false),
             launch(1, false),
@@ -380,13 +401,12 @@ fn race_waits_for_the_deadline_when_every_backend_is_silent() {
         ]
     );
     // Two partitions say no; the third's silence keeps the query open.
-    let nx = response(&job, 3, false);
-    answer(&state, &mut res, 0, &nx);
-    answer(&state, &mut res, 2, &nx);
-    assert_eq!(steps(&mut res, t0 + 1499 * MS, &state), [Step::Wait]);
-    let end = End::OnTimeout { timed_out: true };
-    assert_eq!(steps(&mut res, t0 + 1500 * MS, &state), [Step::Done(end)]);
-    assert_eq!(res.unfinished().collect::<Vec<_>>(), [1]);
+    let nx = q.response(3, false);
+    q.answer(0, &nx);
+    q.answer(2, &nx);
+    assert_eq!(q.steps(t0 + 1499 * MS), [Step::Wait]);
+    q.times_out_at(t0 + 1500 * MS);
+    assert_eq!(q.res.unfinished().collect::<Vec<_>>(), [1]);
 }
 
 #[test]
@@ -433,55 +453,45 @@ fn health_falls_after_fall_probe_rounds_and_rises_after_rise() {
     );
 }
 
+/// Race over replicas, 100 ms per query, down after 3 failures, up after 2.
+const RACE_100_MS_FALL_3: &str = "strategy = \"race\"\nlayout = \"replicated\"\n\
+    timeout_ms = 100\n[ls.health]\nfall = 3\nrise = 2";
+
+/// Whether each backend of `s` is up.
+fn up(s: &LsState) -> Vec<bool> {
+    s.backends.iter().map(|b| b.is_up()).collect()
+}
+
 #[test]
 fn client_query_deadlines_count_as_health_failures() {
-    let b = balancer(
-        "strategy = \"race\"\nlayout = \"replicated\"\ntimeout_ms = 100\n\
-         [ls.health]\nfall = 3\nrise = 2",
-        2,
-    );
+    let b = balancer(RACE_100_MS_FALL_3, 2);
     let t0 = Instant::now();
-    for q in 0..3_u32 {
-        let (state, job) = admit(&b);
-        let start = t0 + q * 200 * MS;
-        let mut res = state.resolution(&job, start);
-        steps(&mut res, start, &state);
+    for k in 0..3_u32 {
+        let start = t0 + k * 200 * MS;
+        let mut q = Query::new(&b, start);
+        q.steps(start);
         // b1 answers; b0 is still silent, but the query ended before its
         // deadline, so b0's silence is not a health failure.
-        let resp = response(&job, 0, true);
-        answer(&state, &mut res, 1, &resp);
-        let end = End::Win {
-            backend: 1,
-            hedge: false,
-        };
-        assert_eq!(res.poll(start + MS, &*state), Step::Done(end));
-        reply::finish(&state, &job, &res, end, Some(resp));
+        let (end, resp) = q.won_by(1, false, start + MS);
+        q.finish(end, Some(resp));
     }
     let state = b.state();
     assert!(state.backends[0].is_up());
     assert_eq!(state.backends[0].stats.timeouts.load(Relaxed), 0);
     // Three queries that reach their deadline with b0 and b1 silent.
-    for q in 0..3_u32 {
-        let (state, job) = admit(&b);
-        let start = t0 + Duration::from_secs(1) + q * 200 * MS;
-        let mut res = state.resolution(&job, start);
-        steps(&mut res, start, &state);
-        let end = res.poll(start + 100 * MS, &*state);
-        assert_eq!(end, Step::Done(End::OnTimeout { timed_out: true }));
-        let Step::Done(end) = end else { unreachable!() };
-        reply::finish(&state, &job, &res, end, None);
-        let up = state.backends.iter().map(|b| b.is_up()).collect::<Vec<_>>();
-        assert_eq!(up, [q < 2, q < 2], "after {} timed-out queries", q + 1);
+    for k in 0..3_u32 {
+        let start = t0 + Duration::from_secs(1) + k * 200 * MS;
+        let mut q = Query::new(&b, start);
+        q.steps(start);
+        q.finish_at_deadline(start + 100 * MS);
+        let up = up(&q.state);
+        assert_eq!(up, [k < 2, k < 2], "after {} timed-out queries", k + 1);
     }
 }
 
 #[test]
 fn timeouts_within_a_query_lifetime_of_an_answer_are_not_health_failures() {
-    let b = balancer(
-        "strategy = \"race\"\nlayout = \"replicated\"\ntimeout_ms = 100\n\
-         [ls.health]\nfall = 3\nrise = 2",
-        2,
-    );
+    let b = balancer(RACE_100_MS_FALL_3, 2);
     let t0 = Instant::now();
     let state = b.state();
     // Both answered a client query at t0 (say, just after a restart).
@@ -489,21 +499,15 @@ fn timeouts_within_a_query_lifetime_of_an_answer_are_not_health_failures() {
         let _ = state.judge_response(i, t0, 100 * US, None);
     }
     let timed_out = |start: Instant| {
-        let (state, job) = admit(&b);
-        let mut res = state.resolution(&job, start);
-        steps(&mut res, start, &state);
-        let end = res.poll(start + 100 * MS, &*state);
-        let Step::Done(end) = end else {
-            panic!("not done at the deadline: {end:?}")
-        };
-        reply::finish(&state, &job, &res, end, None);
+        let mut q = Query::new(&b, start);
+        q.steps(start);
+        q.finish_at_deadline(start + 100 * MS);
     };
     // Queries sent before t0 whose deadlines fall within 100 ms of it: the
     // backends were alive meanwhile, so their silence proves nothing.
     for q in 0..3_u32 {
         timed_out(t0 - 90 * MS + q * 20 * MS);
     }
-    let up = |s: &LsState| s.backends.iter().map(|b| b.is_up()).collect::<Vec<_>>();
     assert_eq!(up(&b.state()), [true, true]);
     assert_eq!(b.state().backends[0].stats.timeouts.load(Relaxed), 3);
     // A whole query lifetime later, silence counts: three mark them down.
@@ -530,149 +534,77 @@ fn hedge_reasks_the_best_latency_backend_once_every_backend_was_asked() {
     }
     // cannot fail because the strategy is hedge, whose spacing is always Some.
     let (d0, d1) = (state.spacing(0).unwrap(), state.spacing(1).unwrap());
-    let (state, job) = admit(&b);
     let t0 = Instant::now();
-    let mut res = state.resolution(&job, t0);
-    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
-    assert_eq!(
-        steps(&mut res, t0 + d0, &state),
-        [launch(1, true), Step::Wait]
-    );
+    let mut q = Query::first_to_b0(&b, t0);
+    q.launches_at(t0 + d0, 1, true);
     // Both asked, both silent: b1 again, its delay after the last launch.
-    assert_eq!(res.next_wakeup(), t0 + d0 + d1);
-    assert_eq!(steps(&mut res, t0 + d0 + d1 - US, &state), [Step::Wait]);
     let reask1 = t0 + d0 + d1;
-    assert_eq!(
-        steps(&mut res, reask1, &state),
-        [launch(1, true), Step::Wait]
-    );
+    q.launches_at(reask1, 1, true);
     // Then b0 once, b0's delay after that; then nobody more (one re-ask each).
-    assert_eq!(res.next_wakeup(), reask1 + d0);
-    assert_eq!(
-        steps(&mut res, reask1 + d0, &state),
-        [launch(0, true), Step::Wait]
-    );
-    let deadline = res.deadline();
-    assert_eq!(res.next_wakeup(), deadline);
-    assert_eq!(steps(&mut res, deadline - US, &state), [Step::Wait]);
-    assert_eq!(state.metrics.hedges_refused.load(Relaxed), 0);
+    q.launches_at(reask1 + d0, 0, true);
+    let deadline = q.res.deadline();
+    assert_eq!(q.res.next_wakeup(), deadline);
+    assert_eq!(q.steps(deadline - US), [Step::Wait]);
+    assert_eq!(q.state.metrics.hedges_refused.load(Relaxed), 0);
     // Either copy's answer wins.
-    let resp = response(&job, 0, true);
-    assert_eq!(answer(&state, &mut res, 1, &resp), Verdict::Final);
-    let end = End::Win {
-        backend: 1,
-        hedge: true,
-    };
-    assert_eq!(res.poll(reask1 + d0 + MS, &*state), Step::Done(end));
+    q.won_by(1, true, reask1 + d0 + MS);
 }
 
 #[test]
 fn a_single_backend_is_reasked_after_the_delay_and_an_error_of_one_copy_waits_for_the_other() {
-    let b = balancer(
+    let (_b, t0, mut q) = started(
         "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = 20\ntimeout_ms = 1500",
         1,
     );
-    let (state, job) = admit(&b);
-    let t0 = Instant::now();
-    let mut res = state.resolution(&job, t0);
-    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
-    assert_eq!(res.next_wakeup(), t0 + 20 * MS);
-    assert_eq!(steps(&mut res, t0 + 20 * MS - US, &state), [Step::Wait]);
-    assert_eq!(
-        steps(&mut res, t0 + 20 * MS, &state),
-        [launch(0, true), Step::Wait]
-    );
+    q.launches_at(t0 + 20 * MS, 0, true);
     // At most one re-ask per backend: the deadline is next.
-    assert_eq!(res.next_wakeup(), t0 + 1500 * MS);
+    assert_eq!(q.res.next_wakeup(), t0 + 1500 * MS);
     // One copy's SERVFAIL: the other copy may still answer.
-    let servfail = response(&job, 2, false);
-    assert_eq!(answer(&state, &mut res, 0, &servfail), Verdict::Failed);
-    assert_eq!(steps(&mut res, t0 + 30 * MS, &state), [Step::Wait]);
-    let resp = response(&job, 0, true);
-    assert_eq!(answer(&state, &mut res, 0, &resp), Verdict::Final);
-    let end = End::Win {
-        backend: 0,
-        hedge: true,
-    };
-    assert_eq!(res.poll(t0 + 31 * MS, &*state), Step::Done(end));
+    let servfail = q.response(2, false);
+    assert_eq!(q.answer(0, &servfail), Verdict::Failed);
+    assert_eq!(q.steps(t0 + 30 * MS), [Step::Wait]);
+    q.won_by(0, true, t0 + 31 * MS);
 }
 
 #[test]
 fn a_reask_takes_a_budget_token_and_without_one_waits_for_the_try_timeout() {
-    let b = balancer(
+    let (_b, t0, mut q) = started(
         "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = 20\n\
          hedge_budget_pct = 0\ntry_timeout_ms = 500\ntimeout_ms = 1500",
         1,
     );
-    let (state, job) = admit(&b);
-    let t0 = Instant::now();
-    let mut res = state.resolution(&job, t0);
-    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
     // The hedge delay passes: no token, no re-ask.
-    assert_eq!(steps(&mut res, t0 + 20 * MS, &state), [Step::Wait]);
-    assert_eq!(state.metrics.hedges_refused.load(Relaxed), 1);
-    assert_eq!(res.next_wakeup(), t0 + 500 * MS);
-    assert_eq!(steps(&mut res, t0 + 500 * MS - US, &state), [Step::Wait]);
+    assert_eq!(q.steps(t0 + 20 * MS), [Step::Wait]);
+    assert_eq!(q.state.metrics.hedges_refused.load(Relaxed), 1);
     // At the per-try timeout, as a failover (not a hedge, no token).
-    assert_eq!(
-        steps(&mut res, t0 + 500 * MS, &state),
-        [launch(0, false), Step::Wait]
-    );
-    assert_eq!(state.metrics.hedges_refused.load(Relaxed), 1);
-    assert_eq!(res.next_wakeup(), t0 + 1500 * MS);
+    q.launches_at(t0 + 500 * MS, 0, false);
+    assert_eq!(q.state.metrics.hedges_refused.load(Relaxed), 1);
+    assert_eq!(q.res.next_wakeup(), t0 + 1500 * MS);
 }
 
 #[test]
 fn partitioned_reasks_the_last_backend_not_heard_from() {
-    let b = balancer(
+    let (_b, t0, mut q) = started(
         "strategy = \"hedge\"\nlayout = \"partitioned\"\nhedge_delay_ms = 20\ntimeout_ms = 1500",
         2,
     );
-    let (state, job) = admit(&b);
-    let t0 = Instant::now();
-    let mut res = state.resolution(&job, t0);
-    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
-    let nx = response(&job, 3, false);
-    assert_eq!(answer(&state, &mut res, 0, &nx), Verdict::NxDomain);
-    assert_eq!(
-        steps(&mut res, t0 + 5 * MS, &state),
-        [launch(1, false), Step::Wait]
-    );
+    q.b0_says_no_then_b1_asked(3, Verdict::NxDomain, t0 + 5 * MS);
     // b1's datagram is lost: b1 (not b0, which said no) again after the delay.
-    assert_eq!(res.next_wakeup(), t0 + 25 * MS);
-    assert_eq!(steps(&mut res, t0 + 25 * MS - US, &state), [Step::Wait]);
-    assert_eq!(
-        steps(&mut res, t0 + 25 * MS, &state),
-        [launch(1, true), Step::Wait]
-    );
-    assert_eq!(res.next_wakeup(), t0 + 1500 * MS);
-    let found = response(&job, 0, true);
-    assert_eq!(answer(&state, &mut res, 1, &found), Verdict::Final);
-    let end = End::Win {
-        backend: 1,
-        hedge: true,
-    };
-    assert_eq!(res.poll(t0 + 26 * MS, &*state), Step::Done(end));
+    q.launches_at(t0 + 25 * MS, 1, true);
+    assert_eq!(q.res.next_wakeup(), t0 + 1500 * MS);
+    q.won_by(1, true, t0 + 26 * MS);
 }
 
 #[test]
 fn sequential_asks_each_backend_once_and_never_again() {
-    let b = balancer(
+    let (_b, t0, mut q) = started(
         "strategy = \"sequential\"\nlayout = \"replicated\"\ntry_timeout_ms = 500\n\
          timeout_ms = 2500\nhedge_budget_pct = 0",
         2,
     );
-    let (state, job) = admit(&b);
-    let t0 = Instant::now();
-    let mut res = state.resolution(&job, t0);
-    assert_eq!(steps(&mut res, t0, &state), [launch(0, false), Step::Wait]);
-    assert_eq!(res.next_wakeup(), t0 + 500 * MS);
-    assert_eq!(
-        steps(&mut res, t0 + 500 * MS, &state),
-        [launch(1, false), Step::Wait]
-    );
+    q.launches_at(t0 + 500 * MS, 1, false);
     // Both silent: no second copy to either (a slow backend's load is not
     // doubled), the deadline ends it.
-    assert_eq!(res.next_wakeup(), t0 + 2500 * MS);
-    assert_eq!(steps(&mut res, t0 + 1500 * MS, &state), [Step::Wait]);
+    assert_eq!(q.res.next_wakeup(), t0 + 2500 * MS);
+    assert_eq!(q.steps(t0 + 1500 * MS), [Step::Wait]);
 }

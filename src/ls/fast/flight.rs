@@ -1,9 +1,12 @@
 //! What a fast-path worker keeps per query: its flights (a client query in
 //! flight, with its upstream attempts), the late entries of attempts whose
 //! flight ended before their answer came, and the slab both live in (no
-//! allocation once warm). The rules for late entries are the upstream
+//! allocation once warm), and the type of the timer heap that names them
+//! ([`Timers`], fired in `timers`). The rules for late entries are the upstream
 //! core's ([`crate::ls::upstream::ids::Late`]); a worker adds where the ID
 //! is and when its timer fires.
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use smallvec::SmallVec;
@@ -14,6 +17,16 @@ use crate::ls::resolution::Resolution;
 use crate::ls::state::{Job, LsState};
 use crate::ls::upstream::ids;
 use crate::server::batch;
+
+/// What a timer entry is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum TimerFor {
+    Flight(u32),
+    Late(u32),
+}
+
+/// The timer heap, earliest first.
+pub(super) type Timers = BinaryHeap<Reverse<(Instant, TimerFor)>>;
 
 /// One upstream query of a flight.
 pub(super) struct Attempt {

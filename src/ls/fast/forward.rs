@@ -13,11 +13,11 @@ use smallvec::SmallVec;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::flight::{Attempt, Flight, Late};
-use super::timers::TimerFor;
-use super::{SPARE_MAX, Worker};
+use super::flight::{Attempt, Flight, Late, TimerFor};
+use super::worker::{self, Worker};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::ls::balancer::Admission;
+use crate::ls::loopmark::PlainAnswer;
 use crate::ls::reply;
 use crate::ls::resolution::{Step, Verdict};
 use crate::ls::state::LsState;
@@ -133,13 +133,6 @@ impl Worker {
         }
     }
 
-    /// Keeps a byte buffer for reuse.
-    fn recycle(&mut self, buf: Vec<u8>) {
-        if self.spare.len() < SPARE_MAX && buf.capacity() <= batch::SLOT {
-            self.spare.push(buf);
-        }
-    }
-
     /// Queues flight `idx`'s query to `backend`; false when it cannot go.
     fn launch(&mut self, idx: u32, backend: usize) -> bool {
         let Some(f) = self.flights.get_mut(idx) else {
@@ -151,14 +144,14 @@ impl Worker {
         // A random socket of the family; a worn one is replaced at once.
         let family = Family::of(b.addr);
         let Some((sock, id)) = self.ups.take(family, IdUse::Flight(idx), || {
-            super::open_upstream(family)
+            worker::open_upstream(family)
                 .map_err(|err| debug!(?err, "cannot open an upstream socket: the worn one stays"))
                 .ok()
         }) else {
             return false;
         };
         while self.to_upstream.len() <= sock {
-            self.to_upstream.push(super::upstream_queue());
+            self.to_upstream.push(worker::upstream_queue());
         }
         if let Some(out) = self.to_upstream.get_mut(sock) {
             let query = out.push(b.addr);
@@ -278,10 +271,12 @@ impl Worker {
         // A response cut short by its slot (longer than any UDP
         // client may take) is kept as a truncated answer: TC=1,
         // and the client asks again over TCP.
-        let usable = !super::super::loopmark::loses_rcode(!f.job.ends_at_question(), resp);
+        // One walk over an answer for a client that sent no OPT gives both
+        // whether it is usable and the OPT to take out of it.
+        let plain = PlainAnswer::for_client(!f.job.ends_at_question(), resp);
         let verdict = f
             .state
-            .judge_response(backend, now, rtt, Some(h).filter(|_| usable));
+            .judge_response(backend, now, rtt, Some(h).filter(|_| plain.usable()));
         let keep = f.res.on_outcome(backend, verdict);
         if keep || verdict == Verdict::Final {
             let mut buf = f
@@ -292,8 +287,12 @@ impl Worker {
             buf.clear();
             buf.extend_from_slice(resp);
             if cut {
-                // Cannot fail: its question was checked above.
+                // Cannot fail: its question was checked above. The cut
+                // answer has an OPT of the LS's (rare: walked again).
                 let _ = dns::cut_to_truncated(&mut buf, question_len);
+                PlainAnswer::for_client(!f.job.ends_at_question(), &buf).apply(&mut buf);
+            } else {
+                plain.apply(&mut buf);
             }
             f.kept = Some(buf);
         }

@@ -28,9 +28,11 @@
 //! feeds its backend's latency, until [`LATE_GRACE`] past the query's
 //! deadline.
 //!
-//! The worker's loop is here; its flights and late entries are in
-//! `flight`, what it does with a client query or an upstream datagram in
-//! `forward`, its timers in `timers`.
+//! The worker's loop is here; the worker itself (its state, sockets and
+//! buffers) is in `worker`, its flights and late entries in `flight`, what
+//! it does with a client query or an upstream datagram in `forward`, its
+//! timers in `timers`. Those modules stand side by side, none importing
+//! from this one.
 //!
 //! Nothing is allocated per query once a worker is warm: a query's bytes,
 //! the response kept for it, and the datagrams of a round live in buffers
@@ -66,60 +68,24 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::balancer::Balancer;
-use super::upstream::sockets::{self, Family, Sockets};
 use crate::server::backoff::Backoff;
-use crate::server::batch::{self, RecvBatch, SendQueue};
+use crate::server::batch::{self, RecvBatch};
 use crate::server::shed::{arrival, waited};
-use flight::{Late, Slab};
-use timers::Timers;
+use worker::Worker;
 
 mod flight;
 mod forward;
 mod timers;
+mod worker;
 
 pub use super::upstream::{LATE_GRACE, ROTATE_AFTER, wear_budget};
 pub use crate::server::shed::{
     BURST, MAX_QUEUE_WAIT, QueueGate, RECENT, REENTER, STANDING, queue_bound,
 };
+pub use worker::UPSTREAM_SOCKETS;
 
-/// Upstream sockets per worker and address family: log2 of it is the
-/// source-port entropy a query gets on top of its random ID.
-pub const UPSTREAM_SOCKETS: usize = 8;
 /// Upstream responses read per system call and socket.
 const UPSTREAM_SLOTS: usize = 8;
-/// Byte buffers kept for reuse per worker, at most.
-const SPARE_MAX: usize = 4096;
-
-/// A new upstream socket of `family` ([`sockets::open`]), its answers timed
-/// by their arrival, not by when they are read.
-fn open_upstream(family: Family) -> std::io::Result<UdpSocket> {
-    let s = sockets::open(family)?;
-    let _ = batch::enable_timestamps(&s);
-    Ok(s)
-}
-
-/// The send queue of one upstream socket: room for a full client batch
-/// (the queries of one round spread over the sockets at random).
-fn upstream_queue() -> SendQueue {
-    SendQueue::with_buffers(batch::BATCH, Family::V4.unspecified())
-}
-
-/// One worker; see the module docs.
-struct Worker {
-    balancer: Arc<Balancer>,
-    client: Arc<UdpSocket>,
-    /// Upstream sockets of both families, by slot (attempts name the slot).
-    ups: Sockets<UdpSocket>,
-    flights: Slab<flight::Flight>,
-    late: Slab<Late>,
-    timers: Timers,
-    /// Answers to clients, and queries per upstream socket slot, of this round.
-    to_clients: SendQueue,
-    to_upstream: Vec<SendQueue>,
-    /// Byte buffers for queries and kept responses, for reuse.
-    spare: Vec<Vec<u8>>,
-    max_flights: usize,
-}
 
 /// Serves UDP clients on `client` until `stop` is cancelled, then answers
 /// the queries still in flight (each ends by its deadline) and returns.
@@ -129,43 +95,7 @@ pub(crate) async fn run(
     max_flights: usize,
     stop: CancellationToken,
 ) {
-    let mut w = Worker {
-        balancer,
-        client,
-        ups: Sockets::new(ROTATE_AFTER),
-        flights: Slab::new(),
-        late: Slab::new(),
-        timers: Timers::new(),
-        to_clients: SendQueue::default(),
-        to_upstream: (0..2 * UPSTREAM_SOCKETS)
-            .map(|_| upstream_queue())
-            .collect(),
-        spare: Vec::new(),
-        max_flights: max_flights.max(1),
-    };
-    if let Some(inode) = crate::server::socket::socket_inode(w.client.as_ref()) {
-        w.balancer
-            .metrics
-            .client_sockets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(inode);
-    }
-    if let Err(err) = batch::enable_timestamps(w.client.as_ref()) {
-        debug!(
-            ?err,
-            "no receive timestamps: queries are not shed by their wait"
-        );
-    }
-    for family in Family::ALL {
-        for _ in 0..UPSTREAM_SOCKETS {
-            match open_upstream(family) {
-                Ok(u) => w.ups.add(family, u),
-                Err(err) => debug!(?family, ?err, "cannot open an upstream socket"),
-            }
-        }
-    }
-    w.run(stop).await;
+    Worker::new(balancer, client, max_flights).run(stop).await;
 }
 
 impl Worker {

@@ -1,26 +1,15 @@
-//! A fast-path worker's timers: one heap for every hedge, per-try and
-//! deadline timer of its flights and the two timers of each late entry (its
-//! query's deadline, the end of its grace). An entry is never removed from
+//! A fast-path worker's timers, fired: one heap ([`Timers`]) for every
+//! hedge, per-try and deadline timer of its flights and the two timers of
+//! each late entry (its query's deadline, the end of its grace). An entry is never removed from
 //! the heap when its flight ends or moves its timer: it goes stale, and is
 //! skipped when it reaches the top.
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 use tokio::time::Instant;
 
-use super::Worker;
-use super::flight::{Flight, Late, Slab};
+use super::flight::{Flight, Late, Slab, TimerFor, Timers};
+use super::worker::Worker;
 use crate::ls::upstream::ids::IdUse;
-
-/// What a timer entry is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum TimerFor {
-    Flight(u32),
-    Late(u32),
-}
-
-/// The timer heap, earliest first.
-pub(super) type Timers = BinaryHeap<Reverse<(Instant, TimerFor)>>;
 
 impl Worker {
     /// Runs every timer due at `now`.
@@ -107,7 +96,7 @@ mod tests {
     #[test]
     fn the_next_wake_up_is_the_earliest_live_timer_and_stale_ones_are_dropped() {
         let t0 = Instant::now();
-        let mut timers = BinaryHeap::new();
+        let mut timers = Timers::new();
         // Flights 0..4 armed at 1..5 ms; 0, 1 and 3 have ended since.
         for i in 0..5u32 {
             timers.push(Reverse((t0 + (i + 1) * MS, TimerFor::Flight(i))));
