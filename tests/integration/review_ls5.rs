@@ -16,6 +16,23 @@ use crate::kit::{
     udp_and_tcp, wire_answer,
 };
 
+/// Answers every UDP query on `sock` at once (probes included).
+fn answer_udp(sock: tokio::net::UdpSocket) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+            if n >= 17 {
+                let _ = sock.send_to(&wire_answer(&buf[..n], 0), from).await;
+            }
+        }
+    })
+}
+
+/// The LS's answer over TCP to a client's ANY for `name`.
+async fn any_over_tcp(ls: std::net::SocketAddr, name: &str) -> Message {
+    tcp(ls, &query(name, RecordType::ANY, None)).await
+}
+
 /// A backend whose TCP answers come after `slow` for names starting with
 /// "slow" and at once for the others; UDP answered at once. Returns its
 /// address, its TCP queries for slow names, and its tasks.
@@ -27,17 +44,7 @@ async fn bimodal(
     Vec<tokio::task::JoinHandle<()>>,
 ) {
     let (sock, listener, addr) = udp_and_tcp().await;
-    let u = tokio::spawn(async move {
-        let mut buf = vec![0u8; 65_535];
-        loop {
-            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                continue;
-            };
-            if n >= 17 {
-                let _ = sock.send_to(&wire_answer(&buf[..n], 0), from).await;
-            }
-        }
-    });
+    let u = answer_udp(sock);
     let slow_copies = Arc::new(AtomicU64::new(0));
     let sc = slow_copies.clone();
     let t = serve_tcp(listener, Arc::new(AtomicU64::new(0)), move |q, _, _| {
@@ -78,12 +85,8 @@ async fn a_slow_tcp_answer_within_the_deadline_is_not_dropped() {
     let ls = start_ls(cfg).await;
     // The round trip measured: fast answers over TCP.
     for i in 0..10 {
-        let m = tcp(
-            ls.addr,
-            &query(&format!("f{i}.example"), RecordType::ANY, None),
-        )
-        .await;
-        assert_eq!(a_addrs(&m).len(), 1, "{m:?}");
+        let fast = any_over_tcp(ls.addr, &format!("f{i}.example")).await;
+        assert_eq!(a_addrs(&fast).len(), 1, "{fast:?}");
     }
     let t = Instant::now();
     // Waited for longer than the deadline: the LS's reply, whatever it is.
@@ -128,17 +131,7 @@ async fn a_slow_tcp_answer_within_the_deadline_is_not_dropped() {
 #[ignore = "fault: a TCP answer with an ID never sent counts late, not wrong_id"]
 async fn a_tcp_answer_with_an_id_never_sent_counts_as_wrong_id() {
     let (sock, listener, addr) = udp_and_tcp().await;
-    let u = tokio::spawn(async move {
-        let mut buf = vec![0u8; 65_535];
-        loop {
-            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                continue;
-            };
-            if n >= 17 {
-                let _ = sock.send_to(&wire_answer(&buf[..n], 0), from).await;
-            }
-        }
-    });
+    let u = answer_udp(sock);
     let t = serve_tcp(listener, Arc::new(AtomicU64::new(0)), |q, _, _| {
         let mut r = wire_answer(q, 0);
         let id = u16::from_be_bytes([r[0], r[1]]).wrapping_add(1);
@@ -149,11 +142,7 @@ async fn a_tcp_answer_with_an_id_never_sent_counts_as_wrong_id() {
     cfg.timeout_ms = 300;
     let ls = start_ls(cfg).await;
     for i in 0..3 {
-        let m = tcp(
-            ls.addr,
-            &query(&format!("w{i}.example"), RecordType::ANY, None),
-        )
-        .await;
+        let m = any_over_tcp(ls.addr, &format!("w{i}.example")).await;
         assert!(a_addrs(&m).is_empty(), "{m:?}");
     }
     let drops = &ls.balancer.metrics().drops;
