@@ -12,17 +12,22 @@ use hickory_proto::rr::RecordType;
 use dnslb::config::{Layout, Strategy};
 
 use crate::kit::{
-    TcpStep, a_addrs, ls_config, query, read_frame, serve_tcp, start_ls, tcp, tcp_send,
+    TcpStep, a_addrs, is_probe, ls_config, query, read_frame, serve_tcp, start_ls, tcp, tcp_send,
     udp_and_tcp, wire_answer,
 };
 
-/// Answers every UDP query on `sock` at once (probes included).
-fn answer_udp(sock: tokio::net::UdpSocket) -> tokio::task::JoinHandle<()> {
+/// Answers every UDP query on `sock` at once (probes included); with
+/// `truncated`, every answer but a probe's with TC=1.
+fn answer_udp(sock: tokio::net::UdpSocket, truncated: bool) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65_535];
         while let Ok((n, from)) = sock.recv_from(&mut buf).await {
             if n >= 17 {
-                let _ = sock.send_to(&wire_answer(&buf[..n], 0), from).await;
+                let mut r = wire_answer(&buf[..n], 0);
+                if truncated && !is_probe(&buf[..n]) {
+                    r[2] |= 0x02;
+                }
+                let _ = sock.send_to(&r, from).await;
             }
         }
     })
@@ -44,7 +49,7 @@ async fn bimodal(
     Vec<tokio::task::JoinHandle<()>>,
 ) {
     let (sock, listener, addr) = udp_and_tcp().await;
-    let u = answer_udp(sock);
+    let u = answer_udp(sock, false);
     let slow_copies = Arc::new(AtomicU64::new(0));
     let sc = slow_copies.clone();
     let t = serve_tcp(listener, Arc::new(AtomicU64::new(0)), move |q, _, _| {
@@ -131,7 +136,7 @@ async fn a_slow_tcp_answer_within_the_deadline_is_not_dropped() {
 #[ignore = "fault: a TCP answer with an ID never sent counts late, not wrong_id"]
 async fn a_tcp_answer_with_an_id_never_sent_counts_as_wrong_id() {
     let (sock, listener, addr) = udp_and_tcp().await;
-    let u = answer_udp(sock);
+    let u = answer_udp(sock, false);
     let t = serve_tcp(listener, Arc::new(AtomicU64::new(0)), |q, _, _| {
         let mut r = wire_answer(q, 0);
         let id = u16::from_be_bytes([r[0], r[1]]).wrapping_add(1);
@@ -154,4 +159,76 @@ async fn a_tcp_answer_with_an_id_never_sent_counts_as_wrong_id() {
     ls.stop().await;
     u.abort();
     t.abort();
+}
+
+/// A truncated UDP answer asked again over TCP (`strategy::exchange`'s TC
+/// path) is invisible to the balancer: its UDP flight has ended, the TCP
+/// exchange holds no `InFlight` (the ANY path does: `b.begin()`), so
+/// least-outstanding sees the backend idle, and a backend whose TCP never
+/// answers is never charged a timeout nor marked down. Every TCP client's
+/// query goes to it first and waits for the hedge or try timeout.
+/// Reproduced with the release binary (default hedge, least-outstanding,
+/// `timeout_ms = 1500`; two fake backends answering UDP with TC=1, one
+/// accepting TCP and never answering): `dnsperf -m tcp -c 5 -Q 100 -l 20`
+/// (A queries): 2,000 NOERROR, average latency 464 ms (max 550 ms); the
+/// dead backend was sent 1,986 queries, `dnslb_backend_timeouts_total` 0,
+/// `dnslb_backend_up` 1 throughout. The same load as ANY (the TCP-only
+/// path, counted busy): 106 of 2,000 went to the dead backend, average
+/// 10 ms. dnsdist 1.7.3 (leastOutstanding) on the same pair: 882 answered,
+/// 591 lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault: a TC re-ask over TCP holds no InFlight: never counted busy nor charged"]
+async fn a_backend_whose_tcp_is_dead_is_avoided_for_truncated_answers() {
+    let mut backends = Vec::new();
+    let mut tasks = Vec::new();
+    let dead_tcp = Arc::new(AtomicU64::new(0));
+    for dead in [true, false] {
+        let (sock, listener, addr) = udp_and_tcp().await;
+        tasks.push(answer_udp(sock, true));
+        let seen = dead_tcp.clone();
+        tasks.push(serve_tcp(
+            listener,
+            Arc::new(AtomicU64::new(0)),
+            move |q, _, _| {
+                if dead {
+                    seen.fetch_add(1, Relaxed);
+                    TcpStep::Answer(Duration::from_secs(60), wire_answer(q, 0))
+                } else {
+                    TcpStep::Answer(Duration::from_millis(1), wire_answer(q, 0))
+                }
+            },
+        ));
+        backends.push(addr);
+    }
+    let mut cfg = ls_config(&[("tcpdead", backends[0]), ("ok", backends[1])]);
+    cfg.timeout_ms = 1500;
+    let ls = start_ls(cfg).await;
+    let addr = ls.addr;
+    let clients = (0..5).map(|c| {
+        tokio::spawn(async move {
+            for i in 0..10 {
+                let m = tcp(
+                    addr,
+                    &query(&format!("c{c}-{i}.example"), RecordType::A, None),
+                )
+                .await;
+                assert_eq!(a_addrs(&m).len(), 1, "{m:?}");
+            }
+        })
+    });
+    for c in futures_util::future::join_all(clients).await {
+        c.unwrap();
+    }
+    let to_dead = dead_tcp.load(Relaxed);
+    let b = ls.balancer.state().backends[0].clone();
+    assert!(
+        to_dead <= 25,
+        "50 TCP client queries (5 at a time), every UDP answer truncated: {to_dead} went over \
+         TCP to the backend whose TCP never answers; it was charged {} timeouts",
+        b.stats.timeouts.load(Relaxed)
+    );
+    ls.stop().await;
+    for t in tasks {
+        t.abort();
+    }
 }
