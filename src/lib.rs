@@ -11,7 +11,8 @@
 //!   sockets, RFC 7766 TCP, batch I/O, load shedding), generic over a
 //!   [`server::Handler`].
 //! - [`dns`]: wire-format helpers shared by every side: hostile-input
-//!   decoding, raw header reads, made-up answers, NSID, hostname rules.
+//!   decoding, raw header reads, one walker over a message's sections,
+//!   made-up answers, NSID, hostname rules.
 //! - [`ls`]: the load balancer: its floor ([`ls::state`]), the door
 //!   ([`ls::balancer`]), two drivers of one query ([`ls::fast`] for UDP,
 //!   [`ls::strategy`] for TCP) over one decision machine
@@ -20,7 +21,7 @@
 //!   probes in [`ls::health`]), orders, hedging, client protection.
 //! - [`ts`]: the table server: zone loading ([`ts::table`] for PROJ tables,
 //!   [`ts::zonefile`] for RFC 1035 master files), compiled zones and their
-//!   answers ([`ts::zone`]), transfers ([`ts::xfr`]).
+//!   answers, DNSSEC proofs included ([`ts::zone`]), transfers ([`ts::xfr`]).
 //! - [`metrics`]: Prometheus `/metrics`, the HTML status page, `/health` and
 //!   `/ready` of the LS.
 //! - [`status`]: `dnslb status`, the LS's `/health` as a table.
