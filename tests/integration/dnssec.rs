@@ -12,11 +12,6 @@
 //! every in-zone answer "fully validated", from NSD (which proves the
 //! fixtures) and from the TS; a wildcard answer under NSEC3 opt-out is
 //! "unsigned" to a validator, from either server ([`Case::expanded`]).
-//!
-//! Until the TS serves DO=1 answers (issue 19) the DO=1 tests, the TS's
-//! `delv` test and the DO=0 cases it still answers unlike NSD
-//! ([`Case::todo`], in [`pending_do0`]) are ignored; run them with
-//! `cargo test --test integration dnssec:: -- --ignored`.
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
@@ -47,10 +42,6 @@ struct Case {
     /// validator calls it insecure, not validated (the opt-out NSEC3 that
     /// covers the name may hide an unsigned delegation, RFC 5155 §6).
     expanded: bool,
-    /// The TS gets it wrong even with DO=0 until issue 19 is done (a query
-    /// for an NSEC3 owner name, CD copied): left out of the DO=0 tests and
-    /// asked by the ignored [`pending_do0`].
-    todo: bool,
 }
 
 const fn case(name: &'static str, qtype: RecordType, what: &'static str) -> Case {
@@ -61,7 +52,6 @@ const fn case(name: &'static str, qtype: RecordType, what: &'static str) -> Case
         delv: true,
         cd_ad: false,
         expanded: false,
-        todo: false,
     }
 }
 
@@ -76,11 +66,6 @@ const fn expanded(c: Case) -> Case {
         expanded: true,
         ..c
     }
-}
-
-/// A case the TS does not answer as NSD yet even with DO=0 ([`Case::todo`]).
-const fn todo(c: Case) -> Case {
-    Case { todo: true, ..c }
 }
 
 use RecordType::{A, AAAA, CNAME, DNSKEY, DS, MX, NS, TXT};
@@ -110,7 +95,7 @@ const EXAMPLE: &[Case] = &[
         A,
         "glue below a signed cut: referral",
     )),
-    todo(case(NSEC3_OWNER, A, "an NSEC3 owner name: nonexistent")),
+    case(NSEC3_OWNER, A, "an NSEC3 owner name: nonexistent"),
 ];
 
 /// `sig.test.`: wildcards, empty non-terminals (ENT), a signed and an
@@ -151,11 +136,10 @@ const SIG_TEST: &[Case] = &[
     case("dangling.sig.test.", A, "CNAME to a nonexistent name"),
     case("tc.sig.test.", TXT, "fits 512 bytes only without its RRSIG"),
     case("sig.test.", DNSKEY, "the apex DNSKEY"),
-    todo(case(NSEC3_OWNER, A, "an NSEC3 owner name: nonexistent")),
+    case(NSEC3_OWNER, A, "an NSEC3 owner name: nonexistent"),
     Case {
         cd_ad: true,
         delv: false,
-        todo: true,
         ..case("www.sig.test.", A, "CD=1 and AD=1 in the query")
     },
 ];
@@ -254,18 +238,12 @@ struct Tally {
     report: String,
 }
 
-/// Asks the cases `pick` chooses, over every transport, of NSD and the TS
+/// Asks every case of the table, over every transport, of NSD and the TS
 /// serving each zone signed by `signer` with `denial`, with DO as given.
-async fn differential(
-    signer: Signer,
-    denial: Denial,
-    dnssec_ok: bool,
-    pick: fn(&Case) -> bool,
-    t: &mut Tally,
-) {
+async fn differential(signer: Signer, denial: Denial, dnssec_ok: bool, t: &mut Tally) {
     for (zone, cases) in ZONES {
         let mut pair = serve_both(zone, signer, denial).await;
-        for c in cases.iter().filter(|c| pick(c)) {
+        for c in cases {
             let Some(name) = case_name(c, &pair.signed) else {
                 continue;
             };
@@ -312,19 +290,12 @@ async fn differential(
 
 /// [`differential`] for each of `variants`; panics with every difference,
 /// both answers printed section by section.
-async fn check_differential(
-    test: &str,
-    variants: &[(Signer, Denial)],
-    dnssec_ok: bool,
-    pick: fn(&Case) -> bool,
-) {
+async fn check_differential(test: &str, signer: Signer, denial: Denial, dnssec_ok: bool) {
     if !tools_present(test, &[]) {
         return;
     }
     let mut t = Tally::default();
-    for &(signer, denial) in variants {
-        differential(signer, denial, dnssec_ok, pick, &mut t).await;
-    }
+    differential(signer, denial, dnssec_ok, &mut t).await;
     assert!(t.asked > 0, "{test}: no case asked");
     // DO=1 answers with NSEC3 proofs at 512 bytes do not fit: the table
     // must have exercised truncation, or its 512-byte column proves nothing.
@@ -341,45 +312,27 @@ async fn check_differential(
     );
 }
 
-/// The cases the DO=0 tests ask: all but those the TS gets wrong today.
-fn ready(c: &Case) -> bool {
-    !c.todo
-}
-
-/// Every case.
-fn every(_: &Case) -> bool {
-    true
-}
-
 /// One test per signer, denial and DO bit, all running [`check_differential`].
 macro_rules! differential_tests {
-    ($($test:ident: $signer:ident $denial:ident $do:literal $pick:ident $(#[$ignore:meta])?;)*) => {$(
-        $(#[$ignore])?
+    ($($test:ident: $signer:ident $denial:ident $do:literal;)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $test() {
-            check_differential(stringify!($test), &[(Signer::$signer, Denial::$denial)], $do, $pick).await;
+            check_differential(stringify!($test), Signer::$signer, Denial::$denial, $do).await;
         }
     )*};
 }
 
 differential_tests! {
-    bind_nsec_do0: Bind Nsec false ready;
-    bind_nsec3_do0: Bind Nsec3 false ready;
-    bind_nsec3_optout_do0: Bind Nsec3OptOut false ready;
-    ldns_nsec_do0: Ldns Nsec false ready;
-    ldns_nsec3_do0: Ldns Nsec3 false ready;
-    bind_nsec_do1: Bind Nsec true every #[ignore = "DO=1 proofs not served yet (issue 19)"];
-    bind_nsec3_do1: Bind Nsec3 true every #[ignore = "DO=1 proofs not served yet (issue 19)"];
-    bind_nsec3_optout_do1: Bind Nsec3OptOut true every #[ignore = "DO=1 proofs not served yet (issue 19)"];
-    ldns_nsec_do1: Ldns Nsec true every #[ignore = "DO=1 proofs not served yet (issue 19)"];
-    ldns_nsec3_do1: Ldns Nsec3 true every #[ignore = "DO=1 proofs not served yet (issue 19)"];
-}
-
-/// The DO=0 cases the TS answers unlike NSD today ([`Case::todo`]).
-#[ignore = "NSEC3 owner names and CD not handled yet (issue 19)"]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pending_do0() {
-    check_differential("pending_do0", &VARIANTS, false, |c| c.todo).await;
+    bind_nsec_do0: Bind Nsec false;
+    bind_nsec3_do0: Bind Nsec3 false;
+    bind_nsec3_optout_do0: Bind Nsec3OptOut false;
+    ldns_nsec_do0: Ldns Nsec false;
+    ldns_nsec3_do0: Ldns Nsec3 false;
+    bind_nsec_do1: Bind Nsec true;
+    bind_nsec3_do1: Bind Nsec3 true;
+    bind_nsec3_optout_do1: Bind Nsec3OptOut true;
+    ldns_nsec_do1: Ldns Nsec true;
+    ldns_nsec3_do1: Ldns Nsec3 true;
 }
 
 /// How long one `delv` may take: it retries without end against a server
@@ -451,7 +404,7 @@ async fn delv_validates_nsd() {
     delv_validates("delv_validates_nsd", |p| p.nsd.addr).await;
 }
 
-#[ignore = "DO=1 proofs not served yet (issue 19)"]
+/// The TS's answers validate as NSD's do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delv_validates_ts() {
     delv_validates("delv_validates_ts", |p| p.ts_addr).await;
