@@ -13,8 +13,6 @@ use data_encoding::{BASE32HEX_NOPAD, BASE64, HEXUPPER};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, Record, RecordType};
 
-use super::signed::dnssec_time;
-
 /// An RRset's key: owner (lower case), class, type (`RRSIG(A)` for the
 /// signatures of the A RRset).
 pub type RrsetKey = (String, String, String);
@@ -148,10 +146,9 @@ fn dnssec_rdata(code: RecordType, data: &[u8]) -> Option<String> {
             let (alg, labels, ttl) = (b.u8()?, b.u8()?, b.u32()?);
             let (expires, incepted) = (b.u32()?, b.u32()?);
             let (tag, signer) = (b.u16()?, b.name()?);
+            // Times as seconds since the epoch (RFC 4034 §3.2 allows it).
             format!(
-                "{covered} {alg} {labels} {ttl} {} {} {tag} {signer} {}",
-                dnssec_time(u64::from(expires)),
-                dnssec_time(u64::from(incepted)),
+                "{covered} {alg} {labels} {ttl} {expires} {incepted} {tag} {signer} {}",
                 BASE64.encode(b.rest())
             )
         }

@@ -108,34 +108,13 @@ fn tool(dir: &Path, prog: &str, args: &[&str]) -> Output {
     out
 }
 
-/// `secs` since the epoch as `YYYYMMDDHHMMSS` (UTC), the signers' time format.
-pub fn dnssec_time(secs: u64) -> String {
-    let days = i64::try_from(secs / 86_400).unwrap();
-    let rem = secs % 86_400;
-    // Days to a civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// The signatures' validity: from an hour ago to 30 days ahead.
+/// The signatures' validity, from an hour ago to 30 days ahead, in
+/// seconds since the epoch (both signers take that form).
 fn validity() -> (String, String) {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let from = now - Duration::from_secs(3600);
     let until = now + Duration::from_secs(30 * 86_400);
-    (dnssec_time(from.as_secs()), dnssec_time(until.as_secs()))
+    (from.as_secs().to_string(), until.as_secs().to_string())
 }
 
 /// The DNSKEY record of a `.key` file (comments and line breaks of the key
