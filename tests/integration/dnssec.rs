@@ -191,11 +191,22 @@ struct Pair {
 /// Signs fixture `zone` with `signer`/`denial` and starts NSD and a TS on
 /// the signed file; both answer the zone's SOA when this returns.
 async fn serve_both(zone: &str, signer: Signer, denial: Denial) -> Pair {
+    serve_edited(zone, signer, denial, |text| text).await
+}
+
+/// [`serve_both`], the TS serving the signed file as `edit` changes it.
+async fn serve_edited(
+    zone: &str,
+    signer: Signer,
+    denial: Denial,
+    edit: fn(String) -> String,
+) -> Pair {
     let unsigned = kit::dnssec_fixture(&format!("{zone}.zone"));
     let signed = kit::sign_zone(zone, &unsigned, signer, denial);
     let mut nsd = Nsd::primary_bytes(zone, &std::fs::read(&signed.file).unwrap());
     let port = kit::free_port();
-    let file = nsd.zone_file(zone);
+    let file = signed.dir().join("ts.zone");
+    std::fs::write(&file, edit(signed.text())).unwrap();
     let mut ts = Proc::dnslb("dnslb ts", &kit::ts_args(port, &[&file]), signed.dir());
     let ts_addr = kit::local(port);
     nsd.wait_ready(zone).await;
@@ -413,6 +424,41 @@ async fn delv_validates_ts() {
 // ---------------------------------------------------------------------------
 // The comparison itself must see a wrong answer
 // ---------------------------------------------------------------------------
+
+/// The differential sees a TS that answers unlike NSD, end to end: here
+/// one serving the signed zone without the signature of `www A`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn differential_sees_a_missing_signature() {
+    if !tools_present("differential_sees_a_missing_signature", &[]) {
+        return;
+    }
+    let drop_sig = |text: String| {
+        let keep = |l: &&str| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            !(f.len() > 4 && f[0] == "www.sig.test." && f[3] == "RRSIG" && f[4] == "A")
+        };
+        let kept: Vec<&str> = text.lines().filter(keep).collect();
+        assert!(
+            kept.len() < text.lines().count(),
+            "no RRSIG of www A in:\n{text}"
+        );
+        kept.join("\n") + "\n"
+    };
+    let mut pair = serve_edited("sig.test", Signer::Bind, Denial::Nsec, drop_sig).await;
+    let q = case_query(&SIG_TEST[0], "www.sig.test.", 1232, true);
+    let bytes = q.to_vec().unwrap();
+    let from_nsd = send(pair.nsd.addr, &bytes, Via::Tcp).await.unwrap();
+    let from_ts = send(pair.ts_addr, &bytes, Via::Tcp).await.unwrap();
+    let diff = kit::differences(&kit::answer_view(&from_nsd), &kit::answer_view(&from_ts));
+    assert!(
+        diff.iter()
+            .any(|d| d.starts_with("answer section") && d.contains("RRSIG(A)")),
+        "the missing RRSIG went unseen: {diff:?}\nNSD:\n{}TS:\n{}",
+        kit::dig(&from_nsd),
+        kit::dig(&from_ts)
+    );
+    pair.ts.assert_running();
+}
 
 /// An RRSIG record over `covered` at `owner` (signature bytes `sig`).
 fn rrsig(owner: &str, ttl: u32, covered: RecordType, sig: u8) -> Record {
