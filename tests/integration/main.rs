@@ -5,6 +5,7 @@ mod amplification;
 mod attacks;
 mod browser;
 mod cli;
+mod dnssec;
 mod docs;
 mod faults_health;
 mod faults_ops;

@@ -10,6 +10,8 @@
 //! * [`fakes`]: fake backends answering, silent or stalled.
 //! * [`http`]: GET over HTTP/1.1 and `/metrics` parsed.
 //! * [`env`]: fixtures, installed programs, skipping what cannot run.
+//! * [`signed`]: zones signed by the real DNSSEC tools as the test runs.
+//! * [`rrsets`]: two answers compared RRset by RRset, printed like `dig`.
 //!
 //! Everything is re-exported here: `use crate::kit::{...}`.
 pub mod children;
@@ -19,7 +21,9 @@ pub mod env;
 pub mod fakes;
 pub mod http;
 pub mod procs;
+pub mod rrsets;
 pub mod servers;
+pub mod signed;
 
 pub use children::*;
 pub use client::*;
@@ -28,4 +32,6 @@ pub use env::*;
 pub use fakes::*;
 pub use http::*;
 pub use procs::*;
+pub use rrsets::*;
 pub use servers::*;
+pub use signed::*;
