@@ -179,6 +179,16 @@ pub async fn start_ls(cfg: dnslb::config::LsConfig) -> TestLs {
     serve_ls(&cfg, balancer, listeners)
 }
 
+/// [`start_ls`] with one backend (`name` at `addr`), replicated, under
+/// race, with a deadline of `timeout_ms`.
+pub async fn start_race_ls(name: &str, addr: SocketAddr, timeout_ms: u64) -> TestLs {
+    let mut cfg = ls_config(&[(name, addr)]);
+    cfg.strategy = dnslb::config::Strategy::Race;
+    cfg.layout = dnslb::config::Layout::Replicated;
+    cfg.timeout_ms = timeout_ms;
+    start_ls(cfg).await
+}
+
 /// An LS listening on `addr` (not port 0: two LSes that list each other
 /// need each other's address before either starts), serving at once
 /// without a first round of probes.
