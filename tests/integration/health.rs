@@ -404,13 +404,27 @@ async fn ask_which(ls: &TestLs, k: usize) -> usize {
     usize::from(b) - 1
 }
 
-/// Queries `n` times, names in turn; returns (sent, wins) per backend.
-async fn run_sequential(ls: &TestLs, n: usize) -> [(u64, u64); 2] {
+/// Queries `n` times, names in turn; returns (sent, wins) per backend,
+/// [`report`]ed as `order`.
+async fn run_sequential(ls: &TestLs, n: usize, order: &str) -> [(u64, u64); 2] {
+    let split = run_names(ls, (0..n).map(|i| i % NAMES)).await.0;
+    report(order, &split);
+    split
+}
+
+/// Queries the names `ks` one after another: (sent, wins) per backend
+/// meanwhile, and the backends each name landed on, in turn.
+async fn run_names(
+    ls: &TestLs,
+    ks: impl IntoIterator<Item = usize>,
+) -> ([(u64, u64); 2], BTreeMap<usize, Vec<usize>>) {
     let before = [(sent(ls, 0), wins(ls, 0)), (sent(ls, 1), wins(ls, 1))];
-    for i in 0..n {
-        ask_which(ls, i % NAMES).await;
+    let mut landed: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for k in ks {
+        landed.entry(k).or_default().push(ask_which(ls, k).await);
     }
-    [0, 1].map(|b| (sent(ls, b) - before[b].0, wins(ls, b) - before[b].1))
+    let split = [0, 1].map(|b| (sent(ls, b) - before[b].0, wins(ls, b) - before[b].1));
+    (split, landed)
 }
 
 fn report(order: &str, split: &[(u64, u64); 2]) {
@@ -430,8 +444,7 @@ fn report(order: &str, split: &[(u64, u64); 2]) {
 async fn order_round_robin_splits_evenly() {
     let (_dir, ts1, ts2) = replicated_pair(Fault::default()).await;
     let ls = start_ls(order_config(&ts1, &ts2, Order::RoundRobin)).await;
-    let split = run_sequential(&ls, 200).await;
-    report("round-robin", &split);
+    let split = run_sequential(&ls, 200, "round-robin").await;
     assert_eq!(ls.balancer.metrics().hedges.load(Relaxed), 0);
     assert_eq!(split[0].0 + split[1].0, 200);
     // One rotation counter per LS (`LsState::tick`, shared by all workers),
@@ -451,8 +464,7 @@ async fn order_round_robin_splits_evenly() {
 async fn order_fixed_sends_everything_to_the_first() {
     let (_dir, ts1, ts2) = replicated_pair(Fault::default()).await;
     let ls = start_ls(order_config(&ts1, &ts2, Order::Fixed)).await;
-    let split = run_sequential(&ls, 200).await;
-    report("fixed", &split);
+    let split = run_sequential(&ls, 200, "fixed").await;
     assert_eq!(split[0], (200, 200));
     assert_eq!(split[1], (0, 0));
 }
@@ -466,8 +478,7 @@ async fn order_weighted_random_follows_the_weights() {
     cfg.backend[0].weight = 1;
     cfg.backend[1].weight = 3;
     let ls = start_ls(cfg).await;
-    let split = run_sequential(&ls, N).await;
-    report("weighted-random 1:3", &split);
+    let split = run_sequential(&ls, N, "weighted-random 1:3").await;
     assert_eq!(ls.balancer.metrics().hedges.load(Relaxed), 0);
     assert_eq!((split[0].0 + split[1].0) as usize, N);
     let share2 = split[1].0 as f64 / N as f64;
@@ -506,12 +517,7 @@ async fn order_sticky_keeps_each_name_on_the_backend_that_answered_it() {
     }
     state.backends[1].set_up(true);
     // Now both are up: every later query of a name goes to the backend that answered it.
-    let before = [(sent(&ls, 0), wins(&ls, 0)), (sent(&ls, 1), wins(&ls, 1))];
-    let mut landed: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for k in mixed_rounds() {
-        landed.entry(k).or_default().push(ask_which(&ls, k).await);
-    }
-    let split = [0, 1].map(|b| (sent(&ls, b) - before[b].0, wins(&ls, b) - before[b].1));
+    let (split, landed) = run_names(&ls, mixed_rounds()).await;
     report("sticky", &split);
     for (k, on) in &landed {
         let want = usize::from(*k < NAMES / 2);
@@ -530,12 +536,7 @@ async fn order_sticky_keeps_each_name_on_the_backend_that_answered_it() {
 async fn order_consistent_hash_pins_names_and_spreads_them() {
     let (_dir, ts1, ts2) = replicated_pair(Fault::default()).await;
     let ls = start_ls(order_config(&ts1, &ts2, Order::ConsistentHash)).await;
-    let before = [(sent(&ls, 0), wins(&ls, 0)), (sent(&ls, 1), wins(&ls, 1))];
-    let mut landed: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for k in mixed_rounds() {
-        landed.entry(k).or_default().push(ask_which(&ls, k).await);
-    }
-    let split = [0, 1].map(|b| (sent(&ls, b) - before[b].0, wins(&ls, b) - before[b].1));
+    let (split, landed) = run_names(&ls, mixed_rounds()).await;
     report("consistent-hash", &split);
     let mut per_backend = [0usize; 2];
     for (k, on) in &landed {
