@@ -21,9 +21,9 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use dnslb::config::{Fault, HealthConfig, HedgeDelay, Layout, LsConfig, Order, Strategy};
 
-use crate::kit::{Proc, free_port, health_config, local, poll_until_async};
+use crate::kit::{Proc, free_port, health_config, local, poll_until_async, silent_backend_config};
 use crate::kit::{
-    Stalled, TestLs, TestTs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts,
+    Stalled, TestLs, TestTs, ZoneDir, a_addrs, delay_all, ls_config, query, start_ls, start_ts,
     start_ts_table, tcp, tcp_recv, tcp_send, ts_settings, udp, udp_raw, udp_raw_wait,
 };
 
@@ -287,8 +287,7 @@ async fn a_slow_probe_does_not_stretch_the_probe_period() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_query_timeouts_count_as_health_failures() {
     // Up by its start-up probe, silent to client queries.
-    let silent = Stalled::start().await;
-    let mut cfg = ls_config(&[("silent", silent.addr)]);
+    let (_silent, mut cfg) = silent_backend_config().await;
     // Periodic probes effectively off: a round every minute.
     cfg.health = health_config(60_000, 3, 2, 10_000);
     cfg.timeout_ms = 150;
@@ -567,11 +566,7 @@ async fn order_consistent_hash_pins_names_and_spreads_them() {
 async fn order_least_outstanding_avoids_a_slow_backend() {
     const CLIENTS: usize = 20;
     const EACH: usize = 20;
-    let slow = Fault {
-        delay_ms: 30,
-        delay_ratio: 1.0,
-        drop_ratio: 0.0,
-    };
+    let slow = delay_all(30);
     let (_dir, ts1, ts2) = replicated_pair(slow).await;
     let mut cfg = order_config(&ts1, &ts2, Order::LeastOutstanding);
     cfg.hedge_delay_ms = HedgeDelay::Fixed(200);
@@ -771,11 +766,7 @@ async fn rate_limit_answers_about_the_limit_and_slips_half_the_rest() {
 async fn reload_switches_backends_for_new_queries_and_finishes_those_in_flight() {
     let dir = ZoneDir::new();
     let mut s1 = ts_settings(vec![dir.write("ts1.txt", "old.example 10.7.1.1 A\n")]);
-    s1.fault = Fault {
-        delay_ms: 300,
-        delay_ratio: 1.0,
-        drop_ratio: 0.0,
-    };
+    s1.fault = delay_all(300);
     let ts1 = start_ts(s1).await;
     let ts3 = start_ts_table(&dir, "ts3.txt", "new.example 10.7.3.1 A\n").await;
     let mut cfg1 = ls_config(&[("ts1", ts1.addr)]);

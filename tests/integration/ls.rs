@@ -30,9 +30,9 @@ use tokio::sync::RwLock;
 use dnslb::config::{Fault, HedgeDelay, Layout, LsConfig, OnMiss, OnTimeout, Order, Strategy};
 
 use crate::kit::{
-    Reply, Tasks, TestLs, TestTs, ZoneDir, a_addrs, empty_answer, is_probe, ls_config, query,
-    read_frame, serve_udp, start_ls, start_ts, start_ts_table, tcp, ts_settings, udp_and_tcp,
-    udp_raw, udp_raw_wait, write_frame,
+    Reply, Tasks, TestLs, TestTs, ZoneDir, a_addrs, delay_all, empty_answer, is_probe, ls_config,
+    query, read_frame, serve_udp, start_ls, start_ts, start_ts_table, tcp, ts_settings,
+    udp_and_tcp, udp_raw, udp_raw_wait, write_frame,
 };
 
 /// Timing-sensitive tests take it for reading; the burst test for writing.
@@ -111,11 +111,7 @@ async fn start_pair(layout: Layout, k1: Knobs, k2: Knobs) -> Pair {
             s.on_miss = OnMiss::Silent;
         }
         if k.delay_ms > 0 {
-            s.fault = Fault {
-                delay_ms: k.delay_ms,
-                delay_ratio: 1.0,
-                drop_ratio: 0.0,
-            };
+            s.fault = delay_all(k.delay_ms);
         }
         s
     };

@@ -13,12 +13,12 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use dnslb::config::{Fault, HedgeDelay, Layout, Order, Strategy};
+use dnslb::config::{HedgeDelay, Layout, Order, Strategy};
 
 use crate::kit::{
-    Reply, Stalled, Tasks, TcpStep, ZoneDir, a_addrs, is_probe, ls_config, query, serve_tcp,
-    serve_udp, start_ls, start_race_ls, start_ts, tcp, ts_settings, udp, udp_and_tcp, wait_settled,
-    wire_answer,
+    Reply, Tasks, TcpStep, ZoneDir, a_addrs, delay_all, is_probe, ls_config, query, serve_tcp,
+    serve_udp, silent_backend_config, start_ls, start_race_ls, start_ts, tcp, ts_settings, udp,
+    udp_and_tcp, wait_settled, wire_answer,
 };
 
 /// A fake backend on UDP and TCP: every query answered with [`wire_answer`]
@@ -141,11 +141,7 @@ async fn an_answer_the_ls_cannot_pass_on_does_not_end_the_query() {
     let broken = Fake::start(Duration::ZERO, 1).await;
     let dir = ZoneDir::new();
     let mut settings = ts_settings(vec![dir.write("t.txt", "n.example 192.0.2.10 A\n")]);
-    settings.fault = Fault {
-        delay_ms: 30,
-        delay_ratio: 1.0,
-        drop_ratio: 0.0,
-    };
+    settings.fault = delay_all(30);
     let good = start_ts(settings).await;
     let mut cfg = ls_config(&[("broken", broken.addr), ("good", good.addr)]);
     cfg.strategy = Strategy::Race;
@@ -193,8 +189,7 @@ async fn an_answer_the_ls_cannot_pass_on_does_not_end_the_query() {
 /// charge only when its backend answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_reasked_backend_is_charged_one_timeout_per_client_query() {
-    let silent = Stalled::start().await;
-    let mut cfg = ls_config(&[("silent", silent.addr)]);
+    let (silent, mut cfg) = silent_backend_config().await;
     cfg.strategy = Strategy::Hedge;
     cfg.hedge_delay_ms = HedgeDelay::Fixed(40);
     cfg.hedge_budget_pct = 100.0;

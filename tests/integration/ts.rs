@@ -22,8 +22,8 @@ use dnslb::server::ServerOptions;
 use dnslb::ts::TsSettings;
 
 use crate::kit::{
-    ANSWER_WAIT, TestTs, ZoneDir, a_addrs_sorted, query, start_ts, start_ts_with, tcp, tcp_recv,
-    tcp_send, ts_settings, udp, udp_raw,
+    ANSWER_WAIT, TestTs, ZoneDir, a_addrs_sorted, delay_all, query, start_ts, start_ts_with, tcp,
+    tcp_recv, tcp_send, ts_settings, udp, udp_raw,
 };
 
 /// A TTL no default uses, to prove the configured one is served.
@@ -1162,18 +1162,10 @@ async fn tcp_connection_cap_closes_the_extra_connection_at_once() {
 // In-flight bound and fault knobs
 // ---------------------------------------------------------------------------
 
-fn delay(ms: u64) -> Fault {
-    Fault {
-        delay_ms: ms,
-        delay_ratio: 1.0,
-        drop_ratio: 0.0,
-    }
-}
-
 #[tokio::test]
 async fn inflight_bound_gives_servfail_at_once() {
     let (dir, mut s) = table_settings("");
-    s.fault = delay(300);
+    s.fault = delay_all(300);
     let opts = ServerOptions {
         workers: 1,
         max_inflight: 1,
@@ -1228,7 +1220,7 @@ async fn inflight_bound_gives_servfail_at_once() {
 #[tokio::test]
 async fn fault_delay_holds_answers_back() {
     let (dir, mut s) = table_settings("");
-    s.fault = delay(150);
+    s.fault = delay_all(150);
     let f = start_with(dir, s, one_worker()).await;
     let q = probe(0x0e01);
     let t0 = Instant::now();

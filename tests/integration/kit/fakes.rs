@@ -261,6 +261,14 @@ impl Stalled {
     }
 }
 
+/// A [`Stalled`] backend and an `[ls]` section ([`ls_config`](super::ls_config))
+/// holding it alone, named `silent`.
+pub async fn silent_backend_config() -> (Stalled, dnslb::config::LsConfig) {
+    let silent = Stalled::start().await;
+    let cfg = super::ls_config(&[("silent", silent.addr)]);
+    (silent, cfg)
+}
+
 impl Deref for Stalled {
     type Target = Fake;
 

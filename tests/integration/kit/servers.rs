@@ -152,6 +152,15 @@ impl TestLs {
     }
 }
 
+/// A TS fault that delays every answer by `ms` and drops none.
+pub fn delay_all(ms: u64) -> Fault {
+    Fault {
+        delay_ms: ms,
+        delay_ratio: 1.0,
+        drop_ratio: 0.0,
+    }
+}
+
 /// An `[ls]` section for `backends` (name, address), every other key at its default.
 pub fn ls_config(backends: &[(&str, SocketAddr)]) -> dnslb::config::LsConfig {
     dnslb::config::LsConfig {
