@@ -28,7 +28,7 @@ use crate::kit::{
     proc_stat, runs_with, started_children, udp_ask, wait_answers, wait_log,
 };
 use crate::kit::{
-    Proc, free_ports, kill_pid, local, ls_head_toml, pair_backends_toml, poll_until,
+    Proc, free_ports, kill_pid, local, ls_fixed_head_toml, pair_backends_toml, poll_until,
     poll_until_async, run_dnslb, ts_args, ts_toml,
 };
 
@@ -72,12 +72,9 @@ impl Site {
             std::fs::copy(ls_fixture(t), dir.path().join(t)).unwrap();
         }
         let zone = |t: &str| dir.path().join(format!("{t}.txt"));
-        let ls_head = ls_head_toml(ports.ls, 2);
+        let ls_head = ls_fixed_head_toml(ports.ls, strategy, "partitioned");
         let text = format!(
-            r#"{ls_head}strategy = "{strategy}"
-order = "fixed"
-layout = "partitioned"
-hedge_delay_ms = 20
+            r#"{ls_head}hedge_delay_ms = 20
 hedge_budget_pct = 100
 metrics = "127.0.0.1:{metrics}"
 {ls_extra}
