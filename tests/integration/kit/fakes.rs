@@ -107,6 +107,8 @@ pub enum Reply {
     Now(Vec<u8>),
     /// Sends these bytes after the delay (the next queries are read meanwhile).
     After(Duration, Vec<u8>),
+    /// Sends each of these at once, in order.
+    Many(Vec<Vec<u8>>),
     /// Sends nothing.
     Drop,
 }
@@ -243,6 +245,11 @@ pub fn serve_udp(
                         tokio::time::sleep(delay).await;
                         let _ = s.send_to(&bytes, from).await;
                     });
+                }
+                Reply::Many(all) => {
+                    for bytes in all {
+                        let _ = sock.send_to(&bytes, from).await;
+                    }
                 }
                 Reply::Drop => {}
             }
