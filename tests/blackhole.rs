@@ -205,6 +205,12 @@ async fn client(
     rep
 }
 
+/// What `window` of load at [`TARGET_QPS`] can leave in flight or
+/// remembered, with a slack of 500.
+fn load_bound(window: Duration) -> u64 {
+    TARGET_QPS * u64::try_from(window.as_millis()).unwrap() / 1000 + 500
+}
+
 /// The 99th percentile of `v` (sorted in place).
 fn p99(v: &mut [Duration]) -> Duration {
     v.sort();
@@ -338,8 +344,7 @@ async fn race_with_a_blackholed_backend_leaves_nothing_behind() {
 
     // In flight on the blackhole: at most what the deadline (plus a sweep
     // period or two) lets pile up at the rate asked for, with slack.
-    let window = LS_TIMEOUT + 3 * LATE_CHECK;
-    let bound = TARGET_QPS * u64::try_from(window.as_millis()).unwrap() / 1000 + 500;
+    let bound = load_bound(LS_TIMEOUT + 3 * LATE_CHECK);
     assert!(
         u64::from(max_outstanding) <= bound,
         "blackhole outstanding reached {max_outstanding}, bound {bound}"
@@ -476,10 +481,7 @@ async fn pool_late_tables_stay_small_and_release_in_flight_under_load() {
         "too little load: {sent}"
     );
     // Remembered for the deadline plus the grace period, no longer.
-    let window = TIMEOUT + LATE_GRACE + 3 * LATE_CHECK;
-    let bound = usize::try_from(TARGET_QPS * u64::try_from(window.as_millis()).unwrap() / 1000)
-        .unwrap()
-        + 500;
+    let bound = usize::try_from(load_bound(TIMEOUT + LATE_GRACE + 3 * LATE_CHECK)).unwrap();
     assert!(
         max_total <= bound,
         "late entries reached {max_total}, bound {bound}"
@@ -488,10 +490,7 @@ async fn pool_late_tables_stay_small_and_release_in_flight_under_load() {
         max_fullest < LATE_MAX / 4,
         "a late table reached {max_fullest} of {LATE_MAX}"
     );
-    let window = TIMEOUT + 3 * LATE_CHECK;
-    let bound = u32::try_from(TARGET_QPS * u64::try_from(window.as_millis()).unwrap() / 1000)
-        .unwrap()
-        + 500;
+    let bound = u32::try_from(load_bound(TIMEOUT + 3 * LATE_CHECK)).unwrap();
     assert!(
         max_outstanding <= bound,
         "blackhole outstanding reached {max_outstanding}, bound {bound}"

@@ -603,67 +603,49 @@ fn oversize_answer(q: &[u8]) -> Vec<u8> {
 /// A hostile backend on UDP and TCP of one port.
 struct Hostile {
     addr: SocketAddr,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Hostile {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    _tasks: kit::Tasks,
 }
 
 impl Hostile {
     async fn start(how: Hostility) -> Hostile {
         let (udp, tcp, addr) = kit::udp_and_tcp().await;
-        let u = tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            loop {
-                let Ok((n, from)) = udp.recv_from(&mut buf).await else {
-                    continue;
-                };
-                let q = buf[..n].to_vec();
-                if kit::is_probe(&q) {
-                    let _ = udp.send_to(&kit::empty_answer(&q), from).await;
-                    continue;
-                }
-                let id = u16::from_be_bytes([q[0], q[1]]);
-                let out: Vec<Vec<u8>> = match how {
-                    Hostility::Garbage => vec![
-                        vec![0xFF, 0x00, 0x81],
-                        (0..200).map(|_| rand::random::<u8>()).collect(),
-                        // A readable header with the right ID, then junk.
-                        [
-                            &q[..2],
-                            &[0x84, 0x00, 0x00, 0x01, 0xFF, 0xFF][..],
-                            &[0xEE; 40][..],
-                        ]
-                        .concat(),
-                    ],
-                    Hostility::WrongQuestion => {
-                        let mut m = Message::from_vec(&answer_with(&q, ADDR)).unwrap();
-                        m.queries[0] =
-                            Query::query(Name::from_ascii("evil.test.").unwrap(), RecordType::A);
-                        m.metadata.id = id;
-                        vec![m.to_vec().unwrap()]
-                    }
-                    Hostility::Truncating => {
-                        let mut m = Message::from_vec(&q).unwrap();
-                        m.metadata.message_type = MessageType::Response;
-                        m.metadata.authoritative = true;
-                        m.metadata.truncation = true;
-                        vec![m.to_vec().unwrap()]
-                    }
-                    Hostility::Oversize => vec![oversize_answer(&q)],
-                    Hostility::WrongId => {
-                        vec![with_id(&answer_with(&q, ADDR), id.wrapping_add(1))]
-                    }
-                };
-                for b in out {
-                    let _ = udp.send_to(&b, from).await;
-                }
+        let u = kit::serve_udp(udp, move |q| {
+            if kit::is_probe(q) {
+                return kit::Reply::Now(kit::empty_answer(q));
             }
+            let id = u16::from_be_bytes([q[0], q[1]]);
+            let out: Vec<Vec<u8>> = match how {
+                Hostility::Garbage => vec![
+                    vec![0xFF, 0x00, 0x81],
+                    (0..200).map(|_| rand::random::<u8>()).collect(),
+                    // A readable header with the right ID, then junk.
+                    [
+                        &q[..2],
+                        &[0x84, 0x00, 0x00, 0x01, 0xFF, 0xFF][..],
+                        &[0xEE; 40][..],
+                    ]
+                    .concat(),
+                ],
+                Hostility::WrongQuestion => {
+                    let mut m = Message::from_vec(&answer_with(q, ADDR)).unwrap();
+                    m.queries[0] =
+                        Query::query(Name::from_ascii("evil.test.").unwrap(), RecordType::A);
+                    m.metadata.id = id;
+                    vec![m.to_vec().unwrap()]
+                }
+                Hostility::Truncating => {
+                    let mut m = Message::from_vec(q).unwrap();
+                    m.metadata.message_type = MessageType::Response;
+                    m.metadata.authoritative = true;
+                    m.metadata.truncation = true;
+                    vec![m.to_vec().unwrap()]
+                }
+                Hostility::Oversize => vec![oversize_answer(q)],
+                Hostility::WrongId => {
+                    vec![with_id(&answer_with(q, ADDR), id.wrapping_add(1))]
+                }
+            };
+            kit::Reply::Many(out)
         });
         let t = tokio::spawn(async move {
             loop {
@@ -683,7 +665,7 @@ impl Hostile {
         });
         Hostile {
             addr,
-            tasks: vec![u, t],
+            _tasks: kit::Tasks(vec![u, t]),
         }
     }
 }
@@ -986,9 +968,7 @@ async fn past_max_inflight_excess_queries_get_servfail_at_once_and_memory_stays_
 async fn a_hundred_sighups_with_broken_files_lose_no_query_and_keep_the_last_good_data() {
     let _heavy = HEAVY.lock().await;
     const ROUNDS: usize = 100;
-    let [lp, tp] = free_ports(2)[..] else {
-        unreachable!()
-    };
+    let [lp, tp]: [u16; 2] = free_ports(2).try_into().unwrap();
     let dir = ZoneDir::new();
     let config = |timeout: u64| {
         format!(
@@ -1190,9 +1170,7 @@ fn lines(p: &Proc) -> usize {
 async fn ten_thousand_hostile_packets_cost_a_bounded_number_of_log_lines() {
     let _heavy = HEAVY.lock().await;
     const PACKETS: usize = 10_000;
-    let [lp, tp] = free_ports(2)[..] else {
-        unreachable!()
-    };
+    let [lp, tp]: [u16; 2] = free_ports(2).try_into().unwrap();
     let dir = ZoneDir::new();
     let zone = dir.write("t.txt", TABLE);
     let listen = format!("127.0.0.1:{tp}");

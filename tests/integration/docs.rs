@@ -359,16 +359,22 @@ fn peer_configs_pass_their_own_checkers() {
             cmd.args(args).arg(&file);
         }
         cmd.current_dir(dir.path());
-        let out = run(prog, cmd, None, Duration::from_secs(30));
-        assert!(
-            out.status.success(),
-            "{}: {prog} rejects it:\n{}{}\n--- {what} ---\n{}",
-            b.at(),
-            out.stdout,
-            out.stderr,
-            b.body
-        );
+        run_ok(prog, cmd, &b.at(), &format!("\n--- {what} ---\n{}", b.body));
     }
+}
+
+/// Runs `cmd` (named `what`, for at most 30 s); it must succeed, or the
+/// failure names `at`, its status and output, then `context`.
+fn run_ok(what: &str, cmd: std::process::Command, at: &str, context: &str) -> kit::Output {
+    let out = run(what, cmd, None, Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "{at}: `{what}` failed ({}):\n{}{}{context}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    out
 }
 
 /// The shipped ports, in the order they are replaced.
@@ -464,15 +470,7 @@ fn sh_blocks_run_against_the_shipped_deployment() {
                 );
             let mut sh = std::process::Command::new("sh");
             sh.arg("-c").arg(&cmd).current_dir(dir.path());
-            let out = run(line, sh, None, Duration::from_secs(30));
-            assert!(
-                out.status.success(),
-                "{}: `{line}` failed ({}):\n{}{}",
-                b.at(),
-                out.status,
-                out.stdout,
-                out.stderr
-            );
+            let out = run_ok(line, sh, &b.at(), "");
             if let Err(e) = check_claims(line, comment, &out.stdout) {
                 panic!("{}: {e}", b.at());
             }

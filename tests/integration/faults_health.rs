@@ -117,29 +117,22 @@ async fn liar_is_marked_down(order: Order, over_tcp: bool) {
     ts.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backend_losing_client_queries_is_marked_down_under_fixed() {
-    liar_is_marked_down(Order::Fixed, false).await;
+/// One test of [`liar_is_marked_down`] per order (and transport).
+macro_rules! liar_tests {
+    ($($name:ident: $order:expr, $over_tcp:expr;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            liar_is_marked_down($order, $over_tcp).await;
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backend_losing_client_queries_is_marked_down_under_fixed_over_tcp() {
-    liar_is_marked_down(Order::Fixed, true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backend_losing_client_queries_is_marked_down_under_round_robin() {
-    liar_is_marked_down(Order::RoundRobin, false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backend_losing_client_queries_is_marked_down_under_sticky() {
-    liar_is_marked_down(Order::Sticky, false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backend_losing_client_queries_is_marked_down_under_consistent_hash() {
-    liar_is_marked_down(Order::ConsistentHash, false).await;
+liar_tests! {
+    a_backend_losing_client_queries_is_marked_down_under_fixed: Order::Fixed, false;
+    a_backend_losing_client_queries_is_marked_down_under_fixed_over_tcp: Order::Fixed, true;
+    a_backend_losing_client_queries_is_marked_down_under_round_robin: Order::RoundRobin, false;
+    a_backend_losing_client_queries_is_marked_down_under_sticky: Order::Sticky, false;
+    a_backend_losing_client_queries_is_marked_down_under_consistent_hash: Order::ConsistentHash, false;
 }
 
 /// Sockets of this host connected to `port` on the far side, in any state
@@ -362,41 +355,32 @@ async fn two_lses_listing_each_other_do_not_loop() {
     assert!(!b.balancer.state().backends[0].is_up());
 
     // A client query: still tried (all backends down), round once, answered.
-    let before = (sent(&a), sent(&b));
-    let t = Instant::now();
-    let m = udp(a_addr, &query("x.example", RecordType::A, Some(1232))).await;
-    let took = t.elapsed();
-    assert_eq!(m.response_code, ResponseCode::ServFail, "{m:?}");
-    assert!(
-        took < Duration::from_millis(1000),
-        "answered after {took:?}"
-    );
-    // Its round trip, plus the probes meanwhile.
-    let (da, db) = (sent(&a) - before.0, sent(&b) - before.1);
-    eprintln!("client query answered in {took:?}; meanwhile A forwarded {da}, B {db}");
-    assert!(
-        da <= 20 && db <= 20,
-        "A forwarded {da}, B {db}: the query looped"
-    );
-
     // Without EDNS too: the LS gives the copy it forwards an OPT for its
     // mark (B's probe answers show it speaks EDNS), and the client gets none.
-    let before = (sent(&a), sent(&b));
-    let t = Instant::now();
-    let m = udp(a_addr, &query("y.example", RecordType::A, None)).await;
-    let took = t.elapsed();
-    assert_eq!(m.response_code, ResponseCode::ServFail, "{m:?}");
-    assert!(m.edns.is_none(), "an OPT for a client that sent none");
-    assert!(
-        took < Duration::from_millis(1000),
-        "answered after {took:?}"
-    );
-    let (da, db) = (sent(&a) - before.0, sent(&b) - before.1);
-    eprintln!("query without EDNS answered in {took:?}; meanwhile A forwarded {da}, B {db}");
-    assert!(
-        da <= 20 && db <= 20,
-        "A forwarded {da}, B {db}: the query looped"
-    );
+    for (how, name, edns) in [
+        ("with EDNS", "x.example", Some(1232)),
+        ("without EDNS", "y.example", None),
+    ] {
+        let before = (sent(&a), sent(&b));
+        let t = Instant::now();
+        let m = udp(a_addr, &query(name, RecordType::A, edns)).await;
+        let took = t.elapsed();
+        assert_eq!(m.response_code, ResponseCode::ServFail, "{how}: {m:?}");
+        if edns.is_none() {
+            assert!(m.edns.is_none(), "an OPT for a client that sent none");
+        }
+        assert!(
+            took < Duration::from_millis(1000),
+            "{how}: answered after {took:?}"
+        );
+        // Its round trip, plus the probes meanwhile.
+        let (da, db) = (sent(&a) - before.0, sent(&b) - before.1);
+        eprintln!("query {how} answered in {took:?}; meanwhile A forwarded {da}, B {db}");
+        assert!(
+            da <= 20 && db <= 20,
+            "{how}: A forwarded {da}, B {db}: the query looped"
+        );
+    }
     a.stop().await;
     b.stop().await;
 }

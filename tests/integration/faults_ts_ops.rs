@@ -92,18 +92,23 @@ fn rewrite_in_place(path: &Path, bytes: &[u8]) {
     }
 }
 
+/// A `[[ts]]` named `t` on `addr` serving the PROJ table `file` for
+/// `origin` with one worker, then `extra`.
+fn ts_conf(addr: SocketAddr, file: &str, origin: &str, extra: &str) -> String {
+    format!(
+        "[[ts]]\nname = \"t\"\nlisten = \"{addr}\"\nzones = [\"{file}\"]\n\
+         origin = \"{origin}\"\nworkers = 1\n{extra}"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_rewritten_in_place_during_reloads_is_never_served_half_written() {
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("big.txt");
     let versions = [big_table(1), big_table(2)];
     std::fs::write(&table, &versions[0]).unwrap();
-    let port = free_port();
-    let addr = local(port);
-    let config = format!(
-        "[[ts]]\nname = \"t\"\nlisten = \"{addr}\"\nzones = [\"big.txt\"]\n\
-         origin = \"big.test.\"\nworkers = 1\n"
-    );
+    let addr = local(free_port());
+    let config = ts_conf(addr, "big.txt", "big.test.", "");
     let mut ts = start_ts(dir.path(), &config, addr, "big.test.").await;
     let pid = ts.pid();
 
@@ -206,12 +211,8 @@ fn small_table(extra: &str) -> String {
 async fn the_synthesized_serial_never_goes_back_across_restarts() {
     let dir = ZoneDir::new();
     let table = dir.write("ser.txt", &small_table(""));
-    let port = free_port();
-    let addr = local(port);
-    let config = format!(
-        "[[ts]]\nname = \"t\"\nlisten = \"{addr}\"\nzones = [\"ser.txt\"]\n\
-         origin = \"ser.test.\"\nworkers = 1\n"
-    );
+    let addr = local(free_port());
+    let config = ts_conf(addr, "ser.txt", "ser.test.", "");
     let mut ts = start_ts(dir.path(), &config, addr, "ser.test.").await;
     let s0 = serial_at(addr, "ser.test.", &mut ts).await;
     // Ten changing reloads, as fast as they apply: the serial runs ahead of the clock.
@@ -259,12 +260,32 @@ async fn the_synthesized_serial_never_goes_back_across_restarts() {
 async fn notifying_ts(dir: &Path, secondary: SocketAddr) -> (Proc, SocketAddr) {
     std::fs::write(dir.join("ntf.txt"), ntf_table("")).unwrap();
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), free_port());
-    let config = format!(
-        "[[ts]]\nname = \"t\"\nlisten = \"{addr}\"\nzones = [\"ntf.txt\"]\n\
-         origin = \"ntf.test.\"\naxfr_allow = [\"127.0.0.0/8\"]\n\
-         notify = [\"{secondary}\"]\nworkers = 1\n"
-    );
+    let notify = format!("axfr_allow = [\"127.0.0.0/8\"]\nnotify = [\"{secondary}\"]\n");
+    let config = ts_conf(addr, "ntf.txt", "ntf.test.", &notify);
     (start_ts(dir, &config, addr, "ntf.test.").await, addr)
+}
+
+/// [`notifying_ts`] and an NSD secondary of `ntf.test.` taking NOTIFY only
+/// from `allow` (`None`: the TS's own address): the TS's folder, the TS,
+/// its address, and NSD once it serves the zone.
+async fn ntf_pair(allow: Option<&str>) -> (tempfile::TempDir, Proc, SocketAddr, Nsd) {
+    let dir = tempfile::tempdir().unwrap();
+    let nsd_port = free_port();
+    let (ts, addr) = notifying_ts(dir.path(), local(nsd_port)).await;
+    let allow = allow.map_or_else(|| addr.ip().to_string(), str::to_owned);
+    let mut nsd = Nsd::secondary_notified_by(nsd_port, "ntf.test.", addr, &allow);
+    nsd.wait_ready("ntf.test.").await;
+    (dir, ts, addr, nsd)
+}
+
+/// Adds `new.ntf.test. A 192.0.2.77` to the table in `dir` and SIGHUPs `ts`.
+fn add_new_name(dir: &Path, ts: &mut Proc) {
+    std::fs::write(
+        dir.join("ntf.txt"),
+        ntf_table("new.ntf.test 192.0.2.77 A\n"),
+    )
+    .unwrap();
+    ts.signal(Signal::HUP);
 }
 
 fn ntf_table(extra: &str) -> String {
@@ -276,23 +297,14 @@ async fn nsd_allowing_the_listen_address_acts_on_the_notify() {
     let Some(_) = kit::need("nsd_notify", ["nsd"]) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let nsd_port = free_port();
-    let (mut ts, addr) = notifying_ts(dir.path(), local(nsd_port)).await;
-    let mut nsd = Nsd::secondary_notified_by(nsd_port, "ntf.test.", addr, &addr.ip().to_string());
-    nsd.wait_ready("ntf.test.").await;
+    let (dir, mut ts, addr, nsd) = ntf_pair(None).await;
     let s1 = serial_at(addr, "ntf.test.", &mut ts).await;
     wait_soa(nsd.addr, "ntf.test.", READY_LIMIT, &mut [&mut ts], |m| {
         soa_serial(m) == Some(s1)
     })
     .await;
 
-    std::fs::write(
-        dir.path().join("ntf.txt"),
-        ntf_table("new.ntf.test 192.0.2.77 A\n"),
-    )
-    .unwrap();
-    ts.signal(Signal::HUP);
+    add_new_name(dir.path(), &mut ts);
     // NSD refreshes only after an accepted NOTIFY (its refresh timer is an hour).
     let m = kit::poll_answer(
         nsd.addr,
@@ -317,18 +329,9 @@ async fn a_notify_nsd_refuses_is_logged_as_rejected_with_its_rcode() {
     let Some(_) = kit::need("nsd_notify_refused", ["nsd"]) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let nsd_port = free_port();
-    let (mut ts, addr) = notifying_ts(dir.path(), local(nsd_port)).await;
     // NSD takes NOTIFY only from an address the TS does not send from.
-    let mut nsd = Nsd::secondary_notified_by(nsd_port, "ntf.test.", addr, "127.0.0.9");
-    nsd.wait_ready("ntf.test.").await;
-    std::fs::write(
-        dir.path().join("ntf.txt"),
-        ntf_table("new.ntf.test 192.0.2.77 A\n"),
-    )
-    .unwrap();
-    ts.signal(Signal::HUP);
+    let (dir, mut ts, _, _nsd) = ntf_pair(Some("127.0.0.9")).await;
+    add_new_name(dir.path(), &mut ts);
     wait_log(&mut ts, "notify rejected", 1, Duration::from_secs(10)).await;
     let log = ts.stderr_now();
     let line = log.lines().find(|l| l.contains("notify rejected")).unwrap();
@@ -344,17 +347,30 @@ async fn a_notify_nsd_refuses_is_logged_as_rejected_with_its_rcode() {
 // Item 26: the fault delay spares health probes
 // ---------------------------------------------------------------------------
 
+/// `www.flt.test. A` asked of `addr` (an answer within 3 s, or panics
+/// saying `what`): the answer and how long it took.
+async fn timed_www(addr: SocketAddr, what: &str) -> (Message, Duration) {
+    let t = Instant::now();
+    let m = ask(
+        addr,
+        "www.flt.test.",
+        RecordType::A,
+        false,
+        Duration::from_secs(3),
+    )
+    .await;
+    let m = m.unwrap_or_else(|| panic!("no {what} within 3 s"));
+    (m, t.elapsed())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fault_delay_spares_health_probes_and_still_delays_clients() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("f.txt"), "www.flt.test 192.0.2.1 A\n").unwrap();
     let ts_addr = local(free_port());
     // Every answer delayed by 800 ms: more than a probe's 500 ms timeout.
-    let config = format!(
-        "[[ts]]\nname = \"t\"\nlisten = \"{ts_addr}\"\nzones = [\"f.txt\"]\n\
-         origin = \"flt.test.\"\nworkers = 1\n\
-         [ts.fault]\ndelay_ms = 800\ndelay_ratio = 1.0\n"
-    );
+    let fault = "[ts.fault]\ndelay_ms = 800\ndelay_ratio = 1.0\n";
+    let config = ts_conf(ts_addr, "f.txt", "flt.test.", fault);
     let path = dir.path().join("config.toml");
     std::fs::write(&path, &config).unwrap();
     let mut ts = Proc::spawn(
@@ -367,17 +383,7 @@ async fn the_fault_delay_spares_health_probes_and_still_delays_clients() {
     wait_log(&mut ts, "table server ready", 1, READY_LIMIT).await;
 
     // A client's query is delayed; the probe's question is not.
-    let t = Instant::now();
-    let m = ask(
-        ts_addr,
-        "www.flt.test.",
-        RecordType::A,
-        false,
-        Duration::from_secs(3),
-    )
-    .await
-    .expect("a delayed answer");
-    let client_wait = t.elapsed();
+    let (m, client_wait) = timed_www(ts_addr, "a delayed answer").await;
     assert_eq!(a_addrs(&m), [Ipv4Addr::new(192, 0, 2, 1)]);
     assert!(client_wait >= Duration::from_millis(790), "{client_wait:?}");
     let t = Instant::now();
@@ -397,22 +403,9 @@ async fn the_fault_delay_spares_health_probes_and_still_delays_clients() {
     let mut ls = peers::start_ls("ls", dir.path(), &ls_conf, &[]);
     wait_log(&mut ls, "backend up", 1, Duration::from_secs(10)).await;
     // Through the LS, the client still waits the TS's delay.
-    let t = Instant::now();
-    let m = ask(
-        local(ls_port),
-        "www.flt.test.",
-        RecordType::A,
-        false,
-        Duration::from_secs(3),
-    )
-    .await
-    .expect("an answer through the LS");
+    let (m, ls_wait) = timed_www(local(ls_port), "an answer through the LS").await;
     assert_eq!(a_addrs(&m), [Ipv4Addr::new(192, 0, 2, 1)], "{m:?}");
-    assert!(
-        t.elapsed() >= Duration::from_millis(790),
-        "{:?}",
-        t.elapsed()
-    );
+    assert!(ls_wait >= Duration::from_millis(790), "{ls_wait:?}");
     ls.assert_running();
     ts.assert_running();
 }
@@ -437,32 +430,26 @@ async fn asked_at(ip: IpAddr, port: u16) -> Option<Message> {
     .await
 }
 
+/// `dnslb ts --listen LISTEN --zone ZONE --workers 1 EXTRA...` from `cwd`,
+/// once it logs that it is ready.
+async fn one_worker_ts(name: &str, listen: &str, zone: &Path, extra: &[&str], cwd: &Path) -> Proc {
+    let mut args = vec!["ts", "--listen", listen, "--zone", kit::path_str(zone)];
+    args.extend(["--workers", "1"]);
+    args.extend(extra);
+    let mut ts = Proc::spawn(name, dnslb_command(&args, cwd));
+    wait_log(&mut ts, "table server ready", 1, READY_LIMIT).await;
+    ts
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wildcard_listen_answers_udp_from_the_address_asked() {
     let dir = ZoneDir::new();
     let zone = dir.write("any.txt", "www.any.test 192.0.2.1 A\n");
     let ts_port = free_port();
     // Half the answers deferred (the fault delay): both send paths.
-    let mut ts = Proc::spawn(
-        "dnslb ts",
-        dnslb_command(
-            &[
-                "ts",
-                "--listen",
-                &format!("0.0.0.0:{ts_port}"),
-                "--zone",
-                kit::path_str(&zone),
-                "--workers",
-                "1",
-                "--delay-ms",
-                "20",
-                "--delay-ratio",
-                "0.5",
-            ],
-            dir.path(),
-        ),
-    );
-    wait_log(&mut ts, "table server ready", 1, READY_LIMIT).await;
+    let fault = ["--delay-ms", "20", "--delay-ratio", "0.5"];
+    let listen = format!("0.0.0.0:{ts_port}");
+    let mut ts = one_worker_ts("dnslb ts", &listen, &zone, &fault, dir.path()).await;
     let ls_port = free_port();
     let ls_conf = format!(
         "[ls]\nlisten = [\"0.0.0.0:{ls_port}\"]\nworkers = 1\n\
@@ -489,22 +476,8 @@ async fn a_wildcard_listen_answers_udp_from_the_address_asked() {
     // IPv6, where the host has it: `[::]` answers from ::1.
     if std::net::UdpSocket::bind("[::1]:0").is_ok() {
         let port6 = free_port();
-        let mut ts6 = Proc::spawn(
-            "dnslb ts v6",
-            dnslb_command(
-                &[
-                    "ts",
-                    "--listen",
-                    &format!("[::]:{port6}"),
-                    "--zone",
-                    kit::path_str(&zone),
-                    "--workers",
-                    "1",
-                ],
-                dir.path(),
-            ),
-        );
-        wait_log(&mut ts6, "table server ready", 1, READY_LIMIT).await;
+        let listen = format!("[::]:{port6}");
+        let _ts6 = one_worker_ts("dnslb ts v6", &listen, &zone, &[], dir.path()).await;
         let sock = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
         let to = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), port6);
         sock.connect(to).await.unwrap();

@@ -21,9 +21,9 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use dnslb::config::{Fault, HealthConfig, HedgeDelay, Layout, LsConfig, Order, Strategy};
 
-use crate::kit::{Proc, free_port, health_config, local, poll_until_async};
+use crate::kit::{Proc, free_port, health_config, local, poll_until_async, silent_backend_config};
 use crate::kit::{
-    Stalled, TestLs, TestTs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts,
+    Stalled, TestLs, TestTs, ZoneDir, a_addrs, delay_all, ls_config, query, start_ls, start_ts,
     start_ts_table, tcp, tcp_recv, tcp_send, ts_settings, udp, udp_raw, udp_raw_wait,
 };
 
@@ -287,8 +287,7 @@ async fn a_slow_probe_does_not_stretch_the_probe_period() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_query_timeouts_count_as_health_failures() {
     // Up by its start-up probe, silent to client queries.
-    let silent = Stalled::start().await;
-    let mut cfg = ls_config(&[("silent", silent.addr)]);
+    let (_silent, mut cfg) = silent_backend_config().await;
     // Periodic probes effectively off: a round every minute.
     cfg.health = health_config(60_000, 3, 2, 10_000);
     cfg.timeout_ms = 150;
@@ -404,13 +403,27 @@ async fn ask_which(ls: &TestLs, k: usize) -> usize {
     usize::from(b) - 1
 }
 
-/// Queries `n` times, names in turn; returns (sent, wins) per backend.
-async fn run_sequential(ls: &TestLs, n: usize) -> [(u64, u64); 2] {
+/// Queries `n` times, names in turn; returns (sent, wins) per backend,
+/// [`report`]ed as `order`.
+async fn run_sequential(ls: &TestLs, n: usize, order: &str) -> [(u64, u64); 2] {
+    let split = run_names(ls, (0..n).map(|i| i % NAMES)).await.0;
+    report(order, &split);
+    split
+}
+
+/// Queries the names `ks` one after another: (sent, wins) per backend
+/// meanwhile, and the backends each name landed on, in turn.
+async fn run_names(
+    ls: &TestLs,
+    ks: impl IntoIterator<Item = usize>,
+) -> ([(u64, u64); 2], BTreeMap<usize, Vec<usize>>) {
     let before = [(sent(ls, 0), wins(ls, 0)), (sent(ls, 1), wins(ls, 1))];
-    for i in 0..n {
-        ask_which(ls, i % NAMES).await;
+    let mut landed: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for k in ks {
+        landed.entry(k).or_default().push(ask_which(ls, k).await);
     }
-    [0, 1].map(|b| (sent(ls, b) - before[b].0, wins(ls, b) - before[b].1))
+    let split = [0, 1].map(|b| (sent(ls, b) - before[b].0, wins(ls, b) - before[b].1));
+    (split, landed)
 }
 
 fn report(order: &str, split: &[(u64, u64); 2]) {
@@ -430,8 +443,7 @@ fn report(order: &str, split: &[(u64, u64); 2]) {
 async fn order_round_robin_splits_evenly() {
     let (_dir, ts1, ts2) = replicated_pair(Fault::default()).await;
     let ls = start_ls(order_config(&ts1, &ts2, Order::RoundRobin)).await;
-    let split = run_sequential(&ls, 200).await;
-    report("round-robin", &split);
+    let split = run_sequential(&ls, 200, "round-robin").await;
     assert_eq!(ls.balancer.metrics().hedges.load(Relaxed), 0);
     assert_eq!(split[0].0 + split[1].0, 200);
     // One rotation counter per LS (`LsState::tick`, shared by all workers),
@@ -451,8 +463,7 @@ async fn order_round_robin_splits_evenly() {
 async fn order_fixed_sends_everything_to_the_first() {
     let (_dir, ts1, ts2) = replicated_pair(Fault::default()).await;
     let ls = start_ls(order_config(&ts1, &ts2, Order::Fixed)).await;
-    let split = run_sequential(&ls, 200).await;
-    report("fixed", &split);
+    let split = run_sequential(&ls, 200, "fixed").await;
     assert_eq!(split[0], (200, 200));
     assert_eq!(split[1], (0, 0));
 }
@@ -466,8 +477,7 @@ async fn order_weighted_random_follows_the_weights() {
     cfg.backend[0].weight = 1;
     cfg.backend[1].weight = 3;
     let ls = start_ls(cfg).await;
-    let split = run_sequential(&ls, N).await;
-    report("weighted-random 1:3", &split);
+    let split = run_sequential(&ls, N, "weighted-random 1:3").await;
     assert_eq!(ls.balancer.metrics().hedges.load(Relaxed), 0);
     assert_eq!((split[0].0 + split[1].0) as usize, N);
     let share2 = split[1].0 as f64 / N as f64;
@@ -506,12 +516,7 @@ async fn order_sticky_keeps_each_name_on_the_backend_that_answered_it() {
     }
     state.backends[1].set_up(true);
     // Now both are up: every later query of a name goes to the backend that answered it.
-    let before = [(sent(&ls, 0), wins(&ls, 0)), (sent(&ls, 1), wins(&ls, 1))];
-    let mut landed: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for k in mixed_rounds() {
-        landed.entry(k).or_default().push(ask_which(&ls, k).await);
-    }
-    let split = [0, 1].map(|b| (sent(&ls, b) - before[b].0, wins(&ls, b) - before[b].1));
+    let (split, landed) = run_names(&ls, mixed_rounds()).await;
     report("sticky", &split);
     for (k, on) in &landed {
         let want = usize::from(*k < NAMES / 2);
@@ -530,12 +535,7 @@ async fn order_sticky_keeps_each_name_on_the_backend_that_answered_it() {
 async fn order_consistent_hash_pins_names_and_spreads_them() {
     let (_dir, ts1, ts2) = replicated_pair(Fault::default()).await;
     let ls = start_ls(order_config(&ts1, &ts2, Order::ConsistentHash)).await;
-    let before = [(sent(&ls, 0), wins(&ls, 0)), (sent(&ls, 1), wins(&ls, 1))];
-    let mut landed: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for k in mixed_rounds() {
-        landed.entry(k).or_default().push(ask_which(&ls, k).await);
-    }
-    let split = [0, 1].map(|b| (sent(&ls, b) - before[b].0, wins(&ls, b) - before[b].1));
+    let (split, landed) = run_names(&ls, mixed_rounds()).await;
     report("consistent-hash", &split);
     let mut per_backend = [0usize; 2];
     for (k, on) in &landed {
@@ -566,11 +566,7 @@ async fn order_consistent_hash_pins_names_and_spreads_them() {
 async fn order_least_outstanding_avoids_a_slow_backend() {
     const CLIENTS: usize = 20;
     const EACH: usize = 20;
-    let slow = Fault {
-        delay_ms: 30,
-        delay_ratio: 1.0,
-        drop_ratio: 0.0,
-    };
+    let slow = delay_all(30);
     let (_dir, ts1, ts2) = replicated_pair(slow).await;
     let mut cfg = order_config(&ts1, &ts2, Order::LeastOutstanding);
     cfg.hedge_delay_ms = HedgeDelay::Fixed(200);
@@ -770,11 +766,7 @@ async fn rate_limit_answers_about_the_limit_and_slips_half_the_rest() {
 async fn reload_switches_backends_for_new_queries_and_finishes_those_in_flight() {
     let dir = ZoneDir::new();
     let mut s1 = ts_settings(vec![dir.write("ts1.txt", "old.example 10.7.1.1 A\n")]);
-    s1.fault = Fault {
-        delay_ms: 300,
-        delay_ratio: 1.0,
-        drop_ratio: 0.0,
-    };
+    s1.fault = delay_all(300);
     let ts1 = start_ts(s1).await;
     let ts3 = start_ts_table(&dir, "ts3.txt", "new.example 10.7.3.1 A\n").await;
     let mut cfg1 = ls_config(&[("ts1", ts1.addr)]);

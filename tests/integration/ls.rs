@@ -24,15 +24,15 @@ use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{RData, RecordType};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::RwLock;
-use tokio::task::JoinHandle;
 
 use dnslb::config::{Fault, HedgeDelay, Layout, LsConfig, OnMiss, OnTimeout, Order, Strategy};
 
 use crate::kit::{
-    TestLs, TestTs, ZoneDir, a_addrs, empty_answer, is_probe, ls_config, query, read_frame,
-    start_ls, start_ts, start_ts_table, tcp, ts_settings, udp_raw, udp_raw_wait, write_frame,
+    Reply, Tasks, TestLs, TestTs, ZoneDir, a_addrs, delay_all, empty_answer, is_probe, ls_config,
+    query, read_frame, serve_udp, start_ls, start_ts, start_ts_table, tcp, ts_settings,
+    udp_and_tcp, udp_raw, udp_raw_wait, write_frame,
 };
 
 /// Timing-sensitive tests take it for reading; the burst test for writing.
@@ -91,6 +91,11 @@ const fn delayed(delay_ms: u64) -> Knobs {
     Knobs { delay_ms, ..NORMAL }
 }
 
+/// A replicated pair whose first TS answers after `delay_ms`, the second at once.
+async fn slow_first(delay_ms: u64) -> Pair {
+    start_pair(Layout::Replicated, delayed(delay_ms), NORMAL).await
+}
+
 /// Two TS: disjoint tables when partitioned, the same (both tables) when replicated.
 async fn start_pair(layout: Layout, k1: Knobs, k2: Knobs) -> Pair {
     let dir = ZoneDir::new();
@@ -106,11 +111,7 @@ async fn start_pair(layout: Layout, k1: Knobs, k2: Knobs) -> Pair {
             s.on_miss = OnMiss::Silent;
         }
         if k.delay_ms > 0 {
-            s.fault = Fault {
-                delay_ms: k.delay_ms,
-                delay_ratio: 1.0,
-                drop_ratio: 0.0,
-            };
+            s.fault = delay_all(k.delay_ms);
         }
         s
     };
@@ -141,6 +142,16 @@ pub(crate) fn cfg(backends: &[(&str, SocketAddr)], strategy: Strategy, layout: L
     // No health probes during a test: they would add upstream queries (and
     // dropped responses) to the counters the tests check.
     c.health.interval_ms = 3_600_000;
+    c
+}
+
+/// [`cfg`] with a 1.5 s deadline and a hedge delay and per-try timeout of
+/// 1 s: an answer well before 1 s waited out neither.
+fn cfg_long_waits(backends: &[(&str, SocketAddr)], strategy: Strategy, layout: Layout) -> LsConfig {
+    let mut c = cfg(backends, strategy, layout);
+    c.timeout_ms = 1500;
+    c.hedge_delay_ms = HedgeDelay::Fixed(1000);
+    c.try_timeout_ms = 1000;
     c
 }
 
@@ -205,6 +216,13 @@ pub(crate) async fn exchange(addr: SocketAddr, q: &[u8]) -> (Vec<u8>, Message, D
     (raw, m, took)
 }
 
+/// [`exchange`], asserting the answer echoes `q` ([`assert_echo`]).
+async fn exchange_echoed(addr: SocketAddr, q: &[u8]) -> (Message, Duration) {
+    let (raw, m, took) = exchange(addr, q).await;
+    assert_echo(q, &raw);
+    (m, took)
+}
+
 /// QR=1, the client's ID, one question, echoed byte for byte (case included).
 pub(crate) fn assert_echo(q: &[u8], resp: &[u8]) {
     assert!(resp.len() >= 12, "a whole header");
@@ -241,14 +259,12 @@ fn answers(ls: &TestLs, rcode: ResponseCode) -> u64 {
 // Helpers: fake backends
 // ---------------------------------------------------------------------------
 
-/// Aborts a task when dropped, so a failing test leaves nothing running.
-struct Task(JoinHandle<()>);
-
-impl Drop for Task {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+/// The full answer of the [`Mode::Truncated`] fake over TCP.
+const FULL: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(192, 0, 2, 10),
+    Ipv4Addr::new(192, 0, 2, 11),
+    Ipv4Addr::new(192, 0, 2, 12),
+];
 
 /// What a fake backend does with each UDP query.
 #[derive(Clone, Copy, Debug)]
@@ -262,66 +278,43 @@ enum Mode {
     Truncated,
 }
 
-/// The full answer of the [`Mode::Truncated`] fake over TCP.
-const FULL: [Ipv4Addr; 3] = [
-    Ipv4Addr::new(192, 0, 2, 10),
-    Ipv4Addr::new(192, 0, 2, 11),
-    Ipv4Addr::new(192, 0, 2, 12),
-];
-
 /// A fake backend on 127.0.0.1.
 struct Fake {
     addr: SocketAddr,
     udp_queries: Arc<AtomicU64>,
     tcp_queries: Arc<AtomicU64>,
-    _tasks: Vec<Task>,
+    _tasks: Tasks,
 }
 
 async fn start_fake(mode: Mode) -> Fake {
     let udp_queries = Arc::new(AtomicU64::new(0));
     let tcp_queries = Arc::new(AtomicU64::new(0));
-    // UDP first; for TC the TCP listener must get the same port (retry a few
-    // times if that TCP port happens to be taken).
-    let mut bound = None;
-    for _ in 0..20 {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = sock.local_addr().unwrap();
-        if !matches!(mode, Mode::Truncated) {
-            bound = Some((sock, None, addr));
-            break;
-        }
-        if let Ok(l) = TcpListener::bind(addr).await {
-            bound = Some((sock, Some(l), addr));
-            break;
-        }
-    }
-    let (sock, listener, addr) = bound.expect("a UDP+TCP port pair");
-    let mut tasks = Vec::new();
+    // For TC the TCP listener must get the UDP socket's port.
+    let (sock, listener) = if matches!(mode, Mode::Truncated) {
+        let (sock, listener, _) = udp_and_tcp().await;
+        (sock, Some(listener))
+    } else {
+        (UdpSocket::bind("127.0.0.1:0").await.unwrap(), None)
+    };
+    let addr = sock.local_addr().unwrap();
     let counter = udp_queries.clone();
-    tasks.push(Task(tokio::spawn(async move {
-        let mut buf = vec![0u8; 65_535];
-        loop {
-            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                continue;
-            };
-            let q = buf[..n].to_vec();
-            if is_probe(&q) {
-                // Up by its health probes, whatever it does with queries.
-                let _ = sock.send_to(&empty_answer(&q), from).await;
-                continue;
-            }
-            counter.fetch_add(1, Relaxed);
-            let resp = match mode {
-                Mode::Rcode(rc) => raw_response(&q, id_of(&q), u16::from(rc) as u8, false, &[]),
-                Mode::Silent => continue,
-                Mode::Truncated => raw_response(&q, id_of(&q), 0, true, &[]),
-            };
-            let _ = sock.send_to(&resp, from).await;
+    let mut tasks = vec![serve_udp(sock, move |q| {
+        if is_probe(q) {
+            // Up by its health probes, whatever it does with queries.
+            return Reply::Now(empty_answer(q));
         }
-    })));
+        counter.fetch_add(1, Relaxed);
+        let rcode = match mode {
+            Mode::Rcode(rc) => u16::from(rc) as u8,
+            Mode::Silent => return Reply::Drop,
+            Mode::Truncated => 0,
+        };
+        let truncated = matches!(mode, Mode::Truncated);
+        Reply::Now(raw_response(q, id_of(q), rcode, truncated, &[]))
+    })];
     if let Some(listener) = listener {
         let counter = tcp_queries.clone();
-        tasks.push(Task(tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             loop {
                 let Ok((mut s, _)) = listener.accept().await else {
                     continue;
@@ -340,13 +333,13 @@ async fn start_fake(mode: Mode) -> Fake {
                     }
                 });
             }
-        })));
+        }));
     }
     Fake {
         addr,
         udp_queries,
         tcp_queries,
-        _tasks: tasks,
+        _tasks: Tasks(tasks),
     }
 }
 
@@ -362,7 +355,7 @@ const FORGED: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 66);
 struct Forger {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<(SocketAddr, u16)>>>,
-    _task: Task,
+    _task: Tasks,
 }
 
 async fn start_forger() -> Forger {
@@ -371,7 +364,7 @@ async fn start_forger() -> Forger {
     let addr = sock.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    let task = Task(tokio::spawn(async move {
+    let task = Tasks(vec![tokio::spawn(async move {
         let mut buf = vec![0u8; 65_535];
         loop {
             let Ok((n, from)) = sock.recv_from(&mut buf).await else {
@@ -405,7 +398,7 @@ async fn start_forger() -> Forger {
             let genuine = raw_response(&q, id, 0, false, &[GENUINE]);
             let _ = sock.send_to(&genuine, from).await;
         }
-    }));
+    })]);
     Forger {
         addr,
         seen,
@@ -469,11 +462,8 @@ async fn partitioned_miss_is_nxdomain_well_before_the_deadline() {
     let _quiet = LOAD.read().await;
     let pair = start_pair(Layout::Partitioned, NORMAL, NORMAL).await;
     for strategy in STRATEGIES {
-        let mut c = cfg(&pair.backends(), strategy, Layout::Partitioned);
-        c.timeout_ms = 1500;
         // Neither a hedge delay nor a per-try timeout may be waited out.
-        c.hedge_delay_ms = HedgeDelay::Fixed(1000);
-        c.try_timeout_ms = 1000;
+        let c = cfg_long_waits(&pair.backends(), strategy, Layout::Partitioned);
         let ls = start_ls(c).await;
         let q = wire_query("NoSuch.Name.TEST.", RecordType::A, 0x4242, false, true);
         let (raw, m, took) = exchange(ls.addr, &q).await;
@@ -626,24 +616,16 @@ async fn deadline_gives_the_on_timeout_answer() {
 async fn error_answers_are_never_final() {
     let _quiet = LOAD.read().await;
     // The TS answers 50 ms late, so the fake's SERVFAIL always comes first.
-    let slow = delayed(50);
-    let pair = start_pair(Layout::Replicated, slow, NORMAL).await;
+    let pair = slow_first(50).await;
     let fake = start_fake(Mode::Rcode(ResponseCode::ServFail)).await;
     for strategy in STRATEGIES {
-        let mut c = cfg(
-            &[("fake", fake.addr), ("ts1", pair.ts1.addr)],
-            strategy,
-            Layout::Replicated,
-        );
+        let backends = [("fake", fake.addr), ("ts1", pair.ts1.addr)];
+        let mut c = cfg_long_waits(&backends, strategy, Layout::Replicated);
         c.order = Order::Fixed;
-        c.timeout_ms = 1500;
-        c.hedge_delay_ms = HedgeDelay::Fixed(1000);
-        c.try_timeout_ms = 1000;
         let ls = start_ls(c).await;
         let before = fake.udp_queries.load(Relaxed);
         let q = wire_query("Mail.A.test.", RecordType::A, 0x0b0b, true, false);
-        let (raw, m, took) = exchange(ls.addr, &q).await;
-        assert_echo(&q, &raw);
+        let (m, took) = exchange_echoed(ls.addr, &q).await;
         assert_eq!(m.response_code, ResponseCode::NoError, "{strategy}");
         assert_eq!(a_addrs(&m), vec![Ipv4Addr::new(192, 0, 2, 3)], "{strategy}");
         assert!(
@@ -680,15 +662,11 @@ async fn all_backends_failing_is_servfail_before_the_deadline() {
     for layout in [Layout::Partitioned, Layout::Replicated] {
         for strategy in STRATEGIES {
             let ctx = format!("{layout} {strategy}");
-            let mut c = cfg(&[("f1", f1.addr), ("f2", f2.addr)], strategy, layout);
+            let mut c = cfg_long_waits(&[("f1", f1.addr), ("f2", f2.addr)], strategy, layout);
             c.order = Order::Fixed;
-            c.timeout_ms = 1500;
-            c.hedge_delay_ms = HedgeDelay::Fixed(1000);
-            c.try_timeout_ms = 1000;
             let ls = start_ls(c).await;
             let q = wire_query("www.a.test.", RecordType::A, 0x0c0c, true, true);
-            let (raw, m, took) = exchange(ls.addr, &q).await;
-            assert_echo(&q, &raw);
+            let (m, took) = exchange_echoed(ls.addr, &q).await;
             assert!(
                 took < Duration::from_millis(500),
                 "{ctx}: SERVFAIL after {took:?} (timeout 1500 ms)"
@@ -716,14 +694,12 @@ async fn all_backends_failing_is_servfail_before_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hedge_and_sequential_route_around_a_slow_backend() {
     let _quiet = LOAD.read().await;
-    let slow = delayed(200);
-    let pair = start_pair(Layout::Replicated, slow, NORMAL).await;
+    let pair = slow_first(200).await;
 
     // Hedge after 20 ms.
     let ls = fixed_hedge_ls(&pair, 20, 100.0).await;
     let q = wire_query("WWW.b.test.", RecordType::A, 0x0d0d, false, false);
-    let (raw, m, took) = exchange(ls.addr, &q).await;
-    assert_echo(&q, &raw);
+    let (m, took) = exchange_echoed(ls.addr, &q).await;
     assert_eq!(m.response_code, ResponseCode::NoError);
     assert_eq!(a_addrs(&m), vec![Ipv4Addr::new(198, 51, 100, 1)]);
     assert!(
@@ -746,8 +722,7 @@ async fn hedge_and_sequential_route_around_a_slow_backend() {
     c.try_timeout_ms = 50;
     let ls = start_ls(c).await;
     let q = wire_query("api.B.test.", RecordType::A, 0x0e0e, false, false);
-    let (raw, m, took) = exchange(ls.addr, &q).await;
-    assert_echo(&q, &raw);
+    let (m, took) = exchange_echoed(ls.addr, &q).await;
     assert_eq!(m.response_code, ResponseCode::NoError);
     assert_eq!(a_addrs(&m).len(), 2);
     assert!(
@@ -779,8 +754,7 @@ async fn sequential_moves_on_at_once_after_servfail() {
     c.timeout_ms = 1500;
     let ls = start_ls(c).await;
     let q = wire_query("v6.a.TEST.", RecordType::AAAA, 0x0f0f, true, true);
-    let (raw, m, took) = exchange(ls.addr, &q).await;
-    assert_echo(&q, &raw);
+    let (m, took) = exchange_echoed(ls.addr, &q).await;
     assert_eq!(m.response_code, ResponseCode::NoError);
     assert_eq!(m.answers.len(), 1);
     assert_eq!(m.answers[0].record_type(), RecordType::AAAA);
@@ -1130,8 +1104,7 @@ async fn deadline_counts_a_timeout_for_each_silent_backend_only() {
     c.health.fall = 1;
     let ls = start_ls(c).await;
     let q = wire_query("nowhere.test.", RecordType::A, 0x3131, true, true);
-    let (raw, m, took) = exchange(ls.addr, &q).await;
-    assert_echo(&q, &raw);
+    let (m, took) = exchange_echoed(ls.addr, &q).await;
     assert_eq!(m.response_code, ResponseCode::NXDomain);
     assert!(!m.authoritative, "made up at the deadline");
     assert!(took >= SYNTH_TIMEOUT, "answered after {took:?}");
@@ -1213,8 +1186,7 @@ async fn long_synthesized_answer_is_not_truncated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hedge_budget_stops_hedges_when_spent() {
     let _quiet = LOAD.read().await;
-    let slow = delayed(150);
-    let pair = start_pair(Layout::Replicated, slow, NORMAL).await;
+    let pair = slow_first(150).await;
     let ls = fixed_hedge_ls(&pair, 10, 10.0).await;
     const N: u64 = 160;
     let burst = dnslb::ls::hedge::BUDGET_BURST;

@@ -20,7 +20,7 @@ use rustix::process::Signal;
 
 use crate::kit::{
     self, Proc, READY_LIMIT, TS1_NAMES, TS2_NAMES, answers_with, ede, free_ports, kill_pid, local,
-    ls_fixture, ls_head_toml, pair_backends_toml, path_str, pids_of, poll_until, proc_stat,
+    ls_fixed_head_toml, ls_fixture, pair_backends_toml, path_str, pids_of, poll_until, proc_stat,
     run_dnslb, run_tool, runs_with, summary, ts_args, udp_ask, wait_answers, wait_log,
     write_up_pair,
 };
@@ -77,12 +77,9 @@ fn ls_section(port: u16, strategy: &str, ts1: u16, ts2: u16) -> String {
 
 /// [`ls_section`] without its backends.
 fn ls_head(port: u16, strategy: &str) -> String {
-    let ls_head = ls_head_toml(port, 2);
+    let ls_head = ls_fixed_head_toml(port, strategy, "partitioned");
     format!(
-        r#"{ls_head}strategy = "{strategy}"
-order = "fixed"
-layout = "partitioned"
-timeout_ms = 1500
+        r#"{ls_head}timeout_ms = 1500
 try_timeout_ms = 200
 hedge_delay_ms = 20
 hedge_budget_pct = 100

@@ -15,11 +15,12 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 use hickory_proto::rr::{RData, RecordType};
 
-use dnslb::config::{Fault, HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy};
+use dnslb::config::{HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy};
 
 use crate::kit::poll_until_async;
 use crate::kit::{
-    Stalled, TestLs, TestTs, ZoneDir, a_addrs, start_ls, start_ts, start_ts_table, ts_settings,
+    Stalled, TestLs, TestTs, ZoneDir, a_addrs, delay_all, start_ls, start_ts, start_ts_table,
+    ts_settings,
 };
 use crate::ls::{STRATEGIES, assert_echo, cfg, exchange, wire_query};
 
@@ -45,11 +46,7 @@ async fn start_pair() -> Pair {
     let dir = ZoneDir::new();
     let ent = start_ts_table(&dir, "ent.txt", ENT).await;
     let mut pos = ts_settings(vec![dir.write("pos.txt", POSITIVE)]);
-    pos.fault = Fault {
-        delay_ms: POSITIVE_DELAY_MS,
-        delay_ratio: 1.0,
-        drop_ratio: 0.0,
-    };
+    pos.fault = delay_all(POSITIVE_DELAY_MS);
     let pos = start_ts(pos).await;
     Pair {
         ent,

@@ -183,16 +183,7 @@ async fn a_truncated_answer_is_asked_again_over_tcp() {
 
 #[tokio::test]
 async fn a_silent_server_gives_timeouts_and_not_found_lines() {
-    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = silent.local_addr().unwrap();
-    let reader = tokio::spawn(async move {
-        let mut buf = vec![0u8; 65_535];
-        let mut seen = 0usize;
-        while silent.recv_from(&mut buf).await.is_ok() {
-            seen += 1;
-        }
-        seen
-    });
+    let (addr, reader) = silent_server().await;
 
     let o = ResolveOptions {
         timeout: Duration::from_millis(200),
@@ -214,12 +205,7 @@ async fn a_silent_server_gives_timeouts_and_not_found_lines() {
 
 #[tokio::test]
 async fn at_most_concurrency_queries_are_in_flight() {
-    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = silent.local_addr().unwrap();
-    let reader = tokio::spawn(async move {
-        let mut buf = vec![0u8; 65_535];
-        while silent.recv_from(&mut buf).await.is_ok() {}
-    });
+    let (addr, reader) = silent_server().await;
     // 16 silent names, 4 at a time, 100 ms each: 4 waves, so at least 400 ms.
     let o = ResolveOptions {
         concurrency: 4,
@@ -334,6 +320,31 @@ async fn an_empty_input_writes_nothing_and_succeeds() {
 // The server as `-s` takes it, and `dnslb resolve` as a process: stderr, exit
 // status.
 
+/// `-s ADDR --timeout-ms TIMEOUT_MS --retries 0`.
+fn one_try_args(addr: SocketAddr, timeout_ms: u64) -> Vec<String> {
+    let (addr, timeout) = (addr.to_string(), timeout_ms.to_string());
+    ["-s", &addr, "--timeout-ms", &timeout, "--retries", "0"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// A UDP socket on 127.0.0.1 that reads every query and answers none: its
+/// address, and the task reading (which returns how many it read if it
+/// ever stops; abort it when done).
+async fn silent_server() -> (SocketAddr, tokio::task::JoinHandle<usize>) {
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        let mut seen = 0usize;
+        while silent.recv_from(&mut buf).await.is_ok() {
+            seen += 1;
+        }
+        seen
+    });
+    (addr, reader)
+}
+
 /// Runs `dnslb resolve ARGS` with `stdin` (off the async runtime).
 async fn dnslb_resolve(args: Vec<String>, stdin: Option<&'static str>) -> Output {
     tokio::task::spawn_blocking(move || {
@@ -446,20 +457,8 @@ async fn the_binary_takes_host_port_and_reports_bad_lines_and_a_summary_on_stder
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_never_answers_fails_the_run_with_one_line() {
     // Was: every name timed out, each written as not found, exit 0.
-    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = silent.local_addr().unwrap();
-    let reader = tokio::spawn(async move {
-        let mut buf = vec![0u8; 65_535];
-        while silent.recv_from(&mut buf).await.is_ok() {}
-    });
-    let args = vec![
-        "-s".into(),
-        addr.to_string(),
-        "--timeout-ms".into(),
-        "100".into(),
-        "--retries".into(),
-        "0".into(),
-    ];
+    let (addr, reader) = silent_server().await;
+    let args = one_try_args(addr, 100);
     let out = dnslb_resolve(args, Some("a.example.com\nb.example.com\n")).await;
     assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
     let lines: Vec<&str> = out
@@ -502,14 +501,7 @@ async fn some_timeouts_among_answers_are_a_success() {
     let mut s = ts_settings(vec![dir.write("t.txt", TABLE)]);
     s.on_miss = dnslb::config::OnMiss::Silent;
     let ts = start_ts(s).await;
-    let args = vec![
-        "-s".into(),
-        ts.addr.to_string(),
-        "--timeout-ms".into(),
-        "150".into(),
-        "--retries".into(),
-        "0".into(),
-    ];
+    let args = one_try_args(ts.addr, 150);
     let out = dnslb_resolve(args, Some("gone.example.com\nwww.example.com\n")).await;
     assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert_eq!(

@@ -14,8 +14,8 @@ use dnslb::config::{Order, Strategy};
 
 use crate::kit::{
     Fake, Reply, ZoneDir, a_addrs, empty_answer, health_config, is_probe, ls_config, query,
-    read_frame, start_ls, start_ts_table, tcp, udp, udp_and_tcp, wait_settled, wire_answer,
-    write_frame,
+    read_frame, serve_udp, start_ls, start_ts_table, tcp, udp, udp_and_tcp, wait_settled,
+    wire_answer, write_frame,
 };
 
 /// A NOERROR answer to `q` holding one A record 192.0.2.77 (TC as given).
@@ -132,20 +132,12 @@ async fn stuck_after_two() -> (SocketAddr, Arc<AtomicU64>, Vec<tokio::task::Join
     let (udp_sock, listener, addr) = udp_and_tcp().await;
     let conns = Arc::new(AtomicU64::new(0));
     let c2 = conns.clone();
-    let u = tokio::spawn(async move {
-        let mut buf = vec![0u8; 65_535];
-        loop {
-            let Ok((n, from)) = udp_sock.recv_from(&mut buf).await else {
-                continue;
-            };
-            let q = &buf[..n];
-            let r = if is_probe(q) {
-                empty_answer(q)
-            } else {
-                a_answer(q, true)
-            };
-            let _ = udp_sock.send_to(&r, from).await;
-        }
+    let u = serve_udp(udp_sock, |q| {
+        Reply::Now(if is_probe(q) {
+            empty_answer(q)
+        } else {
+            a_answer(q, true)
+        })
     });
     let t = tokio::spawn(async move {
         loop {
@@ -232,20 +224,13 @@ async fn a_reasked_backend_that_answered_is_not_charged_a_timeout() {
     cfg.timeout_ms = 800;
     let ls = start_ls(cfg).await;
     for i in 0..10 {
-        let q = query(&format!("d{i}.example"), RecordType::A, None);
-        let m = udp(ls.addr, &q).await;
-        assert_eq!(
-            a_addrs(&m),
-            vec![Ipv4Addr::new(192, 0, 2, 77)],
-            "udp {i}: {m:?}"
-        );
-        let q = query(&format!("t{i}.example"), RecordType::A, None);
-        let m = tcp(ls.addr, &q).await;
-        assert_eq!(
-            a_addrs(&m),
-            vec![Ipv4Addr::new(192, 0, 2, 77)],
-            "tcp {i}: {m:?}"
-        );
+        let (d, t) = (format!("d{i}.example"), format!("t{i}.example"));
+        let by_udp = udp(ls.addr, &query(&d, RecordType::A, None)).await;
+        let by_tcp = tcp(ls.addr, &query(&t, RecordType::A, None)).await;
+        for (how, m) in [("udp", by_udp), ("tcp", by_tcp)] {
+            let want = vec![Ipv4Addr::new(192, 0, 2, 77)];
+            assert_eq!(a_addrs(&m), want, "{how} {i}: {m:?}");
+        }
     }
     // Every copy answered or settled at its deadline.
     let b = ls.balancer.state().backends[0].clone();

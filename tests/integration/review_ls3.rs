@@ -13,11 +13,12 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use dnslb::config::{Fault, HedgeDelay, Layout, Order, Strategy};
+use dnslb::config::{HedgeDelay, Layout, Order, Strategy};
 
 use crate::kit::{
-    Stalled, TcpStep, ZoneDir, a_addrs, is_probe, ls_config, query, serve_tcp, start_ls, start_ts,
-    tcp, ts_settings, udp, udp_and_tcp, wait_settled, wire_answer,
+    Reply, Tasks, TcpStep, ZoneDir, a_addrs, delay_all, is_probe, ls_config, query, serve_tcp,
+    serve_udp, silent_backend_config, start_ls, start_race_ls, start_ts, tcp, ts_settings, udp,
+    udp_and_tcp, wait_settled, wire_answer,
 };
 
 /// A fake backend on UDP and TCP: every query answered with [`wire_answer`]
@@ -29,7 +30,7 @@ struct Fake {
     tcp_conns: Arc<AtomicU64>,
     tcp_queries: Arc<AtomicU64>,
     udp_queries: Arc<AtomicU64>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _tasks: Tasks,
 }
 
 impl Fake {
@@ -47,21 +48,14 @@ impl Fake {
             Arc::new(AtomicU64::new(0)),
         );
         let uq = udp_queries.clone();
-        let u = tokio::spawn(async move {
-            let mut buf = vec![0u8; 65_535];
-            loop {
-                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                    continue;
-                };
-                let q = &buf[..n];
-                if n < 17 {
-                    continue;
-                }
-                if !is_probe(q) {
-                    uq.fetch_add(1, Relaxed);
-                }
-                let _ = sock.send_to(&wire_answer(q, ext), from).await;
+        let u = serve_udp(sock, move |q| {
+            if q.len() < 17 {
+                return Reply::Drop;
             }
+            if !is_probe(q) {
+                uq.fetch_add(1, Relaxed);
+            }
+            Reply::Now(wire_answer(q, ext))
         });
         let tq = tcp_queries.clone();
         let t = serve_tcp(listener, tcp_conns.clone(), move |q, nth, _| {
@@ -81,15 +75,7 @@ impl Fake {
             tcp_conns,
             tcp_queries,
             udp_queries,
-            tasks: vec![u, t],
-        }
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+            _tasks: Tasks(vec![u, t]),
         }
     }
 }
@@ -114,11 +100,7 @@ const ANSWER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 77);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_tcp_backend_that_answers_in_time_is_not_given_up() {
     let fake = Fake::start(Duration::from_millis(600), 0).await;
-    let mut cfg = ls_config(&[("slow", fake.addr)]);
-    cfg.strategy = Strategy::Race;
-    cfg.layout = Layout::Replicated;
-    cfg.timeout_ms = 1000;
-    let ls = start_ls(cfg).await;
+    let ls = start_race_ls("slow", fake.addr, 1000).await;
     let clients = 5;
     let mut answered = 0;
     let mut rcodes = Vec::new();
@@ -159,11 +141,7 @@ async fn an_answer_the_ls_cannot_pass_on_does_not_end_the_query() {
     let broken = Fake::start(Duration::ZERO, 1).await;
     let dir = ZoneDir::new();
     let mut settings = ts_settings(vec![dir.write("t.txt", "n.example 192.0.2.10 A\n")]);
-    settings.fault = Fault {
-        delay_ms: 30,
-        delay_ratio: 1.0,
-        drop_ratio: 0.0,
-    };
+    settings.fault = delay_all(30);
     let good = start_ts(settings).await;
     let mut cfg = ls_config(&[("broken", broken.addr), ("good", good.addr)]);
     cfg.strategy = Strategy::Race;
@@ -211,8 +189,7 @@ async fn an_answer_the_ls_cannot_pass_on_does_not_end_the_query() {
 /// charge only when its backend answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_reasked_backend_is_charged_one_timeout_per_client_query() {
-    let silent = Stalled::start().await;
-    let mut cfg = ls_config(&[("silent", silent.addr)]);
+    let (silent, mut cfg) = silent_backend_config().await;
     cfg.strategy = Strategy::Hedge;
     cfg.hedge_delay_ms = HedgeDelay::Fixed(40);
     cfg.hedge_budget_pct = 100.0;
@@ -255,11 +232,7 @@ async fn a_silent_reasked_backend_is_charged_one_timeout_per_client_query() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_closing_each_tcp_connection_after_one_answer_is_served() {
     let fake = Fake::start_closing(Duration::from_millis(20), 0, 1).await;
-    let mut cfg = ls_config(&[("one-per-conn", fake.addr)]);
-    cfg.strategy = Strategy::Race;
-    cfg.layout = Layout::Replicated;
-    cfg.timeout_ms = 1500;
-    let ls = start_ls(cfg).await;
+    let ls = start_race_ls("one-per-conn", fake.addr, 1500).await;
     let clients = 20;
     let asks = (0..clients).map(|i| {
         let addr = ls.addr;

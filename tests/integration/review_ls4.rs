@@ -11,11 +11,9 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 
-use dnslb::config::{Layout, Strategy};
-
 use crate::kit::{
-    TcpStep, a_addrs, is_probe, ls_config, query, serve_tcp, start_ls, tcp, udp_and_tcp,
-    wire_answer,
+    Reply, Tasks, TcpStep, a_addrs, is_probe, query, serve_tcp, serve_udp, start_race_ls, tcp,
+    udp_and_tcp, wire_answer,
 };
 
 /// Whether `q`'s first label starts with "slow".
@@ -33,7 +31,7 @@ struct Fake {
     tcp_conns: Arc<AtomicU64>,
     tcp_queries: Arc<AtomicU64>,
     slow_queries: Arc<AtomicU64>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _tasks: Tasks,
 }
 
 impl Fake {
@@ -43,16 +41,9 @@ impl Fake {
         let tcp_queries = Arc::new(AtomicU64::new(0));
         let slow_queries = Arc::new(AtomicU64::new(0));
         let crash = Arc::new(AtomicBool::new(crash_once));
-        let u = tokio::spawn(async move {
-            let mut buf = vec![0u8; 65_535];
-            loop {
-                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                    continue;
-                };
-                if n >= 17 {
-                    let _ = sock.send_to(&wire_answer(&buf[..n], 0), from).await;
-                }
-            }
+        let u = serve_udp(sock, |q| match q.len() {
+            17.. => Reply::Now(wire_answer(q, 0)),
+            _ => Reply::Drop,
         });
         let (tq, sq) = (tcp_queries.clone(), slow_queries.clone());
         let t = serve_tcp(listener, tcp_conns.clone(), move |q, _, in_flight| {
@@ -82,15 +73,7 @@ impl Fake {
             tcp_conns,
             tcp_queries,
             slow_queries,
-            tasks: vec![u, t],
-        }
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+            _tasks: Tasks(vec![u, t]),
         }
     }
 }
@@ -117,11 +100,7 @@ impl Drop for Fake {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_slow_for_some_names_is_not_sent_copies() {
     let fake = Fake::start(Duration::from_millis(300), false).await;
-    let mut cfg = ls_config(&[("bimodal", fake.addr)]);
-    cfg.strategy = Strategy::Race;
-    cfg.layout = Layout::Replicated;
-    cfg.timeout_ms = 1500;
-    let ls = start_ls(cfg).await;
+    let ls = start_race_ls("bimodal", fake.addr, 1500).await;
     let conns_before = fake.tcp_conns.load(Relaxed);
     let slow = 5;
     let mut took = Vec::new();
@@ -171,11 +150,7 @@ async fn a_backend_slow_for_some_names_is_not_sent_copies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_early_close_does_not_limit_a_backend_forever() {
     let fake = Fake::start(Duration::from_millis(20), true).await;
-    let mut cfg = ls_config(&[("restarted", fake.addr)]);
-    cfg.strategy = Strategy::Race;
-    cfg.layout = Layout::Replicated;
-    cfg.timeout_ms = 1500;
-    let ls = start_ls(cfg).await;
+    let ls = start_race_ls("restarted", fake.addr, 1500).await;
     let addr = ls.addr;
     let two = (0..2).map(|i| {
         tokio::spawn(async move {

@@ -28,7 +28,7 @@ use crate::kit::{
     proc_stat, runs_with, started_children, udp_ask, wait_answers, wait_log,
 };
 use crate::kit::{
-    Proc, free_ports, kill_pid, local, ls_head_toml, pair_backends_toml, poll_until,
+    Proc, free_ports, kill_pid, local, ls_fixed_head_toml, pair_backends_toml, poll_until,
     poll_until_async, run_dnslb, ts_args, ts_toml,
 };
 
@@ -72,12 +72,9 @@ impl Site {
             std::fs::copy(ls_fixture(t), dir.path().join(t)).unwrap();
         }
         let zone = |t: &str| dir.path().join(format!("{t}.txt"));
-        let ls_head = ls_head_toml(ports.ls, 2);
+        let ls_head = ls_fixed_head_toml(ports.ls, strategy, "partitioned");
         let text = format!(
-            r#"{ls_head}strategy = "{strategy}"
-order = "fixed"
-layout = "partitioned"
-hedge_delay_ms = 20
+            r#"{ls_head}hedge_delay_ms = 20
 hedge_budget_pct = 100
 metrics = "127.0.0.1:{metrics}"
 {ls_extra}
@@ -213,20 +210,20 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
-/// Polls /metrics until `name{labels}` is `want`, for up to `limit`; `up`
-/// must stay running meanwhile.
-async fn wait_metric(
+/// Polls /metrics until `dnslb_backend_up{backend="BACKEND"}` is `want`,
+/// for up to `limit`; `up` must stay running meanwhile.
+async fn wait_backend_up(
     up: &mut Proc,
     addr: SocketAddr,
-    name: &str,
-    labels: &[(&str, &str)],
+    backend: &str,
     want: f64,
     limit: Duration,
 ) {
+    let (name, labels) = ("dnslb_backend_up", [("backend", backend)]);
     let mut last = None;
     let got = poll_until_async(limit, Duration::from_millis(20), async || {
         up.assert_running();
-        last = sample(&metrics_text(addr).await?, name, labels);
+        last = sample(&metrics_text(addr).await?, name, &labels);
         (last == Some(want)).then_some(())
     })
     .await;
@@ -234,6 +231,27 @@ async fn wait_metric(
         got.is_some(),
         "{name}{labels:?} is not {want} within {limit:?} (last seen {last:?})"
     );
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// Asks the LS at `ls` for `name` (each query waiting `wait`) until it
+/// answers with `ip`: whether it did within `limit`. `up` must stay
+/// running meanwhile.
+async fn answered_within(
+    up: &mut Proc,
+    ls: SocketAddr,
+    (name, ip): (&str, &str),
+    limit: Duration,
+    wait: Duration,
+) -> bool {
+    let answered = poll_until_async(limit, Duration::from_millis(20), async || {
+        up.assert_running();
+        let m = udp_ask(ls, name, wait).await?;
+        answers_with(&m, ip).then_some(())
+    })
+    .await;
+    answered.is_some()
 }
 
 // ---------------------------------------------------------------------------
@@ -675,16 +693,7 @@ async fn up_reports_a_child_that_keeps_failing() {
     let old1 = wait_log(&mut up, READY_LIMIT, "start of ts1", |log| {
         pids_of(log, "ts1").first().copied()
     });
-    let ts1_up = [("backend", "ts1")];
-    wait_metric(
-        &mut up,
-        site.metrics(),
-        "dnslb_backend_up",
-        &ts1_up,
-        1.0,
-        READY_LIMIT,
-    )
-    .await;
+    wait_backend_up(&mut up, site.metrics(), "ts1", 1.0, READY_LIMIT).await;
 
     // Break ts1's zone, then kill ts1: every restart fails on the bad line.
     let zone = site.zone("ts1");
@@ -709,15 +718,7 @@ async fn up_reports_a_child_that_keeps_failing() {
         "the child's own error line is forwarded:\n{log}"
     );
     // Down in /metrics; ts2's names still answer.
-    wait_metric(
-        &mut up,
-        site.metrics(),
-        "dnslb_backend_up",
-        &ts1_up,
-        0.0,
-        Duration::from_secs(10),
-    )
-    .await;
+    wait_backend_up(&mut up, site.metrics(), "ts1", 0.0, Duration::from_secs(10)).await;
     let down_after = killed_at.elapsed();
     for &(name, ip) in TS2_NAMES {
         let m = udp_ask(ls, name, Duration::from_secs(2)).await;
@@ -747,30 +748,13 @@ async fn up_reports_a_child_that_keeps_failing() {
     replace_file(&zone, &good);
     let fixed_at = Instant::now();
     let (name, ip) = TS1_NAMES[1];
-    let back = poll_until_async(
-        Duration::from_secs(30),
-        Duration::from_millis(50),
-        async || {
-            up.assert_running();
-            let m = udp_ask(ls, name, Duration::from_secs(1)).await?;
-            answers_with(&m, ip).then_some(())
-        },
-    )
-    .await;
+    let back = answered_within(&mut up, ls, (name, ip), Duration::from_secs(30), SECOND).await;
     assert!(
-        back.is_some(),
+        back,
         "ts1 not answering through the LS 30 s after its zone was fixed:\n{}",
         tail(&up.stderr_now(), 10)
     );
-    wait_metric(
-        &mut up,
-        site.metrics(),
-        "dnslb_backend_up",
-        &ts1_up,
-        1.0,
-        Duration::from_secs(10),
-    )
-    .await;
+    wait_backend_up(&mut up, site.metrics(), "ts1", 1.0, Duration::from_secs(10)).await;
     let back_after = fixed_at.elapsed();
     let new1 = *pids_of(&up.stderr_now(), "ts1").last().unwrap();
     assert_eq!(
@@ -851,16 +835,8 @@ async fn sigterm_drains_queries_in_flight() {
     let names: Vec<(&str, &str)> = TS1_NAMES.iter().chain(TS2_NAMES).copied().collect();
     // Readiness: each answer takes the TS's delay.
     for &(name, ip) in &names[..2] {
-        let ready = poll_until_async(READY_LIMIT, Duration::from_millis(20), async || {
-            up.assert_running();
-            let m = udp_ask(ls, name, Duration::from_secs(4)).await?;
-            answers_with(&m, ip).then_some(())
-        })
-        .await;
-        assert!(
-            ready.is_some(),
-            "no answer for {name} within {READY_LIMIT:?}"
-        );
+        let ready = answered_within(&mut up, ls, (name, ip), READY_LIMIT, 4 * SECOND).await;
+        assert!(ready, "no answer for {name} within {READY_LIMIT:?}");
     }
     let counted = async || {
         let text = metrics_text(site.metrics()).await?;

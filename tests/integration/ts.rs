@@ -22,8 +22,8 @@ use dnslb::server::ServerOptions;
 use dnslb::ts::TsSettings;
 
 use crate::kit::{
-    ANSWER_WAIT, TestTs, ZoneDir, a_addrs_sorted, query, start_ts, start_ts_with, tcp, tcp_recv,
-    tcp_send, ts_settings, udp, udp_raw,
+    ANSWER_WAIT, TestTs, ZoneDir, a_addrs_sorted, delay_all, query, start_ts, start_ts_with, tcp,
+    tcp_recv, tcp_send, ts_settings, udp, udp_raw,
 };
 
 /// A TTL no default uses, to prove the configured one is served.
@@ -487,29 +487,32 @@ async fn zone_ts() -> Fixture {
 #[tokio::test]
 async fn negative_ttl_is_min_of_soa_ttl_and_minimum() {
     let f = zone_ts().await;
-    // SOA TTL 3600, MINIMUM 120 -> 120.
-    for (qname, qtype, rcode) in [
-        ("www.example.test.", RecordType::AAAA, ResponseCode::NoError),
-        ("nope.example.test.", RecordType::A, ResponseCode::NXDomain),
+    // Per zone: its negative TTL and what its SOA says. SOA TTL 3600,
+    // MINIMUM 120 -> 120; SOA TTL 60, MINIMUM 300 -> 60.
+    let ex = ("example.test.", 120, "serial", 2024060101);
+    let other = ("other.test.", 60, "minimum", 300);
+    let (a, aaaa) = (RecordType::A, RecordType::AAAA);
+    let (nxdomain, noerror) = (ResponseCode::NXDomain, ResponseCode::NoError);
+    for (qname, qtype, rcode, (zone, want_ttl, what, want)) in [
+        ("www.example.test.", aaaa, noerror, ex),
+        ("nope.example.test.", a, nxdomain, ex),
+        ("nope.other.test.", a, nxdomain, other),
     ] {
         let q = query(qname, qtype, None);
         let m = udp(f.addr(), &q).await;
         assert_answers(&q, &m);
-        assert_eq!(m.response_code, rcode);
-        assert!(m.answers.is_empty());
+        assert_eq!(m.response_code, rcode, "{qname} {qtype}");
+        assert!(m.answers.is_empty(), "{qname} {qtype}: {:?}", m.answers);
         let (owner, ttl, soa) = negative_soa(&m);
-        assert_eq!(*owner, name("example.test."));
-        assert_eq!(soa.serial, 2024060101);
-        assert_eq!(ttl, 120);
+        assert_eq!(*owner, name(zone), "{qname} {qtype}: SOA owner");
+        let got = if what == "serial" {
+            soa.serial
+        } else {
+            soa.minimum
+        };
+        assert_eq!(got, want, "{qname} {qtype}: SOA {what}");
+        assert_eq!(ttl, want_ttl, "{qname} {qtype}: negative TTL");
     }
-    // SOA TTL 60, MINIMUM 300 -> 60.
-    let q = query("nope.other.test.", RecordType::A, None);
-    let m = udp(f.addr(), &q).await;
-    assert_eq!(m.response_code, ResponseCode::NXDomain);
-    let (owner, ttl, soa) = negative_soa(&m);
-    assert_eq!(*owner, name("other.test."));
-    assert_eq!(soa.minimum, 300);
-    assert_eq!(ttl, 60);
     // The SOA itself is served with its own TTL.
     let q = query("example.test.", RecordType::SOA, None);
     let m = udp(f.addr(), &q).await;
@@ -1159,18 +1162,10 @@ async fn tcp_connection_cap_closes_the_extra_connection_at_once() {
 // In-flight bound and fault knobs
 // ---------------------------------------------------------------------------
 
-fn delay(ms: u64) -> Fault {
-    Fault {
-        delay_ms: ms,
-        delay_ratio: 1.0,
-        drop_ratio: 0.0,
-    }
-}
-
 #[tokio::test]
 async fn inflight_bound_gives_servfail_at_once() {
     let (dir, mut s) = table_settings("");
-    s.fault = delay(300);
+    s.fault = delay_all(300);
     let opts = ServerOptions {
         workers: 1,
         max_inflight: 1,
@@ -1225,7 +1220,7 @@ async fn inflight_bound_gives_servfail_at_once() {
 #[tokio::test]
 async fn fault_delay_holds_answers_back() {
     let (dir, mut s) = table_settings("");
-    s.fault = delay(150);
+    s.fault = delay_all(150);
     let f = start_with(dir, s, one_worker()).await;
     let q = probe(0x0e01);
     let t0 = Instant::now();
@@ -1448,6 +1443,19 @@ fn reload_settings(dir: &ZoneDir, text: &str) -> (PathBuf, TsSettings) {
     (path, s)
 }
 
+/// What `addr` serves from the first table of the reload tests: www.example.com.
+/// 192.0.2.1, no new.example.com.
+async fn assert_first_data(addr: SocketAddr) {
+    assert_eq!(
+        a_of(addr, "www.example.com.").await,
+        (ResponseCode::NoError, vec![Ipv4Addr::new(192, 0, 2, 1)])
+    );
+    assert_eq!(
+        a_of(addr, "new.example.com.").await.0,
+        ResponseCode::NXDomain
+    );
+}
+
 #[tokio::test]
 async fn reload_swaps_data_and_bumps_the_serial_only_on_change() {
     let dir = ZoneDir::new();
@@ -1455,14 +1463,7 @@ async fn reload_swaps_data_and_bumps_the_serial_only_on_change() {
     let (_, s) = reload_settings(&dir, v1);
     let ts = start_ts(s).await;
     let s1 = serial(ts.addr).await;
-    assert_eq!(
-        a_of(ts.addr, "www.example.com.").await,
-        (ResponseCode::NoError, vec![Ipv4Addr::new(192, 0, 2, 1)])
-    );
-    assert_eq!(
-        a_of(ts.addr, "new.example.com.").await.0,
-        ResponseCode::NXDomain
-    );
+    assert_first_data(ts.addr).await;
 
     let v2 = "www.example.com 192.0.2.2 A\nnew.example.com 192.0.2.9 A\n";
     dir.write("example.txt", v2);
@@ -1517,14 +1518,7 @@ async fn reload_with_a_bad_line_keeps_the_old_data() {
         "{text:?} should start with {prefix:?}"
     );
     // Old data, old serial.
-    assert_eq!(
-        a_of(ts.addr, "www.example.com.").await,
-        (ResponseCode::NoError, vec![Ipv4Addr::new(192, 0, 2, 1)])
-    );
-    assert_eq!(
-        a_of(ts.addr, "new.example.com.").await.0,
-        ResponseCode::NXDomain
-    );
+    assert_first_data(ts.addr).await;
     assert_eq!(serial(ts.addr).await, s1);
     // A file that vanished is refused the same way.
     std::fs::remove_file(&path).unwrap();

@@ -60,19 +60,7 @@ async fn ask(addr: SocketAddr, name: &str, qtype: RecordType) -> Option<Message>
 
 /// A short rendering of an answer for failure messages.
 fn show(m: Option<&Message>) -> String {
-    let Some(m) = m else {
-        return "no answer".into();
-    };
-    let md = &m.metadata;
-    let mut s = format!(
-        "rcode={} aa={} answers=[",
-        md.response_code, md.authoritative
-    );
-    for r in &m.answers {
-        s.push_str(&format!("{} {} {}; ", r.name, r.record_type(), r.data));
-    }
-    s.push(']');
-    s
+    m.map_or("no answer".into(), kit::show)
 }
 
 /// [`ask`] again until an answer comes (UDP may lose one, e.g. while NSD
@@ -89,10 +77,7 @@ async fn ask_sure(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
 /// The SOA serial `addr` serves for `zone`; `None` unless the answer is
 /// authoritative NOERROR with an SOA.
 async fn serial_of(addr: SocketAddr, zone: &str) -> Option<u32> {
-    let m = ask_sure(addr, zone, RecordType::SOA).await;
-    (m.metadata.response_code == ResponseCode::NoError && m.metadata.authoritative)
-        .then(|| soa_serial(&m))
-        .flatten()
+    authoritative_serial(&ask_sure(addr, zone, RecordType::SOA).await)
 }
 
 // ---------------------------------------------------------------------------
@@ -108,16 +93,22 @@ struct TsProc {
 }
 
 impl TsProc {
-    /// Writes `config(port)` to `dir/config.toml` with a free port and starts
-    /// the TS from another folder; waits until it answers `zone SOA`. Tries
-    /// again with another port if one was taken in between.
-    async fn start(dir: &Path, config: impl Fn(u16) -> String, zone: &str) -> TsProc {
+    /// Writes [`ts_config`] (serving `file`, notifying `notify_port`, with
+    /// `extra`) to `dir/config.toml` with a free port and starts the TS from
+    /// another folder; waits until it answers `zone SOA`. Tries again with
+    /// another port if one was taken in between.
+    async fn start(
+        dir: &Path,
+        (file, extra): (&str, &str),
+        notify_port: u16,
+        zone: &str,
+    ) -> TsProc {
         let mut cwd = tempfile::tempdir().unwrap();
         let config_path = dir.join("config.toml");
         let config_arg = config_path.to_str().unwrap().to_owned();
         for _ in 0..3 {
             let port = free_port();
-            std::fs::write(&config_path, config(port)).unwrap();
+            std::fs::write(&config_path, ts_config(port, file, notify_port, extra)).unwrap();
             let proc = Proc::dnslb(
                 "dnslb ts --name primary",
                 &["ts", "-c", &config_arg, "--name", "primary"],
@@ -182,24 +173,35 @@ impl TsProc {
 // NSD as a secondary
 // ---------------------------------------------------------------------------
 
-/// Polls `nsd` with `name qtype` until `done` holds for its answer; returns
-/// that answer. Panics (with NSD's logs and the TS's stderr) if NSD exits or
-/// after `limit`.
+/// What a poll of NSD waits for: its first transfer (within
+/// [`READY_LIMIT`]) or its refresh after the TS's SIGHUP and NOTIFY
+/// (within [`NOTIFY_LIMIT`]).
+#[derive(Clone, Copy)]
+enum Stage {
+    FirstTransfer,
+    Refresh,
+}
+
+/// Polls `nsd` with `name A` until it answers `want`;
+/// returns that answer. Panics (with NSD's logs and the TS's stderr) if
+/// NSD exits or after the `stage`'s limit.
 async fn nsd_poll(
     nsd: &mut Nsd,
-    name: &str,
-    qtype: RecordType,
-    limit: Duration,
     ts: &TsProc,
-    what: &str,
-    done: impl Fn(Option<&Message>) -> bool,
+    name: &str,
+    want: &[Ipv4Addr],
+    stage: Stage,
 ) -> Message {
+    let (what, limit) = match stage {
+        Stage::FirstTransfer => ("the first transfer", READY_LIMIT),
+        Stage::Refresh => ("the refresh after SIGHUP + NOTIFY", NOTIFY_LIMIT),
+    };
     let addr = nsd.addr;
     let mut last = None;
     let found = poll_until_async(limit, POLL, async || {
         nsd.check_alive();
-        let m = ask(addr, name, qtype).await;
-        if done(m.as_ref()) {
+        let m = ask(addr, name, RecordType::A).await;
+        if m.as_ref().is_some_and(|m| answers_a(m, want)) {
             return m;
         }
         last = m;
@@ -209,12 +211,122 @@ async fn nsd_poll(
     found.unwrap_or_else(|| {
         panic!(
             "NSD on {addr}: {what} did not happen within {limit:?}; last answer to \
-             {name} {qtype}: {}\n{}\n--- TS stderr ---\n{}",
+             {name} A: {}\n{}\n--- TS stderr ---\n{}",
             show(last.as_ref()),
             nsd.logs(),
             ts.stderr_now()
         )
     })
+}
+
+// ---------------------------------------------------------------------------
+// What a secondary (NSD here, Knot in peers::knot_secondary) must show
+// ---------------------------------------------------------------------------
+
+/// What the secondary `who` at `addr` serves of sec.test. after its first
+/// transfer: the primary's TXT ([`assert_primary_txt`]), serial 1, and no
+/// new.sec.test. yet ([`assert_not_yet`]). Each name is asked until an
+/// answer comes.
+pub(crate) async fn assert_first_copy(addr: SocketAddr, who: &str) {
+    assert_primary_txt(&ask_copy(addr, "info.sec.test.", RecordType::TXT).await);
+    let soa = ask_copy(addr, "sec.test.", RecordType::SOA).await;
+    assert_eq!(
+        authoritative_serial(&soa),
+        Some(1),
+        "{who}'s serial: {}",
+        kit::show(&soa)
+    );
+    assert_not_yet(&ask_copy(addr, "new.sec.test.", RecordType::A).await, who);
+}
+
+/// `name qtype` from a secondary at `addr`, asked until an answer comes.
+async fn ask_copy(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    kit::wait_for(addr, name, qtype, false, READY_LIMIT, &mut [], |_| true).await
+}
+
+/// `info.sec.test. TXT` from a secondary: authoritative, the one TXT record
+/// the primary serves.
+fn assert_primary_txt(txt: &Message) {
+    assert!(
+        txt.metadata.authoritative
+            && txt.answers.len() == 1
+            && txt.answers[0]
+                .data
+                .to_string()
+                .contains("hello from the primary"),
+        "TXT as the TS serves it: {}",
+        kit::show(txt)
+    );
+}
+
+/// `new.sec.test.` from the secondary `who` before the edit: an
+/// authoritative NXDOMAIN.
+fn assert_not_yet(before: &Message, who: &str) {
+    assert!(
+        before.metadata.response_code == ResponseCode::NXDomain && before.metadata.authoritative,
+        "new.sec.test. does not exist yet on {who}: {}",
+        kit::show(before)
+    );
+}
+
+/// What the secondary `who` at `addr` serves of tbl.test. after its first
+/// transfer: the TS's synthesized serial `serial`, and its NS record
+/// ([`assert_tbl_ns`]).
+pub(crate) async fn assert_tbl_copy(addr: SocketAddr, who: &str, serial: u32) {
+    let soa = ask_copy(addr, "tbl.test.", RecordType::SOA).await;
+    assert_eq!(
+        authoritative_serial(&soa),
+        Some(serial),
+        "{who} serves the TS's synthesized serial: {}",
+        kit::show(&soa)
+    );
+    assert_tbl_ns(&ask_copy(addr, "tbl.test.", RecordType::NS).await);
+}
+
+/// The serial of an authoritative NOERROR answer with an SOA.
+pub(crate) fn authoritative_serial(soa: &Message) -> Option<u32> {
+    (soa.metadata.response_code == ResponseCode::NoError && soa.metadata.authoritative)
+        .then(|| soa_serial(soa))
+        .flatten()
+}
+
+/// `tbl.test. NS` from a secondary: `ns1.tbl.test.` alone.
+fn assert_tbl_ns(ns: &Message) {
+    assert_eq!(
+        ns.answers
+            .iter()
+            .map(|r| r.data.to_string())
+            .collect::<Vec<_>>(),
+        vec!["ns1.tbl.test.".to_string()],
+        "{}",
+        kit::show(ns)
+    );
+}
+
+/// The synthesized serial went up from `s1` to `s2` (RFC 1982).
+pub(crate) fn assert_serial_up(s1: u32, s2: u32) {
+    assert!(
+        s2 > s1 && s2.wrapping_sub(s1) < 1 << 31,
+        "the synthesized serial must go up (RFC 1982): {s1} -> {s2}"
+    );
+}
+
+/// The TS's log `log` holds no NOTIFY the secondary `who` left unacknowledged.
+pub(crate) fn assert_all_acknowledged(log: &str, who: &str) {
+    assert!(
+        !log.contains("notify not acknowledged"),
+        "every NOTIFY should be acknowledged by {who}:\n{log}"
+    );
+}
+
+/// The TS's log `log` holds one acknowledged NOTIFY: the unchanged reload
+/// sent none.
+pub(crate) fn assert_one_notify(log: &str) {
+    assert_eq!(
+        log.matches("notify acknowledged").count(),
+        1,
+        "one NOTIFY: the unchanged reload sends none; stderr:\n{log}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -245,50 +357,19 @@ async fn nsd_secondary_transfers_a_master_file_zone_and_follows_notify() {
     let dir = ZoneDir::new();
     let zone_path = dir.write("sec.zone", &sec_zone(1, ""));
     let nsd_port = free_port();
-    let mut ts = TsProc::start(
-        dir.path(),
-        |port| ts_config(port, "sec.zone", nsd_port, ""),
-        "sec.test.",
-    )
-    .await;
+    let mut ts = TsProc::start(dir.path(), ("sec.zone", ""), nsd_port, "sec.test.").await;
     assert_eq!(serial_of(ts.addr, "sec.test.").await, Some(1));
 
     let started = Instant::now();
     let mut nsd = Nsd::secondary(nsd_port, "sec.test.", ts.addr);
     // Data NSD can only have from the TS: its zone file does not exist.
     let www = [ip("192.0.2.1"), ip("192.0.2.2")];
-    nsd_poll(
-        &mut nsd,
-        "www.sec.test.",
-        RecordType::A,
-        READY_LIMIT,
-        &ts,
-        "the first transfer",
-        |m| m.is_some_and(|m| answers_a(m, &www)),
-    )
-    .await;
+    nsd_poll(&mut nsd, &ts, "www.sec.test.", &www, Stage::FirstTransfer).await;
     eprintln!(
         "NSD served the transferred sec.test. {:?} after its start",
         started.elapsed()
     );
-    let txt = ask_sure(nsd.addr, "info.sec.test.", RecordType::TXT).await;
-    assert!(
-        txt.metadata.authoritative
-            && txt.answers.len() == 1
-            && txt.answers[0]
-                .data
-                .to_string()
-                .contains("hello from the primary"),
-        "TXT as the TS serves it: {}",
-        show(Some(&txt))
-    );
-    assert_eq!(serial_of(nsd.addr, "sec.test.").await, Some(1));
-    let before = ask_sure(nsd.addr, "new.sec.test.", RecordType::A).await;
-    assert!(
-        before.metadata.response_code == ResponseCode::NXDomain && before.metadata.authoritative,
-        "new.sec.test. does not exist yet on NSD: {}",
-        show(Some(&before))
-    );
+    assert_first_copy(nsd.addr, "NSD").await;
 
     // Serial 2 and a new name; SIGHUP; only the NOTIFY can make NSD look
     // again within the next hour.
@@ -300,16 +381,7 @@ async fn nsd_secondary_transfers_a_master_file_zone_and_follows_notify() {
     let hup = Instant::now();
     ts.reload();
     let new = [ip("192.0.2.99")];
-    nsd_poll(
-        &mut nsd,
-        "new.sec.test.",
-        RecordType::A,
-        NOTIFY_LIMIT,
-        &ts,
-        "the refresh after SIGHUP + NOTIFY",
-        |m| m.is_some_and(|m| answers_a(m, &new)),
-    )
-    .await;
+    nsd_poll(&mut nsd, &ts, "new.sec.test.", &new, Stage::Refresh).await;
     let took = hup.elapsed();
     eprintln!("NSD answered the new name {took:?} after the TS's SIGHUP (NOTIFY -> IXFR/AXFR)");
     assert_eq!(serial_of(nsd.addr, "sec.test.").await, Some(2));
@@ -319,11 +391,7 @@ async fn nsd_secondary_transfers_a_master_file_zone_and_follows_notify() {
     assert!(answers_a(&m, &www), "{}", show(Some(&m)));
     ts.wait_log("notify acknowledged", 1, Duration::from_secs(3))
         .await;
-    let log = ts.stderr_now();
-    assert!(
-        !log.contains("notify not acknowledged"),
-        "every NOTIFY should be acknowledged by NSD:\n{log}"
-    );
+    assert_all_acknowledged(&ts.stderr_now(), "NSD");
     drop(nsd);
     drop(ts);
 }
@@ -364,41 +432,14 @@ async fn nsd_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
     let dir = ZoneDir::new();
     let table = dir.write("tbl.txt", &tbl_table(""));
     let nsd_port = free_port();
-    let mut ts = TsProc::start(
-        dir.path(),
-        |port| ts_config(port, "tbl.txt", nsd_port, "origin = \"tbl.test.\"\n"),
-        "tbl.test.",
-    )
-    .await;
+    let tbl = ("tbl.txt", "origin = \"tbl.test.\"\n");
+    let mut ts = TsProc::start(dir.path(), tbl, nsd_port, "tbl.test.").await;
     let s1 = serial_of(ts.addr, "tbl.test.").await.expect("TS SOA");
 
     let mut nsd = Nsd::secondary(nsd_port, "tbl.test.", ts.addr);
     let www = [ip("192.0.2.1")];
-    nsd_poll(
-        &mut nsd,
-        "www.tbl.test.",
-        RecordType::A,
-        READY_LIMIT,
-        &ts,
-        "the first transfer",
-        |m| m.is_some_and(|m| answers_a(m, &www)),
-    )
-    .await;
-    assert_eq!(
-        serial_of(nsd.addr, "tbl.test.").await,
-        Some(s1),
-        "NSD serves the TS's synthesized serial"
-    );
-    let ns = ask_sure(nsd.addr, "tbl.test.", RecordType::NS).await;
-    assert_eq!(
-        ns.answers
-            .iter()
-            .map(|r| r.data.to_string())
-            .collect::<Vec<_>>(),
-        vec!["ns1.tbl.test.".to_string()],
-        "{}",
-        show(Some(&ns))
-    );
+    nsd_poll(&mut nsd, &ts, "www.tbl.test.", &www, Stage::FirstTransfer).await;
+    assert_tbl_copy(nsd.addr, "NSD", s1).await;
 
     // A reload that changes nothing keeps the serial (and sends no NOTIFY).
     ts.reload();
@@ -414,36 +455,19 @@ async fn nsd_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
     let hup = Instant::now();
     ts.reload();
     let new = [ip("192.0.2.77")];
-    let m = nsd_poll(
-        &mut nsd,
-        "new.tbl.test.",
-        RecordType::A,
-        NOTIFY_LIMIT,
-        &ts,
-        "the refresh after SIGHUP + NOTIFY",
-        |m| m.is_some_and(|m| answers_a(m, &new)),
-    )
-    .await;
+    let m = nsd_poll(&mut nsd, &ts, "new.tbl.test.", &new, Stage::Refresh).await;
     assert!(m.metadata.authoritative);
     eprintln!(
         "NSD answered the new table name {:?} after the TS's SIGHUP",
         hup.elapsed()
     );
     let s2 = serial_of(ts.addr, "tbl.test.").await.expect("TS SOA");
-    assert!(
-        s2 > s1 && s2.wrapping_sub(s1) < 1 << 31,
-        "the synthesized serial must go up (RFC 1982): {s1} -> {s2}"
-    );
+    assert_serial_up(s1, s2);
     assert_eq!(serial_of(nsd.addr, "tbl.test.").await, Some(s2));
     ts.wait_log("reload done", 2, Duration::from_secs(3)).await;
     ts.wait_log("notify acknowledged", 1, Duration::from_secs(3))
         .await;
-    assert_eq!(
-        ts.stderr_now().matches("notify acknowledged").count(),
-        1,
-        "one NOTIFY: the unchanged reload sends none; stderr:\n{}",
-        ts.stderr_now()
-    );
+    assert_one_notify(&ts.stderr_now());
     drop(nsd);
     drop(ts);
 }

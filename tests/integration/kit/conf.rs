@@ -58,3 +58,10 @@ pub fn write_up_pair(dir: &Path, ls: &str, p1: u16, p2: u16) -> PathBuf {
 pub fn ls_head_toml(port: u16, workers: u32) -> String {
     format!("[ls]\nlisten = [\"127.0.0.1:{port}\"]\nworkers = {workers}\n")
 }
+
+/// [`ls_head_toml`] with two workers, then `strategy`, the fixed order and
+/// `layout`.
+pub fn ls_fixed_head_toml(port: u16, strategy: &str, layout: &str) -> String {
+    let head = ls_head_toml(port, 2);
+    format!("{head}strategy = \"{strategy}\"\norder = \"fixed\"\nlayout = \"{layout}\"\n")
+}

@@ -107,6 +107,8 @@ pub enum Reply {
     Now(Vec<u8>),
     /// Sends these bytes after the delay (the next queries are read meanwhile).
     After(Duration, Vec<u8>),
+    /// Sends each of these at once, in order.
+    Many(Vec<Vec<u8>>),
     /// Sends nothing.
     Drop,
 }
@@ -137,7 +139,7 @@ pub struct Fake {
     /// Client queries received over UDP (probes not counted).
     pub queries: Arc<AtomicU64>,
     probes: Arc<AtomicBool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _tasks: Tasks,
 }
 
 impl Fake {
@@ -167,39 +169,19 @@ impl Fake {
         tcp: Option<(TcpListener, TcpAnswer)>,
         mut reply: impl FnMut(&[u8], u64) -> Reply + Send + 'static,
     ) -> Fake {
-        let sock = Arc::new(sock);
         let addr = sock.local_addr().unwrap();
         let queries = Arc::new(AtomicU64::new(0));
         let probes = Arc::new(AtomicBool::new(true));
         let (q2, p2) = (queries.clone(), probes.clone());
-        let mut tasks = vec![tokio::spawn(async move {
-            let mut buf = vec![0u8; 65_535];
-            loop {
-                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                    continue;
-                };
-                let q = &buf[..n];
-                if is_probe(q) {
-                    if p2.load(Relaxed) {
-                        let _ = sock.send_to(&empty_answer(q), from).await;
-                    }
-                    continue;
+        let mut tasks = vec![serve_udp(sock, move |q| {
+            if is_probe(q) {
+                if p2.load(Relaxed) {
+                    return Reply::Now(empty_answer(q));
                 }
-                let nth = q2.fetch_add(1, Relaxed) + 1;
-                match reply(q, nth) {
-                    Reply::Now(bytes) => {
-                        let _ = sock.send_to(&bytes, from).await;
-                    }
-                    Reply::After(delay, bytes) => {
-                        let s = sock.clone();
-                        tokio::spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            let _ = s.send_to(&bytes, from).await;
-                        });
-                    }
-                    Reply::Drop => {}
-                }
+                return Reply::Drop;
             }
+            let nth = q2.fetch_add(1, Relaxed) + 1;
+            reply(q, nth)
         })];
         if let Some((listener, answer)) = tcp {
             tasks.push(tokio::spawn(async move {
@@ -218,7 +200,7 @@ impl Fake {
             addr,
             queries,
             probes,
-            tasks,
+            _tasks: Tasks(tasks),
         }
     }
 
@@ -228,12 +210,51 @@ impl Fake {
     }
 }
 
-impl Drop for Fake {
+/// Tasks serving a fake backend, aborted when dropped.
+pub struct Tasks(pub Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tasks {
     fn drop(&mut self) {
-        for t in &self.tasks {
+        for t in &self.0 {
             t.abort();
         }
     }
+}
+
+/// Serves UDP on `sock`: every datagram (a health probe too) goes to
+/// `reply(query)`, which says what goes back to its sender. Stops when
+/// aborted.
+pub fn serve_udp(
+    sock: UdpSocket,
+    mut reply: impl FnMut(&[u8]) -> Reply + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let sock = Arc::new(sock);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                continue;
+            };
+            match reply(&buf[..n]) {
+                Reply::Now(bytes) => {
+                    let _ = sock.send_to(&bytes, from).await;
+                }
+                Reply::After(delay, bytes) => {
+                    let s = sock.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = s.send_to(&bytes, from).await;
+                    });
+                }
+                Reply::Many(all) => {
+                    for bytes in all {
+                        let _ = sock.send_to(&bytes, from).await;
+                    }
+                }
+                Reply::Drop => {}
+            }
+        }
+    })
 }
 
 /// A stalled backend: it answers the LS's health probes (so it counts as
@@ -245,6 +266,14 @@ impl Stalled {
     pub async fn start() -> Stalled {
         Stalled(Fake::udp(|_, _| Reply::Drop).await)
     }
+}
+
+/// A [`Stalled`] backend and an `[ls]` section ([`ls_config`](super::ls_config))
+/// holding it alone, named `silent`.
+pub async fn silent_backend_config() -> (Stalled, dnslb::config::LsConfig) {
+    let silent = Stalled::start().await;
+    let cfg = super::ls_config(&[("silent", silent.addr)]);
+    (silent, cfg)
 }
 
 impl Deref for Stalled {

@@ -152,6 +152,15 @@ impl TestLs {
     }
 }
 
+/// A TS fault that delays every answer by `ms` and drops none.
+pub fn delay_all(ms: u64) -> Fault {
+    Fault {
+        delay_ms: ms,
+        delay_ratio: 1.0,
+        drop_ratio: 0.0,
+    }
+}
+
 /// An `[ls]` section for `backends` (name, address), every other key at its default.
 pub fn ls_config(backends: &[(&str, SocketAddr)]) -> dnslb::config::LsConfig {
     dnslb::config::LsConfig {
@@ -177,6 +186,16 @@ pub async fn start_ls(cfg: dnslb::config::LsConfig) -> TestLs {
     let first_probe = Duration::from_millis(cfg.health.timeout_ms);
     dnslb::ls::health::first_round(&balancer, first_probe).await;
     serve_ls(&cfg, balancer, listeners)
+}
+
+/// [`start_ls`] with one backend (`name` at `addr`), replicated, under
+/// race, with a deadline of `timeout_ms`.
+pub async fn start_race_ls(name: &str, addr: SocketAddr, timeout_ms: u64) -> TestLs {
+    let mut cfg = ls_config(&[(name, addr)]);
+    cfg.strategy = dnslb::config::Strategy::Race;
+    cfg.layout = dnslb::config::Layout::Replicated;
+    cfg.timeout_ms = timeout_ms;
+    start_ls(cfg).await
 }
 
 /// An LS listening on `addr` (not port 0: two LSes that list each other

@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
@@ -22,7 +22,10 @@ use super::knot::Knot;
 use super::{READY_LIMIT, need, path_str, poll_answer, show, wait_for, wait_log, wrapped};
 use crate::kit::{Proc, ZoneDir, free_ports, local, poll_until_async};
 use crate::kit::{answers_a, soa_serial, wait_soa};
-use crate::xfr::{sec_zone, tbl_table, ts_config};
+use crate::xfr::{
+    assert_all_acknowledged, assert_first_copy, assert_one_notify, assert_serial_up,
+    assert_tbl_copy, authoritative_serial, sec_zone, tbl_table, ts_config,
+};
 
 /// How long Knot may take to pick up a change after the TS's SIGHUP.
 const NOTIFY_LIMIT: Duration = Duration::from_secs(8);
@@ -30,10 +33,7 @@ const NOTIFY_LIMIT: Duration = Duration::from_secs(8);
 /// The serial `addr` serves for `zone` (authoritative NOERROR SOA), asked
 /// until an answer comes.
 async fn serial_of(addr: SocketAddr, zone: &str) -> Option<u32> {
-    let m = wait_soa(addr, zone, READY_LIMIT, &mut [], |_| true).await;
-    (m.metadata.response_code == ResponseCode::NoError && m.metadata.authoritative)
-        .then(|| soa_serial(&m))
-        .flatten()
+    authoritative_serial(&wait_soa(addr, zone, READY_LIMIT, &mut [], |_| true).await)
 }
 
 fn ip(s: &str) -> Ipv4Addr {
@@ -56,8 +56,6 @@ async fn start_ts(dir: &Path, config: &str, zone: &str, port: u16) -> Proc {
     ts
 }
 
-/// Polls Knot with `name qtype` until `done` holds; panics with Knot's log
-/// and the TS's stderr after `limit`.
 /// Rewrites the TS's zone `file` with `text` (which adds `new`: name and
 /// address) and SIGHUPs the TS; only its NOTIFY can make Knot look again
 /// within the test. Returns how long Knot took to answer the new name.
@@ -71,36 +69,28 @@ async fn edit_and_follow(
     std::fs::write(file, text).unwrap();
     let hup = Instant::now();
     ts.signal(Signal::HUP);
-    let want = [ip(new.1)];
-    knot_poll(
-        knot,
-        ts,
-        new.0,
-        RecordType::A,
-        NOTIFY_LIMIT,
-        "the refresh after SIGHUP + NOTIFY",
-        |m| answers_a(m, &want),
-    )
-    .await;
+    let what = "the refresh after SIGHUP + NOTIFY";
+    knot_poll(knot, ts, (new.0, &[ip(new.1)]), NOTIFY_LIMIT, what).await;
     hup.elapsed()
 }
 
+/// Polls Knot with `name A` until it answers `want`; panics with Knot's
+/// log and the TS's stderr after `limit` (`what` says what was waited for).
 async fn knot_poll(
     knot: &mut Knot,
     ts: &mut Proc,
-    name: &str,
-    qtype: RecordType,
+    (name, want): (&str, &[Ipv4Addr]),
     limit: Duration,
     what: &str,
-    done: impl Fn(&Message) -> bool,
 ) -> Message {
+    let qtype = RecordType::A;
     let addr = knot.addr;
     let found = poll_answer(
         addr,
         (name, qtype, false),
         limit,
         &mut [&mut knot.proc, ts],
-        done,
+        |m| answers_a(m, want),
     )
     .await;
     found.unwrap_or_else(|last| {
@@ -112,6 +102,16 @@ async fn knot_poll(
             ts.stderr_now()
         )
     })
+}
+
+/// [`knot_poll`] for Knot's first transfer of `name` (answering `want`).
+async fn first_transfer(knot: &mut Knot, ts: &mut Proc, name: &str, want: &[Ipv4Addr]) {
+    knot_poll(knot, ts, (name, want), READY_LIMIT, "the first transfer").await;
+}
+
+/// `name qtype` from `addr`, asked until an answer comes.
+async fn ask_sure(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    wait_for(addr, name, qtype, false, READY_LIMIT, &mut [], |_| true).await
 }
 
 // ---------------------------------------------------------------------------
@@ -135,56 +135,12 @@ async fn knot_secondary_transfers_a_master_file_zone_and_follows_notify() {
     let mut knot = Knot::secondary(&knotd, knot_port, "sec.test.", ts_addr);
     // Data Knot can only have from the TS: it has no zone file.
     let www = [ip("192.0.2.1"), ip("192.0.2.2")];
-    knot_poll(
-        &mut knot,
-        &mut ts,
-        "www.sec.test.",
-        RecordType::A,
-        READY_LIMIT,
-        "the first transfer",
-        |m| answers_a(m, &www),
-    )
-    .await;
+    first_transfer(&mut knot, &mut ts, "www.sec.test.", &www).await;
     eprintln!(
         "Knot served the transferred sec.test. {:?} after its start",
         started.elapsed()
     );
-    let txt = wait_for(
-        knot.addr,
-        "info.sec.test.",
-        RecordType::TXT,
-        false,
-        READY_LIMIT,
-        &mut [],
-        |_| true,
-    )
-    .await;
-    assert!(
-        txt.metadata.authoritative
-            && txt.answers.len() == 1
-            && txt.answers[0]
-                .data
-                .to_string()
-                .contains("hello from the primary"),
-        "TXT as the TS serves it: {}",
-        show(&txt)
-    );
-    assert_eq!(serial_of(knot.addr, "sec.test.").await, Some(1));
-    let before = wait_for(
-        knot.addr,
-        "new.sec.test.",
-        RecordType::A,
-        false,
-        READY_LIMIT,
-        &mut [],
-        |_| true,
-    )
-    .await;
-    assert!(
-        before.metadata.response_code == ResponseCode::NXDomain && before.metadata.authoritative,
-        "new.sec.test. does not exist yet on Knot: {}",
-        show(&before)
-    );
+    assert_first_copy(knot.addr, "Knot").await;
 
     // Serial 2 and a new name; SIGHUP; only the NOTIFY can make Knot look
     // again within the next hour.
@@ -201,23 +157,10 @@ async fn knot_secondary_transfers_a_master_file_zone_and_follows_notify() {
     );
     assert_eq!(serial_of(knot.addr, "sec.test.").await, Some(2));
     assert_eq!(serial_of(ts_addr, "sec.test.").await, Some(2));
-    let m = wait_for(
-        knot.addr,
-        "www.sec.test.",
-        RecordType::A,
-        false,
-        READY_LIMIT,
-        &mut [],
-        |_| true,
-    )
-    .await;
+    let m = ask_sure(knot.addr, "www.sec.test.", RecordType::A).await;
     assert!(answers_a(&m, &www), "the old data came along: {}", show(&m));
     wait_log(&mut ts, "notify acknowledged", 1, Duration::from_secs(3)).await;
-    let log = ts.stderr_now();
-    assert!(
-        !log.contains("notify not acknowledged"),
-        "every NOTIFY should be acknowledged by Knot:\n{log}"
-    );
+    assert_all_acknowledged(&ts.stderr_now(), "Knot");
     drop(knot);
     drop(ts);
 }
@@ -241,40 +184,8 @@ async fn knot_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
 
     let mut knot = Knot::secondary(&knotd, knot_port, "tbl.test.", ts_addr);
     let www = [ip("192.0.2.1")];
-    knot_poll(
-        &mut knot,
-        &mut ts,
-        "www.tbl.test.",
-        RecordType::A,
-        READY_LIMIT,
-        "the first transfer",
-        |m| answers_a(m, &www),
-    )
-    .await;
-    assert_eq!(
-        serial_of(knot.addr, "tbl.test.").await,
-        Some(s1),
-        "Knot serves the TS's synthesized serial"
-    );
-    let ns = wait_for(
-        knot.addr,
-        "tbl.test.",
-        RecordType::NS,
-        false,
-        READY_LIMIT,
-        &mut [],
-        |_| true,
-    )
-    .await;
-    assert_eq!(
-        ns.answers
-            .iter()
-            .map(|r| r.data.to_string())
-            .collect::<Vec<_>>(),
-        vec!["ns1.tbl.test.".to_string()],
-        "{}",
-        show(&ns)
-    );
+    first_transfer(&mut knot, &mut ts, "www.tbl.test.", &www).await;
+    assert_tbl_copy(knot.addr, "Knot", s1).await;
 
     // A reload that changes nothing keeps the serial (and sends no NOTIFY).
     ts.signal(Signal::HUP);
@@ -296,19 +207,11 @@ async fn knot_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
     .await;
     eprintln!("Knot answered the new table name {took:?} after the TS's SIGHUP");
     let s2 = serial_of(ts_addr, "tbl.test.").await.expect("TS SOA");
-    assert!(
-        s2 > s1 && s2.wrapping_sub(s1) < 1 << 31,
-        "the synthesized serial must go up (RFC 1982): {s1} -> {s2}"
-    );
+    assert_serial_up(s1, s2);
     assert_eq!(serial_of(knot.addr, "tbl.test.").await, Some(s2));
     wait_log(&mut ts, "reload done", 2, Duration::from_secs(3)).await;
     wait_log(&mut ts, "notify acknowledged", 1, Duration::from_secs(3)).await;
-    assert_eq!(
-        ts.stderr_now().matches("notify acknowledged").count(),
-        1,
-        "one NOTIFY: the unchanged reload sends none; stderr:\n{}",
-        ts.stderr_now()
-    );
+    assert_one_notify(&ts.stderr_now());
     drop(knot);
     drop(ts);
 }

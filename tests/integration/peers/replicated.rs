@@ -15,7 +15,7 @@ use hickory_proto::rr::RecordType;
 
 use super::knot::Knot;
 use super::{View, ask, fixture, need, show, start_ls, summary, wait_down, wait_for};
-use crate::kit::{Proc, backends_toml, free_ports, local, ls_head_toml};
+use crate::kit::{Proc, backends_toml, free_ports, local, ls_fixed_head_toml};
 use crate::nsd::Nsd;
 
 /// The questions asked, each of a kind: positive, CNAME chain, MX, NS, SOA,
@@ -50,12 +50,9 @@ const DOWN_LIMIT: Duration = Duration::from_secs(10);
 /// SERVFAIL at the deadline (so a deadline answer can never pass for a
 /// real one), health probes of the zone's SOA every 250 ms.
 fn ls_config(port: u16, strategy: &str, knot: SocketAddr, nsd: SocketAddr) -> String {
-    let ls_head = ls_head_toml(port, 2);
+    let ls_head = ls_fixed_head_toml(port, strategy, "replicated");
     format!(
-        r#"{ls_head}strategy = "{strategy}"
-order = "fixed"
-layout = "replicated"
-timeout_ms = 1500
+        r#"{ls_head}timeout_ms = 1500
 on_timeout = "servfail"
 try_timeout_ms = 300
 

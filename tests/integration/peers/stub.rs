@@ -122,6 +122,15 @@ impl Drop for Netns {
     }
 }
 
+/// `getent DB NAME` in `ns`: it must succeed and print exactly `want`
+/// (in that order); its output.
+fn getent(ns: &Netns, db: &str, name: &str, want: &[&str]) -> Output {
+    let (out, _) = ns.run("getent", &[db, name]);
+    assert!(out.status.success(), "getent {db} {name}: {out:?}");
+    assert_eq!(addresses(&out), want, "getent {db} {name}: {}", out.stdout);
+    out
+}
+
 /// The addresses `getent` printed: the first field of each line, in order,
 /// without repeats (ahosts prints each for STREAM, DGRAM and RAW).
 fn addresses(out: &Output) -> Vec<String> {
@@ -193,12 +202,8 @@ async fn glibc_stub_resolver_in_a_namespace_gets_a_aaaa_and_prompt_nxdomain() {
     // gethostbyname2: AAAA first (NODATA for v4: ts2 has only A, ts1 has
     // nothing), then A.
     assert_eq!(addresses(&ready), ["192.0.2.20"], "{}", ready.stdout);
-    let (out, _) = ns.run("getent", &["hosts", "dual.example.test"]);
-    assert!(out.status.success(), "getent hosts dual: {out:?}");
-    assert_eq!(addresses(&out), ["2001:db8::10"], "{}", out.stdout);
-    let (out, _) = ns.run("getent", &["hosts", "alias.example.test"]);
-    assert!(out.status.success(), "getent hosts alias: {out:?}");
-    assert_eq!(addresses(&out), ["192.0.2.20"], "{}", out.stdout);
+    getent(&ns, "hosts", "dual.example.test", &["2001:db8::10"]);
+    let out = getent(&ns, "hosts", "alias.example.test", &["192.0.2.20"]);
     assert!(
         out.stdout.contains("alias.example.test"),
         "the CNAME shows as an alias: {}",
@@ -224,16 +229,12 @@ async fn glibc_stub_resolver_in_a_namespace_gets_a_aaaa_and_prompt_nxdomain() {
         );
         took.push(t);
     }
-    let (out, _) = ns.run("getent", &["ahosts", "v6.example.test"]);
-    assert!(out.status.success(), "getent ahosts v6: {out:?}");
-    assert_eq!(addresses(&out), ["2001:db8::20"], "{}", out.stdout);
+    getent(&ns, "ahosts", "v6.example.test", &["2001:db8::20"]);
     // (Not `ahostsv4`: getent asks with AI_ADDRCONFIG, and a namespace with
     // only a loopback has no IPv4 address that counts, so glibc answers
     // "not found" without a query. With neither family configured, AF_UNSPEC
     // asks both, which is the pair this test wants.)
-    let (out, _) = ns.run("getent", &["ahosts", "alias.example.test"]);
-    assert!(out.status.success(), "getent ahosts alias: {out:?}");
-    assert_eq!(addresses(&out), ["192.0.2.20"], "{}", out.stdout);
+    getent(&ns, "ahosts", "alias.example.test", &["192.0.2.20"]);
 
     // A missing name: NXDOMAIN from both halves, so exit 2 at once.
     let mut missing = Vec::new();
