@@ -123,6 +123,7 @@ fn owner_hash(owner: &[u8]) -> Option<[u8; HASH_LEN]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ts::wire::wire;
 
     #[test]
     fn hashes_as_rfc_5155_appendix_a_lists_them() {
@@ -131,15 +132,6 @@ mod tests {
             iterations: 12,
             salt: vec![0xaa, 0xbb, 0xcc, 0xdd].into(),
             owners: Box::default(),
-        };
-        let wire = |s: &str| {
-            let mut out = Vec::new();
-            for l in s.split('.').filter(|l| !l.is_empty()) {
-                out.push(l.len() as u8);
-                out.extend_from_slice(l.as_bytes());
-            }
-            out.push(0);
-            out
         };
         for (name, hash) in [
             ("example", "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom"),

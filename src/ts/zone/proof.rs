@@ -339,7 +339,7 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use hickory_proto::op::{Message, ResponseCode};
-    use hickory_proto::rr::{Name, Record, RecordType};
+    use hickory_proto::rr::{Record, RecordType};
 
     use super::super::Zone;
     use super::super::fixtures::ask_with;
@@ -433,170 +433,201 @@ x.y RRSIG NSEC 13 3 300 20301231000000 20200101000000 1 example. AAAA
             .collect()
     }
 
-    fn rows(list: &[(&str, &str, u32)]) -> Vec<(String, String, u32)> {
-        list.iter()
-            .map(|(n, t, ttl)| (n.to_string(), t.to_string(), *ttl))
-            .collect()
-    }
-
-    #[test]
-    fn a_positive_answer_carries_its_rrsigs_only_with_do() {
-        let z = signed();
-        let with = ask(&z, "A.example.", RecordType::A, true);
-        assert_eq!(
-            shape(&with.answers),
-            rows(&[("a.example.", "A", 3600), ("a.example.", "RRSIG(A)", 3600)])
-        );
-        assert!(with.authorities.is_empty());
-        let without = ask(&z, "a.example.", RecordType::A, false);
-        assert_eq!(shape(&without.answers), rows(&[("a.example.", "A", 3600)]));
-        let soa = ask(&z, "example.", RecordType::SOA, true);
-        assert_eq!(
-            shape(&soa.answers),
-            rows(&[("example.", "SOA", 3600), ("example.", "RRSIG(SOA)", 3600)])
-        );
-    }
-
-    #[test]
-    fn nodata_gets_the_names_nsec_and_the_soa_signed_at_its_negative_ttl() {
-        let z = signed();
-        let m = ask(&z, "a.example.", RecordType::AAAA, true);
-        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-        assert!(m.answers.is_empty());
-        assert_eq!(
-            shape(&m.authorities),
-            rows(&[
-                ("example.", "SOA", 300),
-                ("example.", "RRSIG(SOA)", 300),
-                ("a.example.", "NSEC", 300),
-                ("a.example.", "RRSIG(NSEC)", 300),
-            ])
-        );
-        let plain = ask(&z, "a.example.", RecordType::AAAA, false);
-        assert_eq!(shape(&plain.authorities), rows(&[("example.", "SOA", 300)]));
-    }
-
-    #[test]
-    fn nxdomain_gets_the_nsec_covering_the_name_and_the_one_covering_the_wildcard() {
-        let z = signed();
-        let m = ask(&z, "b.example.", RecordType::A, true);
-        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
-        assert_eq!(
-            shape(&m.authorities),
-            rows(&[
-                ("example.", "SOA", 300),
-                ("example.", "RRSIG(SOA)", 300),
-                ("a.example.", "NSEC", 300),
-                ("a.example.", "RRSIG(NSEC)", 300),
-                ("example.", "NSEC", 300),
-                ("example.", "RRSIG(NSEC)", 300),
-            ])
-        );
-        // Below an existing name: the covering NSEC proves both (written once).
-        let m = ask(&z, "q.ns1.example.", RecordType::A, true);
-        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
-        let nsecs: Vec<_> = shape(&m.authorities)
+    /// A section written `owner TYPE ttl, ...`.
+    fn section(records: &[Record]) -> String {
+        let rows: Vec<String> = shape(records)
             .into_iter()
-            .filter(|r| r.1 == "NSEC")
+            .map(|(n, t, ttl)| format!("{n} {t} {ttl}"))
             .collect();
-        assert_eq!(nsecs, rows(&[("ns1.example.", "NSEC", 300)]));
+        rows.join(", ")
+    }
+
+
+    /// One DO=1 question and its answer: rcode, AA, and the answer,
+    /// authority and additional sections as [`section`] writes them.
+    struct Case {
+        qname: &'static str,
+        qtype: RecordType,
+        rcode: ResponseCode,
+        aa: bool,
+        sections: [&'static str; 3],
+    }
+
+    const fn case(
+        qname: &'static str,
+        qtype: RecordType,
+        (rcode, aa): (ResponseCode, bool),
+        sections: [&'static str; 3],
+    ) -> Case {
+        Case {
+            qname,
+            qtype,
+            rcode,
+            aa,
+            sections,
+        }
+    }
+
+    const OK: (ResponseCode, bool) = (ResponseCode::NoError, true);
+    const NX: (ResponseCode, bool) = (ResponseCode::NXDomain, true);
+    const REFERRAL: (ResponseCode, bool) = (ResponseCode::NoError, false);
+    /// A negative answer's authority: the SOA and its RRSIG at the
+    /// negative TTL, then the proof.
+    macro_rules! negative {
+        ($proof:literal) => {
+            concat!("example. SOA 300, example. RRSIG(SOA) 300, ", $proof)
+        };
+    }
+
+    /// RFC 4035 §3.1's cases against [`SIGNED`], DO=1.
+    const CASES: &[Case] = &[
+        // §3.1.1: each RRset with its RRSIGs, the 0x20 case of the question kept aside.
+        case(
+            "A.example.",
+            RecordType::A,
+            OK,
+            ["a.example. A 3600, a.example. RRSIG(A) 3600", "", ""],
+        ),
+        case(
+            "example.",
+            RecordType::SOA,
+            OK,
+            ["example. SOA 3600, example. RRSIG(SOA) 3600", "", ""],
+        ),
+        // §3.1.3.1: NODATA, the name's own NSEC; the SOA's RRSIG at the negative TTL.
+        case(
+            "a.example.",
+            RecordType::AAAA,
+            OK,
+            [
+                "",
+                negative!("a.example. NSEC 300, a.example. RRSIG(NSEC) 300"),
+                "",
+            ],
+        ),
+        // §3.1.3.2: NXDOMAIN, the NSEC covering the name and the one covering *.example.
+        case(
+            "b.example.",
+            RecordType::A,
+            NX,
+            [
+                "",
+                negative!(
+                    "a.example. NSEC 300, a.example. RRSIG(NSEC) 300, example. NSEC 300, example. RRSIG(NSEC) 300"
+                ),
+                "",
+            ],
+        ),
+        // Below an existing name: one NSEC covers both, written once.
+        case(
+            "q.ns1.example.",
+            RecordType::A,
+            NX,
+            [
+                "",
+                negative!("ns1.example. NSEC 300, ns1.example. RRSIG(NSEC) 300"),
+                "",
+            ],
+        ),
+        // An empty non-terminal: the NSEC covering it.
+        case(
+            "y.example.",
+            RecordType::A,
+            OK,
+            [
+                "",
+                negative!("*.w.example. NSEC 300, *.w.example. RRSIG(NSEC) 300"),
+                "",
+            ],
+        ),
+        // §3.1.3.3: a wildcard answer, the NSEC proving the name absent.
+        case(
+            "z.w.example.",
+            RecordType::A,
+            OK,
+            [
+                "z.w.example. A 3600, z.w.example. RRSIG(A) 3600",
+                "*.w.example. NSEC 300, *.w.example. RRSIG(NSEC) 300",
+                "",
+            ],
+        ),
+        // §3.1.3.4: wildcard NODATA, one NSEC both covering the name and matching the wildcard.
+        case(
+            "z.w.example.",
+            RecordType::AAAA,
+            OK,
+            [
+                "",
+                negative!("*.w.example. NSEC 300, *.w.example. RRSIG(NSEC) 300"),
+                "",
+            ],
+        ),
+        // §3.1.4: referrals with the DS, or the NSEC at the cut proving there is none.
+        case(
+            "www.sub.example.",
+            RecordType::A,
+            REFERRAL,
+            [
+                "",
+                "sub.example. NS 3600, sub.example. DS 3600, sub.example. RRSIG(DS) 3600",
+                "ns.sub.example. A 3600",
+            ],
+        ),
+        case(
+            "www.unsigned.example.",
+            RecordType::A,
+            REFERRAL,
+            [
+                "",
+                "unsigned.example. NS 3600, unsigned.example. NSEC 300, unsigned.example. RRSIG(NSEC) 300",
+                "ns.sub.example. A 3600",
+            ],
+        ),
+        // §3.1.4.1: a DS question at a cut is the parent's.
+        case(
+            "sub.example.",
+            RecordType::DS,
+            OK,
+            ["sub.example. DS 3600, sub.example. RRSIG(DS) 3600", "", ""],
+        ),
+        case(
+            "unsigned.example.",
+            RecordType::DS,
+            OK,
+            [
+                "",
+                negative!("unsigned.example. NSEC 300, unsigned.example. RRSIG(NSEC) 300"),
+                "",
+            ],
+        ),
+    ];
+
+    #[test]
+    fn do1_answers_carry_rrsigs_and_proofs() {
+        let z = signed();
+        for c in CASES {
+            let m = ask(&z, c.qname, c.qtype, true);
+            let what = format!("{} {}", c.qname, c.qtype);
+            assert_eq!(m.metadata.response_code, c.rcode, "{what}");
+            assert_eq!(m.metadata.authoritative, c.aa, "{what}");
+            let got = [&m.answers, &m.authorities, &m.additionals].map(|s| section(s));
+            assert_eq!(got, c.sections.map(String::from), "{what}");
+        }
     }
 
     #[test]
-    fn an_empty_non_terminal_gets_the_covering_nsec() {
+    fn do0_answers_are_unchanged() {
         let z = signed();
-        let m = ask(&z, "y.example.", RecordType::A, true);
-        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-        let nsecs: Vec<_> = shape(&m.authorities)
-            .into_iter()
-            .filter(|r| r.1 == "NSEC")
-            .collect();
-        assert_eq!(nsecs, rows(&[("*.w.example.", "NSEC", 300)]));
-    }
-
-    #[test]
-    fn a_wildcard_answer_and_a_wildcard_nodata_prove_the_name_absent() {
-        let z = signed();
-        let m = ask(&z, "z.w.example.", RecordType::A, true);
-        assert_eq!(
-            shape(&m.answers),
-            rows(&[
-                ("z.w.example.", "A", 3600),
-                ("z.w.example.", "RRSIG(A)", 3600)
-            ])
-        );
-        assert_eq!(
-            shape(&m.authorities),
-            rows(&[
-                ("*.w.example.", "NSEC", 300),
-                ("*.w.example.", "RRSIG(NSEC)", 300)
-            ])
-        );
-        let m = ask(&z, "z.w.example.", RecordType::AAAA, true);
-        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-        assert_eq!(
-            shape(&m.authorities),
-            rows(&[
-                ("example.", "SOA", 300),
-                ("example.", "RRSIG(SOA)", 300),
-                ("*.w.example.", "NSEC", 300),
-                ("*.w.example.", "RRSIG(NSEC)", 300),
-            ])
-        );
-    }
-
-    #[test]
-    fn a_referral_carries_the_ds_or_the_nsec_proving_there_is_none() {
-        let z = signed();
-        let m = ask(&z, "www.sub.example.", RecordType::A, true);
-        assert!(!m.metadata.authoritative);
-        assert_eq!(
-            shape(&m.authorities),
-            rows(&[
-                ("sub.example.", "NS", 3600),
-                ("sub.example.", "DS", 3600),
-                ("sub.example.", "RRSIG(DS)", 3600),
-            ])
-        );
-        assert_eq!(
-            shape(&m.additionals),
-            rows(&[("ns.sub.example.", "A", 3600)])
-        );
-        let m = ask(&z, "www.unsigned.example.", RecordType::A, true);
-        assert_eq!(
-            shape(&m.authorities),
-            rows(&[
-                ("unsigned.example.", "NS", 3600),
-                ("unsigned.example.", "NSEC", 300),
-                ("unsigned.example.", "RRSIG(NSEC)", 300),
-            ])
-        );
-        let plain = ask(&z, "www.sub.example.", RecordType::A, false);
-        assert_eq!(
-            shape(&plain.authorities),
-            rows(&[("sub.example.", "NS", 3600)])
-        );
-    }
-
-    #[test]
-    fn a_ds_question_at_a_cut_is_answered_from_the_parent() {
-        let z = signed();
-        let m = ask(&z, "sub.example.", RecordType::DS, true);
-        assert!(m.metadata.authoritative);
-        assert_eq!(
-            shape(&m.answers),
-            rows(&[
-                ("sub.example.", "DS", 3600),
-                ("sub.example.", "RRSIG(DS)", 3600)
-            ])
-        );
-        let m = ask(&z, "unsigned.example.", RecordType::DS, true);
-        assert!(m.metadata.authoritative && m.answers.is_empty());
-        let nsecs: Vec<_> = shape(&m.authorities)
-            .into_iter()
-            .filter(|r| r.1 == "NSEC")
-            .collect();
-        assert_eq!(nsecs, rows(&[("unsigned.example.", "NSEC", 300)]));
+        for (qname, qtype, authority) in [
+            ("a.example.", RecordType::AAAA, "example. SOA 300"),
+            ("b.example.", RecordType::A, "example. SOA 300"),
+            ("www.sub.example.", RecordType::A, "sub.example. NS 3600"),
+        ] {
+            let m = ask(&z, qname, qtype, false);
+            assert_eq!(section(&m.authorities), authority, "{qname} {qtype}");
+        }
+        let m = ask(&z, "a.example.", RecordType::A, false);
+        assert_eq!(section(&m.answers), "a.example. A 3600");
     }
 
     #[test]
@@ -634,6 +665,5 @@ x.y RRSIG NSEC 13 3 300 20301231000000 20200101000000 1 example. AAAA
             false,
         );
         assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
-        let _ = Name::root();
     }
 }
