@@ -366,15 +366,12 @@ fn peer_configs_pass_their_own_checkers() {
 /// Runs `cmd` (named `what`, for at most 30 s); it must succeed, or the
 /// failure names `at`, its status and output, then `context`.
 fn run_ok(what: &str, cmd: std::process::Command, at: &str, context: &str) -> kit::Output {
-    let out = run(what, cmd, None, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "{at}: `{what}` failed ({}):\n{}{}{context}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-    out
+    kit::run_ok(
+        &format!("{at}: `{what}`"),
+        cmd,
+        Duration::from_secs(30),
+        context,
+    )
 }
 
 /// The shipped ports, in the order they are replaced.

@@ -243,34 +243,27 @@ impl<'a, 'z> Prover<'a, 'z> {
 
     /// The NSEC3 that matches or covers the hash of `name`; whether it matched.
     fn hashed(&mut self, name: &[u8]) -> bool {
-        let Some(chain) = &self.zone.nsec3 else {
-            return false;
-        };
-        match chain.find(&self.zone.store, name) {
-            Some(Hashed::Matches(e)) => {
-                self.push(e, NSEC3);
-                true
-            }
-            Some(Hashed::Covered(e)) => {
-                self.push(e, NSEC3);
-                false
-            }
-            None => false,
-        }
+        self.nsec3(name, true)
     }
 
     /// The NSEC3 matching `name`, when there is one (nothing written otherwise).
     fn matching(&mut self, name: &[u8]) -> bool {
+        self.nsec3(name, false)
+    }
+
+    /// The NSEC3 matching the hash of `name`, or (`covering`) the one
+    /// covering it; whether it matched.
+    fn nsec3(&mut self, name: &[u8], covering: bool) -> bool {
         let Some(chain) = &self.zone.nsec3 else {
             return false;
         };
-        match chain.find(&self.zone.store, name) {
-            Some(Hashed::Matches(e)) => {
-                self.push(e, NSEC3);
-                true
-            }
-            _ => false,
-        }
+        let (e, matched) = match chain.find(&self.zone.store, name) {
+            Some(Hashed::Matches(e)) => (e, true),
+            Some(Hashed::Covered(e)) if covering => (e, false),
+            _ => return false,
+        };
+        self.push(e, NSEC3);
+        matched
     }
 
     /// The NSEC3 matching `key`, or else the closest provable encloser proof.
@@ -441,7 +434,6 @@ x.y RRSIG NSEC 13 3 300 20301231000000 20200101000000 1 example. AAAA
             .collect();
         rows.join(", ")
     }
-
 
     /// One DO=1 question and its answer: rcode, AA, and the answer,
     /// authority and additional sections as [`section`] writes them.

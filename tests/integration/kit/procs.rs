@@ -307,6 +307,21 @@ impl Drop for Proc {
     }
 }
 
+/// Runs `cmd` (named `what`) to its end within `limit`, stdin `/dev/null`;
+/// it must succeed, or the failure names it, its status and output, then
+/// `context`.
+pub fn run_ok(what: &str, cmd: Command, limit: Duration, context: &str) -> Output {
+    let out = run(what, cmd, None, limit);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}{}{context}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    out
+}
+
 /// Runs `cmd` to its end, feeding it `input` on stdin (`None`: `/dev/null`);
 /// the test fails if it does not end within `limit` (it is stopped then).
 pub fn run(name: &str, cmd: Command, input: Option<&[u8]>, limit: Duration) -> Output {

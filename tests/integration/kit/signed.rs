@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::env::{crate_dir, path_str};
-use super::procs::{Output, TOOL_LIMIT, run};
+use super::procs::{Output, TOOL_LIMIT, run_ok};
 
 /// Which tool set signs the zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,15 +97,7 @@ fn tool(dir: &Path, prog: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new(prog);
     cmd.args(args).current_dir(dir);
     let name = format!("`{prog} {}`", args.join(" "));
-    let out = run(&name, cmd, None, TOOL_LIMIT);
-    assert!(
-        out.status.success(),
-        "{name} failed ({}):\n{}{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-    out
+    run_ok(&name, cmd, TOOL_LIMIT, "")
 }
 
 /// The signatures' validity, from an hour ago to 30 days ahead, in
