@@ -1,7 +1,7 @@
 //! Faults found by a hostile review of the LS's upstream TCP pool after
 //! the stall, learnt-limit and `Writing` fixes (a8633f2), each reproduced
 //! against the release binary and compared with dnsdist 1.7.3 on the same
-//! fake backend. Marked `#[ignore]` until fixed.
+//! fake backend.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -80,7 +80,6 @@ async fn bimodal(
 /// NOERROR after 1.27 s. dnsdist 1.7.3 on the same backend: NOERROR after
 /// 1.27 s, every time, one copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: an answer slower than a quarter of the time left is dropped after a stall retire"]
 async fn a_slow_tcp_answer_within_the_deadline_is_not_dropped() {
     let (addr, slow_copies, tasks) = bimodal(Duration::from_millis(2_500)).await;
     let mut cfg = ls_config(&[("slowish", addr)]);
@@ -133,7 +132,6 @@ async fn a_slow_tcp_answer_within_the_deadline_is_not_dropped() {
 /// three `dig +tcp`, SERVFAIL each after 1.5 s; /metrics: late 3, wrong_id
 /// 0. dnsdist 1.7.3 on the same backend drops the connection at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: a TCP answer with an ID never sent counts late, not wrong_id"]
 async fn a_tcp_answer_with_an_id_never_sent_counts_as_wrong_id() {
     let (sock, listener, addr) = udp_and_tcp().await;
     let u = answer_udp(sock, false);
@@ -177,7 +175,6 @@ async fn a_tcp_answer_with_an_id_never_sent_counts_as_wrong_id() {
 /// 10 ms. dnsdist 1.7.3 (leastOutstanding) on the same pair: 882 answered,
 /// 591 lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: a TC re-ask over TCP holds no InFlight: never counted busy nor charged"]
 async fn a_backend_whose_tcp_is_dead_is_avoided_for_truncated_answers() {
     let mut backends = Vec::new();
     let mut tasks = Vec::new();
