@@ -13,7 +13,7 @@ use dnslb::config::{Layout, Strategy};
 
 use crate::kit::{
     TcpStep, a_addrs, is_probe, ls_config, query, read_frame, serve_tcp, start_ls, tcp, tcp_send,
-    udp_and_tcp, wire_answer,
+    udp_and_tcp, wait_settled, wire_answer,
 };
 
 /// Answers every UDP query on `sock` at once (probes included); with
@@ -223,6 +223,14 @@ async fn a_backend_whose_tcp_is_dead_is_avoided_for_truncated_answers() {
         "50 TCP client queries (5 at a time), every UDP answer truncated: {to_dead} went over \
          TCP to the backend whose TCP never answers; it was charged {} timeouts",
         b.stats.timeouts.load(Relaxed)
+    );
+    // Each copy it never answered (another backend answered the client) is
+    // a loss of it, once settled at its deadline, as on UDP.
+    wait_settled(&b).await;
+    assert_eq!(
+        b.stats.timeouts.load(Relaxed),
+        to_dead,
+        "copies the backend whose TCP never answers was sent, each charged once"
     );
     ls.stop().await;
     for t in tasks {
