@@ -611,16 +611,16 @@ impl TcpPool {
                 };
                 let mut sent = match sent {
                     Ok(sent) => sent,
-                    Err(TryError::Failed(e)) => return Err(e),
+                    Err(TryError::Failed(e)) => return last_chance(&lane, &mut left, e).await,
                     Err(_) if tries < TCP_TRIES => continue,
-                    Err(_) => return Err(reset()),
+                    Err(_) => return last_chance(&lane, &mut left, reset()).await,
                 };
                 let may_leave = tries < TCP_TRIES && left.is_none();
                 match wait(&lane, &mut sent, &mut left, deadline, may_leave).await {
                     Ok(resp) => return Ok(resp),
                     Err(TryError::Stalled) => left = Some(sent),
                     Err(TryError::Closed) if tries < TCP_TRIES => {}
-                    Err(TryError::Closed) => return Err(reset()),
+                    Err(TryError::Closed) => return last_chance(&lane, &mut left, reset()).await,
                     Err(TryError::Failed(e)) => return Err(e),
                 }
             }
@@ -759,6 +759,21 @@ async fn answer_of(left: &mut Option<Sent>) -> Option<Vec<u8>> {
         *left = None;
     }
     answer
+}
+
+/// No other copy can be asked (out of tries, or the backend unreachable):
+/// the `left` copy's answer if it has one coming, else `err`.
+async fn last_chance(
+    lane: &Lane,
+    left: &mut Option<Sent>,
+    err: UpstreamError,
+) -> Result<Vec<u8>, UpstreamError> {
+    if left.is_some()
+        && let Some(resp) = answer_of(left).await
+    {
+        return Ok(lane.answered(left, resp));
+    }
+    Err(err)
 }
 
 /// Waits for the answer of `sent` (or of the `left` copy, raced with it)
