@@ -976,6 +976,42 @@ mod tests {
         assert_eq!(next(Event::Deadline), Next::TimedOut);
     }
 
+    /// Every connection used up (a learnt limit of one query each): a burst
+    /// of queries waits for one to close rather than opening more than
+    /// [`TCP_CONNS`], also those that found room before the opening lock.
+    #[tokio::test]
+    async fn used_up_connections_are_never_more_than_the_bound() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                counted.fetch_add(1, Relaxed);
+                held.push(s); // read nothing, answer nothing
+            }
+        });
+        let pool = TcpPool::new(Arc::new(DropCounters::default()));
+        let lane = pool.lanes().entry(addr).or_default().clone();
+        lane.per_conn.store(1, Relaxed);
+        lane.learnt_ms
+            .store(crate::ls::backend::clock_ms(Instant::now()), Relaxed);
+        let question = b"\x03www\x04test\x00\x00\x01\x00\x01";
+        let mut query = vec![0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        query.extend_from_slice(question);
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let asks = (0..20).map(|_| pool.exchange(addr, &query, question, deadline));
+        for r in futures_util::future::join_all(asks).await {
+            assert!(r.is_err(), "nothing answers");
+        }
+        let opened = pool.opened.load(Relaxed);
+        assert!(opened <= TCP_CONNS as u64, "{opened} connections opened");
+        assert!(accepted.load(Relaxed) <= TCP_CONNS);
+        pool.shutdown().await;
+        server.abort();
+    }
+
     #[test]
     fn an_id_never_sent_is_a_wrong_id_one_whose_query_ended_is_late() {
         let now = Instant::now();
