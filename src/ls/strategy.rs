@@ -72,7 +72,7 @@ async fn attempt(
 }
 
 async fn exchange(
-    state: &LsState,
+    state: &Arc<LsState>,
     b: &Arc<Backend>,
     job: &Job,
     deadline: Instant,
@@ -84,11 +84,9 @@ async fn exchange(
         .mark
         .stamp(&mut query, job.question_end, b.speaks_edns());
     let question = job.question();
-    let tcp = &state.pool.tcp;
     let any = question.len() >= 4 && question[question.len() - 4..question.len() - 2] == [0, 255];
     if any && job.transport == Transport::Tcp {
-        let _busy = b.begin();
-        return tcp.exchange(b.addr, &query, question, deadline).await;
+        return over_tcp(state, b, query, question, deadline, won_by).await;
     }
     let resp = state
         .pool
@@ -97,15 +95,64 @@ async fn exchange(
             &mut query,
             job.question_end,
             deadline,
-            Some(b.begin().for_query(won_by)),
+            Some(b.begin().for_query(won_by.clone())),
             state.adaptive_hedge_pct(),
         )
         .await?;
     let truncated = WireHeader::read(&resp).is_some_and(|h| h.truncated());
     if truncated && job.transport == Transport::Tcp {
-        return tcp.exchange(b.addr, &query, question, deadline).await;
+        return over_tcp(state, b, query, question, deadline, won_by).await;
     }
     Ok(resp)
+}
+
+/// Asks `b` over TCP, counted in its in-flight queries ([`Backend::begin`])
+/// until the answer or the deadline, even once the client's query no
+/// longer waits for it: least-outstanding sees the backend busy, and a copy
+/// abandoned before its deadline (another backend answered the client)
+/// that is still unanswered at it, or whose connection failed, is a loss of
+/// its backend, as on UDP ([`super::backend::InFlight::settle`]). A copy the
+/// client's query still waits for is judged by the driver (a timeout
+/// charged at the deadline by [`finish`]).
+async fn over_tcp(
+    state: &Arc<LsState>,
+    b: &Arc<Backend>,
+    query: Vec<u8>,
+    question: &[u8],
+    deadline: Instant,
+    won_by: Arc<WonBy>,
+) -> Result<Vec<u8>, UpstreamError> {
+    let mut flight = b.begin().for_query(won_by);
+    let (state, addr, question) = (state.clone(), b.addr, question.to_vec());
+    let (mut tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let ask = state.pool.tcp.exchange(addr, &query, &question, deadline);
+        tokio::pin!(ask);
+        let result = tokio::select! {
+            r = &mut ask => r,
+            () = tx.closed() => {
+                // Abandoned: rescued by another backend before the deadline
+                // (at it, the driver charged the silent ones itself).
+                let rescued = Instant::now() < deadline;
+                let result = ask.await;
+                if rescued {
+                    flight.rescued();
+                    let now = Instant::now();
+                    flight.settle(settle_at(result.is_ok(), now, deadline), deadline, None);
+                }
+                return;
+            }
+        };
+        let _ = tx.send(result);
+    });
+    rx.await.unwrap_or(Err(UpstreamError::Unusable))
+}
+
+/// When an abandoned TCP copy that ended at `now` is settled (pure): when
+/// its answer came, or, with none (timed out, its connection failed), at
+/// the deadline, which makes it a loss.
+fn settle_at(answered: bool, now: Instant, deadline: Instant) -> Instant {
+    if answered { now } else { now.max(deadline) }
 }
 
 /// Drives one client query to its reply.
@@ -204,5 +251,22 @@ impl Handler for Balancer {
                 }))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_abandoned_tcp_copy_without_an_answer_is_settled_at_the_deadline() {
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_millis(1500);
+        let early = t0 + Duration::from_millis(40);
+        // Answered after the winner, before the deadline: heard from then.
+        assert_eq!(settle_at(true, early, deadline), early);
+        // A connection that failed early, or a timeout: a loss at the deadline.
+        assert_eq!(settle_at(false, early, deadline), deadline);
+        assert_eq!(settle_at(false, deadline, deadline), deadline);
     }
 }

@@ -1,7 +1,7 @@
 //! Faults found by a hostile review of the LS's upstream TCP pool after
 //! the stall, learnt-limit and `Writing` fixes (a8633f2), each reproduced
 //! against the release binary and compared with dnsdist 1.7.3 on the same
-//! fake backend. Marked `#[ignore]` until fixed.
+//! fake backend.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use dnslb::config::{Layout, Strategy};
 
 use crate::kit::{
     TcpStep, a_addrs, is_probe, ls_config, query, read_frame, serve_tcp, start_ls, tcp, tcp_send,
-    udp_and_tcp, wire_answer,
+    udp_and_tcp, wait_settled, wire_answer,
 };
 
 /// Answers every UDP query on `sock` at once (probes included); with
@@ -80,7 +80,6 @@ async fn bimodal(
 /// NOERROR after 1.27 s. dnsdist 1.7.3 on the same backend: NOERROR after
 /// 1.27 s, every time, one copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: an answer slower than a quarter of the time left is dropped after a stall retire"]
 async fn a_slow_tcp_answer_within_the_deadline_is_not_dropped() {
     let (addr, slow_copies, tasks) = bimodal(Duration::from_millis(2_500)).await;
     let mut cfg = ls_config(&[("slowish", addr)]);
@@ -133,7 +132,6 @@ async fn a_slow_tcp_answer_within_the_deadline_is_not_dropped() {
 /// three `dig +tcp`, SERVFAIL each after 1.5 s; /metrics: late 3, wrong_id
 /// 0. dnsdist 1.7.3 on the same backend drops the connection at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: a TCP answer with an ID never sent counts late, not wrong_id"]
 async fn a_tcp_answer_with_an_id_never_sent_counts_as_wrong_id() {
     let (sock, listener, addr) = udp_and_tcp().await;
     let u = answer_udp(sock, false);
@@ -177,7 +175,6 @@ async fn a_tcp_answer_with_an_id_never_sent_counts_as_wrong_id() {
 /// 10 ms. dnsdist 1.7.3 (leastOutstanding) on the same pair: 882 answered,
 /// 591 lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: a TC re-ask over TCP holds no InFlight: never counted busy nor charged"]
 async fn a_backend_whose_tcp_is_dead_is_avoided_for_truncated_answers() {
     let mut backends = Vec::new();
     let mut tasks = Vec::new();
@@ -226,6 +223,14 @@ async fn a_backend_whose_tcp_is_dead_is_avoided_for_truncated_answers() {
         "50 TCP client queries (5 at a time), every UDP answer truncated: {to_dead} went over \
          TCP to the backend whose TCP never answers; it was charged {} timeouts",
         b.stats.timeouts.load(Relaxed)
+    );
+    // Each copy it never answered (another backend answered the client) is
+    // a loss of it, once settled at its deadline, as on UDP.
+    wait_settled(&b).await;
+    assert_eq!(
+        b.stats.timeouts.load(Relaxed),
+        to_dead,
+        "copies the backend whose TCP never answers was sent, each charged once"
     );
     ls.stop().await;
     for t in tasks {

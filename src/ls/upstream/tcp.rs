@@ -26,10 +26,17 @@
 //! TCP have a measured round trip: a query still unanswered, with nothing
 //! read on its connection, [`stall_after`] that round trip (and a quarter
 //! of its time left) leaves the connection (which takes no new queries but
-//! keeps waiting for the ones it has) and is asked again on another, once.
-//! A backend that is only slow has a slow round trip and is waited for. A
+//! keeps waiting for the ones it has) and is asked again on another, once:
+//! both copies stay registered and race ([`next`], pure), the first answer
+//! of either wins and the other's, if it comes, counts as late. A backend
+//! that is only slow has a slow round trip and is waited for. A
 //! write cut off mid-frame (its query cancelled) closes the connection too:
 //! the backend would read the next query's bytes as the rest of that frame.
+//!
+//! The ID of a query that ended unanswered stays reserved on its connection
+//! until [`LATE_GRACE`] past its deadline: its answer then counts as late,
+//! an answer with an ID never sent as a wrong ID ([`unmatched`], pure), the
+//! same verdicts as on UDP ([`super::accept`]).
 //! Before, every exchange opened a connection of its own: a TCP client's ANY
 //! queries left thousands of sockets in TIME_WAIT within seconds, and
 //! against a remote backend the ephemeral ports ran out.
@@ -49,7 +56,7 @@ use tokio_util::task::TaskTracker;
 
 use super::accept::{self, DropCounters, Reject};
 use super::error::UpstreamError;
-use super::ids::random_free_id;
+use super::ids::{LATE_GRACE, LATE_MAX, random_free_id};
 
 /// Checks a response on a connection against the query it answers (ID
 /// `id`, question section `question`).
@@ -98,6 +105,9 @@ pub async fn tcp_exchange(
         .await
         .map_err(|_| UpstreamError::Timeout)?
 }
+
+/// Late IDs a connection keeps before it forgets the stale ones.
+const LATE_PRUNE: usize = 64;
 
 /// Connections kept open to one backend, at most.
 pub const TCP_CONNS: usize = 4;
@@ -174,6 +184,79 @@ pub fn rtt_sample(est: Option<(u64, u64)>, sample: u64) -> (u64, u64) {
     }
 }
 
+/// The verdict on an answer whose ID no query on its connection waits for
+/// (pure): [`Reject::Late`] while the ID is reserved for a query that ended
+/// unanswered (`forget_at`: until when), else [`Reject::WrongId`] (never
+/// sent, or long forgotten).
+pub fn unmatched(forget_at: Option<Instant>, now: Instant) -> Reject {
+    match forget_at {
+        Some(t) if now < t => Reject::Late,
+        _ => Reject::WrongId,
+    }
+}
+
+/// One of the (at most two) copies of a query in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The copy asked last.
+    Current,
+    /// The copy left on a connection suspected stalled, still waited for.
+    Left,
+}
+
+/// What happened while a query waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A copy's answer came.
+    Answer(Which),
+    /// A copy's connection closed or broke before its answer.
+    Closed(Which),
+    /// The current copy's stall check came.
+    StallCheck {
+        /// Nothing was read on its connection since its write.
+        nothing_read: bool,
+        /// The deadline has not come yet.
+        before_deadline: bool,
+    },
+    /// The query's deadline came.
+    Deadline,
+}
+
+/// What a waiting query does next (see [`next`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// That copy's answer is the query's; the other, if any, ends (its
+    /// answer, when it comes, counts as late, not as a loss).
+    Won(Which),
+    /// Waits on (a closed left copy is dropped; a stall check passed).
+    Wait,
+    /// Retires the current copy's connection (no new queries on it), keeps
+    /// the copy waiting as the left one, and asks again on another.
+    Leave,
+    /// The current copy's connection closed: asks again on another (a left
+    /// copy still waits).
+    AskAgain,
+    /// Unanswered by the deadline.
+    TimedOut,
+}
+
+/// The race of a query's copies (pure): the first answer of either wins; a
+/// connection on which nothing was read by the stall check, before the
+/// deadline, is left (the copy on it still waits).
+pub fn next(event: Event) -> Next {
+    match event {
+        Event::Answer(which) => Next::Won(which),
+        Event::Closed(Which::Left) => Next::Wait,
+        Event::Closed(Which::Current) => Next::AskAgain,
+        Event::StallCheck {
+            nothing_read: true,
+            before_deadline: true,
+        } => Next::Leave,
+        Event::StallCheck { .. } => Next::Wait,
+        Event::Deadline => Next::TimedOut,
+    }
+}
+
 /// A query waiting on a connection.
 struct Pending {
     question: Vec<u8>,
@@ -184,6 +267,9 @@ struct Pending {
 struct Conn {
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
     waiting: Mutex<HashMap<u16, Pending>>,
+    /// IDs of queries that ended unanswered, reserved until when (their
+    /// answer, if it comes, is late): locked after `waiting` when both are.
+    late: Mutex<HashMap<u16, Instant>>,
     /// Broken, closed by the backend, stalled or idle: takes no more queries.
     closed: AtomicBool,
     /// When a query was last sent on it ([`crate::ls::backend::clock_ms`]).
@@ -204,6 +290,29 @@ impl Conn {
     fn waiting(&self) -> MutexGuard<'_, HashMap<u16, Pending>> {
         // A panic while holding the lock cannot leave the map inconsistent.
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn late(&self) -> MutexGuard<'_, HashMap<u16, Instant>> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.late.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Ends query `id`'s wait: still unanswered, its ID stays reserved
+    /// until `forget_at` (at most [`LATE_MAX`] such, the stale ones
+    /// forgotten first).
+    fn ended(&self, id: u16, forget_at: Instant) {
+        let mut waiting = self.waiting();
+        if waiting.remove(&id).is_none() || self.closed.load(Relaxed) {
+            return;
+        }
+        let mut late = self.late();
+        if late.len() >= LATE_PRUNE {
+            let now = Instant::now();
+            late.retain(|_, t| now < *t);
+        }
+        if late.len() < LATE_MAX {
+            late.insert(id, forget_at);
+        }
     }
 
     /// Whether it took its `limit` of queries and answered them all (or was
@@ -240,15 +349,34 @@ impl Drop for Writing<'_> {
     }
 }
 
-/// Removes a query from its connection's table however its exchange ends.
-struct Registered<'a> {
-    conn: &'a Conn,
+/// Removes a query from its connection's table however its exchange ends
+/// (unanswered, its ID reserved: [`Conn::ended`]).
+struct Registered {
+    conn: Arc<Conn>,
     id: u16,
+    /// Its deadline plus [`LATE_GRACE`].
+    forget_at: Instant,
 }
 
-impl Drop for Registered<'_> {
+impl Drop for Registered {
     fn drop(&mut self) {
-        self.conn.waiting().remove(&self.id);
+        self.conn.ended(self.id, self.forget_at);
+    }
+}
+
+/// A query written on a connection, waiting for its answer.
+struct Sent {
+    registered: Registered,
+    rx: oneshot::Receiver<Vec<u8>>,
+    written: Instant,
+    /// The connection's reads when it was written.
+    reads: u64,
+}
+
+impl Sent {
+    /// Whether nothing was read on its connection since its write.
+    fn nothing_read(&self) -> bool {
+        self.registered.conn.reads.load(Relaxed) == self.reads
     }
 }
 
@@ -377,6 +505,14 @@ impl Lane {
         self.rttvar_us.store(rttvar, Relaxed);
         self.srtt_us.store(srtt.min(u64::MAX - 1), Relaxed);
     }
+
+    /// The left copy's answer `resp` won: its round trip observed.
+    fn answered(&self, left: &mut Option<Sent>, resp: Vec<u8>) -> Vec<u8> {
+        if let Some(l) = left.as_ref() {
+            self.observe_rtt(l.written.elapsed());
+        }
+        resp
+    }
 }
 
 /// Why one try on a connection gave no answer.
@@ -448,24 +584,43 @@ impl TcpPool {
     ) -> Result<Vec<u8>, UpstreamError> {
         let len = u16::try_from(query.len()).map_err(|_| UpstreamError::Unusable)?;
         let lane = self.lanes().entry(addr).or_default().clone();
+        let reset = || UpstreamError::Io(std::io::ErrorKind::ConnectionReset.into());
         let work = async {
             let mut tries = 0;
-            // A query leaves a stalled connection once at most: the
-            // backend may only be slow, and gets two copies at most.
-            let mut left = false;
+            // The copy left on a connection suspected stalled: still waited
+            // for, raced with the next. A query leaves a connection once at
+            // most: the backend may only be slow, and gets two copies at most.
+            let mut left: Option<Sent> = None;
             loop {
                 tries += 1;
-                let conn = self.conn(&lane, addr).await?;
-                let may_leave = tries < TCP_TRIES && !left;
-                match ask(&lane, &conn, len, query, question, deadline, may_leave).await {
-                    Ok(resp) => return Ok(resp),
-                    Err(TryError::Stalled) => left = true,
-                    Err(TryError::Closed) if tries < TCP_TRIES => {}
-                    Err(TryError::Closed) => {
-                        return Err(UpstreamError::Io(
-                            std::io::ErrorKind::ConnectionReset.into(),
-                        ));
+                if self.token.is_cancelled() {
+                    return Err(UpstreamError::Unusable);
+                }
+                let asked = async {
+                    let conn = self.conn(&lane, addr).await.map_err(TryError::Failed)?;
+                    send(conn, len, query, question, deadline).await
+                };
+                // The left copy's answer is taken while another is asked
+                // (its connection closing disables its branch).
+                let sent = tokio::select! {
+                    biased;
+                    Some(resp) = answer_of(&mut left) => {
+                        return Ok(lane.answered(&mut left, resp));
                     }
+                    s = asked => s,
+                };
+                let mut sent = match sent {
+                    Ok(sent) => sent,
+                    Err(TryError::Failed(e)) => return last_chance(&lane, &mut left, e).await,
+                    Err(_) if tries < TCP_TRIES => continue,
+                    Err(_) => return last_chance(&lane, &mut left, reset()).await,
+                };
+                let may_leave = tries < TCP_TRIES && left.is_none();
+                match wait(&lane, &mut sent, &mut left, deadline, may_leave).await {
+                    Ok(resp) => return Ok(resp),
+                    Err(TryError::Stalled) => left = Some(sent),
+                    Err(TryError::Closed) if tries < TCP_TRIES => {}
+                    Err(TryError::Closed) => return last_chance(&lane, &mut left, reset()).await,
                     Err(TryError::Failed(e)) => return Err(e),
                 }
             }
@@ -478,20 +633,28 @@ impl TcpPool {
     /// A connection to `addr` for one more query: an open one, or a new
     /// one, waiting for one to close while every one is used up.
     async fn conn(&self, lane: &Arc<Lane>, addr: SocketAddr) -> Result<Arc<Conn>, UpstreamError> {
-        loop {
+        let _opening = loop {
             // Registered before the pick, so a close in between is not missed.
             let closed = lane.closed.notified();
             match lane.pick() {
                 Pick::Use(c) => return Ok(c),
                 Pick::Wait => closed.await,
-                Pick::Open => break,
+                Pick::Open => {
+                    let opening = lane.opening.lock().await;
+                    // Another query may have opened one meanwhile (and
+                    // reached the bound): picked again under the lock.
+                    let closed = lane.closed.notified();
+                    match lane.pick() {
+                        Pick::Use(c) => return Ok(c),
+                        Pick::Wait => {
+                            drop(opening);
+                            closed.await;
+                        }
+                        Pick::Open => break opening,
+                    }
+                }
             }
-        }
-        let _opening = lane.opening.lock().await;
-        // Another query may have opened one meanwhile.
-        if let Pick::Use(c) = lane.pick() {
-            return Ok(c);
-        }
+        };
         let s = TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
         self.opened.fetch_add(1, Relaxed);
@@ -499,6 +662,7 @@ impl TcpPool {
         let conn = Arc::new(Conn {
             writer: tokio::sync::Mutex::new(wr),
             waiting: Mutex::new(HashMap::new()),
+            late: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             last_used: AtomicU64::new(crate::ls::backend::clock_ms(Instant::now())),
             reads: AtomicU64::new(0),
@@ -524,28 +688,26 @@ impl Drop for TcpPool {
     }
 }
 
-/// One query on `conn`: a free random ID, the framed query written, the
-/// answer awaited until `deadline`. When it `may_leave`, a connection on
-/// which nothing was read within the lane's [`stall_after`] is retired and
-/// the query goes to another; a connection on which nothing was read by
-/// the deadline is closed.
-async fn ask(
-    lane: &Lane,
-    conn: &Conn,
+/// Registers a query on `conn` under a free random ID, due by `deadline`,
+/// and writes it.
+async fn send(
+    conn: Arc<Conn>,
     len: u16,
     query: &[u8],
     question: &[u8],
     deadline: Instant,
-    may_leave: bool,
-) -> Result<Vec<u8>, TryError> {
+) -> Result<Sent, TryError> {
     let (tx, rx) = oneshot::channel();
     let id = {
         let mut waiting = conn.waiting();
         if conn.closed.load(Relaxed) {
             return Err(TryError::Closed);
         }
-        let id = random_free_id(|id| !waiting.contains_key(&id))
-            .ok_or(TryError::Failed(UpstreamError::Unusable))?;
+        let id = {
+            let late = conn.late();
+            random_free_id(|id| !waiting.contains_key(&id) && !late.contains_key(&id))
+        }
+        .ok_or(TryError::Failed(UpstreamError::Unusable))?;
         waiting.insert(
             id,
             Pending {
@@ -555,7 +717,12 @@ async fn ask(
         );
         id
     };
-    let _registered = Registered { conn, id };
+    let registered = Registered {
+        conn,
+        id,
+        forget_at: deadline + LATE_GRACE,
+    };
+    let conn = &registered.conn;
     conn.last_used
         .store(crate::ls::backend::clock_ms(Instant::now()), Relaxed);
     let mut framed = Vec::with_capacity(query.len() + 2);
@@ -572,34 +739,105 @@ async fn ask(
         }
         writing.done();
     }
-    let written = Instant::now();
     let reads = conn.reads.load(Relaxed);
-    let stalled = || conn.reads.load(Relaxed) == reads;
-    let answered = |answer: Result<Vec<u8>, oneshot::error::RecvError>| {
-        let resp = answer.map_err(|_| TryError::Closed)?;
-        lane.observe_rtt(written.elapsed());
-        Ok(resp)
+    Ok(Sent {
+        registered,
+        rx,
+        written: Instant::now(),
+        reads,
+    })
+}
+
+/// The answer of the `left` copy, if any (`None`: its connection closed,
+/// and it is dropped); pending forever without one.
+async fn answer_of(left: &mut Option<Sent>) -> Option<Vec<u8>> {
+    let Some(l) = left.as_mut() else {
+        return std::future::pending().await;
     };
-    let mut rx = rx;
-    let time_left = deadline.saturating_duration_since(written);
-    if let Some(after) = lane.stall_after(time_left).filter(|_| may_leave) {
-        match timeout_at((written + after).min(deadline), &mut rx).await {
-            Ok(answer) => return answered(answer),
-            Err(_) if stalled() && Instant::now() < deadline => {
-                // No new queries on it; those on it wait on.
-                conn.retired.store(true, Relaxed);
+    let answer = (&mut l.rx).await.ok();
+    if answer.is_none() {
+        *left = None;
+    }
+    answer
+}
+
+/// No other copy can be asked (out of tries, or the backend unreachable):
+/// the `left` copy's answer if it has one coming, else `err`.
+async fn last_chance(
+    lane: &Lane,
+    left: &mut Option<Sent>,
+    err: UpstreamError,
+) -> Result<Vec<u8>, UpstreamError> {
+    if left.is_some()
+        && let Some(resp) = answer_of(left).await
+    {
+        return Ok(lane.answered(left, resp));
+    }
+    Err(err)
+}
+
+/// Waits for the answer of `sent` (or of the `left` copy, raced with it)
+/// until `deadline` ([`next`]). When it `may_leave`, a connection on which
+/// nothing was read within the lane's [`stall_after`] is retired and the
+/// query asked again on another (`sent` then becomes the left copy); a
+/// connection on which nothing was read by the deadline is closed.
+async fn wait(
+    lane: &Lane,
+    sent: &mut Sent,
+    left: &mut Option<Sent>,
+    deadline: Instant,
+    may_leave: bool,
+) -> Result<Vec<u8>, TryError> {
+    let time_left = deadline.saturating_duration_since(sent.written);
+    let mut check = lane
+        .stall_after(time_left)
+        .filter(|_| may_leave)
+        .map(|after| (sent.written + after).min(deadline));
+    loop {
+        let (event, resp) = tokio::select! {
+            biased;
+            a = &mut sent.rx => match a {
+                Ok(resp) => (Event::Answer(Which::Current), Some(resp)),
+                Err(_) => (Event::Closed(Which::Current), None),
+            },
+            a = answer_of(left) => match a {
+                Some(resp) => (Event::Answer(Which::Left), Some(resp)),
+                None => (Event::Closed(Which::Left), None),
+            },
+            () = tokio::time::sleep_until(deadline) => (Event::Deadline, None),
+            () = tokio::time::sleep_until(check.unwrap_or(deadline)), if check.is_some() => {
+                let event = Event::StallCheck {
+                    nothing_read: sent.nothing_read(),
+                    before_deadline: Instant::now() < deadline,
+                };
+                (event, None)
+            }
+        };
+        match (next(event), resp) {
+            (Next::Won(Which::Current), Some(resp)) => {
+                lane.observe_rtt(sent.written.elapsed());
+                return Ok(resp);
+            }
+            (Next::Won(Which::Left), Some(resp)) => return Ok(lane.answered(left, resp)),
+            (Next::Leave, _) => {
+                // No new queries on it; those on it (this one too) wait on.
+                sent.registered.conn.retired.store(true, Relaxed);
                 return Err(TryError::Stalled);
             }
-            Err(_) => {}
-        }
-    }
-    match timeout_at(deadline, rx).await {
-        Ok(answer) => answered(answer),
-        Err(_) => {
-            if stalled() {
-                conn.close();
+            (Next::AskAgain, _) => return Err(TryError::Closed),
+            (Next::TimedOut, _) => {
+                for s in std::iter::once(&*sent).chain(left.iter()) {
+                    if s.nothing_read() {
+                        s.registered.conn.close();
+                    }
+                }
+                return Err(TryError::Failed(UpstreamError::Timeout));
             }
-            Err(TryError::Failed(UpstreamError::Timeout))
+            (Next::Wait | Next::Won(_), _) => {
+                if let Event::StallCheck { .. } = event {
+                    check = None;
+                }
+            }
         }
     }
 }
@@ -670,9 +908,10 @@ fn deliver(conn: &Conn, resp: &[u8], drops: &DropCounters) {
     };
     let mut waiting = conn.waiting();
     let Some(p) = waiting.get(&h.id) else {
-        // Its query gave up (deadline, a hedge won) before the answer came:
-        // the ID left the table then (an ID never sent looks the same here).
-        return drops.count(Reject::Late);
+        // Its query gave up (deadline, a hedge won, its other copy won)
+        // before the answer came, or the ID was never sent.
+        let forget_at = conn.late().remove(&h.id);
+        return drops.count(unmatched(forget_at, Instant::now()));
     };
     if let Err(why) = accept::answers(&h, resp, &p.question) {
         return drops.count(why);
@@ -711,6 +950,76 @@ mod tests {
             e = rtt_sample(Some(e), 900_000);
         }
         assert_eq!(e.0, 900_000);
+    }
+
+    #[test]
+    fn a_copy_left_on_a_stalled_connection_races_the_next() {
+        let check = |nothing_read, before_deadline| Event::StallCheck {
+            nothing_read,
+            before_deadline,
+        };
+        // Nothing read by the stall check, time left: left (it waits on).
+        assert_eq!(next(check(true, true)), Next::Leave);
+        // Something read (the backend is alive), or no time left: waited for.
+        assert_eq!(next(check(false, true)), Next::Wait);
+        assert_eq!(next(check(true, false)), Next::Wait);
+        // Either copy's answer wins, the left one's too.
+        assert_eq!(next(Event::Answer(Which::Left)), Next::Won(Which::Left));
+        assert_eq!(
+            next(Event::Answer(Which::Current)),
+            Next::Won(Which::Current)
+        );
+        // The left copy's connection closing leaves the current one waiting;
+        // the current one's asks again (the left still waits).
+        assert_eq!(next(Event::Closed(Which::Left)), Next::Wait);
+        assert_eq!(next(Event::Closed(Which::Current)), Next::AskAgain);
+        assert_eq!(next(Event::Deadline), Next::TimedOut);
+    }
+
+    /// Every connection used up (a learnt limit of one query each): a burst
+    /// of queries waits for one to close rather than opening more than
+    /// [`TCP_CONNS`], also those that found room before the opening lock.
+    #[tokio::test]
+    async fn used_up_connections_are_never_more_than_the_bound() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                counted.fetch_add(1, Relaxed);
+                held.push(s); // read nothing, answer nothing
+            }
+        });
+        let pool = TcpPool::new(Arc::new(DropCounters::default()));
+        let lane = pool.lanes().entry(addr).or_default().clone();
+        lane.per_conn.store(1, Relaxed);
+        lane.learnt_ms
+            .store(crate::ls::backend::clock_ms(Instant::now()), Relaxed);
+        let question = b"\x03www\x04test\x00\x00\x01\x00\x01";
+        let mut query = vec![0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        query.extend_from_slice(question);
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let asks = (0..20).map(|_| pool.exchange(addr, &query, question, deadline));
+        for r in futures_util::future::join_all(asks).await {
+            assert!(r.is_err(), "nothing answers");
+        }
+        let opened = pool.opened.load(Relaxed);
+        assert!(opened <= TCP_CONNS as u64, "{opened} connections opened");
+        assert!(accepted.load(Relaxed) <= TCP_CONNS);
+        pool.shutdown().await;
+        server.abort();
+    }
+
+    #[test]
+    fn an_id_never_sent_is_a_wrong_id_one_whose_query_ended_is_late() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(1);
+        assert_eq!(unmatched(None, now), Reject::WrongId);
+        assert_eq!(unmatched(Some(later), now), Reject::Late);
+        // Past its grace period: forgotten.
+        assert_eq!(unmatched(Some(now), later), Reject::WrongId);
     }
 
     #[test]
