@@ -17,7 +17,8 @@
 //!   and v6), and the rotation of worn sockets after about [`ROTATE_AFTER`]
 //!   queries ([`sockets::Sockets`], [`wear_budget`]).
 //! - [`tcp`]: TCP exchanges, over reused connections ([`TcpPool`]) or one
-//!   of their own ([`tcp_exchange`]).
+//!   of their own ([`tcp_exchange`]); the pool's decisions are pure in
+//!   `tcp/policy.rs`.
 //!
 //! - [`error`]: [`UpstreamError`], why an exchange gave no response.
 //!
