@@ -254,9 +254,10 @@ fn check_warns_about_expired_signatures() {
     // HEAD is 6 lines: the first expired RRSIG is line 8.
     let body = "x 300 A 192.0.2.9
 x 300 RRSIG A 13 3 300 20250102000000 20241201000000 1 rv.test. AAAA
-x 60 NSEC y.rv.test. A RRSIG NSEC
+x 60 NSEC rv.test. A RRSIG NSEC
 x 60 RRSIG NSEC 13 3 60 20250103000000 20241201000000 1 rv.test. AAAA
-y 60 RRSIG NSEC 13 3 60 20361231000000 20250101000000 1 rv.test. AAAA
+@ 60 NSEC x.rv.test. NS SOA RRSIG NSEC
+@ 60 RRSIG NSEC 13 2 60 20361231000000 20250101000000 1 rv.test. AAAA
 ";
     std::fs::write(zones.join("x.zone"), format!("{HEAD}{body}")).unwrap();
     let config = dir.path().join("dnslb.toml");
