@@ -24,6 +24,7 @@ $ORIGIN al.test.
 $TTL 3600
 @    SOA ns1 hostmaster 1 3600 600 604800 300
 @    NS  ns1
+; the name server, a name, and a wildcard below an empty non-terminal
 ns1  A   192.0.2.1
 www  A   192.0.2.10
 *.w  A   192.0.2.99
