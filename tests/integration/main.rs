@@ -34,6 +34,7 @@ mod promises;
 mod props;
 mod rate_limit;
 mod resolve;
+mod review_dnssec;
 mod review_ls;
 mod review_ls2;
 mod review_ls3;
