@@ -152,7 +152,9 @@ pub fn assemble(
     max_size: u16,
     transport: Transport,
 ) -> (Vec<u8>, Written) {
-    let mut msg = Vec::with_capacity(512);
+    // DO=1 answers carry signatures and proofs: room for a full EDNS one.
+    let room = if asked.dnssec_ok { 1232 } else { 512 };
+    let mut msg = Vec::with_capacity(room);
     msg.extend_from_slice(&[0; HEADER_LEN]);
     msg.extend_from_slice(asked.question);
     let question = Question {

@@ -128,7 +128,6 @@ async fn proofs_of(denial: Denial, name: &str) -> (usize, usize) {
 /// records (here the glue), so the proof is missing for NSEC, NSEC3 and
 /// NSEC3 opt-out alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: wildcard proof dropped when the answer has additional records (wildcard CNAME into a delegation with glue)"]
 async fn wildcard_cname_into_a_delegation_keeps_the_wildcard_proof() {
     for denial in [Denial::Nsec, Denial::Nsec3, Denial::Nsec3OptOut] {
         let (nsd, ts) = proofs_of(denial, "foo.wc.rev.test.").await;
@@ -144,7 +143,6 @@ async fn wildcard_cname_into_a_delegation_keeps_the_wildcard_proof() {
 /// answer (RFC 1034 §3.6.2 restarts only for other types; RFC 4035 §3.1
 /// leaves RRSIG queries to the RRSIGs at the name).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: qtype RRSIG at a CNAME owner follows the CNAME"]
 async fn rrsig_question_at_a_cname_owner_is_not_followed() {
     let Some(mut pair) = serve(Denial::Nsec).await else {
         return;
@@ -176,11 +174,12 @@ async fn rrsig_question_at_a_cname_owner_is_not_followed() {
 /// (Unbound, delv) recover; one that validates the answer as given finds
 /// `x.a5` and `x.a6` unproven.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fault: more than four wildcard expansions in one CNAME chain lose their proofs"]
 async fn every_wildcard_of_a_cname_chain_is_proved() {
     for denial in [Denial::Nsec, Denial::Nsec3] {
         let (nsd, ts) = proofs_of(denial, "foo.a1.rev.test.").await;
-        assert_eq!(nsd, 6, "{denial:?}: NSD proves the six expansions");
+        // Six NSECs; with NSEC3, two next closer names may share a cover.
+        let least = if matches!(denial, Denial::Nsec) { 6 } else { 5 };
+        assert!(nsd >= least, "{denial:?}: NSD proves the six expansions ({nsd})");
         assert_eq!(
             ts, nsd,
             "{denial:?}: wildcard proofs missing from the TS's answer"

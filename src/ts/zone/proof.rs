@@ -23,8 +23,12 @@ const NSEC: u16 = 47;
 const NSEC3: u16 = 50;
 /// DS's type code.
 const DS: u16 = 43;
-/// Names of one CNAME chain answered from a wildcard, at the most.
-const WILDCARDS_MAX: usize = 4;
+/// Names of one CNAME chain answered from a wildcard, at the most: every
+/// name of the longest chain the writer follows.
+const WILDCARDS_MAX: usize = super::write::MAX_CNAME_CHAIN + 1;
+/// Proof records of one answer told apart, at the most (each wildcard of a
+/// chain may need its own).
+const PROOFS_MAX: usize = 2 * WILDCARDS_MAX;
 
 /// Why a name has no answer of the type asked.
 #[derive(Clone, Copy)]
@@ -57,10 +61,18 @@ impl Wildcards {
 }
 
 /// The proofs already written, by owner (each name's arena bytes).
-#[derive(Default)]
 struct Written1 {
-    owners: [usize; 4],
+    owners: [usize; PROOFS_MAX],
     n: usize,
+}
+
+impl Default for Written1 {
+    fn default() -> Self {
+        Written1 {
+            owners: [0; PROOFS_MAX],
+            n: 0,
+        }
+    }
 }
 
 impl Written1 {
@@ -158,11 +170,12 @@ impl Zone {
         &self,
         msg: &mut Vec<u8>,
         qname: &Key,
-        wild: &Wildcards,
+        wild: &mut Wildcards,
         w: &mut Written,
     ) {
+        let notes = std::mem::take(wild);
         let mut p = Prover::new(self, msg, qname, w);
-        for &at in &wild.at[..wild.n] {
+        for &at in &notes.at[..notes.n] {
             let Some(key) = p.msg.get(at..).and_then(Key::read) else {
                 continue;
             };

@@ -17,7 +17,7 @@ use crate::ts::wire::{Key, name_at, push_name_ref};
 /// Most CNAMEs (written or synthesized from DNAMEs) followed inside one
 /// zone: a chain of this many still reaches its target's data (NSD follows
 /// long chains; loops end sooner, at a name already written).
-const MAX_CNAME_CHAIN: usize = 16;
+pub(super) const MAX_CNAME_CHAIN: usize = 16;
 
 /// What a name is in a zone.
 enum Found<'z> {
@@ -77,8 +77,9 @@ impl Zone {
         let mut w = Written::new();
         let mut wild = Wildcards::default();
         self.write_chain(msg, q, &mut w, &mut wild);
-        if q.dnssec_ok && w.additional == 0 {
-            self.prove_wildcards(msg, q.qname, &wild, &mut w);
+        // A referral wrote its own before its glue.
+        if q.dnssec_ok {
+            self.prove_wildcards(msg, q.qname, &mut wild, &mut w);
         }
         w
     }
@@ -139,7 +140,9 @@ impl Zone {
                     None => return,
                 }
             }
-            if self.has_delegations && self.referral(msg, qname, &key, owner_at, qt, dnssec_ok, w) {
+            if self.has_delegations
+                && self.referral(msg, (qname, &key), owner_at, qt, dnssec_ok, w, wild)
+            {
                 // After a CNAME the answer section holds this zone's data: the
                 // answer stays authoritative, the referral rides along (as NSD).
                 w.authoritative |= w.answers > 0;
@@ -177,8 +180,17 @@ impl Zone {
                     return;
                 }
             };
+            // A question for the CNAME, for ANY or for the RRSIGs at the
+            // owner is answered there (as NSD does).
             let cname = match node.set(u16::from(RecordType::CNAME)) {
-                Some(c) if !matches!(qtype, RecordType::CNAME | RecordType::ANY) => c,
+                Some(c)
+                    if !matches!(
+                        qtype,
+                        RecordType::CNAME | RecordType::ANY | RecordType::RRSIG
+                    ) =>
+                {
+                    c
+                }
                 _ => {
                     let before = w.answers;
                     if qtype == RecordType::ANY {
@@ -316,12 +328,12 @@ impl Zone {
     fn referral(
         &self,
         msg: &mut Vec<u8>,
-        qname: &Key,
-        name: &Key,
+        (qname, name): (&Key, &Key),
         written_at: usize,
         qt: u16,
         dnssec_ok: bool,
         w: &mut Written,
+        wild: &mut Wildcards,
     ) -> bool {
         let apex_labels = self.origin.num_labels() as usize;
         let labels = name.labels();
@@ -344,6 +356,8 @@ impl Zone {
             w.authority += push_set(msg, written_at + at, ns, Some(&mut targets[..]));
             if dnssec_ok && let Some(cut_key) = Key::read(cut) {
                 self.prove_delegation(msg, qname, (entry, &cut_key), written_at + at, w);
+                // The chain's wildcard proofs, in authority before the glue.
+                self.prove_wildcards(msg, qname, wild, w);
             }
             let written = usize::from(ns.count).min(targets.len());
             for &t in &targets[..written] {
