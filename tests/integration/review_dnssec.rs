@@ -179,7 +179,10 @@ async fn every_wildcard_of_a_cname_chain_is_proved() {
         let (nsd, ts) = proofs_of(denial, "foo.a1.rev.test.").await;
         // Six NSECs; with NSEC3, two next closer names may share a cover.
         let least = if matches!(denial, Denial::Nsec) { 6 } else { 5 };
-        assert!(nsd >= least, "{denial:?}: NSD proves the six expansions ({nsd})");
+        assert!(
+            nsd >= least,
+            "{denial:?}: NSD proves the six expansions ({nsd})"
+        );
         assert_eq!(
             ts, nsd,
             "{denial:?}: wildcard proofs missing from the TS's answer"
