@@ -126,6 +126,8 @@ pub const TCP_IDLE: Duration = Duration::from_secs(10);
 /// (or is left as stalled) is replaced and the query asked again, while its
 /// deadline allows.
 pub const TCP_TRIES: u32 = 4;
+/// Tries not spent (see `TryError::Shed`) of one exchange, at most.
+const SHED_MAX: u32 = 16;
 /// How long a learnt per-connection limit holds before it is learnt anew
 /// (the backend may have been restarted with another one).
 pub const PER_CONN_TTL: Duration = Duration::from_secs(60);
@@ -160,6 +162,16 @@ struct Conn {
 }
 
 impl Conn {
+    /// Why a query could not be answered on this closed connection: shed
+    /// when it answered others first, closed otherwise.
+    fn closed_under_query(&self) -> TryError {
+        if self.answered.load(Relaxed) > 0 {
+            TryError::Shed
+        } else {
+            TryError::Closed
+        }
+    }
+
     fn waiting(&self) -> MutexGuard<'_, HashMap<u16, Pending>> {
         // A panic while holding the lock cannot leave the map inconsistent.
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
@@ -392,6 +404,10 @@ impl Lane {
 enum TryError {
     /// The connection closed or broke before the answer: try another.
     Closed,
+    /// The connection closed before the answer after answering others (the
+    /// backend's per-connection limit, not a failure): try another without
+    /// spending a try, [`SHED_MAX`] times at most.
+    Shed,
     /// Nothing read on the connection for too long: try another.
     Stalled,
     /// Anything else.
@@ -460,6 +476,7 @@ impl TcpPool {
         let reset = || UpstreamError::Io(std::io::ErrorKind::ConnectionReset.into());
         let work = async {
             let mut tries = 0;
+            let mut shed = 0;
             // The copy left on a connection suspected stalled: still waited
             // for, raced with the next. A query leaves a connection once at
             // most: the backend may only be slow, and gets two copies at most.
@@ -485,6 +502,10 @@ impl TcpPool {
                 let mut sent = match sent {
                     Ok(sent) => sent,
                     Err(TryError::Failed(e)) => return last_chance(&lane, &mut left, e).await,
+                    Err(TryError::Shed) if shed < SHED_MAX => {
+                        (tries, shed) = (tries - 1, shed + 1);
+                        continue;
+                    }
                     Err(_) if tries < TCP_TRIES => continue,
                     Err(_) => return last_chance(&lane, &mut left, reset()).await,
                 };
@@ -492,8 +513,11 @@ impl TcpPool {
                 match wait(&lane, &mut sent, &mut left, deadline, may_leave).await {
                     Ok(resp) => return Ok(resp),
                     Err(TryError::Stalled) => left = Some(sent),
-                    Err(TryError::Closed) if tries < TCP_TRIES => {}
-                    Err(TryError::Closed) => return last_chance(&lane, &mut left, reset()).await,
+                    Err(TryError::Shed) if shed < SHED_MAX => (tries, shed) = (tries - 1, shed + 1),
+                    Err(TryError::Closed | TryError::Shed) if tries < TCP_TRIES => {}
+                    Err(TryError::Closed | TryError::Shed) => {
+                        return last_chance(&lane, &mut left, reset()).await;
+                    }
                     Err(TryError::Failed(e)) => return Err(e),
                 }
             }
@@ -574,7 +598,7 @@ async fn send(
     let id = {
         let mut waiting = conn.waiting();
         if conn.closed.load(Relaxed) {
-            return Err(TryError::Closed);
+            return Err(conn.closed_under_query());
         }
         let id = {
             let late = conn.late();
@@ -697,7 +721,7 @@ async fn wait(
                 sent.registered.conn.retired.store(true, Relaxed);
                 return Err(TryError::Stalled);
             }
-            (Next::AskAgain, _) => return Err(TryError::Closed),
+            (Next::AskAgain, _) => return Err(sent.registered.conn.closed_under_query()),
             (Next::TimedOut, _) => {
                 for s in std::iter::once(&*sent).chain(left.iter()) {
                     if s.nothing_read() {
