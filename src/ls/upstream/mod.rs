@@ -16,10 +16,10 @@
 //!   ([`sockets::open`]), the address [`Family`] (one socket index for v4
 //!   and v6), and the rotation of worn sockets after about [`ROTATE_AFTER`]
 //!   queries ([`sockets::Sockets`], [`wear_budget`]).
-//! - [`tcp`]: TCP exchanges, over reused connections ([`TcpPool`]) or one
-//!   of their own ([`tcp_exchange`]); the pool's decisions are pure in
-//!   `tcp/policy.rs`.
-//!
+//! - [`tcp`]: TCP exchanges over reused connections ([`TcpPool`]): the
+//!   pool and a query's tries in `tcp/mod.rs`, one connection in
+//!   `tcp/conn.rs`, one backend's connections and their readers in
+//!   `tcp/lane.rs`, the pure decisions in `tcp/policy.rs`.
 //! - [`error`]: [`UpstreamError`], why an exchange gave no response.
 //!
 //! Each item is re-exported here; the files import one another, never this
@@ -34,7 +34,4 @@ pub use accept::{DropCounters, Reject};
 pub use error::UpstreamError;
 pub use ids::LATE_GRACE;
 pub use sockets::{Family, ROTATE_AFTER, wear_budget};
-pub use tcp::{
-    Choice, TCP_CONNS, TCP_IDLE, TCP_PIPELINE, TCP_TRIES, TcpPool, choose, stall_after,
-    tcp_exchange,
-};
+pub use tcp::{Choice, TCP_CONNS, TCP_IDLE, TCP_PIPELINE, TCP_TRIES, TcpPool, choose, stall_after};

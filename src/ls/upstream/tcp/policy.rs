@@ -3,12 +3,31 @@
 //! ([`stall_after`], over RFC 6298 estimators: [`rtt_sample`]), the
 //! per-connection limit a backend shows ([`learnt_limit`]), the verdict on
 //! an answer no query waits for ([`unmatched`]), and the race of a query's
-//! copies ([`next`]).
+//! copies ([`next`]); and the pool's bounds (connections, pipelining,
+//! tries, idle time).
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::ls::upstream::accept::Reject;
+
+/// Connections kept open to one backend, at most.
+pub const TCP_CONNS: usize = 4;
+/// Queries in flight on one connection before another one is opened (the
+/// LS's own TCP server allows 64 per connection).
+pub const TCP_PIPELINE: usize = 32;
+/// A connection with nothing in flight for this long is closed.
+pub const TCP_IDLE: Duration = Duration::from_secs(10);
+/// Tries of one exchange at most: a connection that closes under a query
+/// (or is left as stalled) is replaced and the query asked again, while its
+/// deadline allows.
+pub const TCP_TRIES: u32 = 4;
+/// Tries not spent (a connection closed under a query after answering
+/// others: the backend's per-connection limit) of one exchange, at most.
+pub const SHED_MAX: u32 = 16;
+/// How long a learnt per-connection limit holds before it is learnt anew
+/// (the backend may have been restarted with another one).
+pub const PER_CONN_TTL: Duration = Duration::from_secs(60);
 
 /// A stall is never suspected sooner than this after a query's write.
 pub const STALL_MIN: Duration = Duration::from_millis(50);
