@@ -97,6 +97,10 @@ pub struct LsMetrics {
     pub loops_refused: AtomicU64,
     /// Health probe rounds completed.
     pub health_rounds: AtomicU64,
+    /// Reloads (SIGHUP) whose `[ls]` was applied.
+    pub reloads_applied: AtomicU64,
+    /// Reloads refused (a bad config, or no `[ls]` in it): the old one serves on.
+    pub reloads_refused: AtomicU64,
     /// Time from a client query's arrival to its answer (deferred answers).
     pub client_latency: LatencyHistogram,
     /// Upstream responses dropped as not matching.

@@ -240,6 +240,21 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
     }
     e.sample("dnslb_shed_total", &[("reason", "socket")], m.shed_socket());
     e.family(
+        "dnslb_reloads_total",
+        "counter",
+        "Reloads (SIGHUP) of the LS's [ls]: applied, or refused with the old config kept.",
+    );
+    for (result, c) in [
+        ("applied", &m.reloads_applied),
+        ("refused", &m.reloads_refused),
+    ] {
+        e.sample(
+            "dnslb_reloads_total",
+            &[("result", result)],
+            c.load(Relaxed),
+        );
+    }
+    e.family(
         "dnslb_client_latency_seconds",
         "histogram",
         "Time from a client query's arrival to its answer.",

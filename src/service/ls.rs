@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -226,10 +227,16 @@ impl LsService {
 /// change to a `[[ts]]`, which its child read at start (a HUP makes it reread
 /// its zone files, nothing else).
 pub(super) fn reload(started: &Config, ls: Option<(&LsConfig, &Balancer)>, children: bool) {
+    let refused = || {
+        if let Some((_, balancer)) = ls {
+            balancer.metrics().reloads_refused.fetch_add(1, Relaxed);
+        }
+    };
     let new = match Config::load(&started.path) {
         Ok(new) => new,
         Err(err) => {
             warn!(%err, "reload refused; old config keeps serving");
+            refused();
             return;
         }
     };
@@ -248,10 +255,12 @@ pub(super) fn reload(started: &Config, ls: Option<(&LsConfig, &Balancer)>, child
                 warn!(%keys, "reload: [ls] {keys} changed; only a restart applies them (the rest is applied now)");
             }
             balancer.reload(&new_ls);
+            balancer.metrics().reloads_applied.fetch_add(1, Relaxed);
             info!(backends = new_ls.backend.len(), "ls reload done");
         }
         (Some(_), None) => {
             warn!("reload refused: the new config has no [ls]; old one keeps serving");
+            refused();
         }
         (None, Some(_)) if children => {
             warn!("reload: the config now has an [ls]; only a restart of dnslb up starts it");

@@ -252,8 +252,15 @@ async fn ls_reload_applies_a_new_ls_and_refuses_a_bad_config() {
 
     // Back to `one`, but with a key out of range: refused whole.
     write_ls_config(&path, "timeout_ms = 0", 500, &[("one", one.addr)]);
+    let m = balancer.metrics();
+    assert_eq!(m.reloads_applied.load(Relaxed), 1);
     ls.send(Control::Reload);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = poll_until_async(LIMIT, Duration::from_millis(5), async || {
+        (m.reloads_refused.load(Relaxed) == 1).then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "the bad reload was never refused");
+    assert_eq!(m.reloads_applied.load(Relaxed), 1);
     assert_eq!(backend_names(&balancer), ["two"]);
     assert_eq!(
         a_of(addr, "www.r.test").await,
