@@ -8,12 +8,12 @@
 use std::cmp::Ordering;
 use std::path::Path;
 
-use data_encoding::BASE32HEX_NOPAD;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use super::source::SourceRecord;
 use super::wire::cmp_names;
+use super::zone::{key_of, owner_hash};
 
 /// How long before expiry a signature is worth a warning.
 const SOON_SECS: u32 = 86_400;
@@ -68,17 +68,6 @@ fn rdata_of(r: &SourceRecord, rtype: RecordType) -> Option<&[u8]> {
     }
 }
 
-/// `name` in wire form, lower-cased.
-fn wire_lower(name: &Name) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len() + 2);
-    for label in name.iter() {
-        out.push(label.len() as u8);
-        out.extend(label.iter().map(u8::to_ascii_lowercase));
-    }
-    out.push(0);
-    out
-}
-
 /// One link of a chain: where it is, the key of its owner, the key it
 /// says comes next (lower-cased wire names for NSEC, hashes for NSEC3).
 struct Link<'r> {
@@ -90,16 +79,15 @@ struct Link<'r> {
 /// The link of an NSEC or NSEC3 record.
 fn link(r: &SourceRecord, rtype: RecordType) -> Option<Link<'_>> {
     let rdata = rdata_of(r, rtype)?;
+    let owner = key_of(&r.name).ok()?;
     let (owner, next) = if rtype == RecordType::NSEC {
         let next = Name::read(&mut BinDecoder::new(rdata)).ok()?;
-        (wire_lower(&r.name), wire_lower(&next))
+        (owner, key_of(&next).ok()?)
     } else {
-        let label = r.name.iter().next()?.to_ascii_uppercase();
-        let owner = BASE32HEX_NOPAD.decode(&label).ok()?;
         let salt_len = usize::from(*rdata.get(4)?);
         let hash_len = usize::from(*rdata.get(5 + salt_len)?);
         let next = rdata.get(6 + salt_len..6 + salt_len + hash_len)?.to_vec();
-        (owner, next)
+        (owner_hash(&owner)?.to_vec(), next)
     };
     Some(Link {
         record: r,

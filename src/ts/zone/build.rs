@@ -46,7 +46,7 @@ pub(super) fn wire_into(name: &Name, out: &mut Vec<u8>) -> Result<(), BuildError
 }
 
 /// A name's wire form, lower-cased (an index key).
-fn key_of(name: &Name) -> Result<Vec<u8>, BuildError> {
+pub(crate) fn key_of(name: &Name) -> Result<Vec<u8>, BuildError> {
     let mut wire = Vec::with_capacity(name.len() + 2);
     wire_into(name, &mut wire)?;
     wire.make_ascii_lowercase();

@@ -54,7 +54,9 @@ mod store;
 mod write;
 
 pub use build::ZoneBuilder;
+pub(crate) use build::key_of;
 pub use catalog::Catalog;
+pub(crate) use nsec3::owner_hash;
 pub use store::SET_DO_ONLY;
 use store::Store;
 pub use write::Question;

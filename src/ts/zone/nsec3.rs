@@ -113,7 +113,7 @@ impl Nsec3Chain {
 }
 
 /// The hash an NSEC3 owner's first label spells in base32hex.
-fn owner_hash(owner: &[u8]) -> Option<[u8; HASH_LEN]> {
+pub(crate) fn owner_hash(owner: &[u8]) -> Option<[u8; HASH_LEN]> {
     let len = usize::from(*owner.first()?);
     let label = owner.get(1..1 + len)?.to_ascii_uppercase();
     let bytes = BASE32HEX_NOPAD.decode(&label).ok()?;
