@@ -33,49 +33,54 @@ const PROOFS_MAX: usize = 2 * WILDCARDS_MAX;
 /// Why a name has no answer of the type asked.
 #[derive(Clone, Copy)]
 pub(super) enum Denial<'z> {
-    /// The name does not exist (NXDOMAIN).
-    Missing,
+    /// The name does not exist (NXDOMAIN); how many of its labels lie
+    /// below its closest encloser, when the lookup found out.
+    Missing(Option<usize>),
     /// The name is an empty non-terminal (NODATA).
     Empty,
     /// The name exists without the type (NODATA).
     NoData(Entry<'z>),
-    /// The name matched this wildcard, which lacks the type (NODATA).
-    WildNoData(Entry<'z>),
+    /// The name matched this wildcard, which lacks the type (NODATA); how
+    /// many of its labels lie below the wildcard's parent, its closest encloser.
+    WildNoData(Entry<'z>, usize),
 }
 
 /// Where in the message the names answered from a wildcard are written.
 #[derive(Default)]
 pub(super) struct Wildcards {
-    at: [usize; WILDCARDS_MAX],
+    /// Each name's offset in the message, and how many of its labels lie
+    /// below its closest encloser.
+    at: [(usize, usize); WILDCARDS_MAX],
     n: usize,
 }
 
 impl Wildcards {
-    /// Notes the name at `at` as answered from a wildcard.
-    pub(super) fn note(&mut self, at: usize) {
+    /// Notes the name at `at` as answered from a wildcard `below` labels
+    /// under the name's closest encloser.
+    pub(super) fn note(&mut self, at: usize, below: usize) {
         if let Some(slot) = self.at.get_mut(self.n) {
-            *slot = at;
+            *slot = (at, below);
             self.n += 1;
         }
     }
 }
 
 /// The proofs already written, by owner (each name's arena bytes).
-struct Written1 {
+struct Seen {
     owners: [usize; PROOFS_MAX],
     n: usize,
 }
 
-impl Default for Written1 {
+impl Default for Seen {
     fn default() -> Self {
-        Written1 {
+        Seen {
             owners: [0; PROOFS_MAX],
             n: 0,
         }
     }
 }
 
-impl Written1 {
+impl Seen {
     /// True the first time `e` is offered.
     fn first(&mut self, e: &Entry<'_>) -> bool {
         let id = e.owner.as_ptr() as usize;
@@ -128,14 +133,15 @@ impl Zone {
             match denial {
                 Denial::NoData(e) => p.push(e, NSEC),
                 Denial::Empty => p.cover(key.bytes()),
-                Denial::Missing => {
+                Denial::Missing(below) => {
                     p.cover(key.bytes());
-                    let (_, encloser) = key.suffix(self.closest_encloser(key));
+                    let below = below.unwrap_or_else(|| self.closest_encloser(key));
+                    let (_, encloser) = key.suffix(below);
                     if let Some(wildcard) = Key::wildcard_of(encloser) {
                         p.cover(wildcard.bytes());
                     }
                 }
-                Denial::WildNoData(e) => {
+                Denial::WildNoData(e, _) => {
                     p.cover(key.bytes());
                     p.push(e, NSEC);
                 }
@@ -145,16 +151,15 @@ impl Zone {
                 // RFC 5155 §7.2.3, §7.2.4: the name's own NSEC3, or (an
                 // opt-out span's DS) the closest provable encloser proof.
                 Denial::NoData(_) | Denial::Empty => p.matching_or_encloser(key),
-                // §7.2.2: the closest encloser proof and the wildcard's cover.
-                Denial::Missing => {
-                    let skip = p.encloser_proof(key, self.closest_encloser(key));
-                    if let Some(wildcard) = Key::wildcard_of(key.suffix(skip).1) {
-                        p.hashed(wildcard.bytes());
-                    }
-                }
-                // §7.2.5: the closest encloser proof and the wildcard's match.
-                Denial::WildNoData(_) => {
-                    let skip = p.encloser_proof(key, self.closest_encloser(key));
+                // §7.2.2 and §7.2.5: the closest encloser proof, and the
+                // NSEC3 covering the wildcard (NXDOMAIN) or matching it
+                // (wildcard NODATA).
+                Denial::Missing(_) | Denial::WildNoData(..) => {
+                    let below = match denial {
+                        Denial::Missing(Some(below)) | Denial::WildNoData(_, below) => below,
+                        _ => self.closest_encloser(key),
+                    };
+                    let skip = p.encloser_proof(key, below);
                     if let Some(wildcard) = Key::wildcard_of(key.suffix(skip).1) {
                         p.hashed(wildcard.bytes());
                     }
@@ -175,15 +180,14 @@ impl Zone {
     ) {
         let notes = std::mem::take(wild);
         let mut p = Prover::new(self, msg, qname, w);
-        for &at in &notes.at[..notes.n] {
+        for &(at, below) in &notes.at[..notes.n] {
             let Some(key) = p.msg.get(at..).and_then(Key::read) else {
                 continue;
             };
             if !self.nsec.is_empty() {
                 p.cover(key.bytes());
             } else {
-                let skip = self.closest_encloser(&key);
-                p.hashed(key.suffix(skip - 1).1);
+                p.hashed(key.suffix(below - 1).1);
             }
         }
     }
@@ -233,7 +237,7 @@ struct Prover<'a, 'z> {
     msg: &'a mut Vec<u8>,
     qname: &'a Key,
     w: &'a mut Written,
-    done: Written1,
+    done: Seen,
 }
 
 impl<'a, 'z> Prover<'a, 'z> {
@@ -243,7 +247,7 @@ impl<'a, 'z> Prover<'a, 'z> {
             msg,
             qname,
             w,
-            done: Written1::default(),
+            done: Seen::default(),
         }
     }
 

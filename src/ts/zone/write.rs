@@ -22,11 +22,14 @@ pub(super) const MAX_CNAME_CHAIN: usize = 16;
 /// What a name is in a zone.
 enum Found<'z> {
     Node(Entry<'z>),
-    /// No such name, but the wildcard at its closest encloser (RFC 4592).
-    Wild(Entry<'z>),
+    /// No such name, but the wildcard at its closest encloser (RFC 4592),
+    /// that many labels up.
+    Wild(Entry<'z>, usize),
     /// Exists only as the parent of other names (or the apex with no records of its own).
     Empty,
-    Missing,
+    /// No such name; how many labels up its closest encloser is, when the
+    /// wildcard search found out.
+    Missing(Option<usize>),
 }
 
 /// How a question is asked: its name (lower-cased, as written at
@@ -160,8 +163,8 @@ impl Zone {
                 }
             }
             let (node, wildcard) = match self.find(&key) {
-                Found::Node(n) => (n, false),
-                Found::Wild(n) => (n, true),
+                Found::Node(n) => (n, None),
+                Found::Wild(n, below) => (n, Some(below)),
                 Found::Empty => {
                     if w.answers == first {
                         self.push_negative(msg, qname, w);
@@ -171,11 +174,11 @@ impl Zone {
                     }
                     return;
                 }
-                Found::Missing => {
+                Found::Missing(below) => {
                     w.rcode = ResponseCode::NXDomain;
                     self.push_negative(msg, qname, w);
                     if dnssec_ok {
-                        self.deny(msg, qname, &key, Denial::Missing, w);
+                        self.deny(msg, qname, &key, Denial::Missing(below), w);
                     }
                     return;
                 }
@@ -216,15 +219,14 @@ impl Zone {
                     if w.answers == before {
                         self.push_negative(msg, qname, w);
                         if dnssec_ok {
-                            let denial = if wildcard {
-                                Denial::WildNoData(node)
-                            } else {
-                                Denial::NoData(node)
+                            let denial = match wildcard {
+                                Some(below) => Denial::WildNoData(node, below),
+                                None => Denial::NoData(node),
                             };
                             self.deny(msg, qname, &key, denial, w);
                         }
-                    } else if wildcard {
-                        wild.note(owner_at);
+                    } else if let Some(below) = wildcard {
+                        wild.note(owner_at, below);
                     }
                     return;
                 }
@@ -234,8 +236,8 @@ impl Zone {
             if dnssec_ok {
                 w.answers += push_sigs(msg, owner_at, node, u16::from(RecordType::CNAME));
             }
-            if wildcard {
-                wild.note(owner_at);
+            if let Some(below) = wildcard {
+                wild.note(owner_at, below);
             }
             let Some(target) = msg.get(target_at[0]..).and_then(Key::read) else {
                 return;
@@ -297,13 +299,14 @@ impl Zone {
             };
         }
         if self.has_wildcards {
-            let (_, up) = key.suffix(self.closest_encloser(key));
+            let below = self.closest_encloser(key);
+            let (_, up) = key.suffix(below);
             return match Key::wildcard_of(up).and_then(|w| self.store.get(w.bytes())) {
-                Some(e) if !e.is_empty() => Found::Wild(e),
-                _ => Found::Missing,
+                Some(e) if !e.is_empty() => Found::Wild(e, below),
+                _ => Found::Missing(Some(below)),
             };
         }
-        Found::Missing
+        Found::Missing(None)
     }
 
     /// How many labels of `key` (a name absent from the zone) lie below its
