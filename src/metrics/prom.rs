@@ -85,6 +85,20 @@ impl Expo {
         let _ = writeln!(self.0, " {value}");
     }
 
+    /// A counter family of reloads (SIGHUP), `result` = `applied` or `refused`.
+    pub(super) fn reloads(
+        &mut self,
+        name: &str,
+        help: &str,
+        applied: &AtomicU64,
+        refused: &AtomicU64,
+    ) {
+        self.family(name, "counter", help);
+        for (result, c) in [("applied", applied), ("refused", refused)] {
+            self.sample(name, &[("result", result)], c.load(Relaxed));
+        }
+    }
+
     /// A family with one unlabelled counter.
     pub(super) fn counter(&mut self, name: &str, help: &str, value: u64) {
         self.family(name, "counter", help);
@@ -239,21 +253,12 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
         e.sample("dnslb_shed_total", &[("reason", reason)], c.load(Relaxed));
     }
     e.sample("dnslb_shed_total", &[("reason", "socket")], m.shed_socket());
-    e.family(
+    e.reloads(
         "dnslb_reloads_total",
-        "counter",
         "Reloads (SIGHUP) of the LS's [ls]: applied, or refused with the old config kept.",
+        &m.reloads_applied,
+        &m.reloads_refused,
     );
-    for (result, c) in [
-        ("applied", &m.reloads_applied),
-        ("refused", &m.reloads_refused),
-    ] {
-        e.sample(
-            "dnslb_reloads_total",
-            &[("result", result)],
-            c.load(Relaxed),
-        );
-    }
     e.family(
         "dnslb_client_latency_seconds",
         "histogram",

@@ -92,21 +92,12 @@ fn write_ts(e: &mut Expo, m: &TsMetrics) {
             c.load(Relaxed),
         );
     }
-    e.family(
+    e.reloads(
         "dnslb_ts_reloads_total",
-        "counter",
         "Reloads (SIGHUP): applied, or refused with the old zones kept.",
+        &m.reloads_applied,
+        &m.reloads_refused,
     );
-    for (result, c) in [
-        ("applied", &m.reloads_applied),
-        ("refused", &m.reloads_refused),
-    ] {
-        e.sample(
-            "dnslb_ts_reloads_total",
-            &[("result", result)],
-            c.load(Relaxed),
-        );
-    }
 }
 
 async fn ts_metrics(State(ts): State<Arc<TableServer>>) -> Response {
