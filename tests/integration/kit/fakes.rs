@@ -289,7 +289,9 @@ pub enum TcpStep {
     /// Answers with these bytes after the delay; the next queries on the
     /// connection are read meanwhile (answers go out of order).
     Answer(Duration, Vec<u8>),
-    /// Closes the connection after the delay, leaving this query unanswered.
+    /// Closes the connection after the delay, once the answers in flight
+    /// are written (as NSD does at its `tcp-query-count`: however busy the
+    /// machine, never before them), leaving this query unanswered.
     Close(Duration),
 }
 
@@ -320,6 +322,9 @@ pub fn serve_tcp(
                     match step(&q, nth, in_flight.load(Relaxed)) {
                         TcpStep::Close(after) => {
                             tokio::time::sleep(after).await;
+                            while in_flight.load(Relaxed) > 0 {
+                                tokio::time::sleep(Duration::from_millis(1)).await;
+                            }
                             let _ = wr.lock().await.shutdown().await;
                             return;
                         }

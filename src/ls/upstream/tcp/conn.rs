@@ -1,6 +1,6 @@
 //! One pooled TCP connection to a backend: the queries waiting on it by
 //! ID, the IDs of ended queries kept reserved (their answers count as late),
-//! registering and writing a query ([`send`]), and handing a response read
+//! registering a query where its connection is picked ([`register`]) and writing it ([`send`]), and handing a response read
 //! on it to its query ([`deliver`]). What a try on it came to is [`TryError`].
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -167,40 +167,50 @@ pub(super) enum TryError {
     Failed(UpstreamError),
 }
 
-/// Registers a query on `conn` under a free random ID, due by `deadline`,
-/// and writes it.
-pub(super) async fn send(
-    conn: Arc<Conn>,
-    len: u16,
-    query: &[u8],
+/// A query registered on a connection under a free random ID, not yet
+/// written: registered where the connection was picked (or before a new
+/// one is shown to other queries and its reader), so that nobody finds the
+/// connection used up and closes it in between.
+pub(super) struct Ticket {
+    registered: Registered,
+    rx: oneshot::Receiver<Vec<u8>>,
+}
+
+/// Registers a query with `question`, due by `deadline`, on `conn`.
+pub(super) fn register(
+    conn: &Arc<Conn>,
     question: &[u8],
     deadline: Instant,
-) -> Result<Sent, TryError> {
+) -> Result<Ticket, TryError> {
     let (tx, rx) = oneshot::channel();
+    let mut waiting = conn.waiting();
+    if conn.closed.load(Relaxed) {
+        return Err(conn.closed_under_query());
+    }
     let id = {
-        let mut waiting = conn.waiting();
-        if conn.closed.load(Relaxed) {
-            return Err(conn.closed_under_query());
-        }
-        let id = {
-            let late = conn.late();
-            random_free_id(|id| !waiting.contains_key(&id) && !late.contains_key(&id))
-        }
-        .ok_or(TryError::Failed(UpstreamError::Unusable))?;
-        waiting.insert(
-            id,
-            Pending {
-                question: question.to_vec(),
-                tx,
-            },
-        );
-        id
-    };
+        let late = conn.late();
+        random_free_id(|id| !waiting.contains_key(&id) && !late.contains_key(&id))
+    }
+    .ok_or(TryError::Failed(UpstreamError::Unusable))?;
+    waiting.insert(
+        id,
+        Pending {
+            question: question.to_vec(),
+            tx,
+        },
+    );
     let registered = Registered {
-        conn,
+        conn: conn.clone(),
         id,
         forget_at: deadline + LATE_GRACE,
     };
+    Ok(Ticket { registered, rx })
+}
+
+/// Writes the query of `ticket` (`query`, `len` bytes, its ID replaced by
+/// the ticket's) on its connection.
+pub(super) async fn send(ticket: Ticket, len: u16, query: &[u8]) -> Result<Sent, TryError> {
+    let Ticket { registered, rx } = ticket;
     let conn = &registered.conn;
     conn.last_used
         .store(crate::ls::backend::clock_ms(Instant::now()), Relaxed);
@@ -208,7 +218,7 @@ pub(super) async fn send(
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(query);
     if let Some(b) = framed.get_mut(2..4) {
-        b.copy_from_slice(&id.to_be_bytes());
+        b.copy_from_slice(&registered.id.to_be_bytes());
     }
     {
         let mut writer = conn.writer.lock().await;

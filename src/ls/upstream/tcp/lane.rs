@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::Instant;
 
-use super::conn::{Conn, Sent, deliver};
+use super::conn::{Conn, Sent, Ticket, TryError, deliver, register};
 use super::policy::{
     Choice, PER_CONN_TTL, TCP_CONNS, TCP_IDLE, TCP_PIPELINE, choose, learnt_limit, rtt_sample,
     stall_after,
@@ -54,7 +54,8 @@ impl Default for Lane {
 
 /// Where a query goes on a lane now.
 pub(super) enum Pick {
-    Use(Arc<Conn>),
+    /// Registered on an open connection.
+    Use(Ticket),
     Open,
     /// Every connection is used up (its per-connection limit reached) and
     /// no more may be opened: wait for one to close.
@@ -67,8 +68,12 @@ impl Lane {
     }
 
     /// The connection [`choose`] picks among those that take queries
-    /// (counted as sent on it at once), or to open one, or to wait.
-    pub(super) fn pick(&self) -> Pick {
+    /// (counted as sent on it, the query registered on it: [`register`]),
+    /// or to open one, or to wait.
+    ///
+    /// # Errors
+    /// [`TryError`] when the query cannot be registered on the picked one.
+    pub(super) fn pick(&self, question: &[u8], deadline: Instant) -> Result<Pick, TryError> {
         let mut conns = self.conns();
         let limit = self.limit();
         for c in conns.iter().filter(|c| c.used_up(limit)) {
@@ -81,19 +86,24 @@ impl Lane {
             .collect();
         let spent = conns.len() - usable.len();
         if usable.is_empty() && conns.len() >= TCP_CONNS {
-            return Pick::Wait;
+            return Ok(Pick::Wait);
         }
         let loads: Vec<usize> = usable.iter().map(|c| c.waiting().len()).collect();
         match choose(&loads, TCP_CONNS.saturating_sub(spent), TCP_PIPELINE) {
             Choice::Use(i) => match usable.get(i) {
                 Some(&c) => {
                     c.sent.fetch_add(1, Relaxed);
-                    Pick::Use(c.clone())
+                    register(c, question, deadline).map(Pick::Use)
                 }
-                None => Pick::Open,
+                None => Ok(Pick::Open),
             },
-            Choice::Open => Pick::Open,
+            Choice::Open => Ok(Pick::Open),
         }
+    }
+
+    /// Adds `conn`, just opened (its first query registered on it).
+    pub(super) fn add(&self, conn: Arc<Conn>) {
+        self.conns().push(conn);
     }
 
     /// The per-connection limit now: forgotten [`PER_CONN_TTL`] after it

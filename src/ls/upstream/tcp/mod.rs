@@ -56,7 +56,7 @@ use super::error::UpstreamError;
 mod conn;
 mod lane;
 mod policy;
-use conn::{Conn, Sent, TryError, send};
+use conn::{Conn, Sent, Ticket, TryError, register, send};
 use lane::{Lane, Pick, read_loop};
 pub use policy::{
     Choice, Event, Next, PER_CONN_TTL, SHED_MAX, STALL_MIN, TCP_CONNS, TCP_IDLE, TCP_PIPELINE,
@@ -136,8 +136,8 @@ impl TcpPool {
                     return Err(UpstreamError::Unusable);
                 }
                 let asked = async {
-                    let conn = self.conn(&lane, addr).await.map_err(TryError::Failed)?;
-                    send(conn, len, query, question, deadline).await
+                    let ticket = self.ticket(&lane, addr, question, deadline).await?;
+                    send(ticket, len, query).await
                 };
                 // The left copy's answer is taken while another is asked
                 // (its connection closing disables its branch).
@@ -176,22 +176,29 @@ impl TcpPool {
             .map_err(|_| UpstreamError::Timeout)?
     }
 
-    /// A connection to `addr` for one more query: an open one, or a new
-    /// one, waiting for one to close while every one is used up.
-    async fn conn(&self, lane: &Arc<Lane>, addr: SocketAddr) -> Result<Arc<Conn>, UpstreamError> {
+    /// The query with `question` registered on a connection to `addr`: an
+    /// open one, or a new one, waiting for one to close while every one is
+    /// used up.
+    async fn ticket(
+        &self,
+        lane: &Arc<Lane>,
+        addr: SocketAddr,
+        question: &[u8],
+        deadline: Instant,
+    ) -> Result<Ticket, TryError> {
         let _opening = loop {
             // Registered before the pick, so a close in between is not missed.
             let closed = lane.closed.notified();
-            match lane.pick() {
-                Pick::Use(c) => return Ok(c),
+            match lane.pick(question, deadline)? {
+                Pick::Use(t) => return Ok(t),
                 Pick::Wait => closed.await,
                 Pick::Open => {
                     let opening = lane.opening.lock().await;
                     // Another query may have opened one meanwhile (and
                     // reached the bound): picked again under the lock.
                     let closed = lane.closed.notified();
-                    match lane.pick() {
-                        Pick::Use(c) => return Ok(c),
+                    match lane.pick(question, deadline)? {
+                        Pick::Use(t) => return Ok(t),
                         Pick::Wait => {
                             drop(opening);
                             closed.await;
@@ -201,8 +208,9 @@ impl TcpPool {
                 }
             }
         };
-        let s = TcpStream::connect(addr).await?;
-        s.set_nodelay(true)?;
+        let fail = |e: std::io::Error| TryError::Failed(e.into());
+        let s = TcpStream::connect(addr).await.map_err(fail)?;
+        s.set_nodelay(true).map_err(fail)?;
         self.opened.fetch_add(1, Relaxed);
         let (rd, wr) = s.into_split();
         let conn = Arc::new(Conn {
@@ -217,14 +225,13 @@ impl TcpPool {
             retired: AtomicBool::new(false),
             stop: self.token.child_token(),
         });
-        lane.conns().push(conn.clone());
-        self.tracker.spawn(read_loop(
-            lane.clone(),
-            conn.clone(),
-            rd,
-            self.drops.clone(),
-        ));
-        Ok(conn)
+        // Its query registered before anyone else sees it: with nothing
+        // waiting on it and its limit taken, it would be closed as used up.
+        let ticket = register(&conn, question, deadline)?;
+        lane.add(conn.clone());
+        self.tracker
+            .spawn(read_loop(lane.clone(), conn, rd, self.drops.clone()));
+        Ok(ticket)
     }
 }
 
@@ -362,6 +369,63 @@ mod tests {
         let opened = pool.opened.load(Relaxed);
         assert!(opened <= TCP_CONNS as u64, "{opened} connections opened");
         assert!(accepted.load(Relaxed) <= TCP_CONNS);
+        pool.shutdown().await;
+        server.abort();
+    }
+
+    /// With a learnt limit of one query per connection, every connection
+    /// opened carries its query: none is closed as used up (by its reader
+    /// or another query's pick) between its opening and its query's
+    /// registration, which cost the query a try and, four times over,
+    /// failed it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_opened_for_a_query_carries_it() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (accepted, asked) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (a, q) = (accepted.clone(), asked.clone());
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = listener.accept().await {
+                a.fetch_add(1, Relaxed);
+                let q = q.clone();
+                tokio::spawn(async move {
+                    let mut len = [0u8; 2];
+                    if s.read_exact(&mut len).await.is_ok() {
+                        let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                        if s.read_exact(&mut msg).await.is_ok() {
+                            q.fetch_add(1, Relaxed);
+                            msg[2] |= 0x80; // QR: the query echoed as its answer
+                            let _ = s.write_all(&len).await;
+                            let _ = s.write_all(&msg).await;
+                        }
+                    }
+                    let mut rest = Vec::new();
+                    let _ = s.read_to_end(&mut rest).await;
+                });
+            }
+        });
+        let pool = TcpPool::new(Arc::new(DropCounters::default()));
+        let lane = pool.lanes().entry(addr).or_default().clone();
+        lane.per_conn.store(1, Relaxed);
+        lane.learnt_ms
+            .store(crate::ls::backend::clock_ms(Instant::now()), Relaxed);
+        let question = b"\x03www\x04test\x00\x00\x01\x00\x01";
+        let mut query = vec![0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        query.extend_from_slice(question);
+        let n = 200;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let asks = (0..n).map(|_| pool.exchange(addr, &query, question, deadline));
+        let failed = futures_util::future::join_all(asks)
+            .await
+            .iter()
+            .filter(|r| r.is_err())
+            .count();
+        let (opened, asked) = (accepted.load(Relaxed), asked.load(Relaxed));
+        assert!(
+            failed == 0 && opened == n && asked == n,
+            "{failed} of {n} failed; {opened} connections opened, {asked} carried a query"
+        );
         pool.shutdown().await;
         server.abort();
     }
