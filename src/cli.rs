@@ -219,6 +219,7 @@ impl TsArgs {
                     notify: Vec::new(),
                     fault: Fault::default(),
                     nsid: None,
+                    dnssec: None,
                 };
                 (settings, listen)
             }

@@ -90,7 +90,7 @@ pub use error::ConfigError;
 pub use ls::{
     BackendConfig, HealthConfig, HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy,
 };
-pub use ts::{Fault, OnMiss, TsConfig};
+pub use ts::{Denial, Dnssec, DnssecAlgorithm, Fault, OnMiss, TsConfig};
 pub(crate) use validate::MAX_STICKY_SIZE;
 pub use values::{ProbeQuestion, ValueError, parse_name};
 
@@ -188,6 +188,11 @@ impl Config {
                 if zone.is_relative() {
                     *zone = folder.join(&*zone);
                 }
+            }
+            if let Some(d) = &mut ts.dnssec
+                && d.keys.is_relative()
+            {
+                d.keys = folder.join(&d.keys);
             }
         }
         Ok(config)

@@ -20,6 +20,42 @@ keyword_enum! {
     }
 }
 
+keyword_enum! {
+    /// `ts.dnssec.algorithm`: the algorithm of the keys the TS signs with.
+    DnssecAlgorithm, default EcdsaP256Sha256 {
+        /// ECDSA P-256 with SHA-256 (algorithm 13, RFC 6605).
+        EcdsaP256Sha256 = "ecdsap256sha256",
+        /// Ed25519 (algorithm 15, RFC 8080).
+        Ed25519 = "ed25519",
+    }
+}
+
+keyword_enum! {
+    /// `ts.dnssec.denial`: how the TS's signed zones prove that names and types
+    /// do not exist.
+    Denial, default Nsec {
+        /// NSEC (RFC 4034): owner names in the clear.
+        Nsec = "nsec",
+        /// NSEC3 (RFC 5155) as RFC 9276 asks: SHA-1, 0 iterations, no salt, no opt-out.
+        Nsec3 = "nsec3",
+    }
+}
+
+/// `ts.dnssec`: the TS signs its zones (PROJ tables and unsigned zone files) itself.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dnssec {
+    /// Folder of the zones' keys, in BIND's `K<zone>+<alg>+<tag>.key/.private` files
+    /// (made on first start when absent); relative to the config file's folder.
+    pub keys: PathBuf,
+    /// Algorithm of the keys made and used. \[ecdsap256sha256\]
+    #[serde(default)]
+    pub algorithm: DnssecAlgorithm,
+    /// Denial of existence. \[nsec\]
+    #[serde(default)]
+    pub denial: Denial,
+}
+
 /// `[[ts]]`: one table server.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +99,10 @@ pub struct TsConfig {
     /// \[none\]
     #[serde(default)]
     pub nsid: Option<String>,
+    /// Sign the zones it serves from PROJ tables and unsigned zone files; `None` (key
+    /// omitted): served as read (unsigned, or pre-signed). \[off\]
+    #[serde(default)]
+    pub dnssec: Option<Dnssec>,
 }
 
 /// Longest `ts.nsid`, in bytes: the OPT that carries it (4 + 128 bytes of option,
@@ -96,6 +136,7 @@ impl TsConfig {
             workers: None,
             metrics: None,
             nsid: None,
+            dnssec: None,
         }
     }
 

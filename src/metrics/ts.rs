@@ -142,6 +142,7 @@ mod tests {
             notify: Vec::new(),
             fault: crate::config::Fault::default(),
             nsid: None,
+            dnssec: None,
         };
         TableServer::load(settings).unwrap()
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
-use crate::config::{Fault, OnMiss, TsConfig, ValueError, parse_name};
+use crate::config::{Dnssec, Fault, OnMiss, TsConfig, ValueError, parse_name};
 
 /// What a TS serves and how.
 #[derive(Debug, Clone)]
@@ -29,6 +29,8 @@ pub struct TsSettings {
     pub fault: Fault,
     /// Name server identifier returned to queries that ask for it (RFC 5001).
     pub nsid: Option<String>,
+    /// Sign the zones served (keys, algorithm, denial); `None`: served as read.
+    pub dnssec: Option<Dnssec>,
 }
 
 impl TsSettings {
@@ -45,6 +47,7 @@ impl TsSettings {
             notify: c.notify.clone(),
             fault: c.fault,
             nsid: c.nsid.clone(),
+            dnssec: c.dnssec.clone(),
         }
     }
 }
