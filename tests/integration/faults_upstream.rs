@@ -34,6 +34,33 @@ async fn ls(backends: &[(&str, SocketAddr)], timeout_ms: u64) -> TestLs {
     kit::start_ls(cfg).await
 }
 
+/// A UDP socket on 127.0.0.1 with a 4 MiB receive buffer (as much as
+/// `net.core.rmem_max` allows).
+fn client_socket() -> UdpSocket {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    let _ = s.set_recv_buffer_size(4 << 20);
+    s.set_nonblocking(true).unwrap();
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    UdpSocket::from_std(s.into()).unwrap()
+}
+
+/// Datagrams the kernel dropped so far because a socket's receive buffer
+/// was full (every UDP socket of the machine: `RcvbufErrors`).
+fn udp_rcvbuf_errors() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A plain query for `name` A with `id`, as bytes, optionally with an OPT of `size`.
 fn raw_query(name: &str, size: Option<u16>) -> Vec<u8> {
     kit::query(name, RecordType::A, size).to_vec().unwrap()
@@ -57,8 +84,14 @@ async fn four_hundred_thousand_queries_with_upstream_loss_never_servfail() {
     let ts = ts(&dir, 0.01).await;
     let ls = ls(&[("ts", ts.addr)], TIMEOUT_MS).await;
     let query = raw_query("www.example.", None);
-    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // 200 answers in flight fill the default receive buffer (each costs
+    // about 1 KiB of it): a client that falls behind on a busy machine loses
+    // answers in its own socket, which says nothing of the LS. A larger
+    // buffer (as dnsperf sets), and the kernel's count of such drops taken
+    // before and after, keep the test about the LS.
+    let sock = client_socket();
     sock.connect(ls.addr).await.unwrap();
+    let dropped_before = udp_rcvbuf_errors();
     let started = Instant::now();
     let (mut sent, mut got) = (0u32, 0u32);
     let mut rcodes = [0u32; 16];
@@ -83,10 +116,11 @@ async fn four_hundred_thousand_queries_with_upstream_loss_never_servfail() {
             // Nothing for three deadlines: what is still out must have been
             // shed (and counted so), not lost by the LS.
             let missing = u64::from(sent - got);
+            let dropped = udp_rcvbuf_errors() - dropped_before;
             assert!(
-                unanswered + missing <= shed(),
+                unanswered + missing <= shed() + dropped,
                 "no answer for 3 s after {got} answers, {sent} sent, {unanswered} shed before, \
-                 shed in all {}: {rcodes:?}",
+                 shed in all {}, {dropped} datagrams dropped by full receive buffers: {rcodes:?}",
                 shed()
             );
             unanswered += missing;
