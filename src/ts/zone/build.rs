@@ -54,7 +54,7 @@ pub(crate) fn key_of(name: &Name) -> Result<Vec<u8>, BuildError> {
 }
 
 /// Encodes `data`'s RDATA, names uncompressed, into `out` (cleared first).
-fn rdata_into(data: &RData, out: &mut Vec<u8>) -> Result<(), BuildError> {
+pub(super) fn rdata_into(data: &RData, out: &mut Vec<u8>) -> Result<(), BuildError> {
     out.clear();
     // The types of a big table, written directly.
     match data {
@@ -326,16 +326,53 @@ impl ZoneBuilder {
         wire_into(&rec.name, &mut self.scratch).map_err(err)?;
         let owner = self.owners.intern(&self.scratch).map_err(err)?;
         rdata_into(&rec.data, &mut self.scratch).map_err(err)?;
-        let rdata_at = u32::try_from(self.rdata.len()).map_err(|_| err(BuildError::RdataOver4G))?;
-        self.rdata.extend_from_slice(&self.scratch);
+        let rdata = std::mem::take(&mut self.scratch);
+        let at = (file_idx, rec.line);
+        let pushed = self.push(owner, u16::from(rtype), rec.ttl, at, &rdata);
+        self.scratch = rdata;
+        pushed.map_err(err)
+    }
+
+    /// Adds one record given in wire form (owner uncompressed, as spelled),
+    /// with no file behind it: one a signer made, or one of a compiled zone
+    /// being signed again. The SOA is [`Self::set_soa`]'s.
+    pub(super) fn add_wire(
+        &mut self,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> Result<(), BuildError> {
+        let owner = self.owners.intern(owner)?;
+        self.push(owner, rtype, ttl, (usize::MAX, usize::MAX), rdata)
+    }
+
+    /// Sets the zone's SOA (from the zone being signed again), and the
+    /// file and line it came from.
+    pub(super) fn set_soa(&mut self, ttl: u32, soa: RData, source: Option<(usize, usize)>) {
+        self.soa = Some((ttl, soa));
+        self.soa_source = source;
+    }
+
+    fn push(
+        &mut self,
+        owner: u32,
+        rtype: u16,
+        ttl: u32,
+        (file, line): (usize, usize),
+        rdata: &[u8],
+    ) -> Result<(), BuildError> {
+        let rdata_at = u32::try_from(self.rdata.len()).map_err(|_| BuildError::RdataOver4G)?;
+        let rdata_len = u16::try_from(rdata.len()).map_err(|_| BuildError::RdataOver64K)?;
+        self.rdata.extend_from_slice(rdata);
         self.pending.push(Pending {
             owner,
-            rtype: u16::from(rtype),
-            file: u32::try_from(file_idx).unwrap_or(u32::MAX),
-            ttl: rec.ttl,
-            line: u32::try_from(rec.line).unwrap_or(u32::MAX),
+            rtype,
+            file: u32::try_from(file).unwrap_or(u32::MAX),
+            ttl,
+            line: u32::try_from(line).unwrap_or(u32::MAX),
             rdata_at,
-            rdata_len: self.scratch.len() as u16,
+            rdata_len,
         });
         Ok(())
     }
@@ -522,6 +559,7 @@ impl ZoneBuilder {
             has_delegations,
             has_wildcards,
             has_dnames,
+            signed: None,
         };
         zone.compile_soa().map_err(|reason| {
             let (idx, line) = zone.soa_source.unwrap_or((0, 0));

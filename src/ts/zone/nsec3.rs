@@ -72,27 +72,9 @@ impl Nsec3Chain {
         }))
     }
 
-    /// The hash of `name` (a lower-cased wire name), RFC 5155 §5, computed
-    /// on the stack.
+    /// The hash of `name` (a lower-cased wire name) in this chain.
     pub(super) fn hash(&self, name: &[u8]) -> [u8; HASH_LEN] {
-        // A name and a salt are at most 255 bytes each.
-        let mut buf = [0u8; 2 * 255];
-        let salt = &self.salt[..self.salt.len().min(255)];
-        let name = &name[..name.len().min(255)];
-        buf[..name.len()].copy_from_slice(name);
-        buf[name.len()..name.len() + salt.len()].copy_from_slice(salt);
-        let mut out = [0u8; HASH_LEN];
-        out.copy_from_slice(
-            digest(&SHA1_FOR_LEGACY_USE_ONLY, &buf[..name.len() + salt.len()]).as_ref(),
-        );
-        buf[HASH_LEN..HASH_LEN + salt.len()].copy_from_slice(salt);
-        for _ in 0..self.iterations {
-            buf[..HASH_LEN].copy_from_slice(&out);
-            out.copy_from_slice(
-                digest(&SHA1_FOR_LEGACY_USE_ONLY, &buf[..HASH_LEN + salt.len()]).as_ref(),
-            );
-        }
-        out
+        nsec3_hash(name, &self.salt, self.iterations)
     }
 
     /// The NSEC3 that matches or covers the hash of `name` (lower-cased).
@@ -110,6 +92,29 @@ impl Nsec3Chain {
             Hashed::Covered(e)
         })
     }
+}
+
+/// The hash of `name` (a lower-cased wire name), RFC 5155 §5, computed on
+/// the stack.
+pub(super) fn nsec3_hash(name: &[u8], salt: &[u8], iterations: u16) -> [u8; HASH_LEN] {
+    // A name and a salt are at most 255 bytes each.
+    let mut buf = [0u8; 2 * 255];
+    let salt = &salt[..salt.len().min(255)];
+    let name = &name[..name.len().min(255)];
+    buf[..name.len()].copy_from_slice(name);
+    buf[name.len()..name.len() + salt.len()].copy_from_slice(salt);
+    let mut out = [0u8; HASH_LEN];
+    out.copy_from_slice(
+        digest(&SHA1_FOR_LEGACY_USE_ONLY, &buf[..name.len() + salt.len()]).as_ref(),
+    );
+    buf[HASH_LEN..HASH_LEN + salt.len()].copy_from_slice(salt);
+    for _ in 0..iterations {
+        buf[..HASH_LEN].copy_from_slice(&out);
+        out.copy_from_slice(
+            digest(&SHA1_FOR_LEGACY_USE_ONLY, &buf[..HASH_LEN + salt.len()]).as_ref(),
+        );
+    }
+    out
 }
 
 /// The hash an NSEC3 owner's first label spells in base32hex.

@@ -1,0 +1,642 @@
+//! Signing a zone the TS serves (SPEC §4 "Signed zones", signed by the TS):
+//! [`Zone::sign`] takes a compiled zone (unsigned, or signed here before:
+//! its DNSSEC records are dropped and made anew), and compiles a new one
+//! holding what a pre-signed zone file would: the DNSKEY RRset, an RRSIG
+//! for every authoritative RRset (RFC 4035 §2.2: not the NS RRset of a
+//! delegation, not glue), and the NSEC chain (RFC 4035 §2.3) or the NSEC3
+//! chain with NSEC3PARAM (RFC 5155 §7.1, RFC 9276's parameters). The
+//! answer path then serves it as it serves a pre-signed zone.
+//!
+//! The names are walked in canonical order, in rounds of [`ROUND`] names
+//! signed on every core ([`std::thread::available_parallelism`]), each
+//! round's records handed to the zone builder before the next, so a big
+//! table never sits in memory as decoded records. The keys come in as
+//! [`Keys`] (files and their timing: `ts/keys`). The zone remembers its
+//! unsigned data's digest, its key tags and its validity ([`Signature`]):
+//! a reload of the same data with the same keys keeps it, and the signer
+//! refreshes it before [`Signature::refresh_at`].
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use hickory_proto::rr::RData;
+use ring::digest::{Context, SHA256};
+
+use super::Zone;
+use super::build::{ZoneBuilder, rdata_into as encode_rdata};
+use super::nsec3::{HASH_LEN, nsec3_hash};
+use super::store::{Entry, RRSIG, SET_DO_ONLY, be32};
+use crate::config::Denial;
+use crate::ts::source::{BuildError, ZoneError};
+use crate::ts::wire::{Key, cmp_names};
+
+mod canonical;
+mod denial;
+
+const NS: u16 = 2;
+const SOA: u16 = 6;
+const DS: u16 = 43;
+const NSEC: u16 = 47;
+const DNSKEY: u16 = 48;
+const NSEC3: u16 = 50;
+const NSEC3PARAM: u16 = 51;
+const CDS: u16 = 59;
+const CDNSKEY: u16 = 60;
+
+/// How long a signature is valid (SPEC §4: 14 days).
+pub(crate) const VALIDITY: u32 = 14 * 86_400;
+/// How far before the signing time a signature's validity starts (clocks
+/// of validators run behind).
+pub(crate) const BACKDATE: u32 = 3600;
+/// Names signed per round (the records of one round are held at once).
+const ROUND: usize = 16_384;
+
+/// A key that signs RRsets.
+pub trait RrsetSigner: Sync {
+    /// Its key tag (RFC 4034 Appendix B).
+    fn tag(&self) -> u16;
+    /// Its algorithm number.
+    fn algorithm(&self) -> u8;
+    /// The signature field of an RRSIG over `data`.
+    ///
+    /// # Errors
+    /// [`SignError::Crypto`] when the crypto library fails.
+    fn sign(&self, data: &[u8]) -> Result<Vec<u8>, SignError>;
+}
+
+/// The keys a zone is signed with.
+pub struct Keys<'k> {
+    /// The DNSKEY RDATA of every published key.
+    pub dnskeys: Vec<Vec<u8>>,
+    /// The keys that sign the DNSKEY, CDS and CDNSKEY RRsets.
+    pub for_keys: Vec<&'k dyn RrsetSigner>,
+    /// The keys that sign every other RRset.
+    pub for_data: Vec<&'k dyn RrsetSigner>,
+}
+
+/// Why a zone could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// No active key for the DNSKEY RRset or for the data.
+    #[error("no active key to sign with")]
+    NoKey,
+    /// The crypto library refused to sign.
+    #[error("key {tag} could not sign")]
+    Crypto {
+        /// The key's tag.
+        tag: u16,
+    },
+    /// A signing thread died.
+    #[error("a signing thread failed")]
+    Worker,
+    /// A record could not be encoded.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The signed zone could not be compiled.
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+}
+
+/// What a zone signed by the TS remembers of its signing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// SHA-256 of the unsigned data (records, SOA but its serial).
+    pub data: [u8; 32],
+    /// The tags of the keys published and used.
+    pub tags: Vec<u16>,
+    /// Validity of every signature, seconds since the epoch.
+    pub inception: u32,
+    /// When every signature expires, seconds since the epoch.
+    pub expiration: u32,
+    /// The denial of existence it carries.
+    pub denial: Denial,
+}
+
+impl Signature {
+    /// When the signatures are made anew: a tenth of their life before
+    /// they expire (SPEC §4).
+    pub fn refresh_at(&self) -> u32 {
+        self.expiration
+            .saturating_sub(self.expiration.saturating_sub(self.inception) / 10)
+    }
+}
+
+/// Where a name stands in the zone being signed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Apex,
+    /// Authoritative data.
+    Data,
+    /// A delegation point: only its DS (and denial) is signed.
+    Cut,
+    /// An empty non-terminal: an NSEC3 of its own, no NSEC.
+    Empty,
+    /// Below a delegation (glue, occluded data): kept, never signed.
+    Below,
+}
+
+/// A record a round made: owner (as spelled), type, TTL, RDATA, appended to
+/// one buffer.
+#[derive(Default)]
+struct Out(Vec<u8>);
+
+impl Out {
+    fn push(&mut self, owner: &[u8], rtype: u16, ttl: u32, rdata: &[u8]) {
+        self.0.push(owner.len() as u8);
+        self.0.extend_from_slice(owner);
+        self.0.extend_from_slice(&rtype.to_be_bytes());
+        self.0.extend_from_slice(&ttl.to_be_bytes());
+        self.0
+            .extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        self.0.extend_from_slice(rdata);
+    }
+
+    /// Hands every record to `b`.
+    fn drain_into(&self, b: &mut ZoneBuilder) -> Result<(), BuildError> {
+        let buf = &self.0;
+        let mut pos = 0;
+        while let Some(&n) = buf.get(pos) {
+            let n = usize::from(n);
+            let (owner, head) = (&buf[pos + 1..pos + 1 + n], pos + 1 + n);
+            let rtype = u16::from_be_bytes([buf[head], buf[head + 1]]);
+            let ttl = be32(buf, head + 2);
+            let len = usize::from(u16::from_be_bytes([buf[head + 6], buf[head + 7]]));
+            let rdata = &buf[head + 8..head + 8 + len];
+            b.add_wire(owner, rtype, ttl, rdata)?;
+            pos = head + 8 + len;
+        }
+        Ok(())
+    }
+}
+
+/// The RRsets of `e` a signer keeps (its DNSSEC records are made anew).
+fn kept<'s>(e: &Entry<'s>) -> impl Iterator<Item = super::store::Set<'s>> + 's {
+    e.sets().filter(|s| {
+        s.flags & SET_DO_ONLY == 0 && !matches!(s.rtype, RRSIG | NSEC | DNSKEY | NSEC3 | NSEC3PARAM)
+    })
+}
+
+/// One signing of one zone.
+struct Signer<'a, 'k> {
+    keys: &'a Keys<'k>,
+    denial: Denial,
+    /// The origin, lower-cased wire name (the RRSIGs' signer).
+    origin: Vec<u8>,
+    names: Vec<(Entry<'a>, Kind)>,
+    /// For each name in the NSEC chain, the index of the next one.
+    next: Vec<u32>,
+    soa: (u32, Vec<u8>),
+    /// TTL of NSEC and NSEC3 records (RFC 9077: the negative answer's).
+    denial_ttl: u32,
+    inception: u32,
+    expiration: u32,
+}
+
+impl Zone {
+    /// This zone signed with `keys` at `now` (seconds since the epoch), its
+    /// SOA serial `serial`. See the module docs.
+    ///
+    /// # Errors
+    /// [`SignError`]: no key, a key that cannot sign, or a zone too large.
+    pub fn sign(
+        &self,
+        keys: &Keys<'_>,
+        denial: Denial,
+        serial: u32,
+        now: u32,
+    ) -> Result<Zone, SignError> {
+        if keys.for_keys.is_empty() || keys.for_data.is_empty() || keys.dnskeys.is_empty() {
+            return Err(SignError::NoKey);
+        }
+        let data = self.data_digest();
+        let mut soa = self.soa.clone();
+        if let RData::SOA(s) = &mut soa {
+            s.serial = serial;
+        }
+        let mut soa_rdata = Vec::new();
+        encode_rdata(&soa, &mut soa_rdata)?;
+        let minimum = match &soa {
+            RData::SOA(s) => s.minimum,
+            _ => self.soa_ttl,
+        };
+        let signer = Signer::plan(self, keys, denial, (self.soa_ttl, soa_rdata), now);
+        let signer = Signer {
+            denial_ttl: self.soa_ttl.min(minimum),
+            ..signer
+        };
+        let mut b = ZoneBuilder::new(self.origin.clone(), 0);
+        run_rounds(signer.names.len(), |i, out| signer.name(i, out), &mut b)?;
+        if denial == Denial::Nsec3 {
+            let mut hashed: Vec<([u8; HASH_LEN], u32)> = (0..signer.names.len())
+                .filter(|&i| signer.names[i].1 != Kind::Below)
+                .map(|i| (signer.hash(i), i as u32))
+                .collect();
+            hashed.sort_unstable();
+            run_rounds(hashed.len(), |k, out| signer.nsec3(&hashed, k, out), &mut b)?;
+        }
+        b.set_soa(self.soa_ttl, soa.clone(), self.soa_source);
+        let ttl = self.soa_ttl;
+        let mut zone = b.finish(&[], |_, _| (ttl, soa_of(&soa)))?;
+        zone.soa_synthesized = self.soa_synthesized;
+        zone.signed = Some(Arc::new(Signature {
+            data,
+            tags: keys
+                .for_keys
+                .iter()
+                .chain(&keys.for_data)
+                .map(|k| k.tag())
+                .collect(),
+            inception: signer.inception,
+            expiration: signer.expiration,
+            denial,
+        }));
+        Ok(zone)
+    }
+
+    /// What this zone's signing remembers, when the TS signed it.
+    pub fn signature(&self) -> Option<&Signature> {
+        self.signed.as_deref()
+    }
+
+    /// SHA-256 of the records and of the SOA but its serial: of the data
+    /// before signing, for a zone the TS signed.
+    pub(super) fn data_digest(&self) -> [u8; 32] {
+        if let Some(s) = &self.signed {
+            return s.data;
+        }
+        let mut c = Context::new(&SHA256);
+        c.update(&self.store.arena);
+        c.update(&self.soa_ttl.to_be_bytes());
+        let mut soa = self.soa.clone();
+        if let RData::SOA(s) = &mut soa {
+            s.serial = 0;
+        }
+        let mut bytes = Vec::new();
+        if encode_rdata(&soa, &mut bytes).is_ok() {
+            c.update(&bytes);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(c.finish().as_ref());
+        out
+    }
+}
+
+/// The SOA inside `data` (the zone's SOA is always one).
+fn soa_of(data: &RData) -> hickory_proto::rr::rdata::SOA {
+    match data {
+        RData::SOA(s) => s.clone(),
+        _ => hickory_proto::rr::rdata::SOA::new(
+            hickory_proto::rr::Name::root(),
+            hickory_proto::rr::Name::root(),
+            0,
+            0,
+            0,
+            0,
+            0,
+        ),
+    }
+}
+
+/// Runs `work` for each of `0..n` on every core, in rounds of [`ROUND`],
+/// handing each round's records to `b` before the next.
+fn run_rounds(
+    n: usize,
+    work: impl Fn(usize, &mut Out) -> Result<(), SignError> + Sync,
+    b: &mut ZoneBuilder,
+) -> Result<(), SignError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut start = 0;
+    while start < n {
+        let end = n.min(start + ROUND);
+        let per = (end - start).div_ceil(threads);
+        let outs: Vec<Result<Out, SignError>> = std::thread::scope(|s| {
+            let work = &work;
+            let handles: Vec<_> = (start..end)
+                .step_by(per.max(1))
+                .map(|from| {
+                    let to = end.min(from + per);
+                    s.spawn(move || {
+                        let mut out = Out::default();
+                        for i in from..to {
+                            work(i, &mut out)?;
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(Err(SignError::Worker)))
+                .collect()
+        });
+        for out in outs {
+            out?.drain_into(b)?;
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+impl<'a, 'k> Signer<'a, 'k> {
+    /// The names of `zone` in canonical order, each with its [`Kind`].
+    fn plan(
+        zone: &'a Zone,
+        keys: &'a Keys<'k>,
+        denial: Denial,
+        soa: (u32, Vec<u8>),
+        now: u32,
+    ) -> Signer<'a, 'k> {
+        let origin = zone.origin_key.to_vec();
+        let apex_labels = Key::read(&origin).map_or(0, |k| k.labels());
+        let mut entries: Vec<Entry<'a>> = zone.store.entries().filter(|e| !e.is_nsec3()).collect();
+        entries.sort_unstable_by(|a, b| cmp_names(a.owner, b.owner));
+        let cuts: HashSet<Vec<u8>> = entries
+            .iter()
+            .filter(|e| kept(e).any(|s| s.rtype == NS))
+            .map(|e| e.owner.to_ascii_lowercase())
+            .filter(|k| *k != origin)
+            .collect();
+        let names: Vec<(Entry<'a>, Kind)> = entries
+            .into_iter()
+            .map(|e| {
+                let key = Key::read(e.owner);
+                let below = key.as_ref().is_some_and(|k| {
+                    (1..k.labels().saturating_sub(apex_labels))
+                        .any(|skip| cuts.contains(k.suffix(skip).1))
+                });
+                let kind = if key.as_ref().is_some_and(|k| k.bytes() == origin.as_slice()) {
+                    Kind::Apex
+                } else if below {
+                    Kind::Below
+                } else if key.as_ref().is_some_and(|k| cuts.contains(k.bytes())) {
+                    Kind::Cut
+                } else if kept(&e).next().is_none() {
+                    Kind::Empty
+                } else {
+                    Kind::Data
+                };
+                (e, kind)
+            })
+            .collect();
+        // The NSEC chain: apex, data and delegations, wrapping to the apex.
+        let mut next = vec![0u32; names.len()];
+        let mut following = 0u32;
+        for i in (0..names.len()).rev() {
+            next[i] = following;
+            if matches!(names[i].1, Kind::Apex | Kind::Data | Kind::Cut) {
+                following = i as u32;
+            }
+        }
+        Signer {
+            keys,
+            denial,
+            origin,
+            names,
+            next,
+            soa,
+            denial_ttl: 0,
+            inception: now.saturating_sub(BACKDATE),
+            expiration: now.saturating_add(VALIDITY),
+        }
+    }
+
+    /// The types at name `i` as its NSEC or NSEC3 bitmap lists them.
+    fn types(&self, i: usize) -> Vec<u16> {
+        let (e, kind) = self.names[i];
+        let nsec = self.denial == Denial::Nsec;
+        let mut t: Vec<u16> = kept(&e)
+            .map(|s| s.rtype)
+            .filter(|&r| kind != Kind::Cut || r == NS || r == DS)
+            .collect();
+        match kind {
+            Kind::Apex => {
+                t.extend([SOA, DNSKEY, RRSIG]);
+                t.push(if nsec { NSEC } else { NSEC3PARAM });
+            }
+            Kind::Data => {
+                t.push(RRSIG);
+                if nsec {
+                    t.push(NSEC);
+                }
+            }
+            Kind::Cut if nsec => t.extend([NSEC, RRSIG]),
+            Kind::Cut if t.contains(&DS) => t.push(RRSIG),
+            Kind::Cut | Kind::Empty | Kind::Below => {}
+        }
+        t.sort_unstable();
+        t.dedup();
+        t
+    }
+
+    /// The records of name `i`: its own, their RRSIGs, the apex's DNSKEY,
+    /// SOA RRSIG and NSEC3PARAM, and its NSEC.
+    fn name(&self, i: usize, out: &mut Out) -> Result<(), SignError> {
+        let (e, kind) = self.names[i];
+        for set in kept(&e) {
+            for r in set.records() {
+                out.push(
+                    e.owner,
+                    set.rtype,
+                    be32(r, 4),
+                    r.get(10..).unwrap_or_default(),
+                );
+            }
+        }
+        if matches!(kind, Kind::Below | Kind::Empty) {
+            return Ok(());
+        }
+        for set in kept(&e).filter(|s| kind != Kind::Cut || s.rtype == DS) {
+            let ttl = set.records().next().map_or(0, |r| be32(r, 4));
+            let rdatas = canonical::sorted(
+                set.rtype,
+                set.records().map(|r| r.get(10..).unwrap_or_default()),
+            );
+            self.rrsig(e.owner, set.rtype, ttl, &rdatas, out)?;
+        }
+        if kind == Kind::Apex {
+            let (ttl, soa) = &self.soa;
+            self.rrsig(e.owner, SOA, *ttl, std::slice::from_ref(soa), out)?;
+            for k in &self.keys.dnskeys {
+                out.push(e.owner, DNSKEY, *ttl, k);
+            }
+            self.rrsig(
+                e.owner,
+                DNSKEY,
+                *ttl,
+                &canonical::sorted(DNSKEY, self.keys.dnskeys.iter()),
+                out,
+            )?;
+            if self.denial == Denial::Nsec3 {
+                let param = denial::NSEC3PARAM_RDATA.to_vec();
+                out.push(e.owner, NSEC3PARAM, 0, &param);
+                self.rrsig(e.owner, NSEC3PARAM, 0, &[param], out)?;
+            }
+        }
+        if self.denial == Denial::Nsec {
+            let next = self.names[self.next[i] as usize]
+                .0
+                .owner
+                .to_ascii_lowercase();
+            let rdata = denial::nsec_rdata(&next, &self.types(i));
+            out.push(e.owner, NSEC, self.denial_ttl, &rdata);
+            self.rrsig(e.owner, NSEC, self.denial_ttl, &[rdata], out)?;
+        }
+        Ok(())
+    }
+
+    /// The NSEC3 hash of name `i`.
+    fn hash(&self, i: usize) -> [u8; HASH_LEN] {
+        let lower = self.names[i].0.owner.to_ascii_lowercase();
+        nsec3_hash(&lower, &[], 0)
+    }
+
+    /// The NSEC3 at position `k` of the chain `hashed` (by hash), and its RRSIG.
+    fn nsec3(
+        &self,
+        hashed: &[([u8; HASH_LEN], u32)],
+        k: usize,
+        out: &mut Out,
+    ) -> Result<(), SignError> {
+        let (hash, i) = hashed[k];
+        let next = &hashed[(k + 1) % hashed.len()].0;
+        let owner = denial::nsec3_owner(&hash, &self.origin);
+        let rdata = denial::nsec3_rdata(next, &self.types(i as usize));
+        out.push(&owner, NSEC3, self.denial_ttl, &rdata);
+        self.rrsig(&owner, NSEC3, self.denial_ttl, &[rdata], out)
+    }
+
+    /// The RRSIGs of the RRset of `rtype` at `owner` (`rdatas` canonical and
+    /// sorted), one per key that signs it (RFC 4034 §3, §6).
+    fn rrsig(
+        &self,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdatas: &[Vec<u8>],
+        out: &mut Out,
+    ) -> Result<(), SignError> {
+        let signers = if matches!(rtype, DNSKEY | CDS | CDNSKEY) {
+            &self.keys.for_keys
+        } else {
+            &self.keys.for_data
+        };
+        let lower = owner.to_ascii_lowercase();
+        let key = Key::read(&lower).ok_or(BuildError::NameTooLong)?;
+        let wild = lower.starts_with(b"\x01*");
+        let labels = (key.labels() - usize::from(wild)) as u8;
+        for s in signers {
+            let mut rdata = Vec::with_capacity(18 + self.origin.len() + 64);
+            rdata.extend_from_slice(&rtype.to_be_bytes());
+            rdata.push(s.algorithm());
+            rdata.push(labels);
+            rdata.extend_from_slice(&ttl.to_be_bytes());
+            rdata.extend_from_slice(&self.expiration.to_be_bytes());
+            rdata.extend_from_slice(&self.inception.to_be_bytes());
+            rdata.extend_from_slice(&s.tag().to_be_bytes());
+            rdata.extend_from_slice(&self.origin);
+            let mut data = rdata.clone();
+            for rd in rdatas {
+                data.extend_from_slice(&lower);
+                data.extend_from_slice(&rtype.to_be_bytes());
+                data.extend_from_slice(&1u16.to_be_bytes());
+                data.extend_from_slice(&ttl.to_be_bytes());
+                data.extend_from_slice(&(rd.len() as u16).to_be_bytes());
+                data.extend_from_slice(rd);
+            }
+            rdata.extend_from_slice(&s.sign(&data)?);
+            out.push(owner, RRSIG, ttl, &rdata);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+
+    /// A CSK made with ring, for tests.
+    pub(crate) struct TestKey {
+        pair: EcdsaKeyPair,
+        rdata: Vec<u8>,
+    }
+
+    impl TestKey {
+        pub(crate) fn new() -> TestKey {
+            let rng = SystemRandom::new();
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+            let pair =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                    .unwrap();
+            let mut rdata = vec![1, 1, 3, 13];
+            rdata.extend_from_slice(&pair.public_key().as_ref()[1..]);
+            TestKey { pair, rdata }
+        }
+
+        pub(crate) fn keys(&self) -> Keys<'_> {
+            Keys {
+                dnskeys: vec![self.rdata.clone()],
+                for_keys: vec![self],
+                for_data: vec![self],
+            }
+        }
+    }
+
+    impl RrsetSigner for TestKey {
+        fn tag(&self) -> u16 {
+            let mut ac: u32 = 0;
+            for (i, b) in self.rdata.iter().enumerate() {
+                ac += if i & 1 == 1 {
+                    u32::from(*b)
+                } else {
+                    u32::from(*b) << 8
+                };
+            }
+            ac += (ac >> 16) & 0xffff;
+            (ac & 0xffff) as u16
+        }
+        fn algorithm(&self) -> u8 {
+            13
+        }
+        fn sign(&self, data: &[u8]) -> Result<Vec<u8>, SignError> {
+            let sig = self.pair.sign(&SystemRandom::new(), data);
+            sig.map(|s| s.as_ref().to_vec())
+                .map_err(|_| SignError::Crypto { tag: self.tag() })
+        }
+    }
+
+    #[test]
+    #[ignore = "ad hoc: writes /tmp/signed-test.zone"]
+    fn dump() {
+        let z = zone(vec![
+            rec("a.test.", a("1.1.1.1")),
+            rec("b.c.test.", a("1.1.1.2")),
+            rec("*.w.test.", a("1.1.1.3")),
+        ]);
+        let key = TestKey::new();
+        for (denial, file) in [
+            (Denial::Nsec, "/tmp/signed-nsec.zone"),
+            (Denial::Nsec3, "/tmp/signed-nsec3.zone"),
+        ] {
+            let now = u32::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs(),
+            )
+            .unwrap();
+            let s = z.sign(&key.keys(), denial, 7, now).unwrap();
+            let mut text = format!("{} {} IN SOA {}\n", s.origin, s.soa_ttl, s.soa);
+            for (n, ttl, d) in s.records() {
+                let mut b = Vec::new();
+                encode_rdata(&d, &mut b).unwrap();
+                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                let code = u16::from(d.record_type());
+                text += &format!("{n} {ttl} IN TYPE{code} \\# {} {hex}\n", b.len());
+            }
+            std::fs::write(file, text).unwrap();
+        }
+    }
+}
