@@ -913,28 +913,27 @@ def dnssec_scenario(rows, kind):
 
 def dnssec_lines(rows, pair, ge, le):
     """The ratio lines of the dnssec section: a pre-signed zone served, then signing."""
-    sc, n = dnssec_scenario(rows, "nsec3")
-    if sc:
-        head = f"signed zone ({n} names, NSEC3), DO=1: TS vs NSD"
-        pair("dnssec", sc, "dnslb-ts", "nsd", "max", "qps", "qps",
-             f"{head}: max QPS", "ratio >= 1.00", ge(1.0))
-        pair("dnssec", sc, "dnslb-ts", "nsd", "fixed", "cpu_us", "us",
-             f"{head}: CPU per query @ 20k QPS", "ratio <= 1.00", le(1.0))
-        pair("dnssec", sc, "dnslb-ts", "nsd", "max", "cpu_us", "us",
-             f"{head}: CPU per query at full speed", "(info)", None)
-        pair("dnssec", sc, "dnslb-ts", "nsd", "max", "rss_kb", "mib",
-             f"{head}: RSS after load", "(info)", None)
-    sc, n = dnssec_scenario(rows, "nsec")
-    if sc:
-        head = f"signing {n} names (ECDSA P-256, NSEC)"
-        pair("dnssec", sc, "dnslb-ts", "knot", "sign", "ready_s", "s",
-             f"{head}: TS time to ready vs Knot's automatic signing", "ratio <= 1.00", le(1.0))
-        pair("dnssec", sc, "dnssec-signzone", "knot", "sign", "ready_s", "s",
-             f"{head}: dnssec-signzone's time vs Knot's", "(info)", None)
-        pair("dnssec", sc, "dnslb-ts", "nsd-presigned", "sign", "rss_kb", "mib",
-             f"{head}: TS RSS vs NSD serving dnssec-signzone's file", "ratio <= 1.00", le(1.0))
-        pair("dnssec", sc, "dnslb-ts", "knot", "sign", "rss_kb", "mib",
-             f"{head}: TS RSS vs Knot's", "(info)", None)
+    served = ("nsec3", "signed zone ({n} names, NSEC3), DO=1: TS vs NSD", [
+        ("dnslb-ts", "nsd", "max", "qps", "qps", "max QPS", "ratio >= 1.00", ge(1.0)),
+        ("dnslb-ts", "nsd", "fixed", "cpu_us", "us", "CPU per query @ 20k QPS",
+         "ratio <= 1.00", le(1.0)),
+        ("dnslb-ts", "nsd", "max", "cpu_us", "us", "CPU per query at full speed", "(info)", None),
+        ("dnslb-ts", "nsd", "max", "rss_kb", "mib", "RSS after load", "(info)", None),
+    ])
+    signed = ("nsec", "signing {n} names (ECDSA P-256, NSEC)", [
+        ("dnslb-ts", "knot", "sign", "ready_s", "s",
+         "TS time to ready vs Knot's automatic signing", "ratio <= 1.00", le(1.0)),
+        ("dnssec-signzone", "knot", "sign", "ready_s", "s", "dnssec-signzone's time vs Knot's",
+         "(info)", None),
+        ("dnslb-ts", "nsd-presigned", "sign", "rss_kb", "mib",
+         "TS RSS vs NSD serving dnssec-signzone's file", "ratio <= 1.00", le(1.0)),
+        ("dnslb-ts", "knot", "sign", "rss_kb", "mib", "TS RSS vs Knot's", "(info)", None),
+    ])
+    for kind, head, lines in (served, signed):
+        sc, n = dnssec_scenario(rows, kind)
+        for ours, theirs, mode, metric, unit, what, target, judge in (lines if sc else []):
+            pair("dnssec", sc, ours, theirs, mode, metric, unit,
+                 f"{head.format(n=n)}: {what}", target, judge)
 
 
 def sign_table(by_contender):
@@ -1154,6 +1153,26 @@ def text_table(head, body):
     return s
 
 
+# "How to reproduce", the dnssec section.
+DNSSEC_HOWTO = (
+    "Signed zones (`--only dnssec`, also part of the full run): (a) a 100,000-name zone "
+    "signed by `dnssec-signzone` (NSEC3, no salt, 0 iterations, one ECDSA P-256 key) and "
+    "checked once by `dnssec-verify` is served from the same file by `dnslb ts` and NSD (one "
+    "worker each, on the servers' core); each answers one name and one missing name with "
+    "`dig +dnssec` before dnsperf `-D` (DO=1, 90% names, 10% NXDOMAIN) measures max QPS and "
+    "CPU per query in alternating rounds, with each server's RSS after every run. (b) The "
+    "mem section's 1,000,000-name table is signed (ECDSA P-256, NSEC) by Knot's automatic "
+    "signing (start to the first signed answer), by `dnssec-signzone` (timed, then NSD "
+    "loads its output), and by `dnslb ts -c CONFIG --name sign` with `dnssec = { keys, "
+    "algorithm = \"ecdsap256sha256\", denial = \"nsec\" }` in its `[[ts]]`; a binary that "
+    "refuses that key, or answers unsigned without making a key, is reported as \"TS "
+    "signing: not available\". It needs bind9-utils, knot, nsd and /usr/bin/time "
+    "(installed when missing).\n\n"
+    "```sh no-run benchmarks of minutes that need the machine to themselves\n"
+    "bench/run --only dnssec           # 100,000 names served, 1,000,000 signed (~15 min)\n"
+    "bench/run --quick --only dnssec   # the same at 10,000 names, 2 s runs (~1 min)\n"
+    "```\n\n")
+
 SUMMARY_START = "<!-- summary:start -->"
 SUMMARY_END = "<!-- summary:end -->"
 
@@ -1198,13 +1217,13 @@ def cmd_report(a):
            "```sh no-run a benchmark of up to 30 minutes that rewrites this file\n"
            "bench/run                   # full run, ~30 min: 3 rounds, rewrites docs/BENCHMARKS.md\n"
            "bench/run --quick           # smoke run, ~6 min: 2 s runs, 2 rounds, report in bench/out/run-*/\n"
-           "bench/run --only tail --rounds 5   # one part: ts, ls, tail, blackhole, overload, mem\n"
-           "                                   # or dnssec;\n"
-           "                                   # --md FILE, --keep\n"
+           "bench/run --only tail --rounds 5   # one part: ts, ls, tail, blackhole, overload,\n"
+           "                                   # mem or dnssec; --md FILE, --keep\n"
            "```\n\n"
            "Run nothing else meanwhile: the contenders and dnsperf share the machine's cores. "
            "`bench/out/` (git-ignored) keeps each run's results.jsonl, meta.json, configs and logs "
            "(and with --keep the raw dnsperf output).\n\n")
+    md += DNSSEC_HOWTO
     md += "## Machine and versions\n\n"
     for k in ("machine", "cpu", "kernel", "nproc", "dnslb", "rustc", "dnsperf", "dnsdist", "nsd",
               "knot", "dnssec-signzone", "cc", "load", "load_end", "steal", "duration"):
