@@ -19,6 +19,9 @@ Subcommands:
       the 1,000,000-name table (DIR/mem.txt, a seventh of the names in mixed
       case), the same as a zone (DIR/example.com.zone) and DIR/mem-queries.txt.
   wait-answer PORT NAME IP --t0 NS [--pid PID]   seconds from t0 until NAME answers IP.
+  wait-signed PORT NAME/TYPE... --t0 NS [--pid PID] [--keys DIR --grace S]
+      seconds from t0 until every query (DO=1) is answered with an RRSIG.
+  note OUT.jsonl key=value... --extra FILE.json...   a record without a dnsperf run.
   check-answers PORT [--n 200] [--metrics URL]   queries for names that exist: right,
       wrong, unanswered, synthesized (EDE 22, and the dnslb_synthesized_total delta).
   wait-state BACKEND 0|1 --ls URL | --dnsdist CONF   waits for a backend's up flag.
@@ -265,11 +268,35 @@ def cmd_scrape_dnsdist(a):
     print(json.dumps(scrape_dnsdist(a.conf)))
 
 
-def cmd_record(a):
+def parse_labels(kvs):
+    """key=value arguments as a dict; whole numbers as int."""
     labels = {}
-    for kv in a.labels:
+    for kv in kvs:
         k, _, v = kv.partition("=")
         labels[k] = int(v) if v.isdigit() else v
+    return labels
+
+
+def merge_json(res, paths):
+    """Merges the JSON objects of PATHS into RES (missing or broken files skipped)."""
+    for path in paths or []:
+        try:
+            res.update(json.load(open(path)))
+        except (OSError, ValueError):
+            pass
+
+
+def cmd_note(a):
+    """Appends one record that has no dnsperf run (the signing part): its labels
+    and the JSON files given with --extra."""
+    res = parse_labels(a.labels)
+    merge_json(res, a.extra)
+    with open(a.out, "a") as f:
+        f.write(json.dumps(res) + "\n")
+
+
+def cmd_record(a):
+    labels = parse_labels(a.labels)
     res = parse_dnsperf(a.files[0])
     # Other dnsperf runs beside the first (overload: the bulk load without -v,
     # beside a -v probe whose lines give the latencies): their counts add up.
@@ -312,11 +339,7 @@ def cmd_record(a):
                     for k, v in after.get("shed_by_reason", {}).items()}
             if "synthesized" in before and "synthesized" in after:
                 res["synthesized"] = after["synthesized"] - before["synthesized"]
-    for path in a.extra or []:
-        try:
-            res.update(json.load(open(path)))
-        except (OSError, ValueError):
-            pass
+    merge_json(res, a.extra)
     with open(a.out, "a") as f:
         f.write(json.dumps(res) + "\n")
     # One line for the console.
@@ -331,14 +354,14 @@ def cmd_record(a):
 
 
 # --------------------------------------------------------------------------- DNS probes
-def dns_query(qid, name, rtype=1):
-    """A query for NAME (type RTYPE, 1 = A) with an EDNS OPT (for EDE)."""
+def dns_query(qid, name, rtype=1, do=False):
+    """A query for NAME (type RTYPE, 1 = A) with an EDNS OPT (for EDE), DO=1 if DO."""
     q = struct.pack("!HHHHHH", qid, 0, 1, 0, 0, 1)
     for label in name.strip(".").split("."):
         b = label.encode()
         q += bytes([len(b)]) + b
     q += b"\0" + struct.pack("!HH", rtype, 1)
-    q += b"\0" + struct.pack("!HHIH", 41, 1232, 0, 0)
+    q += b"\0" + struct.pack("!HHIH", 41, 1232, 0x8000 if do else 0, 0)
     return q
 
 
@@ -353,19 +376,22 @@ def skip_name(buf, i):
 
 
 def dns_answer(buf):
-    """(id, rcode, [A addresses], {EDE codes}) of a response; None if malformed."""
+    """(id, rcode, [A addresses], {EDE codes}, {answer section types}) of a
+    response; None if malformed."""
     try:
         qid, flags, qd, an, ns, ar = struct.unpack("!HHHHHH", buf[:12])
         i = 12
         for _ in range(qd):
             i = skip_name(buf, i) + 4
-        addrs, ede = [], set()
+        addrs, ede, types = [], set(), set()
         for n in range(an + ns + ar):
             i = skip_name(buf, i)
             rtype, _cls, _ttl, rdlen = struct.unpack("!HHIH", buf[i:i + 10])
             i += 10
             rdata = buf[i:i + rdlen]
             i += rdlen
+            if n < an:
+                types.add(rtype)
             if n < an and rtype == 1 and rdlen == 4:
                 addrs.append(socket.inet_ntoa(rdata))
             if rtype == 41:
@@ -375,7 +401,7 @@ def dns_answer(buf):
                     if code == 15 and olen >= 2:
                         ede.add(struct.unpack("!H", rdata[j + 4:j + 6])[0])
                     j += 4 + olen
-        return qid, flags & 0xF, addrs, ede
+        return qid, flags & 0xF, addrs, ede, types
     except (struct.error, IndexError):
         return None
 
@@ -410,6 +436,65 @@ def cmd_wait_answer(a):
         except OSError:
             pass
     sys.exit(f"bench.py: no answer for {a.name} on port {a.port} within {a.limit} s")
+
+
+RRSIG = 46
+RTYPES = {"A": 1, "NS": 2, "SOA": 6, "AAAA": 28, "DNSKEY": 48}
+
+
+def ask(s, qid, name, rtype, port, do=False, wait=0.05):
+    """One query on socket S; the parsed answer with QID, or None after WAIT s."""
+    try:
+        s.sendto(dns_query(qid, name, rtype, do), ("127.0.0.1", port))
+        t_end = time.monotonic() + wait
+        while time.monotonic() < t_end:
+            s.settimeout(max(0.001, t_end - time.monotonic()))
+            r = dns_answer(s.recvfrom(4096)[0])
+            if r and r[0] == qid:
+                return r
+    except OSError:
+        pass
+    return None
+
+
+def has_keys(folder):
+    """Whether FOLDER (or a folder below it) holds a BIND key file, K*.key."""
+    for _, _, files in os.walk(folder):
+        if any(f.startswith("K") and f.endswith(".key") for f in files):
+            return True
+    return False
+
+
+def cmd_wait_signed(a):
+    """Polls every QUERY ("NAME/TYPE") with DO=1 until each answer holds its type
+    and an RRSIG; prints seconds since --t0 (ns). With --keys: exits 3 when the
+    server has answered unsigned for --grace s and made no key file in that
+    folder (it does not sign)."""
+    queries = [(q.rpartition("/")[0], RTYPES[q.rpartition("/")[2].upper()]) for q in a.queries]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    end = time.monotonic() + a.limit
+    unsigned_since = None
+    qid = 0
+    while time.monotonic() < end:
+        if a.pid and not alive(a.pid):
+            print(f"bench.py: process {a.pid} exited before a signed answer", file=sys.stderr)
+            sys.exit(1)
+        answers = []
+        for name, rtype in queries:
+            qid = (qid + 1) & 0xFFFF
+            answers.append((rtype, ask(s, qid, name, rtype, a.port, do=True)))
+        if all(r is not None and {rtype, RRSIG} <= r[4] for rtype, r in answers):
+            print(f"{(time.time_ns() - a.t0) / 1e9:.3f}")
+            return
+        if a.keys and all(r is not None and rtype in r[4] for rtype, r in answers):
+            unsigned_since = unsigned_since or time.monotonic()
+            if time.monotonic() - unsigned_since > a.grace and not has_keys(a.keys):
+                print(f"bench.py: answers without RRSIG for {a.grace:.0f} s and no key file "
+                      f"in {a.keys}: the server does not sign", file=sys.stderr)
+                sys.exit(3)
+        time.sleep(a.every)
+    print(f"bench.py: no signed answer on port {a.port} within {a.limit} s", file=sys.stderr)
+    sys.exit(1)
 
 
 def cmd_check_answers(a):
@@ -450,7 +535,7 @@ def cmd_check_answers(a):
         if ans is None:
             out["check_unanswered"] += 1
             continue
-        _, rcode, addrs, ede = ans
+        _, rcode, addrs, ede, _ = ans
         if 22 in ede:
             out["check_ede22"] += 1
         if rcode == 0 and addrs == [ip]:
@@ -645,6 +730,8 @@ def derive(r):
             r["offered_reached"] = r["sent_qps"] / r["offered"]
     if r.get("up_min"):
         r["lowest_up"] = min(r["up_min"].values())
+    if r.get("cpu_s") is None and r.get("user_s") is not None:
+        r["cpu_s"] = r["user_s"] + (r.get("sys_s") or 0.0)
     steady = r.get("rss_kb") if r.get("section") == "mem" else None
     if steady:
         if r.get("peak_rss_kb"):
@@ -784,6 +871,8 @@ def build_new_sections(rows, pair):
          "overload: wrong answers of 200 right after the load", "LS = 0",
          lambda r, o, t: o is not None and o == 0)
 
+    dnssec_lines(rows, pair, ge, le)
+
     mem = ("mem", "1M")
     pair(*mem, "dnslb-ts", "nsd", "reload", "rss_kb", "mib",
          "1M names: TS vs NSD, RSS when ready", "ratio <= 1.00", le(1.0))
@@ -804,6 +893,69 @@ def build_new_sections(rows, pair):
     pair(*mem, "dnslb-ts", "nsd", "reload", "after_ratio", "ratio",
          "1M names: RSS after the reload / RSS when ready", "TS 0.90-1.10",
          lambda r, o, t: o is not None and 0.9 <= o <= 1.1)
+
+
+def names_of(scenario):
+    """The names of a dnssec scenario (NAMES-nsec3, NAMES-nsec) written out: "100,000"."""
+    head = str(scenario).split("-")[0]
+    return f"{int(head):,}" if head.isdigit() else head
+
+
+def dnssec_scenario(rows, kind):
+    """The dnssec section's scenario of KIND (nsec3 or nsec) and its names
+    written out; (None, None) when the run has none."""
+    for r in rows:
+        sc = str(r.get("scenario", ""))
+        if r.get("section") == "dnssec" and sc.endswith("-" + kind):
+            return sc, names_of(sc)
+    return None, None
+
+
+def dnssec_lines(rows, pair, ge, le):
+    """The ratio lines of the dnssec section: a pre-signed zone served, then signing."""
+    served = ("nsec3", "signed zone ({n} names, NSEC3), DO=1: TS vs NSD", [
+        ("dnslb-ts", "nsd", "max", "qps", "qps", "max QPS", "ratio >= 1.00", ge(1.0)),
+        ("dnslb-ts", "nsd", "fixed", "cpu_us", "us", "CPU per query @ 20k QPS",
+         "ratio <= 1.00", le(1.0)),
+        ("dnslb-ts", "nsd", "max", "cpu_us", "us", "CPU per query at full speed", "(info)", None),
+        ("dnslb-ts", "nsd", "max", "rss_kb", "mib", "RSS after load", "(info)", None),
+    ])
+    signed = ("nsec", "signing {n} names (ECDSA P-256, NSEC)", [
+        ("dnslb-ts", "knot", "sign", "ready_s", "s",
+         "TS time to ready vs Knot's automatic signing", "ratio <= 1.00", le(1.0)),
+        ("dnssec-signzone", "knot", "sign", "ready_s", "s", "dnssec-signzone's time vs Knot's",
+         "(info)", None),
+        ("dnslb-ts", "nsd-presigned", "sign", "rss_kb", "mib",
+         "TS RSS vs NSD serving dnssec-signzone's file", "ratio <= 1.00", le(1.0)),
+        ("dnslb-ts", "knot", "sign", "rss_kb", "mib", "TS RSS vs Knot's", "(info)", None),
+    ])
+    for kind, head, lines in (served, signed):
+        sc, n = dnssec_scenario(rows, kind)
+        for ours, theirs, mode, metric, unit, what, target, judge in (lines if sc else []):
+            pair("dnssec", sc, ours, theirs, mode, metric, unit,
+                 f"{head.format(n=n)}: {what}", target, judge)
+
+
+def sign_table(by_contender):
+    """One row per contender of the signing part (one round)."""
+    what = {
+        "knot": "Knot, automatic signing: start to first signed answer",
+        "dnssec-signzone": "dnssec-signzone: the command's run (RSS: its peak)",
+        "nsd-presigned": "NSD loading dnssec-signzone's output: start to first signed answer",
+        "dnslb-ts": "dnslb ts signing the table: start to first signed answer",
+    }
+    head = ["contender", "what", "time", "CPU time", "RSS", "PSS", "processes"]
+    body = []
+    for c, rs in by_contender.items():
+        r = sorted(rs, key=lambda x: x["round"])[-1]
+        if not r.get("available", 1):
+            body.append([c, what.get(c, c), f"not available: {r.get('note', '')}", "-", "-", "-",
+                         "-"])
+            continue
+        rss = r.get("rss_kb") or r.get("peak_rss_kb")
+        body.append([c, what.get(c, c), fmt(r.get("ready_s"), "s"), fmt(r.get("cpu_s"), "s"),
+                     fmt(rss, "mib"), fmt(r.get("pss_kb"), "mib"), str(r.get("procs", "-"))])
+    return head, body
 
 
 def evaluate(line):
@@ -851,18 +1003,24 @@ def detail_tables(rows):
     for r in rows:
         key = (r.get("section"), r.get("scenario"), r.get("mode"))
         groups.setdefault(key, {}).setdefault(r.get("contender"), []).append(r)
-    order = {"ts": 0, "ls": 1, "tail": 2, "blackhole": 3, "overload": 4, "mem": 5}
+    order = {"ts": 0, "ls": 1, "tail": 2, "blackhole": 3, "overload": 4, "mem": 5, "dnssec": 6}
     ls_bounds = (", bounds: c-forwarder, reflector"
                  if any(r.get("section") == "ls" and r.get("contender") in BOUNDS
                         for r in rows) else "")
-    modes = {"max": 0, "fixed": 1, "over": 2, "reload": 3}
-    for key in sorted(groups, key=lambda k: (order.get(k[0], 9), str(k[1]), modes.get(k[2], 9))):
+    modes = {"max": 0, "fixed": 1, "over": 2, "reload": 3, "sign": 4}
+    # (The dnssec section's signing part after its serving part.)
+    for key in sorted(groups, key=lambda k: (order.get(k[0], 9), k[2] == "sign", str(k[1]),
+                                             modes.get(k[2], 9))):
         section, scenario, mode = key
         if (section, mode) == ("overload", "over"):
             out.append(overload_table(groups[key], groups.get((section, scenario, "max"), {})))
             continue
         if (section, mode) == ("mem", "reload"):
             out.append(mem_table(groups[key]))
+            continue
+        if (section, mode) == ("dnssec", "sign"):
+            out.append((f"Signing {names_of(scenario)} names (ECDSA P-256, NSEC), "
+                        "each signer alone on the servers' cores", *sign_table(groups[key])))
             continue
         title = {
             ("ts", "max"): f"TS vs NSD, {scenario}, dnsperf at full speed",
@@ -875,6 +1033,10 @@ def detail_tables(rows):
             ("blackhole", "fixed"): ("Blackholed backend: healthy pair vs a pair with one "
                                      "backend blackholed (SIGSTOP), dnsperf at a fixed 20,000 QPS"),
             ("overload", "max"): "Overload: max QPS first (dnsperf at full speed)",
+            ("dnssec", "max"): (f"Signed zone ({names_of(scenario)} names, NSEC3), TS vs NSD, "
+                                "dnsperf -D (DO=1) at full speed"),
+            ("dnssec", "fixed"): (f"Signed zone ({names_of(scenario)} names, NSEC3), TS vs NSD, "
+                                  "dnsperf -D (DO=1) at a fixed 20,000 QPS"),
             ("tail", "fixed"): ("Tail, " + ("both TS delay 3% of answers by 50 ms"
                                 if scenario == "both" else "only ts1 delays 3% of answers by 50 ms")
                                 + ", dnsperf at a fixed 5,000 QPS"),
@@ -889,6 +1051,8 @@ def detail_tables(rows):
             head.append("upstream/client")
         if section == "tail":
             head.append("hedges/client")
+        if section == "dnssec":
+            head.append("RSS after")
         body = []
         for c, rs in groups[key].items():
             rs = sorted(rs, key=lambda r: r["round"])
@@ -912,6 +1076,8 @@ def detail_tables(rows):
                            fmt(med([r.get("upstream_per_client") for r in rs]), "up"))
             if section == "tail":
                 row.append(fmt(med([r.get("hedges_per_client") for r in rs]), "up"))
+            if section == "dnssec":
+                row.append(fmt(med([r.get("rss_kb") for r in rs]), "mib"))
             body.append(row)
         out.append((title, head, body))
     return out
@@ -987,6 +1153,26 @@ def text_table(head, body):
     return s
 
 
+# "How to reproduce", the dnssec section.
+DNSSEC_HOWTO = (
+    "Signed zones (`--only dnssec`, also part of the full run): (a) a 100,000-name zone "
+    "signed by `dnssec-signzone` (NSEC3, no salt, 0 iterations, one ECDSA P-256 key) and "
+    "checked once by `dnssec-verify` is served from the same file by `dnslb ts` and NSD (one "
+    "worker each, on the servers' core); each answers one name and one missing name with "
+    "`dig +dnssec` before dnsperf `-D` (DO=1, 90% names, 10% NXDOMAIN) measures max QPS and "
+    "CPU per query in alternating rounds, with each server's RSS after every run. (b) The "
+    "mem section's 1,000,000-name table is signed (ECDSA P-256, NSEC) by Knot's automatic "
+    "signing (start to the first signed answer), by `dnssec-signzone` (timed, then NSD "
+    "loads its output), and by `dnslb ts -c CONFIG --name sign` with `dnssec = { keys, "
+    "algorithm = \"ecdsap256sha256\", denial = \"nsec\" }` in its `[[ts]]`; a binary that "
+    "refuses that key, or answers unsigned without making a key, is reported as \"TS "
+    "signing: not available\". It needs bind9-utils, knot, nsd and /usr/bin/time "
+    "(installed when missing).\n\n"
+    "```sh no-run benchmarks of minutes that need the machine to themselves\n"
+    "bench/run --only dnssec           # 100,000 names served, 1,000,000 signed (~15 min)\n"
+    "bench/run --quick --only dnssec   # the same at 10,000 names, 2 s runs (~1 min)\n"
+    "```\n\n")
+
 SUMMARY_START = "<!-- summary:start -->"
 SUMMARY_END = "<!-- summary:end -->"
 
@@ -998,7 +1184,7 @@ def cmd_report(a):
     head, body = ratio_table(lines)
     print()
     print("Ratios, ours / theirs (dnslb / NSD or dnsdist), medians over "
-          f"{meta.get('rounds')} rounds (overload and mem: one round):")
+          f"{meta.get('rounds')} rounds (overload, mem and signing: one round):")
     print(text_table(head, body))
     if not a.md:
         return
@@ -1013,8 +1199,8 @@ def cmd_report(a):
            "hand and kept when the file is regenerated (check its date against the run's).\n\n")
     md += summary + "\n"
     md += f"## Ratios (run of {meta['date']})\n\n"
-    md += (f"Medians over {meta['rounds']} rounds of alternating runs (the overload and "
-           "1,000,000-name parts run once). \"ours/theirs by round\" "
+    md += (f"Medians over {meta['rounds']} rounds of alternating runs (the overload, "
+           "1,000,000-name and signing parts run once). \"ours/theirs by round\" "
            "pairs the contenders' runs of the same round; the verdict uses the median of "
            "those per-round ratios (for absolute targets, the median of our values). Latencies "
            "are in ms; for p99 a ratio below 1 is better, for QPS above 1.")
@@ -1031,15 +1217,16 @@ def cmd_report(a):
            "```sh no-run a benchmark of up to 30 minutes that rewrites this file\n"
            "bench/run                   # full run, ~30 min: 3 rounds, rewrites docs/BENCHMARKS.md\n"
            "bench/run --quick           # smoke run, ~6 min: 2 s runs, 2 rounds, report in bench/out/run-*/\n"
-           "bench/run --only tail --rounds 5   # one part: ts, ls, tail, blackhole, overload or mem;\n"
-           "                                   # --md FILE, --keep\n"
+           "bench/run --only tail --rounds 5   # one part: ts, ls, tail, blackhole, overload,\n"
+           "                                   # mem or dnssec; --md FILE, --keep\n"
            "```\n\n"
            "Run nothing else meanwhile: the contenders and dnsperf share the machine's cores. "
            "`bench/out/` (git-ignored) keeps each run's results.jsonl, meta.json, configs and logs "
            "(and with --keep the raw dnsperf output).\n\n")
+    md += DNSSEC_HOWTO
     md += "## Machine and versions\n\n"
     for k in ("machine", "cpu", "kernel", "nproc", "dnslb", "rustc", "dnsperf", "dnsdist", "nsd",
-              "knot", "cc", "load", "load_end", "steal", "duration"):
+              "knot", "dnssec-signzone", "cc", "load", "load_end", "steal", "duration"):
         if k in meta:
             md += f"- **{k}**: {meta[k]}\n"
     for k in sorted(meta):
@@ -1120,6 +1307,11 @@ def main():
     g.add_argument("--extra", nargs="*", help="JSON files merged into the record")
     g.add_argument("--also", nargs="*", help="more dnsperf outputs whose counts add up")
     g.set_defaults(f=cmd_record)
+    g = sub.add_parser("note")
+    g.add_argument("out")
+    g.add_argument("labels", nargs="*")
+    g.add_argument("--extra", nargs="*", help="JSON files merged into the record")
+    g.set_defaults(f=cmd_note)
     g = sub.add_parser("gen-mem")
     g.add_argument("dir")
     g.add_argument("--names", type=int, default=1000000)
@@ -1134,6 +1326,16 @@ def main():
     g.add_argument("--pid", type=int)
     g.add_argument("--limit", type=float, default=300.0)
     g.set_defaults(f=cmd_wait_answer)
+    g = sub.add_parser("wait-signed")
+    g.add_argument("port", type=int)
+    g.add_argument("queries", nargs="+", help="NAME/TYPE, e.g. example.com./SOA")
+    g.add_argument("--t0", type=int, required=True, help="start, ns since the epoch")
+    g.add_argument("--pid", type=int)
+    g.add_argument("--limit", type=float, default=900.0)
+    g.add_argument("--every", type=float, default=0.05)
+    g.add_argument("--keys", help="the server's key folder: exit 3 if it stays empty")
+    g.add_argument("--grace", type=float, default=20.0)
+    g.set_defaults(f=cmd_wait_signed)
     g = sub.add_parser("check-answers")
     g.add_argument("port", type=int)
     g.add_argument("--names", type=int, default=10000)
