@@ -2,7 +2,7 @@
 //! `dnssec-keygen` are read with their tag; `dnssec-dsfromkey` and
 //! `dnssec-signzone` read the keys we make; a key roll done with
 //! `dnssec-keygen` and `dnssec-settime` changes which keys publish and sign
-//! when their times come.
+//! when their times come; `dnslb ds` prints what `dnssec-dsfromkey` prints.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,7 +11,7 @@ use dnslb::config::DnssecAlgorithm;
 use dnslb::ts::keys::{ZoneKey, ZoneKeys, ds::ds_line};
 use hickory_proto::rr::Name;
 
-use crate::kit::{TOOL_LIMIT, need, run_ok};
+use crate::kit::{TOOL_LIMIT, need, path_str, run_dnslb, run_ok};
 
 const DAY: u32 = 86_400;
 
@@ -213,4 +213,57 @@ fn a_key_roll_made_with_bind_tools_takes_effect_on_time() {
     }
     assert_ne!(at(now).tags(), at(now + 3 * DAY).tags());
     assert_eq!(key_files(dir).len(), 3, "no key made beside BIND's");
+}
+
+#[test]
+fn dnslb_ds_prints_what_dnssec_dsfromkey_prints() {
+    let test = "dnslb_ds_prints_what_dnssec_dsfromkey_prints";
+    if need(test, ["dnssec-dsfromkey"]).is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // A PROJ table (origin example.com) and a master file of its own zone.
+    std::fs::write(dir.join("t.txt"), "www.example.com 192.0.2.1 A\n").unwrap();
+    let zone = "$ORIGIN example.org.\n$TTL 300\n\
+        @ IN SOA ns1 hostmaster 1 3600 600 604800 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\n";
+    std::fs::write(dir.join("org.zone"), zone).unwrap();
+    let config = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\n\
+        zones = [\"t.txt\", \"org.zone\"]\norigin = \"example.com\"\n\
+        dnssec = { keys = \"keys\", algorithm = \"ed25519\" }\n\n\
+        [[ts]]\nname = \"ts2\"\nlisten = \"127.0.0.1:5302\"\nzones = [\"t.txt\"]\n";
+    std::fs::write(dir.join("config.toml"), config).unwrap();
+
+    let ds = |name: &str| {
+        run_dnslb(
+            &["ds", "-c", "config.toml", "--name", name],
+            dir,
+            None,
+            TOOL_LIMIT,
+        )
+    };
+    let out = ds("ts1");
+    assert!(out.status.success(), "{}", out.stderr);
+    let keys = dir.join("keys");
+    let files = key_files(&keys);
+    assert_eq!(files.len(), 2, "one key per zone, made now");
+    let mut bind_ds: Vec<String> = files
+        .iter()
+        .map(|f| bind(&keys, "dnssec-dsfromkey", &["-2", path_str(f)]))
+        .collect();
+    let mut ours: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+    bind_ds.sort();
+    ours.sort();
+    assert_eq!(ours, bind_ds);
+    assert!(ours[0].starts_with("example.com. IN DS "), "{ours:?}");
+    assert!(ours[1].starts_with("example.org. IN DS "), "{ours:?}");
+    // Again: the same keys, the same DS.
+    assert_eq!(ds("ts1").stdout, out.stdout);
+
+    let out = ds("ts2");
+    assert!(!out.status.success());
+    assert_eq!(
+        out.stderr.trim(),
+        "dnslb: error: ts 'ts2' has no dnssec: it signs no zone (add dnssec = { keys = \"DIR\" })"
+    );
 }
