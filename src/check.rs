@@ -1,9 +1,16 @@
 //! `dnslb check`: validates a config and every zone it names, collecting all
 //! problems as `file:line: what is wrong` lines, and warnings (which do not
-//! make the config bad) as `file:line: warning: what to know` lines.
+//! make the config bad) as `file:line: warning: what to know` lines. Beside
+//! the config's own rules and each zone's, one rule needs both: a signed
+//! zone must not be split across the partitions of a partitioned LS (SPEC §4).
+use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::config::Config;
+use hickory_proto::rr::Name;
+
+use crate::config::{Config, Layout, LsConfig};
+use crate::ts::keys::ds::presigned_origins;
+use crate::ts::zone::Catalog;
 use crate::ts::{self, TsSettings, zonefile};
 
 /// What `dnslb check` found.
@@ -38,7 +45,12 @@ pub fn check_all(path: &Path) -> Checked {
             problems.push(p);
         }
     };
-    for tc in &cfg.ts {
+    let partitioned = cfg
+        .ls
+        .as_ref()
+        .filter(|ls| ls.layout == Layout::Partitioned);
+    let mut served = Vec::new();
+    for (i, tc) in cfg.ts.iter().enumerate() {
         let settings = TsSettings::from_config(tc);
         // Each file on its own first, so every bad file is reported.
         let mut files_ok = true;
@@ -49,12 +61,175 @@ pub fn check_all(path: &Path) -> Checked {
             }
         }
         // Then the zones they build together (e.g. a CNAME beside other data).
-        if files_ok && let Err(e) = ts::load_catalog_noting(&settings, 1, &mut warnings) {
-            push(e.to_string());
+        if !files_ok {
+            continue;
+        }
+        match ts::load_catalog_noting(&settings, 1, &mut warnings) {
+            Err(e) => push(e.to_string()),
+            Ok(catalog) => {
+                if partitioned.is_some_and(|ls| is_backend(ls, tc.listen)) {
+                    served.push(served_zones(i, &settings, &catalog));
+                }
+            }
+        }
+    }
+    if !served.is_empty() {
+        // The rule's problems are the config's: re-read it for the lines.
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for (i, msg) in split_signed_zones(&served) {
+            push(
+                cfg.problem_at(&text, &format!("ts.{i}.zones"), msg)
+                    .to_string(),
+            );
         }
     }
     // A file named by several table servers is warned about once.
     let mut seen = std::collections::HashSet::new();
     warnings.retain(|w| seen.insert(w.clone()));
     Checked { problems, warnings }
+}
+
+/// The zones one table server serves, as the split rule sees them.
+#[derive(Debug)]
+struct Served {
+    /// The `[[ts]]`'s index in the config.
+    index: usize,
+    /// Its name.
+    name: String,
+    /// Whether it signs its zones itself (`dnssec`).
+    signs: bool,
+    /// Each zone it serves, and whether it is signed (by the TS, or pre-signed).
+    zones: Vec<(Name, bool)>,
+}
+
+/// Whether the LS `ls` sends queries to a TS listening on `listen`.
+fn is_backend(ls: &LsConfig, listen: SocketAddr) -> bool {
+    ls.backend.iter().any(|b| {
+        b.addr == listen
+            || (b.addr.port() == listen.port()
+                && listen.ip().is_unspecified()
+                && b.addr.is_ipv4() == listen.is_ipv4())
+    })
+}
+
+/// The zones of the TS `index` with `settings` (`catalog` loaded from them).
+fn served_zones(index: usize, settings: &TsSettings, catalog: &Catalog) -> Served {
+    let signs = settings.dnssec.is_some();
+    // A file that does not read was reported already.
+    let presigned = if signs {
+        Vec::new()
+    } else {
+        presigned_origins(settings).unwrap_or_default()
+    };
+    let zones = catalog
+        .zones()
+        .iter()
+        .map(|z| (z.origin().clone(), signs || presigned.contains(z.origin())))
+        .collect();
+    Served {
+        index,
+        name: settings.name.clone(),
+        signs,
+        zones,
+    }
+}
+
+/// The signed zones held in parts by several table servers that are
+/// partitions of one partitioned LS (`served`: those table servers): for
+/// each, the index of the second `[[ts]]` holding it and what is wrong. Each
+/// partition's NSEC or NSEC3 chain would deny the names of the others to a
+/// resolver that synthesizes answers from it (RFC 8198).
+fn split_signed_zones(served: &[Served]) -> Vec<(usize, String)> {
+    let mut origins: Vec<&Name> = Vec::new();
+    for s in served {
+        for (origin, _) in &s.zones {
+            if !origins.contains(&origin) {
+                origins.push(origin);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for origin in origins {
+        let holders: Vec<(&Served, bool)> = served
+            .iter()
+            .filter_map(|s| {
+                let zone = s.zones.iter().find(|(o, _)| o == origin)?;
+                Some((s, zone.1))
+            })
+            .collect();
+        let signers: Vec<&Served> = holders.iter().filter(|h| h.1).map(|h| h.0).collect();
+        if holders.len() < 2 || signers.is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = holders.iter().map(|h| h.0.name.as_str()).collect();
+        let why = if signers[0].signs {
+            format!("{} signs it (dnssec)", signers[0].name)
+        } else {
+            format!("{}'s zone file holds its DNSKEY", signers[0].name)
+        };
+        out.push((
+            holders[1].0.index,
+            format!(
+                "the signed zone {origin} ({why}) is split across partitions: table servers {} \
+                 each hold part of it under ls.layout = \"partitioned\", and each one's \
+                 NSEC chain would deny the others' names to resolvers (RFC 8198); serve it \
+                 whole from one table server, or set ls.layout = \"replicated\"",
+                names.join(", ")
+            ),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(index: usize, signs: bool, zones: &[(&str, bool)]) -> Served {
+        Served {
+            index,
+            name: format!("ts{}", index + 1),
+            signs,
+            zones: zones
+                .iter()
+                .map(|(o, s)| (Name::from_ascii(o).unwrap(), *s))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_signed_zone_held_by_two_partitions_is_refused_once() {
+        let split = split_signed_zones(&[
+            served(0, true, &[("example.com.", true)]),
+            served(1, false, &[("example.com.", false), ("other.", false)]),
+            served(2, false, &[("Example.COM.", false)]),
+        ]);
+        assert_eq!(split.len(), 1, "{split:?}");
+        assert_eq!(split[0].0, 1);
+        assert!(
+            split[0].1.starts_with(
+                "the signed zone example.com. (ts1 signs it (dnssec)) is split across \
+                 partitions: table servers ts1, ts2, ts3 each hold part of it"
+            ),
+            "{}",
+            split[0].1
+        );
+    }
+
+    #[test]
+    fn a_pre_signed_zone_counts_and_whole_or_unsigned_zones_pass() {
+        let split = split_signed_zones(&[
+            served(0, false, &[("a.test.", false)]),
+            served(3, false, &[("a.test.", true)]),
+        ]);
+        assert_eq!(split.len(), 1);
+        assert_eq!(split[0].0, 3);
+        assert!(split[0].1.contains("(ts4's zone file holds its DNSKEY)"));
+        // Unsigned zones may be split; a signed zone held whole by one TS is fine.
+        let ok = split_signed_zones(&[
+            served(0, false, &[("signed.test.", true), ("shared.test.", false)]),
+            served(1, false, &[("shared.test.", false), ("b.test.", false)]),
+        ]);
+        assert_eq!(ok, []);
+    }
 }

@@ -72,6 +72,20 @@ pub enum Command {
         #[arg(short, long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Print the DS records (SHA-256) of the zones a `[[ts]]` with `dnssec` signs, one
+    /// a line (`example.com. IN DS 12345 13 2 ABCD...`), for the parent zone.
+    ///
+    /// A zone's keys are made in the `dnssec.keys` folder when it has none, as the
+    /// table server would make them at its first start: the DS can be handed to the
+    /// parent before the TS serves the zone.
+    Ds {
+        /// The config file.
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Which `[[ts]]` of the config.
+        #[arg(long)]
+        name: String,
+    },
     /// Show a running LS's backends (and `dnslb up`'s table servers) from its `/health`.
     Status {
         /// The config file: the LS is asked at its `ls.metrics` address.

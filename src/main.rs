@@ -115,6 +115,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime(workers)?
                 .block_on(async { anyhow::Ok(service::up::run(cfg, log, signals()?).await?) })?;
         }
+        Command::Ds { config, name } => {
+            let cfg = Config::load(&config)?;
+            let Some(ts) = cfg.ts_by_name(&name) else {
+                anyhow::bail!("{}: no [[ts]] named '{name}'", config.display());
+            };
+            let settings = dnslb::ts::TsSettings::from_config(ts);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+            let lines = dnslb::ts::keys::ds::ds_lines(&settings, now)?;
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+                .context("cannot write to stdout")?;
+        }
         Command::Status { config, addr } => {
             let addr = dnslb::status::metrics_addr(&config, addr)?;
             let fetch = dnslb::status::fetch(addr, dnslb::status::FETCH_TIMEOUT);

@@ -63,6 +63,22 @@ impl Config {
     }
 }
 
+impl Config {
+    /// A problem `msg` with the key at `path` (dotted, with array indices, e.g.
+    /// `ts.1.zones`), at the key's line in `text` (the file this config was read from),
+    /// for the rules that need more than the config to check (`dnslb check` reads the
+    /// zones too): `config.toml:14: ts.zones: msg`.
+    pub fn problem_at(&self, text: &str, path: &str, msg: String) -> ConfigError {
+        let map = SourceMap::new(text);
+        let check = Checker {
+            file: &self.path,
+            map: Some(&map),
+            out: Vec::new(),
+        };
+        check.problem(&[path], msg)
+    }
+}
+
 /// Collects validation problems, finding each one's line.
 struct Checker<'a> {
     /// The config file.
@@ -78,6 +94,12 @@ impl Checker<'_> {
     /// `ts.1.name`); the line is that of the first path found in the file, else of the
     /// nearest enclosing table.
     fn push(&mut self, paths: &[&str], msg: String) {
+        let problem = self.problem(paths, msg);
+        self.out.push(problem);
+    }
+
+    /// The problem `msg` with the key at `paths[0]`, as [`Checker::push`] records it.
+    fn problem(&self, paths: &[&str], msg: String) -> ConfigError {
         let line = self.map.and_then(|map| map.line_of_any(paths));
         let key = paths.first().map(|p| display_path(p)).unwrap_or_default();
         let msg = if key.is_empty() {
@@ -85,11 +107,11 @@ impl Checker<'_> {
         } else {
             format!("{key}: {msg}")
         };
-        self.out.push(ConfigError::Invalid {
+        ConfigError::Invalid {
             file: self.file.to_path_buf(),
             line,
             msg,
-        });
+        }
     }
 
     /// Records "must be at most `max`" when `v` exceeds it.

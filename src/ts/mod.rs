@@ -31,6 +31,7 @@ use hickory_proto::rr::rdata::opt::NSIDPayload;
 use tracing::{info, warn};
 
 pub mod answer;
+pub mod keys;
 mod load;
 pub mod metrics;
 mod respond;

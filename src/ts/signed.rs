@@ -30,7 +30,7 @@ fn before(a: u32, b: u32) -> bool {
 }
 
 /// A time as RRSIGs are written: `YYYYMMDDHHmmSS` in UTC.
-fn stamp(secs: u32) -> String {
+pub(super) fn stamp(secs: u32) -> String {
     let days = i64::from(secs / 86_400);
     let rem = secs % 86_400;
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

@@ -406,6 +406,13 @@ fn check_reports_a_broken_record_in_a_master_file() {
 }
 
 #[test]
+fn check_refuses_a_signed_zone_split_across_partitions() {
+    check_reports("signed_split.toml");
+    // The same table servers, each holding the whole zone: replicated is fine.
+    check_accepts(&data_dir().join("signed_replicated.toml"));
+}
+
+#[test]
 fn check_reports_a_cname_beside_other_data() {
     check_reports("ts_cname_beside_a.toml");
 }

@@ -18,6 +18,7 @@ mod fuzz_regressions;
 mod health;
 mod health_http;
 mod interop;
+mod keys;
 #[allow(dead_code)]
 mod kit;
 mod logs;

@@ -271,7 +271,7 @@ pub(super) fn base32hex(raw: &[u8]) -> Result<Vec<u8>, String> {
 ///
 /// # Errors
 /// Neither form, or a date that does not exist.
-pub(super) fn rrsig_time(raw: &[u8]) -> Result<u32, String> {
+pub(crate) fn rrsig_time(raw: &[u8]) -> Result<u32, String> {
     let s = text(raw)?;
     let bad = || format!("bad signature time '{s}' (YYYYMMDDHHmmSS or seconds)");
     if !s.bytes().all(|c| c.is_ascii_digit()) || s.is_empty() {

@@ -36,6 +36,7 @@ mod reader;
 mod svcb;
 mod wire;
 
+pub(crate) use fields::rrsig_time;
 use reader::{Reader, check, name_wire, wire_name};
 
 /// Loads a zone source, choosing the format by extension: `.zone` is an RFC 1035 master

@@ -1,0 +1,97 @@
+//! `dnslb ds`: the DS records (SHA-256, RFC 4509) of the zones a TS signs,
+//! in presentation format as `dnssec-dsfromkey -2` prints them, for the
+//! operator to hand to the parent zone. The keys are made when absent, so the
+//! DS can reach the parent before the TS first starts.
+use hickory_proto::rr::{Name, RecordType};
+
+use super::{KeyError, ZoneKey, ZoneKeys, canonical_wire, file::origin_text};
+use crate::ts::source::ZoneError;
+use crate::ts::{TsSettings, load_catalog, zonefile};
+
+/// Why `dnslb ds` prints nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DsError {
+    /// The TS has no `dnssec`: it signs nothing.
+    #[error("ts '{0}' has no dnssec: it signs no zone (add dnssec = {{ keys = \"DIR\" }})")]
+    NotSigning(String),
+    /// A zone file could not be read.
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+    /// A key could not be read or made.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// The origins of the master files of `settings` that are signed already: a
+/// DNSKEY at the zone's apex (a TS serves those as they are, and signs the
+/// others when it has `dnssec`).
+///
+/// # Errors
+/// A file that cannot be read, as `file:line`.
+pub fn presigned_origins(settings: &TsSettings) -> Result<Vec<Name>, ZoneError> {
+    let mut out: Vec<Name> = Vec::new();
+    for file in settings.zones.iter() {
+        if !zonefile::is_master_file(file) {
+            continue;
+        }
+        let (origin, records) = zonefile::load_any(file, &settings.origin, settings.ttl)?;
+        let keyed = records
+            .iter()
+            .any(|r| r.data.record_type() == RecordType::DNSKEY && r.name == origin);
+        if keyed && !out.contains(&origin) {
+            out.push(origin);
+        }
+    }
+    Ok(out)
+}
+
+/// The zones the TS of `settings` signs itself: every zone it serves but
+/// those its files sign already. Empty without `dnssec`.
+///
+/// # Errors
+/// A zone that does not load, as `file:line`.
+pub fn signed_by_ts(settings: &TsSettings) -> Result<Vec<Name>, ZoneError> {
+    if settings.dnssec.is_none() {
+        return Ok(Vec::new());
+    }
+    let catalog = load_catalog(settings, 1)?;
+    let presigned = presigned_origins(settings)?;
+    let origins = catalog.zones().iter().map(|z| z.origin().clone());
+    Ok(origins.filter(|o| !presigned.contains(o)).collect())
+}
+
+/// One DS record in presentation format, as `dnssec-dsfromkey` prints it:
+/// `example.com. IN DS 12345 13 2 ABCD...`.
+pub fn ds_line(origin: &Name, key: &ZoneKey) -> String {
+    let ds = key.ds_sha256(&canonical_wire(origin));
+    let digest = data_encoding::HEXUPPER.encode(ds.get(4..).unwrap_or_default());
+    format!(
+        "{} IN DS {} {} 2 {digest}",
+        origin_text(origin),
+        key.tag(),
+        key.algorithm()
+    )
+}
+
+/// The DS lines of every zone the TS of `settings` signs, at `now`: one for
+/// each published SEP key (each published key when none is SEP), in the
+/// catalog's zone order. A zone's keys are made when it has none.
+///
+/// # Errors
+/// The TS has no `dnssec`, a zone does not load, a key cannot be read or
+/// made.
+pub fn ds_lines(settings: &TsSettings, now: u32) -> Result<Vec<String>, DsError> {
+    let Some(dnssec) = &settings.dnssec else {
+        return Err(DsError::NotSigning(settings.name.clone()));
+    };
+    let mut lines = Vec::new();
+    for origin in signed_by_ts(settings)? {
+        let keys = ZoneKeys::load_or_create(&dnssec.keys, &origin, dnssec.algorithm, now)?;
+        let any_sep = keys.published().any(ZoneKey::is_sep);
+        for key in keys.published().filter(|k| k.is_sep() || !any_sep) {
+            lines.push(ds_line(&origin, key));
+        }
+    }
+    Ok(lines)
+}

@@ -1,0 +1,315 @@
+//! DNSSEC keys of the zones a TS signs, in BIND's files
+//! (`K<zone>+<alg>+<tag>.key` and `.private`, as `dnssec-keygen` writes them),
+//! so that `dnssec-signzone`, `dnssec-dsfromkey` and `delv` read the same keys.
+//!
+//! [`ZoneKeys::load_or_create`] reads every key of a zone and algorithm from
+//! the keys folder, or makes one CSK (flags 257) when there is none. Which
+//! keys are in the DNSKEY RRset and which sign is the keys' timing metadata
+//! (`Publish`, `Activate`, `Inactive`, `Delete`), read as BIND writes it:
+//! an operator rolls a key by adding the next one with `dnssec-keygen` and
+//! setting the old one's `Inactive` and `Delete` with `dnssec-settime`.
+//! The crypto is ring's (ECDSA P-256 with SHA-256 and fixed-size r||s
+//! signatures, RFC 6605; Ed25519, RFC 8080); [`ds`] derives the DS records
+//! for the parent zone (`dnslb ds`).
+//!
+//! # Map
+//! - this file: [`ZoneKey`], [`ZoneKeys`] and which keys publish and sign;
+//! - `file.rs`: the two files of a key, read and written;
+//! - `material.rs`: key pairs (ring), the key tag and the DS digest;
+//! - [`ds`]: the DS lines of a TS's zones.
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hickory_proto::rr::Name;
+
+use crate::config::DnssecAlgorithm;
+
+pub mod ds;
+mod file;
+mod material;
+
+use material::KeyPair;
+
+/// DNSKEY flags of a zone key (RFC 4034 §2.1.1).
+const ZONE_FLAG: u16 = 256;
+/// The Secure Entry Point flag: a KSK, or a CSK.
+const SEP_FLAG: u16 = 1;
+/// Types whose RRsets the SEP keys sign: DNSKEY, CDS, CDNSKEY.
+const KEY_SET_TYPES: [u16; 3] = [48, 59, 60];
+
+/// A key that cannot be read, made or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A file or the folder could not be read or written.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line of a key file is not what BIND writes.
+    #[error("{}:{line}: {what}", .path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// Its 1-based line.
+        line: usize,
+        /// What is wrong.
+        what: String,
+    },
+    /// The key material is not a key of its algorithm (ring refuses it).
+    #[error("{}: not a usable key: {what}", .path.display())]
+    Rejected {
+        /// The `.private` file.
+        path: PathBuf,
+        /// ring's reason.
+        what: String,
+    },
+    /// A `.key` file without its `.private` file.
+    #[error("{}: no private key beside it ({} is missing)", .path.display(), .private.display())]
+    NoPrivate {
+        /// The `.key` file.
+        path: PathBuf,
+        /// The missing file.
+        private: PathBuf,
+    },
+    /// The zone has keys, but none of them signs now.
+    #[error(
+        "{}: no key of {origin} is active now (keys {tags}): set one's Activate \
+         (dnssec-settime -A now), or remove the keys to have a new one made",
+        .dir.display()
+    )]
+    NoneActive {
+        /// The keys folder.
+        dir: PathBuf,
+        /// The zone.
+        origin: String,
+        /// The tags of the keys found, comma separated.
+        tags: String,
+    },
+    /// ring could not make a key or a signature.
+    #[error("key {tag}: {what} failed")]
+    Crypto {
+        /// The key's tag (0 while making a key).
+        tag: u16,
+        /// What was being done.
+        what: &'static str,
+    },
+}
+
+/// The DNSSEC algorithm number (RFC 8624) of `algorithm`.
+pub fn algorithm_number(algorithm: DnssecAlgorithm) -> u8 {
+    match algorithm {
+        DnssecAlgorithm::EcdsaP256Sha256 => 13,
+        DnssecAlgorithm::Ed25519 => 15,
+    }
+}
+
+/// When a key enters and leaves the DNSKEY RRset and signs: seconds since the
+/// epoch, `None` when the file does not say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Timing {
+    publish: Option<u32>,
+    activate: Option<u32>,
+    inactive: Option<u32>,
+    delete: Option<u32>,
+}
+
+impl Timing {
+    /// In the DNSKEY RRset at `now`: published and not yet deleted.
+    fn published(&self, now: u32) -> bool {
+        self.publish.is_none_or(|t| t <= now) && self.delete.is_none_or(|t| t > now)
+    }
+
+    /// Signing at `now`: published, activated and not yet retired.
+    fn active(&self, now: u32) -> bool {
+        self.published(now)
+            && self.activate.is_none_or(|t| t <= now)
+            && self.inactive.is_none_or(|t| t > now)
+    }
+}
+
+/// One DNSSEC key of a zone: its DNSKEY, its private half, and whether it is
+/// published and signing (as of when it was loaded).
+pub struct ZoneKey {
+    pair: KeyPair,
+    /// The DNSKEY RDATA: flags, protocol 3, algorithm, public key.
+    rdata: Vec<u8>,
+    tag: u16,
+    published: bool,
+    active: bool,
+}
+
+impl fmt::Debug for ZoneKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ZoneKey")
+            .field("tag", &self.tag)
+            .field("algorithm", &self.algorithm())
+            .field("flags", &self.flags())
+            .field("published", &self.published)
+            .field("active", &self.active)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ZoneKey {
+    /// The key tag (RFC 4034 Appendix B).
+    pub fn tag(&self) -> u16 {
+        self.tag
+    }
+
+    /// The algorithm number: 13 (ECDSA P-256 SHA-256) or 15 (Ed25519).
+    pub fn algorithm(&self) -> u8 {
+        self.rdata[3]
+    }
+
+    /// The DNSKEY flags: 256 (ZSK) or 257 (KSK or CSK), 384/385 when revoked.
+    pub fn flags(&self) -> u16 {
+        u16::from_be_bytes([self.rdata[0], self.rdata[1]])
+    }
+
+    /// The Secure Entry Point flag is set (a KSK or CSK).
+    pub fn is_sep(&self) -> bool {
+        self.flags() & SEP_FLAG != 0
+    }
+
+    /// The DNSKEY RDATA: flags, protocol 3, algorithm, public key (ECDSA:
+    /// X||Y, 64 bytes; Ed25519: 32 bytes).
+    pub fn dnskey_rdata(&self) -> &[u8] {
+        &self.rdata
+    }
+
+    /// The signature of `data`, as the RRSIG's signature field holds it
+    /// (ECDSA: r||s, 64 bytes, RFC 6605; Ed25519: 64 bytes, RFC 8080).
+    ///
+    /// # Errors
+    /// [`KeyError::Crypto`] if ring fails (its random source for ECDSA).
+    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, KeyError> {
+        self.pair.sign(data).ok_or(KeyError::Crypto {
+            tag: self.tag,
+            what: "signing",
+        })
+    }
+
+    /// The DS RDATA for this key (RFC 4509): tag, algorithm, digest type 2,
+    /// SHA-256 over the owner (wire format, lower case) and the DNSKEY RDATA.
+    pub fn ds_sha256(&self, owner_wire_lower: &[u8]) -> Vec<u8> {
+        material::ds_sha256(self.tag, &self.rdata, owner_wire_lower)
+    }
+}
+
+/// The keys of one zone and algorithm, as found in (or made into) its keys
+/// folder.
+#[derive(Debug)]
+pub struct ZoneKeys {
+    /// Every key of the zone with the algorithm, by file name.
+    keys: Vec<ZoneKey>,
+}
+
+impl ZoneKeys {
+    /// Keys of `origin` with `algorithm` in `dir`: every
+    /// `K<origin>+<alg>+<tag>.key/.private` pair there with that algorithm;
+    /// when there is none, one CSK (flags 257) is generated and written (`dir`
+    /// created if needed, `.private` mode 0600), as `dnssec-keygen` would
+    /// name and write it. `now` (seconds since the epoch) decides which keys
+    /// are published and active. The folder is locked meanwhile, so table
+    /// servers sharing it that start together make one key, not two.
+    ///
+    /// # Errors
+    /// A file that cannot be read or written, a key file that is not what
+    /// BIND writes (`file:line`), a key ring refuses, a `.key` without its
+    /// `.private`, or keys of which none is active.
+    pub fn load_or_create(
+        dir: &Path,
+        origin: &Name,
+        algorithm: DnssecAlgorithm,
+        now: u32,
+    ) -> Result<ZoneKeys, KeyError> {
+        let io = |source| KeyError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let _lock = file::lock(dir).map_err(io)?;
+        let mut found = file::read_keys(dir, origin, algorithm)?;
+        if found.is_empty() {
+            found.push(file::create_key(dir, origin, algorithm, now)?);
+        }
+        let keys: Vec<ZoneKey> = found
+            .into_iter()
+            .map(|(pair, rdata, timing)| ZoneKey {
+                tag: material::key_tag(&rdata),
+                pair,
+                rdata,
+                published: timing.published(now),
+                active: timing.active(now),
+            })
+            .collect();
+        if !keys.iter().any(|k| k.active) {
+            let tags: Vec<String> = keys.iter().map(|k| k.tag.to_string()).collect();
+            return Err(KeyError::NoneActive {
+                dir: dir.to_path_buf(),
+                origin: file::origin_text(origin),
+                tags: tags.join(", "),
+            });
+        }
+        Ok(ZoneKeys { keys })
+    }
+
+    /// The keys in the zone's DNSKEY RRset.
+    pub fn published(&self) -> impl Iterator<Item = &ZoneKey> {
+        self.keys.iter().filter(|k| k.published)
+    }
+
+    /// The keys that sign an RRset of type `rtype`: for DNSKEY, CDS and
+    /// CDNSKEY the active SEP keys (every active key if none is SEP); for any
+    /// other type the active non-SEP keys if there are any, else the active
+    /// SEP keys (a CSK signs everything).
+    pub fn signing(&self, rtype: u16) -> impl Iterator<Item = &ZoneKey> {
+        let sep = sep_signs(&self.keys, rtype);
+        self.keys
+            .iter()
+            .filter(move |k| k.active && sep.is_none_or(|s| k.is_sep() == s))
+    }
+
+    /// The identity of the key set: the published keys' tags, then the
+    /// active keys' tags. A signed zone remembers it, to sign again when a
+    /// key is added, removed, activated or retired.
+    pub fn tags(&self) -> Vec<u16> {
+        let published = self.published().map(ZoneKey::tag);
+        let active = self.keys.iter().filter(|k| k.active).map(ZoneKey::tag);
+        published.chain(active).collect()
+    }
+}
+
+/// Which active keys sign `rtype`: `Some(true)` the SEP keys, `Some(false)`
+/// the others, `None` all of them.
+fn sep_signs(keys: &[ZoneKey], rtype: u16) -> Option<bool> {
+    let active = || keys.iter().filter(|k| k.active);
+    let any_sep = active().any(ZoneKey::is_sep);
+    if KEY_SET_TYPES.contains(&rtype) {
+        any_sep.then_some(true)
+    } else if active().any(|k| !k.is_sep()) {
+        Some(false)
+    } else {
+        Some(true)
+    }
+}
+
+/// The wire form of `name` in lower case (RFC 4034 §6.2), as DS digests and
+/// signatures take owner names.
+pub fn canonical_wire(name: &Name) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    for label in name.iter() {
+        // A label is at most 63 bytes: its length fits the byte.
+        out.push(label.len() as u8);
+        out.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    out.push(0);
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,344 @@
+//! Keys made, read back, chosen to sign, and refused.
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use ring::signature::{ECDSA_P256_SHA256_FIXED, ED25519, UnparsedPublicKey};
+
+use super::*;
+
+/// 2026-01-01 00:00:00 UTC.
+const NOW: u32 = 1_767_225_600;
+
+fn name(text: &str) -> Name {
+    Name::from_ascii(text).unwrap()
+}
+
+/// The `.key` and `.private` files of `dir`.
+fn key_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+fn one_key(keys: &ZoneKeys) -> &ZoneKey {
+    let all: Vec<&ZoneKey> = keys.published().collect();
+    assert_eq!(all.len(), 1);
+    all[0]
+}
+
+#[test]
+fn timing_decides_published_and_active() {
+    let t = |publish, activate, inactive, delete| Timing {
+        publish,
+        activate,
+        inactive,
+        delete,
+    };
+    let (past, future) = (Some(NOW - 10), Some(NOW + 10));
+    // (timing, published, active)
+    for (timing, published, active) in [
+        (Timing::default(), true, true),
+        (t(past, past, None, None), true, true),
+        (t(Some(NOW), Some(NOW), None, None), true, true),
+        (t(past, future, None, None), true, false),
+        (t(future, future, None, None), false, false),
+        (t(past, past, past, None), true, false),
+        (t(past, past, future, future), true, true),
+        (t(past, past, past, past), false, false),
+        (t(past, past, None, Some(NOW)), false, false),
+    ] {
+        assert_eq!(timing.published(NOW), published, "{timing:?}");
+        assert_eq!(timing.active(NOW), active, "{timing:?}");
+    }
+}
+
+#[test]
+fn a_new_zone_gets_one_csk_written_as_dnssec_keygen_names_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("keys/ts1");
+    let keys = ZoneKeys::load_or_create(
+        &dir,
+        &name("Example.COM."),
+        DnssecAlgorithm::EcdsaP256Sha256,
+        NOW,
+    )
+    .unwrap();
+    let key = one_key(&keys);
+    assert_eq!(
+        (key.flags(), key.algorithm(), key.is_sep()),
+        (257, 13, true)
+    );
+    assert_eq!(key.dnskey_rdata().len(), 4 + 64);
+    let base = format!("Kexample.com.+013+{:05}", key.tag());
+    let files = key_files(&dir);
+    assert_eq!(
+        files,
+        [
+            dir.join(format!("{base}.key")),
+            dir.join(format!("{base}.private"))
+        ]
+    );
+    let mode = std::fs::metadata(&files[1]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let private = std::fs::read_to_string(&files[1]).unwrap();
+    assert!(
+        private
+            .starts_with("Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\nPrivateKey: ")
+    );
+    assert!(
+        private.ends_with(
+            "Created: 20260101000000\nPublish: 20260101000000\nActivate: 20260101000000\n"
+        )
+    );
+    let public = std::fs::read_to_string(&files[0]).unwrap();
+    let tag = key.tag();
+    assert!(public.starts_with(&format!(
+        "; This is a key-signing key, keyid {tag}, for example.com.\n\
+         ; Created: 20260101000000 (Thu Jan  1 00:00:00 2026)\n"
+    )));
+    assert!(public.contains("\nexample.com. IN DNSKEY 257 3 13 "));
+}
+
+#[test]
+fn a_restart_reads_the_same_key_and_the_root_zone_has_its_own_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (origin, alg, prefix) in [
+        (
+            "example.com.",
+            DnssecAlgorithm::Ed25519,
+            "Kexample.com.+015+",
+        ),
+        (".", DnssecAlgorithm::EcdsaP256Sha256, "K.+013+"),
+    ] {
+        let first = ZoneKeys::load_or_create(tmp.path(), &name(origin), alg, NOW).unwrap();
+        let again = ZoneKeys::load_or_create(tmp.path(), &name(origin), alg, NOW + 1).unwrap();
+        assert_eq!(first.tags(), again.tags());
+        assert_eq!(
+            one_key(&first).dnskey_rdata(),
+            one_key(&again).dnskey_rdata()
+        );
+        let file = tmp
+            .path()
+            .join(format!("{prefix}{:05}.key", one_key(&first).tag()));
+        assert!(file.exists(), "{}", file.display());
+    }
+    // One zone's keys of one algorithm do not count for the other algorithm.
+    assert_eq!(key_files(tmp.path()).len(), 4);
+    let ecdsa = ZoneKeys::load_or_create(
+        tmp.path(),
+        &name("example.com."),
+        DnssecAlgorithm::EcdsaP256Sha256,
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(one_key(&ecdsa).algorithm(), 13);
+    assert_eq!(key_files(tmp.path()).len(), 6);
+}
+
+#[test]
+fn signatures_verify_with_the_dnskey_public_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    for alg in DnssecAlgorithm::ALL.iter().copied() {
+        let keys = ZoneKeys::load_or_create(tmp.path(), &name("a.test."), alg, NOW).unwrap();
+        let key = one_key(&keys);
+        let public = &key.dnskey_rdata()[4..];
+        let data = b"the RRSIG RDATA and the RRset, canonical";
+        let sig = key.sign(data).unwrap();
+        assert_eq!(sig.len(), 64);
+        let verify = |data: &[u8]| match alg {
+            DnssecAlgorithm::EcdsaP256Sha256 => {
+                let point = [&[4u8][..], public].concat();
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).verify(data, &sig)
+            }
+            DnssecAlgorithm::Ed25519 => UnparsedPublicKey::new(&ED25519, public).verify(data, &sig),
+        };
+        assert!(verify(data).is_ok(), "{alg}");
+        assert!(verify(b"other data").is_err(), "{alg}");
+    }
+}
+
+/// The one `.key` file of `dir`, rewritten by `edit`.
+fn edit_file(dir: &Path, ext: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+    let path = key_files(dir)
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == ext))
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, edit(&text)).unwrap();
+    path
+}
+
+#[test]
+fn key_files_are_read_tolerantly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = name("example.com.");
+    let alg = DnssecAlgorithm::EcdsaP256Sha256;
+    let made = ZoneKeys::load_or_create(tmp.path(), &origin, alg, NOW).unwrap();
+    let rdata = one_key(&made).dnskey_rdata().to_vec();
+    // TTL and class, the key split over words and lines in parentheses,
+    // a comment after the record.
+    edit_file(tmp.path(), "key", |text| {
+        let (comments, record) = text.split_at(text.find("example.com. IN").unwrap());
+        let key = record.rsplit(' ').next().unwrap().trim();
+        let (a, b) = key.split_at(40);
+        format!("{comments}EXAMPLE.com. 3600 IN DNSKEY 257 3 13 ( {a}\n  {b} ) ; ksk\n")
+    });
+    let read = ZoneKeys::load_or_create(tmp.path(), &origin, alg, NOW).unwrap();
+    assert_eq!(one_key(&read).dnskey_rdata(), rdata);
+}
+
+#[test]
+fn bad_key_files_are_errors_naming_the_file() {
+    let origin = name("example.com.");
+    let alg = DnssecAlgorithm::EcdsaP256Sha256;
+    let fresh = || {
+        let tmp = tempfile::tempdir().unwrap();
+        ZoneKeys::load_or_create(tmp.path(), &origin, alg, NOW).unwrap();
+        tmp
+    };
+    let load = |dir: &Path| {
+        ZoneKeys::load_or_create(dir, &origin, alg, NOW)
+            .unwrap_err()
+            .to_string()
+    };
+
+    let tmp = fresh();
+    let path = edit_file(tmp.path(), "private", |t| {
+        t.replace("PrivateKey: ", "PrivateKey: !!")
+    });
+    assert_eq!(
+        load(tmp.path()),
+        format!("{}:3: PrivateKey: bad base64", path.display())
+    );
+
+    // Another key's private half: ring refuses the pair.
+    let tmp = fresh();
+    let other = fresh();
+    let theirs = edit_file(other.path(), "private", str::to_string);
+    let path = edit_file(tmp.path(), "private", |_| {
+        std::fs::read_to_string(&theirs).unwrap()
+    });
+    let err = load(tmp.path());
+    assert!(
+        err.starts_with(&format!("{}: not a usable key: ", path.display())),
+        "{err}"
+    );
+
+    let tmp = fresh();
+    let path = edit_file(tmp.path(), "key", |t| t.replace(" 257 3 13 ", " 257 3 8 "));
+    assert!(
+        load(tmp.path()).starts_with(&format!("{}:5: expected a zone key", path.display())),
+        "{}",
+        load(tmp.path())
+    );
+
+    let tmp = fresh();
+    let path = edit_file(tmp.path(), "key", |t| {
+        t.replace("example.com. IN", "other. IN")
+    });
+    assert!(load(tmp.path()).starts_with(&format!(
+        "{}:5: expected a DNSKEY of example.com., got 'other.'",
+        path.display()
+    )));
+
+    let tmp = fresh();
+    let path = edit_file(tmp.path(), "private", |t| {
+        t.replace("Activate: 20260101000000", "Activate: 2026-01-01")
+    });
+    assert_eq!(
+        load(tmp.path()),
+        format!(
+            "{}:6: Activate: expected a time YYYYMMDDHHMMSS, got '2026-01-01'",
+            path.display()
+        )
+    );
+
+    let tmp = fresh();
+    let private = edit_file(tmp.path(), "private", str::to_string);
+    std::fs::remove_file(&private).unwrap();
+    let key = private.with_extension("key");
+    assert_eq!(
+        load(tmp.path()),
+        format!(
+            "{}: no private key beside it ({} is missing)",
+            key.display(),
+            private.display()
+        )
+    );
+
+    // Keys, but none active: an error, not a new key beside them.
+    let tmp = fresh();
+    edit_file(tmp.path(), "private", |t| {
+        format!("{t}Inactive: 20251231000000\n")
+    });
+    let tag = load(tmp.path());
+    assert!(
+        tag.contains("no key of example.com. is active now (keys "),
+        "{tag}"
+    );
+    assert_eq!(key_files(tmp.path()).len(), 2);
+}
+
+/// A key of `flags` made on the spot, published, and active or not.
+fn key(flags: u16, active: bool) -> ZoneKey {
+    let alg = DnssecAlgorithm::Ed25519;
+    let (private, public) = KeyPair::generate(alg).unwrap();
+    let mut rdata = flags.to_be_bytes().to_vec();
+    rdata.extend_from_slice(&[3, 15]);
+    rdata.extend_from_slice(&public);
+    ZoneKey {
+        pair: KeyPair::from_halves(alg, &private, &public).unwrap(),
+        tag: material::key_tag(&rdata),
+        rdata,
+        published: true,
+        active,
+    }
+}
+
+#[test]
+fn sep_keys_sign_the_key_set_and_the_others_the_rest() {
+    let signing = |keys: &ZoneKeys, rtype: u16| -> Vec<u16> {
+        keys.signing(rtype).map(ZoneKey::tag).collect()
+    };
+    // KSK + ZSK: the KSK signs DNSKEY, CDS and CDNSKEY; the ZSK all else.
+    let keys = ZoneKeys {
+        keys: vec![key(257, true), key(256, true)],
+    };
+    let (ksk, zsk) = (keys.keys[0].tag(), keys.keys[1].tag());
+    for rtype in [48, 59, 60] {
+        assert_eq!(signing(&keys, rtype), [ksk]);
+    }
+    for rtype in [1, 6, 46, 47, 50] {
+        assert_eq!(signing(&keys, rtype), [zsk]);
+    }
+    assert_eq!(keys.tags(), [ksk, zsk, ksk, zsk]);
+    // A CSK alone signs everything.
+    let keys = ZoneKeys {
+        keys: vec![key(257, true)],
+    };
+    assert_eq!(signing(&keys, 48), signing(&keys, 1));
+    // ZSKs alone (no SEP flag): every active key signs the key set too.
+    let keys = ZoneKeys {
+        keys: vec![key(256, true), key(256, false)],
+    };
+    let active = keys.keys[0].tag();
+    assert_eq!(signing(&keys, 48), [active]);
+    assert_eq!(signing(&keys, 1), [active]);
+    // A ZSK pre-published, not yet active: the KSK signs everything meanwhile.
+    let keys = ZoneKeys {
+        keys: vec![key(257, true), key(256, false)],
+    };
+    let ksk = keys.keys[0].tag();
+    assert_eq!(signing(&keys, 1), [ksk]);
+    assert_eq!(keys.published().count(), 2);
+    assert_eq!(keys.tags(), [ksk, keys.keys[1].tag(), ksk]);
+}
+
+#[test]
+fn canonical_wire_lowers_the_case() {
+    assert_eq!(canonical_wire(&name("A.Example.")), b"\x01a\x07example\x00");
+    assert_eq!(canonical_wire(&Name::root()), b"\x00");
+}
