@@ -40,9 +40,8 @@ macro_rules! keyword_enum {
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Deserialize)]
-        #[serde(rename_all = "kebab-case")]
         pub enum $name {
-            $( $(#[$vmeta])* $variant, )+
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+
         }
 
         impl $name {

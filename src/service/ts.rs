@@ -1,10 +1,12 @@
 //! The TS role (`dnslb ts`): loads the zones and binds ([`TsService::start`]),
 //! serves until told to stop, rereads its zone files on [`Control::Reload`] and
-//! NOTIFYs its secondaries of each zone that changed, and drains on
-//! [`Control::Shutdown`].
+//! NOTIFYs its secondaries of each zone that changed, signs again the zones
+//! it signs when their signatures are due (NOTIFYing them too), and drains
+//! on [`Control::Shutdown`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -14,6 +16,10 @@ use tracing::{error, info};
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
 use crate::server::{self, Listeners, ServerOptions};
 use crate::ts::{TableServer, TsSettings};
+
+/// The longest the TS sleeps before looking again at when its signatures
+/// are due (the clock may have jumped).
+const REFRESH_CHECK: Duration = Duration::from_secs(3600);
 
 /// One table server to run: what it serves, and where.
 #[derive(Debug, Clone)]
@@ -114,29 +120,40 @@ impl TsService {
         let notifies = TaskTracker::new();
         let mut died = None;
         loop {
-            let control = tokio::select! {
+            // Signatures due for refresh: woken then (or within the hour).
+            let refresh_in = ts.next_refresh().map(|at| {
+                let left = at.saturating_sub(crate::ts::unix_now());
+                Duration::from_secs(u64::from(left)).min(REFRESH_CHECK)
+            });
+            let step = tokio::select! {
                 end = &mut server => {
                     died = Some(end);
                     break;
                 }
-                control = controls.next() => control,
+                control = controls.next() => Some(control),
+                () = tokio::time::sleep(refresh_in.unwrap_or(REFRESH_CHECK)), if refresh_in.is_some() => None,
             };
-            match control {
-                Control::Shutdown => break,
-                Control::Reload => {
-                    for zone in ts.reload_logged() {
-                        for &target in &ts.settings().notify {
-                            let (zone, name, token) = (zone.clone(), name.clone(), token.clone());
-                            notifies.spawn(async move {
-                                tokio::select! {
-                                    _ = token.cancelled() => {}
-                                    done = crate::ts::xfr::notify_from(Some(listen.ip()), target, &zone) => {
-                                        crate::ts::xfr::log_notified(&name, &zone, target, done);
-                                    }
-                                }
-                            });
+            // Reading, compiling and signing zones is long work: off the
+            // runtime's threads (the old zones answer meanwhile).
+            let t = ts.clone();
+            let changed = match step {
+                Some(Control::Shutdown) => break,
+                Some(Control::Reload) => {
+                    tokio::task::spawn_blocking(move || t.reload_logged()).await
+                }
+                None => tokio::task::spawn_blocking(move || t.refresh_logged()).await,
+            };
+            for zone in changed.unwrap_or_default() {
+                for &target in &ts.settings().notify {
+                    let (zone, name, token) = (zone.clone(), name.clone(), token.clone());
+                    notifies.spawn(async move {
+                        tokio::select! {
+                            _ = token.cancelled() => {}
+                            done = crate::ts::xfr::notify_from(Some(listen.ip()), target, &zone) => {
+                                crate::ts::xfr::log_notified(&name, &zone, target, done);
+                            }
                         }
-                    }
+                    });
                 }
             }
         }

@@ -39,6 +39,7 @@ pub mod serials;
 mod settings;
 mod settle;
 mod signed;
+pub mod signing;
 pub mod source;
 pub mod table;
 pub mod wire;
@@ -56,7 +57,7 @@ use settle::{SETTLE, read_settled};
 use source::ZoneError;
 use zone::Catalog;
 
-fn unix_now() -> u32 {
+pub(crate) fn unix_now() -> u32 {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -121,21 +122,31 @@ impl TableServer {
             (Some(saved), Some(fp)) => saved.files == serials::files_hash(fp),
             _ => false,
         };
-        // Synthesized serials: kept, or raised, from what the last run recorded.
+        // Synthesized serials: kept, or raised, from what the last run
+        // recorded. A zone signed here is signed now, its serial above the
+        // last one served (its signatures are new).
         let zones = catalog
             .into_zones()
             .into_iter()
             .map(|z| {
-                if !z.soa_synthesized() {
-                    return z;
-                }
                 let recorded = saved
                     .as_ref()
                     .and_then(|s| s.serial_of(&z.origin().to_ascii()));
+                if signing::signs(&settings, &z) {
+                    let serial = match recorded {
+                        Some(r) => serials::next_serial(r, clock),
+                        None => serials::start_serial(None, false, clock),
+                    };
+                    return signing::sign(&settings, &z, serial, clock);
+                }
+                if !z.soa_synthesized() {
+                    return Ok(z);
+                }
                 let serial = serials::start_serial(recorded, same_files, clock);
-                z.with_serial(serial)
+                Ok(z.with_serial(serial))
             })
-            .collect();
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ZoneError::signing)?;
         let catalog = Catalog::new(zones);
         // The config allows at most 128 bytes; only a payload over 65 535
         // bytes is refused here, and no TS is started with one.
@@ -173,7 +184,7 @@ impl TableServer {
                 .load()
                 .zones()
                 .iter()
-                .filter(|z| z.soa_synthesized())
+                .filter(|z| z.soa_synthesized() || z.signature().is_some())
                 .map(|z| (z.origin().to_ascii().to_ascii_lowercase(), z.serial()))
                 .collect(),
         };
@@ -230,7 +241,8 @@ impl TableServer {
             .sources
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if sources.is_some() && *last == sources {
+        // With signing on, the keys may have changed though the files did not.
+        if sources.is_some() && *last == sources && self.settings.dnssec.is_none() {
             // Not a byte changed: the zones in memory are those files.
             return Ok(ReloadReport {
                 changed: 0,
@@ -256,7 +268,30 @@ impl TableServer {
         let mut changed_zones = Vec::new();
         let mut zones = Vec::with_capacity(fresh.zones().len());
         for z in fresh.zones() {
-            let zone = match old.zones().iter().find(|o| o.origin() == z.origin()) {
+            let previous = old.zones().iter().find(|o| o.origin() == z.origin());
+            if signing::signs(&self.settings, z) {
+                if let Some(o) = previous
+                    && o.same_data(z)
+                    && o.signature().map(|s| &s.tags)
+                        == Some(
+                            &signing::key_set(&self.settings, z, clock)
+                                .map_err(ZoneError::signing)?,
+                        )
+                {
+                    zones.push(o.clone());
+                    continue;
+                }
+                let serial = match previous {
+                    Some(o) => serials::next_serial(o.serial(), clock),
+                    None => serials::start_serial(None, false, clock),
+                };
+                let signed =
+                    signing::sign(&self.settings, z, serial, clock).map_err(ZoneError::signing)?;
+                changed_zones.push(z.origin().clone());
+                zones.push(signed);
+                continue;
+            }
+            let zone = match previous {
                 // Unchanged: keep serving the compiled zone already in memory.
                 Some(o) if o.same_data(z) => o.clone(),
                 Some(o) if z.soa_synthesized() => {
@@ -304,6 +339,71 @@ impl TableServer {
         drop(last);
         self.save_serials(sources.as_deref());
         Ok(report)
+    }
+
+    /// Signs again each zone signed here whose signatures are due for
+    /// refresh ([`zone::Signature::refresh_at`]), its serial raised; the
+    /// other zones are kept. Returns the origins of the zones signed again.
+    ///
+    /// # Errors
+    /// A zone that cannot be signed: nothing is swapped.
+    pub fn refresh_signatures(&self, now: u32) -> Result<Vec<Name>, ZoneError> {
+        let last = self
+            .sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old = self.catalog.load_full();
+        let mut changed = Vec::new();
+        let mut zones = Vec::with_capacity(old.zones().len());
+        for z in old.zones() {
+            match z.signature() {
+                Some(s) if now >= s.refresh_at() => {
+                    let serial = serials::next_serial(z.serial(), now);
+                    zones.push(
+                        signing::sign(&self.settings, z, serial, now)
+                            .map_err(ZoneError::signing)?,
+                    );
+                    changed.push(z.origin().clone());
+                }
+                _ => zones.push(z.clone()),
+            }
+        }
+        if !changed.is_empty() {
+            self.catalog.store(Arc::new(Catalog::new(zones)));
+            let sources = last.clone();
+            drop(last);
+            self.save_serials(sources.as_deref());
+        }
+        Ok(changed)
+    }
+
+    /// When the first of the zones signed here is due for refresh (seconds
+    /// since the epoch), if any is signed here.
+    pub fn next_refresh(&self) -> Option<u32> {
+        let catalog = self.catalog.load();
+        catalog
+            .zones()
+            .iter()
+            .filter_map(|z| z.signature())
+            .map(|s| s.refresh_at())
+            .min()
+    }
+
+    /// [`TableServer::refresh_signatures`] now, with its outcome logged.
+    /// Returns the origins of the zones signed again.
+    pub fn refresh_logged(&self) -> Vec<Name> {
+        match self.refresh_signatures(unix_now()) {
+            Ok(zones) => {
+                for z in &zones {
+                    info!(ts = %self.settings.name, zone = %z, "signatures refreshed");
+                }
+                zones
+            }
+            Err(err) => {
+                warn!(ts = %self.settings.name, %err, "signatures not refreshed, old ones keep serving");
+                Vec::new()
+            }
+        }
     }
 
     /// [`TableServer::reload`] with its outcome logged (one line either way).

@@ -64,9 +64,18 @@ pub enum ZoneError {
         /// The OS error text.
         msg: String,
     },
+    /// A zone the TS signs could not be signed: the zone and why (its
+    /// keys' files, or the signer).
+    #[error("{0}")]
+    Signing(String),
 }
 
 impl ZoneError {
+    /// A zone the TS signs could not be signed (its keys, or the signer).
+    pub fn signing(err: impl std::error::Error) -> Self {
+        ZoneError::Signing(err.to_string())
+    }
+
     /// A `file:line` error.
     pub fn line(file: &Path, line: usize, msg: impl Into<String>) -> Self {
         ZoneError::Line {

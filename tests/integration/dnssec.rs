@@ -25,17 +25,17 @@ use crate::nsd::Nsd;
 
 /// Stands for the first NSEC3 owner name of the signed zone in [`Case::name`]
 /// (a case asked only of NSEC3 zones).
-const NSEC3_OWNER: &str = "<nsec3 owner>";
+pub(crate) const NSEC3_OWNER: &str = "<nsec3 owner>";
 
 /// One question of the table.
-struct Case {
-    name: &'static str,
-    qtype: RecordType,
+pub(crate) struct Case {
+    pub(crate) name: &'static str,
+    pub(crate) qtype: RecordType,
     /// What the case is about, for failure messages.
-    what: &'static str,
+    pub(crate) what: &'static str,
     /// Whether `delv` can resolve it from the zone's server alone (no
     /// referral to follow, no name outside the zone).
-    delv: bool,
+    pub(crate) delv: bool,
     /// CD=1 and AD=1 in the query (both servers clear them).
     cd_ad: bool,
     /// An answer synthesised from a wildcard: with NSEC3 opt-out a
@@ -146,7 +146,7 @@ const SIG_TEST: &[Case] = &[
 
 /// The zones of the table (a fixture `tests/data/dnssec/ZONE.zone` each)
 /// and their cases: every answer kind of RFC 4035 §3.1 and RFC 5155 §7.2.
-const ZONES: [(&str, &[Case]); 2] = [("example", EXAMPLE), ("sig.test", SIG_TEST)];
+pub(crate) const ZONES: [(&str, &[Case]); 2] = [("example", EXAMPLE), ("sig.test", SIG_TEST)];
 
 /// The signers and denials every case is asked under.
 const VARIANTS: [(Signer, Denial); 5] = [

@@ -43,6 +43,7 @@ mod review_ls4;
 mod review_ls5;
 mod review_ts;
 mod service;
+mod signing;
 mod startup;
 mod status_cmd;
 mod ts;

@@ -71,6 +71,8 @@ pub struct Keys<'k> {
     pub for_keys: Vec<&'k dyn RrsetSigner>,
     /// The keys that sign every other RRset.
     pub for_data: Vec<&'k dyn RrsetSigner>,
+    /// What the signed zone remembers of these keys ([`Signature::tags`]).
+    pub id: Vec<u16>,
 }
 
 /// Why a zone could not be signed.
@@ -101,7 +103,7 @@ pub enum SignError {
 pub struct Signature {
     /// SHA-256 of the unsigned data (records, SOA but its serial).
     pub data: [u8; 32],
-    /// The tags of the keys published and used.
+    /// The keys it was signed with ([`Keys::id`]).
     pub tags: Vec<u16>,
     /// Validity of every signature, seconds since the epoch.
     pub inception: u32,
@@ -239,17 +241,22 @@ impl Zone {
         zone.soa_synthesized = self.soa_synthesized;
         zone.signed = Some(Arc::new(Signature {
             data,
-            tags: keys
-                .for_keys
-                .iter()
-                .chain(&keys.for_data)
-                .map(|k| k.tag())
-                .collect(),
+            tags: keys.id.clone(),
             inception: signer.inception,
             expiration: signer.expiration,
             denial,
         }));
         Ok(zone)
+    }
+
+    /// True for a zone signed in its files (a DNSKEY at its apex), not by
+    /// the TS.
+    pub fn is_presigned(&self) -> bool {
+        self.signed.is_none()
+            && self
+                .store
+                .get(&self.origin_key)
+                .is_some_and(|e| e.set(DNSKEY).is_some())
     }
 
     /// What this zone's signing remembers, when the TS signed it.
@@ -580,6 +587,7 @@ mod tests {
                 dnskeys: vec![self.rdata.clone()],
                 for_keys: vec![self],
                 for_data: vec![self],
+                id: vec![self.tag()],
             }
         }
     }

@@ -1,0 +1,124 @@
+//! Which of a TS's zones it signs itself (`dnssec` in `[[ts]]`), with which
+//! keys ([`keys::ZoneKeys`], read again at every signing so a key added,
+//! activated or retired is picked up), and what serial a signed zone takes:
+//! the TS owns it (signatures change without the files changing, and
+//! secondaries must see a newer serial each time), so it goes up at every
+//! signing by RFC 1982 arithmetic, never below the file's own.
+use super::keys::{KeyError, ZoneKey, ZoneKeys};
+use super::serials::{next_serial, serial_newer};
+use super::settings::TsSettings;
+use super::zone::{Keys, RrsetSigner, SignError, Zone};
+
+/// DNSKEY's type code.
+const DNSKEY: u16 = 48;
+/// Any data type (A): the keys that sign data.
+const DATA: u16 = 1;
+
+/// Why a zone could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// Its keys could not be read or made.
+    #[error("zone {zone}: {source}")]
+    Keys {
+        /// The zone's origin.
+        zone: String,
+        /// What went wrong.
+        source: KeyError,
+    },
+    /// The signer failed.
+    #[error("zone {zone}: cannot sign: {source}")]
+    Sign {
+        /// The zone's origin.
+        zone: String,
+        /// What went wrong.
+        source: SignError,
+    },
+}
+
+impl RrsetSigner for ZoneKey {
+    fn tag(&self) -> u16 {
+        ZoneKey::tag(self)
+    }
+
+    fn algorithm(&self) -> u8 {
+        ZoneKey::algorithm(self)
+    }
+
+    fn sign(&self, data: &[u8]) -> Result<Vec<u8>, SignError> {
+        ZoneKey::sign(self, data).map_err(|_| SignError::Crypto {
+            tag: ZoneKey::tag(self),
+        })
+    }
+}
+
+/// True when `settings` has the TS sign `zone`: `dnssec` is set and the zone
+/// was not signed in its files (a pre-signed zone is served as it is).
+pub fn signs(settings: &TsSettings, zone: &Zone) -> bool {
+    settings.dnssec.is_some() && !zone.is_presigned()
+}
+
+/// The keys of `zone` now, as [`ZoneKeys::tags`] names them: a signed
+/// zone made with other keys is signed again.
+///
+/// # Errors
+/// [`SigningError::Keys`].
+pub fn key_set(settings: &TsSettings, zone: &Zone, now: u32) -> Result<Vec<u16>, SigningError> {
+    Ok(zone_keys(settings, zone, now)?.tags())
+}
+
+fn zone_keys(settings: &TsSettings, zone: &Zone, now: u32) -> Result<ZoneKeys, SigningError> {
+    let Some(d) = &settings.dnssec else {
+        return Err(SigningError::Sign {
+            zone: zone.origin().to_string(),
+            source: SignError::NoKey,
+        });
+    };
+    ZoneKeys::load_or_create(&d.keys, zone.origin(), d.algorithm, now).map_err(|source| {
+        SigningError::Keys {
+            zone: zone.origin().to_string(),
+            source,
+        }
+    })
+}
+
+/// `zone` signed at `now` with its keys, its serial `serial` (at least the
+/// zone's own when the files gave it).
+///
+/// # Errors
+/// [`SigningError`]: keys unreadable, or none to sign with.
+pub fn sign(
+    settings: &TsSettings,
+    zone: &Zone,
+    serial: u32,
+    now: u32,
+) -> Result<Zone, SigningError> {
+    let keys = zone_keys(settings, zone, now)?;
+    let dnssec = settings.dnssec.as_ref();
+    let denial = dnssec.map(|d| d.denial).unwrap_or_default();
+    let signers = |rtype| keys.signing(rtype).map(|k| k as &dyn RrsetSigner).collect();
+    let with = Keys {
+        dnskeys: keys
+            .published()
+            .map(|k| k.dnskey_rdata().to_vec())
+            .collect(),
+        for_keys: signers(DNSKEY),
+        for_data: signers(DATA),
+        id: keys.tags(),
+    };
+    let serial = if !zone.soa_synthesized() && serial_newer(zone.serial(), serial) {
+        zone.serial()
+    } else {
+        serial
+    };
+    zone.sign(&with, denial, serial, now)
+        .map_err(|source| SigningError::Sign {
+            zone: zone.origin().to_string(),
+            source,
+        })
+}
+
+/// The serial of a zone signed again after `previous` (the serial it was
+/// served with) at `clock`.
+pub fn resign_serial(previous: u32, clock: u32) -> u32 {
+    next_serial(previous, clock)
+}

@@ -1,0 +1,381 @@
+//! Zones the TS signs itself (`dnssec` in `[[ts]]`, SPEC §4): the unsigned
+//! fixtures of the pre-signed tests (RFC 4035 Appendix A's `example.`, and
+//! `sig.test.` with wildcards, empty non-terminals, a signed and an unsigned
+//! delegation, CNAME chains), and a PROJ table, served signed by an
+//! in-process TS whose keys are made on first start. The whole zone, as a
+//! secondary transfers it (`dig AXFR`), must pass `dnssec-verify`,
+//! `ldns-verify-zone` and `kzonecheck -d on`, for both algorithms and both
+//! denials; `delv`, given the DS of the key the TS made, must call every
+//! in-zone case of the pre-signed table "fully validated". A reload that
+//! changes a table is signed again under a higher serial with the same key,
+//! and a restart keeps the key.
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use dnslb::config::{Denial, Dnssec, DnssecAlgorithm};
+
+use crate::dnssec::{NSEC3_OWNER, ZONES};
+use crate::kit::{self, TestTs, ZoneDir};
+
+const ALGORITHMS: [DnssecAlgorithm; 2] =
+    [DnssecAlgorithm::EcdsaP256Sha256, DnssecAlgorithm::Ed25519];
+const DENIALS: [Denial; 2] = [Denial::Nsec, Denial::Nsec3];
+
+/// Whether every program named is installed; if not, [`kit::skip`]s `test`.
+fn tools_present(test: &str, progs: &[&str]) -> bool {
+    for p in progs {
+        if kit::find_program(p).is_none() {
+            kit::skip(test, &format!("{p} not installed"));
+            return false;
+        }
+    }
+    true
+}
+
+/// A TS serving `zones` signed with `algorithm` and `denial`, its keys in
+/// `dir/keys`.
+async fn signing_ts(
+    dir: &ZoneDir,
+    zones: Vec<PathBuf>,
+    algorithm: DnssecAlgorithm,
+    denial: Denial,
+) -> TestTs {
+    let mut s = kit::ts_settings(zones);
+    s.dnssec = Some(Dnssec {
+        keys: dir.path().join("keys"),
+        algorithm,
+        denial,
+    });
+    kit::start_ts(s).await
+}
+
+/// The fixture `zone` (`tests/data/dnssec/ZONE.zone`) copied into `dir`.
+fn fixture(dir: &ZoneDir, zone: &str) -> PathBuf {
+    let name = format!("{zone}.zone");
+    dir.copy(&name, &kit::dnssec_fixture(&name))
+}
+
+/// The zone `zone` as `dig AXFR` transfers it from `server`.
+fn axfr(server: SocketAddr, zone: &str) -> String {
+    let out = kit::run_tool(
+        "dig",
+        &[
+            format!("@{}", server.ip()),
+            "-p".into(),
+            server.port().to_string(),
+            "AXFR".into(),
+            zone.into(),
+            "+nocmd".into(),
+            "+nostats".into(),
+            "+nocomments".into(),
+        ],
+    );
+    assert!(out.status.success(), "dig AXFR {zone}: {}", out.stderr);
+    // The transfer ends with the SOA again: a zone file holds it once.
+    let mut seen_soa = false;
+    out.stdout
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .filter(|l| {
+            let soa = l.split_whitespace().nth(3) == Some("SOA");
+            let keep = !(soa && seen_soa);
+            seen_soa |= soa;
+            keep
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// What `dnssec-verify`, `ldns-verify-zone` and `kzonecheck -d on` say of
+/// the zone `zone` in `text`: each complaint, empty when all three pass.
+fn verify_with_three_tools(dir: &Path, zone: &str, text: &str) -> String {
+    let file = dir.join(format!("{zone}.axfr"));
+    std::fs::write(&file, text).unwrap();
+    let f = kit::path_str(&file).to_owned();
+    let origin = format!("{}.", zone.trim_end_matches('.'));
+    let runs: [(&str, Vec<String>); 3] = [
+        // One key signs everything (a CSK): -z takes it as it is.
+        (
+            "dnssec-verify",
+            vec!["-z".into(), "-o".into(), origin.clone(), f.clone()],
+        ),
+        ("ldns-verify-zone", vec![f.clone()]),
+        (
+            "kzonecheck",
+            vec!["-o".into(), origin, "-d".into(), "on".into(), f],
+        ),
+    ];
+    let mut complaints = String::new();
+    for (prog, args) in runs {
+        let out = kit::run_tool(prog, &args);
+        if !out.status.success() {
+            writeln!(
+                complaints,
+                "\n== {prog} {args:?}:\n{}{}",
+                out.stdout, out.stderr
+            )
+            .unwrap();
+        }
+    }
+    complaints
+}
+
+/// The SOA serial in an AXFR's text.
+fn serial_of(text: &str) -> u32 {
+    text.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(3) == Some(&"SOA")).then(|| f[6].parse().unwrap())
+        })
+        .unwrap()
+}
+
+/// The DNSKEY records in an AXFR's text, as lines.
+fn dnskeys_of(text: &str) -> Vec<String> {
+    let mut keys: Vec<String> = text
+        .lines()
+        .filter(|l| l.split_whitespace().nth(3) == Some("DNSKEY"))
+        .map(|l| l.split_whitespace().skip(4).collect::<Vec<_>>().join(" "))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Every zone the TS signs, with each algorithm and denial, transferred
+/// whole, passes three validators' zone checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zones_the_ts_signs_pass_three_zone_verifiers() {
+    let test = "zones_the_ts_signs_pass_three_zone_verifiers";
+    if !tools_present(
+        test,
+        &["dig", "dnssec-verify", "ldns-verify-zone", "kzonecheck"],
+    ) {
+        return;
+    }
+    let mut complaints = String::new();
+    let mut checked = 0;
+    for algorithm in ALGORITHMS {
+        for denial in DENIALS {
+            let dir = ZoneDir::new();
+            let files = ZONES.iter().map(|(z, _)| fixture(&dir, z)).collect();
+            let ts = signing_ts(&dir, files, algorithm, denial).await;
+            for (zone, _) in ZONES {
+                let text = axfr(ts.addr, zone);
+                let nsec3 = text
+                    .lines()
+                    .any(|l| l.split_whitespace().nth(3) == Some("NSEC3"));
+                assert_eq!(nsec3, denial == Denial::Nsec3, "{zone} {denial:?}:\n{text}");
+                if denial == Denial::Nsec3 {
+                    // RFC 9276: SHA-1, no opt-out, no extra iterations, no salt.
+                    let param = text
+                        .lines()
+                        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                        .find(|f| f.get(3) == Some(&"NSEC3PARAM"))
+                        .map(|f| f[4..].join(" "));
+                    assert_eq!(param.as_deref(), Some("1 0 0 -"), "{zone}:\n{text}");
+                }
+                let said = verify_with_three_tools(dir.path(), zone, &text);
+                if !said.is_empty() {
+                    writeln!(complaints, "\n#### {zone} {algorithm:?} {denial:?}{said}").unwrap();
+                }
+                checked += 1;
+            }
+            ts.stop().await;
+        }
+    }
+    assert_eq!(checked, 8);
+    assert!(complaints.is_empty(), "{complaints}");
+}
+
+/// A `delv -a` file trusting the zone `zone`'s SEP keys in `keys` (their
+/// DS, as `dnssec-dsfromkey` computes it from the files the TS wrote).
+fn anchor(keys: &Path, zone: &str, out: &Path) -> PathBuf {
+    let mut text = String::from("trust-anchors {\n");
+    let prefix = format!("K{zone}+");
+    for e in std::fs::read_dir(keys).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with(&prefix) && name.ends_with(".key")) {
+            continue;
+        }
+        let ds = kit::run_tool("dnssec-dsfromkey", &["-2", kit::path_str(&path)]);
+        assert!(
+            ds.status.success(),
+            "dnssec-dsfromkey {name}: {}",
+            ds.stderr
+        );
+        for line in ds.stdout.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let at = f.iter().position(|&w| w == "DS").unwrap();
+            let digest: String = f[at + 4..].concat();
+            writeln!(
+                text,
+                "  {} static-ds {} {} {} \"{digest}\";",
+                f[0],
+                f[at + 1],
+                f[at + 2],
+                f[at + 3]
+            )
+            .unwrap();
+        }
+    }
+    text.push_str("};\n");
+    assert!(
+        text.contains("static-ds"),
+        "no key of {zone} in {}",
+        keys.display()
+    );
+    let file = out.join(format!("{zone}.anchor"));
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// `delv` with the DS of the key the TS made calls every in-zone case of
+/// the pre-signed table "fully validated" (wildcard answers too: no
+/// opt-out here), under NSEC and NSEC3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delv_validates_every_case_of_a_zone_the_ts_signs() {
+    let test = "delv_validates_every_case_of_a_zone_the_ts_signs";
+    if !tools_present(test, &["delv", "dnssec-dsfromkey", "timeout"]) {
+        return;
+    }
+    let mut failures = String::new();
+    let mut checked = 0;
+    for denial in DENIALS {
+        let dir = ZoneDir::new();
+        let files = ZONES.iter().map(|(z, _)| fixture(&dir, z)).collect();
+        let ts = signing_ts(&dir, files, DnssecAlgorithm::EcdsaP256Sha256, denial).await;
+        for (zone, cases) in ZONES {
+            let anchor = anchor(&dir.path().join("keys"), &format!("{zone}."), dir.path());
+            for c in cases.iter().filter(|c| c.delv && c.name != NSEC3_OWNER) {
+                let args = [
+                    "5".to_owned(),
+                    "delv".to_owned(),
+                    "-a".to_owned(),
+                    kit::path_str(&anchor).to_owned(),
+                    format!("+root={zone}."),
+                    "@127.0.0.1".to_owned(),
+                    "-p".to_owned(),
+                    ts.addr.port().to_string(),
+                    c.name.to_owned(),
+                    c.qtype.to_string(),
+                ];
+                let out = kit::run_tool("timeout", &args);
+                checked += 1;
+                if !out.stdout.contains("fully validated") {
+                    writeln!(
+                        failures,
+                        "\n== {denial:?} {} {} ({}):\n{}{}",
+                        c.name, c.qtype, c.what, out.stdout, out.stderr
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        ts.stop().await;
+    }
+    assert!(checked > 40, "{checked} cases");
+    assert!(failures.is_empty(), "delv disagrees:{failures}");
+}
+
+/// A PROJ table signed by the TS: a reload that changes one address is
+/// signed again (the new address with its RRSIG, every check passing)
+/// under a higher serial and the same key; a restart keeps the key and
+/// raises the serial again (its signatures are new).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_table_is_signed_again_with_a_higher_serial_and_the_same_key() {
+    let test = "a_changed_table_is_signed_again_with_a_higher_serial_and_the_same_key";
+    if !tools_present(
+        test,
+        &["dig", "dnssec-verify", "ldns-verify-zone", "kzonecheck"],
+    ) {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let table = dir.write(
+        "t.txt",
+        "tbl.test ns1.tbl.test NS\nns1.tbl.test 192.0.2.53 A\nwww.tbl.test 192.0.2.1 A\nmail.tbl.test 192.0.2.2 A\n",
+    );
+    let settings = |dir: &ZoneDir| {
+        let mut s = kit::ts_settings(vec![table.clone()]);
+        s.origin = "tbl.test.".parse().unwrap();
+        s.dnssec = Some(Dnssec {
+            keys: dir.path().join("keys"),
+            algorithm: DnssecAlgorithm::EcdsaP256Sha256,
+            denial: Denial::Nsec,
+        });
+        s
+    };
+    let ts = kit::start_ts(settings(&dir)).await;
+    let first = axfr(ts.addr, "tbl.test");
+    assert_eq!(verify_with_three_tools(dir.path(), "tbl.test", &first), "");
+    std::fs::write(
+        &table,
+        "tbl.test ns1.tbl.test NS\nns1.tbl.test 192.0.2.53 A\nwww.tbl.test 192.0.2.9 A\nmail.tbl.test 192.0.2.2 A\n",
+    )
+    .unwrap();
+    let report = ts.ts.reload().unwrap();
+    assert_eq!(report.changed, 1, "{report:?}");
+    let second = axfr(ts.addr, "tbl.test");
+    assert!(
+        second.contains("192.0.2.9") && !second.contains("192.0.2.1\n"),
+        "{second}"
+    );
+    assert_eq!(verify_with_three_tools(dir.path(), "tbl.test", &second), "");
+    assert!(serial_of(&second) > serial_of(&first), "{first}\n{second}");
+    assert_eq!(dnskeys_of(&first), dnskeys_of(&second));
+    // The same files and keys: nothing to sign again.
+    assert_eq!(ts.ts.reload().unwrap().changed, 0);
+    ts.stop().await;
+    let again = kit::start_ts(settings(&dir)).await;
+    let third = axfr(again.addr, "tbl.test");
+    assert_eq!(
+        dnskeys_of(&third),
+        dnskeys_of(&second),
+        "a restart made new keys"
+    );
+    assert!(serial_of(&third) > serial_of(&second), "{second}\n{third}");
+    assert_eq!(verify_with_three_tools(dir.path(), "tbl.test", &third), "");
+    again.stop().await;
+}
+
+/// Signatures are made anew before a tenth of their life is left, with no
+/// reload: the zone is signed again under a higher serial, its signatures
+/// valid from then on, and nothing happens before it is due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_are_refreshed_before_a_tenth_of_their_life_is_left() {
+    let dir = ZoneDir::new();
+    let table = dir.write("t.txt", "www.tbl.test 192.0.2.1 A\n");
+    let mut s = kit::ts_settings(vec![table]);
+    s.origin = "tbl.test.".parse().unwrap();
+    s.dnssec = Some(Dnssec {
+        keys: dir.path().join("keys"),
+        algorithm: DnssecAlgorithm::Ed25519,
+        denial: Denial::Nsec3,
+    });
+    let ts = kit::start_ts(s).await;
+    let zone = |ts: &TestTs| ts.ts.catalog().zones()[0].clone();
+    let before = zone(&ts);
+    let sig = before.signature().unwrap().clone();
+    let life = sig.expiration - sig.inception;
+    assert_eq!(life, 14 * 86_400 + 3600, "{sig:?}");
+    let due = sig.refresh_at();
+    assert_eq!(sig.expiration - due, life / 10);
+    assert_eq!(ts.ts.next_refresh(), Some(due));
+    assert!(ts.ts.refresh_signatures(due - 1).unwrap().is_empty());
+    assert_eq!(zone(&ts).serial(), before.serial());
+    let refreshed = ts.ts.refresh_signatures(due).unwrap();
+    assert_eq!(refreshed, vec![before.origin().clone()]);
+    let after = zone(&ts);
+    let new = after.signature().unwrap();
+    assert!(after.serial() > before.serial());
+    assert_eq!(
+        (new.inception, new.expiration),
+        (due - 3600, due + 14 * 86_400)
+    );
+    assert_eq!(new.tags, sig.tags, "the same keys");
+    assert!(after.same_data(&before));
+    assert!(ts.ts.next_refresh().unwrap() > due);
+    ts.stop().await;
+}
