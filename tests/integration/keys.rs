@@ -2,7 +2,9 @@
 //! `dnssec-keygen` are read with their tag; `dnssec-dsfromkey` and
 //! `dnssec-signzone` read the keys we make; a key roll done with
 //! `dnssec-keygen` and `dnssec-settime` changes which keys publish and sign
-//! when their times come; `dnslb ds` prints what `dnssec-dsfromkey` prints.
+//! when their times come; `dnslb ds` prints what `dnssec-dsfromkey` prints
+//! (and nothing for a pre-signed zone); `dnslb check` refuses a pre-signed
+//! zone split across partitions.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -212,16 +214,41 @@ fn a_key_roll_made_with_bind_tools_takes_effect_on_time() {
     });
 }
 
+/// A master file of `zone` (`example.net`), unsigned.
+fn unsigned_zone(zone: &str) -> String {
+    format!(
+        "$ORIGIN {zone}.\n$TTL 300\n@ IN SOA ns1 hostmaster 1 3600 600 604800 300\n\
+         @ IN NS ns1\nns1 IN A 192.0.2.1\n"
+    )
+}
+
+/// `FILE`, the zone `zone` signed by `dnssec-signzone` with a key made in
+/// `dir/presigned` (a pre-signed zone file, as an external signer leaves it).
+fn presigned_zone(dir: &Path, zone: &str, file: &str) {
+    let signer = dir.join("presigned");
+    std::fs::create_dir(&signer).unwrap();
+    std::fs::write(signer.join("unsigned"), unsigned_zone(zone)).unwrap();
+    bind(
+        &signer,
+        "dnssec-keygen",
+        &["-q", "-a", "ECDSAP256SHA256", "-f", "KSK", zone],
+    );
+    let out = path_str(&dir.join(file)).to_string();
+    let args = ["-S", "-z", "-K", ".", "-o", zone, "-f", &out, "unsigned"];
+    bind(&signer, "dnssec-signzone", &args);
+}
+
 #[test]
 fn dnslb_ds_prints_what_dnssec_dsfromkey_prints() {
-    in_folder(["dnssec-dsfromkey"], |dir| {
-        // A PROJ table (origin example.com) and a master file of its own zone.
+    let progs = ["dnssec-dsfromkey", "dnssec-keygen", "dnssec-signzone"];
+    in_folder(progs, |dir| {
+        // A PROJ table (origin example.com), a master file of its own zone,
+        // and a pre-signed zone file: the TS does not sign that one.
         std::fs::write(dir.join("t.txt"), "www.example.com 192.0.2.1 A\n").unwrap();
-        let zone = "$ORIGIN example.org.\n$TTL 300\n\
-            @ IN SOA ns1 hostmaster 1 3600 600 604800 300\n@ IN NS ns1\nns1 IN A 192.0.2.1\n";
-        std::fs::write(dir.join("org.zone"), zone).unwrap();
+        std::fs::write(dir.join("org.zone"), unsigned_zone("example.org")).unwrap();
+        presigned_zone(dir, "example.net", "net.zone");
         let config = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\n\
-            zones = [\"t.txt\", \"org.zone\"]\norigin = \"example.com\"\n\
+            zones = [\"t.txt\", \"org.zone\", \"net.zone\"]\norigin = \"example.com\"\n\
             dnssec = { keys = \"keys\", algorithm = \"ed25519\" }\n\n\
             [[ts]]\nname = \"ts2\"\nlisten = \"127.0.0.1:5302\"\nzones = [\"t.txt\"]\n";
         std::fs::write(dir.join("config.toml"), config).unwrap();
@@ -238,7 +265,7 @@ fn dnslb_ds_prints_what_dnssec_dsfromkey_prints() {
         assert!(out.status.success(), "{}", out.stderr);
         let keys = dir.join("keys");
         let files = key_files(&keys);
-        assert_eq!(files.len(), 2, "one key per zone, made now");
+        assert_eq!(files.len(), 2, "one key per zone it signs, made now");
         let mut bind_ds: Vec<String> = files
             .iter()
             .map(|f| bind(&keys, "dnssec-dsfromkey", &["-2", path_str(f)]))
@@ -258,5 +285,34 @@ fn dnslb_ds_prints_what_dnssec_dsfromkey_prints() {
             out.stderr.trim(),
             "dnslb: error: ts 'ts2' has no dnssec: it signs no zone (add dnssec = { keys = \"DIR\" })"
         );
+    });
+}
+
+#[test]
+fn check_refuses_a_pre_signed_zone_split_across_partitions() {
+    in_folder(["dnssec-keygen", "dnssec-signzone"], |dir| {
+        presigned_zone(dir, "example.net", "net.zone");
+        std::fs::write(dir.join("t.txt"), "www.example.net 192.0.2.1 A\n").unwrap();
+        let config = |layout: &str| {
+            format!(
+                "[ls]\nlisten = [\"127.0.0.1:0\"]\nlayout = \"{layout}\"\n\n\
+                 [[ls.backend]]\nname = \"ts1\"\naddr = \"127.0.0.1:5301\"\n\n\
+                 [[ls.backend]]\nname = \"ts2\"\naddr = \"127.0.0.1:5302\"\n\n\
+                 [[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\nzones = [\"net.zone\"]\n\n\
+                 [[ts]]\nname = \"ts2\"\nlisten = \"127.0.0.1:5302\"\nzones = [\"t.txt\"]\n\
+                 origin = \"example.net\"\n"
+            )
+        };
+        let check = |layout: &str| {
+            std::fs::write(dir.join("config.toml"), config(layout)).unwrap();
+            run_dnslb(&["check", "-c", "config.toml"], dir, None, TOOL_LIMIT)
+        };
+        let out = check("partitioned");
+        assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+        let want = "config.toml:21: ts.zones: the signed zone example.net. (ts1's zone file \
+                    holds its DNSKEY) is split across partitions: table servers ts1, ts2";
+        assert!(out.stderr.starts_with(want), "{}", out.stderr);
+        let out = check("replicated");
+        assert!(out.status.success(), "{}", out.stderr);
     });
 }
