@@ -9,7 +9,6 @@ use std::path::Path;
 use hickory_proto::rr::Name;
 
 use crate::config::{Config, Layout, LsConfig};
-use crate::ts::keys::ds::presigned_origins;
 use crate::ts::zone::Catalog;
 use crate::ts::{self, TsSettings, zonefile};
 
@@ -115,16 +114,10 @@ fn is_backend(ls: &LsConfig, listen: SocketAddr) -> bool {
 /// The zones of the TS `index` with `settings` (`catalog` loaded from them).
 fn served_zones(index: usize, settings: &TsSettings, catalog: &Catalog) -> Served {
     let signs = settings.dnssec.is_some();
-    // A file that does not read was reported already.
-    let presigned = if signs {
-        Vec::new()
-    } else {
-        presigned_origins(settings).unwrap_or_default()
-    };
     let zones = catalog
         .zones()
         .iter()
-        .map(|z| (z.origin().clone(), signs || presigned.contains(z.origin())))
+        .map(|z| (z.origin().clone(), signs || z.is_presigned()))
         .collect();
     Served {
         index,

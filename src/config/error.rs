@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::source_map::{SourceMap, display_path};
-use super::{Layout, OnMiss, OnTimeout, Order, Strategy};
+use super::{Denial, DnssecAlgorithm, Layout, OnMiss, OnTimeout, Order, Strategy};
 
 /// A typed problem with a config file.
 ///
@@ -150,6 +150,8 @@ fn keyword_choices(key: &str) -> Option<Vec<&'static str>> {
         "ls.layout" => names(Layout::ALL, Layout::as_str),
         "ls.on_timeout" => names(OnTimeout::ALL, OnTimeout::as_str),
         "ts.on_miss" => names(OnMiss::ALL, OnMiss::as_str),
+        "ts.dnssec.algorithm" => names(DnssecAlgorithm::ALL, DnssecAlgorithm::as_str),
+        "ts.dnssec.denial" => names(Denial::ALL, Denial::as_str),
         _ => None,
     }
 }

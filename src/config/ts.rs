@@ -176,6 +176,46 @@ mod tests {
     }
 
     #[test]
+    fn dnssec_keys_are_relative_to_the_config_folder_and_values_checked() {
+        use super::{Denial, Dnssec, DnssecAlgorithm};
+        let c = Config::from_toml(BASE, Path::new("c.toml")).unwrap();
+        assert_eq!(c.ts[0].dnssec, None);
+        let read = |line: &str| -> Dnssec {
+            let text = format!("{BASE}dnssec = {line}\n");
+            let c = Config::from_toml(&text, Path::new("/etc/dnslb/c.toml")).unwrap();
+            c.ts[0].dnssec.clone().unwrap()
+        };
+        let d = read(r#"{ keys = "k", denial = "nsec3" }"#);
+        assert_eq!(d.keys, Path::new("/etc/dnslb/k"));
+        assert_eq!(d.algorithm, DnssecAlgorithm::EcdsaP256Sha256);
+        assert_eq!(d.denial, Denial::Nsec3);
+        let d = read(r#"{ keys = "/var/k", algorithm = "ed25519" }"#);
+        assert_eq!(d.keys, Path::new("/var/k"));
+        assert_eq!(
+            (d.algorithm, d.denial),
+            (DnssecAlgorithm::Ed25519, Denial::Nsec)
+        );
+        // The keywords as SPEC §7 writes them.
+        let d = read(r#"{ keys = "k", algorithm = "ecdsap256sha256", denial = "nsec" }"#);
+        assert_eq!(d.algorithm, DnssecAlgorithm::EcdsaP256Sha256);
+
+        for (line, want) in [
+            (
+                r#"{ keys = "k", algorithm = "rsasha256" }"#,
+                r#"ts.dnssec.algorithm: expected one of ecdsap256sha256, ed25519, got "rsasha256""#,
+            ),
+            (
+                r#"{ keys = "k", denial = "nsec5" }"#,
+                r#"ts.dnssec.denial: expected one of nsec, nsec3, got "nsec5""#,
+            ),
+        ] {
+            let text = format!("{BASE}\ndnssec = {line}\n");
+            let err = Config::from_toml(&text, Path::new("c.toml")).unwrap_err();
+            assert_eq!(err.to_string(), format!("c.toml:6: {want}"));
+        }
+    }
+
+    #[test]
     fn nsid_must_be_1_to_128_bytes() {
         let at_most = format!("{BASE}nsid = \"{}\"\n", "x".repeat(128));
         assert!(Config::from_toml(&at_most, Path::new("c.toml")).is_ok());

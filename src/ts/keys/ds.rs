@@ -2,11 +2,12 @@
 //! in presentation format as `dnssec-dsfromkey -2` prints them, for the
 //! operator to hand to the parent zone. The keys are made when absent, so the
 //! DS can reach the parent before the TS first starts.
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::Name;
 
 use super::{KeyError, ZoneKey, ZoneKeys, canonical_wire, file::origin_text};
+use crate::ts::signing::signs;
 use crate::ts::source::ZoneError;
-use crate::ts::{TsSettings, load_catalog, zonefile};
+use crate::ts::{TsSettings, load_catalog};
 
 /// Why `dnslb ds` prints nothing.
 #[derive(Debug, thiserror::Error)]
@@ -23,31 +24,9 @@ pub enum DsError {
     Key(#[from] KeyError),
 }
 
-/// The origins of the master files of `settings` that are signed already: a
-/// DNSKEY at the zone's apex (a TS serves those as they are, and signs the
-/// others when it has `dnssec`).
-///
-/// # Errors
-/// A file that cannot be read, as `file:line`.
-pub fn presigned_origins(settings: &TsSettings) -> Result<Vec<Name>, ZoneError> {
-    let mut out: Vec<Name> = Vec::new();
-    for file in settings.zones.iter() {
-        if !zonefile::is_master_file(file) {
-            continue;
-        }
-        let (origin, records) = zonefile::load_any(file, &settings.origin, settings.ttl)?;
-        let keyed = records
-            .iter()
-            .any(|r| r.data.record_type() == RecordType::DNSKEY && r.name == origin);
-        if keyed && !out.contains(&origin) {
-            out.push(origin);
-        }
-    }
-    Ok(out)
-}
-
-/// The zones the TS of `settings` signs itself: every zone it serves but
-/// those its files sign already. Empty without `dnssec`.
+/// The zones the TS of `settings` signs itself ([`signs`]): every zone it
+/// serves but those its files sign already (a DNSKEY at the apex). Empty
+/// without `dnssec`.
 ///
 /// # Errors
 /// A zone that does not load, as `file:line`.
@@ -56,9 +35,8 @@ pub fn signed_by_ts(settings: &TsSettings) -> Result<Vec<Name>, ZoneError> {
         return Ok(Vec::new());
     }
     let catalog = load_catalog(settings, 1)?;
-    let presigned = presigned_origins(settings)?;
-    let origins = catalog.zones().iter().map(|z| z.origin().clone());
-    Ok(origins.filter(|o| !presigned.contains(o)).collect())
+    let zones = catalog.zones().iter().filter(|z| signs(settings, z));
+    Ok(zones.map(|z| z.origin().clone()).collect())
 }
 
 /// One DS record in presentation format, as `dnssec-dsfromkey` prints it:

@@ -335,6 +335,13 @@ pub(super) fn create_key(
     );
     write_new(&private_path, &private_text, 0o600)?;
     write_new(&key_path, &key_text, 0o644)?;
+    // The renames themselves survive a crash once the folder is synced.
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| KeyError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
     let pair =
         KeyPair::from_halves(algorithm, &private, &public).map_err(|what| KeyError::Rejected {
             path: private_path,

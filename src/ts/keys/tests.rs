@@ -338,6 +338,34 @@ fn sep_keys_sign_the_key_set_and_the_others_the_rest() {
 }
 
 #[test]
+fn servers_starting_together_make_one_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("keys");
+    let tags: Vec<Vec<u16>> = std::thread::scope(|s| {
+        let starts: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let alg = DnssecAlgorithm::EcdsaP256Sha256;
+                    ZoneKeys::load_or_create(&dir, &name("a.test."), alg, NOW)
+                        .unwrap()
+                        .tags()
+                })
+            })
+            .collect();
+        starts.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert!(tags.iter().all(|t| *t == tags[0]), "{tags:?}");
+    assert_eq!(key_files(&dir).len(), 2);
+}
+
+#[test]
+fn zone_keys_are_shared_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ZoneKeys>();
+    send_sync::<ZoneKey>();
+}
+
+#[test]
 fn canonical_wire_lowers_the_case() {
     assert_eq!(canonical_wire(&name("A.Example.")), b"\x01a\x07example\x00");
     assert_eq!(canonical_wire(&Name::root()), b"\x00");
