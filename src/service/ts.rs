@@ -21,6 +21,9 @@ use crate::ts::{TableServer, TsSettings};
 /// are due (the clock may have jumped).
 const REFRESH_CHECK: Duration = Duration::from_secs(3600);
 
+/// How long after a failed refresh of signatures it is tried again.
+const REFRESH_RETRY: Duration = Duration::from_secs(60);
+
 /// One table server to run: what it serves, and where.
 #[derive(Debug, Clone)]
 pub struct TsRun {
@@ -119,11 +122,18 @@ impl TsService {
         info!(ts = %name, addr = ?addrs, "table server ready");
         let notifies = TaskTracker::new();
         let mut died = None;
+        // After a refresh that failed (keys unreadable...): tried again then,
+        // not at once.
+        let mut retry_at: Option<tokio::time::Instant> = None;
         loop {
             // Signatures due for refresh: woken then (or within the hour).
             let refresh_in = ts.next_refresh().map(|at| {
                 let left = at.saturating_sub(crate::ts::unix_now());
-                Duration::from_secs(u64::from(left)).min(REFRESH_CHECK)
+                let wait = Duration::from_secs(u64::from(left)).min(REFRESH_CHECK);
+                let backoff = retry_at.map_or(Duration::ZERO, |r| {
+                    r.saturating_duration_since(tokio::time::Instant::now())
+                });
+                wait.max(backoff)
             });
             let step = tokio::select! {
                 end = &mut server => {
@@ -141,7 +151,13 @@ impl TsService {
                 Some(Control::Reload) => {
                     tokio::task::spawn_blocking(move || t.reload_logged()).await
                 }
-                None => tokio::task::spawn_blocking(move || t.refresh_logged()).await,
+                None => {
+                    let done = tokio::task::spawn_blocking(move || t.refresh_logged()).await;
+                    let still_due =
+                        (ts.next_refresh()).is_some_and(|at| at <= crate::ts::unix_now());
+                    retry_at = still_due.then(|| tokio::time::Instant::now() + REFRESH_RETRY);
+                    done
+                }
             };
             for zone in changed.unwrap_or_default() {
                 for &target in &ts.settings().notify {
