@@ -616,35 +616,40 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "ad hoc: writes /tmp/signed-test.zone"]
-    fn dump() {
+    fn an_rrsig_verifies_over_the_rrset_as_rfc_4034_spells_the_signed_data() {
         let z = zone(vec![
-            rec("a.test.", a("1.1.1.1")),
-            rec("b.c.test.", a("1.1.1.2")),
-            rec("*.w.test.", a("1.1.1.3")),
+            rec("A.test.", a("192.0.2.1")),
+            rec("a.test.", a("192.0.2.2")),
         ]);
         let key = TestKey::new();
-        for (denial, file) in [
-            (Denial::Nsec, "/tmp/signed-nsec.zone"),
-            (Denial::Nsec3, "/tmp/signed-nsec3.zone"),
-        ] {
-            let now = u32::try_from(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs(),
-            )
-            .unwrap();
-            let s = z.sign(&key.keys(), denial, 7, now).unwrap();
-            let mut text = format!("{} {} IN SOA {}\n", s.origin, s.soa_ttl, s.soa);
-            for (n, ttl, d) in s.records() {
-                let mut b = Vec::new();
-                encode_rdata(&d, &mut b).unwrap();
-                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-                let code = u16::from(d.record_type());
-                text += &format!("{n} {ttl} IN TYPE{code} \\# {} {hex}\n", b.len());
-            }
-            std::fs::write(file, text).unwrap();
+        let s = z.sign(&key.keys(), Denial::Nsec, 7, 1_800_000_000).unwrap();
+        assert_eq!(s.serial(), 7);
+        let e = s.store.get(b"\x01a\x04test\x00").unwrap();
+        let sig = e.sigs(1).unwrap().records().next().unwrap();
+        let rdata = &sig[10..];
+        // Type covered A, algorithm 13, 2 labels, original TTL 300,
+        // expiration and inception as asked, the key's tag, signer the root.
+        assert_eq!(&rdata[..4], &[0, 1, 13, 2]);
+        assert_eq!(be32(rdata, 4), 300);
+        assert_eq!(be32(rdata, 8), 1_800_000_000 + VALIDITY);
+        assert_eq!(be32(rdata, 12), 1_800_000_000 - BACKDATE);
+        assert_eq!(u16::from_be_bytes([rdata[16], rdata[17]]), key.tag());
+        assert_eq!(rdata[18], 0, "signer: the root zone");
+        let (head, signature) = rdata.split_at(19);
+        // RFC 4034 §3.1.8.1: the RRSIG RDATA but its signature, then each
+        // record, owner lower-cased, in canonical order.
+        let mut data = head.to_vec();
+        for addr in [[192, 0, 2, 1], [192, 0, 2, 2]] {
+            data.extend_from_slice(b"\x01a\x04test\x00\x00\x01\x00\x01\x00\x00\x01\x2c\x00\x04");
+            data.extend_from_slice(&addr);
         }
+        let public = [&[4u8][..], &key.rdata[4..]].concat();
+        let verifier = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_FIXED,
+            public,
+        );
+        assert!(verifier.verify(&data, signature).is_ok());
+        data[head.len() + 20] ^= 1;
+        assert!(verifier.verify(&data, signature).is_err());
     }
 }
