@@ -190,7 +190,7 @@ async fn zones_the_ts_signs_pass_three_zone_verifiers() {
 
 /// A `delv -a` file trusting the zone `zone`'s SEP keys in `keys` (their
 /// DS, as `dnssec-dsfromkey` computes it from the files the TS wrote).
-fn anchor(keys: &Path, zone: &str, out: &Path) -> PathBuf {
+pub(crate) fn anchor(keys: &Path, zone: &str, out: &Path) -> PathBuf {
     let mut text = String::from("trust-anchors {\n");
     let prefix = format!("K{zone}+");
     for e in std::fs::read_dir(keys).unwrap() {
@@ -246,37 +246,64 @@ async fn delv_validates_every_case_of_a_zone_the_ts_signs() {
         let dir = ZoneDir::new();
         let files = ZONES.iter().map(|(z, _)| fixture(&dir, z)).collect();
         let ts = signing_ts(&dir, files, DnssecAlgorithm::EcdsaP256Sha256, denial).await;
-        for (zone, cases) in ZONES {
-            let anchor = anchor(&dir.path().join("keys"), &format!("{zone}."), dir.path());
-            for c in cases.iter().filter(|c| c.delv && c.name != NSEC3_OWNER) {
-                let args = [
-                    "5".to_owned(),
-                    "delv".to_owned(),
-                    "-a".to_owned(),
-                    kit::path_str(&anchor).to_owned(),
-                    format!("+root={zone}."),
-                    "@127.0.0.1".to_owned(),
-                    "-p".to_owned(),
-                    ts.addr.port().to_string(),
-                    c.name.to_owned(),
-                    c.qtype.to_string(),
-                ];
-                let out = kit::run_tool("timeout", &args);
-                checked += 1;
-                if !out.stdout.contains("fully validated") {
-                    writeln!(
-                        failures,
-                        "\n== {denial:?} {} {} ({}):\n{}{}",
-                        c.name, c.qtype, c.what, out.stdout, out.stderr
-                    )
-                    .unwrap();
-                }
-            }
+        let (asked, said) = delv_every_case(ts.addr, &dir.path().join("keys"), dir.path());
+        checked += asked;
+        if !said.is_empty() {
+            writeln!(failures, "\n#### {denial:?}{said}").unwrap();
         }
         ts.stop().await;
     }
     assert!(checked > 40, "{checked} cases");
     assert!(failures.is_empty(), "delv disagrees:{failures}");
+}
+
+/// `timeout 5 delv -a ANCHOR +root=ZONE @SERVER NAME QTYPE`: `delv`'s
+/// output for one question, trusting the anchor file `anchor` for `zone`
+/// (no final dot).
+pub(crate) fn delv(
+    anchor: &Path,
+    zone: &str,
+    server: SocketAddr,
+    name: &str,
+    qtype: &str,
+) -> kit::Output {
+    let args = [
+        "5".to_owned(),
+        "delv".to_owned(),
+        "-a".to_owned(),
+        kit::path_str(anchor).to_owned(),
+        format!("+root={}.", zone.trim_end_matches('.')),
+        format!("@{}", server.ip()),
+        "-p".to_owned(),
+        server.port().to_string(),
+        name.to_owned(),
+        qtype.to_owned(),
+    ];
+    kit::run_tool("timeout", &args)
+}
+
+/// Asks `delv`, trusting the DS of each zone's keys in `keys` (anchor
+/// files written to `out`), every in-zone case of [`ZONES`] at `server`:
+/// how many it asked, and each answer it did not call "fully validated".
+pub(crate) fn delv_every_case(server: SocketAddr, keys: &Path, out: &Path) -> (usize, String) {
+    let mut failures = String::new();
+    let mut checked = 0;
+    for (zone, cases) in ZONES {
+        let anchor = anchor(keys, &format!("{zone}."), out);
+        for c in cases.iter().filter(|c| c.delv && c.name != NSEC3_OWNER) {
+            let out = delv(&anchor, zone, server, c.name, &c.qtype.to_string());
+            checked += 1;
+            if !out.stdout.contains("fully validated") {
+                writeln!(
+                    failures,
+                    "\n== {} {} ({}):\n{}{}",
+                    c.name, c.qtype, c.what, out.stdout, out.stderr
+                )
+                .unwrap();
+            }
+        }
+    }
+    (checked, failures)
 }
 
 /// A PROJ table signed by the TS: a reload that changes one address is

@@ -14,6 +14,9 @@
 //! * [`unbound`]: Unbound (a recursive resolver) in front of a partitioned
 //!   LS, one of whose two table servers is then stalled with SIGSTOP; and a
 //!   CNAME in one partition whose target is in the other.
+//! * [`signed`]: a validating Unbound, `delv`, and Knot and NSD secondaries
+//!   in front of zones the TS signs, directly and through a replicated LS;
+//!   Unbound's SERVFAIL for a record changed after signing.
 //!
 //! A test whose program is not installed prints `SKIPPED, not run: PROG
 //! not installed` and passes under a plain `cargo test`; under
@@ -44,6 +47,7 @@ mod dnsdist;
 mod knot;
 mod knot_secondary;
 mod replicated;
+mod signed;
 mod stub;
 mod unbound;
 

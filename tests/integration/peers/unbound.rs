@@ -41,10 +41,10 @@ const STALL_PHASE: Duration = Duration::from_secs(5);
 const DOWN_LIMIT: Duration = Duration::from_secs(10);
 
 /// Unbound with its config in a temporary folder.
-struct Unbound {
+pub(super) struct Unbound {
     /// Declared before `dir`: the process stops before its folder goes.
-    proc: Proc,
-    addr: SocketAddr,
+    pub(super) proc: Proc,
+    pub(super) addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -52,6 +52,20 @@ impl Unbound {
     /// Unbound on 127.0.0.1:`port`, resolving `example.test.` through the
     /// stub server `ls`, refusing every other name.
     fn start(bin: &Path, port: u16, ls: SocketAddr) -> Unbound {
+        Unbound::start_for(bin, port, ("example.test.", ls), "iterator", "")
+    }
+
+    /// Unbound on 127.0.0.1:`port`, resolving `zone` through the stub
+    /// server `server`, refusing every other name, with `modules` as its
+    /// `module-config` and `extra` (whole `server:` lines, each indented)
+    /// added to its `server:` clause.
+    pub(super) fn start_for(
+        bin: &Path,
+        port: u16,
+        (zone, server): (&str, SocketAddr),
+        modules: &str,
+        extra: &str,
+    ) -> Unbound {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         let conf = format!(
@@ -69,21 +83,22 @@ impl Unbound {
              \x20 directory: \"{d}\"\n\
              \x20 pidfile: \"{d}/unbound.pid\"\n\
              \x20 num-threads: 1\n\
-             \x20 module-config: \"iterator\"\n\
+             \x20 module-config: \"{modules}\"\n\
              \x20 auto-trust-anchor-file: \"\"\n\
              \x20 qname-minimisation: no\n\
              \x20 do-not-query-localhost: no\n\
              \x20 outgoing-interface: 127.0.0.1\n\
              \x20 access-control: 127.0.0.0/8 allow\n\
              \x20 local-zone: \".\" refuse\n\
-             \x20 local-zone: \"example.test.\" transparent\n\
+             \x20 local-zone: \"{zone}\" transparent\n\
+             {extra}\
              remote-control:\n\
              \x20 control-enable: no\n\
              stub-zone:\n\
-             \x20 name: \"example.test.\"\n\
+             \x20 name: \"{zone}\"\n\
              \x20 stub-addr: {}@{}\n",
-            ls.ip(),
-            ls.port()
+            server.ip(),
+            server.port()
         );
         let path = dir.path().join("unbound.conf");
         std::fs::write(&path, &conf).unwrap();
@@ -107,7 +122,7 @@ impl Unbound {
 
     /// Polls a name Unbound refuses by itself (no upstream involved) until
     /// it answers.
-    async fn wait_ready(&mut self) {
+    pub(super) async fn wait_ready(&mut self) {
         wait_for(
             self.addr,
             "ready.dnslb-test.",
