@@ -547,15 +547,23 @@ async fn wait_both(knot: &Knot, nsd: &Nsd, ip: &str, limit: Duration, ts: &mut P
     wait_www(nsd.addr, ip, limit, &mut [ts], &|| nsd.logs()).await;
 }
 
-/// Knot and NSD, secondaries of a TS that signs `sig.test.` (NSEC3),
-/// serve the zone as transferred: `delv` validates their answers; after
-/// an edit and a SIGHUP, both serve the new address, signed anew.
+/// Knot and NSD, secondaries of a TS that signs `sig.test.` (NSEC, then
+/// NSEC3), serve the zone as transferred: `delv` validates their answers;
+/// after an edit and a SIGHUP, both serve the new address, signed anew.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knot_and_nsd_secondaries_of_a_signing_ts_serve_answers_delv_validates() {
     let test = "secondaries_of_a_signing_ts";
     let Some([knotd, _, _, _]) = need(test, ["knotd", "nsd", "delv", "dnssec-dsfromkey"]) else {
         return;
     };
+    for denial in DENIALS {
+        secondaries_follow(&knotd, denial).await;
+    }
+}
+
+/// [`knot_and_nsd_secondaries_of_a_signing_ts_serve_answers_delv_validates`]
+/// with `denial`.
+async fn secondaries_follow(knotd: &Path, denial: &str) {
     let dir = ZoneDir::new();
     let file = fixture(&dir, "sig.test");
     let keys = dir.path().join("keys");
@@ -566,7 +574,7 @@ async fn knot_and_nsd_secondaries_of_a_signing_ts_serve_answers_delv_validates()
         ts_port,
         std::slice::from_ref(&file),
         &keys,
-        "nsec3",
+        denial,
         &notify,
     );
     let config = dir.write("config.toml", &text);
@@ -574,7 +582,7 @@ async fn knot_and_nsd_secondaries_of_a_signing_ts_serve_answers_delv_validates()
     let ts_addr = local(ts_port);
     let anchor = anchor(&keys, ZONE, dir.path());
 
-    let knot = Knot::secondary(&knotd, knot_port, ZONE, ts_addr);
+    let knot = Knot::secondary(knotd, knot_port, ZONE, ts_addr);
     let mut nsd = Nsd::secondary(nsd_port, ZONE, ts_addr);
     nsd.wait_ready(ZONE).await;
     wait_both(&knot, &nsd, "192.0.2.10", READY_LIMIT, &mut ts).await;
@@ -585,7 +593,7 @@ async fn knot_and_nsd_secondaries_of_a_signing_ts_serve_answers_delv_validates()
             failures.push_str(&delv_complaint(&anchor, server, (name, qtype), want));
         }
     }
-    assert!(failures.is_empty(), "delv disagrees:{failures}");
+    assert!(failures.is_empty(), "{denial}: delv disagrees:{failures}");
 
     // A new address: the TS signs it, NOTIFYs, and both secondaries follow.
     let unsigned = std::fs::read_to_string(&file).unwrap();
@@ -611,7 +619,7 @@ async fn knot_and_nsd_secondaries_of_a_signing_ts_serve_answers_delv_validates()
     }
     assert!(
         failures.is_empty(),
-        "after the change, delv disagrees:{failures}"
+        "{denial}: after the change, delv disagrees:{failures}"
     );
     nsd.check_alive();
     ts.assert_running();
