@@ -49,9 +49,27 @@ pub(super) struct LexError {
 /// # Errors
 /// A `)` with no `(` open, a quoted string or a parenthesis left open at the end of
 /// the text, a backslash ending the text.
+#[cfg(test)]
 pub(super) fn entries(text: &[u8]) -> Result<Vec<Entry>, LexError> {
+    let mut all = Vec::new();
+    each_entry(text, |e| {
+        all.push(e);
+        Ok(())
+    })?;
+    Ok(all)
+}
+
+/// Hands each entry of `text` to `f` as soon as it is read (a big file's
+/// tokens never sit in memory together), in file order; the first error,
+/// the lexer's or `f`'s, ends the reading.
+///
+/// # Errors
+/// As [`entries`], or `f`'s.
+pub(super) fn each_entry(
+    text: &[u8],
+    mut f: impl FnMut(Entry) -> Result<(), LexError>,
+) -> Result<(), LexError> {
     let mut lexer = Lexer {
-        entries: Vec::new(),
         tokens: Vec::new(),
         word: None,
         line: 1,
@@ -71,8 +89,10 @@ pub(super) fn entries(text: &[u8]) -> Result<Vec<Entry>, LexError> {
         match b {
             b'\n' => {
                 lexer.end_word();
-                if depth == 0 {
-                    lexer.end_entry();
+                if depth == 0
+                    && let Some(e) = lexer.end_entry()
+                {
+                    f(e)?;
                 }
                 lexer.line += 1;
                 line_start = true;
@@ -165,13 +185,14 @@ pub(super) fn entries(text: &[u8]) -> Result<Vec<Entry>, LexError> {
             msg: "parenthesis opened here is not closed at the end of the file".into(),
         });
     }
-    lexer.end_entry();
-    Ok(lexer.entries)
+    match lexer.end_entry() {
+        Some(e) => f(e),
+        None => Ok(()),
+    }
 }
 
 /// The lexer's state between characters.
 struct Lexer {
-    entries: Vec<Entry>,
     tokens: Vec<Token>,
     /// The unquoted word being read, with its line.
     word: Option<(Vec<u8>, usize)>,
@@ -199,15 +220,17 @@ impl Lexer {
         }
     }
 
-    fn end_entry(&mut self) {
-        if !self.tokens.is_empty() {
-            self.entries.push(Entry {
-                first_line: self.first_line,
-                last_line: self.line,
-                blank_owner: self.blank_owner,
-                tokens: std::mem::take(&mut self.tokens),
-            });
+    /// The entry that ends here, if it has a token.
+    fn end_entry(&mut self) -> Option<Entry> {
+        if self.tokens.is_empty() {
+            return None;
         }
+        Some(Entry {
+            first_line: self.first_line,
+            last_line: self.line,
+            blank_owner: self.blank_owner,
+            tokens: std::mem::take(&mut self.tokens),
+        })
     }
 }
 

@@ -127,7 +127,6 @@ fn parse_zone_bytes(
 ) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
     let text = text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text);
     let at = |line: usize| move |msg: String| ZoneError::line(file, line, msg);
-    let entries = lexer::entries(text).map_err(|e| ZoneError::line(file, e.line, e.msg))?;
     let mut reader = Reader {
         origin: match origin {
             Some(o) => Some(name_wire(o).map_err(at(1))?),
@@ -136,15 +135,19 @@ fn parse_zone_bytes(
         default_ttl: None,
         owner: None,
     };
-    let mut records = Vec::with_capacity(entries.len());
-    for entry in &entries {
+    // Each entry read as the lexer ends it: the tokens of a big file never
+    // sit in memory together (a signed zone's are ten times its records').
+    let mut records = Vec::new();
+    lexer::each_entry(text, |entry| {
         if let Some(record) = reader
-            .entry(entry)
-            .map_err(|(line, msg)| ZoneError::line(file, line, msg))?
+            .entry(&entry)
+            .map_err(|(line, msg)| lexer::LexError { line, msg })?
         {
             records.push(record);
         }
-    }
+        Ok(())
+    })
+    .map_err(|e| ZoneError::line(file, e.line, e.msg))?;
     let last_origin = match &reader.origin {
         Some(wire) => wire_name(wire).map_err(at(1))?,
         None => Name::root(),
