@@ -427,13 +427,13 @@ x.y RRSIG NSEC 13 3 300 20301231000000 20200101000000 1 example. AAAA
             .map(|r| {
                 let t = match r.record_type() {
                     RecordType::RRSIG => {
-                        let covered = match &r.data {
-                            hickory_proto::rr::RData::Unknown { rdata, .. } => rdata
-                                .anything
-                                .get(..2)
-                                .map_or(0, |c| u16::from_be_bytes([c[0], c[1]])),
-                            _ => 0,
-                        };
+                        // The wire rdata, whether hickory decoded the RRSIG
+                        // (its `dnssec` features, on in test builds) or not.
+                        let covered =
+                            hickory_proto::serialize::binary::BinEncodable::to_bytes(&r.data)
+                                .ok()
+                                .and_then(|b| b.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]])))
+                                .unwrap_or(0);
                         format!("RRSIG({})", RecordType::from(covered))
                     }
                     t => t.to_string(),

@@ -4,14 +4,16 @@
 //! type, TTL, the set of rdata; order within a section aside; an RRSIG is
 //! grouped with the type it covers). A difference is named field by field,
 //! and [`dig`] prints an answer section by section, DNSSEC records in
-//! presentation format (hickory reads them as opaque data without its
-//! `dnssec` features), so a failure says exactly what differs.
+//! presentation format, so a failure says exactly what differs. DNSSEC rdata
+//! is read from its wire bytes whether hickory decoded it (its `dnssec`
+//! features, on for the tests) or kept it opaque.
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use data_encoding::{BASE32HEX_NOPAD, BASE64, HEXUPPER};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable as _;
 
 /// An RRset's key: owner (lower case), class, type (`RRSIG(A)` for the
 /// signatures of the A RRset).
@@ -179,17 +181,10 @@ fn dnssec_rdata(code: RecordType, data: &[u8]) -> Option<String> {
 /// in the client's spelling; DNSSEC rdata names are never compressed and
 /// keep their case.
 pub fn rdata_text(r: &Record) -> String {
-    let text = match &r.data {
-        RData::Unknown { code, rdata } => {
-            dnssec_rdata(*code, &rdata.anything).unwrap_or_else(|| {
-                format!(
-                    "\\# {} {}",
-                    rdata.anything.len(),
-                    HEXUPPER.encode(&rdata.anything)
-                )
-            })
-        }
-        data => data.to_string(),
+    let text = match opaque_rdata(r) {
+        Some(bytes) => dnssec_rdata(r.record_type(), &bytes)
+            .unwrap_or_else(|| format!("\\# {} {}", bytes.len(), HEXUPPER.encode(&bytes))),
+        None => r.data.to_string(),
     };
     match r.record_type() {
         RecordType::NS
@@ -204,10 +199,30 @@ pub fn rdata_text(r: &Record) -> String {
 
 /// The type an RRSIG covers, from its rdata.
 fn covered(r: &Record) -> Option<RecordType> {
+    if r.record_type() != RecordType::RRSIG {
+        return None;
+    }
+    Bytes(&opaque_rdata(r)?).u16().map(RecordType::from)
+}
+
+/// The wire rdata of a record hickory kept opaque (a type it does not
+/// decode) or of a DNSSEC type (which it decodes with its `dnssec`
+/// features); `None` for the other types, shown as hickory writes them.
+pub fn opaque_rdata(r: &Record) -> Option<Vec<u8>> {
+    let dnssec = matches!(
+        r.record_type(),
+        RecordType::RRSIG
+            | RecordType::NSEC
+            | RecordType::NSEC3
+            | RecordType::NSEC3PARAM
+            | RecordType::DNSKEY
+            | RecordType::CDNSKEY
+            | RecordType::DS
+            | RecordType::CDS
+    );
     match &r.data {
-        RData::Unknown { code, rdata } if *code == RecordType::RRSIG => {
-            Bytes(&rdata.anything).u16().map(RecordType::from)
-        }
+        RData::Unknown { rdata, .. } => Some(rdata.anything.clone()),
+        data if dnssec => data.to_bytes().ok(),
         _ => None,
     }
 }
