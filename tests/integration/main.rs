@@ -33,6 +33,7 @@ mod paused;
 mod peers;
 mod promises;
 mod props;
+mod props_signed;
 mod rate_limit;
 mod resolve;
 mod review_dnssec;

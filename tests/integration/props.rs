@@ -123,7 +123,7 @@ fn question_bytes(q: &[u8]) -> Option<&[u8]> {
 }
 
 /// `s` with the letters whose bit is set in `mask` upper-cased (0x20).
-fn case_mix(s: &str, mask: u64) -> String {
+pub(crate) fn case_mix(s: &str, mask: u64) -> String {
     s.chars()
         .enumerate()
         .map(|(i, c)| {
