@@ -1,23 +1,27 @@
 //! Property test of the TS's own signing (`dnssec` in `[[ts]]`, SPEC §4):
 //! random PROJ tables (names at depths 1-4 under the origin, so empty
-//! non-terminals arise; wildcards; A, AAAA and TXT records; at most one
-//! delegation with its glue) are signed by an in-process TS, under each
+//! non-terminals arise; wildcards; A, AAAA and TXT records; CNAMEs into
+//! the table, to names not in it and out of the zone; the apex NS or not;
+//! at most one delegation with its glue; names in mixed case, asked in
+//! mixed case) are signed by an in-process TS, under each
 //! algorithm and each denial, and asked with DO=1 (UDP, 4096 bytes; TCP
 //! again if truncated) for every name of the table, other types at those
 //! names (NODATA), and names not in it (NXDOMAIN, or a wildcard's answer).
 //!
 //! Each answer is checked as a validator would, against what the table
-//! says (a model of the zone written here, not the TS's): the zone's
-//! DNSKEY set is fetched and its self-signature verified; every RRset of
-//! the answer and authority sections (the NS of a referral aside) carries
-//! an RRSIG that hickory's verifier (`Verifier::verify_rrsig`, RFC 4034
-//! §3.1.8.1, wildcard labels included) accepts, and every RRSIG there
-//! verifies; an answer from a wildcard has the labels of the wildcard. The
-//! denial proofs are checked here (hickory-proto has no proof helpers; its
-//! resolver's are not public): for NSEC, coverage in canonical order
-//! (hickory's `Name` ordering, RFC 4034 §6.1) and type bitmaps; for NSEC3,
-//! hashes computed with hickory's `Nsec3HashAlgorithm::hash`, coverage on
-//! the hash ring, and the closest-encloser proof of RFC 5155 §7.2.
+//! says (a model of the zone written here, not the TS's; a CNAME's target
+//! is checked as if it had been asked): the rcode, AA, DO echoed, AD and
+//! CD clear; the zone's DNSKEY set is fetched and its self-signature
+//! verified; every RRset of the answer and authority sections (the NS of a
+//! referral aside) carries an RRSIG that hickory's verifier
+//! (`Verifier::verify_rrsig`, RFC 4034 §3.1.8.1, wildcard labels included)
+//! accepts, valid now, signed by the zone, and every RRSIG there verifies;
+//! an answer from a wildcard has the wildcard's labels. The denial proofs
+//! are checked here (hickory-proto 0.26 has no NSEC/NSEC3 proof helpers):
+//! for NSEC, coverage in canonical order (hickory's `Name` ordering, RFC
+//! 4034 §6.1) and type bitmaps; for NSEC3, hashes computed with hickory's
+//! `Nsec3HashAlgorithm::hash`, coverage on the hash ring, the
+//! closest-encloser proof of RFC 5155 §7.2, and RFC 9276's parameters.
 //!
 //! Cases are fixed in number (six tables per algorithm and denial) and the
 //! runner's seed is printed on failure; `SIGNED_PROP_SEED=N` replays one,
@@ -57,13 +61,14 @@ const OTHER_TYPES: [RecordType; 4] = [
 ];
 const WAIT: Duration = Duration::from_secs(6);
 /// The kinds of answer, as [`Checked`] counts them.
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 7] = [
     "positive",
     "from a wildcard",
     "NODATA",
     "wildcard NODATA",
     "NXDOMAIN",
     "referral",
+    "CNAME",
 ];
 
 /// Answers checked by one run, by kind (printed at its end, to show every
@@ -94,10 +99,37 @@ struct Table {
     absent: Vec<Vec<String>>,
     /// Which of [`OTHER_TYPES`] each name is asked for.
     other_type: usize,
+    /// CNAMEs at `c0`, `c1`, ... (names of their own, so no chains), each
+    /// to a name of the table, a name not in it, or a name outside the zone.
+    cnames: Vec<Target>,
     /// The letters upper-cased in the table's names and in the questions
     /// (names match case-insensitively; the signatures and proofs are over
     /// lower case).
     case: u64,
+}
+
+/// Where a CNAME points.
+#[derive(Debug, Clone)]
+enum Target {
+    /// The owner of a table line (an index into the lines).
+    Line(prop::sample::Index),
+    /// `nx1.LABELS` below the origin (in the table or not).
+    Absent(Vec<String>),
+    /// A name outside the zone.
+    Outside,
+}
+
+fn target() -> impl Strategy<Value = Target> {
+    prop_oneof![
+        3 => any::<prop::sample::Index>().prop_map(Target::Line),
+        2 => labels().prop_map(Target::Absent),
+        1 => Just(Target::Outside),
+    ]
+}
+
+/// The owner of the `k`th CNAME.
+fn cname_owner(k: usize) -> Vec<String> {
+    vec![format!("c{k}")]
 }
 
 fn label() -> impl Strategy<Value = String> {
@@ -136,15 +168,17 @@ fn table() -> impl Strategy<Value = Table> {
         any::<bool>(),
         prop::collection::vec(labels(), 1..=24),
         any::<usize>(),
+        prop::collection::vec(target(), 0..=4),
         any::<u64>(),
     )
         .prop_map(
-            |(lines, apex_ns, delegation, absent, other_type, case)| Table {
+            |(lines, apex_ns, delegation, absent, other_type, cnames, case)| Table {
                 lines,
                 apex_ns,
                 delegation,
                 absent,
                 other_type,
+                cnames,
                 case,
             },
         )
@@ -162,6 +196,8 @@ struct Model {
     names: BTreeMap<Name, BTreeMap<RecordType, usize>>,
     cut: Option<Name>,
     apex_ns: bool,
+    /// Each CNAME's target.
+    cnames: BTreeMap<Name, Name>,
 }
 
 impl Model {
@@ -173,11 +209,11 @@ impl Model {
         let cut = t.delegation.then(|| name_of(&[CUT.to_owned()]));
         // Nothing below the delegation point but its glue.
         let mut mask = t.case;
-        for l in t
-            .lines
-            .iter()
-            .filter(|l| l.labels.last().is_some_and(|c| c != CUT))
-        {
+        // Nothing beside a CNAME.
+        let owners: Vec<Vec<String>> = (0..t.cnames.len()).map(cname_owner).collect();
+        let kept =
+            |l: &&Line| l.labels.last().is_some_and(|c| c != CUT) && !owners.contains(&l.labels);
+        for l in t.lines.iter().filter(kept) {
             let name = name_of(&l.labels);
             let rtype: RecordType = l.rtype.parse().unwrap();
             mask = mask.rotate_left(7);
@@ -201,6 +237,29 @@ impl Model {
                 .or_default()
                 .insert(ns.to_string());
         }
+        let mut cnames = BTreeMap::new();
+        for (k, target) in t.cnames.iter().enumerate() {
+            let to = match target {
+                Target::Line(i) => name_of(&t.lines[i.index(t.lines.len())].labels),
+                Target::Absent(labels) => name_of(labels).prepend_label("nx1").unwrap(),
+                Target::Outside => Name::from_ascii("www.example.net.").unwrap(),
+            };
+            // A target below the cut, or another CNAME, goes outside.
+            let inside = apex.zone_of(&to)
+                && !cut.as_ref().is_some_and(|c| c.zone_of(&to))
+                && !owners.iter().any(|o| name_of(o) == to);
+            let to = if inside {
+                to.to_lowercase()
+            } else {
+                Name::from_ascii("www.example.net.").unwrap()
+            };
+            let owner = name_of(&owners[k]);
+            text.push_str(&format!("{owner} {to} CNAME\n"));
+            sets.entry((owner.clone(), RecordType::CNAME))
+                .or_default()
+                .insert(to.to_string());
+            cnames.insert(owner, to);
+        }
         let mut names: BTreeMap<Name, BTreeMap<RecordType, usize>> = BTreeMap::new();
         for ((n, rtype), values) in sets {
             names.entry(n).or_default().insert(rtype, values.len());
@@ -212,6 +271,7 @@ impl Model {
                 names,
                 cut,
                 apex_ns: t.apex_ns,
+                cnames,
             },
         )
     }
@@ -238,6 +298,13 @@ impl Model {
                 return Expect::NoData { wild: None };
             }
             return Expect::Referral { cut: cut.clone() };
+        }
+        if let Some(to) = self.cnames.get(q).filter(|_| t != RecordType::CNAME) {
+            let then = self.apex.zone_of(to).then(|| Box::new(self.expect(to, t)));
+            return Expect::Cname {
+                target: to.clone(),
+                then,
+            };
         }
         if self.exists(q) {
             return if self.has(q, t) {
@@ -280,6 +347,11 @@ enum Expect {
     NxDomain { ce: Name },
     /// Below the delegation point `cut` (unsigned: no DS).
     Referral { cut: Name },
+    /// A CNAME to `target`, and what `target` answers if it is in the zone.
+    Cname {
+        target: Name,
+        then: Option<Box<Expect>>,
+    },
 }
 
 // ---------------------------------------------------------------------------
@@ -471,7 +543,8 @@ fn check_proofs(
             Ok(())
         };
         match expect {
-            Expect::Answer { wild: None } => Ok(()),
+            // A CNAME's target is checked on its own.
+            Expect::Answer { wild: None } | Expect::Cname { .. } => Ok(()),
             Expect::Answer { wild: Some(w) } => {
                 let next_closer = q.trim_to(usize::from(w.num_labels()) + 1);
                 nsec3_covers(&set, &next_closer)
@@ -511,7 +584,8 @@ fn check_proofs(
                 .ok_or(format!("no NSEC covers {n}"))
         };
         match expect {
-            Expect::Answer { wild: None } => Ok(()),
+            // A CNAME's target is checked on its own.
+            Expect::Answer { wild: None } | Expect::Cname { .. } => Ok(()),
             Expect::Answer { wild: Some(_) } => need_cover(q),
             Expect::NoData { wild: Some(w) } => {
                 need_cover(q)?;
@@ -562,22 +636,29 @@ fn check_answer(
     nsec3: bool,
 ) -> Result<usize, String> {
     let expect = model.expect(q, t);
-    let kind = match &expect {
-        Expect::Answer { wild: None } => 0,
-        Expect::Answer { wild: Some(_) } => 1,
-        Expect::NoData { wild: None } => 2,
-        Expect::NoData { wild: Some(_) } => 3,
-        Expect::NxDomain { .. } => 4,
-        Expect::Referral { .. } => 5,
+    // A CNAME's RRset first, then what its target answers (`None` outside).
+    let (cname, q, expect) = match &expect {
+        Expect::Cname { target, then } => (Some(q), target, then.as_deref()),
+        e => (None, q, Some(e)),
+    };
+    let kind = match expect {
+        _ if cname.is_some() => 6,
+        Some(Expect::Answer { wild: None }) => 0,
+        Some(Expect::Answer { wild: Some(_) }) => 1,
+        Some(Expect::NoData { wild: None }) => 2,
+        Some(Expect::NoData { wild: Some(_) }) => 3,
+        Some(Expect::NxDomain { .. }) => 4,
+        Some(Expect::Referral { .. }) => 5,
+        None | Some(Expect::Cname { .. }) => unreachable!("only a CNAME points outside; no chains"),
     };
     let md = &m.metadata;
     let dnssec_ok = m.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
     if !dnssec_ok || md.authentic_data || md.checking_disabled {
         return Err("DO not echoed, or AD/CD set".into());
     }
-    let (rcode, aa) = match &expect {
-        Expect::NxDomain { .. } => (ResponseCode::NXDomain, true),
-        Expect::Referral { .. } => (ResponseCode::NoError, false),
+    let (rcode, aa) = match expect {
+        Some(Expect::NxDomain { .. }) => (ResponseCode::NXDomain, true),
+        Some(Expect::Referral { .. }) => (ResponseCode::NoError, false),
         _ => (ResponseCode::NoError, true),
     };
     if md.response_code != rcode || md.authoritative != aa {
@@ -587,13 +668,27 @@ fn check_answer(
         ));
     }
     let answer_labels = check_signatures(&keys.0, &m.answers, None)?;
-    let referral_ns = match &expect {
-        Expect::Referral { cut } => Some((cut, RecordType::NS)),
+    let referral_ns = match expect {
+        Some(Expect::Referral { cut }) => Some((cut, RecordType::NS)),
         _ => None,
     };
     check_signatures(&keys.0, &m.authorities, referral_ns)?;
-    match &expect {
-        Expect::Answer { wild } => {
+    if let Some(owner) = cname {
+        let labels = answer_labels.get(&(owner.clone(), RecordType::CNAME));
+        let to = m.answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(c) if r.name == *owner => Some(c.0.clone()),
+            _ => None,
+        });
+        if labels != Some(&owner.num_labels()) || to.as_ref() != Some(q) {
+            return Err(format!("the CNAME to {q}: {to:?}, RRSIG labels {labels:?}"));
+        }
+    }
+    let beside_cname = |r: &Record| {
+        cname.is_some_and(|o| r.name == *o)
+            && matches!(r.record_type(), RecordType::CNAME | RecordType::RRSIG)
+    };
+    match expect {
+        Some(Expect::Answer { wild }) => {
             let want = if q == &model.apex {
                 None
             } else {
@@ -614,11 +709,14 @@ fn check_answer(
             }
         }
         _ => {
-            if !m.answers.is_empty() {
+            if !m.answers.iter().all(beside_cname) {
                 return Err(format!("expected {expect:?}, got answers"));
             }
         }
     }
+    let Some(expect) = expect else {
+        return Ok(kind);
+    };
     if matches!(expect, Expect::NoData { .. } | Expect::NxDomain { .. })
         && !m
             .authorities
@@ -627,7 +725,7 @@ fn check_answer(
     {
         return Err("a negative answer without the SOA".into());
     }
-    check_proofs(&m.authorities, q, t, &expect, nsec3)
+    check_proofs(&m.authorities, q, t, expect, nsec3)
         .map_err(|e| format!("expected {expect:?}: {e}"))?;
     Ok(kind)
 }
@@ -707,6 +805,11 @@ fn questions(t: &Table, model: &Model) -> Vec<(Name, RecordType)> {
                 ents.insert(p.clone());
             }
             p = p.base_name();
+        }
+    }
+    for owner in model.cnames.keys() {
+        for ty in [RecordType::A, RecordType::AAAA, RecordType::TXT, other] {
+            out.push((owner.clone(), ty));
         }
     }
     if let Some(cut) = &model.cut {
@@ -890,6 +993,8 @@ async fn the_checks_reject_a_flipped_signature_a_missing_proof_and_other_keys() 
         delegation: true,
         absent: Vec::new(),
         other_type: 0,
+        // c0.sgn.test CNAME nx1.zz.sgn.test (no such name).
+        cnames: vec![Target::Absent(vec!["zz".into()])],
         case: 0,
     };
     let n = |s: &str| Name::from_ascii(s).unwrap();
@@ -901,6 +1006,7 @@ async fn the_checks_reject_a_flipped_signature_a_missing_proof_and_other_keys() 
         (n("www.sgn.test."), RecordType::MX),
         (n("nx.sgn.test."), RecordType::A),
         (n("host.dlg.sgn.test."), RecordType::A),
+        (n("c0.sgn.test."), RecordType::A),
     ];
     for denial in [Denial::Nsec, Denial::Nsec3] {
         let alg = DnssecAlgorithm::EcdsaP256Sha256;
