@@ -4,8 +4,8 @@
 //! the table, to names not in it and out of the zone; the apex NS or not;
 //! at most one delegation with its glue; names in mixed case, asked in
 //! mixed case) are signed by an in-process TS, under each
-//! algorithm and each denial, and asked with DO=1 (UDP, 4096 bytes; TCP
-//! again if truncated) for every name of the table, other types at those
+//! algorithm and each denial, and asked with DO=1 (UDP offering 4096, 1232
+//! or 512 bytes; TCP again if truncated) for every name of the table, other types at those
 //! names (NODATA), and names not in it (NXDOMAIN, or a wildcard's answer).
 //!
 //! Each answer is checked as a validator would, against what the table
@@ -734,13 +734,20 @@ fn check_answer(
 // Asking
 // ---------------------------------------------------------------------------
 
-/// `q`/`t` with DO=1 over UDP (4096 bytes), over TCP if truncated.
+/// The UDP payload sizes the questions offer, in turn by ID.
+const PAYLOADS: [u16; 3] = [4096, 1232, 512];
+/// Answers that came truncated over UDP and were asked again over TCP
+/// (an answer without TC=1 must hold every RRSIG and proof).
+static TRUNCATED: AtomicU64 = AtomicU64::new(0);
+
+/// `q`/`t` with DO=1 over UDP (the payload [`PAYLOADS`] picks by `id`),
+/// over TCP if truncated.
 async fn ask(addr: SocketAddr, q: &Name, t: RecordType, id: u16) -> Result<Message, String> {
     let mut m = Message::query();
     m.metadata.id = id;
     m.add_query(Query::query(q.clone(), t));
     let mut e = Edns::new();
-    e.set_max_payload(4096);
+    e.set_max_payload(PAYLOADS[usize::from(id) % PAYLOADS.len()]);
     e.set_dnssec_ok(true);
     m.set_edns(e);
     let a = kit::udp_exchange(addr, &m, WAIT)
@@ -749,6 +756,7 @@ async fn ask(addr: SocketAddr, q: &Name, t: RecordType, id: u16) -> Result<Messa
     if !a.metadata.truncation {
         return Ok(a);
     }
+    TRUNCATED.fetch_add(1, Relaxed);
     let a = kit::tcp(addr, &m).await;
     Ok(a)
 }
@@ -924,8 +932,9 @@ fn run(algorithm: DnssecAlgorithm, denial: Denial) {
         .map(|(k, n)| format!("{} {k}", n.load(Relaxed)))
         .collect();
     eprintln!(
-        "{algorithm:?} {denial:?}: answers checked: {}",
-        counts.join(", ")
+        "{algorithm:?} {denial:?}: answers checked: {} (truncated over UDP so far: {})",
+        counts.join(", "),
+        TRUNCATED.load(Relaxed)
     );
     if let Err(e) = result {
         panic!("{algorithm:?} {denial:?}, seed {seed} (SIGNED_PROP_SEED={seed} replays it): {e}");
