@@ -64,6 +64,11 @@ pub(crate) fn unix_now() -> u32 {
     u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
+/// The serial `zone` is served with (0 for none).
+fn o_serial(zone: Option<&zone::Zone>) -> u32 {
+    zone.map_or(0, zone::Zone::serial)
+}
+
 /// An authoritative server over a swappable catalog.
 pub struct TableServer {
     settings: TsSettings,
@@ -270,7 +275,12 @@ impl TableServer {
         for z in fresh.zones() {
             let previous = old.zones().iter().find(|o| o.origin() == z.origin());
             if signing::signs(&self.settings, z) {
+                // The file's serial raised alone is a change too: the
+                // served serial never stays below it.
+                let serial_raised =
+                    !z.soa_synthesized() && serial_newer(z.serial(), o_serial(previous));
                 if let Some(o) = previous
+                    && !serial_raised
                     && o.same_data(z)
                     && o.signature().map(|s| &s.tags)
                         == Some(

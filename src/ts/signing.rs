@@ -104,6 +104,7 @@ pub fn sign(
         for_keys: signers(DNSKEY),
         for_data: signers(DATA),
         id: keys.tags(),
+        next_event: keys.next_event(now),
     };
     let serial = if !zone.soa_synthesized() && serial_newer(zone.serial(), serial) {
         zone.serial()

@@ -188,12 +188,24 @@ fn a_key_roll_made_with_bind_tools_takes_effect_on_time() {
         let at = |when: u32| {
             ZoneKeys::load_or_create(dir, &zone(), DnssecAlgorithm::EcdsaP256Sha256, when).unwrap()
         };
-        // (when, published, signing the DNSKEY RRset, signing the others)
+        // (when, published, signing the DNSKEY RRset, signing the others):
+        // a ZSK published less than a day ago does not sign data alone (a
+        // resolver may hold a DNSKEY RRset without it), the KSK signs too.
         for (when, published, keyset, others) in [
-            (now, vec![ksk, old, new], [ksk], [old]),
-            (now + DAY, vec![ksk, old, new], [ksk], [old]),
-            (now + 2 * DAY + DAY / 2, vec![ksk, old, new], [ksk], [new]),
-            (now + 4 * DAY, vec![ksk, new], [ksk], [new]),
+            (
+                now,
+                vec![ksk, old, new],
+                [ksk],
+                tags([ksk, old].into_iter()),
+            ),
+            (now + DAY, vec![ksk, old, new], [ksk], vec![old]),
+            (
+                now + 2 * DAY + DAY / 2,
+                vec![ksk, old, new],
+                [ksk],
+                vec![new],
+            ),
+            (now + 4 * DAY, vec![ksk, new], [ksk], vec![new]),
         ] {
             let keys = at(when);
             let day = (when - now) as f64 / f64::from(DAY);
@@ -210,6 +222,12 @@ fn a_key_roll_made_with_bind_tools_takes_effect_on_time() {
             assert_eq!(tags(keys.signing(1).map(ZoneKey::tag)), others, "day {day}");
         }
         assert_ne!(at(now).tags(), at(now + 3 * DAY).tags());
+        // The zone is signed again at each of those changes.
+        let first = at(now).next_event(now).unwrap();
+        assert!(
+            first > now && first <= now + DAY,
+            "next key event {first}, now {now}"
+        );
         assert_eq!(key_files(dir).len(), 3, "no key made beside BIND's");
     });
 }

@@ -406,3 +406,65 @@ async fn signatures_are_refreshed_before_a_tenth_of_their_life_is_left() {
     assert!(ts.ts.next_refresh().unwrap() > due);
     ts.stop().await;
 }
+
+/// Three things a zone file may hold that the signer must not take at face
+/// value: data below a DNAME (occluded, RFC 6672 §2.4: kept unsigned and
+/// out of the NSEC chain, as `dnssec-signzone` leaves it), a DNSKEY pasted
+/// into an unsigned file (no RRSIG over it: the zone is signed, the stray
+/// key dropped), and a serial raised with nothing else changed (served at
+/// once: the served serial never stays below the file's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn occluded_data_a_pasted_key_and_a_raised_serial_are_handled() {
+    let test = "occluded_data_a_pasted_key_and_a_raised_serial_are_handled";
+    if !tools_present(test, &["dig", "dnssec-verify", "ldns-verify-zone"]) {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let zone = |serial: u32| {
+        format!(
+            "$ORIGIN ex.test.\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 604800 300\n\
+             @ NS ns1\nns1 A 192.0.2.1\n\
+             @ DNSKEY 257 3 13 mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ==\n\
+             dn DNAME other.example.\nx.dn A 192.0.2.6\n"
+        )
+    };
+    let file = dir.write("ex.zone", &zone(2026010101));
+    let ts = signing_ts(
+        &dir,
+        vec![file.clone()],
+        DnssecAlgorithm::EcdsaP256Sha256,
+        Denial::Nsec,
+    )
+    .await;
+    let text = axfr(ts.addr, "ex.test");
+    assert!(
+        !text.contains("mdsswUyr3DPW"),
+        "the pasted DNSKEY is served:\n{text}"
+    );
+    let owners_signed: Vec<&str> = text
+        .lines()
+        .filter(|l| matches!(l.split_whitespace().nth(3), Some("RRSIG" | "NSEC")))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert!(
+        !owners_signed.contains(&"x.dn.ex.test."),
+        "occluded data signed:\n{text}"
+    );
+    assert!(
+        owners_signed.contains(&"dn.ex.test."),
+        "the DNAME unsigned:\n{text}"
+    );
+    // kzonecheck refuses any data below a DNAME, signed or not (as knotd
+    // does); the two signers' verifiers judge the signing.
+    let said = verify_with_three_tools(dir.path(), "ex.test", &text);
+    let complaints: Vec<&str> = said
+        .split("\n== ")
+        .filter(|c| !c.is_empty() && !c.starts_with("kzonecheck"))
+        .collect();
+    assert!(complaints.is_empty(), "{said}");
+    assert_eq!(serial_of(&text), 2026010101);
+    std::fs::write(&file, zone(2026010500)).unwrap();
+    assert_eq!(ts.ts.reload().unwrap().changed, 1);
+    assert_eq!(serial_of(&axfr(ts.addr, "ex.test")), 2026010500);
+    ts.stop().await;
+}

@@ -34,6 +34,11 @@ use material::KeyPair;
 const ZONE_FLAG: u16 = 256;
 /// The Secure Entry Point flag: a KSK, or a CSK.
 const SEP_FLAG: u16 = 1;
+/// How long a new ZSK is published before it signs data alone: resolvers
+/// hold the DNSKEY RRset for its TTL, and one that has not seen the new
+/// key would call its signatures bogus; meanwhile the SEP keys sign data
+/// too. A day covers the DNSKEY TTLs in use (RFC 7583 §3.3's Dprp + TTLkey).
+pub const SETTLE: u32 = 86_400;
 /// Types whose RRsets the SEP keys sign: DNSKEY, CDS, CDNSKEY.
 const KEY_SET_TYPES: [u16; 3] = [48, 59, 60];
 
@@ -118,6 +123,32 @@ struct Timing {
 }
 
 impl Timing {
+    /// Whether a key has been published for [`SETTLE`] at `now` (a key with
+    /// no Publish time was published before anyone can tell).
+    fn settled(&self, now: u32) -> bool {
+        self.publish.is_none_or(|t| t.saturating_add(SETTLE) <= now)
+    }
+
+    /// The first time after `now` at which what this key does changes
+    /// (for a ZSK, `zsk`, also the end of its [`SETTLE`]).
+    fn next_event(&self, now: u32, zsk: bool) -> Option<u32> {
+        let settle = self
+            .publish
+            .filter(|_| zsk)
+            .map(|t| t.saturating_add(SETTLE));
+        [
+            self.publish,
+            self.activate,
+            self.inactive,
+            self.delete,
+            settle,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|&t| t > now)
+        .min()
+    }
+
     /// In the DNSKEY RRset at `now`: published and not yet deleted.
     fn published(&self, now: u32) -> bool {
         self.publish.is_none_or(|t| t <= now) && self.delete.is_none_or(|t| t > now)
@@ -140,6 +171,9 @@ pub struct ZoneKey {
     tag: u16,
     published: bool,
     active: bool,
+    /// Published for [`SETTLE`] (a ZSK may then sign data alone).
+    settled: bool,
+    timing: Timing,
 }
 
 impl fmt::Debug for ZoneKey {
@@ -245,6 +279,8 @@ impl ZoneKeys {
                 rdata,
                 published: timing.published(now),
                 active: timing.active(now),
+                settled: timing.settled(now),
+                timing,
             })
             .collect();
         if !keys.iter().any(|k| k.active) {
@@ -265,13 +301,24 @@ impl ZoneKeys {
 
     /// The keys that sign an RRset of type `rtype`: for DNSKEY, CDS and
     /// CDNSKEY the active SEP keys (every active key if none is SEP); for any
-    /// other type the active non-SEP keys if there are any, else the active
-    /// SEP keys (a CSK signs everything).
+    /// other type the active non-SEP keys once one of them has been published
+    /// for [`SETTLE`], every active key while the non-SEP ones are newer, else
+    /// the active SEP keys (a CSK signs everything).
     pub fn signing(&self, rtype: u16) -> impl Iterator<Item = &ZoneKey> {
         let sep = sep_signs(&self.keys, rtype);
         self.keys
             .iter()
             .filter(move |k| k.active && sep.is_none_or(|s| k.is_sep() == s))
+    }
+
+    /// When what the keys do next changes after `now` (a key published,
+    /// activated, retired, deleted, or a new ZSK settled): the zone is
+    /// signed again then.
+    pub fn next_event(&self, now: u32) -> Option<u32> {
+        self.keys
+            .iter()
+            .filter_map(|k| k.timing.next_event(now, !k.is_sep()))
+            .min()
     }
 
     /// The identity of the key set: the published keys' tags, then the
@@ -291,10 +338,15 @@ fn sep_signs(keys: &[ZoneKey], rtype: u16) -> Option<bool> {
     let any_sep = active().any(ZoneKey::is_sep);
     if KEY_SET_TYPES.contains(&rtype) {
         any_sep.then_some(true)
-    } else if active().any(|k| !k.is_sep()) {
+    } else if active().any(|k| !k.is_sep() && k.settled) {
         Some(false)
-    } else {
+    } else if active().any(|k| !k.is_sep()) && any_sep {
+        // A ZSK too new for resolvers to hold: the SEP keys sign data too.
+        None
+    } else if any_sep {
         Some(true)
+    } else {
+        None
     }
 }
 

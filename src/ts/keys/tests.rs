@@ -282,7 +282,8 @@ fn bad_key_files_are_errors_naming_the_file() {
     assert_eq!(key_files(tmp.path()).len(), 2);
 }
 
-/// A key of `flags` made on the spot, published, and active or not.
+/// A key of `flags` made on the spot, published long ago (settled), and
+/// active or not.
 fn key(flags: u16, active: bool) -> ZoneKey {
     let alg = DnssecAlgorithm::Ed25519;
     let (private, public) = KeyPair::generate(alg).unwrap();
@@ -295,6 +296,8 @@ fn key(flags: u16, active: bool) -> ZoneKey {
         rdata,
         published: true,
         active,
+        settled: true,
+        timing: Timing::default(),
     }
 }
 
@@ -335,6 +338,35 @@ fn sep_keys_sign_the_key_set_and_the_others_the_rest() {
     assert_eq!(signing(&keys, 1), [ksk]);
     assert_eq!(keys.published().count(), 2);
     assert_eq!(keys.tags(), [ksk, keys.keys[1].tag(), ksk]);
+    // A ZSK published less than a day ago, already active: a resolver may
+    // still hold the DNSKEY RRset without it, so the KSK signs data too.
+    let mut fresh = key(256, true);
+    fresh.settled = false;
+    let keys = ZoneKeys {
+        keys: vec![key(257, true), fresh],
+    };
+    let (ksk, zsk) = (keys.keys[0].tag(), keys.keys[1].tag());
+    assert_eq!(signing(&keys, 1), [ksk, zsk]);
+    assert_eq!(signing(&keys, 48), [ksk]);
+}
+
+#[test]
+fn the_next_key_event_is_the_first_timing_change_after_now() {
+    let t = Timing {
+        publish: Some(1000),
+        activate: Some(5000),
+        inactive: None,
+        delete: Some(900_000),
+    };
+    assert_eq!(t.next_event(0, true), Some(1000));
+    assert_eq!(t.next_event(1000, true), Some(5000));
+    // Then, for a ZSK, the day after its publication, when it may sign data
+    // alone; a SEP key has no such day.
+    assert_eq!(t.next_event(5000, true), Some(1000 + SETTLE));
+    assert_eq!(t.next_event(5000, false), Some(900_000));
+    assert_eq!(t.next_event(1000 + SETTLE, true), Some(900_000));
+    assert_eq!(t.next_event(900_000, true), None);
+    assert!(!t.settled(1000 + SETTLE - 1) && t.settled(1000 + SETTLE));
 }
 
 #[test]

@@ -34,6 +34,7 @@ mod denial;
 
 const NS: u16 = 2;
 const SOA: u16 = 6;
+const DNAME: u16 = 39;
 const DS: u16 = 43;
 const NSEC: u16 = 47;
 const DNSKEY: u16 = 48;
@@ -73,6 +74,9 @@ pub struct Keys<'k> {
     pub for_data: Vec<&'k dyn RrsetSigner>,
     /// What the signed zone remembers of these keys ([`Signature::tags`]).
     pub id: Vec<u16>,
+    /// When what the keys do next changes (a key published, activated,
+    /// retired...): the zone is signed again then.
+    pub next_event: Option<u32>,
 }
 
 /// Why a zone could not be signed.
@@ -111,14 +115,18 @@ pub struct Signature {
     pub expiration: u32,
     /// The denial of existence it carries.
     pub denial: Denial,
+    /// When its keys next change what they do ([`Keys::next_event`]).
+    pub key_event: Option<u32>,
 }
 
 impl Signature {
-    /// When the signatures are made anew: a tenth of their life before
-    /// they expire (SPEC §4).
+    /// When the zone is signed anew: a tenth of its signatures' life
+    /// before they expire (SPEC §4), or at its keys' next event if sooner.
     pub fn refresh_at(&self) -> u32 {
-        self.expiration
-            .saturating_sub(self.expiration.saturating_sub(self.inception) / 10)
+        let expiry = self
+            .expiration
+            .saturating_sub(self.expiration.saturating_sub(self.inception) / 10);
+        self.key_event.map_or(expiry, |k| k.min(expiry))
     }
 }
 
@@ -132,7 +140,7 @@ enum Kind {
     Cut,
     /// An empty non-terminal: an NSEC3 of its own, no NSEC.
     Empty,
-    /// Below a delegation (glue, occluded data): kept, never signed.
+    /// Below a delegation (glue, occluded data) or a DNAME: kept, never signed.
     Below,
 }
 
@@ -245,6 +253,7 @@ impl Zone {
             inception: signer.inception,
             expiration: signer.expiration,
             denial,
+            key_event: keys.next_event,
         }));
         Ok(zone)
     }
@@ -252,11 +261,13 @@ impl Zone {
     /// True for a zone signed in its files (a DNSKEY at its apex), not by
     /// the TS.
     pub fn is_presigned(&self) -> bool {
+        // A DNSKEY with no signature over it is a key pasted into an
+        // unsigned file: the TS signs that zone (and drops the key).
         self.signed.is_none()
             && self
                 .store
                 .get(&self.origin_key)
-                .is_some_and(|e| e.set(DNSKEY).is_some())
+                .is_some_and(|e| e.set(DNSKEY).is_some() && e.sigs(DNSKEY).is_some())
     }
 
     /// What this zone's signing remembers, when the TS signed it.
@@ -356,19 +367,24 @@ impl<'a, 'k> Signer<'a, 'k> {
         let apex_labels = Key::read(&origin).map_or(0, |k| k.labels());
         let mut entries: Vec<Entry<'a>> = zone.store.entries().filter(|e| !e.is_nsec3()).collect();
         entries.sort_unstable_by(|a, b| cmp_names(a.owner, b.owner));
-        let cuts: HashSet<Vec<u8>> = entries
-            .iter()
-            .filter(|e| kept(e).any(|s| s.rtype == NS))
-            .map(|e| e.owner.to_ascii_lowercase())
-            .filter(|k| *k != origin)
-            .collect();
+        let owning = |rtype: u16| -> HashSet<Vec<u8>> {
+            entries
+                .iter()
+                .filter(|e| kept(e).any(|s| s.rtype == rtype))
+                .map(|e| e.owner.to_ascii_lowercase())
+                .collect()
+        };
+        let mut cuts = owning(NS);
+        cuts.remove(&origin);
+        // Names below a cut or a DNAME (RFC 6672 §2.4) are no data of the zone.
+        let occluding: HashSet<Vec<u8>> = cuts.union(&owning(DNAME)).cloned().collect();
         let names: Vec<(Entry<'a>, Kind)> = entries
             .into_iter()
             .map(|e| {
                 let key = Key::read(e.owner);
                 let below = key.as_ref().is_some_and(|k| {
                     (1..k.labels().saturating_sub(apex_labels))
-                        .any(|skip| cuts.contains(k.suffix(skip).1))
+                        .any(|skip| occluding.contains(k.suffix(skip).1))
                 });
                 let kind = if key.as_ref().is_some_and(|k| k.bytes() == origin.as_slice()) {
                     Kind::Apex
@@ -588,6 +604,7 @@ mod tests {
                 for_keys: vec![self],
                 for_data: vec![self],
                 id: vec![self.tag()],
+                next_event: None,
             }
         }
     }
