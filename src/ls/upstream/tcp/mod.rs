@@ -340,6 +340,19 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// A pool that has learnt `addr` takes one query per connection, and a
+    /// query (`www.test A`) to send it.
+    fn one_per_connection(addr: SocketAddr) -> (TcpPool, Vec<u8>) {
+        let pool = TcpPool::new(Arc::new(DropCounters::default()));
+        let lane = pool.lanes().entry(addr).or_default().clone();
+        lane.per_conn.store(1, Relaxed);
+        lane.learnt_ms
+            .store(crate::ls::backend::clock_ms(Instant::now()), Relaxed);
+        let mut query = vec![0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        query.extend_from_slice(b"\x03www\x04test\x00\x00\x01\x00\x01");
+        (pool, query)
+    }
+
     #[tokio::test]
     async fn used_up_connections_are_never_more_than_the_bound() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -353,14 +366,8 @@ mod tests {
                 held.push(s); // read nothing, answer nothing
             }
         });
-        let pool = TcpPool::new(Arc::new(DropCounters::default()));
-        let lane = pool.lanes().entry(addr).or_default().clone();
-        lane.per_conn.store(1, Relaxed);
-        lane.learnt_ms
-            .store(crate::ls::backend::clock_ms(Instant::now()), Relaxed);
-        let question = b"\x03www\x04test\x00\x00\x01\x00\x01";
-        let mut query = vec![0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-        query.extend_from_slice(question);
+        let (pool, query) = one_per_connection(addr);
+        let question = &query[12..];
         let deadline = Instant::now() + Duration::from_millis(300);
         let asks = (0..20).map(|_| pool.exchange(addr, &query, question, deadline));
         for r in futures_util::future::join_all(asks).await {
@@ -405,14 +412,8 @@ mod tests {
                 });
             }
         });
-        let pool = TcpPool::new(Arc::new(DropCounters::default()));
-        let lane = pool.lanes().entry(addr).or_default().clone();
-        lane.per_conn.store(1, Relaxed);
-        lane.learnt_ms
-            .store(crate::ls::backend::clock_ms(Instant::now()), Relaxed);
-        let question = b"\x03www\x04test\x00\x00\x01\x00\x01";
-        let mut query = vec![0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-        query.extend_from_slice(question);
+        let (pool, query) = one_per_connection(addr);
+        let question = &query[12..];
         let n = 200;
         let deadline = Instant::now() + Duration::from_secs(20);
         let asks = (0..n).map(|_| pool.exchange(addr, &query, question, deadline));
