@@ -28,6 +28,7 @@ fn server() -> &'static TableServer {
             notify: Vec::new(),
             fault: Fault::default(),
             nsid: Some("ts-fuzz".to_owned()),
+            dnssec: None,
         };
         TableServer::load(settings).expect("the fixture loads")
     })
