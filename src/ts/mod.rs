@@ -64,11 +64,6 @@ pub(crate) fn unix_now() -> u32 {
     u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
-/// The serial `zone` is served with (0 for none).
-fn o_serial(zone: Option<&zone::Zone>) -> u32 {
-    zone.map_or(0, zone::Zone::serial)
-}
-
 /// An authoritative server over a swappable catalog.
 pub struct TableServer {
     settings: TsSettings,
@@ -275,28 +270,25 @@ impl TableServer {
         for z in fresh.zones() {
             let previous = old.zones().iter().find(|o| o.origin() == z.origin());
             if signing::signs(&self.settings, z) {
-                // The file's serial raised alone is a change too: the
-                // served serial never stays below it.
-                let serial_raised =
-                    !z.soa_synthesized() && serial_newer(z.serial(), o_serial(previous));
-                if let Some(o) = previous
-                    && !serial_raised
-                    && o.same_data(z)
-                    && o.signature().map(|s| &s.tags)
-                        == Some(
-                            &signing::key_set(&self.settings, z, clock)
-                                .map_err(ZoneError::signing)?,
-                        )
-                {
-                    zones.push(o.clone());
-                    continue;
-                }
+                let keys =
+                    signing::zone_keys(&self.settings, z, clock).map_err(ZoneError::signing)?;
+                // Kept when neither the data nor the keys changed, nor the
+                // file's serial alone (the served one never stays below it).
+                let unchanged = |o: &zone::Zone| {
+                    o.same_data(z)
+                        && o.signature().is_some_and(|s| s.tags == keys.tags())
+                        && (z.soa_synthesized() || !serial_newer(z.serial(), o.serial()))
+                };
                 let serial = match previous {
+                    Some(o) if unchanged(o) => {
+                        zones.push(o.clone());
+                        continue;
+                    }
                     Some(o) => serials::next_serial(o.serial(), clock),
                     None => serials::start_serial(None, false, clock),
                 };
-                let signed =
-                    signing::sign(&self.settings, z, serial, clock).map_err(ZoneError::signing)?;
+                let signed = signing::sign_with(&self.settings, z, &keys, serial, clock)
+                    .map_err(ZoneError::signing)?;
                 changed_zones.push(z.origin().clone());
                 zones.push(signed);
                 continue;

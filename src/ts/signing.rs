@@ -5,7 +5,7 @@
 //! secondaries must see a newer serial each time), so it goes up at every
 //! signing by RFC 1982 arithmetic, never below the file's own.
 use super::keys::{KeyError, ZoneKey, ZoneKeys};
-use super::serials::{next_serial, serial_newer};
+use super::serials::serial_newer;
 use super::settings::TsSettings;
 use super::zone::{Keys, RrsetSigner, SignError, Zone};
 
@@ -57,16 +57,13 @@ pub fn signs(settings: &TsSettings, zone: &Zone) -> bool {
     settings.dnssec.is_some() && !zone.is_presigned()
 }
 
-/// The keys of `zone` now, as [`ZoneKeys::tags`] names them: a signed
-/// zone made with other keys is signed again.
+/// The keys of `zone` now (read, or made when its folder has none). A
+/// signed zone whose [`Signature::tags`](super::zone::Signature::tags)
+/// differ from their [`ZoneKeys::tags`] is signed again.
 ///
 /// # Errors
 /// [`SigningError::Keys`].
-pub fn key_set(settings: &TsSettings, zone: &Zone, now: u32) -> Result<Vec<u16>, SigningError> {
-    Ok(zone_keys(settings, zone, now)?.tags())
-}
-
-fn zone_keys(settings: &TsSettings, zone: &Zone, now: u32) -> Result<ZoneKeys, SigningError> {
+pub fn zone_keys(settings: &TsSettings, zone: &Zone, now: u32) -> Result<ZoneKeys, SigningError> {
     let Some(d) = &settings.dnssec else {
         return Err(SigningError::Sign {
             zone: zone.origin().to_string(),
@@ -92,7 +89,26 @@ pub fn sign(
     serial: u32,
     now: u32,
 ) -> Result<Zone, SigningError> {
-    let keys = zone_keys(settings, zone, now)?;
+    sign_with(
+        settings,
+        zone,
+        &zone_keys(settings, zone, now)?,
+        serial,
+        now,
+    )
+}
+
+/// [`sign`] with `keys`, read already ([`zone_keys`]).
+///
+/// # Errors
+/// [`SigningError::Sign`]: none to sign with.
+pub fn sign_with(
+    settings: &TsSettings,
+    zone: &Zone,
+    keys: &ZoneKeys,
+    serial: u32,
+    now: u32,
+) -> Result<Zone, SigningError> {
     let dnssec = settings.dnssec.as_ref();
     let denial = dnssec.map(|d| d.denial).unwrap_or_default();
     let signers = |rtype| keys.signing(rtype).map(|k| k as &dyn RrsetSigner).collect();
@@ -116,10 +132,4 @@ pub fn sign(
             zone: zone.origin().to_string(),
             source,
         })
-}
-
-/// The serial of a zone signed again after `previous` (the serial it was
-/// served with) at `clock`.
-pub fn resign_serial(previous: u32, clock: u32) -> u32 {
-    next_serial(previous, clock)
 }

@@ -90,7 +90,7 @@ impl KeyPair {
 
 /// The key tag of a DNSKEY RDATA (RFC 4034 Appendix B): its bytes summed as
 /// 16-bit words, the carry folded in once.
-pub(super) fn key_tag(rdata: &[u8]) -> u16 {
+pub(crate) fn key_tag(rdata: &[u8]) -> u16 {
     let mut acc: u32 = 0;
     for (i, &b) in rdata.iter().enumerate() {
         acc += if i % 2 == 0 {

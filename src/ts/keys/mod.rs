@@ -27,6 +27,7 @@ use crate::config::DnssecAlgorithm;
 pub mod ds;
 mod file;
 mod material;
+pub(crate) use material::key_tag;
 
 use material::KeyPair;
 
@@ -274,7 +275,7 @@ impl ZoneKeys {
         let keys: Vec<ZoneKey> = found
             .into_iter()
             .map(|(pair, rdata, timing)| ZoneKey {
-                tag: material::key_tag(&rdata),
+                tag: key_tag(&rdata),
                 pair,
                 rdata,
                 published: timing.published(now),

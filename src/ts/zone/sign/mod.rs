@@ -218,21 +218,21 @@ impl Zone {
             return Err(SignError::NoKey);
         }
         let data = self.data_digest();
-        let mut soa = self.soa.clone();
-        if let RData::SOA(s) = &mut soa {
-            s.serial = serial;
-        }
+        let mut soa = soa_of(&self.soa);
+        soa.serial = serial;
+        // NSEC and NSEC3 TTL: the negative answer's (RFC 9077).
+        let denial_ttl = self.soa_ttl.min(soa.minimum);
+        let soa = RData::SOA(soa);
         let mut soa_rdata = Vec::new();
         encode_rdata(&soa, &mut soa_rdata)?;
-        let minimum = match &soa {
-            RData::SOA(s) => s.minimum,
-            _ => self.soa_ttl,
-        };
-        let signer = Signer::plan(self, keys, denial, (self.soa_ttl, soa_rdata), now);
-        let signer = Signer {
-            denial_ttl: self.soa_ttl.min(minimum),
-            ..signer
-        };
+        let signer = Signer::plan(
+            self,
+            keys,
+            denial,
+            (self.soa_ttl, soa_rdata),
+            denial_ttl,
+            now,
+        );
         let mut b = ZoneBuilder::new(self.origin.clone(), 0);
         run_rounds(signer.names.len(), |i, out| signer.name(i, out), &mut b)?;
         if denial == Denial::Nsec3 {
@@ -245,7 +245,7 @@ impl Zone {
         }
         b.set_soa(self.soa_ttl, soa.clone(), self.soa_source);
         let ttl = self.soa_ttl;
-        let mut zone = b.finish(&[], |_, _| (ttl, soa_of(&soa)))?;
+        let mut zone = b.finish(&[], |_, _| (ttl, soa_of(&soa)))?; // not called: the SOA is set
         zone.soa_synthesized = self.soa_synthesized;
         zone.signed = Some(Arc::new(Signature {
             data,
@@ -361,6 +361,7 @@ impl<'a, 'k> Signer<'a, 'k> {
         keys: &'a Keys<'k>,
         denial: Denial,
         soa: (u32, Vec<u8>),
+        denial_ttl: u32,
         now: u32,
     ) -> Signer<'a, 'k> {
         let origin = zone.origin_key.to_vec();
@@ -416,7 +417,7 @@ impl<'a, 'k> Signer<'a, 'k> {
             names,
             next,
             soa,
-            denial_ttl: 0,
+            denial_ttl,
             inception: now.saturating_sub(BACKDATE),
             expiration: now.saturating_add(VALIDITY),
         }
@@ -611,16 +612,7 @@ mod tests {
 
     impl RrsetSigner for TestKey {
         fn tag(&self) -> u16 {
-            let mut ac: u32 = 0;
-            for (i, b) in self.rdata.iter().enumerate() {
-                ac += if i & 1 == 1 {
-                    u32::from(*b)
-                } else {
-                    u32::from(*b) << 8
-                };
-            }
-            ac += (ac >> 16) & 0xffff;
-            (ac & 0xffff) as u16
+            crate::ts::keys::key_tag(&self.rdata)
         }
         fn algorithm(&self) -> u8 {
             13
