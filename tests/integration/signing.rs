@@ -22,17 +22,6 @@ const ALGORITHMS: [DnssecAlgorithm; 2] =
     [DnssecAlgorithm::EcdsaP256Sha256, DnssecAlgorithm::Ed25519];
 const DENIALS: [Denial; 2] = [Denial::Nsec, Denial::Nsec3];
 
-/// Whether every program named is installed; if not, [`kit::skip`]s `test`.
-fn tools_present(test: &str, progs: &[&str]) -> bool {
-    for p in progs {
-        if kit::find_program(p).is_none() {
-            kit::skip(test, &format!("{p} not installed"));
-            return false;
-        }
-    }
-    true
-}
-
 /// A TS serving `zones` signed with `algorithm` and `denial`, its keys in
 /// `dir/keys`.
 async fn signing_ts(
@@ -147,10 +136,12 @@ fn dnskeys_of(text: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zones_the_ts_signs_pass_three_zone_verifiers() {
     let test = "zones_the_ts_signs_pass_three_zone_verifiers";
-    if !tools_present(
+    if kit::need(
         test,
-        &["dig", "dnssec-verify", "ldns-verify-zone", "kzonecheck"],
-    ) {
+        ["dig", "dnssec-verify", "ldns-verify-zone", "kzonecheck"],
+    )
+    .is_none()
+    {
         return;
     }
     let mut complaints = String::new();
@@ -206,18 +197,7 @@ pub(crate) fn anchor(keys: &Path, zone: &str, out: &Path) -> PathBuf {
             ds.stderr
         );
         for line in ds.stdout.lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let at = f.iter().position(|&w| w == "DS").unwrap();
-            let digest: String = f[at + 4..].concat();
-            writeln!(
-                text,
-                "  {} static-ds {} {} {} \"{digest}\";",
-                f[0],
-                f[at + 1],
-                f[at + 2],
-                f[at + 3]
-            )
-            .unwrap();
+            writeln!(text, "  {}", kit::static_ds(line)).unwrap();
         }
     }
     text.push_str("};\n");
@@ -237,7 +217,7 @@ pub(crate) fn anchor(keys: &Path, zone: &str, out: &Path) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delv_validates_every_case_of_a_zone_the_ts_signs() {
     let test = "delv_validates_every_case_of_a_zone_the_ts_signs";
-    if !tools_present(test, &["delv", "dnssec-dsfromkey", "timeout"]) {
+    if kit::need(test, ["delv", "dnssec-dsfromkey", "timeout"]).is_none() {
         return;
     }
     let mut failures = String::new();
@@ -313,10 +293,12 @@ pub(crate) fn delv_every_case(server: SocketAddr, keys: &Path, out: &Path) -> (u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_table_is_signed_again_with_a_higher_serial_and_the_same_key() {
     let test = "a_changed_table_is_signed_again_with_a_higher_serial_and_the_same_key";
-    if !tools_present(
+    if kit::need(
         test,
-        &["dig", "dnssec-verify", "ldns-verify-zone", "kzonecheck"],
-    ) {
+        ["dig", "dnssec-verify", "ldns-verify-zone", "kzonecheck"],
+    )
+    .is_none()
+    {
         return;
     }
     let dir = ZoneDir::new();
@@ -416,7 +398,7 @@ async fn signatures_are_refreshed_before_a_tenth_of_their_life_is_left() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn occluded_data_a_pasted_key_and_a_raised_serial_are_handled() {
     let test = "occluded_data_a_pasted_key_and_a_raised_serial_are_handled";
-    if !tools_present(test, &["dig", "dnssec-verify", "ldns-verify-zone"]) {
+    if kit::need(test, ["dig", "dnssec-verify", "ldns-verify-zone"]).is_none() {
         return;
     }
     let dir = ZoneDir::new();

@@ -130,6 +130,24 @@ fn dnskey_of(key_file: &Path) -> String {
     )
 }
 
+/// A DS line as `dnssec-dsfromkey` and `dnslb ds` print it (`zone. [TTL]
+/// IN DS TAG ALG 2 HEX...`) as a `delv -a` trust anchor entry.
+pub fn static_ds(ds: &str) -> String {
+    let f: Vec<&str> = ds.split_whitespace().collect();
+    let at = f.iter().position(|&w| w == "DS");
+    let at = at
+        .filter(|at| f.len() > at + 4)
+        .unwrap_or_else(|| panic!("not a DS: {ds}"));
+    format!(
+        "{} static-ds {} {} {} \"{}\";",
+        f[0],
+        f[at + 1],
+        f[at + 2],
+        f[at + 3],
+        f[at + 4..].concat()
+    )
+}
+
 /// Signs `unsigned` (the zone `zone`, with or without its final dot) with
 /// fresh keys made by `signer`'s tools, denial `denial`.
 pub fn sign_zone(zone: &str, unsigned: &Path, signer: Signer, denial: Denial) -> SignedZone {
@@ -194,19 +212,10 @@ pub fn sign_zone(zone: &str, unsigned: &Path, signer: Signer, denial: Denial) ->
         .stdout
         .trim()
         .to_owned();
-    // DS line: "zone. IN DS TAG ALG 2 HEX".
-    let f: Vec<&str> = ds.split_whitespace().collect();
-    assert!(f.len() >= 7 && f[2] == "DS", "unexpected DS: {ds}");
     let anchor = d.join("anchor.conf");
     std::fs::write(
         &anchor,
-        format!(
-            "trust-anchors {{ {zone} static-ds {} {} {} \"{}\"; }};\n",
-            f[3],
-            f[4],
-            f[5],
-            f[6..].concat()
-        ),
+        format!("trust-anchors {{ {} }};\n", static_ds(&ds)),
     )
     .unwrap();
     let keys = [&ksk, &zsk]
