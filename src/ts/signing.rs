@@ -7,10 +7,9 @@
 use super::keys::{KeyError, ZoneKey, ZoneKeys};
 use super::serials::serial_newer;
 use super::settings::TsSettings;
+use super::zone::rtype::DNSKEY;
 use super::zone::{Keys, RrsetSigner, SignError, Zone};
 
-/// DNSKEY's type code.
-const DNSKEY: u16 = 48;
 /// Any data type (A): the keys that sign data.
 const DATA: u16 = 1;
 

@@ -27,6 +27,7 @@ use crate::config::DnssecAlgorithm;
 pub mod ds;
 mod file;
 mod material;
+use super::zone::rtype::{CDNSKEY, CDS, DNSKEY};
 pub(crate) use material::key_tag;
 
 use material::KeyPair;
@@ -41,7 +42,7 @@ const SEP_FLAG: u16 = 1;
 /// too. A day covers the DNSKEY TTLs in use (RFC 7583 §3.3's Dprp + TTLkey).
 pub const SETTLE: u32 = 86_400;
 /// Types whose RRsets the SEP keys sign: DNSKEY, CDS, CDNSKEY.
-const KEY_SET_TYPES: [u16; 3] = [48, 59, 60];
+const KEY_SET_TYPES: [u16; 3] = [DNSKEY, CDS, CDNSKEY];
 
 /// A key that cannot be read, made or used.
 #[derive(Debug, thiserror::Error)]

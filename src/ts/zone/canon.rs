@@ -4,11 +4,9 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use super::rtype::NSEC;
 use super::store::{Entry, Store};
 use crate::ts::wire::cmp_names;
-
-/// NSEC's type code.
-const NSEC: u16 = 47;
 
 /// The arena offsets of the entries owning an NSEC RRset, in canonical order.
 pub(super) fn nsec_order(store: &Store) -> Arc<[u32]> {

@@ -50,6 +50,7 @@ mod dname;
 mod fixtures;
 mod nsec3;
 mod proof;
+pub(crate) mod rtype;
 mod sign;
 mod store;
 mod write;

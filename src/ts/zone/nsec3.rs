@@ -7,10 +7,9 @@ use std::sync::Arc;
 use data_encoding::BASE32HEX_NOPAD;
 use ring::digest::{SHA1_FOR_LEGACY_USE_ONLY, digest};
 
+use super::rtype::NSEC3PARAM;
 use super::store::{Entry, Store};
 
-/// NSEC3PARAM's type code.
-const NSEC3PARAM: u16 = 51;
 /// SHA-1's length: the only NSEC3 hash algorithm (RFC 5155 §11).
 pub(super) const HASH_LEN: usize = 20;
 /// Iterations answered with at most (RFC 9276 §3.2 lets a server treat a

@@ -13,16 +13,11 @@
 //! SOA's lowered TTL. A record needed twice is written once.
 use super::canon;
 use super::nsec3::Hashed;
+use super::rtype::{DS, NSEC, NSEC3};
 use super::store::{Entry, push_set};
 use super::{Written, Zone};
 use crate::ts::wire::{Key, push_name_ref};
 
-/// NSEC's type code.
-const NSEC: u16 = 47;
-/// NSEC3's type code.
-const NSEC3: u16 = 50;
-/// DS's type code.
-const DS: u16 = 43;
 /// Names of one CNAME chain answered from a wildcard, at the most: every
 /// name of the longest chain the writer follows.
 const WILDCARDS_MAX: usize = super::write::MAX_CNAME_CHAIN + 1;

@@ -21,8 +21,7 @@ pub(super) const ENTRY_NSEC3: u8 = 2;
 /// RRset flag: served only to queries with the DO bit: the RRSIGs of one
 /// covered type (RFC 4035 §3.1.1), written beside that RRset.
 pub const SET_DO_ONLY: u8 = 1;
-/// RRSIG's type code.
-pub(super) const RRSIG: u16 = 46;
+pub(super) use super::rtype::RRSIG;
 
 /// The compiled names and RRsets of one zone.
 ///

@@ -24,24 +24,14 @@ use ring::digest::{Context, SHA256};
 use super::Zone;
 use super::build::{ZoneBuilder, rdata_into as encode_rdata};
 use super::nsec3::{HASH_LEN, nsec3_hash};
-use super::store::{Entry, RRSIG, SET_DO_ONLY, be32};
+use super::rtype::{CDNSKEY, CDS, DNAME, DNSKEY, DS, NS, NSEC, NSEC3, NSEC3PARAM, RRSIG, SOA};
+use super::store::{Entry, SET_DO_ONLY, be32};
 use crate::config::Denial;
 use crate::ts::source::{BuildError, ZoneError};
 use crate::ts::wire::{Key, cmp_names};
 
 mod canonical;
 mod denial;
-
-const NS: u16 = 2;
-const SOA: u16 = 6;
-const DNAME: u16 = 39;
-const DS: u16 = 43;
-const NSEC: u16 = 47;
-const DNSKEY: u16 = 48;
-const NSEC3: u16 = 50;
-const NSEC3PARAM: u16 = 51;
-const CDS: u16 = 59;
-const CDNSKEY: u16 = 60;
 
 /// How long a signature is valid (SPEC §4: 14 days).
 pub(crate) const VALIDITY: u32 = 14 * 86_400;
