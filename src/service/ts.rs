@@ -24,6 +24,17 @@ const REFRESH_CHECK: Duration = Duration::from_secs(3600);
 /// How long after a failed refresh of signatures it is tried again.
 const REFRESH_RETRY: Duration = Duration::from_secs(60);
 
+/// How long the TS sleeps before signing again: until `due` (seconds since
+/// the epoch, `now` being the clock; `None`: it signs nothing), at most
+/// [`REFRESH_CHECK`], and at least `backoff` (what is left of
+/// [`REFRESH_RETRY`] after a refresh that failed).
+fn refresh_wait(due: Option<u32>, now: u32, backoff: Duration) -> Option<Duration> {
+    due.map(|at| {
+        let left = Duration::from_secs(u64::from(at.saturating_sub(now)));
+        left.min(REFRESH_CHECK).max(backoff)
+    })
+}
+
 /// One table server to run: what it serves, and where.
 #[derive(Debug, Clone)]
 pub struct TsRun {
@@ -127,14 +138,10 @@ impl TsService {
         let mut retry_at: Option<tokio::time::Instant> = None;
         loop {
             // Signatures due for refresh: woken then (or within the hour).
-            let refresh_in = ts.next_refresh().map(|at| {
-                let left = at.saturating_sub(crate::ts::unix_now());
-                let wait = Duration::from_secs(u64::from(left)).min(REFRESH_CHECK);
-                let backoff = retry_at.map_or(Duration::ZERO, |r| {
-                    r.saturating_duration_since(tokio::time::Instant::now())
-                });
-                wait.max(backoff)
+            let backoff = retry_at.map_or(Duration::ZERO, |r| {
+                r.saturating_duration_since(tokio::time::Instant::now())
             });
+            let refresh_in = refresh_wait(ts.next_refresh(), crate::ts::unix_now(), backoff);
             let step = tokio::select! {
                 end = &mut server => {
                     died = Some(end);
@@ -153,8 +160,9 @@ impl TsService {
                 }
                 None => {
                     let done = tokio::task::spawn_blocking(move || t.refresh_logged()).await;
-                    let still_due =
-                        (ts.next_refresh()).is_some_and(|at| at <= crate::ts::unix_now());
+                    let still_due = ts
+                        .next_refresh()
+                        .is_some_and(|at| at <= crate::ts::unix_now());
                     retry_at = still_due.then(|| tokio::time::Instant::now() + REFRESH_RETRY);
                     done
                 }
@@ -194,5 +202,34 @@ impl TsService {
             return Err(ServiceError::Died);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ts_wakes_when_signatures_are_due_within_the_hour_and_backs_off_after_a_failure() {
+        let none = Duration::ZERO;
+        assert_eq!(refresh_wait(None, 100, none), None, "nothing signed here");
+        assert_eq!(
+            refresh_wait(Some(160), 100, none),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            refresh_wait(Some(50), 100, none),
+            Some(none),
+            "overdue: at once"
+        );
+        assert_eq!(
+            refresh_wait(Some(100 + 86_400), 100, none),
+            Some(REFRESH_CHECK)
+        );
+        // Still due after a refresh that failed: not a busy loop.
+        assert_eq!(
+            refresh_wait(Some(50), 100, REFRESH_RETRY),
+            Some(REFRESH_RETRY)
+        );
     }
 }
