@@ -269,15 +269,17 @@ impl TableServer {
         let mut zones = Vec::with_capacity(fresh.zones().len());
         for z in fresh.zones() {
             let previous = old.zones().iter().find(|o| o.origin() == z.origin());
+            // A file's serial raised alone is a change too: the served
+            // serial never stays below the file's (secondaries follow it).
+            let same = |o: &zone::Zone| {
+                o.same_data(z) && (z.soa_synthesized() || !serial_newer(z.serial(), o.serial()))
+            };
             if signing::signs(&self.settings, z) {
                 let keys =
                     signing::zone_keys(&self.settings, z, clock).map_err(ZoneError::signing)?;
-                // Kept when neither the data nor the keys changed, nor the
-                // file's serial alone (the served one never stays below it).
+                // Kept when neither the data nor the keys changed.
                 let unchanged = |o: &zone::Zone| {
-                    o.same_data(z)
-                        && o.signature().is_some_and(|s| s.tags == keys.tags())
-                        && (z.soa_synthesized() || !serial_newer(z.serial(), o.serial()))
+                    same(o) && o.signature().is_some_and(|s| s.tags == keys.tags())
                 };
                 let serial = match previous {
                     Some(o) if unchanged(o) => {
@@ -295,7 +297,7 @@ impl TableServer {
             }
             let zone = match previous {
                 // Unchanged: keep serving the compiled zone already in memory.
-                Some(o) if o.same_data(z) => o.clone(),
+                Some(o) if same(o) => o.clone(),
                 Some(o) if z.soa_synthesized() => {
                     // Our serial: up by at least one, and to the clock when it is ahead.
                     let s = serials::next_serial(o.serial(), clock);

@@ -1569,6 +1569,11 @@ async fn reload_of_a_master_file_needs_a_higher_serial() {
         a_of(ts.addr, "new.ser.test.").await,
         (ResponseCode::NoError, vec![Ipv4Addr::new(192, 0, 2, 9)])
     );
+
+    // The serial raised alone (to make secondaries transfer): served.
+    dir.write("ser.zone", &zone(7, "new IN A 192.0.2.9\n"));
+    assert_eq!(ts.ts.reload().unwrap().changed, 1);
+    assert_eq!(serial_of(ts.addr, "ser.test.").await, 7);
     ts.stop().await;
 }
 
