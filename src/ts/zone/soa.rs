@@ -5,7 +5,7 @@
 //! `ns1.example.` and `hostmaster.example.`), and more of a signed negative
 //! answer fits a small UDP size.
 
-use crate::ts::wire::push_name_ref;
+use crate::ts::wire::{push_name_ref, uncompressed_len};
 
 /// An SOA record, owner aside, kept in the parts an answer assembles.
 #[derive(Debug, Clone, Default)]
@@ -28,8 +28,8 @@ impl SoaWire {
         head[..2].copy_from_slice(&6u16.to_be_bytes()); // SOA
         head[2..4].copy_from_slice(&1u16.to_be_bytes()); // IN
         head[4..].copy_from_slice(&ttl.to_be_bytes());
-        let mname_len = name_len(rdata)?;
-        let rname_len = name_len(rdata.get(mname_len..)?)?;
+        let mname_len = uncompressed_len(rdata)?;
+        let rname_len = uncompressed_len(rdata.get(mname_len..)?)?;
         let names_end = mname_len + rname_len;
         let timers = rdata.get(names_end..)?.try_into().ok()?;
         Some(SoaWire {
@@ -65,21 +65,6 @@ impl SoaWire {
     }
 }
 
-/// The length of the uncompressed wire name at the start of `wire`.
-fn name_len(wire: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    loop {
-        let len = usize::from(*wire.get(at)?);
-        if len == 0 {
-            return Some(at + 1);
-        }
-        if len > 63 {
-            return None;
-        }
-        at += 1 + len;
-    }
-}
-
 /// `name` as the labels in front of `origin_key` (and `true`) when it ends
 /// in the origin on a label boundary, else whole (and `false`).
 fn split(name: &[u8], origin_key: &[u8]) -> (Box<[u8]>, bool) {
@@ -96,16 +81,7 @@ fn split(name: &[u8], origin_key: &[u8]) -> (Box<[u8]>, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn wire(name: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        for label in name.split('.').filter(|l| !l.is_empty()) {
-            out.push(label.len() as u8);
-            out.extend_from_slice(label.as_bytes());
-        }
-        out.push(0);
-        out
-    }
+    use crate::ts::wire::wire;
 
     fn rdata(mname: &str, rname: &str) -> Vec<u8> {
         let mut r = wire(mname);
@@ -114,54 +90,50 @@ mod tests {
         r
     }
 
-    /// A message holding the origin at offset 12 + 4 (after `www.`).
-    fn msg_with_origin(origin: &str) -> Vec<u8> {
+    /// The record written for a zone `origin` after a question for
+    /// `www.<origin>` (the origin at offset 16) when `in_question`, else
+    /// into an empty message.
+    fn written(origin: &str, ttl: u32, rdata: &[u8], in_question: bool) -> Vec<u8> {
+        let origin_key = wire(origin);
+        let soa = SoaWire::new(ttl, rdata, &origin_key).unwrap();
         let mut m = vec![0u8; 12];
-        m.extend(wire(&format!("www.{origin}")));
-        m
+        if in_question {
+            m.extend(wire(&format!("www.{origin}")));
+        }
+        let start = m.len();
+        soa.write(&mut m, in_question.then_some(16), &origin_key);
+        let rec = m.split_off(start);
+        let rdlen = usize::from(u16::from_be_bytes([rec[8], rec[9]]));
+        assert_eq!(rdlen, rec.len() - 10, "RDLENGTH");
+        rec
     }
 
     #[test]
     fn names_under_the_origin_point_to_it() {
-        let origin = wire("example.");
-        let soa =
-            SoaWire::new(300, &rdata("ns1.Example.", "hostmaster.example."), &origin).unwrap();
-        let mut m = msg_with_origin("example.");
-        let start = m.len();
-        soa.write(&mut m, Some(16), &origin);
-        let rec = &m[start..];
+        let rec = written(
+            "example.",
+            300,
+            &rdata("ns1.Example.", "hostmaster.example."),
+            true,
+        );
         assert_eq!(&rec[..8], &[0, 6, 0, 1, 0, 0, 1, 44]);
-        let rdlen = usize::from(u16::from_be_bytes([rec[8], rec[9]]));
-        assert_eq!(rdlen, rec.len() - 10);
         // 4 + pointer, 11 + pointer, 20 timers: 20 bytes fewer than whole names.
-        assert_eq!(rdlen, 4 + 2 + 11 + 2 + 20);
+        assert_eq!(rec.len() - 10, 4 + 2 + 11 + 2 + 20);
         assert_eq!(&rec[10..16], &[3, b'n', b's', b'1', 0xC0, 16]);
         assert_eq!(&rec[rec.len() - 20..], &(1u8..=20).collect::<Vec<_>>()[..]);
     }
 
     #[test]
     fn names_elsewhere_or_no_origin_in_the_message_are_spelled_out() {
-        let origin = wire("example.");
         let whole = rdata("ns.other.", "hostmaster.example.");
-        let soa = SoaWire::new(60, &whole, &origin).unwrap();
-        let mut m = Vec::new();
-        soa.write(&mut m, None, &origin);
-        assert_eq!(&m[10..], &whole[..]);
+        assert_eq!(&written("example.", 60, &whole, false)[10..], &whole[..]);
+        assert_eq!(&written("example.", 60, &whole, true)[10..16], &whole[..6]);
         // Not a label boundary: `badexample.` does not end in `example.`.
-        let soa = SoaWire::new(60, &rdata("badexample.", "a.badexample."), &origin).unwrap();
-        let mut m = msg_with_origin("example.");
-        soa.write(&mut m, Some(16), &origin);
-        assert_eq!(m.len() - 25 - 10, 12 + 14 + 20);
-    }
-
-    #[test]
-    fn the_root_zone_writes_its_names_whole() {
-        let origin = wire(".");
-        let whole = rdata("a.root-servers.net.", "nstld.verisign-grs.com.");
-        let soa = SoaWire::new(86400, &whole, &origin).unwrap();
-        let mut m = Vec::new();
-        soa.write(&mut m, None, &origin);
-        assert_eq!(&m[10..], &whole[..]);
+        let bad = rdata("badexample.", "a.badexample.");
+        assert_eq!(&written("example.", 60, &bad, true)[10..], &bad[..]);
+        // The root zone: nothing to point to.
+        let root = rdata("a.root-servers.net.", "nstld.verisign-grs.com.");
+        assert_eq!(&written(".", 86400, &root, false)[10..], &root[..]);
     }
 
     #[test]

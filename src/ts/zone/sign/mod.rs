@@ -624,7 +624,9 @@ mod tests {
             rec("*.w.test.", a("192.0.2.3")),
         ]);
         let key = TestKey::new();
-        let s = z.sign(&key.keys(), Denial::Nsec3, 7, 1_800_000_000).unwrap();
+        let s = z
+            .sign(&key.keys(), Denial::Nsec3, 7, 1_800_000_000)
+            .unwrap();
         let chain = s.nsec3.as_deref().unwrap();
         let owner = |h: Option<Hashed<'_>>| match h {
             Some(Hashed::Matches(e)) => (e.owner.to_vec(), true),
@@ -645,9 +647,15 @@ mod tests {
             assert_eq!((own.owner.to_vec(), true), found, "{name:?}");
             let mut child = b"\x01*".to_vec();
             child.extend_from_slice(name);
-            assert_eq!(wildcard.owner.to_vec(), owner(chain.find(&s.store, &child)).0);
+            assert_eq!(
+                wildcard.owner.to_vec(),
+                owner(chain.find(&s.store, &child)).0
+            );
         }
-        assert!(chain.linked(&s.store, b"\x01x\x04test\x00").is_none(), "absent");
+        assert!(
+            chain.linked(&s.store, b"\x01x\x04test\x00").is_none(),
+            "absent"
+        );
     }
 
     #[test]
