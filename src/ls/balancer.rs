@@ -2,7 +2,8 @@
 //! current [`LsState`] snapshot (swapped whole on reload), and the door every
 //! client query passes before either driver forwards it ([`Balancer::admit`]:
 //! ACL, rate limit, malformed or non-QUERY messages, the loop mark, then the
-//! query read once, header and question). Both drivers start here: the async
+//! query read once, header and question, and routed to its pool by the
+//! question's name, read in place). Both drivers start here: the async
 //! one ([`super::strategy`], which makes it the server layer's `Handler`) and
 //! the UDP fast path ([`super::fast`]).
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use super::guard::{self, RateVerdict};
 use super::order;
 use super::pool::UpstreamPool;
 use super::state::{Job, LsMetrics, LsState};
+use super::suffix;
 use crate::config::LsConfig;
 use crate::dns::{self, HEADER_LEN, Transport};
 use crate::logging::QueryLine;
@@ -95,6 +97,7 @@ pub struct Admitted {
     question_end: usize,
     transport: Transport,
     name_hash: u64,
+    route: Option<usize>,
     log: Option<QueryLine>,
 }
 
@@ -102,6 +105,12 @@ impl Admitted {
     /// End of the question section in the query.
     pub fn question_end(&self) -> usize {
         self.question_end
+    }
+
+    /// The pool the query goes to (an index of [`LsState::pools`]); `None`:
+    /// every backend.
+    pub fn route(&self) -> Option<usize> {
+        self.route
     }
 
     /// The job, with `raw` holding the query's bytes as received.
@@ -112,6 +121,7 @@ impl Admitted {
             question_end: self.question_end,
             transport: self.transport,
             name_hash: self.name_hash,
+            route: self.route,
             log: self.log,
         }
     }
@@ -158,9 +168,13 @@ impl Balancer {
                 return now(tc);
             }
         }
-        // Header and question are all the forwarding path reads.
-        let (client_id, question_end) = match dns::peek_plain_query(req.raw) {
-            Some(x) => x,
+        // Header and question are all the forwarding path reads; the
+        // question's name, read in place, picks the pool.
+        let (client_id, question_end, route) = match dns::peek_plain_query(req.raw) {
+            Some((id, end)) => {
+                let name = req.raw.get(HEADER_LEN..end).unwrap_or_default();
+                (id, end, state.route_of(name))
+            }
             None => match dns::decode_query(req.raw) {
                 Err(reject) => return now(reject.response()),
                 // NOTIFY and the like are for authoritative servers.
@@ -168,7 +182,10 @@ impl Balancer {
                     return now(dns::error_for(req.raw, ResponseCode::Refused));
                 }
                 // Well formed but unusual (e.g. a compressed question): forward it.
-                Ok(q) => (q.header.metadata.id, q.question_end),
+                Ok(q) => {
+                    let route = state.route_of(&suffix::lower_wire(q.query.name()));
+                    (q.header.metadata.id, q.question_end, route)
+                }
             },
         };
         // A query this LS sent upstream came back: a forwarding loop.
@@ -177,6 +194,9 @@ impl Balancer {
             return now(dns::error_for(req.raw, ResponseCode::Refused));
         }
         let count = self.metrics.queries.fetch_add(1, Relaxed) + 1;
+        if let Some(pool) = &state.route_at(route).counters {
+            pool.queries.fetch_add(1, Relaxed);
+        }
         state.budget.earn();
         self.trigger.on_query(count, state.health.every_queries);
         let name_end = question_end.saturating_sub(4);
@@ -193,6 +213,7 @@ impl Balancer {
             question_end,
             transport: req.transport,
             name_hash,
+            route,
             log,
         };
         Admission::Forward(state, admitted)
@@ -213,10 +234,10 @@ mod tests {
             ..LsConfig::default()
         };
         let b = Balancer::new(&c);
-        assert!(b.state().sticky.is_none());
+        assert!(b.state().all.sticky.is_none());
         c.order = Order::Sticky;
         c.sticky_size = 8;
         b.reload(&c);
-        assert!(b.state().sticky.is_some());
+        assert!(b.state().all.sticky.is_some());
     }
 }
