@@ -253,17 +253,23 @@ fn check_pools(ls: &LsConfig, check: &mut Checker<'_>) {
         "pool",
         check,
     );
-    // Every zone so far, lower case without the final dot, with its pool.
-    let mut zones: Vec<(String, &str)> = Vec::new();
+    // Every zone so far, lower case without the final dot, with its pool's index.
+    let mut zones: Vec<(String, usize)> = Vec::new();
     for (i, pool) in ls.pool.iter().enumerate() {
         let key = |k: &str| format!("ls.pool.{i}.{k}");
         let who = &pool.name;
-        check.require(!pool.backends.is_empty(), &key("backends"), || {
-            format!("pool {who:?} needs at least one backend")
-        });
-        check.require(!pool.zones.is_empty(), &key("zones"), || {
-            format!("pool {who:?} needs at least one zone")
-        });
+        for (list, empty, what) in [
+            ("backends", pool.backends.is_empty(), "backend"),
+            ("zones", pool.zones.is_empty(), "zone"),
+        ] {
+            if empty {
+                // At the key when written (`[]`), else at the pool's name.
+                check.push(
+                    &[&key(list), &key("name")],
+                    format!("pool {who:?} needs at least one {what}"),
+                );
+            }
+        }
         for (j, name) in pool.backends.iter().enumerate() {
             let at = [key(&format!("backends.{j}")), key("backends")];
             let at = [at[0].as_str(), at[1].as_str()];
@@ -285,14 +291,17 @@ fn check_pools(ls: &LsConfig, check: &mut Checker<'_>) {
             let at = [key(&format!("zones.{j}")), key("zones")];
             let at = [at[0].as_str(), at[1].as_str()];
             match zones.iter().find(|(z, _)| *z == text) {
-                Some((_, owner)) if *owner == who.as_str() => {
+                Some(&(_, owner)) if owner == i => {
                     check.push(&at, format!("pool {who:?} lists zone {text:?} twice"));
                 }
-                Some((_, owner)) => check.push(
-                    &at,
-                    format!("zone {text:?} is already served by pool {owner:?}"),
-                ),
-                None => zones.push((text, who.as_str())),
+                Some(&(_, owner)) => {
+                    let owner = ls.pool.get(owner).map_or("", |p| p.name.as_str());
+                    check.push(
+                        &at,
+                        format!("zone {text:?} is already served by pool {owner:?}"),
+                    );
+                }
+                None => zones.push((text, i)),
             }
         }
         if let Some(ms) = pool.timeout_ms {

@@ -223,7 +223,77 @@ impl Balancer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Order;
+    use crate::config::{BackendConfig, Order, PoolConfig, Strategy, parse_name};
+    use crate::ls::resolution::Step;
+
+    /// A query for `name` (type A, ID 7).
+    fn query(name: &str) -> Vec<u8> {
+        let mut q = vec![0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            q.push(u8::try_from(label.len()).unwrap());
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        q
+    }
+
+    /// The door routes a name to the pool of its longest zone suffix, and
+    /// the query is asked of that pool's backends only (under race, all of
+    /// them at once); a name under no zone goes to every backend.
+    #[test]
+    fn the_door_routes_a_name_to_its_pool_whose_backends_alone_are_asked() {
+        let backend = |name: &str, port: u16| BackendConfig {
+            name: name.into(),
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            weight: 1,
+        };
+        let zone = |z: &str| parse_name(z).unwrap();
+        let c = LsConfig {
+            strategy: Strategy::Race,
+            backend: vec![backend("a", 1), backend("b", 2), backend("c", 3)],
+            pool: vec![
+                PoolConfig::new("org", &["c"], vec![zone("example.org")]),
+                PoolConfig::new("sub", &["b", "c"], vec![zone("Sub.Example.Org.")]),
+            ],
+            ..LsConfig::default()
+        };
+        let b = Balancer::new(&c);
+        for (name, route, asked) in [
+            ("www.example.org", Some(0), &["c"][..]),
+            ("EXAMPLE.org", Some(0), &["c"]),
+            ("x.sub.example.org", Some(1), &["b", "c"]),
+            ("badexample.org", None, &["a", "b", "c"]),
+            ("example.com", None, &["a", "b", "c"]),
+        ] {
+            let raw = query(name);
+            let req = Request {
+                raw: &raw,
+                src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
+                transport: Transport::Udp,
+            };
+            let Admission::Forward(state, admitted) = b.admit(req) else {
+                panic!("{name}: not forwarded");
+            };
+            assert_eq!(admitted.route(), route, "{name}");
+            let job = admitted.into_job(raw);
+            let now = tokio::time::Instant::now();
+            let mut res = state.resolution(&job, now);
+            let r = state.route(&job);
+            let mut names = Vec::new();
+            while let Step::Launch { backend, .. } = res.poll(now, r) {
+                names.push(r.backends[backend].name.as_str());
+            }
+            names.sort_unstable();
+            assert_eq!(names, asked, "{name}");
+        }
+        let s = b.state();
+        let queries = |i: usize| s.pools[i].counters.as_ref().unwrap().queries.load(Relaxed);
+        assert_eq!((queries(0), queries(1)), (2, 1));
+        assert!(s.all.counters.is_none());
+        // One Backend (and health) per backend, shared by the routes naming it.
+        assert!(Arc::ptr_eq(&s.pools[0].backends[0], &s.backends[2]));
+        assert!(Arc::ptr_eq(&s.pools[1].backends[1], &s.backends[2]));
+    }
 
     /// The sticky table (allocated whole) exists only under `order = "sticky"`;
     /// a reload to `sticky` builds it.

@@ -14,6 +14,7 @@ use serde::de;
 use super::*;
 
 mod errors;
+mod pools;
 mod rules;
 
 const FILE: &str = "config.toml";
