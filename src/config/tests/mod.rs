@@ -131,6 +131,7 @@ fn shipped_config_mentions_every_key() {
         "name",
         "addr",
         "weight",
+        "backends",
         "zones",
         "origin",
         "ttl",
