@@ -10,34 +10,29 @@ use super::ls::{Layout, LsConfig, OnTimeout, Order, Strategy};
 use super::values::de_names;
 
 /// `[[ls.pool]]`: the backends (by name) that answer the names under `zones`, and the
-/// policy they are asked by.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// policy they are asked by. A key left out is empty (the rules then say what is
+/// missing, at the pool's line) or, for the policy, the `[ls]` value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
     /// Name used in metrics, logs and the status page (unique, non-empty).
     pub name: String,
     /// The `[[ls.backend]]`s of the pool, by name (at least one; a backend may be in
     /// several pools, with one health shared by all).
-    #[serde(default)]
     pub backends: Vec<String>,
     /// The zones it serves: a query goes to the pool whose zone is the longest suffix
     /// of its name (at least one; no zone in two pools).
-    #[serde(default, deserialize_with = "de_names")]
+    #[serde(deserialize_with = "de_names")]
     pub zones: Vec<Name>,
     /// As `ls.strategy`, for this pool. \[the `[ls]` value\]
-    #[serde(default)]
     pub strategy: Option<Strategy>,
     /// As `ls.order`, for this pool. \[the `[ls]` value\]
-    #[serde(default)]
     pub order: Option<Order>,
     /// As `ls.layout`, for this pool. \[the `[ls]` value\]
-    #[serde(default)]
     pub layout: Option<Layout>,
     /// As `ls.timeout_ms`, for this pool. \[the `[ls]` value\]
-    #[serde(default)]
     pub timeout_ms: Option<u64>,
     /// As `ls.on_timeout`, for this pool. \[the `[ls]` value\]
-    #[serde(default)]
     pub on_timeout: Option<OnTimeout>,
 }
 
@@ -48,11 +43,7 @@ impl PoolConfig {
             name: name.to_owned(),
             backends: backends.iter().map(|&b| b.to_owned()).collect(),
             zones,
-            strategy: None,
-            order: None,
-            layout: None,
-            timeout_ms: None,
-            on_timeout: None,
+            ..Self::default()
         }
     }
 

@@ -401,10 +401,7 @@ mod tests {
             "dnslb_backend_up{backend=\"ts2\",addr=\"127.0.0.1:5302\"} 0",
             "# TYPE dnslb_backend_latency_seconds histogram",
         ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
+            assert_line(&text, line);
         }
         // Unseen uncommon rcodes are left out; the text ends with a newline.
         assert!(!text.contains("YXDOMAIN"));
@@ -444,11 +441,17 @@ mod tests {
             "dnslb_pool_answers_total{pool=\"org\",rcode=\"NXDOMAIN\"} 1",
             "dnslb_pool_answers_total{pool=\"com\",rcode=\"SERVFAIL\"} 0",
         ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
+            assert_line(&text, line);
         }
+    }
+
+    /// `line` is a line of `text`.
+    #[track_caller]
+    fn assert_line(text: &str, line: &str) {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
     }
 
     #[test]

@@ -20,15 +20,14 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use tokio::net::TcpStream;
 
-use dnslb::config::{Config, Layout, PoolConfig, parse_name};
-use dnslb::metrics::{ReadyState, StatusExtra};
-use dnslb::service::ls::{LsService, LsSockets};
-use dnslb::service::{Control, Controls};
+use dnslb::config::{Layout, PoolConfig, parse_name};
+use dnslb::metrics::StatusExtra;
+use dnslb::service::Control;
 
 use crate::kit::{
     Fake, TestLs, TestMetrics, ZoneDir, a_addrs, ede, empty_answer, http_get, ls_config,
-    parse_exposition, poll_until_async, query, read_frame, start_ls, start_ts_table, tcp_send,
-    udp_exchange, value, wait_settled,
+    parse_exposition, poll_until_async, query, read_frame, start_ls, start_ls_service,
+    start_ts_table, tcp_send, udp_exchange, value, wait_settled,
 };
 
 /// How long a count or a reload may take to show.
@@ -273,22 +272,12 @@ async fn a_reload_that_moves_a_zone_to_another_backend_takes_effect() {
     let backends = [("one", one.addr), ("two", two.addr)];
     let path = dir.path().join("config.toml");
     write_config(&path, &backends, "one");
-    let cfg = Config::load(&path).unwrap();
-    let sockets = LsSockets::bind(cfg.ls.as_ref().unwrap()).await.unwrap();
-    let addr = sockets.dns_addrs()[0];
-    let service = LsService::new(cfg).unwrap();
-    let (balancer, ready) = (service.balancer().clone(), service.readiness());
-    let (controls, rx) = Controls::channel();
-    let task = tokio::spawn(service.run(sockets, rx));
-    let serving = poll_until_async(LIMIT, Duration::from_millis(5), async || {
-        (ready.state() == ReadyState::Serving).then_some(())
-    })
-    .await;
-    assert!(serving.is_some(), "the LS never said it serves");
+    let ls = start_ls_service(&path).await;
+    let (addr, balancer) = (ls.addr, &ls.balancer);
     assert!(answers_all(addr, Ipv4Addr::new(192, 0, 2, 1), 8).await);
 
     write_config(&path, &backends, "two");
-    controls.send(Control::Reload).unwrap();
+    ls.controls.send(Control::Reload).unwrap();
     let moved = poll_until_async(LIMIT, Duration::from_millis(5), async || {
         (balancer.metrics().reloads_applied.load(Relaxed) == 1).then_some(())
     })
@@ -303,8 +292,8 @@ async fn a_reload_that_moves_a_zone_to_another_backend_takes_effect() {
     assert_eq!(members, ["two"]);
     assert!(answers_all(addr, Ipv4Addr::new(192, 0, 2, 2), 8).await);
 
-    controls.send(Control::Shutdown).unwrap();
-    let end = tokio::time::timeout(Duration::from_secs(15), task).await;
+    ls.controls.send(Control::Shutdown).unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(15), ls.task).await;
     end.expect("the LS ended").unwrap().expect("a clean stop");
     one.stop().await;
     two.stop().await;

@@ -5,27 +5,19 @@
 use super::rules::rejects;
 use super::*;
 
-/// Two backends and one TS; pools are appended.
-const TWO: &str = r#"[ls]
-timeout_ms = 900
+/// [`BASE`] with `timeout_ms = 900` for its `listen` (line 2) and a second backend
+/// `ts2` (lines 8 to 10): 15 lines.
+fn two() -> String {
+    BASE.replace("listen = [\"127.0.0.1:5300\"]", "timeout_ms = 900")
+        .replace(
+            "[[ts]]",
+            "[[ls.backend]]\nname = \"ts2\"\naddr = \"127.0.0.1:5302\"\n\n[[ts]]",
+        )
+}
 
-[[ls.backend]]
-name = "ts1"
-addr = "127.0.0.1:5301"
-
-[[ls.backend]]
-name = "ts2"
-addr = "127.0.0.1:5302"
-
-[[ts]]
-name = "ts1"
-listen = "127.0.0.1:5301"
-zones = ["zones/ts1.txt"]
-"#;
-
-/// [`TWO`] followed by `pools`.
+/// [`two`] and a blank line (line 16), then `pools` (from line 17).
 fn with(pools: &str) -> String {
-    format!("{TWO}\n{pools}")
+    format!("{}\n{pools}", two())
 }
 
 fn zone(text: &str) -> Name {
@@ -70,7 +62,7 @@ fn a_pool_takes_the_ls_policy_where_it_sets_none() {
 
 #[test]
 fn no_pool_by_default_and_a_longer_pool_deadline_is_the_longest() {
-    let ls = parse(TWO).unwrap().ls.unwrap();
+    let ls = parse(&two()).unwrap().ls.unwrap();
     assert!(ls.pool.is_empty());
     assert_eq!(ls.longest_timeout_ms(), 900);
     let text = with(
