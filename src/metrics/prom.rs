@@ -155,20 +155,15 @@ fn write_pools(e: &mut Expo, pools: &[Route]) {
     if pools.is_empty() {
         return;
     }
-    let queries = "dnslb_pool_queries_total";
-    e.family(
-        queries,
-        "counter",
-        "Client queries routed to each pool (by the longest zone suffix of their name).",
-    );
+    let (queries, answers) = ("dnslb_pool_queries_total", "dnslb_pool_answers_total");
+    e.family(queries, "counter", "Client queries routed to each pool.");
     for (name, m) in &pools {
         e.sample(queries, &[("pool", name)], m.queries.load(Relaxed));
     }
-    let answers = "dnslb_pool_answers_total";
     e.family(
         answers,
         "counter",
-        "Answers sent to the client queries routed to each pool, by rcode.",
+        "Answers to the queries routed to each pool, by rcode.",
     );
     for (name, m) in &pools {
         for (i, c) in m.answers.iter().enumerate() {
