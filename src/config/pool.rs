@@ -12,7 +12,7 @@ use super::values::de_names;
 /// `[[ls.pool]]`: the backends (by name) that answer the names under `zones`, and the
 /// policy they are asked by. A key left out is empty (the rules then say what is
 /// missing, at the pool's line) or, for the policy, the `[ls]` value.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
     /// Name used in metrics, logs and the status page (unique, non-empty).

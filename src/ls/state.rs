@@ -435,8 +435,9 @@ impl LsState {
                 .unwrap_or_else(|| Arc::new(Backend::from_config(bc, true)))
             })
             .collect();
-        // Probes and lost client queries count against a backend under this policy.
-        let window = Duration::from_millis(c.timeout_ms);
+        // Probes and lost client queries count against a backend under this
+        // policy; a query lives up to the longest deadline, a pool's included.
+        let window = Duration::from_millis(c.longest_timeout_ms());
         for b in &backends {
             b.health.set_rule(health.fall, health.rise, window);
         }

@@ -9,8 +9,10 @@
 //!   each) with one TS stopped answers the other pool's names, a missing one
 //!   too, with the live TS's own answers at once, not the `on_timeout`
 //!   answer (without pools the missing name gets the made-up one);
-//! * a reload (the service's SIGHUP) that moves a zone to another pool
-//!   takes effect.
+//! * a reload (the service's SIGHUP) that gives a pool another backend
+//!   takes effect at once;
+//! * `dnslb check` reports a pool naming an unknown backend and a zone in two
+//!   pools, at their lines.
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
@@ -26,7 +28,7 @@ use dnslb::service::Control;
 
 use crate::kit::{
     Fake, TestLs, TestMetrics, ZoneDir, a_addrs, ede, empty_answer, http_get, ls_config,
-    parse_exposition, poll_until_async, query, read_frame, start_ls, start_ls_service,
+    parse_exposition, poll_until_async, query, read_frame, run_dnslb, start_ls, start_ls_service,
     start_ts_table, tcp_send, udp_exchange, value, wait_settled,
 };
 
@@ -297,4 +299,33 @@ async fn a_reload_that_moves_a_zone_to_another_backend_takes_effect() {
     end.expect("the LS ended").unwrap().expect("a clean stop");
     one.stop().await;
     two.stop().await;
+}
+
+#[test]
+fn dnslb_check_reports_an_unknown_backend_and_a_zone_in_two_pools_at_their_lines() {
+    let dir = ZoneDir::new();
+    let text = "[ls]\n\n[[ls.backend]]\nname = \"ts1\"\naddr = \"127.0.0.1:5301\"\n\n\
+                [[ls.pool]]\nname = \"a\"\nbackends = [\"ts1\", \"ts7\"]\nzones = [\"example.org\"]\n\n\
+                [[ls.pool]]\nname = \"b\"\nbackends = [\"ts1\"]\nzones = [\"EXAMPLE.ORG.\"]\n";
+    let path = dir.write("config.toml", text);
+    let out = run_dnslb(
+        &["check", "-c", path.to_str().unwrap()],
+        dir.path(),
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success(), "{out:#?}");
+    let file = path.display();
+    assert_eq!(
+        out.stderr_lines(),
+        [
+            format!(
+                "{file}:9: ls.pool.backends: pool \"a\" names backend \"ts7\", \
+                 which is not an [[ls.backend]] (backends: ts1)"
+            ),
+            format!(
+                "{file}:15: ls.pool.zones: zone \"example.org\" is already served by pool \"a\""
+            ),
+        ]
+    );
 }
