@@ -237,23 +237,45 @@ mod tests {
         q
     }
 
+    /// Backend `name` on 127.0.0.1:`port` (never contacted).
+    fn backend(name: &str, port: u16) -> BackendConfig {
+        BackendConfig {
+            name: name.into(),
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            weight: 1,
+        }
+    }
+
+    /// A pool `name` of `backends` serving `zone`.
+    fn pool(name: &str, backends: &[&str], zone: &str) -> PoolConfig {
+        PoolConfig::new(name, backends, vec![parse_name(zone).unwrap()])
+    }
+
+    /// A query for `name` admitted by `b`: its snapshot and its job.
+    fn admitted(b: &Balancer, name: &str) -> (Arc<LsState>, Job) {
+        let raw = query(name);
+        let req = Request {
+            raw: &raw,
+            src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
+            transport: Transport::Udp,
+        };
+        let Admission::Forward(state, admitted) = b.admit(req) else {
+            panic!("{name}: not forwarded");
+        };
+        (state, admitted.into_job(raw))
+    }
+
     /// The door routes a name to the pool of its longest zone suffix, and
     /// the query is asked of that pool's backends only (under race, all of
     /// them at once); a name under no zone goes to every backend.
     #[test]
     fn the_door_routes_a_name_to_its_pool_whose_backends_alone_are_asked() {
-        let backend = |name: &str, port: u16| BackendConfig {
-            name: name.into(),
-            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-            weight: 1,
-        };
-        let zone = |z: &str| parse_name(z).unwrap();
         let c = LsConfig {
             strategy: Strategy::Race,
             backend: vec![backend("a", 1), backend("b", 2), backend("c", 3)],
             pool: vec![
-                PoolConfig::new("org", &["c"], vec![zone("example.org")]),
-                PoolConfig::new("sub", &["b", "c"], vec![zone("Sub.Example.Org.")]),
+                pool("org", &["c"], "example.org"),
+                pool("sub", &["b", "c"], "Sub.Example.Org."),
             ],
             ..LsConfig::default()
         };
@@ -265,17 +287,8 @@ mod tests {
             ("badexample.org", None, &["a", "b", "c"]),
             ("example.com", None, &["a", "b", "c"]),
         ] {
-            let raw = query(name);
-            let req = Request {
-                raw: &raw,
-                src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
-                transport: Transport::Udp,
-            };
-            let Admission::Forward(state, admitted) = b.admit(req) else {
-                panic!("{name}: not forwarded");
-            };
-            assert_eq!(admitted.route(), route, "{name}");
-            let job = admitted.into_job(raw);
+            let (state, job) = admitted(&b, name);
+            assert_eq!(job.route, route, "{name}");
             let now = tokio::time::Instant::now();
             let mut res = state.resolution(&job, now);
             let r = state.route(&job);
@@ -293,6 +306,60 @@ mod tests {
         // One Backend (and health) per backend, shared by the routes naming it.
         assert!(Arc::ptr_eq(&s.pools[0].backends[0], &s.backends[2]));
         assert!(Arc::ptr_eq(&s.pools[1].backends[1], &s.backends[2]));
+    }
+
+    /// A pool's own keys make its queries' policy: its strategy and order
+    /// (who is asked, when the next is), its deadline, its `on_timeout`
+    /// answer (naming its backends only), counted in its counters; a name
+    /// under no zone keeps the `[ls]` policy.
+    #[test]
+    fn a_pool_s_own_keys_are_its_queries_policy() {
+        let c = LsConfig {
+            backend: vec![backend("a", 1), backend("b", 2), backend("c", 3)],
+            pool: vec![PoolConfig {
+                strategy: Some(Strategy::Sequential),
+                order: Some(Order::Fixed),
+                timeout_ms: Some(800),
+                on_timeout: Some(crate::config::OnTimeout::Servfail),
+                ..pool("fast", &["c", "b"], "fast.test")
+            }],
+            ..LsConfig::default()
+        };
+        let b = Balancer::new(&c);
+        let t0 = tokio::time::Instant::now();
+        let ms = std::time::Duration::from_millis;
+
+        let (state, job) = admitted(&b, "www.other.test");
+        assert_eq!(state.resolution(&job, t0).deadline(), t0 + ms(1500));
+
+        let (state, job) = admitted(&b, "www.fast.test");
+        let route = state.route(&job);
+        let mut res = state.resolution(&job, t0);
+        assert_eq!(res.deadline(), t0 + ms(800));
+        // Sequential, fixed: c first (the pool's order), b after try_timeout_ms.
+        let launch = |backend| Step::Launch {
+            backend,
+            hedge: false,
+        };
+        assert_eq!(res.poll(t0, route), launch(0));
+        assert_eq!(res.poll(t0, route), Step::Wait);
+        assert_eq!(res.next_wakeup(), t0 + ms(500));
+        assert_eq!(res.poll(t0 + ms(500), route), launch(1));
+        assert_eq!(route.backends[1].name, "b");
+        assert_eq!(res.poll(t0 + ms(500), route), Step::Wait);
+        let end = match res.poll(t0 + ms(800), route) {
+            Step::Done(end) => end,
+            other => panic!("not over at the pool's deadline: {other:?}"),
+        };
+        let reply = crate::ls::reply::finish(&state, &job, &res, end, None);
+        let Reply::One(bytes) = reply else {
+            panic!("no answer: {reply:?}");
+        };
+        let h = dns::WireHeader::read(&bytes).unwrap();
+        assert_eq!(h.rcode(), 2, "the pool's on_timeout: SERVFAIL");
+        let counters = route.counters.as_ref().unwrap();
+        assert_eq!(counters.answers[2].load(Relaxed), 1);
+        assert_eq!(counters.queries.load(Relaxed), 1);
     }
 
     /// The sticky table (allocated whole) exists only under `order = "sticky"`;
