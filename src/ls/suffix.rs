@@ -252,6 +252,66 @@ mod tests {
         assert_eq!(t.lookup(&wire("example.org")), Some(0));
     }
 
+    /// On random names over a few labels (zones, their neighbours, case
+    /// changed), the table says what comparing the labels from the right,
+    /// case aside, says: the zone with the most labels that ends the name.
+    #[test]
+    fn the_table_agrees_with_comparing_labels_from_the_right() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+        let zones: [&[&str]; 4] = [
+            &["org"],
+            &["example", "org"],
+            &["sub", "example", "org"],
+            &["EXAMPLE", "net"],
+        ];
+        let names: Vec<(Name, usize)> = zones
+            .iter()
+            .enumerate()
+            .map(|(i, z)| (name(&z.join(".")), i))
+            .collect();
+        let t = SuffixTable::new(names.iter().map(|(n, p)| (n, *p)));
+        let label = prop_oneof![
+            Just("org"),
+            Just("Org"),
+            Just("example"),
+            Just("eXample"),
+            Just("sub"),
+            Just("net"),
+            Just("xorg"),
+            Just("a"),
+        ];
+        let mut runner = TestRunner::new(Config {
+            cases: 2048,
+            ..Config::default()
+        });
+        runner
+            .run(&prop::collection::vec(label, 0..6), |labels| {
+                let want = zones
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, z)| {
+                        z.len() <= labels.len()
+                            && labels[labels.len() - z.len()..]
+                                .iter()
+                                .zip(z.iter())
+                                .all(|(a, b)| a.eq_ignore_ascii_case(b))
+                    })
+                    .max_by_key(|(_, z)| z.len())
+                    .map(|(i, _)| i);
+                prop_assert_eq!(t.lookup(&wire(&labels.join("."))), want, "{:?}", labels);
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Any bytes at all: an answer or none, never a panic.
+        runner
+            .run(&prop::collection::vec(any::<u8>(), 0..300), |bytes| {
+                let _ = t.lookup(&bytes);
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     #[test]
     fn many_zones_are_found_by_hash() {
         let zones: Vec<(Name, usize)> = (0..500)
