@@ -1,5 +1,5 @@
 //! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables, and the keyword
-//! enums and [`HedgeDelay`] its keys take.
+//! enums and [`HedgeDelay`] its keys take (its `[[ls.pool]]` tables are in `pool`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
 
 use super::available_cores;
+use super::pool::PoolConfig;
 use super::values::{ProbeQuestion, de_addr, de_addrs, de_nets, de_opt_addr};
 
 /// Client networks allowed when `ls.allow` is omitted: loopback and the private ranges.
@@ -181,6 +182,9 @@ pub struct LsConfig {
     pub health: HealthConfig,
     /// The backends, `[[ls.backend]]`, in config order.
     pub backend: Vec<BackendConfig>,
+    /// The pools, `[[ls.pool]]`, in config order: the names under their zones are
+    /// asked of their backends only. \[none\]
+    pub pool: Vec<PoolConfig>,
 }
 
 impl Default for LsConfig {
@@ -211,6 +215,7 @@ impl Default for LsConfig {
             sticky_size: 100_000,
             health: HealthConfig::default(),
             backend: Vec::new(),
+            pool: Vec::new(),
         }
     }
 }

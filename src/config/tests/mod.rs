@@ -14,6 +14,7 @@ use serde::de;
 use super::*;
 
 mod errors;
+mod pools;
 mod rules;
 
 const FILE: &str = "config.toml";
@@ -130,6 +131,7 @@ fn shipped_config_mentions_every_key() {
         "name",
         "addr",
         "weight",
+        "backends",
         "zones",
         "origin",
         "ttl",
