@@ -117,7 +117,7 @@ impl TableServer {
         let Some(qname) = Key::read(&question) else {
             return refuse(&q);
         };
-        let Some(zone) = catalog.find(&qname) else {
+        let Some(zone) = catalog.find(&qname, u16::from(qtype)) else {
             return refuse(&q);
         };
         let opt = self.answer_edns(&q).and_then(|e| {
@@ -150,7 +150,7 @@ impl TableServer {
             return None;
         }
         let catalog = self.catalog.load();
-        let zone = catalog.find(&q.qname)?;
+        let zone = catalog.find(&q.qname, u16::from(q.qtype))?;
         let opt = q.opt.map(|o| answer::opt_record(o.dnssec_ok));
         let asked = answer::Asked {
             id: q.id,

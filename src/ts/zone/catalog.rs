@@ -1,5 +1,6 @@
 //! The catalog: the zones one TS serves, and which of them answers a name.
 use super::Zone;
+use super::rtype::DS;
 use crate::ts::wire::Key;
 
 /// The zones one TS serves, most specific origin first.
@@ -15,9 +16,18 @@ impl Catalog {
         Catalog { zones }
     }
 
-    /// The zone authoritative for `name` (lower-cased wire form), if any.
-    pub fn find(&self, name: &Key) -> Option<&Zone> {
-        self.zones.iter().find(|z| name.is_under(&z.origin_key))
+    /// The zone that answers `qtype` for `name` (lower-cased wire form), if
+    /// any: the most specific one holding the name, except that a DS question
+    /// at a zone's apex goes to the zone above it when this TS serves one
+    /// (RFC 4035 §3.1.4.1: the DS set lives on the parent side of the cut),
+    /// as NSD and Knot answer it.
+    pub fn find(&self, name: &Key, qtype: u16) -> Option<&Zone> {
+        let mut holding = self.zones.iter().filter(|z| name.is_under(&z.origin_key));
+        let most_specific = holding.next()?;
+        if qtype == DS && name.bytes() == &most_specific.origin_key[..] {
+            return holding.next().or(Some(most_specific));
+        }
+        Some(most_specific)
     }
 
     /// The zones.
