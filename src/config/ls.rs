@@ -1,5 +1,5 @@
-//! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables, and the keyword
-//! enums and [`HedgeDelay`] its keys take.
+//! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables (`[ls.cache]` is
+//! in `cache`), and the keyword enums and [`HedgeDelay`] its keys take.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
 
 use super::available_cores;
+use super::cache::CacheConfig;
 use super::values::{ProbeQuestion, de_addr, de_addrs, de_nets, de_opt_addr};
 
 /// Client networks allowed when `ls.allow` is omitted: loopback and the private ranges.
@@ -177,6 +178,8 @@ pub struct LsConfig {
     pub metrics: Option<SocketAddr>,
     /// Most names the `sticky` order remembers (bounds its memory). \[100000\]
     pub sticky_size: usize,
+    /// The packet cache, `[ls.cache]`; `None` (table omitted) = no cache. \[off\]
+    pub cache: Option<CacheConfig>,
     /// Active health checks, `[ls.health]`.
     pub health: HealthConfig,
     /// The backends, `[[ls.backend]]`, in config order.
@@ -209,6 +212,7 @@ impl Default for LsConfig {
             rate_limit_v6_prefix: 64,
             metrics: None,
             sticky_size: 100_000,
+            cache: None,
             health: HealthConfig::default(),
             backend: Vec::new(),
         }
