@@ -22,6 +22,7 @@
 //!   [`hedge`], [`guard`] (ACL, rate limit), [`loopmark`], [`latency`].
 pub mod backend;
 pub mod balancer;
+pub mod cache;
 pub mod fast;
 pub mod guard;
 pub mod health;
