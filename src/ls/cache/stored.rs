@@ -15,7 +15,8 @@
 //!
 //! The answer is kept without its OPT (ARCOUNT one less), so nothing a
 //! backend said to one client (NSID, cookies, padding, its UDP size) is
-//! replayed to another; the OPT being last, no byte before it moves. The
+//! replayed to another; the OPT being last, no byte before it moves. Bytes
+//! past the last record are not kept either. The
 //! offsets of every other record's TTL field are kept beside it, so a hit
 //! ages them without walking the message again.
 use std::time::{Duration, Instant};
@@ -130,6 +131,9 @@ pub(super) fn analyse(
     let mut min_ttl = u32::MAX;
     let mut soa_ttl = None;
     let mut opt_start = None;
+    // Where the records end: bytes past them (junk a backend appended) are
+    // not kept, or the OPT a hit appends would follow them.
+    let mut end = question_end;
     for (i, r) in records(answer, question_end, total).enumerate() {
         let r = r.ok_or(Refused::Unreadable)?;
         let ttl_at = r.fixed + 4;
@@ -163,6 +167,7 @@ pub(super) fn analyse(
             soa_ttl = Some(ttl.min(ttl_of(answer, minimum)?));
         }
         ttls.push(u16::try_from(ttl_at).map_err(|_| Refused::Unreadable)?);
+        end = r.rdata_end;
     }
     let lifetime = if kind.negative() {
         soa_ttl.ok_or(Refused::NoSoa)?.min(caps.neg_ttl)
@@ -172,10 +177,7 @@ pub(super) fn analyse(
     if lifetime == 0 {
         return Err(Refused::NoTtl);
     }
-    let mut msg: Box<[u8]> = answer
-        .get(..opt_start.unwrap_or(answer.len()))
-        .ok_or(Refused::Unreadable)?
-        .into();
+    let mut msg: Box<[u8]> = answer.get(..end).ok_or(Refused::Unreadable)?.into();
     if opt_start.is_some()
         && let Some(count) = msg.get_mut(10..12)
     {

@@ -651,3 +651,24 @@ fn many_entries_spread_over_shards_and_all_are_found() {
     assert!(qs.iter().all(|q| hit(&c, q, t0).0 == Hit::Fresh));
     assert_eq!(c.stats().entries, 2000);
 }
+
+#[test]
+fn bytes_after_the_last_record_are_not_kept() {
+    let c = cache(100);
+    let t0 = Instant::now();
+    let q = query("www.example.", RecordType::A, EDNS);
+    let plain = query("www.example.", RecordType::A, PLAIN);
+    let mut resp = answer(
+        &plain,
+        ResponseCode::NoError,
+        vec![a("www.example.", 60, 1)],
+        vec![],
+    );
+    resp.extend_from_slice(&[0, 0xff, 0, 0xfb, 0, 0]);
+    c.insert(&q, Transport::Udp, &resp, t0).unwrap();
+    let (h, m) = hit(&c, &q, t0);
+    assert_eq!(h, Hit::Fresh);
+    let m = m.unwrap();
+    assert_eq!((m.answers.len(), m.additionals.len()), (1, 0));
+    assert!(m.edns.is_some());
+}
