@@ -4,16 +4,20 @@
 //! answer (counted, NSID-labelled, sticky-remembered, the client's ID
 //! restored, TC=1 when too large), passes on a negative answer every backend
 //! agreed on, or makes one up (SERVFAIL, or the `on_timeout` answer), and
-//! charges the backends still silent at the deadline with a loss.
+//! charges the backends still silent at the deadline with a loss. With a
+//! packet cache ([`super::cache`]), the winner's answer is offered to it,
+//! a query that ended without a final answer gets a stale one from it when
+//! it has one, and [`from_cache`] answers at the door.
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 
+use super::cache::Hit;
 use super::resolution::{End, Resolution};
 use super::state::{Job, LsState};
 use crate::config::OnTimeout;
-use crate::dns::{self, WireHeader};
+use crate::dns::{self, Transport, WireHeader};
 use crate::logging::QueryLine;
 use crate::server::Reply;
 
@@ -65,6 +69,11 @@ pub(crate) fn finish(
             .map(|(_, b)| b.name.as_str())
             .collect()
     };
+    let final_answer = kept.is_some() && matches!(end, End::Win { .. } | End::PassOn(_));
+    if !final_answer && let Some(reply) = stale(state, job) {
+        // No final answer: a cached one, stale, before any made up.
+        return reply;
+    }
     match (end, kept) {
         (End::Win { backend, hedge }, Some(resp)) => win(state, job, backend, hedge, resp),
         (End::PassOn(backend), Some(resp)) => win(state, job, backend, false, resp),
@@ -101,6 +110,11 @@ pub(crate) fn finish(
 /// the backend sent none, with the client's ID restored; TC=1 instead when
 /// it is larger than the client can take over its transport.
 fn win(state: &LsState, job: &Job, i: usize, hedge: bool, mut resp: Vec<u8>) -> Reply {
+    if let Some(cache) = &state.cache {
+        // Kept if the cache's rules allow (see `cache::stored`); a refusal
+        // is no error: the answer still goes to the client.
+        let _ = cache.insert(&job.raw, job.transport, &resp, Instant::now());
+    }
     if let Some(b) = state.backends.get(i) {
         b.stats.wins.fetch_add(1, Relaxed);
         dns::nsid_for_client(&job.raw, &mut resp, &b.name, job.transport);
@@ -119,6 +133,40 @@ fn win(state: &LsState, job: &Job, i: usize, hedge: bool, mut resp: Vec<u8>) -> 
         );
     }
     Reply::One(resp)
+}
+
+/// The cache's answer to `raw` (over `transport`) at the door, written
+/// into `out` and counted by its rcode: fresh, or stale while its name's
+/// last query failed (RFC 8767's failure-recheck). `false` (and `out` to be
+/// ignored) when there is none: forward the query. Allocates nothing when
+/// `out` has room.
+pub(crate) fn from_cache(
+    state: &LsState,
+    raw: &[u8],
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> bool {
+    let Some(cache) = &state.cache else {
+        return false;
+    };
+    if cache.lookup(raw, transport, Instant::now(), out) == Hit::Miss {
+        return false;
+    }
+    let m = &state.metrics;
+    if let Some(c) = WireHeader::read(out).and_then(|h| m.answers.get(usize::from(h.rcode()))) {
+        c.fetch_add(1, Relaxed);
+    }
+    m.client_latency.record(Duration::ZERO);
+    true
+}
+
+/// A stale answer from the cache (TTL 30, EDE 3 or 19) for a query that
+/// ended without a final one, if the cache has its name (RFC 8767).
+fn stale(state: &LsState, job: &Job) -> Option<Reply> {
+    let cache = state.cache.as_ref()?;
+    let mut out = Vec::new();
+    let hit = cache.stale(&job.raw, job.transport, Instant::now(), &mut out);
+    (hit != Hit::Miss).then_some(Reply::One(out))
 }
 
 /// A made-up answer with `rcode`.

@@ -4,12 +4,20 @@
 //! its ID, RD bit, question bytes and OPT).
 //!
 //! A query is cacheable only when it is a plain one: QR=0, opcode QUERY, one
-//! question whose name is uncompressed and well formed, no answer or
-//! authority records, at most one OPT (EDNS version 0, root-owned) and no
-//! TSIG or SIG(0). Anything else is `None`: it is forwarded as today.
+//! question whose name is uncompressed and well formed and whose type is
+//! not a meta type or a zone transfer, no answer or authority records, at
+//! most one OPT (EDNS version 0, root-owned) and no TSIG or SIG(0).
+//! Anything else is `None`: it is forwarded as if there were no cache.
 use std::hash::{BuildHasher, Hash, Hasher};
 
-use crate::dns::{HEADER_LEN, NAME_MAX, Transport, WireHeader, u16_at, walk_message};
+use crate::dns::{
+    HEADER_LEN, NAME_MAX, TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX, UDP_PAYLOAD_PLAIN,
+    WireHeader, u16_at, walk_message,
+};
+
+/// Question types never answered from the cache: OPT, TKEY, TSIG, IXFR,
+/// AXFR (meta types, and transfers that are not one message).
+const NOT_CACHED: [u16; 5] = [41, 249, 250, 251, 252];
 
 /// Key flag: the query's DO bit (RFC 3225).
 pub(super) const FLAG_DO: u8 = 1;
@@ -141,6 +149,9 @@ pub(super) fn read(
     }
     let qtype = u16_at(query, pos)?;
     let qclass = u16_at(query, pos + 2)?;
+    if NOT_CACHED.contains(&qtype) {
+        return None;
+    }
     let question_end = pos + 4;
     let walk = walk_message(query)?;
     if walk.signed {
@@ -154,6 +165,10 @@ pub(super) fn read(
         flags |= FLAG_TCP;
     }
     let mut edns_do = None;
+    // What it can take: over UDP its advertised size clamped to [512,
+    // 1232], 512 without an OPT (as `dns::client_max_size` says, without
+    // walking the query again); over TCP 65 535.
+    let mut max_size = UDP_PAYLOAD_PLAIN;
     if let Some(opt) = walk.opt {
         // Only version 0 is answered from the cache (another gets BADVERS
         // from the usual path); a root owner as RFC 6891 §6.1.1 wants.
@@ -167,6 +182,13 @@ pub(super) fn read(
             flags |= FLAG_DO;
         }
         edns_do = Some(dnssec_ok);
+        max_size = opt
+            .class(query)
+            .unwrap_or(UDP_PAYLOAD_PLAIN)
+            .clamp(UDP_PAYLOAD_PLAIN, UDP_PAYLOAD_MAX);
+    }
+    if transport == Transport::Tcp {
+        max_size = TCP_PAYLOAD_MAX;
     }
     let mut key = Key {
         name,
@@ -182,7 +204,7 @@ pub(super) fn read(
         rd: h.flags & 0x0100 != 0,
         question_end,
         edns_do,
-        max_size: crate::dns::client_max_size(query, transport),
+        max_size: usize::from(max_size),
     };
     Some((key, client))
 }

@@ -179,17 +179,8 @@ impl PacketCache {
     /// at `now`, written into `out`: fresh, or stale when its name failed
     /// within the last [`FAILURE_RECHECK`]; else [`Hit::Miss`] (forward it).
     /// Allocates nothing when `out` has room for the answer.
-    pub fn lookup(
-        &self,
-        query: &[u8],
-        transport: Transport,
-        now: Instant,
-        out: &mut Vec<u8>,
-    ) -> Hit {
-        let Some((key, client)) = self.key(query, transport) else {
-            return Hit::Miss;
-        };
-        self.get(&key, &client, query, now, false, out)
+    pub fn lookup(&self, query: &[u8], t: Transport, now: Instant, out: &mut Vec<u8>) -> Hit {
+        self.find(query, t, now, false, out)
     }
 
     /// The answer to `query` for a query that ended without a final
@@ -197,17 +188,23 @@ impl PacketCache {
     /// (TTL 30, EDE) and marked failed for [`FAILURE_RECHECK`] (or a fresh
     /// one, stored meanwhile, served as a hit); else [`Hit::Miss`] (answer
     /// by `on_timeout`).
-    pub fn stale(
+    pub fn stale(&self, query: &[u8], t: Transport, now: Instant, out: &mut Vec<u8>) -> Hit {
+        self.find(query, t, now, true, out)
+    }
+
+    /// [`PacketCache::get`] with the key read from `query`.
+    fn find(
         &self,
         query: &[u8],
-        transport: Transport,
+        t: Transport,
         now: Instant,
+        failed: bool,
         out: &mut Vec<u8>,
     ) -> Hit {
-        let Some((key, client)) = self.key(query, transport) else {
-            return Hit::Miss;
-        };
-        self.get(&key, &client, query, now, true, out)
+        match self.key(query, t) {
+            Some((key, client)) => self.get(&key, &client, query, now, failed, out),
+            None => Hit::Miss,
+        }
     }
 
     /// [`PacketCache::lookup`] (`failed` false) or [`PacketCache::stale`]

@@ -127,7 +127,9 @@ pub(super) fn analyse(
     let (an, ns) = (usize::from(h.ancount), usize::from(h.nscount));
     let ar = usize::from(u16_at(answer, 10).ok_or(Refused::Unreadable)?);
     let total = an + ns + ar;
-    let mut ttls = Vec::with_capacity(total);
+    // A record takes at least 11 bytes: counts a hostile answer inflates
+    // do not size the list.
+    let mut ttls = Vec::with_capacity(total.min(answer.len() / 11));
     let mut min_ttl = u32::MAX;
     let mut soa_ttl = None;
     let mut opt_start = None;
