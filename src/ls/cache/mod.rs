@@ -68,6 +68,7 @@ use crate::config::CacheConfig;
 use crate::dns::Transport;
 
 mod key;
+mod names;
 mod serve;
 mod shard;
 mod stored;

@@ -4,7 +4,7 @@
 //! Kept: a response (QR=1, opcode QUERY) to the entry's question, NOERROR
 //! or NXDOMAIN, TC=0, not signed (TSIG, SIG(0): the signature covers the
 //! bytes and the ID), its OPT (if any) the last record and carrying no
-//! extended rcode. Its lifetime:
+//! extended rcode, no name of it pointing into the header (`names`). Its lifetime:
 //! - positive (records in the answer section): the smallest TTL of the
 //!   answer and authority records, capped by `max_ttl`;
 //! - negative (NXDOMAIN, or NOERROR with no answer records: NODATA, RFC
@@ -22,6 +22,7 @@
 use std::time::{Duration, Instant};
 
 use super::key::{Key, StoredKey};
+use super::names::names_stay_put;
 use crate::dns::{HEADER_LEN, TYPE_OPT, TYPE_SIG, TYPE_TSIG, WireHeader, records, u16_at};
 
 /// RR type SOA.
@@ -65,6 +66,8 @@ pub enum Refused {
     OtherQuestion,
     /// An OPT with an extended rcode, or not the last record.
     OddOpt,
+    /// A name pointing into the header (see `names`).
+    HeaderPointer,
     /// Negative with no SOA in the authority section (or a referral).
     NoSoa,
     /// Its lifetime is zero (a zero TTL, or `neg_ttl = 0` for a negative).
@@ -138,6 +141,9 @@ pub(super) fn analyse(
     let mut end = question_end;
     for (i, r) in records(answer, question_end, total).enumerate() {
         let r = r.ok_or(Refused::Unreadable)?;
+        if !names_stay_put(answer, &r) {
+            return Err(Refused::HeaderPointer);
+        }
         let ttl_at = r.fixed + 4;
         let ttl = ttl_of(answer, ttl_at)?;
         if i >= an + ns {

@@ -128,6 +128,16 @@ fn what_is_not_kept() {
         c.insert(&plain, Transport::Udp, &signed, t0),
         Err(Refused::Signed)
     );
+    // A name pointing into the header (which a hit rewrites).
+    let mut into_header = answer(&plain, ResponseCode::NoError, ok.clone(), vec![]);
+    assert_eq!(
+        into_header[29..31],
+        [0xc0, 12],
+        "the owner points at the question"
+    );
+    into_header[30] = 11;
+    let refused = c.insert(&plain, Transport::Udp, &into_header, t0);
+    assert_eq!(refused, Err(Refused::HeaderPointer));
     // A negative answer with neg_ttl = 0; one without an SOA.
     let nx = answer(&q, ResponseCode::NXDomain, vec![], vec![soa(300, 60)]);
     assert_eq!(c.insert(&q, Transport::Udp, &nx, t0), Err(Refused::NoTtl));
