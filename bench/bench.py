@@ -18,6 +18,10 @@ Subcommands:
   gen-mem DIR [--names N] [--queries N]
       the 1,000,000-name table (DIR/mem.txt, a seventh of the names in mixed
       case), the same as a zone (DIR/example.com.zone) and DIR/mem-queries.txt.
+  zipf OUT [--names N] [--queries N] [--s S] [--seed S] [--draw D]
+      a query file over the gen-mem table's names, each name's share by Zipf's
+      law (the name of rank k asked in proportion to 1/k^S), ranks shuffled by
+      SEED; D picks another sequence of draws with the same popular names.
   wait-answer PORT NAME IP --t0 NS [--pid PID]   seconds from t0 until NAME answers IP.
   wait-signed PORT NAME/TYPE... --t0 NS [--pid PID] [--keys DIR --grace S]
       seconds from t0 until every query (DO=1) is answered with an RRSIG.
@@ -34,6 +38,8 @@ Subcommands:
       adds to the run's description (machine, versions, settings, commands).
 """
 import argparse
+import bisect
+import itertools
 import json
 import math
 import os
@@ -676,6 +682,17 @@ def cmd_gen_mem(a):
     print(f"host{last}.{MEM_ORIGIN} {ip_of(last)}")
 
 
+def cmd_zipf(a):
+    cum = list(itertools.accumulate(1.0 / (k + 1) ** a.s for k in range(a.names)))
+    rank_to_name = list(range(a.names))
+    random.Random(a.seed).shuffle(rank_to_name)
+    r = random.Random(a.seed * 1000 + a.draw + 1)
+    with open(a.out, "w") as f:
+        for _ in range(a.queries):
+            k = min(bisect.bisect_left(cum, r.random() * cum[-1]), a.names - 1)
+            f.write(f"{mem_name(rank_to_name[k])} A\n")
+
+
 # --------------------------------------------------------------------------- report
 def med(vals):
     vals = [v for v in vals if v is not None]
@@ -730,6 +747,13 @@ def derive(r):
             r["offered_reached"] = r["sent_qps"] / r["offered"]
     if r.get("up_min"):
         r["lowest_up"] = min(r["up_min"].values())
+    if r.get("section") == "cache":
+        # A cache hit sends nothing upstream: the share of client queries
+        # that cost no upstream query (hedges would count against it).
+        if r.get("upstream_per_client") is not None:
+            r["hit_pct"] = 100.0 * max(0.0, 1.0 - r["upstream_per_client"])
+        if sent:
+            r["noerror_pct"] = 100.0 * (r.get("rcodes") or {}).get("NOERROR", 0) / sent
     if r.get("cpu_s") is None and r.get("user_s") is not None:
         r["cpu_s"] = r["user_s"] + (r.get("sys_s") or 0.0)
     steady = r.get("rss_kb") if r.get("section") == "mem" else None
@@ -753,6 +777,8 @@ def series(rows, section, scenario, contender, mode, metric):
 
 # The target column of a bound's line: a reference point, never judged.
 BOUND = "bound"
+# The cache section's scenarios, as its tables name them.
+CACHE_SCENARIOS = {"hit": "every name cached", "zipf": "Zipf over 1,000,000 names, 100,000 entries"}
 # The contenders of the ls section that are bounds (bench/forwarder.c, bench/reflector.c).
 BOUNDS = ("c-forwarder", "reflector")
 
@@ -872,6 +898,7 @@ def build_new_sections(rows, pair):
          lambda r, o, t: o is not None and o == 0)
 
     dnssec_lines(rows, pair, ge, le)
+    cache_lines(pair, ge, le)
 
     mem = ("mem", "1M")
     pair(*mem, "dnslb-ts", "nsd", "reload", "rss_kb", "mib",
@@ -893,6 +920,31 @@ def build_new_sections(rows, pair):
     pair(*mem, "dnslb-ts", "nsd", "reload", "after_ratio", "ratio",
          "1M names: RSS after the reload / RSS when ready", "TS 0.90-1.10",
          lambda r, o, t: o is not None and 0.9 <= o <= 1.1)
+
+
+def cache_lines(pair, ge, le):
+    """The ratio lines of the cache section: hits, Zipf's law, an outage."""
+    hit = ("cache", "hit")
+    pair(*hit, "dnslb-ls", "dnsdist", "max", "qps", "qps",
+         "cache hits: LS vs dnsdist, both caching: max QPS", "ratio >= 1.50", ge(1.5))
+    pair(*hit, "dnslb-ls", "dnsdist", "fixed", "cpu_us", "us",
+         "cache hits: LS vs dnsdist, both caching: CPU per query @ 20k QPS", "ratio <= 0.80",
+         le(0.8))
+    pair(*hit, "dnslb-ls", "dnsdist", "fixed", "p99", "ms",
+         "cache hits: LS vs dnsdist, both caching: p99 @ 20k QPS", "(info)", None)
+    pair(*hit, "reflector", "dnsdist", "max", "qps", "qps",
+         "bound: reflector / dnsdist (cache hits): max QPS", BOUND, None)
+    pair(*hit, "reflector", "dnsdist", "fixed", "cpu_us", "us",
+         "bound: reflector / dnsdist (cache hits): CPU per query @ 20k QPS", BOUND, None)
+    zipf = ("cache", "zipf")
+    pair(*zipf, "dnslb-ls", "dnsdist", "max", "qps", "qps",
+         "cache, Zipf over 1,000,000 names, 100,000 entries: max QPS", "(info)", None)
+    pair(*zipf, "dnslb-ls", "dnsdist", "max", "hit_pct", "pct",
+         "cache, Zipf over 1,000,000 names, 100,000 entries: hit ratio", "(info)", None)
+    out = ("cache", "outage")
+    pair(*out, "dnslb-ls", "dnsdist", "outage", "noerror_pct", "pct",
+         "cache, both backends killed for 30 s under load: answered (NOERROR)",
+         "LS >= 99.9 %", lambda r, o, t: o is not None and o >= 99.9)
 
 
 def names_of(scenario):
@@ -1003,11 +1055,12 @@ def detail_tables(rows):
     for r in rows:
         key = (r.get("section"), r.get("scenario"), r.get("mode"))
         groups.setdefault(key, {}).setdefault(r.get("contender"), []).append(r)
-    order = {"ts": 0, "ls": 1, "tail": 2, "blackhole": 3, "overload": 4, "mem": 5, "dnssec": 6}
+    order = {"ts": 0, "ls": 1, "tail": 2, "blackhole": 3, "overload": 4, "mem": 5, "dnssec": 6,
+             "cache": 7}
     ls_bounds = (", bounds: c-forwarder, reflector"
                  if any(r.get("section") == "ls" and r.get("contender") in BOUNDS
                         for r in rows) else "")
-    modes = {"max": 0, "fixed": 1, "over": 2, "reload": 3, "sign": 4}
+    modes = {"max": 0, "fixed": 1, "over": 2, "reload": 3, "sign": 4, "outage": 5}
     # (The dnssec section's signing part after its serving part.)
     for key in sorted(groups, key=lambda k: (order.get(k[0], 9), k[2] == "sign", str(k[1]),
                                              modes.get(k[2], 9))):
@@ -1037,6 +1090,12 @@ def detail_tables(rows):
                                 "dnsperf -D (DO=1) at full speed"),
             ("dnssec", "fixed"): (f"Signed zone ({names_of(scenario)} names, NSEC3), TS vs NSD, "
                                   "dnsperf -D (DO=1) at a fixed 20,000 QPS"),
+            ("cache", "max"): (f"Packet cache ({CACHE_SCENARIOS.get(scenario, scenario)}), "
+                               "LS vs dnsdist, dnsperf at full speed"),
+            ("cache", "fixed"): (f"Packet cache ({CACHE_SCENARIOS.get(scenario, scenario)}), "
+                                 "LS vs dnsdist, dnsperf at a fixed 20,000 QPS"),
+            ("cache", "outage"): ("Packet cache, both backends killed for 30 s of a 45 s run "
+                                  "at 5,000 QPS (TTL 5 s, warm caches)"),
             ("tail", "fixed"): ("Tail, " + ("both TS delay 3% of answers by 50 ms"
                                 if scenario == "both" else "only ts1 delays 3% of answers by 50 ms")
                                 + ", dnsperf at a fixed 5,000 QPS"),
@@ -1047,10 +1106,12 @@ def detail_tables(rows):
         else:
             head = ["contender", "QPS median", "lost (sum)", "p50 ms", "p99 ms", "p99.9 ms",
                     "p99 by round", "CPU/query"]
-        if section in ("ls", "tail", "blackhole"):
+        if section in ("ls", "tail", "blackhole", "cache"):
             head.append("upstream/client")
         if section == "tail":
             head.append("hedges/client")
+        if section == "cache":
+            head.append("NOERROR")
         if section == "dnssec":
             head.append("RSS after")
         body = []
@@ -1069,13 +1130,15 @@ def detail_tables(rows):
                        fmt(med([r.get("p999") for r in rs]), "ms"),
                        ", ".join(fmt(r.get("p99"), "ms") for r in rs),
                        fmt(med([r.get("cpu_us") for r in rs]), "us")]
-            if section in ("ls", "tail", "blackhole"):
+            if section in ("ls", "tail", "blackhole", "cache"):
                 # The bounds keep no counters: the forwarder sends one upstream query
                 # per client query, the reflector none.
                 row.append("-" if c in BOUNDS else
                            fmt(med([r.get("upstream_per_client") for r in rs]), "up"))
             if section == "tail":
                 row.append(fmt(med([r.get("hedges_per_client") for r in rs]), "up"))
+            if section == "cache":
+                row.append(fmt(med([r.get("noerror_pct") for r in rs]), "pct"))
             if section == "dnssec":
                 row.append(fmt(med([r.get("rss_kb") for r in rs]), "mib"))
             body.append(row)
@@ -1318,6 +1381,14 @@ def main():
     g.add_argument("--queries", type=int, default=200000)
     g.add_argument("--seed", type=int, default=5301)
     g.set_defaults(f=cmd_gen_mem)
+    g = sub.add_parser("zipf")
+    g.add_argument("out")
+    g.add_argument("--names", type=int, default=1_000_000)
+    g.add_argument("--queries", type=int, default=1_000_000)
+    g.add_argument("--s", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=7)
+    g.add_argument("--draw", type=int, default=0)
+    g.set_defaults(f=cmd_zipf)
     g = sub.add_parser("wait-answer")
     g.add_argument("port", type=int)
     g.add_argument("name")

@@ -21,7 +21,8 @@
 //!   probes in [`ls::health`]), orders, hedging, client protection.
 //! - [`ts`]: the table server: zone loading ([`ts::table`] for PROJ tables,
 //!   [`ts::zonefile`] for RFC 1035 master files), compiled zones and their
-//!   answers, DNSSEC proofs included ([`ts::zone`]), transfers ([`ts::xfr`]).
+//!   answers, DNSSEC proofs included ([`ts::zone`]), zones it signs itself
+//!   ([`ts::signing`], keys in [`ts::keys`]), transfers ([`ts::xfr`]).
 //! - [`metrics`]: Prometheus `/metrics`, the HTML status page, `/health` and
 //!   `/ready` of the LS.
 //! - [`status`]: `dnslb status`, the LS's `/health` as a table.

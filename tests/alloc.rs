@@ -8,7 +8,9 @@
 //! runs: the client is a plain std socket sending precomputed queries from
 //! the test's thread, and each backend is a plain std socket on its own
 //! thread that answers every query in place (one A record) from a fixed
-//! buffer. Health probes are spaced far apart so none runs meanwhile.
+//! buffer. Health probes are spaced far apart so none runs meanwhile. The
+//! query's name is under a pool's zone (`[[ls.pool]]`), so the suffix table's
+//! lookup at the door and the pool's route are on the counted path.
 //!
 //! The client sends in windows (a window's answers are all read before
 //! the next window goes), so nothing is lost to a full socket buffer. On a
@@ -28,7 +30,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dnslb::config::{BackendConfig, CacheConfig, HealthConfig, LsConfig, Strategy};
+use dnslb::config::{
+    BackendConfig, CacheConfig, HealthConfig, LsConfig, PoolConfig, Strategy, parse_name,
+};
 use tokio_util::sync::CancellationToken;
 
 #[global_allocator]
@@ -198,6 +202,11 @@ fn allocations_per_run(strategy: Strategy, cache: bool) -> (u64, u64) {
                 weight: 1,
             })
             .collect(),
+        // The query's pool, and another one: the lookup walks every suffix.
+        pool: vec![
+            PoolConfig::new("p", &["b0", "b1"], vec![parse_name("example").unwrap()]),
+            PoolConfig::new("q", &["b1"], vec![parse_name("www.other").unwrap()]),
+        ],
         ..LsConfig::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -275,6 +284,11 @@ fn allocations_per_run(strategy: Strategy, cache: bool) -> (u64, u64) {
             "{hits} hits, {sent} answered by the backends"
         ),
     }
+    let routed = balancer.state().pools[0].counters.clone().unwrap();
+    assert!(
+        routed.queries.load(Relaxed) >= (WARM_UP + COUNTED) as u64,
+        "the queries went through their pool"
+    );
     let bytes = after.total_bytes - before.total_bytes;
     (after.total_blocks - before.total_blocks, bytes)
 }

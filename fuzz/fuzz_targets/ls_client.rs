@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use dnslb::config::{BackendConfig, LsConfig};
+use dnslb::config::{BackendConfig, LsConfig, PoolConfig};
 use dnslb::dns::{self, HEADER_LEN};
 use dnslb::ls::{Admission, Balancer};
 use dnslb::server::{Reply, Request};
@@ -33,6 +33,12 @@ fn config(rate_limit_qps: u32) -> LsConfig {
                 weight: 1,
             })
             .collect(),
+        // A pool, so that the door's route lookup reads every question too.
+        pool: vec![PoolConfig::new(
+            "org",
+            &["ts2"],
+            vec!["example.org.".parse().expect("zone")],
+        )],
         ..LsConfig::default()
     }
 }

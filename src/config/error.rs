@@ -145,10 +145,10 @@ fn keyword_choices(key: &str) -> Option<Vec<&'static str>> {
         Some(all.iter().map(|&v| name(v)).collect())
     }
     match key {
-        "ls.strategy" => names(Strategy::ALL, Strategy::as_str),
-        "ls.order" => names(Order::ALL, Order::as_str),
-        "ls.layout" => names(Layout::ALL, Layout::as_str),
-        "ls.on_timeout" => names(OnTimeout::ALL, OnTimeout::as_str),
+        "ls.strategy" | "ls.pool.strategy" => names(Strategy::ALL, Strategy::as_str),
+        "ls.order" | "ls.pool.order" => names(Order::ALL, Order::as_str),
+        "ls.layout" | "ls.pool.layout" => names(Layout::ALL, Layout::as_str),
+        "ls.on_timeout" | "ls.pool.on_timeout" => names(OnTimeout::ALL, OnTimeout::as_str),
         "ts.on_miss" => names(OnMiss::ALL, OnMiss::as_str),
         "ts.dnssec.algorithm" => names(DnssecAlgorithm::ALL, DnssecAlgorithm::as_str),
         "ts.dnssec.denial" => names(Denial::ALL, Denial::as_str),

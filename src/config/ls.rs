@@ -1,5 +1,6 @@
-//! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables (`[ls.cache]` is
-//! in `cache`), and the keyword enums and [`HedgeDelay`] its keys take.
+//! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables, and the keyword
+//! enums and [`HedgeDelay`] its keys take (its `[ls.cache]` table is in `cache`, its
+//! `[[ls.pool]]` tables in `pool`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use serde::de::{self, Deserializer, Unexpected, Visitor};
 
 use super::available_cores;
 use super::cache::CacheConfig;
+use super::pool::PoolConfig;
 use super::values::{ProbeQuestion, de_addr, de_addrs, de_nets, de_opt_addr};
 
 /// Client networks allowed when `ls.allow` is omitted: loopback and the private ranges.
@@ -184,6 +186,9 @@ pub struct LsConfig {
     pub health: HealthConfig,
     /// The backends, `[[ls.backend]]`, in config order.
     pub backend: Vec<BackendConfig>,
+    /// The pools, `[[ls.pool]]`, in config order: the names under their zones are
+    /// asked of their backends only. \[none\]
+    pub pool: Vec<PoolConfig>,
 }
 
 impl Default for LsConfig {
@@ -215,6 +220,7 @@ impl Default for LsConfig {
             cache: None,
             health: HealthConfig::default(),
             backend: Vec::new(),
+            pool: Vec::new(),
         }
     }
 }

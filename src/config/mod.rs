@@ -14,8 +14,8 @@
 //!
 //! # Layout
 //! - [`Config`] and its loading live here; [`LsConfig`] (with [`HealthConfig`],
-//!   [`BackendConfig`] and the keyword enums) in `ls`, [`CacheConfig`] in `cache`, [`TsConfig`] (with [`Fault`] and
-//!   [`OnMiss`]) in `ts`.
+//!   [`BackendConfig`] and the keyword enums) in `ls`, [`CacheConfig`] in `cache`, its
+//!   [`PoolConfig`]s in `pool`, [`TsConfig`] (with [`Fault`] and [`OnMiss`]) in `ts`.
 //! - `values`: the string values of the schema (addresses, networks, DNS names, the
 //!   [`ProbeQuestion`]), parsed while the file is read, and their serde adapters.
 //! - `error`: [`ConfigError`] and the rewriting of toml's messages; `source_map`: where
@@ -79,6 +79,7 @@ mod cache;
 mod changes;
 mod error;
 mod ls;
+mod pool;
 mod source_map;
 #[cfg(test)]
 mod tests;
@@ -91,6 +92,7 @@ pub use error::ConfigError;
 pub use ls::{
     BackendConfig, HealthConfig, HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy,
 };
+pub use pool::{PoolConfig, zone_text};
 pub use ts::{Denial, Dnssec, DnssecAlgorithm, Fault, OnMiss, TsConfig};
 pub(crate) use validate::MAX_STICKY_SIZE;
 pub use values::{ProbeQuestion, ValueError, parse_name};
@@ -226,8 +228,10 @@ impl Config {
     /// least 1; `hedge_percentile` is in (0, 100], `hedge_budget_pct` in [0, 100],
     /// `hedge_min_ms <= hedge_max_ms`; `ls.cache.max_entries` and `max_ttl` are at least 1
     /// and `neg_ttl <= max_ttl`; fault ratios are in [0, 1]; TTLs fit RFC 2181;
-    /// every ts has zones. (A bad `origin` or `health.query` is a parse error, like a bad
-    /// address: those values are typed.)
+    /// every ts has zones; every pool has a unique non-empty name, backends (each an
+    /// `[[ls.backend]]`, named once) and zones, and no zone is in two pools (case and a
+    /// final dot aside). (A bad `origin`, pool zone or `health.query` is a parse error,
+    /// like a bad address: those values are typed.)
     pub fn problems(&self) -> Vec<ConfigError> {
         self.problems_in(None)
     }

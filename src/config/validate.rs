@@ -7,7 +7,7 @@ use std::path::Path;
 use super::error::ConfigError;
 use super::source_map::{SourceMap, display_path};
 use super::ts::NSID_MAX_LEN;
-use super::{CacheConfig, Config, HedgeDelay, LsConfig, Order, TsConfig};
+use super::{CacheConfig, Config, HedgeDelay, LsConfig, Order, TsConfig, zone_text};
 
 /// The largest TTL a record may carry (RFC 2181 §8).
 const MAX_TTL: u32 = i32::MAX as u32;
@@ -248,6 +248,87 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
     check.require(health.rise >= 1, "ls.health.rise", || {
         "must be at least 1".into()
     });
+    check_pools(ls, check);
+}
+
+/// The rules for `[[ls.pool]]`: names, members, zones, and the keys of its own policy.
+fn check_pools(ls: &LsConfig, check: &mut Checker<'_>) {
+    check_names(
+        ls.pool.iter().map(|p| p.name.as_str()),
+        "ls.pool",
+        "pool",
+        check,
+    );
+    // Every zone so far, lower case without the final dot, with its pool's index.
+    let mut zones: Vec<(String, usize)> = Vec::new();
+    for (i, pool) in ls.pool.iter().enumerate() {
+        let key = |k: &str| format!("ls.pool.{i}.{k}");
+        let who = &pool.name;
+        for (list, empty, what) in [
+            ("backends", pool.backends.is_empty(), "backend"),
+            ("zones", pool.zones.is_empty(), "zone"),
+        ] {
+            if empty {
+                // At the key when written (`[]`), else at the pool's name.
+                check.push(
+                    &[&key(list), &key("name")],
+                    format!("pool {who:?} needs at least one {what}"),
+                );
+            }
+        }
+        for (j, name) in pool.backends.iter().enumerate() {
+            let at = [key(&format!("backends.{j}")), key("backends")];
+            let at = [at[0].as_str(), at[1].as_str()];
+            if !ls.backend.iter().any(|b| &b.name == name) {
+                let known: Vec<&str> = ls.backend.iter().map(|b| b.name.as_str()).collect();
+                check.push(
+                    &at,
+                    format!(
+                        "pool {who:?} names backend {name:?}, which is not an [[ls.backend]] (backends: {})",
+                        known.join(", ")
+                    ),
+                );
+            } else if pool.backends[..j].contains(name) {
+                check.push(&at, format!("pool {who:?} names backend {name:?} twice"));
+            }
+        }
+        for (j, zone) in pool.zones.iter().enumerate() {
+            let text = zone_text(zone);
+            let at = [key(&format!("zones.{j}")), key("zones")];
+            let at = [at[0].as_str(), at[1].as_str()];
+            match zones.iter().find(|(z, _)| *z == text) {
+                Some(&(_, owner)) if owner == i => {
+                    check.push(&at, format!("pool {who:?} lists zone {text:?} twice"));
+                }
+                Some(&(_, owner)) => {
+                    let owner = ls.pool.get(owner).map_or("", |p| p.name.as_str());
+                    check.push(
+                        &at,
+                        format!("zone {text:?} is already served by pool {owner:?}"),
+                    );
+                }
+                None => zones.push((text, i)),
+            }
+        }
+        if let Some(ms) = pool.timeout_ms {
+            check.require(ms > 0, &key("timeout_ms"), || "must be at least 1".into());
+            check.at_most(ms, MAX_MS, &key("timeout_ms"));
+        }
+        if pool.order_in(ls) == Order::WeightedRandom {
+            let weighted = ls
+                .backend
+                .iter()
+                .any(|b| b.weight > 0 && pool.backends.contains(&b.name));
+            let at = if pool.order.is_some() {
+                key("order")
+            } else {
+                key("name")
+            };
+            check.require(weighted || pool.backends.is_empty(), &at, || {
+                format!("weighted-random needs a backend of pool {who:?} with weight > 0")
+            });
+        }
+    }
 }
 
 /// The rules for `[ls.cache]`.

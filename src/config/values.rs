@@ -235,3 +235,18 @@ pub(super) fn de_nets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<
 pub(super) fn de_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Name, D::Error> {
     parse_str(deserializer, "a DNS name like \"example.com\"", parse_name)
 }
+
+/// A DNS name from a TOML string, made fully qualified.
+struct NameDe(Name);
+
+impl<'de> Deserialize<'de> for NameDe {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        de_name(deserializer).map(NameDe)
+    }
+}
+
+/// Deserializes a list of DNS names, each made fully qualified; a bad one is an error
+/// at its own line.
+pub(super) fn de_names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Name>, D::Error> {
+    Vec::<NameDe>::deserialize(deserializer).map(|v| v.into_iter().map(|n| n.0).collect())
+}

@@ -2,7 +2,8 @@
 //! current [`LsState`] snapshot (swapped whole on reload), and the door every
 //! client query passes before either driver forwards it ([`Balancer::admit`]:
 //! ACL, rate limit, malformed or non-QUERY messages, the loop mark, then the
-//! query read once, header and question). Both drivers start here: the async
+//! query read once, header and question, and routed to its pool by the
+//! question's name, read in place). Both drivers start here: the async
 //! one ([`super::strategy`], which makes it the server layer's `Handler`) and
 //! the UDP fast path ([`super::fast`]).
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use super::guard::{self, RateVerdict};
 use super::order;
 use super::pool::UpstreamPool;
 use super::state::{Job, LsMetrics, LsState};
+use super::suffix;
 use crate::config::LsConfig;
 use crate::dns::{self, HEADER_LEN, Transport};
 use crate::logging::QueryLine;
@@ -95,6 +97,7 @@ pub struct Admitted {
     question_end: usize,
     transport: Transport,
     name_hash: u64,
+    route: Option<usize>,
     log: Option<QueryLine>,
 }
 
@@ -102,6 +105,12 @@ impl Admitted {
     /// End of the question section in the query.
     pub fn question_end(&self) -> usize {
         self.question_end
+    }
+
+    /// The pool the query goes to (an index of [`LsState::pools`]); `None`:
+    /// every backend.
+    pub fn route(&self) -> Option<usize> {
+        self.route
     }
 
     /// The job, with `raw` holding the query's bytes as received.
@@ -112,6 +121,7 @@ impl Admitted {
             question_end: self.question_end,
             transport: self.transport,
             name_hash: self.name_hash,
+            route: self.route,
             log: self.log,
         }
     }
@@ -158,9 +168,13 @@ impl Balancer {
                 return now(tc);
             }
         }
-        // Header and question are all the forwarding path reads.
-        let (client_id, question_end) = match dns::peek_plain_query(req.raw) {
-            Some(x) => x,
+        // Header and question are all the forwarding path reads; the
+        // question's name, read in place, picks the pool.
+        let (client_id, question_end, route) = match dns::peek_plain_query(req.raw) {
+            Some((id, end)) => {
+                let name = req.raw.get(HEADER_LEN..end).unwrap_or_default();
+                (id, end, state.route_of(name))
+            }
             None => match dns::decode_query(req.raw) {
                 Err(reject) => return now(reject.response()),
                 // NOTIFY and the like are for authoritative servers.
@@ -168,7 +182,10 @@ impl Balancer {
                     return now(dns::error_for(req.raw, ResponseCode::Refused));
                 }
                 // Well formed but unusual (e.g. a compressed question): forward it.
-                Ok(q) => (q.header.metadata.id, q.question_end),
+                Ok(q) => {
+                    let route = state.route_of(&suffix::lower_wire(q.query.name()));
+                    (q.header.metadata.id, q.question_end, route)
+                }
             },
         };
         // A query this LS sent upstream came back: a forwarding loop.
@@ -177,6 +194,9 @@ impl Balancer {
             return now(dns::error_for(req.raw, ResponseCode::Refused));
         }
         let count = self.metrics.queries.fetch_add(1, Relaxed) + 1;
+        if let Some(pool) = &state.route_at(route).counters {
+            pool.queries.fetch_add(1, Relaxed);
+        }
         state.budget.earn();
         self.trigger.on_query(count, state.health.every_queries);
         let name_end = question_end.saturating_sub(4);
@@ -193,6 +213,7 @@ impl Balancer {
             question_end,
             transport: req.transport,
             name_hash,
+            route,
             log,
         };
         Admission::Forward(state, admitted)
@@ -202,7 +223,144 @@ impl Balancer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Order;
+    use crate::config::{BackendConfig, Order, PoolConfig, Strategy, parse_name};
+    use crate::ls::resolution::Step;
+
+    /// A query for `name` (type A, ID 7).
+    fn query(name: &str) -> Vec<u8> {
+        let mut q = vec![0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            q.push(u8::try_from(label.len()).unwrap());
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        q
+    }
+
+    /// Backend `name` on 127.0.0.1:`port` (never contacted).
+    fn backend(name: &str, port: u16) -> BackendConfig {
+        BackendConfig {
+            name: name.into(),
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            weight: 1,
+        }
+    }
+
+    /// A pool `name` of `backends` serving `zone`.
+    fn pool(name: &str, backends: &[&str], zone: &str) -> PoolConfig {
+        PoolConfig::new(name, backends, vec![parse_name(zone).unwrap()])
+    }
+
+    /// A query for `name` admitted by `b`: its snapshot and its job.
+    fn admitted(b: &Balancer, name: &str) -> (Arc<LsState>, Job) {
+        let raw = query(name);
+        let req = Request {
+            raw: &raw,
+            src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
+            transport: Transport::Udp,
+        };
+        let Admission::Forward(state, admitted) = b.admit(req) else {
+            panic!("{name}: not forwarded");
+        };
+        (state, admitted.into_job(raw))
+    }
+
+    /// The door routes a name to the pool of its longest zone suffix, and
+    /// the query is asked of that pool's backends only (under race, all of
+    /// them at once); a name under no zone goes to every backend.
+    #[test]
+    fn the_door_routes_a_name_to_its_pool_whose_backends_alone_are_asked() {
+        let c = LsConfig {
+            strategy: Strategy::Race,
+            backend: vec![backend("a", 1), backend("b", 2), backend("c", 3)],
+            pool: vec![
+                pool("org", &["c"], "example.org"),
+                pool("sub", &["b", "c"], "Sub.Example.Org."),
+            ],
+            ..LsConfig::default()
+        };
+        let b = Balancer::new(&c);
+        for (name, route, asked) in [
+            ("www.example.org", Some(0), &["c"][..]),
+            ("EXAMPLE.org", Some(0), &["c"]),
+            ("x.sub.example.org", Some(1), &["b", "c"]),
+            ("badexample.org", None, &["a", "b", "c"]),
+            ("example.com", None, &["a", "b", "c"]),
+        ] {
+            let (state, job) = admitted(&b, name);
+            assert_eq!(job.route, route, "{name}");
+            let now = tokio::time::Instant::now();
+            let mut res = state.resolution(&job, now);
+            let r = state.route(&job);
+            let mut names = Vec::new();
+            while let Step::Launch { backend, .. } = res.poll(now, r) {
+                names.push(r.backends[backend].name.as_str());
+            }
+            names.sort_unstable();
+            assert_eq!(names, asked, "{name}");
+        }
+        let s = b.state();
+        let queries = |i: usize| s.pools[i].counters.as_ref().unwrap().queries.load(Relaxed);
+        assert_eq!((queries(0), queries(1)), (2, 1));
+        assert!(s.all.counters.is_none());
+        // One Backend (and health) per backend, shared by the routes naming it.
+        assert!(Arc::ptr_eq(&s.pools[0].backends[0], &s.backends[2]));
+        assert!(Arc::ptr_eq(&s.pools[1].backends[1], &s.backends[2]));
+    }
+
+    /// A pool's own keys make its queries' policy: its strategy and order
+    /// (who is asked, when the next is), its deadline, its `on_timeout`
+    /// answer (naming its backends only), counted in its counters; a name
+    /// under no zone keeps the `[ls]` policy.
+    #[test]
+    fn a_pool_s_own_keys_are_its_queries_policy() {
+        let c = LsConfig {
+            backend: vec![backend("a", 1), backend("b", 2), backend("c", 3)],
+            pool: vec![PoolConfig {
+                strategy: Some(Strategy::Sequential),
+                order: Some(Order::Fixed),
+                timeout_ms: Some(800),
+                on_timeout: Some(crate::config::OnTimeout::Servfail),
+                ..pool("fast", &["c", "b"], "fast.test")
+            }],
+            ..LsConfig::default()
+        };
+        let b = Balancer::new(&c);
+        let t0 = tokio::time::Instant::now();
+        let ms = std::time::Duration::from_millis;
+
+        let (state, job) = admitted(&b, "www.other.test");
+        assert_eq!(state.resolution(&job, t0).deadline(), t0 + ms(1500));
+
+        let (state, job) = admitted(&b, "www.fast.test");
+        let route = state.route(&job);
+        let mut res = state.resolution(&job, t0);
+        assert_eq!(res.deadline(), t0 + ms(800));
+        // Sequential, fixed: c first (the pool's order), b after try_timeout_ms.
+        let launch = |backend| Step::Launch {
+            backend,
+            hedge: false,
+        };
+        assert_eq!(res.poll(t0, route), launch(0));
+        assert_eq!(res.poll(t0, route), Step::Wait);
+        assert_eq!(res.next_wakeup(), t0 + ms(500));
+        assert_eq!(res.poll(t0 + ms(500), route), launch(1));
+        assert_eq!(route.backends[1].name, "b");
+        assert_eq!(res.poll(t0 + ms(500), route), Step::Wait);
+        let end = match res.poll(t0 + ms(800), route) {
+            Step::Done(end) => end,
+            other => panic!("not over at the pool's deadline: {other:?}"),
+        };
+        let reply = crate::ls::reply::finish(&state, &job, &res, end, None);
+        let Reply::One(bytes) = reply else {
+            panic!("no answer: {reply:?}");
+        };
+        let h = dns::WireHeader::read(&bytes).unwrap();
+        assert_eq!(h.rcode(), 2, "the pool's on_timeout: SERVFAIL");
+        let counters = route.counters.as_ref().unwrap();
+        assert_eq!(counters.answers[2].load(Relaxed), 1);
+        assert_eq!(counters.queries.load(Relaxed), 1);
+    }
 
     /// The sticky table (allocated whole) exists only under `order = "sticky"`;
     /// a reload to `sticky` builds it.
@@ -213,10 +371,10 @@ mod tests {
             ..LsConfig::default()
         };
         let b = Balancer::new(&c);
-        assert!(b.state().sticky.is_none());
+        assert!(b.state().all.sticky.is_none());
         c.order = Order::Sticky;
         c.sticky_size = 8;
         b.reload(&c);
-        assert!(b.state().sticky.is_some());
+        assert!(b.state().all.sticky.is_some());
     }
 }

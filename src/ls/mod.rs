@@ -15,13 +15,15 @@
 //! - [`reply`]: the client's answer from how a query ended (the winner's,
 //!   a negative one passed on, a stale one from the cache, or one made
 //!   up), for both drivers, and the cache's answer at the door;
-//! - [`state`], the floor: [`Policy`], [`LsMetrics`], [`Job`] and
-//!   [`LsState`] (policy, backends, health settings, sticky memory, rate
-//!   limiter, hedge budget, upstream pool, loop mark, packet cache), one
-//!   `ArcSwap` snapshot replaced whole on reload; queries in flight keep
-//!   theirs;
+//! - [`state`], the floor: [`Policy`], [`LsMetrics`], [`Job`], [`Route`]
+//!   (where a query goes: a pool's backends, policy and sticky memory, or
+//!   every backend's) and [`LsState`] (policy, backends, routes, health
+//!   settings, rate limiter, hedge budget, upstream pool, loop mark, packet
+//!   cache), one `ArcSwap` snapshot replaced whole on reload; queries in
+//!   flight keep theirs;
 //! - below it, the parts: [`resolution`] (the pure decision machine of one
-//!   query), [`pool`] and [`upstream`] (upstream sockets), [`backend`] (each
+//!   query), [`suffix`] (the pools' zones: which pool a name goes to),
+//!   [`pool`] and [`upstream`] (upstream sockets), [`backend`] (each
 //!   with its [`backend::health::Health`]), [`order`], [`sticky`],
 //!   [`hedge`], [`guard`] (ACL, rate limit), [`loopmark`], [`latency`],
 //!   [`cache`] (the packet cache).
@@ -42,6 +44,7 @@ pub mod run;
 pub mod state;
 pub mod sticky;
 pub mod strategy;
+pub mod suffix;
 pub mod upstream;
 
 #[cfg(test)]
@@ -49,4 +52,4 @@ mod timing_tests;
 
 pub use balancer::{Admission, Admitted, Balancer};
 pub use run::{serve, server_options};
-pub use state::{Job, LsMetrics, LsState, Policy};
+pub use state::{Job, LsMetrics, LsState, Policy, PoolMetrics, Route};

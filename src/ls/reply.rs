@@ -4,10 +4,11 @@
 //! answer (counted, NSID-labelled, sticky-remembered, the client's ID
 //! restored, TC=1 when too large), passes on a negative answer every backend
 //! agreed on, or makes one up (SERVFAIL, or the `on_timeout` answer), and
-//! charges the backends still silent at the deadline with a loss. With a
-//! packet cache ([`super::cache`]), the winner's answer is offered to it,
-//! a query that ended without a final answer gets a stale one from it when
-//! it has one, and [`from_cache`] answers at the door.
+//! charges the backends still silent at the deadline with a loss. All of it
+//! on the query's route: its pool's backends and policy, its pool's counters.
+//! With a packet cache ([`super::cache`]), the winner's answer is offered to
+//! it, a query that ended without a final answer gets a stale one from it
+//! when it has one, and [`from_cache`] answers at the door.
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use hickory_proto::op::ResponseCode;
 
 use super::cache::Hit;
 use super::resolution::{End, Resolution};
-use super::state::{Job, LsState};
+use super::state::{Job, LsState, Route};
 use crate::config::OnTimeout;
 use crate::dns::{self, Transport, WireHeader};
 use crate::logging::QueryLine;
@@ -23,8 +24,11 @@ use crate::server::Reply;
 
 /// Who answered a query, for the query log.
 pub(crate) struct Answered {
-    /// The backend whose response the client got (none for a made-up one).
+    /// The backend whose response the client got (none for a made-up one),
+    /// an index of the backends of the route `route`.
     pub(crate) backend: Option<usize>,
+    /// The query's route ([`Job::route`]).
+    pub(crate) route: Option<usize>,
     /// The query's log line, when the query log is on.
     pub(crate) log: Option<QueryLine>,
 }
@@ -33,7 +37,8 @@ impl Answered {
     /// Writes the query's log line, if the query log is on.
     pub(crate) fn log(self, state: &LsState, reply: &Reply, took: Duration) {
         if let Some(line) = self.log {
-            let backend = self.backend.and_then(|i| state.backends.get(i));
+            let route = state.route_at(self.route);
+            let backend = self.backend.and_then(|i| route.backends.get(i));
             line.log(reply, backend.map(|b| b.name.as_str()), took);
         }
     }
@@ -51,17 +56,34 @@ pub(crate) fn finish(
     end: End,
     kept: Option<Vec<u8>>,
 ) -> Reply {
-    let p = &state.policy;
+    let route = state.route(job);
+    let reply = reply_on(state, route, job, res, end, kept);
+    if let Some(pool) = &route.counters {
+        pool.count_reply(&reply);
+    }
+    reply
+}
+
+/// [`finish`] on the query's `route`.
+fn reply_on(
+    state: &LsState,
+    route: &Route,
+    job: &Job,
+    res: &Resolution,
+    end: End,
+    kept: Option<Vec<u8>>,
+) -> Reply {
+    let p = &route.policy;
     if let End::OnTimeout { timed_out: true } = end {
         // The backends still silent at the deadline timed out.
         for i in res.unfinished() {
-            if let Some(b) = state.backends.get(i) {
+            if let Some(b) = route.backends.get(i) {
                 b.lost(res.deadline());
             }
         }
     }
     let names = |pick: &dyn Fn(usize) -> bool| -> Vec<&str> {
-        state
+        route
             .backends
             .iter()
             .enumerate()
@@ -75,15 +97,15 @@ pub(crate) fn finish(
         return reply;
     }
     match (end, kept) {
-        (End::Win { backend, hedge }, Some(resp)) => win(state, job, backend, hedge, resp),
-        (End::PassOn(backend), Some(resp)) => win(state, job, backend, false, resp),
+        (End::Win { backend, hedge }, Some(resp)) => win(state, route, job, (backend, hedge), resp),
+        (End::PassOn(backend), Some(resp)) => win(state, route, job, (backend, false), resp),
         (End::AllFailed, _) => {
             let tried: Vec<usize> = res.asked().collect();
             let text = format!(
                 "every backend failed: {}",
                 names(&|i| tried.contains(&i)).join(", ")
             );
-            synthesize(state, job, ResponseCode::ServFail, &text)
+            synthesize(state, route, job, ResponseCode::ServFail, &text)
         }
         (end, _) => {
             let unheard = names(&|i| !res.said_negative(i));
@@ -100,29 +122,36 @@ pub(crate) fn finish(
             } else {
                 format!("no usable answer from {who}")
             };
-            on_timeout(state, job, &text)
+            on_timeout(state, route, job, &text)
         }
     }
 }
 
-/// The client's answer from backend `i`: counted, remembered for `sticky`,
-/// labelled with the backend's name when the client asked for an NSID and
-/// the backend sent none, with the client's ID restored; TC=1 instead when
-/// it is larger than the client can take over its transport.
-fn win(state: &LsState, job: &Job, i: usize, hedge: bool, mut resp: Vec<u8>) -> Reply {
+/// The client's answer from backend `i` of `route` (`hedge`: it answered a
+/// hedge): counted, remembered for `sticky`, labelled with the backend's
+/// name when the client asked for an NSID and the backend sent none, with
+/// the client's ID restored; TC=1 instead when it is larger than the client
+/// can take over its transport.
+fn win(
+    state: &LsState,
+    route: &Route,
+    job: &Job,
+    (i, hedge): (usize, bool),
+    mut resp: Vec<u8>,
+) -> Reply {
     if let Some(cache) = &state.cache {
         // Kept if the cache's rules allow (see `cache::stored`); a refusal
         // is no error: the answer still goes to the client.
         let _ = cache.insert(&job.raw, job.transport, &resp, Instant::now());
     }
-    if let Some(b) = state.backends.get(i) {
+    if let Some(b) = route.backends.get(i) {
         b.stats.wins.fetch_add(1, Relaxed);
         dns::nsid_for_client(&job.raw, &mut resp, &b.name, job.transport);
     }
     if hedge {
         state.metrics.hedge_wins.fetch_add(1, Relaxed);
     }
-    state.remember(job, i, &resp);
+    route.remember(job, i, &resp);
     WireHeader::set_id(&mut resp, job.client_id);
     if resp.len() > dns::client_max_size(&job.raw, job.transport) {
         // A backend that ignores the client's size limit must not make the
@@ -170,7 +199,7 @@ fn stale(state: &LsState, job: &Job) -> Option<Reply> {
 }
 
 /// A made-up answer with `rcode`.
-fn synthesize(state: &LsState, job: &Job, rcode: ResponseCode, text: &str) -> Reply {
+fn synthesize(state: &LsState, route: &Route, job: &Job, rcode: ResponseCode, text: &str) -> Reply {
     state.metrics.synthesized.fetch_add(1, Relaxed);
     // Decoded only here, off the forwarding path.
     match dns::decode_query(&job.raw) {
@@ -178,18 +207,18 @@ fn synthesize(state: &LsState, job: &Job, rcode: ResponseCode, text: &str) -> Re
             &q,
             job.transport,
             rcode,
-            state.policy.synth_ttl,
+            route.policy.synth_ttl,
             text,
         )),
         Err(reject) => reject.response().map_or(Reply::Drop, Reply::One),
     }
 }
 
-/// The `on_timeout` answer.
-fn on_timeout(state: &LsState, job: &Job, text: &str) -> Reply {
-    match state.policy.on_timeout {
-        OnTimeout::Nxdomain => synthesize(state, job, ResponseCode::NXDomain, text),
-        OnTimeout::Servfail => synthesize(state, job, ResponseCode::ServFail, text),
+/// The `on_timeout` answer of `route`.
+fn on_timeout(state: &LsState, route: &Route, job: &Job, text: &str) -> Reply {
+    match route.policy.on_timeout {
+        OnTimeout::Nxdomain => synthesize(state, route, job, ResponseCode::NXDomain, text),
+        OnTimeout::Servfail => synthesize(state, route, job, ResponseCode::ServFail, text),
         OnTimeout::Drop => {
             state.metrics.synthesized.fetch_add(1, Relaxed);
             Reply::Drop

@@ -10,7 +10,7 @@ use super::state::LsState;
 use super::{fast, guard, health};
 use crate::config::LsConfig;
 
-/// Time beyond `timeout_ms` a stopping LS gives its queries in flight.
+/// Time beyond the longest `timeout_ms` a stopping LS gives its queries in flight.
 const DRAIN_MARGIN: Duration = Duration::from_secs(1);
 
 /// The server-layer limits of an `[ls]` section.
@@ -18,8 +18,8 @@ pub fn server_options(c: &LsConfig) -> crate::server::ServerOptions {
     crate::server::ServerOptions {
         workers: c.workers,
         max_inflight: c.max_inflight,
-        // A query in flight ends by its deadline at the latest.
-        drain_grace: Duration::from_millis(c.timeout_ms) + DRAIN_MARGIN,
+        // A query in flight ends by its deadline (its pool's) at the latest.
+        drain_grace: Duration::from_millis(c.longest_timeout_ms()) + DRAIN_MARGIN,
         ..crate::server::ServerOptions::default()
     }
 }

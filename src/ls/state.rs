@@ -1,14 +1,17 @@
 //! The LS's floor: what every other part of the balancer reads. The policy
-//! ([`Policy`]), the counters ([`LsMetrics`]), one client query being
-//! resolved ([`Job`]), and the snapshot a query runs on ([`LsState`]: policy,
-//! backends, health settings, sticky memory, rate limiter, hedge budget,
-//! upstream pool, loop mark, packet cache), replaced whole on reload. Also
-//! the policy's pacing of a [`Resolution`] and the judging of one backend
-//! response, the one place both drivers account for an answer.
+//! ([`Policy`]), the counters ([`LsMetrics`], and a pool's [`PoolMetrics`]),
+//! one client query being resolved ([`Job`]), where a query goes ([`Route`]:
+//! a pool's backends and policy, or every backend under the `[ls]` policy),
+//! and the snapshot a query runs on ([`LsState`]: policy, backends, routes
+//! and the suffix table of the pools' zones, health settings, rate limiter,
+//! hedge budget, upstream pool, loop mark, packet cache), replaced whole on
+//! reload. Also a route's pacing of a [`Resolution`] and the judging of one
+//! backend response, the one place both drivers account for an answer.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use hickory_proto::rr::Name;
 use smallvec::SmallVec;
 
 use super::backend::Backend;
@@ -22,13 +25,15 @@ use super::order::{self, OrderKey};
 use super::pool::UpstreamPool;
 use super::resolution::{self, Pacing, Resolution, Verdict};
 use super::sticky::StickyTable;
+use super::suffix::SuffixTable;
 use super::upstream::DropCounters;
-use crate::config::{HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy};
+use crate::config::{HedgeDelay, Layout, LsConfig, OnTimeout, Order, PoolConfig, Strategy};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::logging::QueryLine;
 use crate::server::Reply;
 
-/// The LS's policy, read from `[ls]`.
+/// The LS's policy, read from `[ls]` (or, for a pool, from its `[[ls.pool]]`
+/// where it sets a key).
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// race | hedge | sequential.
@@ -71,6 +76,46 @@ impl Policy {
             hedge_max: Duration::from_millis(c.hedge_max_ms),
             hedge_percentile: c.hedge_percentile,
         }
+    }
+
+    /// The policy of pool `p` of `[ls]` section `c`: the keys the pool sets,
+    /// the `[ls]` values for the others.
+    pub fn for_pool(c: &LsConfig, p: &PoolConfig) -> Self {
+        Policy {
+            strategy: p.strategy_in(c),
+            order: p.order_in(c),
+            layout: p.layout_in(c),
+            timeout: Duration::from_millis(p.timeout_ms_in(c)),
+            on_timeout: p.on_timeout_in(c),
+            ..Policy::from_config(c)
+        }
+    }
+}
+
+/// Counts `reply` in `answers` by its rcode.
+fn count_rcode(answers: &[AtomicU64; 16], reply: &Reply) {
+    if let Reply::One(b) = reply
+        && let Some(h) = WireHeader::read(b)
+        && let Some(c) = answers.get(usize::from(h.rcode()))
+    {
+        c.fetch_add(1, Relaxed);
+    }
+}
+
+/// Counters of one pool (`[[ls.pool]]`), kept across reloads while a pool of
+/// that name exists.
+#[derive(Debug, Default)]
+pub struct PoolMetrics {
+    /// Client queries routed to the pool.
+    pub queries: AtomicU64,
+    /// Answers sent to those queries, by rcode (low 4 bits).
+    pub answers: [AtomicU64; 16],
+}
+
+impl PoolMetrics {
+    /// Counts a reply by its rcode.
+    pub(crate) fn count_reply(&self, reply: &Reply) {
+        count_rcode(&self.answers, reply);
     }
 }
 
@@ -137,12 +182,7 @@ impl LsMetrics {
 
     /// Counts a reply by its rcode.
     pub(crate) fn count_reply(&self, reply: &Reply) {
-        if let Reply::One(b) = reply
-            && let Some(h) = WireHeader::read(b)
-            && let Some(c) = self.answers.get(usize::from(h.rcode()))
-        {
-            c.fetch_add(1, Relaxed);
-        }
+        count_rcode(&self.answers, reply);
     }
 }
 
@@ -159,6 +199,9 @@ pub struct Job {
     pub transport: Transport,
     /// Hash of the lower-cased name (orders, sticky memory).
     pub name_hash: u64,
+    /// The pool it was routed to (an index of [`LsState::pools`]); `None`:
+    /// under no pool's zone, it goes to every backend.
+    pub route: Option<usize>,
     /// Its line for the query log, when that is on (debug).
     pub log: Option<QueryLine>,
 }
@@ -178,91 +221,34 @@ impl Job {
     }
 }
 
-/// Everything a query needs, as one swappable snapshot.
-pub struct LsState {
-    /// The policy.
+/// Where a query goes: the backends it may be asked of and the policy it is
+/// asked by. A pool's ([`LsState::pools`]: its `[[ls.pool]]`'s backends, its
+/// own keys over `[ls]`'s), or the route of a name under no pool's zone
+/// ([`LsState::all`]: every backend, the `[ls]` policy). Backend indexes in a
+/// query's [`Resolution`] are the route's; its backends are the very
+/// [`Backend`]s of [`LsState::backends`], so health and counters are one per
+/// backend, shared by every route naming it.
+pub struct Route {
+    /// The pool's name; `None` for [`LsState::all`].
+    pub name: Option<String>,
+    /// The zones the pool serves (none for [`LsState::all`]).
+    pub zones: Vec<Name>,
+    /// Its policy.
     pub policy: Policy,
-    /// The backends, in config order.
+    /// Its backends, in config order.
     pub backends: Vec<Arc<Backend>>,
     backend_hashes: Vec<u64>,
     /// Only under the `sticky` order.
     pub(super) sticky: Option<StickyTable>,
     tick: AtomicU64,
-    /// Counters shared across reloads.
-    pub metrics: Arc<LsMetrics>,
-    /// Health checks (the probe question is checked at config load).
-    pub health: HealthPolicy,
-    /// Clients allowed to query.
-    pub(super) allow: Vec<ipnet::IpNet>,
-    /// Per-client limit, when set.
-    pub(super) rate: Option<RateLimiter>,
-    /// Delay-triggered hedges left.
-    pub(super) budget: HedgeBudget,
-    /// Upstream sockets (shared across reloads).
-    pub(super) pool: Arc<UpstreamPool>,
-    /// This LS's mark on the queries it sends upstream (kept across reloads).
-    pub(crate) mark: Mark,
-    /// The packet cache, under `[ls.cache]` (kept across reloads that do
-    /// not change it).
-    pub cache: Option<Arc<PacketCache>>,
+    /// A pool's counters (none for [`LsState::all`]: the LS's are its).
+    pub counters: Option<Arc<PoolMetrics>>,
+    /// The LS's hedge budget, shared by every route.
+    budget: Arc<HedgeBudget>,
+    metrics: Arc<LsMetrics>,
 }
 
-impl LsState {
-    /// The snapshot of `[ls]` section `c`. Backends of `old` with the same
-    /// name, address and weight are kept, with their counters and health.
-    pub(super) fn new(
-        c: &LsConfig,
-        metrics: Arc<LsMetrics>,
-        pool: Arc<UpstreamPool>,
-        old: Option<&LsState>,
-    ) -> Self {
-        let health = HealthPolicy::from_config(&c.health);
-        // A backend with the same name and address keeps its counters and health.
-        let backends: Vec<Arc<Backend>> = c
-            .backend
-            .iter()
-            .map(|bc| {
-                old.and_then(|o| {
-                    o.backends
-                        .iter()
-                        .find(|b| b.name == bc.name && b.addr == bc.addr && b.weight == bc.weight)
-                        .cloned()
-                })
-                .unwrap_or_else(|| Arc::new(Backend::from_config(bc, true)))
-            })
-            .collect();
-        // Probes and lost client queries count against a backend under this policy.
-        let window = Duration::from_millis(c.timeout_ms);
-        for b in &backends {
-            b.health.set_rule(health.fall, health.rise, window);
-        }
-        let backend_hashes = backends
-            .iter()
-            .map(|b| order::name_hash(b.name.as_bytes()))
-            .collect();
-        LsState {
-            policy: Policy::from_config(c),
-            backends,
-            backend_hashes,
-            // Allocated whole: only when the order reads it.
-            sticky: (c.order == Order::Sticky).then(|| StickyTable::new(c.sticky_size)),
-            tick: AtomicU64::new(0),
-            metrics,
-            health,
-            allow: c.allow.clone(),
-            rate: (c.rate_limit_qps > 0)
-                .then(|| RateLimiter::new(c.rate_limit_qps, c.rate_limit_v6_prefix)),
-            budget: HedgeBudget::new(c.hedge_budget_pct),
-            pool,
-            mark: old.map_or_else(Mark::random, |o| o.mark),
-            cache: c.cache.as_ref().map(|cc| {
-                old.and_then(|o| o.cache.clone())
-                    .filter(|kept| kept.config() == cc)
-                    .unwrap_or_else(|| Arc::new(PacketCache::new(cc)))
-            }),
-        }
-    }
-
+impl Route {
     /// The candidate sequence for `job`.
     fn candidates(&self, job: &Job) -> order::Candidates {
         let views: SmallVec<[_; order::INLINE]> = self
@@ -379,7 +365,7 @@ impl LsState {
     }
 }
 
-impl Pacing for LsState {
+impl Pacing for Route {
     fn spacing(&self, i: usize) -> Option<Duration> {
         match self.policy.strategy {
             Strategy::Hedge => Some(self.hedge_delay(i)),
@@ -394,5 +380,157 @@ impl Pacing for LsState {
 
     fn take_hedge_token(&self) -> bool {
         self.hedge_allowed()
+    }
+}
+
+/// Everything a query needs, as one swappable snapshot.
+pub struct LsState {
+    /// The `[ls]` policy.
+    pub policy: Policy,
+    /// The backends, in config order.
+    pub backends: Vec<Arc<Backend>>,
+    /// The route of a name under no pool's zone: every backend, the `[ls]` policy.
+    pub all: Route,
+    /// The pools, `[[ls.pool]]`, in config order.
+    pub pools: Vec<Route>,
+    /// The pools' zones: which pool a name goes to.
+    zones: SuffixTable,
+    /// Counters shared across reloads.
+    pub metrics: Arc<LsMetrics>,
+    /// Health checks (the probe question is checked at config load).
+    pub health: HealthPolicy,
+    /// Clients allowed to query.
+    pub(super) allow: Vec<ipnet::IpNet>,
+    /// Per-client limit, when set.
+    pub(super) rate: Option<RateLimiter>,
+    /// Delay-triggered hedges left (every route spends from it).
+    pub(super) budget: Arc<HedgeBudget>,
+    /// Upstream sockets (shared across reloads).
+    pub(super) pool: Arc<UpstreamPool>,
+    /// This LS's mark on the queries it sends upstream (kept across reloads).
+    pub(crate) mark: Mark,
+    /// The packet cache, under `[ls.cache]` (kept across reloads that do
+    /// not change it).
+    pub cache: Option<Arc<PacketCache>>,
+}
+
+impl LsState {
+    /// The snapshot of `[ls]` section `c`. Backends of `old` with the same
+    /// name, address and weight are kept, with their counters and health;
+    /// pools of `old` with the same name keep their counters.
+    pub(super) fn new(
+        c: &LsConfig,
+        metrics: Arc<LsMetrics>,
+        pool: Arc<UpstreamPool>,
+        old: Option<&LsState>,
+    ) -> Self {
+        let health = HealthPolicy::from_config(&c.health);
+        // A backend with the same name and address keeps its counters and health.
+        let backends: Vec<Arc<Backend>> = c
+            .backend
+            .iter()
+            .map(|bc| {
+                old.and_then(|o| {
+                    o.backends
+                        .iter()
+                        .find(|b| b.name == bc.name && b.addr == bc.addr && b.weight == bc.weight)
+                        .cloned()
+                })
+                .unwrap_or_else(|| Arc::new(Backend::from_config(bc, true)))
+            })
+            .collect();
+        // Probes and lost client queries count against a backend under this
+        // policy; a query lives up to the longest deadline, a pool's included.
+        let window = Duration::from_millis(c.longest_timeout_ms());
+        for b in &backends {
+            b.health.set_rule(health.fall, health.rise, window);
+        }
+        let budget = Arc::new(HedgeBudget::new(c.hedge_budget_pct));
+        let route = |policy: Policy, members: Vec<Arc<Backend>>| Route {
+            name: None,
+            zones: Vec::new(),
+            backend_hashes: members
+                .iter()
+                .map(|b| order::name_hash(b.name.as_bytes()))
+                .collect(),
+            backends: members,
+            // Allocated whole: only when the order reads it.
+            sticky: (policy.order == Order::Sticky).then(|| StickyTable::new(c.sticky_size)),
+            policy,
+            tick: AtomicU64::new(0),
+            counters: None,
+            budget: budget.clone(),
+            metrics: metrics.clone(),
+        };
+        let pools = c
+            .pool
+            .iter()
+            .map(|p| {
+                let members = p
+                    .backends
+                    .iter()
+                    .filter_map(|name| backends.iter().find(|b| b.name == *name).cloned())
+                    .collect();
+                let kept = old
+                    .and_then(|o| o.pools.iter().find(|r| r.name.as_ref() == Some(&p.name)))
+                    .and_then(|r| r.counters.clone());
+                Route {
+                    name: Some(p.name.clone()),
+                    zones: p.zones.clone(),
+                    counters: Some(kept.unwrap_or_default()),
+                    ..route(Policy::for_pool(c, p), members)
+                }
+            })
+            .collect();
+        let zones = SuffixTable::new(
+            c.pool
+                .iter()
+                .enumerate()
+                .flat_map(|(i, p)| p.zones.iter().map(move |z| (z, i))),
+        );
+        LsState {
+            policy: Policy::from_config(c),
+            all: route(Policy::from_config(c), backends.clone()),
+            backends,
+            pools,
+            zones,
+            metrics,
+            health,
+            allow: c.allow.clone(),
+            rate: (c.rate_limit_qps > 0)
+                .then(|| RateLimiter::new(c.rate_limit_qps, c.rate_limit_v6_prefix)),
+            budget,
+            pool,
+            mark: old.map_or_else(Mark::random, |o| o.mark),
+            cache: c.cache.as_ref().map(|cc| {
+                old.and_then(|o| o.cache.clone())
+                    .filter(|kept| kept.config() == cc)
+                    .unwrap_or_else(|| Arc::new(PacketCache::new(cc)))
+            }),
+        }
+    }
+
+    /// The pool of the query name `name` (its wire form, as in the query):
+    /// the one whose zone is the longest suffix of it; `None` for every
+    /// backend. Reads `name` in place; allocates nothing.
+    pub fn route_of(&self, name: &[u8]) -> Option<usize> {
+        self.zones.lookup(name)
+    }
+
+    /// The route `pool` names (as [`Job::route`]): that pool, or
+    /// [`LsState::all`].
+    pub fn route_at(&self, pool: Option<usize>) -> &Route {
+        pool.and_then(|i| self.pools.get(i)).unwrap_or(&self.all)
+    }
+
+    /// The route of `job`.
+    pub fn route(&self, job: &Job) -> &Route {
+        self.route_at(job.route)
+    }
+
+    /// A new query's resolution on its route: its candidates in order, its
+    /// deadline its route's `timeout_ms` from `now`.
+    pub(crate) fn resolution(&self, job: &Job, now: tokio::time::Instant) -> Resolution {
+        self.route(job).resolution(job, now)
     }
 }

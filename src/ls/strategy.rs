@@ -18,7 +18,8 @@
 //! driver (the one TCP clients take, and the server layer's [`Handler`]):
 //! it runs the machine over the upstream pool's exchanges and hands the end
 //! to [`super::reply`]. The UDP fast path ([`super::fast`]) is the other
-//! driver of the same machine.
+//! driver of the same machine. A query is asked of its route's backends
+//! (its pool's, or every backend) by its route's policy.
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -56,7 +57,7 @@ async fn attempt(
     won_by: Arc<WonBy>,
 ) -> Attempt {
     let started = Instant::now();
-    let Some(b) = state.backends.get(i).cloned() else {
+    let Some(b) = state.route(&job).backends.get(i).cloned() else {
         return Attempt {
             backend: i,
             result: Err(UpstreamError::Unusable),
@@ -96,7 +97,7 @@ async fn exchange(
             job.question_end,
             deadline,
             Some(b.begin().for_query(won_by.clone())),
-            state.adaptive_hedge_pct(),
+            state.route(job).adaptive_hedge_pct(),
         )
         .await?;
     let truncated = WireHeader::read(&resp).is_some_and(|h| h.truncated());
@@ -166,7 +167,7 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
     // The winning response, and the negative one that may be passed on.
     let mut kept: Option<Vec<u8>> = None;
     let end = loop {
-        match res.poll(Instant::now(), state.as_ref()) {
+        match res.poll(Instant::now(), state.route(&job)) {
             Step::Launch { backend, hedge } => {
                 if hedge {
                     state.metrics.hedges.fetch_add(1, Relaxed);
@@ -176,7 +177,10 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
             }
             Step::Done(end) => {
                 // Before the other attempts are dropped (abandoned).
-                if let Some(b) = end.backend().and_then(|i| state.backends.get(i)) {
+                if let Some(b) = end
+                    .backend()
+                    .and_then(|i| state.route(&job).backends.get(i))
+                {
                     won_by.set(b);
                 }
                 break end;
@@ -208,6 +212,7 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
     let reply = finish(&state, &job, &res, end, kept);
     let answered = Answered {
         backend: end.backend(),
+        route: job.route,
         log,
     };
     (reply, answered)
@@ -219,14 +224,15 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
 /// still silent: [`finish`]). An answer whose extended rcode the client
 /// (which sent no OPT) cannot be told is unusable.
 fn judge(state: &LsState, job: &Job, a: &Attempt) -> Option<(Verdict, PlainAnswer)> {
-    if state.backends.get(a.backend).is_none() {
+    let route = state.route(job);
+    if route.backends.get(a.backend).is_none() {
         return Some((Verdict::Failed, PlainAnswer::AsIs));
     }
     match &a.result {
         Ok(resp) => {
             let plain = PlainAnswer::for_client(!job.ends_at_question(), resp);
             let header = WireHeader::read(resp).filter(|_| plain.usable());
-            let verdict = state.judge_response(a.backend, Instant::now(), a.rtt, header);
+            let verdict = route.judge_response(a.backend, Instant::now(), a.rtt, header);
             Some((verdict, plain))
         }
         Err(UpstreamError::Timeout) => None,

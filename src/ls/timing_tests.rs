@@ -1,5 +1,5 @@
-//! The LS's timing on a made-up clock: the real policy ([`LsState`] as the
-//! [`Pacing`] of a [`Resolution`], built from a TOML `[ls]` section), the
+//! The LS's timing on a made-up clock: the real policy (an [`LsState`]'s
+//! route as the [`Pacing`] of a [`Resolution`], built from a TOML `[ls]` section), the
 //! real hedge budget and adaptive delay, the real health hysteresis and the
 //! real reply ([`reply::finish`]), driven with invented
 //! `tokio::time::Instant`s. Nothing waits and no socket is opened (the
@@ -140,7 +140,7 @@ impl Query {
     fn steps(&mut self, now: Instant) -> Vec<Step> {
         let mut out = Vec::new();
         loop {
-            let s = self.res.poll(now, &*self.state);
+            let s = self.res.poll(now, self.state.route(&self.job));
             out.push(s);
             if !matches!(s, Step::Launch { .. }) {
                 return out;
@@ -169,7 +169,7 @@ impl Query {
     /// Polled at `at` (its deadline, every backend still silent), the
     /// query ends timed out; the reply is made, charging the silent ones.
     fn finish_at_deadline(&mut self, at: Instant) {
-        let step = self.res.poll(at, &*self.state);
+        let step = self.res.poll(at, self.state.route(&self.job));
         let Step::Done(end) = step else {
             panic!("not done at the deadline: {step:?}")
         };
@@ -183,6 +183,7 @@ impl Query {
         let at = self.res.deadline() - MS;
         let v = self
             .state
+            .route(&self.job)
             .judge_response(i, at, 100 * US, WireHeader::read(resp));
         self.res.on_outcome(i, v);
         v
@@ -218,7 +219,10 @@ impl Query {
         let resp = self.response(0, true);
         assert_eq!(self.answer(i, &resp), Verdict::Final);
         let end = End::Win { backend: i, hedge };
-        assert_eq!(self.res.poll(at, &*self.state), Step::Done(end));
+        assert_eq!(
+            self.res.poll(at, self.state.route(&self.job)),
+            Step::Done(end)
+        );
         (end, resp)
     }
 
@@ -242,10 +246,14 @@ fn hedge_fires_at_the_measured_delay_of_the_backend_just_asked() {
         state.backends[1].hedge.observe(80 * MS, 95.0);
     }
     // cannot fail because the strategy is hedge, whose spacing is always Some.
-    let (d0, d1) = (state.spacing(0).unwrap(), state.spacing(1).unwrap());
+    let (d0, d1) = (state.all.spacing(0).unwrap(), state.all.spacing(1).unwrap());
     assert!(d0 >= 30 * MS && d0 < 31 * MS, "{d0:?}");
     assert!(d1 >= 80 * MS && d1 < 81 * MS, "{d1:?}");
-    assert_eq!(state.spacing(2), Some(200 * MS), "unmeasured: hedge_max_ms");
+    assert_eq!(
+        state.all.spacing(2),
+        Some(200 * MS),
+        "unmeasured: hedge_max_ms"
+    );
 
     let t0 = Instant::now();
     let mut q = Query::first_to_b0(&b, t0);
@@ -353,7 +361,7 @@ fn sequential_moves_on_at_once_after_a_servfail() {
     let servfail = q.b0_says_no_then_b1_asked(2, Verdict::Failed, t0 + 3 * MS);
     // b1's SERVFAIL too, before the deadline: SERVFAIL, not on_timeout.
     assert_eq!(q.answer(1, &servfail), Verdict::Failed);
-    let done = q.res.poll(t0 + 4 * MS, &*q.state);
+    let done = q.res.poll(t0 + 4 * MS, q.state.route(&q.job));
     assert_eq!(done, Step::Done(End::AllFailed));
 }
 
@@ -370,7 +378,10 @@ fn the_deadline_is_exact_and_cuts_a_pending_hedge() {
     // A late answer changes nothing.
     let late = q.response(0, true);
     q.answer(0, &late);
-    assert_eq!(q.res.poll(t0 + 301 * MS, &*q.state), Step::Done(end));
+    assert_eq!(
+        q.res.poll(t0 + 301 * MS, q.state.route(&q.job)),
+        Step::Done(end)
+    );
     let reply = bytes(q.finish(end, None));
     let state = &q.state;
     // cannot fail because the reply is the LS's own answer, made above.
@@ -496,7 +507,7 @@ fn timeouts_within_a_query_lifetime_of_an_answer_are_not_health_failures() {
     let state = b.state();
     // Both answered a client query at t0 (say, just after a restart).
     for i in 0..2 {
-        let _ = state.judge_response(i, t0, 100 * US, None);
+        let _ = state.all.judge_response(i, t0, 100 * US, None);
     }
     let timed_out = |start: Instant| {
         let mut q = Query::new(&b, start);
@@ -533,7 +544,7 @@ fn hedge_reasks_the_best_latency_backend_once_every_backend_was_asked() {
         state.backends[1].hedge.observe(10 * MS, 95.0);
     }
     // cannot fail because the strategy is hedge, whose spacing is always Some.
-    let (d0, d1) = (state.spacing(0).unwrap(), state.spacing(1).unwrap());
+    let (d0, d1) = (state.all.spacing(0).unwrap(), state.all.spacing(1).unwrap());
     let t0 = Instant::now();
     let mut q = Query::first_to_b0(&b, t0);
     q.launches_at(t0 + d0, 1, true);

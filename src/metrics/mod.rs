@@ -292,9 +292,15 @@ async fn serve_app(listener: TcpListener, app: Router, token: CancellationToken)
 /// tests of the submodules.
 #[cfg(test)]
 fn test_balancer(backends: &[(&str, &str)]) -> Balancer {
+    Balancer::new(&test_config(backends))
+}
+
+/// An `[ls]` over `backends` (name, address), every other key at its default.
+#[cfg(test)]
+fn test_config(backends: &[(&str, &str)]) -> crate::config::LsConfig {
     use crate::config::{BackendConfig, LsConfig};
 
-    let cfg = LsConfig {
+    LsConfig {
         backend: backends
             .iter()
             .map(|(name, addr)| BackendConfig {
@@ -304,6 +310,5 @@ fn test_balancer(backends: &[(&str, &str)]) -> Balancer {
             })
             .collect(),
         ..LsConfig::default()
-    };
-    Balancer::new(&cfg)
+    }
 }

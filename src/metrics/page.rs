@@ -1,5 +1,5 @@
 //! The HTML status page at `/`: cards, a chart of the last five minutes (inline SVG), the
-//! backends and the supervised table servers.
+//! backends, the pools and the supervised table servers.
 //!
 //! The page updates itself in place: a small inline script fetches `/` every two seconds
 //! and swaps the new body in, so the view stays current without a reload (no flash, the
@@ -261,6 +261,7 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
         );
     }
     o.push_str("</table>");
+    pools(&mut o, &state.pools);
 
     if let Some(children) = &shared.extra.supervisor {
         o.push_str(
@@ -295,6 +296,57 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
         REFRESH_MS / 1000
     );
     o
+}
+
+/// Writes the table of the pools (none without `[[ls.pool]]`): each one's
+/// zones, backends (with their health), policy and counters.
+fn pools(o: &mut String, pools: &[crate::ls::Route]) {
+    if pools.is_empty() {
+        return;
+    }
+    o.push_str(
+        "<h2>Pools</h2><table id=pools><tr><th class=l>name</th><th class=l>zones</th>\
+         <th class=l>backends</th><th class=l>policy</th><th>queries</th>\
+         <th>NOERROR / NXDOMAIN / SERVFAIL</th></tr>",
+    );
+    for pool in pools {
+        let name = pool.name.as_deref().unwrap_or_default();
+        let zones: Vec<String> = pool.zones.iter().map(crate::config::zone_text).collect();
+        let backends: Vec<String> = pool
+            .backends
+            .iter()
+            .map(|b| {
+                let class = if b.is_up() { "up" } else { "down" };
+                format!("<span class=\"pill {class}\">{}</span>", html(&b.name))
+            })
+            .collect();
+        let p = &pool.policy;
+        let (queries, answers) = pool.counters.as_deref().map_or_else(
+            || ("—".to_owned(), "—".to_owned()),
+            |m| {
+                let by = |i: usize| m.answers.get(i).map_or(0, |c| c.load(Relaxed));
+                (
+                    m.queries.load(Relaxed).to_string(),
+                    format!("{} / {} / {}", by(0), by(3), by(2)),
+                )
+            },
+        );
+        let _ = write!(
+            o,
+            "<tr data-pool=\"{0}\"><td class=l><b>{0}</b></td><td class=l>{1}</td>\
+             <td class=l>{2}</td><td class=l>{3} · {4} · {5} · {6} ms · {7}</td>\
+             <td>{queries}</td><td>{answers}</td></tr>",
+            html(name),
+            html(&zones.join(", ")),
+            backends.join(" "),
+            p.strategy,
+            p.order,
+            p.layout,
+            p.timeout.as_millis(),
+            p.on_timeout,
+        );
+    }
+    o.push_str("</table>");
 }
 
 /// Writes the SVG chart of qps (area, left scale) and p99 (line, right
@@ -471,6 +523,49 @@ mod tests {
         assert!(page.contains("<svg") && page.contains("<path"));
         assert!(page.contains("<tr data-backend=\"&lt;b&gt;\">"));
         assert!(page.contains("<tr data-ts=\"ts2\">"));
+    }
+
+    #[test]
+    fn status_page_shows_the_pools_with_their_backends() {
+        let mut cfg =
+            crate::metrics::test_config(&[("ts1", "127.0.0.1:5301"), ("ts2", "127.0.0.1:5302")]);
+        let page = |cfg: &crate::config::LsConfig, queries: u64| {
+            let b = Arc::new(crate::ls::Balancer::new(cfg));
+            b.state().backends[1].set_up(true);
+            if let Some(m) = b.state().pools.first().and_then(|p| p.counters.clone()) {
+                m.queries.fetch_add(queries, Relaxed);
+            }
+            let t0 = Instant::now();
+            let shared = Shared {
+                balancer: b,
+                extra: StatusExtra::default(),
+                started: t0,
+                history: Mutex::new(History::default()),
+            };
+            render_status(&shared, t0)
+        };
+        assert!(!page(&cfg, 0).contains("<h2>Pools</h2>"));
+        let zone = crate::config::parse_name("Example.ORG.").unwrap();
+        cfg.pool = vec![crate::config::PoolConfig {
+            strategy: Some(crate::config::Strategy::Race),
+            ..crate::config::PoolConfig::new("org", &["ts2"], vec![zone])
+        }];
+        let page = page(&cfg, 9);
+        let row = page
+            .split("<tr data-pool=\"org\">")
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_else(|| panic!("no row for the pool in {page}"));
+        assert!(row.contains("<td class=l>example.org</td>"), "{row}");
+        assert!(
+            row.contains("pill up\">ts2<") && !row.contains("ts1"),
+            "{row}"
+        );
+        assert!(
+            row.contains("race · least-outstanding · partitioned"),
+            "{row}"
+        );
+        assert!(row.contains("<td>9</td>"), "{row}");
     }
 
     #[test]

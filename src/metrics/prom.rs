@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::ls::backend::Backend;
 use crate::ls::cache::CacheStats;
 use crate::ls::latency::{BUCKETS_US, LatencySnapshot};
-use crate::ls::{Balancer, LsMetrics};
+use crate::ls::{Balancer, LsMetrics, Route};
 
 use super::process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 
@@ -140,12 +140,43 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
     let state = balancer.state();
     let mut e = Expo(String::with_capacity(8192 + state.backends.len() * 4096));
     write_balancer(&mut e, balancer.metrics(), &state.backends);
+    write_pools(&mut e, &state.pools);
     if let Some(cache) = &state.cache {
         write_cache(&mut e, &cache.stats());
     }
     write_process(&mut e, &ProcessStats::read());
     write_build_info(&mut e);
     e.0
+}
+
+/// The pools' families (none without `[[ls.pool]]`): client queries routed
+/// to each, and their answers by rcode.
+fn write_pools(e: &mut Expo, pools: &[Route]) {
+    let pools: Vec<(&str, &crate::ls::PoolMetrics)> = pools
+        .iter()
+        .filter_map(|r| Some((r.name.as_deref()?, r.counters.as_deref()?)))
+        .collect();
+    if pools.is_empty() {
+        return;
+    }
+    let (queries, answers) = ("dnslb_pool_queries_total", "dnslb_pool_answers_total");
+    e.family(queries, "counter", "Client queries routed to each pool.");
+    for (name, m) in &pools {
+        e.sample(queries, &[("pool", name)], m.queries.load(Relaxed));
+    }
+    e.family(
+        answers,
+        "counter",
+        "Answers to the queries routed to each pool, by rcode.",
+    );
+    for (name, m) in &pools {
+        for (i, c) in m.answers.iter().enumerate() {
+            let v = c.load(Relaxed);
+            if i <= 5 || v > 0 {
+                e.sample(answers, &[("pool", name), ("rcode", &rcode_name(i))], v);
+            }
+        }
+    }
 }
 
 /// The process metrics of the client libraries' process collector; a
@@ -390,10 +421,7 @@ mod tests {
             "dnslb_backend_up{backend=\"ts2\",addr=\"127.0.0.1:5302\"} 0",
             "# TYPE dnslb_backend_latency_seconds histogram",
         ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
+            assert_line(&text, line);
         }
         // Unseen uncommon rcodes are left out; the text ends with a newline.
         assert!(!text.contains("YXDOMAIN"));
@@ -403,6 +431,47 @@ mod tests {
         for l in text.lines().filter(|l| l.starts_with("# TYPE ")) {
             assert!(seen.insert(l.split(' ').nth(2).unwrap()), "dup {l}");
         }
+    }
+
+    #[test]
+    fn each_pool_has_its_queries_and_answers_by_rcode() {
+        let mut cfg =
+            crate::metrics::test_config(&[("ts1", "127.0.0.1:5301"), ("ts2", "127.0.0.1:5302")]);
+        let text = render_prometheus(&Balancer::new(&cfg));
+        assert!(!text.contains("dnslb_pool_"), "no pools, no pool families");
+        let zone = |z: &str| crate::config::parse_name(z).unwrap();
+        cfg.pool = vec![
+            crate::config::PoolConfig::new("org", &["ts2"], vec![zone("example.org")]),
+            crate::config::PoolConfig::new("com", &["ts1", "ts2"], vec![zone("example.com")]),
+        ];
+        let b = Balancer::new(&cfg);
+        let org = b.state().pools[0].counters.clone().unwrap();
+        org.queries.fetch_add(4, Relaxed);
+        org.answers[0].fetch_add(3, Relaxed);
+        org.answers[3].fetch_add(1, Relaxed);
+        // A reload that keeps the pool's name keeps its counters.
+        b.reload(&cfg);
+        let text = render_prometheus(&b);
+        for line in [
+            "# TYPE dnslb_pool_queries_total counter",
+            "dnslb_pool_queries_total{pool=\"org\"} 4",
+            "dnslb_pool_queries_total{pool=\"com\"} 0",
+            "# TYPE dnslb_pool_answers_total counter",
+            "dnslb_pool_answers_total{pool=\"org\",rcode=\"NOERROR\"} 3",
+            "dnslb_pool_answers_total{pool=\"org\",rcode=\"NXDOMAIN\"} 1",
+            "dnslb_pool_answers_total{pool=\"com\",rcode=\"SERVFAIL\"} 0",
+        ] {
+            assert_line(&text, line);
+        }
+    }
+
+    /// `line` is a line of `text`.
+    #[track_caller]
+    fn assert_line(text: &str, line: &str) {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
     }
 
     #[test]

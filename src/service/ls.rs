@@ -256,7 +256,11 @@ pub(super) fn reload(started: &Config, ls: Option<(&LsConfig, &Balancer)>, child
             }
             balancer.reload(&new_ls);
             balancer.metrics().reloads_applied.fetch_add(1, Relaxed);
-            info!(backends = new_ls.backend.len(), "ls reload done");
+            info!(
+                backends = new_ls.backend.len(),
+                pools = new_ls.pool.len(),
+                "ls reload done"
+            );
         }
         (Some(_), None) => {
             warn!("reload refused: the new config has no [ls]; old one keeps serving");

@@ -20,7 +20,10 @@
 //! - [`zone`]: compiled zones (store, build, writer, catalog);
 //! - [`table`], [`zonefile`]: the two source formats, [`source`] their
 //!   records and errors; [`xfr`]: AXFR and NOTIFY; [`serials`]: SOA serials
-//!   kept across restarts; [`metrics`]: the TS's counters.
+//!   kept across restarts; [`metrics`]: the TS's counters;
+//! - [`signing`]: which zones the TS signs, with which [`keys`] (BIND's
+//!   key files and timing), at which serial; `signed.rs`: what loading and
+//!   `dnslb check` say of a signed zone.
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -178,6 +178,22 @@ pub fn push_name_ref(msg: &mut Vec<u8>, at: usize) {
     }
 }
 
+/// The length of the uncompressed wire name at the start of `wire`
+/// (labels of at most 63 bytes, ending in the root's zero byte).
+pub(crate) fn uncompressed_len(wire: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let len = usize::from(*wire.get(at)?);
+        if len == 0 {
+            return Some(at + 1);
+        }
+        if len > 63 {
+            return None;
+        }
+        at += 1 + len;
+    }
+}
+
 /// `s` (dotted, ASCII, no escapes) in wire form, for tests.
 #[cfg(test)]
 pub(crate) fn wire(s: &str) -> Vec<u8> {

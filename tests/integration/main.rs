@@ -32,6 +32,7 @@ mod opcodes;
 mod partitioned;
 mod paused;
 mod peers;
+mod pools;
 mod promises;
 mod props;
 mod props_signed;

@@ -20,12 +20,12 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
-use dnslb::config::{Config, Fault};
+use dnslb::config::Fault;
 use dnslb::metrics::ReadyState;
-use dnslb::service::ls::{LsService, LsSockets};
 use dnslb::service::ts::{TsRun, TsService};
 use dnslb::service::{Control, Controls, ServiceError};
 
+use crate::kit;
 use crate::kit::poll_until_async;
 use crate::kit::{
     TestTs, ZoneDir, a_addrs, query, start_ts, tcp_recv, tcp_send, ts_settings, udp, udp_raw_wait,
@@ -192,19 +192,14 @@ async fn start_ls_service(
     dnslb::metrics::Readiness,
     Running,
 ) {
-    let cfg = Config::load(path).unwrap();
-    let sockets = LsSockets::bind(cfg.ls.as_ref().unwrap()).await.unwrap();
-    let addr = sockets.dns_addrs()[0];
-    let service = LsService::new(cfg).unwrap();
-    let (balancer, ready) = (service.balancer().clone(), service.readiness());
-    let (controls, rx) = Controls::channel();
-    let task = tokio::spawn(service.run(sockets, rx));
-    let serving = poll_until_async(LIMIT, Duration::from_millis(5), async || {
-        (ready.state() == ReadyState::Serving).then_some(())
-    })
-    .await;
-    assert!(serving.is_some(), "the LS never said it serves");
-    (addr, balancer, ready, Running { controls, task })
+    let run = kit::start_ls_service(path).await;
+    let (controls, task) = (run.controls, run.task);
+    (
+        run.addr,
+        run.balancer,
+        run.ready,
+        Running { controls, task },
+    )
 }
 
 /// An in-process TS serving the one-line table `line` (as `file` in `dir`), every

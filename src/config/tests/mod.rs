@@ -15,6 +15,7 @@ use super::*;
 
 mod cache;
 mod errors;
+mod pools;
 mod rules;
 
 const FILE: &str = "config.toml";
@@ -135,6 +136,7 @@ fn shipped_config_mentions_every_key() {
         "name",
         "addr",
         "weight",
+        "backends",
         "zones",
         "origin",
         "ttl",

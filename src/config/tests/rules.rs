@@ -5,7 +5,7 @@ use super::*;
 
 /// Asserts that `text` breaks exactly one rule, reported as `want` (line and message).
 #[track_caller]
-fn rejects(text: &str, want: &str) {
+pub(super) fn rejects(text: &str, want: &str) {
     match Config::diagnose(text, Path::new(FILE)) {
         Ok(_) => panic!("accepted, wanted {want}"),
         Err(problems) => {

@@ -21,7 +21,7 @@ use crate::ls::balancer::Admission;
 use crate::ls::loopmark::PlainAnswer;
 use crate::ls::reply;
 use crate::ls::resolution::{Step, Verdict};
-use crate::ls::state::LsState;
+use crate::ls::state::Route;
 use crate::ls::upstream::accept::{self, Reject};
 use crate::ls::upstream::ids::{self, IdUse};
 use crate::ls::upstream::sockets::Family;
@@ -54,8 +54,11 @@ impl Worker {
                     m.shed_inflight.fetch_add(1, Relaxed);
                     let out = self.to_clients.push(src);
                     if shed::write_servfail(raw, admitted.question_end(), out) {
-                        if let Some(c) = m.answers.get(2) {
-                            c.fetch_add(1, Relaxed);
+                        let pool = state.route_at(admitted.route()).counters.as_deref();
+                        for answers in [Some(&m.answers), pool.map(|p| &p.answers)] {
+                            if let Some(c) = answers.and_then(|a| a.get(2)) {
+                                c.fetch_add(1, Relaxed);
+                            }
                         }
                         m.client_latency.record(Duration::ZERO);
                     } else {
@@ -91,7 +94,7 @@ impl Worker {
             let Some(f) = self.flights.get_mut(idx) else {
                 return;
             };
-            match f.res.poll(now, f.state.as_ref()) {
+            match f.res.poll(now, f.state.route(&f.job)) {
                 Step::Launch { backend, hedge } => {
                     if hedge {
                         f.state.metrics.hedges.fetch_add(1, Relaxed);
@@ -116,11 +119,13 @@ impl Worker {
                     };
                     // Those still asked become late entries.
                     let winner = end.backend();
+                    let route = f.state.route(&f.job);
                     for a in f.attempts.drain(..) {
-                        self.retire(a, &f.state, f.res.deadline(), now, winner);
+                        self.retire(a, route, f.res.deadline(), now, winner);
                     }
                     let answered = reply::Answered {
                         backend: end.backend(),
+                        route: f.job.route,
                         log: f.job.log.take(),
                     };
                     let reply = reply::finish(&f.state, &f.job, &f.res, end, f.kept.take());
@@ -147,7 +152,7 @@ impl Worker {
         let Some(f) = self.flights.get_mut(idx) else {
             return false;
         };
-        let Some(b) = f.state.backends.get(backend).cloned() else {
+        let Some(b) = f.state.route(&f.job).backends.get(backend).cloned() else {
             return false;
         };
         // A random socket of the family; a worn one is replaced at once.
@@ -186,18 +191,18 @@ impl Worker {
     fn retire(
         &mut self,
         mut a: Attempt,
-        state: &LsState,
+        route: &Route,
         deadline: Instant,
         now: Instant,
         winner: Option<usize>,
     ) {
-        let addr = state.backends.get(a.backend).map(|b| b.addr);
+        let addr = route.backends.get(a.backend).map(|b| b.addr);
         let Some(addr) = addr else { return };
         let entry = ids::Late::abandoned(
             addr,
             a.inflight.take(),
             deadline,
-            state.adaptive_hedge_pct(),
+            route.adaptive_hedge_pct(),
             now,
             winner == Some(a.backend),
         );
@@ -255,7 +260,7 @@ impl Worker {
             .position(|a| a.sock == sock && a.id == h.id)
             .ok_or(Reject::WrongId)?;
         let backend = f.attempts.get(pos).map_or(usize::MAX, |a| a.backend);
-        let Some(addr) = f.state.backends.get(backend).map(|b| b.addr) else {
+        let Some(addr) = f.state.route(&f.job).backends.get(backend).map(|b| b.addr) else {
             return Ok(());
         };
         let question = f
@@ -283,9 +288,12 @@ impl Worker {
         // One walk over an answer for a client that sent no OPT gives both
         // whether it is usable and the OPT to take out of it.
         let plain = PlainAnswer::for_client(!f.job.ends_at_question(), resp);
-        let verdict = f
-            .state
-            .judge_response(backend, now, rtt, Some(h).filter(|_| plain.usable()));
+        let verdict = f.state.route(&f.job).judge_response(
+            backend,
+            now,
+            rtt,
+            Some(h).filter(|_| plain.usable()),
+        );
         let keep = f.res.on_outcome(backend, verdict);
         if keep || verdict == Verdict::Final {
             let mut buf = f

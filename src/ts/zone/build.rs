@@ -20,6 +20,7 @@ use hickory_proto::serialize::binary::{
 use super::Zone;
 use super::canon;
 use super::nsec3::Nsec3Chain;
+use super::soa::SoaWire;
 use super::store::{EMPTY, ENTRY_EMPTY, ENTRY_NSEC3, RRSIG, SET_DO_ONLY, Store, hash, push_record};
 use crate::ts::source::{BuildError, SourceRecord, ZoneError};
 use crate::ts::wire::Key;
@@ -548,8 +549,8 @@ impl ZoneBuilder {
             origin_key: origin_key.into_boxed_slice(),
             soa_ttl,
             soa,
-            soa_record: Box::default(),
-            negative_soa_record: Box::default(),
+            soa_record: SoaWire::default(),
+            negative_soa_record: SoaWire::default(),
             negative_soa_sigs: Box::default(),
             nsec,
             nsec3,
@@ -602,13 +603,15 @@ impl Zone {
         let mut rdata = Vec::with_capacity(64);
         rdata_into(&self.soa, &mut rdata)?;
         let soa = u16::from(RecordType::SOA);
-        let mut rec = Vec::with_capacity(rdata.len() + 10);
-        push_record(&mut rec, soa, self.soa_ttl, &rdata);
-        self.soa_record = rec.clone().into_boxed_slice();
-        rec.clear();
         let negative_ttl = self.soa_ttl.min(minimum);
-        push_record(&mut rec, soa, negative_ttl, &rdata);
-        self.negative_soa_record = rec.into_boxed_slice();
+        let split = |ttl| {
+            SoaWire::new(ttl, &rdata, &self.origin_key).ok_or_else(|| BuildError::Encode {
+                rtype: RecordType::SOA,
+                reason: "not two names and five numbers".into(),
+            })
+        };
+        self.soa_record = split(self.soa_ttl)?;
+        self.negative_soa_record = split(negative_ttl)?;
         // The SOA's RRSIGs as a negative answer serves them: with the
         // SOA's lowered TTL (RFC 4035 §3.1.3, RFC 2308 §3).
         let mut sigs = Vec::new();

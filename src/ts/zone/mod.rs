@@ -31,6 +31,7 @@
 //! - `dname.rs`: DNAME redirection (RFC 6672) for the writer;
 //! - `proof.rs`: DNSSEC for DO=1 queries: RRSIGs beside RRsets, NSEC
 //!   proofs of negative and wildcard answers and of delegations;
+//! - `soa.rs`: the SOA as answers write it, its names compressed;
 //! - `canon.rs`: canonical name order and the NSEC owners sorted in it;
 //! - `nsec3.rs`: the NSEC3 chain: hashing, owners sorted by hash;
 //! - `catalog.rs`: [`Catalog`].
@@ -52,7 +53,9 @@ mod nsec3;
 mod proof;
 pub(crate) mod rtype;
 mod sign;
+mod soa;
 mod store;
+use soa::SoaWire;
 mod write;
 
 pub use build::ZoneBuilder;
@@ -74,8 +77,8 @@ pub struct Zone {
     soa: RData,
     /// The SOA record (minus owner) for SOA answers and for negative answers
     /// (TTL min(SOA TTL, MINIMUM), RFC 2308 §3).
-    soa_record: Box<[u8]>,
-    negative_soa_record: Box<[u8]>,
+    soa_record: SoaWire,
+    negative_soa_record: SoaWire,
     /// The RRSIGs of the SOA (records minus owner) at the negative answer's TTL.
     negative_soa_sigs: Box<[u8]>,
     /// The arena offsets of the names owning an NSEC, in canonical order.
@@ -154,7 +157,7 @@ impl Zone {
         }
         // The SOA encoded before; only its serial changed.
         if self.compile_soa().is_err() {
-            self.soa_record = Box::default();
+            self.soa_record = SoaWire::default();
         }
         self
     }

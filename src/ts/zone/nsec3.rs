@@ -2,6 +2,12 @@
 //! parameters from the apex's NSEC3PARAM, and the NSEC3 owners sorted by
 //! hash, so the NSEC3 that matches a name's hash or covers it (the one
 //! before it, wrapping around to the last) is found by a binary search.
+//!
+//! Each name of the zone is linked at load to its own NSEC3 and to the
+//! NSEC3 covering its wildcard child (`*.name`), as NSD does: an NXDOMAIN's
+//! closest encloser proof and wildcard proof then cost a table lookup each,
+//! and only the next closer name is hashed per query.
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use data_encoding::BASE32HEX_NOPAD;
@@ -23,6 +29,16 @@ pub(super) struct Nsec3Chain {
     salt: Box<[u8]>,
     /// Each NSEC3 owner's hash and its entry's arena offset, by hash.
     owners: Box<[([u8; HASH_LEN], u32)]>,
+    /// By a name's arena offset: the offsets of the NSEC3 matching it and
+    /// of the NSEC3 matching or covering its wildcard child.
+    links: HashMap<u32, Links>,
+}
+
+/// A name's NSEC3 records, found at load.
+#[derive(Debug, Clone, Copy)]
+struct Links {
+    own: u32,
+    wildcard: u32,
 }
 
 /// What NSEC3 says of a name's hash.
@@ -64,11 +80,72 @@ impl Nsec3Chain {
             return None;
         }
         owners.sort_unstable();
-        Some(Arc::new(Nsec3Chain {
+        let mut chain = Nsec3Chain {
             iterations,
             salt: salt.into(),
             owners: owners.into(),
-        }))
+            links: HashMap::new(),
+        };
+        chain.links = chain.link(store);
+        Some(Arc::new(chain))
+    }
+
+    /// Every name of `store` whose hash an NSEC3 owner has, linked to that
+    /// NSEC3 and to the one matching or covering its wildcard child.
+    fn link(&self, store: &Store) -> HashMap<u32, Links> {
+        let mut links = HashMap::new();
+        let mut wild = Vec::with_capacity(2 + 255);
+        let mut off = 0;
+        while let Some((e, next)) = Entry::at(&store.arena, off) {
+            let at = u32::try_from(off).ok();
+            off = next;
+            let Some(at) = at.filter(|_| !e.is_nsec3()) else {
+                continue;
+            };
+            let lower = e.owner.to_ascii_lowercase();
+            let Some(own) = self.offset(&self.hash(&lower)).filter(|(_, m)| *m) else {
+                continue;
+            };
+            wild.clear();
+            wild.extend_from_slice(&[1, b'*']);
+            wild.extend_from_slice(&lower);
+            if let Some((wildcard, _)) = self.offset(&self.hash(&wild)) {
+                links.insert(
+                    at,
+                    Links {
+                        own: own.0,
+                        wildcard,
+                    },
+                );
+            }
+        }
+        links
+    }
+
+    /// The arena offset of the NSEC3 matching or covering `hash`, and
+    /// whether it matches.
+    fn offset(&self, hash: &[u8; HASH_LEN]) -> Option<(u32, bool)> {
+        let after = self.owners.partition_point(|(h, _)| h <= hash);
+        let i = after
+            .checked_sub(1)
+            .or_else(|| self.owners.len().checked_sub(1))?;
+        let (h, at) = self.owners.get(i)?;
+        Some((*at, h == hash))
+    }
+
+    /// The NSEC3 of `name` (lower-cased) and the one matching or covering
+    /// its wildcard child, as linked at load; `None` for a name not linked
+    /// (then hash it: [`Nsec3Chain::find`]).
+    pub(super) fn linked<'s>(
+        &self,
+        store: &'s Store,
+        name: &[u8],
+    ) -> Option<(Entry<'s>, Entry<'s>)> {
+        let (_, at) = store.get_at(name)?;
+        let l = self.links.get(&at)?;
+        let own = Entry::at(&store.arena, l.own as usize)?.0;
+        let wildcard = Entry::at(&store.arena, l.wildcard as usize)?.0;
+        Some((own, wildcard))
     }
 
     /// The hash of `name` (a lower-cased wire name) in this chain.
@@ -78,14 +155,9 @@ impl Nsec3Chain {
 
     /// The NSEC3 that matches or covers the hash of `name` (lower-cased).
     pub(super) fn find<'s>(&self, store: &'s Store, name: &[u8]) -> Option<Hashed<'s>> {
-        let hash = self.hash(name);
-        let after = self.owners.partition_point(|(h, _)| *h <= hash);
-        let i = after
-            .checked_sub(1)
-            .or_else(|| self.owners.len().checked_sub(1))?;
-        let (h, at) = self.owners.get(i)?;
-        let (e, _) = Entry::at(&store.arena, *at as usize)?;
-        Some(if *h == hash {
+        let (at, matches) = self.offset(&self.hash(name))?;
+        let (e, _) = Entry::at(&store.arena, at as usize)?;
+        Some(if matches {
             Hashed::Matches(e)
         } else {
             Hashed::Covered(e)
@@ -136,6 +208,7 @@ mod tests {
             iterations: 12,
             salt: vec![0xaa, 0xbb, 0xcc, 0xdd].into(),
             owners: Box::default(),
+            links: HashMap::new(),
         };
         for (name, hash) in [
             ("example", "0p9mhaveqvm6t7vbl5lop2u3t2rp3tom"),

@@ -155,9 +155,7 @@ impl Zone {
                         _ => self.closest_encloser(key),
                     };
                     let skip = p.encloser_proof(key, below);
-                    if let Some(wildcard) = Key::wildcard_of(key.suffix(skip).1) {
-                        p.hashed(wildcard.bytes());
-                    }
+                    p.wildcard_cover(key.suffix(skip).1);
                 }
             }
         }
@@ -260,7 +258,31 @@ impl<'a, 'z> Prover<'a, 'z> {
 
     /// The NSEC3 matching `name`, when there is one (nothing written otherwise).
     fn matching(&mut self, name: &[u8]) -> bool {
-        self.nsec3(name, false)
+        match self.linked(name) {
+            Some((own, _)) => {
+                self.push(own, NSEC3);
+                true
+            }
+            None => self.nsec3(name, false),
+        }
+    }
+
+    /// The NSEC3 matching or covering the wildcard child of `encloser`.
+    fn wildcard_cover(&mut self, encloser: &[u8]) {
+        match self.linked(encloser) {
+            Some((_, wildcard)) => self.push(wildcard, NSEC3),
+            None => {
+                if let Some(wildcard) = Key::wildcard_of(encloser) {
+                    self.hashed(wildcard.bytes());
+                }
+            }
+        }
+    }
+
+    /// `name`'s NSEC3 and its wildcard child's, as linked at load.
+    fn linked(&self, name: &[u8]) -> Option<(Entry<'z>, Entry<'z>)> {
+        let chain = self.zone.nsec3.as_deref()?;
+        chain.linked(&self.zone.store, name)
     }
 
     /// The NSEC3 matching the hash of `name`, or (`covering`) the one

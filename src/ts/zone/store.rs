@@ -156,6 +156,11 @@ impl<'s> Set<'s> {
 impl Store {
     /// The entry of `key` (a lower-cased wire name).
     pub(super) fn get(&self, key: &[u8]) -> Option<Entry<'_>> {
+        self.get_at(key).map(|(e, _)| e)
+    }
+
+    /// [`Store::get`], with the entry's arena offset.
+    pub(super) fn get_at(&self, key: &[u8]) -> Option<(Entry<'_>, u32)> {
         let mask = self.table.len().checked_sub(1)?;
         let mut i = (hash(key) as usize) & mask;
         loop {
@@ -165,7 +170,7 @@ impl Store {
             }
             let (e, _) = Entry::at(&self.arena, off as usize)?;
             if e.owner.eq_ignore_ascii_case(key) {
-                return Some(e);
+                return Some((e, off));
             }
             i = (i + 1) & mask;
         }

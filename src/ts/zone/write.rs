@@ -259,7 +259,8 @@ impl Zone {
     /// The SOA as an answer owned by the name at `owner_at`.
     fn push_soa(&self, msg: &mut Vec<u8>, owner_at: usize) -> u16 {
         push_name_ref(msg, owner_at);
-        msg.extend_from_slice(&self.soa_record);
+        let origin_at = (self.origin_key.len() > 1).then_some(owner_at);
+        self.soa_record.write(msg, origin_at, &self.origin_key);
         1
     }
 
@@ -276,7 +277,9 @@ impl Zone {
     /// origin as it ends the question's name.
     fn push_negative(&self, msg: &mut Vec<u8>, qname: &Key, w: &mut Written) {
         self.push_origin(msg, qname);
-        msg.extend_from_slice(&self.negative_soa_record);
+        let origin_at = self.origin_in_question(qname);
+        self.negative_soa_record
+            .write(msg, origin_at, &self.origin_key);
         w.authority += 1;
     }
 

@@ -307,3 +307,43 @@ pub async fn wait_settled(b: &dnslb::ls::backend::Backend) {
         b.name
     );
 }
+
+/// An LS run by `dnslb::service::ls` in the test process, as `dnslb ls -c`
+/// runs it, told what to do over `controls` instead of by signals
+/// (`Control::Reload` is SIGHUP).
+pub struct LsServiceRun {
+    /// Its first DNS address.
+    pub addr: SocketAddr,
+    pub balancer: Arc<dnslb::ls::Balancer>,
+    pub ready: dnslb::metrics::Readiness,
+    pub controls: tokio::sync::mpsc::UnboundedSender<dnslb::service::Control>,
+    pub task: tokio::task::JoinHandle<Result<(), dnslb::service::ServiceError>>,
+}
+
+/// Starts the LS of the config at `path` in a task (as `dnslb ls -c path`)
+/// and waits until it says it serves (panics after 5 s).
+pub async fn start_ls_service(path: &Path) -> LsServiceRun {
+    let cfg = dnslb::config::Config::load(path).unwrap();
+    let sockets = dnslb::service::ls::LsSockets::bind(cfg.ls.as_ref().unwrap())
+        .await
+        .unwrap();
+    let addr = sockets.dns_addrs()[0];
+    let service = dnslb::service::ls::LsService::new(cfg).unwrap();
+    let (balancer, ready) = (service.balancer().clone(), service.readiness());
+    let (controls, rx) = dnslb::service::Controls::channel();
+    let task = tokio::spawn(service.run(sockets, rx));
+    let serving = super::poll_until_async(
+        Duration::from_secs(5),
+        Duration::from_millis(5),
+        async || (ready.state() == dnslb::metrics::ReadyState::Serving).then_some(()),
+    )
+    .await;
+    assert!(serving.is_some(), "the LS never said it serves");
+    LsServiceRun {
+        addr,
+        balancer,
+        ready,
+        controls,
+        task,
+    }
+}

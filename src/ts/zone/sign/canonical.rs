@@ -16,6 +16,8 @@ enum Field {
 
 use Field::{Fixed, Name, Text};
 
+use crate::ts::wire::uncompressed_len;
+
 /// The fields before the copied remainder, for the types whose RDATA holds
 /// names that RFC 4034 §6.2 (as RFC 6840 §5.1 leaves it) lower-cases.
 fn layout(rtype: u16) -> &'static [Field] {
@@ -56,18 +58,11 @@ pub(super) fn rdata_into(rtype: u16, rdata: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Lower-cases the uncompressed name at `pos` in `buf`; the offset past it.
-fn lower_name(buf: &mut [u8], mut pos: usize) -> Option<usize> {
-    loop {
-        let len = usize::from(*buf.get(pos)?);
-        if len == 0 {
-            return Some(pos + 1);
-        }
-        if len > 63 {
-            return None;
-        }
-        buf.get_mut(pos + 1..pos + 1 + len)?.make_ascii_lowercase();
-        pos += 1 + len;
-    }
+fn lower_name(buf: &mut [u8], pos: usize) -> Option<usize> {
+    let end = pos + uncompressed_len(buf.get(pos..)?)?;
+    // Length bytes are at most 63: below the ASCII letters, left as they are.
+    buf.get_mut(pos..end)?.make_ascii_lowercase();
+    Some(end)
 }
 
 /// The records of an RRset, canonical RDATA each, sorted and without

@@ -566,6 +566,7 @@ impl<'a, 'k> Signer<'a, 'k> {
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
+    use super::super::nsec3::Hashed;
     use super::*;
     use ring::rand::SystemRandom;
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -612,6 +613,49 @@ mod tests {
             sig.map(|s| s.as_ref().to_vec())
                 .map_err(|_| SignError::Crypto { tag: self.tag() })
         }
+    }
+
+    #[test]
+    fn each_name_is_linked_at_load_to_the_nsec3_records_hashing_finds() {
+        let z = zone(vec![
+            rec("test.", a("192.0.2.9")),
+            rec("A.test.", a("192.0.2.1")),
+            rec("b.c.test.", a("192.0.2.2")),
+            rec("*.w.test.", a("192.0.2.3")),
+        ]);
+        let key = TestKey::new();
+        let s = z
+            .sign(&key.keys(), Denial::Nsec3, 7, 1_800_000_000)
+            .unwrap();
+        let chain = s.nsec3.as_deref().unwrap();
+        let owner = |h: Option<Hashed<'_>>| match h {
+            Some(Hashed::Matches(e)) => (e.owner.to_vec(), true),
+            Some(Hashed::Covered(e)) => (e.owner.to_vec(), false),
+            None => (Vec::new(), false),
+        };
+        // The apex, a name, an empty non-terminal, a wildcard and its parent.
+        let names: [&[u8]; 5] = [
+            b"\x04test\x00",
+            b"\x01a\x04test\x00",
+            b"\x01c\x04test\x00",
+            b"\x01*\x01w\x04test\x00",
+            b"\x01w\x04test\x00",
+        ];
+        for name in names {
+            let (own, wildcard) = chain.linked(&s.store, name).expect("linked");
+            let found = owner(chain.find(&s.store, name));
+            assert_eq!((own.owner.to_vec(), true), found, "{name:?}");
+            let mut child = b"\x01*".to_vec();
+            child.extend_from_slice(name);
+            assert_eq!(
+                wildcard.owner.to_vec(),
+                owner(chain.find(&s.store, &child)).0
+            );
+        }
+        assert!(
+            chain.linked(&s.store, b"\x01x\x04test\x00").is_none(),
+            "absent"
+        );
     }
 
     #[test]

@@ -1,0 +1,94 @@
+//! `[[ls.pool]]`: [`PoolConfig`], a group of `[[ls.backend]]`s that serves some zones
+//! with a policy of its own (SPEC §5, "Pools and routes"). Its keys left out take the
+//! `[ls]` values ([`PoolConfig::strategy_in`] and the like); its rules are checked with
+//! the rest of the config (`validate`).
+
+use hickory_proto::rr::Name;
+use serde::Deserialize;
+
+use super::ls::{Layout, LsConfig, OnTimeout, Order, Strategy};
+use super::values::de_names;
+
+/// `[[ls.pool]]`: the backends (by name) that answer the names under `zones`, and the
+/// policy they are asked by. A key left out is empty (the rules then say what is
+/// missing, at the pool's line) or, for the policy, the `[ls]` value.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    /// Name used in metrics, logs and the status page (unique, non-empty).
+    pub name: String,
+    /// The `[[ls.backend]]`s of the pool, by name (at least one; a backend may be in
+    /// several pools, with one health shared by all).
+    pub backends: Vec<String>,
+    /// The zones it serves: a query goes to the pool whose zone is the longest suffix
+    /// of its name (at least one; no zone in two pools).
+    #[serde(deserialize_with = "de_names")]
+    pub zones: Vec<Name>,
+    /// As `ls.strategy`, for this pool. \[the `[ls]` value\]
+    pub strategy: Option<Strategy>,
+    /// As `ls.order`, for this pool. \[the `[ls]` value\]
+    pub order: Option<Order>,
+    /// As `ls.layout`, for this pool. \[the `[ls]` value\]
+    pub layout: Option<Layout>,
+    /// As `ls.timeout_ms`, for this pool. \[the `[ls]` value\]
+    pub timeout_ms: Option<u64>,
+    /// As `ls.on_timeout`, for this pool. \[the `[ls]` value\]
+    pub on_timeout: Option<OnTimeout>,
+}
+
+impl PoolConfig {
+    /// A pool of `backends` serving `zones`, every policy key taken from `[ls]`.
+    pub fn new(name: &str, backends: &[&str], zones: Vec<Name>) -> Self {
+        Self {
+            name: name.to_owned(),
+            backends: backends.iter().map(|&b| b.to_owned()).collect(),
+            zones,
+            ..Self::default()
+        }
+    }
+
+    /// Its strategy under `ls`.
+    pub fn strategy_in(&self, ls: &LsConfig) -> Strategy {
+        self.strategy.unwrap_or(ls.strategy)
+    }
+
+    /// Its order under `ls`.
+    pub fn order_in(&self, ls: &LsConfig) -> Order {
+        self.order.unwrap_or(ls.order)
+    }
+
+    /// Its layout under `ls`.
+    pub fn layout_in(&self, ls: &LsConfig) -> Layout {
+        self.layout.unwrap_or(ls.layout)
+    }
+
+    /// Its deadline under `ls`, in ms.
+    pub fn timeout_ms_in(&self, ls: &LsConfig) -> u64 {
+        self.timeout_ms.unwrap_or(ls.timeout_ms)
+    }
+
+    /// Its `on_timeout` under `ls`.
+    pub fn on_timeout_in(&self, ls: &LsConfig) -> OnTimeout {
+        self.on_timeout.unwrap_or(ls.on_timeout)
+    }
+}
+
+impl LsConfig {
+    /// The longest deadline of any query: `timeout_ms`, or a pool's when longer (how
+    /// long a stopping LS waits for its queries in flight).
+    pub fn longest_timeout_ms(&self) -> u64 {
+        self.pool
+            .iter()
+            .map(|p| p.timeout_ms_in(self))
+            .fold(self.timeout_ms, u64::max)
+    }
+}
+
+/// A zone as people write it: lower case, without the final dot (the root is `.`).
+pub fn zone_text(zone: &Name) -> String {
+    let text = zone.to_lowercase().to_ascii();
+    match text.strip_suffix('.') {
+        Some(t) if !t.is_empty() => t.to_owned(),
+        _ => text,
+    }
+}

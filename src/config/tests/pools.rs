@@ -1,0 +1,192 @@
+//! Test-only module: built under #[cfg(test)] (see `config/mod.rs`).
+//! Tests of `[[ls.pool]]`: its keys and defaults, and each of its rules reported at the
+//! line of its key.
+
+use super::rules::rejects;
+use super::*;
+
+/// [`BASE`] with `timeout_ms = 900` for its `listen` (line 2) and a second backend
+/// `ts2` (lines 8 to 10): 15 lines.
+fn two() -> String {
+    BASE.replace("listen = [\"127.0.0.1:5300\"]", "timeout_ms = 900")
+        .replace(
+            "[[ts]]",
+            "[[ls.backend]]\nname = \"ts2\"\naddr = \"127.0.0.1:5302\"\n\n[[ts]]",
+        )
+}
+
+/// [`two`] and a blank line (line 16), then `pools` (from line 17).
+fn with(pools: &str) -> String {
+    format!("{}\n{pools}", two())
+}
+
+fn zone(text: &str) -> Name {
+    parse_name(text).unwrap()
+}
+
+#[test]
+fn a_pool_takes_the_ls_policy_where_it_sets_none() {
+    let text = with(
+        "[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\"]\nzones = [\"example.org\", \"Example.NET.\"]\n\n\
+         [[ls.pool]]\nname = \"com\"\nbackends = [\"ts1\", \"ts2\"]\nzones = [\"com\"]\n\
+         strategy = \"race\"\norder = \"fixed\"\nlayout = \"replicated\"\ntimeout_ms = 300\non_timeout = \"servfail\"\n",
+    );
+    let config = parse(&text).unwrap();
+    let ls = config.ls.unwrap();
+    assert_eq!(ls.pool.len(), 2);
+    let org = &ls.pool[0];
+    assert_eq!(
+        *org,
+        PoolConfig::new(
+            "org",
+            &["ts2"],
+            vec![zone("example.org"), zone("example.net")]
+        )
+    );
+    assert_eq!(org.strategy_in(&ls), Strategy::Hedge);
+    assert_eq!(org.order_in(&ls), Order::LeastOutstanding);
+    assert_eq!(org.layout_in(&ls), Layout::Partitioned);
+    assert_eq!(org.timeout_ms_in(&ls), 900);
+    assert_eq!(org.on_timeout_in(&ls), OnTimeout::Nxdomain);
+    let com = &ls.pool[1];
+    assert_eq!(com.backends, ["ts1", "ts2"]);
+    assert_eq!(com.strategy_in(&ls), Strategy::Race);
+    assert_eq!(com.order_in(&ls), Order::Fixed);
+    assert_eq!(com.layout_in(&ls), Layout::Replicated);
+    assert_eq!(com.timeout_ms_in(&ls), 300);
+    assert_eq!(com.on_timeout_in(&ls), OnTimeout::Servfail);
+    assert_eq!(ls.longest_timeout_ms(), 900);
+    assert_eq!(zone_text(&zone("Example.NET.")), "example.net");
+    assert_eq!(zone_text(&Name::root()), ".");
+}
+
+#[test]
+fn no_pool_by_default_and_a_longer_pool_deadline_is_the_longest() {
+    let ls = parse(&two()).unwrap().ls.unwrap();
+    assert!(ls.pool.is_empty());
+    assert_eq!(ls.longest_timeout_ms(), 900);
+    let text = with(
+        "[[ls.pool]]\nname = \"p\"\nbackends = [\"ts1\"]\nzones = [\"p\"]\ntimeout_ms = 2500\n",
+    );
+    assert_eq!(parse(&text).unwrap().ls.unwrap().longest_timeout_ms(), 2500);
+}
+
+#[test]
+fn unknown_keys_and_bad_values_in_a_pool_name_the_key_and_line() {
+    let text =
+        with("[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\"]\nzone = [\"example.org\"]\n");
+    assert_eq!(
+        err(&text),
+        "config.toml:20: unknown key 'zone' in [[ls.pool]] (did you mean 'zones'?)"
+    );
+    let text = with(
+        "[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\"]\nzones = [\"example.org\"]\nstrategy = \"fastest\"\n",
+    );
+    assert_eq!(
+        err(&text),
+        "config.toml:21: ls.pool.strategy: expected one of race, hedge, sequential, got \"fastest\""
+    );
+    // A bad zone is an error at its own line, like any typed value.
+    let text = with(
+        "[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\"]\nzones = [\n  \"example.org\",\n  \"bad..name\",\n]\n",
+    );
+    let e = err(&text);
+    assert!(
+        e.starts_with("config.toml:22: ") && e.contains("\"bad..name\" is not a DNS name"),
+        "{e}"
+    );
+}
+
+#[test]
+fn rejects_a_pool_naming_an_unknown_backend() {
+    rejects(
+        &with(
+            "[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\", \"ts9\"]\nzones = [\"example.org\"]\n",
+        ),
+        "config.toml:19: ls.pool.backends: pool \"org\" names backend \"ts9\", which is not an [[ls.backend]] (backends: ts1, ts2)",
+    );
+    rejects(
+        &with(
+            "[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\", \"ts2\"]\nzones = [\"example.org\"]\n",
+        ),
+        "config.toml:19: ls.pool.backends: pool \"org\" names backend \"ts2\" twice",
+    );
+}
+
+#[test]
+fn rejects_one_zone_in_two_pools_whatever_its_case_and_final_dot() {
+    let first = "[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\"]\nzones = [\"example.org\"]\n\n";
+    let second = "[[ls.pool]]\nname = \"other\"\nbackends = [\"ts1\"]\nzones = [\n  \"a.test\",\n  \"EXAMPLE.org.\",\n]\n";
+    rejects(
+        &with(&format!("{first}{second}")),
+        "config.toml:27: ls.pool.zones: zone \"example.org\" is already served by pool \"org\"",
+    );
+    rejects(
+        &with(
+            "[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\"]\nzones = [\"example.org\", \"example.org.\"]\n",
+        ),
+        "config.toml:20: ls.pool.zones: pool \"org\" lists zone \"example.org\" twice",
+    );
+    // A zone under another pool's zone is no conflict: the longest suffix wins.
+    let nested =
+        "[[ls.pool]]\nname = \"sub\"\nbackends = [\"ts1\"]\nzones = [\"sub.example.org\"]\n";
+    parse(&with(&format!("{first}{nested}"))).unwrap();
+}
+
+#[test]
+fn rejects_duplicate_empty_and_memberless_pools() {
+    let pool = |name: &str, zone: &str| {
+        format!("[[ls.pool]]\nname = \"{name}\"\nbackends = [\"ts1\"]\nzones = [\"{zone}\"]\n\n")
+    };
+    rejects(
+        &with(&format!("{}{}", pool("a", "a.test"), pool("a", "b.test"))),
+        "config.toml:23: ls.pool.name: duplicate pool name \"a\"",
+    );
+    rejects(
+        &with(&pool(" ", "a.test")),
+        "config.toml:18: ls.pool.name: a pool name must not be empty",
+    );
+    rejects(
+        &with("[[ls.pool]]\nname = \"org\"\nbackends = []\nzones = [\"example.org\"]\n"),
+        "config.toml:19: ls.pool.backends: pool \"org\" needs at least one backend",
+    );
+    // No `zones` key at all: at the pool's name.
+    rejects(
+        &with("[[ls.pool]]\nname = \"org\"\nbackends = [\"ts1\"]\n"),
+        "config.toml:18: ls.pool.zones: pool \"org\" needs at least one zone",
+    );
+}
+
+#[test]
+fn rejects_a_pool_deadline_out_of_range() {
+    let pool = "[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\"]\nzones = [\"example.org\"]\n";
+    rejects(
+        &with(&format!("{pool}timeout_ms = 0\n")),
+        "config.toml:21: ls.pool.timeout_ms: must be at least 1",
+    );
+    rejects(
+        &with(&format!("{pool}timeout_ms = 3600001\n")),
+        "config.toml:21: ls.pool.timeout_ms: must be at most 3600000, got 3600001",
+    );
+}
+
+#[test]
+fn dnslb_check_lists_every_pool_problem_in_file_order() {
+    let text = with(
+        "[[ls.pool]]\nname = \"org\"\nbackends = [\"nope\"]\nzones = [\"example.org\"]\n\n\
+         [[ls.pool]]\nname = \"org\"\nbackends = [\"ts1\"]\nzones = [\"Example.org\"]\n",
+    );
+    let problems: Vec<String> = Config::diagnose(&text, Path::new(FILE))
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "config.toml:19: ls.pool.backends: pool \"org\" names backend \"nope\", which is not an [[ls.backend]] (backends: ts1, ts2)",
+            "config.toml:23: ls.pool.name: duplicate pool name \"org\"",
+            "config.toml:25: ls.pool.zones: zone \"example.org\" is already served by pool \"org\"",
+        ]
+    );
+}

@@ -1,0 +1,145 @@
+//! The zone's SOA record as answers write it: MNAME and RNAME compressed
+//! against the origin where the message already holds it (RFC 1035 §4.1.4),
+//! as NSD and Knot write them. Every negative answer carries the SOA, so the
+//! bytes saved here are saved on every NXDOMAIN and NODATA (20 bytes for
+//! `ns1.example.` and `hostmaster.example.`), and more of a signed negative
+//! answer fits a small UDP size.
+
+use crate::ts::wire::{push_name_ref, uncompressed_len};
+
+/// An SOA record, owner aside, kept in the parts an answer assembles.
+#[derive(Debug, Clone, Default)]
+pub(super) struct SoaWire {
+    /// TYPE, CLASS and TTL.
+    head: [u8; 8],
+    /// MNAME and RNAME: the labels in front of the origin with `true` when
+    /// the name ends in the origin, else the whole name with `false`.
+    names: [(Box<[u8]>, bool); 2],
+    /// SERIAL, REFRESH, RETRY, EXPIRE and MINIMUM.
+    timers: [u8; 20],
+}
+
+impl SoaWire {
+    /// Splits an SOA's uncompressed RDATA (`rdata`) for a zone whose
+    /// lower-cased wire origin is `origin_key`; `None` when the RDATA is not
+    /// an SOA's.
+    pub(super) fn new(ttl: u32, rdata: &[u8], origin_key: &[u8]) -> Option<Self> {
+        let mut head = [0u8; 8];
+        head[..2].copy_from_slice(&6u16.to_be_bytes()); // SOA
+        head[2..4].copy_from_slice(&1u16.to_be_bytes()); // IN
+        head[4..].copy_from_slice(&ttl.to_be_bytes());
+        let mname_len = uncompressed_len(rdata)?;
+        let rname_len = uncompressed_len(rdata.get(mname_len..)?)?;
+        let names_end = mname_len + rname_len;
+        let timers = rdata.get(names_end..)?.try_into().ok()?;
+        Some(SoaWire {
+            head,
+            names: [
+                split(&rdata[..mname_len], origin_key),
+                split(&rdata[mname_len..names_end], origin_key),
+            ],
+            timers,
+        })
+    }
+
+    /// Appends the record (owner already written): its names point to the
+    /// origin at `origin_at` in `msg`, or spell it (`origin_key`) when the
+    /// message holds no copy to point to.
+    pub(super) fn write(&self, msg: &mut Vec<u8>, origin_at: Option<usize>, origin_key: &[u8]) {
+        msg.extend_from_slice(&self.head);
+        let len_at = msg.len();
+        msg.extend_from_slice(&[0, 0]);
+        for (labels, under_origin) in &self.names {
+            msg.extend_from_slice(labels);
+            if *under_origin {
+                match origin_at {
+                    Some(at) => push_name_ref(msg, at),
+                    None => msg.extend_from_slice(origin_key),
+                }
+            }
+        }
+        msg.extend_from_slice(&self.timers);
+        // An SOA's RDATA is at most two names and 20 bytes: it fits.
+        let len = u16::try_from(msg.len() - len_at - 2).unwrap_or(u16::MAX);
+        msg[len_at..len_at + 2].copy_from_slice(&len.to_be_bytes());
+    }
+}
+
+/// `name` as the labels in front of `origin_key` (and `true`) when it ends
+/// in the origin on a label boundary, else whole (and `false`).
+fn split(name: &[u8], origin_key: &[u8]) -> (Box<[u8]>, bool) {
+    let mut at = 0;
+    while at < name.len() {
+        if name[at..].eq_ignore_ascii_case(origin_key) {
+            return (name[..at].into(), true);
+        }
+        at += 1 + usize::from(name[at]);
+    }
+    (name.into(), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ts::wire::wire;
+
+    fn rdata(mname: &str, rname: &str) -> Vec<u8> {
+        let mut r = wire(mname);
+        r.extend(wire(rname));
+        r.extend((1u8..=20).collect::<Vec<_>>());
+        r
+    }
+
+    /// The record written for a zone `origin` after a question for
+    /// `www.<origin>` (the origin at offset 16) when `in_question`, else
+    /// into an empty message.
+    fn written(origin: &str, ttl: u32, rdata: &[u8], in_question: bool) -> Vec<u8> {
+        let origin_key = wire(origin);
+        let soa = SoaWire::new(ttl, rdata, &origin_key).unwrap();
+        let mut m = vec![0u8; 12];
+        if in_question {
+            m.extend(wire(&format!("www.{origin}")));
+        }
+        let start = m.len();
+        soa.write(&mut m, in_question.then_some(16), &origin_key);
+        let rec = m.split_off(start);
+        let rdlen = usize::from(u16::from_be_bytes([rec[8], rec[9]]));
+        assert_eq!(rdlen, rec.len() - 10, "RDLENGTH");
+        rec
+    }
+
+    #[test]
+    fn names_under_the_origin_point_to_it() {
+        let rec = written(
+            "example.",
+            300,
+            &rdata("ns1.Example.", "hostmaster.example."),
+            true,
+        );
+        assert_eq!(&rec[..8], &[0, 6, 0, 1, 0, 0, 1, 44]);
+        // 4 + pointer, 11 + pointer, 20 timers: 20 bytes fewer than whole names.
+        assert_eq!(rec.len() - 10, 4 + 2 + 11 + 2 + 20);
+        assert_eq!(&rec[10..16], &[3, b'n', b's', b'1', 0xC0, 16]);
+        assert_eq!(&rec[rec.len() - 20..], &(1u8..=20).collect::<Vec<_>>()[..]);
+    }
+
+    #[test]
+    fn names_elsewhere_or_no_origin_in_the_message_are_spelled_out() {
+        let whole = rdata("ns.other.", "hostmaster.example.");
+        assert_eq!(&written("example.", 60, &whole, false)[10..], &whole[..]);
+        assert_eq!(&written("example.", 60, &whole, true)[10..16], &whole[..6]);
+        // Not a label boundary: `badexample.` does not end in `example.`.
+        let bad = rdata("badexample.", "a.badexample.");
+        assert_eq!(&written("example.", 60, &bad, true)[10..], &bad[..]);
+        // The root zone: nothing to point to.
+        let root = rdata("a.root-servers.net.", "nstld.verisign-grs.com.");
+        assert_eq!(&written(".", 86400, &root, false)[10..], &root[..]);
+    }
+
+    #[test]
+    fn rdata_that_is_not_an_soa_is_refused() {
+        let origin = wire("example.");
+        assert!(SoaWire::new(1, &[3, b'n', b's'], &origin).is_none());
+        assert!(SoaWire::new(1, &rdata("a.", "b.")[..20], &origin).is_none());
+    }
+}
