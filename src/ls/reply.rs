@@ -164,15 +164,14 @@ fn win(
     Reply::One(resp)
 }
 
-/// The cache's answer to `raw` (over `transport`) at the door, written
-/// into `out` and counted by its rcode: fresh, or stale while its name's
-/// last query failed (RFC 8767's failure-recheck). `false` (and `out` to be
-/// ignored) when there is none: forward the query. Allocates nothing when
-/// `out` has room.
+/// The cache's answer to `raw` (over `transport`, routed to `pool` at the
+/// door) written into `out` and counted by its rcode, the pool's count too:
+/// fresh, or stale while its name's last query failed (RFC 8767's
+/// failure-recheck). `false` (and `out` to be ignored) when there is none:
+/// forward the query. Allocates nothing when `out` has room.
 pub(crate) fn from_cache(
     state: &LsState,
-    raw: &[u8],
-    transport: Transport,
+    (raw, transport, pool): (&[u8], Transport, Option<usize>),
     out: &mut Vec<u8>,
 ) -> bool {
     let Some(cache) = &state.cache else {
@@ -182,8 +181,15 @@ pub(crate) fn from_cache(
         return false;
     }
     let m = &state.metrics;
-    if let Some(c) = WireHeader::read(out).and_then(|h| m.answers.get(usize::from(h.rcode()))) {
-        c.fetch_add(1, Relaxed);
+    let rcode = WireHeader::read(out).map_or(usize::MAX, |h| usize::from(h.rcode()));
+    let pool = state.route_at(pool).counters.as_deref();
+    for answers in [Some(&m.answers), pool.map(|p| &p.answers)]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(c) = answers.get(rcode) {
+            c.fetch_add(1, Relaxed);
+        }
     }
     m.client_latency.record(Duration::ZERO);
     true

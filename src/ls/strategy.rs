@@ -247,7 +247,8 @@ impl Handler for Balancer {
             Admission::Reply(reply) => Action::Now(reply),
             Admission::Forward(state, admitted) => {
                 let mut hit = Vec::new();
-                if super::reply::from_cache(&state, raw, transport, &mut hit) {
+                let query = (raw, transport, admitted.route());
+                if super::reply::from_cache(&state, query, &mut hit) {
                     return Action::Now(Reply::One(hit));
                 }
                 let job = admitted.into_job(raw.to_vec());

@@ -258,7 +258,11 @@ async fn with_the_backend_silent_a_cached_name_is_answered_stale() {
 #[tokio::test]
 async fn the_cache_counters_show_on_metrics() {
     let backend = Fake::answering(a_300).await;
-    let ls = cached_ls(&backend, 1500).await;
+    let mut cfg = ls_config(&[("b1", backend.addr)]);
+    cfg.cache = Some(dnslb::config::CacheConfig::default());
+    let zone = dnslb::config::parse_name("example.").unwrap();
+    cfg.pool = vec![dnslb::config::PoolConfig::new("p", &["b1"], vec![zone])];
+    let ls = start_ls(cfg).await;
     for _ in 0..3 {
         ask_a(ls.addr, "www.example.").await;
     }
@@ -275,6 +279,9 @@ async fn the_cache_counters_show_on_metrics() {
         value(&e, "dnslb_answers_total", &[("rcode", "NOERROR")]),
         3.0
     );
+    // The hits count in their pool's answers too.
+    let pool = [("pool", "p"), ("rcode", "NOERROR")];
+    assert_eq!(value(&e, "dnslb_pool_answers_total", &pool), 3.0);
     let page = http_get(metrics.addr, "/").await.body;
     assert!(
         page.contains("cache hits / misses / stale / entries"),

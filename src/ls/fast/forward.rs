@@ -42,7 +42,8 @@ impl Worker {
                 // A cache hit is written where it is sent from: no flight,
                 // no copy, no allocation.
                 if state.cache.is_some() {
-                    if reply::from_cache(&state, raw, Transport::Udp, self.to_clients.push(src)) {
+                    let query = (raw, Transport::Udp, admitted.route());
+                    if reply::from_cache(&state, query, self.to_clients.push(src)) {
                         return;
                     }
                     self.to_clients.pop();
