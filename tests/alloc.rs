@@ -1,4 +1,5 @@
-//! The LS's UDP fast path allocates nothing per forwarded query once warm.
+//! The LS's UDP fast path allocates nothing per forwarded query once warm,
+//! nor per answer from its packet cache.
 //!
 //! A counting global allocator (`dhat` in testing mode) counts every heap
 //! allocation in the process while 10,000 client queries are forwarded by
@@ -17,7 +18,8 @@
 //! past its queue bound and are shed (unanswered, counted): every query is
 //! either answered or counted as shed, and nearly all are answered.
 //! Before counting, 2,000 queries warm the LS up (its buffers, tables and
-//! timer heap reach their working size).
+//! timer heap reach their working size). With `[ls.cache]`, the first query
+//! is forwarded and its answer kept: every later one is a cache hit.
 //!
 //! Its own test binary: the allocator is the whole process's.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
@@ -28,7 +30,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dnslb::config::{BackendConfig, HealthConfig, LsConfig, PoolConfig, Strategy, parse_name};
+use dnslb::config::{
+    BackendConfig, CacheConfig, HealthConfig, LsConfig, PoolConfig, Strategy, parse_name,
+};
 use tokio_util::sync::CancellationToken;
 
 #[global_allocator]
@@ -59,7 +63,8 @@ fn query() -> Vec<u8> {
 }
 
 /// A backend: answers each query on its own thread, in place, with one A
-/// record (or, for the LS's health probe of the root, an empty NOERROR).
+/// record after the question (or, for the LS's health probe of the root,
+/// an empty NOERROR).
 struct Echo {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -93,8 +98,20 @@ impl Echo {
                 buf[3] = 0;
                 let mut len = n;
                 if !probe {
+                    // The record goes right after the question, before the
+                    // OPT the LS added (its loop mark), as a server writes
+                    // its sections.
+                    let mut qend = 12;
+                    while qend < n && buf[qend] != 0 {
+                        qend += 1 + usize::from(buf[qend]);
+                    }
+                    qend += 5;
+                    if qend > n {
+                        continue;
+                    }
                     buf[7] = 1; // ANCOUNT
-                    buf[n..n + RECORD.len()].copy_from_slice(&RECORD);
+                    buf.copy_within(qend..n, qend + RECORD.len());
+                    buf[qend..qend + RECORD.len()].copy_from_slice(&RECORD);
                     len += RECORD.len();
                 }
                 if sock.send_to(&buf[..len], from).is_ok() {
@@ -160,8 +177,9 @@ fn load(
 }
 
 /// Forwards [`WARM_UP`] then [`COUNTED`] queries through an LS with
-/// `strategy` and two backends; the allocations over the counted ones.
-fn allocations_per_run(strategy: Strategy) -> (u64, u64) {
+/// `strategy` and two backends, and a packet cache when `cache`; the
+/// allocations over the counted ones.
+fn allocations_per_run(strategy: Strategy, cache: bool) -> (u64, u64) {
     let until = Instant::now() + TEST_BOUND;
     let echoes = [Echo::start(), Echo::start()];
     let cfg = LsConfig {
@@ -169,6 +187,7 @@ fn allocations_per_run(strategy: Strategy) -> (u64, u64) {
         workers: 1,
         strategy,
         timeout_ms: 1_000,
+        cache: cache.then(CacheConfig::default),
         health: HealthConfig {
             // No probe round while counting (the first one runs at start).
             interval_ms: 3_600_000,
@@ -252,11 +271,19 @@ fn allocations_per_run(strategy: Strategy) -> (u64, u64) {
         "{strategy:?}: {answered} of {COUNTED} counted queries answered"
     );
 
+    let hits = balancer.state().cache.as_ref().map(|c| c.stats().hits);
     token.cancel();
     rt.block_on(server).unwrap();
     drop(rt);
     let sent: u64 = echoes.into_iter().map(Echo::stop).sum();
-    assert!(sent >= (WARM_UP + COUNTED) as u64, "the backends answered");
+    match hits {
+        None => assert!(sent >= (WARM_UP + COUNTED) as u64, "the backends answered"),
+        // Every query but the first answered from the cache.
+        Some(hits) => assert!(
+            hits >= (warm + answered - 1) as u64 && sent < 100,
+            "{hits} hits, {sent} answered by the backends"
+        ),
+    }
     let routed = balancer.state().pools[0].counters.clone().unwrap();
     assert!(
         routed.queries.load(Relaxed) >= (WARM_UP + COUNTED) as u64,
@@ -267,16 +294,23 @@ fn allocations_per_run(strategy: Strategy) -> (u64, u64) {
 }
 
 /// Race (every query to both backends: the loser's answer comes late and
-/// is counted as such) and hedge (the first backend answers at once).
+/// is counted as such), hedge (the first backend answers at once), and
+/// hedge with a packet cache (every counted query a hit). One after the
+/// other: the allocator's count is the whole process's.
 ///
 /// What may remain: the timer heap's and the tables' amortised growth
 /// (each doubling once their working size is passed), which is why the
 /// bound is a small total rather than zero.
 #[test]
 fn forwarding_allocates_nothing_per_query() {
-    for strategy in [Strategy::Race, Strategy::Hedge] {
-        let (blocks, bytes) = allocations_per_run(strategy);
-        eprintln!("{strategy:?}: {blocks} allocations ({bytes} bytes) over {COUNTED} queries");
+    for (strategy, cache) in [
+        (Strategy::Race, false),
+        (Strategy::Hedge, false),
+        (Strategy::Hedge, true),
+    ] {
+        let (blocks, bytes) = allocations_per_run(strategy, cache);
+        let what = if cache { "cache hits" } else { "queries" };
+        eprintln!("{strategy:?}: {blocks} allocations ({bytes} bytes) over {COUNTED} {what}");
         assert!(
             blocks < MAX_ALLOCATIONS,
             "{strategy:?}: {blocks} allocations over {COUNTED} queries (at most {MAX_ALLOCATIONS})"

@@ -361,6 +361,20 @@ fn main() {
                 &format!("seed-{qlabel}-{rlabel}"),
                 &input,
             );
+            // ls_cache: control byte, age, the query and the answer, and no
+            // second query (the first one, its ID changed, case swapped).
+            let rraw = bytes(r);
+            let rlen = u16::try_from(rraw.len()).expect("short response");
+            let mut input = vec![(i % 8) as u8, (i * 40 % 256) as u8];
+            input.extend_from_slice(&len.to_be_bytes());
+            input.extend_from_slice(&qraw);
+            input.extend_from_slice(&rlen.to_be_bytes());
+            input.extend_from_slice(&rraw);
+            write(
+                &root.join("ls_cache"),
+                &format!("seed-{qlabel}-{rlabel}"),
+                &input,
+            );
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables, and the keyword
-//! enums and [`HedgeDelay`] its keys take (its `[[ls.pool]]` tables are in `pool`).
+//! enums and [`HedgeDelay`] its keys take (its `[ls.cache]` table is in `cache`, its
+//! `[[ls.pool]]` tables in `pool`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
 
 use super::available_cores;
+use super::cache::CacheConfig;
 use super::pool::PoolConfig;
 use super::values::{ProbeQuestion, de_addr, de_addrs, de_nets, de_opt_addr};
 
@@ -178,6 +180,8 @@ pub struct LsConfig {
     pub metrics: Option<SocketAddr>,
     /// Most names the `sticky` order remembers (bounds its memory). \[100000\]
     pub sticky_size: usize,
+    /// The packet cache, `[ls.cache]`; `None` (table omitted) = no cache. \[off\]
+    pub cache: Option<CacheConfig>,
     /// Active health checks, `[ls.health]`.
     pub health: HealthConfig,
     /// The backends, `[[ls.backend]]`, in config order.
@@ -213,6 +217,7 @@ impl Default for LsConfig {
             rate_limit_v6_prefix: 64,
             metrics: None,
             sticky_size: 100_000,
+            cache: None,
             health: HealthConfig::default(),
             backend: Vec::new(),
             pool: Vec::new(),

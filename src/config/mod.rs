@@ -14,8 +14,8 @@
 //!
 //! # Layout
 //! - [`Config`] and its loading live here; [`LsConfig`] (with [`HealthConfig`],
-//!   [`BackendConfig`] and the keyword enums) in `ls`, its [`PoolConfig`]s in `pool`,
-//!   [`TsConfig`] (with [`Fault`] and [`OnMiss`]) in `ts`.
+//!   [`BackendConfig`] and the keyword enums) in `ls`, [`CacheConfig`] in `cache`, its
+//!   [`PoolConfig`]s in `pool`, [`TsConfig`] (with [`Fault`] and [`OnMiss`]) in `ts`.
 //! - `values`: the string values of the schema (addresses, networks, DNS names, the
 //!   [`ProbeQuestion`]), parsed while the file is read, and their serde adapters.
 //! - `error`: [`ConfigError`] and the rewriting of toml's messages; `source_map`: where
@@ -75,6 +75,7 @@ macro_rules! keyword_enum {
     };
 }
 
+mod cache;
 mod changes;
 mod error;
 mod ls;
@@ -86,6 +87,7 @@ mod ts;
 mod validate;
 mod values;
 
+pub use cache::CacheConfig;
 pub use error::ConfigError;
 pub use ls::{
     BackendConfig, HealthConfig, HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy,
@@ -224,7 +226,8 @@ impl Config {
     /// `ls.metrics`, each `ts.listen` and `ts.metrics`) share an address (port 0 aside)
     /// and no backend is the LS itself; timeouts, intervals, workers, `max_inflight`, `fall` and `rise` are at
     /// least 1; `hedge_percentile` is in (0, 100], `hedge_budget_pct` in [0, 100],
-    /// `hedge_min_ms <= hedge_max_ms`; fault ratios are in [0, 1]; TTLs fit RFC 2181;
+    /// `hedge_min_ms <= hedge_max_ms`; `ls.cache.max_entries` and `max_ttl` are at least 1
+    /// and `neg_ttl <= max_ttl`; fault ratios are in [0, 1]; TTLs fit RFC 2181;
     /// every ts has zones; every pool has a unique non-empty name, backends (each an
     /// `[[ls.backend]]`, named once) and zones, and no zone is in two pools (case and a
     /// final dot aside). (A bad `origin`, pool zone or `health.query` is a parse error,

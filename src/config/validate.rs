@@ -7,7 +7,7 @@ use std::path::Path;
 use super::error::ConfigError;
 use super::source_map::{SourceMap, display_path};
 use super::ts::NSID_MAX_LEN;
-use super::{Config, HedgeDelay, LsConfig, Order, TsConfig, zone_text};
+use super::{CacheConfig, Config, HedgeDelay, LsConfig, Order, TsConfig, zone_text};
 
 /// The largest TTL a record may carry (RFC 2181 §8).
 const MAX_TTL: u32 = i32::MAX as u32;
@@ -30,6 +30,9 @@ pub(crate) const MAX_FALL_RISE: u32 = 1000;
 pub(crate) const MAX_EVERY_QUERIES: u64 = 1_000_000_000;
 /// Highest backend `weight` (weights are summed).
 pub(crate) const MAX_WEIGHT: u32 = 1_000_000;
+/// Most answers the packet cache may keep (`ls.cache.max_entries`): 16 Mi. Its index is
+/// allocated whole, at start and at each reload.
+pub(crate) const MAX_CACHE_ENTRIES: usize = 1 << 24;
 
 impl Config {
     /// The rules of [`Config::problems`], with lines looked up in `map` when given.
@@ -229,6 +232,9 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
     check.require(ls.max_inflight >= 1, "ls.max_inflight", || {
         "must be at least 1".into()
     });
+    if let Some(cache) = &ls.cache {
+        check_cache(cache, check);
+    }
     let health = &ls.health;
     check.require(health.interval_ms > 0, "ls.health.interval_ms", || {
         "must be at least 1".into()
@@ -322,6 +328,35 @@ fn check_pools(ls: &LsConfig, check: &mut Checker<'_>) {
                 format!("weighted-random needs a backend of pool {who:?} with weight > 0")
             });
         }
+    }
+}
+
+/// The rules for `[ls.cache]`.
+fn check_cache(cache: &CacheConfig, check: &mut Checker<'_>) {
+    check.require(cache.max_entries >= 1, "ls.cache.max_entries", || {
+        "must be at least 1 (omit [ls.cache] to turn the cache off)".into()
+    });
+    check.at_most(cache.max_entries, MAX_CACHE_ENTRIES, "ls.cache.max_entries");
+    check.require(cache.max_ttl >= 1, "ls.cache.max_ttl", || {
+        "must be at least 1 (omit [ls.cache] to turn the cache off)".into()
+    });
+    for (path, ttl) in [
+        ("ls.cache.max_ttl", cache.max_ttl),
+        ("ls.cache.neg_ttl", cache.neg_ttl),
+        ("ls.cache.stale_ttl", cache.stale_ttl),
+    ] {
+        check.require(ttl <= MAX_TTL, path, || {
+            format!("must be at most {MAX_TTL} (RFC 2181), got {ttl}")
+        });
+    }
+    if cache.neg_ttl > cache.max_ttl {
+        check.push(
+            &["ls.cache.neg_ttl", "ls.cache.max_ttl"],
+            format!(
+                "neg_ttl ({}) must not exceed max_ttl ({})",
+                cache.neg_ttl, cache.max_ttl
+            ),
+        );
     }
 }
 

@@ -1,6 +1,8 @@
 //! The load balancer (LS): forwards each client query to its backends by the
 //! configured strategy and order, and answers with the first useful response
-//! or, at the deadline, with the `on_timeout` answer it makes up.
+//! or, at the deadline, with the `on_timeout` answer it makes up; with a
+//! packet cache, answers a repeated question from memory, and a failed one
+//! stale.
 //!
 //! Its modules, top to bottom (each imports only modules below it):
 //! - [`run`]: [`serve`] — the UDP workers, the server layer for TCP, the
@@ -11,20 +13,23 @@
 //! - [`balancer`]: [`Balancer`], holding the current [`LsState`] snapshot,
 //!   and the door every query passes first ([`Balancer::admit`]);
 //! - [`reply`]: the client's answer from how a query ended (the winner's,
-//!   a negative one passed on, or one made up), for both drivers;
+//!   a negative one passed on, a stale one from the cache, or one made
+//!   up), for both drivers, and the cache's answer at the door;
 //! - [`state`], the floor: [`Policy`], [`LsMetrics`], [`Job`], [`Route`]
 //!   (where a query goes: a pool's backends, policy and sticky memory, or
 //!   every backend's) and [`LsState`] (policy, backends, routes, health
-//!   settings, rate limiter, hedge budget, upstream pool, loop mark), one
-//!   `ArcSwap` snapshot replaced whole on reload; queries in flight keep
-//!   theirs;
+//!   settings, rate limiter, hedge budget, upstream pool, loop mark, packet
+//!   cache), one `ArcSwap` snapshot replaced whole on reload; queries in
+//!   flight keep theirs;
 //! - below it, the parts: [`resolution`] (the pure decision machine of one
 //!   query), [`suffix`] (the pools' zones: which pool a name goes to),
 //!   [`pool`] and [`upstream`] (upstream sockets), [`backend`] (each
 //!   with its [`backend::health::Health`]), [`order`], [`sticky`],
-//!   [`hedge`], [`guard`] (ACL, rate limit), [`loopmark`], [`latency`].
+//!   [`hedge`], [`guard`] (ACL, rate limit), [`loopmark`], [`latency`],
+//!   [`cache`] (the packet cache).
 pub mod backend;
 pub mod balancer;
+pub mod cache;
 pub mod fast;
 pub mod guard;
 pub mod health;

@@ -6,15 +6,19 @@
 //! agreed on, or makes one up (SERVFAIL, or the `on_timeout` answer), and
 //! charges the backends still silent at the deadline with a loss. All of it
 //! on the query's route: its pool's backends and policy, its pool's counters.
+//! With a packet cache ([`super::cache`]), the winner's answer is offered to
+//! it, a query that ended without a final answer gets a stale one from it
+//! when it has one, and [`from_cache`] answers at the door.
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 
+use super::cache::Hit;
 use super::resolution::{End, Resolution};
 use super::state::{Job, LsState, Route};
 use crate::config::OnTimeout;
-use crate::dns::{self, WireHeader};
+use crate::dns::{self, Transport, WireHeader};
 use crate::logging::QueryLine;
 use crate::server::Reply;
 
@@ -87,6 +91,11 @@ fn reply_on(
             .map(|(_, b)| b.name.as_str())
             .collect()
     };
+    let final_answer = kept.is_some() && matches!(end, End::Win { .. } | End::PassOn(_));
+    if !final_answer && let Some(reply) = stale(state, job) {
+        // No final answer: a cached one, stale, before any made up.
+        return reply;
+    }
     match (end, kept) {
         (End::Win { backend, hedge }, Some(resp)) => win(state, route, job, (backend, hedge), resp),
         (End::PassOn(backend), Some(resp)) => win(state, route, job, (backend, false), resp),
@@ -130,6 +139,11 @@ fn win(
     (i, hedge): (usize, bool),
     mut resp: Vec<u8>,
 ) -> Reply {
+    if let Some(cache) = &state.cache {
+        // Kept if the cache's rules allow (see `cache::stored`); a refusal
+        // is no error: the answer still goes to the client.
+        let _ = cache.insert(&job.raw, job.transport, &resp, Instant::now());
+    }
     if let Some(b) = route.backends.get(i) {
         b.stats.wins.fetch_add(1, Relaxed);
         dns::nsid_for_client(&job.raw, &mut resp, &b.name, job.transport);
@@ -148,6 +162,46 @@ fn win(
         );
     }
     Reply::One(resp)
+}
+
+/// The cache's answer to `raw` (over `transport`, routed to `pool` at the
+/// door) written into `out` and counted by its rcode, the pool's count too:
+/// fresh, or stale while its name's last query failed (RFC 8767's
+/// failure-recheck). `false` (and `out` to be ignored) when there is none:
+/// forward the query. Allocates nothing when `out` has room.
+pub(crate) fn from_cache(
+    state: &LsState,
+    (raw, transport, pool): (&[u8], Transport, Option<usize>),
+    out: &mut Vec<u8>,
+) -> bool {
+    let Some(cache) = &state.cache else {
+        return false;
+    };
+    if cache.lookup(raw, transport, Instant::now(), out) == Hit::Miss {
+        return false;
+    }
+    let m = &state.metrics;
+    let rcode = WireHeader::read(out).map_or(usize::MAX, |h| usize::from(h.rcode()));
+    let pool = state.route_at(pool).counters.as_deref();
+    for answers in [Some(&m.answers), pool.map(|p| &p.answers)]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(c) = answers.get(rcode) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+    m.client_latency.record(Duration::ZERO);
+    true
+}
+
+/// A stale answer from the cache (TTL 30, EDE 3 or 19) for a query that
+/// ended without a final one, if the cache has its name (RFC 8767).
+fn stale(state: &LsState, job: &Job) -> Option<Reply> {
+    let cache = state.cache.as_ref()?;
+    let mut out = Vec::new();
+    let hit = cache.stale(&job.raw, job.transport, Instant::now(), &mut out);
+    (hit != Hit::Miss).then_some(Reply::One(out))
 }
 
 /// A made-up answer with `rcode`.

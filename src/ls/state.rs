@@ -4,9 +4,9 @@
 //! a pool's backends and policy, or every backend under the `[ls]` policy),
 //! and the snapshot a query runs on ([`LsState`]: policy, backends, routes
 //! and the suffix table of the pools' zones, health settings, rate limiter,
-//! hedge budget, upstream pool, loop mark), replaced whole on reload. Also a
-//! route's pacing of a [`Resolution`] and the judging of one backend
-//! response, the one place both drivers account for an answer.
+//! hedge budget, upstream pool, loop mark, packet cache), replaced whole on
+//! reload. Also a route's pacing of a [`Resolution`] and the judging of one
+//! backend response, the one place both drivers account for an answer.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -16,6 +16,7 @@ use smallvec::SmallVec;
 
 use super::backend::Backend;
 use super::backend::health::HealthPolicy;
+use super::cache::PacketCache;
 use super::guard::RateLimiter;
 use super::hedge::{self, HedgeBudget};
 use super::latency::LatencyHistogram;
@@ -408,6 +409,9 @@ pub struct LsState {
     pub(super) pool: Arc<UpstreamPool>,
     /// This LS's mark on the queries it sends upstream (kept across reloads).
     pub(crate) mark: Mark,
+    /// The packet cache, under `[ls.cache]` (kept across reloads that do
+    /// not change it).
+    pub cache: Option<Arc<PacketCache>>,
 }
 
 impl LsState {
@@ -498,6 +502,11 @@ impl LsState {
             budget,
             pool,
             mark: old.map_or_else(Mark::random, |o| o.mark),
+            cache: c.cache.as_ref().map(|cc| {
+                old.and_then(|o| o.cache.clone())
+                    .filter(|kept| kept.config() == cc)
+                    .unwrap_or_else(|| Arc::new(PacketCache::new(cc)))
+            }),
         }
     }
 

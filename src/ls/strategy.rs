@@ -242,10 +242,15 @@ fn judge(state: &LsState, job: &Job, a: &Attempt) -> Option<(Verdict, PlainAnswe
 
 impl Handler for Balancer {
     fn handle(&self, req: Request<'_>) -> Action {
-        let raw = req.raw;
+        let (raw, transport) = (req.raw, req.transport);
         match self.admit(req) {
             Admission::Reply(reply) => Action::Now(reply),
             Admission::Forward(state, admitted) => {
+                let mut hit = Vec::new();
+                let query = (raw, transport, admitted.route());
+                if super::reply::from_cache(&state, query, &mut hit) {
+                    return Action::Now(Reply::One(hit));
+                }
                 let job = admitted.into_job(raw.to_vec());
                 let metrics = self.metrics.clone();
                 let arrived = std::time::Instant::now();

@@ -183,8 +183,13 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
                 .join(" / "),
         ),
     ];
+    let cache = state.cache.as_ref().map(|c| {
+        let s = c.stats();
+        let v = format!("{} / {} / {} / {}", s.hits, s.misses, s.stale, s.entries);
+        ("cache hits / misses / stale / entries", v)
+    });
     o.push_str("<div class=cards>");
-    for (k, v) in cards {
+    for (k, v) in cards.into_iter().chain(cache) {
         let _ = write!(
             o,
             "<div class=card><div class=k>{}</div><div class=v>{}</div></div>",

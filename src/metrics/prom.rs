@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::ls::backend::Backend;
+use crate::ls::cache::CacheStats;
 use crate::ls::latency::{BUCKETS_US, LatencySnapshot};
 use crate::ls::{Balancer, LsMetrics, Route};
 
@@ -140,6 +141,9 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
     let mut e = Expo(String::with_capacity(8192 + state.backends.len() * 4096));
     write_balancer(&mut e, balancer.metrics(), &state.backends);
     write_pools(&mut e, &state.pools);
+    if let Some(cache) = &state.cache {
+        write_cache(&mut e, &cache.stats());
+    }
     write_process(&mut e, &ProcessStats::read());
     write_build_info(&mut e);
     e.0
@@ -219,6 +223,27 @@ pub(super) fn write_build_info(e: &mut Expo) {
         &[("version", BUILD_VERSION), ("commit", BUILD_COMMIT)],
         1,
     );
+}
+
+/// The packet cache's families (only with `[ls.cache]`).
+fn write_cache(e: &mut Expo, s: &CacheStats) {
+    #[rustfmt::skip]
+    let counters: [(&str, &str, u64); 5] = [
+        ("dnslb_cache_hits_total", "Answers served fresh from the packet cache.", s.hits),
+        ("dnslb_cache_misses_total", "Client queries the packet cache had no answer for.", s.misses),
+        ("dnslb_cache_stale_total", "Stale answers served from the packet cache (RFC 8767).", s.stale),
+        ("dnslb_cache_evictions_total", "Packet cache entries pushed out to make room.", s.evictions),
+        ("dnslb_cache_inserts_total", "Backend answers stored in the packet cache.", s.inserts),
+    ];
+    for (name, help, v) in counters {
+        e.counter(name, help, v);
+    }
+    e.family(
+        "dnslb_cache_entries",
+        "gauge",
+        "Answers held in the packet cache now.",
+    );
+    e.sample("dnslb_cache_entries", &[], s.entries);
 }
 
 /// The balancer's own families.
@@ -447,6 +472,62 @@ mod tests {
             text.lines().any(|l| l == line),
             "missing {line:?} in\n{text}"
         );
+    }
+
+    #[test]
+    fn cache_families_appear_with_the_cache_only() {
+        use hickory_proto::op::{Message, Query};
+        use hickory_proto::rr::{Name, RecordType};
+
+        let b = balancer(&[("ts1", "127.0.0.1:5301")]);
+        assert!(!render_prometheus(&b).contains("dnslb_cache_"));
+        let cfg = crate::config::LsConfig {
+            cache: Some(crate::config::CacheConfig::default()),
+            backend: vec![crate::config::BackendConfig {
+                name: "ts1".into(),
+                addr: "127.0.0.1:5301".parse().unwrap(),
+                weight: 1,
+            }],
+            ..crate::config::LsConfig::default()
+        };
+        b.reload(&cfg);
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("www.example.").unwrap(),
+            RecordType::A,
+        ));
+        let q = m.to_vec().unwrap();
+        let cache = b.state().cache.clone().unwrap();
+        let mut out = Vec::new();
+        cache.lookup(
+            &q,
+            crate::dns::Transport::Udp,
+            std::time::Instant::now(),
+            &mut out,
+        );
+        let text = render_prometheus(&b);
+        let cache: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("dnslb_cache_"))
+            .collect();
+        let samples: Vec<&str> = cache
+            .iter()
+            .copied()
+            .filter(|l| !l.starts_with('#'))
+            .collect();
+        assert_eq!(
+            samples,
+            [
+                "dnslb_cache_hits_total 0",
+                "dnslb_cache_misses_total 1",
+                "dnslb_cache_stale_total 0",
+                "dnslb_cache_evictions_total 0",
+                "dnslb_cache_inserts_total 0",
+                "dnslb_cache_entries 0",
+            ]
+        );
+        assert!(cache.contains(&"# TYPE dnslb_cache_entries gauge"));
+        assert!(cache.contains(&"# TYPE dnslb_cache_stale_total counter"));
     }
 
     #[test]

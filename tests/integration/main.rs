@@ -4,6 +4,7 @@
 mod amplification;
 mod attacks;
 mod browser;
+mod cache;
 mod cli;
 mod dnssec;
 mod docs;

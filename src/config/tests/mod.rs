@@ -13,6 +13,7 @@ use serde::de;
 
 use super::*;
 
+mod cache;
 mod errors;
 mod pools;
 mod rules;
@@ -123,6 +124,10 @@ fn shipped_config_mentions_every_key() {
         "rate_limit_qps",
         "metrics",
         "sticky_size",
+        "max_entries",
+        "max_ttl",
+        "neg_ttl",
+        "stale_ttl",
         "interval_ms",
         "every_queries",
         "query",

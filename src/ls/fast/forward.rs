@@ -1,7 +1,8 @@
-//! A fast-path worker's queries: a client query admitted and made a
-//! flight, its [`Resolution`](crate::ls::resolution::Resolution) driven
-//! (attempts launched on the upstream sockets, the reply made by
-//! [`reply::finish`] when it ends), its attempts retired as late entries
+//! A fast-path worker's queries: a client query admitted, answered from
+//! the packet cache ([`reply::from_cache`]) or made a flight, its
+//! [`Resolution`](crate::ls::resolution::Resolution) driven (attempts
+//! launched on the upstream sockets, the reply made by [`reply::finish`]
+//! when it ends), its attempts retired as late entries
 //! when it ends first, and each upstream datagram judged by the upstream
 //! core's check ([`accept`]) and handed to its flight.
 use std::cmp::Reverse;
@@ -38,6 +39,15 @@ impl Worker {
             Admission::Reply(Reply::One(b)) => self.to_clients.push_copy(&b, src),
             Admission::Reply(_) => {}
             Admission::Forward(state, admitted) => {
+                // A cache hit is written where it is sent from: no flight,
+                // no copy, no allocation.
+                if state.cache.is_some() {
+                    let query = (raw, Transport::Udp, admitted.route());
+                    if reply::from_cache(&state, query, self.to_clients.push(src)) {
+                        return;
+                    }
+                    self.to_clients.pop();
+                }
                 if self.flights.len >= self.max_flights {
                     // Over the in-flight bound: SERVFAIL at once, written
                     // from the header and question; nothing copied, no queueing.

@@ -1,0 +1,351 @@
+//! The LS's packet cache (SPEC §5 "Packet cache", `[ls.cache]`): backends'
+//! answers kept by question and served again from memory, fresh (TTLs aged)
+//! or stale (RFC 8767) when no backend answers. Pure: no socket, no clock of
+//! its own (every call takes `now`), no global: a [`PacketCache`] is a value
+//! built from a [`CacheConfig`], owned by whoever serves from it (the LS, a
+//! pool).
+//!
+//! # What is kept, and how it is found
+//! An entry is found by [`key::Key`]: the question's name lower-cased (read
+//! from the query's wire bytes in place), type and class, the DO and CD
+//! bits, whether the query had EDNS, and whether it came over UDP or TCP (a
+//! DO=1 answer's signatures never reach a DO=0 client, an answer fitted to
+//! one transport never another). The index holds the key's hash (keyed at
+//! random per cache, so names cannot be picked to collide); a hit compares
+//! the full key, so a collision is a miss, never another name's answer.
+//! `stored` says which answers are kept, for how long, and in what form;
+//! `serve` how a hit is written for its client.
+//!
+//! # Bounds and eviction: CLOCK, negatives apart
+//! At most `max_entries` answers. Three quarters of them are for positive
+//! answers and a quarter for negative ones (NXDOMAIN, NODATA), each its own
+//! ring: a flood of queries for names that do not exist (random
+//! subdomains) churns the negative ring only and never pushes out a
+//! positive answer, fresh or kept for stale serving.
+//!
+//! Each ring evicts by CLOCK (second chance): a hit sets the entry's
+//! reference bit; when the ring is full, the hand skips (and clears) set
+//! bits and replaces the first entry whose bit is clear or which has
+//! expired past the stale window. It keeps the hot set like LRU does, but a
+//! hit only sets a bit (no list to relink under the lock), and an insert
+//! costs a short sweep, not a scan: an entry is evicted only after a whole
+//! turn without a hit. A name asked once (a scan, a random subdomain) is
+//! inserted with its bit clear and goes first. dnsdist instead refuses
+//! inserts into a full shard, so a cache that filled with yesterday's names
+//! never learns today's.
+//!
+//! # Sharing: sharded, short locks
+//! One cache for all workers, in 16 shards (fewer for small caches) picked
+//! by the key's hash, each behind its own `Mutex`. A hit holds its shard's
+//! lock for an index probe, a key comparison and an `Arc` clone; the answer
+//! is written out after the lock is dropped. A per-worker cache would need
+//! no lock at all, but each worker would warm its own copy (with
+//! SO_REUSEPORT a client's queries land on every worker) and hold a
+//! `max_entries` of its own; shared, the hit ratio does not drop as workers
+//! are added. (Chosen by that argument; not measured against a per-worker
+//! cache yet.)
+//!
+//! # Stale answers (RFC 8767)
+//! An entry expired for less than `stale_ttl` is not served by
+//! [`PacketCache::lookup`] (the query is forwarded, to refresh it) but by
+//! [`PacketCache::stale`], which the LS calls when a query ends without a
+//! final answer: every TTL 30, an EDE 3 (19 for an NXDOMAIN) in the OPT.
+//! That also marks the entry "failed" for 30 s (the failure-recheck timer):
+//! meanwhile [`PacketCache::lookup`] serves it stale at once instead of
+//! waiting out the deadline again.
+//!
+//! # Flushes
+//! [`PacketCache::flush`] removes the entries of a name, or of a whole zone
+//! (every name at or under it), for NOTIFY and the admin endpoint: a walk
+//! over every shard, each locked in turn.
+use std::collections::hash_map::RandomState;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::Name;
+
+use crate::config::CacheConfig;
+use crate::dns::Transport;
+
+mod key;
+mod names;
+mod serve;
+mod shard;
+mod stored;
+#[cfg(test)]
+mod tests;
+
+pub use key::{Client, Key};
+pub use serve::{EDE_STALE, EDE_STALE_NXDOMAIN, STALE_TTL};
+pub use stored::{Kind, Refused};
+
+use shard::Shard;
+use stored::{Caps, Entry};
+
+/// Most shards.
+const SHARDS: usize = 16;
+/// Entries per shard below which a cache has fewer shards.
+const SHARD_MIN: usize = 256;
+/// How long a name whose query failed is answered stale at once (RFC 8767
+/// §5: the failure-recheck timer, 30 s suggested).
+pub const FAILURE_RECHECK: Duration = Duration::from_secs(30);
+
+/// What a lookup wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hit {
+    /// A fresh answer, TTLs aged.
+    Fresh,
+    /// A stale answer (TTL 30, EDE 3 or 19).
+    Stale,
+    /// Nothing: the buffer holds nothing to send.
+    Miss,
+}
+
+/// The cache's counters, summed over its shards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Fresh answers served.
+    pub hits: u64,
+    /// Lookups that found nothing to serve.
+    pub misses: u64,
+    /// Stale answers served.
+    pub stale: u64,
+    /// Entries pushed out to make room.
+    pub evictions: u64,
+    /// Entries stored.
+    pub inserts: u64,
+    /// Entries held now.
+    pub entries: u64,
+}
+
+/// A packet cache: see the module header.
+#[derive(Debug)]
+pub struct PacketCache {
+    /// The shards, picked by a key's hash.
+    shards: Box<[Mutex<Shard>]>,
+    /// Keys the hash of every [`Key`].
+    hasher: RandomState,
+    /// Lifetime caps.
+    caps: Caps,
+    /// How long past expiry an entry may be served stale.
+    stale_ttl: Duration,
+    /// The config it was built from.
+    config: CacheConfig,
+}
+
+impl PacketCache {
+    /// An empty cache bounded as `config` says (its index allocated now).
+    pub fn new(config: &CacheConfig) -> Self {
+        let max = config.max_entries.max(1);
+        let n = (max / SHARD_MIN).clamp(1, SHARDS);
+        let negative = max / 4;
+        let positive = max - negative;
+        let share = |total: usize, i: usize| total / n + usize::from(i < total % n);
+        let shards = (0..n)
+            .map(|i| Mutex::new(Shard::new(share(positive, i), share(negative, i))))
+            .collect();
+        PacketCache {
+            shards,
+            hasher: RandomState::new(),
+            caps: Caps {
+                max_ttl: config.max_ttl,
+                neg_ttl: config.neg_ttl,
+            },
+            stale_ttl: Duration::from_secs(u64::from(config.stale_ttl)),
+            config: *config,
+        }
+    }
+
+    /// The config it was built from.
+    pub fn config(&self) -> &CacheConfig {
+        &self.config
+    }
+
+    /// The key of `query` and what a hit needs of its client, or `None`
+    /// when the cache does not answer it (not a plain query).
+    pub fn key(&self, query: &[u8], transport: Transport) -> Option<(Key, Client)> {
+        key::read(query, transport, &self.hasher)
+    }
+
+    /// The shard of `hash`, locked (a poisoned lock is taken as it is: a
+    /// shard is consistent between any two of its calls).
+    fn shard(&self, hash: u64) -> Option<MutexGuard<'_, Shard>> {
+        // The middle bits: the index uses the low ones for its buckets.
+        let i = usize::try_from(hash >> 40).unwrap_or_default() % self.shards.len().max(1);
+        let s = self.shards.get(i)?;
+        Some(s.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The answer to `query` (read by [`PacketCache::key`]) for its client
+    /// at `now`, written into `out`: fresh, or stale when its name failed
+    /// within the last [`FAILURE_RECHECK`]; else [`Hit::Miss`] (forward it).
+    /// Allocates nothing when `out` has room for the answer.
+    pub fn lookup(&self, query: &[u8], t: Transport, now: Instant, out: &mut Vec<u8>) -> Hit {
+        self.find(query, t, now, false, out)
+    }
+
+    /// The answer to `query` for a query that ended without a final
+    /// answer: an entry expired for less than `stale_ttl`, served stale
+    /// (TTL 30, EDE) and marked failed for [`FAILURE_RECHECK`] (or a fresh
+    /// one, stored meanwhile, served as a hit); else [`Hit::Miss`] (answer
+    /// by `on_timeout`).
+    pub fn stale(&self, query: &[u8], t: Transport, now: Instant, out: &mut Vec<u8>) -> Hit {
+        self.find(query, t, now, true, out)
+    }
+
+    /// [`PacketCache::get`] with the key read from `query`.
+    fn find(
+        &self,
+        query: &[u8],
+        t: Transport,
+        now: Instant,
+        failed: bool,
+        out: &mut Vec<u8>,
+    ) -> Hit {
+        match self.key(query, t) {
+            Some((key, client)) => self.get(&key, &client, query, now, failed, out),
+            None => Hit::Miss,
+        }
+    }
+
+    /// [`PacketCache::lookup`] (`failed` false) or [`PacketCache::stale`]
+    /// (true) with the key already read.
+    pub fn get(
+        &self,
+        key: &Key,
+        client: &Client,
+        query: &[u8],
+        now: Instant,
+        failed: bool,
+        out: &mut Vec<u8>,
+    ) -> Hit {
+        let Some(mut shard) = self.shard(key.hash) else {
+            return Hit::Miss;
+        };
+        let stale_ttl = self.stale_ttl;
+        let found = shard.get(key).and_then(|slot| {
+            let e = &slot.entry;
+            let fresh = now < e.expires;
+            let in_window = !stale_ttl.is_zero() && now < e.expires + stale_ttl;
+            let recheck = slot.failed_until.is_some_and(|t| now < t);
+            let hit = if fresh {
+                Hit::Fresh
+            } else if in_window && (failed || recheck) {
+                if failed {
+                    slot.failed_until = Some(now + FAILURE_RECHECK);
+                }
+                Hit::Stale
+            } else {
+                return None;
+            };
+            Shard::touch(slot);
+            Some((hit, Arc::clone(&slot.entry)))
+        });
+        let c = &mut shard.counts;
+        match &found {
+            Some((Hit::Stale, _)) => c.stale += 1,
+            Some(_) => c.hits += 1,
+            None if !failed => c.misses += 1,
+            None => {}
+        }
+        drop(shard);
+        match found {
+            Some((hit, entry))
+                if serve::write(&entry, query, client, now, hit == Hit::Stale, out) =>
+            {
+                hit
+            }
+            _ => {
+                out.clear();
+                Hit::Miss
+            }
+        }
+    }
+
+    /// Keeps `answer`, a backend's answer to `query` (never one the LS made
+    /// up), received at `now`, if the rules of `stored` allow.
+    ///
+    /// # Errors
+    ///
+    /// Why it was not kept (the query is not cacheable:
+    /// [`Refused::OtherQuestion`]).
+    pub fn insert(
+        &self,
+        query: &[u8],
+        transport: Transport,
+        answer: &[u8],
+        now: Instant,
+    ) -> Result<(), Refused> {
+        let (key, _) = self.key(query, transport).ok_or(Refused::OtherQuestion)?;
+        self.insert_keyed(&key, answer, now)
+    }
+
+    /// [`PacketCache::insert`] with the key already read.
+    ///
+    /// # Errors
+    ///
+    /// Why it was not kept.
+    pub fn insert_keyed(&self, key: &Key, answer: &[u8], now: Instant) -> Result<(), Refused> {
+        let entry: Entry = stored::analyse(answer, key, self.caps, now)?;
+        if let Some(mut shard) = self.shard(key.hash) {
+            shard.insert(key.hash, entry, now, self.stale_ttl);
+        }
+        Ok(())
+    }
+
+    /// Removes the entries of `name` (every type, class and flag), or with
+    /// `zone` of every name at or under it; how many.
+    pub fn flush(&self, name: &Name, zone: bool) -> usize {
+        let mut wire = Vec::with_capacity(crate::dns::NAME_MAX);
+        for label in name.iter() {
+            // Labels are at most 63 bytes: their length fits a byte.
+            wire.push(u8::try_from(label.len()).unwrap_or(63));
+            wire.extend(label.iter().map(u8::to_ascii_lowercase));
+        }
+        wire.push(0);
+        let mut removed = 0;
+        for s in self.shards.iter() {
+            let mut shard = s.lock().unwrap_or_else(PoisonError::into_inner);
+            removed += shard.remove_if(|e| {
+                if zone {
+                    at_or_under(&e.key.name, &wire)
+                } else {
+                    *e.key.name == *wire
+                }
+            });
+        }
+        removed
+    }
+
+    /// The counters, summed over the shards.
+    pub fn stats(&self) -> CacheStats {
+        let mut out = CacheStats::default();
+        for s in self.shards.iter() {
+            let shard = s.lock().unwrap_or_else(PoisonError::into_inner);
+            let c = shard.counts;
+            out.hits += c.hits;
+            out.misses += c.misses;
+            out.stale += c.stale;
+            out.evictions += c.evictions;
+            out.inserts += c.inserts;
+            out.entries += shard.len() as u64;
+        }
+        out
+    }
+}
+
+/// Whether the wire name `name` is `zone` or under it (both lower-cased,
+/// uncompressed): `zone` is a suffix of it starting at a label.
+fn at_or_under(name: &[u8], zone: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(&len) = name.get(at) {
+        if name.get(at..) == Some(zone) {
+            return true;
+        }
+        if len == 0 {
+            return false;
+        }
+        at += 1 + usize::from(len);
+    }
+    false
+}

@@ -1,0 +1,119 @@
+//! A hit made the client's answer ([`write`]): the stored answer copied
+//! into a buffer the caller owns (nothing allocated when it has room), with
+//! the client's ID, RD bit and question bytes (0x20 case kept), every TTL
+//! aged by the whole seconds spent in the cache (or 30 for a stale answer,
+//! RFC 8767), and an OPT made for this client when its query had one: UDP
+//! size 1232, its DO bit echoed, and for a stale answer an Extended DNS
+//! Error (RFC 8914) 3 "Stale Answer", or 19 "Stale NXDOMAIN Answer".
+//!
+//! An answer longer than the client can take (its UDP size clamped to
+//! [512, 1232], 512 without an OPT) is cut to its header and question,
+//! TC=1, with the OPT: the client asks again over TCP. Cutting to whole
+//! RRsets instead would hand a stub a partial answer it may use as if
+//! whole (RFC 2181 §9 wants TC=1 whenever required data is left out), and
+//! it is what the LS does to an oversized backend answer and NSD does to
+//! its own: one rule for every answer of the LS.
+use std::time::Instant;
+
+use super::key::Client;
+use super::stored::{Entry, Kind};
+use crate::dns::{HEADER_LEN, TYPE_OPT, UDP_PAYLOAD_MAX};
+
+/// The TTL of every record of a stale answer (RFC 8767 §5).
+pub const STALE_TTL: u32 = 30;
+/// EDNS option code of an Extended DNS Error (RFC 8914).
+const EDE_OPTION: u16 = 15;
+/// Extended DNS Error "Stale Answer".
+pub const EDE_STALE: u16 = 3;
+/// Extended DNS Error "Stale NXDOMAIN Answer".
+pub const EDE_STALE_NXDOMAIN: u16 = 19;
+
+/// Writes the answer to `query` (its `client` view) from `entry` into
+/// `out` (cleared first), aged for `now`, stale or not. `false` (and `out`
+/// to be ignored) when the query's question does not fit the entry's.
+pub(super) fn write(
+    entry: &Entry,
+    query: &[u8],
+    client: &Client,
+    now: Instant,
+    stale: bool,
+    out: &mut Vec<u8>,
+) -> bool {
+    out.clear();
+    let question = query.get(HEADER_LEN..client.question_end);
+    let Some(question) = question.filter(|q| HEADER_LEN + q.len() == entry.question_end) else {
+        return false;
+    };
+    out.extend_from_slice(&entry.msg);
+    let Some((head, rest)) = out
+        .get_mut(..entry.question_end)
+        .and_then(|m| m.split_at_mut_checked(HEADER_LEN))
+    else {
+        return false;
+    };
+    head[..2].copy_from_slice(&client.id.to_be_bytes());
+    head[2] = (head[2] & !0x01) | u8::from(client.rd);
+    rest.copy_from_slice(question);
+    let age =
+        u32::try_from(now.saturating_duration_since(entry.stored_at).as_secs()).unwrap_or(u32::MAX);
+    for &at in entry.ttls.iter() {
+        let at = usize::from(at);
+        if let Some(field) = out.get_mut(at..at + 4) {
+            let ttl = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+            let aged = if stale {
+                STALE_TTL
+            } else {
+                ttl.saturating_sub(age)
+            };
+            field.copy_from_slice(&aged.to_be_bytes());
+        }
+    }
+    let ede = stale.then_some(if entry.kind == Kind::NxDomain {
+        EDE_STALE_NXDOMAIN
+    } else {
+        EDE_STALE
+    });
+    let opt_len = match (client.edns_do, ede) {
+        (None, _) => 0,
+        (Some(_), None) => OPT_LEN,
+        (Some(_), Some(_)) => OPT_LEN + EDE_LEN,
+    };
+    if out.len() + opt_len > client.max_size {
+        out.truncate(entry.question_end);
+        if let Some(head) = out.get_mut(..HEADER_LEN) {
+            head[2] |= 0x02; // TC
+            head[6..].fill(0); // no records
+        }
+    }
+    if let Some(dnssec_ok) = client.edns_do {
+        push_opt(out, dnssec_ok, ede);
+    }
+    true
+}
+
+/// Length of an OPT with no options.
+const OPT_LEN: usize = 11;
+/// Length of an EDE option with no text.
+const EDE_LEN: usize = 6;
+
+/// Appends the client's OPT (with an EDE option `ede` when given) and
+/// counts it in ARCOUNT.
+fn push_opt(out: &mut Vec<u8>, dnssec_ok: bool, ede: Option<u16>) {
+    let [size_hi, size_lo] = UDP_PAYLOAD_MAX.to_be_bytes();
+    let [type_hi, type_lo] = TYPE_OPT.to_be_bytes();
+    let flags = if dnssec_ok { 0x80 } else { 0 };
+    let rdlen = if ede.is_some() { EDE_LEN as u8 } else { 0 };
+    // Root owner, OPT, class = UDP size, extended rcode 0, version 0, flags.
+    out.extend_from_slice(&[
+        0, type_hi, type_lo, size_hi, size_lo, 0, 0, flags, 0, 0, rdlen,
+    ]);
+    if let Some(code) = ede {
+        let [opt_hi, opt_lo] = EDE_OPTION.to_be_bytes();
+        let [code_hi, code_lo] = code.to_be_bytes();
+        out.extend_from_slice(&[opt_hi, opt_lo, 0, 2, code_hi, code_lo]);
+    }
+    if let Some(count) = out.get_mut(10..12) {
+        let n = u16::from_be_bytes([count[0], count[1]]).saturating_add(1);
+        count.copy_from_slice(&n.to_be_bytes());
+    }
+}

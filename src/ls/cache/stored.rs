@@ -1,0 +1,229 @@
+//! What the cache keeps of a backend's answer ([`Entry`]), and the rules
+//! that decide whether it keeps one at all ([`analyse`], [`Refused`]).
+//!
+//! Kept: a response (QR=1, opcode QUERY) to the entry's question, NOERROR
+//! or NXDOMAIN, TC=0, not signed (TSIG, SIG(0): the signature covers the
+//! bytes and the ID), its OPT (if any) the last record and carrying no
+//! extended rcode, no name of it pointing into the header (`names`). Its lifetime:
+//! - positive (records in the answer section): the smallest TTL of the
+//!   answer and authority records, capped by `max_ttl`;
+//! - negative (NXDOMAIN, or NOERROR with no answer records: NODATA, RFC
+//!   2308): the smaller of the TTL and the MINIMUM of the authority
+//!   section's SOA, capped by `neg_ttl`; with no SOA it is not kept (a
+//!   referral is not kept either);
+//! - zero: not kept. A TTL with its top bit set counts as 0 (RFC 2181 §8).
+//!
+//! The answer is kept without its OPT (ARCOUNT one less), so nothing a
+//! backend said to one client (NSID, cookies, padding, its UDP size) is
+//! replayed to another; the OPT being last, no byte before it moves. Bytes
+//! past the last record are not kept either. The
+//! offsets of every other record's TTL field are kept beside it, so a hit
+//! ages them without walking the message again.
+use std::time::{Duration, Instant};
+
+use super::key::{Key, StoredKey};
+use super::names::names_stay_put;
+use crate::dns::{HEADER_LEN, TYPE_OPT, TYPE_SIG, TYPE_TSIG, WireHeader, records, u16_at};
+
+/// RR type SOA.
+const TYPE_SOA: u16 = 6;
+/// The largest TTL a record may carry; past it a TTL counts as 0 (RFC
+/// 2181 §8).
+const TTL_MAX: u32 = i32::MAX as u32;
+
+/// Positive, or which kind of negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Records in the answer section.
+    Positive,
+    /// NOERROR, no answer records: the name exists, the type does not.
+    NoData,
+    /// The name does not exist.
+    NxDomain,
+}
+
+impl Kind {
+    /// NODATA or NXDOMAIN.
+    pub fn negative(self) -> bool {
+        self != Kind::Positive
+    }
+}
+
+/// Why an answer is not kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Cut short, a record outside the message, two OPTs, no question.
+    Unreadable,
+    /// Not a response to a standard query.
+    NotAnAnswer,
+    /// An rcode other than NOERROR and NXDOMAIN.
+    Rcode,
+    /// TC=1.
+    Truncated,
+    /// Carries a TSIG or SIG(0).
+    Signed,
+    /// Its question is not the entry's.
+    OtherQuestion,
+    /// An OPT with an extended rcode, or not the last record.
+    OddOpt,
+    /// A name pointing into the header (see `names`).
+    HeaderPointer,
+    /// Negative with no SOA in the authority section (or a referral).
+    NoSoa,
+    /// Its lifetime is zero (a zero TTL, or `neg_ttl = 0` for a negative).
+    NoTtl,
+}
+
+/// The caps on an entry's lifetime, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Caps {
+    /// Any entry.
+    pub(super) max_ttl: u32,
+    /// A negative one.
+    pub(super) neg_ttl: u32,
+}
+
+/// One cached answer.
+#[derive(Debug)]
+pub(super) struct Entry {
+    /// The question it answers (compared on every hit, read by flushes).
+    pub(super) key: StoredKey,
+    /// The backend's answer without its OPT.
+    pub(super) msg: Box<[u8]>,
+    /// Offsets in `msg` of every record's TTL field.
+    pub(super) ttls: Box<[u16]>,
+    /// Offset just past the question in `msg`.
+    pub(super) question_end: usize,
+    /// Positive, NODATA or NXDOMAIN.
+    pub(super) kind: Kind,
+    /// When it was stored: TTLs are aged by the whole seconds since.
+    pub(super) stored_at: Instant,
+    /// When it stops being fresh.
+    pub(super) expires: Instant,
+}
+
+/// The entry for `answer`, a backend's answer to the question `key`,
+/// received at `now`; or why it is not kept.
+pub(super) fn analyse(
+    answer: &[u8],
+    key: &Key,
+    caps: Caps,
+    now: Instant,
+) -> Result<Entry, Refused> {
+    let h = WireHeader::read(answer).ok_or(Refused::Unreadable)?;
+    if !h.is_response() || h.flags & 0x7800 != 0 {
+        return Err(Refused::NotAnAnswer);
+    }
+    if h.truncated() {
+        return Err(Refused::Truncated);
+    }
+    let kind = match (h.rcode(), h.ancount) {
+        (0, 0) => Kind::NoData,
+        (0, _) => Kind::Positive,
+        (3, _) => Kind::NxDomain,
+        _ => return Err(Refused::Rcode),
+    };
+    if h.qdcount != 1 {
+        return Err(Refused::Unreadable);
+    }
+    let question_end = same_question(answer, key)?;
+    let (an, ns) = (usize::from(h.ancount), usize::from(h.nscount));
+    let ar = usize::from(u16_at(answer, 10).ok_or(Refused::Unreadable)?);
+    let total = an + ns + ar;
+    // A record takes at least 11 bytes: counts a hostile answer inflates
+    // do not size the list.
+    let mut ttls = Vec::with_capacity(total.min(answer.len() / 11));
+    let mut min_ttl = u32::MAX;
+    let mut soa_ttl = None;
+    let mut opt_start = None;
+    // Where the records end: bytes past them (junk a backend appended) are
+    // not kept, or the OPT a hit appends would follow them.
+    let mut end = question_end;
+    for (i, r) in records(answer, question_end, total).enumerate() {
+        let r = r.ok_or(Refused::Unreadable)?;
+        if !names_stay_put(answer, &r) {
+            return Err(Refused::HeaderPointer);
+        }
+        let ttl_at = r.fixed + 4;
+        let ttl = ttl_of(answer, ttl_at)?;
+        if i >= an + ns {
+            match r.rtype {
+                TYPE_OPT if opt_start.is_some() => return Err(Refused::Unreadable),
+                TYPE_OPT => {
+                    // The extended rcode's upper bits (RFC 6891 §6.1.3)
+                    // would make it another rcode; not last would move the
+                    // records after it.
+                    if r.ttl_high_byte(answer) != Some(0) || i + 1 != total {
+                        return Err(Refused::OddOpt);
+                    }
+                    opt_start = Some(r.start);
+                    continue;
+                }
+                TYPE_TSIG | TYPE_SIG => return Err(Refused::Signed),
+                _ => {}
+            }
+        } else {
+            min_ttl = min_ttl.min(ttl);
+        }
+        if (an..an + ns).contains(&i) && r.rtype == TYPE_SOA && soa_ttl.is_none() {
+            // MINIMUM is the last field of the SOA's RDATA.
+            let minimum = r
+                .rdata_end
+                .checked_sub(4)
+                .filter(|&at| at >= r.rdata_start)
+                .ok_or(Refused::Unreadable)?;
+            soa_ttl = Some(ttl.min(ttl_of(answer, minimum)?));
+        }
+        ttls.push(u16::try_from(ttl_at).map_err(|_| Refused::Unreadable)?);
+        end = r.rdata_end;
+    }
+    let lifetime = if kind.negative() {
+        soa_ttl.ok_or(Refused::NoSoa)?.min(caps.neg_ttl)
+    } else {
+        min_ttl.min(caps.max_ttl)
+    };
+    if lifetime == 0 {
+        return Err(Refused::NoTtl);
+    }
+    let mut msg: Box<[u8]> = answer.get(..end).ok_or(Refused::Unreadable)?.into();
+    if opt_start.is_some()
+        && let Some(count) = msg.get_mut(10..12)
+    {
+        // Cannot underflow: the OPT was counted in ARCOUNT.
+        let less = u16::try_from(ar - 1).unwrap_or_default();
+        count.copy_from_slice(&less.to_be_bytes());
+    }
+    Ok(Entry {
+        key: key.to_stored(),
+        msg,
+        ttls: ttls.into_boxed_slice(),
+        question_end,
+        kind,
+        stored_at: now,
+        expires: now + Duration::from_secs(u64::from(lifetime)),
+    })
+}
+
+/// The TTL field at `at`, a value past [`TTL_MAX`] read as 0.
+fn ttl_of(msg: &[u8], at: usize) -> Result<u32, Refused> {
+    let b = msg.get(at..at + 4).ok_or(Refused::Unreadable)?;
+    let ttl = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    Ok(if ttl > TTL_MAX { 0 } else { ttl })
+}
+
+/// Where the question of `answer` ends, when it is `key`'s question (the
+/// name compared case-insensitively, type and class exactly).
+fn same_question(answer: &[u8], key: &Key) -> Result<usize, Refused> {
+    let name = key.name();
+    let end = HEADER_LEN + name.len();
+    let theirs = answer.get(HEADER_LEN..end).ok_or(Refused::Unreadable)?;
+    // Same bytes up to case is the same label lengths too: a length byte is
+    // below 64, where ASCII case folding changes nothing.
+    if !theirs.eq_ignore_ascii_case(name)
+        || u16_at(answer, end) != Some(key.qtype)
+        || u16_at(answer, end + 2) != Some(key.qclass)
+    {
+        return Err(Refused::OtherQuestion);
+    }
+    Ok(end + 4)
+}
