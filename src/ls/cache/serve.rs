@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use super::key::Client;
-use super::stored::{Entry, Kind};
+use super::stored::{Entry, Kind, TTL_MAX};
 use crate::dns::{HEADER_LEN, TYPE_OPT, UDP_PAYLOAD_MAX};
 
 /// The TTL of every record of a stale answer (RFC 8767 §5).
@@ -60,6 +60,8 @@ pub(super) fn write(
         let at = usize::from(at);
         if let Some(field) = out.get_mut(at..at + 4) {
             let ttl = u32::from_be_bytes([field[0], field[1], field[2], field[3]]);
+            // Past 2^31 - 1 a TTL counts as 0 (RFC 2181 §8), wherever it sits.
+            let ttl = if ttl > TTL_MAX { 0 } else { ttl };
             let aged = if stale {
                 STALE_TTL
             } else {

@@ -29,7 +29,7 @@ use crate::dns::{HEADER_LEN, TYPE_OPT, TYPE_SIG, TYPE_TSIG, WireHeader, records,
 const TYPE_SOA: u16 = 6;
 /// The largest TTL a record may carry; past it a TTL counts as 0 (RFC
 /// 2181 §8).
-const TTL_MAX: u32 = i32::MAX as u32;
+pub(super) const TTL_MAX: u32 = i32::MAX as u32;
 
 /// Positive, or which kind of negative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
