@@ -141,7 +141,7 @@ pub(super) fn analyse(
     let mut end = question_end;
     for (i, r) in records(answer, question_end, total).enumerate() {
         let r = r.ok_or(Refused::Unreadable)?;
-        if !names_stay_put(answer, &r) {
+        if !names_stay_put(answer, &r, &ttls) {
             return Err(Refused::HeaderPointer);
         }
         let ttl_at = r.fixed + 4;
