@@ -9,8 +9,10 @@
 //! An entry is found by [`key::Key`]: the question's name lower-cased (read
 //! from the query's wire bytes in place), type and class, the DO and CD
 //! bits, whether the query had EDNS, and whether it came over UDP or TCP (a
-//! DO=1 answer's signatures never reach a DO=0 client, an answer fitted to
-//! one transport never another). The index holds the key's hash (keyed at
+//! DO=1 answer's signatures never reach a DO=0 client, a TCP answer too
+//! large for UDP never a UDP client; a TCP client whose own key misses is
+//! served a UDP client's entry, complete since TC=1 answers are never kept,
+//! so a client sent to TCP by a cut answer finds it there). The index holds the key's hash (keyed at
 //! random per cache, so names cannot be picked to collide); a hit compares
 //! the full key, so a collision is a miss, never another name's answer.
 //! `stored` says which answers are kept, for how long, and in what form;
@@ -51,14 +53,17 @@
 //! [`PacketCache::stale`], which the LS calls when a query ends without a
 //! final answer: every TTL 30, an EDE 3 (19 for an NXDOMAIN) in the OPT.
 //! That also marks the entry "failed" for 30 s (the failure-recheck timer):
-//! meanwhile [`PacketCache::lookup`] serves it stale at once instead of
-//! waiting out the deadline again.
+//! meanwhile, while no backend of its route is up ([`Want::FreshOrRecheck`]),
+//! a lookup serves it stale at once instead of waiting out the deadline
+//! again; while one is up ([`Want::Fresh`]) the query is forwarded, so a
+//! refresh lost to one dropped datagram is tried again by the next client.
 //!
 //! # Flushes
 //! [`PacketCache::flush`] removes the entries of a name, or of a whole zone
 //! (every name at or under it), for NOTIFY and the admin endpoint: a walk
 //! over every shard, each locked in turn.
 use std::collections::hash_map::RandomState;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -101,6 +106,22 @@ pub enum Hit {
     Miss,
 }
 
+/// What a lookup may serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// A fresh answer only: the query can be forwarded (a backend of its
+    /// route is up), so an entry whose refresh failed is refreshed, not
+    /// served stale for [`FAILURE_RECHECK`] (a refresh lost to one dropped
+    /// datagram must not keep a name stale while its backends answer).
+    Fresh,
+    /// Fresh, or stale while its name's last query failed within
+    /// [`FAILURE_RECHECK`] (RFC 8767 §5: no backend to wait for again).
+    FreshOrRecheck,
+    /// Anything within the stale window: the query ended without a final
+    /// answer (the entry is marked failed).
+    Stale,
+}
+
 /// The cache's counters, summed over its shards.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
@@ -118,6 +139,20 @@ pub struct CacheStats {
     pub entries: u64,
 }
 
+impl CacheStats {
+    /// The counters of two caches together.
+    pub fn plus(self, o: &CacheStats) -> CacheStats {
+        CacheStats {
+            hits: self.hits + o.hits,
+            misses: self.misses + o.misses,
+            stale: self.stale + o.stale,
+            evictions: self.evictions + o.evictions,
+            inserts: self.inserts + o.inserts,
+            entries: self.entries + o.entries,
+        }
+    }
+}
+
 /// A packet cache: see the module header.
 #[derive(Debug)]
 pub struct PacketCache {
@@ -131,6 +166,9 @@ pub struct PacketCache {
     stale_ttl: Duration,
     /// The config it was built from.
     config: CacheConfig,
+    /// Lookups that found nothing to serve (counted outside the shards: a
+    /// miss may probe two keys, and is followed by a forward anyway).
+    misses: AtomicU64,
 }
 
 impl PacketCache {
@@ -153,6 +191,7 @@ impl PacketCache {
             },
             stale_ttl: Duration::from_secs(u64::from(config.stale_ttl)),
             config: *config,
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -181,7 +220,7 @@ impl PacketCache {
     /// within the last [`FAILURE_RECHECK`]; else [`Hit::Miss`] (forward it).
     /// Allocates nothing when `out` has room for the answer.
     pub fn lookup(&self, query: &[u8], t: Transport, now: Instant, out: &mut Vec<u8>) -> Hit {
-        self.find(query, t, now, false, out)
+        self.serve(query, t, now, Want::FreshOrRecheck, out)
     }
 
     /// The answer to `query` for a query that ended without a final
@@ -190,33 +229,45 @@ impl PacketCache {
     /// one, stored meanwhile, served as a hit); else [`Hit::Miss`] (answer
     /// by `on_timeout`).
     pub fn stale(&self, query: &[u8], t: Transport, now: Instant, out: &mut Vec<u8>) -> Hit {
-        self.find(query, t, now, true, out)
+        self.serve(query, t, now, Want::Stale, out)
     }
 
-    /// [`PacketCache::get`] with the key read from `query`.
-    fn find(
+    /// The answer to `query` for its client at `now`, as `want` allows,
+    /// written into `out`. A TCP client is also served what a UDP client's
+    /// question left (never a truncated answer: those are not kept), so a
+    /// client sent to TCP by TC=1 finds there the answer it was cut from.
+    pub fn serve(
         &self,
         query: &[u8],
         t: Transport,
         now: Instant,
-        failed: bool,
+        want: Want,
         out: &mut Vec<u8>,
     ) -> Hit {
-        match self.key(query, t) {
-            Some((key, client)) => self.get(&key, &client, query, now, failed, out),
-            None => Hit::Miss,
+        let Some((key, client)) = self.key(query, t) else {
+            return Hit::Miss;
+        };
+        let mut hit = self.get(&key, &client, query, now, want, out);
+        if hit == Hit::Miss
+            && let Some(udp) = key.as_udp(&self.hasher)
+        {
+            hit = self.get(&udp, &client, query, now, want, out);
         }
+        if hit == Hit::Miss && want != Want::Stale {
+            self.misses.fetch_add(1, Relaxed);
+        }
+        hit
     }
 
-    /// [`PacketCache::lookup`] (`failed` false) or [`PacketCache::stale`]
-    /// (true) with the key already read.
-    pub fn get(
+    /// [`PacketCache::serve`] of the entry under `key` alone (no miss
+    /// counted).
+    fn get(
         &self,
         key: &Key,
         client: &Client,
         query: &[u8],
         now: Instant,
-        failed: bool,
+        want: Want,
         out: &mut Vec<u8>,
     ) -> Hit {
         let Some(mut shard) = self.shard(key.hash) else {
@@ -227,11 +278,12 @@ impl PacketCache {
             let e = &slot.entry;
             let fresh = now < e.expires;
             let in_window = !stale_ttl.is_zero() && now < e.expires + stale_ttl;
-            let recheck = slot.failed_until.is_some_and(|t| now < t);
+            let recheck =
+                want == Want::FreshOrRecheck && slot.failed_until.is_some_and(|t| now < t);
             let hit = if fresh {
                 Hit::Fresh
-            } else if in_window && (failed || recheck) {
-                if failed {
+            } else if in_window && (want == Want::Stale || recheck) {
+                if want == Want::Stale {
                     slot.failed_until = Some(now + FAILURE_RECHECK);
                 }
                 Hit::Stale
@@ -241,11 +293,9 @@ impl PacketCache {
             Shard::touch(slot);
             Some((hit, Arc::clone(&slot.entry)))
         });
-        let c = &mut shard.counts;
         match &found {
-            Some((Hit::Stale, _)) => c.stale += 1,
-            Some(_) => c.hits += 1,
-            None if !failed => c.misses += 1,
+            Some((Hit::Stale, _)) => shard.counts.stale += 1,
+            Some(_) => shard.counts.hits += 1,
             None => {}
         }
         drop(shard);
@@ -319,12 +369,14 @@ impl PacketCache {
 
     /// The counters, summed over the shards.
     pub fn stats(&self) -> CacheStats {
-        let mut out = CacheStats::default();
+        let mut out = CacheStats {
+            misses: self.misses.load(Relaxed),
+            ..CacheStats::default()
+        };
         for s in self.shards.iter() {
             let shard = s.lock().unwrap_or_else(PoisonError::into_inner);
             let c = shard.counts;
             out.hits += c.hits;
-            out.misses += c.misses;
             out.stale += c.stale;
             out.evictions += c.evictions;
             out.inserts += c.inserts;

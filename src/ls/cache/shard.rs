@@ -68,8 +68,6 @@ impl Ring {
 pub(super) struct Counts {
     /// Fresh answers served.
     pub(super) hits: u64,
-    /// Lookups that found nothing to serve.
-    pub(super) misses: u64,
     /// Stale answers served.
     pub(super) stale: u64,
     /// Entries pushed out to make room.
