@@ -53,10 +53,12 @@
 //! [`PacketCache::stale`], which the LS calls when a query ends without a
 //! final answer: every TTL 30, an EDE 3 (19 for an NXDOMAIN) in the OPT.
 //! That also marks the entry "failed" for 30 s (the failure-recheck timer):
-//! meanwhile, while no backend of its route is up ([`Want::FreshOrRecheck`]),
-//! a lookup serves it stale at once instead of waiting out the deadline
-//! again; while one is up ([`Want::Fresh`]) the query is forwarded, so a
-//! refresh lost to one dropped datagram is tried again by the next client.
+//! meanwhile a lookup serves it stale at once instead of waiting out the
+//! deadline again: every query while no backend of its route is up
+//! ([`Want::FreshOrRecheck`]); while one is ([`Want::Fresh`]), every query
+//! but one a [`RETRY_EVERY`], starting with the first after the failure,
+//! which is forwarded to refresh it: a refresh lost to one dropped datagram
+//! is tried again at once, not 30 s later.
 //!
 //! # Flushes
 //! [`PacketCache::flush`] removes the entries of a name, or of a whole zone
@@ -95,6 +97,11 @@ const SHARD_MIN: usize = 256;
 /// §5: the failure-recheck timer, 30 s suggested).
 pub const FAILURE_RECHECK: Duration = Duration::from_secs(30);
 
+/// While a backend of its route is up, how often a query for a name in its
+/// failure-recheck window is forwarded to refresh it (the others meanwhile
+/// are answered stale at once).
+pub const RETRY_EVERY: Duration = Duration::from_secs(1);
+
 /// What a lookup wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hit {
@@ -109,10 +116,13 @@ pub enum Hit {
 /// What a lookup may serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Want {
-    /// A fresh answer only: the query can be forwarded (a backend of its
-    /// route is up), so an entry whose refresh failed is refreshed, not
-    /// served stale for [`FAILURE_RECHECK`] (a refresh lost to one dropped
-    /// datagram must not keep a name stale while its backends answer).
+    /// A backend of its route is up: fresh, or, for a name in its
+    /// failure-recheck window, stale at once except for one query a
+    /// [`RETRY_EVERY`] (the first one after the failure included), which
+    /// is forwarded to refresh it: a refresh lost to one dropped datagram
+    /// does not keep a name stale for 30 s while its backends answer, and a
+    /// name whose backend keeps failing it costs one client a second the
+    /// wait for the deadline, not every client.
     Fresh,
     /// Fresh, or stale while its name's last query failed within
     /// [`FAILURE_RECHECK`] (RFC 8767 §5: no backend to wait for again).
@@ -278,16 +288,23 @@ impl PacketCache {
             let e = &slot.entry;
             let fresh = now < e.expires;
             let in_window = !stale_ttl.is_zero() && now < e.expires + stale_ttl;
-            let recheck =
-                want == Want::FreshOrRecheck && slot.failed_until.is_some_and(|t| now < t);
+            let recheck = slot.failed_until.is_some_and(|t| now < t);
             let hit = if fresh {
                 Hit::Fresh
-            } else if in_window && (want == Want::Stale || recheck) {
-                if want == Want::Stale {
-                    slot.failed_until = Some(now + FAILURE_RECHECK);
-                }
+            } else if in_window && want == Want::Stale {
+                slot.failed_until = Some(now + FAILURE_RECHECK);
+                slot.retry_at = Some(now);
+                Hit::Stale
+            } else if in_window
+                && recheck
+                && (want == Want::FreshOrRecheck || slot.retry_at.is_some_and(|t| now < t))
+            {
                 Hit::Stale
             } else {
+                if recheck {
+                    // This one is forwarded: the next in a second.
+                    slot.retry_at = Some(now + RETRY_EVERY);
+                }
                 return None;
             };
             Shard::touch(slot);
