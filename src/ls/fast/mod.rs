@@ -127,7 +127,10 @@ impl Worker {
                 if !stopping && self.client.poll_recv_ready(cx).is_ready() {
                     ready = true;
                 }
-                for u in self.ups.open() {
+                // Only sockets with an ID in use can bring an answer the
+                // worker waits for: the idle ones (all of them while every
+                // query is a cache hit) cost nothing per wake-up.
+                for u in self.ups.open().filter(|u| u.ids.live() > 0) {
                     if u.sock.poll_recv_ready(cx).is_ready() {
                         ready = true;
                     }
@@ -201,11 +204,14 @@ impl Worker {
         }
     }
 
-    /// Reads every upstream socket that is ready, retired ones included
-    /// (`slots`: one batch per family, v4 then v6).
+    /// Reads every upstream socket that is ready and has an ID in use,
+    /// retired ones included (`slots`: one batch per family, v4 then v6). A
+    /// datagram that reaches an idle socket could only be judged stray: it
+    /// waits in the kernel's buffer (bounded) until the socket is used again,
+    /// and is read and refused then.
     fn read_upstream(&mut self, slots: &mut [RecvBatch; 2]) {
         for s in 0..self.ups.len() {
-            while let Some(u) = self.ups.get(s) {
+            while let Some(u) = self.ups.get(s).filter(|u| u.ids.live() > 0) {
                 let Some(batch) = slots.get_mut(u.family.index()) else {
                     break;
                 };
