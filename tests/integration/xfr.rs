@@ -85,9 +85,9 @@ async fn serial_of(addr: SocketAddr, zone: &str) -> Option<u32> {
 // ---------------------------------------------------------------------------
 
 /// A `dnslb ts -c CONFIG --name primary`, stopped by its [`Proc`] guard.
-struct TsProc {
-    proc: Proc,
-    addr: SocketAddr,
+pub(crate) struct TsProc {
+    pub(crate) proc: Proc,
+    pub(crate) addr: SocketAddr,
     /// The folder it runs in (not the config's).
     _cwd: tempfile::TempDir,
 }
@@ -97,7 +97,7 @@ impl TsProc {
     /// `extra`) to `dir/config.toml` with a free port and starts the TS from
     /// another folder; waits until it answers `zone SOA`. Tries again with
     /// another port if one was taken in between.
-    async fn start(
+    pub(crate) async fn start(
         dir: &Path,
         (file, extra): (&str, &str),
         notify_port: u16,
@@ -129,7 +129,7 @@ impl TsProc {
         panic!("no free port for the TS after three tries");
     }
 
-    fn stderr_now(&self) -> String {
+    pub(crate) fn stderr_now(&self) -> String {
         self.proc.stderr_now()
     }
 
@@ -158,13 +158,13 @@ impl TsProc {
     }
 
     /// SIGHUP, by PID.
-    fn reload(&mut self) {
+    pub(crate) fn reload(&mut self) {
         self.proc.signal(Signal::HUP);
     }
 
     /// Polls the TS's log until `needle` occurs at least `count` times
     /// ([`crate::peers::wait_log`]: the TS must stay up meanwhile).
-    async fn wait_log(&mut self, needle: &str, count: usize, limit: Duration) {
+    pub(crate) async fn wait_log(&mut self, needle: &str, count: usize, limit: Duration) {
         crate::peers::wait_log(&mut self.proc, needle, count, limit).await;
     }
 }
