@@ -162,8 +162,7 @@ impl Balancer {
         if verdict != RateVerdict::Pass {
             self.metrics.rate_limited.fetch_add(1, Relaxed);
         }
-        // A backend's NOTIFY is not a client's query: the ACL is not for it.
-        if !guard::allowed(&state.allow, req.src.ip()) && !backend_notify(&state, &req) {
+        if !guard::allowed(&state.allow, req.src.ip()) {
             self.metrics.refused_acl.fetch_add(1, Relaxed);
             // REFUSED within the rate limit; past it, nothing (a TC=1 slip
             // would only send it to TCP to be refused there).
@@ -236,17 +235,6 @@ impl Balancer {
         };
         Admission::Forward(state, admitted)
     }
-}
-
-/// Whether `req` is a NOTIFY (by its header's opcode) from a backend's address.
-fn backend_notify(state: &LsState, req: &Request<'_>) -> bool {
-    let notify = req.raw.get(2).is_some_and(|b| (b >> 3) & 0x0f == 4);
-    let src = req.src.ip().to_canonical();
-    notify
-        && state
-            .backends
-            .iter()
-            .any(|b| b.addr.ip().to_canonical() == src)
 }
 
 #[cfg(test)]
