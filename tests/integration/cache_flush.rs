@@ -62,6 +62,11 @@ fn notify_flushes(ls: &TestLs) -> (u64, u64) {
     (f.flushes[0].load(Relaxed), f.entries[0].load(Relaxed))
 }
 
+/// The fake backend was asked `n` client queries in all.
+fn assert_asked(backend: &Fake, n: u64, why: &str) {
+    assert_eq!(backend.queries.load(Relaxed), n, "{why}");
+}
+
 /// An LS in front of a fake backend answering every name with an A record
 /// (TTL 300), with `[ls.cache]` if `cache`.
 async fn ls_before_fake(cache: bool) -> (Fake, TestLs) {
@@ -82,11 +87,8 @@ async fn ask_all(ls: &TestLs, names: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_reload_s_notify_flushes_the_zone_and_the_next_query_sees_the_new_address() {
-    let dir = ZoneDir::new();
-    let table = dir.write("tbl.txt", &tbl_table(""));
     let ls_port = free_port();
-    let tbl = ("tbl.txt", "origin = \"tbl.test.\"\n");
-    let mut ts = TsProc::start(dir.path(), tbl, ls_port, "tbl.test.").await;
+    let (_dir, table, mut ts) = TsProc::start_tbl(ls_port).await;
     let mut cfg = ls_config(&[("ts1", ts.addr)]);
     cfg.cache = Some(dnslb::config::CacheConfig::default());
     let ls = start_ls_at(cfg, local(ls_port)).await;
@@ -147,7 +149,7 @@ async fn a_notify_from_no_backend_s_address_is_refused_and_one_from_a_backend_s_
     assert_eq!(m.metadata.op_code, OpCode::Notify);
     assert_eq!(stats(&ls).entries, 1, "still cached");
     ask_all(&ls, &["www.example."]).await;
-    assert_eq!(backend.queries.load(Relaxed), 1, "answered from the cache");
+    assert_asked(&backend, 1, "answered from the cache");
     assert_eq!(ls.balancer.flushes().notify_refused.load(Relaxed), 1);
     assert_eq!(notify_flushes(&ls), (0, 0));
 
@@ -158,17 +160,9 @@ async fn a_notify_from_no_backend_s_address_is_refused_and_one_from_a_backend_s_
     assert_acknowledged(&raw, 0x4321, "Example.");
     assert_eq!(notify_flushes(&ls), (1, 1));
     assert_eq!(stats(&ls).entries, 0);
-    assert_eq!(
-        backend.queries.load(Relaxed),
-        1,
-        "the NOTIFY is not forwarded"
-    );
+    assert_asked(&backend, 1, "the NOTIFY is not forwarded");
     ask_all(&ls, &["www.example."]).await;
-    assert_eq!(
-        backend.queries.load(Relaxed),
-        2,
-        "asked again after the flush"
-    );
+    assert_asked(&backend, 2, "asked again after the flush");
     ls.stop().await;
 }
 
@@ -181,15 +175,15 @@ async fn a_backend_s_notify_over_tcp_flushes_the_zone_and_only_it() {
     tcp_send(&mut s, &notify("example.", 77)).await;
     let raw = tcp_recv(&mut s).await.expect("an answer over TCP");
     assert_acknowledged(&raw, 77, "example.");
-    assert_eq!(notify_flushes(&ls), (1, 2));
-    assert_eq!(stats(&ls).entries, 1, "example.org. stays");
-    ask_all(&ls, &["example.org."]).await;
+    let left = stats(&ls).entries;
     assert_eq!(
-        backend.queries.load(Relaxed),
-        3,
-        "example.org. from the cache"
+        (notify_flushes(&ls), left),
+        ((1, 2), 1),
+        "example.org. stays"
     );
+    ask_all(&ls, &["example.org."]).await;
     ls.stop().await;
+    assert_asked(&backend, 3, "example.org. from the cache");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,7 +193,7 @@ async fn without_a_cache_a_backend_s_notify_is_acknowledged_and_counted() {
         .await
         .expect("an answer to the NOTIFY");
     assert_acknowledged(&raw, 9, "example.");
-    assert_eq!(backend.queries.load(Relaxed), 0, "not forwarded");
+    assert_asked(&backend, 0, "not forwarded");
     let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
     let text = http_get(metrics.addr, "/metrics").await.body;
     let e = parse_exposition(&text);
@@ -247,13 +241,9 @@ async fn post_cache_flush_removes_a_name_or_a_zone() {
     assert_eq!(stats(&ls).entries, 1);
     let asked = backend.queries.load(Relaxed);
     ask_all(&ls, &["example.org."]).await;
-    assert_eq!(backend.queries.load(Relaxed), asked, "example.org. kept");
+    assert_asked(&backend, asked, "example.org. kept");
     ask_all(&ls, &["b.sub.example."]).await;
-    assert_eq!(
-        backend.queries.load(Relaxed),
-        asked + 1,
-        "b.sub.example. flushed"
-    );
+    assert_asked(&backend, asked + 1, "b.sub.example. flushed");
 
     for (q, says) in [
         ("", "missing name"),

@@ -129,6 +129,17 @@ impl TsProc {
         panic!("no free port for the TS after three tries");
     }
 
+    /// [`TsProc::start`] serving [`tbl_table`] (as `tbl.test.`, in a folder
+    /// of its own) and notifying `notify_port`: the folder, the table's path
+    /// (to edit) and the TS.
+    pub(crate) async fn start_tbl(notify_port: u16) -> (ZoneDir, std::path::PathBuf, TsProc) {
+        let dir = ZoneDir::new();
+        let table = dir.write("tbl.txt", &tbl_table(""));
+        let tbl = ("tbl.txt", "origin = \"tbl.test.\"\n");
+        let ts = TsProc::start(dir.path(), tbl, notify_port, "tbl.test.").await;
+        (dir, table, ts)
+    }
+
     pub(crate) fn stderr_now(&self) -> String {
         self.proc.stderr_now()
     }
@@ -429,11 +440,8 @@ pub(crate) fn tbl_table(extra: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nsd_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
-    let dir = ZoneDir::new();
-    let table = dir.write("tbl.txt", &tbl_table(""));
     let nsd_port = free_port();
-    let tbl = ("tbl.txt", "origin = \"tbl.test.\"\n");
-    let mut ts = TsProc::start(dir.path(), tbl, nsd_port, "tbl.test.").await;
+    let (_dir, table, mut ts) = TsProc::start_tbl(nsd_port).await;
     let s1 = serial_of(ts.addr, "tbl.test.").await.expect("TS SOA");
 
     let mut nsd = Nsd::secondary(nsd_port, "tbl.test.", ts.addr);
