@@ -6,6 +6,7 @@
 use hickory_proto::rr::Name;
 use serde::Deserialize;
 
+use super::cache::CacheConfig;
 use super::ls::{Layout, LsConfig, OnTimeout, Order, Strategy};
 use super::values::de_names;
 
@@ -34,6 +35,10 @@ pub struct PoolConfig {
     pub timeout_ms: Option<u64>,
     /// As `ls.on_timeout`, for this pool. \[the `[ls]` value\]
     pub on_timeout: Option<OnTimeout>,
+    /// A packet cache of the pool's own (its own bound and TTL caps, its
+    /// entries and counters apart); left out, the pool's answers go to the
+    /// `[ls.cache]` (if any). \[the `[ls.cache]`\]
+    pub cache: Option<CacheConfig>,
 }
 
 impl PoolConfig {

@@ -233,7 +233,12 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
         "must be at least 1".into()
     });
     if let Some(cache) = &ls.cache {
-        check_cache(cache, check);
+        check_cache(
+            cache,
+            "ls.cache",
+            "omit [ls.cache] to turn the cache off",
+            check,
+        );
     }
     let health = &ls.health;
     check.require(health.interval_ms > 0, "ls.health.interval_ms", || {
@@ -310,6 +315,10 @@ fn check_pools(ls: &LsConfig, check: &mut Checker<'_>) {
                 None => zones.push((text, i)),
             }
         }
+        if let Some(cache) = &pool.cache {
+            let hint = "omit the pool's cache to use [ls.cache]";
+            check_cache(cache, &key("cache"), hint, check);
+        }
         if let Some(ms) = pool.timeout_ms {
             check.require(ms > 0, &key("timeout_ms"), || "must be at least 1".into());
             check.at_most(ms, MAX_MS, &key("timeout_ms"));
@@ -331,27 +340,29 @@ fn check_pools(ls: &LsConfig, check: &mut Checker<'_>) {
     }
 }
 
-/// The rules for `[ls.cache]`.
-fn check_cache(cache: &CacheConfig, check: &mut Checker<'_>) {
-    check.require(cache.max_entries >= 1, "ls.cache.max_entries", || {
-        "must be at least 1 (omit [ls.cache] to turn the cache off)".into()
+/// The rules for a cache table (`[ls.cache]`, or a pool's at `table`);
+/// `off` says how to do without it.
+fn check_cache(cache: &CacheConfig, table: &str, off: &str, check: &mut Checker<'_>) {
+    let key = |k: &str| format!("{table}.{k}");
+    check.require(cache.max_entries >= 1, &key("max_entries"), || {
+        format!("must be at least 1 ({off})")
     });
-    check.at_most(cache.max_entries, MAX_CACHE_ENTRIES, "ls.cache.max_entries");
-    check.require(cache.max_ttl >= 1, "ls.cache.max_ttl", || {
-        "must be at least 1 (omit [ls.cache] to turn the cache off)".into()
+    check.at_most(cache.max_entries, MAX_CACHE_ENTRIES, &key("max_entries"));
+    check.require(cache.max_ttl >= 1, &key("max_ttl"), || {
+        format!("must be at least 1 ({off})")
     });
-    for (path, ttl) in [
-        ("ls.cache.max_ttl", cache.max_ttl),
-        ("ls.cache.neg_ttl", cache.neg_ttl),
-        ("ls.cache.stale_ttl", cache.stale_ttl),
+    for (k, ttl) in [
+        ("max_ttl", cache.max_ttl),
+        ("neg_ttl", cache.neg_ttl),
+        ("stale_ttl", cache.stale_ttl),
     ] {
-        check.require(ttl <= MAX_TTL, path, || {
+        check.require(ttl <= MAX_TTL, &key(k), || {
             format!("must be at most {MAX_TTL} (RFC 2181), got {ttl}")
         });
     }
     if cache.neg_ttl > cache.max_ttl {
         check.push(
-            &["ls.cache.neg_ttl", "ls.cache.max_ttl"],
+            &[&key("neg_ttl"), &key("max_ttl")],
             format!(
                 "neg_ttl ({}) must not exceed max_ttl ({})",
                 cache.neg_ttl, cache.max_ttl

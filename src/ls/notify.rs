@@ -150,19 +150,14 @@ pub fn flush(
     if !has_cache(state) {
         return None;
     }
-    let removed = flush_cache(state, name, zone);
+    let removed = state.flush_cache(name, zone);
     counters.count(by, removed);
     Some(removed)
 }
 
-/// Whether `state` keeps a packet cache.
+/// Whether `state` keeps a packet cache (the `[ls.cache]` or a pool's own).
 fn has_cache(state: &LsState) -> bool {
-    state.cache.is_some()
-}
-
-/// Flushes every cache of `state`.
-fn flush_cache(state: &LsState, name: &Name, zone: bool) -> usize {
-    state.cache.as_ref().map_or(0, |c| c.flush(name, zone))
+    state.caches().next().is_some()
 }
 
 /// The answer to NOTIFY `raw` (decoded as `q`) from `src` on snapshot

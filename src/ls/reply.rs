@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 
-use super::cache::Hit;
+use super::cache::{Hit, Want};
 use super::resolution::{End, Resolution};
 use super::state::{Job, LsState, Route};
 use crate::config::OnTimeout;
@@ -92,7 +92,7 @@ fn reply_on(
             .collect()
     };
     let final_answer = kept.is_some() && matches!(end, End::Win { .. } | End::PassOn(_));
-    if !final_answer && let Some(reply) = stale(state, job) {
+    if !final_answer && let Some(reply) = stale(route, job) {
         // No final answer: a cached one, stale, before any made up.
         return reply;
     }
@@ -139,7 +139,7 @@ fn win(
     (i, hedge): (usize, bool),
     mut resp: Vec<u8>,
 ) -> Reply {
-    if let Some(cache) = &state.cache {
+    if let Some(cache) = &route.cache {
         // Kept if the cache's rules allow (see `cache::stored`); a refusal
         // is no error: the answer still goes to the client.
         let _ = cache.insert(&job.raw, job.transport, &resp, Instant::now());
@@ -166,24 +166,40 @@ fn win(
 
 /// The cache's answer to `raw` (over `transport`, routed to `pool` at the
 /// door) written into `out` and counted by its rcode, the pool's count too:
-/// fresh, or stale while its name's last query failed (RFC 8767's
-/// failure-recheck). `false` (and `out` to be ignored) when there is none:
-/// forward the query. Allocates nothing when `out` has room.
+/// fresh, or stale while its name's last query failed and no backend of its
+/// route is up (RFC 8767's failure-recheck). `false` (and `out` to be
+/// ignored) when there is none: forward the query. Allocates nothing when
+/// `out` has room.
 pub(crate) fn from_cache(
     state: &LsState,
     (raw, transport, pool): (&[u8], Transport, Option<usize>),
     out: &mut Vec<u8>,
 ) -> bool {
-    let Some(cache) = &state.cache else {
+    let route = state.route_at(pool);
+    let Some(cache) = &route.cache else {
         return false;
     };
-    if cache.lookup(raw, transport, Instant::now(), out) == Hit::Miss {
+    let want = if route.any_up() {
+        Want::Fresh
+    } else {
+        Want::FreshOrRecheck
+    };
+    let hit = cache.serve(raw, transport, Instant::now(), want, out);
+    let counters = route.counters.as_deref();
+    if let Some(p) = counters {
+        match hit {
+            Hit::Fresh => &p.cache_hits,
+            Hit::Stale => &p.cache_stale,
+            Hit::Miss => &p.cache_misses,
+        }
+        .fetch_add(1, Relaxed);
+    }
+    if hit == Hit::Miss {
         return false;
     }
     let m = &state.metrics;
     let rcode = WireHeader::read(out).map_or(usize::MAX, |h| usize::from(h.rcode()));
-    let pool = state.route_at(pool).counters.as_deref();
-    for answers in [Some(&m.answers), pool.map(|p| &p.answers)]
+    for answers in [Some(&m.answers), counters.map(|p| &p.answers)]
         .into_iter()
         .flatten()
     {
@@ -195,13 +211,24 @@ pub(crate) fn from_cache(
     true
 }
 
-/// A stale answer from the cache (TTL 30, EDE 3 or 19) for a query that
-/// ended without a final one, if the cache has its name (RFC 8767).
-fn stale(state: &LsState, job: &Job) -> Option<Reply> {
-    let cache = state.cache.as_ref()?;
+/// A stale answer from `route`'s cache (TTL 30, EDE 3 or 19) for a query
+/// that ended without a final one, if the cache has its name (RFC 8767).
+fn stale(route: &Route, job: &Job) -> Option<Reply> {
+    let cache = route.cache.as_ref()?;
     let mut out = Vec::new();
     let hit = cache.stale(&job.raw, job.transport, Instant::now(), &mut out);
-    (hit != Hit::Miss).then_some(Reply::One(out))
+    if hit == Hit::Miss {
+        return None;
+    }
+    if let Some(p) = &route.counters {
+        let n = if hit == Hit::Stale {
+            &p.cache_stale
+        } else {
+            &p.cache_hits
+        };
+        n.fetch_add(1, Relaxed);
+    }
+    Some(Reply::One(out))
 }
 
 /// A made-up answer with `rcode`.

@@ -27,7 +27,9 @@ use super::resolution::{self, Pacing, Resolution, Verdict};
 use super::sticky::StickyTable;
 use super::suffix::SuffixTable;
 use super::upstream::DropCounters;
-use crate::config::{HedgeDelay, Layout, LsConfig, OnTimeout, Order, PoolConfig, Strategy};
+use crate::config::{
+    CacheConfig, HedgeDelay, Layout, LsConfig, OnTimeout, Order, PoolConfig, Strategy,
+};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::logging::QueryLine;
 use crate::server::Reply;
@@ -110,6 +112,12 @@ pub struct PoolMetrics {
     pub queries: AtomicU64,
     /// Answers sent to those queries, by rcode (low 4 bits).
     pub answers: [AtomicU64; 16],
+    /// Of those queries, answered fresh from the pool's cache.
+    pub cache_hits: AtomicU64,
+    /// Of those queries, looked up in the pool's cache and forwarded.
+    pub cache_misses: AtomicU64,
+    /// Of those queries, answered stale from the pool's cache.
+    pub cache_stale: AtomicU64,
 }
 
 impl PoolMetrics {
@@ -243,12 +251,31 @@ pub struct Route {
     tick: AtomicU64,
     /// A pool's counters (none for [`LsState::all`]: the LS's are its).
     pub counters: Option<Arc<PoolMetrics>>,
+    /// The packet cache its answers go to: the pool's own, or the
+    /// `[ls.cache]` (the same `Arc` as [`LsState::cache`]); `None`: none.
+    pub cache: Option<Arc<PacketCache>>,
     /// The LS's hedge budget, shared by every route.
     budget: Arc<HedgeBudget>,
     metrics: Arc<LsMetrics>,
 }
 
 impl Route {
+    /// Whether its cache is `state`'s `[ls.cache]` (no cache of its own).
+    fn shares_ls_cache(&self, state: Option<&LsState>) -> bool {
+        match (&self.cache, state.and_then(|s| s.cache.as_ref())) {
+            (Some(mine), Some(ls)) => Arc::ptr_eq(mine, ls),
+            (None, _) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether a backend of it is up: while none is, a name whose refresh
+    /// failed is answered stale at once (RFC 8767's failure-recheck timer);
+    /// while one is, it is asked.
+    pub(crate) fn any_up(&self) -> bool {
+        self.backends.iter().any(|b| b.is_up())
+    }
+
     /// The candidate sequence for `job`.
     fn candidates(&self, job: &Job) -> order::Candidates {
         let views: SmallVec<[_; order::INLINE]> = self
@@ -410,7 +437,8 @@ pub struct LsState {
     /// This LS's mark on the queries it sends upstream (kept across reloads).
     pub(crate) mark: Mark,
     /// The packet cache, under `[ls.cache]` (kept across reloads that do
-    /// not change it).
+    /// not change it), of the names under no pool and of the pools without
+    /// a cache of their own.
     pub cache: Option<Arc<PacketCache>>,
 }
 
@@ -446,6 +474,17 @@ impl LsState {
             b.health.set_rule(health.fall, health.rise, window);
         }
         let budget = Arc::new(HedgeBudget::new(c.hedge_budget_pct));
+        // A cache is kept across a reload that does not change its config
+        // (a pool's by the pool's name).
+        let keep = |cc: &CacheConfig, kept: Option<&Arc<PacketCache>>| {
+            kept.filter(|k| k.config() == cc)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(PacketCache::new(cc)))
+        };
+        let cache = c
+            .cache
+            .as_ref()
+            .map(|cc| keep(cc, old.and_then(|o| o.cache.as_ref())));
         let route = |policy: Policy, members: Vec<Arc<Backend>>| Route {
             name: None,
             zones: Vec::new(),
@@ -459,6 +498,7 @@ impl LsState {
             policy,
             tick: AtomicU64::new(0),
             counters: None,
+            cache: cache.clone(),
             budget: budget.clone(),
             metrics: metrics.clone(),
         };
@@ -471,13 +511,18 @@ impl LsState {
                     .iter()
                     .filter_map(|name| backends.iter().find(|b| b.name == *name).cloned())
                     .collect();
-                let kept = old
-                    .and_then(|o| o.pools.iter().find(|r| r.name.as_ref() == Some(&p.name)))
-                    .and_then(|r| r.counters.clone());
+                let was =
+                    old.and_then(|o| o.pools.iter().find(|r| r.name.as_ref() == Some(&p.name)));
+                let own = |r: &&Route| !r.shares_ls_cache(old);
+                let pool_cache = match &p.cache {
+                    Some(cc) => Some(keep(cc, was.filter(own).and_then(|r| r.cache.as_ref()))),
+                    None => cache.clone(),
+                };
                 Route {
                     name: Some(p.name.clone()),
                     zones: p.zones.clone(),
-                    counters: Some(kept.unwrap_or_default()),
+                    counters: Some(was.and_then(|r| r.counters.clone()).unwrap_or_default()),
+                    cache: pool_cache,
                     ..route(Policy::for_pool(c, p), members)
                 }
             })
@@ -502,12 +547,27 @@ impl LsState {
             budget,
             pool,
             mark: old.map_or_else(Mark::random, |o| o.mark),
-            cache: c.cache.as_ref().map(|cc| {
-                old.and_then(|o| o.cache.clone())
-                    .filter(|kept| kept.config() == cc)
-                    .unwrap_or_else(|| Arc::new(PacketCache::new(cc)))
-            }),
+            cache,
         }
+    }
+
+    /// Every packet cache, each once: the `[ls.cache]` first, then the
+    /// pools' own, with the name of the pool that owns it (`None`: the
+    /// `[ls.cache]`).
+    pub fn caches(&self) -> impl Iterator<Item = (Option<&str>, &Arc<PacketCache>)> {
+        let ls = self.cache.iter().map(|c| (None, c));
+        let pools = self
+            .pools
+            .iter()
+            .filter(|r| !r.shares_ls_cache(Some(self)))
+            .filter_map(|r| Some((r.name.as_deref(), r.cache.as_ref()?)));
+        ls.chain(pools)
+    }
+
+    /// Removes the cached answers of `name` (with `zone`, of every name at
+    /// or under it) from every packet cache; how many.
+    pub fn flush_cache(&self, name: &Name, zone: bool) -> usize {
+        self.caches().map(|(_, c)| c.flush(name, zone)).sum()
     }
 
     /// The pool of the query name `name` (its wire form, as in the query):

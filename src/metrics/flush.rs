@@ -83,7 +83,7 @@ pub(super) async fn cache_flush(State(shared): State<Arc<Shared>>, uri: Uri) -> 
         }
         None => (
             StatusCode::NOT_FOUND,
-            "this LS keeps no packet cache ([ls.cache] is not set)\n",
+            "this LS keeps no packet cache (no [ls.cache], no pool cache)\n",
         )
             .into_response(),
     }

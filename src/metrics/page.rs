@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::history::{History, rate};
 use super::{HISTORY_SECS, Shared};
+use crate::ls::cache::CacheStats;
 
 /// Escapes text for HTML content and attribute values.
 fn html(s: &str) -> String {
@@ -183,8 +184,9 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
                 .join(" / "),
         ),
     ];
-    let cache = state.cache.as_ref().map(|c| {
-        let s = c.stats();
+    let mut caches = state.caches().peekable();
+    let cache = caches.peek().is_some().then(|| {
+        let s = caches.fold(CacheStats::default(), |t, (_, c)| t.plus(&c.stats()));
         let v = format!("{} / {} / {} / {}", s.hits, s.misses, s.stale, s.entries);
         ("cache hits / misses / stale / entries", v)
     });
@@ -307,7 +309,7 @@ fn pools(o: &mut String, pools: &[crate::ls::Route]) {
     o.push_str(
         "<h2>Pools</h2><table id=pools><tr><th class=l>name</th><th class=l>zones</th>\
          <th class=l>backends</th><th class=l>policy</th><th>queries</th>\
-         <th>NOERROR / NXDOMAIN / SERVFAIL</th></tr>",
+         <th>NOERROR / NXDOMAIN / SERVFAIL</th><th>cache hits / misses / stale</th></tr>",
     );
     for pool in pools {
         let name = pool.name.as_deref().unwrap_or_default();
@@ -321,13 +323,21 @@ fn pools(o: &mut String, pools: &[crate::ls::Route]) {
             })
             .collect();
         let p = &pool.policy;
-        let (queries, answers) = pool.counters.as_deref().map_or_else(
-            || ("—".to_owned(), "—".to_owned()),
+        let (queries, answers, cached) = pool.counters.as_deref().map_or_else(
+            || ("—".to_owned(), "—".to_owned(), "—".to_owned()),
             |m| {
                 let by = |i: usize| m.answers.get(i).map_or(0, |c| c.load(Relaxed));
+                let cached = if pool.cache.is_some() {
+                    let n = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
+                    let (h, mi, st) = (&m.cache_hits, &m.cache_misses, &m.cache_stale);
+                    format!("{} / {} / {}", n(h), n(mi), n(st))
+                } else {
+                    "off".to_owned()
+                };
                 (
                     m.queries.load(Relaxed).to_string(),
                     format!("{} / {} / {}", by(0), by(3), by(2)),
+                    cached,
                 )
             },
         );
@@ -335,7 +345,7 @@ fn pools(o: &mut String, pools: &[crate::ls::Route]) {
             o,
             "<tr data-pool=\"{0}\"><td class=l><b>{0}</b></td><td class=l>{1}</td>\
              <td class=l>{2}</td><td class=l>{3} · {4} · {5} · {6} ms · {7}</td>\
-             <td>{queries}</td><td>{answers}</td></tr>",
+             <td>{queries}</td><td>{answers}</td><td>{cached}</td></tr>",
             html(name),
             html(&zones.join(", ")),
             backends.join(" "),

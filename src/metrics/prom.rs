@@ -9,7 +9,7 @@ use crate::ls::backend::Backend;
 use crate::ls::cache::CacheStats;
 use crate::ls::latency::{BUCKETS_US, LatencySnapshot};
 use crate::ls::notify::{FlushBy, FlushCounters};
-use crate::ls::{Balancer, LsMetrics, Route};
+use crate::ls::{Balancer, LsMetrics, LsState};
 
 use super::process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 
@@ -141,9 +141,11 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
     let state = balancer.state();
     let mut e = Expo(String::with_capacity(8192 + state.backends.len() * 4096));
     write_balancer(&mut e, balancer.metrics(), &state.backends);
-    write_pools(&mut e, &state.pools);
-    if let Some(cache) = &state.cache {
-        write_cache(&mut e, &cache.stats());
+    write_pools(&mut e, &state);
+    let mut caches = state.caches().peekable();
+    if caches.peek().is_some() {
+        let total = caches.fold(CacheStats::default(), |t, (_, c)| t.plus(&c.stats()));
+        write_cache(&mut e, &total);
         write_flushes(&mut e, balancer.flushes());
     }
     write_notify(&mut e, balancer.flushes());
@@ -154,8 +156,9 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
 
 /// The pools' families (none without `[[ls.pool]]`): client queries routed
 /// to each, and their answers by rcode.
-fn write_pools(e: &mut Expo, pools: &[Route]) {
-    let pools: Vec<(&str, &crate::ls::PoolMetrics)> = pools
+fn write_pools(e: &mut Expo, state: &LsState) {
+    let pools: Vec<(&str, &crate::ls::PoolMetrics)> = state
+        .pools
         .iter()
         .filter_map(|r| Some((r.name.as_deref()?, r.counters.as_deref()?)))
         .collect();
@@ -179,6 +182,64 @@ fn write_pools(e: &mut Expo, pools: &[Route]) {
                 e.sample(answers, &[("pool", name), ("rcode", &rcode_name(i))], v);
             }
         }
+    }
+    write_pool_caches(e, state);
+}
+
+/// One counter of a pool's.
+type PoolCounter = fn(&crate::ls::PoolMetrics) -> &AtomicU64;
+
+/// The pools' cache families: lookups by outcome for each pool whose
+/// answers are cached; entries and evictions for each pool with a cache of
+/// its own (the `[ls.cache]`'s are in the `dnslb_cache_*` totals).
+fn write_pool_caches(e: &mut Expo, state: &LsState) {
+    let cached: Vec<(&str, &crate::ls::PoolMetrics)> = state
+        .pools
+        .iter()
+        .filter(|r| r.cache.is_some())
+        .filter_map(|r| Some((r.name.as_deref()?, r.counters.as_deref()?)))
+        .collect();
+    #[rustfmt::skip]
+    let families: [(&str, &str, PoolCounter); 3] = [
+        ("dnslb_pool_cache_hits_total", "Queries routed to each pool answered fresh from its cache.", |m| &m.cache_hits),
+        ("dnslb_pool_cache_misses_total", "Queries routed to each pool its cache had no answer for.", |m| &m.cache_misses),
+        ("dnslb_pool_cache_stale_total", "Queries routed to each pool answered stale from its cache (RFC 8767).", |m| &m.cache_stale),
+    ];
+    for (family, help, counter) in families {
+        if cached.is_empty() {
+            break;
+        }
+        e.family(family, "counter", help);
+        for (name, m) in &cached {
+            e.sample(family, &[("pool", name)], counter(m).load(Relaxed));
+        }
+    }
+    let own: Vec<(&str, CacheStats)> = state
+        .caches()
+        .filter_map(|(pool, c)| Some((pool?, c.stats())))
+        .collect();
+    if own.is_empty() {
+        return;
+    }
+    let (entries, evictions) = (
+        "dnslb_pool_cache_entries",
+        "dnslb_pool_cache_evictions_total",
+    );
+    e.family(
+        entries,
+        "gauge",
+        "Answers held now in each pool's own cache.",
+    );
+    for (name, s) in &own {
+        e.sample(entries, &[("pool", name)], s.entries);
+    }
+    e.family(
+        evictions,
+        "counter",
+        "Entries pushed out of each pool's own cache.",
+    );
+    for (name, s) in &own {
+        e.sample(evictions, &[("pool", name)], s.evictions);
     }
 }
 
@@ -249,7 +310,7 @@ fn write_cache(e: &mut Expo, s: &CacheStats) {
     e.sample("dnslb_cache_entries", &[], s.entries);
 }
 
-/// The cache's flushes by who asked (only with `[ls.cache]`).
+/// The caches' flushes by who asked (only with a packet cache).
 fn write_flushes(e: &mut Expo, f: &FlushCounters) {
     for (name, help, counts) in [
         (

@@ -354,3 +354,32 @@ async fn dnslb_cache_flush_asks_a_running_ls_and_says_how_many() {
     metrics.stop().await;
     bare.stop().await;
 }
+
+/// A pool's own cache (no `[ls.cache]`) is flushed by a NOTIFY and by
+/// `POST /cache/flush` too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_s_own_cache_is_flushed_by_notify_and_by_http() {
+    let backend = Fake::answering(a_300).await;
+    let mut cfg = ls_config(&[("b1", backend.addr)]);
+    let zone = vec![Name::from_ascii("example.").unwrap()];
+    let mut pool = dnslb::config::PoolConfig::new("p", &["b1"], zone);
+    pool.cache = Some(dnslb::config::CacheConfig::default());
+    cfg.pool = vec![pool];
+    let ls = start_ls(cfg).await;
+    assert!(ls.balancer.state().cache.is_none(), "no [ls.cache]");
+    let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
+
+    ask_all(&ls, &["a.example.", "a.example."]).await;
+    assert_asked(&backend, 1, "the second from the pool's cache");
+    let raw = udp_raw(ls.addr, &notify("example.", 5)).await.unwrap();
+    assert_acknowledged(&raw, 5, "example.");
+    assert_eq!(notify_flushes(&ls), (1, 1));
+
+    ask_all(&ls, &["a.example."]).await;
+    assert_asked(&backend, 2, "asked again after the NOTIFY");
+    let (status, body) = post_flush(metrics.addr, "?name=a.example").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"removed\":1"), "{body}");
+    metrics.stop().await;
+    ls.stop().await;
+}

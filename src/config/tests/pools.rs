@@ -190,3 +190,26 @@ fn dnslb_check_lists_every_pool_problem_in_file_order() {
         ]
     );
 }
+
+#[test]
+fn a_pool_reads_a_cache_of_its_own_and_its_rules_are_reported_at_its_line() {
+    // Lines 17-20: the pool; 21-23: its cache table.
+    let pool = "[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\"]\nzones = [\"example.org\"]\n";
+    let text = with(&format!(
+        "{pool}[ls.pool.cache]\nmax_entries = 500\nneg_ttl = 60\n"
+    ));
+    let ls = parse(&text).unwrap().ls.unwrap();
+    let cache = ls.pool[0].cache.unwrap();
+    assert_eq!((cache.max_entries, cache.neg_ttl), (500, 60));
+    assert_eq!(cache.max_ttl, CacheConfig::default().max_ttl);
+    assert_eq!(ls.cache, None, "no [ls.cache]: only the pool caches");
+    let inline = with(&format!("{pool}cache = {{ max_entries = 7 }}\n"));
+    let ls = parse(&inline).unwrap().ls.unwrap();
+    assert_eq!(ls.pool[0].cache.unwrap().max_entries, 7);
+    let bad = with(&format!("{pool}[ls.pool.cache]\nmax_entries = 0\n"));
+    assert_eq!(
+        parse(&bad).unwrap_err().to_string(),
+        "config.toml:22: ls.pool.cache.max_entries: must be at least 1 \
+         (omit the pool's cache to use [ls.cache])"
+    );
+}

@@ -74,6 +74,19 @@ impl Key {
             && self.name() == &*stored.name
     }
 
+    /// This TCP query's key as if it had come over UDP (`None` when it
+    /// came over UDP): a complete answer kept for a UDP client serves a TCP
+    /// one as well.
+    pub(super) fn as_udp(&self, hasher: &impl BuildHasher) -> Option<Key> {
+        if self.flags & FLAG_TCP == 0 {
+            return None;
+        }
+        let mut udp = self.clone();
+        udp.flags &= !FLAG_TCP;
+        udp.hash = hash_of(&udp, hasher);
+        Some(udp)
+    }
+
     /// The key kept in an entry (its name copied out).
     pub(super) fn to_stored(&self) -> StoredKey {
         StoredKey {

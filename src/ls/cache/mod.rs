@@ -9,8 +9,10 @@
 //! An entry is found by [`key::Key`]: the question's name lower-cased (read
 //! from the query's wire bytes in place), type and class, the DO and CD
 //! bits, whether the query had EDNS, and whether it came over UDP or TCP (a
-//! DO=1 answer's signatures never reach a DO=0 client, an answer fitted to
-//! one transport never another). The index holds the key's hash (keyed at
+//! DO=1 answer's signatures never reach a DO=0 client, a TCP answer too
+//! large for UDP never a UDP client; a TCP client whose own key misses is
+//! served a UDP client's entry, complete since TC=1 answers are never kept,
+//! so a client sent to TCP by a cut answer finds it there). The index holds the key's hash (keyed at
 //! random per cache, so names cannot be picked to collide); a hit compares
 //! the full key, so a collision is a miss, never another name's answer.
 //! `stored` says which answers are kept, for how long, and in what form;
@@ -51,14 +53,19 @@
 //! [`PacketCache::stale`], which the LS calls when a query ends without a
 //! final answer: every TTL 30, an EDE 3 (19 for an NXDOMAIN) in the OPT.
 //! That also marks the entry "failed" for 30 s (the failure-recheck timer):
-//! meanwhile [`PacketCache::lookup`] serves it stale at once instead of
-//! waiting out the deadline again.
+//! meanwhile a lookup serves it stale at once instead of waiting out the
+//! deadline again: every query while no backend of its route is up
+//! ([`Want::FreshOrRecheck`]); while one is ([`Want::Fresh`]), every query
+//! but one a [`RETRY_EVERY`], starting with the first after the failure,
+//! which is forwarded to refresh it: a refresh lost to one dropped datagram
+//! is tried again at once, not 30 s later.
 //!
 //! # Flushes
 //! [`PacketCache::flush`] removes the entries of a name, or of a whole zone
 //! (every name at or under it), for NOTIFY and the admin endpoint: a walk
 //! over every shard, each locked in turn.
 use std::collections::hash_map::RandomState;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -90,6 +97,11 @@ const SHARD_MIN: usize = 256;
 /// §5: the failure-recheck timer, 30 s suggested).
 pub const FAILURE_RECHECK: Duration = Duration::from_secs(30);
 
+/// While a backend of its route is up, how often a query for a name in its
+/// failure-recheck window is forwarded to refresh it (the others meanwhile
+/// are answered stale at once).
+pub const RETRY_EVERY: Duration = Duration::from_secs(1);
+
 /// What a lookup wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hit {
@@ -99,6 +111,25 @@ pub enum Hit {
     Stale,
     /// Nothing: the buffer holds nothing to send.
     Miss,
+}
+
+/// What a lookup may serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// A backend of its route is up: fresh, or, for a name in its
+    /// failure-recheck window, stale at once except for one query a
+    /// [`RETRY_EVERY`] (the first one after the failure included), which
+    /// is forwarded to refresh it: a refresh lost to one dropped datagram
+    /// does not keep a name stale for 30 s while its backends answer, and a
+    /// name whose backend keeps failing it costs one client a second the
+    /// wait for the deadline, not every client.
+    Fresh,
+    /// Fresh, or stale while its name's last query failed within
+    /// [`FAILURE_RECHECK`] (RFC 8767 §5: no backend to wait for again).
+    FreshOrRecheck,
+    /// Anything within the stale window: the query ended without a final
+    /// answer (the entry is marked failed).
+    Stale,
 }
 
 /// The cache's counters, summed over its shards.
@@ -118,6 +149,20 @@ pub struct CacheStats {
     pub entries: u64,
 }
 
+impl CacheStats {
+    /// The counters of two caches together.
+    pub fn plus(self, o: &CacheStats) -> CacheStats {
+        CacheStats {
+            hits: self.hits + o.hits,
+            misses: self.misses + o.misses,
+            stale: self.stale + o.stale,
+            evictions: self.evictions + o.evictions,
+            inserts: self.inserts + o.inserts,
+            entries: self.entries + o.entries,
+        }
+    }
+}
+
 /// A packet cache: see the module header.
 #[derive(Debug)]
 pub struct PacketCache {
@@ -131,6 +176,9 @@ pub struct PacketCache {
     stale_ttl: Duration,
     /// The config it was built from.
     config: CacheConfig,
+    /// Lookups that found nothing to serve (counted outside the shards: a
+    /// miss may probe two keys, and is followed by a forward anyway).
+    misses: AtomicU64,
 }
 
 impl PacketCache {
@@ -153,6 +201,7 @@ impl PacketCache {
             },
             stale_ttl: Duration::from_secs(u64::from(config.stale_ttl)),
             config: *config,
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -181,7 +230,7 @@ impl PacketCache {
     /// within the last [`FAILURE_RECHECK`]; else [`Hit::Miss`] (forward it).
     /// Allocates nothing when `out` has room for the answer.
     pub fn lookup(&self, query: &[u8], t: Transport, now: Instant, out: &mut Vec<u8>) -> Hit {
-        self.find(query, t, now, false, out)
+        self.serve(query, t, now, Want::FreshOrRecheck, out)
     }
 
     /// The answer to `query` for a query that ended without a final
@@ -190,33 +239,45 @@ impl PacketCache {
     /// one, stored meanwhile, served as a hit); else [`Hit::Miss`] (answer
     /// by `on_timeout`).
     pub fn stale(&self, query: &[u8], t: Transport, now: Instant, out: &mut Vec<u8>) -> Hit {
-        self.find(query, t, now, true, out)
+        self.serve(query, t, now, Want::Stale, out)
     }
 
-    /// [`PacketCache::get`] with the key read from `query`.
-    fn find(
+    /// The answer to `query` for its client at `now`, as `want` allows,
+    /// written into `out`. A TCP client is also served what a UDP client's
+    /// question left (never a truncated answer: those are not kept), so a
+    /// client sent to TCP by TC=1 finds there the answer it was cut from.
+    pub fn serve(
         &self,
         query: &[u8],
         t: Transport,
         now: Instant,
-        failed: bool,
+        want: Want,
         out: &mut Vec<u8>,
     ) -> Hit {
-        match self.key(query, t) {
-            Some((key, client)) => self.get(&key, &client, query, now, failed, out),
-            None => Hit::Miss,
+        let Some((key, client)) = self.key(query, t) else {
+            return Hit::Miss;
+        };
+        let mut hit = self.get(&key, &client, query, now, want, out);
+        if hit == Hit::Miss
+            && let Some(udp) = key.as_udp(&self.hasher)
+        {
+            hit = self.get(&udp, &client, query, now, want, out);
         }
+        if hit == Hit::Miss && want != Want::Stale {
+            self.misses.fetch_add(1, Relaxed);
+        }
+        hit
     }
 
-    /// [`PacketCache::lookup`] (`failed` false) or [`PacketCache::stale`]
-    /// (true) with the key already read.
-    pub fn get(
+    /// [`PacketCache::serve`] of the entry under `key` alone (no miss
+    /// counted).
+    fn get(
         &self,
         key: &Key,
         client: &Client,
         query: &[u8],
         now: Instant,
-        failed: bool,
+        want: Want,
         out: &mut Vec<u8>,
     ) -> Hit {
         let Some(mut shard) = self.shard(key.hash) else {
@@ -230,22 +291,28 @@ impl PacketCache {
             let recheck = slot.failed_until.is_some_and(|t| now < t);
             let hit = if fresh {
                 Hit::Fresh
-            } else if in_window && (failed || recheck) {
-                if failed {
-                    slot.failed_until = Some(now + FAILURE_RECHECK);
-                }
+            } else if in_window && want == Want::Stale {
+                slot.failed_until = Some(now + FAILURE_RECHECK);
+                slot.retry_at = Some(now);
+                Hit::Stale
+            } else if in_window
+                && recheck
+                && (want == Want::FreshOrRecheck || slot.retry_at.is_some_and(|t| now < t))
+            {
                 Hit::Stale
             } else {
+                if recheck {
+                    // This one is forwarded: the next in a second.
+                    slot.retry_at = Some(now + RETRY_EVERY);
+                }
                 return None;
             };
             Shard::touch(slot);
             Some((hit, Arc::clone(&slot.entry)))
         });
-        let c = &mut shard.counts;
         match &found {
-            Some((Hit::Stale, _)) => c.stale += 1,
-            Some(_) => c.hits += 1,
-            None if !failed => c.misses += 1,
+            Some((Hit::Stale, _)) => shard.counts.stale += 1,
+            Some(_) => shard.counts.hits += 1,
             None => {}
         }
         drop(shard);
@@ -319,12 +386,14 @@ impl PacketCache {
 
     /// The counters, summed over the shards.
     pub fn stats(&self) -> CacheStats {
-        let mut out = CacheStats::default();
+        let mut out = CacheStats {
+            misses: self.misses.load(Relaxed),
+            ..CacheStats::default()
+        };
         for s in self.shards.iter() {
             let shard = s.lock().unwrap_or_else(PoisonError::into_inner);
             let c = shard.counts;
             out.hits += c.hits;
-            out.misses += c.misses;
             out.stale += c.stale;
             out.evictions += c.evictions;
             out.inserts += c.inserts;

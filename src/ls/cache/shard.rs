@@ -28,6 +28,9 @@ pub(super) struct Slot {
     /// Until when its name is answered stale at once, after a query for it
     /// ended without an answer (RFC 8767's failure-recheck timer).
     pub(super) failed_until: Option<Instant>,
+    /// While a backend of its route is up, when the next query for it in
+    /// that window is forwarded (the others are answered stale at once).
+    pub(super) retry_at: Option<Instant>,
 }
 
 /// A CLOCK ring: slots in a circle, a hand, a capacity.
@@ -68,8 +71,6 @@ impl Ring {
 pub(super) struct Counts {
     /// Fresh answers served.
     pub(super) hits: u64,
-    /// Lookups that found nothing to serve.
-    pub(super) misses: u64,
     /// Stale answers served.
     pub(super) stale: u64,
     /// Entries pushed out to make room.
@@ -161,6 +162,7 @@ impl Shard {
             entry: Arc::new(entry),
             referenced: false,
             failed_until: None,
+            retry_at: None,
         };
         if let Some(&(r, at)) = self.index.get(&hash) {
             if r == ring

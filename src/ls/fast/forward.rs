@@ -41,7 +41,7 @@ impl Worker {
             Admission::Forward(state, admitted) => {
                 // A cache hit is written where it is sent from: no flight,
                 // no copy, no allocation.
-                if state.cache.is_some() {
+                if state.route_at(admitted.route()).cache.is_some() {
                     let query = (raw, Transport::Udp, admitted.route());
                     if reply::from_cache(&state, query, self.to_clients.push(src)) {
                         return;

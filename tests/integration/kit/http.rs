@@ -138,7 +138,11 @@ pub fn parse_exposition(text: &str) -> Exposition {
 }
 
 /// The samples of family `name` whose labels include `want`.
-fn matching<'a>(e: &'a Exposition, name: &str, want: &[(&str, &str)]) -> Vec<&'a PrometheusValue> {
+pub fn matching<'a>(
+    e: &'a Exposition,
+    name: &str,
+    want: &[(&str, &str)],
+) -> Vec<&'a PrometheusValue> {
     let family = e
         .families
         .get(name)

@@ -138,9 +138,25 @@ fn stale_answers_carry_ttl_30_and_an_ede_and_recheck_for_30_s() {
     let m = Message::from_vec(&out).unwrap();
     assert_eq!(ttls(&m), vec![30, 30]);
     assert_eq!(ede(&m), Some(EDE_STALE));
-    // The failure-recheck timer: answered stale at once for 30 s.
+    // The failure-recheck timer: answered stale at once for 30 s while no
+    // backend is up; while one is, forwarded (a lost refresh is retried).
     let (h, m) = hit(&c, &q, expired + Duration::from_secs(29));
     assert_eq!((h, ede(&m.unwrap())), (Hit::Stale, Some(3)));
+    // While a backend is up: the first query after the failure forwarded,
+    // then one a second, the others stale at once.
+    let up = |at: Duration| {
+        c.serve(
+            &q,
+            Transport::Udp,
+            expired + at,
+            Want::Fresh,
+            &mut Vec::new(),
+        )
+    };
+    assert_eq!(up(Duration::from_secs(20)), Hit::Miss, "forwarded");
+    assert_eq!(up(Duration::from_millis(20_500)), Hit::Stale);
+    assert_eq!(up(Duration::from_secs(21)), Hit::Miss, "a second later");
+    assert_eq!(up(Duration::from_millis(21_001)), Hit::Stale);
     assert_eq!(hit(&c, &q, expired + FAILURE_RECHECK).0, Hit::Miss);
     // Within the window only.
     let last = t0 + Duration::from_secs(60 + 599);
@@ -157,7 +173,8 @@ fn stale_answers_carry_ttl_30_and_an_ede_and_recheck_for_30_s() {
     assert!(m.edns.is_none());
     assert_eq!(ttls(&m), vec![30]);
     let s = c.stats();
-    assert_eq!((s.stale, s.inserts, s.entries), (4, 3, 3));
+    assert_eq!((s.stale, s.inserts, s.entries), (6, 3, 3));
+    assert_eq!(s.misses, 4, "the first lookup, two while up, at 30 s");
 }
 
 #[test]
@@ -191,4 +208,39 @@ fn a_hit_writes_into_the_callers_buffer_without_growing_it() {
         assert_eq!(out.as_ptr(), before, "no reallocation");
     }
     assert_eq!(out.capacity(), 1232);
+}
+
+#[test]
+fn a_tcp_client_is_served_a_udp_clients_entry_never_the_reverse() {
+    let c = cache(100);
+    let t0 = Instant::now();
+    let q = query("www.example.", RecordType::A, EDNS);
+    let resp = answer(
+        &q,
+        ResponseCode::NoError,
+        vec![a("www.example.", 60, 1)],
+        vec![],
+    );
+    c.insert(&q, Transport::Udp, &resp, t0).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(c.lookup(&q, Transport::Tcp, t0, &mut out), Hit::Fresh);
+    let m = Message::from_vec(&out).unwrap();
+    assert_eq!(m.answers.len(), 1);
+    // Kept for TCP only: a UDP client does not find it.
+    let q2 = query("ftp.example.", RecordType::A, EDNS);
+    let resp2 = answer(
+        &q2,
+        ResponseCode::NoError,
+        vec![a("ftp.example.", 60, 2)],
+        vec![],
+    );
+    c.insert(&q2, Transport::Tcp, &resp2, t0).unwrap();
+    assert_eq!(c.lookup(&q2, Transport::Udp, t0, &mut out), Hit::Miss);
+    assert_eq!(c.lookup(&q2, Transport::Tcp, t0, &mut out), Hit::Fresh);
+    let s = c.stats();
+    assert_eq!(
+        (s.hits, s.misses),
+        (2, 1),
+        "a TCP miss then UDP hit is a hit"
+    );
 }
