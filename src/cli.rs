@@ -95,6 +95,58 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         addr: Option<SocketAddr>,
     },
+    /// Act on a running LS's packet cache, through its metrics listener.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// `dnslb cache` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Remove NAME's cached answers (every type), or with `--zone` those of
+    /// every name at or under NAME, at once; print how many.
+    Flush {
+        /// The name (or zone), e.g. `www.example.com`.
+        name: String,
+        /// Every name at or under NAME.
+        #[arg(long)]
+        zone: bool,
+        /// The config file: the LS is asked at its `ls.metrics` address.
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Ask this metrics address instead (the config is then not read).
+        #[arg(long, value_name = "ADDR")]
+        addr: Option<SocketAddr>,
+    },
+}
+
+/// Why `dnslb cache` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// NAME is not a DNS name.
+    #[error(transparent)]
+    Name(#[from] crate::config::ValueError),
+    /// The LS could not be asked, or would not flush.
+    #[error(transparent)]
+    Status(#[from] crate::status::StatusError),
+}
+
+impl CacheCommand {
+    /// Runs it against the LS: the line to print.
+    ///
+    /// # Errors
+    /// A bad name, no metrics address, the LS unreachable or without a cache.
+    pub async fn run(self) -> Result<String, CacheError> {
+        let CacheCommand::Flush {
+            name,
+            zone,
+            config,
+            addr,
+        } = self;
+        let name = crate::config::parse_name(&name)?;
+        let addr = crate::status::metrics_addr(&config, addr)?;
+        Ok(crate::status::flush(addr, &name, zone, crate::status::FETCH_TIMEOUT).await?)
+    }
 }
 
 /// `dnslb ts` options.

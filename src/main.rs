@@ -37,6 +37,12 @@ fn report(format: LogFormat, line: &str) {
     }
 }
 
+/// Writes `text` on stdout.
+fn print_out(text: &str) -> Result<()> {
+    std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+        .context("cannot write to stdout")
+}
+
 fn runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers.max(1))
@@ -125,18 +131,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
             let lines = dnslb::ts::keys::ds::ds_lines(&settings, now)?;
-            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
-            std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
-                .context("cannot write to stdout")?;
+            print_out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>())?;
         }
         Command::Status { config, addr } => {
             let addr = dnslb::status::metrics_addr(&config, addr)?;
-            let fetch = dnslb::status::fetch(addr, dnslb::status::FETCH_TIMEOUT);
-            let report = runtime(1)?.block_on(fetch)?;
-            let table = dnslb::status::render(&report, addr);
-            std::io::Write::write_all(&mut std::io::stdout().lock(), table.as_bytes())
-                .context("cannot write to stdout")?;
+            print_out(&runtime(1)?.block_on(dnslb::status::show(addr))?)?;
         }
+        Command::Cache(cmd) => print_out(&runtime(1)?.block_on(cmd.run())?)?,
         Command::Ts(args) => {
             dnslb::supervise::die_with_supervisor()?;
             let run = args.into_run()?;

@@ -1,10 +1,11 @@
 //! `dnslb status`: asks a running LS for its `/health` report (at the config's
 //! `ls.metrics`, or `--addr`) and prints it as a table, in the manner of
 //! dnsdist's `showServers()`: one row per backend, then the TS children when
-//! the LS runs under `dnslb up`.
+//! the LS runs under `dnslb up`. And `dnslb cache flush` ([`flush`]): a
+//! `POST /cache/flush` to the same listener.
 //!
-//! The HTTP exchange is one GET over hyper's HTTP/1 client connection, bounded
-//! by a timeout and a cap on the body size. [`render`] is pure.
+//! Each HTTP exchange is one request over hyper's HTTP/1 client connection,
+//! bounded by a timeout and a cap on the body size. [`render`] is pure.
 
 use crate::metrics::sig3;
 use std::fmt::Write as _;
@@ -12,21 +13,25 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hickory_proto::rr::Name;
 use http_body_util::{BodyExt, Empty, Limited};
+use hyper::Method;
 use hyper::body::Bytes;
 use hyper::header::{CONNECTION, HOST};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::config::{Config, ConfigError};
-use crate::metrics::{BackendState, ChildState, HealthReport, HealthStatus};
+use crate::metrics::{
+    BackendState, ChildState, FLUSH_PATH, FlushAnswer, HealthReport, HealthStatus,
+};
 
 /// How long the whole exchange with the LS may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest `/health` body read (a report is about 300 bytes per backend).
 const MAX_BODY: usize = 4 << 20;
 
-/// Why `dnslb status` could not show the LS.
+/// Why `dnslb status` could not show the LS (or `dnslb cache flush` flush it).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StatusError {
@@ -34,7 +39,7 @@ pub enum StatusError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The config has no `[ls]` section or no `ls.metrics`.
-    #[error("{}: no ls.metrics address, so the LS serves no /health; set it, or give --addr", path.display())]
+    #[error("{}: no ls.metrics address, so the LS has no metrics listener to ask; set it, or give --addr", path.display())]
     NoMetrics {
         /// The config file.
         path: PathBuf,
@@ -71,8 +76,19 @@ pub enum StatusError {
         /// The status it gave.
         status: u16,
     },
-    /// The body is not a health report.
-    #[error("{addr} answered /health with something that is not a dnslb health report")]
+    /// `POST /cache/flush` was not done: no cache (404), a bad name (400), or
+    /// not a dnslb LS.
+    #[error("the LS at {addr} answered HTTP {status}: {text}")]
+    Flush {
+        /// Where the metrics server is.
+        addr: SocketAddr,
+        /// The status it gave.
+        status: u16,
+        /// What it said.
+        text: String,
+    },
+    /// The body is not what a dnslb LS answers.
+    #[error("{addr} answered with something that is not a dnslb LS's answer")]
     Json {
         /// Where the metrics server is.
         addr: SocketAddr,
@@ -108,7 +124,31 @@ pub async fn fetch(addr: SocketAddr, wait: Duration) -> Result<HealthReport, Sta
         .unwrap_or(Err(StatusError::Timeout { addr, wait }))
 }
 
+/// `dnslb status`: the report of the LS at `addr` (see [`fetch`]) as a table
+/// ([`render`]).
+///
+/// # Errors
+/// See [`fetch`].
+pub async fn show(addr: SocketAddr) -> Result<String, StatusError> {
+    let report = fetch(addr, FETCH_TIMEOUT).await?;
+    Ok(render(&report, addr))
+}
+
 async fn fetch_now(addr: SocketAddr) -> Result<HealthReport, StatusError> {
+    let (status, body) = exchange(addr, Method::GET, "/health").await?;
+    if status != 200 && status != 503 {
+        return Err(StatusError::Status { addr, status });
+    }
+    serde_json::from_slice(&body).map_err(|source| StatusError::Json { addr, source })
+}
+
+/// One request of `method` on `path` (with its query) to `addr`, no body:
+/// the answer's status and body (at most [`MAX_BODY`] bytes).
+async fn exchange(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+) -> Result<(u16, Bytes), StatusError> {
     let http =
         |source: Box<dyn std::error::Error + Send + Sync>| StatusError::Http { addr, source };
     let stream = TcpStream::connect(addr)
@@ -117,7 +157,9 @@ async fn fetch_now(addr: SocketAddr) -> Result<HealthReport, StatusError> {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| http(e.into()))?;
-    let request = hyper::Request::get("/health")
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header(HOST, addr.to_string())
         .header(CONNECTION, "close")
         .body(Empty::<Bytes>::new())
@@ -137,11 +179,43 @@ async fn fetch_now(addr: SocketAddr) -> Result<HealthReport, StatusError> {
         Ok::<_, StatusError>((status, body))
     };
     let (result, _) = tokio::join!(exchange, conn);
-    let (status, body) = result?;
-    if status != 200 && status != 503 {
-        return Err(StatusError::Status { addr, status });
+    result
+}
+
+/// `dnslb cache flush`: POSTs `/cache/flush` for `name` (with `zone`, every
+/// name at or under it) to the LS's metrics listener at `addr`, all within
+/// `wait`; the line to print.
+///
+/// # Errors
+/// See [`StatusError`]: unreachable, too slow, no cache, refused.
+pub async fn flush(
+    addr: SocketAddr,
+    name: &Name,
+    zone: bool,
+    wait: Duration,
+) -> Result<String, StatusError> {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("name", &name.to_ascii());
+    if zone {
+        query.append_pair("zone", "1");
     }
-    serde_json::from_slice(&body).map_err(|source| StatusError::Json { addr, source })
+    let path = format!("{FLUSH_PATH}?{}", query.finish());
+    let ask = exchange(addr, Method::POST, &path);
+    let (status, body) = tokio::time::timeout(wait, ask)
+        .await
+        .unwrap_or(Err(StatusError::Timeout { addr, wait }))?;
+    let text = String::from_utf8_lossy(&body).trim().to_owned();
+    if status != 200 {
+        return Err(StatusError::Flush { addr, status, text });
+    }
+    let answer: FlushAnswer =
+        serde_json::from_slice(&body).map_err(|source| StatusError::Json { addr, source })?;
+    let what = if answer.zone { "zone" } else { "name" };
+    let s = if answer.removed == 1 { "y" } else { "ies" };
+    Ok(format!(
+        "{} entr{s} removed ({what} {})\n",
+        answer.removed, answer.name
+    ))
 }
 
 /// A latency in µs for the table: `850us`, `12.3ms`, `1.25s`; `-` when unknown.

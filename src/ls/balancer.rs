@@ -1,8 +1,8 @@
 //! The balancer: the LS's request handler ([`Balancer`]) holding the
 //! current [`LsState`] snapshot (swapped whole on reload), and the door every
 //! client query passes before either driver forwards it ([`Balancer::admit`]:
-//! ACL, rate limit, malformed or non-QUERY messages, the loop mark, then the
-//! query read once, header and question, and routed to its pool by the
+//! ACL, rate limit, malformed or non-QUERY messages, a backend's NOTIFY
+//! ([`super::notify`]), the loop mark, then the query read once, header and question, and routed to its pool by the
 //! question's name, read in place). Both drivers start here: the async
 //! one ([`super::strategy`], which makes it the server layer's `Handler`) and
 //! the UDP fast path ([`super::fast`]).
@@ -14,6 +14,7 @@ use hickory_proto::op::{OpCode, ResponseCode};
 use tokio::sync::Notify;
 
 use super::guard::{self, RateVerdict};
+use super::notify::{self, FlushBy, FlushCounters};
 use super::order;
 use super::pool::UpstreamPool;
 use super::state::{Job, LsMetrics, LsState};
@@ -45,6 +46,7 @@ pub struct Balancer {
     pub(super) metrics: Arc<LsMetrics>,
     pub(super) pool: Arc<UpstreamPool>,
     pub(super) trigger: QueryTrigger,
+    flushes: FlushCounters,
 }
 
 impl Balancer {
@@ -57,6 +59,7 @@ impl Balancer {
             metrics,
             pool,
             trigger: QueryTrigger::default(),
+            flushes: FlushCounters::default(),
         }
     }
 
@@ -78,6 +81,17 @@ impl Balancer {
     /// The LS's counters.
     pub fn metrics(&self) -> &LsMetrics {
         &self.metrics
+    }
+
+    /// The cache flushes and NOTIFYs counted.
+    pub fn flushes(&self) -> &FlushCounters {
+        &self.flushes
+    }
+
+    /// Removes the cached entries of `name` (with `zone`, at or under it),
+    /// counted as an HTTP flush: how many, or `None` without a cache.
+    pub fn flush_cache(&self, name: &hickory_proto::rr::Name, zone: bool) -> Option<usize> {
+        notify::flush(&self.state(), &self.flushes, name, zone, FlushBy::Http)
     }
 }
 
@@ -177,7 +191,10 @@ impl Balancer {
             }
             None => match dns::decode_query(req.raw) {
                 Err(reject) => return now(reject.response()),
-                // NOTIFY and the like are for authoritative servers.
+                // A zone changed: flushed when a backend says so.
+                Ok(q) if q.header.metadata.op_code == OpCode::Notify => {
+                    return now(notify::answer(&state, &self.flushes, &q, req.src.ip()));
+                }
                 Ok(q) if q.header.metadata.op_code != OpCode::Query => {
                     return now(dns::error_for(req.raw, ResponseCode::Refused));
                 }

@@ -12,6 +12,8 @@
 //!   socket) and [`strategy`] (async, for TCP: the server layer's handler);
 //! - [`balancer`]: [`Balancer`], holding the current [`LsState`] snapshot,
 //!   and the door every query passes first ([`Balancer::admit`]);
+//! - [`notify`]: the cache's flushes before TTLs run out (a backend's
+//!   NOTIFY at the door, `POST /cache/flush`) and their counters;
 //! - [`reply`]: the client's answer from how a query ended (the winner's,
 //!   a negative one passed on, a stale one from the cache, or one made
 //!   up), for both drivers, and the cache's answer at the door;
@@ -36,6 +38,7 @@ pub mod health;
 pub mod hedge;
 pub mod latency;
 pub mod loopmark;
+pub mod notify;
 pub mod order;
 pub mod pool;
 pub mod reply;

@@ -6,7 +6,7 @@
 //!   after [`IDLE_TIMEOUT`] without a byte either way;
 //! - from the first byte of a request, the answer must start within
 //!   [`REQUEST_TIMEOUT`]: the header-read timeout and whole-request deadline
-//!   in one (our routes are `GET`s answered from memory), however the bytes
+//!   in one (our routes are answered from memory), however the bytes
 //!   arrive. A slowloris that sends a header line every few seconds is closed
 //!   after [`REQUEST_TIMEOUT`], not kept alive by each line.
 //!

@@ -1,5 +1,6 @@
 //! The LS's metrics over HTTP: Prometheus `/metrics`, a status page at `/`,
-//! and the health endpoints `/health` (JSON) and `/ready`; and the TS's own
+//! the health endpoints `/health` (JSON) and `/ready`, and `POST /cache/flush`
+//! (the packet cache's entries of a name or zone removed); and the TS's own
 //! `/metrics` ([`serve_ts`]).
 //!
 //! [`render_prometheus`] writes the text exposition format (0.0.4) straight
@@ -16,6 +17,7 @@
 //! - `health`: the [`HealthReport`] behind `/health` (and `dnslb status`).
 //! - `history`: the ring of 1-second samples and the sampler task that fills it.
 //! - `page`: the status page (HTML, with an inline SVG chart).
+//! - `flush`: `POST /cache/flush`.
 //! - `listener`: the HTTP listener that caps connections and times out idle ones.
 //! - `ts`: the TS's `/metrics` ([`serve_ts`], [`render_ts_prometheus`]).
 //! - Here: [`serve`], the routes, [`StatusExtra`] and [`Readiness`].
@@ -27,13 +29,14 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::ls::Balancer;
 
+mod flush;
 mod health;
 mod history;
 mod listener;
@@ -42,6 +45,7 @@ mod process;
 mod prom;
 mod ts;
 
+pub use flush::{FLUSH_PATH, FlushAnswer, FlushQuery, parse_query as parse_flush_query};
 pub use health::{
     BackendHealth, BackendState, ChildHealth, ChildState, HealthReport, HealthStatus,
 };
@@ -232,7 +236,7 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
-/// Serves `/metrics`, `/`, `/health` and `/ready` on `listener` until `token` is cancelled, then
+/// Serves `/metrics`, `/`, `/health`, `/ready` and `POST /cache/flush` on `listener` until `token` is cancelled, then
 /// gives open requests two seconds to finish and returns once the
 /// sampler has stopped too.
 pub async fn serve(
@@ -255,6 +259,7 @@ pub async fn serve(
         .route("/metrics", get(prometheus))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route(FLUSH_PATH, post(flush::cache_flush))
         .fallback(not_found)
         .with_state(shared);
     serve_app(listener, app, token.clone()).await;

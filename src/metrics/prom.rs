@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use crate::ls::backend::Backend;
 use crate::ls::cache::CacheStats;
 use crate::ls::latency::{BUCKETS_US, LatencySnapshot};
+use crate::ls::notify::{FlushBy, FlushCounters};
 use crate::ls::{Balancer, LsMetrics, LsState};
 
 use super::process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
@@ -145,7 +146,9 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
     if caches.peek().is_some() {
         let total = caches.fold(CacheStats::default(), |t, (_, c)| t.plus(&c.stats()));
         write_cache(&mut e, &total);
+        write_flushes(&mut e, balancer.flushes());
     }
+    write_notify(&mut e, balancer.flushes());
     write_process(&mut e, &ProcessStats::read());
     write_build_info(&mut e);
     e.0
@@ -305,6 +308,47 @@ fn write_cache(e: &mut Expo, s: &CacheStats) {
         "Answers held in the packet cache now.",
     );
     e.sample("dnslb_cache_entries", &[], s.entries);
+}
+
+/// The caches' flushes by who asked (only with a packet cache).
+fn write_flushes(e: &mut Expo, f: &FlushCounters) {
+    for (name, help, counts) in [
+        (
+            "dnslb_cache_flushes_total",
+            "Packet cache flushes, by who asked (a backend's NOTIFY, POST /cache/flush).",
+            &f.flushes,
+        ),
+        (
+            "dnslb_cache_flushed_entries_total",
+            "Packet cache entries removed by flushes, by who asked.",
+            &f.entries,
+        ),
+    ] {
+        e.family(name, "counter", help);
+        for (by, c) in FlushBy::ALL.iter().zip(counts) {
+            e.sample(name, &[("by", by.as_str())], c.load(Relaxed));
+        }
+    }
+}
+
+/// NOTIFYs received: acknowledged (from a backend) or refused.
+fn write_notify(e: &mut Expo, f: &FlushCounters) {
+    let name = "dnslb_notify_total";
+    e.family(
+        name,
+        "counter",
+        "NOTIFYs received, by result: accepted (from a backend's address) or refused.",
+    );
+    e.sample(
+        name,
+        &[("result", "accepted")],
+        f.notify_accepted.load(Relaxed),
+    );
+    e.sample(
+        name,
+        &[("result", "refused")],
+        f.notify_refused.load(Relaxed),
+    );
 }
 
 /// The balancer's own families.
@@ -585,6 +629,10 @@ mod tests {
                 "dnslb_cache_evictions_total 0",
                 "dnslb_cache_inserts_total 0",
                 "dnslb_cache_entries 0",
+                "dnslb_cache_flushes_total{by=\"notify\"} 0",
+                "dnslb_cache_flushes_total{by=\"http\"} 0",
+                "dnslb_cache_flushed_entries_total{by=\"notify\"} 0",
+                "dnslb_cache_flushed_entries_total{by=\"http\"} 0",
             ]
         );
         assert!(cache.contains(&"# TYPE dnslb_cache_entries gauge"));

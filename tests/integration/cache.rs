@@ -63,7 +63,7 @@ fn answer_with(q: &[u8], rcode: ResponseCode, ttl: u32) -> Vec<u8> {
     m.to_vec().unwrap()
 }
 
-fn a_300(q: &[u8]) -> Vec<u8> {
+pub(crate) fn a_300(q: &[u8]) -> Vec<u8> {
     answer_with(q, ResponseCode::NoError, 300)
 }
 

@@ -5,6 +5,7 @@ mod amplification;
 mod attacks;
 mod browser;
 mod cache;
+mod cache_flush;
 mod cli;
 mod dnssec;
 mod docs;

@@ -85,9 +85,9 @@ async fn serial_of(addr: SocketAddr, zone: &str) -> Option<u32> {
 // ---------------------------------------------------------------------------
 
 /// A `dnslb ts -c CONFIG --name primary`, stopped by its [`Proc`] guard.
-struct TsProc {
-    proc: Proc,
-    addr: SocketAddr,
+pub(crate) struct TsProc {
+    pub(crate) proc: Proc,
+    pub(crate) addr: SocketAddr,
     /// The folder it runs in (not the config's).
     _cwd: tempfile::TempDir,
 }
@@ -97,7 +97,7 @@ impl TsProc {
     /// `extra`) to `dir/config.toml` with a free port and starts the TS from
     /// another folder; waits until it answers `zone SOA`. Tries again with
     /// another port if one was taken in between.
-    async fn start(
+    pub(crate) async fn start(
         dir: &Path,
         (file, extra): (&str, &str),
         notify_port: u16,
@@ -129,7 +129,18 @@ impl TsProc {
         panic!("no free port for the TS after three tries");
     }
 
-    fn stderr_now(&self) -> String {
+    /// [`TsProc::start`] serving [`tbl_table`] (as `tbl.test.`, in a folder
+    /// of its own) and notifying `notify_port`: the folder, the table's path
+    /// (to edit) and the TS.
+    pub(crate) async fn start_tbl(notify_port: u16) -> (ZoneDir, std::path::PathBuf, TsProc) {
+        let dir = ZoneDir::new();
+        let table = dir.write("tbl.txt", &tbl_table(""));
+        let tbl = ("tbl.txt", "origin = \"tbl.test.\"\n");
+        let ts = TsProc::start(dir.path(), tbl, notify_port, "tbl.test.").await;
+        (dir, table, ts)
+    }
+
+    pub(crate) fn stderr_now(&self) -> String {
         self.proc.stderr_now()
     }
 
@@ -158,13 +169,13 @@ impl TsProc {
     }
 
     /// SIGHUP, by PID.
-    fn reload(&mut self) {
+    pub(crate) fn reload(&mut self) {
         self.proc.signal(Signal::HUP);
     }
 
     /// Polls the TS's log until `needle` occurs at least `count` times
     /// ([`crate::peers::wait_log`]: the TS must stay up meanwhile).
-    async fn wait_log(&mut self, needle: &str, count: usize, limit: Duration) {
+    pub(crate) async fn wait_log(&mut self, needle: &str, count: usize, limit: Duration) {
         crate::peers::wait_log(&mut self.proc, needle, count, limit).await;
     }
 }
@@ -429,11 +440,8 @@ pub(crate) fn tbl_table(extra: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nsd_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
-    let dir = ZoneDir::new();
-    let table = dir.write("tbl.txt", &tbl_table(""));
     let nsd_port = free_port();
-    let tbl = ("tbl.txt", "origin = \"tbl.test.\"\n");
-    let mut ts = TsProc::start(dir.path(), tbl, nsd_port, "tbl.test.").await;
+    let (_dir, table, mut ts) = TsProc::start_tbl(nsd_port).await;
     let s1 = serial_of(ts.addr, "tbl.test.").await.expect("TS SOA");
 
     let mut nsd = Nsd::secondary(nsd_port, "tbl.test.", ts.addr);

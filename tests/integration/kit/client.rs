@@ -100,7 +100,17 @@ pub async fn udp_raw(addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
 
 /// [`udp_raw`] with a chosen wait.
 pub async fn udp_raw_wait(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    udp_raw_from(std::net::Ipv4Addr::LOCALHOST.into(), addr, bytes, wait).await
+}
+
+/// [`udp_raw_wait`] from a fresh socket on `src` (e.g. 127.0.0.2).
+pub async fn udp_raw_from(
+    src: std::net::IpAddr,
+    addr: SocketAddr,
+    bytes: &[u8],
+    wait: Duration,
+) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind(SocketAddr::new(src, 0)).await.unwrap();
     sock.send_to(bytes, addr).await.unwrap();
     let mut buf = vec![0u8; 65_535];
     match tokio::time::timeout(wait, sock.recv_from(&mut buf)).await {

@@ -1,5 +1,5 @@
-//! HTTP against the metrics servers: a minimal GET (one connection, closed
-//! after the answer), and `/metrics` parsed as the Prometheus text format
+//! HTTP against the metrics servers: a minimal GET or other request (one
+//! connection, closed after the answer), and `/metrics` parsed as the Prometheus text format
 //! with the naming conventions checked.
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -30,8 +30,22 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> HttpResponse {
 /// [`http_get`], or `None` when nothing accepts the connection (a server not
 /// started yet, or gone).
 pub async fn http_try_get(addr: SocketAddr, path: &str) -> Option<HttpResponse> {
+    http_try_request(addr, "GET", path).await
+}
+
+/// A minimal HTTP/1.1 request of `method` (no body) over a fresh connection.
+pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> HttpResponse {
+    http_try_request(addr, method, path)
+        .await
+        .unwrap_or_else(|| panic!("cannot connect to {addr}"))
+}
+
+/// [`http_request`], or `None` when nothing accepts the connection.
+pub async fn http_try_request(addr: SocketAddr, method: &str, path: &str) -> Option<HttpResponse> {
     let mut s = TcpStream::connect(addr).await.ok()?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut raw))

@@ -1,0 +1,253 @@
+//! Invalidation that beats TTLs: what removes packet cache entries before
+//! they expire, and the counters that show it.
+//!
+//! - A NOTIFY (RFC 1996) from one of the LS's backends (by IP address: a
+//!   table server sends from an ephemeral port) removes every cached entry
+//!   at or under its zone and is acknowledged as RFC 1996 §4.7 says; from
+//!   any other address it is REFUSED, as NSD refuses one outside its
+//!   `allow-notify`. It is never forwarded nor cached. [`judge`] is the
+//!   pure decision, [`acknowledgement`] the answer.
+//! - `POST /cache/flush` on the metrics listener and `dnslb cache flush`
+//!   flush by name or zone through [`flush`].
+//!
+//! [`FlushCounters`] (on the balancer, kept across reloads) count both ways,
+//! and the refused NOTIFYs, whose log lines are kept within a budget.
+use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
+
+use super::guard::{Change, LimitLog};
+use super::state::LsState;
+use crate::dns::{self, ClientQuery};
+
+/// Interval of the refused-NOTIFY log's budget.
+const LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// Refused-NOTIFY lines written per [`LOG_INTERVAL`] at most.
+const LOG_LINES: u64 = 5;
+
+/// Who asked for a flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushBy {
+    /// A backend's NOTIFY.
+    Notify,
+    /// `POST /cache/flush` (and so `dnslb cache flush`).
+    Http,
+}
+
+impl FlushBy {
+    /// Both, in the order the metrics list them.
+    pub const ALL: [FlushBy; 2] = [FlushBy::Notify, FlushBy::Http];
+
+    /// The `by` label of the metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlushBy::Notify => "notify",
+            FlushBy::Http => "http",
+        }
+    }
+}
+
+/// Flushes and NOTIFYs counted since the LS started.
+#[derive(Debug)]
+pub struct FlushCounters {
+    /// Flushes of a cache, by [`FlushBy`] (index: its place in `ALL`).
+    pub flushes: [AtomicU64; 2],
+    /// Entries those flushes removed, by [`FlushBy`].
+    pub entries: [AtomicU64; 2],
+    /// NOTIFYs acknowledged (from a backend), with or without a cache.
+    pub notify_accepted: AtomicU64,
+    /// NOTIFYs refused (not from a backend).
+    pub notify_refused: AtomicU64,
+    /// The budget of the refused-NOTIFY log lines.
+    log: LimitLog,
+}
+
+impl Default for FlushCounters {
+    fn default() -> Self {
+        FlushCounters {
+            flushes: Default::default(),
+            entries: Default::default(),
+            notify_accepted: AtomicU64::new(0),
+            notify_refused: AtomicU64::new(0),
+            log: LimitLog::new(Instant::now(), LOG_INTERVAL, LOG_LINES),
+        }
+    }
+}
+
+impl FlushCounters {
+    /// Counts a flush by `by` that removed `removed` entries.
+    fn count(&self, by: FlushBy, removed: usize) {
+        let i = usize::from(by == FlushBy::Http);
+        self.flushes[i].fetch_add(1, Relaxed);
+        self.entries[i].fetch_add(u64::try_from(removed).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// Counts, and logs within the budget, a NOTIFY for `zone` refused from `src`.
+    fn refused(&self, src: IpAddr, zone: &Name) {
+        self.notify_refused.fetch_add(1, Relaxed);
+        if let Some(more) = self.log.roll(Instant::now()) {
+            tracing::warn!(
+                more = more.started,
+                "more NOTIFYs from addresses that are not backends refused"
+            );
+        }
+        if self.log.admit(Change::Started) {
+            tracing::warn!(%src, %zone, "NOTIFY refused: not from a backend's address");
+        }
+    }
+}
+
+/// What the door does with a NOTIFY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// From a backend, for a zone: flush it and acknowledge.
+    Flush(Name),
+    /// Not from a backend: REFUSED.
+    Refuse,
+    /// From a backend, but its question is not `<zone> SOA IN`: NOTIMP (no
+    /// other NOTIFY is defined for an LS to act on).
+    NotImplemented,
+}
+
+/// The decision on NOTIFY `q` (already decoded: one question) from `src`,
+/// given the LS's backends' addresses. IPv4-mapped IPv6 addresses compare
+/// as IPv4.
+pub fn judge(q: &ClientQuery, src: IpAddr, mut backends: impl Iterator<Item = IpAddr>) -> Verdict {
+    let src = src.to_canonical();
+    if !backends.any(|b| b.to_canonical() == src) {
+        return Verdict::Refuse;
+    }
+    if q.query.query_type() != RecordType::SOA || q.query.query_class() != DNSClass::IN {
+        return Verdict::NotImplemented;
+    }
+    Verdict::Flush(q.query.name().clone())
+}
+
+/// The acknowledgement of NOTIFY `q` (RFC 1996 §4.7): QR=1, AA=1, its ID,
+/// opcode NOTIFY, its question echoed, NOERROR.
+pub fn acknowledgement(q: &ClientQuery) -> Vec<u8> {
+    let mut bytes = dns::rcode_answer(q, ResponseCode::NoError);
+    if let Some(flags) = bytes.get_mut(2) {
+        *flags |= 0x04; // AA
+    }
+    bytes
+}
+
+/// Removes the cached entries of `name` (with `zone`, at or under it) from
+/// every cache of `state`, counting the flush as `by`'s: how many, or
+/// `None` when the LS keeps no cache.
+pub fn flush(
+    state: &LsState,
+    counters: &FlushCounters,
+    name: &Name,
+    zone: bool,
+    by: FlushBy,
+) -> Option<usize> {
+    if !has_cache(state) {
+        return None;
+    }
+    let removed = state.flush_cache(name, zone);
+    counters.count(by, removed);
+    Some(removed)
+}
+
+/// Whether `state` keeps a packet cache (the `[ls.cache]` or a pool's own).
+fn has_cache(state: &LsState) -> bool {
+    state.caches().next().is_some()
+}
+
+/// The answer to NOTIFY `raw` (decoded as `q`) from `src` on snapshot
+/// `state`: flushing its zone when it comes from a backend.
+pub fn answer(
+    state: &LsState,
+    counters: &FlushCounters,
+    q: &ClientQuery,
+    src: IpAddr,
+) -> Option<Vec<u8>> {
+    debug_assert_eq!(q.header.metadata.op_code, OpCode::Notify);
+    let backends = state.backends.iter().map(|b| b.addr.ip());
+    match judge(q, src, backends) {
+        Verdict::Flush(zone) => {
+            counters.notify_accepted.fetch_add(1, Relaxed);
+            let removed = flush(state, counters, &zone, true, FlushBy::Notify);
+            tracing::debug!(%src, %zone, ?removed, "NOTIFY: zone flushed from the cache");
+            Some(acknowledgement(q))
+        }
+        Verdict::Refuse => {
+            counters.refused(src, q.query.name());
+            Some(dns::rcode_answer(q, ResponseCode::Refused))
+        }
+        Verdict::NotImplemented => Some(dns::rcode_answer(q, ResponseCode::NotImp)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{Message, MessageType, Query};
+
+    fn notify(zone: &str, qtype: RecordType) -> (Vec<u8>, ClientQuery) {
+        let mut m = Message::new(0x4242, MessageType::Query, OpCode::Notify);
+        m.add_query(Query::query(Name::from_ascii(zone).unwrap(), qtype));
+        let raw = m.to_vec().unwrap();
+        let q = dns::decode_query(&raw).unwrap();
+        (raw, q)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_notify_flushes_only_from_a_backend_s_address_and_for_soa_in() {
+        let backends = [ip("127.0.0.1"), ip("::1")];
+        let (_, q) = notify("Example.", RecordType::SOA);
+        let zone = Name::from_ascii("Example.").unwrap();
+        assert_eq!(
+            judge(&q, ip("127.0.0.1"), backends.into_iter()),
+            Verdict::Flush(zone.clone())
+        );
+        // Any port, and the IPv4-mapped form of a backend's address.
+        assert_eq!(
+            judge(&q, ip("::ffff:127.0.0.1"), backends.into_iter()),
+            Verdict::Flush(zone)
+        );
+        assert_eq!(
+            judge(&q, ip("127.0.0.2"), backends.into_iter()),
+            Verdict::Refuse
+        );
+        assert_eq!(
+            judge(&q, ip("127.0.0.1"), std::iter::empty()),
+            Verdict::Refuse
+        );
+        let (_, q) = notify("example.", RecordType::A);
+        assert_eq!(
+            judge(&q, ip("::1"), backends.into_iter()),
+            Verdict::NotImplemented
+        );
+        // Not from a backend is refused whatever the question.
+        assert_eq!(
+            judge(&q, ip("10.0.0.1"), backends.into_iter()),
+            Verdict::Refuse
+        );
+    }
+
+    #[test]
+    fn the_acknowledgement_is_as_rfc_1996_says() {
+        let (raw, q) = notify("eXample.", RecordType::SOA);
+        let ack = acknowledgement(&q);
+        let m = Message::from_vec(&ack).unwrap();
+        assert_eq!(m.metadata.id, 0x4242);
+        assert_eq!(m.metadata.message_type, MessageType::Response);
+        assert!(m.metadata.authoritative);
+        assert_eq!(m.metadata.op_code, OpCode::Notify);
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(m.queries, Message::from_vec(&raw).unwrap().queries);
+        assert_eq!(m.queries[0].name().to_ascii(), "eXample.");
+        assert!(m.answers.is_empty());
+    }
+}
