@@ -3,9 +3,12 @@
 //! A repeated question is answered from memory with the client's ID and
 //! case and its TTLs aged; DO, EDNS and transport are kept apart; what is
 //! not an answer (SERVFAIL) is not kept; a negative answer lives for its
-//! SOA's negative TTL; a smaller client gets TC=1; with the backend gone, a
-//! cached name is answered stale (TTL 30, EDE 3) and one never cached by
-//! `on_timeout`; the counters show on /metrics and the status page.
+//! SOA's negative TTL; a smaller client gets TC=1 and over TCP the whole
+//! answer; with the backend gone (or two real table servers SIGKILLed, or a
+//! partition out), a cached name is answered stale (TTL 30, EDE 3) and one
+//! never cached by `on_timeout`, and fresh again once they are back; a
+//! pool's own cache keeps its entries and counters apart; the counters show
+//! on /metrics and the status page.
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -182,7 +185,7 @@ async fn servfail_is_not_kept_and_a_negative_answer_lives_for_its_soa_minimum() 
 }
 
 #[tokio::test]
-async fn a_udp_answer_never_reaches_a_tcp_client_and_a_small_client_gets_tc() {
+async fn a_small_client_gets_tc_and_over_tcp_the_whole_cached_answer() {
     // 4 TXT records: about 900 bytes.
     let backend = Fake::answering(|q| txt_answer(q, 4)).await;
     let ls = cached_ls(&backend, 1500).await;
@@ -413,5 +416,92 @@ async fn with_a_partition_out_its_cached_names_are_answered_stale() {
     assert_eq!(stale.metadata.response_code, ResponseCode::NoError);
     assert_eq!(a_addrs(&stale), a_addrs(&first));
     assert_eq!(ede(&stale).map(|e| e.0), Some(3), "{stale:?}");
+    ls.stop().await;
+}
+
+/// `dnslb ts` on `port` serving `table` (a PROJ table for `example.`) with
+/// every TTL 1 s, ready.
+async fn ts_process(port: u16, table: &std::path::Path) -> Proc {
+    let args = [
+        "ts",
+        "--listen",
+        &local(port).to_string(),
+        "--zone",
+        table.to_str().unwrap(),
+        "--origin",
+        "example.",
+        "--ttl",
+        "1",
+        "--workers",
+        "1",
+    ];
+    let mut ts = Proc::dnslb("dnslb ts", &args, table.parent().unwrap());
+    wait_soa(local(port), "example.", READY_LIMIT, &mut [&mut ts], |m| {
+        m.metadata.response_code == ResponseCode::NoError
+    })
+    .await;
+    ts
+}
+
+#[tokio::test]
+async fn both_table_servers_killed_cached_names_are_stale_then_fresh_once_they_are_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t.txt");
+    let names: Vec<String> = (1..=5).map(|i| format!("host{i}.example.")).collect();
+    let text: String = (1..=5)
+        .map(|i| format!("host{i}.example 192.0.2.{i} A\n"))
+        .collect();
+    std::fs::write(&table, text).unwrap();
+    let ports = free_ports(2);
+    let mut ts: Vec<Proc> = Vec::new();
+    for &p in &ports {
+        ts.push(ts_process(p, &table).await);
+    }
+    let mut cfg = ls_config(&[("ts1", local(ports[0])), ("ts2", local(ports[1]))]);
+    cfg.cache = Some(dnslb::config::CacheConfig::default());
+    cfg.timeout_ms = 400;
+    cfg.health = health_config(200, 2, 1, 200);
+    let ls = start_ls(cfg).await;
+    let edns = Some((1232, false));
+    let mut first = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let m = udp(ls.addr, &ask_msg(n, i as u16, edns)).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        first.push(a_addrs(&m));
+    }
+    for t in &mut ts {
+        t.kill_hard();
+    }
+    // Every TTL past (1 s): each cached name stale, TTL 30, EDE 3.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for (i, n) in names.iter().enumerate() {
+        let m = udp(ls.addr, &ask_msg(n, 100 + i as u16, edns)).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{n}");
+        assert_eq!(a_addrs(&m), first[i]);
+        assert!(m.answers.iter().all(|r| r.ttl == 30), "{m:?}");
+        assert_eq!(ede(&m).map(|e| e.0), Some(3), "{n}");
+    }
+    // A name never cached: the on_timeout answer.
+    let never = udp(ls.addr, &ask_msg("host9.example.", 200, edns)).await;
+    assert_eq!(never.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(ede(&never).map(|e| e.0), Some(22));
+    // Back on the same ports: once the LS sees them up, fresh answers.
+    ts.clear();
+    for &p in &ports {
+        ts.push(ts_process(p, &table).await);
+    }
+    let state = ls.balancer.state();
+    let up_by = std::time::Instant::now() + Duration::from_secs(30);
+    while !state.backends.iter().all(|b| b.is_up()) {
+        assert!(std::time::Instant::now() < up_by, "never marked up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stale = stats(&ls).stale;
+    for (i, n) in names.iter().enumerate() {
+        let m = udp(ls.addr, &ask_msg(n, 300 + i as u16, edns)).await;
+        assert_eq!(ede(&m), None, "{n} still stale: {m:?}");
+        assert_eq!(m.answers[0].ttl, 1);
+    }
+    assert_eq!(stats(&ls).stale, stale, "the stale counter stopped");
     ls.stop().await;
 }
