@@ -186,6 +186,9 @@ fn write_pools(e: &mut Expo, state: &LsState) {
     write_pool_caches(e, state);
 }
 
+/// One figure of a cache's counters.
+type CacheFigure = fn(&CacheStats) -> u64;
+
 /// One counter of a pool's.
 type PoolCounter = fn(&crate::ls::PoolMetrics) -> &AtomicU64;
 
@@ -221,25 +224,16 @@ fn write_pool_caches(e: &mut Expo, state: &LsState) {
     if own.is_empty() {
         return;
     }
-    let (entries, evictions) = (
-        "dnslb_pool_cache_entries",
-        "dnslb_pool_cache_evictions_total",
-    );
-    e.family(
-        entries,
-        "gauge",
-        "Answers held now in each pool's own cache.",
-    );
-    for (name, s) in &own {
-        e.sample(entries, &[("pool", name)], s.entries);
-    }
-    e.family(
-        evictions,
-        "counter",
-        "Entries pushed out of each pool's own cache.",
-    );
-    for (name, s) in &own {
-        e.sample(evictions, &[("pool", name)], s.evictions);
+    #[rustfmt::skip]
+    let families: [(&str, &str, &str, CacheFigure); 2] = [
+        ("dnslb_pool_cache_entries", "gauge", "Answers held now in each pool's own cache.", |s| s.entries),
+        ("dnslb_pool_cache_evictions_total", "counter", "Entries pushed out of each pool's own cache.", |s| s.evictions),
+    ];
+    for (family, kind, help, value) in families {
+        e.family(family, kind, help);
+        for (name, s) in &own {
+            e.sample(family, &[("pool", name)], value(s));
+        }
     }
 }
 

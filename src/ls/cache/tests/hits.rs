@@ -214,27 +214,13 @@ fn a_hit_writes_into_the_callers_buffer_without_growing_it() {
 fn a_tcp_client_is_served_a_udp_clients_entry_never_the_reverse() {
     let c = cache(100);
     let t0 = Instant::now();
-    let q = query("www.example.", RecordType::A, EDNS);
-    let resp = answer(
-        &q,
-        ResponseCode::NoError,
-        vec![a("www.example.", 60, 1)],
-        vec![],
-    );
-    c.insert(&q, Transport::Udp, &resp, t0).unwrap();
+    let q = put_as(&c, "www.example.", EDNS, 60, t0);
     let mut out = Vec::new();
     assert_eq!(c.lookup(&q, Transport::Tcp, t0, &mut out), Hit::Fresh);
     let m = Message::from_vec(&out).unwrap();
     assert_eq!(m.answers.len(), 1);
     // Kept for TCP only: a UDP client does not find it.
-    let q2 = query("ftp.example.", RecordType::A, EDNS);
-    let resp2 = answer(
-        &q2,
-        ResponseCode::NoError,
-        vec![a("ftp.example.", 60, 2)],
-        vec![],
-    );
-    c.insert(&q2, Transport::Tcp, &resp2, t0).unwrap();
+    let q2 = put_over(&c, "ftp.example.", (EDNS, Transport::Tcp), 60, t0);
     assert_eq!(c.lookup(&q2, Transport::Udp, t0, &mut out), Hit::Miss);
     assert_eq!(c.lookup(&q2, Transport::Tcp, t0, &mut out), Hit::Fresh);
     let s = c.stats();

@@ -141,9 +141,20 @@ fn put(c: &PacketCache, qname: &str, now: Instant) -> Vec<u8> {
 /// Inserts a positive answer of `ttl` for `qname` asked as `ask`, at
 /// `now`; its query.
 fn put_as(c: &PacketCache, qname: &str, ask: Ask, ttl: u32, now: Instant) -> Vec<u8> {
-    let q = query(qname, RecordType::A, ask);
+    put_over(c, qname, (ask, Transport::Udp), ttl, now)
+}
+
+/// [`put_as`] for a query that came over `transport`.
+fn put_over(
+    c: &PacketCache,
+    qname: &str,
+    how: (Ask, Transport),
+    ttl: u32,
+    now: Instant,
+) -> Vec<u8> {
+    let q = query(qname, RecordType::A, how.0);
     let resp = answer(&q, ResponseCode::NoError, vec![a(qname, ttl, 1)], vec![]);
-    c.insert(&q, Transport::Udp, &resp, now).unwrap();
+    c.insert(&q, how.1, &resp, now).unwrap();
     q
 }
 
