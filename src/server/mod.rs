@@ -26,6 +26,7 @@ pub mod shed;
 pub mod socket;
 pub mod tcp;
 pub mod thread;
+pub mod tls;
 pub mod udp;
 
 /// One packet from a client, borrowed from the server's receive buffer.
@@ -105,6 +106,7 @@ pub struct Listeners {
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
     addrs: Vec<SocketAddr>,
+    dot: Option<tls::DotListeners>,
 }
 
 impl Listeners {
@@ -118,6 +120,7 @@ impl Listeners {
             udp: Vec::new(),
             tcp: Vec::new(),
             addrs: Vec::new(),
+            dot: None,
         };
         for addr in addrs {
             let (udp, tcp, bound) = socket::bind_pair(*addr, workers.max(1))?;
@@ -132,6 +135,11 @@ impl Listeners {
     /// LS's fast path); [`serve`] then serves TCP only.
     pub fn take_udp(&mut self) -> Vec<UdpSocket> {
         std::mem::take(&mut self.udp)
+    }
+
+    /// Serves DNS over TLS on `dot` too (the LS's `[ls.tls]`).
+    pub fn set_dot(&mut self, dot: tls::DotListeners) {
+        self.dot = Some(dot);
     }
 
     /// The addresses actually bound (with the real port when 0 was asked).
@@ -196,8 +204,23 @@ pub async fn serve<H: Handler>(
         );
     }
     let conns = Arc::new(Semaphore::new(cap));
+    let mut accepts = Vec::new();
     for l in listeners.tcp {
-        let accept = tracker.spawn(tcp::accept_loop(l, shared.clone(), conns.clone()));
+        accepts.push(tracker.spawn(tcp::accept_loop(l, shared.clone(), conns.clone())));
+    }
+    if let Some(dot) = listeners.dot {
+        // Its own cap, as large as TCP's: one transport cannot starve the other.
+        let conns = Arc::new(Semaphore::new(cap));
+        for l in dot.listeners {
+            let (acceptor, stats) = (dot.acceptor.clone(), dot.stats.clone());
+            let serve = move |stream, peer, shared| {
+                tls::serve_connection(stream, peer, shared, acceptor.clone(), stats.clone())
+            };
+            let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve);
+            accepts.push(tracker.spawn(accept));
+        }
+    }
+    for accept in accepts {
         let (died, token) = (died.clone(), token.clone());
         tracker.spawn(async move {
             let end = accept.await;

@@ -1,7 +1,8 @@
 //! The LS role (`dnslb ls`, and the LS of `dnslb up`): binds its sockets
-//! ([`LsSockets`]), waits for a first round of probes, serves until told to stop,
-//! reloads its `[ls]` on [`Control::Reload`] (and, under `up`, makes the children
-//! reread their zones), and drains on [`Control::Shutdown`].
+//! ([`LsSockets`]: UDP and TCP, DNS over TLS, metrics), waits for a first round of
+//! probes, serves until told to stop, reloads its `[ls]` and its TLS certificate on
+//! [`Control::Reload`] (and, under `up`, makes the children reread their zones), and
+//! drains on [`Control::Shutdown`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use crate::config::{Config, LsConfig, TsConfig};
 use crate::ls::{Balancer, health};
 use crate::metrics::{Readiness, StatusExtra};
 use crate::server::Listeners;
+use crate::server::socket::bind_stream;
+use crate::server::tls::{CertSwap, DotListeners, server_config};
 use crate::supervise::{Supervisor, SupervisorSignal};
 
 /// The `[ls]` of `cfg`.
@@ -33,17 +36,29 @@ pub fn section(cfg: &Config) -> Result<&LsConfig, ServiceError> {
 pub struct LsSockets {
     dns: Listeners,
     metrics: Option<TcpListener>,
+    /// The DNS over TLS listeners (`[ls.tls]`), with their bound addresses.
+    dot: Vec<(TcpListener, SocketAddr)>,
 }
 
 impl LsSockets {
-    /// Binds `listen` (UDP and TCP) and, when set, `metrics`.
+    /// Binds `listen` (UDP and TCP), `tls.listen` and, when set, `metrics`.
     ///
     /// # Errors
     /// An address cannot be bound.
     pub async fn bind(lsc: &LsConfig) -> Result<Self, ServiceError> {
         let dns = Listeners::bind(&lsc.listen, lsc.workers)?;
+        let dot_addrs = lsc.tls.as_ref().map_or(&[][..], |t| &t.listen[..]);
+        let dot = dot_addrs
+            .iter()
+            .map(|addr| bind_stream(*addr, "tls"))
+            .collect::<Result<Vec<_>, _>>()?;
         let metrics = bind_metrics("ls.metrics", lsc.metrics).await?;
-        Ok(LsSockets { dns, metrics })
+        Ok(LsSockets { dns, metrics, dot })
+    }
+
+    /// The DNS over TLS addresses bound (with the real port when 0 was asked).
+    pub fn dot_addrs(&self) -> Vec<SocketAddr> {
+        self.dot.iter().map(|(_, addr)| *addr).collect()
     }
 
     /// The DNS addresses bound (with the real port when 0 was asked).
@@ -75,15 +90,22 @@ pub struct LsService {
     balancer: Arc<Balancer>,
     children: Option<Arc<Supervisor>>,
     extra: StatusExtra,
+    /// The `[ls.tls]` certificate, re-read on reload.
+    certs: Option<Arc<CertSwap>>,
 }
 
 impl LsService {
     /// An LS for `cfg`'s `[ls]`, not serving yet.
     ///
     /// # Errors
-    /// [`ServiceError::NoLs`] when the config has none.
+    /// [`ServiceError::NoLs`] when the config has none, [`ServiceError::Cert`] when
+    /// the `[ls.tls]` certificate cannot be served.
     pub fn new(cfg: Config) -> Result<Self, ServiceError> {
         let lsc = section(&cfg)?.clone();
+        let certs = match &lsc.tls {
+            Some(tls) => Some(Arc::new(CertSwap::load(&tls.cert, &tls.key)?)),
+            None => None,
+        };
         let balancer = Arc::new(Balancer::new(&lsc));
         Ok(LsService {
             started: cfg,
@@ -91,6 +113,7 @@ impl LsService {
             balancer,
             children: None,
             extra: StatusExtra::default(),
+            certs,
         })
     }
 
@@ -129,16 +152,21 @@ impl LsService {
         result
     }
 
-    /// A reload: the children reread their zones (under `up`), the LS its `[ls]`.
+    /// A reload: the children reread their zones (under `up`), the LS its `[ls]`
+    /// and its `[ls.tls]` certificate.
     pub(super) fn reload(&self) {
         if let Some(sup) = &self.children {
             sup.signal_all(SupervisorSignal::Hup);
         }
-        reload(
+        let new = reload(
             &self.started,
             Some((&self.lsc, &*self.balancer)),
             self.children.is_some(),
         );
+        if let Some(certs) = &self.certs {
+            let tls = new.as_ref().and_then(|c| c.ls.as_ref()?.tls.as_ref());
+            reload_cert(certs, tls, &self.balancer);
+        }
     }
 
     /// Serves the LS on `sockets` until [`Control::Shutdown`]; [`Control::Reload`]
@@ -151,7 +179,21 @@ impl LsService {
         root: &CancellationToken,
     ) -> Result<(), ServiceError> {
         let lsc = &self.lsc;
+        let mut sockets = sockets;
         let addrs = sockets.dns.local_addrs().to_vec();
+        let dot_addrs = sockets.dot_addrs();
+        if let Some(certs) = &self.certs
+            && !sockets.dot.is_empty()
+        {
+            let stats = self.balancer.metrics().tls.get_or_init(Default::default);
+            let listeners = std::mem::take(&mut sockets.dot).into_iter().map(|(l, _)| l);
+            let dot = DotListeners::new(
+                listeners.collect(),
+                server_config(certs.clone())?,
+                stats.clone(),
+            );
+            sockets.dns.set_dot(dot);
+        }
         let dns_token = root.child_token();
         let mut server = tokio::spawn(crate::ls::serve(
             self.balancer.clone(),
@@ -182,6 +224,9 @@ impl LsService {
             .iter()
             .map(|b| format!("{}={}", b.name, b.addr))
             .collect();
+        if !dot_addrs.is_empty() {
+            info!(addr = ?dot_addrs, "dns over tls ready");
+        }
         info!(addr = ?addrs, strategy = %lsc.strategy, order = %lsc.order, layout = %lsc.layout,
               backends = ?backends, "load balancer ready");
         // The DNS server only ends when told to: one that ends on its own (a
@@ -221,12 +266,37 @@ impl LsService {
     }
 }
 
+/// The certificate part of a reload: the files `tls` names now are read again and
+/// serve new connections; with no `tls` (the new config was refused or has no
+/// `[ls.tls]`) or a pair that cannot be served, the old certificate keeps serving.
+fn reload_cert(certs: &CertSwap, tls: Option<&crate::config::TlsConfig>, balancer: &Balancer) {
+    let stats = balancer.metrics().tls.get();
+    let result = match tls {
+        Some(tls) => certs.reload(&tls.cert, &tls.key).map_err(|e| e.to_string()),
+        None => Err("no usable [ls.tls] in the config".into()),
+    };
+    match result {
+        Ok(()) => {
+            info!("tls certificate reloaded");
+            stats.map(|s| s.cert_reloads.fetch_add(1, Relaxed));
+        }
+        Err(err) => {
+            warn!(%err, "tls certificate reload refused; the old certificate keeps serving");
+            stats.map(|s| s.cert_reloads_refused.fetch_add(1, Relaxed));
+        }
+    }
+}
+
 /// A reload: rereads the config at `started.path`; applies its `[ls]` to the
 /// running LS (`ls`, when there is one) and warns about what only a restart
 /// applies: `[ls]` keys read at start, and (with `children`, under `up`) any
 /// change to a `[[ts]]`, which its child read at start (a HUP makes it reread
-/// its zone files, nothing else).
-pub(super) fn reload(started: &Config, ls: Option<(&LsConfig, &Balancer)>, children: bool) {
+/// its zone files, nothing else). Returns the new config when it was read.
+pub(super) fn reload(
+    started: &Config,
+    ls: Option<(&LsConfig, &Balancer)>,
+    children: bool,
+) -> Option<Config> {
     let refused = || {
         if let Some((_, balancer)) = ls {
             balancer.metrics().reloads_refused.fetch_add(1, Relaxed);
@@ -237,7 +307,7 @@ pub(super) fn reload(started: &Config, ls: Option<(&LsConfig, &Balancer)>, child
         Err(err) => {
             warn!(%err, "reload refused; old config keeps serving");
             refused();
-            return;
+            return None;
         }
     };
     if children {
@@ -247,14 +317,14 @@ pub(super) fn reload(started: &Config, ls: Option<(&LsConfig, &Balancer)>, child
             warn!(%changed, "reload: [[ts]] changed: {changed}; only a restart of dnslb up applies that (the zone files are reread now)");
         }
     }
-    match (ls, new.ls) {
+    match (ls, &new.ls) {
         (Some((lsc, balancer)), Some(new_ls)) => {
-            let keys = lsc.restart_only_changes(&new_ls);
+            let keys = lsc.restart_only_changes(new_ls);
             if !keys.is_empty() {
                 let keys = keys.join(", ");
                 warn!(%keys, "reload: [ls] {keys} changed; only a restart applies them (the rest is applied now)");
             }
-            balancer.reload(&new_ls);
+            balancer.reload(new_ls);
             balancer.metrics().reloads_applied.fetch_add(1, Relaxed);
             info!(
                 backends = new_ls.backend.len(),
@@ -271,4 +341,5 @@ pub(super) fn reload(started: &Config, ls: Option<(&LsConfig, &Balancer)>, child
         }
         _ => {}
     }
+    Some(new)
 }
