@@ -64,7 +64,10 @@ fn default_doh_path() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: {msg}", .file.display())]
 pub struct CertError {
-    /// The file at fault (the key's when the pair does not match).
+    /// The key naming the file at fault: `cert` or `key` (the key's when the pair
+    /// does not match).
+    pub key: &'static str,
+    /// The file at fault.
     pub file: PathBuf,
     /// What is wrong with it.
     pub msg: String,
@@ -78,33 +81,41 @@ pub struct CertError {
 /// A file that cannot be read, holds no certificate or no key, or a key that is
 /// not the certificate's or of a kind rustls cannot sign with.
 pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, CertError> {
-    let fail = |file: &Path, msg: String| CertError {
-        file: file.to_path_buf(),
+    let fail = |part: &'static str, msg: String| CertError {
+        key: part,
+        file: if part == "cert" { cert } else { key }.to_path_buf(),
         msg,
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| fail(cert, pem_msg(&e)))?
+        .map_err(|e| fail("cert", pem_msg(&e)))?
         .collect::<Result<_, _>>()
-        .map_err(|e| fail(cert, pem_msg(&e)))?;
+        .map_err(|e| fail("cert", pem_msg(&e)))?;
     if certs.is_empty() {
-        return Err(fail(cert, "no PEM certificate in the file".into()));
+        return Err(fail("cert", "no PEM certificate in the file".into()));
     }
     let der = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
         rustls_pki_types::pem::Error::NoItemsFound => {
-            fail(key, "no PEM private key in the file".into())
+            fail("key", "no PEM private key in the file".into())
         }
-        e => fail(key, pem_msg(&e)),
+        e => fail("key", pem_msg(&e)),
     })?;
     let signer = rustls::crypto::ring::sign::any_supported_type(&der)
-        .map_err(|e| fail(key, format!("unusable private key: {e}")))?;
+        .map_err(|e| fail("key", format!("unusable private key: {e}")))?;
     let certified = CertifiedKey::new(certs, signer);
-    certified.keys_match().map_err(|e| {
-        fail(
-            key,
-            format!("the key does not belong to {}: {e}", cert.display()),
-        )
-    })?;
-    Ok(certified)
+    match certified.keys_match() {
+        // Unknown: the key cannot tell its public half; the handshake will.
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(certified)
+        }
+        Err(rustls::Error::InconsistentKeys(_)) => Err(fail(
+            "key",
+            format!(
+                "the key does not belong to the certificate in {}",
+                cert.display()
+            ),
+        )),
+        Err(e) => Err(fail("key", format!("unusable with its certificate: {e}"))),
+    }
 }
 
 /// A PEM reading error as a message.

@@ -287,8 +287,7 @@ fn check_encrypted(ls: &LsConfig, check: &mut Checker<'_>) {
     }
     for (table, cert, key) in pairs {
         if let Err(e) = load_certified_key(cert, key) {
-            let at = if e.file == *cert { "cert" } else { "key" };
-            check.push(&[&format!("{table}.{at}"), table], e.to_string());
+            check.push(&[&format!("{table}.{}", e.key), table], e.to_string());
         }
     }
 }
