@@ -227,6 +227,11 @@ impl LsService {
         if !dot_addrs.is_empty() {
             info!(addr = ?dot_addrs, "dns over tls ready");
         }
+        if lsc.https.is_some() {
+            warn!(
+                "[ls.https] is read and checked, but this version does not serve DNS over HTTPS yet"
+            );
+        }
         info!(addr = ?addrs, strategy = %lsc.strategy, order = %lsc.order, layout = %lsc.layout,
               backends = ?backends, "load balancer ready");
         // The DNS server only ends when told to: one that ends on its own (a

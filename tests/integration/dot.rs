@@ -17,44 +17,36 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::kit::{
-    Fake, LsServiceRun, Reply, ZoneDir, empty_answer, free_ports, need, path_str, query,
+    Fake, LsServiceRun, Reply, TestTs, ZoneDir, empty_answer, free_ports, need, path_str, query,
     read_frame, run_tool, start_ls_service, start_ts_table, write_frame,
 };
+
+/// `openssl req`'s arguments for a new P-256 key, unencrypted.
+const EC_KEY: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
 
 /// The name the test certificates are issued for.
 const HOST: &str = "dns.test";
 
-/// A test CA and leaf certificates it signs, made with `openssl` in `dir`.
+/// A test CA and leaf certificates it signs, made with `openssl` in a folder of
+/// its own (where the test writes its config and zones too).
 struct Pki {
-    dir: PathBuf,
+    dir: ZoneDir,
     openssl: PathBuf,
 }
 
 impl Pki {
-    /// A new CA in `dir`; `None` (skipped) without openssl.
-    fn new(test: &str, dir: &Path) -> Option<Pki> {
+    /// A new CA; `None` (skipped) without openssl.
+    fn new(test: &str) -> Option<Pki> {
         let [openssl] = need(test, ["openssl"])?;
         let pki = Pki {
-            dir: dir.to_path_buf(),
+            dir: ZoneDir::new(),
             openssl,
         };
-        pki.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=dnslb test CA",
-        ]);
+        let dir = pki.path();
+        pki.openssl(
+            &format!("req -x509 {EC_KEY} -keyout ca.key -out ca.pem -days 2"),
+            &["-subj", "/CN=dnslb test CA"],
+        );
         std::fs::write(
             dir.join("leaf.ext"),
             format!(
@@ -65,10 +57,19 @@ impl Pki {
         Some(pki)
     }
 
-    fn openssl(&self, args: &[&str]) {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `openssl` with the words of `line`, then `more` (words with spaces).
+    fn openssl(&self, line: &str, more: &[&str]) {
+        let args: Vec<&str> = line
+            .split_whitespace()
+            .chain(more.iter().copied())
+            .collect();
         let out = std::process::Command::new(&self.openssl)
-            .args(args)
-            .current_dir(&self.dir)
+            .args(&args)
+            .current_dir(self.path())
             .output()
             .unwrap();
         assert!(
@@ -85,42 +86,19 @@ impl Pki {
             format!("{name}.csr"),
             format!("{name}.pem"),
         );
-        self.openssl(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/CN={name}"),
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &pem,
-            "-days",
-            "2",
-            "-extfile",
-            "leaf.ext",
-        ]);
-        (self.dir.join(pem), self.dir.join(key))
+        self.openssl(
+            &format!("req {EC_KEY} -keyout {key} -out {csr}"),
+            &["-subj", &format!("/CN={name}")],
+        );
+        self.openssl(
+            &format!("x509 -req -in {csr} -CA ca.pem -CAkey ca.key -CAcreateserial -out {pem} -days 2 -extfile leaf.ext"),
+            &[],
+        );
+        (self.path().join(pem), self.path().join(key))
     }
 
     fn ca(&self) -> PathBuf {
-        self.dir.join("ca.pem")
+        self.path().join("ca.pem")
     }
 
     /// A rustls client trusting the CA, ALPN `dot`, with its own session store.
@@ -188,12 +166,16 @@ impl Dot {
         assert!(done.is_some(), "the reload never reached the certificate");
     }
 
-    async fn stop(self) {
+    /// Stops the LS, then `ts` (its backend) when given.
+    async fn stop(self, ts: Option<TestTs>) {
         self.run
             .controls
             .send(dnslb::service::Control::Shutdown)
             .unwrap();
         self.run.task.await.unwrap().unwrap();
+        if let Some(ts) = ts {
+            ts.stop().await;
+        }
     }
 }
 
@@ -237,33 +219,37 @@ fn served(conn: &TlsStream<TcpStream>) -> Vec<u8> {
 
 const TABLE: &str = "www.example.com 192.0.2.10 A\n";
 
+/// The usual set-up: a test CA, the LS's certificate, a TS serving [`TABLE`] and
+/// the LS in front of it; `None` (skipped) without openssl.
+async fn start_with_ts(test: &str) -> Option<(Pki, TestTs, Dot)> {
+    let pki = Pki::new(test)?;
+    let (cert, key) = pki.leaf("ls");
+    let ts = start_ts_table(&pki.dir, "t.txt", TABLE).await;
+    let ls = Dot::start(pki.path(), ts.addr, &cert, &key).await;
+    Some((pki, ts, ls))
+}
+
+/// kdig and dig, trusting the test CA, get the TS's answer through the LS over
+/// TLS; a client that does not trust the certificate gets none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kdig_and_dig_get_the_answer_over_tls() {
     const TEST: &str = "kdig_and_dig_get_the_answer_over_tls";
     let Some([kdig, dig]) = need(TEST, ["kdig", "dig"]) else {
         return;
     };
-    let dir = ZoneDir::new();
-    let Some(pki) = Pki::new(TEST, dir.path()) else {
+    let Some((pki, ts, ls)) = start_with_ts(TEST).await else {
         return;
     };
-    let (cert, key) = pki.leaf("ls");
-    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
-    let ls = Dot::start(dir.path(), ts.addr, &cert, &key).await;
     let (port, ca) = (ls.tls.port().to_string(), pki.ca());
-    let kdig_out = run_tool(
-        path_str(&kdig),
-        &[
-            "+tls",
-            &format!("+tls-ca={}", path_str(&ca)),
-            &format!("+tls-hostname={HOST}"),
-            "@127.0.0.1",
-            "-p",
-            &port,
-            "www.example.com",
-            "A",
-        ],
-    );
+    // `prog +tls` trusting the test CA, asking the LS for `question`.
+    let over_tls = |prog: &Path, question: &[&str]| {
+        let ca = format!("+tls-ca={}", path_str(&ca));
+        let host = format!("+tls-hostname={HOST}");
+        let mut args = vec!["+tls", &ca, &host, "@127.0.0.1", "-p", &port];
+        args.extend_from_slice(question);
+        run_tool(path_str(prog), &args)
+    };
+    let kdig_out = over_tls(&kdig, &["www.example.com", "A"]);
     assert!(
         kdig_out.stdout.contains("TLS session")
             && kdig_out.stdout.contains("status: NOERROR")
@@ -271,33 +257,9 @@ async fn kdig_and_dig_get_the_answer_over_tls() {
         "kdig +tls: {}",
         kdig_out.stdout
     );
-    let nx = run_tool(
-        path_str(&kdig),
-        &[
-            "+tls",
-            &format!("+tls-ca={}", path_str(&ca)),
-            &format!("+tls-hostname={HOST}"),
-            "@127.0.0.1",
-            "-p",
-            &port,
-            "nope.example.com",
-        ],
-    );
+    let nx = over_tls(&kdig, &["nope.example.com"]);
     assert!(nx.stdout.contains("status: NXDOMAIN"), "{}", nx.stdout);
-    let dig_out = run_tool(
-        path_str(&dig),
-        &[
-            "+tls",
-            &format!("+tls-ca={}", path_str(&ca)),
-            &format!("+tls-hostname={HOST}"),
-            "@127.0.0.1",
-            "-p",
-            &port,
-            "www.example.com",
-            "A",
-            "+short",
-        ],
-    );
+    let dig_out = over_tls(&dig, &["www.example.com", "A", "+short"]);
     assert_eq!(dig_out.stdout.trim(), "192.0.2.10", "dig +tls: {dig_out:?}");
     // A client that does not trust the certificate does not get an answer.
     let untrusted = run_tool(
@@ -312,18 +274,14 @@ async fn kdig_and_dig_get_the_answer_over_tls() {
     assert!(ls.tls_stats().handshakes.load(Relaxed) >= 3);
     // Queries over TLS are counted as any other.
     assert!(ls.run.balancer.metrics().queries.load(Relaxed) >= 3);
-    ls.stop().await;
-    ts.stop().await;
+    ls.stop(Some(ts)).await;
 }
 
+/// 100 queries written at once on one connection are all answered, and the
+/// first, slow at its backend, last: answers go out as they are ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_queries_on_one_connection_are_answered_out_of_order() {
     const TEST: &str = "pipelined_queries_on_one_connection_are_answered_out_of_order";
-    let dir = ZoneDir::new();
-    let Some(pki) = Pki::new(TEST, dir.path()) else {
-        return;
-    };
-    let (cert, key) = pki.leaf("ls");
     // "slow." names are answered after 400 ms, every other at once.
     let backend = Fake::udp(|q, _| {
         let slow = q.windows(5).any(|w| w.eq_ignore_ascii_case(b"\x04slow"));
@@ -334,7 +292,11 @@ async fn pipelined_queries_on_one_connection_are_answered_out_of_order() {
         }
     })
     .await;
-    let ls = Dot::start(dir.path(), backend.addr, &cert, &key).await;
+    let Some(pki) = Pki::new(TEST) else {
+        return;
+    };
+    let (cert, key) = pki.leaf("ls");
+    let ls = Dot::start(pki.path(), backend.addr, &cert, &key).await;
     let mut conn = connect(&pki.client(), ls.tls).await;
     let mut ids = Vec::new();
     let mut out = Vec::new();
@@ -367,19 +329,17 @@ async fn pipelined_queries_on_one_connection_are_answered_out_of_order() {
     assert_eq!(sorted, want, "every query answered once");
     assert_ne!(got[0], ids[0], "the slow first query held the others back");
     assert_eq!(got[99], ids[0], "the slow query was not answered last");
-    ls.stop().await;
+    ls.stop(None).await;
 }
 
+/// A client that kept the first connection's session resumes it on the
+/// second (a ticket), and /metrics counts the resumption.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_connection_resumes_the_first_session() {
     const TEST: &str = "a_second_connection_resumes_the_first_session";
-    let dir = ZoneDir::new();
-    let Some(pki) = Pki::new(TEST, dir.path()) else {
+    let Some((pki, ts, ls)) = start_with_ts(TEST).await else {
         return;
     };
-    let (cert, key) = pki.leaf("ls");
-    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
-    let ls = Dot::start(dir.path(), ts.addr, &cert, &key).await;
     let client = pki.client();
     let mut first = connect(&client, ls.tls).await;
     assert!(!ask(&mut first, "www.example.com").await.answers.is_empty());
@@ -398,23 +358,25 @@ async fn a_second_connection_resumes_the_first_session() {
     let text = ls.metrics();
     assert!(text.contains("dnslb_tls_resumptions_total 1\n"), "{text}");
     assert!(text.contains("dnslb_tls_handshakes_total 2\n"), "{text}");
-    ls.stop().await;
-    ts.stop().await;
+    ls.stop(Some(ts)).await;
 }
 
+/// Replaced files and a reload: new connections see the new certificate,
+/// while an open one goes on. A broken file then is refused, and the last
+/// good pair serves on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_rotates_the_certificate_and_refuses_a_broken_one() {
     const TEST: &str = "a_reload_rotates_the_certificate_and_refuses_a_broken_one";
-    let dir = ZoneDir::new();
-    let Some(pki) = Pki::new(TEST, dir.path()) else {
+    let Some(pki) = Pki::new(TEST) else {
         return;
     };
+    let dir = &pki.dir;
     let (old_cert, old_key) = pki.leaf("old");
     let (new_cert, new_key) = pki.leaf("new");
     let (cert, key) = (dir.path().join("ls.pem"), dir.path().join("ls.key"));
     std::fs::copy(&old_cert, &cert).unwrap();
     std::fs::copy(&old_key, &key).unwrap();
-    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
+    let ts = start_ts_table(dir, "t.txt", TABLE).await;
     let ls = Dot::start(dir.path(), ts.addr, &cert, &key).await;
     let client = pki.client();
     let mut open = connect(&client, ls.tls).await;
@@ -450,20 +412,17 @@ async fn a_reload_rotates_the_certificate_and_refuses_a_broken_one() {
             && text.contains("dnslb_tls_cert_reloads_total{result=\"refused\"} 1\n"),
         "{text}"
     );
-    ls.stop().await;
-    ts.stop().await;
+    ls.stop(Some(ts)).await;
 }
 
+/// Plain DNS sent to the TLS port is counted as `not_tls` and closed; a
+/// handshake stopped halfway holds nothing up for the next clients.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_a_half_handshake_do_not_hurt_other_clients() {
     const TEST: &str = "garbage_and_a_half_handshake_do_not_hurt_other_clients";
-    let dir = ZoneDir::new();
-    let Some(pki) = Pki::new(TEST, dir.path()) else {
+    let Some((pki, ts, ls)) = start_with_ts(TEST).await else {
         return;
     };
-    let (cert, key) = pki.leaf("ls");
-    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
-    let ls = Dot::start(dir.path(), ts.addr, &cert, &key).await;
     // Plain DNS over TCP sent to the TLS port: not TLS.
     let mut garbage = TcpStream::connect(ls.tls).await.unwrap();
     let q = query("www.example.com", RecordType::A, None)
@@ -509,10 +468,10 @@ async fn garbage_and_a_half_handshake_do_not_hurt_other_clients() {
         assert!(!ask(&mut conn, "www.example.com").await.answers.is_empty());
     }
     drop(half);
-    ls.stop().await;
-    ts.stop().await;
+    ls.stop(Some(ts)).await;
 }
 
+/// `dnslb check` names the key that is not the certificate's, at its line.
 #[test]
 fn dnslb_check_names_the_certificate_file_at_fault() {
     let dir = ZoneDir::new();
