@@ -509,3 +509,46 @@ fn dnslb_check_names_the_certificate_file_at_fault() {
     );
     assert!(out.status.success(), "{out:?}");
 }
+
+/// Unbound as a stub forwarding every name to the LS over TLS
+/// (`forward-tls-upstream: yes`, the LS's name checked against the test CA)
+/// resolves a name of the TS behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbound_forwarding_over_tls_resolves_through_the_ls() {
+    const TEST: &str = "unbound_forwarding_over_tls_resolves_through_the_ls";
+    let Some([unbound]) = need(TEST, ["unbound"]) else {
+        return;
+    };
+    let Some((pki, ts, ls)) = start_with_ts(TEST).await else {
+        return;
+    };
+    let port = free_ports(1)[0];
+    let d = pki.path().display();
+    let conf = format!(
+        "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  do-daemonize: no\n  use-syslog: no\n  logfile: \"\"\n  chroot: \"\"\n  username: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  num-threads: 1\n  module-config: \"iterator\"\n  do-not-query-localhost: no\n  outgoing-interface: 127.0.0.1\n  access-control: 127.0.0.0/8 allow\n  tls-cert-bundle: \"{}\"\nremote-control:\n  control-enable: no\nforward-zone:\n  name: \".\"\n  forward-tls-upstream: yes\n  forward-addr: 127.0.0.1@{}#{HOST}\n",
+        path_str(&pki.ca()),
+        ls.tls.port()
+    );
+    let path = pki.path().join("unbound.conf");
+    std::fs::write(&path, conf).unwrap();
+    let mut cmd = std::process::Command::new(unbound);
+    cmd.arg("-d").arg("-c").arg(&path);
+    let mut proc = crate::kit::Proc::spawn("unbound", cmd);
+    let answer = crate::kit::wait_for(
+        crate::kit::local(port),
+        "www.example.com",
+        RecordType::A,
+        true,
+        Duration::from_secs(10),
+        &mut [&mut proc],
+        |m| !m.answers.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        crate::kit::a_addrs(&answer),
+        ["192.0.2.10".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    assert!(ls.tls_stats().handshakes.load(Relaxed) >= 1, "not over TLS");
+    drop(proc);
+    ls.stop(Some(ts)).await;
+}
