@@ -21,6 +21,7 @@ pub use crate::dns::Transport;
 
 pub(crate) mod backoff;
 pub(crate) mod batch;
+pub mod doh;
 pub mod fdlimit;
 pub mod shed;
 pub mod socket;
@@ -107,6 +108,7 @@ pub struct Listeners {
     tcp: Vec<TcpListener>,
     addrs: Vec<SocketAddr>,
     dot: Option<tls::DotListeners>,
+    doh: Option<doh::DohListeners>,
 }
 
 impl Listeners {
@@ -121,6 +123,7 @@ impl Listeners {
             tcp: Vec::new(),
             addrs: Vec::new(),
             dot: None,
+            doh: None,
         };
         for addr in addrs {
             let (udp, tcp, bound) = socket::bind_pair(*addr, workers.max(1))?;
@@ -140,6 +143,11 @@ impl Listeners {
     /// Serves DNS over TLS on `dot` too (the LS's `[ls.tls]`).
     pub fn set_dot(&mut self, dot: tls::DotListeners) {
         self.dot = Some(dot);
+    }
+
+    /// Serves DNS over HTTPS on `doh` too (the LS's `[ls.https]`).
+    pub fn set_doh(&mut self, doh: doh::DohListeners) {
+        self.doh = Some(doh);
     }
 
     /// The addresses actually bound (with the real port when 0 was asked).
@@ -215,6 +223,25 @@ pub async fn serve<H: Handler>(
             let (acceptor, stats) = (dot.acceptor.clone(), dot.stats.clone());
             let serve = move |stream, peer, shared| {
                 tls::serve_connection(stream, peer, shared, acceptor.clone(), stats.clone())
+            };
+            let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve);
+            accepts.push(tracker.spawn(accept));
+        }
+    }
+    if let Some(doh) = listeners.doh {
+        let conns = Arc::new(Semaphore::new(cap));
+        for l in doh.listeners {
+            let (acceptor, path, stats) =
+                (doh.acceptor.clone(), doh.path.clone(), doh.stats.clone());
+            let serve = move |stream, peer, shared| {
+                doh::serve_connection(
+                    stream,
+                    peer,
+                    shared,
+                    acceptor.clone(),
+                    path.clone(),
+                    stats.clone(),
+                )
             };
             let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve);
             accepts.push(tracker.spawn(accept));

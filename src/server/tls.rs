@@ -162,19 +162,23 @@ impl TlsStats {
 #[error("cannot set up TLS: {0}")]
 pub struct TlsSetupError(#[from] rustls::Error);
 
-/// The rustls server configuration of DNS over TLS: TLS 1.2 and 1.3, the ring
-/// provider, ALPN `dot`, the certificate of `certs`, session tickets (rotated) and a
-/// session cache for resumption.
+/// The rustls server configuration of an encrypted transport: TLS 1.2 and 1.3, the
+/// ring provider, the ALPN protocols `alpn` ([`ALPN_DOT`] for DNS over TLS), the
+/// certificate of `certs`, session tickets (rotated) and a session cache for
+/// resumption.
 ///
 /// # Errors
 /// The provider refuses the protocol versions, or no ticket key can be made.
-pub fn server_config(certs: Arc<CertSwap>) -> Result<Arc<ServerConfig>, TlsSetupError> {
+pub fn server_config(
+    certs: Arc<CertSwap>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(certs);
-    config.alpn_protocols = vec![ALPN_DOT.to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     Ok(Arc::new(config))

@@ -18,8 +18,9 @@ use crate::config::{Config, LsConfig, TsConfig};
 use crate::ls::{Balancer, health};
 use crate::metrics::{Readiness, StatusExtra};
 use crate::server::Listeners;
+use crate::server::doh::{ALPN_DOH, DohListeners};
 use crate::server::socket::bind_stream;
-use crate::server::tls::{CertSwap, DotListeners, server_config};
+use crate::server::tls::{ALPN_DOT, CertSwap, DotListeners, server_config};
 use crate::supervise::{Supervisor, SupervisorSignal};
 
 /// The `[ls]` of `cfg`.
@@ -38,22 +39,38 @@ pub struct LsSockets {
     metrics: Option<TcpListener>,
     /// The DNS over TLS listeners (`[ls.tls]`), with their bound addresses.
     dot: Vec<(TcpListener, SocketAddr)>,
+    /// The DNS over HTTPS listeners (`[ls.https]`), with their bound addresses.
+    doh: Vec<(TcpListener, SocketAddr)>,
 }
 
 impl LsSockets {
-    /// Binds `listen` (UDP and TCP), `tls.listen` and, when set, `metrics`.
+    /// Binds `listen` (UDP and TCP), `tls.listen`, `https.listen` and, when set,
+    /// `metrics`.
     ///
     /// # Errors
     /// An address cannot be bound.
     pub async fn bind(lsc: &LsConfig) -> Result<Self, ServiceError> {
         let dns = Listeners::bind(&lsc.listen, lsc.workers)?;
-        let dot_addrs = lsc.tls.as_ref().map_or(&[][..], |t| &t.listen[..]);
-        let dot = dot_addrs
-            .iter()
-            .map(|addr| bind_stream(*addr, "tls"))
-            .collect::<Result<Vec<_>, _>>()?;
+        let bind = |addrs: &[SocketAddr], proto| {
+            addrs
+                .iter()
+                .map(|addr| bind_stream(*addr, proto))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let dot = bind(lsc.tls.as_ref().map_or(&[], |t| &t.listen), "tls")?;
+        let doh = bind(lsc.https.as_ref().map_or(&[], |h| &h.listen), "https")?;
         let metrics = bind_metrics("ls.metrics", lsc.metrics).await?;
-        Ok(LsSockets { dns, metrics, dot })
+        Ok(LsSockets {
+            dns,
+            metrics,
+            dot,
+            doh,
+        })
+    }
+
+    /// The DNS over HTTPS addresses bound (with the real port when 0 was asked).
+    pub fn doh_addrs(&self) -> Vec<SocketAddr> {
+        self.doh.iter().map(|(_, addr)| *addr).collect()
     }
 
     /// The DNS over TLS addresses bound (with the real port when 0 was asked).
@@ -92,6 +109,8 @@ pub struct LsService {
     extra: StatusExtra,
     /// The `[ls.tls]` certificate, re-read on reload.
     certs: Option<Arc<CertSwap>>,
+    /// The `[ls.https]` certificate (none: plain HTTP), re-read on reload.
+    https_certs: Option<Arc<CertSwap>>,
 }
 
 impl LsService {
@@ -106,6 +125,10 @@ impl LsService {
             Some(tls) => Some(Arc::new(CertSwap::load(&tls.cert, &tls.key)?)),
             None => None,
         };
+        let https_certs = match lsc.https.as_ref().map(|h| (&h.cert, &h.key)) {
+            Some((Some(cert), Some(key))) => Some(Arc::new(CertSwap::load(cert, key)?)),
+            _ => None,
+        };
         let balancer = Arc::new(Balancer::new(&lsc));
         Ok(LsService {
             started: cfg,
@@ -114,6 +137,7 @@ impl LsService {
             children: None,
             extra: StatusExtra::default(),
             certs,
+            https_certs,
         })
     }
 
@@ -163,9 +187,15 @@ impl LsService {
             Some((&self.lsc, &*self.balancer)),
             self.children.is_some(),
         );
+        let new_ls = new.as_ref().and_then(|c| c.ls.as_ref());
         if let Some(certs) = &self.certs {
-            let tls = new.as_ref().and_then(|c| c.ls.as_ref()?.tls.as_ref());
-            reload_cert(certs, tls, &self.balancer);
+            let tls = new_ls.and_then(|l| l.tls.as_ref());
+            reload_cert(certs, tls.map(|t| (&*t.cert, &*t.key)), &self.balancer);
+        }
+        if let Some(certs) = &self.https_certs {
+            let https = new_ls.and_then(|l| l.https.as_ref());
+            let pair = https.and_then(|h| Some((h.cert.as_deref()?, h.key.as_deref()?)));
+            reload_cert(certs, pair, &self.balancer);
         }
     }
 
@@ -181,7 +211,7 @@ impl LsService {
         let lsc = &self.lsc;
         let mut sockets = sockets;
         let addrs = sockets.dns.local_addrs().to_vec();
-        let dot_addrs = sockets.dot_addrs();
+        let (dot_addrs, doh_addrs) = (sockets.dot_addrs(), sockets.doh_addrs());
         if let Some(certs) = &self.certs
             && !sockets.dot.is_empty()
         {
@@ -189,10 +219,22 @@ impl LsService {
             let listeners = std::mem::take(&mut sockets.dot).into_iter().map(|(l, _)| l);
             let dot = DotListeners::new(
                 listeners.collect(),
-                server_config(certs.clone())?,
+                server_config(certs.clone(), &[ALPN_DOT])?,
                 stats.clone(),
             );
             sockets.dns.set_dot(dot);
+        }
+        if let Some(https) = &lsc.https
+            && !sockets.doh.is_empty()
+        {
+            let stats = self.balancer.metrics().tls.get_or_init(Default::default);
+            let config = match &self.https_certs {
+                Some(certs) => Some(server_config(certs.clone(), &ALPN_DOH)?),
+                None => None,
+            };
+            let listeners = std::mem::take(&mut sockets.doh).into_iter().map(|(l, _)| l);
+            let doh = DohListeners::new(listeners.collect(), config, &https.path, stats.clone());
+            sockets.dns.set_doh(doh);
         }
         let dns_token = root.child_token();
         let mut server = tokio::spawn(crate::ls::serve(
@@ -227,10 +269,9 @@ impl LsService {
         if !dot_addrs.is_empty() {
             info!(addr = ?dot_addrs, "dns over tls ready");
         }
-        if lsc.https.is_some() {
-            warn!(
-                "[ls.https] is read and checked, but this version does not serve DNS over HTTPS yet"
-            );
+        if !doh_addrs.is_empty() {
+            let tls = self.https_certs.is_some();
+            info!(addr = ?doh_addrs, tls, "dns over https ready");
         }
         info!(addr = ?addrs, strategy = %lsc.strategy, order = %lsc.order, layout = %lsc.layout,
               backends = ?backends, "load balancer ready");
@@ -271,14 +312,19 @@ impl LsService {
     }
 }
 
-/// The certificate part of a reload: the files `tls` names now are read again and
-/// serve new connections; with no `tls` (the new config was refused or has no
-/// `[ls.tls]`) or a pair that cannot be served, the old certificate keeps serving.
-fn reload_cert(certs: &CertSwap, tls: Option<&crate::config::TlsConfig>, balancer: &Balancer) {
+/// The certificate part of a reload: the certificate and key files the new config
+/// names (`pair`) are read again and serve new connections; with no `pair` (the new
+/// config was refused or has none) or a pair that cannot be served, the old
+/// certificate keeps serving.
+fn reload_cert(
+    certs: &CertSwap,
+    pair: Option<(&std::path::Path, &std::path::Path)>,
+    balancer: &Balancer,
+) {
     let stats = balancer.metrics().tls.get();
-    let result = match tls {
-        Some(tls) => certs.reload(&tls.cert, &tls.key).map_err(|e| e.to_string()),
-        None => Err("no usable [ls.tls] in the config".into()),
+    let result = match pair {
+        Some((cert, key)) => certs.reload(cert, key).map_err(|e| e.to_string()),
+        None => Err("no usable certificate and key in the config".into()),
     };
     match result {
         Ok(()) => {
