@@ -295,113 +295,77 @@ mod tests {
         q
     }
 
-    fn ask(
-        method: &Method,
-        path: &str,
-        query: Option<&str>,
-        ct: Option<&str>,
-        body: &[u8],
-    ) -> Result<Vec<u8>, Refusal> {
-        let req = HttpQuery {
+    /// A request on `path` with `method` and the rest left out.
+    fn req<'a>(method: &'a Method, path: &'a str) -> HttpQuery<'a> {
+        HttpQuery {
             method,
             path,
-            query,
+            query: None,
+            content_type: None,
+            body: &[],
+        }
+    }
+
+    /// A GET of `/dns-query?QUERY`.
+    fn get(query: &str) -> Result<Vec<u8>, Refusal> {
+        let r = HttpQuery {
+            query: Some(query),
+            ..req(&Method::GET, "/dns-query")
+        };
+        query_of(&r, "/dns-query")
+    }
+
+    /// A POST to `/dns-query` of `body`, of type `ct`.
+    fn post(ct: Option<&str>, body: &[u8]) -> Result<Vec<u8>, Refusal> {
+        let r = HttpQuery {
             content_type: ct.map(str::as_bytes),
             body,
+            ..req(&Method::POST, "/dns-query")
         };
-        query_of(&req, "/dns-query")
+        query_of(&r, "/dns-query")
     }
 
     #[test]
     fn get_takes_the_dns_parameter_in_base64url() {
         let q = query();
         let b64 = data_encoding::BASE64URL_NOPAD.encode(&q);
-        assert_eq!(
-            ask(
-                &Method::GET,
-                "/dns-query",
-                Some(&format!("dns={b64}")),
-                None,
-                &[]
-            ),
-            Ok(q.clone())
-        );
+        assert_eq!(get(&format!("dns={b64}")), Ok(q.clone()));
         let padded = data_encoding::BASE64URL.encode(&q);
-        assert_eq!(
-            ask(
-                &Method::GET,
-                "/dns-query",
-                Some(&format!("ct=x&dns={padded}")),
-                None,
-                &[]
-            ),
-            Ok(q)
-        );
-        assert_eq!(
-            ask(&Method::GET, "/dns-query", None, None, &[]),
-            Err(Refusal::BadRequest)
-        );
-        assert_eq!(
-            ask(&Method::GET, "/dns-query", Some("dns=!!"), None, &[]),
-            Err(Refusal::BadRequest)
-        );
-        assert_eq!(
-            ask(&Method::GET, "/dns-query", Some("dns=AAAA"), None, &[]),
-            Err(Refusal::BadRequest)
-        );
+        assert_eq!(get(&format!("ct=x&dns={padded}")), Ok(q));
+        assert_eq!(get("x=1"), Err(Refusal::BadRequest));
+        assert_eq!(get("dns=!!"), Err(Refusal::BadRequest));
+        assert_eq!(get("dns=AAAA"), Err(Refusal::BadRequest));
+        let huge = "A".repeat(100_000);
+        assert_eq!(get(&format!("dns={huge}")), Err(Refusal::TooLarge));
     }
 
     #[test]
     fn post_takes_a_dns_message_body() {
         let q = query();
+        assert_eq!(post(Some(DNS_MESSAGE), &q), Ok(q.clone()));
         assert_eq!(
-            ask(&Method::POST, "/dns-query", None, Some(DNS_MESSAGE), &q),
+            post(Some("Application/DNS-Message; x=1"), &q),
             Ok(q.clone())
         );
-        assert_eq!(
-            ask(
-                &Method::POST,
-                "/dns-query",
-                None,
-                Some("Application/DNS-Message; x=1"),
-                &q
-            ),
-            Ok(q.clone())
-        );
-        assert_eq!(
-            ask(&Method::POST, "/dns-query", None, Some("text/plain"), &q),
-            Err(Refusal::UnsupportedType)
-        );
-        assert_eq!(
-            ask(&Method::POST, "/dns-query", None, None, &q),
-            Err(Refusal::UnsupportedType)
-        );
-        assert_eq!(
-            ask(&Method::POST, "/dns-query", None, Some(DNS_MESSAGE), &[]),
-            Err(Refusal::BadRequest)
-        );
+        assert_eq!(post(Some("text/plain"), &q), Err(Refusal::UnsupportedType));
+        assert_eq!(post(None, &q), Err(Refusal::UnsupportedType));
+        assert_eq!(post(Some(DNS_MESSAGE), &[]), Err(Refusal::BadRequest));
     }
 
     #[test]
     fn another_path_or_method_is_refused() {
-        assert_eq!(
-            ask(&Method::GET, "/", None, None, &[]),
-            Err(Refusal::NotFound)
-        );
-        assert_eq!(
-            ask(&Method::PUT, "/dns-query", None, None, &[]),
-            Err(Refusal::MethodNotAllowed)
-        );
-        let statuses: Vec<u16> = [
+        let not_found = query_of(&req(&Method::GET, "/"), "/dns-query");
+        assert_eq!(not_found, Err(Refusal::NotFound));
+        let put = query_of(&req(&Method::PUT, "/dns-query"), "/dns-query");
+        assert_eq!(put, Err(Refusal::MethodNotAllowed));
+        let all = [
             Refusal::BadRequest,
             Refusal::NotFound,
             Refusal::MethodNotAllowed,
             Refusal::TooLarge,
             Refusal::UnsupportedType,
-        ]
-        .iter()
-        .map(|r| r.status().as_u16())
-        .collect();
+        ];
+        let statuses: Vec<u16> = all.iter().map(|r| r.status().as_u16()).collect();
         assert_eq!(statuses, [400, 404, 405, 413, 415]);
     }
 

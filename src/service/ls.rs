@@ -188,14 +188,25 @@ impl LsService {
             self.children.is_some(),
         );
         let new_ls = new.as_ref().and_then(|c| c.ls.as_ref());
+        let mut ok = None;
         if let Some(certs) = &self.certs {
             let tls = new_ls.and_then(|l| l.tls.as_ref());
-            reload_cert(certs, tls.map(|t| (&*t.cert, &*t.key)), &self.balancer);
+            let done = reload_cert("ls.tls", certs, tls.map(|t| (&*t.cert, &*t.key)));
+            ok = Some(done);
         }
         if let Some(certs) = &self.https_certs {
             let https = new_ls.and_then(|l| l.https.as_ref());
             let pair = https.and_then(|h| Some((h.cert.as_deref()?, h.key.as_deref()?)));
-            reload_cert(certs, pair, &self.balancer);
+            ok = Some(reload_cert("ls.https", certs, pair) && ok.unwrap_or(true));
+        }
+        // One count a reload: applied when every certificate was.
+        if let (Some(ok), Some(stats)) = (ok, self.balancer.metrics().tls.get()) {
+            let c = if ok {
+                &stats.cert_reloads
+            } else {
+                &stats.cert_reloads_refused
+            };
+            c.fetch_add(1, Relaxed);
         }
     }
 
@@ -312,30 +323,26 @@ impl LsService {
     }
 }
 
-/// The certificate part of a reload: the certificate and key files the new config
-/// names (`pair`) are read again and serve new connections; with no `pair` (the new
-/// config was refused or has none) or a pair that cannot be served, the old
-/// certificate keeps serving.
+/// The certificate part of a reload, for the listeners of `table`: the certificate
+/// and key files the new config names (`pair`) are read again and serve new
+/// connections; with no `pair` (the new config was refused or has none) or a pair
+/// that cannot be served, the old certificate keeps serving. Whether it was applied.
 fn reload_cert(
+    table: &str,
     certs: &CertSwap,
     pair: Option<(&std::path::Path, &std::path::Path)>,
-    balancer: &Balancer,
-) {
-    let stats = balancer.metrics().tls.get();
+) -> bool {
     let result = match pair {
         Some((cert, key)) => certs.reload(cert, key).map_err(|e| e.to_string()),
         None => Err("no usable certificate and key in the config".into()),
     };
-    match result {
-        Ok(()) => {
-            info!("tls certificate reloaded");
-            stats.map(|s| s.cert_reloads.fetch_add(1, Relaxed));
-        }
+    match &result {
+        Ok(()) => info!(table, "tls certificate reloaded"),
         Err(err) => {
-            warn!(%err, "tls certificate reload refused; the old certificate keeps serving");
-            stats.map(|s| s.cert_reloads_refused.fetch_add(1, Relaxed));
+            warn!(table, %err, "tls certificate reload refused; the old certificate keeps serving");
         }
     }
+    result.is_ok()
 }
 
 /// A reload: rereads the config at `started.path`; applies its `[ls]` to the

@@ -122,22 +122,37 @@ impl Pki {
 struct Dot {
     run: LsServiceRun,
     tls: SocketAddr,
+    https: SocketAddr,
 }
 
 impl Dot {
+    /// DoT and DoH (both with `cert` and `key`).
     async fn start(dir: &Path, backend: SocketAddr, cert: &Path, key: &Path) -> Dot {
-        let ports = free_ports(2);
+        Dot::start_pair(dir, backend, Some((cert, key))).await
+    }
+
+    /// With a pair: DoT and DoH over TLS with it; without: plain DoH only.
+    async fn start_pair(dir: &Path, backend: SocketAddr, pair: Option<(&Path, &Path)>) -> Dot {
+        let ports = free_ports(3);
         let tls = SocketAddr::from(([127, 0, 0, 1], ports[1]));
-        let text = format!(
-            "[ls]\nlisten = [\"127.0.0.1:{}\"]\n\n[ls.tls]\nlisten = [\"{tls}\"]\ncert = \"{}\"\nkey = \"{}\"\n\n[[ls.backend]]\nname = \"b1\"\naddr = \"{backend}\"\n",
-            ports[0],
-            path_str(cert),
-            path_str(key),
-        );
+        let https = SocketAddr::from(([127, 0, 0, 1], ports[2]));
+        let mut text = format!("[ls]\nlisten = [\"127.0.0.1:{}\"]\n\n", ports[0]);
+        text.push_str(&format!("[ls.https]\nlisten = [\"{https}\"]\n"));
+        if let Some((cert, key)) = pair {
+            let files = format!(
+                "cert = \"{}\"\nkey = \"{}\"\n",
+                path_str(cert),
+                path_str(key)
+            );
+            text.push_str(&format!("{files}\n[ls.tls]\nlisten = [\"{tls}\"]\n{files}"));
+        }
+        text.push_str(&format!(
+            "\n[[ls.backend]]\nname = \"b1\"\naddr = \"{backend}\"\n"
+        ));
         let config = dir.join("config.toml");
         std::fs::write(&config, text).unwrap();
         let run = start_ls_service(&config).await;
-        Dot { run, tls }
+        Dot { run, tls, https }
     }
 
     fn tls_stats(&self) -> &dnslb::server::tls::TlsStats {
@@ -229,6 +244,22 @@ async fn start_with_ts(test: &str) -> Option<(Pki, TestTs, Dot)> {
     Some((pki, ts, ls))
 }
 
+/// `prog FLAG` (kdig or dig, `+tls`, `+https`...) trusting the CA at `ca`,
+/// asking 127.0.0.1:`port` for `question`.
+fn ask_tool(
+    prog: &Path,
+    flag: &str,
+    ca: &Path,
+    port: &str,
+    question: &[&str],
+) -> crate::kit::Output {
+    let ca = format!("+tls-ca={}", path_str(ca));
+    let host = format!("+tls-hostname={HOST}");
+    let mut args = vec![flag, &ca, &host, "@127.0.0.1", "-p", port];
+    args.extend_from_slice(question);
+    run_tool(path_str(prog), &args)
+}
+
 /// kdig and dig, trusting the test CA, get the TS's answer through the LS over
 /// TLS; a client that does not trust the certificate gets none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,14 +272,7 @@ async fn kdig_and_dig_get_the_answer_over_tls() {
         return;
     };
     let (port, ca) = (ls.tls.port().to_string(), pki.ca());
-    // `prog +tls` trusting the test CA, asking the LS for `question`.
-    let over_tls = |prog: &Path, question: &[&str]| {
-        let ca = format!("+tls-ca={}", path_str(&ca));
-        let host = format!("+tls-hostname={HOST}");
-        let mut args = vec!["+tls", &ca, &host, "@127.0.0.1", "-p", &port];
-        args.extend_from_slice(question);
-        run_tool(path_str(prog), &args)
-    };
+    let over_tls = |prog: &Path, question: &[&str]| ask_tool(prog, "+tls", &ca, &port, question);
     let kdig_out = over_tls(&kdig, &["www.example.com", "A"]);
     assert!(
         kdig_out.stdout.contains("TLS session")
@@ -550,5 +574,181 @@ async fn unbound_forwarding_over_tls_resolves_through_the_ls() {
     );
     assert!(ls.tls_stats().handshakes.load(Relaxed) >= 1, "not over TLS");
     drop(proc);
+    ls.stop(Some(ts)).await;
+}
+
+/// The query `www.example.com A` (id 0) in base64url, as a DoH GET carries it.
+fn get_param() -> String {
+    let q = query("www.example.com", RecordType::A, None);
+    let mut q = q.to_vec().unwrap();
+    q[..2].copy_from_slice(&[0, 0]);
+    data_encoding::BASE64URL_NOPAD.encode(&q)
+}
+
+/// What curl got: the status, the HTTP version, the headers and the body.
+struct Curl {
+    code: String,
+    version: String,
+    headers: String,
+    body: Vec<u8>,
+}
+
+/// `curl` with `args` (a URL among them), the body saved in `dir`.
+fn curl(prog: &Path, dir: &Path, args: &[&str]) -> Curl {
+    let (body, headers) = (dir.join("body"), dir.join("headers"));
+    let _ = std::fs::remove_file(&body);
+    let mut all = vec!["-s", "-o", path_str(&body), "-D", path_str(&headers)];
+    all.extend_from_slice(&["-w", "%{http_code} %{http_version}"]);
+    all.extend_from_slice(args);
+    let out = run_tool(path_str(prog), &all);
+    let mut w = out.stdout.split_whitespace();
+    Curl {
+        code: w.next().unwrap_or_default().to_owned(),
+        version: w.next().unwrap_or_default().to_owned(),
+        headers: std::fs::read_to_string(&headers)
+            .unwrap_or_default()
+            .to_lowercase(),
+        body: std::fs::read(&body).unwrap_or_default(),
+    }
+}
+
+/// Whether `body` is a DNS answer carrying 192.0.2.10.
+fn answers_ten(body: &[u8]) -> bool {
+    Message::from_vec(body).is_ok_and(|m| {
+        crate::kit::a_addrs(&m) == ["192.0.2.10".parse::<std::net::Ipv4Addr>().unwrap()]
+    })
+}
+
+/// kdig (POST and GET) and curl (GET and POST, HTTP/2 and HTTP/1.1) get the
+/// answer over HTTPS, with `Cache-Control: max-age` its TTL; bad requests get
+/// their status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kdig_and_curl_get_the_answer_over_https() {
+    const TEST: &str = "kdig_and_curl_get_the_answer_over_https";
+    let Some((pki, ts, ls)) = start_with_ts(TEST).await else {
+        return;
+    };
+    let Some([kdig, curl_bin]) = need(TEST, ["kdig", "curl"]) else {
+        return;
+    };
+    let (port, ca) = (ls.https.port().to_string(), pki.ca());
+    for how in ["+https", "+https-get"] {
+        let out = ask_tool(&kdig, how, &ca, &port, &["www.example.com", "A"]);
+        assert!(
+            out.stdout.contains("status: 200") && out.stdout.contains("192.0.2.10"),
+            "kdig {how}: {}",
+            out.stdout
+        );
+    }
+    let url = format!("https://{HOST}:{port}/dns-query");
+    let resolve = format!("{HOST}:{port}:127.0.0.1");
+    let get = format!("{url}?dns={}", get_param());
+    let q = query("www.example.com", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    let body = pki.path().join("query");
+    std::fs::write(&body, &q).unwrap();
+    let post = format!("@{}", path_str(&body));
+    let tls = ["--cacert", path_str(&ca), "--resolve", &resolve];
+    for (version, want) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let got = curl(
+            &curl_bin,
+            pki.path(),
+            &[&tls[..], &[version, &get]].concat(),
+        );
+        assert_eq!(
+            (got.code.as_str(), got.version.as_str()),
+            ("200", want),
+            "GET {version}"
+        );
+        assert!(answers_ten(&got.body), "GET {version}");
+        assert!(
+            got.headers
+                .contains("content-type: application/dns-message"),
+            "{}",
+            got.headers
+        );
+        assert!(
+            got.headers.contains("cache-control: max-age=300"),
+            "{}",
+            got.headers
+        );
+        let posted = [
+            version,
+            "-H",
+            "content-type: application/dns-message",
+            "--data-binary",
+            &post,
+            &url,
+        ];
+        let got = curl(&curl_bin, pki.path(), &[&tls[..], &posted].concat());
+        assert_eq!(
+            (got.code.as_str(), got.version.as_str()),
+            ("200", want),
+            "POST {version}"
+        );
+        assert!(answers_ten(&got.body), "POST {version}");
+    }
+    // Each bad request gets its status: another path 404, a bad or missing
+    // `dns` 400, another method 405, another media type 415, a body too large 413.
+    let base = format!("https://{HOST}:{port}");
+    let big = pki.path().join("big");
+    std::fs::write(&big, vec![0u8; 70_000]).unwrap();
+    let big = format!("@{}", path_str(&big));
+    let dns = "-Hcontent-type: application/dns-message";
+    let cases: [(&str, Vec<String>); 6] = [
+        ("404", vec![format!("{base}/nope?dns={}", get_param())]),
+        ("400", vec![format!("{base}/dns-query?dns=@@")]),
+        ("400", vec![format!("{base}/dns-query")]),
+        ("405", vec!["-XPUT".into(), format!("{base}/dns-query")]),
+        (
+            "415",
+            vec![
+                "-Hcontent-type: text/plain".into(),
+                "--data-binary".into(),
+                "x".into(),
+                format!("{base}/dns-query"),
+            ],
+        ),
+        (
+            "413",
+            vec![
+                dns.into(),
+                "--data-binary".into(),
+                big,
+                format!("{base}/dns-query"),
+            ],
+        ),
+    ];
+    for (want, args) in cases {
+        let mut all = tls.to_vec();
+        all.extend(args.iter().map(String::as_str));
+        let got = curl(&curl_bin, pki.path(), &all);
+        assert_eq!(got.code, want, "{args:?}");
+    }
+    ls.stop(Some(ts)).await;
+}
+
+/// `[ls.https]` without `cert` and `key` serves plain HTTP/2 (prior knowledge,
+/// as a TLS-terminating proxy speaks it) and HTTP/1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http2_serves_behind_a_proxy() {
+    const TEST: &str = "plain_http2_serves_behind_a_proxy";
+    let dir = ZoneDir::new();
+    let Some([curl_bin]) = need(TEST, ["curl"]) else {
+        return;
+    };
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
+    let ls = Dot::start_pair(dir.path(), ts.addr, None).await;
+    let get = format!("http://{}/dns-query?dns={}", ls.https, get_param());
+    for (version, want) in [("--http2-prior-knowledge", "2"), ("--http1.1", "1.1")] {
+        let got = curl(&curl_bin, dir.path(), &[version, &get]);
+        assert_eq!(
+            (got.code.as_str(), got.version.as_str()),
+            ("200", want),
+            "{version}"
+        );
+        assert!(answers_ten(&got.body), "{version}");
+    }
     ls.stop(Some(ts)).await;
 }
