@@ -25,7 +25,12 @@ impl LsConfig {
         if dot(self) != dot(new) {
             keys.push("tls");
         }
-        if self.https != new.https {
+        // The certificate files are re-read on reload; the rest is bound at start.
+        let doh = |c: &LsConfig| {
+            let h = c.https.as_ref()?;
+            Some((h.listen.clone(), h.path.clone(), h.cert.is_some()))
+        };
+        if doh(self) != doh(new) {
             keys.push("https");
         }
         keys

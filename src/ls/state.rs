@@ -167,7 +167,7 @@ pub struct LsMetrics {
     /// The UDP workers' client sockets (inodes): the queries the kernel
     /// dropped on them, their queues full, are shed too ([`LsMetrics::shed_socket`]).
     pub client_sockets: std::sync::Mutex<Vec<u64>>,
-    /// The DoT listener's counters, set when `[ls.tls]` is served.
+    /// The encrypted listeners' counters, set when `[ls.tls]` or `[ls.https]` is served.
     pub tls: std::sync::OnceLock<Arc<crate::server::tls::TlsStats>>,
 }
 

@@ -157,13 +157,13 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
     e.0
 }
 
-/// The DoT listener's families (only with `[ls.tls]`): handshakes done,
+/// The encrypted listeners' families (only with `[ls.tls]` or `[ls.https]`): handshakes done,
 /// resumed, failed by reason, and certificate reloads.
 fn write_tls(e: &mut Expo, tls: &crate::server::tls::TlsStats) {
     use crate::server::tls::HandshakeFailure;
     e.counter(
         "dnslb_tls_handshakes_total",
-        "TLS handshakes completed on the DNS over TLS listeners, resumed ones included.",
+        "TLS handshakes completed on the DNS over TLS and HTTPS listeners, resumed ones included.",
         tls.handshakes.load(Relaxed),
     );
     e.counter(
@@ -182,7 +182,7 @@ fn write_tls(e: &mut Expo, tls: &crate::server::tls::TlsStats) {
     }
     e.reloads(
         "dnslb_tls_cert_reloads_total",
-        "Certificate reloads (SIGHUP) of [ls.tls]: applied, or refused with the old certificate kept.",
+        "Certificate reloads (SIGHUP) of [ls.tls] and [ls.https]: applied, or refused with the old certificate kept.",
         &tls.cert_reloads,
         &tls.cert_reloads_refused,
     );
