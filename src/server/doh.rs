@@ -7,6 +7,8 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -15,6 +17,7 @@ use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::tls::{HANDSHAKE_TIMEOUT, HandshakeFailure, TlsStats};
@@ -192,28 +195,98 @@ pub(crate) async fn serve_connection<H: Handler>(
     }
 }
 
-/// HTTP/2 or HTTP/1.1 (whichever the client speaks) on `io` until it closes or the
-/// server stops (then gracefully: requests in progress are answered).
+/// HTTP/2 or HTTP/1.1 (whichever the client speaks) on `io` until it closes, it has
+/// had no request in progress for the TCP idle timeout, or the server stops (then
+/// gracefully: requests in progress are answered).
 async fn serve_http<H: Handler, S>(io: S, peer: SocketAddr, shared: Arc<Shared<H>>, path: Arc<str>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc_shared = shared.clone();
+    let activity = Arc::new(Activity::default());
+    let seen = activity.clone();
     let service = hyper::service::service_fn(move |req| {
-        let (shared, path) = (svc_shared.clone(), path.clone());
-        async move { Ok::<_, Infallible>(respond(req, peer, &shared, &path).await) }
+        let (shared, path, seen) = (svc_shared.clone(), path.clone(), seen.clone());
+        async move {
+            let _busy = seen.begin();
+            Ok::<_, Infallible>(respond(req, peer, &shared, &path).await)
+        }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder.http2().max_concurrent_streams(MAX_STREAMS);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = shared.token.cancelled() => conn.as_mut().graceful_shutdown(),
+    let idle = shared.opts.tcp_idle_timeout;
+    loop {
+        let deadline = activity.idle_since() + idle;
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = shared.token.cancelled() => break,
+            _ = tokio::time::sleep_until(deadline) => {
+                // Idle as long as a TCP connection may be: closed (gracefully).
+                if activity.busy() == 0 && activity.idle_since() + idle <= Instant::now() {
+                    break;
+                }
+            }
+        }
     }
+    conn.as_mut().graceful_shutdown();
     tokio::select! {
         _ = conn.as_mut() => {}
         _ = shared.abort.cancelled() => {}
+    }
+}
+
+/// When a connection last had a request, and how many it has in progress.
+#[derive(Debug)]
+struct Activity {
+    /// The end of the last request (or the connection's start).
+    last: std::sync::Mutex<Instant>,
+    /// Requests in progress.
+    busy: AtomicUsize,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            last: std::sync::Mutex::new(Instant::now()),
+            busy: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Activity {
+    /// A request begins; it ends when the guard is dropped.
+    fn begin(self: &Arc<Self>) -> Busy {
+        self.busy.fetch_add(1, Relaxed);
+        Busy(self.clone())
+    }
+
+    /// Requests in progress.
+    fn busy(&self) -> usize {
+        self.busy.load(Relaxed)
+    }
+
+    /// When the connection became idle (the end of its last request).
+    fn idle_since(&self) -> Instant {
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A request in progress on a connection ([`Activity::begin`]).
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *self
+            .0
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+        self.0.busy.fetch_sub(1, Relaxed);
     }
 }
 

@@ -730,7 +730,8 @@ async fn kdig_and_curl_get_the_answer_over_https() {
 }
 
 /// `[ls.https]` without `cert` and `key` serves plain HTTP/2 (prior knowledge,
-/// as a TLS-terminating proxy speaks it) and HTTP/1.1.
+/// as a TLS-terminating proxy speaks it) and HTTP/1.1, and closes idle
+/// connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http2_serves_behind_a_proxy() {
     const TEST: &str = "plain_http2_serves_behind_a_proxy";
@@ -750,5 +751,22 @@ async fn plain_http2_serves_behind_a_proxy() {
         );
         assert!(answers_ten(&got.body), "{version}");
     }
+    // A kept-alive connection with no request in progress is closed after the
+    // TCP idle timeout (10 s): idle clients cannot hold the connection cap.
+    let mut idle = TcpStream::connect(ls.https).await.unwrap();
+    let request = format!(
+        "GET /dns-query?dns={} HTTP/1.1\r\nHost: dns.test\r\n\r\n",
+        get_param()
+    );
+    idle.write_all(request.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let read = tokio::io::AsyncReadExt::read_to_end(&mut idle, &mut seen);
+    let closed = tokio::time::timeout(Duration::from_secs(30), read).await;
+    assert!(closed.is_ok(), "an idle connection was kept open 30 s");
+    assert!(
+        seen.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
     ls.stop(Some(ts)).await;
 }
