@@ -31,10 +31,16 @@ fn raw_query(name: &str, id: u16) -> Vec<u8> {
 /// A backend's answer to `q` (a [`raw_query`]): AA, one A record 192.0.2.1
 /// of TTL 3600 owned by the question's name.
 fn raw_answer(q: &[u8]) -> Vec<u8> {
-    let mut a = q.to_vec();
+    // Header and question only (the upstream query may carry an OPT).
+    let mut end = 12;
+    while q[end] != 0 {
+        end += 1 + usize::from(q[end]);
+    }
+    let mut a = q[..end + 5].to_vec();
     a[2] = 0x84 | (q[2] & 0x01);
     a[3] = 0;
     a[7] = 1; // ANCOUNT
+    a[11] = 0; // ARCOUNT
     a.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
     a.extend_from_slice(&3600u32.to_be_bytes());
     a.extend_from_slice(&[0, 4, 192, 0, 2, 1]);
@@ -97,5 +103,37 @@ async fn a_notify_flood_from_a_backends_address_does_not_wedge_the_cache() {
         }
     }
     assert_eq!(unanswered, 0, "cached names unanswered after the flood");
+    ls.stop().await;
+}
+
+/// `POST /cache/flush?name=a\065b.example.com` is the name `aAb.example.com`
+/// (RFC 1035 §5.1: `\DDD` is a decimal byte value), as dig, kdig and
+/// dnsdist's `DNSName` read it. The name parser read the three digits as
+/// octal: the flush removed `a5b.example.com` (nothing), answered 200 with
+/// `removed: 0`, and the answer it was asked to remove stayed cached. The
+/// same parser reads the zones of `[[ls.pool]]` (a pool for `x\046y.example`,
+/// meant as `x\.y.example`, was refused as `x&y`).
+#[tokio::test]
+async fn a_flush_of_a_name_written_with_a_decimal_escape_removes_that_name() {
+    let backend = Fake::udp(|q, _| Reply::Now(raw_answer(q))).await;
+    let mut cfg = ls_config(&[("b1", backend.addr)]);
+    cfg.cache = Some(dnslb::config::CacheConfig::default());
+    let ls = start_ls(cfg).await;
+    let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
+    assert!(
+        udp_raw(ls.addr, &raw_query("aAb.example.com", 3))
+            .await
+            .is_some()
+    );
+    let r = http_request(
+        metrics.addr,
+        "POST",
+        "/cache/flush?name=a%5C065b.example.com",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("\"removed\":1"), "{}", r.body);
+    assert!(r.body.contains("aAb.example.com."), "{}", r.body);
+    metrics.stop().await;
     ls.stop().await;
 }
