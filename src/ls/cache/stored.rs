@@ -56,7 +56,7 @@ impl Kind {
 }
 
 /// The longest answer kept, in bytes.
-pub const MAX_ENTRY: usize = 4096;
+pub(super) const MAX_ENTRY: usize = 4096;
 
 /// Why an answer is not kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
