@@ -21,6 +21,13 @@ impl LsConfig {
         if self.max_inflight != new.max_inflight {
             keys.push("max_inflight");
         }
+        let dot = |c: &LsConfig| c.tls.as_ref().map(|t| t.listen.clone());
+        if dot(self) != dot(new) {
+            keys.push("tls");
+        }
+        if self.https != new.https {
+            keys.push("https");
+        }
         keys
     }
 }

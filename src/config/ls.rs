@@ -1,6 +1,6 @@
 //! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables, and the keyword
 //! enums and [`HedgeDelay`] its keys take (its `[ls.cache]` table is in `cache`, its
-//! `[[ls.pool]]` tables in `pool`).
+//! `[ls.tls]` and `[ls.https]` in `tls`, its `[[ls.pool]]` tables in `pool`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -12,6 +12,7 @@ use serde::de::{self, Deserializer, Unexpected, Visitor};
 use super::available_cores;
 use super::cache::CacheConfig;
 use super::pool::PoolConfig;
+use super::tls::{HttpsConfig, TlsConfig};
 use super::values::{ProbeQuestion, de_addr, de_addrs, de_nets, de_opt_addr};
 
 /// Client networks allowed when `ls.allow` is omitted: loopback and the private ranges.
@@ -182,6 +183,10 @@ pub struct LsConfig {
     pub sticky_size: usize,
     /// The packet cache, `[ls.cache]`; `None` (table omitted) = no cache. \[off\]
     pub cache: Option<CacheConfig>,
+    /// DNS over TLS, `[ls.tls]`; `None` (table omitted) = off. \[off\]
+    pub tls: Option<TlsConfig>,
+    /// DNS over HTTPS, `[ls.https]`; `None` (table omitted) = off. \[off\]
+    pub https: Option<HttpsConfig>,
     /// Active health checks, `[ls.health]`.
     pub health: HealthConfig,
     /// The backends, `[[ls.backend]]`, in config order.
@@ -218,6 +223,8 @@ impl Default for LsConfig {
             metrics: None,
             sticky_size: 100_000,
             cache: None,
+            tls: None,
+            https: None,
             health: HealthConfig::default(),
             backend: Vec::new(),
             pool: Vec::new(),

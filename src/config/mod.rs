@@ -14,7 +14,8 @@
 //!
 //! # Layout
 //! - [`Config`] and its loading live here; [`LsConfig`] (with [`HealthConfig`],
-//!   [`BackendConfig`] and the keyword enums) in `ls`, [`CacheConfig`] in `cache`, its
+//!   [`BackendConfig`] and the keyword enums) in `ls`, [`CacheConfig`] in `cache`,
+//!   [`TlsConfig`] and [`HttpsConfig`] (and the reading of their certificates) in `tls`, its
 //!   [`PoolConfig`]s in `pool`, [`TsConfig`] (with [`Fault`] and [`OnMiss`]) in `ts`.
 //! - `values`: the string values of the schema (addresses, networks, DNS names, the
 //!   [`ProbeQuestion`]), parsed while the file is read, and their serde adapters.
@@ -83,6 +84,7 @@ mod pool;
 mod source_map;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod ts;
 mod validate;
 mod values;
@@ -93,6 +95,7 @@ pub use ls::{
     BackendConfig, HealthConfig, HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy,
 };
 pub use pool::{PoolConfig, zone_text};
+pub use tls::{CertError, HttpsConfig, TlsConfig, load_certified_key};
 pub use ts::{Denial, Dnssec, DnssecAlgorithm, Fault, OnMiss, TsConfig};
 pub(crate) use validate::MAX_STICKY_SIZE;
 pub use values::{ProbeQuestion, ValueError, parse_name};
@@ -186,6 +189,15 @@ impl Config {
         let mut config: Config = toml::from_str(text).map_err(|e| parse_error(text, path, &e))?;
         config.path = path.to_path_buf();
         let folder = path.parent().unwrap_or(Path::new(""));
+        if let Some(ls) = &mut config.ls {
+            let files = ls.tls.iter_mut().flat_map(|t| [&mut t.cert, &mut t.key]);
+            let https = ls.https.iter_mut().flat_map(|h| [&mut h.cert, &mut h.key]);
+            for file in files.chain(https.flatten()) {
+                if file.is_relative() {
+                    *file = folder.join(&*file);
+                }
+            }
+        }
         for ts in &mut config.ts {
             for zone in &mut ts.zones {
                 if zone.is_relative() {

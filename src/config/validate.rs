@@ -7,7 +7,9 @@ use std::path::Path;
 use super::error::ConfigError;
 use super::source_map::{SourceMap, display_path};
 use super::ts::NSID_MAX_LEN;
-use super::{CacheConfig, Config, HedgeDelay, LsConfig, Order, TsConfig, zone_text};
+use super::{
+    CacheConfig, Config, HedgeDelay, LsConfig, Order, TsConfig, load_certified_key, zone_text,
+};
 
 /// The largest TTL a record may carry (RFC 2181 §8).
 const MAX_TTL: u32 = i32::MAX as u32;
@@ -254,6 +256,40 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
         "must be at least 1".into()
     });
     check_pools(ls, check);
+    check_encrypted(ls, check);
+}
+
+/// The rules for `[ls.tls]` and `[ls.https]`: listen addresses, and certificate and key
+/// files that can be read, parse, and belong together.
+fn check_encrypted(ls: &LsConfig, check: &mut Checker<'_>) {
+    let mut pairs = Vec::new();
+    if let Some(tls) = &ls.tls {
+        check.require(!tls.listen.is_empty(), "ls.tls.listen", || {
+            "needs at least one address (omit [ls.tls] to turn DNS over TLS off)".into()
+        });
+        pairs.push(("ls.tls", &tls.cert, &tls.key));
+    }
+    if let Some(https) = &ls.https {
+        check.require(!https.listen.is_empty(), "ls.https.listen", || {
+            "needs at least one address (omit [ls.https] to turn DNS over HTTPS off)".into()
+        });
+        check.require(https.path.starts_with('/'), "ls.https.path", || {
+            format!("must start with '/', got {:?}", https.path)
+        });
+        match (&https.cert, &https.key) {
+            (Some(cert), Some(key)) => pairs.push(("ls.https", cert, key)),
+            (None, None) => {}
+            (Some(_), None) | (None, Some(_)) => check.push(
+                &["ls.https.cert", "ls.https.key", "ls.https"],
+                "cert and key go together: give both, or neither for plain HTTP/2 behind a TLS proxy".into(),
+            ),
+        }
+    }
+    for (table, cert, key) in pairs {
+        if let Err(e) = load_certified_key(cert, key) {
+            check.push(&[&format!("{table}.{}", e.key), table], e.to_string());
+        }
+    }
 }
 
 /// The rules for `[[ls.pool]]`: names, members, zones, and the keys of its own policy.
@@ -436,6 +472,15 @@ fn check_listeners(config: &Config, check: &mut Checker<'_>) {
         }
         if let Some(addr) = ls.metrics {
             listeners.push(("ls.metrics".into(), "ls.metrics".into(), addr));
+        }
+        let encrypted = [
+            ("ls.tls.listen", ls.tls.as_ref().map(|t| &t.listen)),
+            ("ls.https.listen", ls.https.as_ref().map(|h| &h.listen)),
+        ];
+        for (key, addrs) in encrypted {
+            for (i, addr) in addrs.into_iter().flatten().enumerate() {
+                listeners.push((format!("{key}.{i}"), key.into(), *addr));
+            }
         }
     }
     for (i, ts) in config.ts.iter().enumerate() {

@@ -167,6 +167,8 @@ pub struct LsMetrics {
     /// The UDP workers' client sockets (inodes): the queries the kernel
     /// dropped on them, their queues full, are shed too ([`LsMetrics::shed_socket`]).
     pub client_sockets: std::sync::Mutex<Vec<u64>>,
+    /// The DoT listener's counters, set when `[ls.tls]` is served.
+    pub tls: std::sync::OnceLock<Arc<crate::server::tls::TlsStats>>,
 }
 
 impl LsMetrics {

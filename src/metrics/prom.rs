@@ -149,9 +149,43 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
         write_flushes(&mut e, balancer.flushes());
     }
     write_notify(&mut e, balancer.flushes());
+    if let Some(tls) = balancer.metrics().tls.get() {
+        write_tls(&mut e, tls);
+    }
     write_process(&mut e, &ProcessStats::read());
     write_build_info(&mut e);
     e.0
+}
+
+/// The DoT listener's families (only with `[ls.tls]`): handshakes done,
+/// resumed, failed by reason, and certificate reloads.
+fn write_tls(e: &mut Expo, tls: &crate::server::tls::TlsStats) {
+    use crate::server::tls::HandshakeFailure;
+    e.counter(
+        "dnslb_tls_handshakes_total",
+        "TLS handshakes completed on the DNS over TLS listeners, resumed ones included.",
+        tls.handshakes.load(Relaxed),
+    );
+    e.counter(
+        "dnslb_tls_resumptions_total",
+        "TLS handshakes that resumed an earlier session (ticket or session id).",
+        tls.resumed.load(Relaxed),
+    );
+    let failures = "dnslb_tls_handshake_failures_total";
+    e.family(
+        failures,
+        "counter",
+        "TLS handshakes that failed, by reason.",
+    );
+    for (why, c) in HandshakeFailure::ALL.iter().zip(&tls.failures) {
+        e.sample(failures, &[("reason", why.as_str())], c.load(Relaxed));
+    }
+    e.reloads(
+        "dnslb_tls_cert_reloads_total",
+        "Certificate reloads (SIGHUP) of [ls.tls]: applied, or refused with the old certificate kept.",
+        &tls.cert_reloads,
+        &tls.cert_reloads_refused,
+    );
 }
 
 /// The pools' families (none without `[[ls.pool]]`): client queries routed

@@ -21,11 +21,13 @@ pub use crate::dns::Transport;
 
 pub(crate) mod backoff;
 pub(crate) mod batch;
+pub mod doh;
 pub mod fdlimit;
 pub mod shed;
 pub mod socket;
 pub mod tcp;
 pub mod thread;
+pub mod tls;
 pub mod udp;
 
 /// One packet from a client, borrowed from the server's receive buffer.
@@ -105,6 +107,8 @@ pub struct Listeners {
     udp: Vec<UdpSocket>,
     tcp: Vec<TcpListener>,
     addrs: Vec<SocketAddr>,
+    dot: Option<tls::DotListeners>,
+    doh: Option<doh::DohListeners>,
 }
 
 impl Listeners {
@@ -118,6 +122,8 @@ impl Listeners {
             udp: Vec::new(),
             tcp: Vec::new(),
             addrs: Vec::new(),
+            dot: None,
+            doh: None,
         };
         for addr in addrs {
             let (udp, tcp, bound) = socket::bind_pair(*addr, workers.max(1))?;
@@ -132,6 +138,16 @@ impl Listeners {
     /// LS's fast path); [`serve`] then serves TCP only.
     pub fn take_udp(&mut self) -> Vec<UdpSocket> {
         std::mem::take(&mut self.udp)
+    }
+
+    /// Serves DNS over TLS on `dot` too (the LS's `[ls.tls]`).
+    pub fn set_dot(&mut self, dot: tls::DotListeners) {
+        self.dot = Some(dot);
+    }
+
+    /// Serves DNS over HTTPS on `doh` too (the LS's `[ls.https]`).
+    pub fn set_doh(&mut self, doh: doh::DohListeners) {
+        self.doh = Some(doh);
     }
 
     /// The addresses actually bound (with the real port when 0 was asked).
@@ -196,8 +212,42 @@ pub async fn serve<H: Handler>(
         );
     }
     let conns = Arc::new(Semaphore::new(cap));
+    let mut accepts = Vec::new();
     for l in listeners.tcp {
-        let accept = tracker.spawn(tcp::accept_loop(l, shared.clone(), conns.clone()));
+        accepts.push(tracker.spawn(tcp::accept_loop(l, shared.clone(), conns.clone())));
+    }
+    if let Some(dot) = listeners.dot {
+        // Its own cap, as large as TCP's: one transport cannot starve the other.
+        let conns = Arc::new(Semaphore::new(cap));
+        for l in dot.listeners {
+            let (acceptor, stats) = (dot.acceptor.clone(), dot.stats.clone());
+            let serve = move |stream, peer, shared| {
+                tls::serve_connection(stream, peer, shared, acceptor.clone(), stats.clone())
+            };
+            let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve);
+            accepts.push(tracker.spawn(accept));
+        }
+    }
+    if let Some(doh) = listeners.doh {
+        let conns = Arc::new(Semaphore::new(cap));
+        for l in doh.listeners {
+            let (acceptor, path, stats) =
+                (doh.acceptor.clone(), doh.path.clone(), doh.stats.clone());
+            let serve = move |stream, peer, shared| {
+                doh::serve_connection(
+                    stream,
+                    peer,
+                    shared,
+                    acceptor.clone(),
+                    path.clone(),
+                    stats.clone(),
+                )
+            };
+            let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve);
+            accepts.push(tracker.spawn(accept));
+        }
+    }
+    for accept in accepts {
         let (died, token) = (died.clone(), token.clone());
         tracker.spawn(async move {
             let end = accept.await;

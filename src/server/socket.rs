@@ -19,7 +19,7 @@ const TCP_BACKLOG: i32 = 1024;
 pub struct BindError {
     /// The address asked for.
     pub addr: SocketAddr,
-    /// "udp" or "tcp".
+    /// "udp", "tcp", or the encrypted transport ("tls").
     pub proto: &'static str,
     /// The OS error.
     #[source]
@@ -72,6 +72,25 @@ fn tcp_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     s.bind(&addr.into())?;
     s.listen(TCP_BACKLOG)?;
     TcpListener::from_std(s.into())
+}
+
+/// Binds a TCP listener alone on `addr` (an encrypted transport's), `proto` naming
+/// it in errors; returns it with the address bound (the real port when 0 was asked).
+///
+/// # Errors
+/// [`BindError`] naming the address and `proto`.
+pub fn bind_stream(
+    addr: SocketAddr,
+    proto: &'static str,
+) -> Result<(TcpListener, SocketAddr), BindError> {
+    let err = |source| BindError {
+        addr,
+        proto,
+        source,
+    };
+    let tcp = tcp_listener(addr).map_err(err)?;
+    let bound = tcp.local_addr().map_err(err)?;
+    Ok((tcp, bound))
 }
 
 /// Times [`bind_pair`] tries another port when port 0 was asked and the port

@@ -5,10 +5,12 @@
 //! One task owns each connection: it reads into a buffer (so a `select!` can
 //! never lose half a frame), runs deferred answers in a per-connection
 //! [`JoinSet`], and writes replies itself.
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -25,11 +27,34 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// At most one log line per this long about accept errors that persist.
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 
+/// Accepts TCP connections on `listener` until the server stops, each served
+/// by its own task under the connection cap `conns`.
 pub(crate) async fn accept_loop<H: Handler>(
     listener: TcpListener,
     shared: Arc<Shared<H>>,
     conns: Arc<Semaphore>,
 ) {
+    accept_each(listener, shared, conns, |stream, peer, shared| {
+        let _ = stream.set_nodelay(true);
+        Connection::new(stream, peer, shared).run()
+    })
+    .await;
+}
+
+/// Accepts connections on `listener` until the server stops; past the cap
+/// `conns` a new one is closed at once, else `serve` runs it on a task of
+/// the server's. Accept errors (EMFILE...) pause the loop and are logged at
+/// most every [`ACCEPT_WARN_EVERY`].
+pub(crate) async fn accept_each<H, F, Fut>(
+    listener: TcpListener,
+    shared: Arc<Shared<H>>,
+    conns: Arc<Semaphore>,
+    serve: F,
+) where
+    H: Handler,
+    F: Fn(TcpStream, SocketAddr, Arc<Shared<H>>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     // When the last accept error was logged, and how many came since.
     let mut warned: Option<Instant> = None;
     let mut unlogged = 0u64;
@@ -41,7 +66,7 @@ pub(crate) async fn accept_loop<H: Handler>(
                 Err(err) => {
                     // EMFILE, ECONNABORTED...: none of them ends the listener.
                     if warned.is_none_or(|at| at.elapsed() >= ACCEPT_WARN_EVERY) {
-                        warn!(?err, since_last_line = unlogged, "tcp accept error");
+                        warn!(?err, since_last_line = unlogged, "accept error");
                         warned = Some(Instant::now());
                         unlogged = 0;
                     } else {
@@ -55,21 +80,21 @@ pub(crate) async fn accept_loop<H: Handler>(
             },
         };
         let Ok(permit) = conns.clone().try_acquire_owned() else {
-            debug!(%peer, "tcp connection cap reached, closing");
+            debug!(%peer, "connection cap reached, closing");
             drop(stream);
             continue;
         };
-        let _ = stream.set_nodelay(true);
-        let shared2 = shared.clone();
+        let conn = serve(stream, peer, shared.clone());
         shared.tracker.spawn(async move {
-            Connection::new(stream, peer, shared2).run().await;
+            conn.await;
             drop(permit);
         });
     }
 }
 
-struct Connection<H> {
-    stream: TcpStream,
+/// One client connection: TCP here, or a TLS stream over one ([`super::tls`]).
+pub(crate) struct Connection<H, S> {
+    stream: S,
     peer: std::net::SocketAddr,
     shared: Arc<Shared<H>>,
     /// Bytes read and not yet framed.
@@ -78,8 +103,8 @@ struct Connection<H> {
     pending: JoinSet<Reply>,
 }
 
-impl<H: Handler> Connection<H> {
-    fn new(stream: TcpStream, peer: std::net::SocketAddr, shared: Arc<Shared<H>>) -> Self {
+impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
+    pub(crate) fn new(stream: S, peer: std::net::SocketAddr, shared: Arc<Shared<H>>) -> Self {
         Connection {
             stream,
             peer,
@@ -89,7 +114,8 @@ impl<H: Handler> Connection<H> {
         }
     }
 
-    async fn run(mut self) {
+    /// Serves the connection until the client closes it, it idles out, or the server stops.
+    pub(crate) async fn run(mut self) {
         let idle = self.shared.opts.tcp_idle_timeout;
         let max_pipeline = self.shared.opts.tcp_max_pipeline.max(1);
         let mut deadline = Instant::now() + idle;

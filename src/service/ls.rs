@@ -1,7 +1,8 @@
 //! The LS role (`dnslb ls`, and the LS of `dnslb up`): binds its sockets
-//! ([`LsSockets`]), waits for a first round of probes, serves until told to stop,
-//! reloads its `[ls]` on [`Control::Reload`] (and, under `up`, makes the children
-//! reread their zones), and drains on [`Control::Shutdown`].
+//! ([`LsSockets`]: UDP and TCP, DNS over TLS, metrics), waits for a first round of
+//! probes, serves until told to stop, reloads its `[ls]` and its TLS certificate on
+//! [`Control::Reload`] (and, under `up`, makes the children reread their zones), and
+//! drains on [`Control::Shutdown`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,9 @@ use crate::config::{Config, LsConfig, TsConfig};
 use crate::ls::{Balancer, health};
 use crate::metrics::{Readiness, StatusExtra};
 use crate::server::Listeners;
+use crate::server::doh::{ALPN_DOH, DohListeners};
+use crate::server::socket::bind_stream;
+use crate::server::tls::{ALPN_DOT, CertSwap, DotListeners, server_config};
 use crate::supervise::{Supervisor, SupervisorSignal};
 
 /// The `[ls]` of `cfg`.
@@ -33,17 +37,45 @@ pub fn section(cfg: &Config) -> Result<&LsConfig, ServiceError> {
 pub struct LsSockets {
     dns: Listeners,
     metrics: Option<TcpListener>,
+    /// The DNS over TLS listeners (`[ls.tls]`), with their bound addresses.
+    dot: Vec<(TcpListener, SocketAddr)>,
+    /// The DNS over HTTPS listeners (`[ls.https]`), with their bound addresses.
+    doh: Vec<(TcpListener, SocketAddr)>,
 }
 
 impl LsSockets {
-    /// Binds `listen` (UDP and TCP) and, when set, `metrics`.
+    /// Binds `listen` (UDP and TCP), `tls.listen`, `https.listen` and, when set,
+    /// `metrics`.
     ///
     /// # Errors
     /// An address cannot be bound.
     pub async fn bind(lsc: &LsConfig) -> Result<Self, ServiceError> {
         let dns = Listeners::bind(&lsc.listen, lsc.workers)?;
+        let bind = |addrs: &[SocketAddr], proto| {
+            addrs
+                .iter()
+                .map(|addr| bind_stream(*addr, proto))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let dot = bind(lsc.tls.as_ref().map_or(&[], |t| &t.listen), "tls")?;
+        let doh = bind(lsc.https.as_ref().map_or(&[], |h| &h.listen), "https")?;
         let metrics = bind_metrics("ls.metrics", lsc.metrics).await?;
-        Ok(LsSockets { dns, metrics })
+        Ok(LsSockets {
+            dns,
+            metrics,
+            dot,
+            doh,
+        })
+    }
+
+    /// The DNS over HTTPS addresses bound (with the real port when 0 was asked).
+    pub fn doh_addrs(&self) -> Vec<SocketAddr> {
+        self.doh.iter().map(|(_, addr)| *addr).collect()
+    }
+
+    /// The DNS over TLS addresses bound (with the real port when 0 was asked).
+    pub fn dot_addrs(&self) -> Vec<SocketAddr> {
+        self.dot.iter().map(|(_, addr)| *addr).collect()
     }
 
     /// The DNS addresses bound (with the real port when 0 was asked).
@@ -75,15 +107,28 @@ pub struct LsService {
     balancer: Arc<Balancer>,
     children: Option<Arc<Supervisor>>,
     extra: StatusExtra,
+    /// The `[ls.tls]` certificate, re-read on reload.
+    certs: Option<Arc<CertSwap>>,
+    /// The `[ls.https]` certificate (none: plain HTTP), re-read on reload.
+    https_certs: Option<Arc<CertSwap>>,
 }
 
 impl LsService {
     /// An LS for `cfg`'s `[ls]`, not serving yet.
     ///
     /// # Errors
-    /// [`ServiceError::NoLs`] when the config has none.
+    /// [`ServiceError::NoLs`] when the config has none, [`ServiceError::Cert`] when
+    /// the `[ls.tls]` certificate cannot be served.
     pub fn new(cfg: Config) -> Result<Self, ServiceError> {
         let lsc = section(&cfg)?.clone();
+        let certs = match &lsc.tls {
+            Some(tls) => Some(Arc::new(CertSwap::load(&tls.cert, &tls.key)?)),
+            None => None,
+        };
+        let https_certs = match lsc.https.as_ref().map(|h| (&h.cert, &h.key)) {
+            Some((Some(cert), Some(key))) => Some(Arc::new(CertSwap::load(cert, key)?)),
+            _ => None,
+        };
         let balancer = Arc::new(Balancer::new(&lsc));
         Ok(LsService {
             started: cfg,
@@ -91,6 +136,8 @@ impl LsService {
             balancer,
             children: None,
             extra: StatusExtra::default(),
+            certs,
+            https_certs,
         })
     }
 
@@ -129,16 +176,27 @@ impl LsService {
         result
     }
 
-    /// A reload: the children reread their zones (under `up`), the LS its `[ls]`.
+    /// A reload: the children reread their zones (under `up`), the LS its `[ls]`
+    /// and its `[ls.tls]` certificate.
     pub(super) fn reload(&self) {
         if let Some(sup) = &self.children {
             sup.signal_all(SupervisorSignal::Hup);
         }
-        reload(
+        let new = reload(
             &self.started,
             Some((&self.lsc, &*self.balancer)),
             self.children.is_some(),
         );
+        let new_ls = new.as_ref().and_then(|c| c.ls.as_ref());
+        if let Some(certs) = &self.certs {
+            let tls = new_ls.and_then(|l| l.tls.as_ref());
+            reload_cert(certs, tls.map(|t| (&*t.cert, &*t.key)), &self.balancer);
+        }
+        if let Some(certs) = &self.https_certs {
+            let https = new_ls.and_then(|l| l.https.as_ref());
+            let pair = https.and_then(|h| Some((h.cert.as_deref()?, h.key.as_deref()?)));
+            reload_cert(certs, pair, &self.balancer);
+        }
     }
 
     /// Serves the LS on `sockets` until [`Control::Shutdown`]; [`Control::Reload`]
@@ -151,7 +209,33 @@ impl LsService {
         root: &CancellationToken,
     ) -> Result<(), ServiceError> {
         let lsc = &self.lsc;
+        let mut sockets = sockets;
         let addrs = sockets.dns.local_addrs().to_vec();
+        let (dot_addrs, doh_addrs) = (sockets.dot_addrs(), sockets.doh_addrs());
+        if let Some(certs) = &self.certs
+            && !sockets.dot.is_empty()
+        {
+            let stats = self.balancer.metrics().tls.get_or_init(Default::default);
+            let listeners = std::mem::take(&mut sockets.dot).into_iter().map(|(l, _)| l);
+            let dot = DotListeners::new(
+                listeners.collect(),
+                server_config(certs.clone(), &[ALPN_DOT])?,
+                stats.clone(),
+            );
+            sockets.dns.set_dot(dot);
+        }
+        if let Some(https) = &lsc.https
+            && !sockets.doh.is_empty()
+        {
+            let stats = self.balancer.metrics().tls.get_or_init(Default::default);
+            let config = match &self.https_certs {
+                Some(certs) => Some(server_config(certs.clone(), &ALPN_DOH)?),
+                None => None,
+            };
+            let listeners = std::mem::take(&mut sockets.doh).into_iter().map(|(l, _)| l);
+            let doh = DohListeners::new(listeners.collect(), config, &https.path, stats.clone());
+            sockets.dns.set_doh(doh);
+        }
         let dns_token = root.child_token();
         let mut server = tokio::spawn(crate::ls::serve(
             self.balancer.clone(),
@@ -182,6 +266,13 @@ impl LsService {
             .iter()
             .map(|b| format!("{}={}", b.name, b.addr))
             .collect();
+        if !dot_addrs.is_empty() {
+            info!(addr = ?dot_addrs, "dns over tls ready");
+        }
+        if !doh_addrs.is_empty() {
+            let tls = self.https_certs.is_some();
+            info!(addr = ?doh_addrs, tls, "dns over https ready");
+        }
         info!(addr = ?addrs, strategy = %lsc.strategy, order = %lsc.order, layout = %lsc.layout,
               backends = ?backends, "load balancer ready");
         // The DNS server only ends when told to: one that ends on its own (a
@@ -221,12 +312,42 @@ impl LsService {
     }
 }
 
+/// The certificate part of a reload: the certificate and key files the new config
+/// names (`pair`) are read again and serve new connections; with no `pair` (the new
+/// config was refused or has none) or a pair that cannot be served, the old
+/// certificate keeps serving.
+fn reload_cert(
+    certs: &CertSwap,
+    pair: Option<(&std::path::Path, &std::path::Path)>,
+    balancer: &Balancer,
+) {
+    let stats = balancer.metrics().tls.get();
+    let result = match pair {
+        Some((cert, key)) => certs.reload(cert, key).map_err(|e| e.to_string()),
+        None => Err("no usable certificate and key in the config".into()),
+    };
+    match result {
+        Ok(()) => {
+            info!("tls certificate reloaded");
+            stats.map(|s| s.cert_reloads.fetch_add(1, Relaxed));
+        }
+        Err(err) => {
+            warn!(%err, "tls certificate reload refused; the old certificate keeps serving");
+            stats.map(|s| s.cert_reloads_refused.fetch_add(1, Relaxed));
+        }
+    }
+}
+
 /// A reload: rereads the config at `started.path`; applies its `[ls]` to the
 /// running LS (`ls`, when there is one) and warns about what only a restart
 /// applies: `[ls]` keys read at start, and (with `children`, under `up`) any
 /// change to a `[[ts]]`, which its child read at start (a HUP makes it reread
-/// its zone files, nothing else).
-pub(super) fn reload(started: &Config, ls: Option<(&LsConfig, &Balancer)>, children: bool) {
+/// its zone files, nothing else). Returns the new config when it was read.
+pub(super) fn reload(
+    started: &Config,
+    ls: Option<(&LsConfig, &Balancer)>,
+    children: bool,
+) -> Option<Config> {
     let refused = || {
         if let Some((_, balancer)) = ls {
             balancer.metrics().reloads_refused.fetch_add(1, Relaxed);
@@ -237,7 +358,7 @@ pub(super) fn reload(started: &Config, ls: Option<(&LsConfig, &Balancer)>, child
         Err(err) => {
             warn!(%err, "reload refused; old config keeps serving");
             refused();
-            return;
+            return None;
         }
     };
     if children {
@@ -247,14 +368,14 @@ pub(super) fn reload(started: &Config, ls: Option<(&LsConfig, &Balancer)>, child
             warn!(%changed, "reload: [[ts]] changed: {changed}; only a restart of dnslb up applies that (the zone files are reread now)");
         }
     }
-    match (ls, new.ls) {
+    match (ls, &new.ls) {
         (Some((lsc, balancer)), Some(new_ls)) => {
-            let keys = lsc.restart_only_changes(&new_ls);
+            let keys = lsc.restart_only_changes(new_ls);
             if !keys.is_empty() {
                 let keys = keys.join(", ");
                 warn!(%keys, "reload: [ls] {keys} changed; only a restart applies them (the rest is applied now)");
             }
-            balancer.reload(&new_ls);
+            balancer.reload(new_ls);
             balancer.metrics().reloads_applied.fetch_add(1, Relaxed);
             info!(
                 backends = new_ls.backend.len(),
@@ -271,4 +392,5 @@ pub(super) fn reload(started: &Config, ls: Option<(&LsConfig, &Balancer)>, child
         }
         _ => {}
     }
+    Some(new)
 }

@@ -130,6 +130,12 @@ pub enum ServiceError {
         #[source]
         source: std::io::Error,
     },
+    /// The `[ls.tls]` certificate or key cannot be served.
+    #[error(transparent)]
+    Cert(#[from] crate::config::CertError),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] crate::server::tls::TlsSetupError),
     /// The zones of a table server could not be loaded.
     #[error(transparent)]
     Zone(#[from] ZoneError),

@@ -9,6 +9,7 @@ mod cache_flush;
 mod cli;
 mod dnssec;
 mod docs;
+mod dot;
 mod faults_health;
 mod faults_ops;
 mod faults_reask;

@@ -17,6 +17,7 @@ mod cache;
 mod errors;
 mod pools;
 mod rules;
+mod tls;
 
 const FILE: &str = "config.toml";
 

@@ -1,0 +1,132 @@
+//! Test-only module: built under #[cfg(test)] (see `config/mod.rs`).
+//! Tests of `[ls.tls]` and `[ls.https]`: off when omitted, the defaults, paths
+//! resolved against the config's folder, and the certificate and key checked when
+//! the file is read, each problem at `file:line` naming the file at fault.
+
+use super::*;
+
+/// The fixtures: a certificate, its key, and a key that is not its.
+fn fixture(name: &str) -> String {
+    format!("{}/tests/data/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `BASE` with `table` after the `[ls]` keys.
+fn with_table(table: &str) -> String {
+    BASE.replace("[[ls.backend]]", &format!("{table}\n\n[[ls.backend]]"))
+}
+
+/// A `[ls.tls]` table naming `cert` and `key`.
+fn dot(cert: &str, key: &str) -> String {
+    with_table(&format!("[ls.tls]\ncert = \"{cert}\"\nkey = \"{key}\""))
+}
+
+#[test]
+fn encrypted_listeners_are_off_unless_their_table_is_written() {
+    let ls = parse(BASE).unwrap().ls.unwrap();
+    assert_eq!((ls.tls, ls.https), (None, None));
+}
+
+#[test]
+fn a_good_pair_is_accepted_with_the_default_address() {
+    let config = parse(&dot(&fixture("ls.pem"), &fixture("ls.key"))).unwrap();
+    let tls = config.ls.unwrap().tls.unwrap();
+    assert_eq!(tls.listen, vec![addr("127.0.0.1:8853")]);
+    assert_eq!(tls.cert, PathBuf::from(fixture("ls.pem")));
+    assert!(load_certified_key(&tls.cert, &tls.key).is_ok());
+}
+
+#[test]
+fn relative_certificate_paths_resolve_against_the_config_folder() {
+    let text = dot("certs/a.pem", "certs/a.key");
+    let config = Config::parse(&text, Path::new("/etc/dnslb/config.toml")).unwrap();
+    let tls = config.ls.unwrap().tls.unwrap();
+    assert_eq!(tls.cert, PathBuf::from("/etc/dnslb/certs/a.pem"));
+    assert_eq!(tls.key, PathBuf::from("/etc/dnslb/certs/a.key"));
+    let text = with_table("[ls.https]\ncert = \"c.pem\"\nkey = \"c.key\"");
+    let config = Config::parse(&text, Path::new("/etc/dnslb/config.toml")).unwrap();
+    let https = config.ls.unwrap().https.unwrap();
+    assert_eq!(https.cert, Some(PathBuf::from("/etc/dnslb/c.pem")));
+    assert_eq!(https.path, "/dns-query");
+    assert_eq!(https.listen, vec![addr("127.0.0.1:8443")]);
+}
+
+#[test]
+fn cert_and_key_are_required() {
+    let e = err(&with_table("[ls.tls]\ncert = \"a.pem\""));
+    assert!(e.contains("key"), "{e}");
+}
+
+#[test]
+fn a_missing_certificate_is_named_at_its_line() {
+    let text = dot("/nonexistent/ls.pem", &fixture("ls.key"));
+    let line = text.lines().position(|l| l.starts_with("cert =")).unwrap() + 1;
+    let e = err(&text);
+    assert!(
+        e.starts_with(&format!(
+            "config.toml:{line}: ls.tls.cert: /nonexistent/ls.pem: cannot read"
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_file_without_a_certificate_is_refused() {
+    // A key where the certificate should be.
+    let e = err(&dot(&fixture("ls.key"), &fixture("ls.key")));
+    assert!(
+        e.contains("ls.tls.cert:") && e.contains("no PEM certificate"),
+        "{e}"
+    );
+    let e = err(&dot(&fixture("ls.pem"), &fixture("ls.pem")));
+    assert!(
+        e.contains("ls.tls.key:") && e.contains("no PEM private key"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_key_that_is_not_the_certificates_is_refused() {
+    let text = dot(&fixture("ls.pem"), &fixture("other.key"));
+    let line = text.lines().position(|l| l.starts_with("key =")).unwrap() + 1;
+    let e = err(&text);
+    assert!(
+        e.starts_with(&format!(
+            "config.toml:{line}: ls.tls.key: {}",
+            fixture("other.key")
+        )) && e.contains("does not belong to"),
+        "{e}"
+    );
+}
+
+#[test]
+fn https_rules() {
+    let e = err(&with_table(&format!(
+        "[ls.https]\ncert = \"{}\"",
+        fixture("ls.pem")
+    )));
+    assert!(e.contains("ls.https.cert: cert and key go together"), "{e}");
+    let e = err(&with_table("[ls.https]\npath = \"dns-query\""));
+    assert!(e.contains("ls.https.path: must start with '/'"), "{e}");
+    // No cert and no key: plain HTTP/2 behind a TLS proxy.
+    assert!(parse(&with_table("[ls.https]\nlisten = [\"127.0.0.1:8080\"]")).is_ok());
+}
+
+#[test]
+fn an_encrypted_listener_cannot_share_an_address() {
+    let text = with_table(&format!(
+        "[ls.tls]\nlisten = [\"127.0.0.1:5300\"]\ncert = \"{}\"\nkey = \"{}\"",
+        fixture("ls.pem"),
+        fixture("ls.key")
+    ));
+    let e = err(&text);
+    assert!(
+        e.contains("ls.tls.listen: 127.0.0.1:5300 is already used by ls.listen"),
+        "{e}"
+    );
+    let text = with_table("[ls.https]\nlisten = [\"127.0.0.1:5301\"]");
+    assert!(
+        err(&text).contains("127.0.0.1:5301 is already used by ls.https.listen"),
+        "{}",
+        err(&text)
+    );
+}

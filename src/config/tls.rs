@@ -1,0 +1,127 @@
+//! `[ls.tls]` and `[ls.https]`: [`TlsConfig`] and [`HttpsConfig`], the encrypted
+//! listeners of the LS (SPEC §5 "Encrypted transports", §7), and [`load_certified_key`],
+//! which reads the certificate chain and key they name (at validation, at start and on
+//! each SIGHUP) into what rustls serves.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+
+use super::values::de_addrs;
+
+/// `[ls.tls]`: DNS over TLS (RFC 7858); the table omitted = no DoT listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Addresses to serve DNS over TLS on. \[`127.0.0.1:8853`\]
+    #[serde(deserialize_with = "de_addrs", default = "default_dot_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// The certificate chain, PEM (leaf first); re-read on SIGHUP.
+    pub cert: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1); re-read on SIGHUP.
+    pub key: PathBuf,
+}
+
+/// `[ls.https]`: DNS over HTTPS (RFC 8484); the table omitted = no DoH listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsConfig {
+    /// Addresses to serve DNS over HTTPS on. \[`127.0.0.1:8443`\]
+    #[serde(deserialize_with = "de_addrs", default = "default_doh_listen")]
+    pub listen: Vec<SocketAddr>,
+    /// The certificate chain, PEM; with `key`, or neither (plain HTTP/2 behind a
+    /// TLS-terminating proxy). \[none\]
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Its private key, PEM. \[none\]
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// The URL path queries are asked on. \[`/dns-query`\]
+    #[serde(default = "default_doh_path")]
+    pub path: String,
+}
+
+/// The default `[ls.tls]` listen address.
+fn default_dot_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 8853))]
+}
+
+/// The default `[ls.https]` listen address.
+fn default_doh_listen() -> Vec<SocketAddr> {
+    vec![SocketAddr::from(([127, 0, 0, 1], 8443))]
+}
+
+/// The default `[ls.https]` path.
+fn default_doh_path() -> String {
+    "/dns-query".into()
+}
+
+/// Why a certificate chain and key cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {msg}", .file.display())]
+pub struct CertError {
+    /// The key naming the file at fault: `cert` or `key` (the key's when the pair
+    /// does not match).
+    pub key: &'static str,
+    /// The file at fault.
+    pub file: PathBuf,
+    /// What is wrong with it.
+    pub msg: String,
+}
+
+/// Reads the PEM certificate chain at `cert` and the PEM private key at `key` and
+/// checks that they belong together.
+///
+/// # Errors
+///
+/// A file that cannot be read, holds no certificate or no key, or a key that is
+/// not the certificate's or of a kind rustls cannot sign with.
+pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, CertError> {
+    let fail = |part: &'static str, msg: String| CertError {
+        key: part,
+        file: if part == "cert" { cert } else { key }.to_path_buf(),
+        msg,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| fail("cert", pem_msg(&e)))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail("cert", pem_msg(&e)))?;
+    if certs.is_empty() {
+        return Err(fail("cert", "no PEM certificate in the file".into()));
+    }
+    let der = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
+        rustls_pki_types::pem::Error::NoItemsFound => {
+            fail("key", "no PEM private key in the file".into())
+        }
+        e => fail("key", pem_msg(&e)),
+    })?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&der)
+        .map_err(|e| fail("key", format!("unusable private key: {e}")))?;
+    let certified = CertifiedKey::new(certs, signer);
+    match certified.keys_match() {
+        // Unknown: the key cannot tell its public half; the handshake will.
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(certified)
+        }
+        Err(rustls::Error::InconsistentKeys(_)) => Err(fail(
+            "key",
+            format!(
+                "the key does not belong to the certificate in {}",
+                cert.display()
+            ),
+        )),
+        Err(e) => Err(fail("key", format!("unusable with its certificate: {e}"))),
+    }
+}
+
+/// A PEM reading error as a message.
+fn pem_msg(e: &rustls_pki_types::pem::Error) -> String {
+    match e {
+        rustls_pki_types::pem::Error::Io(io) => format!("cannot read: {io}"),
+        e => format!("not a PEM file: {e}"),
+    }
+}

@@ -1,0 +1,423 @@
+//! DNS over HTTPS (RFC 8484): HTTP/2 (ALPN `h2`) and HTTP/1.1 with hyper, over TLS
+//! ([`super::tls`]) or plain behind a TLS-terminating proxy. [`query_of`] turns a
+//! request into the DNS query it carries (GET `?dns=` base64url, POST
+//! `application/dns-message`) or the HTTP status that refuses it; [`max_age`] is the
+//! answer's `Cache-Control`. Both are pure; [`serve_connection`] runs them over one
+//! connection, asking the same [`Handler`] as the other transports.
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use super::tls::{HANDSHAKE_TIMEOUT, HandshakeFailure, TlsStats};
+use super::{Action, Handler, Reply, Request, Shared, Transport};
+use crate::dns;
+use crate::dns::{HEADER_LEN, records, skip_questions, u16_at};
+
+/// The media type of a DNS message (RFC 8484 §6).
+pub const DNS_MESSAGE: &str = "application/dns-message";
+/// The largest query accepted: a DNS message's own limit over TCP.
+pub const MAX_QUERY: usize = 65_535;
+/// Streams one HTTP/2 connection may have open at once.
+pub const MAX_STREAMS: u32 = 100;
+/// The ALPN protocols of DNS over HTTPS, in the server's order of preference.
+pub const ALPN_DOH: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// Why a request carries no query: its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 400: no `dns` parameter, not base64url, or not a DNS message.
+    BadRequest,
+    /// 404: another path.
+    NotFound,
+    /// 405: neither GET nor POST.
+    MethodNotAllowed,
+    /// 413: a body (or a query) over [`MAX_QUERY`] bytes.
+    TooLarge,
+    /// 415: a POST whose body is not `application/dns-message`.
+    UnsupportedType,
+}
+
+impl Refusal {
+    /// The HTTP status.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        }
+    }
+}
+
+/// The parts of an HTTP request [`query_of`] looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpQuery<'a> {
+    /// GET, POST, ...
+    pub method: &'a Method,
+    /// The URL's path.
+    pub path: &'a str,
+    /// The URL's query string, without the `?`.
+    pub query: Option<&'a str>,
+    /// The `Content-Type` header.
+    pub content_type: Option<&'a [u8]>,
+    /// The body (empty for a GET).
+    pub body: &'a [u8],
+}
+
+/// The DNS query `req` carries when it asks on `path`, or the status refusing it.
+///
+/// # Errors
+/// The [`Refusal`], checked in this order: path, method, then the query itself.
+pub fn query_of(req: &HttpQuery<'_>, path: &str) -> Result<Vec<u8>, Refusal> {
+    if req.path != path {
+        return Err(Refusal::NotFound);
+    }
+    let raw = if req.method == Method::GET {
+        let param = req
+            .query
+            .and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "dns")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .ok_or(Refusal::BadRequest)?;
+        if param.len() > MAX_QUERY * 4 / 3 + 4 {
+            return Err(Refusal::TooLarge);
+        }
+        // RFC 8484 §6: base64url without padding; padded is taken too.
+        data_encoding::BASE64URL_NOPAD
+            .decode(param.trim_end_matches('=').as_bytes())
+            .map_err(|_| Refusal::BadRequest)?
+    } else if req.method == Method::POST {
+        let media = req
+            .content_type
+            .and_then(|c| std::str::from_utf8(c).ok())
+            .map(|c| c.split(';').next().unwrap_or_default().trim());
+        if !media.is_some_and(|m| m.eq_ignore_ascii_case(DNS_MESSAGE)) {
+            return Err(Refusal::UnsupportedType);
+        }
+        req.body.to_vec()
+    } else {
+        return Err(Refusal::MethodNotAllowed);
+    };
+    if raw.len() > MAX_QUERY {
+        return Err(Refusal::TooLarge);
+    }
+    if raw.len() < HEADER_LEN {
+        return Err(Refusal::BadRequest);
+    }
+    Ok(raw)
+}
+
+/// `Cache-Control: max-age` of an answer (RFC 8484 §5.1): the smallest TTL of its
+/// answer and authority records; `None` when it has none (or is malformed).
+pub fn max_age(answer: &[u8]) -> Option<u32> {
+    let count = |i: usize| u16_at(answer, 4 + 2 * i).map(usize::from);
+    let pos = skip_questions(answer, HEADER_LEN, count(0)?)?;
+    let mut min: Option<u32> = None;
+    for r in records(answer, pos, count(1)? + count(2)?) {
+        let r = r?;
+        let at = r.fixed.checked_add(4)?;
+        let ttl = answer.get(at..at.checked_add(4)?)?;
+        let ttl = u32::from_be_bytes([ttl[0], ttl[1], ttl[2], ttl[3]]);
+        min = Some(min.map_or(ttl, |m| m.min(ttl)));
+    }
+    min
+}
+
+/// The DoH side of a server: its bound listeners, the TLS acceptor (none: plain
+/// HTTP behind a proxy), the path and the handshake counters.
+pub struct DohListeners {
+    /// The TCP listeners, one per `[ls.https]` address.
+    pub(crate) listeners: Vec<TcpListener>,
+    /// Does the handshakes; `None` serves plain HTTP/1.1 and HTTP/2.
+    pub(crate) acceptor: Option<TlsAcceptor>,
+    /// The URL path queries are asked on.
+    pub(crate) path: Arc<str>,
+    /// Counts the handshakes.
+    pub(crate) stats: Arc<TlsStats>,
+}
+
+impl DohListeners {
+    /// DoH on `listeners` at `path`, over TLS with `config` when given.
+    pub fn new(
+        listeners: Vec<TcpListener>,
+        config: Option<Arc<rustls::ServerConfig>>,
+        path: &str,
+        stats: Arc<TlsStats>,
+    ) -> Self {
+        DohListeners {
+            listeners,
+            acceptor: config.map(TlsAcceptor::from),
+            path: path.into(),
+            stats,
+        }
+    }
+}
+
+/// Serves one accepted DoH connection: the TLS handshake when there is an acceptor
+/// (bounded and counted as DoT's), then HTTP/2 or HTTP/1.1.
+pub(crate) async fn serve_connection<H: Handler>(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared<H>>,
+    acceptor: Option<TlsAcceptor>,
+    path: Arc<str>,
+    stats: Arc<TlsStats>,
+) {
+    let Some(acceptor) = acceptor else {
+        return serve_http(stream, peer, shared, path).await;
+    };
+    let handshake = tokio::select! {
+        _ = shared.token.cancelled() => return,
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
+    };
+    match handshake {
+        Err(_) => stats.failed(HandshakeFailure::Timeout),
+        Ok(Err(err)) => stats.failed(HandshakeFailure::of(&err)),
+        Ok(Ok(tls)) => {
+            stats.done(tls.get_ref().1.handshake_kind());
+            serve_http(tls, peer, shared, path).await;
+        }
+    }
+}
+
+/// HTTP/2 or HTTP/1.1 (whichever the client speaks) on `io` until it closes or the
+/// server stops (then gracefully: requests in progress are answered).
+async fn serve_http<H: Handler, S>(io: S, peer: SocketAddr, shared: Arc<Shared<H>>, path: Arc<str>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc_shared = shared.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let (shared, path) = (svc_shared.clone(), path.clone());
+        async move { Ok::<_, Infallible>(respond(req, peer, &shared, &path).await) }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http2().max_concurrent_streams(MAX_STREAMS);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = shared.token.cancelled() => conn.as_mut().graceful_shutdown(),
+    }
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = shared.abort.cancelled() => {}
+    }
+}
+
+/// The response to one request.
+async fn respond<H: Handler>(
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    shared: &Shared<H>,
+    path: &str,
+) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = if parts.method == Method::POST && parts.uri.path() == path {
+        match Limited::new(body, MAX_QUERY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return status(Refusal::TooLarge.status());
+            }
+            Err(_) => return status(StatusCode::BAD_REQUEST),
+        }
+    } else {
+        Bytes::new()
+    };
+    let http = HttpQuery {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        content_type: parts.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()),
+        body: &body,
+    };
+    let raw = match query_of(&http, path) {
+        Ok(raw) => raw,
+        Err(refusal) => return status(refusal.status()),
+    };
+    let req = Request {
+        raw: &raw,
+        src: peer,
+        transport: Transport::Tcp,
+    };
+    let reply = match shared.handler.handle(req) {
+        Action::Now(reply) => reply,
+        Action::Later(fut) => match shared.inflight.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let reply = fut.await;
+                drop(permit);
+                reply
+            }
+            Err(_) => dns::servfail_for(&raw).map_or(Reply::Drop, Reply::One),
+        },
+    };
+    let answer = match reply {
+        Reply::One(b) => b,
+        Reply::Many(mut v) if !v.is_empty() => v.swap_remove(0),
+        Reply::Many(_) | Reply::Drop => return status(StatusCode::SERVICE_UNAVAILABLE),
+    };
+    let mut response = hyper::Response::builder().header(CONTENT_TYPE, DNS_MESSAGE);
+    if let Some(age) = max_age(&answer) {
+        response = response.header(CACHE_CONTROL, format!("max-age={age}"));
+    }
+    response
+        .body(Full::new(Bytes::from(answer)))
+        .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR))
+}
+
+/// An empty response with `code`.
+fn status(code: StatusCode) -> hyper::Response<Full<Bytes>> {
+    let mut r = hyper::Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = code;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A query for `www.example.com A`, id 0x1234.
+    fn query() -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(b"\x03www\x07example\x03com\x00\x00\x01\x00\x01");
+        q
+    }
+
+    fn ask(
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        ct: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<u8>, Refusal> {
+        let req = HttpQuery {
+            method,
+            path,
+            query,
+            content_type: ct.map(str::as_bytes),
+            body,
+        };
+        query_of(&req, "/dns-query")
+    }
+
+    #[test]
+    fn get_takes_the_dns_parameter_in_base64url() {
+        let q = query();
+        let b64 = data_encoding::BASE64URL_NOPAD.encode(&q);
+        assert_eq!(
+            ask(
+                &Method::GET,
+                "/dns-query",
+                Some(&format!("dns={b64}")),
+                None,
+                &[]
+            ),
+            Ok(q.clone())
+        );
+        let padded = data_encoding::BASE64URL.encode(&q);
+        assert_eq!(
+            ask(
+                &Method::GET,
+                "/dns-query",
+                Some(&format!("ct=x&dns={padded}")),
+                None,
+                &[]
+            ),
+            Ok(q)
+        );
+        assert_eq!(
+            ask(&Method::GET, "/dns-query", None, None, &[]),
+            Err(Refusal::BadRequest)
+        );
+        assert_eq!(
+            ask(&Method::GET, "/dns-query", Some("dns=!!"), None, &[]),
+            Err(Refusal::BadRequest)
+        );
+        assert_eq!(
+            ask(&Method::GET, "/dns-query", Some("dns=AAAA"), None, &[]),
+            Err(Refusal::BadRequest)
+        );
+    }
+
+    #[test]
+    fn post_takes_a_dns_message_body() {
+        let q = query();
+        assert_eq!(
+            ask(&Method::POST, "/dns-query", None, Some(DNS_MESSAGE), &q),
+            Ok(q.clone())
+        );
+        assert_eq!(
+            ask(
+                &Method::POST,
+                "/dns-query",
+                None,
+                Some("Application/DNS-Message; x=1"),
+                &q
+            ),
+            Ok(q.clone())
+        );
+        assert_eq!(
+            ask(&Method::POST, "/dns-query", None, Some("text/plain"), &q),
+            Err(Refusal::UnsupportedType)
+        );
+        assert_eq!(
+            ask(&Method::POST, "/dns-query", None, None, &q),
+            Err(Refusal::UnsupportedType)
+        );
+        assert_eq!(
+            ask(&Method::POST, "/dns-query", None, Some(DNS_MESSAGE), &[]),
+            Err(Refusal::BadRequest)
+        );
+    }
+
+    #[test]
+    fn another_path_or_method_is_refused() {
+        assert_eq!(
+            ask(&Method::GET, "/", None, None, &[]),
+            Err(Refusal::NotFound)
+        );
+        assert_eq!(
+            ask(&Method::PUT, "/dns-query", None, None, &[]),
+            Err(Refusal::MethodNotAllowed)
+        );
+        let statuses: Vec<u16> = [
+            Refusal::BadRequest,
+            Refusal::NotFound,
+            Refusal::MethodNotAllowed,
+            Refusal::TooLarge,
+            Refusal::UnsupportedType,
+        ]
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+        assert_eq!(statuses, [400, 404, 405, 413, 415]);
+    }
+
+    #[test]
+    fn max_age_is_the_smallest_ttl_of_answer_and_authority() {
+        let mut a = query();
+        a[2] = 0x81;
+        a[7] = 2; // ANCOUNT
+        a[9] = 1; // NSCOUNT
+        for ttl in [300u32, 60, 3600] {
+            a.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
+            a.extend_from_slice(&ttl.to_be_bytes());
+            a.extend_from_slice(&[0, 4, 192, 0, 2, 1]);
+        }
+        assert_eq!(max_age(&a), Some(60));
+        assert_eq!(max_age(&query()), None);
+        assert_eq!(max_age(&a[..a.len() - 3]), None);
+    }
+}

@@ -1,0 +1,275 @@
+//! DNS over TLS (RFC 7858, ALPN `dot`): the TLS set-up ([`server_config`]: TLS 1.2 and
+//! 1.3 with the ring provider, session tickets and a session cache), the certificate
+//! that a reload swaps under running connections ([`CertSwap`]), the handshake with
+//! its timeout and its failures counted by reason ([`TlsStats`]), and then the TCP
+//! listener's own connection handling over the TLS stream ([`super::tcp`]): the same
+//! framing, pipelining, out-of-order answers and idle timeout.
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
+use rustls::{HandshakeKind, ServerConfig};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{CertError, load_certified_key};
+
+/// A client that has not finished its handshake within this long is disconnected.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// TLS 1.2 sessions kept for resumption by session id (TLS 1.3 resumes by ticket).
+const SESSION_CACHE: usize = 4096;
+/// The ALPN protocol of DNS over TLS (RFC 7858 as registered).
+pub const ALPN_DOT: &[u8] = b"dot";
+
+/// The certificate and key served to new connections; [`CertSwap::reload`] replaces
+/// them while the connections already open keep theirs.
+#[derive(Debug)]
+pub struct CertSwap(ArcSwap<CertifiedKey>);
+
+impl CertSwap {
+    /// Reads the PEM chain at `cert` and the key at `key`.
+    ///
+    /// # Errors
+    /// As [`load_certified_key`].
+    pub fn load(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, CertError> {
+        Ok(CertSwap(ArcSwap::from_pointee(load_certified_key(
+            cert, key,
+        )?)))
+    }
+
+    /// Re-reads the files: new connections get the new pair. A pair that cannot be
+    /// served is refused and the old one stays.
+    ///
+    /// # Errors
+    /// As [`load_certified_key`].
+    pub fn reload(&self, cert: &std::path::Path, key: &std::path::Path) -> Result<(), CertError> {
+        self.0.store(Arc::new(load_certified_key(cert, key)?));
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for CertSwap {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.load_full())
+    }
+}
+
+/// Why a TLS handshake failed, as `/metrics` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeFailure {
+    /// Not finished within [`HANDSHAKE_TIMEOUT`].
+    Timeout,
+    /// The client closed the connection during the handshake.
+    Eof,
+    /// What the client sent is not TLS (or not well-formed TLS).
+    NotTls,
+    /// The client offered ALPN protocols, none of them `dot`.
+    Alpn,
+    /// No TLS version, cipher suite or key exchange in common.
+    Incompatible,
+    /// The client ended the handshake with an alert (it rejected the certificate...).
+    Alert,
+    /// Anything else (a socket error, ...).
+    Other,
+}
+
+impl HandshakeFailure {
+    /// Every reason, in the order `/metrics` lists them.
+    pub const ALL: [Self; 7] = [
+        Self::Timeout,
+        Self::Eof,
+        Self::NotTls,
+        Self::Alpn,
+        Self::Incompatible,
+        Self::Alert,
+        Self::Other,
+    ];
+
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Eof => "eof",
+            Self::NotTls => "not_tls",
+            Self::Alpn => "alpn",
+            Self::Incompatible => "incompatible",
+            Self::Alert => "alert",
+            Self::Other => "other",
+        }
+    }
+
+    /// The reason of a failed `accept`.
+    pub fn of(err: &std::io::Error) -> Self {
+        use rustls::Error as E;
+        if err.kind() == std::io::ErrorKind::UnexpectedEof {
+            return Self::Eof;
+        }
+        match err.get_ref().and_then(|e| e.downcast_ref::<E>()) {
+            Some(E::InvalidMessage(_) | E::InappropriateMessage { .. }) => Self::NotTls,
+            Some(E::InappropriateHandshakeMessage { .. }) => Self::NotTls,
+            Some(E::NoApplicationProtocol) => Self::Alpn,
+            Some(E::PeerIncompatible(_)) => Self::Incompatible,
+            Some(E::AlertReceived(_)) => Self::Alert,
+            Some(_) => Self::Other,
+            None if err.kind() == std::io::ErrorKind::InvalidData => Self::NotTls,
+            None => Self::Other,
+        }
+    }
+}
+
+/// Counters of the DoT listeners.
+#[derive(Debug, Default)]
+pub struct TlsStats {
+    /// Handshakes completed, resumed ones included.
+    pub handshakes: AtomicU64,
+    /// Of those, resumed from an earlier session (ticket or session id).
+    pub resumed: AtomicU64,
+    /// Handshakes that failed, by [`HandshakeFailure::ALL`] index.
+    pub failures: [AtomicU64; 7],
+    /// Certificate reloads applied.
+    pub cert_reloads: AtomicU64,
+    /// Certificate reloads refused (the old certificate serves on).
+    pub cert_reloads_refused: AtomicU64,
+}
+
+impl TlsStats {
+    /// Counts one failed handshake.
+    pub fn failed(&self, why: HandshakeFailure) {
+        let i = HandshakeFailure::ALL
+            .iter()
+            .position(|r| *r == why)
+            .unwrap_or(HandshakeFailure::ALL.len() - 1);
+        if let Some(c) = self.failures.get(i) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counts one completed handshake of `kind`.
+    pub fn done(&self, kind: Option<HandshakeKind>) {
+        self.handshakes.fetch_add(1, Relaxed);
+        if kind == Some(HandshakeKind::Resumed) {
+            self.resumed.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Why the TLS server could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot set up TLS: {0}")]
+pub struct TlsSetupError(#[from] rustls::Error);
+
+/// The rustls server configuration of an encrypted transport: TLS 1.2 and 1.3, the
+/// ring provider, the ALPN protocols `alpn` ([`ALPN_DOT`] for DNS over TLS), the
+/// certificate of `certs`, session tickets (rotated) and a session cache for
+/// resumption.
+///
+/// # Errors
+/// The provider refuses the protocol versions, or no ticket key can be made.
+pub fn server_config(
+    certs: Arc<CertSwap>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+    Ok(Arc::new(config))
+}
+
+/// The DoT side of a server: its bound listeners, the acceptor and the counters.
+pub struct DotListeners {
+    /// The TCP listeners, one per `[ls.tls]` address.
+    pub(crate) listeners: Vec<TcpListener>,
+    /// Does the handshakes.
+    pub(crate) acceptor: TlsAcceptor,
+    /// Counts them.
+    pub(crate) stats: Arc<TlsStats>,
+}
+
+impl DotListeners {
+    /// DoT on `listeners`, with `config` (see [`server_config`]), counted in `stats`.
+    pub fn new(
+        listeners: Vec<TcpListener>,
+        config: Arc<ServerConfig>,
+        stats: Arc<TlsStats>,
+    ) -> Self {
+        DotListeners {
+            listeners,
+            acceptor: TlsAcceptor::from(config),
+            stats,
+        }
+    }
+}
+
+/// Serves one accepted DoT connection: the handshake (bounded by
+/// [`HANDSHAKE_TIMEOUT`], failures counted, not logged), then DNS as over TCP.
+pub(crate) async fn serve_connection<H: super::Handler>(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    shared: Arc<super::Shared<H>>,
+    acceptor: TlsAcceptor,
+    stats: Arc<TlsStats>,
+) {
+    let handshake = tokio::select! {
+        _ = shared.token.cancelled() => return,
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
+    };
+    let tls = match handshake {
+        Err(_) => return stats.failed(HandshakeFailure::Timeout),
+        Ok(Err(err)) => return stats.failed(HandshakeFailure::of(&err)),
+        Ok(Ok(tls)) => tls,
+    };
+    stats.done(tls.get_ref().1.handshake_kind());
+    super::tcp::Connection::new(tls, peer, shared).run().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io_of(e: rustls::Error) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+    }
+
+    #[test]
+    fn failures_are_named_by_their_cause() {
+        let eof = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(HandshakeFailure::of(&eof), HandshakeFailure::Eof);
+        let garbage = io_of(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        assert_eq!(HandshakeFailure::of(&garbage), HandshakeFailure::NotTls);
+        let alpn = io_of(rustls::Error::NoApplicationProtocol);
+        assert_eq!(HandshakeFailure::of(&alpn), HandshakeFailure::Alpn);
+        let alert = io_of(rustls::Error::AlertReceived(
+            rustls::AlertDescription::BadCertificate,
+        ));
+        assert_eq!(HandshakeFailure::of(&alert), HandshakeFailure::Alert);
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(HandshakeFailure::of(&reset), HandshakeFailure::Other);
+    }
+
+    #[test]
+    fn every_reason_has_its_own_counter() {
+        let stats = TlsStats::default();
+        for (i, why) in HandshakeFailure::ALL.into_iter().enumerate() {
+            for _ in 0..=i {
+                stats.failed(why);
+            }
+        }
+        let counts: Vec<u64> = stats.failures.iter().map(|c| c.load(Relaxed)).collect();
+        assert_eq!(counts, [1, 2, 3, 4, 5, 6, 7]);
+        stats.done(Some(HandshakeKind::Full));
+        stats.done(Some(HandshakeKind::Resumed));
+        assert_eq!(stats.handshakes.load(Relaxed), 2);
+        assert_eq!(stats.resumed.load(Relaxed), 1);
+    }
+}

@@ -1,0 +1,554 @@
+//! DNS over TLS on the LS (`[ls.tls]`, RFC 7858): real clients (kdig, dig, a rustls
+//! client) through a test CA made with `openssl`; pipelining and out-of-order answers,
+//! resumption, certificate rotation on reload, and hostile clients.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::kit::{
+    Fake, LsServiceRun, Reply, TestTs, ZoneDir, empty_answer, free_ports, need, path_str, query,
+    read_frame, run_tool, start_ls_service, start_ts_table, write_frame,
+};
+
+/// `openssl req`'s arguments for a new P-256 key, unencrypted.
+const EC_KEY: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+
+/// The name the test certificates are issued for.
+const HOST: &str = "dns.test";
+
+/// A test CA and leaf certificates it signs, made with `openssl` in a folder of
+/// its own (where the test writes its config and zones too).
+struct Pki {
+    dir: ZoneDir,
+    openssl: PathBuf,
+}
+
+impl Pki {
+    /// A new CA; `None` (skipped) without openssl.
+    fn new(test: &str) -> Option<Pki> {
+        let [openssl] = need(test, ["openssl"])?;
+        let pki = Pki {
+            dir: ZoneDir::new(),
+            openssl,
+        };
+        let dir = pki.path();
+        pki.openssl(
+            &format!("req -x509 {EC_KEY} -keyout ca.key -out ca.pem -days 2"),
+            &["-subj", "/CN=dnslb test CA"],
+        );
+        std::fs::write(
+            dir.join("leaf.ext"),
+            format!(
+                "subjectAltName=DNS:{HOST},IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+            ),
+        )
+        .unwrap();
+        Some(pki)
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `openssl` with the words of `line`, then `more` (words with spaces).
+    fn openssl(&self, line: &str, more: &[&str]) {
+        let args: Vec<&str> = line
+            .split_whitespace()
+            .chain(more.iter().copied())
+            .collect();
+        let out = std::process::Command::new(&self.openssl)
+            .args(&args)
+            .current_dir(self.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A leaf certificate for [`HOST`] signed by the CA: `NAME.pem` and `NAME.key`.
+    fn leaf(&self, name: &str) -> (PathBuf, PathBuf) {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        self.openssl(
+            &format!("req {EC_KEY} -keyout {key} -out {csr}"),
+            &["-subj", &format!("/CN={name}")],
+        );
+        self.openssl(
+            &format!("x509 -req -in {csr} -CA ca.pem -CAkey ca.key -CAcreateserial -out {pem} -days 2 -extfile leaf.ext"),
+            &[],
+        );
+        (self.path().join(pem), self.path().join(key))
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.path().join("ca.pem")
+    }
+
+    /// A rustls client trusting the CA, ALPN `dot`, with its own session store.
+    fn client(&self) -> TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(self.ca()).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"dot".to_vec()];
+        TlsConnector::from(Arc::new(config))
+    }
+}
+
+/// An LS with `[ls.tls]` serving the pair `cert`/`key` in front of `backend`.
+struct Dot {
+    run: LsServiceRun,
+    tls: SocketAddr,
+}
+
+impl Dot {
+    async fn start(dir: &Path, backend: SocketAddr, cert: &Path, key: &Path) -> Dot {
+        let ports = free_ports(2);
+        let tls = SocketAddr::from(([127, 0, 0, 1], ports[1]));
+        let text = format!(
+            "[ls]\nlisten = [\"127.0.0.1:{}\"]\n\n[ls.tls]\nlisten = [\"{tls}\"]\ncert = \"{}\"\nkey = \"{}\"\n\n[[ls.backend]]\nname = \"b1\"\naddr = \"{backend}\"\n",
+            ports[0],
+            path_str(cert),
+            path_str(key),
+        );
+        let config = dir.join("config.toml");
+        std::fs::write(&config, text).unwrap();
+        let run = start_ls_service(&config).await;
+        Dot { run, tls }
+    }
+
+    fn tls_stats(&self) -> &dnslb::server::tls::TlsStats {
+        self.run.balancer.metrics().tls.get().unwrap()
+    }
+
+    fn metrics(&self) -> String {
+        dnslb::metrics::render_prometheus(&self.run.balancer)
+    }
+
+    async fn reload(&self) {
+        let applied = |s: &dnslb::server::tls::TlsStats| {
+            s.cert_reloads.load(Relaxed) + s.cert_reloads_refused.load(Relaxed)
+        };
+        let before = applied(self.tls_stats());
+        self.run
+            .controls
+            .send(dnslb::service::Control::Reload)
+            .unwrap();
+        let done = crate::kit::poll_until_async(
+            Duration::from_secs(5),
+            Duration::from_millis(5),
+            async || (applied(self.tls_stats()) > before).then_some(()),
+        )
+        .await;
+        assert!(done.is_some(), "the reload never reached the certificate");
+    }
+
+    /// Stops the LS, then `ts` (its backend) when given.
+    async fn stop(self, ts: Option<TestTs>) {
+        self.run
+            .controls
+            .send(dnslb::service::Control::Shutdown)
+            .unwrap();
+        self.run.task.await.unwrap().unwrap();
+        if let Some(ts) = ts {
+            ts.stop().await;
+        }
+    }
+}
+
+/// Opens a DoT connection to `addr` with `client`.
+async fn connect(client: &TlsConnector, addr: SocketAddr) -> TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from(HOST).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), client.connect(name, tcp))
+        .await
+        .expect("handshake timed out")
+        .expect("handshake failed")
+}
+
+/// Asks `name` A on an open DoT connection and reads the answer.
+async fn ask(conn: &mut TlsStream<TcpStream>, name: &str) -> Message {
+    let q = query(name, RecordType::A, Some(1232));
+    assert!(write_frame(conn, &q.to_vec().unwrap()).await);
+    let answer = tokio::time::timeout(Duration::from_secs(5), read_frame(conn))
+        .await
+        .expect("no answer in 5 s")
+        .expect("connection closed");
+    let answer = Message::from_vec(&answer).unwrap();
+    assert_eq!(answer.metadata.id, q.metadata.id);
+    answer
+}
+
+/// The DER of the first certificate in the PEM file at `path`.
+fn der_of(path: &Path) -> Vec<u8> {
+    CertificateDer::pem_file_iter(path)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+/// The leaf certificate the server showed on `conn`.
+fn served(conn: &TlsStream<TcpStream>) -> Vec<u8> {
+    conn.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+const TABLE: &str = "www.example.com 192.0.2.10 A\n";
+
+/// The usual set-up: a test CA, the LS's certificate, a TS serving [`TABLE`] and
+/// the LS in front of it; `None` (skipped) without openssl.
+async fn start_with_ts(test: &str) -> Option<(Pki, TestTs, Dot)> {
+    let pki = Pki::new(test)?;
+    let (cert, key) = pki.leaf("ls");
+    let ts = start_ts_table(&pki.dir, "t.txt", TABLE).await;
+    let ls = Dot::start(pki.path(), ts.addr, &cert, &key).await;
+    Some((pki, ts, ls))
+}
+
+/// kdig and dig, trusting the test CA, get the TS's answer through the LS over
+/// TLS; a client that does not trust the certificate gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kdig_and_dig_get_the_answer_over_tls() {
+    const TEST: &str = "kdig_and_dig_get_the_answer_over_tls";
+    let Some([kdig, dig]) = need(TEST, ["kdig", "dig"]) else {
+        return;
+    };
+    let Some((pki, ts, ls)) = start_with_ts(TEST).await else {
+        return;
+    };
+    let (port, ca) = (ls.tls.port().to_string(), pki.ca());
+    // `prog +tls` trusting the test CA, asking the LS for `question`.
+    let over_tls = |prog: &Path, question: &[&str]| {
+        let ca = format!("+tls-ca={}", path_str(&ca));
+        let host = format!("+tls-hostname={HOST}");
+        let mut args = vec!["+tls", &ca, &host, "@127.0.0.1", "-p", &port];
+        args.extend_from_slice(question);
+        run_tool(path_str(prog), &args)
+    };
+    let kdig_out = over_tls(&kdig, &["www.example.com", "A"]);
+    assert!(
+        kdig_out.stdout.contains("TLS session")
+            && kdig_out.stdout.contains("status: NOERROR")
+            && kdig_out.stdout.contains("192.0.2.10"),
+        "kdig +tls: {}",
+        kdig_out.stdout
+    );
+    let nx = over_tls(&kdig, &["nope.example.com"]);
+    assert!(nx.stdout.contains("status: NXDOMAIN"), "{}", nx.stdout);
+    let dig_out = over_tls(&dig, &["www.example.com", "A", "+short"]);
+    assert_eq!(dig_out.stdout.trim(), "192.0.2.10", "dig +tls: {dig_out:?}");
+    // A client that does not trust the certificate does not get an answer.
+    let untrusted = run_tool(
+        path_str(&kdig),
+        &["+tls-ca", "@127.0.0.1", "-p", &port, "www.example.com"],
+    );
+    assert!(
+        !untrusted.stdout.contains("192.0.2.10"),
+        "{}",
+        untrusted.stdout
+    );
+    assert!(ls.tls_stats().handshakes.load(Relaxed) >= 3);
+    // Queries over TLS are counted as any other.
+    assert!(ls.run.balancer.metrics().queries.load(Relaxed) >= 3);
+    ls.stop(Some(ts)).await;
+}
+
+/// 100 queries written at once on one connection are all answered, and the
+/// first, slow at its backend, last: answers go out as they are ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_queries_on_one_connection_are_answered_out_of_order() {
+    const TEST: &str = "pipelined_queries_on_one_connection_are_answered_out_of_order";
+    // "slow." names are answered after 400 ms, every other at once.
+    let backend = Fake::udp(|q, _| {
+        let slow = q.windows(5).any(|w| w.eq_ignore_ascii_case(b"\x04slow"));
+        if slow {
+            Reply::After(Duration::from_millis(400), empty_answer(q))
+        } else {
+            Reply::Now(empty_answer(q))
+        }
+    })
+    .await;
+    let Some(pki) = Pki::new(TEST) else {
+        return;
+    };
+    let (cert, key) = pki.leaf("ls");
+    let ls = Dot::start(pki.path(), backend.addr, &cert, &key).await;
+    let mut conn = connect(&pki.client(), ls.tls).await;
+    let mut ids = Vec::new();
+    let mut out = Vec::new();
+    for i in 0..100 {
+        let name = if i == 0 {
+            "slow.example.com".to_string()
+        } else {
+            format!("q{i}.example.com")
+        };
+        let q = query(&name, RecordType::A, Some(1232));
+        ids.push(q.metadata.id);
+        let bytes = q.to_vec().unwrap();
+        out.extend_from_slice(&u16::try_from(bytes.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    // All 100 in one write: pipelined, no answer awaited in between.
+    conn.write_all(&out).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        let a = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut conn))
+            .await
+            .expect("an answer is missing after 10 s")
+            .expect("connection closed");
+        got.push(Message::from_vec(&a).unwrap().metadata.id);
+    }
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    let mut want = ids.clone();
+    want.sort_unstable();
+    assert_eq!(sorted, want, "every query answered once");
+    assert_ne!(got[0], ids[0], "the slow first query held the others back");
+    assert_eq!(got[99], ids[0], "the slow query was not answered last");
+    ls.stop(None).await;
+}
+
+/// A client that kept the first connection's session resumes it on the
+/// second (a ticket), and /metrics counts the resumption.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_connection_resumes_the_first_session() {
+    const TEST: &str = "a_second_connection_resumes_the_first_session";
+    let Some((pki, ts, ls)) = start_with_ts(TEST).await else {
+        return;
+    };
+    let client = pki.client();
+    let mut first = connect(&client, ls.tls).await;
+    assert!(!ask(&mut first, "www.example.com").await.answers.is_empty());
+    assert_eq!(
+        first.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Full)
+    );
+    drop(first);
+    let mut second = connect(&client, ls.tls).await;
+    assert!(!ask(&mut second, "www.example.com").await.answers.is_empty());
+    assert_eq!(
+        second.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed),
+        "the session ticket of the first connection was not taken"
+    );
+    let text = ls.metrics();
+    assert!(text.contains("dnslb_tls_resumptions_total 1\n"), "{text}");
+    assert!(text.contains("dnslb_tls_handshakes_total 2\n"), "{text}");
+    ls.stop(Some(ts)).await;
+}
+
+/// Replaced files and a reload: new connections see the new certificate,
+/// while an open one goes on. A broken file then is refused, and the last
+/// good pair serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_rotates_the_certificate_and_refuses_a_broken_one() {
+    const TEST: &str = "a_reload_rotates_the_certificate_and_refuses_a_broken_one";
+    let Some(pki) = Pki::new(TEST) else {
+        return;
+    };
+    let dir = &pki.dir;
+    let (old_cert, old_key) = pki.leaf("old");
+    let (new_cert, new_key) = pki.leaf("new");
+    let (cert, key) = (dir.path().join("ls.pem"), dir.path().join("ls.key"));
+    std::fs::copy(&old_cert, &cert).unwrap();
+    std::fs::copy(&old_key, &key).unwrap();
+    let ts = start_ts_table(dir, "t.txt", TABLE).await;
+    let ls = Dot::start(dir.path(), ts.addr, &cert, &key).await;
+    let client = pki.client();
+    let mut open = connect(&client, ls.tls).await;
+    assert_eq!(served(&open), der_of(&old_cert));
+    ask(&mut open, "www.example.com").await;
+
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    ls.reload().await;
+    // A client without a session to resume (one would resume with the old one).
+    let fresh = connect(&pki.client(), ls.tls).await;
+    assert_eq!(
+        served(&fresh),
+        der_of(&new_cert),
+        "a new connection sees the new certificate"
+    );
+    let a = ask(&mut open, "www.example.com").await;
+    assert!(!a.answers.is_empty(), "the open connection goes on");
+
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    ls.reload().await;
+    assert_eq!(ls.tls_stats().cert_reloads_refused.load(Relaxed), 1);
+    let mut after = connect(&pki.client(), ls.tls).await;
+    assert_eq!(
+        served(&after),
+        der_of(&new_cert),
+        "the last good certificate serves on"
+    );
+    assert!(!ask(&mut after, "www.example.com").await.answers.is_empty());
+    let text = ls.metrics();
+    assert!(
+        text.contains("dnslb_tls_cert_reloads_total{result=\"applied\"} 1\n")
+            && text.contains("dnslb_tls_cert_reloads_total{result=\"refused\"} 1\n"),
+        "{text}"
+    );
+    ls.stop(Some(ts)).await;
+}
+
+/// Plain DNS sent to the TLS port is counted as `not_tls` and closed; a
+/// handshake stopped halfway holds nothing up for the next clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_a_half_handshake_do_not_hurt_other_clients() {
+    const TEST: &str = "garbage_and_a_half_handshake_do_not_hurt_other_clients";
+    let Some((pki, ts, ls)) = start_with_ts(TEST).await else {
+        return;
+    };
+    // Plain DNS over TCP sent to the TLS port: not TLS.
+    let mut garbage = TcpStream::connect(ls.tls).await.unwrap();
+    let q = query("www.example.com", RecordType::A, None)
+        .to_vec()
+        .unwrap();
+    write_frame(&mut garbage, &q).await;
+    // A ClientHello's record header promising 512 bytes, and only 5 of them.
+    let mut half = TcpStream::connect(ls.tls).await.unwrap();
+    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03])
+        .await
+        .unwrap();
+    let counted = crate::kit::poll_until_async(
+        Duration::from_secs(5),
+        Duration::from_millis(5),
+        async || {
+            (ls.tls_stats()
+                .failures
+                .iter()
+                .map(|c| c.load(Relaxed))
+                .sum::<u64>()
+                >= 1)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(counted.is_some(), "the garbage was not counted");
+    let text = ls.metrics();
+    assert!(
+        text.contains("dnslb_tls_handshake_failures_total{reason=\"not_tls\"} 1\n"),
+        "{text}"
+    );
+    // The garbage got no answer: its connection is closed.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), read_frame(&mut garbage))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // With the half handshake still open, other clients are served.
+    let client = pki.client();
+    for _ in 0..3 {
+        let mut conn = connect(&client, ls.tls).await;
+        assert!(!ask(&mut conn, "www.example.com").await.answers.is_empty());
+    }
+    drop(half);
+    ls.stop(Some(ts)).await;
+}
+
+/// `dnslb check` names the key that is not the certificate's, at its line.
+#[test]
+fn dnslb_check_names_the_certificate_file_at_fault() {
+    let dir = ZoneDir::new();
+    let data = crate::kit::crate_dir().join("tests/data/tls");
+    let text = format!(
+        "[ls]\nlisten = [\"127.0.0.1:5300\"]\n\n[ls.tls]\ncert = \"{}\"\nkey = \"{}\"\n\n[[ls.backend]]\nname = \"b1\"\naddr = \"127.0.0.1:5301\"\n",
+        path_str(&data.join("ls.pem")),
+        path_str(&data.join("other.key")),
+    );
+    std::fs::write(dir.path().join("config.toml"), &text).unwrap();
+    let out = crate::kit::run_dnslb(
+        &["check", "-c", "config.toml"],
+        dir.path(),
+        None,
+        crate::kit::TOOL_LIMIT,
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let want = format!(
+        "config.toml:6: ls.tls.key: {}: the key does not belong to the certificate in {}",
+        path_str(&data.join("other.key")),
+        path_str(&data.join("ls.pem"))
+    );
+    assert!(
+        out.stdout.contains(&want) || out.stderr.contains(&want),
+        "{out:?}"
+    );
+    // With its own key the same file is fine.
+    let good = text.replace("other.key", "ls.key");
+    std::fs::write(dir.path().join("config.toml"), good).unwrap();
+    let out = crate::kit::run_dnslb(
+        &["check", "-c", "config.toml"],
+        dir.path(),
+        None,
+        crate::kit::TOOL_LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Unbound as a stub forwarding every name to the LS over TLS
+/// (`forward-tls-upstream: yes`, the LS's name checked against the test CA)
+/// resolves a name of the TS behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbound_forwarding_over_tls_resolves_through_the_ls() {
+    const TEST: &str = "unbound_forwarding_over_tls_resolves_through_the_ls";
+    let Some([unbound]) = need(TEST, ["unbound"]) else {
+        return;
+    };
+    let Some((pki, ts, ls)) = start_with_ts(TEST).await else {
+        return;
+    };
+    let port = free_ports(1)[0];
+    let d = pki.path().display();
+    let conf = format!(
+        "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  do-daemonize: no\n  use-syslog: no\n  logfile: \"\"\n  chroot: \"\"\n  username: \"\"\n  directory: \"{d}\"\n  pidfile: \"{d}/unbound.pid\"\n  num-threads: 1\n  module-config: \"iterator\"\n  do-not-query-localhost: no\n  outgoing-interface: 127.0.0.1\n  access-control: 127.0.0.0/8 allow\n  tls-cert-bundle: \"{}\"\nremote-control:\n  control-enable: no\nforward-zone:\n  name: \".\"\n  forward-tls-upstream: yes\n  forward-addr: 127.0.0.1@{}#{HOST}\n",
+        path_str(&pki.ca()),
+        ls.tls.port()
+    );
+    let path = pki.path().join("unbound.conf");
+    std::fs::write(&path, conf).unwrap();
+    let mut cmd = std::process::Command::new(unbound);
+    cmd.arg("-d").arg("-c").arg(&path);
+    let mut proc = crate::kit::Proc::spawn("unbound", cmd);
+    let answer = crate::kit::wait_for(
+        crate::kit::local(port),
+        "www.example.com",
+        RecordType::A,
+        true,
+        Duration::from_secs(10),
+        &mut [&mut proc],
+        |m| !m.answers.is_empty(),
+    )
+    .await;
+    assert_eq!(
+        crate::kit::a_addrs(&answer),
+        ["192.0.2.10".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    assert!(ls.tls_stats().handshakes.load(Relaxed) >= 1, "not over TLS");
+    drop(proc);
+    ls.stop(Some(ts)).await;
+}
