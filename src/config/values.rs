@@ -131,13 +131,60 @@ pub fn parse_name(text: &str) -> Result<Name, ValueError> {
     if text.is_empty() || text.chars().any(char::is_whitespace) {
         return Err(bad(None));
     }
-    let mut name = Name::from_ascii(text).map_err(|e| {
+    let text_for_hickory = decimal_escapes(text).ok_or_else(|| bad(None))?;
+    let mut name = Name::from_ascii(&text_for_hickory).map_err(|e| {
         let why = e.to_string();
         let why = why.trim_end_matches([':', ' ']);
         bad((!why.is_empty()).then(|| why.to_owned()))
     })?;
     name.set_fqdn(true);
     Ok(name)
+}
+
+/// `text` with each RFC 1035 decimal escape `\DDD` written as hickory's
+/// `Name::from_ascii` reads it right: that parser takes the three digits as
+/// octal (`\065` became `5`, not `A`), so a name written with one named
+/// another name. A dot becomes `\.`, a letter, digit, `-` or `_` itself,
+/// any other byte `\` and the character (refused by the parser as before);
+/// `None` for a value over 255 or a byte that is not ASCII.
+fn decimal_escapes(text: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if !text.contains('\\') {
+        return Some(text.into());
+    }
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let digits = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(u8::is_ascii_digit));
+        match (c, digits) {
+            (b'\\', Some(d)) => {
+                let v = d.iter().fold(0u32, |v, &x| v * 10 + u32::from(x - b'0'));
+                let v = u8::try_from(v).ok().filter(u8::is_ascii)?;
+                if v.is_ascii_alphanumeric() || v == b'-' || v == b'_' {
+                    out.push(char::from(v));
+                } else {
+                    out.push('\\');
+                    out.push(char::from(v));
+                }
+                i += 4;
+            }
+            (b'\\', None) => {
+                // `\X`: kept as it is, with the character it escapes.
+                out.push('\\');
+                let next = text.get(i + 1..)?.chars().next()?;
+                out.push(next);
+                i += 1 + next.len_utf8();
+            }
+            _ => {
+                let ch = text.get(i..)?.chars().next()?;
+                out.push(ch);
+                i += ch.len_utf8();
+            }
+        }
+    }
+    Some(out.into())
 }
 
 /// Deserializes a string with `parse`, inside the deserializer so that toml points the

@@ -14,7 +14,7 @@ use hickory_proto::op::{OpCode, ResponseCode};
 use tokio::sync::Notify;
 
 use super::guard::{self, RateVerdict};
-use super::notify::{self, FlushBy, FlushCounters};
+use super::notify::{self, FlushBy, FlushCounters, FlushQueue};
 use super::order;
 use super::pool::UpstreamPool;
 use super::state::{Job, LsMetrics, LsState};
@@ -47,6 +47,7 @@ pub struct Balancer {
     pub(super) pool: Arc<UpstreamPool>,
     pub(super) trigger: QueryTrigger,
     flushes: FlushCounters,
+    flush_queue: FlushQueue,
 }
 
 impl Balancer {
@@ -60,6 +61,7 @@ impl Balancer {
             pool,
             trigger: QueryTrigger::default(),
             flushes: FlushCounters::default(),
+            flush_queue: FlushQueue::default(),
         }
     }
 
@@ -86,6 +88,11 @@ impl Balancer {
     /// The cache flushes and NOTIFYs counted.
     pub fn flushes(&self) -> &FlushCounters {
         &self.flushes
+    }
+
+    /// The zones acknowledged NOTIFYs wait to have flushed.
+    pub fn flush_queue(&self) -> &FlushQueue {
+        &self.flush_queue
     }
 
     /// Removes the cached entries of `name` (with `zone`, at or under it),
@@ -193,7 +200,12 @@ impl Balancer {
                 Err(reject) => return now(reject.response()),
                 // A zone changed: flushed when a backend says so.
                 Ok(q) if q.header.metadata.op_code == OpCode::Notify => {
-                    return now(notify::answer(&state, &self.flushes, &q, req.src.ip()));
+                    return now(notify::answer(
+                        &state,
+                        (&self.flushes, &self.flush_queue),
+                        &q,
+                        req.src.ip(),
+                    ));
                 }
                 Ok(q) if q.header.metadata.op_code != OpCode::Query => {
                     return now(dns::error_for(req.raw, ResponseCode::Refused));

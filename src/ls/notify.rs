@@ -3,7 +3,15 @@
 //!
 //! - A NOTIFY (RFC 1996) from one of the LS's backends (by IP address: a
 //!   table server sends from an ephemeral port) removes every cached entry
-//!   at or under its zone and is acknowledged as RFC 1996 §4.7 says; from
+//!   at or under its zone and is acknowledged as RFC 1996 §4.7 says. The
+//!   removal is a walk over every entry, so it never runs where the NOTIFY
+//!   is read: the zone joins a [`FlushQueue`] (a zone already waiting, or
+//!   under one, joins nothing; past [`PENDING_MAX`] zones the root stands for
+//!   them all, as flushing more than asked is always right) and the
+//!   flusher ([`run_flusher`]) removes every waiting zone's entries in one
+//!   walk, then rests [`WALK_GAP`]: a flood of NOTIFYs from a backend's
+//!   address costs a walk every 100 ms at most, and a lone NOTIFY's entries
+//!   are gone as soon as the walk ends. From
 //!   any other address it is REFUSED, as NSD refuses one outside its
 //!   `allow-notify`. It is never forwarded nor cached. [`judge`] is the
 //!   pure decision, [`acknowledgement`] the answer.
@@ -15,6 +23,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{OpCode, ResponseCode};
@@ -23,6 +32,11 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use super::guard::{Change, LimitLog};
 use super::state::LsState;
 use crate::dns::{self, ClientQuery};
+
+/// Most zones waiting for the flusher; past it the root is flushed.
+pub const PENDING_MAX: usize = 64;
+/// The flusher's rest after each walk.
+pub const WALK_GAP: Duration = Duration::from_millis(100);
 
 /// Interval of the refused-NOTIFY log's budget.
 const LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -83,6 +97,12 @@ impl FlushCounters {
     fn count(&self, by: FlushBy, removed: usize) {
         let i = usize::from(by == FlushBy::Http);
         self.flushes[i].fetch_add(1, Relaxed);
+        self.count_entries(by, removed);
+    }
+
+    /// Counts `removed` entries removed by `by`'s flushes.
+    fn count_entries(&self, by: FlushBy, removed: usize) {
+        let i = usize::from(by == FlushBy::Http);
         self.entries[i].fetch_add(u64::try_from(removed).unwrap_or(u64::MAX), Relaxed);
     }
 
@@ -97,6 +117,76 @@ impl FlushCounters {
         }
         if self.log.admit(Change::Started) {
             tracing::warn!(%src, %zone, "NOTIFY refused: not from a backend's address");
+        }
+    }
+}
+
+/// The zones whose NOTIFY was acknowledged and whose entries are still to
+/// be removed (see the module header).
+#[derive(Debug, Default)]
+pub struct FlushQueue {
+    zones: Mutex<Vec<Name>>,
+    wake: tokio::sync::Notify,
+}
+
+impl FlushQueue {
+    /// Adds `zone` (nothing when it or a zone above it waits already) and
+    /// wakes the flusher.
+    pub fn push(&self, zone: Name) {
+        let mut zones = self.zones.lock().unwrap_or_else(PoisonError::into_inner);
+        if !zones.iter().any(|z| z.zone_of(&zone)) {
+            zones.retain(|z| !zone.zone_of(z));
+            if zones.len() >= PENDING_MAX {
+                zones.clear();
+                zones.push(Name::root());
+            } else {
+                zones.push(zone);
+            }
+        }
+        drop(zones);
+        self.wake.notify_one();
+    }
+
+    /// The zones waiting, taken.
+    pub fn take(&self) -> Vec<Name> {
+        std::mem::take(&mut *self.zones.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Removes the entries of the zones `queue` gathers, from the caches of the
+/// balancer's snapshot at the time, one walk for all of them, counted as
+/// NOTIFY flushes (one per zone); rests [`WALK_GAP`] after each walk; until
+/// `token` is cancelled.
+pub async fn run_flusher(
+    balancer: std::sync::Arc<super::Balancer>,
+    token: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = balancer.flush_queue().wake.notified() => {}
+        }
+        let zones = balancer.flush_queue().take();
+        if zones.is_empty() {
+            continue;
+        }
+        let state = balancer.state();
+        let walk = tokio::task::spawn_blocking(move || {
+            let removed = state.flush_zones(&zones);
+            (zones, removed)
+        });
+        let Ok((zones, removed)) = walk.await else {
+            continue; // the walk panicked: its zones were taken, not lost twice
+        };
+        let counters = balancer.flushes();
+        for _ in &zones {
+            counters.count(FlushBy::Notify, 0);
+        }
+        counters.count_entries(FlushBy::Notify, removed);
+        tracing::debug!(?zones, removed, "NOTIFY: zones flushed from the cache");
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(WALK_GAP) => {}
         }
     }
 }
@@ -160,11 +250,12 @@ fn has_cache(state: &LsState) -> bool {
     state.caches().next().is_some()
 }
 
-/// The answer to NOTIFY `raw` (decoded as `q`) from `src` on snapshot
-/// `state`: flushing its zone when it comes from a backend.
+/// The answer to NOTIFY `q` from `src` on snapshot `state`: its zone
+/// queued for the flusher (`queue`) when it comes from a backend and the LS
+/// keeps a cache.
 pub fn answer(
     state: &LsState,
-    counters: &FlushCounters,
+    (counters, queue): (&FlushCounters, &FlushQueue),
     q: &ClientQuery,
     src: IpAddr,
 ) -> Option<Vec<u8>> {
@@ -173,8 +264,9 @@ pub fn answer(
     match judge(q, src, backends) {
         Verdict::Flush(zone) => {
             counters.notify_accepted.fetch_add(1, Relaxed);
-            let removed = flush(state, counters, &zone, true, FlushBy::Notify);
-            tracing::debug!(%src, %zone, ?removed, "NOTIFY: zone flushed from the cache");
+            if has_cache(state) {
+                queue.push(zone);
+            }
             Some(acknowledgement(q))
         }
         Verdict::Refuse => {
@@ -249,5 +341,32 @@ mod tests {
         assert_eq!(m.queries, Message::from_vec(&raw).unwrap().queries);
         assert_eq!(m.queries[0].name().to_ascii(), "eXample.");
         assert!(m.answers.is_empty());
+    }
+
+    #[test]
+    fn the_flush_queue_keeps_a_zone_once_drops_those_under_it_and_is_bounded() {
+        let q = FlushQueue::default();
+        let name = |s: &str| Name::from_ascii(s).unwrap();
+        q.push(name("a.example."));
+        q.push(name("A.Example."));
+        q.push(name("b.a.example."));
+        assert_eq!(q.take(), vec![name("a.example.")], "once, and not under it");
+        q.push(name("b.a.example."));
+        q.push(name("c.a.example."));
+        q.push(name("a.example."));
+        assert_eq!(
+            q.take(),
+            vec![name("a.example.")],
+            "the zone above stands for both"
+        );
+        for i in 0..PENDING_MAX + 1 {
+            q.push(name(&format!("z{i}.example.")));
+        }
+        assert_eq!(
+            q.take(),
+            vec![Name::root()],
+            "past the bound, the root for all"
+        );
+        assert!(q.take().is_empty());
     }
 }

@@ -35,6 +35,7 @@ pub async fn serve(
     let mut listeners = listeners;
     let health = tokio::spawn(health::run(balancer.clone(), token.clone()));
     let sweeper = tokio::spawn(sweep_rate_limits(balancer.clone(), token.clone()));
+    let flusher = tokio::spawn(super::notify::run_flusher(balancer.clone(), token.clone()));
     // UDP clients take the fast path, one worker per socket; TCP the server layer.
     let udp = listeners.take_udp();
     let per_worker = opts.max_inflight / udp.len().max(1);
@@ -65,6 +66,7 @@ pub async fn serve(
     workers.wait().await;
     let _ = health.await;
     let _ = sweeper.await;
+    let _ = flusher.await;
     balancer.pool.shutdown().await;
 }
 

@@ -572,6 +572,12 @@ impl LsState {
         self.caches().map(|(_, c)| c.flush(name, zone)).sum()
     }
 
+    /// Removes the cached answers of every name at or under any of `zones`
+    /// from every packet cache, one walk of each; how many.
+    pub fn flush_zones(&self, zones: &[Name]) -> usize {
+        self.caches().map(|(_, c)| c.flush_zones(zones)).sum()
+    }
+
     /// The pool of the query name `name` (its wire form, as in the query):
     /// the one whose zone is the longest suffix of it; `None` for every
     /// backend. Reads `name` in place; allocates nothing.

@@ -72,7 +72,13 @@ pub(super) async fn cache_flush(State(shared): State<Arc<Shared>>, uri: Uri) -> 
         Ok(q) => q,
         Err(why) => return (StatusCode::BAD_REQUEST, why + "\n").into_response(),
     };
-    match shared.balancer.flush_cache(&q.name, q.zone) {
+    // The walk over every entry runs off the runtime's threads.
+    let (balancer, name, zone) = (shared.balancer.clone(), q.name.clone(), q.zone);
+    let walk = tokio::task::spawn_blocking(move || balancer.flush_cache(&name, zone));
+    let Ok(flushed) = walk.await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "the flush failed\n").into_response();
+    };
+    match flushed {
         Some(removed) => {
             let body = FlushAnswer {
                 name: q.name.to_ascii(),

@@ -47,6 +47,7 @@ mod review_ls3;
 mod review_ls4;
 mod review_ls5;
 mod review_ls6;
+mod review_ls7;
 mod review_ts;
 mod service;
 mod signing;

@@ -213,3 +213,16 @@ fn a_pool_reads_a_cache_of_its_own_and_its_rules_are_reported_at_its_line() {
          (omit the pool's cache to use [ls.cache])"
     );
 }
+
+#[test]
+fn a_decimal_escape_in_a_zone_is_read_as_rfc_1035_says() {
+    // `\065` is 'A' (decimal), not '5' (the octal reading), and `\046` a
+    // dot inside a label, as `\.` is.
+    let wire = |n: &Name| n.iter().map(<[u8]>::to_vec).collect::<Vec<_>>();
+    assert_eq!(wire(&zone(r"a\065b.example")), wire(&zone("aAb.example")));
+    assert_eq!(wire(&zone(r"a\046b.example")), wire(&zone(r"a\.b.example")));
+    assert_eq!(wire(&zone(r"x\045y")), wire(&zone("x-y")));
+    for bad in [r"a\256b", r"a\200b", "a+b.example"] {
+        assert!(parse_name(bad).is_err(), "{bad}");
+    }
+}

@@ -366,23 +366,30 @@ impl PacketCache {
     /// Removes the entries of `name` (every type, class and flag), or with
     /// `zone` of every name at or under it; how many.
     pub fn flush(&self, name: &Name, zone: bool) -> usize {
-        let mut wire = Vec::with_capacity(crate::dns::NAME_MAX);
-        for label in name.iter() {
-            // Labels are at most 63 bytes: their length fits a byte.
-            wire.push(u8::try_from(label.len()).unwrap_or(63));
-            wire.extend(label.iter().map(u8::to_ascii_lowercase));
-        }
-        wire.push(0);
+        let wire = lower_wire(name);
+        self.remove_where(|e| {
+            if zone {
+                at_or_under(&e.key.name, &wire)
+            } else {
+                *e.key.name == *wire
+            }
+        })
+    }
+
+    /// Removes the entries of every name at or under any of `zones`, in one
+    /// walk; how many.
+    pub fn flush_zones(&self, zones: &[Name]) -> usize {
+        let wires: Vec<Vec<u8>> = zones.iter().map(lower_wire).collect();
+        self.remove_where(|e| wires.iter().any(|w| at_or_under(&e.key.name, w)))
+    }
+
+    /// Removes the entries `doomed` picks, each shard locked in turn; how
+    /// many.
+    fn remove_where(&self, doomed: impl Fn(&Entry) -> bool) -> usize {
         let mut removed = 0;
         for s in self.shards.iter() {
             let mut shard = s.lock().unwrap_or_else(PoisonError::into_inner);
-            removed += shard.remove_if(|e| {
-                if zone {
-                    at_or_under(&e.key.name, &wire)
-                } else {
-                    *e.key.name == *wire
-                }
-            });
+            removed += shard.remove_if(&doomed);
         }
         removed
     }
@@ -404,6 +411,18 @@ impl PacketCache {
         }
         out
     }
+}
+
+/// `name` in wire form, lower-cased.
+fn lower_wire(name: &Name) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(crate::dns::NAME_MAX);
+    for label in name.iter() {
+        // Labels are at most 63 bytes: their length fits a byte.
+        wire.push(u8::try_from(label.len()).unwrap_or(63));
+        wire.extend(label.iter().map(u8::to_ascii_lowercase));
+    }
+    wire.push(0);
+    wire
 }
 
 /// Whether the wire name `name` is `zone` or under it (both lower-cased,

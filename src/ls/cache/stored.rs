@@ -13,6 +13,12 @@
 //!   referral is not kept either);
 //! - zero: not kept. A TTL with its top bit set counts as 0 (RFC 2181 §8).
 //!
+//! An answer longer than [`MAX_ENTRY`] bytes is not kept (dnsdist's
+//! `maximumEntrySize` default): `max_entries` then bounds the cache's memory
+//! (100,000 entries: at most about 400 MB of answers, in practice a few
+//! hundred bytes each), where a TCP answer of up to 64 KiB per entry would
+//! let a zone of large answers take 6.5 GB.
+//!
 //! The answer is kept without its OPT (ARCOUNT one less), so nothing a
 //! backend said to one client (NSID, cookies, padding, its UDP size) is
 //! replayed to another; the OPT being last, no byte before it moves. Bytes
@@ -49,6 +55,9 @@ impl Kind {
     }
 }
 
+/// The longest answer kept, in bytes.
+pub(super) const MAX_ENTRY: usize = 4096;
+
 /// Why an answer is not kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -72,6 +81,8 @@ pub enum Refused {
     NoSoa,
     /// Its lifetime is zero (a zero TTL, or `neg_ttl = 0` for a negative).
     NoTtl,
+    /// Longer than [`MAX_ENTRY`].
+    TooLarge,
 }
 
 /// The caps on an entry's lifetime, in seconds.
@@ -110,6 +121,9 @@ pub(super) fn analyse(
     caps: Caps,
     now: Instant,
 ) -> Result<Entry, Refused> {
+    if answer.len() > MAX_ENTRY {
+        return Err(Refused::TooLarge);
+    }
     let h = WireHeader::read(answer).ok_or(Refused::Unreadable)?;
     if !h.is_response() || h.flags & 0x7800 != 0 {
         return Err(Refused::NotAnAnswer);

@@ -202,3 +202,23 @@ fn bytes_after_the_last_record_are_not_kept() {
     assert_eq!((m.answers.len(), m.additionals.len()), (1, 0));
     assert!(m.edns.is_some());
 }
+
+#[test]
+fn an_answer_past_max_entry_bytes_is_not_kept() {
+    let c = cache(100);
+    let t0 = Instant::now();
+    let q = query("www.example.", RecordType::A, EDNS);
+    // Past MAX_ENTRY bytes (here over TCP, where an answer may be 64 KiB).
+    let many: Vec<Record> = (0..300).map(|i| a("www.example.", 60, i as u8)).collect();
+    let big = answer(&q, ResponseCode::NoError, many, vec![]);
+    assert!(big.len() > stored::MAX_ENTRY);
+    assert_eq!(
+        c.insert(&q, Transport::Tcp, &big, t0),
+        Err(Refused::TooLarge)
+    );
+    let fits: Vec<Record> = (0..100).map(|i| a("www.example.", 60, i as u8)).collect();
+    let fits = answer(&q, ResponseCode::NoError, fits, vec![]);
+    assert!(fits.len() <= stored::MAX_ENTRY);
+    assert_eq!(c.insert(&q, Transport::Tcp, &fits, t0), Ok(()));
+    assert_eq!(c.stats().entries, 1);
+}
