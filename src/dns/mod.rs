@@ -27,6 +27,7 @@ mod header;
 mod hostname;
 mod limits;
 mod nsid;
+mod padding;
 mod query;
 mod synth;
 mod walk;
@@ -47,6 +48,7 @@ pub use nsid::{
     LS_NSID_PREFIX, NSID_OPTION, NsidEdit, add_nsid, client_max_size, nsid_for_client,
     query_wants_nsid,
 };
+pub use padding::{PADDING_OPTION, RESPONSE_BLOCK, pad_answer, query_is_padded};
 pub use query::{
     ClientQuery, ErrorAnswer, Reject, add_ede, decode_query, response_edns, response_metadata,
 };

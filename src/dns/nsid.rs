@@ -57,7 +57,7 @@ fn walk(msg: &[u8]) -> Option<MessageWalk> {
 
 /// The payload of the first option `code` in an OPT's RDATA; `Err` when
 /// the options overrun it.
-fn find_option(rdata: &[u8], code: u16) -> Result<Option<&[u8]>, ()> {
+pub(super) fn find_option(rdata: &[u8], code: u16) -> Result<Option<&[u8]>, ()> {
     let mut pos = 0;
     let mut hit = None;
     while pos < rdata.len() {
@@ -75,13 +75,14 @@ fn find_option(rdata: &[u8], code: u16) -> Result<Option<&[u8]>, ()> {
 /// Whether `query`'s OPT carries an empty NSID option: the client asks
 /// which server answered (RFC 5001 §2.1). A non-empty one is not a request.
 pub fn query_wants_nsid(query: &[u8]) -> bool {
-    let Some(opt) = walk(query).and_then(|w| w.opt) else {
-        return false;
-    };
-    let rdata = query
-        .get(opt.rdata_start..opt.rdata_end)
-        .unwrap_or_default();
-    matches!(find_option(rdata, NSID_OPTION), Ok(Some(data)) if data.is_empty())
+    query_option(query, NSID_OPTION).is_some_and(<[u8]>::is_empty)
+}
+
+/// The payload of `query`'s first EDNS option `code`, when its OPT has one.
+pub(super) fn query_option(query: &[u8], code: u16) -> Option<&[u8]> {
+    let opt = walk(query)?.opt?;
+    let rdata = query.get(opt.rdata_start..opt.rdata_end)?;
+    find_option(rdata, code).ok().flatten()
 }
 
 /// The largest answer the sender of `query` can take over `transport`: over

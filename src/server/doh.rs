@@ -336,6 +336,7 @@ async fn respond<H: Handler>(
             Err(_) => dns::servfail_for(&raw).map_or(Reply::Drop, Reply::One),
         },
     };
+    let reply = super::tcp::padded(reply, dns::query_is_padded(&raw));
     let answer = match reply {
         Reply::One(b) => b,
         Reply::Many(mut v) if !v.is_empty() => v.swap_remove(0),

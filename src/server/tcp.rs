@@ -101,6 +101,8 @@ pub(crate) struct Connection<H, S> {
     buf: Vec<u8>,
     /// Deferred answers of this connection.
     pending: JoinSet<Reply>,
+    /// Encrypted (DNS over TLS): answers to padded queries are padded (RFC 8467).
+    pad: bool,
 }
 
 impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
@@ -111,6 +113,16 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             shared,
             buf: Vec::with_capacity(1024),
             pending: JoinSet::new(),
+            pad: false,
+        }
+    }
+
+    /// A connection over an encrypted stream: as [`Connection::new`], and the
+    /// answers to padded queries are padded.
+    pub(crate) fn encrypted(stream: S, peer: std::net::SocketAddr, shared: Arc<Shared<H>>) -> Self {
+        Connection {
+            pad: true,
+            ..Connection::new(stream, peer, shared)
         }
     }
 
@@ -189,9 +201,10 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             src: self.peer,
             transport: Transport::Tcp,
         };
+        let pad = self.pad && dns::query_is_padded(raw);
         match self.shared.handler.handle(req) {
             Action::Now(reply) => {
-                if !self.write(reply).await {
+                if !self.write(padded(reply, pad)).await {
                     return Err(());
                 }
             }
@@ -200,7 +213,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
                     self.pending.spawn(async move {
                         let r = fut.await;
                         drop(permit);
-                        r
+                        padded(r, pad)
                     });
                 }
                 Err(_) => {
@@ -239,5 +252,16 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             }
         }
         true
+    }
+}
+
+/// `reply`, its answer padded when `pad` (RFC 8467: the client padded its query).
+pub(crate) fn padded(reply: Reply, pad: bool) -> Reply {
+    match reply {
+        Reply::One(mut b) if pad => {
+            dns::pad_answer(&mut b);
+            Reply::One(b)
+        }
+        r => r,
     }
 }

@@ -228,7 +228,9 @@ pub(crate) async fn serve_connection<H: super::Handler>(
         Ok(Ok(tls)) => tls,
     };
     stats.done(tls.get_ref().1.handshake_kind());
-    super::tcp::Connection::new(tls, peer, shared).run().await;
+    super::tcp::Connection::encrypted(tls, peer, shared)
+        .run()
+        .await;
 }
 
 #[cfg(test)]

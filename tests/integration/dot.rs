@@ -274,13 +274,21 @@ async fn kdig_and_dig_get_the_answer_over_tls() {
     let (port, ca) = (ls.tls.port().to_string(), pki.ca());
     let over_tls = |prog: &Path, question: &[&str]| ask_tool(prog, "+tls", &ca, &port, question);
     let kdig_out = over_tls(&kdig, &["www.example.com", "A"]);
-    assert!(
-        kdig_out.stdout.contains("TLS session")
-            && kdig_out.stdout.contains("status: NOERROR")
-            && kdig_out.stdout.contains("192.0.2.10"),
-        "kdig +tls: {}",
-        kdig_out.stdout
-    );
+    // kdig pads its queries over TLS: the answer is padded to 468 bytes (RFC 8467).
+    let want = [
+        "TLS session",
+        "status: NOERROR",
+        "192.0.2.10",
+        "PADDING:",
+        "Received 468 B",
+    ];
+    for line in want {
+        assert!(
+            kdig_out.stdout.contains(line),
+            "kdig +tls, no {line:?}: {}",
+            kdig_out.stdout
+        );
+    }
     let nx = over_tls(&kdig, &["nope.example.com"]);
     assert!(nx.stdout.contains("status: NXDOMAIN"), "{}", nx.stdout);
     let dig_out = over_tls(&dig, &["www.example.com", "A", "+short"]);
@@ -635,7 +643,9 @@ async fn kdig_and_curl_get_the_answer_over_https() {
     for how in ["+https", "+https-get"] {
         let out = ask_tool(&kdig, how, &ca, &port, &["www.example.com", "A"]);
         assert!(
-            out.stdout.contains("status: 200") && out.stdout.contains("192.0.2.10"),
+            out.stdout.contains("status: 200")
+                && out.stdout.contains("192.0.2.10")
+                && out.stdout.contains("Received 468 B"),
             "kdig {how}: {}",
             out.stdout
         );
