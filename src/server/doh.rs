@@ -179,7 +179,7 @@ pub(crate) async fn serve_connection<H: Handler>(
     stats: Arc<TlsStats>,
 ) {
     let Some(acceptor) = acceptor else {
-        return serve_http(stream, peer, shared, path).await;
+        return serve_http(stream, peer, shared, (path, stats)).await;
     };
     let handshake = tokio::select! {
         _ = shared.token.cancelled() => return,
@@ -190,7 +190,7 @@ pub(crate) async fn serve_connection<H: Handler>(
         Ok(Err(err)) => stats.failed(HandshakeFailure::of(&err)),
         Ok(Ok(tls)) => {
             stats.done(tls.get_ref().1.handshake_kind());
-            serve_http(tls, peer, shared, path).await;
+            serve_http(tls, peer, shared, (path, stats.clone())).await;
         }
     }
 }
@@ -198,18 +198,22 @@ pub(crate) async fn serve_connection<H: Handler>(
 /// HTTP/2 or HTTP/1.1 (whichever the client speaks) on `io` until it closes, it has
 /// had no request in progress for the TCP idle timeout, or the server stops (then
 /// gracefully: requests in progress are answered).
-async fn serve_http<H: Handler, S>(io: S, peer: SocketAddr, shared: Arc<Shared<H>>, path: Arc<str>)
-where
+async fn serve_http<H: Handler, S>(
+    io: S,
+    peer: SocketAddr,
+    shared: Arc<Shared<H>>,
+    site: (Arc<str>, Arc<TlsStats>),
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc_shared = shared.clone();
     let activity = Arc::new(Activity::default());
     let seen = activity.clone();
     let service = hyper::service::service_fn(move |req| {
-        let (shared, path, seen) = (svc_shared.clone(), path.clone(), seen.clone());
+        let (shared, site, seen) = (svc_shared.clone(), site.clone(), seen.clone());
         async move {
             let _busy = seen.begin();
-            Ok::<_, Infallible>(respond(req, peer, &shared, &path).await)
+            Ok::<_, Infallible>(respond(req, peer, &shared, &site).await)
         }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -295,16 +299,21 @@ async fn respond<H: Handler>(
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
     shared: &Shared<H>,
-    path: &str,
+    (path, stats): &(Arc<str>, Arc<TlsStats>),
 ) -> hyper::Response<Full<Bytes>> {
+    let path: &str = path;
+    let refused = |code: StatusCode| {
+        stats.doh_refused.fetch_add(1, Relaxed);
+        status(code)
+    };
     let (parts, body) = req.into_parts();
     let body = if parts.method == Method::POST && parts.uri.path() == path {
         match Limited::new(body, MAX_QUERY).collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return status(Refusal::TooLarge.status());
+                return refused(Refusal::TooLarge.status());
             }
-            Err(_) => return status(StatusCode::BAD_REQUEST),
+            Err(_) => return refused(StatusCode::BAD_REQUEST),
         }
     } else {
         Bytes::new()
@@ -318,8 +327,9 @@ async fn respond<H: Handler>(
     };
     let raw = match query_of(&http, path) {
         Ok(raw) => raw,
-        Err(refusal) => return status(refusal.status()),
+        Err(refusal) => return refused(refusal.status()),
     };
+    stats.doh_queries.fetch_add(1, Relaxed);
     let req = Request {
         raw: &raw,
         src: peer,

@@ -101,8 +101,9 @@ pub(crate) struct Connection<H, S> {
     buf: Vec<u8>,
     /// Deferred answers of this connection.
     pending: JoinSet<Reply>,
-    /// Encrypted (DNS over TLS): answers to padded queries are padded (RFC 8467).
-    pad: bool,
+    /// Over DNS over TLS: its counters; answers to padded queries are padded
+    /// (RFC 8467).
+    encrypted: Option<Arc<super::tls::TlsStats>>,
 }
 
 impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
@@ -113,15 +114,20 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             shared,
             buf: Vec::with_capacity(1024),
             pending: JoinSet::new(),
-            pad: false,
+            encrypted: None,
         }
     }
 
-    /// A connection over an encrypted stream: as [`Connection::new`], and the
-    /// answers to padded queries are padded.
-    pub(crate) fn encrypted(stream: S, peer: std::net::SocketAddr, shared: Arc<Shared<H>>) -> Self {
+    /// A connection over DNS over TLS: as [`Connection::new`], its queries counted in
+    /// `stats` and the answers to padded queries padded.
+    pub(crate) fn encrypted(
+        stream: S,
+        peer: std::net::SocketAddr,
+        shared: Arc<Shared<H>>,
+        stats: Arc<super::tls::TlsStats>,
+    ) -> Self {
         Connection {
-            pad: true,
+            encrypted: Some(stats),
             ..Connection::new(stream, peer, shared)
         }
     }
@@ -201,7 +207,12 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             src: self.peer,
             transport: Transport::Tcp,
         };
-        let pad = self.pad && dns::query_is_padded(raw);
+        if let Some(stats) = &self.encrypted {
+            stats
+                .dot_queries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let pad = self.encrypted.is_some() && dns::query_is_padded(raw);
         match self.shared.handler.handle(req) {
             Action::Now(reply) => {
                 if !self.write(padded(reply, pad)).await {

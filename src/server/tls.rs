@@ -121,7 +121,7 @@ impl HandshakeFailure {
     }
 }
 
-/// Counters of the DoT listeners.
+/// Counters of the encrypted listeners (DoT and DoH).
 #[derive(Debug, Default)]
 pub struct TlsStats {
     /// Handshakes completed, resumed ones included.
@@ -130,6 +130,12 @@ pub struct TlsStats {
     pub resumed: AtomicU64,
     /// Handshakes that failed, by [`HandshakeFailure::ALL`] index.
     pub failures: [AtomicU64; 7],
+    /// DNS queries received over DNS over TLS.
+    pub dot_queries: AtomicU64,
+    /// DNS queries received over DNS over HTTPS.
+    pub doh_queries: AtomicU64,
+    /// HTTP requests to the DoH listeners refused with a 4xx status (no query in them).
+    pub doh_refused: AtomicU64,
     /// Certificate reloads applied.
     pub cert_reloads: AtomicU64,
     /// Certificate reloads refused (the old certificate serves on).
@@ -228,7 +234,7 @@ pub(crate) async fn serve_connection<H: super::Handler>(
         Ok(Ok(tls)) => tls,
     };
     stats.done(tls.get_ref().1.handshake_kind());
-    super::tcp::Connection::encrypted(tls, peer, shared)
+    super::tcp::Connection::encrypted(tls, peer, shared, stats)
         .run()
         .await;
 }

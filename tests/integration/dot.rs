@@ -304,6 +304,11 @@ async fn kdig_and_dig_get_the_answer_over_tls() {
         untrusted.stdout
     );
     assert!(ls.tls_stats().handshakes.load(Relaxed) >= 3);
+    let text = ls.metrics();
+    assert!(
+        text.contains("dnslb_encrypted_queries_total{transport=\"tls\"} 3\n"),
+        "{text}"
+    );
     // Queries over TLS are counted as any other.
     assert!(ls.run.balancer.metrics().queries.load(Relaxed) >= 3);
     ls.stop(Some(ts)).await;
@@ -736,6 +741,13 @@ async fn kdig_and_curl_get_the_answer_over_https() {
         let got = curl(&curl_bin, pki.path(), &all);
         assert_eq!(got.code, want, "{args:?}");
     }
+    // Two kdig and four curl queries; six refusals.
+    let text = ls.metrics();
+    assert!(
+        text.contains("dnslb_encrypted_queries_total{transport=\"https\"} 6\n"),
+        "{text}"
+    );
+    assert!(text.contains("dnslb_https_refused_total 6\n"), "{text}");
     ls.stop(Some(ts)).await;
 }
 

@@ -180,6 +180,20 @@ fn write_tls(e: &mut Expo, tls: &crate::server::tls::TlsStats) {
     for (why, c) in HandshakeFailure::ALL.iter().zip(&tls.failures) {
         e.sample(failures, &[("reason", why.as_str())], c.load(Relaxed));
     }
+    let queries = "dnslb_encrypted_queries_total";
+    e.family(
+        queries,
+        "counter",
+        "Client queries received over DNS over TLS and DNS over HTTPS (counted in dnslb_queries_total too).",
+    );
+    for (transport, c) in [("tls", &tls.dot_queries), ("https", &tls.doh_queries)] {
+        e.sample(queries, &[("transport", transport)], c.load(Relaxed));
+    }
+    e.counter(
+        "dnslb_https_refused_total",
+        "HTTP requests to the DNS over HTTPS listeners refused with a 4xx status (bad path, method, media type, size or message).",
+        tls.doh_refused.load(Relaxed),
+    );
     e.reloads(
         "dnslb_tls_cert_reloads_total",
         "Certificate reloads (SIGHUP) of [ls.tls] and [ls.https]: applied, or refused with the old certificate kept.",
