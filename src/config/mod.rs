@@ -242,7 +242,10 @@ impl Config {
     /// and `neg_ttl <= max_ttl`; fault ratios are in [0, 1]; TTLs fit RFC 2181;
     /// every ts has zones; every pool has a unique non-empty name, backends (each an
     /// `[[ls.backend]]`, named once) and zones, and no zone is in two pools (case and a
-    /// final dot aside). (A bad `origin`, pool zone or `health.query` is a parse error,
+    /// final dot aside); the `[ls.tls]` and `[ls.https]` certificate and key files can
+    /// be read, hold a certificate chain and a key, and belong together (this rule
+    /// reads files), `[ls.https]` has both or neither, and its `path` starts with `/`.
+    /// (A bad `origin`, pool zone or `health.query` is a parse error,
     /// like a bad address: those values are typed.)
     pub fn problems(&self) -> Vec<ConfigError> {
         self.problems_in(None)
