@@ -262,6 +262,7 @@ fn parse_private(
                 let key = BASE64
                     .decode(value.replace(' ', "").as_bytes())
                     .map_err(|_| bad(i + 1, "PrivateKey: bad base64".into()))?;
+                let key = full_width(key, algorithm);
                 if key.len() != PRIVATE_LEN {
                     let got = key.len();
                     let what = format!("PrivateKey: expected {PRIVATE_LEN} bytes, got {got}");
@@ -274,6 +275,19 @@ fn parse_private(
     }
     let private = private.ok_or_else(|| bad(1, "no PrivateKey line".into()))?;
     Ok((private, timing))
+}
+
+/// An ECDSA private key at its full width: BIND writes the scalar as the
+/// shortest big-endian integer (OpenSSL's `BN_bn2bin`), so one key in 256 has a
+/// 31-byte `PrivateKey` (a leading zero byte left out); zeros in front give the
+/// 32-byte scalar back. An Ed25519 key is a 32-byte seed, never shortened.
+fn full_width(key: Vec<u8>, algorithm: DnssecAlgorithm) -> Vec<u8> {
+    if algorithm != DnssecAlgorithm::EcdsaP256Sha256 || key.is_empty() || key.len() >= PRIVATE_LEN {
+        return key;
+    }
+    let mut full = vec![0; PRIVATE_LEN - key.len()];
+    full.extend_from_slice(&key);
+    full
 }
 
 /// A time as BIND's comments show it beside the stamp: `Tue Nov 24 05:15:43 2026`.
@@ -374,4 +388,46 @@ fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), KeyError> {
     file.write_all(text.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `.private` file's text as BIND writes it, with `private` as is.
+    fn private_file(private: &[u8]) -> String {
+        format!(
+            "Private-key-format: v1.3\nAlgorithm: 13 (ECDSAP256SHA256)\nPrivateKey: {}\n",
+            BASE64.encode(private)
+        )
+    }
+
+    #[test]
+    fn a_bind_ecdsa_key_with_a_leading_zero_byte_left_out_loads() {
+        // One key in 256 has a scalar starting with 0x00; BIND writes it in 31 bytes.
+        let alg = DnssecAlgorithm::EcdsaP256Sha256;
+        let (private, public) = (0..20_000)
+            .find_map(|_| KeyPair::generate(alg).filter(|(p, _)| p[0] == 0))
+            .expect("a key with a leading zero byte within 20,000 draws");
+        let path = Path::new("Kexample.com.+013+00001.private");
+        let (read, _) = parse_private(path, &private_file(&private[1..]), alg).unwrap();
+        assert_eq!(read, private);
+        assert!(KeyPair::from_halves(alg, &read, &public).is_ok());
+        // The full width reads the same; a 30-byte scalar pads just as well;
+        // 33 bytes are refused.
+        let (full, _) = parse_private(path, &private_file(&private), alg).unwrap();
+        assert_eq!(full, private);
+        let err = parse_private(path, &private_file(&[1; 33]), alg).unwrap_err();
+        assert!(
+            err.to_string().contains("expected 32 bytes, got 33"),
+            "{err}"
+        );
+        // An Ed25519 seed is never shortened: 31 bytes are refused.
+        let text = private_file(&private[1..]).replace("13 (ECDSAP256SHA256)", "15 (ED25519)");
+        let err = parse_private(path, &text, DnssecAlgorithm::Ed25519).unwrap_err();
+        assert!(
+            err.to_string().contains("expected 32 bytes, got 31"),
+            "{err}"
+        );
+    }
 }
