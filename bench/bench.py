@@ -30,6 +30,7 @@ Subcommands:
       wrong, unanswered, synthesized (EDE 22, and the dnslb_synthesized_total delta).
   wait-state BACKEND 0|1 --ls URL | --dnsdist CONF   waits for a backend's up flag.
   watch-up URL OUT --for S      every 1 s: each backend's lowest dnslb_backend_up.
+  idle-tls PORT PID [--n N] [--alpn dot]   N idle TLS connections: KiB of RSS each.
   rss PID / watch-rss PID OUT --for S   summed VmRSS (and PSS) of PID and its children;
       peak over 50 ms polls.
   report OUT.jsonl --md FILE --meta META.json
@@ -53,6 +54,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+
+import enc
 
 ORIGIN = "bench.test"
 MEM_ORIGIN = "example.com"
@@ -211,6 +214,9 @@ def scrape_ls(url):
             key = label_value("reason", labels) or "-"
             by = out.setdefault("shed_by_reason", {})
             by[key] = by.get(key, 0.0) + v
+        elif name in ("dnslb_tls_handshakes_total", "dnslb_tls_resumptions_total"):
+            key = name[len("dnslb_tls_"):-len("_total")]
+            out[key] = out.get(key, 0.0) + v
         elif name == "dnslb_backend_up":
             out.setdefault("up", {})[label_value("backend", labels) or "?"] = v
         elif name in ("dnslb_queries_total", "dnslb_hedges_total",
@@ -303,7 +309,7 @@ def cmd_note(a):
 
 def cmd_record(a):
     labels = parse_labels(a.labels)
-    res = parse_dnsperf(a.files[0])
+    res = enc.parse_h2load(a.files[0]) if a.h2load else parse_dnsperf(a.files[0])
     # Other dnsperf runs beside the first (overload: the bulk load without -v,
     # beside a -v probe whose lines give the latencies): their counts add up.
     for path in a.also or []:
@@ -343,9 +349,25 @@ def cmd_record(a):
                 res["shed_by_reason"] = {
                     k: v - before.get("shed_by_reason", {}).get(k, 0.0)
                     for k, v in after.get("shed_by_reason", {}).items()}
+            # Encrypted transports: TLS handshakes resumed over the run.
+            if "handshakes" in before and "handshakes" in after:
+                hs = after["handshakes"] - before["handshakes"]
+                rs = after.get("resumptions", 0.0) - before.get("resumptions", 0.0)
+                res["handshakes"] = hs
+                res["resumed_pct"] = 100.0 * rs / hs if hs > 0 else None
             if "synthesized" in before and "synthesized" in after:
                 res["synthesized"] = after["synthesized"] - before["synthesized"]
     merge_json(res, a.extra)
+    # The load generator's own CPU time (/usr/bin/time -f '%U %S'): near its
+    # run time, the load generator and not the server is the limit.
+    if a.time:
+        try:
+            user, sys_ = open(a.time).read().split()[-2:]
+            res["loadgen_cpu_s"] = float(user) + float(sys_)
+            if res.get("run_s"):
+                res["loadgen_busy"] = res["loadgen_cpu_s"] / res["run_s"]
+        except (OSError, ValueError):
+            pass
     with open(a.out, "a") as f:
         f.write(json.dumps(res) + "\n")
     # One line for the console.
@@ -716,6 +738,8 @@ def fmt(v, kind):
         return f"{v:,.0f}"
     if kind == "pct":
         return f"{v:.2f} %"
+    if kind == "kib":
+        return f"{v:.1f} KiB"
     if kind == "mib":
         return f"{v / 1024:.1f} MiB"
     if kind == "s":
@@ -852,6 +876,9 @@ def build(rows):
                  f"{title}: LS hedge/adaptive p99.9", "ratio <= 1.00",
                  lambda r, o, t: r is not None and r <= 1.0)
     build_new_sections(rows, pair)
+    ge = lambda x: (lambda r, o, t: r is not None and r >= x)  # noqa: E731
+    le = lambda x: (lambda r, o, t: r is not None and r <= x)  # noqa: E731
+    lines += enc.lines(rows, series, Line, ge, le)
     return lines
 
 
@@ -1055,7 +1082,7 @@ def detail_tables(rows):
         key = (r.get("section"), r.get("scenario"), r.get("mode"))
         groups.setdefault(key, {}).setdefault(r.get("contender"), []).append(r)
     order = {"ts": 0, "ls": 1, "tail": 2, "blackhole": 3, "overload": 4, "mem": 5, "dnssec": 6,
-             "cache": 7}
+             "cache": 7, "enc": 8}
     ls_bounds = (", bounds: c-forwarder, reflector"
                  if any(r.get("section") == "ls" and r.get("contender") in BOUNDS
                         for r in rows) else "")
@@ -1069,6 +1096,10 @@ def detail_tables(rows):
             continue
         if (section, mode) == ("mem", "reload"):
             out.append(mem_table(groups[key]))
+            continue
+        if (section, mode) == ("enc", "idle"):
+            out.append(("1,000 idle TLS connections (handshake done, no query), "
+                        "LS vs dnsdist", *enc.idle_table(groups[key])))
             continue
         if (section, mode) == ("dnssec", "sign"):
             out.append((f"Signing {names_of(scenario)} names (ECDSA P-256, NSEC), "
@@ -1099,6 +1130,8 @@ def detail_tables(rows):
                                 if scenario == "both" else "only ts1 delays 3% of answers by 50 ms")
                                 + ", dnsperf at a fixed 5,000 QPS"),
         }.get((section, mode), f"{section} {scenario} {mode}")
+        if section == "enc":
+            title = enc.TITLES.get((scenario, mode), title)
         if mode == "max":
             head = ["contender", "QPS median", "QPS by round", "lost (sum)", "avg latency ms",
                     "CPU/query"]
@@ -1368,6 +1401,8 @@ def main():
     g.add_argument("--files", nargs="+", required=True)
     g.add_argument("--extra", nargs="*", help="JSON files merged into the record")
     g.add_argument("--also", nargs="*", help="more dnsperf outputs whose counts add up")
+    g.add_argument("--h2load", action="store_true", help="the first file is h2load's output")
+    g.add_argument("--time", help="/usr/bin/time -f '%%U %%S' of the load generator")
     g.set_defaults(f=cmd_record)
     g = sub.add_parser("note")
     g.add_argument("out")
@@ -1428,6 +1463,12 @@ def main():
     g.add_argument("--every", type=float, default=1.0)
     g.add_argument("--for", dest="seconds", type=float, required=True)
     g.set_defaults(f=cmd_watch_up)
+    g = sub.add_parser("idle-tls")
+    g.add_argument("port", type=int)
+    g.add_argument("pid", type=int)
+    g.add_argument("--n", type=int, default=1000)
+    g.add_argument("--alpn")
+    g.set_defaults(f=lambda a: enc.cmd_idle_tls(a, tree, status_kb))
     g = sub.add_parser("rss")
     g.add_argument("pid", type=int)
     g.add_argument("--prefix", default="")
