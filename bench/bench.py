@@ -778,6 +778,8 @@ def derive(r):
             r["hit_pct"] = 100.0 * max(0.0, 1.0 - r["upstream_per_client"])
         if sent:
             r["noerror_pct"] = 100.0 * (r.get("rcodes") or {}).get("NOERROR", 0) / sent
+    if r.get("section") == "enc":
+        enc.derive(r)
     if r.get("cpu_s") is None and r.get("user_s") is not None:
         r["cpu_s"] = r["user_s"] + (r.get("sys_s") or 0.0)
     steady = r.get("rss_kb") if r.get("section") == "mem" else None
@@ -1088,9 +1090,17 @@ def detail_tables(rows):
                         for r in rows) else "")
     modes = {"max": 0, "fixed": 1, "over": 2, "reload": 3, "sign": 4, "outage": 5}
     # (The dnssec section's signing part after its serving part.)
+    churn = {k[1]: v for k, v in groups.items() if (k[0], k[2]) == ("enc", "churn")}
     for key in sorted(groups, key=lambda k: (order.get(k[0], 9), k[2] == "sign", str(k[1]),
                                              modes.get(k[2], 9))):
         section, scenario, mode = key
+        if (section, mode) == ("enc", "churn"):
+            # One table for every churn scenario, where the first of them sorts.
+            if churn:
+                out.append(("DoT connection churn: one connection after another "
+                            "(bench.py churn-tls), LS vs dnsdist", *enc.churn_table(churn)))
+                churn = {}
+            continue
         if (section, mode) == ("overload", "over"):
             out.append(overload_table(groups[key], groups.get((section, scenario, "max"), {})))
             continue
@@ -1469,6 +1479,13 @@ def main():
     g.add_argument("--n", type=int, default=1000)
     g.add_argument("--alpn")
     g.set_defaults(f=lambda a: enc.cmd_idle_tls(a, tree, status_kb))
+    g = sub.add_parser("churn-tls")
+    g.add_argument("port", type=int)
+    g.add_argument("--n", type=int, default=2000)
+    g.add_argument("--per-conn", type=int, default=1)
+    g.add_argument("--resume", action="store_true")
+    g.add_argument("--tls12", action="store_true")
+    g.set_defaults(f=enc.cmd_churn_tls)
     g = sub.add_parser("rss")
     g.add_argument("pid", type=int)
     g.add_argument("--prefix", default="")

@@ -35,15 +35,14 @@ pub(crate) async fn accept_loop<H: Handler>(
     conns: Arc<Semaphore>,
 ) {
     accept_each(listener, shared, conns, |stream, peer, shared| {
-        let _ = stream.set_nodelay(true);
         Connection::new(stream, peer, shared).run()
     })
     .await;
 }
 
 /// Accepts connections on `listener` until the server stops; past the cap
-/// `conns` a new one is closed at once, else `serve` runs it on a task of
-/// the server's. Accept errors (EMFILE...) pause the loop and are logged at
+/// `conns` a new one is closed at once, else `serve` runs it (with
+/// `TCP_NODELAY` set) on a task of the server's. Accept errors (EMFILE...) pause the loop and are logged at
 /// most every [`ACCEPT_WARN_EVERY`].
 pub(crate) async fn accept_each<H, F, Fut>(
     listener: TcpListener,
@@ -84,6 +83,10 @@ pub(crate) async fn accept_each<H, F, Fut>(
             drop(stream);
             continue;
         };
+        // Answers (and a TLS handshake's flights) go out as they are written: with
+        // Nagle's algorithm a small write waits for the ACK of the one before,
+        // which a client's delayed ACK holds back ~40 ms.
+        let _ = stream.set_nodelay(true);
         let conn = serve(stream, peer, shared.clone());
         shared.tracker.spawn(async move {
             conn.await;
