@@ -22,6 +22,8 @@ use crate::dns;
 
 /// A client that does not take an answer within this long is disconnected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Room kept free in a connection's buffer for each read.
+const READ_AT_LEAST: usize = 1024;
 /// Pause after an accept error such as EMFILE, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// At most one log line per this long about accept errors that persist.
@@ -145,7 +147,11 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             if eof && self.pending.is_empty() {
                 break;
             }
-            let mut chunk = [0u8; 4096];
+            // Read straight into the buffer (no chunk on the task: an idle
+            // connection's memory is its task, its buffer and its stream).
+            if self.buf.capacity() - self.buf.len() < READ_AT_LEAST {
+                self.buf.reserve(READ_AT_LEAST);
+            }
             tokio::select! {
                 _ = self.shared.abort.cancelled() => break,
                 // Stopping: read no more queries, answer those in progress.
@@ -155,11 +161,10 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
                     if !self.write(reply).await { break; }
                     if self.pending.is_empty() { deadline = Instant::now() + idle; }
                 }
-                r = self.stream.read(&mut chunk), if !eof && self.pending.len() < max_pipeline => {
+                r = self.stream.read_buf(&mut self.buf), if !eof && self.pending.len() < max_pipeline => {
                     match r {
                         Ok(0) => eof = true,
-                        Ok(n) => {
-                            self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+                        Ok(_) => {
                             match self.drain_frames().await {
                                 Ok(true) => deadline = Instant::now() + idle,
                                 Ok(false) => {}
