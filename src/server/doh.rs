@@ -149,6 +149,8 @@ pub struct DohListeners {
     pub(crate) path: Arc<str>,
     /// Counts the handshakes.
     pub(crate) stats: Arc<TlsStats>,
+    /// The new-connection limit per client.
+    pub(crate) conn_rate: Arc<super::conn_rate::ConnRate>,
 }
 
 impl DohListeners {
@@ -164,7 +166,15 @@ impl DohListeners {
             acceptor: config.map(TlsAcceptor::from),
             path: path.into(),
             stats,
+            conn_rate: Arc::default(),
         }
+    }
+
+    /// With `conn_rate` as the limit on new connections per client.
+    #[must_use]
+    pub fn with_conn_rate(mut self, conn_rate: Arc<super::conn_rate::ConnRate>) -> Self {
+        self.conn_rate = conn_rate;
+        self
     }
 }
 

@@ -21,6 +21,7 @@ pub use crate::dns::Transport;
 
 pub(crate) mod backoff;
 pub(crate) mod batch;
+pub mod conn_rate;
 pub mod doh;
 pub mod fdlimit;
 pub mod shed;
@@ -156,6 +157,21 @@ impl Listeners {
     }
 }
 
+/// Whether a new encrypted connection from `peer` goes on to its handshake under
+/// `gate`; one that does not is counted in `refused` (and closed by its caller
+/// dropping it, right after `accept`).
+fn admit(
+    gate: &conn_rate::ConnRate,
+    peer: SocketAddr,
+    refused: &std::sync::atomic::AtomicU64,
+) -> bool {
+    let admitted = gate.admit(peer.ip());
+    if !admitted {
+        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    admitted
+}
+
 /// Shared state of a running server, handed to every listener task.
 pub(crate) struct Shared<H> {
     pub(crate) handler: Arc<H>,
@@ -221,8 +237,17 @@ pub async fn serve<H: Handler>(
         let conns = Arc::new(Semaphore::new(cap));
         for l in dot.listeners {
             let (acceptor, stats) = (dot.acceptor.clone(), dot.stats.clone());
-            let serve = move |stream, peer, shared| {
-                tls::serve_connection(stream, peer, shared, acceptor.clone(), stats.clone())
+            let gate = dot.conn_rate.clone();
+            let serve = move |stream, peer: SocketAddr, shared| {
+                let admitted = admit(&gate, peer, &stats.dot_rate_refused);
+                let serve = admitted.then(|| {
+                    tls::serve_connection(stream, peer, shared, acceptor.clone(), stats.clone())
+                });
+                async move {
+                    if let Some(serve) = serve {
+                        serve.await;
+                    }
+                }
             };
             let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve);
             accepts.push(tracker.spawn(accept));
@@ -233,15 +258,24 @@ pub async fn serve<H: Handler>(
         for l in doh.listeners {
             let (acceptor, path, stats) =
                 (doh.acceptor.clone(), doh.path.clone(), doh.stats.clone());
-            let serve = move |stream, peer, shared| {
-                doh::serve_connection(
-                    stream,
-                    peer,
-                    shared,
-                    acceptor.clone(),
-                    path.clone(),
-                    stats.clone(),
-                )
+            let gate = doh.conn_rate.clone();
+            let serve = move |stream, peer: SocketAddr, shared| {
+                let admitted = admit(&gate, peer, &stats.doh_rate_refused);
+                let serve = admitted.then(|| {
+                    doh::serve_connection(
+                        stream,
+                        peer,
+                        shared,
+                        acceptor.clone(),
+                        path.clone(),
+                        stats.clone(),
+                    )
+                });
+                async move {
+                    if let Some(serve) = serve {
+                        serve.await;
+                    }
+                }
             };
             let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve);
             accepts.push(tracker.spawn(accept));

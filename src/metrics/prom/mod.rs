@@ -189,6 +189,22 @@ fn write_tls(e: &mut Expo, tls: &crate::server::tls::TlsStats) {
     for (transport, c) in [("tls", &tls.dot_queries), ("https", &tls.doh_queries)] {
         e.sample(queries, &[("transport", transport)], c.load(Relaxed));
     }
+    let refused = "dnslb_encrypted_connections_refused_total";
+    e.family(
+        refused,
+        "counter",
+        "New DNS over TLS and HTTPS connections closed before their handshake, by reason (rate: over conn_rate_limit).",
+    );
+    for (transport, c) in [
+        ("tls", &tls.dot_rate_refused),
+        ("https", &tls.doh_rate_refused),
+    ] {
+        e.sample(
+            refused,
+            &[("transport", transport), ("reason", "rate")],
+            c.load(Relaxed),
+        );
+    }
     e.counter(
         "dnslb_https_refused_total",
         "HTTP requests to the DNS over HTTPS listeners refused with a 4xx status (bad path, method, media type, size or message).",

@@ -1,0 +1,180 @@
+//! The limits of the encrypted listeners with real clients: `conn_rate_limit` (new
+//! connections per second per client, refused before the handshake, applied on
+//! reload), `trusted_proxies` (whose `X-Forwarded-For` names the client the ACL
+//! sees), and truncated backend answers asked again over TCP so that DoT and DoH
+//! clients never see TC=1.
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use rustls::pki_types::ServerName;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::TlsConnector;
+
+use crate::dot::{HOST, Pki, TABLE, ask};
+use crate::kit::{LsServiceRun, TestTs, free_ports, path_str, start_ls_service, start_ts_table};
+
+/// An LS in front of `backend` with DoT (with `pki`'s leaf `ls`, when given) and DoH
+/// (over TLS with the same pair, or plain); `tls_extra` and `https_extra` are lines
+/// added to `[ls.tls]` and `[ls.https]`, `ls_extra` to `[ls]`.
+struct Ls {
+    run: LsServiceRun,
+    tls: SocketAddr,
+    config: std::path::PathBuf,
+}
+
+/// The config text of [`Ls`].
+fn config_text(
+    ports: &[u16],
+    backend: SocketAddr,
+    pair: Option<(&Path, &Path)>,
+    extra: [&str; 3],
+) -> String {
+    let [ls_extra, tls_extra, https_extra] = extra;
+    let mut text = format!("[ls]\nlisten = [\"127.0.0.1:{}\"]\n{ls_extra}\n", ports[0]);
+    text.push_str(&format!(
+        "[ls.https]\nlisten = [\"127.0.0.1:{}\"]\n{https_extra}\n",
+        ports[2]
+    ));
+    if let Some((cert, key)) = pair {
+        let files = format!(
+            "cert = \"{}\"\nkey = \"{}\"\n",
+            path_str(cert),
+            path_str(key)
+        );
+        text.push_str(&files);
+        text.push_str(&format!(
+            "\n[ls.tls]\nlisten = [\"127.0.0.1:{}\"]\n{files}{tls_extra}\n",
+            ports[1]
+        ));
+    }
+    text.push_str(&format!(
+        "\n[[ls.backend]]\nname = \"b1\"\naddr = \"{backend}\"\n"
+    ));
+    text
+}
+
+impl Ls {
+    async fn start(
+        dir: &Path,
+        backend: SocketAddr,
+        pair: Option<(&Path, &Path)>,
+        extra: [&str; 3],
+    ) -> (Ls, Vec<u16>) {
+        let ports = free_ports(3);
+        let config = dir.join("config.toml");
+        std::fs::write(&config, config_text(&ports, backend, pair, extra)).unwrap();
+        let run = start_ls_service(&config).await;
+        let tls = SocketAddr::from(([127, 0, 0, 1], ports[1]));
+        let ls = Ls { run, tls, config };
+        (ls, ports)
+    }
+
+    fn metrics(&self) -> String {
+        dnslb::metrics::render_prometheus(&self.run.balancer)
+    }
+
+    fn tls_stats(&self) -> &dnslb::server::tls::TlsStats {
+        self.run.balancer.metrics().tls.get().unwrap()
+    }
+
+    /// Reloads (SIGHUP) and waits until it is done.
+    async fn reload(&self) {
+        let m = self.run.balancer.metrics();
+        let count = || m.reloads_applied.load(Relaxed) + m.reloads_refused.load(Relaxed);
+        let before = count();
+        self.run
+            .controls
+            .send(dnslb::service::Control::Reload)
+            .unwrap();
+        let done = crate::kit::poll_until_async(
+            Duration::from_secs(5),
+            Duration::from_millis(5),
+            async || (count() > before).then_some(()),
+        )
+        .await;
+        assert!(done.is_some(), "the reload was never done");
+    }
+
+    async fn stop(self, ts: TestTs) {
+        self.run
+            .controls
+            .send(dnslb::service::Control::Shutdown)
+            .unwrap();
+        self.run.task.await.unwrap().unwrap();
+        ts.stop().await;
+    }
+}
+
+/// A TCP connection to `to` from the address `from` (port chosen by the system).
+async fn connect_from(from: [u8; 4], to: SocketAddr) -> TcpStream {
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::from((from, 0))).unwrap();
+    sock.connect(to).await.unwrap()
+}
+
+/// Of `n` DoT connections opened one after the other from `from`, how many
+/// finished their handshake (the others were closed by the server).
+async fn handshakes(client: &TlsConnector, from: [u8; 4], to: SocketAddr, n: usize) -> usize {
+    let mut done = 0;
+    for _ in 0..n {
+        let tcp = connect_from(from, to).await;
+        let name = ServerName::try_from(HOST).unwrap();
+        let hs = tokio::time::timeout(Duration::from_secs(5), client.connect(name, tcp)).await;
+        if matches!(hs, Ok(Ok(_))) {
+            done += 1;
+        }
+    }
+    done
+}
+
+/// `[ls.tls] conn_rate_limit = 5`: of 50 connections opened at once from
+/// 127.0.0.1 most are closed before their handshake (none of them counted as a
+/// failed handshake) and counted on /metrics; a client at 127.0.0.2 still
+/// connects and is answered; a reload to 0 lifts the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conn_rate_limit_refuses_a_burst_before_the_handshake() {
+    const TEST: &str = "conn_rate_limit_refuses_a_burst_before_the_handshake";
+    let Some(pki) = Pki::new(TEST) else {
+        return;
+    };
+    let (cert, key) = pki.leaf("ls");
+    let ts = start_ts_table(&pki.dir, "t.txt", TABLE).await;
+    let pair = Some((cert.as_path(), key.as_path()));
+    let limit = "conn_rate_limit = 5";
+    let (ls, ports) = Ls::start(pki.path(), ts.addr, pair, ["", limit, ""]).await;
+    let client = pki.client();
+    let passed = handshakes(&client, [127, 0, 0, 1], ls.tls, 50).await;
+    // One second's worth at once, and what the rate refills during the burst.
+    assert!(
+        (5..=25).contains(&passed),
+        "{passed} of 50 connections got their handshake"
+    );
+    let refused = 50 - passed;
+    let text = ls.metrics();
+    let line = format!(
+        "dnslb_encrypted_connections_refused_total{{transport=\"tls\",reason=\"rate\"}} {refused}\n"
+    );
+    assert!(text.contains(&line), "no {line:?} in {text}");
+    // Closed before the handshake: no handshake was started, so none failed.
+    let stats = ls.tls_stats();
+    assert_eq!(stats.handshakes.load(Relaxed), passed as u64);
+    let failed: u64 = stats.failures.iter().map(|c| c.load(Relaxed)).sum();
+    assert_eq!(failed, 0, "{text}");
+    // Another client is not limited by the first one's burst.
+    let tcp = connect_from([127, 0, 0, 2], ls.tls).await;
+    let name = ServerName::try_from(HOST).unwrap();
+    let mut conn = client.connect(name, tcp).await.unwrap();
+    let answer = ask(&mut conn, "www.example.com").await;
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(answer.answers.len(), 1);
+    drop(conn);
+    // The key applies on reload: at 0, a burst all gets through.
+    let text = config_text(&ports, ts.addr, pair, ["", "conn_rate_limit = 0", ""]);
+    std::fs::write(&ls.config, text).unwrap();
+    ls.reload().await;
+    assert_eq!(handshakes(&client, [127, 0, 0, 1], ls.tls, 30).await, 30);
+    ls.stop(ts).await;
+}
