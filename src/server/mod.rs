@@ -24,6 +24,7 @@ pub(crate) mod batch;
 pub mod conn_rate;
 pub mod doh;
 pub mod fdlimit;
+pub mod forwarded;
 pub mod shed;
 pub mod socket;
 pub mod tcp;
@@ -258,7 +259,7 @@ pub async fn serve<H: Handler>(
         for l in doh.listeners {
             let (acceptor, path, stats) =
                 (doh.acceptor.clone(), doh.path.clone(), doh.stats.clone());
-            let gate = doh.conn_rate.clone();
+            let (gate, trusted) = (doh.conn_rate.clone(), doh.trusted.clone());
             let serve = move |stream, peer: SocketAddr, shared| {
                 let admitted = admit(&gate, peer, &stats.doh_rate_refused);
                 let serve = admitted.then(|| {
@@ -269,6 +270,7 @@ pub async fn serve<H: Handler>(
                         acceptor.clone(),
                         path.clone(),
                         stats.clone(),
+                        trusted.clone(),
                     )
                 });
                 async move {

@@ -140,6 +140,9 @@ pub struct TlsStats {
     pub dot_rate_refused: AtomicU64,
     /// New DoH connections closed before their handshake by `conn_rate_limit`.
     pub doh_rate_refused: AtomicU64,
+    /// DoH requests from a trusted proxy whose `X-Forwarded-For` could not be read
+    /// (the proxy's own address was used).
+    pub doh_xff_malformed: AtomicU64,
     /// Certificate reloads applied.
     pub cert_reloads: AtomicU64,
     /// Certificate reloads refused (the old certificate serves on).

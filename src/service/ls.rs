@@ -20,6 +20,7 @@ use crate::metrics::{Readiness, StatusExtra};
 use crate::server::Listeners;
 use crate::server::conn_rate::ConnRate;
 use crate::server::doh::{ALPN_DOH, DohListeners};
+use crate::server::forwarded::TrustedProxies;
 use crate::server::socket::bind_stream;
 use crate::server::tls::{ALPN_DOT, CertSwap, DotListeners, server_config};
 use crate::supervise::{Supervisor, SupervisorSignal};
@@ -116,6 +117,8 @@ pub struct LsService {
     dot_rate: Arc<ConnRate>,
     /// `[ls.https]`'s `conn_rate_limit`, applied again on reload.
     doh_rate: Arc<ConnRate>,
+    /// `[ls.https]`'s `trusted_proxies`, applied again on reload.
+    trusted: Arc<TrustedProxies>,
 }
 
 impl LsService {
@@ -137,6 +140,7 @@ impl LsService {
         let balancer = Arc::new(Balancer::new(&lsc));
         let (dot_rate, doh_rate) = (Arc::default(), Arc::default());
         set_conn_rates(&lsc, &dot_rate, &doh_rate);
+        let trusted = Arc::new(TrustedProxies::new(trusted_proxies(&lsc)));
         Ok(LsService {
             started: cfg,
             lsc,
@@ -147,6 +151,7 @@ impl LsService {
             https_certs,
             dot_rate,
             doh_rate,
+            trusted,
         })
     }
 
@@ -199,6 +204,7 @@ impl LsService {
         let new_ls = new.as_ref().and_then(|c| c.ls.as_ref());
         if let Some(new_ls) = new_ls {
             set_conn_rates(new_ls, &self.dot_rate, &self.doh_rate);
+            self.trusted.set(trusted_proxies(new_ls));
         }
         let mut ok = None;
         if let Some(certs) = &self.certs {
@@ -258,7 +264,8 @@ impl LsService {
             };
             let listeners = std::mem::take(&mut sockets.doh).into_iter().map(|(l, _)| l);
             let doh = DohListeners::new(listeners.collect(), config, &https.path, stats.clone())
-                .with_conn_rate(self.doh_rate.clone());
+                .with_conn_rate(self.doh_rate.clone())
+                .with_trusted_proxies(self.trusted.clone());
             sockets.dns.set_doh(doh);
         }
         let dns_token = root.child_token();
@@ -342,6 +349,13 @@ fn set_conn_rates(lsc: &LsConfig, dot: &ConnRate, doh: &ConnRate) {
     let v6 = lsc.rate_limit_v6_prefix;
     dot.set(lsc.tls.as_ref().map_or(0, |t| t.conn_rate_limit), v6);
     doh.set(lsc.https.as_ref().map_or(0, |h| h.conn_rate_limit), v6);
+}
+
+/// `lsc`'s `[ls.https] trusted_proxies` (none without the table).
+fn trusted_proxies(lsc: &LsConfig) -> Vec<ipnet::IpNet> {
+    lsc.https
+        .as_ref()
+        .map_or_else(Vec::new, |h| h.trusted_proxies.clone())
 }
 
 /// The certificate part of a reload, for the listeners of `table`: the certificate

@@ -13,8 +13,10 @@ use rustls::pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 
-use crate::dot::{HOST, Pki, TABLE, ask};
-use crate::kit::{LsServiceRun, TestTs, free_ports, path_str, start_ls_service, start_ts_table};
+use crate::dot::{HOST, Pki, TABLE, answers_ten, ask, curl, get_param};
+use crate::kit::{
+    LsServiceRun, TestTs, ZoneDir, free_ports, need, path_str, start_ls_service, start_ts_table,
+};
 
 /// An LS in front of `backend` with DoT (with `pki`'s leaf `ls`, when given) and DoH
 /// (over TLS with the same pair, or plain); `tls_extra` and `https_extra` are lines
@@ -22,6 +24,7 @@ use crate::kit::{LsServiceRun, TestTs, free_ports, path_str, start_ls_service, s
 struct Ls {
     run: LsServiceRun,
     tls: SocketAddr,
+    https: SocketAddr,
     config: std::path::PathBuf,
 }
 
@@ -68,7 +71,13 @@ impl Ls {
         std::fs::write(&config, config_text(&ports, backend, pair, extra)).unwrap();
         let run = start_ls_service(&config).await;
         let tls = SocketAddr::from(([127, 0, 0, 1], ports[1]));
-        let ls = Ls { run, tls, config };
+        let https = SocketAddr::from(([127, 0, 0, 1], ports[2]));
+        let ls = Ls {
+            run,
+            tls,
+            https,
+            config,
+        };
         (ls, ports)
     }
 
@@ -176,5 +185,66 @@ async fn conn_rate_limit_refuses_a_burst_before_the_handshake() {
     std::fs::write(&ls.config, text).unwrap();
     ls.reload().await;
     assert_eq!(handshakes(&client, [127, 0, 0, 1], ls.tls, 30).await, 30);
+    ls.stop(ts).await;
+}
+
+/// `[ls.https] trusted_proxies`: from a trusted proxy (127.0.0.1), the
+/// `X-Forwarded-For` address is the client the ACL sees (one outside `allow` is
+/// REFUSED, one inside answered; a malformed header counts and falls back to the
+/// proxy); from another peer (127.0.0.2) the header changes nothing; a reload
+/// that trusts nobody stops believing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_forwarded_for_is_believed_from_trusted_proxies_only() {
+    const TEST: &str = "x_forwarded_for_is_believed_from_trusted_proxies_only";
+    let Some([curl_bin]) = need(TEST, ["curl"]) else {
+        return;
+    };
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
+    let allow = "allow = [\"127.0.0.0/8\"]";
+    let trusted = "trusted_proxies = [\"127.0.0.1\"]";
+    let (ls, ports) = Ls::start(dir.path(), ts.addr, None, [allow, "", trusted]).await;
+    let url = format!("http://{}/dns-query?dns={}", ls.https, get_param());
+    // The rcode of the answer to a GET from `from` with `xff`.
+    let ask_from = |from: &str, xff: &str| {
+        let header = format!("X-Forwarded-For: {xff}");
+        let args = [
+            "--http2-prior-knowledge",
+            "--interface",
+            from,
+            "-H",
+            &header,
+            &url,
+        ];
+        let got = curl(&curl_bin, dir.path(), &args);
+        assert_eq!(got.code, "200", "{from} {xff}");
+        let answer = hickory_proto::op::Message::from_vec(&got.body).unwrap();
+        (answer.metadata.response_code, answers_ten(&got.body))
+    };
+    let refused = (ResponseCode::Refused, false);
+    let answered = (ResponseCode::NoError, true);
+    assert_eq!(ask_from("127.0.0.1", "192.0.2.1"), refused);
+    assert_eq!(ask_from("127.0.0.1", "192.0.2.1, 127.0.0.1"), refused);
+    assert_eq!(ask_from("127.0.0.1", "192.0.2.1, 127.0.0.9"), answered);
+    assert_eq!(ask_from("127.0.0.1", "[::ffff:127.0.0.9]:53"), answered);
+    // From a peer that is not a trusted proxy the header is ignored.
+    assert_eq!(ask_from("127.0.0.2", "192.0.2.1"), answered);
+    let text = ls.metrics();
+    assert!(
+        text.contains("dnslb_https_forwarded_malformed_total 0\n"),
+        "{text}"
+    );
+    // A header that cannot be read: the proxy's own address, counted.
+    assert_eq!(ask_from("127.0.0.1", "192.0.2.1, unknown"), answered);
+    let text = ls.metrics();
+    assert!(
+        text.contains("dnslb_https_forwarded_malformed_total 1\n"),
+        "{text}"
+    );
+    // trusted_proxies applies on reload.
+    let text = config_text(&ports, ts.addr, None, [allow, "", "trusted_proxies = []"]);
+    std::fs::write(&ls.config, text).unwrap();
+    ls.reload().await;
+    assert_eq!(ask_from("127.0.0.1", "192.0.2.1"), answered);
     ls.stop(ts).await;
 }

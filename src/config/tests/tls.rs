@@ -158,3 +158,17 @@ fn conn_rate_limit_is_off_by_default_and_bounded() {
     let e = err(&pair.replace("[ls.tls]", "[ls.tls]\nconn_rate_limit = -1"));
     assert!(e.contains("conn_rate_limit"), "{e}");
 }
+
+#[test]
+fn trusted_proxies_are_networks_as_allow() {
+    let https = |t: &str| parse(&with_table(t)).map(|c| c.ls.unwrap().https.unwrap());
+    assert_eq!(https("[ls.https]").unwrap().trusted_proxies, Vec::new());
+    let text = "[ls.https]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]";
+    let got = https(text).unwrap().trusted_proxies;
+    assert_eq!(
+        got,
+        ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"].map(net)
+    );
+    let e = err(&with_table("[ls.https]\ntrusted_proxies = [\"nonsense\"]"));
+    assert!(e.contains("nonsense"), "{e}");
+}

@@ -210,6 +210,11 @@ fn write_tls(e: &mut Expo, tls: &crate::server::tls::TlsStats) {
         "HTTP requests to the DNS over HTTPS listeners refused with a 4xx status (bad path, method, media type, size or message).",
         tls.doh_refused.load(Relaxed),
     );
+    e.counter(
+        "dnslb_https_forwarded_malformed_total",
+        "DNS over HTTPS requests from a trusted proxy whose X-Forwarded-For could not be read (the proxy's address was used).",
+        tls.doh_xff_malformed.load(Relaxed),
+    );
     e.reloads(
         "dnslb_tls_cert_reloads_total",
         "Certificate reloads (SIGHUP) of [ls.tls] and [ls.https]: applied, or refused with the old certificate kept.",
