@@ -8,14 +8,16 @@ use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::{RData, Record, RecordType};
 use rustls::pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 
 use crate::dot::{HOST, Pki, TABLE, answers_ten, ask, curl, get_param};
 use crate::kit::{
-    LsServiceRun, TestTs, ZoneDir, free_ports, need, path_str, start_ls_service, start_ts_table,
+    Fake, LsServiceRun, Reply, TestTs, ZoneDir, free_ports, need, path_str, query,
+    start_ls_service, start_ts_table,
 };
 
 /// An LS in front of `backend` with DoT (with `pki`'s leaf `ls`, when given) and DoH
@@ -107,13 +109,16 @@ impl Ls {
         assert!(done.is_some(), "the reload was never done");
     }
 
-    async fn stop(self, ts: TestTs) {
+    /// Stops the LS, then `ts` (its backend) when given.
+    async fn stop(self, ts: Option<TestTs>) {
         self.run
             .controls
             .send(dnslb::service::Control::Shutdown)
             .unwrap();
         self.run.task.await.unwrap().unwrap();
-        ts.stop().await;
+        if let Some(ts) = ts {
+            ts.stop().await;
+        }
     }
 }
 
@@ -185,7 +190,7 @@ async fn conn_rate_limit_refuses_a_burst_before_the_handshake() {
     std::fs::write(&ls.config, text).unwrap();
     ls.reload().await;
     assert_eq!(handshakes(&client, [127, 0, 0, 1], ls.tls, 30).await, 30);
-    ls.stop(ts).await;
+    ls.stop(Some(ts)).await;
 }
 
 /// `[ls.https] trusted_proxies`: from a trusted proxy (127.0.0.1), the
@@ -218,7 +223,7 @@ async fn x_forwarded_for_is_believed_from_trusted_proxies_only() {
         ];
         let got = curl(&curl_bin, dir.path(), &args);
         assert_eq!(got.code, "200", "{from} {xff}");
-        let answer = hickory_proto::op::Message::from_vec(&got.body).unwrap();
+        let answer = Message::from_vec(&got.body).unwrap();
         (answer.metadata.response_code, answers_ten(&got.body))
     };
     let refused = (ResponseCode::Refused, false);
@@ -246,5 +251,89 @@ async fn x_forwarded_for_is_believed_from_trusted_proxies_only() {
     std::fs::write(&ls.config, text).unwrap();
     ls.reload().await;
     assert_eq!(ask_from("127.0.0.1", "192.0.2.1"), answered);
-    ls.stop(ts).await;
+    ls.stop(Some(ts)).await;
+}
+
+/// A records in [`full_answer`].
+const FULL: usize = 200;
+
+/// The whole answer to `q` a backend gives over TCP: [`FULL`] A records (3.4 KB).
+fn full_answer(q: &[u8]) -> Vec<u8> {
+    let mut m = Message::from_vec(q).unwrap();
+    m.metadata.message_type = MessageType::Response;
+    m.metadata.authoritative = true;
+    let name = m.queries[0].name().clone();
+    for i in 0..FULL {
+        let addr = std::net::Ipv4Addr::from(0x0A00_0000 + i as u32);
+        let rdata = RData::A(hickory_proto::rr::rdata::A(addr));
+        m.answers.push(Record::from_rdata(name.clone(), 300, rdata));
+    }
+    m.to_vec().unwrap()
+}
+
+/// The answer a backend gives over UDP: empty, TC=1.
+fn truncated(q: &[u8]) -> Vec<u8> {
+    let mut m = Message::from_vec(q).unwrap();
+    m.metadata.message_type = MessageType::Response;
+    m.metadata.authoritative = true;
+    m.metadata.truncation = true;
+    m.to_vec().unwrap()
+}
+
+/// Whether `m` is the whole answer: TC=0 and all [`FULL`] records.
+fn whole(m: &Message) -> bool {
+    !m.metadata.truncation && m.answers.len() == FULL
+}
+
+/// A backend that answers TC=1 over UDP and the whole answer over TCP: the LS asks
+/// again over TCP, and the DoT and the DoH clients get the whole answer, never TC=1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_clients_get_the_whole_answer_not_tc() {
+    const TEST: &str = "encrypted_clients_get_the_whole_answer_not_tc";
+    let Some(pki) = Pki::new(TEST) else {
+        return;
+    };
+    let Some([curl_bin]) = need(TEST, ["curl"]) else {
+        return;
+    };
+    let (cert, key) = pki.leaf("ls");
+    let backend = Fake::udp_tcp(|q, _| Reply::Now(truncated(q)), full_answer).await;
+    let pair = Some((cert.as_path(), key.as_path()));
+    let (ls, _) = Ls::start(pki.path(), backend.addr, pair, ["", "", ""]).await;
+    // DNS over TLS.
+    let mut conn = crate::dot::connect(&pki.client(), ls.tls).await;
+    let answer = ask(&mut conn, "big.example.com").await;
+    assert!(whole(&answer), "over TLS: {}", crate::kit::show(&answer));
+    drop(conn);
+    // DNS over HTTPS (POST, HTTP/2).
+    let port = ls.https.port();
+    let q = query("big.example.com", RecordType::A, Some(1232))
+        .to_vec()
+        .unwrap();
+    let body = pki.path().join("query");
+    std::fs::write(&body, &q).unwrap();
+    let (post, resolve) = (
+        format!("@{}", path_str(&body)),
+        format!("{HOST}:{port}:127.0.0.1"),
+    );
+    let (url, ca) = (format!("https://{HOST}:{port}/dns-query"), pki.ca());
+    let args = [
+        "--cacert",
+        path_str(&ca),
+        "--resolve",
+        &resolve,
+        "--http2",
+        "-H",
+        "content-type: application/dns-message",
+        "--data-binary",
+        &post,
+        &url,
+    ];
+    let got = curl(&curl_bin, pki.path(), &args);
+    assert_eq!(got.code, "200");
+    let answer = Message::from_vec(&got.body).unwrap();
+    assert!(whole(&answer), "over HTTPS: {}", crate::kit::show(&answer));
+    // Both were asked over UDP first, and got TC=1 there.
+    assert!(backend.queries.load(Relaxed) >= 2);
+    ls.stop(None).await;
 }
