@@ -88,7 +88,7 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_gets_one_seconds_worth_then_the_rate() {
+    fn a_burst_gets_one_seconds_worth_then_the_rate_per_client() {
         let gate = ConnRate::new(5, 64);
         let t0 = Instant::now();
         assert_eq!(admitted(&gate, "192.0.2.1", 50, t0), 5);
@@ -97,15 +97,10 @@ mod tests {
         // The rate refills: 1 more each 200 ms.
         let later = t0 + Duration::from_millis(400);
         assert_eq!(admitted(&gate, "192.0.2.1", 50, later), 2);
-    }
-
-    #[test]
-    fn ipv6_clients_share_their_prefix() {
-        let gate = ConnRate::new(3, 64);
-        let t0 = Instant::now();
+        // IPv6 clients share their /64.
         assert_eq!(admitted(&gate, "2001:db8::1", 2, t0), 2);
-        assert_eq!(admitted(&gate, "2001:db8::2", 5, t0), 1);
-        assert_eq!(admitted(&gate, "2001:db8:0:1::1", 5, t0), 3);
+        assert_eq!(admitted(&gate, "2001:db8::2", 5, t0), 3);
+        assert_eq!(admitted(&gate, "2001:db8:0:1::1", 9, t0), 5);
     }
 
     #[test]

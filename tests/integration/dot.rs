@@ -119,10 +119,10 @@ impl Pki {
 }
 
 /// An LS with `[ls.tls]` serving the pair `cert`/`key` in front of `backend`.
-struct Dot {
-    run: LsServiceRun,
-    tls: SocketAddr,
-    https: SocketAddr,
+pub(crate) struct Dot {
+    pub(crate) run: LsServiceRun,
+    pub(crate) tls: SocketAddr,
+    pub(crate) https: SocketAddr,
 }
 
 impl Dot {
@@ -155,11 +155,11 @@ impl Dot {
         Dot { run, tls, https }
     }
 
-    fn tls_stats(&self) -> &dnslb::server::tls::TlsStats {
+    pub(crate) fn tls_stats(&self) -> &dnslb::server::tls::TlsStats {
         self.run.balancer.metrics().tls.get().unwrap()
     }
 
-    fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         dnslb::metrics::render_prometheus(&self.run.balancer)
     }
 
@@ -182,7 +182,7 @@ impl Dot {
     }
 
     /// Stops the LS, then `ts` (its backend) when given.
-    async fn stop(self, ts: Option<TestTs>) {
+    pub(crate) async fn stop(self, ts: Option<TestTs>) {
         self.run
             .controls
             .send(dnslb::service::Control::Shutdown)

@@ -14,23 +14,20 @@ use rustls::pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 
-use crate::dot::{HOST, Pki, TABLE, answers_ten, ask, curl, get_param};
+use crate::dot::{Dot, HOST, Pki, TABLE, answers_ten, ask, curl, get_param};
 use crate::kit::{
-    Fake, LsServiceRun, Reply, TestTs, ZoneDir, free_ports, need, path_str, query,
-    start_ls_service, start_ts_table,
+    Fake, Reply, ZoneDir, free_ports, need, path_str, query, start_ls_service, start_ts_table,
 };
 
 /// An LS in front of `backend` with DoT (with `pki`'s leaf `ls`, when given) and DoH
-/// (over TLS with the same pair, or plain); `tls_extra` and `https_extra` are lines
-/// added to `[ls.tls]` and `[ls.https]`, `ls_extra` to `[ls]`.
+/// (over TLS with the same pair, or plain), and the file of its config.
 struct Ls {
-    run: LsServiceRun,
-    tls: SocketAddr,
-    https: SocketAddr,
+    dot: Dot,
     config: std::path::PathBuf,
 }
 
-/// The config text of [`Ls`].
+/// The config text of [`Ls`]: `extra` holds lines added to `[ls]`, `[ls.tls]`
+/// and `[ls.https]`.
 fn config_text(
     ports: &[u16],
     backend: SocketAddr,
@@ -71,35 +68,22 @@ impl Ls {
         let ports = free_ports(3);
         let config = dir.join("config.toml");
         std::fs::write(&config, config_text(&ports, backend, pair, extra)).unwrap();
-        let run = start_ls_service(&config).await;
-        let tls = SocketAddr::from(([127, 0, 0, 1], ports[1]));
-        let https = SocketAddr::from(([127, 0, 0, 1], ports[2]));
-        let ls = Ls {
-            run,
-            tls,
-            https,
-            config,
+        let dot = Dot {
+            run: start_ls_service(&config).await,
+            tls: SocketAddr::from(([127, 0, 0, 1], ports[1])),
+            https: SocketAddr::from(([127, 0, 0, 1], ports[2])),
         };
-        (ls, ports)
+        (Ls { dot, config }, ports)
     }
 
-    fn metrics(&self) -> String {
-        dnslb::metrics::render_prometheus(&self.run.balancer)
-    }
-
-    fn tls_stats(&self) -> &dnslb::server::tls::TlsStats {
-        self.run.balancer.metrics().tls.get().unwrap()
-    }
-
-    /// Reloads (SIGHUP) and waits until it is done.
-    async fn reload(&self) {
-        let m = self.run.balancer.metrics();
+    /// Writes `text` as the config, reloads (SIGHUP) and waits until it is done.
+    async fn reload(&self, text: &str) {
+        std::fs::write(&self.config, text).unwrap();
+        let m = self.dot.run.balancer.metrics();
         let count = || m.reloads_applied.load(Relaxed) + m.reloads_refused.load(Relaxed);
         let before = count();
-        self.run
-            .controls
-            .send(dnslb::service::Control::Reload)
-            .unwrap();
+        let control = dnslb::service::Control::Reload;
+        self.dot.run.controls.send(control).unwrap();
         let done = crate::kit::poll_until_async(
             Duration::from_secs(5),
             Duration::from_millis(5),
@@ -107,18 +91,6 @@ impl Ls {
         )
         .await;
         assert!(done.is_some(), "the reload was never done");
-    }
-
-    /// Stops the LS, then `ts` (its backend) when given.
-    async fn stop(self, ts: Option<TestTs>) {
-        self.run
-            .controls
-            .send(dnslb::service::Control::Shutdown)
-            .unwrap();
-        self.run.task.await.unwrap().unwrap();
-        if let Some(ts) = ts {
-            ts.stop().await;
-        }
     }
 }
 
@@ -160,25 +132,25 @@ async fn conn_rate_limit_refuses_a_burst_before_the_handshake() {
     let limit = "conn_rate_limit = 5";
     let (ls, ports) = Ls::start(pki.path(), ts.addr, pair, ["", limit, ""]).await;
     let client = pki.client();
-    let passed = handshakes(&client, [127, 0, 0, 1], ls.tls, 50).await;
+    let passed = handshakes(&client, [127, 0, 0, 1], ls.dot.tls, 50).await;
     // One second's worth at once, and what the rate refills during the burst.
     assert!(
         (5..=25).contains(&passed),
         "{passed} of 50 connections got their handshake"
     );
     let refused = 50 - passed;
-    let text = ls.metrics();
+    let text = ls.dot.metrics();
     let line = format!(
         "dnslb_encrypted_connections_refused_total{{transport=\"tls\",reason=\"rate\"}} {refused}\n"
     );
     assert!(text.contains(&line), "no {line:?} in {text}");
     // Closed before the handshake: no handshake was started, so none failed.
-    let stats = ls.tls_stats();
+    let stats = ls.dot.tls_stats();
     assert_eq!(stats.handshakes.load(Relaxed), passed as u64);
     let failed: u64 = stats.failures.iter().map(|c| c.load(Relaxed)).sum();
     assert_eq!(failed, 0, "{text}");
     // Another client is not limited by the first one's burst.
-    let tcp = connect_from([127, 0, 0, 2], ls.tls).await;
+    let tcp = connect_from([127, 0, 0, 2], ls.dot.tls).await;
     let name = ServerName::try_from(HOST).unwrap();
     let mut conn = client.connect(name, tcp).await.unwrap();
     let answer = ask(&mut conn, "www.example.com").await;
@@ -187,10 +159,12 @@ async fn conn_rate_limit_refuses_a_burst_before_the_handshake() {
     drop(conn);
     // The key applies on reload: at 0, a burst all gets through.
     let text = config_text(&ports, ts.addr, pair, ["", "conn_rate_limit = 0", ""]);
-    std::fs::write(&ls.config, text).unwrap();
-    ls.reload().await;
-    assert_eq!(handshakes(&client, [127, 0, 0, 1], ls.tls, 30).await, 30);
-    ls.stop(Some(ts)).await;
+    ls.reload(&text).await;
+    assert_eq!(
+        handshakes(&client, [127, 0, 0, 1], ls.dot.tls, 30).await,
+        30
+    );
+    ls.dot.stop(Some(ts)).await;
 }
 
 /// `[ls.https] trusted_proxies`: from a trusted proxy (127.0.0.1), the
@@ -209,7 +183,7 @@ async fn x_forwarded_for_is_believed_from_trusted_proxies_only() {
     let allow = "allow = [\"127.0.0.0/8\"]";
     let trusted = "trusted_proxies = [\"127.0.0.1\"]";
     let (ls, ports) = Ls::start(dir.path(), ts.addr, None, [allow, "", trusted]).await;
-    let url = format!("http://{}/dns-query?dns={}", ls.https, get_param());
+    let url = format!("http://{}/dns-query?dns={}", ls.dot.https, get_param());
     // The rcode of the answer to a GET from `from` with `xff`.
     let ask_from = |from: &str, xff: &str| {
         let header = format!("X-Forwarded-For: {xff}");
@@ -234,24 +208,23 @@ async fn x_forwarded_for_is_believed_from_trusted_proxies_only() {
     assert_eq!(ask_from("127.0.0.1", "[::ffff:127.0.0.9]:53"), answered);
     // From a peer that is not a trusted proxy the header is ignored.
     assert_eq!(ask_from("127.0.0.2", "192.0.2.1"), answered);
-    let text = ls.metrics();
+    let text = ls.dot.metrics();
     assert!(
         text.contains("dnslb_https_forwarded_malformed_total 0\n"),
         "{text}"
     );
     // A header that cannot be read: the proxy's own address, counted.
     assert_eq!(ask_from("127.0.0.1", "192.0.2.1, unknown"), answered);
-    let text = ls.metrics();
+    let text = ls.dot.metrics();
     assert!(
         text.contains("dnslb_https_forwarded_malformed_total 1\n"),
         "{text}"
     );
     // trusted_proxies applies on reload.
     let text = config_text(&ports, ts.addr, None, [allow, "", "trusted_proxies = []"]);
-    std::fs::write(&ls.config, text).unwrap();
-    ls.reload().await;
+    ls.reload(&text).await;
     assert_eq!(ask_from("127.0.0.1", "192.0.2.1"), answered);
-    ls.stop(Some(ts)).await;
+    ls.dot.stop(Some(ts)).await;
 }
 
 /// A records in [`full_answer`].
@@ -301,12 +274,12 @@ async fn encrypted_clients_get_the_whole_answer_not_tc() {
     let pair = Some((cert.as_path(), key.as_path()));
     let (ls, _) = Ls::start(pki.path(), backend.addr, pair, ["", "", ""]).await;
     // DNS over TLS.
-    let mut conn = crate::dot::connect(&pki.client(), ls.tls).await;
+    let mut conn = crate::dot::connect(&pki.client(), ls.dot.tls).await;
     let answer = ask(&mut conn, "big.example.com").await;
     assert!(whole(&answer), "over TLS: {}", crate::kit::show(&answer));
     drop(conn);
     // DNS over HTTPS (POST, HTTP/2).
-    let port = ls.https.port();
+    let port = ls.dot.https.port();
     let q = query("big.example.com", RecordType::A, Some(1232))
         .to_vec()
         .unwrap();
@@ -335,5 +308,5 @@ async fn encrypted_clients_get_the_whole_answer_not_tc() {
     assert!(whole(&answer), "over HTTPS: {}", crate::kit::show(&answer));
     // Both were asked over UDP first, and got TC=1 there.
     assert!(backend.queries.load(Relaxed) >= 2);
-    ls.stop(None).await;
+    ls.dot.stop(None).await;
 }
