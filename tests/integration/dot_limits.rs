@@ -310,3 +310,45 @@ async fn encrypted_clients_get_the_whole_answer_not_tc() {
     assert!(backend.queries.load(Relaxed) >= 2);
     ls.dot.stop(None).await;
 }
+
+/// Whether an HTTP/1.1 GET on a new connection from 127.0.0.1 to `to` is answered
+/// (not closed unanswered).
+async fn http_answered(to: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = connect_from([127, 0, 0, 1], to).await;
+    let request = format!(
+        "GET /dns-query?dns={} HTTP/1.1\r\nHost: dns.test\r\nConnection: close\r\n\r\n",
+        get_param()
+    );
+    // A connection closed at once may refuse the write: unanswered too.
+    if s.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut seen)).await;
+    assert!(read.is_ok(), "neither answered nor closed in 5 s");
+    seen.starts_with(b"HTTP/1.1 200")
+}
+
+/// `[ls.https] conn_rate_limit` holds for DNS over HTTPS (here plain HTTP, as
+/// behind a proxy): a burst of 30 connections gets a few answered, the rest
+/// closed and counted with `transport="https"`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conn_rate_limit_holds_for_https_too() {
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
+    let limit = "conn_rate_limit = 3";
+    let (ls, _) = Ls::start(dir.path(), ts.addr, None, ["", "", limit]).await;
+    let mut answered = 0;
+    for _ in 0..30 {
+        answered += usize::from(http_answered(ls.dot.https).await);
+    }
+    assert!((3..=15).contains(&answered), "{answered} of 30 answered");
+    let text = ls.dot.metrics();
+    let line = format!(
+        "dnslb_encrypted_connections_refused_total{{transport=\"https\",reason=\"rate\"}} {}\n",
+        30 - answered
+    );
+    assert!(text.contains(&line), "no {line:?} in {text}");
+    ls.dot.stop(Some(ts)).await;
+}
