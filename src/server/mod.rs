@@ -6,6 +6,9 @@
 //! socket, each on a thread of its own ([`thread`]); [`tcp`] speaks RFC 7766
 //! (pipelining, out-of-order answers, idle timeout, connection cap). Every task belongs to the server's
 //! [`TaskTracker`] and stops when its [`CancellationToken`] is cancelled.
+//! The LS's encrypted listeners: [`tls`] (DNS over TLS) and [`doh`] (DNS over
+//! HTTPS), new connections capped per client by [`conn_rate`] before their
+//! handshake, and the client behind a trusted proxy read by [`forwarded`].
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
