@@ -11,7 +11,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
-use super::values::de_addrs;
+use ipnet::IpNet;
+
+use super::values::{de_addrs, de_nets};
 
 /// `[ls.tls]`: DNS over TLS (RFC 7858); the table omitted = no DoT listener.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -24,6 +26,11 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1); re-read on SIGHUP.
     pub key: PathBuf,
+    /// New connections per second accepted from one client IP (one
+    /// `rate_limit_v6_prefix` for IPv6); past it a connection is closed before its
+    /// TLS handshake. 0 = off; applied on SIGHUP. \[0\]
+    #[serde(default)]
+    pub conn_rate_limit: u32,
 }
 
 /// `[ls.https]`: DNS over HTTPS (RFC 8484); the table omitted = no DoH listener.
@@ -43,6 +50,13 @@ pub struct HttpsConfig {
     /// The URL path queries are asked on. \[`/dns-query`\]
     #[serde(default = "default_doh_path")]
     pub path: String,
+    /// New connections per second from one client IP, as `[ls.tls]`'s. \[0\]
+    #[serde(default)]
+    pub conn_rate_limit: u32,
+    /// Proxies whose `X-Forwarded-For` header names the client (networks, as
+    /// `allow`); from any other peer the header is ignored. Applied on SIGHUP. \[none\]
+    #[serde(default, deserialize_with = "de_nets")]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// The default `[ls.tls]` listen address.

@@ -268,6 +268,8 @@ fn check_encrypted(ls: &LsConfig, check: &mut Checker<'_>) {
             "needs at least one address (omit [ls.tls] to turn DNS over TLS off)".into()
         });
         pairs.push(("ls.tls", &tls.cert, &tls.key));
+        let rate = tls.conn_rate_limit;
+        check.at_most(rate, MAX_RATE_QPS, "ls.tls.conn_rate_limit");
     }
     if let Some(https) = &ls.https {
         check.require(!https.listen.is_empty(), "ls.https.listen", || {
@@ -276,6 +278,8 @@ fn check_encrypted(ls: &LsConfig, check: &mut Checker<'_>) {
         check.require(https.path.starts_with('/'), "ls.https.path", || {
             format!("must start with '/', got {:?}", https.path)
         });
+        let rate = https.conn_rate_limit;
+        check.at_most(rate, MAX_RATE_QPS, "ls.https.conn_rate_limit");
         match (&https.cert, &https.key) {
             (Some(cert), Some(key)) => pairs.push(("ls.https", cert, key)),
             (None, None) => {}

@@ -257,6 +257,8 @@ pub struct RateLimiter {
     sets: Box<[Mutex<RateSet>]>,
     /// The budget of the started/stopped lines.
     log: LimitLog,
+    /// Logs nothing (a limit counted on /metrics only).
+    quiet: bool,
 }
 
 impl RateLimiter {
@@ -270,22 +272,39 @@ impl RateLimiter {
                 .map(|_| Mutex::new(RateSet::default()))
                 .collect(),
             log: LimitLog::new(Instant::now(), RATE_LOG_INTERVAL, RATE_LOG_LINES),
+            quiet: false,
+        }
+    }
+
+    /// A limiter at `qps` that logs nothing (its caller counts what it refuses),
+    /// needing no [`RateLimiter::sweep`].
+    pub fn quiet(qps: u32, v6_prefix: u8) -> Self {
+        RateLimiter {
+            quiet: true,
+            ..Self::new(qps, v6_prefix)
         }
     }
 
     /// Takes a token for a query from `ip`; logs the start of its episode
     /// (and the end of the one it evicted), within the log's budget.
     pub fn check(&self, ip: IpAddr) -> RateVerdict {
+        self.check_at(ip, Instant::now())
+    }
+
+    /// [`RateLimiter::check`] at `now`.
+    pub fn check_at(&self, ip: IpAddr, now: Instant) -> RateVerdict {
         let ip = rate_key(ip, self.v6_prefix);
         let set = (self.hasher.hash_one(ip) % self.sets.len() as u64) as usize;
         let Some(cell) = self.sets.get(set) else {
             return RateVerdict::Pass;
         };
-        let now = Instant::now();
         let taken = match cell.lock() {
             Ok(mut s) => s.take_noted(ip, self.qps, now),
             Err(p) => p.into_inner().take_noted(ip, self.qps, now),
         };
+        if self.quiet {
+            return taken.verdict;
+        }
         // Logged outside the set's lock.
         if let Some(e) = taken.evicted {
             self.log_ended(e, now);

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use super::forwarded::{Client, TrustedProxies};
 use super::tls::{HANDSHAKE_TIMEOUT, HandshakeFailure, TlsStats};
 use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
@@ -29,6 +30,8 @@ use crate::dns::{HEADER_LEN, records, skip_questions, u16_at};
 pub const DNS_MESSAGE: &str = "application/dns-message";
 /// The largest query accepted: a DNS message's own limit over TCP.
 pub const MAX_QUERY: usize = 65_535;
+/// The header a proxy names the client in (believed from `trusted_proxies` only).
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
 /// Streams one HTTP/2 connection may have open at once.
 pub const MAX_STREAMS: u32 = 100;
 /// The ALPN protocols of DNS over HTTPS, in the server's order of preference.
@@ -149,6 +152,10 @@ pub struct DohListeners {
     pub(crate) path: Arc<str>,
     /// Counts the handshakes.
     pub(crate) stats: Arc<TlsStats>,
+    /// The new-connection limit per client.
+    pub(crate) conn_rate: Arc<super::conn_rate::ConnRate>,
+    /// The proxies whose `X-Forwarded-For` names the client.
+    pub(crate) trusted: Arc<TrustedProxies>,
 }
 
 impl DohListeners {
@@ -164,7 +171,23 @@ impl DohListeners {
             acceptor: config.map(TlsAcceptor::from),
             path: path.into(),
             stats,
+            conn_rate: Arc::default(),
+            trusted: Arc::default(),
         }
+    }
+
+    /// With `trusted` as the proxies whose `X-Forwarded-For` is believed.
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, trusted: Arc<TrustedProxies>) -> Self {
+        self.trusted = trusted;
+        self
+    }
+
+    /// With `conn_rate` as the limit on new connections per client.
+    #[must_use]
+    pub fn with_conn_rate(mut self, conn_rate: Arc<super::conn_rate::ConnRate>) -> Self {
+        self.conn_rate = conn_rate;
+        self
     }
 }
 
@@ -177,9 +200,10 @@ pub(crate) async fn serve_connection<H: Handler>(
     acceptor: Option<TlsAcceptor>,
     path: Arc<str>,
     stats: Arc<TlsStats>,
+    trusted: Arc<TrustedProxies>,
 ) {
     let Some(acceptor) = acceptor else {
-        return serve_http(stream, peer, shared, (path, stats)).await;
+        return serve_http(stream, peer, shared, (path, stats, trusted)).await;
     };
     let handshake = tokio::select! {
         _ = shared.token.cancelled() => return,
@@ -190,7 +214,7 @@ pub(crate) async fn serve_connection<H: Handler>(
         Ok(Err(err)) => stats.failed(HandshakeFailure::of(&err)),
         Ok(Ok(tls)) => {
             stats.done(tls.get_ref().1.handshake_kind());
-            serve_http(tls, peer, shared, (path, stats.clone())).await;
+            serve_http(tls, peer, shared, (path, stats.clone(), trusted)).await;
         }
     }
 }
@@ -198,12 +222,8 @@ pub(crate) async fn serve_connection<H: Handler>(
 /// HTTP/2 or HTTP/1.1 (whichever the client speaks) on `io` until it closes, it has
 /// had no request in progress for the TCP idle timeout, or the server stops (then
 /// gracefully: requests in progress are answered).
-async fn serve_http<H: Handler, S>(
-    io: S,
-    peer: SocketAddr,
-    shared: Arc<Shared<H>>,
-    site: (Arc<str>, Arc<TlsStats>),
-) where
+async fn serve_http<H: Handler, S>(io: S, peer: SocketAddr, shared: Arc<Shared<H>>, site: Site)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc_shared = shared.clone();
@@ -294,12 +314,17 @@ impl Drop for Busy {
     }
 }
 
-/// The response to one request.
+/// What a connection's requests are answered by: the path, the counters, the
+/// trusted proxies.
+type Site = (Arc<str>, Arc<TlsStats>, Arc<TrustedProxies>);
+
+/// The response to one request from `peer` (a trusted proxy may name another
+/// client in `X-Forwarded-For`: the handler sees that one).
 async fn respond<H: Handler>(
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
     shared: &Shared<H>,
-    (path, stats): &(Arc<str>, Arc<TlsStats>),
+    (path, stats, trusted): &Site,
 ) -> hyper::Response<Full<Bytes>> {
     let path: &str = path;
     let refused = |code: StatusCode| {
@@ -330,9 +355,14 @@ async fn respond<H: Handler>(
         Err(refusal) => return refused(refusal.status()),
     };
     stats.doh_queries.fetch_add(1, Relaxed);
+    let forwarded = parts.headers.get_all(X_FORWARDED_FOR).iter();
+    let client = trusted.client_of(peer, forwarded.map(|v| v.as_bytes()));
+    if let Client::Malformed(_) = client {
+        stats.doh_xff_malformed.fetch_add(1, Relaxed);
+    }
     let req = Request {
         raw: &raw,
-        src: peer,
+        src: client.addr(),
         transport: Transport::Tcp,
     };
     let reply = match shared.handler.handle(req) {

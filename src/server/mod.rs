@@ -6,6 +6,9 @@
 //! socket, each on a thread of its own ([`thread`]); [`tcp`] speaks RFC 7766
 //! (pipelining, out-of-order answers, idle timeout, connection cap). Every task belongs to the server's
 //! [`TaskTracker`] and stops when its [`CancellationToken`] is cancelled.
+//! The LS's encrypted listeners: [`tls`] (DNS over TLS) and [`doh`] (DNS over
+//! HTTPS), new connections capped per client by [`conn_rate`] before their
+//! handshake, and the client behind a trusted proxy read by [`forwarded`].
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -21,8 +24,10 @@ pub use crate::dns::Transport;
 
 pub(crate) mod backoff;
 pub(crate) mod batch;
+pub mod conn_rate;
 pub mod doh;
 pub mod fdlimit;
+pub mod forwarded;
 pub mod shed;
 pub mod socket;
 pub mod tcp;
@@ -156,6 +161,21 @@ impl Listeners {
     }
 }
 
+/// Whether a new encrypted connection from `peer` goes on to its handshake under
+/// `gate`; one that does not is counted in `refused` (and closed by its caller
+/// dropping it, right after `accept`).
+fn admit(
+    gate: &conn_rate::ConnRate,
+    peer: SocketAddr,
+    refused: &std::sync::atomic::AtomicU64,
+) -> bool {
+    let admitted = gate.admit(peer.ip());
+    if !admitted {
+        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    admitted
+}
+
 /// Shared state of a running server, handed to every listener task.
 pub(crate) struct Shared<H> {
     pub(crate) handler: Arc<H>,
@@ -221,8 +241,17 @@ pub async fn serve<H: Handler>(
         let conns = Arc::new(Semaphore::new(cap));
         for l in dot.listeners {
             let (acceptor, stats) = (dot.acceptor.clone(), dot.stats.clone());
-            let serve = move |stream, peer, shared| {
-                tls::serve_connection(stream, peer, shared, acceptor.clone(), stats.clone())
+            let gate = dot.conn_rate.clone();
+            let serve = move |stream, peer: SocketAddr, shared| {
+                let admitted = admit(&gate, peer, &stats.dot_rate_refused);
+                let serve = admitted.then(|| {
+                    tls::serve_connection(stream, peer, shared, acceptor.clone(), stats.clone())
+                });
+                async move {
+                    if let Some(serve) = serve {
+                        serve.await;
+                    }
+                }
             };
             let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve);
             accepts.push(tracker.spawn(accept));
@@ -233,15 +262,25 @@ pub async fn serve<H: Handler>(
         for l in doh.listeners {
             let (acceptor, path, stats) =
                 (doh.acceptor.clone(), doh.path.clone(), doh.stats.clone());
-            let serve = move |stream, peer, shared| {
-                doh::serve_connection(
-                    stream,
-                    peer,
-                    shared,
-                    acceptor.clone(),
-                    path.clone(),
-                    stats.clone(),
-                )
+            let (gate, trusted) = (doh.conn_rate.clone(), doh.trusted.clone());
+            let serve = move |stream, peer: SocketAddr, shared| {
+                let admitted = admit(&gate, peer, &stats.doh_rate_refused);
+                let serve = admitted.then(|| {
+                    doh::serve_connection(
+                        stream,
+                        peer,
+                        shared,
+                        acceptor.clone(),
+                        path.clone(),
+                        stats.clone(),
+                        trusted.clone(),
+                    )
+                });
+                async move {
+                    if let Some(serve) = serve {
+                        serve.await;
+                    }
+                }
             };
             let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve);
             accepts.push(tracker.spawn(accept));

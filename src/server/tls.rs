@@ -136,6 +136,13 @@ pub struct TlsStats {
     pub doh_queries: AtomicU64,
     /// HTTP requests to the DoH listeners refused with a 4xx status (no query in them).
     pub doh_refused: AtomicU64,
+    /// New DoT connections closed before their handshake by `conn_rate_limit`.
+    pub dot_rate_refused: AtomicU64,
+    /// New DoH connections closed before their handshake by `conn_rate_limit`.
+    pub doh_rate_refused: AtomicU64,
+    /// DoH requests from a trusted proxy whose `X-Forwarded-For` could not be read
+    /// (the proxy's own address was used).
+    pub doh_xff_malformed: AtomicU64,
     /// Certificate reloads applied.
     pub cert_reloads: AtomicU64,
     /// Certificate reloads refused (the old certificate serves on).
@@ -198,6 +205,8 @@ pub struct DotListeners {
     pub(crate) acceptor: TlsAcceptor,
     /// Counts them.
     pub(crate) stats: Arc<TlsStats>,
+    /// The new-connection limit per client.
+    pub(crate) conn_rate: Arc<super::conn_rate::ConnRate>,
 }
 
 impl DotListeners {
@@ -211,7 +220,15 @@ impl DotListeners {
             listeners,
             acceptor: TlsAcceptor::from(config),
             stats,
+            conn_rate: Arc::default(),
         }
+    }
+
+    /// With `conn_rate` as the limit on new connections per client.
+    #[must_use]
+    pub fn with_conn_rate(mut self, conn_rate: Arc<super::conn_rate::ConnRate>) -> Self {
+        self.conn_rate = conn_rate;
+        self
     }
 }
 

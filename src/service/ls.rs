@@ -18,7 +18,9 @@ use crate::config::{Config, LsConfig, TsConfig};
 use crate::ls::{Balancer, health};
 use crate::metrics::{Readiness, StatusExtra};
 use crate::server::Listeners;
+use crate::server::conn_rate::ConnRate;
 use crate::server::doh::{ALPN_DOH, DohListeners};
+use crate::server::forwarded::TrustedProxies;
 use crate::server::socket::bind_stream;
 use crate::server::tls::{ALPN_DOT, CertSwap, DotListeners, server_config};
 use crate::supervise::{Supervisor, SupervisorSignal};
@@ -111,6 +113,12 @@ pub struct LsService {
     certs: Option<Arc<CertSwap>>,
     /// The `[ls.https]` certificate (none: plain HTTP), re-read on reload.
     https_certs: Option<Arc<CertSwap>>,
+    /// `[ls.tls]`'s `conn_rate_limit`, applied again on reload.
+    dot_rate: Arc<ConnRate>,
+    /// `[ls.https]`'s `conn_rate_limit`, applied again on reload.
+    doh_rate: Arc<ConnRate>,
+    /// `[ls.https]`'s `trusted_proxies`, applied again on reload.
+    trusted: Arc<TrustedProxies>,
 }
 
 impl LsService {
@@ -130,6 +138,9 @@ impl LsService {
             _ => None,
         };
         let balancer = Arc::new(Balancer::new(&lsc));
+        let (dot_rate, doh_rate) = (Arc::default(), Arc::default());
+        set_conn_rates(&lsc, &dot_rate, &doh_rate);
+        let trusted = Arc::new(TrustedProxies::new(trusted_proxies(&lsc)));
         Ok(LsService {
             started: cfg,
             lsc,
@@ -138,6 +149,9 @@ impl LsService {
             extra: StatusExtra::default(),
             certs,
             https_certs,
+            dot_rate,
+            doh_rate,
+            trusted,
         })
     }
 
@@ -188,6 +202,10 @@ impl LsService {
             self.children.is_some(),
         );
         let new_ls = new.as_ref().and_then(|c| c.ls.as_ref());
+        if let Some(new_ls) = new_ls {
+            set_conn_rates(new_ls, &self.dot_rate, &self.doh_rate);
+            self.trusted.set(trusted_proxies(new_ls));
+        }
         let mut ok = None;
         if let Some(certs) = &self.certs {
             let tls = new_ls.and_then(|l| l.tls.as_ref());
@@ -232,7 +250,8 @@ impl LsService {
                 listeners.collect(),
                 server_config(certs.clone(), &[ALPN_DOT])?,
                 stats.clone(),
-            );
+            )
+            .with_conn_rate(self.dot_rate.clone());
             sockets.dns.set_dot(dot);
         }
         if let Some(https) = &lsc.https
@@ -244,7 +263,9 @@ impl LsService {
                 None => None,
             };
             let listeners = std::mem::take(&mut sockets.doh).into_iter().map(|(l, _)| l);
-            let doh = DohListeners::new(listeners.collect(), config, &https.path, stats.clone());
+            let doh = DohListeners::new(listeners.collect(), config, &https.path, stats.clone())
+                .with_conn_rate(self.doh_rate.clone())
+                .with_trusted_proxies(self.trusted.clone());
             sockets.dns.set_doh(doh);
         }
         let dns_token = root.child_token();
@@ -321,6 +342,20 @@ impl LsService {
         info!("load balancer stopped");
         Ok(())
     }
+}
+
+/// Applies `lsc`'s `conn_rate_limit`s (0 without the table) to the DoT and DoH limits.
+fn set_conn_rates(lsc: &LsConfig, dot: &ConnRate, doh: &ConnRate) {
+    let v6 = lsc.rate_limit_v6_prefix;
+    dot.set(lsc.tls.as_ref().map_or(0, |t| t.conn_rate_limit), v6);
+    doh.set(lsc.https.as_ref().map_or(0, |h| h.conn_rate_limit), v6);
+}
+
+/// `lsc`'s `[ls.https] trusted_proxies` (none without the table).
+fn trusted_proxies(lsc: &LsConfig) -> Vec<ipnet::IpNet> {
+    lsc.https
+        .as_ref()
+        .map_or_else(Vec::new, |h| h.trusted_proxies.clone())
 }
 
 /// The certificate part of a reload, for the listeners of `table`: the certificate

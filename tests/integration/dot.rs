@@ -25,18 +25,18 @@ use crate::kit::{
 const EC_KEY: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
 
 /// The name the test certificates are issued for.
-const HOST: &str = "dns.test";
+pub(crate) const HOST: &str = "dns.test";
 
 /// A test CA and leaf certificates it signs, made with `openssl` in a folder of
 /// its own (where the test writes its config and zones too).
-struct Pki {
-    dir: ZoneDir,
+pub(crate) struct Pki {
+    pub(crate) dir: ZoneDir,
     openssl: PathBuf,
 }
 
 impl Pki {
     /// A new CA; `None` (skipped) without openssl.
-    fn new(test: &str) -> Option<Pki> {
+    pub(crate) fn new(test: &str) -> Option<Pki> {
         let [openssl] = need(test, ["openssl"])?;
         let pki = Pki {
             dir: ZoneDir::new(),
@@ -57,7 +57,7 @@ impl Pki {
         Some(pki)
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
@@ -80,7 +80,7 @@ impl Pki {
     }
 
     /// A leaf certificate for [`HOST`] signed by the CA: `NAME.pem` and `NAME.key`.
-    fn leaf(&self, name: &str) -> (PathBuf, PathBuf) {
+    pub(crate) fn leaf(&self, name: &str) -> (PathBuf, PathBuf) {
         let (key, csr, pem) = (
             format!("{name}.key"),
             format!("{name}.csr"),
@@ -97,12 +97,12 @@ impl Pki {
         (self.path().join(pem), self.path().join(key))
     }
 
-    fn ca(&self) -> PathBuf {
+    pub(crate) fn ca(&self) -> PathBuf {
         self.path().join("ca.pem")
     }
 
     /// A rustls client trusting the CA, ALPN `dot`, with its own session store.
-    fn client(&self) -> TlsConnector {
+    pub(crate) fn client(&self) -> TlsConnector {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_file_iter(self.ca()).unwrap() {
             roots.add(cert.unwrap()).unwrap();
@@ -119,10 +119,10 @@ impl Pki {
 }
 
 /// An LS with `[ls.tls]` serving the pair `cert`/`key` in front of `backend`.
-struct Dot {
-    run: LsServiceRun,
-    tls: SocketAddr,
-    https: SocketAddr,
+pub(crate) struct Dot {
+    pub(crate) run: LsServiceRun,
+    pub(crate) tls: SocketAddr,
+    pub(crate) https: SocketAddr,
 }
 
 impl Dot {
@@ -155,11 +155,11 @@ impl Dot {
         Dot { run, tls, https }
     }
 
-    fn tls_stats(&self) -> &dnslb::server::tls::TlsStats {
+    pub(crate) fn tls_stats(&self) -> &dnslb::server::tls::TlsStats {
         self.run.balancer.metrics().tls.get().unwrap()
     }
 
-    fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         dnslb::metrics::render_prometheus(&self.run.balancer)
     }
 
@@ -182,7 +182,7 @@ impl Dot {
     }
 
     /// Stops the LS, then `ts` (its backend) when given.
-    async fn stop(self, ts: Option<TestTs>) {
+    pub(crate) async fn stop(self, ts: Option<TestTs>) {
         self.run
             .controls
             .send(dnslb::service::Control::Shutdown)
@@ -195,7 +195,7 @@ impl Dot {
 }
 
 /// Opens a DoT connection to `addr` with `client`.
-async fn connect(client: &TlsConnector, addr: SocketAddr) -> TlsStream<TcpStream> {
+pub(crate) async fn connect(client: &TlsConnector, addr: SocketAddr) -> TlsStream<TcpStream> {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from(HOST).unwrap();
     tokio::time::timeout(Duration::from_secs(5), client.connect(name, tcp))
@@ -205,7 +205,7 @@ async fn connect(client: &TlsConnector, addr: SocketAddr) -> TlsStream<TcpStream
 }
 
 /// Asks `name` A on an open DoT connection and reads the answer.
-async fn ask(conn: &mut TlsStream<TcpStream>, name: &str) -> Message {
+pub(crate) async fn ask(conn: &mut TlsStream<TcpStream>, name: &str) -> Message {
     let q = query(name, RecordType::A, Some(1232));
     assert!(write_frame(conn, &q.to_vec().unwrap()).await);
     let answer = tokio::time::timeout(Duration::from_secs(5), read_frame(conn))
@@ -232,7 +232,7 @@ fn served(conn: &TlsStream<TcpStream>) -> Vec<u8> {
     conn.get_ref().1.peer_certificates().unwrap()[0].to_vec()
 }
 
-const TABLE: &str = "www.example.com 192.0.2.10 A\n";
+pub(crate) const TABLE: &str = "www.example.com 192.0.2.10 A\n";
 
 /// The usual set-up: a test CA, the LS's certificate, a TS serving [`TABLE`] and
 /// the LS in front of it; `None` (skipped) without openssl.
@@ -591,7 +591,7 @@ async fn unbound_forwarding_over_tls_resolves_through_the_ls() {
 }
 
 /// The query `www.example.com A` (id 0) in base64url, as a DoH GET carries it.
-fn get_param() -> String {
+pub(crate) fn get_param() -> String {
     let q = query("www.example.com", RecordType::A, None);
     let mut q = q.to_vec().unwrap();
     q[..2].copy_from_slice(&[0, 0]);
@@ -599,15 +599,15 @@ fn get_param() -> String {
 }
 
 /// What curl got: the status, the HTTP version, the headers and the body.
-struct Curl {
-    code: String,
-    version: String,
-    headers: String,
-    body: Vec<u8>,
+pub(crate) struct Curl {
+    pub(crate) code: String,
+    pub(crate) version: String,
+    pub(crate) headers: String,
+    pub(crate) body: Vec<u8>,
 }
 
 /// `curl` with `args` (a URL among them), the body saved in `dir`.
-fn curl(prog: &Path, dir: &Path, args: &[&str]) -> Curl {
+pub(crate) fn curl(prog: &Path, dir: &Path, args: &[&str]) -> Curl {
     let (body, headers) = (dir.join("body"), dir.join("headers"));
     let _ = std::fs::remove_file(&body);
     let mut all = vec!["-s", "-o", path_str(&body), "-D", path_str(&headers)];
@@ -626,7 +626,7 @@ fn curl(prog: &Path, dir: &Path, args: &[&str]) -> Curl {
 }
 
 /// Whether `body` is a DNS answer carrying 192.0.2.10.
-fn answers_ten(body: &[u8]) -> bool {
+pub(crate) fn answers_ten(body: &[u8]) -> bool {
     Message::from_vec(body).is_ok_and(|m| {
         crate::kit::a_addrs(&m) == ["192.0.2.10".parse::<std::net::Ipv4Addr>().unwrap()]
     })

@@ -10,6 +10,7 @@ mod cli;
 mod dnssec;
 mod docs;
 mod dot;
+mod dot_limits;
 mod faults_health;
 mod faults_ops;
 mod faults_reask;

@@ -123,6 +123,8 @@ fn shipped_config_mentions_every_key() {
         "max_inflight",
         "allow",
         "rate_limit_qps",
+        "conn_rate_limit",
+        "trusted_proxies",
         "metrics",
         "sticky_size",
         "max_entries",

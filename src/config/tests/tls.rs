@@ -130,3 +130,45 @@ fn an_encrypted_listener_cannot_share_an_address() {
         err(&text)
     );
 }
+
+#[test]
+fn conn_rate_limit_is_off_by_default_and_bounded() {
+    let pair = dot(&fixture("ls.pem"), &fixture("ls.key"));
+    let ls = parse(&pair).unwrap().ls.unwrap();
+    assert_eq!(ls.tls.unwrap().conn_rate_limit, 0);
+    let text = pair.replace("[ls.tls]", "[ls.tls]\nconn_rate_limit = 20");
+    assert_eq!(
+        parse(&text)
+            .unwrap()
+            .ls
+            .unwrap()
+            .tls
+            .unwrap()
+            .conn_rate_limit,
+        20
+    );
+    let text = with_table("[ls.https]\nconn_rate_limit = 7");
+    let https = parse(&text).unwrap().ls.unwrap().https.unwrap();
+    assert_eq!(https.conn_rate_limit, 7);
+    let e = err(&with_table("[ls.https]\nconn_rate_limit = 4000000000"));
+    assert!(
+        e.contains("ls.https.conn_rate_limit: must be at most 10000000, got 4000000000"),
+        "{e}"
+    );
+    let e = err(&pair.replace("[ls.tls]", "[ls.tls]\nconn_rate_limit = -1"));
+    assert!(e.contains("conn_rate_limit"), "{e}");
+}
+
+#[test]
+fn trusted_proxies_are_networks_as_allow() {
+    let https = |t: &str| parse(&with_table(t)).map(|c| c.ls.unwrap().https.unwrap());
+    assert_eq!(https("[ls.https]").unwrap().trusted_proxies, Vec::new());
+    let text = "[ls.https]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\"]";
+    let got = https(text).unwrap().trusted_proxies;
+    assert_eq!(
+        got,
+        ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"].map(net)
+    );
+    let e = err(&with_table("[ls.https]\ntrusted_proxies = [\"nonsense\"]"));
+    assert!(e.contains("nonsense"), "{e}");
+}

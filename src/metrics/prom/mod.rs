@@ -189,10 +189,31 @@ fn write_tls(e: &mut Expo, tls: &crate::server::tls::TlsStats) {
     for (transport, c) in [("tls", &tls.dot_queries), ("https", &tls.doh_queries)] {
         e.sample(queries, &[("transport", transport)], c.load(Relaxed));
     }
+    let refused = "dnslb_encrypted_connections_refused_total";
+    e.family(
+        refused,
+        "counter",
+        "New DNS over TLS and HTTPS connections closed before their handshake, by reason (rate: over conn_rate_limit).",
+    );
+    for (transport, c) in [
+        ("tls", &tls.dot_rate_refused),
+        ("https", &tls.doh_rate_refused),
+    ] {
+        e.sample(
+            refused,
+            &[("transport", transport), ("reason", "rate")],
+            c.load(Relaxed),
+        );
+    }
     e.counter(
         "dnslb_https_refused_total",
         "HTTP requests to the DNS over HTTPS listeners refused with a 4xx status (bad path, method, media type, size or message).",
         tls.doh_refused.load(Relaxed),
+    );
+    e.counter(
+        "dnslb_https_forwarded_malformed_total",
+        "DNS over HTTPS requests from a trusted proxy whose X-Forwarded-For could not be read (the proxy's address was used).",
+        tls.doh_xff_malformed.load(Relaxed),
     );
     e.reloads(
         "dnslb_tls_cert_reloads_total",
