@@ -106,21 +106,26 @@ fn write_ts(e: &mut Expo, m: &TsMetrics) {
     ] {
         e.sample("dnslb_ts_xfr_total", &[("kind", kind)], c.load(Relaxed));
     }
-    e.counter(
-        "dnslb_ts_xfr_bytes_total",
-        "Bytes of zone transfer messages sent (AXFR and IXFR).",
-        x.bytes.load(Relaxed),
-    );
-    e.counter(
-        "dnslb_ts_xfr_refused_busy_total",
-        "Zone transfers answered SERVFAIL: the cap of transfers at once was reached.",
-        x.refused_busy.load(Relaxed),
-    );
-    e.counter(
-        "dnslb_ts_xfr_failed_total",
-        "Zone transfers stopped midway (a record could not be encoded): the connection was closed.",
-        x.failed.load(Relaxed),
-    );
+    let counters = [
+        (
+            "dnslb_ts_xfr_bytes_total",
+            "Bytes of zone transfer messages sent (AXFR and IXFR).",
+            &x.bytes,
+        ),
+        (
+            "dnslb_ts_xfr_refused_busy_total",
+            "Zone transfers answered SERVFAIL: the cap of transfers at once was reached.",
+            &x.refused_busy,
+        ),
+        (
+            "dnslb_ts_xfr_failed_total",
+            "Zone transfers stopped midway (a record could not be encoded): the connection was closed.",
+            &x.failed,
+        ),
+    ];
+    for (name, help, c) in counters {
+        e.counter(name, help, c.load(Relaxed));
+    }
     e.reloads(
         "dnslb_ts_reloads_total",
         "Reloads (SIGHUP): applied, or refused with the old zones kept.",

@@ -532,6 +532,14 @@ mod tests {
     use hickory_proto::rr::rdata::{A, SOA};
     use hickory_proto::rr::{Name, RData, RecordType};
 
+    /// The default SOA of a test zone at `serial`.
+    fn soa_at(serial: u32) -> impl FnOnce(&Name, Option<&Name>) -> (u32, SOA) {
+        move |o, _| {
+            let ns = Name::from_ascii("ns.").unwrap();
+            (300, SOA::new(ns, o.clone(), serial, 3600, 600, 86400, 60))
+        }
+    }
+
     fn table(names: u32, last: u8) -> Zone {
         let origin = Name::from_ascii("example.test.").unwrap();
         let records = (0..names)
@@ -551,20 +559,7 @@ mod tests {
             origin,
             vec![(0, records)],
             &[std::path::PathBuf::from("t")],
-            |o, _| {
-                (
-                    300,
-                    SOA::new(
-                        Name::from_ascii("ns.").unwrap(),
-                        o.clone(),
-                        1,
-                        3600,
-                        600,
-                        86400,
-                        60,
-                    ),
-                )
-            },
+            soa_at(1),
         )
         .unwrap()
     }
@@ -714,20 +709,7 @@ mod tests {
             Name::from_ascii("example.test.").unwrap(),
             vec![],
             &[],
-            |o, _| {
-                (
-                    300,
-                    SOA::new(
-                        Name::from_ascii("ns.").unwrap(),
-                        o.clone(),
-                        3,
-                        3600,
-                        600,
-                        86400,
-                        60,
-                    ),
-                )
-            },
+            soa_at(3),
         )
         .unwrap();
         assert_eq!(
