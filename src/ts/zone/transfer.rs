@@ -131,6 +131,14 @@ impl Zone {
                 (None, Some(_)) => Ordering::Greater,
                 (Some((x, _)), Some((y, _))) => cmp_names(x.owner, y.owner),
             };
+            if let (Some((x, _)), Some((y, _)), Ordering::Equal) = (ea, eb, order)
+                && x.sets == y.sets
+            {
+                // The same records, byte for byte: nothing to compare.
+                i += 1;
+                j += 1;
+                continue;
+            }
             left.clear();
             right.clear();
             if let (Some((x, _)), true) = (ea, order != Ordering::Greater) {
