@@ -303,7 +303,9 @@ impl MessageStream for Transfer {
             Err(why) => {
                 self.counters.failed.fetch_add(1, Relaxed);
                 tracing::error!(zone = %self.zone.origin(), %why, "zone transfer stopped, connection closed");
+                // Nothing more: not even an empty first message.
                 self.parts.clear();
+                self.first = false;
                 Some(Err(StreamAborted))
             }
         }

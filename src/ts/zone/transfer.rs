@@ -294,6 +294,74 @@ mod tests {
     }
 
     #[test]
+    fn a_record_that_cannot_be_read_stops_the_transfer_loudly() {
+        use crate::server::MessageStream;
+        use crate::ts::metrics::XfrCounters;
+        use crate::ts::xfr::{Content, Transfer};
+        use std::sync::Arc;
+        use std::sync::atomic::Ordering::Relaxed;
+
+        let z = small_zone(&[(1, false, 1), (2, false, 1), (4, true, 1)]);
+        // The last name's records cut short.
+        let mut arena = z.store.arena.clone();
+        arena.truncate(arena.len() - 3);
+        let store = super::Store {
+            arena,
+            table: z.store.table.clone(),
+            rrsets: z.store.rrsets,
+        };
+        let bad = super::Zone {
+            store: Arc::new(store),
+            ..z.clone()
+        };
+        let mut cursor = super::Cursor::default();
+        let mut read = 0;
+        let err = loop {
+            match bad.record_at(&mut cursor) {
+                Ok(Some(_)) => {
+                    read += 1;
+                    cursor.take();
+                }
+                Ok(None) => panic!("the cut was not seen"),
+                Err(e) => break e,
+            }
+        };
+        assert!(read <= 3, "at most the names before the cut: {read}");
+        assert!(err.to_string().contains("cannot be read"));
+
+        let raw = {
+            let mut m = hickory_proto::op::Message::query();
+            m.add_query(hickory_proto::op::Query::query(
+                name("."),
+                hickory_proto::rr::RecordType::AXFR,
+            ));
+            m.to_vec().unwrap()
+        };
+        let counters = Arc::new(XfrCounters::default());
+        let mut t = Transfer::new(
+            &bad,
+            Content::Full,
+            (&raw, raw.len()),
+            16_000,
+            counters.clone(),
+            None,
+        );
+        assert_eq!(t.next_message(), Some(Err(crate::server::StreamAborted)));
+        assert_eq!(t.next_message(), None, "nothing after the failure");
+        assert_eq!(counters.failed.load(Relaxed), 1);
+        let mut good = Transfer::new(
+            &z,
+            Content::Full,
+            (&raw, raw.len()),
+            16_000,
+            counters.clone(),
+            None,
+        );
+        assert!(matches!(good.next_message(), Some(Ok(_))));
+        assert_eq!(good.next_message(), None);
+    }
+
+    #[test]
     fn names_in_another_order_diff_as_well() {
         let old = small_zone(&[(1, false, 1), (2, false, 1), (4, true, 1)]);
         let new = small_zone(&[(4, true, 1), (2, false, 2), (1, false, 1)]);
