@@ -653,20 +653,21 @@ mod tests {
         })
     }
 
-    #[test]
-    fn an_incremental_answer_has_the_rfc_1995_layout() {
+    /// A table, the same with host7's address changed at serial 2, and an
+    /// IXFR request.
+    fn one_change() -> (Zone, Zone, (Vec<u8>, usize)) {
         let old = table(300, 1);
         let new = table(300, 2).with_serial(2);
-        let (raw, end) = request(RecordType::IXFR);
+        (old, new, request(RecordType::IXFR))
+    }
+
+    #[test]
+    fn an_incremental_answer_has_the_rfc_1995_layout() {
+        let (old, new, (raw, end)) = one_change();
         let counters = Arc::new(XfrCounters::default());
-        let mut t = Transfer::new(
-            &new,
-            Content::Changes(changes(&old, &new)),
-            (&raw, end),
-            XFR_MESSAGE_BUDGET,
-            counters,
-            None,
-        );
+        let content = Content::Changes(changes(&old, &new));
+        let budget = XFR_MESSAGE_BUDGET;
+        let mut t = Transfer::new(&new, content, (&raw, end), budget, counters, None);
         let msgs = drain(&mut t);
         assert_eq!(msgs.len(), 1);
         let got: Vec<String> = msgs[0]
@@ -692,9 +693,7 @@ mod tests {
 
     #[test]
     fn over_udp_the_changes_go_in_one_message_or_not_at_all() {
-        let old = table(300, 1);
-        let small = table(300, 2).with_serial(2);
-        let (raw, end) = request(RecordType::IXFR);
+        let (old, small, (raw, end)) = one_change();
         let c = Arc::new(XfrCounters::default());
         let fits = single(
             &small,

@@ -338,25 +338,15 @@ mod tests {
             m.to_vec().unwrap()
         };
         let counters = Arc::new(XfrCounters::default());
-        let mut t = Transfer::new(
-            &bad,
-            Content::Full,
-            (&raw, raw.len()),
-            16_000,
-            counters.clone(),
-            None,
-        );
+        let full = |z: &super::Zone| {
+            let c = Arc::clone(&counters);
+            Transfer::new(z, Content::Full, (&raw, raw.len()), 16_000, c, None)
+        };
+        let mut t = full(&bad);
         assert_eq!(t.next_message(), Some(Err(crate::server::StreamAborted)));
         assert_eq!(t.next_message(), None, "nothing after the failure");
         assert_eq!(counters.failed.load(Relaxed), 1);
-        let mut good = Transfer::new(
-            &z,
-            Content::Full,
-            (&raw, raw.len()),
-            16_000,
-            counters.clone(),
-            None,
-        );
+        let mut good = full(&z);
         assert!(matches!(good.next_message(), Some(Ok(_))));
         assert_eq!(good.next_message(), None);
     }
