@@ -285,6 +285,7 @@ impl TsArgs {
                     notify: Vec::new(),
                     fault: Fault::default(),
                     nsid: None,
+                    ixfr_history: 10,
                     dnssec: None,
                 };
                 (settings, listen)

@@ -209,10 +209,8 @@ impl QueryLine {
     pub fn log(&self, reply: &Reply, backend: Option<&str>, took: Duration) {
         let rcode = match reply {
             Reply::One(b) => WireHeader::read(b).map_or("-", |h| rcode_name(h.rcode())),
-            Reply::Many(v) => v
-                .first()
-                .and_then(|b| WireHeader::read(b))
-                .map_or("-", |h| rcode_name(h.rcode())),
+            // Only a complete answer is streamed: a transfer (NOERROR).
+            Reply::Stream(_) => "NOERROR",
             Reply::Drop => "dropped",
         };
         tracing::debug!(

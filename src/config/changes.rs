@@ -60,6 +60,7 @@ impl TsConfig {
             diff("on_miss", o.on_miss != n.on_miss);
             diff("axfr_allow", o.axfr_allow != n.axfr_allow);
             diff("notify", o.notify != n.notify);
+            diff("ixfr_history", o.ixfr_history != n.ixfr_history);
             diff("fault", o.fault != n.fault);
             diff("workers", o.workers != n.workers);
             diff("metrics", o.metrics != n.metrics);

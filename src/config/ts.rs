@@ -84,6 +84,10 @@ pub struct TsConfig {
     /// Secondaries to NOTIFY on reload. \[none\]
     #[serde(default, deserialize_with = "de_addrs")]
     pub notify: Vec<SocketAddr>,
+    /// Zone versions whose differences are kept for IXFR (RFC 1995); 0 = no
+    /// IXFR (every transfer is a full one). \[10\]
+    #[serde(default = "default_ixfr_history")]
+    pub ixfr_history: u32,
     /// Fault injection for experiments. \[off\]
     #[serde(default)]
     pub fault: Fault,
@@ -115,6 +119,11 @@ fn root_origin() -> Name {
     Name::root()
 }
 
+/// The default number of zone versions kept for IXFR.
+fn default_ixfr_history() -> u32 {
+    10
+}
+
 /// The default TS TTL.
 fn default_ttl() -> u32 {
     300
@@ -132,6 +141,7 @@ impl TsConfig {
             on_miss: OnMiss::default(),
             axfr_allow: Vec::new(),
             notify: Vec::new(),
+            ixfr_history: default_ixfr_history(),
             fault: Fault::default(),
             workers: None,
             metrics: None,

@@ -92,6 +92,40 @@ fn write_ts(e: &mut Expo, m: &TsMetrics) {
             c.load(Relaxed),
         );
     }
+    let x = &m.xfr;
+    e.family(
+        "dnslb_ts_xfr_total",
+        "counter",
+        "Zone transfers answered: axfr (whole zone), ixfr_incremental (the differences), ixfr_full (an IXFR given the whole zone), ixfr_soa (an IXFR given the SOA alone).",
+    );
+    for (kind, c) in [
+        ("axfr", &x.axfr),
+        ("ixfr_incremental", &x.ixfr_incremental),
+        ("ixfr_full", &x.ixfr_full),
+        ("ixfr_soa", &x.ixfr_soa),
+    ] {
+        e.sample("dnslb_ts_xfr_total", &[("kind", kind)], c.load(Relaxed));
+    }
+    let counters = [
+        (
+            "dnslb_ts_xfr_bytes_total",
+            "Bytes of zone transfer messages sent (AXFR and IXFR).",
+            &x.bytes,
+        ),
+        (
+            "dnslb_ts_xfr_refused_busy_total",
+            "Zone transfers answered SERVFAIL: the cap of transfers at once was reached.",
+            &x.refused_busy,
+        ),
+        (
+            "dnslb_ts_xfr_failed_total",
+            "Zone transfers stopped midway (a record could not be encoded): the connection was closed.",
+            &x.failed,
+        ),
+    ];
+    for (name, help, c) in counters {
+        e.counter(name, help, c.load(Relaxed));
+    }
     e.reloads(
         "dnslb_ts_reloads_total",
         "Reloads (SIGHUP): applied, or refused with the old zones kept.",
@@ -142,6 +176,7 @@ mod tests {
             notify: Vec::new(),
             fault: crate::config::Fault::default(),
             nsid: None,
+            ixfr_history: 10,
             dnssec: None,
         };
         TableServer::load(settings).unwrap()

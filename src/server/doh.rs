@@ -379,8 +379,11 @@ async fn respond<H: Handler>(
     let reply = super::tcp::padded(reply, dns::query_is_padded(&raw));
     let answer = match reply {
         Reply::One(b) => b,
-        Reply::Many(mut v) if !v.is_empty() => v.swap_remove(0),
-        Reply::Many(_) | Reply::Drop => return status(StatusCode::SERVICE_UNAVAILABLE),
+        Reply::Stream(mut s) => match s.next_message() {
+            Some(Ok(b)) => b,
+            _ => return status(StatusCode::SERVICE_UNAVAILABLE),
+        },
+        Reply::Drop => return status(StatusCode::SERVICE_UNAVAILABLE),
     };
     let mut response = hyper::Response::builder().header(CONTENT_TYPE, DNS_MESSAGE);
     if let Some(age) = max_age(&answer) {

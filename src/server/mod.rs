@@ -54,8 +54,55 @@ pub enum Reply {
     Drop,
     /// One message.
     One(Vec<u8>),
-    /// Several messages, in order (zone transfers over TCP; over UDP only the first is sent).
-    Many(Vec<Vec<u8>>),
+    /// Messages built one at a time as the writer asks for them, in order
+    /// (zone transfers over TCP; over UDP only the first is sent).
+    Stream(Box<dyn MessageStream>),
+}
+
+/// A transfer that fails midway: the connection is closed so the client
+/// never takes what it got for the whole answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the answer could not be completed")]
+pub struct StreamAborted;
+
+/// A producer of the messages of one multi-message answer (a zone transfer),
+/// pulled by the writer one at a time, so only the message being written is
+/// held in memory.
+pub trait MessageStream: Send {
+    /// The next message; `None` when the answer is complete; `Err` when it
+    /// cannot be completed (the writer then closes the connection).
+    fn next_message(&mut self) -> Option<Result<Vec<u8>, StreamAborted>>;
+}
+
+impl std::fmt::Debug for dyn MessageStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MessageStream")
+    }
+}
+
+/// A [`MessageStream`] whose every message passes through a hook before it
+/// leaves (a signer, for one), in order.
+pub struct EachMessage<F> {
+    inner: Box<dyn MessageStream>,
+    hook: F,
+}
+
+impl<F: FnMut(&mut Vec<u8>) -> Result<(), StreamAborted> + Send> EachMessage<F> {
+    /// The messages of `inner`, each passed through `hook` (an `Err` from it
+    /// aborts the answer).
+    pub fn new(inner: Box<dyn MessageStream>, hook: F) -> Self {
+        EachMessage { inner, hook }
+    }
+}
+
+impl<F: FnMut(&mut Vec<u8>) -> Result<(), StreamAborted> + Send> MessageStream for EachMessage<F> {
+    fn next_message(&mut self) -> Option<Result<Vec<u8>, StreamAborted>> {
+        let mut msg = match self.inner.next_message()? {
+            Ok(m) => m,
+            Err(e) => return Some(Err(e)),
+        };
+        Some((self.hook)(&mut msg).map(|()| msg))
+    }
 }
 
 /// A reply that will be ready later.

@@ -247,30 +247,44 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
         Ok(())
     }
 
-    /// Writes the reply's messages, each with its length prefix. `false` on failure.
+    /// Writes the reply's messages, each with its length prefix, a stream's
+    /// one at a time as it builds them. `false` on failure (or a stream that
+    /// aborts): the connection is then closed.
     async fn write(&mut self, reply: Reply) -> bool {
-        let msgs = match reply {
-            Reply::Drop => return true,
-            Reply::One(b) => vec![b],
-            Reply::Many(v) => v,
-        };
-        for m in msgs {
-            let Ok(len) = u16::try_from(m.len()) else {
-                warn!(len = m.len(), "answer too long for tcp, dropped");
-                continue;
-            };
-            let mut framed = Vec::with_capacity(m.len() + 2);
-            framed.extend_from_slice(&len.to_be_bytes());
-            framed.extend_from_slice(&m);
-            match timeout(WRITE_TIMEOUT, self.stream.write_all(&framed)).await {
-                Ok(Ok(())) => {}
-                _ => {
-                    debug!(peer = %self.peer, "tcp write failed or timed out");
-                    return false;
+        match reply {
+            Reply::Drop => true,
+            Reply::One(b) => self.write_message(&b).await,
+            Reply::Stream(mut s) => {
+                while let Some(next) = s.next_message() {
+                    let Ok(m) = next else {
+                        debug!(peer = %self.peer, "answer aborted midway, closing");
+                        return false;
+                    };
+                    if !self.write_message(&m).await {
+                        return false;
+                    }
                 }
+                true
             }
         }
-        true
+    }
+
+    /// Writes one message with its length prefix. `false` on failure.
+    async fn write_message(&mut self, m: &[u8]) -> bool {
+        let Ok(len) = u16::try_from(m.len()) else {
+            warn!(len = m.len(), "answer too long for tcp, dropped");
+            return true;
+        };
+        let mut framed = Vec::with_capacity(m.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(m);
+        match timeout(WRITE_TIMEOUT, self.stream.write_all(&framed)).await {
+            Ok(Ok(())) => true,
+            _ => {
+                debug!(peer = %self.peer, "tcp write failed or timed out");
+                false
+            }
+        }
     }
 }
 

@@ -124,7 +124,7 @@ fn first(reply: Reply) -> Option<Vec<u8>> {
     match reply {
         Reply::Drop => None,
         Reply::One(b) => Some(b),
-        Reply::Many(v) => v.into_iter().next(),
+        Reply::Stream(mut s) => s.next_message().and_then(Result::ok),
     }
 }
 

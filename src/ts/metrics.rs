@@ -3,7 +3,8 @@
 //! Plain atomics, counted on the query path without a lock; the metrics
 //! server (`crate::metrics::serve_ts`) renders them with the zones' serials.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use hickory_proto::op::ResponseCode;
 
@@ -65,6 +66,30 @@ pub struct TsMetrics {
     pub reloads_applied: AtomicU64,
     /// Reloads refused (a bad file): the old zones kept serving.
     pub reloads_refused: AtomicU64,
+    /// Zone transfers: shared with the transfers under way.
+    pub xfr: Arc<XfrCounters>,
+}
+
+/// The zone transfers' counters (`dnslb_ts_xfr_*`).
+#[derive(Debug, Default)]
+pub struct XfrCounters {
+    /// AXFR requests answered with the whole zone.
+    pub axfr: AtomicU64,
+    /// IXFR requests answered with the differences.
+    pub ixfr_incremental: AtomicU64,
+    /// IXFR requests answered with the whole zone (differences gone).
+    pub ixfr_full: AtomicU64,
+    /// IXFR requests answered with the SOA alone (up to date, or over UDP
+    /// when the differences do not fit).
+    pub ixfr_soa: AtomicU64,
+    /// Bytes of transfer messages built (AXFR and IXFR).
+    pub bytes: AtomicU64,
+    /// Transfers refused: [`MAX_TRANSFERS`](super::xfr::MAX_TRANSFERS) ran.
+    pub refused_busy: AtomicU64,
+    /// Transfers stopped midway: a record could not be encoded.
+    pub failed: AtomicU64,
+    /// Transfers running now.
+    pub active: AtomicUsize,
 }
 
 impl TsMetrics {

@@ -34,6 +34,7 @@ use hickory_proto::rr::rdata::opt::NSIDPayload;
 use tracing::{info, warn};
 
 pub mod answer;
+pub mod ixfr;
 pub mod keys;
 mod load;
 pub mod metrics;
@@ -81,6 +82,8 @@ pub struct TableServer {
     /// [`serials`]), and the state last written there.
     serial_state: Option<PathBuf>,
     saved: std::sync::Mutex<Option<serials::Saved>>,
+    /// The differences between the last versions of each zone, for IXFR.
+    journal: ixfr::Journal,
 }
 
 /// What a reload did.
@@ -165,6 +168,7 @@ impl TableServer {
             sources: std::sync::Mutex::new(sources.clone()),
             serial_state,
             saved: std::sync::Mutex::new(saved),
+            journal: ixfr::Journal::default(),
         };
         ts.save_serials(sources.as_deref());
         Ok(ts)
@@ -206,6 +210,35 @@ impl TableServer {
                 %err,
                 "cannot record the SOA serials: after a restart they start from the clock and may go backwards (set STATE_DIRECTORY to a writable folder)"
             ),
+        }
+    }
+
+    /// Records in the IXFR journal how each of `zones` (about to be served)
+    /// differs from its version in `old`, when its serial moved.
+    fn record_changes(&self, old: &Catalog, zones: &[zone::Zone]) {
+        let depth = usize::try_from(self.settings.ixfr_history).unwrap_or(usize::MAX);
+        for z in zones {
+            let Some(o) = old.zones().iter().find(|o| o.origin() == z.origin()) else {
+                continue;
+            };
+            if o.serial() == z.serial() {
+                continue;
+            }
+            let size = z.compiled_bytes();
+            let delta = if depth == 0 {
+                None
+            } else {
+                o.diff(z, size / 2).map(|(deleted, added)| ixfr::Delta {
+                    from: o.serial(),
+                    to: z.serial(),
+                    old_soa: xfr::soa_wire(o),
+                    new_soa: xfr::soa_wire(z),
+                    deleted: Arc::new(deleted),
+                    added: Arc::new(added),
+                })
+            };
+            self.journal
+                .record(&respond::journal_key(z), delta, size, depth);
         }
     }
 
@@ -334,6 +367,7 @@ impl TableServer {
             };
             zones.push(zone);
         }
+        self.record_changes(&old, &zones);
         let report = ReloadReport {
             changed: changed_zones.len(),
             changed_zones,
@@ -376,6 +410,7 @@ impl TableServer {
             }
         }
         if !changed.is_empty() {
+            self.record_changes(&old, &zones);
             self.catalog.store(Arc::new(Catalog::new(zones)));
             let sources = last.clone();
             drop(last);

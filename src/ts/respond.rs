@@ -2,6 +2,7 @@
 //! knobs first), the answer to one request (AXFR, NOTIFY, plain queries on a
 //! fast path, errors) and what it was, for the counters.
 use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, OpCode, ResponseCode};
@@ -93,7 +94,9 @@ impl TableServer {
         }
         let qtype = q.query.query_type();
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-            if req.transport != Transport::Tcp || !self.may_transfer(req.src.ip()) {
+            // AXFR over TCP only; IXFR over UDP too (RFC 1995 §2).
+            let udp_axfr = qtype == RecordType::AXFR && req.transport != Transport::Tcp;
+            if udp_axfr || !self.may_transfer(req.src.ip()) {
                 return refuse(&q);
             }
             let catalog = self.catalog.load();
@@ -102,10 +105,7 @@ impl TableServer {
                 .iter()
                 .find(|z| z.origin().eq_ignore_root(q.query.name()))
             {
-                Some(zone) => (
-                    Reply::Many(xfr::axfr_messages(zone, &q)),
-                    Outcome::Answered(ResponseCode::NoError),
-                ),
+                Some(zone) => self.transfer(zone, &q, &req),
                 None => refuse(&q),
             };
         }
@@ -170,6 +170,75 @@ impl TableServer {
         ))
     }
 
+    /// The answer to an AXFR or IXFR of `zone` (from an allowed client): the
+    /// whole zone, the differences since the client's serial, or the SOA
+    /// alone (see [`ixfr`](super::ixfr)); over TCP, streamed, at most
+    /// [`xfr::MAX_TRANSFERS`] at once.
+    fn transfer(&self, zone: &Zone, q: &ClientQuery, req: &Request<'_>) -> (Reply, Outcome) {
+        use super::ixfr::Since;
+        use xfr::Content;
+        let counters = &self.metrics.xfr;
+        let raw = (req.raw, q.question_end);
+        let udp = req.transport != Transport::Tcp;
+        let count = |c: &std::sync::atomic::AtomicU64| c.fetch_add(1, Relaxed);
+        let content = if q.query.query_type() == RecordType::IXFR {
+            let Some(serial) = ixfr_serial(req.raw) else {
+                // RFC 1995 §3: the client's SOA goes in the authority section.
+                let rcode = ResponseCode::FormErr;
+                return (self.rcode_answer(q, rcode), Outcome::Answered(rcode));
+            };
+            match self
+                .journal
+                .since(&journal_key(zone), serial, zone.serial())
+            {
+                Since::UpToDate => Content::Soa,
+                Since::Changes(d) => Content::Changes(d),
+                Since::Unknown if udp => Content::Soa,
+                Since::Unknown => Content::Full,
+            }
+        } else {
+            Content::Full
+        };
+        let ok = Outcome::Answered(ResponseCode::NoError);
+        let max = usize::from(q.max_size(req.transport));
+        if udp || matches!(content, Content::Soa) {
+            if let Content::Changes(_) = content
+                && let Some(m) = xfr::single(zone, content, raw, max, counters)
+            {
+                count(&counters.ixfr_incremental);
+                return (Reply::One(m), ok);
+            }
+            count(&counters.ixfr_soa);
+            return match xfr::single(zone, Content::Soa, raw, max, counters) {
+                Some(m) => (Reply::One(m), ok),
+                None => (
+                    self.rcode_answer(q, ResponseCode::ServFail),
+                    Outcome::Answered(ResponseCode::ServFail),
+                ),
+            };
+        }
+        let Some(slot) = xfr::Slot::take(counters, xfr::MAX_TRANSFERS) else {
+            count(&counters.refused_busy);
+            tracing::debug!(zone = %zone.origin(), "transfer refused: {} under way", xfr::MAX_TRANSFERS);
+            let rcode = ResponseCode::ServFail;
+            return (self.rcode_answer(q, rcode), Outcome::Answered(rcode));
+        };
+        count(match (&content, q.query.query_type()) {
+            (Content::Changes(_), _) => &counters.ixfr_incremental,
+            (_, RecordType::IXFR) => &counters.ixfr_full,
+            _ => &counters.axfr,
+        });
+        let t = xfr::Transfer::new(
+            zone,
+            content,
+            raw,
+            xfr::XFR_MESSAGE_BUDGET,
+            std::sync::Arc::clone(counters),
+            Some(slot),
+        );
+        (Reply::Stream(Box::new(t)), ok)
+    }
+
     /// The answer from `zone`, or a drop for a miss when `on_miss` is silent.
     fn finish(
         &self,
@@ -185,6 +254,21 @@ impl TableServer {
         }
         (Reply::One(msg), Outcome::Answered(w.rcode))
     }
+}
+
+/// The key of `zone` in the IXFR journal: its origin, lower-cased.
+pub(super) fn journal_key(zone: &Zone) -> String {
+    zone.origin().to_ascii().to_ascii_lowercase()
+}
+
+/// The serial of the SOA an IXFR request `raw` carries in its authority
+/// section (RFC 1995 §3).
+fn ixfr_serial(raw: &[u8]) -> Option<u32> {
+    let m = hickory_proto::op::Message::from_vec(raw).ok()?;
+    m.authorities.iter().find_map(|r| match &r.data {
+        hickory_proto::rr::RData::SOA(s) => Some(s.serial),
+        _ => None,
+    })
 }
 
 /// The question of `q` in wire form, its name uncompressed.

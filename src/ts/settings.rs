@@ -25,6 +25,8 @@ pub struct TsSettings {
     pub axfr_allow: Vec<IpNet>,
     /// Secondaries to NOTIFY when a zone changes on reload.
     pub notify: Vec<SocketAddr>,
+    /// Zone versions whose differences are kept for IXFR; 0 = none.
+    pub ixfr_history: u32,
     /// Fault injection.
     pub fault: Fault,
     /// Name server identifier returned to queries that ask for it (RFC 5001).
@@ -45,6 +47,7 @@ impl TsSettings {
             on_miss: c.on_miss,
             axfr_allow: c.axfr_allow.clone(),
             notify: c.notify.clone(),
+            ixfr_history: c.ixfr_history,
             fault: c.fault,
             nsid: c.nsid.clone(),
             dnssec: c.dnssec.clone(),

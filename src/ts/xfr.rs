@@ -1,64 +1,404 @@
-//! Zone transfer out (AXFR, RFC 5936) so standard secondaries can replicate a
-//! TS's zone: SOA, every record, SOA again, over as many TCP messages as needed.
-use hickory_proto::op::ResponseCode;
+//! Zone transfers out (AXFR, RFC 5936; IXFR, RFC 1995) so standard
+//! secondaries can replicate a TS's zones, and NOTIFY (RFC 1996) to tell
+//! them of a change.
+//!
+//! A transfer is a [`Transfer`]: a [`MessageStream`] that builds each
+//! message only when the writer asks for the next one, from the compiled
+//! zone behind a [`Cursor`] (a full transfer) or from the differences kept
+//! for IXFR, so a transfer holds one message at a time whatever the zone's
+//! size. Owners are compressed against the zone's origin and the owner
+//! before. A record the compiled zone cannot give back whole stops the
+//! transfer (logged, counted): the connection is closed rather than a zone
+//! sent with a record missing. At most [`MAX_TRANSFERS`] run at once per TS
+//! ([`Slot`]).
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
-use super::zone::Zone;
-use crate::dns::{self, ClientQuery, ResponseWriter, Rr, TCP_PAYLOAD_MAX};
+use hickory_proto::rr::Record;
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-/// Target size of one transfer message (well under the 64 KiB TCP limit).
-const XFR_MESSAGE_BUDGET: usize = 16_000;
+use super::ixfr::{Delta, RrList, split_rr};
+use super::metrics::XfrCounters;
+use super::zone::{Cursor, RecordAt, Zone};
+use crate::dns::{self, HEADER_LEN};
+use crate::server::{MessageStream, StreamAborted};
 
-/// The AXFR response messages for `zone`, answering `q`.
-pub fn axfr_messages(zone: &Zone, q: &ClientQuery) -> Vec<Vec<u8>> {
-    let soa = zone.soa_rr();
-    let decoded = zone.records();
-    let records: Vec<Rr<'_>> = std::iter::once(soa)
-        .chain(decoded.iter().map(|(name, ttl, data)| Rr {
-            name,
-            ttl: *ttl,
-            data,
-        }))
-        .chain(std::iter::once(soa))
-        .collect();
-    let mut out = Vec::new();
-    let mut chunk: Vec<Rr<'_>> = Vec::new();
-    let mut size = 0;
-    let question_len = q.question_end.saturating_sub(dns::HEADER_LEN);
-    for rr in records {
-        let len = dns::rr_len(&rr);
-        if !chunk.is_empty() && size + len > XFR_MESSAGE_BUDGET {
-            out.push(message(q, &chunk, out.is_empty()));
-            chunk.clear();
-            size = 0;
+/// Target size of one transfer message over TCP (well under the 64 KiB
+/// limit, and under the 16 KiB reach of a compression pointer).
+pub const XFR_MESSAGE_BUDGET: usize = 16_000;
+
+/// Transfers over TCP a TS runs at once; past it a request gets SERVFAIL
+/// (a passing condition: the secondary retries), counted.
+pub const MAX_TRANSFERS: usize = 8;
+
+/// One of the [`MAX_TRANSFERS`] places, held while a transfer runs.
+#[derive(Debug)]
+pub struct Slot(Arc<XfrCounters>);
+
+impl Slot {
+    /// A place for one more transfer, if fewer than `max` run.
+    pub fn take(counters: &Arc<XfrCounters>, max: usize) -> Option<Slot> {
+        let before = counters.active.fetch_add(1, Relaxed);
+        if before >= max {
+            counters.active.fetch_sub(1, Relaxed);
+            return None;
         }
-        if chunk.is_empty() {
-            size = dns::HEADER_LEN + question_len;
-        }
-        size += len;
-        chunk.push(rr);
+        Some(Slot(Arc::clone(counters)))
     }
-    if !chunk.is_empty() {
-        out.push(message(q, &chunk, out.is_empty()));
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Relaxed);
+    }
+}
+
+/// The SOA record of `zone`, whole, its names uncompressed.
+pub fn soa_wire(zone: &Zone) -> Vec<u8> {
+    let soa = zone.soa_rr();
+    let rec = Record::from_rdata(soa.name.clone(), soa.ttl, soa.data.clone());
+    let mut out = Vec::with_capacity(96);
+    let mut enc = BinEncoder::new(&mut out);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    // An SOA the zone was built with encodes; an empty record otherwise
+    // makes the transfer fail loudly (see `Transfer`).
+    if rec.emit(&mut enc).is_err() {
+        out.clear();
     }
     out
 }
 
-fn message(q: &ClientQuery, records: &[Rr<'_>], first: bool) -> Vec<u8> {
-    let mut meta = q.response_metadata(ResponseCode::NoError);
-    meta.authoritative = true;
-    // RFC 5936 §2.2: the question appears in the first message only (optional later).
-    let query = if first { Some(&q.query) } else { None };
-    let mut w = ResponseWriter::new(meta, query, None);
-    for rr in records {
-        w.answer(*rr);
-    }
-    w.finish(TCP_PAYLOAD_MAX)
+/// One piece of a transfer's answer section.
+#[derive(Debug)]
+enum Part {
+    /// A whole record (an SOA).
+    Rr(Arc<[u8]>),
+    /// The records of a list, from a byte position.
+    List(Arc<RrList>, usize),
+    /// The zone's records (the SOA aside), from a cursor.
+    Zone(Cursor),
 }
 
-/// Tries per secondary before giving up on a NOTIFY (RFC 1996 §3.6).
-const NOTIFY_TRIES: u32 = 3;
-/// Wait for a NOTIFY acknowledgement.
-const NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// The messages of one zone transfer, built one at a time (see the module
+/// header).
+pub struct Transfer {
+    zone: Zone,
+    /// The request's ID and the response's flags word.
+    id: u16,
+    flags: u16,
+    /// The question, sent in the first message only (RFC 5936 §2.2).
+    question: Vec<u8>,
+    parts: VecDeque<Part>,
+    budget: usize,
+    first: bool,
+    counters: Arc<XfrCounters>,
+    _slot: Option<Slot>,
+}
+
+impl std::fmt::Debug for Transfer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transfer")
+            .field("zone", self.zone.origin())
+            .field("parts", &self.parts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a transfer answers.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// The whole zone: SOA, every record, SOA (AXFR; an IXFR falling back).
+    Full,
+    /// The current SOA alone (an IXFR from the current serial).
+    Soa,
+    /// The condensed difference (an IXFR): new SOA, old SOA, deletions,
+    /// new SOA, additions, new SOA (RFC 1995 §4).
+    Changes(Arc<Delta>),
+}
+
+/// The ID and flags of a response to the request `raw`: QR and AA set,
+/// opcode, RD and CD copied, rcode NOERROR.
+fn response_flags(raw: &[u8]) -> (u16, u16) {
+    let h = dns::WireHeader::read(raw);
+    let (id, flags) = h.map_or((0, 0), |h| (h.id, h.flags));
+    (id, 0x8000 | 0x0400 | (flags & (0x7800 | 0x0100 | 0x0010)))
+}
+
+impl Transfer {
+    /// The transfer of `content` of `zone` answering the request `raw`
+    /// (whose question ends at `question_end`), in messages of about
+    /// `budget` bytes, counted in `counters`, holding `slot` until done.
+    pub fn new(
+        zone: &Zone,
+        content: Content,
+        (raw, question_end): (&[u8], usize),
+        budget: usize,
+        counters: Arc<XfrCounters>,
+        slot: Option<Slot>,
+    ) -> Self {
+        let (id, flags) = response_flags(raw);
+        let soa: Arc<[u8]> = soa_wire(zone).into();
+        let parts = match content {
+            Content::Full => VecDeque::from([
+                Part::Rr(Arc::clone(&soa)),
+                Part::Zone(Cursor::default()),
+                Part::Rr(soa),
+            ]),
+            Content::Soa => VecDeque::from([Part::Rr(soa)]),
+            Content::Changes(d) => {
+                let new: Arc<[u8]> = d.new_soa.as_slice().into();
+                VecDeque::from([
+                    Part::Rr(Arc::clone(&new)),
+                    Part::Rr(d.old_soa.as_slice().into()),
+                    Part::List(Arc::clone(&d.deleted), 0),
+                    Part::Rr(Arc::clone(&new)),
+                    Part::List(Arc::clone(&d.added), 0),
+                    Part::Rr(new),
+                ])
+            }
+        };
+        Transfer {
+            zone: zone.clone(),
+            id,
+            flags,
+            question: raw
+                .get(HEADER_LEN..question_end)
+                .unwrap_or_default()
+                .to_vec(),
+            parts,
+            budget,
+            first: true,
+            counters,
+            _slot: slot,
+        }
+    }
+
+    /// The next record to send, as owner and rest, or `None` at the end.
+    fn peek(&mut self) -> Result<Option<RecordAt<'_>>, String> {
+        loop {
+            let Some(part) = self.parts.front_mut() else {
+                return Ok(None);
+            };
+            let done = match part {
+                Part::Rr(rr) => {
+                    if split_rr(rr).is_none() {
+                        return Err("an SOA that cannot be encoded".to_owned());
+                    }
+                    false
+                }
+                Part::List(list, pos) => list.rr_at(*pos).is_none(),
+                Part::Zone(cursor) => self
+                    .zone
+                    .record_at(cursor)
+                    .map_err(|e| e.to_string())?
+                    .is_none(),
+            };
+            if !done {
+                break;
+            }
+            self.parts.pop_front();
+        }
+        Ok(match self.parts.front_mut() {
+            Some(Part::Rr(rr)) => split_rr(rr),
+            Some(Part::List(list, pos)) => list.rr_at(*pos).and_then(|(rr, _)| split_rr(rr)),
+            Some(Part::Zone(cursor)) => self.zone.record_at(cursor).ok().flatten(),
+            None => None,
+        })
+    }
+
+    /// Moves past the record [`Transfer::peek`] returned.
+    fn advance(&mut self) {
+        match self.parts.front_mut() {
+            Some(Part::Rr(_)) => {
+                self.parts.pop_front();
+            }
+            Some(Part::List(list, pos)) => {
+                if let Some((_, next)) = list.rr_at(*pos) {
+                    *pos = next;
+                }
+            }
+            Some(Part::Zone(cursor)) => cursor.take(),
+            None => {}
+        }
+    }
+
+    /// The next message, or `Err` with why the transfer cannot go on.
+    fn build(&mut self) -> Result<Option<Vec<u8>>, String> {
+        let mut msg = Vec::with_capacity(self.budget.min(dns::TCP_PAYLOAD_MAX.into()) + 512);
+        msg.extend_from_slice(&self.id.to_be_bytes());
+        msg.extend_from_slice(&self.flags.to_be_bytes());
+        msg.extend_from_slice(&[0; 8]);
+        let origin = self.zone.origin_wire().to_vec();
+        let mut packer = Packer::new(&origin);
+        if self.first {
+            msg[5] = 1;
+            msg.extend_from_slice(&self.question);
+            // The question names the zone: its name is the origin.
+            packer.origin_at = Some(HEADER_LEN);
+        }
+        let budget = self.budget;
+        let mut count: u16 = 0;
+        while let Some((owner, rest)) = self.peek()? {
+            let start = msg.len();
+            packer.owner(&mut msg, owner);
+            msg.extend_from_slice(rest);
+            let over = msg.len() > budget;
+            if over && count > 0 {
+                msg.truncate(start);
+                break;
+            }
+            if msg.len() > usize::from(dns::TCP_PAYLOAD_MAX) || count == u16::MAX {
+                return Err("a record too large for a message".to_owned());
+            }
+            packer.wrote(start, owner);
+            count += 1;
+            self.advance();
+            if over {
+                break;
+            }
+        }
+        if count == 0 && !self.first {
+            return Ok(None);
+        }
+        self.first = false;
+        msg[6..8].copy_from_slice(&count.to_be_bytes());
+        Ok(Some(msg))
+    }
+
+    /// True when every record was put in a message.
+    fn is_done(&mut self) -> bool {
+        matches!(self.peek(), Ok(None))
+    }
+}
+
+/// `content` of `zone` answering the request `raw` (its question ending at
+/// `question_end`) as one message of at most `max` bytes, counted in
+/// `counters`; `None` when it takes more (over UDP an IXFR then gets the
+/// SOA alone, RFC 1995 §2).
+pub fn single(
+    zone: &Zone,
+    content: Content,
+    raw: (&[u8], usize),
+    max: usize,
+    counters: &Arc<XfrCounters>,
+) -> Option<Vec<u8>> {
+    let mut t = Transfer::new(zone, content, raw, max, Arc::clone(counters), None);
+    let m = t.build().ok().flatten()?;
+    if m.len() > max || !t.is_done() {
+        return None;
+    }
+    counters.bytes.fetch_add(m.len() as u64, Relaxed);
+    Some(m)
+}
+
+impl MessageStream for Transfer {
+    fn next_message(&mut self) -> Option<Result<Vec<u8>, StreamAborted>> {
+        match self.build() {
+            Ok(Some(m)) => {
+                self.counters.bytes.fetch_add(m.len() as u64, Relaxed);
+                Some(Ok(m))
+            }
+            Ok(None) => None,
+            Err(why) => {
+                self.counters.failed.fetch_add(1, Relaxed);
+                tracing::error!(zone = %self.zone.origin(), %why, "zone transfer stopped, connection closed");
+                // Nothing more: not even an empty first message.
+                self.parts.clear();
+                self.first = false;
+                Some(Err(StreamAborted))
+            }
+        }
+    }
+}
+
+/// Owner compression in one message: a name equal to the one before
+/// points at it; a name under the origin is written down to the origin,
+/// then points at the origin's first occurrence.
+struct Packer<'o> {
+    origin: &'o [u8],
+    /// Where the origin's labels sit in the message.
+    origin_at: Option<usize>,
+    /// The last owner written and where.
+    last: Option<(usize, [u8; 255], usize)>,
+}
+
+/// The longest offset a compression pointer reaches.
+const POINTER_MAX: usize = 0x3fff;
+
+impl<'o> Packer<'o> {
+    fn new(origin: &'o [u8]) -> Self {
+        Packer {
+            origin,
+            origin_at: None,
+            last: None,
+        }
+    }
+
+    /// The offset in `owner` where the origin's labels start, if under it.
+    fn origin_in(&self, owner: &[u8]) -> Option<usize> {
+        let mut at = 0;
+        loop {
+            let rest = owner.get(at..)?;
+            if rest.eq_ignore_ascii_case(self.origin) {
+                return Some(at);
+            }
+            let len = usize::from(*rest.first()?);
+            if len == 0 {
+                return None;
+            }
+            at += 1 + len;
+        }
+    }
+
+    /// Writes `owner` into `msg`, compressed when it can be.
+    fn owner(&self, msg: &mut Vec<u8>, owner: &[u8]) {
+        if let Some((at, name, len)) = &self.last
+            && name
+                .get(..*len)
+                .is_some_and(|n| n.eq_ignore_ascii_case(owner))
+        {
+            crate::ts::wire::push_name_ref(msg, *at);
+            return;
+        }
+        match (self.origin_at, self.origin_in(owner)) {
+            (Some(to), Some(cut)) if self.origin.len() > 2 => {
+                msg.extend_from_slice(owner.get(..cut).unwrap_or_default());
+                crate::ts::wire::push_name_ref(msg, to);
+            }
+            _ => msg.extend_from_slice(owner),
+        }
+    }
+
+    /// Notes that `owner` was written at `start`.
+    fn wrote(&mut self, start: usize, owner: &[u8]) {
+        if start > POINTER_MAX {
+            return;
+        }
+        let mut name = [0u8; 255];
+        let n = owner.len().min(255);
+        name[..n].copy_from_slice(owner.get(..n).unwrap_or_default());
+        self.last = Some((start, name, n));
+        if self.origin_at.is_none()
+            && let Some(cut) = self.origin_in(owner)
+            && start + cut <= POINTER_MAX
+        {
+            self.origin_at = Some(start + cut);
+        }
+    }
+}
+
+/// How long to wait for the acknowledgement of try `n` (from 0) of a
+/// NOTIFY before sending it again, `None` past the last try. RFC 1996 §3.6
+/// leaves the interval and count to the operator (suggesting up to 5
+/// retransmissions); here 5 tries, each wait twice the one before from one
+/// second (1, 2, 4, 8, 16 s): a secondary that was restarting for half a
+/// minute still hears of the change, and a lost datagram is resent at once.
+pub fn notify_wait(n: u32) -> Option<std::time::Duration> {
+    const TRIES: u32 = 5;
+    (n < TRIES).then(|| std::time::Duration::from_secs(1 << n))
+}
+
 /// The NOTIFY opcode (RFC 1996 §3.1).
 const OPCODE_NOTIFY: u8 = 4;
 
@@ -96,15 +436,26 @@ pub async fn notify(target: std::net::SocketAddr, zone: &hickory_proto::rr::Name
 }
 
 /// Tells `target` that `zone` changed (RFC 1996): a NOTIFY with the zone's
-/// SOA question, repeated until the secondary replies (same ID, QR=1,
-/// opcode NOTIFY, from `target`) or three tries are spent. Sent from
-/// `source` (the TS's listen address, which a secondary's `allow-notify`
-/// names) when it is a specific address of `target`'s family; otherwise
-/// from the address the kernel's routing picks.
+/// SOA question, sent again after each wait of [`notify_wait`] until the
+/// secondary replies (same ID, QR=1, opcode NOTIFY, from `target`) or the
+/// tries are spent. Sent from `source` (the TS's listen address, which a
+/// secondary's `allow-notify` names) when it is a specific address of
+/// `target`'s family; otherwise from the address the kernel's routing picks.
 pub async fn notify_from(
     source: Option<std::net::IpAddr>,
     target: std::net::SocketAddr,
     zone: &hickory_proto::rr::Name,
+) -> Notified {
+    notify_with(source, target, zone, notify_wait).await
+}
+
+/// [`notify_from`] with the waits of `policy` (try number to wait, `None`
+/// past the last).
+pub async fn notify_with(
+    source: Option<std::net::IpAddr>,
+    target: std::net::SocketAddr,
+    zone: &hickory_proto::rr::Name,
+    policy: impl Fn(u32) -> Option<std::time::Duration>,
 ) -> Notified {
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
     use hickory_proto::rr::RecordType;
@@ -122,7 +473,9 @@ pub async fn notify_from(
         }
     };
     let mut buf = vec![0u8; 4096];
-    for _ in 0..NOTIFY_TRIES {
+    let mut n = 0;
+    while let Some(wait_for) = policy(n) {
+        n += 1;
         let id: u16 = rand::random();
         let mut m = Message::new(id, MessageType::Query, OpCode::Notify);
         m.metadata.authoritative = true;
@@ -131,6 +484,7 @@ pub async fn notify_from(
             return Notified::NoReply;
         };
         if sock.send_to(&bytes, target).await.is_err() {
+            tokio::time::sleep(wait_for).await;
             continue;
         }
         let wait = async {
@@ -146,7 +500,7 @@ pub async fn notify_from(
                 }
             }
         };
-        if let Ok(Some(judged)) = tokio::time::timeout(NOTIFY_WAIT, wait).await {
+        if let Ok(Some(judged)) = tokio::time::timeout(wait_for, wait).await {
             return judged;
         }
     }
@@ -175,12 +529,231 @@ pub fn log_notified(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ts::source::SourceRecord;
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::rdata::{A, SOA};
+    use hickory_proto::rr::{Name, RData, RecordType};
+
+    /// The default SOA of a test zone at `serial`.
+    fn soa_at(serial: u32) -> impl FnOnce(&Name, Option<&Name>) -> (u32, SOA) {
+        move |o, _| {
+            let ns = Name::from_ascii("ns.").unwrap();
+            (300, SOA::new(ns, o.clone(), serial, 3600, 600, 86400, 60))
+        }
+    }
+
+    fn table(names: u32, last: u8) -> Zone {
+        let origin = Name::from_ascii("example.test.").unwrap();
+        let records = (0..names)
+            .map(|i| SourceRecord {
+                name: Name::from_ascii(format!("host{i}.example.test.")).unwrap(),
+                ttl: 300,
+                data: RData::A(A::new(
+                    10,
+                    (i >> 8) as u8,
+                    i as u8,
+                    if i == 7 { last } else { 1 },
+                )),
+                line: 1,
+            })
+            .collect();
+        Zone::build(
+            origin,
+            vec![(0, records)],
+            &[std::path::PathBuf::from("t")],
+            soa_at(1),
+        )
+        .unwrap()
+    }
+
+    fn request(qtype: RecordType) -> (Vec<u8>, usize) {
+        let mut m = Message::query();
+        m.metadata.id = 4242;
+        m.add_query(Query::query(
+            Name::from_ascii("example.test.").unwrap(),
+            qtype,
+        ));
+        let raw = m.to_vec().unwrap();
+        let end = raw.len();
+        (raw, end)
+    }
+
+    /// Every message of `t`, parsed back.
+    fn drain(t: &mut dyn MessageStream) -> Vec<Message> {
+        std::iter::from_fn(|| t.next_message())
+            .map(|m| Message::from_vec(&m.unwrap()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_full_transfer_is_every_record_between_two_soas_in_bounded_messages() {
+        let z = table(5000, 1);
+        let (raw, end) = request(RecordType::AXFR);
+        let counters = Arc::new(XfrCounters::default());
+        let slot = Slot::take(&counters, 1).unwrap();
+        assert!(Slot::take(&counters, 1).is_none(), "the cap");
+        let mut t = Transfer::new(
+            &z,
+            Content::Full,
+            (&raw, end),
+            XFR_MESSAGE_BUDGET,
+            counters.clone(),
+            Some(slot),
+        );
+        let msgs = drain(&mut t);
+        assert!(msgs.len() > 3, "several messages: {}", msgs.len());
+        assert_eq!(msgs[0].queries.len(), 1);
+        assert!(
+            msgs[1..].iter().all(|m| m.queries.is_empty()),
+            "question in the first only"
+        );
+        assert!(
+            msgs.iter()
+                .all(|m| m.metadata.id == 4242 && m.metadata.authoritative)
+        );
+        let rrs: Vec<_> = msgs
+            .iter()
+            .flat_map(|m| m.answers.iter().cloned())
+            .collect();
+        assert_eq!(rrs.len(), 5002);
+        assert_eq!(rrs[0].record_type(), RecordType::SOA);
+        assert_eq!(rrs[5001].record_type(), RecordType::SOA);
+        let got: std::collections::BTreeSet<_> = rrs[1..5001]
+            .iter()
+            .map(|r| (r.name.to_ascii(), r.data.clone()))
+            .collect();
+        let want: std::collections::BTreeSet<_> = z
+            .records()
+            .into_iter()
+            .map(|(n, _, d)| (n.to_ascii(), d))
+            .collect();
+        assert_eq!(got, want);
+        let total: u64 = msgs.iter().map(|m| m.to_vec().unwrap().len() as u64).sum();
+        // Owners compressed against the origin: about 25 bytes a record here
+        // (37 uncompressed).
+        assert!(counters.bytes.load(Relaxed) <= total + 4 * msgs.len() as u64);
+        assert!(
+            counters.bytes.load(Relaxed) < 5000 * 30,
+            "{}",
+            counters.bytes.load(Relaxed)
+        );
+        drop(t);
+        assert_eq!(counters.active.load(Relaxed), 0, "slot given back");
+    }
+
+    fn changes(old: &Zone, new: &Zone) -> Arc<Delta> {
+        let (deleted, added) = old.diff(new, usize::MAX).unwrap();
+        Arc::new(Delta {
+            from: old.serial(),
+            to: new.serial(),
+            old_soa: soa_wire(old),
+            new_soa: soa_wire(new),
+            deleted: Arc::new(deleted),
+            added: Arc::new(added),
+        })
+    }
+
+    /// A table, the same with host7's address changed at serial 2, and an
+    /// IXFR request.
+    fn one_change() -> (Zone, Zone, (Vec<u8>, usize)) {
+        let old = table(300, 1);
+        let new = table(300, 2).with_serial(2);
+        (old, new, request(RecordType::IXFR))
+    }
+
+    #[test]
+    fn an_incremental_answer_has_the_rfc_1995_layout() {
+        let (old, new, (raw, end)) = one_change();
+        let counters = Arc::new(XfrCounters::default());
+        let content = Content::Changes(changes(&old, &new));
+        let budget = XFR_MESSAGE_BUDGET;
+        let mut t = Transfer::new(&new, content, (&raw, end), budget, counters, None);
+        let msgs = drain(&mut t);
+        assert_eq!(msgs.len(), 1);
+        let got: Vec<String> = msgs[0]
+            .answers
+            .iter()
+            .map(|r| match &r.data {
+                RData::SOA(s) => format!("SOA {}", s.serial),
+                d => format!("{} {d}", r.name),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "SOA 2",
+                "SOA 1",
+                "host7.example.test. 10.0.7.1",
+                "SOA 2",
+                "host7.example.test. 10.0.7.2",
+                "SOA 2"
+            ]
+        );
+    }
+
+    #[test]
+    fn over_udp_the_changes_go_in_one_message_or_not_at_all() {
+        let (old, small, (raw, end)) = one_change();
+        let c = Arc::new(XfrCounters::default());
+        let fits = single(
+            &small,
+            Content::Changes(changes(&old, &small)),
+            (&raw, end),
+            512,
+            &c,
+        )
+        .unwrap();
+        assert!(fits.len() <= 512);
+        assert_eq!(Message::from_vec(&fits).unwrap().answers.len(), 6);
+        // Every address changed: far over 512 bytes.
+        let big = Zone::build(
+            Name::from_ascii("example.test.").unwrap(),
+            vec![],
+            &[],
+            soa_at(3),
+        )
+        .unwrap();
+        assert_eq!(
+            single(
+                &big,
+                Content::Changes(changes(&old, &big)),
+                (&raw, end),
+                512,
+                &c
+            ),
+            None
+        );
+        assert_eq!(
+            single(
+                &big,
+                Content::Changes(changes(&old, &big)),
+                (&raw, end),
+                65_535,
+                &c
+            )
+            .map(|_| ()),
+            Some(())
+        );
+        let soa = single(&big, Content::Soa, (&raw, end), 512, &c).unwrap();
+        assert_eq!(Message::from_vec(&soa).unwrap().answers.len(), 1);
+    }
 
     fn header(id: u16, flags: u16) -> Vec<u8> {
         let mut h = vec![0u8; 12];
         h[..2].copy_from_slice(&id.to_be_bytes());
         h[2..4].copy_from_slice(&flags.to_be_bytes());
         h
+    }
+
+    #[test]
+    fn notify_backs_off_doubling_over_five_tries() {
+        let waits: Vec<u64> = (0..10)
+            .map_while(notify_wait)
+            .map(|d| d.as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16]);
+        assert_eq!(notify_wait(5), None);
+        assert_eq!(notify_wait(u32::MAX), None);
     }
 
     #[test]

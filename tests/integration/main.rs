@@ -22,6 +22,7 @@ mod fuzz_regressions;
 mod health;
 mod health_http;
 mod interop;
+mod ixfr;
 mod keys;
 #[allow(dead_code)]
 mod kit;

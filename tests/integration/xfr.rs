@@ -554,9 +554,13 @@ async fn notify_against(fake: Fake, zone: &str) -> (bool, Duration, Vec<Vec<u8>>
     let (addr, task, stop) = fake_secondary(fake).await;
     let zone = Name::from_ascii(zone).unwrap();
     let t = Instant::now();
-    let acked = tokio::time::timeout(Duration::from_secs(10), dnslb::ts::xfr::notify(addr, &zone))
+    // The back-off of `notify_wait`, ten times shorter.
+    let fast = |n| dnslb::ts::xfr::notify_wait(n).map(|d| d / 10);
+    let notified = dnslb::ts::xfr::notify_with(None, addr, &zone, fast);
+    let acked = tokio::time::timeout(Duration::from_secs(10), notified)
         .await
-        .expect("notify must return by itself");
+        .expect("notify must return by itself")
+        == dnslb::ts::xfr::Notified::Acknowledged;
     let took = t.elapsed();
     drop(stop);
     (acked, took, task.await.unwrap())
@@ -583,10 +587,15 @@ async fn notify_gives_up_on_a_silent_secondary() {
     );
     assert!(!acked, "nothing came back: not acknowledged");
     assert!(took < Duration::from_secs(5), "bounded give-up: {took:?}");
-    assert!(
-        got.len() >= 2,
-        "a lost NOTIFY is retried (RFC 1996 §3.6): {} sent",
+    assert_eq!(
+        got.len(),
+        5,
+        "a lost NOTIFY is retried, backing off (RFC 1996 §3.6): {} sent",
         got.len()
+    );
+    assert!(
+        took >= Duration::from_millis(3100),
+        "1+2+4+8+16 tenths: {took:?}"
     );
     for pkt in &got {
         assert_notify_packet(pkt, "silent.test.");

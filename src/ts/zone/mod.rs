@@ -34,6 +34,8 @@
 //! - `soa.rs`: the SOA as answers write it, its names compressed;
 //! - `canon.rs`: canonical name order and the NSEC owners sorted in it;
 //! - `nsec3.rs`: the NSEC3 chain: hashing, owners sorted by hash;
+//! - `transfer.rs`: the records as zone transfers read them ([`Cursor`])
+//!   and the difference between two versions ([`Zone::diff`]);
 //! - `catalog.rs`: [`Catalog`].
 use std::sync::Arc;
 
@@ -56,6 +58,7 @@ mod sign;
 mod soa;
 mod store;
 use soa::SoaWire;
+mod transfer;
 mod write;
 
 pub use build::ZoneBuilder;
@@ -65,6 +68,7 @@ pub(crate) use nsec3::owner_hash;
 pub use sign::{Keys, RrsetSigner, SignError, Signature};
 pub use store::SET_DO_ONLY;
 use store::Store;
+pub use transfer::{Cursor, RecordAt, Unreadable};
 pub use write::Question;
 
 /// One authoritative zone.
@@ -130,6 +134,11 @@ impl Zone {
     /// The zone's apex name.
     pub fn origin(&self) -> &Name {
         &self.origin
+    }
+
+    /// The origin in wire form, lower-cased.
+    pub fn origin_wire(&self) -> &[u8] {
+        &self.origin_key
     }
 
     /// True when the SOA was synthesized rather than read from a file.

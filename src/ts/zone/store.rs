@@ -141,7 +141,7 @@ impl<'s> Set<'s> {
     }
 
     /// Each record: type, class, TTL, RDLENGTH and RDATA.
-    pub(super) fn records(&self) -> impl Iterator<Item = &'s [u8]> + 's {
+    pub(super) fn records(self) -> impl Iterator<Item = &'s [u8]> + 's {
         let b = self.records;
         let mut pos = 0;
         std::iter::from_fn(move || {

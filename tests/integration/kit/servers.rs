@@ -67,6 +67,7 @@ pub fn ts_settings(zones: Vec<PathBuf>) -> TsSettings {
         notify: Vec::new(),
         fault: Fault::default(),
         nsid: None,
+        ixfr_history: 10,
         dnssec: None,
     }
 }

@@ -44,7 +44,7 @@ pub use crate::kit::{
 };
 
 mod dnsdist;
-mod knot;
+pub(crate) mod knot;
 mod knot_secondary;
 mod replicated;
 mod signed;
