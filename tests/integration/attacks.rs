@@ -38,7 +38,7 @@ const LOADED_WAIT: Duration = Duration::from_secs(5);
 
 /// Held by the tests that load the machine (floods, storms), so they run
 /// one at a time beside the rest of the suite.
-static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 // ---------------------------------------------------------------------------
 // Clients
@@ -104,14 +104,14 @@ async fn try_tcp(server: SocketAddr, name: &str) -> Option<Message> {
 // Processes
 
 /// Open file descriptors of process `pid`.
-fn fd_count(pid: u32) -> usize {
+pub(crate) fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)
 }
 
 /// Resident memory of process `pid`, in KiB.
-fn vm_rss_kib(pid: u32) -> u64 {
+pub(crate) fn vm_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
@@ -170,7 +170,7 @@ fn tcp_cap() -> usize {
 }
 
 /// The soft "Max open files" of process `pid`.
-fn nofile_of(pid: u32) -> Option<u64> {
+pub(crate) fn nofile_of(pid: u32) -> Option<u64> {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
