@@ -314,18 +314,23 @@ async fn idle_flood(label: &str, n: usize, nofile: Option<u64>) -> Flood {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_thousand_idle_tcp_connections_hit_the_cap_and_udp_keeps_answering() {
-    let _heavy = HEAVY.lock().await;
+/// How many connections a flood opens, this process's soft open-file limit
+/// raised to its hard one: 10,000 when it may open them with room to spare
+/// for the other tests running now; else three quarters of its limit (the
+/// LS, inheriting the same limit, then caps itself below half of it).
+pub(crate) fn flood_size() -> usize {
     let limit = dnslb::server::fdlimit::raise_nofile().unwrap_or(u64::MAX);
-    // 10,000 when this process may open them with room to spare for the
-    // other tests running now; else three quarters of its limit (the LS,
-    // inheriting the same limit, then caps itself below half of it).
-    let n = if limit >= 13_000 {
+    if limit >= 13_000 {
         10_000
     } else {
         usize::try_from(limit / 4 * 3).unwrap_or(0)
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_idle_tcp_connections_hit_the_cap_and_udp_keeps_answering() {
+    let _heavy = HEAVY.lock().await;
+    let n = flood_size();
     let f = idle_flood("(inherited limit)", n, None).await;
     if f.nofile.is_some_and(|k| k >= 3 * tcp_cap() as u64) {
         assert_eq!(f.cap, tcp_cap());
