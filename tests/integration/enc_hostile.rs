@@ -65,6 +65,11 @@ struct Ls {
 impl Ls {
     /// DoH over TLS when `https_tls`, else plain HTTP (as behind a proxy).
     async fn start(https_tls: bool) -> Ls {
+        Ls::start_with(https_tls, None).await
+    }
+
+    /// [`Ls::start`], under both open-file limits set to `nofile` when given.
+    async fn start_with(https_tls: bool, nofile: Option<u64>) -> Ls {
         let dir = ZoneDir::new();
         let ts = kit::start_ts_table(&dir, "t.txt", TABLE).await;
         let p = free_ports(4);
@@ -83,7 +88,18 @@ impl Ls {
             p[0], p[3], p[1], p[2], ts.addr
         );
         dir.write("config.toml", &text);
-        let mut proc = Proc::dnslb("dnslb ls", &["ls", "-c", "config.toml"], dir.path());
+        let mut cmd = kit::dnslb_command(&["ls", "-c", "config.toml"], dir.path());
+        if let Some(n) = nofile {
+            // The shell sets the limits, then becomes the LS (same PID).
+            let mut sh = std::process::Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .args([kit::BIN, "ls", "-c", "config.toml"])
+                .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
+                .current_dir(dir.path());
+            cmd = sh;
+        }
+        let mut proc = Proc::spawn("dnslb ls", cmd);
         kit::wait_answers(local(p[0]), NAME, IP, &mut [&mut proc]).await;
         Ls {
             proc,
@@ -331,7 +347,8 @@ async fn ten_thousand_idle_tls_connections_hold_the_cap_and_are_closed_when_idle
     let ls = Ls::start(false).await;
     let pid = ls.pid();
     let wanted = dnslb::server::ServerOptions::default().tcp_max_connections;
-    let cap = dnslb::server::fdlimit::cap_for(wanted, nofile_of(pid));
+    // TCP, DoT and DoH: three caps.
+    let cap = dnslb::server::fdlimit::cap_each(wanted, nofile_of(pid), 3);
     assert!(n > cap, "{n} connections cannot test a cap of {cap}");
     // Warm up: the TLS set-up's own allocations are made before the baseline.
     assert!(dot_ask(ls.tls).await.is_some_and(|m| right(&m)));
@@ -1003,4 +1020,58 @@ async fn paced_reset(addr: SocketAddr, rounds: u32) -> (u32, Seen) {
     reader.abort();
     let seen = seen.lock().unwrap().clone();
     (sent, seen)
+}
+
+// ---------------------------------------------------------------------------
+// 4. The three caps and the open-file limit
+
+/// Under a low open-file limit (256), idle connections filling the TCP, DoT
+/// and DoH caps together leave the LS descriptors of its own: it never runs
+/// out (no `accept` error, open files under the limit) and UDP is answered.
+/// Each listener is offered as many connections as all the room the limit
+/// leaves, so caps that each took all of it would be found out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_tcp_dot_and_doh_caps_together_fit_the_open_file_limit() {
+    const NOFILE: u64 = 256;
+    let _heavy = HEAVY.lock().await;
+    let ls = Ls::start_with(false, Some(NOFILE)).await;
+    let pid = ls.pid();
+    let cap = dnslb::server::fdlimit::cap_each(1024, nofile_of(pid), 3);
+    // As many for each as one cap alone could take (all the room).
+    let each = dnslb::server::fdlimit::cap_for(1024, nofile_of(pid)) + 8;
+    dnslb::server::fdlimit::raise_nofile();
+    let watch = Watch::start(&ls);
+    let tls = connector(b"dot");
+    let mut plain = Vec::new();
+    let mut dot = Vec::new();
+    for _ in 0..each {
+        for addr in [ls.dns, ls.https] {
+            if let Ok(Ok(s)) = tokio::time::timeout(LOADED_WAIT, TcpStream::connect(addr)).await {
+                plain.push(s);
+            }
+        }
+        dot.extend(tls_connect(&tls, ls.tls).await);
+    }
+    let full = fd_count(pid);
+    let answered = kit::udp_ask(ls.dns, NAME, LOADED_WAIT).await;
+    let (udp_ok, udp_bad, max_fds, _) = watch.finish().await;
+    let stderr = ls.proc.stderr_now();
+    eprintln!(
+        "three caps of {cap} under {NOFILE} files: {} plain and {} DoT connections opened; LS \
+         fds {full} full, max {max_fds}; udp right {udp_ok}, other {udp_bad}",
+        plain.len(),
+        dot.len()
+    );
+    assert!(
+        max_fds < NOFILE - 32,
+        "the LS held {max_fds} of its {NOFILE} files"
+    );
+    assert!(
+        !stderr.contains("accept error"),
+        "the LS ran out of files: {stderr}"
+    );
+    assert!(answered.is_some_and(|m| right(&m)), "no UDP answer");
+    assert_eq!(udp_bad, 0);
+    drop((plain, dot));
+    ls.stop().await;
 }
