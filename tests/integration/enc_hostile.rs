@@ -420,7 +420,9 @@ async fn ten_thousand_idle_tls_connections_hold_the_cap_and_are_closed_when_idle
     let dot_after = dot_ask(ls.tls).await.is_some_and(|m| right(&m));
     let (udp_ok, udp_bad, max_fds, max_rss) = watch.finish().await;
     let delta = full_rss.max(max_rss).saturating_sub(base_rss);
-    let per_conn = delta as f64 / count.max(1) as f64;
+    // Per connection held at once, as the LS counts them (its open files).
+    let at_once = (max_fds as usize).saturating_sub(base_fds).max(1);
+    let per_conn = delta as f64 / at_once as f64;
     eprintln!(
         "idle tls: LS nofile {:?}, cap {cap}; {n} connections in {opened_in:.1?}: {handshaken} \
          handshaken ({count} still open at the end), {refused} refused; LS fds {base_fds} before, {full_fds} full, max \
