@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -236,13 +236,23 @@ where
             Ok::<_, Infallible>(respond(req, peer, &shared, &site).await)
         }
     });
+    let idle = shared.opts.tcp_idle_timeout;
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder.http2().max_concurrent_streams(MAX_STREAMS);
+    // A request head sent a byte at a time (slowloris) is cut off.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
-    let idle = shared.opts.tcp_idle_timeout;
     loop {
-        let deadline = activity.idle_since() + idle;
+        // With a request in progress, look again an idle timeout later (a
+        // deadline already past would wake the loop at once, over and over).
+        let deadline = match activity.busy() {
+            0 => activity.idle_since() + idle,
+            _ => Instant::now() + idle,
+        };
         tokio::select! {
             _ = conn.as_mut() => return,
             _ = shared.token.cancelled() => break,
@@ -255,9 +265,12 @@ where
         }
     }
     conn.as_mut().graceful_shutdown();
+    // Requests in progress are answered; a client still holding the
+    // connection an idle timeout later (half a request head...) is cut off.
     tokio::select! {
         _ = conn.as_mut() => {}
         _ = shared.abort.cancelled() => {}
+        _ = tokio::time::sleep(idle) => {}
     }
 }
 
@@ -333,12 +346,16 @@ async fn respond<H: Handler>(
     };
     let (parts, body) = req.into_parts();
     let body = if parts.method == Method::POST && parts.uri.path() == path {
-        match Limited::new(body, MAX_QUERY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+        // A body that does not come within the idle timeout (a slow or
+        // missing one) ends the request, or it would hold its stream forever.
+        let limit = shared.opts.tcp_idle_timeout;
+        match tokio::time::timeout(limit, Limited::new(body, MAX_QUERY).collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
                 return refused(Refusal::TooLarge.status());
             }
-            Err(_) => return refused(StatusCode::BAD_REQUEST),
+            Ok(Err(_)) => return refused(StatusCode::BAD_REQUEST),
+            Err(_) => return refused(StatusCode::REQUEST_TIMEOUT),
         }
     } else {
         Bytes::new()

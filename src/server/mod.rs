@@ -270,7 +270,9 @@ pub async fn serve<H: Handler>(
             udp::run(s, shared)
         });
     }
-    let cap = fdlimit::connection_cap(shared.opts.tcp_max_connections);
+    // TCP, DoT and DoH each have a cap: together they must fit the limit.
+    let kinds = 1 + usize::from(listeners.dot.is_some()) + usize::from(listeners.doh.is_some());
+    let cap = fdlimit::connection_cap(shared.opts.tcp_max_connections, kinds);
     if cap < shared.opts.tcp_max_connections {
         tracing::warn!(
             cap,

@@ -38,7 +38,7 @@ const LOADED_WAIT: Duration = Duration::from_secs(5);
 
 /// Held by the tests that load the machine (floods, storms), so they run
 /// one at a time beside the rest of the suite.
-static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 // ---------------------------------------------------------------------------
 // Clients
@@ -104,14 +104,14 @@ async fn try_tcp(server: SocketAddr, name: &str) -> Option<Message> {
 // Processes
 
 /// Open file descriptors of process `pid`.
-fn fd_count(pid: u32) -> usize {
+pub(crate) fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
         .unwrap_or(0)
 }
 
 /// Resident memory of process `pid`, in KiB.
-fn vm_rss_kib(pid: u32) -> u64 {
+pub(crate) fn vm_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
@@ -170,7 +170,7 @@ fn tcp_cap() -> usize {
 }
 
 /// The soft "Max open files" of process `pid`.
-fn nofile_of(pid: u32) -> Option<u64> {
+pub(crate) fn nofile_of(pid: u32) -> Option<u64> {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
@@ -314,18 +314,23 @@ async fn idle_flood(label: &str, n: usize, nofile: Option<u64>) -> Flood {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_thousand_idle_tcp_connections_hit_the_cap_and_udp_keeps_answering() {
-    let _heavy = HEAVY.lock().await;
+/// How many connections a flood opens, this process's soft open-file limit
+/// raised to its hard one: 10,000 when it may open them with room to spare
+/// for the other tests running now; else three quarters of its limit (the
+/// LS, inheriting the same limit, then caps itself below half of it).
+pub(crate) fn flood_size() -> usize {
     let limit = dnslb::server::fdlimit::raise_nofile().unwrap_or(u64::MAX);
-    // 10,000 when this process may open them with room to spare for the
-    // other tests running now; else three quarters of its limit (the LS,
-    // inheriting the same limit, then caps itself below half of it).
-    let n = if limit >= 13_000 {
+    if limit >= 13_000 {
         10_000
     } else {
         usize::try_from(limit / 4 * 3).unwrap_or(0)
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_idle_tcp_connections_hit_the_cap_and_udp_keeps_answering() {
+    let _heavy = HEAVY.lock().await;
+    let n = flood_size();
     let f = idle_flood("(inherited limit)", n, None).await;
     if f.nofile.is_some_and(|k| k >= 3 * tcp_cap() as u64) {
         assert_eq!(f.cap, tcp_cap());

@@ -11,6 +11,7 @@ mod dnssec;
 mod docs;
 mod dot;
 mod dot_limits;
+mod enc_hostile;
 mod faults_health;
 mod faults_ops;
 mod faults_reask;
