@@ -139,6 +139,7 @@ mod tests {
             ttl: 300,
             on_miss: crate::config::OnMiss::Nxdomain,
             axfr_allow: Vec::new(),
+            xfr_key: None,
             notify: Vec::new(),
             fault: crate::config::Fault::default(),
             nsid: None,
