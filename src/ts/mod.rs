@@ -20,7 +20,8 @@
 //! - [`zone`]: compiled zones (store, build, writer, catalog);
 //! - [`table`], [`zonefile`]: the two source formats, [`source`] their
 //!   records and errors; [`xfr`]: AXFR and NOTIFY; [`serials`]: SOA serials
-//!   kept across restarts; [`metrics`]: the TS's counters;
+//!   kept across restarts; [`metrics`]: the TS's counters; [`tsig`]: the
+//!   transfer key, signed requests checked and their answers signed;
 //! - [`signing`]: which zones the TS signs, with which [`keys`] (BIND's
 //!   key files and timing), at which serial; `signed.rs`: what loading and
 //!   `dnslb check` say of a signed zone.
@@ -45,6 +46,7 @@ mod signed;
 pub mod signing;
 pub mod source;
 pub mod table;
+pub mod tsig;
 pub mod wire;
 pub mod xfr;
 pub mod zone;
@@ -81,6 +83,8 @@ pub struct TableServer {
     /// [`serials`]), and the state last written there.
     serial_state: Option<PathBuf>,
     saved: std::sync::Mutex<Option<serials::Saved>>,
+    /// The TSIG key of `xfr_key`, re-read on reload.
+    xfr_key: tsig::XfrKey,
 }
 
 /// What a reload did.
@@ -100,6 +104,7 @@ impl TableServer {
     /// # Errors
     /// The first bad file or line.
     pub fn load(settings: TsSettings) -> Result<Self, ZoneError> {
+        let xfr_key = tsig::XfrKey::load(&settings).map_err(ZoneError::Key)?;
         let clock = unix_now();
         let mut warnings = Vec::new();
         let (catalog, sources) = read_settled(
@@ -165,6 +170,7 @@ impl TableServer {
             sources: std::sync::Mutex::new(sources.clone()),
             serial_state,
             saved: std::sync::Mutex::new(saved),
+            xfr_key,
         };
         ts.save_serials(sources.as_deref());
         Ok(ts)
@@ -226,12 +232,18 @@ impl TableServer {
 
     /// Re-reads every zone file and swaps the new catalog in atomically. A
     /// zone whose data changed gets a higher serial (never a lower one); an
-    /// unchanged zone keeps its serial. Counted as applied or refused.
+    /// unchanged zone keeps its serial. The transfer key is read again first.
+    /// Counted as applied or refused.
     ///
     /// # Errors
-    /// Any bad file: nothing is swapped and the old zones keep serving.
+    /// Any bad file (zone or key): nothing is swapped and the old zones and
+    /// key keep serving.
     pub fn reload(&self) -> Result<ReloadReport, ZoneError> {
-        let result = self.swap_in_fresh();
+        let result = self
+            .xfr_key
+            .reload(&self.settings)
+            .map_err(ZoneError::Key)
+            .and_then(|()| self.swap_in_fresh());
         self.metrics.record_reload(result.is_ok());
         result
     }
