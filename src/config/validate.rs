@@ -447,12 +447,8 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
 /// The rules for `[[key]]` and the `xfr_key` that name them: unique names,
 /// secrets that can be read and used (this rule reads files).
 fn check_keys(config: &Config, check: &mut Checker<'_>) {
-    check_names(
-        config.key.iter().map(|k| k.name.as_str()),
-        "key",
-        "key",
-        check,
-    );
+    let names = config.key.iter().map(|k| k.name.as_str());
+    check_names(names, "key", "key", check);
     for (i, key) in config.key.iter().enumerate() {
         if key.name.trim().is_empty() {
             continue;

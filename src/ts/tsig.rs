@@ -22,10 +22,8 @@ use crate::dns::{self, HEADER_LEN};
 use crate::ls::guard::{Change, LimitLog};
 use crate::server::{Reply, Request};
 
-/// Interval of the refused-transfer log's budget.
-const LOG_INTERVAL: Duration = Duration::from_secs(60);
-/// Refused-request lines written per [`LOG_INTERVAL`] at most.
-const LOG_LINES: u64 = 5;
+/// The refused-request log's budget: this many lines a minute at most.
+const LOG_LINES_A_MINUTE: u64 = 5;
 
 /// Why a request was refused for its TSIG: the `error` label of
 /// `dnslb_ts_tsig_refused_total`.
@@ -95,7 +93,7 @@ impl XfrKey {
         Ok(XfrKey {
             key: ArcSwapOption::new(read_key(settings)?),
             refused: Default::default(),
-            log: LimitLog::new(Instant::now(), LOG_INTERVAL, LOG_LINES),
+            log: LimitLog::new(Instant::now(), Duration::from_secs(60), LOG_LINES_A_MINUTE),
         })
     }
 

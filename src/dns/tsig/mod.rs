@@ -25,8 +25,8 @@ mod record;
 #[cfg(test)]
 mod tests;
 
-use record::{Fields, append, time48};
 pub use record::{Malformed, TsigRecord, find};
+use record::{append, time48};
 
 /// Seconds of clock difference a signature allows either side (RFC 8945
 /// §10 recommends 300).
@@ -398,7 +398,8 @@ impl Rejected {
         match error {
             TsigError::BadKey | TsigError::BadSig => append(
                 msg,
-                &Fields {
+                &TsigRecord {
+                    start: 0,
                     key_name: &self.key_name,
                     algorithm: &self.algorithm,
                     time_signed: self.time_signed,
@@ -598,7 +599,8 @@ impl Signer {
         let tag = hmac::sign(&key.hmac, &data);
         append(
             msg,
-            &Fields {
+            &TsigRecord {
+                start: 0,
                 key_name: &key.name,
                 algorithm: key.algorithm.wire_name(),
                 time_signed: now,

@@ -139,29 +139,9 @@ pub fn find(msg: &[u8]) -> Result<Option<TsigRecord<'_>>, Malformed> {
     }))
 }
 
-/// The fields of a TSIG record to write.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Fields<'a> {
-    /// The key's name, wire form.
-    pub key_name: &'a [u8],
-    /// The algorithm's name, wire form.
-    pub algorithm: &'a [u8],
-    /// Time signed.
-    pub time_signed: u64,
-    /// Fudge.
-    pub fudge: u16,
-    /// The MAC (empty in an unsigned error answer).
-    pub mac: &'a [u8],
-    /// Original ID.
-    pub original_id: u16,
-    /// TSIG error.
-    pub error: u16,
-    /// Other data.
-    pub other: &'a [u8],
-}
-
-/// Appends the TSIG record `f` to `msg` and adds one to its ARCOUNT.
-pub(super) fn append(msg: &mut Vec<u8>, f: &Fields<'_>) {
+/// Appends the TSIG record `f` (its `start` aside) to `msg` and adds one to
+/// its ARCOUNT.
+pub(super) fn append(msg: &mut Vec<u8>, f: &TsigRecord<'_>) {
     let rdlen = f.algorithm.len() + 6 + 2 + 2 + f.mac.len() + 2 + 2 + 2 + f.other.len();
     msg.extend_from_slice(f.key_name);
     msg.extend_from_slice(&TYPE_TSIG.to_be_bytes());

@@ -29,6 +29,15 @@ fn signed_query(key: &Arc<Key>, at: u64) -> (Vec<u8>, Vec<u8>) {
     (q, mac)
 }
 
+/// A query signed with `k` and checked by `k`: what it verified as.
+fn verified(k: &Arc<Key>) -> (Vec<u8>, Vec<u8>, Verified) {
+    let (q, mac) = signed_query(k, NOW);
+    let Checked::Signed(v) = verify_request(&q, k, NOW) else {
+        panic!("our own signature does not verify");
+    };
+    (q, mac, v)
+}
+
 fn rejected(c: Checked) -> Rejected {
     match c {
         Checked::Rejected(r) => r,
@@ -284,10 +293,7 @@ fn error_answers_carry_the_tsig_error_signed_only_for_badtime() {
 #[test]
 fn every_message_of_an_answer_is_signed_on_the_one_before() {
     let k = key(Algorithm::HmacSha384);
-    let (q, _) = signed_query(&k, NOW);
-    let Checked::Signed(v) = verify_request(&q, &k, NOW) else {
-        panic!()
-    };
+    let (q, _, v) = verified(&k);
     let mut signer = Signer::answer(k.clone(), &v);
     let msgs: Vec<Vec<u8>> = (0..3)
         .map(|i| {
@@ -321,10 +327,7 @@ fn every_message_of_an_answer_is_signed_on_the_one_before() {
 #[test]
 fn an_answer_to_our_notify_verifies_signed_or_unsigned() {
     let k = key(Algorithm::HmacSha512);
-    let (q, mac) = signed_query(&k, NOW);
-    let Checked::Signed(v) = verify_request(&q, &k, NOW) else {
-        panic!()
-    };
+    let (q, mac, v) = verified(&k);
     let mut a = answer_to(&v.unsigned(&q));
     a[3] &= 0xf0;
     assert_eq!(

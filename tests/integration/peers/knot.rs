@@ -61,15 +61,16 @@ impl Knot {
         Knot::secondary_with(knotd, port, zone, &remote)
     }
 
-    /// [`Knot::secondary`] with the TSIG key `(algorithm, name, secret)`:
-    /// its transfers and SOA queries signed, NOTIFYs accepted only signed.
+    /// [`Knot::secondary`] signing with `key` (algorithm, name, secret) and
+    /// accepting only NOTIFYs signed with it.
     pub fn secondary_with_key(
         knotd: &Path,
         port: u16,
         zone: &str,
         primary: SocketAddr,
-        (algorithm, name, secret): (&str, &str, &str),
+        key: (&str, &str, &str),
     ) -> Knot {
+        let (algorithm, name, secret) = key;
         let remote = format!(
             "key:\n  - id: {name}\n    algorithm: {algorithm}\n    secret: {secret}\n\
              remote:\n  - id: primary\n    address: {}@{}\n    key: {name}\n\
