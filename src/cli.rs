@@ -272,7 +272,7 @@ impl TsArgs {
                 };
                 workers = workers.or(tc.workers);
                 metrics = tc.metrics;
-                (TsSettings::from_config(tc), tc.listen)
+                (TsSettings::from_config_in(&cfg, tc), tc.listen)
             }
             (None, None, Some(listen)) => {
                 let settings = TsSettings {
@@ -282,6 +282,7 @@ impl TsArgs {
                     ttl: a.ttl,
                     on_miss: OnMiss::Nxdomain,
                     axfr_allow: Vec::new(),
+                    xfr_key: None,
                     notify: Vec::new(),
                     fault: Fault::default(),
                     nsid: None,

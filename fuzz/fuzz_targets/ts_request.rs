@@ -25,6 +25,7 @@ fn server() -> &'static TableServer {
             ttl: 60,
             on_miss: OnMiss::default(),
             axfr_allow: vec!["127.0.0.0/8".parse().expect("net")],
+            xfr_key: None,
             notify: Vec::new(),
             fault: Fault::default(),
             nsid: Some("ts-fuzz".to_owned()),

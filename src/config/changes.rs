@@ -59,6 +59,7 @@ impl TsConfig {
             diff("ttl", o.ttl != n.ttl);
             diff("on_miss", o.on_miss != n.on_miss);
             diff("axfr_allow", o.axfr_allow != n.axfr_allow);
+            diff("xfr_key", o.xfr_key != n.xfr_key);
             diff("notify", o.notify != n.notify);
             diff("ixfr_history", o.ixfr_history != n.ixfr_history);
             diff("fault", o.fault != n.fault);

@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::source_map::{SourceMap, display_path};
-use super::{Denial, DnssecAlgorithm, Layout, OnMiss, OnTimeout, Order, Strategy};
+use super::{Denial, DnssecAlgorithm, KeyAlgorithm, Layout, OnMiss, OnTimeout, Order, Strategy};
 
 /// A typed problem with a config file.
 ///
@@ -152,6 +152,7 @@ fn keyword_choices(key: &str) -> Option<Vec<&'static str>> {
         "ts.on_miss" => names(OnMiss::ALL, OnMiss::as_str),
         "ts.dnssec.algorithm" => names(DnssecAlgorithm::ALL, DnssecAlgorithm::as_str),
         "ts.dnssec.denial" => names(Denial::ALL, Denial::as_str),
+        "key.algorithm" => names(KeyAlgorithm::ALL, KeyAlgorithm::as_str),
         _ => None,
     }
 }

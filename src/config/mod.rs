@@ -22,6 +22,7 @@
 //! - `error`: [`ConfigError`] and the rewriting of toml's messages; `source_map`: where
 //!   each key is in the text.
 //! - `validate`: the rules of [`Config::problems`].
+//! - `key`: [`KeyConfig`], the TSIG keys (`[[key]]`) and the reading of their secrets.
 //! - `changes`: what a reload cannot apply ([`LsConfig::restart_only_changes`],
 //!   [`TsConfig::restart_changes`]).
 
@@ -79,6 +80,7 @@ macro_rules! keyword_enum {
 mod cache;
 mod changes;
 mod error;
+mod key;
 mod ls;
 mod pool;
 mod source_map;
@@ -91,6 +93,7 @@ mod values;
 
 pub use cache::CacheConfig;
 pub use error::ConfigError;
+pub use key::{KeyAlgorithm, KeyConfig, KeyError};
 pub use ls::{
     BackendConfig, HealthConfig, HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy,
 };
@@ -113,6 +116,9 @@ pub struct Config {
     /// The table servers, `[[ts]]`, in file order.
     #[serde(default)]
     pub ts: Vec<TsConfig>,
+    /// The TSIG keys, `[[key]]`, that a `[[ts]]` names in `xfr_key`.
+    #[serde(default)]
+    pub key: Vec<KeyConfig>,
     /// The file this config was read from (not a TOML key). Relative paths inside the file
     /// have already been resolved against its folder.
     #[serde(skip)]
@@ -210,12 +216,25 @@ impl Config {
                 d.keys = folder.join(&d.keys);
             }
         }
+        for key in &mut config.key {
+            if let Some(file) = &mut key.secret_file
+                && file.is_relative()
+            {
+                *file = folder.join(&*file);
+            }
+        }
         Ok(config)
     }
 
     /// The `[[ts]]` named `name`.
     pub fn ts_by_name(&self, name: &str) -> Option<&TsConfig> {
         self.ts.iter().find(|ts| ts.name == name)
+    }
+
+    /// The `[[key]]` a `[[ts]]` names in `xfr_key`, if any.
+    pub fn xfr_key_of(&self, ts: &TsConfig) -> Option<&KeyConfig> {
+        let name = ts.xfr_key.as_deref()?;
+        self.key.iter().find(|k| k.name == name)
     }
 
     /// Checks the rules of the schema; see [`Config::problems`].
@@ -244,7 +263,9 @@ impl Config {
     /// `[[ls.backend]]`, named once) and zones, and no zone is in two pools (case and a
     /// final dot aside); the `[ls.tls]` and `[ls.https]` certificate and key files can
     /// be read, hold a certificate chain and a key, and belong together (this rule
-    /// reads files), `[ls.https]` has both or neither, and its `path` starts with `/`.
+    /// reads files), `[ls.https]` has both or neither, and its `path` starts with `/`;
+    /// `[[key]]` names are unique DNS names, each key has `secret` or `secret_file`
+    /// (read here), base64, at least half the hash long, and each `xfr_key` names one.
     /// (A bad `origin`, pool zone or `health.query` is a parse error,
     /// like a bad address: those values are typed.)
     pub fn problems(&self) -> Vec<ConfigError> {

@@ -81,6 +81,10 @@ pub struct TsConfig {
     /// Clients allowed to transfer the zone (AXFR); a bare IP is a /32 or /128. \[none\]
     #[serde(default, deserialize_with = "de_nets")]
     pub axfr_allow: Vec<IpNet>,
+    /// The `[[key]]` whose TSIG an AXFR or IXFR must carry, and that signs the
+    /// answers and the NOTIFYs sent. \[none\]
+    #[serde(default)]
+    pub xfr_key: Option<String>,
     /// Secondaries to NOTIFY on reload. \[none\]
     #[serde(default, deserialize_with = "de_addrs")]
     pub notify: Vec<SocketAddr>,
@@ -140,6 +144,7 @@ impl TsConfig {
             ttl: default_ttl(),
             on_miss: OnMiss::default(),
             axfr_allow: Vec::new(),
+            xfr_key: None,
             notify: Vec::new(),
             ixfr_history: default_ixfr_history(),
             fault: Fault::default(),

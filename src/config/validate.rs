@@ -62,6 +62,7 @@ impl Config {
         for (i, ts) in self.ts.iter().enumerate() {
             check_ts(i, ts, &mut check);
         }
+        check_keys(self, &mut check);
         check_listeners(self, &mut check);
         check.out.sort_by_key(|e| e.line().unwrap_or(usize::MAX));
         check.out
@@ -444,6 +445,39 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
             &key(&format!("fault.{name}")),
             || format!("must be in [0, 1], got {ratio}"),
         );
+    }
+}
+
+/// The rules for `[[key]]` and the `xfr_key` that name them: unique names,
+/// secrets that can be read and used (this rule reads files).
+fn check_keys(config: &Config, check: &mut Checker<'_>) {
+    let names = config.key.iter().map(|k| k.name.as_str());
+    check_names(names, "key", "key", check);
+    for (i, key) in config.key.iter().enumerate() {
+        if key.name.trim().is_empty() {
+            continue;
+        }
+        if let Err(e) = key.load() {
+            let at = format!("key.{i}.{}", e.key);
+            check.push(&[&at, &format!("key.{i}.name")], e.msg);
+        }
+    }
+    for (i, ts) in config.ts.iter().enumerate() {
+        let Some(name) = &ts.xfr_key else {
+            continue;
+        };
+        if !config.key.iter().any(|k| &k.name == name) {
+            let known: Vec<&str> = config.key.iter().map(|k| k.name.as_str()).collect();
+            let known = if known.is_empty() {
+                "there is none".to_owned()
+            } else {
+                format!("keys: {}", known.join(", "))
+            };
+            check.push(
+                &[&format!("ts.{i}.xfr_key")],
+                format!("names key {name:?}, which is not a [[key]] ({known})"),
+            );
+        }
     }
 }
 

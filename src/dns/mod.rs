@@ -19,10 +19,12 @@
 //! - `nsid.rs`: NSID on raw messages;
 //! - `walk.rs`: the one walk over a raw message's sections (names skipped,
 //!   records' places, the OPT and signatures found: [`walk_message`]);
+//! - [`tsig`]: transaction signatures (RFC 8945): keys, verifying a
+//!   request, signing message after message;
 //! - `hostname.rs`: the hostname rules ([`parse_hostname`]) of PROJ tables
 //!   and of `dnslb resolve`'s input.
 //!
-//! Every item is re-exported here: callers say `dns::decode_query`.
+//! Every item but [`tsig`]'s is re-exported here: callers say `dns::decode_query`.
 mod header;
 mod hostname;
 mod limits;
@@ -30,6 +32,7 @@ mod nsid;
 mod padding;
 mod query;
 mod synth;
+pub mod tsig;
 mod walk;
 mod writer;
 

@@ -3,7 +3,7 @@
 //! process metrics and `dnslb_build_info`, as the LS's exposition has them.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use axum::Router;
 use axum::extract::State;
@@ -17,6 +17,7 @@ use super::prom::{Expo, rcode_name, write_build_info, write_process};
 use super::{exposition, not_found, serve_app};
 use crate::ts::TableServer;
 use crate::ts::metrics::{OTHER_RCODE, TsMetrics, Unanswered};
+use crate::ts::tsig::Refusal;
 
 /// The `rcode` label of slot `i` of [`TsMetrics::answers`].
 fn rcode_label(i: usize) -> String {
@@ -32,7 +33,7 @@ fn rcode_label(i: usize) -> String {
 pub fn render_ts_prometheus(ts: &TableServer) -> String {
     let catalog = ts.catalog();
     let mut e = Expo(String::with_capacity(4096 + catalog.zones().len() * 256));
-    write_ts(&mut e, ts.metrics());
+    write_ts(&mut e, ts.metrics(), ts.tsig_refused());
 
     let zone_labels: Vec<String> = catalog
         .zones()
@@ -62,7 +63,7 @@ pub fn render_ts_prometheus(ts: &TableServer) -> String {
 }
 
 /// The counters' families.
-fn write_ts(e: &mut Expo, m: &TsMetrics) {
+fn write_ts(e: &mut Expo, m: &TsMetrics, tsig: &[AtomicU64]) {
     e.counter(
         "dnslb_ts_queries_total",
         "Requests received: answered plus unanswered.",
@@ -126,6 +127,18 @@ fn write_ts(e: &mut Expo, m: &TsMetrics) {
     for (name, help, c) in counters {
         e.counter(name, help, c.load(Relaxed));
     }
+    e.family(
+        "dnslb_ts_tsig_refused_total",
+        "counter",
+        "Requests refused for their TSIG (xfr_key set), by error: unsigned transfers, FORMERR, BADSIG, BADKEY, BADTIME, BADTRUNC.",
+    );
+    for (why, c) in Refusal::ALL.iter().zip(tsig) {
+        e.sample(
+            "dnslb_ts_tsig_refused_total",
+            &[("error", why.label())],
+            c.load(Relaxed),
+        );
+    }
     e.reloads(
         "dnslb_ts_reloads_total",
         "Reloads (SIGHUP): applied, or refused with the old zones kept.",
@@ -173,6 +186,7 @@ mod tests {
             ttl: 300,
             on_miss: crate::config::OnMiss::Nxdomain,
             axfr_allow: Vec::new(),
+            xfr_key: None,
             notify: Vec::new(),
             fault: crate::config::Fault::default(),
             nsid: None,

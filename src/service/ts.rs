@@ -170,10 +170,11 @@ impl TsService {
             for zone in changed.unwrap_or_default() {
                 for &target in &ts.settings().notify {
                     let (zone, name, token) = (zone.clone(), name.clone(), token.clone());
+                    let key = ts.xfr_key();
                     notifies.spawn(async move {
                         tokio::select! {
                             _ = token.cancelled() => {}
-                            done = crate::ts::xfr::notify_from(Some(listen.ip()), target, &zone) => {
+                            done = crate::ts::xfr::notify_from(Some(listen.ip()), target, &zone, key) => {
                                 crate::ts::xfr::log_notified(&name, &zone, target, done);
                             }
                         }

@@ -20,7 +20,8 @@
 //! - [`zone`]: compiled zones (store, build, writer, catalog);
 //! - [`table`], [`zonefile`]: the two source formats, [`source`] their
 //!   records and errors; [`xfr`]: AXFR and NOTIFY; [`serials`]: SOA serials
-//!   kept across restarts; [`metrics`]: the TS's counters;
+//!   kept across restarts; [`metrics`]: the TS's counters; [`tsig`]: the
+//!   transfer key, signed requests checked and their answers signed;
 //! - [`signing`]: which zones the TS signs, with which [`keys`] (BIND's
 //!   key files and timing), at which serial; `signed.rs`: what loading and
 //!   `dnslb check` say of a signed zone.
@@ -46,6 +47,7 @@ mod signed;
 pub mod signing;
 pub mod source;
 pub mod table;
+pub mod tsig;
 pub mod wire;
 pub mod xfr;
 pub mod zone;
@@ -84,6 +86,8 @@ pub struct TableServer {
     saved: std::sync::Mutex<Option<serials::Saved>>,
     /// The differences between the last versions of each zone, for IXFR.
     journal: ixfr::Journal,
+    /// The TSIG key of `xfr_key`, re-read on reload.
+    xfr_key: tsig::XfrKey,
 }
 
 /// What a reload did.
@@ -103,6 +107,7 @@ impl TableServer {
     /// # Errors
     /// The first bad file or line.
     pub fn load(settings: TsSettings) -> Result<Self, ZoneError> {
+        let xfr_key = tsig::XfrKey::load(&settings).map_err(ZoneError::Key)?;
         let clock = unix_now();
         let mut warnings = Vec::new();
         let (catalog, sources) = read_settled(
@@ -169,6 +174,7 @@ impl TableServer {
             serial_state,
             saved: std::sync::Mutex::new(saved),
             journal: ixfr::Journal::default(),
+            xfr_key,
         };
         ts.save_serials(sources.as_deref());
         Ok(ts)
@@ -259,12 +265,18 @@ impl TableServer {
 
     /// Re-reads every zone file and swaps the new catalog in atomically. A
     /// zone whose data changed gets a higher serial (never a lower one); an
-    /// unchanged zone keeps its serial. Counted as applied or refused.
+    /// unchanged zone keeps its serial. The transfer key is read again first.
+    /// Counted as applied or refused.
     ///
     /// # Errors
-    /// Any bad file: nothing is swapped and the old zones keep serving.
+    /// Any bad file (zone or key): nothing is swapped and the old zones and
+    /// key keep serving.
     pub fn reload(&self) -> Result<ReloadReport, ZoneError> {
-        let result = self.swap_in_fresh();
+        let result = self
+            .xfr_key
+            .reload(&self.settings)
+            .map_err(ZoneError::Key)
+            .and_then(|()| self.swap_in_fresh());
         self.metrics.record_reload(result.is_ok());
         result
     }

@@ -49,15 +49,25 @@ impl TableServer {
 
     /// An answer with `rcode` and no records to `q` (its question and OPT
     /// echoed, the NSID added when asked).
-    fn rcode_answer(&self, q: &ClientQuery, rcode: ResponseCode) -> Reply {
+    pub(super) fn rcode_answer(&self, q: &ClientQuery, rcode: ResponseCode) -> Reply {
         let edns = self.answer_edns(q);
         let meta = q.response_metadata(rcode);
         let mut w = ResponseWriter::new(meta, Some(&q.query), edns.as_ref());
         Reply::One(w.finish(dns::TCP_PAYLOAD_MAX))
     }
 
-    /// The answer to one request and what it was, for the counters.
+    /// The answer to one request and what it was, for the counters: with a
+    /// transfer key, a signed request or a transfer goes through its TSIG
+    /// check first (`tsig.rs`).
     fn respond(&self, req: Request<'_>) -> (Reply, Outcome) {
+        if let Some(done) = self.respond_signed(&req, |r| self.respond_unsigned(r)) {
+            return done;
+        }
+        self.respond_unsigned(req)
+    }
+
+    /// [`TableServer::respond`] for a request without a TSIG (or stripped of it).
+    fn respond_unsigned(&self, req: Request<'_>) -> (Reply, Outcome) {
         if let Some(done) = self.respond_plain(&req) {
             return done;
         }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
-use crate::config::{Dnssec, Fault, OnMiss, TsConfig, ValueError, parse_name};
+use crate::config::{Config, Dnssec, Fault, KeyConfig, OnMiss, TsConfig, ValueError, parse_name};
 
 /// What a TS serves and how.
 #[derive(Debug, Clone)]
@@ -23,6 +23,9 @@ pub struct TsSettings {
     pub on_miss: OnMiss,
     /// Clients allowed to transfer zones (AXFR over TCP).
     pub axfr_allow: Vec<IpNet>,
+    /// The TSIG key transfers must be signed with, which signs their answers
+    /// and the NOTIFYs (its secret re-read on each reload); `None`: off.
+    pub xfr_key: Option<KeyConfig>,
     /// Secondaries to NOTIFY when a zone changes on reload.
     pub notify: Vec<SocketAddr>,
     /// Zone versions whose differences are kept for IXFR; 0 = none.
@@ -46,11 +49,23 @@ impl TsSettings {
             ttl: c.ttl,
             on_miss: c.on_miss,
             axfr_allow: c.axfr_allow.clone(),
+            xfr_key: None,
             notify: c.notify.clone(),
             ixfr_history: c.ixfr_history,
             fault: c.fault,
             nsid: c.nsid.clone(),
             dnssec: c.dnssec.clone(),
+        }
+    }
+}
+
+impl TsSettings {
+    /// Settings from the `[[ts]]` `c` of `config`, with the `[[key]]` its
+    /// `xfr_key` names.
+    pub fn from_config_in(config: &Config, c: &TsConfig) -> Self {
+        TsSettings {
+            xfr_key: config.xfr_key_of(c).cloned(),
+            ..Self::from_config(c)
         }
     }
 }

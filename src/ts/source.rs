@@ -68,6 +68,9 @@ pub enum ZoneError {
     /// keys' files, or the signer).
     #[error("{0}")]
     Signing(String),
+    /// The transfer key (`xfr_key`) could not be read or used.
+    #[error("{0}")]
+    Key(String),
 }
 
 impl ZoneError {

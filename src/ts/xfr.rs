@@ -432,7 +432,7 @@ pub fn judge_notify_reply(reply: &[u8], id: u16) -> Option<Notified> {
 /// Tells `target` that `zone` changed (RFC 1996) from an unspecified
 /// address: whether it was acknowledged (see [`notify_from`]).
 pub async fn notify(target: std::net::SocketAddr, zone: &hickory_proto::rr::Name) -> bool {
-    notify_from(None, target, zone).await == Notified::Acknowledged
+    notify_from(None, target, zone, None).await == Notified::Acknowledged
 }
 
 /// Tells `target` that `zone` changed (RFC 1996): a NOTIFY with the zone's
@@ -441,12 +441,16 @@ pub async fn notify(target: std::net::SocketAddr, zone: &hickory_proto::rr::Name
 /// tries are spent. Sent from `source` (the TS's listen address, which a
 /// secondary's `allow-notify` names) when it is a specific address of
 /// `target`'s family; otherwise from the address the kernel's routing picks.
+/// With `key` (`xfr_key`) each NOTIFY is TSIG-signed, and a signed reply
+/// counts only when its TSIG verifies (an unsigned one is taken, as peers may
+/// answer so).
 pub async fn notify_from(
     source: Option<std::net::IpAddr>,
     target: std::net::SocketAddr,
     zone: &hickory_proto::rr::Name,
+    key: Option<std::sync::Arc<crate::dns::tsig::Key>>,
 ) -> Notified {
-    notify_with(source, target, zone, notify_wait).await
+    notify_with(source, target, zone, key, notify_wait).await
 }
 
 /// [`notify_from`] with the waits of `policy` (try number to wait, `None`
@@ -455,6 +459,7 @@ pub async fn notify_with(
     source: Option<std::net::IpAddr>,
     target: std::net::SocketAddr,
     zone: &hickory_proto::rr::Name,
+    key: Option<std::sync::Arc<crate::dns::tsig::Key>>,
     policy: impl Fn(u32) -> Option<std::time::Duration>,
 ) -> Notified {
     use hickory_proto::op::{Message, MessageType, OpCode, Query};
@@ -480,9 +485,13 @@ pub async fn notify_with(
         let mut m = Message::new(id, MessageType::Query, OpCode::Notify);
         m.metadata.authoritative = true;
         m.add_query(Query::query(zone.clone(), RecordType::SOA));
-        let Ok(bytes) = m.to_vec() else {
+        let Ok(mut bytes) = m.to_vec() else {
             return Notified::NoReply;
         };
+        let mut signer = key.clone().map(crate::dns::tsig::Signer::request);
+        if let Some(s) = &mut signer {
+            s.sign(&mut bytes);
+        }
         if sock.send_to(&bytes, target).await.is_err() {
             tokio::time::sleep(wait_for).await;
             continue;
@@ -495,7 +504,18 @@ pub async fn notify_with(
                 if from != target {
                     continue;
                 }
-                if let Some(judged) = buf.get(..n).and_then(|r| judge_notify_reply(r, id)) {
+                let reply = buf.get(..n).unwrap_or_default();
+                let trusted = match (&key, &signer) {
+                    (Some(k), Some(s)) => crate::dns::tsig::verify_response(
+                        reply,
+                        k,
+                        s.last_mac(),
+                        crate::dns::tsig::unix_now(),
+                    )
+                    .is_ok(),
+                    _ => true,
+                };
+                if let Some(judged) = judge_notify_reply(reply, id).filter(|_| trusted) {
                     return Some(judged);
                 }
             }

@@ -51,7 +51,7 @@ impl Nsd {
     pub fn primary_bytes(zone: &str, zone_file: &[u8]) -> Nsd {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(zone_path(dir.path(), zone), zone_file).unwrap();
-        Nsd::start(dir, free_port(), zone, "")
+        Nsd::start(dir, free_port(), zone, "", "")
     }
 
     /// NSD on `port`, a secondary of `zone` transferring from `primary` and
@@ -74,12 +74,45 @@ impl Nsd {
             primary.ip(),
             primary.port()
         );
-        Nsd::start(tempfile::tempdir().unwrap(), port, zone, &zone_options)
+        Nsd::start(tempfile::tempdir().unwrap(), port, zone, &zone_options, "")
+    }
+
+    /// [`Nsd::secondary`] with the TSIG key `(algorithm, name, secret)`: its
+    /// transfers and SOA queries signed, NOTIFYs accepted only signed.
+    pub fn secondary_with_key(
+        port: u16,
+        zone: &str,
+        primary: SocketAddr,
+        (algorithm, name, secret): (&str, &str, &str),
+    ) -> Nsd {
+        let key = format!(
+            "key:\n\x20 name: \"{name}\"\n\x20 algorithm: {algorithm}\n\x20 secret: \"{secret}\"\n"
+        );
+        let zone_options = format!(
+            "\x20 request-xfr: {}@{} {name}\n\
+             \x20 allow-notify: 127.0.0.1 {name}\n",
+            primary.ip(),
+            primary.port()
+        );
+        Nsd::start(
+            tempfile::tempdir().unwrap(),
+            port,
+            zone,
+            &zone_options,
+            &key,
+        )
     }
 
     /// Writes and checks an nsd.conf in `dir` serving `zone` (with
-    /// `zone_options` added to its `zone:` clause) on `port`, and starts NSD.
-    fn start(dir: tempfile::TempDir, port: u16, zone: &str, zone_options: &str) -> Nsd {
+    /// `zone_options` added to its `zone:` clause, `clauses` before it) on
+    /// `port`, and starts NSD.
+    fn start(
+        dir: tempfile::TempDir,
+        port: u16,
+        zone: &str,
+        zone_options: &str,
+        clauses: &str,
+    ) -> Nsd {
         let d = dir.path();
         let p = |f: &str| d.join(f).display().to_string();
         // `refuse-any: no`: the differential test compares answers to ANY.
@@ -105,6 +138,7 @@ impl Nsd {
              \x20 verbosity: 2\n\
              remote-control:\n\
              \x20 control-enable: no\n\
+             {clauses}\
              zone:\n\
              \x20 name: \"{zone}\"\n\
              \x20 zonefile: \"{zf}\"\n\

@@ -291,6 +291,7 @@ async fn start_service(
     let cfg = Config {
         ls: Some(lsc),
         ts: Vec::new(),
+        key: Vec::new(),
         path: PathBuf::new(),
     };
     let service = LsService::new(cfg).unwrap();

@@ -556,7 +556,7 @@ async fn notify_against(fake: Fake, zone: &str) -> (bool, Duration, Vec<Vec<u8>>
     let t = Instant::now();
     // The back-off of `notify_wait`, ten times shorter.
     let fast = |n| dnslb::ts::xfr::notify_wait(n).map(|d| d / 10);
-    let notified = dnslb::ts::xfr::notify_with(None, addr, &zone, fast);
+    let notified = dnslb::ts::xfr::notify_with(None, addr, &zone, None, fast);
     let acked = tokio::time::timeout(Duration::from_secs(10), notified)
         .await
         .expect("notify must return by itself")

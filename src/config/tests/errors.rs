@@ -14,7 +14,7 @@ fn unknown_key_at_top_level() {
     assert_eq!(e.line(), Some(2));
     assert_eq!(
         e.to_string(),
-        "config.toml:2: unknown key 'verbose' at top level; valid keys: ls, ts"
+        "config.toml:2: unknown key 'verbose' at top level; valid keys: ls, ts, key"
     );
     assert_eq!(
         err("\n[lss]\nworkers = 1\n"),

@@ -253,6 +253,7 @@ fn configs_built_in_code_validate() {
     let config = Config {
         ls: Some(ls),
         ts: vec![TsConfig::new("a", addr("127.0.0.1:5301"), vec!["z".into()])],
+        key: Vec::new(),
         path: PathBuf::new(),
     };
     config.validate().unwrap();

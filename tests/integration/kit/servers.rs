@@ -64,6 +64,7 @@ pub fn ts_settings(zones: Vec<PathBuf>) -> TsSettings {
         ttl: 300,
         on_miss: OnMiss::Nxdomain,
         axfr_allow: vec!["127.0.0.0/8".parse().unwrap()],
+        xfr_key: None,
         notify: Vec::new(),
         fault: Fault::default(),
         nsid: None,

@@ -52,13 +52,40 @@ impl Knot {
         primary: SocketAddr,
         notify_from: &str,
     ) -> Knot {
-        let dir = tempfile::tempdir().unwrap();
         let remote = format!(
             "remote:\n  - id: primary\n    address: {}@{}\n\
              acl:\n  - id: notify_from_primary\n    address: {notify_from}\n    action: notify\n",
             primary.ip(),
             primary.port()
         );
+        Knot::secondary_with(knotd, port, zone, &remote)
+    }
+
+    /// [`Knot::secondary`] signing with `key` (algorithm, name, secret) and
+    /// accepting only NOTIFYs signed with it.
+    pub fn secondary_with_key(
+        knotd: &Path,
+        port: u16,
+        zone: &str,
+        primary: SocketAddr,
+        key: (&str, &str, &str),
+    ) -> Knot {
+        let (algorithm, name, secret) = key;
+        let remote = format!(
+            "key:\n  - id: {name}\n    algorithm: {algorithm}\n    secret: {secret}\n\
+             remote:\n  - id: primary\n    address: {}@{}\n    key: {name}\n\
+             acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    key: {name}\n    action: notify\n",
+            primary.ip(),
+            primary.port()
+        );
+        Knot::secondary_with(knotd, port, zone, &remote)
+    }
+
+    /// A secondary of `zone` from the remote `primary` of the `remote`
+    /// (remote, acl and key sections), NOTIFYs allowed by its
+    /// `notify_from_primary` acl.
+    fn secondary_with(knotd: &Path, port: u16, zone: &str, remote: &str) -> Knot {
+        let dir = tempfile::tempdir().unwrap();
         let clause = |keyword: &str| {
             format!("  - domain: {zone}\n    {keyword}: primary\n    acl: notify_from_primary\n")
         };
@@ -67,9 +94,9 @@ impl Knot {
         let chosen = ["master", "primary"]
             .map(clause)
             .into_iter()
-            .find(|c| conf_check(&write_conf(dir.path(), port, &remote, c)).is_ok())
+            .find(|c| conf_check(&write_conf(dir.path(), port, remote, c)).is_ok())
             .unwrap_or_else(|| clause("master"));
-        Knot::start(knotd, dir, port, &remote, &chosen)
+        Knot::start(knotd, dir, port, remote, &chosen)
     }
 
     /// Writes and checks the config (see [`write_conf`]) and starts knotd.

@@ -49,6 +49,7 @@ mod knot_secondary;
 mod replicated;
 mod signed;
 mod stub;
+mod tsig;
 mod unbound;
 
 /// How long a server may take to start answering.

@@ -1,0 +1,246 @@
+//! TSIG on the TS's request path (SPEC §4 "Zone transfers secondaries can
+//! trust"): with `xfr_key` set, an AXFR or IXFR must be signed with that key
+//! (and come from `axfr_allow`, checked as without a key); every signed
+//! request is verified and its answer signed, each message of a transfer on
+//! the one before (RFC 8945 §5.3.1). A request that fails gets NOTAUTH with
+//! the TSIG error (FORMERR for a malformed record), counted by error
+//! ([`Refusal`]) and logged within a budget. [`XfrKey`] holds the key, read
+//! at start and again on each reload; a key that cannot be read refuses the
+//! reload and the old key keeps serving.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use hickory_proto::op::ResponseCode;
+
+use super::TableServer;
+use super::metrics::Outcome;
+use super::settings::TsSettings;
+use crate::dns::tsig::{self, Checked, Key, Signer, TsigError};
+use crate::dns::{self, HEADER_LEN};
+use crate::ls::guard::{Change, LimitLog};
+use crate::server::{EachMessage, Reply, Request};
+
+/// The refused-request log's budget: this many lines a minute at most.
+const LOG_LINES_A_MINUTE: u64 = 5;
+
+/// Why a request was refused for its TSIG: the `error` label of
+/// `dnslb_ts_tsig_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A transfer without a TSIG.
+    Unsigned,
+    /// A malformed TSIG record (answered FORMERR).
+    Malformed,
+    /// A TSIG error (answered NOTAUTH).
+    Error(TsigError),
+}
+
+impl Refusal {
+    /// Every refusal, in the order of [`XfrKey::refused`].
+    pub const ALL: [Refusal; 6] = [
+        Refusal::Unsigned,
+        Refusal::Malformed,
+        Refusal::Error(TsigError::BadSig),
+        Refusal::Error(TsigError::BadKey),
+        Refusal::Error(TsigError::BadTime),
+        Refusal::Error(TsigError::BadTrunc),
+    ];
+
+    /// Its label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::Unsigned => "unsigned",
+            Refusal::Malformed => "FORMERR",
+            Refusal::Error(e) => e.as_str(),
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+/// A TS's transfer key (none without `xfr_key`), its refusals counted.
+#[derive(Debug)]
+pub struct XfrKey {
+    key: ArcSwapOption<Key>,
+    /// Requests refused, by [`Refusal::ALL`] order.
+    pub refused: [AtomicU64; Refusal::ALL.len()],
+    log: LimitLog,
+}
+
+/// The key `settings` name, read (its file too).
+///
+/// # Errors
+/// The key's problem, as a message naming it.
+fn read_key(settings: &TsSettings) -> Result<Option<Arc<Key>>, String> {
+    let Some(kc) = &settings.xfr_key else {
+        return Ok(None);
+    };
+    kc.load()
+        .map(|k| Some(Arc::new(k)))
+        .map_err(|e| format!("[[key]] {:?}: {e}", kc.name))
+}
+
+impl XfrKey {
+    /// The key of `settings`, read now.
+    ///
+    /// # Errors
+    /// The key cannot be read or used.
+    pub fn load(settings: &TsSettings) -> Result<Self, String> {
+        Ok(XfrKey {
+            key: ArcSwapOption::new(read_key(settings)?),
+            refused: Default::default(),
+            log: LimitLog::new(Instant::now(), Duration::from_secs(60), LOG_LINES_A_MINUTE),
+        })
+    }
+
+    /// Reads the key of `settings` again (its `secret_file` may have changed).
+    ///
+    /// # Errors
+    /// The key cannot be read or used: the old one is kept.
+    pub fn reload(&self, settings: &TsSettings) -> Result<(), String> {
+        self.key.store(read_key(settings)?);
+        Ok(())
+    }
+
+    /// The key in force.
+    pub fn get(&self) -> Option<Arc<Key>> {
+        self.key.load_full()
+    }
+
+    /// Counts, and logs within the budget, a request from `req` refused.
+    fn refuse(&self, ts: &str, req: &Request<'_>, why: Refusal) {
+        if let Some(c) = self.refused.get(why.index()) {
+            c.fetch_add(1, Relaxed);
+        }
+        if let Some(more) = self.log.roll(Instant::now()) {
+            tracing::warn!(
+                ts,
+                more = more.started,
+                "more requests refused for their TSIG"
+            );
+        }
+        if self.log.admit(Change::Started) {
+            tracing::warn!(ts, src = %req.src, error = why.label(), "request refused for its TSIG");
+        }
+    }
+}
+
+/// Whether `raw` asks one question of type AXFR (252) or IXFR (251).
+fn asks_transfer(raw: &[u8]) -> bool {
+    let Some(end) = dns::skip_name(raw, HEADER_LEN) else {
+        return false;
+    };
+    dns::u16_at(raw, 4) == Some(1) && matches!(dns::u16_at(raw, end), Some(251 | 252))
+}
+
+impl TableServer {
+    /// The answer to `req` when this TS has a transfer key and `req` is signed
+    /// or asks for a transfer: refused (NOTAUTH, FORMERR) or answered as if
+    /// unsigned, then signed by `answer`. `None`: answered as without a key.
+    pub(super) fn respond_signed(
+        &self,
+        req: &Request<'_>,
+        answer: impl FnOnce(Request<'_>) -> (Reply, Outcome),
+    ) -> Option<(Reply, Outcome)> {
+        let key = self.xfr_key.get()?;
+        let now = tsig::unix_now();
+        let name = &self.settings.name;
+        match tsig::verify_request(req.raw, &key, now) {
+            Checked::Unsigned if asks_transfer(req.raw) => {
+                self.xfr_key.refuse(name, req, Refusal::Unsigned);
+                Some(self.refusal(req.raw, ResponseCode::NotAuth))
+            }
+            Checked::Unsigned => None,
+            Checked::Signed(verified) => {
+                let plain = verified.unsigned(req.raw);
+                let (reply, outcome) = answer(Request {
+                    raw: &plain,
+                    ..*req
+                });
+                let mut signer = Signer::answer(key, &verified);
+                let reply = match reply {
+                    Reply::Drop => Reply::Drop,
+                    Reply::One(mut msg) => {
+                        signer.sign(&mut msg);
+                        Reply::One(msg)
+                    }
+                    // A transfer: each message signed as it is made (RFC 8945
+                    // §5.3.1: on the MAC of the one before).
+                    Reply::Stream(messages) => {
+                        Reply::Stream(Box::new(EachMessage::new(messages, move |m| {
+                            signer.sign(m);
+                            Ok(())
+                        })))
+                    }
+                };
+                Some((reply, outcome))
+            }
+            Checked::Rejected(rejected) => {
+                let (why, rcode) = match rejected.error {
+                    Some(e) => (Refusal::Error(e), ResponseCode::NotAuth),
+                    None => (Refusal::Malformed, ResponseCode::FormErr),
+                };
+                self.xfr_key.refuse(name, req, why);
+                let plain = rejected.unsigned(req.raw);
+                let (mut reply, outcome) = self.refusal(plain.as_deref().unwrap_or(req.raw), rcode);
+                if let Reply::One(msg) = &mut reply {
+                    rejected.answer(&key, msg, now);
+                }
+                Some((reply, outcome))
+            }
+        }
+    }
+
+    /// An answer with `rcode` to the request `raw` (a malformed one, whose
+    /// question cannot be read: dropped).
+    fn refusal(&self, raw: &[u8], rcode: ResponseCode) -> (Reply, Outcome) {
+        match dns::decode_query(raw) {
+            Ok(q) => (self.rcode_answer(&q, rcode), Outcome::Answered(rcode)),
+            Err(_) => (
+                Reply::Drop,
+                Outcome::Unanswered(super::metrics::Unanswered::Malformed),
+            ),
+        }
+    }
+
+    /// The transfer key in force (signs the NOTIFYs).
+    pub fn xfr_key(&self) -> Option<Arc<Key>> {
+        self.xfr_key.get()
+    }
+
+    /// Requests refused for their TSIG, by [`Refusal::ALL`] order.
+    pub fn tsig_refused(&self) -> &[AtomicU64; Refusal::ALL.len()] {
+        &self.xfr_key.refused
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+
+    #[test]
+    fn transfers_are_told_from_other_questions() {
+        let q = |t: RecordType| {
+            let mut m = Message::query();
+            m.add_query(Query::query(Name::from_ascii("a.test.").unwrap(), t));
+            m.to_vec().unwrap()
+        };
+        assert!(asks_transfer(&q(RecordType::AXFR)));
+        assert!(asks_transfer(&q(RecordType::IXFR)));
+        assert!(!asks_transfer(&q(RecordType::SOA)));
+        assert!(!asks_transfer(&[0u8; 5]));
+        let labels: Vec<&str> = Refusal::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "unsigned", "FORMERR", "BADSIG", "BADKEY", "BADTIME", "BADTRUNC"
+            ]
+        );
+    }
+}
