@@ -174,8 +174,8 @@ impl TsService {
                     notifies.spawn(async move {
                         tokio::select! {
                             _ = token.cancelled() => {}
-                            done = crate::ts::xfr::notify_from(Some(listen.ip()), target, &zone, key) => {
-                                crate::ts::xfr::log_notified(&name, &zone, target, done);
+                            done = crate::ts::notify::notify_from(Some(listen.ip()), target, &zone, key) => {
+                                crate::ts::notify::log_notified(&name, &zone, target, done);
                             }
                         }
                     });

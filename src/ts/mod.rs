@@ -39,6 +39,7 @@ pub mod ixfr;
 pub mod keys;
 mod load;
 pub mod metrics;
+pub mod notify;
 mod respond;
 pub mod serials;
 mod settings;
