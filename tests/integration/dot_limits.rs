@@ -18,6 +18,7 @@ use crate::dot::{Dot, HOST, Pki, TABLE, answers_ten, ask, curl, get_param};
 use crate::kit::{
     Fake, Reply, ZoneDir, free_ports, need, path_str, query, start_ls_service, start_ts_table,
 };
+use crate::ts::closed_within;
 
 /// An LS in front of `backend` with DoT (with `pki`'s leaf `ls`, when given) and DoH
 /// (over TLS with the same pair, or plain), and the file of its config.
@@ -350,5 +351,105 @@ async fn conn_rate_limit_holds_for_https_too() {
         30 - answered
     );
     assert!(text.contains(&line), "no {line:?} in {text}");
+    ls.dot.stop(Some(ts)).await;
+}
+
+/// An LS serving plain DoH (as behind a proxy) in front of a TS in `dir`, and a
+/// connection to it.
+async fn plain_doh(dir: &ZoneDir) -> (Ls, crate::kit::TestTs, TcpStream) {
+    let ts = start_ts_table(dir, "t.txt", TABLE).await;
+    let (ls, _) = Ls::start(dir.path(), ts.addr, None, ["", "", ""]).await;
+    let conn = connect_from([127, 0, 0, 1], ls.dot.https).await;
+    (ls, ts, conn)
+}
+
+/// A DoH connection that never finishes a request is closed by the idle timeout
+/// (10 s) like any idle connection: one that stops halfway through its HTTP/1.1
+/// header, and an HTTP/2 one that sends its preface and then nothing (it answers
+/// no PING). Otherwise such connections hold the listener's connection cap for
+/// as long as the client wishes, and the cap's worth of them shuts every DoH
+/// client out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault: a DoH connection with an unfinished request is never closed (slowloris holds the connection cap)"]
+async fn a_doh_connection_that_never_finishes_a_request_is_closed_when_idle() {
+    let dir = ZoneDir::new();
+    let (ls, ts, mut h1) = plain_doh(&dir).await;
+    use tokio::io::AsyncWriteExt;
+    h1.write_all(b"GET /dns-query?dns=AAAB HTTP/1.1\r\nHost: dns.test\r\n")
+        .await
+        .unwrap();
+    let mut h2 = connect_from([127, 0, 0, 1], ls.dot.https).await;
+    // The preface and an empty SETTINGS frame.
+    let mut preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    preface.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    h2.write_all(&preface).await.unwrap();
+    let within = Duration::from_secs(40);
+    let (h1_closed, h2_closed) = tokio::join!(
+        closed_within(&mut h1, within),
+        closed_within(&mut h2, within)
+    );
+    assert!(
+        h1_closed,
+        "a half-sent HTTP/1.1 header kept its connection open"
+    );
+    assert!(
+        h2_closed,
+        "an HTTP/2 connection without a request kept it open"
+    );
+    ls.dot.stop(Some(ts)).await;
+}
+
+/// The CPU time (user and system) this process has used so far, in clock ticks.
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // The fields after the command's closing parenthesis; utime and stime are
+    // the 14th and 15th of the line.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// An HTTP/2 request whose body never ends (a client that answers PINGs and
+/// sends nothing more) costs no CPU while it waits: past the idle timeout (10 s)
+/// the connection's task must not wake in a loop. Measured over 10 s from the
+/// 12th second: under half a core (the spin takes a whole one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fault: a DoH stream open past the idle timeout makes its connection's task spin at 100% CPU"]
+async fn a_stalled_doh_request_costs_no_cpu_past_the_idle_timeout() {
+    let dir = ZoneDir::new();
+    let (ls, ts, mut h2) = plain_doh(&dir).await;
+    use tokio::io::AsyncWriteExt;
+    let mut opening = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    opening.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // SETTINGS
+    opening.extend_from_slice(&[0, 0, 0, 4, 1, 0, 0, 0, 0]); // its ACK
+    // HEADERS of stream 1, END_HEADERS but no END_STREAM: literal fields.
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/dns-query"),
+        (":authority", "dns.test"),
+        ("content-type", "application/dns-message"),
+    ] {
+        block.push(0);
+        block.push(u8::try_from(name.len()).unwrap());
+        block.extend_from_slice(name.as_bytes());
+        block.push(u8::try_from(value.len()).unwrap());
+        block.extend_from_slice(value.as_bytes());
+    }
+    let len = u32::try_from(block.len()).unwrap().to_be_bytes();
+    opening.extend_from_slice(&[len[1], len[2], len[3], 1, 4, 0, 0, 0, 1]);
+    opening.extend_from_slice(&block);
+    h2.write_all(&opening).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let before = cpu_ticks();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let used = cpu_ticks() - before;
+    // Clock ticks are 100 a second on Linux: 10 s of a whole core is 1,000.
+    assert!(
+        used < 500,
+        "{used} ticks of CPU in 10 s with one stalled request"
+    );
+    drop(h2);
     ls.dot.stop(Some(ts)).await;
 }

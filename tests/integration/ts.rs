@@ -283,7 +283,7 @@ async fn assert_alive(addr: SocketAddr) {
 }
 
 /// Reads from `s` until EOF or error; `true` if the peer closed (not a timeout).
-async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
+pub(crate) async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
     let mut buf = [0u8; 512];
     let fut = async {
         loop {
