@@ -57,7 +57,7 @@ fn check_reply(raw: &[u8], reply: &Reply, transport: dns::Transport) {
     match reply {
         Reply::Drop => {}
         Reply::One(resp) => dnslb_fuzz::check_answer(raw, resp, transport),
-        Reply::Many(_) => panic!("the LS never answers with several messages"),
+        Reply::Stream(_) => panic!("the LS never answers with several messages"),
     }
 }
 

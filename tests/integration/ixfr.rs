@@ -7,9 +7,10 @@
 //!   previous serial gets only the changed records (RFC 1995 layout), an
 //!   unknown older serial the whole zone, the current serial the SOA alone;
 //!   over UDP a small difference is answered, a large one with the SOA.
-//! * NSD and Knot as secondaries of a 100,000-name table: after a SIGHUP
-//!   that changes one address, both serve it, having asked by IXFR (the
-//!   TS's counters and their logs say so) and moved a few hundred bytes.
+//! * NSD and Knot as secondaries of a 100,000-name table, transfers signed
+//!   with a TSIG key (`xfr_key`): after a SIGHUP that changes one address,
+//!   both serve it, having asked by IXFR (the TS's counters and their logs
+//!   say so) and moved a few hundred bytes.
 //! * A restarted TS: its serial keeps going up, and an IXFR from before the
 //!   restart gets the whole zone (the differences are kept in memory only).
 //!
@@ -28,6 +29,7 @@ use crate::kit::{
 };
 use crate::nsd::Nsd;
 use crate::peers::knot::Knot;
+use crate::peers::tsig::SECRET_256;
 use crate::peers::{need, path_str, wait_for, wait_log, wrapped};
 
 /// How long a server may take to start answering, or a secondary its first
@@ -64,6 +66,15 @@ fn config(port: u16, metrics: u16, notify: &[u16], extra: &str) -> String {
          origin = \"big.test.\"\naxfr_allow = [\"127.0.0.0/8\"]\nnotify = [{}]\n\
          metrics = \"127.0.0.1:{metrics}\"\nworkers = 1\n{extra}",
         notify.join(", ")
+    )
+}
+
+/// The lines that make transfers need the TSIG key `xfr` (`xfr_key` in the
+/// `[[ts]]`, then the `[[key]]` table).
+fn key_toml() -> String {
+    format!(
+        "xfr_key = \"xfr\"\n\n[[key]]\nname = \"xfr\"\nalgorithm = \"hmac-sha256\"\n\
+         secret = \"{SECRET_256}\"\n"
     )
 }
 
@@ -252,7 +263,7 @@ async fn ixfr_answers_with_the_changes_the_whole_zone_or_the_soa() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nsd_and_knot_follow_a_one_address_change_by_ixfr() {
+async fn nsd_and_knot_with_a_tsig_key_follow_a_one_address_change_by_ixfr() {
     let Some([knotd]) = need("nsd_and_knot_follow_by_ixfr", ["knotd"]) else {
         return;
     };
@@ -264,15 +275,17 @@ async fn nsd_and_knot_follow_a_one_address_change_by_ixfr() {
     };
     std::fs::write(
         dir.path().join("config.toml"),
-        config(port, metrics, &[nsd_port, knot_port], ""),
+        config(port, metrics, &[nsd_port, knot_port], &key_toml()),
     )
     .unwrap();
     let file = dir.write("big.txt", &table(NAMES, 1));
     let mut ts = start_ts(dir.path(), state.path(), port).await;
     let primary = local(port);
 
-    let mut nsd = Nsd::secondary(nsd_port, "big.test.", primary);
-    let mut knot = Knot::secondary(&knotd, knot_port, "big.test.", primary);
+    // Unsigned transfers are refused: everything below came signed.
+    let key = ("hmac-sha256", "xfr", SECRET_256);
+    let mut nsd = Nsd::secondary_with_key(nsd_port, "big.test.", primary, key);
+    let mut knot = Knot::secondary_with_key(&knotd, knot_port, "big.test.", primary, key);
     let last = format!("host{}.big.test.", NAMES - 1);
     for who in [nsd.addr, knot.addr] {
         wait_for(
@@ -286,6 +299,13 @@ async fn nsd_and_knot_follow_a_one_address_change_by_ixfr() {
         )
         .await;
     }
+    // The key is needed: an unsigned AXFR is refused (NOTAUTH).
+    let unsigned = Command::new("dig")
+        .args(["-p", &port.to_string(), "@127.0.0.1", "big.test.", "AXFR"])
+        .output()
+        .expect("dig runs");
+    let said = String::from_utf8_lossy(&unsigned.stdout);
+    assert!(said.contains("Transfer failed"), "{said}");
     let full_bytes = counter(metrics, "dnslb_ts_xfr_bytes_total").await;
     let incremental = counter(metrics, "dnslb_ts_xfr_total{kind=\"ixfr_incremental\"}").await;
 

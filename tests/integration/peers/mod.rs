@@ -49,7 +49,7 @@ mod knot_secondary;
 mod replicated;
 mod signed;
 mod stub;
-mod tsig;
+pub(crate) mod tsig;
 mod unbound;
 
 /// How long a server may take to start answering.

@@ -23,7 +23,7 @@ use crate::nsd::Nsd;
 
 /// A secret for each algorithm, as long as its hash (what `tsig-keygen`
 /// makes).
-const SECRET_256: &str = "kQn0sD3l9Ui1u6m2sXJ1mR0bJx6g7h8Zq2yq1cV4aUk=";
+pub(crate) const SECRET_256: &str = "kQn0sD3l9Ui1u6m2sXJ1mR0bJx6g7h8Zq2yq1cV4aUk=";
 const SECRET_512: &str =
     "3q2+7wAAAAARIjNEVWZ3iJmqu8zd7v8AESIzRFVmd4iZqrvM3e7/ABEiM0RVZneImaq7zN3u/wARIjNEVWZ3iA==";
 
