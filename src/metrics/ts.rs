@@ -94,19 +94,17 @@ fn write_ts(e: &mut Expo, m: &TsMetrics, tsig: &[AtomicU64]) {
         );
     }
     let x = &m.xfr;
-    e.family(
+    e.by_label(
         "dnslb_ts_xfr_total",
-        "counter",
         "Zone transfers answered: axfr (whole zone), ixfr_incremental (the differences), ixfr_full (an IXFR given the whole zone), ixfr_soa (an IXFR given the SOA alone).",
+        "kind",
+        [
+            ("axfr", &x.axfr),
+            ("ixfr_incremental", &x.ixfr_incremental),
+            ("ixfr_full", &x.ixfr_full),
+            ("ixfr_soa", &x.ixfr_soa),
+        ],
     );
-    for (kind, c) in [
-        ("axfr", &x.axfr),
-        ("ixfr_incremental", &x.ixfr_incremental),
-        ("ixfr_full", &x.ixfr_full),
-        ("ixfr_soa", &x.ixfr_soa),
-    ] {
-        e.sample("dnslb_ts_xfr_total", &[("kind", kind)], c.load(Relaxed));
-    }
     let counters = [
         (
             "dnslb_ts_xfr_bytes_total",
@@ -127,18 +125,12 @@ fn write_ts(e: &mut Expo, m: &TsMetrics, tsig: &[AtomicU64]) {
     for (name, help, c) in counters {
         e.counter(name, help, c.load(Relaxed));
     }
-    e.family(
+    e.by_label(
         "dnslb_ts_tsig_refused_total",
-        "counter",
         "Requests refused for their TSIG (xfr_key set), by error: unsigned transfers, FORMERR, BADSIG, BADKEY, BADTIME, BADTRUNC.",
+        "error",
+        Refusal::ALL.iter().map(|why| why.label()).zip(tsig),
     );
-    for (why, c) in Refusal::ALL.iter().zip(tsig) {
-        e.sample(
-            "dnslb_ts_tsig_refused_total",
-            &[("error", why.label())],
-            c.load(Relaxed),
-        );
-    }
     e.reloads(
         "dnslb_ts_reloads_total",
         "Reloads (SIGHUP): applied, or refused with the old zones kept.",

@@ -95,9 +95,25 @@ impl Expo {
         applied: &AtomicU64,
         refused: &AtomicU64,
     ) {
+        self.by_label(
+            name,
+            help,
+            "result",
+            [("applied", applied), ("refused", refused)],
+        );
+    }
+
+    /// A counter family with one label: a sample per `(label value, counter)`.
+    pub(super) fn by_label<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        counters: impl IntoIterator<Item = (&'a str, &'a AtomicU64)>,
+    ) {
         self.family(name, "counter", help);
-        for (result, c) in [("applied", applied), ("refused", refused)] {
-            self.sample(name, &[("result", result)], c.load(Relaxed));
+        for (value, c) in counters {
+            self.sample(name, &[(label, value)], c.load(Relaxed));
         }
     }
 
@@ -171,24 +187,21 @@ fn write_tls(e: &mut Expo, tls: &crate::server::tls::TlsStats) {
         "TLS handshakes that resumed an earlier session (ticket or session id).",
         tls.resumed.load(Relaxed),
     );
-    let failures = "dnslb_tls_handshake_failures_total";
-    e.family(
-        failures,
-        "counter",
+    e.by_label(
+        "dnslb_tls_handshake_failures_total",
         "TLS handshakes that failed, by reason.",
+        "reason",
+        HandshakeFailure::ALL
+            .iter()
+            .map(|why| why.as_str())
+            .zip(&tls.failures),
     );
-    for (why, c) in HandshakeFailure::ALL.iter().zip(&tls.failures) {
-        e.sample(failures, &[("reason", why.as_str())], c.load(Relaxed));
-    }
-    let queries = "dnslb_encrypted_queries_total";
-    e.family(
-        queries,
-        "counter",
+    e.by_label(
+        "dnslb_encrypted_queries_total",
         "Client queries received over DNS over TLS and DNS over HTTPS (counted in dnslb_queries_total too).",
+        "transport",
+        [("tls", &tls.dot_queries), ("https", &tls.doh_queries)],
     );
-    for (transport, c) in [("tls", &tls.dot_queries), ("https", &tls.doh_queries)] {
-        e.sample(queries, &[("transport", transport)], c.load(Relaxed));
-    }
     let refused = "dnslb_encrypted_connections_refused_total";
     e.family(
         refused,
