@@ -1485,7 +1485,7 @@ def main():
     g.add_argument("--per-conn", type=int, default=1)
     g.add_argument("--resume", action="store_true")
     g.add_argument("--tls12", action="store_true")
-    g.set_defaults(f=enc.cmd_churn_tls)
+    g.set_defaults(f=lambda a: enc.cmd_churn_tls(a, dns_query))
     g = sub.add_parser("rss")
     g.add_argument("pid", type=int)
     g.add_argument("--prefix", default="")

@@ -113,14 +113,6 @@ def client_context(alpn, tls12=False):
     return ctx
 
 
-def dot_query(qid, name):
-    """A DNS query for NAME A with ID QID, framed for TCP (length first)."""
-    q = struct.pack(">6H", qid, 0x0100, 1, 0, 0, 0)
-    q += b"".join(bytes([len(l)]) + l.encode() for l in name.strip(".").split(".")) + b"\0"
-    q += struct.pack(">2H", 1, 1)
-    return struct.pack(">H", len(q)) + q
-
-
 def read_exact(s, n):
     out = b""
     while len(out) < n:
@@ -131,8 +123,9 @@ def read_exact(s, n):
     return out
 
 
-def cmd_churn_tls(a):
-    """A.N DoT connections one after the other, A.PER_CONN queries each."""
+def cmd_churn_tls(a, dns_query):
+    """A.N DoT connections one after the other, A.PER_CONN queries each
+    (DNS_QUERY: bench.py's query builder)."""
     ctx = client_context("dot", a.tls12)
     session, ok, resumed, failed, answers = None, 0, 0, 0, 0
     t0 = time.monotonic()
@@ -145,7 +138,8 @@ def cmd_churn_tls(a):
             s = ctx.wrap_socket(raw, session=session if a.resume else None)
             for k in range(a.per_conn):
                 qid = (i * a.per_conn + k) & 0xFFFF
-                s.sendall(dot_query(qid, f"host{(i * 7 + k) % 10000}.bench.test"))
+                q = dns_query(qid, f"host{(i * 7 + k) % 10000}.bench.test")
+                s.sendall(struct.pack(">H", len(q)) + q)
                 (n,) = struct.unpack(">H", read_exact(s, 2))
                 answer = read_exact(s, n)
                 if struct.unpack(">H", answer[:2])[0] == qid:
