@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{error, info};
 
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
 use crate::server::{self, Listeners, ServerOptions};
+use crate::ts::notifier::{Announce, run_notifier};
+use crate::ts::notify::{log_notified, notify_wait};
 use crate::ts::{TableServer, TsSettings};
+use hickory_proto::rr::{Name, Record};
 
 /// The longest the TS sleeps before looking again at when its signatures
 /// are due (the clock may have jumped).
@@ -105,7 +107,8 @@ impl TsService {
 
     /// Serves until [`Control::Shutdown`]. On [`Control::Reload`] the zone files are
     /// reread, and each secondary in `notify` is NOTIFYed of every zone that changed
-    /// (from the listen address; the NOTIFYs are abandoned at stop). Stopping waits up
+    /// (from the listen address, by one task: see [`run_notifier`]; the NOTIFYs are
+    /// abandoned at stop). Stopping waits up
     /// to [`SHUTDOWN_GRACE`] for the queries in flight and the NOTIFYs.
     ///
     /// # Errors
@@ -131,7 +134,14 @@ impl TsService {
             tokio::spawn(crate::metrics::serve_ts(l, ts.clone(), token.clone()))
         });
         info!(ts = %name, addr = ?addrs, "table server ready");
-        let notifies = TaskTracker::new();
+        // One task sends every NOTIFY: at most one pending per zone and
+        // secondary, however often the zones change.
+        let (announce, announced) = tokio::sync::mpsc::unbounded_channel();
+        let notifier = tokio::spawn({
+            let (name, token) = (name.clone(), token.clone());
+            let report = move |zone: &Name, target, done| log_notified(&name, zone, target, done);
+            run_notifier(Some(listen.ip()), announced, token, notify_wait, report)
+        });
         let mut died = None;
         // After a refresh that failed (keys unreadable...): tried again then,
         // not at once.
@@ -167,17 +177,27 @@ impl TsService {
                     done
                 }
             };
-            for zone in changed.unwrap_or_default() {
-                for &target in &ts.settings().notify {
-                    let (zone, name, token) = (zone.clone(), name.clone(), token.clone());
+            let changed = changed.unwrap_or_default();
+            let targets = &ts.settings().notify;
+            if !changed.is_empty() && !targets.is_empty() {
+                let catalog = ts.catalog();
+                for zone in changed {
+                    let soa = catalog
+                        .zones()
+                        .iter()
+                        .find(|z| *z.origin() == zone)
+                        .map(|z| {
+                            let rr = z.soa_rr();
+                            Record::from_rdata(rr.name.clone(), rr.ttl, rr.data.clone())
+                        });
+                    let targets = targets.clone();
                     let key = ts.xfr_key();
-                    notifies.spawn(async move {
-                        tokio::select! {
-                            _ = token.cancelled() => {}
-                            done = crate::ts::notify::notify_from(Some(listen.ip()), target, &zone, key) => {
-                                crate::ts::notify::log_notified(&name, &zone, target, done);
-                            }
-                        }
+                    // The notifier ends only after this loop: it cannot be closed.
+                    let _ = announce.send(Announce {
+                        zone,
+                        soa,
+                        targets,
+                        key,
                     });
                 }
             }
@@ -188,12 +208,11 @@ impl TsService {
             info!(ts = %name, "stopping");
         }
         token.cancel();
-        notifies.close();
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
             if died.is_none() {
                 let _ = server.await;
             }
-            notifies.wait().await;
+            let _ = notifier.await;
             if let Some(m) = metrics {
                 let _ = m.await;
             }

@@ -19,7 +19,8 @@
 //!   the answer path reads them ([`wire::Key`]);
 //! - [`zone`]: compiled zones (store, build, writer, catalog);
 //! - [`table`], [`zonefile`]: the two source formats, [`source`] their
-//!   records and errors; [`xfr`]: AXFR and NOTIFY; [`serials`]: SOA serials
+//!   records and errors; [`xfr`]: AXFR; [`notify`], [`notifier`]: NOTIFY
+//!   (decisions, sending); [`serials`]: SOA serials
 //!   kept across restarts; [`metrics`]: the TS's counters; [`tsig`]: the
 //!   transfer key, signed requests checked and their answers signed;
 //! - [`signing`]: which zones the TS signs, with which [`keys`] (BIND's
@@ -39,6 +40,7 @@ pub mod ixfr;
 pub mod keys;
 mod load;
 pub mod metrics;
+pub mod notifier;
 pub mod notify;
 mod respond;
 pub mod serials;

@@ -1,6 +1,8 @@
-//! NOTIFY (RFC 1996) from a TS to its secondaries: sent (TSIG-signed with
-//! `xfr_key`), sent again with growing waits ([`notify_wait`]) until the
-//! secondary answers, and the answer judged ([`judge_notify_reply`]).
+//! NOTIFY (RFC 1996) from a TS to its secondaries, the decisions: how long
+//! to wait before sending again ([`notify_wait`]), what a reply says
+//! ([`judge_notify_reply`]), and what one pending NOTIFY of a zone to a
+//! secondary does on each event ([`Pending`]: a new serial, a reply, a
+//! wait ended). [`super::notifier`] sends them (signed with `xfr_key`).
 
 use crate::dns;
 
@@ -45,102 +47,107 @@ pub fn judge_notify_reply(reply: &[u8], id: u16) -> Option<Notified> {
     })
 }
 
-/// Tells `target` that `zone` changed (RFC 1996) from an unspecified
-/// address: whether it was acknowledged (see [`notify_from`]).
-pub async fn notify(target: std::net::SocketAddr, zone: &hickory_proto::rr::Name) -> bool {
-    notify_from(None, target, zone, None).await == Notified::Acknowledged
+/// What to do next with a pending NOTIFY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Send a NOTIFY announcing `serial` now (a new ID), then wait `wait`
+    /// for its answer.
+    Send {
+        /// The serial the NOTIFY carries (its SOA in the answer section).
+        serial: u32,
+        /// How long to wait for the answer before the next try.
+        wait: std::time::Duration,
+    },
+    /// Nothing now: keep waiting for the answer to the try in flight.
+    Wait,
+    /// Over: the NOTIFY is forgotten with this outcome.
+    Done(Notified),
 }
 
-/// Tells `target` that `zone` changed (RFC 1996): a NOTIFY with the zone's
-/// SOA question, sent again after each wait of [`notify_wait`] until the
-/// secondary replies (same ID, QR=1, opcode NOTIFY, from `target`) or the
-/// tries are spent. Sent from `source` (the TS's listen address, which a
-/// secondary's `allow-notify` names) when it is a specific address of
-/// `target`'s family; otherwise from the address the kernel's routing picks.
-/// With `key` (`xfr_key`) each NOTIFY is TSIG-signed, and a signed reply
-/// counts only when its TSIG verifies (an unsigned one is taken, as peers may
-/// answer so).
-pub async fn notify_from(
-    source: Option<std::net::IpAddr>,
-    target: std::net::SocketAddr,
-    zone: &hickory_proto::rr::Name,
-    key: Option<std::sync::Arc<crate::dns::tsig::Key>>,
-) -> Notified {
-    notify_with(source, target, zone, key, notify_wait).await
+/// The one NOTIFY of a zone to a secondary not yet answered: at most one
+/// per (zone, secondary), however many reloads change the zone meanwhile.
+/// `policy` is the back-off (try number to wait, `None` past the last:
+/// [`notify_wait`] in service).
+///
+/// A new serial while one is pending does not restart the back-off: the
+/// try in flight was not answered, so the secondary is down, restarting or
+/// unreachable, and the next try (when the current wait ends) announces the
+/// newest serial. Restarting it on every change would send a NOTIFY per
+/// reload to a dead secondary, and never give up while reloads go on. A
+/// secondary that answers a try for an older serial is alive: the newest
+/// is sent to it at once, with the back-off restarted. Once given up, the
+/// next change starts a fresh NOTIFY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// The serial to announce: the zone's newest.
+    latest: u32,
+    /// The serial the try in flight announced.
+    sent: u32,
+    /// Tries sent so far, less one.
+    tries: u32,
 }
 
-/// [`notify_from`] with the waits of `policy` (try number to wait, `None`
-/// past the last).
-pub async fn notify_with(
-    source: Option<std::net::IpAddr>,
-    target: std::net::SocketAddr,
-    zone: &hickory_proto::rr::Name,
-    key: Option<std::sync::Arc<crate::dns::tsig::Key>>,
-    policy: impl Fn(u32) -> Option<std::time::Duration>,
-) -> Notified {
-    use hickory_proto::op::{Message, MessageType, OpCode, Query};
-    use hickory_proto::rr::RecordType;
+impl Pending {
+    /// A NOTIFY of `serial`: its first try.
+    pub fn start(
+        serial: u32,
+        policy: impl Fn(u32) -> Option<std::time::Duration>,
+    ) -> (Pending, Step) {
+        let p = Pending {
+            latest: serial,
+            sent: serial,
+            tries: 0,
+        };
+        let step = match policy(0) {
+            Some(wait) => Step::Send { serial, wait },
+            None => Step::Done(Notified::NoReply),
+        };
+        (p, step)
+    }
 
-    let ip = match source {
-        Some(ip) if !ip.is_unspecified() && ip.is_ipv4() == target.is_ipv4() => ip,
-        _ if target.is_ipv4() => std::net::Ipv4Addr::UNSPECIFIED.into(),
-        _ => std::net::Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let sock = match tokio::net::UdpSocket::bind((ip, 0)).await {
-        Ok(s) => s,
-        Err(err) => {
-            tracing::warn!(%ip, %target, %err, "cannot bind a socket to send a NOTIFY from");
-            return Notified::NoReply;
-        }
-    };
-    let mut buf = vec![0u8; 4096];
-    let mut n = 0;
-    while let Some(wait_for) = policy(n) {
-        n += 1;
-        let id: u16 = rand::random();
-        let mut m = Message::new(id, MessageType::Query, OpCode::Notify);
-        m.metadata.authoritative = true;
-        m.add_query(Query::query(zone.clone(), RecordType::SOA));
-        let Ok(mut bytes) = m.to_vec() else {
-            return Notified::NoReply;
-        };
-        let mut signer = key.clone().map(crate::dns::tsig::Signer::request);
-        if let Some(s) = &mut signer {
-            s.sign(&mut bytes);
-        }
-        if sock.send_to(&bytes, target).await.is_err() {
-            tokio::time::sleep(wait_for).await;
-            continue;
-        }
-        let wait = async {
-            loop {
-                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                    return None;
-                };
-                if from != target {
-                    continue;
-                }
-                let reply = buf.get(..n).unwrap_or_default();
-                let trusted = match (&key, &signer) {
-                    (Some(k), Some(s)) => crate::dns::tsig::verify_response(
-                        reply,
-                        k,
-                        s.last_mac(),
-                        crate::dns::tsig::unix_now(),
-                    )
-                    .is_ok(),
-                    _ => true,
-                };
-                if let Some(judged) = judge_notify_reply(reply, id).filter(|_| trusted) {
-                    return Some(judged);
-                }
-            }
-        };
-        if let Ok(Some(judged)) = tokio::time::timeout(wait_for, wait).await {
-            return judged;
+    /// The zone changed again, to `serial`: announced by the next try (see
+    /// the type's doc); nothing is sent now.
+    pub fn renew(&mut self, serial: u32) -> Step {
+        self.latest = serial;
+        Step::Wait
+    }
+
+    /// The wait for the try in flight ended without an answer: the next
+    /// try, with the newest serial, or given up.
+    pub fn timed_out(&mut self, policy: impl Fn(u32) -> Option<std::time::Duration>) -> Step {
+        self.tries = self.tries.saturating_add(1);
+        match policy(self.tries) {
+            Some(wait) => self.send(wait),
+            None => Step::Done(Notified::NoReply),
         }
     }
-    Notified::NoReply
+
+    /// The try in flight was answered (`judged` by [`judge_notify_reply`]).
+    pub fn answered(
+        &mut self,
+        judged: Notified,
+        policy: impl Fn(u32) -> Option<std::time::Duration>,
+    ) -> Step {
+        match judged {
+            Notified::Acknowledged if self.sent != self.latest => {
+                // Alive, but told of an older serial: the newest at once.
+                self.tries = 0;
+                match policy(0) {
+                    Some(wait) => self.send(wait),
+                    None => Step::Done(Notified::Acknowledged),
+                }
+            }
+            done => Step::Done(done),
+        }
+    }
+
+    fn send(&mut self, wait: std::time::Duration) -> Step {
+        self.sent = self.latest;
+        Step::Send {
+            serial: self.latest,
+            wait,
+        }
+    }
 }
 
 /// Logs what became of a NOTIFY of `zone` to `target`: acknowledged at
@@ -213,5 +220,75 @@ mod tests {
             "opcode QUERY"
         );
         assert_eq!(judge_notify_reply(&[0u8; 5], 0), None, "short");
+    }
+
+    fn secs(s: u64) -> std::time::Duration {
+        std::time::Duration::from_secs(s)
+    }
+
+    fn send(serial: u32, wait: u64) -> Step {
+        Step::Send {
+            serial,
+            wait: secs(wait),
+        }
+    }
+
+    #[test]
+    fn a_silent_secondary_gets_five_tries_then_the_notify_is_given_up() {
+        let (mut p, first) = Pending::start(10, notify_wait);
+        assert_eq!(first, send(10, 1));
+        let next: Vec<Step> = (0..5).map(|_| p.timed_out(notify_wait)).collect();
+        assert_eq!(
+            next,
+            [
+                send(10, 2),
+                send(10, 4),
+                send(10, 8),
+                send(10, 16),
+                Step::Done(Notified::NoReply)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_new_serial_while_pending_is_sent_by_the_next_try_without_restarting_the_back_off() {
+        let (mut p, _) = Pending::start(10, notify_wait);
+        assert_eq!(p.timed_out(notify_wait), send(10, 2));
+        assert_eq!(p.timed_out(notify_wait), send(10, 4));
+        // Thirty reloads: nothing sent now, one NOTIFY pending still.
+        for serial in 11..=40 {
+            assert_eq!(p.renew(serial), Step::Wait);
+        }
+        assert_eq!(p.timed_out(notify_wait), send(40, 8), "the newest serial");
+        assert_eq!(p.timed_out(notify_wait), send(40, 16));
+        assert_eq!(p.timed_out(notify_wait), Step::Done(Notified::NoReply));
+    }
+
+    #[test]
+    fn an_answer_for_an_older_serial_sends_the_newest_at_once() {
+        let (mut p, _) = Pending::start(10, notify_wait);
+        assert_eq!(p.timed_out(notify_wait), send(10, 2));
+        p.renew(11);
+        assert_eq!(
+            p.answered(Notified::Acknowledged, notify_wait),
+            send(11, 1),
+            "alive: told at once, back-off restarted"
+        );
+        assert_eq!(
+            p.answered(Notified::Acknowledged, notify_wait),
+            Step::Done(Notified::Acknowledged)
+        );
+    }
+
+    #[test]
+    fn a_rejection_ends_the_notify_whatever_the_serial() {
+        let (mut p, _) = Pending::start(10, notify_wait);
+        p.renew(11);
+        assert_eq!(
+            p.answered(Notified::Rejected(5), notify_wait),
+            Step::Done(Notified::Rejected(5))
+        );
+        let (_, none) = Pending::start(10, |_| None);
+        assert_eq!(none, Step::Done(Notified::NoReply), "no tries at all");
     }
 }

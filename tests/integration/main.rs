@@ -59,4 +59,5 @@ mod status_cmd;
 mod ts;
 mod ts_memory;
 mod ts_metrics;
+mod ts_notify;
 mod xfr;

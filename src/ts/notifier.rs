@@ -1,0 +1,296 @@
+//! The NOTIFYs one TS sends (RFC 1996): one task ([`run_notifier`]) that
+//! keeps at most one pending NOTIFY per (zone, secondary) whatever the number
+//! of reloads (the decisions are [`Pending`]'s), sends them from one UDP
+//! socket per address family, matches each answer to its NOTIFY by source
+//! address and ID, and ends when its token is cancelled. Each NOTIFY carries
+//! the zone's SOA in its answer section (RFC 1996 §3.7), and is TSIG-signed
+//! with `xfr_key`; a signed answer counts only when it verifies.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::notify::{Notified, Pending, Step, judge_notify_reply};
+use crate::dns::tsig::{Key, Signer, unix_now, verify_response};
+
+/// A zone's new version, to be announced to its secondaries.
+#[derive(Debug, Clone)]
+pub struct Announce {
+    /// The zone's apex.
+    pub zone: Name,
+    /// Its SOA now (sent in the answer section; `None`: a NOTIFY with the
+    /// question only, announcing serial 0).
+    pub soa: Option<Record>,
+    /// The secondaries to tell.
+    pub targets: Vec<SocketAddr>,
+    /// The TSIG key to sign with (`xfr_key`).
+    pub key: Option<Arc<Key>>,
+}
+
+impl Announce {
+    /// The serial its SOA carries (0 without one).
+    fn serial(&self) -> u32 {
+        match self.soa.as_ref().map(|r| &r.data) {
+            Some(RData::SOA(soa)) => soa.serial,
+            _ => 0,
+        }
+    }
+}
+
+/// The NOTIFY of one zone to one secondary, while not answered.
+struct Entry {
+    state: Pending,
+    soa: Option<Record>,
+    key: Option<Arc<Key>>,
+    /// The ID of the try in flight, and the MAC of its TSIG (empty unsigned).
+    id: u16,
+    mac: Vec<u8>,
+    /// When the wait for its answer ends.
+    due: Instant,
+}
+
+/// The sockets NOTIFYs are sent from: bound when first needed, one per
+/// address family, to `source` when it is a specific address of that family.
+struct Sockets {
+    source: Option<IpAddr>,
+    v4: Option<UdpSocket>,
+    v6: Option<UdpSocket>,
+}
+
+impl Sockets {
+    /// The socket for `target`'s family, bound now if need be.
+    async fn for_target(&mut self, target: SocketAddr) -> Option<&UdpSocket> {
+        let v4 = target.is_ipv4();
+        let slot = if v4 { &mut self.v4 } else { &mut self.v6 };
+        if slot.is_none() {
+            let ip: IpAddr = match self.source {
+                Some(ip) if !ip.is_unspecified() && ip.is_ipv4() == v4 => ip,
+                _ if v4 => Ipv4Addr::UNSPECIFIED.into(),
+                _ => Ipv6Addr::UNSPECIFIED.into(),
+            };
+            match UdpSocket::bind((ip, 0)).await {
+                Ok(s) => *slot = Some(s),
+                Err(err) => {
+                    tracing::warn!(%ip, %target, %err, "cannot bind a socket to send a NOTIFY from");
+                }
+            }
+        }
+        slot.as_ref()
+    }
+}
+
+/// A datagram from `sock`, or never when there is no socket.
+async fn recv_on(sock: Option<&UdpSocket>, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    match sock {
+        Some(s) => s.recv_from(buf).await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends the NOTIFYs of the zones announced on `announces` (from `source`,
+/// see [`Sockets`]) with the back-off `policy` until each is answered or
+/// given up, calling `report` with each outcome. Ends when `token` is
+/// cancelled (pending NOTIFYs are dropped), or when `announces` is closed
+/// and nothing is pending.
+pub async fn run_notifier(
+    source: Option<IpAddr>,
+    mut announces: mpsc::UnboundedReceiver<Announce>,
+    token: CancellationToken,
+    policy: impl Fn(u32) -> Option<Duration>,
+    mut report: impl FnMut(&Name, SocketAddr, Notified),
+) {
+    let mut sockets = Sockets {
+        source,
+        v4: None,
+        v6: None,
+    };
+    let mut pending: HashMap<(Name, SocketAddr), Entry> = HashMap::new();
+    let mut open = true;
+    let (mut buf4, mut buf6) = (vec![0u8; 4096], vec![0u8; 4096]);
+    while open || !pending.is_empty() {
+        let next_due = pending.values().map(|e| e.due).min();
+        tokio::select! {
+            () = token.cancelled() => return,
+            a = announces.recv(), if open => match a {
+                Some(a) => announced(&mut sockets, &mut pending, &a, &policy, &mut report).await,
+                None => open = false,
+            },
+            got = recv_on(sockets.v4.as_ref(), &mut buf4) => {
+                if let Some((n, from)) = got {
+                    answered(&mut sockets, &mut pending, buf4.get(..n).unwrap_or_default(), from, &policy, &mut report).await;
+                }
+            }
+            got = recv_on(sockets.v6.as_ref(), &mut buf6) => {
+                if let Some((n, from)) = got {
+                    answered(&mut sockets, &mut pending, buf6.get(..n).unwrap_or_default(), from, &policy, &mut report).await;
+                }
+            }
+            () = tokio::time::sleep_until(next_due.unwrap_or_else(Instant::now)), if next_due.is_some() => {
+                let now = Instant::now();
+                let due: Vec<_> = pending.iter().filter(|(_, e)| e.due <= now).map(|(k, _)| k.clone()).collect();
+                for key in due {
+                    if let Some(e) = pending.get_mut(&key) {
+                        let step = e.state.timed_out(&policy);
+                        take_step(&mut sockets, &mut pending, &key, step, &mut report).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `a` received: for each of its targets, the NOTIFY pending renewed, or a
+/// new one sent.
+async fn announced(
+    sockets: &mut Sockets,
+    pending: &mut HashMap<(Name, SocketAddr), Entry>,
+    a: &Announce,
+    policy: impl Fn(u32) -> Option<Duration>,
+    report: &mut impl FnMut(&Name, SocketAddr, Notified),
+) {
+    for &target in &a.targets {
+        let key = (a.zone.clone(), target);
+        let step = if let Some(e) = pending.get_mut(&key) {
+            e.soa.clone_from(&a.soa);
+            e.key.clone_from(&a.key);
+            e.state.renew(a.serial())
+        } else {
+            let (state, step) = Pending::start(a.serial(), &policy);
+            let e = Entry {
+                state,
+                soa: a.soa.clone(),
+                key: a.key.clone(),
+                id: 0,
+                mac: Vec::new(),
+                due: Instant::now(),
+            };
+            pending.insert(key.clone(), e);
+            step
+        };
+        take_step(sockets, pending, &key, step, report).await;
+    }
+}
+
+/// `reply` from `from`: the answer to a pending NOTIFY when its source and
+/// ID match the try in flight (and its TSIG verifies when signed).
+async fn answered(
+    sockets: &mut Sockets,
+    pending: &mut HashMap<(Name, SocketAddr), Entry>,
+    reply: &[u8],
+    from: SocketAddr,
+    policy: impl Fn(u32) -> Option<Duration>,
+    report: &mut impl FnMut(&Name, SocketAddr, Notified),
+) {
+    let Some(h) = crate::dns::WireHeader::read(reply) else {
+        return;
+    };
+    let found = pending
+        .iter_mut()
+        .find(|((_, target), e)| *target == from && e.id == h.id);
+    let Some((key, e)) = found else {
+        return;
+    };
+    let trusted = e
+        .key
+        .as_ref()
+        .is_none_or(|k| verify_response(reply, k, &e.mac, unix_now()).is_ok());
+    let Some(judged) = judge_notify_reply(reply, e.id).filter(|_| trusted) else {
+        return;
+    };
+    let step = e.state.answered(judged, policy);
+    let key = key.clone();
+    take_step(sockets, pending, &key, step, report).await;
+}
+
+/// Does `step` for the pending NOTIFY `key`: sends a try (a new ID) and
+/// sets when its wait ends, or forgets it and reports its outcome.
+async fn take_step(
+    sockets: &mut Sockets,
+    pending: &mut HashMap<(Name, SocketAddr), Entry>,
+    key: &(Name, SocketAddr),
+    step: Step,
+    report: &mut impl FnMut(&Name, SocketAddr, Notified),
+) {
+    let (zone, target) = key;
+    match step {
+        Step::Wait => {}
+        Step::Done(done) => {
+            pending.remove(key);
+            report(zone, *target, done);
+        }
+        Step::Send { wait, .. } => {
+            let Some(e) = pending.get_mut(key) else {
+                return;
+            };
+            e.due = Instant::now() + wait;
+            let Some(sock) = sockets.for_target(*target).await else {
+                pending.remove(key);
+                report(zone, *target, Notified::NoReply);
+                return;
+            };
+            e.id = rand::random();
+            let Some(bytes) = notify_message(zone, e) else {
+                pending.remove(key);
+                report(zone, *target, Notified::NoReply);
+                return;
+            };
+            // A send that fails is a try without an answer: the wait runs.
+            if let Err(err) = sock.send_to(&bytes, *target).await {
+                tracing::debug!(%zone, %target, %err, "NOTIFY not sent");
+            }
+        }
+    }
+}
+
+/// The NOTIFY of `zone` for the try of `e` (its ID, its SOA), signed with
+/// its key (the MAC kept in `e` to check the answer).
+fn notify_message(zone: &Name, e: &mut Entry) -> Option<Vec<u8>> {
+    let mut m = Message::new(e.id, MessageType::Query, OpCode::Notify);
+    m.metadata.authoritative = true;
+    m.add_query(Query::query(zone.clone(), RecordType::SOA));
+    if let Some(soa) = &e.soa {
+        m.add_answer(soa.clone());
+    }
+    let mut bytes = m.to_vec().ok()?;
+    e.mac.clear();
+    if let Some(k) = &e.key {
+        let mut signer = Signer::request(k.clone());
+        signer.sign(&mut bytes);
+        e.mac.extend_from_slice(signer.last_mac());
+    }
+    Some(bytes)
+}
+
+/// Tells `target` that `zone` changed (RFC 1996), with the back-off of
+/// `policy`, from `source` (see [`run_notifier`]): what became of it.
+pub async fn notify_with(
+    source: Option<IpAddr>,
+    target: SocketAddr,
+    zone: &Name,
+    key: Option<Arc<Key>>,
+    policy: impl Fn(u32) -> Option<Duration>,
+) -> Notified {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let announce = Announce {
+        zone: zone.clone(),
+        soa: None,
+        targets: vec![target],
+        key,
+    };
+    if tx.send(announce).is_err() {
+        return Notified::NoReply;
+    }
+    drop(tx);
+    let mut outcome = Notified::NoReply;
+    let report = |_: &Name, _: SocketAddr, done: Notified| outcome = done;
+    run_notifier(source, rx, CancellationToken::new(), policy, report).await;
+    outcome
+}
