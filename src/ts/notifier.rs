@@ -48,11 +48,12 @@ impl Announce {
 /// The NOTIFY of one zone to one secondary, while not answered.
 struct Entry {
     state: Pending,
+    /// The SOA and key of the next try.
     soa: Option<Record>,
     key: Option<Arc<Key>>,
-    /// The ID of the try in flight, and the MAC of its TSIG (empty unsigned).
+    /// The ID of the try in flight, and the key and MAC of its TSIG.
     id: u16,
-    mac: Vec<u8>,
+    signed: Option<(Arc<Key>, Vec<u8>)>,
     /// When the wait for its answer ends.
     due: Instant,
 }
@@ -169,7 +170,7 @@ async fn announced(
                 soa: a.soa.clone(),
                 key: a.key.clone(),
                 id: 0,
-                mac: Vec::new(),
+                signed: None,
                 due: Instant::now(),
             };
             pending.insert(key.clone(), e);
@@ -199,9 +200,9 @@ async fn answered(
         return;
     };
     let trusted = e
-        .key
+        .signed
         .as_ref()
-        .is_none_or(|k| verify_response(reply, k, &e.mac, unix_now()).is_ok());
+        .is_none_or(|(k, mac)| verify_response(reply, k, mac, unix_now()).is_ok());
     let Some(judged) = judge_notify_reply(reply, e.id).filter(|_| trusted) else {
         return;
     };
@@ -227,6 +228,7 @@ async fn take_step(
             report(zone, *target, done);
         }
         Step::Send { wait, .. } => {
+            let id = fresh_id(pending, *target);
             let Some(e) = pending.get_mut(key) else {
                 return;
             };
@@ -236,7 +238,7 @@ async fn take_step(
                 report(zone, *target, Notified::NoReply);
                 return;
             };
-            e.id = rand::random();
+            e.id = id;
             let Some(bytes) = notify_message(zone, e) else {
                 pending.remove(key);
                 report(zone, *target, Notified::NoReply);
@@ -250,8 +252,23 @@ async fn take_step(
     }
 }
 
+/// A random ID no other NOTIFY pending to `target` uses (an answer is
+/// matched by its source and ID).
+fn fresh_id(pending: &HashMap<(Name, SocketAddr), Entry>, target: SocketAddr) -> u16 {
+    let taken = |id| pending.iter().any(|((_, t), e)| *t == target && e.id == id);
+    let mut id = rand::random();
+    // A few draws: fewer NOTIFYs than IDs are ever pending to one target.
+    for _ in 0..8 {
+        if !taken(id) {
+            break;
+        }
+        id = rand::random();
+    }
+    id
+}
+
 /// The NOTIFY of `zone` for the try of `e` (its ID, its SOA), signed with
-/// its key (the MAC kept in `e` to check the answer).
+/// its key (the key and MAC kept in `e` to check the answer).
 fn notify_message(zone: &Name, e: &mut Entry) -> Option<Vec<u8>> {
     let mut m = Message::new(e.id, MessageType::Query, OpCode::Notify);
     m.metadata.authoritative = true;
@@ -260,12 +277,11 @@ fn notify_message(zone: &Name, e: &mut Entry) -> Option<Vec<u8>> {
         m.add_answer(soa.clone());
     }
     let mut bytes = m.to_vec().ok()?;
-    e.mac.clear();
-    if let Some(k) = &e.key {
+    e.signed = e.key.as_ref().map(|k| {
         let mut signer = Signer::request(k.clone());
         signer.sign(&mut bytes);
-        e.mac.extend_from_slice(signer.last_mac());
-    }
+        (k.clone(), signer.last_mac().to_vec())
+    });
     Some(bytes)
 }
 

@@ -75,8 +75,12 @@ pub enum Step {
 /// newest serial. Restarting it on every change would send a NOTIFY per
 /// reload to a dead secondary, and never give up while reloads go on. A
 /// secondary that answers a try for an older serial is alive: the newest
-/// is sent to it at once, with the back-off restarted. Once given up, the
-/// next change starts a fresh NOTIFY.
+/// is sent to it at once, with the back-off restarted. A serial that came
+/// after the last try is announced by a fresh round of tries when the last
+/// wait ends (no change is left unannounced); a round that announced the
+/// newest serial ends given up, and the next change starts a fresh NOTIFY.
+/// A secondary that never answers thus gets at most the tries of one round
+/// per round's length (5 in 31 s), however often the zone changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
     /// The serial to announce: the zone's newest.
@@ -113,11 +117,19 @@ impl Pending {
     }
 
     /// The wait for the try in flight ended without an answer: the next
-    /// try, with the newest serial, or given up.
+    /// try, with the newest serial; past the last, given up, unless a newer
+    /// serial came after the last try: then a fresh round announces it.
     pub fn timed_out(&mut self, policy: impl Fn(u32) -> Option<std::time::Duration>) -> Step {
         self.tries = self.tries.saturating_add(1);
         match policy(self.tries) {
             Some(wait) => self.send(wait),
+            None if self.sent != self.latest => {
+                self.tries = 0;
+                match policy(0) {
+                    Some(wait) => self.send(wait),
+                    None => Step::Done(Notified::NoReply),
+                }
+            }
             None => Step::Done(Notified::NoReply),
         }
     }
@@ -261,6 +273,22 @@ mod tests {
         }
         assert_eq!(p.timed_out(notify_wait), send(40, 8), "the newest serial");
         assert_eq!(p.timed_out(notify_wait), send(40, 16));
+        assert_eq!(p.timed_out(notify_wait), Step::Done(Notified::NoReply));
+    }
+
+    #[test]
+    fn a_serial_after_the_last_try_gets_a_fresh_round_when_the_last_wait_ends() {
+        let (mut p, _) = Pending::start(10, notify_wait);
+        for _ in 0..4 {
+            p.timed_out(notify_wait);
+        }
+        // The last try (serial 10) is in flight; the zone changes twice.
+        p.renew(11);
+        assert_eq!(p.renew(12), Step::Wait);
+        assert_eq!(p.timed_out(notify_wait), send(12, 1), "not dropped");
+        for wait in [2, 4, 8, 16] {
+            assert_eq!(p.timed_out(notify_wait), send(12, wait));
+        }
         assert_eq!(p.timed_out(notify_wait), Step::Done(Notified::NoReply));
     }
 
