@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hickory_proto::rr::{Name, Record};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
@@ -17,7 +18,6 @@ use crate::server::{self, Listeners, ServerOptions};
 use crate::ts::notifier::{Announce, run_notifier};
 use crate::ts::notify::{log_notified, notify_wait};
 use crate::ts::{TableServer, TsSettings};
-use hickory_proto::rr::{Name, Record};
 
 /// The longest the TS sleeps before looking again at when its signatures
 /// are due (the clock may have jumped).
@@ -108,8 +108,8 @@ impl TsService {
     /// Serves until [`Control::Shutdown`]. On [`Control::Reload`] the zone files are
     /// reread, and each secondary in `notify` is NOTIFYed of every zone that changed
     /// (from the listen address, by one task: see [`run_notifier`]; the NOTIFYs are
-    /// abandoned at stop). Stopping waits up
-    /// to [`SHUTDOWN_GRACE`] for the queries in flight and the NOTIFYs.
+    /// abandoned at stop). Stopping waits up to [`SHUTDOWN_GRACE`] for the queries
+    /// in flight and the notifier.
     ///
     /// # Errors
     /// [`ServiceError::Died`]: the DNS server ended on its own.
@@ -192,7 +192,7 @@ impl TsService {
                         });
                     let targets = targets.clone();
                     let key = ts.xfr_key();
-                    // The notifier ends only after this loop: it cannot be closed.
+                    // The notifier runs until the token is cancelled, after this loop.
                     let _ = announce.send(Announce {
                         zone,
                         soa,
