@@ -956,4 +956,42 @@ mod tests {
         assert_eq!(renewed.inception, t1 - BACKDATE, "b's is the oldest now");
         assert!(renewed.refresh_at() > due + PRE_REFRESH);
     }
+
+    #[test]
+    fn a_name_added_under_nsec3_renews_its_own_and_its_predecessors_nsec3_and_nothing_else() {
+        let names = ["test.", "a.test.", "b.test.", "c.test."];
+        let key = TestKey::new();
+        let t0 = 1_800_000_000;
+        let records = |extra: Option<&str>| {
+            let all = names.iter().copied().chain(extra);
+            zone(all.map(|n| rec(n, a("192.0.2.1"))).collect())
+        };
+        let first = records(None)
+            .sign(None, &key.keys(), Denial::Nsec3, 7, t0)
+            .unwrap();
+        let second = records(Some("d.test."))
+            .sign(Some(&first), &key.keys(), Denial::Nsec3, 8, t0 + 60)
+            .unwrap();
+        let (deleted, added) = first.diff(&second, usize::MAX).unwrap();
+        // Each record's type, an RRSIG's the type it covers.
+        let types = |list: &crate::ts::ixfr::RrList| -> Vec<u16> {
+            let mut v: Vec<u16> = list
+                .iter()
+                .map(|rr| {
+                    let (_, rest) = crate::ts::ixfr::split_rr(rr).unwrap();
+                    match be16(rest, 0) {
+                        RRSIG => be16(rest, 10),
+                        t => t,
+                    }
+                })
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        // The SOA's RRSIG, the NSEC3 before d's in hash order (its next hash
+        // moved) and its RRSIG; added besides: d's address, its NSEC3 and
+        // their RRSIGs.
+        assert_eq!(types(&deleted), [SOA, NSEC3, NSEC3]);
+        assert_eq!(types(&added), [1, 1, SOA, NSEC3, NSEC3, NSEC3, NSEC3]);
+    }
 }
