@@ -151,7 +151,7 @@ impl TableServer {
                         Some(r) => serials::next_serial(r, clock),
                         None => serials::start_serial(None, false, clock),
                     };
-                    return signing::sign(&settings, &z, serial, clock);
+                    return signing::sign(&settings, &z, None, serial, clock);
                 }
                 if !z.soa_synthesized() {
                     return Ok(z);
@@ -340,7 +340,7 @@ impl TableServer {
                     Some(o) => serials::next_serial(o.serial(), clock),
                     None => serials::start_serial(None, false, clock),
                 };
-                let signed = signing::sign_with(&self.settings, z, &keys, serial, clock)
+                let signed = signing::sign_with(&self.settings, z, previous, &keys, serial, clock)
                     .map_err(ZoneError::signing)?;
                 changed_zones.push(z.origin().clone());
                 zones.push(signed);
@@ -416,7 +416,7 @@ impl TableServer {
                 Some(s) if now >= s.refresh_at() => {
                     let serial = serials::next_serial(z.serial(), now);
                     zones.push(
-                        signing::sign(&self.settings, z, serial, now)
+                        signing::sign(&self.settings, z, Some(z), serial, now)
                             .map_err(ZoneError::signing)?,
                     );
                     changed.push(z.origin().clone());

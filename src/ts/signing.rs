@@ -78,23 +78,21 @@ pub fn zone_keys(settings: &TsSettings, zone: &Zone, now: u32) -> Result<ZoneKey
 }
 
 /// `zone` signed at `now` with its keys, its serial `serial` (at least the
-/// zone's own when the files gave it).
+/// zone's own when the files gave it), keeping the signatures of
+/// `previous` (the version served until now) that need not change
+/// ([`Zone::sign`]).
 ///
 /// # Errors
 /// [`SigningError`]: keys unreadable, or none to sign with.
 pub fn sign(
     settings: &TsSettings,
     zone: &Zone,
+    previous: Option<&Zone>,
     serial: u32,
     now: u32,
 ) -> Result<Zone, SigningError> {
-    sign_with(
-        settings,
-        zone,
-        &zone_keys(settings, zone, now)?,
-        serial,
-        now,
-    )
+    let keys = zone_keys(settings, zone, now)?;
+    sign_with(settings, zone, previous, &keys, serial, now)
 }
 
 /// [`sign`] with `keys`, read already ([`zone_keys`]).
@@ -104,6 +102,7 @@ pub fn sign(
 pub fn sign_with(
     settings: &TsSettings,
     zone: &Zone,
+    previous: Option<&Zone>,
     keys: &ZoneKeys,
     serial: u32,
     now: u32,
@@ -126,7 +125,7 @@ pub fn sign_with(
     } else {
         serial
     };
-    zone.sign(&with, denial, serial, now)
+    zone.sign(previous, &with, denial, serial, now)
         .map_err(|source| SigningError::Sign {
             zone: zone.origin().to_string(),
             source,

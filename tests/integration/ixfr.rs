@@ -362,3 +362,52 @@ async fn nsd_and_knot_with_a_tsig_key_follow_a_one_address_change_by_ixfr() {
         "NSD's updates: {sizes:?}\n{nsd_log}"
     );
 }
+
+/// A zone the TS signs (`dnssec` in its `[[ts]]`) with one address changed:
+/// an IXFR from the serial before gets the change and its signatures (the
+/// SOA, the address and their RRSIGs: ten records), as Knot's signer
+/// serves it, not the whole signed zone: the signer keeps the fresh RRSIGs
+/// of the RRsets that did not change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ixfr_of_a_signed_zone_carries_only_the_changed_records_and_signatures() {
+    let dir = ZoneDir::new();
+    let state = ZoneDir::new();
+    let text = table(300, 1);
+    dir.write("big.txt", &text);
+    let [port, metrics] = free_ports(2).try_into().unwrap();
+    let dnssec =
+        "dnssec = { keys = \"keys\", algorithm = \"ecdsap256sha256\", denial = \"nsec\" }\n";
+    dir.write("config.toml", &config(port, metrics, &[], dnssec));
+    let mut ts = start_ts(dir.path(), state.path(), port).await;
+    let addr = local(port);
+    let before = dig_ixfr(addr, 0, false).first().map(|(_, s)| s.clone());
+    let old: u32 = before.and_then(|s| s.parse().ok()).expect("a serial");
+    dir.write("big.txt", &changed(&text, 7..8, "99"));
+    ts.signal(Signal::HUP);
+    let new = serial_after(addr, old, &mut ts).await;
+    let got = dig_ixfr(addr, old, false);
+    // RFC 1995: the new SOA, then the old SOA and what left, the new SOA
+    // and what came, the new SOA: nothing of the other 299 names, of the
+    // NSEC chain or of the DNSKEY RRset.
+    let soa = |serial: u32| ("SOA".to_string(), serial.to_string());
+    let rr = |rtype: &str, data: &str| (rtype.to_string(), data.to_string());
+    let want = vec![
+        soa(new),
+        soa(old),
+        rr("RRSIG", "big.test. SOA"),
+        rr("A", "host7.big.test. 10.0.7.1"),
+        rr("RRSIG", "host7.big.test. A"),
+        soa(new),
+        rr("RRSIG", "big.test. SOA"),
+        rr("A", "host7.big.test. 10.0.7.99"),
+        rr("RRSIG", "host7.big.test. A"),
+        soa(new),
+    ];
+    assert_eq!(
+        got,
+        want,
+        "IXFR {old} -> {new} of a one-address change: {} records ({} whole-zone answers)",
+        got.len(),
+        counter(metrics, "dnslb_ts_xfr_total{kind=\"ixfr_full\"}").await
+    );
+}

@@ -288,7 +288,8 @@ pub(crate) fn delv_every_case(server: SocketAddr, keys: &Path, out: &Path) -> (u
 
 /// A PROJ table signed by the TS: a reload that changes one address is
 /// signed again (the new address with its RRSIG, every check passing)
-/// under a higher serial and the same key; a restart keeps the key and
+/// under a higher serial and the same key, the unchanged RRsets keeping
+/// their signatures; a restart keeps the key and
 /// raises the serial again (its signatures are new).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_table_is_signed_again_with_a_higher_serial_and_the_same_key() {
@@ -334,6 +335,27 @@ async fn a_changed_table_is_signed_again_with_a_higher_serial_and_the_same_key()
     assert_eq!(verify_with_three_tools(dir.path(), "tbl.test", &second), "");
     assert!(serial_of(&second) > serial_of(&first), "{first}\n{second}");
     assert_eq!(dnskeys_of(&first), dnskeys_of(&second));
+    // Only what changed is signed anew: the new address and the SOA get
+    // new RRSIGs, the unchanged RRsets keep theirs (an IXFR stays small).
+    let sig = |text: &str, owner: &str, covered: &str| -> String {
+        let found = text.lines().find(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.first() == Some(&owner) && f.get(3) == Some(&"RRSIG") && f.get(4) == Some(&covered)
+        });
+        found
+            .unwrap_or_else(|| panic!("no RRSIG {covered} at {owner}:\n{text}"))
+            .to_string()
+    };
+    for (owner, covered) in [
+        ("mail.tbl.test.", "A"),
+        ("ns1.tbl.test.", "NSEC"),
+        ("tbl.test.", "DNSKEY"),
+    ] {
+        assert_eq!(sig(&first, owner, covered), sig(&second, owner, covered));
+    }
+    for (owner, covered) in [("www.tbl.test.", "A"), ("tbl.test.", "SOA")] {
+        assert_ne!(sig(&first, owner, covered), sig(&second, owner, covered));
+    }
     // The same files and keys: nothing to sign again.
     assert_eq!(ts.ts.reload().unwrap().changed, 0);
     ts.stop().await;

@@ -12,11 +12,20 @@
 //! round's records handed to the zone builder before the next, so a big
 //! table never sits in memory as decoded records. The keys come in as
 //! [`Keys`] (files and their timing: `ts/keys`). The zone remembers its
-//! unsigned data's digest, its key tags and its validity ([`Signature`]):
-//! a reload of the same data with the same keys keeps it, and the signer
-//! refreshes it before [`Signature::refresh_at`].
+//! unsigned data's digest, its key tags and the validity of its oldest
+//! signature ([`Signature`]): a reload of the same data with the same keys
+//! keeps it, and the signer refreshes it before [`Signature::refresh_at`].
+//!
+//! Signing again over a version signed before (a reload that changed
+//! data, a refresh), the signer keeps an RRset's RRSIGs when the RRset is
+//! the same, they are those of the keys signing now, and they are not due
+//! for refresh ([`keeps`]), as Knot's signer does (`rrsig-refresh`): only
+//! changed RRsets, the SOA, changed NSEC/NSEC3 records and signatures
+//! near their end are signed anew, so the difference between two versions
+//! (an IXFR) holds just those.
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use hickory_proto::rr::RData;
 use ring::digest::{Context, SHA256};
@@ -40,6 +49,52 @@ pub(crate) const VALIDITY: u32 = 14 * 86_400;
 pub(crate) const BACKDATE: u32 = 3600;
 /// Names signed per round (the records of one round are held at once).
 const ROUND: usize = 16_384;
+/// How long before its refresh point a signature is made anew anyway when
+/// the zone is signed, so that signatures made at nearby times are renewed
+/// together rather than each at its own moment (Knot's `rrsig-pre-refresh`).
+pub(crate) const PRE_REFRESH: u32 = 3600;
+
+/// When a signature valid from `inception` to `expiration` is due to be
+/// made anew: a tenth of its life before it expires (SPEC §4).
+pub(crate) fn refresh_point(inception: u32, expiration: u32) -> u32 {
+    expiration.saturating_sub(expiration.saturating_sub(inception) / 10)
+}
+
+/// The keep-or-resign policy: whether the RRSIGs `old` (their RDATA) over
+/// an RRset are served again by a signing at `now` instead of made anew.
+/// Kept when the RRset is `unchanged` (records and TTL), there is exactly
+/// one per key in `signers` (algorithm, tag) and no other, and each is
+/// valid now and not due for refresh ([`refresh_point`]) within
+/// [`PRE_REFRESH`]. Anything else (a changed RRset, a key rolled, a
+/// signature near its end or not yet valid, an RDATA too short) is signed
+/// anew.
+pub(crate) fn keeps<'r>(
+    unchanged: bool,
+    old: impl IntoIterator<Item = &'r [u8]>,
+    signers: &[(u8, u16)],
+    now: u32,
+) -> bool {
+    if !unchanged {
+        return false;
+    }
+    let mut made_by = Vec::with_capacity(signers.len());
+    for rdata in old {
+        let (Some(&algorithm), Some(tag)) = (rdata.get(2), rdata.get(16..18)) else {
+            return false;
+        };
+        let (expiration, inception) = (be32(rdata, 8), be32(rdata, 12));
+        if now < inception
+            || refresh_point(inception, expiration) <= now.saturating_add(PRE_REFRESH)
+        {
+            return false;
+        }
+        made_by.push((algorithm, u16::from_be_bytes([tag[0], tag[1]])));
+    }
+    let mut want = signers.to_vec();
+    made_by.sort_unstable();
+    want.sort_unstable();
+    !want.is_empty() && made_by == want
+}
 
 /// A key that signs RRsets.
 pub trait RrsetSigner: Sync {
@@ -99,9 +154,11 @@ pub struct Signature {
     pub data: [u8; 32],
     /// The keys it was signed with ([`Keys::id`]).
     pub tags: Vec<u16>,
-    /// Validity of every signature, seconds since the epoch.
+    /// When the validity of its oldest signature (the first to expire)
+    /// starts, seconds since the epoch.
     pub inception: u32,
-    /// When every signature expires, seconds since the epoch.
+    /// When its oldest signature expires, seconds since the epoch: every
+    /// other is valid at least as long.
     pub expiration: u32,
     /// The denial of existence it carries.
     pub denial: Denial,
@@ -110,12 +167,11 @@ pub struct Signature {
 }
 
 impl Signature {
-    /// When the zone is signed anew: a tenth of its signatures' life
-    /// before they expire (SPEC §4), or at its keys' next event if sooner.
+    /// When the zone is signed anew: a tenth of its oldest signature's
+    /// life before it expires (SPEC §4), or at its keys' next event if
+    /// sooner.
     pub fn refresh_at(&self) -> u32 {
-        let expiry = self
-            .expiration
-            .saturating_sub(self.expiration.saturating_sub(self.inception) / 10);
+        let expiry = refresh_point(self.inception, self.expiration);
         self.key_event.map_or(expiry, |k| k.min(expiry))
     }
 }
@@ -178,6 +234,16 @@ fn kept<'s>(e: &Entry<'s>) -> impl Iterator<Item = super::store::Set<'s>> + 's {
 /// One signing of one zone.
 struct Signer<'a, 'k> {
     keys: &'a Keys<'k>,
+    /// The version signed before, whose fresh signatures of unchanged
+    /// RRsets are kept ([`keeps`]).
+    previous: Option<&'a Zone>,
+    /// The signing time.
+    now: u32,
+    /// (algorithm, tag) of `keys.for_keys` and of `keys.for_data`.
+    signers: [Vec<(u8, u16)>; 2],
+    /// The oldest signature in the zone: expiration in the high half,
+    /// inception in the low one.
+    oldest: AtomicU64,
     denial: Denial,
     /// The origin, lower-cased wire name (the RRSIGs' signer).
     origin: Vec<u8>,
@@ -193,12 +259,15 @@ struct Signer<'a, 'k> {
 
 impl Zone {
     /// This zone signed with `keys` at `now` (seconds since the epoch), its
-    /// SOA serial `serial`. See the module docs.
+    /// SOA serial `serial`, keeping what [`keeps`] allows of the RRSIGs of
+    /// `previous` (the version served until now, signed here). See the
+    /// module docs.
     ///
     /// # Errors
     /// [`SignError`]: no key, a key that cannot sign, or a zone too large.
     pub fn sign(
         &self,
+        previous: Option<&Zone>,
         keys: &Keys<'_>,
         denial: Denial,
         serial: u32,
@@ -217,6 +286,7 @@ impl Zone {
         encode_rdata(&soa, &mut soa_rdata)?;
         let signer = Signer::plan(
             self,
+            previous.filter(|p| p.signed.is_some()),
             keys,
             denial,
             (self.soa_ttl, soa_rdata),
@@ -237,11 +307,12 @@ impl Zone {
         let ttl = self.soa_ttl;
         let mut zone = b.finish(&[], |_, _| (ttl, soa_of(&soa)))?; // not called: the SOA is set
         zone.soa_synthesized = self.soa_synthesized;
+        let oldest = signer.oldest.load(AtomicOrdering::Relaxed);
         zone.signed = Some(Arc::new(Signature {
             data,
             tags: keys.id.clone(),
-            inception: signer.inception,
-            expiration: signer.expiration,
+            inception: oldest as u32,
+            expiration: (oldest >> 32) as u32,
             denial,
             key_event: keys.next_event,
         }));
@@ -348,6 +419,7 @@ impl<'a, 'k> Signer<'a, 'k> {
     /// The names of `zone` in canonical order, each with its [`Kind`].
     fn plan(
         zone: &'a Zone,
+        previous: Option<&'a Zone>,
         keys: &'a Keys<'k>,
         denial: Denial,
         soa: (u32, Vec<u8>),
@@ -400,8 +472,13 @@ impl<'a, 'k> Signer<'a, 'k> {
                 following = i as u32;
             }
         }
+        let ids = |ks: &[&dyn RrsetSigner]| ks.iter().map(|k| (k.algorithm(), k.tag())).collect();
         Signer {
             keys,
+            previous,
+            now,
+            signers: [ids(&keys.for_keys), ids(&keys.for_data)],
+            oldest: AtomicU64::new(u64::MAX),
             denial,
             origin,
             names,
@@ -518,8 +595,38 @@ impl<'a, 'k> Signer<'a, 'k> {
         self.rrsig(&owner, NSEC3, self.denial_ttl, &[rdata], out)
     }
 
+    /// Notes a signature valid from `inception` to `expiration` in the zone.
+    fn note(&self, inception: u32, expiration: u32) {
+        let packed = u64::from(expiration) << 32 | u64::from(inception);
+        self.oldest.fetch_min(packed, AtomicOrdering::Relaxed);
+    }
+
+    /// The RRSIGs the previous version holds over the RRset of `rtype` at
+    /// `lower` (lower-cased), when [`keeps`] keeps them: that RRset there
+    /// had TTL `ttl` and the canonical RDATA `rdatas` too.
+    fn kept_sigs(
+        &self,
+        lower: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdatas: &[Vec<u8>],
+    ) -> Option<super::store::Set<'a>> {
+        let old = self.previous?.store.get(lower)?;
+        let set = old.set(rtype)?;
+        let sigs = old.sigs(rtype)?;
+        let unchanged = set.records().all(|r| be32(r, 4) == ttl)
+            && canonical::sorted(
+                rtype,
+                set.records().map(|r| r.get(10..).unwrap_or_default()),
+            ) == rdatas;
+        let signers = &self.signers[usize::from(!matches!(rtype, DNSKEY | CDS | CDNSKEY))];
+        let old_rdatas = sigs.records().map(|r| r.get(10..).unwrap_or_default());
+        keeps(unchanged, old_rdatas, signers, self.now).then_some(sigs)
+    }
+
     /// The RRSIGs of the RRset of `rtype` at `owner` (`rdatas` canonical and
-    /// sorted), one per key that signs it (RFC 4034 §3, §6).
+    /// sorted), one per key that signs it (RFC 4034 §3, §6): those of the
+    /// previous version when [`Signer::kept_sigs`] finds them.
     fn rrsig(
         &self,
         owner: &[u8],
@@ -528,12 +635,21 @@ impl<'a, 'k> Signer<'a, 'k> {
         rdatas: &[Vec<u8>],
         out: &mut Out,
     ) -> Result<(), SignError> {
+        let lower = owner.to_ascii_lowercase();
+        if let Some(sigs) = self.kept_sigs(&lower, rtype, ttl, rdatas) {
+            for r in sigs.records() {
+                let rdata = r.get(10..).unwrap_or_default();
+                self.note(be32(rdata, 12), be32(rdata, 8));
+                out.push(owner, RRSIG, be32(r, 4), rdata);
+            }
+            return Ok(());
+        }
         let signers = if matches!(rtype, DNSKEY | CDS | CDNSKEY) {
             &self.keys.for_keys
         } else {
             &self.keys.for_data
         };
-        let lower = owner.to_ascii_lowercase();
+        self.note(self.inception, self.expiration);
         let key = Key::read(&lower).ok_or(BuildError::NameTooLong)?;
         let wild = lower.starts_with(b"\x01*");
         let labels = (key.labels() - usize::from(wild)) as u8;
@@ -567,6 +683,7 @@ impl<'a, 'k> Signer<'a, 'k> {
 mod tests {
     use super::super::fixtures::*;
     use super::super::nsec3::Hashed;
+    use super::super::store::be16;
     use super::*;
     use ring::rand::SystemRandom;
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -625,7 +742,7 @@ mod tests {
         ]);
         let key = TestKey::new();
         let s = z
-            .sign(&key.keys(), Denial::Nsec3, 7, 1_800_000_000)
+            .sign(None, &key.keys(), Denial::Nsec3, 7, 1_800_000_000)
             .unwrap();
         let chain = s.nsec3.as_deref().unwrap();
         let owner = |h: Option<Hashed<'_>>| match h {
@@ -665,7 +782,9 @@ mod tests {
             rec("a.test.", a("192.0.2.2")),
         ]);
         let key = TestKey::new();
-        let s = z.sign(&key.keys(), Denial::Nsec, 7, 1_800_000_000).unwrap();
+        let s = z
+            .sign(None, &key.keys(), Denial::Nsec, 7, 1_800_000_000)
+            .unwrap();
         assert_eq!(s.serial(), 7);
         let e = s.store.get(b"\x01a\x04test\x00").unwrap();
         let sig = e.sigs(1).unwrap().records().next().unwrap();
@@ -694,5 +813,185 @@ mod tests {
         assert!(verifier.verify(&data, signature).is_ok());
         data[head.len() + 20] ^= 1;
         assert!(verifier.verify(&data, signature).is_err());
+    }
+
+    /// An RRSIG's RDATA as [`keeps`] reads it: algorithm, validity, tag.
+    fn sig(algorithm: u8, tag: u16, inception: u32, expiration: u32) -> Vec<u8> {
+        let mut rdata = vec![0, 1, algorithm, 2, 0, 0, 1, 44];
+        rdata.extend_from_slice(&expiration.to_be_bytes());
+        rdata.extend_from_slice(&inception.to_be_bytes());
+        rdata.extend_from_slice(&tag.to_be_bytes());
+        rdata.extend_from_slice(&[0, 1, 2, 3]);
+        rdata
+    }
+
+    #[test]
+    fn an_unchanged_rrset_keeps_a_fresh_signature_and_anything_else_is_signed_anew() {
+        let now = 1_800_000_000;
+        let made = now - 86_400;
+        let fresh = sig(13, 7, made - BACKDATE, made + VALIDITY);
+        let signers = [(13, 7)];
+        let kept = |unchanged, sigs: &[&Vec<u8>], signers: &[(u8, u16)], at| {
+            keeps(unchanged, sigs.iter().map(|s| s.as_slice()), signers, at)
+        };
+        assert!(kept(true, &[&fresh], &signers, now), "unchanged, fresh");
+        assert!(!kept(false, &[&fresh], &signers, now), "the RRset changed");
+        // Due: a tenth of its life left, or within the pre-refresh hour of it.
+        let due = refresh_point(made - BACKDATE, made + VALIDITY);
+        assert!(kept(true, &[&fresh], &signers, due - PRE_REFRESH - 1));
+        assert!(!kept(true, &[&fresh], &signers, due - PRE_REFRESH));
+        assert!(!kept(true, &[&fresh], &signers, due));
+        assert!(
+            !kept(true, &[&fresh], &signers, made + VALIDITY + 1),
+            "expired"
+        );
+        assert!(
+            !kept(true, &[&fresh], &signers, made - 2 * BACKDATE),
+            "not valid yet"
+        );
+        // Made by other keys than those signing now: a key rolled, added or
+        // retired, or another algorithm.
+        assert!(!kept(true, &[&fresh], &[(13, 8)], now));
+        assert!(!kept(true, &[&fresh], &[(13, 7), (13, 8)], now));
+        assert!(!kept(
+            true,
+            &[&fresh, &sig(13, 8, made, made + VALIDITY)],
+            &signers,
+            now
+        ));
+        assert!(!kept(true, &[&fresh], &[(15, 7)], now));
+        assert!(!kept(true, &[], &signers, now), "no signature");
+        assert!(
+            !kept(true, &[&fresh[..10].to_vec()], &signers, now),
+            "truncated"
+        );
+        // Two keys, each fresh: kept.
+        let other = sig(13, 8, made, made + VALIDITY);
+        assert!(kept(true, &[&other, &fresh], &[(13, 7), (13, 8)], now));
+    }
+
+    #[test]
+    fn signing_over_the_previous_version_renews_only_what_changed_and_the_soa() {
+        let records = |b: &str| {
+            vec![
+                rec("test.", a("192.0.2.9")),
+                rec("a.test.", a("192.0.2.1")),
+                rec("b.test.", a(b)),
+                rec("c.test.", a("192.0.2.3")),
+            ]
+        };
+        let key = TestKey::new();
+        let t0 = 1_800_000_000;
+        let first = zone(records("192.0.2.2"))
+            .sign(None, &key.keys(), Denial::Nsec, 7, t0)
+            .unwrap();
+        let t1 = t0 + 86_400;
+        let data = zone(records("192.0.2.99"));
+        let second = data
+            .sign(Some(&first), &key.keys(), Denial::Nsec, 8, t1)
+            .unwrap();
+        let (deleted, added) = first.diff(&second, usize::MAX).unwrap();
+        let moved = |list: &crate::ts::ixfr::RrList| -> Vec<(Vec<u8>, u16)> {
+            let mut v: Vec<_> = list
+                .iter()
+                .map(|rr| {
+                    let (owner, rest) = crate::ts::ixfr::split_rr(rr).unwrap();
+                    let rtype = u16::from_be_bytes([rest[0], rest[1]]);
+                    let covered = if rtype == RRSIG {
+                        be16(rest, 10)
+                    } else {
+                        rtype
+                    };
+                    (owner.to_ascii_lowercase(), covered)
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        // The changed address and its RRSIG, the SOA's RRSIG (the SOA
+        // itself travels apart): nothing of a, c, the NSEC chain or DNSKEY.
+        let want = vec![
+            (b"\x00".to_vec(), SOA),
+            (b"\x01b\x04test\x00".to_vec(), 1),
+            (b"\x01b\x04test\x00".to_vec(), 1),
+        ];
+        assert_eq!(moved(&deleted), want);
+        assert_eq!(moved(&added), want);
+        // The oldest signature is the first signing's: the zone is due
+        // when it is.
+        let (old, new) = (first.signature().unwrap(), second.signature().unwrap());
+        assert_eq!(
+            (new.inception, new.expiration),
+            (old.inception, old.expiration)
+        );
+        assert_eq!(new.refresh_at(), old.refresh_at());
+        // Signed afresh (no previous version), or at the refresh point,
+        // every signature is new.
+        let whole = data.sign(None, &key.keys(), Denial::Nsec, 8, t1).unwrap();
+        assert!(first.diff(&whole, usize::MAX).unwrap().0.len() > 10);
+        // At the first signing's refresh point, its signatures are made
+        // anew; the second's (b's address) is kept.
+        let due = old.refresh_at();
+        let refreshed = second
+            .sign(Some(&second), &key.keys(), Denial::Nsec, 9, due)
+            .unwrap();
+        let (gone, _) = second.diff(&refreshed, usize::MAX).unwrap();
+        let sigs: usize = second
+            .store
+            .entries()
+            .flat_map(|e| e.sig_sets().collect::<Vec<_>>())
+            .map(|s| usize::from(s.count))
+            .sum();
+        let rrsigs = gone
+            .iter()
+            .filter(|rr| crate::ts::ixfr::split_rr(rr).unwrap().1[..2] == RRSIG.to_be_bytes())
+            .count();
+        assert_eq!(
+            (rrsigs, gone.len()),
+            (sigs - 1, sigs - 1),
+            "{:?}",
+            moved(&gone)
+        );
+        let renewed = refreshed.signature().unwrap();
+        assert_eq!(renewed.inception, t1 - BACKDATE, "b's is the oldest now");
+        assert!(renewed.refresh_at() > due + PRE_REFRESH);
+    }
+
+    #[test]
+    fn a_name_added_under_nsec3_renews_its_own_and_its_predecessors_nsec3_and_nothing_else() {
+        let names = ["test.", "a.test.", "b.test.", "c.test."];
+        let key = TestKey::new();
+        let t0 = 1_800_000_000;
+        let records = |extra: Option<&str>| {
+            let all = names.iter().copied().chain(extra);
+            zone(all.map(|n| rec(n, a("192.0.2.1"))).collect())
+        };
+        let first = records(None)
+            .sign(None, &key.keys(), Denial::Nsec3, 7, t0)
+            .unwrap();
+        let second = records(Some("d.test."))
+            .sign(Some(&first), &key.keys(), Denial::Nsec3, 8, t0 + 60)
+            .unwrap();
+        let (deleted, added) = first.diff(&second, usize::MAX).unwrap();
+        // Each record's type, an RRSIG's the type it covers.
+        let types = |list: &crate::ts::ixfr::RrList| -> Vec<u16> {
+            let mut v: Vec<u16> = list
+                .iter()
+                .map(|rr| {
+                    let (_, rest) = crate::ts::ixfr::split_rr(rr).unwrap();
+                    match be16(rest, 0) {
+                        RRSIG => be16(rest, 10),
+                        t => t,
+                    }
+                })
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        // The SOA's RRSIG, the NSEC3 before d's in hash order (its next hash
+        // moved) and its RRSIG; added besides: d's address, its NSEC3 and
+        // their RRSIGs.
+        assert_eq!(types(&deleted), [SOA, NSEC3, NSEC3]);
+        assert_eq!(types(&added), [1, 1, SOA, NSEC3, NSEC3, NSEC3, NSEC3]);
     }
 }
