@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
@@ -269,11 +269,14 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
         }
     }
 
-    /// Writes one message with its length prefix. `false` on failure.
+    /// Writes one message with its length prefix. `false` on failure, or
+    /// for a message too long for the two-byte length: never skipped (the
+    /// next message of a transfer would follow a gap), the connection is
+    /// closed.
     async fn write_message(&mut self, m: &[u8]) -> bool {
         let Ok(len) = u16::try_from(m.len()) else {
-            warn!(len = m.len(), "answer too long for tcp, dropped");
-            return true;
+            error!(peer = %self.peer, len = m.len(), "answer too long for tcp, connection closed");
+            return false;
         };
         let mut framed = Vec::with_capacity(m.len() + 2);
         framed.extend_from_slice(&len.to_be_bytes());

@@ -91,6 +91,9 @@ pub struct Transfer {
     question: Vec<u8>,
     parts: VecDeque<Part>,
     budget: usize,
+    /// The longest a message may be: TCP's 65,535 bytes less the room kept
+    /// for a TSIG ([`Transfer::leaving`]).
+    limit: usize,
     first: bool,
     counters: Arc<XfrCounters>,
     _slot: Option<Slot>,
@@ -168,10 +171,20 @@ impl Transfer {
                 .to_vec(),
             parts,
             budget,
+            limit: usize::from(dns::TCP_PAYLOAD_MAX),
             first: true,
             counters,
             _slot: slot,
         }
+    }
+
+    /// The transfer with `room` bytes kept free in every message (for the
+    /// TSIG each is signed with, RFC 8945 §5.3.1): a record that cannot fit
+    /// in a message with that room stops the transfer.
+    #[must_use]
+    pub fn leaving(mut self, room: usize) -> Self {
+        self.limit = usize::from(dns::TCP_PAYLOAD_MAX).saturating_sub(room);
+        self
     }
 
     /// The next record to send, as owner and rest, or `None` at the end.
@@ -237,7 +250,7 @@ impl Transfer {
             // The question names the zone: its name is the origin.
             packer.origin_at = Some(HEADER_LEN);
         }
-        let budget = self.budget;
+        let (budget, limit) = (self.budget, self.limit);
         let mut count: u16 = 0;
         while let Some((owner, rest)) = self.peek()? {
             let start = msg.len();
@@ -248,8 +261,12 @@ impl Transfer {
                 msg.truncate(start);
                 break;
             }
-            if msg.len() > usize::from(dns::TCP_PAYLOAD_MAX) || count == u16::MAX {
-                return Err("a record too large for a message".to_owned());
+            if msg.len() > limit || count == u16::MAX {
+                let room = usize::from(dns::TCP_PAYLOAD_MAX) - limit;
+                return Err(format!(
+                    "a record too large for a message: {} bytes with {room} kept for the TSIG, over 65535",
+                    msg.len() + room
+                ));
             }
             packer.wrote(start, owner);
             count += 1;
