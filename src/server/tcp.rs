@@ -301,3 +301,50 @@ pub(crate) fn padded(reply: Reply, pad: bool) -> Reply {
         r => r,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{MessageStream, ServerOptions, StreamAborted};
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    struct Silent;
+
+    impl Handler for Silent {
+        fn handle(&self, _: Request<'_>) -> Action {
+            Action::Now(Reply::Drop)
+        }
+    }
+
+    /// The messages given, in order.
+    struct Messages(std::vec::IntoIter<Vec<u8>>);
+
+    impl MessageStream for Messages {
+        fn next_message(&mut self) -> Option<Result<Vec<u8>, StreamAborted>> {
+            self.0.next().map(Ok)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_too_long_to_frame_closes_the_connection_and_nothing_follows_it() {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        let shared = Arc::new(Shared {
+            handler: Arc::new(Silent),
+            inflight: Arc::new(Semaphore::new(1)),
+            opts: ServerOptions::default(),
+            token: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        let mut conn = Connection::new(ours, "127.0.0.1:1".parse().unwrap(), shared);
+        let messages = vec![vec![1u8; 20], vec![2u8; 65_536], vec![3u8; 20]];
+        let reply = Reply::Stream(Box::new(Messages(messages.into_iter())));
+        assert!(!conn.write(reply).await, "the connection is to close");
+        drop(conn);
+        let mut got = Vec::new();
+        theirs.read_to_end(&mut got).await.unwrap();
+        let first: Vec<u8> = [&[0, 20][..], &[1u8; 20][..]].concat();
+        assert_eq!(got, first, "the first message alone: none skipped");
+    }
+}

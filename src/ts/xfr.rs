@@ -616,4 +616,59 @@ mod tests {
         let soa = single(&big, Content::Soa, (&raw, end), 512, &c).unwrap();
         assert_eq!(Message::from_vec(&soa).unwrap().answers.len(), 1);
     }
+
+    #[test]
+    fn a_record_that_cannot_fit_with_the_tsig_room_stops_the_transfer() {
+        use hickory_proto::rr::rdata::TXT;
+        // One TXT of 65,471 bytes of RDATA: its message is 65,506 bytes,
+        // under 65,535 alone, over it with a 76-byte TSIG.
+        let mut strings = vec!["x".repeat(255); 255];
+        strings.push("y".repeat(190));
+        let origin = Name::from_ascii("example.test.").unwrap();
+        let huge = SourceRecord {
+            name: Name::from_ascii("huge.example.test.").unwrap(),
+            ttl: 300,
+            data: RData::TXT(TXT::new(strings)),
+            line: 1,
+        };
+        let z = Zone::build(
+            origin,
+            vec![(0, vec![huge])],
+            &[std::path::PathBuf::from("t")],
+            soa_at(1),
+        )
+        .unwrap();
+        let (raw, end) = request(RecordType::AXFR);
+        let run = |room: usize| {
+            let counters = Arc::new(XfrCounters::default());
+            let t = Transfer::new(
+                &z,
+                Content::Full,
+                (&raw, end),
+                16_000,
+                counters.clone(),
+                None,
+            );
+            let mut t = t.leaving(room);
+            let sizes: Vec<_> = std::iter::from_fn(|| t.next_message())
+                .map(|m| m.map(|m| m.len()))
+                .collect();
+            (sizes, counters.failed.load(Relaxed))
+        };
+        let (whole, failed) = run(0);
+        assert_eq!(failed, 0);
+        assert!(whole.iter().all(Result::is_ok), "{whole:?}");
+        assert!(
+            whole.iter().any(|m| m.as_ref().is_ok_and(|&l| l > 65_459)),
+            "{whole:?}"
+        );
+        let (signed, failed) = run(76);
+        assert_eq!(failed, 1, "counted failed");
+        assert_eq!(signed.last(), Some(&Err(StreamAborted)), "{signed:?}");
+        assert!(
+            signed
+                .iter()
+                .all(|m| m.as_ref().map_or(true, |&l| l <= 65_459))
+        );
+    }
 }

@@ -227,13 +227,11 @@ fn hostile_records_are_formerr_or_badkey_never_a_panic() {
     }
 }
 
-#[test]
-fn a_truncated_mac_that_verifies_is_badtrunc_and_answered_signed() {
-    let k = key(Algorithm::HmacSha256);
-    let (q, mac) = signed_query(&k, NOW);
+/// A query signed with `k` at [`NOW`], its MAC cut to 16 bytes: re-signed
+/// by hand (what the MAC covers does not include the MAC itself).
+fn truncated_mac(k: &Arc<Key>) -> Vec<u8> {
+    let (q, mac) = signed_query(k, NOW);
     let r = find(&q).unwrap().unwrap();
-    // Re-sign by hand with the MAC cut to 16 bytes (what the MAC covers does
-    // not include the MAC itself).
     let mut d = r.algorithm.to_vec();
     d.extend_from_slice(&record::time48(NOW));
     d.extend_from_slice(&FUDGE.to_be_bytes());
@@ -241,7 +239,13 @@ fn a_truncated_mac_that_verifies_is_badtrunc_and_answered_signed() {
     d.extend_from_slice(&mac[..16]);
     d.extend_from_slice(&r.original_id.to_be_bytes());
     d.extend_from_slice(&[0, 0, 0, 0]);
-    let cut = with_rdata(&q, &d);
+    with_rdata(&q, &d)
+}
+
+#[test]
+fn a_truncated_mac_that_verifies_is_badtrunc_and_answered_signed() {
+    let k = key(Algorithm::HmacSha256);
+    let cut = truncated_mac(&k);
     let rej = rejected(verify_request(&cut, &k, NOW));
     assert_eq!(rej.error, Some(TsigError::BadTrunc));
     let mut answer = answer_to(&rej.unsigned(&cut).unwrap());
@@ -401,16 +405,7 @@ fn a_message_that_cannot_be_walked_before_any_tsig_is_no_tsig_matter() {
 fn the_time_is_checked_before_the_truncation() {
     // RFC 8945 §5.2.3 (BADTIME) comes before §5.2.4 (BADTRUNC).
     let k = key(Algorithm::HmacSha256);
-    let (q, mac) = signed_query(&k, NOW);
-    let r = find(&q).unwrap().unwrap();
-    let mut d = r.algorithm.to_vec();
-    d.extend_from_slice(&record::time48(NOW));
-    d.extend_from_slice(&FUDGE.to_be_bytes());
-    d.extend_from_slice(&16u16.to_be_bytes());
-    d.extend_from_slice(&mac[..16]);
-    d.extend_from_slice(&r.original_id.to_be_bytes());
-    d.extend_from_slice(&[0, 0, 0, 0]);
-    let cut = with_rdata(&q, &d);
+    let cut = truncated_mac(&k);
     let late = NOW + u64::from(FUDGE) + 1;
     let rej = rejected(verify_request(&cut, &k, late));
     assert_eq!(rej.error, Some(TsigError::BadTime));
