@@ -2,7 +2,8 @@
 //!
 //! Input: one control byte choosing the key's algorithm (hmac-sha256, -384,
 //! -512; the key `xfr`, the secret of the seeds) and the clock, then a DNS
-//! message. Properties: no panic, no hang; a request that verifies loses
+//! message. Properties: no panic, no hang; a message left to the ordinary
+//! checks (unreadable before any TSIG) has no TSIG to find; a request that verifies loses
 //! exactly its TSIG when stripped; a rejected one's error answer carries a
 //! well-formed TSIG with that error; an answer to a request of ours is
 //! checked without panic.
@@ -24,6 +25,8 @@ fuzz_target!(|data: &[u8]| {
     let now = if ctl & 0x80 == 0 { 0x6b05_9d88 } else { tsig::unix_now() };
     match tsig::verify_request(msg, &key, now) {
         Checked::Unsigned => assert!(matches!(tsig::find(msg), Ok(None))),
+        // Not walkable before any TSIG: no TSIG can be read from it either.
+        Checked::Unreadable => assert!(tsig::find(msg).is_err()),
         Checked::Signed(v) => {
             let plain = v.unsigned(msg);
             assert_eq!(plain.len(), v.start);

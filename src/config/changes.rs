@@ -1,8 +1,10 @@
 //! What a reload cannot apply: the `[ls]` keys read only at start
-//! ([`LsConfig::restart_only_changes`]) and the `[[ts]]` whose child read them at start
-//! ([`TsConfig::restart_changes`]). Pure comparisons; the caller warns.
+//! ([`LsConfig::restart_only_changes`]), the `[[ts]]` whose child read them at start
+//! ([`TsConfig::restart_changes`]) and the `[[key]]` a `[[ts]]` names, which its
+//! child read at start too ([`Config::key_restart_changes`]; a `secret_file`'s
+//! content is reread on each reload). Pure comparisons; the caller warns.
 
-use super::{LsConfig, TsConfig};
+use super::{Config, LsConfig, TsConfig};
 
 impl LsConfig {
     /// The `[ls]` keys that differ between the running `self` and the reloaded
@@ -81,6 +83,42 @@ impl TsConfig {
     }
 }
 
+impl Config {
+    /// The `[[ts]]` (by name, in both) whose transfer key, the `[[key]]` its
+    /// `xfr_key` names, differs between `old` and `new` in what its child
+    /// read at start: an inline `secret`, the `algorithm`, the `secret_file`
+    /// path. Each as `ts ([[key]] "name": secret, ...)`; a `secret_file`
+    /// whose content alone changed is not one (reread on reload).
+    pub fn key_restart_changes(old: &Config, new: &Config) -> Vec<String> {
+        let mut out = Vec::new();
+        for o in &old.ts {
+            let Some(n) = new.ts_by_name(&o.name) else {
+                continue;
+            };
+            let (Some(ok), Some(nk)) = (old.xfr_key_of(o), new.xfr_key_of(n)) else {
+                continue;
+            };
+            let fields: Vec<&str> = [
+                ("secret", ok.secret != nk.secret),
+                ("algorithm", ok.algorithm != nk.algorithm),
+                ("secret_file", ok.secret_file != nk.secret_file),
+            ]
+            .into_iter()
+            .filter_map(|(f, differs)| differs.then_some(f))
+            .collect();
+            if !fields.is_empty() {
+                out.push(format!(
+                    "{} ([[key]] {:?}: {})",
+                    o.name,
+                    nk.name,
+                    fields.join(", ")
+                ));
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
@@ -121,6 +159,29 @@ mod tests {
         assert_eq!(
             TsConfig::restart_changes(&old, &new),
             ["ts1 (listen, ttl)", "ts2 removed", "ts3 added"]
+        );
+    }
+
+    #[test]
+    fn a_changed_inline_secret_is_named_as_restart_only() {
+        const A: &str = "kQn0sD3l9Ui1u6m2sXJ1mR0bJx6g7h8Zq2yq1cV4aUk=";
+        const B: &str = "3q2+7wAAAAARIjNEVWZ3iJmqu8zd7v8AESIzRFVmd4g=";
+        let config = |secret: &str, algorithm: &str| {
+            let text = format!(
+                "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\nzones = [\"t.txt\"]\nxfr_key = \"xfr\"\n\n\
+                 [[key]]\nname = \"xfr\"\nalgorithm = \"{algorithm}\"\nsecret = \"{secret}\"\n"
+            );
+            Config::from_toml(&text, std::path::Path::new("c.toml")).unwrap()
+        };
+        let old = config(A, "hmac-sha256");
+        assert!(Config::key_restart_changes(&old, &old).is_empty());
+        assert_eq!(
+            Config::key_restart_changes(&old, &config(B, "hmac-sha256")),
+            ["ts1 ([[key]] \"xfr\": secret)"]
+        );
+        assert_eq!(
+            Config::key_restart_changes(&old, &config(B, "hmac-sha384")),
+            ["ts1 ([[key]] \"xfr\": secret, algorithm)"]
         );
     }
 }

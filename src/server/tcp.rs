@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
@@ -269,11 +269,14 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
         }
     }
 
-    /// Writes one message with its length prefix. `false` on failure.
+    /// Writes one message with its length prefix. `false` on failure, or
+    /// for a message too long for the two-byte length: never skipped (the
+    /// next message of a transfer would follow a gap), the connection is
+    /// closed.
     async fn write_message(&mut self, m: &[u8]) -> bool {
         let Ok(len) = u16::try_from(m.len()) else {
-            warn!(len = m.len(), "answer too long for tcp, dropped");
-            return true;
+            error!(peer = %self.peer, len = m.len(), "answer too long for tcp, connection closed");
+            return false;
         };
         let mut framed = Vec::with_capacity(m.len() + 2);
         framed.extend_from_slice(&len.to_be_bytes());
@@ -296,5 +299,52 @@ pub(crate) fn padded(reply: Reply, pad: bool) -> Reply {
             Reply::One(b)
         }
         r => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{MessageStream, ServerOptions, StreamAborted};
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    struct Silent;
+
+    impl Handler for Silent {
+        fn handle(&self, _: Request<'_>) -> Action {
+            Action::Now(Reply::Drop)
+        }
+    }
+
+    /// The messages given, in order.
+    struct Messages(std::vec::IntoIter<Vec<u8>>);
+
+    impl MessageStream for Messages {
+        fn next_message(&mut self) -> Option<Result<Vec<u8>, StreamAborted>> {
+            self.0.next().map(Ok)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_too_long_to_frame_closes_the_connection_and_nothing_follows_it() {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        let shared = Arc::new(Shared {
+            handler: Arc::new(Silent),
+            inflight: Arc::new(Semaphore::new(1)),
+            opts: ServerOptions::default(),
+            token: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        let mut conn = Connection::new(ours, "127.0.0.1:1".parse().unwrap(), shared);
+        let messages = vec![vec![1u8; 20], vec![2u8; 65_536], vec![3u8; 20]];
+        let reply = Reply::Stream(Box::new(Messages(messages.into_iter())));
+        assert!(!conn.write(reply).await, "the connection is to close");
+        drop(conn);
+        let mut got = Vec::new();
+        theirs.read_to_end(&mut got).await.unwrap();
+        let first: Vec<u8> = [&[0, 20][..], &[1u8; 20][..]].concat();
+        assert_eq!(got, first, "the first message alone: none skipped");
     }
 }

@@ -383,8 +383,9 @@ fn reload_cert(
 /// A reload: rereads the config at `started.path`; applies its `[ls]` to the
 /// running LS (`ls`, when there is one) and warns about what only a restart
 /// applies: `[ls]` keys read at start, and (with `children`, under `up`) any
-/// change to a `[[ts]]`, which its child read at start (a HUP makes it reread
-/// its zone files, nothing else). Returns the new config when it was read.
+/// change to a `[[ts]]` or to the inline secret, algorithm or secret file of
+/// the `[[key]]` it names, which its child read at start (a HUP makes it
+/// reread its zone files and its key's `secret_file`, nothing else). Returns the new config when it was read.
 pub(super) fn reload(
     started: &Config,
     ls: Option<(&LsConfig, &Balancer)>,
@@ -404,7 +405,8 @@ pub(super) fn reload(
         }
     };
     if children {
-        let changed = TsConfig::restart_changes(&started.ts, &new.ts);
+        let mut changed = TsConfig::restart_changes(&started.ts, &new.ts);
+        changed.extend(Config::key_restart_changes(started, &new));
         if !changed.is_empty() {
             let changed = changed.join("; ");
             warn!(%changed, "reload: [[ts]] changed: {changed}; only a restart of dnslb up applies that (the zone files are reread now)");

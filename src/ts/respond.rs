@@ -60,15 +60,17 @@ impl TableServer {
     /// transfer key, a signed request or a transfer goes through its TSIG
     /// check first (`tsig.rs`).
     fn respond(&self, req: Request<'_>) -> (Reply, Outcome) {
-        if let Some(done) = self.respond_signed(&req, |r| self.respond_unsigned(r)) {
+        if let Some(done) = self.respond_signed(&req, |r, room| self.respond_unsigned(r, room)) {
             return done;
         }
-        self.respond_unsigned(req)
+        self.respond_unsigned(req, 0)
     }
 
-    /// [`TableServer::respond`] for a request without a TSIG (or stripped of it).
-    fn respond_unsigned(&self, req: Request<'_>) -> (Reply, Outcome) {
-        if let Some(done) = self.respond_plain(&req) {
+    /// [`TableServer::respond`] for a request without a TSIG (or stripped of
+    /// it), each message leaving `room` bytes under the client's limit (for
+    /// the TSIG its answer will be signed with).
+    fn respond_unsigned(&self, req: Request<'_>, room: usize) -> (Reply, Outcome) {
+        if let Some(done) = self.respond_plain(&req, room) {
             return done;
         }
         let q = match dns::decode_query(req.raw) {
@@ -115,7 +117,7 @@ impl TableServer {
                 .iter()
                 .find(|z| z.origin().eq_ignore_root(q.query.name()))
             {
-                Some(zone) => self.transfer(zone, &q, &req),
+                Some(zone) => self.transfer(zone, &q, &req, room),
                 None => refuse(&q),
             };
         }
@@ -147,14 +149,14 @@ impl TableServer {
             zone,
             asked,
             opt.as_deref(),
-            q.max_size(req.transport),
+            less(q.max_size(req.transport), room),
             req.transport,
         )
     }
 
     /// The answer to an ordinary query read in place ([`PlainQuery`]), or
     /// `None` when it needs the full decoder (no zone for it, an NSID to add).
-    fn respond_plain(&self, req: &Request<'_>) -> Option<(Reply, Outcome)> {
+    fn respond_plain(&self, req: &Request<'_>, room: usize) -> Option<(Reply, Outcome)> {
         let q = PlainQuery::read(req.raw)?;
         if q.opt.is_some_and(|o| o.wants_nsid) && self.nsid.is_some() {
             return None;
@@ -170,7 +172,7 @@ impl TableServer {
             qtype: q.qtype,
             dnssec_ok: q.opt.is_some_and(|o| o.dnssec_ok),
         };
-        let max = q.max_size(req.transport);
+        let max = less(q.max_size(req.transport), room);
         Some(self.finish(
             zone,
             asked,
@@ -183,8 +185,15 @@ impl TableServer {
     /// The answer to an AXFR or IXFR of `zone` (from an allowed client): the
     /// whole zone, the differences since the client's serial, or the SOA
     /// alone (see [`ixfr`](super::ixfr)); over TCP, streamed, at most
-    /// [`xfr::MAX_TRANSFERS`] at once.
-    fn transfer(&self, zone: &Zone, q: &ClientQuery, req: &Request<'_>) -> (Reply, Outcome) {
+    /// [`xfr::MAX_TRANSFERS`] at once. Each message leaves `room` bytes
+    /// (for its TSIG) under the client's limit, or TCP's.
+    fn transfer(
+        &self,
+        zone: &Zone,
+        q: &ClientQuery,
+        req: &Request<'_>,
+        room: usize,
+    ) -> (Reply, Outcome) {
         use super::ixfr::Since;
         use xfr::Content;
         let counters = &self.metrics.xfr;
@@ -210,7 +219,7 @@ impl TableServer {
             Content::Full
         };
         let ok = Outcome::Answered(ResponseCode::NoError);
-        let max = usize::from(q.max_size(req.transport));
+        let max = usize::from(q.max_size(req.transport)).saturating_sub(room);
         if udp || matches!(content, Content::Soa) {
             if let Content::Changes(_) = content
                 && let Some(m) = xfr::single(zone, content, raw, max, counters)
@@ -245,7 +254,8 @@ impl TableServer {
             xfr::XFR_MESSAGE_BUDGET,
             std::sync::Arc::clone(counters),
             Some(slot),
-        );
+        )
+        .leaving(room);
         (Reply::Stream(Box::new(t)), ok)
     }
 
@@ -264,6 +274,12 @@ impl TableServer {
         }
         (Reply::One(msg), Outcome::Answered(w.rcode))
     }
+}
+
+/// `max` less `room` (what a TSIG will add), never below 0.
+fn less(max: u16, room: usize) -> u16 {
+    let room = u16::try_from(room).unwrap_or(u16::MAX);
+    max.saturating_sub(room)
 }
 
 /// The key of `zone` in the IXFR journal: its origin, lower-cased.

@@ -15,12 +15,12 @@ use arc_swap::ArcSwapOption;
 use hickory_proto::op::ResponseCode;
 
 use super::TableServer;
-use super::metrics::Outcome;
+use super::metrics::{Outcome, XfrCounters};
 use super::settings::TsSettings;
 use crate::dns::tsig::{self, Checked, Key, Signer, TsigError};
 use crate::dns::{self, HEADER_LEN};
 use crate::ls::guard::{Change, LimitLog};
-use crate::server::{EachMessage, Reply, Request};
+use crate::server::{EachMessage, Reply, Request, StreamAborted};
 
 /// The refused-request log's budget: this many lines a minute at most.
 const LOG_LINES_A_MINUTE: u64 = 5;
@@ -129,6 +129,23 @@ impl XfrKey {
     }
 }
 
+/// `Err` (counted as a failed transfer, logged) when the signed transfer
+/// message `m` is too long for TCP's two-byte length: the transfer packs
+/// its messages with room for the TSIG, so this is a fault of ours, and the
+/// transfer stops rather than go on without that message.
+fn too_long_for_tcp(ts: &str, m: &[u8], counters: &XfrCounters) -> Result<(), StreamAborted> {
+    if m.len() <= usize::from(dns::TCP_PAYLOAD_MAX) {
+        return Ok(());
+    }
+    counters.failed.fetch_add(1, Relaxed);
+    tracing::error!(
+        ts,
+        len = m.len(),
+        "a signed transfer message is over 65535 bytes: transfer stopped, connection closed"
+    );
+    Err(StreamAborted)
+}
+
 /// Whether `raw` asks one question of type AXFR (252) or IXFR (251).
 fn asks_transfer(raw: &[u8]) -> bool {
     let Some(end) = dns::skip_name(raw, HEADER_LEN) else {
@@ -140,11 +157,15 @@ fn asks_transfer(raw: &[u8]) -> bool {
 impl TableServer {
     /// The answer to `req` when this TS has a transfer key and `req` is signed
     /// or asks for a transfer: refused (NOTAUTH, FORMERR) or answered as if
-    /// unsigned, then signed by `answer`. `None`: answered as without a key.
+    /// unsigned by `answer`, given the room to leave for the TSIG (RFC 8945
+    /// §5.3: the answer is sized to the client's limit less its TSIG), then
+    /// signed. `None`: answered as without a key (an unsigned query, or a
+    /// message that cannot be walked before any TSIG: the ordinary checks
+    /// answer it).
     pub(super) fn respond_signed(
         &self,
         req: &Request<'_>,
-        answer: impl FnOnce(Request<'_>) -> (Reply, Outcome),
+        answer: impl FnOnce(Request<'_>, usize) -> (Reply, Outcome),
     ) -> Option<(Reply, Outcome)> {
         let key = self.xfr_key.get()?;
         let now = tsig::unix_now();
@@ -154,13 +175,22 @@ impl TableServer {
                 self.xfr_key.refuse(name, req, Refusal::Unsigned);
                 Some(self.refusal(req.raw, ResponseCode::NotAuth))
             }
-            Checked::Unsigned => None,
+            // A transfer the decoder would take though the walk could not:
+            // never served unsigned.
+            Checked::Unreadable if asks_transfer(req.raw) && dns::decode_query(req.raw).is_ok() => {
+                self.xfr_key.refuse(name, req, Refusal::Malformed);
+                Some(self.refusal(req.raw, ResponseCode::FormErr))
+            }
+            Checked::Unsigned | Checked::Unreadable => None,
             Checked::Signed(verified) => {
                 let plain = verified.unsigned(req.raw);
-                let (reply, outcome) = answer(Request {
-                    raw: &plain,
-                    ..*req
-                });
+                let (reply, outcome) = answer(
+                    Request {
+                        raw: &plain,
+                        ..*req
+                    },
+                    key.tsig_len(),
+                );
                 let mut signer = Signer::answer(key, &verified);
                 let reply = match reply {
                     Reply::Drop => Reply::Drop,
@@ -171,9 +201,11 @@ impl TableServer {
                     // A transfer: each message signed as it is made (RFC 8945
                     // §5.3.1: on the MAC of the one before).
                     Reply::Stream(messages) => {
+                        let counters = Arc::clone(&self.metrics.xfr);
+                        let ts = name.clone();
                         Reply::Stream(Box::new(EachMessage::new(messages, move |m| {
                             signer.sign(m);
-                            Ok(())
+                            too_long_for_tcp(&ts, m, &counters)
                         })))
                     }
                 };

@@ -91,6 +91,9 @@ pub struct Transfer {
     question: Vec<u8>,
     parts: VecDeque<Part>,
     budget: usize,
+    /// The longest a message may be: TCP's 65,535 bytes less the room kept
+    /// for a TSIG ([`Transfer::leaving`]).
+    limit: usize,
     first: bool,
     counters: Arc<XfrCounters>,
     _slot: Option<Slot>,
@@ -168,10 +171,20 @@ impl Transfer {
                 .to_vec(),
             parts,
             budget,
+            limit: usize::from(dns::TCP_PAYLOAD_MAX),
             first: true,
             counters,
             _slot: slot,
         }
+    }
+
+    /// The transfer with `room` bytes kept free in every message (for the
+    /// TSIG each is signed with, RFC 8945 §5.3.1): a record that cannot fit
+    /// in a message with that room stops the transfer.
+    #[must_use]
+    pub fn leaving(mut self, room: usize) -> Self {
+        self.limit = usize::from(dns::TCP_PAYLOAD_MAX).saturating_sub(room);
+        self
     }
 
     /// The next record to send, as owner and rest, or `None` at the end.
@@ -237,7 +250,7 @@ impl Transfer {
             // The question names the zone: its name is the origin.
             packer.origin_at = Some(HEADER_LEN);
         }
-        let budget = self.budget;
+        let (budget, limit) = (self.budget, self.limit);
         let mut count: u16 = 0;
         while let Some((owner, rest)) = self.peek()? {
             let start = msg.len();
@@ -248,8 +261,12 @@ impl Transfer {
                 msg.truncate(start);
                 break;
             }
-            if msg.len() > usize::from(dns::TCP_PAYLOAD_MAX) || count == u16::MAX {
-                return Err("a record too large for a message".to_owned());
+            if msg.len() > limit || count == u16::MAX {
+                let room = usize::from(dns::TCP_PAYLOAD_MAX) - limit;
+                return Err(format!(
+                    "a record too large for a message: {} bytes with {room} kept for the TSIG, over 65535",
+                    msg.len() + room
+                ));
             }
             packer.wrote(start, owner);
             count += 1;
@@ -598,5 +615,60 @@ mod tests {
         );
         let soa = single(&big, Content::Soa, (&raw, end), 512, &c).unwrap();
         assert_eq!(Message::from_vec(&soa).unwrap().answers.len(), 1);
+    }
+
+    #[test]
+    fn a_record_that_cannot_fit_with_the_tsig_room_stops_the_transfer() {
+        use hickory_proto::rr::rdata::TXT;
+        // One TXT of 65,471 bytes of RDATA: its message is 65,506 bytes,
+        // under 65,535 alone, over it with a 76-byte TSIG.
+        let mut strings = vec!["x".repeat(255); 255];
+        strings.push("y".repeat(190));
+        let origin = Name::from_ascii("example.test.").unwrap();
+        let huge = SourceRecord {
+            name: Name::from_ascii("huge.example.test.").unwrap(),
+            ttl: 300,
+            data: RData::TXT(TXT::new(strings)),
+            line: 1,
+        };
+        let z = Zone::build(
+            origin,
+            vec![(0, vec![huge])],
+            &[std::path::PathBuf::from("t")],
+            soa_at(1),
+        )
+        .unwrap();
+        let (raw, end) = request(RecordType::AXFR);
+        let run = |room: usize| {
+            let counters = Arc::new(XfrCounters::default());
+            let t = Transfer::new(
+                &z,
+                Content::Full,
+                (&raw, end),
+                16_000,
+                counters.clone(),
+                None,
+            );
+            let mut t = t.leaving(room);
+            let sizes: Vec<_> = std::iter::from_fn(|| t.next_message())
+                .map(|m| m.map(|m| m.len()))
+                .collect();
+            (sizes, counters.failed.load(Relaxed))
+        };
+        let (whole, failed) = run(0);
+        assert_eq!(failed, 0);
+        assert!(whole.iter().all(Result::is_ok), "{whole:?}");
+        assert!(
+            whole.iter().any(|m| m.as_ref().is_ok_and(|&l| l > 65_459)),
+            "{whole:?}"
+        );
+        let (signed, failed) = run(76);
+        assert_eq!(failed, 1, "counted failed");
+        assert_eq!(signed.last(), Some(&Err(StreamAborted)), "{signed:?}");
+        assert!(
+            signed
+                .iter()
+                .all(|m| m.as_ref().map_or(true, |&l| l <= 65_459))
+        );
     }
 }

@@ -380,16 +380,21 @@ async fn a_sighup_during_the_startup_wait_reaches_the_ls() {
     assert_eq!(m.response_code, ResponseCode::ServFail, "{m:?}");
 }
 
+/// A folder with ts1's table, a free port for it, and where its config goes.
+fn one_ts() -> (ZoneDir, std::path::PathBuf, u16, std::path::PathBuf) {
+    let dir = ZoneDir::new();
+    let zone = dir.copy("ts1.txt", &ls_fixture("ts1.txt"));
+    let config = dir.path().join("config.toml");
+    (dir, zone, free_ports(1)[0], config)
+}
+
 /// `dnslb up` on a config with no `[ls]` (as config.toml's comment invites)
 /// runs the table servers; a SIGHUP that changes a `[[ts]]` warns that only
 /// a restart applies it, naming the server and the key. Before the fix `up`
 /// refused to start ("no [ls] section") although `check` said ok.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_runs_table_servers_only_and_warns_of_ts_changes_on_reload() {
-    let dir = ZoneDir::new();
-    let zone = dir.copy("ts1.txt", &ls_fixture("ts1.txt"));
-    let port = free_ports(1)[0];
-    let config = dir.path().join("config.toml");
+    let (dir, zone, port, config) = one_ts();
     std::fs::write(&config, ts_section("ts1", port, &zone, "ttl = 300")).unwrap();
     let check = run_dnslb(
         &["check", "-c", "config.toml"],
@@ -412,6 +417,36 @@ async fn up_runs_table_servers_only_and_warns_of_ts_changes_on_reload() {
     assert!(line.contains("ts1 (ttl)"), "{line}");
     assert!(line.contains("restart"), "{line}");
     // Still serving.
+    wait_answers(local(port), name, ip, &mut [&mut up]).await;
+}
+
+/// A `[[key]]` whose secret is inline: a SIGHUP after the secret changed in
+/// the config warns that only a restart applies it, naming the server and
+/// the key (the child read it at start; only a `secret_file`'s content is
+/// reread), and the table server serves on. Before the fix nothing was said
+/// and the old secret stayed in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_names_a_changed_inline_key_secret_as_restart_only() {
+    let (dir, zone, port, config) = one_ts();
+    let write = |secret: &str| {
+        let extra = "axfr_allow = [\"127.0.0.0/8\"]\nxfr_key = \"xfr\"";
+        let key = format!("\n[[key]]\nname = \"xfr\"\nsecret = \"{secret}\"\n");
+        std::fs::write(&config, ts_section("ts1", port, &zone, extra) + &key).unwrap();
+    };
+    write("kQn0sD3l9Ui1u6m2sXJ1mR0bJx6g7h8Zq2yq1cV4aUk=");
+    let mut up = Proc::dnslb("dnslb up", &["up", "-c", path_str(&config)], dir.path());
+    let (name, ip) = TS1_NAMES[0];
+    wait_answers(local(port), name, ip, &mut [&mut up]).await;
+
+    write("3q2+7wAAAAARIjNEVWZ3iJmqu8zd7v8AESIzRFVmd4g=");
+    up.signal(Signal::HUP);
+    let line = wait_log(&mut up, READY_LIMIT, "a [[key]] change warning", |log| {
+        log.lines()
+            .find(|l| l.contains("WARN") && l.contains("[[ts]] changed"))
+            .map(str::to_owned)
+    });
+    assert!(line.contains(r#"ts1 ([[key]] "xfr": secret)"#), "{line}");
+    assert!(line.contains("restart"), "{line}");
     wait_answers(local(port), name, ip, &mut [&mut up]).await;
 }
 

@@ -4,7 +4,8 @@
 //! - [`Key`]: a named secret and its HMAC algorithm (hmac-sha256/384/512,
 //!   [`Algorithm`]); its `Debug` never shows the secret.
 //! - [`verify_request`]: a request's TSIG checked against the key a server
-//!   expects: unsigned, [`Verified`] (the MAC the answer must build on), or
+//!   expects: unsigned, unreadable before any TSIG (the ordinary checks
+//!   answer it), [`Verified`] (the MAC the answer must build on), or
 //!   [`Rejected`] with the TSIG error (BADKEY, BADSIG, BADTIME, BADTRUNC) or
 //!   FORMERR for a malformed record; [`Rejected::answer`] adds the TSIG of
 //!   the error answer (unsigned for BADKEY and BADSIG, signed otherwise,
@@ -26,7 +27,7 @@ mod record;
 mod tests;
 
 pub use record::{Malformed, TsigRecord, find};
-use record::{append, time48};
+use record::{Scan, append, scan, time48};
 
 /// Seconds of clock difference a signature allows either side (RFC 8945
 /// §10 recommends 300).
@@ -152,6 +153,22 @@ impl Key {
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }
+
+    /// The bytes the TSIG record it signs a message with adds (no error,
+    /// no other data): its name, the fixed fields, the algorithm's name and
+    /// the full MAC. An answer to be signed is sized to its limit less this
+    /// (RFC 8945 §5.3).
+    pub fn tsig_len(&self) -> usize {
+        // TYPE, CLASS, TTL, RDLENGTH; time signed, fudge, MAC size, original
+        // ID, error, other length.
+        const FIXED: usize = 2 + 2 + 4 + 2;
+        const RDATA_FIXED: usize = 6 + 2 + 2 + 2 + 2 + 2;
+        self.name.len()
+            + FIXED
+            + self.algorithm.wire_name().len()
+            + RDATA_FIXED
+            + self.algorithm.mac_len()
+    }
 }
 
 /// `name` in lower-case wire form, fully qualified; `None` when it is not
@@ -229,7 +246,9 @@ impl fmt::Display for TsigError {
 
 /// Whether a MAC of `len` bytes may stand for `algorithm`'s (§5.2.2.1):
 /// `Err(Malformed)` longer than the hash or shorter than the larger of 10
-/// bytes and half the hash; `Ok(true)` when it is truncated.
+/// bytes and half the hash (the RFC: "MUST cause the DNS message to be
+/// dropped and RCODE 1 (FORMERR) to be returned"; NSD and Knot answer
+/// NOTAUTH/BADSIG there instead); `Ok(true)` when it is truncated.
 fn mac_size(algorithm: Algorithm, len: usize) -> Result<bool, Malformed> {
     let full = algorithm.mac_len();
     if len > full || len < (full / 2).max(10) {
@@ -433,6 +452,10 @@ impl Rejected {
 pub enum Checked {
     /// No TSIG record.
     Unsigned,
+    /// A message that cannot be walked before any TSIG record is seen (a
+    /// count that lies, a record past the end): no TSIG matter, the
+    /// ordinary checks answer it (FORMERR).
+    Unreadable,
     /// A TSIG by the key, that verified, in time.
     Signed(Verified),
     /// A TSIG that did not verify, or a malformed one.
@@ -441,14 +464,15 @@ pub enum Checked {
 
 /// Checks the TSIG of the request `msg` against `key` at `now` (seconds
 /// since the epoch), in RFC 8945 §5.2's order: the record's form (FORMERR),
-/// the key's name and algorithm (BADKEY), the MAC (FORMERR for a size
-/// §5.2.2.1 forbids, BADSIG, then BADTRUNC for a truncated one), the time
-/// (BADTIME).
+/// the key's name and algorithm (BADKEY, §5.2.1), the MAC (FORMERR for a
+/// size §5.2.2.1 forbids, else BADSIG, §5.2.2), the time (BADTIME, §5.2.3),
+/// then BADTRUNC for a truncated MAC (§5.2.4).
 pub fn verify_request(msg: &[u8], key: &Key, now: u64) -> Checked {
-    let r = match find(msg) {
-        Ok(None) => return Checked::Unsigned,
-        Ok(Some(r)) => r,
-        Err(Malformed) => return Checked::Rejected(Rejected::malformed()),
+    let r = match scan(msg) {
+        Scan::Unsigned => return Checked::Unsigned,
+        Scan::Unreadable => return Checked::Unreadable,
+        Scan::Signed(r) => r,
+        Scan::Malformed => return Checked::Rejected(Rejected::malformed()),
     };
     match check(msg, &r, key, None, now) {
         Ok(()) => Checked::Signed(Verified {
@@ -486,11 +510,11 @@ fn check(
     if !mac_matches(key, &mac_data(key, &head, body, &input), r.mac) {
         return Err(Some(TsigError::BadSig));
     }
-    if truncated && FULL_MAC_ONLY {
-        return Err(Some(TsigError::BadTrunc));
-    }
     if now.abs_diff(r.time_signed) > u64::from(r.fudge) {
         return Err(Some(TsigError::BadTime));
+    }
+    if truncated && FULL_MAC_ONLY {
+        return Err(Some(TsigError::BadTrunc));
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! field by field within RDLENGTH and must fill it exactly. Anything else
 //! is [`Malformed`] (FORMERR).
 use super::super::limits::HEADER_LEN;
-use super::super::walk::{TYPE_TSIG, records, skip_questions, u16_at};
+use super::super::walk::{RecordAt, TYPE_TSIG, records, skip_questions, u16_at};
 
 /// Class ANY, the TSIG record's class.
 pub(super) const CLASS_ANY: u16 = 255;
@@ -76,6 +76,21 @@ fn number(msg: &[u8], pos: &mut usize, n: usize, end: usize) -> Result<u64, Malf
         .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
 }
 
+/// What [`scan`] found in a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scan<'a> {
+    /// No TSIG record: every record walked.
+    Unsigned,
+    /// The message cannot be walked (its header, a question or a record
+    /// runs past its end, or its counts lie) before any TSIG is seen: not a
+    /// TSIG matter, the ordinary checks answer it.
+    Unreadable,
+    /// A TSIG record that breaks the rules of RFC 8945 §4.
+    Malformed,
+    /// The TSIG record, well formed.
+    Signed(TsigRecord<'a>),
+}
+
 /// The message's TSIG record: `Ok(None)` when it has none, [`Malformed`]
 /// when the message cannot be walked, when a TSIG is not the one last
 /// record of the additional section, or is not well formed.
@@ -83,24 +98,50 @@ fn number(msg: &[u8], pos: &mut usize, n: usize, end: usize) -> Result<u64, Malf
 /// # Errors
 /// [`Malformed`], as above.
 pub fn find(msg: &[u8]) -> Result<Option<TsigRecord<'_>>, Malformed> {
-    let count = |i: usize| u16_at(msg, 4 + 2 * i).map(usize::from).ok_or(Malformed);
-    let (qd, an, ns, ar) = (count(0)?, count(1)?, count(2)?, count(3)?);
-    let pos = skip_questions(msg, HEADER_LEN, qd).ok_or(Malformed)?;
+    match scan(msg) {
+        Scan::Unsigned => Ok(None),
+        Scan::Signed(r) => Ok(Some(r)),
+        Scan::Unreadable | Scan::Malformed => Err(Malformed),
+    }
+}
+
+/// [`find`], telling a message that cannot be walked before any TSIG
+/// ([`Scan::Unreadable`]) from a malformed TSIG.
+pub(super) fn scan(msg: &[u8]) -> Scan<'_> {
+    let count = |i: usize| u16_at(msg, 4 + 2 * i).map(usize::from);
+    let (Some(qd), Some(an), Some(ns), Some(ar)) = (count(0), count(1), count(2), count(3)) else {
+        return Scan::Unreadable;
+    };
+    let Some(pos) = skip_questions(msg, HEADER_LEN, qd) else {
+        return Scan::Unreadable;
+    };
     let total = an + ns + ar;
     let mut found = None;
     for (i, r) in records(msg, pos, total).enumerate() {
-        let r = r.ok_or(Malformed)?;
+        // A TSIG seen is the last record: a record that cannot be read
+        // comes before any.
+        let Some(r) = r else {
+            return Scan::Unreadable;
+        };
         if r.rtype == TYPE_TSIG {
             // Exactly one, the last record, in the additional section.
             if i + 1 != total || i < an + ns {
-                return Err(Malformed);
+                return Scan::Malformed;
             }
             found = Some(r);
         }
     }
     let Some(r) = found else {
-        return Ok(None);
+        return Scan::Unsigned;
     };
+    match read_tsig(msg, &r) {
+        Ok(t) => Scan::Signed(t),
+        Err(Malformed) => Scan::Malformed,
+    }
+}
+
+/// The TSIG record `r` of `msg`, read field by field.
+fn read_tsig<'a>(msg: &'a [u8], r: &RecordAt) -> Result<TsigRecord<'a>, Malformed> {
     if r.rdata_end != msg.len() {
         return Err(Malformed);
     }
@@ -126,7 +167,7 @@ pub fn find(msg: &[u8]) -> Result<Option<TsigRecord<'_>>, Malformed> {
     if pos != end {
         return Err(Malformed);
     }
-    Ok(Some(TsigRecord {
+    Ok(TsigRecord {
         start: r.start,
         key_name: msg.get(r.start..r.fixed).ok_or(Malformed)?,
         algorithm,
@@ -136,7 +177,7 @@ pub fn find(msg: &[u8]) -> Result<Option<TsigRecord<'_>>, Malformed> {
         original_id,
         error,
         other,
-    }))
+    })
 }
 
 /// Appends the TSIG record `f` (its `start` aside) to `msg` and adds one to

@@ -227,13 +227,11 @@ fn hostile_records_are_formerr_or_badkey_never_a_panic() {
     }
 }
 
-#[test]
-fn a_truncated_mac_that_verifies_is_badtrunc_and_answered_signed() {
-    let k = key(Algorithm::HmacSha256);
-    let (q, mac) = signed_query(&k, NOW);
+/// A query signed with `k` at [`NOW`], its MAC cut to 16 bytes: re-signed
+/// by hand (what the MAC covers does not include the MAC itself).
+fn truncated_mac(k: &Arc<Key>) -> Vec<u8> {
+    let (q, mac) = signed_query(k, NOW);
     let r = find(&q).unwrap().unwrap();
-    // Re-sign by hand with the MAC cut to 16 bytes (what the MAC covers does
-    // not include the MAC itself).
     let mut d = r.algorithm.to_vec();
     d.extend_from_slice(&record::time48(NOW));
     d.extend_from_slice(&FUDGE.to_be_bytes());
@@ -241,7 +239,13 @@ fn a_truncated_mac_that_verifies_is_badtrunc_and_answered_signed() {
     d.extend_from_slice(&mac[..16]);
     d.extend_from_slice(&r.original_id.to_be_bytes());
     d.extend_from_slice(&[0, 0, 0, 0]);
-    let cut = with_rdata(&q, &d);
+    with_rdata(&q, &d)
+}
+
+#[test]
+fn a_truncated_mac_that_verifies_is_badtrunc_and_answered_signed() {
+    let k = key(Algorithm::HmacSha256);
+    let cut = truncated_mac(&k);
     let rej = rejected(verify_request(&cut, &k, NOW));
     assert_eq!(rej.error, Some(TsigError::BadTrunc));
     let mut answer = answer_to(&rej.unsigned(&cut).unwrap());
@@ -359,4 +363,50 @@ fn key_debug_hides_the_secret_and_names_are_checked() {
         Some(Algorithm::HmacSha512)
     );
     assert_eq!(Algorithm::from_name("hmac-md5"), None);
+}
+
+#[test]
+fn the_room_kept_for_a_tsig_is_what_signing_adds() {
+    for alg in Algorithm::ALL {
+        for name in ["xfr", "transfer.key.example."] {
+            let k = Arc::new(Key::new(name, alg, SECRET).unwrap());
+            let mut m = query(RecordType::SOA);
+            let before = m.len();
+            Signer::request(k.clone()).sign_at(&mut m, NOW);
+            assert_eq!(m.len() - before, k.tsig_len(), "{name} {alg}");
+        }
+    }
+    // hmac-sha256 with the key `xfr`: 76 bytes.
+    assert_eq!(key(Algorithm::HmacSha256).tsig_len(), 76);
+}
+
+#[test]
+fn a_message_that_cannot_be_walked_before_any_tsig_is_no_tsig_matter() {
+    let k = key(Algorithm::HmacSha256);
+    // Unsigned, ARCOUNT says one record and there is none.
+    let mut lies = query(RecordType::SOA);
+    lies[11] = 1;
+    assert_eq!(verify_request(&lies, &k, NOW), Checked::Unreadable);
+    // An answer count that lies.
+    let mut an = query(RecordType::SOA);
+    an[7] = 1;
+    assert_eq!(verify_request(&an, &k, NOW), Checked::Unreadable);
+    let (q, _) = signed_query(&k, NOW);
+    // A question running past the end; a header cut short.
+    assert_eq!(verify_request(&q[..15], &k, NOW), Checked::Unreadable);
+    assert_eq!(verify_request(&q[..5], &k, NOW), Checked::Unreadable);
+    // Once the TSIG is seen, a fault in it is the TSIG's: FORMERR.
+    let mut trailing = q.clone();
+    trailing.push(0);
+    assert_eq!(rejected(verify_request(&trailing, &k, NOW)).error, None);
+}
+
+#[test]
+fn the_time_is_checked_before_the_truncation() {
+    // RFC 8945 §5.2.3 (BADTIME) comes before §5.2.4 (BADTRUNC).
+    let k = key(Algorithm::HmacSha256);
+    let cut = truncated_mac(&k);
+    let late = NOW + u64::from(FUDGE) + 1;
+    let rej = rejected(verify_request(&cut, &k, late));
+    assert_eq!(rej.error, Some(TsigError::BadTime));
 }

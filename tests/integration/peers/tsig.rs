@@ -304,3 +304,166 @@ async fn tsig_nsd_and_knot_secondaries_transfer_with_the_key_and_follow_signed_n
         "both secondaries acknowledged the signed NOTIFY:\n{stderr}"
     );
 }
+
+/// A signed answer over UDP stays within the size the client can take
+/// (512 bytes without EDNS): RFC 8945 §5.3 has the server make room for
+/// its TSIG (truncating the answer, TC set) rather than append it past the
+/// limit. Names with 20 to 32 addresses put some unsigned answers just
+/// under 512 bytes, where the TSIG (76 bytes here) pushes them over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tsig_a_signed_udp_answer_fits_the_clients_size() {
+    let dir = ZoneDir::new();
+    let mut text = table("192.0.2.1");
+    for n in 20..=32u8 {
+        for i in 0..n {
+            text.push_str(&format!("big{n}.tsig.test 10.0.{n}.{i} A\n"));
+        }
+    }
+    dir.write("t.txt", &text);
+    let [port, metrics] = free_ports(2).try_into().unwrap();
+    config(dir.path(), port, metrics, "hmac-sha256", SECRET_256, &[]);
+    let ts = start(dir.path(), port).await;
+    let bytes = data_encoding::BASE64.decode(SECRET_256.as_bytes()).unwrap();
+    let key = Arc::new(Key::new("xfr", Algorithm::HmacSha256, &bytes).unwrap());
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut over = Vec::new();
+    let mut truncated = 0u32;
+    for n in 20..=32u8 {
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii(format!("big{n}.tsig.test.")).unwrap(),
+            RecordType::A,
+        ));
+        let mut q = m.to_vec().unwrap();
+        Signer::request(key.clone()).sign(&mut q);
+        sock.send_to(&q, local(port)).await.unwrap();
+        let mut buf = vec![0u8; 65_535];
+        let (len, _) = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let answer = &buf[..len];
+        if len > 512 {
+            over.push((n, len));
+        }
+        // Whole, or truncated (TC=1) and empty: never a record dropped
+        // silently; signed either way.
+        let tc = answer[2] & 0x02 != 0;
+        let count = u16::from_be_bytes([answer[6], answer[7]]);
+        assert!(
+            (tc && count == 0) || (!tc && count == u16::from(n)),
+            "big{n}: TC={tc}, {count} addresses"
+        );
+        assert!(
+            tsig::find(answer).unwrap().is_some(),
+            "big{n}: the answer is signed"
+        );
+        truncated += u32::from(tc);
+    }
+    assert!(
+        over.is_empty(),
+        "signed answers over the 512 bytes a client without EDNS takes (name's addresses, bytes): {over:?}\n{}",
+        ts.stderr_now()
+    );
+    assert!(
+        truncated > 0,
+        "some names are too large for 512 bytes signed"
+    );
+}
+
+/// A signed transfer whose one message, with its TSIG, would pass the
+/// 65,535 bytes a TCP message can hold (a TXT record of 65,471 bytes of
+/// RDATA alone in its message: 65,506 bytes, 65,582 signed): the TS must
+/// fail the transfer loudly (close the connection, count it failed), not
+/// skip the message and go on streaming the rest of the zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tsig_a_signed_message_too_large_fails_the_transfer_loudly() {
+    let dir = ZoneDir::new();
+    let strings: Vec<String> = (0..255)
+        .map(|_| format!("\"{}\"", "x".repeat(255)))
+        .chain(std::iter::once(format!("\"{}\"", "y".repeat(190))))
+        .collect();
+    dir.write(
+        "t.zone",
+        &format!(
+            "$ORIGIN tsig.test.\n$TTL 300\n@ 3600 IN SOA ns.tsig.test. h.tsig.test. 7 3600 600 86400 60\n\
+             @ IN NS ns.tsig.test.\nhuge IN TXT {}\nafter IN A 192.0.2.2\n",
+            strings.join(" ")
+        ),
+    );
+    let [port, metrics] = free_ports(2).try_into().unwrap();
+    config(dir.path(), port, metrics, "hmac-sha256", SECRET_256, &[]);
+    let text = std::fs::read_to_string(dir.path().join("config.toml"))
+        .unwrap()
+        .replace("zones = [\"t.txt\"]", "zones = [\"t.zone\"]");
+    std::fs::write(dir.path().join("config.toml"), text).unwrap();
+    let ts = start(dir.path(), port).await;
+    let bytes = data_encoding::BASE64.decode(SECRET_256.as_bytes()).unwrap();
+    let key = Arc::new(Key::new("xfr", Algorithm::HmacSha256, &bytes).unwrap());
+
+    let mut m = Message::query();
+    m.add_query(Query::query(
+        Name::from_ascii("tsig.test.").unwrap(),
+        RecordType::AXFR,
+    ));
+    let mut q = m.to_vec().unwrap();
+    Signer::request(key).sign(&mut q);
+    let mut s = tokio::net::TcpStream::connect(local(port)).await.unwrap();
+    crate::kit::tcp_send(&mut s, &q).await;
+    // Records received (SOA, NS, huge, after, SOA: 5 when whole).
+    let mut records = 0u32;
+    while let Ok(Some(msg)) =
+        tokio::time::timeout(Duration::from_secs(2), crate::kit::tcp_recv(&mut s)).await
+    {
+        records += u32::from(u16::from_be_bytes([msg[6], msg[7]]));
+    }
+    let e = parse_exposition(&http_get(local(metrics), "/metrics").await.body);
+    let failed = value(&e, "dnslb_ts_xfr_failed_total", &[]);
+    assert!(
+        records == 5 || failed >= 1.0,
+        "{records} records of 5 arrived and the transfer was not counted failed: a message was skipped\n{}",
+        ts.stderr_now()
+    );
+}
+
+/// With a transfer key, a message that cannot be walked before any TSIG (an
+/// unsigned query whose ARCOUNT promises a record that is not there) is no
+/// TSIG matter: it gets the ordinary FORMERR, as from NSD and Knot, and is
+/// not counted as refused for its TSIG.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tsig_a_malformed_unsigned_query_gets_the_ordinary_formerr() {
+    let dir = ZoneDir::new();
+    dir.write("t.txt", &table("192.0.2.1"));
+    let [port, metrics] = free_ports(2).try_into().unwrap();
+    config(dir.path(), port, metrics, "hmac-sha256", SECRET_256, &[]);
+    let ts = start(dir.path(), port).await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for qtype in [RecordType::SOA, RecordType::AXFR] {
+        let mut m = Message::query();
+        m.metadata.id = 0x4a4a;
+        m.add_query(Query::query(Name::from_ascii("tsig.test.").unwrap(), qtype));
+        let mut q = m.to_vec().unwrap();
+        q[11] = 1; // ARCOUNT 1, no record
+        sock.send_to(&q, local(port)).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let (len, _) = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{qtype}: no answer\n{}", ts.stderr_now()))
+            .unwrap();
+        let a = &buf[..len];
+        assert_eq!(&a[..2], &[0x4a, 0x4a], "{qtype}: the query's ID");
+        assert_eq!((a[2] & 0x80, a[3] & 0x0f), (0x80, 1), "{qtype}: FORMERR");
+    }
+    let e = parse_exposition(&http_get(local(metrics), "/metrics").await.body);
+    let refused = |error: &str| value(&e, "dnslb_ts_tsig_refused_total", &[("error", error)]);
+    assert_eq!(
+        (refused("FORMERR"), refused("unsigned")),
+        (0.0, 0.0),
+        "not a TSIG refusal"
+    );
+    assert_eq!(
+        value(&e, "dnslb_ts_answers_total", &[("rcode", "FORMERR")]),
+        2.0,
+        "counted as the FORMERR answers they got"
+    );
+}
