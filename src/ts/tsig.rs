@@ -227,15 +227,20 @@ impl TableServer {
         }
     }
 
-    /// An answer with `rcode` to the request `raw` (a malformed one, whose
-    /// question cannot be read: dropped).
+    /// An answer with `rcode` to the request `raw`; one the decoder refuses
+    /// gets the decoder's answer (FORMERR for a body that cannot be read, as
+    /// without a key: RFC 8945 §5.2), and one whose header cannot be read
+    /// none.
     fn refusal(&self, raw: &[u8], rcode: ResponseCode) -> (Reply, Outcome) {
         match dns::decode_query(raw) {
             Ok(q) => (self.rcode_answer(&q, rcode), Outcome::Answered(rcode)),
-            Err(_) => (
-                Reply::Drop,
-                Outcome::Unanswered(super::metrics::Unanswered::Malformed),
-            ),
+            Err(reject) => {
+                let outcome = match &reject {
+                    dns::Reject::Drop => Outcome::Unanswered(super::metrics::Unanswered::Malformed),
+                    dns::Reject::Rcode(e) => Outcome::Answered(e.rcode),
+                };
+                (reject.response().map_or(Reply::Drop, Reply::One), outcome)
+            }
         }
     }
 
@@ -317,14 +322,11 @@ mod tests {
     }
 
     /// RFC 8945 §5.2: a TSIG that cannot be interpreted gets FORMERR (Knot
-    /// answers FORMERR; so does the TS for the same damage unsigned). A
+    /// answers FORMERR; so does the TS for the same damage unsigned): a
     /// signed request whose ARCOUNT overstates the records after its TSIG,
-    /// or whose MAC size field runs past the RDATA, is counted FORMERR but
-    /// dropped: `refusal` drops every request the full decoder rejects,
-    /// though the decoder's rejection is itself a FORMERR answer
-    /// (/work/notes/rev22/formerr_drop.py against the release binary).
+    /// or whose MAC size field runs past the RDATA, gets the decoder's
+    /// FORMERR, not silence.
     #[test]
-    #[ignore = "reproduces fault 2"]
     fn a_request_with_a_tsig_that_cannot_be_read_gets_formerr_not_silence() {
         let dir = tempfile::tempdir().unwrap();
         let ts = keyed_table_server(dir.path());

@@ -527,6 +527,10 @@ pub enum ResponseCheck {
     /// Signed by the key, on the request's MAC, in time; with the TSIG
     /// error the peer reported (0 = none).
     Signed(u16),
+    /// A TSIG with no MAC: the form of a peer's BADSIG or BADKEY answer
+    /// (RFC 8945 §5.3.2), with that error. Nobody vouches for it: it may
+    /// say why the peer refused, never that it accepted.
+    Unverified(u16),
 }
 
 /// Checks the TSIG of `msg`, the answer to a request signed with `key`
@@ -548,7 +552,7 @@ pub fn verify_response(
     };
     if r.mac.is_empty() {
         // An unsigned error answer (BADKEY, BADSIG from the peer).
-        return Ok(ResponseCheck::Signed(r.error));
+        return Ok(ResponseCheck::Unverified(r.error));
     }
     match check(msg, &r, key, Some(request_mac), now) {
         Ok(()) => Ok(ResponseCheck::Signed(r.error)),

@@ -292,6 +292,11 @@ fn error_answers_carry_the_tsig_error_signed_only_for_badtime() {
         (16, 0, &b"\x03xfr\x00"[..])
     );
     assert_eq!(&a[10..12], &[0, 1], "ARCOUNT counts the TSIG");
+    // To the client it says why, and vouches for nothing.
+    assert_eq!(
+        verify_response(&a, &k, &mac, NOW),
+        Ok(ResponseCheck::Unverified(16))
+    );
 }
 
 #[test]
