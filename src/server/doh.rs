@@ -1,5 +1,6 @@
-//! DNS over HTTPS (RFC 8484): HTTP/2 (ALPN `h2`) and HTTP/1.1 with hyper, over TLS
-//! ([`super::tls`]) or plain behind a TLS-terminating proxy. [`query_of`] turns a
+//! DNS over HTTPS (RFC 8484): HTTP/2 ([`super::doh_h2`], ALPN `h2` or the HTTP/2
+//! preface) and HTTP/1.1 with hyper, over TLS ([`super::tls`]) or plain behind a
+//! TLS-terminating proxy. [`query_of`] turns a
 //! request into the DNS query it carries (GET `?dns=` base64url, POST
 //! `application/dns-message`) or the HTTP status that refuses it; [`max_age`] is the
 //! answer's `Cache-Control`. Both are pure; [`serve_connection`] runs them over one
@@ -12,14 +13,16 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE};
-use hyper::{Method, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{HeaderMap, Method, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use super::doh_h2;
 use super::forwarded::{Client, TrustedProxies};
 use super::tls::{HANDSHAKE_TIMEOUT, HandshakeFailure, TlsStats};
 use super::{Action, Handler, Reply, Request, Shared, Transport};
@@ -192,7 +195,8 @@ impl DohListeners {
 }
 
 /// Serves one accepted DoH connection: the TLS handshake when there is an acceptor
-/// (bounded and counted as DoT's), then HTTP/2 or HTTP/1.1.
+/// (bounded and counted as DoT's), then HTTP/2 or HTTP/1.1: as ALPN chose, or
+/// (plain, or no ALPN) as the client's first bytes say.
 pub(crate) async fn serve_connection<H: Handler>(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
@@ -203,7 +207,7 @@ pub(crate) async fn serve_connection<H: Handler>(
     trusted: Arc<TrustedProxies>,
 ) {
     let Some(acceptor) = acceptor else {
-        return serve_http(stream, peer, shared, (path, stats, trusted)).await;
+        return serve_sniffed(stream, peer, shared, (path, stats, trusted)).await;
     };
     let handshake = tokio::select! {
         _ = shared.token.cancelled() => return,
@@ -214,15 +218,38 @@ pub(crate) async fn serve_connection<H: Handler>(
         Ok(Err(err)) => stats.failed(HandshakeFailure::of(&err)),
         Ok(Ok(tls)) => {
             stats.done(tls.get_ref().1.handshake_kind());
-            serve_http(tls, peer, shared, (path, stats.clone(), trusted)).await;
+            let site = (path, stats.clone(), trusted);
+            match tls.get_ref().1.alpn_protocol() {
+                Some(b"h2") => doh_h2::serve(tls, peer, &shared, &site).await,
+                Some(_) => serve_http1(tls, peer, shared, site).await,
+                None => serve_sniffed(tls, peer, shared, site).await,
+            }
         }
     }
 }
 
-/// HTTP/2 or HTTP/1.1 (whichever the client speaks) on `io` until it closes, it has
-/// had no request in progress for the TCP idle timeout, or the server stops (then
-/// gracefully: requests in progress are answered).
-async fn serve_http<H: Handler, S>(io: S, peer: SocketAddr, shared: Arc<Shared<H>>, site: Site)
+/// HTTP/2 when the client's first bytes are its connection preface, else HTTP/1.1;
+/// a client silent for the idle timeout is closed.
+async fn serve_sniffed<H: Handler, S>(io: S, peer: SocketAddr, shared: Arc<Shared<H>>, site: Site)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let idle = shared.opts.tcp_idle_timeout;
+    let sniffed = tokio::select! {
+        _ = shared.token.cancelled() => return,
+        r = tokio::time::timeout(idle, doh_h2::sniff(io)) => r,
+    };
+    match sniffed {
+        Ok(Some((true, io))) => doh_h2::serve(io, peer, &shared, &site).await,
+        Ok(Some((false, io))) => serve_http1(io, peer, shared, site).await,
+        Ok(None) | Err(_) => {}
+    }
+}
+
+/// HTTP/1.1 with hyper on `io` until it closes, it has had no request in progress
+/// for the TCP idle timeout, or the server stops (then gracefully: requests in
+/// progress are answered).
+async fn serve_http1<H: Handler, S>(io: S, peer: SocketAddr, shared: Arc<Shared<H>>, site: Site)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -237,13 +264,9 @@ where
         }
     });
     let idle = shared.opts.tcp_idle_timeout;
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http2().max_concurrent_streams(MAX_STREAMS);
+    let mut builder = hyper::server::conn::http1::Builder::new();
     // A request head sent a byte at a time (slowloris) is cut off.
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(idle);
+    builder.timer(TokioTimer::new()).header_read_timeout(idle);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
     loop {
@@ -329,50 +352,78 @@ impl Drop for Busy {
 
 /// What a connection's requests are answered by: the path, the counters, the
 /// trusted proxies.
-type Site = (Arc<str>, Arc<TlsStats>, Arc<TrustedProxies>);
+pub(super) type Site = (Arc<str>, Arc<TlsStats>, Arc<TrustedProxies>);
 
-/// The response to one request from `peer` (a trusted proxy may name another
-/// client in `X-Forwarded-For`: the handler sees that one).
+/// The HTTP/1.1 response to one request from `peer`.
 async fn respond<H: Handler>(
     req: hyper::Request<Incoming>,
     peer: SocketAddr,
     shared: &Shared<H>,
-    (path, stats, trusted): &Site,
+    site: &Site,
 ) -> hyper::Response<Full<Bytes>> {
-    let path: &str = path;
-    let refused = |code: StatusCode| {
-        stats.doh_refused.fetch_add(1, Relaxed);
-        status(code)
-    };
     let (parts, body) = req.into_parts();
-    let body = if parts.method == Method::POST && parts.uri.path() == path {
+    let body = if wants_body(&parts, site) {
         // A body that does not come within the idle timeout (a slow or
         // missing one) ends the request, or it would hold its stream forever.
         let limit = shared.opts.tcp_idle_timeout;
-        match tokio::time::timeout(limit, Limited::new(body, MAX_QUERY).collect()).await {
-            Ok(Ok(b)) => b.to_bytes(),
+        let code = match tokio::time::timeout(limit, Limited::new(body, MAX_QUERY).collect()).await
+        {
+            Ok(Ok(b)) => Ok(b.to_bytes()),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                return refused(Refusal::TooLarge.status());
+                Err(Refusal::TooLarge.status())
             }
-            Ok(Err(_)) => return refused(StatusCode::BAD_REQUEST),
-            Err(_) => return refused(StatusCode::REQUEST_TIMEOUT),
+            Ok(Err(_)) => Err(StatusCode::BAD_REQUEST),
+            Err(_) => Err(StatusCode::REQUEST_TIMEOUT),
+        };
+        match code {
+            Ok(b) => b,
+            Err(code) => return status(refused(&site.1, code)),
         }
     } else {
         Bytes::new()
     };
+    match answer(&parts, &body, peer, shared, site).await {
+        Ok(dns) => {
+            let mut r = hyper::Response::new(Full::default());
+            reply_headers(r.headers_mut(), &dns);
+            *r.body_mut() = Full::new(Bytes::from(dns));
+            r
+        }
+        Err(code) => status(code),
+    }
+}
+
+/// Does the request carry its query in a body to read (a POST on the path)?
+pub(super) fn wants_body(head: &Parts, (path, _, _): &Site) -> bool {
+    head.method == Method::POST && head.uri.path() == &**path
+}
+
+/// `code`, counted as a refused request.
+pub(super) fn refused(stats: &TlsStats, code: StatusCode) -> StatusCode {
+    stats.doh_refused.fetch_add(1, Relaxed);
+    code
+}
+
+/// The DNS answer to the request `head` with `body` from `peer` (a trusted proxy
+/// may name another client in `X-Forwarded-For`: the handler sees that one), or
+/// the status of an error response (a refusal, counted, or 503).
+pub(super) async fn answer<H: Handler>(
+    head: &Parts,
+    body: &[u8],
+    peer: SocketAddr,
+    shared: &Shared<H>,
+    (path, stats, trusted): &Site,
+) -> Result<Vec<u8>, StatusCode> {
     let http = HttpQuery {
-        method: &parts.method,
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        content_type: parts.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()),
-        body: &body,
+        method: &head.method,
+        path: head.uri.path(),
+        query: head.uri.query(),
+        content_type: head.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()),
+        body,
     };
-    let raw = match query_of(&http, path) {
-        Ok(raw) => raw,
-        Err(refusal) => return refused(refusal.status()),
-    };
+    let raw = query_of(&http, path).map_err(|r| refused(stats, r.status()))?;
     stats.doh_queries.fetch_add(1, Relaxed);
-    let forwarded = parts.headers.get_all(X_FORWARDED_FOR).iter();
+    let forwarded = head.headers.get_all(X_FORWARDED_FOR).iter();
     let client = trusted.client_of(peer, forwarded.map(|v| v.as_bytes()));
     if let Client::Malformed(_) = client {
         stats.doh_xff_malformed.fetch_add(1, Relaxed);
@@ -393,22 +444,45 @@ async fn respond<H: Handler>(
             Err(_) => dns::servfail_for(&raw).map_or(Reply::Drop, Reply::One),
         },
     };
-    let reply = super::tcp::padded(reply, dns::query_is_padded(&raw));
-    let answer = match reply {
-        Reply::One(b) => b,
+    match super::tcp::padded(reply, dns::query_is_padded(&raw)) {
+        Reply::One(b) => Ok(b),
         Reply::Stream(mut s) => match s.next_message() {
-            Some(Ok(b)) => b,
-            _ => return status(StatusCode::SERVICE_UNAVAILABLE),
+            Some(Ok(b)) => Ok(b),
+            _ => Err(StatusCode::SERVICE_UNAVAILABLE),
         },
-        Reply::Drop => return status(StatusCode::SERVICE_UNAVAILABLE),
-    };
-    let mut response = hyper::Response::builder().header(CONTENT_TYPE, DNS_MESSAGE);
-    if let Some(age) = max_age(&answer) {
-        response = response.header(CACHE_CONTROL, format!("max-age={age}"));
+        Reply::Drop => Err(StatusCode::SERVICE_UNAVAILABLE),
     }
-    response
-        .body(Full::new(Bytes::from(answer)))
-        .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR))
+}
+
+/// The headers of a response carrying `answer`: its type and `Cache-Control`.
+pub(super) fn reply_headers(headers: &mut HeaderMap, answer: &[u8]) {
+    headers.reserve(2);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(DNS_MESSAGE));
+    if let Some(age) = max_age(answer) {
+        headers.insert(CACHE_CONTROL, cache_control(age));
+    }
+}
+
+/// `max-age=AGE`, written without a formatter.
+fn cache_control(age: u32) -> HeaderValue {
+    const PREFIX: &[u8] = b"max-age=";
+    // The prefix and a u32's ten digits at most.
+    let mut buf = [0u8; PREFIX.len() + 10];
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let (mut at, mut n) = (buf.len(), age);
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let digits = buf.len() - at;
+    buf.copy_within(at.., PREFIX.len());
+    // Visible ASCII only: a valid header value, so the fallback is never taken.
+    HeaderValue::from_bytes(&buf[..PREFIX.len() + digits])
+        .unwrap_or_else(|_| HeaderValue::from_static("max-age=0"))
 }
 
 /// An empty response with `code`.
@@ -517,5 +591,12 @@ mod tests {
         assert_eq!(max_age(&a), Some(60));
         assert_eq!(max_age(&query()), None);
         assert_eq!(max_age(&a[..a.len() - 3]), None);
+    }
+
+    #[test]
+    fn cache_control_is_written_in_decimal() {
+        for age in [0, 7, 10, 300, 86_400, u32::MAX] {
+            assert_eq!(cache_control(age), format!("max-age={age}").as_str());
+        }
     }
 }

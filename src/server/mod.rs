@@ -26,6 +26,7 @@ pub(crate) mod backoff;
 pub(crate) mod batch;
 pub mod conn_rate;
 pub mod doh;
+mod doh_h2;
 pub mod fdlimit;
 pub mod forwarded;
 pub mod shed;
