@@ -303,7 +303,13 @@ pub async fn serve<H: Handler>(
                     }
                 }
             };
-            let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve);
+            let full = dot.stats.clone();
+            let at_cap = move || {
+                _ = full
+                    .dot_cap_refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            };
+            let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve, at_cap);
             accepts.push(tracker.spawn(accept));
         }
     }
@@ -332,7 +338,13 @@ pub async fn serve<H: Handler>(
                     }
                 }
             };
-            let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve);
+            let full = doh.stats.clone();
+            let at_cap = move || {
+                _ = full
+                    .doh_cap_refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            };
+            let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve, at_cap);
             accepts.push(tracker.spawn(accept));
         }
     }

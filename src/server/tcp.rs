@@ -36,21 +36,21 @@ pub(crate) async fn accept_loop<H: Handler>(
     shared: Arc<Shared<H>>,
     conns: Arc<Semaphore>,
 ) {
-    accept_each(listener, shared, conns, |stream, peer, shared| {
-        Connection::new(stream, peer, shared).run()
-    })
-    .await;
+    let serve = |stream, peer, shared| Connection::new(stream, peer, shared).run();
+    accept_each(listener, shared, conns, serve, || {}).await;
 }
 
 /// Accepts connections on `listener` until the server stops; past the cap
-/// `conns` a new one is closed at once, else `serve` runs it (with
-/// `TCP_NODELAY` set) on a task of the server's. Accept errors (EMFILE...) pause the loop and are logged at
-/// most every [`ACCEPT_WARN_EVERY`].
+/// `conns` a new one is closed at once (and `at_cap` called: a counter), else
+/// `serve` runs it (with `TCP_NODELAY` set) on a task of the server's. Accept
+/// errors (EMFILE...) pause the loop and are logged at most every
+/// [`ACCEPT_WARN_EVERY`].
 pub(crate) async fn accept_each<H, F, Fut>(
     listener: TcpListener,
     shared: Arc<Shared<H>>,
     conns: Arc<Semaphore>,
     serve: F,
+    at_cap: impl Fn(),
 ) where
     H: Handler,
     F: Fn(TcpStream, SocketAddr, Arc<Shared<H>>) -> Fut,
@@ -82,6 +82,7 @@ pub(crate) async fn accept_each<H, F, Fut>(
         };
         let Ok(permit) = conns.clone().try_acquire_owned() else {
             debug!(%peer, "connection cap reached, closing");
+            at_cap();
             drop(stream);
             continue;
         };

@@ -140,6 +140,10 @@ pub struct TlsStats {
     pub dot_rate_refused: AtomicU64,
     /// New DoH connections closed before their handshake by `conn_rate_limit`.
     pub doh_rate_refused: AtomicU64,
+    /// New DoT connections closed at once: the connection cap was full.
+    pub dot_cap_refused: AtomicU64,
+    /// New DoH connections closed at once: the connection cap was full.
+    pub doh_cap_refused: AtomicU64,
     /// DoH requests from a trusted proxy whose `X-Forwarded-For` could not be read
     /// (the proxy's own address was used).
     pub doh_xff_malformed: AtomicU64,

@@ -418,6 +418,11 @@ async fn ten_thousand_idle_tls_connections_hold_the_cap_and_are_closed_when_idle
     )
     .await;
     let dot_after = dot_ask(ls.tls).await.is_some_and(|m| right(&m));
+    // Closed at the cap: counted (each is a connection the client saw fail;
+    // one more may be the new client asked while full).
+    let at_cap = ls
+        .metric("dnslb_encrypted_connections_refused_total{transport=\"tls\",reason=\"cap\"}")
+        .await as usize;
     let (udp_ok, udp_bad, max_fds, max_rss) = watch.finish().await;
     let delta = full_rss.max(max_rss).saturating_sub(base_rss);
     // Per connection held at once, as the LS counts them (its open files).
@@ -429,7 +434,8 @@ async fn ten_thousand_idle_tls_connections_hold_the_cap_and_are_closed_when_idle
          {max_fds}, {fds_after:?} after; RSS {base_rss} KiB before, {full_rss} KiB full (max \
          {max_rss}): {per_conn:.1} KiB per idle TLS connection; all closed after {closed_in:.1?} \
          ({closed}/{count}); tcp while full {tcp_ok}, new DoT client while full {dot_while_full}, \
-         after {dot_after}; udp right {udp_ok}, lost or wrong {udp_bad}",
+         after {dot_after}; udp right {udp_ok}, lost or wrong {udp_bad}; refused at the cap \
+         (metrics) {at_cap}",
         nofile_of(pid)
     );
     assert!(
@@ -449,6 +455,10 @@ async fn ten_thousand_idle_tls_connections_hold_the_cap_and_are_closed_when_idle
     assert!(
         delta <= RSS_PER_CONN_KIB * cap as u64,
         "the LS grew by {delta} KiB for {count} idle connections"
+    );
+    assert!(
+        at_cap <= refused + 1 && (refused == 0 || at_cap > 0),
+        "{at_cap} connections counted refused at the cap, {refused} failed for the client"
     );
     assert!(tcp_ok, "plain TCP unanswered while the TLS cap was held");
     assert_eq!(udp_bad, 0, "UDP queries lost or wrong during the flood");

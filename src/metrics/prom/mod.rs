@@ -206,15 +206,17 @@ fn write_tls(e: &mut Expo, tls: &crate::server::tls::TlsStats) {
     e.family(
         refused,
         "counter",
-        "New DNS over TLS and HTTPS connections closed before their handshake, by reason (rate: over conn_rate_limit).",
+        "New DNS over TLS and HTTPS connections closed before their handshake, by reason (rate: over conn_rate_limit; cap: the transport's connection cap was full).",
     );
-    for (transport, c) in [
-        ("tls", &tls.dot_rate_refused),
-        ("https", &tls.doh_rate_refused),
+    for (transport, reason, c) in [
+        ("tls", "rate", &tls.dot_rate_refused),
+        ("https", "rate", &tls.doh_rate_refused),
+        ("tls", "cap", &tls.dot_cap_refused),
+        ("https", "cap", &tls.doh_cap_refused),
     ] {
         e.sample(
             refused,
-            &[("transport", transport), ("reason", "rate")],
+            &[("transport", transport), ("reason", reason)],
             c.load(Relaxed),
         );
     }
