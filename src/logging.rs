@@ -63,11 +63,21 @@ impl fmt::Display for LogFormat {
 
 /// The filter: `RUST_LOG` (`env`) wins, then `flag`, then `info`; plus
 /// `hickory_proto=error` unless the filter names hickory (it logs a warning
-/// per malformed packet, which any client could turn into a flood).
+/// per malformed packet) and `h2=error` unless it names `h2` (the HTTP/2
+/// layer of DNS over HTTPS logs a warning per frame it does not expect, a
+/// PING acknowledging nothing, a reset stream): any client could turn
+/// either into a flood.
 pub fn filter_directives(env: Option<&str>, flag: Option<&str>) -> String {
     let mut filter = env.or(flag).unwrap_or("info").to_owned();
     if !filter.contains("hickory") {
         filter.push_str(",hickory_proto=error");
+    }
+    let names_h2 = filter.split(',').any(|d| {
+        let target = d.split(['=', '[']).next().unwrap_or("").trim();
+        target == "h2" || target.starts_with("h2::")
+    });
+    if !names_h2 {
+        filter.push_str(",h2=error");
     }
     filter
 }
@@ -298,18 +308,30 @@ mod tests {
 
     #[test]
     fn filter_precedence_and_hickory_guard() {
-        assert_eq!(filter_directives(None, None), "info,hickory_proto=error");
+        assert_eq!(
+            filter_directives(None, None),
+            "info,hickory_proto=error,h2=error"
+        );
         assert_eq!(
             filter_directives(None, Some("debug")),
-            "debug,hickory_proto=error"
+            "debug,hickory_proto=error,h2=error"
         );
         assert_eq!(
             filter_directives(Some("warn"), Some("debug")),
-            "warn,hickory_proto=error"
+            "warn,hickory_proto=error,h2=error"
         );
         assert_eq!(
             filter_directives(None, Some("hickory_proto=debug")),
-            "hickory_proto=debug"
+            "hickory_proto=debug,h2=error"
+        );
+        // h2 named: as asked; a module of ours with h2 in its name is not h2.
+        assert_eq!(
+            filter_directives(None, Some("info,h2::proto=debug")),
+            "info,h2::proto=debug,hickory_proto=error"
+        );
+        assert_eq!(
+            filter_directives(None, Some("dnslb::server::doh_h2=debug")),
+            "dnslb::server::doh_h2=debug,hickory_proto=error,h2=error"
         );
     }
 
