@@ -484,6 +484,7 @@ mod wire {
     pub(super) const HEADERS: u8 = 1;
     pub(super) const RST_STREAM: u8 = 3;
     pub(super) const SETTINGS: u8 = 4;
+    pub(super) const PING: u8 = 6;
     pub(super) const GOAWAY: u8 = 7;
     pub(super) const WINDOW_UPDATE: u8 = 8;
     /// END_STREAM (DATA, HEADERS), ACK (SETTINGS), END_HEADERS.
@@ -495,7 +496,7 @@ mod wire {
     pub(super) const REFUSED_STREAM: u32 = 7;
 }
 use wire::{
-    ACK, CANCEL, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, REFUSED_STREAM, RST_STREAM,
+    ACK, CANCEL, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PING, REFUSED_STREAM, RST_STREAM,
     SETTINGS, WINDOW_UPDATE,
 };
 /// The largest flow-control window.
@@ -1088,4 +1089,49 @@ async fn full_tcp_dot_and_doh_caps_together_fit_the_open_file_limit() {
     assert_eq!(udp_bad, 0);
     drop((plain, dot));
     ls.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// The log under HTTP/2 frames
+
+/// 20,000 PING frames with the ACK flag (acknowledging pings the LS never sent)
+/// on one DoH connection, then a GET on it (the LS reads frames in order, so its
+/// answer means every PING was read): the log at the default level must not
+/// grow a line per frame. The h2 crate logs a WARN for each (`recv PING ack
+/// that we never sent`), and the LS's filter holds only hickory to its errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "reproduces fault 1"]
+async fn http2_frames_a_client_sends_do_not_write_a_log_line_each() {
+    let _heavy = HEAVY.lock().await;
+    let ls = Ls::start(false).await;
+    let before = ls.proc.stderr_now().lines().count();
+    let mut c = h2_plain(ls.https).await;
+    let frames = 20_000usize;
+    let mut out = Vec::with_capacity(frames * 17);
+    for _ in 0..frames {
+        out.extend(frame(PING, ACK, 0, b"12345678"));
+    }
+    c.wr.write_all(&out).await.unwrap();
+    let answered = c.get(1).await.is_some_and(|m| right(&m));
+    // The lines are written by the LS before the answer, and read from its
+    // stderr pipe by the harness: poll until the count stops changing.
+    let mut last = usize::MAX;
+    let settled = poll_until_async(
+        Duration::from_secs(5),
+        Duration::from_millis(200),
+        async || {
+            let now = ls.proc.stderr_now().lines().count() - before;
+            let same = now == last;
+            last = now;
+            same.then_some(now)
+        },
+    )
+    .await;
+    let lines = settled.unwrap_or_else(|| ls.proc.stderr_now().lines().count() - before);
+    eprintln!("{frames} unsolicited PING ACKs: {lines} log lines; answered after: {answered}");
+    assert!(answered, "the GET after the PINGs was not answered");
+    assert!(
+        lines < 100,
+        "{frames} PING frames from one client wrote {lines} log lines"
+    );
 }
