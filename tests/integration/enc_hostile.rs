@@ -1098,9 +1098,8 @@ async fn full_tcp_dot_and_doh_caps_together_fit_the_open_file_limit() {
 /// on one DoH connection, then a GET on it (the LS reads frames in order, so its
 /// answer means every PING was read): the log at the default level must not
 /// grow a line per frame. The h2 crate logs a WARN for each (`recv PING ack
-/// that we never sent`), and the LS's filter holds only hickory to its errors.
+/// that we never sent`): the LS's filter holds h2 to its errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "reproduces fault 1"]
 async fn http2_frames_a_client_sends_do_not_write_a_log_line_each() {
     let _heavy = HEAVY.lock().await;
     let ls = Ls::start(false).await;
