@@ -6,9 +6,11 @@
 //!
 //! The limits are hyper 1.x's (which served HTTP/2 before): at most
 //! [`MAX_STREAMS`] streams at once (REFUSED_STREAM past it), 16 KiB of request
-//! headers, 400 KiB buffered to send a stream, and h2's own guards against rapid
-//! reset (streams reset before they are accepted, streams reset for errors: past
-//! either limit the connection ends with GOAWAY ENHANCE_YOUR_CALM).
+//! headers, and h2's own guards against rapid reset (streams reset before they
+//! are accepted, streams reset for errors: past either limit the connection ends
+//! with GOAWAY ENHANCE_YOUR_CALM). An answer is written whole with `send_data`
+//! (at most 64 KiB), so a client that reads nothing holds at most its streams'
+//! answers: the stream limit bounds that too.
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
@@ -36,7 +38,8 @@ const STREAM_WINDOW: u32 = MAX_QUERY as u32;
 const CONN_WINDOW: u32 = 1024 * 1024;
 /// The largest request header list taken (hyper's: 16 KiB).
 const MAX_HEADER_LIST: u32 = 16 * 1024;
-/// The most a stream buffers to send (hyper's: 400 KiB).
+/// The send capacity a stream may reserve ahead (hyper's: 400 KiB; answers are
+/// sent without reserving, so it binds nothing here).
 const MAX_SEND_BUFFER: usize = 400 * 1024;
 /// Streams the server may reset for the client's errors before it ends the
 /// connection (hyper's: 1024).
