@@ -53,6 +53,17 @@ pub enum Outcome {
     Unanswered(Unanswered),
 }
 
+impl Outcome {
+    /// What the decoder's rejection of a request makes of it: its error
+    /// answer's rcode, or unanswered (malformed) when it is dropped.
+    pub fn of_reject(reject: &crate::dns::Reject) -> Self {
+        match reject {
+            crate::dns::Reject::Drop => Outcome::Unanswered(Unanswered::Malformed),
+            crate::dns::Reject::Rcode(e) => Outcome::Answered(e.rcode),
+        }
+    }
+}
+
 /// The TS's counters since start.
 #[derive(Debug, Default)]
 pub struct TsMetrics {

@@ -17,7 +17,7 @@ use super::wire::Key;
 use super::xfr;
 use super::zone::Zone;
 use crate::config::OnMiss;
-use crate::dns::{self, ClientQuery, Reject, ResponseWriter, Transport};
+use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
 use crate::server::{Action, Handler, Reply, Request};
 
 impl TableServer {
@@ -76,10 +76,7 @@ impl TableServer {
         let q = match dns::decode_query(req.raw) {
             Ok(q) => q,
             Err(reject) => {
-                let outcome = match &reject {
-                    Reject::Drop => Outcome::Unanswered(Unanswered::Malformed),
-                    Reject::Rcode(e) => Outcome::Answered(e.rcode),
-                };
+                let outcome = Outcome::of_reject(&reject);
                 let Some(mut resp) = reject.response() else {
                     return (Reply::Drop, outcome);
                 };

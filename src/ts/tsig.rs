@@ -234,13 +234,10 @@ impl TableServer {
     fn refusal(&self, raw: &[u8], rcode: ResponseCode) -> (Reply, Outcome) {
         match dns::decode_query(raw) {
             Ok(q) => (self.rcode_answer(&q, rcode), Outcome::Answered(rcode)),
-            Err(reject) => {
-                let outcome = match &reject {
-                    dns::Reject::Drop => Outcome::Unanswered(super::metrics::Unanswered::Malformed),
-                    dns::Reject::Rcode(e) => Outcome::Answered(e.rcode),
-                };
-                (reject.response().map_or(Reply::Drop, Reply::One), outcome)
-            }
+            Err(reject) => (
+                reject.response().map_or(Reply::Drop, Reply::One),
+                Outcome::of_reject(&reject),
+            ),
         }
     }
 
