@@ -463,23 +463,16 @@ pub(super) fn reply_headers(headers: &mut HeaderMap, answer: &[u8]) {
     }
 }
 
-/// `max-age=AGE`, written without a formatter.
+/// `max-age=AGE`, written without a formatter (itoa) or an allocation.
 fn cache_control(age: u32) -> HeaderValue {
     const PREFIX: &[u8] = b"max-age=";
+    let mut number = itoa::Buffer::new();
+    let digits = number.format(age).as_bytes();
     // The prefix and a u32's ten digits at most.
     let mut buf = [0u8; PREFIX.len() + 10];
     buf[..PREFIX.len()].copy_from_slice(PREFIX);
-    let (mut at, mut n) = (buf.len(), age);
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let digits = buf.len() - at;
-    buf.copy_within(at.., PREFIX.len());
+    buf[PREFIX.len()..PREFIX.len() + digits.len()].copy_from_slice(digits);
+    let digits = digits.len();
     // Visible ASCII only: a valid header value, so the fallback is never taken.
     HeaderValue::from_bytes(&buf[..PREFIX.len() + digits])
         .unwrap_or_else(|_| HeaderValue::from_static("max-age=0"))
