@@ -26,6 +26,7 @@
 //! reached their deadline: their backend's in-flight count is released and
 //! their latency sample is the time they waited, capped at the deadline
 //! (not the time the sweep happened to run).
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -47,14 +48,14 @@ use crate::dns::{HEADER_LEN, WireHeader};
 use crate::server::backoff::Backoff;
 use crate::server::batch::RecvBatch;
 
+mod cork;
+
 pub use super::upstream::ids::LATE_MAX;
 pub use super::upstream::{LATE_GRACE, ROTATE_AFTER};
+pub use cork::corked;
 
 /// Sockets per address family.
 pub const POOL_SOCKETS: usize = 64;
-/// Responses read per system call on one socket (each socket has its own
-/// slots, so this stays small: 64 sockets per address family).
-const RECV_SLOTS: usize = 4;
 /// How often the sweeper settles abandoned queries that reached their
 /// deadline (and stops retired sockets whose last query has ended).
 pub const LATE_CHECK: Duration = Duration::from_millis(100);
@@ -70,6 +71,9 @@ struct PoolSocket {
     has_late: AtomicBool,
     /// Stops the socket's reader (a child of the pool's token).
     stop: CancellationToken,
+    /// The pool's tasks (a corked send the socket could not take at once
+    /// is finished by one).
+    tracker: TaskTracker,
 }
 
 impl PoolSocket {
@@ -221,9 +225,25 @@ impl UpstreamPool {
         self.tcp.shutdown().await;
     }
 
-    /// The socket of a random slot, binding (or rotating) it when needed.
+    /// The socket of a random slot, binding (or rotating) it when needed;
+    /// in a corked poll ([`corked`]), the socket chosen so for the poll's
+    /// first query of this family.
     async fn pick(&self, addr: SocketAddr) -> Result<Arc<PoolSocket>, UpstreamError> {
         let family = Family::of(addr);
+        let key = (Arc::as_ptr(&self.sockets) as usize, family.index());
+        if let Some(s) = cork::chosen(key)
+            && s.uses.fetch_add(1, Relaxed) < s.budget
+        {
+            return Ok(s);
+        }
+        let ps = self.pick_slot(family).await?;
+        cork::choose(key, &ps);
+        Ok(ps)
+    }
+
+    /// The socket of a random slot of `family`, binding (or rotating) it when
+    /// needed.
+    async fn pick_slot(&self, family: Family) -> Result<Arc<PoolSocket>, UpstreamError> {
         let Some(slots) = self.sockets.families.get(family.index()) else {
             return Err(UpstreamError::Unusable);
         };
@@ -250,6 +270,7 @@ impl UpstreamPool {
             budget: wear_budget(ROTATE_AFTER, rand::random::<f64>()),
             has_late: AtomicBool::new(false),
             stop: self.token.child_token(),
+            tracker: self.tracker.clone(),
         });
         if let Some(old) = slot.swap(Some(fresh.clone())) {
             // Its reader keeps going until the sweeper sees no query waiting
@@ -257,7 +278,7 @@ impl UpstreamPool {
             self.sockets.retired().push(old);
         }
         self.tracker
-            .spawn(read_loop(fresh.clone(), self.drops.clone()));
+            .spawn(read_loop(fresh.clone(), self.drops.clone(), family));
         if !self.sweeping.swap(true, Relaxed) {
             self.tracker
                 .spawn(sweep_loop(self.sockets.clone(), self.token.clone()));
@@ -306,7 +327,9 @@ impl UpstreamPool {
         };
         let _guard = WaitGuard { sock: &ps, id };
         WireHeader::set_id(query, id);
-        ps.sock.send_to(query, addr).await?;
+        if !cork::hold(&ps, id, query, addr) {
+            ps.sock.send_to(query, addr).await?;
+        }
         match timeout_at(deadline, rx).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(_)) => Err(UpstreamError::Unusable),
@@ -321,21 +344,41 @@ impl Drop for UpstreamPool {
     }
 }
 
+thread_local! {
+    /// The receive slots of this thread's socket readers, by address family:
+    /// a reader uses them only between its wake-up and its next wait, so the
+    /// readers of one thread share them (a full batch per call, whatever
+    /// the number of sockets).
+    static SLOTS: RefCell<[Option<RecvBatch>; 2]> = const { RefCell::new([None, None]) };
+}
+
 /// Reads one socket's responses and hands each to the query it answers,
 /// until the socket's `stop` token is cancelled.
-async fn read_loop(ps: Arc<PoolSocket>, drops: Arc<DropCounters>) {
-    let mut slots = RecvBatch::with_slots(RECV_SLOTS);
+async fn read_loop(ps: Arc<PoolSocket>, drops: Arc<DropCounters>, family: Family) {
     let mut backoff = Backoff::default();
     loop {
         tokio::select! {
             _ = ps.stop.cancelled() => return,
             r = ps.sock.readable() => if r.is_err() { continue },
         }
-        let n = match slots.recv_ready(&ps.sock) {
-            Ok(n) => {
-                backoff.success();
-                n
+        let read = SLOTS.with_borrow_mut(|all| {
+            let Some(slots) = all.get_mut(family.index()) else {
+                return Ok(());
+            };
+            let slots = slots.get_or_insert_with(RecvBatch::default);
+            let n = slots.recv_ready(&ps.sock)?;
+            for i in 0..n {
+                if let Some((resp, meta)) = slots.get(i)
+                    && let Some(from) = meta.src
+                {
+                    // A response that filled its slot may have been cut short.
+                    deliver(&ps, resp, from, meta.truncated, &drops);
+                }
             }
+            Ok::<_, std::io::Error>(())
+        });
+        match read {
+            Ok(()) => backoff.success(),
             Err(_) => {
                 // E.g. ICMP port unreachable from a dead backend: keep
                 // reading, but do not spin if the error persists.
@@ -345,15 +388,6 @@ async fn read_loop(ps: Arc<PoolSocket>, drops: Arc<DropCounters>) {
                         _ = tokio::time::sleep(pause) => {}
                     }
                 }
-                continue;
-            }
-        };
-        for i in 0..n {
-            if let Some((resp, meta)) = slots.get(i)
-                && let Some(from) = meta.src
-            {
-                // A response that filled its slot may have been cut short.
-                deliver(&ps, resp, from, meta.truncated, &drops);
             }
         }
     }

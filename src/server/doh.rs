@@ -28,6 +28,7 @@ use super::tls::{HANDSHAKE_TIMEOUT, HandshakeFailure, TlsStats};
 use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
 use crate::dns::{HEADER_LEN, records, skip_questions, u16_at};
+use crate::ls::pool::corked;
 
 /// The media type of a DNS message (RFC 8484 §6).
 pub const DNS_MESSAGE: &str = "application/dns-message";
@@ -220,7 +221,7 @@ pub(crate) async fn serve_connection<H: Handler>(
             stats.done(tls.get_ref().1.handshake_kind());
             let site = (path, stats.clone(), trusted);
             match tls.get_ref().1.alpn_protocol() {
-                Some(b"h2") => doh_h2::serve(tls, peer, &shared, &site).await,
+                Some(b"h2") => corked(doh_h2::serve(tls, peer, &shared, &site)).await,
                 Some(_) => serve_http1(tls, peer, shared, site).await,
                 None => serve_sniffed(tls, peer, shared, site).await,
             }
@@ -240,7 +241,7 @@ where
         r = tokio::time::timeout(idle, doh_h2::sniff(io)) => r,
     };
     match sniffed {
-        Ok(Some((true, io))) => doh_h2::serve(io, peer, &shared, &site).await,
+        Ok(Some((true, io))) => corked(doh_h2::serve(io, peer, &shared, &site)).await,
         Ok(Some((false, io))) => serve_http1(io, peer, shared, site).await,
         Ok(None) | Err(_) => {}
     }
