@@ -15,6 +15,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::OptionFuture;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -209,6 +211,12 @@ impl Listeners {
     }
 }
 
+/// `serve`, if there is one: a combinator, not an `async` block, which would
+/// hold the connection's whole state twice (see [`tcp::holding`]).
+fn if_admitted(serve: Option<impl Future<Output = ()>>) -> impl Future<Output = ()> {
+    OptionFuture::from(serve).map(drop)
+}
+
 /// Whether a new encrypted connection from `peer` goes on to its handshake under
 /// `gate`; one that does not is counted in `refused` (and closed by its caller
 /// dropping it, right after `accept`).
@@ -297,11 +305,7 @@ pub async fn serve<H: Handler>(
                 let serve = admitted.then(|| {
                     tls::serve_connection(stream, peer, shared, acceptor.clone(), stats.clone())
                 });
-                async move {
-                    if let Some(serve) = serve {
-                        serve.await;
-                    }
-                }
+                if_admitted(serve)
             };
             let full = dot.stats.clone();
             let at_cap = move || {
@@ -332,11 +336,7 @@ pub async fn serve<H: Handler>(
                         trusted.clone(),
                     )
                 });
-                async move {
-                    if let Some(serve) = serve {
-                        serve.await;
-                    }
-                }
+                if_admitted(serve)
             };
             let full = doh.stats.clone();
             let at_cap = move || {

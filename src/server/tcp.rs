@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -90,12 +91,17 @@ pub(crate) async fn accept_each<H, F, Fut>(
         // Nagle's algorithm a small write waits for the ACK of the one before,
         // which a client's delayed ACK holds back ~40 ms.
         let _ = stream.set_nodelay(true);
-        let conn = serve(stream, peer, shared.clone());
-        shared.tracker.spawn(async move {
-            conn.await;
-            drop(permit);
-        });
+        shared
+            .tracker
+            .spawn(holding(serve(stream, peer, shared.clone()), permit));
     }
+}
+
+/// `conn`, then `held` dropped: a combinator, not an `async` block that awaits
+/// `conn`, which would hold the connection's whole state twice (the block keeps
+/// the future it captured beside the one it awaits).
+pub(crate) fn holding<T>(conn: impl Future<Output = ()>, held: T) -> impl Future<Output = ()> {
+    conn.map(move |()| drop(held))
 }
 
 /// One client connection: TCP here, or a TLS stream over one ([`super::tls`]).
@@ -309,6 +315,23 @@ mod tests {
     use crate::server::{MessageStream, ServerOptions, StreamAborted};
     use tokio_util::sync::CancellationToken;
     use tokio_util::task::TaskTracker;
+
+    /// A connection's future with 16 KiB of state held across an await.
+    async fn big_connection() {
+        let state = [7u8; 16 * 1024];
+        tokio::task::yield_now().await;
+        std::hint::black_box(&state);
+    }
+
+    #[test]
+    fn a_connection_spawned_with_its_permit_and_admission_holds_its_state_once() {
+        let alone = std::mem::size_of_val(&big_connection());
+        assert!(alone >= 16 * 1024);
+        let held = holding(big_connection(), Arc::new(()));
+        assert!(std::mem::size_of_val(&held) < alone + 64, "{alone}");
+        let admitted = super::super::if_admitted(Some(big_connection()));
+        assert!(std::mem::size_of_val(&admitted) < alone + 64, "{alone}");
+    }
 
     struct Silent;
 
