@@ -208,7 +208,7 @@ pub(crate) async fn serve_connection<H: Handler>(
     trusted: Arc<TrustedProxies>,
 ) {
     let Some(acceptor) = acceptor else {
-        return serve_sniffed(stream, peer, shared, (path, stats, trusted)).await;
+        return Box::pin(serve_sniffed(stream, peer, shared, (path, stats, trusted))).await;
     };
     let handshake = tokio::select! {
         _ = shared.token.cancelled() => return,
@@ -220,10 +220,12 @@ pub(crate) async fn serve_connection<H: Handler>(
         Ok(Ok(tls)) => {
             stats.done(tls.get_ref().1.handshake_kind());
             let site = (path, stats.clone(), trusted);
+            // Each protocol's state on the heap, as large as it needs: inline,
+            // every connection would hold room for the largest of them.
             match tls.get_ref().1.alpn_protocol() {
-                Some(b"h2") => corked(doh_h2::serve(tls, peer, &shared, &site)).await,
-                Some(_) => serve_http1(tls, peer, shared, site).await,
-                None => serve_sniffed(tls, peer, shared, site).await,
+                Some(b"h2") => Box::pin(corked(doh_h2::serve(tls, peer, &shared, &site))).await,
+                Some(_) => Box::pin(serve_http1(tls, peer, shared, site)).await,
+                None => Box::pin(serve_sniffed(tls, peer, shared, site)).await,
             }
         }
     }
@@ -241,8 +243,8 @@ where
         r = tokio::time::timeout(idle, doh_h2::sniff(io)) => r,
     };
     match sniffed {
-        Ok(Some((true, io))) => corked(doh_h2::serve(io, peer, &shared, &site)).await,
-        Ok(Some((false, io))) => serve_http1(io, peer, shared, site).await,
+        Ok(Some((true, io))) => Box::pin(corked(doh_h2::serve(io, peer, &shared, &site))).await,
+        Ok(Some((false, io))) => Box::pin(serve_http1(io, peer, shared, site)).await,
         Ok(None) | Err(_) => {}
     }
 }

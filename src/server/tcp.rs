@@ -37,7 +37,7 @@ pub(crate) async fn accept_loop<H: Handler>(
     shared: Arc<Shared<H>>,
     conns: Arc<Semaphore>,
 ) {
-    let serve = |stream, peer, shared| Connection::new(stream, peer, shared).run();
+    let serve = |stream, peer, shared| Connection::new(stream, peer, shared).serve();
     accept_each(listener, shared, conns, serve, || {}).await;
 }
 
@@ -144,8 +144,16 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
         }
     }
 
-    /// Serves the connection until the client closes it, it idles out, or the server stops.
-    pub(crate) async fn run(mut self) {
+    /// Serves the connection until the client closes it, it idles out, or the
+    /// server stops. A plain function around an `async` block that borrows the
+    /// connection it captured: an `async fn` taking it by value would hold it
+    /// twice (its argument, and the local it is moved into).
+    #[allow(clippy::manual_async_fn)] // as an `async fn` it would hold `self` twice
+    pub(crate) fn serve(mut self) -> impl Future<Output = ()> {
+        async move { self.run().await }
+    }
+
+    async fn run(&mut self) {
         let idle = self.shared.opts.tcp_idle_timeout;
         let max_pipeline = self.shared.opts.tcp_max_pipeline.max(1);
         let mut deadline = Instant::now() + idle;

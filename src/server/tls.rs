@@ -10,6 +10,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use futures_util::FutureExt;
+use futures_util::future::OptionFuture;
 use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
 use rustls::{HandshakeKind, ServerConfig};
@@ -238,26 +240,42 @@ impl DotListeners {
 
 /// Serves one accepted DoT connection: the handshake (bounded by
 /// [`HANDSHAKE_TIMEOUT`], failures counted, not logged), then DNS as over TCP.
-pub(crate) async fn serve_connection<H: super::Handler>(
+///
+/// Combinators, not one `async fn`: the handshake's state and the connection's
+/// then share their room (an `async fn` kept both, and every argument twice:
+/// 5.8 KiB an idle connection instead of about 2).
+pub(crate) fn serve_connection<H: super::Handler>(
     stream: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     shared: Arc<super::Shared<H>>,
     acceptor: TlsAcceptor,
     stats: Arc<TlsStats>,
-) {
-    let handshake = tokio::select! {
-        _ = shared.token.cancelled() => return,
-        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
+) -> impl std::future::Future<Output = ()> {
+    let stop = shared.token.clone();
+    let handshake = async move {
+        tokio::select! {
+            _ = stop.cancelled() => None,
+            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => Some(r),
+        }
     };
-    let tls = match handshake {
-        Err(_) => return stats.failed(HandshakeFailure::Timeout),
-        Ok(Err(err)) => return stats.failed(HandshakeFailure::of(&err)),
-        Ok(Ok(tls)) => tls,
-    };
-    stats.done(tls.get_ref().1.handshake_kind());
-    super::tcp::Connection::encrypted(tls, peer, shared, stats)
-        .run()
-        .await;
+    handshake.then(move |handshake| {
+        let conn = match handshake {
+            None => None,
+            Some(Err(_)) => {
+                stats.failed(HandshakeFailure::Timeout);
+                None
+            }
+            Some(Ok(Err(err))) => {
+                stats.failed(HandshakeFailure::of(&err));
+                None
+            }
+            Some(Ok(Ok(tls))) => {
+                stats.done(tls.get_ref().1.handshake_kind());
+                Some(super::tcp::Connection::encrypted(tls, peer, shared, stats).serve())
+            }
+        };
+        OptionFuture::from(conn).map(drop)
+    })
 }
 
 #[cfg(test)]
