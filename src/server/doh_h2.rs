@@ -11,7 +11,7 @@
 //! with GOAWAY ENHANCE_YOUR_CALM). An answer is written whole with `send_data`
 //! (at most 64 KiB), so a client that reads nothing holds at most its streams'
 //! answers: the stream limit bounds that too.
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
@@ -23,6 +23,7 @@ use futures_util::stream::FuturesUnordered;
 use h2::RecvStream;
 use h2::server::SendResponse;
 use hyper::body::Bytes;
+use hyper::http::request::Parts;
 use hyper::{Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
@@ -173,7 +174,10 @@ where
                 last = Instant::now();
             }
             accepted = conn.accept() => match accepted {
-                Some(Ok((req, respond))) => streams.push(stream(req, respond, peer, shared, site)),
+                Some(Ok((req, respond))) => {
+                    let (head, body) = req.into_parts();
+                    streams.push(stream(head, body, respond, peer, shared, site));
+                }
                 // Closed, or ended for an error (h2 has sent its GOAWAY).
                 Some(Err(_)) | None => return,
             },
@@ -205,46 +209,54 @@ where
 
 /// One stream's request answered: its body read (within the idle timeout), the
 /// handler asked, the answer (or an error status) sent.
-async fn stream<H: Handler>(
-    req: hyper::Request<RecvStream>,
+///
+/// A plain function around an `async` block that uses what it captured in
+/// place: an `async fn` would hold its arguments twice (each moved into a local
+/// of its own), which makes the stream's future too large for the allocator's
+/// per-thread cache (1,032 bytes): a slower allocation a request.
+#[allow(clippy::manual_async_fn)] // as an `async fn` it would hold its arguments twice
+fn stream<'a, H: Handler>(
+    head: Parts,
+    mut body: RecvStream,
     mut respond: SendResponse<Bytes>,
     peer: SocketAddr,
-    shared: &Shared<H>,
-    site: &Site,
-) {
-    let (head, mut body) = req.into_parts();
-    let work = async {
-        if wants_body(&head, site) {
-            match read_body(&mut body, shared.opts.tcp_idle_timeout).await {
-                Ok(b) => answer(&head, &b, peer, shared, site).await,
-                Err(code) => Err(refused(&site.1, code)),
+    shared: &'a Shared<H>,
+    site: &'a Site,
+) -> impl Future<Output = ()> + 'a {
+    async move {
+        let work = async {
+            if wants_body(&head, site) {
+                match read_body(&mut body, shared.opts.tcp_idle_timeout).await {
+                    Ok(b) => answer(&head, &b, peer, shared, site).await,
+                    Err(code) => Err(refused(&site.1, code)),
+                }
+            } else {
+                answer(&head, &[], peer, shared, site).await
             }
-        } else {
-            answer(&head, &[], peer, shared, site).await
-        }
-    };
-    // A stream the client resets is given up at once (its query's work, and
-    // its place among the connection's streams, with it).
-    let result = tokio::select! {
-        biased;
-        r = work => r,
-        _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
-    };
-    // A reset stream, or a closed connection: nobody to answer.
-    let _ = match result {
-        Ok(dns) => {
-            let mut r = Response::new(());
-            reply_headers(r.headers_mut(), &dns);
-            respond
-                .send_response(r, false)
-                .and_then(|mut send| send.send_data(Bytes::from(dns), true))
-        }
-        Err(code) => {
-            let mut r = Response::new(());
-            *r.status_mut() = code;
-            respond.send_response(r, true).map(drop)
-        }
-    };
+        };
+        // A stream the client resets is given up at once (its query's work, and
+        // its place among the connection's streams, with it).
+        let result = tokio::select! {
+            biased;
+            r = work => r,
+            _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
+        };
+        // A reset stream, or a closed connection: nobody to answer.
+        let _ = match result {
+            Ok(dns) => {
+                let mut r = Response::new(());
+                reply_headers(r.headers_mut(), &dns);
+                respond
+                    .send_response(r, false)
+                    .and_then(|mut send| send.send_data(Bytes::from(dns), true))
+            }
+            Err(code) => {
+                let mut r = Response::new(());
+                *r.status_mut() = code;
+                respond.send_response(r, true).map(drop)
+            }
+        };
+    }
 }
 
 /// A request body as it comes: its first chunk kept as it is, later ones copied.
