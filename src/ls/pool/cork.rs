@@ -135,7 +135,7 @@ pub(super) fn hold(ps: &Arc<PoolSocket>, id: u16, query: &[u8], to: SocketAddr) 
 /// Uncorks the thread and sends what it held: each run of datagrams on one
 /// socket in as few `sendmmsg(2)` as the kernel takes them.
 fn flush() {
-    let (msgs, mut meta, len) = CORK.with_borrow_mut(|c| {
+    let (mut msgs, mut meta, len) = CORK.with_borrow_mut(|c| {
         c.on = false;
         c.chosen.clear();
         let len = std::mem::take(&mut c.len);
@@ -160,6 +160,7 @@ fn flush() {
         at = send_run(&ps, &msgs, &meta, at, end);
     }
     meta.clear();
+    keep_spares(&mut msgs);
     CORK.with_borrow_mut(|c| {
         // Kept for the next poll (unless something was held meanwhile).
         if c.len == 0 {
@@ -167,6 +168,23 @@ fn flush() {
             c.meta = meta;
         }
     });
+}
+
+/// Buffers kept for the next poll: at most [`SPARES`], none larger than
+/// [`SPARE_BYTES`] (a poll of unusually large queries leaves nothing large
+/// held by the thread).
+const SPARES: usize = 256;
+/// See [`SPARES`].
+const SPARE_BYTES: usize = 4096;
+
+/// Trims `msgs` to what [`SPARES`] and [`SPARE_BYTES`] allow.
+fn keep_spares(msgs: &mut Vec<(Vec<u8>, Peer)>) {
+    msgs.truncate(SPARES);
+    for (buf, _) in msgs.iter_mut() {
+        if buf.capacity() > SPARE_BYTES {
+            *buf = Vec::new();
+        }
+    }
 }
 
 /// Sends held datagrams `at..end`, all on `ps`; returns `end`.
@@ -329,6 +347,26 @@ mod tests {
                 .all(|ps| ps.table().waiting.is_empty())
         );
         pool.shutdown().await;
+    }
+
+    #[test]
+    fn the_buffers_kept_between_polls_are_few_and_small() {
+        let to = Peer::from(SocketAddr::from(([127, 0, 0, 1], 53)));
+        let mut msgs: Vec<(Vec<u8>, Peer)> = (0..300)
+            .map(|i| {
+                (
+                    Vec::with_capacity(if i % 2 == 0 { 512 } else { 65_535 }),
+                    to,
+                )
+            })
+            .collect();
+        keep_spares(&mut msgs);
+        assert_eq!(msgs.len(), SPARES);
+        assert!(msgs.iter().all(|(b, _)| b.capacity() <= SPARE_BYTES));
+        assert!(
+            msgs.iter().any(|(b, _)| b.capacity() == 512),
+            "small ones kept"
+        );
     }
 
     #[test]
