@@ -17,8 +17,9 @@
 //!
 //! A datagram the socket cannot take at the end of the poll (its buffer is
 //! full) is sent by a task of the pool once it can; one the kernel refuses
-//! ends its query at once ([`UpstreamError::Unusable`](super::UpstreamError)),
-//! as a refused `sendto(2)` does. Nothing is allocated per query once warm: the
+//! ends its query at once ([`UpstreamError::Unusable`](super::UpstreamError))
+//! and is charged to its backend as a refused `sendto(2)` is (abandoned: in
+//! flight until its deadline, then lost). Nothing is allocated per query once warm: the
 //! held datagrams' buffers are kept per thread from poll to poll.
 use std::cell::RefCell;
 use std::future::{Future, poll_fn};
@@ -26,6 +27,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use tokio::io::Interest;
 
@@ -236,10 +238,13 @@ async fn send_later(ps: Arc<PoolSocket>, rest: Vec<(Vec<u8>, SocketAddr, u16)>) 
 
 /// Ends the query `id` on `ps` whose datagram could not be sent: its asker
 /// hears at once ([`UpstreamError::Unusable`](super::UpstreamError)), and its
-/// backend's in-flight count is released.
+/// backend is charged as for a `sendto(2)` refused outside a cork (the
+/// query abandoned: in flight until its deadline, then lost).
 fn fail(ps: &PoolSocket, id: u16) {
-    let waiter = ps.table().waiting.remove(&id);
-    drop(waiter);
+    let mut t = ps.table();
+    // Its waiter's sender is dropped here: the asker hears at once.
+    t.abandon(id, tokio::time::Instant::now());
+    ps.has_late.store(!t.late.is_empty(), Relaxed);
 }
 
 #[cfg(test)]
@@ -315,7 +320,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_held_query_the_kernel_refuses_ends_at_once_and_releases_its_backend() {
+    async fn a_held_query_the_kernel_refuses_ends_at_once_and_the_others_still_go() {
         let pool = UpstreamPool::new(Arc::new(DropCounters::default()));
         // Port 0: sendmmsg(2) refuses it (EINVAL).
         let b = backend("127.0.0.1:0".parse().unwrap());
@@ -339,12 +344,50 @@ mod tests {
             fine.is_ok(),
             "the other query of the poll still went: {fine:?}"
         );
-        assert_eq!(outstanding(&b), 0);
+        // Charged as a refused send outside a cork: in flight until its deadline.
+        assert_eq!(outstanding(&b), 1);
         assert_eq!(answering.join().unwrap().len(), 1);
         assert!(
             pool.sockets
                 .current()
                 .all(|ps| ps.table().waiting.is_empty())
+        );
+        pool.shutdown().await;
+    }
+
+    /// A refused datagram is charged to its backend the same way whether it
+    /// was held or sent at once: the query ends at once for its asker, but
+    /// the backend keeps it in flight until the deadline and then counts it
+    /// lost (a timeout, and a health loss), as an unanswered query. Released
+    /// early and never counted, a backend the kernel refuses to reach would
+    /// look idle to least-outstanding and never be charged by DoH clients.
+    #[tokio::test]
+    async fn a_refused_held_query_is_charged_to_its_backend_as_a_refused_unheld_one() {
+        let pool = UpstreamPool::new(Arc::new(DropCounters::default()));
+        // Port 0: the kernel refuses it (EINVAL), held or not.
+        let b = backend("127.0.0.1:0".parse().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let ask = || async {
+            let (mut q, end) = wire_query();
+            pool.exchange(b.addr, &mut q, end, deadline, Some(b.begin()), None)
+                .await
+        };
+        // Both end for their asker at once (an error, not the timeout).
+        let unheld = ask().await;
+        assert!(matches!(unheld, Err(UpstreamError::Io(_))), "{unheld:?}");
+        let held = corked(ask()).await;
+        assert!(matches!(held, Err(UpstreamError::Unusable)), "{held:?}");
+        assert_eq!(
+            outstanding(&b),
+            2,
+            "both in flight for their backend until the deadline"
+        );
+        // The sweep at the deadline settles both: lost, each a timeout.
+        pool.sockets.sweep(deadline);
+        assert_eq!(outstanding(&b), 0);
+        assert_eq!(
+            b.stats.timeouts.load(std::sync::atomic::Ordering::Relaxed),
+            2
         );
         pool.shutdown().await;
     }
