@@ -29,8 +29,6 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use tokio::io::Interest;
-
 use super::PoolSocket;
 use crate::server::batch::{Peer, send_some};
 
@@ -134,8 +132,8 @@ pub(super) fn hold(ps: &Arc<PoolSocket>, id: u16, query: &[u8], to: SocketAddr) 
     })
 }
 
-/// Uncorks the thread and sends what it held: each run of datagrams on one
-/// socket in as few `sendmmsg(2)` as the kernel takes them.
+/// Uncorks the thread and sends what it held: the datagrams of each socket
+/// in as few `sendmmsg(2)` as the kernel takes them.
 fn flush() {
     let (mut msgs, mut meta, len) = CORK.with_borrow_mut(|c| {
         c.on = false;
@@ -152,13 +150,16 @@ fn flush() {
         let Some((ps, _)) = meta.get(at).cloned() else {
             break;
         };
-        let end = at
-            + meta
-                .get(at..len)
-                .unwrap_or_default()
-                .iter()
-                .take_while(|(s, _)| Arc::ptr_eq(s, &ps))
-                .count();
+        // The datagrams of this socket moved together (queries of two
+        // address families interleave): one run, one `sendmmsg(2)` a batch.
+        let mut end = at;
+        for k in at..len {
+            if meta.get(k).is_some_and(|(s, _)| Arc::ptr_eq(s, &ps)) {
+                msgs.swap(end, k);
+                meta.swap(end, k);
+                end += 1;
+            }
+        }
         at = send_run(&ps, &msgs, &meta, at, end);
     }
     meta.clear();
@@ -199,10 +200,11 @@ fn send_run(
 ) -> usize {
     while at < end {
         let run = msgs.get(at..end).unwrap_or_default();
-        match ps
-            .sock
-            .try_io(Interest::WRITABLE, || send_some(&ps.sock, run))
-        {
+        // Tried at once, not through tokio's readiness (`try_io`): a new
+        // socket is not yet known writable, and would always take the slow
+        // path below. The kernel says when it is full (EAGAIN), and the
+        // task below then waits for it properly.
+        match send_some(&ps.sock, run) {
             Ok(n) => at += n.max(1),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                 let rest: Vec<(Vec<u8>, SocketAddr, u16)> = run
@@ -272,7 +274,12 @@ mod tests {
     /// A backend on a thread of its own that answers `n` queries (each
     /// echoed with QR set) and returns the source ports they came from.
     fn echo(n: usize) -> (SocketAddr, std::thread::JoinHandle<Vec<u16>>) {
-        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        echo_on("127.0.0.1:0", n)
+    }
+
+    /// [`echo`] on `at`.
+    fn echo_on(at: &str, n: usize) -> (SocketAddr, std::thread::JoinHandle<Vec<u16>>) {
+        let sock = std::net::UdpSocket::bind(at).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
         let addr = sock.local_addr().unwrap();
@@ -316,6 +323,28 @@ mod tests {
         assert!(answers.iter().all(Result::is_ok), "{answers:?}");
         let ports: HashSet<u16> = answering.join().unwrap().into_iter().collect();
         assert!(ports.len() > 1, "{ports:?}");
+        pool.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn interleaved_queries_to_both_families_leave_from_one_socket_each() {
+        let pool = UpstreamPool::new(Arc::new(DropCounters::default()));
+        let (v4, answering4) = echo(QUERIES / 2);
+        let (v6, answering6) = echo_on("[::1]:0", QUERIES / 2);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let asks = (0..QUERIES).map(|i| {
+            let (pool, to) = (&pool, if i % 2 == 0 { v4 } else { v6 });
+            async move {
+                let (mut q, end) = wire_query();
+                pool.exchange(to, &mut q, end, deadline, None, None).await
+            }
+        });
+        let answers = corked(join_all(asks)).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        for answering in [answering4, answering6] {
+            let ports: HashSet<u16> = answering.join().unwrap().into_iter().collect();
+            assert_eq!(ports.len(), 1, "{ports:?}");
+        }
         pool.shutdown().await;
     }
 
