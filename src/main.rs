@@ -43,14 +43,9 @@ fn print_out(text: &str) -> Result<()> {
         .context("cannot write to stdout")
 }
 
-/// The async runtime (TCP, DNS over TLS and HTTPS, timers, the status page):
-/// `workers` threads, but never more than the cores the process may run on
-/// (its CPU affinity): two runtime threads on one core only wake each other
-/// (about 1.9 more context switches per DNS over TLS query at 5,000 a second).
-/// The UDP workers are threads of their own, `workers` of them regardless.
 fn runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.clamp(1, dnslb::config::available_cores()))
+        .worker_threads(workers.max(1))
         .enable_all()
         .build()
         .context("cannot start the async runtime")
