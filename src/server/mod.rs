@@ -211,6 +211,14 @@ impl Listeners {
     }
 }
 
+/// Adds one to the counter `field` picks of `stats`, each time it is called.
+fn counting(
+    stats: Arc<tls::TlsStats>,
+    field: fn(&tls::TlsStats) -> &std::sync::atomic::AtomicU64,
+) -> impl Fn() {
+    move || _ = field(&stats).fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// `serve`, if there is one: a combinator, not an `async` block, which would
 /// hold the connection's whole state twice (see [`tcp::holding`]).
 fn if_admitted(serve: Option<impl Future<Output = ()>>) -> impl Future<Output = ()> {
@@ -307,12 +315,7 @@ pub async fn serve<H: Handler>(
                 });
                 if_admitted(serve)
             };
-            let full = dot.stats.clone();
-            let at_cap = move || {
-                _ = full
-                    .dot_cap_refused
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            };
+            let at_cap = counting(dot.stats.clone(), |s| &s.dot_cap_refused);
             let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve, at_cap);
             accepts.push(tracker.spawn(accept));
         }
@@ -338,12 +341,7 @@ pub async fn serve<H: Handler>(
                 });
                 if_admitted(serve)
             };
-            let full = doh.stats.clone();
-            let at_cap = move || {
-                _ = full
-                    .doh_cap_refused
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            };
+            let at_cap = counting(doh.stats.clone(), |s| &s.doh_cap_refused);
             let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve, at_cap);
             accepts.push(tracker.spawn(accept));
         }

@@ -37,12 +37,11 @@ use crate::server::batch::{Peer, send_some};
 struct Cork {
     /// Whether a poll of this thread is corked now.
     on: bool,
-    /// The held datagrams (bytes and destination) are `..len`; the rest are
-    /// spare buffers.
+    /// The held datagrams (bytes and destination) are the first
+    /// `meta.len()`; the rest are spare buffers.
     msgs: Vec<(Vec<u8>, Peer)>,
-    /// Each held datagram's socket and query ID (`..len`).
+    /// Each held datagram's socket and query ID.
     meta: Vec<(Arc<PoolSocket>, u16)>,
-    len: usize,
     /// The socket this poll's queries leave from, by (pool, address family).
     chosen: Vec<((usize, usize), Arc<PoolSocket>)>,
 }
@@ -116,18 +115,17 @@ pub(super) fn hold(ps: &Arc<PoolSocket>, id: u16, query: &[u8], to: SocketAddr) 
         if !c.on {
             return false;
         }
-        if c.len == c.msgs.len() {
+        let at = c.meta.len();
+        if at == c.msgs.len() {
             c.msgs
                 .push((Vec::with_capacity(query.len()), Peer::from(to)));
         }
-        // In bounds: the list was just made at least `len + 1` long.
-        let (buf, dst) = &mut c.msgs[c.len];
+        // In bounds: the list was just made longer than `at`.
+        let (buf, dst) = &mut c.msgs[at];
         buf.clear();
         buf.extend_from_slice(query);
         *dst = Peer::from(to);
-        c.meta.truncate(c.len);
         c.meta.push((ps.clone(), id));
-        c.len += 1;
         true
     })
 }
@@ -135,16 +133,12 @@ pub(super) fn hold(ps: &Arc<PoolSocket>, id: u16, query: &[u8], to: SocketAddr) 
 /// Uncorks the thread and sends what it held: the datagrams of each socket
 /// in as few `sendmmsg(2)` as the kernel takes them.
 fn flush() {
-    let (mut msgs, mut meta, len) = CORK.with_borrow_mut(|c| {
+    let (mut msgs, mut meta) = CORK.with_borrow_mut(|c| {
         c.on = false;
         c.chosen.clear();
-        let len = std::mem::take(&mut c.len);
-        (
-            std::mem::take(&mut c.msgs),
-            std::mem::take(&mut c.meta),
-            len,
-        )
+        (std::mem::take(&mut c.msgs), std::mem::take(&mut c.meta))
     });
+    let len = meta.len();
     let mut at = 0;
     while at < len {
         let Some((ps, _)) = meta.get(at).cloned() else {
@@ -166,7 +160,7 @@ fn flush() {
     keep_spares(&mut msgs);
     CORK.with_borrow_mut(|c| {
         // Kept for the next poll (unless something was held meanwhile).
-        if c.len == 0 {
+        if c.meta.is_empty() {
             c.msgs = msgs;
             c.meta = meta;
         }
