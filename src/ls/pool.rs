@@ -361,11 +361,12 @@ async fn read_loop(ps: Arc<PoolSocket>, drops: Arc<DropCounters>, family: Family
             _ = ps.stop.cancelled() => return,
             r = ps.sock.readable() => if r.is_err() { continue },
         }
-        let read = SLOTS.with_borrow_mut(|all| {
-            let Some(slots) = all.get_mut(family.index()) else {
-                return Ok(());
-            };
-            let slots = slots.get_or_insert_with(RecvBatch::default);
+        let read = SLOTS.with_borrow_mut(|[v4, v6]| {
+            let slots = match family {
+                Family::V4 => v4,
+                Family::V6 => v6,
+            }
+            .get_or_insert_with(RecvBatch::default);
             let n = slots.recv_ready(&ps.sock)?;
             for i in 0..n {
                 if let Some((resp, meta)) = slots.get(i)

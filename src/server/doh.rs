@@ -24,7 +24,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::doh_h2;
 use super::forwarded::{Client, TrustedProxies};
-use super::tls::{HANDSHAKE_TIMEOUT, HandshakeFailure, TlsStats};
+use super::tls::TlsStats;
 use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
 use crate::dns::{HEADER_LEN, records, skip_questions, u16_at};
@@ -210,24 +210,17 @@ pub(crate) async fn serve_connection<H: Handler>(
     let Some(acceptor) = acceptor else {
         return Box::pin(serve_sniffed(stream, peer, shared, (path, stats, trusted))).await;
     };
-    let handshake = tokio::select! {
-        _ = shared.token.cancelled() => return,
-        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
+    let stop = shared.token.clone();
+    let Some(tls) = super::tls::handshake(stream, acceptor, stop, &stats).await else {
+        return;
     };
-    match handshake {
-        Err(_) => stats.failed(HandshakeFailure::Timeout),
-        Ok(Err(err)) => stats.failed(HandshakeFailure::of(&err)),
-        Ok(Ok(tls)) => {
-            stats.done(tls.get_ref().1.handshake_kind());
-            let site = (path, stats.clone(), trusted);
-            // Each protocol's state on the heap, as large as it needs: inline,
-            // every connection would hold room for the largest of them.
-            match tls.get_ref().1.alpn_protocol() {
-                Some(b"h2") => Box::pin(corked(doh_h2::serve(tls, peer, &shared, &site))).await,
-                Some(_) => Box::pin(serve_http1(tls, peer, shared, site)).await,
-                None => Box::pin(serve_sniffed(tls, peer, shared, site)).await,
-            }
-        }
+    let site = (path, stats, trusted);
+    // Each protocol's state on the heap, as large as it needs: inline, every
+    // connection would hold room for the largest of them.
+    match tls.get_ref().1.alpn_protocol() {
+        Some(b"h2") => Box::pin(corked(doh_h2::serve(tls, peer, &shared, &site))).await,
+        Some(_) => Box::pin(serve_http1(tls, peer, shared, site)).await,
+        None => Box::pin(serve_sniffed(tls, peer, shared, site)).await,
     }
 }
 

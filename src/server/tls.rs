@@ -17,6 +17,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{HandshakeKind, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 use crate::config::{CertError, load_certified_key};
 
@@ -238,8 +239,31 @@ impl DotListeners {
     }
 }
 
-/// Serves one accepted DoT connection: the handshake (bounded by
-/// [`HANDSHAKE_TIMEOUT`], failures counted, not logged), then DNS as over TCP.
+/// The TLS handshake of an accepted connection (DoT's and DoH's), bounded by
+/// [`HANDSHAKE_TIMEOUT`]: the TLS stream, or `None` when it failed (counted in
+/// `stats` by reason, never logged) or the server stopped first.
+pub(crate) async fn handshake(
+    stream: tokio::net::TcpStream,
+    acceptor: TlsAcceptor,
+    stop: tokio_util::sync::CancellationToken,
+    stats: &TlsStats,
+) -> Option<TlsStream<tokio::net::TcpStream>> {
+    let handshake = tokio::select! {
+        _ = stop.cancelled() => return None,
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
+    };
+    match handshake {
+        Err(_) => stats.failed(HandshakeFailure::Timeout),
+        Ok(Err(err)) => stats.failed(HandshakeFailure::of(&err)),
+        Ok(Ok(tls)) => {
+            stats.done(tls.get_ref().1.handshake_kind());
+            return Some(tls);
+        }
+    }
+    None
+}
+
+/// Serves one accepted DoT connection: the [`handshake`], then DNS as over TCP.
 ///
 /// Combinators, not one `async fn`: the handshake's state and the connection's
 /// then share their room (an `async fn` kept both, and every argument twice:
@@ -251,29 +275,11 @@ pub(crate) fn serve_connection<H: super::Handler>(
     acceptor: TlsAcceptor,
     stats: Arc<TlsStats>,
 ) -> impl std::future::Future<Output = ()> {
-    let stop = shared.token.clone();
-    let handshake = async move {
-        tokio::select! {
-            _ = stop.cancelled() => None,
-            r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => Some(r),
-        }
-    };
-    handshake.then(move |handshake| {
-        let conn = match handshake {
-            None => None,
-            Some(Err(_)) => {
-                stats.failed(HandshakeFailure::Timeout);
-                None
-            }
-            Some(Ok(Err(err))) => {
-                stats.failed(HandshakeFailure::of(&err));
-                None
-            }
-            Some(Ok(Ok(tls))) => {
-                stats.done(tls.get_ref().1.handshake_kind());
-                Some(super::tcp::Connection::encrypted(tls, peer, shared, stats).serve())
-            }
-        };
+    let (stop, counted) = (shared.token.clone(), stats.clone());
+    let shake = async move { handshake(stream, acceptor, stop, &counted).await };
+    shake.then(move |tls| {
+        let conn =
+            tls.map(|tls| super::tcp::Connection::encrypted(tls, peer, shared, stats).serve());
         OptionFuture::from(conn).map(drop)
     })
 }
