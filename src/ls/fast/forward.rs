@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::flight::{Attempt, Flight, Late, TimerFor};
+use super::flight::{Attempt, Flight, Late, Refused, TimerFor};
 use super::worker::{self, Worker};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::ls::balancer::Admission;
@@ -79,6 +79,7 @@ impl Worker {
                     client: src,
                     res,
                     attempts: SmallVec::new(),
+                    refused: SmallVec::new(),
                     kept: None,
                     arrived: std::time::Instant::now(),
                     timer_at: None,
@@ -123,6 +124,14 @@ impl Worker {
                     let route = f.state.route(&f.job);
                     for a in f.attempts.drain(..) {
                         self.retire(a, route, f.res.deadline(), now, winner);
+                    }
+                    for r in f.refused.drain(..) {
+                        if winner == Some(r.backend)
+                            && let Some(l) = self.late.get_mut(r.late)
+                            && (l.sock, l.id) == (r.sock, r.id)
+                        {
+                            l.entry.its_backend_answered();
+                        }
                     }
                     let answered = reply::Answered {
                         backend: end.backend(),
@@ -214,7 +223,7 @@ impl Worker {
         deadline: Instant,
         now: Instant,
         its_backend_answered: bool,
-    ) {
+    ) -> u32 {
         let entry = ids::Late::abandoned(
             addr,
             a.inflight.take(),
@@ -234,6 +243,7 @@ impl Worker {
             u.ids.set(id, IdUse::Late(li));
         }
         self.timers.push(Reverse((at, TimerFor::Late(li))));
+        li
     }
 
     /// The upstream query `id` on socket `sock` that the kernel refused to
@@ -245,8 +255,11 @@ impl Worker {
     /// deadline by a driver that does not know who answered: its ID stays
     /// in use and its backend keeps it in flight until the deadline, where
     /// it is a loss of the backend (a timeout, and a health loss), as a
-    /// refused send is charged there. An ID no flight waits for (its flight
-    /// ended first: already a late entry) is left as it is.
+    /// refused send is charged there — unless that backend wins the query
+    /// by another copy (a re-ask), which the flight's end tells it
+    /// ([`Refused`]), as the async path's `WonBy` does. An ID no flight
+    /// waits for (its flight ended first: already a late entry) is left as
+    /// it is.
     pub(super) fn on_refused(&mut self, sock: usize, id: u16, now: Instant) {
         let Some(IdUse::Flight(idx)) = self.ups.get(sock).map(|u| u.ids.get(id)) else {
             return;
@@ -262,8 +275,19 @@ impl Worker {
         let addr = route.backends.get(a.backend).map(|b| b.addr);
         let (hedge_pct, deadline) = (route.adaptive_hedge_pct(), f.res.deadline());
         f.res.on_outcome(a.backend, Verdict::Failed);
+        let backend = a.backend;
         match addr {
-            Some(addr) => self.retire_to(a, addr, hedge_pct, deadline, now, false),
+            Some(addr) => {
+                let late = self.retire_to(a, addr, hedge_pct, deadline, now, false);
+                if let Some(f) = self.flights.get_mut(idx) {
+                    f.refused.push(Refused {
+                        late,
+                        backend,
+                        sock,
+                        id,
+                    });
+                }
+            }
             // Not in its route (cannot be: attempts name its backends).
             None => {
                 if let Some(u) = self.ups.get_mut(sock) {

@@ -9,7 +9,10 @@
 //! every hedge, per-try and deadline timer of its queries. Client queries
 //! and upstream responses are read in batches (`recvmmsg`); the upstream
 //! queries and the client answers of one round leave in batches
-//! (`sendmmsg`). No task per query, no channel, no wake-up of another task:
+//! (`sendmmsg`); an upstream query the kernel refuses to send (any error
+//! but `EAGAIN`) ends its try in that same flush, as a refused send does on
+//! the async path (`Worker::on_refused`, in `forward`). No task per query,
+//! no channel, no wake-up of another task:
 //! the decisions are the pure
 //! [`Resolution`](crate::ls::resolution::Resolution) state machine, the
 //! replies are made by [`reply::finish`](crate::ls::reply::finish), as
@@ -549,5 +552,54 @@ mod tests {
                 "{strategy}: one loss is below `fall`"
             );
         }
+    }
+
+    /// A re-ask's copy the kernel refused is no loss of its backend when
+    /// that backend's other copy answers the client (the async path's
+    /// `WonBy`): the refusal is simulated on a copy queued, not sent.
+    #[tokio::test]
+    async fn a_refused_re_ask_is_no_loss_when_its_twin_answers() {
+        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        backend
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let baddr = backend.local_addr().unwrap();
+        let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut w = worker(&[baddr], Strategy::Hedge, client);
+        let t0 = Instant::now();
+        w.on_client(
+            &wire_query(3),
+            batch::Peer::from(asker.local_addr().unwrap()),
+        );
+        w.flush().await;
+        let mut first = [0u8; 512];
+        let (n, _) = backend.recv_from(&mut first).unwrap();
+        // The re-ask (one backend, silent past the 8 s delay), queued.
+        w.fire_timers(t0 + Duration::from_millis(8_100));
+        let f = w.flights.get(0).unwrap();
+        assert_eq!(f.attempts.len(), 2, "re-asked");
+        let (first_sock, sock, id) = (f.attempts[0].sock, f.attempts[1].sock, f.attempts[1].id);
+        for out in &mut w.to_upstream {
+            out.clear();
+        }
+        w.on_refused(sock, id, t0 + Duration::from_millis(8_100));
+        assert_eq!(
+            (w.flights.len, w.late.len),
+            (1, 1),
+            "the first copy still waited for"
+        );
+        // The first copy's answer wins.
+        first[2] |= 0x80;
+        let at = t0 + Duration::from_millis(8_200);
+        w.on_upstream(first_sock, &first[..n], baddr, false, at)
+            .unwrap();
+        assert_eq!(w.flights.len, 0, "answered");
+        expire_all(&mut w);
+        assert_eq!(
+            counts(&w),
+            [(2, 0, 0, 0)],
+            "both copies sent, no timeout: its backend answered"
+        );
     }
 }
