@@ -57,8 +57,9 @@ pub(super) struct Flight {
     pub(super) client: batch::Peer,
     pub(super) res: Resolution,
     pub(super) attempts: SmallVec<[Attempt; 4]>,
-    /// Its attempts the kernel refused to send, made late entries at once.
-    pub(super) refused: SmallVec<[Refused; 2]>,
+    /// Its attempts the kernel refused to send, made late entries at once
+    /// (inline as many as `attempts`: no allocation up to four).
+    pub(super) refused: SmallVec<[Refused; 4]>,
     /// The winning response, or the negative one that may be passed on.
     pub(super) kept: Option<Vec<u8>>,
     pub(super) arrived: std::time::Instant,
