@@ -729,6 +729,23 @@ mod tests {
         assert_eq!(p.refused.get(), 0, "no budget involved");
     }
 
+    /// A try that failed without an answer (the fast path's refused send,
+    /// the async path's send error) moves `hedge` on at once, not at the
+    /// hedge delay, and not as a hedge (no budget token); when every try
+    /// failed the query ends at once, SERVFAIL.
+    #[test]
+    fn hedge_moves_on_at_once_after_a_failed_try_and_all_failed_ends_at_once() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Hedge, 0);
+        let mut r = start(Strategy::Hedge, Layout::Replicated, 2, t0);
+        assert_eq!(steps(&mut r, t0, &p), [launch(0, false), Step::Wait]);
+        r.on_outcome(0, Verdict::Failed);
+        assert_eq!(steps(&mut r, t0, &p), [launch(1, false), Step::Wait]);
+        assert_eq!(p.refused.get(), 0, "no budget involved");
+        r.on_outcome(1, Verdict::Failed);
+        assert_eq!(steps(&mut r, t0, &p), [Step::Done(End::AllFailed)]);
+    }
+
     #[test]
     fn a_rejection_is_not_final_and_passed_on_only_when_every_backend_rejects() {
         let t0 = Instant::now();

@@ -409,6 +409,17 @@ pub(crate) fn send_some(sock: &impl AsRawFd, msgs: &[(Vec<u8>, Peer)]) -> io::Re
 /// its buffer is full. A message the kernel refuses for any other reason is
 /// skipped (and logged at debug).
 pub(crate) async fn send_all(sock: &tokio::net::UdpSocket, msgs: &[(Vec<u8>, Peer)]) {
+    send_noting(sock, msgs, |_| {}).await;
+}
+
+/// [`send_all`], telling `refused` each message the kernel refused (any
+/// error but `EAGAIN`, e.g. `EACCES` for a broadcast address, `ENETUNREACH`,
+/// `EPERM` from a firewall): it was skipped, never sent.
+pub(crate) async fn send_noting(
+    sock: &tokio::net::UdpSocket,
+    msgs: &[(Vec<u8>, Peer)],
+    mut refused: impl FnMut(&[u8]),
+) {
     let mut done = 0;
     while done < msgs.len() {
         let rest = msgs.get(done..).unwrap_or_default();
@@ -420,8 +431,9 @@ pub(crate) async fn send_all(sock: &tokio::net::UdpSocket, msgs: &[(Vec<u8>, Pee
                 }
             }
             Err(err) => {
-                if let Some((_, dst)) = rest.first() {
+                if let Some((bytes, dst)) = rest.first() {
                     tracing::debug!(dst = %dst.addr, ?err, "udp send failed");
+                    refused(bytes);
                 }
                 done += 1;
             }
@@ -488,8 +500,18 @@ impl SendQueue {
 
     /// Sends what is queued on `sock` (see [`send_all`]) and empties the queue.
     pub(crate) async fn flush(&mut self, sock: &tokio::net::UdpSocket) {
+        self.flush_noting(sock, |_| {}).await;
+    }
+
+    /// [`SendQueue::flush`], telling `refused` the bytes of each message the
+    /// kernel refused ([`send_noting`]).
+    pub(crate) async fn flush_noting(
+        &mut self,
+        sock: &tokio::net::UdpSocket,
+        refused: impl FnMut(&[u8]),
+    ) {
         if self.len > 0 {
-            send_all(sock, self.msgs.get(..self.len).unwrap_or_default()).await;
+            send_noting(sock, self.msgs.get(..self.len).unwrap_or_default(), refused).await;
         }
         self.len = 0;
     }
@@ -541,6 +563,30 @@ mod tests {
         for i in 0..40u8 {
             let (n, from) = client.recv_from(&mut buf).unwrap();
             assert_eq!((&buf[..n], from), (&[i; 5][..], s));
+        }
+    }
+
+    /// A message the kernel refuses (a broadcast address: `EACCES`) is
+    /// told to the caller and skipped; those around it are sent.
+    #[tokio::test]
+    async fn a_refused_message_is_told_and_the_others_still_go() {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = peer.local_addr().unwrap();
+        let refused_to = SocketAddr::from(([127, 255, 255, 255], 53));
+        let mut q = SendQueue::default();
+        q.push_copy(b"one", to);
+        q.push_copy(b"two", refused_to);
+        q.push_copy(b"three", to);
+        let mut told = Vec::new();
+        q.flush_noting(&sock, |bytes| told.push(bytes.to_vec()))
+            .await;
+        assert_eq!(told, [b"two".to_vec()]);
+        assert_eq!(q.len(), 0);
+        let mut buf = [0u8; 16];
+        for want in [&b"one"[..], b"three"] {
+            let (n, _) = peer.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], want);
         }
     }
 }

@@ -15,6 +15,7 @@ mod enc_hostile;
 mod faults_health;
 mod faults_ops;
 mod faults_reask;
+mod faults_refused;
 mod faults_ts_answers;
 mod faults_ts_ops;
 mod faults_upstream;

@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::flight::{Attempt, Flight, Late, TimerFor};
+use super::flight::{Attempt, Flight, Late, Refused, TimerFor};
 use super::worker::{self, Worker};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::ls::balancer::Admission;
@@ -79,6 +79,7 @@ impl Worker {
                     client: src,
                     res,
                     attempts: SmallVec::new(),
+                    refused: SmallVec::new(),
                     kept: None,
                     arrived: std::time::Instant::now(),
                     timer_at: None,
@@ -123,6 +124,14 @@ impl Worker {
                     let route = f.state.route(&f.job);
                     for a in f.attempts.drain(..) {
                         self.retire(a, route, f.res.deadline(), now, winner);
+                    }
+                    for r in f.refused.drain(..) {
+                        if winner == Some(r.backend)
+                            && let Some(l) = self.late.get_mut(r.late)
+                            && (l.sock, l.id) == (r.sock, r.id)
+                        {
+                            l.entry.its_backend_answered();
+                        }
                     }
                     let answered = reply::Answered {
                         backend: end.backend(),
@@ -191,7 +200,7 @@ impl Worker {
     /// backend answered the client (`winner`: a re-ask's lost twin).
     fn retire(
         &mut self,
-        mut a: Attempt,
+        a: Attempt,
         route: &Route,
         deadline: Instant,
         now: Instant,
@@ -199,13 +208,29 @@ impl Worker {
     ) {
         let addr = route.backends.get(a.backend).map(|b| b.addr);
         let Some(addr) = addr else { return };
+        let answered = winner == Some(a.backend);
+        let hedge_pct = route.adaptive_hedge_pct();
+        self.retire_to(a, addr, hedge_pct, deadline, now, answered);
+    }
+
+    /// [`Worker::retire`] with its backend's address and hedge percentile
+    /// looked up: the late entry ([`ids::Late::abandoned`]), its ID and timer.
+    fn retire_to(
+        &mut self,
+        mut a: Attempt,
+        addr: SocketAddr,
+        hedge_pct: Option<f64>,
+        deadline: Instant,
+        now: Instant,
+        its_backend_answered: bool,
+    ) -> u32 {
         let entry = ids::Late::abandoned(
             addr,
             a.inflight.take(),
             deadline,
-            route.adaptive_hedge_pct(),
+            hedge_pct,
             now,
-            winner == Some(a.backend),
+            its_backend_answered,
         );
         let (sock, id, at) = (a.sock, a.id, deadline.max(now));
         let li = self.late.insert(Late {
@@ -218,6 +243,59 @@ impl Worker {
             u.ids.set(id, IdUse::Late(li));
         }
         self.timers.push(Reverse((at, TimerFor::Late(li))));
+        li
+    }
+
+    /// The upstream query `id` on socket `sock` that the kernel refused to
+    /// send at `now`: its try ends at once, as a refused send ends one on
+    /// the async path ([`crate::ls::pool`]: the exchange fails, its waiter
+    /// is abandoned). Its flight hears `Failed` for its backend (the next
+    /// backend is asked at once, or the client answered when none is
+    /// left), and the attempt becomes a late entry abandoned before its
+    /// deadline by a driver that does not know who answered: its ID stays
+    /// in use and its backend keeps it in flight until the deadline, where
+    /// it is a loss of the backend (a timeout, and a health loss), as a
+    /// refused send is charged there — unless that backend wins the query
+    /// by another copy (a re-ask), which the flight's end tells it
+    /// ([`Refused`]), as the async path's `WonBy` does. An ID no flight
+    /// waits for (its flight ended first: already a late entry) is left as
+    /// it is.
+    pub(super) fn on_refused(&mut self, sock: usize, id: u16, now: Instant) {
+        let Some(IdUse::Flight(idx)) = self.ups.get(sock).map(|u| u.ids.get(id)) else {
+            return;
+        };
+        let Some(f) = self.flights.get_mut(idx) else {
+            return;
+        };
+        let Some(pos) = f.attempts.iter().position(|a| a.sock == sock && a.id == id) else {
+            return;
+        };
+        let a = f.attempts.remove(pos);
+        let route = f.state.route(&f.job);
+        let addr = route.backends.get(a.backend).map(|b| b.addr);
+        let (hedge_pct, deadline) = (route.adaptive_hedge_pct(), f.res.deadline());
+        f.res.on_outcome(a.backend, Verdict::Failed);
+        let backend = a.backend;
+        match addr {
+            Some(addr) => {
+                let late = self.retire_to(a, addr, hedge_pct, deadline, now, false);
+                if let Some(f) = self.flights.get_mut(idx) {
+                    f.refused.push(Refused {
+                        late,
+                        backend,
+                        sock,
+                        id,
+                    });
+                }
+            }
+            // Not in its route (cannot be: attempts name its backends).
+            None => {
+                if let Some(u) = self.ups.get_mut(sock) {
+                    u.ids.set(id, IdUse::Free);
+                }
+            }
+        }
+        self.drive(idx, now);
     }
 
     /// One upstream datagram on socket `sock`, checked (RFC 5452,

@@ -9,7 +9,10 @@
 //! every hedge, per-try and deadline timer of its queries. Client queries
 //! and upstream responses are read in batches (`recvmmsg`); the upstream
 //! queries and the client answers of one round leave in batches
-//! (`sendmmsg`). No task per query, no channel, no wake-up of another task:
+//! (`sendmmsg`); an upstream query the kernel refuses to send (any error
+//! but `EAGAIN`) ends its try in that same flush, as a refused send does on
+//! the async path (`Worker::on_refused`, in `forward`). No task per query,
+//! no channel, no wake-up of another task:
 //! the decisions are the pure
 //! [`Resolution`](crate::ls::resolution::Resolution) state machine, the
 //! replies are made by [`reply::finish`](crate::ls::reply::finish), as
@@ -238,15 +241,39 @@ impl Worker {
     }
 
     /// Sends this round's upstream queries and client answers, in batches.
+    /// An upstream query the kernel refuses (any error but `EAGAIN`) ends
+    /// its try at once ([`Worker::on_refused`]); what its flight does next
+    /// (the next backend asked, or its client answered) is sent in the same
+    /// flush.
     async fn flush(&mut self) {
-        for (i, out) in self.to_upstream.iter_mut().enumerate() {
-            if out.len() == 0 {
-                continue;
+        loop {
+            for (i, out) in self.to_upstream.iter_mut().enumerate() {
+                if out.len() == 0 {
+                    continue;
+                }
+                match self.ups.get(i) {
+                    Some(u) => {
+                        let refused = &mut self.refused;
+                        out.flush_noting(&u.sock, |query| {
+                            if let Some(id) = query.first_chunk::<2>() {
+                                refused.push((i, u16::from_be_bytes(*id)));
+                            }
+                        })
+                        .await;
+                    }
+                    None => out.clear(),
+                }
             }
-            match self.ups.get(i) {
-                Some(u) => out.flush(&u.sock).await,
-                None => out.clear(),
+            if self.refused.is_empty() {
+                break;
             }
+            // Each refusal ends a try; a flight has finitely many, so this ends.
+            let now = Instant::now();
+            let mut refused = std::mem::take(&mut self.refused);
+            for (sock, id) in refused.drain(..) {
+                self.on_refused(sock, id, now);
+            }
+            self.refused = refused;
         }
         self.to_clients.flush(&self.client).await;
         // Retired sockets whose last ID cleared are closed.
@@ -343,5 +370,236 @@ mod tests {
         token.cancel();
         server.abort();
         stalled.abort();
+    }
+
+    // ---- upstream queries the kernel refuses to send ----
+
+    use crate::config::{BackendConfig, HedgeDelay, Layout, LsConfig, Order, Strategy};
+    use crate::ls::upstream::ids::IdUse;
+
+    /// A broadcast address: the kernel refuses to send to it (`EACCES`,
+    /// the socket has no `SO_BROADCAST`).
+    fn refused_addr(port: u16) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 255, 255, 255], port))
+    }
+
+    /// A worker over `backends` (asked in this order, all up) under
+    /// `strategy`, replicated, with a deadline of 10 s and a hedge delay and
+    /// per-try timeout of 8 s, serving `client`.
+    fn worker(
+        backends: &[std::net::SocketAddr],
+        strategy: Strategy,
+        client: Arc<UdpSocket>,
+    ) -> Worker {
+        let cfg = LsConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            workers: 1,
+            strategy,
+            order: Order::Fixed,
+            layout: Layout::Replicated,
+            timeout_ms: 10_000,
+            try_timeout_ms: 8_000,
+            hedge_delay_ms: HedgeDelay::Fixed(8_000),
+            backend: backends
+                .iter()
+                .enumerate()
+                .map(|(i, &addr)| BackendConfig {
+                    name: format!("b{i}"),
+                    addr,
+                    weight: 1,
+                })
+                .collect(),
+            ..LsConfig::default()
+        };
+        let balancer = Arc::new(Balancer::new(&cfg));
+        for b in &balancer.state().backends {
+            b.set_up(true);
+        }
+        Worker::new(balancer, client, 16)
+    }
+
+    /// `www. A` with ID `id`.
+    fn wire_query(id: u8) -> Vec<u8> {
+        let mut q = vec![0, id, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(&[3, b'w', b'w', b'w', 0, 0, 1, 0, 1]);
+        q
+    }
+
+    /// Per backend: (sent, timeouts, errors, outstanding).
+    fn counts(w: &Worker) -> Vec<(u64, u64, u64, u32)> {
+        w.balancer
+            .state()
+            .backends
+            .iter()
+            .map(|b| {
+                let s = &b.stats;
+                (
+                    s.sent.load(Relaxed),
+                    s.timeouts.load(Relaxed),
+                    s.errors.load(Relaxed),
+                    s.outstanding.load(Relaxed),
+                )
+            })
+            .collect()
+    }
+
+    /// IDs in use on the worker's upstream sockets.
+    fn live_ids(w: &Worker) -> usize {
+        (0..w.ups.len())
+            .filter_map(|s| w.ups.get(s))
+            .map(|u| u.ids.live())
+            .sum()
+    }
+
+    /// Past the deadline, then past its grace: a refused query's late
+    /// entry is settled as a loss of its backend (once), then forgotten;
+    /// nothing is left behind.
+    fn expire_all(w: &mut Worker) {
+        let past = Instant::now() + Duration::from_secs(11);
+        w.fire_timers(past);
+        w.fire_timers(past + LATE_GRACE);
+        assert_eq!((w.flights.len, w.late.len), (0, 0), "nothing left");
+        assert_eq!(live_ids(w), 0, "every ID free");
+    }
+
+    /// Under each strategy, a first backend the kernel refuses to reach
+    /// ends its try in the flush that tried it: the second backend is
+    /// asked in the same flush (not at the hedge delay or the per-try
+    /// timeout, and not as a hedge). The refused try is charged as on the
+    /// async path: in flight until the deadline, then one timeout (not a
+    /// second one when the query itself times out), its ID held by a late
+    /// entry until then.
+    #[tokio::test]
+    async fn a_refused_query_asks_the_next_backend_at_once_and_is_charged_at_the_deadline() {
+        for strategy in [Strategy::Hedge, Strategy::Sequential, Strategy::Race] {
+            // Reads nothing, answers nothing.
+            let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+            let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let backends = [refused_addr(53), silent.local_addr().unwrap()];
+            let mut w = worker(&backends, strategy, client);
+            w.on_client(
+                &wire_query(1),
+                batch::Peer::from(asker.local_addr().unwrap()),
+            );
+            w.flush().await;
+            assert_eq!(w.flights.len, 1, "{strategy}: still waits for b1");
+            assert_eq!(w.late.len, 1, "{strategy}: the refused try is late");
+            assert_eq!(
+                counts(&w),
+                [(1, 0, 0, 1), (1, 0, 0, 1)],
+                "{strategy}: b1 asked at once; b0 in flight until the deadline"
+            );
+            assert_eq!(w.balancer.metrics.hedges.load(Relaxed), 0, "{strategy}");
+            let held = w
+                .late
+                .get(0)
+                .map(|l| w.ups.get(l.sock).map(|u| u.ids.get(l.id)));
+            assert_eq!(
+                held,
+                Some(Some(IdUse::Late(0))),
+                "{strategy}: the refused ID stays in use, held by its late entry"
+            );
+            assert!(
+                w.flights
+                    .get(0)
+                    .is_some_and(|f| f.attempts.len() == 1 && f.attempts[0].backend == 1),
+                "{strategy}: the flight's one try left is b1's"
+            );
+            expire_all(&mut w);
+            // b0: one loss (its late entry); b1: the query's timeout.
+            assert_eq!(
+                counts(&w),
+                [(1, 1, 0, 0), (1, 1, 0, 0)],
+                "{strategy}: each charged once"
+            );
+        }
+    }
+
+    /// Every backend refused: the client's SERVFAIL leaves in the same
+    /// flush, not at the deadline; each backend is charged as above.
+    #[tokio::test]
+    async fn every_backend_refused_is_servfail_at_once() {
+        for strategy in [Strategy::Hedge, Strategy::Sequential, Strategy::Race] {
+            let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+            let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let backends = [refused_addr(53), refused_addr(54)];
+            let mut w = worker(&backends, strategy, client);
+            w.on_client(
+                &wire_query(2),
+                batch::Peer::from(asker.local_addr().unwrap()),
+            );
+            w.flush().await;
+            // Sent by the flush above (the deadline, 10 s, is not waited for).
+            let mut buf = [0u8; 512];
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), asker.recv_from(&mut buf))
+                .await
+                .expect("answered in the flush")
+                .unwrap();
+            assert!(
+                n >= 12 && buf[1] == 2,
+                "{strategy}: the answer to the query"
+            );
+            assert_eq!(buf[3] & 0x0f, 2, "{strategy}: SERVFAIL");
+            assert_eq!(w.flights.len, 0, "{strategy}");
+            assert_eq!(w.late.len, 2, "{strategy}");
+            assert_eq!(counts(&w), [(1, 0, 0, 1), (1, 0, 0, 1)], "{strategy}");
+            assert_eq!(w.balancer.metrics.hedges.load(Relaxed), 0, "{strategy}");
+            expire_all(&mut w);
+            assert_eq!(counts(&w), [(1, 1, 0, 0), (1, 1, 0, 0)], "{strategy}");
+            assert!(
+                w.balancer.state().backends.iter().all(|b| b.is_up()),
+                "{strategy}: one loss is below `fall`"
+            );
+        }
+    }
+
+    /// A re-ask's copy the kernel refused is no loss of its backend when
+    /// that backend's other copy answers the client (the async path's
+    /// `WonBy`): the refusal is simulated on a copy queued, not sent.
+    #[tokio::test]
+    async fn a_refused_re_ask_is_no_loss_when_its_twin_answers() {
+        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        backend
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let baddr = backend.local_addr().unwrap();
+        let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut w = worker(&[baddr], Strategy::Hedge, client);
+        let t0 = Instant::now();
+        w.on_client(
+            &wire_query(3),
+            batch::Peer::from(asker.local_addr().unwrap()),
+        );
+        w.flush().await;
+        let mut first = [0u8; 512];
+        let (n, _) = backend.recv_from(&mut first).unwrap();
+        // The re-ask (one backend, silent past the 8 s delay), queued.
+        w.fire_timers(t0 + Duration::from_millis(8_100));
+        let f = w.flights.get(0).unwrap();
+        assert_eq!(f.attempts.len(), 2, "re-asked");
+        let (first_sock, sock, id) = (f.attempts[0].sock, f.attempts[1].sock, f.attempts[1].id);
+        for out in &mut w.to_upstream {
+            out.clear();
+        }
+        w.on_refused(sock, id, t0 + Duration::from_millis(8_100));
+        assert_eq!(
+            (w.flights.len, w.late.len),
+            (1, 1),
+            "the first copy still waited for"
+        );
+        // The first copy's answer wins.
+        first[2] |= 0x80;
+        let at = t0 + Duration::from_millis(8_200);
+        w.on_upstream(first_sock, &first[..n], baddr, false, at)
+            .unwrap();
+        assert_eq!(w.flights.len, 0, "answered");
+        expire_all(&mut w);
+        assert_eq!(
+            counts(&w),
+            [(2, 0, 0, 0)],
+            "both copies sent, no timeout: its backend answered"
+        );
     }
 }

@@ -48,6 +48,9 @@ pub(super) struct Worker {
     pub(super) to_upstream: Vec<SendQueue>,
     /// Byte buffers for queries and kept responses, for reuse.
     pub(super) spare: Vec<Vec<u8>>,
+    /// The upstream queries (socket slot, ID) the kernel refused to send in
+    /// this round's flush, for their flights (kept from round to round).
+    pub(super) refused: Vec<(usize, u16)>,
     pub(super) max_flights: usize,
 }
 
@@ -68,6 +71,7 @@ impl Worker {
                 .map(|_| upstream_queue())
                 .collect(),
             spare: Vec::new(),
+            refused: Vec::new(),
             max_flights: max_flights.max(1),
         };
         if let Some(inode) = crate::server::socket::socket_inode(w.client.as_ref()) {
