@@ -242,6 +242,12 @@ fn judge(state: &LsState, job: &Job, a: &Attempt) -> Option<(Verdict, PlainAnswe
 }
 
 impl Handler for Balancer {
+    fn tcp_cap_refused(&self) {
+        self.metrics
+            .tcp_cap_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn handle(&self, req: Request<'_>) -> Action {
         let (raw, transport) = (req.raw, req.transport);
         match self.admit(req) {

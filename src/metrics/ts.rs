@@ -126,6 +126,12 @@ fn write_ts(e: &mut Expo, m: &TsMetrics, tsig: &[AtomicU64]) {
         e.counter(name, help, c.load(Relaxed));
     }
     e.by_label(
+        "dnslb_ts_tcp_connections_refused_total",
+        "New TCP connections closed right after accept, by reason (cap: the connection cap was full).",
+        "reason",
+        [("cap", &m.tcp_cap_refused)],
+    );
+    e.by_label(
         "dnslb_ts_tsig_refused_total",
         "Requests refused for their TSIG (xfr_key set), by error: unsigned transfers, FORMERR, BADSIG, BADKEY, BADTIME, BADTRUNC.",
         "error",

@@ -124,6 +124,10 @@ pub enum Action {
 pub trait Handler: Send + Sync + 'static {
     /// Decides what to do with one request. Must not block.
     fn handle(&self, req: Request<'_>) -> Action;
+
+    /// A plain TCP connection was closed right after `accept`: the cap
+    /// [`ServerOptions::tcp_max_connections`] was full. For a counter; must not block.
+    fn tcp_cap_refused(&self) {}
 }
 
 /// Limits of one server.

@@ -31,14 +31,17 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Accepts TCP connections on `listener` until the server stops, each served
-/// by its own task under the connection cap `conns`.
+/// by its own task under the connection cap `conns`; one refused at the cap is
+/// told to the handler ([`Handler::tcp_cap_refused`]).
 pub(crate) async fn accept_loop<H: Handler>(
     listener: TcpListener,
     shared: Arc<Shared<H>>,
     conns: Arc<Semaphore>,
 ) {
     let serve = |stream, peer, shared| Connection::new(stream, peer, shared).serve();
-    accept_each(listener, shared, conns, serve, || {}).await;
+    let handler = shared.handler.clone();
+    let at_cap = move || handler.tcp_cap_refused();
+    accept_each(listener, shared, conns, serve, at_cap).await;
 }
 
 /// Accepts connections on `listener` until the server stops; past the cap

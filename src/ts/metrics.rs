@@ -79,6 +79,8 @@ pub struct TsMetrics {
     pub reloads_refused: AtomicU64,
     /// Zone transfers: shared with the transfers under way.
     pub xfr: Arc<XfrCounters>,
+    /// TCP connections closed right after `accept`: the connection cap was full.
+    pub tcp_cap_refused: AtomicU64,
 }
 
 /// The zone transfers' counters (`dnslb_ts_xfr_*`).

@@ -319,6 +319,12 @@ pub fn looks_like_health_probe(raw: &[u8]) -> bool {
 }
 
 impl Handler for TableServer {
+    fn tcp_cap_refused(&self) {
+        self.metrics
+            .tcp_cap_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn handle(&self, req: Request<'_>) -> Action {
         let f = self.settings.fault;
         if f.drop_ratio > 0.0 && rand::random::<f64>() < f.drop_ratio {

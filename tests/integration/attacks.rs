@@ -373,6 +373,75 @@ async fn under_a_1024_file_limit_idle_connections_leave_the_ls_its_own_sockets()
     );
 }
 
+/// Plain TCP connections refused at the cap, as the LS's /metrics at `m` counts them.
+async fn tcp_cap_refused(m: SocketAddr) -> f64 {
+    let e = parse_exposition(&crate::kit::http_get(m, "/metrics").await.body);
+    value(
+        &e,
+        "dnslb_tcp_connections_refused_total",
+        &[("reason", "cap")],
+    )
+}
+
+/// One query on the open connection `s`: whether [`NAME`] came back right.
+async fn tcp_query_on(s: &mut TcpStream) -> bool {
+    let q = kit::query(NAME, RecordType::A, None).to_vec().unwrap();
+    let work = async {
+        kit::write_frame(s, &q).await;
+        read_frame(s).await
+    };
+    let raw = tokio::time::timeout(LOADED_WAIT, work).await.ok().flatten();
+    raw.and_then(|r| Message::from_vec(&r).ok())
+        .is_some_and(|m| right(&m))
+}
+
+/// Under a file limit that makes the TCP cap small, connections up to the cap
+/// are served and none is counted as refused; the one past it is closed at
+/// once and `dnslb_tcp_connections_refused_total{reason="cap"}` reads 1.
+#[tokio::test]
+async fn a_plain_tcp_connection_past_the_cap_is_counted_on_metrics() {
+    let zones = ZoneDir::new();
+    let ts = kit::start_ts(kit::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
+    let ports = free_ports(2);
+    let (port, mport) = (ports[0], ports[1]);
+    let dir = ZoneDir::new();
+    let extra = format!("metrics = \"127.0.0.1:{mport}\"\n");
+    dir.write("config.toml", &ls_toml(port, &extra, ts.addr));
+    let ls = spawn_ls(dir.path(), port, right, Some("-n 100")).await;
+    let (addr, metrics) = (local(port), local(mport));
+    let cap = dnslb::server::fdlimit::cap_for(tcp_cap(), nofile_of(ls.pid()));
+    assert!(cap < 64, "the limit did not lower the cap: {cap}");
+    // The cap filled, each connection answered (so each holds its slot).
+    let mut held = Vec::with_capacity(cap);
+    for i in 0..cap {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        assert!(
+            tcp_query_on(&mut s).await,
+            "connection {i} of {cap} not served"
+        );
+        held.push(s);
+        assert_eq!(tcp_cap_refused(metrics).await, 0.0, "below the cap");
+    }
+    // Every one still open (a query each also restarts its idle timeout).
+    for (i, s) in held.iter_mut().enumerate() {
+        assert!(
+            tcp_query_on(s).await,
+            "connection {i} closed before the extra one"
+        );
+    }
+    // One more: closed at once, unanswered, and counted.
+    let mut extra = TcpStream::connect(addr).await.unwrap();
+    assert!(!tcp_query_on(&mut extra).await, "served past the cap {cap}");
+    let counted = poll_until_async(READY, Duration::from_millis(20), async || {
+        let n = tcp_cap_refused(metrics).await;
+        (n > 0.0).then_some(n)
+    })
+    .await;
+    assert_eq!(counted, Some(1.0), "refused at the cap {cap}");
+    drop((held, extra, ls));
+    ts.stop().await;
+}
+
 // ---------------------------------------------------------------------------
 // 2. Slowloris
 

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
@@ -22,8 +23,8 @@ use dnslb::server::ServerOptions;
 use dnslb::ts::TsSettings;
 
 use crate::kit::{
-    ANSWER_WAIT, TestTs, ZoneDir, a_addrs_sorted, delay_all, query, start_ts, start_ts_with, tcp,
-    tcp_recv, tcp_send, ts_settings, udp, udp_raw,
+    ANSWER_WAIT, TestTs, ZoneDir, a_addrs_sorted, delay_all, parse_exposition, query, start_ts,
+    start_ts_with, tcp, tcp_recv, tcp_send, ts_settings, udp, udp_raw, value,
 };
 
 /// A TTL no default uses, to prove the configured one is served.
@@ -1124,7 +1125,9 @@ async fn tcp_connection_cap_closes_the_extra_connection_at_once() {
         let m = Message::from_vec(&tcp_recv(c).await.expect("served")).unwrap();
         assert_google(&p, &m, TTL);
     }
-    // The third is closed at once (well before the 10 s idle timeout).
+    let refused = || f.ts.ts.metrics().tcp_cap_refused.load(Relaxed);
+    assert_eq!(refused(), 0, "none refused below the cap");
+    // The third is closed at once (well before the 10 s idle timeout), and counted.
     let started = Instant::now();
     let mut c3 = TcpStream::connect(f.addr()).await.unwrap();
     assert!(
@@ -1132,6 +1135,13 @@ async fn tcp_connection_cap_closes_the_extra_connection_at_once() {
         "third connection not closed"
     );
     assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(refused(), 1, "the third refused at the cap");
+    let e = parse_exposition(&dnslb::metrics::render_ts_prometheus(&f.ts.ts));
+    let want = [("reason", "cap")];
+    assert_eq!(
+        value(&e, "dnslb_ts_tcp_connections_refused_total", &want),
+        1.0
+    );
     // The two others still answer.
     for (i, c) in [&mut c1, &mut c2].into_iter().enumerate() {
         let p = probe(0x0c10 + i as u16);

@@ -492,6 +492,12 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
         e.sample("dnslb_shed_total", &[("reason", reason)], c.load(Relaxed));
     }
     e.sample("dnslb_shed_total", &[("reason", "socket")], m.shed_socket());
+    e.by_label(
+        "dnslb_tcp_connections_refused_total",
+        "New plain DNS over TCP connections closed right after accept, by reason (cap: the connection cap was full).",
+        "reason",
+        [("cap", &m.tcp_cap_refused)],
+    );
     e.reloads(
         "dnslb_reloads_total",
         "Reloads (SIGHUP) of the LS's [ls]: applied, or refused with the old config kept.",
