@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use hyper::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{HeaderMap, Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -450,10 +450,12 @@ pub(super) async fn answer<H: Handler>(
     }
 }
 
-/// The headers of a response carrying `answer`: its type and `Cache-Control`.
+/// The headers of a response carrying `answer`: its type, its length (as RFC 8484's
+/// examples show it; h2 adds none of its own) and `Cache-Control`.
 pub(super) fn reply_headers(headers: &mut HeaderMap, answer: &[u8]) {
-    headers.reserve(2);
+    headers.reserve(3);
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(DNS_MESSAGE));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(answer.len()));
     if let Some(age) = max_age(answer) {
         headers.insert(CACHE_CONTROL, cache_control(age));
     }
@@ -474,11 +476,17 @@ fn cache_control(age: u32) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("max-age=0"))
 }
 
-/// An empty response with `code`.
+/// An empty response with `code` (and `content-length: 0`, which hyper would add).
 fn status(code: StatusCode) -> hyper::Response<Full<Bytes>> {
     let mut r = hyper::Response::new(Full::new(Bytes::new()));
     *r.status_mut() = code;
+    empty_body(r.headers_mut());
     r
+}
+
+/// The headers of a response with no body: `content-length: 0`.
+pub(super) fn empty_body(headers: &mut HeaderMap) {
+    headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
 }
 
 #[cfg(test)]

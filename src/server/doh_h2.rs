@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 use super::doh::{
-    MAX_QUERY, MAX_STREAMS, Refusal, Site, answer, refused, reply_headers, wants_body,
+    MAX_QUERY, MAX_STREAMS, Refusal, Site, answer, empty_body, refused, reply_headers, wants_body,
 };
 use super::{Handler, Shared};
 
@@ -253,6 +253,7 @@ fn stream<'a, H: Handler>(
             Err(code) => {
                 let mut r = Response::new(());
                 *r.status_mut() = code;
+                empty_body(r.headers_mut());
                 respond.send_response(r, true).map(drop)
             }
         };

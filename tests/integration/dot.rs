@@ -625,6 +625,17 @@ pub(crate) fn curl(prog: &Path, dir: &Path, args: &[&str]) -> Curl {
     }
 }
 
+/// The one `content-length` of `headers` (lowercase, as [`curl`] keeps them); `None`
+/// when there is none, or more than one.
+pub(crate) fn content_length(headers: &str) -> Option<usize> {
+    let mut all = headers
+        .lines()
+        .filter_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().ok());
+    let first = all.next()??;
+    all.next().is_none().then_some(first)
+}
+
 /// Whether `body` is a DNS answer carrying 192.0.2.10.
 pub(crate) fn answers_ten(body: &[u8]) -> bool {
     Message::from_vec(body).is_ok_and(|m| {
@@ -688,6 +699,12 @@ async fn kdig_and_curl_get_the_answer_over_https() {
             "{}",
             got.headers
         );
+        assert_eq!(
+            content_length(&got.headers),
+            Some(got.body.len()),
+            "GET {version}: {}",
+            got.headers
+        );
         let posted = [
             version,
             "-H",
@@ -703,6 +720,12 @@ async fn kdig_and_curl_get_the_answer_over_https() {
             "POST {version}"
         );
         assert!(answers_ten(&got.body), "POST {version}");
+        assert_eq!(
+            content_length(&got.headers),
+            Some(got.body.len()),
+            "POST {version}: {}",
+            got.headers
+        );
     }
     // Each bad request gets its status: another path 404, a bad or missing
     // `dns` 400, another method 405, another media type 415, a body too large 413.
@@ -735,19 +758,30 @@ async fn kdig_and_curl_get_the_answer_over_https() {
             ],
         ),
     ];
-    for (want, args) in cases {
-        let mut all = tls.to_vec();
-        all.extend(args.iter().map(String::as_str));
-        let got = curl(&curl_bin, pki.path(), &all);
-        assert_eq!(got.code, want, "{args:?}");
+    // Over both versions, each with an empty body: `content-length: 0`.
+    for version in ["--http2", "--http1.1"] {
+        for (want, args) in &cases {
+            let mut all = tls.to_vec();
+            all.push(version);
+            all.extend(args.iter().map(String::as_str));
+            let got = curl(&curl_bin, pki.path(), &all);
+            assert_eq!(&got.code, want, "{version} {args:?}");
+            assert!(got.body.is_empty(), "{version} {args:?}");
+            assert_eq!(
+                content_length(&got.headers),
+                Some(0),
+                "{version} {args:?}: {}",
+                got.headers
+            );
+        }
     }
-    // Two kdig and four curl queries; six refusals.
+    // Two kdig and four curl queries; six refusals over each version.
     let text = ls.metrics();
     assert!(
         text.contains("dnslb_encrypted_queries_total{transport=\"https\"} 6\n"),
         "{text}"
     );
-    assert!(text.contains("dnslb_https_refused_total 6\n"), "{text}");
+    assert!(text.contains("dnslb_https_refused_total 12\n"), "{text}");
     ls.stop(Some(ts)).await;
 }
 
