@@ -1134,3 +1134,88 @@ async fn http2_frames_a_client_sends_do_not_write_a_log_line_each() {
         "{frames} PING frames from one client wrote {lines} log lines"
     );
 }
+
+// ---------------------------------------------------------------------------
+// 5. A POST body in pieces
+
+/// A DoH POST of `pieces` (one DATA frame each) on `client`, with a
+/// `content-length` of `declared` when given: the status and the body, or `None`
+/// when the stream was reset (or the connection failed).
+async fn h2_post(
+    client: &h2::client::SendRequest<hyper::body::Bytes>,
+    declared: Option<usize>,
+    pieces: &[&[u8]],
+) -> Option<(u16, Vec<u8>)> {
+    let mut req = hyper::Request::post(format!("http://{HOST}/dns-query"))
+        .header("content-type", "application/dns-message");
+    if let Some(n) = declared {
+        req = req.header("content-length", n);
+    }
+    let mut client = client.clone().ready().await.ok()?;
+    let (resp, mut send) = client.send_request(req.body(()).unwrap(), false).ok()?;
+    for (i, p) in pieces.iter().enumerate() {
+        let last = i + 1 == pieces.len();
+        // The server may answer (413) and reset before it has taken them all.
+        if send
+            .send_data(hyper::body::Bytes::copy_from_slice(p), last)
+            .is_err()
+        {
+            break;
+        }
+    }
+    let work = async {
+        let (head, mut body) = resp.await.ok()?.into_parts();
+        let mut got = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.ok()?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+            got.extend_from_slice(&chunk);
+        }
+        Some((head.status.as_u16(), got))
+    };
+    tokio::time::timeout(LOADED_WAIT, work).await.ok()?
+}
+
+/// A POST whose body comes in several DATA frames is answered, with or without
+/// a `content-length`; one longer than the largest query (65,535 bytes) is
+/// refused 413 either way, and one longer than it declared is not answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_post_body_in_pieces_is_answered_and_bounded() {
+    let ls = Ls::start(false).await;
+    let io = TcpStream::connect(ls.https).await.unwrap();
+    let (client, conn) = h2::client::handshake(io).await.unwrap();
+    let driver = tokio::spawn(conn);
+    let q = query(NAME, RecordType::A, None).to_vec().unwrap();
+    let thirds: Vec<&[u8]> = q.chunks(q.len().div_ceil(3)).collect();
+    assert_eq!(thirds.len(), 3);
+    for declared in [Some(q.len()), None] {
+        let got = h2_post(&client, declared, &thirds).await;
+        let (status, body) = got.unwrap_or_else(|| panic!("{declared:?}: no answer"));
+        assert_eq!(status, 200, "{declared:?}");
+        let m = Message::from_vec(&body).unwrap();
+        assert!(right(&m), "{declared:?}: {m:?}");
+    }
+    let big = vec![0u8; 70_000];
+    let pieces: Vec<&[u8]> = big.chunks(14_000).collect();
+    for declared in [Some(big.len()), None] {
+        let got = h2_post(&client, declared, &pieces).await;
+        assert_eq!(got.map(|(s, _)| s), Some(413), "{declared:?}");
+    }
+    // A body longer than its content-length: h2 resets the stream, or it is a 400.
+    let lying = h2_post(&client, Some(q.len() - 5), &thirds).await;
+    eprintln!(
+        "a body longer than declared: {:?}",
+        lying.as_ref().map(|(s, _)| s)
+    );
+    assert!(
+        lying.as_ref().is_none_or(|(s, _)| *s == 400),
+        "{:?}",
+        lying.map(|(s, _)| s)
+    );
+    // And the connection still answers.
+    let again = h2_post(&client, Some(q.len()), &thirds).await;
+    assert_eq!(again.map(|(s, _)| s), Some(200));
+    drop(client);
+    driver.abort();
+    ls.stop().await;
+}
