@@ -251,6 +251,14 @@ fn stream<'a, H: Handler>(
                     .and_then(|mut send| send.send_data(Bytes::from(dns), true))
             }
             Err(code) => {
+                // A body refused unread (a PUT, a POST on another path) is
+                // read first, within the same limits as a query's: answering
+                // before it ends resets the stream (NO_ERROR), and curl
+                // 7.x drops the status with it (exit 92). A body already
+                // read (too large, too slow) is not waited for again.
+                if !wants_body(&head, site) && !body.is_end_stream() {
+                    let _ = read_body(&mut body, shared.opts.tcp_idle_timeout).await;
+                }
                 let mut r = Response::new(());
                 *r.status_mut() = code;
                 empty_body(r.headers_mut());
