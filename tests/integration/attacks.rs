@@ -161,6 +161,35 @@ async fn spawn_ls(
     ls
 }
 
+/// A TS holding [`TABLE`] and `dnslb ls` in front of it with its /metrics
+/// listener, ready (see [`spawn_ls`]); the directories live as long as it.
+struct Metered {
+    ts: kit::TestTs,
+    ls: Proc,
+    addr: SocketAddr,
+    metrics: SocketAddr,
+    _dirs: (ZoneDir, ZoneDir),
+}
+
+/// [`Metered`], the LS started under `ulimit ARGS` if given.
+async fn metered_ls(ulimit: Option<&str>) -> Metered {
+    let zones = ZoneDir::new();
+    let ts = kit::start_ts(kit::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
+    let ports = free_ports(2);
+    let (port, mport) = (ports[0], ports[1]);
+    let dir = ZoneDir::new();
+    let extra = format!("metrics = \"127.0.0.1:{mport}\"\n");
+    dir.write("config.toml", &ls_toml(port, &extra, ts.addr));
+    let ls = spawn_ls(dir.path(), port, right, ulimit).await;
+    Metered {
+        ts,
+        ls,
+        addr: local(port),
+        metrics: local(mport),
+        _dirs: (zones, dir),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 1. Idle TCP connections
 
@@ -400,15 +429,13 @@ async fn tcp_query_on(s: &mut TcpStream) -> bool {
 /// once and `dnslb_tcp_connections_refused_total{reason="cap"}` reads 1.
 #[tokio::test]
 async fn a_plain_tcp_connection_past_the_cap_is_counted_on_metrics() {
-    let zones = ZoneDir::new();
-    let ts = kit::start_ts(kit::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
-    let ports = free_ports(2);
-    let (port, mport) = (ports[0], ports[1]);
-    let dir = ZoneDir::new();
-    let extra = format!("metrics = \"127.0.0.1:{mport}\"\n");
-    dir.write("config.toml", &ls_toml(port, &extra, ts.addr));
-    let ls = spawn_ls(dir.path(), port, right, Some("-n 100")).await;
-    let (addr, metrics) = (local(port), local(mport));
+    let Metered {
+        ts,
+        ls,
+        addr,
+        metrics,
+        _dirs,
+    } = metered_ls(Some("-n 100")).await;
     let cap = dnslb::server::fdlimit::cap_for(tcp_cap(), nofile_of(ls.pid()));
     assert!(cap < 64, "the limit did not lower the cap: {cap}");
     // The cap filled, each connection answered (so each holds its slot).
@@ -886,16 +913,13 @@ async fn every_query_a_full_socket_queue_drops_is_counted_as_shed() {
     let _heavy = HEAVY.lock().await;
     const FLOOD: usize = 40_000;
     const AFTER: usize = 20;
-    let zones = ZoneDir::new();
-    let ts = kit::start_ts(kit::ts_settings(vec![zones.write("t.txt", TABLE)])).await;
-    let ports = free_ports(2);
-    let (port, mport) = (ports[0], ports[1]);
-    let dir = ZoneDir::new();
-    let extra = format!("metrics = \"127.0.0.1:{mport}\"\n");
-    dir.write("config.toml", &ls_toml(port, &extra, ts.addr));
-    let mut ls = spawn_ls(dir.path(), port, right, None).await;
-    let addr = local(port);
-    let metrics = local(mport);
+    let Metered {
+        ts: _ts,
+        mut ls,
+        addr,
+        metrics,
+        _dirs,
+    } = metered_ls(None).await;
     let shed_before = shed_total(metrics).await;
 
     // A client whose own queue holds every answer the LS can send back.
