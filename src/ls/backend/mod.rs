@@ -283,13 +283,6 @@ impl InFlight {
         }
     }
 
-    /// Undoes [`InFlight::rescued`]: its own backend answered the client
-    /// after all (by another copy; a driver that learns the winner only
-    /// once the query ends, as [`WonBy`] tells the async one at settling).
-    pub fn answered_by_its_backend(&mut self) {
-        self.rescued = false;
-    }
-
     /// Ties it to its client query's [`WonBy`].
     #[must_use]
     pub fn for_query(mut self, won_by: Arc<WonBy>) -> Self {

@@ -36,18 +36,11 @@ pub(super) struct Attempt {
     pub(super) id: u16,
     /// Keeps the backend's `outstanding` until the answer or the deadline.
     pub(super) inflight: Option<InFlight>,
-}
-
-/// An attempt of a flight that the kernel refused to send, made a late
-/// entry at once: no loss of its backend if that backend wins the query by
-/// another copy (a re-ask), which is known only when the flight ends.
-pub(super) struct Refused {
-    /// Its late entry, and where its ID is (the entry is that one only
-    /// while it holds that ID).
-    pub(super) late: u32,
-    pub(super) sock: usize,
-    pub(super) id: u16,
-    pub(super) backend: usize,
+    /// The kernel refused to send it: no answer can come, its try has
+    /// ended for the flight; it stays here (its ID in use, its backend's
+    /// `outstanding` held) until the flight ends and retires it with the
+    /// others, as the async path's abandoned waiter ([`crate::ls::pool`]).
+    pub(super) refused: bool,
 }
 
 /// One client query in flight.
@@ -57,9 +50,6 @@ pub(super) struct Flight {
     pub(super) client: batch::Peer,
     pub(super) res: Resolution,
     pub(super) attempts: SmallVec<[Attempt; 4]>,
-    /// Its attempts the kernel refused to send, made late entries at once
-    /// (inline as many as `attempts`: no allocation up to four).
-    pub(super) refused: SmallVec<[Refused; 4]>,
     /// The winning response, or the negative one that may be passed on.
     pub(super) kept: Option<Vec<u8>>,
     pub(super) arrived: std::time::Instant,

@@ -14,7 +14,7 @@ use smallvec::SmallVec;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::flight::{Attempt, Flight, Late, Refused, TimerFor};
+use super::flight::{Attempt, Flight, Late, TimerFor};
 use super::worker::{self, Worker};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::ls::balancer::Admission;
@@ -79,7 +79,6 @@ impl Worker {
                     client: src,
                     res,
                     attempts: SmallVec::new(),
-                    refused: SmallVec::new(),
                     kept: None,
                     arrived: std::time::Instant::now(),
                     timer_at: None,
@@ -124,14 +123,6 @@ impl Worker {
                     let route = f.state.route(&f.job);
                     for a in f.attempts.drain(..) {
                         self.retire(a, route, f.res.deadline(), now, winner);
-                    }
-                    for r in f.refused.drain(..) {
-                        if winner == Some(r.backend)
-                            && let Some(l) = self.late.get_mut(r.late)
-                            && (l.sock, l.id) == (r.sock, r.id)
-                        {
-                            l.entry.its_backend_answered();
-                        }
                     }
                     let answered = reply::Answered {
                         backend: end.backend(),
@@ -190,6 +181,7 @@ impl Worker {
             sock,
             id,
             inflight: Some(b.begin()),
+            refused: false,
         });
         true
     }
@@ -200,7 +192,7 @@ impl Worker {
     /// backend answered the client (`winner`: a re-ask's lost twin).
     fn retire(
         &mut self,
-        a: Attempt,
+        mut a: Attempt,
         route: &Route,
         deadline: Instant,
         now: Instant,
@@ -208,29 +200,23 @@ impl Worker {
     ) {
         let addr = route.backends.get(a.backend).map(|b| b.addr);
         let Some(addr) = addr else { return };
-        let answered = winner == Some(a.backend);
-        let hedge_pct = route.adaptive_hedge_pct();
-        self.retire_to(a, addr, hedge_pct, deadline, now, answered);
-    }
-
-    /// [`Worker::retire`] with its backend's address and hedge percentile
-    /// looked up: the late entry ([`ids::Late::abandoned`]), its ID and timer.
-    fn retire_to(
-        &mut self,
-        mut a: Attempt,
-        addr: SocketAddr,
-        hedge_pct: Option<f64>,
-        deadline: Instant,
-        now: Instant,
-        its_backend_answered: bool,
-    ) -> u32 {
+        // A refused try was given up when the kernel refused it, before the
+        // deadline however late the flight ends: still silent at the
+        // deadline (it always is), a loss of its backend, unless that
+        // backend won by another copy (a re-ask's twin).
+        if a.refused
+            && winner != Some(a.backend)
+            && let Some(f) = a.inflight.as_mut()
+        {
+            f.rescued();
+        }
         let entry = ids::Late::abandoned(
             addr,
             a.inflight.take(),
             deadline,
-            hedge_pct,
+            route.adaptive_hedge_pct(),
             now,
-            its_backend_answered,
+            winner == Some(a.backend),
         );
         let (sock, id, at) = (a.sock, a.id, deadline.max(now));
         let li = self.late.insert(Late {
@@ -243,23 +229,19 @@ impl Worker {
             u.ids.set(id, IdUse::Late(li));
         }
         self.timers.push(Reverse((at, TimerFor::Late(li))));
-        li
     }
 
     /// The upstream query `id` on socket `sock` that the kernel refused to
-    /// send at `now`: its try ends at once, as a refused send ends one on
-    /// the async path ([`crate::ls::pool`]: the exchange fails, its waiter
-    /// is abandoned). Its flight hears `Failed` for its backend (the next
-    /// backend is asked at once, or the client answered when none is
-    /// left), and the attempt becomes a late entry abandoned before its
-    /// deadline by a driver that does not know who answered: its ID stays
-    /// in use and its backend keeps it in flight until the deadline, where
-    /// it is a loss of the backend (a timeout, and a health loss), as a
-    /// refused send is charged there — unless that backend wins the query
-    /// by another copy (a re-ask), which the flight's end tells it
-    /// ([`Refused`]), as the async path's `WonBy` does. An ID no flight
-    /// waits for (its flight ended first: already a late entry) is left as
-    /// it is.
+    /// send: its try ends at once, as a refused send ends one on the async
+    /// path ([`crate::ls::pool`]: the exchange fails, its waiter is
+    /// abandoned). Its flight hears `Failed` for its backend (the next
+    /// backend is asked at once, or the client answered when none is left);
+    /// the attempt stays marked in the flight until the flight ends and
+    /// retires it as a late entry: in flight until the deadline, then a
+    /// loss of its backend (a timeout, and a health loss), as a refused
+    /// send is charged there, unless that backend won the query by another
+    /// copy (a re-ask; the async path's `WonBy`). An ID no flight waits for
+    /// (its flight ended first: already a late entry) is left as it is.
     pub(super) fn on_refused(&mut self, sock: usize, id: u16, now: Instant) {
         let Some(IdUse::Flight(idx)) = self.ups.get(sock).map(|u| u.ids.get(id)) else {
             return;
@@ -267,34 +249,15 @@ impl Worker {
         let Some(f) = self.flights.get_mut(idx) else {
             return;
         };
-        let Some(pos) = f.attempts.iter().position(|a| a.sock == sock && a.id == id) else {
+        let Some(a) = f
+            .attempts
+            .iter_mut()
+            .find(|a| a.sock == sock && a.id == id && !a.refused)
+        else {
             return;
         };
-        let a = f.attempts.remove(pos);
-        let route = f.state.route(&f.job);
-        let addr = route.backends.get(a.backend).map(|b| b.addr);
-        let (hedge_pct, deadline) = (route.adaptive_hedge_pct(), f.res.deadline());
+        a.refused = true;
         f.res.on_outcome(a.backend, Verdict::Failed);
-        let backend = a.backend;
-        match addr {
-            Some(addr) => {
-                let late = self.retire_to(a, addr, hedge_pct, deadline, now, false);
-                if let Some(f) = self.flights.get_mut(idx) {
-                    f.refused.push(Refused {
-                        late,
-                        backend,
-                        sock,
-                        id,
-                    });
-                }
-            }
-            // Not in its route (cannot be: attempts name its backends).
-            None => {
-                if let Some(u) = self.ups.get_mut(sock) {
-                    u.ids.set(id, IdUse::Free);
-                }
-            }
-        }
         self.drive(idx, now);
     }
 
@@ -336,7 +299,7 @@ impl Worker {
         let pos = f
             .attempts
             .iter()
-            .position(|a| a.sock == sock && a.id == h.id)
+            .position(|a| a.sock == sock && a.id == h.id && !a.refused)
             .ok_or(Reject::WrongId)?;
         let backend = f.attempts.get(pos).map_or(usize::MAX, |a| a.backend);
         let Some(addr) = f.state.route(&f.job).backends.get(backend).map(|b| b.addr) else {

@@ -467,8 +467,8 @@ mod tests {
     /// asked in the same flush (not at the hedge delay or the per-try
     /// timeout, and not as a hedge). The refused try is charged as on the
     /// async path: in flight until the deadline, then one timeout (not a
-    /// second one when the query itself times out), its ID held by a late
-    /// entry until then.
+    /// second one when the query itself times out), its ID held by its
+    /// flight, then by a late entry, until then.
     #[tokio::test]
     async fn a_refused_query_asks_the_next_backend_at_once_and_is_charged_at_the_deadline() {
         for strategy in [Strategy::Hedge, Strategy::Sequential, Strategy::Race] {
@@ -484,30 +484,31 @@ mod tests {
             );
             w.flush().await;
             assert_eq!(w.flights.len, 1, "{strategy}: still waits for b1");
-            assert_eq!(w.late.len, 1, "{strategy}: the refused try is late");
+            assert_eq!(w.late.len, 0, "{strategy}: retired when the flight ends");
             assert_eq!(
                 counts(&w),
                 [(1, 0, 0, 1), (1, 0, 0, 1)],
                 "{strategy}: b1 asked at once; b0 in flight until the deadline"
             );
             assert_eq!(w.balancer.metrics.hedges.load(Relaxed), 0, "{strategy}");
+            let f = w.flights.get(0).unwrap();
+            let tries: Vec<_> = f.attempts.iter().map(|a| (a.backend, a.refused)).collect();
+            assert_eq!(
+                tries,
+                [(0, true), (1, false)],
+                "{strategy}: b0's try refused, the one left is b1's"
+            );
             let held = w
-                .late
-                .get(0)
-                .map(|l| w.ups.get(l.sock).map(|u| u.ids.get(l.id)));
+                .ups
+                .get(f.attempts[0].sock)
+                .map(|u| u.ids.get(f.attempts[0].id));
             assert_eq!(
                 held,
-                Some(Some(IdUse::Late(0))),
-                "{strategy}: the refused ID stays in use, held by its late entry"
-            );
-            assert!(
-                w.flights
-                    .get(0)
-                    .is_some_and(|f| f.attempts.len() == 1 && f.attempts[0].backend == 1),
-                "{strategy}: the flight's one try left is b1's"
+                Some(IdUse::Flight(0)),
+                "{strategy}: the refused ID stays in use, held by its flight"
             );
             expire_all(&mut w);
-            // b0: one loss (its late entry); b1: the query's timeout.
+            // b0: one loss (its refused try); b1: the query's timeout.
             assert_eq!(
                 counts(&w),
                 [(1, 1, 0, 0), (1, 1, 0, 0)],
@@ -584,10 +585,12 @@ mod tests {
             out.clear();
         }
         w.on_refused(sock, id, t0 + Duration::from_millis(8_100));
+        let f = w.flights.get(0).unwrap();
+        let tries: Vec<_> = f.attempts.iter().map(|a| a.refused).collect();
         assert_eq!(
-            (w.flights.len, w.late.len),
-            (1, 1),
-            "the first copy still waited for"
+            (w.flights.len, w.late.len, tries),
+            (1, 0, vec![false, true]),
+            "the first copy still waited for, the re-ask refused"
         );
         // The first copy's answer wins.
         first[2] |= 0x80;
