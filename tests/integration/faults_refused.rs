@@ -79,6 +79,18 @@ async fn counters(m: &TestMetrics, name: &str) -> [f64; 6] {
     .map(|family| value(&e, family, &want))
 }
 
+/// After `n` queries with the refused backend tried first, each answered by
+/// the TS: the refused backend sent `n`, each in flight until the deadline
+/// (no timeout yet, no error); the TS sent, answered and won `n`.
+async fn assert_charged(m: &TestMetrics, n: f64, what: &str) {
+    assert_eq!(
+        counters(m, "refused").await,
+        [n, 0.0, 0.0, 0.0, 0.0, n],
+        "{what}"
+    );
+    assert_eq!(counters(m, "ts").await, [n, n, n, 0.0, 0.0, 0.0], "{what}");
+}
+
 /// `www.example. A` over TCP, within [`WAIT`].
 async fn over_tcp(addr: SocketAddr, q: &Message) -> Message {
     tokio::time::timeout(WAIT, kit::tcp(addr, q))
@@ -101,19 +113,9 @@ async fn a_refused_backend_is_skipped_at_once_over_udp_as_over_tcp() {
             .unwrap_or_else(|| panic!("{strategy}: no answer over udp before the hedge delay"));
         assert_eq!(a.response_code, ResponseCode::NoError, "{strategy}");
         assert_eq!(a_addrs(&a), [Ipv4Addr::new(192, 0, 2, 10)], "{strategy}");
-        // The refused backend: sent, in flight until the deadline, no
-        // timeout yet, no error; the TS answered and won. No hedge: the
-        // TS was asked because the first try failed, not by the timer.
-        assert_eq!(
-            counters(&m, "refused").await,
-            [1.0, 0.0, 0.0, 0.0, 0.0, 1.0],
-            "{strategy}: udp"
-        );
-        assert_eq!(
-            counters(&m, "ts").await,
-            [1.0, 1.0, 1.0, 0.0, 0.0, 0.0],
-            "{strategy}: udp"
-        );
+        // No hedge: the TS was asked because the first try failed, not by
+        // the timer.
+        assert_charged(&m, 1.0, &format!("{strategy}: udp")).await;
         let hedges = ls
             .balancer
             .metrics()
@@ -124,16 +126,7 @@ async fn a_refused_backend_is_skipped_at_once_over_udp_as_over_tcp() {
         // TCP: the async path, charged the same way.
         let a = over_tcp(ls.addr, &q).await;
         assert_eq!(a_addrs(&a), [Ipv4Addr::new(192, 0, 2, 10)], "{strategy}");
-        assert_eq!(
-            counters(&m, "refused").await,
-            [2.0, 0.0, 0.0, 0.0, 0.0, 2.0],
-            "{strategy}: udp then tcp"
-        );
-        assert_eq!(
-            counters(&m, "ts").await,
-            [2.0, 2.0, 2.0, 0.0, 0.0, 0.0],
-            "{strategy}: udp then tcp"
-        );
+        assert_charged(&m, 2.0, &format!("{strategy}: udp then tcp")).await;
         m.stop().await;
         ls.stop().await;
     }
