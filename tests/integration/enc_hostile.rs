@@ -1219,3 +1219,36 @@ async fn an_http2_post_body_in_pieces_is_answered_and_bounded() {
     driver.abort();
     ls.stop().await;
 }
+
+/// A request refused while its body is still to come (a PUT, a POST to
+/// another path) gets its status once the body is in, not before: answered
+/// first, the stream is reset (`RST_STREAM NO_ERROR`) and curl 7.x drops
+/// the status. Half a second without an answer to the headers alone (a slow
+/// machine can only make this pass, never fail, without the wait).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_is_answered_once_its_body_is_in() {
+    let ls = Ls::start(false).await;
+    let io = TcpStream::connect(ls.https).await.unwrap();
+    let (client, conn) = h2::client::handshake(io).await.unwrap();
+    let driver = tokio::spawn(conn);
+    for (method, path, want) in [("PUT", "/dns-query", 405), ("POST", "/nope", 404)] {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{HOST}{path}"))
+            .header("content-type", "application/dns-message")
+            .body(())
+            .unwrap();
+        let mut c = client.clone().ready().await.unwrap();
+        let (mut resp, mut send) = c.send_request(req, false).unwrap();
+        let early = tokio::time::timeout(Duration::from_millis(500), &mut resp).await;
+        assert!(early.is_err(), "{method} {path}: answered before its body");
+        send.send_data(hyper::body::Bytes::from_static(b"\0\0"), true)
+            .unwrap();
+        let head = tokio::time::timeout(LOADED_WAIT, resp)
+            .await
+            .expect("answered once the body is in")
+            .unwrap();
+        assert_eq!(head.status().as_u16(), want, "{method} {path}");
+    }
+    driver.abort();
+}
