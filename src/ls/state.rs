@@ -409,6 +409,10 @@ impl Pacing for Route {
         self.policy.try_timeout
     }
 
+    fn reask_after(&self, i: usize) -> Duration {
+        self.hedge_delay(i)
+    }
+
     fn take_hedge_token(&self) -> bool {
         self.hedge_allowed()
     }
@@ -599,8 +603,12 @@ impl LsState {
     }
 
     /// A new query's resolution on its route: its candidates in order, its
-    /// deadline its route's `timeout_ms` from `now`.
+    /// deadline its route's `timeout_ms` from `now`. The query goes
+    /// upstream (the cache missed): it earns the hedge budget its share (a
+    /// cache hit earns nothing, so the budget is a share of what the
+    /// backends are sent, not of what clients ask).
     pub(crate) fn resolution(&self, job: &Job, now: tokio::time::Instant) -> Resolution {
+        self.budget.earn();
         self.route(job).resolution(job, now)
     }
 }
