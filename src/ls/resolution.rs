@@ -11,8 +11,9 @@
 //!
 //! Re-asks (every strategy): once every candidate has been asked, a
 //! backend still silent is asked again, with a fresh ID, while time
-//! remains: first one hedge delay (its high latency percentile) after the
-//! last launch, then at growing gaps after its own last copy, at most
+//! remains: first one hedge delay (its high latency percentile; under
+//! `sequential`, `try_timeout_ms`) after the last launch, then at growing
+//! gaps after its own last copy, at most
 //! [`REASK_MAX`] times per query ([`reask_due`]). All copies stay open;
 //! any answer wins. Silence has two causes the LS cannot tell apart at
 //! once: a lost datagram (answered by the first re-ask, milliseconds
@@ -27,15 +28,22 @@
 //! the supervisor does not see (a TS under systemd, a remote NSD), and for
 //! loss; and it needs no channel between processes. The growing gaps keep
 //! a backend that is down for good from being sent more than five copies
-//! of a query, and the budget bounds them all together.
+//! of a query, and the budget bounds them all together. Under `sequential`
+//! the first re-ask waits `try_timeout_ms`, as a move to the next backend
+//! does; and no re-ask comes before twice the backend's measured latency
+//! (the route's [`Pacing::reask_after`]): a backend that answers, slowly,
+//! is not asked twice.
 //!
 //! Every re-ask takes a token of the hedge budget: re-asking the *same*
 //! backend is extra load exactly like a hedge, so a backend that is only
 //! slow (slower than its delay, or than `try_timeout_ms`) is not sent every
 //! query twice when the budget is spent (with `hedge_budget_pct = 0`,
-//! never). A re-ask the budget refuses is not sent and its turn in the
-//! schedule is spent. What stays free of the budget: moving on to a
-//! backend *not yet asked* (failover at `try_timeout_ms` when the budget
+//! never); once the budget refuses a re-ask, the query gets no more (an
+//! answer or the deadline ends it). Over TCP (a TCP client's ANY, which the
+//! async driver sends its backends over TCP only) nothing is re-asked:
+//! no datagram is lost there, and a stalled connection is the TCP pool's
+//! to retire. What stays free of the budget: moving on to a backend *not
+//! yet asked* (failover at `try_timeout_ms` when the budget
 //! refused a hedge, or at once after a negative or failed answer).
 use std::time::Duration;
 
@@ -177,7 +185,7 @@ pub fn settle(t: &Tally, timed_out: bool) -> Settled {
 
 /// Re-asks of one backend per query at most: with the default deadline
 /// (1.5 s) and a warm LS's 2 ms delay they go at 2, 102, 302 and 702 ms
-/// after its first copy.
+/// after its first copy; under `sequential` (500 ms) at 500 and 1,000 ms.
 pub const REASK_MAX: u8 = 4;
 /// The least gap before a second re-ask, doubled for each one after it: a
 /// backend silent past its first re-ask is not losing one datagram but
@@ -189,10 +197,11 @@ pub const REASK_STEP: Duration = Duration::from_millis(100);
 const REASK_GAP_MAX: Duration = Duration::from_secs(3600);
 
 /// When a silent backend's re-ask number `k` (0: the first) is due (pure):
-/// its first one `after` (its hedge delay) past the last launch to any
-/// backend; each later one `max(after * 2^k, REASK_STEP * 2^(k-1))` past
-/// its own last copy `sent`, and never sooner than `after` past the last
-/// launch (re-asks of several backends are spaced, not sent in a burst).
+/// its first one `after` (its hedge delay; `try_timeout_ms` under
+/// `sequential`) past the last launch to any backend; each later one
+/// `max(after, REASK_STEP * 2^(k-1))` past its own last copy `sent`, and
+/// never sooner than `after` past the last launch (re-asks of several
+/// backends are spaced, not sent in a burst).
 pub fn reask_due(after: Duration, k: u8, sent: Instant, last_launch: Instant) -> Instant {
     let spaced = last_launch + after;
     if k == 0 {
@@ -200,7 +209,6 @@ pub fn reask_due(after: Duration, k: u8, sent: Instant, last_launch: Instant) ->
     }
     let shift = u32::from(k.min(16));
     let grown = after
-        .saturating_mul(1 << shift)
         .max(REASK_STEP.saturating_mul(1 << (shift - 1)))
         .min(REASK_GAP_MAX);
     (sent + grown).max(spaced)
@@ -290,6 +298,9 @@ pub struct Resolution {
     /// refused included), and when it was last sent a copy.
     reasks: SmallVec<[u8; INLINE]>,
     sent_at: SmallVec<[Instant; INLINE]>,
+    /// No (more) re-asks: the budget refused one, or the driver asks the
+    /// backends over TCP only ([`Resolution::without_reasks`]).
+    reasks_off: bool,
     tally: Tally,
     deadline: Instant,
     next_at: Option<Instant>,
@@ -321,6 +332,7 @@ impl Resolution {
             pending: SmallVec::new(),
             reasks: SmallVec::new(),
             sent_at: SmallVec::new(),
+            reasks_off: false,
             tally: Tally {
                 backends,
                 ..Tally::default()
@@ -332,6 +344,14 @@ impl Resolution {
             launch_now: true,
             end: None,
         }
+    }
+
+    /// No backend is asked twice: for a query the driver sends its backends
+    /// over TCP only (a TCP client's ANY), where no datagram is lost and a
+    /// stalled connection is the TCP pool's to retire; a re-ask would only
+    /// load a slow backend.
+    pub fn without_reasks(&mut self) {
+        self.reasks_off = true;
     }
 
     /// When the query ends at the latest.
@@ -387,9 +407,13 @@ impl Resolution {
 
     /// Everyone asked, someone silent: re-asks the unanswered backend
     /// whose next re-ask is due first ([`reask_due`]), under every
-    /// strategy, each re-ask with a budget token; a re-ask the budget
-    /// refuses is not sent, and its turn in the schedule is spent.
+    /// strategy, each re-ask with a budget token; once the budget refuses
+    /// one, none is sent for this query.
     fn reask(&mut self, now: Instant, pacing: &impl Pacing) -> Step {
+        if self.reasks_off {
+            self.next_at = None;
+            return Step::Wait;
+        }
         let last_launch = self.last_launch;
         let target = self
             .candidates
@@ -400,10 +424,11 @@ impl Resolution {
             .filter(|(_, ((_, o), (k, _)))| o.is_none() && **k < REASK_MAX)
             .map(|(pos, ((&c, _), (&k, &sent)))| {
                 let due = reask_due(pacing.reask_after(c), k, sent, last_launch);
-                (due, pos, c)
+                (due, k, pos, c)
             })
-            .min_by_key(|&(due, pos, _)| (due, pos));
-        let Some((due, pos, backend)) = target else {
+            // The earliest due; at a tie, the one asked again least often.
+            .min_by_key(|&(due, k, pos, _)| (due, k, pos));
+        let Some((due, _, pos, backend)) = target else {
             self.next_at = None;
             return Step::Wait;
         };
@@ -415,10 +440,12 @@ impl Resolution {
             *k = k.saturating_add(1);
         }
         if !pacing.take_hedge_token() {
-            // No budget: this re-ask is not sent (the load of a backend
-            // that is only slow is not doubled); the next one in the
-            // schedule may find a token.
-            return self.reask(now, pacing);
+            // No budget: no re-ask is sent for this query (the load of a
+            // backend that is only slow is not doubled); an answer or the
+            // deadline ends it.
+            self.reasks_off = true;
+            self.next_at = None;
+            return Step::Wait;
         }
         if let Some(p) = self.pending.get_mut(pos) {
             *p = p.saturating_add(1);
@@ -939,8 +966,9 @@ mod tests {
         assert_eq!(reask_due(2 * MS, 1, t0, t0), t0 + 100 * MS);
         assert_eq!(reask_due(2 * MS, 2, t0, t0), t0 + 200 * MS);
         assert_eq!(reask_due(2 * MS, 3, t0, t0), t0 + 400 * MS);
-        // ... or its own delay doubled, when that is longer...
-        assert_eq!(reask_due(200 * MS, 1, t0, t0), t0 + 400 * MS);
+        // ... or its own delay, when that is longer...
+        assert_eq!(reask_due(200 * MS, 1, t0, t0), t0 + 200 * MS);
+        assert_eq!(reask_due(500 * MS, 2, t0, t0), t0 + 500 * MS);
         // ... and never within its delay of another launch.
         assert_eq!(reask_due(2 * MS, 1, t0, t0 + 99 * MS), t0 + 101 * MS);
         assert!(reask_due(MS, 200, t0, t0) <= t0 + REASK_GAP_MAX);
@@ -1012,8 +1040,8 @@ mod tests {
             assert_eq!(backends, [0, 1], "{strategy:?}: each once");
             assert_eq!(
                 p.refused.get(),
-                u32::from(REASK_MAX) * 2 + u32::from(strategy == Strategy::Hedge),
-                "{strategy:?}: every re-ask refused (and the hedge)"
+                1 + u32::from(strategy == Strategy::Hedge),
+                "{strategy:?}: the first re-ask refused, no more tried (and the hedge)"
             );
             assert_eq!(
                 r.poll(t0 + 1500 * MS, &p),

@@ -410,7 +410,17 @@ impl Pacing for Route {
     }
 
     fn reask_after(&self, i: usize) -> Duration {
-        self.hedge_delay(i)
+        // Sequential waits its per-try timeout; race has no spacing of its
+        // own and re-asks at the hedge delay, as hedge does. Never before
+        // twice the backend's measured latency (its moving average, fed by
+        // answers only): a copy to a backend that answers, slowly, is not
+        // lost yet, and a re-ask would only add to its load.
+        let base = self.spacing(i).unwrap_or_else(|| self.hedge_delay(i));
+        let typical = self
+            .backends
+            .get(i)
+            .map_or(0, |b| b.stats.latency_us.load(Relaxed));
+        base.max(Duration::from_micros(typical.saturating_mul(2)))
     }
 
     fn take_hedge_token(&self) -> bool {

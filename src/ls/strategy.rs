@@ -86,8 +86,7 @@ async fn exchange(
         .mark
         .stamp(&mut query, job.question_end, b.speaks_edns());
     let question = job.question();
-    let any = question.len() >= 4 && question[question.len() - 4..question.len() - 2] == [0, 255];
-    if any && job.transport == Transport::Tcp {
+    if tcp_only(job) {
         return over_tcp(state, b, query, question, deadline, won_by).await;
     }
     let resp = state
@@ -157,10 +156,21 @@ fn settle_at(answered: bool, now: Instant, deadline: Instant) -> Instant {
     if answered { now } else { now.max(deadline) }
 }
 
+/// Whether `job` goes to its backends over TCP only: a TCP client's ANY
+/// ([`attempt`]).
+fn tcp_only(job: &Job) -> bool {
+    let question = job.question();
+    let any = question.len() >= 4 && question[question.len() - 4..question.len() - 2] == [0, 255];
+    any && job.transport == Transport::Tcp
+}
+
 /// Drives one client query to its reply.
 pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answered) {
     let log = job.log.take();
     let mut res = state.resolution(&job, Instant::now());
+    if tcp_only(&job) {
+        res.without_reasks();
+    }
     let deadline = res.deadline();
     let job = Arc::new(job);
     let won_by = Arc::new(WonBy::default());
