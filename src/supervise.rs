@@ -216,8 +216,8 @@ impl Supervisor {
     }
 
     /// Forwards `sig` to every running child. Delivery is asynchronous (each
-    /// child's task sends it); a child that is between restarts gets nothing,
-    /// as its next start reads the current files anyway.
+    /// child's task sends it); a child that is between restarts is started
+    /// at once instead (its start reads the current files).
     pub fn signal_all(&self, sig: SupervisorSignal) {
         for slot in &self.slots {
             // Full: a signal of the same kind is already pending. Closed: the
@@ -492,16 +492,21 @@ impl ChildTask {
         cmd
     }
 
-    /// Sleeps `delay` between runs, dropping signals meant for a child that
-    /// is not there. Returns false when the supervisor is stopping.
+    /// Sleeps `delay` between runs. A SIGHUP meant for the child that is
+    /// not there ends the wait at once: the operator has fixed what made it
+    /// fail (a zone file, a port), and its names should not wait out a
+    /// backoff of up to `max` for it (its failure count is kept: failing
+    /// again, it backs off longer). Returns false when the supervisor is
+    /// stopping.
     async fn wait_backoff(&mut self, delay: Duration) -> bool {
         let sleep = tokio::time::sleep(delay);
         tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                () = self.stop.cancelled() => return false,
-                () = &mut sleep => return true,
-                Some(_) = self.signals.recv() => {}
+        tokio::select! {
+            () = self.stop.cancelled() => false,
+            () = &mut sleep => true,
+            Some(SupervisorSignal::Hup) = self.signals.recv() => {
+                info!(ts = %self.spec.name, "reload: restarting the table server now, not after its backoff");
+                true
             }
         }
     }
@@ -760,6 +765,45 @@ mod tests {
         let restarts = sup.restarts()[0].1;
         // 20 + 40 + 80 + 100 * k within 1 s: about 11 restarts, not hundreds.
         assert!((4..=14).contains(&restarts), "{restarts} restarts in 1 s");
+        sup.shutdown(Duration::from_secs(1)).await;
+    }
+
+    /// A child in its backoff (here a long one, after failing at start) is
+    /// started at once by a SIGHUP: the fix an operator reloads for is not
+    /// held back for up to `max`.
+    #[tokio::test]
+    async fn hup_restarts_a_child_in_its_backoff_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = dir.path().join("runs");
+        // Appends a line per run, then fails at once.
+        let code = format!(
+            "import sys\nopen({:?}, 'a').write('run\\n')\nsys.exit(1)\n",
+            runs.display().to_string()
+        );
+        let sup = Supervisor::start(
+            vec![spec("ts1", "python3", &["-c", &code])],
+            backoff(60_000, 60_000),
+            CancellationToken::new(),
+        );
+        let count = || {
+            std::fs::read_to_string(&runs)
+                .map(|s| s.lines().count())
+                .unwrap_or(0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while count() < 1 || sup.restarts()[0].1 < 1 {
+            assert!(Instant::now() < deadline, "the child never ran");
+            tokio::time::sleep(ms(20)).await;
+        }
+        // In a 60 s backoff now; a SIGHUP starts it again at once.
+        sup.signal_all(SupervisorSignal::Hup);
+        while count() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "not restarted by the SIGHUP (waiting out its 60 s backoff)"
+            );
+            tokio::time::sleep(ms(20)).await;
+        }
         sup.shutdown(Duration::from_secs(1)).await;
     }
 

@@ -226,7 +226,6 @@ impl Balancer {
         if let Some(pool) = &state.route_at(route).counters {
             pool.queries.fetch_add(1, Relaxed);
         }
-        state.budget.earn();
         self.trigger.on_query(count, state.health.every_queries);
         let name_end = question_end.saturating_sub(4);
         let name_hash = order::name_hash(req.raw.get(HEADER_LEN..name_end).unwrap_or_default());

@@ -23,9 +23,9 @@
 //! until [`LATE_GRACE`] past its deadline, so its answer is counted `late`
 //! rather than as a forgery. One sweeper task per pool wakes every
 //! [`LATE_CHECK`], whatever the traffic, and settles the late queries that
-//! reached their deadline: their backend's in-flight count is released and
-//! their latency sample is the time they waited, capped at the deadline
-//! (not the time the sweep happened to run).
+//! reached their deadline: their backend's in-flight count is released (no
+//! latency sample: no answer came; a timeout is counted as one, not as a
+//! latency).
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -449,8 +449,8 @@ mod tests {
 
     /// The steady tick, over real sockets: queries abandoned on sockets that
     /// keep receiving datagrams (every 10 ms, well under [`LATE_CHECK`]) are
-    /// still settled soon after their deadline, each with a sample capped at
-    /// the deadline. A timer reset by every datagram would never fire here.
+    /// still settled soon after their deadline (without a latency sample:
+    /// no answer came). A timer reset by every datagram would never fire here.
     #[tokio::test]
     async fn late_queries_expire_on_a_steady_tick_however_busy_their_socket() {
         const QUERIES: usize = 8;
@@ -502,11 +502,9 @@ mod tests {
         );
         let settled_at = settled_at.expect("abandoned queries settled while traffic flowed");
         assert!(settled_at >= DEADLINE, "settled at {settled_at:?}");
-        // Each sample is the time waited up to the deadline, not the time of the sweep.
-        let lat = b.stats.latency.snapshot();
-        assert_eq!(lat.count, QUERIES as u64);
-        assert!(b.stats.latency_us.load(Relaxed) <= 300_000);
-        assert!(lat.sum_us <= QUERIES as u64 * 300_000);
+        // A timeout is not a latency: nothing recorded.
+        assert_eq!(b.stats.latency.snapshot().count, 0);
+        assert_eq!(b.stats.latency_us.load(Relaxed), 0);
         // Still remembered for their grace period (a late answer is `late`, not forged).
         assert_eq!(pool.late_entries().total, QUERIES);
         assert_eq!(drops.late.load(Relaxed), 0);

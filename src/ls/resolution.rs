@@ -9,16 +9,42 @@
 //! latest at [`Resolution::next_wakeup`]. [`Step::Done`] says how the query
 //! ends.
 //!
-//! Re-asks: under `hedge`, once every candidate has been asked, a query
-//! still unanswered one more delay after the last launch (the hedge delay
-//! of the backend re-asked) is asked again of the unanswered backend with
-//! the shortest delay (the best latency), at most once per backend per
-//! query: a lost datagram is not waited out to the deadline. Both attempts
-//! stay open; either answer wins. A re-ask is a hedge: it takes a budget
-//! token; when the budget refuses, it waits for the per-try timeout, as a
-//! failover does. `sequential` asks one backend at a time and never twice
-//! (a re-ask there would double the load on a backend that is only slow,
-//! with no budget to bound it); `race` is one round.
+//! Re-asks (every strategy): once every candidate has been asked, a
+//! backend still silent is asked again, with a fresh ID, while time
+//! remains: first one hedge delay (its high latency percentile; under
+//! `sequential`, `try_timeout_ms`) after the last launch, then at growing
+//! gaps after its own last copy, at most
+//! [`REASK_MAX`] times per query ([`reask_due`]). All copies stay open;
+//! any answer wins. Silence has two causes the LS cannot tell apart at
+//! once: a lost datagram (answered by the first re-ask, milliseconds
+//! later) and a backend restarting or stalled for a moment (a `kill -9`
+//! of a `dnslb ts` under `dnslb up` is back in about 0.3 s: the later,
+//! spread-out re-asks at ~100, 300 and 700 ms reach it inside the default
+//! 1.5 s deadline). Either way a name that exists is not answered "no such
+//! name" while time remained to ask again.
+//!
+//! Why a schedule in the LS and not a word from the supervisor: it works
+//! the same for a plain `dnslb ls` in front of any server, for a restart
+//! the supervisor does not see (a TS under systemd, a remote NSD), and for
+//! loss; and it needs no channel between processes. The growing gaps keep
+//! a backend that is down for good from being sent more than five copies
+//! of a query, and the budget bounds them all together. Under `sequential`
+//! the first re-ask waits `try_timeout_ms`, as a move to the next backend
+//! does; and no re-ask comes before twice the backend's measured latency
+//! (the route's [`Pacing::reask_after`]): a backend that answers, slowly,
+//! is not asked twice.
+//!
+//! Every re-ask takes a token of the hedge budget: re-asking the *same*
+//! backend is extra load exactly like a hedge, so a backend that is only
+//! slow (slower than its delay, or than `try_timeout_ms`) is not sent every
+//! query twice when the budget is spent (with `hedge_budget_pct = 0`,
+//! never); once the budget refuses a re-ask, the query gets no more (an
+//! answer or the deadline ends it). Over TCP (a TCP client's ANY, which the
+//! async driver sends its backends over TCP only) nothing is re-asked:
+//! no datagram is lost there, and a stalled connection is the TCP pool's
+//! to retire. What stays free of the budget: moving on to a backend *not
+//! yet asked* (failover at `try_timeout_ms` when the budget
+//! refused a hedge, or at once after a negative or failed answer).
 use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
@@ -157,6 +183,37 @@ pub fn settle(t: &Tally, timed_out: bool) -> Settled {
     }
 }
 
+/// Re-asks of one backend per query at most: with the default deadline
+/// (1.5 s) and a warm LS's 2 ms delay they go at 2, 102, 302 and 702 ms
+/// after its first copy; under `sequential` (500 ms) at 500 and 1,000 ms.
+pub const REASK_MAX: u8 = 4;
+/// The least gap before a second re-ask, doubled for each one after it: a
+/// backend silent past its first re-ask is not losing one datagram but
+/// restarting, stalled or slow, and is asked at growing intervals.
+pub const REASK_STEP: Duration = Duration::from_millis(100);
+
+/// The longest gap between two copies to one backend (a bound for the
+/// arithmetic; the deadline comes first).
+const REASK_GAP_MAX: Duration = Duration::from_secs(3600);
+
+/// When a silent backend's re-ask number `k` (0: the first) is due (pure):
+/// its first one `after` (its hedge delay; `try_timeout_ms` under
+/// `sequential`) past the last launch to any backend; each later one
+/// `max(after, REASK_STEP * 2^(k-1))` past its own last copy `sent`, and
+/// never sooner than `after` past the last launch (re-asks of several
+/// backends are spaced, not sent in a burst).
+pub fn reask_due(after: Duration, k: u8, sent: Instant, last_launch: Instant) -> Instant {
+    let spaced = last_launch + after;
+    if k == 0 {
+        return spaced;
+    }
+    let shift = u32::from(k.min(16));
+    let grown = after
+        .max(REASK_STEP.saturating_mul(1 << (shift - 1)))
+        .min(REASK_GAP_MAX);
+    (sent + grown).max(spaced)
+}
+
 /// What a resolution needs to know of the policy in force.
 pub trait Pacing {
     /// After asking backend `i`, how long before the next is asked anyway
@@ -165,8 +222,11 @@ pub trait Pacing {
     /// Per-try timeout: how long a query the hedge budget kept on its
     /// backends waits before failing over regardless.
     fn try_timeout(&self) -> Duration;
-    /// Takes a token of the hedge budget for a delay-triggered hedge;
-    /// false (and counted) when it is spent.
+    /// How long after its last copy a silent backend `i` is first asked
+    /// again (the hedge delay: the backend's high latency percentile).
+    fn reask_after(&self, i: usize) -> Duration;
+    /// Takes a token of the hedge budget for a delay-triggered hedge or a
+    /// re-ask; false (and counted) when it is spent.
     fn take_hedge_token(&self) -> bool;
 }
 
@@ -234,8 +294,13 @@ pub struct Resolution {
     hedged: SmallVec<[bool; INLINE]>,
     /// Per launched candidate: its attempts still out (two once re-asked).
     pending: SmallVec<[u8; INLINE]>,
-    /// Per launched candidate: whether it has been re-asked.
-    reasked: SmallVec<[bool; INLINE]>,
+    /// Per launched candidate: its re-asks so far (those the budget
+    /// refused included), and when it was last sent a copy.
+    reasks: SmallVec<[u8; INLINE]>,
+    sent_at: SmallVec<[Instant; INLINE]>,
+    /// No (more) re-asks: the budget refused one, or the driver asks the
+    /// backends over TCP only ([`Resolution::without_reasks`]).
+    reasks_off: bool,
     tally: Tally,
     deadline: Instant,
     next_at: Option<Instant>,
@@ -265,7 +330,9 @@ impl Resolution {
             outcomes: SmallVec::new(),
             hedged: SmallVec::new(),
             pending: SmallVec::new(),
-            reasked: SmallVec::new(),
+            reasks: SmallVec::new(),
+            sent_at: SmallVec::new(),
+            reasks_off: false,
             tally: Tally {
                 backends,
                 ..Tally::default()
@@ -277,6 +344,14 @@ impl Resolution {
             launch_now: true,
             end: None,
         }
+    }
+
+    /// No backend is asked twice: for a query the driver sends its backends
+    /// over TCP only (a TCP client's ANY), where no datagram is lost and a
+    /// stalled connection is the TCP pool's to retire; a re-ask would only
+    /// load a slow backend.
+    pub fn without_reasks(&mut self) {
+        self.reasks_off = true;
     }
 
     /// When the query ends at the latest.
@@ -325,58 +400,67 @@ impl Resolution {
             };
         }
         if !left {
-            if self.strategy == Strategy::Hedge {
-                return self.reask(now, pacing);
-            }
-            // Everyone asked, no re-ask: only an answer or the deadline.
-            self.next_at = None;
+            return self.reask(now, pacing);
         }
         Step::Wait
     }
 
-    /// Everyone asked, someone silent: re-asks the best unanswered backend
-    /// not re-asked yet once its delay has passed since the last launch.
+    /// Everyone asked, someone silent: re-asks the unanswered backend
+    /// whose next re-ask is due first ([`reask_due`]), under every
+    /// strategy, each re-ask with a budget token; once the budget refuses
+    /// one, none is sent for this query.
     fn reask(&mut self, now: Instant, pacing: &impl Pacing) -> Step {
+        if self.reasks_off {
+            self.next_at = None;
+            return Step::Wait;
+        }
+        let last_launch = self.last_launch;
         let target = self
             .candidates
             .iter()
             .zip(&self.outcomes)
-            .zip(&self.reasked)
+            .zip(self.reasks.iter().zip(&self.sent_at))
             .enumerate()
-            .filter(|(_, ((_, o), r))| o.is_none() && !**r)
-            .filter_map(|(pos, ((&c, _), _))| pacing.spacing(c).map(|d| (d, pos, c)))
-            .min_by_key(|&(d, pos, _)| (d, pos));
-        let Some((delay, pos, backend)) = target else {
+            .filter(|(_, ((_, o), (k, _)))| o.is_none() && **k < REASK_MAX)
+            .map(|(pos, ((&c, _), (&k, &sent)))| {
+                let due = reask_due(pacing.reask_after(c), k, sent, last_launch);
+                (due, k, pos, c)
+            })
+            // The earliest due; at a tie, the one asked again least often.
+            .min_by_key(|&(due, k, pos, _)| (due, k, pos));
+        let Some((due, _, pos, backend)) = target else {
             self.next_at = None;
             return Step::Wait;
         };
-        let wait = if self.failover {
-            pacing.try_timeout()
-        } else {
-            delay
-        };
-        let due = self.last_launch + wait;
         self.next_at = Some(due);
         if due > now {
             return Step::Wait;
         }
-        let hedge = self.strategy == Strategy::Hedge && !self.failover;
-        if hedge && !pacing.take_hedge_token() {
-            self.failover = true;
-            return self.reask(now, pacing);
+        if let Some(k) = self.reasks.get_mut(pos) {
+            *k = k.saturating_add(1);
         }
-        if let Some(r) = self.reasked.get_mut(pos) {
-            *r = true;
+        if !pacing.take_hedge_token() {
+            // No budget: no re-ask is sent for this query (the load of a
+            // backend that is only slow is not doubled); an answer or the
+            // deadline ends it.
+            self.reasks_off = true;
+            self.next_at = None;
+            return Step::Wait;
         }
         if let Some(p) = self.pending.get_mut(pos) {
             *p = p.saturating_add(1);
         }
         if let Some(h) = self.hedged.get_mut(pos) {
-            *h |= hedge;
+            *h = true;
+        }
+        if let Some(s) = self.sent_at.get_mut(pos) {
+            *s = now;
         }
         self.last_launch = now;
-        self.failover = false;
-        Step::Launch { backend, hedge }
+        Step::Launch {
+            backend,
+            hedge: true,
+        }
     }
 
     fn launch(&mut self, now: Instant, hedge: bool, pacing: &impl Pacing) -> Step {
@@ -386,7 +470,8 @@ impl Resolution {
         self.outcomes.push(None);
         self.hedged.push(hedge);
         self.pending.push(1);
-        self.reasked.push(false);
+        self.reasks.push(0);
+        self.sent_at.push(now);
         self.last_launch = now;
         self.failover = false;
         self.next_at = pacing.spacing(backend).map(|d| now + d);
@@ -619,6 +704,9 @@ mod tests {
         }
         fn try_timeout(&self) -> Duration {
             200 * MS
+        }
+        fn reask_after(&self, _i: usize) -> Duration {
+            20 * MS
         }
         fn take_hedge_token(&self) -> bool {
             let t = self.tokens.get();
@@ -865,5 +953,125 @@ mod tests {
             Step::Done(End::OnTimeout { timed_out: true })
         );
         assert_eq!(r.unfinished().collect::<Vec<_>>(), [1]);
+    }
+
+    // ---- re-asks ----
+
+    #[test]
+    fn reasks_come_at_growing_gaps_spaced_from_the_last_launch() {
+        let t0 = Instant::now();
+        // The first: its delay after the last launch (to anyone).
+        assert_eq!(reask_due(2 * MS, 0, t0, t0 + 5 * MS), t0 + 7 * MS);
+        // Then at least 100, 200, 400 ms after its own last copy...
+        assert_eq!(reask_due(2 * MS, 1, t0, t0), t0 + 100 * MS);
+        assert_eq!(reask_due(2 * MS, 2, t0, t0), t0 + 200 * MS);
+        assert_eq!(reask_due(2 * MS, 3, t0, t0), t0 + 400 * MS);
+        // ... or its own delay, when that is longer...
+        assert_eq!(reask_due(200 * MS, 1, t0, t0), t0 + 200 * MS);
+        assert_eq!(reask_due(500 * MS, 2, t0, t0), t0 + 500 * MS);
+        // ... and never within its delay of another launch.
+        assert_eq!(reask_due(2 * MS, 1, t0, t0 + 99 * MS), t0 + 101 * MS);
+        assert!(reask_due(MS, 200, t0, t0) <= t0 + REASK_GAP_MAX);
+    }
+
+    /// Asks `r` at each of `times` (ms after `t0`) and returns the launches.
+    fn launches_over(r: &mut Resolution, t0: Instant, p: &Fixed, until: u64) -> Vec<(u64, Step)> {
+        let mut out = Vec::new();
+        for ms in 0..until {
+            for s in steps(r, t0 + u32::try_from(ms).unwrap() * MS, p) {
+                if matches!(s, Step::Launch { .. }) {
+                    out.push((ms, s));
+                }
+            }
+        }
+        out
+    }
+
+    /// A lost datagram under `sequential` (one backend) or `race`: asked
+    /// again after the delay, then at growing gaps, at most REASK_MAX
+    /// times, each with a token; an answer to any copy wins.
+    #[test]
+    fn every_strategy_reasks_a_silent_backend_while_time_remains() {
+        for strategy in [Strategy::Sequential, Strategy::Race, Strategy::Hedge] {
+            let t0 = Instant::now();
+            let p = pacing(strategy, 10);
+            let mut r = start(strategy, Layout::Replicated, 1, t0);
+            let got = launches_over(&mut r, t0, &p, 1500);
+            let want: Vec<(u64, Step)> = [
+                (0, false),
+                (20, true),
+                (120, true),
+                (320, true),
+                (720, true),
+            ]
+            .iter()
+            .map(|&(ms, h)| (ms, launch(0, h)))
+            .collect();
+            assert_eq!(got, want, "{strategy:?}");
+            assert_eq!(p.tokens.get(), 6, "{strategy:?}: a token each");
+            assert_eq!(r.poll(t0 + 1499 * MS, &p), Step::Wait);
+            // The restarted backend answers the copy of 720 ms.
+            r.on_outcome(0, Verdict::Final);
+            let end = End::Win {
+                backend: 0,
+                hedge: true,
+            };
+            assert_eq!(r.poll(t0 + 721 * MS, &p), Step::Done(end), "{strategy:?}");
+        }
+    }
+
+    /// F2: with no budget the same backend is never asked twice (no
+    /// re-ask at the per-try timeout for free); moving on to another
+    /// backend stays free.
+    #[test]
+    fn without_a_token_no_backend_is_asked_twice() {
+        for strategy in [Strategy::Sequential, Strategy::Race, Strategy::Hedge] {
+            let t0 = Instant::now();
+            let p = pacing(strategy, 0);
+            let mut r = start(strategy, Layout::Replicated, 2, t0);
+            let got = launches_over(&mut r, t0, &p, 1500);
+            let backends: Vec<usize> = got
+                .iter()
+                .filter_map(|(_, s)| match s {
+                    Step::Launch { backend, .. } => Some(*backend),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(backends, [0, 1], "{strategy:?}: each once");
+            assert_eq!(
+                p.refused.get(),
+                1 + u32::from(strategy == Strategy::Hedge),
+                "{strategy:?}: the first re-ask refused, no more tried (and the hedge)"
+            );
+            assert_eq!(
+                r.poll(t0 + 1500 * MS, &p),
+                Step::Done(End::OnTimeout { timed_out: true })
+            );
+        }
+    }
+
+    /// A partitioned query whose other backend said "no": the silent one
+    /// (restarting) is asked again until it answers, not answered "no such
+    /// name" after the first re-ask.
+    #[test]
+    fn a_partition_silent_while_it_restarts_is_asked_until_it_answers() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Hedge, 100);
+        let mut r = start(Strategy::Hedge, Layout::Partitioned, 2, t0);
+        assert_eq!(steps(&mut r, t0, &p), [launch(0, false), Step::Wait]);
+        assert_eq!(
+            steps(&mut r, t0 + 20 * MS, &p),
+            [launch(1, true), Step::Wait]
+        );
+        r.on_outcome(1, Verdict::NxDomain);
+        let got = launches_over(&mut r, t0 + 21 * MS, &p, 1479);
+        let at: Vec<u64> = got.iter().map(|(ms, _)| ms + 21).collect();
+        assert_eq!(at, [40, 140, 340, 740]);
+        assert!(got.iter().all(|(_, s)| *s == launch(0, true)));
+        r.on_outcome(0, Verdict::Final);
+        assert!(matches!(
+            r.poll(t0 + 741 * MS, &p),
+            Step::Done(End::Win { backend: 0, .. })
+        ));
     }
 }

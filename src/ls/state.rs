@@ -409,6 +409,20 @@ impl Pacing for Route {
         self.policy.try_timeout
     }
 
+    fn reask_after(&self, i: usize) -> Duration {
+        // Sequential waits its per-try timeout; race has no spacing of its
+        // own and re-asks at the hedge delay, as hedge does. Never before
+        // twice the backend's measured latency (its moving average, fed by
+        // answers only): a copy to a backend that answers, slowly, is not
+        // lost yet, and a re-ask would only add to its load.
+        let base = self.spacing(i).unwrap_or_else(|| self.hedge_delay(i));
+        let typical = self
+            .backends
+            .get(i)
+            .map_or(0, |b| b.stats.latency_us.load(Relaxed));
+        base.max(Duration::from_micros(typical.saturating_mul(2)))
+    }
+
     fn take_hedge_token(&self) -> bool {
         self.hedge_allowed()
     }
@@ -599,8 +613,12 @@ impl LsState {
     }
 
     /// A new query's resolution on its route: its candidates in order, its
-    /// deadline its route's `timeout_ms` from `now`.
+    /// deadline its route's `timeout_ms` from `now`. The query goes
+    /// upstream (the cache missed): it earns the hedge budget its share (a
+    /// cache hit earns nothing, so the budget is a share of what the
+    /// backends are sent, not of what clients ask).
     pub(crate) fn resolution(&self, job: &Job, now: tokio::time::Instant) -> Resolution {
+        self.budget.earn();
         self.route(job).resolution(job, now)
     }
 }

@@ -7,11 +7,10 @@
 //!   has passed: that is failover, not a hedge);
 //! - `sequential`: one, then the next after `try_timeout_ms`.
 //!
-//! Under `hedge`, once every candidate has been asked, a backend still
-//! silent one more hedge delay after the last launch is asked again, once
-//! per query, with a fresh upstream ID (a hedge: it takes a budget token);
-//! both copies stay open and either answer wins. `sequential` never asks a
-//! backend twice.
+//! Under every strategy, once every candidate has been asked, a backend
+//! still silent is asked again at growing intervals while time remains,
+//! each re-ask with a fresh upstream ID and a budget token (see
+//! [`super::resolution`]); all copies stay open and any answer wins.
 //!
 //! The decisions (who next, when, and what the answers add up to) are the
 //! pure state machine of [`super::resolution`]; this module is its async
@@ -32,9 +31,10 @@ use super::backend::{Backend, WonBy};
 use super::balancer::{Admission, Balancer};
 use super::loopmark::PlainAnswer;
 use super::reply::{Answered, finish};
-use super::resolution::{Step, Verdict};
+use super::resolution::{End, Step, Verdict};
 use super::state::{Job, LsMetrics, LsState};
 use super::upstream::UpstreamError;
+use crate::config::Layout;
 use crate::dns::{Transport, WireHeader};
 use crate::server::{Action, Handler, Reply, Request};
 
@@ -86,8 +86,7 @@ async fn exchange(
         .mark
         .stamp(&mut query, job.question_end, b.speaks_edns());
     let question = job.question();
-    let any = question.len() >= 4 && question[question.len() - 4..question.len() - 2] == [0, 255];
-    if any && job.transport == Transport::Tcp {
+    if tcp_only(job) {
         return over_tcp(state, b, query, question, deadline, won_by).await;
     }
     let resp = state
@@ -157,10 +156,21 @@ fn settle_at(answered: bool, now: Instant, deadline: Instant) -> Instant {
     if answered { now } else { now.max(deadline) }
 }
 
+/// Whether `job` goes to its backends over TCP only: a TCP client's ANY
+/// ([`attempt`]).
+fn tcp_only(job: &Job) -> bool {
+    let question = job.question();
+    let any = question.len() >= 4 && question[question.len() - 4..question.len() - 2] == [0, 255];
+    any && job.transport == Transport::Tcp
+}
+
 /// Drives one client query to its reply.
 pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answered) {
     let log = job.log.take();
     let mut res = state.resolution(&job, Instant::now());
+    if tcp_only(&job) {
+        res.without_reasks();
+    }
     let deadline = res.deadline();
     let job = Arc::new(job);
     let won_by = Arc::new(WonBy::default());
@@ -182,7 +192,7 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
                     .backend()
                     .and_then(|i| state.route(&job).backends.get(i))
                 {
-                    won_by.set(b);
+                    won_by.set(b, excuses_silence(res.layout(), end));
                 }
                 break end;
             }
@@ -217,6 +227,14 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
         log,
     };
     (reply, answered)
+}
+
+/// Whether a query's `end` excuses the silence of the backends that did
+/// not answer it (pure): a positive answer in the partitioned layout (the
+/// others need not hold the name, and may be silent for names they do not
+/// hold).
+pub(crate) fn excuses_silence(layout: Layout, end: End) -> bool {
+    layout == Layout::Partitioned && matches!(end, End::Win { .. })
 }
 
 /// Counts one attempt's outcome on its backend and judges it, with what

@@ -411,11 +411,14 @@ fn race_waits_for_the_deadline_when_every_backend_is_silent() {
             Step::Wait
         ]
     );
-    // Two partitions say no; the third's silence keeps the query open.
+    // Two partitions say no; the third's silence keeps the query open,
+    // and it is asked again (unmeasured: 200 ms apart, then 400).
     let nx = q.response(3, false);
     q.answer(0, &nx);
     q.answer(2, &nx);
-    assert_eq!(q.steps(t0 + 1499 * MS), [Step::Wait]);
+    for at in [200, 400, 600, 1000] {
+        q.launches_at(t0 + at * MS, 1, true);
+    }
     q.times_out_at(t0 + 1500 * MS);
     assert_eq!(q.res.unfinished().collect::<Vec<_>>(), [1]);
 }
@@ -531,10 +534,10 @@ fn timeouts_within_a_query_lifetime_of_an_answer_are_not_health_failures() {
 // ---- re-asks: every backend asked, the query still unanswered ----
 
 #[test]
-fn hedge_reasks_the_best_latency_backend_once_every_backend_was_asked() {
+fn hedge_reasks_the_best_latency_backend_first_then_each_at_growing_gaps() {
     let b = balancer(
         "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = \"adaptive\"\n\
-         hedge_percentile = 95\nhedge_min_ms = 2\nhedge_max_ms = 200\ntimeout_ms = 1500",
+         hedge_min_ms = 2\nhedge_max_ms = 200\ntimeout_ms = 1500",
         2,
     );
     let state = b.state();
@@ -551,14 +554,14 @@ fn hedge_reasks_the_best_latency_backend_once_every_backend_was_asked() {
     // Both asked, both silent: b1 again, its delay after the last launch.
     let reask1 = t0 + d0 + d1;
     q.launches_at(reask1, 1, true);
-    // Then b0 once, b0's delay after that; then nobody more (one re-ask each).
+    // Then b0, b0's delay after that.
     q.launches_at(reask1 + d0, 0, true);
-    let deadline = q.res.deadline();
-    assert_eq!(q.res.next_wakeup(), deadline);
-    assert_eq!(q.steps(deadline - US), [Step::Wait]);
+    // Then each again at least 100 ms after its own last copy: b1 first.
+    q.launches_at(reask1 + 100 * MS, 1, true);
+    q.launches_at(reask1 + d0 + 100 * MS, 0, true);
     assert_eq!(q.state.metrics.hedges_refused.load(Relaxed), 0);
-    // Either copy's answer wins.
-    q.won_by(1, true, reask1 + d0 + MS);
+    // Any copy's answer wins.
+    q.won_by(1, true, reask1 + d0 + 101 * MS);
 }
 
 #[test]
@@ -568,8 +571,8 @@ fn a_single_backend_is_reasked_after_the_delay_and_an_error_of_one_copy_waits_fo
         1,
     );
     q.launches_at(t0 + 20 * MS, 0, true);
-    // At most one re-ask per backend: the deadline is next.
-    assert_eq!(q.res.next_wakeup(), t0 + 1500 * MS);
+    // The next re-ask: 100 ms after that copy.
+    assert_eq!(q.res.next_wakeup(), t0 + 120 * MS);
     // One copy's SERVFAIL: the other copy may still answer.
     let servfail = q.response(2, false);
     assert_eq!(q.answer(0, &servfail), Verdict::Failed);
@@ -577,20 +580,20 @@ fn a_single_backend_is_reasked_after_the_delay_and_an_error_of_one_copy_waits_fo
     q.won_by(0, true, t0 + 31 * MS);
 }
 
+/// ls-core F2: with no token the same backend is not asked again (it was,
+/// at the per-try timeout, for free: every query twice to a slow backend).
 #[test]
-fn a_reask_takes_a_budget_token_and_without_one_waits_for_the_try_timeout() {
+fn a_reask_takes_a_budget_token_and_without_one_is_not_sent() {
     let (_b, t0, mut q) = started(
         "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = 20\n\
          hedge_budget_pct = 0\ntry_timeout_ms = 500\ntimeout_ms = 1500",
         1,
     );
-    // The hedge delay passes: no token, no re-ask.
+    // The re-ask's turn comes: refused, and no other is tried.
     assert_eq!(q.steps(t0 + 20 * MS), [Step::Wait]);
     assert_eq!(q.state.metrics.hedges_refused.load(Relaxed), 1);
-    // At the per-try timeout, as a failover (not a hedge, no token).
-    q.launches_at(t0 + 500 * MS, 0, false);
-    assert_eq!(q.state.metrics.hedges_refused.load(Relaxed), 1);
     assert_eq!(q.res.next_wakeup(), t0 + 1500 * MS);
+    q.times_out_at(t0 + 1500 * MS);
 }
 
 #[test]
@@ -602,20 +605,47 @@ fn partitioned_reasks_the_last_backend_not_heard_from() {
     q.b0_says_no_then_b1_asked(3, Verdict::NxDomain, t0 + 5 * MS);
     // b1's datagram is lost: b1 (not b0, which said no) again after the delay.
     q.launches_at(t0 + 25 * MS, 1, true);
-    assert_eq!(q.res.next_wakeup(), t0 + 1500 * MS);
+    assert_eq!(q.res.next_wakeup(), t0 + 125 * MS);
     q.won_by(1, true, t0 + 26 * MS);
 }
 
 #[test]
-fn sequential_asks_each_backend_once_and_never_again() {
+fn sequential_asks_the_next_backend_before_asking_any_again() {
     let (_b, t0, mut q) = started(
         "strategy = \"sequential\"\nlayout = \"replicated\"\ntry_timeout_ms = 500\n\
-         timeout_ms = 2500\nhedge_budget_pct = 0",
+         timeout_ms = 2500\nhedge_delay_ms = 20",
         2,
     );
     q.launches_at(t0 + 500 * MS, 1, false);
-    // Both silent: no second copy to either (a slow backend's load is not
-    // doubled), the deadline ends it.
-    assert_eq!(q.res.next_wakeup(), t0 + 2500 * MS);
-    assert_eq!(q.steps(t0 + 1500 * MS), [Step::Wait]);
+    // Both silent: b0 then b1 asked again (with tokens), a per-try timeout
+    // apart: a backend slower than that is not asked twice.
+    q.launches_at(t0 + 1000 * MS, 0, true);
+    q.launches_at(t0 + 1500 * MS, 1, true);
+}
+
+/// ls-cache 11: the hedge budget is a share of the queries sent upstream.
+/// A query admitted but answered from the cache (no resolution) earns
+/// nothing; each one that goes upstream earns its share.
+#[test]
+fn only_queries_sent_upstream_earn_the_hedge_budget() {
+    let b = balancer("strategy = \"hedge\"\nhedge_budget_pct = 10", 1);
+    let state = b.state();
+    while state.budget.try_spend() {}
+    let t0 = Instant::now();
+    let raw = client_query();
+    // 1,000 queries admitted and answered from a cache: no token.
+    for _ in 0..1000 {
+        let req = Request {
+            raw: &raw,
+            src: SocketAddr::from(([127, 0, 0, 1], 5353)),
+            transport: Transport::Udp,
+        };
+        assert!(matches!(b.admit(req), Admission::Forward(..)));
+    }
+    assert_eq!(state.budget.tokens(), 0, "cache hits earned hedge tokens");
+    // 1,000 that go upstream: 10 % of them.
+    for _ in 0..1000 {
+        let _ = Query::new(&b, t0);
+    }
+    assert_eq!(state.budget.tokens(), 100);
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-use dnslb::config::{HedgeDelay, Order, Strategy};
+use dnslb::config::{HedgeDelay, Layout, Order, Strategy};
 
 use crate::kit::poll_until_async;
 use crate::kit::{
@@ -64,6 +64,11 @@ async fn liar_is_marked_down(order: Order, over_tcp: bool) {
     let ts = start_ts_table(&dir, "t.txt", &table).await;
     let mut cfg = ls_config(&[("liar", liar.addr), ("live", ts.addr)]);
     cfg.order = order;
+    // Replicated: the live backend holds every name, so the liar's silence
+    // is a loss. (Partitioned, a positive answer from another partition
+    // excuses it: silence for a name it need not hold is expected there,
+    // ls_reask.rs; the liar is caught by its own names' timeouts.)
+    cfg.layout = Layout::Replicated;
     cfg.strategy = Strategy::Hedge;
     cfg.hedge_delay_ms = HedgeDelay::Fixed(100);
     cfg.timeout_ms = 400;

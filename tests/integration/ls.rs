@@ -565,9 +565,11 @@ async fn check_synthesized(ls: &TestLs, rcode: ResponseCode) {
     assert_eq!(answers(ls, rcode), 2, "{rcode}");
     for i in 0..2 {
         let (sent, answered, wins, _, _, outstanding) = stats(ls, i);
+        // Each query asked, and asked again while time remained.
+        assert!(sent >= 2, "{rcode} backend {i}: {sent}");
         assert_eq!(
-            (sent, answered, wins, outstanding),
-            (2, 0, 0, 0),
+            (answered, wins, outstanding),
+            (0, 0, 0),
             "{rcode} backend {i}"
         );
     }
@@ -1005,6 +1007,8 @@ async fn over_max_inflight_is_servfail_at_once() {
         Layout::Partitioned,
     );
     c.max_inflight = 1;
+    // No re-ask of the slow one (it would be a second copy upstream).
+    c.hedge_budget_pct = 0.0;
     let ls = start_ls(c).await;
     // Both from one socket: the LS takes one socket's datagrams in order, so
     // the first holds the only slot when the second arrives.
@@ -1109,7 +1113,8 @@ async fn deadline_counts_a_timeout_for_each_silent_backend_only() {
     assert_eq!(m.response_code, ResponseCode::NXDomain);
     assert!(!m.authoritative, "made up at the deadline");
     assert!(took >= SYNTH_TIMEOUT, "answered after {took:?}");
-    assert_eq!(silent.udp_queries.load(Relaxed), 1);
+    // Asked, and asked again while time remained (re-asks)...
+    assert!(silent.udp_queries.load(Relaxed) >= 1);
     // ts1 said NXDOMAIN at once: it answered, it did not time out.
     let (sent, answered, wins, timeouts, errors, _) = stats(&ls, 0);
     assert_eq!((sent, answered, wins, errors), (1, 1, 0, 0), "ts1");
@@ -1119,7 +1124,9 @@ async fn deadline_counts_a_timeout_for_each_silent_backend_only() {
     );
     // The silent one timed out: counted, and (fall = 1) marked down.
     let (sent, answered, _, timeouts, errors, _) = stats(&ls, 1);
-    assert_eq!((sent, answered, errors), (1, 0, 0), "the silent backend");
+    assert!(sent >= 1, "the silent backend");
+    assert_eq!((answered, errors), (0, 0), "the silent backend");
+    // ...but its timeout counted once.
     assert_eq!(timeouts, 1, "the silent backend's timeout was not counted");
     let st = ls.balancer.state();
     assert!(st.backends[0].is_up(), "ts1 answered: still up");
@@ -1210,13 +1217,19 @@ async fn hedge_budget_stops_hedges_when_spent() {
     let met = ls.balancer.metrics();
     let (hedges, refused) = (met.hedges.load(Relaxed), met.hedges_refused.load(Relaxed));
     eprintln!("budget: {hedges} hedges sent, {refused} refused, {slow_answers} slow answers");
-    // Every query wanted exactly one hedge; the budget allowed burst + 10%.
-    assert_eq!(hedges + refused, N);
+    // Every query wanted a hedge (and, once the budget was spent, some
+    // wanted a re-ask too, refused as well); the budget allowed burst + 10%.
+    assert!(hedges + refused >= N);
     assert!(hedges <= burst + N / 10 + 1, "{hedges} hedges > budget");
-    assert!(refused >= N - burst - N / 10 - 1, "only {refused} refused");
     // The refused ones waited for ts1; the hedged ones did not.
-    assert_eq!(slow_answers, refused);
-    assert_eq!(met.hedge_wins.load(Relaxed), hedges);
+    assert!(
+        slow_answers >= N - burst - N / 10 - 1,
+        "only {slow_answers} waited for ts1"
+    );
+    assert!(
+        slow_answers + hedges >= N,
+        "a query neither hedged nor waiting"
+    );
     ls.stop().await;
 
     // A zero budget never hedges.

@@ -31,6 +31,7 @@ mod kit;
 mod logs;
 mod ls;
 mod ls_procs;
+mod ls_reask;
 mod metrics;
 mod nsd;
 mod nsid;

@@ -199,6 +199,9 @@ async fn a_backend_whose_tcp_is_dead_is_avoided_for_truncated_answers() {
     }
     let mut cfg = ls_config(&[("tcpdead", backends[0]), ("ok", backends[1])]);
     cfg.timeout_ms = 1500;
+    // Replicated: every name on both, so the dead TCP's silence is a loss
+    // (partitioned, the other's positive answer would excuse it).
+    cfg.layout = Layout::Replicated;
     let ls = start_ls(cfg).await;
     let addr = ls.addr;
     let clients = (0..5).map(|c| {

@@ -15,7 +15,11 @@
 //! but loses client queries (response-rate limiting, an expired zone) would
 //! otherwise be raised again by its probes at once: after a first such fall
 //! one lost query marks it down again, and each relapse holds it down longer
-//! before probes may raise it ([`hold_ms`]). A client answer forgives all.
+//! before probes may raise it ([`hold_ms`]). A client answer forgives all,
+//! and so does a minute without a loss ([`LOSS_MEMORY_MS`]). Probe answers
+//! never do: the hold is for a backend that answers probes but not its
+//! clients. Silence that is expected is no loss (a partition silent for
+//! another partition's name: [`super::WonBy`]).
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -89,6 +93,10 @@ impl HealthPolicy {
 pub const HOLD_BASE_MS: u64 = 10_000;
 /// The longest hold (each relapse doubles it up to this).
 pub const HOLD_MAX_MS: u64 = 300_000;
+/// How long losses are remembered: a loss more than this after the last
+/// one (and after the end of the last hold) starts afresh, so losses
+/// minutes apart (a restart now and then) are not "in a row".
+pub const LOSS_MEMORY_MS: u64 = 60_000;
 
 /// How long probes may not raise a backend marked down for lost client
 /// queries for the `strikes`-th time in a row (pure): nothing the first time
@@ -114,17 +122,25 @@ pub struct LossRecord {
     pub strikes: u32,
     /// Until when probes may not raise it.
     pub hold_until: u64,
+    /// When the last loss was counted.
+    pub last_loss: u64,
 }
 
 impl LossRecord {
     /// One client query lost at `now` by a backend that is `up`: true when
     /// it marks the backend down — `fall` losses in a row, or one while it is
     /// on probation (raised by probes after a fall for losses, no client
-    /// answer since).
+    /// answer since). A loss more than [`LOSS_MEMORY_MS`] after the last one
+    /// and the end of the last hold forgets them first.
     pub fn lost(&mut self, up: bool, now: u64, fall: u32) -> bool {
         if !up {
             return false;
         }
+        if now.saturating_sub(self.last_loss.max(self.hold_until)) > LOSS_MEMORY_MS {
+            // Long enough ago to be another story.
+            *self = LossRecord::default();
+        }
+        self.last_loss = now;
         self.streak = self.streak.saturating_add(1);
         let needed = if self.strikes > 0 { 1 } else { fall.max(1) };
         if self.streak < needed {
@@ -366,6 +382,25 @@ mod tests {
         r.answered();
         assert!(r.probes_count(20_001));
         assert!(!r.lost(true, 30_000, 3), "a fresh streak");
+    }
+
+    #[test]
+    fn losses_a_minute_apart_are_not_in_a_row() {
+        let mut r = LossRecord::default();
+        // Three losses minutes apart (a restart now and then): no fall.
+        for t in [1_000, 200_000, 400_000] {
+            assert!(!r.lost(true, t, 3));
+        }
+        // A first fall, raised by probes; a loss within the minute relapses...
+        for t in [500_000, 500_100, 500_200] {
+            r.lost(true, t, 3);
+        }
+        assert_eq!(r.strikes, 1);
+        assert!(r.lost(true, 520_000, 3), "on probation");
+        // ...one more than a minute after the last and its hold does not.
+        let later = r.hold_until + LOSS_MEMORY_MS + 1;
+        assert!(!r.lost(true, later, 3), "forgotten: a fresh streak");
+        assert_eq!((r.strikes, r.streak), (0, 1));
     }
 
     #[test]

@@ -209,19 +209,29 @@ impl Backend {
 /// Which backend answered one client query: set by the async driver when
 /// one wins, read by that query's other flights when they settle (a copy
 /// whose own backend answered the client, a re-ask's lost twin, is no loss
-/// of that backend). The fast path knows the winner when it retires its
-/// flights and needs no cell.
+/// of that backend). In the partitioned layout a positive answer excuses
+/// every other backend's silence ([`WonBy::set`]). The fast path knows the
+/// winner when it retires its flights and needs no cell.
 #[derive(Debug, Default)]
-pub struct WonBy(std::sync::OnceLock<Arc<Backend>>);
+pub struct WonBy {
+    winner: std::sync::OnceLock<Arc<Backend>>,
+    excuses_all: AtomicBool,
+}
 
 impl WonBy {
-    /// Notes the winner (the first call counts).
-    pub fn set(&self, b: &Arc<Backend>) {
-        let _ = self.0.set(b.clone());
+    /// Notes the winner (the first call counts). `excuses_all`: its answer
+    /// was positive in the partitioned layout, so the others' silence is
+    /// what that layout expects of a backend that does not hold the name
+    /// (a TS with `on_miss = "silent"`), not a loss.
+    pub fn set(&self, b: &Arc<Backend>, excuses_all: bool) {
+        if self.winner.set(b.clone()).is_ok() && excuses_all {
+            self.excuses_all.store(true, Relaxed);
+        }
     }
 
-    fn is(&self, b: &Arc<Backend>) -> bool {
-        self.0.get().is_some_and(|w| Arc::ptr_eq(w, b))
+    /// Whether backend `b`'s silence is excused by the query's answer.
+    fn excuses(&self, b: &Arc<Backend>) -> bool {
+        self.excuses_all.load(Relaxed) || self.winner.get().is_some_and(|w| Arc::ptr_eq(w, b))
     }
 }
 
@@ -259,27 +269,36 @@ impl InFlight {
     }
 
     /// Ends a query its client no longer waits for (a hedge's loser, one
-    /// past its deadline): releases the backend's in-flight count and feeds
-    /// its latency figures with how long it waited, until `now` but never
-    /// past `deadline`; with `hedge_pct`, its adaptive hedge delay too. A
-    /// [rescued](InFlight::rescued) query settled at or past its deadline
-    /// (no answer by then) is a loss of its backend; one settled before it
-    /// (its answer came, after the winner's) counts as heard from.
+    /// past its deadline): releases the backend's in-flight count; settled
+    /// before `deadline` (its answer came), feeds its latency figures with
+    /// how long it took (with `hedge_pct`, its adaptive hedge delay too). At
+    /// or past the deadline no answer came: nothing is fed (a timeout is not
+    /// a latency; it is counted as one). A [rescued](InFlight::rescued)
+    /// query settled at or past its deadline is a loss of its backend
+    /// ([`Backend::lost`]) unless its client's answer excuses it
+    /// ([`WonBy`]); one settled before it (its answer came, after the
+    /// winner's) counts as heard from.
     pub fn settle(self, now: Instant, deadline: Instant, hedge_pct: Option<f64>) {
-        let answered_by_it = self.won_by.as_ref().is_some_and(|w| w.is(&self.backend));
-        if self.rescued && !answered_by_it {
-            if now >= deadline {
-                self.backend.lost(deadline);
-            } else {
+        let excused = self
+            .won_by
+            .as_ref()
+            .is_some_and(|w| w.excuses(&self.backend));
+        let answered = now < deadline;
+        if self.rescued && !excused {
+            if answered {
                 // Its answer came in time, only after another backend's: it
                 // answers, however often it loses the race.
                 self.backend.heard_from(now);
+            } else {
+                self.backend.lost(deadline);
             }
         }
-        let rtt = now.min(deadline).saturating_duration_since(self.sent);
-        self.backend.observe_latency(rtt);
-        if let Some(pct) = hedge_pct {
-            self.backend.hedge.observe(rtt, pct);
+        if answered {
+            let rtt = now.saturating_duration_since(self.sent);
+            self.backend.observe_latency(rtt);
+            if let Some(pct) = hedge_pct {
+                self.backend.hedge.observe(rtt, pct);
+            }
         }
     }
 

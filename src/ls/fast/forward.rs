@@ -19,12 +19,12 @@ use super::worker::{self, Worker};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::ls::balancer::Admission;
 use crate::ls::loopmark::PlainAnswer;
-use crate::ls::reply;
-use crate::ls::resolution::{Step, Verdict};
+use crate::ls::resolution::{End, Step, Verdict};
 use crate::ls::state::Route;
 use crate::ls::upstream::accept::{self, Reject};
 use crate::ls::upstream::ids::{self, IdUse};
 use crate::ls::upstream::sockets::Family;
+use crate::ls::{reply, strategy};
 use crate::server::{Reply, Request, batch, shed};
 
 impl Worker {
@@ -120,9 +120,14 @@ impl Worker {
                     };
                     // Those still asked become late entries.
                     let winner = end.backend();
+                    let excused = strategy::excuses_silence(f.res.layout(), end);
+                    // Backends charged a timeout by the reply itself.
+                    let timed_out = matches!(end, End::OnTimeout { timed_out: true });
                     let route = f.state.route(&f.job);
                     for a in f.attempts.drain(..) {
-                        self.retire(a, route, f.res.deadline(), now, winner);
+                        let charged = timed_out && f.res.unfinished().any(|b| b == a.backend);
+                        let who = (winner, excused, charged);
+                        self.retire(a, route, f.res.deadline(), now, who);
                     }
                     let answered = reply::Answered {
                         backend: end.backend(),
@@ -189,14 +194,18 @@ impl Worker {
     /// An attempt whose flight ended without its answer: remembered until
     /// its deadline (for its latency and outstanding count) plus a grace.
     /// Unanswered at its deadline, it is a loss of its backend, unless that
-    /// backend answered the client (`winner`: a re-ask's lost twin).
+    /// backend answered the client (`winner`: a re-ask's lost twin) or the
+    /// answer excuses every other backend's silence (`excused`:
+    /// [`strategy::excuses_silence`]). `charged`: the query timed out with
+    /// this backend silent, and the reply charged it (its refused copy is
+    /// not charged a second time).
     fn retire(
         &mut self,
         mut a: Attempt,
         route: &Route,
         deadline: Instant,
         now: Instant,
-        winner: Option<usize>,
+        (winner, excused, charged): (Option<usize>, bool, bool),
     ) {
         let addr = route.backends.get(a.backend).map(|b| b.addr);
         let Some(addr) = addr else { return };
@@ -206,6 +215,7 @@ impl Worker {
         // backend won by another copy (a re-ask's twin).
         if a.refused
             && winner != Some(a.backend)
+            && !charged
             && let Some(f) = a.inflight.as_mut()
         {
             f.rescued();
@@ -216,7 +226,7 @@ impl Worker {
             deadline,
             route.adaptive_hedge_pct(),
             now,
-            winner == Some(a.backend),
+            winner == Some(a.backend) || excused,
         );
         let (sock, id, at) = (a.sock, a.id, deadline.max(now));
         let li = self.late.insert(Late {

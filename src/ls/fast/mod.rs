@@ -605,4 +605,34 @@ mod tests {
             "both copies sent, no timeout: its backend answered"
         );
     }
+
+    /// ls-core S8: a re-ask's copy the kernel refused while the first copy
+    /// stays silent to the deadline is charged once, by the query's
+    /// timeout, not a second time as the refused copy's loss.
+    #[tokio::test]
+    async fn a_refused_re_ask_whose_twin_stays_silent_is_charged_once() {
+        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let baddr = backend.local_addr().unwrap();
+        let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut w = worker(&[baddr], Strategy::Hedge, client);
+        let t0 = Instant::now();
+        w.on_client(
+            &wire_query(4),
+            batch::Peer::from(asker.local_addr().unwrap()),
+        );
+        w.flush().await;
+        w.fire_timers(t0 + Duration::from_millis(8_100));
+        let f = w.flights.get(0).unwrap();
+        assert_eq!(f.attempts.len(), 2, "re-asked");
+        let (sock, id) = (f.attempts[1].sock, f.attempts[1].id);
+        for out in &mut w.to_upstream {
+            out.clear();
+        }
+        w.on_refused(sock, id, t0 + Duration::from_millis(8_100));
+        assert_eq!(w.flights.len, 1, "the first copy still waited for");
+        // Nobody answers: the query times out.
+        expire_all(&mut w);
+        assert_eq!(counts(&w), [(2, 1, 0, 0)], "two copies, one timeout");
+    }
 }

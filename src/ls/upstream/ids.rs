@@ -112,14 +112,16 @@ impl Late {
     /// `now`. Given up at or past its deadline, it is no longer in flight:
     /// settled at once. Before it, another backend answered the client: if
     /// this one is still silent at the deadline it is a loss of its
-    /// backend, unless `its_backend_answered` (a re-ask's lost twin).
+    /// backend, unless `excused` (its backend answered the client by
+    /// another copy, a re-ask's lost twin; or the answer was positive in
+    /// the partitioned layout, which excuses every other backend).
     pub(crate) fn abandoned(
         addr: SocketAddr,
         inflight: Option<InFlight>,
         deadline: Instant,
         hedge_pct: Option<f64>,
         now: Instant,
-        its_backend_answered: bool,
+        excused: bool,
     ) -> Self {
         let mut late = Late {
             addr,
@@ -130,7 +132,7 @@ impl Late {
         if now >= deadline {
             late.settle(now);
         } else if let Some(f) = late.inflight.as_mut()
-            && !its_backend_answered
+            && !excused
         {
             f.rescued();
         }
@@ -277,8 +279,11 @@ pub(crate) mod tests {
         b.stats.latency.snapshot().count
     }
 
+    /// operator-walk 22: a timeout is not a latency (it was fed as one,
+    /// and a backend answering in 100 µs showed a p50 of 1.75 s after a
+    /// restart); it is counted as a timeout instead.
     #[test]
-    fn an_abandoned_query_is_settled_at_its_deadline_with_the_deadline_as_its_sample() {
+    fn an_abandoned_query_is_settled_at_its_deadline_without_a_latency_sample() {
         let (b, mut t, sent) = abandoned_after(10 * MS);
         assert_eq!((t.late.len(), outstanding(&b), samples(&b)), (1, 1, 0));
         t.expire(sent + 299 * MS);
@@ -287,20 +292,20 @@ pub(crate) mod tests {
             (1, 0),
             "before its deadline"
         );
-        // A sweep that runs long after the deadline still records 300 ms.
+        // Released at the sweep after the deadline; no latency recorded.
         t.expire(sent + 2_000 * MS);
-        assert_eq!((outstanding(&b), samples(&b)), (0, 1));
-        assert_eq!(b.stats.latency_us.load(Relaxed), 300_000);
+        assert_eq!((outstanding(&b), samples(&b)), (0, 0));
+        assert_eq!(b.stats.latency_us.load(Relaxed), 0);
         // Remembered until the grace period ends (so its answer counts as late)...
         assert!(t.late.contains_key(&7));
         t.expire(sent + 300 * MS + LATE_GRACE);
         // ...then forgotten.
         assert!(t.late.is_empty());
-        assert_eq!(samples(&b), 1);
+        assert_eq!(samples(&b), 0);
     }
 
     #[test]
-    fn deadline_samples_feed_the_adaptive_hedge_delay_capped_too() {
+    fn deadline_timeouts_leave_the_adaptive_hedge_delay_alone() {
         let b = backend("127.0.0.1:53".parse().unwrap());
         let mut t = Table::default();
         let mut last = Instant::now();
@@ -310,16 +315,13 @@ pub(crate) mod tests {
             last = sent;
         }
         t.expire(last + 10_000 * MS);
-        let p95 = b.hedge.percentile().unwrap();
-        // 300 ms, within the window's two significant figures.
-        assert!(p95 >= 299 * MS && p95 <= 302 * MS, "{p95:?}");
+        assert_eq!(b.hedge.percentile(), None, "no answer, no sample");
     }
 
     #[test]
     fn a_query_abandoned_after_its_deadline_is_settled_at_the_deadline() {
         let (b, t, _) = abandoned_after(900 * MS);
-        assert_eq!((outstanding(&b), samples(&b)), (0, 1));
-        assert_eq!(b.stats.latency_us.load(Relaxed), 300_000);
+        assert_eq!((outstanding(&b), samples(&b)), (0, 0));
         assert!(t.late.contains_key(&7), "its answer may still come");
     }
 
@@ -351,12 +353,11 @@ pub(crate) mod tests {
         let early_sent = wait_on(&mut t, early, &new, 100 * MS);
         t.abandon(early, early_sent + 50 * MS);
         assert_eq!((outstanding(&new), samples(&new)), (0, 0));
-        // Abandoned at its deadline: settled there, as always.
+        // Abandoned at its deadline: settled there, as always (no sample).
         let timed_out = early + 1;
         let timed_out_sent = wait_on(&mut t, timed_out, &new, 100 * MS);
         t.abandon(timed_out, timed_out_sent + 200 * MS);
-        assert_eq!((outstanding(&new), samples(&new)), (0, 1));
-        assert_eq!(new.stats.latency_us.load(Relaxed), 100_000);
+        assert_eq!((outstanding(&new), samples(&new)), (0, 0));
         // Neither is remembered, and the remembered ones, all past their
         // deadline by now, were not swept: that is the sweeper's job.
         assert_eq!(t.late.len(), LATE_MAX);
