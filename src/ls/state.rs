@@ -434,6 +434,8 @@ pub struct LsState {
     pub(super) allow: Vec<ipnet::IpNet>,
     /// Per-client limit, when set.
     pub(super) rate: Option<RateLimiter>,
+    /// IPv6 clients are grouped by this prefix (rate limit, in-flight share).
+    v6_prefix: u8,
     /// Delay-triggered hedges left (every route spends from it).
     pub(super) budget: Arc<HedgeBudget>,
     /// Upstream sockets (shared across reloads).
@@ -548,6 +550,7 @@ impl LsState {
             allow: c.allow.clone(),
             rate: (c.rate_limit_qps > 0)
                 .then(|| RateLimiter::new(c.rate_limit_qps, c.rate_limit_v6_prefix)),
+            v6_prefix: c.rate_limit_v6_prefix,
             budget,
             pool,
             mark: old.map_or_else(Mark::random, |o| o.mark),
@@ -585,6 +588,12 @@ impl LsState {
     /// backend. Reads `name` in place; allocates nothing.
     pub fn route_of(&self, name: &[u8]) -> Option<usize> {
         self.zones.lookup(name)
+    }
+
+    /// The group of client `ip` for per-client limits: the rate limiter's
+    /// ([`super::guard::rate_key`]), also the in-flight share's ([`super::fair`]).
+    pub fn client_group(&self, ip: std::net::IpAddr) -> std::net::IpAddr {
+        super::guard::rate_key(ip, self.v6_prefix)
     }
 
     /// The route `pool` names (as [`Job::route`]): that pool, or

@@ -48,9 +48,12 @@ impl Worker {
                     }
                     self.to_clients.pop();
                 }
-                if self.flights.len >= self.max_flights {
-                    // Over the in-flight bound: SERVFAIL at once, written
-                    // from the header and question; nothing copied, no queueing.
+                let group = state.client_group(src.addr.ip());
+                if !self.holders.admits(group, self.max_flights) {
+                    // Over the in-flight bound, or over the client's share
+                    // of it while it is contended ([`crate::ls::fair`]):
+                    // SERVFAIL at once, written from the header and
+                    // question; nothing copied, no queueing.
                     let m = &self.balancer.metrics;
                     m.shed_inflight.fetch_add(1, Relaxed);
                     let out = self.to_clients.push(src);
@@ -73,10 +76,12 @@ impl Worker {
                 let job = admitted.into_job(buf);
                 let now = Instant::now();
                 let res = state.resolution(&job, now);
+                self.holders.take(group);
                 let idx = self.flights.insert(Flight {
                     state,
                     job,
                     client: src,
+                    group,
                     res,
                     attempts: SmallVec::new(),
                     kept: None,
@@ -118,6 +123,7 @@ impl Worker {
                     let Some(mut f) = self.flights.remove(idx) else {
                         return;
                     };
+                    self.holders.release(f.group);
                     // Those still asked become late entries.
                     let winner = end.backend();
                     let route = f.state.route(&f.job);
