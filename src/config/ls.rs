@@ -167,6 +167,11 @@ pub struct LsConfig {
     pub hedge_budget_pct: f64,
     /// Client queries in flight past which new ones get SERVFAIL at once. \[65536\]
     pub max_inflight: usize,
+    /// Lowest adaptive concurrency limit of a backend. \[256\]
+    pub backend_limit_min: u32,
+    /// Highest (and first) adaptive concurrency limit of a backend; 0 = no
+    /// limit. \[0\]
+    pub backend_limit_max: u32,
     /// Client networks allowed to query (others get REFUSED); a bare IP is a /32 or /128.
     /// \[loopback and private ranges\]
     #[serde(deserialize_with = "de_nets")]
@@ -214,6 +219,8 @@ impl Default for LsConfig {
             hedge_max_ms: 200,
             hedge_budget_pct: 10.0,
             max_inflight: 65536,
+            backend_limit_min: crate::ls::backend::limit::DEFAULT_MIN,
+            backend_limit_max: crate::ls::backend::limit::DEFAULT_MAX,
             allow: DEFAULT_ALLOW
                 .iter()
                 .filter_map(|net| net.parse().ok())

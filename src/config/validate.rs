@@ -21,6 +21,8 @@ pub(crate) const MAX_WORKERS: usize = 1024;
 /// Most client queries in flight (`max_inflight`): 16 Mi. The semaphore that
 /// holds them panics past 2^61 - 1.
 pub(crate) const MAX_INFLIGHT: usize = 1 << 24;
+/// Highest adaptive concurrency limit of a backend (`backend_limit_max`).
+pub(crate) const MAX_BACKEND_LIMIT: u32 = 1 << 24;
 /// Most names the `sticky` order remembers: 16 Mi slots, 128 MiB. The table is
 /// allocated whole, at start and at each reload.
 pub(crate) const MAX_STICKY_SIZE: usize = 1 << 24;
@@ -235,6 +237,23 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
     check.require(ls.max_inflight >= 1, "ls.max_inflight", || {
         "must be at least 1".into()
     });
+    check.at_most(
+        ls.backend_limit_max,
+        MAX_BACKEND_LIMIT,
+        "ls.backend_limit_max",
+    );
+    check.require(ls.backend_limit_min >= 1, "ls.backend_limit_min", || {
+        "must be at least 1".into()
+    });
+    if ls.backend_limit_max > 0 && ls.backend_limit_min > ls.backend_limit_max {
+        check.push(
+            &["ls.backend_limit_min", "ls.backend_limit_max"],
+            format!(
+                "backend_limit_min ({}) must not exceed backend_limit_max ({}) (0 turns the limit off)",
+                ls.backend_limit_min, ls.backend_limit_max
+            ),
+        );
+    }
     if let Some(cache) = &ls.cache {
         check_cache(
             cache,

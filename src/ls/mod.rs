@@ -27,11 +27,13 @@
 //!   query), [`suffix`] (the pools' zones: which pool a name goes to),
 //!   [`pool`] and [`upstream`] (upstream sockets), [`backend`] (each
 //!   with its [`backend::health::Health`]), [`order`], [`sticky`],
-//!   [`hedge`], [`guard`] (ACL, rate limit), [`loopmark`], [`latency`],
+//!   [`hedge`], [`guard`] (ACL, rate limit), [`fair`] (the in-flight
+//!   bound's share per client), [`loopmark`], [`latency`],
 //!   [`cache`] (the packet cache).
 pub mod backend;
 pub mod balancer;
 pub mod cache;
+pub mod fair;
 pub mod fast;
 pub mod guard;
 pub mod health;

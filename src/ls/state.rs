@@ -14,8 +14,8 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 use smallvec::SmallVec;
 
-use super::backend::Backend;
 use super::backend::health::HealthPolicy;
+use super::backend::{Backend, limit};
 use super::cache::PacketCache;
 use super::guard::RateLimiter;
 use super::hedge::{self, HedgeBudget};
@@ -164,6 +164,9 @@ pub struct LsMetrics {
     pub shed_queue: AtomicU64,
     /// Client queries shed with SERVFAIL: `max_inflight` reached.
     pub shed_inflight: AtomicU64,
+    /// Client queries shed with SERVFAIL: no backend of their route with
+    /// room under its adaptive concurrency limit ([`limit`]).
+    pub shed_limit: AtomicU64,
     /// Plain TCP connections closed right after `accept`: the connection cap was full.
     pub tcp_cap_refused: AtomicU64,
     /// The UDP workers' client sockets (inodes): the queries the kernel
@@ -299,7 +302,12 @@ impl Route {
             },
             backend_hashes: &self.backend_hashes,
         };
-        order::order(self.policy.order, &views, &key)
+        let mut c = order::order(self.policy.order, &views, &key);
+        // Under overload, those with room first ([`limit`]).
+        let now = tokio::time::Instant::now();
+        let room = |i: usize| self.backends.get(i).is_none_or(|b| b.limit.has_room(now));
+        limit::room_first(&mut c, room);
+        c
     }
 
     /// How long to wait on backend `i` before hedging to the next.
@@ -360,6 +368,7 @@ impl Route {
         b.stats.answered.fetch_add(1, Relaxed);
         b.heard_from(at);
         b.observe_latency(rtt);
+        b.limit.sample(rtt, at);
         self.observe_hedge_sample(i, rtt);
         let v = header.map_or(Verdict::Failed, |h| {
             if dns::rejects_query(&h) {
@@ -448,6 +457,8 @@ pub struct LsState {
     pub(super) allow: Vec<ipnet::IpNet>,
     /// Per-client limit, when set.
     pub(super) rate: Option<RateLimiter>,
+    /// IPv6 clients are grouped by this prefix (rate limit, in-flight share).
+    v6_prefix: u8,
     /// Delay-triggered hedges left (every route spends from it).
     pub(super) budget: Arc<HedgeBudget>,
     /// Upstream sockets (shared across reloads).
@@ -488,8 +499,13 @@ impl LsState {
         // Probes and lost client queries count against a backend under this
         // policy; a query lives up to the longest deadline, a pool's included.
         let window = Duration::from_millis(c.longest_timeout_ms());
+        let bounds = limit::Bounds {
+            min: c.backend_limit_min,
+            max: c.backend_limit_max,
+        };
         for b in &backends {
             b.health.set_rule(health.fall, health.rise, window);
+            b.limit.set_bounds(bounds);
         }
         let budget = Arc::new(HedgeBudget::new(c.hedge_budget_pct));
         // A cache is kept across a reload that does not change its config
@@ -562,6 +578,7 @@ impl LsState {
             allow: c.allow.clone(),
             rate: (c.rate_limit_qps > 0)
                 .then(|| RateLimiter::new(c.rate_limit_qps, c.rate_limit_v6_prefix)),
+            v6_prefix: c.rate_limit_v6_prefix,
             budget,
             pool,
             mark: old.map_or_else(Mark::random, |o| o.mark),
@@ -599,6 +616,12 @@ impl LsState {
     /// backend. Reads `name` in place; allocates nothing.
     pub fn route_of(&self, name: &[u8]) -> Option<usize> {
         self.zones.lookup(name)
+    }
+
+    /// The group of client `ip` for per-client limits: the rate limiter's
+    /// ([`super::guard::rate_key`]), also the in-flight share's ([`super::fair`]).
+    pub fn client_group(&self, ip: std::net::IpAddr) -> std::net::IpAddr {
+        super::guard::rate_key(ip, self.v6_prefix)
     }
 
     /// The route `pool` names (as [`Job::route`]): that pool, or

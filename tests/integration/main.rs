@@ -30,6 +30,8 @@ mod keys;
 mod kit;
 mod logs;
 mod ls;
+mod ls_backend_limit;
+mod ls_fairness;
 mod ls_procs;
 mod ls_reask;
 mod metrics;

@@ -1,5 +1,6 @@
-//! Backends as the LS sees them: address, weight, health ([`health`]), and
-//! live counters; one upstream query in flight ([`InFlight`]).
+//! Backends as the LS sees them: address, weight, health ([`health`]), its
+//! adaptive concurrency limit ([`limit`]) and live counters; one upstream
+//! query in flight ([`InFlight`]).
 //!
 //! Counters are atomics (no lock on the query path). [`Backend::view`] takes a
 //! plain snapshot for the pure ordering functions in [`super::order`].
@@ -16,6 +17,7 @@ use super::latency::LatencyHistogram;
 use crate::config::BackendConfig;
 
 pub mod health;
+pub mod limit;
 
 use health::Health;
 
@@ -49,6 +51,8 @@ pub struct Backend {
     pub health: Health,
     /// Recent latency, for the adaptive hedge delay.
     pub hedge: AdaptiveDelay,
+    /// Its adaptive concurrency limit ([`limit`]).
+    pub limit: limit::Limit,
     /// Its probe answers carry an OPT: it speaks EDNS.
     edns: AtomicBool,
 }
@@ -103,6 +107,7 @@ impl Backend {
             stats: BackendStats::default(),
             health: Health::new(probed),
             hedge: AdaptiveDelay::default(),
+            limit: limit::Limit::default(),
             edns: AtomicBool::new(false),
         }
     }
@@ -197,9 +202,11 @@ impl Backend {
     pub fn begin(self: &Arc<Self>) -> InFlight {
         self.stats.sent.fetch_add(1, Relaxed);
         self.stats.outstanding.fetch_add(1, Relaxed);
+        let sent = Instant::now();
+        self.limit.sent(sent);
         InFlight {
             backend: self.clone(),
-            sent: Instant::now(),
+            sent,
             rescued: false,
             won_by: None,
         }
@@ -318,6 +325,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.backend.stats.outstanding.fetch_sub(1, Relaxed);
+        self.backend.limit.ended(self.sent);
     }
 }
 

@@ -17,6 +17,7 @@ use tracing::debug;
 use super::flight::{Attempt, Flight, Late, TimerFor};
 use super::worker::{self, Worker};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
+use crate::ls::backend::limit;
 use crate::ls::balancer::Admission;
 use crate::ls::loopmark::PlainAnswer;
 use crate::ls::resolution::{End, Step, Verdict};
@@ -48,11 +49,23 @@ impl Worker {
                     }
                     self.to_clients.pop();
                 }
-                if self.flights.len >= self.max_flights {
-                    // Over the in-flight bound: SERVFAIL at once, written
-                    // from the header and question; nothing copied, no queueing.
-                    let m = &self.balancer.metrics;
-                    m.shed_inflight.fetch_add(1, Relaxed);
+                let group = state.client_group(src.addr.ip());
+                let now = Instant::now();
+                let m = &self.balancer.metrics;
+                // Over the in-flight bound, or over the client's share of
+                // it while it is contended ([`crate::ls::fair`]); or no
+                // backend of the route with room under its concurrency
+                // limit ([`limit`]): SERVFAIL at once, written from the
+                // header and question; nothing copied, no queueing.
+                let shed = if !self.holders.admits(group, self.max_flights) {
+                    Some(&m.shed_inflight)
+                } else if !limit::any_room(&state.route_at(admitted.route()).backends, now) {
+                    Some(&m.shed_limit)
+                } else {
+                    None
+                };
+                if let Some(counter) = shed {
+                    counter.fetch_add(1, Relaxed);
                     let out = self.to_clients.push(src);
                     if shed::write_servfail(raw, admitted.question_end(), out) {
                         let pool = state.route_at(admitted.route()).counters.as_deref();
@@ -71,12 +84,13 @@ impl Worker {
                 buf.clear();
                 buf.extend_from_slice(raw);
                 let job = admitted.into_job(buf);
-                let now = Instant::now();
                 let res = state.resolution(&job, now);
+                self.holders.take(group);
                 let idx = self.flights.insert(Flight {
                     state,
                     job,
                     client: src,
+                    group,
                     res,
                     attempts: SmallVec::new(),
                     kept: None,
@@ -118,6 +132,7 @@ impl Worker {
                     let Some(mut f) = self.flights.remove(idx) else {
                         return;
                     };
+                    self.holders.release(f.group);
                     // Those still asked become late entries.
                     let winner = end.backend();
                     let excused = strategy::excuses_silence(f.res.layout(), end);

@@ -56,7 +56,9 @@
 //!   got round to reading it, and the answers already arrived are read
 //!   before any deadline of the round is judged: the LS's own backlog never
 //!   makes a backend look slow or dead;
-//! - with `max_inflight` (split across workers) reached, a query is
+//! - with `max_inflight` (split across workers) reached, or, once half of
+//!   it is taken, with the client's group over its share of it
+//!   ([`crate::ls::fair`]: one client cannot starve the others), a query is
 //!   answered SERVFAIL at once from its header and question, before it is
 //!   copied anywhere, counted as shed (`inflight`).
 use std::future::poll_fn;

@@ -10,6 +10,7 @@ use tracing::debug;
 
 use super::flight::{Flight, Late, Slab, Timers};
 use crate::ls::balancer::Balancer;
+use crate::ls::fair::Holders;
 use crate::ls::upstream::ROTATE_AFTER;
 use crate::ls::upstream::sockets::{self, Family, Sockets};
 use crate::server::batch::{self, SendQueue};
@@ -52,6 +53,8 @@ pub(super) struct Worker {
     /// this round's flush, for their flights (kept from round to round).
     pub(super) refused: Vec<(usize, u16)>,
     pub(super) max_flights: usize,
+    /// The places of `max_flights` each client group holds.
+    pub(super) holders: Holders,
 }
 
 impl Worker {
@@ -73,6 +76,7 @@ impl Worker {
             spare: Vec::new(),
             refused: Vec::new(),
             max_flights: max_flights.max(1),
+            holders: Holders::default(),
         };
         if let Some(inode) = crate::server::socket::socket_inode(w.client.as_ref()) {
             w.balancer

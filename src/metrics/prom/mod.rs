@@ -486,9 +486,13 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
     e.family(
         "dnslb_shed_total",
         "counter",
-        "Client queries shed under overload: waited too long in the queue, over max_inflight (SERVFAIL), or dropped by the kernel with the socket's queue full.",
+        "Client queries shed under overload: waited too long in the queue, over max_inflight or a client's share of it (SERVFAIL), no backend with room under its concurrency limit (SERVFAIL), or dropped by the kernel with the socket's queue full.",
     );
-    for (reason, c) in [("queue", &m.shed_queue), ("inflight", &m.shed_inflight)] {
+    for (reason, c) in [
+        ("queue", &m.shed_queue),
+        ("inflight", &m.shed_inflight),
+        ("limit", &m.shed_limit),
+    ] {
         e.sample("dnslb_shed_total", &[("reason", reason)], c.load(Relaxed));
     }
     e.sample("dnslb_shed_total", &[("reason", "socket")], m.shed_socket());
@@ -523,7 +527,7 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
     };
     type Read = fn(&Backend) -> u64;
     #[rustfmt::skip]
-    let families: [(&str, &str, &str, Read); 7] = [
+    let families: [(&str, &str, &str, Read); 8] = [
         ("dnslb_backend_sent_total", "counter", "Upstream queries sent.",
             |b| b.stats.sent.load(Relaxed)),
         ("dnslb_backend_answered_total", "counter", "Valid upstream responses received.",
@@ -538,6 +542,8 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
             |b| u64::from(b.stats.outstanding.load(Relaxed))),
         ("dnslb_backend_up", "gauge", "1 when health checks find the backend usable, else 0.",
             |b| u64::from(b.is_up())),
+        ("dnslb_backend_concurrency_limit", "gauge", "Its adaptive concurrency limit: most upstream queries sent and unanswered, sent within the horizon (0 = off).",
+            |b| u64::from(b.limit.current())),
     ];
     for (name, kind, help, read) in families {
         e.family(name, kind, help);

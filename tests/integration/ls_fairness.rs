@@ -1,0 +1,140 @@
+//! One client cannot starve the others at `max_inflight` (issue 34 item 3,
+//! review ls-core F3): a client flooding names its backend never answers
+//! (as `on_miss = "silent"` table servers do) holds at most its share of
+//! the in-flight bound, and another client's queries for names that exist
+//! are answered, not SERVFAIL.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RecordType;
+use tokio::net::UdpSocket;
+
+use crate::kit::{Fake, Reply, ls_config, poll_until_async, query, start_ls, wire_answer};
+
+/// The LS's in-flight bound (one worker).
+const MAX_INFLIGHT: usize = 64;
+/// The victim's queries, one at a time.
+const VICTIM_QUERIES: u16 = 100;
+
+/// `name A` as wire bytes, with ID `id`.
+fn wire(name: &str, id: u16) -> Vec<u8> {
+    let mut m = query(name, RecordType::A, None);
+    m.metadata.id = id;
+    m.to_vec().unwrap()
+}
+
+/// Client A on 127.0.0.2 floods names the backend never answers (a batch
+/// of 50 every 10 ms) while client B on 127.0.0.3 asks 100 existing names
+/// one after another: every one of B's gets its NOERROR answer. Before the
+/// per-client share, A's queries held every place until their deadline
+/// and most of B's got SERVFAIL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_flooding_unanswered_names_does_not_starve_another() {
+    let started = Instant::now();
+    // Silent for `x…` names (nobody holds them), answers the rest at once.
+    let backend = Fake::udp(|q, _| {
+        if q.get(13) == Some(&b'x') {
+            Reply::Drop
+        } else {
+            Reply::Now(wire_answer(q, 0))
+        }
+    })
+    .await;
+    let mut cfg = ls_config(&[("silent-on-miss", backend.addr)]);
+    cfg.workers = 1;
+    cfg.max_inflight = MAX_INFLIGHT;
+    cfg.timeout_ms = 1500;
+    let ls = start_ls(cfg).await;
+    let addr = ls.addr;
+
+    // A: floods until told to stop, its answers (SERVFAIL) read and counted.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let sock = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let (mut sent, mut servfail) = (0u32, 0u32);
+            while !stop.load(Relaxed) {
+                for _ in 0..50 {
+                    let name = format!("x{sent}.nosuch.test");
+                    sock.send_to(&wire(&name, sent as u16), addr).await.unwrap();
+                    sent += 1;
+                }
+                let pause = tokio::time::sleep(Duration::from_millis(10));
+                tokio::pin!(pause);
+                loop {
+                    tokio::select! {
+                        () = &mut pause => break,
+                        r = sock.recv_from(&mut buf) => {
+                            if let Ok((n, _)) = r
+                                && n >= 4
+                                && buf[3] & 0x0f == 2
+                            {
+                                servfail += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            (sent, servfail)
+        })
+    };
+    // The flood has filled its share: the bound is contended.
+    let m = ls.balancer.metrics();
+    poll_until_async(
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        || async { (m.shed_inflight.load(Relaxed) > 0).then_some(()) },
+    )
+    .await
+    .expect("the flood reaches the in-flight bound");
+
+    // B: existing names, one at a time.
+    let victim = UdpSocket::bind("127.0.0.3:0").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (mut noerror, mut servfail, mut lost) = (0, 0, 0);
+    for id in 0..VICTIM_QUERIES {
+        let q = wire(&format!("www{id}.a.test"), id);
+        victim.send_to(&q, addr).await.unwrap();
+        let got = loop {
+            match tokio::time::timeout(Duration::from_secs(3), victim.recv_from(&mut buf)).await {
+                Ok(Ok((n, _))) => {
+                    let m = Message::from_vec(&buf[..n]).unwrap();
+                    if m.metadata.id == id {
+                        break Some(m.metadata.response_code);
+                    }
+                }
+                _ => break None,
+            }
+        };
+        match got {
+            Some(ResponseCode::NoError) => noerror += 1,
+            Some(ResponseCode::ServFail) => servfail += 1,
+            Some(other) => panic!("query {id}: {other:?}"),
+            None => lost += 1,
+        }
+    }
+    stop.store(true, Relaxed);
+    let (a_sent, a_servfail) = flood.await.unwrap();
+    let shed = m.shed_inflight.load(Relaxed);
+    eprintln!(
+        "max_inflight {MAX_INFLIGHT}: flood sent {a_sent}, {a_servfail} SERVFAIL seen, \
+         {shed} shed; victim: {noerror} NOERROR, {servfail} SERVFAIL, {lost} lost; {:.1?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (servfail, lost),
+        (0, 0),
+        "the victim's existing names are answered, never starved"
+    );
+    assert_eq!(noerror, usize::from(VICTIM_QUERIES));
+    assert!(
+        shed > 100 && a_servfail > 100,
+        "the flood was held at its share (SERVFAIL past it)"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20), "bounded run");
+    ls.stop().await;
+}
