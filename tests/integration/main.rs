@@ -6,6 +6,7 @@ mod attacks;
 mod browser;
 mod cache;
 mod cache_flush;
+mod check_cmd;
 mod cli;
 mod dnssec;
 mod docs;
