@@ -55,6 +55,7 @@ mod review_ls6;
 mod review_ls7;
 mod review_ts;
 mod service;
+mod shipped_config;
 mod signing;
 mod startup;
 mod status_cmd;
