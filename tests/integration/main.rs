@@ -8,6 +8,7 @@ mod cache;
 mod cache_flush;
 mod check_cmd;
 mod cli;
+mod deploy_recipes;
 mod dnssec;
 mod docs;
 mod dot;
