@@ -202,7 +202,7 @@ pub(super) fn check(
     records: Vec<Read>,
     last_origin: &Name,
     max: usize,
-) -> Result<(Name, Vec<SourceRecord>), Vec<(usize, String)>> {
+) -> Result<(Name, Vec<SourceRecord>), Vec<cursor::Bad>> {
     let mut soas = records
         .iter()
         .filter(|(record, _)| record.data.record_type() == RecordType::SOA)
