@@ -162,7 +162,7 @@ fn first_problem(read: Parsed, file: &Path) -> Result<(Name, Vec<SourceRecord>),
 ///
 /// The first problem as [`ZoneError::Line`]: a syntax or RDATA error,
 /// `$INCLUDE is not supported`, no SOA or more than one, a name outside the zone origin,
-/// a class other than IN, or more than one CNAME at a name.
+/// a class other than IN (the zone builder refuses a CNAME beside other data and the rest).
 pub fn parse_zone_file(
     text: &str,
     file: &Path,
