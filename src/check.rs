@@ -9,6 +9,7 @@ use std::path::Path;
 use hickory_proto::rr::Name;
 
 use crate::config::{Config, Layout, LsConfig};
+use crate::ts::source::ZoneError;
 use crate::ts::zone::Catalog;
 use crate::ts::{self, TsSettings, zonefile};
 
@@ -49,18 +50,16 @@ pub fn check_all(path: &Path) -> Checked {
         .as_ref()
         .filter(|ls| ls.layout == Layout::Partitioned);
     let mut served = Vec::new();
+    let mut config_text = None;
     for (i, tc) in cfg.ts.iter().enumerate() {
         let settings = TsSettings::from_config(tc);
-        // Each file on its own first, so every bad file is reported.
-        let mut files_ok = true;
-        for file in &settings.zones {
-            if let Err(e) = zonefile::check_file(file, &settings.origin, settings.ttl) {
-                push(e.to_string());
-                files_ok = false;
-            }
-        }
+        // Each file on its own first, so every bad line of every file is reported.
+        let text =
+            config_text.get_or_insert_with(|| std::fs::read_to_string(path).unwrap_or_default());
+        let file_problems = zone_file_problems(&cfg, text, i, &settings);
         // Then the zones they build together (e.g. a CNAME beside other data).
-        if !files_ok {
+        if !file_problems.is_empty() {
+            file_problems.into_iter().for_each(&mut push);
             continue;
         }
         match ts::load_catalog_noting(&settings, 1, &mut warnings) {
@@ -86,6 +85,42 @@ pub fn check_all(path: &Path) -> Checked {
     let mut seen = std::collections::HashSet::new();
     warnings.retain(|w| seen.insert(w.clone()));
     Checked { problems, warnings }
+}
+
+/// Every problem of the zone files of the `[[ts]]` at `index` (`settings`
+/// made from it), each file on its own: every bad line, as
+/// `named-checkzone` lists them. A file that cannot be read is named with
+/// the config line that names it and its `[[ts]]` (`text`: the config's).
+fn zone_file_problems(
+    cfg: &Config,
+    text: &str,
+    index: usize,
+    settings: &TsSettings,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (n, file) in settings.zones.iter().enumerate() {
+        let problems = zonefile::check_file_all(file, &settings.origin);
+        let full = problems.len() >= zonefile::MAX_PROBLEMS;
+        for problem in problems {
+            let shown = match problem {
+                ZoneError::Io { .. } => {
+                    let msg = format!("[[ts]] {}: {problem}", settings.name);
+                    cfg.problem_at(text, &format!("ts.{index}.zones.{n}"), msg)
+                        .to_string()
+                }
+                other => other.to_string(),
+            };
+            out.push(shown);
+        }
+        if full {
+            out.push(format!(
+                "{}: more problems not shown (the first {} are)",
+                file.display(),
+                zonefile::MAX_PROBLEMS
+            ));
+        }
+    }
+    out
 }
 
 /// The zones one table server serves, as the split rule sees them.

@@ -216,12 +216,14 @@ pub enum TsArgsError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// `--name` names no `[[ts]]` of the config.
-    #[error("{}: no [[ts]] named '{name}'", .path.display())]
+    #[error("{}: no [[ts]] named '{name}' ({known})", .path.display())]
     NoSuchTs {
         /// The config file.
         path: PathBuf,
         /// The name asked for.
         name: String,
+        /// The names there are, as [`known_ts`] lists them.
+        known: String,
     },
     /// `--origin` is not a DNS name.
     #[error(transparent)]
@@ -243,6 +245,16 @@ pub enum TsArgsError {
     /// `--workers 0`.
     #[error("--workers: must be at least 1")]
     NoWorkers,
+}
+
+/// The `[[ts]]` names of `cfg`, for a message about a name that is not
+/// one of them: `its table servers: ts1, ts2`, or `it has no [[ts]]`.
+pub fn known_ts(cfg: &Config) -> String {
+    if cfg.ts.is_empty() {
+        return "it has no [[ts]]".to_owned();
+    }
+    let names: Vec<&str> = cfg.ts.iter().map(|t| t.name.as_str()).collect();
+    format!("its table servers: {}", names.join(", "))
 }
 
 /// `nxdomain or silent`.
@@ -268,6 +280,7 @@ impl TsArgs {
                     return Err(TsArgsError::NoSuchTs {
                         path: path.clone(),
                         name: name.clone(),
+                        known: known_ts(&cfg),
                     });
                 };
                 workers = workers.or(tc.workers);

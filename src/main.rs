@@ -17,12 +17,22 @@ use dnslb::shutdown::Signals;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    dnslb::logging::init(cli.log.as_deref(), cli.log_format, cli.log_tag().as_deref());
+    let tag = cli.log_tag();
+    dnslb::logging::init(cli.log.as_deref(), cli.log_format, tag.as_deref());
     let format = cli.log_format;
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            report(format, &format!("dnslb: error: {err:#}"));
+            let line = format!("dnslb: error: {err:#}");
+            match (format, tag) {
+                // The JSON event gets the tag from the logger; a text line
+                // gets it here, as every other line of a tagged process.
+                (LogFormat::Text, Some(tag)) => {
+                    let tag_field = dnslb::logging::TAG_FIELD;
+                    eprintln!("{line} {tag_field}={tag}");
+                }
+                _ => report(format, &line),
+            }
             ExitCode::FAILURE
         }
     }
@@ -34,6 +44,15 @@ fn report(format: LogFormat, line: &str) {
     match format {
         LogFormat::Text => eprintln!("{line}"),
         LogFormat::Json => error!("{line}"),
+    }
+}
+
+/// Writes one warning line on stderr: as it is, or as a `warn` event when
+/// the logs are JSON.
+fn report_warning(format: LogFormat, line: &str) {
+    match format {
+        LogFormat::Text => eprintln!("{line}"),
+        LogFormat::Json => tracing::warn!("{line}"),
     }
 }
 
@@ -69,14 +88,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     match cli.command {
         Command::Check { config } => {
+            // Each line as it is, or (--log-format json) an event: every
+            // line of stderr is then JSON.
             let dnslb::check::Checked { problems, warnings } = dnslb::check::check_all(&config);
-            for p in problems.iter().chain(&warnings) {
-                eprintln!("{p}");
+            for p in &problems {
+                report(log.format, p);
+            }
+            for w in &warnings {
+                report_warning(log.format, w);
             }
             if !problems.is_empty() {
                 return Ok(ExitCode::FAILURE);
             }
-            eprintln!("{}: ok", config.display());
+            let ok = format!("{}: ok", config.display());
+            match log.format {
+                LogFormat::Text => eprintln!("{ok}"),
+                LogFormat::Json => tracing::info!("{ok}"),
+            }
         }
         Command::Resolve {
             server,
@@ -124,7 +152,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ds { config, name } => {
             let cfg = Config::load(&config)?;
             let Some(ts) = cfg.ts_by_name(&name) else {
-                anyhow::bail!("{}: no [[ts]] named '{name}'", config.display());
+                let known = dnslb::cli::known_ts(&cfg);
+                anyhow::bail!("{}: no [[ts]] named '{name}' ({known})", config.display());
             };
             let settings = dnslb::ts::TsSettings::from_config(ts);
             let now = std::time::SystemTime::now()

@@ -38,7 +38,8 @@ fn privilege_hint(addr: SocketAddr, source: &std::io::Error) -> &'static str {
     {
         " (ports below 1024 need root or CAP_NET_BIND_SERVICE: \
          setcap cap_net_bind_service=+ep $(command -v dnslb), \
-         or run it from deploy/dnslb-ls.service)"
+         or run it from its unit in deploy/: dnslb-ls.service for an LS, \
+         dnslb-ts@.service for a TS, dnslb-up.service for both)"
     } else {
         ""
     }
@@ -211,7 +212,8 @@ mod tests {
 
     const HINT: &str = "(ports below 1024 need root or CAP_NET_BIND_SERVICE: \
                         setcap cap_net_bind_service=+ep $(command -v dnslb), \
-                        or run it from deploy/dnslb-ls.service)";
+                        or run it from its unit in deploy/: dnslb-ls.service for an LS, \
+         dnslb-ts@.service for a TS, dnslb-up.service for both)";
 
     #[test]
     fn permission_denied_below_1024_says_how_to_fix_it() {

@@ -49,7 +49,8 @@ pub fn load_catalog_noting(
     table_origin.set_fqdn(true);
     for (i, file) in settings.zones.iter().enumerate() {
         if zonefile::is_master_file(file) {
-            let (origin, records) = zonefile::load_any(file, &settings.origin, settings.ttl)?;
+            let (origin, records) =
+                zonefile::load_any_noting(file, &settings.origin, settings.ttl, warnings)?;
             warnings.extend(signed::warnings(file, &records, unix_now()));
             let b = builder_for(&mut builders, &origin);
             for rec in &records {
@@ -66,9 +67,11 @@ pub fn load_catalog_noting(
     let mut zones = Vec::with_capacity(builders.len());
     for b in builders {
         let ttl = settings.ttl;
-        let zone = b.finish(&settings.zones, |origin, apex_ns| {
-            synth_soa(origin, apex_ns, ttl, serial)
-        })?;
+        let zone = b.finish_noting(
+            &settings.zones,
+            |origin, apex_ns| synth_soa(origin, apex_ns, ttl, serial),
+            warnings,
+        )?;
         zones.push(zone);
     }
     Ok(Catalog::new(zones))

@@ -84,7 +84,7 @@ impl ZoneError {
         ZoneError::Line {
             file: file.to_path_buf(),
             line,
-            msg: msg.into(),
+            msg: cut(msg.into()),
         }
     }
 
@@ -150,6 +150,29 @@ pub enum BuildError {
         /// The owner, as written (`?` if unreadable).
         name: String,
     },
+    /// A second CNAME or DNAME at a name (RFC 1034 §3.6.2, RFC 6672 §2.4).
+    #[error("{name} has more than one {rtype} (a name holds at most one)")]
+    SecondSingleton {
+        /// The owner, as written (`?` if unreadable).
+        name: String,
+        /// CNAME or DNAME.
+        rtype: RecordType,
+    },
+    /// Data below a DNAME (RFC 6672 §2.3).
+    #[error("data below the DNAME at {name} (RFC 6672 §2.3: a DNAME owner has no names below it)")]
+    BelowDname {
+        /// The DNAME's owner.
+        name: String,
+    },
+    /// A record no DNS message can carry.
+    #[error(
+        "a record of {size} bytes with a message's header, over 65,535: no answer or \
+         transfer could carry it"
+    )]
+    RecordOverMessage {
+        /// The record's size with a message's 12-byte header.
+        size: usize,
+    },
     /// More than 4 GiB of RDATA read.
     #[error("zone over 4 GiB")]
     RdataOver4G,
@@ -165,6 +188,32 @@ pub enum BuildError {
     /// A name's RRsets over 4 GiB.
     #[error("zone too large")]
     ZoneTooLarge,
+}
+
+/// The longest message a [`ZoneError::Line`] keeps whole.
+const MSG_MAX: usize = 600;
+
+/// `msg`, or its start and end with the middle cut out when it is over
+/// [`MSG_MAX`] bytes: a message quotes the token at fault, which may be a
+/// 100 MB word of a broken file (BIND cuts its lines too).
+fn cut(msg: String) -> String {
+    if msg.len() <= MSG_MAX {
+        return msg;
+    }
+    let floor = |mut i: usize| {
+        while !msg.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let head = floor(MSG_MAX / 2);
+    let tail = floor(msg.len() - MSG_MAX / 4);
+    format!(
+        "{}…[{} bytes cut]…{}",
+        &msg[..head],
+        tail - head,
+        &msg[tail..]
+    )
 }
 
 /// Reads a whole file as bytes, mapping failure to [`ZoneError::Io`].

@@ -397,7 +397,28 @@ fn check_reports_a_line_with_two_fields() {
 
 #[test]
 fn check_reports_a_missing_zone_file() {
-    check_reports("ts_missing_zone.toml");
+    // The config line that names it and its [[ts]] come first, then the
+    // file as it was looked for (joined to the config's folder): two paths,
+    // so not an `# expect:` line.
+    let fixture = "ts_missing_zone.toml";
+    let absolute = data_dir().join(fixture);
+    let elsewhere = tempfile::tempdir().unwrap();
+    for (config_arg, cwd) in [
+        (absolute.as_path(), elsewhere.path()),
+        (Path::new(fixture), data_dir().as_path()),
+    ] {
+        let out = run_in(&["check", "-c", config_arg.to_str().unwrap()], cwd);
+        assert_clean_failure(&out, fixture);
+        let folder = config_arg.parent().unwrap();
+        assert_eq!(
+            out.stderr_lines(),
+            [format!(
+                "{}:5: ts.zones: [[ts]] ts1: {}: cannot read: No such file or directory (os error 2)",
+                config_arg.display(),
+                folder.join("zones/missing.txt").display()
+            )]
+        );
+    }
 }
 
 #[test]
@@ -561,7 +582,8 @@ fn ts_on_port_53_without_privilege_says_how_to_fix_it() {
         "Permission denied",
         "CAP_NET_BIND_SERVICE",
         "setcap cap_net_bind_service=+ep $(command -v dnslb)",
-        "deploy/dnslb-ls.service",
+        // A TS's unit is named, not only the LS's (operator-walk 19).
+        "dnslb-ts@.service for a TS",
     ] {
         assert!(line.contains(want), "{want:?} missing from: {line}");
     }

@@ -80,7 +80,7 @@ $TTL 300
     let err = parse_zone_file(text, Path::new("z.zone"), None).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "z.zone:4: name outside origin \\@0.example.test."
+        "z.zone:4: example.test. is outside the zone \\@0.example.test."
     );
 }
 

@@ -301,7 +301,9 @@ fn dnslb_ds_prints_what_dnssec_dsfromkey_prints() {
         assert!(!out.status.success());
         assert_eq!(
             out.stderr.trim(),
-            "dnslb: error: ts 'ts2' has no dnssec: it signs no zone (add dnssec = { keys = \"DIR\" })"
+            "dnslb: error: ts 'ts2' has no dnssec: it signs no zone (add dnssec = { keys = \"DIR\" }); \
+             the DS of a zone signed before it is loaded comes from its signer's keys: \
+             dnssec-dsfromkey -2 on the KSK's .key file"
         );
     });
 }

@@ -14,7 +14,11 @@ use crate::ts::{TsSettings, load_catalog};
 #[non_exhaustive]
 pub enum DsError {
     /// The TS has no `dnssec`: it signs nothing.
-    #[error("ts '{0}' has no dnssec: it signs no zone (add dnssec = {{ keys = \"DIR\" }})")]
+    #[error(
+        "ts '{0}' has no dnssec: it signs no zone (add dnssec = {{ keys = \"DIR\" }}); \
+         the DS of a zone signed before it is loaded comes from its signer's keys: \
+         dnssec-dsfromkey -2 on the KSK's .key file"
+    )]
     NotSigning(String),
     /// A zone file could not be read.
     #[error(transparent)]

@@ -77,7 +77,7 @@ pub(super) fn parse_line(line: &str, origin: &Name) -> Result<Option<(Name, RDat
     };
     // Owner names only: NS and CNAME targets may be anywhere (`-` NS puts the origin as owner).
     if !origin.is_root() && !origin.zone_of(&record.0) {
-        return Err(format!("name outside origin {origin}"));
+        return Err(format!("{} is outside the zone {origin}", record.0));
     }
     Ok(Some(record))
 }
@@ -522,13 +522,13 @@ mod tests {
             )
             .unwrap_err()
             .to_string(),
-            "t.txt:2: name outside origin example.com."
+            "t.txt:2: www.example.org. is outside the zone example.com."
         );
         assert_eq!(
             parse_in("badexample.com 192.0.2.1 A", "example.com")
                 .unwrap_err()
                 .to_string(),
-            "t.txt:1: name outside origin example.com."
+            "t.txt:1: badexample.com. is outside the zone example.com."
         );
         // CNAME and NS targets may point anywhere.
         assert!(parse_in("a.example.com www.example.org CNAME", "example.com").is_ok());

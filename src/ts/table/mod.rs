@@ -67,6 +67,36 @@ pub fn visit_table_file(
     }
 }
 
+/// Every bad line of the PROJ table `file` (up to `max`), as `dnslb check`
+/// lists them; an unreadable file is one problem. A line that is not valid
+/// UTF-8 ends the list (what follows cannot be read as lines).
+pub fn check_table_file(file: &Path, origin: &Name, max: usize) -> Vec<ZoneError> {
+    let bytes = match read_bytes(file) {
+        Ok(b) => b,
+        Err(e) => return vec![e],
+    };
+    let (text, bad) = match decode(&bytes) {
+        Ok(text) => (text, None),
+        Err(bad) => (bad.valid_prefix, Some(bad.line)),
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut origin = origin.clone();
+    origin.set_fqdn(true);
+    let mut problems = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if problems.len() >= max {
+            return problems;
+        }
+        if let Err(msg) = parse_line(line, &origin) {
+            problems.push(ZoneError::line(file, index + 1, msg));
+        }
+    }
+    if let Some(line) = bad.filter(|_| problems.len() < max) {
+        problems.push(ZoneError::line(file, line, "not valid UTF-8"));
+    }
+    problems
+}
+
 /// Parses the text of a PROJ table; `file` is only used to name it in errors.
 ///
 /// # Errors

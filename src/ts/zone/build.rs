@@ -81,6 +81,36 @@ pub(super) fn rdata_into(data: &RData, out: &mut Vec<u8>) -> Result<(), BuildErr
     Ok(())
 }
 
+/// A DNS message's header: with it, a record over 65,535 bytes can be
+/// neither answered nor transferred (BIND refuses it at load: "ran out of
+/// space"), so it is refused with its line.
+const MESSAGE_HEAD: usize = 12;
+
+/// Whether two RDATA of type `rtype` are the same record: equal, or equal
+/// but for the case of names in them (RFC 4343; RFC 2181 §5: an RRset has
+/// no duplicates). The names compared case-blind are those RFC 4034 §6.2
+/// lists, and the next owner of an NSEC.
+fn same_rdata(rtype: u16, a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    if a.len() != b.len() {
+        return false;
+    }
+    if rtype == u16::from(RecordType::NSEC) {
+        // The next owner name, then the type bitmaps (no letters in a
+        // name's length bytes: ASCII case folding leaves them alone).
+        let Some(end) = crate::ts::wire::uncompressed_len(a) else {
+            return false;
+        };
+        return a[..end].eq_ignore_ascii_case(&b[..end]) && a[end..] == b[end..];
+    }
+    let (mut ca, mut cb) = (Vec::with_capacity(a.len()), Vec::with_capacity(b.len()));
+    super::sign::canonical::rdata_into(rtype, a, &mut ca);
+    super::sign::canonical::rdata_into(rtype, b, &mut cb);
+    ca == cb
+}
+
 /// Records of one owner and type while a zone is built: their RDATA as
 /// (start, length) in the builder's RDATA buffer. The records of one RRset
 /// share the lowest TTL among them (RFC 2181 §5.2). RRSIGs are grouped by
@@ -326,7 +356,12 @@ impl ZoneBuilder {
         }
         wire_into(&rec.name, &mut self.scratch).map_err(err)?;
         let owner = self.owners.intern(&self.scratch).map_err(err)?;
+        let owner_len = self.scratch.len();
         rdata_into(&rec.data, &mut self.scratch).map_err(err)?;
+        let size = MESSAGE_HEAD + owner_len + 10 + self.scratch.len();
+        if size > usize::from(u16::MAX) {
+            return Err(err(BuildError::RecordOverMessage { size }));
+        }
         let rdata = std::mem::take(&mut self.scratch);
         let at = (file_idx, rec.line);
         let pushed = self.push(owner, u16::from(rtype), rec.ttl, at, &rdata);
@@ -391,6 +426,23 @@ impl ZoneBuilder {
         files: &[PathBuf],
         default_soa: impl FnOnce(&Name, Option<&Name>) -> (u32, SOA),
     ) -> Result<Zone, ZoneError> {
+        self.finish_noting(files, default_soa, &mut Vec::new())
+    }
+
+    /// [`Self::finish`], with the warnings about the zone added to
+    /// `warnings` as `file:line: warning: ...` lines: an RRset whose records
+    /// have different TTLs (served at the lowest, RFC 2181 §5.2; NSD and BIND
+    /// warn too).
+    ///
+    /// # Errors
+    /// As [`Self::finish`]; also a second DNAME at a name, and data below a
+    /// DNAME (RFC 6672 §2.3, as NSD and Knot refuse it).
+    pub fn finish_noting(
+        self,
+        files: &[PathBuf],
+        default_soa: impl FnOnce(&Name, Option<&Name>) -> (u32, SOA),
+        warnings: &mut Vec<String>,
+    ) -> Result<Zone, ZoneError> {
         let ZoneBuilder {
             origin,
             origin_key,
@@ -442,6 +494,24 @@ impl ZoneBuilder {
         empty.sort_unstable();
         empty.dedup();
         let mut first_error = FirstError(None);
+        below_dname(
+            &owners,
+            &pending,
+            &by_owner,
+            &starts,
+            apex_labels,
+            &mut |at, name| {
+                let p = &pending[at as usize];
+                let e = ZoneError::build(
+                    file_of(p.file),
+                    p.line as usize,
+                    BuildError::BelowDname { name },
+                );
+                first_error.keep(at as usize, e);
+            },
+        );
+        let mut ttl_mismatch: Option<(u32, u32, String)> = None;
+        let mut ttl_mismatches = 0usize;
         let mut store = Store::default();
         // The arena's size, at most (duplicates aside): reserved once, so it
         // is never copied while it grows.
@@ -458,31 +528,60 @@ impl ZoneBuilder {
         let mut has_dnames = false;
         let mut sets: Vec<Building> = Vec::new();
         let (cname, ns) = (u16::from(RecordType::CNAME), u16::from(RecordType::NS));
+        let dname = u16::from(RecordType::DNAME);
         for o in 0..owner_count {
             let run = &by_owner[starts[o] as usize..starts[o + 1] as usize];
             let name = owners.name(o as u32);
+            let is_apex = name.eq_ignore_ascii_case(&origin_key);
+            let shown = || {
+                Name::read(&mut BinDecoder::new(name))
+                    .map_or_else(|_| "?".into(), |n| n.to_string())
+            };
             sets.clear();
             for &at in run {
                 let p = &pending[at as usize];
+                let bytes = (p.rdata_at as usize, usize::from(p.rdata_len));
+                let same = |d: &(usize, usize)| {
+                    same_rdata(
+                        p.rtype,
+                        &rdata[d.0..d.0 + d.1],
+                        &rdata[bytes.0..bytes.0 + bytes.1],
+                    )
+                };
                 // RRSIG and NSEC may sit beside a CNAME (RFC 4035 §2.5).
                 let beside =
                     |t: u16| t == u16::from(RecordType::RRSIG) || t == u16::from(RecordType::NSEC);
-                let has_cname = sets.iter().any(|s| s.rtype == cname);
+                let cnames = sets.iter().find(|s| s.rtype == cname);
                 let has_other = sets.iter().any(|s| s.rtype != cname && !beside(s.rtype));
-                if (has_cname && !beside(p.rtype)) || (p.rtype == cname && has_other) {
-                    let shown = Name::read(&mut BinDecoder::new(name))
-                        .map_or_else(|_| "?".into(), |n| n.to_string());
-                    let e = ZoneError::build(
-                        file_of(p.file),
-                        p.line as usize,
-                        BuildError::CnameAndOther { name: shown },
-                    );
+                let twice = |t: u16| {
+                    sets.iter()
+                        .find(|s| s.rtype == t)
+                        .is_some_and(|s| !s.data.iter().any(same))
+                };
+                // The apex always has other data: its SOA (kept apart).
+                let reason = if p.rtype == cname && twice(cname) {
+                    Some(BuildError::SecondSingleton {
+                        name: shown(),
+                        rtype: RecordType::CNAME,
+                    })
+                } else if p.rtype == dname && twice(dname) {
+                    Some(BuildError::SecondSingleton {
+                        name: shown(),
+                        rtype: RecordType::DNAME,
+                    })
+                } else if (cnames.is_some() && !beside(p.rtype))
+                    || (p.rtype == cname && (has_other || is_apex))
+                {
+                    (p.rtype != cname || cnames.is_none())
+                        .then(|| BuildError::CnameAndOther { name: shown() })
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    let e = ZoneError::build(file_of(p.file), p.line as usize, reason);
                     first_error.keep(at as usize, e);
                     continue;
                 }
-                let bytes = (p.rdata_at as usize, usize::from(p.rdata_len));
-                let same =
-                    |d: &(usize, usize)| rdata[d.0..d.0 + d.1] == rdata[bytes.0..bytes.0 + bytes.1];
                 let covered = if p.rtype == RRSIG {
                     rdata
                         .get(bytes.0..bytes.0 + 2)
@@ -495,6 +594,21 @@ impl ZoneBuilder {
                     .find(|s| s.rtype == p.rtype && s.covered == covered)
                 {
                     Some(set) => {
+                        if set.ttl != p.ttl && p.rtype != RRSIG {
+                            ttl_mismatches += 1;
+                            if ttl_mismatch.is_none() {
+                                let what = format!(
+                                    "TTL {} differs from the TTL {} of the {} RRset of {} \
+                                     before it: the RRset is served at the lowest TTL of its \
+                                     records (RFC 2181 §5.2)",
+                                    p.ttl,
+                                    set.ttl,
+                                    RecordType::from(p.rtype),
+                                    shown()
+                                );
+                                ttl_mismatch = Some((p.file, p.line, what));
+                            }
+                        }
                         set.ttl = set.ttl.min(p.ttl);
                         if !set.data.iter().any(same) {
                             set.data.push(bytes);
@@ -508,7 +622,6 @@ impl ZoneBuilder {
                     }),
                 }
             }
-            let is_apex = name.eq_ignore_ascii_case(&origin_key);
             sig_ttls(&mut sets, soa.as_ref().map(|s| s.0).filter(|_| is_apex));
             has_wildcards |= name.starts_with(&[1, b'*']);
             has_delegations |= !is_apex && sets.iter().any(|s| s.rtype == ns);
@@ -524,6 +637,16 @@ impl ZoneBuilder {
         }
         if let Some((_, err)) = first_error.0 {
             return Err(err);
+        }
+        if let Some((file, line, what)) = ttl_mismatch {
+            let others = match ttl_mismatches {
+                1 => String::new(),
+                n => format!(" ({n} such records in this zone)"),
+            };
+            warnings.push(format!(
+                "{}:{line}: warning: {what}{others}",
+                file_of(file).display()
+            ));
         }
         drop((pending, rdata, by_owner, starts, owners));
         for key in &empty {
@@ -567,6 +690,55 @@ impl ZoneBuilder {
             ZoneError::build(files.get(idx).unwrap_or(&unnamed), line, reason)
         })?;
         Ok(zone)
+    }
+}
+
+/// Finds the records below a DNAME (RFC 6672 §2.3: no data below a DNAME
+/// owner; NSD and Knot refuse such a zone): hands `found` the first record
+/// (its index in `pending`) of each owner below one, and the DNAME's owner.
+/// An owner of NSEC3 records alone (and their RRSIGs) is not data: a
+/// signed zone's hashed names sit below an apex DNAME.
+fn below_dname(
+    owners: &Owners,
+    pending: &[Pending],
+    by_owner: &[u32],
+    starts: &[u32],
+    apex_labels: usize,
+    found: &mut impl FnMut(u32, String),
+) {
+    let dname = u16::from(RecordType::DNAME);
+    let nsec3 = u16::from(RecordType::NSEC3);
+    let run = |o: usize| &by_owner[starts[o] as usize..starts[o + 1] as usize];
+    let has_dname: Vec<bool> = (0..owners.spans.len())
+        .map(|o| run(o).iter().any(|&at| pending[at as usize].rtype == dname))
+        .collect();
+    if !has_dname.contains(&true) {
+        return;
+    }
+    for o in 0..owners.spans.len() {
+        let records = run(o);
+        let Some(&first) = records.first() else {
+            continue;
+        };
+        if records
+            .iter()
+            .all(|&at| matches!(pending[at as usize].rtype, t if t == nsec3 || t == RRSIG))
+        {
+            continue;
+        }
+        let Some(k) = Key::read(owners.name(o as u32)) else {
+            continue;
+        };
+        // Each ancestor at or below the apex.
+        for skip in 1..=k.labels().saturating_sub(apex_labels) {
+            let (_, up) = k.suffix(skip);
+            if let Some(a) = owners.find(up).filter(|&a| has_dname[a as usize]) {
+                let name = Name::read(&mut BinDecoder::new(owners.name(a)))
+                    .map_or_else(|_| "?".into(), |n| n.to_string());
+                found(first, name);
+                break;
+            }
+        }
     }
 }
 

@@ -177,16 +177,16 @@ pub(super) fn u32_of(raw: &[u8], what: &str) -> Result<u32, String> {
     number(raw, u32::MAX.into(), what).map(|n| n as u32)
 }
 
-/// A TTL: seconds, or BIND's units (`1h30m`, `2w`), at most 2^31-1 (RFC 2181 §8).
+/// The largest TTL (RFC 2181 §8): a TTL written above it is read as 0.
+pub(super) const TTL_MAX: u32 = i32::MAX as u32;
+
+/// A TTL: seconds, or BIND's units (`1h30m`, `2w`), up to 2^32-1; the caller
+/// reads one over [`TTL_MAX`] as 0 (RFC 2181 §8), with a warning.
 ///
 /// # Errors
 /// Not a TTL.
 pub(super) fn ttl(raw: &[u8]) -> Result<u32, String> {
-    let value = duration(raw, "TTL")?;
-    if value > i32::MAX as u32 {
-        return Err(format!("TTL {value} over 2147483647"));
-    }
-    Ok(value)
+    duration(raw, "TTL")
 }
 
 /// A time in seconds as a TTL is written (the SOA's timers): seconds, or BIND's units.
@@ -535,7 +535,8 @@ mod tests {
         assert_eq!(ttl(b"3600").unwrap(), 3600);
         assert_eq!(ttl(b"1h30m").unwrap(), 5400);
         assert_eq!(ttl(b"1W").unwrap(), 604_800);
-        assert!(ttl(b"2147483648").is_err());
+        assert_eq!(ttl(b"2147483648").unwrap(), 2_147_483_648);
+        assert!(ttl(b"4294967296").is_err());
         assert!(ttl(b"h").is_err());
         assert!(ttl(b"1x").is_err());
     }

@@ -81,12 +81,20 @@ pub(super) fn each_entry(
     let mut at = 0;
     let mut line_start = true;
     while let Some(&b) = text.get(at) {
+        // A bare CR (not before an LF) ends a line, as NSD and BIND read it
+        // (an old Mac file); before an LF it is white space (CRLF).
+        let b = if b == b'\r' && text.get(at + 1) != Some(&b'\n') {
+            b'\n'
+        } else {
+            b
+        };
         if line_start && depth == 0 {
             lexer.first_line = lexer.line;
             lexer.blank_owner = b == b' ' || b == b'\t';
         }
         line_start = false;
         match b {
+            0 => return Err(nul(lexer.line)),
             b'\n' => {
                 lexer.end_word();
                 if depth == 0
@@ -100,7 +108,7 @@ pub(super) fn each_entry(
             b' ' | b'\t' | b'\r' => lexer.end_word(),
             b';' => {
                 lexer.end_word();
-                while text.get(at + 1).is_some_and(|&c| c != b'\n') {
+                while text.get(at + 1).is_some() && !ends_line(text, at + 1) {
                     at += 1;
                 }
             }
@@ -132,6 +140,7 @@ pub(super) fn each_entry(
                             });
                         }
                         Some(b'"') => break,
+                        Some(0) => return Err(nul(lexer.line)),
                         Some(b'\\') => {
                             let Some(&next) = text.get(at + 1) else {
                                 return Err(LexError {
@@ -139,14 +148,17 @@ pub(super) fn each_entry(
                                     msg: "backslash at the end of the file".into(),
                                 });
                             };
-                            if next == b'\n' {
+                            if next == 0 {
+                                return Err(nul(lexer.line));
+                            }
+                            if ends_line(text, at + 1) {
                                 lexer.line += 1;
                             }
                             quoted.extend_from_slice(&[b'\\', next]);
                             at += 1;
                         }
                         Some(&c) => {
-                            if c == b'\n' {
+                            if ends_line(text, at) {
                                 lexer.line += 1;
                             }
                             quoted.push(c);
@@ -167,7 +179,10 @@ pub(super) fn each_entry(
                         msg: "backslash at the end of the file".into(),
                     });
                 };
-                if next == b'\n' {
+                if next == 0 {
+                    return Err(nul(lexer.line));
+                }
+                if ends_line(text, at + 1) {
                     lexer.line += 1;
                 }
                 lexer.push(b'\\');
@@ -188,6 +203,24 @@ pub(super) fn each_entry(
     match lexer.end_entry() {
         Some(e) => f(e),
         None => Ok(()),
+    }
+}
+
+/// Whether the byte at `at` ends a line: an LF, or a CR not before an LF.
+fn ends_line(text: &[u8], at: usize) -> bool {
+    match text.get(at) {
+        Some(b'\n') => true,
+        Some(b'\r') => text.get(at + 1) != Some(&b'\n'),
+        _ => false,
+    }
+}
+
+/// A NUL byte in the text: refused, as BIND and Knot refuse it (NSD would
+/// cut the line there); `\000` writes one in a name or a string.
+fn nul(line: usize) -> LexError {
+    LexError {
+        line,
+        msg: "a NUL byte (write \\000 for a zero byte in data)".into(),
     }
 }
 
@@ -309,6 +342,40 @@ mod tests {
             }
         );
         assert_eq!(err(b"x TXT a\\").line, 1);
+    }
+
+    #[test]
+    fn a_bare_cr_ends_a_line_as_nsd_and_bind_read_it() {
+        // Two records, not one TXT of five strings (review F1).
+        let all = entries(b"t TXT \"a\"\ru TXT \"b\"\n").unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(texts(&all[0]), vec!["t", "TXT", "\"a\""]);
+        assert_eq!(texts(&all[1]), vec!["u", "TXT", "\"b\""]);
+        assert_eq!((all[1].first_line, all[1].blank_owner), (2, false));
+        // A CR-only (old Mac) file, a comment ended by a CR, and a blank owner
+        // after a CR; lines are counted at each CR as BIND counts them.
+        let all = entries(b"$TTL 60 ; c\r@ A 1\r A 2\r\rb A 3\r").unwrap();
+        assert_eq!(texts(&all[0]), vec!["$TTL", "60"]);
+        assert_eq!(texts(&all[2]), vec!["A", "2"]);
+        assert!(all[2].blank_owner);
+        assert_eq!(all[3].first_line, 5);
+        // A quoted string across a bare CR counts the line too.
+        let all = entries(b"a TXT \"x\ry\"\rb A 1").unwrap();
+        assert_eq!(all[1].first_line, 3);
+    }
+
+    #[test]
+    fn a_nul_byte_is_refused_at_its_line() {
+        for text in [
+            &b"a A 1\nt TXT a\0b\n"[..],
+            b"a A 1\nt TXT \"a\0b\"\n",
+            b"a A 1\na\\\0 A 1\n",
+            b"a A 1\r\na\0 A 1\n",
+        ] {
+            let err = entries(text).unwrap_err();
+            assert_eq!(err.line, 2, "{text:?}");
+            assert!(err.msg.starts_with("a NUL byte"), "{}", err.msg);
+        }
     }
 
     #[test]

@@ -10,10 +10,15 @@
 //! `\# LENGTH HEX` for any type; `loc` and `svcb` the two types with a syntax of
 //! their own, `extra` the other types NSD reads), `cursor` walks a record's fields,
 //! and `fields` reads each field. A record without a TTL takes `$TTL`, or 3600 when
-//! the file sets none (as NSD 4.6 does). Every error names `file:line`. The checks a
-//! server needs follow: exactly one SOA (its owner is the zone origin), every name at
-//! or below the origin, class IN only, at most one CNAME per name. The file is read as
-//! bytes (a Latin-1 TXT is served as written, as NSD does).
+//! the file sets none (as NSD 4.6 does); a TTL over 2^31-1 is read as 0 with a warning
+//! (RFC 2181 §8, as BIND does). Every error names `file:line` (a message quoting a huge
+//! token is cut); `dnslb check` gets every bad line ([`check_file_all`]), a load the
+//! first. The checks a server needs follow: exactly one SOA (its owner is the zone
+//! origin), every name at or below the origin, class IN only; the zone builder then
+//! refuses a CNAME beside other data, a second CNAME or DNAME, data below a DNAME and
+//! a record no message can carry. The file is read as bytes (a Latin-1 TXT is served
+//! as written, as NSD does); a bare CR ends a line (as NSD and BIND read it), a NUL
+//! byte is refused.
 //!
 //! The records come out with hickory [`RData`](hickory_proto::rr::RData): A, AAAA, NS,
 //! CNAME, PTR, MX, SOA and TXT decoded into their own variants (the zone builder reads
@@ -54,30 +59,51 @@ pub fn load_any(
     origin: &Name,
     ttl: u32,
 ) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
+    load_any_noting(file, origin, ttl, &mut Vec::new())
+}
+
+/// [`load_any`], with the warnings about a master file (a TTL over 2^31-1
+/// read as 0) added to `warnings` as `file:line: warning: ...` lines.
+///
+/// # Errors
+/// As [`load_any`].
+pub fn load_any_noting(
+    file: &Path,
+    origin: &Name,
+    ttl: u32,
+    warnings: &mut Vec<String>,
+) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
     let is_master = is_master_file(file);
     let mut origin = origin.clone();
     origin.set_fqdn(true);
     if is_master {
-        load_zone_file(file, (!origin.is_root()).then_some(&origin))
+        load_zone_file_noting(file, (!origin.is_root()).then_some(&origin), warnings)
     } else {
         let records = table::load_table(file, &origin, ttl)?;
         Ok((origin, records))
     }
 }
 
-/// Reads `file` as [`load_any`] does and reports its first problem, without
-/// keeping its records (a PROJ table is checked line by line).
-///
-/// # Errors
-/// As [`load_any`].
-pub fn check_file(file: &Path, origin: &Name, ttl: u32) -> Result<(), ZoneError> {
-    if is_master_file(file) {
-        return load_any(file, origin, ttl).map(drop);
-    }
+/// Reads `file` as [`load_any`] does and reports its problems: every bad
+/// line, up to [`MAX_PROBLEMS`] (as `named-checkzone` lists them), without
+/// keeping its records. An unreadable file is one problem.
+pub fn check_file_all(file: &Path, origin: &Name) -> Vec<ZoneError> {
     let mut origin = origin.clone();
     origin.set_fqdn(true);
-    table::visit_table_file(file, &origin, ttl, |_| Ok(()))
+    if !is_master_file(file) {
+        return table::check_table_file(file, &origin, MAX_PROBLEMS);
+    }
+    match read_bytes(file) {
+        Err(e) => vec![e],
+        Ok(bytes) => {
+            let start = (!origin.is_root()).then_some(&origin);
+            read_master(&bytes, file, start, MAX_PROBLEMS).problems
+        }
+    }
 }
+
+/// The most problems [`check_file_all`] lists for one file.
+pub const MAX_PROBLEMS: usize = 100;
 
 /// True for an RFC 1035 master file (`.zone`), false for a PROJ table.
 pub fn is_master_file(file: &Path) -> bool {
@@ -96,8 +122,34 @@ pub fn load_zone_file(
     file: &Path,
     origin: Option<&Name>,
 ) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
+    load_zone_file_noting(file, origin, &mut Vec::new())
+}
+
+/// [`load_zone_file`], with the file's warnings added to `warnings`.
+///
+/// # Errors
+/// As [`load_zone_file`].
+pub fn load_zone_file_noting(
+    file: &Path,
+    origin: Option<&Name>,
+    warnings: &mut Vec<String>,
+) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
     let bytes = read_bytes(file)?;
-    parse_zone_bytes(&bytes, file, origin)
+    let mut read = read_master(&bytes, file, origin, 1);
+    warnings.append(&mut read.warnings);
+    first_problem(read, file)
+}
+
+/// The zone read, or its first problem.
+fn first_problem(read: Parsed, file: &Path) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
+    match (read.problems.into_iter().next(), read.zone) {
+        (Some(problem), _) => Err(problem),
+        (None, Some(zone)) => Ok(zone),
+        (None, None) => Err(ZoneError::Io {
+            file: file.to_path_buf(),
+            msg: "read nothing".into(),
+        }),
+    }
 }
 
 /// Parses the text of an RFC 1035 master file; `file` is only used to name it in errors.
@@ -110,49 +162,99 @@ pub fn load_zone_file(
 ///
 /// The first problem as [`ZoneError::Line`]: a syntax or RDATA error,
 /// `$INCLUDE is not supported`, no SOA or more than one, a name outside the zone origin,
-/// a class other than IN, or more than one CNAME at a name.
+/// a class other than IN (the zone builder refuses a CNAME beside other data and the rest).
 pub fn parse_zone_file(
     text: &str,
     file: &Path,
     origin: Option<&Name>,
 ) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
-    parse_zone_bytes(text.as_bytes(), file, origin)
+    first_problem(read_master(text.as_bytes(), file, origin, 1), file)
 }
 
-/// [`parse_zone_file`] on the bytes of a file.
-fn parse_zone_bytes(
-    text: &[u8],
-    file: &Path,
-    origin: Option<&Name>,
-) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
+/// What reading a master file found.
+struct Parsed {
+    /// The zone origin and records, when there is no problem.
+    zone: Option<(Name, Vec<SourceRecord>)>,
+    /// The problems, in file order.
+    problems: Vec<ZoneError>,
+    /// `file:line: warning: ...` lines.
+    warnings: Vec<String>,
+}
+
+/// Reads the bytes of a master file, listing up to `max` problems (the
+/// reading stops at a lexical error: what follows it cannot be read).
+fn read_master(text: &[u8], file: &Path, origin: Option<&Name>, max: usize) -> Parsed {
     let text = text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text);
-    let at = |line: usize| move |msg: String| ZoneError::line(file, line, msg);
+    let mut read = Parsed {
+        zone: None,
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let at = |(line, msg): (usize, String)| ZoneError::line(file, line, msg);
     let mut reader = Reader {
-        origin: match origin {
-            Some(o) => Some(name_wire(o).map_err(at(1))?),
-            None => None,
+        origin: match origin.map(name_wire).transpose() {
+            Ok(wire) => wire,
+            Err(msg) => {
+                read.problems.push(at((1, msg)));
+                return read;
+            }
         },
         default_ttl: None,
         owner: None,
+        ttls_over: None,
     };
     // Each entry read as the lexer ends it: the tokens of a big file never
     // sit in memory together (a signed zone's are ten times its records').
     let mut records = Vec::new();
-    lexer::each_entry(text, |entry| {
-        if let Some(record) = reader
-            .entry(&entry)
-            .map_err(|(line, msg)| lexer::LexError { line, msg })?
-        {
-            records.push(record);
+    let problems = &mut read.problems;
+    let lexed = lexer::each_entry(text, |entry| {
+        match reader.entry(&entry) {
+            Ok(Some(record)) => records.push(record),
+            Ok(None) => {}
+            Err(bad) => {
+                problems.push(at(bad));
+                if problems.len() >= max {
+                    // Not a lexical error: ends the walk, reported already.
+                    return Err(lexer::LexError {
+                        line: 0,
+                        msg: String::new(),
+                    });
+                }
+            }
         }
         Ok(())
-    })
-    .map_err(|e| ZoneError::line(file, e.line, e.msg))?;
-    let last_origin = match &reader.origin {
-        Some(wire) => wire_name(wire).map_err(at(1))?,
-        None => Name::root(),
+    });
+    if let Err(e) = lexed
+        && e.line > 0
+        && read.problems.len() < max
+    {
+        read.problems.push(at((e.line, e.msg)));
+    }
+    if let Some((line, value, n)) = reader.ttls_over {
+        let others = match n {
+            1 => String::new(),
+            n => format!(" ({n} such TTLs in this file)"),
+        };
+        read.warnings.push(format!(
+            "{}:{line}: warning: TTL {value} is over 2147483647 and read as 0 (RFC 2181 §8){others}",
+            file.display()
+        ));
+    }
+    if !read.problems.is_empty() {
+        return read;
+    }
+    let last_origin = match reader.origin.as_deref().map(wire_name).transpose() {
+        Ok(o) => o.unwrap_or_else(Name::root),
+        Err(msg) => {
+            read.problems.push(at((1, msg)));
+            return read;
+        }
     };
-    check(records, &last_origin).map_err(|(line, msg)| ZoneError::line(file, line, msg))
+    match check(records, &last_origin, max) {
+        Ok(zone) => read.zone = Some(zone),
+        Err(problems) => read.problems.extend(problems.into_iter().map(at)),
+    }
+    read
 }
 
 #[cfg(test)]
@@ -342,7 +444,7 @@ ns1 IN A 192.0.2.53
         assert_eq!(
             error(&text),
             format!(
-                "z.zone:{}: name outside origin example.test.",
+                "z.zone:{}: www.example.org. is outside the zone example.test.",
                 HEAD_LINES + 1
             )
         );
@@ -361,15 +463,42 @@ ns1 IN A 192.0.2.53
     }
 
     #[test]
-    fn several_cnames_at_one_name_are_refused() {
-        let text = format!("{HEAD}alias IN CNAME a\nalias IN CNAME b\n");
+    fn several_cnames_at_one_name_are_left_to_the_zone_builder() {
+        // Two equal CNAMEs are one (as NSD, Knot and BIND load them): only the
+        // builder, which merges duplicates, can tell (tests/integration/zonefile_reader.rs).
+        let text = format!("{HEAD}alias IN CNAME a\nalias IN CNAME A\n");
+        let (_, records) = parse(&text).unwrap();
         assert_eq!(
-            error(&text),
-            format!(
-                "z.zone:{}: more than one CNAME at this name",
-                HEAD_LINES + 2
-            )
+            lines_of(&records, "alias.example.test.", RecordType::CNAME).len(),
+            2
         );
+    }
+
+    #[test]
+    fn every_bad_line_is_listed_up_to_the_limit() {
+        let text =
+            format!("{HEAD}a A 300.1.1.1\nb A 1.2.3\nc BOGUS 1\nd A 192.0.2.1\ne TXT \"open\n");
+        let file = Path::new("z.zone");
+        let lines = |max| -> Vec<String> {
+            read_master(text.as_bytes(), file, None, max)
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        let at = |n: usize| HEAD_LINES + n;
+        assert_eq!(
+            lines(MAX_PROBLEMS),
+            [
+                format!("z.zone:{}: bad IPv4 address '300.1.1.1'", at(1)),
+                format!("z.zone:{}: bad IPv4 address '1.2.3'", at(2)),
+                format!("z.zone:{}: unknown type 'BOGUS'", at(3)),
+                format!("z.zone:{}: quoted string not closed", at(5)),
+            ]
+        );
+        assert_eq!(lines(2).len(), 2);
+        // Loading stops at the first.
+        assert_eq!(error(&text), lines(1)[0]);
     }
 
     #[test]

@@ -2,10 +2,8 @@
 //! `$TTL`; `$INCLUDE` refused), the owner (`@`, relative, blank for the
 //! previous one), TTL and class in either order, the type and its data; then
 //! the checks a server needs ([`check`]).
-use std::collections::HashSet;
-
 use hickory_proto::rr::rdata::NULL;
-use hickory_proto::rr::{DNSClass, LowerName, Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, Restrict};
 
 use super::lexer::{Entry, Token};
@@ -59,6 +57,9 @@ pub(super) struct Reader {
     pub(super) default_ttl: Option<u32>,
     /// The previous record's owner, wire form.
     pub(super) owner: Option<Vec<u8>>,
+    /// TTLs over [`fields::TTL_MAX`] read as 0: the first one's line and
+    /// value, and how many.
+    pub(super) ttls_over: Option<(usize, u32, usize)>,
 }
 
 /// The TTL of a record with none when the file sets no `$TTL` (NSD 4.6's default).
@@ -104,7 +105,8 @@ impl Reader {
                 return Err((token.line, msg));
             }
             if ttl.is_none() && fields::looks_like_ttl(raw) {
-                ttl = Some(fields::ttl(raw).map_err(|m| (token.line, m))?);
+                let value = fields::ttl(raw).map_err(|m| (token.line, m))?;
+                ttl = Some(self.ttl_in_range(token.line, value));
             } else if let Some(c) = class.is_none().then(|| fields::class_code(raw)).flatten() {
                 class = Some(c);
             } else if let Some(code) = fields::type_code(raw) {
@@ -126,6 +128,20 @@ impl Reader {
             line,
         };
         Ok(Some((record, class.unwrap_or(1))))
+    }
+
+    /// `value`, or 0 if it is over [`fields::TTL_MAX`] (RFC 2181 §8: such a
+    /// TTL is read as zero; BIND does the same with a warning, NSD and Knot
+    /// load it), noted for the warning.
+    fn ttl_in_range(&mut self, line: usize, value: u32) -> u32 {
+        if value <= fields::TTL_MAX {
+            return value;
+        }
+        match &mut self.ttls_over {
+            Some((_, _, n)) => *n += 1,
+            None => self.ttls_over = Some((line, value, 1)),
+        }
+        0
     }
 
     /// `$ORIGIN name`, `$TTL ttl`; `$INCLUDE` and anything else are refused.
@@ -161,7 +177,8 @@ impl Reader {
             }
             b"$TTL" => {
                 let raw = one("$TTL")?;
-                self.default_ttl = Some(fields::ttl(raw).map_err(|m| (line, m))?);
+                let value = fields::ttl(raw).map_err(|m| (line, m))?;
+                self.default_ttl = Some(self.ttl_in_range(line, value));
             }
             b"$INCLUDE" => return Err((line, "$INCLUDE is not supported".into())),
             _ => {
@@ -176,42 +193,53 @@ impl Reader {
     }
 }
 
-/// The checks a server needs; returns the zone origin (the SOA owner) and the records.
+/// The checks a server needs: exactly one SOA (its owner is the zone
+/// origin), class IN, every name at or below the origin. Returns the zone
+/// origin and the records, or the problems (every record's, up to `max`).
+/// More than one CNAME at a name, and a CNAME beside other data, are the
+/// zone builder's to find (after duplicates are merged).
 pub(super) fn check(
     records: Vec<Read>,
     last_origin: &Name,
-) -> Result<(Name, Vec<SourceRecord>), (usize, String)> {
+    max: usize,
+) -> Result<(Name, Vec<SourceRecord>), Vec<cursor::Bad>> {
     let mut soas = records
         .iter()
         .filter(|(record, _)| record.data.record_type() == RecordType::SOA)
         .map(|(record, _)| record);
     let Some(soa) = soas.next() else {
-        return Err((1, format!("no SOA at the zone origin {last_origin}")));
+        return Err(vec![(
+            1,
+            format!("no SOA at the zone origin {last_origin}"),
+        )]);
     };
     if let Some(second) = soas.next() {
-        return Err((
+        return Err(vec![(
             second.line,
             format!("more than one SOA ({} and {})", soa.name, second.name),
-        ));
+        )]);
     }
     let zone = soa.name.clone();
-    let mut cnames = HashSet::new();
+    let mut problems = Vec::new();
     for (record, class) in &records {
+        if problems.len() >= max {
+            break;
+        }
         if *class != 1 {
             let class = DNSClass::from(*class);
-            return Err((
+            problems.push((
                 record.line,
                 format!("class {class} is not supported (only IN)"),
             ));
+        } else if !zone.zone_of(&record.name) {
+            problems.push((
+                record.line,
+                format!("{} is outside the zone {zone}", record.name),
+            ));
         }
-        if !zone.zone_of(&record.name) {
-            return Err((record.line, format!("name outside origin {zone}")));
-        }
-        if record.data.record_type() == RecordType::CNAME
-            && !cnames.insert(LowerName::new(&record.name))
-        {
-            return Err((record.line, "more than one CNAME at this name".to_owned()));
-        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
     }
     Ok((
         zone,

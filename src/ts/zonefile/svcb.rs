@@ -51,6 +51,7 @@ pub(super) fn service_binding(f: &mut Fields<'_>, origin: Option<&[u8]>) -> Resu
         params.push((key, wire));
     }
     params.sort_by_key(|(k, _)| *k);
+    f.bad(self_consistent(&params))?;
     for (key, wire) in params {
         let len = u16::try_from(wire.len())
             .map_err(|_| (f.line, "SvcParamValue over 65,535 bytes".to_string()))?;
@@ -59,6 +60,37 @@ pub(super) fn service_binding(f: &mut Fields<'_>, origin: Option<&[u8]>) -> Resu
         out.extend(wire);
     }
     Ok(out)
+}
+
+/// The RFC 9460 rules a record's SvcParams must keep together (`params`:
+/// key and wire value): every key `mandatory` lists is present (§8), and
+/// `no-default-alpn` comes with `alpn` (§7.1.1). NSD, Knot and BIND refuse
+/// the first; BIND the second too.
+fn self_consistent(params: &[(u16, Vec<u8>)]) -> Result<(), String> {
+    let has = |key: u16| params.iter().any(|(k, _)| *k == key);
+    if let Some((_, list)) = params.iter().find(|(k, _)| *k == 0) {
+        for key in list.chunks_exact(2) {
+            let key = u16::from_be_bytes([key[0], key[1]]);
+            if !has(key) {
+                return Err(format!(
+                    "mandatory lists {} but the record has no such SvcParam (RFC 9460 §8)",
+                    key_name(key)
+                ));
+            }
+        }
+    }
+    if has(2) && !has(1) {
+        return Err("no-default-alpn without alpn (RFC 9460 §7.1.1)".into());
+    }
+    Ok(())
+}
+
+/// The presentation name of SvcParamKey `key`.
+fn key_name(key: u16) -> String {
+    SVC_KEYS
+        .iter()
+        .find(|(_, code)| *code == key)
+        .map_or_else(|| format!("key{key}"), |(name, _)| (*name).to_owned())
 }
 
 /// The SvcParamKeys by name (RFC 9460 §14.3.2, RFC 9461, RFC 9540).
@@ -74,17 +106,29 @@ const SVC_KEYS: &[(&str, u16)] = &[
     ("ohttp", 8),
 ];
 
-/// A SvcParamKey: a name, or `keyNNNNN` (65535 is reserved).
+/// A SvcParamKey: a name, or `keyNNNNN` (65535 is reserved), in lower case
+/// as RFC 9460 §2.1 writes them (NSD, Knot and BIND refuse `ALPN`).
 fn svc_key(raw: &[u8]) -> Result<u16, String> {
-    let s = fields::text(raw)?.to_ascii_lowercase();
+    let s = fields::text(raw)?;
     if let Some(&(_, code)) = SVC_KEYS.iter().find(|(name, _)| *name == s) {
         return Ok(code);
     }
-    s.strip_prefix("key")
+    let numbered = s
+        .strip_prefix("key")
         .filter(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()))
         .and_then(|d| d.parse::<u16>().ok())
-        .filter(|k| *k != u16::MAX)
-        .ok_or_else(|| format!("unknown SvcParamKey '{s}'"))
+        .filter(|k| *k != u16::MAX);
+    match numbered {
+        Some(k) => Ok(k),
+        None if s.bytes().any(|c| c.is_ascii_uppercase())
+            && svc_key(s.to_ascii_lowercase().as_bytes()).is_ok() =>
+        {
+            Err(format!(
+                "SvcParamKey '{s}' in upper case (keys are written in lower case, RFC 9460 §2.1)"
+            ))
+        }
+        None => Err(format!("unknown SvcParamKey '{s}'")),
+    }
 }
 
 /// The items of a comma-separated list; with `escapes`, `\,` and `\\` stand for

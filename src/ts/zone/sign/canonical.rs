@@ -41,7 +41,7 @@ fn layout(rtype: u16) -> &'static [Field] {
 /// Appends the canonical form of `rdata` (of type `rtype`) to `out`. RDATA
 /// that does not fit its layout is copied as it is (it was encoded by this
 /// crate, so it fits).
-pub(super) fn rdata_into(rtype: u16, rdata: &[u8], out: &mut Vec<u8>) {
+pub(in crate::ts::zone) fn rdata_into(rtype: u16, rdata: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(rdata);
     let mut pos = 0;

@@ -39,7 +39,7 @@ use crate::config::Denial;
 use crate::ts::source::{BuildError, ZoneError};
 use crate::ts::wire::{Key, cmp_names};
 
-mod canonical;
+pub(super) mod canonical;
 mod denial;
 
 /// How long a signature is valid (SPEC §4: 14 days).
