@@ -62,3 +62,4 @@ mod ts_memory;
 mod ts_metrics;
 mod ts_notify;
 mod xfr;
+mod xfr_compression;
