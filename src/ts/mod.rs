@@ -133,7 +133,7 @@ impl TableServer {
         );
         let saved = serial_state.as_deref().and_then(serials::read);
         let same_files = match (&saved, &sources) {
-            (Some(saved), Some(fp)) => saved.files == serials::files_hash(fp),
+            (Some(saved), Some(fp)) => saved.files == serials::files_hash(fp, settings.ttl),
             _ => false,
         };
         // Synthesized serials: kept, or raised, from what the last run
@@ -194,13 +194,13 @@ impl TableServer {
         let now = serials::Saved {
             // Unknown files (one was renamed over while read): a hash that
             // matches none, so the next start takes a newer serial.
-            files: sources.map_or(0, serials::files_hash),
+            files: sources.map_or(0, |fp| serials::files_hash(fp, self.settings.ttl)),
+            // Every zone's: a master file's too (see `serials`).
             serials: self
                 .catalog
                 .load()
                 .zones()
                 .iter()
-                .filter(|z| z.soa_synthesized() || z.signature().is_some())
                 .map(|z| (z.origin().to_ascii().to_ascii_lowercase(), z.serial()))
                 .collect(),
         };
