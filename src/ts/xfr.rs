@@ -97,6 +97,9 @@ pub struct Transfer {
     /// for a TSIG ([`Transfer::leaving`]).
     limit: usize,
     first: bool,
+    /// The OPT record every message ends with (the request had one: RFC
+    /// 6891 §6.1.1), in wire form.
+    opt: Option<[u8; 11]>,
     counters: Arc<XfrCounters>,
     _slot: Option<Slot>,
 }
@@ -175,6 +178,7 @@ impl Transfer {
             budget,
             limit: usize::from(dns::TCP_PAYLOAD_MAX),
             first: true,
+            opt: None,
             counters,
             _slot: slot,
         }
@@ -186,6 +190,17 @@ impl Transfer {
     #[must_use]
     pub fn leaving(mut self, room: usize) -> Self {
         self.limit = usize::from(dns::TCP_PAYLOAD_MAX).saturating_sub(room);
+        self
+    }
+
+    /// The transfer with `opt` (an OPT record in wire form) at the end of
+    /// every message: the request had an OPT, and "compliant responders MUST
+    /// include an OPT record in their respective responses" (RFC 6891
+    /// §6.1.1; RFC 5936 §2.2.5 for the first AXFR message), as NSD and Knot
+    /// send. It goes before the TSIG a signed transfer adds.
+    #[must_use]
+    pub fn with_opt(mut self, opt: Option<[u8; 11]>) -> Self {
+        self.opt = opt;
         self
     }
 
@@ -252,7 +267,12 @@ impl Transfer {
             // The question names the zone: its name is the origin.
             packer.origin_at = Some(HEADER_LEN);
         }
-        let (budget, limit) = (self.budget, self.limit);
+        // The OPT goes after the records: room kept for it.
+        let opt_len = self.opt.map_or(0, |o| o.len());
+        let (budget, limit) = (
+            self.budget.saturating_sub(opt_len),
+            self.limit.saturating_sub(opt_len),
+        );
         let mut count: u16 = 0;
         while let Some((owner, rest)) = self.peek()? {
             let start = msg.len();
@@ -264,7 +284,7 @@ impl Transfer {
                 break;
             }
             if msg.len() > limit || count == u16::MAX {
-                let room = usize::from(dns::TCP_PAYLOAD_MAX) - limit;
+                let room = usize::from(dns::TCP_PAYLOAD_MAX) - self.limit;
                 return Err(format!(
                     "a record too large for a message: {} bytes with {room} kept for the TSIG, over 65535",
                     msg.len() + room
@@ -282,6 +302,10 @@ impl Transfer {
         }
         self.first = false;
         msg[6..8].copy_from_slice(&count.to_be_bytes());
+        if let Some(opt) = &self.opt {
+            msg.extend_from_slice(opt);
+            msg[10..12].copy_from_slice(&1u16.to_be_bytes());
+        }
         Ok(Some(msg))
     }
 
@@ -292,17 +316,17 @@ impl Transfer {
 }
 
 /// `content` of `zone` answering the request `raw` (its question ending at
-/// `question_end`) as one message of at most `max` bytes, counted in
-/// `counters`; `None` when it takes more (over UDP an IXFR then gets the
-/// SOA alone, RFC 1995 §2).
+/// `question_end`) as one message of at most `max` bytes, `opt` at its end
+/// ([`Transfer::with_opt`]), counted in `counters`; `None` when it takes
+/// more (over UDP an IXFR then gets the SOA alone, RFC 1995 §2).
 pub fn single(
     zone: &Zone,
     content: Content,
-    raw: (&[u8], usize),
+    (raw, opt): ((&[u8], usize), Option<[u8; 11]>),
     max: usize,
     counters: &Arc<XfrCounters>,
 ) -> Option<Vec<u8>> {
-    let mut t = Transfer::new(zone, content, raw, max, Arc::clone(counters), None);
+    let mut t = Transfer::new(zone, content, raw, max, Arc::clone(counters), None).with_opt(opt);
     let m = t.build().ok().flatten()?;
     if m.len() > max || !t.is_done() {
         return None;
@@ -648,7 +672,7 @@ mod tests {
             .collect();
         assert!(msgs.iter().all(|m| deepest_owner(m) <= 2), "IXFR");
         let content = Content::Changes(changes(&old, &new));
-        let udp = single(&new, content, (&ixfr.0, ixfr.1), 65_535, &c).unwrap();
+        let udp = single(&new, content, ((&ixfr.0, ixfr.1), None), 65_535, &c).unwrap();
         assert!(deepest_owner(&udp) <= 2, "IXFR in one message");
     }
 
@@ -689,7 +713,7 @@ mod tests {
         let fits = single(
             &small,
             Content::Changes(changes(&old, &small)),
-            (&raw, end),
+            ((&raw, end), None),
             512,
             &c,
         )
@@ -708,7 +732,7 @@ mod tests {
             single(
                 &big,
                 Content::Changes(changes(&old, &big)),
-                (&raw, end),
+                ((&raw, end), None),
                 512,
                 &c
             ),
@@ -718,14 +742,14 @@ mod tests {
             single(
                 &big,
                 Content::Changes(changes(&old, &big)),
-                (&raw, end),
+                ((&raw, end), None),
                 65_535,
                 &c
             )
             .map(|_| ()),
             Some(())
         );
-        let soa = single(&big, Content::Soa, (&raw, end), 512, &c).unwrap();
+        let soa = single(&big, Content::Soa, ((&raw, end), None), 512, &c).unwrap();
         assert_eq!(Message::from_vec(&soa).unwrap().answers.len(), 1);
     }
 

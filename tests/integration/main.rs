@@ -63,3 +63,4 @@ mod ts_metrics;
 mod ts_notify;
 mod xfr;
 mod xfr_compression;
+mod xfr_edns;
