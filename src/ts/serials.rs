@@ -237,8 +237,9 @@ mod tests {
     /// with PROJ tables under `origin` at `ttl`.
     fn settings(dir: &Path, zones: &[&str], origin: &str, ttl: u32) -> crate::ts::TsSettings {
         crate::ts::TsSettings {
-            // Its own name: the state file may be in a shared $STATE_DIRECTORY.
-            name: format!("serials-test-{origin}"),
+            // A name of its own (the state file may be in a shared
+            // $STATE_DIRECTORY), the same for every start in one folder.
+            name: format!("serials-test-{}", dir.display()),
             zones: zones.iter().map(|z| dir.join(z)).collect(),
             origin: origin.parse().unwrap(),
             ttl,

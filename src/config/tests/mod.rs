@@ -88,7 +88,7 @@ fn shipped_config_parses_to_the_default_deployment() {
 
     assert_eq!(config.ts.len(), 2);
     let ts1 = config.ts_by_name("ts1").unwrap();
-    let mut want = TsConfig::new(
+    let want = TsConfig::new(
         "ts1",
         addr("127.0.0.1:5301"),
         vec![PathBuf::from("/etc/dnslb/zones/ts1.txt")],
