@@ -1,7 +1,8 @@
 //! `[[key]]`: [`KeyConfig`], a TSIG key (RFC 8945) that a `[[ts]]` names in
 //! `xfr_key`; its secret inline (`secret`, base64) or in a file
-//! (`secret_file`: the base64 alone, or the `key "name" { ... };` stanza
-//! `tsig-keygen` writes), read at validation, at start and on each SIGHUP
+//! (`secret_file`: the base64 alone, the `key "name" { ... };` stanza
+//! `tsig-keygen` writes, the `key:` list Knot's `keymgr -t` writes, or
+//! `ALGORITHM:NAME:SECRET`), read at validation, at start and on each SIGHUP
 //! ([`KeyConfig::load`]). Neither `Debug` nor an error message shows a secret.
 
 use std::fmt;
@@ -112,7 +113,13 @@ impl KeyConfig {
         let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         let bytes = data_encoding::BASE64
             .decode(clean.as_bytes())
-            .map_err(|e| fail(key, format!("the secret is not base64 ({e})")))?;
+            .map_err(|e| {
+                let formats = match key {
+                    "secret_file" => format!("; the file may hold {FILE_FORMATS}"),
+                    _ => String::new(),
+                };
+                fail(key, format!("the secret is not base64 ({e}){formats}"))
+            })?;
         let least = algorithm.mac_len() / 2;
         if bytes.len() < least {
             return Err(fail(
@@ -127,45 +134,120 @@ impl KeyConfig {
     }
 }
 
-/// The base64 secret in a `secret_file`'s `text`: the text itself, or the
-/// `secret "..."` of the `key` stanza named `name` (or of the only one),
-/// whose `algorithm`, when given, must be `algorithm`.
+/// What a `secret_file` may hold, for the error of one that holds none.
+const FILE_FORMATS: &str = "the base64 secret alone, a BIND key stanza (`tsig-keygen`: key \"xfr\" { algorithm hmac-sha256; secret \"...\"; };), Knot's key list (`keymgr -t`: key: - id: xfr, algorithm: hmac-sha256, secret: ...) or ALGORITHM:NAME:SECRET (`dig -y`)";
+
+/// `line` without its comment: from a `#` outside double quotes, and with
+/// `slashes` (a BIND stanza, whose secret is quoted) from a `//` outside
+/// them. Base64 holds `/` and `//` (about 1 key in 100): a bare secret, a
+/// quoted one and Knot's unquoted one are never cut there.
+fn uncommented(line: &str, slashes: bool) -> &str {
+    let mut quoted = false;
+    let bytes = line.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'#' if !quoted => return line.get(..i).unwrap_or(line),
+            b'/' if slashes && !quoted && bytes.get(i + 1) == Some(&b'/') => {
+                return line.get(..i).unwrap_or(line);
+            }
+            _ => {}
+        }
+    }
+    line
+}
+
+/// The base64 secret in a `secret_file`'s `text`: the text itself, the
+/// `secret "..."` of the `key` stanza named `name` (or of the only one) as
+/// `tsig-keygen` writes it, the `secret:` of Knot's `key:` list entry with
+/// `id: name` (or of the only one) as `keymgr -t` writes it, or the last
+/// field of `ALGORITHM:NAME:SECRET`; a named algorithm must be `algorithm`.
 fn file_secret(text: &str, name: &str, algorithm: Algorithm) -> Result<String, String> {
-    let text: String = text
-        .lines()
-        .map(|l| l.split("//").next().unwrap_or(l))
-        .map(|l| l.split('#').next().unwrap_or(l))
-        .collect::<Vec<_>>()
-        .join("\n");
-    if !text.contains('{') {
-        let secret = text.trim();
+    let strip = |slashes| {
+        text.lines()
+            .map(|l| uncommented(l, slashes))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let plain = strip(false);
+    let keys = if plain.contains('{') {
+        stanzas(&strip(true)).ok_or_else(|| format!("not a key file: expected {FILE_FORMATS}"))?
+    } else if let Some(keys) = knot_keys(&plain) {
+        keys
+    } else if let Some(key) = colon_key(&plain) {
+        vec![key]
+    } else {
+        let secret = plain.trim();
         if secret.is_empty() {
-            return Err("no secret in the file".into());
+            return Err(format!("no secret in the file: expected {FILE_FORMATS}"));
         }
         return Ok(secret.to_owned());
-    }
-    let stanzas = stanzas(&text)
-        .ok_or("not a key stanza (key \"name\" { algorithm ...; secret \"...\"; };)")?;
+    };
     let wanted = |n: &str| {
         n.trim_end_matches('.')
             .eq_ignore_ascii_case(name.trim_end_matches('.'))
     };
-    let stanza = match stanzas.iter().find(|s| wanted(&s.0)) {
+    let key = match keys.iter().find(|s| wanted(&s.0)) {
         Some(s) => s,
-        None if stanzas.len() == 1 => &stanzas[0],
-        None => return Err(format!("no key stanza named {name:?}")),
+        None if keys.len() == 1 => &keys[0],
+        None => return Err(format!("no key named {name:?} in the file")),
     };
-    if let Some(alg) = &stanza.1
+    if let Some(alg) = &key.1
         && Algorithm::from_name(alg) != Some(algorithm)
     {
         return Err(format!(
-            "the key stanza says algorithm {alg}, the [[key]] {algorithm}"
+            "the file says algorithm {alg}, the [[key]] {algorithm}"
         ));
     }
-    stanza
-        .2
+    key.2
         .clone()
-        .ok_or_else(|| "the key stanza has no secret".into())
+        .ok_or_else(|| "the key in the file has no secret".into())
+}
+
+/// The keys of Knot's `key:` list (`keymgr -t NAME` prints one): each
+/// entry's `id`, `algorithm` and `secret` (quotes removed). `None` when the
+/// text is not such a list.
+fn knot_keys(text: &str) -> Option<Vec<Stanza>> {
+    let unquote = |s: &str| s.trim().trim_matches(|c| c == '"' || c == '\'').to_owned();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    if lines.next()? != "key:" {
+        return None;
+    }
+    let mut out: Vec<Stanza> = Vec::new();
+    for line in lines {
+        let field = match line.strip_prefix("- ") {
+            Some(rest) => {
+                out.push((String::new(), None, None));
+                rest.trim_start()
+            }
+            None => line,
+        };
+        let (k, v) = field.split_once(':')?;
+        let entry = out.last_mut()?;
+        match k.trim() {
+            "id" => entry.0 = unquote(v),
+            "algorithm" => entry.1 = Some(unquote(v)),
+            "secret" => entry.2 = Some(unquote(v)),
+            _ => {}
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// `ALGORITHM:NAME:SECRET` on one line (the form of `dig -y`, and of the
+/// comment `keymgr -t` starts with).
+fn colon_key(text: &str) -> Option<Stanza> {
+    let line = text.trim();
+    let mut parts = line.splitn(3, ':');
+    let (alg, name, secret) = (parts.next()?, parts.next()?, parts.next()?);
+    Algorithm::from_name(alg)?;
+    (!line.contains(char::is_whitespace)).then(|| {
+        (
+            name.to_owned(),
+            Some(alg.to_owned()),
+            Some(secret.to_owned()),
+        )
+    })
 }
 
 /// One `key` stanza of a file: its name, `algorithm` and `secret`.
@@ -265,12 +347,91 @@ mod tests {
         assert!(
             file_secret(&two, "nope", alg)
                 .unwrap_err()
-                .contains("no key stanza")
+                .contains("no key named")
         );
         let e = file_secret(&keygen, "xfr", Algorithm::HmacSha512).unwrap_err();
         assert!(e.contains("algorithm hmac-sha256"), "{e}");
         assert!(file_secret("key { oops", "xfr", alg).is_err());
         assert!(file_secret("\n", "xfr", alg).is_err());
+    }
+
+    /// Issue 35 (ts-transfers 3): base64 holds `//` (about 1 key in 100 of
+    /// `tsig-keygen`); it is no comment inside a quoted secret, nor in a bare
+    /// or Knot secret. Comments outside quotes still go.
+    #[test]
+    fn a_secret_with_two_slashes_is_read_whole() {
+        let alg = Algorithm::HmacSha256;
+        let slashed = "CO63x503iAV37SnkFPC86Yk3vRfP//Cu7Fl7zAPbeBA=";
+        let keygen = format!(
+            "// made by tsig-keygen\nkey \"xfr\" {{ // the transfer key\n\talgorithm hmac-sha256;\n\
+             \tsecret \"{slashed}\"; // keep it safe\n}};\n"
+        );
+        assert_eq!(file_secret(&keygen, "xfr", alg).unwrap(), slashed);
+        assert_eq!(
+            file_secret(&format!("{slashed}\n"), "xfr", alg).unwrap(),
+            slashed
+        );
+        assert_eq!(
+            file_secret(&format!("# the key\n{slashed} # comment\n"), "xfr", alg).unwrap(),
+            slashed
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("xfr.key");
+        std::fs::write(&path, &keygen).unwrap();
+        let from_file = KeyConfig {
+            secret: None,
+            secret_file: Some(path),
+            ..inline(slashed, KeyAlgorithm::HmacSha256)
+        };
+        let inline_key = inline(slashed, KeyAlgorithm::HmacSha256).load().unwrap();
+        // The same key: the same MAC over the same message.
+        let sign = |k: crate::dns::tsig::Key| {
+            let mut m = vec![0u8; 12];
+            let mut signer = crate::dns::tsig::Signer::request(std::sync::Arc::new(k));
+            signer.sign_at(&mut m, 1_700_000_000);
+            signer.last_mac().to_vec()
+        };
+        assert_eq!(sign(from_file.load().unwrap()), sign(inline_key));
+    }
+
+    /// Knot's `keymgr -t xfr hmac-sha256` output, as printed, and the
+    /// `ALGORITHM:NAME:SECRET` form; anything else is refused with the forms
+    /// a file may take named (operator-walk 6).
+    #[test]
+    fn a_secret_file_may_hold_knots_key_list_or_the_dig_form() {
+        let alg = Algorithm::HmacSha256;
+        let secret = "8w355/ncNkjYlb4U2YYl35pQ9I3j+V9IToRO83pDWDw=";
+        let keymgr = format!(
+            "# hmac-sha256:xfr:{secret}\nkey:\n  - id: xfr\n    algorithm: hmac-sha256\n    secret: {secret}\n"
+        );
+        assert_eq!(file_secret(&keymgr, "xfr", alg).unwrap(), secret);
+        let two = format!(
+            "key:\n  - id: other\n    algorithm: hmac-sha512\n    secret: AAAA\n  - id: \"xfr.\"\n    algorithm: hmac-sha256\n    secret: \"{secret}\"\n"
+        );
+        assert_eq!(file_secret(&two, "xfr", alg).unwrap(), secret);
+        let e = file_secret(&keymgr, "xfr", Algorithm::HmacSha512).unwrap_err();
+        assert!(e.contains("algorithm hmac-sha256"), "{e}");
+        assert_eq!(
+            file_secret(&format!("hmac-sha256:xfr:{secret}\n"), "xfr", alg).unwrap(),
+            secret
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junk.key");
+        std::fs::write(&path, "xfr = \"not a key\"\n").unwrap();
+        let junk = KeyConfig {
+            secret: None,
+            secret_file: Some(path),
+            ..inline(secret, KeyAlgorithm::HmacSha256)
+        };
+        let e = junk.load().unwrap_err();
+        assert!(
+            e.msg.contains("keymgr -t") && e.msg.contains("tsig-keygen"),
+            "{e}"
+        );
+        assert!(
+            !e.msg.contains("not a key"),
+            "the file's text is not echoed"
+        );
     }
 
     const TS: &str = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\nzones = [\"t.txt\"]\nxfr_key = \"xfr\"\n";

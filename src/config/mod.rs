@@ -265,7 +265,9 @@ impl Config {
     /// be read, hold a certificate chain and a key, and belong together (this rule
     /// reads files), `[ls.https]` has both or neither, and its `path` starts with `/`;
     /// `[[key]]` names are unique DNS names, each key has `secret` or `secret_file`
-    /// (read here), base64, at least half the hash long, and each `xfr_key` names one.
+    /// (read here), base64, at least half the hash long, and each `xfr_key` names one;
+    /// a `[[ts]]` that is a backend of `[ls]` and has no `xfr_key` does not allow
+    /// transfers (`axfr_allow`) from the address the LS sends to it from.
     /// (A bad `origin`, pool zone or `health.query` is a parse error,
     /// like a bad address: those values are typed.)
     pub fn problems(&self) -> Vec<ConfigError> {

@@ -1,7 +1,7 @@
 //! The rules a parsed [`Config`] must follow (see [`Config::problems`]), each problem
 //! reported with the line of its key when the text is known.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use super::error::ConfigError;
@@ -66,6 +66,7 @@ impl Config {
         }
         check_keys(self, &mut check);
         check_listeners(self, &mut check);
+        check_transfers_behind_ls(self, &mut check);
         check.out.sort_by_key(|e| e.line().unwrap_or(usize::MAX));
         check.out
     }
@@ -563,6 +564,46 @@ fn check_listeners(config: &Config, check: &mut Checker<'_>) {
                         backend.addr
                     ),
                 );
+            }
+        }
+    }
+}
+
+/// The address an LS on this host sends from to reach a backend at `ip`
+/// (it binds no source address): 127.0.0.1 for all of 127/8 (Linux's source
+/// for the loopback route), the address itself for another local one.
+fn ls_source_toward(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_loopback() => Ipv4Addr::LOCALHOST.into(),
+        ip => ip,
+    }
+}
+
+/// No `[[ts]]` behind this config's LS hands zone transfers to the LS's own
+/// address without a key: the LS forwards its clients' queries from that
+/// address, so every client of the LS could read the zones (an IXFR over
+/// UDP, say) through it. The secondaries are named by their own addresses,
+/// or `xfr_key` makes a transfer need the key whatever its source.
+fn check_transfers_behind_ls(config: &Config, check: &mut Checker<'_>) {
+    let Some(ls) = &config.ls else {
+        return;
+    };
+    for (i, ts) in config.ts.iter().enumerate() {
+        if ts.xfr_key.is_some() {
+            continue;
+        }
+        let behind = ls.backend.iter().filter(|b| overlap(b.addr, ts.listen));
+        for b in behind {
+            let from = ls_source_toward(b.addr.ip());
+            if let Some(net) = ts.axfr_allow.iter().find(|n| n.contains(&from)) {
+                check.push(
+                    &[&format!("ts.{i}.axfr_allow")],
+                    format!(
+                        "{net} holds {from}, the address the LS of this config forwards its clients' queries to table server {:?} from (backend {:?}): every client of the LS could transfer its zones; list the secondaries' own addresses, or set xfr_key",
+                        ts.name, b.name
+                    ),
+                );
+                break;
             }
         }
     }

@@ -60,7 +60,7 @@ pub use load::{load_catalog, load_catalog_noting};
 use metrics::TsMetrics;
 pub use respond::looks_like_health_probe;
 use serials::serial_newer;
-pub use settings::{OriginError, TsSettings, parse_origin};
+pub use settings::{OriginError, TsSettings, ls_notify_targets, parse_origin};
 pub use settle::{Fingerprint, fingerprint};
 use settle::{SETTLE, read_settled};
 use source::ZoneError;
@@ -91,6 +91,9 @@ pub struct TableServer {
     journal: ixfr::Journal,
     /// The TSIG key of `xfr_key`, re-read on reload.
     xfr_key: tsig::XfrKey,
+    /// The zones started at another serial than the last run served (its
+    /// state file says which): their secondaries are NOTIFYed at start.
+    changed_at_start: Vec<Name>,
 }
 
 /// What a reload did.
@@ -133,7 +136,7 @@ impl TableServer {
         );
         let saved = serial_state.as_deref().and_then(serials::read);
         let same_files = match (&saved, &sources) {
-            (Some(saved), Some(fp)) => saved.files == serials::files_hash(fp),
+            (Some(saved), Some(fp)) => saved.files == serials::files_hash(fp, settings.ttl),
             _ => false,
         };
         // Synthesized serials: kept, or raised, from what the last run
@@ -161,6 +164,16 @@ impl TableServer {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(ZoneError::signing)?;
+        let changed_at_start = zones
+            .iter()
+            .filter(|z| {
+                let recorded = saved
+                    .as_ref()
+                    .and_then(|s| s.serial_of(&z.origin().to_ascii()));
+                recorded.is_some_and(|r| r != z.serial())
+            })
+            .map(|z| z.origin().clone())
+            .collect();
         let catalog = Catalog::new(zones);
         // The config allows at most 128 bytes; only a payload over 65 535
         // bytes is refused here, and no TS is started with one.
@@ -178,6 +191,7 @@ impl TableServer {
             saved: std::sync::Mutex::new(saved),
             journal: ixfr::Journal::default(),
             xfr_key,
+            changed_at_start,
         };
         ts.save_serials(sources.as_deref());
         Ok(ts)
@@ -194,13 +208,13 @@ impl TableServer {
         let now = serials::Saved {
             // Unknown files (one was renamed over while read): a hash that
             // matches none, so the next start takes a newer serial.
-            files: sources.map_or(0, serials::files_hash),
+            files: sources.map_or(0, |fp| serials::files_hash(fp, self.settings.ttl)),
+            // Every zone's: a master file's too (see `serials`).
             serials: self
                 .catalog
                 .load()
                 .zones()
                 .iter()
-                .filter(|z| z.soa_synthesized() || z.signature().is_some())
                 .map(|z| (z.origin().to_ascii().to_ascii_lowercase(), z.serial()))
                 .collect(),
         };
@@ -259,6 +273,13 @@ impl TableServer {
     /// The settings it was started with.
     pub fn settings(&self) -> &TsSettings {
         &self.settings
+    }
+
+    /// The zones this TS started at another serial than its last run served
+    /// (a restart after the files changed, a zone signed anew): NOTIFYed at
+    /// start, as NSD does. Empty at a first start (nothing recorded).
+    pub fn changed_at_start(&self) -> &[Name] {
+        &self.changed_at_start
     }
 
     /// A snapshot of the zones being served.

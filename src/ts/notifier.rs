@@ -54,6 +54,9 @@ struct Entry {
     /// The ID of the try in flight, and the key and MAC of its TSIG.
     id: u16,
     signed: Option<(Arc<Key>, Vec<u8>)>,
+    /// The TSIG error of the last unsigned refusal of a signed try (see
+    /// [`Notified::TsigRefused`]).
+    tsig_refused: Option<u16>,
     /// When the wait for its answer ends.
     due: Instant,
 }
@@ -171,6 +174,7 @@ async fn announced(
                 key: a.key.clone(),
                 id: 0,
                 signed: None,
+                tsig_refused: None,
                 due: Instant::now(),
             };
             pending.insert(key.clone(), e);
@@ -203,15 +207,24 @@ async fn answered(
     // (RFC 8945 §5.4: one without a TSIG, or with an empty MAC, is
     // discarded), or anyone who can send a datagram with the try's ID from
     // the secondary's address could end the retries.
-    let trusted = e.signed.as_ref().is_none_or(|(k, mac)| {
-        matches!(
-            verify_response(reply, k, mac, unix_now()),
-            Ok(ResponseCheck::Signed(_))
-        )
-    });
-    let Some(judged) = judge_notify_reply(reply, e.id).filter(|_| trusted) else {
+    let check = e
+        .signed
+        .as_ref()
+        .map(|(k, mac)| verify_response(reply, k, mac, unix_now()));
+    let trusted = matches!(check, None | Some(Ok(ResponseCheck::Signed(_))));
+    let Some(judged) = judge_notify_reply(reply, e.id) else {
         return;
     };
+    if let (Some(Ok(ResponseCheck::Unverified(error))), Notified::Rejected(_)) = (check, judged)
+        && error != 0
+    {
+        // The secondary's refusal of our key (BADSIG, BADKEY): unsigned, so
+        // it ends nothing, but the outcome says why the tries went unheard.
+        e.tsig_refused = Some(error);
+    }
+    if !trusted {
+        return;
+    }
     let step = e.state.answered(judged, policy);
     let key = key.clone();
     take_step(sockets, pending, &key, step, report).await;
@@ -230,7 +243,11 @@ async fn take_step(
     match step {
         Step::Wait => {}
         Step::Done(done) => {
-            pending.remove(key);
+            let refused = pending.remove(key).and_then(|e| e.tsig_refused);
+            let done = match (done, refused) {
+                (Notified::NoReply, Some(error)) => Notified::TsigRefused(error),
+                (done, _) => done,
+            };
             report(zone, *target, done);
         }
         Step::Send { wait, .. } => {
@@ -358,6 +375,16 @@ mod tests {
         r
     }
 
+    /// NOTAUTH with an unsigned TSIG (empty MAC) naming `error`: a peer
+    /// refusing the NOTIFY for its key (RFC 8945 §5.3.2).
+    fn refusal(q: &[u8], error: u16) -> Vec<u8> {
+        let mut r = empty_mac_noerror(q);
+        r[3] = (r[3] & 0xf0) | 9; // NOTAUTH
+        let n = r.len();
+        r[n - 4..n - 2].copy_from_slice(&error.to_be_bytes());
+        r
+    }
+
     /// What `notify_with` makes of a secondary answering every try with
     /// `reply`: the outcome, and the tries it got.
     async fn notified(reply: fn(&[u8]) -> Vec<u8>) -> (Notified, usize) {
@@ -401,5 +428,17 @@ mod tests {
             "an empty MAC taken as {outcome:?}"
         );
         assert_eq!(tries, 3, "every try sent");
+    }
+
+    /// Issue 35 (ts-transfers 5): a secondary that refuses the key (an
+    /// unsigned NOTAUTH + BADSIG or BADKEY) is not a dead one: every try is
+    /// sent (the refusal is unverified), and the outcome names the error.
+    #[tokio::test]
+    async fn a_refusal_of_the_key_is_told_from_no_answer() {
+        let (outcome, tries) = notified(|q| refusal(q, 16)).await;
+        assert_eq!(outcome, Notified::TsigRefused(16));
+        assert_eq!(tries, 3, "every try sent");
+        let (outcome, _) = notified(|q| refusal(q, 17)).await;
+        assert_eq!(outcome, Notified::TsigRefused(17));
     }
 }

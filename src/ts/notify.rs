@@ -30,6 +30,12 @@ pub enum Notified {
     Rejected(u8),
     /// No reply after every try (or no socket to send from).
     NoReply,
+    /// No acknowledgement after every try, but the secondary answered a
+    /// signed NOTIFY with an unsigned refusal naming this TSIG error
+    /// (BADSIG, BADKEY: RFC 8945 §5.3.2): its key is not ours. Unsigned, so
+    /// unverified: it never ends the tries by itself (anyone could send it),
+    /// it only says why they went unanswered.
+    TsigRefused(u16),
 }
 
 /// What a datagram `reply` from the secondary says about the NOTIFY with ID
@@ -178,12 +184,37 @@ pub fn log_notified(
             tracing::warn!(ts, %zone, %target, %rcode, "notify rejected by the secondary");
         }
         Notified::NoReply => tracing::warn!(ts, %zone, %target, "notify not acknowledged"),
+        Notified::TsigRefused(code) => {
+            let error = tsig_error_name(code);
+            tracing::warn!(
+                ts,
+                %zone,
+                %target,
+                %error,
+                "notify refused by the secondary for its TSIG (its answer, unsigned, was not taken): check the key's name, algorithm and secret on both sides"
+            );
+        }
     }
+}
+
+/// The mnemonic of the TSIG error `code` (RFC 8945 §3), or the number.
+fn tsig_error_name(code: u16) -> String {
+    crate::dns::tsig::TsigError::ALL
+        .into_iter()
+        .find(|e| e.code() == code)
+        .map_or_else(|| code.to_string(), |e| e.as_str().to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tsig_refusal_is_named() {
+        assert_eq!(tsig_error_name(16), "BADSIG");
+        assert_eq!(tsig_error_name(17), "BADKEY");
+        assert_eq!(tsig_error_name(99), "99");
+    }
 
     fn header(id: u16, flags: u16) -> Vec<u8> {
         let mut h = vec![0u8; 12];

@@ -195,6 +195,12 @@ impl TableServer {
         use xfr::Content;
         let counters = &self.metrics.xfr;
         let raw = (req.raw, q.question_end);
+        // An OPT in the request gets one in every message (RFC 6891
+        // §6.1.1), without the NSID (transfers carry none).
+        let opt = q
+            .edns
+            .as_ref()
+            .map(|e| answer::opt_record(e.flags().dnssec_ok));
         let udp = req.transport != Transport::Tcp;
         let count = |c: &std::sync::atomic::AtomicU64| c.fetch_add(1, Relaxed);
         let content = if q.query.query_type() == RecordType::IXFR {
@@ -219,13 +225,13 @@ impl TableServer {
         let max = usize::from(q.max_size(req.transport)).saturating_sub(room);
         if udp || matches!(content, Content::Soa) {
             if let Content::Changes(_) = content
-                && let Some(m) = xfr::single(zone, content, raw, max, counters)
+                && let Some(m) = xfr::single(zone, content, (raw, opt), max, counters)
             {
                 count(&counters.ixfr_incremental);
                 return (Reply::One(m), ok);
             }
             count(&counters.ixfr_soa);
-            return match xfr::single(zone, Content::Soa, raw, max, counters) {
+            return match xfr::single(zone, Content::Soa, (raw, opt), max, counters) {
                 Some(m) => (Reply::One(m), ok),
                 None => (
                     self.rcode_answer(q, ResponseCode::ServFail),
@@ -252,7 +258,8 @@ impl TableServer {
             std::sync::Arc::clone(counters),
             Some(slot),
         )
-        .leaving(room);
+        .leaving(room)
+        .with_opt(opt);
         (Reply::Stream(Box::new(t)), ok)
     }
 

@@ -7,9 +7,13 @@
 //! record of it, a restart would go back to the clock, below what the
 //! secondaries hold, and they would ignore every NOTIFY (RFC 1982: a serial
 //! not newer than theirs). So the TS keeps, in a small state file, the
-//! serial of each such zone and a hash of the zone files' bytes it was given
-//! for. At start: the same bytes keep the recorded serial; other bytes get
-//! one newer than it ([`next_serial`]).
+//! serial of each zone and a hash of the zone files' bytes (and of `ttl`,
+//! which shapes a table's records) it was given for. At start: the same
+//! bytes and `ttl` keep the recorded serial; others get one newer than it
+//! ([`next_serial`]). A master file's serial is recorded too: a zone turned
+//! from a master file (a date serial, 2026112501) into a PROJ table carries
+//! on from it rather than start at the clock (~1.8e9), which RFC 1982 would
+//! count older than what the secondaries hold.
 //!
 //! Where: `$STATE_DIRECTORY/dnslb-ts-NAME.serials` when that variable is
 //! set (systemd sets it for `StateDirectory=`: the deploy units run with
@@ -62,7 +66,9 @@ pub fn start_serial(recorded: Option<u32>, same_files: bool, clock: u32) -> u32 
 pub struct Saved {
     /// [`files_hash`] of the zone files the serials were given for.
     pub files: u64,
-    /// Each synthesized zone's origin (lower case, as text) and serial.
+    /// Each zone's origin (lower case, as text) and serial: a made-up one,
+    /// or a master file's (so that a zone turned from a master file into a
+    /// PROJ table carries on from the file's serial, never below it).
     pub serials: Vec<(String, u32)>,
 }
 
@@ -111,13 +117,17 @@ impl Saved {
     }
 }
 
-/// One hash of the zone files' fingerprints (see `ts::fingerprint`).
-pub fn files_hash(fingerprint: &[(u64, u64)]) -> u64 {
+/// One hash of the zone files' fingerprints (see `ts::fingerprint`) and of
+/// `ttl`, the setting that shapes what the TS serves from the same bytes (a
+/// PROJ table's records and made-up SOA): a restart with another `ttl`
+/// serves other data, so it must not keep the serial.
+pub fn files_hash(fingerprint: &[(u64, u64)], ttl: u32) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for (len, hash) in fingerprint {
         h.write_u64(*len);
         h.write_u64(*hash);
     }
+    h.write_u32(ttl);
     h.finish()
 }
 
@@ -221,6 +231,77 @@ mod tests {
         assert_eq!(start_serial(Some(1_000_005), false, 1_000_000), 1_000_006);
         assert_eq!(start_serial(Some(5), false, 1_000_000), 1_000_000);
         assert_eq!(start_serial(None, false, 1_000_000), 1_000_000);
+    }
+
+    /// A TS serving `zones` (in `dir`, where its state file goes)
+    /// with PROJ tables under `origin` at `ttl`.
+    fn settings(dir: &Path, zones: &[&str], origin: &str, ttl: u32) -> crate::ts::TsSettings {
+        crate::ts::TsSettings {
+            // A name of its own (the state file may be in a shared
+            // $STATE_DIRECTORY), the same for every start in one folder.
+            name: format!("serials-test-{}", dir.display()),
+            zones: zones.iter().map(|z| dir.join(z)).collect(),
+            origin: origin.parse().unwrap(),
+            ttl,
+            on_miss: crate::config::OnMiss::Nxdomain,
+            axfr_allow: Vec::new(),
+            xfr_key: None,
+            notify: Vec::new(),
+            fault: crate::config::Fault::default(),
+            nsid: None,
+            ixfr_history: 10,
+            dnssec: None,
+        }
+    }
+
+    /// The serial a TS of `settings` starts `origin` at.
+    fn started(settings: crate::ts::TsSettings, origin: &str) -> u32 {
+        let ts = crate::ts::TableServer::load(settings).unwrap();
+        let catalog = ts.catalog();
+        let zone = catalog
+            .zones()
+            .iter()
+            .find(|z| z.origin().to_ascii() == origin)
+            .unwrap();
+        zone.serial()
+    }
+
+    /// Issue 35 (ts-transfers 2): `ttl` shapes every record and the SOA of a
+    /// PROJ table; a restart with another `ttl` and the same files serves
+    /// other data, so its serial goes up (the same `ttl` keeps it).
+    #[test]
+    fn a_restart_with_another_ttl_raises_the_serial() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("p.txt"), "www.p.test 192.0.2.1 A\n").unwrap();
+        let at = |ttl| settings(dir.path(), &["p.txt"], "p.test.", ttl);
+        let first = started(at(300), "p.test.");
+        assert_eq!(started(at(300), "p.test."), first, "same files, same ttl");
+        let second = started(at(60), "p.test.");
+        assert!(serial_newer(second, first), "{first} -> {second}");
+        assert_eq!(started(at(60), "p.test."), second);
+    }
+
+    /// Issue 35 (ts-transfers 8): a zone served from a master file with a
+    /// date serial, then (a restart) from a PROJ table, carries on from the
+    /// file's serial; starting at the clock would be older in RFC 1982
+    /// terms than what the secondaries hold.
+    #[test]
+    fn a_master_file_turned_into_a_table_carries_on_from_its_serial() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("c.zone"),
+            "$ORIGIN c.test.\n$TTL 300\n@ SOA ns1 hostmaster 2026112501 3600 600 604800 60\n\
+             @ NS ns1\nns1 A 192.0.2.53\nwww A 192.0.2.10\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("c.txt"), "www.c.test 192.0.2.99 A\n").unwrap();
+        let file = started(settings(dir.path(), &["c.zone"], ".", 300), "c.test.");
+        assert_eq!(file, 2_026_112_501);
+        let table = started(settings(dir.path(), &["c.txt"], "c.test.", 300), "c.test.");
+        assert!(
+            serial_newer(table, file),
+            "the table's serial {table} must be newer than the file's {file}"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! trust"): with `xfr_key` set, an AXFR or IXFR must be signed with that key
 //! (and come from `axfr_allow`, checked as without a key); every signed
 //! request is verified and its answer signed, each message of a transfer on
-//! the one before (RFC 8945 §5.3.1). A request that fails gets NOTAUTH with
+//! the one before (RFC 8945 §5.3.1); without a key, a signed request gets
+//! BADKEY (§5.2.1), as NSD answers it. A request that fails gets NOTAUTH with
 //! the TSIG error (FORMERR for a malformed record), counted by error
 //! ([`Refusal`]) and logged within a budget. [`XfrKey`] holds the key, read
 //! at start and again on each reload; a key that cannot be read refuses the
@@ -155,34 +156,46 @@ fn asks_transfer(raw: &[u8]) -> bool {
 }
 
 impl TableServer {
-    /// The answer to `req` when this TS has a transfer key and `req` is signed
-    /// or asks for a transfer: refused (NOTAUTH, FORMERR) or answered as if
-    /// unsigned by `answer`, given the room to leave for the TSIG (RFC 8945
-    /// §5.3: the answer is sized to the client's limit less its TSIG), then
-    /// signed. `None`: answered as without a key (an unsigned query, or a
-    /// message that cannot be walked before any TSIG: the ordinary checks
-    /// answer it).
+    /// The answer to `req` when it is signed, or when this TS has a transfer
+    /// key and `req` asks for a transfer: refused (NOTAUTH, FORMERR) or
+    /// answered as if unsigned by `answer`, given the room to leave for the
+    /// TSIG (RFC 8945 §5.3: the answer is sized to the client's limit less
+    /// its TSIG), then signed. A TS without a key refuses every signed
+    /// request with BADKEY (§5.2.1, as NSD does): answered unsigned, the
+    /// client could not tell a missing key from a forged answer. `None`:
+    /// answered as without a key (an unsigned query, or a message that
+    /// cannot be walked before any TSIG: the ordinary checks answer it).
     pub(super) fn respond_signed(
         &self,
         req: &Request<'_>,
         answer: impl FnOnce(Request<'_>, usize) -> (Reply, Outcome),
     ) -> Option<(Reply, Outcome)> {
-        let key = self.xfr_key.get()?;
+        let key = self.xfr_key.get();
         let now = tsig::unix_now();
         let name = &self.settings.name;
-        match tsig::verify_request(req.raw, &key, now) {
-            Checked::Unsigned if asks_transfer(req.raw) => {
+        let checked = match &key {
+            Some(key) => tsig::verify_request(req.raw, key, now),
+            // No ARCOUNT, no TSIG: most queries stop here.
+            None if dns::u16_at(req.raw, 10).is_none_or(|ar| ar == 0) => return None,
+            None => tsig::verify_without_key(req.raw),
+        };
+        let keyed = key.is_some();
+        match checked {
+            Checked::Unsigned if keyed && asks_transfer(req.raw) => {
                 self.xfr_key.refuse(name, req, Refusal::Unsigned);
                 Some(self.refusal(req.raw, ResponseCode::NotAuth))
             }
             // A transfer the decoder would take though the walk could not:
             // never served unsigned.
-            Checked::Unreadable if asks_transfer(req.raw) && dns::decode_query(req.raw).is_ok() => {
+            Checked::Unreadable
+                if keyed && asks_transfer(req.raw) && dns::decode_query(req.raw).is_ok() =>
+            {
                 self.xfr_key.refuse(name, req, Refusal::Malformed);
                 Some(self.refusal(req.raw, ResponseCode::FormErr))
             }
             Checked::Unsigned | Checked::Unreadable => None,
             Checked::Signed(verified) => {
+                let key = key?;
                 let plain = verified.unsigned(req.raw);
                 let (reply, outcome) = answer(
                     Request {
@@ -220,7 +233,7 @@ impl TableServer {
                 let plain = rejected.unsigned(req.raw);
                 let (mut reply, outcome) = self.refusal(plain.as_deref().unwrap_or(req.raw), rcode);
                 if let Reply::One(msg) = &mut reply {
-                    rejected.answer(&key, msg, now);
+                    rejected.answer(key.as_deref(), msg, now);
                 }
                 Some((reply, outcome))
             }
@@ -280,9 +293,14 @@ mod tests {
 
     /// A TS of the table `a.test.` requiring the key `xfr` for transfers.
     fn keyed_table_server(dir: &std::path::Path) -> TableServer {
+        TableServer::load(keyed_settings(dir)).unwrap()
+    }
+
+    /// The settings of [`keyed_table_server`].
+    fn keyed_settings(dir: &std::path::Path) -> TsSettings {
         let table = dir.join("t.txt");
         std::fs::write(&table, "www.a.test 192.0.2.1 A\n").unwrap();
-        let settings = TsSettings {
+        TsSettings {
             name: "t".into(),
             zones: vec![table],
             origin: "a.test.".parse().unwrap(),
@@ -300,12 +318,16 @@ mod tests {
             nsid: None,
             ixfr_history: 10,
             dnssec: None,
-        };
-        TableServer::load(settings).unwrap()
+        }
     }
 
     /// The rcode of the TS's answer to `raw` over UDP, `None` when dropped.
     fn rcode_of(ts: &TableServer, raw: &[u8]) -> Option<u8> {
+        answer_of(ts, raw).map(|m| m[3] & 0x0f)
+    }
+
+    /// The TS's answer to `raw` over UDP, `None` when dropped.
+    fn answer_of(ts: &TableServer, raw: &[u8]) -> Option<Vec<u8>> {
         use crate::server::{Action, Handler, Transport};
         let req = Request {
             raw,
@@ -313,9 +335,45 @@ mod tests {
             transport: Transport::Udp,
         };
         match ts.handle(req) {
-            Action::Now(Reply::One(m)) => Some(m[3] & 0x0f),
+            Action::Now(Reply::One(m)) => Some(m),
             _ => None,
         }
+    }
+
+    /// Issue 35 (ts-transfers 10): a TS without a key answers a signed
+    /// request NOTAUTH with an unsigned TSIG naming BADKEY (RFC 8945
+    /// §5.2.1), as NSD without a key does; before, it answered (and
+    /// transferred) unsigned, which the client cannot tell from a forgery.
+    /// Unsigned requests are answered as ever.
+    #[test]
+    fn a_ts_without_a_key_answers_a_signed_request_badkey() {
+        let dir = tempfile::tempdir().unwrap();
+        let ts = TableServer::load(TsSettings {
+            xfr_key: None,
+            ..keyed_settings(dir.path())
+        })
+        .unwrap();
+        let key = Arc::new(Key::new("xfr", tsig::Algorithm::HmacSha256, &[7u8; 32]).unwrap());
+        for qtype in [RecordType::SOA, RecordType::IXFR] {
+            let mut m = Message::query();
+            m.add_query(Query::query(Name::from_ascii("a.test.").unwrap(), qtype));
+            let plain = m.to_vec().unwrap();
+            let mut signed = plain.clone();
+            let mut signer = Signer::request(Arc::clone(&key));
+            signer.sign(&mut signed);
+            if qtype == RecordType::SOA {
+                assert_eq!(rcode_of(&ts, &plain), Some(0), "unsigned: answered");
+            }
+            let answer = answer_of(&ts, &signed).unwrap();
+            assert_eq!(answer[3] & 0x0f, 9, "{qtype}: NOTAUTH");
+            let tsig = tsig::find(&answer).unwrap().expect("a TSIG in the answer");
+            assert_eq!(tsig.error, 17, "{qtype}: BADKEY");
+            assert!(tsig.mac.is_empty(), "{qtype}: unsigned (RFC 8945 §5.3.2)");
+        }
+        assert_eq!(
+            ts.tsig_refused()[Refusal::Error(TsigError::BadKey).index()].load(Relaxed),
+            2
+        );
     }
 
     /// RFC 8945 §5.2: a TSIG that cannot be interpreted gets FORMERR (Knot

@@ -6,8 +6,10 @@
 //! message only when the writer asks for the next one, from the compiled
 //! zone behind a [`Cursor`] (a full transfer) or from the differences kept
 //! for IXFR, so a transfer holds one message at a time whatever the zone's
-//! size. Owners are compressed against the zone's origin and the owner
-//! before. A record the compiled zone cannot give back whole stops the
+//! size. Owners are compressed against the zone's origin and the first
+//! occurrence of the owner before (never more than two pointers deep, as NSD
+//! and Knot write them: Unbound, PowerDNS and Go cap the pointers of a name).
+//! A record the compiled zone cannot give back whole stops the
 //! transfer (logged, counted): the connection is closed rather than a zone
 //! sent with a record missing. At most [`MAX_TRANSFERS`] run at once per TS
 //! ([`Slot`]).
@@ -95,6 +97,9 @@ pub struct Transfer {
     /// for a TSIG ([`Transfer::leaving`]).
     limit: usize,
     first: bool,
+    /// The OPT record every message ends with (the request had one: RFC
+    /// 6891 §6.1.1), in wire form.
+    opt: Option<[u8; 11]>,
     counters: Arc<XfrCounters>,
     _slot: Option<Slot>,
 }
@@ -173,6 +178,7 @@ impl Transfer {
             budget,
             limit: usize::from(dns::TCP_PAYLOAD_MAX),
             first: true,
+            opt: None,
             counters,
             _slot: slot,
         }
@@ -184,6 +190,17 @@ impl Transfer {
     #[must_use]
     pub fn leaving(mut self, room: usize) -> Self {
         self.limit = usize::from(dns::TCP_PAYLOAD_MAX).saturating_sub(room);
+        self
+    }
+
+    /// The transfer with `opt` (an OPT record in wire form) at the end of
+    /// every message: the request had an OPT, and "compliant responders MUST
+    /// include an OPT record in their respective responses" (RFC 6891
+    /// §6.1.1; RFC 5936 §2.2.5 for the first AXFR message), as NSD and Knot
+    /// send. It goes before the TSIG a signed transfer adds.
+    #[must_use]
+    pub fn with_opt(mut self, opt: Option<[u8; 11]>) -> Self {
+        self.opt = opt;
         self
     }
 
@@ -250,7 +267,12 @@ impl Transfer {
             // The question names the zone: its name is the origin.
             packer.origin_at = Some(HEADER_LEN);
         }
-        let (budget, limit) = (self.budget, self.limit);
+        // The OPT goes after the records: room kept for it.
+        let opt_len = self.opt.map_or(0, |o| o.len());
+        let (budget, limit) = (
+            self.budget.saturating_sub(opt_len),
+            self.limit.saturating_sub(opt_len),
+        );
         let mut count: u16 = 0;
         while let Some((owner, rest)) = self.peek()? {
             let start = msg.len();
@@ -262,7 +284,7 @@ impl Transfer {
                 break;
             }
             if msg.len() > limit || count == u16::MAX {
-                let room = usize::from(dns::TCP_PAYLOAD_MAX) - limit;
+                let room = usize::from(dns::TCP_PAYLOAD_MAX) - self.limit;
                 return Err(format!(
                     "a record too large for a message: {} bytes with {room} kept for the TSIG, over 65535",
                     msg.len() + room
@@ -280,6 +302,10 @@ impl Transfer {
         }
         self.first = false;
         msg[6..8].copy_from_slice(&count.to_be_bytes());
+        if let Some(opt) = &self.opt {
+            msg.extend_from_slice(opt);
+            msg[10..12].copy_from_slice(&1u16.to_be_bytes());
+        }
         Ok(Some(msg))
     }
 
@@ -290,17 +316,17 @@ impl Transfer {
 }
 
 /// `content` of `zone` answering the request `raw` (its question ending at
-/// `question_end`) as one message of at most `max` bytes, counted in
-/// `counters`; `None` when it takes more (over UDP an IXFR then gets the
-/// SOA alone, RFC 1995 §2).
+/// `question_end`) as one message of at most `max` bytes, `opt` at its end
+/// ([`Transfer::with_opt`]), counted in `counters`; `None` when it takes
+/// more (over UDP an IXFR then gets the SOA alone, RFC 1995 §2).
 pub fn single(
     zone: &Zone,
     content: Content,
-    raw: (&[u8], usize),
+    (raw, opt): ((&[u8], usize), Option<[u8; 11]>),
     max: usize,
     counters: &Arc<XfrCounters>,
 ) -> Option<Vec<u8>> {
-    let mut t = Transfer::new(zone, content, raw, max, Arc::clone(counters), None);
+    let mut t = Transfer::new(zone, content, raw, max, Arc::clone(counters), None).with_opt(opt);
     let m = t.build().ok().flatten()?;
     if m.len() > max || !t.is_done() {
         return None;
@@ -330,13 +356,15 @@ impl MessageStream for Transfer {
 }
 
 /// Owner compression in one message: a name equal to the one before
-/// points at it; a name under the origin is written down to the origin,
-/// then points at the origin's first occurrence.
+/// points at its first occurrence in the run (never at a pointer); a name
+/// under the origin is written down to the origin, then points at the
+/// origin's first occurrence. No owner is more than two pointers deep.
 struct Packer<'o> {
     origin: &'o [u8],
     /// Where the origin's labels sit in the message.
     origin_at: Option<usize>,
-    /// The last owner written and where.
+    /// The last owner written and where its first occurrence (of the run
+    /// of records it owns) starts.
     last: Option<(usize, [u8; 255], usize)>,
 }
 
@@ -368,13 +396,17 @@ impl<'o> Packer<'o> {
         }
     }
 
+    /// Whether `owner` is the last owner noted (case aside).
+    fn is_last(&self, owner: &[u8]) -> bool {
+        self.last.as_ref().is_some_and(|(_, name, len)| {
+            name.get(..*len)
+                .is_some_and(|n| n.eq_ignore_ascii_case(owner))
+        })
+    }
+
     /// Writes `owner` into `msg`, compressed when it can be.
     fn owner(&self, msg: &mut Vec<u8>, owner: &[u8]) {
-        if let Some((at, name, len)) = &self.last
-            && name
-                .get(..*len)
-                .is_some_and(|n| n.eq_ignore_ascii_case(owner))
-        {
+        if let (true, Some((at, _, _))) = (self.is_last(owner), &self.last) {
             crate::ts::wire::push_name_ref(msg, *at);
             return;
         }
@@ -387,9 +419,14 @@ impl<'o> Packer<'o> {
         }
     }
 
-    /// Notes that `owner` was written at `start`.
+    /// Notes that `owner` was written at `start`. A name equal to the last
+    /// one keeps pointing at that one's first occurrence: each later record
+    /// of an owner is one pointer from it, two at most from the origin's
+    /// labels, as NSD and Knot write it. (Moving the mark to the pointer just
+    /// written made the k-th record of an owner a chain of k-1 pointers,
+    /// which Unbound refuses past 256, PowerDNS past 100, Go past 10.)
     fn wrote(&mut self, start: usize, owner: &[u8]) {
-        if start > POINTER_MAX {
+        if start > POINTER_MAX || self.is_last(owner) {
             return;
         }
         let mut name = [0u8; 255];
@@ -540,6 +577,105 @@ mod tests {
         (old, new, request(RecordType::IXFR))
     }
 
+    /// The compression pointers followed to read the name at `at` in
+    /// `msg`, and where the name ends in place; `None` past 255 hops or the
+    /// end (a loop).
+    fn name_hops(msg: &[u8], mut at: usize) -> Option<(usize, usize)> {
+        let (mut hops, mut end) = (0, None);
+        loop {
+            let len = *msg.get(at)?;
+            match len {
+                0 => return Some((hops, end.unwrap_or(at + 1))),
+                l if l & 0xc0 == 0xc0 => {
+                    end.get_or_insert(at + 2);
+                    hops += 1;
+                    if hops > 255 {
+                        return None;
+                    }
+                    at = usize::from(u16::from_be_bytes([l & 0x3f, *msg.get(at + 1)?]));
+                }
+                l => at += 1 + usize::from(l),
+            }
+        }
+    }
+
+    /// The most pointers any owner name of `msg` (question and answer
+    /// section) takes to read, as a resolver with a hop limit counts them.
+    fn deepest_owner(msg: &[u8]) -> usize {
+        let count = |i: usize| usize::from(u16::from_be_bytes([msg[i], msg[i + 1]]));
+        let (qd, an) = (count(4), count(6));
+        let (mut at, mut deepest) = (HEADER_LEN, 0);
+        for i in 0..qd + an {
+            let (hops, end) = name_hops(msg, at).expect("a name that reads");
+            deepest = deepest.max(hops);
+            at = if i < qd {
+                end + 4
+            } else {
+                end + 10 + count(end + 8)
+            };
+        }
+        assert_eq!(at, msg.len(), "every record walked");
+        deepest
+    }
+
+    /// `many.example.test.` with `n` addresses (and `host0`).
+    fn one_big_rrset(n: u32, serial: u32) -> Zone {
+        let at = |name: &str, i: u32| SourceRecord {
+            name: Name::from_ascii(name).unwrap(),
+            ttl: 300,
+            data: RData::A(A::new(10, 9, (i >> 8) as u8, i as u8)),
+            line: 1,
+        };
+        let mut records: Vec<_> = (0..n).map(|i| at("many.example.test.", i)).collect();
+        records.push(at("host0.example.test.", 0));
+        Zone::build(
+            Name::from_ascii("example.test.").unwrap(),
+            vec![(0, records)],
+            &[std::path::PathBuf::from("t")],
+            soa_at(serial),
+        )
+        .unwrap()
+    }
+
+    /// Unbound refuses a name behind more than 256 pointers, PowerDNS 100,
+    /// BIND up to 9.16 16, Go 10: every record of a 300-record RRset must
+    /// be at most two pointers deep (NSD and Knot write it so), in AXFR and
+    /// in IXFR, over TCP and in one UDP message.
+    #[test]
+    fn no_owner_of_a_transfer_is_more_than_two_pointers_deep() {
+        let (old, new) = (one_big_rrset(1, 1), one_big_rrset(300, 2));
+        let axfr = request(RecordType::AXFR);
+        let c = Arc::new(XfrCounters::default());
+        let mut t = Transfer::new(
+            &new,
+            Content::Full,
+            (&axfr.0, axfr.1),
+            16_000,
+            c.clone(),
+            None,
+        );
+        let msgs: Vec<Vec<u8>> = std::iter::from_fn(|| t.next_message())
+            .map(Result::unwrap)
+            .collect();
+        let parsed: usize = msgs
+            .iter()
+            .map(|m| Message::from_vec(m).unwrap().answers.len())
+            .sum();
+        assert_eq!(parsed, 303, "SOA, 301 records, SOA");
+        let deepest = msgs.iter().map(|m| deepest_owner(m)).max();
+        assert_eq!(deepest, Some(2), "AXFR");
+        let ixfr = request(RecordType::IXFR);
+        let content = Content::Changes(changes(&old, &new));
+        let mut t = Transfer::new(&new, content, (&ixfr.0, ixfr.1), 16_000, c.clone(), None);
+        let msgs: Vec<Vec<u8>> = std::iter::from_fn(|| t.next_message())
+            .map(Result::unwrap)
+            .collect();
+        assert!(msgs.iter().all(|m| deepest_owner(m) <= 2), "IXFR");
+        let content = Content::Changes(changes(&old, &new));
+        let udp = single(&new, content, ((&ixfr.0, ixfr.1), None), 65_535, &c).unwrap();
+        assert!(deepest_owner(&udp) <= 2, "IXFR in one message");
+    }
+
     #[test]
     fn an_incremental_answer_has_the_rfc_1995_layout() {
         let (old, new, (raw, end)) = one_change();
@@ -577,7 +713,7 @@ mod tests {
         let fits = single(
             &small,
             Content::Changes(changes(&old, &small)),
-            (&raw, end),
+            ((&raw, end), None),
             512,
             &c,
         )
@@ -596,7 +732,7 @@ mod tests {
             single(
                 &big,
                 Content::Changes(changes(&old, &big)),
-                (&raw, end),
+                ((&raw, end), None),
                 512,
                 &c
             ),
@@ -606,14 +742,14 @@ mod tests {
             single(
                 &big,
                 Content::Changes(changes(&old, &big)),
-                (&raw, end),
+                ((&raw, end), None),
                 65_535,
                 &c
             )
             .map(|_| ()),
             Some(())
         );
-        let soa = single(&big, Content::Soa, (&raw, end), 512, &c).unwrap();
+        let soa = single(&big, Content::Soa, ((&raw, end), None), 512, &c).unwrap();
         assert_eq!(Message::from_vec(&soa).unwrap().answers.len(), 1);
     }
 

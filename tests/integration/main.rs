@@ -68,4 +68,6 @@ mod ts_memory;
 mod ts_metrics;
 mod ts_notify;
 mod xfr;
+mod xfr_compression;
+mod xfr_edns;
 mod zonefile_reader;

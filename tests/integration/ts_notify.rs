@@ -4,6 +4,11 @@
 //! answers still hears of the newest serial (the SOA in the NOTIFY's
 //! answer section, RFC 1996 §3.7).
 //!
+//! Issue 35: a restart that serves a new serial NOTIFYs at start (as NSD
+//! does), and a TS with a transfer key NOTIFYs its own config's LS unsigned
+//! (the LS has no key to sign its answer with: a signed NOTIFY was sent five
+//! times per change, and the LS flushed its cache five times).
+//!
 //! The TS is stopped by PID from its `Drop` guard; every change is waited
 //! for with real SOA queries in bounded loops.
 
@@ -85,12 +90,23 @@ async fn acknowledging() -> (
 /// `dnslb ts` for `pile.test.` at `addr` notifying `targets`, once it answers.
 async fn start_ts(dir: &Path, addr: SocketAddr, targets: &[SocketAddr]) -> Proc {
     std::fs::write(dir.join("pile.txt"), table(0)).unwrap();
+    start_config(dir, addr, &ts_toml(addr, targets, "")).await
+}
+
+/// The `[[ts]]` `t` for `pile.test.` at `addr` notifying `targets`, `extra`
+/// added.
+fn ts_toml(addr: SocketAddr, targets: &[SocketAddr], extra: &str) -> String {
     let notify: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
-    let config = format!(
+    format!(
         "[[ts]]\nname = \"t\"\nlisten = \"{addr}\"\nzones = [\"pile.txt\"]\n\
-         origin = \"pile.test.\"\nworkers = 1\nnotify = [{}]\n",
+         origin = \"pile.test.\"\nworkers = 1\nnotify = [{}]\n{extra}",
         notify.join(", ")
-    );
+    )
+}
+
+/// `dnslb ts -c DIR/config.toml --name t` with `config` (its state file
+/// beside `pile.txt`), once it answers at `addr`.
+async fn start_config(dir: &Path, addr: SocketAddr, config: &str) -> Proc {
     let path = dir.join("config.toml");
     std::fs::write(&path, config).unwrap();
     let mut cmd = dnslb_command(&["ts", "-c", kit::path_str(&path), "--name", "t"], dir);
@@ -143,4 +159,156 @@ async fn reloads_against_a_silent_secondary_keep_one_notify_pending_and_the_sock
     drop(ts);
     hole.abort();
     acker.abort();
+}
+
+/// One NOTIFY a fake secondary got: the serial it announced and whether it
+/// was signed (a TSIG in its additional section).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Got {
+    serial: u32,
+    signed: bool,
+}
+
+/// A UDP socket on 127.0.0.1 answering every NOTIFY NOERROR, unsigned, as
+/// the LS does (and a secondary without a key): its address, what it got,
+/// and its task.
+async fn unsigned_acker() -> (
+    SocketAddr,
+    Arc<Mutex<Vec<Got>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let seen = got.clone();
+    let task = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+            let m = Message::from_vec(&buf[..n]).expect("a decodable NOTIFY");
+            let serial = match m.answers.first().map(|r| &r.data) {
+                Some(RData::SOA(soa)) => soa.serial,
+                other => panic!("a NOTIFY without the zone's SOA: {other:?}"),
+            };
+            // Its one additional record can only be a TSIG.
+            let signed = buf[10..12] != [0, 0];
+            seen.lock().unwrap().push(Got { serial, signed });
+            // The header echoed with QR set, the question only: no TSIG.
+            let mut ack = buf[..12].to_vec();
+            ack[2] |= 0x80;
+            ack[6..12].fill(0);
+            ack[5] = 1;
+            ack.extend_from_slice(&buf[12..question_end(&buf[..n])]);
+            let _ = sock.send_to(&ack, from).await;
+        }
+    });
+    (addr, got, task)
+}
+
+/// Where the (one, uncompressed) question of `msg` ends.
+fn question_end(msg: &[u8]) -> usize {
+    let mut at = 12;
+    while msg[at] != 0 {
+        at += 1 + usize::from(msg[at]);
+    }
+    at + 1 + 4
+}
+
+/// Polls until `got` holds `n` NOTIFYs; panics (with the TS's log) after
+/// [`LIMIT`].
+async fn wait_notifies(got: &Arc<Mutex<Vec<Got>>>, n: usize, ts: &Proc) {
+    let found = poll_until_async(LIMIT, Duration::from_millis(20), async || {
+        (got.lock().unwrap().len() >= n).then_some(())
+    })
+    .await;
+    assert!(
+        found.is_some(),
+        "{n} NOTIFY(s) expected, got {:?}\n{}",
+        got.lock().unwrap(),
+        ts.stderr_now()
+    );
+}
+
+/// The serial `addr` serves for `pile.test.`.
+async fn serial_at(addr: SocketAddr, ts: &mut Proc) -> u32 {
+    let m = kit::wait_soa(addr, "pile.test.", LIMIT, &mut [ts], |m| {
+        soa_serial(m).is_some()
+    })
+    .await;
+    soa_serial(&m).unwrap()
+}
+
+/// NSD NOTIFYs its zones at start; the TS must at least when a restart
+/// serves another serial than the last run (the files changed meanwhile):
+/// the secondaries' SOA refresh may be an hour away. A first start, and a
+/// restart with the same files, send none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_that_serves_a_new_serial_notifies_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (secondary, got, task) = unsigned_acker().await;
+    for _ in 0..2 {
+        let addr = local(free_port());
+        let mut ts = start_ts(dir.path(), addr, &[secondary]).await;
+        serial_at(addr, &mut ts).await;
+        drop(ts);
+    }
+    std::fs::write(dir.path().join("pile.txt"), table(1)).unwrap();
+    let addr = local(free_port());
+    let config = ts_toml(addr, &[secondary], "");
+    let mut ts = start_config(dir.path(), addr, &config).await;
+    let serial = serial_at(addr, &mut ts).await;
+    wait_notifies(&got, 1, &ts).await;
+    crate::peers::wait_log(&mut ts, "notify acknowledged", 1, LIMIT).await;
+    let all = got.lock().unwrap().clone();
+    assert_eq!(
+        all,
+        [Got {
+            serial,
+            signed: false
+        }],
+        "one NOTIFY, from the restart with the new table"
+    );
+    drop(ts);
+    task.abort();
+}
+
+/// With `xfr_key` set, the NOTIFYs to the secondaries are signed; the one
+/// to the config's own LS (a `notify` target that is an `[ls]` listener)
+/// goes unsigned, since the LS answers unsigned: one NOTIFY per change,
+/// acknowledged (before: signed, the LS's answer dropped, sent five times
+/// and logged "notify not acknowledged").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_ts_notifies_its_own_ls_unsigned_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ls, got, task) = unsigned_acker().await;
+    std::fs::write(dir.path().join("pile.txt"), table(0)).unwrap();
+    let addr = local(free_port());
+    let config = format!(
+        "[ls]\nlisten = [\"{ls}\"]\n\n[[ls.backend]]\nname = \"t\"\naddr = \"{addr}\"\n\n{}\n\
+         [[key]]\nname = \"xfr\"\nsecret = \"{}\"\n",
+        ts_toml(addr, &[ls], "xfr_key = \"xfr\"\n"),
+        crate::peers::tsig::SECRET_256
+    );
+    let mut ts = start_config(dir.path(), addr, &config).await;
+    let first = serial_at(addr, &mut ts).await;
+    std::fs::write(dir.path().join("pile.txt"), table(1)).unwrap();
+    ts.signal(Signal::HUP);
+    let m = kit::wait_soa(addr, "pile.test.", LIMIT, &mut [&mut ts], |m| {
+        soa_serial(m).is_some_and(|s| s != first)
+    })
+    .await;
+    let serial = soa_serial(&m).unwrap();
+    crate::peers::wait_log(&mut ts, "notify acknowledged", 1, LIMIT).await;
+    let all = got.lock().unwrap().clone();
+    assert_eq!(
+        all,
+        [Got {
+            serial,
+            signed: false
+        }],
+        "one unsigned NOTIFY to the LS\n{}",
+        ts.stderr_now()
+    );
+    assert!(!ts.stderr_now().contains("not acknowledged"));
+    drop(ts);
+    task.abort();
 }

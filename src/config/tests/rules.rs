@@ -361,3 +361,36 @@ fn rejects_integers_past_their_bounds() {
     ))
     .unwrap();
 }
+
+/// Issue 35: the LS forwards its clients' queries to a backend from its own
+/// address (127.0.0.1 toward 127/8); a `[[ts]]` behind it that allows
+/// transfers from that address without a key hands every client of the LS
+/// the zone (an IXFR over UDP through the LS). Named secondaries, a key, or
+/// a TS that is no backend of this LS are fine.
+#[test]
+fn a_ts_behind_the_ls_allows_no_transfer_from_the_ls_address_without_a_key() {
+    rejects(
+        &format!("{BASE}axfr_allow = [\"127.0.0.0/8\"]\n"),
+        "config.toml:12: ts.axfr_allow: 127.0.0.0/8 holds 127.0.0.1, the address the LS of \
+         this config forwards its clients' queries to table server \"ts1\" from (backend \
+         \"ts1\"): every client of the LS could transfer its zones; list the secondaries' own \
+         addresses, or set xfr_key",
+    );
+    // Listening on every address: the backend's 127.0.0.2 is still reached from 127.0.0.1.
+    let any = BASE
+        .replace("listen = \"127.0.0.1:5301\"", "listen = \"0.0.0.0:5301\"")
+        .replace("addr = \"127.0.0.1:5301\"", "addr = \"127.0.0.2:5301\"");
+    let text = format!("{any}axfr_allow = [\"127.0.0.1\"]\n");
+    assert!(parse(&text).is_err(), "0.0.0.0 behind 127.0.0.2");
+    for fine in [
+        format!("{BASE}axfr_allow = [\"127.0.0.2/32\", \"192.0.2.53\"]\n"),
+        format!(
+            "{BASE}axfr_allow = [\"127.0.0.0/8\"]\nxfr_key = \"xfr\"\n\n[[key]]\nname = \"xfr\"\n\
+             secret = \"kQn0sD3l9Ui1u6m2sXJ1mR0bJx6g7h8Zq2yq1cV4aUk=\"\n"
+        ),
+        BASE.replace("zones = [", "axfr_allow = [\"127.0.0.0/8\"]\nzones = [")
+            .replace("listen = \"127.0.0.1:5301\"", "listen = \"127.0.0.1:5309\""),
+    ] {
+        parse(&fine).unwrap_or_else(|e| panic!("{e}\n{fine}"));
+    }
+}

@@ -405,8 +405,9 @@ impl Rejected {
     /// caller) at `now`: for BADKEY and BADSIG an unsigned one naming the
     /// request's key and algorithm (§5.3.2); for BADTIME one signed with
     /// `key`, carrying the request's time signed and the server's time in
-    /// its other data (§5.2.3); for BADTRUNC one signed with `key`.
-    pub fn answer(&self, key: &Key, msg: &mut Vec<u8>, now: u64) {
+    /// its other data (§5.2.3); for BADTRUNC one signed with `key`. (Without
+    /// a key only BADKEY comes: [`verify_without_key`].)
+    pub fn answer(&self, key: Option<&Key>, msg: &mut Vec<u8>, now: u64) {
         let Some(error) = self.error else {
             return;
         };
@@ -414,8 +415,12 @@ impl Rejected {
             msg.first().copied().unwrap_or(0),
             msg.get(1).copied().unwrap_or(0),
         ]);
-        match error {
-            TsigError::BadKey | TsigError::BadSig => append(
+        let signing = match (error, key) {
+            (TsigError::BadTime | TsigError::BadTrunc, Some(key)) => Some(key),
+            _ => None,
+        };
+        match signing {
+            None => append(
                 msg,
                 &TsigRecord {
                     start: 0,
@@ -429,7 +434,7 @@ impl Rejected {
                     other: &[],
                 },
             ),
-            TsigError::BadTime | TsigError::BadTrunc => {
+            Some(key) => {
                 let server_time = time48(now);
                 let (time_signed, other): (u64, &[u8]) = if error == TsigError::BadTime {
                     (self.time_signed, &server_time)
@@ -482,6 +487,19 @@ pub fn verify_request(msg: &[u8], key: &Key, now: u64) -> Checked {
         }),
         Err(Some(error)) => Checked::Rejected(Rejected::new(error, &r)),
         Err(None) => Checked::Rejected(Rejected::malformed()),
+    }
+}
+
+/// [`verify_request`] for a server that holds no key: a request signed
+/// with any key is [`Rejected`] with BADKEY (RFC 8945 §5.2.1: "the key is
+/// not recognized by the server"), as NSD without a key answers it, rather
+/// than answered unsigned as if it had not been signed.
+pub fn verify_without_key(msg: &[u8]) -> Checked {
+    match scan(msg) {
+        Scan::Unsigned => Checked::Unsigned,
+        Scan::Unreadable => Checked::Unreadable,
+        Scan::Signed(r) => Checked::Rejected(Rejected::new(TsigError::BadKey, &r)),
+        Scan::Malformed => Checked::Rejected(Rejected::malformed()),
     }
 }
 

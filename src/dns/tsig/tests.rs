@@ -249,7 +249,7 @@ fn a_truncated_mac_that_verifies_is_badtrunc_and_answered_signed() {
     let rej = rejected(verify_request(&cut, &k, NOW));
     assert_eq!(rej.error, Some(TsigError::BadTrunc));
     let mut answer = answer_to(&rej.unsigned(&cut).unwrap());
-    rej.answer(&k, &mut answer, NOW);
+    rej.answer(Some(&k), &mut answer, NOW);
     let t = find(&answer).unwrap().unwrap();
     assert_eq!((t.error, t.mac.len()), (22, 32));
 }
@@ -273,7 +273,7 @@ fn error_answers_carry_the_tsig_error_signed_only_for_badtime() {
     let rej = rejected(verify_request(&q, &k, late));
     assert_eq!(rej.error, Some(TsigError::BadTime));
     let mut a = answer_to(&rej.unsigned(&q).unwrap());
-    rej.answer(&k, &mut a, late);
+    rej.answer(Some(&k), &mut a, late);
     let t = find(&a).unwrap().unwrap();
     assert_eq!((t.error, t.time_signed), (18, NOW));
     assert_eq!(t.other, &record::time48(late));
@@ -285,7 +285,7 @@ fn error_answers_carry_the_tsig_error_signed_only_for_badtime() {
     let wrong = Arc::new(Key::new("xfr", Algorithm::HmacSha256, b"other").unwrap());
     let rej = rejected(verify_request(&q, &wrong, NOW));
     let mut a = answer_to(&rej.unsigned(&q).unwrap());
-    rej.answer(&wrong, &mut a, NOW);
+    rej.answer(Some(&wrong), &mut a, NOW);
     let t = find(&a).unwrap().unwrap();
     assert_eq!(
         (t.error, t.mac.len(), t.key_name),
