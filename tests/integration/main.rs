@@ -33,6 +33,7 @@ mod ls;
 mod ls_procs;
 mod metrics;
 mod nsd;
+mod nsec3_chains;
 mod nsid;
 mod opcodes;
 mod partitioned;
