@@ -25,6 +25,7 @@ mod health;
 mod health_http;
 mod interop;
 mod ixfr;
+mod key_rolls;
 mod keys;
 #[allow(dead_code)]
 mod kit;
