@@ -36,6 +36,8 @@ use material::KeyPair;
 const ZONE_FLAG: u16 = 256;
 /// The Secure Entry Point flag: a KSK, or a CSK.
 const SEP_FLAG: u16 = 1;
+/// The REVOKE flag (RFC 5011 §7).
+const REVOKE_FLAG: u16 = 0x0080;
 /// How long a new ZSK is published before it signs data alone: resolvers
 /// hold the DNSKEY RRset for its TTL, and one that has not seen the new
 /// key would call its signatures bogus; meanwhile the SEP keys sign data
@@ -217,6 +219,11 @@ impl ZoneKey {
     /// The Secure Entry Point flag is set (a KSK or CSK).
     pub fn is_sep(&self) -> bool {
         self.flags() & SEP_FLAG != 0
+    }
+
+    /// The REVOKE flag is set (RFC 5011 §7: `dnssec-revoke`).
+    pub fn is_revoked(&self) -> bool {
+        self.flags() & REVOKE_FLAG != 0
     }
 
     /// The DNSKEY RDATA: flags, protocol 3, algorithm, public key (ECDSA:
