@@ -19,9 +19,11 @@ use crate::ts::notifier::{Announce, run_notifier};
 use crate::ts::notify::{log_notified, notify_wait};
 use crate::ts::{TableServer, TsSettings};
 
-/// The longest the TS sleeps before looking again at when its signatures
-/// are due (the clock may have jumped).
-const REFRESH_CHECK: Duration = Duration::from_secs(3600);
+/// The longest the TS sleeps before reading its keys folder again and
+/// looking at when its signatures are due: a key added or its timing
+/// changed (`dnssec-keygen`, `dnssec-settime`) with no SIGHUP is followed
+/// within this, and a clock that jumped is noticed.
+const REFRESH_CHECK: Duration = Duration::from_secs(300);
 
 /// How long after a failed refresh of signatures it is tried again.
 const REFRESH_RETRY: Duration = Duration::from_secs(60);
@@ -160,7 +162,7 @@ impl TsService {
         // not at once.
         let mut retry_at: Option<tokio::time::Instant> = None;
         loop {
-            // Signatures due for refresh: woken then (or within the hour).
+            // Signatures due for refresh: woken then (or within [`REFRESH_CHECK`], to read the keys again).
             let backoff = retry_at.map_or(Duration::ZERO, |r| {
                 r.saturating_duration_since(tokio::time::Instant::now())
             });
@@ -262,7 +264,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_ts_wakes_when_signatures_are_due_within_the_hour_and_backs_off_after_a_failure() {
+    fn the_ts_wakes_when_signatures_are_due_or_to_read_its_keys_and_backs_off_after_a_failure() {
         let none = Duration::ZERO;
         assert_eq!(refresh_wait(None, 100, none), None, "nothing signed here");
         assert_eq!(

@@ -349,13 +349,14 @@ impl TableServer {
             if signing::signs(&self.settings, z) {
                 let keys =
                     signing::zone_keys(&self.settings, z, clock).map_err(ZoneError::signing)?;
-                // Kept when neither the data nor the keys changed.
+                // Kept when neither the data nor what the keys do changed
+                // and its signatures hold; their timing is taken anew.
                 let unchanged = |o: &zone::Zone| {
-                    same(o) && o.signature().is_some_and(|s| s.tags == keys.tags())
+                    same(o) && o.signature().is_some_and(|s| !s.stale(&keys.tags(), clock))
                 };
                 let serial = match previous {
                     Some(o) if unchanged(o) => {
-                        zones.push(o.clone());
+                        zones.push(o.clone().with_key_event(keys.next_event(clock)));
                         continue;
                     }
                     Some(o) => serials::next_serial(o.serial(), clock),
@@ -418,12 +419,18 @@ impl TableServer {
         Ok(report)
     }
 
-    /// Signs again each zone signed here whose signatures are due for
-    /// refresh ([`zone::Signature::refresh_at`]), its serial raised; the
-    /// other zones are kept. Returns the origins of the zones signed again.
+    /// Reads again the keys of each zone signed here and signs it again,
+    /// its serial raised, when the keys now do something else (a key
+    /// published, activated, retired, deleted or settled, by its timing or
+    /// by a key file added or changed), when its signatures are due for
+    /// refresh, or when the clock went back behind them
+    /// ([`zone::Signature::stale`]); the other zones are kept, with their
+    /// keys' next event as now read. Returns the origins of the zones signed
+    /// again.
     ///
     /// # Errors
-    /// A zone that cannot be signed: nothing is swapped.
+    /// Keys that cannot be read, or a zone that cannot be signed: nothing
+    /// is swapped.
     pub fn refresh_signatures(&self, now: u32) -> Result<Vec<Name>, ZoneError> {
         let last = self
             .sources
@@ -433,19 +440,26 @@ impl TableServer {
         let mut changed = Vec::new();
         let mut zones = Vec::with_capacity(old.zones().len());
         for z in old.zones() {
-            match z.signature() {
-                Some(s) if now >= s.refresh_at() => {
-                    let serial = serials::next_serial(z.serial(), now);
-                    zones.push(
-                        signing::sign(&self.settings, z, Some(z), serial, now)
-                            .map_err(ZoneError::signing)?,
-                    );
-                    changed.push(z.origin().clone());
-                }
-                _ => zones.push(z.clone()),
+            let Some(s) = z.signature() else {
+                zones.push(z.clone());
+                continue;
+            };
+            let keys = signing::zone_keys(&self.settings, z, now).map_err(ZoneError::signing)?;
+            if s.stale(&keys.tags(), now) {
+                let serial = serials::next_serial(z.serial(), now);
+                zones.push(
+                    signing::sign_with(&self.settings, z, Some(z), &keys, serial, now)
+                        .map_err(ZoneError::signing)?,
+                );
+                changed.push(z.origin().clone());
+            } else {
+                zones.push(z.clone().with_key_event(keys.next_event(now)));
             }
         }
-        if !changed.is_empty() {
+        if changed.is_empty() {
+            // The keys' next events as read now: when the TS wakes next.
+            self.catalog.store(Arc::new(Catalog::new(zones)));
+        } else {
             self.record_changes(&old, &zones);
             self.catalog.store(Arc::new(Catalog::new(zones)));
             let sources = last.clone();

@@ -72,6 +72,10 @@ fn rdata_of(r: &SourceRecord, rtype: RecordType) -> Option<&[u8]> {
 /// says comes next (lower-cased wire names for NSEC, hashes for NSEC3).
 struct Link<'r> {
     record: &'r SourceRecord,
+    /// Which chain: empty for NSEC; for NSEC3 its hash algorithm,
+    /// iterations and salt (a zone changing its NSEC3 parameters holds two
+    /// chains, each closed on its own: RFC 5155 §7.3).
+    chain: Vec<u8>,
     owner: Vec<u8>,
     next: Vec<u8>,
 }
@@ -80,17 +84,20 @@ struct Link<'r> {
 fn link(r: &SourceRecord, rtype: RecordType) -> Option<Link<'_>> {
     let rdata = rdata_of(r, rtype)?;
     let owner = key_of(&r.name).ok()?;
-    let (owner, next) = if rtype == RecordType::NSEC {
+    let (chain, owner, next) = if rtype == RecordType::NSEC {
         let next = Name::read(&mut BinDecoder::new(rdata)).ok()?;
-        (owner, key_of(&next).ok()?)
+        (Vec::new(), owner, key_of(&next).ok()?)
     } else {
         let salt_len = usize::from(*rdata.get(4)?);
         let hash_len = usize::from(*rdata.get(5 + salt_len)?);
         let next = rdata.get(6 + salt_len..6 + salt_len + hash_len)?.to_vec();
-        (owner_hash(&owner)?.to_vec(), next)
+        let mut chain = vec![rdata[0]];
+        chain.extend_from_slice(rdata.get(2..5 + salt_len)?);
+        (chain, owner_hash(&owner)?.to_vec(), next)
     };
     Some(Link {
         record: r,
+        chain,
         owner,
         next,
     })
@@ -107,12 +114,14 @@ fn chain_warning(file: &Path, records: &[SourceRecord], rtype: RecordType) -> Op
             a.cmp(b)
         }
     };
-    links.sort_by(|a, b| order(&a.owner, &b.owner));
+    links.sort_by(|a, b| a.chain.cmp(&b.chain).then(order(&a.owner, &b.owner)));
     let mut broken = Vec::new();
-    for (i, l) in links.iter().enumerate() {
-        let following = &links[(i + 1) % links.len()];
-        if order(&l.next, &following.owner) != Ordering::Equal {
-            broken.push((l, following));
+    for chain in links.chunk_by(|a, b| a.chain == b.chain) {
+        for (i, l) in chain.iter().enumerate() {
+            let following = &chain[(i + 1) % chain.len()];
+            if order(&l.next, &following.owner) != Ordering::Equal {
+                broken.push((l, following));
+            }
         }
     }
     let (first, following) = broken.iter().min_by_key(|(l, _)| l.record.line)?;
@@ -251,6 +260,37 @@ b 300 NSEC example. A NSEC
             warnings(file, &records, 0).is_empty(),
             "{:?}",
             warnings(file, &records, 0)
+        );
+    }
+
+    #[test]
+    fn two_nsec3_chains_are_each_closed_on_their_own() {
+        // Two chains, their owners interleaved in hash order: mixed into
+        // one, every link would skip; each closes on itself.
+        let text = "$ORIGIN example.
+@ 300 SOA ns hostmaster 1 7200 3600 1209600 300
+00000000000000000000000000000000 300 NSEC3 1 0 0 - 20000000000000000000000000000000 A
+10000000000000000000000000000000 300 NSEC3 1 0 5 AABBCCDD 30000000000000000000000000000000 A
+20000000000000000000000000000000 300 NSEC3 1 0 0 - 00000000000000000000000000000000 A
+30000000000000000000000000000000 300 NSEC3 1 0 5 AABBCCDD 10000000000000000000000000000000 A
+";
+        let file = Path::new("two.zone");
+        let (_, records) = crate::ts::zonefile::parse_zone_file(text, file, None).unwrap();
+        assert!(
+            warnings(file, &records, 0).is_empty(),
+            "{:?}",
+            warnings(file, &records, 0)
+        );
+        // A broken link is still told, in the chain it belongs to.
+        let broken = text.replace("AABBCCDD 10000", "AABBCCDD 20000");
+        let (_, records) = crate::ts::zonefile::parse_zone_file(&broken, file, None).unwrap();
+        assert_eq!(
+            warnings(file, &records, 0),
+            [
+                "two.zone:6: warning: the NSEC3 chain is broken: the NSEC3 of \
+              30000000000000000000000000000000.example. does not lead to the next owner, \
+              10000000000000000000000000000000.example."
+            ]
         );
     }
 

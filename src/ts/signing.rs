@@ -1,6 +1,6 @@
 //! Which of a TS's zones it signs itself (`dnssec` in `[[ts]]`), with which
-//! keys ([`keys::ZoneKeys`], read again at every signing so a key added,
-//! activated or retired is picked up), and what serial a signed zone takes:
+//! keys ([`keys::ZoneKeys`], read again at every signing, reload and wake so
+//! a key added, or its timing changed, is picked up), and what serial a signed zone takes:
 //! the TS owns it (signatures change without the files changing, and
 //! secondaries must see a newer serial each time), so it goes up at every
 //! signing by RFC 1982 arithmetic, never below the file's own.

@@ -353,7 +353,12 @@ const DELV_LIMIT: &str = "5";
 /// Runs `delv` against `server` for `name`/`qtype`, validating from the
 /// zone's trust anchor (for at most [`DELV_LIMIT`] seconds): its output
 /// and how it ended.
-fn delv(signed: &SignedZone, server: SocketAddr, name: &str, qtype: RecordType) -> String {
+pub(crate) fn delv(
+    signed: &SignedZone,
+    server: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+) -> String {
     let args = [
         DELV_LIMIT.to_owned(),
         "delv".to_owned(),

@@ -336,3 +336,34 @@ fn check_refuses_a_pre_signed_zone_split_across_partitions() {
         assert!(out.status.success(), "{}", out.stderr);
     });
 }
+
+#[test]
+fn dnslb_ds_leaves_out_a_revoked_key() {
+    let progs = ["dnssec-dsfromkey", "dnssec-keygen", "dnssec-revoke"];
+    in_folder(progs, |dir| {
+        std::fs::write(dir.join("t.txt"), "www.rv.test 192.0.2.1 A\n").unwrap();
+        let config = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\n\
+            zones = [\"t.txt\"]\norigin = \"rv.test\"\ndnssec = { keys = \"keys\" }\n";
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        let keys = dir.join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        let keygen = ["-q", "-a", "ECDSAP256SHA256", "-f", "KSK", "rv.test."];
+        let old = bind(&keys, "dnssec-keygen", &keygen);
+        let new = bind(&keys, "dnssec-keygen", &keygen);
+        // RFC 5011: the old KSK revoked (flags 385), its files replaced.
+        bind(&keys, "dnssec-revoke", &["-r", old.trim()]);
+        let out = run_dnslb(
+            &["ds", "-c", "config.toml", "--name", "ts1"],
+            dir,
+            None,
+            TOOL_LIMIT,
+        );
+        assert!(out.status.success(), "{}", out.stderr);
+        let want = bind(
+            &keys,
+            "dnssec-dsfromkey",
+            &["-2", &format!("{}.key", new.trim())],
+        );
+        assert_eq!(out.stdout.trim(), want.trim());
+    });
+}

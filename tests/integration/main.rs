@@ -27,6 +27,7 @@ mod health;
 mod health_http;
 mod interop;
 mod ixfr;
+mod key_rolls;
 mod keys;
 #[allow(dead_code)]
 mod kit;
@@ -38,6 +39,7 @@ mod ls_procs;
 mod ls_reask;
 mod metrics;
 mod nsd;
+mod nsec3_chains;
 mod nsid;
 mod opcodes;
 mod partitioned;

@@ -411,6 +411,36 @@ async fn signatures_are_refreshed_before_a_tenth_of_their_life_is_left() {
     ts.stop().await;
 }
 
+/// A clock stepped back after a signing (it ran ahead, then NTP corrected
+/// it) leaves signatures whose validity has not begun: the next wake signs
+/// the zone again, valid from an hour before the new time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_from_a_clock_that_ran_ahead_are_made_anew() {
+    let dir = ZoneDir::new();
+    let table = dir.write("t.txt", "www.tbl.test 192.0.2.1 A\n");
+    let mut s = kit::ts_settings(vec![table]);
+    s.origin = "tbl.test.".parse().unwrap();
+    s.dnssec = Some(Dnssec {
+        keys: dir.path().join("keys"),
+        algorithm: DnssecAlgorithm::EcdsaP256Sha256,
+        denial: Denial::Nsec,
+    });
+    let ts = kit::start_ts(s).await;
+    let zone = |ts: &TestTs| ts.ts.catalog().zones()[0].clone();
+    let signed = zone(&ts).signature().unwrap().clone();
+    // The clock 30 days ahead: the signatures are due, made anew then.
+    let ahead = signed.inception + 30 * 86_400;
+    assert_eq!(ts.ts.refresh_signatures(ahead).unwrap().len(), 1);
+    // Back to the right time: they are not valid yet, made anew.
+    let back = signed.inception + 3600;
+    assert_eq!(ts.ts.refresh_signatures(back).unwrap().len(), 1);
+    let new = zone(&ts).signature().unwrap().clone();
+    assert_eq!(new.inception, back - 3600, "{new:?}");
+    // And kept after that.
+    assert!(ts.ts.refresh_signatures(back + 60).unwrap().is_empty());
+    ts.stop().await;
+}
+
 /// Three things a zone file may hold that the signer must not take at face
 /// value: data below a DNAME (occluded, RFC 6672 §2.4: kept unsigned and
 /// out of the NSEC chain, as `dnssec-signzone` leaves it), a DNSKEY pasted

@@ -57,8 +57,9 @@ pub fn ds_line(origin: &Name, key: &ZoneKey) -> String {
 }
 
 /// The DS lines of every zone the TS of `settings` signs, at `now`: one for
-/// each published SEP key (each published key when none is SEP), in the
-/// catalog's zone order. A zone's keys are made when it has none.
+/// each published SEP key not revoked (each published key not revoked when
+/// none is SEP), in the catalog's zone order. A zone's keys are made when
+/// it has none.
 ///
 /// # Errors
 /// The TS has no `dnssec`, a zone does not load, a key cannot be read or
@@ -70,8 +71,11 @@ pub fn ds_lines(settings: &TsSettings, now: u32) -> Result<Vec<String>, DsError>
     let mut lines = Vec::new();
     for origin in signed_by_ts(settings)? {
         let keys = ZoneKeys::load_or_create(&dnssec.keys, &origin, dnssec.algorithm, now)?;
-        let any_sep = keys.published().any(ZoneKey::is_sep);
-        for key in keys.published().filter(|k| k.is_sep() || !any_sep) {
+        // A revoked key (RFC 5011) is no trust anchor: no DS, as
+        // `dnssec-dsfromkey` prints none.
+        let live = || keys.published().filter(|k| !k.is_revoked());
+        let any_sep = live().any(ZoneKey::is_sep);
+        for key in live().filter(|k| k.is_sep() || !any_sep) {
             lines.push(ds_line(&origin, key));
         }
     }

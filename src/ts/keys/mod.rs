@@ -36,11 +36,15 @@ use material::KeyPair;
 const ZONE_FLAG: u16 = 256;
 /// The Secure Entry Point flag: a KSK, or a CSK.
 const SEP_FLAG: u16 = 1;
+/// The REVOKE flag (RFC 5011 §7).
+const REVOKE_FLAG: u16 = 0x0080;
 /// How long a new ZSK is published before it signs data alone: resolvers
 /// hold the DNSKEY RRset for its TTL, and one that has not seen the new
 /// key would call its signatures bogus; meanwhile the SEP keys sign data
 /// too. A day covers the DNSKEY TTLs in use (RFC 7583 §3.3's Dprp + TTLkey).
 pub const SETTLE: u32 = 86_400;
+/// Any data type (A): the keys that sign data.
+const DATA: u16 = 1;
 /// Types whose RRsets the SEP keys sign: DNSKEY, CDS, CDNSKEY.
 const KEY_SET_TYPES: [u16; 3] = [DNSKEY, CDS, CDNSKEY];
 
@@ -156,11 +160,17 @@ impl Timing {
         self.publish.is_none_or(|t| t <= now) && self.delete.is_none_or(|t| t > now)
     }
 
-    /// Signing at `now`: published, activated and not yet retired.
+    /// Signing at `now`: published, activated and not yet retired. A key
+    /// with a Publish time but no Activate is a standby key (`dnssec-keygen
+    /// -A none`): published, never signing, as BIND treats it; a key with
+    /// neither time signs from the start.
     fn active(&self, now: u32) -> bool {
-        self.published(now)
-            && self.activate.is_none_or(|t| t <= now)
-            && self.inactive.is_none_or(|t| t > now)
+        let activated = match (self.publish, self.activate) {
+            (_, Some(t)) => t <= now,
+            (Some(_), None) => false,
+            (None, None) => true,
+        };
+        self.published(now) && activated && self.inactive.is_none_or(|t| t > now)
     }
 }
 
@@ -209,6 +219,11 @@ impl ZoneKey {
     /// The Secure Entry Point flag is set (a KSK or CSK).
     pub fn is_sep(&self) -> bool {
         self.flags() & SEP_FLAG != 0
+    }
+
+    /// The REVOKE flag is set (RFC 5011 §7: `dnssec-revoke`).
+    pub fn is_revoked(&self) -> bool {
+        self.flags() & REVOKE_FLAG != 0
     }
 
     /// The DNSKEY RDATA: flags, protocol 3, algorithm, public key (ECDSA:
@@ -323,13 +338,20 @@ impl ZoneKeys {
             .min()
     }
 
-    /// The identity of the key set: the published keys' tags, then the
-    /// active keys' tags. A signed zone remembers it, to sign again when a
-    /// key is added, removed, activated or retired.
+    /// The identity of what the keys do: how many keys are published and
+    /// their tags, then the same of the keys signing the key set, then of
+    /// those signing the data. A signed zone remembers it, to sign again
+    /// when a key is added, removed, activated, retired or settled.
     pub fn tags(&self) -> Vec<u16> {
-        let published = self.published().map(ZoneKey::tag);
-        let active = self.keys.iter().filter(|k| k.active).map(ZoneKey::tag);
-        published.chain(active).collect()
+        let mut id = Vec::new();
+        let mut group = |tags: Vec<u16>| {
+            id.push(u16::try_from(tags.len()).unwrap_or(u16::MAX));
+            id.extend(tags);
+        };
+        group(self.published().map(ZoneKey::tag).collect());
+        group(self.signing(DNSKEY).map(ZoneKey::tag).collect());
+        group(self.signing(DATA).map(ZoneKey::tag).collect());
+        id
     }
 }
 

@@ -49,6 +49,9 @@ fn timing_decides_published_and_active() {
         (t(past, past, future, future), true, true),
         (t(past, past, past, past), false, false),
         (t(past, past, None, Some(NOW)), false, false),
+        // A standby key (`dnssec-keygen -A none`): published, not signing.
+        (t(past, None, None, None), true, false),
+        (t(None, past, None, None), true, true),
     ] {
         assert_eq!(timing.published(NOW), published, "{timing:?}");
         assert_eq!(timing.active(NOW), active, "{timing:?}");
@@ -317,7 +320,8 @@ fn sep_keys_sign_the_key_set_and_the_others_the_rest() {
     for rtype in [1, 6, 46, 47, 50] {
         assert_eq!(signing(&keys, rtype), [zsk]);
     }
-    assert_eq!(keys.tags(), [ksk, zsk, ksk, zsk]);
+    // Published, signing the key set, signing the data: each counted.
+    assert_eq!(keys.tags(), [2, ksk, zsk, 1, ksk, 1, zsk]);
     // A CSK alone signs everything.
     let keys = ZoneKeys {
         keys: vec![key(257, true)],
@@ -337,7 +341,7 @@ fn sep_keys_sign_the_key_set_and_the_others_the_rest() {
     let ksk = keys.keys[0].tag();
     assert_eq!(signing(&keys, 1), [ksk]);
     assert_eq!(keys.published().count(), 2);
-    assert_eq!(keys.tags(), [ksk, keys.keys[1].tag(), ksk]);
+    assert_eq!(keys.tags(), [2, ksk, keys.keys[1].tag(), 1, ksk, 1, ksk]);
     // A ZSK published less than a day ago, already active: a resolver may
     // still hold the DNSKEY RRset without it, so the KSK signs data too.
     let mut fresh = key(256, true);
@@ -348,6 +352,11 @@ fn sep_keys_sign_the_key_set_and_the_others_the_rest() {
     let (ksk, zsk) = (keys.keys[0].tag(), keys.keys[1].tag());
     assert_eq!(signing(&keys, 1), [ksk, zsk]);
     assert_eq!(signing(&keys, 48), [ksk]);
+    // Settled, it signs data alone: what the keys do changed.
+    let before = keys.tags();
+    let mut keys = keys;
+    keys.keys[1].settled = true;
+    assert_ne!(keys.tags(), before);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use data_encoding::BASE32HEX_NOPAD;
 use ring::digest::{SHA1_FOR_LEGACY_USE_ONLY, digest};
 
-use super::rtype::NSEC3PARAM;
+use super::rtype::{NSEC3, NSEC3PARAM};
 use super::store::{Entry, Store};
 
 /// SHA-1's length: the only NSEC3 hash algorithm (RFC 5155 §11).
@@ -69,6 +69,7 @@ impl Nsec3Chain {
         let mut off = 0;
         while let Some((e, next)) = Entry::at(&store.arena, off) {
             if e.is_nsec3()
+                && of_chain(e, alg, iterations, salt)
                 && let Some(hash) = owner_hash(e.owner)
                 && let Ok(at) = u32::try_from(off)
             {
@@ -163,6 +164,24 @@ impl Nsec3Chain {
             Hashed::Covered(e)
         })
     }
+}
+
+/// True when an NSEC3 of `e` has the hash algorithm, iterations and salt
+/// of the NSEC3PARAM: a zone may hold a second chain while its parameters
+/// change, and a proof mixing the chains is bogus (RFC 5155 §7.3).
+fn of_chain(e: Entry<'_>, alg: u8, iterations: u16, salt: &[u8]) -> bool {
+    let Some(set) = e.set(NSEC3) else {
+        return false;
+    };
+    set.records().any(|r| {
+        let Some(rdata) = r.get(10..) else {
+            return false;
+        };
+        let salt_len = rdata.get(4).map(|&n| usize::from(n));
+        rdata.first() == Some(&alg)
+            && rdata.get(2..4) == Some(&iterations.to_be_bytes()[..])
+            && salt_len.and_then(|n| rdata.get(5..5 + n)) == Some(salt)
+    })
 }
 
 /// The hash of `name` (a lower-cased wire name), RFC 5155 §5, computed on

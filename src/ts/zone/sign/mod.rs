@@ -25,7 +25,7 @@
 //! (an IXFR) holds just those.
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering as AtomicOrdering};
 
 use hickory_proto::rr::RData;
 use ring::digest::{Context, SHA256};
@@ -160,6 +160,10 @@ pub struct Signature {
     /// When its oldest signature expires, seconds since the epoch: every
     /// other is valid at least as long.
     pub expiration: u32,
+    /// When the validity of its newest signature starts: a clock behind it
+    /// (stepped back since the signing) makes that signature not yet valid
+    /// to validators.
+    pub latest_inception: u32,
     /// The denial of existence it carries.
     pub denial: Denial,
     /// When its keys next change what they do ([`Keys::next_event`]).
@@ -173,6 +177,18 @@ impl Signature {
     pub fn refresh_at(&self) -> u32 {
         let expiry = refresh_point(self.inception, self.expiration);
         self.key_event.map_or(expiry, |k| k.min(expiry))
+    }
+
+    /// Whether the zone must be signed again at `now`, its keys doing what
+    /// `keys_id` says ([`Keys::id`], read at `now`): the keys changed what
+    /// they do (a key added, removed, activated, retired, settled), its
+    /// oldest signature reached its refresh point, or the clock is behind
+    /// a signature's inception (stepped back: that signature is not valid
+    /// yet). A key event alone, the keys doing the same, does not.
+    pub fn stale(&self, keys_id: &[u16], now: u32) -> bool {
+        self.tags != keys_id
+            || now >= refresh_point(self.inception, self.expiration)
+            || now < self.latest_inception
     }
 }
 
@@ -244,6 +260,8 @@ struct Signer<'a, 'k> {
     /// The oldest signature in the zone: expiration in the high half,
     /// inception in the low one.
     oldest: AtomicU64,
+    /// The latest inception of a signature in the zone.
+    latest: AtomicU32,
     denial: Denial,
     /// The origin, lower-cased wire name (the RRSIGs' signer).
     origin: Vec<u8>,
@@ -313,6 +331,7 @@ impl Zone {
             tags: keys.id.clone(),
             inception: oldest as u32,
             expiration: (oldest >> 32) as u32,
+            latest_inception: signer.latest.load(AtomicOrdering::Relaxed),
             denial,
             key_event: keys.next_event,
         }));
@@ -334,6 +353,17 @@ impl Zone {
     /// What this zone's signing remembers, when the TS signed it.
     pub fn signature(&self) -> Option<&Signature> {
         self.signed.as_deref()
+    }
+
+    /// This zone, its keys' next event ([`Signature::key_event`]) set to
+    /// `at`: the keys were read again and do the same, but their timing
+    /// may have changed.
+    #[must_use]
+    pub fn with_key_event(mut self, at: Option<u32>) -> Self {
+        if let Some(s) = &mut self.signed {
+            Arc::make_mut(s).key_event = at;
+        }
+        self
     }
 
     /// SHA-256 of the records and of the SOA but its serial: of the data
@@ -479,6 +509,7 @@ impl<'a, 'k> Signer<'a, 'k> {
             now,
             signers: [ids(&keys.for_keys), ids(&keys.for_data)],
             oldest: AtomicU64::new(u64::MAX),
+            latest: AtomicU32::new(0),
             denial,
             origin,
             names,
@@ -599,6 +630,7 @@ impl<'a, 'k> Signer<'a, 'k> {
     fn note(&self, inception: u32, expiration: u32) {
         let packed = u64::from(expiration) << 32 | u64::from(inception);
         self.oldest.fetch_min(packed, AtomicOrdering::Relaxed);
+        self.latest.fetch_max(inception, AtomicOrdering::Relaxed);
     }
 
     /// The RRSIGs the previous version holds over the RRset of `rtype` at

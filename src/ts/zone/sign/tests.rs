@@ -309,3 +309,33 @@ fn a_name_added_under_nsec3_renews_its_own_and_its_predecessors_nsec3_and_nothin
     assert_eq!(types(&deleted), [SOA, NSEC3, NSEC3]);
     assert_eq!(types(&added), [1, 1, SOA, NSEC3, NSEC3, NSEC3, NSEC3]);
 }
+
+#[test]
+fn a_zone_is_signed_again_when_its_keys_do_something_else_or_its_signatures_fail() {
+    let t0 = 1_800_000_000;
+    let s = Signature {
+        data: [0; 32],
+        tags: vec![1, 7, 1, 7, 1, 7],
+        inception: t0 - BACKDATE,
+        expiration: t0 + VALIDITY,
+        latest_inception: t0 - BACKDATE,
+        denial: Denial::Nsec,
+        key_event: Some(t0 + 600),
+    };
+    let same = s.tags.clone();
+    // The keys do the same, only their timing moved: kept, even past the
+    // key event read at the signing.
+    assert!(!s.stale(&same, t0));
+    assert!(!s.stale(&same, t0 + 600));
+    // A key published, activated or retired: signed again.
+    assert!(s.stale(&[2, 7, 9, 1, 7, 1, 7], t0));
+    assert!(s.stale(&[1, 7, 1, 7, 1, 9], t0));
+    // Its oldest signature at its refresh point.
+    let due = refresh_point(s.inception, s.expiration);
+    assert!(!s.stale(&same, due - 1));
+    assert!(s.stale(&same, due));
+    // The clock stepped back behind a signature's inception (not valid
+    // yet to a validator): signed again.
+    assert!(!s.stale(&same, t0 - BACKDATE));
+    assert!(s.stale(&same, t0 - BACKDATE - 1));
+}

@@ -1,0 +1,347 @@
+//! Key rolls the operator drives with BIND's tools while the TS runs: keys
+//! made by `dnssec-keygen`, their timing changed by `dnssec-settime`, and
+//! the TS (in the test process, zone `rl.test.` signed from a keys folder)
+//! told by a reload (what SIGHUP does) or by nothing at all, its periodic
+//! wake reading the folder again ([`TableServer::refresh_signatures`] at a
+//! chosen time: the clock is the test's). At each step the DNSKEY RRset and
+//! the keys signing the data and the key set are checked, and `delv`,
+//! given the DS set the roll's schedule puts in the parent, must call the
+//! answers validated.
+//!
+//! [`TableServer::refresh_signatures`]: dnslb::ts::TableServer::refresh_signatures
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dnslb::config::{Denial, Dnssec, DnssecAlgorithm};
+use dnslb::ts::keys::SETTLE;
+
+use crate::kit::{self, TestTs, ZoneDir};
+
+const ZONE: &str = "rl.test.";
+
+const UNSIGNED: &str = "\
+$ORIGIN rl.test.
+$TTL 300
+@    SOA ns1 hostmaster 2026010101 3600 600 604800 300
+@    NS  ns1
+ns1  A   192.0.2.1
+www  A   192.0.2.10
+";
+
+const TOOLS: [&str; 6] = [
+    "dnssec-keygen",
+    "dnssec-settime",
+    "dnssec-dsfromkey",
+    "dig",
+    "delv",
+    "timeout",
+];
+
+/// Runs `prog args` in `dir`; its stdout, trimmed.
+fn tool(dir: &Path, prog: &str, args: &[&str]) -> String {
+    let mut cmd = Command::new(prog);
+    cmd.args(args).current_dir(dir);
+    let what = format!("`{prog} {}`", args.join(" "));
+    kit::run_ok(&what, cmd, kit::TOOL_LIMIT, "")
+        .stdout
+        .trim()
+        .to_owned()
+}
+
+/// A key of `rl.test.` made in `dir` (`dnssec-keygen ARGS`): its file base
+/// name (`Krl.test.+013+TAG`) and tag.
+fn keygen(dir: &Path, args: &[&str]) -> (String, u16) {
+    let mut all = vec!["-q", "-a", "ECDSAP256SHA256"];
+    all.extend_from_slice(args);
+    all.push(ZONE);
+    let base = tool(dir, "dnssec-keygen", &all);
+    let tag = base.rsplit('+').next().unwrap().parse().unwrap();
+    (base, tag)
+}
+
+/// `dnssec-settime ARGS base` in `dir`.
+fn settime(dir: &Path, base: &str, args: &[&str]) {
+    let mut all = args.to_vec();
+    all.push(base);
+    tool(dir, "dnssec-settime", &all);
+}
+
+/// A time as BIND's tools take it: `YYYYMMDDHHMMSS`, UTC.
+fn stamp(secs: u32) -> String {
+    let out = kit::run_tool("date", &["-u", &format!("-d@{secs}"), "+%Y%m%d%H%M%S"]);
+    out.stdout.trim().to_owned()
+}
+
+/// The DS lines of `keys` (file base names in `dir`) as a `delv -a` file.
+fn anchor(dir: &Path, keys: &[&str], name: &str) -> PathBuf {
+    let mut text = String::from("trust-anchors {\n");
+    for k in keys {
+        let ds = tool(dir, "dnssec-dsfromkey", &["-2", &format!("{k}.key")]);
+        text.push_str(&kit::static_ds(&ds));
+        text.push('\n');
+    }
+    text.push_str("};\n");
+    let file = dir.join(name);
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// What the TS at `addr` serves: the DNSKEY tags, the tags of the RRSIGs
+/// over the DNSKEY RRset, and over `www`'s A.
+#[derive(Debug, PartialEq, Eq)]
+struct Served {
+    dnskeys: BTreeSet<u16>,
+    key_signers: BTreeSet<u16>,
+    data_signers: BTreeSet<u16>,
+}
+
+fn dig(addr: SocketAddr, args: &[&str]) -> String {
+    let mut all = vec![
+        format!("@{}", addr.ip()),
+        "-p".to_owned(),
+        addr.port().to_string(),
+        "+tcp".to_owned(),
+        "+dnssec".to_owned(),
+    ];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    let out = kit::run_tool("dig", &all);
+    assert!(out.status.success(), "dig {args:?}: {}", out.stderr);
+    out.stdout
+}
+
+/// The key tags of the RRSIGs of a `+noall +answer` listing.
+fn rrsig_tags(answer: &str) -> BTreeSet<u16> {
+    answer
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(3) == Some(&"RRSIG")).then(|| f[10].parse().unwrap())
+        })
+        .collect()
+}
+
+fn served(addr: SocketAddr) -> Served {
+    let multi = dig(addr, &[ZONE, "DNSKEY", "+multi", "+noall", "+answer"]);
+    let dnskeys = multi
+        .lines()
+        .filter_map(|l| l.split("key id = ").nth(1))
+        .map(|t| t.trim().parse().unwrap())
+        .collect();
+    let keyset = dig(addr, &[ZONE, "DNSKEY", "+noall", "+answer"]);
+    let data = dig(addr, &["www.rl.test.", "A", "+noall", "+answer"]);
+    Served {
+        dnskeys,
+        key_signers: rrsig_tags(&keyset),
+        data_signers: rrsig_tags(&data),
+    }
+}
+
+fn set(tags: &[u16]) -> BTreeSet<u16> {
+    tags.iter().copied().collect()
+}
+
+/// `delv`'s verdicts on `www.rl.test. A` and a missing name, validating
+/// from `anchor`: empty when both are validated.
+fn delv_complaints(addr: SocketAddr, anchor: &Path) -> String {
+    let mut out = String::new();
+    for name in ["www.rl.test.", "nx.rl.test."] {
+        let args = [
+            "5".to_owned(),
+            "delv".to_owned(),
+            "-a".to_owned(),
+            kit::path_str(anchor).to_owned(),
+            format!("+root={ZONE}"),
+            format!("@{}", addr.ip()),
+            "-p".to_owned(),
+            addr.port().to_string(),
+            name.to_owned(),
+            "A".to_owned(),
+        ];
+        let said = kit::run_tool("timeout", &args);
+        let text = format!("{}{}", said.stdout, said.stderr);
+        if !text.contains("fully validated") {
+            out.push_str(&format!("\n{name}: {text}"));
+        }
+    }
+    out
+}
+
+/// A TS signing `rl.test.` from `dir/keys` (NSEC, ECDSA).
+async fn signing_ts(dir: &ZoneDir, keys: &Path) -> TestTs {
+    let file = dir.write("rl.zone", UNSIGNED);
+    let mut s = kit::ts_settings(vec![file]);
+    s.dnssec = Some(Dnssec {
+        keys: keys.to_path_buf(),
+        algorithm: DnssecAlgorithm::EcdsaP256Sha256,
+        denial: Denial::Nsec,
+    });
+    kit::start_ts(s).await
+}
+
+/// A KSK double-DS roll, then a ZSK pre-publish roll, each step a key file
+/// made or its timing changed and a reload: the reload signs the zone as
+/// the timing says now, whether a key was added or only its times moved,
+/// and a time set in the future by the change is the TS's next wake (the
+/// old ZSK's Delete, then followed at that time with no other reload).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolls_by_settime_take_effect_at_the_reload() {
+    let test = "rolls_by_settime_take_effect_at_the_reload";
+    if kit::need(test, TOOLS).is_none() {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let (ksk, k1) = keygen(&keys, &["-f", "KSK", "-P", "-30d", "-A", "-30d"]);
+    let (zsk, z1) = keygen(&keys, &["-P", "-30d", "-A", "-30d"]);
+    let ts = signing_ts(&dir, &keys).await;
+    let step = |what: &str, want: Served, parent: &Path| {
+        let got = served(ts.addr);
+        assert_eq!(got, want, "{test}: {what}");
+        let said = delv_complaints(ts.addr, parent);
+        assert!(said.is_empty(), "{test}: {what}: delv:{said}");
+    };
+    let serving = |dnskeys: &[u16], ksk: u16, data: &[u16]| Served {
+        dnskeys: set(dnskeys),
+        key_signers: set(&[ksk]),
+        data_signers: set(data),
+    };
+    let old_ds = anchor(&keys, &[&ksk], "ds1.conf");
+    step("start", serving(&[k1, z1], k1, &[z1]), &old_ds);
+
+    // KSK double-DS roll: the new KSK made, not yet published; the parent
+    // gets its DS beside the old one; then the zone swaps the KSKs (timing
+    // only); then the parent drops the old DS.
+    let (ksk2, k2) = keygen(&keys, &["-f", "KSK", "-P", "+365d", "-A", "+365d"]);
+    assert_eq!(ts.ts.reload().unwrap().changed, 0, "{test}: nothing yet");
+    let both_ds = anchor(&keys, &[&ksk, &ksk2], "ds2.conf");
+    step(
+        "both DS at the parent",
+        serving(&[k1, z1], k1, &[z1]),
+        &both_ds,
+    );
+    settime(&keys, &ksk2, &["-P", "now", "-A", "now"]);
+    settime(&keys, &ksk, &["-I", "now", "-D", "now"]);
+    assert_eq!(ts.ts.reload().unwrap().changed, 1, "{test}: the KSK swap");
+    step("KSKs swapped", serving(&[k2, z1], k2, &[z1]), &both_ds);
+    let new_ds = anchor(&keys, &[&ksk2], "ds3.conf");
+    step("old DS gone", serving(&[k2, z1], k2, &[z1]), &new_ds);
+
+    // ZSK roll. The new ZSK pre-published (its file says two days ago, so
+    // that it may sign alone once active), not active.
+    let (zsk2, z2) = keygen(&keys, &["-P", "-2d", "-A", "+365d"]);
+    assert_eq!(ts.ts.reload().unwrap().changed, 1, "{test}: pre-publish");
+    step(
+        "ZSK pre-published",
+        serving(&[k2, z1, z2], k2, &[z1]),
+        &new_ds,
+    );
+    // Timing only: the old ZSK retired, the new one activated.
+    settime(&keys, &zsk, &["-I", "now"]);
+    settime(&keys, &zsk2, &["-A", "now"]);
+    assert_eq!(ts.ts.reload().unwrap().changed, 1, "{test}: the swap");
+    step("new ZSK signs", serving(&[k2, z1, z2], k2, &[z2]), &new_ds);
+    // Timing only, ahead: the old ZSK's Delete ten minutes from now. The
+    // reload changes nothing yet, but the TS wakes then and drops the key.
+    let delete = now() + 600;
+    settime(&keys, &zsk, &["-D", &stamp(delete)]);
+    assert_eq!(ts.ts.reload().unwrap().changed, 0, "{test}: Delete ahead");
+    assert_eq!(ts.ts.next_refresh(), Some(delete), "{test}: next wake");
+    let dropped = ts.ts.refresh_signatures(delete).unwrap();
+    assert_eq!(dropped.len(), 1, "{test}: at the Delete time");
+    step("old ZSK removed", serving(&[k2, z2], k2, &[z2]), &new_ds);
+    ts.stop().await;
+}
+
+/// Seconds since the epoch.
+fn now() -> u32 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    u32::try_from(secs).unwrap()
+}
+
+/// A ZSK roll scheduled ahead with `dnssec-keygen -P/-A` and `dnssec-settime
+/// -I/-D`, with no reload: each time the TS wakes it reads the keys again,
+/// wakes next at the next timing event, and signs as the timing says at
+/// each event (the clock is the test's: each step is at an event's time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_roll_happens_at_its_times_without_a_reload() {
+    let test = "a_scheduled_roll_happens_at_its_times_without_a_reload";
+    if kit::need(test, TOOLS).is_none() {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let (ksk, k1) = keygen(&keys, &["-f", "KSK", "-P", "-30d", "-A", "-30d"]);
+    let (zsk, z1) = keygen(&keys, &["-P", "-30d", "-A", "-30d"]);
+    let ts = signing_ts(&dir, &keys).await;
+    let parent = anchor(&keys, &[&ksk], "ds.conf");
+    // The schedule, after the TS signed: the times are the test's (at most
+    // 40 minutes ahead, so the signatures made then, valid from an hour
+    // before, validate now).
+    let t0 = now();
+    let (publish, activate, inactive, delete) = (t0 + 600, t0 + 1200, t0 + 1800, t0 + 2400);
+    let (_, z2) = keygen(&keys, &["-P", &stamp(publish), "-A", &stamp(activate)]);
+    settime(&keys, &zsk, &["-I", &stamp(inactive), "-D", &stamp(delete)]);
+    let steps = [
+        // (now, signed again, DNSKEYs, data signers, next wake)
+        (t0 + 1, false, vec![k1, z1], vec![z1], publish),
+        (publish, true, vec![k1, z1, z2], vec![z1], activate),
+        // Active but published for less than a day: the old ZSK signs too.
+        (activate, true, vec![k1, z1, z2], vec![z1, z2], inactive),
+        // The old one retired, the new one not settled: the KSK signs too.
+        (inactive, true, vec![k1, z1, z2], vec![k1, z2], delete),
+        (delete, true, vec![k1, z2], vec![k1, z2], publish + SETTLE),
+    ];
+    for (now, signed, dnskeys, data, next) in steps {
+        let changed = ts.ts.refresh_signatures(now).unwrap();
+        let at = now - t0;
+        assert_eq!(!changed.is_empty(), signed, "{test}: t0+{at}: {changed:?}");
+        let want = Served {
+            dnskeys: set(&dnskeys),
+            key_signers: set(&[k1]),
+            data_signers: set(&data),
+        };
+        assert_eq!(served(ts.addr), want, "{test}: t0+{at}");
+        assert_eq!(
+            ts.ts.next_refresh(),
+            Some(next),
+            "{test}: t0+{at}: next wake"
+        );
+        let said = delv_complaints(ts.addr, &parent);
+        assert!(said.is_empty(), "{test}: t0+{at}: delv:{said}");
+    }
+    ts.stop().await;
+}
+
+/// A standby key (`dnssec-keygen -A none`: a Publish time, no Activate),
+/// kept ready for an emergency roll, is published and signs nothing, as
+/// `dnssec-signzone -S` treats it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_key_is_published_and_signs_nothing() {
+    let test = "a_standby_key_is_published_and_signs_nothing";
+    if kit::need(test, TOOLS).is_none() {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let (ksk, k) = keygen(&keys, &["-f", "KSK", "-P", "-3d", "-A", "-3d"]);
+    let (_, z) = keygen(&keys, &["-P", "-3d", "-A", "-3d"]);
+    let (_, standby) = keygen(&keys, &["-P", "-3d", "-A", "none"]);
+    let ts = signing_ts(&dir, &keys).await;
+    let want = Served {
+        dnskeys: set(&[k, z, standby]),
+        key_signers: set(&[k]),
+        data_signers: set(&[z]),
+    };
+    assert_eq!(served(ts.addr), want, "{test}");
+    let said = delv_complaints(ts.addr, &anchor(&keys, &[&ksk], "ds.conf"));
+    assert!(said.is_empty(), "{test}: delv:{said}");
+    ts.stop().await;
+}
