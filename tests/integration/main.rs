@@ -63,4 +63,5 @@ mod ts;
 mod ts_memory;
 mod ts_metrics;
 mod ts_notify;
+mod up_cache;
 mod xfr;
