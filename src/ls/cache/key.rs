@@ -44,6 +44,14 @@ pub(super) const FLAG_AD: u8 = 32;
 
 /// EDNS option code of Client Subnet (RFC 7871).
 pub(super) const ECS_OPTION: u16 = 8;
+/// EDNS option code of COOKIE (RFC 7873).
+pub(super) const COOKIE_OPTION: u16 = 10;
+
+/// Whether `len` is a COOKIE option's length: a client cookie of 8 bytes
+/// alone, or with a server cookie of 8 to 32 (RFC 7873 §4).
+pub(super) fn cookie_len(len: usize) -> bool {
+    len == 8 || (16..=40).contains(&len)
+}
 
 /// A query's EDNS Client Subnet option, as the key holds it: family,
 /// source prefix length, and the address's first `ceil(source / 8)` bytes
@@ -102,16 +110,17 @@ impl Ecs {
     }
 }
 
-/// The payload of the first option `code` in an OPT's RDATA: `Ok(None)`
-/// when there is none, `Err` when the options overrun the RDATA.
-pub(super) fn find_option(rdata: &[u8], code: u16) -> Result<Option<&[u8]>, ()> {
+/// The payload of the first option `code` in an OPT's RDATA, and its
+/// offset in the RDATA: `Ok(None)` when there is none, `Err` when the
+/// options overrun the RDATA.
+pub(super) fn find_option(rdata: &[u8], code: u16) -> Result<Option<(usize, &[u8])>, ()> {
     let mut pos = 0;
     while pos < rdata.len() {
         let c = u16_at(rdata, pos).ok_or(())?;
         let len = usize::from(u16_at(rdata, pos + 2).ok_or(())?);
         let data = rdata.get(pos + 4..pos + 4 + len).ok_or(())?;
         if c == code {
-            return Ok(Some(data));
+            return Ok(Some((pos + 4, data)));
         }
         pos += 4 + len;
     }
@@ -231,6 +240,9 @@ pub struct Client {
     pub(super) edns_do: Option<bool>,
     /// The largest answer it can take over its transport.
     pub(super) max_size: usize,
+    /// Where its COOKIE option's payload lies in the query (offset,
+    /// length), if it sent a well-formed one: a hit answers with a cookie.
+    pub(super) cookie: Option<(usize, usize)>,
 }
 
 /// Reads the key and the client's view of a query; `None` when it is not a
@@ -286,6 +298,7 @@ pub(super) fn read(
         flags |= FLAG_AD;
     }
     let mut ecs = None;
+    let mut cookie = None;
     if transport == Transport::Tcp {
         flags |= FLAG_TCP;
     }
@@ -308,13 +321,18 @@ pub(super) fn read(
         }
         edns_do = Some(dnssec_ok);
         let rdata = query.get(opt.rdata_start..opt.rdata_end)?;
-        if let Some(data) = find_option(rdata, ECS_OPTION).ok()? {
+        if let Some((_, data)) = find_option(rdata, ECS_OPTION).ok()? {
             // A query's SCOPE PREFIX-LENGTH must be 0 (RFC 7871 §6).
             let (option, scope) = Ecs::read(data)?;
             if scope != 0 {
                 return None;
             }
             ecs = Some(option);
+        }
+        if let Some((at, data)) = find_option(rdata, COOKIE_OPTION).ok()?
+            && cookie_len(data.len())
+        {
+            cookie = Some((opt.rdata_start + at, data.len()));
         }
         max_size = opt
             .class(query)
@@ -340,6 +358,7 @@ pub(super) fn read(
         question_end,
         edns_do,
         max_size: usize::from(max_size),
+        cookie,
     };
     Some((key, client))
 }

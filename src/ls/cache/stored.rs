@@ -281,7 +281,7 @@ pub(super) fn analyse(
 /// or a non-zero scope to a query without ECS.
 fn ecs_scope_of(rdata: &[u8], asked: Option<&Ecs>) -> Result<Option<u8>, Refused> {
     let found = find_option(rdata, ECS_OPTION).map_err(|()| Refused::Unreadable)?;
-    let Some(data) = found else {
+    let Some((_, data)) = found else {
         return Ok(None);
     };
     let (theirs, scope) = Ecs::read(data).ok_or(Refused::Ecs)?;

@@ -1,6 +1,7 @@
 //! Test-only module: built under #[cfg(test)] (see `cache/mod.rs`).
-//! The key's RD, AD and EDNS Client Subnet (RFC 7871) parts, and the
-//! lifetimes bounded by every record (RFC 6604 CNAMEs, additional TTLs).
+//! The key's RD, AD and EDNS Client Subnet (RFC 7871) parts, the lifetimes
+//! bounded by every record (RFC 6604 CNAMEs, additional TTLs), and the
+//! COOKIE (RFC 7873) a hit answers.
 use super::*;
 
 /// An ECS option's payload: IPv4, this source prefix and scope, the
@@ -206,4 +207,67 @@ fn a_last(raw: &[u8]) -> u8 {
         RData::A(a) => a.0.octets()[3],
         ref other => panic!("not an A: {other:?}"),
     }
+}
+
+/// A query for `qname` A with an OPT carrying the COOKIE `cookie`.
+fn cookie_query(qname: &str, cookie: &[u8]) -> Vec<u8> {
+    let mut m = Message::new(0x4444, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(name(qname), RecordType::A));
+    let mut e = Edns::new();
+    e.set_max_payload(1232);
+    e.options_mut()
+        .insert(EdnsOption::Unknown(10, cookie.to_vec()));
+    m.set_edns(e);
+    m.to_vec().unwrap()
+}
+
+/// The raw COOKIE option payload of a raw message whose OPT is last and
+/// ends with that option.
+fn cookie_of(raw: &[u8]) -> Option<Vec<u8>> {
+    let m = Message::from_vec(raw).unwrap_or_else(|e| panic!("{e}: {raw:?}"));
+    m.edns.as_ref()?.option(EdnsCode::Cookie)?;
+    for len in [8usize, 16, 24, 40] {
+        let at = raw.len().checked_sub(len + 4)?;
+        if raw[at..at + 2] == [0, 10]
+            && usize::from(u16::from_be_bytes([raw[at + 2], raw[at + 3]])) == len
+        {
+            return Some(raw[at + 4..].to_vec());
+        }
+    }
+    None
+}
+
+#[test]
+fn a_hit_answers_a_client_s_cookie() {
+    let c = cache(100);
+    let t0 = Instant::now();
+    let (client1, client2) = ([1u8; 8], [2u8; 8]);
+    let server = [9u8; 16];
+    let q1 = cookie_query("www.example.", &client1);
+    // The backend's answer carries client1's cookie and its server cookie.
+    let asked = Message::from_vec(&q1).unwrap();
+    let mut m = Message::new(asked.metadata.id, MessageType::Response, OpCode::Query);
+    m.add_queries(asked.queries.clone());
+    m.add_answer(a("www.example.", 300, 1));
+    let mut e = Edns::new();
+    e.set_max_payload(1232);
+    e.options_mut().insert(EdnsOption::Unknown(
+        10,
+        [client1.as_slice(), &server].concat(),
+    ));
+    m.set_edns(e);
+    c.insert(&q1, Transport::Udp, &m.to_vec().unwrap(), t0)
+        .unwrap();
+    // A client cookie alone: none (nothing of client1's is replayed).
+    let (h, out) = raw_hit(&c, &cookie_query("www.example.", &client2), t0);
+    assert_eq!((h, cookie_of(&out)), (Hit::Fresh, None));
+    // With a server cookie: echoed as sent (the one the client holds).
+    let held = [client2.as_slice(), &[7u8; 16]].concat();
+    let (h, out) = raw_hit(&c, &cookie_query("www.example.", &held), t0);
+    assert_eq!((h, cookie_of(&out)), (Hit::Fresh, Some(held)));
+    // No cookie sent, none answered; the same entry each time.
+    let plain = query("www.example.", RecordType::A, Ask { rd: false, ..EDNS });
+    let (h, out) = raw_hit(&c, &plain, t0);
+    assert_eq!((h, cookie_of(&out)), (Hit::Fresh, None));
+    assert_eq!(c.stats().entries, 1);
 }
