@@ -21,7 +21,7 @@ use crate::kit::*;
 /// The client subnet of a query's ECS option, if it has one.
 fn subnet_of(m: &Message) -> Option<ClientSubnet> {
     match m.edns.as_ref()?.option(EdnsCode::Subnet)? {
-        EdnsOption::Subnet(s) => Some(s.clone()),
+        EdnsOption::Subnet(s) => Some(*s),
         _ => None,
     }
 }
