@@ -188,6 +188,11 @@ pub struct TsArgs {
     /// UDP sockets/threads (default: number of cores).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Also NOTIFY these addresses of every zone that changes, besides the
+    /// config's `notify` (`dnslb up` passes its LS's address when the LS
+    /// keeps a packet cache).
+    #[arg(long, num_args = 1.., value_name = "ADDR")]
+    pub notify: Vec<SocketAddr>,
 }
 
 impl Cli {
@@ -314,6 +319,11 @@ impl TsArgs {
         }
         if !a.axfr_allow.is_empty() {
             settings.axfr_allow = a.axfr_allow;
+        }
+        for target in a.notify {
+            if !settings.notify.contains(&target) {
+                settings.notify.push(target);
+            }
         }
         if let Some(v) = a.delay_ms {
             settings.fault.delay_ms = v;

@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 
 use crate::config::{Config, ConfigError};
 use crate::metrics::{
-    BackendState, ChildState, FLUSH_PATH, FlushAnswer, HealthReport, HealthStatus,
+    BackendState, ChildState, FLUSH_HEADER, FLUSH_PATH, FlushAnswer, HealthReport, HealthStatus,
 };
 
 /// How long the whole exchange with the LS may take.
@@ -135,19 +135,21 @@ pub async fn show(addr: SocketAddr) -> Result<String, StatusError> {
 }
 
 async fn fetch_now(addr: SocketAddr) -> Result<HealthReport, StatusError> {
-    let (status, body) = exchange(addr, Method::GET, "/health").await?;
+    let (status, body) = exchange(addr, Method::GET, "/health", None).await?;
     if status != 200 && status != 503 {
         return Err(StatusError::Status { addr, status });
     }
     serde_json::from_slice(&body).map_err(|source| StatusError::Json { addr, source })
 }
 
-/// One request of `method` on `path` (with its query) to `addr`, no body:
-/// the answer's status and body (at most [`MAX_BODY`] bytes).
+/// One request of `method` on `path` (with its query) to `addr`, no body,
+/// with the `extra` header if given: the answer's status and body (at most
+/// [`MAX_BODY`] bytes).
 async fn exchange(
     addr: SocketAddr,
     method: Method,
     path: &str,
+    extra: Option<(&str, &str)>,
 ) -> Result<(u16, Bytes), StatusError> {
     let http =
         |source: Box<dyn std::error::Error + Send + Sync>| StatusError::Http { addr, source };
@@ -157,11 +159,15 @@ async fn exchange(
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| http(e.into()))?;
-    let request = hyper::Request::builder()
+    let mut request = hyper::Request::builder()
         .method(method)
         .uri(path)
         .header(HOST, addr.to_string())
-        .header(CONNECTION, "close")
+        .header(CONNECTION, "close");
+    if let Some((name, value)) = extra {
+        request = request.header(name, value);
+    }
+    let request = request
         .body(Empty::<Bytes>::new())
         .map_err(|e| http(e.into()))?;
     // The request owns the sender: once it is done, the connection ends too.
@@ -200,7 +206,8 @@ pub async fn flush(
         query.append_pair("zone", "1");
     }
     let path = format!("{FLUSH_PATH}?{}", query.finish());
-    let ask = exchange(addr, Method::POST, &path);
+    // The header that tells the LS no web page sent this.
+    let ask = exchange(addr, Method::POST, &path, Some((FLUSH_HEADER, "1")));
     let (status, body) = tokio::time::timeout(wait, ask)
         .await
         .unwrap_or(Err(StatusError::Timeout { addr, wait }))?;

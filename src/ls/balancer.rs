@@ -120,6 +120,7 @@ pub struct Admitted {
     name_hash: u64,
     route: Option<usize>,
     log: Option<QueryLine>,
+    cache_generation: u64,
 }
 
 impl Admitted {
@@ -144,6 +145,7 @@ impl Admitted {
             name_hash: self.name_hash,
             route: self.route,
             log: self.log,
+            cache_generation: self.cache_generation,
         }
     }
 }
@@ -236,6 +238,13 @@ impl Balancer {
                 req.raw.get(HEADER_LEN..question_end).unwrap_or_default(),
             )
         });
+        // Taken before the query can be sent: a flush that begins later
+        // keeps its answer out of the cache (`PacketCache::insert_since`).
+        let cache_generation = state
+            .route_at(route)
+            .cache
+            .as_ref()
+            .map_or(0, |c| c.generation());
         let admitted = Admitted {
             client_id,
             question_end,
@@ -243,6 +252,7 @@ impl Balancer {
             name_hash,
             route,
             log,
+            cache_generation,
         };
         Admission::Forward(state, admitted)
     }

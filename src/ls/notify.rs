@@ -14,12 +14,21 @@
 //!   are gone as soon as the walk ends. From
 //!   any other address it is REFUSED, as NSD refuses one outside its
 //!   `allow-notify`. It is never forwarded nor cached. [`judge`] is the
-//!   pure decision, [`acknowledgement`] the answer.
+//!   pure decision, [`acknowledgement`] the answer. Each sender has a
+//!   budget ([`SenderBudget`]: [`NOTIFY_BURST`] at once, then
+//!   [`NOTIFY_RATE`] a second): past it a NOTIFY is dropped unanswered and
+//!   counted, so a process on a backend's address (any local one, when the
+//!   backends are on 127.0.0.1) cannot keep the cache empty, and a table
+//!   server that overran it sends its NOTIFY again (RFC 1996 §3.6) once
+//!   the budget has refilled. NOTIFYs are not TSIG-checked: a TS that
+//!   signs them (`xfr_key`) gets an unsigned acknowledgement.
 //! - `POST /cache/flush` on the metrics listener and `dnslb cache flush`
-//!   flush by name or zone through [`flush`].
+//!   flush by name or zone through [`flush`], one walk at a time
+//!   ([`FlushCounters::http_walk`]).
 //!
 //! [`FlushCounters`] (on the balancer, kept across reloads) count both ways,
 //! and the refused NOTIFYs, whose log lines are kept within a budget.
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
@@ -37,6 +46,11 @@ use crate::dns::{self, ClientQuery};
 pub const PENDING_MAX: usize = 64;
 /// The flusher's rest after each walk.
 pub const WALK_GAP: Duration = Duration::from_millis(100);
+
+/// NOTIFYs a sender may have acknowledged at once.
+pub const NOTIFY_BURST: f64 = 50.0;
+/// NOTIFYs a second a sender's budget refills by.
+pub const NOTIFY_RATE: f64 = 10.0;
 
 /// Interval of the refused-NOTIFY log's budget.
 const LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -76,8 +90,15 @@ pub struct FlushCounters {
     pub notify_accepted: AtomicU64,
     /// NOTIFYs refused (not from a backend).
     pub notify_refused: AtomicU64,
+    /// NOTIFYs from a backend dropped: past their sender's budget.
+    pub notify_limited: AtomicU64,
     /// The budget of the refused-NOTIFY log lines.
     log: LimitLog,
+    /// Each sender's NOTIFY budget (only backends' addresses get one: at
+    /// most one per backend).
+    senders: Mutex<HashMap<IpAddr, SenderBudget>>,
+    /// Held by the HTTP flush walking the caches: one walk at a time.
+    pub http_walk: tokio::sync::Mutex<()>,
 }
 
 impl Default for FlushCounters {
@@ -87,7 +108,10 @@ impl Default for FlushCounters {
             entries: Default::default(),
             notify_accepted: AtomicU64::new(0),
             notify_refused: AtomicU64::new(0),
+            notify_limited: AtomicU64::new(0),
             log: LimitLog::new(Instant::now(), LOG_INTERVAL, LOG_LINES),
+            senders: Mutex::new(HashMap::new()),
+            http_walk: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -106,6 +130,16 @@ impl FlushCounters {
         self.entries[i].fetch_add(u64::try_from(removed).unwrap_or(u64::MAX), Relaxed);
     }
 
+    /// Whether a NOTIFY from `src` (a backend's address) at `now` is within
+    /// its sender's budget; one taken from it if so.
+    fn admit(&self, src: IpAddr, now: Instant) -> bool {
+        let mut senders = self.senders.lock().unwrap_or_else(PoisonError::into_inner);
+        senders
+            .entry(src.to_canonical())
+            .or_insert_with(|| SenderBudget::full(now))
+            .take(now)
+    }
+
     /// Counts, and logs within the budget, a NOTIFY for `zone` refused from `src`.
     fn refused(&self, src: IpAddr, zone: &Name) {
         self.notify_refused.fetch_add(1, Relaxed);
@@ -117,6 +151,40 @@ impl FlushCounters {
         }
         if self.log.admit(Change::Started) {
             tracing::warn!(%src, %zone, "NOTIFY refused: not from a backend's address");
+        }
+    }
+}
+
+/// One sender's NOTIFY budget: a token bucket of [`NOTIFY_BURST`]
+/// refilled at [`NOTIFY_RATE`] a second. Pure: the caller gives the time.
+#[derive(Debug, Clone, Copy)]
+pub struct SenderBudget {
+    /// Tokens left.
+    tokens: f64,
+    /// When they were counted.
+    at: Instant,
+}
+
+impl SenderBudget {
+    /// A full budget at `now`.
+    pub fn full(now: Instant) -> Self {
+        SenderBudget {
+            tokens: NOTIFY_BURST,
+            at: now,
+        }
+    }
+
+    /// Refills for the time since the last call and takes one token:
+    /// whether there was one.
+    pub fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * NOTIFY_RATE).min(NOTIFY_BURST);
+        self.at = self.at.max(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 }
@@ -251,8 +319,9 @@ fn has_cache(state: &LsState) -> bool {
 }
 
 /// The answer to NOTIFY `q` from `src` on snapshot `state`: its zone
-/// queued for the flusher (`queue`) when it comes from a backend and the LS
-/// keeps a cache.
+/// queued for the flusher (`queue`) when it comes from a backend within
+/// its budget and the LS keeps a cache; `None` (no answer) past the
+/// budget.
 pub fn answer(
     state: &LsState,
     (counters, queue): (&FlushCounters, &FlushQueue),
@@ -262,6 +331,11 @@ pub fn answer(
     debug_assert_eq!(q.header.metadata.op_code, OpCode::Notify);
     let backends = state.backends.iter().map(|b| b.addr.ip());
     match judge(q, src, backends) {
+        Verdict::Flush(_) if !counters.admit(src, Instant::now()) => {
+            // Unanswered: the sender sends it again later.
+            counters.notify_limited.fetch_add(1, Relaxed);
+            None
+        }
         Verdict::Flush(zone) => {
             counters.notify_accepted.fetch_add(1, Relaxed);
             if has_cache(state) {
@@ -326,6 +400,28 @@ mod tests {
             judge(&q, ip("10.0.0.1"), backends.into_iter()),
             Verdict::Refuse
         );
+    }
+
+    #[test]
+    fn a_sender_s_budget_allows_a_burst_then_its_rate() {
+        let t0 = Instant::now();
+        let mut b = SenderBudget::full(t0);
+        let burst = (0..1000).filter(|_| b.take(t0)).count();
+        assert_eq!(burst, NOTIFY_BURST as usize);
+        assert!(!b.take(t0 + Duration::from_millis(50)), "half a token");
+        assert!(b.take(t0 + Duration::from_millis(100)), "one a 100 ms");
+        assert!(!b.take(t0 + Duration::from_millis(100)));
+        // Ten seconds of a flood at 1,000 a second: the rate gets through.
+        let mut passed = 0;
+        for ms in 0..10_000 {
+            if b.take(t0 + Duration::from_millis(100 + ms)) {
+                passed += 1;
+            }
+        }
+        assert!((99..=100).contains(&passed), "10 a second: {passed}");
+        // Refilled, never above the burst.
+        let later = t0 + Duration::from_secs(3600);
+        assert_eq!((0..1000).filter(|_| b.take(later)).count(), 50);
     }
 
     #[test]

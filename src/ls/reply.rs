@@ -140,9 +140,16 @@ fn win(
     mut resp: Vec<u8>,
 ) -> Reply {
     if let Some(cache) = &route.cache {
-        // Kept if the cache's rules allow (see `cache::stored`); a refusal
-        // is no error: the answer still goes to the client.
-        let _ = cache.insert(&job.raw, job.transport, &resp, Instant::now());
+        // Kept if the cache's rules allow (see `cache::stored`) and no
+        // flush began since the query was admitted; a refusal is no error:
+        // the answer still goes to the client (and retires an older entry).
+        let _ = cache.insert_since(
+            &job.raw,
+            job.transport,
+            &resp,
+            Instant::now(),
+            job.cache_generation,
+        );
     }
     if let Some(b) = route.backends.get(i) {
         b.stats.wins.fetch_add(1, Relaxed);

@@ -219,6 +219,10 @@ pub struct Job {
     pub route: Option<usize>,
     /// Its line for the query log, when that is on (debug).
     pub log: Option<QueryLine>,
+    /// Its route's cache's flush generation when it was admitted
+    /// ([`super::cache::PacketCache::generation`]): its answer is not kept
+    /// if a flush began since.
+    pub cache_generation: u64,
 }
 
 impl Job {

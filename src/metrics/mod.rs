@@ -45,7 +45,9 @@ mod process;
 mod prom;
 mod ts;
 
-pub use flush::{FLUSH_PATH, FlushAnswer, FlushQuery, parse_query as parse_flush_query};
+pub use flush::{
+    FLUSH_HEADER, FLUSH_PATH, FLUSH_WAIT, FlushAnswer, FlushQuery, parse_query as parse_flush_query,
+};
 pub use health::{
     BackendHealth, BackendState, ChildHealth, ChildState, HealthReport, HealthStatus,
 };

@@ -4,7 +4,7 @@
 //! stop drains the LS before the children stop.
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,8 +66,28 @@ fn check_ts_ports(cfg: &Config) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// `dnslb ts -c CONFIG --name NAME` and the log flags, for each `[[ts]]`.
+/// Where the table servers NOTIFY the LS of `up` of a changed zone, so
+/// that a reload never leaves the old answer in its packet cache: the LS's
+/// first `listen` address (an unspecified one as loopback: the children
+/// run on this host), when the LS keeps a cache (`[ls.cache]` or a pool's);
+/// `None` otherwise. The LS acknowledges a NOTIFY from a backend's address
+/// and flushes the zone (`ls::notify`).
+fn ls_notify_target(cfg: &Config) -> Option<SocketAddr> {
+    let ls = cfg.ls.as_ref()?;
+    let cached = ls.cache.is_some() || ls.pool.iter().any(|p| p.cache.is_some());
+    let first = *ls.listen.first()?;
+    let ip = match first.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    cached.then_some(SocketAddr::new(ip, first.port()))
+}
+
+/// `dnslb ts -c CONFIG --name NAME` and the log flags, for each `[[ts]]`;
+/// with `--notify LS` when the LS keeps a cache ([`ls_notify_target`]).
 fn child_specs(cfg: &Config, exe: &Path, config_path: &Path, log: &LogFlags) -> Vec<ChildSpec> {
+    let notify = ls_notify_target(cfg);
     cfg.ts
         .iter()
         .map(|t| ChildSpec {
@@ -82,6 +102,11 @@ fn child_specs(cfg: &Config, exe: &Path, config_path: &Path, log: &LogFlags) -> 
             ]
             .into_iter()
             .chain(log.child_args())
+            .chain(
+                notify
+                    .into_iter()
+                    .flat_map(|a| ["--notify".into(), a.to_string().into()]),
+            )
             .collect(),
         })
         .collect()
@@ -268,6 +293,40 @@ mod tests {
             startup_done(backends(true, true), &own, false),
             Some(Vec::new())
         );
+    }
+
+    #[test]
+    fn with_a_cache_the_children_notify_the_ls() {
+        let text = |ls: &str| {
+            format!(
+                "{ls}\n[[ls.backend]]\nname = \"ts1\"\naddr = \"127.0.0.1:5301\"\n\
+                 [[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\nzones = [\"t.txt\"]\n"
+            )
+        };
+        let specs = |ls: &str| {
+            let cfg = Config::parse(&text(ls), Path::new("c.toml")).unwrap();
+            let log = LogFlags {
+                filter: None,
+                format: LogFormat::Text,
+            };
+            let spec = child_specs(&cfg, Path::new("/bin/dnslb"), Path::new("/c.toml"), &log);
+            spec[0]
+                .args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let plain = "[ls]\nlisten = [\"0.0.0.0:5300\"]\n";
+        assert!(!specs(plain).contains("--notify"), "{}", specs(plain));
+        let cached = format!("{plain}[ls.cache]\n");
+        assert!(
+            specs(&cached).ends_with("--notify 127.0.0.1:5300"),
+            "{}",
+            specs(&cached)
+        );
+        let v6 = "[ls]\nlisten = [\"[::]:53\"]\n[ls.cache]\n";
+        assert!(specs(v6).ends_with("--notify [::1]:53"), "{}", specs(v6));
     }
 
     #[test]

@@ -218,10 +218,84 @@ async fn without_a_cache_a_backend_s_notify_is_acknowledged_and_counted() {
     ls.stop().await;
 }
 
-/// `POST /cache/flush` with query `q` to `addr`: status and body.
+/// `POST /cache/flush` with query `q` to `addr`, as `dnslb cache flush`
+/// sends it (its header): status and body.
 async fn post_flush(addr: SocketAddr, q: &str) -> (u16, String) {
-    let r = http_request(addr, "POST", &format!("/cache/flush{q}")).await;
+    let path = format!("/cache/flush{q}");
+    let r = http_request_with(addr, "POST", &path, &[("X-Dnslb-Flush", "1")]).await;
     (r.status, r.body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_a_web_page_could_send_is_refused_and_flushes_walk_one_at_a_time() {
+    let (_backend, ls) = ls_before_fake(true).await;
+    let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
+    ask_all(&ls, &["a.example."]).await;
+    let path = "/cache/flush?name=.&zone=1";
+    // The form POST of ls-cache 8, and a script on a rebound name (it may
+    // set the header, but a browser adds its Origin).
+    let form = [
+        ("Origin", "http://evil.example"),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let rebound = [
+        ("Origin", "http://attacker.example:5390"),
+        ("X-Dnslb-Flush", "1"),
+    ];
+    let fetch = [("Sec-Fetch-Site", "same-origin"), ("X-Dnslb-Flush", "1")];
+    for headers in [&form[..], &rebound, &fetch, &[]] {
+        let r = http_request_with(metrics.addr, "POST", path, headers).await;
+        assert_eq!(r.status, 403, "{headers:?}: {}", r.body);
+    }
+    assert_eq!(stats(&ls).entries, 1, "nothing flushed");
+
+    // While another flush holds the walk, one waits, then gets 503.
+    let walking = ls.balancer.flushes().http_walk.lock().await;
+    let r = http_request_with(metrics.addr, "POST", path, &[("X-Dnslb-Flush", "1")]).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.headers.get("retry-after").map(String::as_str), Some("1"));
+    assert_eq!(stats(&ls).entries, 1, "nothing flushed meanwhile");
+    drop(walking);
+    let (status, body) = post_flush(metrics.addr, "?name=.&zone=1").await;
+    assert_eq!((status, stats(&ls).entries), (200, 0), "{body}");
+    metrics.stop().await;
+    ls.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notify_flood_from_a_backend_s_address_is_held_to_its_budget() {
+    let (_backend, ls) = ls_before_fake(true).await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.connect(ls.addr).await.unwrap();
+    let sent: u16 = 200;
+    for id in 0..sent {
+        sock.send(&notify(&format!("z{id}.example."), id))
+            .await
+            .unwrap();
+    }
+    let mut acked = 0u64;
+    let mut buf = [0u8; 512];
+    // Every answer the LS will send is out once a second passes quietly.
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), sock.recv(&mut buf)).await {
+        assert_eq!(
+            Message::from_vec(&buf[..n]).unwrap().metadata.response_code,
+            ResponseCode::NoError
+        );
+        acked += 1;
+    }
+    let f = ls.balancer.flushes();
+    let limited = f.notify_limited.load(Relaxed);
+    assert!(
+        (50..=80).contains(&acked),
+        "the burst of 50 and what 10 a second refills: {acked} of {sent}"
+    );
+    assert_eq!(
+        acked + limited,
+        u64::from(sent),
+        "the rest dropped and counted"
+    );
+    assert_eq!(f.notify_accepted.load(Relaxed), acked);
+    ls.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

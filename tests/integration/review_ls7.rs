@@ -124,10 +124,11 @@ async fn a_flush_of_a_name_written_with_a_decimal_escape_removes_that_name() {
             .await
             .is_some()
     );
-    let r = http_request(
+    let r = http_request_with(
         metrics.addr,
         "POST",
         "/cache/flush?name=a%5C065b.example.com",
+        &[("X-Dnslb-Flush", "1")],
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);

@@ -8,6 +8,16 @@
 //! not a meta type or a zone transfer, no answer or authority records, at
 //! most one OPT (EDNS version 0, root-owned) and no TSIG or SIG(0).
 //! Anything else is `None`: it is forwarded as if there were no cache.
+//!
+//! The key also holds the query's RD and AD bits (a recursive backend
+//! answers an RD=0 query otherwise, or refuses it: a cache must not undo
+//! its no-snooping policy; RFC 6840 §5.8 gives an AD=1 answer to an AD=1 or
+//! DO=1 query only) and its EDNS Client Subnet option (RFC 7871: family,
+//! source prefix and address, [`Ecs`]): an answer tailored to one subnet is
+//! found only by queries from that subnet, and never by a query without
+//! ECS. A malformed ECS option (RFC 7871 §6: an unknown family, a prefix
+//! too long, too many address bytes or bits set past the prefix) makes the
+//! query uncacheable: the backend answers it FORMERR.
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::dns::{
@@ -27,6 +37,95 @@ pub(super) const FLAG_CD: u8 = 2;
 pub(super) const FLAG_EDNS: u8 = 4;
 /// Key flag: the query came over TCP.
 pub(super) const FLAG_TCP: u8 = 8;
+/// Key flag: the query's RD bit.
+pub(super) const FLAG_RD: u8 = 16;
+/// Key flag: the query's AD bit (RFC 6840 §5.7).
+pub(super) const FLAG_AD: u8 = 32;
+
+/// EDNS option code of Client Subnet (RFC 7871).
+pub(super) const ECS_OPTION: u16 = 8;
+/// EDNS option code of COOKIE (RFC 7873).
+pub(super) const COOKIE_OPTION: u16 = 10;
+
+/// Whether `len` is a COOKIE option's length: a client cookie of 8 bytes
+/// alone, or with a server cookie of 8 to 32 (RFC 7873 §4).
+pub(super) fn cookie_len(len: usize) -> bool {
+    len == 8 || (16..=40).contains(&len)
+}
+
+/// A query's EDNS Client Subnet option, as the key holds it: family,
+/// source prefix length, and the address's first `ceil(source / 8)` bytes
+/// (the rest zero), which are all an option of that prefix may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Ecs {
+    /// 1 for IPv4, 2 for IPv6.
+    pub(super) family: u16,
+    /// SOURCE PREFIX-LENGTH.
+    pub(super) source: u8,
+    /// The address bytes, zero past the prefix.
+    pub(super) addr: [u8; 16],
+}
+
+impl Ecs {
+    /// The option's ADDRESS field as sent: the prefix's bytes.
+    pub(super) fn addr_bytes(&self) -> &[u8] {
+        self.addr
+            .get(..usize::from(self.source).div_ceil(8))
+            .unwrap_or_default()
+    }
+
+    /// Reads an ECS option's payload: the option and its SCOPE
+    /// PREFIX-LENGTH, or `None` when it is malformed (RFC 7871 §6).
+    pub(super) fn read(data: &[u8]) -> Option<(Ecs, u8)> {
+        let family = u16::from_be_bytes([*data.first()?, *data.get(1)?]);
+        let (source, scope) = (*data.get(2)?, *data.get(3)?);
+        let max = match family {
+            1 => 32,
+            2 => 128,
+            _ => return None,
+        };
+        if source > max || scope > max {
+            return None;
+        }
+        let addr_bytes = data.get(4..)?;
+        let n = usize::from(source).div_ceil(8);
+        if addr_bytes.len() != n {
+            return None;
+        }
+        let mut addr = [0u8; 16];
+        addr.get_mut(..n)?.copy_from_slice(addr_bytes);
+        // No bit set past the prefix.
+        let spare = n * 8 - usize::from(source);
+        if n > 0 && spare > 0 && addr[n - 1] & ((1u8 << spare) - 1) != 0 {
+            return None;
+        }
+        Some((
+            Ecs {
+                family,
+                source,
+                addr,
+            },
+            scope,
+        ))
+    }
+}
+
+/// The payload of the first option `code` in an OPT's RDATA, and its
+/// offset in the RDATA: `Ok(None)` when there is none, `Err` when the
+/// options overrun the RDATA.
+pub(super) fn find_option(rdata: &[u8], code: u16) -> Result<Option<(usize, &[u8])>, ()> {
+    let mut pos = 0;
+    while pos < rdata.len() {
+        let c = u16_at(rdata, pos).ok_or(())?;
+        let len = usize::from(u16_at(rdata, pos + 2).ok_or(())?);
+        let data = rdata.get(pos + 4..pos + 4 + len).ok_or(())?;
+        if c == code {
+            return Ok(Some((pos + 4, data)));
+        }
+        pos += 4 + len;
+    }
+    Ok(None)
+}
 
 /// The question of a query as the cache knows it: the name lower-cased in
 /// wire form, type, class, and the DO, CD, EDNS and transport flags; with
@@ -43,6 +142,8 @@ pub struct Key {
     pub(super) qclass: u16,
     /// `FLAG_*` bits.
     pub(super) flags: u8,
+    /// Its ECS option, if it had one.
+    pub(super) ecs: Option<Ecs>,
     /// Hash of all of the above under the cache's hasher.
     pub(super) hash: u64,
 }
@@ -54,6 +155,7 @@ impl std::fmt::Debug for Key {
             .field("qtype", &self.qtype)
             .field("qclass", &self.qclass)
             .field("flags", &self.flags)
+            .field("ecs", &self.ecs)
             .finish()
     }
 }
@@ -71,6 +173,7 @@ impl Key {
         self.qtype == stored.qtype
             && self.qclass == stored.qclass
             && self.flags == stored.flags
+            && self.ecs == stored.ecs
             && self.name() == &*stored.name
     }
 
@@ -87,6 +190,14 @@ impl Key {
         Some(udp)
     }
 
+    /// This key over the other transport (UDP for TCP, TCP for UDP).
+    pub(super) fn other_transport(&self, hasher: &impl BuildHasher) -> Key {
+        let mut other = self.clone();
+        other.flags ^= FLAG_TCP;
+        other.hash = hash_of(&other, hasher);
+        other
+    }
+
     /// The key kept in an entry (its name copied out).
     pub(super) fn to_stored(&self) -> StoredKey {
         StoredKey {
@@ -94,6 +205,7 @@ impl Key {
             qtype: self.qtype,
             qclass: self.qclass,
             flags: self.flags,
+            ecs: self.ecs,
         }
     }
 }
@@ -110,6 +222,8 @@ pub(super) struct StoredKey {
     pub(super) qclass: u16,
     /// `FLAG_*` bits.
     pub(super) flags: u8,
+    /// The ECS option of the queries it answers.
+    pub(super) ecs: Option<Ecs>,
 }
 
 /// What a hit needs of the client's query besides its key.
@@ -126,6 +240,9 @@ pub struct Client {
     pub(super) edns_do: Option<bool>,
     /// The largest answer it can take over its transport.
     pub(super) max_size: usize,
+    /// Where its COOKIE option's payload lies in the query (offset,
+    /// length), if it sent a well-formed one: a hit answers with a cookie.
+    pub(super) cookie: Option<(usize, usize)>,
 }
 
 /// Reads the key and the client's view of a query; `None` when it is not a
@@ -174,6 +291,14 @@ pub(super) fn read(
     if h.flags & 0x0010 != 0 {
         flags |= FLAG_CD;
     }
+    if h.flags & 0x0100 != 0 {
+        flags |= FLAG_RD;
+    }
+    if h.flags & 0x0020 != 0 {
+        flags |= FLAG_AD;
+    }
+    let mut ecs = None;
+    let mut cookie = None;
     if transport == Transport::Tcp {
         flags |= FLAG_TCP;
     }
@@ -195,6 +320,20 @@ pub(super) fn read(
             flags |= FLAG_DO;
         }
         edns_do = Some(dnssec_ok);
+        let rdata = query.get(opt.rdata_start..opt.rdata_end)?;
+        if let Some((_, data)) = find_option(rdata, ECS_OPTION).ok()? {
+            // A query's SCOPE PREFIX-LENGTH must be 0 (RFC 7871 §6).
+            let (option, scope) = Ecs::read(data)?;
+            if scope != 0 {
+                return None;
+            }
+            ecs = Some(option);
+        }
+        if let Some((at, data)) = find_option(rdata, COOKIE_OPTION).ok()?
+            && cookie_len(data.len())
+        {
+            cookie = Some((opt.rdata_start + at, data.len()));
+        }
         max_size = opt
             .class(query)
             .unwrap_or(UDP_PAYLOAD_PLAIN)
@@ -209,6 +348,7 @@ pub(super) fn read(
         qtype,
         qclass,
         flags,
+        ecs,
         hash: 0,
     };
     key.hash = hash_of(&key, hasher);
@@ -218,6 +358,7 @@ pub(super) fn read(
         question_end,
         edns_do,
         max_size: usize::from(max_size),
+        cookie,
     };
     Some((key, client))
 }
@@ -229,5 +370,6 @@ fn hash_of(key: &Key, hasher: &impl BuildHasher) -> u64 {
     key.qtype.hash(&mut h);
     key.qclass.hash(&mut h);
     key.flags.hash(&mut h);
+    key.ecs.hash(&mut h);
     h.finish()
 }

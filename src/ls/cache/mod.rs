@@ -66,9 +66,23 @@
 //! # Flushes
 //! [`PacketCache::flush`] removes the entries of a name, or of a whole zone
 //! (every name at or under it), for NOTIFY and the admin endpoint: a walk
-//! over every shard, each locked in turn.
+//! over every shard, each locked in turn. An answer in flight during a
+//! flush may have been computed before the change the flush is for: each
+//! flush first moves the cache's generation on, a query takes the
+//! generation when it is sent ([`PacketCache::generation`]), and its answer
+//! is not kept when the generation moved meanwhile
+//! ([`PacketCache::insert_since`], checked under the shard's lock, so an
+//! answer is either kept before the walk passes its shard, and removed by
+//! it, or refused after).
+//!
+//! # A newer answer retires the older one
+//! A final answer the rules refuse to keep (a zero TTL, too large, a
+//! negative without SOA: [`Refused::supersedes`]) still removes the entry
+//! of its key: the older data is not served again, neither fresh nor stale,
+//! and the name's failure-recheck ends with it (a backend that answers is
+//! asked every time).
 use std::collections::hash_map::RandomState;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -182,6 +196,9 @@ pub struct PacketCache {
     /// Lookups that found nothing to serve (counted outside the shards: a
     /// miss may probe two keys, and is followed by a forward anyway).
     misses: AtomicU64,
+    /// Flushes begun: an answer to a query sent under an older generation
+    /// is not kept.
+    generation: AtomicU64,
 }
 
 impl PacketCache {
@@ -205,7 +222,14 @@ impl PacketCache {
             stale_ttl: Duration::from_secs(u64::from(config.stale_ttl)),
             config: *config,
             misses: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// The flush generation now: taken when a query is sent upstream and
+    /// given back to [`PacketCache::insert_since`] with its answer.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(SeqCst)
     }
 
     /// The config it was built from.
@@ -333,7 +357,8 @@ impl PacketCache {
     }
 
     /// Keeps `answer`, a backend's answer to `query` (never one the LS made
-    /// up), received at `now`, if the rules of `stored` allow.
+    /// up), received at `now`, if the rules of `stored` allow; no flush
+    /// check (see [`PacketCache::insert_since`]).
     ///
     /// # Errors
     ///
@@ -346,18 +371,56 @@ impl PacketCache {
         answer: &[u8],
         now: Instant,
     ) -> Result<(), Refused> {
-        let (key, _) = self.key(query, transport).ok_or(Refused::OtherQuestion)?;
-        self.insert_keyed(&key, answer, now)
+        self.insert_since(query, transport, answer, now, self.generation())
     }
 
-    /// [`PacketCache::insert`] with the key already read.
+    /// [`PacketCache::insert`] of the final answer to a query sent when the
+    /// flush generation was `sent_at`: not kept when a flush has begun
+    /// since ([`Refused::Flushed`]). A refused answer that is new data
+    /// ([`Refused::supersedes`]) removes the entry of its key and the same
+    /// question's over the other transport.
     ///
     /// # Errors
     ///
     /// Why it was not kept.
-    pub fn insert_keyed(&self, key: &Key, answer: &[u8], now: Instant) -> Result<(), Refused> {
+    pub fn insert_since(
+        &self,
+        query: &[u8],
+        transport: Transport,
+        answer: &[u8],
+        now: Instant,
+        sent_at: u64,
+    ) -> Result<(), Refused> {
+        let (key, _) = self.key(query, transport).ok_or(Refused::OtherQuestion)?;
+        let kept = self.insert_keyed(&key, answer, now, sent_at);
+        if let Err(why) = kept
+            && why.supersedes()
+        {
+            for k in [key.other_transport(&self.hasher), key] {
+                if let Some(mut shard) = self.shard(k.hash) {
+                    shard.remove(&k);
+                }
+            }
+        }
+        kept
+    }
+
+    /// Stores the entry of `answer` under `key`, unless a flush has begun
+    /// since generation `sent_at`.
+    fn insert_keyed(
+        &self,
+        key: &Key,
+        answer: &[u8],
+        now: Instant,
+        sent_at: u64,
+    ) -> Result<(), Refused> {
         let entry: Entry = stored::analyse(answer, key, self.caps, now)?;
         if let Some(mut shard) = self.shard(key.hash) {
+            // Under the shard's lock: a flush moves the generation before
+            // its walk takes this lock (see the module header).
+            if self.generation() != sent_at {
+                return Err(Refused::Flushed);
+            }
             shard.insert(key.hash, entry, now, self.stale_ttl);
         }
         Ok(())
@@ -386,6 +449,9 @@ impl PacketCache {
     /// Removes the entries `doomed` picks, each shard locked in turn; how
     /// many.
     fn remove_where(&self, doomed: impl Fn(&Entry) -> bool) -> usize {
+        // Before the walk: an answer in flight is kept before it, and then
+        // removed, or refused.
+        self.generation.fetch_add(1, SeqCst);
         let mut removed = 0;
         for s in self.shards.iter() {
             let mut shard = s.lock().unwrap_or_else(PoisonError::into_inner);

@@ -3,8 +3,21 @@
 //! the client's ID, RD bit and question bytes (0x20 case kept), every TTL
 //! aged by the whole seconds spent in the cache (or 30 for a stale answer,
 //! RFC 8767), and an OPT made for this client when its query had one: UDP
-//! size 1232, its DO bit echoed, and for a stale answer an Extended DNS
+//! size 1232, its DO bit echoed, the EDNS Client Subnet option (RFC 7871
+//! §7.2.2: the query's family, source prefix and address, the scope the
+//! backend returned) when the backend's answer carried one, a COOKIE (RFC
+//! 7873) when the client sent one, and for a stale answer an Extended DNS
 //! Error (RFC 8914) 3 "Stale Answer", or 19 "Stale NXDOMAIN Answer".
+//!
+//! Cookies: a resolver that has learnt a backend's server cookie (through a
+//! miss, forwarded) expects one on every answer from the LS's address, and
+//! takes an answer without it as spoofed (BIND: "missing expected cookie",
+//! then the question again over TCP). A hit echoes the client's COOKIE as
+//! sent when it carries a server cookie (the one the client holds, from the
+//! backend: its state is left as it was, and nothing of another client's
+//! comes from the cache); a client cookie alone gets none (as from a server
+//! without cookies, which such a client, holding no server cookie, takes).
+//! Not in the key: every client's cookie differs.
 //!
 //! An answer longer than the client can take (its UDP size clamped to
 //! [512, 1232], 512 without an OPT) is cut to its header and question,
@@ -15,7 +28,7 @@
 //! its own: one rule for every answer of the LS.
 use std::time::Instant;
 
-use super::key::Client;
+use super::key::{COOKIE_OPTION, Client, ECS_OPTION, Ecs};
 use super::stored::{Entry, Kind, TTL_MAX};
 use crate::dns::{HEADER_LEN, TYPE_OPT, UDP_PAYLOAD_MAX};
 
@@ -75,10 +88,21 @@ pub(super) fn write(
     } else {
         EDE_STALE
     });
-    let opt_len = match (client.edns_do, ede) {
-        (None, _) => 0,
-        (Some(_), None) => OPT_LEN,
-        (Some(_), Some(_)) => OPT_LEN + EDE_LEN,
+    let ecs = entry
+        .key
+        .ecs
+        .as_ref()
+        .zip(entry.ecs_scope)
+        .filter(|_| client.edns_do.is_some());
+    let cookie = cookie_for(query, client);
+    let opt_len = match client.edns_do {
+        None => 0,
+        Some(_) => {
+            OPT_LEN
+                + ede.map_or(0, |_| EDE_LEN)
+                + ecs.map_or(0, |(e, _)| 8 + e.addr_bytes().len())
+                + cookie.map_or(0, |c| 4 + c.len())
+        }
     };
     if out.len() + opt_len > client.max_size {
         out.truncate(entry.question_end);
@@ -88,7 +112,7 @@ pub(super) fn write(
         }
     }
     if let Some(dnssec_ok) = client.edns_do {
-        push_opt(out, dnssec_ok, ede);
+        push_opt(out, dnssec_ok, (ecs, cookie), ede);
     }
     true
 }
@@ -98,17 +122,52 @@ const OPT_LEN: usize = 11;
 /// Length of an EDE option with no text.
 const EDE_LEN: usize = 6;
 
-/// Appends the client's OPT (with an EDE option `ede` when given) and
-/// counts it in ARCOUNT.
-fn push_opt(out: &mut Vec<u8>, dnssec_ok: bool, ede: Option<u16>) {
+/// The COOKIE of a hit's answer (see the module header): the client's
+/// own, when it carries a server cookie.
+fn cookie_for<'a>(query: &'a [u8], client: &Client) -> Option<&'a [u8]> {
+    let (at, len) = client.cookie.filter(|&(_, len)| len > 8)?;
+    query.get(at..at + len)
+}
+
+/// A hit's EDNS options besides the EDE: an ECS option (the query's and
+/// the answer's scope) and a COOKIE.
+type Options<'a> = (Option<(&'a Ecs, u8)>, Option<&'a [u8]>);
+
+/// Appends the client's OPT (with the `options` and an EDE option `ede`,
+/// when given) and counts it in ARCOUNT.
+fn push_opt(out: &mut Vec<u8>, dnssec_ok: bool, options: Options<'_>, ede: Option<u16>) {
+    let (ecs, cookie) = options;
     let [size_hi, size_lo] = UDP_PAYLOAD_MAX.to_be_bytes();
     let [type_hi, type_lo] = TYPE_OPT.to_be_bytes();
     let flags = if dnssec_ok { 0x80 } else { 0 };
-    let rdlen = if ede.is_some() { EDE_LEN as u8 } else { 0 };
+    // An ECS option is at most 4 + 4 + 16 bytes, a COOKIE 4 + 40: no
+    // overflow.
+    let ecs_len = ecs.map_or(0, |(e, _)| 8 + e.addr_bytes().len());
+    let cookie_len = cookie.map_or(0, |c| 4 + c.len());
+    let rdlen = ede.map_or(0, |_| EDE_LEN) + ecs_len + cookie_len;
+    let [rdlen_hi, rdlen_lo] = u16::try_from(rdlen).unwrap_or_default().to_be_bytes();
     // Root owner, OPT, class = UDP size, extended rcode 0, version 0, flags.
     out.extend_from_slice(&[
-        0, type_hi, type_lo, size_hi, size_lo, 0, 0, flags, 0, 0, rdlen,
+        0, type_hi, type_lo, size_hi, size_lo, 0, 0, flags, 0, rdlen_hi, rdlen_lo,
     ]);
+    if let Some((e, scope)) = ecs {
+        let addr = e.addr_bytes();
+        let [opt_hi, opt_lo] = ECS_OPTION.to_be_bytes();
+        let [len_hi, len_lo] = u16::try_from(4 + addr.len())
+            .unwrap_or_default()
+            .to_be_bytes();
+        let [fam_hi, fam_lo] = e.family.to_be_bytes();
+        out.extend_from_slice(&[
+            opt_hi, opt_lo, len_hi, len_lo, fam_hi, fam_lo, e.source, scope,
+        ]);
+        out.extend_from_slice(addr);
+    }
+    if let Some(sent) = cookie {
+        let [opt_hi, opt_lo] = COOKIE_OPTION.to_be_bytes();
+        let [len_hi, len_lo] = u16::try_from(sent.len()).unwrap_or_default().to_be_bytes();
+        out.extend_from_slice(&[opt_hi, opt_lo, len_hi, len_lo]);
+        out.extend_from_slice(sent);
+    }
     if let Some(code) = ede {
         let [opt_hi, opt_lo] = EDE_OPTION.to_be_bytes();
         let [code_hi, code_lo] = code.to_be_bytes();

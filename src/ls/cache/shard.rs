@@ -195,6 +195,23 @@ impl Shard {
         }
     }
 
+    /// Removes the entry of `key`, if there is one (its key compared in
+    /// full); whether there was.
+    pub(super) fn remove(&mut self, key: &Key) -> bool {
+        let Some(&(r, at)) = self.index.get(&key.hash) else {
+            return false;
+        };
+        let mine = self
+            .rings
+            .get(r)
+            .and_then(|rg| rg.slots.get(at))
+            .is_some_and(|s| key.same(&s.entry.key));
+        if mine {
+            self.remove_at(r, at);
+        }
+        mine
+    }
+
     /// Removes every entry `pred` picks; how many.
     pub(super) fn remove_if(&mut self, pred: impl Fn(&Entry) -> bool) -> usize {
         let mut removed = 0;

@@ -5,13 +5,23 @@
 //! or NXDOMAIN, TC=0, not signed (TSIG, SIG(0): the signature covers the
 //! bytes and the ID), its OPT (if any) the last record and carrying no
 //! extended rcode, no name of it pointing into the header (`names`). Its lifetime:
-//! - positive (records in the answer section): the smallest TTL of the
-//!   answer and authority records, capped by `max_ttl`;
+//! - positive (records in the answer section): the smallest TTL of every
+//!   record (answer, authority and additional: a changed glue or
+//!   additional address is not served past its own TTL), capped by
+//!   `max_ttl`;
 //! - negative (NXDOMAIN, or NOERROR with no answer records: NODATA, RFC
 //!   2308): the smaller of the TTL and the MINIMUM of the authority
-//!   section's SOA, capped by `neg_ttl`; with no SOA it is not kept (a
-//!   referral is not kept either);
+//!   section's SOA and of every record's TTL (an NXDOMAIN carrying a CNAME,
+//!   RFC 6604, lives no longer than the CNAME), capped by `neg_ttl`; with
+//!   no SOA it is not kept (a referral is not kept either);
 //! - zero: not kept. A TTL with its top bit set counts as 0 (RFC 2181 §8).
+//!
+//! EDNS Client Subnet (RFC 7871): an answer to a query with ECS is kept
+//! under that query's subnet (the key holds it) with the scope its own ECS
+//! option returned, which every hit echoes; an answer whose ECS option is
+//! not the query's (another family, prefix or address) is not kept, nor
+//! one with a non-zero scope to a query without ECS (it names no subnet to
+//! keep it under).
 //!
 //! An answer longer than [`MAX_ENTRY`] bytes is not kept (dnsdist's
 //! `maximumEntrySize` default): `max_entries` then bounds the cache's memory
@@ -27,7 +37,7 @@
 //! ages them without walking the message again.
 use std::time::{Duration, Instant};
 
-use super::key::{Key, StoredKey};
+use super::key::{ECS_OPTION, Ecs, Key, StoredKey, find_option};
 use super::names::names_stay_put;
 use crate::dns::{HEADER_LEN, TYPE_OPT, TYPE_SIG, TYPE_TSIG, WireHeader, records, u16_at};
 
@@ -83,6 +93,38 @@ pub enum Refused {
     NoTtl,
     /// Longer than [`MAX_ENTRY`].
     TooLarge,
+    /// An ECS option not the query's, or a non-zero scope to a query
+    /// without one.
+    Ecs,
+    /// A flush ran since its query was sent: it may predate the change the
+    /// flush was for.
+    Flushed,
+}
+
+impl Refused {
+    /// Whether the answer refused is new data all the same, so the entry
+    /// it would have replaced must go (an older answer is neither served
+    /// fresh nor stale once a newer one has been seen): yes for an answer
+    /// kept from the cache only by its form or lifetime; no for a failure
+    /// (an rcode, TC=1, unreadable, another question), which says nothing
+    /// of the name's data, and for an answer from before a flush.
+    pub fn supersedes(self) -> bool {
+        match self {
+            Refused::NoSoa
+            | Refused::NoTtl
+            | Refused::TooLarge
+            | Refused::Signed
+            | Refused::OddOpt
+            | Refused::HeaderPointer
+            | Refused::Ecs => true,
+            Refused::Unreadable
+            | Refused::NotAnAnswer
+            | Refused::Rcode
+            | Refused::Truncated
+            | Refused::OtherQuestion
+            | Refused::Flushed => false,
+        }
+    }
 }
 
 /// The caps on an entry's lifetime, in seconds.
@@ -107,6 +149,9 @@ pub(super) struct Entry {
     pub(super) question_end: usize,
     /// Positive, NODATA or NXDOMAIN.
     pub(super) kind: Kind,
+    /// The SCOPE PREFIX-LENGTH of the answer's ECS option, echoed on every
+    /// hit (the key holds the rest of the option); `None`: no ECS option.
+    pub(super) ecs_scope: Option<u8>,
     /// When it was stored: TTLs are aged by the whole seconds since.
     pub(super) stored_at: Instant,
     /// When it stops being fresh.
@@ -150,6 +195,7 @@ pub(super) fn analyse(
     let mut min_ttl = u32::MAX;
     let mut soa_ttl = None;
     let mut opt_start = None;
+    let mut ecs_scope = None;
     // Where the records end: bytes past them (junk a backend appended) are
     // not kept, or the OPT a hit appends would follow them.
     let mut end = question_end;
@@ -171,14 +217,17 @@ pub(super) fn analyse(
                         return Err(Refused::OddOpt);
                     }
                     opt_start = Some(r.start);
+                    let rdata = answer
+                        .get(r.rdata_start..r.rdata_end)
+                        .ok_or(Refused::Unreadable)?;
+                    ecs_scope = ecs_scope_of(rdata, key.ecs.as_ref())?;
                     continue;
                 }
                 TYPE_TSIG | TYPE_SIG => return Err(Refused::Signed),
                 _ => {}
             }
-        } else {
-            min_ttl = min_ttl.min(ttl);
         }
+        min_ttl = min_ttl.min(ttl);
         if (an..an + ns).contains(&i) && r.rtype == TYPE_SOA && soa_ttl.is_none() {
             // MINIMUM is the last field of the SOA's RDATA.
             let minimum = r
@@ -192,7 +241,10 @@ pub(super) fn analyse(
         end = r.rdata_end;
     }
     let lifetime = if kind.negative() {
-        soa_ttl.ok_or(Refused::NoSoa)?.min(caps.neg_ttl)
+        soa_ttl
+            .ok_or(Refused::NoSoa)?
+            .min(min_ttl)
+            .min(caps.neg_ttl)
     } else {
         min_ttl.min(caps.max_ttl)
     };
@@ -213,9 +265,31 @@ pub(super) fn analyse(
         ttls: ttls.into_boxed_slice(),
         question_end,
         kind,
+        ecs_scope,
         stored_at: now,
         expires: now + Duration::from_secs(u64::from(lifetime)),
     })
+}
+
+/// The scope to keep of an answer whose OPT's RDATA is `rdata`, to a
+/// query whose ECS option was `asked`: its ECS option's scope, `None`
+/// without one.
+///
+/// # Errors
+///
+/// [`Refused::Ecs`]: an ECS option that is malformed or not the query's,
+/// or a non-zero scope to a query without ECS.
+fn ecs_scope_of(rdata: &[u8], asked: Option<&Ecs>) -> Result<Option<u8>, Refused> {
+    let found = find_option(rdata, ECS_OPTION).map_err(|()| Refused::Unreadable)?;
+    let Some((_, data)) = found else {
+        return Ok(None);
+    };
+    let (theirs, scope) = Ecs::read(data).ok_or(Refused::Ecs)?;
+    match asked {
+        Some(ours) if *ours == theirs => Ok(Some(scope)),
+        None if scope == 0 => Ok(None),
+        _ => Err(Refused::Ecs),
+    }
 }
 
 /// The TTL field at `at`, a value past [`TTL_MAX`] read as 0.

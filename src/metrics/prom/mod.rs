@@ -415,7 +415,7 @@ fn write_notify(e: &mut Expo, f: &FlushCounters) {
     e.family(
         name,
         "counter",
-        "NOTIFYs received, by result: accepted (from a backend's address) or refused.",
+        "NOTIFYs received, by result: accepted (from a backend's address), refused, or limited (from a backend's address, past its budget: dropped).",
     );
     e.sample(
         name,
@@ -426,6 +426,11 @@ fn write_notify(e: &mut Expo, f: &FlushCounters) {
         name,
         &[("result", "refused")],
         f.notify_refused.load(Relaxed),
+    );
+    e.sample(
+        name,
+        &[("result", "limited")],
+        f.notify_limited.load(Relaxed),
     );
 }
 

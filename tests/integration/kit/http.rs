@@ -42,9 +42,35 @@ pub async fn http_request(addr: SocketAddr, method: &str, path: &str) -> HttpRes
 
 /// [`http_request`], or `None` when nothing accepts the connection.
 pub async fn http_try_request(addr: SocketAddr, method: &str, path: &str) -> Option<HttpResponse> {
+    http_try_request_with(addr, method, path, &[]).await
+}
+
+/// [`http_request`] with these extra header lines (name, value).
+pub async fn http_request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
+    http_try_request_with(addr, method, path, headers)
+        .await
+        .unwrap_or_else(|| panic!("cannot connect to {addr}"))
+}
+
+/// [`http_request_with`], or `None` when nothing accepts the connection.
+pub async fn http_try_request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Option<HttpResponse> {
     let mut s = TcpStream::connect(addr).await.ok()?;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();

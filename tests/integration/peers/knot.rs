@@ -36,6 +36,19 @@ impl Knot {
         Knot::start(knotd, dir, free_port(), "", &clause)
     }
 
+    /// [`Knot::primary`] with `mod-cookies` loaded for every zone (DNS
+    /// Cookies, RFC 7873: a server cookie on every answer to a query with a
+    /// client cookie).
+    pub fn primary_with_cookies(knotd: &Path, zone: &str, zone_text: &str) -> Knot {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("primary.zone"), zone_text).unwrap();
+        let clause = format!(
+            "  - domain: {zone}\n    file: \"{}\"\n    module: mod-cookies\n",
+            dir.path().join("primary.zone").display()
+        );
+        Knot::start(knotd, dir, free_port(), "", &clause)
+    }
+
     /// knotd on `port`, a secondary of `zone` transferring from `primary`
     /// and accepting NOTIFY from 127.0.0.1. There is no zone file: the data
     /// can only come by zone transfer.

@@ -43,6 +43,7 @@ pub use crate::kit::{
     summary, wait_for,
 };
 
+mod cache_cookies;
 mod dnsdist;
 pub(crate) mod knot;
 mod knot_secondary;

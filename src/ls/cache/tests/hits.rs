@@ -19,7 +19,6 @@ fn a_hit_restores_id_case_rd_and_ages_ttls_by_whole_seconds() {
         RecordType::A,
         Ask {
             id: 0xbeef,
-            rd: false,
             ..PLAIN
         },
     );
@@ -27,7 +26,10 @@ fn a_hit_restores_id_case_rd_and_ages_ttls_by_whole_seconds() {
     let m = m.unwrap();
     assert_eq!(h, Hit::Fresh);
     assert_eq!(m.metadata.id, 0xbeef);
-    assert!(!m.metadata.recursion_desired, "RD from this client");
+    assert!(
+        m.metadata.recursion_desired,
+        "RD as asked (it is in the key)"
+    );
     assert!(m.metadata.authoritative, "the backend's flags kept");
     assert_eq!(m.queries[0].name().to_ascii(), "WWW.eXaMpLe.");
     assert_eq!(ttls(&m), vec![297, 597], "3 whole seconds");

@@ -13,9 +13,11 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use super::*;
 use crate::config::CacheConfig;
 
+mod ecs;
 mod hits;
 mod keep;
 mod memory;
+mod supersede;
 
 fn name(s: &str) -> Name {
     Name::from_ascii(s).unwrap()
