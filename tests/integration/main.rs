@@ -6,6 +6,7 @@ mod attacks;
 mod browser;
 mod cache;
 mod cache_flush;
+mod check_pools;
 mod cli;
 mod dnssec;
 mod docs;
