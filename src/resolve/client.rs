@@ -187,14 +187,26 @@ fn encode_query(id: u16, question: &Query) -> Result<Vec<u8>, hickory_proto::Pro
     msg.to_vec()
 }
 
-/// Whether `msg` is the response to our query `id` for `question` (RFC 5452 §9.1).
+/// Whether `msg` is the response to our query `id` for `question` (RFC 5452 §9.1):
+/// its question echoed, or none for an error a server gives a query it could not
+/// read or will not answer (FORMERR, SERVFAIL, NOTIMP, REFUSED without a question,
+/// as NSD and dnslb's own TS answer; the LS accepts them the same way).
 fn answers(msg: &Message, id: u16, question: &Query) -> bool {
+    let error_without_question = msg.queries.is_empty()
+        && matches!(
+            msg.metadata.response_code,
+            ResponseCode::FormErr
+                | ResponseCode::ServFail
+                | ResponseCode::NotImp
+                | ResponseCode::Refused
+        );
     msg.metadata.id == id
         && msg.metadata.message_type == MessageType::Response
         && msg.metadata.op_code == OpCode::Query
-        && matches!(msg.queries.as_slice(), [q] if q.name() == question.name()
+        && (error_without_question
+            || matches!(msg.queries.as_slice(), [q] if q.name() == question.name()
             && q.query_type() == question.query_type()
-            && q.query_class() == question.query_class())
+            && q.query_class() == question.query_class()))
 }
 
 /// The outcome an answer gives for `qname`: the A records at the end of the CNAME

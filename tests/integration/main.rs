@@ -47,6 +47,7 @@ mod props;
 mod props_signed;
 mod rate_limit;
 mod resolve;
+mod resolve_answers;
 mod review_dnssec;
 mod review_ls;
 mod review_ls2;
