@@ -2,7 +2,9 @@
 //! 18): an error answer that does not echo the question (FORMERR, SERVFAIL,
 //! REFUSED with QDCOUNT 0, as NSD and dnslb's own TS answer a query they
 //! cannot read) is that query's answer, reported as a failure at once, not
-//! waited out to the timeout (ls-core F4).
+//! waited out to the timeout (ls-core F4). And `-t AAAA` asks for IPv6
+//! addresses, written `hostname IP AAAA` (operator-walk 10); A stays the
+//! default.
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -56,4 +58,55 @@ async fn an_error_answer_without_a_question_is_the_answer() {
     );
     // Generous: one try is 3 s; the answers came at once.
     assert!(took < Duration::from_secs(3), "waited {took:?}");
+}
+
+const TABLE: &str = "\
+both.example.com 192.0.2.1 A
+both.example.com 2001:db8::1 AAAA
+v6only.example.com 2001:db8::2 AAAA
+alias.example.com v6only.example.com CNAME
+";
+
+/// `dnslb resolve` as a process over `input`, with `extra` arguments.
+fn resolve_process(addr: SocketAddr, extra: &[&str], input: &'static str) -> crate::kit::Output {
+    let server = addr.to_string();
+    let mut args = vec!["resolve", "-s", &server];
+    args.extend_from_slice(extra);
+    crate::kit::run_dnslb(
+        &args,
+        std::path::Path::new("/"),
+        Some(input.as_bytes()),
+        Duration::from_secs(20),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t_aaaa_asks_for_ipv6_addresses_and_a_stays_the_default() {
+    let dir = crate::kit::ZoneDir::new();
+    let ts = crate::kit::start_ts_table(&dir, "t.txt", TABLE).await;
+    let addr = ts.addr;
+    let input = "both.example.com\nv6only.example.com\nalias.example.com\n";
+    let (aaaa, a) = tokio::task::spawn_blocking(move || {
+        (
+            resolve_process(addr, &["-t", "AAAA"], input),
+            resolve_process(addr, &[], input),
+        )
+    })
+    .await
+    .unwrap();
+    ts.stop().await;
+    assert!(aaaa.status.success(), "{aaaa:#?}");
+    assert_eq!(
+        aaaa.stdout,
+        "both.example.com 2001:db8::1 AAAA\n\
+         v6only.example.com 2001:db8::2 AAAA\n\
+         alias.example.com 2001:db8::2 AAAA\n"
+    );
+    assert!(a.status.success(), "{a:#?}");
+    assert_eq!(
+        a.stdout,
+        "both.example.com 192.0.2.1 A\n\
+         v6only.example.com - Error:HOST NOT FOUND\n\
+         alias.example.com - Error:HOST NOT FOUND\n"
+    );
 }
