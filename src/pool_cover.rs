@@ -22,7 +22,7 @@ pub struct Table {
 }
 
 /// The `[[ls.backend]]` of `ls` that sends to a TS listening on `listen`.
-fn backend_for<'a>(ls: &'a LsConfig, listen: SocketAddr) -> Option<&'a str> {
+fn backend_for(ls: &LsConfig, listen: SocketAddr) -> Option<&str> {
     ls.backend
         .iter()
         .find(|b| {
