@@ -10,6 +10,7 @@ use hickory_proto::rr::Name;
 
 use crate::config::{Config, Layout, LsConfig};
 use crate::ts::source::ZoneError;
+use crate::pool_cover;
 use crate::ts::zone::Catalog;
 use crate::ts::{self, TsSettings, zonefile};
 
@@ -51,6 +52,8 @@ pub fn check_all(path: &Path) -> Checked {
         .filter(|ls| ls.layout == Layout::Partitioned);
     let mut served = Vec::new();
     let mut config_text = None;
+    let pooled = cfg.ls.as_ref().filter(|ls| !ls.pool.is_empty());
+    let mut tables = Vec::new();
     for (i, tc) in cfg.ts.iter().enumerate() {
         let settings = TsSettings::from_config(tc);
         // Each file on its own first, so every bad line of every file is reported.
@@ -68,6 +71,9 @@ pub fn check_all(path: &Path) -> Checked {
                 if partitioned.is_some_and(|ls| is_backend(ls, tc.listen)) {
                     served.push(served_zones(i, &settings, &catalog));
                 }
+                if pooled.is_some() {
+                    tables.push(pool_table(&settings, tc.listen, &catalog));
+                }
             }
         }
     }
@@ -79,6 +85,13 @@ pub fn check_all(path: &Path) -> Checked {
                 cfg.problem_at(&text, &format!("ts.{i}.zones"), msg)
                     .to_string(),
             );
+        }
+    }
+    if let Some(ls) = pooled {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for (i, msg) in pool_cover::excluded_holders(ls, &tables) {
+            let at = format!("ls.pool.{i}.backends");
+            warnings.push(cfg.problem_at(&text, &at, msg).to_string());
         }
     }
     // A file named by several table servers is warned about once.
@@ -144,6 +157,20 @@ fn is_backend(ls: &LsConfig, listen: SocketAddr) -> bool {
                 && listen.ip().is_unspecified()
                 && b.addr.is_ipv4() == listen.is_ipv4())
     })
+}
+
+/// The names a TS listening on `listen` holds, for the pools' rule.
+fn pool_table(settings: &TsSettings, listen: SocketAddr, catalog: &Catalog) -> pool_cover::Table {
+    let names = catalog
+        .zones()
+        .iter()
+        .flat_map(|z| z.records().into_iter().map(|(name, _, _)| name))
+        .collect();
+    pool_cover::Table {
+        name: settings.name.clone(),
+        listen,
+        names,
+    }
 }
 
 /// The zones of the TS `index` with `settings` (`catalog` loaded from them).

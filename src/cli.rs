@@ -65,6 +65,9 @@ pub enum Command {
         /// Retries of a query that got no answer.
         #[arg(long, default_value_t = crate::resolve::DEFAULT_RETRIES)]
         retries: u32,
+        /// The address records to ask for: A or AAAA (lines `hostname IP AAAA`).
+        #[arg(short = 't', long = "type", value_name = "TYPE", default_value = "A")]
+        qtype: crate::resolve::AddressType,
     },
     /// Validate a config and every zone it names; print each problem as `file:line: ...`.
     Check {

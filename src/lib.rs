@@ -41,6 +41,7 @@ pub mod dns;
 pub mod logging;
 pub mod ls;
 pub mod metrics;
+pub mod pool_cover;
 pub mod resolve;
 pub mod server;
 pub mod service;

@@ -113,6 +113,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             concurrency,
             timeout_ms,
             retries,
+            qtype,
         } => {
             let opts = ResolveOptions {
                 server,
@@ -120,6 +121,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 timeout: Duration::from_millis(timeout_ms),
                 retries,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                qtype,
             };
             // resolve::run prints its own summary line on stderr.
             let resolve = dnslb::resolve::run(input.as_deref(), output.as_deref(), opts);

@@ -126,6 +126,11 @@ fn describe(map: &SourceMap<'_>, span: Range<usize>, raw: &str) -> String {
         return format!("missing key '{field}' {}", table_label(&node.path));
     }
     let key = display_path(&node.path);
+    if let Some((min, max)) = integer_range(&key, raw) {
+        // serde names a Rust type ("expected u32"): say the range instead.
+        let got = map.text.get(span).unwrap_or_default().trim();
+        return format!("{key}: must be a whole number between {min} and {max}, got {got}");
+    }
     if let Some(choices) = keyword_choices(&key) {
         // serde says "unknown variant `x`, expected ..." for a bad string and toml says
         // "wanted string or table" for a number or a bool: say the same for both.
@@ -137,6 +142,31 @@ fn describe(map: &SourceMap<'_>, span: Range<usize>, raw: &str) -> String {
     } else {
         format!("{key}: {raw}")
     }
+}
+
+/// The range of the integer key `key` when serde's message `raw` is about
+/// a value out of its type's range or not a number ("..., expected u32"):
+/// a TTL's (RFC 2181), else the type's.
+fn integer_range(key: &str, raw: &str) -> Option<(i128, i128)> {
+    if !(raw.starts_with("invalid value: integer") || raw.starts_with("invalid type:")) {
+        return None;
+    }
+    let ty = raw.rsplit_once(", expected ")?.1.trim();
+    let (min, max): (i128, i128) = match ty {
+        "u8" => (0, u8::MAX.into()),
+        "u16" => (0, u16::MAX.into()),
+        "u32" => (0, u32::MAX.into()),
+        "u64" | "usize" => (0, u64::MAX.into()),
+        "i32" => (i32::MIN.into(), i32::MAX.into()),
+        "i64" | "isize" => (i64::MIN.into(), i64::MAX.into()),
+        _ => return None,
+    };
+    let ttl = key.ends_with("_ttl") || key == "ts.ttl";
+    Some(if ttl {
+        (0, super::validate::MAX_TTL.into())
+    } else {
+        (min, max)
+    })
 }
 
 /// The values allowed for the keyword key `key` (as shown to users), if it is one.

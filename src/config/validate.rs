@@ -12,7 +12,7 @@ use super::{
 };
 
 /// The largest TTL a record may carry (RFC 2181 §8).
-const MAX_TTL: u32 = i32::MAX as u32;
+pub(super) const MAX_TTL: u32 = i32::MAX as u32;
 /// The longest any `*_ms` key may be: one hour. Past that a deadline is a typo,
 /// and near 2^64 ms adding it to a clock overflows.
 pub(crate) const MAX_MS: u64 = 3_600_000;

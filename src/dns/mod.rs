@@ -56,7 +56,8 @@ pub use query::{
     ClientQuery, ErrorAnswer, Reject, add_ede, decode_query, response_edns, response_metadata,
 };
 pub use synth::{
-    EDE_NO_REACHABLE_AUTHORITY, error_for, rcode_answer, servfail_for, synthesized, truncated_for,
+    EDE_NO_REACHABLE_AUTHORITY, EDE_NOT_SUPPORTED, error_for, error_with_ede, rcode_answer,
+    servfail_for, synthesized, truncated_for,
 };
 pub use walk::{
     MessageWalk, RecordAt, Records, TYPE_OPT, TYPE_SIG, TYPE_TSIG, records, skip_name,

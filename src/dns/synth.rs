@@ -84,6 +84,31 @@ pub fn error_for(raw: &[u8], rcode: ResponseCode) -> Option<Vec<u8>> {
     }
 }
 
+/// Extended DNS Error "Not Supported" (RFC 8914 §4.22).
+pub const EDE_NOT_SUPPORTED: u16 = 21;
+
+/// An answer with `rcode` for the query in `raw`, echoing its question and
+/// OPT, with an Extended DNS Error `info_code` and `text` when the query
+/// had an OPT; or the rejection the packet itself calls for.
+pub fn error_with_ede(
+    raw: &[u8],
+    rcode: ResponseCode,
+    info_code: u16,
+    text: &str,
+) -> Option<Vec<u8>> {
+    let q = match decode_query(raw) {
+        Ok(q) => q,
+        Err(r) => return r.response(),
+    };
+    let meta = q.response_metadata(rcode);
+    let edns = q.edns.as_ref().map(|e| {
+        let mut r = response_edns(Some(e));
+        add_ede(&mut r, info_code, text);
+        r
+    });
+    Some(ResponseWriter::new(meta, Some(&q.query), edns.as_ref()).finish(TCP_PAYLOAD_MAX))
+}
+
 /// An answer with `rcode` and no records to a query already decoded,
 /// echoing its question and OPT.
 pub fn rcode_answer(q: &ClientQuery, rcode: ResponseCode) -> Vec<u8> {

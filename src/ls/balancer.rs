@@ -155,11 +155,21 @@ impl Balancer {
     /// immediate reply (counted), or a query to forward (not copied yet).
     /// Sends nothing: forwarding is [`Handler::handle`]'s part.
     pub fn admit(&self, req: Request<'_>) -> Admission {
+        // Answered here, past the ACL and the rate limit (malformed, NOTIFY,
+        // zone transfers, loops): a query and its answer, both counted, so
+        // that every answer counted answers a query counted.
         let now = |bytes: Option<Vec<u8>>| {
             let reply = bytes.map_or(Reply::Drop, Reply::One);
+            if matches!(reply, Reply::One(_)) {
+                self.metrics.queries.fetch_add(1, Relaxed);
+            }
             self.metrics.count_reply(&reply);
             Admission::Reply(reply)
         };
+        // Refused by the ACL or over the rate limit: counted by those
+        // counters only, neither as a query nor as an answer.
+        let turned_away =
+            |bytes: Option<Vec<u8>>| Admission::Reply(bytes.map_or(Reply::Drop, Reply::One));
         // Who may be answered at all, and how often, is decided before a
         // byte of the query is read: a client outside `allow` or over its
         // rate gets no FORMERR or REFUSED beyond the limit either.
@@ -176,7 +186,7 @@ impl Balancer {
             // REFUSED within the rate limit; past it, nothing (a TC=1 slip
             // would only send it to TCP to be refused there).
             return match verdict {
-                RateVerdict::Pass => now(dns::error_for(req.raw, ResponseCode::Refused)),
+                RateVerdict::Pass => turned_away(dns::error_for(req.raw, ResponseCode::Refused)),
                 RateVerdict::Drop | RateVerdict::Slip => Admission::Reply(Reply::Drop),
             };
         }
@@ -188,7 +198,7 @@ impl Balancer {
                 let tc = dns::decode_query(req.raw)
                     .ok()
                     .map(|q| dns::truncated_for(&q));
-                return now(tc);
+                return turned_away(tc);
             }
         }
         // Header and question are all the forwarding path reads; the
@@ -219,6 +229,16 @@ impl Balancer {
                 }
             },
         };
+        // Zone transfers belong to a table server: never forwarded (a TS
+        // trusts the LS's address, which its `axfr_allow` may cover).
+        if is_zone_transfer(req.raw, question_end) {
+            return now(dns::error_with_ede(
+                req.raw,
+                ResponseCode::Refused,
+                dns::EDE_NOT_SUPPORTED,
+                "zone transfers are served by the table servers, not the LS",
+            ));
+        }
         // A query this LS sent upstream came back: a forwarding loop.
         if state.mark.carried_by(req.raw, question_end) {
             self.metrics.loops_refused.fetch_add(1, Relaxed);
@@ -256,6 +276,17 @@ impl Balancer {
         };
         Admission::Forward(state, admitted)
     }
+}
+
+/// Whether the query in `raw`, whose question ends at `question_end`, asks
+/// for a zone transfer (QTYPE AXFR or IXFR).
+fn is_zone_transfer(raw: &[u8], question_end: usize) -> bool {
+    const IXFR: u16 = 251;
+    const AXFR: u16 = 252;
+    let qtype = question_end
+        .checked_sub(4)
+        .and_then(|at| dns::u16_at(raw, at));
+    matches!(qtype, Some(IXFR | AXFR))
 }
 
 #[cfg(test)]

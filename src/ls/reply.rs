@@ -100,15 +100,11 @@ fn reply_on(
         (End::Win { backend, hedge }, Some(resp)) => win(state, route, job, (backend, hedge), resp),
         (End::PassOn(backend), Some(resp)) => win(state, route, job, (backend, false), resp),
         (End::AllFailed, _) => {
-            let tried: Vec<usize> = res.asked().collect();
-            let text = format!(
-                "every backend failed: {}",
-                names(&|i| tried.contains(&i)).join(", ")
-            );
+            let text = all_failed_text(route, res);
             synthesize(state, route, job, ResponseCode::ServFail, &text)
         }
         (end, _) => {
-            let unheard = names(&|i| !res.said_negative(i));
+            let unheard = names(&|i| !res.said_negative(i) && !res.said_refused(i));
             let who = if unheard.is_empty() {
                 "any backend".to_owned()
             } else {
@@ -125,6 +121,37 @@ fn reply_on(
             on_timeout(state, route, job, &text)
         }
     }
+}
+
+/// The EDE text of the SERVFAIL made when no backend asked gave a usable
+/// answer: which failed, and which refused (REFUSED is an answer, "not my
+/// zone": not called a failure), and, when some refused, which were not
+/// asked (down).
+fn all_failed_text(route: &Route, res: &Resolution) -> String {
+    let names = |pick: &dyn Fn(usize) -> bool| -> Vec<&str> {
+        route
+            .backends
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| pick(*i))
+            .map(|(_, b)| b.name.as_str())
+            .collect()
+    };
+    let tried: Vec<usize> = res.asked().collect();
+    let refused = names(&|i| res.said_refused(i));
+    let failed = names(&|i| tried.contains(&i) && !res.said_refused(i));
+    if refused.is_empty() {
+        return format!("every backend failed: {}", failed.join(", "));
+    }
+    let mut parts = vec![format!("refused by {}", refused.join(", "))];
+    if !failed.is_empty() {
+        parts.push(format!("failed: {}", failed.join(", ")));
+    }
+    let unasked = names(&|i| !tried.contains(&i));
+    if !unasked.is_empty() {
+        parts.push(format!("not asked (down): {}", unasked.join(", ")));
+    }
+    format!("no usable answer: {}", parts.join("; "))
 }
 
 /// The client's answer from backend `i` of `route` (`hedge`: it answered a
@@ -205,14 +232,11 @@ pub(crate) fn from_cache(
         return false;
     }
     let m = &state.metrics;
-    let rcode = WireHeader::read(out).map_or(usize::MAX, |h| usize::from(h.rcode()));
     for answers in [Some(&m.answers), counters.map(|p| &p.answers)]
         .into_iter()
         .flatten()
     {
-        if let Some(c) = answers.get(rcode) {
-            c.fetch_add(1, Relaxed);
-        }
+        super::state::count_answer(answers, out);
     }
     m.client_latency.record(Duration::ZERO);
     true

@@ -71,6 +71,11 @@ pub enum Verdict {
     /// of the backend's own; passed on when every backend asked said so (the
     /// client's query is at fault, e.g. two OPT records).
     Rejected,
+    /// REFUSED: "not my zone" (or "not for you"). Not final and no fault of
+    /// the backend's; under `partitioned`, it holds no name of the query's
+    /// zone, so the others' negative answers are conclusive without it; the
+    /// REFUSED is passed on when every backend refused.
+    Refused,
 }
 
 /// Classifies a response by its header (pure): rcode, AA and the counts of
@@ -80,10 +85,10 @@ pub enum Verdict {
 /// authoritative and carries authority records, else NODATA.
 pub fn classify(h: &WireHeader, layout: Layout) -> Verdict {
     let negative = match ResponseCode::from_low(h.rcode()) {
-        ResponseCode::ServFail
-        | ResponseCode::Refused
-        | ResponseCode::FormErr
-        | ResponseCode::NotImp => return Verdict::Failed,
+        ResponseCode::Refused => return Verdict::Refused,
+        ResponseCode::ServFail | ResponseCode::FormErr | ResponseCode::NotImp => {
+            return Verdict::Failed;
+        }
         // An NXDOMAIN that carries records is a CNAME whose target this
         // backend does not hold (RFC 6604): the CNAME is a positive answer.
         ResponseCode::NXDomain if h.ancount > 0 => return Verdict::Final,
@@ -110,8 +115,9 @@ pub enum Settled {
     PassOn(usize),
     /// Every backend asked failed (error rcodes) before the deadline: SERVFAIL.
     AllFailed,
-    /// Every backend asked rejected the query (FORMERR, NOTIMP): pass this
-    /// backend's rejection on.
+    /// Every backend asked rejected the query (FORMERR, NOTIMP), or refused
+    /// it with every backend refusing or rejecting: pass this backend's
+    /// rejection (else its refusal) on.
     Rejected(usize),
     /// Some backend was not heard from (down, silent, failed): the negatives
     /// prove nothing, so the `on_timeout` answer.
@@ -135,6 +141,10 @@ pub struct Tally {
     pub rejected: usize,
     /// The backend whose rejection would be passed on (the first).
     pub rejection: Option<usize>,
+    /// Refusals (REFUSED) among `failed`.
+    pub refused: usize,
+    /// The backend whose refusal would be passed on (the first).
+    pub refusal: Option<usize>,
     /// The backend whose negative answer would be passed on.
     pub negative: Option<usize>,
     /// Whether `negative` is a NODATA.
@@ -169,13 +179,18 @@ impl Tally {
 /// deadline passed with some backend still silent.
 pub fn settle(t: &Tally, timed_out: bool) -> Settled {
     let negatives = t.nxdomain + t.nodata;
+    // A backend that refused holds no name of the query's zone: it is as
+    // good as a negative answer for the partitioned rule.
+    let heard = negatives + t.refused;
     match t.negative {
-        Some(at) if !timed_out && negatives == t.backends && t.asked == t.backends => {
+        Some(at) if !timed_out && heard == t.backends && t.asked == t.backends => {
             Settled::PassOn(at)
         }
         _ if !timed_out && negatives == 0 && t.failed > 0 && t.failed == t.asked => {
-            match t.rejection {
-                Some(at) if t.rejected == t.failed => Settled::Rejected(at),
+            let every_refused = t.refused == t.backends && t.asked == t.backends;
+            match (t.rejection, t.refusal) {
+                (Some(at), _) if t.rejected + t.refused == t.failed => Settled::Rejected(at),
+                (None, Some(at)) if every_refused => Settled::Rejected(at),
                 _ => Settled::AllFailed,
             }
         }
@@ -503,7 +518,11 @@ impl Resolution {
                     *p = p.saturating_sub(1);
                     *p
                 });
-                if matches!(verdict, Verdict::Failed | Verdict::Rejected) && still_out > 0 {
+                let failed = matches!(
+                    verdict,
+                    Verdict::Failed | Verdict::Rejected | Verdict::Refused
+                );
+                if failed && still_out > 0 {
                     // This backend's other attempt may still answer.
                     return false;
                 }
@@ -538,6 +557,19 @@ impl Resolution {
                 }
                 keep
             }
+            Verdict::Refused => {
+                self.launch_now = true;
+                self.tally.failed += 1;
+                self.tally.refused += 1;
+                // Kept while nothing else is: a negative answer or a
+                // rejection outranks a refusal.
+                let t = &mut self.tally;
+                let keep = t.refusal.is_none() && t.rejection.is_none() && t.negative.is_none();
+                if keep {
+                    t.refusal = Some(backend);
+                }
+                keep
+            }
         }
     }
 
@@ -569,6 +601,14 @@ impl Resolution {
             .iter()
             .zip(&self.outcomes)
             .any(|(&c, o)| c == i && matches!(o, Some(Verdict::NxDomain | Verdict::NoData)))
+    }
+
+    /// Whether backend `i` refused the query (REFUSED).
+    pub fn said_refused(&self, i: usize) -> bool {
+        self.candidates
+            .iter()
+            .zip(&self.outcomes)
+            .any(|(&c, o)| c == i && *o == Some(Verdict::Refused))
     }
 
     /// The answers so far.
@@ -610,12 +650,15 @@ mod tests {
         assert_eq!(classify(&hdr(0, true, 0, 1), Replicated), Verdict::Final);
         // A referral (no AA, NS in authority) is a positive answer.
         assert_eq!(classify(&hdr(0, false, 0, 2), Partitioned), Verdict::Final);
-        for rc in [1, 2, 4, 5] {
+        for rc in [1, 2, 4] {
             assert_eq!(
                 classify(&hdr(rc, false, 0, 0), Partitioned),
                 Verdict::Failed
             );
             assert_eq!(classify(&hdr(rc, false, 0, 0), Replicated), Verdict::Failed);
+        }
+        for layout in [Partitioned, Replicated] {
+            assert_eq!(classify(&hdr(5, false, 0, 0), layout), Verdict::Refused);
         }
     }
 
@@ -1073,5 +1116,90 @@ mod tests {
             r.poll(t0 + 741 * MS, &p),
             Step::Done(End::Win { backend: 0, .. })
         ));
+    }
+
+    // ---- refusals (REFUSED: "not my zone") ----
+
+    /// Every backend refused: the first refusal is passed on (as dnsdist
+    /// does), not a made-up SERVFAIL; a refusal among other failures, or
+    /// with a backend not asked (down), is SERVFAIL as before.
+    #[test]
+    fn a_refusal_is_passed_on_only_when_every_backend_refused() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Race, 0);
+        for layout in [Layout::Replicated, Layout::Partitioned] {
+            let mut r = start(Strategy::Race, layout, 2, t0);
+            steps(&mut r, t0, &p);
+            assert!(r.on_outcome(1, Verdict::Refused), "{layout}: kept");
+            assert!(
+                !r.on_outcome(0, Verdict::Refused),
+                "{layout}: the first kept"
+            );
+            assert_eq!(r.poll(t0 + MS, &p), Step::Done(End::PassOn(1)), "{layout}");
+            assert!(r.said_refused(0) && r.said_refused(1));
+        }
+        // A refusal and a SERVFAIL: SERVFAIL.
+        let mut r = start(Strategy::Race, Layout::Replicated, 2, t0);
+        steps(&mut r, t0, &p);
+        r.on_outcome(0, Verdict::Refused);
+        r.on_outcome(1, Verdict::Failed);
+        assert_eq!(r.poll(t0 + MS, &p), Step::Done(End::AllFailed));
+        // A refusal and a rejection: the rejection (the query is at fault).
+        let mut r = start(Strategy::Race, Layout::Replicated, 2, t0);
+        steps(&mut r, t0, &p);
+        assert!(r.on_outcome(0, Verdict::Refused));
+        assert!(r.on_outcome(1, Verdict::Rejected), "outranks the refusal");
+        assert_eq!(r.poll(t0 + MS, &p), Step::Done(End::PassOn(1)));
+        // One of two backends down (not a candidate), the other refused.
+        let mut r = Resolution::new(
+            Strategy::Race,
+            Layout::Replicated,
+            &[0],
+            2,
+            t0,
+            t0 + 1500 * MS,
+        );
+        steps(&mut r, t0, &p);
+        r.on_outcome(0, Verdict::Refused);
+        assert_eq!(r.poll(t0 + MS, &p), Step::Done(End::AllFailed));
+    }
+
+    /// Partitioned (ls-core S1): a backend that refused holds no name of the
+    /// zone, so the other's NXDOMAIN (or NODATA) is conclusive and passed
+    /// on, whichever answered first; a backend silent still makes it
+    /// unproven.
+    #[test]
+    fn partitioned_a_refusal_makes_the_others_negatives_conclusive() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Hedge, 10);
+        for refused_first in [true, false] {
+            let mut r = start(Strategy::Hedge, Layout::Partitioned, 2, t0);
+            assert_eq!(steps(&mut r, t0, &p), [launch(0, false), Step::Wait]);
+            let (first, second) = if refused_first {
+                (Verdict::Refused, Verdict::NxDomain)
+            } else {
+                (Verdict::NxDomain, Verdict::Refused)
+            };
+            assert!(r.on_outcome(0, first));
+            assert_eq!(steps(&mut r, t0 + MS, &p), [launch(1, false), Step::Wait]);
+            assert_eq!(
+                r.on_outcome(1, second),
+                refused_first,
+                "the negative is kept"
+            );
+            let negative = if refused_first { 1 } else { 0 };
+            assert_eq!(r.poll(t0 + 2 * MS, &p), Step::Done(End::PassOn(negative)));
+        }
+        // Three backends: one refused, one NXDOMAIN, one silent to the deadline.
+        let p = pacing(Strategy::Race, 0);
+        let mut r = start(Strategy::Race, Layout::Partitioned, 3, t0);
+        steps(&mut r, t0, &p);
+        r.on_outcome(0, Verdict::Refused);
+        r.on_outcome(1, Verdict::NxDomain);
+        assert_eq!(r.poll(t0 + MS, &p), Step::Wait);
+        assert_eq!(
+            r.poll(t0 + 1500 * MS, &p),
+            Step::Done(End::OnTimeout { timed_out: true })
+        );
     }
 }

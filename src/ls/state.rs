@@ -94,13 +94,46 @@ impl Policy {
     }
 }
 
-/// Counts `reply` in `answers` by its rcode.
-fn count_rcode(answers: &[AtomicU64; 16], reply: &Reply) {
-    if let Reply::One(b) = reply
-        && let Some(h) = WireHeader::read(b)
-        && let Some(c) = answers.get(usize::from(h.rcode()))
-    {
-        c.fetch_add(1, Relaxed);
+/// Slots of a counter of answers by rcode: every rcode from 0 to 23
+/// (BADCOOKIE) by its full value, and [`OTHER_RCODE`] for any above.
+pub const RCODE_SLOTS: usize = 25;
+
+/// The slot of an answers-by-rcode counter that counts every rcode above 23.
+pub const OTHER_RCODE: usize = RCODE_SLOTS - 1;
+
+/// Answers counted by rcode, one slot per [`RCODE_SLOTS`].
+pub type RcodeCounts = [AtomicU64; RCODE_SLOTS];
+
+/// The full rcode of the message `msg` (RFC 6891 §6.1.3): the header's 4
+/// bits, and the upper 8 from its OPT's TTL field when it has an OPT (only
+/// an answer with additional records is walked). `None` when the header
+/// cannot be read.
+pub fn full_rcode(msg: &[u8]) -> Option<u16> {
+    let low = u16::from(WireHeader::read(msg)?.rcode());
+    if dns::u16_at(msg, 10).is_none_or(|ar| ar == 0) {
+        return Some(low);
+    }
+    let high = dns::walk_message(msg)
+        .and_then(|w| w.opt)
+        .and_then(|opt| opt.ttl_high_byte(msg))
+        .unwrap_or(0);
+    Some(u16::from(high) << 4 | low)
+}
+
+/// Counts the answer `msg` in `answers` by its full rcode.
+pub(crate) fn count_answer(answers: &RcodeCounts, msg: &[u8]) {
+    if let Some(rcode) = full_rcode(msg) {
+        let slot = usize::from(rcode).min(OTHER_RCODE);
+        if let Some(c) = answers.get(slot) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Counts `reply` in `answers` by its full rcode.
+fn count_rcode(answers: &RcodeCounts, reply: &Reply) {
+    if let Reply::One(b) = reply {
+        count_answer(answers, b);
     }
 }
 
@@ -110,8 +143,8 @@ fn count_rcode(answers: &[AtomicU64; 16], reply: &Reply) {
 pub struct PoolMetrics {
     /// Client queries routed to the pool.
     pub queries: AtomicU64,
-    /// Answers sent to those queries, by rcode (low 4 bits).
-    pub answers: [AtomicU64; 16],
+    /// Answers sent to those queries, by full rcode ([`RCODE_SLOTS`]).
+    pub answers: RcodeCounts,
     /// Of those queries, answered fresh from the pool's cache.
     pub cache_hits: AtomicU64,
     /// Of those queries, looked up in the pool's cache and forwarded.
@@ -132,8 +165,8 @@ impl PoolMetrics {
 pub struct LsMetrics {
     /// Client queries received (well-formed).
     pub queries: AtomicU64,
-    /// Answers sent, by rcode (low 4 bits).
-    pub answers: [AtomicU64; 16],
+    /// Answers sent, by full rcode ([`RCODE_SLOTS`]).
+    pub answers: RcodeCounts,
     /// Answers made up at the deadline or after every backend failed.
     pub synthesized: AtomicU64,
     /// Hedges sent after the hedge delay.

@@ -115,6 +115,7 @@ pub(super) async fn lookup_all(
         server,
         timeout: opts.timeout,
         tries: opts.tries(),
+        qtype: opts.qtype,
     };
     let mut results: Vec<Option<Lookup>> = (0..names.len()).map(|_| None).collect();
     let mut pending = names.into_iter().enumerate();

@@ -2,15 +2,16 @@
 //! answer checked against the query (RFC 5452), TCP after TC=1, and the
 //! outcome read from the answer (the A records at the end of the CNAME chain).
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
+use super::options::AddressType;
 use super::outcome::Outcome;
 use crate::dns::UDP_PAYLOAD_MAX;
 
@@ -59,12 +60,14 @@ pub(super) struct Client {
     pub(super) server: SocketAddr,
     pub(super) timeout: Duration,
     pub(super) tries: u32,
+    /// A or AAAA.
+    pub(super) qtype: AddressType,
 }
 
 impl Client {
-    /// Asks for `name`'s A records: UDP, TCP on TC=1, a new try on timeout.
+    /// Asks for `name`'s A (or AAAA) records: UDP, TCP on TC=1, a new try on timeout.
     pub(super) async fn lookup(self, name: &Name) -> Lookup {
-        let question = Query::query(name.clone(), RecordType::A);
+        let question = Query::query(name.clone(), self.qtype.record_type());
         let done = |outcome, answered| Lookup::Done { outcome, answered };
         // Whether any try got an answer (a TC=1 one whose TCP retry then failed).
         let mut heard = false;
@@ -83,7 +86,7 @@ impl Client {
                 other => other,
             };
             match attempt {
-                Attempt::Answer(msg) => return done(outcome_of(&msg, name), true),
+                Attempt::Answer(msg) => return done(outcome_of(&msg, name, self.qtype), true),
                 Attempt::TimedOut => continue,
                 Attempt::Refused => return Lookup::Refused,
                 Attempt::Failed(why) => return done(Outcome::Failed(why), heard),
@@ -187,19 +190,31 @@ fn encode_query(id: u16, question: &Query) -> Result<Vec<u8>, hickory_proto::Pro
     msg.to_vec()
 }
 
-/// Whether `msg` is the response to our query `id` for `question` (RFC 5452 §9.1).
+/// Whether `msg` is the response to our query `id` for `question` (RFC 5452 §9.1):
+/// its question echoed, or none for an error a server gives a query it could not
+/// read or will not answer (FORMERR, SERVFAIL, NOTIMP, REFUSED without a question,
+/// as NSD and dnslb's own TS answer; the LS accepts them the same way).
 fn answers(msg: &Message, id: u16, question: &Query) -> bool {
+    let error_without_question = msg.queries.is_empty()
+        && matches!(
+            msg.metadata.response_code,
+            ResponseCode::FormErr
+                | ResponseCode::ServFail
+                | ResponseCode::NotImp
+                | ResponseCode::Refused
+        );
     msg.metadata.id == id
         && msg.metadata.message_type == MessageType::Response
         && msg.metadata.op_code == OpCode::Query
-        && matches!(msg.queries.as_slice(), [q] if q.name() == question.name()
+        && (error_without_question
+            || matches!(msg.queries.as_slice(), [q] if q.name() == question.name()
             && q.query_type() == question.query_type()
-            && q.query_class() == question.query_class())
+            && q.query_class() == question.query_class()))
 }
 
-/// The outcome an answer gives for `qname`: the A records at the end of the CNAME
-/// chain that starts at `qname`, in answer order.
-fn outcome_of(msg: &Message, qname: &Name) -> Outcome {
+/// The outcome an answer gives for `qname`: the A (or AAAA, `qtype`) records at
+/// the end of the CNAME chain that starts at `qname`, in answer order.
+fn outcome_of(msg: &Message, qname: &Name, qtype: AddressType) -> Outcome {
     match msg.metadata.response_code {
         ResponseCode::NoError => {}
         ResponseCode::NXDomain => return Outcome::NotFound,
@@ -220,12 +235,13 @@ fn outcome_of(msg: &Message, qname: &Name) -> Outcome {
             _ => break,
         }
     }
-    let addrs: Vec<Ipv4Addr> = msg
+    let addrs: Vec<IpAddr> = msg
         .answers
         .iter()
         .filter(|r| r.dns_class == DNSClass::IN && owners.contains(&&r.name))
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0),
+        .filter_map(|r| match (&r.data, qtype) {
+            (RData::A(a), AddressType::A) => Some(IpAddr::V4(a.0)),
+            (RData::AAAA(a), AddressType::Aaaa) => Some(IpAddr::V6(a.0)),
             _ => None,
         })
         .collect();
@@ -246,6 +262,7 @@ fn rcode_mnemonic(code: ResponseCode) -> String {
 mod tests {
     use super::*;
     use hickory_proto::rr::Record;
+    use hickory_proto::rr::RecordType;
     use hickory_proto::rr::rdata::{A, AAAA, CNAME};
 
     fn name(text: &str) -> Name {
@@ -281,7 +298,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            outcome_of(&m, &name("WWW.example.com.")),
+            outcome_of(&m, &name("WWW.example.com."), AddressType::A),
             Outcome::Addresses(vec![[192, 0, 2, 7].into(), [192, 0, 2, 8].into()])
         );
     }
@@ -295,14 +312,21 @@ mod tests {
                 cname("b.example.", "www.example.com."),
             ],
         );
-        assert_eq!(outcome_of(&m, &name("www.example.com.")), Outcome::NotFound);
+        assert_eq!(
+            outcome_of(&m, &name("www.example.com."), AddressType::A),
+            Outcome::NotFound
+        );
     }
 
     #[test]
     fn rcodes_map_to_outcomes() {
         let q = name("www.example.com.");
         assert_eq!(
-            outcome_of(&response(ResponseCode::NXDomain, vec![]), &q),
+            outcome_of(
+                &response(ResponseCode::NXDomain, vec![]),
+                &q,
+                AddressType::A
+            ),
             Outcome::NotFound
         );
         let nodata = Record::from_rdata(
@@ -311,15 +335,23 @@ mod tests {
             RData::AAAA(AAAA(Ipv6Addr::LOCALHOST)),
         );
         assert_eq!(
-            outcome_of(&response(ResponseCode::NoError, vec![nodata]), &q),
+            outcome_of(
+                &response(ResponseCode::NoError, vec![nodata]),
+                &q,
+                AddressType::A
+            ),
             Outcome::NotFound
         );
         assert_eq!(
-            outcome_of(&response(ResponseCode::ServFail, vec![]), &q),
+            outcome_of(
+                &response(ResponseCode::ServFail, vec![]),
+                &q,
+                AddressType::A
+            ),
             Outcome::Failed("SERVFAIL".into())
         );
         assert_eq!(
-            outcome_of(&response(ResponseCode::Refused, vec![]), &q),
+            outcome_of(&response(ResponseCode::Refused, vec![]), &q, AddressType::A),
             Outcome::Failed("REFUSED".into())
         );
         assert_eq!(rcode_mnemonic(ResponseCode::Unknown(12)), "RCODE12");

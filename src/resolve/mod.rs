@@ -57,7 +57,8 @@ use batch::{PROGRESS_MIN_NAMES, progress_bar, resolve_lines};
 pub use input::BadLine;
 use input::{parse_input, query_name};
 pub use options::{
-    DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ResolveError, ResolveOptions,
+    AddressType, DEFAULT_CONCURRENCY, DEFAULT_RETRIES, DEFAULT_TIMEOUT, ResolveError,
+    ResolveOptions,
 };
 use outcome::note;
 pub use outcome::{Outcome, Summary, format_line};

@@ -28,6 +28,42 @@ pub struct ResolveOptions {
     pub retries: u32,
     /// Whether to draw a progress bar on stderr.
     pub progress: bool,
+    /// The address records asked for: A (the default) or AAAA.
+    pub qtype: AddressType,
+}
+
+/// The address records `dnslb resolve` asks for (`-t A`, `-t AAAA`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AddressType {
+    /// IPv4 addresses.
+    #[default]
+    A,
+    /// IPv6 addresses.
+    Aaaa,
+}
+
+impl AddressType {
+    /// The record type asked.
+    pub fn record_type(self) -> hickory_proto::rr::RecordType {
+        match self {
+            AddressType::A => hickory_proto::rr::RecordType::A,
+            AddressType::Aaaa => hickory_proto::rr::RecordType::AAAA,
+        }
+    }
+}
+
+impl std::str::FromStr for AddressType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("A") {
+            Ok(AddressType::A)
+        } else if s.eq_ignore_ascii_case("AAAA") {
+            Ok(AddressType::Aaaa)
+        } else {
+            Err(format!("expected A or AAAA, got '{s}'"))
+        }
+    }
 }
 
 impl ResolveOptions {
@@ -39,6 +75,7 @@ impl ResolveOptions {
             timeout: DEFAULT_TIMEOUT,
             retries: DEFAULT_RETRIES,
             progress: false,
+            qtype: AddressType::A,
         }
     }
 

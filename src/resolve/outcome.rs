@@ -1,6 +1,6 @@
 //! What became of each name ([`Outcome`]), its output line
 //! ([`format_line`]) and stderr note, and the counts of a run ([`Summary`]).
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// What the output says for a name without addresses.
@@ -9,9 +9,10 @@ const NOT_FOUND: &str = "Error:HOST NOT FOUND";
 /// What became of one name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// NOERROR with A records for the name (after any CNAME chain), in answer order.
-    Addresses(Vec<Ipv4Addr>),
-    /// NXDOMAIN, or NOERROR without A records (NODATA).
+    /// NOERROR with A (or AAAA, as asked) records for the name (after any CNAME
+    /// chain), in answer order.
+    Addresses(Vec<IpAddr>),
+    /// NXDOMAIN, or NOERROR without records of the type asked (NODATA).
     NotFound,
     /// No answer on any try.
     TimedOut,
@@ -76,14 +77,17 @@ impl Summary {
     }
 }
 
-/// The output text for one name: one `name IP A` line per address, or
+/// The output text for one name: one `name IP A` (or `name IP AAAA`) line per address, or
 /// `name - Error:HOST NOT FOUND`; several lines are joined by `\n`, with no trailing
 /// newline.
 pub fn format_line(name: &str, outcome: &Outcome) -> String {
     match outcome {
         Outcome::Addresses(addrs) if !addrs.is_empty() => addrs
             .iter()
-            .map(|a| format!("{name} {a} A"))
+            .map(|a| {
+                let rtype = if a.is_ipv4() { "A" } else { "AAAA" };
+                format!("{name} {a} {rtype}")
+            })
             .collect::<Vec<_>>()
             .join("\n"),
         _ => format!("{name} - {NOT_FOUND}"),
@@ -169,7 +173,7 @@ mod tests {
     #[test]
     fn summary_counts_outcomes() {
         let s = Summary::tally(&[
-            Outcome::Addresses(vec![Ipv4Addr::LOCALHOST]),
+            Outcome::Addresses(vec![std::net::Ipv4Addr::LOCALHOST.into()]),
             Outcome::NotFound,
             Outcome::NotFound,
             Outcome::TimedOut,

@@ -104,10 +104,10 @@ async fn outcomes_match_the_table() {
         outcomes,
         vec![
             Outcome::Addresses(vec![
-                Ipv4Addr::new(192, 0, 2, 10),
-                Ipv4Addr::new(192, 0, 2, 11)
+                Ipv4Addr::new(192, 0, 2, 10).into(),
+                Ipv4Addr::new(192, 0, 2, 11).into()
             ]),
-            Outcome::Addresses(vec![Ipv4Addr::new(192, 0, 2, 1)]),
+            Outcome::Addresses(vec![Ipv4Addr::new(192, 0, 2, 1).into()]),
             Outcome::NotFound,
             Outcome::NotFound,
         ]
@@ -144,7 +144,9 @@ async fn many_names_keep_input_order_with_bounded_concurrency() {
         let expected = match name.strip_prefix('h') {
             Some(rest) => {
                 let i: u32 = rest.trim_end_matches(".example.com").parse().unwrap();
-                Outcome::Addresses(vec![Ipv4Addr::new(10, 0, (i / 256) as u8, (i % 256) as u8)])
+                Outcome::Addresses(vec![
+                    Ipv4Addr::new(10, 0, (i / 256) as u8, (i % 256) as u8).into(),
+                ])
             }
             None => Outcome::NotFound,
         };
@@ -177,7 +179,7 @@ async fn a_truncated_answer_is_asked_again_over_tcp() {
         panic!("expected addresses, got {:?}", outcomes[0]);
     };
     assert_eq!(addrs.len(), 120);
-    assert!(addrs.contains(&Ipv4Addr::new(198, 51, 100, 119)));
+    assert!(addrs.contains(&Ipv4Addr::new(198, 51, 100, 119).into()));
     ts.stop().await;
 }
 
@@ -385,7 +387,7 @@ async fn the_server_can_be_a_host_name_or_an_address_without_a_port() {
         .unwrap();
     assert_eq!(
         outcomes,
-        [Outcome::Addresses(vec![Ipv4Addr::new(192, 0, 2, 1)])]
+        [Outcome::Addresses(vec![Ipv4Addr::new(192, 0, 2, 1).into()])]
     );
     ts.stop().await;
 

@@ -68,7 +68,8 @@ pub struct BackendStats {
     pub wins: AtomicU64,
     /// Client queries that hit their deadline while this backend was asked.
     pub timeouts: AtomicU64,
-    /// Responses with an error rcode (SERVFAIL, REFUSED, FORMERR, NOTIMP).
+    /// Responses with SERVFAIL, or unusable (REFUSED, FORMERR and NOTIMP are
+    /// not the backend's errors).
     pub errors: AtomicU64,
     /// Upstream queries in flight now.
     pub outstanding: AtomicU32,

@@ -21,6 +21,16 @@ pub(super) fn rcode_name(i: usize) -> String {
         .map_or_else(|| format!("RCODE{i}"), str::to_owned)
 }
 
+/// The `rcode` label of slot `i` of an LS answers-by-rcode counter
+/// ([`crate::ls::state::RCODE_SLOTS`]).
+fn answer_rcode_label(i: usize) -> String {
+    if i == crate::ls::state::OTHER_RCODE {
+        "OTHER".to_owned()
+    } else {
+        rcode_name(i)
+    }
+}
+
 /// Escapes a label value: backslash, double quote and newline.
 fn escape_label(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
@@ -263,7 +273,11 @@ fn write_pools(e: &mut Expo, state: &LsState) {
         for (i, c) in m.answers.iter().enumerate() {
             let v = c.load(Relaxed);
             if i <= 5 || v > 0 {
-                e.sample(answers, &[("pool", name), ("rcode", &rcode_name(i))], v);
+                e.sample(
+                    answers,
+                    &[("pool", name), ("rcode", &answer_rcode_label(i))],
+                    v,
+                );
             }
         }
     }
@@ -450,7 +464,11 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
         let v = c.load(Relaxed);
         // The common rcodes always (so rates start from zero), others once seen.
         if i <= 5 || v > 0 {
-            e.sample("dnslb_answers_total", &[("rcode", &rcode_name(i))], v);
+            e.sample(
+                "dnslb_answers_total",
+                &[("rcode", &answer_rcode_label(i))],
+                v,
+            );
         }
     }
     #[rustfmt::skip]

@@ -1,0 +1,88 @@
+//! The LS's query and answer counters agree (issue 34 item 18): every
+//! answer counted in `dnslb_answers_total` answers a query counted in
+//! `dnslb_queries_total`, the ones answered at the door (a NOTIFY
+//! acknowledged, a malformed query, a zone transfer) too (operator-walk 20);
+//! and an extended rcode is counted by its full value, BADVERS as BADVERS
+//! and BADCOOKIE as BADCOOKIE, not by the header's low 4 bits (ls-core F5).
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::kit::{self, Fake, TestLs};
+
+fn totals(ls: &TestLs) -> (u64, u64) {
+    let m = ls.balancer.metrics();
+    let answers = m.answers.iter().map(|c| c.load(Relaxed)).sum();
+    (m.queries.load(Relaxed), answers)
+}
+
+/// A NOTIFY acknowledged, a message without a question (FORMERR), an AXFR
+/// (REFUSED at the door) and one query forwarded: four queries, four
+/// answers. Before, the LS counted the door's answers but not their queries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_counted_answers_a_query_counted() {
+    let backend = Fake::answering(kit::empty_answer).await;
+    let mut cfg = kit::ls_config(&[("b", backend.addr)]);
+    cfg.workers = 1;
+    let ls = kit::start_ls(cfg).await;
+
+    let mut notify = Message::new(0x4242, MessageType::Query, OpCode::Notify);
+    notify.add_query(Query::query(
+        Name::from_ascii("example.test.").unwrap(),
+        RecordType::SOA,
+    ));
+    let ack = kit::udp_raw(ls.addr, &notify.to_vec().unwrap()).await;
+    assert!(ack.is_some(), "NOTIFY acknowledged");
+    assert_eq!(totals(&ls), (1, 1), "after the NOTIFY");
+
+    // A header alone: QDCOUNT 0, answered FORMERR.
+    let formerr = kit::udp_raw(ls.addr, &[0, 9, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]).await;
+    assert!(formerr.is_some(), "FORMERR");
+    assert_eq!(totals(&ls), (2, 2), "after the FORMERR");
+
+    let axfr = kit::query("example.test.", RecordType::AXFR, None);
+    kit::tcp(ls.addr, &axfr).await;
+    kit::udp(
+        ls.addr,
+        &kit::query("www.example.test.", RecordType::A, None),
+    )
+    .await;
+    let after = totals(&ls);
+    ls.stop().await;
+    assert_eq!(after, (4, 4), "after the transfer and a query");
+}
+
+/// A backend's answer whose OPT carries the upper bits of its rcode
+/// (BADVERS = 16: header 0, OPT 1; BADCOOKIE = 23: header 7, OPT 1), passed
+/// to a client that sent EDNS: counted under 16 and 23, not as NOERROR and
+/// YXRRSET.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extended_rcode_is_counted_by_its_full_value() {
+    fn badvers(q: &[u8]) -> Vec<u8> {
+        kit::wire_answer(q, 1)
+    }
+    fn badcookie(q: &[u8]) -> Vec<u8> {
+        let mut r = kit::wire_answer(q, 1);
+        r[3] = 7;
+        r
+    }
+    for (what, answer, full, low) in [
+        ("BADVERS", badvers as fn(&[u8]) -> Vec<u8>, 16, 0),
+        ("BADCOOKIE", badcookie, 23, 7),
+    ] {
+        let backend = Fake::answering(answer).await;
+        let mut cfg = kit::ls_config(&[("b", backend.addr)]);
+        cfg.workers = 1;
+        let ls = kit::start_ls(cfg).await;
+        let q = kit::query("x.example.test.", RecordType::A, Some(1232));
+        let got = kit::udp_exchange_raw(ls.addr, &q, Duration::from_secs(5)).await;
+        assert!(got.is_some(), "{what}: no answer");
+        let m = ls.balancer.metrics();
+        let by = |i: usize| m.answers[i].load(Relaxed);
+        let (full_n, low_n) = (by(full), by(low));
+        ls.stop().await;
+        assert_eq!((full_n, low_n), (1, 0), "{what}: counted under {low}");
+    }
+}
