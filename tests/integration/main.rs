@@ -40,7 +40,6 @@ mod ls_backend_limit;
 mod ls_counters;
 mod ls_fairness;
 mod ls_procs;
-mod ls_procs;
 mod ls_reask;
 mod ls_refused;
 mod metrics;
