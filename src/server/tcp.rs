@@ -198,8 +198,20 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
                 }
             }
         }
-        self.pending.abort_all();
-        let _ = self.stream.shutdown().await;
+        // The answers still owed are dropped with their tasks (`abort_all`
+        // would keep those already finished until the set is dropped).
+        self.pending = JoinSet::new();
+        // A TLS close flushes what the TLS layer still holds, then its
+        // close_notify: a client that reads nothing (a zero window) would hold
+        // that, its slot under the cap and the server's stop, for ever.
+        tokio::select! {
+            _ = self.shared.abort.cancelled() => {}
+            r = timeout(WRITE_TIMEOUT, self.stream.shutdown()) => {
+                if r.is_err() {
+                    debug!(peer = %self.peer, "tcp close timed out");
+                }
+            }
+        }
     }
 
     /// Handles every complete frame in the buffer. `Ok(true)` if any was
@@ -299,7 +311,13 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
         let mut framed = Vec::with_capacity(m.len() + 2);
         framed.extend_from_slice(&len.to_be_bytes());
         framed.extend_from_slice(m);
-        match timeout(WRITE_TIMEOUT, self.stream.write_all(&framed)).await {
+        // Flushed too: what the TLS layer buffers when the socket is full would
+        // otherwise wait for the next write (or the close) to go out.
+        let write = async {
+            self.stream.write_all(&framed).await?;
+            self.stream.flush().await
+        };
+        match timeout(WRITE_TIMEOUT, write).await {
             Ok(Ok(())) => true,
             _ => {
                 debug!(peer = %self.peer, "tcp write failed or timed out");

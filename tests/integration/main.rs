@@ -30,6 +30,7 @@ mod keys;
 mod kit;
 mod logs;
 mod ls;
+mod ls_connections;
 mod ls_procs;
 mod metrics;
 mod nsd;
