@@ -143,6 +143,11 @@ pub struct TlsStats {
     pub dot_rate_refused: AtomicU64,
     /// New DoH connections closed before their handshake by `conn_rate_limit`.
     pub doh_rate_refused: AtomicU64,
+    /// New DoT connections closed before their handshake: the client is outside `allow`.
+    pub dot_acl_refused: AtomicU64,
+    /// New DoH connections closed before their handshake: the client is outside
+    /// `allow` (and not a trusted proxy).
+    pub doh_acl_refused: AtomicU64,
     /// New DoT connections closed at once: the connection cap was full.
     pub dot_cap_refused: AtomicU64,
     /// New DoH connections closed at once: the connection cap was full.

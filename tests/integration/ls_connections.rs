@@ -6,6 +6,7 @@
 //! TLS handshake and without a slot; `tcp_max_pipeline` bounds the queries in
 //! flight on one connection.
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
@@ -260,4 +261,185 @@ async fn clients_that_never_read_neither_pin_their_slots_nor_block_the_stop() {
         ls.proc.stderr_now()
     );
     drop((stuck, more));
+}
+
+/// The status line's code of a plain HTTP/1.1 DoH GET of [`NAME`] A from `from`
+/// to `addr`; `None` when the connection is closed or refused first.
+async fn doh_status(from: [u8; 4], addr: SocketAddr) -> Option<u16> {
+    let mut s = connect(from, addr, None).await?;
+    let q = query(NAME, RecordType::A, None).to_vec().unwrap();
+    let b64 = data_encoding::BASE64URL_NOPAD.encode(&q);
+    let req =
+        format!("GET /dns-query?dns={b64} HTTP/1.1\r\nHost: dns.test\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .ok()?
+        .ok()?;
+    let head = String::from_utf8_lossy(raw.get(..12)?).into_owned();
+    head.strip_prefix("HTTP/1.1 ")?.trim().parse().ok()
+}
+
+/// `allow = ["127.0.0.1/32"]`: more connections from 127.0.0.2 than each cap
+/// holds, to the TCP, DoT and DoH listeners, held open: each is closed right
+/// after `accept` (no TLS handshake done or failed; counted with reason
+/// `acl`), so they take no slot, and clients from 127.0.0.1 are answered on
+/// all three while the outsiders still hold their sockets. Before the fix
+/// the outsiders took every slot (their queries answered REFUSED) and the
+/// allowed clients were closed at the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_from_outside_allow_are_closed_before_the_handshake_and_hold_no_slot() {
+    let backend = big_backend().await;
+    let ls = Ls::start(backend.addr, "allow = [\"127.0.0.1/32\"]").await;
+    let n = CAP + 3;
+    let outsider = [127, 0, 0, 2];
+    let mut held = Vec::new();
+    let mut handshakes = 0;
+    let mut tcp_answers = 0;
+    for _ in 0..n {
+        // DoT: the handshake fails (closed by the server).
+        let s = connect(outsider, ls.tls, None).await.unwrap();
+        if let Some(tls) = handshake(s).await {
+            handshakes += 1;
+            held.push(Box::new(tls) as Box<dyn std::any::Any + Send>);
+        }
+        // TCP: no answer, not even REFUSED: the connection is closed.
+        let mut s = connect(outsider, ls.dns, None).await.unwrap();
+        let q = query(NAME, RecordType::A, None).to_vec().unwrap();
+        if write_frame(&mut s, &q).await
+            && tokio::time::timeout(WAIT, read_frame(&mut s))
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        {
+            tcp_answers += 1;
+        }
+        held.push(Box::new(s));
+        // DoH: held.
+        held.push(Box::new(connect(outsider, ls.https, None).await.unwrap()));
+    }
+    assert_eq!(handshakes, 0, "outsiders' TLS handshakes done");
+    assert_eq!(tcp_answers, 0, "outsiders' TCP queries answered");
+    let acl = |t: &str| {
+        format!("dnslb_encrypted_connections_refused_total{{transport=\"{t}\",reason=\"acl\"}}")
+    };
+    let counted = poll_until_async(WAIT, Duration::from_millis(20), async || {
+        let tls = ls.metric(&acl("tls")).await;
+        let https = ls.metric(&acl("https")).await;
+        let tcp = ls
+            .metric("dnslb_tcp_connections_refused_total{reason=\"acl\"}")
+            .await;
+        (tls == n as u64 && https == n as u64 && tcp == n as u64).then_some(())
+    })
+    .await;
+    assert!(counted.is_some(), "the refusals were not counted");
+    // Allowed clients are answered on every transport meanwhile.
+    assert!(
+        tcp_answered([127, 0, 0, 1], ls.dns).await,
+        "an allowed TCP client"
+    );
+    assert!(dot_held(ls.tls).await.is_some(), "an allowed DoT client");
+    assert_eq!(
+        doh_status([127, 0, 0, 1], ls.https).await,
+        Some(200),
+        "an allowed DoH client"
+    );
+    // No handshake was started for the outsiders: none failed, one (the allowed) done.
+    assert_eq!(ls.metric("dnslb_tls_handshakes_total").await, 1);
+    for reason in [
+        "timeout",
+        "eof",
+        "not_tls",
+        "alpn",
+        "incompatible",
+        "alert",
+        "other",
+    ] {
+        let line = format!("dnslb_tls_handshake_failures_total{{reason=\"{reason}\"}}");
+        assert_eq!(ls.metric(&line).await, 0, "{line}");
+    }
+    drop(held);
+}
+
+/// One DoT and one plain TCP connection each write 300 queries (distinct
+/// names) at once, in front of a backend that answers each 300 ms after it
+/// came: the backend never holds more than `tcp_max_pipeline` (64) of one
+/// connection's queries at a time, and every query is answered. Before the
+/// fix every frame of a read was taken (174 to 600 in flight).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_has_at_most_tcp_max_pipeline_queries_in_flight() {
+    const DELAY: Duration = Duration::from_millis(300);
+    const QUERIES: usize = 300;
+    let seen: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+    let log = seen.clone();
+    let backend = Fake::udp(move |q, _| {
+        let name = Message::from_vec(q).unwrap().queries[0]
+            .name()
+            .to_ascii()
+            .to_lowercase();
+        if !name.starts_with('q') {
+            return Reply::Now(wire_answer(q, 0));
+        }
+        log.lock().unwrap().push((Instant::now(), name));
+        Reply::After(DELAY, wire_answer(q, 0))
+    })
+    .await;
+    let ls = Ls::start(backend.addr, "").await;
+    for transport in ["tls", "tcp"] {
+        seen.lock().unwrap().clear();
+        let queries = pipelined(
+            QUERIES,
+            |i| format!("q{i}-{transport}.example.com"),
+            RecordType::A,
+        );
+        let answers = if transport == "tls" {
+            let mut tls = dot_held(ls.tls).await.expect("a DoT connection");
+            tls.write_all(&queries).await.unwrap();
+            tls.flush().await.unwrap();
+            read_answers(&mut tls, QUERIES).await
+        } else {
+            let mut s = connect([127, 0, 0, 1], ls.dns, None).await.unwrap();
+            s.write_all(&queries).await.unwrap();
+            read_answers(&mut s, QUERIES).await
+        };
+        assert_eq!(answers, QUERIES, "{transport}: answers");
+        // A query is in progress at the LS from the first time its name reaches
+        // the backend until that copy's answer, DELAY later (the LS's re-asks
+        // of it, answered later still, do not count).
+        let mut first: Vec<Instant> = Vec::new();
+        let mut names = std::collections::BTreeSet::new();
+        for (at, name) in seen.lock().unwrap().iter() {
+            if names.insert(name.clone()) {
+                first.push(*at);
+            }
+        }
+        let most = first
+            .iter()
+            .map(|at| {
+                let open = |t: &&Instant| **t <= *at && at.duration_since(**t) < DELAY;
+                first.iter().filter(open).count()
+            })
+            .max()
+            .unwrap_or(0);
+        println!("{transport}: at most {most} queries of one connection at the backend at once");
+        assert!(
+            most <= 64,
+            "{transport}: {most} queries in flight on one connection"
+        );
+    }
+}
+
+/// Reads `n` answers on `conn` (the one first asked with [`answered`] not
+/// counted); how many came.
+async fn read_answers<S: AsyncReadExt + Unpin>(conn: &mut S, n: usize) -> usize {
+    let mut got = 0;
+    while got < n {
+        match tokio::time::timeout(WAIT, read_frame(conn)).await {
+            Ok(Some(_)) => got += 1,
+            _ => break,
+        }
+    }
+    got
 }

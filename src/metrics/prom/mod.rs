@@ -206,9 +206,11 @@ fn write_tls(e: &mut Expo, tls: &crate::server::tls::TlsStats) {
     e.family(
         refused,
         "counter",
-        "New DNS over TLS and HTTPS connections closed before their handshake, by reason (rate: over conn_rate_limit; cap: the transport's connection cap was full).",
+        "New DNS over TLS and HTTPS connections closed before their handshake, by reason (acl: the client is outside allow; rate: over conn_rate_limit; cap: the transport's connection cap was full).",
     );
     for (transport, reason, c) in [
+        ("tls", "acl", &tls.dot_acl_refused),
+        ("https", "acl", &tls.doh_acl_refused),
         ("tls", "rate", &tls.dot_rate_refused),
         ("https", "rate", &tls.doh_rate_refused),
         ("tls", "cap", &tls.dot_cap_refused),
@@ -494,9 +496,9 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
     e.sample("dnslb_shed_total", &[("reason", "socket")], m.shed_socket());
     e.by_label(
         "dnslb_tcp_connections_refused_total",
-        "New plain DNS over TCP connections closed right after accept, by reason (cap: the connection cap was full).",
+        "New plain DNS over TCP connections closed right after accept, by reason (acl: the client is outside allow; cap: the connection cap was full).",
         "reason",
-        [("cap", &m.tcp_cap_refused)],
+        [("acl", &m.tcp_acl_refused), ("cap", &m.tcp_cap_refused)],
     );
     e.reloads(
         "dnslb_reloads_total",
