@@ -9,6 +9,7 @@ mod cache_flush;
 mod cli;
 mod dnssec;
 mod docs;
+mod doh_http;
 mod dot;
 mod dot_limits;
 mod enc_hostile;

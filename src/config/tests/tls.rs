@@ -107,6 +107,18 @@ fn https_rules() {
     assert!(e.contains("ls.https.cert: cert and key go together"), "{e}");
     let e = err(&with_table("[ls.https]\npath = \"dns-query\""));
     assert!(e.contains("ls.https.path: must start with '/'"), "{e}");
+    // A path no request could ask on, refused at its line.
+    for path in ["/dns query", "/dns-query?x=1", "/dns#q", "/dnś"] {
+        let text = with_table(&format!("[ls.https]\npath = \"{path}\""));
+        let line = text.lines().position(|l| l.starts_with("path =")).unwrap() + 1;
+        let e = err(&text);
+        assert!(
+            e.contains(&format!("config.toml:{line}: ls.https.path: "))
+                && e.contains("no request would match"),
+            "{path}: {e}"
+        );
+    }
+    assert!(parse(&with_table("[ls.https]\npath = \"/resolve/v1;x=1:%41@\"")).is_ok());
     // No cert and no key: plain HTTP/2 behind a TLS proxy.
     assert!(parse(&with_table("[ls.https]\nlisten = [\"127.0.0.1:8080\"]")).is_ok());
 }
