@@ -98,6 +98,33 @@ fn a_key_that_is_not_the_certificates_is_refused() {
     );
 }
 
+/// A certificate that expired (2020) or is not valid yet (2100), with its own
+/// key: refused at the line of `cert`, its dates named.
+#[test]
+fn an_expired_or_not_yet_valid_certificate_is_refused() {
+    for (file, what) in [
+        (
+            "expired.pem",
+            "the certificate expired on Jan  2 00:00:00 2020",
+        ),
+        (
+            "notyet.pem",
+            "the certificate is not valid before Jan  1 00:00:00 2100",
+        ),
+    ] {
+        let text = dot(&fixture(file), &fixture("ls.key"));
+        let line = text.lines().position(|l| l.starts_with("cert =")).unwrap() + 1;
+        let e = err(&text);
+        assert!(
+            e.contains(&format!(
+                "config.toml:{line}: ls.tls.cert: {}: {what}",
+                fixture(file)
+            )),
+            "{e}"
+        );
+    }
+}
+
 #[test]
 fn https_rules() {
     let e = err(&with_table(&format!(

@@ -232,6 +232,18 @@ fn write_tls(e: &mut Expo, tls: &crate::server::tls::TlsStats) {
         "DNS over HTTPS requests from a trusted proxy whose X-Forwarded-For could not be read (the proxy's address was used).",
         tls.doh_xff_malformed.load(Relaxed),
     );
+    let gauge = "dnslb_tls_certificate_not_after_seconds";
+    e.family(
+        gauge,
+        "gauge",
+        "When the certificate each encrypted listener serves expires (its notAfter, Unix seconds).",
+    );
+    for (listener, at) in [("tls", &tls.dot_not_after), ("https", &tls.doh_not_after)] {
+        let at = at.load(Relaxed);
+        if at > 0 {
+            e.sample(gauge, &[("listener", listener)], at.unsigned_abs());
+        }
+    }
     e.reloads(
         "dnslb_tls_cert_reloads_total",
         "Certificate reloads (SIGHUP) of [ls.tls] and [ls.https]: applied, or refused with the old certificate kept.",
