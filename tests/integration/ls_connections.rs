@@ -233,7 +233,7 @@ async fn clients_that_never_read_neither_pin_their_slots_nor_block_the_stop() {
         (served == CAP).then_some(())
     })
     .await;
-    println!(
+    eprintln!(
         "{CAP} fresh DoT clients at once served {:?} after {CAP} stuck DoT clients (best round before: {most})",
         t0.elapsed()
     );
@@ -251,7 +251,7 @@ async fn clients_that_never_read_neither_pin_their_slots_nor_block_the_stop() {
     let t1 = Instant::now();
     let exited =
         poll_until_async(limit, Duration::from_millis(50), async || ls.proc.exited()).await;
-    println!(
+    eprintln!(
         "SIGTERM with stuck clients: exited after {:?}",
         t1.elapsed()
     );
@@ -423,7 +423,7 @@ async fn one_connection_has_at_most_tcp_max_pipeline_queries_in_flight() {
             })
             .max()
             .unwrap_or(0);
-        println!("{transport}: at most {most} queries of one connection at the backend at once");
+        eprintln!("{transport}: at most {most} queries of one connection at the backend at once");
         assert!(
             most <= 64,
             "{transport}: {most} queries in flight on one connection"
