@@ -98,7 +98,9 @@ pub use ls::{
     BackendConfig, HealthConfig, HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy,
 };
 pub use pool::{PoolConfig, zone_text};
-pub use tls::{CertError, HttpsConfig, TlsConfig, load_certified_key};
+pub use tls::{
+    CertError, EXPIRY_WARNING_SECS, HttpsConfig, TlsConfig, load_certified_key, not_after, unix_now,
+};
 pub use ts::{Denial, Dnssec, DnssecAlgorithm, Fault, OnMiss, TsConfig};
 pub(crate) use validate::MAX_STICKY_SIZE;
 pub use values::{ProbeQuestion, ValueError, parse_name};

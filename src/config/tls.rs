@@ -107,6 +107,19 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, CertE
     if certs.is_empty() {
         return Err(fail("cert", "no PEM certificate in the file".into()));
     }
+    let (not_before, not_after) = leaf_validity(&certs[0]).map_err(|m| fail("cert", m))?;
+    let now = unix_now();
+    if now > not_after.0 {
+        let msg = format!("the certificate expired on {} (notAfter)", not_after.1);
+        return Err(fail("cert", msg));
+    }
+    if now < not_before.0 {
+        let msg = format!(
+            "the certificate is not valid before {} (notBefore)",
+            not_before.1
+        );
+        return Err(fail("cert", msg));
+    }
     let der = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
         rustls_pki_types::pem::Error::NoItemsFound => {
             fail("key", "no PEM private key in the file".into())
@@ -130,6 +143,37 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, CertE
         )),
         Err(e) => Err(fail("key", format!("unusable with its certificate: {e}"))),
     }
+}
+
+/// A certificate expiring within this long is warned about at start and on reload.
+pub const EXPIRY_WARNING_SECS: i64 = 14 * 24 * 3600;
+
+/// A moment of a certificate: Unix seconds, and as the certificate writes it.
+pub(super) type CertTime = (i64, String);
+
+/// The validity of the certificate `der` (notBefore, notAfter).
+///
+/// # Errors
+/// The certificate cannot be parsed.
+pub(super) fn leaf_validity(der: &CertificateDer<'_>) -> Result<(CertTime, CertTime), String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("the first certificate cannot be read: {e}"))?;
+    let v = cert.validity();
+    let at = |t: &x509_parser::time::ASN1Time| (t.timestamp(), t.to_string());
+    Ok((at(&v.not_before), at(&v.not_after)))
+}
+
+/// The notAfter of the leaf of `key` (Unix seconds), if it can be read.
+pub fn not_after(key: &CertifiedKey) -> Option<i64> {
+    let leaf = key.cert.first()?;
+    leaf_validity(leaf).ok().map(|(_, after)| after.0)
+}
+
+/// Now, in Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A PEM reading error as a message.

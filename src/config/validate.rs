@@ -299,6 +299,13 @@ fn check_encrypted(ls: &LsConfig, check: &mut Checker<'_>) {
         check.require(https.path.starts_with('/'), "ls.https.path", || {
             format!("must start with '/', got {:?}", https.path)
         });
+        if let Some(c) = https.path.chars().find(|c| !is_path_char(*c)) {
+            let msg = format!(
+                "{c:?} cannot be in a URL path as a request sends it, so no request would match {:?}: use letters, digits and - . _ ~ ! $ & ' ( ) * + , ; = : @ / (or %XX)",
+                https.path
+            );
+            check.push(&["ls.https.path"], msg);
+        }
         let rate = https.conn_rate_limit;
         check.at_most(rate, MAX_RATE_QPS, "ls.https.conn_rate_limit");
         match (&https.cert, &https.key) {
@@ -315,6 +322,14 @@ fn check_encrypted(ls: &LsConfig, check: &mut Checker<'_>) {
             check.push(&[&format!("{table}.{}", e.key), table], e.to_string());
         }
     }
+}
+
+/// Whether `c` may stand in the path of a URL as a client sends it (RFC 3986
+/// §3.3: unreserved, sub-delims, `:`, `@`, `/`, and `%` of a percent-encoding):
+/// a DoH `path` with any other character (a space, `?`, `#`, non-ASCII) could
+/// never equal a request's path.
+fn is_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/%".contains(c)
 }
 
 /// The rules for `[[ls.pool]]`: names, members, zones, and the keys of its own policy.

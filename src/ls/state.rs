@@ -202,6 +202,8 @@ pub struct LsMetrics {
     pub shed_limit: AtomicU64,
     /// Plain TCP connections closed right after `accept`: the connection cap was full.
     pub tcp_cap_refused: AtomicU64,
+    /// Plain TCP connections closed right after `accept`: the client is outside `allow`.
+    pub tcp_acl_refused: AtomicU64,
     /// The UDP workers' client sockets (inodes): the queries the kernel
     /// dropped on them, their queues full, are shed too ([`LsMetrics::shed_socket`]).
     pub client_sockets: std::sync::Mutex<Vec<u64>>,

@@ -266,6 +266,16 @@ impl Handler for Balancer {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    fn admits_connection(&self, ip: std::net::IpAddr) -> bool {
+        super::guard::allowed(&self.state().allow, ip)
+    }
+
+    fn tcp_acl_refused(&self) {
+        self.metrics
+            .tcp_acl_refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn handle(&self, req: Request<'_>) -> Action {
         let (raw, transport) = (req.raw, req.transport);
         match self.admit(req) {

@@ -48,7 +48,7 @@ pub enum Refusal {
     BadRequest,
     /// 404: another path.
     NotFound,
-    /// 405: neither GET nor POST.
+    /// 405: neither GET (or HEAD) nor POST; the response names them in `Allow`.
     MethodNotAllowed,
     /// 413: a body (or a query) over [`MAX_QUERY`] bytes.
     TooLarge,
@@ -84,6 +84,10 @@ pub struct HttpQuery<'a> {
     pub body: &'a [u8],
 }
 
+/// The methods a DoH path answers, as a 405's `Allow` header names them (RFC 9110
+/// §15.5.6); HEAD is answered as GET, without the body (§9.3.2).
+pub const ALLOW: &str = "GET, HEAD, POST";
+
 /// The DNS query `req` carries when it asks on `path`, or the status refusing it.
 ///
 /// # Errors
@@ -92,7 +96,7 @@ pub fn query_of(req: &HttpQuery<'_>, path: &str) -> Result<Vec<u8>, Refusal> {
     if req.path != path {
         return Err(Refusal::NotFound);
     }
-    let raw = if req.method == Method::GET {
+    let raw = if req.method == Method::GET || req.method == Method::HEAD {
         let param = req
             .query
             .and_then(|q| {
@@ -130,16 +134,26 @@ pub fn query_of(req: &HttpQuery<'_>, path: &str) -> Result<Vec<u8>, Refusal> {
 }
 
 /// `Cache-Control: max-age` of an answer (RFC 8484 §5.1): the smallest TTL of its
-/// answer and authority records; `None` when it has none (or is malformed).
+/// answer and authority records, and of a negative answer (no answer records) no
+/// more than the MINIMUM of the SOA in its authority section; `None` when it has
+/// no records (or is malformed).
 pub fn max_age(answer: &[u8]) -> Option<u32> {
+    const SOA: u16 = 6;
     let count = |i: usize| u16_at(answer, 4 + 2 * i).map(usize::from);
+    let u32_at = |at: usize| {
+        let b = answer.get(at..at.checked_add(4)?)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
     let pos = skip_questions(answer, HEADER_LEN, count(0)?)?;
+    let answers = count(1)?;
     let mut min: Option<u32> = None;
-    for r in records(answer, pos, count(1)? + count(2)?) {
+    for (i, r) in records(answer, pos, answers + count(2)?).enumerate() {
         let r = r?;
-        let at = r.fixed.checked_add(4)?;
-        let ttl = answer.get(at..at.checked_add(4)?)?;
-        let ttl = u32::from_be_bytes([ttl[0], ttl[1], ttl[2], ttl[3]]);
+        let mut ttl = u32_at(r.fixed.checked_add(4)?)?;
+        if answers == 0 && i >= answers && r.rtype == SOA {
+            // MINIMUM: the last field of the SOA's RDATA.
+            ttl = ttl.min(u32_at(r.rdata_end.checked_sub(4)?)?);
+        }
         min = Some(min.map_or(ttl, |m| m.min(ttl)));
     }
     min
@@ -480,13 +494,17 @@ fn cache_control(age: u32) -> HeaderValue {
 fn status(code: StatusCode) -> hyper::Response<Full<Bytes>> {
     let mut r = hyper::Response::new(Full::new(Bytes::new()));
     *r.status_mut() = code;
-    empty_body(r.headers_mut());
+    error_headers(r.headers_mut(), code);
     r
 }
 
-/// The headers of a response with no body: `content-length: 0`.
-pub(super) fn empty_body(headers: &mut HeaderMap) {
+/// The headers of an error response with `code` and no body: `content-length: 0`,
+/// and for a 405 the methods allowed ([`ALLOW`]).
+pub(super) fn error_headers(headers: &mut HeaderMap, code: StatusCode) {
     headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+    if code == StatusCode::METHOD_NOT_ALLOWED {
+        headers.insert(hyper::header::ALLOW, HeaderValue::from_static(ALLOW));
+    }
 }
 
 #[cfg(test)]
@@ -563,6 +581,16 @@ mod tests {
         assert_eq!(not_found, Err(Refusal::NotFound));
         let put = query_of(&req(&Method::PUT, "/dns-query"), "/dns-query");
         assert_eq!(put, Err(Refusal::MethodNotAllowed));
+        let mut headers = HeaderMap::new();
+        error_headers(&mut headers, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(headers["allow"], "GET, HEAD, POST");
+        // HEAD is GET's twin.
+        let b64 = data_encoding::BASE64URL_NOPAD.encode(&query());
+        let head = HttpQuery {
+            query: Some(&format!("dns={b64}")),
+            ..req(&Method::HEAD, "/dns-query")
+        };
+        assert_eq!(query_of(&head, "/dns-query"), Ok(query()));
         let all = [
             Refusal::BadRequest,
             Refusal::NotFound,
@@ -588,6 +616,39 @@ mod tests {
         assert_eq!(max_age(&a), Some(60));
         assert_eq!(max_age(&query()), None);
         assert_eq!(max_age(&a[..a.len() - 3]), None);
+    }
+
+    /// An NXDOMAIN with the SOA at TTL 3600, MINIMUM 60: `max-age=60` (RFC 8484
+    /// §5.1); the same SOA beside an answer record does not cap it.
+    #[test]
+    fn a_negative_answer_lives_no_longer_than_its_soa_minimum() {
+        let soa = |ttl: u32, minimum: u32| {
+            let mut r = vec![0xc0, 0x0c, 0, 6, 0, 1];
+            r.extend_from_slice(&ttl.to_be_bytes());
+            let mut rdata = vec![0, 0]; // MNAME and RNAME: the root
+            for v in [1u32, 7200, 900, 1_209_600, minimum] {
+                rdata.extend_from_slice(&v.to_be_bytes());
+            }
+            r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            r.extend_from_slice(&rdata);
+            r
+        };
+        let mut nx = query();
+        nx[2] = 0x81;
+        nx[3] = 0x83;
+        nx[9] = 1; // NSCOUNT
+        nx.extend_from_slice(&soa(3600, 60));
+        assert_eq!(max_age(&nx), Some(60));
+        let mut low_ttl = query();
+        low_ttl[9] = 1;
+        low_ttl.extend_from_slice(&soa(30, 60));
+        assert_eq!(max_age(&low_ttl), Some(30));
+        let mut positive = query();
+        positive[7] = 1; // ANCOUNT
+        positive[9] = 1;
+        positive.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4, 192, 0, 2, 1]);
+        positive.extend_from_slice(&soa(3600, 60));
+        assert_eq!(max_age(&positive), Some(3600));
     }
 
     #[test]

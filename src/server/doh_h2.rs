@@ -5,7 +5,7 @@
 //! connection preface) from an HTTP/1.1 one where ALPN did not say.
 //!
 //! The limits are hyper 1.x's (which served HTTP/2 before): at most
-//! [`MAX_STREAMS`] streams at once (REFUSED_STREAM past it), 16 KiB of request
+//! [`MAX_STREAMS`] streams at once (REFUSED_STREAM past it), 80 KiB of request
 //! headers, and h2's own guards against rapid reset (streams reset before they
 //! are accepted, streams reset for errors: past either limit the connection ends
 //! with GOAWAY ENHANCE_YOUR_CALM). An answer is written whole with `send_data`
@@ -29,7 +29,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 use super::doh::{
-    MAX_QUERY, MAX_STREAMS, Refusal, Site, answer, empty_body, refused, reply_headers, wants_body,
+    MAX_QUERY, MAX_STREAMS, Refusal, Site, answer, error_headers, refused, reply_headers,
+    wants_body,
 };
 use super::{Handler, Shared};
 
@@ -37,8 +38,11 @@ use super::{Handler, Shared};
 const STREAM_WINDOW: u32 = MAX_QUERY as u32;
 /// The flow-control window of a connection (hyper's: 1 MiB).
 const CONN_WINDOW: u32 = 1024 * 1024;
-/// The largest request header list taken (hyper's: 16 KiB).
-const MAX_HEADER_LIST: u32 = 16 * 1024;
+/// The largest request header list taken: room for the longest URL the HTTP
+/// library takes (65,534 bytes: a GET's query of up to 49,139 bytes) and the
+/// other headers. (hyper's is 16 KiB, which refused GETs of queries over about
+/// 12 KB with 431.)
+const MAX_HEADER_LIST: u32 = 80 * 1024;
 /// The send capacity a stream may reserve ahead (hyper's: 400 KiB; answers are
 /// sent without reserving, so it binds nothing here).
 const MAX_SEND_BUFFER: usize = 400 * 1024;
@@ -246,9 +250,14 @@ fn stream<'a, H: Handler>(
             Ok(dns) => {
                 let mut r = Response::new(());
                 reply_headers(r.headers_mut(), &dns);
-                respond
-                    .send_response(r, false)
-                    .and_then(|mut send| send.send_data(Bytes::from(dns), true))
+                if head.method == hyper::Method::HEAD {
+                    // GET's headers, no body (RFC 9110 §9.3.2).
+                    respond.send_response(r, true).map(drop)
+                } else {
+                    respond
+                        .send_response(r, false)
+                        .and_then(|mut send| send.send_data(Bytes::from(dns), true))
+                }
             }
             Err(code) => {
                 // A body refused unread (a PUT, a POST on another path) is
@@ -261,7 +270,7 @@ fn stream<'a, H: Handler>(
                 }
                 let mut r = Response::new(());
                 *r.status_mut() = code;
-                empty_body(r.headers_mut());
+                error_headers(r.headers_mut(), code);
                 respond.send_response(r, true).map(drop)
             }
         };

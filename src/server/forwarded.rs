@@ -107,6 +107,15 @@ impl TrustedProxies {
         }
     }
 
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.0.load().iter().any(|n| n.contains(&ip))
+    }
+
     /// [`client_of`] with the networks in force.
     pub fn client_of<'a>(
         &self,

@@ -128,6 +128,17 @@ pub trait Handler: Send + Sync + 'static {
     /// A plain TCP connection was closed right after `accept`: the cap
     /// [`ServerOptions::tcp_max_connections`] was full. For a counter; must not block.
     fn tcp_cap_refused(&self) {}
+
+    /// Whether a new connection from `ip` may be served at all (the LS's
+    /// `allow`): asked right after `accept`, before the connection takes a
+    /// place under its cap or starts a TLS handshake. Must not block.
+    fn admits_connection(&self, _ip: std::net::IpAddr) -> bool {
+        true
+    }
+
+    /// A plain TCP connection was closed right after `accept`: its client is
+    /// not admitted ([`Handler::admits_connection`]). For a counter; must not block.
+    fn tcp_acl_refused(&self) {}
 }
 
 /// Limits of one server.
@@ -221,6 +232,14 @@ fn counting(
     field: fn(&tls::TlsStats) -> &std::sync::atomic::AtomicU64,
 ) -> impl Fn() {
     move || _ = field(&stats).fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `admitted`, and when not, one more in `refused`.
+fn counted(admitted: bool, refused: &std::sync::atomic::AtomicU64) -> bool {
+    if !admitted {
+        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    admitted
 }
 
 /// `serve`, if there is one: a combinator, not an `async` block, which would
@@ -320,7 +339,11 @@ pub async fn serve<H: Handler>(
                 if_admitted(serve)
             };
             let at_cap = counting(dot.stats.clone(), |s| &s.dot_cap_refused);
-            let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve, at_cap);
+            let (handler, stats) = (shared.handler.clone(), dot.stats.clone());
+            let acl = move |peer: SocketAddr| {
+                counted(handler.admits_connection(peer.ip()), &stats.dot_acl_refused)
+            };
+            let accept = tcp::accept_each(l, shared.clone(), conns.clone(), (acl, serve), at_cap);
             accepts.push(tracker.spawn(accept));
         }
     }
@@ -346,7 +369,18 @@ pub async fn serve<H: Handler>(
                 if_admitted(serve)
             };
             let at_cap = counting(doh.stats.clone(), |s| &s.doh_cap_refused);
-            let accept = tcp::accept_each(l, shared.clone(), conns.clone(), serve, at_cap);
+            let (handler, stats) = (shared.handler.clone(), doh.stats.clone());
+            let trusted = doh.trusted.clone();
+            // A trusted proxy's requests name their clients: the ACL is
+            // theirs, checked per request.
+            let acl = move |peer: SocketAddr| {
+                let ip = peer.ip();
+                counted(
+                    trusted.trusts(ip) || handler.admits_connection(ip),
+                    &stats.doh_acl_refused,
+                )
+            };
+            let accept = tcp::accept_each(l, shared.clone(), conns.clone(), (acl, serve), at_cap);
             accepts.push(tracker.spawn(accept));
         }
     }

@@ -25,6 +25,8 @@ use crate::dns;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Room kept free in a connection's buffer for each read.
 const READ_AT_LEAST: usize = 1024;
+/// A connection's buffer grown past this by a large frame shrinks back to it.
+const KEEP_BUFFER: usize = 4096;
 /// Pause after an accept error such as EMFILE, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// At most one log line per this long about accept errors that persist.
@@ -41,22 +43,32 @@ pub(crate) async fn accept_loop<H: Handler>(
     let serve = |stream, peer, shared| Connection::new(stream, peer, shared).serve();
     let handler = shared.handler.clone();
     let at_cap = move || handler.tcp_cap_refused();
-    accept_each(listener, shared, conns, serve, at_cap).await;
+    let handler = shared.handler.clone();
+    let admit = move |peer: SocketAddr| {
+        let admitted = handler.admits_connection(peer.ip());
+        if !admitted {
+            handler.tcp_acl_refused();
+        }
+        admitted
+    };
+    accept_each(listener, shared, conns, (admit, serve), at_cap).await;
 }
 
-/// Accepts connections on `listener` until the server stops; past the cap
-/// `conns` a new one is closed at once (and `at_cap` called: a counter), else
-/// `serve` runs it (with `TCP_NODELAY` set) on a task of the server's. Accept
-/// errors (EMFILE...) pause the loop and are logged at most every
-/// [`ACCEPT_WARN_EVERY`].
-pub(crate) async fn accept_each<H, F, Fut>(
+/// Accepts connections on `listener` until the server stops. One whose peer
+/// `admit` refuses (the ACL: it counts it) is closed at once, before it takes a
+/// place under the cap `conns`; past the cap one is closed at once (and
+/// `at_cap` called: a counter); else `serve` runs it (with `TCP_NODELAY` set)
+/// on a task of the server's. Accept errors (EMFILE...) pause the loop and are
+/// logged at most every [`ACCEPT_WARN_EVERY`].
+pub(crate) async fn accept_each<H, A, F, Fut>(
     listener: TcpListener,
     shared: Arc<Shared<H>>,
     conns: Arc<Semaphore>,
-    serve: F,
+    (admit, serve): (A, F),
     at_cap: impl Fn(),
 ) where
     H: Handler,
+    A: Fn(SocketAddr) -> bool,
     F: Fn(TcpStream, SocketAddr, Arc<Shared<H>>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
@@ -84,6 +96,11 @@ pub(crate) async fn accept_each<H, F, Fut>(
                 }
             },
         };
+        if !admit(peer) {
+            debug!(%peer, "connection from outside the ACL, closing");
+            drop(stream);
+            continue;
+        }
         let Ok(permit) = conns.clone().try_acquire_owned() else {
             debug!(%peer, "connection cap reached, closing");
             at_cap();
@@ -160,9 +177,22 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
         let idle = self.shared.opts.tcp_idle_timeout;
         let max_pipeline = self.shared.opts.tcp_max_pipeline.max(1);
         let mut deadline = Instant::now() + idle;
+        // The client closed its side (its queries already read are still answered).
         let mut eof = false;
+        // The server stops: no more queries are taken, those in progress are answered.
+        let mut stopping = false;
         loop {
-            if eof && self.pending.is_empty() {
+            // The queries already read, as many as the pipeline has room for:
+            // the rest wait in the buffer (and nothing more is read) until
+            // answers going out make room.
+            if !stopping {
+                match self.drain_frames(max_pipeline).await {
+                    Ok(true) => deadline = Instant::now() + idle,
+                    Ok(false) => {}
+                    Err(()) => break,
+                }
+            }
+            if (eof || stopping) && self.pending.is_empty() {
                 break;
             }
             // Read straight into the buffer (no chunk on the task: an idle
@@ -170,25 +200,19 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             if self.buf.capacity() - self.buf.len() < READ_AT_LEAST {
                 self.buf.reserve(READ_AT_LEAST);
             }
+            let reading = !eof && !stopping && self.pending.len() < max_pipeline;
             tokio::select! {
                 _ = self.shared.abort.cancelled() => break,
-                // Stopping: read no more queries, answer those in progress.
-                _ = self.shared.token.cancelled(), if !eof => eof = true,
+                _ = self.shared.token.cancelled(), if !stopping => stopping = true,
                 Some(done) = self.pending.join_next(), if !self.pending.is_empty() => {
                     let reply = done.unwrap_or_default();
                     if !self.write(reply).await { break; }
                     if self.pending.is_empty() { deadline = Instant::now() + idle; }
                 }
-                r = self.stream.read_buf(&mut self.buf), if !eof && self.pending.len() < max_pipeline => {
+                r = self.stream.read_buf(&mut self.buf), if reading => {
                     match r {
                         Ok(0) => eof = true,
-                        Ok(_) => {
-                            match self.drain_frames().await {
-                                Ok(true) => deadline = Instant::now() + idle,
-                                Ok(false) => {}
-                                Err(()) => break,
-                            }
-                        }
+                        Ok(_) => {}
                         Err(err) => { debug!(peer = %self.peer, ?err, "tcp read error"); break; }
                     }
                 }
@@ -198,15 +222,31 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
                 }
             }
         }
-        self.pending.abort_all();
-        let _ = self.stream.shutdown().await;
+        // The answers still owed are dropped with their tasks (`abort_all`
+        // would keep those already finished until the set is dropped).
+        self.pending = JoinSet::new();
+        // A TLS close flushes what the TLS layer still holds, then its
+        // close_notify: a client that reads nothing (a zero window) would hold
+        // that, its slot under the cap and the server's stop, for ever.
+        tokio::select! {
+            _ = self.shared.abort.cancelled() => {}
+            r = timeout(WRITE_TIMEOUT, self.stream.shutdown()) => {
+                if r.is_err() {
+                    debug!(peer = %self.peer, "tcp close timed out");
+                }
+            }
+        }
     }
 
-    /// Handles every complete frame in the buffer. `Ok(true)` if any was
-    /// complete; `Err` when the connection must close.
-    async fn drain_frames(&mut self) -> Result<bool, ()> {
+    /// Handles the complete frames in the buffer while fewer than `max_pipeline`
+    /// queries are in progress. `Ok(true)` if any was taken; `Err` when the
+    /// connection must close.
+    async fn drain_frames(&mut self, max_pipeline: usize) -> Result<bool, ()> {
         let mut any = false;
         loop {
+            if self.pending.len() >= max_pipeline {
+                return Ok(any);
+            }
             let Some(len) = self
                 .buf
                 .get(..2)
@@ -223,6 +263,11 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             any = true;
             let frame = frame.to_vec();
             self.buf.drain(..2 + len);
+            // The room a large frame made is given back once it is taken: one
+            // read then brings no more than an ordinary buffer's worth.
+            if self.buf.capacity() > KEEP_BUFFER && self.buf.len() < KEEP_BUFFER {
+                self.buf.shrink_to(KEEP_BUFFER);
+            }
             self.dispatch(&frame).await?;
         }
     }
@@ -255,7 +300,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
                 }
                 Err(_) => {
                     if let Some(b) = dns::servfail_for(raw)
-                        && !self.write(Reply::One(b)).await
+                        && !self.write(padded(Reply::One(b), pad)).await
                     {
                         return Err(());
                     }
@@ -299,7 +344,13 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
         let mut framed = Vec::with_capacity(m.len() + 2);
         framed.extend_from_slice(&len.to_be_bytes());
         framed.extend_from_slice(m);
-        match timeout(WRITE_TIMEOUT, self.stream.write_all(&framed)).await {
+        // Flushed too: what the TLS layer buffers when the socket is full would
+        // otherwise wait for the next write (or the close) to go out.
+        let write = async {
+            self.stream.write_all(&framed).await?;
+            self.stream.flush().await
+        };
+        match timeout(WRITE_TIMEOUT, write).await {
             Ok(Ok(())) => true,
             _ => {
                 debug!(peer = %self.peer, "tcp write failed or timed out");
@@ -359,6 +410,126 @@ mod tests {
         fn next_message(&mut self) -> Option<Result<Vec<u8>, StreamAborted>> {
             self.0.next().map(Ok)
         }
+    }
+
+    /// Answers every query later, each once `gate` gives it a permit (its
+    /// first two bytes echoed); counts the queries it was handed.
+    struct Gated {
+        handled: Arc<std::sync::atomic::AtomicUsize>,
+        gate: Arc<Semaphore>,
+    }
+
+    impl Handler for Gated {
+        fn handle(&self, req: Request<'_>) -> Action {
+            self.handled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (gate, id) = (self.gate.clone(), req.raw[..2].to_vec());
+            Action::Later(Box::pin(async move {
+                gate.acquire().await.unwrap().forget();
+                Reply::One([&id[..], &[0x81, 0x80, 0, 0, 0, 0, 0, 0, 0, 0]].concat())
+            }))
+        }
+    }
+
+    /// A server state around `handler` with `inflight` permits.
+    fn shared_of<H: Handler>(handler: H, inflight: usize) -> Arc<Shared<H>> {
+        Arc::new(Shared {
+            handler: Arc::new(handler),
+            inflight: Arc::new(Semaphore::new(inflight)),
+            opts: ServerOptions::default(),
+            token: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        })
+    }
+
+    /// `n` framed 12-byte queries, ids 0, 1, ...
+    fn frames(n: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        for id in 0..n {
+            out.extend_from_slice(&[0, 12]);
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        }
+        out
+    }
+
+    /// The next framed message from `theirs`.
+    async fn next_frame(theirs: &mut tokio::io::DuplexStream) -> Vec<u8> {
+        let mut len = [0u8; 2];
+        theirs.read_exact(&mut len).await.unwrap();
+        let mut m = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        theirs.read_exact(&mut m).await.unwrap();
+        m
+    }
+
+    /// 600 queries in one write: the connection takes `tcp_max_pipeline` (64)
+    /// of them and no more until answers go out, one more for each answer; the
+    /// client then half-closes and every query it sent is still answered.
+    #[tokio::test(start_paused = true)]
+    async fn queries_in_progress_stay_within_the_pipeline_bound() {
+        let handled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let gate = Arc::new(Semaphore::new(0));
+        let handler = Gated {
+            handled: handled.clone(),
+            gate: gate.clone(),
+        };
+        let shared = shared_of(handler, 10_000);
+        let max = shared.opts.tcp_max_pipeline;
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        let conn = Connection::new(ours, "127.0.0.1:1".parse().unwrap(), shared);
+        let served = tokio::spawn(conn.serve());
+        theirs.write_all(&frames(600)).await.unwrap();
+        let handled_now = || handled.load(std::sync::atomic::Ordering::Relaxed);
+        // The paused clock moves on only once every task waits.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(handled_now(), max);
+        gate.add_permits(3);
+        for _ in 0..3 {
+            next_frame(&mut theirs).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(handled_now(), max + 3);
+        theirs.shutdown().await.unwrap();
+        gate.add_permits(600);
+        let mut ids = std::collections::BTreeSet::new();
+        for _ in 3..600 {
+            let m = next_frame(&mut theirs).await;
+            ids.insert(u16::from_be_bytes([m[0], m[1]]));
+        }
+        assert_eq!(handled_now(), 600);
+        assert_eq!(ids.len(), 597, "every query answered once");
+        let mut rest = Vec::new();
+        theirs.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+        served.await.unwrap();
+    }
+
+    /// Over DNS over TLS, the SERVFAIL of a query over the in-flight bound is
+    /// padded when the query was (RFC 7830 §4), as every other answer is.
+    #[tokio::test]
+    async fn the_servfail_at_the_inflight_bound_is_padded_like_any_answer() {
+        let handler = Gated {
+            handled: Arc::default(),
+            gate: Arc::new(Semaphore::new(0)),
+        };
+        let shared = shared_of(handler, 0);
+        let (ours, mut theirs) = tokio::io::duplex(1 << 16);
+        let stats = Arc::new(crate::server::tls::TlsStats::default());
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let served = tokio::spawn(Connection::encrypted(ours, peer, shared, stats).serve());
+        // `a. A` with an OPT carrying an empty padding option (code 12).
+        let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(&[1, b'a', 0, 0, 1, 0, 1]);
+        q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 4, 0, 12, 0, 0]);
+        assert!(dns::query_is_padded(&q));
+        let framed = [&(q.len() as u16).to_be_bytes()[..], &q].concat();
+        theirs.write_all(&framed).await.unwrap();
+        let answer = next_frame(&mut theirs).await;
+        assert_eq!(answer[3] & 0x0f, 2, "SERVFAIL");
+        assert_eq!(answer.len() % dns::RESPONSE_BLOCK, 0, "padded: {answer:?}");
+        drop(theirs);
+        served.await.unwrap();
     }
 
     #[tokio::test]

@@ -33,6 +33,14 @@ pub const ALPN_DOT: &[u8] = b"dot";
 #[derive(Debug)]
 pub struct CertSwap(ArcSwap<CertifiedKey>);
 
+/// The notAfter (Unix seconds) of the leaf `CertSwap` serves, 0 when unreadable.
+impl CertSwap {
+    /// When the certificate served now expires (Unix seconds; 0 when unknown).
+    pub fn not_after(&self) -> i64 {
+        crate::config::not_after(&self.0.load()).unwrap_or(0)
+    }
+}
+
 impl CertSwap {
     /// Reads the PEM chain at `cert` and the key at `key`.
     ///
@@ -143,6 +151,11 @@ pub struct TlsStats {
     pub dot_rate_refused: AtomicU64,
     /// New DoH connections closed before their handshake by `conn_rate_limit`.
     pub doh_rate_refused: AtomicU64,
+    /// New DoT connections closed before their handshake: the client is outside `allow`.
+    pub dot_acl_refused: AtomicU64,
+    /// New DoH connections closed before their handshake: the client is outside
+    /// `allow` (and not a trusted proxy).
+    pub doh_acl_refused: AtomicU64,
     /// New DoT connections closed at once: the connection cap was full.
     pub dot_cap_refused: AtomicU64,
     /// New DoH connections closed at once: the connection cap was full.
@@ -154,6 +167,10 @@ pub struct TlsStats {
     pub cert_reloads: AtomicU64,
     /// Certificate reloads refused (the old certificate serves on).
     pub cert_reloads_refused: AtomicU64,
+    /// The notAfter (Unix seconds) of the `[ls.tls]` certificate served; 0: none.
+    pub dot_not_after: std::sync::atomic::AtomicI64,
+    /// The notAfter (Unix seconds) of the `[ls.https]` certificate served; 0: none.
+    pub doh_not_after: std::sync::atomic::AtomicI64,
 }
 
 impl TlsStats {

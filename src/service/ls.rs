@@ -206,17 +206,25 @@ impl LsService {
             set_conn_rates(new_ls, &self.dot_rate, &self.doh_rate);
             self.trusted.set(trusted_proxies(new_ls));
         }
+        // A config refused for any reason (a typo in a backend...) must not
+        // block a certificate renewal: the files the running config names are
+        // read again then.
+        let files = match new.as_ref() {
+            Some(_) => new_ls,
+            None => Some(&self.lsc),
+        };
         let mut ok = None;
         if let Some(certs) = &self.certs {
-            let tls = new_ls.and_then(|l| l.tls.as_ref());
+            let tls = files.and_then(|l| l.tls.as_ref());
             let done = reload_cert("ls.tls", certs, tls.map(|t| (&*t.cert, &*t.key)));
             ok = Some(done);
         }
         if let Some(certs) = &self.https_certs {
-            let https = new_ls.and_then(|l| l.https.as_ref());
+            let https = files.and_then(|l| l.https.as_ref());
             let pair = https.and_then(|h| Some((h.cert.as_deref()?, h.key.as_deref()?)));
             ok = Some(reload_cert("ls.https", certs, pair) && ok.unwrap_or(true));
         }
+        self.export_not_after();
         // One count a reload: applied when every certificate was.
         if let (Some(ok), Some(stats)) = (ok, self.balancer.metrics().tls.get()) {
             let c = if ok {
@@ -226,6 +234,19 @@ impl LsService {
             };
             c.fetch_add(1, Relaxed);
         }
+    }
+
+    /// Exports the notAfter of each certificate served on /metrics (once the
+    /// encrypted listeners' counters exist).
+    fn export_not_after(&self) {
+        let Some(stats) = self.balancer.metrics().tls.get() else {
+            return;
+        };
+        let set = |certs: &Option<Arc<CertSwap>>, at: &std::sync::atomic::AtomicI64| {
+            at.store(certs.as_ref().map_or(0, |c| c.not_after()), Relaxed);
+        };
+        set(&self.certs, &stats.dot_not_after);
+        set(&self.https_certs, &stats.doh_not_after);
     }
 
     /// Serves the LS on `sockets` until [`Control::Shutdown`]; [`Control::Reload`]
@@ -267,6 +288,12 @@ impl LsService {
                 .with_conn_rate(self.doh_rate.clone())
                 .with_trusted_proxies(self.trusted.clone());
             sockets.dns.set_doh(doh);
+        }
+        self.export_not_after();
+        for (table, certs) in [("ls.tls", &self.certs), ("ls.https", &self.https_certs)] {
+            if let Some(c) = certs {
+                warn_expiry(table, c);
+            }
         }
         let dns_token = root.child_token();
         let mut server = tokio::spawn(crate::ls::serve(
@@ -372,12 +399,28 @@ fn reload_cert(
         None => Err("no usable certificate and key in the config".into()),
     };
     match &result {
-        Ok(()) => info!(table, "tls certificate reloaded"),
+        Ok(()) => {
+            info!(table, "tls certificate reloaded");
+            warn_expiry(table, certs);
+        }
         Err(err) => {
             warn!(table, %err, "tls certificate reload refused; the old certificate keeps serving");
         }
     }
     result.is_ok()
+}
+
+/// Warns when the certificate `certs` serves for `table` expires within
+/// [`EXPIRY_WARNING_SECS`].
+fn warn_expiry(table: &str, certs: &CertSwap) {
+    let left = certs.not_after() - crate::config::unix_now();
+    if left < crate::config::EXPIRY_WARNING_SECS {
+        let days = left / 86_400;
+        warn!(
+            table,
+            days, "the tls certificate expires within 14 days: renew it, then SIGHUP"
+        );
+    }
 }
 
 /// A reload: rereads the config at `started.path`; applies its `[ls]` to the

@@ -452,6 +452,78 @@ async fn a_reload_rotates_the_certificate_and_refuses_a_broken_one() {
     ls.stop(Some(ts)).await;
 }
 
+/// A reload to an expired certificate is refused (the valid one serves on),
+/// and /metrics exports the notAfter of the one served; a renewal is applied
+/// by a SIGHUP even when the config has an error elsewhere (the running
+/// config's certificate files are read again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_is_refused_and_a_renewal_is_not_blocked_by_a_bad_config() {
+    const TEST: &str =
+        "an_expired_certificate_is_refused_and_a_renewal_is_not_blocked_by_a_bad_config";
+    let Some(pki) = Pki::new(TEST) else {
+        return;
+    };
+    let dir = &pki.dir;
+    let (old_cert, old_key) = pki.leaf("old");
+    let (new_cert, new_key) = pki.leaf("new");
+    let (cert, key) = (dir.path().join("ls.pem"), dir.path().join("ls.key"));
+    std::fs::copy(&old_cert, &cert).unwrap();
+    std::fs::copy(&old_key, &key).unwrap();
+    let ts = start_ts_table(dir, "t.txt", TABLE).await;
+    let ls = Dot::start(dir.path(), ts.addr, &cert, &key).await;
+    let gauge = "dnslb_tls_certificate_not_after_seconds{listener=\"tls\"} ";
+    let not_after = |text: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(gauge)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {gauge} in {text}"))
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // The test CA's leaves are valid for 2 days.
+    let first = not_after(&ls.metrics());
+    assert!((now..now + 3 * 86_400).contains(&first), "{first}");
+    // An expired pair (its key matching): refused, the old one serves on.
+    let data = crate::kit::crate_dir().join("tests/data/tls");
+    std::fs::copy(data.join("expired.pem"), &cert).unwrap();
+    std::fs::copy(data.join("ls.key"), &key).unwrap();
+    ls.reload().await;
+    assert_eq!(ls.tls_stats().cert_reloads_refused.load(Relaxed), 1);
+    let conn = connect(&pki.client(), ls.tls).await;
+    assert_eq!(
+        served(&conn),
+        der_of(&old_cert),
+        "the valid certificate serves on"
+    );
+    assert_eq!(not_after(&ls.metrics()), first);
+    // A renewal while the config has an error elsewhere: applied all the same.
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    let config = dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("name = \"b1\"", "name = \"b1\"\nweight = \"x\""),
+    )
+    .unwrap();
+    ls.reload().await;
+    let m = ls.run.balancer.metrics();
+    assert_eq!(m.reloads_refused.load(Relaxed), 2, "the config was refused");
+    assert_eq!(
+        ls.tls_stats().cert_reloads.load(Relaxed),
+        1,
+        "the certificate applied"
+    );
+    let fresh = connect(&pki.client(), ls.tls).await;
+    assert_eq!(
+        served(&fresh),
+        der_of(&new_cert),
+        "the renewed certificate serves"
+    );
+    ls.stop(Some(ts)).await;
+}
+
 /// Plain DNS sent to the TLS port is counted as `not_tls` and closed; a
 /// handshake stopped halfway holds nothing up for the next clients.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

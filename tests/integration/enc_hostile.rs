@@ -260,7 +260,7 @@ type Signed = Result<HandshakeSignatureValid, rustls::Error>;
 
 /// A TLS client offering `alpn`, without resumption: every connection costs
 /// the server a full handshake.
-fn connector(alpn: &[u8]) -> TlsConnector {
+pub(crate) fn connector(alpn: &[u8]) -> TlsConnector {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -273,7 +273,7 @@ fn connector(alpn: &[u8]) -> TlsConnector {
     TlsConnector::from(Arc::new(config))
 }
 
-type Tls = tokio_rustls::client::TlsStream<TcpStream>;
+pub(crate) type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// A TCP connection to `addr` and a TLS handshake over it; `None` when
 /// either is refused, closed or takes longer than [`LOADED_WAIT`] each.

@@ -98,6 +98,33 @@ fn a_key_that_is_not_the_certificates_is_refused() {
     );
 }
 
+/// A certificate that expired (2020) or is not valid yet (2100), with its own
+/// key: refused at the line of `cert`, its dates named.
+#[test]
+fn an_expired_or_not_yet_valid_certificate_is_refused() {
+    for (file, what) in [
+        (
+            "expired.pem",
+            "the certificate expired on Jan  2 00:00:00 2020",
+        ),
+        (
+            "notyet.pem",
+            "the certificate is not valid before Jan  1 00:00:00 2100",
+        ),
+    ] {
+        let text = dot(&fixture(file), &fixture("ls.key"));
+        let line = text.lines().position(|l| l.starts_with("cert =")).unwrap() + 1;
+        let e = err(&text);
+        assert!(
+            e.contains(&format!(
+                "config.toml:{line}: ls.tls.cert: {}: {what}",
+                fixture(file)
+            )),
+            "{e}"
+        );
+    }
+}
+
 #[test]
 fn https_rules() {
     let e = err(&with_table(&format!(
@@ -107,6 +134,18 @@ fn https_rules() {
     assert!(e.contains("ls.https.cert: cert and key go together"), "{e}");
     let e = err(&with_table("[ls.https]\npath = \"dns-query\""));
     assert!(e.contains("ls.https.path: must start with '/'"), "{e}");
+    // A path no request could ask on, refused at its line.
+    for path in ["/dns query", "/dns-query?x=1", "/dns#q", "/dnś"] {
+        let text = with_table(&format!("[ls.https]\npath = \"{path}\""));
+        let line = text.lines().position(|l| l.starts_with("path =")).unwrap() + 1;
+        let e = err(&text);
+        assert!(
+            e.contains(&format!("config.toml:{line}: ls.https.path: "))
+                && e.contains("no request would match"),
+            "{path}: {e}"
+        );
+    }
+    assert!(parse(&with_table("[ls.https]\npath = \"/resolve/v1;x=1:%41@\"")).is_ok());
     // No cert and no key: plain HTTP/2 behind a TLS proxy.
     assert!(parse(&with_table("[ls.https]\nlisten = [\"127.0.0.1:8080\"]")).is_ok());
 }

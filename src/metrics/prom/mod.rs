@@ -216,9 +216,11 @@ fn write_tls(e: &mut Expo, tls: &crate::server::tls::TlsStats) {
     e.family(
         refused,
         "counter",
-        "New DNS over TLS and HTTPS connections closed before their handshake, by reason (rate: over conn_rate_limit; cap: the transport's connection cap was full).",
+        "New DNS over TLS and HTTPS connections closed before their handshake, by reason (acl: the client is outside allow; rate: over conn_rate_limit; cap: the transport's connection cap was full).",
     );
     for (transport, reason, c) in [
+        ("tls", "acl", &tls.dot_acl_refused),
+        ("https", "acl", &tls.doh_acl_refused),
         ("tls", "rate", &tls.dot_rate_refused),
         ("https", "rate", &tls.doh_rate_refused),
         ("tls", "cap", &tls.dot_cap_refused),
@@ -240,6 +242,18 @@ fn write_tls(e: &mut Expo, tls: &crate::server::tls::TlsStats) {
         "DNS over HTTPS requests from a trusted proxy whose X-Forwarded-For could not be read (the proxy's address was used).",
         tls.doh_xff_malformed.load(Relaxed),
     );
+    let gauge = "dnslb_tls_certificate_not_after_seconds";
+    e.family(
+        gauge,
+        "gauge",
+        "When the certificate each encrypted listener serves expires (its notAfter, Unix seconds).",
+    );
+    for (listener, at) in [("tls", &tls.dot_not_after), ("https", &tls.doh_not_after)] {
+        let at = at.load(Relaxed);
+        if at > 0 {
+            e.sample(gauge, &[("listener", listener)], at.unsigned_abs());
+        }
+    }
     e.reloads(
         "dnslb_tls_cert_reloads_total",
         "Certificate reloads (SIGHUP) of [ls.tls] and [ls.https]: applied, or refused with the old certificate kept.",
@@ -521,9 +535,9 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
     e.sample("dnslb_shed_total", &[("reason", "socket")], m.shed_socket());
     e.by_label(
         "dnslb_tcp_connections_refused_total",
-        "New plain DNS over TCP connections closed right after accept, by reason (cap: the connection cap was full).",
+        "New plain DNS over TCP connections closed right after accept, by reason (acl: the client is outside allow; cap: the connection cap was full).",
         "reason",
-        [("cap", &m.tcp_cap_refused)],
+        [("acl", &m.tcp_acl_refused), ("cap", &m.tcp_cap_refused)],
     );
     e.reloads(
         "dnslb_reloads_total",
