@@ -9,8 +9,8 @@ use std::path::Path;
 use hickory_proto::rr::Name;
 
 use crate::config::{Config, Layout, LsConfig};
-use crate::ts::source::ZoneError;
 use crate::pool_cover;
+use crate::ts::source::ZoneError;
 use crate::ts::zone::Catalog;
 use crate::ts::{self, TsSettings, zonefile};
 
