@@ -27,8 +27,10 @@ fn shipped_with_pool(dir: &Path, pool: Option<&str>) -> std::path::PathBuf {
             in_example = false;
         }
         if in_example {
-            if pool.is_none() {
-                out.push_str(line.trim_start_matches("# "));
+            // Keys are uncommented; the prose between them (capitalised) is not.
+            let rest = line.trim_start_matches("# ");
+            if pool.is_none() && !rest.starts_with(|c: char| c.is_ascii_uppercase()) {
+                out.push_str(rest);
                 out.push('\n');
             }
             continue;

@@ -142,8 +142,9 @@ const SECURE: &[Secure] = &[
 // ---------------------------------------------------------------------------
 
 /// A `[[ts]]` named `name` on 127.0.0.1:`port` signing `zones` with the
-/// keys in `keys` (ECDSA P-256, `denial`), allowing transfers to 127/8;
-/// then the `extra` lines.
+/// keys in `keys` (ECDSA P-256, `denial`); then the `extra` lines (a TS
+/// behind an LS may not allow transfers from the LS's address, so those
+/// that transfer say so in `extra`).
 fn signer_toml(
     name: &str,
     port: u16,
@@ -162,7 +163,6 @@ fn signer_toml(
          listen = \"127.0.0.1:{port}\"\n\
          zones = [{}]\n\
          workers = 1\n\
-         axfr_allow = [\"127.0.0.0/8\"]\n\
          dnssec = {{ keys = \"{}\", algorithm = \"ecdsap256sha256\", denial = \"{denial}\" }}\n\
          {extra}\n",
         zones.join(", "),
@@ -568,7 +568,9 @@ async fn secondaries_follow(knotd: &Path, denial: &str) {
     let file = fixture(&dir, "sig.test");
     let keys = dir.path().join("keys");
     let [ts_port, knot_port, nsd_port] = free_ports(3).try_into().unwrap();
-    let notify = format!("notify = [\"127.0.0.1:{knot_port}\", \"127.0.0.1:{nsd_port}\"]");
+    let notify = format!(
+        "notify = [\"127.0.0.1:{knot_port}\", \"127.0.0.1:{nsd_port}\"]\naxfr_allow = [\"127.0.0.0/8\"]"
+    );
     let text = signer_toml(
         "primary",
         ts_port,
