@@ -102,9 +102,16 @@ pub fn utf8_prefix(data: &[u8]) -> &str {
 }
 
 /// Number of lines an error may point at in `text` (one past the last, for
-/// an error found at the end of the input).
+/// an error found at the end of the input). A bare CR ends a line too, as
+/// the master-file reader counts it (as NSD and BIND do).
 pub fn line_bound(text: &str) -> usize {
-    text.lines().count() + 1
+    let b = text.as_bytes();
+    let breaks = b
+        .iter()
+        .enumerate()
+        .filter(|&(i, &c)| c == b'\n' || (c == b'\r' && b.get(i + 1) != Some(&b'\n')))
+        .count();
+    breaks + 2
 }
 
 /// Asserts that `rendered` starts `file:line: ` with `line` in `1..=max_line`.
