@@ -36,6 +36,13 @@ keyword_enum! {
     }
 }
 
+/// `backend_limit_min`'s default.
+pub const BACKEND_LIMIT_MIN: u32 = 256;
+/// `backend_limit_max`'s default: off (on a host whose CPU is contended the
+/// latency the limit watches includes the LS's own delays, and it shed
+/// queries of a normal load).
+pub const BACKEND_LIMIT_MAX: u32 = 0;
+
 keyword_enum! {
     /// `ls.order`: which backend is asked first (for hedge and sequential).
     Order, default LeastOutstanding {
@@ -219,8 +226,8 @@ impl Default for LsConfig {
             hedge_max_ms: 200,
             hedge_budget_pct: 10.0,
             max_inflight: 65536,
-            backend_limit_min: crate::ls::backend::limit::DEFAULT_MIN,
-            backend_limit_max: crate::ls::backend::limit::DEFAULT_MAX,
+            backend_limit_min: BACKEND_LIMIT_MIN,
+            backend_limit_max: BACKEND_LIMIT_MAX,
             allow: DEFAULT_ALLOW
                 .iter()
                 .filter_map(|net| net.parse().ok())

@@ -95,7 +95,8 @@ pub use cache::CacheConfig;
 pub use error::ConfigError;
 pub use key::{KeyAlgorithm, KeyConfig, KeyError};
 pub use ls::{
-    BackendConfig, HealthConfig, HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy,
+    BACKEND_LIMIT_MAX, BACKEND_LIMIT_MIN, BackendConfig, HealthConfig, HedgeDelay, Layout,
+    LsConfig, OnTimeout, Order, Strategy,
 };
 pub use pool::{PoolConfig, zone_text};
 pub use tls::{

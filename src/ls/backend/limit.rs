@@ -102,12 +102,9 @@ impl Default for Bounds {
     }
 }
 
-/// `backend_limit_min`'s default.
-pub const DEFAULT_MIN: u32 = 256;
-/// `backend_limit_max`'s default: off (see the module doc: on a host
-/// whose CPU is contended the latency it watches includes the LS's own
-/// delays, and it shed queries of a normal load).
-pub const DEFAULT_MAX: u32 = 0;
+/// `backend_limit_min`'s and `backend_limit_max`'s defaults, owned by the
+/// config (the max is off: see the module doc).
+pub use crate::config::{BACKEND_LIMIT_MAX as DEFAULT_MAX, BACKEND_LIMIT_MIN as DEFAULT_MIN};
 
 /// The latency the limit aims at for a backend whose no-load latency is
 /// `baseline`.
