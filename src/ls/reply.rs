@@ -82,15 +82,6 @@ fn reply_on(
             }
         }
     }
-    let names = |pick: &dyn Fn(usize) -> bool| -> Vec<&str> {
-        route
-            .backends
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| pick(*i))
-            .map(|(_, b)| b.name.as_str())
-            .collect()
-    };
     let final_answer = kept.is_some() && matches!(end, End::Win { .. } | End::PassOn(_));
     if !final_answer && let Some(reply) = stale(route, job) {
         // No final answer: a cached one, stale, before any made up.
@@ -104,7 +95,7 @@ fn reply_on(
             synthesize(state, route, job, ResponseCode::ServFail, &text)
         }
         (end, _) => {
-            let unheard = names(&|i| !res.said_negative(i) && !res.said_refused(i));
+            let unheard = backend_names(route, |i| !res.said_negative(i) && !res.said_refused(i));
             let who = if unheard.is_empty() {
                 "any backend".to_owned()
             } else {
@@ -123,23 +114,25 @@ fn reply_on(
     }
 }
 
+/// The names of the route's backends whose index `pick` holds, in order.
+fn backend_names(route: &Route, pick: impl Fn(usize) -> bool) -> Vec<&str> {
+    route
+        .backends
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| pick(*i))
+        .map(|(_, b)| b.name.as_str())
+        .collect()
+}
+
 /// The EDE text of the SERVFAIL made when no backend asked gave a usable
 /// answer: which failed, and which refused (REFUSED is an answer, "not my
 /// zone": not called a failure), and, when some refused, which were not
 /// asked (down).
 fn all_failed_text(route: &Route, res: &Resolution) -> String {
-    let names = |pick: &dyn Fn(usize) -> bool| -> Vec<&str> {
-        route
-            .backends
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| pick(*i))
-            .map(|(_, b)| b.name.as_str())
-            .collect()
-    };
     let tried: Vec<usize> = res.asked().collect();
-    let refused = names(&|i| res.said_refused(i));
-    let failed = names(&|i| tried.contains(&i) && !res.said_refused(i));
+    let refused = backend_names(route, |i| res.said_refused(i));
+    let failed = backend_names(route, |i| tried.contains(&i) && !res.said_refused(i));
     if refused.is_empty() {
         return format!("every backend failed: {}", failed.join(", "));
     }
@@ -147,7 +140,7 @@ fn all_failed_text(route: &Route, res: &Resolution) -> String {
     if !failed.is_empty() {
         parts.push(format!("failed: {}", failed.join(", ")));
     }
-    let unasked = names(&|i| !tried.contains(&i));
+    let unasked = backend_names(route, |i| !tried.contains(&i));
     if !unasked.is_empty() {
         parts.push(format!("not asked (down): {}", unasked.join(", ")));
     }
