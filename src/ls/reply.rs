@@ -102,7 +102,18 @@ fn reply_on(
                 unheard.join(", ")
             };
             let t = res.tally();
-            let text = if matches!(end, End::OnTimeout { timed_out: true }) {
+            let timed_out = matches!(end, End::OnTimeout { timed_out: true });
+            if timed_out && res.held_back() {
+                // The budget held back a re-ask while time remained: the
+                // silence proves nothing, and "no such name" would be made
+                // up; SERVFAIL lets the client ask again.
+                let text = format!(
+                    "no answer from {who} within {} ms; not asked again: hedge budget spent",
+                    p.timeout.as_millis()
+                );
+                return held_back(state, route, job, &text);
+            }
+            let text = if timed_out {
                 format!("no answer from {who} within {} ms", p.timeout.as_millis())
             } else if t.nxdomain + t.nodata > 0 {
                 format!("negative answers not conclusive; not heard from {who}")
@@ -272,6 +283,16 @@ fn synthesize(state: &LsState, route: &Route, job: &Job, rcode: ResponseCode, te
 }
 
 /// The `on_timeout` answer of `route`.
+/// The deadline's answer when the hedge budget held back a re-ask of a
+/// backend still silent: SERVFAIL where `on_timeout` would make up an
+/// NXDOMAIN (`servfail` and `drop` as configured).
+fn held_back(state: &LsState, route: &Route, job: &Job, text: &str) -> Reply {
+    match route.policy.on_timeout {
+        OnTimeout::Nxdomain => synthesize(state, route, job, ResponseCode::ServFail, text),
+        _ => on_timeout(state, route, job, text),
+    }
+}
+
 fn on_timeout(state: &LsState, route: &Route, job: &Job, text: &str) -> Reply {
     match route.policy.on_timeout {
         OnTimeout::Nxdomain => synthesize(state, route, job, ResponseCode::NXDomain, text),

@@ -27,19 +27,35 @@
 //! the same for a plain `dnslb ls` in front of any server, for a restart
 //! the supervisor does not see (a TS under systemd, a remote NSD), and for
 //! loss; and it needs no channel between processes. The growing gaps keep
-//! a backend that is down for good from being sent more than five copies
+//! a backend that is down for good from being sent more than seven copies
 //! of a query, and the budget bounds them all together. Under `sequential`
 //! the first re-ask waits `try_timeout_ms`, as a move to the next backend
 //! does; and no re-ask comes before twice the backend's measured latency
 //! (the route's [`Pacing::reask_after`]): a backend that answers, slowly,
 //! is not asked twice.
 //!
-//! Every re-ask takes a token of the hedge budget: re-asking the *same*
-//! backend is extra load exactly like a hedge, so a backend that is only
-//! slow (slower than its delay, or than `try_timeout_ms`) is not sent every
-//! query twice when the budget is spent (with `hedge_budget_pct = 0`,
-//! never); once the budget refuses a re-ask, the query gets no more (an
-//! answer or the deadline ends it). Over TCP (a TCP client's ANY, which the
+//! A re-ask of a backend that is still answering other queries takes a
+//! token of the hedge budget: re-asking the *same* backend is extra load
+//! exactly like a hedge, so a backend that is only slow (slower than its
+//! delay, or than `try_timeout_ms`) is not sent every query twice when the
+//! budget is spent (with `hedge_budget_pct = 0`, never). Two re-asks are
+//! free ([`Pacing::heard`]): of a backend that has answered nothing since
+//! this query's last copy went out (restarting, or cut off: a copy adds no
+//! load to a server that is not serving, and a restart under load must not
+//! spend the budget a burst of queries needs); and, once per backend and
+//! query, of one that has since answered a query sent *after* that copy (a
+//! server answers in order, so this copy was lost: the re-ask replaces it,
+//! it adds nothing). A refused re-ask holds back only
+//! that copy: the schedule goes on, and a later due re-ask may find a
+//! token. The gaps stop growing at [`REASK_GAP_CAP`], so a backend back
+//! after a second (a third crash in a minute under `dnslb up` restarts after
+//! 800 ms) is still asked before the default deadline.
+//!
+//! At the deadline, a query whose silent backend had a re-ask held back by
+//! the budget ([`Resolution::held_back`]) is not answered "no such name":
+//! time remained to ask again and the LS did not, so the `on_timeout =
+//! "nxdomain"` answer becomes SERVFAIL (the client's retry may get the
+//! name). Over TCP (a TCP client's ANY, which the
 //! async driver sends its backends over TCP only) nothing is re-asked:
 //! no datagram is lost there, and a stalled connection is the TCP pool's
 //! to retire. What stays free of the budget: moving on to a backend *not
@@ -199,22 +215,24 @@ pub fn settle(t: &Tally, timed_out: bool) -> Settled {
 }
 
 /// Re-asks of one backend per query at most: with the default deadline
-/// (1.5 s) and a warm LS's 2 ms delay they go at 2, 102, 302 and 702 ms
-/// after its first copy; under `sequential` (500 ms) at 500 and 1,000 ms.
-pub const REASK_MAX: u8 = 4;
+/// (1.5 s) and a warm LS's 2 ms delay they go at 2, 102, 302, 702 and
+/// 1,102 ms after its first copy; under `sequential` (500 ms) at 500 and
+/// 1,000 ms.
+pub const REASK_MAX: u8 = 6;
 /// The least gap before a second re-ask, doubled for each one after it: a
 /// backend silent past its first re-ask is not losing one datagram but
 /// restarting, stalled or slow, and is asked at growing intervals.
 pub const REASK_STEP: Duration = Duration::from_millis(100);
 
-/// The longest gap between two copies to one backend (a bound for the
-/// arithmetic; the deadline comes first).
-const REASK_GAP_MAX: Duration = Duration::from_secs(3600);
+/// The longest gap between two re-asks of one backend (unless its own
+/// delay is longer): a backend back from a restart is asked within this.
+pub const REASK_GAP_CAP: Duration = Duration::from_millis(400);
 
 /// When a silent backend's re-ask number `k` (0: the first) is due (pure):
 /// its first one `after` (its hedge delay; `try_timeout_ms` under
 /// `sequential`) past the last launch to any backend; each later one
-/// `max(after, REASK_STEP * 2^(k-1))` past its own last copy `sent`, and
+/// `max(after, min(REASK_STEP * 2^(k-1), REASK_GAP_CAP))` past its own last
+/// copy `sent`, and
 /// never sooner than `after` past the last launch (re-asks of several
 /// backends are spaced, not sent in a burst).
 pub fn reask_due(after: Duration, k: u8, sent: Instant, last_launch: Instant) -> Instant {
@@ -223,9 +241,11 @@ pub fn reask_due(after: Duration, k: u8, sent: Instant, last_launch: Instant) ->
         return spaced;
     }
     let shift = u32::from(k.min(16));
-    let grown = after
-        .max(REASK_STEP.saturating_mul(1 << (shift - 1)))
-        .min(REASK_GAP_MAX);
+    let grown = after.max(
+        REASK_STEP
+            .saturating_mul(1 << (shift - 1))
+            .min(REASK_GAP_CAP),
+    );
     (sent + grown).max(spaced)
 }
 
@@ -243,6 +263,22 @@ pub trait Pacing {
     /// Takes a token of the hedge budget for a delay-triggered hedge or a
     /// re-ask; false (and counted) when it is spent.
     fn take_hedge_token(&self) -> bool;
+    /// What backend `i` has answered since a copy sent at `sent`.
+    fn heard(&self, i: usize, sent: Instant) -> Heard;
+}
+
+/// What a backend has answered since a query's copy went out
+/// ([`Pacing::heard`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// Nothing (less its usual latency before the copy): restarting or cut
+    /// off; a re-ask is free.
+    Nothing,
+    /// A query sent after the copy: the copy was lost; one re-ask is free.
+    Later,
+    /// Only queries sent before the copy: it serves, slowly perhaps; a
+    /// re-ask is extra load and takes a budget token.
+    Earlier,
 }
 
 /// The driver's next move.
@@ -313,8 +349,12 @@ pub struct Resolution {
     /// refused included), and when it was last sent a copy.
     reasks: SmallVec<[u8; INLINE]>,
     sent_at: SmallVec<[Instant; INLINE]>,
-    /// No (more) re-asks: the budget refused one, or the driver asks the
-    /// backends over TCP only ([`Resolution::without_reasks`]).
+    /// Per launched candidate: the budget refused one of its re-asks.
+    held: SmallVec<[bool; INLINE]>,
+    /// Per launched candidate: its free re-ask of a lost copy is spent.
+    replaced: SmallVec<[bool; INLINE]>,
+    /// No re-asks: the driver asks the backends over TCP only
+    /// ([`Resolution::without_reasks`]).
     reasks_off: bool,
     tally: Tally,
     deadline: Instant,
@@ -347,6 +387,8 @@ impl Resolution {
             pending: SmallVec::new(),
             reasks: SmallVec::new(),
             sent_at: SmallVec::new(),
+            held: SmallVec::new(),
+            replaced: SmallVec::new(),
             reasks_off: false,
             tally: Tally {
                 backends,
@@ -422,13 +464,29 @@ impl Resolution {
 
     /// Everyone asked, someone silent: re-asks the unanswered backend
     /// whose next re-ask is due first ([`reask_due`]), under every
-    /// strategy, each re-ask with a budget token; once the budget refuses
-    /// one, none is sent for this query.
+    /// strategy; a backend still answering others only with a budget
+    /// token (a refused re-ask is skipped and remembered, the schedule
+    /// goes on).
     fn reask(&mut self, now: Instant, pacing: &impl Pacing) -> Step {
         if self.reasks_off {
             self.next_at = None;
             return Step::Wait;
         }
+        // Each pass takes one due re-ask: sent, or held back by the budget
+        // (then the next due one is looked at); at most REASK_MAX per
+        // candidate, so this ends.
+        loop {
+            match self.next_reask(now, pacing) {
+                Some(step) => return step,
+                None if self.next_at.is_some_and(|at| at <= now) => {}
+                None => return Step::Wait,
+            }
+        }
+    }
+
+    /// One pass of [`Resolution::reask`]: `Some` launch, or `None` with
+    /// `next_at` set to the next due re-ask (or cleared: none left).
+    fn next_reask(&mut self, now: Instant, pacing: &impl Pacing) -> Option<Step> {
         let last_launch = self.last_launch;
         let target = self
             .candidates
@@ -445,22 +503,38 @@ impl Resolution {
             .min_by_key(|&(due, k, pos, _)| (due, k, pos));
         let Some((due, _, pos, backend)) = target else {
             self.next_at = None;
-            return Step::Wait;
+            return None;
         };
         self.next_at = Some(due);
         if due > now {
-            return Step::Wait;
+            return None;
         }
         if let Some(k) = self.reasks.get_mut(pos) {
             *k = k.saturating_add(1);
         }
-        if !pacing.take_hedge_token() {
-            // No budget: no re-ask is sent for this query (the load of a
-            // backend that is only slow is not doubled); an answer or the
-            // deadline ends it.
-            self.reasks_off = true;
-            self.next_at = None;
-            return Step::Wait;
+        let sent = self.sent_at.get(pos).copied().unwrap_or(last_launch);
+        let free = match pacing.heard(backend, sent) {
+            Heard::Nothing => true,
+            Heard::Later => self
+                .replaced
+                .get_mut(pos)
+                .is_some_and(|r| !std::mem::replace(r, true)),
+            Heard::Earlier => false,
+        };
+        if !free && !pacing.take_hedge_token() {
+            // No budget for a backend that is serving (only slow, or this
+            // copy lost): this re-ask is not sent (its load is not
+            // doubled); a later one may be, and the deadline's answer says
+            // the LS did not ask again.
+            if let Some(h) = self.held.get_mut(pos) {
+                *h = true;
+            }
+            // Its next turn counts from this one, as if it had been sent.
+            if let Some(s) = self.sent_at.get_mut(pos) {
+                *s = now;
+            }
+            self.next_at = Some(now);
+            return None;
         }
         if let Some(p) = self.pending.get_mut(pos) {
             *p = p.saturating_add(1);
@@ -472,10 +546,10 @@ impl Resolution {
             *s = now;
         }
         self.last_launch = now;
-        Step::Launch {
+        Some(Step::Launch {
             backend,
             hedge: true,
-        }
+        })
     }
 
     fn launch(&mut self, now: Instant, hedge: bool, pacing: &impl Pacing) -> Step {
@@ -487,6 +561,8 @@ impl Resolution {
         self.pending.push(1);
         self.reasks.push(0);
         self.sent_at.push(now);
+        self.held.push(false);
+        self.replaced.push(false);
         self.last_launch = now;
         self.failover = false;
         self.next_at = pacing.spacing(backend).map(|d| now + d);
@@ -588,6 +664,17 @@ impl Resolution {
             .zip(&self.outcomes)
             .filter(|(_, o)| o.is_none())
             .map(|(&i, _)| i)
+    }
+
+    /// Whether a backend still silent had a re-ask held back by the hedge
+    /// budget: the LS did not ask again while time remained, so its
+    /// silence proves nothing (the deadline's answer is SERVFAIL, not a
+    /// made-up "no such name").
+    pub fn held_back(&self) -> bool {
+        self.outcomes
+            .iter()
+            .zip(&self.held)
+            .any(|(o, &h)| o.is_none() && h)
     }
 
     /// Backends asked so far, in order.
@@ -735,6 +822,8 @@ mod tests {
         strategy: Strategy,
         tokens: Cell<u32>,
         refused: Cell<u32>,
+        /// What the backends answered since a copy.
+        heard: Cell<Heard>,
     }
 
     impl Pacing for Fixed {
@@ -760,6 +849,9 @@ mod tests {
             self.tokens.set(t - 1);
             true
         }
+        fn heard(&self, _i: usize, _sent: Instant) -> Heard {
+            self.heard.get()
+        }
     }
 
     fn pacing(strategy: Strategy, tokens: u32) -> Fixed {
@@ -767,6 +859,7 @@ mod tests {
             strategy,
             tokens: Cell::new(tokens),
             refused: Cell::new(0),
+            heard: Cell::new(Heard::Earlier),
         }
     }
 
@@ -1014,7 +1107,7 @@ mod tests {
         assert_eq!(reask_due(500 * MS, 2, t0, t0), t0 + 500 * MS);
         // ... and never within its delay of another launch.
         assert_eq!(reask_due(2 * MS, 1, t0, t0 + 99 * MS), t0 + 101 * MS);
-        assert!(reask_due(MS, 200, t0, t0) <= t0 + REASK_GAP_MAX);
+        assert!(reask_due(MS, 200, t0, t0) <= t0 + REASK_GAP_CAP);
     }
 
     /// Asks `r` at each of `times` (ms after `t0`) and returns the launches.
@@ -1031,8 +1124,9 @@ mod tests {
     }
 
     /// A lost datagram under `sequential` (one backend) or `race`: asked
-    /// again after the delay, then at growing gaps, at most REASK_MAX
-    /// times, each with a token; an answer to any copy wins.
+    /// again after the delay, then at growing gaps up to 400 ms, while time
+    /// remains, each with a token (the backend serves others); an answer
+    /// to any copy wins.
     #[test]
     fn every_strategy_reasks_a_silent_backend_while_time_remains() {
         for strategy in [Strategy::Sequential, Strategy::Race, Strategy::Hedge] {
@@ -1046,12 +1140,13 @@ mod tests {
                 (120, true),
                 (320, true),
                 (720, true),
+                (1120, true),
             ]
             .iter()
             .map(|&(ms, h)| (ms, launch(0, h)))
             .collect();
             assert_eq!(got, want, "{strategy:?}");
-            assert_eq!(p.tokens.get(), 6, "{strategy:?}: a token each");
+            assert_eq!(p.tokens.get(), 5, "{strategy:?}: a token each");
             assert_eq!(r.poll(t0 + 1499 * MS, &p), Step::Wait);
             // The restarted backend answers the copy of 720 ms.
             r.on_outcome(0, Verdict::Final);
@@ -1063,9 +1158,10 @@ mod tests {
         }
     }
 
-    /// F2: with no budget the same backend is never asked twice (no
-    /// re-ask at the per-try timeout for free); moving on to another
-    /// backend stays free.
+    /// F2: with no budget the same backend, serving others, is never asked
+    /// twice (no re-ask at the per-try timeout for free); moving on to
+    /// another backend stays free. The query says a re-ask was held back,
+    /// so its deadline answer is not a made-up "no such name".
     #[test]
     fn without_a_token_no_backend_is_asked_twice() {
         for strategy in [Strategy::Sequential, Strategy::Race, Strategy::Hedge] {
@@ -1081,11 +1177,8 @@ mod tests {
                 })
                 .collect();
             assert_eq!(backends, [0, 1], "{strategy:?}: each once");
-            assert_eq!(
-                p.refused.get(),
-                1 + u32::from(strategy == Strategy::Hedge),
-                "{strategy:?}: the first re-ask refused, no more tried (and the hedge)"
-            );
+            assert!(p.refused.get() >= 2, "{strategy:?}: re-asks tried, refused");
+            assert!(r.held_back(), "{strategy:?}");
             assert_eq!(
                 r.poll(t0 + 1500 * MS, &p),
                 Step::Done(End::OnTimeout { timed_out: true })
@@ -1109,13 +1202,43 @@ mod tests {
         r.on_outcome(1, Verdict::NxDomain);
         let got = launches_over(&mut r, t0 + 21 * MS, &p, 1479);
         let at: Vec<u64> = got.iter().map(|(ms, _)| ms + 21).collect();
-        assert_eq!(at, [40, 140, 340, 740]);
+        assert_eq!(at, [40, 140, 340, 740, 1140]);
         assert!(got.iter().all(|(_, s)| *s == launch(0, true)));
         r.on_outcome(0, Verdict::Final);
         assert!(matches!(
             r.poll(t0 + 741 * MS, &p),
             Step::Done(End::Win { backend: 0, .. })
         ));
+    }
+
+    /// A backend that answers nothing since the copy (restarting) is
+    /// re-asked without a token: a restart under load does not spend the
+    /// budget, and the query is not held back.
+    #[test]
+    fn a_backend_silent_to_everyone_is_reasked_free() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Hedge, 0);
+        p.heard.set(Heard::Nothing);
+        let mut r = start(Strategy::Hedge, Layout::Replicated, 1, t0);
+        let got = launches_over(&mut r, t0, &p, 1500);
+        assert_eq!(got.len(), 6, "the first copy and five re-asks: {got:?}");
+        assert_eq!(p.refused.get(), 0);
+        assert!(!r.held_back());
+    }
+
+    /// A backend that answered a copy sent after this one (so this one was
+    /// lost) gets one re-ask free; more take tokens.
+    #[test]
+    fn a_lost_copy_is_replaced_once_free() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Sequential, 0);
+        p.heard.set(Heard::Later);
+        let mut r = start(Strategy::Sequential, Layout::Replicated, 1, t0);
+        let got = launches_over(&mut r, t0, &p, 1500);
+        let at: Vec<u64> = got.iter().map(|(ms, _)| *ms).collect();
+        assert_eq!(at, [0, 20], "one free re-ask");
+        assert!(p.refused.get() >= 1);
+        assert!(r.held_back());
     }
 
     // ---- refusals (REFUSED: "not my zone") ----

@@ -15,7 +15,7 @@ use hickory_proto::rr::Name;
 use smallvec::SmallVec;
 
 use super::backend::health::HealthPolicy;
-use super::backend::{Backend, limit};
+use super::backend::{Backend, clock_ms, clock_us, limit};
 use super::cache::PacketCache;
 use super::guard::RateLimiter;
 use super::hedge::{self, HedgeBudget};
@@ -23,7 +23,7 @@ use super::latency::LatencyHistogram;
 use super::loopmark::Mark;
 use super::order::{self, OrderKey};
 use super::pool::UpstreamPool;
-use super::resolution::{self, Pacing, Resolution, Verdict};
+use super::resolution::{self, Heard, Pacing, Resolution, Verdict};
 use super::sticky::StickyTable;
 use super::suffix::SuffixTable;
 use super::upstream::DropCounters;
@@ -406,6 +406,7 @@ impl Route {
         };
         b.stats.answered.fetch_add(1, Relaxed);
         b.heard_from(at);
+        b.answered_copy_sent(at.checked_sub(rtt).unwrap_or(at));
         b.observe_latency(rtt);
         b.limit.sample(rtt, at);
         self.observe_hedge_sample(i, rtt);
@@ -473,6 +474,27 @@ impl Pacing for Route {
 
     fn take_hedge_token(&self) -> bool {
         self.hedge_allowed()
+    }
+
+    fn heard(&self, i: usize, sent: tokio::time::Instant) -> Heard {
+        let Some(b) = self.backends.get(i) else {
+            return Heard::Nothing;
+        };
+        if b.stats.newest_answered_sent_us.load(Relaxed) > clock_us(sent) {
+            return Heard::Later;
+        }
+        // An answer that left the backend before `sent` may land just
+        // after it: twice its usual latency earlier still counts.
+        // One never heard from may be slow, not away: no free re-ask
+        // until it has answered once.
+        let typical = Duration::from_micros(b.stats.latency_us.load(Relaxed).saturating_mul(2));
+        let from = sent.checked_sub(typical).unwrap_or(sent);
+        let last = b.stats.last_answer_ms.load(Relaxed);
+        if last == 0 || last >= clock_ms(from) {
+            Heard::Earlier
+        } else {
+            Heard::Nothing
+        }
     }
 }
 

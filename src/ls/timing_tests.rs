@@ -412,11 +412,11 @@ fn race_waits_for_the_deadline_when_every_backend_is_silent() {
         ]
     );
     // Two partitions say no; the third's silence keeps the query open,
-    // and it is asked again (unmeasured: 200 ms apart, then 400).
+    // and it is asked again (unmeasured: 200 ms apart, then 400 at most).
     let nx = q.response(3, false);
     q.answer(0, &nx);
     q.answer(2, &nx);
-    for at in [200, 400, 600, 1000] {
+    for at in [200, 400, 600, 1000, 1400] {
         q.launches_at(t0 + at * MS, 1, true);
     }
     q.times_out_at(t0 + 1500 * MS);
@@ -589,11 +589,37 @@ fn a_reask_takes_a_budget_token_and_without_one_is_not_sent() {
          hedge_budget_pct = 0\ntry_timeout_ms = 500\ntimeout_ms = 1500",
         1,
     );
-    // The re-ask's turn comes: refused, and no other is tried.
+    // b0 serves other queries (it answers one at each turn).
+    q.state.backends[0].heard_from(t0 + 20 * MS);
+    // The re-ask's turn comes: refused; the next turn is tried later.
     assert_eq!(q.steps(t0 + 20 * MS), [Step::Wait]);
     assert_eq!(q.state.metrics.hedges_refused.load(Relaxed), 1);
-    assert_eq!(q.res.next_wakeup(), t0 + 1500 * MS);
+    assert_eq!(q.res.next_wakeup(), t0 + 120 * MS);
+    assert!(q.res.held_back());
+    let mut at = t0 + 120 * MS;
+    while at < t0 + 1500 * MS {
+        q.state.backends[0].heard_from(at);
+        assert_eq!(q.steps(at), [Step::Wait], "no copy sent");
+        at = q.res.next_wakeup();
+    }
+    assert!(q.state.metrics.hedges_refused.load(Relaxed) > 1);
     q.times_out_at(t0 + 1500 * MS);
+}
+
+/// A restart under load: a backend silent to everyone is re-asked
+/// without a budget token, so the budget a burst of such queries would
+/// need is not what decides whether the name is found.
+#[test]
+fn a_backend_restarting_is_reasked_without_tokens() {
+    let (_b, t0, mut q) = started(
+        "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = 20\n\
+         hedge_budget_pct = 0\ntry_timeout_ms = 500\ntimeout_ms = 1500",
+        1,
+    );
+    q.launches_at(t0 + 20 * MS, 0, true);
+    q.launches_at(t0 + 120 * MS, 0, true);
+    assert_eq!(q.state.metrics.hedges_refused.load(Relaxed), 0);
+    q.won_by(0, true, t0 + 121 * MS);
 }
 
 #[test]

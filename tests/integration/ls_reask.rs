@@ -252,3 +252,115 @@ async fn a_partition_silent_for_the_others_names_is_not_marked_down() {
     assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{m:?}");
     ls.stop().await;
 }
+
+/// Hostile read of the fixes (H1): a restart under load. With the budget
+/// at 0 (a burst of queries in flight during a restart spends any budget),
+/// 300 queries sent while ts1 is silent for 400 ms were answered the
+/// made-up NXDOMAIN once their re-asks were refused. A backend silent to
+/// everyone is re-asked without a token: every name is found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_under_load_needs_no_budget_to_find_the_names() {
+    let dead_until: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let dead = dead_until.clone();
+    let ts1 = Fake::udp(move |q, _| {
+        let down = dead.lock().unwrap().is_some_and(|t| Instant::now() < t);
+        match read(q) {
+            Some((m, name)) if !down => Reply::Now(answer(&m, &name, name.ends_with("z1.test."))),
+            _ => Reply::Drop,
+        }
+    })
+    .await;
+    let ts2 = Fake::udp(|q, _| match read(q) {
+        Some((m, name)) => Reply::Now(answer(&m, &name, name.ends_with("z2.test."))),
+        None => Reply::Drop,
+    })
+    .await;
+    let mut cfg = kit::ls_config(&[("ts1", ts1.addr), ("ts2", ts2.addr)]);
+    cfg.hedge_budget_pct = 0.0;
+    let ls = kit::start_ls(cfg).await;
+    for n in 0..120 {
+        let q = kit::query(&format!("h{}.z1.test.", n % 50), RecordType::A, None);
+        assert_eq!(
+            kit::udp(ls.addr, &q).await.metadata.response_code,
+            ResponseCode::NoError
+        );
+    }
+    *dead_until.lock().unwrap() = Some(Instant::now() + Duration::from_millis(400));
+    let got = ask_all(ls.addr, (0..300).map(|n| format!("h{}.z1.test.", n % 100))).await;
+    let wrong: Vec<_> = got
+        .iter()
+        .filter(|(_, m)| m.metadata.response_code != ResponseCode::NoError)
+        .map(|(name, m)| format!("{name}: {:?}", m.metadata.response_code))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of 300 not found: {wrong:?}",
+        wrong.len()
+    );
+    for (name, m) in &got {
+        assert_eq!(
+            kit::a_addrs(m),
+            [Ipv4Addr::new(10, 0, 0, number(name))],
+            "{name}"
+        );
+    }
+    ls.stop().await;
+}
+
+/// Hostile read of the fixes (H1c): loss beyond the budget. A backend that
+/// serves other queries but loses every copy of some (a path losing more
+/// than the budget covers), `hedge_budget_pct = 0`: those queries got the
+/// made-up NXDOMAIN although the LS held its re-asks back. Now their one
+/// free re-ask is sent and, held back after that, the deadline's answer is
+/// SERVFAIL (the client asks again), never "no such name".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_the_budget_did_not_let_the_ls_ask_again_is_not_nxdomain() {
+    let copies: Arc<Mutex<std::collections::HashMap<String, u32>>> = Arc::default();
+    let seen = copies.clone();
+    let b = Fake::udp(move |q, _| {
+        let Some((m, name)) = read(q) else {
+            return Reply::Drop;
+        };
+        if name.starts_with("lost") {
+            *seen.lock().unwrap().entry(name).or_default() += 1;
+            return Reply::Drop;
+        }
+        Reply::Now(answer(&m, &name, true))
+    })
+    .await;
+    let mut cfg = kit::ls_config(&[("b", b.addr)]);
+    cfg.hedge_budget_pct = 0.0;
+    cfg.strategy = Strategy::Sequential;
+    let ls = kit::start_ls(cfg).await;
+    // Others' names answered all along, so b is serving.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let stop = stop.clone();
+        let addr = ls.addr;
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(Relaxed) {
+                let q = kit::query(&format!("h{}.example.", n % 50), RecordType::A, None);
+                assert_eq!(
+                    kit::udp(addr, &q).await.metadata.response_code,
+                    ResponseCode::NoError
+                );
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let got = ask_all(ls.addr, (0..6).map(|n| format!("lost{n}.example."))).await;
+    stop.store(true, Relaxed);
+    traffic.await.unwrap();
+    for (name, m) in &got {
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::ServFail,
+            "{name}: the LS did not ask again, yet answered {m:?}"
+        );
+        let asked = copies.lock().unwrap().get(name).copied().unwrap_or(0);
+        assert!(asked >= 2, "{name}: the lost copy replaced once: {asked}");
+    }
+    ls.stop().await;
+}

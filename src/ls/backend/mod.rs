@@ -28,12 +28,21 @@ const EWMA_SHIFT: u32 = 3;
 /// atomic), from a base an hour before the first use so that the made-up
 /// instants of tests never fall before it.
 pub fn clock_ms(at: Instant) -> u64 {
+    u64::try_from(since_base(at).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `at` as microseconds on the scale of [`clock_ms`].
+pub fn clock_us(at: Instant) -> u64 {
+    u64::try_from(since_base(at).as_micros()).unwrap_or(u64::MAX)
+}
+
+fn since_base(at: Instant) -> Duration {
     static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     let base = BASE.get_or_init(|| {
         let now = Instant::now();
         now.checked_sub(Duration::from_secs(3600)).unwrap_or(now)
     });
-    u64::try_from(at.saturating_duration_since(*base).as_millis()).unwrap_or(u64::MAX)
+    at.saturating_duration_since(*base)
 }
 
 /// One upstream server.
@@ -77,6 +86,10 @@ pub struct BackendStats {
     pub latency_us: AtomicU64,
     /// When it last answered a client query ([`clock_ms`]; 0: never).
     pub last_answer_ms: AtomicU64,
+    /// When the newest-sent copy it answered was sent ([`clock_us`]; 0:
+    /// none): an answer to a copy sent after another one still unanswered
+    /// says that one was lost.
+    pub newest_answered_sent_us: AtomicU64,
     /// Response latency histogram.
     pub latency: LatencyHistogram,
 }
@@ -160,6 +173,13 @@ impl Backend {
     /// Marks it up or down; returns the previous state.
     pub fn set_up(&self, up: bool) -> bool {
         self.health.set_up(up)
+    }
+
+    /// Notes that it answered a copy sent at `sent`.
+    pub fn answered_copy_sent(&self, sent: Instant) {
+        self.stats
+            .newest_answered_sent_us
+            .fetch_max(clock_us(sent), Relaxed);
     }
 
     /// Notes that it answered a client query at `at`.
