@@ -52,6 +52,7 @@ pub fn load_catalog_noting(
             let (origin, records) =
                 zonefile::load_any_noting(file, &settings.origin, settings.ttl, warnings)?;
             warnings.extend(signed::warnings(file, &records, unix_now()));
+            warnings.extend(signed::nsec3_params(file, &origin, &records)?);
             let b = builder_for(&mut builders, &origin);
             for rec in &records {
                 builders[b].add(i, file, rec)?;

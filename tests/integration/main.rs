@@ -47,6 +47,7 @@ mod ls_refused;
 mod metrics;
 mod nsd;
 mod nsec3_chains;
+mod nsec3_iterations;
 mod nsid;
 mod opcodes;
 mod partitioned;
