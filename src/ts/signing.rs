@@ -77,6 +77,25 @@ pub fn zone_keys(settings: &TsSettings, zone: &Zone, now: u32) -> Result<ZoneKey
     })
 }
 
+/// What starting the TS would say of signing `zone` at `now`, found
+/// without writing anything (`dnslb check`): its keys read
+/// ([`ZoneKeys::load_dry`]) and the zone signed, the result dropped.
+///
+/// # Errors
+/// [`SigningError`], as [`sign`] would fail at start.
+pub fn dry_run(settings: &TsSettings, zone: &Zone, now: u32) -> Result<(), SigningError> {
+    let Some(d) = &settings.dnssec else {
+        return Ok(());
+    };
+    let keys = ZoneKeys::load_dry(&d.keys, zone.origin(), d.algorithm, now).map_err(|source| {
+        SigningError::Keys {
+            zone: zone.origin().to_string(),
+            source,
+        }
+    })?;
+    sign_with(settings, zone, None, &keys, 1, now).map(drop)
+}
+
 /// `zone` signed at `now` with its keys, its serial `serial` (at least the
 /// zone's own when the files gave it), keeping the signatures of
 /// `previous` (the version served until now) that need not change

@@ -10,6 +10,7 @@ mod cache_flush;
 mod cache_invalidation;
 mod check_cmd;
 mod check_pools;
+mod check_signing;
 mod cli;
 mod deploy_recipes;
 mod dnssec;

@@ -364,16 +364,12 @@ fn ctime(secs: u32) -> String {
     )
 }
 
-/// Makes a CSK (flags 257) of `origin` with `algorithm` in `dir`, created,
-/// published and active at `now`, and writes its two files as
-/// `dnssec-keygen -f KSK` does: the `.private` (mode 0600) first, so that no
-/// `.key` is ever without it.
-pub(super) fn create_key(
-    dir: &Path,
-    origin: &Name,
+/// A new CSK (flags 257) of `algorithm`, published and active at `now`,
+/// in memory: the key, and its private half as the `.private` file holds it.
+pub(super) fn fresh_key(
     algorithm: DnssecAlgorithm,
     now: u32,
-) -> Result<Loaded, KeyError> {
+) -> Result<(Loaded, Vec<u8>), KeyError> {
     let (private, public) = KeyPair::generate(algorithm).ok_or(KeyError::Crypto {
         tag: 0,
         what: "making a key",
@@ -384,7 +380,35 @@ pub(super) fn create_key(
     rdata.extend_from_slice(&flags.to_be_bytes());
     rdata.extend_from_slice(&[3, number]);
     rdata.extend_from_slice(&public);
-    let tag = material::key_tag(&rdata);
+    let pair =
+        KeyPair::from_halves(algorithm, &private, &public).map_err(|what| KeyError::Rejected {
+            path: PathBuf::from("(a new key)"),
+            what,
+        })?;
+    let timing = Timing {
+        publish: Some(now),
+        activate: Some(now),
+        ..Timing::default()
+    };
+    Ok(((pair, rdata, timing), private))
+}
+
+/// Makes a CSK (flags 257) of `origin` with `algorithm` in `dir`, created,
+/// published and active at `now` ([`fresh_key`]), and writes its two files as
+/// `dnssec-keygen -f KSK` does: the `.private` (mode 0600) first, so that no
+/// `.key` is ever without it.
+pub(super) fn create_key(
+    dir: &Path,
+    origin: &Name,
+    algorithm: DnssecAlgorithm,
+    now: u32,
+) -> Result<Loaded, KeyError> {
+    let (key, private) = fresh_key(algorithm, now)?;
+    let (_, rdata, _) = &key;
+    let public = rdata.get(4..).unwrap_or_default();
+    let number = algorithm_number(algorithm);
+    let flags = ZONE_FLAG | SEP_FLAG;
+    let tag = material::key_tag(rdata);
     let base = format!("{}{tag:05}", prefix(origin, algorithm));
     let (private_path, key_path) = (dir.join(format!("{base}.private")), dir.join(base + ".key"));
     let (when, shown) = (stamp(now), ctime(now));
@@ -399,7 +423,7 @@ pub(super) fn create_key(
         "; This is a key-signing key, keyid {tag}, for {zone}\n\
          ; Created: {when} ({shown})\n; Publish: {when} ({shown})\n\
          ; Activate: {when} ({shown})\n{zone} IN DNSKEY {flags} 3 {number} {}\n",
-        BASE64.encode(&public)
+        BASE64.encode(public)
     );
     write_new(&private_path, &private_text, 0o600)?;
     write_new(&key_path, &key_text, 0o644)?;
@@ -410,17 +434,7 @@ pub(super) fn create_key(
             path: dir.to_path_buf(),
             source,
         })?;
-    let pair =
-        KeyPair::from_halves(algorithm, &private, &public).map_err(|what| KeyError::Rejected {
-            path: private_path,
-            what,
-        })?;
-    let timing = Timing {
-        publish: Some(now),
-        activate: Some(now),
-        ..Timing::default()
-    };
-    Ok((pair, rdata, timing))
+    Ok(key)
 }
 
 /// Writes `text` into `path` whole or not at all: a temporary file with

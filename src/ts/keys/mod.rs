@@ -317,6 +317,40 @@ impl ZoneKeys {
         if found.is_empty() {
             found.push(file::create_key(dir, origin, algorithm, now)?);
         }
+        ZoneKeys::of(found, dir, origin, now)
+    }
+
+    /// The keys [`ZoneKeys::load_or_create`] would use at `now`, read
+    /// without writing anything (`dnslb check`): a zone with no key in the
+    /// folder, or no folder yet, gets a CSK of `algorithm` made in memory
+    /// only, as the TS would make one at start.
+    ///
+    /// # Errors
+    /// As [`ZoneKeys::load_or_create`], but for writing.
+    pub fn load_dry(
+        dir: &Path,
+        origin: &Name,
+        algorithm: DnssecAlgorithm,
+        now: u32,
+    ) -> Result<ZoneKeys, KeyError> {
+        let mut found = if dir.exists() {
+            file::read_keys(dir, origin, now)?
+        } else {
+            Vec::new()
+        };
+        if found.is_empty() {
+            found.push(file::fresh_key(algorithm, now)?.0);
+        }
+        ZoneKeys::of(found, dir, origin, now)
+    }
+
+    /// The keys `found` in `dir` for `origin`, as they sign at `now`.
+    fn of(
+        found: Vec<file::Loaded>,
+        dir: &Path,
+        origin: &Name,
+        now: u32,
+    ) -> Result<ZoneKeys, KeyError> {
         let mut keys: Vec<ZoneKey> = found
             .into_iter()
             .map(|(pair, rdata, timing)| ZoneKey {
