@@ -55,6 +55,7 @@ mod partitioned;
 mod paused;
 mod peers;
 mod pools;
+mod presigned_table;
 mod promises;
 mod props;
 mod props_signed;
