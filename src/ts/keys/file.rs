@@ -97,10 +97,11 @@ pub(super) fn read_keys(dir: &Path, origin: &Name, now: u32) -> Result<Vec<Loade
             continue;
         };
         let digits = |t: &str, n| t.len() == n && t.bytes().all(|b| b.is_ascii_digit());
-        if digits(alg, 3) && digits(tag, 5) {
-            if let Ok(number) = alg.parse::<u8>() {
-                names.push((name.to_string(), number));
-            }
+        if digits(alg, 3)
+            && digits(tag, 5)
+            && let Ok(number) = alg.parse::<u8>()
+        {
+            names.push((name.to_string(), number));
         }
     }
     names.sort();
