@@ -71,11 +71,14 @@ pub fn check_all(path: &Path) -> Checked {
                 // What the TS would refuse at start for its signing: keys
                 // unreadable or none active, a zone it cannot sign.
                 let now = ts::unix_now();
-                for z in catalog.zones() {
-                    if signing::signs(&settings, z)
-                        && let Err(e) = signing::dry_run(&settings, z, now)
-                    {
-                        push(format!("[[ts]] {}: {e}", settings.name));
+                for z in catalog
+                    .zones()
+                    .iter()
+                    .filter(|z| signing::signs(&settings, z))
+                {
+                    match signing::dry_run(&settings, z, now) {
+                        Ok(warning) => warnings.extend(warning),
+                        Err(e) => push(format!("[[ts]] {}: {e}", settings.name)),
                     }
                 }
                 if partitioned.is_some_and(|ls| is_backend(ls, tc.listen)) {

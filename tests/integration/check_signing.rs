@@ -5,7 +5,8 @@
 //! non-zero exit (ts-dnssec fault 9): a `.private` with bad base64, keys of
 //! which none is active, a published key of an algorithm the TS cannot sign
 //! with, an NSEC3 zone whose origin leaves no room for the hash label. A
-//! good folder passes, and a missing one stays missing.
+//! good folder passes, and a missing one stays missing; an `algorithm`
+//! none of the keys has is warned about (the keys go on signing).
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -75,6 +76,21 @@ fn check_refuses_what_the_ts_would_refuse_for_its_signing() {
     keygen(d, &["-a", "ECDSAP256SHA256", "-f", "KSK"]);
     let out = run_dnslb(&["check", "-c", "c.toml"], d, None, LIMIT);
     assert!(out.status.success(), "{test}: {}", out.stderr);
+    assert!(!out.stderr.contains("warning"), "{test}: {}", out.stderr);
+    // `algorithm` changed with the keys left as they were: ok (the keys
+    // go on signing), with a warning that it takes a roll.
+    let config = std::fs::read_to_string(d.join("c.toml")).unwrap();
+    let ed = config.replace("denial = ", "algorithm = \"ed25519\", denial = ");
+    std::fs::write(d.join("c.toml"), ed).unwrap();
+    let out = run_dnslb(&["check", "-c", "c.toml"], d, None, LIMIT);
+    assert!(out.status.success(), "{test}: {}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "zone s.test.: warning: algorithm = \"ed25519\" but no key of it is published"
+        ),
+        "{test}: {}",
+        out.stderr
+    );
 
     // Bad base64 in the private key.
     let dir = tempfile::tempdir().unwrap();

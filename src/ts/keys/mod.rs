@@ -385,6 +385,12 @@ impl ZoneKeys {
         Ok(ZoneKeys { keys })
     }
 
+    /// Whether a key of `algorithm` is in the DNSKEY RRset.
+    pub fn publishes(&self, algorithm: DnssecAlgorithm) -> bool {
+        let number = algorithm_number(algorithm);
+        self.published().any(|k| k.algorithm() == number)
+    }
+
     /// The keys in the zone's DNSKEY RRset.
     pub fn published(&self) -> impl Iterator<Item = &ZoneKey> {
         self.keys.iter().filter(|k| k.published)
