@@ -12,7 +12,7 @@ use crate::config::{Config, Layout, LsConfig};
 use crate::pool_cover;
 use crate::ts::source::ZoneError;
 use crate::ts::zone::Catalog;
-use crate::ts::{self, TsSettings, zonefile};
+use crate::ts::{self, TsSettings, signing, zonefile};
 
 /// What `dnslb check` found.
 #[derive(Debug, Default)]
@@ -68,6 +68,19 @@ pub fn check_all(path: &Path) -> Checked {
         match ts::load_catalog_noting(&settings, 1, &mut warnings) {
             Err(e) => push(e.to_string()),
             Ok(catalog) => {
+                // What the TS would refuse at start for its signing: keys
+                // unreadable or none active, a zone it cannot sign.
+                let now = ts::unix_now();
+                for z in catalog
+                    .zones()
+                    .iter()
+                    .filter(|z| signing::signs(&settings, z))
+                {
+                    match signing::dry_run(&settings, z, now) {
+                        Ok(warning) => warnings.extend(warning),
+                        Err(e) => push(format!("[[ts]] {}: {e}", settings.name)),
+                    }
+                }
                 if partitioned.is_some_and(|ls| is_backend(ls, tc.listen)) {
                     served.push(served_zones(i, &settings, &catalog));
                 }

@@ -36,11 +36,15 @@ pub fn load_catalog_noting(
     // One builder per zone origin: PROJ tables share the TS origin and are
     // compiled line by line as they are read; each master file brings its own.
     let mut builders: Vec<ZoneBuilder> = Vec::new();
-    fn builder_for(builders: &mut Vec<ZoneBuilder>, origin: &Name) -> usize {
+    // By builder: the first master file and the first PROJ table in it.
+    let mut sources = Vec::new();
+    type Sources = Vec<(Option<usize>, Option<usize>)>;
+    fn builder_for(builders: &mut Vec<ZoneBuilder>, sources: &mut Sources, origin: &Name) -> usize {
         match builders.iter().position(|b| b.origin() == origin) {
             Some(i) => i,
             None => {
                 builders.push(ZoneBuilder::new(origin.clone(), 0));
+                sources.push((None, None));
                 builders.len() - 1
             }
         }
@@ -52,12 +56,15 @@ pub fn load_catalog_noting(
             let (origin, records) =
                 zonefile::load_any_noting(file, &settings.origin, settings.ttl, warnings)?;
             warnings.extend(signed::warnings(file, &records, unix_now()));
-            let b = builder_for(&mut builders, &origin);
+            warnings.extend(signed::nsec3_params(file, &origin, &records)?);
+            let b = builder_for(&mut builders, &mut sources, &origin);
+            sources[b].0.get_or_insert(i);
             for rec in &records {
                 builders[b].add(i, file, rec)?;
             }
         } else {
-            let b = builder_for(&mut builders, &table_origin);
+            let b = builder_for(&mut builders, &mut sources, &table_origin);
+            sources[b].1.get_or_insert(i);
             let builder = &mut builders[b];
             table::visit_table_file(file, &table_origin, settings.ttl, |rec| {
                 builder.add(i, file, &rec)
@@ -65,13 +72,31 @@ pub fn load_catalog_noting(
         }
     }
     let mut zones = Vec::with_capacity(builders.len());
-    for b in builders {
+    for (b, files) in builders.into_iter().zip(sources) {
         let ttl = settings.ttl;
         let zone = b.finish_noting(
             &settings.zones,
             |origin, apex_ns| synth_soa(origin, apex_ns, ttl, serial),
             warnings,
         )?;
+        // A table merged into a zone signed in its file would be served
+        // with no signatures and no denial: bogus to validators.
+        if let (Some(master), Some(table)) = files
+            && zone.is_presigned()
+        {
+            let name = |i: usize| settings.zones.get(i).cloned().unwrap_or_default();
+            return Err(ZoneError::Shared {
+                file: name(table),
+                msg: format!(
+                    "this PROJ table's origin {} is the zone of {}, which is signed in its \
+                     file (pre-signed): the table's records would be served with no RRSIG \
+                     and no NSEC/NSEC3, bogus to validators; give the table another origin, \
+                     or add its records to the unsigned zone and sign it again",
+                    zone.origin(),
+                    name(master).display()
+                ),
+            });
+        }
         zones.push(zone);
     }
     Ok(Catalog::new(zones))

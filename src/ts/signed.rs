@@ -11,9 +11,13 @@ use std::path::Path;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use super::source::SourceRecord;
+use super::source::{SourceRecord, ZoneError};
 use super::wire::cmp_names;
-use super::zone::{key_of, owner_hash};
+use super::zone::{NSEC3_ITERATIONS_MAX, key_of, owner_hash};
+
+/// NSEC3 iterations above which validators treat a zone's denials as
+/// insecure (RFC 9276 §3.2); `named-checkzone` warns above it too.
+const ITERATIONS_INSECURE: u16 = 150;
 
 /// How long before expiry a signature is worth a warning.
 const SOON_SECS: u32 = 86_400;
@@ -58,6 +62,67 @@ pub(super) fn warnings(file: &Path, records: &[SourceRecord], now: u32) -> Vec<S
     out.extend(chain_warning(file, records, RecordType::NSEC));
     out.extend(chain_warning(file, records, RecordType::NSEC3));
     out
+}
+
+/// What the NSEC3PARAM at `origin` among `records` (read from `file`)
+/// asks of the TS: an error when it could not answer with that chain
+/// (a hash algorithm other than SHA-1, or more than
+/// [`NSEC3_ITERATIONS_MAX`] iterations: every negative answer would go out
+/// without proof, and RFC 9276 §3.2 lets validators fail them anyway), a
+/// warning when validators treat the zone's denials as insecure (more than
+/// [`ITERATIONS_INSECURE`]), as `named-checkzone` warns.
+///
+/// # Errors
+/// [`ZoneError::Line`] at the NSEC3PARAM's line.
+pub(super) fn nsec3_params(
+    file: &Path,
+    origin: &Name,
+    records: &[SourceRecord],
+) -> Result<Option<String>, ZoneError> {
+    let mut warning = None;
+    for r in records.iter().filter(|r| &r.name == origin) {
+        let Some(rdata) = rdata_of(r, RecordType::NSEC3PARAM) else {
+            continue;
+        };
+        let (Some(&alg), Some(it)) = (rdata.first(), rdata.get(2..4)) else {
+            continue;
+        };
+        let iterations = u16::from_be_bytes([it[0], it[1]]);
+        let again = "sign it again with SHA-1 and 0 iterations, as RFC 9276 asks \
+                     (dnssec-signzone -3 - -H 0)";
+        if alg != 1 {
+            return Err(ZoneError::line(
+                file,
+                r.line,
+                format!(
+                    "the NSEC3PARAM of {origin} names hash algorithm {alg}, not SHA-1 (1): \
+                     the TS could prove no denial of the zone; {again}"
+                ),
+            ));
+        }
+        if iterations > NSEC3_ITERATIONS_MAX {
+            return Err(ZoneError::line(
+                file,
+                r.line,
+                format!(
+                    "the NSEC3PARAM of {origin} has {iterations} iterations, above \
+                     {NSEC3_ITERATIONS_MAX}: validators may fail every negative answer of \
+                     such a zone (RFC 9276 §3.2), and the TS answers none with its proofs; \
+                     {again}"
+                ),
+            ));
+        }
+        if iterations > ITERATIONS_INSECURE {
+            warning = Some(format!(
+                "{}:{}: warning: the NSEC3PARAM of {origin} has {iterations} iterations, \
+                 above {ITERATIONS_INSECURE}: validators treat the zone's negative answers as \
+                 insecure (RFC 9276 §3.2); {again}",
+                file.display(),
+                r.line
+            ));
+        }
+    }
+    Ok(warning)
 }
 
 /// The wire RDATA of `r` when it is of type `rtype` (kept as bytes).

@@ -77,6 +77,31 @@ pub fn zone_keys(settings: &TsSettings, zone: &Zone, now: u32) -> Result<ZoneKey
     })
 }
 
+/// What starting the TS would say of signing `zone` at `now`, found
+/// without writing anything (`dnslb check`): its keys read
+/// ([`ZoneKeys::load_dry`]) and the zone signed, the result dropped; the
+/// [`algorithm_warning`], if any.
+///
+/// # Errors
+/// [`SigningError`], as [`sign`] would fail at start.
+pub fn dry_run(
+    settings: &TsSettings,
+    zone: &Zone,
+    now: u32,
+) -> Result<Option<String>, SigningError> {
+    let Some(d) = &settings.dnssec else {
+        return Ok(None);
+    };
+    let keys = ZoneKeys::load_dry(&d.keys, zone.origin(), d.algorithm, now).map_err(|source| {
+        SigningError::Keys {
+            zone: zone.origin().to_string(),
+            source,
+        }
+    })?;
+    sign_with(settings, zone, None, &keys, 1, now)?;
+    Ok(algorithm_warning(settings, zone, &keys))
+}
+
 /// `zone` signed at `now` with its keys, its serial `serial` (at least the
 /// zone's own when the files gave it), keeping the signatures of
 /// `previous` (the version served until now) that need not change
@@ -92,7 +117,27 @@ pub fn sign(
     now: u32,
 ) -> Result<Zone, SigningError> {
     let keys = zone_keys(settings, zone, now)?;
+    if let Some(w) = algorithm_warning(settings, zone, &keys) {
+        tracing::warn!("{w}");
+    }
     sign_with(settings, zone, previous, &keys, serial, now)
+}
+
+/// A warning when `keys` publish no key of the configured `algorithm`:
+/// the setting changed, but it only picks the algorithm of a key made for
+/// an empty folder; the zone goes on with the keys it has.
+pub fn algorithm_warning(settings: &TsSettings, zone: &Zone, keys: &ZoneKeys) -> Option<String> {
+    let d = settings.dnssec.as_ref()?;
+    (!keys.publishes(d.algorithm)).then(|| {
+        format!(
+            "zone {}: warning: algorithm = \"{}\" but no key of it is published: the zone \
+             goes on signing with the keys in {} (the setting picks the algorithm of a key \
+             made for an empty folder); to change algorithm, roll it (docs/CONFIG.md, dnssec)",
+            zone.origin(),
+            d.algorithm,
+            d.keys.display()
+        )
+    })
 }
 
 /// [`sign`] with `keys`, read already ([`zone_keys`]).

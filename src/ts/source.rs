@@ -56,6 +56,14 @@ pub enum ZoneError {
         /// Reads tried.
         tries: u32,
     },
+    /// Files that cannot make one zone together: the file and why.
+    #[error("{}: {msg}", file.display())]
+    Shared {
+        /// The file that joins the zone.
+        file: PathBuf,
+        /// Why, naming the other file.
+        msg: String,
+    },
     /// The file could not be read at all.
     #[error("{}: cannot read: {msg}", file.display())]
     Io {

@@ -68,7 +68,7 @@ const fn expanded(c: Case) -> Case {
     }
 }
 
-use RecordType::{A, AAAA, CNAME, DNSKEY, DS, MX, NS, TXT};
+use RecordType::{A, AAAA, CNAME, DNSKEY, DS, MX, NS, NSEC, TXT};
 
 /// RFC 4035 Appendix A's `example.`: Appendix B's answers, then the cases
 /// around them.
@@ -125,6 +125,11 @@ const SIG_TEST: &[Case] = &[
     no_delv(case("host.ext.sig.test.", A, "referral, out-of-zone NS")),
     case("alias.sig.test.", A, "CNAME to a name of the zone"),
     case("alias.sig.test.", CNAME, "the CNAME itself"),
+    case(
+        "alias.sig.test.",
+        NSEC,
+        "NSEC at a CNAME owner: the owner's (NSEC zones; NSEC3 zones follow the CNAME)",
+    ),
     case("chain.sig.test.", A, "CNAME chain"),
     no_delv(case("out.sig.test.", A, "CNAME out of the zone")),
     case("towild.sig.test.", A, "CNAME to a wildcard"),
@@ -390,6 +395,12 @@ async fn delv_validates(test: &str, pick: fn(&Pair) -> SocketAddr) {
                 let Some(name) = case_name(c, &pair.signed) else {
                     continue;
                 };
+                // NSEC at a CNAME owner of an NSEC3 zone (no NSEC there):
+                // NSD and the TS follow the CNAME, which BIND's resolver
+                // calls a format error ("CNAME response for NSEC RR").
+                if c.qtype == NSEC && denial != Denial::Nsec {
+                    continue;
+                }
                 let said = delv(&pair.signed, pick(&pair), &name, c.qtype);
                 checked += 1;
                 let insecure = c.expanded && denial == Denial::Nsec3OptOut;

@@ -53,7 +53,12 @@ fn tool(dir: &Path, prog: &str, args: &[&str]) -> String {
 /// A key of `rl.test.` made in `dir` (`dnssec-keygen ARGS`): its file base
 /// name (`Krl.test.+013+TAG`) and tag.
 fn keygen(dir: &Path, args: &[&str]) -> (String, u16) {
-    let mut all = vec!["-q", "-a", "ECDSAP256SHA256"];
+    keygen_alg(dir, "ECDSAP256SHA256", args)
+}
+
+/// [`keygen`] with `algorithm` (`dnssec-keygen -a`).
+fn keygen_alg(dir: &Path, algorithm: &str, args: &[&str]) -> (String, u16) {
+    let mut all = vec!["-q", "-a", algorithm];
     all.extend_from_slice(args);
     all.push(ZONE);
     let base = tool(dir, "dnssec-keygen", &all);
@@ -343,5 +348,89 @@ async fn a_standby_key_is_published_and_signs_nothing() {
     assert_eq!(served(ts.addr), want, "{test}");
     let said = delv_complaints(ts.addr, &anchor(&keys, &[&ksk], "ds.conf"));
     assert!(said.is_empty(), "{test}: delv:{said}");
+    ts.stop().await;
+}
+
+/// An algorithm rollover (RFC 6781 §4.1.4), ECDSA P-256 to Ed25519, driven
+/// by `dnssec-keygen`/`dnssec-settime` and reloads: the new algorithm's
+/// keys sign beside the old ones from their publication, the parent's DS
+/// moves to the new KSK, the old keys retired keep signing until they
+/// leave the DNSKEY RRset (every algorithm there signs every RRset, RFC
+/// 4035 §2.2), and `delv` validates every step from the DS the parent
+/// holds then. A published key of an algorithm the TS cannot sign with
+/// (RSASHA256) is refused at the reload, the zone in force serving on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_algorithm_rollover_keeps_the_zone_validating_at_every_step() {
+    let test = "an_algorithm_rollover_keeps_the_zone_validating_at_every_step";
+    if kit::need(test, TOOLS).is_none() {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let (ksk, k1) = keygen(&keys, &["-f", "KSK", "-P", "-30d", "-A", "-30d"]);
+    let (zsk, z1) = keygen(&keys, &["-P", "-30d", "-A", "-30d"]);
+    let ts = signing_ts(&dir, &keys).await;
+    let step = |what: &str, want: Served, parent: &Path| {
+        let got = served(ts.addr);
+        assert_eq!(got, want, "{test}: {what}");
+        let said = delv_complaints(ts.addr, parent);
+        assert!(said.is_empty(), "{test}: {what}: delv:{said}");
+    };
+    let serving = |dnskeys: &[u16], keyset: &[u16], data: &[u16]| Served {
+        dnskeys: set(dnskeys),
+        key_signers: set(keyset),
+        data_signers: set(data),
+    };
+    let old_ds = anchor(&keys, &[&ksk], "ds1.conf");
+    step("start", serving(&[k1, z1], &[k1], &[z1]), &old_ds);
+
+    // A key the TS cannot sign with: refused, the zone in force serves on.
+    let (rsa, _) = keygen_alg(&keys, "RSASHA256", &["-f", "KSK"]);
+    let err = ts.ts.reload().unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "{rsa}.key: algorithm 8 is not one the TS signs with"
+        )),
+        "{test}: {err}"
+    );
+    step("RSA refused", serving(&[k1, z1], &[k1], &[z1]), &old_ds);
+    settime(&keys, &rsa, &["-D", "-1d"]);
+    assert_eq!(ts.ts.reload().unwrap().changed, 0, "{test}: RSA deleted");
+
+    // The new algorithm's KSK and ZSK published and active: both algorithms
+    // sign (the new ZSK too new to sign alone: its KSK signs data too).
+    let ed = "ED25519";
+    let (ksk2, k2) = keygen_alg(&keys, ed, &["-f", "KSK", "-P", "now", "-A", "now"]);
+    let (_, z2) = keygen_alg(&keys, ed, &["-P", "now", "-A", "now"]);
+    assert_eq!(ts.ts.reload().unwrap().changed, 1, "{test}: new algorithm");
+    let all = [k1, z1, k2, z2];
+    step(
+        "both algorithms",
+        serving(&all, &[k1, k2], &[z1, k2, z2]),
+        &old_ds,
+    );
+    // The parent holds both DS, then the new one alone.
+    let both_ds = anchor(&keys, &[&ksk, &ksk2], "ds2.conf");
+    step("both DS", serving(&all, &[k1, k2], &[z1, k2, z2]), &both_ds);
+    let new_ds = anchor(&keys, &[&ksk2], "ds3.conf");
+    step("new DS", serving(&all, &[k1, k2], &[z1, k2, z2]), &new_ds);
+
+    // The old keys retired, deleted an hour ahead: still in the DNSKEY
+    // RRset, so still signing until then.
+    let delete = now() + 3600;
+    for base in [&ksk, &zsk] {
+        settime(&keys, base, &["-I", "now", "-D", &stamp(delete)]);
+    }
+    ts.ts.reload().unwrap();
+    step(
+        "old retired",
+        serving(&all, &[k1, k2], &[z1, k2, z2]),
+        &new_ds,
+    );
+    assert_eq!(ts.ts.next_refresh(), Some(delete), "{test}: next wake");
+    let dropped = ts.ts.refresh_signatures(delete).unwrap();
+    assert_eq!(dropped.len(), 1, "{test}: at the Delete time");
+    step("old gone", serving(&[k2, z2], &[k2], &[k2, z2]), &new_ds);
     ts.stop().await;
 }

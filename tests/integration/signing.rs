@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use dnslb::config::{Denial, Dnssec, DnssecAlgorithm};
 
-use crate::dnssec::{NSEC3_OWNER, ZONES};
+use crate::dnssec::{Case, NSEC3_OWNER, ZONES};
 use crate::kit::{self, TestTs, ZoneDir};
 
 const ALGORITHMS: [DnssecAlgorithm; 2] =
@@ -270,7 +270,13 @@ pub(crate) fn delv_every_case(server: SocketAddr, keys: &Path, out: &Path) -> (u
     let mut checked = 0;
     for (zone, cases) in ZONES {
         let anchor = anchor(keys, &format!("{zone}."), out);
-        for c in cases.iter().filter(|c| c.delv && c.name != NSEC3_OWNER) {
+        // Not qtype NSEC: in an NSEC3 zone the TS follows the CNAME as
+        // NSD does, which BIND's resolver calls a format error (dnssec.rs
+        // asks it of NSEC zones only).
+        let asked = |c: &&Case| {
+            c.delv && c.name != NSEC3_OWNER && c.qtype != hickory_proto::rr::RecordType::NSEC
+        };
+        for c in cases.iter().filter(asked) {
             let out = delv(&anchor, zone, server, c.name, &c.qtype.to_string());
             checked += 1;
             if !out.stdout.contains("fully validated") {

@@ -57,19 +57,28 @@ fn mnemonic(algorithm: DnssecAlgorithm) -> &'static str {
     }
 }
 
-/// Every key of `origin` with `algorithm` in `dir`, by file name. A
-/// `.private` file without its `.key` is not a key (BIND's tools find keys
-/// by their `.key` file).
-pub(super) fn read_keys(
-    dir: &Path,
-    origin: &Name,
-    algorithm: DnssecAlgorithm,
-) -> Result<Vec<Loaded>, KeyError> {
+/// The algorithm the TS signs with of DNSSEC algorithm `number`, if any.
+pub(super) fn supported(number: u8) -> Option<DnssecAlgorithm> {
+    DnssecAlgorithm::ALL
+        .iter()
+        .copied()
+        .find(|&a| algorithm_number(a) == number)
+}
+
+/// Every key of `origin` in `dir`, by file name, of every algorithm the TS
+/// signs with (an algorithm rollover has keys of two). A key of another
+/// algorithm (RSA from an older signer) that is still published, or will
+/// be, at `now` is refused: the TS cannot sign with it, and a DNSKEY RRset
+/// holding an algorithm that signs nothing breaks an algorithm rollover
+/// (RFC 6781 §4.1.4); one past its Delete is left alone. A `.private`
+/// file without its `.key` is not a key (BIND's tools find keys by their
+/// `.key` file).
+pub(super) fn read_keys(dir: &Path, origin: &Name, now: u32) -> Result<Vec<Loaded>, KeyError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| KeyError::Io { path, source }
     };
-    let prefix = prefix(origin, algorithm);
+    let prefix = format!("K{}+", origin_text(origin));
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io(dir))? {
         let name = entry.map_err(io(dir))?.file_name();
@@ -77,19 +86,27 @@ pub(super) fn read_keys(
         let ours = name
             .get(..prefix.len())
             .is_some_and(|p| p.eq_ignore_ascii_case(&prefix));
-        let tag = name
+        // `NNN+TTTTT`: the algorithm and the tag.
+        let rest = name
             .strip_suffix(".key")
             .and_then(|b| b.get(prefix.len()..));
-        let Some(tag) = tag.filter(|_| ours) else {
+        let Some(rest) = rest.filter(|_| ours) else {
             continue;
         };
-        if tag.len() == 5 && tag.bytes().all(|b| b.is_ascii_digit()) {
-            names.push(name.to_string());
+        let Some((alg, tag)) = rest.split_once('+') else {
+            continue;
+        };
+        let digits = |t: &str, n| t.len() == n && t.bytes().all(|b| b.is_ascii_digit());
+        if digits(alg, 3)
+            && digits(tag, 5)
+            && let Ok(number) = alg.parse::<u8>()
+        {
+            names.push((name.to_string(), number));
         }
     }
     names.sort();
     let mut keys = Vec::with_capacity(names.len());
-    for name in names {
+    for (name, number) in names {
         let key_path = dir.join(&name);
         let private_path = key_path.with_extension("private");
         let key_text = std::fs::read_to_string(&key_path).map_err(io(&key_path))?;
@@ -102,6 +119,16 @@ pub(super) fn read_keys(
                 });
             }
             Err(e) => return Err(io(&private_path)(e)),
+        };
+        let Some(algorithm) = supported(number) else {
+            let timing = foreign_timing(&key_path, &key_text, &private_text)?;
+            if timing.delete.is_none_or(|t| t > now) {
+                return Err(KeyError::Unsupported {
+                    path: key_path,
+                    algorithm: number,
+                });
+            }
+            continue;
         };
         let (rdata, key_timing) = parse_key(&key_path, &key_text, origin, algorithm)?;
         let (private, timing) = parse_private(&private_path, &private_text, algorithm)?;
@@ -123,6 +150,34 @@ pub(super) fn read_keys(
         keys.push((pair, rdata, timing));
     }
     Ok(keys)
+}
+
+/// The timing of a key of an algorithm the TS does not sign with: its
+/// `.private` file's, the `.key` file's comments standing in for what it
+/// lacks (only the Delete time matters: whether the key is gone).
+fn foreign_timing(key_path: &Path, key_text: &str, private_text: &str) -> Result<Timing, KeyError> {
+    let mut timing = Timing::default();
+    let private_path = key_path.with_extension("private");
+    for (i, line) in private_text.lines().enumerate() {
+        if let Some((field, value)) = line.split_once(':') {
+            timing_field(
+                &private_path,
+                i + 1,
+                field.trim(),
+                value.trim(),
+                &mut timing,
+            )?;
+        }
+    }
+    for (i, line) in key_text.lines().enumerate() {
+        let comment = line.split_once(';').map_or("", |(_, c)| c);
+        if let Some((field, value)) = comment.trim().split_once(": ") {
+            let mut from_key = Timing::default();
+            timing_field(key_path, i + 1, field, value, &mut from_key)?;
+            timing.delete = timing.delete.or(from_key.delete);
+        }
+    }
+    Ok(timing)
 }
 
 /// A `Field: value` timing line's field and time, if it is one.
@@ -310,16 +365,12 @@ fn ctime(secs: u32) -> String {
     )
 }
 
-/// Makes a CSK (flags 257) of `origin` with `algorithm` in `dir`, created,
-/// published and active at `now`, and writes its two files as
-/// `dnssec-keygen -f KSK` does: the `.private` (mode 0600) first, so that no
-/// `.key` is ever without it.
-pub(super) fn create_key(
-    dir: &Path,
-    origin: &Name,
+/// A new CSK (flags 257) of `algorithm`, published and active at `now`,
+/// in memory: the key, and its private half as the `.private` file holds it.
+pub(super) fn fresh_key(
     algorithm: DnssecAlgorithm,
     now: u32,
-) -> Result<Loaded, KeyError> {
+) -> Result<(Loaded, Vec<u8>), KeyError> {
     let (private, public) = KeyPair::generate(algorithm).ok_or(KeyError::Crypto {
         tag: 0,
         what: "making a key",
@@ -330,7 +381,35 @@ pub(super) fn create_key(
     rdata.extend_from_slice(&flags.to_be_bytes());
     rdata.extend_from_slice(&[3, number]);
     rdata.extend_from_slice(&public);
-    let tag = material::key_tag(&rdata);
+    let pair =
+        KeyPair::from_halves(algorithm, &private, &public).map_err(|what| KeyError::Rejected {
+            path: PathBuf::from("(a new key)"),
+            what,
+        })?;
+    let timing = Timing {
+        publish: Some(now),
+        activate: Some(now),
+        ..Timing::default()
+    };
+    Ok(((pair, rdata, timing), private))
+}
+
+/// Makes a CSK (flags 257) of `origin` with `algorithm` in `dir`, created,
+/// published and active at `now` ([`fresh_key`]), and writes its two files as
+/// `dnssec-keygen -f KSK` does: the `.private` (mode 0600) first, so that no
+/// `.key` is ever without it.
+pub(super) fn create_key(
+    dir: &Path,
+    origin: &Name,
+    algorithm: DnssecAlgorithm,
+    now: u32,
+) -> Result<Loaded, KeyError> {
+    let (key, private) = fresh_key(algorithm, now)?;
+    let (_, rdata, _) = &key;
+    let public = rdata.get(4..).unwrap_or_default();
+    let number = algorithm_number(algorithm);
+    let flags = ZONE_FLAG | SEP_FLAG;
+    let tag = material::key_tag(rdata);
     let base = format!("{}{tag:05}", prefix(origin, algorithm));
     let (private_path, key_path) = (dir.join(format!("{base}.private")), dir.join(base + ".key"));
     let (when, shown) = (stamp(now), ctime(now));
@@ -345,7 +424,7 @@ pub(super) fn create_key(
         "; This is a key-signing key, keyid {tag}, for {zone}\n\
          ; Created: {when} ({shown})\n; Publish: {when} ({shown})\n\
          ; Activate: {when} ({shown})\n{zone} IN DNSKEY {flags} 3 {number} {}\n",
-        BASE64.encode(&public)
+        BASE64.encode(public)
     );
     write_new(&private_path, &private_text, 0o600)?;
     write_new(&key_path, &key_text, 0o644)?;
@@ -356,17 +435,7 @@ pub(super) fn create_key(
             path: dir.to_path_buf(),
             source,
         })?;
-    let pair =
-        KeyPair::from_halves(algorithm, &private, &public).map_err(|what| KeyError::Rejected {
-            path: private_path,
-            what,
-        })?;
-    let timing = Timing {
-        publish: Some(now),
-        activate: Some(now),
-        ..Timing::default()
-    };
-    Ok((pair, rdata, timing))
+    Ok(key)
 }
 
 /// Writes `text` into `path` whole or not at all: a temporary file with

@@ -2,8 +2,10 @@
 //! (`K<zone>+<alg>+<tag>.key` and `.private`, as `dnssec-keygen` writes them),
 //! so that `dnssec-signzone`, `dnssec-dsfromkey` and `delv` read the same keys.
 //!
-//! [`ZoneKeys::load_or_create`] reads every key of a zone and algorithm from
-//! the keys folder, or makes one CSK (flags 257) when there is none. Which
+//! [`ZoneKeys::load_or_create`] reads every key of a zone from the keys
+//! folder (of both algorithms during an algorithm rollover, RFC 6781
+//! §4.1.4), or makes one CSK (flags 257) of the configured algorithm when
+//! there is none. Which
 //! keys are in the DNSKEY RRset and which sign is the keys' timing metadata
 //! (`Publish`, `Activate`, `Inactive`, `Delete`), read as BIND writes it:
 //! an operator rolls a key by adding the next one with `dnssec-keygen` and
@@ -100,6 +102,21 @@ pub enum KeyError {
         /// The tags of the keys found, comma separated.
         tags: String,
     },
+    /// A key of an algorithm the TS does not sign with, still published.
+    #[error(
+        "{}: algorithm {algorithm} is not one the TS signs with (13 ECDSAP256SHA256, \
+         15 ED25519) and the key is still published (no Delete time, or one ahead): \
+         the zone would hold a DNSKEY of an algorithm that signs nothing, bogus while \
+         the parent's DS names it; finish the roll away from it with the signer that \
+         made it, or set its Delete (dnssec-settime -D) once no DS names it",
+        .path.display()
+    )]
+    Unsupported {
+        /// The `.key` file.
+        path: PathBuf,
+        /// Its algorithm number.
+        algorithm: u8,
+    },
     /// ring could not make a key or a signature.
     #[error("key {tag}: {what} failed")]
     Crypto {
@@ -153,6 +170,12 @@ impl Timing {
         .flatten()
         .filter(|&t| t > now)
         .min()
+    }
+
+    /// A standby key: a Publish time and no Activate (`dnssec-keygen -A
+    /// none`), kept to sign only once an operator activates it.
+    fn standby(&self) -> bool {
+        self.publish.is_some() && self.activate.is_none()
     }
 
     /// In the DNSKEY RRset at `now`: published and not yet deleted.
@@ -251,27 +274,33 @@ impl ZoneKey {
     }
 }
 
-/// The keys of one zone and algorithm, as found in (or made into) its keys
-/// folder.
+/// The keys of one zone, as found in (or made into) its keys folder.
 #[derive(Debug)]
 pub struct ZoneKeys {
-    /// Every key of the zone with the algorithm, by file name.
+    /// Every key of the zone, by file name.
     keys: Vec<ZoneKey>,
 }
 
 impl ZoneKeys {
-    /// Keys of `origin` with `algorithm` in `dir`: every
-    /// `K<origin>+<alg>+<tag>.key/.private` pair there with that algorithm;
-    /// when there is none, one CSK (flags 257) is generated and written (`dir`
-    /// created if needed, `.private` mode 0600), as `dnssec-keygen` would
-    /// name and write it. `now` (seconds since the epoch) decides which keys
-    /// are published and active. The folder is locked meanwhile, so table
-    /// servers sharing it that start together make one key, not two.
+    /// Keys of `origin` in `dir`: every `K<origin>+<alg>+<tag>.key/.private`
+    /// pair there, of either algorithm the TS signs with; when there is
+    /// none, one CSK (flags 257) of `algorithm` is generated and written
+    /// (`dir` created if needed, `.private` mode 0600), as `dnssec-keygen`
+    /// would name and write it. `now` (seconds since the epoch) decides which
+    /// keys are published and active. The folder is locked meanwhile, so
+    /// table servers sharing it that start together make one key, not two.
+    ///
+    /// Keys of two algorithms are an algorithm rollover (RFC 6781 §4.1.4):
+    /// every algorithm in the DNSKEY RRset signs every RRset (RFC 4035
+    /// §2.2), so an algorithm whose published keys are none of them active
+    /// (the old one retired before its Delete, the new one published before
+    /// its Activate) signs with those keys anyway (not a standby key).
     ///
     /// # Errors
     /// A file that cannot be read or written, a key file that is not what
     /// BIND writes (`file:line`), a key ring refuses, a `.key` without its
-    /// `.private`, or keys of which none is active.
+    /// `.private`, a key still published of an algorithm the TS does not
+    /// sign with, or keys of which none is active.
     pub fn load_or_create(
         dir: &Path,
         origin: &Name,
@@ -284,11 +313,45 @@ impl ZoneKeys {
         };
         std::fs::create_dir_all(dir).map_err(io)?;
         let _lock = file::lock(dir).map_err(io)?;
-        let mut found = file::read_keys(dir, origin, algorithm)?;
+        let mut found = file::read_keys(dir, origin, now)?;
         if found.is_empty() {
             found.push(file::create_key(dir, origin, algorithm, now)?);
         }
-        let keys: Vec<ZoneKey> = found
+        ZoneKeys::of(found, dir, origin, now)
+    }
+
+    /// The keys [`ZoneKeys::load_or_create`] would use at `now`, read
+    /// without writing anything (`dnslb check`): a zone with no key in the
+    /// folder, or no folder yet, gets a CSK of `algorithm` made in memory
+    /// only, as the TS would make one at start.
+    ///
+    /// # Errors
+    /// As [`ZoneKeys::load_or_create`], but for writing.
+    pub fn load_dry(
+        dir: &Path,
+        origin: &Name,
+        algorithm: DnssecAlgorithm,
+        now: u32,
+    ) -> Result<ZoneKeys, KeyError> {
+        let mut found = if dir.exists() {
+            file::read_keys(dir, origin, now)?
+        } else {
+            Vec::new()
+        };
+        if found.is_empty() {
+            found.push(file::fresh_key(algorithm, now)?.0);
+        }
+        ZoneKeys::of(found, dir, origin, now)
+    }
+
+    /// The keys `found` in `dir` for `origin`, as they sign at `now`.
+    fn of(
+        found: Vec<file::Loaded>,
+        dir: &Path,
+        origin: &Name,
+        now: u32,
+    ) -> Result<ZoneKeys, KeyError> {
+        let mut keys: Vec<ZoneKey> = found
             .into_iter()
             .map(|(pair, rdata, timing)| ZoneKey {
                 tag: key_tag(&rdata),
@@ -308,7 +371,24 @@ impl ZoneKeys {
                 tags: tags.join(", "),
             });
         }
+        let silent: Vec<u8> = keys
+            .iter()
+            .filter(|k| k.published)
+            .map(ZoneKey::algorithm)
+            .filter(|&a| !keys.iter().any(|k| k.active && k.algorithm() == a))
+            .collect();
+        for k in &mut keys {
+            if silent.contains(&k.algorithm()) && k.published && !k.timing.standby() {
+                k.active = true;
+            }
+        }
         Ok(ZoneKeys { keys })
+    }
+
+    /// Whether a key of `algorithm` is in the DNSKEY RRset.
+    pub fn publishes(&self, algorithm: DnssecAlgorithm) -> bool {
+        let number = algorithm_number(algorithm);
+        self.published().any(|k| k.algorithm() == number)
     }
 
     /// The keys in the zone's DNSKEY RRset.
@@ -321,11 +401,13 @@ impl ZoneKeys {
     /// other type the active non-SEP keys once one of them has been published
     /// for [`SETTLE`], every active key while the non-SEP ones are newer, else
     /// the active SEP keys (a CSK signs everything).
+    ///
+    /// Each algorithm is chosen for on its own: with keys of two, an RRset
+    /// has signatures of both.
     pub fn signing(&self, rtype: u16) -> impl Iterator<Item = &ZoneKey> {
-        let sep = sep_signs(&self.keys, rtype);
-        self.keys
-            .iter()
-            .filter(move |k| k.active && sep.is_none_or(|s| k.is_sep() == s))
+        self.keys.iter().filter(move |k| {
+            k.active && sep_signs(&self.keys, k.algorithm(), rtype).is_none_or(|s| k.is_sep() == s)
+        })
     }
 
     /// When what the keys do next changes after `now` (a key published,
@@ -355,10 +437,13 @@ impl ZoneKeys {
     }
 }
 
-/// Which active keys sign `rtype`: `Some(true)` the SEP keys, `Some(false)`
-/// the others, `None` all of them.
-fn sep_signs(keys: &[ZoneKey], rtype: u16) -> Option<bool> {
-    let active = || keys.iter().filter(|k| k.active);
+/// Which active keys of `algorithm` sign `rtype`: `Some(true)` the SEP
+/// keys, `Some(false)` the others, `None` all of them.
+fn sep_signs(keys: &[ZoneKey], algorithm: u8, rtype: u16) -> Option<bool> {
+    let active = || {
+        keys.iter()
+            .filter(move |k| k.active && k.algorithm() == algorithm)
+    };
     let any_sep = active().any(ZoneKey::is_sep);
     if KEY_SET_TYPES.contains(&rtype) {
         any_sep.then_some(true)

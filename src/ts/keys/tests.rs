@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use ring::signature::{ECDSA_P256_SHA256_FIXED, ED25519, UnparsedPublicKey};
 
 use super::*;
+use crate::ts::signed::stamp;
 
 /// 2026-01-01 00:00:00 UTC.
 const NOW: u32 = 1_767_225_600;
@@ -128,7 +129,10 @@ fn a_restart_reads_the_same_key_and_the_root_zone_has_its_own_files() {
             .join(format!("{prefix}{:05}.key", one_key(&first).tag()));
         assert!(file.exists(), "{}", file.display());
     }
-    // One zone's keys of one algorithm do not count for the other algorithm.
+    // The configured algorithm changed: the zone's keys of the other one
+    // are still its keys (no new key made beside them, which would drop
+    // the key the parent's DS names); `algorithm` only says what a key
+    // made for an empty folder is.
     assert_eq!(key_files(tmp.path()).len(), 4);
     let ecdsa = ZoneKeys::load_or_create(
         tmp.path(),
@@ -137,14 +141,147 @@ fn a_restart_reads_the_same_key_and_the_root_zone_has_its_own_files() {
         NOW,
     )
     .unwrap();
-    assert_eq!(one_key(&ecdsa).algorithm(), 13);
-    assert_eq!(key_files(tmp.path()).len(), 6);
+    assert_eq!(one_key(&ecdsa).algorithm(), 15);
+    assert_eq!(key_files(tmp.path()).len(), 4);
+}
+
+/// Writes a key of `origin` and `alg` in `dir` with `timing` (as
+/// `dnssec-keygen` then `dnssec-settime` would): its tag.
+fn write_key(dir: &Path, origin: &Name, alg: DnssecAlgorithm, timing: Timing) -> u16 {
+    let other = tempfile::tempdir().unwrap();
+    let made = ZoneKeys::load_or_create(other.path(), origin, alg, NOW).unwrap();
+    let tag = one_key(&made).tag();
+    let line = |field: &str, t: Option<u32>| {
+        t.map_or(String::new(), |t| format!("{field}: {}\n", stamp(t)))
+    };
+    for path in key_files(other.path()) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = if path.extension().unwrap() == "private" {
+            let kept: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.starts_with("Publish") && !l.starts_with("Activate"))
+                .collect();
+            format!(
+                "{}\n{}{}{}{}",
+                kept.join("\n"),
+                line("Publish", timing.publish),
+                line("Activate", timing.activate),
+                line("Inactive", timing.inactive),
+                line("Delete", timing.delete)
+            )
+        } else {
+            text.lines()
+                .filter(|l| !l.starts_with(';'))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
+    }
+    tag
+}
+
+fn timing(publish: Option<u32>, activate: Option<u32>, inactive: Option<u32>) -> Timing {
+    Timing {
+        publish,
+        activate,
+        inactive,
+        delete: None,
+    }
+}
+
+#[test]
+fn an_algorithm_rollover_signs_every_rrset_with_both_algorithms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = name("example.com.");
+    let (ecdsa, ed) = (DnssecAlgorithm::EcdsaP256Sha256, DnssecAlgorithm::Ed25519);
+    let long_ago = Some(NOW - 30 * 86_400);
+    let old = write_key(tmp.path(), &origin, ecdsa, timing(long_ago, long_ago, None));
+    let new = write_key(tmp.path(), &origin, ed, timing(Some(NOW), Some(NOW), None));
+    let signing = |keys: &ZoneKeys, rtype| -> Vec<(u8, u16)> {
+        keys.signing(rtype)
+            .map(|k| (k.algorithm(), k.tag()))
+            .collect()
+    };
+    let both = [(13, old), (15, new)];
+    // Both active: every RRset signed by a key of each algorithm, whatever
+    // the configured algorithm.
+    for alg in [ecdsa, ed] {
+        let keys = ZoneKeys::load_or_create(tmp.path(), &origin, alg, NOW).unwrap();
+        assert_eq!(keys.published().count(), 2);
+        for rtype in [DNSKEY, DATA] {
+            let mut got = signing(&keys, rtype);
+            got.sort_unstable();
+            assert_eq!(got, both);
+        }
+    }
+    assert_eq!(key_files(tmp.path()).len(), 4);
+
+    // The old algorithm retired before its Delete (RFC 6781 §4.1.4: its
+    // RRSIGs go after its DNSKEYs): it still signs while published.
+    let tmp = tempfile::tempdir().unwrap();
+    let retired = timing(long_ago, long_ago, Some(NOW - 10));
+    let old = write_key(tmp.path(), &origin, ecdsa, retired);
+    let new = write_key(tmp.path(), &origin, ed, timing(Some(NOW), Some(NOW), None));
+    let keys = ZoneKeys::load_or_create(tmp.path(), &origin, ed, NOW).unwrap();
+    let mut got = signing(&keys, DATA);
+    got.sort_unstable();
+    assert_eq!(got, [(13, old), (15, new)]);
+    // A new algorithm's key published before its Activate signs too.
+    let tmp = tempfile::tempdir().unwrap();
+    let old = write_key(tmp.path(), &origin, ecdsa, timing(long_ago, long_ago, None));
+    let ahead = timing(Some(NOW), Some(NOW + 3600), None);
+    let new = write_key(tmp.path(), &origin, ed, ahead);
+    let keys = ZoneKeys::load_or_create(tmp.path(), &origin, ecdsa, NOW).unwrap();
+    let mut got = signing(&keys, DNSKEY);
+    got.sort_unstable();
+    assert_eq!(got, [(13, old), (15, new)]);
+    // A standby key of the other algorithm (no Activate) does not.
+    let tmp = tempfile::tempdir().unwrap();
+    let old = write_key(tmp.path(), &origin, ecdsa, timing(long_ago, long_ago, None));
+    write_key(tmp.path(), &origin, ed, timing(Some(NOW), None, None));
+    let keys = ZoneKeys::load_or_create(tmp.path(), &origin, ecdsa, NOW).unwrap();
+    assert_eq!(signing(&keys, DATA), [(13, old)]);
+    assert_eq!(keys.published().count(), 2);
+}
+
+#[test]
+fn a_published_key_of_an_algorithm_the_ts_cannot_sign_with_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = name("example.com.");
+    let alg = DnssecAlgorithm::EcdsaP256Sha256;
+    ZoneKeys::load_or_create(tmp.path(), &origin, alg, NOW).unwrap();
+    // An RSASHA256 key as dnssec-keygen writes it (material cut short: it
+    // is never read), retired but not deleted.
+    let path = tmp.path().join("Kexample.com.+008+12345.key");
+    std::fs::write(
+        &path,
+        "; Delete: 20260201000000 (Sun Feb  1 00:00:00 2026)\n\
+         example.com. IN DNSKEY 257 3 8 AwEAAc0=\n",
+    )
+    .unwrap();
+    std::fs::write(
+        path.with_extension("private"),
+        "Private-key-format: v1.3\nAlgorithm: 8 (RSASHA256)\nModulus: AwEAAc0=\n\
+         Inactive: 20251201000000\n",
+    )
+    .unwrap();
+    let err = ZoneKeys::load_or_create(tmp.path(), &origin, alg, NOW).unwrap_err();
+    assert!(
+        err.to_string().starts_with(&format!(
+            "{}: algorithm 8 is not one the TS signs with",
+            path.display()
+        )),
+        "{err}"
+    );
+    // Past its Delete it is gone from the zone: left alone.
+    let keys = ZoneKeys::load_or_create(tmp.path(), &origin, alg, 1_769_904_000).unwrap();
+    assert_eq!(keys.published().count(), 1);
 }
 
 #[test]
 fn signatures_verify_with_the_dnskey_public_key() {
-    let tmp = tempfile::tempdir().unwrap();
     for alg in DnssecAlgorithm::ALL.iter().copied() {
+        let tmp = tempfile::tempdir().unwrap();
         let keys = ZoneKeys::load_or_create(tmp.path(), &name("a.test."), alg, NOW).unwrap();
         let key = one_key(&keys);
         let public = &key.dnskey_rdata()[4..];

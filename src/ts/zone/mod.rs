@@ -64,7 +64,7 @@ mod write;
 pub use build::ZoneBuilder;
 pub(crate) use build::key_of;
 pub use catalog::Catalog;
-pub(crate) use nsec3::owner_hash;
+pub(crate) use nsec3::{ITERATIONS_MAX as NSEC3_ITERATIONS_MAX, owner_hash};
 pub use sign::{Keys, RrsetSigner, SignError, Signature};
 pub use store::SET_DO_ONLY;
 use store::Store;

@@ -18,9 +18,10 @@ use super::store::{Entry, Store};
 
 /// SHA-1's length: the only NSEC3 hash algorithm (RFC 5155 §11).
 pub(super) const HASH_LEN: usize = 20;
-/// Iterations answered with at most (RFC 9276 §3.2 lets a server treat a
-/// zone with more as insecure; a validator gives up at 150 or sooner).
-const ITERATIONS_MAX: u16 = 500;
+/// Iterations answered with at most (RFC 9276 §3.2 lets a validator fail a
+/// zone with more; one treats it as insecure above 150 or sooner): a
+/// zone file with more is refused at load (`ts/signed.rs`).
+pub(crate) const ITERATIONS_MAX: u16 = 500;
 
 /// An NSEC3 chain: hash parameters and owners in hash order.
 #[derive(Debug)]

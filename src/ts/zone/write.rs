@@ -184,13 +184,16 @@ impl Zone {
                 }
             };
             // A question for the CNAME, for ANY or for the RRSIGs at the
-            // owner is answered there (as NSD does).
+            // owner is answered there (as NSD does); so is one for the NSEC
+            // when the owner has its own (an NSEC zone), as NSD and Knot do.
+            let own_nsec = qtype == RecordType::NSEC && node.set(qt).is_some();
             let cname = match node.set(u16::from(RecordType::CNAME)) {
                 Some(c)
-                    if !matches!(
-                        qtype,
-                        RecordType::CNAME | RecordType::ANY | RecordType::RRSIG
-                    ) =>
+                    if !own_nsec
+                        && !matches!(
+                            qtype,
+                            RecordType::CNAME | RecordType::ANY | RecordType::RRSIG
+                        ) =>
                 {
                     c
                 }

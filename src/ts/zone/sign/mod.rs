@@ -139,6 +139,14 @@ pub enum SignError {
     /// A signing thread died.
     #[error("a signing thread failed")]
     Worker,
+    /// The NSEC3 owner names (a 32-character hash label above the origin)
+    /// would be longer than a name can be.
+    #[error(
+        "the origin is {0} bytes long (wire form): its NSEC3 owner names (a 32-character \
+         hash label added) would pass 255; denial = \"nsec3\" needs an origin of at most \
+         222 bytes (use denial = \"nsec\")"
+    )]
+    Nsec3OriginTooLong(usize),
     /// A record could not be encoded.
     #[error(transparent)]
     Build(#[from] BuildError),
@@ -293,6 +301,9 @@ impl Zone {
     ) -> Result<Zone, SignError> {
         if keys.for_keys.is_empty() || keys.for_data.is_empty() || keys.dnskeys.is_empty() {
             return Err(SignError::NoKey);
+        }
+        if denial == Denial::Nsec3 && self.origin_key.len() + 1 + 32 > 255 {
+            return Err(SignError::Nsec3OriginTooLong(self.origin_key.len()));
         }
         let data = self.data_digest();
         let mut soa = soa_of(&self.soa);
