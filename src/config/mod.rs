@@ -226,7 +226,36 @@ impl Config {
                 *file = folder.join(&*file);
             }
         }
+        let notify_tsig = config.ls.as_ref().map(|ls| {
+            ls.backend
+                .iter()
+                .filter_map(|b| Some((b.name.clone(), config.notify_key_of(b)?.clone())))
+                .collect()
+        });
+        if let (Some(ls), Some(keys)) = (&mut config.ls, notify_tsig) {
+            ls.notify_tsig = keys;
+        }
         Ok(config)
+    }
+
+    /// The `[[key]]` the NOTIFYs of `backend` must be signed with: the one
+    /// its `notify_key` names, else the `xfr_key` of the `[[ts]]` of this
+    /// file listening at its address (that TS signs its NOTIFYs with it);
+    /// `None`: its NOTIFYs may come unsigned.
+    pub fn notify_key_of(&self, backend: &BackendConfig) -> Option<&KeyConfig> {
+        let name = match &backend.notify_key {
+            Some(name) => name.as_str(),
+            None => self
+                .ts_at(backend.addr)
+                .and_then(|ts| ts.xfr_key.as_deref())?,
+        };
+        self.key.iter().find(|k| k.name == name)
+    }
+
+    /// The `[[ts]]` of this file listening at `addr` (a backend's address),
+    /// if any.
+    pub fn ts_at(&self, addr: std::net::SocketAddr) -> Option<&TsConfig> {
+        self.ts.iter().find(|ts| validate::overlap(addr, ts.listen))
     }
 
     /// The `[[ts]]` named `name`.

@@ -45,6 +45,7 @@ mod ls_procs;
 mod ls_reask;
 mod ls_refused;
 mod metrics;
+mod notify_tsig;
 mod nsd;
 mod nsec3_chains;
 mod nsid;
