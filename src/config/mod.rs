@@ -100,7 +100,8 @@ pub use ls::{
 };
 pub use pool::{PoolConfig, zone_text};
 pub use tls::{
-    CertError, EXPIRY_WARNING_SECS, HttpsConfig, TlsConfig, load_certified_key, not_after, unix_now,
+    CertError, EXPIRY_WARNING_SECS, HttpsConfig, TlsConfig, expiry_warning_days, file_not_after,
+    load_certified_key, not_after, unix_now,
 };
 pub use ts::{Denial, Dnssec, DnssecAlgorithm, Fault, OnMiss, TsConfig};
 pub(crate) use validate::MAX_STICKY_SIZE;
@@ -297,7 +298,9 @@ impl Config {
     /// be read, hold a certificate chain and a key, and belong together (this rule
     /// reads files), `[ls.https]` has both or neither, and its `path` starts with `/`;
     /// `[[key]]` names are unique DNS names, each key has `secret` or `secret_file`
-    /// (read here), base64, at least half the hash long, and each `xfr_key` names one;
+    /// (read here), base64, at least half the hash long, and each `xfr_key` and
+    /// backend `notify_key` names one (a backend that is a `[[ts]]` of this file
+    /// has no `notify_key` but its `xfr_key`);
     /// a `[[ts]]` that is a backend of `[ls]` and has no `xfr_key` does not allow
     /// transfers (`axfr_allow`) from the address the LS sends to it from.
     /// (A bad `origin`, pool zone or `health.query` is a parse error,

@@ -8,6 +8,7 @@ mod cache;
 mod cache_ecs;
 mod cache_flush;
 mod cache_invalidation;
+mod check_certs;
 mod check_cmd;
 mod check_pools;
 mod cli;
