@@ -107,10 +107,39 @@ pub fn check_all(path: &Path) -> Checked {
             warnings.push(cfg.problem_at(&text, &at, msg).to_string());
         }
     }
+    if let Some(ls) = &cfg.ls {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for (at, msg) in expiring_certificates(ls, crate::config::unix_now()) {
+            warnings.push(cfg.problem_at(&text, at, msg).to_string());
+        }
+    }
     // A file named by several table servers is warned about once.
     let mut seen = std::collections::HashSet::new();
     warnings.retain(|w| seen.insert(w.clone()));
     Checked { problems, warnings }
+}
+
+/// A warning for each certificate of `[ls.tls]` and `[ls.https]` whose leaf
+/// expires within 14 days of `now` (an expired one is a problem of the
+/// config already): the key naming its file, and the message.
+fn expiring_certificates(ls: &LsConfig, now: i64) -> Vec<(&'static str, String)> {
+    let tls = ls.tls.as_ref().map(|t| ("ls.tls.cert", t.cert.as_path()));
+    let https = ls
+        .https
+        .as_ref()
+        .and_then(|h| Some(("ls.https.cert", h.cert.as_deref()?)));
+    tls.into_iter()
+        .chain(https)
+        .filter_map(|(at, file)| {
+            let (secs, shown) = crate::config::file_not_after(file)?;
+            let days = crate::config::expiry_warning_days(secs, now)?;
+            let msg = format!(
+                "warning: the certificate {} expires on {shown} (notAfter), in {days} days (less than 14): renew it, then SIGHUP",
+                file.display()
+            );
+            Some((at, msg))
+        })
+        .collect()
 }
 
 /// Every problem of the zone files of the `[[ts]]` at `index` (`settings`

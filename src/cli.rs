@@ -281,7 +281,6 @@ impl TsArgs {
         let a = self;
         let mut workers = a.workers;
         let mut metrics = None;
-        let mut notify_unsigned = Vec::new();
         let (mut settings, listen) = match (&a.config, &a.name, a.listen) {
             (Some(path), Some(name), _) => {
                 let cfg = Config::load(path)?;
@@ -294,7 +293,6 @@ impl TsArgs {
                 };
                 workers = workers.or(tc.workers);
                 metrics = tc.metrics;
-                notify_unsigned = crate::ts::ls_notify_targets(&cfg, tc);
                 (TsSettings::from_config_in(&cfg, tc), tc.listen)
             }
             (None, None, Some(listen)) => {
@@ -354,7 +352,6 @@ impl TsArgs {
             listen,
             metrics,
             workers: workers.unwrap_or_else(available_cores),
-            notify_unsigned,
         })
     }
 }

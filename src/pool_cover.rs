@@ -88,6 +88,7 @@ mod tests {
             name: name.into(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             weight: 1,
+            notify_key: None,
         };
         LsConfig {
             backend: vec![backend("ts1", 5301), backend("ts2", 5302)],

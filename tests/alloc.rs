@@ -200,6 +200,7 @@ fn allocations_per_run(strategy: Strategy, cache: bool) -> (u64, u64) {
                 name: format!("b{i}"),
                 addr: e.addr,
                 weight: 1,
+                notify_key: None,
             })
             .collect(),
         // The query's pool, and another one: the lookup walks every suffix.

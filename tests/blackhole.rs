@@ -409,6 +409,7 @@ async fn pool_late_tables_stay_small_and_release_in_flight_under_load() {
                 name: name.into(),
                 addr,
                 weight: 1,
+                notify_key: None,
             },
             false,
         ))

@@ -31,6 +31,7 @@ fn config(rate_limit_qps: u32) -> LsConfig {
                 name: name.to_owned(),
                 addr: SocketAddr::from(([127, 0, 0, 1], port)),
                 weight: 1,
+                notify_key: None,
             })
             .collect(),
         // A pool, so that the door's route lookup reads every question too.

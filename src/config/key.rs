@@ -483,6 +483,53 @@ mod tests {
         );
     }
 
+    /// Issue 34 item 8: a backend's `notify_key` names a `[[key]]`; a
+    /// backend that is a `[[ts]]` of the file follows its `xfr_key` (and may
+    /// name no other key); another backend's NOTIFYs need no key unless it
+    /// names one.
+    #[test]
+    fn a_backend_s_notify_key_is_its_own_or_its_table_server_s() {
+        let ls = |backends: &str| {
+            format!(
+                "[ls]\nlisten = [\"127.0.0.1:5300\"]\n\n{backends}\n{TS}\n[[key]]\nname = \"xfr\"\nsecret = \"{B64_32}\"\n\n\
+                 [[key]]\nname = \"nsd\"\nsecret = \"{B64_32}\"\n"
+            )
+        };
+        let backends = "[[ls.backend]]\nname = \"ts1\"\naddr = \"127.0.0.1:5301\"\n\n\
+                        [[ls.backend]]\nname = \"nsd\"\naddr = \"192.0.2.53:53\"\nnotify_key = \"nsd\"\n\n\
+                        [[ls.backend]]\nname = \"other\"\naddr = \"192.0.2.54:53\"\n";
+        let c = crate::config::Config::from_toml(&ls(backends), std::path::Path::new("c.toml"))
+            .unwrap();
+        let keys: Vec<(&str, &str)> =
+            c.ls.as_ref()
+                .unwrap()
+                .notify_tsig
+                .iter()
+                .map(|(b, k)| (b.as_str(), k.name.as_str()))
+                .collect();
+        assert_eq!(keys, [("ts1", "xfr"), ("nsd", "nsd")]);
+
+        let wrong = backends.replace("notify_key = \"nsd\"", "notify_key = \"nope\"");
+        let got = problems(&ls(&wrong));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].contains(
+                "ls.backend.notify_key: names key \"nope\", which is not a [[key]] (keys: xfr, nsd)"
+            ),
+            "{got:?}"
+        );
+        let other = backends.replace(
+            "addr = \"127.0.0.1:5301\"\n",
+            "addr = \"127.0.0.1:5301\"\nnotify_key = \"nsd\"\n",
+        );
+        let got = problems(&ls(&other));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("c.toml:7: ls.backend.notify_key: backend \"ts1\" is table server \"ts1\" of this file, which signs its NOTIFYs with its xfr_key \"xfr\""),
+            "{got:?}"
+        );
+    }
+
     #[test]
     fn a_relative_secret_file_is_read_from_the_config_folder() {
         let dir = tempfile::tempdir().unwrap();

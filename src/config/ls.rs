@@ -11,6 +11,7 @@ use serde::de::{self, Deserializer, Unexpected, Visitor};
 
 use super::available_cores;
 use super::cache::CacheConfig;
+use super::key::KeyConfig;
 use super::pool::PoolConfig;
 use super::tls::{HttpsConfig, TlsConfig};
 use super::values::{ProbeQuestion, de_addr, de_addrs, de_nets, de_opt_addr};
@@ -206,6 +207,12 @@ pub struct LsConfig {
     /// The pools, `[[ls.pool]]`, in config order: the names under their zones are
     /// asked of their backends only. \[none\]
     pub pool: Vec<PoolConfig>,
+    /// Not a TOML key: the TSIG key each backend's NOTIFYs must be signed
+    /// with, by backend name, resolved from the whole file when it is read
+    /// ([`super::Config::notify_key_of`]: its `notify_key`, else the
+    /// `xfr_key` of the `[[ts]]` of this file it is).
+    #[serde(skip)]
+    pub notify_tsig: Vec<(String, KeyConfig)>,
 }
 
 impl Default for LsConfig {
@@ -242,6 +249,7 @@ impl Default for LsConfig {
             health: HealthConfig::default(),
             backend: Vec::new(),
             pool: Vec::new(),
+            notify_tsig: Vec::new(),
         }
     }
 }
@@ -290,6 +298,12 @@ pub struct BackendConfig {
     /// Share under `weighted-random`. \[1\]
     #[serde(default = "one")]
     pub weight: u32,
+    /// The `[[key]]` its NOTIFYs must be signed with (RFC 8945): then a
+    /// NOTIFY from its address flushes the cache only when its TSIG
+    /// verifies, and an unsigned one is refused. \[the `xfr_key` of the
+    /// `[[ts]]` of this file at `addr`, if any; else none\]
+    #[serde(default)]
+    pub notify_key: Option<String>,
 }
 
 /// The default backend weight.

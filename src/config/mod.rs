@@ -100,7 +100,8 @@ pub use ls::{
 };
 pub use pool::{PoolConfig, zone_text};
 pub use tls::{
-    CertError, EXPIRY_WARNING_SECS, HttpsConfig, TlsConfig, load_certified_key, not_after, unix_now,
+    CertError, EXPIRY_WARNING_SECS, HttpsConfig, TlsConfig, expiry_warning_days, file_not_after,
+    load_certified_key, not_after, unix_now,
 };
 pub use ts::{Denial, Dnssec, DnssecAlgorithm, Fault, OnMiss, TsConfig};
 pub(crate) use validate::MAX_STICKY_SIZE;
@@ -226,7 +227,36 @@ impl Config {
                 *file = folder.join(&*file);
             }
         }
+        let notify_tsig = config.ls.as_ref().map(|ls| {
+            ls.backend
+                .iter()
+                .filter_map(|b| Some((b.name.clone(), config.notify_key_of(b)?.clone())))
+                .collect()
+        });
+        if let (Some(ls), Some(keys)) = (&mut config.ls, notify_tsig) {
+            ls.notify_tsig = keys;
+        }
         Ok(config)
+    }
+
+    /// The `[[key]]` the NOTIFYs of `backend` must be signed with: the one
+    /// its `notify_key` names, else the `xfr_key` of the `[[ts]]` of this
+    /// file listening at its address (that TS signs its NOTIFYs with it);
+    /// `None`: its NOTIFYs may come unsigned.
+    pub fn notify_key_of(&self, backend: &BackendConfig) -> Option<&KeyConfig> {
+        let name = match &backend.notify_key {
+            Some(name) => name.as_str(),
+            None => self
+                .ts_at(backend.addr)
+                .and_then(|ts| ts.xfr_key.as_deref())?,
+        };
+        self.key.iter().find(|k| k.name == name)
+    }
+
+    /// The `[[ts]]` of this file listening at `addr` (a backend's address),
+    /// if any.
+    pub fn ts_at(&self, addr: std::net::SocketAddr) -> Option<&TsConfig> {
+        self.ts.iter().find(|ts| validate::overlap(addr, ts.listen))
     }
 
     /// The `[[ts]]` named `name`.
@@ -268,7 +298,9 @@ impl Config {
     /// be read, hold a certificate chain and a key, and belong together (this rule
     /// reads files), `[ls.https]` has both or neither, and its `path` starts with `/`;
     /// `[[key]]` names are unique DNS names, each key has `secret` or `secret_file`
-    /// (read here), base64, at least half the hash long, and each `xfr_key` names one;
+    /// (read here), base64, at least half the hash long, and each `xfr_key` and
+    /// backend `notify_key` names one (a backend that is a `[[ts]]` of this file
+    /// has no `notify_key` but its `xfr_key`);
     /// a `[[ts]]` that is a backend of `[ls]` and has no `xfr_key` does not allow
     /// transfers (`axfr_allow`) from the address the LS sends to it from.
     /// (A bad `origin`, pool zone or `health.query` is a parse error,

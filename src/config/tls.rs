@@ -163,6 +163,22 @@ pub(super) fn leaf_validity(der: &CertificateDer<'_>) -> Result<(CertTime, CertT
     Ok((at(&v.not_before), at(&v.not_after)))
 }
 
+/// The days left before `not_after` (Unix seconds) at `now`, when that is
+/// less than [`EXPIRY_WARNING_SECS`] (the certificate is to be renewed);
+/// `None` while more remains.
+pub fn expiry_warning_days(not_after: i64, now: i64) -> Option<i64> {
+    let left = not_after.saturating_sub(now);
+    (left < EXPIRY_WARNING_SECS).then_some(left.div_euclid(86_400))
+}
+
+/// The notAfter of the first certificate (the leaf) in the PEM file `cert`:
+/// Unix seconds, and as the certificate writes it; `None` when it cannot be
+/// read (validation says why).
+pub fn file_not_after(cert: &Path) -> Option<(i64, String)> {
+    let leaf = CertificateDer::pem_file_iter(cert).ok()?.next()?.ok()?;
+    leaf_validity(&leaf).ok().map(|(_, after)| after)
+}
+
 /// The notAfter of the leaf of `key` (Unix seconds), if it can be read.
 pub fn not_after(key: &CertifiedKey) -> Option<i64> {
     let leaf = key.cert.first()?;

@@ -497,20 +497,50 @@ fn check_keys(config: &Config, check: &mut Checker<'_>) {
             check.push(&[&at, &format!("key.{i}.name")], e.msg);
         }
     }
+    let known: Vec<&str> = config.key.iter().map(|k| k.name.as_str()).collect();
+    let known = if known.is_empty() {
+        "there is none".to_owned()
+    } else {
+        format!("keys: {}", known.join(", "))
+    };
+    let names_a_key = |check: &mut Checker<'_>, name: &String, path: String| {
+        if !config.key.iter().any(|k| &k.name == name) {
+            check.push(
+                &[&path],
+                format!("names key {name:?}, which is not a [[key]] ({known})"),
+            );
+        }
+    };
     for (i, ts) in config.ts.iter().enumerate() {
-        let Some(name) = &ts.xfr_key else {
+        if let Some(name) = &ts.xfr_key {
+            names_a_key(check, name, format!("ts.{i}.xfr_key"));
+        }
+    }
+    let backends = config
+        .ls
+        .iter()
+        .flat_map(|ls| ls.backend.iter().enumerate());
+    for (i, b) in backends {
+        let Some(name) = &b.notify_key else {
             continue;
         };
-        if !config.key.iter().any(|k| &k.name == name) {
-            let known: Vec<&str> = config.key.iter().map(|k| k.name.as_str()).collect();
-            let known = if known.is_empty() {
-                "there is none".to_owned()
-            } else {
-                format!("keys: {}", known.join(", "))
+        let path = format!("ls.backend.{i}.notify_key");
+        names_a_key(check, name, path.clone());
+        // A table server of this file signs its NOTIFYs with its xfr_key,
+        // or sends them unsigned: any other key would refuse them all.
+        if let Some(ts) = config.ts_at(b.addr)
+            && ts.xfr_key.as_ref() != Some(name)
+        {
+            let signs = match &ts.xfr_key {
+                Some(k) => format!("signs its NOTIFYs with its xfr_key {k:?}"),
+                None => "sends its NOTIFYs unsigned (it has no xfr_key)".into(),
             };
             check.push(
-                &[&format!("ts.{i}.xfr_key")],
-                format!("names key {name:?}, which is not a [[key]] ({known})"),
+                &[&path],
+                format!(
+                    "backend {:?} is table server {:?} of this file, which {signs}: leave notify_key out (it follows the table server's xfr_key)",
+                    b.name, ts.name
+                ),
             );
         }
     }
@@ -625,7 +655,7 @@ fn check_transfers_behind_ls(config: &Config, check: &mut Checker<'_>) {
 }
 
 /// Whether sockets bound to `a` and `b` would compete for the same port.
-fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+pub(super) fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() != 0
         && a.port() == b.port()
         && (a.ip() == b.ip()

@@ -215,7 +215,7 @@ impl Balancer {
                     return now(notify::answer(
                         &state,
                         (&self.flushes, &self.flush_queue),
-                        &q,
+                        (req.raw, &q),
                         req.src.ip(),
                     ));
                 }
@@ -312,6 +312,7 @@ mod tests {
             name: name.into(),
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
             weight: 1,
+            notify_key: None,
         }
     }
 

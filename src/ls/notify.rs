@@ -20,8 +20,19 @@
 //!   counted, so a process on a backend's address (any local one, when the
 //!   backends are on 127.0.0.1) cannot keep the cache empty, and a table
 //!   server that overran it sends its NOTIFY again (RFC 1996 §3.6) once
-//!   the budget has refilled. NOTIFYs are not TSIG-checked: a TS that
-//!   signs them (`xfr_key`) gets an unsigned acknowledgement.
+//!   the budget has refilled.
+//! - TSIG (RFC 8945): a backend may need its NOTIFYs signed ([`NotifyPeers`]:
+//!   its `notify_key`, or the `xfr_key` of the `[[ts]]` of this config it
+//!   is). A signed NOTIFY is checked against the keys of its sender's
+//!   address with the crate's TSIG code ([`crate::dns::tsig`]): one that
+//!   verifies flushes and is acknowledged signed on its MAC (so the sender
+//!   takes the acknowledgement and stops sending it again); one that does
+//!   not (BADSIG, BADKEY, BADTIME, or a key the LS does not hold for that
+//!   address) gets NOTAUTH with the TSIG error, FORMERR when the record
+//!   cannot be read, and flushes nothing; an unsigned one is REFUSED when
+//!   every backend at its address needs a key (a backend without one at the
+//!   same address lets unsigned NOTIFYs from there through, as NSD's
+//!   `allow-notify` entries with and without a key do).
 //! - `POST /cache/flush` on the metrics listener and `dnslb cache flush`
 //!   flush by name or zone through [`flush`], one walk at a time
 //!   ([`FlushCounters::http_walk`]).
@@ -32,7 +43,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{OpCode, ResponseCode};
@@ -40,6 +51,8 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use super::guard::{Change, LimitLog};
 use super::state::LsState;
+use crate::config::LsConfig;
+use crate::dns::tsig::{self, Checked, Key, Rejected, Signer, TsigError, Verified};
 use crate::dns::{self, ClientQuery};
 
 /// Most zones waiting for the flusher; past it the root is flushed.
@@ -92,6 +105,9 @@ pub struct FlushCounters {
     pub notify_refused: AtomicU64,
     /// NOTIFYs from a backend dropped: past their sender's budget.
     pub notify_limited: AtomicU64,
+    /// NOTIFYs from a backend refused for their TSIG: unsigned where a key
+    /// is needed, or a TSIG that does not verify.
+    pub notify_tsig_refused: AtomicU64,
     /// The budget of the refused-NOTIFY log lines.
     log: LimitLog,
     /// Each sender's NOTIFY budget (only backends' addresses get one: at
@@ -109,6 +125,7 @@ impl Default for FlushCounters {
             notify_accepted: AtomicU64::new(0),
             notify_refused: AtomicU64::new(0),
             notify_limited: AtomicU64::new(0),
+            notify_tsig_refused: AtomicU64::new(0),
             log: LimitLog::new(Instant::now(), LOG_INTERVAL, LOG_LINES),
             senders: Mutex::new(HashMap::new()),
             http_walk: tokio::sync::Mutex::new(()),
@@ -140,18 +157,155 @@ impl FlushCounters {
             .take(now)
     }
 
-    /// Counts, and logs within the budget, a NOTIFY for `zone` refused from `src`.
-    fn refused(&self, src: IpAddr, zone: &Name) {
-        self.notify_refused.fetch_add(1, Relaxed);
+    /// Counts, and logs within the budget, a NOTIFY for `zone` refused from
+    /// `src`: not from a backend (`tsig` `None`), or for its TSIG (`tsig`
+    /// says what was wrong).
+    fn refused(&self, src: IpAddr, zone: &Name, tsig: Option<&str>) {
+        let counter = match tsig {
+            None => &self.notify_refused,
+            Some(_) => &self.notify_tsig_refused,
+        };
+        counter.fetch_add(1, Relaxed);
         if let Some(more) = self.log.roll(Instant::now()) {
-            tracing::warn!(
-                more = more.started,
-                "more NOTIFYs from addresses that are not backends refused"
-            );
+            tracing::warn!(more = more.started, "more NOTIFYs refused");
         }
         if self.log.admit(Change::Started) {
-            tracing::warn!(%src, %zone, "NOTIFY refused: not from a backend's address");
+            match tsig {
+                None => tracing::warn!(%src, %zone, "NOTIFY refused: not from a backend's address"),
+                Some(error) => {
+                    tracing::warn!(%src, %zone, error, "NOTIFY refused for its TSIG; nothing flushed");
+                }
+            }
         }
+    }
+}
+
+/// What the NOTIFYs of one backend must carry.
+#[derive(Debug, Clone)]
+enum SenderKey {
+    /// Nothing: they may come unsigned.
+    Open,
+    /// A TSIG of this key.
+    Key(Arc<Key>),
+    /// A TSIG of a key that could not be read when the config was applied:
+    /// none verifies, and unsigned ones are refused (failing closed).
+    Unreadable,
+}
+
+/// Who may NOTIFY the LS: each backend's address (IPv4-mapped IPv6 as
+/// IPv4), with the key its NOTIFYs must be signed with, if any.
+#[derive(Debug, Clone, Default)]
+pub struct NotifyPeers {
+    peers: Vec<(IpAddr, SenderKey)>,
+}
+
+impl NotifyPeers {
+    /// The backends of `c` with the keys `c.notify_tsig` names for them,
+    /// read now (a `secret_file` too).
+    pub fn from_config(c: &LsConfig) -> Self {
+        let peers = c
+            .backend
+            .iter()
+            .map(|b| {
+                let key = match c.notify_tsig.iter().find(|(name, _)| *name == b.name) {
+                    None => SenderKey::Open,
+                    Some((_, kc)) => match kc.load() {
+                        Ok(k) => SenderKey::Key(Arc::new(k)),
+                        Err(err) => {
+                            tracing::error!(backend = %b.name, key = %kc.name, %err, "the NOTIFY key of a backend cannot be read: its NOTIFYs are refused");
+                            SenderKey::Unreadable
+                        }
+                    },
+                };
+                (b.addr.ip().to_canonical(), key)
+            })
+            .collect();
+        NotifyPeers { peers }
+    }
+
+    /// Backends at these addresses, each with the key its NOTIFYs must be
+    /// signed with (`None`: they may come unsigned).
+    pub fn new(peers: impl IntoIterator<Item = (IpAddr, Option<Arc<Key>>)>) -> Self {
+        let peers = peers
+            .into_iter()
+            .map(|(ip, key)| {
+                (
+                    ip.to_canonical(),
+                    key.map_or(SenderKey::Open, SenderKey::Key),
+                )
+            })
+            .collect();
+        NotifyPeers { peers }
+    }
+
+    /// What a NOTIFY from `src` must carry: `None` when no backend is at
+    /// `src`; else whether one may come unsigned, and the keys of the
+    /// backends there (each name once).
+    fn at(&self, src: IpAddr) -> Option<(bool, Vec<Arc<Key>>)> {
+        let src = src.to_canonical();
+        let mut found = false;
+        let mut open = false;
+        let mut keys: Vec<Arc<Key>> = Vec::new();
+        for (ip, key) in &self.peers {
+            if *ip != src {
+                continue;
+            }
+            found = true;
+            match key {
+                SenderKey::Open => open = true,
+                SenderKey::Key(k) if !keys.iter().any(|have| have.name() == k.name()) => {
+                    keys.push(Arc::clone(k));
+                }
+                SenderKey::Key(_) | SenderKey::Unreadable => {}
+            }
+        }
+        found.then_some((open, keys))
+    }
+}
+
+/// What a NOTIFY's TSIG came to, checked against the keys of its sender.
+enum Tsig {
+    /// None (or a message that cannot be walked to one).
+    Unsigned,
+    /// Verified with this key.
+    Signed(Signed),
+    /// Refused, with the key whose name it bears (none: no such key here).
+    Rejected(Rejected, Option<Arc<Key>>),
+}
+
+/// A NOTIFY whose TSIG verified: what its answer is signed on.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    key: Arc<Key>,
+    verified: Verified,
+}
+
+impl Signed {
+    /// Signs `answer` on the NOTIFY's MAC (RFC 8945 §5.3).
+    fn sign(&self, answer: &mut Vec<u8>) {
+        Signer::answer(Arc::clone(&self.key), &self.verified).sign(answer);
+    }
+}
+
+/// The TSIG of `raw` checked at `now` against `keys`: the key whose name
+/// and algorithm the record bears decides; when none does, BADKEY (RFC
+/// 8945 §5.2.1), as a server without that key answers.
+fn check_tsig(raw: &[u8], keys: &[Arc<Key>], now: u64) -> Tsig {
+    let mut checked = None;
+    for key in keys {
+        match tsig::verify_request(raw, key, now) {
+            Checked::Rejected(r) if r.error == Some(TsigError::BadKey) => {}
+            c => {
+                checked = Some((c, Some(Arc::clone(key))));
+                break;
+            }
+        }
+    }
+    let (checked, key) = checked.unwrap_or_else(|| (tsig::verify_without_key(raw), None));
+    match (checked, key) {
+        (Checked::Signed(verified), Some(key)) => Tsig::Signed(Signed { key, verified }),
+        (Checked::Rejected(r), key) => Tsig::Rejected(r, key),
+        (Checked::Unsigned | Checked::Unreadable | Checked::Signed(_), _) => Tsig::Unsigned,
     }
 }
 
@@ -260,29 +414,41 @@ pub async fn run_flusher(
 }
 
 /// What the door does with a NOTIFY.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Verdict {
-    /// From a backend, for a zone: flush it and acknowledge.
-    Flush(Name),
+    /// From a backend, for a zone, signed as that backend must: flush it
+    /// and acknowledge (signed when the NOTIFY was).
+    Flush(Name, Option<Signed>),
     /// Not from a backend: REFUSED.
     Refuse,
-    /// From a backend, but its question is not `<zone> SOA IN`: NOTIMP (no
-    /// other NOTIFY is defined for an LS to act on).
-    NotImplemented,
+    /// Unsigned, from an address whose backends all need a TSIG: REFUSED.
+    Unsigned,
+    /// A TSIG that does not verify (NOTAUTH with its error) or cannot be
+    /// read (FORMERR), with the key whose name it bears.
+    BadTsig(Rejected, Option<Arc<Key>>),
+    /// From a backend, signed as it must be, but its question is not
+    /// `<zone> SOA IN`: NOTIMP (no other NOTIFY is defined for an LS to act
+    /// on).
+    NotImplemented(Option<Signed>),
 }
 
-/// The decision on NOTIFY `q` (already decoded: one question) from `src`,
-/// given the LS's backends' addresses. IPv4-mapped IPv6 addresses compare
-/// as IPv4.
-pub fn judge(q: &ClientQuery, src: IpAddr, mut backends: impl Iterator<Item = IpAddr>) -> Verdict {
-    let src = src.to_canonical();
-    if !backends.any(|b| b.to_canonical() == src) {
+/// The decision on NOTIFY `q` (decoded from `raw`: one question) from
+/// `src` at `now` (seconds since the epoch), given who may NOTIFY
+/// (`peers`): the address first, then the TSIG, then the question.
+pub fn judge(raw: &[u8], q: &ClientQuery, src: IpAddr, peers: &NotifyPeers, now: u64) -> Verdict {
+    let Some((open, keys)) = peers.at(src) else {
         return Verdict::Refuse;
-    }
+    };
+    let signed = match check_tsig(raw, &keys, now) {
+        Tsig::Signed(s) => Some(s),
+        Tsig::Rejected(r, key) => return Verdict::BadTsig(r, key),
+        Tsig::Unsigned if open => None,
+        Tsig::Unsigned => return Verdict::Unsigned,
+    };
     if q.query.query_type() != RecordType::SOA || q.query.query_class() != DNSClass::IN {
-        return Verdict::NotImplemented;
+        return Verdict::NotImplemented(signed);
     }
-    Verdict::Flush(q.query.name().clone())
+    Verdict::Flush(q.query.name().clone(), signed)
 }
 
 /// The acknowledgement of NOTIFY `q` (RFC 1996 §4.7): QR=1, AA=1, its ID,
@@ -318,36 +484,58 @@ fn has_cache(state: &LsState) -> bool {
     state.caches().next().is_some()
 }
 
-/// The answer to NOTIFY `q` from `src` on snapshot `state`: its zone
-/// queued for the flusher (`queue`) when it comes from a backend within
-/// its budget and the LS keeps a cache; `None` (no answer) past the
-/// budget.
+/// The answer to NOTIFY `q` (decoded from `raw`) from `src` on snapshot
+/// `state`: its zone queued for the flusher (`queue`) when it comes from a
+/// backend, signed as that backend must, within its budget, and the LS
+/// keeps a cache; `None` (no answer) past the budget.
 pub fn answer(
     state: &LsState,
     (counters, queue): (&FlushCounters, &FlushQueue),
-    q: &ClientQuery,
+    (raw, q): (&[u8], &ClientQuery),
     src: IpAddr,
 ) -> Option<Vec<u8>> {
     debug_assert_eq!(q.header.metadata.op_code, OpCode::Notify);
-    let backends = state.backends.iter().map(|b| b.addr.ip());
-    match judge(q, src, backends) {
-        Verdict::Flush(_) if !counters.admit(src, Instant::now()) => {
+    let now = tsig::unix_now();
+    let sign = |mut msg: Vec<u8>, signed: Option<Signed>| {
+        if let Some(s) = signed {
+            s.sign(&mut msg);
+        }
+        msg
+    };
+    match judge(raw, q, src, &state.notify_peers, now) {
+        Verdict::Flush(..) if !counters.admit(src, Instant::now()) => {
             // Unanswered: the sender sends it again later.
             counters.notify_limited.fetch_add(1, Relaxed);
             None
         }
-        Verdict::Flush(zone) => {
+        Verdict::Flush(zone, signed) => {
             counters.notify_accepted.fetch_add(1, Relaxed);
             if has_cache(state) {
                 queue.push(zone);
             }
-            Some(acknowledgement(q))
+            Some(sign(acknowledgement(q), signed))
         }
         Verdict::Refuse => {
-            counters.refused(src, q.query.name());
+            counters.refused(src, q.query.name(), None);
             Some(dns::rcode_answer(q, ResponseCode::Refused))
         }
-        Verdict::NotImplemented => Some(dns::rcode_answer(q, ResponseCode::NotImp)),
+        Verdict::Unsigned => {
+            counters.refused(src, q.query.name(), Some("unsigned"));
+            Some(dns::rcode_answer(q, ResponseCode::Refused))
+        }
+        Verdict::BadTsig(rejected, key) => {
+            let (error, rcode) = match rejected.error {
+                Some(e) => (e.as_str(), ResponseCode::NotAuth),
+                None => ("FORMERR", ResponseCode::FormErr),
+            };
+            counters.refused(src, q.query.name(), Some(error));
+            let mut msg = dns::rcode_answer(q, rcode);
+            rejected.answer(key.as_deref(), &mut msg, now);
+            Some(msg)
+        }
+        Verdict::NotImplemented(signed) => {
+            Some(sign(dns::rcode_answer(q, ResponseCode::NotImp), signed))
+        }
     }
 }
 
@@ -368,38 +556,189 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Who may NOTIFY: `open` addresses without a key, `keyed` ones with it.
+    fn peers(open: &[&str], keyed: &[(&str, &Arc<Key>)]) -> NotifyPeers {
+        let open = open.iter().map(|a| (ip(a), None));
+        let keyed = keyed.iter().map(|(a, k)| (ip(a), Some(Arc::clone(k))));
+        NotifyPeers::new(open.chain(keyed))
+    }
+
+    fn key(name: &str, byte: u8) -> Arc<Key> {
+        Arc::new(Key::new(name, tsig::Algorithm::HmacSha256, &[byte; 32]).unwrap())
+    }
+
+    /// A NOTIFY for `zone` signed with `key` at `at`, and its MAC.
+    fn signed_notify(zone: &str, key: &Arc<Key>, at: u64) -> (Vec<u8>, ClientQuery, Vec<u8>) {
+        let (mut raw, _) = notify(zone, RecordType::SOA);
+        let mut signer = Signer::request(Arc::clone(key));
+        signer.sign_at(&mut raw, at);
+        let q = dns::decode_query(&raw).unwrap();
+        (raw, q, signer.last_mac().to_vec())
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
     #[test]
     fn a_notify_flushes_only_from_a_backend_s_address_and_for_soa_in() {
-        let backends = [ip("127.0.0.1"), ip("::1")];
-        let (_, q) = notify("Example.", RecordType::SOA);
+        let backends = peers(&["127.0.0.1", "::1"], &[]);
+        let judge = |raw: &[u8], q: &ClientQuery, src: &str, peers: &NotifyPeers| {
+            judge(raw, q, ip(src), peers, NOW)
+        };
+        let (raw, q) = notify("Example.", RecordType::SOA);
         let zone = Name::from_ascii("Example.").unwrap();
-        assert_eq!(
-            judge(&q, ip("127.0.0.1"), backends.into_iter()),
-            Verdict::Flush(zone.clone())
-        );
+        assert!(matches!(
+            judge(&raw, &q, "127.0.0.1", &backends),
+            Verdict::Flush(z, None) if z == zone
+        ));
         // Any port, and the IPv4-mapped form of a backend's address.
-        assert_eq!(
-            judge(&q, ip("::ffff:127.0.0.1"), backends.into_iter()),
-            Verdict::Flush(zone)
-        );
-        assert_eq!(
-            judge(&q, ip("127.0.0.2"), backends.into_iter()),
+        assert!(matches!(
+            judge(&raw, &q, "::ffff:127.0.0.1", &backends),
+            Verdict::Flush(z, None) if z == zone
+        ));
+        assert!(matches!(
+            judge(&raw, &q, "127.0.0.2", &backends),
             Verdict::Refuse
-        );
-        assert_eq!(
-            judge(&q, ip("127.0.0.1"), std::iter::empty()),
+        ));
+        assert!(matches!(
+            judge(&raw, &q, "127.0.0.1", &NotifyPeers::default()),
             Verdict::Refuse
-        );
-        let (_, q) = notify("example.", RecordType::A);
-        assert_eq!(
-            judge(&q, ip("::1"), backends.into_iter()),
-            Verdict::NotImplemented
-        );
+        ));
+        let (raw, q) = notify("example.", RecordType::A);
+        assert!(matches!(
+            judge(&raw, &q, "::1", &backends),
+            Verdict::NotImplemented(None)
+        ));
         // Not from a backend is refused whatever the question.
-        assert_eq!(
-            judge(&q, ip("10.0.0.1"), backends.into_iter()),
+        assert!(matches!(
+            judge(&raw, &q, "10.0.0.1", &backends),
             Verdict::Refuse
+        ));
+    }
+
+    /// Issue 34 item 8 (ls-cache 12): where a backend's NOTIFYs must be
+    /// signed, only one whose TSIG verifies flushes; a bad MAC is BADSIG, a
+    /// key the LS does not hold for that address BADKEY, a stale time
+    /// BADTIME, and an unsigned one is refused. Before, the address alone
+    /// decided.
+    #[test]
+    fn a_keyed_backend_s_notify_flushes_only_when_its_tsig_verifies() {
+        let xfr = key("xfr", 1);
+        let backends = peers(&["127.0.0.9"], &[("127.0.0.1", &xfr)]);
+        let zone = Name::from_ascii("example.").unwrap();
+        let (raw, q, _) = signed_notify("example.", &xfr, NOW);
+        assert!(matches!(
+            judge(&raw, &q, ip("127.0.0.1"), &backends, NOW),
+            Verdict::Flush(z, Some(_)) if z == zone
+        ));
+        // Within the fudge either side, not past it.
+        assert!(matches!(
+            judge(&raw, &q, ip("127.0.0.1"), &backends, NOW + 300),
+            Verdict::Flush(_, Some(_))
+        ));
+        let error = |v: Verdict| match v {
+            Verdict::BadTsig(r, _) => r.error,
+            other => panic!("not a TSIG refusal: {other:?}"),
+        };
+        assert_eq!(
+            error(judge(&raw, &q, ip("127.0.0.1"), &backends, NOW + 301)),
+            Some(TsigError::BadTime)
         );
+        // A flipped MAC byte.
+        let mut forged = raw.clone();
+        let last = forged.len() - 7; // the MAC's end: original ID, error, other length follow
+        forged[last] ^= 1;
+        assert_eq!(
+            error(judge(&forged, &q, ip("127.0.0.1"), &backends, NOW)),
+            Some(TsigError::BadSig)
+        );
+        // The same name, another secret: BADSIG; another name: BADKEY.
+        let (raw2, q2, _) = signed_notify("example.", &key("xfr", 2), NOW);
+        assert_eq!(
+            error(judge(&raw2, &q2, ip("127.0.0.1"), &backends, NOW)),
+            Some(TsigError::BadSig)
+        );
+        let (raw3, q3, _) = signed_notify("example.", &key("other", 1), NOW);
+        assert_eq!(
+            error(judge(&raw3, &q3, ip("127.0.0.1"), &backends, NOW)),
+            Some(TsigError::BadKey)
+        );
+        // Unsigned from the keyed address: refused.
+        let (plain, pq) = notify("example.", RecordType::SOA);
+        assert!(matches!(
+            judge(&plain, &pq, ip("127.0.0.1"), &backends, NOW),
+            Verdict::Unsigned
+        ));
+        // From an address without a key: unsigned flushes, a signed one
+        // gets BADKEY (the LS holds no key for it), as NSD answers.
+        assert!(matches!(
+            judge(&plain, &pq, ip("127.0.0.9"), &backends, NOW),
+            Verdict::Flush(_, None)
+        ));
+        assert_eq!(
+            error(judge(&raw, &q, ip("127.0.0.9"), &backends, NOW)),
+            Some(TsigError::BadKey)
+        );
+        // Two backends at one address, one with a key and one without: both
+        // kinds of NOTIFY pass, as NSD's two allow-notify entries would.
+        let mixed = peers(&["127.0.0.1"], &[("127.0.0.1", &xfr)]);
+        assert!(matches!(
+            judge(&plain, &pq, ip("127.0.0.1"), &mixed, NOW),
+            Verdict::Flush(_, None)
+        ));
+        assert!(matches!(
+            judge(&raw, &q, ip("127.0.0.1"), &mixed, NOW),
+            Verdict::Flush(_, Some(_))
+        ));
+    }
+
+    /// The acknowledgement of a signed NOTIFY is signed on its MAC, so the
+    /// sender verifies it and stops sending (RFC 8945 §5.3); a BADSIG
+    /// answer is NOTAUTH with an unsigned TSIG naming the error (§5.3.2).
+    #[test]
+    fn a_signed_notify_is_answered_signed_and_a_forged_one_notauth() {
+        let xfr = key("xfr", 1);
+        // The key as config.toml gives it, resolved for the backend.
+        let kc = crate::config::KeyConfig {
+            name: "xfr".into(),
+            algorithm: crate::config::KeyAlgorithm::HmacSha256,
+            secret: Some(data_encoding::BASE64.encode(&[1u8; 32])),
+            secret_file: None,
+        };
+        let c = LsConfig {
+            backend: vec![crate::config::BackendConfig {
+                name: "ts1".into(),
+                addr: "127.0.0.1:5301".parse().unwrap(),
+                weight: 1,
+                notify_key: Some("xfr".into()),
+            }],
+            notify_tsig: vec![("ts1".into(), kc)],
+            ..LsConfig::default()
+        };
+        let state = super::super::Balancer::new(&c).state();
+        let counters = FlushCounters::default();
+        let queue = FlushQueue::default();
+        let (raw, q, mac) = signed_notify("example.", &xfr, tsig::unix_now());
+        let ack = answer(&state, (&counters, &queue), (&raw, &q), ip("127.0.0.1")).unwrap();
+        assert_eq!(ack[3] & 0x0f, 0, "NOERROR");
+        assert_eq!(
+            tsig::verify_response(&ack, &xfr, &mac, tsig::unix_now()),
+            Ok(tsig::ResponseCheck::Signed(0))
+        );
+        assert_eq!(counters.notify_accepted.load(Relaxed), 1);
+        let mut forged = raw.clone();
+        let at = forged.len() - 7;
+        forged[at] ^= 1;
+        let refusal = answer(&state, (&counters, &queue), (&forged, &q), ip("127.0.0.1")).unwrap();
+        assert_eq!(refusal[3] & 0x0f, 9, "NOTAUTH");
+        let t = tsig::find(&refusal).unwrap().expect("a TSIG");
+        assert_eq!(t.error, TsigError::BadSig.code());
+        assert!(t.mac.is_empty());
+        let (plain, pq) = notify("example.", RecordType::SOA);
+        let refused = answer(&state, (&counters, &queue), (&plain, &pq), ip("127.0.0.1")).unwrap();
+        assert_eq!(refused[3] & 0x0f, 5, "REFUSED");
+        assert_eq!(counters.notify_accepted.load(Relaxed), 1);
+        assert_eq!(counters.notify_tsig_refused.load(Relaxed), 2);
+        assert_eq!(counters.notify_refused.load(Relaxed), 0);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use super::guard::RateLimiter;
 use super::hedge::{self, HedgeBudget};
 use super::latency::LatencyHistogram;
 use super::loopmark::Mark;
+use super::notify::NotifyPeers;
 use super::order::{self, OrderKey};
 use super::pool::UpstreamPool;
 use super::resolution::{self, Heard, Pacing, Resolution, Verdict};
@@ -530,6 +531,9 @@ pub struct LsState {
     /// not change it), of the names under no pool and of the pools without
     /// a cache of their own.
     pub cache: Option<Arc<PacketCache>>,
+    /// Who may NOTIFY the LS (the backends' addresses) and the TSIG keys
+    /// their NOTIFYs must be signed with.
+    pub(super) notify_peers: NotifyPeers,
 }
 
 impl LsState {
@@ -644,6 +648,7 @@ impl LsState {
             pool,
             mark: old.map_or_else(Mark::random, |o| o.mark),
             cache,
+            notify_peers: NotifyPeers::from_config(c),
         }
     }
 

@@ -314,6 +314,7 @@ fn test_config(backends: &[(&str, &str)]) -> crate::config::LsConfig {
                 name: (*name).to_owned(),
                 addr: addr.parse().unwrap(),
                 weight: 1,
+                notify_key: None,
             })
             .collect(),
         ..LsConfig::default()

@@ -413,9 +413,8 @@ fn reload_cert(
 /// Warns when the certificate `certs` serves for `table` expires within
 /// [`EXPIRY_WARNING_SECS`].
 fn warn_expiry(table: &str, certs: &CertSwap) {
-    let left = certs.not_after() - crate::config::unix_now();
-    if left < crate::config::EXPIRY_WARNING_SECS {
-        let days = left / 86_400;
+    let now = crate::config::unix_now();
+    if let Some(days) = crate::config::expiry_warning_days(certs.not_after(), now) {
         warn!(
             table,
             days, "the tls certificate expires within 14 days: renew it, then SIGHUP"

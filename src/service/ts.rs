@@ -50,11 +50,6 @@ pub struct TsRun {
     pub metrics: Option<SocketAddr>,
     /// UDP sockets/threads.
     pub workers: usize,
-    /// The `notify` targets sent their NOTIFY unsigned whatever `xfr_key`:
-    /// the config's own LS ([`crate::ts::ls_notify_targets`]), which holds
-    /// no key to answer a signed one with (the TS would take its unsigned
-    /// answer for none and send it again and again).
-    pub notify_unsigned: Vec<SocketAddr>,
 }
 
 /// `dnslb ts`: [`TsService::start`], then [`TsService::serve`].
@@ -74,7 +69,6 @@ pub struct TsService {
     ts: Arc<TableServer>,
     listeners: Listeners,
     metrics: Option<TcpListener>,
-    notify_unsigned: Vec<SocketAddr>,
 }
 
 impl TsService {
@@ -88,7 +82,6 @@ impl TsService {
             listen,
             metrics,
             workers,
-            notify_unsigned,
         } = run;
         let name = settings.name.clone();
         let ts = Arc::new(TableServer::load(settings)?);
@@ -101,7 +94,6 @@ impl TsService {
             ts,
             listeners,
             metrics,
-            notify_unsigned,
         })
     }
 
@@ -126,7 +118,6 @@ impl TsService {
     pub async fn serve(self, mut controls: Controls) -> Result<(), ServiceError> {
         let (name, listen, ts) = (self.name, self.listen, self.ts);
         let (listeners, metrics, workers) = (self.listeners, self.metrics, self.workers);
-        let unsigned = self.notify_unsigned;
         // A temporary: the first catalog must not outlive its first reload.
         for z in ts.catalog().zones() {
             info!(ts = %name, zone = %z.origin(), rrsets = z.rrset_count(), bytes = z.compiled_bytes(), serial = z.serial(), "zone loaded");
@@ -156,7 +147,7 @@ impl TsService {
         // A restart that serves a new serial tells the secondaries at once,
         // as NSD does at start (their copy is older; the SOA refresh may be
         // an hour away).
-        announce_zones(&ts, &announce, ts.changed_at_start().to_vec(), &unsigned);
+        announce_zones(&ts, &announce, ts.changed_at_start().to_vec());
         let mut died = None;
         // After a refresh that failed (keys unreadable...): tried again then,
         // not at once.
@@ -192,7 +183,7 @@ impl TsService {
                     done
                 }
             };
-            announce_zones(&ts, &announce, changed.unwrap_or_default(), &unsigned);
+            announce_zones(&ts, &announce, changed.unwrap_or_default());
         }
         if let Some(end) = &died {
             error!(ts = %name, panicked = end.is_err(), "the DNS server stopped on its own; exiting");
@@ -218,20 +209,18 @@ impl TsService {
 }
 
 /// Hands the notifier the NOTIFYs of `zones` (with their SOAs now) to the
-/// `notify` targets of `ts`: signed with its transfer key, except to those in
-/// `unsigned` (see [`TsRun::notify_unsigned`]).
+/// `notify` targets of `ts`, signed with its transfer key when it has one
+/// (the config's own LS too: it checks them with that key, see
+/// `[[ls.backend]] notify_key`).
 fn announce_zones(
     ts: &TableServer,
     announce: &tokio::sync::mpsc::UnboundedSender<Announce>,
     zones: Vec<Name>,
-    unsigned: &[SocketAddr],
 ) {
     let targets = &ts.settings().notify;
     if zones.is_empty() || targets.is_empty() {
         return;
     }
-    let (plain, signed): (Vec<SocketAddr>, Vec<SocketAddr>) =
-        targets.iter().partition(|t| unsigned.contains(t));
     let catalog = ts.catalog();
     let key = ts.xfr_key();
     for zone in zones {
@@ -243,19 +232,14 @@ fn announce_zones(
                 let rr = z.soa_rr();
                 Record::from_rdata(rr.name.clone(), rr.ttl, rr.data.clone())
             });
-        for (targets, key) in [(&signed, key.clone()), (&plain, None)] {
-            if targets.is_empty() {
-                continue;
-            }
-            // The notifier runs until the token is cancelled, after the
-            // serving loop.
-            let _ = announce.send(Announce {
-                zone: zone.clone(),
-                soa: soa.clone(),
-                targets: targets.clone(),
-                key,
-            });
-        }
+        // The notifier runs until the token is cancelled, after the
+        // serving loop.
+        let _ = announce.send(Announce {
+            zone,
+            soa,
+            targets: targets.clone(),
+            key: key.clone(),
+        });
     }
 }
 

@@ -60,7 +60,7 @@ pub use load::{load_catalog, load_catalog_noting};
 use metrics::TsMetrics;
 pub use respond::looks_like_health_probe;
 use serials::serial_newer;
-pub use settings::{OriginError, TsSettings, ls_notify_targets, parse_origin};
+pub use settings::{OriginError, TsSettings, parse_origin};
 pub use settle::{Fingerprint, fingerprint};
 use settle::{SETTLE, read_settled};
 use source::ZoneError;

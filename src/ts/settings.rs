@@ -70,23 +70,6 @@ impl TsSettings {
     }
 }
 
-/// The `notify` targets of the `[[ts]]` `c` that are listeners of `config`'s
-/// `[ls]` (an address it listens on, or a port it listens on at every
-/// address): the LS takes a NOTIFY (it flushes its cache) but holds no TSIG
-/// key to answer a signed one with, so those targets get it unsigned.
-pub fn ls_notify_targets(config: &Config, c: &TsConfig) -> Vec<SocketAddr> {
-    let Some(ls) = &config.ls else {
-        return Vec::new();
-    };
-    let is_ls = |t: &SocketAddr| {
-        ls.listen.iter().any(|l| {
-            l.port() == t.port()
-                && (l.ip() == t.ip() || (l.ip().is_unspecified() && l.is_ipv4() == t.is_ipv4()))
-        })
-    };
-    c.notify.iter().copied().filter(is_ls).collect()
-}
-
 /// An origin given as text (`dnslb ts --origin`) that is not a DNS name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("origin {0}")]

@@ -72,7 +72,6 @@ fn ts_run(zones: Vec<std::path::PathBuf>) -> TsRun {
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics: None,
         workers: 1,
-        notify_unsigned: Vec::new(),
     }
 }
 

@@ -69,12 +69,14 @@ fn shipped_config_parses_to_the_default_deployment() {
             BackendConfig {
                 name: "ts1".into(),
                 addr: addr("127.0.0.1:5301"),
-                weight: 1
+                weight: 1,
+                notify_key: None,
             },
             BackendConfig {
                 name: "ts2".into(),
                 addr: addr("127.0.0.1:5302"),
-                weight: 1
+                weight: 1,
+                notify_key: None,
             },
         ]
     );

@@ -249,6 +249,7 @@ fn configs_built_in_code_validate() {
         name: "a".into(),
         addr: addr("127.0.0.1:5301"),
         weight: 1,
+        notify_key: None,
     });
     let config = Config {
         ls: Some(ls),

@@ -211,3 +211,21 @@ fn trusted_proxies_are_networks_as_allow() {
     let e = err(&with_table("[ls.https]\ntrusted_proxies = [\"nonsense\"]"));
     assert!(e.contains("nonsense"), "{e}");
 }
+
+/// Issue 34 item 13: the 14-day warning, on a clock the test sets.
+#[test]
+fn a_certificate_is_warned_about_within_14_days_of_its_not_after() {
+    use crate::config::expiry_warning_days;
+    let now = 1_800_000_000;
+    let day = 86_400;
+    assert_eq!(expiry_warning_days(now + 30 * day, now), None);
+    assert_eq!(
+        expiry_warning_days(now + 14 * day, now),
+        None,
+        "14 days left"
+    );
+    assert_eq!(expiry_warning_days(now + 14 * day - 1, now), Some(13));
+    assert_eq!(expiry_warning_days(now + 5 * day + 7, now), Some(5));
+    assert_eq!(expiry_warning_days(now + 1, now), Some(0));
+    assert_eq!(expiry_warning_days(now - 1, now), Some(-1), "expired");
+}

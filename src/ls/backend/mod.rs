@@ -362,6 +362,7 @@ mod loss_tests {
             name: "b".into(),
             addr: "127.0.0.1:53".parse().unwrap(),
             weight: 1,
+            notify_key: None,
         };
         let b = Arc::new(Backend::from_config(&c, false));
         b.health.set_rule(fall, 1, 1500 * MS);

@@ -315,6 +315,7 @@ mod tests {
                 name: "stalled".into(),
                 addr: baddr,
                 weight: 1,
+                notify_key: None,
             }],
             ..LsConfig::default()
         };
@@ -409,6 +410,7 @@ mod tests {
                     name: format!("b{i}"),
                     addr,
                     weight: 1,
+                    notify_key: None,
                 })
                 .collect(),
             ..LsConfig::default()

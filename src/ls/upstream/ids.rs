@@ -236,6 +236,7 @@ pub(crate) mod tests {
                 name: "b".into(),
                 addr,
                 weight: 1,
+                notify_key: None,
             },
             false,
         ))

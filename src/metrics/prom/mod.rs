@@ -443,7 +443,7 @@ fn write_notify(e: &mut Expo, f: &FlushCounters) {
     e.family(
         name,
         "counter",
-        "NOTIFYs received, by result: accepted (from a backend's address), refused, or limited (from a backend's address, past its budget: dropped).",
+        "NOTIFYs received, by result: accepted (from a backend's address, signed as it must be), refused (not from a backend), tsig_refused (unsigned where a key is needed, or a TSIG that does not verify), or limited (from a backend's address, past its budget: dropped).",
     );
     e.sample(
         name,
@@ -454,6 +454,11 @@ fn write_notify(e: &mut Expo, f: &FlushCounters) {
         name,
         &[("result", "refused")],
         f.notify_refused.load(Relaxed),
+    );
+    e.sample(
+        name,
+        &[("result", "tsig_refused")],
+        f.notify_tsig_refused.load(Relaxed),
     );
     e.sample(
         name,

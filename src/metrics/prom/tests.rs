@@ -106,6 +106,7 @@ fn cache_families_appear_with_the_cache_only() {
             name: "ts1".into(),
             addr: "127.0.0.1:5301".parse().unwrap(),
             weight: 1,
+            notify_key: None,
         }],
         ..crate::config::LsConfig::default()
     };

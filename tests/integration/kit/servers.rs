@@ -175,6 +175,7 @@ pub fn ls_config(backends: &[(&str, SocketAddr)]) -> dnslb::config::LsConfig {
                 name: (*name).to_owned(),
                 addr: *addr,
                 weight: 1,
+                notify_key: None,
             })
             .collect(),
         ..Default::default()

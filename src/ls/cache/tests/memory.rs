@@ -134,6 +134,7 @@ fn a_reload_keeps_the_cache_unless_its_table_changed() {
             name: "ts1".into(),
             addr: "127.0.0.1:5301".parse().unwrap(),
             weight: 1,
+            notify_key: None,
         }],
         ..LsConfig::default()
     };
