@@ -17,7 +17,6 @@ use smallvec::SmallVec;
 use super::backend::health::HealthPolicy;
 use super::backend::{Backend, limit};
 use super::cache::PacketCache;
-use super::guard::RateLimiter;
 use super::hedge::{self, HedgeBudget};
 use super::latency::LatencyHistogram;
 use super::loopmark::Mark;
@@ -31,6 +30,7 @@ use crate::config::{
     CacheConfig, HedgeDelay, Layout, LsConfig, OnTimeout, Order, PoolConfig, Strategy,
 };
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
+use crate::guard::rate::RateLimiter;
 use crate::logging::QueryLine;
 use crate::server::Reply;
 
@@ -658,9 +658,9 @@ impl LsState {
     }
 
     /// The group of client `ip` for per-client limits: the rate limiter's
-    /// ([`super::guard::rate_key`]), also the in-flight share's ([`super::fair`]).
+    /// ([`crate::guard::rate::rate_key`]), also the in-flight share's ([`super::fair`]).
     pub fn client_group(&self, ip: std::net::IpAddr) -> std::net::IpAddr {
-        super::guard::rate_key(ip, self.v6_prefix)
+        crate::guard::rate::rate_key(ip, self.v6_prefix)
     }
 
     /// The route `pool` names (as [`Job::route`]): that pool, or

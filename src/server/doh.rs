@@ -28,7 +28,6 @@ use super::tls::TlsStats;
 use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
 use crate::dns::{HEADER_LEN, records, skip_questions, u16_at};
-use crate::ls::pool::corked;
 
 /// The media type of a DNS message (RFC 8484 §6).
 pub const DNS_MESSAGE: &str = "application/dns-message";
@@ -232,7 +231,10 @@ pub(crate) async fn serve_connection<H: Handler>(
     // Each protocol's state on the heap, as large as it needs: inline, every
     // connection would hold room for the largest of them.
     match tls.get_ref().1.alpn_protocol() {
-        Some(b"h2") => Box::pin(corked(doh_h2::serve(tls, peer, &shared, &site))).await,
+        Some(b"h2") => {
+            let conn = doh_h2::serve(tls, peer, &shared, &site);
+            Box::pin(shared.handler.wrap_connection(conn)).await;
+        }
         Some(_) => Box::pin(serve_http1(tls, peer, shared, site)).await,
         None => Box::pin(serve_sniffed(tls, peer, shared, site)).await,
     }
@@ -250,7 +252,10 @@ where
         r = tokio::time::timeout(idle, doh_h2::sniff(io)) => r,
     };
     match sniffed {
-        Ok(Some((true, io))) => Box::pin(corked(doh_h2::serve(io, peer, &shared, &site))).await,
+        Ok(Some((true, io))) => {
+            let conn = doh_h2::serve(io, peer, &shared, &site);
+            Box::pin(shared.handler.wrap_connection(conn)).await;
+        }
         Ok(Some((false, io))) => Box::pin(serve_http1(io, peer, shared, site)).await,
         Ok(None) | Err(_) => {}
     }

@@ -139,6 +139,14 @@ pub trait Handler: Send + Sync + 'static {
     /// A plain TCP connection was closed right after `accept`: its client is
     /// not admitted ([`Handler::admits_connection`]). For a counter; must not block.
     fn tcp_acl_refused(&self) {}
+
+    /// Wraps the future of a connection whose requests are polled together
+    /// (DNS over HTTP/2: the requests of one read in one poll), so the
+    /// handler can batch what one poll of it sends (the LS corks its
+    /// upstream UDP queries into one `sendmmsg`). The future itself by default.
+    fn wrap_connection<F: Future + Send>(&self, conn: F) -> impl Future<Output = F::Output> + Send {
+        conn
+    }
 }
 
 /// Limits of one server.
