@@ -84,11 +84,11 @@ impl Policy {
     /// the `[ls]` values for the others.
     pub fn for_pool(c: &LsConfig, p: &PoolConfig) -> Self {
         Policy {
-            strategy: p.strategy_in(c),
-            order: p.order_in(c),
-            layout: p.layout_in(c),
-            timeout: Duration::from_millis(p.timeout_ms_in(c)),
-            on_timeout: p.on_timeout_in(c),
+            strategy: c.strategy_for(p),
+            order: c.order_for(p),
+            layout: c.layout_for(p),
+            timeout: Duration::from_millis(c.timeout_ms_for(p)),
+            on_timeout: c.on_timeout_for(p),
             ..Policy::from_config(c)
         }
     }
@@ -208,7 +208,7 @@ pub struct LsMetrics {
     /// dropped on them, their queues full, are shed too ([`LsMetrics::shed_socket`]).
     pub client_sockets: std::sync::Mutex<Vec<u64>>,
     /// The encrypted listeners' counters, set when `[ls.tls]` or `[ls.https]` is served.
-    pub tls: std::sync::OnceLock<Arc<crate::server::tls::TlsStats>>,
+    pub tls: std::sync::OnceLock<Arc<crate::server::tls_stats::TlsStats>>,
 }
 
 impl LsMetrics {
