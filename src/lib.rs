@@ -52,3 +52,6 @@ pub mod shutdown;
 pub mod status;
 pub mod supervise;
 pub mod ts;
+
+#[cfg(test)]
+mod layering_tests;
