@@ -1,240 +1,39 @@
 //! The LS's floor: what every other part of the balancer reads. The policy
-//! ([`Policy`]), the counters ([`LsMetrics`], and a pool's [`PoolMetrics`]),
-//! one client query being resolved ([`Job`]), where a query goes ([`Route`]:
-//! a pool's backends and policy, or every backend under the `[ls]` policy),
+//! ([`Policy`], in `policy.rs`), the counters ([`LsMetrics`], and a pool's
+//! [`PoolMetrics`], in `counters.rs`), one client query being resolved
+//! ([`Job`]), where a query goes ([`Route`], in `route.rs`: a pool's backends
+//! and policy, or every backend under the `[ls]` policy),
 //! and the snapshot a query runs on ([`LsState`]: policy, backends, routes
 //! and the suffix table of the pools' zones, health settings, rate limiter,
 //! hedge budget, upstream pool, loop mark, packet cache), replaced whole on
-//! reload. Also a route's pacing of a [`Resolution`] and the judging of one
-//! backend response, the one place both drivers account for an answer.
+//! reload. A route also paces a [`Resolution`] and judges one backend
+//! response, the one place both drivers account for an answer.
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use hickory_proto::rr::Name;
-use smallvec::SmallVec;
 
 use super::backend::health::HealthPolicy;
 use super::backend::{Backend, limit};
 use super::cache::PacketCache;
-use super::hedge::{self, HedgeBudget};
-use super::latency::LatencyHistogram;
+use super::hedge::HedgeBudget;
 use super::loopmark::Mark;
-use super::order::{self, OrderKey};
 use super::pool::UpstreamPool;
-use super::resolution::{self, Pacing, Resolution, Verdict};
-use super::sticky::StickyTable;
+use super::resolution::Resolution;
 use super::suffix::SuffixTable;
-use super::upstream::DropCounters;
-use crate::config::{
-    CacheConfig, HedgeDelay, Layout, LsConfig, OnTimeout, Order, PoolConfig, Strategy,
-};
-use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
+use crate::config::{CacheConfig, LsConfig};
+use crate::dns::{HEADER_LEN, Transport};
 use crate::guard::rate::RateLimiter;
 use crate::logging::QueryLine;
-use crate::server::Reply;
 
-/// The LS's policy, read from `[ls]` (or, for a pool, from its `[[ls.pool]]`
-/// where it sets a key).
-#[derive(Debug, Clone)]
-pub struct Policy {
-    /// race | hedge | sequential.
-    pub strategy: Strategy,
-    /// Who goes first.
-    pub order: Order,
-    /// partitioned | replicated.
-    pub layout: Layout,
-    /// Deadline of a client query.
-    pub timeout: Duration,
-    /// What to answer at the deadline.
-    pub on_timeout: OnTimeout,
-    /// Negative TTL of made-up answers.
-    pub synth_ttl: u32,
-    /// Per-backend wait in `sequential`.
-    pub try_timeout: Duration,
-    /// Hedge delay: fixed or adaptive.
-    pub hedge_delay: HedgeDelay,
-    /// Lower clamp of the adaptive delay.
-    pub hedge_min: Duration,
-    /// Upper clamp of the adaptive delay (and the delay before enough samples).
-    pub hedge_max: Duration,
-    /// Latency percentile the adaptive delay waits for.
-    pub hedge_percentile: f64,
-}
+mod counters;
+mod policy;
+mod route;
 
-impl Policy {
-    /// The policy of an `[ls]` section.
-    pub fn from_config(c: &LsConfig) -> Self {
-        Policy {
-            strategy: c.strategy,
-            order: c.order,
-            layout: c.layout,
-            timeout: Duration::from_millis(c.timeout_ms),
-            on_timeout: c.on_timeout,
-            synth_ttl: c.synth_ttl,
-            try_timeout: Duration::from_millis(c.try_timeout_ms),
-            hedge_delay: c.hedge_delay_ms,
-            hedge_min: Duration::from_millis(c.hedge_min_ms),
-            hedge_max: Duration::from_millis(c.hedge_max_ms),
-            hedge_percentile: c.hedge_percentile,
-        }
-    }
-
-    /// The policy of pool `p` of `[ls]` section `c`: the keys the pool sets,
-    /// the `[ls]` values for the others.
-    pub fn for_pool(c: &LsConfig, p: &PoolConfig) -> Self {
-        Policy {
-            strategy: c.strategy_for(p),
-            order: c.order_for(p),
-            layout: c.layout_for(p),
-            timeout: Duration::from_millis(c.timeout_ms_for(p)),
-            on_timeout: c.on_timeout_for(p),
-            ..Policy::from_config(c)
-        }
-    }
-}
-
-/// Slots of a counter of answers by rcode: every rcode from 0 to 23
-/// (BADCOOKIE) by its full value, and [`OTHER_RCODE`] for any above.
-pub const RCODE_SLOTS: usize = 25;
-
-/// The slot of an answers-by-rcode counter that counts every rcode above 23.
-pub const OTHER_RCODE: usize = RCODE_SLOTS - 1;
-
-/// Answers counted by rcode, one slot per [`RCODE_SLOTS`].
-pub type RcodeCounts = [AtomicU64; RCODE_SLOTS];
-
-/// The full rcode of the message `msg` (RFC 6891 §6.1.3): the header's 4
-/// bits, and the upper 8 from its OPT's TTL field when it has an OPT (only
-/// an answer with additional records is walked). `None` when the header
-/// cannot be read.
-pub fn full_rcode(msg: &[u8]) -> Option<u16> {
-    let low = u16::from(WireHeader::read(msg)?.rcode());
-    if dns::u16_at(msg, 10).is_none_or(|ar| ar == 0) {
-        return Some(low);
-    }
-    let high = dns::walk_message(msg)
-        .and_then(|w| w.opt)
-        .and_then(|opt| opt.ttl_high_byte(msg))
-        .unwrap_or(0);
-    Some(u16::from(high) << 4 | low)
-}
-
-/// Counts the answer `msg` in `answers` by its full rcode.
-pub(crate) fn count_answer(answers: &RcodeCounts, msg: &[u8]) {
-    if let Some(rcode) = full_rcode(msg) {
-        let slot = usize::from(rcode).min(OTHER_RCODE);
-        if let Some(c) = answers.get(slot) {
-            c.fetch_add(1, Relaxed);
-        }
-    }
-}
-
-/// Counts `reply` in `answers` by its full rcode.
-fn count_rcode(answers: &RcodeCounts, reply: &Reply) {
-    if let Reply::One(b) = reply {
-        count_answer(answers, b);
-    }
-}
-
-/// Counters of one pool (`[[ls.pool]]`), kept across reloads while a pool of
-/// that name exists.
-#[derive(Debug, Default)]
-pub struct PoolMetrics {
-    /// Client queries routed to the pool.
-    pub queries: AtomicU64,
-    /// Answers sent to those queries, by full rcode ([`RCODE_SLOTS`]).
-    pub answers: RcodeCounts,
-    /// Of those queries, answered fresh from the pool's cache.
-    pub cache_hits: AtomicU64,
-    /// Of those queries, looked up in the pool's cache and forwarded.
-    pub cache_misses: AtomicU64,
-    /// Of those queries, answered stale from the pool's cache.
-    pub cache_stale: AtomicU64,
-}
-
-impl PoolMetrics {
-    /// Counts a reply by its rcode.
-    pub(crate) fn count_reply(&self, reply: &Reply) {
-        count_rcode(&self.answers, reply);
-    }
-}
-
-/// Counters of the LS as a whole.
-#[derive(Debug, Default)]
-pub struct LsMetrics {
-    /// Client queries received (well-formed).
-    pub queries: AtomicU64,
-    /// Answers sent, by full rcode ([`RCODE_SLOTS`]).
-    pub answers: RcodeCounts,
-    /// Answers made up at the deadline or after every backend failed.
-    pub synthesized: AtomicU64,
-    /// Hedges sent after the hedge delay.
-    pub hedges: AtomicU64,
-    /// Hedges whose answer won.
-    pub hedge_wins: AtomicU64,
-    /// Hedges not sent because the budget was spent.
-    pub hedges_refused: AtomicU64,
-    /// Queries refused by the ACL.
-    pub refused_acl: AtomicU64,
-    /// Queries over the rate limit: dropped, or answered TC=1.
-    pub rate_limited: AtomicU64,
-    /// Queries refused because they carried this LS's own mark: they went
-    /// round a forwarding loop ([`super::loopmark`]).
-    pub loops_refused: AtomicU64,
-    /// Health probe rounds completed.
-    pub health_rounds: AtomicU64,
-    /// Reloads (SIGHUP) whose `[ls]` was applied.
-    pub reloads_applied: AtomicU64,
-    /// Reloads refused (a bad config, or no `[ls]` in it): the old one serves on.
-    pub reloads_refused: AtomicU64,
-    /// Time from a client query's arrival to its answer (deferred answers).
-    pub client_latency: LatencyHistogram,
-    /// Upstream responses dropped as not matching.
-    pub drops: Arc<DropCounters>,
-    /// Client queries shed unanswered: they waited in the socket's queue
-    /// longer than the LS's queue bound (overload).
-    pub shed_queue: AtomicU64,
-    /// Client queries shed with SERVFAIL: `max_inflight` reached.
-    pub shed_inflight: AtomicU64,
-    /// Client queries shed with SERVFAIL: no backend of their route with
-    /// room under its adaptive concurrency limit ([`limit`]).
-    pub shed_limit: AtomicU64,
-    /// Plain TCP connections closed right after `accept`: the connection cap was full.
-    pub tcp_cap_refused: AtomicU64,
-    /// Plain TCP connections closed right after `accept`: the client is outside `allow`.
-    pub tcp_acl_refused: AtomicU64,
-    /// The UDP workers' client sockets (inodes): the queries the kernel
-    /// dropped on them, their queues full, are shed too ([`LsMetrics::shed_socket`]).
-    pub client_sockets: std::sync::Mutex<Vec<u64>>,
-    /// The encrypted listeners' counters, set when `[ls.tls]` or `[ls.https]` is served.
-    pub tls: std::sync::OnceLock<Arc<crate::server::tls_stats::TlsStats>>,
-}
-
-impl LsMetrics {
-    /// Client queries the kernel dropped before a worker could read them,
-    /// its socket's queue full: overload that never reached the LS, read
-    /// from the kernel's counters now.
-    pub fn shed_socket(&self) -> u64 {
-        let inodes = self
-            .client_sockets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        crate::server::socket::udp_drops(&inodes)
-    }
-
-    /// Counts a forwarded query's reply (by rcode) and its latency.
-    pub(crate) fn answered(&self, reply: &Reply, arrived: std::time::Instant) {
-        self.count_reply(reply);
-        self.client_latency.record(arrived.elapsed());
-    }
-
-    /// Counts a reply by its rcode.
-    pub(crate) fn count_reply(&self, reply: &Reply) {
-        count_rcode(&self.answers, reply);
-    }
-}
+pub(crate) use counters::count_answer;
+pub use counters::{LsMetrics, OTHER_RCODE, PoolMetrics, RCODE_SLOTS, RcodeCounts, full_rcode};
+pub use policy::Policy;
+pub use route::Route;
 
 /// One client query being resolved.
 #[derive(Debug)]
@@ -272,207 +71,6 @@ impl Job {
         self.raw
             .get(HEADER_LEN..self.question_end)
             .unwrap_or_default()
-    }
-}
-
-/// Where a query goes: the backends it may be asked of and the policy it is
-/// asked by. A pool's ([`LsState::pools`]: its `[[ls.pool]]`'s backends, its
-/// own keys over `[ls]`'s), or the route of a name under no pool's zone
-/// ([`LsState::all`]: every backend, the `[ls]` policy). Backend indexes in a
-/// query's [`Resolution`] are the route's; its backends are the very
-/// [`Backend`]s of [`LsState::backends`], so health and counters are one per
-/// backend, shared by every route naming it.
-pub struct Route {
-    /// The pool's name; `None` for [`LsState::all`].
-    pub name: Option<String>,
-    /// The zones the pool serves (none for [`LsState::all`]).
-    pub zones: Vec<Name>,
-    /// Its policy.
-    pub policy: Policy,
-    /// Its backends, in config order.
-    pub backends: Vec<Arc<Backend>>,
-    backend_hashes: Vec<u64>,
-    /// Only under the `sticky` order.
-    pub(super) sticky: Option<StickyTable>,
-    tick: AtomicU64,
-    /// A pool's counters (none for [`LsState::all`]: the LS's are its).
-    pub counters: Option<Arc<PoolMetrics>>,
-    /// The packet cache its answers go to: the pool's own, or the
-    /// `[ls.cache]` (the same `Arc` as [`LsState::cache`]); `None`: none.
-    pub cache: Option<Arc<PacketCache>>,
-    /// The LS's hedge budget, shared by every route.
-    budget: Arc<HedgeBudget>,
-    metrics: Arc<LsMetrics>,
-}
-
-impl Route {
-    /// Whether its cache is `state`'s `[ls.cache]` (no cache of its own).
-    fn shares_ls_cache(&self, state: Option<&LsState>) -> bool {
-        match (&self.cache, state.and_then(|s| s.cache.as_ref())) {
-            (Some(mine), Some(ls)) => Arc::ptr_eq(mine, ls),
-            (None, _) => true,
-            _ => false,
-        }
-    }
-
-    /// Whether a backend of it is up: while none is, a name whose refresh
-    /// failed is answered stale at once (RFC 8767's failure-recheck timer);
-    /// while one is, it is asked.
-    pub(crate) fn any_up(&self) -> bool {
-        self.backends.iter().any(|b| b.is_up())
-    }
-
-    /// The candidate sequence for `job`.
-    fn candidates(&self, job: &Job) -> order::Candidates {
-        let views: SmallVec<[_; order::INLINE]> = self
-            .backends
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b.view(i))
-            .collect();
-        let key = OrderKey {
-            name_hash: job.name_hash,
-            tick: self.tick.fetch_add(1, Relaxed),
-            sticky: self.sticky.as_ref().and_then(|t| t.get(job.name_hash)),
-            random: if self.policy.order == Order::WeightedRandom {
-                rand::random()
-            } else {
-                0
-            },
-            backend_hashes: &self.backend_hashes,
-        };
-        let mut c = order::order(self.policy.order, &views, &key);
-        // Under overload, those with room first ([`limit`]).
-        let now = tokio::time::Instant::now();
-        let room = |i: usize| self.backends.get(i).is_none_or(|b| b.limit.has_room(now));
-        limit::room_first(&mut c, room);
-        c
-    }
-
-    /// How long to wait on backend `i` before hedging to the next.
-    fn hedge_delay(&self, i: usize) -> Duration {
-        let p = &self.policy;
-        match p.hedge_delay {
-            HedgeDelay::Fixed(ms) => Duration::from_millis(ms),
-            HedgeDelay::Adaptive => {
-                let measured = self.backends.get(i).and_then(|b| b.hedge.percentile());
-                hedge::clamp_delay(measured, p.hedge_min, p.hedge_max)
-            }
-        }
-    }
-
-    /// The percentile of the adaptive hedge delay, when it is in use.
-    pub(super) fn adaptive_hedge_pct(&self) -> Option<f64> {
-        (self.policy.hedge_delay == HedgeDelay::Adaptive).then_some(self.policy.hedge_percentile)
-    }
-
-    /// Feeds one latency sample to the adaptive hedge delay.
-    fn observe_hedge_sample(&self, i: usize, rtt: Duration) {
-        if self.policy.hedge_delay == HedgeDelay::Adaptive
-            && let Some(b) = self.backends.get(i)
-        {
-            b.hedge.observe(rtt, self.policy.hedge_percentile);
-        }
-    }
-
-    /// A new query's resolution: its candidates in order, its deadline
-    /// `timeout_ms` from `now`.
-    pub(crate) fn resolution(&self, job: &Job, now: tokio::time::Instant) -> Resolution {
-        let candidates = self.candidates(job);
-        Resolution::new(
-            self.policy.strategy,
-            self.policy.layout,
-            &candidates,
-            self.backends.len(),
-            now,
-            now + self.policy.timeout,
-        )
-    }
-
-    /// Counts backend `i`'s response to one upstream query — answered, its
-    /// latency, the adaptive hedge delay's sample — and judges it by its
-    /// header (`None`: unreadable or cut short, a failure). A failure also
-    /// counts as an error of the backend. The one place both the UDP fast
-    /// path and the async path account for an answer.
-    pub(crate) fn judge_response(
-        &self,
-        i: usize,
-        at: tokio::time::Instant,
-        rtt: Duration,
-        header: Option<WireHeader>,
-    ) -> Verdict {
-        let Some(b) = self.backends.get(i) else {
-            return Verdict::Failed;
-        };
-        b.stats.answered.fetch_add(1, Relaxed);
-        b.heard_from(at);
-        b.observe_latency(rtt);
-        b.limit.sample(rtt, at);
-        self.observe_hedge_sample(i, rtt);
-        let v = header.map_or(Verdict::Failed, |h| {
-            if dns::rejects_query(&h) {
-                // The query may be at fault, not the backend: another
-                // backend is asked, and the rejection passed on only when
-                // every backend asked rejected it. No error of the backend.
-                return Verdict::Rejected;
-            }
-            resolution::classify(&h, self.policy.layout)
-        });
-        if v == Verdict::Failed {
-            b.stats.errors.fetch_add(1, Relaxed);
-        }
-        v
-    }
-
-    /// Takes a budget token for a delay-triggered hedge; false (and counted)
-    /// when the budget is spent.
-    fn hedge_allowed(&self) -> bool {
-        let ok = self.budget.try_spend();
-        if !ok {
-            self.metrics.hedges_refused.fetch_add(1, Relaxed);
-        }
-        ok
-    }
-
-    /// Remembers a positive answer's backend for the sticky order.
-    pub(super) fn remember(&self, job: &Job, backend: usize, resp: &[u8]) {
-        if let Some(sticky) = &self.sticky
-            && WireHeader::read(resp).is_some_and(|h| h.rcode() == 0)
-        {
-            sticky.set(job.name_hash, backend);
-        }
-    }
-}
-
-impl Pacing for Route {
-    fn spacing(&self, i: usize) -> Option<Duration> {
-        match self.policy.strategy {
-            Strategy::Hedge => Some(self.hedge_delay(i)),
-            Strategy::Sequential => Some(self.policy.try_timeout),
-            Strategy::Race => None,
-        }
-    }
-
-    fn try_timeout(&self) -> Duration {
-        self.policy.try_timeout
-    }
-
-    fn reask_after(&self, i: usize) -> Duration {
-        // Sequential waits its per-try timeout; race has no spacing of its
-        // own and re-asks at the hedge delay, as hedge does. Never before
-        // twice the backend's measured latency (its moving average, fed by
-        // answers only): a copy to a backend that answers, slowly, is not
-        // lost yet, and a re-ask would only add to its load.
-        let base = self.spacing(i).unwrap_or_else(|| self.hedge_delay(i));
-        let typical = self
-            .backends
-            .get(i)
-            .map_or(0, |b| b.stats.latency_us.load(Relaxed));
-        base.max(Duration::from_micros(typical.saturating_mul(2)))
-    }
-
-    fn take_hedge_token(&self) -> bool {
-        self.hedge_allowed()
     }
 }
 
@@ -558,22 +156,9 @@ impl LsState {
             .cache
             .as_ref()
             .map(|cc| keep(cc, old.and_then(|o| o.cache.as_ref())));
-        let route = |policy: Policy, members: Vec<Arc<Backend>>| Route {
-            name: None,
-            zones: Vec::new(),
-            backend_hashes: members
-                .iter()
-                .map(|b| order::name_hash(b.name.as_bytes()))
-                .collect(),
-            backends: members,
-            // Allocated whole: only when the order reads it.
-            sticky: (policy.order == Order::Sticky).then(|| StickyTable::new(c.sticky_size)),
-            policy,
-            tick: AtomicU64::new(0),
-            counters: None,
-            cache: cache.clone(),
-            budget: budget.clone(),
-            metrics: metrics.clone(),
+        let route = |policy: Policy, members: Vec<Arc<Backend>>| {
+            let (cache, budget, metrics) = (cache.clone(), budget.clone(), metrics.clone());
+            Route::new(policy, members, c.sticky_size, cache, budget, metrics)
         };
         let pools = c
             .pool
@@ -591,13 +176,12 @@ impl LsState {
                     Some(cc) => Some(keep(cc, was.filter(own).and_then(|r| r.cache.as_ref()))),
                     None => cache.clone(),
                 };
-                Route {
-                    name: Some(p.name.clone()),
-                    zones: p.zones.clone(),
-                    counters: Some(was.and_then(|r| r.counters.clone()).unwrap_or_default()),
-                    cache: pool_cache,
-                    ..route(Policy::for_pool(c, p), members)
-                }
+                let mut r = route(Policy::for_pool(c, p), members);
+                r.name = Some(p.name.clone());
+                r.zones = p.zones.clone();
+                r.counters = Some(was.and_then(|r| r.counters.clone()).unwrap_or_default());
+                r.cache = pool_cache;
+                r
             })
             .collect();
         let zones = SuffixTable::new(
