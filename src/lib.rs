@@ -13,12 +13,14 @@
 //! - [`dns`]: wire-format helpers shared by every side: hostile-input
 //!   decoding, raw header reads, one walker over a message's sections,
 //!   made-up answers, NSID, hostname rules.
+//! - [`guard`]: client protection shared by every side (the `allow` ACL,
+//!   the per-client rate limit, a log's budget); imports nothing of the crate.
 //! - [`ls`]: the load balancer: its floor ([`ls::state`]), the door
 //!   ([`ls::balancer`]), two drivers of one query ([`ls::fast`] for UDP,
 //!   [`ls::strategy`] for TCP) over one decision machine
 //!   ([`ls::resolution`]) and one upstream core ([`ls::upstream`]), the
 //!   reply ([`ls::reply`]), backends and their health ([`ls::backend`],
-//!   probes in [`ls::health`]), orders, hedging, client protection.
+//!   probes in [`ls::health`]), orders, hedging.
 //! - [`ts`]: the table server: zone loading ([`ts::table`] for PROJ tables,
 //!   [`ts::zonefile`] for RFC 1035 master files), compiled zones and their
 //!   answers, DNSSEC proofs included ([`ts::zone`]), zones it signs itself
@@ -38,6 +40,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod guard;
 pub mod logging;
 pub mod ls;
 pub mod metrics;
@@ -49,3 +52,6 @@ pub mod shutdown;
 pub mod status;
 pub mod supervise;
 pub mod ts;
+
+#[cfg(test)]
+mod layering_tests;

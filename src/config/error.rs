@@ -163,7 +163,7 @@ fn integer_range(key: &str, raw: &str) -> Option<(i128, i128)> {
     };
     let ttl = key.ends_with("_ttl") || key == "ts.ttl";
     Some(if ttl {
-        (0, super::validate::MAX_TTL.into())
+        (0, super::values::MAX_TTL.into())
     } else {
         (min, max)
     })

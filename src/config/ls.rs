@@ -1,6 +1,7 @@
-//! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables, and the keyword
-//! enums and [`HedgeDelay`] its keys take (its `[ls.cache]` table is in `cache`, its
-//! `[ls.tls]` and `[ls.https]` in `tls`, its `[[ls.pool]]` tables in `pool`).
+//! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables, and the
+//! [`HedgeDelay`] its key takes (its `[ls.cache]` table is in `cache`, its `[ls.tls]`
+//! and `[ls.https]` in `tls`, its `[[ls.pool]]` tables in `pool`, the keyword enums
+//! `[ls]` and `[[ls.pool]]` share in `values`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -14,7 +15,9 @@ use super::cache::CacheConfig;
 use super::key::KeyConfig;
 use super::pool::PoolConfig;
 use super::tls::{HttpsConfig, TlsConfig};
-use super::values::{ProbeQuestion, de_addr, de_addrs, de_nets, de_opt_addr};
+use super::values::{
+    Layout, OnTimeout, Order, ProbeQuestion, Strategy, de_addr, de_addrs, de_nets, de_opt_addr,
+};
 
 /// Client networks allowed when `ls.allow` is omitted: loopback and the private ranges.
 const DEFAULT_ALLOW: [&str; 5] = [
@@ -25,64 +28,12 @@ const DEFAULT_ALLOW: [&str; 5] = [
     "192.168.0.0/16",
 ];
 
-keyword_enum! {
-    /// `ls.strategy`: how many backends a query goes to, and when.
-    Strategy, default Hedge {
-        /// Send to every usable backend at once; the first useful answer wins.
-        Race = "race",
-        /// Send to the first backend, then to the next after the hedge delay, and so on.
-        Hedge = "hedge",
-        /// One backend at a time; move on after `try_timeout_ms` or on SERVFAIL/REFUSED.
-        Sequential = "sequential",
-    }
-}
-
 /// `backend_limit_min`'s default.
 pub const BACKEND_LIMIT_MIN: u32 = 256;
 /// `backend_limit_max`'s default: off (on a host whose CPU is contended the
 /// latency the limit watches includes the LS's own delays, and it shed
 /// queries of a normal load).
 pub const BACKEND_LIMIT_MAX: u32 = 0;
-
-keyword_enum! {
-    /// `ls.order`: which backend is asked first (for hedge and sequential).
-    Order, default LeastOutstanding {
-        /// The backend with the fewest queries in flight.
-        LeastOutstanding = "least-outstanding",
-        /// Each backend in turn.
-        RoundRobin = "round-robin",
-        /// The backend that last answered this name, then the others.
-        Sticky = "sticky",
-        /// A hash of the query name picks the first backend.
-        ConsistentHash = "consistent-hash",
-        /// Config order.
-        Fixed = "fixed",
-        /// Random, in proportion to each backend's `weight`.
-        WeightedRandom = "weighted-random",
-    }
-}
-
-keyword_enum! {
-    /// `ls.layout`: how names are spread over the backends.
-    Layout, default Partitioned {
-        /// Each backend holds some of the names: an NXDOMAIN moves on to the next backend.
-        Partitioned = "partitioned",
-        /// Every backend holds every name: the first authoritative answer is final.
-        Replicated = "replicated",
-    }
-}
-
-keyword_enum! {
-    /// `ls.on_timeout`: the LS's answer when no backend gave a final one in time.
-    OnTimeout, default Nxdomain {
-        /// A synthesized NXDOMAIN (with an Extended DNS Error saying who was tried).
-        Nxdomain = "nxdomain",
-        /// A synthesized SERVFAIL.
-        Servfail = "servfail",
-        /// No answer at all.
-        Drop = "drop",
-    }
-}
 
 /// `ls.hedge_delay_ms`: how long to wait before hedging to the next backend.
 ///
@@ -213,6 +164,42 @@ pub struct LsConfig {
     /// `xfr_key` of the `[[ts]]` of this file it is).
     #[serde(skip)]
     pub notify_tsig: Vec<(String, KeyConfig)>,
+}
+
+impl LsConfig {
+    /// The strategy of `pool`'s queries: its own, or `[ls]`'s.
+    pub fn strategy_for(&self, pool: &PoolConfig) -> Strategy {
+        pool.strategy.unwrap_or(self.strategy)
+    }
+
+    /// The order of `pool`'s queries: its own, or `[ls]`'s.
+    pub fn order_for(&self, pool: &PoolConfig) -> Order {
+        pool.order.unwrap_or(self.order)
+    }
+
+    /// The layout of `pool`: its own, or `[ls]`'s.
+    pub fn layout_for(&self, pool: &PoolConfig) -> Layout {
+        pool.layout.unwrap_or(self.layout)
+    }
+
+    /// The deadline of `pool`'s queries, in ms: its own, or `[ls]`'s.
+    pub fn timeout_ms_for(&self, pool: &PoolConfig) -> u64 {
+        pool.timeout_ms.unwrap_or(self.timeout_ms)
+    }
+
+    /// The `on_timeout` of `pool`: its own, or `[ls]`'s.
+    pub fn on_timeout_for(&self, pool: &PoolConfig) -> OnTimeout {
+        pool.on_timeout.unwrap_or(self.on_timeout)
+    }
+
+    /// The longest deadline of any query: `timeout_ms`, or a pool's when longer (how
+    /// long a stopping LS waits for its queries in flight).
+    pub fn longest_timeout_ms(&self) -> u64 {
+        self.pool
+            .iter()
+            .map(|p| self.timeout_ms_for(p))
+            .fold(self.timeout_ms, u64::max)
+    }
 }
 
 impl Default for LsConfig {

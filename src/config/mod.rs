@@ -95,8 +95,7 @@ pub use cache::CacheConfig;
 pub use error::ConfigError;
 pub use key::{KeyAlgorithm, KeyConfig, KeyError};
 pub use ls::{
-    BACKEND_LIMIT_MAX, BACKEND_LIMIT_MIN, BackendConfig, HealthConfig, HedgeDelay, Layout,
-    LsConfig, OnTimeout, Order, Strategy,
+    BACKEND_LIMIT_MAX, BACKEND_LIMIT_MIN, BackendConfig, HealthConfig, HedgeDelay, LsConfig,
 };
 pub use pool::{PoolConfig, zone_text};
 pub use tls::{
@@ -105,7 +104,7 @@ pub use tls::{
 };
 pub use ts::{Denial, Dnssec, DnssecAlgorithm, Fault, OnMiss, TsConfig};
 pub(crate) use validate::MAX_STICKY_SIZE;
-pub use values::{ProbeQuestion, ValueError, parse_name};
+pub use values::{Layout, OnTimeout, Order, ProbeQuestion, Strategy, ValueError, parse_name};
 
 use error::parse_error;
 use source_map::SourceMap;

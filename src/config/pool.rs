@@ -1,14 +1,13 @@
 //! `[[ls.pool]]`: [`PoolConfig`], a group of `[[ls.backend]]`s that serves some zones
 //! with a policy of its own (SPEC §5, "Pools and routes"). Its keys left out take the
-//! `[ls]` values ([`PoolConfig::strategy_in`] and the like); its rules are checked with
+//! `[ls]` values ([`LsConfig::strategy_for`](super::LsConfig::strategy_for) and the like); its rules are checked with
 //! the rest of the config (`validate`).
 
 use hickory_proto::rr::Name;
 use serde::Deserialize;
 
 use super::cache::CacheConfig;
-use super::ls::{Layout, LsConfig, OnTimeout, Order, Strategy};
-use super::values::de_names;
+use super::values::{Layout, OnTimeout, Order, Strategy, de_names};
 
 /// `[[ls.pool]]`: the backends (by name) that answer the names under `zones`, and the
 /// policy they are asked by. A key left out is empty (the rules then say what is
@@ -50,42 +49,6 @@ impl PoolConfig {
             zones,
             ..Self::default()
         }
-    }
-
-    /// Its strategy under `ls`.
-    pub fn strategy_in(&self, ls: &LsConfig) -> Strategy {
-        self.strategy.unwrap_or(ls.strategy)
-    }
-
-    /// Its order under `ls`.
-    pub fn order_in(&self, ls: &LsConfig) -> Order {
-        self.order.unwrap_or(ls.order)
-    }
-
-    /// Its layout under `ls`.
-    pub fn layout_in(&self, ls: &LsConfig) -> Layout {
-        self.layout.unwrap_or(ls.layout)
-    }
-
-    /// Its deadline under `ls`, in ms.
-    pub fn timeout_ms_in(&self, ls: &LsConfig) -> u64 {
-        self.timeout_ms.unwrap_or(ls.timeout_ms)
-    }
-
-    /// Its `on_timeout` under `ls`.
-    pub fn on_timeout_in(&self, ls: &LsConfig) -> OnTimeout {
-        self.on_timeout.unwrap_or(ls.on_timeout)
-    }
-}
-
-impl LsConfig {
-    /// The longest deadline of any query: `timeout_ms`, or a pool's when longer (how
-    /// long a stopping LS waits for its queries in flight).
-    pub fn longest_timeout_ms(&self) -> u64 {
-        self.pool
-            .iter()
-            .map(|p| p.timeout_ms_in(self))
-            .fold(self.timeout_ms, u64::max)
     }
 }
 

@@ -7,12 +7,11 @@ use std::path::Path;
 use super::error::ConfigError;
 use super::source_map::{SourceMap, display_path};
 use super::ts::NSID_MAX_LEN;
+use super::values::MAX_TTL;
 use super::{
     CacheConfig, Config, HedgeDelay, LsConfig, Order, TsConfig, load_certified_key, zone_text,
 };
 
-/// The largest TTL a record may carry (RFC 2181 §8).
-pub(super) const MAX_TTL: u32 = i32::MAX as u32;
 /// The longest any `*_ms` key may be: one hour. Past that a deadline is a typo,
 /// and near 2^64 ms adding it to a clock overflows.
 pub(crate) const MAX_MS: u64 = 3_600_000;
@@ -399,7 +398,7 @@ fn check_pools(ls: &LsConfig, check: &mut Checker<'_>) {
             check.require(ms > 0, &key("timeout_ms"), || "must be at least 1".into());
             check.at_most(ms, MAX_MS, &key("timeout_ms"));
         }
-        if pool.order_in(ls) == Order::WeightedRandom {
+        if ls.order_for(pool) == Order::WeightedRandom {
             let weighted = ls
                 .backend
                 .iter()

@@ -1,6 +1,8 @@
 //! The string values of the schema: socket addresses, networks, DNS names and probe
 //! questions, parsed while the file is read (so a bad one is a `file:line` error like any
-//! other bad value) with errors that show the bad value, and their serde adapters.
+//! other bad value) with errors that show the bad value, and their serde adapters; and
+//! the keyword enums of the policy keys `[ls]` and `[[ls.pool]]` share ([`Strategy`],
+//! [`Order`], [`Layout`], [`OnTimeout`]).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -10,6 +12,9 @@ use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
+
+/// The largest TTL a record may carry (RFC 2181 §8).
+pub(super) const MAX_TTL: u32 = i32::MAX as u32;
 
 /// A config string that is not the value its key needs; the message shows the value (the
 /// caller names the key).
@@ -296,4 +301,56 @@ impl<'de> Deserialize<'de> for NameDe {
 /// at its own line.
 pub(super) fn de_names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Name>, D::Error> {
     Vec::<NameDe>::deserialize(deserializer).map(|v| v.into_iter().map(|n| n.0).collect())
+}
+
+keyword_enum! {
+    /// `ls.strategy`: how many backends a query goes to, and when.
+    Strategy, default Hedge {
+        /// Send to every usable backend at once; the first useful answer wins.
+        Race = "race",
+        /// Send to the first backend, then to the next after the hedge delay, and so on.
+        Hedge = "hedge",
+        /// One backend at a time; move on after `try_timeout_ms` or on SERVFAIL/REFUSED.
+        Sequential = "sequential",
+    }
+}
+
+keyword_enum! {
+    /// `ls.order`: which backend is asked first (for hedge and sequential).
+    Order, default LeastOutstanding {
+        /// The backend with the fewest queries in flight.
+        LeastOutstanding = "least-outstanding",
+        /// Each backend in turn.
+        RoundRobin = "round-robin",
+        /// The backend that last answered this name, then the others.
+        Sticky = "sticky",
+        /// A hash of the query name picks the first backend.
+        ConsistentHash = "consistent-hash",
+        /// Config order.
+        Fixed = "fixed",
+        /// Random, in proportion to each backend's `weight`.
+        WeightedRandom = "weighted-random",
+    }
+}
+
+keyword_enum! {
+    /// `ls.layout`: how names are spread over the backends.
+    Layout, default Partitioned {
+        /// Each backend holds some of the names: an NXDOMAIN moves on to the next backend.
+        Partitioned = "partitioned",
+        /// Every backend holds every name: the first authoritative answer is final.
+        Replicated = "replicated",
+    }
+}
+
+keyword_enum! {
+    /// `ls.on_timeout`: the LS's answer when no backend gave a final one in time.
+    OnTimeout, default Nxdomain {
+        /// A synthesized NXDOMAIN (with an Extended DNS Error saying who was tried).
+        Nxdomain = "nxdomain",
+        /// A synthesized SERVFAIL.
+        Servfail = "servfail",
+        /// No answer at all.
+        Drop = "drop",
+    }
 }

@@ -13,7 +13,6 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{OpCode, ResponseCode};
 use tokio::sync::Notify;
 
-use super::guard::{self, RateVerdict};
 use super::notify::{self, FlushBy, FlushCounters, FlushQueue};
 use super::order;
 use super::pool::UpstreamPool;
@@ -21,6 +20,8 @@ use super::state::{Job, LsMetrics, LsState};
 use super::suffix;
 use crate::config::LsConfig;
 use crate::dns::{self, HEADER_LEN, Transport};
+use crate::guard::acl;
+use crate::guard::rate::RateVerdict;
 use crate::logging::QueryLine;
 use crate::server::{Reply, Request};
 
@@ -181,7 +182,7 @@ impl Balancer {
         if verdict != RateVerdict::Pass {
             self.metrics.rate_limited.fetch_add(1, Relaxed);
         }
-        if !guard::allowed(&state.allow, req.src.ip()) {
+        if !acl::allowed(&state.allow, req.src.ip()) {
             self.metrics.refused_acl.fetch_add(1, Relaxed);
             // REFUSED within the rate limit; past it, nothing (a TC=1 slip
             // would only send it to TCP to be refused there).

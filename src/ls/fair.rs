@@ -2,7 +2,7 @@
 //! cannot take every place and leave the others SERVFAIL.
 //!
 //! Clients are grouped as the rate limiter groups them
-//! ([`super::guard::rate_key`]: an IPv4 address alone, an IPv6 address by
+//! ([`crate::guard::rate::rate_key`]: an IPv4 address alone, an IPv6 address by
 //! its `rate_limit_v6_prefix`). While fewer than half the places are taken
 //! the bound is not contended and every query is admitted up to it, as
 //! before. From half on, a group may hold at most an equal share of

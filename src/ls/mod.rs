@@ -27,15 +27,15 @@
 //!   query), [`suffix`] (the pools' zones: which pool a name goes to),
 //!   [`pool`] and [`upstream`] (upstream sockets), [`backend`] (each
 //!   with its [`backend::health::Health`]), [`order`], [`sticky`],
-//!   [`hedge`], [`guard`] (ACL, rate limit), [`fair`] (the in-flight
+//!   [`hedge`], [`fair`] (the in-flight
 //!   bound's share per client), [`loopmark`], [`latency`],
-//!   [`cache`] (the packet cache).
+//!   [`cache`] (the packet cache). The ACL and the rate limit are
+//!   [`crate::guard`]'s, shared with the server layer and the TS.
 pub mod backend;
 pub mod balancer;
 pub mod cache;
 pub mod fair;
 pub mod fast;
-pub mod guard;
 pub mod health;
 pub mod hedge;
 pub mod latency;

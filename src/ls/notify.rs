@@ -8,7 +8,7 @@
 //!   is read: the zone joins a [`FlushQueue`] (a zone already waiting, or
 //!   under one, joins nothing; past [`PENDING_MAX`] zones the root stands for
 //!   them all, as flushing more than asked is always right) and the
-//!   flusher ([`run_flusher`]) removes every waiting zone's entries in one
+//!   flusher ([`run_flusher`](super::run::run_flusher)) removes every waiting zone's entries in one
 //!   walk, then rests [`WALK_GAP`]: a flood of NOTIFYs from a backend's
 //!   address costs a walk every 100 ms at most, and a lone NOTIFY's entries
 //!   are gone as soon as the walk ends. From
@@ -49,11 +49,11 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 
-use super::guard::{Change, LimitLog};
 use super::state::LsState;
 use crate::config::LsConfig;
 use crate::dns::tsig::{self, Checked, Key, Rejected, Signer, TsigError, Verified};
 use crate::dns::{self, ClientQuery};
+use crate::guard::log_budget::{Change, LimitLog};
 
 /// Most zones waiting for the flusher; past it the root is flushed.
 pub const PENDING_MAX: usize = 64;
@@ -135,14 +135,14 @@ impl Default for FlushCounters {
 
 impl FlushCounters {
     /// Counts a flush by `by` that removed `removed` entries.
-    fn count(&self, by: FlushBy, removed: usize) {
+    pub(super) fn count(&self, by: FlushBy, removed: usize) {
         let i = usize::from(by == FlushBy::Http);
         self.flushes[i].fetch_add(1, Relaxed);
         self.count_entries(by, removed);
     }
 
     /// Counts `removed` entries removed by `by`'s flushes.
-    fn count_entries(&self, by: FlushBy, removed: usize) {
+    pub(super) fn count_entries(&self, by: FlushBy, removed: usize) {
         let i = usize::from(by == FlushBy::Http);
         self.entries[i].fetch_add(u64::try_from(removed).unwrap_or(u64::MAX), Relaxed);
     }
@@ -369,47 +369,14 @@ impl FlushQueue {
         self.wake.notify_one();
     }
 
+    /// Until a zone is pushed (at once if one was since the last wait).
+    pub async fn wait(&self) {
+        self.wake.notified().await;
+    }
+
     /// The zones waiting, taken.
     pub fn take(&self) -> Vec<Name> {
         std::mem::take(&mut *self.zones.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
-/// Removes the entries of the zones `queue` gathers, from the caches of the
-/// balancer's snapshot at the time, one walk for all of them, counted as
-/// NOTIFY flushes (one per zone); rests [`WALK_GAP`] after each walk; until
-/// `token` is cancelled.
-pub async fn run_flusher(
-    balancer: std::sync::Arc<super::Balancer>,
-    token: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            () = token.cancelled() => return,
-            () = balancer.flush_queue().wake.notified() => {}
-        }
-        let zones = balancer.flush_queue().take();
-        if zones.is_empty() {
-            continue;
-        }
-        let state = balancer.state();
-        let walk = tokio::task::spawn_blocking(move || {
-            let removed = state.flush_zones(&zones);
-            (zones, removed)
-        });
-        let Ok((zones, removed)) = walk.await else {
-            continue; // the walk panicked: its zones were taken, not lost twice
-        };
-        let counters = balancer.flushes();
-        for _ in &zones {
-            counters.count(FlushBy::Notify, 0);
-        }
-        counters.count_entries(FlushBy::Notify, removed);
-        tracing::debug!(?zones, removed, "NOTIFY: zones flushed from the cache");
-        tokio::select! {
-            () = token.cancelled() => return,
-            () = tokio::time::sleep(WALK_GAP) => {}
-        }
     }
 }
 

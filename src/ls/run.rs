@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::balancer::Balancer;
+use super::notify::{FlushBy, WALK_GAP};
 use super::state::LsState;
-use super::{fast, guard, health};
+use super::{fast, health};
 use crate::config::LsConfig;
+use crate::guard::rate::RATE_SWEEP;
 
 /// Time beyond the longest `timeout_ms` a stopping LS gives its queries in flight.
 const DRAIN_MARGIN: Duration = Duration::from_secs(1);
@@ -35,7 +37,7 @@ pub async fn serve(
     let mut listeners = listeners;
     let health = tokio::spawn(health::run(balancer.clone(), token.clone()));
     let sweeper = tokio::spawn(sweep_rate_limits(balancer.clone(), token.clone()));
-    let flusher = tokio::spawn(super::notify::run_flusher(balancer.clone(), token.clone()));
+    let flusher = tokio::spawn(run_flusher(balancer.clone(), token.clone()));
     // UDP clients take the fast path, one worker per socket; TCP the server layer.
     let udp = listeners.take_udp();
     let per_worker = opts.max_inflight / udp.len().max(1);
@@ -70,11 +72,11 @@ pub async fn serve(
     balancer.pool.shutdown().await;
 }
 
-/// Every [`guard::RATE_SWEEP`] until `token` is cancelled: ends (and logs)
+/// Every [`RATE_SWEEP`] until `token` is cancelled: ends (and logs)
 /// the rate-limit episodes that have gone quiet. A reload replaces the
 /// limiter: the old one's episodes end then.
 async fn sweep_rate_limits(balancer: Arc<Balancer>, token: tokio_util::sync::CancellationToken) {
-    let mut tick = tokio::time::interval(guard::RATE_SWEEP);
+    let mut tick = tokio::time::interval(RATE_SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last: Option<Arc<LsState>> = None;
     loop {
@@ -94,5 +96,40 @@ async fn sweep_rate_limits(balancer: Arc<Balancer>, token: tokio_util::sync::Can
             rate.sweep(now);
         }
         last = Some(state);
+    }
+}
+
+/// Removes the entries of the zones `queue` gathers, from the caches of the
+/// balancer's snapshot at the time, one walk for all of them, counted as
+/// NOTIFY flushes (one per zone); rests [`WALK_GAP`] after each walk; until
+/// `token` is cancelled.
+pub async fn run_flusher(balancer: Arc<Balancer>, token: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = balancer.flush_queue().wait() => {}
+        }
+        let zones = balancer.flush_queue().take();
+        if zones.is_empty() {
+            continue;
+        }
+        let state = balancer.state();
+        let walk = tokio::task::spawn_blocking(move || {
+            let removed = state.flush_zones(&zones);
+            (zones, removed)
+        });
+        let Ok((zones, removed)) = walk.await else {
+            continue; // the walk panicked: its zones were taken, not lost twice
+        };
+        let counters = balancer.flushes();
+        for _ in &zones {
+            counters.count(FlushBy::Notify, 0);
+        }
+        counters.count_entries(FlushBy::Notify, removed);
+        tracing::debug!(?zones, removed, "NOTIFY: zones flushed from the cache");
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(WALK_GAP) => {}
+        }
     }
 }

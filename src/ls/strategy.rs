@@ -267,13 +267,22 @@ impl Handler for Balancer {
     }
 
     fn admits_connection(&self, ip: std::net::IpAddr) -> bool {
-        super::guard::allowed(&self.state().allow, ip)
+        crate::guard::acl::allowed(&self.state().allow, ip)
     }
 
     fn tcp_acl_refused(&self) {
         self.metrics
             .tcp_acl_refused
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Corked: the upstream UDP queries of one poll of the connection leave
+    /// together ([`super::pool::corked`]).
+    fn wrap_connection<F: std::future::Future + Send>(
+        &self,
+        conn: F,
+    ) -> impl std::future::Future<Output = F::Output> + Send {
+        super::pool::corked(conn)
     }
 
     fn handle(&self, req: Request<'_>) -> Action {

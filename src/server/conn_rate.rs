@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 
-use crate::ls::guard::{RateLimiter, RateVerdict};
+use crate::guard::rate::{RateLimiter, RateVerdict};
 
 /// One limit in force: its settings and its table.
 #[derive(Debug)]

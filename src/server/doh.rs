@@ -1,10 +1,11 @@
-//! DNS over HTTPS (RFC 8484): HTTP/2 ([`super::doh_h2`], ALPN `h2` or the HTTP/2
-//! preface) and HTTP/1.1 with hyper, over TLS ([`super::tls`]) or plain behind a
-//! TLS-terminating proxy. [`query_of`] turns a
-//! request into the DNS query it carries (GET `?dns=` base64url, POST
-//! `application/dns-message`) or the HTTP status that refuses it; [`max_age`] is the
-//! answer's `Cache-Control`. Both are pure; [`serve_connection`] runs them over one
-//! connection, asking the same [`Handler`] as the other transports.
+//! DNS over HTTPS (RFC 8484): what both HTTP versions share, and HTTP/1.1 with
+//! hyper. A connection comes over TLS ([`super::tls`]) or plain behind a
+//! TLS-terminating proxy; `doh_conn.rs` accepts it and picks its HTTP version,
+//! `doh_h2.rs` serves HTTP/2. [`query_of`] turns a request into the DNS query it
+//! carries (GET `?dns=` base64url, POST `application/dns-message`) or the HTTP
+//! status that refuses it; [`max_age`] is the answer's `Cache-Control`. Both are
+//! pure; [`answer`] runs them for one request, asking the same [`Handler`] as the
+//! other transports, and [`serve_http1`] serves an HTTP/1.1 connection.
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,13 +23,11 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use super::doh_h2;
 use super::forwarded::{Client, TrustedProxies};
-use super::tls::TlsStats;
+use super::tls_stats::TlsStats;
 use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
 use crate::dns::{HEADER_LEN, records, skip_questions, u16_at};
-use crate::ls::pool::corked;
 
 /// The media type of a DNS message (RFC 8484 §6).
 pub const DNS_MESSAGE: &str = "application/dns-message";
@@ -209,58 +208,15 @@ impl DohListeners {
     }
 }
 
-/// Serves one accepted DoH connection: the TLS handshake when there is an acceptor
-/// (bounded and counted as DoT's), then HTTP/2 or HTTP/1.1: as ALPN chose, or
-/// (plain, or no ALPN) as the client's first bytes say.
-pub(crate) async fn serve_connection<H: Handler>(
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared<H>>,
-    acceptor: Option<TlsAcceptor>,
-    path: Arc<str>,
-    stats: Arc<TlsStats>,
-    trusted: Arc<TrustedProxies>,
-) {
-    let Some(acceptor) = acceptor else {
-        return Box::pin(serve_sniffed(stream, peer, shared, (path, stats, trusted))).await;
-    };
-    let stop = shared.token.clone();
-    let Some(tls) = super::tls::handshake(stream, acceptor, stop, &stats).await else {
-        return;
-    };
-    let site = (path, stats, trusted);
-    // Each protocol's state on the heap, as large as it needs: inline, every
-    // connection would hold room for the largest of them.
-    match tls.get_ref().1.alpn_protocol() {
-        Some(b"h2") => Box::pin(corked(doh_h2::serve(tls, peer, &shared, &site))).await,
-        Some(_) => Box::pin(serve_http1(tls, peer, shared, site)).await,
-        None => Box::pin(serve_sniffed(tls, peer, shared, site)).await,
-    }
-}
-
-/// HTTP/2 when the client's first bytes are its connection preface, else HTTP/1.1;
-/// a client silent for the idle timeout is closed.
-async fn serve_sniffed<H: Handler, S>(io: S, peer: SocketAddr, shared: Arc<Shared<H>>, site: Site)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let idle = shared.opts.tcp_idle_timeout;
-    let sniffed = tokio::select! {
-        _ = shared.token.cancelled() => return,
-        r = tokio::time::timeout(idle, doh_h2::sniff(io)) => r,
-    };
-    match sniffed {
-        Ok(Some((true, io))) => Box::pin(corked(doh_h2::serve(io, peer, &shared, &site))).await,
-        Ok(Some((false, io))) => Box::pin(serve_http1(io, peer, shared, site)).await,
-        Ok(None) | Err(_) => {}
-    }
-}
-
 /// HTTP/1.1 with hyper on `io` until it closes, it has had no request in progress
 /// for the TCP idle timeout, or the server stops (then gracefully: requests in
 /// progress are answered).
-async fn serve_http1<H: Handler, S>(io: S, peer: SocketAddr, shared: Arc<Shared<H>>, site: Site)
-where
+pub(super) async fn serve_http1<H: Handler, S>(
+    io: S,
+    peer: SocketAddr,
+    shared: Arc<Shared<H>>,
+    site: Site,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc_shared = shared.clone();

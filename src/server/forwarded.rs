@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 
-use crate::ls::guard::allowed;
+use crate::guard::acl::allowed;
 
 /// Entries of `X-Forwarded-For` looked at, from the right, before the header is taken
 /// as malformed: bounds the work a request can ask for.

@@ -7,8 +7,10 @@
 //! (pipelining, out-of-order answers, idle timeout, connection cap). Every task belongs to the server's
 //! [`TaskTracker`] and stops when its [`CancellationToken`] is cancelled.
 //! The LS's encrypted listeners: [`tls`] (DNS over TLS) and [`doh`] (DNS over
-//! HTTPS), new connections capped per client by [`conn_rate`] before their
-//! handshake, and the client behind a trusted proxy read by [`forwarded`].
+//! HTTPS; a connection's handshake and HTTP version in `doh_conn`, HTTP/2 in
+//! `doh_h2`), counted in [`tls_stats`], new connections capped per client by
+//! [`conn_rate`] before their handshake, and the client behind a trusted proxy
+//! read by [`forwarded`].
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -28,6 +30,7 @@ pub(crate) mod backoff;
 pub(crate) mod batch;
 pub mod conn_rate;
 pub mod doh;
+mod doh_conn;
 mod doh_h2;
 pub mod fdlimit;
 pub mod forwarded;
@@ -36,6 +39,7 @@ pub mod socket;
 pub mod tcp;
 pub mod thread;
 pub mod tls;
+pub mod tls_stats;
 pub mod udp;
 
 /// One packet from a client, borrowed from the server's receive buffer.
@@ -139,6 +143,14 @@ pub trait Handler: Send + Sync + 'static {
     /// A plain TCP connection was closed right after `accept`: its client is
     /// not admitted ([`Handler::admits_connection`]). For a counter; must not block.
     fn tcp_acl_refused(&self) {}
+
+    /// Wraps the future of a connection whose requests are polled together
+    /// (DNS over HTTP/2: the requests of one read in one poll), so the
+    /// handler can batch what one poll of it sends (the LS corks its
+    /// upstream UDP queries into one `sendmmsg`). The future itself by default.
+    fn wrap_connection<F: Future + Send>(&self, conn: F) -> impl Future<Output = F::Output> + Send {
+        conn
+    }
 }
 
 /// Limits of one server.
@@ -228,8 +240,8 @@ impl Listeners {
 
 /// Adds one to the counter `field` picks of `stats`, each time it is called.
 fn counting(
-    stats: Arc<tls::TlsStats>,
-    field: fn(&tls::TlsStats) -> &std::sync::atomic::AtomicU64,
+    stats: Arc<tls_stats::TlsStats>,
+    field: fn(&tls_stats::TlsStats) -> &std::sync::atomic::AtomicU64,
 ) -> impl Fn() {
     move || _ = field(&stats).fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
@@ -356,7 +368,7 @@ pub async fn serve<H: Handler>(
             let serve = move |stream, peer: SocketAddr, shared| {
                 let admitted = admit(&gate, peer, &stats.doh_rate_refused);
                 let serve = admitted.then(|| {
-                    doh::serve_connection(
+                    doh_conn::serve_connection(
                         stream,
                         peer,
                         shared,

@@ -135,7 +135,7 @@ pub(crate) struct Connection<H, S> {
     pending: JoinSet<Reply>,
     /// Over DNS over TLS: its counters; answers to padded queries are padded
     /// (RFC 8467).
-    encrypted: Option<Arc<super::tls::TlsStats>>,
+    encrypted: Option<Arc<super::tls_stats::TlsStats>>,
 }
 
 impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
@@ -156,7 +156,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
         stream: S,
         peer: std::net::SocketAddr,
         shared: Arc<Shared<H>>,
-        stats: Arc<super::tls::TlsStats>,
+        stats: Arc<super::tls_stats::TlsStats>,
     ) -> Self {
         Connection {
             encrypted: Some(stats),
@@ -515,7 +515,7 @@ mod tests {
         };
         let shared = shared_of(handler, 0);
         let (ours, mut theirs) = tokio::io::duplex(1 << 16);
-        let stats = Arc::new(crate::server::tls::TlsStats::default());
+        let stats = Arc::new(crate::server::tls_stats::TlsStats::default());
         let peer = "127.0.0.1:1".parse().unwrap();
         let served = tokio::spawn(Connection::encrypted(ours, peer, shared, stats).serve());
         // `a. A` with an OPT carrying an empty padding option (code 12).

@@ -20,7 +20,7 @@ use super::metrics::{Outcome, XfrCounters};
 use super::settings::TsSettings;
 use crate::dns::tsig::{self, Checked, Key, Signer, TsigError};
 use crate::dns::{self, HEADER_LEN};
-use crate::ls::guard::{Change, LimitLog};
+use crate::guard::log_budget::{Change, LimitLog};
 use crate::server::{EachMessage, Reply, Request, StreamAborted};
 
 /// The refused-request log's budget: this many lines a minute at most.

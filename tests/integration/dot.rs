@@ -155,7 +155,7 @@ impl Dot {
         Dot { run, tls, https }
     }
 
-    pub(crate) fn tls_stats(&self) -> &dnslb::server::tls::TlsStats {
+    pub(crate) fn tls_stats(&self) -> &dnslb::server::tls_stats::TlsStats {
         self.run.balancer.metrics().tls.get().unwrap()
     }
 
@@ -164,7 +164,7 @@ impl Dot {
     }
 
     async fn reload(&self) {
-        let applied = |s: &dnslb::server::tls::TlsStats| {
+        let applied = |s: &dnslb::server::tls_stats::TlsStats| {
             s.cert_reloads.load(Relaxed) + s.cert_reloads_refused.load(Relaxed)
         };
         let before = applied(self.tls_stats());

@@ -510,7 +510,7 @@ fn a_flood_from_50_sources_logs_a_bounded_number_of_rate_limit_lines() {
     // A line per client would be 100; the budget allows RATE_LOG_LINES per
     // interval (the flood and its end span at most three) plus two summaries
     // each.
-    let bound = 3 * (dnslb::ls::guard::RATE_LOG_LINES + 2);
+    let bound = 3 * (dnslb::guard::rate::RATE_LOG_LINES + 2);
     assert!(
         count <= bound,
         "{count} rate-limit lines for {CLIENTS} clients (bound {bound})"

@@ -43,18 +43,18 @@ fn a_pool_takes_the_ls_policy_where_it_sets_none() {
             vec![zone("example.org"), zone("example.net")]
         )
     );
-    assert_eq!(org.strategy_in(&ls), Strategy::Hedge);
-    assert_eq!(org.order_in(&ls), Order::LeastOutstanding);
-    assert_eq!(org.layout_in(&ls), Layout::Partitioned);
-    assert_eq!(org.timeout_ms_in(&ls), 900);
-    assert_eq!(org.on_timeout_in(&ls), OnTimeout::Nxdomain);
+    assert_eq!(ls.strategy_for(org), Strategy::Hedge);
+    assert_eq!(ls.order_for(org), Order::LeastOutstanding);
+    assert_eq!(ls.layout_for(org), Layout::Partitioned);
+    assert_eq!(ls.timeout_ms_for(org), 900);
+    assert_eq!(ls.on_timeout_for(org), OnTimeout::Nxdomain);
     let com = &ls.pool[1];
     assert_eq!(com.backends, ["ts1", "ts2"]);
-    assert_eq!(com.strategy_in(&ls), Strategy::Race);
-    assert_eq!(com.order_in(&ls), Order::Fixed);
-    assert_eq!(com.layout_in(&ls), Layout::Replicated);
-    assert_eq!(com.timeout_ms_in(&ls), 300);
-    assert_eq!(com.on_timeout_in(&ls), OnTimeout::Servfail);
+    assert_eq!(ls.strategy_for(com), Strategy::Race);
+    assert_eq!(ls.order_for(com), Order::Fixed);
+    assert_eq!(ls.layout_for(com), Layout::Replicated);
+    assert_eq!(ls.timeout_ms_for(com), 300);
+    assert_eq!(ls.on_timeout_for(com), OnTimeout::Servfail);
     assert_eq!(ls.longest_timeout_ms(), 900);
     assert_eq!(zone_text(&zone("Example.NET.")), "example.net");
     assert_eq!(zone_text(&Name::root()), ".");

@@ -23,12 +23,14 @@
 //! on a socket picked at random; a response is accepted only on that socket,
 //! with that ID, from the address it was sent to, carrying the same question
 //! ([`crate::ls::upstream::accept`]); anything else is dropped and counted.
-//! A socket is replaced by one on a new port after about [`ROTATE_AFTER`]
+//! A socket is replaced by one on a new port after about
+//! [`ROTATE_AFTER`](crate::ls::upstream::ROTATE_AFTER)
 //! queries (a budget drawn at random per socket, so they do not wear out
 //! together) at once, and the retired one is still read until no ID is in
 //! use on it (see [`crate::ls::upstream::sockets`]). An answer that comes
 //! after its query ended (a hedge's loser) is counted as late, and still
-//! feeds its backend's latency, until [`LATE_GRACE`] past the query's
+//! feeds its backend's latency, until
+//! [`LATE_GRACE`](crate::ls::upstream::LATE_GRACE) past the query's
 //! deadline.
 //!
 //! The worker's loop is here; the worker itself (its state, sockets and
@@ -45,8 +47,10 @@
 //! Overload is shed, not queued. Each datagram carries the time the kernel
 //! received it (`SO_TIMESTAMPNS`):
 //! - once client queries have waited in the socket longer than
-//!   [`queue_bound`] (a tenth of `timeout_ms`, at most [`MAX_QUEUE_WAIT`])
-//!   for [`STANDING`] on end and for more than [`BURST`] queries — a
+//!   [`queue_bound`] (a tenth of `timeout_ms`, at most
+//!   [`MAX_QUEUE_WAIT`](crate::server::shed::MAX_QUEUE_WAIT)) for
+//!   [`STANDING`](crate::server::shed::STANDING) on end and for more than
+//!   [`BURST`](crate::server::shed::BURST) queries — a
 //!   standing queue, not a burst or a scheduling hiccup — each query read
 //!   that waited longer is dropped, counted as shed (`queue`), until the
 //!   waits are back under the bound (CoDel's rule, see [`QueueGate`], in
@@ -83,10 +87,7 @@ mod forward;
 mod timers;
 mod worker;
 
-pub use super::upstream::{LATE_GRACE, ROTATE_AFTER, wear_budget};
-pub use crate::server::shed::{
-    BURST, MAX_QUEUE_WAIT, QueueGate, RECENT, REENTER, STANDING, queue_bound,
-};
+use crate::server::shed::{QueueGate, queue_bound};
 pub use worker::UPSTREAM_SOCKETS;
 
 /// Upstream responses read per system call and socket.
@@ -378,6 +379,7 @@ mod tests {
     // ---- upstream queries the kernel refuses to send ----
 
     use crate::config::{BackendConfig, HedgeDelay, Layout, LsConfig, Order, Strategy};
+    use crate::ls::upstream::LATE_GRACE;
     use crate::ls::upstream::ids::IdUse;
 
     /// A broadcast address: the kernel refuses to send to it (`EACCES`,

@@ -1,5 +1,6 @@
 //! Upstream queries held back while one task is polled and sent together when
-//! the poll ends. [`corked`] wraps a connection's future (DNS over HTTP/2: the
+//! the poll ends. [`corked`] wraps a connection's future (the LS's
+//! [`Handler::wrap_connection`](crate::server::Handler::wrap_connection), for DNS over HTTP/2: the
 //! requests a client sent in one read are polled in one go), so that the
 //! queries its requests ask of the backends in one poll leave from one pool
 //! socket in one `sendmmsg(2)`, not a `sendto(2)` each. A backend on the same
@@ -318,6 +319,19 @@ mod tests {
         let ports: HashSet<u16> = answering.join().unwrap().into_iter().collect();
         assert!(ports.len() > 1, "{ports:?}");
         pool.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn the_ls_handler_corks_the_connections_the_server_layer_wraps() {
+        // What server/doh.rs does with an HTTP/2 connection's future.
+        let balancer = crate::ls::Balancer::new(&crate::config::LsConfig::default());
+        let (addr, answering) = echo(QUERIES);
+        let conn = ask_all(&balancer.pool, addr);
+        let answers = crate::server::Handler::wrap_connection(&balancer, conn).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        let ports: HashSet<u16> = answering.join().unwrap().into_iter().collect();
+        assert_eq!(ports.len(), 1, "one socket for the poll: {ports:?}");
+        balancer.pool.shutdown().await;
     }
 
     #[tokio::test]

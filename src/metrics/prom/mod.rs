@@ -185,8 +185,8 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
 
 /// The encrypted listeners' families (only with `[ls.tls]` or `[ls.https]`): handshakes done,
 /// resumed, failed by reason, and certificate reloads.
-fn write_tls(e: &mut Expo, tls: &crate::server::tls::TlsStats) {
-    use crate::server::tls::HandshakeFailure;
+fn write_tls(e: &mut Expo, tls: &crate::server::tls_stats::TlsStats) {
+    use crate::server::tls_stats::HandshakeFailure;
     e.counter(
         "dnslb_tls_handshakes_total",
         "TLS handshakes completed on the DNS over TLS and HTTPS listeners, resumed ones included.",

@@ -22,7 +22,9 @@
 //! A [`Catalog`] is the set of zones one TS serves.
 //!
 //! # Map
-//! - this file: the [`Zone`] type, its accessors, and [`Written`];
+//! - this file: the [`Zone`] type, its accessors, [`Written`], and what the
+//!   writer and the prover both ask of a zone (where the origin ends a
+//!   question's name, a missing name's closest encloser, the CNAME bound);
 //! - `store.rs`: the arena and its index (the layout, read);
 //! - `build.rs`: [`ZoneBuilder`], records to arena, typed
 //!   [`BuildError`](crate::ts::source::BuildError)s at `file:line`;
@@ -43,7 +45,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use crate::dns::Rr;
+use crate::dns::{HEADER_LEN, Rr};
+use crate::ts::wire::{Key, push_name_ref};
 
 mod build;
 mod canon;
@@ -70,6 +73,11 @@ pub use store::SET_DO_ONLY;
 use store::Store;
 pub use transfer::{Cursor, RecordAt, Unreadable};
 pub use write::Question;
+
+/// Most CNAMEs (written or synthesized from DNAMEs) followed inside one
+/// zone: a chain of this many still reaches its target's data (NSD follows
+/// long chains; loops end sooner, at a name already written).
+const MAX_CNAME_CHAIN: usize = 16;
 
 /// One authoritative zone.
 #[derive(Debug, Clone)]
@@ -229,6 +237,38 @@ impl Zone {
             }
         }
         out
+    }
+
+    /// Where the origin ends the question's name in `msg`, when it can be
+    /// pointed to (not the root).
+    fn origin_in_question(&self, qname: &Key) -> Option<usize> {
+        qname
+            .offset_of(&self.origin_key)
+            .filter(|_| self.origin_key.len() > 1)
+            .map(|at| HEADER_LEN + at)
+    }
+
+    /// The origin as an owner: a pointer to where it ends the question's
+    /// name, or the root's zero byte.
+    fn push_origin(&self, msg: &mut Vec<u8>, qname: &Key) {
+        match self.origin_in_question(qname) {
+            Some(at) => push_name_ref(msg, at),
+            None => msg.extend_from_slice(&self.origin_key),
+        }
+    }
+
+    /// How many labels of `key` (a name absent from the zone) lie below its
+    /// closest encloser (RFC 4592 §3.3.1): the nearest ancestor that exists,
+    /// empty non-terminals included, the origin at the latest.
+    fn closest_encloser(&self, key: &Key) -> usize {
+        for skip in 1..=key.labels() {
+            let (_, up) = key.suffix(skip);
+            let exists = self.store.get(up).is_some_and(|e| !e.is_nsec3());
+            if exists || up.len() <= self.origin_key.len() {
+                return skip;
+            }
+        }
+        key.labels()
     }
 }
 

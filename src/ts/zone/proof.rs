@@ -20,7 +20,7 @@ use crate::ts::wire::{Key, push_name_ref};
 
 /// Names of one CNAME chain answered from a wildcard, at the most: every
 /// name of the longest chain the writer follows.
-const WILDCARDS_MAX: usize = super::write::MAX_CNAME_CHAIN + 1;
+const WILDCARDS_MAX: usize = super::MAX_CNAME_CHAIN + 1;
 /// Proof records of one answer told apart, at the most (each wildcard of a
 /// chain may need its own).
 const PROOFS_MAX: usize = 2 * WILDCARDS_MAX;

@@ -10,14 +10,9 @@ use hickory_proto::rr::RecordType;
 
 use super::proof::{Denial, Wildcards, push_sigs};
 use super::store::{Entry, SET_DO_ONLY, push_set};
-use super::{Written, Zone};
+use super::{MAX_CNAME_CHAIN, Written, Zone};
 use crate::dns::HEADER_LEN;
 use crate::ts::wire::{Key, name_at, push_name_ref};
-
-/// Most CNAMEs (written or synthesized from DNAMEs) followed inside one
-/// zone: a chain of this many still reaches its target's data (NSD follows
-/// long chains; loops end sooner, at a name already written).
-pub(super) const MAX_CNAME_CHAIN: usize = 16;
 
 /// What a name is in a zone.
 enum Found<'z> {
@@ -267,15 +262,6 @@ impl Zone {
         1
     }
 
-    /// Where the origin ends the question's name in `msg`, when it can be
-    /// pointed to (not the root).
-    pub(super) fn origin_in_question(&self, qname: &Key) -> Option<usize> {
-        qname
-            .offset_of(&self.origin_key)
-            .filter(|_| self.origin_key.len() > 1)
-            .map(|at| HEADER_LEN + at)
-    }
-
     /// The SOA in the authority section of a negative answer, owned by the
     /// origin as it ends the question's name.
     fn push_negative(&self, msg: &mut Vec<u8>, qname: &Key, w: &mut Written) {
@@ -284,15 +270,6 @@ impl Zone {
         self.negative_soa_record
             .write(msg, origin_at, &self.origin_key);
         w.authority += 1;
-    }
-
-    /// The origin as an owner: a pointer to where it ends the question's
-    /// name, or the root's zero byte.
-    pub(super) fn push_origin(&self, msg: &mut Vec<u8>, qname: &Key) {
-        match self.origin_in_question(qname) {
-            Some(at) => push_name_ref(msg, at),
-            None => msg.extend_from_slice(&self.origin_key),
-        }
     }
 
     /// The entry of `key`: its own, a wildcard's, or none (empty non-terminal or missing).
@@ -313,20 +290,6 @@ impl Zone {
             };
         }
         Found::Missing(None)
-    }
-
-    /// How many labels of `key` (a name absent from the zone) lie below its
-    /// closest encloser (RFC 4592 §3.3.1): the nearest ancestor that exists,
-    /// empty non-terminals included, the origin at the latest.
-    pub(super) fn closest_encloser(&self, key: &Key) -> usize {
-        for skip in 1..=key.labels() {
-            let (_, up) = key.suffix(skip);
-            let exists = self.store.get(up).is_some_and(|e| !e.is_nsec3());
-            if exists || up.len() <= self.origin_key.len() {
-                return skip;
-            }
-        }
-        key.labels()
     }
 
     /// A referral when `name` (the question's or a CNAME target's, written

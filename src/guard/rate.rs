@@ -1,4 +1,4 @@
-//! Client protection: the `allow` ACL and the per-client rate limit.
+//! The per-client rate limit.
 //!
 //! The rate limiter is a token bucket per client IP (a burst of one second's
 //! worth, refilled at the rate), kept in a fixed-size, set-associative table:
@@ -30,10 +30,10 @@
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ipnet::IpNet;
+use super::acl::canonical;
+use super::log_budget::{Change, LimitLog};
 
 /// Sets of the rate-limit table.
 pub const RATE_SETS: usize = 1 << 11;
@@ -49,14 +49,6 @@ pub const RATE_LOG_INTERVAL: Duration = Duration::from_secs(5);
 /// Per-client rate-limit lines (started or stopped) per [`RATE_LOG_INTERVAL`].
 pub const RATE_LOG_LINES: u64 = 10;
 
-/// `ip`, with an IPv4-mapped IPv6 address turned into the IPv4 one.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 /// The rate-limit bucket of `ip`: the address itself for IPv4 (and IPv4-mapped
 /// IPv6), its first `v6_prefix` bits for IPv6, so that a holder of a /64
 /// cannot rotate addresses inside it to multiply its rate (dnsdist masks to
@@ -70,12 +62,6 @@ pub fn rate_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
         }
         v4 => v4,
     }
-}
-
-/// Whether `ip` is inside one of `allow`.
-pub fn allowed(allow: &[IpNet], ip: IpAddr) -> bool {
-    let ip = canonical(ip);
-    allow.iter().any(|n| n.contains(&ip))
 }
 
 /// What the limiter says about one query.
@@ -356,99 +342,13 @@ impl RateLimiter {
         if let Some(more) = self.log.roll(now) {
             if more.started > 0 {
                 let n = more.started;
-                tracing::info!(clients = n, interval = ?self.log.interval, "{n} more clients rate limited");
+                tracing::info!(clients = n, interval = ?self.log.interval(), "{n} more clients rate limited");
             }
             if more.stopped > 0 {
                 let n = more.stopped;
-                tracing::info!(clients = n, interval = ?self.log.interval, "{n} more clients no longer rate limited");
+                tracing::info!(clients = n, interval = ?self.log.interval(), "{n} more clients no longer rate limited");
             }
         }
-    }
-}
-
-/// A kind of rate-limit line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// A client's episode started.
-    Started,
-    /// A client's episode ended.
-    Stopped,
-}
-
-/// Lines a [`LimitLog`] held back in an interval, by kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Suppressed {
-    /// Episodes started.
-    pub started: u64,
-    /// Episodes ended.
-    pub stopped: u64,
-}
-
-/// The rate-limit log's budget: at most `max_lines` lines per `interval`
-/// (intervals counted from `epoch`), the rest counted. Lock-free, as a flood
-/// can reach it from every worker at once; racing at an interval's end may
-/// let a line or two more through, and never loses a count.
-#[derive(Debug)]
-pub struct LimitLog {
-    epoch: Instant,
-    interval: Duration,
-    max_lines: u64,
-    /// The current interval's number.
-    window: AtomicU64,
-    /// Lines asked for in the current interval.
-    lines: AtomicU64,
-    more_started: AtomicU64,
-    more_stopped: AtomicU64,
-}
-
-impl LimitLog {
-    /// A budget of `max_lines` per `interval`, the first starting at `epoch`.
-    pub fn new(epoch: Instant, interval: Duration, max_lines: u64) -> Self {
-        LimitLog {
-            epoch,
-            interval: interval.max(Duration::from_millis(1)),
-            max_lines,
-            window: AtomicU64::new(0),
-            lines: AtomicU64::new(0),
-            more_started: AtomicU64::new(0),
-            more_stopped: AtomicU64::new(0),
-        }
-    }
-
-    /// Whether a line of `change` may be written now (call [`LimitLog::roll`]
-    /// first); if not, it is counted for the summary.
-    pub fn admit(&self, change: Change) -> bool {
-        if self.lines.fetch_add(1, Ordering::AcqRel) < self.max_lines {
-            return true;
-        }
-        let more = match change {
-            Change::Started => &self.more_started,
-            Change::Stopped => &self.more_stopped,
-        };
-        more.fetch_add(1, Ordering::AcqRel);
-        false
-    }
-
-    /// Starts a new interval if `now` is past the current one; then, what
-    /// the old one held back (`None` when nothing was, or no new interval).
-    pub fn roll(&self, now: Instant) -> Option<Suppressed> {
-        let n = now.saturating_duration_since(self.epoch).as_nanos() / self.interval.as_nanos();
-        let n = u64::try_from(n).unwrap_or(u64::MAX);
-        let current = self.window.load(Ordering::Acquire);
-        if n <= current
-            || self
-                .window
-                .compare_exchange(current, n, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-        {
-            return None;
-        }
-        self.lines.store(0, Ordering::Release);
-        let more = Suppressed {
-            started: self.more_started.swap(0, Ordering::AcqRel),
-            stopped: self.more_stopped.swap(0, Ordering::AcqRel),
-        };
-        (more != Suppressed::default()).then_some(more)
     }
 }
 
@@ -498,16 +398,6 @@ mod tests {
             );
         }
         seen
-    }
-
-    #[test]
-    fn acl_matches_networks_and_mapped_v4() {
-        let allow: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
-        assert!(allowed(&allow, "127.0.0.1".parse().unwrap()));
-        assert!(allowed(&allow, "::1".parse().unwrap()));
-        assert!(allowed(&allow, "::ffff:127.0.0.9".parse().unwrap()));
-        assert!(!allowed(&allow, "192.0.2.1".parse().unwrap()));
-        assert!(!allowed(&[], "127.0.0.1".parse().unwrap()));
     }
 
     #[test]
@@ -719,28 +609,6 @@ mod tests {
         let taken = set.take_noted(ip(100), 1.0, t1);
         assert_eq!(taken.evicted, Some(Ended { ip: ip(0), over: 2 }));
         assert!(taken.started, "it starts with an empty bucket");
-    }
-
-    #[test]
-    fn the_log_budget_holds_back_and_sums_up() {
-        let t0 = Instant::now();
-        let s = Duration::from_secs;
-        let log = LimitLog::new(t0, s(5), 10);
-        let admitted = (0..50).filter(|_| log.admit(Change::Started)).count();
-        assert_eq!(admitted, 10);
-        assert_eq!(log.roll(t0 + s(4)), None, "the interval is not over");
-        assert!(!log.admit(Change::Stopped));
-        assert_eq!(
-            log.roll(t0 + s(5)),
-            Some(Suppressed {
-                started: 40,
-                stopped: 1
-            })
-        );
-        assert_eq!(log.roll(t0 + s(6)), None, "summed up once");
-        assert!(log.admit(Change::Stopped), "a new interval's budget");
-        // A quiet interval has nothing to sum up.
-        assert_eq!(log.roll(t0 + s(20)), None);
     }
 
     #[test]

@@ -1,0 +1,9 @@
+//! Client protection shared by every side (the ground floor, with dns/): the
+//! `allow` ACL ([`acl`]), the per-client token-bucket rate limit ([`rate`])
+//! and the budget that keeps a flood from turning a log into a line per
+//! packet ([`log_budget`]). Imports nothing of the crate: the LS's door, the
+//! server layer's encrypted listeners (new connections per client, the
+//! client behind a trusted proxy) and the TS's TSIG refusals all use it.
+pub mod acl;
+pub mod log_budget;
+pub mod rate;
