@@ -21,10 +21,12 @@ use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
 use tracing::{Event, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::dns::WireHeader;
 use crate::server::Reply;
@@ -89,29 +91,53 @@ pub fn filter_directives(env: Option<&str>, flag: Option<&str>) -> String {
 pub fn init(flag: Option<&str>, format: LogFormat, tag: Option<&str>) {
     let env = std::env::var("RUST_LOG").ok();
     let directives = filter_directives(env.as_deref(), flag);
-    let (filter, bad) = match EnvFilter::try_new(&directives) {
+    let (filter, bad) = match parse_filter(&directives) {
         Ok(f) => (f, None),
-        Err(err) => (EnvFilter::new("info"), Some(err)),
+        Err(err) => (Targets::new().with_default(LevelFilter::INFO), Some(err)),
     };
     let ansi = format == LogFormat::Text && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // The filter decides every level, not the builder's own (info) cap.
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(LevelFilter::TRACE)
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
     // Four concrete subscriber types; each is installed where it is built.
     let installed = match (format, tag) {
-        (LogFormat::Text, None) => builder.try_init(),
-        (LogFormat::Json, None) => builder.json().try_init(),
+        (LogFormat::Text, None) => builder.finish().with(filter).try_init(),
+        (LogFormat::Json, None) => builder.json().finish().with(filter).try_init(),
         (LogFormat::Text, Some(t)) => builder
             .event_format(Tagged::new(format::format().with_ansi(ansi), t, false))
+            .finish()
+            .with(filter)
             .try_init(),
         (LogFormat::Json, Some(t)) => builder
             .event_format(Tagged::new(format::format().json(), t, true))
+            .finish()
+            .with(filter)
             .try_init(),
     };
     if let (Ok(()), Some(err)) = (installed, bad) {
         tracing::warn!(filter = %directives, %err, "cannot parse the log filter; logging at info");
     }
+}
+
+/// The filter of `directives`: comma-separated `target=level`, `level`
+/// (the default) or `target` (all its levels); spaces around a directive
+/// and empty directives are ignored. Span and field filters (`[...]`,
+/// `{...}`) are refused rather than read as part of a target name.
+///
+/// # Errors
+/// A directive that is not one of those forms, or an unknown level.
+pub fn parse_filter(directives: &str) -> Result<Targets, String> {
+    let list: Vec<&str> = directives
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    if let Some(d) = list.iter().find(|d| d.contains(['[', ']', '{', '}'])) {
+        return Err(format!("`{d}`: span and field filters are not supported"));
+    }
+    list.join(",").parse().map_err(|e| format!("{e}"))
 }
 
 /// An event format that adds `ts=TAG` to every event that has no `ts`
@@ -333,6 +359,37 @@ mod tests {
             filter_directives(None, Some("dnslb::server::doh_h2=debug")),
             "dnslb::server::doh_h2=debug,hickory_proto=error,h2=error"
         );
+    }
+
+    #[test]
+    fn filter_reads_targets_levels_and_defaults() {
+        use tracing::Level;
+        let f = parse_filter(&filter_directives(None, Some("warn,dnslb::ls=debug"))).unwrap();
+        assert!(f.would_enable("dnslb::ls::pool", &Level::DEBUG));
+        assert!(!f.would_enable("dnslb::ls::pool", &Level::TRACE));
+        assert!(f.would_enable("dnslb::ts", &Level::WARN));
+        assert!(!f.would_enable("dnslb::ts", &Level::INFO));
+        assert!(!f.would_enable("hickory_proto::op", &Level::WARN));
+        assert!(f.would_enable("hickory_proto::op", &Level::ERROR));
+        assert!(!f.would_enable("h2::proto", &Level::WARN));
+        // A target alone: that target and nothing else, at every level.
+        let f = parse_filter("dnslb::query").unwrap();
+        assert!(f.would_enable("dnslb::query", &Level::TRACE));
+        assert!(!f.would_enable("dnslb", &Level::ERROR));
+        let f = parse_filter("dnslb::query=debug").unwrap();
+        assert!(f.would_enable("dnslb::query", &Level::DEBUG));
+        assert!(!f.would_enable("dnslb::ls", &Level::ERROR));
+        // Spaces and empty directives are ignored; levels in any case.
+        let f = parse_filter(" INFO , dnslb::query=Debug ,").unwrap();
+        assert!(f.would_enable("dnslb::query", &Level::DEBUG));
+        assert!(f.would_enable("dnslb::ls", &Level::INFO));
+        assert!(!f.would_enable("dnslb::ls", &Level::DEBUG));
+        assert!(parse_filter("off").unwrap().default_level() == Some(LevelFilter::OFF));
+        // Refused: an unknown level, span and field filters, two `=`.
+        assert!(parse_filter("dnslb=loud").is_err());
+        assert!(parse_filter("info,dnslb[query]=debug").is_err());
+        assert!(parse_filter("dnslb[{client}]=debug").is_err());
+        assert!(parse_filter("a=b=c").is_err());
     }
 
     #[test]
