@@ -41,6 +41,7 @@ pub mod hedge;
 pub mod latency;
 pub mod loopmark;
 pub mod notify;
+pub mod notify_peers;
 pub mod order;
 pub mod pool;
 pub mod reply;

@@ -616,6 +616,8 @@ fn a_backend_restarting_is_reasked_without_tokens() {
          hedge_budget_pct = 0\ntry_timeout_ms = 500\ntimeout_ms = 1500",
         1,
     );
+    // b0 answered a second ago, nothing since (killed, restarting).
+    q.state.backends[0].heard_from(t0 - 1000 * MS);
     q.launches_at(t0 + 20 * MS, 0, true);
     q.launches_at(t0 + 120 * MS, 0, true);
     assert_eq!(q.state.metrics.hedges_refused.load(Relaxed), 0);

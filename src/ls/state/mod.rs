@@ -18,7 +18,7 @@ use super::backend::{Backend, limit};
 use super::cache::PacketCache;
 use super::hedge::HedgeBudget;
 use super::loopmark::Mark;
-use super::notify::NotifyPeers;
+use super::notify_peers::NotifyPeers;
 use super::pool::UpstreamPool;
 use super::resolution::Resolution;
 use super::suffix::SuffixTable;
