@@ -270,6 +270,15 @@ impl Handler for Balancer {
         crate::guard::acl::allowed(&self.state().allow, ip)
     }
 
+    fn inflight_refused(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = &self.metrics;
+        m.shed_inflight.fetch_add(1, Relaxed);
+        if let Some(c) = m.answers.get(2) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
     fn tcp_acl_refused(&self) {
         self.metrics
             .tcp_acl_refused

@@ -407,7 +407,10 @@ pub(super) async fn answer<H: Handler>(
                 drop(permit);
                 reply
             }
-            Err(_) => dns::servfail_for(&raw).map_or(Reply::Drop, Reply::One),
+            Err(_) => {
+                shared.handler.inflight_refused();
+                dns::servfail_for(&raw).map_or(Reply::Drop, Reply::One)
+            }
         },
     };
     match super::tcp::padded(reply, dns::query_is_padded(&raw)) {

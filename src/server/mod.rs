@@ -144,6 +144,12 @@ pub trait Handler: Send + Sync + 'static {
     /// not admitted ([`Handler::admits_connection`]). For a counter; must not block.
     fn tcp_acl_refused(&self) {}
 
+    /// A deferred request was answered SERVFAIL at once, its future
+    /// dropped: the server's in-flight bound
+    /// ([`ServerOptions::max_inflight`]) was full. For counters (the LS's
+    /// `shed{reason="inflight"}` and its SERVFAIL answers); must not block.
+    fn inflight_refused(&self) {}
+
     /// Wraps the future of a connection whose requests are polled together
     /// (DNS over HTTP/2: the requests of one read in one poll), so the
     /// handler can batch what one poll of it sends (the LS corks its

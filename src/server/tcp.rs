@@ -299,6 +299,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
                     });
                 }
                 Err(_) => {
+                    self.shared.handler.inflight_refused();
                     if let Some(b) = dns::servfail_for(raw)
                         && !self.write(padded(Reply::One(b), pad)).await
                     {

@@ -111,6 +111,7 @@ fn handle_one<H: Handler>(
                 });
             }
             Err(_) => {
+                shared.handler.inflight_refused();
                 if let Some(b) = dns::servfail_for(raw) {
                     out.push((b, peer));
                 }

@@ -86,3 +86,44 @@ async fn an_extended_rcode_is_counted_by_its_full_value() {
         assert_eq!((full_n, low_n), (1, 0), "{what}: counted under {low}");
     }
 }
+
+/// Hostile read of the fixes (M2): a TCP query refused at `max_inflight`
+/// got its SERVFAIL but was counted nowhere (neither an answer nor a shed
+/// query; ~700,000 such SERVFAILs left every counter at 0). Now it is
+/// counted as both, as the UDP path counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_query_refused_at_max_inflight_is_counted_shed_and_answered() {
+    let slow =
+        Fake::udp(|q, _| kit::Reply::After(Duration::from_millis(300), kit::empty_answer(q))).await;
+    let mut cfg = kit::ls_config(&[("slow", slow.addr)]);
+    cfg.max_inflight = 1;
+    cfg.hedge_budget_pct = 0.0;
+    let ls = kit::start_ls(cfg).await;
+    let mut s = tokio::net::TcpStream::connect(ls.addr).await.unwrap();
+    for (id, name) in [(1u16, "a.example."), (2, "b.example.")] {
+        let mut m = kit::query(name, RecordType::A, None);
+        m.metadata.id = id;
+        kit::tcp_send(&mut s, &m.to_vec().unwrap()).await;
+    }
+    let mut rcodes = Vec::new();
+    for _ in 0..2 {
+        let raw = kit::tcp_recv(&mut s).await.expect("two answers");
+        let m = Message::from_vec(&raw).unwrap();
+        rcodes.push((m.metadata.id, m.metadata.response_code));
+    }
+    rcodes.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        rcodes[1].1,
+        hickory_proto::op::ResponseCode::ServFail,
+        "{rcodes:?}"
+    );
+    let m = ls.balancer.metrics();
+    assert_eq!(m.shed_inflight.load(Relaxed), 1);
+    assert_eq!(
+        m.answers.get(2).map(|c| c.load(Relaxed)),
+        Some(1),
+        "one SERVFAIL counted"
+    );
+    assert_eq!(totals(&ls), (2, 2), "two queries, two answers");
+    ls.stop().await;
+}
