@@ -70,8 +70,8 @@
 //! flush may have been computed before the change the flush is for: each
 //! flush first moves the cache's generation on, a query takes the
 //! generation when it is sent ([`PacketCache::generation`]), and its answer
-//! is not kept when the generation moved meanwhile
-//! ([`PacketCache::insert_since`], checked under the shard's lock, so an
+//! is not kept when a flush begun meanwhile covers its name (the last 64
+//! flushes' names are remembered; past that, any) ([`PacketCache::insert_since`], checked under the shard's lock, so an
 //! answer is either kept before the walk passes its shard, and removed by
 //! it, or refused after).
 //!
@@ -197,8 +197,34 @@ pub struct PacketCache {
     /// miss may probe two keys, and is followed by a forward anyway).
     misses: AtomicU64,
     /// Flushes begun: an answer to a query sent under an older generation
-    /// is not kept.
+    /// is not kept when one of the flushes since covers its name.
     generation: AtomicU64,
+    /// The last [`FLUSHES_KEPT`] flushes: each one's generation and the
+    /// names it removed (a flush of one zone does not keep every other
+    /// zone's answers in flight out of the cache).
+    flushes: Mutex<std::collections::VecDeque<(u64, FlushScope)>>,
+}
+
+/// Flushes remembered for answers in flight; an answer older than all of
+/// them is not kept.
+const FLUSHES_KEPT: usize = 64;
+
+/// The names one flush removed (lower-case wire form).
+#[derive(Debug, Clone)]
+enum FlushScope {
+    /// This name only.
+    Name(Vec<u8>),
+    /// Every name at or under any of these.
+    Zones(Vec<Vec<u8>>),
+}
+
+impl FlushScope {
+    fn covers(&self, name: &[u8]) -> bool {
+        match self {
+            FlushScope::Name(n) => n.as_slice() == name,
+            FlushScope::Zones(zs) => zs.iter().any(|z| at_or_under(name, z)),
+        }
+    }
 }
 
 impl PacketCache {
@@ -223,7 +249,21 @@ impl PacketCache {
             config: *config,
             misses: AtomicU64::new(0),
             generation: AtomicU64::new(0),
+            flushes: Mutex::default(),
         }
+    }
+
+    /// Whether a flush begun since generation `sent_at` covers `name` (or
+    /// the flushes since are no longer all remembered).
+    fn flushed_since(&self, sent_at: u64, name: &[u8]) -> bool {
+        let flushes = self.flushes.lock().unwrap_or_else(PoisonError::into_inner);
+        let oldest = flushes.front().map_or(u64::MAX, |(g, _)| *g);
+        if oldest > sent_at.saturating_add(1) {
+            return true;
+        }
+        flushes
+            .iter()
+            .any(|(g, scope)| *g > sent_at && scope.covers(name))
     }
 
     /// The flush generation now: taken when a query is sent upstream and
@@ -418,7 +458,7 @@ impl PacketCache {
         if let Some(mut shard) = self.shard(key.hash) {
             // Under the shard's lock: a flush moves the generation before
             // its walk takes this lock (see the module header).
-            if self.generation() != sent_at {
+            if self.generation() != sent_at && self.flushed_since(sent_at, key.name()) {
                 return Err(Refused::Flushed);
             }
             shard.insert(key.hash, entry, now, self.stale_ttl);
@@ -430,7 +470,12 @@ impl PacketCache {
     /// `zone` of every name at or under it; how many.
     pub fn flush(&self, name: &Name, zone: bool) -> usize {
         let wire = lower_wire(name);
-        self.remove_where(|e| {
+        let scope = if zone {
+            FlushScope::Zones(vec![wire.clone()])
+        } else {
+            FlushScope::Name(wire.clone())
+        };
+        self.remove_where(scope, |e| {
             if zone {
                 at_or_under(&e.key.name, &wire)
             } else {
@@ -443,15 +488,27 @@ impl PacketCache {
     /// walk; how many.
     pub fn flush_zones(&self, zones: &[Name]) -> usize {
         let wires: Vec<Vec<u8>> = zones.iter().map(lower_wire).collect();
-        self.remove_where(|e| wires.iter().any(|w| at_or_under(&e.key.name, w)))
+        self.remove_where(FlushScope::Zones(wires.clone()), |e| {
+            wires.iter().any(|w| at_or_under(&e.key.name, w))
+        })
     }
 
     /// Removes the entries `doomed` picks, each shard locked in turn; how
     /// many.
-    fn remove_where(&self, doomed: impl Fn(&Entry) -> bool) -> usize {
+    fn remove_where(&self, scope: FlushScope, doomed: impl Fn(&Entry) -> bool) -> usize {
         // Before the walk: an answer in flight is kept before it, and then
-        // removed, or refused.
-        self.generation.fetch_add(1, SeqCst);
+        // removed, or refused. The scope is remembered before the
+        // generation moves, so an insert that sees the new generation
+        // finds it.
+        {
+            let mut flushes = self.flushes.lock().unwrap_or_else(PoisonError::into_inner);
+            let generation = self.generation.load(SeqCst) + 1;
+            if flushes.len() == FLUSHES_KEPT {
+                flushes.pop_front();
+            }
+            flushes.push_back((generation, scope));
+            self.generation.fetch_add(1, SeqCst);
+        }
         let mut removed = 0;
         for s in self.shards.iter() {
             let mut shard = s.lock().unwrap_or_else(PoisonError::into_inner);

@@ -23,10 +23,32 @@ fn an_answer_to_a_query_sent_before_a_flush_is_not_kept_after_it() {
         Err(Refused::Flushed)
     );
     assert_eq!(hit(&c, &q, t0).0, Hit::Miss, "not kept");
-    // A flush of another name moves the generation too (one counter for
-    // the cache: flushing more than asked is always right).
+    // A flush of another name or zone does not hold it back (hostile read
+    // M4: a NOTIFY for any zone kept every answer in flight out of the
+    // cache; at 8 NOTIFYs a second nothing was cached).
     let sent = c.generation();
     c.flush(&name("other.test."), false);
+    c.flush_zones(&[name("test."), name("example.org.")]);
+    c.insert_since(&q, Transport::Udp, &old, t0, sent).unwrap();
+    assert_eq!(hit(&c, &q, t0).0, Hit::Fresh);
+    // Among others, one that covers it does.
+    let sent = c.generation();
+    c.flush(&name("other.test."), false);
+    c.flush_zones(&[name("test."), name("example.")]);
+    c.flush(&name("more.test."), false);
+    assert_eq!(
+        c.insert_since(&q, Transport::Udp, &old, t0, sent),
+        Err(Refused::Flushed)
+    );
+    // So does one of the name itself; and more flushes since than are
+    // remembered hold back any answer.
+    let sent = c.generation();
+    c.flush(&name("www.example."), false);
+    assert!(c.insert_since(&q, Transport::Udp, &old, t0, sent).is_err());
+    let sent = c.generation();
+    for _ in 0..=FLUSHES_KEPT {
+        c.flush(&name("other.test."), false);
+    }
     assert!(c.insert_since(&q, Transport::Udp, &old, t0, sent).is_err());
     // A query sent after the flush is kept.
     let sent = c.generation();
