@@ -5,5 +5,6 @@
 //! server layer's encrypted listeners (new connections per client, the
 //! client behind a trusted proxy) and the TS's TSIG refusals all use it.
 pub mod acl;
+pub mod fair;
 pub mod log_budget;
 pub mod rate;

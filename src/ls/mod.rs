@@ -34,7 +34,6 @@
 pub mod backend;
 pub mod balancer;
 pub mod cache;
-pub mod fair;
 pub mod fast;
 pub mod health;
 pub mod hedge;

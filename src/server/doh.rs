@@ -401,13 +401,13 @@ pub(super) async fn answer<H: Handler>(
     };
     let reply = match shared.handler.handle(req) {
         Action::Now(reply) => reply,
-        Action::Later(fut) => match shared.inflight.clone().try_acquire_owned() {
-            Ok(permit) => {
+        Action::Later(fut) => match shared.inflight.take(client.addr().ip()) {
+            Some(permit) => {
                 let reply = fut.await;
                 drop(permit);
                 reply
             }
-            Err(_) => {
+            None => {
                 shared.handler.inflight_refused();
                 dns::servfail_for(&raw).map_or(Reply::Drop, Reply::One)
             }

@@ -34,6 +34,7 @@ mod doh_conn;
 mod doh_h2;
 pub mod fdlimit;
 pub mod forwarded;
+pub(crate) mod places;
 pub mod shed;
 pub mod socket;
 pub mod tcp;
@@ -284,7 +285,7 @@ fn admit(
 /// Shared state of a running server, handed to every listener task.
 pub(crate) struct Shared<H> {
     pub(crate) handler: Arc<H>,
-    pub(crate) inflight: Arc<Semaphore>,
+    pub(crate) inflight: places::Places,
     pub(crate) opts: ServerOptions,
     /// Cancelled to stop accepting: listeners end, queries in flight finish.
     pub(crate) token: CancellationToken,
@@ -312,11 +313,7 @@ pub async fn serve<H: Handler>(
     let died = CancellationToken::new();
     let shared = Arc::new(Shared {
         handler,
-        // Config validation bounds max_inflight far lower; the semaphore
-        // itself panics past MAX_PERMITS.
-        inflight: Arc::new(Semaphore::new(
-            opts.max_inflight.clamp(1, Semaphore::MAX_PERMITS),
-        )),
+        inflight: places::Places::new(opts.max_inflight),
         opts,
         token: token.clone(),
         abort: abort.clone(),

@@ -290,15 +290,15 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
                     return Err(());
                 }
             }
-            Action::Later(fut) => match self.shared.inflight.clone().try_acquire_owned() {
-                Ok(permit) => {
+            Action::Later(fut) => match self.shared.inflight.take(self.peer.ip()) {
+                Some(permit) => {
                     self.pending.spawn(async move {
                         let r = fut.await;
                         drop(permit);
                         padded(r, pad)
                     });
                 }
-                Err(_) => {
+                None => {
                     self.shared.handler.inflight_refused();
                     if let Some(b) = dns::servfail_for(raw)
                         && !self.write(padded(Reply::One(b), pad)).await
@@ -436,7 +436,7 @@ mod tests {
     fn shared_of<H: Handler>(handler: H, inflight: usize) -> Arc<Shared<H>> {
         Arc::new(Shared {
             handler: Arc::new(handler),
-            inflight: Arc::new(Semaphore::new(inflight)),
+            inflight: crate::server::places::Places::new(inflight),
             opts: ServerOptions::default(),
             token: CancellationToken::new(),
             abort: CancellationToken::new(),
@@ -538,7 +538,7 @@ mod tests {
         let (ours, mut theirs) = tokio::io::duplex(1 << 20);
         let shared = Arc::new(Shared {
             handler: Arc::new(Silent),
-            inflight: Arc::new(Semaphore::new(1)),
+            inflight: crate::server::places::Places::new(1),
             opts: ServerOptions::default(),
             token: CancellationToken::new(),
             abort: CancellationToken::new(),

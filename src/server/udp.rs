@@ -92,8 +92,8 @@ fn handle_one<H: Handler>(
                 out.push((bytes, peer));
             }
         }
-        Action::Later(fut) => match shared.inflight.clone().try_acquire_owned() {
-            Ok(permit) => {
+        Action::Later(fut) => match shared.inflight.take(peer.addr.ip()) {
+            Some(permit) => {
                 let sock = sock.clone();
                 // Stopping does not cut a query short (it drains); only
                 // the end of the drain grace does.
@@ -110,7 +110,7 @@ fn handle_one<H: Handler>(
                     }
                 });
             }
-            Err(_) => {
+            None => {
                 shared.handler.inflight_refused();
                 if let Some(b) = dns::servfail_for(raw) {
                     out.push((b, peer));

@@ -138,3 +138,67 @@ async fn a_client_flooding_unanswered_names_does_not_starve_another() {
     assert!(started.elapsed() < Duration::from_secs(20), "bounded run");
     ls.stop().await;
 }
+
+/// Hostile read of the fixes (M1): the same over TCP. Client A on
+/// 127.0.0.2 opens 4 connections and pipelines 16 queries on each for
+/// names the backend never answers; client B on 127.0.0.3 then asks an
+/// existing name over TCP: answered, not SERVFAIL. Before, fairness held
+/// for UDP only, and A's 64 queries took every one of the 32 places.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_pipelining_on_many_connections_does_not_starve_another() {
+    use crate::kit::{tcp_recv, tcp_send};
+    let backend = Fake::udp(|q, _| {
+        let Ok(m) = Message::from_vec(q) else {
+            return Reply::Drop;
+        };
+        let name = m.queries[0].name().to_ascii();
+        if name.starts_with("flood") {
+            Reply::Drop
+        } else {
+            Reply::Now(wire_answer(q, 0))
+        }
+    })
+    .await;
+    let mut cfg = ls_config(&[("b", backend.addr)]);
+    cfg.max_inflight = 32;
+    cfg.hedge_budget_pct = 0.0;
+    let ls = start_ls(cfg).await;
+    let connect_from = |src: [u8; 4]| async move {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind((std::net::Ipv4Addr::from(src), 0).into()).unwrap();
+        s.connect(ls.addr).await.unwrap()
+    };
+    let mut flood = Vec::new();
+    for c in 0..4u16 {
+        let mut s = connect_from([127, 0, 0, 2]).await;
+        for i in 0..16u16 {
+            tcp_send(&mut s, &wire(&format!("flood{c}-{i}.example."), c * 16 + i)).await;
+        }
+        flood.push(s);
+    }
+    // The flood's queries are all read and in flight (or refused) before B asks.
+    let shed = || ls.balancer.metrics().shed_inflight.load(Relaxed);
+    let held = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || (ls.balancer.metrics().queries.load(Relaxed) >= 64).then_some(()),
+    )
+    .await;
+    assert!(held.is_some(), "the flood's 64 queries read");
+    let mut b = connect_from([127, 0, 0, 3]).await;
+    tcp_send(&mut b, &wire("www.example.", 7)).await;
+    let raw = tcp_recv(&mut b).await.expect("an answer for B");
+    let m = Message::from_vec(&raw).unwrap();
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "B starved: {m:?}"
+    );
+    assert!(
+        shed() >= 64 - 28,
+        "A held at most its share: {} shed",
+        shed()
+    );
+    drop(flood);
+    ls.stop().await;
+}

@@ -49,7 +49,7 @@ pub(super) struct Flight {
     pub(super) job: Job,
     pub(super) client: batch::Peer,
     /// The client's group, holding one place of the worker's in-flight
-    /// bound ([`crate::ls::fair`]) until the flight ends.
+    /// bound ([`crate::guard::fair`]) until the flight ends.
     pub(super) group: std::net::IpAddr,
     pub(super) res: Resolution,
     pub(super) attempts: SmallVec<[Attempt; 4]>,

@@ -53,7 +53,7 @@ impl Worker {
                 let now = Instant::now();
                 let m = &self.balancer.metrics;
                 // Over the in-flight bound, or over the client's share of
-                // it while it is contended ([`crate::ls::fair`]); or no
+                // it while it is contended ([`crate::guard::fair`]); or no
                 // backend of the route with room under its concurrency
                 // limit ([`limit`]): SERVFAIL at once, written from the
                 // header and question; nothing copied, no queueing.

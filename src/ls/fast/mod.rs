@@ -62,7 +62,7 @@
 //!   makes a backend look slow or dead;
 //! - with `max_inflight` (split across workers) reached, or, once half of
 //!   it is taken, with the client's group over its share of it
-//!   ([`crate::ls::fair`]: one client cannot starve the others), a query is
+//!   ([`crate::guard::fair`]: one client cannot starve the others), a query is
 //!   answered SERVFAIL at once from its header and question, before it is
 //!   copied anywhere, counted as shed (`inflight`).
 use std::future::poll_fn;

@@ -9,8 +9,8 @@ use tokio::net::UdpSocket;
 use tracing::debug;
 
 use super::flight::{Flight, Late, Slab, Timers};
+use crate::guard::fair::Holders;
 use crate::ls::balancer::Balancer;
-use crate::ls::fair::Holders;
 use crate::ls::upstream::ROTATE_AFTER;
 use crate::ls::upstream::sockets::{self, Family, Sockets};
 use crate::server::batch::{self, SendQueue};

@@ -247,7 +247,7 @@ impl LsState {
     }
 
     /// The group of client `ip` for per-client limits: the rate limiter's
-    /// ([`crate::guard::rate::rate_key`]), also the in-flight share's ([`super::fair`]).
+    /// ([`crate::guard::rate::rate_key`]), also the in-flight share's ([`crate::guard::fair`]).
     pub fn client_group(&self, ip: std::net::IpAddr) -> std::net::IpAddr {
         crate::guard::rate::rate_key(ip, self.v6_prefix)
     }

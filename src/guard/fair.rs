@@ -17,8 +17,10 @@
 //! share) can still fill the bound: that is the rate limiter's case, not
 //! this one's.
 //!
-//! [`Holders`] counts each group's places for one UDP worker (its bound is
-//! its split of `max_inflight`); it allocates only for a group it has not
+//! [`Holders`] counts each group's places: for one UDP worker of the LS's
+//! fast path (its bound is its split of `max_inflight`), and for the server
+//! layer's shared bound of the deferred TCP, DoT and DoH queries
+//! (`crate::server`'s `Places`); it allocates only for a group it has not
 //! seen hold a place since it was last empty (bounded by the places).
 use std::collections::HashMap;
 use std::net::IpAddr;
