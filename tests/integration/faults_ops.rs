@@ -457,6 +457,7 @@ async fn up_names_a_changed_inline_key_secret_as_restart_only() {
 /// Before the fix the LS served only after 10 s, and there was no metric.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_waits_only_for_its_own_children_and_counts_their_restarts() {
+    let _load = crate::kit::timed().await;
     let dir = ZoneDir::new();
     let zone = dir.copy("ts1.txt", &ls_fixture("ts1.txt"));
     let p = free_ports(4);

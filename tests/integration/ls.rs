@@ -11,8 +11,8 @@
 //!
 //! Timing: nothing sleeps to wait for readiness (every server is bound before
 //! the LS starts, and answers are awaited). Timing bounds are generous, and
-//! the tests that assert them hold a read lock of [`LOAD`] while the one burst
-//! test holds it for writing, so the burst never skews their clocks.
+//! the tests that assert them hold [`crate::kit::timed`] while the one burst
+//! test holds [`crate::kit::heavy`], so the burst never skews their clocks.
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,18 +25,14 @@ use hickory_proto::rr::{RData, RecordType};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::net::UdpSocket;
-use tokio::sync::RwLock;
 
 use dnslb::config::{Fault, HedgeDelay, Layout, LsConfig, OnMiss, OnTimeout, Order, Strategy};
 
 use crate::kit::{
-    Reply, Tasks, TestLs, TestTs, ZoneDir, a_addrs, delay_all, empty_answer, is_probe, ls_config,
-    query, read_frame, serve_udp, start_ls, start_ts, start_ts_table, tcp, ts_settings,
-    udp_and_tcp, udp_raw, udp_raw_wait, write_frame,
+    Reply, Tasks, TestLs, TestTs, ZoneDir, a_addrs, delay_all, empty_answer, heavy, is_probe,
+    ls_config, query, read_frame, serve_udp, start_ls, start_ts, start_ts_table, tcp, timed,
+    ts_settings, udp_and_tcp, udp_raw, udp_raw_wait, write_frame,
 };
-
-/// Timing-sensitive tests take it for reading; the burst test for writing.
-static LOAD: RwLock<()> = RwLock::const_new(());
 
 /// The names of the first TS (partitioned layout).
 const TABLE1: &str = "\
@@ -459,7 +455,7 @@ async fn every_strategy_and_layout_answers_names_of_either_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_miss_is_nxdomain_well_before_the_deadline() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let pair = start_pair(Layout::Partitioned, NORMAL, NORMAL).await;
     for strategy in STRATEGIES {
         // Neither a hedge delay nor a per-try timeout may be waited out.
@@ -577,7 +573,7 @@ async fn check_synthesized(ls: &TestLs, rcode: ResponseCode) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadline_gives_the_on_timeout_answer() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let silent = Knobs {
         silent: true,
         ..NORMAL
@@ -616,7 +612,7 @@ async fn deadline_gives_the_on_timeout_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_answers_are_never_final() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     // The TS answers 50 ms late, so the fake's SERVFAIL always comes first.
     let pair = slow_first(50).await;
     let fake = start_fake(Mode::Rcode(ResponseCode::ServFail)).await;
@@ -658,7 +654,7 @@ async fn error_answers_are_never_final() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_backends_failing_is_servfail_before_the_deadline() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let f1 = start_fake(Mode::Rcode(ResponseCode::ServFail)).await;
     let f2 = start_fake(Mode::Rcode(ResponseCode::Refused)).await;
     for layout in [Layout::Partitioned, Layout::Replicated] {
@@ -696,7 +692,7 @@ async fn all_backends_failing_is_servfail_before_the_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hedge_and_sequential_route_around_a_slow_backend() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     // ts1 answers after a second: an answer well before it came from ts2.
     let pair = slow_first(1000).await;
 
@@ -745,7 +741,7 @@ async fn hedge_and_sequential_route_around_a_slow_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequential_moves_on_at_once_after_servfail() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let pair = start_pair(Layout::Replicated, NORMAL, NORMAL).await;
     let fake = start_fake(Mode::Rcode(ResponseCode::ServFail)).await;
     let mut c = cfg(
@@ -781,7 +777,7 @@ async fn sequential_moves_on_at_once_after_servfail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_queries_from_one_socket() {
     const N: usize = 1000;
-    let _exclusive = LOAD.write().await;
+    let _load = heavy().await;
     let pair = start_pair(Layout::Partitioned, NORMAL, NORMAL).await;
     let mut c = cfg(&pair.backends(), Strategy::Hedge, Layout::Partitioned);
     // This test is about cross-talk, not speed: a deadline long enough that a
@@ -999,7 +995,7 @@ async fn truncated_answers_are_fetched_over_tcp_for_tcp_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_max_inflight_is_servfail_at_once() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let slow = delayed(300);
     let pair = start_pair(Layout::Partitioned, slow, slow).await;
     let mut c = cfg(
@@ -1097,7 +1093,7 @@ async fn per_backend_counters_add_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 
 async fn deadline_counts_a_timeout_for_each_silent_backend_only() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let pair = start_pair(Layout::Partitioned, NORMAL, NORMAL).await;
     let silent = start_fake(Mode::Silent).await;
     let mut c = cfg(
@@ -1152,7 +1148,7 @@ fn long_name() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 
 async fn long_synthesized_answer_is_not_truncated() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let f1 = start_fake(Mode::Silent).await;
     let f2 = start_fake(Mode::Silent).await;
     // Backend names long enough for the EDE text to reach its cap.
@@ -1194,7 +1190,7 @@ async fn long_synthesized_answer_is_not_truncated() {
 /// the bucket holds its burst plus 10% of the queries: the rest wait for ts1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hedge_budget_stops_hedges_when_spent() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let pair = slow_first(150).await;
     let ls = fixed_hedge_ls(&pair, 10, 10.0).await;
     const N: u64 = 160;
@@ -1255,7 +1251,7 @@ async fn hedge_budget_stops_hedges_when_spent() {
 /// stall is hedged to ts2 after about 2 ms instead of the 200 ms maximum.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adaptive_delay_hedges_stalls_after_the_measured_percentile() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let dir = ZoneDir::new();
     let table = format!("{TABLE1}{TABLE2}");
     let mut s1 = ts_settings(vec![dir.write("ts1.txt", &table)]);

@@ -180,6 +180,7 @@ async fn wait_down(ls: &TestLs, i: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_marked_down_makes_the_others_negative_unproven() {
+    let _load = crate::kit::timed().await;
     for strategy in STRATEGIES {
         let pair = start_pair().await;
         let mut c = ent_first(&pair, strategy);
@@ -270,6 +271,7 @@ async fn a_blackholed_backend_never_lets_the_live_nxdomain_through() {
 /// the next once `try_timeout_ms` has passed without an answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_hedge_budget_still_fails_over_after_the_try_timeout() {
+    let _load = crate::kit::timed().await;
     let dir = ZoneDir::new();
     let live = start_ts_table(&dir, "live.txt", POSITIVE).await;
     // Up by its probes (so it is asked first), silent to queries: it just died.

@@ -129,6 +129,7 @@ async fn client(ls: SocketAddr) -> UdpSocket {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_answers_the_query_in_flight_and_reads_no_new_one() {
+    let _load = crate::kit::timed().await;
     const DELAY_MS: u64 = 1500;
     let dir = ZoneDir::new();
     let ts1 = ts(&dir, "t.txt", delayed(DELAY_MS, 1.0)).await;
@@ -197,6 +198,7 @@ async fn sigterm_answers_the_query_in_flight_and_reads_no_new_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_waits_for_the_first_health_round_then_says_serving() {
+    let _load = crate::kit::timed().await;
     const PROBE_MS: u64 = 1500;
     // A backend that never answers: the first round lasts the probe timeout.
     let silent = Stalled::start().await;

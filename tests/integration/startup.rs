@@ -569,6 +569,7 @@ fn assert_nothing_left(site: &Site, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_refuses_a_broken_zone_or_a_taken_ts_port() {
+    let _load = crate::kit::timed().await;
     // (a) A bad line in ts1's zone.
     let site = Site::new("hedge", "", "interval_ms = 1000", "");
     let zone = site.zone("ts1");
@@ -684,6 +685,7 @@ fn millis(printed: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_reports_a_child_that_keeps_failing() {
+    let _load = crate::kit::timed().await;
     let site = Site::new("hedge", "", "interval_ms = 200\nfall = 2", "");
     let mut up = site.up("dnslb up");
     let up_pid = up.pid();
@@ -824,6 +826,7 @@ async fn collect(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_queries_in_flight() {
+    let _load = crate::kit::timed().await;
     let site = Site::new(
         "race",
         "timeout_ms = 4000",

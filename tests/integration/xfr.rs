@@ -568,6 +568,7 @@ async fn notify_against(fake: Fake, zone: &str) -> (bool, Duration, Vec<Vec<u8>>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_is_acknowledged_by_a_secondary_that_echoes_it() {
+    let _load = crate::kit::timed().await;
     let (acked, took, got) = notify_against(Fake::Ack, "notify.test.").await;
     assert!(
         acked,
@@ -580,6 +581,7 @@ async fn notify_is_acknowledged_by_a_secondary_that_echoes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notify_gives_up_on_a_silent_secondary() {
+    let _load = crate::kit::timed().await;
     let (acked, took, got) = notify_against(Fake::Silent, "silent.test.").await;
     eprintln!(
         "notify gave up on a silent secondary after {took:?} and {} tries",

@@ -12,6 +12,10 @@
 //! * [`env`]: fixtures, installed programs, skipping what cannot run.
 //! * [`signed`]: zones signed by the real DNSSEC tools as the test runs.
 //! * [`rrsets`]: two answers compared RRset by RRset, printed like `dig`.
+//! * [`load`]: the one load policy: [`heavy`] tests (floods, 400,000
+//!   queries, 200,000-name zones) hold it exclusively, tests asserting a
+//!   wall-clock upper bound hold it shared ([`timed`]), so no upper bound is
+//!   ever measured beside a load test.
 //!
 //! Everything is re-exported here: `use crate::kit::{...}`.
 pub mod children;
@@ -20,6 +24,7 @@ pub mod conf;
 pub mod env;
 pub mod fakes;
 pub mod http;
+pub mod load;
 pub mod procs;
 pub mod rrsets;
 pub mod servers;
@@ -31,6 +36,7 @@ pub use conf::*;
 pub use env::*;
 pub use fakes::*;
 pub use http::*;
+pub use load::*;
 pub use procs::*;
 pub use rrsets::*;
 pub use servers::*;
