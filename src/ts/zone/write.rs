@@ -186,9 +186,7 @@ impl Zone {
                 match target {
                     Some(_) if qtype == RecordType::CNAME => return None,
                     Some(target_at) => {
-                        let Some(target) = msg.get(target_at..).and_then(Key::read) else {
-                            return None;
-                        };
+                        let target = msg.get(target_at..).and_then(Key::read)?;
                         let seen = walk.chain[..=step]
                             .iter()
                             .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
@@ -304,9 +302,7 @@ impl Zone {
             if let Some(below) = wildcard {
                 wild.note(owner_at, below);
             }
-            let Some(target) = msg.get(target_at[0]..).and_then(Key::read) else {
-                return None;
-            };
+            let target = msg.get(target_at[0]..).and_then(Key::read)?;
             let seen = walk.chain[..=step]
                 .iter()
                 .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
