@@ -4,6 +4,7 @@
 mod amplification;
 mod attacks;
 mod browser;
+mod build_info;
 mod cache;
 mod cache_ecs;
 mod cache_flush;
@@ -45,6 +46,7 @@ mod ls_procs;
 mod ls_reask;
 mod ls_refused;
 mod metrics;
+mod metrics_no_store;
 mod nsd;
 mod nsec3_chains;
 mod nsid;
