@@ -55,7 +55,7 @@ async fn serve(denial: Denial) -> Option<Pair> {
         "dnssec-dsfromkey",
     ] {
         if kit::find_program(p).is_none() {
-            kit::skip("review_dnssec", &format!("{p} not installed"));
+            kit::skip("ts_dnssec_proofs", &format!("{p} not installed"));
             return None;
         }
     }
