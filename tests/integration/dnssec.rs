@@ -20,8 +20,8 @@ use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::interop::{Via, send};
+use crate::kit::Nsd;
 use crate::kit::{self, Denial, Proc, SignedZone, Signer};
-use crate::nsd::Nsd;
 
 /// Stands for the first NSEC3 owner name of the signed zone in [`Case::name`]
 /// (a case asked only of NSEC3 zones).

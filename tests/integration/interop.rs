@@ -20,9 +20,9 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::net::TcpStream;
 
+use crate::kit::Nsd;
 use crate::kit::run_tool;
 use crate::kit::{self, TestTs, ZoneDir};
-use crate::nsd::Nsd;
 
 // ---------------------------------------------------------------------------
 // Running dig / kdig and reading their output

@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
+use crate::kit::Nsd;
 use crate::kit::{
     Proc, ZoneDir, answers_a, free_ports, http_get, local, poll_until_async, soa_serial, wait_soa,
 };
-use crate::nsd::Nsd;
 use crate::peers::knot::Knot;
 use crate::peers::tsig::SECRET_256;
 use crate::peers::{need, path_str, wait_for, wait_log, wrapped};

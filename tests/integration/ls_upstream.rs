@@ -10,8 +10,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
 
+use crate::kit::Nsd;
 use crate::kit::{self, TestLs, TestTs, ZoneDir};
-use crate::nsd::Nsd;
 
 const ZONE: &str = "$ORIGIN example.\n$TTL 300\n\
     @ SOA ns hostmaster 1 3600 600 86400 300\n\

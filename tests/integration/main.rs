@@ -50,7 +50,6 @@ mod ls_upstream_tcp;
 mod ls_upstream_tcp_answers;
 mod metrics;
 mod metrics_no_store;
-mod nsd;
 mod nsec3_chains;
 mod nsid;
 mod opcodes;

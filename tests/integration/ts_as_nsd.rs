@@ -16,7 +16,7 @@ use hickory_proto::rr::{RData, RecordType};
 
 use crate::interop::{Via, send, show};
 use crate::kit;
-use crate::nsd::Nsd;
+use crate::kit::Nsd;
 
 const ZONE: &str = "rv.test";
 

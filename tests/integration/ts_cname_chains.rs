@@ -27,7 +27,7 @@ use hickory_proto::rr::rdata::opt::{EdnsOption, NSIDPayload};
 
 use crate::interop::{Via, render, send, show};
 use crate::kit;
-use crate::nsd::Nsd;
+use crate::kit::Nsd;
 
 const ZONE: &str = "cname.test";
 /// The TS's NSID: its presence in an answer shows the full decoder answered.

@@ -11,8 +11,8 @@ use hickory_proto::op::{Edns, Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
 use crate::interop::{Via, send};
+use crate::kit::Nsd;
 use crate::kit::{self, Denial, Proc, SignedZone, Signer};
-use crate::nsd::Nsd;
 
 const ZONE: &str = "rev.test.";
 

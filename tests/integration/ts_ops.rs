@@ -14,10 +14,10 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
+use crate::kit::Nsd;
 use crate::kit::{
     self, Proc, ZoneDir, a_addrs, ask, dnslb_command, free_port, local, soa_serial, wait_soa,
 };
-use crate::nsd::Nsd;
 use crate::peers::{self, READY_LIMIT, wait_log};
 
 /// One query's wait for its answer.

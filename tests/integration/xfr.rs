@@ -27,9 +27,9 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use rustix::process::Signal;
 use tokio::net::UdpSocket;
 
+use crate::kit::Nsd;
 use crate::kit::{self, ZoneDir, answers_a, soa_serial};
 use crate::kit::{Proc, free_port, local, poll_until_async};
-use crate::nsd::Nsd;
 
 /// How long a server may take to start answering.
 const READY_LIMIT: Duration = Duration::from_secs(10);

@@ -12,6 +12,7 @@
 //! * [`env`]: fixtures, installed programs, skipping what cannot run.
 //! * [`signed`]: zones signed by the real DNSSEC tools as the test runs.
 //! * [`rrsets`]: two answers compared RRset by RRset, printed like `dig`.
+//! * [`nsd`]: NSD as a reference primary or a secondary ([`Nsd`]).
 //! * [`load`]: the one load policy: [`heavy`] tests (floods, 400,000
 //!   queries, 200,000-name zones) hold it exclusively, tests asserting a
 //!   wall-clock upper bound hold it shared ([`timed`]), so no upper bound is
@@ -25,6 +26,7 @@ pub mod env;
 pub mod fakes;
 pub mod http;
 pub mod load;
+pub mod nsd;
 pub mod procs;
 pub mod rrsets;
 pub mod servers;
@@ -37,6 +39,7 @@ pub use env::*;
 pub use fakes::*;
 pub use http::*;
 pub use load::*;
+pub use nsd::Nsd;
 pub use procs::*;
 pub use rrsets::*;
 pub use servers::*;
