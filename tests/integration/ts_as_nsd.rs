@@ -14,9 +14,9 @@ use std::path::Path;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 
-use crate::interop::{Via, send, show};
 use crate::kit;
 use crate::kit::Nsd;
+use crate::kit::{Via, send, show_sections};
 
 const ZONE: &str = "rv.test";
 
@@ -61,16 +61,21 @@ async fn a_name_below_a_dname_is_not_nxdomain() {
         n.metadata.response_code,
         ResponseCode::NoError,
         "{}",
-        show(&n)
+        show_sections(&n)
     );
     assert_eq!(
         t.metadata.response_code,
         n.metadata.response_code,
         "NSD:\n{}TS:\n{}",
-        show(&n),
-        show(&t)
+        show_sections(&n),
+        show_sections(&t)
     );
-    assert_eq!(t.answers.len(), n.answers.len(), "TS:\n{}", show(&t));
+    assert_eq!(
+        t.answers.len(),
+        n.answers.len(),
+        "TS:\n{}",
+        show_sections(&t)
+    );
 }
 
 /// A chain of 8 CNAMEs whose last target holds the A: NSD answers the 8
@@ -84,13 +89,13 @@ async fn a_chain_of_eight_cnames_ends_in_the_data() {
     }
     body.push_str("d8 CNAME host\n");
     let (n, t) = both(&body, "d1.rv.test.", RecordType::A).await;
-    assert_eq!(n.answers.len(), 9, "NSD:\n{}", show(&n));
+    assert_eq!(n.answers.len(), 9, "NSD:\n{}", show_sections(&n));
     assert_eq!(
         t.answers.len(),
         n.answers.len(),
         "NSD:\n{}TS:\n{}",
-        show(&n),
-        show(&t)
+        show_sections(&n),
+        show_sections(&t)
     );
 }
 
@@ -256,15 +261,15 @@ async fn cnames_across_served_zones_are_followed_as_nsd_does() {
             wrong.push(format!(
                 "{name} A:\n{}\nNSD:\n{}TS:\n{}",
                 diff.join("\n"),
-                show(&n),
-                show(&t)
+                show_sections(&n),
+                show_sections(&t)
             ));
         }
         if name == "www.p.test." {
             assert!(
                 t.answers.iter().any(|r| r.record_type() == RecordType::A),
                 "the child's A: TS:\n{}",
-                show(&t)
+                show_sections(&t)
             );
         }
     }
@@ -296,8 +301,8 @@ x 60 RRSIG NSEC 13 3 60 20361231000000 20250101000000 1 rv.test. AAAA
             (r.record_type() == RecordType::RRSIG && covers_a).then_some(r.ttl)
         })
     };
-    assert_eq!(ttl_of_a_sig(&n), Some(300), "NSD:\n{}", show(&n));
-    assert_eq!(ttl_of_a_sig(&t), Some(300), "TS:\n{}", show(&t));
+    assert_eq!(ttl_of_a_sig(&n), Some(300), "NSD:\n{}", show_sections(&n));
+    assert_eq!(ttl_of_a_sig(&t), Some(300), "TS:\n{}", show_sections(&t));
 }
 
 /// RFC 3597 §5: data in the generic form must be valid for a known type.
@@ -367,5 +372,10 @@ async fn a_ds_question_at_a_served_child_apex_is_answered_from_the_parent() {
         .iter()
         .find(|r| r.record_type() == RecordType::SOA)
         .map(|r| r.name.to_ascii());
-    assert_eq!(soa_owner.as_deref(), Some("p.test."), "TS:\n{}", show(&t));
+    assert_eq!(
+        soa_owner.as_deref(),
+        Some("p.test."),
+        "TS:\n{}",
+        show_sections(&t)
+    );
 }

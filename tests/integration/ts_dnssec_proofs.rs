@@ -10,9 +10,9 @@
 use hickory_proto::op::{Edns, Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-use crate::interop::{Via, send};
 use crate::kit::Nsd;
 use crate::kit::{self, Denial, Proc, SignedZone, Signer};
+use crate::kit::{Via, send};
 
 const ZONE: &str = "rev.test.";
 

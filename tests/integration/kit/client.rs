@@ -295,3 +295,26 @@ pub async fn wait_soa(
 ) -> Message {
     wait_for(addr, zone, RecordType::SOA, false, limit, procs, done).await
 }
+
+/// How a probe is sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Via {
+    Udp,
+    Tcp,
+}
+
+/// Sends `bytes` and returns the raw answer, or an error text.
+pub async fn send(addr: SocketAddr, bytes: &[u8], via: Via) -> Result<Message, String> {
+    let raw = match via {
+        Via::Udp => udp_raw(addr, bytes).await,
+        Via::Tcp => {
+            let mut s = TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("tcp connect: {e}"))?;
+            tcp_send(&mut s, bytes).await;
+            tcp_recv(&mut s).await
+        }
+    };
+    let raw = raw.ok_or_else(|| format!("no answer within {:?}", ANSWER_WAIT))?;
+    Message::from_vec(&raw).map_err(|e| format!("undecodable answer: {e}"))
+}
