@@ -23,7 +23,7 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use crate::kit::{self, ZoneDir, read_frame};
 use crate::kit::{Proc, free_ports, heavy, local, poll_until, poll_until_async};
-use crate::kit::{parse_exposition, value};
+use crate::kit::{fd_count, flood_size, nofile_of, parse_exposition, value, vm_rss_kib};
 
 /// The name every backend here holds, and its address.
 const NAME: &str = "www.attack.test.";
@@ -98,23 +98,6 @@ async fn try_tcp(server: SocketAddr, name: &str) -> Option<Message> {
 
 // ---------------------------------------------------------------------------
 // Processes
-
-/// Open file descriptors of process `pid`.
-pub(crate) fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-/// Resident memory of process `pid`, in KiB.
-pub(crate) fn vm_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line")
-}
 
 /// An `[ls]` on 127.0.0.1:`port` with one worker, `extra` keys and one backend.
 fn ls_toml(port: u16, extra: &str, backend: SocketAddr) -> String {
@@ -192,13 +175,6 @@ async fn metered_ls(ulimit: Option<&str>) -> Metered {
 /// The default connection cap (`ServerOptions::tcp_max_connections`).
 fn tcp_cap() -> usize {
     dnslb::server::ServerOptions::default().tcp_max_connections
-}
-
-/// The soft "Max open files" of process `pid`.
-pub(crate) fn nofile_of(pid: u32) -> Option<u64> {
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// What one idle-connection flood measured.
@@ -336,19 +312,6 @@ async fn idle_flood(label: &str, n: usize, nofile: Option<u64>) -> Flood {
         nofile: ls_nofile,
         cap,
         stderr,
-    }
-}
-
-/// How many connections a flood opens, this process's soft open-file limit
-/// raised to its hard one: 10,000 when it may open them with room to spare
-/// for the other tests running now; else three quarters of its limit (the
-/// LS, inheriting the same limit, then caps itself below half of it).
-pub(crate) fn flood_size() -> usize {
-    let limit = dnslb::server::fdlimit::raise_nofile().unwrap_or(u64::MAX);
-    if limit >= 13_000 {
-        10_000
-    } else {
-        usize::try_from(limit / 4 * 3).unwrap_or(0)
     }
 }
 

@@ -25,10 +25,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::attacks::{fd_count, flood_size, nofile_of, vm_rss_kib};
 use crate::kit::{
-    self, Proc, TestTs, ZoneDir, free_ports, heavy, local, path_str, poll_until_async, query,
-    read_frame, write_frame,
+    self, Proc, TestTs, ZoneDir, fd_count, flood_size, free_ports, heavy, local, nofile_of,
+    path_str, poll_until_async, query, read_frame, vm_rss_kib, write_frame,
 };
 
 /// The name the TS behind the LS serves, and its address.

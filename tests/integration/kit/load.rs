@@ -39,3 +39,16 @@ pub async fn timed() -> RwLockReadGuard<'static, ()> {
 pub fn timed_blocking() -> RwLockReadGuard<'static, ()> {
     LOAD.blocking_read()
 }
+
+/// How many connections a flood opens, this process's soft open-file limit
+/// raised to its hard one: 10,000 when it may open them with room to spare
+/// for the other tests running now; else three quarters of its limit (the
+/// LS, inheriting the same limit, then caps itself below half of it).
+pub fn flood_size() -> usize {
+    let limit = dnslb::server::fdlimit::raise_nofile().unwrap_or(u64::MAX);
+    if limit >= 13_000 {
+        10_000
+    } else {
+        usize::try_from(limit / 4 * 3).unwrap_or(0)
+    }
+}
