@@ -38,7 +38,7 @@ use tokio::net::TcpStream;
 
 use dnslb::config::{Layout, Order, Strategy as LsStrategy};
 
-use crate::kit::{STRATEGIES, strategy_config};
+use crate::kit::{STRATEGIES, case_mix, strategy_config};
 use crate::kit::{TestLs, TestTs, ZoneDir, a_addrs, start_ls, start_ts, ts_settings, udp_raw_wait};
 
 // ---------------------------------------------------------------------------
@@ -120,20 +120,6 @@ fn question_bytes(q: &[u8]) -> Option<&[u8]> {
         return None;
     }
     q.get(12..i + 1 + 4)
-}
-
-/// `s` with the letters whose bit is set in `mask` upper-cased (0x20).
-pub(crate) fn case_mix(s: &str, mask: u64) -> String {
-    s.chars()
-        .enumerate()
-        .map(|(i, c)| {
-            if mask >> (i % 64) & 1 == 1 {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------

@@ -372,3 +372,17 @@ pub fn assert_echo(q: &[u8], resp: &[u8]) {
         "question echoed byte for byte"
     );
 }
+
+/// `s` with the letters whose bit is set in `mask` upper-cased (0x20).
+pub fn case_mix(s: &str, mask: u64) -> String {
+    s.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if mask >> (i % 64) & 1 == 1 {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
+}
