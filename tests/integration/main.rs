@@ -28,7 +28,6 @@ mod interop;
 mod ixfr;
 mod key_rolls;
 mod keys;
-#[allow(dead_code)]
 mod kit;
 mod logs;
 mod ls;

@@ -36,6 +36,7 @@ pub async fn timed() -> RwLockReadGuard<'static, ()> {
 }
 
 /// [`timed`] for a test that runs outside a tokio runtime.
+#[allow(dead_code)] // every timed test is async today
 pub fn timed_blocking() -> RwLockReadGuard<'static, ()> {
     LOAD.blocking_read()
 }
