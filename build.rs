@@ -57,12 +57,19 @@ fn main() {
     let dir: PathBuf =
         std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| ".".into(), Into::into);
     let dir = dir.as_path();
-    let commit = match std::env::var("DNSLB_COMMIT") {
-        Ok(c) if !c.trim().is_empty() => c.trim().to_owned(),
-        _ => {
-            watch_head(dir);
-            git(dir, &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".to_owned())
-        }
-    };
+    let commit = commit(std::env::var("DNSLB_COMMIT").ok(), || {
+        watch_head(dir);
+        git(dir, &["rev-parse", "--short", "HEAD"])
+    });
     println!("cargo:rustc-env=DNSLB_COMMIT={commit}");
+}
+
+/// The commit to record: `env` (`DNSLB_COMMIT`) trimmed when it is set and
+/// not blank, else what `git` says, else `unknown`. (Tested by
+/// tests/integration/build_info.rs, which includes this file.)
+pub(crate) fn commit(env: Option<String>, git: impl FnOnce() -> Option<String>) -> String {
+    match env {
+        Some(c) if !c.trim().is_empty() => c.trim().to_owned(),
+        _ => git().unwrap_or_else(|| "unknown".to_owned()),
+    }
 }

@@ -862,18 +862,25 @@ mod tests {
 
     #[tokio::test]
     async fn stragglers_get_sigkill_after_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
+        // The shell says when it ignores SIGTERM: a TERM before that would
+        // stop it at once, and `shutdown` would return early.
+        let script = format!(
+            "trap '' TERM; touch '{}'; while :; do sleep 0.05; done",
+            ready.display()
+        );
         let sup = Supervisor::start(
-            vec![spec(
-                "ts1",
-                "/bin/sh",
-                &["-c", "trap '' TERM; while :; do sleep 0.05; done"],
-            )],
+            vec![spec("ts1", "/bin/sh", &["-c", &script])],
             backoff(50, 200),
             CancellationToken::new(),
         );
         let pid = wait_pid(&sup, 0, None).await;
-        // Let the shell install its trap before asking it to stop.
-        tokio::time::sleep(ms(200)).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready.exists() {
+            assert!(Instant::now() < deadline, "the child never got ready");
+            tokio::time::sleep(ms(20)).await;
+        }
         let started = Instant::now();
         sup.shutdown(ms(300)).await;
         let took = started.elapsed();

@@ -10,7 +10,7 @@ use std::process::Command;
 use dnslb::dns::Transport;
 use dnslb::ts::answer::{Asked, assemble};
 use dnslb::ts::wire::Key;
-use dnslb::ts::zone::Zone;
+use dnslb::ts::zone::{Catalog, Zone};
 use dnslb::ts::zonefile::load_zone_file;
 use hickory_proto::op::Query;
 use hickory_proto::rr::{Name, RecordType};
@@ -74,6 +74,7 @@ fn allocations(zone: &Zone, name: &str, qtype: RecordType, dnssec_ok: bool, n: u
         .unwrap();
     let qname = Key::read(&question).unwrap();
     let opt = dnslb::ts::answer::opt_record(dnssec_ok);
+    let catalog = Catalog::default();
     let before = dhat::HeapStats::get().total_blocks;
     for id in 0..n {
         let asked = Asked {
@@ -84,7 +85,7 @@ fn allocations(zone: &Zone, name: &str, qtype: RecordType, dnssec_ok: bool, n: u
             qtype,
             dnssec_ok,
         };
-        let (msg, _) = assemble(zone, asked, Some(&opt), 1232, Transport::Udp);
+        let (msg, _) = assemble(&catalog, zone, asked, Some(&opt), 1232, Transport::Udp);
         std::hint::black_box(msg);
     }
     dhat::HeapStats::get().total_blocks - before

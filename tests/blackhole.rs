@@ -14,8 +14,8 @@
 //!   [`LATE_MAX`], and in-flight counts are released while traffic flows.
 //!
 //! A target of its own so that its load does not share the machine with the
-//! other tests; its two tests take [`SERIAL`] so they do not share it with
-//! each other either. Load loops are paced and bounded in count and time.
+//! other tests; its two tests take [`kit::heavy`] (the suite's one load
+//! policy) so they do not share it with each other either. Load loops are paced and bounded in count and time.
 //!
 //! They catch a late-query timer that traffic keeps pushing back only when
 //! the traffic is dense (every pool socket receiving more often than every
@@ -37,7 +37,6 @@ use std::time::Duration;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
-use tokio::sync::Mutex;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use dnslb::config::{Layout, Strategy};
@@ -49,9 +48,6 @@ use dnslb::ls::upstream::DropCounters;
 use kit::{
     ANSWER_WAIT, TestTs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts, ts_settings,
 };
-
-/// The two tests load the machine one at a time.
-static SERIAL: Mutex<()> = Mutex::const_new(());
 
 /// Client queries per second asked for (paced, so never exceeded).
 const TARGET_QPS: u64 = 5_000;
@@ -233,7 +229,7 @@ fn samples_above(b: &Backend, bound: Duration) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn race_with_a_blackholed_backend_leaves_nothing_behind() {
-    let _serial = SERIAL.lock().await;
+    let _load = kit::heavy().await;
     let (live, _dir) = start_live().await;
     let hole = start_blackhole().await;
     let mut c = ls_config(&[("live", live.addr), ("dead", hole.addr)]);
@@ -400,7 +396,7 @@ async fn pool_race(
 async fn pool_late_tables_stay_small_and_release_in_flight_under_load() {
     const RUN: Duration = Duration::from_secs(8);
     const TIMEOUT: Duration = Duration::from_millis(300);
-    let _serial = SERIAL.lock().await;
+    let _load = kit::heavy().await;
     let (live, _dir) = start_live().await;
     let hole = start_blackhole().await;
     let backend = |name: &str, addr| {

@@ -306,6 +306,41 @@ mod tests {
         assert_eq!(victim(&open).map(|i| open[i].id), Some(1));
     }
 
+    /// A connection with no byte either way for IDLE_TIMEOUT is closed: one
+    /// that never sent anything, IDLE_TIMEOUT after it was accepted; one
+    /// answered, IDLE_TIMEOUT after its answer's last byte (METRICS.md:
+    /// "closes one idle for 30 s"). On a paused clock, so exactly.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_idle_for_the_idle_timeout_is_closed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut capped = Capped::new(listener);
+        let mut buf = [0u8; 8];
+
+        let _silent = TcpStream::connect(addr).await.unwrap();
+        let (mut conn, _) = axum::serve::Listener::accept(&mut capped).await;
+        let start = Instant::now();
+        let end = tokio::time::timeout(2 * IDLE_TIMEOUT, conn.read(&mut buf))
+            .await
+            .expect("closed")
+            .unwrap_err();
+        assert_eq!(end.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(start.elapsed(), IDLE_TIMEOUT);
+
+        let _answered = TcpStream::connect(addr).await.unwrap();
+        let (mut conn, _) = axum::serve::Listener::accept(&mut capped).await;
+        tokio::time::sleep(IDLE_TIMEOUT - Duration::from_secs(1)).await;
+        conn.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
+        let answered_at = Instant::now();
+        let end = tokio::time::timeout(2 * IDLE_TIMEOUT, conn.read(&mut buf))
+            .await
+            .expect("closed")
+            .unwrap_err();
+        assert_eq!(end.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(answered_at.elapsed(), IDLE_TIMEOUT);
+    }
+
     /// A request trickled a byte at a time is cut at REQUEST_TIMEOUT from its
     /// first byte, however often bytes come.
     #[tokio::test]

@@ -52,11 +52,16 @@ impl ProcessStats {
         out.max_fds = me
             .limits()
             .ok()
-            .and_then(|l| match l.max_open_files.soft_limit {
-                LimitValue::Value(v) => Some(v),
-                LimitValue::Unlimited => None,
-            });
+            .and_then(|l| max_fds(l.max_open_files.soft_limit));
         out
+    }
+}
+
+/// `process_max_fds` from the soft limit: none when unlimited (METRICS.md).
+fn max_fds(soft_limit: LimitValue) -> Option<u64> {
+    match soft_limit {
+        LimitValue::Value(v) => Some(v),
+        LimitValue::Unlimited => None,
     }
 }
 
@@ -86,6 +91,12 @@ mod tests {
         if let Some(max) = s.max_fds {
             assert!(max >= fds);
         }
+    }
+
+    #[test]
+    fn an_unlimited_fd_limit_has_no_max_fds() {
+        assert_eq!(max_fds(LimitValue::Unlimited), None);
+        assert_eq!(max_fds(LimitValue::Value(1024)), Some(1024));
     }
 
     #[test]

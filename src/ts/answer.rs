@@ -11,7 +11,7 @@
 use hickory_proto::rr::RecordType;
 
 use super::wire::Key;
-use super::zone::{Question, Written, Zone};
+use super::zone::{Catalog, Question, Written, Zone};
 use crate::dns::{HEADER_LEN, TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX, UDP_PAYLOAD_PLAIN};
 
 /// What a query's OPT says that an answer depends on.
@@ -143,9 +143,11 @@ pub struct Asked<'a> {
     pub dnssec_ok: bool,
 }
 
-/// The answer to `asked` from `zone`, with `opt` (the answer's OPT record,
-/// rcode bits zero) when the query had one, within `max_size` bytes.
+/// The answer to `asked` from `zone` (a CNAME chain going on in the other
+/// zones of `catalog`, see [`Zone::write_answer`]), with `opt` (the answer's
+/// OPT record, rcode bits zero) when the query had one, within `max_size` bytes.
 pub fn assemble(
+    catalog: &Catalog,
     zone: &Zone,
     asked: Asked<'_>,
     opt: Option<&[u8]>,
@@ -163,7 +165,7 @@ pub fn assemble(
         all_of_any: transport == Transport::Tcp,
         dnssec_ok: asked.dnssec_ok,
     };
-    let w = zone.write_answer(&mut msg, question);
+    let w = zone.write_answer(&mut msg, question, catalog);
     // RD copied; AD and CD clear (RFC 4035 §3.1.6, as NSD and Knot answer).
     let mut flags = 0x8000 | (asked.flags & 0x0100) | u16::from(w.rcode.low());
     if w.authoritative {

@@ -15,7 +15,7 @@ use super::answer::{self, PlainQuery};
 use super::metrics::{Outcome, Unanswered};
 use super::wire::Key;
 use super::xfr;
-use super::zone::Zone;
+use super::zone::{Catalog, Zone};
 use crate::config::OnMiss;
 use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
 use crate::server::{Action, Handler, Reply, Request};
@@ -143,7 +143,7 @@ impl TableServer {
             dnssec_ok: q.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
         };
         self.finish(
-            zone,
+            (&catalog, zone),
             asked,
             opt.as_deref(),
             less(q.max_size(req.transport), room),
@@ -171,7 +171,7 @@ impl TableServer {
         };
         let max = less(q.max_size(req.transport), room);
         Some(self.finish(
-            zone,
+            (&catalog, zone),
             asked,
             opt.as_ref().map(|o| &o[..]),
             max,
@@ -263,16 +263,17 @@ impl TableServer {
         (Reply::Stream(Box::new(t)), ok)
     }
 
-    /// The answer from `zone`, or a drop for a miss when `on_miss` is silent.
+    /// The answer from `zone` (a CNAME chain going on in the other zones of
+    /// `catalog`), or a drop for a miss when `on_miss` is silent.
     fn finish(
         &self,
-        zone: &Zone,
+        (catalog, zone): (&Catalog, &Zone),
         asked: answer::Asked<'_>,
         opt: Option<&[u8]>,
         max: u16,
         transport: Transport,
     ) -> (Reply, Outcome) {
-        let (msg, w) = answer::assemble(zone, asked, opt, max, transport);
+        let (msg, w) = answer::assemble(catalog, zone, asked, opt, max, transport);
         if w.rcode == ResponseCode::NXDomain && self.settings.on_miss == OnMiss::Silent {
             return (Reply::Drop, Outcome::Unanswered(Unanswered::SilentMiss));
         }

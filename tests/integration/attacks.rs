@@ -22,8 +22,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 use crate::kit::{self, ZoneDir, read_frame};
-use crate::kit::{Proc, free_ports, local, poll_until, poll_until_async};
-use crate::kit::{parse_exposition, value};
+use crate::kit::{Proc, free_ports, heavy, local, poll_until, poll_until_async};
+use crate::kit::{fd_count, flood_size, nofile_of, parse_exposition, value, vm_rss_kib};
 
 /// The name every backend here holds, and its address.
 const NAME: &str = "www.attack.test.";
@@ -35,10 +35,6 @@ const READY: Duration = Duration::from_secs(10);
 /// How long a query under attack may take before it counts as lost: the
 /// attack and the rest of the test suite share the machine's cores.
 const LOADED_WAIT: Duration = Duration::from_secs(5);
-
-/// Held by the tests that load the machine (floods, storms), so they run
-/// one at a time beside the rest of the suite.
-pub(crate) static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 // ---------------------------------------------------------------------------
 // Clients
@@ -102,23 +98,6 @@ async fn try_tcp(server: SocketAddr, name: &str) -> Option<Message> {
 
 // ---------------------------------------------------------------------------
 // Processes
-
-/// Open file descriptors of process `pid`.
-pub(crate) fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-/// Resident memory of process `pid`, in KiB.
-pub(crate) fn vm_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line")
-}
 
 /// An `[ls]` on 127.0.0.1:`port` with one worker, `extra` keys and one backend.
 fn ls_toml(port: u16, extra: &str, backend: SocketAddr) -> String {
@@ -196,13 +175,6 @@ async fn metered_ls(ulimit: Option<&str>) -> Metered {
 /// The default connection cap (`ServerOptions::tcp_max_connections`).
 fn tcp_cap() -> usize {
     dnslb::server::ServerOptions::default().tcp_max_connections
-}
-
-/// The soft "Max open files" of process `pid`.
-pub(crate) fn nofile_of(pid: u32) -> Option<u64> {
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// What one idle-connection flood measured.
@@ -343,22 +315,9 @@ async fn idle_flood(label: &str, n: usize, nofile: Option<u64>) -> Flood {
     }
 }
 
-/// How many connections a flood opens, this process's soft open-file limit
-/// raised to its hard one: 10,000 when it may open them with room to spare
-/// for the other tests running now; else three quarters of its limit (the
-/// LS, inheriting the same limit, then caps itself below half of it).
-pub(crate) fn flood_size() -> usize {
-    let limit = dnslb::server::fdlimit::raise_nofile().unwrap_or(u64::MAX);
-    if limit >= 13_000 {
-        10_000
-    } else {
-        usize::try_from(limit / 4 * 3).unwrap_or(0)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_idle_tcp_connections_hit_the_cap_and_udp_keeps_answering() {
-    let _heavy = HEAVY.lock().await;
+    let _load = heavy().await;
     let n = flood_size();
     let f = idle_flood("(inherited limit)", n, None).await;
     if f.nofile.is_some_and(|k| k >= 3 * tcp_cap() as u64) {
@@ -388,7 +347,7 @@ async fn an_ls_started_with_a_low_soft_file_limit_raises_it_to_the_hard_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_a_1024_file_limit_idle_connections_leave_the_ls_its_own_sockets() {
-    let _heavy = HEAVY.lock().await;
+    let _load = heavy().await;
     dnslb::server::fdlimit::raise_nofile();
     let f = idle_flood("(limit 1024)", 3_000, Some(1024)).await;
     assert_eq!(f.nofile, Some(1024));
@@ -545,7 +504,7 @@ const FORGED_PER_QUERY: usize = 64;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_responses_are_never_delivered_and_are_counted() {
-    let _heavy = HEAVY.lock().await;
+    let _load = heavy().await;
     // A backend that knows every query (its source port and question) and,
     // before its real answer, sends forged ones: from its own address with
     // every other ID it picks, and with the right ID from another port.
@@ -910,7 +869,7 @@ async fn shed_total(m: SocketAddr) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_query_a_full_socket_queue_drops_is_counted_as_shed() {
-    let _heavy = HEAVY.lock().await;
+    let _load = heavy().await;
     const FLOOD: usize = 40_000;
     const AFTER: usize = 20;
     let Metered {
@@ -976,7 +935,7 @@ async fn every_query_a_full_socket_queue_drops_is_counted_as_shed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_max_inflight_excess_queries_get_servfail_at_once_and_memory_stays_flat() {
-    let _heavy = HEAVY.lock().await;
+    let _load = heavy().await;
     const INFLIGHT: usize = 4;
     const EXCESS: usize = 50_000;
     const WINDOW: usize = 64;
@@ -1066,7 +1025,7 @@ async fn past_max_inflight_excess_queries_get_servfail_at_once_and_memory_stays_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_sighups_with_broken_files_lose_no_query_and_keep_the_last_good_data() {
-    let _heavy = HEAVY.lock().await;
+    let _load = heavy().await;
     const ROUNDS: usize = 100;
     let [lp, tp]: [u16; 2] = free_ports(2).try_into().unwrap();
     let dir = ZoneDir::new();
@@ -1268,7 +1227,7 @@ fn lines(p: &Proc) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_hostile_packets_cost_a_bounded_number_of_log_lines() {
-    let _heavy = HEAVY.lock().await;
+    let _load = heavy().await;
     const PACKETS: usize = 10_000;
     let [lp, tp]: [u16; 2] = free_ports(2).try_into().unwrap();
     let dir = ZoneDir::new();

@@ -162,6 +162,7 @@ fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_shows_a_backend_going_down_without_a_reload() {
+    let _load = crate::kit::timed().await;
     if let Some(missing) = missing_tools() {
         crate::kit::skip("browser test", &format!("missing {missing}"));
         return;

@@ -556,7 +556,8 @@ fn ts_on_port_53_without_privilege_says_how_to_fix_it() {
         .ok()
         .and_then(|t| t.trim().parse::<u32>().ok());
     if start.is_some_and(|p| p <= 53) {
-        eprintln!("skipped: net.ipv4.ip_unprivileged_port_start = {start:?} lets anyone bind 53");
+        let why = format!("net.ipv4.ip_unprivileged_port_start = {start:?} lets anyone bind 53");
+        crate::kit::skip("ts_on_port_53_without_privilege_says_how_to_fix_it", &why);
         return;
     }
     let cwd = tempfile::tempdir().unwrap();

@@ -19,9 +19,9 @@ use hickory_proto::op::{Edns, Message, ResponseCode};
 use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::interop::{Via, send};
+use crate::kit::Nsd;
 use crate::kit::{self, Denial, Proc, SignedZone, Signer};
-use crate::nsd::Nsd;
+use crate::kit::{Via, send};
 
 /// Stands for the first NSEC3 owner name of the signed zone in [`Case::name`]
 /// (a case asked only of NSEC3 zones).
@@ -282,7 +282,7 @@ async fn differential(signer: Signer, denial: Denial, dnssec_ok: bool, t: &mut T
                     continue;
                 }
                 t.mismatches += 1;
-                let show = |m: &Result<Message, String>| match m {
+                let show_sections = |m: &Result<Message, String>| match m {
                     Ok(m) => kit::dig(m),
                     Err(e) => format!("    {e}\n"),
                 };
@@ -294,8 +294,8 @@ async fn differential(signer: Signer, denial: Denial, dnssec_ok: bool, t: &mut T
                     u8::from(dnssec_ok),
                     if c.cd_ad { ", CD=1 AD=1" } else { "" },
                     diff.join("\n  "),
-                    show(&from_nsd),
-                    show(&from_ts)
+                    show_sections(&from_nsd),
+                    show_sections(&from_ts)
                 )
                 .unwrap();
             }

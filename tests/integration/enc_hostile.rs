@@ -9,8 +9,8 @@
 //! HEADERS with a literal HPACK block, RST_STREAM), so a client can do what no
 //! well-behaved library lets it: open streams past the server's limit, or
 //! reset each one as soon as it is opened. Every loop is bounded in count and
-//! time; waits poll real state. The tests hold the attack tests' lock
-//! ([`HEAVY`]): they load the machine, so they run one at a time.
+//! time; waits poll real state. The flooding tests hold
+//! [`kit::heavy`]: they load the machine, so they run alone.
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -25,10 +25,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::attacks::{HEAVY, fd_count, flood_size, nofile_of, vm_rss_kib};
 use crate::kit::{
-    self, Proc, TestTs, ZoneDir, free_ports, local, path_str, poll_until_async, query, read_frame,
-    write_frame,
+    self, Proc, TestTs, ZoneDir, fd_count, flood_size, free_ports, heavy, local, nofile_of,
+    path_str, poll_until_async, query, read_frame, vm_rss_kib, write_frame,
 };
 
 /// The name the TS behind the LS serves, and its address.
@@ -342,7 +341,7 @@ async fn closed_within<S: AsyncRead + Unpin>(s: &mut S, limit: Duration) -> bool
 /// inheriting the limit, then caps itself at less than half of it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_idle_tls_connections_hold_the_cap_and_are_closed_when_idle() {
-    let _heavy = HEAVY.lock().await;
+    let _load = heavy().await;
     let n = flood_size();
     let ls = Ls::start(false).await;
     let pid = ls.pid();
@@ -714,7 +713,7 @@ fn good_client(addr: SocketAddr, stop: Arc<AtomicBool>) -> tokio::task::JoinHand
 /// graceful close ends by the LS cutting it off (~30 s in all).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_stream_flood_is_refused_past_the_limit_and_timed_out() {
-    let _heavy = HEAVY.lock().await;
+    let _load = heavy().await;
     let ls = Ls::start(false).await;
     let base_cpu = ls.cpu();
     let limit = u64::from(dnslb::server::doh::MAX_STREAMS);
@@ -788,7 +787,7 @@ async fn an_http2_stream_flood_is_refused_past_the_limit_and_timed_out() {
 /// printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_rapid_reset_is_cut_off_and_other_clients_are_answered() {
-    let _heavy = HEAVY.lock().await;
+    let _load = heavy().await;
     let ls = Ls::start(false).await;
     let pid = ls.pid();
     // Warm up, then the baseline.
@@ -1048,7 +1047,7 @@ async fn paced_reset(addr: SocketAddr, rounds: u32) -> (u32, Seen) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_tcp_dot_and_doh_caps_together_fit_the_open_file_limit() {
     const NOFILE: u64 = 256;
-    let _heavy = HEAVY.lock().await;
+    let _load = heavy().await;
     let ls = Ls::start_with(false, Some(NOFILE)).await;
     let pid = ls.pid();
     let cap = dnslb::server::fdlimit::cap_each(1024, nofile_of(pid), 3);
@@ -1101,7 +1100,7 @@ async fn full_tcp_dot_and_doh_caps_together_fit_the_open_file_limit() {
 /// that we never sent`): the LS's filter holds h2 to its errors.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_frames_a_client_sends_do_not_write_a_log_line_each() {
-    let _heavy = HEAVY.lock().await;
+    let _load = heavy().await;
     let ls = Ls::start(false).await;
     let before = ls.proc.stderr_now().lines().count();
     let mut c = h2_plain(ls.https).await;

@@ -126,6 +126,7 @@ const HEALTH_MARGIN_MS: u64 = 400;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_ts_is_marked_down_bypassed_and_marked_up_again() {
+    let _load = crate::kit::timed().await;
     let dir = ZoneDir::new();
     let z1 = dir.write("ts1.txt", "one.example 10.1.1.1 A\n");
     let names: Vec<String> = (0..30).map(|i| format!("live{i}.example")).collect();
@@ -253,6 +254,7 @@ async fn killed_ts_is_marked_down_bypassed_and_marked_up_again() {
 /// fall x (interval + timeout) instead of fall x interval + timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_probe_does_not_stretch_the_probe_period() {
+    let _load = crate::kit::timed().await;
     // A backend that answers the start-up probe, then nothing, plus a live one.
     let silent = Stalled::start().await;
     let dir = ZoneDir::new();
@@ -669,6 +671,7 @@ async fn acl_refuses_clients_outside_allow_over_udp_and_closes_their_tcp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rate_limit_answers_about_the_limit_and_slips_half_the_rest() {
+    let _load = crate::kit::timed().await;
     const BURST: u16 = 1000;
     let dir = ZoneDir::new();
     let ts = start_ts_table(&dir, "t.txt", "rl.example 10.6.0.1 A\n").await;
@@ -936,6 +939,7 @@ async fn sighup_reloads_the_ls_process_and_refuses_a_broken_config() {
 /// down (fall 1) long before the interval would have.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_queries_triggers_a_probe_sweep() {
+    let _load = crate::kit::timed().await;
     let dir = ZoneDir::new();
     let live = start_ts_table(&dir, "t.txt", "e.example 10.7.0.1 A\n").await;
     let silent = Stalled::start().await;

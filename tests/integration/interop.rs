@@ -18,11 +18,10 @@ use std::net::SocketAddr;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, Record, RecordType};
-use tokio::net::TcpStream;
 
+use crate::kit::Nsd;
 use crate::kit::run_tool;
-use crate::kit::{self, TestTs, ZoneDir};
-use crate::nsd::Nsd;
+use crate::kit::{self, TestTs, Via, ZoneDir, record_text, send, show_sections};
 
 // ---------------------------------------------------------------------------
 // Running dig / kdig and reading their output
@@ -615,13 +614,6 @@ fn diff_zone_text() -> String {
     t
 }
 
-/// How a probe is sent.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Via {
-    Udp,
-    Tcp,
-}
-
 #[derive(Debug, Clone)]
 struct Probe {
     name: String,
@@ -759,46 +751,6 @@ fn diff_probes() -> Vec<Probe> {
     probes
 }
 
-/// Sends `bytes` and returns the raw answer, or an error text.
-pub(crate) async fn send(addr: SocketAddr, bytes: &[u8], via: Via) -> Result<Message, String> {
-    let raw = match via {
-        Via::Udp => kit::udp_raw(addr, bytes).await,
-        Via::Tcp => {
-            let mut s = TcpStream::connect(addr)
-                .await
-                .map_err(|e| format!("tcp connect: {e}"))?;
-            kit::tcp_send(&mut s, bytes).await;
-            kit::tcp_recv(&mut s).await
-        }
-    };
-    let raw = raw.ok_or_else(|| format!("no answer within {:?}", kit::ANSWER_WAIT))?;
-    Message::from_vec(&raw).map_err(|e| format!("undecodable answer: {e}"))
-}
-
-pub(crate) fn render(r: &Record) -> String {
-    // Names are compared without case: DNS names are case-insensitive
-    // (RFC 4343), and NSD compresses owner and RDATA names against the
-    // question, so they come back in the client's spelling (`ns1.DIFF.TEST.`)
-    // while the TS writes them as stored. The echo of the question's case is
-    // checked separately. TXT (and other non-name) data keeps its case.
-    let data = r.data.to_string();
-    let data = match r.record_type() {
-        RecordType::NS
-        | RecordType::CNAME
-        | RecordType::MX
-        | RecordType::SOA
-        | RecordType::PTR
-        | RecordType::SRV => data.to_ascii_lowercase(),
-        _ => data,
-    };
-    format!(
-        "{} {} {} {data}",
-        r.name.to_ascii().to_ascii_lowercase(),
-        r.ttl,
-        r.record_type(),
-    )
-}
-
 /// The names (lower case) an answer's NS records point to.
 fn ns_targets(m: &Message) -> BTreeSet<String> {
     m.answers
@@ -811,7 +763,7 @@ fn ns_targets(m: &Message) -> BTreeSet<String> {
 }
 
 fn section(rs: &[Record]) -> BTreeSet<String> {
-    rs.iter().map(render).collect()
+    rs.iter().map(record_text).collect()
 }
 
 /// The fields of an answer the two servers are expected to agree on.
@@ -912,40 +864,6 @@ fn differences(a: &View, b: &View, qtype: RecordType) -> Vec<&'static str> {
     d
 }
 
-pub(crate) fn show(m: &Message) -> String {
-    let md = &m.metadata;
-    let mut s = format!(
-        "    id={} rcode={} aa={} tc={} qr={:?} edns={:?}\n",
-        md.id,
-        md.response_code,
-        md.authoritative,
-        md.truncation,
-        md.message_type,
-        m.edns.as_ref().map(|e| e.max_payload())
-    );
-    for q in &m.queries {
-        writeln!(s, "    Q  {} {}", q.name().to_ascii(), q.query_type()).unwrap();
-    }
-    for (tag, rs) in [
-        ("AN", &m.answers),
-        ("NS", &m.authorities),
-        ("AR", &m.additionals),
-    ] {
-        for r in rs {
-            writeln!(
-                s,
-                "    {tag} {} {} {} {}",
-                r.name,
-                r.ttl,
-                r.record_type(),
-                r.data
-            )
-            .unwrap();
-        }
-    }
-    s
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn differential_against_nsd() {
     let mut nsd = Nsd::primary(DIFF_ZONE, &diff_zone_text());
@@ -995,8 +913,8 @@ async fn differential_against_nsd() {
                 report,
                 "\n{probe}: differs in {}\n  NSD:\n{}  TS:\n{}",
                 diff.join(", "),
-                show(n),
-                show(t)
+                show_sections(n),
+                show_sections(t)
             )
             .unwrap();
         }

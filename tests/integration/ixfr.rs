@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
+use crate::kit::Nsd;
 use crate::kit::{
     Proc, ZoneDir, answers_a, free_ports, http_get, local, poll_until_async, soa_serial, wait_soa,
 };
-use crate::nsd::Nsd;
 use crate::peers::knot::Knot;
 use crate::peers::tsig::SECRET_256;
 use crate::peers::{need, path_str, wait_for, wait_log, wrapped};
@@ -264,6 +264,7 @@ async fn ixfr_answers_with_the_changes_the_whole_zone_or_the_soa() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nsd_and_knot_with_a_tsig_key_follow_a_one_address_change_by_ixfr() {
+    let _load = crate::kit::heavy().await;
     let Some([knotd]) = need("nsd_and_knot_follow_by_ixfr", ["knotd"]) else {
         return;
     };

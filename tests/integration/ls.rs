@@ -11,8 +11,8 @@
 //!
 //! Timing: nothing sleeps to wait for readiness (every server is bound before
 //! the LS starts, and answers are awaited). Timing bounds are generous, and
-//! the tests that assert them hold a read lock of [`LOAD`] while the one burst
-//! test holds it for writing, so the burst never skews their clocks.
+//! the tests that assert them hold [`crate::kit::timed`] while the one burst
+//! test holds [`crate::kit::heavy`], so the burst never skews their clocks.
 use std::collections::{BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,18 +25,15 @@ use hickory_proto::rr::{RData, RecordType};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::net::UdpSocket;
-use tokio::sync::RwLock;
 
 use dnslb::config::{Fault, HedgeDelay, Layout, LsConfig, OnMiss, OnTimeout, Order, Strategy};
 
 use crate::kit::{
-    Reply, Tasks, TestLs, TestTs, ZoneDir, a_addrs, delay_all, empty_answer, is_probe, ls_config,
-    query, read_frame, serve_udp, start_ls, start_ts, start_ts_table, tcp, ts_settings,
-    udp_and_tcp, udp_raw, udp_raw_wait, write_frame,
+    Reply, STRATEGIES, Tasks, TestLs, TestTs, ZoneDir, a_addrs, assert_echo, checked_question_end,
+    delay_all, empty_answer, exchange, heavy, id_of, is_probe, query, read_frame, serve_udp,
+    start_ls, start_ts, start_ts_table, strategy_config, tcp, timed, ts_settings, udp_and_tcp,
+    udp_raw_wait, wire_query, write_frame,
 };
-
-/// Timing-sensitive tests take it for reading; the burst test for writing.
-static LOAD: RwLock<()> = RwLock::const_new(());
 
 /// The names of the first TS (partitioned layout).
 const TABLE1: &str = "\
@@ -53,9 +50,6 @@ api.b.test    198.51.100.2  A
 api.b.test    198.51.100.3  A
 txt.b.test    \"hello\"     TXT
 ";
-
-pub(crate) const STRATEGIES: [Strategy; 3] =
-    [Strategy::Race, Strategy::Hedge, Strategy::Sequential];
 
 // ---------------------------------------------------------------------------
 // Helpers: table servers
@@ -127,28 +121,17 @@ async fn start_pair(layout: Layout, k1: Knobs, k2: Knobs) -> Pair {
 /// An LS in front of the replicated `pair` that asks ts1 first and hedges
 /// to ts2 after `delay_ms` within a budget of `budget_pct`.
 async fn fixed_hedge_ls(pair: &Pair, delay_ms: u64, budget_pct: f64) -> TestLs {
-    let mut c = cfg(&pair.backends(), Strategy::Hedge, Layout::Replicated);
+    let mut c = strategy_config(&pair.backends(), Strategy::Hedge, Layout::Replicated);
     c.order = Order::Fixed;
     c.hedge_delay_ms = HedgeDelay::Fixed(delay_ms);
     c.hedge_budget_pct = budget_pct;
     start_ls(c).await
 }
 
-/// An `[ls]` for `backends` with this strategy and layout, other keys default.
-pub(crate) fn cfg(backends: &[(&str, SocketAddr)], strategy: Strategy, layout: Layout) -> LsConfig {
-    let mut c = ls_config(backends);
-    c.strategy = strategy;
-    c.layout = layout;
-    // No health probes during a test: they would add upstream queries (and
-    // dropped responses) to the counters the tests check.
-    c.health.interval_ms = 3_600_000;
-    c
-}
-
 /// [`cfg`] with a 1.5 s deadline and a hedge delay and per-try timeout of
 /// 1 s: an answer well before 1 s waited out neither.
 fn cfg_long_waits(backends: &[(&str, SocketAddr)], strategy: Strategy, layout: Layout) -> LsConfig {
-    let mut c = cfg(backends, strategy, layout);
+    let mut c = strategy_config(backends, strategy, layout);
     c.timeout_ms = 1500;
     c.hedge_delay_ms = HedgeDelay::Fixed(1000);
     c.try_timeout_ms = 1000;
@@ -159,40 +142,11 @@ fn cfg_long_waits(backends: &[(&str, SocketAddr)], strategy: Strategy, layout: L
 // Helpers: wire format
 // ---------------------------------------------------------------------------
 
-/// A client query with this ID, RD bit and (optionally) an OPT of 1232 bytes.
-pub(crate) fn wire_query(name: &str, qtype: RecordType, id: u16, rd: bool, edns: bool) -> Vec<u8> {
-    let mut m = query(name, qtype, edns.then_some(1232));
-    m.metadata.id = id;
-    m.metadata.recursion_desired = rd;
-    m.to_vec().unwrap()
-}
-
-/// Offset just past the (uncompressed) question section of `raw`.
-fn question_end(raw: &[u8]) -> Option<usize> {
-    let mut i = 12;
-    loop {
-        let len = usize::from(*raw.get(i)?);
-        if len == 0 {
-            i += 1;
-            break;
-        }
-        if len & 0xc0 != 0 {
-            return None;
-        }
-        i += 1 + len;
-    }
-    Some(i + 4).filter(|&end| end <= raw.len())
-}
-
-pub(crate) fn id_of(raw: &[u8]) -> u16 {
-    u16::from_be_bytes([raw[0], raw[1]])
-}
-
 /// A response to `query` built byte by byte: `id`, QR=1, AA=1, RD copied, TC
 /// as asked, `rcode`, the question exactly as sent, and one A record (name
 /// compressed to the question's) per address.
 fn raw_response(query: &[u8], id: u16, rcode: u8, tc: bool, addrs: &[Ipv4Addr]) -> Vec<u8> {
-    let end = question_end(query).expect("a readable question");
+    let end = checked_question_end(query).expect("a readable question");
     let mut r = query[..end].to_vec();
     r[0..2].copy_from_slice(&id.to_be_bytes());
     r[2] = 0x80 | 0x04 | (query[2] & 0x01) | if tc { 0x02 } else { 0 };
@@ -207,34 +161,11 @@ fn raw_response(query: &[u8], id: u16, rcode: u8, tc: bool, addrs: &[Ipv4Addr]) 
     r
 }
 
-/// Sends `q` over UDP from a fresh socket; the raw answer, decoded, and how long it took.
-pub(crate) async fn exchange(addr: SocketAddr, q: &[u8]) -> (Vec<u8>, Message, Duration) {
-    let t = Instant::now();
-    let raw = udp_raw(addr, q).await.expect("an answer over udp");
-    let took = t.elapsed();
-    let m = Message::from_vec(&raw).expect("a decodable answer");
-    (raw, m, took)
-}
-
 /// [`exchange`], asserting the answer echoes `q` ([`assert_echo`]).
 async fn exchange_echoed(addr: SocketAddr, q: &[u8]) -> (Message, Duration) {
     let (raw, m, took) = exchange(addr, q).await;
     assert_echo(q, &raw);
     (m, took)
-}
-
-/// QR=1, the client's ID, one question, echoed byte for byte (case included).
-pub(crate) fn assert_echo(q: &[u8], resp: &[u8]) {
-    assert!(resp.len() >= 12, "a whole header");
-    assert_eq!(id_of(resp), id_of(q), "client ID restored");
-    assert_ne!(resp[2] & 0x80, 0, "QR=1");
-    assert_eq!(u16::from_be_bytes([resp[4], resp[5]]), 1, "QDCOUNT=1");
-    let end = question_end(q).unwrap();
-    assert_eq!(
-        resp.get(12..end),
-        Some(&q[12..end]),
-        "question echoed byte for byte"
-    );
 }
 
 /// The upstream counters of backend `i`: (sent, answered, wins, timeouts, errors, outstanding).
@@ -421,7 +352,7 @@ async fn every_strategy_and_layout_answers_names_of_either_backend() {
     for layout in [Layout::Partitioned, Layout::Replicated] {
         let pair = start_pair(layout, NORMAL, NORMAL).await;
         for strategy in STRATEGIES {
-            let mut c = cfg(&pair.backends(), strategy, layout);
+            let mut c = strategy_config(&pair.backends(), strategy, layout);
             c.hedge_delay_ms = HedgeDelay::Fixed(20);
             let ls = start_ls(c).await;
             for (i, (name, qtype, holder)) in names.iter().enumerate() {
@@ -459,7 +390,7 @@ async fn every_strategy_and_layout_answers_names_of_either_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_miss_is_nxdomain_well_before_the_deadline() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let pair = start_pair(Layout::Partitioned, NORMAL, NORMAL).await;
     for strategy in STRATEGIES {
         // Neither a hedge delay nor a per-try timeout may be waited out.
@@ -577,14 +508,14 @@ async fn check_synthesized(ls: &TestLs, rcode: ResponseCode) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadline_gives_the_on_timeout_answer() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let silent = Knobs {
         silent: true,
         ..NORMAL
     };
     let pair = start_pair(Layout::Partitioned, silent, silent).await;
     let mk = |on_timeout| {
-        let mut c = cfg(&pair.backends(), Strategy::Race, Layout::Partitioned);
+        let mut c = strategy_config(&pair.backends(), Strategy::Race, Layout::Partitioned);
         c.timeout_ms = SYNTH_TIMEOUT.as_millis() as u64;
         c.synth_ttl = 7;
         c.on_timeout = on_timeout;
@@ -616,7 +547,7 @@ async fn deadline_gives_the_on_timeout_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_answers_are_never_final() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     // The TS answers 50 ms late, so the fake's SERVFAIL always comes first.
     let pair = slow_first(50).await;
     let fake = start_fake(Mode::Rcode(ResponseCode::ServFail)).await;
@@ -658,7 +589,7 @@ async fn error_answers_are_never_final() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_backends_failing_is_servfail_before_the_deadline() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let f1 = start_fake(Mode::Rcode(ResponseCode::ServFail)).await;
     let f2 = start_fake(Mode::Rcode(ResponseCode::Refused)).await;
     for layout in [Layout::Partitioned, Layout::Replicated] {
@@ -696,7 +627,7 @@ async fn all_backends_failing_is_servfail_before_the_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hedge_and_sequential_route_around_a_slow_backend() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     // ts1 answers after a second: an answer well before it came from ts2.
     let pair = slow_first(1000).await;
 
@@ -721,7 +652,7 @@ async fn hedge_and_sequential_route_around_a_slow_backend() {
     ls.stop().await;
 
     // Sequential: the per-try timeout of 50 ms moves on to ts2.
-    let mut c = cfg(&pair.backends(), Strategy::Sequential, Layout::Replicated);
+    let mut c = strategy_config(&pair.backends(), Strategy::Sequential, Layout::Replicated);
     c.order = Order::Fixed;
     c.try_timeout_ms = 50;
     let ls = start_ls(c).await;
@@ -745,10 +676,10 @@ async fn hedge_and_sequential_route_around_a_slow_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequential_moves_on_at_once_after_servfail() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let pair = start_pair(Layout::Replicated, NORMAL, NORMAL).await;
     let fake = start_fake(Mode::Rcode(ResponseCode::ServFail)).await;
-    let mut c = cfg(
+    let mut c = strategy_config(
         &[("fake", fake.addr), ("ts2", pair.ts2.addr)],
         Strategy::Sequential,
         Layout::Replicated,
@@ -781,9 +712,9 @@ async fn sequential_moves_on_at_once_after_servfail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_queries_from_one_socket() {
     const N: usize = 1000;
-    let _exclusive = LOAD.write().await;
+    let _load = heavy().await;
     let pair = start_pair(Layout::Partitioned, NORMAL, NORMAL).await;
-    let mut c = cfg(&pair.backends(), Strategy::Hedge, Layout::Partitioned);
+    let mut c = strategy_config(&pair.backends(), Strategy::Hedge, Layout::Partitioned);
     // This test is about cross-talk, not speed: a deadline long enough that a
     // busy CI machine cannot turn a hit into a made-up NXDOMAIN.
     c.timeout_ms = 10_000;
@@ -827,7 +758,7 @@ async fn thousand_concurrent_queries_from_one_socket() {
             })
             .collect();
         let q = wire_query(&name, qtype, id, true, i % 2 == 0);
-        let end = question_end(&q).unwrap();
+        let end = checked_question_end(&q).unwrap();
         expected.insert(id, (q[12..end].to_vec(), rcode, count));
         packets.push(q);
     }
@@ -904,7 +835,7 @@ async fn thousand_concurrent_queries_from_one_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_responses_are_dropped_and_counted() {
     let forger = start_forger().await;
-    let ls = start_ls(cfg(
+    let ls = start_ls(strategy_config(
         &[("forger", forger.addr)],
         Strategy::Race,
         Layout::Partitioned,
@@ -966,7 +897,7 @@ async fn forged_responses_are_dropped_and_counted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_answers_are_fetched_over_tcp_for_tcp_clients() {
     let fake = start_fake(Mode::Truncated).await;
-    let ls = start_ls(cfg(
+    let ls = start_ls(strategy_config(
         &[("tc", fake.addr)],
         Strategy::Race,
         Layout::Partitioned,
@@ -999,10 +930,10 @@ async fn truncated_answers_are_fetched_over_tcp_for_tcp_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_max_inflight_is_servfail_at_once() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let slow = delayed(300);
     let pair = start_pair(Layout::Partitioned, slow, slow).await;
-    let mut c = cfg(
+    let mut c = strategy_config(
         &[("ts1", pair.ts1.addr)],
         Strategy::Race,
         Layout::Partitioned,
@@ -1051,7 +982,7 @@ async fn over_max_inflight_is_servfail_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_backend_counters_add_up() {
     let pair = start_pair(Layout::Partitioned, NORMAL, NORMAL).await;
-    let mut c = cfg(&pair.backends(), Strategy::Sequential, Layout::Partitioned);
+    let mut c = strategy_config(&pair.backends(), Strategy::Sequential, Layout::Partitioned);
     c.order = Order::Fixed;
     let ls = start_ls(c).await;
     let on_ts1 = ["www.a.test.", "mail.a.test.", "WWW.A.TEST."];
@@ -1097,10 +1028,10 @@ async fn per_backend_counters_add_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 
 async fn deadline_counts_a_timeout_for_each_silent_backend_only() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let pair = start_pair(Layout::Partitioned, NORMAL, NORMAL).await;
     let silent = start_fake(Mode::Silent).await;
-    let mut c = cfg(
+    let mut c = strategy_config(
         &[("ts1", pair.ts1.addr), ("mute", silent.addr)],
         Strategy::Race,
         Layout::Partitioned,
@@ -1152,13 +1083,13 @@ fn long_name() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 
 async fn long_synthesized_answer_is_not_truncated() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let f1 = start_fake(Mode::Silent).await;
     let f2 = start_fake(Mode::Silent).await;
     // Backend names long enough for the EDE text to reach its cap.
     let n1 = format!("backend-{}-1", "x".repeat(90));
     let n2 = format!("backend-{}-2", "y".repeat(90));
-    let mut c = cfg(
+    let mut c = strategy_config(
         &[(n1.as_str(), f1.addr), (n2.as_str(), f2.addr)],
         Strategy::Race,
         Layout::Partitioned,
@@ -1194,7 +1125,7 @@ async fn long_synthesized_answer_is_not_truncated() {
 /// the bucket holds its burst plus 10% of the queries: the rest wait for ts1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hedge_budget_stops_hedges_when_spent() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let pair = slow_first(150).await;
     let ls = fixed_hedge_ls(&pair, 10, 10.0).await;
     const N: u64 = 160;
@@ -1255,7 +1186,7 @@ async fn hedge_budget_stops_hedges_when_spent() {
 /// stall is hedged to ts2 after about 2 ms instead of the 200 ms maximum.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adaptive_delay_hedges_stalls_after_the_measured_percentile() {
-    let _quiet = LOAD.read().await;
+    let _load = timed().await;
     let dir = ZoneDir::new();
     let table = format!("{TABLE1}{TABLE2}");
     let mut s1 = ts_settings(vec![dir.write("ts1.txt", &table)]);
@@ -1266,7 +1197,7 @@ async fn adaptive_delay_hedges_stalls_after_the_measured_percentile() {
     };
     let ts1 = start_ts(s1).await;
     let ts2 = start_ts_table(&dir, "ts2.txt", &table).await;
-    let mut c = cfg(
+    let mut c = strategy_config(
         &[("ts1", ts1.addr), ("ts2", ts2.addr)],
         Strategy::Hedge,
         Layout::Replicated,

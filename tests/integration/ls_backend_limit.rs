@@ -30,6 +30,7 @@ const OFFERED: Duration = Duration::from_secs(2);
 /// (`limit`), and the limit on /metrics' source has come down from 4,096.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overloaded_backend_is_not_queued_for_the_excess_is_shed_at_once() {
+    let _load = crate::kit::heavy().await;
     let started = Instant::now();
     let free_at = Mutex::new(tokio::time::Instant::now());
     let backend = Fake::udp(move |q, _| {

@@ -32,6 +32,7 @@ fn wire(name: &str, id: u16) -> Vec<u8> {
 /// and most of B's got SERVFAIL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_flooding_unanswered_names_does_not_starve_another() {
+    let _load = crate::kit::heavy().await;
     let started = Instant::now();
     // Silent for `x…` names (nobody holds them), answers the rest at once.
     let backend = Fake::udp(|q, _| {

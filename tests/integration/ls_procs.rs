@@ -208,6 +208,7 @@ async fn measure_with_ts1_dead(strategy: &'static str, wait_ms: u64, ls: SocketA
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkilled_ts_every_strategy_keeps_answering_the_other_partition() {
+    let _load = crate::kit::timed().await;
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(2 + STRATEGIES.len());
     let (p1, p2) = (ports[0], ports[1]);
@@ -285,6 +286,7 @@ async fn sigkilled_ts_every_strategy_keeps_answering_the_other_partition() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_restarts_a_killed_ts_child_and_sigint_stops_everything() {
+    let _load = crate::kit::timed().await;
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(3);
     let (pl, p1, p2) = (ports[0], ports[1], ports[2]);

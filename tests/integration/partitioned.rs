@@ -18,11 +18,11 @@ use hickory_proto::rr::{RData, RecordType};
 use dnslb::config::{HedgeDelay, Layout, LsConfig, OnTimeout, Order, Strategy};
 
 use crate::kit::poll_until_async;
+use crate::kit::{STRATEGIES, assert_echo, exchange, strategy_config, wire_query};
 use crate::kit::{
     Stalled, TestLs, TestTs, ZoneDir, a_addrs, delay_all, start_ls, start_ts, start_ts_table,
     ts_settings,
 };
-use crate::ls::{STRATEGIES, assert_echo, cfg, exchange, wire_query};
 
 /// Holds `rutgers.com` (and nothing under it).
 const POSITIVE: &str = "rutgers.com 10.20.0.1 A\nonly.pos.test 10.20.0.2 A\n";
@@ -59,7 +59,7 @@ async fn start_pair() -> Pair {
 /// timeout far above the positive backend's delay: moving on after the
 /// negative answer must not wait for either.
 fn ent_first(p: &Pair, strategy: Strategy) -> LsConfig {
-    let mut c = cfg(
+    let mut c = strategy_config(
         &[("ent", p.ent.addr), ("pos", p.pos.addr)],
         strategy,
         Layout::Partitioned,
@@ -180,6 +180,7 @@ async fn wait_down(ls: &TestLs, i: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_marked_down_makes_the_others_negative_unproven() {
+    let _load = crate::kit::timed().await;
     for strategy in STRATEGIES {
         let pair = start_pair().await;
         let mut c = ent_first(&pair, strategy);
@@ -229,7 +230,7 @@ async fn a_blackholed_backend_never_lets_the_live_nxdomain_through() {
         for strategy in STRATEGIES {
             let hole = Stalled::start().await;
             let ctx = format!("{strategy} {on_timeout}");
-            let mut c = cfg(
+            let mut c = strategy_config(
                 &[("live", live.addr), ("hole", hole.addr)],
                 strategy,
                 Layout::Partitioned,
@@ -270,11 +271,12 @@ async fn a_blackholed_backend_never_lets_the_live_nxdomain_through() {
 /// the next once `try_timeout_ms` has passed without an answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_hedge_budget_still_fails_over_after_the_try_timeout() {
+    let _load = crate::kit::timed().await;
     let dir = ZoneDir::new();
     let live = start_ts_table(&dir, "live.txt", POSITIVE).await;
     // Up by its probes (so it is asked first), silent to queries: it just died.
     let dead = Stalled::start().await;
-    let mut c = cfg(
+    let mut c = strategy_config(
         &[("dead", dead.addr), ("live", live.addr)],
         Strategy::Hedge,
         Layout::Replicated,

@@ -181,6 +181,7 @@ const DEADLINE_MS: u64 = 2_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_down_leaves_the_other_pool_s_answers_real_and_prompt() {
+    let _load = crate::kit::timed().await;
     let dir = ZoneDir::new();
     let org = start_ts_table(&dir, "org.txt", ORG).await;
     let com = start_ts_table(&dir, "com.txt", COM).await;

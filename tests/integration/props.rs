@@ -38,8 +38,8 @@ use tokio::net::TcpStream;
 
 use dnslb::config::{Layout, Order, Strategy as LsStrategy};
 
+use crate::kit::{STRATEGIES, case_mix, strategy_config};
 use crate::kit::{TestLs, TestTs, ZoneDir, a_addrs, start_ls, start_ts, ts_settings, udp_raw_wait};
-use crate::ls::{STRATEGIES, cfg};
 
 // ---------------------------------------------------------------------------
 // Shared: runtime, runner, wire helpers
@@ -120,20 +120,6 @@ fn question_bytes(q: &[u8]) -> Option<&[u8]> {
         return None;
     }
     q.get(12..i + 1 + 4)
-}
-
-/// `s` with the letters whose bit is set in `mask` upper-cased (0x20).
-pub(crate) fn case_mix(s: &str, mask: u64) -> String {
-    s.chars()
-        .enumerate()
-        .map(|(i, c)| {
-            if mask >> (i % 64) & 1 == 1 {
-                c.to_ascii_uppercase()
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -655,7 +641,7 @@ impl MutServers {
         let ts = start_ts(s).await;
         let ts2 = start_ts(ts_settings(vec![table])).await;
         let ls_cfg = |strategy, layout| {
-            let mut c = cfg(&[("ts", ts.addr), ("ts2", ts2.addr)], strategy, layout);
+            let mut c = strategy_config(&[("ts", ts.addr), ("ts2", ts2.addr)], strategy, layout);
             c.timeout_ms = MUT_LS_TIMEOUT_MS;
             c
         };
@@ -1121,7 +1107,7 @@ async fn check_table(case: TableCase) -> Result<(), TestCaseError> {
     let part1 = start_ts(ts_settings(vec![h1])).await;
     let part2 = start_ts(ts_settings(vec![h2])).await;
     let ls_cfg = |a: &TestTs, b: &TestTs, layout| {
-        let mut c = cfg(&[("t1", a.addr), ("t2", b.addr)], case.strategy, layout);
+        let mut c = strategy_config(&[("t1", a.addr), ("t2", b.addr)], case.strategy, layout);
         c.order = case.order;
         c.timeout_ms = TABLE_LS_TIMEOUT_MS;
         c

@@ -41,8 +41,8 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 
 use dnslb::config::{Denial, Dnssec, DnssecAlgorithm};
 
+use crate::kit::case_mix;
 use crate::kit::{self, TestTs, ZoneDir};
-use crate::props::case_mix;
 
 /// The zone every table is under.
 const ORIGIN: &str = "sgn.test.";

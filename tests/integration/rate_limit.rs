@@ -68,6 +68,7 @@ fn replies_sent(ls: &TestLs) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_client_gets_more_than_its_rate_plus_burst_however_addresses_collide() {
+    let _load = crate::kit::heavy().await;
     let dir = ZoneDir::new();
     let ts = start_ts_table(&dir, "t.txt", "rl.example 10.7.0.1 A\n").await;
     let mut cfg = ls_config(&[("ts1", ts.addr)]);

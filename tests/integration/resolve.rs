@@ -207,6 +207,7 @@ async fn a_silent_server_gives_timeouts_and_not_found_lines() {
 
 #[tokio::test]
 async fn at_most_concurrency_queries_are_in_flight() {
+    let _load = crate::kit::timed().await;
     let (addr, reader) = silent_server().await;
     // 16 silent names, 4 at a time, 100 ms each: 4 waves, so at least 400 ms.
     let o = ResolveOptions {

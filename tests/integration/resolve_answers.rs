@@ -23,6 +23,7 @@ fn bare_error(q: &[u8], rcode: u8) -> Vec<u8> {
 
 #[tokio::test]
 async fn an_error_answer_without_a_question_is_the_answer() {
+    let _load = crate::kit::timed().await;
     // formerr.test -> FORMERR, servfail.test -> SERVFAIL, else REFUSED.
     let server = Fake::udp(|q, _| {
         let text = String::from_utf8_lossy(q);

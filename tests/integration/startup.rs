@@ -569,6 +569,7 @@ fn assert_nothing_left(site: &Site, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_refuses_a_broken_zone_or_a_taken_ts_port() {
+    let _load = crate::kit::timed().await;
     // (a) A bad line in ts1's zone.
     let site = Site::new("hedge", "", "interval_ms = 1000", "");
     let zone = site.zone("ts1");
@@ -656,6 +657,87 @@ async fn up_refuses_a_broken_zone_or_a_taken_ts_port() {
     }
 }
 
+/// README: `dnslb up` "binds every LS socket before it starts a table
+/// server", and "a taken metrics port stops the LS at start with an error
+/// naming `ls.metrics`". With the LS's DNS port taken (UDP or TCP) or its
+/// metrics port taken, `up` exits 1 with a line naming the address (and
+/// `ls.metrics` for the metrics port), and no table server was started.
+/// Issue 36 item 6 (review house.md §2.3 items 4-5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_a_taken_ls_port_starts_no_table_server() {
+    for held in ["udp", "tcp", "metrics"] {
+        let site = Site::new("hedge", "", "interval_ms = 1000", "");
+        let addr = if held == "metrics" {
+            site.metrics()
+        } else {
+            site.ls()
+        };
+        let _udp = (held == "udp").then(|| UdpSocket::bind(addr).unwrap());
+        let _tcp = (held != "udp").then(|| TcpListener::bind(addr).unwrap());
+        let out = run_dnslb(
+            &["up", "-c", site.config_str()],
+            site.dir.path(),
+            None,
+            REFUSE_LIMIT,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "the LS's {held} port taken: {}\n{}",
+            out.status,
+            out.stderr
+        );
+        assert!(
+            started_children(&out.stderr).is_empty() && !out.stderr.contains("panicked"),
+            "the LS's {held} port taken: a table server was started:\n{}",
+            out.stderr
+        );
+        let named = out.stderr_lines().into_iter().any(|l| {
+            l.contains(&addr.to_string()) && (held != "metrics" || l.contains("ls.metrics"))
+        });
+        assert!(
+            named,
+            "the LS's {held} port taken: no line names {addr}{}:\n{}",
+            if held == "metrics" {
+                " and ls.metrics"
+            } else {
+                ""
+            },
+            out.stderr
+        );
+        drop((_udp, _tcp));
+        assert_nothing_left(&site, &format!("the LS's {held} port taken"));
+    }
+}
+
+/// A `dnslb ts` whose metrics port is taken stops at start with an error
+/// naming `ts.metrics` and the address (as the LS's names `ls.metrics`).
+#[test]
+fn ts_with_a_taken_metrics_port_stops_naming_ts_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let [port, metrics] = free_ports(2)[..] else {
+        unreachable!()
+    };
+    let zone = dir.path().join("ts1.txt");
+    std::fs::copy(ls_fixture("ts1.txt"), &zone).unwrap();
+    let extra = format!("metrics = \"{}\"", local(metrics));
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, kit::ts_toml("ts1", port, path_str(&zone), &extra)).unwrap();
+    let _held = TcpListener::bind(local(metrics)).unwrap();
+    let out = run_dnslb(
+        &["ts", "-c", path_str(&config), "--name", "ts1"],
+        dir.path(),
+        None,
+        REFUSE_LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", out.status, out.stderr);
+    let named = out
+        .stderr_lines()
+        .into_iter()
+        .any(|l| l.contains("ts.metrics") && l.contains(&local(metrics).to_string()));
+    assert!(named, "no line names ts.metrics {metrics}:\n{}", out.stderr);
+}
+
 // ---------------------------------------------------------------------------
 // 4. A TS child that keeps failing: reported, restarted with backoff, down
 //    in /metrics, back once its zone is fixed.
@@ -684,6 +766,7 @@ fn millis(printed: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_reports_a_child_that_keeps_failing() {
+    let _load = crate::kit::timed().await;
     let site = Site::new("hedge", "", "interval_ms = 200\nfall = 2", "");
     let mut up = site.up("dnslb up");
     let up_pid = up.pid();
@@ -824,6 +907,7 @@ async fn collect(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_queries_in_flight() {
+    let _load = crate::kit::timed().await;
     let site = Site::new(
         "race",
         "timeout_ms = 4000",

@@ -1109,6 +1109,7 @@ async fn tcp_short_frame_does_not_wedge_and_is_closed_after_idle_timeout() {
 
 #[tokio::test]
 async fn tcp_connection_cap_closes_the_extra_connection_at_once() {
+    let _load = crate::kit::timed().await;
     let (dir, s) = table_settings("");
     let opts = ServerOptions {
         workers: 1,
@@ -1174,6 +1175,7 @@ async fn tcp_connection_cap_closes_the_extra_connection_at_once() {
 
 #[tokio::test]
 async fn inflight_bound_gives_servfail_at_once() {
+    let _load = crate::kit::timed().await;
     let (dir, mut s) = table_settings("");
     s.fault = delay_all(300);
     let opts = ServerOptions {

@@ -88,6 +88,7 @@ fn compiled_bytes(stderr: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_that_changes_a_large_table_frees_the_old_one() {
+    let _load = crate::kit::heavy().await;
     let dir = ZoneDir::new();
     let file = dir.write("big.txt", &table(false));
     let port = free_port();

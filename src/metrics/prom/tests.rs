@@ -218,6 +218,20 @@ fn process_metrics_and_build_info() {
     }
     // What could not be read is left out, family and all.
     assert!(!e.0.contains("process_virtual_memory_bytes"), "{}", e.0);
+    // No limit on file descriptors: no process_max_fds (METRICS.md).
+    let mut unlimited = Expo(String::new());
+    let stats = ProcessStats {
+        open_fds: Some(7),
+        max_fds: None,
+        ..ProcessStats::default()
+    };
+    write_process(&mut unlimited, &stats);
+    assert!(
+        unlimited.0.contains("process_open_fds 7"),
+        "{}",
+        unlimited.0
+    );
+    assert!(!unlimited.0.contains("process_max_fds"), "{}", unlimited.0);
 
     // The full exposition carries this process's figures and the build.
     let text = render_prometheus(&balancer(&[("ts1", "127.0.0.1:5301")]));

@@ -7,7 +7,7 @@ use hickory_proto::rr::rdata::{A, SOA};
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::BinEncodable;
 
-use super::Zone;
+use super::{Catalog, Zone};
 use crate::dns::Transport;
 use crate::ts::answer::{Asked, assemble};
 use crate::ts::source::SourceRecord;
@@ -38,13 +38,36 @@ pub(super) fn soa() -> (u32, SOA) {
 }
 
 pub(super) fn zone(records: Vec<SourceRecord>) -> Zone {
+    zone_at(".", records)
+}
+
+/// A zone of `records` at `origin`, with the fixture's SOA.
+pub(super) fn zone_at(origin: &str, records: Vec<SourceRecord>) -> Zone {
     Zone::build(
-        Name::root(),
+        name(origin),
         vec![(0, records)],
         &[PathBuf::from("t")],
         |_, _| soa(),
     )
     .unwrap()
+}
+
+/// The whole answer (TCP) to `qname`/`qtype` from the zone of `catalog`
+/// that answers it, a CNAME chain going on in its other zones; parsed back.
+pub(super) fn ask_in(catalog: &Catalog, qname: &str, qtype: RecordType) -> Message {
+    let question = Query::query(name(qname), qtype).to_bytes().unwrap();
+    let key = Key::read(&question).unwrap();
+    let zone = catalog.find(&key, u16::from(qtype)).unwrap();
+    let asked = Asked {
+        id: 7,
+        flags: 0,
+        question: &question,
+        qname: &key,
+        qtype,
+        dnssec_ok: false,
+    };
+    let (msg, _) = assemble(catalog, zone, asked, None, u16::MAX, Transport::Tcp);
+    Message::from_vec(&msg).unwrap()
 }
 
 /// The answer to `qname`/`qtype` within `max` bytes over `transport`,
@@ -79,7 +102,7 @@ pub(super) fn ask_with(
         qtype,
         dnssec_ok,
     };
-    let (msg, _) = assemble(z, asked, None, max, transport);
+    let (msg, _) = assemble(&Catalog::default(), z, asked, None, max, transport);
     let m = Message::from_vec(&msg).unwrap();
     assert_eq!(m.id, 7);
     assert_eq!(m.queries[0].name().to_ascii(), name(qname).to_ascii());

@@ -74,8 +74,8 @@ use store::Store;
 pub use transfer::{Cursor, RecordAt, Unreadable};
 pub use write::Question;
 
-/// Most CNAMEs (written or synthesized from DNAMEs) followed inside one
-/// zone: a chain of this many still reaches its target's data (NSD follows
+/// Most CNAMEs (written or synthesized from DNAMEs) followed in one answer,
+/// across the zones of a catalog too: a chain of this many still reaches its target's data (NSD follows
 /// long chains; loops end sooner, at a name already written).
 const MAX_CNAME_CHAIN: usize = 16;
 

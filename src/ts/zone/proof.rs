@@ -50,6 +50,11 @@ pub(super) struct Wildcards {
 }
 
 impl Wildcards {
+    /// No name noted.
+    pub(super) fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
     /// Notes the name at `at` as answered from a wildcard `below` labels
     /// under the name's closest encloser.
     pub(super) fn note(&mut self, at: usize, below: usize) {

@@ -10,9 +10,22 @@ use hickory_proto::rr::RecordType;
 
 use super::proof::{Denial, Wildcards, push_sigs};
 use super::store::{Entry, SET_DO_ONLY, push_set};
-use super::{MAX_CNAME_CHAIN, Written, Zone};
+use super::{Catalog, MAX_CNAME_CHAIN, Written, Zone};
 use crate::dns::HEADER_LEN;
 use crate::ts::wire::{Key, name_at, push_name_ref};
+
+/// One walk down a CNAME chain, which may cross the zones of a catalog:
+/// where each name looked up sits in the message (uncompressed), where each
+/// DNAME owner written sits, and the next lookup's number.
+struct Walk {
+    chain: [usize; MAX_CNAME_CHAIN + 1],
+    dnames: [usize; MAX_CNAME_CHAIN + 1],
+    step: usize,
+}
+
+/// Where a chain goes on in another zone: that zone, and the target's
+/// offset in the message and name.
+type Onward<'z> = Option<(&'z Zone, usize, Key)>;
 
 /// What a name is in a zone.
 enum Found<'z> {
@@ -68,45 +81,94 @@ impl Zone {
     /// target lies below its owner. At the owner itself the DNAME is
     /// ordinary data. All as NSD 4.6 answers.
     ///
+    /// A chain whose target another zone of `catalog` answers (a child
+    /// zone below one of this zone's cuts, or any other zone this TS
+    /// serves: [`Catalog::find`]) goes on in that zone, from the
+    /// data to the negative answer with that zone's SOA, as NSD answers;
+    /// [`MAX_CNAME_CHAIN`] and the loop check hold for the whole chain.
+    /// With DO=1 a chain leaves no zone after a wildcard answer (its
+    /// proofs end the authority section): the referral or the out-of-zone
+    /// target ends it there, as it does in a TS without the other zone.
+    ///
     /// With DO=1 in a signed zone, each RRset written in the answer and
     /// authority sections is followed by its RRSIGs, and negative and
     /// wildcard answers and referrals carry their proofs (`proof.rs`).
-    pub fn write_answer(&self, msg: &mut Vec<u8>, q: Question<'_>) -> Written {
+    pub fn write_answer<'z>(
+        &'z self,
+        msg: &mut Vec<u8>,
+        q: Question<'_>,
+        catalog: &'z Catalog,
+    ) -> Written {
         let mut w = Written::new();
-        let mut wild = Wildcards::default();
-        self.write_chain(msg, q, &mut w, &mut wild);
-        // A referral wrote its own before its glue.
-        if q.dnssec_ok {
-            self.prove_wildcards(msg, q.qname, &mut wild, &mut w);
+        let mut walk = Walk {
+            chain: [0; MAX_CNAME_CHAIN + 1],
+            dnames: [0; MAX_CNAME_CHAIN + 1],
+            step: 0,
+        };
+        let qt = u16::from(q.qtype);
+        let (mut zone, mut owner_at, mut key) = (self, HEADER_LEN, q.qname.clone());
+        loop {
+            let mut wild = Wildcards::default();
+            let onward = |k: &Key| {
+                catalog
+                    .find(k, qt)
+                    .filter(|&other| !std::ptr::eq(other, zone))
+            };
+            let next = zone.write_chain(
+                msg,
+                q,
+                (owner_at, key),
+                &mut walk,
+                &mut w,
+                &mut wild,
+                &onward,
+            );
+            match next {
+                Some((other, at, target)) => (zone, owner_at, key) = (other, at, target),
+                None => {
+                    // A referral wrote its own before its glue.
+                    if q.dnssec_ok {
+                        zone.prove_wildcards(msg, q.qname, &mut wild, &mut w);
+                    }
+                    return w;
+                }
+            }
         }
-        w
     }
 
-    /// [`Zone::write_answer`]'s walk down the CNAME chain; the names answered
-    /// from a wildcard are noted in `wild` for their proofs.
-    fn write_chain(
+    /// [`Zone::write_answer`]'s walk down the CNAME chain in this zone, from
+    /// `key` written at `owner_at`; the names answered from a wildcard are
+    /// noted in `wild` for their proofs. When a target is another zone's
+    /// (`onward`), the zone, the target's offset and name.
+    #[allow(clippy::too_many_arguments)]
+    fn write_chain<'z>(
         &self,
         msg: &mut Vec<u8>,
         q: Question<'_>,
+        (mut owner_at, mut key): (usize, Key),
+        walk: &mut Walk,
         w: &mut Written,
         wild: &mut Wildcards,
-    ) {
+        onward: &dyn Fn(&Key) -> Option<&'z Zone>,
+    ) -> Onward<'z> {
         let (qname, qtype, dnssec_ok) = (q.qname, q.qtype, q.dnssec_ok);
         let qt = u16::from(qtype);
-        let mut owner_at = HEADER_LEN;
-        let mut key = qname.clone();
-        // Where each name of the chain is written in `msg` (uncompressed).
+        // The zone answering `target` when it is another one, unless this
+        // zone's wildcard proofs are still to come (see `write_answer`).
+        let elsewhere = |target: &Key, wild: &Wildcards| {
+            (!dnssec_ok || wild.is_empty())
+                .then(|| onward(target))
+                .flatten()
+        };
         // One lookup per CNAME followed, and one for the name it ends at.
-        let mut chain = [0usize; MAX_CNAME_CHAIN + 1];
-        // Where each DNAME owner written so far sits in `msg`.
-        let mut dnames = [0usize; MAX_CNAME_CHAIN + 1];
-        for step in 0..=MAX_CNAME_CHAIN {
-            chain[step] = owner_at;
+        for step in walk.step..=MAX_CNAME_CHAIN {
+            walk.step = step + 1;
+            walk.chain[step] = owner_at;
             if let Some((at, dname)) = self.dname_above(&key) {
-                let again = dnames[..step]
+                let again = walk.dnames[..step]
                     .iter()
                     .any(|&d| d != 0 && name_at(msg, d).eq_ignore_ascii_case(&key.bytes()[at..]));
-                dnames[step] = owner_at + at;
+                walk.dnames[step] = owner_at + at;
                 let target = Self::synthesize(msg, &key, owner_at, at, dname, again, w);
                 if dnssec_ok && !again {
                     w.answers += self.push_sigs_of(
@@ -117,25 +179,26 @@ impl Zone {
                     );
                 }
                 match target {
-                    Some(_) if qtype == RecordType::CNAME => return,
+                    Some(_) if qtype == RecordType::CNAME => return None,
                     Some(target_at) => {
-                        let Some(target) = msg.get(target_at..).and_then(Key::read) else {
-                            return;
-                        };
-                        if !target.is_under(&self.origin_key) {
-                            return;
-                        }
-                        let seen = chain[..=step]
+                        let target = msg.get(target_at..).and_then(Key::read)?;
+                        let seen = walk.chain[..=step]
                             .iter()
                             .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
                         if seen {
-                            return;
+                            return None;
+                        }
+                        if let Some(other) = elsewhere(&target, wild) {
+                            return Some((other, target_at, target));
+                        }
+                        if !target.is_under(&self.origin_key) {
+                            return None;
                         }
                         owner_at = target_at;
                         key = target;
                         continue;
                     }
-                    None => return,
+                    None => return None,
                 }
             }
             if self.has_delegations
@@ -144,7 +207,7 @@ impl Zone {
                 // After a CNAME the answer section holds this zone's data: the
                 // answer stays authoritative, the referral rides along (as NSD).
                 w.authoritative |= w.answers > 0;
-                return;
+                return None;
             }
             let first = w.answers;
             let at_apex = key.bytes() == &*self.origin_key;
@@ -154,7 +217,7 @@ impl Zone {
                     w.answers += self.push_sigs_of(msg, owner_at, key.bytes(), RecordType::SOA);
                 }
                 if qtype == RecordType::SOA || !q.all_of_any {
-                    return;
+                    return None;
                 }
             }
             let (node, wildcard) = match self.find(&key) {
@@ -167,7 +230,7 @@ impl Zone {
                             self.deny(msg, qname, &key, Denial::Empty, w);
                         }
                     }
-                    return;
+                    return None;
                 }
                 Found::Missing(below) => {
                     w.rcode = ResponseCode::NXDomain;
@@ -175,7 +238,7 @@ impl Zone {
                     if dnssec_ok {
                         self.deny(msg, qname, &key, Denial::Missing(below), w);
                     }
-                    return;
+                    return None;
                 }
             };
             // A question for the CNAME, for ANY or for the RRSIGs at the
@@ -226,7 +289,7 @@ impl Zone {
                     } else if let Some(below) = wildcard {
                         wild.note(owner_at, below);
                     }
-                    return;
+                    return None;
                 }
             };
             let mut target_at = [0usize; 1];
@@ -237,21 +300,23 @@ impl Zone {
             if let Some(below) = wildcard {
                 wild.note(owner_at, below);
             }
-            let Some(target) = msg.get(target_at[0]..).and_then(Key::read) else {
-                return;
-            };
-            if !target.is_under(&self.origin_key) {
-                return; // out of zone: the client's resolver follows it
-            }
-            let seen = chain[..=step]
+            let target = msg.get(target_at[0]..).and_then(Key::read)?;
+            let seen = walk.chain[..=step]
                 .iter()
                 .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
             if seen {
-                return; // a loop: every CNAME of it is written once
+                return None; // a loop: every CNAME of it is written once
+            }
+            if let Some(other) = elsewhere(&target, wild) {
+                return Some((other, target_at[0], target));
+            }
+            if !target.is_under(&self.origin_key) {
+                return None; // out of zone: the client's resolver follows it
             }
             owner_at = target_at[0];
             key = target;
         }
+        None
     }
 
     /// The SOA as an answer owned by the name at `owner_at`.
@@ -399,6 +464,44 @@ mod tests {
         let ans = ask(&z, "dangling.test.", RecordType::A);
         assert_eq!(ans.metadata.response_code, ResponseCode::NXDomain);
         assert_eq!(ans.answers.len(), 1);
+    }
+
+    #[test]
+    fn cname_goes_on_in_another_zone_of_the_catalog() {
+        let cname = |owner: &str, target: &str| rec(owner, RData::CNAME(CNAME(name(target))));
+        let parent = zone(vec![
+            rec("sub.test.", RData::NS(NS(name("ns.sub.test.")))),
+            rec("ns.sub.test.", a("192.0.2.53")),
+            cname("www.test.", "host.sub.test."),
+            cname("miss.test.", "nope.sub.test."),
+            cname("loop.test.", "back.sub.test."),
+        ]);
+        let child = zone_at(
+            "sub.test.",
+            vec![
+                rec("host.sub.test.", a("1.2.3.4")),
+                cname("back.sub.test.", "loop.test."),
+            ],
+        );
+        let catalog = Catalog::new(vec![parent.clone(), child]);
+        // The child's data, not the parent's referral.
+        let ans = ask_in(&catalog, "www.test.", RecordType::A);
+        assert!(ans.authoritative, "{ans:?}");
+        assert_eq!(ans.answers.len(), 2, "{ans:?}");
+        assert_eq!(ans.answers[1].data, a("1.2.3.4"));
+        assert!(ans.authorities.is_empty(), "{ans:?}");
+        // The child's NXDOMAIN, with its SOA.
+        let ans = ask_in(&catalog, "miss.test.", RecordType::A);
+        assert_eq!(ans.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(ans.answers.len(), 1);
+        assert_eq!(ans.authorities[0].name.to_ascii(), "sub.test.");
+        // A loop across the zones: each CNAME once.
+        let ans = ask_in(&catalog, "loop.test.", RecordType::A);
+        assert_eq!(ans.answers.len(), 2, "{ans:?}");
+        // The parent alone still refers.
+        let ans = ask_in(&Catalog::new(vec![parent]), "www.test.", RecordType::A);
+        assert_eq!(ans.answers.len(), 1);
+        assert_eq!(ans.authorities[0].record_type(), RecordType::NS);
     }
 
     #[test]

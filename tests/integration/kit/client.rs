@@ -2,7 +2,7 @@
 //! connected or not) and over TCP (one length-prefixed frame), and reading
 //! an answer (its A addresses, SOA serial, NSID). Every wait is bounded.
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
@@ -294,4 +294,95 @@ pub async fn wait_soa(
     done: impl Fn(&Message) -> bool,
 ) -> Message {
     wait_for(addr, zone, RecordType::SOA, false, limit, procs, done).await
+}
+
+/// How a probe is sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Via {
+    Udp,
+    Tcp,
+}
+
+/// Sends `bytes` and returns the raw answer, or an error text.
+pub async fn send(addr: SocketAddr, bytes: &[u8], via: Via) -> Result<Message, String> {
+    let raw = match via {
+        Via::Udp => udp_raw(addr, bytes).await,
+        Via::Tcp => {
+            let mut s = TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("tcp connect: {e}"))?;
+            tcp_send(&mut s, bytes).await;
+            tcp_recv(&mut s).await
+        }
+    };
+    let raw = raw.ok_or_else(|| format!("no answer within {:?}", ANSWER_WAIT))?;
+    Message::from_vec(&raw).map_err(|e| format!("undecodable answer: {e}"))
+}
+
+/// A client query with this ID, RD bit and (optionally) an OPT of 1232 bytes.
+pub fn wire_query(name: &str, qtype: RecordType, id: u16, rd: bool, edns: bool) -> Vec<u8> {
+    let mut m = query(name, qtype, edns.then_some(1232));
+    m.metadata.id = id;
+    m.metadata.recursion_desired = rd;
+    m.to_vec().unwrap()
+}
+
+/// Offset just past the (uncompressed) question section of `raw`, if it is
+/// whole (compare [`super::fakes::question_end`], which trusts its input).
+pub fn checked_question_end(raw: &[u8]) -> Option<usize> {
+    let mut i = 12;
+    loop {
+        let len = usize::from(*raw.get(i)?);
+        if len == 0 {
+            i += 1;
+            break;
+        }
+        if len & 0xc0 != 0 {
+            return None;
+        }
+        i += 1 + len;
+    }
+    Some(i + 4).filter(|&end| end <= raw.len())
+}
+
+/// The ID of a raw message.
+pub fn id_of(raw: &[u8]) -> u16 {
+    u16::from_be_bytes([raw[0], raw[1]])
+}
+
+/// Sends `q` over UDP from a fresh socket; the raw answer, decoded, and how long it took.
+pub async fn exchange(addr: SocketAddr, q: &[u8]) -> (Vec<u8>, Message, Duration) {
+    let t = Instant::now();
+    let raw = udp_raw(addr, q).await.expect("an answer over udp");
+    let took = t.elapsed();
+    let m = Message::from_vec(&raw).expect("a decodable answer");
+    (raw, m, took)
+}
+
+/// QR=1, the client's ID, one question, echoed byte for byte (case included).
+pub fn assert_echo(q: &[u8], resp: &[u8]) {
+    assert!(resp.len() >= 12, "a whole header");
+    assert_eq!(id_of(resp), id_of(q), "client ID restored");
+    assert_ne!(resp[2] & 0x80, 0, "QR=1");
+    assert_eq!(u16::from_be_bytes([resp[4], resp[5]]), 1, "QDCOUNT=1");
+    let end = checked_question_end(q).unwrap();
+    assert_eq!(
+        resp.get(12..end),
+        Some(&q[12..end]),
+        "question echoed byte for byte"
+    );
+}
+
+/// `s` with the letters whose bit is set in `mask` upper-cased (0x20).
+pub fn case_mix(s: &str, mask: u64) -> String {
+    s.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if mask >> (i % 64) & 1 == 1 {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
 }

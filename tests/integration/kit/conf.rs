@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::env::ls_fixture;
 use super::procs::local;
+use super::servers::ls_config;
+use dnslb::config::{Layout, LsConfig, Strategy};
 
 /// One `[[ls.backend]]` table.
 pub fn backend_toml(name: &str, addr: SocketAddr) -> String {
@@ -64,4 +66,22 @@ pub fn ls_head_toml(port: u16, workers: u32) -> String {
 pub fn ls_fixed_head_toml(port: u16, strategy: &str, layout: &str) -> String {
     let head = ls_head_toml(port, 2);
     format!("{head}strategy = \"{strategy}\"\norder = \"fixed\"\nlayout = \"{layout}\"\n")
+}
+
+/// The strategies, each test of the LS's runs under every one.
+pub const STRATEGIES: [Strategy; 3] = [Strategy::Race, Strategy::Hedge, Strategy::Sequential];
+
+/// An `[ls]` for `backends` with this strategy and layout, other keys default.
+pub fn strategy_config(
+    backends: &[(&str, SocketAddr)],
+    strategy: Strategy,
+    layout: Layout,
+) -> LsConfig {
+    let mut c = ls_config(backends);
+    c.strategy = strategy;
+    c.layout = layout;
+    // No health probes during a test: they would add upstream queries (and
+    // dropped responses) to the counters the tests check.
+    c.health.interval_ms = 3_600_000;
+    c
 }

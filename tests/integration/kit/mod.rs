@@ -12,6 +12,11 @@
 //! * [`env`]: fixtures, installed programs, skipping what cannot run.
 //! * [`signed`]: zones signed by the real DNSSEC tools as the test runs.
 //! * [`rrsets`]: two answers compared RRset by RRset, printed like `dig`.
+//! * [`nsd`]: NSD as a reference primary or a secondary ([`Nsd`]).
+//! * [`load`]: the one load policy: [`heavy`] tests (floods, 400,000
+//!   queries, 200,000-name zones) hold it exclusively, tests asserting a
+//!   wall-clock upper bound hold it shared ([`timed`]), so no upper bound is
+//!   ever measured beside a load test.
 //!
 //! Everything is re-exported here: `use crate::kit::{...}`.
 pub mod children;
@@ -20,6 +25,8 @@ pub mod conf;
 pub mod env;
 pub mod fakes;
 pub mod http;
+pub mod load;
+pub mod nsd;
 pub mod procs;
 pub mod rrsets;
 pub mod servers;
@@ -31,6 +38,8 @@ pub use conf::*;
 pub use env::*;
 pub use fakes::*;
 pub use http::*;
+pub use load::*;
+pub use nsd::Nsd;
 pub use procs::*;
 pub use rrsets::*;
 pub use servers::*;

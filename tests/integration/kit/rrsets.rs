@@ -395,3 +395,64 @@ pub fn dig(m: &Message) -> String {
     }
     s
 }
+
+/// One record as `owner TTL TYPE DATA`, names (and the data of the types
+/// a server may compress) lower-cased, for comparing two servers' answers.
+pub fn record_text(r: &Record) -> String {
+    // Names are compared without case: DNS names are case-insensitive
+    // (RFC 4343), and NSD compresses owner and RDATA names against the
+    // question, so they come back in the client's spelling (`ns1.DIFF.TEST.`)
+    // while the TS writes them as stored. The echo of the question's case is
+    // checked separately. TXT (and other non-name) data keeps its case.
+    let data = r.data.to_string();
+    let data = match r.record_type() {
+        RecordType::NS
+        | RecordType::CNAME
+        | RecordType::MX
+        | RecordType::SOA
+        | RecordType::PTR
+        | RecordType::SRV => data.to_ascii_lowercase(),
+        _ => data,
+    };
+    format!(
+        "{} {} {} {data}",
+        r.name.to_ascii().to_ascii_lowercase(),
+        r.ttl,
+        r.record_type(),
+    )
+}
+
+/// An answer, header and sections, one record a line, for a failure message.
+pub fn show_sections(m: &Message) -> String {
+    let md = &m.metadata;
+    let mut s = format!(
+        "    id={} rcode={} aa={} tc={} qr={:?} edns={:?}\n",
+        md.id,
+        md.response_code,
+        md.authoritative,
+        md.truncation,
+        md.message_type,
+        m.edns.as_ref().map(|e| e.max_payload())
+    );
+    for q in &m.queries {
+        writeln!(s, "    Q  {} {}", q.name().to_ascii(), q.query_type()).unwrap();
+    }
+    for (tag, rs) in [
+        ("AN", &m.answers),
+        ("NS", &m.authorities),
+        ("AR", &m.additionals),
+    ] {
+        for r in rs {
+            writeln!(
+                s,
+                "    {tag} {} {} {} {}",
+                r.name,
+                r.ttl,
+                r.record_type(),
+                r.data
+            )
+            .unwrap();
+        }
+    }
+    s
+}

@@ -299,7 +299,7 @@ async fn nsd_refusing_the_notify_is_not_logged_as_acknowledged() {
     }
     let (_dir, zone, port, nsd_port, mut ts) = sec_primary().await;
     let mut nsd =
-        crate::nsd::Nsd::secondary_notified_by(nsd_port, "sec.test.", local(port), "127.0.0.9");
+        crate::kit::Nsd::secondary_notified_by(nsd_port, "sec.test.", local(port), "127.0.0.9");
     nsd.wait_ready("sec.test.").await;
     assert_refusal_logged(&mut ts, &zone, "NSD", || nsd.logs()).await;
 }

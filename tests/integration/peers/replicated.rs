@@ -15,8 +15,8 @@ use hickory_proto::rr::RecordType;
 
 use super::knot::Knot;
 use super::{View, ask, fixture, need, show, start_ls, summary, wait_down, wait_for};
+use crate::kit::Nsd;
 use crate::kit::{Proc, backends_toml, free_ports, local, ls_fixed_head_toml};
-use crate::nsd::Nsd;
 
 /// The questions asked, each of a kind: positive, CNAME chain, MX, NS, SOA,
 /// TXT, AAAA, NODATA, NXDOMAIN.

@@ -38,8 +38,8 @@ use rustix::process::Signal;
 use super::knot::Knot;
 use super::unbound::Unbound;
 use super::{READY_LIMIT, need, path_str, show, wait_for, wrapped};
+use crate::kit::Nsd;
 use crate::kit::{self, Proc, ZoneDir, free_ports, local, ls_head_toml, pair_backends_toml};
-use crate::nsd::Nsd;
 use crate::signing::{anchor, delv, delv_every_case};
 
 const ZONE: &str = "sig.test.";

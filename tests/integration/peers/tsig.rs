@@ -17,9 +17,9 @@ use rustix::process::Signal;
 
 use super::knot::Knot;
 use super::{READY_LIMIT, need, path_str, poll_answer, show, wrapped};
+use crate::kit::Nsd;
 use crate::kit::http::{http_get, parse_exposition, value};
 use crate::kit::{Proc, ZoneDir, answers_a, free_ports, local, soa_serial, wait_soa};
-use crate::nsd::Nsd;
 
 /// A secret for each algorithm, as long as its hash (what `tsig-keygen`
 /// makes).

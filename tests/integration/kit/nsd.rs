@@ -54,6 +54,24 @@ impl Nsd {
         Nsd::start(dir, free_port(), zone, "", "")
     }
 
+    /// NSD on a free port, authoritative for each `(zone, zone_text)` of
+    /// `zones` (at least one).
+    pub fn primaries(zones: &[(&str, &str)]) -> Nsd {
+        let dir = tempfile::tempdir().unwrap();
+        let mut clauses = String::new();
+        for (i, (zone, text)) in zones.iter().enumerate() {
+            let path = zone_path(dir.path(), zone);
+            std::fs::write(&path, text).unwrap();
+            if i > 0 {
+                clauses.push_str(&format!(
+                    "zone:\n\x20 name: \"{zone}\"\n\x20 zonefile: \"{}\"\n",
+                    path.display()
+                ));
+            }
+        }
+        Nsd::start(dir, free_port(), zones[0].0, "", &clauses)
+    }
+
     /// NSD on `port`, a secondary of `zone` transferring from `primary` and
     /// accepting NOTIFY from 127.0.0.1. The zone file does not exist yet:
     /// the data must come by AXFR.

@@ -25,9 +25,9 @@ use hickory_proto::rr::RData;
 use hickory_proto::rr::RecordType::{self, A, AAAA, ANY, CNAME, DNAME, DS, MX, NS, SOA, TXT};
 use hickory_proto::rr::rdata::opt::{EdnsOption, NSIDPayload};
 
-use crate::interop::{Via, render, send, show};
 use crate::kit;
-use crate::nsd::Nsd;
+use crate::kit::Nsd;
+use crate::kit::{Via, record_text, send, show_sections};
 
 const ZONE: &str = "cname.test";
 /// The TS's NSID: its presence in an answer shows the full decoder answered.
@@ -104,7 +104,7 @@ struct Seen {
 fn seen(m: &Message) -> Seen {
     let md = &m.metadata;
     let sorted = |rs: &[hickory_proto::rr::Record]| {
-        let mut v: Vec<String> = rs.iter().map(render).collect();
+        let mut v: Vec<String> = rs.iter().map(record_text).collect();
         v.sort();
         v
     };
@@ -187,8 +187,8 @@ async fn agree_in(zone: &str, file: &str, cases: &[(&str, RecordType)]) {
                 writeln!(
                     report,
                     "\n{name} {qtype} {way:?}: differs\n  NSD:\n{}  TS:\n{}",
-                    show(&n),
-                    show(&t)
+                    show_sections(&n),
+                    show_sections(&t)
                 )
                 .unwrap();
             }

@@ -1,3 +1,8 @@
+//! Slow backends that answer in time: not marked down, not sent double
+//! the load by `sequential`, a stuck pooled TCP connection replaced, a
+//! re-asked backend that answered not charged a timeout, an extended rcode
+//! kept with the LS's own OPT.
+//!
 //! Faults found by a hostile review (r3) of today's LS changes: the re-ask,
 //! the client-loss health accounting and the pooled TCP connections to
 //! backends. Each test failed on the reviewed main (4a94041) and passes

@@ -10,8 +10,8 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
 
+use crate::kit::Nsd;
 use crate::kit::{self, TestLs, TestTs, ZoneDir};
-use crate::nsd::Nsd;
 
 const ZONE: &str = "$ORIGIN example.\n$TTL 300\n\
     @ SOA ns hostmaster 1 3600 600 86400 300\n\
@@ -79,6 +79,7 @@ fn raw_query(name: &str, size: Option<u16>) -> Vec<u8> {
 /// get no answer, and must all be counted as shed, and few.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_hundred_thousand_queries_with_upstream_loss_never_servfail() {
+    let _load = crate::kit::heavy().await;
     const QUERIES: u32 = 400_000;
     const WINDOW: u32 = 200;
     const TIMEOUT_MS: u64 = 1000;
@@ -217,6 +218,7 @@ async fn malformed_queries_pass_as_formerr(backend: SocketAddr) {
 /// Item 2, with a TS as the backend.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_formerr_without_question_from_a_ts_is_passed_on_not_a_timeout() {
+    let _load = crate::kit::timed().await;
     let dir = ZoneDir::new();
     let ts = ts(&dir, 0.0).await;
     malformed_queries_pass_as_formerr(ts.addr).await;
@@ -226,6 +228,7 @@ async fn a_formerr_without_question_from_a_ts_is_passed_on_not_a_timeout() {
 /// Item 2, with NSD as the backend.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_formerr_without_question_from_nsd_is_passed_on_not_a_timeout() {
+    let _load = crate::kit::timed().await;
     let mut nsd = Nsd::primary("example", ZONE);
     nsd.wait_ready("example").await;
     malformed_queries_pass_as_formerr(nsd.addr).await;

@@ -323,6 +323,7 @@ fn sent(ls: &TestLs) -> u64 {
 /// end of time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_lses_listing_each_other_do_not_loop() {
+    let _load = crate::kit::timed().await;
     const QUIET: Duration = Duration::from_secs(3);
     const INTERVAL_MS: u64 = 100;
     let ports = crate::kit::free_ports(2);

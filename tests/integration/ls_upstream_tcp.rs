@@ -1,3 +1,8 @@
+//! The LS's upstream TCP: a slow TCP backend answering in time is not given
+//! up, an answer the LS cannot pass on does not end the query, a silent
+//! re-asked backend is charged once, a backend closing each connection after
+//! one answer is served.
+//!
 //! Faults found by a hostile review (r1) of 73580c1 (the stalled pooled TCP
 //! connection, the extended rcode lost with the LS's own OPT, the re-ask's
 //! lost twin) in the paths it changed: a slow TCP backend never answered,

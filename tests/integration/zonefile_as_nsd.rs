@@ -16,7 +16,7 @@ use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::kit;
-use crate::nsd::Nsd;
+use crate::kit::Nsd;
 
 /// Every hard case is a zone of this origin.
 const ZONE: &str = "hard.test.";

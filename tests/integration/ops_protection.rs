@@ -9,6 +9,8 @@
 //! readiness is polled with real queries or log lines in bounded loops.
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
@@ -46,11 +48,20 @@ async fn probe(addr: SocketAddr, path: &str, limit: Duration) -> Option<String> 
 
 /// One slowloris connection, over and over until `stop`: opens, sends a
 /// request line, then a header line every `every`, never the blank line;
-/// when the server closes it, opens another after a short pause.
-async fn slowloris(addr: SocketAddr, every: Duration, stop: CancellationToken) {
+/// when the server closes it, opens another after a short pause. Counts
+/// in `opened` each connection that took its request line.
+async fn slowloris(
+    addr: SocketAddr,
+    every: Duration,
+    stop: CancellationToken,
+    opened: Arc<AtomicUsize>,
+) {
     while !stop.is_cancelled() {
         if let Ok(mut s) = TcpStream::connect(addr).await {
             let mut ok = s.write_all(b"GET /health HTTP/1.1\r\n").await.is_ok();
+            if ok {
+                opened.fetch_add(1, Relaxed);
+            }
             let mut n = 0u32;
             while ok {
                 tokio::select! {
@@ -82,11 +93,25 @@ async fn probes_under_slowloris(addr: SocketAddr, paths: &[&str]) -> (Vec<String
             .is_some()
     );
     let stop = CancellationToken::new();
+    let opened = Arc::new(AtomicUsize::new(0));
     let attackers: Vec<_> = (0..80)
-        .map(|_| tokio::spawn(slowloris(addr, Duration::from_secs(1), stop.clone())))
+        .map(|_| {
+            let every = Duration::from_secs(1);
+            tokio::spawn(slowloris(addr, every, stop.clone(), opened.clone()))
+        })
         .collect();
-    // Let the attack fill every slot first.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The attack fills every slot first: all 80 have sent a request line.
+    let full = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || (opened.load(Relaxed) >= 80).then_some(()),
+    )
+    .await;
+    assert!(
+        full.is_some(),
+        "{} slowloris connections",
+        opened.load(Relaxed)
+    );
     let start = Instant::now();
     let mut failed = Vec::new();
     let mut asked = 0;
@@ -457,6 +482,7 @@ async fn up_names_a_changed_inline_key_secret_as_restart_only() {
 /// Before the fix the LS served only after 10 s, and there was no metric.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_waits_only_for_its_own_children_and_counts_their_restarts() {
+    let _load = crate::kit::timed().await;
     let dir = ZoneDir::new();
     let zone = dir.copy("ts1.txt", &ls_fixture("ts1.txt"));
     let p = free_ports(4);

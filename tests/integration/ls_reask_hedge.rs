@@ -102,12 +102,14 @@ async fn every_query_answered(backends: &[(&str, SocketAddr)], lossy: &Fake) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_backend_losing_a_datagram_is_reasked_before_the_deadline() {
+    let _load = crate::kit::timed().await;
     let lossy = first_copy_lost().await;
     every_query_answered(&[("lossy", lossy.addr)], &lossy).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_only_backend_up_losing_a_datagram_is_reasked_before_the_deadline() {
+    let _load = crate::kit::timed().await;
     let lossy = first_copy_lost().await;
     // The other replica is dead: no probe answered, so it is marked down.
     let dead = Stalled::start().await;

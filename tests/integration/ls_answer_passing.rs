@@ -1,8 +1,14 @@
+//! The LS passes on what a backend answers: a FORMERR or NOTIMP from one
+//! backend is not final, a truncated answer to an EDNS query keeps an OPT;
+//! and the metrics listener's cap does not let one connect evict a probe.
+//!
 //! Faults found by a hostile review of the LS-side fixes of issue 17
 //! (items 1-4, 12, 18): each test failed on the reviewed main (5688235)
 //! and passes with its fix.
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
@@ -175,8 +181,9 @@ async fn answered_keep_alive_connections_do_not_make_probes_evictable_by_one_con
         held.push(s);
     }
     let stop = CancellationToken::new();
+    let connects = Arc::new(AtomicU64::new(0));
     let flood = {
-        let stop = stop.clone();
+        let (stop, connects) = (stop.clone(), connects.clone());
         tokio::spawn(async move {
             let mut open = VecDeque::new();
             let mut n = 0u64;
@@ -184,6 +191,7 @@ async fn answered_keep_alive_connections_do_not_make_probes_evictable_by_one_con
                 if let Ok(s) = TcpStream::connect(addr).await {
                     open.push_back(s);
                     n += 1;
+                    connects.store(n, Relaxed);
                 }
                 if open.len() > 200 {
                     open.pop_front();
@@ -194,7 +202,14 @@ async fn answered_keep_alive_connections_do_not_make_probes_evictable_by_one_con
             n
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The flood is on: the 64th slot taken, and taken again.
+    let on = kit::poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(5),
+        async || (connects.load(Relaxed) >= 2).then_some(()),
+    )
+    .await;
+    assert!(on.is_some(), "the connect flood never connected");
     let start = Instant::now();
     let (mut asked, mut failed) = (0, 0);
     while start.elapsed() < Duration::from_secs(8) {

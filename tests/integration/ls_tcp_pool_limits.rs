@@ -1,3 +1,6 @@
+//! The LS's TCP pool limits: a backend slow for some names is not sent
+//! copies, and one early close does not limit a backend forever.
+//!
 //! Faults found by a hostile review (r2) of the LS TCP pool's stall rule
 //! and learnt per-connection limit (120f307, 8149926): a backend that is
 //! slow for some names is treated as stalled (each such query sent four

@@ -14,10 +14,10 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
+use crate::kit::Nsd;
 use crate::kit::{
     self, Proc, ZoneDir, a_addrs, ask, dnslb_command, free_port, local, soa_serial, wait_soa,
 };
-use crate::nsd::Nsd;
 use crate::peers::{self, READY_LIMIT, wait_log};
 
 /// One query's wait for its answer.
@@ -103,6 +103,7 @@ fn ts_conf(addr: SocketAddr, file: &str, origin: &str, extra: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_rewritten_in_place_during_reloads_is_never_served_half_written() {
+    let _load = crate::kit::heavy().await;
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("big.txt");
     let versions = [big_table(1), big_table(2)];
@@ -365,6 +366,7 @@ async fn timed_www(addr: SocketAddr, what: &str) -> (Message, Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fault_delay_spares_health_probes_and_still_delays_clients() {
+    let _load = crate::kit::timed().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("f.txt"), "www.flt.test 192.0.2.1 A\n").unwrap();
     let ts_addr = local(free_port());
