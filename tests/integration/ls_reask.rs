@@ -64,6 +64,28 @@ async fn first_copy_lost() -> Fake {
     .await
 }
 
+/// Two partitions: ts1 holds the `z1.test.` names and is silent (as if
+/// restarting) until the instant set in the returned cell; ts2 holds the
+/// `z2.test.` names and answers NXDOMAIN for the others at once.
+async fn restarting_partitions() -> (Arc<Mutex<Option<Instant>>>, Fake, Fake) {
+    let dead_until: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let dead = dead_until.clone();
+    let ts1 = Fake::udp(move |q, _| {
+        let down = dead.lock().unwrap().is_some_and(|t| Instant::now() < t);
+        match read(q) {
+            Some((m, name)) if !down => Reply::Now(answer(&m, &name, name.ends_with("z1.test."))),
+            _ => Reply::Drop,
+        }
+    })
+    .await;
+    let ts2 = Fake::udp(|q, _| match read(q) {
+        Some((m, name)) => Reply::Now(answer(&m, &name, name.ends_with("z2.test."))),
+        None => Reply::Drop,
+    })
+    .await;
+    (dead_until, ts1, ts2)
+}
+
 /// Asks `qN.example. A` for each N of `names`, even ones over UDP (the
 /// fast path), odd ones over TCP (the async path), all at once; each
 /// answer's rcode and addresses.
@@ -159,22 +181,7 @@ async fn with_no_budget_a_slow_backend_is_asked_each_query_once() {
 /// again while time remains, and answered once the table server is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_server_back_from_a_restart_answers_the_query_in_flight() {
-    let dead_until: Arc<Mutex<Option<Instant>>> = Arc::default();
-    let dead = dead_until.clone();
-    let ts1 = Fake::udp(move |q, _| {
-        let down = dead.lock().unwrap().is_some_and(|t| Instant::now() < t);
-        match read(q) {
-            Some((m, name)) if !down => Reply::Now(answer(&m, &name, name.ends_with("z1.test."))),
-            _ => Reply::Drop,
-        }
-    })
-    .await;
-    // ts2 holds no z1 name: NXDOMAIN at once.
-    let ts2 = Fake::udp(|q, _| match read(q) {
-        Some((m, name)) => Reply::Now(answer(&m, &name, name.ends_with("z2.test."))),
-        None => Reply::Drop,
-    })
-    .await;
+    let (dead_until, ts1, ts2) = restarting_partitions().await;
     let cfg = kit::ls_config(&[("ts1", ts1.addr), ("ts2", ts2.addr)]);
     // Defaults: hedge, least-outstanding, partitioned, on_timeout nxdomain.
     let ls = kit::start_ls(cfg).await;
@@ -260,21 +267,7 @@ async fn a_partition_silent_for_the_others_names_is_not_marked_down() {
 /// everyone is re-asked without a token: every name is found.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_under_load_needs_no_budget_to_find_the_names() {
-    let dead_until: Arc<Mutex<Option<Instant>>> = Arc::default();
-    let dead = dead_until.clone();
-    let ts1 = Fake::udp(move |q, _| {
-        let down = dead.lock().unwrap().is_some_and(|t| Instant::now() < t);
-        match read(q) {
-            Some((m, name)) if !down => Reply::Now(answer(&m, &name, name.ends_with("z1.test."))),
-            _ => Reply::Drop,
-        }
-    })
-    .await;
-    let ts2 = Fake::udp(|q, _| match read(q) {
-        Some((m, name)) => Reply::Now(answer(&m, &name, name.ends_with("z2.test."))),
-        None => Reply::Drop,
-    })
-    .await;
+    let (dead_until, ts1, ts2) = restarting_partitions().await;
     let mut cfg = kit::ls_config(&[("ts1", ts1.addr), ("ts2", ts2.addr)]);
     cfg.hedge_budget_pct = 0.0;
     let ls = kit::start_ls(cfg).await;
