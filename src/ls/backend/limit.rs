@@ -576,7 +576,9 @@ mod tests {
     #[test]
     fn turned_on_it_starts_at_its_max() {
         let lim = Limit::default();
-        assert_eq!(lim.current(), 0, "off until its bounds are set");
+        assert_eq!(lim.current(), DEFAULT_MAX, "on by default, at its max");
+        lim.set_bounds(Bounds { min: 32, max: 0 });
+        assert_eq!(lim.current(), 0, "off");
         lim.set_bounds(B);
         assert_eq!(lim.current(), 4096);
     }
