@@ -279,6 +279,10 @@ pub enum Heard {
     /// Only queries sent before the copy: it serves, slowly perhaps; a
     /// re-ask is extra load and takes a budget token.
     Earlier,
+    /// Never heard from, or not for longer than a restart takes: its
+    /// silence is its answer ("nobody answers"); a re-ask takes a token,
+    /// and one refused does not make the deadline's answer SERVFAIL.
+    Away,
 }
 
 /// The driver's next move.
@@ -513,20 +517,23 @@ impl Resolution {
             *k = k.saturating_add(1);
         }
         let sent = self.sent_at.get(pos).copied().unwrap_or(last_launch);
-        let free = match pacing.heard(backend, sent) {
+        let heard = pacing.heard(backend, sent);
+        let free = match heard {
             Heard::Nothing => true,
             Heard::Later => self
                 .replaced
                 .get_mut(pos)
                 .is_some_and(|r| !std::mem::replace(r, true)),
-            Heard::Earlier => false,
+            Heard::Earlier | Heard::Away => false,
         };
         if !free && !pacing.take_hedge_token() {
             // No budget for a backend that is serving (only slow, or this
             // copy lost): this re-ask is not sent (its load is not
             // doubled); a later one may be, and the deadline's answer says
             // the LS did not ask again.
-            if let Some(h) = self.held.get_mut(pos) {
+            if let Some(h) = self.held.get_mut(pos)
+                && heard != Heard::Away
+            {
                 *h = true;
             }
             // Its next turn counts from this one, as if it had been sent.
@@ -1224,6 +1231,21 @@ mod tests {
         assert_eq!(got.len(), 6, "the first copy and five re-asks: {got:?}");
         assert_eq!(p.refused.get(), 0);
         assert!(!r.held_back());
+    }
+
+    /// Hostile read (today): a backend never heard from (or silent for
+    /// long) is away: its re-asks take tokens, and one refused does not
+    /// turn the deadline's "nobody answers" NXDOMAIN into SERVFAIL.
+    #[test]
+    fn a_backend_away_is_reasked_with_tokens_and_its_silence_is_its_answer() {
+        let t0 = Instant::now();
+        let p = pacing(Strategy::Hedge, 0);
+        p.heard.set(Heard::Away);
+        let mut r = start(Strategy::Hedge, Layout::Replicated, 1, t0);
+        let got = launches_over(&mut r, t0, &p, 1500);
+        assert_eq!(got.len(), 1, "no re-ask without a token: {got:?}");
+        assert!(p.refused.get() >= 1);
+        assert!(!r.held_back(), "its silence proves what it can");
     }
 
     /// A backend that answered a copy sent after this one (so this one was

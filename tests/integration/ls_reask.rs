@@ -357,3 +357,36 @@ async fn silence_the_budget_did_not_let_the_ls_ask_again_is_not_nxdomain() {
     }
     ls.stop().await;
 }
+
+/// Hostile read (today): backends that answer their probes but never a
+/// client query (silent for every name) are the mission's "nobody
+/// answers": each query is answered the synthesized NXDOMAIN at its
+/// deadline, the tenth as the first. With the held-back rule applied to
+/// them, every query after the budget's first tokens got SERVFAIL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backends_that_never_answer_a_client_get_the_synthesized_nxdomain_every_time() {
+    let silent = || {
+        Fake::udp(|q, _| {
+            if kit::is_probe(q) {
+                Reply::Now(kit::wire_answer(q, 0))
+            } else {
+                Reply::Drop
+            }
+        })
+    };
+    let (s1, s2) = (silent().await, silent().await);
+    let mut cfg = kit::ls_config(&[("s1", s1.addr), ("s2", s2.addr)]);
+    cfg.timeout_ms = 300;
+    cfg.hedge_budget_pct = 0.0;
+    cfg.strategy = Strategy::Race;
+    let ls = kit::start_ls(cfg).await;
+    let got = ask_all(ls.addr, (0..10).map(|n| format!("q{n}.example."))).await;
+    for (name, m) in &got {
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NXDomain,
+            "{name}: {m:?}"
+        );
+    }
+    ls.stop().await;
+}

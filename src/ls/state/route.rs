@@ -253,19 +253,23 @@ impl Pacing for Route {
 
     fn heard(&self, i: usize, sent: tokio::time::Instant) -> Heard {
         let Some(b) = self.backends.get(i) else {
-            return Heard::Nothing;
+            return Heard::Away;
         };
         if b.stats.newest_answered_sent_us.load(Relaxed) > clock_us(sent) {
             return Heard::Later;
         }
         // An answer that left the backend before `sent` may land just
         // after it: twice its usual latency earlier still counts. One
-        // never heard from may be slow, not away: no free re-ask until it
-        // has answered once.
+        // never heard from, or silent for longer than a restart takes
+        // (twice the query's deadline), is away: its silence is the
+        // mission's "nobody answers", and its re-asks take tokens.
         let typical = Duration::from_micros(b.stats.latency_us.load(Relaxed).saturating_mul(2));
         let from = sent.checked_sub(typical).unwrap_or(sent);
+        let away = sent.checked_sub(self.policy.timeout * 2).unwrap_or(sent);
         let last = b.stats.last_answer_ms.load(Relaxed);
-        if last == 0 || last >= clock_ms(from) {
+        if last == 0 || last < clock_ms(away) {
+            Heard::Away
+        } else if last >= clock_ms(from) {
             Heard::Earlier
         } else {
             Heard::Nothing
