@@ -80,10 +80,18 @@ pub(super) fn nsec3_params(
     records: &[SourceRecord],
 ) -> Result<Option<String>, ZoneError> {
     let mut warning = None;
-    for r in records.iter().filter(|r| &r.name == origin) {
-        let Some(rdata) = rdata_of(r, RecordType::NSEC3PARAM) else {
-            continue;
-        };
+    // The NSEC3PARAM at the apex, and every NSEC3 of the chains themselves
+    // (a chain of 600 iterations under an NSEC3PARAM that says 0 is served
+    // without proofs all the same).
+    let params = records.iter().filter_map(|r| {
+        let param = (&r.name == origin)
+            .then(|| rdata_of(r, RecordType::NSEC3PARAM))
+            .flatten();
+        param
+            .map(|d| (r, d, "NSEC3PARAM"))
+            .or_else(|| rdata_of(r, RecordType::NSEC3).map(|d| (r, d, "NSEC3")))
+    });
+    for (r, rdata, what) in params {
         let (Some(&alg), Some(it)) = (rdata.first(), rdata.get(2..4)) else {
             continue;
         };
@@ -95,7 +103,7 @@ pub(super) fn nsec3_params(
                 file,
                 r.line,
                 format!(
-                    "the NSEC3PARAM of {origin} names hash algorithm {alg}, not SHA-1 (1): \
+                    "the {what} of {origin} names hash algorithm {alg}, not SHA-1 (1): \
                      the TS could prove no denial of the zone; {again}"
                 ),
             ));
@@ -105,16 +113,16 @@ pub(super) fn nsec3_params(
                 file,
                 r.line,
                 format!(
-                    "the NSEC3PARAM of {origin} has {iterations} iterations, above \
+                    "the {what} of {origin} has {iterations} iterations, above \
                      {NSEC3_ITERATIONS_MAX}: validators may fail every negative answer of \
                      such a zone (RFC 9276 §3.2), and the TS answers none with its proofs; \
                      {again}"
                 ),
             ));
         }
-        if iterations > ITERATIONS_INSECURE {
+        if iterations > ITERATIONS_INSECURE && warning.is_none() {
             warning = Some(format!(
-                "{}:{}: warning: the NSEC3PARAM of {origin} has {iterations} iterations, \
+                "{}:{}: warning: the {what} of {origin} has {iterations} iterations, \
                  above {ITERATIONS_INSECURE}: validators treat the zone's negative answers as \
                  insecure (RFC 9276 §3.2); {again}",
                 file.display(),

@@ -150,3 +150,41 @@ async fn up_to_500_nsec3_iterations_are_served_with_proofs_and_a_warning() {
     assert!(nsec3 > 0, "{test}: no NSEC3 proof: {}", said.stdout);
     ts.stop().await;
 }
+
+/// Hostile read of today's fix: the chain itself is what the TS proves
+/// with. An NSEC3PARAM rewritten to say 0 iterations over a chain of 600
+/// passed, and every NXDOMAIN went out without proofs; the chain's own
+/// NSEC3 records are read too now.
+#[test]
+fn a_chain_of_more_than_500_iterations_is_refused_whatever_its_nsec3param_says() {
+    let test = "a_chain_of_more_than_500_iterations_is_refused_whatever_its_nsec3param_says";
+    if kit::need(test, ["ldns-keygen", "ldns-signzone"]).is_none() {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let (zone, line) = signed(&dir, 600);
+    let text = std::fs::read_to_string(&zone).unwrap();
+    let edited: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i + 1 == line {
+                // `owner ttl IN NSEC3PARAM alg flags iterations salt`
+                let mut f: Vec<&str> = l.split_whitespace().collect();
+                f[6] = "0";
+                f.join(" ")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&zone, edited.join("\n") + "\n").unwrap();
+    let err = TableServer::load(kit::ts_settings(vec![zone.clone()]))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("the NSEC3 of n3s.test. has 600 iterations, above 500"),
+        "{test}: {err}"
+    );
+}
