@@ -86,6 +86,18 @@ async fn restarting_partitions() -> (Arc<Mutex<Option<Instant>>>, Fake, Fake) {
     (dead_until, ts1, ts2)
 }
 
+/// Warms an LS in front of [`restarting_partitions`] up: enough samples
+/// for the adaptive delay (2 ms on loopback), every `z1` name answered.
+async fn warm_up(ls: SocketAddr) {
+    for n in 0..120 {
+        let q = kit::query(&format!("h{}.z1.test.", n % 50), RecordType::A, None);
+        assert_eq!(
+            kit::udp(ls, &q).await.metadata.response_code,
+            ResponseCode::NoError
+        );
+    }
+}
+
 /// Asks `qN.example. A` for each N of `names`, even ones over UDP (the
 /// fast path), odd ones over TCP (the async path), all at once; each
 /// answer's rcode and addresses.
@@ -185,14 +197,7 @@ async fn a_table_server_back_from_a_restart_answers_the_query_in_flight() {
     let cfg = kit::ls_config(&[("ts1", ts1.addr), ("ts2", ts2.addr)]);
     // Defaults: hedge, least-outstanding, partitioned, on_timeout nxdomain.
     let ls = kit::start_ls(cfg).await;
-    // Warm up: enough samples for the adaptive delay (2 ms on loopback).
-    for n in 0..120 {
-        let q = kit::query(&format!("h{}.z1.test.", n % 50), RecordType::A, None);
-        assert_eq!(
-            kit::udp(ls.addr, &q).await.metadata.response_code,
-            ResponseCode::NoError
-        );
-    }
+    warm_up(ls.addr).await;
     for path in ["udp", "tcp"] {
         *dead_until.lock().unwrap() = Some(Instant::now() + Duration::from_millis(400));
         let q = kit::query("h7.z1.test.", RecordType::A, Some(1232));
@@ -271,13 +276,7 @@ async fn a_restart_under_load_needs_no_budget_to_find_the_names() {
     let mut cfg = kit::ls_config(&[("ts1", ts1.addr), ("ts2", ts2.addr)]);
     cfg.hedge_budget_pct = 0.0;
     let ls = kit::start_ls(cfg).await;
-    for n in 0..120 {
-        let q = kit::query(&format!("h{}.z1.test.", n % 50), RecordType::A, None);
-        assert_eq!(
-            kit::udp(ls.addr, &q).await.metadata.response_code,
-            ResponseCode::NoError
-        );
-    }
+    warm_up(ls.addr).await;
     *dead_until.lock().unwrap() = Some(Instant::now() + Duration::from_millis(400));
     let got = ask_all(ls.addr, (0..300).map(|n| format!("h{}.z1.test.", n % 100))).await;
     let wrong: Vec<_> = got
