@@ -239,6 +239,26 @@ impl Zone {
         out
     }
 
+    /// The zone cut nearest this zone's apex on the way down to `name`: the
+    /// first name strictly below the apex, `name` itself included, that
+    /// owns an NS RRset here (a delegation, secure with a DS or insecure
+    /// without). `None` when `name` is not below the apex or no delegation
+    /// separates it from the apex: this zone, not a child, speaks for it.
+    pub fn cut_toward(&self, name: &Name) -> Option<Name> {
+        if !self.origin.zone_of(name) {
+            return None;
+        }
+        let apex = usize::from(self.origin.num_labels());
+        (apex + 1..=usize::from(name.num_labels()))
+            .map(|n| name.trim_to(n))
+            .find(|at| {
+                key_of(at)
+                    .ok()
+                    .and_then(|k| self.store.get(&k))
+                    .is_some_and(|e| e.set(rtype::NS).is_some())
+            })
+    }
+
     /// Where the origin ends the question's name in `msg`, when it can be
     /// pointed to (not the root).
     fn origin_in_question(&self, qname: &Key) -> Option<usize> {
@@ -275,6 +295,59 @@ impl Zone {
 #[cfg(test)]
 mod tests {
     use super::fixtures::*;
+    use hickory_proto::rr::RData;
+    use hickory_proto::rr::rdata::NS;
+
+    fn ns(target: &str) -> RData {
+        RData::NS(NS(name(target)))
+    }
+
+    #[test]
+    fn cut_toward_finds_the_delegation_nearest_the_apex() {
+        let z = zone_at(
+            "d.test.",
+            vec![
+                rec("d.test.", ns("ns.d.test.")),
+                rec("ns.d.test.", a("192.0.2.1")),
+                rec("child.d.test.", ns("ns.child.d.test.")),
+                rec("ns.child.d.test.", a("192.0.2.2")),
+                rec("deep.sub.child.d.test.", a("192.0.2.3")),
+                rec("low.sub.d.test.", ns("ns.elsewhere.")),
+                rec("www.d.test.", a("192.0.2.4")),
+            ],
+        );
+        // At the name itself, and at a cut above it.
+        assert_eq!(
+            z.cut_toward(&name("child.d.test.")),
+            Some(name("child.d.test."))
+        );
+        assert_eq!(
+            z.cut_toward(&name("x.y.child.d.test.")),
+            Some(name("child.d.test."))
+        );
+        // Case does not matter.
+        assert_eq!(
+            z.cut_toward(&name("X.Child.D.Test.")),
+            Some(name("Child.D.Test."))
+        );
+        // Below an empty non-terminal, the cut further down.
+        assert_eq!(
+            z.cut_toward(&name("low.sub.d.test.")),
+            Some(name("low.sub.d.test."))
+        );
+        // No cut: data, an empty non-terminal, a missing name, the apex's
+        // own NS, a name outside the zone.
+        assert_eq!(z.cut_toward(&name("www.d.test.")), None);
+        assert_eq!(z.cut_toward(&name("x.www.d.test.")), None);
+        assert_eq!(z.cut_toward(&name("sub.d.test.")), None);
+        assert_eq!(z.cut_toward(&name("nowhere.d.test.")), None);
+        assert_eq!(z.cut_toward(&name("d.test.")), None);
+        assert_eq!(z.cut_toward(&name("child.other.test.")), None);
+        // The root zone: every name is below its apex.
+        let root = zone(vec![rec("test.", ns("ns.test."))]);
+        assert_eq!(root.cut_toward(&name("a.b.test.")), Some(name("test.")));
+        assert_eq!(root.cut_toward(&name("example.")), None);
+    }
 
     #[test]
     fn same_data_ignores_serial_and_records_round_trip() {
