@@ -101,57 +101,7 @@ impl Balancer {
     pub fn flush_cache(&self, name: &hickory_proto::rr::Name, zone: bool) -> Option<usize> {
         notify::flush(&self.state(), &self.flushes, name, zone, FlushBy::Http)
     }
-}
 
-/// What becomes of a client query at the door ([`Balancer::admit`]).
-pub enum Admission {
-    /// Answered (or dropped) at once: malformed, refused, rate limited.
-    Reply(Reply),
-    /// To be forwarded, on this snapshot.
-    Forward(Arc<LsState>, Admitted),
-}
-
-/// A client query admitted for forwarding: what was read of it, not yet
-/// its bytes (the caller decides where they go, or to shed it first).
-#[derive(Debug)]
-pub struct Admitted {
-    client_id: u16,
-    question_end: usize,
-    transport: Transport,
-    name_hash: u64,
-    route: Option<usize>,
-    log: Option<QueryLine>,
-    cache_generation: u64,
-}
-
-impl Admitted {
-    /// End of the question section in the query.
-    pub fn question_end(&self) -> usize {
-        self.question_end
-    }
-
-    /// The pool the query goes to (an index of [`LsState::pools`]); `None`:
-    /// every backend.
-    pub fn route(&self) -> Option<usize> {
-        self.route
-    }
-
-    /// The job, with `raw` holding the query's bytes as received.
-    pub fn into_job(self, raw: Vec<u8>) -> Job {
-        Job {
-            raw,
-            client_id: self.client_id,
-            question_end: self.question_end,
-            transport: self.transport,
-            name_hash: self.name_hash,
-            route: self.route,
-            log: self.log,
-            cache_generation: self.cache_generation,
-        }
-    }
-}
-
-impl Balancer {
     /// Reads a client query once (header and question) and decides: an
     /// immediate reply (counted), or a query to forward (not copied yet).
     /// Sends nothing: forwarding is [`Handler::handle`]'s part.
@@ -276,6 +226,54 @@ impl Balancer {
             cache_generation,
         };
         Admission::Forward(state, admitted)
+    }
+}
+
+/// What becomes of a client query at the door ([`Balancer::admit`]).
+pub enum Admission {
+    /// Answered (or dropped) at once: malformed, refused, rate limited.
+    Reply(Reply),
+    /// To be forwarded, on this snapshot.
+    Forward(Arc<LsState>, Admitted),
+}
+
+/// A client query admitted for forwarding: what was read of it, not yet
+/// its bytes (the caller decides where they go, or to shed it first).
+#[derive(Debug)]
+pub struct Admitted {
+    client_id: u16,
+    question_end: usize,
+    transport: Transport,
+    name_hash: u64,
+    route: Option<usize>,
+    log: Option<QueryLine>,
+    cache_generation: u64,
+}
+
+impl Admitted {
+    /// End of the question section in the query.
+    pub fn question_end(&self) -> usize {
+        self.question_end
+    }
+
+    /// The pool the query goes to (an index of [`LsState::pools`]); `None`:
+    /// every backend.
+    pub fn route(&self) -> Option<usize> {
+        self.route
+    }
+
+    /// The job, with `raw` holding the query's bytes as received.
+    pub fn into_job(self, raw: Vec<u8>) -> Job {
+        Job {
+            raw,
+            client_id: self.client_id,
+            question_end: self.question_end,
+            transport: self.transport,
+            name_hash: self.name_hash,
+            route: self.route,
+            log: self.log,
+            cache_generation: self.cache_generation,
+        }
     }
 }
 

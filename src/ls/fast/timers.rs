@@ -1,4 +1,4 @@
-//! A fast-path worker's timers, fired: one heap ([`Timers`]) for every
+//! Which of a fast-path worker's timers are live (the worker fires them): one heap ([`Timers`]) for every
 //! hedge, per-try and deadline timer of its flights and the two timers of
 //! each late entry (its query's deadline, the end of its grace). An entry is never removed from
 //! the heap when its flight ends or moves its timer: it goes stale, and is
@@ -8,66 +8,16 @@ use std::cmp::Reverse;
 use tokio::time::Instant;
 
 use super::flight::{Flight, Late, Slab, TimerFor, Timers};
-use super::worker::Worker;
-use crate::ls::upstream::ids::IdUse;
-
-impl Worker {
-    /// Runs every timer due at `now`.
-    pub(super) fn fire_timers(&mut self, now: Instant) {
-        while let Some(Reverse((at, what))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            if !timer_live(&self.flights, &self.late, at, what) {
-                continue;
-            }
-            match what {
-                TimerFor::Flight(idx) => {
-                    if let Some(f) = self.flights.get_mut(idx) {
-                        f.timer_at = None;
-                    }
-                    self.drive(idx, now);
-                }
-                TimerFor::Late(li) => {
-                    let Some(l) = self.late.get_mut(li) else {
-                        continue;
-                    };
-                    if l.entry.expire(now) {
-                        // At its deadline: no longer in flight; forgotten after the grace.
-                        let again = l.entry.forget_at();
-                        l.timer_at = again;
-                        self.timers.push(Reverse((again, TimerFor::Late(li))));
-                        continue;
-                    }
-                    if let Some(mut l) = self.late.remove(li) {
-                        l.entry.settle(now);
-                        if let Some(u) = self.ups.get_mut(l.sock) {
-                            u.ids.set(l.id, IdUse::Free);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// When the next live timer is due. Timers of flights that have ended
-    /// (most hedge timers: the answer came first) stay in the heap until
-    /// they reach its top; they are dropped here, so the worker never wakes
-    /// up only to find them stale (at moderate rates that was a wake-up per
-    /// millisecond, as many as one per ten queries).
-    pub(super) fn next_timer(&mut self) -> Option<Instant> {
-        let (flights, late) = (&self.flights, &self.late);
-        next_live(&mut self.timers, |at, what| {
-            timer_live(flights, late, at, what)
-        })
-    }
-}
 
 /// Whether the timer entry (`at`, `what`) is still armed: its flight or late
 /// entry exists and is waiting for exactly `at` (a slot reused since, or a
 /// timer moved, leaves a stale entry behind in the heap).
-fn timer_live(flights: &Slab<Flight>, late: &Slab<Late>, at: Instant, what: TimerFor) -> bool {
+pub(super) fn timer_live(
+    flights: &Slab<Flight>,
+    late: &Slab<Late>,
+    at: Instant,
+    what: TimerFor,
+) -> bool {
     match what {
         TimerFor::Flight(idx) => flights.get(idx).is_some_and(|f| f.timer_at == Some(at)),
         TimerFor::Late(li) => late.get(li).is_some_and(|l| l.timer_at == at),
@@ -76,7 +26,10 @@ fn timer_live(flights: &Slab<Flight>, late: &Slab<Late>, at: Instant, what: Time
 
 /// The earliest timer of `timers` that `live` accepts, dropping every
 /// earlier one (stale: its flight ended, or moved its timer).
-fn next_live(timers: &mut Timers, live: impl Fn(Instant, TimerFor) -> bool) -> Option<Instant> {
+pub(super) fn next_live(
+    timers: &mut Timers,
+    live: impl Fn(Instant, TimerFor) -> bool,
+) -> Option<Instant> {
     while let Some(Reverse((at, what))) = timers.peek().copied() {
         if live(at, what) {
             return Some(at);
