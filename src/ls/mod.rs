@@ -31,25 +31,24 @@
 //!   bound's share per client), [`loopmark`], [`latency`],
 //!   [`cache`] (the packet cache). The ACL and the rate limit are
 //!   [`crate::guard`]'s, shared with the server layer and the TS.
+pub mod async_path;
 pub mod backend;
 pub mod balancer;
 pub mod cache;
-pub mod fast;
-pub mod health;
 pub mod hedge;
+pub mod invalidate;
 pub mod latency;
 pub mod loopmark;
-pub mod notify;
 pub mod notify_peers;
 pub mod order;
-pub mod pool;
+pub mod probe;
 pub mod reply;
 pub mod resolution;
 pub mod run;
 pub mod state;
 pub mod sticky;
-pub mod strategy;
 pub mod suffix;
+pub mod udp_path;
 pub mod upstream;
 
 #[cfg(test)]

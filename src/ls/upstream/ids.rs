@@ -164,7 +164,7 @@ impl Late {
 }
 
 /// A query waiting for its response on a socket of the async pool
-/// ([`crate::ls::pool`]).
+/// ([`crate::ls::upstream::shared`]).
 pub(crate) struct Waiter {
     pub(crate) addr: SocketAddr,
     /// Its question section, as sent.

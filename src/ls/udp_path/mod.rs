@@ -132,7 +132,7 @@ mod tests {
         let balancer = Arc::new(Balancer::new(&cfg));
         let listeners = crate::server::Listeners::bind(&cfg.listen, 1).unwrap();
         let ls = listeners.local_addrs()[0];
-        super::super::health::first_round(&balancer, Duration::from_secs(2)).await;
+        super::super::probe::first_round(&balancer, Duration::from_secs(2)).await;
         let token = CancellationToken::new();
         let server = tokio::spawn(super::super::run::serve(
             balancer.clone(),
@@ -198,7 +198,7 @@ mod tests {
     }
 
     /// A worker over `backends` (asked in this order, all up) under
-    /// `strategy`, replicated, with a deadline of 10 s and a hedge delay and
+    /// `async_path`, replicated, with a deadline of 10 s and a hedge delay and
     /// per-try timeout of 8 s, serving `client`.
     fn worker(
         backends: &[std::net::SocketAddr],

@@ -38,7 +38,7 @@ use crate::ls::upstream::ROTATE_AFTER;
 use crate::ls::upstream::accept::{self, Reject};
 use crate::ls::upstream::ids::{self, IdUse};
 use crate::ls::upstream::sockets::{self, Family, Sockets};
-use crate::ls::{reply, strategy};
+use crate::ls::{async_path, reply};
 use crate::server::backoff::Backoff;
 use crate::server::batch::{self, RecvBatch, SendQueue};
 use crate::server::shed::{self, QueueGate, arrival, queue_bound, waited};
@@ -425,7 +425,7 @@ impl Worker {
                     self.holders.release(f.group);
                     // Those still asked become late entries.
                     let winner = end.backend();
-                    let excused = strategy::excuses_silence(f.res.layout(), end);
+                    let excused = async_path::excuses_silence(f.res.layout(), end);
                     // Backends charged a timeout by the reply itself.
                     let timed_out = matches!(end, End::OnTimeout { timed_out: true });
                     let route = f.state.route(&f.job);
@@ -501,7 +501,7 @@ impl Worker {
     /// Unanswered at its deadline, it is a loss of its backend, unless that
     /// backend answered the client (`winner`: a re-ask's lost twin) or the
     /// answer excuses every other backend's silence (`excused`:
-    /// [`strategy::excuses_silence`]). `charged`: the query timed out with
+    /// [`async_path::excuses_silence`]). `charged`: the query timed out with
     /// this backend silent, and the reply charged it (its refused copy is
     /// not charged a second time).
     fn retire(
@@ -548,7 +548,7 @@ impl Worker {
 
     /// The upstream query `id` on socket `sock` that the kernel refused to
     /// send: its try ends at once, as a refused send ends one on the async
-    /// path ([`crate::ls::pool`]: the exchange fails, its waiter is
+    /// path ([`crate::ls::upstream::shared`]: the exchange fails, its waiter is
     /// abandoned). Its flight hears `Failed` for its backend (the next
     /// backend is asked at once, or the client answered when none is left);
     /// the attempt stays marked in the flight until the flight ends and
