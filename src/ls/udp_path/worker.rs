@@ -35,11 +35,11 @@ use crate::ls::loopmark::PlainAnswer;
 use crate::ls::resolution::{End, Step, Verdict};
 use crate::ls::state::Route;
 use crate::ls::upstream::ROTATE_AFTER;
-use crate::ls::upstream::accept::{self, Reject};
+use crate::ls::upstream::accept::{self, DropReason};
 use crate::ls::upstream::ids::{self, IdUse};
 use crate::ls::upstream::sockets::{self, Family, Sockets};
 use crate::ls::{async_path, reply};
-use crate::server::backoff::Backoff;
+use crate::server::backoff::RecvBackoff;
 use crate::server::batch::{self, RecvBatch, SendQueue};
 use crate::server::shed::{self, QueueGate, arrival, queue_bound, waited};
 use crate::server::{Reply, Request};
@@ -148,7 +148,7 @@ impl Worker {
             RecvBatch::with_timestamps(UPSTREAM_SLOTS),
             RecvBatch::with_timestamps(UPSTREAM_SLOTS),
         ];
-        let mut backoff = Backoff::default();
+        let mut backoff = RecvBackoff::default();
         let mut gate = QueueGate::default();
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(sleep);
@@ -586,19 +586,18 @@ impl Worker {
         from: SocketAddr,
         cut: bool,
         now: Instant,
-    ) -> Result<(), Reject> {
+    ) -> Result<(), DropReason> {
         let h = accept::header(resp)?;
         let Some(u) = self.ups.get(sock) else {
             return Ok(());
         };
         let idx = match u.ids.get(h.id) {
-            IdUse::Free => return Err(Reject::WrongId),
+            IdUse::Free => return Err(DropReason::WrongId),
             IdUse::Late(li) => {
-                let why = self
-                    .late
-                    .get(li)
-                    .map_or(Reject::WrongSource, |l| accept::late(from, l.entry.addr));
-                if why == Reject::Late
+                let why = self.late.get(li).map_or(DropReason::WrongSource, |l| {
+                    accept::late(from, l.entry.addr)
+                });
+                if why == DropReason::Late
                     && let Some(mut l) = self.late.remove(li)
                 {
                     l.entry.settle(now);
@@ -610,12 +609,12 @@ impl Worker {
             }
             IdUse::Flight(idx) => idx,
         };
-        let f = self.flights.get_mut(idx).ok_or(Reject::WrongId)?;
+        let f = self.flights.get_mut(idx).ok_or(DropReason::WrongId)?;
         let pos = f
             .attempts
             .iter()
             .position(|a| a.sock == sock && a.id == h.id && !a.refused)
-            .ok_or(Reject::WrongId)?;
+            .ok_or(DropReason::WrongId)?;
         let backend = f.attempts.get(pos).map_or(usize::MAX, |a| a.backend);
         let Some(addr) = f.state.route(&f.job).backends.get(backend).map(|b| b.addr) else {
             return Ok(());

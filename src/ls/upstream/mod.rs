@@ -5,7 +5,7 @@
 //! own their waiting and timing, the rules live here, once:
 //!
 //! - [`accept`]: the RFC 5452 check of a response against the query it
-//!   answers (ID, source, question), one [`Reject`] per reason, counted in
+//!   answers (ID, source, question), one [`DropReason`] per reason, counted in
 //!   [`DropCounters`] the same on every path (UDP fast path, async pool,
 //!   TCP connections).
 //! - [`ids`]: which IDs are in use on an upstream socket ([`ids::Ids`]),
@@ -31,7 +31,7 @@ pub mod shared;
 pub mod sockets;
 pub mod tcp;
 
-pub use accept::{DropCounters, Reject};
+pub use accept::{DropCounters, DropReason};
 pub use error::UpstreamError;
 pub use ids::LATE_GRACE;
 pub use sockets::{Family, ROTATE_AFTER, wear_budget};

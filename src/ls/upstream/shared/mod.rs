@@ -39,13 +39,13 @@ use tokio::time::{Instant, MissedTickBehavior, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::accept::{self, Reject};
-use super::ids::{Table, Waiter, random_free_id};
+use super::accept::{self, DropReason};
+use super::ids::{IdTable, Waiter, random_free_id};
 use super::sockets::{self, Family};
 use super::{DropCounters, TcpConns, UpstreamError, wear_budget};
 use crate::dns::{HEADER_LEN, WireHeader};
 use crate::ls::backend::InFlight;
-use crate::server::backoff::Backoff;
+use crate::server::backoff::RecvBackoff;
 use crate::server::batch::RecvBatch;
 
 mod cork;
@@ -61,7 +61,7 @@ pub const LATE_CHECK: Duration = Duration::from_millis(100);
 /// One pooled socket and the queries waiting on it.
 struct SharedSocket {
     sock: UdpSocket,
-    table: Mutex<Table>,
+    table: Mutex<IdTable>,
     uses: AtomicU64,
     /// Queries it sends before it is replaced (around [`ROTATE_AFTER`],
     /// drawn at random so that sockets do not all wear out together).
@@ -76,7 +76,7 @@ struct SharedSocket {
 }
 
 impl SharedSocket {
-    fn table(&self) -> MutexGuard<'_, Table> {
+    fn table(&self) -> MutexGuard<'_, IdTable> {
         // A panic while holding the lock cannot leave the maps inconsistent.
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -268,7 +268,7 @@ impl SharedSockets {
         };
         let fresh = Arc::new(SharedSocket {
             sock,
-            table: Mutex::new(Table::default()),
+            table: Mutex::new(IdTable::default()),
             uses: AtomicU64::new(1),
             budget: wear_budget(ROTATE_AFTER, rand::random::<f64>()),
             has_late: AtomicBool::new(false),
@@ -358,7 +358,7 @@ thread_local! {
 /// Reads one socket's responses and hands each to the query it answers,
 /// until the socket's `stop` token is cancelled.
 async fn read_loop(ps: Arc<SharedSocket>, drops: Arc<DropCounters>, family: Family) {
-    let mut backoff = Backoff::default();
+    let mut backoff = RecvBackoff::default();
     loop {
         tokio::select! {
             _ = ps.stop.cancelled() => return,
@@ -412,15 +412,20 @@ fn deliver(
 }
 
 /// [`deliver`]'s work: `Ok` when delivered, else why not.
-fn judge(ps: &SharedSocket, resp: &[u8], from: SocketAddr, oversized: bool) -> Result<(), Reject> {
+fn judge(
+    ps: &SharedSocket,
+    resp: &[u8],
+    from: SocketAddr,
+    oversized: bool,
+) -> Result<(), DropReason> {
     let h = accept::header(resp)?;
     let mut table = ps.table();
     let Some(w) = table.waiting.get(&h.id) else {
         let Some(l) = table.late.get(&h.id) else {
-            return Err(Reject::WrongId);
+            return Err(DropReason::WrongId);
         };
         let why = accept::late(from, l.addr);
-        if why == Reject::Late
+        if why == DropReason::Late
             && let Some(mut l) = table.late.remove(&h.id)
         {
             l.settle(Instant::now());
