@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 
-use dnslb::server::doh::{HttpQuery, MAX_QUERY, DohRefusal, max_age, query_of};
+use dnslb::server::doh::{DohRefusal, HttpQuery, MAX_QUERY, max_age, query_of};
 use dnslb::server::forwarded::{Client, client_of};
 use hyper::Method;
 use libfuzzer_sys::fuzz_target;
