@@ -16,7 +16,7 @@ use crate::ts::{self, TsSettings, signing, zonefile};
 
 /// What `dnslb check` found.
 #[derive(Debug, Default)]
-pub struct Checked {
+pub struct CheckReport {
     /// Problems: the config is bad while there is one.
     pub problems: Vec<String>,
     /// Warnings: worth knowing, the config is good all the same.
@@ -29,11 +29,11 @@ pub fn check(path: &Path) -> Vec<String> {
 }
 
 /// Every problem and warning found in the config at `path` and its zones.
-pub fn check_all(path: &Path) -> Checked {
+pub fn check_all(path: &Path) -> CheckReport {
     let cfg = match Config::diagnose_file(path) {
         Ok(c) => c,
         Err(errs) => {
-            return Checked {
+            return CheckReport {
                 problems: errs.iter().map(ToString::to_string).collect(),
                 warnings: Vec::new(),
             };
@@ -116,7 +116,7 @@ pub fn check_all(path: &Path) -> Checked {
     // A file named by several table servers is warned about once.
     let mut seen = std::collections::HashSet::new();
     warnings.retain(|w| seen.insert(w.clone()));
-    Checked { problems, warnings }
+    CheckReport { problems, warnings }
 }
 
 /// A warning for each certificate of `[ls.tls]` and `[ls.https]` whose leaf

@@ -237,7 +237,7 @@ fn paths(code: &[u8], file_mod: &[String]) -> Vec<(usize, Vec<String>)> {
     found
 }
 
-/// The module path of the file at `rel` (under src/): `ls/fast/mod.rs` is `ls::fast`.
+/// The module path of the file at `rel` (under src/): `ls/udp_path/mod.rs` is `ls::udp_path`.
 fn module_of(rel: &Path) -> Vec<String> {
     let mut parts: Vec<String> = rel
         .iter()
@@ -358,7 +358,7 @@ fn test_modules(code: &[u8]) -> (Vec<(usize, usize)>, Vec<String>) {
 }
 
 /// The arrows between sibling modules at every depth (`ls::balancer` to
-/// `ls::notify`, `server::tcp` to `server::tls`), test-only modules left out.
+/// `ls::invalidate`, `server::tcp` to `server::tls`), test-only modules left out.
 fn sibling_arrows(src: &Path) -> Arrows {
     let mut files = Vec::new();
     rust_files(src, &mut files);

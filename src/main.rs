@@ -90,7 +90,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check { config } => {
             // Each line as it is, or (--log-format json) an event: every
             // line of stderr is then JSON.
-            let dnslb::check::Checked { problems, warnings } = dnslb::check::check_all(&config);
+            let dnslb::check::CheckReport { problems, warnings } = dnslb::check::check_all(&config);
             for p in &problems {
                 report(log.format, p);
             }
