@@ -19,7 +19,7 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use rustix::process::Signal;
 
-use crate::cache::a_300;
+use crate::kit::a_300;
 use crate::kit::*;
 use crate::peers::tsig::SECRET_256;
 

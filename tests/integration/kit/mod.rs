@@ -13,6 +13,11 @@
 //! * [`signed`]: zones signed by the real DNSSEC tools as the test runs.
 //! * [`rrsets`]: two answers compared RRset by RRset, printed like `dig`.
 //! * [`nsd`]: NSD as a reference primary or a secondary ([`Nsd`]).
+//! * [`tls`]: DoT and DoH clients, a test PKI, `curl` (not re-exported:
+//!   its names are DoT's `ask` and `connect`; use `kit::tls::...`).
+//! * [`xfr`]: `dnslb ts` as a child process with a PROJ table, and its
+//!   NOTIFY log read.
+//! * [`dnssec`]: the differential DNSSEC cases, trust anchors and `delv`.
 //! * [`load`]: the one load policy: [`heavy`] tests (floods, 400,000
 //!   queries, 200,000-name zones) hold it exclusively, tests asserting a
 //!   wall-clock upper bound hold it shared ([`timed`]), so no upper bound is
@@ -22,6 +27,7 @@
 pub mod children;
 pub mod client;
 pub mod conf;
+pub mod dnssec;
 pub mod env;
 pub mod fakes;
 pub mod http;
@@ -31,10 +37,13 @@ pub mod procs;
 pub mod rrsets;
 pub mod servers;
 pub mod signed;
+pub mod tls;
+pub mod xfr;
 
 pub use children::*;
 pub use client::*;
 pub use conf::*;
+pub use dnssec::*;
 pub use env::*;
 pub use fakes::*;
 pub use http::*;
@@ -44,3 +53,4 @@ pub use procs::*;
 pub use rrsets::*;
 pub use servers::*;
 pub use signed::*;
+pub use xfr::*;
