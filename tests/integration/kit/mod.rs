@@ -1,5 +1,7 @@
-//! The test kit every integration module uses, so that no module carries
-//! its own copy of a client, a server starter or a fake:
+//! The test kit every integration module uses: every helper that more than
+//! one test file needs lives here, and a test file imports helpers only from
+//! here (a few files still keep a local `ask` or `start_ts` fitted to their
+//! own case, issue 36):
 //!
 //! * [`client`]: queries, UDP/TCP asks, reading answers.
 //! * [`children`]: `dnslb` processes: readiness, the log of `up`, `/proc`.

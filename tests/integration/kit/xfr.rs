@@ -107,9 +107,9 @@ impl TsProc {
     }
 
     /// Polls the TS's log until `needle` occurs at least `count` times
-    /// ([`crate::peers::wait_log`]: the TS must stay up meanwhile).
+    /// ([`kit::wait_stderr`]: the TS must stay up meanwhile).
     pub(crate) async fn wait_log(&mut self, needle: &str, count: usize, limit: Duration) {
-        crate::peers::wait_log(&mut self.proc, needle, count, limit).await;
+        kit::wait_stderr(&mut self.proc, needle, count, limit).await;
     }
 }
 
