@@ -14,6 +14,7 @@
 //! * [`env`]: fixtures, installed programs, skipping what cannot run.
 //! * [`signed`]: zones signed by the real DNSSEC tools as the test runs.
 //! * [`rrsets`]: two answers compared RRset by RRset, printed like `dig`.
+//! * [`knot`]: Knot DNS as a primary or a secondary ([`Knot`]).
 //! * [`nsd`]: NSD as a reference primary or a secondary ([`Nsd`]).
 //! * [`tls`]: DoT and DoH clients, a test PKI, `curl` (not re-exported:
 //!   its names are DoT's `ask` and `connect`; use `kit::tls::...`).
@@ -33,6 +34,7 @@ pub mod dnssec;
 pub mod env;
 pub mod fakes;
 pub mod http;
+pub mod knot;
 pub mod load;
 pub mod nsd;
 pub mod procs;
@@ -49,6 +51,7 @@ pub use dnssec::*;
 pub use env::*;
 pub use fakes::*;
 pub use http::*;
+pub use knot::Knot;
 pub use load::*;
 pub use nsd::Nsd;
 pub use procs::*;

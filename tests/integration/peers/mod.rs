@@ -46,7 +46,6 @@ pub use crate::kit::{
 
 mod cache_cookies;
 mod dnsdist;
-pub(crate) mod knot;
 mod knot_secondary;
 mod replicated;
 mod signed;
@@ -56,8 +55,6 @@ mod unbound;
 
 /// How long a server may take to start answering.
 pub const READY_LIMIT: Duration = Duration::from_secs(15);
-/// One poll query's wait for its answer.
-pub const POLL_WAIT: Duration = Duration::from_millis(300);
 /// Pause between two polls (a refused port answers at once).
 pub const POLL: Duration = Duration::from_millis(20);
 

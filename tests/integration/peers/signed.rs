@@ -35,9 +35,9 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
-use super::knot::Knot;
 use super::unbound::Unbound;
 use super::{READY_LIMIT, need, path_str, show, wait_for, wrapped};
+use crate::kit::Knot;
 use crate::kit::Nsd;
 use crate::kit::{self, Proc, ZoneDir, free_ports, local, ls_head_toml, pair_backends_toml};
 use crate::kit::{anchor, delv, delv_every_case};
