@@ -17,7 +17,7 @@ use super::prom::{Expo, rcode_name, write_build_info, write_process};
 use super::{exposition, not_found, serve_app};
 use crate::ts::TableServer;
 use crate::ts::metrics::{OTHER_RCODE, TsMetrics, Unanswered};
-use crate::ts::tsig::Refusal;
+use crate::ts::xfr::tsig::Refusal;
 
 /// The `rcode` label of slot `i` of [`TsMetrics::answers`].
 fn rcode_label(i: usize) -> String {

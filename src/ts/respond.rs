@@ -14,7 +14,7 @@ use super::TableServer;
 use super::answer::{self, PlainQuery};
 use super::metrics::{Outcome, Unanswered};
 use super::wire::Key;
-use super::xfr;
+use super::xfr::{axfr, ixfr, tsig};
 use super::zone::{Catalog, Zone};
 use crate::config::OnMiss;
 use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
@@ -60,7 +60,15 @@ impl TableServer {
     /// transfer key, a signed request or a transfer goes through its TSIG
     /// check first (`tsig.rs`).
     fn respond(&self, req: Request<'_>) -> (Reply, Outcome) {
-        if let Some(done) = self.respond_signed(&req, |r, room| self.respond_unsigned(r, room)) {
+        let signed = tsig::respond_signed(
+            &self.xfr_key,
+            &self.settings.name,
+            &self.metrics.xfr,
+            &req,
+            |q, rcode| self.rcode_answer(q, rcode),
+            |r, room| self.respond_unsigned(r, room),
+        );
+        if let Some(done) = signed {
             return done;
         }
         self.respond_unsigned(req, 0)
@@ -181,8 +189,8 @@ impl TableServer {
 
     /// The answer to an AXFR or IXFR of `zone` (from an allowed client): the
     /// whole zone, the differences since the client's serial, or the SOA
-    /// alone (see [`ixfr`](super::ixfr)); over TCP, streamed, at most
-    /// [`xfr::MAX_TRANSFERS`] at once. Each message leaves `room` bytes
+    /// alone (see [`ixfr`](super::xfr::ixfr)); over TCP, streamed, at most
+    /// [`axfr::MAX_TRANSFERS`] at once. Each message leaves `room` bytes
     /// (for its TSIG) under the client's limit, or TCP's.
     fn transfer(
         &self,
@@ -191,8 +199,8 @@ impl TableServer {
         req: &Request<'_>,
         room: usize,
     ) -> (Reply, Outcome) {
-        use super::ixfr::Since;
-        use xfr::Content;
+        use axfr::Content;
+        use ixfr::Since;
         let counters = &self.metrics.xfr;
         let raw = (req.raw, q.question_end);
         // An OPT in the request gets one in every message (RFC 6891
@@ -211,7 +219,7 @@ impl TableServer {
             };
             match self
                 .journal
-                .since(&journal_key(zone), serial, zone.serial())
+                .since(&ixfr::journal_key(zone), serial, zone.serial())
             {
                 Since::UpToDate => Content::Soa,
                 Since::Changes(d) => Content::Changes(d),
@@ -225,13 +233,13 @@ impl TableServer {
         let max = usize::from(q.max_size(req.transport)).saturating_sub(room);
         if udp || matches!(content, Content::Soa) {
             if let Content::Changes(_) = content
-                && let Some(m) = xfr::single(zone, content, (raw, opt), max, counters)
+                && let Some(m) = axfr::single(zone, content, (raw, opt), max, counters)
             {
                 count(&counters.ixfr_incremental);
                 return (Reply::One(m), ok);
             }
             count(&counters.ixfr_soa);
-            return match xfr::single(zone, Content::Soa, (raw, opt), max, counters) {
+            return match axfr::single(zone, Content::Soa, (raw, opt), max, counters) {
                 Some(m) => (Reply::One(m), ok),
                 None => (
                     self.rcode_answer(q, ResponseCode::ServFail),
@@ -239,9 +247,9 @@ impl TableServer {
                 ),
             };
         }
-        let Some(slot) = xfr::Slot::take(counters, xfr::MAX_TRANSFERS) else {
+        let Some(slot) = axfr::Slot::take(counters, axfr::MAX_TRANSFERS) else {
             count(&counters.refused_busy);
-            tracing::debug!(zone = %zone.origin(), "transfer refused: {} under way", xfr::MAX_TRANSFERS);
+            tracing::debug!(zone = %zone.origin(), "transfer refused: {} under way", axfr::MAX_TRANSFERS);
             let rcode = ResponseCode::ServFail;
             return (self.rcode_answer(q, rcode), Outcome::Answered(rcode));
         };
@@ -250,11 +258,11 @@ impl TableServer {
             (_, RecordType::IXFR) => &counters.ixfr_full,
             _ => &counters.axfr,
         });
-        let t = xfr::Transfer::new(
+        let t = axfr::Transfer::new(
             zone,
             content,
             raw,
-            xfr::XFR_MESSAGE_BUDGET,
+            axfr::XFR_MESSAGE_BUDGET,
             std::sync::Arc::clone(counters),
             Some(slot),
         )
@@ -285,11 +293,6 @@ impl TableServer {
 fn less(max: u16, room: usize) -> u16 {
     let room = u16::try_from(room).unwrap_or(u16::MAX);
     max.saturating_sub(room)
-}
-
-/// The key of `zone` in the IXFR journal: its origin, lower-cased.
-pub(super) fn journal_key(zone: &Zone) -> String {
-    zone.origin().to_ascii().to_ascii_lowercase()
 }
 
 /// The serial of the SOA an IXFR request `raw` carries in its authority

@@ -56,6 +56,7 @@ mod dname;
 mod fixtures;
 mod nsec3;
 mod proof;
+pub mod rrlist;
 pub(crate) mod rtype;
 mod sign;
 mod soa;

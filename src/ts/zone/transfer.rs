@@ -5,8 +5,8 @@
 use std::cmp::Ordering;
 
 use super::Zone;
+use super::rrlist::RrList;
 use super::store::{Entry, Store};
-use crate::ts::ixfr::RrList;
 use crate::ts::wire::cmp_names;
 
 /// Where a transfer stands in a zone's records: the arena offset of the
@@ -217,8 +217,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::super::fixtures::*;
-    use crate::ts::ixfr::split_rr;
     use crate::ts::source::SourceRecord;
+    use crate::ts::zone::rrlist::split_rr;
 
     /// A zone of `(name index, kind, value)` records under `test.`.
     fn small_zone(recs: &[(u8, bool, u8)]) -> super::Zone {
@@ -250,7 +250,7 @@ mod tests {
         out
     }
 
-    fn lowered(list: &crate::ts::ixfr::RrList) -> BTreeSet<Vec<u8>> {
+    fn lowered(list: &crate::ts::zone::rrlist::RrList) -> BTreeSet<Vec<u8>> {
         list.iter()
             .map(|rr| {
                 let (owner, rest) = split_rr(rr).unwrap();
@@ -297,7 +297,7 @@ mod tests {
     fn a_record_that_cannot_be_read_stops_the_transfer_loudly() {
         use crate::server::MessageStream;
         use crate::ts::metrics::XfrCounters;
-        use crate::ts::xfr::{Content, Transfer};
+        use crate::ts::xfr::axfr::{Content, Transfer};
         use std::sync::Arc;
         use std::sync::atomic::Ordering::Relaxed;
 

@@ -26,10 +26,10 @@ use hickory_proto::rr::Name;
 
 use crate::config::DnssecAlgorithm;
 
-pub mod ds;
 mod file;
 mod material;
-use super::zone::rtype::{CDNSKEY, CDS, DNSKEY};
+use crate::ts::zone::rtype::{CDNSKEY, CDS, DNSKEY};
+pub(in crate::ts::dnssec) use file::origin_text;
 pub(crate) use material::key_tag;
 
 use material::KeyPair;

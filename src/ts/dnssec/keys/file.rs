@@ -12,7 +12,7 @@ use hickory_proto::rr::Name;
 use super::material::{self, KeyPair, PRIVATE_LEN};
 use super::{KeyError, SEP_FLAG, Timing, ZONE_FLAG, algorithm_number};
 use crate::config::DnssecAlgorithm;
-use crate::ts::signed::stamp;
+use crate::ts::dnssec::presigned::stamp;
 use crate::ts::zonefile::rrsig_time;
 
 /// What is read of one key: its pair, DNSKEY RDATA and timing.
@@ -31,7 +31,7 @@ pub(super) fn lock(dir: &Path) -> std::io::Result<Lock> {
 
 /// The zone as key files name it: lower case, with the trailing dot (`.`
 /// for the root).
-pub(super) fn origin_text(origin: &Name) -> String {
+pub(in crate::ts::dnssec) fn origin_text(origin: &Name) -> String {
     let mut text = origin.to_lowercase().to_ascii();
     if !text.ends_with('.') {
         text.push('.');

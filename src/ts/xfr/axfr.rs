@@ -20,11 +20,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::ixfr::{Delta, RrList, split_rr};
-use super::metrics::XfrCounters;
-use super::zone::{Cursor, RecordAt, Zone};
+use super::ixfr::Delta;
 use crate::dns::{self, HEADER_LEN};
 use crate::server::{MessageStream, StreamAborted};
+use crate::ts::metrics::XfrCounters;
+use crate::ts::zone::rrlist::{RrList, split_rr};
+use crate::ts::zone::{Cursor, RecordAt, Zone};
 
 /// Target size of one transfer message over TCP (well under the 64 KiB
 /// limit, and under the 16 KiB reach of a compression pointer).
