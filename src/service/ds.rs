@@ -1,5 +1,6 @@
 //! `dnslb ds`: the DS records of the zones a TS signs, for the operator to
-//! hand to the parent zone (the lines are [`ds_line`]'s). The zones are
+//! hand to the parent zone (the lines are
+//! [`ds_line`](crate::ts::dnssec::ds::ds_line)'s). The zones are
 //! found by loading the TS's files, and their keys are made when absent, so
 //! the DS can reach the parent before the TS first starts.
 use hickory_proto::rr::Name;
@@ -9,9 +10,6 @@ use crate::ts::dnssec::keys::{KeyError, ZoneKeys};
 use crate::ts::dnssec::policy::signs;
 use crate::ts::source::ZoneError;
 use crate::ts::{TsSettings, load_catalog};
-
-#[cfg(doc)]
-use crate::ts::dnssec::ds::ds_line;
 
 /// Why `dnslb ds` prints nothing.
 #[derive(Debug, thiserror::Error)]

@@ -106,8 +106,8 @@ fn same_rdata(rtype: u16, a: &[u8], b: &[u8]) -> bool {
         return a[..end].eq_ignore_ascii_case(&b[..end]) && a[end..] == b[end..];
     }
     let (mut ca, mut cb) = (Vec::with_capacity(a.len()), Vec::with_capacity(b.len()));
-    super::sign::canonical::rdata_into(rtype, a, &mut ca);
-    super::sign::canonical::rdata_into(rtype, b, &mut cb);
+    super::canonical_rdata::rdata_into(rtype, a, &mut ca);
+    super::canonical_rdata::rdata_into(rtype, b, &mut cb);
     ca == cb
 }
 

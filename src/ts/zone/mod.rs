@@ -35,9 +35,14 @@
 //!   proofs of negative and wildcard answers and of delegations;
 //! - `soa.rs`: the SOA as answers write it, its names compressed;
 //! - `canon.rs`: canonical name order and the NSEC owners sorted in it;
+//!   `canonical_rdata.rs`: the canonical form of RDATA (RFC 4034 §6.2),
+//!   which the builder's duplicate check and the signer both use;
+//! - `sign/`: signing a compiled zone ([`Zone::sign`]), and `signature.rs`
+//!   what a zone the TS signed remembers of it ([`Signature`]);
 //! - `nsec3.rs`: the NSEC3 chain: hashing, owners sorted by hash;
 //! - `transfer.rs`: the records as zone transfers read them ([`Cursor`])
-//!   and the difference between two versions ([`Zone::diff`]);
+//!   and the difference between two versions ([`Zone::diff`]), made of
+//!   [`rrlist`]'s record lists (which the IXFR journal keeps);
 //! - `catalog.rs`: [`Catalog`].
 use std::sync::Arc;
 
@@ -50,6 +55,7 @@ use crate::ts::wire::{Key, push_name_ref};
 
 mod build;
 mod canon;
+mod canonical_rdata;
 mod catalog;
 mod dname;
 #[cfg(test)]
@@ -59,6 +65,7 @@ mod proof;
 pub mod rrlist;
 pub(crate) mod rtype;
 mod sign;
+mod signature;
 mod soa;
 mod store;
 use soa::SoaWire;
@@ -69,7 +76,8 @@ pub use build::ZoneBuilder;
 pub(crate) use build::key_of;
 pub use catalog::Catalog;
 pub(crate) use nsec3::{ITERATIONS_MAX as NSEC3_ITERATIONS_MAX, owner_hash};
-pub use sign::{Keys, RrsetSigner, SignError, Signature};
+pub use sign::{Keys, RrsetSigner, SignError};
+pub use signature::Signature;
 pub use store::SET_DO_ONLY;
 use store::Store;
 pub use transfer::{Cursor, RecordAt, Unreadable};
@@ -109,7 +117,7 @@ pub struct Zone {
     /// Whether any name owns a DNAME (enables the redirection walk).
     has_dnames: bool,
     /// For a zone the TS signed: its data's digest, keys and validity.
-    signed: Option<Arc<sign::Signature>>,
+    signed: Option<Arc<Signature>>,
 }
 
 /// What [`Zone::write_answer`] wrote.

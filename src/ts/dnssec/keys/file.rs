@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use data_encoding::BASE64;
 use hickory_proto::rr::Name;
 
+use super::error::KeyError;
 use super::material::{self, KeyPair, PRIVATE_LEN};
-use super::{KeyError, SEP_FLAG, Timing, ZONE_FLAG, algorithm_number};
+use super::meta::{SEP_FLAG, Timing, ZONE_FLAG, algorithm_number};
 use crate::config::DnssecAlgorithm;
 use crate::ts::dnssec::presigned::stamp;
 use crate::ts::zonefile::rrsig_time;

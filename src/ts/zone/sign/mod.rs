@@ -11,7 +11,7 @@
 //! signed on every core ([`std::thread::available_parallelism`]), each
 //! round's records handed to the zone builder before the next, so a big
 //! table never sits in memory as decoded records. The keys come in as
-//! [`Keys`] (files and their timing: `ts/keys`). The zone remembers its
+//! [`Keys`] (files and their timing: `ts/dnssec/keys`). The zone remembers its
 //! unsigned data's digest, its key tags and the validity of its oldest
 //! signature ([`Signature`]): a reload of the same data with the same keys
 //! keeps it, and the signer refreshes it before [`Signature::refresh_at`].
@@ -32,14 +32,15 @@ use ring::digest::{Context, SHA256};
 
 use super::Zone;
 use super::build::{ZoneBuilder, rdata_into as encode_rdata};
+use super::canonical_rdata;
 use super::nsec3::{HASH_LEN, nsec3_hash};
 use super::rtype::{CDNSKEY, CDS, DNAME, DNSKEY, DS, NS, NSEC, NSEC3, NSEC3PARAM, RRSIG, SOA};
+use super::signature::{Signature, refresh_point};
 use super::store::{Entry, SET_DO_ONLY, be32};
 use crate::config::Denial;
 use crate::ts::source::{BuildError, ZoneError};
 use crate::ts::wire::{Key, cmp_names};
 
-pub(super) mod canonical;
 mod denial;
 
 /// How long a signature is valid (SPEC §4: 14 days).
@@ -53,12 +54,6 @@ const ROUND: usize = 16_384;
 /// the zone is signed, so that signatures made at nearby times are renewed
 /// together rather than each at its own moment (Knot's `rrsig-pre-refresh`).
 pub(crate) const PRE_REFRESH: u32 = 3600;
-
-/// When a signature valid from `inception` to `expiration` is due to be
-/// made anew: a tenth of its life before it expires (SPEC §4).
-pub(crate) fn refresh_point(inception: u32, expiration: u32) -> u32 {
-    expiration.saturating_sub(expiration.saturating_sub(inception) / 10)
-}
 
 /// The keep-or-resign policy: whether the RRSIGs `old` (their RDATA) over
 /// an RRset are served again by a signing at `now` instead of made anew.
@@ -153,51 +148,6 @@ pub enum SignError {
     /// The signed zone could not be compiled.
     #[error(transparent)]
     Zone(#[from] ZoneError),
-}
-
-/// What a zone signed by the TS remembers of its signing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signature {
-    /// SHA-256 of the unsigned data (records, SOA but its serial).
-    pub data: [u8; 32],
-    /// The keys it was signed with ([`Keys::id`]).
-    pub tags: Vec<u16>,
-    /// When the validity of its oldest signature (the first to expire)
-    /// starts, seconds since the epoch.
-    pub inception: u32,
-    /// When its oldest signature expires, seconds since the epoch: every
-    /// other is valid at least as long.
-    pub expiration: u32,
-    /// When the validity of its newest signature starts: a clock behind it
-    /// (stepped back since the signing) makes that signature not yet valid
-    /// to validators.
-    pub latest_inception: u32,
-    /// The denial of existence it carries.
-    pub denial: Denial,
-    /// When its keys next change what they do ([`Keys::next_event`]).
-    pub key_event: Option<u32>,
-}
-
-impl Signature {
-    /// When the zone is signed anew: a tenth of its oldest signature's
-    /// life before it expires (SPEC §4), or at its keys' next event if
-    /// sooner.
-    pub fn refresh_at(&self) -> u32 {
-        let expiry = refresh_point(self.inception, self.expiration);
-        self.key_event.map_or(expiry, |k| k.min(expiry))
-    }
-
-    /// Whether the zone must be signed again at `now`, its keys doing what
-    /// `keys_id` says ([`Keys::id`], read at `now`): the keys changed what
-    /// they do (a key added, removed, activated, retired, settled), its
-    /// oldest signature reached its refresh point, or the clock is behind
-    /// a signature's inception (stepped back: that signature is not valid
-    /// yet). A key event alone, the keys doing the same, does not.
-    pub fn stale(&self, keys_id: &[u16], now: u32) -> bool {
-        self.tags != keys_id
-            || now >= refresh_point(self.inception, self.expiration)
-            || now < self.latest_inception
-    }
 }
 
 /// Where a name stands in the zone being signed.
@@ -579,7 +529,7 @@ impl<'a, 'k> Signer<'a, 'k> {
         }
         for set in kept(&e).filter(|s| kind != Kind::Cut || s.rtype == DS) {
             let ttl = set.records().next().map_or(0, |r| be32(r, 4));
-            let rdatas = canonical::sorted(
+            let rdatas = canonical_rdata::sorted(
                 set.rtype,
                 set.records().map(|r| r.get(10..).unwrap_or_default()),
             );
@@ -595,7 +545,7 @@ impl<'a, 'k> Signer<'a, 'k> {
                 e.owner,
                 DNSKEY,
                 *ttl,
-                &canonical::sorted(DNSKEY, self.keys.dnskeys.iter()),
+                &canonical_rdata::sorted(DNSKEY, self.keys.dnskeys.iter()),
                 out,
             )?;
             if self.denial == Denial::Nsec3 {
@@ -658,7 +608,7 @@ impl<'a, 'k> Signer<'a, 'k> {
         let set = old.set(rtype)?;
         let sigs = old.sigs(rtype)?;
         let unchanged = set.records().all(|r| be32(r, 4) == ttl)
-            && canonical::sorted(
+            && canonical_rdata::sorted(
                 rtype,
                 set.records().map(|r| r.get(10..).unwrap_or_default()),
             ) == rdatas;
