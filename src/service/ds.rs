@@ -6,7 +6,7 @@
 use hickory_proto::rr::Name;
 
 use crate::ts::dnssec::ds::zone_ds_lines;
-use crate::ts::dnssec::keys::{KeyError, ZoneKeys};
+use crate::ts::dnssec::keys::{DnssecKeyError, ZoneKeys};
 use crate::ts::dnssec::policy::signs;
 use crate::ts::source::ZoneError;
 use crate::ts::{TsSettings, load_catalog};
@@ -27,7 +27,7 @@ pub enum DsError {
     Zone(#[from] ZoneError),
     /// A key could not be read or made.
     #[error(transparent)]
-    Key(#[from] KeyError),
+    Key(#[from] DnssecKeyError),
 }
 
 /// The zones the TS of `settings` signs itself ([`signs`]): every zone it

@@ -10,22 +10,28 @@
 //! and Knot answer; AXFR messages do not.
 //!
 //! # Map
+//! No two rooms import each other, and this file's own code imports no room
+//! that imports it (`respond.rs` takes [`TableServer`] from here).
 //! - this file: [`TableServer`]: start, reload, serials;
-//! - `settings.rs`: [`TsSettings`], what a TS serves and how;
+//! - `settings.rs`: [`TsSettings`], what a TS serves and how; `clock.rs`:
+//!   the wall clock as signatures and serials count it;
 //! - `load.rs`: zone files to a [`Catalog`] ([`load_catalog`]);
 //! - `settle.rs`: files read only while nobody rewrites them ([`fingerprint`]);
 //! - `respond.rs`: the request path ([`server::Handler`](crate::server::Handler));
-//! - `answer.rs`: the message around a zone's answer; `wire.rs`: names as
-//!   the answer path reads them ([`wire::Key`]);
-//! - [`zone`]: compiled zones (store, build, writer, catalog);
+//! - [`answer`]: the message around a zone's answer; [`wire`]: names as
+//!   the answer path reads them ([`wire::NameKey`]);
+//! - [`zone`]: compiled zones (store, build, writer, proofs, signing a
+//!   compiled zone, the record lists of a diff, catalog);
 //! - [`table`], [`zonefile`]: the two source formats, [`source`] their
-//!   records and errors; [`xfr`]: AXFR; [`notify`], [`notifier`]: NOTIFY
-//!   (decisions, sending); [`serials`]: SOA serials
-//!   kept across restarts; [`metrics`]: the TS's counters; [`tsig`]: the
-//!   transfer key, signed requests checked and their answers signed;
-//! - [`signing`]: which zones the TS signs, with which [`keys`] (BIND's
-//!   key files and timing), at which serial; `signed.rs`: what loading and
-//!   `dnslb check` say of a signed zone.
+//!   records and errors;
+//! - [`dnssec`]: which zones the TS signs and with which keys
+//!   ([`dnssec::policy`], [`dnssec::keys`]), zones signed in their files
+//!   (`presigned.rs`), DS records ([`dnssec::ds`]);
+//! - [`xfr`]: transfers and their notice: AXFR ([`xfr::axfr`]), the IXFR
+//!   journal ([`xfr::ixfr`]), the transfer key ([`xfr::tsig`]), NOTIFY
+//!   ([`xfr::notify`] decides, [`xfr::notifier`] sends);
+//! - [`serials`]: SOA serials kept across restarts; [`metrics`]: the TS's
+//!   counters.
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -103,8 +109,8 @@ impl TableServer {
         self.xfr_key.get()
     }
 
-    /// Requests refused for their TSIG, by [`tsig::Refusal::ALL`] order.
-    pub fn tsig_refused(&self) -> &[std::sync::atomic::AtomicU64; tsig::Refusal::ALL.len()] {
+    /// Requests refused for their TSIG, by [`tsig::TsigRefusal::ALL`] order.
+    pub fn tsig_refused(&self) -> &[std::sync::atomic::AtomicU64; tsig::TsigRefusal::ALL.len()] {
         &self.xfr_key.refused
     }
 

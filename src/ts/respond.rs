@@ -12,8 +12,8 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::TableServer;
 use super::answer::{self, PlainQuery};
-use super::metrics::{Outcome, Unanswered};
-use super::wire::Key;
+use super::metrics::{RequestOutcome, Unanswered};
+use super::wire::NameKey;
 use super::xfr::{axfr, ixfr, tsig};
 use super::zone::{Catalog, Zone};
 use crate::config::OnMiss;
@@ -59,7 +59,7 @@ impl TableServer {
     /// The answer to one request and what it was, for the counters: with a
     /// transfer key, a signed request or a transfer goes through its TSIG
     /// check first (`tsig.rs`).
-    fn respond(&self, req: Request<'_>) -> (Reply, Outcome) {
+    fn respond(&self, req: Request<'_>) -> (Reply, RequestOutcome) {
         let signed = tsig::respond_signed(
             &self.xfr_key,
             &self.settings.name,
@@ -77,14 +77,14 @@ impl TableServer {
     /// [`TableServer::respond`] for a request without a TSIG (or stripped of
     /// it), each message leaving `room` bytes under the client's limit (for
     /// the TSIG its answer will be signed with).
-    fn respond_unsigned(&self, req: Request<'_>, room: usize) -> (Reply, Outcome) {
+    fn respond_unsigned(&self, req: Request<'_>, room: usize) -> (Reply, RequestOutcome) {
         if let Some(done) = self.respond_plain(&req, room) {
             return done;
         }
         let q = match dns::decode_query(req.raw) {
             Ok(q) => q,
             Err(reject) => {
-                let outcome = Outcome::of_reject(&reject);
+                let outcome = RequestOutcome::of_reject(&reject);
                 let Some(mut resp) = reject.response() else {
                     return (Reply::Drop, outcome);
                 };
@@ -102,7 +102,7 @@ impl TableServer {
         let refuse = |q: &ClientQuery| {
             (
                 self.rcode_answer(q, ResponseCode::Refused),
-                Outcome::Answered(ResponseCode::Refused),
+                RequestOutcome::Answered(ResponseCode::Refused),
             )
         };
         // We are a primary: NOTIFY is for secondaries.
@@ -131,7 +131,7 @@ impl TableServer {
             Some(bytes) => bytes,
             None => return refuse(&q),
         };
-        let Some(qname) = Key::read(&question) else {
+        let Some(qname) = NameKey::read(&question) else {
             return refuse(&q);
         };
         let Some(zone) = catalog.find(&qname, u16::from(qtype)) else {
@@ -161,7 +161,7 @@ impl TableServer {
 
     /// The answer to an ordinary query read in place ([`PlainQuery`]), or
     /// `None` when it needs the full decoder (no zone for it, an NSID to add).
-    fn respond_plain(&self, req: &Request<'_>, room: usize) -> Option<(Reply, Outcome)> {
+    fn respond_plain(&self, req: &Request<'_>, room: usize) -> Option<(Reply, RequestOutcome)> {
         let q = PlainQuery::read(req.raw)?;
         if q.opt.is_some_and(|o| o.wants_nsid) && self.nsid.is_some() {
             return None;
@@ -198,7 +198,7 @@ impl TableServer {
         q: &ClientQuery,
         req: &Request<'_>,
         room: usize,
-    ) -> (Reply, Outcome) {
+    ) -> (Reply, RequestOutcome) {
         use axfr::Content;
         use ixfr::Since;
         let counters = &self.metrics.xfr;
@@ -215,7 +215,7 @@ impl TableServer {
             let Some(serial) = ixfr_serial(req.raw) else {
                 // RFC 1995 §3: the client's SOA goes in the authority section.
                 let rcode = ResponseCode::FormErr;
-                return (self.rcode_answer(q, rcode), Outcome::Answered(rcode));
+                return (self.rcode_answer(q, rcode), RequestOutcome::Answered(rcode));
             };
             match self
                 .journal
@@ -229,7 +229,7 @@ impl TableServer {
         } else {
             Content::Full
         };
-        let ok = Outcome::Answered(ResponseCode::NoError);
+        let ok = RequestOutcome::Answered(ResponseCode::NoError);
         let max = usize::from(q.max_size(req.transport)).saturating_sub(room);
         if udp || matches!(content, Content::Soa) {
             if let Content::Changes(_) = content
@@ -243,15 +243,15 @@ impl TableServer {
                 Some(m) => (Reply::One(m), ok),
                 None => (
                     self.rcode_answer(q, ResponseCode::ServFail),
-                    Outcome::Answered(ResponseCode::ServFail),
+                    RequestOutcome::Answered(ResponseCode::ServFail),
                 ),
             };
         }
-        let Some(slot) = axfr::Slot::take(counters, axfr::MAX_TRANSFERS) else {
+        let Some(slot) = axfr::TransferSlot::take(counters, axfr::MAX_TRANSFERS) else {
             count(&counters.refused_busy);
             tracing::debug!(zone = %zone.origin(), "transfer refused: {} under way", axfr::MAX_TRANSFERS);
             let rcode = ResponseCode::ServFail;
-            return (self.rcode_answer(q, rcode), Outcome::Answered(rcode));
+            return (self.rcode_answer(q, rcode), RequestOutcome::Answered(rcode));
         };
         count(match (&content, q.query.query_type()) {
             (Content::Changes(_), _) => &counters.ixfr_incremental,
@@ -280,12 +280,15 @@ impl TableServer {
         opt: Option<&[u8]>,
         max: u16,
         transport: Transport,
-    ) -> (Reply, Outcome) {
+    ) -> (Reply, RequestOutcome) {
         let (msg, w) = answer::assemble(catalog, zone, asked, opt, max, transport);
         if w.rcode == ResponseCode::NXDomain && self.settings.on_miss == OnMiss::Silent {
-            return (Reply::Drop, Outcome::Unanswered(Unanswered::SilentMiss));
+            return (
+                Reply::Drop,
+                RequestOutcome::Unanswered(Unanswered::SilentMiss),
+            );
         }
-        (Reply::One(msg), Outcome::Answered(w.rcode))
+        (Reply::One(msg), RequestOutcome::Answered(w.rcode))
     }
 }
 
@@ -339,7 +342,8 @@ impl Handler for TableServer {
     fn handle(&self, req: Request<'_>) -> Action {
         let f = self.settings.fault;
         if f.drop_ratio > 0.0 && rand::random::<f64>() < f.drop_ratio {
-            self.metrics.record(Outcome::Unanswered(Unanswered::Fault));
+            self.metrics
+                .record(RequestOutcome::Unanswered(Unanswered::Fault));
             return Action::Now(Reply::Drop);
         }
         let probe = looks_like_health_probe(req.raw);

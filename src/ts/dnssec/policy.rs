@@ -4,7 +4,7 @@
 //! the TS owns it (signatures change without the files changing, and
 //! secondaries must see a newer serial each time), so it goes up at every
 //! signing by RFC 1982 arithmetic, never below the file's own.
-use super::keys::{KeyError, ZoneKey, ZoneKeys};
+use super::keys::{DnssecKeyError, ZoneKey, ZoneKeys};
 use crate::ts::serials::serial_newer;
 use crate::ts::settings::TsSettings;
 use crate::ts::zone::rtype::DNSKEY;
@@ -22,7 +22,7 @@ pub enum SigningError {
         /// The zone's origin.
         zone: String,
         /// What went wrong.
-        source: KeyError,
+        source: DnssecKeyError,
     },
     /// The signer failed.
     #[error("zone {zone}: cannot sign: {source}")]

@@ -5,7 +5,7 @@
 //! the one before (RFC 8945 §5.3.1); without a key, a signed request gets
 //! BADKEY (§5.2.1), as NSD answers it. A request that fails gets NOTAUTH with
 //! the TSIG error (FORMERR for a malformed record), counted by error
-//! ([`Refusal`]) and logged within a budget. [`XfrKey`] holds the key, read
+//! ([`TsigRefusal`]) and logged within a budget. [`XfrKey`] holds the key, read
 //! at start and again on each reload; a key that cannot be read refuses the
 //! reload and the old key keeps serving.
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use crate::dns::tsig::{self, Checked, Key, Signer, TsigError};
 use crate::dns::{self, ClientQuery, HEADER_LEN};
 use crate::guard::log_budget::{Change, LimitLog};
 use crate::server::{EachMessage, Reply, Request, StreamAborted};
-use crate::ts::metrics::{Outcome, XfrCounters};
+use crate::ts::metrics::{RequestOutcome, XfrCounters};
 use crate::ts::settings::TsSettings;
 
 /// The refused-request log's budget: this many lines a minute at most.
@@ -28,7 +28,7 @@ const LOG_LINES_A_MINUTE: u64 = 5;
 /// Why a request was refused for its TSIG: the `error` label of
 /// `dnslb_ts_tsig_refused_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum TsigRefusal {
     /// A transfer without a TSIG.
     Unsigned,
     /// A malformed TSIG record (answered FORMERR).
@@ -37,23 +37,23 @@ pub enum Refusal {
     Error(TsigError),
 }
 
-impl Refusal {
+impl TsigRefusal {
     /// Every refusal, in the order of [`XfrKey::refused`].
-    pub const ALL: [Refusal; 6] = [
-        Refusal::Unsigned,
-        Refusal::Malformed,
-        Refusal::Error(TsigError::BadSig),
-        Refusal::Error(TsigError::BadKey),
-        Refusal::Error(TsigError::BadTime),
-        Refusal::Error(TsigError::BadTrunc),
+    pub const ALL: [TsigRefusal; 6] = [
+        TsigRefusal::Unsigned,
+        TsigRefusal::Malformed,
+        TsigRefusal::Error(TsigError::BadSig),
+        TsigRefusal::Error(TsigError::BadKey),
+        TsigRefusal::Error(TsigError::BadTime),
+        TsigRefusal::Error(TsigError::BadTrunc),
     ];
 
     /// Its label.
     pub fn label(self) -> &'static str {
         match self {
-            Refusal::Unsigned => "unsigned",
-            Refusal::Malformed => "FORMERR",
-            Refusal::Error(e) => e.as_str(),
+            TsigRefusal::Unsigned => "unsigned",
+            TsigRefusal::Malformed => "FORMERR",
+            TsigRefusal::Error(e) => e.as_str(),
         }
     }
 
@@ -66,8 +66,8 @@ impl Refusal {
 #[derive(Debug)]
 pub struct XfrKey {
     key: ArcSwapOption<Key>,
-    /// Requests refused, by [`Refusal::ALL`] order.
-    pub refused: [AtomicU64; Refusal::ALL.len()],
+    /// Requests refused, by [`TsigRefusal::ALL`] order.
+    pub refused: [AtomicU64; TsigRefusal::ALL.len()],
     log: LimitLog,
 }
 
@@ -112,7 +112,7 @@ impl XfrKey {
     }
 
     /// Counts, and logs within the budget, a request from `req` refused.
-    fn refuse(&self, ts: &str, req: &Request<'_>, why: Refusal) {
+    fn refuse(&self, ts: &str, req: &Request<'_>, why: TsigRefusal) {
         if let Some(c) = self.refused.get(why.index()) {
             c.fetch_add(1, Relaxed);
         }
@@ -171,8 +171,8 @@ pub fn respond_signed(
     counters: &Arc<XfrCounters>,
     req: &Request<'_>,
     rcode_answer: impl Fn(&ClientQuery, ResponseCode) -> Reply,
-    answer: impl FnOnce(Request<'_>, usize) -> (Reply, Outcome),
-) -> Option<(Reply, Outcome)> {
+    answer: impl FnOnce(Request<'_>, usize) -> (Reply, RequestOutcome),
+) -> Option<(Reply, RequestOutcome)> {
     let key = xfr_key.get();
     let now = tsig::unix_now();
     let refusal = |raw: &[u8], rcode| refusal(raw, rcode, &rcode_answer);
@@ -185,7 +185,7 @@ pub fn respond_signed(
     let keyed = key.is_some();
     match checked {
         Checked::Unsigned if keyed && asks_transfer(req.raw) => {
-            xfr_key.refuse(ts, req, Refusal::Unsigned);
+            xfr_key.refuse(ts, req, TsigRefusal::Unsigned);
             Some(refusal(req.raw, ResponseCode::NotAuth))
         }
         // A transfer the decoder would take though the walk could not:
@@ -193,7 +193,7 @@ pub fn respond_signed(
         Checked::Unreadable
             if keyed && asks_transfer(req.raw) && dns::decode_query(req.raw).is_ok() =>
         {
-            xfr_key.refuse(ts, req, Refusal::Malformed);
+            xfr_key.refuse(ts, req, TsigRefusal::Malformed);
             Some(refusal(req.raw, ResponseCode::FormErr))
         }
         Checked::Unsigned | Checked::Unreadable => None,
@@ -229,8 +229,8 @@ pub fn respond_signed(
         }
         Checked::Rejected(rejected) => {
             let (why, rcode) = match rejected.error {
-                Some(e) => (Refusal::Error(e), ResponseCode::NotAuth),
-                None => (Refusal::Malformed, ResponseCode::FormErr),
+                Some(e) => (TsigRefusal::Error(e), ResponseCode::NotAuth),
+                None => (TsigRefusal::Malformed, ResponseCode::FormErr),
             };
             xfr_key.refuse(ts, req, why);
             let plain = rejected.unsigned(req.raw);
@@ -251,12 +251,12 @@ fn refusal(
     raw: &[u8],
     rcode: ResponseCode,
     rcode_answer: impl Fn(&ClientQuery, ResponseCode) -> Reply,
-) -> (Reply, Outcome) {
+) -> (Reply, RequestOutcome) {
     match dns::decode_query(raw) {
-        Ok(q) => (rcode_answer(&q, rcode), Outcome::Answered(rcode)),
+        Ok(q) => (rcode_answer(&q, rcode), RequestOutcome::Answered(rcode)),
         Err(reject) => (
             reject.response().map_or(Reply::Drop, Reply::One),
-            Outcome::of_reject(&reject),
+            RequestOutcome::of_reject(&reject),
         ),
     }
 }
@@ -279,7 +279,7 @@ mod tests {
         assert!(asks_transfer(&q(RecordType::IXFR)));
         assert!(!asks_transfer(&q(RecordType::SOA)));
         assert!(!asks_transfer(&[0u8; 5]));
-        let labels: Vec<&str> = Refusal::ALL.iter().map(|r| r.label()).collect();
+        let labels: Vec<&str> = TsigRefusal::ALL.iter().map(|r| r.label()).collect();
         assert_eq!(
             labels,
             [
@@ -368,7 +368,7 @@ mod tests {
             assert!(tsig.mac.is_empty(), "{qtype}: unsigned (RFC 8945 §5.3.2)");
         }
         assert_eq!(
-            ts.tsig_refused()[Refusal::Error(TsigError::BadKey).index()].load(Relaxed),
+            ts.tsig_refused()[TsigRefusal::Error(TsigError::BadKey).index()].load(Relaxed),
             2
         );
     }

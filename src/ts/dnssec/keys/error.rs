@@ -4,7 +4,7 @@ use std::path::PathBuf;
 /// A key that cannot be read, made or used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum KeyError {
+pub enum DnssecKeyError {
     /// A file or the folder could not be read or written.
     #[error("{}: {source}", .path.display())]
     Io {

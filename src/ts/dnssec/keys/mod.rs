@@ -19,7 +19,7 @@
 //! - `file.rs`: the two files of a key, read and written;
 //! - `material.rs`: key pairs (ring), the key tag and the DS digest;
 //! - `meta.rs`: the DNSKEY flags, the algorithm number and a key's timing;
-//! - `error.rs`: [`KeyError`].
+//! - `error.rs`: [`DnssecKeyError`].
 use std::fmt;
 use std::path::Path;
 
@@ -35,7 +35,7 @@ use crate::ts::zone::rtype::{CDNSKEY, CDS, DNSKEY};
 pub(in crate::ts::dnssec) use file::origin_text;
 pub(crate) use material::key_tag;
 
-pub use error::KeyError;
+pub use error::DnssecKeyError;
 use material::KeyPair;
 use meta::{REVOKE_FLAG, SEP_FLAG, Timing};
 pub use meta::{SETTLE, algorithm_number};
@@ -107,9 +107,9 @@ impl ZoneKey {
     /// (ECDSA: r||s, 64 bytes, RFC 6605; Ed25519: 64 bytes, RFC 8080).
     ///
     /// # Errors
-    /// [`KeyError::Crypto`] if ring fails (its random source for ECDSA).
-    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, KeyError> {
-        self.pair.sign(data).ok_or(KeyError::Crypto {
+    /// [`DnssecKeyError::Crypto`] if ring fails (its random source for ECDSA).
+    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, DnssecKeyError> {
+        self.pair.sign(data).ok_or(DnssecKeyError::Crypto {
             tag: self.tag,
             what: "signing",
         })
@@ -154,8 +154,8 @@ impl ZoneKeys {
         origin: &Name,
         algorithm: DnssecAlgorithm,
         now: u32,
-    ) -> Result<ZoneKeys, KeyError> {
-        let io = |source| KeyError::Io {
+    ) -> Result<ZoneKeys, DnssecKeyError> {
+        let io = |source| DnssecKeyError::Io {
             path: dir.to_path_buf(),
             source,
         };
@@ -180,7 +180,7 @@ impl ZoneKeys {
         origin: &Name,
         algorithm: DnssecAlgorithm,
         now: u32,
-    ) -> Result<ZoneKeys, KeyError> {
+    ) -> Result<ZoneKeys, DnssecKeyError> {
         let mut found = if dir.exists() {
             file::read_keys(dir, origin, now)?
         } else {
@@ -198,7 +198,7 @@ impl ZoneKeys {
         dir: &Path,
         origin: &Name,
         now: u32,
-    ) -> Result<ZoneKeys, KeyError> {
+    ) -> Result<ZoneKeys, DnssecKeyError> {
         let mut keys: Vec<ZoneKey> = found
             .into_iter()
             .map(|(pair, rdata, timing)| ZoneKey {
@@ -213,7 +213,7 @@ impl ZoneKeys {
             .collect();
         if !keys.iter().any(|k| k.active) {
             let tags: Vec<String> = keys.iter().map(|k| k.tag.to_string()).collect();
-            return Err(KeyError::NoneActive {
+            return Err(DnssecKeyError::NoneActive {
                 dir: dir.to_path_buf(),
                 origin: file::origin_text(origin),
                 tags: tags.join(", "),

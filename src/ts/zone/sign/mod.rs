@@ -31,15 +31,16 @@ use hickory_proto::rr::RData;
 use ring::digest::{Context, SHA256};
 
 use super::Zone;
-use super::build::{ZoneBuilder, rdata_into as encode_rdata};
+use super::build::ZoneBuilder;
 use super::canonical_rdata;
+use super::encode::rdata_into as encode_rdata;
 use super::nsec3::{HASH_LEN, nsec3_hash};
 use super::rtype::{CDNSKEY, CDS, DNAME, DNSKEY, DS, NS, NSEC, NSEC3, NSEC3PARAM, RRSIG, SOA};
 use super::signature::{Signature, refresh_point};
-use super::store::{Entry, SET_DO_ONLY, be32};
+use super::store::{NameEntry, SET_DO_ONLY, be32};
 use crate::config::Denial;
 use crate::ts::source::{BuildError, ZoneError};
-use crate::ts::wire::{Key, cmp_names};
+use crate::ts::wire::{NameKey, cmp_names};
 
 mod denial;
 
@@ -199,7 +200,7 @@ impl Out {
 }
 
 /// The RRsets of `e` a signer keeps (its DNSSEC records are made anew).
-fn kept<'s>(e: &Entry<'s>) -> impl Iterator<Item = super::store::Set<'s>> + 's {
+fn kept<'s>(e: &NameEntry<'s>) -> impl Iterator<Item = super::store::Set<'s>> + 's {
     e.sets().filter(|s| {
         s.flags & SET_DO_ONLY == 0 && !matches!(s.rtype, RRSIG | NSEC | DNSKEY | NSEC3 | NSEC3PARAM)
     })
@@ -223,7 +224,7 @@ struct Signer<'a, 'k> {
     denial: Denial,
     /// The origin, lower-cased wire name (the RRSIGs' signer).
     origin: Vec<u8>,
-    names: Vec<(Entry<'a>, Kind)>,
+    names: Vec<(NameEntry<'a>, Kind)>,
     /// For each name in the NSEC chain, the index of the next one.
     next: Vec<u32>,
     soa: (u32, Vec<u8>),
@@ -418,8 +419,9 @@ impl<'a, 'k> Signer<'a, 'k> {
         now: u32,
     ) -> Signer<'a, 'k> {
         let origin = zone.origin_key.to_vec();
-        let apex_labels = Key::read(&origin).map_or(0, |k| k.labels());
-        let mut entries: Vec<Entry<'a>> = zone.store.entries().filter(|e| !e.is_nsec3()).collect();
+        let apex_labels = NameKey::read(&origin).map_or(0, |k| k.labels());
+        let mut entries: Vec<NameEntry<'a>> =
+            zone.store.entries().filter(|e| !e.is_nsec3()).collect();
         entries.sort_unstable_by(|a, b| cmp_names(a.owner, b.owner));
         let owning = |rtype: u16| -> HashSet<Vec<u8>> {
             entries
@@ -432,10 +434,10 @@ impl<'a, 'k> Signer<'a, 'k> {
         cuts.remove(&origin);
         // Names below a cut or a DNAME (RFC 6672 §2.4) are no data of the zone.
         let occluding: HashSet<Vec<u8>> = cuts.union(&owning(DNAME)).cloned().collect();
-        let names: Vec<(Entry<'a>, Kind)> = entries
+        let names: Vec<(NameEntry<'a>, Kind)> = entries
             .into_iter()
             .map(|e| {
-                let key = Key::read(e.owner);
+                let key = NameKey::read(e.owner);
                 let below = key.as_ref().is_some_and(|k| {
                     (1..k.labels().saturating_sub(apex_labels))
                         .any(|skip| occluding.contains(k.suffix(skip).1))
@@ -643,7 +645,7 @@ impl<'a, 'k> Signer<'a, 'k> {
             &self.keys.for_data
         };
         self.note(self.inception, self.expiration);
-        let key = Key::read(&lower).ok_or(BuildError::NameTooLong)?;
+        let key = NameKey::read(&lower).ok_or(BuildError::NameTooLong)?;
         let wild = lower.starts_with(b"\x01*");
         let labels = (key.labels() - usize::from(wild)) as u8;
         for s in signers {
