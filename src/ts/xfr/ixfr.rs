@@ -36,9 +36,9 @@ pub struct Delta {
     pub old_soa: Vec<u8>,
     /// The SOA record after, whole.
     pub new_soa: Vec<u8>,
-    /// Records removed, the SOA aside, in [`cmp_rr`] order.
+    /// Records removed, the SOA aside, in [`cmp_rr`](crate::ts::zone::rrlist::cmp_rr) order.
     pub deleted: Arc<RrList>,
-    /// Records added, the SOA aside, in [`cmp_rr`] order.
+    /// Records added, the SOA aside, in [`cmp_rr`](crate::ts::zone::rrlist::cmp_rr) order.
     pub added: Arc<RrList>,
 }
 
@@ -163,24 +163,7 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ts::wire::wire;
-    use crate::ts::zone::rrlist::cmp_rr;
-
-    fn rr(owner: &str, last: u8) -> Vec<u8> {
-        let mut b = wire(owner);
-        b.extend_from_slice(&[0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 192, 0, 2, last]);
-        b
-    }
-
-    fn list(rrs: &[Vec<u8>]) -> RrList {
-        let mut v: Vec<&Vec<u8>> = rrs.iter().collect();
-        v.sort_by(|a, b| cmp_rr(a, b));
-        let mut out = RrList::default();
-        for r in v {
-            out.push_rr(r);
-        }
-        out
-    }
+    use crate::ts::zone::rrlist::testing::{list, rr};
 
     fn delta(from: u32, to: u32, deleted: &[Vec<u8>], added: &[Vec<u8>]) -> Arc<Delta> {
         Arc::new(Delta {

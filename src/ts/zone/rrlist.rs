@@ -135,24 +135,34 @@ pub fn merge(a: &RrList, b: &RrList) -> RrList {
     out
 }
 
+/// Records for the tests of this file and of the IXFR journal.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    use super::RrList;
     use crate::ts::wire::wire;
 
-    fn rr(owner: &str, last: u8) -> Vec<u8> {
+    /// An A record of `owner` (192.0.2.`last`).
+    pub(crate) fn rr(owner: &str, last: u8) -> Vec<u8> {
         let mut b = wire(owner);
         b.extend_from_slice(&[0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 192, 0, 2, last]);
         b
     }
 
-    fn list(rrs: &[Vec<u8>]) -> RrList {
+    /// `rrs` as a list in [`cmp_rr`](super::cmp_rr) order.
+    pub(crate) fn list(rrs: &[Vec<u8>]) -> RrList {
         let mut out = RrList::default();
         for r in rrs {
             out.push_rr(r);
         }
         out.sorted()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{list, rr};
+    use super::*;
+    use crate::ts::wire::wire;
 
     #[test]
     fn records_split_and_sort_by_owner_then_data() {
