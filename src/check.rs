@@ -10,9 +10,10 @@ use hickory_proto::rr::Name;
 
 use crate::config::{Config, Layout, LsConfig};
 use crate::pool_cover;
+use crate::ts::dnssec::policy;
 use crate::ts::source::ZoneError;
 use crate::ts::zone::Catalog;
-use crate::ts::{self, TsSettings, signing, zonefile};
+use crate::ts::{self, TsSettings, zonefile};
 
 /// What `dnslb check` found.
 #[derive(Debug, Default)]
@@ -70,13 +71,13 @@ pub fn check_all(path: &Path) -> CheckReport {
             Ok(catalog) => {
                 // What the TS would refuse at start for its signing: keys
                 // unreadable or none active, a zone it cannot sign.
-                let now = ts::unix_now();
+                let now = ts::clock::unix_now();
                 for z in catalog
                     .zones()
                     .iter()
-                    .filter(|z| signing::signs(&settings, z))
+                    .filter(|z| policy::signs(&settings, z))
                 {
-                    match signing::dry_run(&settings, z, now) {
+                    match policy::dry_run(&settings, z, now) {
                         Ok(warning) => warnings.extend(warning),
                         Err(e) => push(format!("[[ts]] {}: {e}", settings.name)),
                     }

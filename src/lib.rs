@@ -24,7 +24,7 @@
 //! - [`ts`]: the table server: zone loading ([`ts::table`] for PROJ tables,
 //!   [`ts::zonefile`] for RFC 1035 master files), compiled zones and their
 //!   answers, DNSSEC proofs included ([`ts::zone`]), zones it signs itself
-//!   ([`ts::signing`], keys in [`ts::keys`]), transfers ([`ts::xfr`]).
+//!   ([`ts::dnssec`]: its policy, keys and pre-signed zones), transfers ([`ts::xfr`]).
 //! - [`metrics`]: Prometheus `/metrics`, the HTML status page, `/health` and
 //!   `/ready` of the LS.
 //! - [`status`]: `dnslb status`, the LS's `/health` as a table.

@@ -4,10 +4,12 @@
 use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::SOA;
 
+use super::clock::unix_now;
+use super::dnssec::presigned;
 use super::settings::TsSettings;
 use super::source::ZoneError;
 use super::zone::{Catalog, Zone, ZoneBuilder};
-use super::{signed, table, unix_now, zonefile};
+use super::{table, zonefile};
 
 /// SOA timers of a zone built from PROJ tables (RFC 1912 §2.2 values).
 const SYNTH_REFRESH: i32 = 3600;
@@ -55,8 +57,8 @@ pub fn load_catalog_noting(
         if zonefile::is_master_file(file) {
             let (origin, records) =
                 zonefile::load_any_noting(file, &settings.origin, settings.ttl, warnings)?;
-            warnings.extend(signed::warnings(file, &records, unix_now()));
-            warnings.extend(signed::nsec3_params(file, &origin, &records)?);
+            warnings.extend(presigned::warnings(file, &records, unix_now()));
+            warnings.extend(presigned::nsec3_params(file, &origin, &records)?);
             let b = builder_for(&mut builders, &mut sources, &origin);
             sources[b].0.get_or_insert(i);
             for rec in &records {

@@ -9,7 +9,7 @@
 //! * The same with a PROJ table, whose SOA the TS synthesizes: the serial
 //!   goes up on a changing reload and stays put on a reload that changes
 //!   nothing.
-//! * `dnslb::ts::notifier::notify_with` against plain UDP sockets: one that acknowledges
+//! * `dnslb::ts::xfr::notifier::notify_with` against plain UDP sockets: one that acknowledges
 //!   (the NOTIFY's wire form is checked), one that never answers (bounded
 //!   give-up), one that answers with the wrong ID (not an acknowledgement).
 //!
@@ -313,12 +313,12 @@ async fn notify_against(fake: Fake, zone: &str) -> (bool, Duration, Vec<Vec<u8>>
     let zone = Name::from_ascii(zone).unwrap();
     let t = Instant::now();
     // The back-off of `notify_wait`, ten times shorter.
-    let fast = |n| dnslb::ts::notify::notify_wait(n).map(|d| d / 10);
-    let notified = dnslb::ts::notifier::notify_with(None, addr, &zone, None, fast);
+    let fast = |n| dnslb::ts::xfr::notify::notify_wait(n).map(|d| d / 10);
+    let notified = dnslb::ts::xfr::notifier::notify_with(None, addr, &zone, None, fast);
     let acked = tokio::time::timeout(Duration::from_secs(10), notified)
         .await
         .expect("notify must return by itself")
-        == dnslb::ts::notify::Notified::Acknowledged;
+        == dnslb::ts::xfr::notify::Notified::Acknowledged;
     let took = t.elapsed();
     drop(stop);
     (acked, took, task.await.unwrap())
