@@ -398,7 +398,7 @@ fn check_pools(ls: &LsConfig, check: &mut Checker<'_>) {
             check.require(ms > 0, &key("timeout_ms"), || "must be at least 1".into());
             check.at_most(ms, MAX_MS, &key("timeout_ms"));
         }
-        if ls.order_for(pool) == Order::WeightedRandom {
+        if ls.policy_of(pool).order == Order::WeightedRandom {
             let weighted = ls
                 .backend
                 .iter()
