@@ -12,6 +12,8 @@ use super::{
     CacheConfig, Config, HedgeDelay, LsConfig, Order, TsConfig, load_certified_key, zone_text,
 };
 
+mod rule_checks;
+
 /// The longest any `*_ms` key may be: one hour. Past that a deadline is a typo,
 /// and near 2^64 ms adding it to a clock overflows.
 pub(crate) const MAX_MS: u64 = 3_600_000;
@@ -276,6 +278,7 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
         "must be at least 1".into()
     });
     check_pools(ls, check);
+    rule_checks::check_rules(ls, check);
     check_encrypted(ls, check);
 }
 
