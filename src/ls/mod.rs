@@ -25,6 +25,8 @@
 //!   flight keep theirs;
 //! - below it, the parts: [`resolution`] (the pure decision machine of one
 //!   query), [`suffix`] (the pools' zones: which pool a name goes to),
+//!   [`rules`] (the `[[ls.rule]]`s and `[[ls.response_rule]]`s compiled:
+//!   which rule acts on a query or an answer, and the answers rules make up),
 //!   [`pool`] and [`upstream`] (upstream sockets), [`backend`] (each
 //!   with its [`backend::health::Health`]), [`order`], [`sticky`],
 //!   [`hedge`], [`fair`] (the in-flight
@@ -45,6 +47,7 @@ pub mod order;
 pub mod pool;
 pub mod reply;
 pub mod resolution;
+pub mod rules;
 pub mod run;
 pub mod state;
 pub mod sticky;
