@@ -16,14 +16,15 @@ use tokio::sync::Notify;
 use super::notify::{self, FlushBy, FlushCounters, FlushQueue};
 use super::order;
 use super::pool::UpstreamPool;
+use super::rules::{Act, Hit, QueryView};
 use super::state::{Job, LsMetrics, LsState};
 use super::suffix;
-use crate::config::LsConfig;
+use crate::config::{LsConfig, RuleTransport};
 use crate::dns::{self, HEADER_LEN, Transport};
 use crate::guard::acl;
 use crate::guard::rate::RateVerdict;
 use crate::logging::QueryLine;
-use crate::server::{Reply, Request};
+use crate::server::{Reply, Request, Via};
 
 /// Wakes the probe loop ([`super::health`]) after every `every_queries`
 /// client queries.
@@ -122,9 +123,16 @@ pub struct Admitted {
     route: Option<usize>,
     log: Option<QueryLine>,
     cache_generation: u64,
+    delay: Option<std::time::Duration>,
 }
 
 impl Admitted {
+    /// How long a `delay_ms` rule holds the query before it goes on
+    /// (UDP only); `None`: at once.
+    pub fn delay(&self) -> Option<std::time::Duration> {
+        self.delay
+    }
+
     /// End of the question section in the query.
     pub fn question_end(&self) -> usize {
         self.question_end
@@ -203,32 +211,46 @@ impl Balancer {
             }
         }
         // Header and question are all the forwarding path reads; the
-        // question's name, read in place, picks the pool.
-        let (client_id, question_end, route) = match dns::peek_plain_query(req.raw) {
+        // question's name, read in place, picks the pool. The query rules
+        // are checked on what was read: a rule's made-up answer (or drop)
+        // ends the query here, before the cache.
+        let made_up = |hit: Hit| now(state.rules.answer(hit, req.raw, req.transport));
+        let (client_id, question_end, route, hit) = match dns::peek_plain_query(req.raw) {
             Some((id, end)) => {
-                let name = req.raw.get(HEADER_LEN..end).unwrap_or_default();
-                (id, end, state.route_of(name))
-            }
-            None => match dns::decode_query(req.raw) {
-                Err(reject) => return now(reject.response()),
-                // A zone changed: flushed when a backend says so.
-                Ok(q) if q.header.metadata.op_code == OpCode::Notify => {
-                    return now(notify::answer(
-                        &state,
-                        (&self.flushes, &self.flush_queue),
-                        (req.raw, &q),
-                        req.src.ip(),
-                    ));
+                let hit = rule_hit(&state, &req, end, None);
+                if let Some(hit) = hit.filter(|h| h.act.answers()) {
+                    return made_up(hit);
                 }
-                Ok(q) if q.header.metadata.op_code != OpCode::Query => {
-                    return now(dns::error_for(req.raw, ResponseCode::Refused));
+                let name = req.raw.get(HEADER_LEN..end).unwrap_or_default();
+                (id, end, state.route_of(name), hit)
+            }
+            None => {
+                let q = match dns::decode_query(req.raw) {
+                    Err(reject) => return now(reject.response()),
+                    Ok(q) => q,
+                };
+                let wire = suffix::lower_wire(q.query.name());
+                let hit = rule_hit(&state, &req, q.question_end, Some(&wire));
+                if let Some(hit) = hit.filter(|h| h.act.answers()) {
+                    return made_up(hit);
+                }
+                match q.header.metadata.op_code {
+                    // A zone changed: flushed when a backend says so.
+                    OpCode::Notify => {
+                        return now(notify::answer(
+                            &state,
+                            (&self.flushes, &self.flush_queue),
+                            (req.raw, &q),
+                            req.src.ip(),
+                        ));
+                    }
+                    OpCode::Query => {}
+                    _ => return now(dns::error_for(req.raw, ResponseCode::Refused)),
                 }
                 // Well formed but unusual (e.g. a compressed question): forward it.
-                Ok(q) => {
-                    let route = state.route_of(&suffix::lower_wire(q.query.name()));
-                    (q.header.metadata.id, q.question_end, route)
-                }
-            },
+                let route = state.route_of(&wire);
+                (q.header.metadata.id, q.question_end, route, hit)
+            }
         };
         // Zone transfers belong to a table server: never forwarded (a TS
         // trusts the LS's address, which its `axfr_allow` may cover).
@@ -245,6 +267,12 @@ impl Balancer {
             self.metrics.loops_refused.fetch_add(1, Relaxed);
             return now(dns::error_for(req.raw, ResponseCode::Refused));
         }
+        // A rule's pool, or its delay (a rule's `allow` forwards as usual).
+        let (route, delay) = match hit.map(|h| h.act) {
+            Some(Act::Pool(pool)) => (Some(pool), None),
+            Some(Act::Delay(d)) => (route, Some(d)),
+            _ => (route, None),
+        };
         let count = self.metrics.queries.fetch_add(1, Relaxed) + 1;
         if let Some(pool) = &state.route_at(route).counters {
             pool.queries.fetch_add(1, Relaxed);
@@ -274,9 +302,34 @@ impl Balancer {
             route,
             log,
             cache_generation,
+            delay,
         };
         Admission::Forward(state, admitted)
     }
+}
+
+/// The query rule that acts on the client query of `req` (its question
+/// ending at `question_end`; `name`: its name in plain wire form, when the
+/// question's own is not), counted and logged; `None` without rules or when
+/// none acts.
+fn rule_hit(
+    state: &LsState,
+    req: &Request<'_>,
+    question_end: usize,
+    name: Option<&[u8]>,
+) -> Option<Hit> {
+    if state.rules.is_empty() {
+        return None;
+    }
+    let transport = match req.via {
+        Via::Udp => RuleTransport::Udp,
+        Via::Tcp => RuleTransport::Tcp,
+        Via::Dot => RuleTransport::Dot,
+        Via::Doh => RuleTransport::Doh,
+    };
+    let view = QueryView::read(req.raw, question_end, req.src.ip(), transport)?;
+    let view = name.map_or(view, |n| view.with_name(n));
+    state.rules.judge(&view, std::time::Instant::now())
 }
 
 /// Whether the query in `raw`, whose question ends at `question_end`, asks
@@ -329,6 +382,7 @@ mod tests {
             raw: &raw,
             src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
             transport: Transport::Udp,
+            via: crate::server::Via::Udp,
         };
         let Admission::Forward(state, admitted) = b.admit(req) else {
             panic!("{name}: not forwarded");

@@ -277,6 +277,11 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             raw,
             src: self.peer,
             transport: Transport::Tcp,
+            via: if self.encrypted.is_some() {
+                super::Via::Dot
+            } else {
+                super::Via::Tcp
+            },
         };
         if let Some(stats) = &self.encrypted {
             stats

@@ -190,6 +190,9 @@ impl Worker {
                     }
                 }
             }
+            if stopping && self.delayed.len > 0 {
+                self.release_delayed();
+            }
             self.fire_timers(round);
             self.flush().await;
             let next = self

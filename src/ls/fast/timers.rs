@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 
 use tokio::time::Instant;
 
-use super::flight::{Flight, Late, Slab, TimerFor, Timers};
+use super::flight::{Delayed, Flight, Late, Slab, TimerFor, Timers};
 use super::worker::Worker;
 use crate::ls::upstream::ids::IdUse;
 
@@ -19,7 +19,7 @@ impl Worker {
                 break;
             }
             self.timers.pop();
-            if !timer_live(&self.flights, &self.late, at, what) {
+            if !timer_live((&self.flights, &self.late, &self.delayed), at, what) {
                 continue;
             }
             match what {
@@ -28,6 +28,11 @@ impl Worker {
                         f.timer_at = None;
                     }
                     self.drive(idx, now);
+                }
+                TimerFor::Delayed(di) => {
+                    if let Some(d) = self.delayed.remove(di) {
+                        self.go_on(d);
+                    }
                 }
                 TimerFor::Late(li) => {
                     let Some(l) = self.late.get_mut(li) else {
@@ -57,20 +62,23 @@ impl Worker {
     /// up only to find them stale (at moderate rates that was a wake-up per
     /// millisecond, as many as one per ten queries).
     pub(super) fn next_timer(&mut self) -> Option<Instant> {
-        let (flights, late) = (&self.flights, &self.late);
-        next_live(&mut self.timers, |at, what| {
-            timer_live(flights, late, at, what)
-        })
+        let slabs = (&self.flights, &self.late, &self.delayed);
+        next_live(&mut self.timers, |at, what| timer_live(slabs, at, what))
     }
 }
 
 /// Whether the timer entry (`at`, `what`) is still armed: its flight or late
 /// entry exists and is waiting for exactly `at` (a slot reused since, or a
 /// timer moved, leaves a stale entry behind in the heap).
-fn timer_live(flights: &Slab<Flight>, late: &Slab<Late>, at: Instant, what: TimerFor) -> bool {
+fn timer_live(
+    (flights, late, delayed): (&Slab<Flight>, &Slab<Late>, &Slab<Delayed>),
+    at: Instant,
+    what: TimerFor,
+) -> bool {
     match what {
         TimerFor::Flight(idx) => flights.get(idx).is_some_and(|f| f.timer_at == Some(at)),
         TimerFor::Late(li) => late.get(li).is_some_and(|l| l.timer_at == at),
+        TimerFor::Delayed(di) => delayed.get(di).is_some_and(|d| d.at == at),
     }
 }
 
@@ -105,7 +113,7 @@ mod tests {
         let ended = [0u32, 1, 3];
         let live = |_, what| match what {
             TimerFor::Flight(i) => !ended.contains(&i),
-            TimerFor::Late(_) => true,
+            TimerFor::Late(_) | TimerFor::Delayed(_) => true,
         };
         assert_eq!(next_live(&mut timers, live), Some(t0 + 3 * MS));
         assert_eq!(timers.len(), 4, "the two stale ones before it dropped");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tracing::debug;
 
-use super::flight::{Flight, Late, Slab, Timers};
+use super::flight::{Delayed, Flight, Late, Slab, Timers};
 use crate::guard::fair::Holders;
 use crate::ls::balancer::Balancer;
 use crate::ls::upstream::ROTATE_AFTER;
@@ -43,6 +43,8 @@ pub(super) struct Worker {
     pub(super) ups: Sockets<UdpSocket>,
     pub(super) flights: Slab<Flight>,
     pub(super) late: Slab<Late>,
+    /// Queries a `delay_ms` rule holds (at most `max_flights`).
+    pub(super) delayed: Slab<Delayed>,
     pub(super) timers: Timers,
     /// Answers to clients, and queries per upstream socket slot, of this round.
     pub(super) to_clients: SendQueue,
@@ -68,6 +70,7 @@ impl Worker {
             ups: Sockets::new(ROTATE_AFTER),
             flights: Slab::new(),
             late: Slab::new(),
+            delayed: Slab::new(),
             timers: Timers::new(),
             to_clients: SendQueue::default(),
             to_upstream: (0..2 * UPSTREAM_SOCKETS)
