@@ -503,3 +503,55 @@ mod tests {
         assert!(b.state().all.sticky.is_some());
     }
 }
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+    use hickory_proto::op::{Edns, Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+
+    /// The door answers a rule's made-up answer at once (counted as a
+    /// query and an answer), and a rule that does not apply on a transport
+    /// lets the query through.
+    #[test]
+    fn a_rule_answers_at_the_door_on_its_transports_only() {
+        let text = "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
+                    [[ls.rule]]\nname = \"no-any\"\n\
+                    match = { qtype = [\"ANY\"], transport = [\"udp\", \"dot\"] }\n\
+                    action = \"truncate\"\n";
+        let c = crate::config::Config::from_toml(text, std::path::Path::new("c.toml")).unwrap();
+        let b = Balancer::new(c.ls.as_ref().unwrap());
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("www.example.com.").unwrap(),
+            RecordType::ANY,
+        ));
+        m.set_edns(Edns::new());
+        let raw = m.to_vec().unwrap();
+        let admit = |transport, via| {
+            b.admit(Request {
+                raw: &raw,
+                src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
+                transport,
+                via,
+            })
+        };
+        let Admission::Reply(Reply::One(tc)) = admit(Transport::Udp, Via::Udp) else {
+            panic!("not answered at the door");
+        };
+        let h = dns::WireHeader::read(&tc).unwrap();
+        assert!(h.truncated() && h.id == m.metadata.id);
+        // Truncation means nothing on a stream: the rule does not apply.
+        assert!(matches!(
+            admit(Transport::Tcp, Via::Tcp),
+            Admission::Forward(..)
+        ));
+        assert!(matches!(
+            admit(Transport::Tcp, Via::Dot),
+            Admission::Forward(..)
+        ));
+        let counts: Vec<_> = b.state().rules.counts().map(|(_, _, n)| n).collect();
+        assert_eq!(counts, [1]);
+        assert_eq!(b.metrics().queries.load(Relaxed), 3);
+    }
+}
