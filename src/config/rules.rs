@@ -23,6 +23,8 @@ use super::values::{de_name, de_names, de_nets};
 
 /// The TTL of a spoofed answer when `ttl` is left out, in seconds.
 pub const SPOOF_TTL_DEFAULT: u32 = 60;
+/// The highest `rate` of a rule, in queries per second (as `rate_limit_qps`).
+pub(super) const MAX_RULE_RATE: u32 = 10_000_000;
 /// The longest `delay_ms`: past ten seconds a client has long given up.
 pub const MAX_DELAY_MS: u64 = 10_000;
 /// Extended DNS Error "Blocked" (RFC 8914 §4.16), the default of `ede`.

@@ -278,7 +278,22 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
         "must be at least 1".into()
     });
     check_pools(ls, check);
-    rule_checks::check_rules(ls, check);
+    check_names(
+        ls.rule.iter().map(|r| r.name.as_str()),
+        "ls.rule",
+        "rule",
+        check,
+    );
+    check_names(
+        ls.response_rule.iter().map(|r| r.name.as_str()),
+        "ls.response_rule",
+        "response rule",
+        check,
+    );
+    for (paths, msg) in rule_checks::rule_problems(ls) {
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        check.push(&paths, msg);
+    }
     check_encrypted(ls, check);
 }
 

@@ -2,10 +2,10 @@
 //! current [`LsState`] snapshot (swapped whole on reload), and the door every
 //! client query passes before either driver forwards it ([`Balancer::admit`]:
 //! ACL, rate limit, malformed or non-QUERY messages, a backend's NOTIFY
-//! ([`super::notify`]), the loop mark, then the query read once, header and question, and routed to its pool by the
+//! ([`super::invalidate`]), the loop mark, then the query read once, header and question, and routed to its pool by the
 //! question's name, read in place). Both drivers start here: the async
-//! one ([`super::strategy`], which makes it the server layer's `Handler`) and
-//! the UDP fast path ([`super::fast`]).
+//! one ([`super::async_path`], which makes it the server layer's `Handler`) and
+//! the UDP fast path ([`super::udp_path`]).
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -13,12 +13,12 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{OpCode, ResponseCode};
 use tokio::sync::Notify;
 
-use super::notify::{self, FlushBy, FlushCounters, FlushQueue};
+use super::invalidate::{self, FlushBy, FlushCounters, FlushQueue};
 use super::order;
-use super::pool::UpstreamPool;
-use super::rules::{Act, Hit, QueryView};
+use super::rules::{Act, QueryView, RuleHit};
 use super::state::{Job, LsMetrics, LsState};
 use super::suffix;
+use super::upstream::shared::SharedSockets;
 use crate::config::{LsConfig, RuleTransport};
 use crate::dns::{self, HEADER_LEN, Transport};
 use crate::guard::acl;
@@ -26,7 +26,7 @@ use crate::guard::rate::RateVerdict;
 use crate::logging::QueryLine;
 use crate::server::{Reply, Request, Via};
 
-/// Wakes the probe loop ([`super::health`]) after every `every_queries`
+/// Wakes the probe loop ([`super::probe`]) after every `every_queries`
 /// client queries.
 #[derive(Debug, Default)]
 pub struct QueryTrigger {
@@ -46,7 +46,7 @@ impl QueryTrigger {
 pub struct Balancer {
     state: ArcSwap<LsState>,
     pub(super) metrics: Arc<LsMetrics>,
-    pub(super) pool: Arc<UpstreamPool>,
+    pub(super) pool: Arc<SharedSockets>,
     pub(super) trigger: QueryTrigger,
     flushes: FlushCounters,
     flush_queue: FlushQueue,
@@ -56,7 +56,7 @@ impl Balancer {
     /// A balancer for an `[ls]` section.
     pub fn new(c: &LsConfig) -> Self {
         let metrics = Arc::new(LsMetrics::default());
-        let pool = Arc::new(UpstreamPool::new(metrics.drops.clone()));
+        let pool = Arc::new(SharedSockets::new(metrics.drops.clone()));
         Balancer {
             state: ArcSwap::from_pointee(LsState::new(c, metrics.clone(), pool.clone(), None)),
             metrics,
@@ -100,66 +100,9 @@ impl Balancer {
     /// Removes the cached entries of `name` (with `zone`, at or under it),
     /// counted as an HTTP flush: how many, or `None` without a cache.
     pub fn flush_cache(&self, name: &hickory_proto::rr::Name, zone: bool) -> Option<usize> {
-        notify::flush(&self.state(), &self.flushes, name, zone, FlushBy::Http)
-    }
-}
-
-/// What becomes of a client query at the door ([`Balancer::admit`]).
-pub enum Admission {
-    /// Answered (or dropped) at once: malformed, refused, rate limited.
-    Reply(Reply),
-    /// To be forwarded, on this snapshot.
-    Forward(Arc<LsState>, Admitted),
-}
-
-/// A client query admitted for forwarding: what was read of it, not yet
-/// its bytes (the caller decides where they go, or to shed it first).
-#[derive(Debug)]
-pub struct Admitted {
-    client_id: u16,
-    question_end: usize,
-    transport: Transport,
-    name_hash: u64,
-    route: Option<usize>,
-    log: Option<QueryLine>,
-    cache_generation: u64,
-    delay: Option<std::time::Duration>,
-}
-
-impl Admitted {
-    /// How long a `delay_ms` rule holds the query before it goes on
-    /// (UDP only); `None`: at once.
-    pub fn delay(&self) -> Option<std::time::Duration> {
-        self.delay
+        invalidate::flush(&self.state(), &self.flushes, name, zone, FlushBy::Http)
     }
 
-    /// End of the question section in the query.
-    pub fn question_end(&self) -> usize {
-        self.question_end
-    }
-
-    /// The pool the query goes to (an index of [`LsState::pools`]); `None`:
-    /// every backend.
-    pub fn route(&self) -> Option<usize> {
-        self.route
-    }
-
-    /// The job, with `raw` holding the query's bytes as received.
-    pub fn into_job(self, raw: Vec<u8>) -> Job {
-        Job {
-            raw,
-            client_id: self.client_id,
-            question_end: self.question_end,
-            transport: self.transport,
-            name_hash: self.name_hash,
-            route: self.route,
-            log: self.log,
-            cache_generation: self.cache_generation,
-        }
-    }
-}
-
-impl Balancer {
     /// Reads a client query once (header and question) and decides: an
     /// immediate reply (counted), or a query to forward (not copied yet).
     /// Sends nothing: forwarding is [`Handler::handle`]'s part.
@@ -214,7 +157,7 @@ impl Balancer {
         // question's name, read in place, picks the pool. The query rules
         // are checked on what was read: a rule's made-up answer (or drop)
         // ends the query here, before the cache.
-        let made_up = |hit: Hit| now(state.rules.answer(hit, req.raw, req.transport));
+        let made_up = |hit: RuleHit| now(state.rules.answer(hit, req.raw, req.transport));
         let (client_id, question_end, route, hit) = match dns::peek_plain_query(req.raw) {
             Some((id, end)) => {
                 let hit = rule_hit(&state, &req, end, None);
@@ -237,7 +180,7 @@ impl Balancer {
                 match q.header.metadata.op_code {
                     // A zone changed: flushed when a backend says so.
                     OpCode::Notify => {
-                        return now(notify::answer(
+                        return now(invalidate::answer(
                             &state,
                             (&self.flushes, &self.flush_queue),
                             (req.raw, &q),
@@ -308,6 +251,61 @@ impl Balancer {
     }
 }
 
+/// What becomes of a client query at the door ([`Balancer::admit`]).
+pub enum Admission {
+    /// Answered (or dropped) at once: malformed, refused, rate limited.
+    Reply(Reply),
+    /// To be forwarded, on this snapshot.
+    Forward(Arc<LsState>, Admitted),
+}
+
+/// A client query admitted for forwarding: what was read of it, not yet
+/// its bytes (the caller decides where they go, or to shed it first).
+#[derive(Debug)]
+pub struct Admitted {
+    client_id: u16,
+    question_end: usize,
+    transport: Transport,
+    name_hash: u64,
+    route: Option<usize>,
+    log: Option<QueryLine>,
+    cache_generation: u64,
+    delay: Option<std::time::Duration>,
+}
+
+impl Admitted {
+    /// How long a `delay_ms` rule holds the query before it goes on
+    /// (UDP only); `None`: at once.
+    pub fn delay(&self) -> Option<std::time::Duration> {
+        self.delay
+    }
+
+    /// End of the question section in the query.
+    pub fn question_end(&self) -> usize {
+        self.question_end
+    }
+
+    /// The pool the query goes to (an index of [`LsState::pools`]); `None`:
+    /// every backend.
+    pub fn route(&self) -> Option<usize> {
+        self.route
+    }
+
+    /// The job, with `raw` holding the query's bytes as received.
+    pub fn into_job(self, raw: Vec<u8>) -> Job {
+        Job {
+            raw,
+            client_id: self.client_id,
+            question_end: self.question_end,
+            transport: self.transport,
+            name_hash: self.name_hash,
+            route: self.route,
+            log: self.log,
+            cache_generation: self.cache_generation,
+        }
+    }
+}
+
 /// The query rule that acts on the client query of `req` (its question
 /// ending at `question_end`; `name`: its name in plain wire form, when the
 /// question's own is not), counted and logged; `None` without rules or when
@@ -317,7 +315,7 @@ fn rule_hit(
     req: &Request<'_>,
     question_end: usize,
     name: Option<&[u8]>,
-) -> Option<Hit> {
+) -> Option<RuleHit> {
     if state.rules.is_empty() {
         return None;
     }

@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use crate::dns::Transport;
+pub use crate::dns::{Transport, Via};
 
 pub(crate) mod backoff;
 pub(crate) mod batch;
@@ -54,31 +54,6 @@ pub struct Request<'a> {
     pub transport: Transport,
     /// Which kind of listener it came by (DoT and DoH are TCP to `transport`).
     pub via: Via,
-}
-
-/// The kind of listener a query came by: finer than its [`Transport`], for
-/// policies that tell DNS over TLS or HTTPS from plain TCP (the LS's
-/// `[[ls.rule]]` `transport`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    /// Plain DNS over UDP.
-    Udp,
-    /// Plain DNS over TCP.
-    Tcp,
-    /// DNS over TLS.
-    Dot,
-    /// DNS over HTTPS.
-    Doh,
-}
-
-impl Via {
-    /// Plain DNS over `transport`.
-    pub fn plain(transport: Transport) -> Via {
-        match transport {
-            Transport::Udp => Via::Udp,
-            Transport::Tcp => Via::Tcp,
-        }
-    }
 }
 
 /// What to send back.

@@ -278,9 +278,9 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             src: self.peer,
             transport: Transport::Tcp,
             via: if self.encrypted.is_some() {
-                super::Via::Dot
+                crate::dns::Via::Dot
             } else {
-                super::Via::Tcp
+                crate::dns::Via::Tcp
             },
         };
         if let Some(stats) = &self.encrypted {

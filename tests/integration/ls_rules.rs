@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 
-use crate::dot::{HOST, Pki};
+use crate::kit::tls::{HOST, Pki};
 use crate::kit::{
     LsServiceRun, TestTs, free_ports, need, path_str, query_rd, run_tool, start_ls_service,
     start_ts_table, udp_exchange,

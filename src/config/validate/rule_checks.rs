@@ -1,42 +1,60 @@
 //! The rules `[[ls.rule]]` and `[[ls.response_rule]]` must follow, beside the
-//! rest of `[ls]`'s (`check_ls` calls [`check_rules`]): names non-empty and
-//! unique in each list, a pool action naming an `[[ls.pool]]`, a spoof with an
+//! rest of `[ls]`'s (`check_ls` records what [`rule_problems`] finds, and
+//! checks the rules' names itself): a pool action naming an `[[ls.pool]]`, a spoof with an
 //! address, a rate of at least one query a second whose `then` is not itself a
 //! rate, a delay in `[1, MAX_DELAY_MS]`, TTLs within RFC 2181, an `ede` of 15,
 //! 16 or 17, bounds that a name can reach, and `limit_ttl`'s `min <= max`.
 
 use super::super::LsConfig;
 use super::super::rules::{
-    EDE_BLOCKED, EDE_CENSORED, EDE_FILTERED, MAX_DELAY_MS, RuleAction, RuleConfig,
+    EDE_BLOCKED, EDE_CENSORED, EDE_FILTERED, MAX_DELAY_MS, MAX_RULE_RATE, ResponseAction,
+    RuleAction, RuleConfig,
 };
 use super::super::values::MAX_TTL;
-use super::{Checker, MAX_RATE_QPS, check_names};
+
+/// One problem: the key paths to find its line by (the first named), and
+/// what is wrong.
+pub(super) type Problem = (Vec<String>, String);
+
+/// The problems found so far.
+#[derive(Default)]
+struct Found(Vec<Problem>);
+
+impl Found {
+    fn push(&mut self, paths: &[&str], msg: String) {
+        self.0
+            .push((paths.iter().map(|p| (*p).to_owned()).collect(), msg));
+    }
+
+    fn require(&mut self, ok: bool, path: &str, msg: impl FnOnce() -> String) {
+        if !ok {
+            self.push(&[path], msg());
+        }
+    }
+
+    fn at_most<T: PartialOrd + std::fmt::Display>(&mut self, v: T, max: T, path: &str) {
+        if v > max {
+            self.push(&[path], format!("must be at most {max}, got {v}"));
+        }
+    }
+}
 
 /// The most labels a name can have (255 bytes of wire form).
 const MAX_LABELS: u8 = 127;
 /// The longest wire form of a name, root byte included (RFC 1035 §3.1).
 const MAX_NAME_LEN: u16 = 255;
 
-/// The rules for `[[ls.rule]]` and `[[ls.response_rule]]`.
-pub(super) fn check_rules(ls: &LsConfig, check: &mut Checker<'_>) {
-    check_names(
-        ls.rule.iter().map(|r| r.name.as_str()),
-        "ls.rule",
-        "rule",
-        check,
-    );
+/// What breaks the rules of `[[ls.rule]]` and `[[ls.response_rule]]`
+/// (their names aside).
+pub(super) fn rule_problems(ls: &LsConfig) -> Vec<Problem> {
+    let mut check = Found::default();
+    let check = &mut check;
     for (i, rule) in ls.rule.iter().enumerate() {
         check_rule(ls, i, rule, check);
     }
-    check_names(
-        ls.response_rule.iter().map(|r| r.name.as_str()),
-        "ls.response_rule",
-        "response rule",
-        check,
-    );
     for (i, rule) in ls.response_rule.iter().enumerate() {
         let key = format!("ls.response_rule.{i}.action");
-        if let super::super::ResponseAction::LimitTtl { min, max } = rule.action {
+        if let ResponseAction::LimitTtl { min, max } = rule.action {
             let at = [
                 format!("{key}.limit_ttl.min"),
                 format!("{key}.limit_ttl.max"),
@@ -49,10 +67,11 @@ pub(super) fn check_rules(ls: &LsConfig, check: &mut Checker<'_>) {
             });
         }
     }
+    std::mem::take(&mut check.0)
 }
 
 /// The rules for the `[[ls.rule]]` at index `i`.
-fn check_rule(ls: &LsConfig, i: usize, rule: &RuleConfig, check: &mut Checker<'_>) {
+fn check_rule(ls: &LsConfig, i: usize, rule: &RuleConfig, check: &mut Found) {
     let key = |k: &str| format!("ls.rule.{i}.{k}");
     let who = &rule.name;
     check.require(
@@ -81,7 +100,7 @@ fn check_action(
     action: &RuleAction,
     path: &str,
     nested: bool,
-    check: &mut Checker<'_>,
+    check: &mut Found,
 ) {
     let key = |k: &str| format!("{path}.{k}");
     match action {
@@ -121,7 +140,7 @@ fn check_action(
         }
         RuleAction::Rate { qps, then } => {
             check.require(*qps >= 1, &key("rate"), || "must be at least 1".into());
-            check.at_most(*qps, MAX_RATE_QPS, &key("rate"));
+            check.at_most(*qps, MAX_RULE_RATE, &key("rate"));
             if nested {
                 check.push(
                     &[&key("rate"), path],

@@ -12,7 +12,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RData;
 use hickory_proto::rr::rdata::{A, AAAA, CNAME};
 
-use super::{Act, Hit, RuleSet};
+use super::set::{Act, RuleHit, RuleSet};
 use crate::dns::{self, Rr, Transport};
 
 /// Record types the spoofed answers tell apart.
@@ -24,7 +24,7 @@ impl RuleSet {
     /// door), sized for `transport`; `None` for a hit that answers nothing
     /// (drop, or an act that forwards), or a query that cannot be decoded
     /// (then its rejection, if any, is what the client gets).
-    pub fn answer(&self, hit: Hit, raw: &[u8], transport: Transport) -> Option<Vec<u8>> {
+    pub fn answer(&self, hit: RuleHit, raw: &[u8], transport: Transport) -> Option<Vec<u8>> {
         let made = &self.rules.get(hit.rule)?.made;
         let rcode = match hit.act {
             Act::Drop | Act::Allow | Act::Pool(_) | Act::Delay(_) => return None,

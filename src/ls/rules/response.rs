@@ -13,7 +13,7 @@ use crate::config::{LsConfig, ResponseAction, ResponseMatch, ResponseRuleConfig}
 use crate::dns::{self, HEADER_LEN};
 use crate::guard::log_budget::{Change, LimitLog};
 
-use super::{RULE_LOG_INTERVAL, RULE_LOG_LINES};
+use super::set::{RULE_LOG_INTERVAL, RULE_LOG_LINES};
 
 /// What becomes of a backend's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

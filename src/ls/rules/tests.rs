@@ -8,9 +8,12 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::opt::EdnsCode;
 use hickory_proto::rr::{RData, RecordType};
 
+use std::time::{Duration, Instant};
+
 use super::fixtures::query_bytes;
 use super::*;
 use crate::config::{Config, PoolConfig, parse_name};
+use crate::config::{LsConfig, RuleAction, RuleTransport};
 use crate::dns::Transport;
 
 /// The `[ls]` of a config whose rules are `rules` (TOML), with a pool `org`.
