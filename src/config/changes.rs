@@ -56,6 +56,8 @@ impl LsConfig {
         "health",
         "backend",
         "pool",
+        "rule",
+        "response_rule",
     ];
 
     /// The `[ls]` keys that differ between the running `self` and the reloaded

@@ -1,8 +1,8 @@
 //! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables, and the
 //! [`HedgeDelay`] its key takes (its `[ls.cache]` table is in `cache`, its `[ls.tls]`
-//! and `[ls.https]` in `tls`, its `[[ls.pool]]` tables in `pool`, the keyword enums
-//! `[ls]` and `[[ls.pool]]` share in `values`, its policy keys, which a pool may set
-//! too, declared once in `policy`).
+//! and `[ls.https]` in `tls`, its `[[ls.pool]]` tables in `pool`, its `[[ls.rule]]` and
+//! `[[ls.response_rule]]` in `rules`, the keyword enums `[ls]` and `[[ls.pool]]` share
+//! in `values`, its policy keys, which a pool may set too, declared once in `policy`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -15,6 +15,7 @@ use super::available_cores;
 use super::cache::CacheConfig;
 use super::key::KeyConfig;
 use super::pool::PoolConfig;
+use super::rules::{ResponseRuleConfig, RuleConfig};
 use super::tls::{HttpsConfig, TlsConfig};
 use super::values::{
     Layout, OnTimeout, Order, ProbeQuestion, Strategy, de_addr, de_addrs, de_nets, de_opt_addr,
@@ -151,6 +152,11 @@ pub struct LsConfig {
     /// The pools, `[[ls.pool]]`, in config order: the names under their zones are
     /// asked of their backends only. \[none\]
     pub pool: Vec<PoolConfig>,
+    /// The query rules, `[[ls.rule]]`, checked in config order at the door. \[none\]
+    pub rule: Vec<RuleConfig>,
+    /// The rules on the backends' answers, `[[ls.response_rule]]`, in config
+    /// order. \[none\]
+    pub response_rule: Vec<ResponseRuleConfig>,
     /// Not a TOML key: the TSIG key each backend's NOTIFYs must be signed
     /// with, by backend name, resolved from the whole file when it is read
     /// ([`super::Config::notify_key_of`]: its `notify_key`, else the
@@ -189,6 +195,8 @@ impl Default for LsConfig {
             health: HealthConfig::default(),
             backend: Vec::new(),
             pool: Vec::new(),
+            rule: Vec::new(),
+            response_rule: Vec::new(),
             notify_tsig: Vec::new(),
         } })
     }

@@ -12,6 +12,8 @@ use super::{
     CacheConfig, Config, HedgeDelay, LsConfig, Order, TsConfig, load_certified_key, zone_text,
 };
 
+mod rule_checks;
+
 /// The longest any `*_ms` key may be: one hour. Past that a deadline is a typo,
 /// and near 2^64 ms adding it to a clock overflows.
 pub(crate) const MAX_MS: u64 = 3_600_000;
@@ -274,6 +276,22 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
         "must be at least 1".into()
     });
     check_pools(ls, check);
+    check_names(
+        ls.rule.iter().map(|r| r.name.as_str()),
+        "ls.rule",
+        "rule",
+        check,
+    );
+    check_names(
+        ls.response_rule.iter().map(|r| r.name.as_str()),
+        "ls.response_rule",
+        "response rule",
+        check,
+    );
+    for (paths, msg) in rule_checks::rule_problems(ls) {
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        check.push(&paths, msg);
+    }
     check_encrypted(ls, check);
 }
 

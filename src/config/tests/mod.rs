@@ -16,6 +16,7 @@ use super::*;
 mod cache;
 mod errors;
 mod pools;
+mod query_rules;
 mod rules;
 mod tls;
 

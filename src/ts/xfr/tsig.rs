@@ -323,6 +323,7 @@ mod tests {
             raw,
             src: "127.0.0.1:5353".parse().unwrap(),
             transport: Transport::Udp,
+            via: crate::server::Via::Udp,
         };
         match ts.handle(req) {
             Action::Now(Reply::One(m)) => Some(m),
