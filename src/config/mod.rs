@@ -23,6 +23,8 @@
 //!   each key is in the text.
 //! - `validate`: the rules of [`Config::problems`].
 //! - `key`: [`KeyConfig`], the TSIG keys (`[[key]]`) and the reading of their secrets.
+//! - `dynblock`: [`DynBlockConfig`] (`[[ls.dynamic_block]]`) and the rules of it and of
+//!   `api_key` and `control_allow`.
 //! - `changes`: what a reload cannot apply ([`LsConfig::restart_only_changes`],
 //!   [`TsConfig::restart_changes`]).
 
@@ -79,6 +81,7 @@ macro_rules! keyword_enum {
 
 mod cache;
 mod changes;
+mod dynblock;
 mod error;
 mod key;
 mod ls;
@@ -92,6 +95,10 @@ mod validate;
 mod values;
 
 pub use cache::CacheConfig;
+pub use dynblock::{
+    DynAction, DynBlockConfig, DynKind, DynRcode, MAX_BLOCK_S, MAX_DYN_BLOCKS, MAX_WINDOW_S,
+    MIN_API_KEY_LEN,
+};
 pub use error::ConfigError;
 pub use key::{KeyAlgorithm, KeyConfig, KeyError};
 pub use ls::{

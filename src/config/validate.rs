@@ -277,6 +277,9 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
     });
     check_pools(ls, check);
     check_encrypted(ls, check);
+    for (path, msg) in super::dynblock::problems(ls) {
+        check.push(&[&path, "ls"], msg);
+    }
 }
 
 /// The rules for `[ls.tls]` and `[ls.https]`: listen addresses, and certificate and key

@@ -29,11 +29,13 @@
 //!   with its [`backend::health::Health`]), [`order`], [`sticky`],
 //!   [`hedge`], [`fair`] (the in-flight
 //!   bound's share per client), [`loopmark`], [`latency`],
-//!   [`cache`] (the packet cache). The ACL and the rate limit are
+//!   [`cache`] (the packet cache), [`dynblock`] (dynamic blocks, blocks
+//!   by hand and `dnslb top`'s counts). The ACL and the rate limit are
 //!   [`crate::guard`]'s, shared with the server layer and the TS.
 pub mod backend;
 pub mod balancer;
 pub mod cache;
+pub mod dynblock;
 pub mod fast;
 pub mod health;
 pub mod hedge;
