@@ -13,7 +13,6 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
-use super::ls::LsConfig;
 use super::values::de_nets;
 
 /// Most `[[ls.dynamic_block]]` rules (each one a counter column per client
@@ -204,20 +203,21 @@ fn de_opt_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Name
 /// The rules of `[[ls.dynamic_block]]`, `api_key` and `control_allow`: each
 /// problem as (the key's dotted path, what is wrong), for `validate` to
 /// place at its line.
-pub(super) fn problems(ls: &LsConfig) -> Vec<(String, String)> {
+pub(super) fn problems(
+    rules: &[DynBlockConfig],
+    api_key: Option<&str>,
+    control_allow: &[IpNet],
+) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut push = |path: String, msg: String| out.push((path, msg));
-    if ls.dynamic_block.len() > MAX_DYN_BLOCKS {
+    if rules.len() > MAX_DYN_BLOCKS {
         push(
             "ls.dynamic_block".into(),
-            format!(
-                "at most {MAX_DYN_BLOCKS} rules, got {}",
-                ls.dynamic_block.len()
-            ),
+            format!("at most {MAX_DYN_BLOCKS} rules, got {}", rules.len()),
         );
     }
     let mut seen: Vec<&str> = Vec::new();
-    for (i, rule) in ls.dynamic_block.iter().enumerate() {
+    for (i, rule) in rules.iter().enumerate() {
         let key = |k: &str| format!("ls.dynamic_block.{i}.{k}");
         let name = rule.name.as_str();
         if name.trim().is_empty() {
@@ -290,17 +290,17 @@ pub(super) fn problems(ls: &LsConfig) -> Vec<(String, String)> {
             push(key("min_responses"), "must be at least 1".into());
         }
     }
-    if let Some(k) = &ls.api_key {
-        if k.chars().count() < MIN_API_KEY_LEN || k.trim() != k {
-            push(
-                "ls.api_key".into(),
-                format!(
-                    "must be at least {MIN_API_KEY_LEN} characters, without leading or trailing white space"
-                ),
-            );
-        }
+    if let Some(k) = api_key
+        && (k.chars().count() < MIN_API_KEY_LEN || k.trim() != k)
+    {
+        push(
+            "ls.api_key".into(),
+            format!(
+                "must be at least {MIN_API_KEY_LEN} characters, without leading or trailing white space"
+            ),
+        );
     }
-    if ls.control_allow.is_empty() {
+    if control_allow.is_empty() {
         push(
             "ls.control_allow".into(),
             "needs at least one network (loopback is [\"127.0.0.0/8\", \"::1/128\"])".into(),
@@ -325,24 +325,21 @@ mod tests {
         DynBlockConfig::new("r", kind, 10.0)
     }
 
-    fn ls_with(rules: Vec<DynBlockConfig>) -> LsConfig {
-        LsConfig {
-            dynamic_block: rules,
-            ..LsConfig::default()
-        }
-    }
-
-    fn said(ls: &LsConfig) -> Vec<String> {
-        problems(ls)
+    fn said_of(rules: &[DynBlockConfig], key: Option<&str>, allow: &[IpNet]) -> Vec<String> {
+        problems(rules, key, allow)
             .into_iter()
             .map(|(k, m)| format!("{k}: {m}"))
             .collect()
     }
 
+    fn said(rules: Vec<DynBlockConfig>) -> Vec<String> {
+        said_of(&rules, None, &default_control_allow())
+    }
+
     #[test]
     fn each_kind_needs_its_own_key_and_no_other() {
         let bare: Vec<_> = DynKind::ALL.iter().map(|&k| rule(k)).collect();
-        let got = said(&ls_with(bare));
+        let got = said(bare);
         assert_eq!(
             got,
             [
@@ -363,7 +360,7 @@ mod tests {
         q.qtype = Some(RecordType::ANY);
         q.suffix = Some(Name::root());
         assert_eq!(
-            said(&ls_with(vec![q])),
+            said(vec![q]),
             [
                 "ls.dynamic_block.0.rcode: rcode is for rcode-rate and rcode-ratio rules only, not query-rate",
                 "ls.dynamic_block.0.qtype: qtype is for qtype-rate rules only, not query-rate",
@@ -379,13 +376,8 @@ mod tests {
         r.window_s = 0;
         r.block_s = MAX_BLOCK_S + 1;
         r.warn_threshold = Some(5.0);
-        let ls = LsConfig {
-            api_key: Some("short".into()),
-            control_allow: Vec::new(),
-            ..ls_with(vec![r])
-        };
         assert_eq!(
-            said(&ls),
+            said_of(&[r], Some("short"), &[]),
             [
                 "ls.dynamic_block.0.threshold: must be above 0, got 0",
                 "ls.dynamic_block.0.warn_threshold: must be above 0 and below threshold (0), got 5",
@@ -399,6 +391,6 @@ mod tests {
         ok.rcode = Some(DynRcode::Nxdomain);
         ok.threshold = 0.5;
         ok.warn_threshold = Some(0.25);
-        assert!(said(&ls_with(vec![ok])).is_empty());
+        assert!(said(vec![ok]).is_empty());
     }
 }

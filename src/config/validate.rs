@@ -277,8 +277,12 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
     });
     check_pools(ls, check);
     check_encrypted(ls, check);
-    for (path, msg) in super::dynblock::problems(ls) {
-        check.push(&[&path, "ls"], msg);
+    for (path, msg) in
+        super::dynblock::problems(&ls.dynamic_block, ls.api_key.as_deref(), &ls.control_allow)
+    {
+        // A key left out: the line of its table.
+        let table = path.rsplit_once('.').map_or("ls", |(t, _)| t);
+        check.push(&[&path, table, "ls"], msg);
     }
 }
 

@@ -12,6 +12,8 @@
 //!   socket) and [`strategy`] (async, for TCP: the server layer's handler);
 //! - [`balancer`]: [`Balancer`], holding the current [`LsState`] snapshot,
 //!   and the door every query passes first ([`Balancer::admit`]);
+//! - [`control`]: who may change state through the metrics listener
+//!   (`api_key`, `control_allow`) and its counters;
 //! - [`notify`]: the cache's flushes before TTLs run out (a backend's
 //!   NOTIFY at the door, `POST /cache/flush`) and their counters;
 //! - [`reply`]: the client's answer from how a query ended (the winner's,
@@ -35,6 +37,7 @@
 pub mod backend;
 pub mod balancer;
 pub mod cache;
+pub mod control;
 pub mod dynblock;
 pub mod fast;
 pub mod health;

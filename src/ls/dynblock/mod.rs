@@ -56,7 +56,7 @@ pub use set::{Block, BlockKey, BlockSet, RuleStats};
 pub use top::{TOP_KEEP, TOP_SECS, TopEntry, TopReport};
 
 use table::{NameKey, Table, label_starts, wire_text};
-use top::{Second, TopRing, heaviest};
+use top::{TopRing, heaviest_into};
 
 /// Counting shards (threads share them round-robin).
 pub const SHARDS: usize = 8;
@@ -210,6 +210,25 @@ struct Maint {
     top: TopRing,
     stats: StatsBook,
     log: LimitLog,
+    /// The tick's working space, kept from tick to tick (allocation-free once warm).
+    scratch: Scratch,
+}
+
+/// The tick's working space.
+#[derive(Default)]
+struct Scratch {
+    /// Client group → its row in `rows` (the shards' counts added up).
+    index: HashMap<IpAddr, usize>,
+    rows: Vec<u64>,
+    names: HashMap<NameKey, u64>,
+    qnames: HashMap<NameKey, u64>,
+    qtypes: HashMap<u16, u64>,
+    clients_top: HashMap<IpAddr, u64>,
+    rolling: Vec<bool>,
+    zero_col: Vec<bool>,
+    sort_ips: Vec<(IpAddr, u64)>,
+    sort_names: Vec<(NameKey, u64)>,
+    sort_types: Vec<(u16, u64)>,
 }
 
 /// A block added by hand.
@@ -307,9 +326,10 @@ impl DynBlocks {
                 epoch: now,
                 judged_in: HashMap::new(),
                 warned: HashMap::new(),
-                top: TopRing::default(),
+                top: TopRing::new(),
                 stats,
                 log: LimitLog::new(now, LOG_INTERVAL, LOG_LINES),
+                scratch: Scratch::default(),
             }),
             table_full: AtomicU64::new(0),
         }
@@ -445,91 +465,106 @@ impl DynBlocks {
         Some(action)
     }
 
-    /// The once-a-second maintenance at `now`; see the module's docs.
+    /// The once-a-second maintenance at `now`; see the module's docs. Its
+    /// working space is kept from tick to tick: once warm it allocates
+    /// only for what it finds (a block made, a line logged).
     pub fn tick(&self, now: Instant) {
         let rules = self.rules.load_full();
-        let mut m = lock(&self.maint);
-        // Which rules' windows end with this tick.
+        let mut guard = lock(&self.maint);
+        let m = &mut *guard;
         let epoch = m.epoch;
-        let rolling: Vec<bool> = rules
-            .list
-            .iter()
-            .map(|r| {
-                let start = *m.windows.entry(r.cfg.name.clone()).or_insert(epoch);
-                now.saturating_duration_since(start) >= Duration::from_secs(r.cfg.window_s)
-            })
-            .collect();
-        let mut zero_col = vec![false; rules.cols];
-        if let Some(z) = zero_col.first_mut() {
+        let mut sc = std::mem::take(&mut m.scratch);
+        // Which rules' windows end with this tick.
+        sc.rolling.clear();
+        for r in &rules.list {
+            if !m.windows.contains_key(&r.cfg.name) {
+                m.windows.insert(r.cfg.name.clone(), epoch);
+            }
+            let start = m.windows.get(&r.cfg.name).copied().unwrap_or(epoch);
+            let roll = now.saturating_duration_since(start) >= Duration::from_secs(r.cfg.window_s);
+            sc.rolling.push(roll);
+        }
+        sc.zero_col.clear();
+        sc.zero_col.resize(rules.cols, false);
+        if let Some(z) = sc.zero_col.first_mut() {
             *z = true;
         }
-        for (r, &roll) in rules.list.iter().zip(&rolling) {
+        for (r, &roll) in rules.list.iter().zip(&sc.rolling) {
             if let Some(col) = r.col.filter(|_| roll) {
-                for c in zero_col.iter_mut().skip(col).take(2) {
+                let width = if r.cfg.kind == DynKind::RcodeRatio {
+                    2
+                } else {
+                    1
+                };
+                for c in sc.zero_col.iter_mut().skip(col).take(width) {
                     *c = true;
                 }
             }
         }
         // Add up the shards' counts (and zero what this tick ends).
-        let mut clients: HashMap<IpAddr, Vec<u64>> = HashMap::new();
-        let mut names: HashMap<NameKey, u64> = HashMap::new();
-        let mut second = Second::default();
-        let mut qnames: HashMap<String, u64> = HashMap::new();
-        let mut qtypes: HashMap<String, u64> = HashMap::new();
+        sc.index.clear();
+        sc.rows.clear();
+        sc.names.clear();
+        sc.qnames.clear();
+        sc.qtypes.clear();
+        let mut rcodes = [0u64; 16];
+        let cols = rules.cols;
         for shard in self.shards.iter() {
             let mut s = lock(shard);
             if s.generation != rules.generation {
                 continue;
             }
+            let Scratch {
+                index,
+                rows,
+                zero_col,
+                names,
+                qnames,
+                qtypes,
+                rolling,
+                ..
+            } = &mut sc;
             s.clients.drain_into(
                 |k, row| {
-                    let sum = clients.entry(k).or_insert_with(|| vec![0; row.len()]);
+                    let at = *index.entry(k).or_insert_with(|| {
+                        rows.resize(rows.len() + cols, 0);
+                        rows.len() / cols.max(1) - 1
+                    });
+                    let sum = rows.get_mut(at * cols..(at + 1) * cols).unwrap_or_default();
                     for (a, b) in sum.iter_mut().zip(row) {
                         *a = a.saturating_add(*b);
                     }
                 },
                 |col| zero_col.get(col).copied().unwrap_or(false),
             );
-            let mut rolled_names = Vec::new();
+            // A name's count starts over when its rule's window rolls.
             s.names.drain_into(
                 |k, row| {
                     *names.entry(k).or_default() += row.first().copied().unwrap_or(0);
-                    if rolling.get(usize::from(k.tag())).copied().unwrap_or(true) {
-                        rolled_names.push(k);
-                    }
                 },
                 |_| false,
             );
-            // Only the rolling rules' names start over.
-            for k in rolled_names {
-                if let Some(row) = s.names.row_mut(k)
-                    && let Some(c) = row.first_mut()
-                {
-                    *c = 0;
-                }
+            if rolling.iter().any(|&r| r) {
+                s.names
+                    .zero_where(|k| rolling.get(usize::from(k.tag())).copied().unwrap_or(true));
             }
             s.qnames.drain_into(
-                |k, row| {
-                    *qnames.entry(wire_text(k.wire())).or_default() +=
-                        row.first().copied().unwrap_or(0);
-                },
+                |k, row| *qnames.entry(k).or_default() += row.first().copied().unwrap_or(0),
                 |_| true,
             );
             s.qtypes.drain_into(
-                |k, row| {
-                    let name = hickory_proto::rr::RecordType::from(k).to_string();
-                    *qtypes.entry(name).or_default() += row.first().copied().unwrap_or(0);
-                },
+                |k, row| *qtypes.entry(k).or_default() += row.first().copied().unwrap_or(0),
                 |_| true,
             );
-            for (a, b) in second.rcodes.iter_mut().zip(s.rcodes.iter_mut()) {
+            for (a, b) in rcodes.iter_mut().zip(s.rcodes.iter_mut()) {
                 *a += std::mem::take(b);
             }
         }
         // Judge.
         let mut over: Vec<(usize, BlockKey, String)> = Vec::new();
         let mut warn_of: Vec<(usize, String, String)> = Vec::new();
-        for (ip, row) in &clients {
+        for (ip, &at) in &sc.index {
+            let row = sc.rows.get(at * cols..(at + 1) * cols).unwrap_or_default();
             for (i, r) in rules.list.iter().enumerate() {
                 let Some(col) = r.col else { continue };
                 if r.cfg.exclude.iter().any(|n| n.contains(ip)) {
@@ -544,7 +579,7 @@ impl DynBlocks {
                 }
             }
         }
-        for (key, count) in &names {
+        for (key, count) in &sc.names {
             let i = usize::from(key.tag());
             let Some(r) = rules.list.get(i) else { continue };
             match judge(&r.cfg, *count, 0) {
@@ -593,9 +628,11 @@ impl DynBlocks {
             }
         }
         // Roll the windows that ended.
-        for (r, &roll) in rules.list.iter().zip(&rolling) {
+        for (r, &roll) in rules.list.iter().zip(&sc.rolling) {
             if roll {
-                m.windows.insert(r.cfg.name.clone(), now);
+                if let Some(w) = m.windows.get_mut(&r.cfg.name) {
+                    *w = now;
+                }
                 m.warned.remove(&r.cfg.name);
             }
         }
@@ -624,20 +661,23 @@ impl DynBlocks {
             );
         }
         if changed || !lifted.is_empty() {
-            self.publish(&m);
+            self.publish(m);
         }
-        // The second's summary for `dnslb top`.
-        second.clients = heaviest(
-            clients
-                .iter()
-                .filter_map(|(ip, row)| Some((ip.to_string(), *row.first()?)))
-                .filter(|(_, c)| *c > 0)
-                .collect(),
-            TOP_KEEP,
-        );
-        second.names = heaviest(qnames, TOP_KEEP);
-        second.qtypes = heaviest(qtypes, TOP_KEEP);
-        m.top.push(second);
+        // The second's summary for `dnslb top`, written in place.
+        sc.clients_top.clear();
+        for (ip, &at) in &sc.index {
+            if let Some(&q) = sc.rows.get(at * cols)
+                && q > 0
+            {
+                sc.clients_top.insert(*ip, q);
+            }
+        }
+        let second = m.top.next_slot();
+        heaviest_into(&sc.clients_top, &mut sc.sort_ips, &mut second.clients);
+        heaviest_into(&sc.qnames, &mut sc.sort_names, &mut second.names);
+        heaviest_into(&sc.qtypes, &mut sc.sort_types, &mut second.qtypes);
+        second.rcodes = rcodes;
+        m.scratch = sc;
     }
 
     /// Publishes the blocks of `m` to the workers.

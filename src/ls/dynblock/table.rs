@@ -65,6 +65,18 @@ impl PartialEq for NameKey {
 
 impl Eq for NameKey {}
 
+impl PartialOrd for NameKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for NameKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.tag, self.wire()).cmp(&(other.tag, other.wire()))
+    }
+}
+
 impl Hash for NameKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.tag.hash(state);
@@ -169,6 +181,7 @@ impl<K: Hash + Eq + Copy> Table<K> {
     }
 
     /// Keys it can hold.
+    #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.keys.len()
     }
@@ -221,6 +234,18 @@ impl<K: Hash + Eq + Copy> Table<K> {
         let row = lightest * self.cols;
         self.counts.get_mut(row..row + self.cols)?.fill(0);
         Some(lightest)
+    }
+
+    /// Zeroes the counters of every key `pick` says.
+    pub(crate) fn zero_where(&mut self, pick: impl Fn(&K) -> bool) {
+        let cols = self.cols;
+        for (slot, key) in self.keys.iter().enumerate() {
+            if key.as_ref().is_some_and(&pick)
+                && let Some(row) = self.counts.get_mut(slot * cols..(slot + 1) * cols)
+            {
+                row.fill(0);
+            }
+        }
     }
 
     /// Every key with a counter above zero, with its counters; then

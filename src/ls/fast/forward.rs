@@ -44,7 +44,9 @@ impl Worker {
                 // no copy, no allocation.
                 if state.route_at(admitted.route()).cache.is_some() {
                     let query = (raw, Transport::Udp, admitted.route());
-                    if reply::from_cache(&state, query, self.to_clients.push(src)) {
+                    let out = self.to_clients.push(src);
+                    if reply::from_cache(&state, query, out) {
+                        self.balancer.on_answer(src.addr.ip(), out);
                         return;
                     }
                     self.to_clients.pop();
@@ -163,6 +165,7 @@ impl Worker {
     fn answer(&mut self, reply: Reply, to: batch::Peer, arrived: std::time::Instant) {
         self.balancer.metrics.answered(&reply, arrived);
         if let Reply::One(b) = reply {
+            self.balancer.on_answer(to.addr.ip(), &b);
             self.to_clients.push_copy(&b, to);
             self.recycle(b);
         }
