@@ -242,6 +242,11 @@ async fn forged_sources_keep_memory_bounded_and_the_real_client_answered() {
         let q = wire_query(name, RecordType::A, 1, true, false);
         let mut sent = 0u32;
         for i in 0..SOURCES {
+            // Paced (bursts of 50, then 1 ms: at most 50,000 a second): a
+            // spray, not a test of the machine's capacity.
+            if i % 50 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let Ok(s) = std::net::UdpSocket::bind(SocketAddr::from((forged(i), 0))) else {
                 continue;
             };
@@ -251,15 +256,19 @@ async fn forged_sources_keep_memory_bounded_and_the_real_client_answered() {
         }
         sent
     });
-    // The real client, at 10 queries a second, all through the flood.
+    // The real client, about 10 queries a second, all through the flood. A
+    // datagram lost to the machine's overload (two cores, the spray and the
+    // LS on them) is not a block: the client retries, as a stub resolver
+    // does (3 tries of 1 s); none of its answers may be a refusal.
     let (mut asked, mut answered) = (0u32, 0u32);
     while !flood.is_finished() && asked < 600 {
         asked += 1;
-        if ask_from(ls.addr, "127.0.0.30", name)
-            .await
-            .is_some_and(|m| m.metadata.response_code == ResponseCode::NoError)
-        {
-            answered += 1;
+        for _ in 0..3 {
+            if let Some(m) = ask_from(ls.addr, "127.0.0.30", name).await {
+                assert_eq!(m.metadata.response_code, ResponseCode::NoError, "blocked");
+                answered += 1;
+                break;
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
