@@ -49,7 +49,10 @@ const ALLOWED_BACK_UP: &[(&str, &str)] = &[
     ("config::ts", "config::available_cores"),
     ("config::validate", "config::Config"),
     ("ls::backend::limit", "ls::backend::Backend"),
-    ("ls::upstream::shared::cork", "ls::upstream::shared::SharedSocket"),
+    (
+        "ls::upstream::shared::cork",
+        "ls::upstream::shared::SharedSocket",
+    ),
     ("ls::state::route", "ls::state::Job"),
     ("ls::state::route", "ls::state::LsState"),
     ("metrics::flush", "metrics::Shared"),

@@ -15,15 +15,18 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::serve::IncomingStream;
+use tracing::warn;
 
 use super::listener::Capped;
-use super::{Shared, json};
 use crate::config::{DynAction, MAX_BLOCK_S};
+use crate::ls::Balancer;
 use crate::ls::backend::admin::AdminState;
 use crate::ls::control::Refusal;
 use crate::ls::dynblock::{BlockInfo, ManualTarget, TOP_KEEP, TOP_SECS, TopReport};
@@ -35,21 +38,21 @@ pub const CONTROL_HEADER: &str = "x-dnslb-control";
 /// The header that carries the `api_key`.
 pub const KEY_HEADER: &str = "x-dnslb-key";
 /// The path of the backends' states.
-pub(super) const BACKEND_PATH: &str = "/backend/{name}";
+const BACKEND_PATH: &str = "/backend/{name}";
 /// The path of the blocks.
-pub(super) const BLOCKS_PATH: &str = "/blocks";
+const BLOCKS_PATH: &str = "/blocks";
 /// The path that lifts every block.
-pub(super) const BLOCKS_CLEAR_PATH: &str = "/blocks/clear";
+const BLOCKS_CLEAR_PATH: &str = "/blocks/clear";
 /// The path of `dnslb top`.
-pub(super) const TOP_PATH: &str = "/top";
+const TOP_PATH: &str = "/top";
 
 /// The peer of a connection, as handlers see it.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Peer(pub(super) SocketAddr);
+pub(super) struct HttpPeer(pub(super) SocketAddr);
 
-impl Connected<IncomingStream<'_, Capped>> for Peer {
+impl Connected<IncomingStream<'_, Capped>> for HttpPeer {
     fn connect_info(stream: IncomingStream<'_, Capped>) -> Self {
-        Peer(*stream.remote_addr())
+        HttpPeer(*stream.remote_addr())
     }
 }
 
@@ -63,30 +66,27 @@ fn key_of(headers: &HeaderMap) -> Option<&[u8]> {
 }
 
 /// Lets a state-changing request from `peer` through (`None`), or answers
-/// why not (counted). `flush`: the request is a cache flush, whose own
-/// header stands for [`CONTROL_HEADER`].
+/// why not (counted). `marked`: the caller has checked the request's
+/// headers as its own (a cache flush's `X-Dnslb-Flush`); else they must
+/// carry [`CONTROL_HEADER`] and nothing a browser adds.
 pub(super) fn gate(
-    shared: &Shared,
+    balancer: &Balancer,
     peer: IpAddr,
     headers: &HeaderMap,
-    flush: bool,
+    marked: bool,
 ) -> Option<Response> {
-    let counters = shared.balancer.control_counters();
+    let counters = balancer.control_counters();
     let from_page = headers.contains_key(header::ORIGIN) || headers.contains_key("sec-fetch-site");
-    let marked = headers.contains_key(CONTROL_HEADER)
-        || (flush && headers.contains_key(super::FLUSH_HEADER));
-    if from_page || !marked {
+    if !marked && (from_page || !headers.contains_key(CONTROL_HEADER)) {
         counters.forbidden.fetch_add(1, Relaxed);
         let why = if from_page {
             "a state-changing request is not taken from a web page (Origin or Sec-Fetch-Site present)\n"
-        } else if flush {
-            "a flush needs the header 'X-Dnslb-Flush: 1' (dnslb cache flush sends it)\n"
         } else {
             "a state-changing request needs the header 'X-Dnslb-Control: 1' (dnslb sends it)\n"
         };
         return Some((StatusCode::FORBIDDEN, why).into_response());
     }
-    match shared.balancer.control().authorize(peer, key_of(headers)) {
+    match balancer.control().authorize(peer, key_of(headers)) {
         Ok(()) => {
             counters.accepted.fetch_add(1, Relaxed);
             None
@@ -109,6 +109,35 @@ pub(super) fn gate(
                 "a request not from loopback needs the api_key (X-Dnslb-Key or Authorization: Bearer)\n",
             )
                 .into_response())
+        }
+    }
+}
+
+/// The live control's routes, on `balancer`.
+pub(super) fn routes(balancer: Arc<Balancer>) -> Router {
+    Router::new()
+        .route(BACKEND_PATH, post(set_backend))
+        .route(BLOCKS_PATH, get(list_blocks).post(add_block))
+        .route(BLOCKS_CLEAR_PATH, post(clear_blocks))
+        .route(TOP_PATH, get(top))
+        .with_state(balancer)
+}
+
+/// A JSON body with `status`, uncached.
+fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    match serde_json::to_string(body) {
+        Ok(text) => (
+            status,
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            text + "\n",
+        )
+            .into_response(),
+        Err(err) => {
+            warn!(%err, "metrics: cannot encode JSON");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
 }
@@ -136,20 +165,20 @@ fn bad(why: String) -> Response {
 }
 
 /// `POST /backend/{name}?state=drain|down|auto`.
-pub(super) async fn set_backend(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+async fn set_backend(
+    State(balancer): State<Arc<Balancer>>,
+    ConnectInfo(HttpPeer(peer)): ConnectInfo<HttpPeer>,
     Path(name): Path<String>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if let Some(r) = gate(&shared, peer.ip(), &headers, false) {
+    if let Some(r) = gate(&balancer, peer.ip(), &headers, false) {
         return r;
     }
     let Some(state) = param(&uri, "state").and_then(|s| AdminState::from_keyword(&s)) else {
         return bad("state: expected drain, down or auto".into());
     };
-    match shared.balancer.set_admin(&name, state) {
+    match balancer.set_admin(&name, state) {
         Some(previous) => json(
             StatusCode::OK,
             &BackendAnswer {
@@ -167,8 +196,8 @@ pub(super) async fn set_backend(
 }
 
 /// `GET /blocks`: the blocks in force.
-pub(super) async fn list_blocks(State(shared): State<Arc<Shared>>) -> Response {
-    let list: Vec<BlockInfo> = shared.balancer.dynblocks().list(Instant::now());
+async fn list_blocks(State(balancer): State<Arc<Balancer>>) -> Response {
+    let list: Vec<BlockInfo> = balancer.dynblocks().list(Instant::now());
     json(StatusCode::OK, &list)
 }
 
@@ -241,13 +270,13 @@ pub fn parse_target(text: &str) -> Result<ManualTarget, String> {
 }
 
 /// `POST /blocks?target=…&for=…&action=…`: a block by hand.
-pub(super) async fn add_block(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+async fn add_block(
+    State(balancer): State<Arc<Balancer>>,
+    ConnectInfo(HttpPeer(peer)): ConnectInfo<HttpPeer>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if let Some(r) = gate(&shared, peer.ip(), &headers, false) {
+    if let Some(r) = gate(&balancer, peer.ip(), &headers, false) {
         return r;
     }
     let ask = match parse_block(uri.query().unwrap_or_default()) {
@@ -255,7 +284,7 @@ pub(super) async fn add_block(
         Err(why) => return bad(why),
     };
     let now = Instant::now();
-    let d = shared.balancer.dynblocks();
+    let d = balancer.dynblocks();
     match d.add_manual(&ask.target, ask.secs, ask.action, now) {
         Ok(()) => json(StatusCode::OK, &d.list(now)),
         Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
@@ -270,28 +299,27 @@ pub struct ClearAnswer {
 }
 
 /// `POST /blocks/clear`: every block lifted.
-pub(super) async fn clear_blocks(
-    State(shared): State<Arc<Shared>>,
-    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+async fn clear_blocks(
+    State(balancer): State<Arc<Balancer>>,
+    ConnectInfo(HttpPeer(peer)): ConnectInfo<HttpPeer>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = gate(&shared, peer.ip(), &headers, false) {
+    if let Some(r) = gate(&balancer, peer.ip(), &headers, false) {
         return r;
     }
-    let cleared = shared.balancer.dynblocks().clear();
+    let cleared = balancer.dynblocks().clear();
     json(StatusCode::OK, &ClearAnswer { cleared })
 }
 
 /// `GET /top?seconds=N&n=M`: the busiest clients, names, types and rcodes.
-pub(super) async fn top(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
+async fn top(State(balancer): State<Arc<Balancer>>, uri: Uri) -> Response {
     let num = |k: &str, default: usize, max: usize| {
         param(&uri, k)
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(default)
             .clamp(1, max)
     };
-    let report: TopReport = shared
-        .balancer
+    let report: TopReport = balancer
         .dynblocks()
         .top(num("seconds", 10, TOP_SECS), num("n", 10, TOP_KEEP));
     json(StatusCode::OK, &report)

@@ -268,15 +268,9 @@ pub async fn serve(
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route(FLUSH_PATH, post(flush::cache_flush))
-        .route(control::BACKEND_PATH, post(control::set_backend))
-        .route(
-            control::BLOCKS_PATH,
-            get(control::list_blocks).post(control::add_block),
-        )
-        .route(control::BLOCKS_CLEAR_PATH, post(control::clear_blocks))
-        .route(control::TOP_PATH, get(control::top))
         .fallback(not_found)
-        .with_state(shared);
+        .with_state(shared.clone())
+        .merge(control::routes(shared.balancer.clone()));
     serve_app(listener, app, token.clone()).await;
     // The sampler only ends on cancel; an early stop of the server cancels it.
     token.cancel();
@@ -289,7 +283,7 @@ async fn serve_app(listener: TcpListener, app: Router, token: CancellationToken)
     let addr = listener.local_addr().ok();
     let listener = Capped::new(listener);
     debug!(?addr, "metrics server ready");
-    let app = app.into_make_service_with_connect_info::<control::Peer>();
+    let app = app.into_make_service_with_connect_info::<control::HttpPeer>();
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(token.clone().cancelled_owned())
         .into_future();

@@ -44,10 +44,11 @@ use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use tracing::{info, warn};
 
-use crate::config::{DynAction, DynBlockConfig, DynKind, LsConfig};
+use crate::config::{DynAction, DynKind, LsConfig};
 use crate::guard::log_budget::{Change, LimitLog};
 use crate::guard::rate::rate_key;
 
+mod rules;
 mod set;
 mod table;
 mod top;
@@ -55,7 +56,8 @@ mod top;
 pub use set::{Block, BlockKey, BlockSet, RuleStats};
 pub use top::{TOP_KEEP, TOP_SECS, TopEntry, TopReport};
 
-use table::{NameKey, Table, label_starts, wire_text};
+use rules::{Rules, StatsBook, Verdict, judge, registered};
+use table::{DynName, Table, label_starts, wire_text};
 use top::{TopRing, heaviest_into};
 
 /// Counting shards (threads share them round-robin).
@@ -83,98 +85,12 @@ pub const LOG_LINES: u64 = 20;
 /// The rule name of blocks added by hand.
 pub const MANUAL: &str = "manual";
 
-/// One rule, compiled.
-#[derive(Debug)]
-struct Rule {
-    cfg: DynBlockConfig,
-    /// Its first counter in the client table's rows (`None`: `name-rate`).
-    col: Option<usize>,
-    /// `name-rate`: its suffix, lower-case wire form, and its label count.
-    suffix: Option<(Vec<u8>, usize)>,
-    stats: Arc<RuleStats>,
-}
-
-/// The rules of one config, compiled.
-#[derive(Debug, Default)]
-struct Rules {
-    list: Vec<Rule>,
-    /// Counters per client row: the second's queries (column 0), then the rules'.
-    cols: usize,
-    /// Bumped at each reload: a shard laid out for other rules starts over.
-    generation: u64,
-}
-
-impl Rules {
-    fn new(configs: &[DynBlockConfig], generation: u64, stats: &mut StatsBook) -> Self {
-        let mut cols = 1;
-        let list = configs
-            .iter()
-            .map(|cfg| {
-                let col = (cfg.kind != DynKind::NameRate).then(|| {
-                    let at = cols;
-                    cols += if cfg.kind == DynKind::RcodeRatio {
-                        2
-                    } else {
-                        1
-                    };
-                    at
-                });
-                let suffix = cfg.suffix.as_ref().map(|s| {
-                    let wire: Vec<u8> = s
-                        .to_lowercase()
-                        .iter()
-                        .flat_map(|l| {
-                            std::iter::once(u8::try_from(l.len()).unwrap_or(0))
-                                .chain(l.iter().copied())
-                        })
-                        .chain(std::iter::once(0))
-                        .collect();
-                    (wire, usize::from(s.num_labels()))
-                });
-                Rule {
-                    cfg: cfg.clone(),
-                    col,
-                    suffix,
-                    stats: stats.get(&cfg.name, cfg.action),
-                }
-            })
-            .collect();
-        Rules {
-            list,
-            cols,
-            generation,
-        }
-    }
-
-    fn has_names(&self) -> bool {
-        self.list.iter().any(|r| r.suffix.is_some())
-    }
-}
-
-/// The counters of every rule and action seen since start (kept across
-/// reloads, at most 256).
-#[derive(Debug, Default)]
-struct StatsBook(Vec<Arc<RuleStats>>);
-
-impl StatsBook {
-    fn get(&mut self, rule: &str, action: DynAction) -> Arc<RuleStats> {
-        if let Some(s) = self.0.iter().find(|s| s.rule == rule && s.action == action) {
-            return s.clone();
-        }
-        let s = Arc::new(RuleStats::new(rule, action));
-        if self.0.len() < 256 {
-            self.0.push(s.clone());
-        }
-        s
-    }
-}
-
 /// One shard's tables.
 struct Shard {
     generation: u64,
     clients: Table<IpAddr>,
-    names: Table<NameKey>,
-    qnames: Table<NameKey>,
+    names: Table<DynName>,
+    qnames: Table<DynName>,
     qtypes: Table<u16>,
     rcodes: [u64; 16],
 }
@@ -220,14 +136,14 @@ struct Scratch {
     /// Client group → its row in `rows` (the shards' counts added up).
     index: HashMap<IpAddr, usize>,
     rows: Vec<u64>,
-    names: HashMap<NameKey, u64>,
-    qnames: HashMap<NameKey, u64>,
+    names: HashMap<DynName, u64>,
+    qnames: HashMap<DynName, u64>,
     qtypes: HashMap<u16, u64>,
     clients_top: HashMap<IpAddr, u64>,
     rolling: Vec<bool>,
     zero_col: Vec<bool>,
     sort_ips: Vec<(IpAddr, u64)>,
-    sort_names: Vec<(NameKey, u64)>,
+    sort_names: Vec<(DynName, u64)>,
     sort_types: Vec<(u16, u64)>,
 }
 
@@ -400,7 +316,7 @@ impl DynBlocks {
                 }
             }
         }
-        if let Some(key) = NameKey::new(0, qname) {
+        if let Some(key) = DynName::new(0, qname) {
             s.qnames.add(key, 0, 1);
         }
         s.qtypes.add(qtype, 0, 1);
@@ -796,78 +712,6 @@ impl DynBlocks {
     pub fn top(&self, seconds: usize, n: usize) -> TopReport {
         lock(&self.maint).top.report(seconds, n)
     }
-}
-
-/// What a rule says of a key's counts in its window so far.
-#[derive(Debug, PartialEq)]
-enum Verdict {
-    Fine,
-    Warn(String),
-    Block(String),
-}
-
-/// Judges `count` (and for `rcode-ratio`, `den` answers) against `r`.
-fn judge(r: &DynBlockConfig, count: u64, den: u64) -> Verdict {
-    let window = r.window_s as f64;
-    let what = match r.kind {
-        DynKind::QueryRate => "queries".to_owned(),
-        DynKind::RcodeRate | DynKind::RcodeRatio => {
-            format!("{} answers", r.rcode.map(|c| c.as_str()).unwrap_or("?"))
-        }
-        DynKind::QtypeRate => format!(
-            "{} queries",
-            r.qtype.map(|t| t.to_string()).unwrap_or_default()
-        ),
-        DynKind::ResponseBytesRate => "answer bytes".to_owned(),
-        DynKind::NameRate => "queries for the name".to_owned(),
-    };
-    if r.kind == DynKind::RcodeRatio {
-        if den < r.min_responses || den == 0 {
-            return Verdict::Fine;
-        }
-        let share = count as f64 / den as f64;
-        let reason = format!(
-            "{count} of {den} answers {} ({:.0}%) in {} s, threshold {:.0}%",
-            r.rcode.map(|c| c.as_str()).unwrap_or("?"),
-            share * 100.0,
-            r.window_s,
-            r.threshold * 100.0
-        );
-        return if share >= r.threshold {
-            Verdict::Block(reason)
-        } else if r.warn_threshold.is_some_and(|w| share >= w) {
-            Verdict::Warn(reason)
-        } else {
-            Verdict::Fine
-        };
-    }
-    let c = count as f64;
-    let reason = |limit: f64| format!("{count} {what} in {} s, over {}/s", r.window_s, limit);
-    if count > 0 && c >= r.threshold * window {
-        Verdict::Block(reason(r.threshold))
-    } else if let Some(w) = r.warn_threshold.filter(|w| count > 0 && c >= w * window) {
-        Verdict::Warn(reason(w))
-    } else {
-        Verdict::Fine
-    }
-}
-
-/// The key of `qname` (label offsets `labels`) for a `name-rate` rule
-/// (number `tag`) of `suffix` (lower-case wire form, `n` labels): the name
-/// made of the label just under the suffix and the suffix, if `qname` is
-/// under it.
-fn registered(qname: &[u8], labels: &[u8], suffix: &[u8], n: usize, tag: usize) -> Option<NameKey> {
-    // `labels` ends with the root label's offset; the suffix's labels
-    // (root included) are the last n + 1.
-    let count = labels.len();
-    let at = usize::from(*labels.get(count.checked_sub(n + 2)?)?);
-    let suffix_at = usize::from(*labels.get(count - n - 1)?);
-    let end = table::name_end(qname)?;
-    let tail = qname.get(suffix_at..end)?;
-    if !tail.eq_ignore_ascii_case(suffix) {
-        return None;
-    }
-    NameKey::new(u8::try_from(tag).ok()?, qname.get(at..)?)
 }
 
 #[cfg(test)]

@@ -14,20 +14,20 @@
 //! heavier than the newcomers crowding its set (see `docs/DEPLOY.md`
 //! "Under attack").
 //!
-//! [`NameKey`] is a name held inline (lower case wire form), so a table of
+//! [`DynName`] is a name held inline (lower case wire form), so a table of
 //! names allocates nothing per key either.
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 
 /// A DNS name in lower-case wire form, held inline, optionally tagged with
 /// the rule it is counted for.
 #[derive(Clone, Copy)]
-pub(crate) struct NameKey {
+pub(crate) struct DynName {
     tag: u8,
     len: u8,
     bytes: [u8; 255],
 }
 
-impl NameKey {
+impl DynName {
     /// `wire` (a name in wire form, no compression; its end found by its
     /// root label, bytes past it ignored) lower-cased, tagged `tag`; `None`
     /// when it is not a name that fits.
@@ -39,7 +39,7 @@ impl NameKey {
         for (d, s) in dst.iter_mut().zip(src) {
             *d = s.to_ascii_lowercase();
         }
-        Some(NameKey {
+        Some(DynName {
             tag,
             len: u8::try_from(end).ok()?,
             bytes,
@@ -57,34 +57,34 @@ impl NameKey {
     }
 }
 
-impl PartialEq for NameKey {
+impl PartialEq for DynName {
     fn eq(&self, other: &Self) -> bool {
         self.tag == other.tag && self.wire() == other.wire()
     }
 }
 
-impl Eq for NameKey {}
+impl Eq for DynName {}
 
-impl PartialOrd for NameKey {
+impl PartialOrd for DynName {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for NameKey {
+impl Ord for DynName {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         (self.tag, self.wire()).cmp(&(other.tag, other.wire()))
     }
 }
 
-impl Hash for NameKey {
+impl Hash for DynName {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.tag.hash(state);
         self.wire().hash(state);
     }
 }
 
-impl std::fmt::Debug for NameKey {
+impl std::fmt::Debug for DynName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}#{}", wire_text(self.wire()), self.tag)
     }
@@ -341,17 +341,17 @@ mod tests {
 
     #[test]
     fn names_are_keyed_case_blind_and_printed() {
-        let a = NameKey::new(1, b"\x03WWW\x07Example\x03com\x00\x00\x01").unwrap();
-        let b = NameKey::new(1, b"\x03www\x07example\x03COM\x00").unwrap();
+        let a = DynName::new(1, b"\x03WWW\x07Example\x03com\x00\x00\x01").unwrap();
+        let b = DynName::new(1, b"\x03www\x07example\x03COM\x00").unwrap();
         assert_eq!(a, b);
         assert_ne!(
             a,
-            NameKey::new(2, b"\x03www\x07example\x03com\x00").unwrap()
+            DynName::new(2, b"\x03www\x07example\x03com\x00").unwrap()
         );
         assert_eq!(wire_text(a.wire()), "www.example.com.");
         assert_eq!(wire_text(b"\x00"), ".");
         assert_eq!(&label_starts(a.wire())[..], &[0, 4, 12, 16]);
-        assert!(NameKey::new(0, b"\x03ab").is_none(), "cut short");
-        assert!(NameKey::new(0, b"\xc0\x0c").is_none(), "compressed");
+        assert!(DynName::new(0, b"\x03ab").is_none(), "cut short");
+        assert!(DynName::new(0, b"\xc0\x0c").is_none(), "compressed");
     }
 }

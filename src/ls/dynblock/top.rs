@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 
-use super::table::{NameKey, wire_text};
+use super::table::{DynName, wire_text};
 
 /// Seconds of summaries kept.
 pub const TOP_SECS: usize = 60;
@@ -21,7 +21,7 @@ pub(super) struct Second {
     /// Queries by client group.
     pub(super) clients: Vec<(IpAddr, u64)>,
     /// Queries by name.
-    pub(super) names: Vec<(NameKey, u64)>,
+    pub(super) names: Vec<(DynName, u64)>,
     /// Queries by type.
     pub(super) qtypes: Vec<(u16, u64)>,
     /// Answers by rcode.
@@ -197,7 +197,7 @@ mod tests {
     fn a_report_adds_up_the_last_seconds_heaviest_first() {
         let mut ring = TopRing::new();
         let heavy: IpAddr = "192.0.2.1".parse().unwrap();
-        let name = NameKey::new(0, b"\x01a\x07example\x00").unwrap();
+        let name = DynName::new(0, b"\x01a\x07example\x00").unwrap();
         for i in 0..(TOP_SECS as u32 + 5) {
             let s = ring.next_slot();
             s.clients.push((heavy, 10));
