@@ -141,6 +141,8 @@ struct Scratch {
     qtypes: HashMap<u16, u64>,
     clients_top: HashMap<IpAddr, u64>,
     rolling: Vec<bool>,
+    /// Seconds each rule's window has run.
+    spans: Vec<f64>,
     zero_col: Vec<bool>,
     sort_ips: Vec<(IpAddr, u64)>,
     sort_names: Vec<(DynName, u64)>,
@@ -392,13 +394,15 @@ impl DynBlocks {
         let mut sc = std::mem::take(&mut m.scratch);
         // Which rules' windows end with this tick.
         sc.rolling.clear();
+        sc.spans.clear();
         for r in &rules.list {
             if !m.windows.contains_key(&r.cfg.name) {
                 m.windows.insert(r.cfg.name.clone(), epoch);
             }
             let start = m.windows.get(&r.cfg.name).copied().unwrap_or(epoch);
-            let roll = now.saturating_duration_since(start) >= Duration::from_secs(r.cfg.window_s);
-            sc.rolling.push(roll);
+            let span = now.saturating_duration_since(start);
+            sc.rolling.push(span >= Duration::from_secs(r.cfg.window_s));
+            sc.spans.push(span.as_secs_f64());
         }
         sc.zero_col.clear();
         sc.zero_col.resize(rules.cols, false);
@@ -488,7 +492,8 @@ impl DynBlocks {
                 }
                 let count = row.get(col).copied().unwrap_or(0);
                 let den = row.get(col + 1).copied().unwrap_or(0);
-                match judge(&r.cfg, count, den) {
+                let span = sc.spans.get(i).copied().unwrap_or(0.0);
+                match judge(&r.cfg, count, den, span) {
                     Verdict::Block(reason) => over.push((i, BlockKey::Client(*ip), reason)),
                     Verdict::Warn(reason) => warn_of.push((i, ip.to_string(), reason)),
                     Verdict::Fine => {}
@@ -498,7 +503,8 @@ impl DynBlocks {
         for (key, count) in &sc.names {
             let i = usize::from(key.tag());
             let Some(r) = rules.list.get(i) else { continue };
-            match judge(&r.cfg, *count, 0) {
+            let span = sc.spans.get(i).copied().unwrap_or(0.0);
+            match judge(&r.cfg, *count, 0, span) {
                 Verdict::Block(reason) => {
                     over.push((i, BlockKey::Name(key.wire().into()), reason));
                 }

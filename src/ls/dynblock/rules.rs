@@ -105,43 +105,49 @@ pub(super) enum Verdict {
     Block(String),
 }
 
-/// Judges `count` (and for `rcode-ratio`, `den` answers) against `r`.
-pub(super) fn judge(r: &DynBlockConfig, count: u64, den: u64) -> Verdict {
-    let window = r.window_s as f64;
-    let what = match r.kind {
-        DynKind::QueryRate => "queries".to_owned(),
-        DynKind::RcodeRate | DynKind::RcodeRatio => {
-            format!("{} answers", r.rcode.map(|c| c.as_str()).unwrap_or("?"))
-        }
-        DynKind::QtypeRate => format!(
-            "{} queries",
-            r.qtype.map(|t| t.to_string()).unwrap_or_default()
-        ),
-        DynKind::ResponseBytesRate => "answer bytes".to_owned(),
-        DynKind::NameRate => "queries for the name".to_owned(),
-    };
+/// Judges `count` (and for `rcode-ratio`, `den` answers) against `r`, the
+/// window having run `span` seconds (more than `window_s` when a tick came
+/// late: the rate is judged over the time the counts took, never less
+/// than `window_s`). Allocates only for a verdict that is not `Fine`.
+pub(super) fn judge(r: &DynBlockConfig, count: u64, den: u64, span: f64) -> Verdict {
+    let rcode = || r.rcode.map(|c| c.as_str()).unwrap_or("?");
     if r.kind == DynKind::RcodeRatio {
         if den < r.min_responses || den == 0 {
             return Verdict::Fine;
         }
         let share = count as f64 / den as f64;
-        let reason = format!(
-            "{count} of {den} answers {} ({:.0}%) in {} s, threshold {:.0}%",
-            r.rcode.map(|c| c.as_str()).unwrap_or("?"),
-            share * 100.0,
-            r.window_s,
-            r.threshold * 100.0
-        );
+        let reason = || {
+            format!(
+                "{count} of {den} answers {} ({:.0}%) in {} s, threshold {:.0}%",
+                rcode(),
+                share * 100.0,
+                r.window_s,
+                r.threshold * 100.0
+            )
+        };
         return if share >= r.threshold {
-            Verdict::Block(reason)
+            Verdict::Block(reason())
         } else if r.warn_threshold.is_some_and(|w| share >= w) {
-            Verdict::Warn(reason)
+            Verdict::Warn(reason())
         } else {
             Verdict::Fine
         };
     }
+    let window = (r.window_s as f64).max(span);
     let c = count as f64;
-    let reason = |limit: f64| format!("{count} {what} in {} s, over {}/s", r.window_s, limit);
+    let reason = |limit: f64| {
+        let what = match r.kind {
+            DynKind::QueryRate => "queries".to_owned(),
+            DynKind::RcodeRate | DynKind::RcodeRatio => format!("{} answers", rcode()),
+            DynKind::QtypeRate => format!(
+                "{} queries",
+                r.qtype.map(|t| t.to_string()).unwrap_or_default()
+            ),
+            DynKind::ResponseBytesRate => "answer bytes".to_owned(),
+            DynKind::NameRate => "queries for the name".to_owned(),
+        };
+        format!("{count} {what} in {} s, over {limit}/s", window.round())
+    };
     if count > 0 && c >= r.threshold * window {
         Verdict::Block(reason(r.threshold))
     } else if let Some(w) = r.warn_threshold.filter(|w| count > 0 && c >= w * window) {

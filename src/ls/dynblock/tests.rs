@@ -373,3 +373,19 @@ fn a_reload_keeps_the_blocks_and_counts_by_the_new_rules() {
         "the new threshold"
     );
 }
+
+/// A tick that comes late (a busy machine) judges the counts over the time
+/// they took: 30 queries in 3 s is 10/s, not 30/s.
+#[test]
+fn a_late_tick_judges_over_the_time_the_counts_took() {
+    let t0 = Instant::now();
+    let mut r = rule(DynKind::QueryRate, 20.0);
+    r.window_s = 1;
+    let d = blocks(vec![r], t0);
+    queries(&d, "192.0.2.1", "a.", A, 30);
+    d.tick(secs(t0, 3));
+    assert_eq!(blocked(&d, "192.0.2.1", "a."), None, "10/s over 3 s");
+    queries(&d, "192.0.2.1", "a.", A, 30);
+    d.tick(secs(t0, 4));
+    assert!(blocked(&d, "192.0.2.1", "a.").is_some(), "30 in 1 s");
+}
