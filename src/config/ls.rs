@@ -1,7 +1,8 @@
 //! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables, and the
 //! [`HedgeDelay`] its key takes (its `[ls.cache]` table is in `cache`, its `[ls.tls]`
 //! and `[ls.https]` in `tls`, its `[[ls.pool]]` tables in `pool`, the keyword enums
-//! `[ls]` and `[[ls.pool]]` share in `values`).
+//! `[ls]` and `[[ls.pool]]` share in `values`, its policy keys, which a pool may set
+//! too, declared once in `policy`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -92,7 +93,9 @@ impl<'de> Deserialize<'de> for HedgeDelay {
     }
 }
 
-/// `[ls]`: the load balancer.
+policy_keys!(ls_struct! {
+/// `[ls]`: the load balancer. Its policy keys (`strategy`, `order`, `layout`,
+/// `timeout_ms`, `on_timeout`: the ones a pool may set) come first, from `policy_keys!`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LsConfig {
@@ -101,16 +104,6 @@ pub struct LsConfig {
     pub listen: Vec<SocketAddr>,
     /// SO_REUSEPORT sockets/threads per listener. \[number of cores\]
     pub workers: usize,
-    /// How many backends a query goes to, and when. \[hedge\]
-    pub strategy: Strategy,
-    /// Who is asked first. \[least-outstanding\]
-    pub order: Order,
-    /// How names are spread over the backends. \[partitioned\]
-    pub layout: Layout,
-    /// Deadline for a final answer, in ms. \[1500\]
-    pub timeout_ms: u64,
-    /// What to answer at the deadline. \[nxdomain\]
-    pub on_timeout: OnTimeout,
     /// Negative TTL (SOA minimum) of synthesized answers, in seconds. \[5\]
     pub synth_ttl: u32,
     /// Per-backend timeout under `sequential`, in ms. \[500\]
@@ -175,53 +168,13 @@ pub struct LsConfig {
     #[serde(skip)]
     pub notify_tsig: Vec<(String, KeyConfig)>,
 }
-
-impl LsConfig {
-    /// The strategy of `pool`'s queries: its own, or `[ls]`'s.
-    pub fn strategy_for(&self, pool: &PoolConfig) -> Strategy {
-        pool.strategy.unwrap_or(self.strategy)
-    }
-
-    /// The order of `pool`'s queries: its own, or `[ls]`'s.
-    pub fn order_for(&self, pool: &PoolConfig) -> Order {
-        pool.order.unwrap_or(self.order)
-    }
-
-    /// The layout of `pool`: its own, or `[ls]`'s.
-    pub fn layout_for(&self, pool: &PoolConfig) -> Layout {
-        pool.layout.unwrap_or(self.layout)
-    }
-
-    /// The deadline of `pool`'s queries, in ms: its own, or `[ls]`'s.
-    pub fn timeout_ms_for(&self, pool: &PoolConfig) -> u64 {
-        pool.timeout_ms.unwrap_or(self.timeout_ms)
-    }
-
-    /// The `on_timeout` of `pool`: its own, or `[ls]`'s.
-    pub fn on_timeout_for(&self, pool: &PoolConfig) -> OnTimeout {
-        pool.on_timeout.unwrap_or(self.on_timeout)
-    }
-
-    /// The longest deadline of any query: `timeout_ms`, or a pool's when longer (how
-    /// long a stopping LS waits for its queries in flight).
-    pub fn longest_timeout_ms(&self) -> u64 {
-        self.pool
-            .iter()
-            .map(|p| self.timeout_ms_for(p))
-            .fold(self.timeout_ms, u64::max)
-    }
-}
+});
 
 impl Default for LsConfig {
     fn default() -> Self {
-        Self {
+        policy_keys!(ls_defaults! { LsConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5300))],
             workers: available_cores(),
-            strategy: Strategy::default(),
-            order: Order::default(),
-            layout: Layout::default(),
-            timeout_ms: 1500,
-            on_timeout: OnTimeout::default(),
             synth_ttl: 5,
             try_timeout_ms: 500,
             hedge_delay_ms: HedgeDelay::default(),
@@ -250,7 +203,7 @@ impl Default for LsConfig {
             backend: Vec::new(),
             pool: Vec::new(),
             notify_tsig: Vec::new(),
-        }
+        } })
     }
 }
 

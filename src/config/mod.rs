@@ -17,6 +17,8 @@
 //!   [`BackendConfig`] and the keyword enums) in `ls`, [`CacheConfig`] in `cache`,
 //!   [`TlsConfig`] and [`HttpsConfig`] (and the reading of their certificates) in `tls`, its
 //!   [`PoolConfig`]s in `pool`, [`TsConfig`] (with [`Fault`] and [`OnMiss`]) in `ts`.
+//! - `policy`: the policy keys a pool may set over `[ls]`'s, declared once
+//!   (`policy_keys!`), and [`PolicyConfig`], their values for `[ls]` or a pool.
 //! - `values`: the string values of the schema (addresses, networks, DNS names, the
 //!   [`ProbeQuestion`]), parsed while the file is read, and their serde adapters.
 //! - `error`: [`ConfigError`] and the rewriting of toml's messages; `source_map`: where
@@ -26,7 +28,8 @@
 //! - `dynblock`: [`DynBlockConfig`] (`[[ls.dynamic_block]]`) and the rules of it and of
 //!   `api_key` and `control_allow`.
 //! - `changes`: what a reload cannot apply ([`LsConfig::restart_only_changes`],
-//!   [`TsConfig::restart_changes`]).
+//!   [`TsConfig::restart_changes`]), from each table's keys listed once with how a
+//!   reload takes them (a test holds the lists to the keys serde accepts).
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -79,6 +82,10 @@ macro_rules! keyword_enum {
     };
 }
 
+// First: its `policy_keys!` declares fields of `ls` and `pool`.
+#[macro_use]
+mod policy;
+
 mod cache;
 mod changes;
 mod dynblock;
@@ -104,6 +111,7 @@ pub use key::{KeyAlgorithm, KeyConfig, KeyError};
 pub use ls::{
     BACKEND_LIMIT_MAX, BACKEND_LIMIT_MIN, BackendConfig, HealthConfig, HedgeDelay, LsConfig,
 };
+pub use policy::PolicyConfig;
 pub use pool::{PoolConfig, zone_text};
 pub use tls::{
     CertError, EXPIRY_WARNING_SECS, HttpsConfig, TlsConfig, expiry_warning_days, file_not_after,

@@ -69,9 +69,7 @@ impl Config {
         check.out.sort_by_key(|e| e.line().unwrap_or(usize::MAX));
         check.out
     }
-}
 
-impl Config {
     /// A problem `msg` with the key at `path` (dotted, with array indices, e.g.
     /// `ts.1.zones`), at the key's line in `text` (the file this config was read from),
     /// for the rules that need more than the config to check (`dnslb check` reads the
@@ -405,7 +403,7 @@ fn check_pools(ls: &LsConfig, check: &mut Checker<'_>) {
             check.require(ms > 0, &key("timeout_ms"), || "must be at least 1".into());
             check.at_most(ms, MAX_MS, &key("timeout_ms"));
         }
-        if ls.order_for(pool) == Order::WeightedRandom {
+        if ls.policy_of(pool).order == Order::WeightedRandom {
             let weighted = ls
                 .backend
                 .iter()

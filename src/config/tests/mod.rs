@@ -29,6 +29,21 @@ fn err(text: &str) -> String {
     parse(text).unwrap_err().to_string()
 }
 
+/// The keys of the table `T` reads, as serde lists them when it refuses an unknown one.
+pub(super) fn toml_keys<T: de::DeserializeOwned + fmt::Debug>() -> Vec<String> {
+    let err = toml::from_str::<T>("zzz_unknown = 1").unwrap_err();
+    let msg = err.message();
+    let (_, expected) = msg.split_once("expected").unwrap();
+    let keys: Vec<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    assert!(!keys.is_empty(), "{msg}");
+    keys
+}
+
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
