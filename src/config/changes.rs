@@ -56,6 +56,9 @@ impl LsConfig {
         "health",
         "backend",
         "pool",
+        "api_key",
+        "control_allow",
+        "dynamic_block",
     ];
 
     /// The `[ls]` keys that differ between the running `self` and the reloaded
