@@ -236,7 +236,7 @@ async fn forged_sources_keep_memory_bounded_and_the_real_client_answered() {
     let ls = start_ls(cfg).await;
     let name = "www.forged.example";
     assert!(ask_from(ls.addr, "127.0.0.30", name).await.is_some());
-    let rss_before = vm_rss_kib(std::process::id());
+    let (bound_before, _) = ls.balancer.dynblocks().footprint();
     let to = ls.addr;
     let flood = tokio::task::spawn_blocking(move || {
         let q = wire_query(name, RecordType::A, 1, true, false);
@@ -283,11 +283,13 @@ async fn forged_sources_keep_memory_bounded_and_the_real_client_answered() {
     assert_eq!(ls.balancer.dynblocks().in_force(), 0);
     let m = ask_from(ls.addr, "127.0.0.30", name).await.unwrap();
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-    // The counting tables are allocated whole at start (8 shards of 8,192
-    // client groups, 1,024 query names); 200,000 sources add nothing to
-    // them. Generous: the process also runs other tests' leftovers.
-    let grown = vm_rss_kib(std::process::id()).saturating_sub(rss_before);
-    assert!(grown < 64 * 1024, "grew by {grown} KiB");
+    // The counting tables hold at most their fixed number of keys (8 shards
+    // of 8,192 client groups, 1,024 query names, 64 types: 74,240), and
+    // have taken no more room than that; 200,000 sources changed nothing.
+    let (bound, taken) = ls.balancer.dynblocks().footprint();
+    assert_eq!(bound, bound_before);
+    assert_eq!(bound, 8 * (8192 + 1024 + 64));
+    assert!(taken <= bound, "{taken} > {bound}");
     ls.stop().await;
     ts.stop().await;
 }

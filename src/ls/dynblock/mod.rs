@@ -704,6 +704,24 @@ impl DynBlocks {
         out
     }
 
+    /// The most keys the counting tables of every shard hold at once, and
+    /// the room they have taken so far: the bound (see the module's docs)
+    /// never grows, whatever the traffic.
+    pub fn footprint(&self) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(cap, now), s| {
+            let s = lock(s);
+            let tables = [
+                (s.clients.capacity(), s.clients.allocated()),
+                (s.names.capacity(), s.names.allocated()),
+                (s.qnames.capacity(), s.qnames.allocated()),
+                (s.qtypes.capacity(), s.qtypes.allocated()),
+            ];
+            tables
+                .iter()
+                .fold((cap, now), |(c, n), (tc, tn)| (c + tc, n + tn))
+        })
+    }
+
     /// The counters of every rule and action (`/metrics`).
     pub fn stats(&self) -> Vec<Arc<RuleStats>> {
         lock(&self.maint).stats.0.clone()

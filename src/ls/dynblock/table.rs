@@ -2,7 +2,8 @@
 //! keys (client groups or names), each with a row of counters, kept in a
 //! set-associative array ([`Table::new`]'s `sets` × `ways`), the set chosen
 //! by a hash keyed at random per table (nobody can aim addresses at one
-//! set). Nothing is allocated once built.
+//! set). It is allocated whole at its first key (an idle table costs
+//! nothing), and never again.
 //!
 //! When a key's set is full, the way with the least weight (events seen,
 //! halved at every tick: recent activity) gives its place, the newcomer's
@@ -168,21 +169,28 @@ impl<K: Hash + Eq + Copy> Table<K> {
     /// A table of `sets` × `ways` keys with `cols` counters each (an empty
     /// one, holding nothing, when any of them is 0).
     pub(crate) fn new(sets: usize, ways: usize, cols: usize) -> Self {
-        let slots = if cols == 0 { 0 } else { sets * ways };
         Table {
             sets: sets.max(1),
             ways: ways.max(1),
             cols,
-            keys: vec![None; slots],
-            weight: vec![0; slots],
-            counts: vec![0; slots * cols],
+            keys: Vec::new(),
+            weight: Vec::new(),
+            counts: Vec::new(),
             hasher: RandomState::new(),
         }
     }
 
-    /// Keys it can hold.
-    #[cfg(test)]
+    /// Keys it can hold (once in use; nothing is allocated before its first key).
     pub(crate) fn capacity(&self) -> usize {
+        if self.cols == 0 {
+            0
+        } else {
+            self.sets * self.ways
+        }
+    }
+
+    /// Keys it holds room for now: 0 until its first key, then [`Table::capacity`].
+    pub(crate) fn allocated(&self) -> usize {
         self.keys.len()
     }
 
@@ -205,8 +213,15 @@ impl<K: Hash + Eq + Copy> Table<K> {
     /// The slot of `key`: its own, a free way of its set, or the lightest
     /// way's (whose key is forgotten); its weight taken up by one.
     fn slot(&mut self, key: K) -> Option<usize> {
-        if self.keys.is_empty() || self.cols == 0 {
+        if self.cols == 0 {
             return None;
+        }
+        if self.keys.is_empty() {
+            // The whole table at its first key, once: an idle one costs nothing.
+            let slots = self.sets * self.ways;
+            self.keys = vec![None; slots];
+            self.weight = vec![0; slots];
+            self.counts = vec![0; slots * self.cols];
         }
         let set = usize::try_from(self.hasher.hash_one(key)).unwrap_or(0) % self.sets;
         let base = set * self.ways;

@@ -268,12 +268,12 @@ fn forged_sources_cannot_grow_memory_or_block_anyone_else() {
             queries(&d, "192.0.2.1", "x.example", A, 1);
         }
     }
-    let cap = d
-        .shards
-        .iter()
-        .map(|s| lock(s).clients.capacity())
-        .sum::<usize>();
-    assert_eq!(cap, SHARDS * CLIENT_SETS * CLIENT_WAYS, "fixed size");
+    let most = d.shards.iter().map(|s| lock(s).clients.allocated()).max();
+    assert_eq!(most, Some(CLIENT_SETS * CLIENT_WAYS), "fixed size");
+    assert_eq!(
+        d.footprint().0,
+        SHARDS * (CLIENT_SETS * CLIENT_WAYS + QNAME_SETS * QNAME_WAYS + 64)
+    );
     d.tick(secs(t0, 1));
     assert!(
         d.list(secs(t0, 1)).is_empty(),
