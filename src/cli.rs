@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
-use crate::config::{Config, ConfigError, Fault, OnMiss, available_cores};
+use crate::config::{Config, ConfigError, DynAction, Fault, OnMiss, available_cores};
+use crate::control_cmd::{self, ControlError, ControlTo};
 use crate::logging::LogFormat;
+use crate::ls::backend::admin::AdminState;
 use crate::service::ts::TsRun;
 use crate::service::up::LogFlags;
 use crate::ts::{OriginError, TsSettings, parse_origin};
@@ -101,6 +103,97 @@ pub enum Command {
     /// Act on a running LS's packet cache, through its metrics listener.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Set a backend's state by hand on a running LS: `drain` (no new
+    /// queries; those in flight finish; health checks go on), `down` (as if
+    /// health said down) or `auto` (health decides). Kept across reloads
+    /// that keep the backend.
+    Backend {
+        /// The backend's name (`[[ls.backend]]`).
+        name: String,
+        /// drain, down or auto.
+        #[arg(value_parser = parse_admin)]
+        state: AdminState,
+        /// Where the LS is.
+        #[command(flatten)]
+        to: ControlTo,
+    },
+    /// List the blocks in force on a running LS (dynamic and by hand); `add`
+    /// one or `clear` them all.
+    Blocks {
+        /// What to do (none: list).
+        #[command(subcommand)]
+        action: Option<BlocksCommand>,
+        /// Where the LS is.
+        #[command(flatten)]
+        to: ControlTo,
+    },
+    /// The busiest client groups, query names, types and answer rcodes of a
+    /// running LS over the last seconds.
+    Top {
+        /// Over the last this many seconds (at most 60).
+        #[arg(long, default_value_t = 10)]
+        seconds: usize,
+        /// Entries of each list.
+        #[arg(short, long, default_value_t = 10)]
+        n: usize,
+        /// Where the LS is.
+        #[command(flatten)]
+        to: ControlTo,
+    },
+}
+
+/// `dnslb blocks` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BlocksCommand {
+    /// Block a network (`198.51.100.0/24`, or one address) or a name (and
+    /// every name under it) for a while.
+    Add {
+        /// The network or name.
+        target: String,
+        /// For this many seconds.
+        #[arg(long = "for", value_name = "SECS", default_value_t = 600)]
+        secs: u64,
+        /// drop, refuse, truncate (UDP only: TC=1, a client retries over TCP) or nxdomain.
+        #[arg(long, default_value = "drop", value_parser = parse_action)]
+        action: DynAction,
+        /// Where the LS is.
+        #[command(flatten)]
+        to: ControlTo,
+    },
+    /// Lift every block in force (dynamic and by hand).
+    Clear {
+        /// Where the LS is.
+        #[command(flatten)]
+        to: ControlTo,
+    },
+}
+
+impl BlocksCommand {
+    /// Runs it (`None`: list): the text to print.
+    ///
+    /// # Errors
+    /// The LS unreachable, or refusing.
+    pub async fn run(this: Option<Self>, to: &ControlTo) -> Result<String, ControlError> {
+        match this {
+            None => control_cmd::blocks(to).await,
+            Some(BlocksCommand::Add {
+                target,
+                secs,
+                action,
+                to,
+            }) => control_cmd::add_block(&to, &target, secs, action).await,
+            Some(BlocksCommand::Clear { to }) => control_cmd::clear_blocks(&to).await,
+        }
+    }
+}
+
+fn parse_admin(s: &str) -> Result<AdminState, String> {
+    AdminState::from_keyword(s).ok_or_else(|| format!("expected drain, down or auto, got '{s}'"))
+}
+
+fn parse_action(s: &str) -> Result<DynAction, String> {
+    DynAction::from_keyword(s)
+        .ok_or_else(|| format!("expected drop, refuse, truncate or nxdomain, got '{s}'"))
 }
 
 /// `dnslb cache` subcommands.

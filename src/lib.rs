@@ -28,6 +28,8 @@
 //! - [`metrics`]: Prometheus `/metrics`, the HTML status page, `/health` and
 //!   `/ready` of the LS.
 //! - [`status`]: `dnslb status`, the LS's `/health` as a table.
+//! - [`control_cmd`]: `dnslb backend`, `dnslb blocks` and `dnslb top`, the live
+//!   control of a running LS.
 //! - [`resolve`]: the batch client of `dnslb resolve`.
 //! - [`supervise`]: `dnslb up`'s table-server children, restarted with backoff.
 //! - [`check`]: `dnslb check`, validation of a config and every zone it names.
@@ -39,6 +41,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod control_cmd;
 pub mod dns;
 pub mod guard;
 pub mod logging;

@@ -169,6 +169,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_out(&runtime(1)?.block_on(dnslb::status::show(addr))?)?;
         }
         Command::Cache(cmd) => print_out(&runtime(1)?.block_on(cmd.run())?)?,
+        Command::Backend { name, state, to } => {
+            print_out(&runtime(1)?.block_on(dnslb::control_cmd::backend(&to, &name, state))?)?
+        }
+        Command::Blocks { action, to } => {
+            print_out(&runtime(1)?.block_on(dnslb::cli::BlocksCommand::run(action, &to))?)?
+        }
+        Command::Top { seconds, n, to } => {
+            print_out(&runtime(1)?.block_on(dnslb::control_cmd::top(&to, seconds, n))?)?
+        }
         Command::Ts(args) => {
             dnslb::supervise::die_with_supervisor()?;
             let run = args.into_run()?;

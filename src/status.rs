@@ -22,6 +22,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::config::{Config, ConfigError};
+use crate::ls::backend::admin::AdminState;
 use crate::metrics::{
     BackendState, ChildState, FLUSH_HEADER, FLUSH_PATH, FlushAnswer, HealthReport, HealthStatus,
 };
@@ -97,6 +98,15 @@ pub enum StatusError {
     },
 }
 
+/// The environment variable that holds the `api_key` for commands that
+/// change a running LS's state from another machine.
+pub const KEY_ENV: &str = "DNSLB_API_KEY";
+
+/// The `api_key` from [`KEY_ENV`], if set and not empty.
+pub fn env_key() -> Option<String> {
+    std::env::var(KEY_ENV).ok().filter(|k| !k.is_empty())
+}
+
 /// The metrics address: `addr` if given, else `ls.metrics` of the config at `path`.
 ///
 /// # Errors
@@ -135,7 +145,7 @@ pub async fn show(addr: SocketAddr) -> Result<String, StatusError> {
 }
 
 async fn fetch_now(addr: SocketAddr) -> Result<HealthReport, StatusError> {
-    let (status, body) = exchange(addr, Method::GET, "/health", None).await?;
+    let (status, body) = exchange(addr, Method::GET, "/health", &[]).await?;
     if status != 200 && status != 503 {
         return Err(StatusError::Status { addr, status });
     }
@@ -143,13 +153,13 @@ async fn fetch_now(addr: SocketAddr) -> Result<HealthReport, StatusError> {
 }
 
 /// One request of `method` on `path` (with its query) to `addr`, no body,
-/// with the `extra` header if given: the answer's status and body (at most
+/// with the `extra` headers: the answer's status and body (at most
 /// [`MAX_BODY`] bytes).
-async fn exchange(
+pub(crate) async fn exchange(
     addr: SocketAddr,
     method: Method,
     path: &str,
-    extra: Option<(&str, &str)>,
+    extra: &[(&str, &str)],
 ) -> Result<(u16, Bytes), StatusError> {
     let http =
         |source: Box<dyn std::error::Error + Send + Sync>| StatusError::Http { addr, source };
@@ -164,8 +174,8 @@ async fn exchange(
         .uri(path)
         .header(HOST, addr.to_string())
         .header(CONNECTION, "close");
-    if let Some((name, value)) = extra {
-        request = request.header(name, value);
+    for (name, value) in extra {
+        request = request.header(*name, *value);
     }
     let request = request
         .body(Empty::<Bytes>::new())
@@ -207,7 +217,12 @@ pub async fn flush(
     }
     let path = format!("{FLUSH_PATH}?{}", query.finish());
     // The header that tells the LS no web page sent this.
-    let ask = exchange(addr, Method::POST, &path, Some((FLUSH_HEADER, "1")));
+    let key = env_key();
+    let mut headers = vec![(FLUSH_HEADER, "1")];
+    if let Some(k) = &key {
+        headers.push((crate::metrics::KEY_HEADER, k.as_str()));
+    }
+    let ask = exchange(addr, Method::POST, &path, &headers);
     let (status, body) = tokio::time::timeout(wait, ask)
         .await
         .unwrap_or(Err(StatusError::Timeout { addr, wait }))?;
@@ -329,9 +344,11 @@ pub fn render(r: &HealthReport, addr: SocketAddr) -> String {
             i.to_string(),
             b.name.clone(),
             b.addr.to_string(),
-            match b.state {
-                BackendState::Up => "up",
-                BackendState::Down => "down",
+            match (b.state, b.admin) {
+                (_, AdminState::Drain) => "drain (by hand)",
+                (_, AdminState::Down) => "down (by hand)",
+                (BackendState::Up, AdminState::Auto) => "up",
+                (BackendState::Down, AdminState::Auto) => "down",
             }
             .to_owned(),
             per_second(b.qps),
@@ -380,6 +397,7 @@ mod tests {
             name: name.to_owned(),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             state,
+            admin: AdminState::Auto,
             ewma_us: None,
             p50_us: None,
             p99_us: None,

@@ -58,6 +58,9 @@ impl LsConfig {
         "pool",
         "rule",
         "response_rule",
+        "api_key",
+        "control_allow",
+        "dynamic_block",
     ];
 
     /// The `[ls]` keys that differ between the running `self` and the reloaded

@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, Unexpected, Visitor};
 
 use super::available_cores;
 use super::cache::CacheConfig;
+use super::dynblock::DynBlockConfig;
 use super::key::KeyConfig;
 use super::pool::PoolConfig;
 use super::rules::{ResponseRuleConfig, RuleConfig};
@@ -137,6 +138,15 @@ pub struct LsConfig {
     /// Address of the metrics and status HTTP server; `None` (key omitted) = off. \[off\]
     #[serde(deserialize_with = "de_opt_addr")]
     pub metrics: Option<SocketAddr>,
+    /// The key a state-changing request to the metrics listener must carry
+    /// when it does not come from loopback. \[none: only loopback may\]
+    pub api_key: Option<String>,
+    /// Networks whose state-changing requests the metrics listener takes.
+    /// \[loopback\]
+    #[serde(deserialize_with = "de_nets")]
+    pub control_allow: Vec<IpNet>,
+    /// The dynamic block rules, `[[ls.dynamic_block]]`, in config order. \[none\]
+    pub dynamic_block: Vec<DynBlockConfig>,
     /// Most names the `sticky` order remembers (bounds its memory). \[100000\]
     pub sticky_size: usize,
     /// The packet cache, `[ls.cache]`; `None` (table omitted) = no cache. \[off\]
@@ -188,6 +198,9 @@ impl Default for LsConfig {
             rate_limit_qps: 0,
             rate_limit_v6_prefix: 64,
             metrics: None,
+            api_key: None,
+            control_allow: super::dynblock::default_control_allow(),
+            dynamic_block: Vec::new(),
             sticky_size: 100_000,
             cache: None,
             tls: None,

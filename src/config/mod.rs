@@ -27,6 +27,8 @@
 //! - `validate`: the rules of [`Config::problems`] (those of `[[ls.rule]]` and
 //!   `[[ls.response_rule]]` in `validate/rule_checks`).
 //! - `key`: [`KeyConfig`], the TSIG keys (`[[key]]`) and the reading of their secrets.
+//! - `dynblock`: [`DynBlockConfig`] (`[[ls.dynamic_block]]`) and the rules of it and of
+//!   `api_key` and `control_allow`.
 //! - `changes`: what a reload cannot apply ([`LsConfig::restart_only_changes`],
 //!   [`TsConfig::restart_changes`]), from each table's keys listed once with how a
 //!   reload takes them (a test holds the lists to the keys serde accepts).
@@ -88,6 +90,7 @@ mod policy;
 
 mod cache;
 mod changes;
+mod dynblock;
 mod error;
 mod key;
 mod ls;
@@ -102,6 +105,10 @@ mod validate;
 mod values;
 
 pub use cache::CacheConfig;
+pub use dynblock::{
+    DynAction, DynBlockConfig, DynKind, DynRcode, MAX_BLOCK_S, MAX_DYN_BLOCKS, MAX_WINDOW_S,
+    MIN_API_KEY_LEN,
+};
 pub use error::ConfigError;
 pub use key::{KeyAlgorithm, KeyConfig, KeyError};
 pub use ls::{

@@ -293,6 +293,13 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
         check.push(&paths, msg);
     }
     check_encrypted(ls, check);
+    for (path, msg) in
+        super::dynblock::problems(&ls.dynamic_block, ls.api_key.as_deref(), &ls.control_allow)
+    {
+        // A key left out: the line of its table.
+        let table = path.rsplit_once('.').map_or("ls", |(t, _)| t);
+        check.push(&[&path, table, "ls"], msg);
+    }
 }
 
 /// The rules for `[ls.tls]` and `[ls.https]`: listen addresses, and certificate and key

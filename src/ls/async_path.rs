@@ -297,13 +297,14 @@ impl Handler for Balancer {
     }
 
     fn handle(&self, req: Request<'_>) -> Action {
-        let (raw, transport) = (req.raw, req.transport);
+        let (raw, transport, client) = (req.raw, req.transport, req.src.ip());
         match self.admit(req) {
             Admission::Reply(reply) => Action::Now(reply),
             Admission::Forward(state, admitted) => {
                 let mut hit = Vec::new();
                 let query = (raw, transport, admitted.route());
                 if super::reply::from_cache(&state, query, &mut hit) {
+                    self.on_answer(client, &hit);
                     return Action::Now(Reply::One(hit));
                 }
                 let job = admitted.into_job(raw.to_vec());
@@ -314,8 +315,13 @@ impl Handler for Balancer {
                 // makes the boxed future too large for the allocator's
                 // per-thread cache (1,032 bytes), a slower allocation a query.
                 let resolved = resolve(state.clone(), job);
+                let dynblocks = self.dynblocks().clone();
                 Action::Later(Box::pin(resolved.map(move |(reply, answered)| {
                     LsMetrics::answered(&metrics, &reply, arrived);
+                    if let Reply::One(b) = &reply {
+                        let rcode = b.get(3).map_or(0, |b| b & 0x0f);
+                        dynblocks.on_answer(client, rcode, b.len());
+                    }
                     answered.log(&state, &reply, arrived.elapsed());
                     reply
                 })))

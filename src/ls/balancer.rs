@@ -13,13 +13,16 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{OpCode, ResponseCode};
 use tokio::sync::Notify;
 
+use super::backend::admin::AdminState;
+use super::control::{ControlCounters, ControlSettings};
+use super::dynblock::DynBlocks;
 use super::invalidate::{self, FlushBy, FlushCounters, FlushQueue};
 use super::order;
 use super::rules::{Act, QueryView, RuleHit};
 use super::state::{Job, LsMetrics, LsState};
 use super::suffix;
 use super::upstream::shared::SharedSockets;
-use crate::config::{LsConfig, RuleTransport};
+use crate::config::{DynAction, LsConfig, RuleTransport};
 use crate::dns::{self, HEADER_LEN, Transport};
 use crate::guard::acl;
 use crate::guard::rate::RateVerdict;
@@ -50,6 +53,9 @@ pub struct Balancer {
     pub(super) trigger: QueryTrigger,
     flushes: FlushCounters,
     flush_queue: FlushQueue,
+    dynblocks: Arc<DynBlocks>,
+    control: ArcSwap<ControlSettings>,
+    control_counters: ControlCounters,
 }
 
 impl Balancer {
@@ -64,6 +70,9 @@ impl Balancer {
             trigger: QueryTrigger::default(),
             flushes: FlushCounters::default(),
             flush_queue: FlushQueue::default(),
+            dynblocks: Arc::new(DynBlocks::new(c, std::time::Instant::now())),
+            control: ArcSwap::from_pointee(ControlSettings::from_config(c)),
+            control_counters: ControlCounters::default(),
         }
     }
 
@@ -73,6 +82,9 @@ impl Balancer {
         let old = self.state.load_full();
         let new = LsState::new(c, self.metrics.clone(), self.pool.clone(), Some(&old));
         self.state.store(Arc::new(new));
+        self.dynblocks.reload(c);
+        self.control
+            .store(Arc::new(ControlSettings::from_config(c)));
         // New backends are down until probed: probe them now.
         self.trigger.notify.notify_one();
     }
@@ -95,6 +107,41 @@ impl Balancer {
     /// The zones acknowledged NOTIFYs wait to have flushed.
     pub fn flush_queue(&self) -> &FlushQueue {
         &self.flush_queue
+    }
+
+    /// The dynamic blocks, the blocks by hand and `dnslb top`'s counts.
+    pub fn dynblocks(&self) -> &Arc<DynBlocks> {
+        &self.dynblocks
+    }
+
+    /// Who may change state through the metrics listener.
+    pub fn control(&self) -> Arc<ControlSettings> {
+        self.control.load_full()
+    }
+
+    /// The state-changing requests counted.
+    pub fn control_counters(&self) -> &ControlCounters {
+        &self.control_counters
+    }
+
+    /// Sets backend `name`'s state by hand: its state before, or `None`
+    /// when no backend has that name. Kept across reloads that keep the
+    /// backend (by name).
+    pub fn set_admin(&self, name: &str, to: AdminState) -> Option<AdminState> {
+        let state = self.state();
+        let b = state.backends.iter().find(|b| b.name == name)?;
+        let before = b.admin.set(to);
+        if before != to {
+            tracing::warn!(backend = %name, from = %before, to = %to, "backend state set by hand");
+        }
+        Some(before)
+    }
+
+    /// Counts an answer `bytes` sent to client `ip` for the dynamic blocks
+    /// (its rcode and size).
+    pub fn on_answer(&self, ip: std::net::IpAddr, bytes: &[u8]) {
+        let rcode = bytes.get(3).map_or(0, |b| b & 0x0f);
+        self.dynblocks.on_answer(ip, rcode, bytes.len());
     }
 
     /// Removes the cached entries of `name` (with `zone`, at or under it),
@@ -158,6 +205,7 @@ impl Balancer {
         // are checked on what was read: a rule's made-up answer (or drop)
         // ends the query here, before the cache.
         let made_up = |hit: RuleHit| now(state.rules.answer(hit, req.raw, req.transport));
+        let mut lowered = None;
         let (client_id, question_end, route, hit) = match dns::peek_plain_query(req.raw) {
             Some((id, end)) => {
                 let hit = rule_hit(&state, &req, end, None);
@@ -192,9 +240,29 @@ impl Balancer {
                 }
                 // Well formed but unusual (e.g. a compressed question): forward it.
                 let route = state.route_of(&wire);
-                (q.header.metadata.id, q.question_end, route, hit)
+                let (id, end) = (q.header.metadata.id, q.question_end);
+                lowered = Some((wire, u16::from(q.query.query_type())));
+                (id, end, route, hit)
             }
         };
+        // Dynamic blocks and blocks by hand: counted, then judged by the
+        // set in force (published once a second).
+        let (qname, qtype) = match &lowered {
+            Some((wire, qtype)) => (wire.as_slice(), *qtype),
+            None => (
+                req.raw.get(HEADER_LEN..).unwrap_or_default(),
+                question_end
+                    .checked_sub(4)
+                    .and_then(|at| dns::u16_at(req.raw, at))
+                    .unwrap_or(0),
+            ),
+        };
+        let ip = req.src.ip();
+        self.dynblocks.on_query(ip, qname, qtype);
+        let udp = req.transport == Transport::Udp;
+        if let Some(action) = self.dynblocks.check(ip, qname, udp) {
+            return now(blocked(req.raw, action));
+        }
         // Zone transfers belong to a table server: never forwarded (a TS
         // trusts the LS's address, which its `axfr_allow` may cover).
         if is_zone_transfer(req.raw, question_end) {
@@ -248,6 +316,20 @@ impl Balancer {
             delay,
         };
         Admission::Forward(state, admitted)
+    }
+}
+
+/// EDE 15, "Blocked" (RFC 8914).
+const EDE_BLOCKED: u16 = 15;
+
+/// The answer to a query in `raw` a block stops with `action` (`None`: none).
+fn blocked(raw: &[u8], action: DynAction) -> Option<Vec<u8>> {
+    let why = "blocked by a dynamic block";
+    match action {
+        DynAction::Drop => None,
+        DynAction::Refuse => dns::error_with_ede(raw, ResponseCode::Refused, EDE_BLOCKED, why),
+        DynAction::Nxdomain => dns::error_with_ede(raw, ResponseCode::NXDomain, EDE_BLOCKED, why),
+        DynAction::Truncate => dns::decode_query(raw).ok().map(|q| dns::truncated_for(&q)),
     }
 }
 

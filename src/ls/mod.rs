@@ -13,6 +13,8 @@
 //!   server layer's handler);
 //! - [`balancer`]: [`Balancer`], holding the current [`LsState`] snapshot,
 //!   and the door every query passes first ([`Balancer::admit`]);
+//! - [`control`]: who may change state through the metrics listener
+//!   (`api_key`, `control_allow`) and its counters;
 //! - [`invalidate`]: the cache's flushes before TTLs run out (a backend's
 //!   NOTIFY at the door, `POST /cache/flush`) and their counters;
 //!   [`notify_peers`]: whose NOTIFYs are believed, with which TSIG key;
@@ -34,7 +36,8 @@
 //!   [`upstream::shared`], reused TCP connections in [`upstream::tcp`]),
 //!   [`backend`] (each with its [`backend::health::Health`]), [`order`],
 //!   [`sticky`], [`hedge`], [`loopmark`], [`latency`], [`cache`] (the
-//!   packet cache). The ACL, the rate limit and the in-flight bound's share
+//!   packet cache), [`dynblock`] (dynamic blocks, blocks by hand and
+//!   `dnslb top`'s counts). The ACL, the rate limit and the in-flight bound's share
 //!   per client are [`crate::guard`]'s, shared with the server layer and
 //!   the TS.
 //!
@@ -43,6 +46,8 @@ pub mod async_path;
 pub mod backend;
 pub mod balancer;
 pub mod cache;
+pub mod control;
+pub mod dynblock;
 pub mod hedge;
 pub mod invalidate;
 pub mod latency;

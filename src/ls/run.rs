@@ -1,6 +1,6 @@
 //! Running an LS: [`serve`] starts its UDP fast-path workers (one thread
-//! each), the server layer for TCP, the health probe loop and the
-//! rate-limit sweeper, and stops them all when told; [`server_options`] are
+//! each), the server layer for TCP, the health probe loop, the
+//! rate-limit sweeper and the dynamic blocks' tick, and stops them all when told; [`server_options`] are
 //! the server-layer limits of an `[ls]` section.
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +38,7 @@ pub async fn serve(
     let health = tokio::spawn(probe::run(balancer.clone(), token.clone()));
     let sweeper = tokio::spawn(sweep_rate_limits(balancer.clone(), token.clone()));
     let flusher = tokio::spawn(run_flusher(balancer.clone(), token.clone()));
+    let blocks = tokio::spawn(run_dynblocks(balancer.clone(), token.clone()));
     // UDP clients take the fast path, one worker per socket; TCP the server layer.
     let udp = listeners.take_udp();
     let per_worker = opts.max_inflight / udp.len().max(1);
@@ -69,7 +70,24 @@ pub async fn serve(
     let _ = health.await;
     let _ = sweeper.await;
     let _ = flusher.await;
+    let _ = blocks.await;
     balancer.pool.shutdown().await;
+}
+
+/// Every second until `token` is cancelled: the dynamic blocks' tick
+/// (counts added up, blocks made and lifted, the set in force published:
+/// [`super::dynblock::DynBlocks::tick`]).
+async fn run_dynblocks(balancer: Arc<Balancer>, token: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // Well under a millisecond: every shard's tables walked once.
+        balancer.dynblocks().tick(std::time::Instant::now());
+    }
 }
 
 /// Every [`RATE_SWEEP`] until `token` is cancelled: ends (and logs)

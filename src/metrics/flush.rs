@@ -25,7 +25,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
+
+use super::control::HttpPeer;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hickory_proto::rr::Name;
@@ -105,11 +107,16 @@ pub(super) fn not_from_a_browser(headers: &HeaderMap) -> Result<(), &'static str
 /// `POST /cache/flush`.
 pub(super) async fn cache_flush(
     State(shared): State<Arc<Shared>>,
+    ConnectInfo(HttpPeer(peer)): ConnectInfo<HttpPeer>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     if let Err(why) = not_from_a_browser(&headers) {
         return (StatusCode::FORBIDDEN, why).into_response();
+    }
+    // `api_key` and `control_allow`, as for every state-changing request.
+    if let Some(refused) = super::control::gate(&shared.balancer, peer.ip(), &headers, true) {
+        return refused;
     }
     let q = match parse_query(uri.query().unwrap_or_default()) {
         Ok(q) => q,

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use crate::ls::backend::admin::AdminState;
 use serde::{Deserialize, Serialize};
 
 use super::history::rate;
@@ -86,6 +87,9 @@ pub struct BackendHealth {
     pub addr: SocketAddr,
     /// Up or down.
     pub state: BackendState,
+    /// Its state set by hand (`dnslb backend NAME drain|down|auto`).
+    #[serde(default)]
+    pub admin: crate::ls::backend::admin::AdminState,
     /// Moving average of response latency, µs; `null` before the first response.
     pub ewma_us: Option<u64>,
     /// Median response latency over the window, µs; `null` without responses in it.
@@ -150,11 +154,12 @@ impl HealthReport {
                 BackendHealth {
                     name: b.name.clone(),
                     addr: b.addr,
-                    state: if b.is_up() {
+                    state: if b.is_up() && b.admin.get() != AdminState::Down {
                         BackendState::Up
                     } else {
                         BackendState::Down
                     },
+                    admin: b.admin.get(),
                     ewma_us: (ewma > 0).then_some(ewma),
                     p50_us: window.quantile(0.5).map(micros),
                     p99_us: window.quantile(0.99).map(micros),

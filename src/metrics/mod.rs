@@ -18,6 +18,8 @@
 //! - `history`: the ring of 1-second samples and the sampler task that fills it.
 //! - `page`: the status page (HTML, with an inline SVG chart).
 //! - `flush`: `POST /cache/flush`.
+//! - `control`: live control (`/backend/{name}`, `/blocks`, `/top`) and the gate of every
+//!   state-changing request (`api_key`, `control_allow`).
 //! - `listener`: the HTTP listener that caps connections and times out idle ones.
 //! - `ts`: the TS's `/metrics` ([`serve_ts`], [`render_ts_prometheus`]).
 //! - Here: [`serve`], the routes, [`StatusExtra`] and [`Readiness`].
@@ -36,6 +38,7 @@ use tracing::{debug, warn};
 
 use crate::ls::Balancer;
 
+mod control;
 mod flush;
 mod health;
 mod history;
@@ -45,6 +48,9 @@ mod process;
 mod prom;
 mod ts;
 
+pub use control::{
+    BackendAnswer, BlockAsk, CONTROL_HEADER, ClearAnswer, KEY_HEADER, parse_block, parse_target,
+};
 pub use flush::{
     FLUSH_HEADER, FLUSH_PATH, FLUSH_WAIT, FlushAnswer, FlushQuery, parse_query as parse_flush_query,
 };
@@ -263,7 +269,8 @@ pub async fn serve(
         .route("/ready", get(ready))
         .route(FLUSH_PATH, post(flush::cache_flush))
         .fallback(not_found)
-        .with_state(shared);
+        .with_state(shared.clone())
+        .merge(control::routes(shared.balancer.clone()));
     serve_app(listener, app, token.clone()).await;
     // The sampler only ends on cancel; an early stop of the server cancels it.
     token.cancel();
@@ -276,6 +283,7 @@ async fn serve_app(listener: TcpListener, app: Router, token: CancellationToken)
     let addr = listener.local_addr().ok();
     let listener = Capped::new(listener);
     debug!(?addr, "metrics server ready");
+    let app = app.into_make_service_with_connect_info::<control::HttpPeer>();
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(token.clone().cancelled_owned())
         .into_future();

@@ -228,10 +228,12 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
         let win = history
             .backend_base(be)
             .map_or_else(|| now_lat.clone(), |(_, base)| now_lat.since(&base.latency));
-        let (health, class) = if be.is_up() {
-            ("up", "up")
-        } else {
-            ("down", "down")
+        use crate::ls::backend::admin::AdminState;
+        let (health, class) = match (be.admin.get(), be.is_up()) {
+            (AdminState::Drain, _) => ("drain (by hand)", "down"),
+            (AdminState::Down, _) => ("down (by hand)", "down"),
+            (AdminState::Auto, true) => ("up", "up"),
+            (AdminState::Auto, false) => ("down", "down"),
         };
         let (timeouts, errors) = (s.timeouts.load(Relaxed), s.errors.load(Relaxed));
         let flag = |v: u64| {
@@ -264,6 +266,10 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
     }
     o.push_str("</table>");
     pools(&mut o, &state.pools);
+    blocks(
+        &mut o,
+        &shared.balancer.dynblocks().list(std::time::Instant::now()),
+    );
 
     if let Some(children) = &shared.extra.supervisor {
         o.push_str(
@@ -298,6 +304,34 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
         REFRESH_MS / 1000
     );
     o
+}
+
+/// Writes the table of the blocks in force (none when none is), at most 100.
+fn blocks(o: &mut String, list: &[crate::ls::dynblock::BlockInfo]) {
+    if list.is_empty() {
+        return;
+    }
+    let _ = write!(
+        o,
+        "<h2>Blocks in force ({})</h2><table id=blocks><tr><th class=l>client or name</th>\
+         <th class=l>rule</th><th class=l>reason</th><th class=l>action</th>\
+         <th>seconds left</th><th>queries blocked</th></tr>",
+        list.len()
+    );
+    for b in list.iter().take(100) {
+        let _ = write!(
+            o,
+            "<tr data-block=\"{0}\"><td class=l><b>{0}</b></td><td class=l>{1}</td>\
+             <td class=l>{2}</td><td class=l>{3}</td><td>{4}</td><td>{5}</td></tr>",
+            html(&b.target),
+            html(&b.rule),
+            html(&b.reason),
+            html(&b.action),
+            b.seconds_left,
+            b.queries_blocked,
+        );
+    }
+    o.push_str("</table>");
 }
 
 /// Writes the table of the pools (none without `[[ls.pool]]`): each one's

@@ -20,6 +20,10 @@ const SECTIONS: &[(&str, &str)] = &[
     ("[ls.cache]", "[ls]\n[ls.cache]\nzzz_unknown = 1\n"),
     ("[[ls.pool]]", "[ls]\n[[ls.pool]]\nzzz_unknown = 1\n"),
     (
+        "[[ls.dynamic_block]]",
+        "[ls]\n[[ls.dynamic_block]]\nzzz_unknown = 1\n",
+    ),
+    (
         "[[ts]]",
         "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\nzones = []\nzzz_unknown = 1\n",
     ),

@@ -395,3 +395,34 @@ fn a_ts_behind_the_ls_allows_no_transfer_from_the_ls_address_without_a_key() {
         parse(&fine).unwrap_or_else(|e| panic!("{e}\n{fine}"));
     }
 }
+
+#[test]
+fn rejects_bad_dynamic_blocks_at_their_lines() {
+    let rule = |lines: &str| format!("{BASE}\n[[ls.dynamic_block]]\nname = \"x\"\n{lines}");
+    // Line 13 is the table, 14 its name, 15 on the keys given.
+    rejects(
+        &rule("kind = \"rcode-rate\"\nthreshold = 5\n"),
+        "config.toml:13: ls.dynamic_block.rcode: rcode-rate needs rcode (e.g. \"NXDOMAIN\")",
+    );
+    rejects(
+        &rule("threshold = 0\n"),
+        "config.toml:15: ls.dynamic_block.threshold: must be above 0, got 0",
+    );
+    rejects(
+        &rule("threshold = 5\nwindow_s = 0\n"),
+        "config.toml:16: ls.dynamic_block.window_s: must be in [1, 3600], got 0",
+    );
+    rejects(
+        &ls_with("api_key = \"short\""),
+        "config.toml:2: ls.api_key: must be at least 16 characters, without leading or trailing white space",
+    );
+    let ok = rule(
+        "kind = \"name-rate\"\nsuffix = \"example.com\"\nthreshold = 5\naction = \"truncate\"\n",
+    );
+    let c = parse(&ok).unwrap();
+    let ls = c.ls.unwrap();
+    assert_eq!(ls.dynamic_block[0].kind, DynKind::NameRate);
+    assert_eq!(ls.dynamic_block[0].action, DynAction::Truncate);
+    assert_eq!(ls.control_allow.len(), 2, "loopback by default");
+    assert!(err(&rule("threshold = 5\nbogus = 1\n")).contains("bogus"));
+}

@@ -1,4 +1,5 @@
-//! Backends as the LS sees them: address, weight, health ([`health`]), its
+//! Backends as the LS sees them: address, weight, health ([`health`]), the
+//! state set by hand ([`admin`]), its
 //! adaptive concurrency limit ([`limit`]) and live counters; one upstream
 //! query in flight ([`InFlight`]).
 //!
@@ -16,6 +17,7 @@ use super::hedge::AdaptiveDelay;
 use super::latency::LatencyHistogram;
 use crate::config::BackendConfig;
 
+pub mod admin;
 pub mod health;
 pub mod limit;
 
@@ -62,6 +64,8 @@ pub struct Backend {
     pub hedge: AdaptiveDelay,
     /// Its adaptive concurrency limit ([`limit`]).
     pub limit: limit::Limit,
+    /// Its state set by hand ([`admin`]).
+    pub admin: admin::Admin,
     /// Its probe answers carry an OPT: it speaks EDNS.
     edns: AtomicBool,
 }
@@ -124,6 +128,7 @@ impl Backend {
             health: Health::new(probed),
             hedge: AdaptiveDelay::default(),
             limit: limit::Limit::default(),
+            admin: admin::Admin::default(),
             edns: AtomicBool::new(false),
         }
     }
@@ -214,7 +219,7 @@ impl Backend {
             index,
             outstanding: self.stats.outstanding.load(Relaxed),
             latency_us: self.stats.latency_us.load(Relaxed),
-            up: self.is_up(),
+            up: self.is_up() && self.admin.get() == admin::AdminState::Auto,
             weight: self.weight,
         }
     }

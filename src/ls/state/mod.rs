@@ -141,7 +141,16 @@ impl LsState {
                         .find(|b| b.name == bc.name && b.addr == bc.addr && b.weight == bc.weight)
                         .cloned()
                 })
-                .unwrap_or_else(|| Arc::new(Backend::from_config(bc, true)))
+                .unwrap_or_else(|| {
+                    let b = Backend::from_config(bc, true);
+                    // A state set by hand stays with the backend's name.
+                    if let Some(was) =
+                        old.and_then(|o| o.backends.iter().find(|b| b.name == bc.name))
+                    {
+                        b.admin.set(was.admin.get());
+                    }
+                    Arc::new(b)
+                })
             })
             .collect();
         // Probes and lost client queries count against a backend under this

@@ -13,6 +13,7 @@ use smallvec::SmallVec;
 use super::{Job, LsMetrics, LsState, Policy, PoolMetrics};
 use crate::config::{HedgeDelay, Order, Strategy};
 use crate::dns::{self, WireHeader};
+use crate::ls::backend::admin::AdminState;
 use crate::ls::backend::{Backend, clock_ms, clock_us, limit};
 use crate::ls::cache::PacketCache;
 use crate::ls::hedge::{self, HedgeBudget};
@@ -94,7 +95,9 @@ impl Route {
     /// failed is answered stale at once (RFC 8767's failure-recheck timer);
     /// while one is, it is asked.
     pub(crate) fn any_up(&self) -> bool {
-        self.backends.iter().any(|b| b.is_up())
+        self.backends
+            .iter()
+            .any(|b| b.is_up() && b.admin.get() == AdminState::Auto)
     }
 
     /// The candidate sequence for `job`.
@@ -117,6 +120,15 @@ impl Route {
             backend_hashes: &self.backend_hashes,
         };
         let mut c = order::order(self.policy.order, &views, &key);
+        // Drained by hand: no new queries, while another backend is left.
+        let drained = |i: &usize| {
+            self.backends
+                .get(*i)
+                .is_some_and(|b| b.admin.get() == AdminState::Drain)
+        };
+        if c.iter().any(|i| !drained(i)) {
+            c.retain(|i| !drained(i));
+        }
         // Under overload, those with room first ([`limit`]).
         let now = tokio::time::Instant::now();
         let room = |i: usize| self.backends.get(i).is_none_or(|b| b.limit.has_room(now));

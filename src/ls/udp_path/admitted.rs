@@ -87,7 +87,9 @@ impl Worker {
         // no copy, no allocation.
         if state.route_at(admitted.route()).cache.is_some() {
             let query = (raw, Transport::Udp, admitted.route());
-            if reply::from_cache(&state, query, self.to_clients.push(src)) {
+            let out = self.to_clients.push(src);
+            if reply::from_cache(&state, query, out) {
+                self.balancer.on_answer(src.addr.ip(), out);
                 return;
             }
             self.to_clients.pop();

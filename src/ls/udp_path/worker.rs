@@ -402,6 +402,7 @@ impl Worker {
     fn answer(&mut self, reply: Reply, to: batch::Peer, arrived: std::time::Instant) {
         self.balancer.metrics.answered(&reply, arrived);
         if let Reply::One(b) = reply {
+            self.balancer.on_answer(to.addr.ip(), &b);
             self.to_clients.push_copy(&b, to);
             self.recycle(b);
         }

@@ -1,0 +1,271 @@
+//! The live-control commands (SPEC §5 "Live control"): `dnslb backend NAME
+//! drain|down|auto`, `dnslb blocks [add NET|NAME --for S --action A | clear]`
+//! and `dnslb top`, each one request to a running LS's metrics listener
+//! (at the config's `ls.metrics`, or `--addr`), as `dnslb status` does
+//! (`status::exchange`). A state-changing request carries the header the
+//! listener wants of it and, when one is known (`--key`, else
+//! `DNSLB_API_KEY`, else the config's `ls.api_key`), the `api_key`.
+//! [`render_blocks`] and [`render_top`] are pure.
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use hyper::Method;
+
+use crate::config::Config;
+use crate::ls::backend::admin::AdminState;
+use crate::ls::dynblock::{BlockInfo, TopReport};
+use crate::metrics::{BackendAnswer, CONTROL_HEADER, ClearAnswer, KEY_HEADER};
+use crate::status::{FETCH_TIMEOUT, StatusError, env_key, exchange, metrics_addr};
+
+/// Where the LS is, and the key to show it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ControlTo {
+    /// The config file: the LS is asked at its `ls.metrics` address (and
+    /// its `ls.api_key` is sent when there is one).
+    #[arg(short, long, default_value = "config.toml")]
+    pub config: PathBuf,
+    /// Ask this metrics address instead.
+    #[arg(long, value_name = "ADDR")]
+    pub addr: Option<SocketAddr>,
+    /// The `api_key` (needed when the LS is not reached over loopback);
+    /// default: `DNSLB_API_KEY`, else the config's `ls.api_key`.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+}
+
+/// Why a control command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The LS could not be asked.
+    #[error(transparent)]
+    Status(#[from] StatusError),
+    /// The LS refused or could not do it.
+    #[error("the LS at {addr} answered HTTP {status}: {text}")]
+    Refused {
+        /// Where the metrics server is.
+        addr: SocketAddr,
+        /// The status it gave.
+        status: u16,
+        /// What it said.
+        text: String,
+    },
+    /// Not what a dnslb LS answers.
+    #[error("{addr} answered with something that is not a dnslb LS's answer")]
+    Json {
+        /// Where the metrics server is.
+        addr: SocketAddr,
+        /// Why it did not decode.
+        source: serde_json::Error,
+    },
+}
+
+impl ControlTo {
+    /// The address to ask, and the key to send.
+    fn resolve(&self) -> Result<(SocketAddr, Option<String>), StatusError> {
+        let addr = metrics_addr(&self.config, self.addr)?;
+        let key = self.key.clone().or_else(env_key).or_else(|| {
+            Config::load(&self.config)
+                .ok()
+                .and_then(|c| c.ls)
+                .and_then(|ls| ls.api_key)
+        });
+        Ok((addr, key))
+    }
+
+    /// One request of `method` on `path`, decoded from JSON.
+    async fn ask<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<T, ControlError> {
+        let (addr, key) = self.resolve()?;
+        let mut headers = vec![(CONTROL_HEADER, "1")];
+        if let Some(k) = &key {
+            headers.push((KEY_HEADER, k.as_str()));
+        }
+        let wait = FETCH_TIMEOUT;
+        let (status, body) = tokio::time::timeout(wait, exchange(addr, method, path, &headers))
+            .await
+            .unwrap_or(Err(StatusError::Timeout { addr, wait }))?;
+        if status != 200 {
+            let text = String::from_utf8_lossy(&body).trim().to_owned();
+            return Err(ControlError::Refused { addr, status, text });
+        }
+        serde_json::from_slice(&body).map_err(|source| ControlError::Json { addr, source })
+    }
+}
+
+/// A query string of `pairs`, percent-encoded.
+fn query(pairs: &[(&str, &str)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        q.append_pair(k, v);
+    }
+    q.finish()
+}
+
+/// `dnslb backend NAME STATE`: the line to print.
+///
+/// # Errors
+/// The LS unreachable, no such backend, or refused.
+pub async fn backend(
+    to: &ControlTo,
+    name: &str,
+    state: AdminState,
+) -> Result<String, ControlError> {
+    let name_path: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    let path = format!(
+        "/backend/{name_path}?{}",
+        query(&[("state", state.as_str())])
+    );
+    let a: BackendAnswer = to.ask(Method::POST, &path).await?;
+    Ok(format!(
+        "backend {}: {} (was {})\n",
+        a.backend, a.state, a.previous
+    ))
+}
+
+/// `dnslb blocks`: the blocks in force, as a table.
+///
+/// # Errors
+/// The LS unreachable.
+pub async fn blocks(to: &ControlTo) -> Result<String, ControlError> {
+    let list: Vec<BlockInfo> = to.ask(Method::GET, "/blocks").await?;
+    Ok(render_blocks(&list))
+}
+
+/// `dnslb blocks add TARGET --for SECS --action ACTION`: the blocks in force after.
+///
+/// # Errors
+/// A bad target, the table full, the LS unreachable, or refused.
+pub async fn add_block(
+    to: &ControlTo,
+    target: &str,
+    secs: u64,
+    action: crate::config::DynAction,
+) -> Result<String, ControlError> {
+    let secs = secs.to_string();
+    let path = format!(
+        "/blocks?{}",
+        query(&[
+            ("target", target),
+            ("for", &secs),
+            ("action", action.as_str())
+        ])
+    );
+    let list: Vec<BlockInfo> = to.ask(Method::POST, &path).await?;
+    Ok(render_blocks(&list))
+}
+
+/// `dnslb blocks clear`: how many were lifted.
+///
+/// # Errors
+/// The LS unreachable, or refused.
+pub async fn clear_blocks(to: &ControlTo) -> Result<String, ControlError> {
+    let a: ClearAnswer = to.ask(Method::POST, "/blocks/clear").await?;
+    let s = if a.cleared == 1 { "" } else { "s" };
+    Ok(format!("{} block{s} lifted\n", a.cleared))
+}
+
+/// `dnslb top`: the busiest of the last `seconds`, `n` of each.
+///
+/// # Errors
+/// The LS unreachable.
+pub async fn top(to: &ControlTo, seconds: usize, n: usize) -> Result<String, ControlError> {
+    let path = format!(
+        "/top?{}",
+        query(&[("seconds", &seconds.to_string()), ("n", &n.to_string())])
+    );
+    let r: TopReport = to.ask(Method::GET, &path).await?;
+    Ok(render_top(&r))
+}
+
+/// The blocks as `dnslb blocks` prints them.
+pub fn render_blocks(list: &[BlockInfo]) -> String {
+    if list.is_empty() {
+        return "no blocks in force\n".to_owned();
+    }
+    let mut out = String::new();
+    let w = list
+        .iter()
+        .map(|b| b.target.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let r = list.iter().map(|b| b.rule.len()).max().unwrap_or(0).max(4);
+    let _ = writeln!(
+        out,
+        "{:<w$}  {:<r$}  {:<8}  {:>9}  {:>7}  reason",
+        "target", "rule", "action", "secs left", "blocked"
+    );
+    for b in list {
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:<r$}  {:<8}  {:>9}  {:>7}  {}",
+            b.target, b.rule, b.action, b.seconds_left, b.queries_blocked, b.reason
+        );
+    }
+    out
+}
+
+/// The report as `dnslb top` prints it.
+pub fn render_top(r: &TopReport) -> String {
+    let mut out = format!("last {} s\n", r.seconds);
+    for (title, list) in [
+        ("clients", &r.clients),
+        ("names", &r.names),
+        ("types", &r.qtypes),
+        ("rcodes", &r.rcodes),
+    ] {
+        let _ = writeln!(out, "\n{title}:");
+        if list.is_empty() {
+            out.push_str("  (none)\n");
+        }
+        for e in list.iter() {
+            let _ = writeln!(out, "  {:>9}  {}", e.count, e.key);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ls::dynblock::TopEntry;
+
+    #[test]
+    fn blocks_and_top_print_as_tables() {
+        assert_eq!(render_blocks(&[]), "no blocks in force\n");
+        let b = BlockInfo {
+            target: "192.0.2.1".into(),
+            kind: "client".into(),
+            rule: "floods".into(),
+            reason: "120 queries in 1 s, over 100/s".into(),
+            action: "drop".into(),
+            seconds_left: 42,
+            queries_blocked: 7,
+        };
+        let text = render_blocks(&[b]);
+        assert!(text.starts_with("target     rule    action"), "{text}");
+        assert!(
+            text.contains("192.0.2.1  floods  drop             42        7  120 queries"),
+            "{text}"
+        );
+        let r = TopReport {
+            seconds: 3,
+            clients: vec![TopEntry {
+                key: "192.0.2.1".into(),
+                count: 12,
+            }],
+            ..TopReport::default()
+        };
+        let text = render_top(&r);
+        assert!(
+            text.contains("clients:\n         12  192.0.2.1\n"),
+            "{text}"
+        );
+        assert!(text.contains("names:\n  (none)\n"), "{text}");
+    }
+}

@@ -1,0 +1,166 @@
+//! Who may change the LS's state through its metrics listener (`api_key`,
+//! `control_allow`, SPEC §5 "Live control"), as read from `[ls]` and
+//! swapped on reload ([`ControlSettings`]); the decision for one request
+//! ([`ControlSettings::authorize`], pure); and its counters
+//! ([`ControlCounters`]). The HTTP side is `metrics/control.rs`.
+//!
+//! "Loopback" is the peer's address as the listener sees it: 127.0.0.0/8 or
+//! ::1 (an IPv4-mapped ::ffff:127.x too). A request from loopback needs no
+//! key (whoever is on the machine can read the config, and the key in it);
+//! any other peer needs the key, and every peer must be inside
+//! `control_allow` (loopback by default, so a listener bound to a network
+//! address changes nothing for that network until it is allowed).
+use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
+
+use ipnet::IpNet;
+
+use crate::config::LsConfig;
+
+/// `api_key` and `control_allow`.
+#[derive(Clone, Default)]
+pub struct ControlSettings {
+    api_key: Option<String>,
+    allow: Vec<IpNet>,
+}
+
+impl std::fmt::Debug for ControlSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlSettings")
+            .field("api_key", &self.api_key.as_ref().map(|_| "…"))
+            .field("allow", &self.allow)
+            .finish()
+    }
+}
+
+/// Why a state-changing request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The peer is outside `control_allow` (403).
+    NotAllowed,
+    /// Not from loopback, and without the right key (401).
+    Unauthorized,
+}
+
+/// Counters of state-changing requests.
+#[derive(Debug, Default)]
+pub struct ControlCounters {
+    /// Taken.
+    pub accepted: AtomicU64,
+    /// Refused with 401: no key or a wrong one.
+    pub unauthorized: AtomicU64,
+    /// Refused with 403: outside `control_allow`, or from a web page.
+    pub forbidden: AtomicU64,
+}
+
+/// Whether `ip` is loopback (an IPv4-mapped loopback address too).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        IpAddr::V4(v4) => v4.is_loopback(),
+    }
+}
+
+/// Whether `a` and `b` are equal, in time that depends on their lengths
+/// only (not on where they differ).
+pub fn keys_match(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    let n = a.len().max(b.len());
+    for i in 0..n {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0xff);
+        diff |= x ^ y;
+    }
+    std::hint::black_box(diff) == 0
+}
+
+impl ControlSettings {
+    /// The settings of `c`.
+    pub fn from_config(c: &LsConfig) -> Self {
+        ControlSettings {
+            api_key: c.api_key.clone(),
+            allow: c.control_allow.clone(),
+        }
+    }
+
+    /// Whether a state-changing request from `peer` carrying `key` (if any)
+    /// is taken.
+    ///
+    /// # Errors
+    /// The refusal: outside `control_allow`, or not loopback and without the key.
+    pub fn authorize(&self, peer: IpAddr, key: Option<&[u8]>) -> Result<(), Refusal> {
+        if !crate::guard::acl::allowed(&self.allow, peer) {
+            return Err(Refusal::NotAllowed);
+        }
+        if is_loopback(peer) {
+            return Ok(());
+        }
+        match (&self.api_key, key) {
+            (Some(want), Some(got)) if keys_match(want.as_bytes(), got) => Ok(()),
+            _ => Err(Refusal::Unauthorized),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(key: Option<&str>, allow: &[&str]) -> ControlSettings {
+        ControlSettings {
+            api_key: key.map(str::to_owned),
+            allow: allow.iter().map(|n| n.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn loopback_needs_no_key_others_need_the_key_and_all_need_control_allow() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let key = b"0123456789abcdef".as_slice();
+        let s = settings(
+            Some("0123456789abcdef"),
+            &["127.0.0.0/8", "::1/128", "10.0.0.0/8"],
+        );
+        assert_eq!(s.authorize(ip("127.0.0.2"), None), Ok(()));
+        assert_eq!(s.authorize(ip("::1"), None), Ok(()));
+        assert_eq!(s.authorize(ip("::ffff:127.0.0.1"), None), Ok(()));
+        assert_eq!(
+            s.authorize(ip("10.1.1.1"), None),
+            Err(Refusal::Unauthorized)
+        );
+        assert_eq!(
+            s.authorize(ip("10.1.1.1"), Some(b"0123456789abcdeX")),
+            Err(Refusal::Unauthorized)
+        );
+        assert_eq!(
+            s.authorize(ip("10.1.1.1"), Some(b"0123456789abcdef0")),
+            Err(Refusal::Unauthorized)
+        );
+        assert_eq!(s.authorize(ip("10.1.1.1"), Some(key)), Ok(()));
+        assert_eq!(
+            s.authorize(ip("192.0.2.1"), Some(key)),
+            Err(Refusal::NotAllowed)
+        );
+        // No key configured: only loopback may.
+        let s = settings(None, &["0.0.0.0/0"]);
+        assert_eq!(
+            s.authorize(ip("10.1.1.1"), Some(b"")),
+            Err(Refusal::Unauthorized)
+        );
+        assert_eq!(s.authorize(ip("127.0.0.1"), None), Ok(()));
+        // Loopback outside control_allow is refused too.
+        let s = settings(None, &["10.0.0.0/8"]);
+        assert_eq!(s.authorize(ip("127.0.0.1"), None), Err(Refusal::NotAllowed));
+    }
+
+    #[test]
+    fn keys_match_only_when_equal() {
+        assert!(keys_match(b"abc", b"abc"));
+        assert!(!keys_match(b"abc", b"abd"));
+        assert!(!keys_match(b"abc", b"ab"));
+        assert!(!keys_match(b"", b"a"));
+        assert!(keys_match(b"", b""));
+    }
+}

@@ -1,0 +1,215 @@
+//! The blocks in force: one [`Block`] each (what is blocked, by which rule,
+//! why, until when, how many queries it stopped), and the immutable
+//! [`BlockSet`] the maintenance tick publishes and every worker reads at
+//! the door ([`BlockSet::find`]: the client's group, then the networks
+//! blocked by hand, then the query name and each name above it).
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use ipnet::IpNet;
+
+use super::table::{label_starts, wire_text};
+use crate::config::DynAction;
+
+/// Counters of one rule and action (`/metrics`).
+#[derive(Debug)]
+pub struct RuleStats {
+    /// The rule (`manual` for blocks added by hand).
+    pub rule: String,
+    /// Its action.
+    pub action: DynAction,
+    /// Blocks it started.
+    pub blocks: AtomicU64,
+    /// Queries its blocks stopped.
+    pub queries_blocked: AtomicU64,
+    /// Warnings it logged (over `warn_threshold`).
+    pub warnings: AtomicU64,
+}
+
+impl RuleStats {
+    /// Zeroed counters of `rule` with `action`.
+    pub fn new(rule: &str, action: DynAction) -> Self {
+        RuleStats {
+            rule: rule.to_owned(),
+            action,
+            blocks: AtomicU64::new(0),
+            queries_blocked: AtomicU64::new(0),
+            warnings: AtomicU64::new(0),
+        }
+    }
+}
+
+/// What a block stops.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BlockKey {
+    /// A client group (an IPv4 address, an IPv6 prefix).
+    Client(IpAddr),
+    /// A network (blocked by hand).
+    Net(IpNet),
+    /// A name and every name under it (lower-case wire form).
+    Name(Box<[u8]>),
+}
+
+impl std::fmt::Display for BlockKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlockKey::Client(ip) => write!(f, "{ip}"),
+            BlockKey::Net(net) => write!(f, "{net}"),
+            BlockKey::Name(wire) => f.write_str(&wire_text(wire)),
+        }
+    }
+}
+
+/// One block in force.
+#[derive(Debug)]
+pub struct Block {
+    /// What it stops.
+    pub key: BlockKey,
+    /// Why: what was counted, against which threshold.
+    pub reason: String,
+    /// When it ends (renewed while the key stays over the threshold).
+    until: std::sync::Mutex<Instant>,
+    /// Queries it stopped.
+    pub blocked: AtomicU64,
+    /// Its rule's counters (which hold the rule's name and action).
+    pub stats: Arc<RuleStats>,
+}
+
+impl Block {
+    /// A block of `key` by `stats`'s rule until `until`.
+    pub fn new(key: BlockKey, reason: String, until: Instant, stats: Arc<RuleStats>) -> Self {
+        Block {
+            key,
+            reason,
+            until: std::sync::Mutex::new(until),
+            blocked: AtomicU64::new(0),
+            stats,
+        }
+    }
+
+    /// When it ends.
+    pub fn until(&self) -> Instant {
+        *self
+            .until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps it in force until `until` at least.
+    pub fn renew(&self, until: Instant) {
+        let mut u = self
+            .until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *u = (*u).max(until);
+    }
+
+    /// The action of its rule.
+    pub fn action(&self) -> DynAction {
+        self.stats.action
+    }
+
+    /// Counts one query it stopped.
+    pub fn hit(&self) {
+        self.blocked.fetch_add(1, Relaxed);
+        self.stats.queries_blocked.fetch_add(1, Relaxed);
+    }
+}
+
+/// The blocks in force, as published to the workers: immutable, replaced
+/// whole.
+#[derive(Debug, Default)]
+pub struct BlockSet {
+    clients: HashMap<IpAddr, Arc<Block>>,
+    nets: Vec<(IpNet, Arc<Block>)>,
+    names: HashMap<Box<[u8]>, Arc<Block>>,
+}
+
+impl BlockSet {
+    /// A set of `blocks`.
+    pub fn new<'a>(blocks: impl IntoIterator<Item = &'a Arc<Block>>) -> Self {
+        let mut set = BlockSet::default();
+        for b in blocks {
+            match &b.key {
+                BlockKey::Client(ip) => {
+                    set.clients.insert(*ip, b.clone());
+                }
+                BlockKey::Net(net) => set.nets.push((*net, b.clone())),
+                BlockKey::Name(wire) => {
+                    set.names.insert(wire.clone(), b.clone());
+                }
+            }
+        }
+        set
+    }
+
+    /// Whether it blocks nothing.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty() && self.nets.is_empty() && self.names.is_empty()
+    }
+
+    /// The block that stops a query from client group `group` (address
+    /// `ip`) for the name `qname` (wire form, lower case or not), if any.
+    pub fn find(&self, group: IpAddr, ip: IpAddr, qname: &[u8]) -> Option<&Arc<Block>> {
+        if let Some(b) = self.clients.get(&group) {
+            return Some(b);
+        }
+        if let Some((_, b)) = self.nets.iter().find(|(n, _)| n.contains(&ip)) {
+            return Some(b);
+        }
+        if self.names.is_empty() {
+            return None;
+        }
+        let mut lower = [0u8; 255];
+        let end = super::table::name_end(qname)?;
+        for (d, s) in lower.iter_mut().zip(qname.get(..end)?) {
+            *d = s.to_ascii_lowercase();
+        }
+        let name = lower.get(..end)?;
+        label_starts(name)
+            .iter()
+            .find_map(|&at| self.names.get(name.get(usize::from(at)..)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_block_stops_the_name_and_those_under_it_only() {
+        let stats = Arc::new(RuleStats::new("r", DynAction::Refuse));
+        let now = Instant::now();
+        let name = Arc::new(Block::new(
+            BlockKey::Name(b"\x06victim\x03com\x00".to_vec().into()),
+            "test".into(),
+            now,
+            stats.clone(),
+        ));
+        let net = Arc::new(Block::new(
+            BlockKey::Net("10.1.0.0/16".parse().unwrap()),
+            "test".into(),
+            now,
+            stats,
+        ));
+        let set = BlockSet::new([&name, &net]);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let find = |q: &[u8]| set.find(ip, ip, q).map(|b| b.key.to_string());
+        assert_eq!(
+            find(b"\x03abc\x06VICTIM\x03com\x00\x00\x01").as_deref(),
+            Some("victim.com.")
+        );
+        assert_eq!(
+            find(b"\x06victim\x03com\x00").as_deref(),
+            Some("victim.com.")
+        );
+        assert_eq!(find(b"\x09notvictim\x03com\x00"), None);
+        assert_eq!(find(b"\x03com\x00"), None);
+        let inside: IpAddr = "10.1.2.3".parse().unwrap();
+        let b = set.find(inside, inside, b"\x00").unwrap();
+        assert_eq!(b.key.to_string(), "10.1.0.0/16");
+    }
+}

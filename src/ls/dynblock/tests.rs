@@ -1,0 +1,391 @@
+//! Tests of the dynamic blocks, on a made-up clock: each kind blocks the
+//! key over its threshold within a tick and lifts it after `block_s`;
+//! clients at a normal rate and excluded ones are never blocked.
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use hickory_proto::rr::{Name, RecordType};
+
+use super::*;
+use crate::config::{DynAction, DynBlockConfig, DynKind, DynRcode, LsConfig};
+
+const A: u16 = 1;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// `name` in wire form, with type A and class IN after it (as at the door).
+fn wire(name: &str) -> Vec<u8> {
+    let mut w = Vec::new();
+    for l in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        w.push(u8::try_from(l.len()).unwrap());
+        w.extend_from_slice(l.as_bytes());
+    }
+    w.extend_from_slice(&[0, 0, 1, 0, 1]);
+    w
+}
+
+fn blocks(rules: Vec<DynBlockConfig>, t0: Instant) -> DynBlocks {
+    let c = LsConfig {
+        dynamic_block: rules,
+        ..LsConfig::default()
+    };
+    DynBlocks::new(&c, t0)
+}
+
+fn rule(kind: DynKind, threshold: f64) -> DynBlockConfig {
+    DynBlockConfig {
+        window_s: 2,
+        block_s: 5,
+        ..DynBlockConfig::new("r", kind, threshold)
+    }
+}
+
+fn queries(d: &DynBlocks, from: &str, name: &str, qtype: u16, n: usize) {
+    let w = wire(name);
+    for _ in 0..n {
+        d.on_query(ip(from), &w, qtype);
+    }
+}
+
+fn blocked(d: &DynBlocks, from: &str, name: &str) -> Option<DynAction> {
+    d.check(ip(from), &wire(name), true)
+}
+
+fn secs(t0: Instant, s: u64) -> Instant {
+    t0 + Duration::from_secs(s)
+}
+
+#[test]
+fn query_rate_blocks_the_flood_only_until_block_s_and_never_the_excluded() {
+    let t0 = Instant::now();
+    let mut r = rule(DynKind::QueryRate, 50.0);
+    r.exclude = vec!["10.9.0.0/16".parse().unwrap()];
+    r.action = DynAction::Refuse;
+    let d = blocks(vec![r], t0);
+    // 2 s window: 100 queries reach 50/s; the normal client sends 40.
+    queries(&d, "192.0.2.1", "www.example.com", A, 100);
+    queries(&d, "192.0.2.2", "www.example.com", A, 40);
+    queries(&d, "10.9.1.1", "www.example.com", A, 1000);
+    assert_eq!(
+        blocked(&d, "192.0.2.1", "x."),
+        None,
+        "nothing before the tick"
+    );
+    d.tick(secs(t0, 1));
+    assert_eq!(blocked(&d, "192.0.2.1", "x."), Some(DynAction::Refuse));
+    assert_eq!(blocked(&d, "192.0.2.2", "x."), None, "normal rate");
+    assert_eq!(blocked(&d, "10.9.1.1", "x."), None, "excluded");
+    let list = d.list(secs(t0, 1));
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (
+            list[0].target.as_str(),
+            list[0].rule.as_str(),
+            list[0].seconds_left
+        ),
+        ("192.0.2.1", "r", 5)
+    );
+    assert_eq!(list[0].queries_blocked, 1);
+    assert!(
+        list[0].reason.contains("100 queries in 2 s"),
+        "{}",
+        list[0].reason
+    );
+    // It stops sending; the block runs its 5 s and is lifted.
+    for s in 2..6 {
+        d.tick(secs(t0, s));
+        assert!(blocked(&d, "192.0.2.1", "x.").is_some(), "{s} s");
+    }
+    d.tick(secs(t0, 6));
+    assert_eq!(blocked(&d, "192.0.2.1", "x."), None, "lifted after block_s");
+    let stats = d.stats();
+    assert_eq!(stats[0].blocks.load(Relaxed), 1);
+    assert_eq!(stats[0].queries_blocked.load(Relaxed), 5);
+}
+
+#[test]
+fn a_client_that_keeps_flooding_stays_blocked_and_windows_start_over() {
+    let t0 = Instant::now();
+    let d = blocks(vec![rule(DynKind::QueryRate, 50.0)], t0);
+    // 60 in the first window (under 100), 60 in the next: never over.
+    queries(&d, "192.0.2.1", "a.", A, 60);
+    d.tick(secs(t0, 1));
+    d.tick(secs(t0, 2));
+    queries(&d, "192.0.2.1", "a.", A, 60);
+    d.tick(secs(t0, 3));
+    assert_eq!(
+        blocked(&d, "192.0.2.1", "a."),
+        None,
+        "the window started over"
+    );
+    // Over, and still over when the block would end: renewed.
+    queries(&d, "192.0.2.1", "a.", A, 100);
+    d.tick(secs(t0, 4));
+    assert!(blocked(&d, "192.0.2.1", "a.").is_some());
+    for s in 5..12 {
+        queries(&d, "192.0.2.1", "a.", A, 100);
+        d.tick(secs(t0, s));
+    }
+    assert!(blocked(&d, "192.0.2.1", "a.").is_some(), "renewed");
+    assert_eq!(d.stats()[0].blocks.load(Relaxed), 1, "one block, renewed");
+}
+
+#[test]
+fn qtype_rate_counts_its_type_only() {
+    let t0 = Instant::now();
+    let mut r = rule(DynKind::QtypeRate, 10.0);
+    r.qtype = Some(RecordType::ANY);
+    let d = blocks(vec![r], t0);
+    queries(&d, "192.0.2.1", "a.", 255, 20);
+    queries(&d, "192.0.2.2", "a.", A, 500);
+    d.tick(secs(t0, 1));
+    assert!(blocked(&d, "192.0.2.1", "a.").is_some());
+    assert_eq!(blocked(&d, "192.0.2.2", "a."), None);
+}
+
+#[test]
+fn rcode_rate_and_response_bytes_count_answers() {
+    let t0 = Instant::now();
+    let mut nx = rule(DynKind::RcodeRate, 5.0);
+    nx.rcode = Some(DynRcode::Nxdomain);
+    let mut bytes = rule(DynKind::ResponseBytesRate, 1000.0);
+    bytes.name = "bytes".into();
+    let d = blocks(vec![nx, bytes], t0);
+    for _ in 0..10 {
+        d.on_answer(ip("192.0.2.1"), 3, 50);
+        d.on_answer(ip("192.0.2.2"), 0, 50);
+    }
+    d.on_answer(ip("192.0.2.3"), 0, 1500);
+    d.on_answer(ip("192.0.2.3"), 0, 600);
+    d.tick(secs(t0, 1));
+    let rules: Vec<(String, String)> = d
+        .list(secs(t0, 1))
+        .into_iter()
+        .map(|b| (b.target, b.rule))
+        .collect();
+    let mut rules = rules;
+    rules.sort();
+    assert_eq!(
+        rules,
+        [
+            ("192.0.2.1".to_owned(), "r".to_owned()),
+            ("192.0.2.3".to_owned(), "bytes".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn rcode_ratio_waits_for_min_responses() {
+    let t0 = Instant::now();
+    let mut r = rule(DynKind::RcodeRatio, 0.5);
+    r.rcode = Some(DynRcode::Servfail);
+    r.min_responses = 10;
+    let d = blocks(vec![r], t0);
+    // 9 answers, all SERVFAIL: too few to judge.
+    for _ in 0..9 {
+        d.on_answer(ip("192.0.2.1"), 2, 40);
+    }
+    // 20 answers, 6 SERVFAIL: under half.
+    for i in 0..20 {
+        d.on_answer(ip("192.0.2.2"), if i < 6 { 2 } else { 0 }, 40);
+    }
+    d.tick(secs(t0, 1));
+    assert!(d.list(secs(t0, 1)).is_empty());
+    d.on_answer(ip("192.0.2.1"), 0, 40);
+    d.tick(secs(t0, 2));
+    let list = d.list(secs(t0, 2));
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].target, "192.0.2.1");
+    assert!(
+        list[0].reason.contains("9 of 10 answers SERVFAIL"),
+        "{}",
+        list[0].reason
+    );
+}
+
+#[test]
+fn name_rate_blocks_a_random_subdomain_flood_under_one_zone_only() {
+    let t0 = Instant::now();
+    let mut r = rule(DynKind::NameRate, 50.0);
+    r.suffix = Some(Name::from_ascii("com.").unwrap());
+    r.action = DynAction::Nxdomain;
+    let d = blocks(vec![r], t0);
+    // 200 random names under victim.com from 200 sources; others at ease.
+    for i in 0..200u32 {
+        let from = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+        d.on_query(from, &wire(&format!("r{i}.Victim.com")), A);
+    }
+    queries(&d, "192.0.2.2", "www.other.com", A, 30);
+    d.tick(secs(t0, 1));
+    assert_eq!(
+        blocked(&d, "192.0.2.9", "fresh.victim.com"),
+        Some(DynAction::Nxdomain)
+    );
+    assert_eq!(
+        blocked(&d, "192.0.2.9", "VICTIM.com"),
+        Some(DynAction::Nxdomain)
+    );
+    assert_eq!(blocked(&d, "192.0.2.2", "www.other.com"), None);
+    assert_eq!(blocked(&d, "192.0.2.2", "victim.org"), None);
+    let list = d.list(secs(t0, 1));
+    assert_eq!(
+        (list[0].target.as_str(), list[0].kind.as_str()),
+        ("victim.com.", "name")
+    );
+}
+
+#[test]
+fn warn_threshold_warns_without_blocking() {
+    let t0 = Instant::now();
+    let mut r = rule(DynKind::QueryRate, 50.0);
+    r.warn_threshold = Some(20.0);
+    let d = blocks(vec![r], t0);
+    queries(&d, "192.0.2.1", "a.", A, 60);
+    d.tick(secs(t0, 1));
+    queries(&d, "192.0.2.1", "a.", A, 1);
+    d.tick(secs(t0, 1));
+    assert_eq!(blocked(&d, "192.0.2.1", "a."), None);
+    assert_eq!(d.stats()[0].warnings.load(Relaxed), 1, "once a window");
+}
+
+/// 200,000 forged sources, one query each, beside a real flood: only the
+/// flood is blocked, the tables stay at their fixed size, and no forged
+/// source inherits anyone's count.
+#[test]
+fn forged_sources_cannot_grow_memory_or_block_anyone_else() {
+    let t0 = Instant::now();
+    let d = blocks(vec![rule(DynKind::QueryRate, 150.0)], t0);
+    let w = wire("x.example");
+    for i in 0..200_000u32 {
+        d.on_query(IpAddr::V4(Ipv4Addr::from(0x6400_0000 + i)), &w, A);
+        if i % 1000 == 0 {
+            queries(&d, "192.0.2.1", "x.example", A, 1);
+        }
+    }
+    let most = d.shards.iter().map(|s| lock(s).clients.allocated()).max();
+    assert_eq!(most, Some(CLIENT_SETS * CLIENT_WAYS), "fixed size");
+    assert_eq!(
+        d.footprint().0,
+        SHARDS * (CLIENT_SETS * CLIENT_WAYS + QNAME_SETS * QNAME_WAYS + 64)
+    );
+    d.tick(secs(t0, 1));
+    assert!(
+        d.list(secs(t0, 1)).is_empty(),
+        "200 from the real client: under 300"
+    );
+    queries(&d, "192.0.2.1", "x.example", A, 200);
+    d.tick(secs(t0, 2));
+    let list = d.list(secs(t0, 2));
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].target, "192.0.2.1");
+}
+
+#[test]
+fn ipv6_clients_are_grouped_by_prefix() {
+    let t0 = Instant::now();
+    let d = blocks(vec![rule(DynKind::QueryRate, 50.0)], t0);
+    for i in 0..100u16 {
+        let from = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, i));
+        d.on_query(from, &wire("a."), A);
+    }
+    d.tick(secs(t0, 1));
+    assert!(
+        blocked(&d, "2001:db8:0:1::ffff", "a.").is_some(),
+        "same /64"
+    );
+    assert_eq!(blocked(&d, "2001:db8:0:2::1", "a."), None);
+    assert_eq!(d.list(secs(t0, 1))[0].target, "2001:db8:0:1::");
+}
+
+#[test]
+fn blocks_by_hand_stop_nets_and_names_and_clear_lifts_all() {
+    let t0 = Instant::now();
+    let d = blocks(Vec::new(), t0);
+    let net = ManualTarget::Net("198.51.100.0/24".parse().unwrap());
+    d.add_manual(&net, 600, DynAction::Drop, t0).unwrap();
+    let name = ManualTarget::Name(Name::from_ascii("Bad.Example.").unwrap());
+    d.add_manual(&name, 60, DynAction::Truncate, t0).unwrap();
+    assert_eq!(blocked(&d, "198.51.100.7", "a."), Some(DynAction::Drop));
+    assert_eq!(
+        blocked(&d, "192.0.2.1", "x.bad.example"),
+        Some(DynAction::Truncate)
+    );
+    // Truncate passes over TCP: the client's address is proven there.
+    assert_eq!(
+        d.check(ip("192.0.2.1"), &wire("x.bad.example"), false),
+        None
+    );
+    assert_eq!(
+        d.add_manual(&net, 0, DynAction::Drop, t0),
+        Err(ManualError::Duration {
+            max: 86_400,
+            got: 0
+        })
+    );
+    let list = d.list(t0);
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().all(|b| b.rule == MANUAL));
+    d.tick(secs(t0, 61));
+    assert_eq!(d.list(secs(t0, 61)).len(), 1, "the name's 60 s ran out");
+    assert_eq!(d.clear(), 1);
+    assert_eq!(blocked(&d, "198.51.100.7", "a."), None);
+}
+
+#[test]
+fn top_reports_the_busiest_of_the_last_seconds() {
+    let t0 = Instant::now();
+    let d = blocks(Vec::new(), t0);
+    queries(&d, "192.0.2.1", "a.example", A, 30);
+    queries(&d, "192.0.2.2", "b.example", 28, 10);
+    d.on_answer(ip("192.0.2.1"), 3, 40);
+    d.tick(secs(t0, 1));
+    let top = d.top(10, 5);
+    assert_eq!(top.seconds, 1);
+    assert_eq!(top.clients[0].key, "192.0.2.1");
+    assert_eq!(top.clients[0].count, 30);
+    assert_eq!(top.names[0].key, "a.example.");
+    assert_eq!(top.qtypes[1].key, "AAAA");
+    assert_eq!(top.rcodes[0].key, "NXDOMAIN");
+}
+
+#[test]
+fn a_reload_keeps_the_blocks_and_counts_by_the_new_rules() {
+    let t0 = Instant::now();
+    let d = blocks(vec![rule(DynKind::QueryRate, 50.0)], t0);
+    queries(&d, "192.0.2.1", "a.", A, 100);
+    d.tick(secs(t0, 1));
+    let c = LsConfig {
+        dynamic_block: vec![rule(DynKind::QueryRate, 10.0)],
+        ..LsConfig::default()
+    };
+    d.reload(&c);
+    assert!(blocked(&d, "192.0.2.1", "a.").is_some(), "kept");
+    queries(&d, "192.0.2.2", "a.", A, 25);
+    d.tick(secs(t0, 2));
+    assert!(
+        blocked(&d, "192.0.2.2", "a.").is_some(),
+        "the new threshold"
+    );
+}
+
+/// A tick that comes late (a busy machine) judges the counts over the time
+/// they took: 30 queries in 3 s is 10/s, not 30/s.
+#[test]
+fn a_late_tick_judges_over_the_time_the_counts_took() {
+    let t0 = Instant::now();
+    let mut r = rule(DynKind::QueryRate, 20.0);
+    r.window_s = 1;
+    let d = blocks(vec![r], t0);
+    queries(&d, "192.0.2.1", "a.", A, 30);
+    d.tick(secs(t0, 3));
+    assert_eq!(blocked(&d, "192.0.2.1", "a."), None, "10/s over 3 s");
+    queries(&d, "192.0.2.1", "a.", A, 30);
+    d.tick(secs(t0, 4));
+    assert!(blocked(&d, "192.0.2.1", "a.").is_some(), "30 in 1 s");
+}

@@ -1,0 +1,368 @@
+//! Live control on the metrics listener (SPEC §5 "Live control"):
+//! `POST /backend/{name}?state=drain|down|auto`, `GET /blocks`,
+//! `POST /blocks?target=NET|NAME&for=SECS&action=ACTION`,
+//! `POST /blocks/clear`, `GET /top?seconds=N&n=M`; and the gate every
+//! state-changing request passes ([`gate`], `POST /cache/flush` included):
+//! the peer inside `control_allow`, the `api_key` when the peer is not
+//! loopback ([`crate::ls::control`]; 401 or 403, counted), and no request a
+//! web page could have sent (the header [`CONTROL_HEADER`] or the flush's,
+//! no `Origin` or `Sec-Fetch-Site`; 403).
+//!
+//! The key travels in [`KEY_HEADER`] or as `Authorization: Bearer KEY`.
+//! Answers are JSON (`docs/METRICS.md`); a refusal is one line of text.
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::IncomingStream;
+use tracing::warn;
+
+use super::listener::Capped;
+use crate::config::{DynAction, MAX_BLOCK_S};
+use crate::ls::Balancer;
+use crate::ls::backend::admin::AdminState;
+use crate::ls::control::Refusal;
+use crate::ls::dynblock::{BlockInfo, ManualTarget, TOP_KEEP, TOP_SECS, TopReport};
+
+/// The header a state-changing request must carry (any value): no HTML
+/// form can set it, and a script across sites cannot without a CORS
+/// preflight. (`POST /cache/flush` takes its own, `X-Dnslb-Flush`, too.)
+pub const CONTROL_HEADER: &str = "x-dnslb-control";
+/// The header that carries the `api_key`.
+pub const KEY_HEADER: &str = "x-dnslb-key";
+/// The path of the backends' states.
+const BACKEND_PATH: &str = "/backend/{name}";
+/// The path of the blocks.
+const BLOCKS_PATH: &str = "/blocks";
+/// The path that lifts every block.
+const BLOCKS_CLEAR_PATH: &str = "/blocks/clear";
+/// The path of `dnslb top`.
+const TOP_PATH: &str = "/top";
+
+/// The peer of a connection, as handlers see it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct HttpPeer(pub(super) SocketAddr);
+
+impl Connected<IncomingStream<'_, Capped>> for HttpPeer {
+    fn connect_info(stream: IncomingStream<'_, Capped>) -> Self {
+        HttpPeer(*stream.remote_addr())
+    }
+}
+
+/// The key a request carries, if any.
+fn key_of(headers: &HeaderMap) -> Option<&[u8]> {
+    if let Some(k) = headers.get(KEY_HEADER) {
+        return Some(k.as_bytes());
+    }
+    let auth = headers.get(header::AUTHORIZATION)?.as_bytes();
+    auth.strip_prefix(b"Bearer ")
+}
+
+/// Lets a state-changing request from `peer` through (`None`), or answers
+/// why not (counted). `marked`: the caller has checked the request's
+/// headers as its own (a cache flush's `X-Dnslb-Flush`); else they must
+/// carry [`CONTROL_HEADER`] and nothing a browser adds.
+pub(super) fn gate(
+    balancer: &Balancer,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    marked: bool,
+) -> Option<Response> {
+    let counters = balancer.control_counters();
+    let from_page = headers.contains_key(header::ORIGIN) || headers.contains_key("sec-fetch-site");
+    if !marked && (from_page || !headers.contains_key(CONTROL_HEADER)) {
+        counters.forbidden.fetch_add(1, Relaxed);
+        let why = if from_page {
+            "a state-changing request is not taken from a web page (Origin or Sec-Fetch-Site present)\n"
+        } else {
+            "a state-changing request needs the header 'X-Dnslb-Control: 1' (dnslb sends it)\n"
+        };
+        return Some((StatusCode::FORBIDDEN, why).into_response());
+    }
+    match balancer.control().authorize(peer, key_of(headers)) {
+        Ok(()) => {
+            counters.accepted.fetch_add(1, Relaxed);
+            None
+        }
+        Err(Refusal::NotAllowed) => {
+            counters.forbidden.fetch_add(1, Relaxed);
+            Some(
+                (
+                    StatusCode::FORBIDDEN,
+                    format!("{peer} is not in control_allow\n"),
+                )
+                    .into_response(),
+            )
+        }
+        Err(Refusal::Unauthorized) => {
+            counters.unauthorized.fetch_add(1, Relaxed);
+            Some((
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "a request not from loopback needs the api_key (X-Dnslb-Key or Authorization: Bearer)\n",
+            )
+                .into_response())
+        }
+    }
+}
+
+/// The live control's routes, on `balancer`.
+pub(super) fn routes(balancer: Arc<Balancer>) -> Router {
+    Router::new()
+        .route(BACKEND_PATH, post(set_backend))
+        .route(BLOCKS_PATH, get(list_blocks).post(add_block))
+        .route(BLOCKS_CLEAR_PATH, post(clear_blocks))
+        .route(TOP_PATH, get(top))
+        .with_state(balancer)
+}
+
+/// A JSON body with `status`, uncached.
+fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    match serde_json::to_string(body) {
+        Ok(text) => (
+            status,
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            text + "\n",
+        )
+            .into_response(),
+        Err(err) => {
+            warn!(%err, "metrics: cannot encode JSON");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// The body of `POST /backend/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BackendAnswer {
+    /// The backend.
+    pub backend: String,
+    /// Its state now.
+    pub state: AdminState,
+    /// Its state before.
+    pub previous: AdminState,
+}
+
+/// The value of `key` in a query string.
+fn param(uri: &Uri, key: &str) -> Option<String> {
+    form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn bad(why: String) -> Response {
+    (StatusCode::BAD_REQUEST, why + "\n").into_response()
+}
+
+/// `POST /backend/{name}?state=drain|down|auto`.
+async fn set_backend(
+    State(balancer): State<Arc<Balancer>>,
+    ConnectInfo(HttpPeer(peer)): ConnectInfo<HttpPeer>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if let Some(r) = gate(&balancer, peer.ip(), &headers, false) {
+        return r;
+    }
+    let Some(state) = param(&uri, "state").and_then(|s| AdminState::from_keyword(&s)) else {
+        return bad("state: expected drain, down or auto".into());
+    };
+    match balancer.set_admin(&name, state) {
+        Some(previous) => json(
+            StatusCode::OK,
+            &BackendAnswer {
+                backend: name,
+                state,
+                previous,
+            },
+        ),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("no backend named {name:?}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /blocks`: the blocks in force.
+async fn list_blocks(State(balancer): State<Arc<Balancer>>) -> Response {
+    let list: Vec<BlockInfo> = balancer.dynblocks().list(Instant::now());
+    json(StatusCode::OK, &list)
+}
+
+/// A block asked for by hand: what, how long, which action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockAsk {
+    /// The network or name.
+    pub target: ManualTarget,
+    /// For how long, in seconds.
+    pub secs: u64,
+    /// Its action.
+    pub action: DynAction,
+}
+
+/// Reads `target`, `for` and `action` of a query string (pure): a target
+/// with a `/` or that parses as an address is a network, anything else a
+/// name.
+///
+/// # Errors
+/// A line saying what is wrong.
+pub fn parse_block(query: &str) -> Result<BlockAsk, String> {
+    let mut target = None;
+    let mut secs = 600;
+    let mut action = DynAction::Drop;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*key {
+            "target" => target = Some(parse_target(&value)?),
+            "for" => {
+                secs = value
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=MAX_BLOCK_S).contains(s))
+                    .ok_or_else(|| format!("for: seconds in [1, {MAX_BLOCK_S}], got {value:?}"))?;
+            }
+            "action" => {
+                action = DynAction::from_keyword(&value).ok_or_else(|| {
+                    format!("action: drop, refuse, truncate or nxdomain, got {value:?}")
+                })?;
+            }
+            _ => {}
+        }
+    }
+    let target =
+        target.ok_or("missing target: POST /blocks?target=NET|NAME[&for=600][&action=drop]")?;
+    Ok(BlockAsk {
+        target,
+        secs,
+        action,
+    })
+}
+
+/// A network (CIDR or a bare address) or a DNS name.
+///
+/// # Errors
+/// Neither.
+pub fn parse_target(text: &str) -> Result<ManualTarget, String> {
+    let t = text.trim();
+    if let Ok(net) = t.parse::<ipnet::IpNet>() {
+        return Ok(ManualTarget::Net(net));
+    }
+    if let Ok(ip) = t.parse::<IpAddr>() {
+        return Ok(ManualTarget::Net(ip.into()));
+    }
+    if t.contains('/') {
+        return Err(format!("target: not a network: {t:?}"));
+    }
+    crate::config::parse_name(t)
+        .map(ManualTarget::Name)
+        .map_err(|e| format!("target: neither a network nor a name: {e}"))
+}
+
+/// `POST /blocks?target=…&for=…&action=…`: a block by hand.
+async fn add_block(
+    State(balancer): State<Arc<Balancer>>,
+    ConnectInfo(HttpPeer(peer)): ConnectInfo<HttpPeer>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if let Some(r) = gate(&balancer, peer.ip(), &headers, false) {
+        return r;
+    }
+    let ask = match parse_block(uri.query().unwrap_or_default()) {
+        Ok(a) => a,
+        Err(why) => return bad(why),
+    };
+    let now = Instant::now();
+    let d = balancer.dynblocks();
+    match d.add_manual(&ask.target, ask.secs, ask.action, now) {
+        Ok(()) => json(StatusCode::OK, &d.list(now)),
+        Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+    }
+}
+
+/// The body of `POST /blocks/clear`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClearAnswer {
+    /// Blocks lifted.
+    pub cleared: usize,
+}
+
+/// `POST /blocks/clear`: every block lifted.
+async fn clear_blocks(
+    State(balancer): State<Arc<Balancer>>,
+    ConnectInfo(HttpPeer(peer)): ConnectInfo<HttpPeer>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = gate(&balancer, peer.ip(), &headers, false) {
+        return r;
+    }
+    let cleared = balancer.dynblocks().clear();
+    json(StatusCode::OK, &ClearAnswer { cleared })
+}
+
+/// `GET /top?seconds=N&n=M`: the busiest clients, names, types and rcodes.
+async fn top(State(balancer): State<Arc<Balancer>>, uri: Uri) -> Response {
+    let num = |k: &str, default: usize, max: usize| {
+        param(&uri, k)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(default)
+            .clamp(1, max)
+    };
+    let report: TopReport = balancer
+        .dynblocks()
+        .top(num("seconds", 10, TOP_SECS), num("n", 10, TOP_KEEP));
+    json(StatusCode::OK, &report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_asked_for_names_a_network_or_a_name() {
+        let a = parse_block("target=198.51.100.0/24&for=60&action=truncate").unwrap();
+        assert_eq!(
+            a,
+            BlockAsk {
+                target: ManualTarget::Net("198.51.100.0/24".parse().unwrap()),
+                secs: 60,
+                action: DynAction::Truncate
+            }
+        );
+        let a = parse_block("target=192.0.2.1").unwrap();
+        assert_eq!(a.target, ManualTarget::Net("192.0.2.1/32".parse().unwrap()));
+        assert_eq!((a.secs, a.action), (600, DynAction::Drop));
+        let a = parse_block("target=bad.example").unwrap();
+        assert!(matches!(a.target, ManualTarget::Name(n) if n.to_ascii() == "bad.example."));
+        for (q, says) in [
+            ("", "missing target"),
+            ("target=1.2.3.4/40", "not a network"),
+            ("target=x&for=0", "for:"),
+            ("target=x&action=maybe", "action:"),
+        ] {
+            let e = parse_block(q).unwrap_err();
+            assert!(e.contains(says), "{q}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_key_comes_in_its_header_or_as_a_bearer_token() {
+        let mut h = HeaderMap::new();
+        assert_eq!(key_of(&h), None);
+        h.insert(header::AUTHORIZATION, "Bearer k1".parse().unwrap());
+        assert_eq!(key_of(&h), Some(b"k1".as_slice()));
+        h.insert(KEY_HEADER, "k2".parse().unwrap());
+        assert_eq!(key_of(&h), Some(b"k2".as_slice()));
+    }
+}
