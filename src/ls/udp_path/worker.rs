@@ -29,7 +29,7 @@ use super::flight::{Attempt, Flight, Late, Slab, TimerFor, Timers};
 use super::timers::{next_live, timer_live};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::guard::fair::Holders;
-use crate::ls::backend::limit;
+use crate::ls::backend;
 use crate::ls::balancer::{Admission, Balancer};
 use crate::ls::loopmark::PlainAnswer;
 use crate::ls::resolution::{End, Step, Verdict};
@@ -345,11 +345,11 @@ impl Worker {
                 // Over the in-flight bound, or over the client's share of
                 // it while it is contended ([`crate::guard::fair`]); or no
                 // backend of the route with room under its concurrency
-                // limit ([`limit`]): SERVFAIL at once, written from the
+                // limit ([`backend::any_room`]): SERVFAIL at once, written from the
                 // header and question; nothing copied, no queueing.
                 let shed = if !self.holders.admits(group, self.max_flights) {
                     Some(&m.shed_inflight)
-                } else if !limit::any_room(&state.route_at(admitted.route()).backends, now) {
+                } else if !backend::any_room(&state.route_at(admitted.route()).backends, now) {
                     Some(&m.shed_limit)
                 } else {
                     None
@@ -525,7 +525,7 @@ impl Worker {
         {
             f.rescued();
         }
-        let entry = ids::Late::abandoned(
+        let entry = ids::LateEntry::abandoned(
             addr,
             a.inflight.take(),
             deadline,
