@@ -26,6 +26,12 @@
 //! reached their deadline: their backend's in-flight count is released (no
 //! latency sample: no answer came; a timeout is counted as one, not as a
 //! latency).
+//!
+//! # Map
+//! - this file: [`SharedSockets`], the pool: its sockets by family, the
+//!   exchange, the reader and the sweeper;
+//! - `socket.rs`: one socket of the pool, its ID table and its wait guard;
+//! - `cork.rs`: a DoH poll's queries held and sent together ([`corked`]).
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
