@@ -177,20 +177,12 @@ mod tests {
              @ NS ns\nns A 192.0.2.53\n",
         )
         .unwrap();
-        let settings = TsSettings {
-            name: "t".into(),
-            zones: vec![table, zone],
-            origin: "a.test.".parse().unwrap(),
-            ttl: 300,
-            on_miss: crate::config::OnMiss::Nxdomain,
-            axfr_allow: Vec::new(),
-            xfr_key: None,
-            notify: Vec::new(),
-            fault: crate::config::Fault::default(),
-            nsid: None,
-            ixfr_history: 10,
-            dnssec: None,
-        };
+        let settings = TsSettings::serving(
+            "t".into(),
+            vec![table, zone],
+            "a.test.".parse().unwrap(),
+            300,
+        );
         TableServer::load(settings).unwrap()
     }
 
