@@ -20,15 +20,22 @@ use hickory_proto::rr::Name;
 
 use crate::kit::{self, Denial, SignedZone, Signer, ZoneDir};
 
+/// The programs that sign a zone with BIND and make its DS.
+const SIGN: [&str; 3] = ["dnssec-keygen", "dnssec-signzone", "dnssec-dsfromkey"];
+
+/// [`SIGN`]'s, and those that validate an answer (`delv`, bounded).
+const SIGN_AND_VALIDATE: [&str; 5] = [
+    "dnssec-keygen",
+    "dnssec-signzone",
+    "dnssec-dsfromkey",
+    "delv",
+    "timeout",
+];
+
 #[test]
 fn a_table_sharing_a_pre_signed_zones_origin_is_refused_naming_both_files() {
     let test = "a_table_sharing_a_pre_signed_zones_origin_is_refused_naming_both_files";
-    if kit::need(
-        test,
-        ["dnssec-keygen", "dnssec-signzone", "dnssec-dsfromkey"],
-    )
-    .is_none()
-    {
+    if kit::need(test, SIGN).is_none() {
         return;
     }
     let unsigned = kit::dnssec_fixture("sig.test.zone");
@@ -145,12 +152,7 @@ fn soa_line(file: &Path) -> usize {
 fn a_table_below_a_pre_signed_zone_with_no_delegation_to_it_is_refused_naming_both_files() {
     let test =
         "a_table_below_a_pre_signed_zone_with_no_delegation_to_it_is_refused_naming_both_files";
-    if kit::need(
-        test,
-        ["dnssec-keygen", "dnssec-signzone", "dnssec-dsfromkey"],
-    )
-    .is_none()
-    {
+    if kit::need(test, SIGN).is_none() {
         return;
     }
     let unsigned = kit::dnssec_fixture("sig.test.zone");
@@ -223,14 +225,7 @@ async fn serve_below(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_at_an_insecure_delegation_of_a_pre_signed_zone_is_served_provably_insecure() {
     let test = "a_table_at_an_insecure_delegation_of_a_pre_signed_zone_is_served_provably_insecure";
-    let tools = [
-        "dnssec-keygen",
-        "dnssec-signzone",
-        "dnssec-dsfromkey",
-        "delv",
-        "timeout",
-    ];
-    if kit::need(test, tools).is_none() {
+    if kit::need(test, SIGN_AND_VALIDATE).is_none() {
         return;
     }
     // sig.test delegates insecure.sig.test (NS, no DS; the NSEC says so).
@@ -264,14 +259,7 @@ async fn a_table_at_an_insecure_delegation_of_a_pre_signed_zone_is_served_provab
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_the_ts_signs_at_a_secure_delegation_of_a_pre_signed_zone_validates() {
     let test = "a_table_the_ts_signs_at_a_secure_delegation_of_a_pre_signed_zone_validates";
-    let tools = [
-        "dnssec-keygen",
-        "dnssec-signzone",
-        "dnssec-dsfromkey",
-        "delv",
-        "timeout",
-    ];
-    if kit::need(test, tools).is_none() {
+    if kit::need(test, SIGN_AND_VALIDATE).is_none() {
         return;
     }
     // The table's keys made first, their DS put in the parent at
