@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
-use crate::config::{Config, ConfigError, DynAction, Fault, OnMiss, available_cores};
+use crate::config::{Config, ConfigError, DynAction, OnMiss, available_cores};
 use crate::control_cmd::{self, ControlError, ControlTo};
 use crate::logging::LogFormat;
 use crate::ls::backend::admin::AdminState;
@@ -389,20 +389,12 @@ impl TsArgs {
                 (TsSettings::from_config_in(&cfg, tc), tc.listen)
             }
             (None, None, Some(listen)) => {
-                let settings = TsSettings {
-                    name: listen.to_string(),
-                    zones: a.zone.clone(),
-                    origin: parse_origin(&a.origin)?,
-                    ttl: a.ttl,
-                    on_miss: OnMiss::Nxdomain,
-                    axfr_allow: Vec::new(),
-                    xfr_key: None,
-                    notify: Vec::new(),
-                    fault: Fault::default(),
-                    nsid: None,
-                    ixfr_history: 10,
-                    dnssec: None,
-                };
+                let settings = TsSettings::serving(
+                    listen.to_string(),
+                    a.zone.clone(),
+                    parse_origin(&a.origin)?,
+                    a.ttl,
+                );
                 (settings, listen)
             }
             _ => return Err(TsArgsError::Neither),

@@ -292,6 +292,22 @@ fn columns(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The backend table's header row.
+const COLUMNS: [&str; 12] = [
+    "#",
+    "Backend",
+    "Address",
+    "State",
+    "Qps",
+    "p50",
+    "p99",
+    "In-flight",
+    "Sent",
+    "Wins",
+    "Timeouts",
+    "Errors",
+];
+
 /// The report as `dnslb status` prints it; `addr` is where it came from.
 pub fn render(r: &HealthReport, addr: SocketAddr) -> String {
     let mut out = String::new();
@@ -321,24 +337,7 @@ pub fn render(r: &HealthReport, addr: SocketAddr) -> String {
         r.backends_up,
         r.backends.len()
     );
-    let mut rows = vec![
-        [
-            "#",
-            "Backend",
-            "Address",
-            "State",
-            "Qps",
-            "p50",
-            "p99",
-            "In-flight",
-            "Sent",
-            "Wins",
-            "Timeouts",
-            "Errors",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    ];
+    let mut rows = vec![COLUMNS.map(str::to_owned).to_vec()];
     for (i, b) in r.backends.iter().enumerate() {
         rows.push(vec![
             i.to_string(),
@@ -462,23 +461,7 @@ mod tests {
                 .split_whitespace()
                 .collect()
         };
-        assert_eq!(
-            row("Backend"),
-            [
-                "#",
-                "Backend",
-                "Address",
-                "State",
-                "Qps",
-                "p50",
-                "p99",
-                "In-flight",
-                "Sent",
-                "Wins",
-                "Timeouts",
-                "Errors"
-            ]
-        );
+        assert_eq!(row("Backend"), COLUMNS);
         let ts1_rows: Vec<&&str> = lines.iter().filter(|l| l.contains(" ts1 ")).collect();
         assert_eq!(ts1_rows.len(), 2, "a backend row and a child row");
         assert_eq!(

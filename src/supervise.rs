@@ -648,6 +648,23 @@ mod tests {
         }
     }
 
+    /// A supervisor of one child, `program` with `args`, once the child
+    /// has created `ready` (for up to 30 s), and the child's PID.
+    async fn start_ready(program: &str, args: &[&str], ready: &Path) -> (Supervisor, u32) {
+        let sup = Supervisor::start(
+            vec![spec("ts1", program, args)],
+            backoff(50, 200),
+            CancellationToken::new(),
+        );
+        let pid = wait_pid(&sup, 0, None).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready.exists() {
+            assert!(Instant::now() < deadline, "the child never got ready");
+            tokio::time::sleep(ms(20)).await;
+        }
+        (sup, pid)
+    }
+
     #[test]
     fn backoff_sequence_and_cap() {
         let b = Backoff::default();
@@ -838,17 +855,8 @@ mod tests {
             file.display().to_string(),
             ready.display().to_string()
         );
-        let sup = Supervisor::start(
-            vec![spec("ts1", "python3", &["-c", &code])],
-            backoff(50, 200),
-            CancellationToken::new(),
-        );
-        let pid = wait_pid(&sup, 0, None).await;
+        let (sup, pid) = start_ready("python3", &["-c", &code], &ready).await;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !ready.exists() {
-            assert!(Instant::now() < deadline, "the child never got ready");
-            tokio::time::sleep(ms(20)).await;
-        }
         // Resend until the trap has run (a signal can arrive mid-`sleep`).
         while !file.exists() {
             assert!(Instant::now() < deadline, "HUP never arrived");
@@ -870,17 +878,7 @@ mod tests {
             "trap '' TERM; touch '{}'; while :; do sleep 0.05; done",
             ready.display()
         );
-        let sup = Supervisor::start(
-            vec![spec("ts1", "/bin/sh", &["-c", &script])],
-            backoff(50, 200),
-            CancellationToken::new(),
-        );
-        let pid = wait_pid(&sup, 0, None).await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !ready.exists() {
-            assert!(Instant::now() < deadline, "the child never got ready");
-            tokio::time::sleep(ms(20)).await;
-        }
+        let (sup, pid) = start_ready("/bin/sh", &["-c", &script], &ready).await;
         let started = Instant::now();
         sup.shutdown(ms(300)).await;
         let took = started.elapsed();

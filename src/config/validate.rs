@@ -8,10 +8,9 @@ use super::error::ConfigError;
 use super::source_map::{SourceMap, display_path};
 use super::ts::NSID_MAX_LEN;
 use super::values::MAX_TTL;
-use super::{
-    CacheConfig, Config, HedgeDelay, LsConfig, Order, TsConfig, load_certified_key, zone_text,
-};
+use super::{CacheConfig, Config, HedgeDelay, LsConfig, Order, TsConfig, zone_text};
 
+mod encrypted_checks;
 mod rule_checks;
 
 /// The longest any `*_ms` key may be: one hour. Past that a deadline is a typo,
@@ -292,7 +291,7 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
         let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
         check.push(&paths, msg);
     }
-    check_encrypted(ls, check);
+    encrypted_checks::check_encrypted(ls, check);
     for (path, msg) in
         super::dynblock::problems(&ls.dynamic_block, ls.api_key.as_deref(), &ls.control_allow)
     {
@@ -300,58 +299,6 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
         let table = path.rsplit_once('.').map_or("ls", |(t, _)| t);
         check.push(&[&path, table, "ls"], msg);
     }
-}
-
-/// The rules for `[ls.tls]` and `[ls.https]`: listen addresses, and certificate and key
-/// files that can be read, parse, and belong together.
-fn check_encrypted(ls: &LsConfig, check: &mut Checker<'_>) {
-    let mut pairs = Vec::new();
-    if let Some(tls) = &ls.tls {
-        check.require(!tls.listen.is_empty(), "ls.tls.listen", || {
-            "needs at least one address (omit [ls.tls] to turn DNS over TLS off)".into()
-        });
-        pairs.push(("ls.tls", &tls.cert, &tls.key));
-        let rate = tls.conn_rate_limit;
-        check.at_most(rate, MAX_RATE_QPS, "ls.tls.conn_rate_limit");
-    }
-    if let Some(https) = &ls.https {
-        check.require(!https.listen.is_empty(), "ls.https.listen", || {
-            "needs at least one address (omit [ls.https] to turn DNS over HTTPS off)".into()
-        });
-        check.require(https.path.starts_with('/'), "ls.https.path", || {
-            format!("must start with '/', got {:?}", https.path)
-        });
-        if let Some(c) = https.path.chars().find(|c| !is_path_char(*c)) {
-            let msg = format!(
-                "{c:?} cannot be in a URL path as a request sends it, so no request would match {:?}: use letters, digits and - . _ ~ ! $ & ' ( ) * + , ; = : @ / (or %XX)",
-                https.path
-            );
-            check.push(&["ls.https.path"], msg);
-        }
-        let rate = https.conn_rate_limit;
-        check.at_most(rate, MAX_RATE_QPS, "ls.https.conn_rate_limit");
-        match (&https.cert, &https.key) {
-            (Some(cert), Some(key)) => pairs.push(("ls.https", cert, key)),
-            (None, None) => {}
-            (Some(_), None) | (None, Some(_)) => check.push(
-                &["ls.https.cert", "ls.https.key", "ls.https"],
-                "cert and key go together: give both, or neither for plain HTTP/2 behind a TLS proxy".into(),
-            ),
-        }
-    }
-    for (table, cert, key) in pairs {
-        if let Err(e) = load_certified_key(cert, key) {
-            check.push(&[&format!("{table}.{}", e.key), table], e.to_string());
-        }
-    }
-}
-
-/// Whether `c` may stand in the path of a URL as a client sends it (RFC 3986
-/// §3.3: unreserved, sub-delims, `:`, `@`, `/`, and `%` of a percent-encoding):
-/// a DoH `path` with any other character (a space, `?`, `#`, non-ASCII) could
-/// never equal a request's path.
-fn is_path_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@/%".contains(c)
 }
 
 /// The rules for `[[ls.pool]]`: names, members, zones, and the keys of its own policy.

@@ -233,21 +233,32 @@ impl Query {
     }
 }
 
-#[test]
-fn hedge_fires_at_the_measured_delay_of_the_backend_just_asked() {
+/// A balancer of `n` replicated backends hedging at adaptive delays
+/// (2..200 ms; `keys` added to its `[ls]`), backends 0 and 1 seen
+/// answering 100 times in `ms[0]` and `ms[1]` ms; with its state and the
+/// route's spacing after each of the two (a hedge strategy's: always some).
+fn hedging(keys: &str, n: usize, ms: [u32; 2]) -> (Balancer, Arc<LsState>, Duration, Duration) {
     let b = balancer(
-        "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = \"adaptive\"\n\
-         hedge_percentile = 95\nhedge_min_ms = 2\nhedge_max_ms = 200",
-        3,
+        &format!(
+            "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = \"adaptive\"\n\
+             hedge_min_ms = 2\nhedge_max_ms = 200\n{keys}"
+        ),
+        n,
     );
     let state = b.state();
-    // b0 answers in 30 ms, b1 in 80 ms; b2 has no samples yet.
     for _ in 0..100 {
-        state.backends[0].hedge.observe(30 * MS, 95.0);
-        state.backends[1].hedge.observe(80 * MS, 95.0);
+        for (i, &ms) in ms.iter().enumerate() {
+            state.backends[i].hedge.observe(ms * MS, 95.0);
+        }
     }
-    // cannot fail because the strategy is hedge, whose spacing is always Some.
     let (d0, d1) = (state.all.spacing(0).unwrap(), state.all.spacing(1).unwrap());
+    (b, state, d0, d1)
+}
+
+#[test]
+fn hedge_fires_at_the_measured_delay_of_the_backend_just_asked() {
+    // b0 answers in 30 ms, b1 in 80 ms; b2 has no samples yet.
+    let (b, state, d0, d1) = hedging("hedge_percentile = 95", 3, [30, 80]);
     assert!(d0 >= 30 * MS && d0 < 31 * MS, "{d0:?}");
     assert!(d1 >= 80 * MS && d1 < 81 * MS, "{d1:?}");
     assert_eq!(
@@ -536,19 +547,8 @@ fn timeouts_within_a_query_lifetime_of_an_answer_are_not_health_failures() {
 
 #[test]
 fn hedge_reasks_the_best_latency_backend_first_then_each_at_growing_gaps() {
-    let b = balancer(
-        "strategy = \"hedge\"\nlayout = \"replicated\"\nhedge_delay_ms = \"adaptive\"\n\
-         hedge_min_ms = 2\nhedge_max_ms = 200\ntimeout_ms = 1500",
-        2,
-    );
-    let state = b.state();
     // b0 answers in 30 ms, b1 in 10 ms: b1 has the best latency.
-    for _ in 0..100 {
-        state.backends[0].hedge.observe(30 * MS, 95.0);
-        state.backends[1].hedge.observe(10 * MS, 95.0);
-    }
-    // cannot fail because the strategy is hedge, whose spacing is always Some.
-    let (d0, d1) = (state.all.spacing(0).unwrap(), state.all.spacing(1).unwrap());
+    let (b, _, d0, d1) = hedging("timeout_ms = 1500", 2, [30, 10]);
     let t0 = Instant::now();
     let mut q = Query::first_to_b0(&b, t0);
     q.launches_at(t0 + d0, 1, true);

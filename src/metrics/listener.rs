@@ -94,10 +94,10 @@ impl Capped {
 }
 
 impl axum::serve::Listener for Capped {
-    type Io = Conn;
+    type Io = HttpConn;
     type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (Conn, SocketAddr) {
+    async fn accept(&mut self) -> (HttpConn, SocketAddr) {
         // axum's TcpListener impl retries transient accept errors itself.
         let (io, peer) = axum::serve::Listener::accept(&mut self.inner).await;
         let now = Instant::now();
@@ -121,7 +121,7 @@ impl axum::serve::Listener for Capped {
             });
             id
         };
-        let conn = Conn {
+        let conn = HttpConn {
             io,
             timer: Box::pin(tokio::time::sleep_until(now + IDLE_TIMEOUT)),
             in_request: false,
@@ -139,7 +139,7 @@ impl axum::serve::Listener for Capped {
 
 /// One HTTP connection: holds its slot, fails with `TimedOut` when its clock
 /// runs out and with `ConnectionReset` when its slot is taken.
-pub(super) struct Conn {
+pub(super) struct HttpConn {
     io: TcpStream,
     /// The idle or the request deadline, whichever applies now.
     timer: Pin<Box<Sleep>>,
@@ -150,7 +150,7 @@ pub(super) struct Conn {
     slots: Arc<Mutex<Slots>>,
 }
 
-impl Drop for Conn {
+impl Drop for HttpConn {
     fn drop(&mut self) {
         let mut slots = lock(&self.slots);
         if let Some(i) = slots.open.iter().position(|s| s.id == self.id) {
@@ -159,7 +159,7 @@ impl Drop for Conn {
     }
 }
 
-impl Conn {
+impl HttpConn {
     /// Bytes were read: the first of a request starts its deadline; more do
     /// not move it. Between requests, a read is activity.
     fn on_read(&mut self) {
@@ -208,7 +208,7 @@ impl Conn {
     }
 }
 
-impl AsyncRead for Conn {
+impl AsyncRead for HttpConn {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -231,7 +231,7 @@ impl AsyncRead for Conn {
     }
 }
 
-impl AsyncWrite for Conn {
+impl AsyncWrite for HttpConn {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

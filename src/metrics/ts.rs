@@ -177,11 +177,12 @@ mod tests {
              @ NS ns\nns A 192.0.2.53\n",
         )
         .unwrap();
-        let settings = TsSettings {
-            name: "t".into(),
-            origin: "a.test.".parse().unwrap(),
-            ..TsSettings::for_test(vec![table, zone])
-        };
+        let settings = TsSettings::serving(
+            "t".into(),
+            vec![table, zone],
+            "a.test.".parse().unwrap(),
+            300,
+        );
         TableServer::load(settings).unwrap()
     }
 

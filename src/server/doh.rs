@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use super::forwarded::{Client, TrustedProxies};
+use super::forwarded::{ClientAddr, TrustedProxies};
 use super::tls_stats::TlsStats;
 use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
@@ -391,7 +391,7 @@ pub(super) async fn answer<H: Handler>(
     stats.doh_queries.fetch_add(1, Relaxed);
     let forwarded = head.headers.get_all(X_FORWARDED_FOR).iter();
     let client = trusted.client_of(peer, forwarded.map(|v| v.as_bytes()));
-    if let Client::Malformed(_) = client {
+    if let ClientAddr::Malformed(_) = client {
         stats.doh_xff_malformed.fetch_add(1, Relaxed);
     }
     let req = Request {

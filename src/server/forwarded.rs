@@ -22,7 +22,7 @@ const MAX_ENTRY: usize = 64;
 
 /// Where a request comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Client {
+pub enum ClientAddr {
     /// The peer itself: not a trusted proxy, or a trusted one without the header.
     Peer(SocketAddr),
     /// The address a trusted proxy forwarded for (port 0 when it named none).
@@ -32,11 +32,11 @@ pub enum Client {
     Malformed(SocketAddr),
 }
 
-impl Client {
+impl ClientAddr {
     /// The address the ACL, the rate limit, the order and the logs see.
     pub fn addr(self) -> SocketAddr {
         match self {
-            Client::Peer(a) | Client::Forwarded(a) | Client::Malformed(a) => a,
+            ClientAddr::Peer(a) | ClientAddr::Forwarded(a) | ClientAddr::Malformed(a) => a,
         }
     }
 }
@@ -48,9 +48,9 @@ pub fn client_of<'a>(
     peer: SocketAddr,
     headers: impl DoubleEndedIterator<Item = &'a [u8]>,
     trusted: &[IpNet],
-) -> Client {
+) -> ClientAddr {
     if trusted.is_empty() || !allowed(trusted, peer.ip()) {
-        return Client::Peer(peer);
+        return ClientAddr::Peer(peer);
     }
     let mut seen = 0usize;
     let mut leftmost = None;
@@ -58,19 +58,19 @@ pub fn client_of<'a>(
         for entry in value.rsplit(|b| *b == b',') {
             seen += 1;
             if seen > MAX_HOPS {
-                return Client::Malformed(peer);
+                return ClientAddr::Malformed(peer);
             }
             let Some(addr) = parse_entry(entry) else {
-                return Client::Malformed(peer);
+                return ClientAddr::Malformed(peer);
             };
             if !allowed(trusted, addr.ip()) {
-                return Client::Forwarded(addr);
+                return ClientAddr::Forwarded(addr);
             }
             leftmost = Some(addr);
         }
     }
     // Every hop a trusted proxy: the first of them is the client (none: no header).
-    leftmost.map_or(Client::Peer(peer), Client::Forwarded)
+    leftmost.map_or(ClientAddr::Peer(peer), ClientAddr::Forwarded)
 }
 
 /// One entry of the header: an IPv4 or IPv6 address, bracketed or not, with or
@@ -121,7 +121,7 @@ impl TrustedProxies {
         &self,
         peer: SocketAddr,
         headers: impl DoubleEndedIterator<Item = &'a [u8]>,
-    ) -> Client {
+    ) -> ClientAddr {
         client_of(peer, headers, &self.0.load())
     }
 }
@@ -142,7 +142,7 @@ mod tests {
 
     /// The client of a request from `peer` with `headers`, trusting 10.0.0.0/8 and
     /// 2001:db8:ffff::/48.
-    fn of(peer: &str, headers: &[&str]) -> Client {
+    fn of(peer: &str, headers: &[&str]) -> ClientAddr {
         let trusted = nets(&["10.0.0.0/8", "2001:db8:ffff::/48"]);
         client_of(sa(peer), headers.iter().map(|h| h.as_bytes()), &trusted)
     }
@@ -150,31 +150,34 @@ mod tests {
     #[test]
     fn the_header_is_believed_only_from_a_trusted_proxy() {
         let from = |peer| of(peer, &["192.0.2.1"]);
-        assert_eq!(from(PROXY), Client::Forwarded(sa("192.0.2.1:0")));
-        assert_eq!(from("192.0.2.9:5"), Client::Peer(sa("192.0.2.9:5")));
+        assert_eq!(from(PROXY), ClientAddr::Forwarded(sa("192.0.2.1:0")));
+        assert_eq!(from("192.0.2.9:5"), ClientAddr::Peer(sa("192.0.2.9:5")));
         // IPv4-mapped IPv6 peers are their IPv4 address.
-        assert!(matches!(from("[::ffff:10.1.2.3]:1"), Client::Forwarded(_)));
+        assert!(matches!(
+            from("[::ffff:10.1.2.3]:1"),
+            ClientAddr::Forwarded(_)
+        ));
         // No trusted proxy configured: nobody is believed.
         let none = client_of(sa(PROXY), [b"192.0.2.1".as_slice()].into_iter(), &[]);
-        assert_eq!(none, Client::Peer(sa(PROXY)));
+        assert_eq!(none, ClientAddr::Peer(sa(PROXY)));
         // A trusted proxy without the header: the proxy itself.
-        assert_eq!(of(PROXY, &[]), Client::Peer(sa(PROXY)));
+        assert_eq!(of(PROXY, &[]), ClientAddr::Peer(sa(PROXY)));
     }
 
     #[test]
     fn the_client_is_the_rightmost_untrusted_address() {
         // The client wrote the leftmost entry itself: it proves nothing.
         let got = of(PROXY, &["198.51.100.7, 192.0.2.1, 10.0.0.4"]);
-        assert_eq!(got, Client::Forwarded(sa("192.0.2.1:0")));
+        assert_eq!(got, ClientAddr::Forwarded(sa("192.0.2.1:0")));
         // Several headers are one list, in order.
         let got = of(PROXY, &["198.51.100.7", "192.0.2.1,10.0.0.4", "10.9.9.9"]);
-        assert_eq!(got, Client::Forwarded(sa("192.0.2.1:0")));
+        assert_eq!(got, ClientAddr::Forwarded(sa("192.0.2.1:0")));
         // All trusted: the leftmost.
         let got = of(PROXY, &["10.0.0.1, 10.0.0.2"]);
-        assert_eq!(got, Client::Forwarded(sa("10.0.0.1:0")));
+        assert_eq!(got, ClientAddr::Forwarded(sa("10.0.0.1:0")));
         // Garbage left of the client is never read.
         let got = of(PROXY, &["nonsense, 192.0.2.1"]);
-        assert_eq!(got, Client::Forwarded(sa("192.0.2.1:0")));
+        assert_eq!(got, ClientAddr::Forwarded(sa("192.0.2.1:0")));
     }
 
     #[test]
@@ -190,7 +193,7 @@ mod tests {
         for (header, want) in cases {
             assert_eq!(
                 of(PROXY, &[header]),
-                Client::Forwarded(sa(want)),
+                ClientAddr::Forwarded(sa(want)),
                 "{header}"
             );
         }
@@ -212,7 +215,7 @@ mod tests {
         for header in bad {
             assert_eq!(
                 of(PROXY, &[header]),
-                Client::Malformed(sa(PROXY)),
+                ClientAddr::Malformed(sa(PROXY)),
                 "{header:?}"
             );
         }
@@ -221,7 +224,7 @@ mod tests {
             [b"\xff\xfe".as_slice()].into_iter(),
             &nets(&["10.0.0.0/8"]),
         );
-        assert_eq!(not_utf8, Client::Malformed(sa(PROXY)));
+        assert_eq!(not_utf8, ClientAddr::Malformed(sa(PROXY)));
     }
 
     #[test]
@@ -229,20 +232,29 @@ mod tests {
         // MAX_HOPS trusted hops are walked; one more is too many.
         let hops = |n: usize| vec!["10.0.0.1"; n].join(",");
         let at_most = hops(MAX_HOPS);
-        assert_eq!(of(PROXY, &[&at_most]), Client::Forwarded(sa("10.0.0.1:0")));
+        assert_eq!(
+            of(PROXY, &[&at_most]),
+            ClientAddr::Forwarded(sa("10.0.0.1:0"))
+        );
         let over = hops(MAX_HOPS + 1);
-        assert_eq!(of(PROXY, &[&over]), Client::Malformed(sa(PROXY)));
+        assert_eq!(of(PROXY, &[&over]), ClientAddr::Malformed(sa(PROXY)));
         // A huge header is read from the right only as far as the client.
         let huge = format!("{}, 192.0.2.1", "x".repeat(1 << 20));
-        assert_eq!(of(PROXY, &[&huge]), Client::Forwarded(sa("192.0.2.1:0")));
+        assert_eq!(
+            of(PROXY, &[&huge]),
+            ClientAddr::Forwarded(sa("192.0.2.1:0"))
+        );
     }
 
     #[test]
     fn a_reload_swaps_the_networks() {
         let t = TrustedProxies::new(nets(&["10.0.0.0/8"]));
         let h = || [b"192.0.2.1".as_slice()].into_iter();
-        assert!(matches!(t.client_of(sa(PROXY), h()), Client::Forwarded(_)));
+        assert!(matches!(
+            t.client_of(sa(PROXY), h()),
+            ClientAddr::Forwarded(_)
+        ));
         t.set(Vec::new());
-        assert_eq!(t.client_of(sa(PROXY), h()), Client::Peer(sa(PROXY)));
+        assert_eq!(t.client_of(sa(PROXY), h()), ClientAddr::Peer(sa(PROXY)));
     }
 }

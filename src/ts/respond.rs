@@ -1,5 +1,5 @@
 //! The table server's request path: [`Handler`] for [`TableServer`] (fault
-//! knobs first), the answer to one request (AXFR, NOTIFY, plain queries on a
+//! knobs first), and, as free functions over it, the answer to one request (AXFR, NOTIFY, plain queries on a
 //! fast path, errors) and what it was, for the counters.
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -20,276 +20,280 @@ use crate::config::OnMiss;
 use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
 use crate::server::{Action, Handler, Reply, Request};
 
-impl TableServer {
-    fn may_transfer(&self, ip: IpAddr) -> bool {
-        self.settings.axfr_allow.iter().any(|n| n.contains(&ip))
-    }
+fn may_transfer(ts: &TableServer, ip: IpAddr) -> bool {
+    ts.settings.axfr_allow.iter().any(|n| n.contains(&ip))
+}
 
-    /// The answer to one request (before fault injection), counted in [`TableServer::metrics`].
-    pub fn answer(&self, req: Request<'_>) -> Reply {
-        let (reply, outcome) = self.respond(req);
-        self.metrics.record(outcome);
-        reply
-    }
+/// The answer to one request (before fault injection), counted in [`TableServer::metrics`].
+fn reply_to(ts: &TableServer, req: Request<'_>) -> Reply {
+    let (reply, outcome) = respond(ts, req);
+    ts.metrics.record(outcome);
+    reply
+}
 
-    /// The OPT of an answer to `q`: none without one in the query; with the
-    /// NSID when one is configured and `q` asks for it (an empty NSID option).
-    fn answer_edns(&self, q: &ClientQuery) -> Option<Edns> {
-        let theirs = q.edns.as_ref()?;
-        let mut edns = dns::response_edns(Some(theirs));
-        let asked = matches!(
-            theirs.option(EdnsCode::NSID),
-            Some(EdnsOption::NSID(p)) if p.as_ref().is_empty()
-        );
-        if let (true, Some(nsid)) = (asked, &self.nsid) {
-            edns.options_mut().insert(EdnsOption::NSID(nsid.clone()));
-        }
-        Some(edns)
+/// The OPT of an answer to `q`: none without one in the query; with the
+/// NSID when one is configured and `q` asks for it (an empty NSID option).
+fn answer_edns(ts: &TableServer, q: &ClientQuery) -> Option<Edns> {
+    let theirs = q.edns.as_ref()?;
+    let mut edns = dns::response_edns(Some(theirs));
+    let asked = matches!(
+        theirs.option(EdnsCode::NSID),
+        Some(EdnsOption::NSID(p)) if p.as_ref().is_empty()
+    );
+    if let (true, Some(nsid)) = (asked, &ts.nsid) {
+        edns.options_mut().insert(EdnsOption::NSID(nsid.clone()));
     }
+    Some(edns)
+}
 
-    /// An answer with `rcode` and no records to `q` (its question and OPT
-    /// echoed, the NSID added when asked).
-    pub(super) fn rcode_answer(&self, q: &ClientQuery, rcode: ResponseCode) -> Reply {
-        let edns = self.answer_edns(q);
-        let meta = q.response_metadata(rcode);
-        let mut w = ResponseWriter::new(meta, Some(&q.query), edns.as_ref());
-        Reply::One(w.finish(dns::TCP_PAYLOAD_MAX))
+/// An answer with `rcode` and no records to `q` (its question and OPT
+/// echoed, the NSID added when asked).
+fn rcode_answer(ts: &TableServer, q: &ClientQuery, rcode: ResponseCode) -> Reply {
+    let edns = answer_edns(ts, q);
+    let meta = q.response_metadata(rcode);
+    let mut w = ResponseWriter::new(meta, Some(&q.query), edns.as_ref());
+    Reply::One(w.finish(dns::TCP_PAYLOAD_MAX))
+}
+
+/// The answer to one request and what it was, for the counters: with a
+/// transfer key, a signed request or a transfer goes through its TSIG
+/// check first (`tsig.rs`).
+fn respond(ts: &TableServer, req: Request<'_>) -> (Reply, RequestOutcome) {
+    let signed = tsig::respond_signed(
+        &ts.xfr_key,
+        &ts.settings.name,
+        &ts.metrics.xfr,
+        &req,
+        |q, rcode| rcode_answer(ts, q, rcode),
+        |r, room| respond_unsigned(ts, r, room),
+    );
+    if let Some(done) = signed {
+        return done;
     }
+    respond_unsigned(ts, req, 0)
+}
 
-    /// The answer to one request and what it was, for the counters: with a
-    /// transfer key, a signed request or a transfer goes through its TSIG
-    /// check first (`tsig.rs`).
-    fn respond(&self, req: Request<'_>) -> (Reply, RequestOutcome) {
-        let signed = tsig::respond_signed(
-            &self.xfr_key,
-            &self.settings.name,
-            &self.metrics.xfr,
-            &req,
-            |q, rcode| self.rcode_answer(q, rcode),
-            |r, room| self.respond_unsigned(r, room),
-        );
-        if let Some(done) = signed {
-            return done;
-        }
-        self.respond_unsigned(req, 0)
+/// [`respond`] for a request without a TSIG (or stripped of
+/// it), each message leaving `room` bytes under the client's limit (for
+/// the TSIG its answer will be signed with).
+fn respond_unsigned(ts: &TableServer, req: Request<'_>, room: usize) -> (Reply, RequestOutcome) {
+    if let Some(done) = respond_plain(ts, &req, room) {
+        return done;
     }
-
-    /// [`TableServer::respond`] for a request without a TSIG (or stripped of
-    /// it), each message leaving `room` bytes under the client's limit (for
-    /// the TSIG its answer will be signed with).
-    fn respond_unsigned(&self, req: Request<'_>, room: usize) -> (Reply, RequestOutcome) {
-        if let Some(done) = self.respond_plain(&req, room) {
-            return done;
-        }
-        let q = match dns::decode_query(req.raw) {
-            Ok(q) => q,
-            Err(reject) => {
-                let outcome = RequestOutcome::of_reject(&reject);
-                let Some(mut resp) = reject.response() else {
-                    return (Reply::Drop, outcome);
-                };
-                // FORMERR, NOTIMP, BADVERS: the NSID goes into the OPT the
-                // rejection echoes, when the query could be read that far.
-                if let Some(nsid) = &self.nsid
-                    && dns::query_wants_nsid(req.raw)
-                {
-                    let max = dns::client_max_size(req.raw, req.transport);
-                    dns::add_nsid(&mut resp, nsid.as_ref(), max);
-                }
-                return (Reply::One(resp), outcome);
-            }
-        };
-        let refuse = |q: &ClientQuery| {
-            (
-                self.rcode_answer(q, ResponseCode::Refused),
-                RequestOutcome::Answered(ResponseCode::Refused),
-            )
-        };
-        // We are a primary: NOTIFY is for secondaries.
-        if q.header.metadata.op_code == OpCode::Notify || q.query.query_class() != DNSClass::IN {
-            return refuse(&q);
-        }
-        let qtype = q.query.query_type();
-        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-            // AXFR over TCP only; IXFR over UDP too (RFC 1995 §2).
-            let udp_axfr = qtype == RecordType::AXFR && req.transport != Transport::Tcp;
-            if udp_axfr || !self.may_transfer(req.src.ip()) {
-                return refuse(&q);
-            }
-            let catalog = self.catalog.load();
-            return match catalog
-                .zones()
-                .iter()
-                .find(|z| z.origin().eq_ignore_root(q.query.name()))
-            {
-                Some(zone) => self.transfer(zone, &q, &req, room),
-                None => refuse(&q),
+    let q = match dns::decode_query(req.raw) {
+        Ok(q) => q,
+        Err(reject) => {
+            let outcome = RequestOutcome::of_reject(&reject);
+            let Some(mut resp) = reject.response() else {
+                return (Reply::Drop, outcome);
             };
+            // FORMERR, NOTIMP, BADVERS: the NSID goes into the OPT the
+            // rejection echoes, when the query could be read that far.
+            if let Some(nsid) = &ts.nsid
+                && dns::query_wants_nsid(req.raw)
+            {
+                let max = dns::client_max_size(req.raw, req.transport);
+                dns::add_nsid(&mut resp, nsid.as_ref(), max);
+            }
+            return (Reply::One(resp), outcome);
         }
-        let catalog = self.catalog.load();
-        let question = match encode_question(&q) {
-            Some(bytes) => bytes,
-            None => return refuse(&q),
-        };
-        let Some(qname) = NameKey::read(&question) else {
-            return refuse(&q);
-        };
-        let Some(zone) = catalog.find(&qname, u16::from(qtype)) else {
-            return refuse(&q);
-        };
-        let opt = self.answer_edns(&q).and_then(|e| {
-            let mut out = Vec::with_capacity(32);
-            let mut enc = BinEncoder::new(&mut out);
-            Record::from(&e).emit(&mut enc).ok().map(|()| out)
-        });
-        let asked = answer::Asked {
-            id: q.header.metadata.id,
-            flags: dns::WireHeader::read(req.raw).map_or(0, |h| h.flags),
-            question: &question,
-            qname: &qname,
-            qtype,
-            dnssec_ok: q.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
-        };
-        self.finish(
-            (&catalog, zone),
-            asked,
-            opt.as_deref(),
-            less(q.max_size(req.transport), room),
-            req.transport,
+    };
+    let refuse = |q: &ClientQuery| {
+        (
+            rcode_answer(ts, q, ResponseCode::Refused),
+            RequestOutcome::Answered(ResponseCode::Refused),
         )
+    };
+    // We are a primary: NOTIFY is for secondaries.
+    if q.header.metadata.op_code == OpCode::Notify || q.query.query_class() != DNSClass::IN {
+        return refuse(&q);
     }
-
-    /// The answer to an ordinary query read in place ([`PlainQuery`]), or
-    /// `None` when it needs the full decoder (no zone for it, an NSID to add).
-    fn respond_plain(&self, req: &Request<'_>, room: usize) -> Option<(Reply, RequestOutcome)> {
-        let q = PlainQuery::read(req.raw)?;
-        if q.opt.is_some_and(|o| o.wants_nsid) && self.nsid.is_some() {
-            return None;
+    let qtype = q.query.query_type();
+    if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+        // AXFR over TCP only; IXFR over UDP too (RFC 1995 §2).
+        let udp_axfr = qtype == RecordType::AXFR && req.transport != Transport::Tcp;
+        if udp_axfr || !may_transfer(ts, req.src.ip()) {
+            return refuse(&q);
         }
-        let catalog = self.catalog.load();
-        let zone = catalog.find(&q.qname, u16::from(q.qtype))?;
-        let opt = q.opt.map(|o| answer::opt_record(o.dnssec_ok));
-        let asked = answer::Asked {
-            id: q.id,
-            flags: q.flags,
-            question: q.question,
-            qname: &q.qname,
-            qtype: q.qtype,
-            dnssec_ok: q.opt.is_some_and(|o| o.dnssec_ok),
+        let catalog = ts.catalog.load();
+        return match catalog
+            .zones()
+            .iter()
+            .find(|z| z.origin().eq_ignore_root(q.query.name()))
+        {
+            Some(zone) => transfer(ts, zone, &q, &req, room),
+            None => refuse(&q),
         };
-        let max = less(q.max_size(req.transport), room);
-        Some(self.finish(
-            (&catalog, zone),
-            asked,
-            opt.as_ref().map(|o| &o[..]),
-            max,
-            req.transport,
-        ))
     }
+    let catalog = ts.catalog.load();
+    let question = match encode_question(&q) {
+        Some(bytes) => bytes,
+        None => return refuse(&q),
+    };
+    let Some(qname) = NameKey::read(&question) else {
+        return refuse(&q);
+    };
+    let Some(zone) = catalog.find(&qname, u16::from(qtype)) else {
+        return refuse(&q);
+    };
+    let opt = answer_edns(ts, &q).and_then(|e| {
+        let mut out = Vec::with_capacity(32);
+        let mut enc = BinEncoder::new(&mut out);
+        Record::from(&e).emit(&mut enc).ok().map(|()| out)
+    });
+    let asked = answer::Asked {
+        id: q.header.metadata.id,
+        flags: dns::WireHeader::read(req.raw).map_or(0, |h| h.flags),
+        question: &question,
+        qname: &qname,
+        qtype,
+        dnssec_ok: q.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+    };
+    finish(
+        ts,
+        (&catalog, zone),
+        asked,
+        opt.as_deref(),
+        less(q.max_size(req.transport), room),
+        req.transport,
+    )
+}
 
-    /// The answer to an AXFR or IXFR of `zone` (from an allowed client): the
-    /// whole zone, the differences since the client's serial, or the SOA
-    /// alone (see [`ixfr`](super::xfr::ixfr)); over TCP, streamed, at most
-    /// [`axfr::MAX_TRANSFERS`] at once. Each message leaves `room` bytes
-    /// (for its TSIG) under the client's limit, or TCP's.
-    fn transfer(
-        &self,
-        zone: &Zone,
-        q: &ClientQuery,
-        req: &Request<'_>,
-        room: usize,
-    ) -> (Reply, RequestOutcome) {
-        use axfr::Content;
-        use ixfr::Since;
-        let counters = &self.metrics.xfr;
-        let raw = (req.raw, q.question_end);
-        // An OPT in the request gets one in every message (RFC 6891
-        // §6.1.1), without the NSID (transfers carry none).
-        let opt = q
-            .edns
-            .as_ref()
-            .map(|e| answer::opt_record(e.flags().dnssec_ok));
-        let udp = req.transport != Transport::Tcp;
-        let count = |c: &std::sync::atomic::AtomicU64| c.fetch_add(1, Relaxed);
-        let content = if q.query.query_type() == RecordType::IXFR {
-            let Some(serial) = ixfr_serial(req.raw) else {
-                // RFC 1995 §3: the client's SOA goes in the authority section.
-                let rcode = ResponseCode::FormErr;
-                return (self.rcode_answer(q, rcode), RequestOutcome::Answered(rcode));
-            };
-            match self
-                .journal
-                .since(&ixfr::journal_key(zone), serial, zone.serial())
-            {
-                Since::UpToDate => Content::Soa,
-                Since::Changes(d) => Content::Changes(d),
-                Since::Unknown if udp => Content::Soa,
-                Since::Unknown => Content::Full,
-            }
-        } else {
-            Content::Full
-        };
-        let ok = RequestOutcome::Answered(ResponseCode::NoError);
-        let max = usize::from(q.max_size(req.transport)).saturating_sub(room);
-        if udp || matches!(content, Content::Soa) {
-            if let Content::Changes(_) = content
-                && let Some(m) = axfr::single(zone, content, (raw, opt), max, counters)
-            {
-                count(&counters.ixfr_incremental);
-                return (Reply::One(m), ok);
-            }
-            count(&counters.ixfr_soa);
-            return match axfr::single(zone, Content::Soa, (raw, opt), max, counters) {
-                Some(m) => (Reply::One(m), ok),
-                None => (
-                    self.rcode_answer(q, ResponseCode::ServFail),
-                    RequestOutcome::Answered(ResponseCode::ServFail),
-                ),
-            };
-        }
-        let Some(slot) = axfr::TransferSlot::take(counters, axfr::MAX_TRANSFERS) else {
-            count(&counters.refused_busy);
-            tracing::debug!(zone = %zone.origin(), "transfer refused: {} under way", axfr::MAX_TRANSFERS);
-            let rcode = ResponseCode::ServFail;
-            return (self.rcode_answer(q, rcode), RequestOutcome::Answered(rcode));
-        };
-        count(match (&content, q.query.query_type()) {
-            (Content::Changes(_), _) => &counters.ixfr_incremental,
-            (_, RecordType::IXFR) => &counters.ixfr_full,
-            _ => &counters.axfr,
-        });
-        let t = axfr::Transfer::new(
-            zone,
-            content,
-            raw,
-            axfr::XFR_MESSAGE_BUDGET,
-            std::sync::Arc::clone(counters),
-            Some(slot),
-        )
-        .leaving(room)
-        .with_opt(opt);
-        (Reply::Stream(Box::new(t)), ok)
+/// The answer to an ordinary query read in place ([`PlainQuery`]), or
+/// `None` when it needs the full decoder (no zone for it, an NSID to add).
+fn respond_plain(
+    ts: &TableServer,
+    req: &Request<'_>,
+    room: usize,
+) -> Option<(Reply, RequestOutcome)> {
+    let q = PlainQuery::read(req.raw)?;
+    if q.opt.is_some_and(|o| o.wants_nsid) && ts.nsid.is_some() {
+        return None;
     }
+    let catalog = ts.catalog.load();
+    let zone = catalog.find(&q.qname, u16::from(q.qtype))?;
+    let opt = q.opt.map(|o| answer::opt_record(o.dnssec_ok));
+    let asked = answer::Asked {
+        id: q.id,
+        flags: q.flags,
+        question: q.question,
+        qname: &q.qname,
+        qtype: q.qtype,
+        dnssec_ok: q.opt.is_some_and(|o| o.dnssec_ok),
+    };
+    let max = less(q.max_size(req.transport), room);
+    Some(finish(
+        ts,
+        (&catalog, zone),
+        asked,
+        opt.as_ref().map(|o| &o[..]),
+        max,
+        req.transport,
+    ))
+}
 
-    /// The answer from `zone` (a CNAME chain going on in the other zones of
-    /// `catalog`), or a drop for a miss when `on_miss` is silent.
-    fn finish(
-        &self,
-        (catalog, zone): (&Catalog, &Zone),
-        asked: answer::Asked<'_>,
-        opt: Option<&[u8]>,
-        max: u16,
-        transport: Transport,
-    ) -> (Reply, RequestOutcome) {
-        let (msg, w) = answer::assemble(catalog, zone, asked, opt, max, transport);
-        if w.rcode == ResponseCode::NXDomain && self.settings.on_miss == OnMiss::Silent {
-            return (
-                Reply::Drop,
-                RequestOutcome::Unanswered(Unanswered::SilentMiss),
-            );
+/// The answer to an AXFR or IXFR of `zone` (from an allowed client): the
+/// whole zone, the differences since the client's serial, or the SOA
+/// alone (see [`ixfr`](super::xfr::ixfr)); over TCP, streamed, at most
+/// [`axfr::MAX_TRANSFERS`] at once. Each message leaves `room` bytes
+/// (for its TSIG) under the client's limit, or TCP's.
+fn transfer(
+    ts: &TableServer,
+    zone: &Zone,
+    q: &ClientQuery,
+    req: &Request<'_>,
+    room: usize,
+) -> (Reply, RequestOutcome) {
+    use axfr::Content;
+    use ixfr::Since;
+    let counters = &ts.metrics.xfr;
+    let raw = (req.raw, q.question_end);
+    // An OPT in the request gets one in every message (RFC 6891
+    // §6.1.1), without the NSID (transfers carry none).
+    let opt = q
+        .edns
+        .as_ref()
+        .map(|e| answer::opt_record(e.flags().dnssec_ok));
+    let udp = req.transport != Transport::Tcp;
+    let count = |c: &std::sync::atomic::AtomicU64| c.fetch_add(1, Relaxed);
+    let content = if q.query.query_type() == RecordType::IXFR {
+        let Some(serial) = ixfr_serial(req.raw) else {
+            // RFC 1995 §3: the client's SOA goes in the authority section.
+            let rcode = ResponseCode::FormErr;
+            return (rcode_answer(ts, q, rcode), RequestOutcome::Answered(rcode));
+        };
+        match ts
+            .journal
+            .since(&ixfr::journal_key(zone), serial, zone.serial())
+        {
+            Since::UpToDate => Content::Soa,
+            Since::Changes(d) => Content::Changes(d),
+            Since::Unknown if udp => Content::Soa,
+            Since::Unknown => Content::Full,
         }
-        (Reply::One(msg), RequestOutcome::Answered(w.rcode))
+    } else {
+        Content::Full
+    };
+    let ok = RequestOutcome::Answered(ResponseCode::NoError);
+    let max = usize::from(q.max_size(req.transport)).saturating_sub(room);
+    if udp || matches!(content, Content::Soa) {
+        if let Content::Changes(_) = content
+            && let Some(m) = axfr::single(zone, content, (raw, opt), max, counters)
+        {
+            count(&counters.ixfr_incremental);
+            return (Reply::One(m), ok);
+        }
+        count(&counters.ixfr_soa);
+        return match axfr::single(zone, Content::Soa, (raw, opt), max, counters) {
+            Some(m) => (Reply::One(m), ok),
+            None => (
+                rcode_answer(ts, q, ResponseCode::ServFail),
+                RequestOutcome::Answered(ResponseCode::ServFail),
+            ),
+        };
     }
+    let Some(slot) = axfr::TransferSlot::take(counters, axfr::MAX_TRANSFERS) else {
+        count(&counters.refused_busy);
+        tracing::debug!(zone = %zone.origin(), "transfer refused: {} under way", axfr::MAX_TRANSFERS);
+        let rcode = ResponseCode::ServFail;
+        return (rcode_answer(ts, q, rcode), RequestOutcome::Answered(rcode));
+    };
+    count(match (&content, q.query.query_type()) {
+        (Content::Changes(_), _) => &counters.ixfr_incremental,
+        (_, RecordType::IXFR) => &counters.ixfr_full,
+        _ => &counters.axfr,
+    });
+    let t = axfr::Transfer::new(
+        zone,
+        content,
+        raw,
+        axfr::XFR_MESSAGE_BUDGET,
+        std::sync::Arc::clone(counters),
+        Some(slot),
+    )
+    .leaving(room)
+    .with_opt(opt);
+    (Reply::Stream(Box::new(t)), ok)
+}
+
+/// The answer from `zone` (a CNAME chain going on in the other zones of
+/// `catalog`), or a drop for a miss when `on_miss` is silent.
+fn finish(
+    ts: &TableServer,
+    (catalog, zone): (&Catalog, &Zone),
+    asked: answer::Asked<'_>,
+    opt: Option<&[u8]>,
+    max: u16,
+    transport: Transport,
+) -> (Reply, RequestOutcome) {
+    let (msg, w) = answer::assemble(catalog, zone, asked, opt, max, transport);
+    if w.rcode == ResponseCode::NXDomain && ts.settings.on_miss == OnMiss::Silent {
+        return (
+            Reply::Drop,
+            RequestOutcome::Unanswered(Unanswered::SilentMiss),
+        );
+    }
+    (Reply::One(msg), RequestOutcome::Answered(w.rcode))
 }
 
 /// `max` less `room` (what a TSIG will add), never below 0.
@@ -347,7 +351,7 @@ impl Handler for TableServer {
             return Action::Now(Reply::Drop);
         }
         let probe = looks_like_health_probe(req.raw);
-        let reply = self.answer(req);
+        let reply = reply_to(self, req);
         if f.delay_ms > 0 && f.delay_ratio > 0.0 && !probe && rand::random::<f64>() < f.delay_ratio
         {
             let delay = Duration::from_millis(f.delay_ms);

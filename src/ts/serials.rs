@@ -236,14 +236,14 @@ mod tests {
     /// A TS serving `zones` (in `dir`, where its state file goes)
     /// with PROJ tables under `origin` at `ttl`.
     fn settings(dir: &Path, zones: &[&str], origin: &str, ttl: u32) -> crate::ts::TsSettings {
-        crate::ts::TsSettings {
-            // A name of its own (the state file may be in a shared
-            // $STATE_DIRECTORY), the same for every start in one folder.
-            name: format!("serials-test-{}", dir.display()),
-            origin: origin.parse().unwrap(),
+        // A name of its own (the state file may be in a shared
+        // $STATE_DIRECTORY), the same for every start in one folder.
+        crate::ts::TsSettings::serving(
+            format!("serials-test-{}", dir.display()),
+            zones.iter().map(|z| dir.join(z)).collect(),
+            origin.parse().unwrap(),
             ttl,
-            ..crate::ts::TsSettings::for_test(zones.iter().map(|z| dir.join(z)).collect())
-        }
+        )
     }
 
     /// The serial a TS of `settings` starts `origin` at.

@@ -75,6 +75,29 @@ impl TsSettings {
     }
 }
 
+impl TsSettings {
+    /// A TS called `name` serving `zones`, PROJ tables under `origin` at
+    /// `ttl`, and nothing else: NXDOMAIN for a miss, no transfers, no key,
+    /// no NOTIFY, no faults, no NSID, 10 IXFR versions, no signing (`dnslb
+    /// ts --listen` without a config, before its flags apply).
+    pub fn serving(name: String, zones: Vec<PathBuf>, origin: Name, ttl: u32) -> Self {
+        TsSettings {
+            name,
+            zones,
+            origin,
+            ttl,
+            on_miss: OnMiss::Nxdomain,
+            axfr_allow: Vec::new(),
+            xfr_key: None,
+            notify: Vec::new(),
+            fault: Fault::default(),
+            nsid: None,
+            ixfr_history: 10,
+            dnssec: None,
+        }
+    }
+}
+
 /// An origin given as text (`dnslb ts --origin`) that is not a DNS name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("origin {0}")]

@@ -180,6 +180,18 @@ async fn a_second_connection_resumes_the_first_session() {
     ls.stop(Some(ts)).await;
 }
 
+/// Two leaf certificates of `pki`, "old" and "new", and the LS's files
+/// (`ls.pem`, `ls.key` in its folder) holding the old one: the old
+/// certificate, the new one and its key, the LS's certificate and key.
+fn rotation(pki: &Pki) -> [std::path::PathBuf; 5] {
+    let (old_cert, old_key) = pki.leaf("old");
+    let (new_cert, new_key) = pki.leaf("new");
+    let (cert, key) = (pki.dir.path().join("ls.pem"), pki.dir.path().join("ls.key"));
+    std::fs::copy(&old_cert, &cert).unwrap();
+    std::fs::copy(&old_key, &key).unwrap();
+    [old_cert, new_cert, new_key, cert, key]
+}
+
 /// Replaced files and a reload: new connections see the new certificate,
 /// while an open one goes on. A broken file then is refused, and the last
 /// good pair serves on.
@@ -190,11 +202,7 @@ async fn a_reload_rotates_the_certificate_and_refuses_a_broken_one() {
         return;
     };
     let dir = &pki.dir;
-    let (old_cert, old_key) = pki.leaf("old");
-    let (new_cert, new_key) = pki.leaf("new");
-    let (cert, key) = (dir.path().join("ls.pem"), dir.path().join("ls.key"));
-    std::fs::copy(&old_cert, &cert).unwrap();
-    std::fs::copy(&old_key, &key).unwrap();
+    let [old_cert, new_cert, new_key, cert, key] = rotation(&pki);
     let ts = start_ts_table(dir, "t.txt", TABLE).await;
     let ls = Dot::start(dir.path(), ts.addr, &cert, &key).await;
     let client = pki.client();
@@ -246,11 +254,7 @@ async fn an_expired_certificate_is_refused_and_a_renewal_is_not_blocked_by_a_bad
         return;
     };
     let dir = &pki.dir;
-    let (old_cert, old_key) = pki.leaf("old");
-    let (new_cert, new_key) = pki.leaf("new");
-    let (cert, key) = (dir.path().join("ls.pem"), dir.path().join("ls.key"));
-    std::fs::copy(&old_cert, &cert).unwrap();
-    std::fs::copy(&old_key, &key).unwrap();
+    let [old_cert, new_cert, new_key, cert, key] = rotation(&pki);
     let ts = start_ts_table(dir, "t.txt", TABLE).await;
     let ls = Dot::start(dir.path(), ts.addr, &cert, &key).await;
     let gauge = "dnslb_tls_certificate_not_after_seconds{listener=\"tls\"} ";

@@ -7,7 +7,6 @@
 //! it as insecure), as `named-checkzone` warns. NSD and Knot load either.
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use dnslb::ts::TableServer;
 
@@ -92,12 +91,7 @@ fn more_than_500_nsec3_iterations_are_refused_at_load_and_by_check() {
         .to_string();
     assert!(err.starts_with(&want), "{test}: {err}");
     let config = config(dir.path(), &zone);
-    let out = kit::run_dnslb(
-        &["check", "-c", kit::path_str(&config)],
-        dir.path(),
-        None,
-        Duration::from_secs(10),
-    );
+    let out = kit::dnslb_check(&config, dir.path());
     assert!(!out.status.success(), "{test}: {}", out.stderr);
     assert!(
         out.stderr_lines().iter().any(|l| l.starts_with(&want)),
@@ -115,12 +109,7 @@ async fn up_to_500_nsec3_iterations_are_served_with_proofs_and_a_warning() {
     let dir = ZoneDir::new();
     let (zone, line) = signed(&dir, 200);
     let config = config(dir.path(), &zone);
-    let out = kit::run_dnslb(
-        &["check", "-c", kit::path_str(&config)],
-        dir.path(),
-        None,
-        Duration::from_secs(10),
-    );
+    let out = kit::dnslb_check(&config, dir.path());
     assert!(out.status.success(), "{test}: {}", out.stderr);
     let warning = format!(
         "{}:{line}: warning: the NSEC3PARAM of n3s.test. has 200 iterations, above 150",

@@ -13,7 +13,6 @@
 //! a parent and its child.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use dnslb::config::{Denial as Denying, Dnssec, DnssecAlgorithm};
 use dnslb::ts::TableServer;
@@ -21,21 +20,26 @@ use hickory_proto::rr::Name;
 
 use crate::kit::{self, Denial, SignedZone, Signer, ZoneDir};
 
+/// The programs that sign a zone with BIND and make its DS.
+const SIGN: [&str; 3] = ["dnssec-keygen", "dnssec-signzone", "dnssec-dsfromkey"];
+
+/// [`SIGN`]'s, and those that validate an answer (`delv`, bounded).
+const SIGN_AND_VALIDATE: [&str; 5] = [
+    "dnssec-keygen",
+    "dnssec-signzone",
+    "dnssec-dsfromkey",
+    "delv",
+    "timeout",
+];
+
 #[test]
 fn a_table_sharing_a_pre_signed_zones_origin_is_refused_naming_both_files() {
     let test = "a_table_sharing_a_pre_signed_zones_origin_is_refused_naming_both_files";
-    if kit::need(
-        test,
-        ["dnssec-keygen", "dnssec-signzone", "dnssec-dsfromkey"],
-    )
-    .is_none()
-    {
+    if kit::need(test, SIGN).is_none() {
         return;
     }
     let unsigned = kit::dnssec_fixture("sig.test.zone");
-    let signed = kit::sign_zone("sig.test", &unsigned, Signer::Bind, Denial::Nsec);
-    let dir = ZoneDir::new();
-    let zone = dir.copy("sig.zone", &signed.file);
+    let (_signed, dir, zone) = signed_in_dir(&unsigned, Denial::Nsec);
     let table = dir.write("extra.txt", "extra.sig.test 192.0.2.99 A\n");
     let load = |origin: &str, zones: Vec<std::path::PathBuf>| {
         let mut s = kit::ts_settings(zones);
@@ -61,12 +65,7 @@ fn a_table_sharing_a_pre_signed_zones_origin_is_refused_naming_both_files() {
             kit::free_port()
         ),
     );
-    let out = kit::run_dnslb(
-        &["check", "-c", kit::path_str(&config)],
-        dir.path(),
-        None,
-        Duration::from_secs(10),
-    );
+    let out = kit::dnslb_check(&config, dir.path());
     assert!(!out.status.success(), "{test}: {}", out.stderr);
     assert!(
         out.stderr
@@ -100,6 +99,15 @@ fn delv(signed: &SignedZone, server: SocketAddr, name: &str) -> String {
     format!("{}{}({})", out.stdout, out.stderr, out.status)
 }
 
+/// `unsigned` (sig.test) signed by BIND with `denial`, copied as `sig.zone`
+/// into a folder of its own: the signed zone, the folder and the copy.
+fn signed_in_dir(unsigned: &Path, denial: Denial) -> (SignedZone, ZoneDir, PathBuf) {
+    let signed = kit::sign_zone("sig.test", unsigned, Signer::Bind, denial);
+    let dir = ZoneDir::new();
+    let zone = dir.copy("sig.zone", &signed.file);
+    (signed, dir, zone)
+}
+
 /// `extra.txt` in `dir`: a PROJ table of one name, `www.ORIGIN` at
 /// 192.0.2.99.
 fn table_at(dir: &ZoneDir, origin: &str) -> PathBuf {
@@ -127,12 +135,7 @@ fn check(dir: &ZoneDir, origin: &str, zones: &[&str]) -> (bool, String) {
             list.join(", ")
         ),
     );
-    let out = kit::run_dnslb(
-        &["check", "-c", kit::path_str(&config)],
-        dir.path(),
-        None,
-        Duration::from_secs(10),
-    );
+    let out = kit::dnslb_check(&config, dir.path());
     (out.status.success(), out.stderr)
 }
 
@@ -149,18 +152,11 @@ fn soa_line(file: &Path) -> usize {
 fn a_table_below_a_pre_signed_zone_with_no_delegation_to_it_is_refused_naming_both_files() {
     let test =
         "a_table_below_a_pre_signed_zone_with_no_delegation_to_it_is_refused_naming_both_files";
-    if kit::need(
-        test,
-        ["dnssec-keygen", "dnssec-signzone", "dnssec-dsfromkey"],
-    )
-    .is_none()
-    {
+    if kit::need(test, SIGN).is_none() {
         return;
     }
     let unsigned = kit::dnssec_fixture("sig.test.zone");
-    let signed = kit::sign_zone("sig.test", &unsigned, Signer::Bind, Denial::Nsec);
-    let dir = ZoneDir::new();
-    let zone = dir.copy("sig.zone", &signed.file);
+    let (_signed, dir, zone) = signed_in_dir(&unsigned, Denial::Nsec);
     let parent_at = format!("{}:{}", zone.display(), soa_line(&zone));
     // x.sig.test (absent from the signed zone), deep below an empty
     // non-terminal (b.c), and below plain data (www): no cut in the parent.
@@ -229,22 +225,13 @@ async fn serve_below(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_at_an_insecure_delegation_of_a_pre_signed_zone_is_served_provably_insecure() {
     let test = "a_table_at_an_insecure_delegation_of_a_pre_signed_zone_is_served_provably_insecure";
-    let tools = [
-        "dnssec-keygen",
-        "dnssec-signzone",
-        "dnssec-dsfromkey",
-        "delv",
-        "timeout",
-    ];
-    if kit::need(test, tools).is_none() {
+    if kit::need(test, SIGN_AND_VALIDATE).is_none() {
         return;
     }
     // sig.test delegates insecure.sig.test (NS, no DS; the NSEC says so).
     let unsigned = kit::dnssec_fixture("sig.test.zone");
     for denial in [Denial::Nsec, Denial::Nsec3] {
-        let signed = kit::sign_zone("sig.test", &unsigned, Signer::Bind, denial);
-        let dir = ZoneDir::new();
-        let zone = dir.copy("sig.zone", &signed.file);
+        let (signed, dir, zone) = signed_in_dir(&unsigned, denial);
         // At the cut, and below it.
         for origin in ["insecure.sig.test.", "x.insecure.sig.test."] {
             let ts = serve_below(&dir, zone.clone(), origin, None).await;
@@ -264,9 +251,7 @@ async fn a_table_at_an_insecure_delegation_of_a_pre_signed_zone_is_served_provab
     }
     // The other way round, a pre-signed zone below an unsigned table: a
     // child like any other, loaded.
-    let signed = kit::sign_zone("sig.test", &unsigned, Signer::Bind, Denial::Nsec);
-    let dir = ZoneDir::new();
-    let zone = dir.copy("sig.zone", &signed.file);
+    let (_signed, dir, zone) = signed_in_dir(&unsigned, Denial::Nsec);
     let table = table_at(&dir, "test.");
     TableServer::load(at_origin("test.", vec![zone, table])).unwrap();
 }
@@ -274,14 +259,7 @@ async fn a_table_at_an_insecure_delegation_of_a_pre_signed_zone_is_served_provab
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_the_ts_signs_at_a_secure_delegation_of_a_pre_signed_zone_validates() {
     let test = "a_table_the_ts_signs_at_a_secure_delegation_of_a_pre_signed_zone_validates";
-    let tools = [
-        "dnssec-keygen",
-        "dnssec-signzone",
-        "dnssec-dsfromkey",
-        "delv",
-        "timeout",
-    ];
-    if kit::need(test, tools).is_none() {
+    if kit::need(test, SIGN_AND_VALIDATE).is_none() {
         return;
     }
     // The table's keys made first, their DS put in the parent at

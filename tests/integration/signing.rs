@@ -39,6 +39,25 @@ async fn signing_ts(
     kit::start_ts(s).await
 }
 
+/// A TS serving the one-record PROJ table of tbl.test, written into `dir`,
+/// signed with `algorithm` and `denial`, its keys in `dir/keys`.
+async fn signed_table(dir: &ZoneDir, algorithm: DnssecAlgorithm, denial: Denial) -> TestTs {
+    let table = dir.write("t.txt", "www.tbl.test 192.0.2.1 A\n");
+    let mut s = kit::ts_settings(vec![table]);
+    s.origin = "tbl.test.".parse().unwrap();
+    s.dnssec = Some(Dnssec {
+        keys: dir.path().join("keys"),
+        algorithm,
+        denial,
+    });
+    kit::start_ts(s).await
+}
+
+/// The zone `ts` serves now (its first).
+fn served_zone(ts: &TestTs) -> dnslb::ts::zone::Zone {
+    ts.ts.catalog().zones()[0].clone()
+}
+
 /// The fixture `zone` (`tests/data/dnssec/ZONE.zone`) copied into `dir`.
 fn fixture(dir: &ZoneDir, zone: &str) -> PathBuf {
     let name = format!("{zone}.zone");
@@ -296,17 +315,8 @@ async fn a_changed_table_is_signed_again_with_a_higher_serial_and_the_same_key()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_are_refreshed_before_a_tenth_of_their_life_is_left() {
     let dir = ZoneDir::new();
-    let table = dir.write("t.txt", "www.tbl.test 192.0.2.1 A\n");
-    let mut s = kit::ts_settings(vec![table]);
-    s.origin = "tbl.test.".parse().unwrap();
-    s.dnssec = Some(Dnssec {
-        keys: dir.path().join("keys"),
-        algorithm: DnssecAlgorithm::Ed25519,
-        denial: Denial::Nsec3,
-    });
-    let ts = kit::start_ts(s).await;
-    let zone = |ts: &TestTs| ts.ts.catalog().zones()[0].clone();
-    let before = zone(&ts);
+    let ts = signed_table(&dir, DnssecAlgorithm::Ed25519, Denial::Nsec3).await;
+    let before = served_zone(&ts);
     let sig = before.signature().unwrap().clone();
     let life = sig.expiration - sig.inception;
     assert_eq!(life, 14 * 86_400 + 3600, "{sig:?}");
@@ -314,10 +324,10 @@ async fn signatures_are_refreshed_before_a_tenth_of_their_life_is_left() {
     assert_eq!(sig.expiration - due, life / 10);
     assert_eq!(ts.ts.next_refresh(), Some(due));
     assert!(ts.ts.refresh_signatures(due - 1).unwrap().is_empty());
-    assert_eq!(zone(&ts).serial(), before.serial());
+    assert_eq!(served_zone(&ts).serial(), before.serial());
     let refreshed = ts.ts.refresh_signatures(due).unwrap();
     assert_eq!(refreshed, vec![before.origin().clone()]);
-    let after = zone(&ts);
+    let after = served_zone(&ts);
     let new = after.signature().unwrap();
     assert!(after.serial() > before.serial());
     assert_eq!(
@@ -336,24 +346,15 @@ async fn signatures_are_refreshed_before_a_tenth_of_their_life_is_left() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signatures_from_a_clock_that_ran_ahead_are_made_anew() {
     let dir = ZoneDir::new();
-    let table = dir.write("t.txt", "www.tbl.test 192.0.2.1 A\n");
-    let mut s = kit::ts_settings(vec![table]);
-    s.origin = "tbl.test.".parse().unwrap();
-    s.dnssec = Some(Dnssec {
-        keys: dir.path().join("keys"),
-        algorithm: DnssecAlgorithm::EcdsaP256Sha256,
-        denial: Denial::Nsec,
-    });
-    let ts = kit::start_ts(s).await;
-    let zone = |ts: &TestTs| ts.ts.catalog().zones()[0].clone();
-    let signed = zone(&ts).signature().unwrap().clone();
+    let ts = signed_table(&dir, DnssecAlgorithm::EcdsaP256Sha256, Denial::Nsec).await;
+    let signed = served_zone(&ts).signature().unwrap().clone();
     // The clock 30 days ahead: the signatures are due, made anew then.
     let ahead = signed.inception + 30 * 86_400;
     assert_eq!(ts.ts.refresh_signatures(ahead).unwrap().len(), 1);
     // Back to the right time: they are not valid yet, made anew.
     let back = signed.inception + 3600;
     assert_eq!(ts.ts.refresh_signatures(back).unwrap().len(), 1);
-    let new = zone(&ts).signature().unwrap().clone();
+    let new = served_zone(&ts).signature().unwrap().clone();
     assert_eq!(new.inception, back - 3600, "{new:?}");
     // And kept after that.
     assert!(ts.ts.refresh_signatures(back + 60).unwrap().is_empty());

@@ -226,13 +226,6 @@ pub fn room_first(candidates: &mut [usize], has_room: impl Fn(usize) -> bool) {
     candidates.sort_by_key(|&i| !has_room(i));
 }
 
-/// Whether a query may be forwarded to one of `backends` at `now`: one
-/// that is up has room, or none is up (the LS then asks them all anyway).
-pub fn any_room(backends: &[std::sync::Arc<super::Backend>], now: Instant) -> bool {
-    let mut up = backends.iter().filter(|b| b.is_up()).peekable();
-    up.peek().is_none() || up.any(|b| b.limit.has_room(now))
-}
-
 /// One backend's limit: the gradient's state and the in-flight count.
 #[derive(Debug, Clone)]
 pub struct Limiter {

@@ -56,8 +56,8 @@ mod top;
 pub use set::{Block, BlockKey, BlockSet, RuleStats};
 pub use top::{TOP_KEEP, TOP_SECS, TopEntry, TopReport};
 
-use rules::{Rules, StatsBook, Verdict, judge, registered};
-use table::{DynName, Table, label_starts, wire_text};
+use rules::{BlockVerdict, Rules, StatsBook, judge, registered};
+use table::{CountTable, DynName, label_starts, wire_text};
 use top::{TopRing, heaviest_into};
 
 /// Counting shards (threads share them round-robin).
@@ -88,10 +88,10 @@ pub const MANUAL: &str = "manual";
 /// One shard's tables.
 struct Shard {
     generation: u64,
-    clients: Table<IpAddr>,
-    names: Table<DynName>,
-    qnames: Table<DynName>,
-    qtypes: Table<u16>,
+    clients: CountTable<IpAddr>,
+    names: CountTable<DynName>,
+    qnames: CountTable<DynName>,
+    qtypes: CountTable<u16>,
     rcodes: [u64; 16],
 }
 
@@ -100,10 +100,10 @@ impl Shard {
         let name_cols = usize::from(rules.has_names());
         Shard {
             generation: rules.generation,
-            clients: Table::new(CLIENT_SETS, CLIENT_WAYS, rules.cols),
-            names: Table::new(NAME_SETS, NAME_WAYS, name_cols),
-            qnames: Table::new(QNAME_SETS, QNAME_WAYS, 1),
-            qtypes: Table::new(16, 4, 1),
+            clients: CountTable::new(CLIENT_SETS, CLIENT_WAYS, rules.cols),
+            names: CountTable::new(NAME_SETS, NAME_WAYS, name_cols),
+            qnames: CountTable::new(QNAME_SETS, QNAME_WAYS, 1),
+            qtypes: CountTable::new(16, 4, 1),
             rcodes: [0; 16],
         }
     }
@@ -494,9 +494,9 @@ impl DynBlocks {
                 let den = row.get(col + 1).copied().unwrap_or(0);
                 let span = sc.spans.get(i).copied().unwrap_or(0.0);
                 match judge(&r.cfg, count, den, span) {
-                    Verdict::Block(reason) => over.push((i, BlockKey::Client(*ip), reason)),
-                    Verdict::Warn(reason) => warn_of.push((i, ip.to_string(), reason)),
-                    Verdict::Fine => {}
+                    BlockVerdict::Block(reason) => over.push((i, BlockKey::Client(*ip), reason)),
+                    BlockVerdict::Warn(reason) => warn_of.push((i, ip.to_string(), reason)),
+                    BlockVerdict::Fine => {}
                 }
             }
         }
@@ -505,11 +505,11 @@ impl DynBlocks {
             let Some(r) = rules.list.get(i) else { continue };
             let span = sc.spans.get(i).copied().unwrap_or(0.0);
             match judge(&r.cfg, *count, 0, span) {
-                Verdict::Block(reason) => {
+                BlockVerdict::Block(reason) => {
                     over.push((i, BlockKey::Name(key.wire().into()), reason));
                 }
-                Verdict::Warn(reason) => warn_of.push((i, wire_text(key.wire()), reason)),
-                Verdict::Fine => {}
+                BlockVerdict::Warn(reason) => warn_of.push((i, wire_text(key.wire()), reason)),
+                BlockVerdict::Fine => {}
             }
         }
         let mut changed = false;

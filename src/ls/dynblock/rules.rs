@@ -13,7 +13,7 @@ use crate::config::{DynAction, DynBlockConfig, DynKind};
 
 /// One rule, compiled.
 #[derive(Debug)]
-pub(super) struct Rule {
+pub(super) struct BlockRule {
     pub(super) cfg: DynBlockConfig,
     /// Its first counter in the client table's rows (`None`: `name-rate`).
     pub(super) col: Option<usize>,
@@ -25,7 +25,7 @@ pub(super) struct Rule {
 /// The rules of one config, compiled.
 #[derive(Debug, Default)]
 pub(super) struct Rules {
-    pub(super) list: Vec<Rule>,
+    pub(super) list: Vec<BlockRule>,
     /// Counters per client row: the second's queries (column 0), then the rules'.
     pub(super) cols: usize,
     /// Bumped at each reload: a shard laid out for other rules starts over.
@@ -59,7 +59,7 @@ impl Rules {
                         .collect();
                     (wire, usize::from(s.num_labels()))
                 });
-                Rule {
+                BlockRule {
                     cfg: cfg.clone(),
                     col,
                     suffix,
@@ -99,7 +99,7 @@ impl StatsBook {
 
 /// What a rule says of a key's counts in its window so far.
 #[derive(Debug, PartialEq)]
-pub(super) enum Verdict {
+pub(super) enum BlockVerdict {
     Fine,
     Warn(String),
     Block(String),
@@ -109,11 +109,11 @@ pub(super) enum Verdict {
 /// window having run `span` seconds (more than `window_s` when a tick came
 /// late: the rate is judged over the time the counts took, never less
 /// than `window_s`). Allocates only for a verdict that is not `Fine`.
-pub(super) fn judge(r: &DynBlockConfig, count: u64, den: u64, span: f64) -> Verdict {
+pub(super) fn judge(r: &DynBlockConfig, count: u64, den: u64, span: f64) -> BlockVerdict {
     let rcode = || r.rcode.map(|c| c.as_str()).unwrap_or("?");
     if r.kind == DynKind::RcodeRatio {
         if den < r.min_responses || den == 0 {
-            return Verdict::Fine;
+            return BlockVerdict::Fine;
         }
         let share = count as f64 / den as f64;
         let reason = || {
@@ -126,11 +126,11 @@ pub(super) fn judge(r: &DynBlockConfig, count: u64, den: u64, span: f64) -> Verd
             )
         };
         return if share >= r.threshold {
-            Verdict::Block(reason())
+            BlockVerdict::Block(reason())
         } else if r.warn_threshold.is_some_and(|w| share >= w) {
-            Verdict::Warn(reason())
+            BlockVerdict::Warn(reason())
         } else {
-            Verdict::Fine
+            BlockVerdict::Fine
         };
     }
     let window = (r.window_s as f64).max(span);
@@ -149,11 +149,11 @@ pub(super) fn judge(r: &DynBlockConfig, count: u64, den: u64, span: f64) -> Verd
         format!("{count} {what} in {} s, over {limit}/s", window.round())
     };
     if count > 0 && c >= r.threshold * window {
-        Verdict::Block(reason(r.threshold))
+        BlockVerdict::Block(reason(r.threshold))
     } else if let Some(w) = r.warn_threshold.filter(|w| count > 0 && c >= w * window) {
-        Verdict::Warn(reason(w))
+        BlockVerdict::Warn(reason(w))
     } else {
-        Verdict::Fine
+        BlockVerdict::Fine
     }
 }
 

@@ -1,6 +1,6 @@
-//! One worker's bounded counting table ([`Table`]): a fixed number of
+//! One worker's bounded counting table ([`CountTable`]): a fixed number of
 //! keys (client groups or names), each with a row of counters, kept in a
-//! set-associative array ([`Table::new`]'s `sets` × `ways`), the set chosen
+//! set-associative array ([`CountTable::new`]'s `sets` × `ways`), the set chosen
 //! by a hash keyed at random per table (nobody can aim addresses at one
 //! set). It is allocated whole at its first key (an idle table costs
 //! nothing), and never again.
@@ -155,7 +155,7 @@ pub(crate) fn wire_text(wire: &[u8]) -> String {
 }
 
 /// The bounded table; see the module's docs.
-pub(crate) struct Table<K> {
+pub(crate) struct CountTable<K> {
     sets: usize,
     ways: usize,
     cols: usize,
@@ -165,11 +165,11 @@ pub(crate) struct Table<K> {
     hasher: RandomState,
 }
 
-impl<K: Hash + Eq + Copy> Table<K> {
+impl<K: Hash + Eq + Copy> CountTable<K> {
     /// A table of `sets` × `ways` keys with `cols` counters each (an empty
     /// one, holding nothing, when any of them is 0).
     pub(crate) fn new(sets: usize, ways: usize, cols: usize) -> Self {
-        Table {
+        CountTable {
             sets: sets.max(1),
             ways: ways.max(1),
             cols,
@@ -189,7 +189,7 @@ impl<K: Hash + Eq + Copy> Table<K> {
         }
     }
 
-    /// Keys it holds room for now: 0 until its first key, then [`Table::capacity`].
+    /// Keys it holds room for now: 0 until its first key, then [`CountTable::capacity`].
     pub(crate) fn allocated(&self) -> usize {
         self.keys.len()
     }
@@ -304,7 +304,7 @@ mod tests {
         IpAddr::V4(Ipv4Addr::from(n))
     }
 
-    fn counted(t: &mut Table<IpAddr>) -> Vec<(IpAddr, u64)> {
+    fn counted(t: &mut CountTable<IpAddr>) -> Vec<(IpAddr, u64)> {
         let mut out = Vec::new();
         t.drain_into(|k, row| out.push((k, row[0])), |_| false);
         out.sort();
@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn a_heavy_key_survives_a_flood_of_new_keys_and_nobody_inherits_counts() {
-        let mut t = Table::new(4, 4, 1);
+        let mut t = CountTable::new(4, 4, 1);
         assert_eq!(t.capacity(), 16);
         let heavy = ip(1);
         // The heavy client sends 10 for every 1 of 100,000 distinct sources.
@@ -339,7 +339,7 @@ mod tests {
 
     #[test]
     fn a_tick_zeroes_the_asked_columns_and_forgets_idle_keys() {
-        let mut t = Table::new(8, 2, 2);
+        let mut t = CountTable::new(8, 2, 2);
         t.add(ip(1), 0, 3);
         t.add(ip(1), 1, 5);
         let mut seen = Vec::new();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 use smallvec::SmallVec;
 
-use super::{Job, LsMetrics, LsState, Policy, PoolMetrics};
+use super::{Job, LsMetrics, Policy, PoolMetrics};
 use crate::config::{HedgeDelay, Order, Strategy};
 use crate::dns::{self, WireHeader};
 use crate::ls::backend::admin::AdminState;
@@ -22,16 +22,16 @@ use crate::ls::resolution::{self, Heard, Pacing, Resolution, Verdict};
 use crate::ls::sticky::StickyTable;
 
 /// Where a query goes: the backends it may be asked of and the policy it is
-/// asked by. A pool's ([`LsState::pools`]: its `[[ls.pool]]`'s backends, its
+/// asked by. A pool's ([`LsState::pools`](super::LsState::pools): its `[[ls.pool]]`'s backends, its
 /// own keys over `[ls]`'s), or the route of a name under no pool's zone
-/// ([`LsState::all`]: every backend, the `[ls]` policy). Backend indexes in a
+/// ([`LsState::all`](super::LsState::all): every backend, the `[ls]` policy). Backend indexes in a
 /// query's [`Resolution`] are the route's; its backends are the very
-/// [`Backend`]s of [`LsState::backends`], so health and counters are one per
+/// [`Backend`]s of [`LsState::backends`](super::LsState::backends), so health and counters are one per
 /// backend, shared by every route naming it.
 pub struct Route {
-    /// The pool's name; `None` for [`LsState::all`].
+    /// The pool's name; `None` for [`LsState::all`](super::LsState::all).
     pub name: Option<String>,
-    /// The zones the pool serves (none for [`LsState::all`]).
+    /// The zones the pool serves (none for [`LsState::all`](super::LsState::all)).
     pub zones: Vec<Name>,
     /// Its policy.
     pub policy: Policy,
@@ -41,10 +41,10 @@ pub struct Route {
     /// Only under the `sticky` order.
     pub(in crate::ls) sticky: Option<StickyTable>,
     tick: AtomicU64,
-    /// A pool's counters (none for [`LsState::all`]: the LS's are its).
+    /// A pool's counters (none for [`LsState::all`](super::LsState::all): the LS's are its).
     pub counters: Option<Arc<PoolMetrics>>,
     /// The packet cache its answers go to: the pool's own, or the
-    /// `[ls.cache]` (the same `Arc` as [`LsState::cache`]); `None`: none.
+    /// `[ls.cache]` (the same `Arc` as [`LsState::cache`](super::LsState::cache)); `None`: none.
     pub cache: Option<Arc<PacketCache>>,
     /// The LS's hedge budget, shared by every route.
     budget: Arc<HedgeBudget>,
@@ -82,9 +82,9 @@ impl Route {
         }
     }
 
-    /// Whether its cache is `state`'s `[ls.cache]` (no cache of its own).
-    pub(super) fn shares_ls_cache(&self, state: Option<&LsState>) -> bool {
-        match (&self.cache, state.and_then(|s| s.cache.as_ref())) {
+    /// Whether its cache is `ls_cache`, the `[ls.cache]` (no cache of its own).
+    pub(super) fn shares_ls_cache(&self, ls_cache: Option<&Arc<PacketCache>>) -> bool {
+        match (&self.cache, ls_cache) {
             (Some(mine), Some(ls)) => Arc::ptr_eq(mine, ls),
             (None, _) => true,
             _ => false,

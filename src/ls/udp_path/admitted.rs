@@ -18,7 +18,7 @@ use smallvec::SmallVec;
 use super::flight::{Delayed, Flight, TimerFor};
 use super::worker::Worker;
 use crate::dns::Transport;
-use crate::ls::backend::limit;
+use crate::ls::backend;
 use crate::ls::balancer::Admitted;
 use crate::ls::reply;
 use crate::ls::state::LsState;
@@ -100,11 +100,11 @@ impl Worker {
         // Over the in-flight bound, or over the client's share of
         // it while it is contended ([`crate::guard::fair`]); or no
         // backend of the route with room under its concurrency
-        // limit ([`limit`]): SERVFAIL at once, written from the
+        // limit ([`backend::any_room`]): SERVFAIL at once, written from the
         // header and question; nothing copied, no queueing.
         let shed = if !self.holders.admits(group, self.max_flights) {
             Some(&m.shed_inflight)
-        } else if !limit::any_room(&state.route_at(admitted.route()).backends, now) {
+        } else if !backend::any_room(&state.route_at(admitted.route()).backends, now) {
             Some(&m.shed_limit)
         } else {
             None

@@ -3,7 +3,7 @@
 //! flight ended before their answer came, and the slab both live in (no
 //! allocation once warm), and the type of the timer heap that names them
 //! ([`Timers`], fired in `timers`). The rules for late entries are the upstream
-//! core's ([`crate::ls::upstream::ids::Late`]); a worker adds where the ID
+//! core's ([`crate::ls::upstream::ids::LateEntry`]); a worker adds where the ID
 //! is and when its timer fires. Queries a `delay_ms` rule holds wait in a
 //! slab of their own ([`Delayed`]), on the same heap.
 use std::cmp::Reverse;
@@ -80,7 +80,7 @@ pub(super) struct Flight {
 pub(super) struct Late {
     pub(super) sock: usize,
     pub(super) id: u16,
-    pub(super) entry: ids::Late,
+    pub(super) entry: ids::LateEntry,
     /// When its pending timer entry fires (an entry for another time is
     /// stale: its slot was reused): at the query's deadline, then at the
     /// end of its grace.

@@ -236,6 +236,26 @@ mod tests {
         Worker::new(balancer, client, 16)
     }
 
+    /// A [`worker`] over `backends` that was asked [`wire_query`]`(id)`
+    /// by a client socket of its own (returned: the answer goes there) and
+    /// flushed its first sends; with the time just before it was asked.
+    async fn asked(
+        backends: &[std::net::SocketAddr],
+        strategy: Strategy,
+        id: u8,
+    ) -> (Worker, UdpSocket, Instant) {
+        let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut w = worker(backends, strategy, client);
+        let t0 = Instant::now();
+        w.on_client(
+            &wire_query(id),
+            batch::Peer::from(asker.local_addr().unwrap()),
+        );
+        w.flush().await;
+        (w, asker, t0)
+    }
+
     /// `www. A` with ID `id`.
     fn wire_query(id: u8) -> Vec<u8> {
         let mut q = vec![0, id, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
@@ -292,15 +312,8 @@ mod tests {
         for strategy in [Strategy::Hedge, Strategy::Sequential, Strategy::Race] {
             // Reads nothing, answers nothing.
             let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-            let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let backends = [refused_addr(53), silent.local_addr().unwrap()];
-            let mut w = worker(&backends, strategy, client);
-            w.on_client(
-                &wire_query(1),
-                batch::Peer::from(asker.local_addr().unwrap()),
-            );
-            w.flush().await;
+            let (mut w, _asker, _) = asked(&backends, strategy, 1).await;
             assert_eq!(w.flights.len, 1, "{strategy}: still waits for b1");
             assert_eq!(w.late.len, 0, "{strategy}: retired when the flight ends");
             assert_eq!(
@@ -340,15 +353,8 @@ mod tests {
     #[tokio::test]
     async fn every_backend_refused_is_servfail_at_once() {
         for strategy in [Strategy::Hedge, Strategy::Sequential, Strategy::Race] {
-            let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-            let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
             let backends = [refused_addr(53), refused_addr(54)];
-            let mut w = worker(&backends, strategy, client);
-            w.on_client(
-                &wire_query(2),
-                batch::Peer::from(asker.local_addr().unwrap()),
-            );
-            w.flush().await;
+            let (mut w, asker, _) = asked(&backends, strategy, 2).await;
             // Sent by the flush above (the deadline, 10 s, is not waited for).
             let mut buf = [0u8; 512];
             let (n, _) = tokio::time::timeout(Duration::from_secs(5), asker.recv_from(&mut buf))
@@ -383,15 +389,7 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         let baddr = backend.local_addr().unwrap();
-        let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut w = worker(&[baddr], Strategy::Hedge, client);
-        let t0 = Instant::now();
-        w.on_client(
-            &wire_query(3),
-            batch::Peer::from(asker.local_addr().unwrap()),
-        );
-        w.flush().await;
+        let (mut w, _asker, t0) = asked(&[baddr], Strategy::Hedge, 3).await;
         let mut first = [0u8; 512];
         let (n, _) = backend.recv_from(&mut first).unwrap();
         // The re-ask (one backend, silent past the 8 s delay), queued.
@@ -431,15 +429,7 @@ mod tests {
     async fn a_refused_re_ask_whose_twin_stays_silent_is_charged_once() {
         let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let baddr = backend.local_addr().unwrap();
-        let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-        let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut w = worker(&[baddr], Strategy::Hedge, client);
-        let t0 = Instant::now();
-        w.on_client(
-            &wire_query(4),
-            batch::Peer::from(asker.local_addr().unwrap()),
-        );
-        w.flush().await;
+        let (mut w, _asker, t0) = asked(&[baddr], Strategy::Hedge, 4).await;
         w.fire_timers(t0 + Duration::from_millis(8_100));
         let f = w.flights.get(0).unwrap();
         assert_eq!(f.attempts.len(), 2, "re-asked");

@@ -475,7 +475,7 @@ impl Worker {
         {
             f.rescued();
         }
-        let entry = ids::Late::abandoned(
+        let entry = ids::LateEntry::abandoned(
             addr,
             a.inflight.take(),
             deadline,

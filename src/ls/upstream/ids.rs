@@ -10,7 +10,7 @@
 //! entries by ID (at most [`LATE_MAX`] late ones), shared by the socket's
 //! reader and its askers behind the socket's lock.
 //!
-//! A [`Late`] entry is kept, on both paths, for a query whose asker stopped
+//! A [`LateEntry`] is kept, on both paths, for a query whose asker stopped
 //! waiting (a hedge's loser, a query given up at its deadline): its ID stays
 //! in use, its backend's answer is counted `late` rather than as a forgery
 //! until [`LATE_GRACE`] past the query's deadline, and it is settled once:
@@ -96,7 +96,7 @@ pub(crate) fn random_free_id(free: impl Fn(u16) -> bool) -> Option<u16> {
 
 /// A query whose asker stopped waiting before its backend answered; see
 /// the module docs.
-pub(crate) struct Late {
+pub(crate) struct LateEntry {
     /// Where the query went: its answer comes from there.
     pub(crate) addr: SocketAddr,
     /// Keeps the backend's `outstanding` count until the answer or the deadline.
@@ -107,7 +107,7 @@ pub(crate) struct Late {
     hedge_pct: Option<f64>,
 }
 
-impl Late {
+impl LateEntry {
     /// The entry of a query to `addr` due by `deadline`, abandoned at
     /// `now`. Given up at or past its deadline, it is no longer in flight:
     /// settled at once. Before it, another backend answered the client: if
@@ -123,7 +123,7 @@ impl Late {
         now: Instant,
         excused: bool,
     ) -> Self {
-        let mut late = Late {
+        let mut late = LateEntry {
             addr,
             inflight,
             deadline,
@@ -184,7 +184,7 @@ pub(crate) struct Waiter {
 #[derive(Default)]
 pub(crate) struct IdTable {
     pub(crate) waiting: HashMap<u16, Waiter>,
-    pub(crate) late: HashMap<u16, Late>,
+    pub(crate) late: HashMap<u16, LateEntry>,
 }
 
 impl IdTable {
@@ -204,7 +204,7 @@ impl IdTable {
             return;
         };
         // The pool does not know who answered the client: a loss if silent.
-        let late = Late::abandoned(w.addr, w.inflight, w.deadline, w.hedge_pct, now, false);
+        let late = LateEntry::abandoned(w.addr, w.inflight, w.deadline, w.hedge_pct, now, false);
         if self.late.len() < LATE_MAX {
             self.late.insert(id, late);
         }

@@ -9,7 +9,7 @@
 //!   [`DropCounters`] the same on every path (UDP fast path, async pool,
 //!   TCP connections).
 //! - [`ids`]: which IDs are in use on an upstream socket ([`ids::Ids`]),
-//!   and the late entry ([`ids::Late`]) of a query whose asker stopped
+//!   and the late entry ([`ids::LateEntry`]) of a query whose asker stopped
 //!   waiting: settled at its deadline, its answer counted `late` (not as a
 //!   forgery) until [`LATE_GRACE`] past it.
 //! - [`sockets`]: opening an upstream UDP socket on a random port

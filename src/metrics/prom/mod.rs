@@ -13,6 +13,8 @@ use crate::ls::{Balancer, LsMetrics, LsState};
 
 use super::process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 
+mod policy;
+
 /// The name of rcode `i` as the `rcode` label shows it.
 pub(super) fn rcode_name(i: usize) -> String {
     u16::try_from(i)
@@ -168,7 +170,7 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
     let mut e = Expo(String::with_capacity(8192 + state.backends.len() * 4096));
     write_balancer(&mut e, balancer.metrics(), &state.backends);
     write_pools(&mut e, &state);
-    write_rules(&mut e, &state);
+    policy::write_rules(&mut e, &state);
     let mut caches = state.caches().peekable();
     if caches.peek().is_some() {
         let total = caches.fold(CacheStats::default(), |t, (_, c)| t.plus(&c.stats()));
@@ -176,46 +178,13 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
         write_flushes(&mut e, balancer.flushes());
     }
     write_notify(&mut e, balancer.flushes());
-    write_dynblocks(&mut e, balancer);
+    policy::write_dynblocks(&mut e, balancer);
     if let Some(tls) = balancer.metrics().tls.get() {
         write_tls(&mut e, tls);
     }
     write_process(&mut e, &ProcessStats::read());
     write_build_info(&mut e);
     e.0
-}
-
-/// The dynamic blocks (by rule and action), blocks in force, and the live
-/// control's state-changing requests by outcome.
-#[rustfmt::skip]
-fn write_dynblocks(e: &mut Expo, balancer: &Balancer) {
-    let d = balancer.dynblocks();
-    let stats = d.stats();
-    type Read = fn(&crate::ls::dynblock::RuleStats) -> u64;
-    let families: [(&str, &str, Read); 3] = [
-        ("dnslb_dynblock_blocks_total", "Blocks started, by rule (manual: added by hand) and action.", |s| s.blocks.load(Relaxed)),
-        ("dnslb_dynblock_queries_blocked_total", "Client queries stopped by a block in force, by rule and action.", |s| s.queries_blocked.load(Relaxed)),
-        ("dnslb_dynblock_warnings_total", "Keys over a rule's warn_threshold (logged, not blocked), by rule and action.", |s| s.warnings.load(Relaxed)),
-    ];
-    for (name, help, value) in families {
-        e.family(name, "counter", help);
-        for s in &stats {
-            e.sample(name, &[("rule", &s.rule), ("action", s.action.as_str())], value(s));
-        }
-    }
-    let (gauge, help) = ("dnslb_dynblock_in_force", "Blocks in force now (dynamic and by hand).");
-    e.family(gauge, "gauge", help);
-    e.sample(gauge, &[], d.in_force());
-    let full = "Blocks not made because the table of blocks was full.";
-    e.counter("dnslb_dynblock_table_full_total", full, d.table_full.load(Relaxed));
-    let c = balancer.control_counters();
-    let by_result = [("accepted", &c.accepted), ("unauthorized", &c.unauthorized), ("forbidden", &c.forbidden)];
-    e.by_label(
-        "dnslb_control_requests_total",
-        "State-changing requests to the metrics listener, by result: accepted, unauthorized (401: no api_key or a wrong one), forbidden (403: outside control_allow, or from a web page).",
-        "result",
-        by_result,
-    );
 }
 
 /// The encrypted listeners' families (only with `[ls.tls]` or `[ls.https]`): handshakes done,
@@ -331,33 +300,6 @@ fn write_pools(e: &mut Expo, state: &LsState) {
         }
     }
     write_pool_caches(e, state);
-}
-
-/// The rules' families (none without rules): the queries each
-/// `[[ls.rule]]` acted on and the answers each `[[ls.response_rule]]`
-/// matched, by rule and action.
-fn write_rules(e: &mut Expo, state: &LsState) {
-    let families = [
-        (
-            "dnslb_rule_hits_total",
-            "Queries each query rule acted on, by the action it took.",
-            state.rules.counts().collect::<Vec<_>>(),
-        ),
-        (
-            "dnslb_response_rule_hits_total",
-            "Backend answers each response rule matched, by its action.",
-            state.response_rules.counts().collect(),
-        ),
-    ];
-    for (family, help, counts) in families {
-        if counts.is_empty() {
-            continue;
-        }
-        e.family(family, "counter", help);
-        for (rule, action, n) in counts {
-            e.sample(family, &[("rule", rule), ("action", action)], n);
-        }
-    }
 }
 
 /// One figure of a cache's counters.

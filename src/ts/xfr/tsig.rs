@@ -298,8 +298,6 @@ mod tests {
         let table = dir.join("t.txt");
         std::fs::write(&table, "www.a.test 192.0.2.1 A\n").unwrap();
         TsSettings {
-            name: "t".into(),
-            origin: "a.test.".parse().unwrap(),
             axfr_allow: vec!["127.0.0.0/8".parse().unwrap()],
             xfr_key: Some(crate::config::KeyConfig {
                 name: "xfr".into(),
@@ -307,7 +305,7 @@ mod tests {
                 secret: Some("kQn0sD3l9Ui1u6m2sXJ1mR0bJx6g7h8Zq2yq1cV4aUk=".into()),
                 secret_file: None,
             }),
-            ..TsSettings::for_test(vec![table])
+            ..TsSettings::serving("t".into(), vec![table], "a.test.".parse().unwrap(), 300)
         }
     }
 

@@ -142,18 +142,7 @@ pub(super) fn each_entry(
                         Some(b'"') => break,
                         Some(0) => return Err(nul(lexer.line)),
                         Some(b'\\') => {
-                            let Some(&next) = text.get(at + 1) else {
-                                return Err(LexError {
-                                    line: lexer.line,
-                                    msg: "backslash at the end of the file".into(),
-                                });
-                            };
-                            if next == 0 {
-                                return Err(nul(lexer.line));
-                            }
-                            if ends_line(text, at + 1) {
-                                lexer.line += 1;
-                            }
+                            let next = escaped(text, at, &mut lexer.line)?;
                             quoted.extend_from_slice(&[b'\\', next]);
                             at += 1;
                         }
@@ -173,18 +162,7 @@ pub(super) fn each_entry(
                 });
             }
             b'\\' => {
-                let Some(&next) = text.get(at + 1) else {
-                    return Err(LexError {
-                        line: lexer.line,
-                        msg: "backslash at the end of the file".into(),
-                    });
-                };
-                if next == 0 {
-                    return Err(nul(lexer.line));
-                }
-                if ends_line(text, at + 1) {
-                    lexer.line += 1;
-                }
+                let next = escaped(text, at, &mut lexer.line)?;
                 lexer.push(b'\\');
                 lexer.push(next);
                 at += 1;
@@ -213,6 +191,25 @@ fn ends_line(text: &[u8], at: usize) -> bool {
         Some(b'\r') => text.get(at + 1) != Some(&b'\n'),
         _ => false,
     }
+}
+
+/// The byte a backslash at `at` escapes, `line` counted on past it when it
+/// ends a line; an error for a backslash at the end of the file or before
+/// a NUL.
+fn escaped(text: &[u8], at: usize, line: &mut usize) -> Result<u8, LexError> {
+    let Some(&next) = text.get(at + 1) else {
+        return Err(LexError {
+            line: *line,
+            msg: "backslash at the end of the file".into(),
+        });
+    };
+    if next == 0 {
+        return Err(nul(*line));
+    }
+    if ends_line(text, at + 1) {
+        *line += 1;
+    }
+    Ok(next)
 }
 
 /// A NUL byte in the text: refused, as BIND and Knot refuse it (NSD would

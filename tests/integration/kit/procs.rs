@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
 
+use super::env::path_str;
+
 /// The `dnslb` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_dnslb");
 
@@ -348,6 +350,16 @@ pub fn run(name: &str, cmd: Command, input: Option<&[u8]>, limit: Duration) -> O
 pub fn run_dnslb(args: &[&str], cwd: &Path, input: Option<&[u8]>, limit: Duration) -> Output {
     let name = format!("dnslb {}", args.join(" "));
     run(&name, dnslb_command(args, cwd), input, limit)
+}
+
+/// Runs `dnslb check -c CONFIG` in `cwd` to its end (at most 10 s).
+pub fn dnslb_check(config: &Path, cwd: &Path) -> Output {
+    run_dnslb(
+        &["check", "-c", path_str(config)],
+        cwd,
+        None,
+        Duration::from_secs(10),
+    )
 }
 
 /// Runs `dig` or `kdig` (`prog`) with `args` from `/` to its end, at most

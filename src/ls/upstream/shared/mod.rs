@@ -19,13 +19,19 @@
 //! 16-bit random ID and the exact source and question checks stay the same.
 //!
 //! A query abandoned before its answer came (a hedge's loser, a query past
-//! its deadline) is remembered as "late" ([`super::ids::Late`])
+//! its deadline) is remembered as "late" ([`super::ids::LateEntry`])
 //! until [`LATE_GRACE`](super::LATE_GRACE) past its deadline, so its answer is counted `late`
 //! rather than as a forgery. One sweeper task per pool wakes every
 //! [`LATE_CHECK`], whatever the traffic, and settles the late queries that
 //! reached their deadline: their backend's in-flight count is released (no
 //! latency sample: no answer came; a timeout is counted as one, not as a
 //! latency).
+//!
+//! # Map
+//! - this file: [`SharedSockets`], the pool: its sockets by family, the
+//!   exchange, the reader and the sweeper;
+//! - `socket.rs`: one socket of the pool, its ID table and its wait guard;
+//! - `cork.rs`: a DoH poll's queries held and sent together ([`corked`]).
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -33,7 +39,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior, timeout_at};
 use tokio_util::sync::CancellationToken;
@@ -49,65 +54,17 @@ use crate::server::backoff::RecvBackoff;
 use crate::server::batch::RecvBatch;
 
 mod cork;
+mod socket;
 
 use super::ROTATE_AFTER;
 pub use cork::corked;
+use socket::{SharedSocket, WaitGuard};
 
 /// Sockets per address family.
 pub const SHARED_SOCKETS: usize = 64;
 /// How often the sweeper settles abandoned queries that reached their
 /// deadline (and stops retired sockets whose last query has ended).
 pub const LATE_CHECK: Duration = Duration::from_millis(100);
-/// One pooled socket and the queries waiting on it.
-struct SharedSocket {
-    sock: UdpSocket,
-    table: Mutex<IdTable>,
-    uses: AtomicU64,
-    /// Queries it sends before it is replaced (around [`ROTATE_AFTER`],
-    /// drawn at random so that sockets do not all wear out together).
-    budget: u64,
-    /// Whether `table.late` may hold entries (read without the lock).
-    has_late: AtomicBool,
-    /// Stops the socket's reader (a child of the pool's token).
-    stop: CancellationToken,
-    /// The pool's tasks (a corked send the socket could not take at once
-    /// is finished by one).
-    tracker: TaskTracker,
-}
-
-impl SharedSocket {
-    fn table(&self) -> MutexGuard<'_, IdTable> {
-        // A panic while holding the lock cannot leave the maps inconsistent.
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Settles and forgets what expired of its late queries, if it has any.
-    fn sweep(&self, now: Instant) {
-        if self.has_late.load(Relaxed) {
-            let mut t = self.table();
-            t.expire(now);
-            self.has_late.store(!t.late.is_empty(), Relaxed);
-        }
-    }
-}
-
-/// Removes a waiter when its exchange ends, however it ends.
-struct WaitGuard<'a> {
-    sock: &'a SharedSocket,
-    id: u16,
-}
-
-impl Drop for WaitGuard<'_> {
-    fn drop(&mut self) {
-        // Still waiting means nobody answered in time: its answer may yet come.
-        let mut t = self.sock.table();
-        if t.waiting.contains_key(&self.id) {
-            t.abandon(self.id, Instant::now());
-            self.sock.has_late.store(!t.late.is_empty(), Relaxed);
-        }
-    }
-}
-
 /// Every socket of the pool: those in use, by [`Family`] index and slot,
 /// and the retired ones still waiting for the answers to their last queries.
 struct SocketSet {

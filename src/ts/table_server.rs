@@ -1,0 +1,473 @@
+//! [`TableServer`]: an authoritative server over a swappable [`Catalog`]:
+//! loading it, reloading it (a new catalog swapped in only when every file
+//! loaded), signing again, and the serials kept across restarts. Its one
+//! `impl` block is here; the request path over it is `respond.rs`.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::Name;
+use hickory_proto::rr::rdata::opt::NSIDPayload;
+use tracing::{info, warn};
+
+use super::clock::unix_now;
+use super::dnssec::policy;
+use super::load::load_catalog_noting;
+use super::metrics::TsMetrics;
+use super::serials::{self, serial_newer};
+use super::settings::TsSettings;
+use super::settle::{SETTLE, fingerprint, read_settled};
+use super::source::ZoneError;
+use super::xfr::{self, ixfr, tsig};
+use super::zone::{self, Catalog};
+
+/// An authoritative server over a swappable catalog.
+pub struct TableServer {
+    pub(super) settings: TsSettings,
+    pub(super) catalog: ArcSwap<Catalog>,
+    pub(super) metrics: TsMetrics,
+    /// `settings.nsid` as an option payload, built once.
+    pub(super) nsid: Option<NSIDPayload>,
+    /// What the zone files held when the catalog in force was read (see
+    /// [`fingerprint`]): a reload that finds them the same keeps it as is.
+    pub(super) sources: std::sync::Mutex<Option<Vec<(u64, u64)>>>,
+    /// Where the synthesized serials are kept across restarts (see
+    /// [`serials`]), and the state last written there.
+    pub(super) serial_state: Option<PathBuf>,
+    pub(super) saved: std::sync::Mutex<Option<serials::Saved>>,
+    /// The differences between the last versions of each zone, for IXFR.
+    pub(super) journal: ixfr::Journal,
+    /// The TSIG key of `xfr_key`, re-read on reload.
+    pub(super) xfr_key: tsig::XfrKey,
+    /// The zones started at another serial than the last run served (its
+    /// state file says which): their secondaries are NOTIFYed at start.
+    pub(super) changed_at_start: Vec<Name>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Zones whose data changed (their serials went up).
+    pub changed: usize,
+    /// Origins of those zones (secondaries are NOTIFYed of them).
+    pub changed_zones: Vec<Name>,
+    /// Zones served after the reload.
+    pub zones: usize,
+}
+
+impl TableServer {
+    /// The transfer key in force (signs the NOTIFYs).
+    pub fn xfr_key(&self) -> Option<Arc<crate::dns::tsig::Key>> {
+        self.xfr_key.get()
+    }
+
+    /// Requests refused for their TSIG, by [`tsig::TsigRefusal::ALL`] order.
+    pub fn tsig_refused(&self) -> &[std::sync::atomic::AtomicU64; tsig::TsigRefusal::ALL.len()] {
+        &self.xfr_key.refused
+    }
+
+    /// Loads the zones of `settings`.
+    ///
+    /// # Errors
+    /// The first bad file or line.
+    pub fn load(settings: TsSettings) -> Result<Self, ZoneError> {
+        let xfr_key = tsig::XfrKey::load(&settings).map_err(ZoneError::Key)?;
+        let clock = unix_now();
+        let mut warnings = Vec::new();
+        let (catalog, sources) = read_settled(
+            &settings.name,
+            &settings.zones,
+            SETTLE,
+            || {
+                warnings.clear();
+                load_catalog_noting(&settings, clock, &mut warnings)
+            },
+            std::thread::sleep,
+        )?;
+        for w in &warnings {
+            warn!("{w}");
+        }
+        let serial_state = serials::state_path(
+            &settings.name,
+            &settings.zones,
+            std::env::var_os("STATE_DIRECTORY"),
+        );
+        let saved = serial_state.as_deref().and_then(serials::read);
+        let same_files = match (&saved, &sources) {
+            (Some(saved), Some(fp)) => saved.files == serials::files_hash(fp, settings.ttl),
+            _ => false,
+        };
+        // Synthesized serials: kept, or raised, from what the last run
+        // recorded. A zone signed here is signed now, its serial above the
+        // last one served (its signatures are new).
+        let zones = catalog
+            .into_zones()
+            .into_iter()
+            .map(|z| {
+                let recorded = saved
+                    .as_ref()
+                    .and_then(|s| s.serial_of(&z.origin().to_ascii()));
+                if policy::signs(&settings, &z) {
+                    let serial = match recorded {
+                        Some(r) => serials::next_serial(r, clock),
+                        None => serials::start_serial(None, false, clock),
+                    };
+                    return policy::sign(&settings, &z, None, serial, clock);
+                }
+                if !z.soa_synthesized() {
+                    return Ok(z);
+                }
+                let serial = serials::start_serial(recorded, same_files, clock);
+                Ok(z.with_serial(serial))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ZoneError::signing)?;
+        let changed_at_start = zones
+            .iter()
+            .filter(|z| {
+                let recorded = saved
+                    .as_ref()
+                    .and_then(|s| s.serial_of(&z.origin().to_ascii()));
+                recorded.is_some_and(|r| r != z.serial())
+            })
+            .map(|z| z.origin().clone())
+            .collect();
+        let catalog = Catalog::new(zones);
+        // The config allows at most 128 bytes; only a payload over 65 535
+        // bytes is refused here, and no TS is started with one.
+        let nsid = settings
+            .nsid
+            .as_ref()
+            .and_then(|s| NSIDPayload::new(s.as_bytes().to_vec()).ok());
+        let ts = TableServer {
+            settings,
+            catalog: ArcSwap::from_pointee(catalog),
+            metrics: TsMetrics::default(),
+            nsid,
+            sources: std::sync::Mutex::new(sources.clone()),
+            serial_state,
+            saved: std::sync::Mutex::new(saved),
+            journal: ixfr::Journal::default(),
+            xfr_key,
+            changed_at_start,
+        };
+        ts.save_serials(sources.as_deref());
+        Ok(ts)
+    }
+
+    /// Records the synthesized serials in force and `sources` (the files
+    /// they stand for, when known) in the state file, when that changes what
+    /// it holds.
+    /// A failure is logged: serials then start from the clock next time.
+    fn save_serials(&self, sources: Option<&[(u64, u64)]>) {
+        let Some(path) = &self.serial_state else {
+            return;
+        };
+        let now = serials::Saved {
+            // Unknown files (one was renamed over while read): a hash that
+            // matches none, so the next start takes a newer serial.
+            files: sources.map_or(0, |fp| serials::files_hash(fp, self.settings.ttl)),
+            // Every zone's: a master file's too (see `serials`).
+            serials: self
+                .catalog
+                .load()
+                .zones()
+                .iter()
+                .map(|z| (z.origin().to_ascii().to_ascii_lowercase(), z.serial()))
+                .collect(),
+        };
+        let mut saved = self
+            .saved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if now.serials.is_empty() || saved.as_ref() == Some(&now) {
+            return;
+        }
+        match serials::write(path, &now) {
+            Ok(()) => *saved = Some(now),
+            Err(err) => warn!(
+                ts = %self.settings.name,
+                path = %path.display(),
+                %err,
+                "cannot record the SOA serials: after a restart they start from the clock and may go backwards (set STATE_DIRECTORY to a writable folder)"
+            ),
+        }
+    }
+
+    /// Records in the IXFR journal how each of `zones` (about to be served)
+    /// differs from its version in `old`, when its serial moved.
+    fn record_changes(&self, old: &Catalog, zones: &[zone::Zone]) {
+        let depth = usize::try_from(self.settings.ixfr_history).unwrap_or(usize::MAX);
+        for z in zones {
+            let Some(o) = old.zones().iter().find(|o| o.origin() == z.origin()) else {
+                continue;
+            };
+            if o.serial() == z.serial() {
+                continue;
+            }
+            let size = z.compiled_bytes();
+            let delta = if depth == 0 {
+                None
+            } else {
+                o.diff(z, size / 2).map(|(deleted, added)| ixfr::Delta {
+                    from: o.serial(),
+                    to: z.serial(),
+                    old_soa: xfr::axfr::soa_wire(o),
+                    new_soa: xfr::axfr::soa_wire(z),
+                    deleted: Arc::new(deleted),
+                    added: Arc::new(added),
+                })
+            };
+            self.journal
+                .record(&ixfr::journal_key(z), delta, size, depth);
+        }
+    }
+
+    /// Its counters since start.
+    pub fn metrics(&self) -> &TsMetrics {
+        &self.metrics
+    }
+
+    /// The settings it was started with.
+    pub fn settings(&self) -> &TsSettings {
+        &self.settings
+    }
+
+    /// The zones this TS started at another serial than its last run served
+    /// (a restart after the files changed, a zone signed anew): NOTIFYed at
+    /// start, as NSD does. Empty at a first start (nothing recorded).
+    pub fn changed_at_start(&self) -> &[Name] {
+        &self.changed_at_start
+    }
+
+    /// A snapshot of the zones being served.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
+    /// Re-reads every zone file and swaps the new catalog in atomically. A
+    /// zone whose data changed gets a higher serial (never a lower one); an
+    /// unchanged zone keeps its serial. The transfer key is read again first.
+    /// Counted as applied or refused.
+    ///
+    /// # Errors
+    /// Any bad file (zone or key): nothing is swapped and the old zones and
+    /// key keep serving.
+    pub fn reload(&self) -> Result<ReloadReport, ZoneError> {
+        let result = self
+            .xfr_key
+            .reload(&self.settings)
+            .map_err(ZoneError::Key)
+            .and_then(|()| self.swap_in_fresh());
+        self.metrics.record_reload(result.is_ok());
+        result
+    }
+
+    /// [`TableServer::reload`], uncounted.
+    fn swap_in_fresh(&self) -> Result<ReloadReport, ZoneError> {
+        let old = self.catalog.load_full();
+        let sources = fingerprint(&self.settings.zones);
+        let mut last = self
+            .sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // With signing on, the keys may have changed though the files did not.
+        if sources.is_some() && *last == sources && self.settings.dnssec.is_none() {
+            // Not a byte changed: the zones in memory are those files.
+            return Ok(ReloadReport {
+                changed: 0,
+                changed_zones: Vec::new(),
+                zones: old.zones().len(),
+            });
+        }
+        let clock = unix_now();
+        let mut warnings = Vec::new();
+        let (fresh, sources) = read_settled(
+            &self.settings.name,
+            &self.settings.zones,
+            SETTLE,
+            || {
+                warnings.clear();
+                load_catalog_noting(&self.settings, clock, &mut warnings)
+            },
+            std::thread::sleep,
+        )?;
+        for w in &warnings {
+            warn!("{w}");
+        }
+        let mut changed_zones = Vec::new();
+        let mut zones = Vec::with_capacity(fresh.zones().len());
+        for z in fresh.zones() {
+            let previous = old.zones().iter().find(|o| o.origin() == z.origin());
+            // A file's serial raised alone is a change too: the served
+            // serial never stays below the file's (secondaries follow it).
+            let same = |o: &zone::Zone| {
+                o.same_data(z) && (z.soa_synthesized() || !serial_newer(z.serial(), o.serial()))
+            };
+            if policy::signs(&self.settings, z) {
+                let keys =
+                    policy::zone_keys(&self.settings, z, clock).map_err(ZoneError::signing)?;
+                // Kept when neither the data nor what the keys do changed
+                // and its signatures hold; their timing is taken anew.
+                let unchanged = |o: &zone::Zone| {
+                    same(o) && o.signature().is_some_and(|s| !s.stale(&keys.tags(), clock))
+                };
+                let serial = match previous {
+                    Some(o) if unchanged(o) => {
+                        zones.push(o.clone().with_key_event(keys.next_event(clock)));
+                        continue;
+                    }
+                    Some(o) => serials::next_serial(o.serial(), clock),
+                    None => serials::start_serial(None, false, clock),
+                };
+                let signed = policy::sign_with(&self.settings, z, previous, &keys, serial, clock)
+                    .map_err(ZoneError::signing)?;
+                changed_zones.push(z.origin().clone());
+                zones.push(signed);
+                continue;
+            }
+            let zone = match previous {
+                // Unchanged: keep serving the compiled zone already in memory.
+                Some(o) if same(o) => o.clone(),
+                Some(o) if z.soa_synthesized() => {
+                    // Our serial: up by at least one, and to the clock when it is ahead.
+                    let s = serials::next_serial(o.serial(), clock);
+                    changed_zones.push(z.origin().clone());
+                    z.clone().with_serial(s)
+                }
+                Some(o) => {
+                    // The file's serial: it must go up, or secondaries would
+                    // never see the change (RFC 1982 arithmetic).
+                    if !serial_newer(z.serial(), o.serial()) {
+                        let (idx, line) = z.soa_source().unwrap_or((0, 0));
+                        let file = self.settings.zones.get(idx).cloned().unwrap_or_default();
+                        return Err(ZoneError::line(
+                            &file,
+                            line,
+                            format!(
+                                "zone {} changed but its SOA serial {} is not above {}: raise the serial",
+                                z.origin(),
+                                z.serial(),
+                                o.serial()
+                            ),
+                        ));
+                    }
+                    changed_zones.push(z.origin().clone());
+                    z.clone()
+                }
+                None => {
+                    changed_zones.push(z.origin().clone());
+                    z.clone()
+                }
+            };
+            zones.push(zone);
+        }
+        self.record_changes(&old, &zones);
+        let report = ReloadReport {
+            changed: changed_zones.len(),
+            changed_zones,
+            zones: zones.len(),
+        };
+        self.catalog.store(Arc::new(Catalog::new(zones)));
+        // The files did not change while they were read: the fingerprint
+        // stands for the zones in force.
+        *last = sources.clone();
+        drop(last);
+        self.save_serials(sources.as_deref());
+        Ok(report)
+    }
+
+    /// Reads again the keys of each zone signed here and signs it again,
+    /// its serial raised, when the keys now do something else (a key
+    /// published, activated, retired, deleted or settled, by its timing or
+    /// by a key file added or changed), when its signatures are due for
+    /// refresh, or when the clock went back behind them
+    /// ([`zone::Signature::stale`]); the other zones are kept, with their
+    /// keys' next event as now read. Returns the origins of the zones signed
+    /// again.
+    ///
+    /// # Errors
+    /// Keys that cannot be read, or a zone that cannot be signed: nothing
+    /// is swapped.
+    pub fn refresh_signatures(&self, now: u32) -> Result<Vec<Name>, ZoneError> {
+        let last = self
+            .sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old = self.catalog.load_full();
+        let mut changed = Vec::new();
+        let mut zones = Vec::with_capacity(old.zones().len());
+        for z in old.zones() {
+            let Some(s) = z.signature() else {
+                zones.push(z.clone());
+                continue;
+            };
+            let keys = policy::zone_keys(&self.settings, z, now).map_err(ZoneError::signing)?;
+            if s.stale(&keys.tags(), now) {
+                let serial = serials::next_serial(z.serial(), now);
+                zones.push(
+                    policy::sign_with(&self.settings, z, Some(z), &keys, serial, now)
+                        .map_err(ZoneError::signing)?,
+                );
+                changed.push(z.origin().clone());
+            } else {
+                zones.push(z.clone().with_key_event(keys.next_event(now)));
+            }
+        }
+        if changed.is_empty() {
+            // The keys' next events as read now: when the TS wakes next.
+            self.catalog.store(Arc::new(Catalog::new(zones)));
+        } else {
+            self.record_changes(&old, &zones);
+            self.catalog.store(Arc::new(Catalog::new(zones)));
+            let sources = last.clone();
+            drop(last);
+            self.save_serials(sources.as_deref());
+        }
+        Ok(changed)
+    }
+
+    /// When the first of the zones signed here is due for refresh (seconds
+    /// since the epoch), if any is signed here.
+    pub fn next_refresh(&self) -> Option<u32> {
+        let catalog = self.catalog.load();
+        catalog
+            .zones()
+            .iter()
+            .filter_map(|z| z.signature())
+            .map(|s| s.refresh_at())
+            .min()
+    }
+
+    /// [`TableServer::refresh_signatures`] now, with its outcome logged.
+    /// Returns the origins of the zones signed again.
+    pub fn refresh_logged(&self) -> Vec<Name> {
+        match self.refresh_signatures(unix_now()) {
+            Ok(zones) => {
+                for z in &zones {
+                    info!(ts = %self.settings.name, zone = %z, "signatures refreshed");
+                }
+                zones
+            }
+            Err(err) => {
+                warn!(ts = %self.settings.name, %err, "signatures not refreshed, old ones keep serving");
+                Vec::new()
+            }
+        }
+    }
+
+    /// [`TableServer::reload`] with its outcome logged (one line either way).
+    /// Returns the origins of the zones that changed.
+    pub fn reload_logged(&self) -> Vec<Name> {
+        match self.reload() {
+            Ok(r) => {
+                info!(ts = %self.settings.name, changed = r.changed, zones = r.zones, "reload done");
+                r.changed_zones
+            }
+            Err(err) => {
+                warn!(ts = %self.settings.name, %err, "reload refused, old zones keep serving");
+                Vec::new()
+            }
+        }
+    }
+}

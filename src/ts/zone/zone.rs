@@ -1,0 +1,308 @@
+//! One compiled zone: [`Zone`], its accessors, what the answer writer
+//! returns ([`Written`]), and what the writer and the prover both ask of a
+//! zone (where the origin ends a question's name, a missing name's closest
+//! encloser, the CNAME bound). Its other `impl Zone` blocks live with the
+//! work they do (`build.rs`, `write.rs`, `proof.rs`, `transfer.rs`, `sign/`).
+#![allow(clippy::module_inception)]
+use std::sync::Arc;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+use super::encode::key_of;
+use super::nsec3;
+use super::rtype;
+use super::signature::Signature;
+use super::soa::SoaWire;
+use super::store::Store;
+use crate::dns::{HEADER_LEN, Rr};
+use crate::ts::wire::{NameKey, push_name_ref};
+
+/// Most CNAMEs (written or synthesized from DNAMEs) followed in one answer,
+/// across the zones of a catalog too: a chain of this many still reaches its target's data (NSD follows
+/// long chains; loops end sooner, at a name already written).
+pub(super) const MAX_CNAME_CHAIN: usize = 16;
+
+/// One authoritative zone.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    pub(super) origin: Name,
+    /// The origin, lower-cased wire form.
+    pub(super) origin_key: Box<[u8]>,
+    pub(super) soa_ttl: u32,
+    pub(super) soa: RData,
+    /// The SOA record (minus owner) for SOA answers and for negative answers
+    /// (TTL min(SOA TTL, MINIMUM), RFC 2308 §3).
+    pub(super) soa_record: SoaWire,
+    pub(super) negative_soa_record: SoaWire,
+    /// The RRSIGs of the SOA (records minus owner) at the negative answer's TTL.
+    pub(super) negative_soa_sigs: Box<[u8]>,
+    /// The arena offsets of the names owning an NSEC, in canonical order.
+    pub(super) nsec: Arc<[u32]>,
+    /// The NSEC3 chain, for a zone signed with hashed denial.
+    pub(super) nsec3: Option<Arc<nsec3::Nsec3Chain>>,
+    /// True when no file gave an SOA (PROJ tables): the serial is ours to manage.
+    pub(super) soa_synthesized: bool,
+    /// Which file (index into the TS's zone list) and line gave the SOA.
+    pub(super) soa_source: Option<(usize, usize)>,
+    pub(super) store: Arc<Store>,
+    /// Whether any NS set sits below the apex (enables the delegation walk).
+    pub(super) has_delegations: bool,
+    pub(super) has_wildcards: bool,
+    /// Whether any name owns a DNAME (enables the redirection walk).
+    pub(super) has_dnames: bool,
+    /// For a zone the TS signed: its data's digest, keys and validity.
+    pub(super) signed: Option<Arc<Signature>>,
+}
+
+/// What [`Zone::write_answer`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// NOERROR or NXDOMAIN.
+    pub rcode: ResponseCode,
+    /// AA: false only for referrals.
+    pub authoritative: bool,
+    /// Records in the answer section.
+    pub answers: u16,
+    /// Records in the authority section.
+    pub authority: u16,
+    /// Records in the additional section.
+    pub additional: u16,
+}
+
+impl Written {
+    pub(super) fn new() -> Self {
+        Written {
+            rcode: ResponseCode::NoError,
+            authoritative: true,
+            answers: 0,
+            authority: 0,
+            additional: 0,
+        }
+    }
+}
+
+impl Zone {
+    /// The zone's apex name.
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    /// The origin in wire form, lower-cased.
+    pub fn origin_wire(&self) -> &[u8] {
+        &self.origin_key
+    }
+
+    /// True when the SOA was synthesized rather than read from a file.
+    pub fn soa_synthesized(&self) -> bool {
+        self.soa_synthesized
+    }
+
+    /// The file (index into the zone list) and line of the SOA, when read from a file.
+    pub fn soa_source(&self) -> Option<(usize, usize)> {
+        self.soa_source
+    }
+
+    /// The SOA serial.
+    pub fn serial(&self) -> u32 {
+        match &self.soa {
+            RData::SOA(s) => s.serial,
+            _ => 0,
+        }
+    }
+
+    /// The same zone with another SOA serial (the records are shared, not copied).
+    pub fn with_serial(mut self, serial: u32) -> Self {
+        if let RData::SOA(s) = &mut self.soa {
+            s.serial = serial;
+        }
+        // The SOA encoded before; only its serial changed.
+        if self.compile_soa().is_err() {
+            self.soa_record = SoaWire::default();
+        }
+        self
+    }
+
+    /// True when both zones hold the same records (the serial aside).
+    pub fn same_data(&self, other: &Zone) -> bool {
+        if self.signed.is_some() || other.signed.is_some() {
+            // A zone the TS signed stands for the data it signed.
+            return self.origin == other.origin && self.data_digest() == other.data_digest();
+        }
+        let strip = |z: &Zone| match &z.soa {
+            RData::SOA(s) => {
+                let mut s = s.clone();
+                s.serial = 0;
+                Some(s)
+            }
+            _ => None,
+        };
+        self.origin == other.origin
+            && self.soa_ttl == other.soa_ttl
+            && strip(self) == strip(other)
+            && self.store.arena == other.store.arena
+    }
+
+    /// Number of RRsets, the SOA included.
+    pub fn rrset_count(&self) -> usize {
+        1 + self.store.rrsets
+    }
+
+    /// Bytes of compiled records and index (the zone's share of memory).
+    pub fn compiled_bytes(&self) -> usize {
+        self.store.arena.len() + self.store.table.len() * 4
+    }
+
+    /// The SOA record as stored (for answers to SOA queries and transfers).
+    pub fn soa_rr(&self) -> Rr<'_> {
+        Rr {
+            name: &self.origin,
+            ttl: self.soa_ttl,
+            data: &self.soa,
+        }
+    }
+
+    /// Every record of the zone except the SOA, decoded (for a zone transfer).
+    pub fn records(&self) -> Vec<(Name, u32, RData)> {
+        let mut out = Vec::new();
+        let mut buf = Vec::with_capacity(512);
+        for e in self.store.entries() {
+            for set in e.sets() {
+                for r in set.records() {
+                    buf.clear();
+                    buf.extend_from_slice(e.owner);
+                    buf.extend_from_slice(r);
+                    let mut dec = BinDecoder::new(&buf);
+                    if let Ok(rec) = Record::<RData>::read(&mut dec) {
+                        let ttl = rec.ttl;
+                        out.push((rec.name, ttl, rec.data));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The zone cut nearest this zone's apex on the way down to `name`: the
+    /// first name strictly below the apex, `name` itself included, that
+    /// owns an NS RRset here (a delegation, secure with a DS or insecure
+    /// without). `None` when `name` is not below the apex or no delegation
+    /// separates it from the apex: this zone, not a child, speaks for it.
+    pub fn cut_toward(&self, name: &Name) -> Option<Name> {
+        if !self.origin.zone_of(name) {
+            return None;
+        }
+        let apex = usize::from(self.origin.num_labels());
+        (apex + 1..=usize::from(name.num_labels()))
+            .map(|n| name.trim_to(n))
+            .find(|at| {
+                key_of(at)
+                    .ok()
+                    .and_then(|k| self.store.get(&k))
+                    .is_some_and(|e| e.set(rtype::NS).is_some())
+            })
+    }
+
+    /// Where the origin ends the question's name in `msg`, when it can be
+    /// pointed to (not the root).
+    pub(super) fn origin_in_question(&self, qname: &NameKey) -> Option<usize> {
+        qname
+            .offset_of(&self.origin_key)
+            .filter(|_| self.origin_key.len() > 1)
+            .map(|at| HEADER_LEN + at)
+    }
+
+    /// The origin as an owner: a pointer to where it ends the question's
+    /// name, or the root's zero byte.
+    pub(super) fn push_origin(&self, msg: &mut Vec<u8>, qname: &NameKey) {
+        match self.origin_in_question(qname) {
+            Some(at) => push_name_ref(msg, at),
+            None => msg.extend_from_slice(&self.origin_key),
+        }
+    }
+
+    /// How many labels of `key` (a name absent from the zone) lie below its
+    /// closest encloser (RFC 4592 §3.3.1): the nearest ancestor that exists,
+    /// empty non-terminals included, the origin at the latest.
+    pub(super) fn closest_encloser(&self, key: &NameKey) -> usize {
+        for skip in 1..=key.labels() {
+            let (_, up) = key.suffix(skip);
+            let exists = self.store.get(up).is_some_and(|e| !e.is_nsec3());
+            if exists || up.len() <= self.origin_key.len() {
+                return skip;
+            }
+        }
+        key.labels()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use hickory_proto::rr::RData;
+    use hickory_proto::rr::rdata::NS;
+
+    fn ns(target: &str) -> RData {
+        RData::NS(NS(name(target)))
+    }
+
+    #[test]
+    fn cut_toward_finds_the_delegation_nearest_the_apex() {
+        let z = zone_at(
+            "d.test.",
+            vec![
+                rec("d.test.", ns("ns.d.test.")),
+                rec("ns.d.test.", a("192.0.2.1")),
+                rec("child.d.test.", ns("ns.child.d.test.")),
+                rec("ns.child.d.test.", a("192.0.2.2")),
+                rec("deep.sub.child.d.test.", a("192.0.2.3")),
+                rec("low.sub.d.test.", ns("ns.elsewhere.")),
+                rec("www.d.test.", a("192.0.2.4")),
+            ],
+        );
+        // At the name itself, and at a cut above it.
+        assert_eq!(
+            z.cut_toward(&name("child.d.test.")),
+            Some(name("child.d.test."))
+        );
+        assert_eq!(
+            z.cut_toward(&name("x.y.child.d.test.")),
+            Some(name("child.d.test."))
+        );
+        // Case does not matter.
+        assert_eq!(
+            z.cut_toward(&name("X.Child.D.Test.")),
+            Some(name("Child.D.Test."))
+        );
+        // Below an empty non-terminal, the cut further down.
+        assert_eq!(
+            z.cut_toward(&name("low.sub.d.test.")),
+            Some(name("low.sub.d.test."))
+        );
+        // No cut: data, an empty non-terminal, a missing name, the apex's
+        // own NS, a name outside the zone.
+        assert_eq!(z.cut_toward(&name("www.d.test.")), None);
+        assert_eq!(z.cut_toward(&name("x.www.d.test.")), None);
+        assert_eq!(z.cut_toward(&name("sub.d.test.")), None);
+        assert_eq!(z.cut_toward(&name("nowhere.d.test.")), None);
+        assert_eq!(z.cut_toward(&name("d.test.")), None);
+        assert_eq!(z.cut_toward(&name("child.other.test.")), None);
+        // The root zone: every name is below its apex.
+        let root = zone(vec![rec("test.", ns("ns.test."))]);
+        assert_eq!(root.cut_toward(&name("a.b.test.")), Some(name("test.")));
+        assert_eq!(root.cut_toward(&name("example.")), None);
+    }
+
+    #[test]
+    fn same_data_ignores_serial_and_records_round_trip() {
+        let z1 = zone(vec![rec("a.test.", a("1.1.1.1"))]);
+        let z2 = z1.clone().with_serial(99);
+        assert!(z1.same_data(&z2));
+        assert_eq!(z2.serial(), 99);
+        let z3 = zone(vec![rec("a.test.", a("1.1.1.2"))]);
+        assert!(!z1.same_data(&z3));
+        let recs = z1.records();
+        assert_eq!(recs, vec![(name("a.test."), 300, a("1.1.1.1"))]);
+    }
+}
