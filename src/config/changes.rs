@@ -35,6 +35,9 @@ impl LsConfig {
         if doh(self) != doh(new) {
             keys.push("https");
         }
+        if self.dnstap != new.dnstap {
+            keys.push("dnstap");
+        }
         keys
     }
 }
@@ -68,6 +71,7 @@ impl TsConfig {
             diff("workers", o.workers != n.workers);
             diff("metrics", o.metrics != n.metrics);
             diff("nsid", o.nsid != n.nsid);
+            diff("dnstap", o.dnstap != n.dnstap);
             if !keys.is_empty() {
                 out.push(format!("{} ({})", o.name, keys.join(", ")));
             } else if o != n {

@@ -4,7 +4,10 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::source_map::{SourceMap, display_path};
-use super::{Denial, DnssecAlgorithm, KeyAlgorithm, Layout, OnMiss, OnTimeout, Order, Strategy};
+use super::{
+    Denial, DnssecAlgorithm, DnstapMessage, KeyAlgorithm, Layout, OnMiss, OnTimeout, Order,
+    Strategy,
+};
 
 /// A typed problem with a config file.
 ///
@@ -183,6 +186,9 @@ fn keyword_choices(key: &str) -> Option<Vec<&'static str>> {
         "ts.dnssec.algorithm" => names(DnssecAlgorithm::ALL, DnssecAlgorithm::as_str),
         "ts.dnssec.denial" => names(Denial::ALL, Denial::as_str),
         "key.algorithm" => names(KeyAlgorithm::ALL, KeyAlgorithm::as_str),
+        "ls.dnstap.messages" | "ts.dnstap.messages" => {
+            names(DnstapMessage::ALL, DnstapMessage::as_str)
+        }
         _ => None,
     }
 }

@@ -22,6 +22,7 @@
 //! - `error`: [`ConfigError`] and the rewriting of toml's messages; `source_map`: where
 //!   each key is in the text.
 //! - `validate`: the rules of [`Config::problems`].
+//! - `dnstap`: [`DnstapConfig`], `[ls.dnstap]` and `dnstap` in `[[ts]]`, with its rules.
 //! - `key`: [`KeyConfig`], the TSIG keys (`[[key]]`) and the reading of their secrets.
 //! - `changes`: what a reload cannot apply ([`LsConfig::restart_only_changes`],
 //!   [`TsConfig::restart_changes`]).
@@ -79,6 +80,7 @@ macro_rules! keyword_enum {
 
 mod cache;
 mod changes;
+mod dnstap;
 mod error;
 mod key;
 mod ls;
@@ -92,6 +94,7 @@ mod validate;
 mod values;
 
 pub use cache::CacheConfig;
+pub use dnstap::{DNSTAP_QUEUE_MAX, DNSTAP_QUEUE_SIZE, DnstapConfig, DnstapMessage, DnstapSide};
 pub use error::ConfigError;
 pub use key::{KeyAlgorithm, KeyConfig, KeyError};
 pub use ls::{
@@ -201,7 +204,8 @@ impl Config {
         if let Some(ls) = &mut config.ls {
             let files = ls.tls.iter_mut().flat_map(|t| [&mut t.cert, &mut t.key]);
             let https = ls.https.iter_mut().flat_map(|h| [&mut h.cert, &mut h.key]);
-            for file in files.chain(https.flatten()) {
+            let tap = ls.dnstap.iter_mut().flat_map(|d| &mut d.socket);
+            for file in files.chain(https.flatten()).chain(tap) {
                 if file.is_relative() {
                     *file = folder.join(&*file);
                 }
@@ -217,6 +221,11 @@ impl Config {
                 && d.keys.is_relative()
             {
                 d.keys = folder.join(&d.keys);
+            }
+            if let Some(socket) = ts.dnstap.as_mut().and_then(|d| d.socket.as_mut())
+                && socket.is_relative()
+            {
+                *socket = folder.join(&*socket);
             }
         }
         for key in &mut config.key {

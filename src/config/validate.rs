@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
+use super::dnstap::{DnstapConfig, DnstapSide};
 use super::error::ConfigError;
 use super::source_map::{SourceMap, display_path};
 use super::ts::NSID_MAX_LEN;
@@ -254,6 +255,9 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
             ),
         );
     }
+    if let Some(dnstap) = &ls.dnstap {
+        check_dnstap(dnstap, DnstapSide::Ls, "ls.dnstap", check);
+    }
     if let Some(cache) = &ls.cache {
         check_cache(
             cache,
@@ -450,6 +454,9 @@ fn check_cache(cache: &CacheConfig, table: &str, off: &str, check: &mut Checker<
 fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
     let key = |k: &str| format!("ts.{i}.{k}");
     let who = &ts.name;
+    if let Some(dnstap) = &ts.dnstap {
+        check_dnstap(dnstap, DnstapSide::Ts, &key("dnstap"), check);
+    }
     check.require(!ts.zones.is_empty(), &key("zones"), || {
         format!("table server {who:?} needs at least one zone file")
     });
@@ -659,4 +666,17 @@ pub(super) fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
         && a.port() == b.port()
         && (a.ip() == b.ip()
             || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified())))
+}
+
+/// The rules of a `dnstap` table (`DnstapConfig::problems`), at `table`
+/// (`ls.dnstap`, `ts.1.dnstap`).
+fn check_dnstap(dnstap: &DnstapConfig, side: DnstapSide, table: &str, check: &mut Checker<'_>) {
+    for (key, msg) in dnstap.problems(side) {
+        let path = if key.is_empty() {
+            table.to_owned()
+        } else {
+            format!("{table}.{key}")
+        };
+        check.push(&[&path, table], msg);
+    }
 }
