@@ -1,0 +1,247 @@
+//! dnstap read by the real tools: what dnslb writes to `fstrm_capture`
+//! (the collector, fstrm-bin) is read back by `dnstap-read` (BIND) and
+//! `dnstap-ldns`, and the messages are the ones logged: kinds, names,
+//! types, rcodes, addresses.
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use dnslb::dnstap::{Dnstap, Event, Kind, RECONNECT, Settings, Target, Transport};
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::RecordType;
+use tokio_util::sync::CancellationToken;
+
+use crate::kit::{
+    Capture, DNSTAP_TOOLS, dnstap_ldns_yaml, dnstap_read_lines, dnstap_read_yaml, need,
+    poll_until_async, wire_query,
+};
+
+/// `query` answered with `rcode` (no records).
+fn answer(query: &[u8], rcode: ResponseCode) -> Vec<u8> {
+    let mut m = Message::from_vec(query).unwrap();
+    m.metadata.message_type = MessageType::Response;
+    m.metadata.response_code = rcode;
+    m.to_vec().unwrap()
+}
+
+fn settings(target: Target, kinds: Vec<Kind>) -> Settings {
+    Settings {
+        target,
+        kinds,
+        identity: Some(b"ls-under-test".to_vec()),
+        version: Some(b"dnslb test".to_vec()),
+        queue_size: 1024,
+        backoff: RECONNECT,
+    }
+}
+
+#[tokio::test]
+async fn the_written_frames_are_read_by_dnstap_read_and_dnstap_ldns() {
+    let test = "dnstap::the_written_frames_are_read_by_dnstap_read_and_dnstap_ldns";
+    if need(test, DNSTAP_TOOLS).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let capture = Capture::start(&dir.path().join("tap.sock"), &dir.path().join("tap.fstrm"));
+    let token = CancellationToken::new();
+    let kinds = vec![
+        Kind::ClientQuery,
+        Kind::ClientResponse,
+        Kind::ForwarderQuery,
+        Kind::ForwarderResponse,
+    ];
+    let (tap, writer) = Dnstap::start(
+        settings(Target::Unix(capture.sock.clone()), kinds),
+        token.clone(),
+    );
+
+    let client: SocketAddr = "127.0.0.9:41000".parse().unwrap();
+    let ls: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+    let upstream: SocketAddr = "127.0.0.1:42000".parse().unwrap();
+    let backend: SocketAddr = "127.0.0.2:5301".parse().unwrap();
+    let asked = [
+        (
+            "www.example.org.",
+            RecordType::A,
+            ResponseCode::NoError,
+            Transport::Udp,
+        ),
+        (
+            "mail.example.org.",
+            RecordType::AAAA,
+            ResponseCode::NXDomain,
+            Transport::Tcp,
+        ),
+        (
+            "example.net.",
+            RecordType::MX,
+            ResponseCode::ServFail,
+            Transport::Udp,
+        ),
+    ];
+    for (i, (name, qtype, rcode, transport)) in asked.iter().enumerate() {
+        let q = wire_query(name, *qtype, 100 + i as u16, true, true);
+        let a = answer(&q, *rcode);
+        for (kind, from, to, wire) in [
+            (Kind::ClientQuery, client, ls, &q),
+            (Kind::ForwarderQuery, upstream, backend, &q),
+            (Kind::ForwarderResponse, upstream, backend, &a),
+            (Kind::ClientResponse, client, ls, &a),
+        ] {
+            let via = if matches!(kind, Kind::ForwarderQuery | Kind::ForwarderResponse) {
+                Transport::Udp
+            } else {
+                *transport
+            };
+            let mut e = Event::new(kind, via, from, wire);
+            e.response_addr = Some(to);
+            tap.log(&e);
+        }
+    }
+    let stats = tap.stats().unwrap();
+    let all = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || (stats.sent.load(Ordering::Relaxed) == 12).then_some(()),
+    )
+    .await;
+    assert!(all.is_some(), "12 frames sent; stats {stats:?}");
+    token.cancel();
+    writer.stopped().await;
+    let file = capture.file.clone();
+    capture.stop();
+    let lines = dnstap_read_lines(&file);
+    assert_eq!(lines.len(), 12, "{lines:#?}");
+    let kinds: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(kinds, ["CQ", "FQ", "FR", "CR"].repeat(3), "{lines:#?}");
+    for (i, (name, qtype, _, transport)) in asked.iter().enumerate() {
+        let shown = format!("{}/IN/{qtype}", name.trim_end_matches('.'));
+        for line in &lines[4 * i..4 * i + 4] {
+            assert!(line.contains(&shown), "{line} should name {shown}");
+        }
+        let cq = &lines[4 * i];
+        assert!(cq.contains("127.0.0.9:41000 -> 127.0.0.1:5300"), "{cq}");
+        let proto = if *transport == Transport::Tcp {
+            " TCP "
+        } else {
+            " UDP "
+        };
+        assert!(cq.contains(proto), "{cq}");
+        assert!(
+            lines[4 * i + 1].contains("127.0.0.1:42000 -> 127.0.0.2:5301"),
+            "{}",
+            lines[4 * i + 1]
+        );
+    }
+
+    let yaml = dnstap_read_yaml(&file);
+    assert_eq!(
+        yaml.matches("identity: ls-under-test").count(),
+        12,
+        "{yaml}"
+    );
+    assert_eq!(yaml.matches("version: dnslb test").count(), 12);
+    // The answers' rcodes, as BIND's reader decodes them, in order.
+    let statuses = |kind: &str| -> Vec<String> {
+        yaml.split("\n---")
+            .filter(|doc| doc.contains(&format!("type: {kind}")))
+            .map(|doc| {
+                let at = doc.find("status: ").unwrap() + "status: ".len();
+                doc[at..].split_whitespace().next().unwrap().to_owned()
+            })
+            .collect()
+    };
+    for kind in ["FORWARDER_RESPONSE", "CLIENT_RESPONSE"] {
+        assert_eq!(
+            statuses(kind),
+            ["NOERROR", "NXDOMAIN", "SERVFAIL"],
+            "{kind}:\n{yaml}"
+        );
+    }
+    assert_eq!(statuses("CLIENT_QUERY").len(), 3);
+    let ldns = dnstap_ldns_yaml(&file);
+    assert_eq!(ldns.matches("type: CLIENT_QUERY").count(), 3, "{ldns}");
+    assert_eq!(
+        ldns.matches("type: FORWARDER_RESPONSE").count(),
+        3,
+        "{ldns}"
+    );
+    assert_eq!(ldns.matches("rcode: NXDOMAIN").count(), 2, "{ldns}");
+    for (name, ..) in asked {
+        assert!(ldns.contains(name), "{name} in\n{ldns}");
+    }
+}
+
+#[tokio::test]
+async fn a_collector_killed_costs_counted_drops_and_a_new_one_gets_frames_again() {
+    let test = "dnstap::a_collector_killed_costs_counted_drops_and_a_new_one_gets_frames_again";
+    if need(test, DNSTAP_TOOLS).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("tap.sock");
+    let first = Capture::start(&sock, &dir.path().join("first.fstrm"));
+    let token = CancellationToken::new();
+    let mut s = settings(Target::Unix(sock.clone()), vec![Kind::AuthQuery]);
+    s.queue_size = 64;
+    let (tap, writer) = Dnstap::start(s, token.clone());
+    let stats = tap.stats().unwrap();
+    let client: SocketAddr = "127.0.0.9:41000".parse().unwrap();
+    let log = |i: u16| {
+        let q = wire_query(&format!("q{i}.example."), RecordType::A, i, false, false);
+        tap.log(&Event::new(Kind::AuthQuery, Transport::Udp, client, &q));
+    };
+    let load = |n: u64| stats.sent.load(Ordering::Relaxed) == n;
+    let wait = async |what: &str, f: &dyn Fn() -> bool| {
+        let ok = poll_until_async(
+            Duration::from_secs(15),
+            Duration::from_millis(10),
+            async || f().then_some(()),
+        )
+        .await;
+        assert!(ok.is_some(), "{what}; stats {stats:?}");
+    };
+
+    for i in 0..10 {
+        log(i);
+    }
+    wait("10 frames to the first collector", &|| load(10)).await;
+    first.kill();
+    wait("the writer sees the collector gone", &|| {
+        !stats.connected.load(Ordering::Relaxed)
+    })
+    .await;
+    // No collector: the queue (64) holds the first frames, the rest are
+    // dropped at once, counted, and logging never waits.
+    for i in 100..300 {
+        log(i);
+    }
+    assert_eq!(stats.dropped.load(Ordering::Relaxed), 136);
+
+    let second = Capture::start(&sock, &dir.path().join("second.fstrm"));
+    wait("the queued frames reach the new collector", &|| load(74)).await;
+    for i in 500..510 {
+        log(i);
+    }
+    wait("new frames flow", &|| load(84)).await;
+    token.cancel();
+    writer.stopped().await;
+    let file = second.file.clone();
+    second.stop();
+
+    let lines = dnstap_read_lines(&file);
+    let names: Vec<String> = lines
+        .iter()
+        .map(|l| l.split_whitespace().last().unwrap().to_owned())
+        .collect();
+    let want: Vec<String> = (100..164)
+        .chain(500..510)
+        .map(|i| format!("q{i}.example/IN/A"))
+        .collect();
+    assert_eq!(names, want, "{lines:#?}");
+    assert!(lines.iter().all(|l| l.contains(" AQ ")));
+    assert_eq!(stats.dropped.load(Ordering::Relaxed), 136);
+}
