@@ -1,9 +1,9 @@
 //! The table server's request path: [`Handler`] for [`TableServer`] (fault
 //! knobs first), the answer to one request (AXFR, NOTIFY, plain queries on a
 //! fast path, errors) and what it was, for the counters.
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hickory_proto::op::{Edns, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
@@ -17,6 +17,7 @@ use super::wire::Key;
 use super::xfr;
 use super::zone::{Catalog, Zone};
 use crate::config::OnMiss;
+use crate::dnstap::{self, Dnstap, Event, Kind};
 use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
 use crate::server::{Action, Handler, Reply, Request};
 
@@ -326,6 +327,62 @@ pub fn looks_like_health_probe(raw: &[u8]) -> bool {
     !h.is_response() && h.qdcount == 1 && raw.get(12..15) == Some(&[0, 0, 6][..])
 }
 
+/// What an AUTH_RESPONSE needs of its query, kept while it is answered.
+#[derive(Debug, Clone, Copy)]
+struct Tapped {
+    /// The client.
+    src: SocketAddr,
+    /// The TS's address.
+    listen: Option<SocketAddr>,
+    /// UDP or TCP.
+    transport: dnstap::Transport,
+    /// When the query came.
+    at: SystemTime,
+}
+
+impl Tapped {
+    /// Writes the AUTH_RESPONSE of `reply` (one message; a transfer's
+    /// stream and a dropped query write none).
+    fn answered(&self, dnstap: &Dnstap, reply: &Reply) {
+        let Reply::One(bytes) = reply else {
+            return;
+        };
+        let mut e = Event::new(Kind::AuthResponse, self.transport, self.src, bytes);
+        e.response_addr = self.listen;
+        e.query_time = Some(self.at);
+        dnstap.log(&e);
+    }
+}
+
+impl TableServer {
+    /// Writes the AUTH_QUERY of `req` when dnstap asks for it; what its
+    /// AUTH_RESPONSE will need when dnstap asks for that.
+    fn tapped(&self, req: &Request<'_>) -> Option<Tapped> {
+        let (dnstap, listen) = (&self.dnstap.0, self.dnstap.1);
+        let query = dnstap.enabled(Kind::AuthQuery);
+        let response = dnstap.enabled(Kind::AuthResponse);
+        if !query && !response {
+            return None;
+        }
+        let tapped = Tapped {
+            src: req.src,
+            listen,
+            transport: match req.transport {
+                Transport::Udp => dnstap::Transport::Udp,
+                Transport::Tcp => dnstap::Transport::Tcp,
+            },
+            at: SystemTime::now(),
+        };
+        if query {
+            let mut e = Event::new(Kind::AuthQuery, tapped.transport, req.src, req.raw);
+            e.response_addr = listen;
+            e.query_time = Some(tapped.at);
+            dnstap.log(&e);
+        }
+        response.then_some(tapped)
+    }
+}
+
 impl Handler for TableServer {
     fn tcp_cap_refused(&self) {
         self.metrics
@@ -334,6 +391,7 @@ impl Handler for TableServer {
     }
 
     fn handle(&self, req: Request<'_>) -> Action {
+        let tap = self.tapped(&req);
         let f = self.settings.fault;
         if f.drop_ratio > 0.0 && rand::random::<f64>() < f.drop_ratio {
             self.metrics.record(Outcome::Unanswered(Unanswered::Fault));
@@ -344,10 +402,17 @@ impl Handler for TableServer {
         if f.delay_ms > 0 && f.delay_ratio > 0.0 && !probe && rand::random::<f64>() < f.delay_ratio
         {
             let delay = Duration::from_millis(f.delay_ms);
+            let dnstap = tap.is_some().then(|| self.dnstap().clone());
             return Action::Later(Box::pin(async move {
                 tokio::time::sleep(delay).await;
+                if let (Some(dnstap), Some(tap)) = (dnstap, tap) {
+                    tap.answered(&dnstap, &reply);
+                }
                 reply
             }));
+        }
+        if let Some(tap) = tap {
+            tap.answered(self.dnstap(), &reply);
         }
         Action::Now(reply)
     }

@@ -618,3 +618,25 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
 
 #[cfg(test)]
 mod tests;
+
+/// `dnslb_dnstap_frames_total{result}`: the dnstap frames written to the
+/// collector (`sent`) and lost (`dropped`: the queue full, a failed write,
+/// queued at shutdown with no collector); nothing when dnstap is off.
+pub(super) fn write_dnstap(e: &mut Expo, stats: Option<&crate::dnstap::DnstapStats>) {
+    let Some(stats) = stats else {
+        return;
+    };
+    e.family(
+        "dnslb_dnstap_frames_total",
+        "counter",
+        "dnstap frames written to the collector, or dropped (queue full, collector slow or absent).",
+    );
+    for (result, counter) in [("sent", &stats.sent), ("dropped", &stats.dropped)] {
+        e.sample(
+            "dnslb_dnstap_frames_total",
+            &[("result", result)],
+            counter.load(Relaxed),
+        );
+    }
+}
+
