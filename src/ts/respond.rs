@@ -17,8 +17,8 @@ use super::wire::Key;
 use super::xfr;
 use super::zone::{Catalog, Zone};
 use crate::config::OnMiss;
-use crate::dnstap::{self, Dnstap, Event, Kind};
 use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
+use crate::dnstap::{self, Dnstap, Event, Kind};
 use crate::server::{Action, Handler, Reply, Request};
 
 impl TableServer {

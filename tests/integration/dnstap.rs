@@ -6,14 +6,17 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use dnslb::config::DnstapConfig;
 use dnslb::dnstap::{Dnstap, Event, Kind, RECONNECT, Settings, Target, Transport};
+use dnslb::service::ts::{TsRun, TsService};
+use dnslb::service::{Control, Controls};
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RecordType;
 use tokio_util::sync::CancellationToken;
 
 use crate::kit::{
-    Capture, DNSTAP_TOOLS, dnstap_ldns_yaml, dnstap_read_lines, dnstap_read_yaml, need,
-    poll_until_async, wire_query,
+    Capture, DNSTAP_TOOLS, Via, ZoneDir, dnstap_ldns_yaml, dnstap_read_lines, dnstap_read_yaml,
+    need, poll_until_async, send, ts_settings, wire_query,
 };
 
 /// `query` answered with `rcode` (no records).
@@ -244,4 +247,95 @@ async fn a_collector_killed_costs_counted_drops_and_a_new_one_gets_frames_again(
     assert_eq!(names, want, "{lines:#?}");
     assert!(lines.iter().all(|l| l.contains(" AQ ")));
     assert_eq!(stats.dropped.load(Ordering::Relaxed), 136);
+}
+
+/// A table for the TS tests: two names under `example.org.`.
+const TABLE: &str = "www.example.org 192.0.2.1 A\nmail.example.org 2001:db8::25 AAAA\n";
+
+#[tokio::test]
+async fn a_ts_writes_auth_query_and_response_that_dnstap_read_reads() {
+    let test = "dnstap::a_ts_writes_auth_query_and_response_that_dnstap_read_reads";
+    if need(test, DNSTAP_TOOLS).is_none() {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let capture = Capture::start(&dir.path().join("ts.sock"), &dir.path().join("ts.fstrm"));
+    let mut settings = ts_settings(vec![dir.write("t.txt", TABLE)]);
+    settings.origin = "example.org.".parse().unwrap();
+    let mut tap = DnstapConfig::unix(&capture.sock);
+    tap.identity = Some("ts-under-test".into());
+    let run = TsRun {
+        settings,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        metrics: None,
+        workers: 1,
+        dnstap: Some(tap),
+    };
+    let service = TsService::start(run).await.expect("the TS starts");
+    let addr = service.local_addrs()[0];
+    let table = service.table().clone();
+    let (controls, rx) = Controls::channel();
+    let serving = tokio::spawn(service.serve(rx));
+
+    let asked = [
+        ("www.example.org.", RecordType::A, Via::Udp, "NOERROR"),
+        ("mail.example.org.", RecordType::AAAA, Via::Tcp, "NOERROR"),
+        ("nope.example.org.", RecordType::A, Via::Udp, "NXDOMAIN"),
+        ("example.com.", RecordType::A, Via::Tcp, "REFUSED"),
+    ];
+    for (i, (name, qtype, via, _)) in asked.iter().enumerate() {
+        let q = wire_query(name, *qtype, 7 + i as u16, false, true);
+        send(addr, &q, *via).await.unwrap();
+    }
+    let stats = table.dnstap().stats().unwrap();
+    let all = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || (stats.sent.load(Ordering::Relaxed) == 8).then_some(()),
+    )
+    .await;
+    assert!(all.is_some(), "8 frames; {stats:?}");
+    let shown = dnslb::metrics::render_ts_prometheus(&table);
+    assert!(
+        shown.contains("dnslb_dnstap_frames_total{result=\"sent\"} 8"),
+        "{shown}"
+    );
+    controls.send(Control::Shutdown).unwrap();
+    serving.await.unwrap().unwrap();
+    let file = capture.file.clone();
+    capture.stop();
+
+    let lines = dnstap_read_lines(&file);
+    assert_eq!(lines.len(), 8, "{lines:#?}");
+    for (i, (name, qtype, via, _)) in asked.iter().enumerate() {
+        let (aq, ar) = (&lines[2 * i], &lines[2 * i + 1]);
+        let q = format!("{}/IN/{qtype}", name.trim_end_matches('.'));
+        let proto = if *via == Via::Tcp { " TCP " } else { " UDP " };
+        // dnstap-read draws the arrow from the client to the TS, and back.
+        for (line, kind, arrow) in [(aq, " AQ ", "->"), (ar, " AR ", "<-")] {
+            assert!(
+                line.contains(kind) && line.contains(&q) && line.contains(proto),
+                "{line}"
+            );
+            assert!(
+                line.contains(&format!("{arrow} {addr}")),
+                "{line} at {addr}"
+            );
+        }
+    }
+    let yaml = dnstap_read_yaml(&file);
+    assert_eq!(yaml.matches("identity: ts-under-test").count(), 8);
+    let statuses: Vec<&str> = yaml
+        .split("\n---")
+        .filter(|d| d.contains("type: AUTH_RESPONSE"))
+        .map(|d| {
+            let at = d.find("status: ").unwrap() + "status: ".len();
+            d[at..].split_whitespace().next().unwrap()
+        })
+        .collect();
+    let want: Vec<&str> = asked.iter().map(|a| a.3).collect();
+    assert_eq!(statuses, want, "{yaml}");
+    let ldns = dnstap_ldns_yaml(&file);
+    assert_eq!(ldns.matches("type: AUTH_QUERY").count(), 4, "{ldns}");
+    assert_eq!(ldns.matches("type: AUTH_RESPONSE").count(), 4, "{ldns}");
 }

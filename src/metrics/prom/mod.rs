@@ -639,4 +639,3 @@ pub(super) fn write_dnstap(e: &mut Expo, stats: Option<&crate::dnstap::DnstapSta
         );
     }
 }
-
