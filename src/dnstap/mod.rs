@@ -289,17 +289,40 @@ impl fmt::Debug for Dnstap {
     }
 }
 
-/// The writer task of a started [`Dnstap`], owned by the service that
-/// started it.
-#[derive(Debug)]
+/// The writer of a [`Dnstap`] made by [`Dnstap::new`], not running yet:
+/// its owner runs it ([`DnstapWriter::run`]); until then frames wait in the
+/// queue, or are dropped when it is full.
 pub struct DnstapWriter {
+    /// The writer, without its token.
+    writer: writer::Writer,
+}
+
+impl fmt::Debug for DnstapWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DnstapWriter")
+            .field("target", &self.writer.target)
+            .finish()
+    }
+}
+
+impl DnstapWriter {
+    /// Runs the writer until `token` is cancelled: connects, writes,
+    /// reconnects; at the end writes what is queued, STOP, and waits a
+    /// moment for FINISH.
+    pub async fn run(self, token: CancellationToken) {
+        self.writer.run(token).await;
+    }
+}
+
+/// The writer task of a [`Dnstap::start`]ed handle, owned by its starter.
+#[derive(Debug)]
+pub struct DnstapTask {
     /// The task.
     task: JoinHandle<()>,
 }
 
-impl DnstapWriter {
-    /// Waits for the writer to end (after its token was cancelled: it
-    /// writes what is queued, STOP, and waits a moment for FINISH).
+impl DnstapTask {
+    /// Waits for the writer to end (after its token was cancelled).
     pub async fn stopped(self) {
         if let Err(e) = self.task.await {
             tracing::error!(error = %e, "dnstap: the writer task failed");
@@ -313,10 +336,9 @@ impl Dnstap {
         Self::default()
     }
 
-    /// Starts the writer task (on the current tokio runtime) and returns
-    /// the handle to log with and the task, which stops when `token` is
-    /// cancelled.
-    pub fn start(settings: Settings, token: CancellationToken) -> (Self, DnstapWriter) {
+    /// The handle to log with and its writer, which its owner runs
+    /// ([`DnstapWriter::run`]); no runtime needed yet.
+    pub fn new(settings: Settings) -> (Self, DnstapWriter) {
         let (tx, rx) = mpsc::channel(settings.queue_size.max(1));
         let stats = Arc::new(DnstapStats::default());
         let writer = writer::Writer {
@@ -324,9 +346,7 @@ impl Dnstap {
             queue: rx,
             stats: Arc::clone(&stats),
             backoff: settings.backoff,
-            token,
         };
-        let task = tokio::spawn(writer.run());
         let kinds = settings.kinds.iter().fold(0, |bits, k| bits | k.bit());
         let shared = Shared {
             preamble: Preamble::new(settings.identity.as_deref(), settings.version.as_deref()),
@@ -337,7 +357,15 @@ impl Dnstap {
             kinds,
             shared: Some(Arc::new(shared)),
         };
-        (handle, DnstapWriter { task })
+        (handle, DnstapWriter { writer })
+    }
+
+    /// [`Dnstap::new`], its writer spawned on the current tokio runtime
+    /// until `token` is cancelled.
+    pub fn start(settings: Settings, token: CancellationToken) -> (Self, DnstapTask) {
+        let (handle, writer) = Self::new(settings);
+        let task = tokio::spawn(writer.run(token));
+        (handle, DnstapTask { task })
     }
 
     /// Whether messages of `kind` are written: check it before building an

@@ -104,14 +104,11 @@ pub(super) struct Writer {
     pub(super) stats: Arc<DnstapStats>,
     /// Reconnection delays.
     pub(super) backoff: Backoff,
-    /// Cancelled at shutdown.
-    pub(super) token: CancellationToken,
 }
 
 impl Writer {
     /// Runs until shutdown: connect, stream, reconnect.
-    pub(super) async fn run(mut self) {
-        let token = self.token.clone();
+    pub(super) async fn run(mut self, token: CancellationToken) {
         // Connection failures in a row (a lost session counts as one, or
         // starts again at one when it lived long enough).
         let mut failures = 0u32;
@@ -128,11 +125,11 @@ impl Writer {
                 // Connected: the next failure is news again.
                 Ok(Link::Unix(s)) => {
                     quiet = false;
-                    self.after_session(s, failures).await
+                    self.after_session(s, failures, &token).await
                 }
                 Ok(Link::Tcp(s)) => {
                     quiet = false;
-                    self.after_session(s, failures).await
+                    self.after_session(s, failures, &token).await
                 }
                 Err(e) => {
                     if quiet {
@@ -164,14 +161,19 @@ impl Writer {
 
     /// Streams on a connected link; returns the failure count to back off
     /// by, `None` when the writer stopped.
-    async fn after_session<S>(&mut self, stream: S, failures: u32) -> Option<u32>
+    async fn after_session<S>(
+        &mut self,
+        stream: S,
+        failures: u32,
+        token: &CancellationToken,
+    ) -> Option<u32>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         tracing::info!(target = %self.target, "dnstap: connected to the collector");
         self.stats.connected.store(true, Ordering::Relaxed);
         let began = Instant::now();
-        let end = self.session(stream).await;
+        let end = self.session(stream, token).await;
         self.stats.connected.store(false, Ordering::Relaxed);
         match end {
             SessionEnd::Stopped => None,
@@ -201,11 +203,10 @@ impl Writer {
 
     /// Writes the queue's frames to a link whose handshake is done until
     /// shutdown or the link fails.
-    async fn session<S>(&mut self, stream: S) -> SessionEnd
+    async fn session<S>(&mut self, stream: S, token: &CancellationToken) -> SessionEnd
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let token = self.token.clone();
         let (mut rd, mut wr) = tokio::io::split(stream);
         let mut buf = Vec::with_capacity(BATCH_BYTES);
         let mut scratch = [0u8; 512];

@@ -6,6 +6,7 @@
 //! question's name, read in place). Both drivers start here: the async
 //! one ([`super::strategy`], which makes it the server layer's `Handler`) and
 //! the UDP fast path ([`super::fast`]).
+use crate::dnstap::Dnstap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -49,9 +50,24 @@ pub struct Balancer {
     pub(super) trigger: QueryTrigger,
     flushes: FlushCounters,
     flush_queue: FlushQueue,
+    /// dnstap of the client and forwarder messages (`[ls.dnstap]`); off
+    /// unless [`Balancer::with_dnstap`].
+    dnstap: Dnstap,
 }
 
 impl Balancer {
+    /// This balancer writing its dnstap messages to `dnstap`.
+    pub fn with_dnstap(mut self, dnstap: Dnstap) -> Self {
+        self.dnstap = dnstap;
+        self
+    }
+
+    /// Its dnstap handle: check [`Dnstap::enabled`] before building an event.
+    #[inline]
+    pub fn dnstap(&self) -> &Dnstap {
+        &self.dnstap
+    }
+
     /// A balancer for an `[ls]` section.
     pub fn new(c: &LsConfig) -> Self {
         let metrics = Arc::new(LsMetrics::default());
@@ -63,6 +79,7 @@ impl Balancer {
             trigger: QueryTrigger::default(),
             flushes: FlushCounters::default(),
             flush_queue: FlushQueue::default(),
+            dnstap: Dnstap::off(),
         }
     }
 

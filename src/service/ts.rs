@@ -15,7 +15,7 @@ use tracing::{error, info};
 
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
 use crate::config::{DnstapConfig, DnstapSide};
-use crate::dnstap::{self, Dnstap, DnstapWriter};
+use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
 use crate::ts::notifier::{Announce, run_notifier};
 use crate::ts::notify::{log_notified, notify_wait};
@@ -74,7 +74,7 @@ pub struct TsService {
     listeners: Listeners,
     metrics: Option<TcpListener>,
     /// The dnstap writer, if on, and what stops it.
-    dnstap: Option<(DnstapWriter, CancellationToken)>,
+    dnstap: Option<(DnstapTask, CancellationToken)>,
 }
 
 impl TsService {

@@ -178,6 +178,7 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
     if let Some(tls) = balancer.metrics().tls.get() {
         write_tls(&mut e, tls);
     }
+    write_dnstap(&mut e, balancer.dnstap().stats().as_deref());
     write_process(&mut e, &ProcessStats::read());
     write_build_info(&mut e);
     e.0
