@@ -10,13 +10,14 @@ use hickory_proto::rr::Name;
 
 use crate::config::{Config, Layout, LsConfig};
 use crate::pool_cover;
+use crate::ts::dnssec::policy;
 use crate::ts::source::ZoneError;
 use crate::ts::zone::Catalog;
-use crate::ts::{self, TsSettings, signing, zonefile};
+use crate::ts::{self, TsSettings, zonefile};
 
 /// What `dnslb check` found.
 #[derive(Debug, Default)]
-pub struct Checked {
+pub struct CheckReport {
     /// Problems: the config is bad while there is one.
     pub problems: Vec<String>,
     /// Warnings: worth knowing, the config is good all the same.
@@ -29,11 +30,11 @@ pub fn check(path: &Path) -> Vec<String> {
 }
 
 /// Every problem and warning found in the config at `path` and its zones.
-pub fn check_all(path: &Path) -> Checked {
+pub fn check_all(path: &Path) -> CheckReport {
     let cfg = match Config::diagnose_file(path) {
         Ok(c) => c,
         Err(errs) => {
-            return Checked {
+            return CheckReport {
                 problems: errs.iter().map(ToString::to_string).collect(),
                 warnings: Vec::new(),
             };
@@ -70,13 +71,13 @@ pub fn check_all(path: &Path) -> Checked {
             Ok(catalog) => {
                 // What the TS would refuse at start for its signing: keys
                 // unreadable or none active, a zone it cannot sign.
-                let now = ts::unix_now();
+                let now = ts::clock::unix_now();
                 for z in catalog
                     .zones()
                     .iter()
-                    .filter(|z| signing::signs(&settings, z))
+                    .filter(|z| policy::signs(&settings, z))
                 {
-                    match signing::dry_run(&settings, z, now) {
+                    match policy::dry_run(&settings, z, now) {
                         Ok(warning) => warnings.extend(warning),
                         Err(e) => push(format!("[[ts]] {}: {e}", settings.name)),
                     }
@@ -116,7 +117,7 @@ pub fn check_all(path: &Path) -> Checked {
     // A file named by several table servers is warned about once.
     let mut seen = std::collections::HashSet::new();
     warnings.retain(|w| seen.insert(w.clone()));
-    Checked { problems, warnings }
+    CheckReport { problems, warnings }
 }
 
 /// A warning for each certificate of `[ls.tls]` and `[ls.https]` whose leaf

@@ -7,24 +7,141 @@
 //! - `server/`, `dns/`, `config/`, `guard/` and `dnstap/` import nothing of
 //!   `ls/` or `ts/`;
 //! - `ls/` and `ts/` never import each other;
-//! - no two top-level modules import each other, nor two sibling modules
-//!   at any depth outside test code ([`ALLOWED_CIRCLES`] aside).
+//! - no two top-level modules import each other;
+//! - inside every folder (the crate's root included), no circle of any length
+//!   among its rooms, where a name re-exported by the folder's `mod.rs` counts
+//!   as the room it comes from ([`ALLOWED_CIRCLES`] aside);
+//! - no room imports an item *defined* in its folder's `mod.rs` (an arrow
+//!   running back up; [`ALLOWED_BACK_UP`] aside);
+//! - no file has more than [`MAX_CODE_LINES`] code lines before its test
+//!   module ([`ALLOWED_LONG_FILES`] aside);
+//! - no public type name is defined twice ([`ALLOWED_DUPLICATE_TYPES`] aside).
 //!
-//! Each failure names the file and line of every arrow it is about.
+//! Test code (`#[cfg(test)]` modules, test-only files) and fixtures
+//! (`fixtures.rs`) are left out of the last four. Each failure names the
+//! file and line of every violation. `scripts/house` prints the same counts
+//! with no allow-list (`house_counts` below, run with `--ignored`).
+//!
+//! The four allow-lists hold the violations on the day they were written
+//! (issue 36, items 2-4 moving src/ meanwhile): they may only shrink.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Arrows between top-level modules, each with where it was seen (`file:line`).
 type Arrows = BTreeMap<(String, String), Vec<String>>;
 
-/// Sibling modules that still import each other, each with why. A pair added
-/// here needs a comment saying why the circle cannot be broken yet.
-const ALLOWED_CIRCLES: &[(&str, &str)] = &[
+/// Circles among the rooms of one folder still open, each as the set of its
+/// rooms: a circle whose rooms all fall in one entry passes. Each needs a
+/// comment saying why it cannot be broken yet.
+const ALLOWED_CIRCLES: &[&[&str]] = &[
     // The builder's duplicate check compares RDATA in RFC 4034 §6 canonical
     // form, which sign/canonical.rs writes, while the signer builds zones:
     // canonical.rs belongs in zone/ beside canon.rs, moved when ts/'s DNSSEC
     // room is cut (issue 36, item 2; zone/sign/ is being edited meanwhile).
-    ("ts::zone::build", "ts::zone::sign"),
+    &["ts::zone::build", "ts::zone::sign"],
+];
+
+/// Rooms that import an item defined in their folder's `mod.rs`, as
+/// (room, item), on the day this check was written: issue 36's tasks B (ts/)
+/// and C (the rest of src/) are moving them; empty the list after they merge.
+const ALLOWED_BACK_UP: &[(&str, &str)] = &[
+    ("config::changes", "config::Config"),
+    ("config::ls", "config::available_cores"),
+    ("config::ts", "config::available_cores"),
+    ("config::validate", "config::Config"),
+    ("ls::backend::limit", "ls::backend::Backend"),
+    (
+        "ls::upstream::shared::cork",
+        "ls::upstream::shared::SharedSocket",
+    ),
+    ("ls::state::route", "ls::state::Job"),
+    ("ls::state::route", "ls::state::LsState"),
+    ("metrics::flush", "metrics::Shared"),
+    ("metrics::flush", "metrics::json"),
+    ("metrics::health", "metrics::ReadyState"),
+    ("metrics::health", "metrics::Shared"),
+    ("metrics::history", "metrics::HISTORY_SECS"),
+    ("metrics::history", "metrics::Shared"),
+    ("metrics::page", "metrics::HISTORY_SECS"),
+    ("metrics::page", "metrics::Shared"),
+    ("metrics::ts", "metrics::exposition"),
+    ("metrics::ts", "metrics::not_found"),
+    ("metrics::ts", "metrics::serve_app"),
+    ("server::doh", "server::Action"),
+    ("server::doh", "server::Handler"),
+    ("server::doh", "server::Reply"),
+    ("server::doh", "server::Request"),
+    ("server::doh", "server::Shared"),
+    ("server::doh_conn", "server::Handler"),
+    ("server::doh_conn", "server::Shared"),
+    ("server::doh_h2", "server::Handler"),
+    ("server::doh_h2", "server::Shared"),
+    ("server::tcp", "server::Action"),
+    ("server::tcp", "server::Handler"),
+    ("server::tcp", "server::Reply"),
+    ("server::tcp", "server::Request"),
+    ("server::tcp", "server::Shared"),
+    ("server::tls", "server::Handler"),
+    ("server::tls", "server::Shared"),
+    ("server::udp", "server::Action"),
+    ("server::udp", "server::Handler"),
+    ("server::udp", "server::Reply"),
+    ("server::udp", "server::Request"),
+    ("server::udp", "server::Shared"),
+    ("service::ls", "service::Control"),
+    ("service::ls", "service::Controls"),
+    ("service::ls", "service::SHUTDOWN_GRACE"),
+    ("service::ls", "service::ServiceError"),
+    ("service::ls", "service::bind_metrics"),
+    ("service::ts", "service::Control"),
+    ("service::ts", "service::Controls"),
+    ("service::ts", "service::SHUTDOWN_GRACE"),
+    ("service::ts", "service::ServiceError"),
+    ("service::ts", "service::bind_metrics"),
+    ("service::up", "service::Control"),
+    ("service::up", "service::Controls"),
+    ("service::up", "service::SHUTDOWN_GRACE"),
+    ("service::up", "service::ServiceError"),
+    ("ts::keys::ds", "ts::keys::KeyError"),
+    ("ts::keys::ds", "ts::keys::ZoneKey"),
+    ("ts::keys::ds", "ts::keys::ZoneKeys"),
+    ("ts::keys::ds", "ts::keys::canonical_wire"),
+    ("ts::keys::file", "ts::keys::KeyError"),
+    ("ts::keys::file", "ts::keys::SEP_FLAG"),
+    ("ts::keys::file", "ts::keys::Timing"),
+    ("ts::keys::file", "ts::keys::ZONE_FLAG"),
+    ("ts::keys::file", "ts::keys::algorithm_number"),
+    ("ts::load", "ts::unix_now"),
+    ("ts::respond", "ts::TableServer"),
+    ("ts::tsig", "ts::TableServer"),
+    ("ts::zone::build", "ts::zone::Zone"),
+    ("ts::zone::catalog", "ts::zone::Zone"),
+    ("ts::zone::dname", "ts::zone::Written"),
+    ("ts::zone::dname", "ts::zone::Zone"),
+    ("ts::zone::proof", "ts::zone::MAX_CNAME_CHAIN"),
+    ("ts::zone::proof", "ts::zone::Written"),
+    ("ts::zone::proof", "ts::zone::Zone"),
+    ("ts::zone::sign", "ts::zone::Zone"),
+    ("ts::zone::transfer", "ts::zone::Zone"),
+    ("ts::zone::write", "ts::zone::MAX_CNAME_CHAIN"),
+    ("ts::zone::write", "ts::zone::Written"),
+    ("ts::zone::write", "ts::zone::Zone"),
+];
+
+/// The most code lines (neither blank nor comment) a file may have before
+/// its `#[cfg(test)]` module.
+const MAX_CODE_LINES: usize = 600;
+
+/// Files over [`MAX_CODE_LINES`] on the day this check was written (issue
+/// 36, tasks B and C split them); empty the list after they merge.
+const ALLOWED_LONG_FILES: &[&str] = &["src/ts/zone/build.rs"];
+
+/// Public type names defined more than once on the day this check was
+/// written (issue 36 item 4, the rename pass of tasks B and C); empty the
+/// list after they merge.
+const ALLOWED_DUPLICATE_TYPES: &[&str] = &[
+    "Backoff", "Checked", "Client", "Conn", "Entry", "Key", "KeyError", "Late", "Outcome",
+    "Pending", "RecordAt", "Refusal", "Reject", "Slot", "Step", "Table", "Verdict",
 ];
 
 /// Whether `c` may be part of an identifier.
@@ -358,65 +475,598 @@ fn test_modules(code: &[u8]) -> (Vec<(usize, usize)>, Vec<String>) {
     (spans, files)
 }
 
-/// The arrows between sibling modules at every depth (`ls::balancer` to
-/// `ls::notify`, `server::tcp` to `server::tls`), test-only modules left out.
-fn sibling_arrows(src: &Path) -> Arrows {
+/// One source file of the crate, read once.
+struct Source {
+    /// Its path under src/.
+    rel: PathBuf,
+    /// Its module path (`ls/fast/mod.rs` is `ls::fast`).
+    module: Vec<String>,
+    /// Its text.
+    text: String,
+    /// Its text with comments and literals blanked ([`code_only`]).
+    code: Vec<u8>,
+    /// Whether it is test-only (declared `#[cfg(test)] mod x;`, or under one)
+    /// or a fixture (`fixtures.rs`).
+    test_only: bool,
+}
+
+/// Every file of the crate rooted at `src` but main.rs.
+fn sources(src: &Path) -> Vec<Source> {
     let mut files = Vec::new();
     rust_files(src, &mut files);
     files.sort();
-    let sources: Vec<(PathBuf, Vec<String>, Vec<u8>)> = files
+    let mut out: Vec<Source> = files
         .into_iter()
         .filter_map(|file| {
             let rel = file.strip_prefix(src).ok()?.to_path_buf();
             let text = std::fs::read_to_string(&file).ok()?;
             let module = module_of(&rel);
-            Some((rel, module, code_only(&text)))
+            let code = code_only(&text);
+            Some(Source {
+                rel,
+                module,
+                text,
+                code,
+                test_only: false,
+            })
         })
-        .filter(|(rel, _, _)| rel != Path::new("main.rs"))
+        .filter(|s| s.rel != Path::new("main.rs"))
         .collect();
-    let test_files: Vec<Vec<String>> = sources
+    let test_files: Vec<Vec<String>> = out
         .iter()
-        .flat_map(|(_, module, code)| {
-            test_modules(code).1.into_iter().map(move |name| {
-                let mut m = module.clone();
+        .flat_map(|s| {
+            test_modules(&s.code).1.into_iter().map(move |name| {
+                let mut m = s.module.clone();
                 m.push(name);
                 m
             })
         })
         .collect();
-    let mut arrows = Arrows::new();
-    for (rel, module, code) in &sources {
-        if test_files.iter().any(|t| module.starts_with(t)) {
+    for s in &mut out {
+        s.test_only = test_files.iter().any(|t| s.module.starts_with(t))
+            || s.rel.file_name().is_some_and(|n| n == "fixtures.rs");
+    }
+    out
+}
+
+/// The 1-based line of offset `at` in `code`.
+fn line_of(code: &[u8], at: usize) -> usize {
+    1 + code[..at].iter().filter(|&&c| c == b'\n').count()
+}
+
+/// What a name that a folder's `mod.rs` (or the crate root) brings into
+/// scope stands for.
+#[derive(Debug, PartialEq)]
+enum Name {
+    /// Re-exported (or imported) from one of the folder's rooms.
+    Room(String),
+    /// Brought in from outside the folder, or not found.
+    Elsewhere,
+}
+
+/// The names the `use` declarations at the top level of `code` (the file of
+/// module `module`, whose rooms are `rooms`) bring into scope, each with the
+/// room of `module` it comes from, if any.
+fn uses(code: &[u8], module: &[String], rooms: &BTreeSet<String>) -> BTreeMap<String, Name> {
+    let inline = inline_modules(code);
+    let mut found = BTreeMap::new();
+    let text = String::from_utf8_lossy(code);
+    let mut i = 0;
+    while let Some(n) = text[i..].find("use ") {
+        let at = i + n;
+        i = at + 4;
+        if at > 0 && ident_byte(code[at - 1]) || inline.iter().any(|&(_, s, e)| s < at && at < e) {
             continue;
         }
-        let (test_spans, _) = test_modules(code);
-        for (at, path) in paths(code, module) {
-            if test_spans.iter().any(|&(s, e)| s < at && at < e) {
+        let Some(end) = text[at..].find(';') else {
+            break;
+        };
+        let tree = text[at + 4..at + end]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace(" as ", "@")
+            .replace(' ', "");
+        let mut leaves = Vec::new();
+        expand(&tree, Vec::new(), &mut leaves);
+        for (name, path) in leaves {
+            let absolute = match path.first().map(String::as_str) {
+                Some("crate") => path[1..].to_vec(),
+                Some("self") => [module, &path[1..]].concat(),
+                Some("super") => {
+                    let ups = path.iter().take_while(|p| *p == "super").count();
+                    let base = &module[..module.len().saturating_sub(ups)];
+                    [base, &path[ups..]].concat()
+                }
+                Some(first) if rooms.contains(first) => [module, &path[..]].concat(),
+                _ => Vec::new(),
+            };
+            let room = absolute
+                .strip_prefix(module)
+                .and_then(|rest| rest.first())
+                .filter(|r| rooms.contains(*r));
+            let what = match room {
+                Some(r) => Name::Room(r.clone()),
+                None => Name::Elsewhere,
+            };
+            found.insert(name, what);
+        }
+    }
+    found
+}
+
+/// The leaves of a `use` tree written without white space (`a::{b, c::d as
+/// e}`), each as (the name it brings into scope, its path), under `prefix`.
+fn expand(tree: &str, prefix: Vec<String>, out: &mut Vec<(String, Vec<String>)>) {
+    let tree = tree.trim_start_matches("::");
+    if let Some(open) = tree.find('{') {
+        let mut path = prefix;
+        path.extend(
+            tree[..open]
+                .split("::")
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+        );
+        let inner = &tree[open + 1..tree.rfind('}').unwrap_or(tree.len())];
+        let (mut depth, mut start) = (0usize, 0);
+        for (j, c) in inner.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth = depth.saturating_sub(1),
+                ',' if depth == 0 => {
+                    expand(&inner[start..j], path.clone(), out);
+                    start = j + 1;
+                }
+                _ => {}
+            }
+        }
+        expand(&inner[start..], path, out);
+        return;
+    }
+    let (tree, alias) = match tree.split_once('@') {
+        Some((t, a)) => (t, Some(a)),
+        None => (tree, None),
+    };
+    let mut path = prefix;
+    path.extend(
+        tree.split("::")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+    );
+    if path.last().is_some_and(|l| l == "self") {
+        path.pop();
+    }
+    let Some(last) = path.last().cloned() else {
+        return;
+    };
+    if last == "*" {
+        return;
+    }
+    out.push((alias.unwrap_or(&last).to_owned(), path));
+}
+
+/// Whether `code` defines an item called `name` at its top level.
+fn defines(code: &[u8], name: &str) -> bool {
+    let text = String::from_utf8_lossy(code);
+    let inline = inline_modules(code);
+    [
+        "fn",
+        "struct",
+        "enum",
+        "const",
+        "static",
+        "trait",
+        "type",
+        "union",
+        "macro_rules!",
+    ]
+    .iter()
+    .any(|kw| {
+        let needle = format!("{kw} {name}");
+        text.match_indices(&needle).any(|(at, _)| {
+            let end = at + needle.len();
+            (at == 0 || !ident_byte(code[at - 1]))
+                && code.get(end).is_none_or(|&c| !ident_byte(c))
+                && !inline.iter().any(|&(_, s, e)| s < at && at < e)
+        })
+    })
+}
+
+/// The arrows of the crate's code, test code and fixtures aside: between the
+/// rooms of each folder (`ls::balancer` to `ls::notify`), and from a room to
+/// an item defined in its folder's `mod.rs` (`ls::fast::worker` to
+/// `ls::fast::Worker`), which runs back up.
+struct Rooms {
+    /// Arrows between the rooms of one folder, at every depth.
+    siblings: Arrows,
+    /// Arrows from a room to an item of its folder's floor.
+    back_up: Arrows,
+}
+
+/// The [`Rooms`] of the crate whose files are `sources`.
+fn rooms(sources: &[Source]) -> Rooms {
+    let all: BTreeSet<Vec<String>> = sources.iter().map(|s| s.module.clone()).collect();
+    let rooms_of = |folder: &[String]| -> BTreeSet<String> {
+        all.iter()
+            .filter(|m| m.len() == folder.len() + 1 && m.starts_with(folder))
+            .filter_map(|m| m.last().cloned())
+            .collect()
+    };
+    let mut floors: BTreeMap<Vec<String>, BTreeMap<String, Name>> = BTreeMap::new();
+    let mut floor_code: BTreeMap<Vec<String>, &[u8]> = BTreeMap::new();
+    for s in sources {
+        let rooms = rooms_of(&s.module);
+        if rooms.is_empty() {
+            continue;
+        }
+        let (spans, _) = test_modules(&s.code);
+        let mut code = s.code.clone();
+        for (from, to) in spans {
+            code[from..to].iter_mut().for_each(|c| *c = b' ');
+        }
+        floors.insert(s.module.clone(), uses(&code, &s.module, &rooms));
+        floor_code.insert(s.module.clone(), &s.code);
+    }
+    let mut siblings = Arrows::new();
+    let mut back_up = Arrows::new();
+    for s in sources.iter().filter(|s| !s.test_only) {
+        let (test_spans, _) = test_modules(&s.code);
+        for (at, path) in paths(&s.code, &s.module) {
+            if test_spans.iter().any(|&(a, e)| a < at && at < e) {
                 continue;
             }
+            let module = &s.module;
             let common = module.iter().zip(&path).take_while(|(a, b)| a == b).count();
             let (Some(from), Some(to)) = (module.get(common), path.get(common)) else {
                 continue;
             };
-            if to.is_empty() {
+            if to.is_empty() || to == "*" {
                 continue;
             }
-            let line = 1 + code[..at].iter().filter(|&&c| c == b'\n').count();
-            let parent = module[..common].join("::");
+            let folder = &module[..common];
             let name = |m: &str| {
-                if parent.is_empty() {
+                if folder.is_empty() {
                     m.to_owned()
                 } else {
-                    format!("{parent}::{m}")
+                    format!("{}::{m}", folder.join("::"))
                 }
             };
-            arrows
-                .entry((name(from), name(to)))
-                .or_default()
-                .push(format!("src/{}:{line}", rel.display()));
+            let at = format!("src/{}:{}", s.rel.display(), line_of(&s.code, at));
+            let room = if rooms_of(folder).contains(to) {
+                Some(to.clone())
+            } else {
+                match floors.get(folder).and_then(|f| f.get(to)) {
+                    Some(Name::Room(r)) => Some(r.clone()),
+                    Some(Name::Elsewhere) => None,
+                    None => {
+                        if floor_code.get(folder).is_some_and(|c| defines(c, to)) {
+                            back_up
+                                .entry((name(from), name(to)))
+                                .or_default()
+                                .push(at.clone());
+                        }
+                        None
+                    }
+                }
+            };
+            if let Some(room) = room.filter(|r| r != from) {
+                siblings
+                    .entry((name(from), name(&room)))
+                    .or_default()
+                    .push(at);
+            }
         }
     }
+    Rooms { siblings, back_up }
+}
+
+/// The circles among the rooms of each folder, any length: each as its rooms
+/// and every arrow between them.
+fn circles_in(arrows: &Arrows) -> Vec<(Vec<String>, Vec<String>)> {
+    let mut next: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (f, t) in arrows.keys() {
+        next.entry(f).or_default().push(t);
+    }
+    let reach = |from: &str| {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![from];
+        while let Some(n) = todo.pop() {
+            for &m in next.get(n).into_iter().flatten() {
+                if seen.insert(m) {
+                    todo.push(m);
+                }
+            }
+        }
+        seen
+    };
+    let reached: BTreeMap<&str, BTreeSet<&str>> = next.keys().map(|&n| (n, reach(n))).collect();
+    let mut done = BTreeSet::new();
+    let mut out = Vec::new();
+    for (&n, r) in &reached {
+        if done.contains(n) || !r.contains(n) {
+            continue;
+        }
+        let members: Vec<String> = r
+            .iter()
+            .filter(|m| reached.get(*m).is_some_and(|back| back.contains(n)))
+            .map(|m| (*m).to_owned())
+            .collect();
+        done.extend(members.iter().cloned());
+        let lines = arrows
+            .iter()
+            .filter(|((f, t), _)| members.contains(f) && members.contains(t))
+            .map(|((f, t), at)| format!("  {f} -> {t}: {}", at.join(", ")))
+            .collect();
+        out.push((members, lines));
+    }
+    out
+}
+
+/// The code lines (neither blank nor comment) of `text` before its first
+/// `#[cfg(test)]` module, with `code` its [`code_only`] form.
+fn code_lines(text: &str, code: &[u8]) -> usize {
+    let end = test_modules(code)
+        .0
+        .first()
+        .map_or(code.len(), |&(start, _)| {
+            code[..start]
+                .windows(12)
+                .rposition(|w| w == b"#[cfg(test)]")
+                .unwrap_or(start)
+        });
+    let code = String::from_utf8_lossy(&code[..end]);
+    text.lines()
+        .zip(code.lines())
+        .filter(|(t, c)| {
+            let t = t.trim();
+            !t.is_empty()
+                && (!c.trim().is_empty()
+                    || !(t.starts_with("//") || t.starts_with("/*") || t.starts_with('*')))
+        })
+        .count()
+}
+
+/// The files of `sources` over [`MAX_CODE_LINES`] code lines, each as its
+/// path and count.
+fn long_files(sources: &[Source]) -> Vec<(String, usize)> {
+    sources
+        .iter()
+        .filter(|s| !s.test_only)
+        .map(|s| {
+            (
+                format!("src/{}", s.rel.display()),
+                code_lines(&s.text, &s.code),
+            )
+        })
+        .filter(|&(_, n)| n > MAX_CODE_LINES)
+        .collect()
+}
+
+/// The public type names (`pub struct/enum/trait/type/union`, any
+/// visibility) defined more than once outside test code, each with where.
+fn duplicate_types(sources: &[Source]) -> BTreeMap<String, Vec<String>> {
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in sources.iter().filter(|s| !s.test_only) {
+        let (spans, _) = test_modules(&s.code);
+        let code = &s.code;
+        for at in (0..code.len()).filter(|&i| code[i..].starts_with(b"pub")) {
+            if (at > 0 && ident_byte(code[at - 1])) || spans.iter().any(|&(a, e)| a < at && at < e)
+            {
+                continue;
+            }
+            let mut i = at + 3;
+            if code.get(i) == Some(&b'(') {
+                match code[i..].iter().position(|&c| c == b')') {
+                    Some(n) => i += n + 1,
+                    None => continue,
+                }
+            }
+            let ws = code[i..]
+                .iter()
+                .take_while(|c| c.is_ascii_whitespace())
+                .count();
+            if ws == 0 {
+                continue;
+            }
+            i += ws;
+            let kw = ident_at(code, i);
+            if !matches!(kw, "struct" | "enum" | "trait" | "type" | "union") {
+                continue;
+            }
+            i += kw.len();
+            i += code[i..]
+                .iter()
+                .take_while(|c| c.is_ascii_whitespace())
+                .count();
+            let name = ident_at(code, i);
+            if name.is_empty() {
+                continue;
+            }
+            seen.entry(name.to_owned()).or_default().push(format!(
+                "src/{}:{}",
+                s.rel.display(),
+                line_of(code, at)
+            ));
+        }
+    }
+    seen.retain(|_, at| at.len() > 1);
+    seen
+}
+
+/// The crate's sources, read once per test.
+fn house_sources() -> Vec<Source> {
+    sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
+}
+
+#[test]
+fn no_circle_among_the_rooms_of_any_folder() {
+    let rooms = rooms(&house_sources());
+    let bad: Vec<String> = circles_in(&rooms.siblings)
+        .into_iter()
+        .filter(|(members, _)| {
+            !ALLOWED_CIRCLES
+                .iter()
+                .any(|allowed| members.iter().all(|m| allowed.contains(&m.as_str())))
+        })
+        .map(|(members, lines)| format!("{}:\n{}", members.join(" <-> "), lines.join("\n")))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "circles among the rooms of a folder:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn no_room_imports_an_item_defined_in_its_folders_mod_rs() {
+    let rooms = rooms(&house_sources());
+    let bad: Vec<String> = rooms
+        .back_up
+        .iter()
+        .filter(|((f, t), _)| !ALLOWED_BACK_UP.contains(&(f.as_str(), t.as_str())))
+        .map(|((f, t), at)| format!("{f} -> {t}: {}", at.join(", ")))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "arrows running back up to a mod.rs:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn no_file_has_more_than_600_code_lines_before_its_tests() {
+    let bad: Vec<String> = long_files(&house_sources())
+        .into_iter()
+        .filter(|(f, _)| !ALLOWED_LONG_FILES.contains(&f.as_str()))
+        .map(|(f, n)| format!("{f}:1: {n} code lines"))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "files over {MAX_CODE_LINES} code lines:\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn no_public_type_name_is_defined_twice() {
+    let bad: Vec<String> = duplicate_types(&house_sources())
+        .into_iter()
+        .filter(|(name, _)| !ALLOWED_DUPLICATE_TYPES.contains(&name.as_str()))
+        .map(|(name, at)| format!("{name}: {}", at.join(", ")))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "public type names defined more than once:\n{}",
+        bad.join("\n")
+    );
+}
+
+/// The counts issue 36's "done when" asks for, printed with no allow-list
+/// (`scripts/house` runs this). Every line of the output is `name: count`,
+/// then the violations themselves, indented.
+#[test]
+#[ignore = "a report, run by scripts/house"]
+#[allow(clippy::print_stdout, reason = "the report is the test's output")]
+fn house_counts() {
+    let sources = house_sources();
+    let rooms = rooms(&sources);
+    let house = arrows(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let circles = circles_in(&rooms.siblings);
+    let top: Vec<_> = circles
+        .iter()
+        .filter(|(m, _)| !m[0].contains("::"))
+        .collect();
+    let mut rules = offending(&house, &["server", "dns", "config", "guard"], &["ls", "ts"]);
+    rules.extend(offending(&house, &["ls", "ts"], &["ls", "ts"]));
+    rules.extend(offending(&house, &["guard"], &top_level_names(&house)));
+    let back_up_in = |prefix: &str| -> Vec<String> {
+        rooms
+            .back_up
+            .iter()
+            .filter(|((f, _), _)| match prefix {
+                "" => !f.contains("::"),
+                "*" => true,
+                p => f.starts_with(&format!("{p}::")),
+            })
+            .map(|((f, t), at)| format!("{f} -> {t}: {}", at.join(", ")))
+            .collect()
+    };
+    let house_back_up: Vec<String> = rules.into_iter().chain(back_up_in("")).collect();
+    let long = long_files(&sources);
+    let dups = duplicate_types(&sources);
+    let mut report = String::new();
+    let mut section = |name: &str, lines: Vec<String>| {
+        report.push_str(&format!("{name}: {}\n", lines.len()));
+        for l in lines {
+            report.push_str(&format!("    {}\n", l.replace('\n', "\n    ")));
+        }
+    };
+    section(
+        "circles (house level)",
+        top.iter()
+            .map(|(m, l)| format!("{}\n{}", m.join(" <-> "), l.join("\n")))
+            .collect(),
+    );
+    section(
+        "circles (inside folders)",
+        circles
+            .iter()
+            .filter(|(m, _)| m[0].contains("::"))
+            .map(|(m, l)| format!("{}\n{}", m.join(" <-> "), l.join("\n")))
+            .collect(),
+    );
+    section("arrows running back up (house level)", house_back_up);
+    section("arrows running back up (every folder)", back_up_in("*"));
+    section("arrows running back up (inside ls/)", back_up_in("ls"));
+    section("arrows running back up (inside ts/)", back_up_in("ts"));
+    section(
+        &format!("files over {MAX_CODE_LINES} code lines"),
+        long.iter().map(|(f, n)| format!("{f}: {n}")).collect(),
+    );
+    section(
+        "public type names defined twice",
+        dups.iter()
+            .map(|(n, at)| format!("{n}: {}", at.join(", ")))
+            .collect(),
+    );
+    println!("{report}");
+}
+
+#[test]
+fn the_use_reader_sees_groups_aliases_and_rooms() {
+    let mut leaves = Vec::new();
+    expand(
+        "self::hash::{Hasher,x::{Y@Z,self}},",
+        Vec::new(),
+        &mut leaves,
+    );
+    let names: Vec<&str> = leaves.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["Hasher", "Z", "x"]);
+    assert_eq!(leaves[1].1, ["self", "hash", "x", "Y"]);
+    let code = code_only(
+        "pub use balancer::{Balancer, Admission as Adm};\nuse crate::dns::Name;\npub struct Own;\n",
+    );
+    let module = vec!["ls".to_owned()];
+    let rooms: BTreeSet<String> = ["balancer".to_owned()].into();
+    let found = uses(&code, &module, &rooms);
+    assert_eq!(found.get("Balancer"), Some(&Name::Room("balancer".into())));
+    assert_eq!(found.get("Adm"), Some(&Name::Room("balancer".into())));
+    assert_eq!(found.get("Name"), Some(&Name::Elsewhere));
+    assert!(defines(&code, "Own") && !defines(&code, "Ow"));
+}
+
+#[test]
+fn code_lines_leave_out_blanks_comments_and_the_test_module() {
+    let text = "//! Header.\n\nfn a() {}\n/* block\n * more */\nfn b() {} // trailing\n#[cfg(test)]\nmod tests {\n    fn c() {}\n}\n";
+    assert_eq!(code_lines(text, &code_only(text)), 2);
+}
+
+/// Every top-level module `arrows` names.
+fn top_level_names(arrows: &Arrows) -> Vec<&str> {
     arrows
+        .keys()
+        .flat_map(|(f, t)| [f.as_str(), t.as_str()])
+        .collect()
 }
 
 /// The crate's arrows, read once per test.
@@ -472,17 +1122,11 @@ fn the_ls_and_the_ts_never_import_each_other() {
     );
 }
 
-/// The pairs of `arrows` that run both ways, [`ALLOWED_CIRCLES`] aside,
-/// with where each arrow was seen.
+/// The pairs of `arrows` that run both ways, with where each arrow was seen.
 fn circles(arrows: &Arrows) -> Vec<String> {
-    let allowed = |f: &str, t: &str| {
-        ALLOWED_CIRCLES
-            .iter()
-            .any(|&(x, y)| (x, y) == (f, t) || (y, x) == (f, t))
-    };
     arrows
         .iter()
-        .filter(|((f, t), _)| f < t && !allowed(f, t))
+        .filter(|((f, t), _)| f < t)
         .filter_map(|((f, t), at)| {
             let back = arrows.get(&(t.clone(), f.clone()))?;
             Some(format!(
@@ -500,18 +1144,6 @@ fn no_two_top_level_modules_import_each_other() {
     assert!(
         bad.is_empty(),
         "circles between top-level modules:\n{}",
-        bad.join("\n")
-    );
-}
-
-#[test]
-fn no_two_sibling_modules_import_each_other() {
-    let bad = circles(&sibling_arrows(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-    ));
-    assert!(
-        bad.is_empty(),
-        "circles between sibling modules:\n{}",
         bad.join("\n")
     );
 }

@@ -18,15 +18,15 @@
 //! - [`guard`]: client protection shared by every side (the `allow` ACL,
 //!   the per-client rate limit, a log's budget); imports nothing of the crate.
 //! - [`ls`]: the load balancer: its floor ([`ls::state`]), the door
-//!   ([`ls::balancer`]), two drivers of one query ([`ls::fast`] for UDP,
-//!   [`ls::strategy`] for TCP) over one decision machine
+//!   ([`ls::balancer`]), two drivers of one query ([`ls::udp_path`] for UDP,
+//!   [`ls::async_path`] for TCP) over one decision machine
 //!   ([`ls::resolution`]) and one upstream core ([`ls::upstream`]), the
 //!   reply ([`ls::reply`]), backends and their health ([`ls::backend`],
-//!   probes in [`ls::health`]), orders, hedging.
+//!   probes in [`ls::probe`]), orders, hedging.
 //! - [`ts`]: the table server: zone loading ([`ts::table`] for PROJ tables,
 //!   [`ts::zonefile`] for RFC 1035 master files), compiled zones and their
 //!   answers, DNSSEC proofs included ([`ts::zone`]), zones it signs itself
-//!   ([`ts::signing`], keys in [`ts::keys`]), transfers ([`ts::xfr`]).
+//!   ([`ts::dnssec`]: its policy, keys and pre-signed zones), transfers ([`ts::xfr`]).
 //! - [`metrics`]: Prometheus `/metrics`, the HTML status page, `/health` and
 //!   `/ready` of the LS.
 //! - [`status`]: `dnslb status`, the LS's `/health` as a table.

@@ -90,7 +90,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check { config } => {
             // Each line as it is, or (--log-format json) an event: every
             // line of stderr is then JSON.
-            let dnslb::check::Checked { problems, warnings } = dnslb::check::check_all(&config);
+            let dnslb::check::CheckReport { problems, warnings } = dnslb::check::check_all(&config);
             for p in &problems {
                 report(log.format, p);
             }
@@ -161,7 +161,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
-            let lines = dnslb::ts::keys::ds::ds_lines(&settings, now)?;
+            let lines = dnslb::service::ds::ds_lines(&settings, now)?;
             print_out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>())?;
         }
         Command::Status { config, addr } => {

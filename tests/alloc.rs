@@ -220,7 +220,7 @@ fn allocations_per_run(strategy: Strategy, cache: bool) -> (u64, u64) {
     let (ls, server) = rt.block_on(async {
         let listeners = dnslb::server::Listeners::bind(&cfg.listen, cfg.workers).unwrap();
         let ls = listeners.local_addrs()[0];
-        dnslb::ls::health::first_round(&balancer, Duration::from_millis(500)).await;
+        dnslb::ls::probe::first_round(&balancer, Duration::from_millis(500)).await;
         let server = tokio::spawn(dnslb::ls::serve(
             balancer.clone(),
             listeners,

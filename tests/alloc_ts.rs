@@ -9,7 +9,7 @@ use std::process::Command;
 
 use dnslb::dns::Transport;
 use dnslb::ts::answer::{Asked, assemble};
-use dnslb::ts::wire::Key;
+use dnslb::ts::wire::NameKey;
 use dnslb::ts::zone::{Catalog, Zone};
 use dnslb::ts::zonefile::load_zone_file;
 use hickory_proto::op::Query;
@@ -72,7 +72,7 @@ fn allocations(zone: &Zone, name: &str, qtype: RecordType, dnssec_ok: bool, n: u
     let question = Query::query(Name::from_ascii(name).unwrap(), qtype)
         .to_bytes()
         .unwrap();
-    let qname = Key::read(&question).unwrap();
+    let qname = NameKey::read(&question).unwrap();
     let opt = dnslb::ts::answer::opt_record(dnssec_ok);
     let catalog = Catalog::default();
     let before = dhat::HeapStats::get().total_blocks;

@@ -42,8 +42,10 @@ use tokio::time::{Instant, MissedTickBehavior};
 use dnslb::config::{Layout, Strategy};
 use dnslb::ls::backend::Backend;
 use dnslb::ls::latency::BUCKETS_US;
-use dnslb::ls::pool::{LATE_CHECK, LATE_GRACE, LATE_MAX, UpstreamPool};
 use dnslb::ls::upstream::DropCounters;
+use dnslb::ls::upstream::LATE_GRACE;
+use dnslb::ls::upstream::ids::LATE_MAX;
+use dnslb::ls::upstream::shared::{LATE_CHECK, SharedSockets};
 
 use kit::{
     ANSWER_WAIT, TestTs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts, ts_settings,
@@ -369,7 +371,7 @@ async fn race_with_a_blackholed_backend_leaves_nothing_behind() {
 /// The pool's race: the live answer wins, the blackhole's query is
 /// abandoned. Returns whether the live answer came.
 async fn pool_race(
-    pool: &UpstreamPool,
+    pool: &SharedSockets,
     live: (&Arc<Backend>, &[u8]),
     dead: &Arc<Backend>,
     timeout: Duration,
@@ -412,7 +414,7 @@ async fn pool_late_tables_stay_small_and_release_in_flight_under_load() {
     };
     let (live_b, dead_b) = (backend("live", live.addr), backend("dead", hole.addr));
     let drops = Arc::new(DropCounters::default());
-    let pool = Arc::new(UpstreamPool::new(drops.clone()));
+    let pool = Arc::new(SharedSockets::new(drops.clone()));
 
     let period = Duration::from_micros(1_000_000 * CLIENTS / TARGET_QPS);
     let start = Instant::now();

@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 
-use dnslb::server::doh::{HttpQuery, MAX_QUERY, Refusal, max_age, query_of};
+use dnslb::server::doh::{DohRefusal, HttpQuery, MAX_QUERY, max_age, query_of};
 use dnslb::server::forwarded::{Client, client_of};
 use hyper::Method;
 use libfuzzer_sys::fuzz_target;
@@ -60,12 +60,12 @@ fuzz_target!(|data: &[u8]| {
             }
             let _ = max_age(&raw);
         }
-        Err(Refusal::NotFound) => assert_ne!(path, PATH),
-        Err(Refusal::MethodNotAllowed) => {
+        Err(DohRefusal::NotFound) => assert_ne!(path, PATH),
+        Err(DohRefusal::MethodNotAllowed) => {
             assert!(method != Method::GET && method != Method::POST);
         }
-        Err(Refusal::UnsupportedType) => assert_eq!(method, Method::POST),
-        Err(Refusal::BadRequest | Refusal::TooLarge) => {}
+        Err(DohRefusal::UnsupportedType) => assert_eq!(method, Method::POST),
+        Err(DohRefusal::BadRequest | DohRefusal::TooLarge) => {}
     }
     let _ = max_age(body);
     let peer: SocketAddr = if ctl & 4 == 0 {

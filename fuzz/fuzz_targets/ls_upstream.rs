@@ -2,8 +2,8 @@
 //!
 //! The client query is forwarded as `Balancer::admit` would (its ID and
 //! question end from `peek_plain_query`, else `decode_query`); the response
-//! then goes through what the LS does to every response (src/ls/fast.rs
-//! `on_upstream`, src/ls/strategy.rs `win`): the header is read, a response
+//! then goes through what the LS does to every response (src/ls/udp_path/worker.rs
+//! `on_upstream`, src/ls/async_path.rs `win`): the header is read, a response
 //! that is not one, or carries another question, is dropped; the rest is
 //! classified by its header, gets the NSID edit, and the client's ID back.
 //!

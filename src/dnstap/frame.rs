@@ -56,7 +56,7 @@ impl ControlKind {
 
 /// A decoded control frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Control {
+pub struct ControlFrame {
     /// Its type.
     pub kind: ControlKind,
     /// Its `CONTENT_TYPE` fields, in order.
@@ -69,7 +69,7 @@ pub enum Frame<'a> {
     /// A data frame's payload.
     Data(&'a [u8]),
     /// A control frame.
-    Control(Control),
+    ControlFrame(ControlFrame),
 }
 
 /// Why bytes are not a valid Frame Streams frame.
@@ -152,7 +152,7 @@ pub fn data_header(len: usize) -> Option<[u8; 4]> {
 ///
 /// A frame too long or truncated, an unknown type or field, an oversized
 /// content type, or too many content types for the type.
-pub fn decode_control(payload: &[u8]) -> Result<Control, FrameError> {
+pub fn decode_control(payload: &[u8]) -> Result<ControlFrame, FrameError> {
     if payload.len() > CONTROL_MAX {
         return Err(FrameError::ControlTooLong(payload.len()));
     }
@@ -181,7 +181,7 @@ pub fn decode_control(payload: &[u8]) -> Result<Control, FrameError> {
     if content_types.len() > allowed {
         return Err(FrameError::TooManyContentTypes(kind, content_types.len()));
     }
-    Ok(Control {
+    Ok(ControlFrame {
         kind,
         content_types,
     })
@@ -209,7 +209,10 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
         return Err(FrameError::ControlTooLong(len));
     }
     match rest.get(..len) {
-        Some(payload) => Ok(Some((Frame::Control(decode_control(payload)?), 8 + len))),
+        Some(payload) => Ok(Some((
+            Frame::ControlFrame(decode_control(payload)?),
+            8 + len,
+        ))),
         None => Ok(None),
     }
 }
@@ -224,7 +227,7 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError> {
 pub fn check_accept(frame: &Frame<'_>) -> Result<(), HandshakeError> {
     let control = match frame {
         Frame::Data(_) => return Err(HandshakeError::Data),
-        Frame::Control(c) => c,
+        Frame::ControlFrame(c) => c,
     };
     if control.kind != ControlKind::Accept {
         return Err(HandshakeError::NotAccept(control.kind));
@@ -284,11 +287,11 @@ mod tests {
             let bytes = encode_control(kind, ct);
             let (frame, used) = decode(&bytes).unwrap().unwrap();
             assert_eq!(used, bytes.len());
-            let want = Control {
+            let want = ControlFrame {
                 kind,
                 content_types: ct.map(<[u8]>::to_vec).into_iter().collect(),
             };
-            assert_eq!(frame, Frame::Control(want));
+            assert_eq!(frame, Frame::ControlFrame(want));
         }
     }
 
@@ -354,7 +357,7 @@ mod tests {
     #[test]
     fn the_writer_goes_on_only_after_an_accept_of_dnstap() {
         let control = |kind, cts: &[&[u8]]| {
-            Frame::Control(Control {
+            Frame::ControlFrame(ControlFrame {
                 kind,
                 content_types: cts.iter().map(|c| c.to_vec()).collect(),
             })

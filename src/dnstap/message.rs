@@ -8,6 +8,10 @@
 //! and label and every enum value against these structs, so they cannot
 //! drift apart.
 //!
+//! The Rust names are the schema's but for `Dnstap` ([`Payload`]: the
+//! handle the servers hold is `dnstap::Dnstap`) and `Policy`
+//! ([`MessagePolicy`]).
+//!
 //! [`encode_payload`] writes a `Dnstap` whose `Message` carries a DNS message
 //! and addresses borrowed from the caller: the message's other fields are
 //! encoded by prost and the borrowed ones appended after them, in one
@@ -18,7 +22,7 @@ use prost::Message as _;
 
 /// `Dnstap`: the top-level message, one per data frame.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct Dnstap {
+pub struct Payload {
     /// The DNS server's identity (`identity` in the config, else the host name).
     #[prost(bytes = "vec", optional, tag = "1")]
     pub identity: Option<Vec<u8>>,
@@ -36,7 +40,7 @@ pub struct Dnstap {
     pub message: Option<Message>,
 }
 
-/// `Dnstap.Type`: which payload a [`Dnstap`] carries.
+/// `Dnstap.Type`: which payload a [`Payload`] carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, prost::Enumeration)]
 #[repr(i32)]
 pub enum DnstapType {
@@ -88,7 +92,7 @@ pub enum HttpProtocol {
 
 /// `Policy`: an operator policy applied to a message (a query rule's match).
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct Policy {
+pub struct MessagePolicy {
     /// The kind of policy ("dnslb-rule" for a query rule).
     #[prost(string, optional, tag = "1")]
     pub r#type: Option<String>,
@@ -187,7 +191,7 @@ pub struct Message {
     pub response_message: Option<Vec<u8>>,
     /// The policy applied, if any.
     #[prost(message, optional, tag = "15")]
-    pub policy: Option<Policy>,
+    pub policy: Option<MessagePolicy>,
     /// The HTTP version, for DNS over HTTPS only.
     #[prost(enumeration = "HttpProtocol", optional, tag = "16")]
     pub http_protocol: Option<i32>,
@@ -268,7 +272,7 @@ pub struct Preamble {
 impl Preamble {
     /// The encoded `identity`, `version` and `type = MESSAGE`.
     pub fn new(identity: Option<&[u8]>, version: Option<&[u8]>) -> Self {
-        let head = Dnstap {
+        let head = Payload {
             identity: identity.map(<[u8]>::to_vec),
             version: version.map(<[u8]>::to_vec),
             extra: None,
@@ -341,7 +345,7 @@ mod tests {
         ] {
             let borrowed = [(BytesField::QueryAddress, &client[..]), (field, &wire[..])];
             let payload = encode_payload(&preamble, &meta(), &borrowed);
-            let whole = Dnstap {
+            let whole = Payload {
                 identity: Some(b"ls1.example".to_vec()),
                 version: Some(b"dnslb 0.1.0".to_vec()),
                 extra: None,
@@ -353,7 +357,7 @@ mod tests {
                     ..meta()
                 }),
             };
-            let read = Dnstap::decode(payload.as_slice()).unwrap();
+            let read = Payload::decode(payload.as_slice()).unwrap();
             assert_eq!(read, whole);
             assert_eq!(payload.len(), whole.encoded_len());
             assert_eq!(payload.capacity(), payload.len(), "one exact allocation");
@@ -364,7 +368,7 @@ mod tests {
     fn no_identity_or_version_leaves_the_fields_out() {
         let borrowed = [(BytesField::QueryMessage, &b"q"[..])];
         let payload = encode_payload(&Preamble::new(None, None), &meta(), &borrowed);
-        let read = Dnstap::decode(payload.as_slice()).unwrap();
+        let read = Payload::decode(payload.as_slice()).unwrap();
         assert_eq!((read.identity, read.version), (None, None));
         assert_eq!(
             read.message.unwrap().query_message.as_deref(),
@@ -388,7 +392,7 @@ mod tests {
             (BytesField::ResponseMessage, &[14u8][..]),
         ];
         let payload = encode_payload(&Preamble::new(None, None), &Message::default(), &borrowed);
-        let read = Dnstap::decode(payload.as_slice()).unwrap();
+        let read = Payload::decode(payload.as_slice()).unwrap();
         assert_eq!(read.message, Some(m));
     }
 }

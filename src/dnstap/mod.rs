@@ -16,7 +16,7 @@
 //!   STOP/FINISH.
 //! - here: [`Dnstap`], the handle the servers hold: [`Dnstap::enabled`]
 //!   (one bit test, before any encoding work), [`Dnstap::log`] (encode the
-//!   [`Event`] and push it to the bounded queue with a try that never
+//!   [`TapEvent`] and push it to the bounded queue with a try that never
 //!   waits: a full queue or absent collector costs a dropped frame,
 //!   counted in [`DnstapStats`], never a query) and [`Dnstap::log_rule`]
 //!   for the query rules' `log = true`.
@@ -32,7 +32,7 @@ mod writer;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
@@ -42,17 +42,17 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{DnstapConfig, DnstapMessage, DnstapSide};
 use crate::supervise::Backoff;
 use message::{
-    BytesField, Message, MessageType, Policy, PolicyAction, PolicyMatch, Preamble, SocketFamily,
-    SocketProtocol, encode_payload,
+    BytesField, Message, MessagePolicy, MessageType, PolicyAction, PolicyMatch, Preamble,
+    SocketFamily, SocketProtocol, encode_payload,
 };
-pub use writer::{RECONNECT, Target};
+pub use writer::{DnstapStats, RECONNECT, Target};
 
-/// The `Policy.type` of a query rule's dnstap message.
+/// The `MessagePolicy.type` of a query rule's dnstap message.
 pub const RULE_POLICY_TYPE: &str = "dnslb-rule";
 
 /// The kinds of message a server writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub enum TapKind {
     /// A query the LS received from a client.
     ClientQuery,
     /// An answer the LS sent to a client.
@@ -67,7 +67,7 @@ pub enum Kind {
     AuthResponse,
 }
 
-impl Kind {
+impl TapKind {
     /// The kind `messages` names.
     pub fn from_config(m: DnstapMessage) -> Self {
         match m {
@@ -108,7 +108,7 @@ impl Kind {
 
 /// The transport a message came or went over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
+pub enum TapTransport {
     /// Plain UDP.
     Udp,
     /// Plain TCP.
@@ -119,7 +119,7 @@ pub enum Transport {
     Doh,
 }
 
-impl Transport {
+impl TapTransport {
     /// The dnstap `SocketProtocol`.
     fn protocol(self) -> SocketProtocol {
         match self {
@@ -133,11 +133,11 @@ impl Transport {
 
 /// One message to write, as the server saw it.
 #[derive(Debug, Clone, Copy)]
-pub struct Event<'a> {
+pub struct TapEvent<'a> {
     /// Which message it is.
-    pub kind: Kind,
+    pub kind: TapKind,
     /// Its transport.
-    pub transport: Transport,
+    pub transport: TapTransport,
     /// The query's sender: the client (CLIENT_*, AUTH_*), or the LS's
     /// upstream socket (FORWARDER_*).
     pub query_addr: SocketAddr,
@@ -153,12 +153,12 @@ pub struct Event<'a> {
     pub message: &'a [u8],
 }
 
-impl<'a> Event<'a> {
+impl<'a> TapEvent<'a> {
     /// An event of `kind` over `transport` from `query_addr`, carrying
     /// `message`; no responder address, times taken when it is logged.
     pub fn new(
-        kind: Kind,
-        transport: Transport,
+        kind: TapKind,
+        transport: TapTransport,
         query_addr: SocketAddr,
         message: &'a [u8],
     ) -> Self {
@@ -175,7 +175,7 @@ impl<'a> Event<'a> {
 }
 
 /// What a query rule with `log = true` says about its match (a dnstap
-/// `Policy`).
+/// `MessagePolicy`).
 #[derive(Debug, Clone, Copy)]
 pub struct RuleNote<'a> {
     /// The rule's `name`.
@@ -189,18 +189,6 @@ pub struct RuleNote<'a> {
     pub value: Option<&'a [u8]>,
 }
 
-/// Frames sent and dropped, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct DnstapStats {
-    /// Frames written to the collector.
-    pub sent: AtomicU64,
-    /// Frames lost: the queue full (a slow or absent collector), a write
-    /// that failed, or queued at shutdown with no collector.
-    pub dropped: AtomicU64,
-    /// Whether the writer is connected now.
-    pub connected: AtomicBool,
-}
-
 /// How a [`Dnstap`] writes: what `[ls.dnstap]` or a `[[ts]]`'s `dnstap`
 /// says, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,7 +196,7 @@ pub struct Settings {
     /// Where the collector is.
     pub target: Target,
     /// The messages written.
-    pub kinds: Vec<Kind>,
+    pub kinds: Vec<TapKind>,
     /// The `identity` of every message.
     pub identity: Option<Vec<u8>>,
     /// The `version` of every message.
@@ -241,7 +229,7 @@ impl Settings {
             kinds: config
                 .messages_for(side)
                 .into_iter()
-                .map(Kind::from_config)
+                .map(TapKind::from_config)
                 .collect(),
             identity: label(&config.identity, host_name()),
             version: label(
@@ -369,9 +357,9 @@ impl Dnstap {
     }
 
     /// Whether messages of `kind` are written: check it before building an
-    /// [`Event`].
+    /// [`TapEvent`].
     #[inline]
-    pub fn enabled(&self, kind: Kind) -> bool {
+    pub fn enabled(&self, kind: TapKind) -> bool {
         self.kinds & kind.bit() != 0
     }
 
@@ -389,20 +377,20 @@ impl Dnstap {
 
     /// Writes `event` when its kind is selected: encodes it and queues it
     /// without waiting (a full queue drops it, counted).
-    pub fn log(&self, event: &Event<'_>) {
+    pub fn log(&self, event: &TapEvent<'_>) {
         if self.enabled(event.kind) {
             self.push(event, None);
         }
     }
 
     /// Writes `event` for a query rule with `log = true` that matched, with
-    /// the rule as its `Policy` (type [`RULE_POLICY_TYPE`]), whatever kinds
+    /// the rule as its `MessagePolicy` (type [`RULE_POLICY_TYPE`]), whatever kinds
     /// `messages` selects; nothing when dnstap is off.
-    pub fn log_rule(&self, event: &Event<'_>, note: &RuleNote<'_>) {
+    pub fn log_rule(&self, event: &TapEvent<'_>, note: &RuleNote<'_>) {
         if !self.is_on() {
             return;
         }
-        let policy = Policy {
+        let policy = MessagePolicy {
             r#type: Some(RULE_POLICY_TYPE.to_owned()),
             rule: Some(note.rule.as_bytes().to_vec()),
             action: note.action.map(Into::into),
@@ -413,7 +401,7 @@ impl Dnstap {
     }
 
     /// Encodes `event` and queues it.
-    fn push(&self, event: &Event<'_>, policy: Option<Policy>) {
+    fn push(&self, event: &TapEvent<'_>, policy: Option<MessagePolicy>) {
         let Some(shared) = &self.shared else {
             return;
         };

@@ -256,20 +256,20 @@ fn dnstap_matches_the_schema() {
     let s = schema(PROTO);
     let f = |n: &str| s.messages["Dnstap"][n].number;
     let b = |n: &str| Some(vec![f(n) as u8]);
-    let named = Dnstap {
+    let named = Payload {
         identity: b("identity"),
         version: b("version"),
         extra: b("extra"),
         r#type: f("type") as i32,
         message: Some(Message::default()),
     };
-    let wide = Dnstap::default();
+    let wide = Payload::default();
     check_message(
         &s,
         "Dnstap",
         &named.encode_to_vec(),
         &wide.encode_to_vec(),
-        &Dnstap::default().encode_to_vec(),
+        &Payload::default().encode_to_vec(),
     );
 }
 
@@ -294,7 +294,7 @@ fn message_matches_the_schema() {
         response_time_sec: Some(f("response_time_sec").into()),
         response_time_nsec: Some(f("response_time_nsec")),
         response_message: b("response_message"),
-        policy: Some(Policy::default()),
+        policy: Some(MessagePolicy::default()),
         http_protocol: e("http_protocol"),
     };
     let wide = Message {
@@ -319,7 +319,7 @@ fn message_matches_the_schema() {
 fn policy_matches_the_schema() {
     let s = schema(PROTO);
     let f = |n: &str| s.messages["Policy"][n].number;
-    let named = Policy {
+    let named = MessagePolicy {
         r#type: Some(char::from(f("type") as u8).to_string()),
         rule: Some(vec![f("rule") as u8]),
         action: Some(f("action") as i32),
@@ -330,8 +330,8 @@ fn policy_matches_the_schema() {
         &s,
         "Policy",
         &named.encode_to_vec(),
-        &Policy::default().encode_to_vec(),
-        &Policy::default().encode_to_vec(),
+        &MessagePolicy::default().encode_to_vec(),
+        &MessagePolicy::default().encode_to_vec(),
     );
 }
 

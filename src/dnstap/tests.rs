@@ -10,8 +10,8 @@ use prost::Message as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
-use super::frame::{self, CONTENT_TYPE, Control, ControlKind, Frame};
-use super::message::{Dnstap as DnstapMsg, MessageType, SocketFamily, SocketProtocol};
+use super::frame::{self, CONTENT_TYPE, ControlFrame, ControlKind, Frame};
+use super::message::{MessageType, Payload as DnstapMsg, SocketFamily, SocketProtocol};
 use super::*;
 
 /// Settings writing every LS kind to `path`, reconnecting fast.
@@ -19,9 +19,9 @@ fn settings(path: &Path, queue_size: usize) -> Settings {
     Settings {
         target: Target::Unix(path.to_path_buf()),
         kinds: vec![
-            Kind::ClientQuery,
-            Kind::ClientResponse,
-            Kind::ForwarderQuery,
+            TapKind::ClientQuery,
+            TapKind::ClientResponse,
+            TapKind::ForwarderQuery,
         ],
         identity: Some(b"ls-test".to_vec()),
         version: Some(b"dnslb test".to_vec()),
@@ -48,9 +48,9 @@ struct Seen {
 }
 
 /// Reads one control frame.
-async fn control(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<Control> {
+async fn control(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<ControlFrame> {
     match next(s, buf).await? {
-        Owned::Control(c) => Some(c),
+        Owned::ControlFrame(c) => Some(c),
         Owned::Data(_) => panic!("data frame where a control frame was due"),
     }
 }
@@ -58,7 +58,7 @@ async fn control(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<Control> {
 /// A frame, owned.
 enum Owned {
     Data(Vec<u8>),
-    Control(Control),
+    ControlFrame(ControlFrame),
 }
 
 /// Reads the next frame, `None` at the end of the stream.
@@ -67,7 +67,7 @@ async fn next(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<Owned> {
         if let Some((f, used)) = frame::decode(buf).unwrap() {
             let owned = match f {
                 Frame::Data(d) => Owned::Data(d.to_vec()),
-                Frame::Control(c) => Owned::Control(c),
+                Frame::ControlFrame(c) => Owned::ControlFrame(c),
             };
             buf.drain(..used);
             return Some(owned);
@@ -101,7 +101,7 @@ async fn collect(mut s: UnixStream, accept: &[u8], take: usize) -> Seen {
     while seen.frames.len() < take {
         match next(&mut s, &mut buf).await {
             Some(Owned::Data(d)) => seen.frames.push(DnstapMsg::decode(d.as_slice()).unwrap()),
-            Some(Owned::Control(c)) => {
+            Some(Owned::ControlFrame(c)) => {
                 assert_eq!(c.kind, ControlKind::Stop);
                 seen.stopped = true;
                 s.write_all(&frame::encode_control(ControlKind::Finish, None))
@@ -142,18 +142,23 @@ async fn frames_reach_the_collector_after_the_handshake_and_stop_cleanly() {
         collect(s, CONTENT_TYPE, usize::MAX).await
     });
 
-    assert!(tap.enabled(Kind::ClientQuery));
-    assert!(!tap.enabled(Kind::ForwarderResponse), "not selected");
+    assert!(tap.enabled(TapKind::ClientQuery));
+    assert!(!tap.enabled(TapKind::ForwarderResponse), "not selected");
     let ls: SocketAddr = "[::ffff:127.0.0.1]:5300".parse().unwrap();
-    let mut q = Event::new(Kind::ClientQuery, Transport::Udp, client(), b"query");
+    let mut q = TapEvent::new(TapKind::ClientQuery, TapTransport::Udp, client(), b"query");
     q.response_addr = Some(ls);
     tap.log(&q);
-    let mut r = Event::new(Kind::ClientResponse, Transport::Tcp, client(), b"answer");
+    let mut r = TapEvent::new(
+        TapKind::ClientResponse,
+        TapTransport::Tcp,
+        client(),
+        b"answer",
+    );
     r.query_time = Some(UNIX_EPOCH + Duration::new(1_700_000_000, 5));
     tap.log(&r);
-    tap.log(&Event::new(
-        Kind::ForwarderResponse,
-        Transport::Udp,
+    tap.log(&TapEvent::new(
+        TapKind::ForwarderResponse,
+        TapTransport::Udp,
         client(),
         b"x",
     ));
@@ -201,9 +206,9 @@ async fn with_no_collector_a_full_queue_drops_and_counts_and_never_waits() {
     let token = CancellationToken::new();
     let (tap, writer) = Dnstap::start(settings(&path, 4), token.clone());
     for _ in 0..10 {
-        tap.log(&Event::new(
-            Kind::ClientQuery,
-            Transport::Udp,
+        tap.log(&TapEvent::new(
+            TapKind::ClientQuery,
+            TapTransport::Udp,
             client(),
             b"q",
         ));
@@ -231,9 +236,9 @@ async fn a_collector_that_does_not_take_dnstap_is_refused_and_retried() {
     let listener = UnixListener::bind(&path).unwrap();
     let token = CancellationToken::new();
     let (tap, writer) = Dnstap::start(settings(&path, 64), token.clone());
-    tap.log(&Event::new(
-        Kind::ClientQuery,
-        Transport::Udp,
+    tap.log(&TapEvent::new(
+        TapKind::ClientQuery,
+        TapTransport::Udp,
         client(),
         b"q",
     ));
@@ -262,9 +267,9 @@ async fn a_lost_collector_is_reconnected_and_frames_flow_again() {
     let (tap, writer) = Dnstap::start(settings(&path, 64), token.clone());
     let stats = tap.stats().unwrap();
     let log = |wire: &'static [u8]| {
-        tap.log(&Event::new(
-            Kind::ClientQuery,
-            Transport::Udp,
+        tap.log(&TapEvent::new(
+            TapKind::ClientQuery,
+            TapTransport::Udp,
             client(),
             wire,
         ))
@@ -300,10 +305,10 @@ async fn a_lost_collector_is_reconnected_and_frames_flow_again() {
 #[test]
 fn off_writes_nothing_and_selects_nothing() {
     let tap = Dnstap::off();
-    assert!(!tap.is_on() && !tap.enabled(Kind::ClientQuery) && tap.stats().is_none());
-    tap.log(&Event::new(
-        Kind::ClientQuery,
-        Transport::Udp,
+    assert!(!tap.is_on() && !tap.enabled(TapKind::ClientQuery) && tap.stats().is_none());
+    tap.log(&TapEvent::new(
+        TapKind::ClientQuery,
+        TapTransport::Udp,
         client(),
         b"q",
     ));
@@ -313,7 +318,7 @@ fn off_writes_nothing_and_selects_nothing() {
 fn settings_default_identity_to_the_host_and_version_to_dnslb() {
     let cfg = crate::config::DnstapConfig::unix("/run/t.sock");
     let s = Settings::from_config(&cfg, DnstapSide::Ts);
-    assert_eq!(s.kinds, [Kind::AuthQuery, Kind::AuthResponse]);
+    assert_eq!(s.kinds, [TapKind::AuthQuery, TapKind::AuthResponse]);
     assert_eq!(
         s.version,
         Some(format!("dnslb {}", env!("CARGO_PKG_VERSION")).into_bytes())
@@ -337,7 +342,7 @@ async fn a_rule_note_goes_out_as_the_policy_whatever_the_selection() {
     let listener = UnixListener::bind(&path).unwrap();
     let token = CancellationToken::new();
     let mut s = settings(&path, 8);
-    s.kinds = vec![Kind::ForwarderQuery];
+    s.kinds = vec![TapKind::ForwarderQuery];
     let (tap, writer) = Dnstap::start(s, token.clone());
     let note = RuleNote {
         rule: "block-ads",
@@ -346,7 +351,7 @@ async fn a_rule_note_goes_out_as_the_policy_whatever_the_selection() {
         value: Some(b"\x03ads\0"),
     };
     tap.log_rule(
-        &Event::new(Kind::ClientQuery, Transport::Doh, client(), b"q"),
+        &TapEvent::new(TapKind::ClientQuery, TapTransport::Doh, client(), b"q"),
         &note,
     );
     let (c, _) = listener.accept().await.unwrap();

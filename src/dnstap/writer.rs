@@ -20,7 +20,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -28,7 +28,6 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
-use super::DnstapStats;
 use super::frame::{self, CONTENT_TYPE, ControlKind, Frame};
 use crate::supervise::Backoff;
 
@@ -47,6 +46,18 @@ const FINISH_TIMEOUT: Duration = Duration::from_secs(1);
 const BATCH_FRAMES: usize = 256;
 /// Most bytes gathered for one write (a frame larger goes alone).
 const BATCH_BYTES: usize = 64 * 1024;
+
+/// Frames sent and dropped, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DnstapStats {
+    /// Frames written to the collector.
+    pub sent: AtomicU64,
+    /// Frames lost: the queue full (a slow or absent collector), a write
+    /// that failed, or queued at shutdown with no collector.
+    pub dropped: AtomicU64,
+    /// Whether the writer is connected now.
+    pub connected: AtomicBool,
+}
 
 /// Where the collector listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,7 +345,7 @@ where
         .await?;
     stream.flush().await?;
     let accept = read_control(stream).await?;
-    frame::check_accept(&Frame::Control(accept))?;
+    frame::check_accept(&Frame::ControlFrame(accept))?;
     stream
         .write_all(&frame::encode_control(
             ControlKind::Start,
@@ -346,7 +357,7 @@ where
 }
 
 /// Reads one control frame from the collector.
-async fn read_control<R: AsyncRead + Unpin>(rd: &mut R) -> Result<frame::Control, LinkError> {
+async fn read_control<R: AsyncRead + Unpin>(rd: &mut R) -> Result<frame::ControlFrame, LinkError> {
     let mut head = [0u8; 8];
     read_exact(rd, &mut head).await?;
     let (escape, len) = head.split_at(4);

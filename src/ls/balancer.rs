@@ -2,11 +2,10 @@
 //! current [`LsState`] snapshot (swapped whole on reload), and the door every
 //! client query passes before either driver forwards it ([`Balancer::admit`]:
 //! ACL, rate limit, malformed or non-QUERY messages, a backend's NOTIFY
-//! ([`super::notify`]), the loop mark, then the query read once, header and question, and routed to its pool by the
+//! ([`super::invalidate`]), the loop mark, then the query read once, header and question, and routed to its pool by the
 //! question's name, read in place). Both drivers start here: the async
-//! one ([`super::strategy`], which makes it the server layer's `Handler`) and
-//! the UDP fast path ([`super::fast`]).
-use crate::dnstap::Dnstap;
+//! one ([`super::async_path`], which makes it the server layer's `Handler`) and
+//! the UDP fast path ([`super::udp_path`]).
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -14,19 +13,20 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{OpCode, ResponseCode};
 use tokio::sync::Notify;
 
-use super::notify::{self, FlushBy, FlushCounters, FlushQueue};
+use super::invalidate::{self, FlushBy, FlushCounters, FlushQueue};
 use super::order;
-use super::pool::UpstreamPool;
 use super::state::{Job, LsMetrics, LsState};
 use super::suffix;
+use super::upstream::shared::SharedSockets;
 use crate::config::LsConfig;
 use crate::dns::{self, HEADER_LEN, Transport};
+use crate::dnstap::Dnstap;
 use crate::guard::acl;
 use crate::guard::rate::RateVerdict;
 use crate::logging::QueryLine;
 use crate::server::{Reply, Request};
 
-/// Wakes the probe loop ([`super::health`]) after every `every_queries`
+/// Wakes the probe loop ([`super::probe`]) after every `every_queries`
 /// client queries.
 #[derive(Debug, Default)]
 pub struct QueryTrigger {
@@ -46,7 +46,7 @@ impl QueryTrigger {
 pub struct Balancer {
     state: ArcSwap<LsState>,
     pub(super) metrics: Arc<LsMetrics>,
-    pub(super) pool: Arc<UpstreamPool>,
+    pub(super) pool: Arc<SharedSockets>,
     pub(super) trigger: QueryTrigger,
     flushes: FlushCounters,
     flush_queue: FlushQueue,
@@ -71,7 +71,7 @@ impl Balancer {
     /// A balancer for an `[ls]` section.
     pub fn new(c: &LsConfig) -> Self {
         let metrics = Arc::new(LsMetrics::default());
-        let pool = Arc::new(UpstreamPool::new(metrics.drops.clone()));
+        let pool = Arc::new(SharedSockets::new(metrics.drops.clone()));
         Balancer {
             state: ArcSwap::from_pointee(LsState::new(c, metrics.clone(), pool.clone(), None)),
             metrics,
@@ -116,59 +116,9 @@ impl Balancer {
     /// Removes the cached entries of `name` (with `zone`, at or under it),
     /// counted as an HTTP flush: how many, or `None` without a cache.
     pub fn flush_cache(&self, name: &hickory_proto::rr::Name, zone: bool) -> Option<usize> {
-        notify::flush(&self.state(), &self.flushes, name, zone, FlushBy::Http)
-    }
-}
-
-/// What becomes of a client query at the door ([`Balancer::admit`]).
-pub enum Admission {
-    /// Answered (or dropped) at once: malformed, refused, rate limited.
-    Reply(Reply),
-    /// To be forwarded, on this snapshot.
-    Forward(Arc<LsState>, Admitted),
-}
-
-/// A client query admitted for forwarding: what was read of it, not yet
-/// its bytes (the caller decides where they go, or to shed it first).
-#[derive(Debug)]
-pub struct Admitted {
-    client_id: u16,
-    question_end: usize,
-    transport: Transport,
-    name_hash: u64,
-    route: Option<usize>,
-    log: Option<QueryLine>,
-    cache_generation: u64,
-}
-
-impl Admitted {
-    /// End of the question section in the query.
-    pub fn question_end(&self) -> usize {
-        self.question_end
+        invalidate::flush(&self.state(), &self.flushes, name, zone, FlushBy::Http)
     }
 
-    /// The pool the query goes to (an index of [`LsState::pools`]); `None`:
-    /// every backend.
-    pub fn route(&self) -> Option<usize> {
-        self.route
-    }
-
-    /// The job, with `raw` holding the query's bytes as received.
-    pub fn into_job(self, raw: Vec<u8>) -> Job {
-        Job {
-            raw,
-            client_id: self.client_id,
-            question_end: self.question_end,
-            transport: self.transport,
-            name_hash: self.name_hash,
-            route: self.route,
-            log: self.log,
-            cache_generation: self.cache_generation,
-        }
-    }
-}
-
-impl Balancer {
     /// Reads a client query once (header and question) and decides: an
     /// immediate reply (counted), or a query to forward (not copied yet).
     /// Sends nothing: forwarding is [`Handler::handle`]'s part.
@@ -230,7 +180,7 @@ impl Balancer {
                 Err(reject) => return now(reject.response()),
                 // A zone changed: flushed when a backend says so.
                 Ok(q) if q.header.metadata.op_code == OpCode::Notify => {
-                    return now(notify::answer(
+                    return now(invalidate::answer(
                         &state,
                         (&self.flushes, &self.flush_queue),
                         (req.raw, &q),
@@ -293,6 +243,54 @@ impl Balancer {
             cache_generation,
         };
         Admission::Forward(state, admitted)
+    }
+}
+
+/// What becomes of a client query at the door ([`Balancer::admit`]).
+pub enum Admission {
+    /// Answered (or dropped) at once: malformed, refused, rate limited.
+    Reply(Reply),
+    /// To be forwarded, on this snapshot.
+    Forward(Arc<LsState>, Admitted),
+}
+
+/// A client query admitted for forwarding: what was read of it, not yet
+/// its bytes (the caller decides where they go, or to shed it first).
+#[derive(Debug)]
+pub struct Admitted {
+    client_id: u16,
+    question_end: usize,
+    transport: Transport,
+    name_hash: u64,
+    route: Option<usize>,
+    log: Option<QueryLine>,
+    cache_generation: u64,
+}
+
+impl Admitted {
+    /// End of the question section in the query.
+    pub fn question_end(&self) -> usize {
+        self.question_end
+    }
+
+    /// The pool the query goes to (an index of [`LsState::pools`]); `None`:
+    /// every backend.
+    pub fn route(&self) -> Option<usize> {
+        self.route
+    }
+
+    /// The job, with `raw` holding the query's bytes as received.
+    pub fn into_job(self, raw: Vec<u8>) -> Job {
+        Job {
+            raw,
+            client_id: self.client_id,
+            question_end: self.question_end,
+            transport: self.transport,
+            name_hash: self.name_hash,
+            route: self.route,
+            log: self.log,
+            cache_generation: self.cache_generation,
+        }
     }
 }
 

@@ -7,49 +7,54 @@
 //! Its modules, top to bottom (each imports only modules below it):
 //! - [`run`]: [`serve`] — the UDP workers, the server layer for TCP, the
 //!   probe loop and the rate-limit sweeper, started and stopped together;
-//! - [`health`]: the probe loop feeding each backend's health;
-//! - the two drivers of one query: [`fast`] (the UDP fast path, a worker per
-//!   socket) and [`strategy`] (async, for TCP: the server layer's handler);
+//! - [`probe`]: the probe loop feeding each backend's health;
+//! - the two drivers of one query: [`udp_path`] (the UDP fast path, a
+//!   worker per socket) and [`async_path`] (async, for TCP, DoT and DoH: the
+//!   server layer's handler);
 //! - [`balancer`]: [`Balancer`], holding the current [`LsState`] snapshot,
 //!   and the door every query passes first ([`Balancer::admit`]);
-//! - [`notify`]: the cache's flushes before TTLs run out (a backend's
+//! - [`invalidate`]: the cache's flushes before TTLs run out (a backend's
 //!   NOTIFY at the door, `POST /cache/flush`) and their counters;
+//!   [`notify_peers`]: whose NOTIFYs are believed, with which TSIG key;
 //! - [`reply`]: the client's answer from how a query ended (the winner's,
 //!   a negative one passed on, a stale one from the cache, or one made
 //!   up), for both drivers, and the cache's answer at the door;
 //! - [`state`], the floor: [`Policy`], [`LsMetrics`], [`Job`], [`Route`]
 //!   (where a query goes: a pool's backends, policy and sticky memory, or
 //!   every backend's) and [`LsState`] (policy, backends, routes, health
-//!   settings, rate limiter, hedge budget, upstream pool, loop mark, packet
-//!   cache), one `ArcSwap` snapshot replaced whole on reload; queries in
-//!   flight keep theirs;
+//!   settings, rate limiter, hedge budget, shared upstream sockets, loop
+//!   mark, packet cache), one `ArcSwap` snapshot replaced whole on reload;
+//!   queries in flight keep theirs;
 //! - below it, the parts: [`resolution`] (the pure decision machine of one
 //!   query), [`suffix`] (the pools' zones: which pool a name goes to),
-//!   [`pool`] and [`upstream`] (upstream sockets), [`backend`] (each
-//!   with its [`backend::health::Health`]), [`order`], [`sticky`],
-//!   [`hedge`], [`fair`] (the in-flight
-//!   bound's share per client), [`loopmark`], [`latency`],
-//!   [`cache`] (the packet cache). The ACL and the rate limit are
-//!   [`crate::guard`]'s, shared with the server layer and the TS.
+//!   [`upstream`] (the upstream core both drivers use: the RFC 5452 check,
+//!   ID tables, socket rotation, the async driver's shared UDP sockets in
+//!   [`upstream::shared`], reused TCP connections in [`upstream::tcp`]),
+//!   [`backend`] (each with its [`backend::health::Health`]), [`order`],
+//!   [`sticky`], [`hedge`], [`loopmark`], [`latency`], [`cache`] (the
+//!   packet cache). The ACL, the rate limit and the in-flight bound's share
+//!   per client are [`crate::guard`]'s, shared with the server layer and
+//!   the TS.
+//!
+//! "Pool" means only a `[[ls.pool]]` routing group.
+pub mod async_path;
 pub mod backend;
 pub mod balancer;
 pub mod cache;
-pub mod fast;
-pub mod health;
 pub mod hedge;
+pub mod invalidate;
 pub mod latency;
 pub mod loopmark;
-pub mod notify;
 pub mod notify_peers;
 pub mod order;
-pub mod pool;
+pub mod probe;
 pub mod reply;
 pub mod resolution;
 pub mod run;
 pub mod state;
 pub mod sticky;
-pub mod strategy;
 pub mod suffix;
+pub mod udp_path;
 pub mod upstream;
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! with the key its NOTIFYs must be signed with (`[[ls.backend]]
 //! notify_key`, or the `xfr_key` of the `[[ts]]` at that address). Read
 //! from the config when a snapshot is built ([`super::state::LsState`]);
-//! judged by [`super::notify`].
+//! judged by [`super::invalidate`].
 use std::net::IpAddr;
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
 //! The reply to a client query, as both drivers make it (the async one in
-//! [`super::strategy`], the UDP fast path in [`super::fast`]): from how its
+//! [`super::async_path`], the UDP fast path in [`super::udp_path`]): from how its
 //! [`Resolution`] ended, [`finish`] makes the winner's response the client's
 //! answer (counted, NSID-labelled, sticky-remembered, the client's ID
 //! restored, TC=1 when too large), passes on a negative answer every backend

@@ -3,7 +3,7 @@
 //! `now`), so the strategies' timing (hedge delay, budget, failover,
 //! deadline) and the layouts' rules are unit-tested with made-up times.
 //!
-//! A driver (the async one in [`super::strategy`]) calls [`Resolution::poll`]
+//! A driver (the async one in [`super::async_path`]) calls [`Resolution::poll`]
 //! until it says [`Step::Wait`], sends what it was told to launch, feeds each
 //! backend's outcome to [`Resolution::on_outcome`], and polls again at the
 //! latest at [`Resolution::next_wakeup`]. [`Step::Done`] says how the query

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::balancer::Balancer;
-use super::notify::{FlushBy, WALK_GAP};
+use super::invalidate::{FlushBy, WALK_GAP};
 use super::state::LsState;
-use super::{fast, health};
+use super::{probe, udp_path};
 use crate::config::LsConfig;
 use crate::guard::rate::RATE_SWEEP;
 
@@ -35,7 +35,7 @@ pub async fn serve(
     token: tokio_util::sync::CancellationToken,
 ) {
     let mut listeners = listeners;
-    let health = tokio::spawn(health::run(balancer.clone(), token.clone()));
+    let health = tokio::spawn(probe::run(balancer.clone(), token.clone()));
     let sweeper = tokio::spawn(sweep_rate_limits(balancer.clone(), token.clone()));
     let flusher = tokio::spawn(run_flusher(balancer.clone(), token.clone()));
     // UDP clients take the fast path, one worker per socket; TCP the server layer.
@@ -47,7 +47,7 @@ pub async fn serve(
     let died = tokio_util::sync::CancellationToken::new();
     for (i, sock) in udp.into_iter().enumerate() {
         let (b, stop) = (balancer.clone(), token.clone());
-        let body = move |sock| fast::run(b, sock, per_worker, stop);
+        let body = move |sock| udp_path::run(b, sock, per_worker, stop);
         crate::server::thread::start(&workers, &format!("ls-udp-{i}"), sock, &died, body);
     }
     workers.close();

@@ -17,7 +17,7 @@ use super::prom::{Expo, rcode_name, write_build_info, write_dnstap, write_proces
 use super::{exposition, not_found, serve_app};
 use crate::ts::TableServer;
 use crate::ts::metrics::{OTHER_RCODE, TsMetrics, Unanswered};
-use crate::ts::tsig::Refusal;
+use crate::ts::xfr::tsig::TsigRefusal;
 
 /// The `rcode` label of slot `i` of [`TsMetrics::answers`].
 fn rcode_label(i: usize) -> String {
@@ -136,7 +136,7 @@ fn write_ts(e: &mut Expo, m: &TsMetrics, tsig: &[AtomicU64]) {
         "dnslb_ts_tsig_refused_total",
         "Requests refused for their TSIG (xfr_key set), by error: unsigned transfers, FORMERR, BADSIG, BADKEY, BADTIME, BADTRUNC.",
         "error",
-        Refusal::ALL.iter().map(|why| why.label()).zip(tsig),
+        TsigRefusal::ALL.iter().map(|why| why.label()).zip(tsig),
     );
     e.reloads(
         "dnslb_ts_reloads_total",
@@ -166,7 +166,7 @@ mod tests {
 
     use super::*;
     use crate::ts::TsSettings;
-    use crate::ts::metrics::Outcome;
+    use crate::ts::metrics::RequestOutcome;
 
     fn table_server(dir: &std::path::Path) -> TableServer {
         let table = dir.join("t.txt");
@@ -200,10 +200,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ts = table_server(dir.path());
         let m = ts.metrics();
-        m.record(Outcome::Answered(ResponseCode::NoError));
-        m.record(Outcome::Answered(ResponseCode::NXDomain));
-        m.record(Outcome::Answered(ResponseCode::BADVERS));
-        m.record(Outcome::Unanswered(Unanswered::SilentMiss));
+        m.record(RequestOutcome::Answered(ResponseCode::NoError));
+        m.record(RequestOutcome::Answered(ResponseCode::NXDomain));
+        m.record(RequestOutcome::Answered(ResponseCode::BADVERS));
+        m.record(RequestOutcome::Unanswered(Unanswered::SilentMiss));
         m.record_reload(false);
         let text = render_ts_prometheus(&ts);
         let serial_a = ts.catalog().zones()[0].serial();

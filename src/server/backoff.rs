@@ -3,19 +3,19 @@
 //! A UDP receive error is usually transient (an ICMP error queued on the
 //! socket), so the first one is retried at once. One that persists must not
 //! spin a core: each further error in a row doubles the pause, from
-//! [`Backoff::FIRST`] up to [`Backoff::MAX`], and the next successful
+//! [`RecvBackoff::FIRST`] up to [`RecvBackoff::MAX`], and the next successful
 //! receive resets it. The rule is pure; the loops do the sleeping (and race
 //! it against their cancellation token).
 use std::time::Duration;
 
 /// Consecutive receive errors of one loop and the pause they call for.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Backoff {
+pub(crate) struct RecvBackoff {
     /// Errors in a row since the last success.
     failures: u32,
 }
 
-impl Backoff {
+impl RecvBackoff {
     /// The pause after the second error in a row.
     pub(crate) const FIRST: Duration = Duration::from_millis(1);
     /// The longest pause.
@@ -41,14 +41,14 @@ impl Backoff {
 mod tests {
     use super::*;
 
-    fn pauses(b: &mut Backoff, n: usize) -> Vec<Option<Duration>> {
+    fn pauses(b: &mut RecvBackoff, n: usize) -> Vec<Option<Duration>> {
         (0..n).map(|_| b.failure()).collect()
     }
 
     #[test]
     fn first_error_is_retried_at_once_then_pauses_double_up_to_the_cap() {
         let ms = |n| Some(Duration::from_millis(n));
-        let mut b = Backoff::default();
+        let mut b = RecvBackoff::default();
         assert_eq!(
             pauses(&mut b, 10),
             vec![
@@ -68,20 +68,20 @@ mod tests {
 
     #[test]
     fn a_persistent_error_stays_at_the_cap_without_overflow() {
-        let mut b = Backoff::default();
+        let mut b = RecvBackoff::default();
         let last = (0..100_000).filter_map(|_| b.failure()).last();
-        assert_eq!(last, Some(Backoff::MAX));
+        assert_eq!(last, Some(RecvBackoff::MAX));
         b.failures = u32::MAX - 1;
-        assert_eq!(b.failure(), Some(Backoff::MAX));
-        assert_eq!(b.failure(), Some(Backoff::MAX));
+        assert_eq!(b.failure(), Some(RecvBackoff::MAX));
+        assert_eq!(b.failure(), Some(RecvBackoff::MAX));
     }
 
     #[test]
     fn success_resets() {
-        let mut b = Backoff::default();
+        let mut b = RecvBackoff::default();
         let _ = pauses(&mut b, 5);
         b.success();
         assert_eq!(b.failure(), None);
-        assert_eq!(b.failure(), Some(Backoff::FIRST));
+        assert_eq!(b.failure(), Some(RecvBackoff::FIRST));
     }
 }

@@ -42,7 +42,7 @@ pub const ALPN_DOH: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// Why a request carries no query: its HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum DohRefusal {
     /// 400: no `dns` parameter, not base64url, or not a DNS message.
     BadRequest,
     /// 404: another path.
@@ -55,7 +55,7 @@ pub enum Refusal {
     UnsupportedType,
 }
 
-impl Refusal {
+impl DohRefusal {
     /// The HTTP status.
     pub fn status(self) -> StatusCode {
         match self {
@@ -90,10 +90,10 @@ pub const ALLOW: &str = "GET, HEAD, POST";
 /// The DNS query `req` carries when it asks on `path`, or the status refusing it.
 ///
 /// # Errors
-/// The [`Refusal`], checked in this order: path, method, then the query itself.
-pub fn query_of(req: &HttpQuery<'_>, path: &str) -> Result<Vec<u8>, Refusal> {
+/// The [`DohRefusal`], checked in this order: path, method, then the query itself.
+pub fn query_of(req: &HttpQuery<'_>, path: &str) -> Result<Vec<u8>, DohRefusal> {
     if req.path != path {
-        return Err(Refusal::NotFound);
+        return Err(DohRefusal::NotFound);
     }
     let raw = if req.method == Method::GET || req.method == Method::HEAD {
         let param = req
@@ -103,31 +103,31 @@ pub fn query_of(req: &HttpQuery<'_>, path: &str) -> Result<Vec<u8>, Refusal> {
                     .find(|(k, _)| k == "dns")
                     .map(|(_, v)| v.into_owned())
             })
-            .ok_or(Refusal::BadRequest)?;
+            .ok_or(DohRefusal::BadRequest)?;
         if param.len() > MAX_QUERY * 4 / 3 + 4 {
-            return Err(Refusal::TooLarge);
+            return Err(DohRefusal::TooLarge);
         }
         // RFC 8484 §6: base64url without padding; padded is taken too.
         data_encoding::BASE64URL_NOPAD
             .decode(param.trim_end_matches('=').as_bytes())
-            .map_err(|_| Refusal::BadRequest)?
+            .map_err(|_| DohRefusal::BadRequest)?
     } else if req.method == Method::POST {
         let media = req
             .content_type
             .and_then(|c| std::str::from_utf8(c).ok())
             .map(|c| c.split(';').next().unwrap_or_default().trim());
         if !media.is_some_and(|m| m.eq_ignore_ascii_case(DNS_MESSAGE)) {
-            return Err(Refusal::UnsupportedType);
+            return Err(DohRefusal::UnsupportedType);
         }
         req.body.to_vec()
     } else {
-        return Err(Refusal::MethodNotAllowed);
+        return Err(DohRefusal::MethodNotAllowed);
     };
     if raw.len() > MAX_QUERY {
-        return Err(Refusal::TooLarge);
+        return Err(DohRefusal::TooLarge);
     }
     if raw.len() < HEADER_LEN {
-        return Err(Refusal::BadRequest);
+        return Err(DohRefusal::BadRequest);
     }
     Ok(raw)
 }
@@ -336,7 +336,7 @@ async fn respond<H: Handler>(
         {
             Ok(Ok(b)) => Ok(b.to_bytes()),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                Err(Refusal::TooLarge.status())
+                Err(DohRefusal::TooLarge.status())
             }
             Ok(Err(_)) => Err(StatusCode::BAD_REQUEST),
             Err(_) => Err(StatusCode::REQUEST_TIMEOUT),
@@ -489,7 +489,7 @@ mod tests {
     }
 
     /// A GET of `/dns-query?QUERY`.
-    fn get(query: &str) -> Result<Vec<u8>, Refusal> {
+    fn get(query: &str) -> Result<Vec<u8>, DohRefusal> {
         let r = HttpQuery {
             query: Some(query),
             ..req(&Method::GET, "/dns-query")
@@ -498,7 +498,7 @@ mod tests {
     }
 
     /// A POST to `/dns-query` of `body`, of type `ct`.
-    fn post(ct: Option<&str>, body: &[u8]) -> Result<Vec<u8>, Refusal> {
+    fn post(ct: Option<&str>, body: &[u8]) -> Result<Vec<u8>, DohRefusal> {
         let r = HttpQuery {
             content_type: ct.map(str::as_bytes),
             body,
@@ -514,11 +514,11 @@ mod tests {
         assert_eq!(get(&format!("dns={b64}")), Ok(q.clone()));
         let padded = data_encoding::BASE64URL.encode(&q);
         assert_eq!(get(&format!("ct=x&dns={padded}")), Ok(q));
-        assert_eq!(get("x=1"), Err(Refusal::BadRequest));
-        assert_eq!(get("dns=!!"), Err(Refusal::BadRequest));
-        assert_eq!(get("dns=AAAA"), Err(Refusal::BadRequest));
+        assert_eq!(get("x=1"), Err(DohRefusal::BadRequest));
+        assert_eq!(get("dns=!!"), Err(DohRefusal::BadRequest));
+        assert_eq!(get("dns=AAAA"), Err(DohRefusal::BadRequest));
         let huge = "A".repeat(100_000);
-        assert_eq!(get(&format!("dns={huge}")), Err(Refusal::TooLarge));
+        assert_eq!(get(&format!("dns={huge}")), Err(DohRefusal::TooLarge));
     }
 
     #[test]
@@ -529,17 +529,20 @@ mod tests {
             post(Some("Application/DNS-Message; x=1"), &q),
             Ok(q.clone())
         );
-        assert_eq!(post(Some("text/plain"), &q), Err(Refusal::UnsupportedType));
-        assert_eq!(post(None, &q), Err(Refusal::UnsupportedType));
-        assert_eq!(post(Some(DNS_MESSAGE), &[]), Err(Refusal::BadRequest));
+        assert_eq!(
+            post(Some("text/plain"), &q),
+            Err(DohRefusal::UnsupportedType)
+        );
+        assert_eq!(post(None, &q), Err(DohRefusal::UnsupportedType));
+        assert_eq!(post(Some(DNS_MESSAGE), &[]), Err(DohRefusal::BadRequest));
     }
 
     #[test]
     fn another_path_or_method_is_refused() {
         let not_found = query_of(&req(&Method::GET, "/"), "/dns-query");
-        assert_eq!(not_found, Err(Refusal::NotFound));
+        assert_eq!(not_found, Err(DohRefusal::NotFound));
         let put = query_of(&req(&Method::PUT, "/dns-query"), "/dns-query");
-        assert_eq!(put, Err(Refusal::MethodNotAllowed));
+        assert_eq!(put, Err(DohRefusal::MethodNotAllowed));
         let mut headers = HeaderMap::new();
         error_headers(&mut headers, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(headers["allow"], "GET, HEAD, POST");
@@ -551,11 +554,11 @@ mod tests {
         };
         assert_eq!(query_of(&head, "/dns-query"), Ok(query()));
         let all = [
-            Refusal::BadRequest,
-            Refusal::NotFound,
-            Refusal::MethodNotAllowed,
-            Refusal::TooLarge,
-            Refusal::UnsupportedType,
+            DohRefusal::BadRequest,
+            DohRefusal::NotFound,
+            DohRefusal::MethodNotAllowed,
+            DohRefusal::TooLarge,
+            DohRefusal::UnsupportedType,
         ];
         let statuses: Vec<u16> = all.iter().map(|r| r.status().as_u16()).collect();
         assert_eq!(statuses, [400, 404, 405, 413, 415]);

@@ -29,7 +29,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 use super::doh::{
-    MAX_QUERY, MAX_STREAMS, Refusal, Site, answer, error_headers, refused, reply_headers,
+    DohRefusal, MAX_QUERY, MAX_STREAMS, Site, answer, error_headers, refused, reply_headers,
     wants_body,
 };
 use super::{Handler, Shared};
@@ -328,7 +328,7 @@ fn poll_body(
         let _ = body.flow_control().release_capacity(chunk.len());
         let had = acc.first.len().max(acc.more.len());
         if had + chunk.len() > MAX_QUERY {
-            return Poll::Ready(Err(Refusal::TooLarge.status()));
+            return Poll::Ready(Err(DohRefusal::TooLarge.status()));
         }
         if had == 0 {
             acc.first = chunk;

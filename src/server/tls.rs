@@ -32,15 +32,12 @@ pub const ALPN_DOT: &[u8] = b"dot";
 #[derive(Debug)]
 pub struct CertSwap(ArcSwap<CertifiedKey>);
 
-/// The notAfter (Unix seconds) of the leaf `CertSwap` serves, 0 when unreadable.
 impl CertSwap {
     /// When the certificate served now expires (Unix seconds; 0 when unknown).
     pub fn not_after(&self) -> i64 {
         crate::config::not_after(&self.0.load()).unwrap_or(0)
     }
-}
 
-impl CertSwap {
     /// Reads the PEM chain at `cert` and the key at `key`.
     ///
     /// # Errors

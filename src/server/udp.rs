@@ -16,7 +16,7 @@ use tokio::net::UdpSocket;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::backoff::Backoff;
+use super::backoff::RecvBackoff;
 use super::batch::{self, Peer, RecvBatch};
 use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
@@ -32,7 +32,7 @@ async fn serve<H: Handler>(sock: &Arc<UdpSocket>, shared: &Shared<H>, deferred: 
     let mut slots = RecvBatch::default();
     // Immediate answers of one batch, sent together.
     let mut out: Vec<(Vec<u8>, Peer)> = Vec::with_capacity(batch::BATCH);
-    let mut backoff = Backoff::default();
+    let mut backoff = RecvBackoff::default();
     loop {
         tokio::select! {
             _ = shared.token.cancelled() => return,

@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
 use crate::config::{Config, DnstapSide, LsConfig, TsConfig};
 use crate::dnstap::{self, Dnstap, DnstapWriter};
-use crate::ls::{Balancer, health};
+use crate::ls::{Balancer, probe};
 use crate::metrics::{Readiness, StatusExtra};
 use crate::server::Listeners;
 use crate::server::conn_rate::ConnRate;
@@ -191,7 +191,7 @@ impl LsService {
     /// [`ServiceError::Died`]: the DNS server ended on its own.
     pub async fn run(self, sockets: LsSockets, mut controls: Controls) -> Result<(), ServiceError> {
         let wait = Duration::from_millis(self.lsc.health.timeout_ms.max(1));
-        let late = health::first_round(&self.balancer, wait).await;
+        let late = probe::first_round(&self.balancer, wait).await;
         if !late.is_empty() {
             warn!(late = ?late, "these backends did not answer the first probe; down until they do");
         }

@@ -1,5 +1,6 @@
 //! The roles as library runners: [`ls`] (`dnslb ls`), [`ts`] (`dnslb ts`) and [`up`]
-//! (`dnslb up`), each taking its config or bound sockets and a stream of [`Control`]s.
+//! (`dnslb up`), each taking its config or bound sockets and a stream of [`Control`]s;
+//! and [`ds`], `dnslb ds`'s lines (the zones a TS signs, found by loading its files).
 //!
 //! The binary feeds the [`Controls`] from the process's signals
 //! ([`Controls::from_signals`]: SIGHUP reloads, SIGINT/SIGTERM stop); a test feeds them
@@ -9,6 +10,7 @@
 //! Layering: this module is the floor (controls, errors, the stop grace); `ls` and `ts`
 //! build on it; `up` builds on `ls` (its LS) and on [`crate::supervise`] (its children).
 
+pub mod ds;
 pub mod ls;
 pub mod ts;
 pub mod up;

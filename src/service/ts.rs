@@ -17,8 +17,8 @@ use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
 use crate::config::{DnstapConfig, DnstapSide};
 use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
-use crate::ts::notifier::{Announce, run_notifier};
-use crate::ts::notify::{log_notified, notify_wait};
+use crate::ts::xfr::notifier::{Announce, run_notifier};
+use crate::ts::xfr::notify::{log_notified, notify_wait};
 use crate::ts::{TableServer, TsSettings};
 
 /// The longest the TS sleeps before reading its keys folder again and
@@ -176,7 +176,7 @@ impl TsService {
             let backoff = retry_at.map_or(Duration::ZERO, |r| {
                 r.saturating_duration_since(tokio::time::Instant::now())
             });
-            let refresh_in = refresh_wait(ts.next_refresh(), crate::ts::unix_now(), backoff);
+            let refresh_in = refresh_wait(ts.next_refresh(), crate::ts::clock::unix_now(), backoff);
             let step = tokio::select! {
                 end = &mut server => {
                     died = Some(end);
@@ -197,7 +197,7 @@ impl TsService {
                     let done = tokio::task::spawn_blocking(move || t.refresh_logged()).await;
                     let still_due = ts
                         .next_refresh()
-                        .is_some_and(|at| at <= crate::ts::unix_now());
+                        .is_some_and(|at| at <= crate::ts::clock::unix_now());
                     retry_at = still_due.then(|| tokio::time::Instant::now() + REFRESH_RETRY);
                     done
                 }

@@ -16,7 +16,7 @@ use super::ls::{LsService, LsSockets, reload as reload_config, section as ls_sec
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError};
 use crate::config::Config;
 use crate::logging::LogFormat;
-use crate::ls::health;
+use crate::ls::probe;
 use crate::metrics::StatusExtra;
 use crate::server::Listeners;
 use crate::supervise::{Backoff, ChildSpec, Supervisor, SupervisorSignal};
@@ -71,7 +71,7 @@ fn check_ts_ports(cfg: &Config) -> Result<(), ServiceError> {
 /// first `listen` address (an unspecified one as loopback: the children
 /// run on this host), when the LS keeps a cache (`[ls.cache]` or a pool's);
 /// `None` otherwise. The LS acknowledges a NOTIFY from a backend's address
-/// and flushes the zone (`ls::notify`).
+/// and flushes the zone (`ls::invalidate`).
 fn ls_notify_target(cfg: &Config) -> Option<SocketAddr> {
     let ls = cfg.ls.as_ref()?;
     let cached = ls.cache.is_some() || ls.pool.iter().any(|p| p.cache.is_some());
@@ -201,7 +201,7 @@ async fn with_ls(
     let others_wait = Duration::from_millis(lsc.health.timeout_ms.max(1)).min(STARTUP_WAIT);
     let started = tokio::time::Instant::now();
     let stopped = {
-        let first = health::first_round(&balancer, STARTUP_WAIT);
+        let first = probe::first_round(&balancer, STARTUP_WAIT);
         tokio::pin!(first);
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

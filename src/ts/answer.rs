@@ -10,7 +10,7 @@
 //! too.
 use hickory_proto::rr::RecordType;
 
-use super::wire::Key;
+use super::wire::NameKey;
 use super::zone::{Catalog, Question, Written, Zone};
 use crate::dns::{HEADER_LEN, TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX, UDP_PAYLOAD_PLAIN};
 
@@ -35,7 +35,7 @@ pub struct PlainQuery<'q> {
     /// The question section as sent.
     pub question: &'q [u8],
     /// The question's name, lower-cased.
-    pub qname: Key,
+    pub qname: NameKey,
     /// The question's type.
     pub qtype: RecordType,
     /// Its OPT, if any.
@@ -57,7 +57,7 @@ impl<'q> PlainQuery<'q> {
             return None;
         }
         let question = raw.get(HEADER_LEN..end)?;
-        let qname = Key::read(question)?;
+        let qname = NameKey::read(question)?;
         let qtype = be16(raw, end - 4)?;
         if be16(raw, end - 2)? != 1 || matches!(qtype, 251 | 252) {
             return None; // another class, IXFR, AXFR
@@ -136,7 +136,7 @@ pub struct Asked<'a> {
     /// The question section to echo.
     pub question: &'a [u8],
     /// Its name, lower-cased.
-    pub qname: &'a Key,
+    pub qname: &'a NameKey,
     /// Its type.
     pub qtype: RecordType,
     /// DO=1: DNSSEC records wanted (RFC 3225).

@@ -4,10 +4,12 @@
 use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::SOA;
 
+use super::clock::unix_now;
+use super::dnssec::presigned;
 use super::settings::TsSettings;
 use super::source::ZoneError;
-use super::zone::{Catalog, ZoneBuilder};
-use super::{signed, table, unix_now, zonefile};
+use super::zone::{Catalog, Zone, ZoneBuilder};
+use super::{table, zonefile};
 
 /// SOA timers of a zone built from PROJ tables (RFC 1912 §2.2 values).
 const SYNTH_REFRESH: i32 = 3600;
@@ -55,8 +57,8 @@ pub fn load_catalog_noting(
         if zonefile::is_master_file(file) {
             let (origin, records) =
                 zonefile::load_any_noting(file, &settings.origin, settings.ttl, warnings)?;
-            warnings.extend(signed::warnings(file, &records, unix_now()));
-            warnings.extend(signed::nsec3_params(file, &origin, &records)?);
+            warnings.extend(presigned::warnings(file, &records, unix_now()));
+            warnings.extend(presigned::nsec3_params(file, &origin, &records)?);
             let b = builder_for(&mut builders, &mut sources, &origin);
             sources[b].0.get_or_insert(i);
             for rec in &records {
@@ -72,6 +74,7 @@ pub fn load_catalog_noting(
         }
     }
     let mut zones = Vec::with_capacity(builders.len());
+    let mut origins = Vec::with_capacity(builders.len());
     for (b, files) in builders.into_iter().zip(sources) {
         let ttl = settings.ttl;
         let zone = b.finish_noting(
@@ -98,8 +101,77 @@ pub fn load_catalog_noting(
             });
         }
         zones.push(zone);
+        origins.push(files);
+    }
+    if let Some((child, parent)) = without_cut(&zones) {
+        return Err(below_signed(settings, &zones, &origins, child, parent));
     }
     Ok(Catalog::new(zones))
+}
+
+/// The first zone (index into `zones`) whose origin lies strictly inside a
+/// pre-signed zone of the same TS with no delegation (NS) in that zone at
+/// or above it, and that zone's index. Such a zone answers for names its
+/// signed parent denies or holds as its own: every answer would be bogus to
+/// validators (the parent's chain proves no zone cut there). With a
+/// delegation, secure (DS) or provably insecure (no DS, the NSEC/NSEC3
+/// says so), the child answers for itself, as NSD and Knot answer.
+fn without_cut(zones: &[Zone]) -> Option<(usize, usize)> {
+    zones.iter().enumerate().find_map(|(c, child)| {
+        let parent = zones.iter().position(|p| {
+            p.is_presigned()
+                && p.origin() != child.origin()
+                && p.origin().zone_of(child.origin())
+                && p.cut_toward(child.origin()).is_none()
+        })?;
+        Some((c, parent))
+    })
+}
+
+/// The refusal of `zones[child]`, below the pre-signed `zones[parent]`
+/// with no delegation to it: both files named (`file:line` of their SOA
+/// where a file gave it, else the first file that made the zone).
+fn below_signed(
+    settings: &TsSettings,
+    zones: &[Zone],
+    origins: &[(Option<usize>, Option<usize>)],
+    child: usize,
+    parent: usize,
+) -> ZoneError {
+    let file = |i: usize| settings.zones.get(i).cloned().unwrap_or_default();
+    let (c, p) = (&zones[child], &zones[parent]);
+    let what = match origins[child] {
+        (None, Some(_)) => "this PROJ table's origin",
+        _ => "this zone",
+    };
+    let at = |z: &Zone, files: (Option<usize>, Option<usize>)| match z.soa_source() {
+        Some((i, line)) => format!("{}:{line}", file(i).display()),
+        None => file(files.0.or(files.1).unwrap_or_default())
+            .display()
+            .to_string(),
+    };
+    let msg = format!(
+        "{what} {} lies inside {}, signed in its file (pre-signed) at {}, which has no \
+         delegation (NS) to it: validators would find every answer bogus (the parent's \
+         NSEC/NSEC3 proves no zone cut there); delegate {} in the signed zone (NS, with a \
+         DS or without) and sign it again, or give this zone an origin outside {}",
+        c.origin(),
+        p.origin(),
+        at(p, origins[parent]),
+        c.origin(),
+        p.origin()
+    );
+    match c.soa_source() {
+        Some((i, line)) => ZoneError::Line {
+            file: file(i),
+            line,
+            msg,
+        },
+        None => ZoneError::Shared {
+            file: file(origins[child].1.or(origins[child].0).unwrap_or_default()),
+            msg,
+        },
+    }
 }
 
 /// The SOA of a zone that has none in its files: the first apex NS target

@@ -1,4 +1,4 @@
-//! The TS's counters: every request ends as one [`Outcome`] (an answer with
+//! The TS's counters: every request ends as one [`RequestOutcome`] (an answer with
 //! its rcode, or no answer and why), and every reload as applied or refused.
 //! Plain atomics, counted on the query path without a lock; the metrics
 //! server (`crate::metrics::serve_ts`) renders them with the zones' serials.
@@ -46,20 +46,20 @@ impl Unanswered {
 
 /// What became of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RequestOutcome {
     /// Answered with this rcode (a zone transfer counts once, NOERROR).
     Answered(ResponseCode),
     /// Not answered.
     Unanswered(Unanswered),
 }
 
-impl Outcome {
+impl RequestOutcome {
     /// What the decoder's rejection of a request makes of it: its error
     /// answer's rcode, or unanswered (malformed) when it is dropped.
     pub fn of_reject(reject: &crate::dns::Reject) -> Self {
         match reject {
-            crate::dns::Reject::Drop => Outcome::Unanswered(Unanswered::Malformed),
-            crate::dns::Reject::Rcode(e) => Outcome::Answered(e.rcode),
+            crate::dns::Reject::Drop => RequestOutcome::Unanswered(Unanswered::Malformed),
+            crate::dns::Reject::Rcode(e) => RequestOutcome::Answered(e.rcode),
         }
     }
 }
@@ -97,7 +97,7 @@ pub struct XfrCounters {
     pub ixfr_soa: AtomicU64,
     /// Bytes of transfer messages built (AXFR and IXFR).
     pub bytes: AtomicU64,
-    /// Transfers refused: [`MAX_TRANSFERS`](super::xfr::MAX_TRANSFERS) ran.
+    /// Transfers refused: [`MAX_TRANSFERS`](super::xfr::axfr::MAX_TRANSFERS) ran.
     pub refused_busy: AtomicU64,
     /// Transfers stopped midway: a record could not be encoded.
     pub failed: AtomicU64,
@@ -107,14 +107,14 @@ pub struct XfrCounters {
 
 impl TsMetrics {
     /// Counts one request and what became of it.
-    pub fn record(&self, outcome: Outcome) {
+    pub fn record(&self, outcome: RequestOutcome) {
         self.queries.fetch_add(1, Relaxed);
         let counter = match outcome {
-            Outcome::Answered(rcode) => {
+            RequestOutcome::Answered(rcode) => {
                 let i = usize::from(u16::from(rcode)).min(OTHER_RCODE);
                 self.answers.get(i)
             }
-            Outcome::Unanswered(why) => self.unanswered.get(why as usize),
+            RequestOutcome::Unanswered(why) => self.unanswered.get(why as usize),
         };
         if let Some(c) = counter {
             c.fetch_add(1, Relaxed);
@@ -139,13 +139,13 @@ mod tests {
     #[test]
     fn every_request_is_counted_once() {
         let m = TsMetrics::default();
-        m.record(Outcome::Answered(ResponseCode::NoError));
-        m.record(Outcome::Answered(ResponseCode::NXDomain));
-        m.record(Outcome::Answered(ResponseCode::NXDomain));
-        m.record(Outcome::Answered(ResponseCode::BADVERS));
-        m.record(Outcome::Answered(ResponseCode::Unknown(4000)));
-        m.record(Outcome::Unanswered(Unanswered::Fault));
-        m.record(Outcome::Unanswered(Unanswered::Malformed));
+        m.record(RequestOutcome::Answered(ResponseCode::NoError));
+        m.record(RequestOutcome::Answered(ResponseCode::NXDomain));
+        m.record(RequestOutcome::Answered(ResponseCode::NXDomain));
+        m.record(RequestOutcome::Answered(ResponseCode::BADVERS));
+        m.record(RequestOutcome::Answered(ResponseCode::Unknown(4000)));
+        m.record(RequestOutcome::Unanswered(Unanswered::Fault));
+        m.record(RequestOutcome::Unanswered(Unanswered::Malformed));
         let n = |c: &AtomicU64| c.load(Relaxed);
         assert_eq!(n(&m.queries), 7);
         assert_eq!((n(&m.answers[0]), n(&m.answers[3])), (1, 2));

@@ -10,26 +10,31 @@
 //! and Knot answer; AXFR messages do not.
 //!
 //! # Map
+//! No two rooms import each other, and this file's own code imports no room
+//! that imports it (`respond.rs` takes [`TableServer`] from here).
 //! - this file: [`TableServer`]: start, reload, serials;
-//! - `settings.rs`: [`TsSettings`], what a TS serves and how;
+//! - `settings.rs`: [`TsSettings`], what a TS serves and how; `clock.rs`:
+//!   the wall clock as signatures and serials count it;
 //! - `load.rs`: zone files to a [`Catalog`] ([`load_catalog`]);
 //! - `settle.rs`: files read only while nobody rewrites them ([`fingerprint`]);
 //! - `respond.rs`: the request path ([`server::Handler`](crate::server::Handler));
-//! - `answer.rs`: the message around a zone's answer; `wire.rs`: names as
-//!   the answer path reads them ([`wire::Key`]);
-//! - [`zone`]: compiled zones (store, build, writer, catalog);
+//! - [`answer`]: the message around a zone's answer; [`wire`]: names as
+//!   the answer path reads them ([`wire::NameKey`]);
+//! - [`zone`]: compiled zones (store, build, writer, proofs, signing a
+//!   compiled zone, the record lists of a diff, catalog);
 //! - [`table`], [`zonefile`]: the two source formats, [`source`] their
-//!   records and errors; [`xfr`]: AXFR; [`notify`], [`notifier`]: NOTIFY
-//!   (decisions, sending); [`serials`]: SOA serials
-//!   kept across restarts; [`metrics`]: the TS's counters; [`tsig`]: the
-//!   transfer key, signed requests checked and their answers signed;
-//! - [`signing`]: which zones the TS signs, with which [`keys`] (BIND's
-//!   key files and timing), at which serial; `signed.rs`: what loading and
-//!   `dnslb check` say of a signed zone.
+//!   records and errors;
+//! - [`dnssec`]: which zones the TS signs and with which keys
+//!   ([`dnssec::policy`], [`dnssec::keys`]), zones signed in their files
+//!   (`presigned.rs`), DS records ([`dnssec::ds`]);
+//! - [`xfr`]: transfers and their notice: AXFR ([`xfr::axfr`]), the IXFR
+//!   journal ([`xfr::ixfr`]), the transfer key ([`xfr::tsig`]), NOTIFY
+//!   ([`xfr::notify`] decides, [`xfr::notifier`] sends);
+//! - [`serials`]: SOA serials kept across restarts; [`metrics`]: the TS's
+//!   counters.
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
@@ -39,26 +44,23 @@ use tracing::{info, warn};
 use crate::dnstap::Dnstap;
 
 pub mod answer;
-pub mod ixfr;
-pub mod keys;
+pub(crate) mod clock;
+pub mod dnssec;
 mod load;
 pub mod metrics;
-pub mod notifier;
-pub mod notify;
 mod respond;
 pub mod serials;
 mod settings;
 mod settle;
-mod signed;
-pub mod signing;
 pub mod source;
 pub mod table;
-pub mod tsig;
 pub mod wire;
 pub mod xfr;
 pub mod zone;
 pub mod zonefile;
 
+use clock::unix_now;
+use dnssec::policy;
 pub use load::{load_catalog, load_catalog_noting};
 use metrics::TsMetrics;
 pub use respond::looks_like_health_probe;
@@ -67,14 +69,8 @@ pub use settings::{OriginError, TsSettings, parse_origin};
 pub use settle::{Fingerprint, fingerprint};
 use settle::{SETTLE, read_settled};
 use source::ZoneError;
+use xfr::{ixfr, tsig};
 use zone::Catalog;
-
-pub(crate) fn unix_now() -> u32 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    u32::try_from(secs).unwrap_or(u32::MAX)
-}
 
 /// An authoritative server over a swappable catalog.
 pub struct TableServer {
@@ -115,6 +111,16 @@ pub struct ReloadReport {
 }
 
 impl TableServer {
+    /// The transfer key in force (signs the NOTIFYs).
+    pub fn xfr_key(&self) -> Option<Arc<crate::dns::tsig::Key>> {
+        self.xfr_key.get()
+    }
+
+    /// Requests refused for their TSIG, by [`tsig::TsigRefusal::ALL`] order.
+    pub fn tsig_refused(&self) -> &[std::sync::atomic::AtomicU64; tsig::TsigRefusal::ALL.len()] {
+        &self.xfr_key.refused
+    }
+
     /// Loads the zones of `settings`.
     ///
     /// # Errors
@@ -156,12 +162,12 @@ impl TableServer {
                 let recorded = saved
                     .as_ref()
                     .and_then(|s| s.serial_of(&z.origin().to_ascii()));
-                if signing::signs(&settings, &z) {
+                if policy::signs(&settings, &z) {
                     let serial = match recorded {
                         Some(r) => serials::next_serial(r, clock),
                         None => serials::start_serial(None, false, clock),
                     };
-                    return signing::sign(&settings, &z, None, serial, clock);
+                    return policy::sign(&settings, &z, None, serial, clock);
                 }
                 if !z.soa_synthesized() {
                     return Ok(z);
@@ -274,14 +280,14 @@ impl TableServer {
                 o.diff(z, size / 2).map(|(deleted, added)| ixfr::Delta {
                     from: o.serial(),
                     to: z.serial(),
-                    old_soa: xfr::soa_wire(o),
-                    new_soa: xfr::soa_wire(z),
+                    old_soa: xfr::axfr::soa_wire(o),
+                    new_soa: xfr::axfr::soa_wire(z),
                     deleted: Arc::new(deleted),
                     added: Arc::new(added),
                 })
             };
             self.journal
-                .record(&respond::journal_key(z), delta, size, depth);
+                .record(&ixfr::journal_key(z), delta, size, depth);
         }
     }
 
@@ -366,9 +372,9 @@ impl TableServer {
             let same = |o: &zone::Zone| {
                 o.same_data(z) && (z.soa_synthesized() || !serial_newer(z.serial(), o.serial()))
             };
-            if signing::signs(&self.settings, z) {
+            if policy::signs(&self.settings, z) {
                 let keys =
-                    signing::zone_keys(&self.settings, z, clock).map_err(ZoneError::signing)?;
+                    policy::zone_keys(&self.settings, z, clock).map_err(ZoneError::signing)?;
                 // Kept when neither the data nor what the keys do changed
                 // and its signatures hold; their timing is taken anew.
                 let unchanged = |o: &zone::Zone| {
@@ -382,7 +388,7 @@ impl TableServer {
                     Some(o) => serials::next_serial(o.serial(), clock),
                     None => serials::start_serial(None, false, clock),
                 };
-                let signed = signing::sign_with(&self.settings, z, previous, &keys, serial, clock)
+                let signed = policy::sign_with(&self.settings, z, previous, &keys, serial, clock)
                     .map_err(ZoneError::signing)?;
                 changed_zones.push(z.origin().clone());
                 zones.push(signed);
@@ -464,11 +470,11 @@ impl TableServer {
                 zones.push(z.clone());
                 continue;
             };
-            let keys = signing::zone_keys(&self.settings, z, now).map_err(ZoneError::signing)?;
+            let keys = policy::zone_keys(&self.settings, z, now).map_err(ZoneError::signing)?;
             if s.stale(&keys.tags(), now) {
                 let serial = serials::next_serial(z.serial(), now);
                 zones.push(
-                    signing::sign_with(&self.settings, z, Some(z), &keys, serial, now)
+                    policy::sign_with(&self.settings, z, Some(z), &keys, serial, now)
                         .map_err(ZoneError::signing)?,
                 );
                 changed.push(z.origin().clone());

@@ -12,13 +12,13 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::TableServer;
 use super::answer::{self, PlainQuery};
-use super::metrics::{Outcome, Unanswered};
-use super::wire::Key;
-use super::xfr;
+use super::metrics::{RequestOutcome, Unanswered};
+use super::wire::NameKey;
+use super::xfr::{axfr, ixfr, tsig};
 use super::zone::{Catalog, Zone};
 use crate::config::OnMiss;
 use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
-use crate::dnstap::{self, Dnstap, Event, Kind};
+use crate::dnstap::{Dnstap, TapEvent, TapKind, TapTransport};
 use crate::server::{Action, Handler, Reply, Request};
 
 impl TableServer {
@@ -60,8 +60,16 @@ impl TableServer {
     /// The answer to one request and what it was, for the counters: with a
     /// transfer key, a signed request or a transfer goes through its TSIG
     /// check first (`tsig.rs`).
-    fn respond(&self, req: Request<'_>) -> (Reply, Outcome) {
-        if let Some(done) = self.respond_signed(&req, |r, room| self.respond_unsigned(r, room)) {
+    fn respond(&self, req: Request<'_>) -> (Reply, RequestOutcome) {
+        let signed = tsig::respond_signed(
+            &self.xfr_key,
+            &self.settings.name,
+            &self.metrics.xfr,
+            &req,
+            |q, rcode| self.rcode_answer(q, rcode),
+            |r, room| self.respond_unsigned(r, room),
+        );
+        if let Some(done) = signed {
             return done;
         }
         self.respond_unsigned(req, 0)
@@ -70,14 +78,14 @@ impl TableServer {
     /// [`TableServer::respond`] for a request without a TSIG (or stripped of
     /// it), each message leaving `room` bytes under the client's limit (for
     /// the TSIG its answer will be signed with).
-    fn respond_unsigned(&self, req: Request<'_>, room: usize) -> (Reply, Outcome) {
+    fn respond_unsigned(&self, req: Request<'_>, room: usize) -> (Reply, RequestOutcome) {
         if let Some(done) = self.respond_plain(&req, room) {
             return done;
         }
         let q = match dns::decode_query(req.raw) {
             Ok(q) => q,
             Err(reject) => {
-                let outcome = Outcome::of_reject(&reject);
+                let outcome = RequestOutcome::of_reject(&reject);
                 let Some(mut resp) = reject.response() else {
                     return (Reply::Drop, outcome);
                 };
@@ -95,7 +103,7 @@ impl TableServer {
         let refuse = |q: &ClientQuery| {
             (
                 self.rcode_answer(q, ResponseCode::Refused),
-                Outcome::Answered(ResponseCode::Refused),
+                RequestOutcome::Answered(ResponseCode::Refused),
             )
         };
         // We are a primary: NOTIFY is for secondaries.
@@ -124,7 +132,7 @@ impl TableServer {
             Some(bytes) => bytes,
             None => return refuse(&q),
         };
-        let Some(qname) = Key::read(&question) else {
+        let Some(qname) = NameKey::read(&question) else {
             return refuse(&q);
         };
         let Some(zone) = catalog.find(&qname, u16::from(qtype)) else {
@@ -154,7 +162,7 @@ impl TableServer {
 
     /// The answer to an ordinary query read in place ([`PlainQuery`]), or
     /// `None` when it needs the full decoder (no zone for it, an NSID to add).
-    fn respond_plain(&self, req: &Request<'_>, room: usize) -> Option<(Reply, Outcome)> {
+    fn respond_plain(&self, req: &Request<'_>, room: usize) -> Option<(Reply, RequestOutcome)> {
         let q = PlainQuery::read(req.raw)?;
         if q.opt.is_some_and(|o| o.wants_nsid) && self.nsid.is_some() {
             return None;
@@ -182,8 +190,8 @@ impl TableServer {
 
     /// The answer to an AXFR or IXFR of `zone` (from an allowed client): the
     /// whole zone, the differences since the client's serial, or the SOA
-    /// alone (see [`ixfr`](super::ixfr)); over TCP, streamed, at most
-    /// [`xfr::MAX_TRANSFERS`] at once. Each message leaves `room` bytes
+    /// alone (see [`ixfr`](super::xfr::ixfr)); over TCP, streamed, at most
+    /// [`axfr::MAX_TRANSFERS`] at once. Each message leaves `room` bytes
     /// (for its TSIG) under the client's limit, or TCP's.
     fn transfer(
         &self,
@@ -191,9 +199,9 @@ impl TableServer {
         q: &ClientQuery,
         req: &Request<'_>,
         room: usize,
-    ) -> (Reply, Outcome) {
-        use super::ixfr::Since;
-        use xfr::Content;
+    ) -> (Reply, RequestOutcome) {
+        use axfr::Content;
+        use ixfr::Since;
         let counters = &self.metrics.xfr;
         let raw = (req.raw, q.question_end);
         // An OPT in the request gets one in every message (RFC 6891
@@ -208,11 +216,11 @@ impl TableServer {
             let Some(serial) = ixfr_serial(req.raw) else {
                 // RFC 1995 §3: the client's SOA goes in the authority section.
                 let rcode = ResponseCode::FormErr;
-                return (self.rcode_answer(q, rcode), Outcome::Answered(rcode));
+                return (self.rcode_answer(q, rcode), RequestOutcome::Answered(rcode));
             };
             match self
                 .journal
-                .since(&journal_key(zone), serial, zone.serial())
+                .since(&ixfr::journal_key(zone), serial, zone.serial())
             {
                 Since::UpToDate => Content::Soa,
                 Since::Changes(d) => Content::Changes(d),
@@ -222,40 +230,40 @@ impl TableServer {
         } else {
             Content::Full
         };
-        let ok = Outcome::Answered(ResponseCode::NoError);
+        let ok = RequestOutcome::Answered(ResponseCode::NoError);
         let max = usize::from(q.max_size(req.transport)).saturating_sub(room);
         if udp || matches!(content, Content::Soa) {
             if let Content::Changes(_) = content
-                && let Some(m) = xfr::single(zone, content, (raw, opt), max, counters)
+                && let Some(m) = axfr::single(zone, content, (raw, opt), max, counters)
             {
                 count(&counters.ixfr_incremental);
                 return (Reply::One(m), ok);
             }
             count(&counters.ixfr_soa);
-            return match xfr::single(zone, Content::Soa, (raw, opt), max, counters) {
+            return match axfr::single(zone, Content::Soa, (raw, opt), max, counters) {
                 Some(m) => (Reply::One(m), ok),
                 None => (
                     self.rcode_answer(q, ResponseCode::ServFail),
-                    Outcome::Answered(ResponseCode::ServFail),
+                    RequestOutcome::Answered(ResponseCode::ServFail),
                 ),
             };
         }
-        let Some(slot) = xfr::Slot::take(counters, xfr::MAX_TRANSFERS) else {
+        let Some(slot) = axfr::TransferSlot::take(counters, axfr::MAX_TRANSFERS) else {
             count(&counters.refused_busy);
-            tracing::debug!(zone = %zone.origin(), "transfer refused: {} under way", xfr::MAX_TRANSFERS);
+            tracing::debug!(zone = %zone.origin(), "transfer refused: {} under way", axfr::MAX_TRANSFERS);
             let rcode = ResponseCode::ServFail;
-            return (self.rcode_answer(q, rcode), Outcome::Answered(rcode));
+            return (self.rcode_answer(q, rcode), RequestOutcome::Answered(rcode));
         };
         count(match (&content, q.query.query_type()) {
             (Content::Changes(_), _) => &counters.ixfr_incremental,
             (_, RecordType::IXFR) => &counters.ixfr_full,
             _ => &counters.axfr,
         });
-        let t = xfr::Transfer::new(
+        let t = axfr::Transfer::new(
             zone,
             content,
             raw,
-            xfr::XFR_MESSAGE_BUDGET,
+            axfr::XFR_MESSAGE_BUDGET,
             std::sync::Arc::clone(counters),
             Some(slot),
         )
@@ -273,12 +281,15 @@ impl TableServer {
         opt: Option<&[u8]>,
         max: u16,
         transport: Transport,
-    ) -> (Reply, Outcome) {
+    ) -> (Reply, RequestOutcome) {
         let (msg, w) = answer::assemble(catalog, zone, asked, opt, max, transport);
         if w.rcode == ResponseCode::NXDomain && self.settings.on_miss == OnMiss::Silent {
-            return (Reply::Drop, Outcome::Unanswered(Unanswered::SilentMiss));
+            return (
+                Reply::Drop,
+                RequestOutcome::Unanswered(Unanswered::SilentMiss),
+            );
         }
-        (Reply::One(msg), Outcome::Answered(w.rcode))
+        (Reply::One(msg), RequestOutcome::Answered(w.rcode))
     }
 }
 
@@ -286,11 +297,6 @@ impl TableServer {
 fn less(max: u16, room: usize) -> u16 {
     let room = u16::try_from(room).unwrap_or(u16::MAX);
     max.saturating_sub(room)
-}
-
-/// The key of `zone` in the IXFR journal: its origin, lower-cased.
-pub(super) fn journal_key(zone: &Zone) -> String {
-    zone.origin().to_ascii().to_ascii_lowercase()
 }
 
 /// The serial of the SOA an IXFR request `raw` carries in its authority
@@ -335,7 +341,7 @@ struct Tapped {
     /// The TS's address.
     listen: Option<SocketAddr>,
     /// UDP or TCP.
-    transport: dnstap::Transport,
+    transport: TapTransport,
     /// When the query came.
     at: SystemTime,
 }
@@ -347,7 +353,7 @@ impl Tapped {
         let Reply::One(bytes) = reply else {
             return;
         };
-        let mut e = Event::new(Kind::AuthResponse, self.transport, self.src, bytes);
+        let mut e = TapEvent::new(TapKind::AuthResponse, self.transport, self.src, bytes);
         e.response_addr = self.listen;
         e.query_time = Some(self.at);
         dnstap.log(&e);
@@ -359,8 +365,8 @@ impl TableServer {
     /// AUTH_RESPONSE will need when dnstap asks for that.
     fn tapped(&self, req: &Request<'_>) -> Option<Tapped> {
         let (dnstap, listen) = (&self.dnstap.0, self.dnstap.1);
-        let query = dnstap.enabled(Kind::AuthQuery);
-        let response = dnstap.enabled(Kind::AuthResponse);
+        let query = dnstap.enabled(TapKind::AuthQuery);
+        let response = dnstap.enabled(TapKind::AuthResponse);
         if !query && !response {
             return None;
         }
@@ -368,13 +374,13 @@ impl TableServer {
             src: req.src,
             listen,
             transport: match req.transport {
-                Transport::Udp => dnstap::Transport::Udp,
-                Transport::Tcp => dnstap::Transport::Tcp,
+                Transport::Udp => TapTransport::Udp,
+                Transport::Tcp => TapTransport::Tcp,
             },
             at: SystemTime::now(),
         };
         if query {
-            let mut e = Event::new(Kind::AuthQuery, tapped.transport, req.src, req.raw);
+            let mut e = TapEvent::new(TapKind::AuthQuery, tapped.transport, req.src, req.raw);
             e.response_addr = listen;
             e.query_time = Some(tapped.at);
             dnstap.log(&e);
@@ -394,7 +400,8 @@ impl Handler for TableServer {
         let tap = self.tapped(&req);
         let f = self.settings.fault;
         if f.drop_ratio > 0.0 && rand::random::<f64>() < f.drop_ratio {
-            self.metrics.record(Outcome::Unanswered(Unanswered::Fault));
+            self.metrics
+                .record(RequestOutcome::Unanswered(Unanswered::Fault));
             return Action::Now(Reply::Drop);
         }
         let probe = looks_like_health_probe(req.raw);

@@ -11,7 +11,7 @@ pub const NAME_MAX: usize = 255;
 
 /// A lower-cased wire name and where each of its labels starts.
 #[derive(Clone)]
-pub struct Key {
+pub struct NameKey {
     buf: [u8; NAME_MAX],
     len: usize,
     /// Offset of each label (the root's zero byte excluded).
@@ -19,12 +19,12 @@ pub struct Key {
     labels: usize,
 }
 
-impl Key {
+impl NameKey {
     /// Reads the uncompressed name at the start of `wire` (up to and
     /// including its root label), lower-cased. `None` for a pointer, a
     /// reserved label type, a name over 255 bytes or a runt.
-    pub fn read(wire: &[u8]) -> Option<Key> {
-        let mut k = Key {
+    pub fn read(wire: &[u8]) -> Option<NameKey> {
+        let mut k = NameKey {
             buf: [0; NAME_MAX],
             len: 0,
             starts: [0; NAME_MAX / 2 + 1],
@@ -95,12 +95,12 @@ impl Key {
     }
 
     /// The wildcard at `name` (a lower-cased wire name): `*.name`.
-    pub fn wildcard_of(name: &[u8]) -> Option<Key> {
+    pub fn wildcard_of(name: &[u8]) -> Option<NameKey> {
         let mut wire = [0u8; NAME_MAX];
         wire[0] = 1;
         wire[1] = b'*';
         wire.get_mut(2..2 + name.len())?.copy_from_slice(name);
-        Key::read(&wire)
+        NameKey::read(&wire)
     }
 }
 
@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn reads_lowercases_and_splits() {
-        let k = Key::read(&wire("WWW.Example.COM.")).unwrap();
+        let k = NameKey::read(&wire("WWW.Example.COM.")).unwrap();
         assert_eq!(k.bytes(), wire("www.example.com.").as_slice());
         assert_eq!(k.labels(), 3);
         assert_eq!(k.suffix(1).1, wire("example.com.").as_slice());
@@ -222,30 +222,30 @@ mod tests {
         assert!(k.is_under(&[0]));
         assert!(!k.is_under(&wire("ample.com.")));
         assert_eq!(k.offset_of(&wire("com.")), Some(12));
-        let root = Key::read(&[0]).unwrap();
+        let root = NameKey::read(&[0]).unwrap();
         assert_eq!(root.labels(), 0);
         assert_eq!(root.bytes(), [0]);
     }
 
     #[test]
     fn refuses_pointers_and_long_names() {
-        assert!(Key::read(&[0xC0, 12]).is_none());
-        assert!(Key::read(&[3, b'a', b'b']).is_none());
+        assert!(NameKey::read(&[0xC0, 12]).is_none());
+        assert!(NameKey::read(&[3, b'a', b'b']).is_none());
         let long = wire(&vec!["abcdefghi"; 26].join("."));
-        assert!(long.len() > NAME_MAX && Key::read(&long).is_none());
+        assert!(long.len() > NAME_MAX && NameKey::read(&long).is_none());
         let max = wire(
             &[vec!["a".repeat(63); 3], vec!["a".repeat(61)]]
                 .concat()
                 .join("."),
         );
         assert_eq!(max.len(), NAME_MAX);
-        assert!(Key::read(&max).is_some());
+        assert!(NameKey::read(&max).is_some());
     }
 
     #[test]
     fn wildcards_and_name_refs() {
-        let k = Key::read(&wire("w.test.")).unwrap();
-        let w = Key::wildcard_of(k.bytes()).unwrap();
+        let k = NameKey::read(&wire("w.test.")).unwrap();
+        let w = NameKey::wildcard_of(k.bytes()).unwrap();
         assert_eq!(w.bytes(), wire("*.w.test.").as_slice());
         let mut msg = vec![0u8; HEADER_LEN];
         msg.extend_from_slice(&wire("a.b."));

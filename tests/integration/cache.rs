@@ -13,62 +13,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, ResponseCode};
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
-use hickory_proto::rr::rdata::{A, SOA};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::RecordType;
+use hickory_proto::rr::rdata::opt::EdnsCode;
 
 use crate::kit::*;
-
-/// The address a fake backend answers with: .9 when the query had DO=1,
-/// so a DO=0 client that got it would show.
-fn address(q: &Message) -> A {
-    let dnssec_ok = q.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
-    A::new(192, 0, 2, if dnssec_ok { 9 } else { 7 })
-}
-
-/// A backend's answer to `q` with `rcode`: NOERROR with one A record of
-/// `ttl`, NXDOMAIN with an SOA (TTL 300, MINIMUM `ttl`), anything else
-/// bare; with an OPT carrying the backend's NSID when the query had one.
-fn answer_with(q: &[u8], rcode: ResponseCode, ttl: u32) -> Vec<u8> {
-    let query = Message::from_vec(q).unwrap();
-    let mut m = Message::response(query.metadata.id, query.metadata.op_code);
-    m.metadata.authoritative = true;
-    m.metadata.response_code = rcode;
-    m.add_queries(query.queries.clone());
-    let name = query.queries[0].name().clone();
-    match rcode {
-        ResponseCode::NoError => {
-            m.add_answer(Record::from_rdata(name, ttl, RData::A(address(&query))));
-        }
-        ResponseCode::NXDomain => {
-            let soa = SOA::new(
-                Name::from_ascii("ns.example.").unwrap(),
-                Name::from_ascii("hostmaster.example.").unwrap(),
-                1,
-                3600,
-                600,
-                86400,
-                ttl,
-            );
-            let zone = Name::from_ascii("example.").unwrap();
-            m.add_authority(Record::from_rdata(zone, 300, RData::SOA(soa)));
-        }
-        _ => {}
-    }
-    if let Some(e) = &query.edns {
-        let mut r = Edns::new();
-        r.set_max_payload(1232);
-        r.set_dnssec_ok(e.flags().dnssec_ok);
-        let nsid = NSIDPayload::new(b"backend-nsid".to_vec()).unwrap();
-        r.options_mut().insert(EdnsOption::NSID(nsid));
-        m.set_edns(r);
-    }
-    m.to_vec().unwrap()
-}
-
-pub(crate) fn a_300(q: &[u8]) -> Vec<u8> {
-    answer_with(q, ResponseCode::NoError, 300)
-}
 
 /// An LS with the default `[ls.cache]` in front of `backend` alone.
 async fn cached_ls(backend: &Fake, timeout_ms: u64) -> TestLs {
@@ -154,7 +102,7 @@ async fn do_and_edns_are_kept_apart_and_the_backends_nsid_is_not_replayed() {
 
 #[tokio::test]
 async fn servfail_is_not_kept_and_a_negative_answer_lives_for_its_soa_minimum() {
-    let failing = Fake::answering(|q| answer_with(q, ResponseCode::ServFail, 0)).await;
+    let failing = Fake::answering(|q| answer_with_ttl(q, ResponseCode::ServFail, 0)).await;
     let ls = cached_ls(&failing, 1500).await;
     for _ in 0..2 {
         let m = ask_a(ls.addr, "www.example.").await;
@@ -165,7 +113,7 @@ async fn servfail_is_not_kept_and_a_negative_answer_lives_for_its_soa_minimum() 
     ls.stop().await;
 
     // SOA TTL 300, MINIMUM 1: kept for 1 s (RFC 2308), not 300.
-    let nx = Fake::answering(|q| answer_with(q, ResponseCode::NXDomain, 1)).await;
+    let nx = Fake::answering(|q| answer_with_ttl(q, ResponseCode::NXDomain, 1)).await;
     let ls = cached_ls(&nx, 1500).await;
     for _ in 0..2 {
         let m = ask_a(ls.addr, "nope.example.").await;
@@ -245,7 +193,7 @@ async fn with_the_backend_silent_a_cached_name_is_answered_stale() {
     // The first query gets a 1 s answer; then the backend stays silent.
     let backend = Fake::udp(|q, n| {
         if n == 1 {
-            Reply::Now(answer_with(q, ResponseCode::NoError, 1))
+            Reply::Now(answer_with_ttl(q, ResponseCode::NoError, 1))
         } else {
             Reply::Drop
         }
@@ -396,13 +344,13 @@ async fn with_a_partition_out_its_cached_names_are_answered_stale() {
     // served stale, not the on_timeout answer.
     let a = Fake::udp(|q, n| {
         if n == 1 {
-            Reply::Now(answer_with(q, ResponseCode::NoError, 1))
+            Reply::Now(answer_with_ttl(q, ResponseCode::NoError, 1))
         } else {
             Reply::Drop
         }
     })
     .await;
-    let b = Fake::answering(|q| answer_with(q, ResponseCode::NXDomain, 60)).await;
+    let b = Fake::answering(|q| answer_with_ttl(q, ResponseCode::NXDomain, 60)).await;
     let mut cfg = ls_config(&[("a", a.addr), ("b", b.addr)]);
     cfg.cache = Some(dnslb::config::CacheConfig::default());
     cfg.layout = dnslb::config::Layout::Partitioned;

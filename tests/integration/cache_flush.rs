@@ -19,9 +19,9 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use tokio::net::TcpStream;
 
-use crate::cache::a_300;
+use crate::kit::a_300;
 use crate::kit::*;
-use crate::xfr::{TsProc, assert_all_acknowledged, tbl_table};
+use crate::kit::{TsProc, assert_all_acknowledged, tbl_table};
 
 /// How long a NOTIFY may take to arrive and be acted on.
 const NOTIFY_LIMIT: Duration = Duration::from_secs(10);

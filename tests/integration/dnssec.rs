@@ -21,137 +21,10 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::kit::Nsd;
 use crate::kit::{self, Denial, Proc, SignedZone, Signer};
+use crate::kit::{Case, NSEC3_OWNER, SIG_TEST, ZONES, delv_signed};
 use crate::kit::{Via, send};
 
-/// Stands for the first NSEC3 owner name of the signed zone in [`Case::name`]
-/// (a case asked only of NSEC3 zones).
-pub(crate) const NSEC3_OWNER: &str = "<nsec3 owner>";
-
-/// One question of the table.
-pub(crate) struct Case {
-    pub(crate) name: &'static str,
-    pub(crate) qtype: RecordType,
-    /// What the case is about, for failure messages.
-    pub(crate) what: &'static str,
-    /// Whether `delv` can resolve it from the zone's server alone (no
-    /// referral to follow, no name outside the zone).
-    pub(crate) delv: bool,
-    /// CD=1 and AD=1 in the query (both servers clear them).
-    cd_ad: bool,
-    /// An answer synthesised from a wildcard: with NSEC3 opt-out a
-    /// validator calls it insecure, not validated (the opt-out NSEC3 that
-    /// covers the name may hide an unsigned delegation, RFC 5155 §6).
-    expanded: bool,
-}
-
-const fn case(name: &'static str, qtype: RecordType, what: &'static str) -> Case {
-    Case {
-        name,
-        qtype,
-        what,
-        delv: true,
-        cd_ad: false,
-        expanded: false,
-    }
-}
-
-/// A case `delv` cannot resolve against one authoritative server.
-const fn no_delv(c: Case) -> Case {
-    Case { delv: false, ..c }
-}
-
-/// A wildcard answer (see [`Case::expanded`]).
-const fn expanded(c: Case) -> Case {
-    Case {
-        expanded: true,
-        ..c
-    }
-}
-
-use RecordType::{A, AAAA, CNAME, DNSKEY, DS, MX, NS, NSEC, TXT};
-
-/// RFC 4035 Appendix A's `example.`: Appendix B's answers, then the cases
-/// around them.
-const EXAMPLE: &[Case] = &[
-    case("x.w.example.", MX, "positive answer (RFC 4035 B.1)"),
-    case("ml.example.", A, "NXDOMAIN (B.2)"),
-    case("ns1.example.", MX, "NODATA (B.3)"),
-    no_delv(case("mc.a.example.", MX, "referral, signed zone: DS (B.4)")),
-    no_delv(case(
-        "mc.b.example.",
-        MX,
-        "referral, unsigned zone: no DS (B.5)",
-    )),
-    expanded(case("a.z.w.example.", MX, "wildcard answer (B.6)")),
-    case("a.z.w.example.", AAAA, "wildcard NODATA (B.7)"),
-    case("ai.example.", DS, "DS NODATA (B.8)"),
-    case("a.example.", DS, "DS at a signed cut, from the parent"),
-    case("b.example.", DS, "DS at an unsigned cut: NODATA, parent"),
-    case("y.w.example.", A, "NODATA at an empty non-terminal"),
-    case("w.example.", MX, "NODATA at the wildcard's parent (ENT)"),
-    case("example.", DNSKEY, "the apex DNSKEY"),
-    no_delv(case(
-        "ns1.a.example.",
-        A,
-        "glue below a signed cut: referral",
-    )),
-    case(NSEC3_OWNER, A, "an NSEC3 owner name: nonexistent"),
-];
-
-/// `sig.test.`: wildcards, empty non-terminals (ENT), a signed and an
-/// unsigned delegation, CNAME chains into and out of the zone.
-const SIG_TEST: &[Case] = &[
-    case("www.sig.test.", A, "positive answer"),
-    case("short.sig.test.", A, "positive answer, TTL 60"),
-    case("nope.sig.test.", A, "NXDOMAIN"),
-    case("z.ent.sig.test.", A, "NXDOMAIN below an ENT"),
-    case("www.sig.test.", MX, "NODATA"),
-    case("ent.sig.test.", A, "NODATA at an ENT"),
-    case("y.ent.sig.test.", TXT, "NODATA at an ENT"),
-    case("b.c.sig.test.", A, "NODATA in a chain of ENTs"),
-    expanded(case("foo.wild.sig.test.", A, "wildcard answer")),
-    expanded(case("a.b.wild.sig.test.", TXT, "wildcard, two labels")),
-    case("foo.wild.sig.test.", AAAA, "wildcard NODATA"),
-    case("wild.sig.test.", A, "NODATA at the wildcard's parent"),
-    no_delv(case("host.secure.sig.test.", A, "referral, signed: DS")),
-    no_delv(case("secure.sig.test.", NS, "NS at a signed cut: referral")),
-    case(
-        "secure.sig.test.",
-        DS,
-        "DS at a signed cut, from the parent",
-    ),
-    no_delv(case("host.insecure.sig.test.", A, "referral, no-DS proof")),
-    case("insecure.sig.test.", DS, "DS at an unsigned cut: NODATA"),
-    no_delv(case("host.ext.sig.test.", A, "referral, out-of-zone NS")),
-    case("alias.sig.test.", A, "CNAME to a name of the zone"),
-    case("alias.sig.test.", CNAME, "the CNAME itself"),
-    case(
-        "alias.sig.test.",
-        NSEC,
-        "NSEC at a CNAME owner: the owner's (NSEC zones; NSEC3 zones follow the CNAME)",
-    ),
-    case("chain.sig.test.", A, "CNAME chain"),
-    no_delv(case("out.sig.test.", A, "CNAME out of the zone")),
-    case("towild.sig.test.", A, "CNAME to a wildcard"),
-    no_delv(case(
-        "tosecure.sig.test.",
-        A,
-        "CNAME into a signed delegation",
-    )),
-    case("dangling.sig.test.", A, "CNAME to a nonexistent name"),
-    case("tc.sig.test.", TXT, "fits 512 bytes only without its RRSIG"),
-    case("sig.test.", DNSKEY, "the apex DNSKEY"),
-    case(NSEC3_OWNER, A, "an NSEC3 owner name: nonexistent"),
-    Case {
-        cd_ad: true,
-        delv: false,
-        ..case("www.sig.test.", A, "CD=1 and AD=1 in the query")
-    },
-];
-
-/// The zones of the table (a fixture `tests/data/dnssec/ZONE.zone` each)
-/// and their cases: every answer kind of RFC 4035 §3.1 and RFC 5155 §7.2.
-pub(crate) const ZONES: [(&str, &[Case]); 2] = [("example", EXAMPLE), ("sig.test", SIG_TEST)];
+use RecordType::{A, NSEC};
 
 /// The signers and denials every case is asked under.
 const VARIANTS: [(Signer, Denial); 5] = [
@@ -351,35 +224,6 @@ differential_tests! {
     ldns_nsec3_do1: Ldns Nsec3 true;
 }
 
-/// How long one `delv` may take: it retries without end against a server
-/// whose answers do not validate, and has no time limit of its own.
-const DELV_LIMIT: &str = "5";
-
-/// Runs `delv` against `server` for `name`/`qtype`, validating from the
-/// zone's trust anchor (for at most [`DELV_LIMIT`] seconds): its output
-/// and how it ended.
-pub(crate) fn delv(
-    signed: &SignedZone,
-    server: SocketAddr,
-    name: &str,
-    qtype: RecordType,
-) -> String {
-    let args = [
-        DELV_LIMIT.to_owned(),
-        "delv".to_owned(),
-        "-a".to_owned(),
-        kit::path_str(&signed.anchor).to_owned(),
-        format!("+root={}", signed.zone),
-        format!("@{}", server.ip()),
-        "-p".to_owned(),
-        server.port().to_string(),
-        name.to_owned(),
-        qtype.to_string(),
-    ];
-    let out = kit::run_tool("timeout", &args);
-    format!("{}{}({})", out.stdout, out.stderr, out.status)
-}
-
 /// `delv` calls every in-zone case "fully validated" from the server
 /// `pick` chooses of each [`Pair`], for every signer and denial.
 async fn delv_validates(test: &str, pick: fn(&Pair) -> SocketAddr) {
@@ -401,7 +245,7 @@ async fn delv_validates(test: &str, pick: fn(&Pair) -> SocketAddr) {
                 if c.qtype == NSEC && denial != Denial::Nsec {
                     continue;
                 }
-                let said = delv(&pair.signed, pick(&pair), &name, c.qtype);
+                let said = delv_signed(&pair.signed, pick(&pair), &name, c.qtype);
                 checked += 1;
                 let insecure = c.expanded && denial == Denial::Nsec3OptOut;
                 let want = if insecure {

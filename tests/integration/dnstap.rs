@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dnslb::config::DnstapConfig;
-use dnslb::dnstap::{Dnstap, Event, Kind, RECONNECT, Settings, Target, Transport};
+use dnslb::dnstap::{Dnstap, RECONNECT, Settings, TapEvent, TapKind, TapTransport, Target};
 use dnslb::service::ts::{TsRun, TsService};
 use dnslb::service::{Control, Controls};
 use hickory_proto::op::{Message, MessageType, ResponseCode};
@@ -27,7 +27,7 @@ fn answer(query: &[u8], rcode: ResponseCode) -> Vec<u8> {
     m.to_vec().unwrap()
 }
 
-fn settings(target: Target, kinds: Vec<Kind>) -> Settings {
+fn settings(target: Target, kinds: Vec<TapKind>) -> Settings {
     Settings {
         target,
         kinds,
@@ -48,10 +48,10 @@ async fn the_written_frames_are_read_by_dnstap_read_and_dnstap_ldns() {
     let capture = Capture::start(&dir.path().join("tap.sock"), &dir.path().join("tap.fstrm"));
     let token = CancellationToken::new();
     let kinds = vec![
-        Kind::ClientQuery,
-        Kind::ClientResponse,
-        Kind::ForwarderQuery,
-        Kind::ForwarderResponse,
+        TapKind::ClientQuery,
+        TapKind::ClientResponse,
+        TapKind::ForwarderQuery,
+        TapKind::ForwarderResponse,
     ];
     let (tap, writer) = Dnstap::start(
         settings(Target::Unix(capture.sock.clone()), kinds),
@@ -67,36 +67,36 @@ async fn the_written_frames_are_read_by_dnstap_read_and_dnstap_ldns() {
             "www.example.org.",
             RecordType::A,
             ResponseCode::NoError,
-            Transport::Udp,
+            TapTransport::Udp,
         ),
         (
             "mail.example.org.",
             RecordType::AAAA,
             ResponseCode::NXDomain,
-            Transport::Tcp,
+            TapTransport::Tcp,
         ),
         (
             "example.net.",
             RecordType::MX,
             ResponseCode::ServFail,
-            Transport::Udp,
+            TapTransport::Udp,
         ),
     ];
     for (i, (name, qtype, rcode, transport)) in asked.iter().enumerate() {
         let q = wire_query(name, *qtype, 100 + i as u16, true, true);
         let a = answer(&q, *rcode);
         for (kind, from, to, wire) in [
-            (Kind::ClientQuery, client, ls, &q),
-            (Kind::ForwarderQuery, upstream, backend, &q),
-            (Kind::ForwarderResponse, upstream, backend, &a),
-            (Kind::ClientResponse, client, ls, &a),
+            (TapKind::ClientQuery, client, ls, &q),
+            (TapKind::ForwarderQuery, upstream, backend, &q),
+            (TapKind::ForwarderResponse, upstream, backend, &a),
+            (TapKind::ClientResponse, client, ls, &a),
         ] {
-            let via = if matches!(kind, Kind::ForwarderQuery | Kind::ForwarderResponse) {
-                Transport::Udp
+            let via = if matches!(kind, TapKind::ForwarderQuery | TapKind::ForwarderResponse) {
+                TapTransport::Udp
             } else {
                 *transport
             };
-            let mut e = Event::new(kind, via, from, wire);
+            let mut e = TapEvent::new(kind, via, from, wire);
             e.response_addr = Some(to);
             tap.log(&e);
         }
@@ -127,7 +127,7 @@ async fn the_written_frames_are_read_by_dnstap_read_and_dnstap_ldns() {
         }
         let cq = &lines[4 * i];
         assert!(cq.contains("127.0.0.9:41000 -> 127.0.0.1:5300"), "{cq}");
-        let proto = if *transport == Transport::Tcp {
+        let proto = if *transport == TapTransport::Tcp {
             " TCP "
         } else {
             " UDP "
@@ -188,14 +188,19 @@ async fn a_collector_killed_costs_counted_drops_and_a_new_one_gets_frames_again(
     let sock = dir.path().join("tap.sock");
     let first = Capture::start(&sock, &dir.path().join("first.fstrm"));
     let token = CancellationToken::new();
-    let mut s = settings(Target::Unix(sock.clone()), vec![Kind::AuthQuery]);
+    let mut s = settings(Target::Unix(sock.clone()), vec![TapKind::AuthQuery]);
     s.queue_size = 64;
     let (tap, writer) = Dnstap::start(s, token.clone());
     let stats = tap.stats().unwrap();
     let client: SocketAddr = "127.0.0.9:41000".parse().unwrap();
     let log = |i: u16| {
         let q = wire_query(&format!("q{i}.example."), RecordType::A, i, false, false);
-        tap.log(&Event::new(Kind::AuthQuery, Transport::Udp, client, &q));
+        tap.log(&TapEvent::new(
+            TapKind::AuthQuery,
+            TapTransport::Udp,
+            client,
+            &q,
+        ));
     };
     let load = |n: u64| stats.sent.load(Ordering::Relaxed) == n;
     let wait = async |what: &str, f: &dyn Fn() -> bool| {

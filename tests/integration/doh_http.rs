@@ -8,7 +8,7 @@ use hickory_proto::op::{Edns, MessageType};
 use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 
-use crate::dot::{TABLE, answers_ten, content_length, curl, get_param};
+use crate::kit::tls::{TABLE, answers_ten, content_length, curl, get_param};
 use crate::kit::{ZoneDir, free_ports, need, query, start_ls_service, start_ts_table};
 
 /// The value of the header `name` in `headers` (all lowercase, as [`curl`] keeps them).

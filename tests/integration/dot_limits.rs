@@ -14,11 +14,11 @@ use rustls::pki_types::ServerName;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 
-use crate::dot::{Dot, HOST, Pki, TABLE, answers_ten, ask, curl, get_param};
+use crate::kit::closed_within;
+use crate::kit::tls::{Dot, HOST, Pki, TABLE, answers_ten, ask, curl, get_param};
 use crate::kit::{
     Fake, Reply, ZoneDir, free_ports, need, path_str, query, start_ls_service, start_ts_table,
 };
-use crate::ts::closed_within;
 
 /// An LS in front of `backend` with DoT (with `pki`'s leaf `ls`, when given) and DoH
 /// (over TLS with the same pair, or plain), and the file of its config.
@@ -275,7 +275,7 @@ async fn encrypted_clients_get_the_whole_answer_not_tc() {
     let pair = Some((cert.as_path(), key.as_path()));
     let (ls, _) = Ls::start(pki.path(), backend.addr, pair, ["", "", ""]).await;
     // DNS over TLS.
-    let mut conn = crate::dot::connect(&pki.client(), ls.dot.tls).await;
+    let mut conn = crate::kit::tls::connect(&pki.client(), ls.dot.tls).await;
     let answer = ask(&mut conn, "big.example.com").await;
     assert!(whole(&answer), "over TLS: {}", crate::kit::show(&answer));
     drop(conn);

@@ -18,13 +18,12 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use crate::kit::tls::*;
 use crate::kit::{
     self, Proc, TestTs, ZoneDir, fd_count, flood_size, free_ports, heavy, local, nofile_of,
     path_str, poll_until_async, query, read_frame, vm_rss_kib, write_frame,
@@ -205,74 +204,6 @@ impl Watch {
 
 // ---------------------------------------------------------------------------
 // TLS clients
-
-/// Accepts any certificate (a hostile client does not check whom it
-/// attacks), checking only the handshake's signatures.
-#[derive(Debug)]
-struct AnyCert;
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(&self, m: &[u8], c: &Cert<'_>, d: &Dss) -> Signed {
-        rustls::crypto::verify_tls12_signature(
-            m,
-            c,
-            d,
-            &schemes().signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(&self, m: &[u8], c: &Cert<'_>, d: &Dss) -> Signed {
-        rustls::crypto::verify_tls13_signature(
-            m,
-            c,
-            d,
-            &schemes().signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        schemes()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// The ring provider, whose signature algorithms [`AnyCert`] checks.
-fn schemes() -> rustls::crypto::CryptoProvider {
-    rustls::crypto::ring::default_provider()
-}
-
-type Cert<'a> = CertificateDer<'a>;
-type Dss = DigitallySignedStruct;
-type Signed = Result<HandshakeSignatureValid, rustls::Error>;
-
-/// A TLS client offering `alpn`, without resumption: every connection costs
-/// the server a full handshake.
-pub(crate) fn connector(alpn: &[u8]) -> TlsConnector {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCert))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![alpn.to_vec()];
-    config.resumption = rustls::client::Resumption::disabled();
-    TlsConnector::from(Arc::new(config))
-}
-
-pub(crate) type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// A TCP connection to `addr` and a TLS handshake over it; `None` when
 /// either is refused, closed or takes longer than [`LOADED_WAIT`] each.

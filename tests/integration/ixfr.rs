@@ -25,11 +25,10 @@ use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
 use crate::kit::Nsd;
+use crate::kit::{Knot, SECRET_256};
 use crate::kit::{
     Proc, ZoneDir, answers_a, free_ports, http_get, local, poll_until_async, soa_serial, wait_soa,
 };
-use crate::peers::knot::Knot;
-use crate::peers::tsig::SECRET_256;
 use crate::peers::{need, path_str, wait_for, wait_log, wrapped};
 
 /// How long a server may take to start answering, or a secondary its first

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dnslb::config::{Denial, Dnssec, DnssecAlgorithm};
-use dnslb::ts::keys::SETTLE;
+use dnslb::ts::dnssec::keys::SETTLE;
 
 use crate::kit::{self, TestTs, ZoneDir};
 

@@ -10,7 +10,8 @@ use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dnslb::config::DnssecAlgorithm;
-use dnslb::ts::keys::{ZoneKey, ZoneKeys, ds::ds_line};
+use dnslb::ts::dnssec::ds::ds_line;
+use dnslb::ts::dnssec::keys::{ZoneKey, ZoneKeys};
 use hickory_proto::rr::Name;
 
 use crate::kit::{TOOL_LIMIT, need, path_str, run_dnslb, run_ok};

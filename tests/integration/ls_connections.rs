@@ -15,7 +15,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::enc_hostile::{Tls, connector};
+use crate::kit::tls::{Tls, connector};
 use crate::kit::{
     self, Fake, Proc, Reply, ZoneDir, empty_answer, free_ports, local, path_str, poll_until_async,
     query, question_end, read_frame, txt_answer, wire_answer, write_frame,

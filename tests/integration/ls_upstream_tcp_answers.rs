@@ -163,7 +163,7 @@ async fn a_tcp_answer_with_an_id_never_sent_counts_as_wrong_id() {
     t.abort();
 }
 
-/// A truncated UDP answer asked again over TCP (`strategy::exchange`'s TC
+/// A truncated UDP answer asked again over TCP (`async_path::exchange`'s TC
 /// path) is invisible to the balancer: its UDP flight has ended, the TCP
 /// exchange holds no `InFlight` (the ANY path does: `b.begin()`), so
 /// least-outstanding sees the backend idle, and a backend whose TCP never

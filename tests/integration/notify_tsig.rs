@@ -19,9 +19,9 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use rustix::process::Signal;
 
-use crate::cache::a_300;
+use crate::kit::SECRET_256;
+use crate::kit::a_300;
 use crate::kit::*;
-use crate::peers::tsig::SECRET_256;
 
 /// How long a NOTIFY may take to be acted on, and a dig to end.
 const LIMIT: Duration = Duration::from_secs(10);

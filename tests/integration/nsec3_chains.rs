@@ -12,7 +12,7 @@
 use hickory_proto::op::{Edns, ResponseCode};
 use hickory_proto::rr::RecordType::{self, A, AAAA, TXT};
 
-use crate::dnssec::delv;
+use crate::kit::delv_signed;
 use crate::kit::{self, Denial, Proc, Signer};
 
 /// Negative and wildcard answers of `sig.test.`: each needs NSEC3 proofs.
@@ -111,7 +111,7 @@ async fn proofs_come_from_the_chain_nsec3param_names() {
         for r in nsec3.iter().filter(|r| !r.contains(" NSEC3 1 0 0 - ")) {
             failures.push_str(&format!("\n{name} {qtype}: NSEC3 of the other chain: {r}"));
         }
-        let said = delv(&signed, addr, name, qtype);
+        let said = delv_signed(&signed, addr, name, qtype);
         if !said.contains("fully validated") && !said.contains("negative response") {
             failures.push_str(&format!("\n{name} {qtype}: delv: {said}"));
         }

@@ -20,7 +20,7 @@
 //! workers' threads (below), and while it waits on another thread the
 //! paused clock runs ahead through whatever timers are left.
 //!
-//! Not timed here: the UDP fast path (`dnslb::ls::fast`). Its workers run
+//! Not timed here: the UDP fast path (`dnslb::ls::udp_path`). Its workers run
 //! on threads of their own, each with its own runtime on the real clock
 //! (`dnslb::server::thread`), so a paused test clock does not reach their
 //! timers, and a datagram a worker answers from another thread races the

@@ -3,12 +3,23 @@
 //! NSEC, bogus to validators, so the load is refused naming both files, by
 //! the TS and by `dnslb check`. A table of another origin beside the
 //! signed file, and a table sharing an unsigned file's origin, still load.
+//!
+//! The same below a pre-signed zone (item 35.9): a table (or an unsigned
+//! zone) whose origin lies inside the signed zone with no delegation to it
+//! there is served bogus (`delv`: "insecure response; parent indicates it
+//! should be secure"), so it is refused; with a delegation, insecure (NS,
+//! no DS) or secure (a DS of the keys the TS signs the table with), the
+//! child answers for itself and `delv` validates it, as NSD and Knot serve
+//! a parent and its child.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use dnslb::config::{Denial as Denying, Dnssec, DnssecAlgorithm};
 use dnslb::ts::TableServer;
 use hickory_proto::rr::Name;
 
-use crate::kit::{self, Denial, Signer, ZoneDir};
+use crate::kit::{self, Denial, SignedZone, Signer, ZoneDir};
 
 #[test]
 fn a_table_sharing_a_pre_signed_zones_origin_is_refused_naming_both_files() {
@@ -68,4 +79,266 @@ fn a_table_sharing_a_pre_signed_zones_origin_is_refused_naming_both_files() {
     load("other.test.", vec![zone, other]).unwrap();
     let plain = dir.copy("plain.zone", &unsigned);
     load("sig.test.", vec![plain, table]).unwrap();
+}
+
+/// `timeout 5 delv -a ANCHOR +root=sig.test. @SERVER NAME A`, trusting the
+/// signed parent's KSK: its output and how it ended.
+fn delv(signed: &SignedZone, server: SocketAddr, name: &str) -> String {
+    let args = [
+        "5".to_owned(),
+        "delv".to_owned(),
+        "-a".to_owned(),
+        kit::path_str(&signed.anchor).to_owned(),
+        format!("+root={}", signed.zone),
+        format!("@{}", server.ip()),
+        "-p".to_owned(),
+        server.port().to_string(),
+        name.to_owned(),
+        "A".to_owned(),
+    ];
+    let out = kit::run_tool("timeout", &args);
+    format!("{}{}({})", out.stdout, out.stderr, out.status)
+}
+
+/// `extra.txt` in `dir`: a PROJ table of one name, `www.ORIGIN` at
+/// 192.0.2.99.
+fn table_at(dir: &ZoneDir, origin: &str) -> PathBuf {
+    let text = format!("www.{} 192.0.2.99 A\n", origin.trim_end_matches('.'));
+    dir.write("extra.txt", &text)
+}
+
+/// `settings` with its tables at `origin`.
+fn at_origin(origin: &str, zones: Vec<PathBuf>) -> dnslb::ts::TsSettings {
+    let mut s = kit::ts_settings(zones);
+    s.origin = Name::from_ascii(origin).unwrap();
+    s
+}
+
+/// `dnslb check` of one `[[ts]]` with tables at `origin` and `zones`
+/// (file names in `dir`): its stderr, and whether it passed.
+fn check(dir: &ZoneDir, origin: &str, zones: &[&str]) -> (bool, String) {
+    let list: Vec<String> = zones.iter().map(|z| format!("\"{z}\"")).collect();
+    let config = dir.write(
+        "c.toml",
+        &format!(
+            "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:{}\"\norigin = \"{origin}\"\n\
+             zones = [{}]\n",
+            kit::free_port(),
+            list.join(", ")
+        ),
+    );
+    let out = kit::run_dnslb(
+        &["check", "-c", kit::path_str(&config)],
+        dir.path(),
+        None,
+        Duration::from_secs(10),
+    );
+    (out.status.success(), out.stderr)
+}
+
+/// The line of `file` holding the zone's SOA (1-based).
+fn soa_line(file: &Path) -> usize {
+    let text = std::fs::read_to_string(file).unwrap();
+    1 + text
+        .lines()
+        .position(|l| l.split_whitespace().nth(3) == Some("SOA") || l.contains(" SOA "))
+        .unwrap()
+}
+
+#[test]
+fn a_table_below_a_pre_signed_zone_with_no_delegation_to_it_is_refused_naming_both_files() {
+    let test =
+        "a_table_below_a_pre_signed_zone_with_no_delegation_to_it_is_refused_naming_both_files";
+    if kit::need(
+        test,
+        ["dnssec-keygen", "dnssec-signzone", "dnssec-dsfromkey"],
+    )
+    .is_none()
+    {
+        return;
+    }
+    let unsigned = kit::dnssec_fixture("sig.test.zone");
+    let signed = kit::sign_zone("sig.test", &unsigned, Signer::Bind, Denial::Nsec);
+    let dir = ZoneDir::new();
+    let zone = dir.copy("sig.zone", &signed.file);
+    let parent_at = format!("{}:{}", zone.display(), soa_line(&zone));
+    // x.sig.test (absent from the signed zone), deep below an empty
+    // non-terminal (b.c), and below plain data (www): no cut in the parent.
+    for origin in ["x.sig.test.", "a.b.c.sig.test.", "in.www.sig.test."] {
+        let table = table_at(&dir, origin);
+        for files in [
+            vec![zone.clone(), table.clone()],
+            vec![table.clone(), zone.clone()],
+        ] {
+            let err = TableServer::load(at_origin(origin, files))
+                .map(drop)
+                .unwrap_err()
+                .to_string();
+            let want = format!(
+                "{}: this PROJ table's origin {origin} lies inside sig.test., signed in its \
+                 file (pre-signed) at {parent_at}, which has no delegation (NS) to it",
+                table.display()
+            );
+            assert!(err.starts_with(&want), "{test}: {err}\nwant: {want}");
+        }
+        let (passed, stderr) = check(&dir, origin, &["sig.zone", "extra.txt"]);
+        assert!(!passed, "{test}: {origin}: {stderr}");
+        assert!(
+            stderr.contains("extra.txt: this PROJ table's origin")
+                && stderr.contains(&format!("sig.zone:{}", soa_line(&zone))),
+            "{test}: {origin}: {stderr}"
+        );
+    }
+    // An unsigned zone file below it, named at its SOA's line.
+    let child = dir.write(
+        "child.zone",
+        "$ORIGIN x.sig.test.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n\
+         @ NS ns\nns A 192.0.2.7\n",
+    );
+    let err = TableServer::load(at_origin(".", vec![zone.clone(), child.clone()]))
+        .map(drop)
+        .unwrap_err()
+        .to_string();
+    let want = format!(
+        "{}:3: this zone x.sig.test. lies inside sig.test., signed in its file (pre-signed) \
+         at {parent_at}",
+        child.display()
+    );
+    assert!(err.starts_with(&want), "{test}: {err}\nwant: {want}");
+    let (passed, stderr) = check(&dir, ".", &["sig.zone", "child.zone"]);
+    assert!(
+        !passed && stderr.contains("child.zone:3: this zone x.sig.test."),
+        "{test}: {stderr}"
+    );
+}
+
+/// The TS serving the pre-signed `sig.test` and a table at `origin` (a
+/// name below it), signing the table when `dnssec` is given.
+async fn serve_below(
+    dir: &ZoneDir,
+    zone: PathBuf,
+    origin: &str,
+    dnssec: Option<Dnssec>,
+) -> kit::TestTs {
+    let table = table_at(dir, origin);
+    let mut s = at_origin(origin, vec![zone, table]);
+    s.dnssec = dnssec;
+    kit::start_ts(s).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_at_an_insecure_delegation_of_a_pre_signed_zone_is_served_provably_insecure() {
+    let test = "a_table_at_an_insecure_delegation_of_a_pre_signed_zone_is_served_provably_insecure";
+    let tools = [
+        "dnssec-keygen",
+        "dnssec-signzone",
+        "dnssec-dsfromkey",
+        "delv",
+        "timeout",
+    ];
+    if kit::need(test, tools).is_none() {
+        return;
+    }
+    // sig.test delegates insecure.sig.test (NS, no DS; the NSEC says so).
+    let unsigned = kit::dnssec_fixture("sig.test.zone");
+    for denial in [Denial::Nsec, Denial::Nsec3] {
+        let signed = kit::sign_zone("sig.test", &unsigned, Signer::Bind, denial);
+        let dir = ZoneDir::new();
+        let zone = dir.copy("sig.zone", &signed.file);
+        // At the cut, and below it.
+        for origin in ["insecure.sig.test.", "x.insecure.sig.test."] {
+            let ts = serve_below(&dir, zone.clone(), origin, None).await;
+            let name = format!("www.{origin}");
+            let said = delv(&signed, ts.addr, &name);
+            assert!(
+                said.contains("; unsigned answer") && said.contains("192.0.2.99"),
+                "{test}: {denial:?} {name}: {said}"
+            );
+            // The parent's own data still validates.
+            let said = delv(&signed, ts.addr, "www.sig.test.");
+            assert!(said.contains("; fully validated"), "{test}: {said}");
+            ts.stop().await;
+            let (passed, stderr) = check(&dir, origin, &["sig.zone", "extra.txt"]);
+            assert!(passed, "{test}: {origin}: {stderr}");
+        }
+    }
+    // The other way round, a pre-signed zone below an unsigned table: a
+    // child like any other, loaded.
+    let signed = kit::sign_zone("sig.test", &unsigned, Signer::Bind, Denial::Nsec);
+    let dir = ZoneDir::new();
+    let zone = dir.copy("sig.zone", &signed.file);
+    let table = table_at(&dir, "test.");
+    TableServer::load(at_origin("test.", vec![zone, table])).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_the_ts_signs_at_a_secure_delegation_of_a_pre_signed_zone_validates() {
+    let test = "a_table_the_ts_signs_at_a_secure_delegation_of_a_pre_signed_zone_validates";
+    let tools = [
+        "dnssec-keygen",
+        "dnssec-signzone",
+        "dnssec-dsfromkey",
+        "delv",
+        "timeout",
+    ];
+    if kit::need(test, tools).is_none() {
+        return;
+    }
+    // The table's keys made first, their DS put in the parent at
+    // secure.sig.test (in place of the fixture's made-up DS), the parent
+    // signed; the TS signs the table with those keys.
+    let dir = ZoneDir::new();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let keygen = |ksk: bool| {
+        let mut args = vec!["-q", "-a", "ECDSAP256SHA256", "-n", "ZONE", "-K"];
+        args.push(kit::path_str(&keys));
+        if ksk {
+            args.extend(["-f", "KSK"]);
+        }
+        args.push("secure.sig.test.");
+        kit::run_tool("dnssec-keygen", &args)
+            .stdout
+            .trim()
+            .to_owned()
+    };
+    let ksk = keygen(true);
+    keygen(false);
+    let ds = kit::run_tool(
+        "dnssec-dsfromkey",
+        &["-2", kit::path_str(&keys.join(format!("{ksk}.key")))],
+    )
+    .stdout;
+    let ds = ds.trim();
+    assert!(ds.contains(" DS "), "{test}: {ds}");
+    let fixture = std::fs::read_to_string(kit::dnssec_fixture("sig.test.zone")).unwrap();
+    let text: String = fixture
+        .lines()
+        .map(|l| {
+            if l.starts_with("secure ") && l.contains(" DS ") {
+                ds.to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(text.contains(ds), "{test}");
+    let unsigned = dir.write("parent.zone", &(text + "\n"));
+    for denial in [Denial::Nsec, Denial::Nsec3] {
+        let signed = kit::sign_zone("sig.test", &unsigned, Signer::Bind, denial);
+        let zone = dir.copy("sig.zone", &signed.file);
+        let dnssec = Dnssec {
+            keys: keys.clone(),
+            algorithm: DnssecAlgorithm::EcdsaP256Sha256,
+            denial: Denying::Nsec,
+        };
+        let ts = serve_below(&dir, zone, "secure.sig.test.", Some(dnssec)).await;
+        let said = delv(&signed, ts.addr, "www.secure.sig.test.");
+        assert!(
+            said.contains("; fully validated") && said.contains("192.0.2.99"),
+            "{test}: {denial:?}: {said}"
+        );
+        ts.stop().await;
+    }
 }

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use dnslb::config::{Denial, Dnssec, DnssecAlgorithm};
 
-use crate::dnssec::{Case, NSEC3_OWNER, ZONES};
 use crate::kit::{self, TestTs, ZoneDir};
+use crate::kit::{ZONES, delv_every_case};
 
 const ALGORITHMS: [DnssecAlgorithm; 2] =
     [DnssecAlgorithm::EcdsaP256Sha256, DnssecAlgorithm::Ed25519];
@@ -179,38 +179,6 @@ async fn zones_the_ts_signs_pass_three_zone_verifiers() {
     assert!(complaints.is_empty(), "{complaints}");
 }
 
-/// A `delv -a` file trusting the zone `zone`'s SEP keys in `keys` (their
-/// DS, as `dnssec-dsfromkey` computes it from the files the TS wrote).
-pub(crate) fn anchor(keys: &Path, zone: &str, out: &Path) -> PathBuf {
-    let mut text = String::from("trust-anchors {\n");
-    let prefix = format!("K{zone}+");
-    for e in std::fs::read_dir(keys).unwrap() {
-        let path = e.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if !(name.starts_with(&prefix) && name.ends_with(".key")) {
-            continue;
-        }
-        let ds = kit::run_tool("dnssec-dsfromkey", &["-2", kit::path_str(&path)]);
-        assert!(
-            ds.status.success(),
-            "dnssec-dsfromkey {name}: {}",
-            ds.stderr
-        );
-        for line in ds.stdout.lines() {
-            writeln!(text, "  {}", kit::static_ds(line)).unwrap();
-        }
-    }
-    text.push_str("};\n");
-    assert!(
-        text.contains("static-ds"),
-        "no key of {zone} in {}",
-        keys.display()
-    );
-    let file = out.join(format!("{zone}.anchor"));
-    std::fs::write(&file, text).unwrap();
-    file
-}
-
 /// `delv` with the DS of the key the TS made calls every in-zone case of
 /// the pre-signed table "fully validated" (wildcard answers too: no
 /// opt-out here), under NSEC and NSEC3.
@@ -235,61 +203,6 @@ async fn delv_validates_every_case_of_a_zone_the_ts_signs() {
     }
     assert!(checked > 40, "{checked} cases");
     assert!(failures.is_empty(), "delv disagrees:{failures}");
-}
-
-/// `timeout 5 delv -a ANCHOR +root=ZONE @SERVER NAME QTYPE`: `delv`'s
-/// output for one question, trusting the anchor file `anchor` for `zone`
-/// (no final dot).
-pub(crate) fn delv(
-    anchor: &Path,
-    zone: &str,
-    server: SocketAddr,
-    name: &str,
-    qtype: &str,
-) -> kit::Output {
-    let args = [
-        "5".to_owned(),
-        "delv".to_owned(),
-        "-a".to_owned(),
-        kit::path_str(anchor).to_owned(),
-        format!("+root={}.", zone.trim_end_matches('.')),
-        format!("@{}", server.ip()),
-        "-p".to_owned(),
-        server.port().to_string(),
-        name.to_owned(),
-        qtype.to_owned(),
-    ];
-    kit::run_tool("timeout", &args)
-}
-
-/// Asks `delv`, trusting the DS of each zone's keys in `keys` (anchor
-/// files written to `out`), every in-zone case of [`ZONES`] at `server`:
-/// how many it asked, and each answer it did not call "fully validated".
-pub(crate) fn delv_every_case(server: SocketAddr, keys: &Path, out: &Path) -> (usize, String) {
-    let mut failures = String::new();
-    let mut checked = 0;
-    for (zone, cases) in ZONES {
-        let anchor = anchor(keys, &format!("{zone}."), out);
-        // Not qtype NSEC: in an NSEC3 zone the TS follows the CNAME as
-        // NSD does, which BIND's resolver calls a format error (dnssec.rs
-        // asks it of NSEC zones only).
-        let asked = |c: &&Case| {
-            c.delv && c.name != NSEC3_OWNER && c.qtype != hickory_proto::rr::RecordType::NSEC
-        };
-        for c in cases.iter().filter(asked) {
-            let out = delv(&anchor, zone, server, c.name, &c.qtype.to_string());
-            checked += 1;
-            if !out.stdout.contains("fully validated") {
-                writeln!(
-                    failures,
-                    "\n== {} {} ({}):\n{}{}",
-                    c.name, c.qtype, c.what, out.stdout, out.stderr
-                )
-                .unwrap();
-            }
-        }
-    }
-    (checked, failures)
 }
 
 /// A PROJ table signed by the TS: a reload that changes one address is

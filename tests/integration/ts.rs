@@ -22,6 +22,7 @@ use dnslb::config::{Fault, OnMiss};
 use dnslb::server::ServerOptions;
 use dnslb::ts::TsSettings;
 
+use crate::kit::closed_within;
 use crate::kit::{
     ANSWER_WAIT, TestTs, ZoneDir, a_addrs_sorted, delay_all, parse_exposition, query, start_ts,
     start_ts_with, tcp, tcp_recv, tcp_send, ts_settings, udp, udp_raw, value,
@@ -281,20 +282,6 @@ async fn assert_alive(addr: SocketAddr) {
     let q = probe(0x7777);
     let m = udp(addr, &q).await;
     assert_google(&q, &m, TTL);
-}
-
-/// Reads from `s` until EOF or error; `true` if the peer closed (not a timeout).
-pub(crate) async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
-    let mut buf = [0u8; 512];
-    let fut = async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    };
-    tokio::time::timeout(wait, fut).await.is_ok()
 }
 
 /// Asks `q` over TCP or UDP.

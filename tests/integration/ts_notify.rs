@@ -286,7 +286,7 @@ async fn a_signing_ts_signs_its_notify_to_its_own_ls_too() {
         "[ls]\nlisten = [\"{ls}\"]\n\n[[ls.backend]]\nname = \"t\"\naddr = \"{addr}\"\n\n{}\n\
          [[key]]\nname = \"xfr\"\nsecret = \"{}\"\n",
         ts_toml(addr, &[ls], "xfr_key = \"xfr\"\n"),
-        crate::peers::tsig::SECRET_256
+        crate::kit::SECRET_256
     );
     let mut ts = start_config(dir.path(), addr, &config).await;
     let first = serial_at(addr, &mut ts).await;

@@ -9,7 +9,7 @@
 //! * The same with a PROJ table, whose SOA the TS synthesizes: the serial
 //!   goes up on a changing reload and stays put on a reload that changes
 //!   nothing.
-//! * `dnslb::ts::notifier::notify_with` against plain UDP sockets: one that acknowledges
+//! * `dnslb::ts::xfr::notifier::notify_with` against plain UDP sockets: one that acknowledges
 //!   (the NOTIFY's wire form is checked), one that never answers (bounded
 //!   give-up), one that answers with the wrong ID (not an acknowledgement).
 //!
@@ -19,17 +19,19 @@
 //! loops, never slept on.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::{Message, MessageType, OpCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
-use rustix::process::Signal;
 use tokio::net::UdpSocket;
 
 use crate::kit::Nsd;
-use crate::kit::{self, ZoneDir, answers_a, soa_serial};
-use crate::kit::{Proc, free_port, local, poll_until_async};
+use crate::kit::{self, ZoneDir, answers_a};
+use crate::kit::{
+    TsProc, assert_all_acknowledged, assert_first_copy, assert_one_notify, assert_serial_up,
+    assert_tbl_copy, authoritative_serial, sec_zone, tbl_table,
+};
+use crate::kit::{free_port, poll_until_async};
 
 /// How long a server may take to start answering.
 const READY_LIMIT: Duration = Duration::from_secs(10);
@@ -83,102 +85,6 @@ async fn serial_of(addr: SocketAddr, zone: &str) -> Option<u32> {
 // ---------------------------------------------------------------------------
 // `dnslb ts` as a child process
 // ---------------------------------------------------------------------------
-
-/// A `dnslb ts -c CONFIG --name primary`, stopped by its [`Proc`] guard.
-pub(crate) struct TsProc {
-    pub(crate) proc: Proc,
-    pub(crate) addr: SocketAddr,
-    /// The folder it runs in (not the config's).
-    _cwd: tempfile::TempDir,
-}
-
-impl TsProc {
-    /// Writes [`ts_config`] (serving `file`, notifying `notify_port`, with
-    /// `extra`) to `dir/config.toml` with a free port and starts the TS from
-    /// another folder; waits until it answers `zone SOA`. Tries again with
-    /// another port if one was taken in between.
-    pub(crate) async fn start(
-        dir: &Path,
-        (file, extra): (&str, &str),
-        notify_port: u16,
-        zone: &str,
-    ) -> TsProc {
-        let mut cwd = tempfile::tempdir().unwrap();
-        let config_path = dir.join("config.toml");
-        let config_arg = config_path.to_str().unwrap().to_owned();
-        for _ in 0..3 {
-            let port = free_port();
-            std::fs::write(&config_path, ts_config(port, file, notify_port, extra)).unwrap();
-            let proc = Proc::dnslb(
-                "dnslb ts --name primary",
-                &["ts", "-c", &config_arg, "--name", "primary"],
-                cwd.path(),
-            );
-            let mut ts = TsProc {
-                proc,
-                addr: local(port),
-                _cwd: cwd,
-            };
-            if ts.wait_ready(zone).await {
-                return ts;
-            }
-            let err = ts.proc.finish(READY_LIMIT).stderr;
-            assert!(err.contains("cannot listen"), "dnslb ts failed:\n{err}");
-            cwd = tempfile::tempdir().unwrap();
-        }
-        panic!("no free port for the TS after three tries");
-    }
-
-    /// [`TsProc::start`] serving [`tbl_table`] (as `tbl.test.`, in a folder
-    /// of its own) and notifying `notify_port`: the folder, the table's path
-    /// (to edit) and the TS.
-    pub(crate) async fn start_tbl(notify_port: u16) -> (ZoneDir, std::path::PathBuf, TsProc) {
-        let dir = ZoneDir::new();
-        let table = dir.write("tbl.txt", &tbl_table(""));
-        let tbl = ("tbl.txt", "origin = \"tbl.test.\"\n");
-        let ts = TsProc::start(dir.path(), tbl, notify_port, "tbl.test.").await;
-        (dir, table, ts)
-    }
-
-    pub(crate) fn stderr_now(&self) -> String {
-        self.proc.stderr_now()
-    }
-
-    /// Polls `zone SOA` until an authoritative NOERROR: `true`; `false` if the
-    /// process exited first; panics after [`READY_LIMIT`].
-    async fn wait_ready(&mut self, zone: &str) -> bool {
-        let addr = self.addr;
-        let proc = &mut self.proc;
-        let ready = poll_until_async(READY_LIMIT, POLL, async || {
-            if proc.exited().is_some() {
-                return Some(false);
-            }
-            let m = ask(addr, zone, RecordType::SOA).await;
-            m.is_some_and(|m| {
-                m.metadata.response_code == ResponseCode::NoError && soa_serial(&m).is_some()
-            })
-            .then_some(true)
-        })
-        .await;
-        ready.unwrap_or_else(|| {
-            panic!(
-                "the TS did not answer {zone} SOA on {addr} within {READY_LIMIT:?}; stderr:\n{}",
-                self.stderr_now()
-            )
-        })
-    }
-
-    /// SIGHUP, by PID.
-    pub(crate) fn reload(&mut self) {
-        self.proc.signal(Signal::HUP);
-    }
-
-    /// Polls the TS's log until `needle` occurs at least `count` times
-    /// ([`crate::peers::wait_log`]: the TS must stay up meanwhile).
-    pub(crate) async fn wait_log(&mut self, needle: &str, count: usize, limit: Duration) {
-        crate::peers::wait_log(&mut self.proc, needle, count, limit).await;
-    }
-}
 
 // ---------------------------------------------------------------------------
 // NSD as a secondary
@@ -234,130 +140,9 @@ async fn nsd_poll(
 // What a secondary (NSD here, Knot in peers::knot_secondary) must show
 // ---------------------------------------------------------------------------
 
-/// What the secondary `who` at `addr` serves of sec.test. after its first
-/// transfer: the primary's TXT ([`assert_primary_txt`]), serial 1, and no
-/// new.sec.test. yet ([`assert_not_yet`]). Each name is asked until an
-/// answer comes.
-pub(crate) async fn assert_first_copy(addr: SocketAddr, who: &str) {
-    assert_primary_txt(&ask_copy(addr, "info.sec.test.", RecordType::TXT).await);
-    let soa = ask_copy(addr, "sec.test.", RecordType::SOA).await;
-    assert_eq!(
-        authoritative_serial(&soa),
-        Some(1),
-        "{who}'s serial: {}",
-        kit::show(&soa)
-    );
-    assert_not_yet(&ask_copy(addr, "new.sec.test.", RecordType::A).await, who);
-}
-
-/// `name qtype` from a secondary at `addr`, asked until an answer comes.
-async fn ask_copy(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
-    kit::wait_for(addr, name, qtype, false, READY_LIMIT, &mut [], |_| true).await
-}
-
-/// `info.sec.test. TXT` from a secondary: authoritative, the one TXT record
-/// the primary serves.
-fn assert_primary_txt(txt: &Message) {
-    assert!(
-        txt.metadata.authoritative
-            && txt.answers.len() == 1
-            && txt.answers[0]
-                .data
-                .to_string()
-                .contains("hello from the primary"),
-        "TXT as the TS serves it: {}",
-        kit::show(txt)
-    );
-}
-
-/// `new.sec.test.` from the secondary `who` before the edit: an
-/// authoritative NXDOMAIN.
-fn assert_not_yet(before: &Message, who: &str) {
-    assert!(
-        before.metadata.response_code == ResponseCode::NXDomain && before.metadata.authoritative,
-        "new.sec.test. does not exist yet on {who}: {}",
-        kit::show(before)
-    );
-}
-
-/// What the secondary `who` at `addr` serves of tbl.test. after its first
-/// transfer: the TS's synthesized serial `serial`, and its NS record
-/// ([`assert_tbl_ns`]).
-pub(crate) async fn assert_tbl_copy(addr: SocketAddr, who: &str, serial: u32) {
-    let soa = ask_copy(addr, "tbl.test.", RecordType::SOA).await;
-    assert_eq!(
-        authoritative_serial(&soa),
-        Some(serial),
-        "{who} serves the TS's synthesized serial: {}",
-        kit::show(&soa)
-    );
-    assert_tbl_ns(&ask_copy(addr, "tbl.test.", RecordType::NS).await);
-}
-
-/// The serial of an authoritative NOERROR answer with an SOA.
-pub(crate) fn authoritative_serial(soa: &Message) -> Option<u32> {
-    (soa.metadata.response_code == ResponseCode::NoError && soa.metadata.authoritative)
-        .then(|| soa_serial(soa))
-        .flatten()
-}
-
-/// `tbl.test. NS` from a secondary: `ns1.tbl.test.` alone.
-fn assert_tbl_ns(ns: &Message) {
-    assert_eq!(
-        ns.answers
-            .iter()
-            .map(|r| r.data.to_string())
-            .collect::<Vec<_>>(),
-        vec!["ns1.tbl.test.".to_string()],
-        "{}",
-        kit::show(ns)
-    );
-}
-
-/// The synthesized serial went up from `s1` to `s2` (RFC 1982).
-pub(crate) fn assert_serial_up(s1: u32, s2: u32) {
-    assert!(
-        s2 > s1 && s2.wrapping_sub(s1) < 1 << 31,
-        "the synthesized serial must go up (RFC 1982): {s1} -> {s2}"
-    );
-}
-
-/// The TS's log `log` holds no NOTIFY the secondary `who` left unacknowledged.
-pub(crate) fn assert_all_acknowledged(log: &str, who: &str) {
-    assert!(
-        !log.contains("notify not acknowledged"),
-        "every NOTIFY should be acknowledged by {who}:\n{log}"
-    );
-}
-
-/// The TS's log `log` holds one acknowledged NOTIFY: the unchanged reload
-/// sent none.
-pub(crate) fn assert_one_notify(log: &str) {
-    assert_eq!(
-        log.matches("notify acknowledged").count(),
-        1,
-        "one NOTIFY: the unchanged reload sends none; stderr:\n{log}"
-    );
-}
-
 // ---------------------------------------------------------------------------
 // 1. NSD replicates a master-file zone and follows a NOTIFY
 // ---------------------------------------------------------------------------
-
-/// `sec.test.` with `serial`, refresh 3600, retry 600; `extra` appended.
-pub(crate) fn sec_zone(serial: u32, extra: &str) -> String {
-    format!(
-        "$ORIGIN sec.test.\n\
-         $TTL 300\n\
-         @     IN SOA ns1.sec.test. hostmaster.sec.test. {serial} 3600 600 604800 60\n\
-         @     IN NS  ns1\n\
-         ns1   IN A   192.0.2.53\n\
-         www   IN A   192.0.2.1\n\
-         www   IN A   192.0.2.2\n\
-         info  IN TXT \"hello from the primary\"\n\
-         {extra}"
-    )
-}
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
@@ -410,33 +195,6 @@ async fn nsd_secondary_transfers_a_master_file_zone_and_follows_notify() {
 // ---------------------------------------------------------------------------
 // 2. NSD replicates a PROJ-table zone with a synthesized SOA
 // ---------------------------------------------------------------------------
-
-/// The `[[ts]]` section: `zones` on 127.0.0.1:`port`, AXFR for 127.0.0.0/8,
-/// NOTIFY to 127.0.0.1:`notify_port`, `extra` added.
-pub(crate) fn ts_config(port: u16, zones: &str, notify_port: u16, extra: &str) -> String {
-    format!(
-        "[[ts]]\n\
-         name = \"primary\"\n\
-         listen = \"127.0.0.1:{port}\"\n\
-         zones = [\"{zones}\"]\n\
-         axfr_allow = [\"127.0.0.0/8\"]\n\
-         notify = [\"127.0.0.1:{notify_port}\"]\n\
-         workers = 1\n\
-         {extra}"
-    )
-}
-
-/// A PROJ table for `tbl.test.` (NS, A, TXT), then the `extra` lines.
-pub(crate) fn tbl_table(extra: &str) -> String {
-    format!(
-        "# PROJ table for tbl.test.\n\
-         ns1.tbl.test - NS\n\
-         ns1.tbl.test 192.0.2.53 A\n\
-         www.tbl.test 192.0.2.1 A\n\
-         info.tbl.test \"table text\" TXT\n\
-         {extra}"
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nsd_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
@@ -555,12 +313,12 @@ async fn notify_against(fake: Fake, zone: &str) -> (bool, Duration, Vec<Vec<u8>>
     let zone = Name::from_ascii(zone).unwrap();
     let t = Instant::now();
     // The back-off of `notify_wait`, ten times shorter.
-    let fast = |n| dnslb::ts::notify::notify_wait(n).map(|d| d / 10);
-    let notified = dnslb::ts::notifier::notify_with(None, addr, &zone, None, fast);
+    let fast = |n| dnslb::ts::xfr::notify::notify_wait(n).map(|d| d / 10);
+    let notified = dnslb::ts::xfr::notifier::notify_with(None, addr, &zone, None, fast);
     let acked = tokio::time::timeout(Duration::from_secs(10), notified)
         .await
         .expect("notify must return by itself")
-        == dnslb::ts::notify::Notified::Acknowledged;
+        == dnslb::ts::xfr::notify::Notified::Acknowledged;
     let took = t.elapsed();
     drop(stop);
     (acked, took, task.await.unwrap())

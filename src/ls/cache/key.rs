@@ -1,6 +1,6 @@
-//! What a packet-cache entry is found by: [`Key`], read from a client
+//! What a packet-cache entry is found by: [`CacheKey`], read from a client
 //! query's wire bytes in place (the name lower-cased into a fixed buffer, no
-//! allocation), with what a hit needs to know of that client ([`Client`]:
+//! allocation), with what a hit needs to know of that client ([`CacheClient`]:
 //! its ID, RD bit, question bytes and OPT).
 //!
 //! A query is cacheable only when it is a plain one: QR=0, opcode QUERY, one
@@ -131,7 +131,7 @@ pub(super) fn find_option(rdata: &[u8], code: u16) -> Result<Option<(usize, &[u8
 /// wire form, type, class, and the DO, CD, EDNS and transport flags; with
 /// its hash under the cache's key.
 #[derive(Clone)]
-pub struct Key {
+pub struct CacheKey {
     /// The name in wire form, lower-cased; `name[..name_len]` is used.
     name: [u8; NAME_MAX],
     /// Length of the name in wire form, root byte included.
@@ -148,9 +148,9 @@ pub struct Key {
     pub(super) hash: u64,
 }
 
-impl std::fmt::Debug for Key {
+impl std::fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Key")
+        f.debug_struct("CacheKey")
             .field("name", &self.name())
             .field("qtype", &self.qtype)
             .field("qclass", &self.qclass)
@@ -160,7 +160,7 @@ impl std::fmt::Debug for Key {
     }
 }
 
-impl Key {
+impl CacheKey {
     /// The lower-cased name in wire form.
     pub(super) fn name(&self) -> &[u8] {
         self.name
@@ -180,7 +180,7 @@ impl Key {
     /// This TCP query's key as if it had come over UDP (`None` when it
     /// came over UDP): a complete answer kept for a UDP client serves a TCP
     /// one as well.
-    pub(super) fn as_udp(&self, hasher: &impl BuildHasher) -> Option<Key> {
+    pub(super) fn as_udp(&self, hasher: &impl BuildHasher) -> Option<CacheKey> {
         if self.flags & FLAG_TCP == 0 {
             return None;
         }
@@ -191,7 +191,7 @@ impl Key {
     }
 
     /// This key over the other transport (UDP for TCP, TCP for UDP).
-    pub(super) fn other_transport(&self, hasher: &impl BuildHasher) -> Key {
+    pub(super) fn other_transport(&self, hasher: &impl BuildHasher) -> CacheKey {
         let mut other = self.clone();
         other.flags ^= FLAG_TCP;
         other.hash = hash_of(&other, hasher);
@@ -210,7 +210,7 @@ impl Key {
     }
 }
 
-/// An entry's own copy of its [`Key`], compared on every hit (no false hits
+/// An entry's own copy of its [`CacheKey`], compared on every hit (no false hits
 /// from a hash collision) and read by the flushes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct StoredKey {
@@ -228,7 +228,7 @@ pub(super) struct StoredKey {
 
 /// What a hit needs of the client's query besides its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Client {
+pub struct CacheClient {
     /// Its message ID.
     pub(super) id: u16,
     /// Its RD bit (copied into the answer).
@@ -252,7 +252,7 @@ pub(super) fn read(
     query: &[u8],
     transport: Transport,
     hasher: &impl BuildHasher,
-) -> Option<(Key, Client)> {
+) -> Option<(CacheKey, CacheClient)> {
     let h = WireHeader::read(query)?;
     // QR=0, opcode QUERY, one question, no answer or authority records.
     if h.flags & 0xf800 != 0 || h.qdcount != 1 || h.ancount != 0 || h.nscount != 0 {
@@ -342,7 +342,7 @@ pub(super) fn read(
     if transport == Transport::Tcp {
         max_size = TCP_PAYLOAD_MAX;
     }
-    let mut key = Key {
+    let mut key = CacheKey {
         name,
         name_len: u8::try_from(len).ok()?,
         qtype,
@@ -352,7 +352,7 @@ pub(super) fn read(
         hash: 0,
     };
     key.hash = hash_of(&key, hasher);
-    let client = Client {
+    let client = CacheClient {
         id: h.id,
         rd: h.flags & 0x0100 != 0,
         question_end,
@@ -364,7 +364,7 @@ pub(super) fn read(
 }
 
 /// The key's hash under `hasher`.
-fn hash_of(key: &Key, hasher: &impl BuildHasher) -> u64 {
+fn hash_of(key: &CacheKey, hasher: &impl BuildHasher) -> u64 {
     let mut h = hasher.build_hasher();
     key.name().hash(&mut h);
     key.qtype.hash(&mut h);

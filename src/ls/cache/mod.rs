@@ -6,7 +6,7 @@
 //! pool).
 //!
 //! # What is kept, and how it is found
-//! An entry is found by [`key::Key`]: the question's name lower-cased (read
+//! An entry is found by [`key::CacheKey`]: the question's name lower-cased (read
 //! from the query's wire bytes in place), type and class, the DO and CD
 //! bits, whether the query had EDNS, and whether it came over UDP or TCP (a
 //! DO=1 answer's signatures never reach a DO=0 client, a TCP answer too
@@ -99,7 +99,7 @@ mod stored;
 #[cfg(test)]
 mod tests;
 
-pub use key::{Client, Key};
+pub use key::{CacheClient, CacheKey};
 pub use serve::{EDE_STALE, EDE_STALE_NXDOMAIN, STALE_TTL};
 pub use stored::{Kind, Refused};
 
@@ -185,7 +185,7 @@ impl CacheStats {
 pub struct PacketCache {
     /// The shards, picked by a key's hash.
     shards: Box<[Mutex<Shard>]>,
-    /// Keys the hash of every [`Key`].
+    /// Keys the hash of every [`CacheKey`].
     hasher: RandomState,
     /// Lifetime caps.
     caps: Caps,
@@ -279,7 +279,7 @@ impl PacketCache {
 
     /// The key of `query` and what a hit needs of its client, or `None`
     /// when the cache does not answer it (not a plain query).
-    pub fn key(&self, query: &[u8], transport: Transport) -> Option<(Key, Client)> {
+    pub fn key(&self, query: &[u8], transport: Transport) -> Option<(CacheKey, CacheClient)> {
         key::read(query, transport, &self.hasher)
     }
 
@@ -340,8 +340,8 @@ impl PacketCache {
     /// counted).
     fn get(
         &self,
-        key: &Key,
-        client: &Client,
+        key: &CacheKey,
+        client: &CacheClient,
         query: &[u8],
         now: Instant,
         want: Want,
@@ -449,7 +449,7 @@ impl PacketCache {
     /// since generation `sent_at`.
     fn insert_keyed(
         &self,
-        key: &Key,
+        key: &CacheKey,
         answer: &[u8],
         now: Instant,
         sent_at: u64,

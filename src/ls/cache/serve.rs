@@ -28,7 +28,7 @@
 //! its own: one rule for every answer of the LS.
 use std::time::Instant;
 
-use super::key::{COOKIE_OPTION, Client, ECS_OPTION, Ecs};
+use super::key::{COOKIE_OPTION, CacheClient, ECS_OPTION, Ecs};
 use super::stored::{Entry, Kind, TTL_MAX};
 use crate::dns::{HEADER_LEN, TYPE_OPT, UDP_PAYLOAD_MAX};
 
@@ -47,7 +47,7 @@ pub const EDE_STALE_NXDOMAIN: u16 = 19;
 pub(super) fn write(
     entry: &Entry,
     query: &[u8],
-    client: &Client,
+    client: &CacheClient,
     now: Instant,
     stale: bool,
     out: &mut Vec<u8>,
@@ -124,7 +124,7 @@ const EDE_LEN: usize = 6;
 
 /// The COOKIE of a hit's answer (see the module header): the client's
 /// own, when it carries a server cookie.
-fn cookie_for<'a>(query: &'a [u8], client: &Client) -> Option<&'a [u8]> {
+fn cookie_for<'a>(query: &'a [u8], client: &CacheClient) -> Option<&'a [u8]> {
     let (at, len) = client.cookie.filter(|&(_, len)| len > 8)?;
     query.get(at..at + len)
 }

@@ -8,7 +8,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::key::Key;
+use super::key::CacheKey;
 use super::stored::Entry;
 
 /// The ring of positive answers.
@@ -137,7 +137,7 @@ impl Shard {
 
     /// The slot of `key`, its key compared in full (a hash collision is a
     /// miss, never another name's answer).
-    pub(super) fn get(&mut self, key: &Key) -> Option<&mut Slot> {
+    pub(super) fn get(&mut self, key: &CacheKey) -> Option<&mut Slot> {
         let &(ring, at) = self.index.get(&key.hash)?;
         let slot = self.rings.get_mut(ring)?.slots.get_mut(at)?;
         key.same(&slot.entry.key).then_some(slot)
@@ -197,7 +197,7 @@ impl Shard {
 
     /// Removes the entry of `key`, if there is one (its key compared in
     /// full); whether there was.
-    pub(super) fn remove(&mut self, key: &Key) -> bool {
+    pub(super) fn remove(&mut self, key: &CacheKey) -> bool {
         let Some(&(r, at)) = self.index.get(&key.hash) else {
             return false;
         };

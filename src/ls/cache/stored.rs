@@ -37,7 +37,7 @@
 //! ages them without walking the message again.
 use std::time::{Duration, Instant};
 
-use super::key::{ECS_OPTION, Ecs, Key, StoredKey, find_option};
+use super::key::{CacheKey, ECS_OPTION, Ecs, StoredKey, find_option};
 use super::names::names_stay_put;
 use crate::dns::{HEADER_LEN, TYPE_OPT, TYPE_SIG, TYPE_TSIG, WireHeader, records, u16_at};
 
@@ -162,7 +162,7 @@ pub(super) struct Entry {
 /// received at `now`; or why it is not kept.
 pub(super) fn analyse(
     answer: &[u8],
-    key: &Key,
+    key: &CacheKey,
     caps: Caps,
     now: Instant,
 ) -> Result<Entry, Refused> {
@@ -301,7 +301,7 @@ fn ttl_of(msg: &[u8], at: usize) -> Result<u32, Refused> {
 
 /// Where the question of `answer` ends, when it is `key`'s question (the
 /// name compared case-insensitively, type and class exactly).
-fn same_question(answer: &[u8], key: &Key) -> Result<usize, Refused> {
+fn same_question(answer: &[u8], key: &CacheKey) -> Result<usize, Refused> {
     let name = key.name();
     let end = HEADER_LEN + name.len();
     let theirs = answer.get(HEADER_LEN..end).ok_or(Refused::Unreadable)?;

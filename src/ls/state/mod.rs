@@ -19,9 +19,9 @@ use super::cache::PacketCache;
 use super::hedge::HedgeBudget;
 use super::loopmark::Mark;
 use super::notify_peers::NotifyPeers;
-use super::pool::UpstreamPool;
 use super::resolution::Resolution;
 use super::suffix::SuffixTable;
+use super::upstream::shared::SharedSockets;
 use crate::config::{CacheConfig, LsConfig};
 use crate::dns::{HEADER_LEN, Transport};
 use crate::guard::rate::RateLimiter;
@@ -100,7 +100,7 @@ pub struct LsState {
     /// Delay-triggered hedges left (every route spends from it).
     pub(super) budget: Arc<HedgeBudget>,
     /// Upstream sockets (shared across reloads).
-    pub(super) pool: Arc<UpstreamPool>,
+    pub(super) pool: Arc<SharedSockets>,
     /// This LS's mark on the queries it sends upstream (kept across reloads).
     pub(crate) mark: Mark,
     /// The packet cache, under `[ls.cache]` (kept across reloads that do
@@ -119,7 +119,7 @@ impl LsState {
     pub(super) fn new(
         c: &LsConfig,
         metrics: Arc<LsMetrics>,
-        pool: Arc<UpstreamPool>,
+        pool: Arc<SharedSockets>,
         old: Option<&LsState>,
     ) -> Self {
         let health = HealthPolicy::from_config(&c.health);

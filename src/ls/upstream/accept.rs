@@ -1,18 +1,18 @@
 //! The RFC 5452 check of an upstream response against the query it answers:
-//! one verdict ([`Reject`]) per reason, the same on every path (the UDP fast
+//! one verdict ([`DropReason`]) per reason, the same on every path (the UDP fast
 //! path, the async pool, TCP connections), each counted by
 //! [`super::DropCounters::count`]. Pure: the drivers look the query up (by
 //! socket and ID, or by connection and ID) and pass what they found.
 //!
 //! The checks, in this order everywhere:
-//! - a datagram too short for a header: [`Reject::WrongQuestion`];
+//! - a datagram too short for a header: [`DropReason::WrongQuestion`];
 //! - an ID no query on that socket (or connection) waits for:
-//!   [`Reject::WrongId`];
-//! - the ID of a query that has ended (a late entry): [`Reject::Late`] from
+//!   [`DropReason::WrongId`];
+//! - the ID of a query that has ended (a late entry): [`DropReason::Late`] from
 //!   the address it went to (not suspect: its backend was slow), else
-//!   [`Reject::WrongSource`];
-//! - the ID of a waiting query: [`Reject::WrongSource`] from another
-//!   address, [`Reject::WrongQuestion`] unless it is a response carrying the
+//!   [`DropReason::WrongSource`];
+//! - the ID of a waiting query: [`DropReason::WrongSource`] from another
+//!   address, [`DropReason::WrongQuestion`] unless it is a response carrying the
 //!   query's question, compared byte for byte (the name without regard to
 //!   ASCII case), or no question at all in an error answer (see
 //!   [`dns::answers_question`]).
@@ -46,12 +46,12 @@ impl DropCounters {
     }
 
     /// Counts one response not taken, by its reason.
-    pub fn count(&self, why: Reject) {
+    pub fn count(&self, why: DropReason) {
         let counter = match why {
-            Reject::WrongSource => &self.wrong_source,
-            Reject::WrongId => &self.wrong_id,
-            Reject::WrongQuestion => &self.wrong_question,
-            Reject::Late => &self.late,
+            DropReason::WrongSource => &self.wrong_source,
+            DropReason::WrongId => &self.wrong_id,
+            DropReason::WrongQuestion => &self.wrong_question,
+            DropReason::Late => &self.late,
         };
         counter.fetch_add(1, Relaxed);
     }
@@ -59,7 +59,7 @@ impl DropCounters {
 
 /// Why a response was not taken as the answer to a waiting query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reject {
+pub enum DropReason {
     /// From an address other than the one its query went to.
     WrongSource,
     /// With an ID no query waits for.
@@ -71,12 +71,12 @@ pub enum Reject {
     Late,
 }
 
-/// The header of a response ([`Reject::WrongQuestion`] when too short).
+/// The header of a response ([`DropReason::WrongQuestion`] when too short).
 ///
 /// # Errors
-/// [`Reject::WrongQuestion`].
-pub fn header(resp: &[u8]) -> Result<WireHeader, Reject> {
-    WireHeader::read(resp).ok_or(Reject::WrongQuestion)
+/// [`DropReason::WrongQuestion`].
+pub fn header(resp: &[u8]) -> Result<WireHeader, DropReason> {
+    WireHeader::read(resp).ok_or(DropReason::WrongQuestion)
 }
 
 /// Checks a response `resp` (header `h`) with the ID of a waiting query,
@@ -84,16 +84,16 @@ pub fn header(resp: &[u8]) -> Result<WireHeader, Reject> {
 /// from `from`.
 ///
 /// # Errors
-/// [`Reject::WrongSource`] or [`Reject::WrongQuestion`].
+/// [`DropReason::WrongSource`] or [`DropReason::WrongQuestion`].
 pub fn check(
     h: &WireHeader,
     resp: &[u8],
     from: SocketAddr,
     sent_to: SocketAddr,
     question: &[u8],
-) -> Result<(), Reject> {
+) -> Result<(), DropReason> {
     if from != sent_to {
-        return Err(Reject::WrongSource);
+        return Err(DropReason::WrongSource);
     }
     answers(h, resp, question)
 }
@@ -102,23 +102,23 @@ pub fn check(
 /// the check of a response on a connection, where the source is known.
 ///
 /// # Errors
-/// [`Reject::WrongQuestion`].
-pub fn answers(h: &WireHeader, resp: &[u8], question: &[u8]) -> Result<(), Reject> {
+/// [`DropReason::WrongQuestion`].
+pub fn answers(h: &WireHeader, resp: &[u8], question: &[u8]) -> Result<(), DropReason> {
     if dns::answers_question(h, resp, question) {
         Ok(())
     } else {
-        Err(Reject::WrongQuestion)
+        Err(DropReason::WrongQuestion)
     }
 }
 
 /// The verdict on a response with the ID of a late entry whose query went
-/// to `sent_to`, that came from `from`: [`Reject::Late`] (its entry is
-/// settled) or [`Reject::WrongSource`] (a forgery; the entry stays).
-pub fn late(from: SocketAddr, sent_to: SocketAddr) -> Reject {
+/// to `sent_to`, that came from `from`: [`DropReason::Late`] (its entry is
+/// settled) or [`DropReason::WrongSource`] (a forgery; the entry stays).
+pub fn late(from: SocketAddr, sent_to: SocketAddr) -> DropReason {
     if from == sent_to {
-        Reject::Late
+        DropReason::Late
     } else {
-        Reject::WrongSource
+        DropReason::WrongSource
     }
 }
 
@@ -143,7 +143,7 @@ mod tests {
         let r = response(a, 1, 0);
         let h = header(&r).unwrap();
         assert_eq!(answers(&h, &r, b), Ok(()));
-        assert_eq!(answers(&h, &r, c), Err(Reject::WrongQuestion));
+        assert_eq!(answers(&h, &r, c), Err(DropReason::WrongQuestion));
     }
 
     #[test]
@@ -151,19 +151,19 @@ mod tests {
         let q = b"\x03www\x04test\x00\x00\x01\x00\x01";
         let backend: SocketAddr = "127.0.0.1:53".parse().unwrap();
         let other: SocketAddr = "127.0.0.1:5353".parse().unwrap();
-        assert_eq!(header(&[0; 11]).err(), Some(Reject::WrongQuestion));
+        assert_eq!(header(&[0; 11]).err(), Some(DropReason::WrongQuestion));
         let ok = response(q, 1, 0);
         let h = header(&ok).unwrap();
         assert_eq!(check(&h, &ok, backend, backend, q), Ok(()));
         assert_eq!(
             check(&h, &ok, other, backend, q),
-            Err(Reject::WrongSource),
+            Err(DropReason::WrongSource),
             "the source first"
         );
         let other_q = b"\x03www\x04test\x00\x00\x1c\x00\x01";
         assert_eq!(
             check(&h, &ok, backend, backend, other_q),
-            Err(Reject::WrongQuestion)
+            Err(DropReason::WrongQuestion)
         );
         // No question: only in an error answer (a server that could not read it).
         let formerr = response(q, 0, 1);
@@ -173,9 +173,9 @@ mod tests {
         let h = header(&empty).unwrap();
         assert_eq!(
             check(&h, &empty, backend, backend, q),
-            Err(Reject::WrongQuestion)
+            Err(DropReason::WrongQuestion)
         );
-        assert_eq!(late(backend, backend), Reject::Late);
-        assert_eq!(late(other, backend), Reject::WrongSource);
+        assert_eq!(late(backend, backend), DropReason::Late);
+        assert_eq!(late(other, backend), DropReason::WrongSource);
     }
 }

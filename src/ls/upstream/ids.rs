@@ -5,7 +5,7 @@
 //! [`Ids`] is the fast path's table of one socket (a worker owns its
 //! sockets): every one of the 65,536 IDs is a slot saying what it stands
 //! for ([`IdUse`]), so a response is looked up by indexing, never by
-//! hashing, and an ID is reused only once it is free again. [`Table`] is
+//! hashing, and an ID is reused only once it is free again. [`IdTable`] is
 //! the async pool's table of one socket: its waiting queries and its late
 //! entries by ID (at most [`LATE_MAX`] late ones), shared by the socket's
 //! reader and its askers behind the socket's lock.
@@ -164,7 +164,7 @@ impl Late {
 }
 
 /// A query waiting for its response on a socket of the async pool
-/// ([`crate::ls::pool`]).
+/// ([`crate::ls::upstream::shared`]).
 pub(crate) struct Waiter {
     pub(crate) addr: SocketAddr,
     /// Its question section, as sent.
@@ -182,12 +182,12 @@ pub(crate) struct Waiter {
 /// abandoned ones whose answer may still arrive (a hedge's loser, a query
 /// past its deadline).
 #[derive(Default)]
-pub(crate) struct Table {
+pub(crate) struct IdTable {
     pub(crate) waiting: HashMap<u16, Waiter>,
     pub(crate) late: HashMap<u16, Late>,
 }
 
-impl Table {
+impl IdTable {
     pub(crate) fn id_in_use(&self, id: u16) -> bool {
         self.waiting.contains_key(&id) || self.late.contains_key(&id)
     }
@@ -244,7 +244,7 @@ pub(crate) mod tests {
 
     /// Puts a waiting query for `b` with `deadline` into `t` under `id`;
     /// returns when it was sent.
-    fn wait_on(t: &mut Table, id: u16, b: &Arc<Backend>, deadline: Duration) -> Instant {
+    fn wait_on(t: &mut IdTable, id: u16, b: &Arc<Backend>, deadline: Duration) -> Instant {
         let f = b.begin();
         let sent = f.sent();
         let (tx, _rx) = oneshot::channel();
@@ -264,9 +264,9 @@ pub(crate) mod tests {
 
     /// A table with query 7 to a backend, due 300 ms after it was sent
     /// and abandoned `after` it was sent; the backend, the table, when sent.
-    fn abandoned_after(after: Duration) -> (Arc<Backend>, Table, Instant) {
+    fn abandoned_after(after: Duration) -> (Arc<Backend>, IdTable, Instant) {
         let b = backend("127.0.0.1:53".parse().unwrap());
-        let mut t = Table::default();
+        let mut t = IdTable::default();
         let sent = wait_on(&mut t, 7, &b, 300 * MS);
         t.abandon(7, sent + after);
         (b, t, sent)
@@ -308,7 +308,7 @@ pub(crate) mod tests {
     #[test]
     fn deadline_timeouts_leave_the_adaptive_hedge_delay_alone() {
         let b = backend("127.0.0.1:53".parse().unwrap());
-        let mut t = Table::default();
+        let mut t = IdTable::default();
         let mut last = Instant::now();
         for id in 0..crate::ls::hedge::MIN_SAMPLES as u16 {
             let sent = wait_on(&mut t, id, &b, 300 * MS);
@@ -342,7 +342,7 @@ pub(crate) mod tests {
     fn a_full_table_is_not_scanned_and_releases_the_newcomer_without_a_sample() {
         let old = backend("127.0.0.1:53".parse().unwrap());
         let new = backend("127.0.0.1:54".parse().unwrap());
-        let mut t = Table::default();
+        let mut t = IdTable::default();
         for id in 0..LATE_MAX {
             let id = u16::try_from(id).unwrap();
             let sent = wait_on(&mut t, id, &old, 100 * MS);

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::ls::backend::Backend;
 use crate::ls::cache::CacheStats;
+use crate::ls::invalidate::{FlushBy, FlushCounters};
 use crate::ls::latency::{BUCKETS_US, LatencySnapshot};
-use crate::ls::notify::{FlushBy, FlushCounters};
 use crate::ls::{Balancer, LsMetrics, LsState};
 
 use super::process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};

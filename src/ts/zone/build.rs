@@ -13,103 +13,17 @@ use std::sync::Arc;
 
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, RecordType};
-use hickory_proto::serialize::binary::{
-    BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding,
-};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use super::Zone;
 use super::canon;
+use super::encode::{MESSAGE_HEAD, key_of, rdata_into, same_rdata, wire_into};
 use super::nsec3::Nsec3Chain;
+use super::owners::Owners;
 use super::soa::SoaWire;
-use super::store::{EMPTY, ENTRY_EMPTY, ENTRY_NSEC3, RRSIG, SET_DO_ONLY, Store, hash, push_record};
+use super::store::{ENTRY_EMPTY, ENTRY_NSEC3, RRSIG, SET_DO_ONLY, Store, push_record};
 use crate::ts::source::{BuildError, SourceRecord, ZoneError};
-use crate::ts::wire::Key;
-
-/// Writes `name` uncompressed, as spelled, into `out` (cleared first).
-pub(super) fn wire_into(name: &Name, out: &mut Vec<u8>) -> Result<(), BuildError> {
-    out.clear();
-    // Label by label (hickory's encoder would also record compression
-    // pointers, which a zone has no use for), with the RFC 1035 limits
-    // checked as it checked them.
-    for label in name.iter() {
-        let len = u8::try_from(label.len())
-            .ok()
-            .filter(|&l| l <= 63)
-            .ok_or(BuildError::LabelTooLong)?;
-        out.push(len);
-        out.extend_from_slice(label);
-    }
-    out.push(0);
-    if out.len() > 255 {
-        return Err(BuildError::NameOver255);
-    }
-    Ok(())
-}
-
-/// A name's wire form, lower-cased (an index key).
-pub(crate) fn key_of(name: &Name) -> Result<Vec<u8>, BuildError> {
-    let mut wire = Vec::with_capacity(name.len() + 2);
-    wire_into(name, &mut wire)?;
-    wire.make_ascii_lowercase();
-    Ok(wire)
-}
-
-/// Encodes `data`'s RDATA, names uncompressed, into `out` (cleared first).
-pub(super) fn rdata_into(data: &RData, out: &mut Vec<u8>) -> Result<(), BuildError> {
-    out.clear();
-    // The types of a big table, written directly.
-    match data {
-        RData::A(a) => {
-            out.extend_from_slice(&a.0.octets());
-            return Ok(());
-        }
-        RData::AAAA(a) => {
-            out.extend_from_slice(&a.0.octets());
-            return Ok(());
-        }
-        _ => {}
-    }
-    let mut enc = BinEncoder::new(out);
-    enc.set_name_encoding(NameEncoding::Uncompressed);
-    data.emit(&mut enc).map_err(|e| BuildError::Encode {
-        rtype: data.record_type(),
-        reason: e.to_string(),
-    })?;
-    if out.len() > usize::from(u16::MAX) {
-        return Err(BuildError::RdataOver64K);
-    }
-    Ok(())
-}
-
-/// A DNS message's header: with it, a record over 65,535 bytes can be
-/// neither answered nor transferred (BIND refuses it at load: "ran out of
-/// space"), so it is refused with its line.
-const MESSAGE_HEAD: usize = 12;
-
-/// Whether two RDATA of type `rtype` are the same record: equal, or equal
-/// but for the case of names in them (RFC 4343; RFC 2181 §5: an RRset has
-/// no duplicates). The names compared case-blind are those RFC 4034 §6.2
-/// lists, and the next owner of an NSEC.
-fn same_rdata(rtype: u16, a: &[u8], b: &[u8]) -> bool {
-    if a == b {
-        return true;
-    }
-    if a.len() != b.len() {
-        return false;
-    }
-    if rtype == u16::from(RecordType::NSEC) {
-        // The next owner name, then the type bitmaps (no letters in a
-        // name's length bytes: ASCII case folding leaves them alone).
-        let Some(end) = crate::ts::wire::uncompressed_len(a) else {
-            return false;
-        };
-        return a[..end].eq_ignore_ascii_case(&b[..end]) && a[end..] == b[end..];
-    }
-    let (mut ca, mut cb) = (Vec::with_capacity(a.len()), Vec::with_capacity(b.len()));
-    super::sign::canonical::rdata_into(rtype, a, &mut ca);
-    super::sign::canonical::rdata_into(rtype, b, &mut cb);
-    ca == cb
-}
+use crate::ts::wire::NameKey;
 
 /// Records of one owner and type while a zone is built: their RDATA as
 /// (start, length) in the builder's RDATA buffer. The records of one RRset
@@ -180,93 +94,6 @@ impl FirstError {
         if self.0.as_ref().is_none_or(|(a, _)| at < *a) {
             self.0 = Some((at, err));
         }
-    }
-}
-
-/// The owners of a zone being built: each distinct name (case aside) once,
-/// as first written, in order of first appearance.
-struct Owners {
-    /// Owner names in wire form, concatenated.
-    names: Vec<u8>,
-    /// Per owner: where its name starts in `names`, its length.
-    spans: Vec<(u32, u8)>,
-    /// Open-addressing index of owner numbers by lower-cased name.
-    table: Vec<u32>,
-}
-
-impl Owners {
-    fn with_capacity(n: usize) -> Self {
-        Owners {
-            names: Vec::with_capacity(n * 24),
-            spans: Vec::with_capacity(n),
-            table: vec![EMPTY; (n + n / 3 + 1).next_power_of_two()],
-        }
-    }
-
-    fn name(&self, owner: u32) -> &[u8] {
-        let (start, len) = self.spans[owner as usize];
-        &self.names[start as usize..start as usize + usize::from(len)]
-    }
-
-    /// The owner number of `lower` (a lower-cased wire name), if seen.
-    fn find(&self, lower: &[u8]) -> Option<u32> {
-        let mask = self.table.len() - 1;
-        let mut i = (hash(lower) as usize) & mask;
-        loop {
-            match self.table[i] {
-                EMPTY => return None,
-                o if self.name(o).eq_ignore_ascii_case(lower) => return Some(o),
-                _ => i = (i + 1) & mask,
-            }
-        }
-    }
-
-    /// Doubles the index when it is three quarters full.
-    fn grow(&mut self) {
-        if (self.spans.len() + 1) * 4 <= self.table.len() * 3 {
-            return;
-        }
-        let slots = (self.table.len() * 2).max(16);
-        let mask = slots - 1;
-        let mut table = vec![EMPTY; slots];
-        let mut lower = [0u8; 255];
-        for o in 0..self.spans.len() as u32 {
-            let name = self.name(o);
-            let lower = &mut lower[..name.len()];
-            lower.copy_from_slice(name);
-            lower.make_ascii_lowercase();
-            let mut i = (hash(lower) as usize) & mask;
-            while table[i] != EMPTY {
-                i = (i + 1) & mask;
-            }
-            table[i] = o;
-        }
-        self.table = table;
-    }
-
-    /// The owner number of `wire` (as written), added when new.
-    fn intern(&mut self, wire: &[u8]) -> Result<u32, BuildError> {
-        self.grow();
-        let mut lower = [0u8; 255];
-        let lower = lower.get_mut(..wire.len()).ok_or(BuildError::NameTooLong)?;
-        lower.copy_from_slice(wire);
-        lower.make_ascii_lowercase();
-        let mask = self.table.len() - 1;
-        let mut i = (hash(lower) as usize) & mask;
-        loop {
-            match self.table[i] {
-                EMPTY => break,
-                o if self.name(o).eq_ignore_ascii_case(lower) => return Ok(o),
-                _ => i = (i + 1) & mask,
-            }
-        }
-        let owner = u32::try_from(self.spans.len()).map_err(|_| BuildError::TooManyNames)?;
-        let start = u32::try_from(self.names.len()).map_err(|_| BuildError::TooManyNames)?;
-        let len = u8::try_from(wire.len()).map_err(|_| BuildError::NameTooLong)?;
-        self.names.extend_from_slice(wire);
-        self.spans.push((start, len));
-        self.table[i] = owner;
-        Ok(owner)
     }
 }
 
@@ -478,7 +305,7 @@ impl ZoneBuilder {
         let apex_labels = origin.num_labels() as usize;
         let mut empty: Vec<Vec<u8>> = Vec::new();
         for o in 0..owner_count {
-            let Some(k) = Key::read(owners.name(o as u32)) else {
+            let Some(k) = NameKey::read(owners.name(o as u32)) else {
                 continue;
             };
             for skip in 1..k.labels().saturating_sub(apex_labels) {
@@ -726,7 +553,7 @@ fn below_dname(
         {
             continue;
         }
-        let Some(k) = Key::read(owners.name(o as u32)) else {
+        let Some(k) = NameKey::read(owners.name(o as u32)) else {
             continue;
         };
         // Each ancestor at or below the apex.

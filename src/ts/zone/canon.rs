@@ -5,14 +5,14 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::rtype::NSEC;
-use super::store::{Entry, Store};
+use super::store::{NameEntry, Store};
 use crate::ts::wire::cmp_names;
 
 /// The arena offsets of the entries owning an NSEC RRset, in canonical order.
 pub(super) fn nsec_order(store: &Store) -> Arc<[u32]> {
     let mut owners: Vec<u32> = Vec::new();
     let mut off = 0;
-    while let Some((e, next)) = Entry::at(&store.arena, off) {
+    while let Some((e, next)) = NameEntry::at(&store.arena, off) {
         if e.set(NSEC).is_some()
             && let Ok(at) = u32::try_from(off)
         {
@@ -20,7 +20,8 @@ pub(super) fn nsec_order(store: &Store) -> Arc<[u32]> {
         }
         off = next;
     }
-    let owner = |at: &u32| Entry::at(&store.arena, *at as usize).map_or(&[][..], |(e, _)| e.owner);
+    let owner =
+        |at: &u32| NameEntry::at(&store.arena, *at as usize).map_or(&[][..], |(e, _)| e.owner);
     owners.sort_unstable_by(|a, b| cmp_names(owner(a), owner(b)));
     owners.into()
 }
@@ -28,8 +29,12 @@ pub(super) fn nsec_order(store: &Store) -> Arc<[u32]> {
 /// The entry of `order` whose owner is `name` or, when none is, the one
 /// before `name` in canonical order (the last one for a name before the
 /// first): the NSEC that matches or covers `name` in a closed chain.
-pub(super) fn at_or_before<'s>(store: &'s Store, order: &[u32], name: &[u8]) -> Option<Entry<'s>> {
-    let owner = |at: u32| Entry::at(&store.arena, at as usize).map(|(e, _)| e);
+pub(super) fn at_or_before<'s>(
+    store: &'s Store,
+    order: &[u32],
+    name: &[u8],
+) -> Option<NameEntry<'s>> {
+    let owner = |at: u32| NameEntry::at(&store.arena, at as usize).map(|(e, _)| e);
     let after = order.partition_point(|&at| {
         owner(at).is_some_and(|e| cmp_names(e.owner, name) != Ordering::Greater)
     });

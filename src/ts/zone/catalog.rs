@@ -1,7 +1,7 @@
 //! The catalog: the zones one TS serves, and which of them answers a name.
 use super::Zone;
 use super::rtype::DS;
-use crate::ts::wire::Key;
+use crate::ts::wire::NameKey;
 
 /// The zones one TS serves, most specific origin first.
 #[derive(Debug, Clone, Default)]
@@ -21,7 +21,7 @@ impl Catalog {
     /// at a zone's apex goes to the zone above it when this TS serves one
     /// (RFC 4035 §3.1.4.1: the DS set lives on the parent side of the cut),
     /// as NSD and Knot answer it.
-    pub fn find(&self, name: &Key, qtype: u16) -> Option<&Zone> {
+    pub fn find(&self, name: &NameKey, qtype: u16) -> Option<&Zone> {
         let mut holding = self.zones.iter().filter(|z| name.is_under(&z.origin_key));
         let most_specific = holding.next()?;
         if qtype == DS && name.bytes() == &most_specific.origin_key[..] {

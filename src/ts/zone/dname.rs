@@ -6,12 +6,12 @@ use hickory_proto::rr::RecordType;
 
 use super::store::{Set, be32, push_record, push_set};
 use super::{Written, Zone};
-use crate::ts::wire::{Key, NAME_MAX, push_name_ref};
+use crate::ts::wire::{NAME_MAX, NameKey, push_name_ref};
 
 impl Zone {
     /// The DNAME at the closest ancestor of `name` (in this zone, below no
     /// cut) that owns one, and that owner's offset in `name`.
-    pub(super) fn dname_above(&self, name: &Key) -> Option<(usize, Set<'_>)> {
+    pub(super) fn dname_above(&self, name: &NameKey) -> Option<(usize, Set<'_>)> {
         if !self.has_dnames {
             return None;
         }
@@ -42,7 +42,7 @@ impl Zone {
     /// stops there too).
     pub(super) fn synthesize(
         msg: &mut Vec<u8>,
-        name: &Key,
+        name: &NameKey,
         owner_at: usize,
         at: usize,
         dname: Set<'_>,
@@ -52,7 +52,7 @@ impl Zone {
         let record = dname.records().next()?;
         let ttl = be32(record, 4);
         let mut new = [0u8; NAME_MAX];
-        let target = Key::read(record.get(10..)?)?;
+        let target = NameKey::read(record.get(10..)?)?;
         let owner = &name.bytes()[at..];
         if written && target.is_under(owner) {
             return None;
@@ -79,7 +79,7 @@ impl Zone {
 
 #[cfg(test)]
 mod tests {
-    use super::super::build::wire_into;
+    use super::super::encode::wire_into;
     use super::super::fixtures::*;
     use super::*;
     use hickory_proto::rr::RData;

@@ -11,7 +11,7 @@ use super::{Catalog, Zone};
 use crate::dns::Transport;
 use crate::ts::answer::{Asked, assemble};
 use crate::ts::source::SourceRecord;
-use crate::ts::wire::Key;
+use crate::ts::wire::NameKey;
 
 pub(super) fn name(s: &str) -> Name {
     Name::from_ascii(s).unwrap()
@@ -56,7 +56,7 @@ pub(super) fn zone_at(origin: &str, records: Vec<SourceRecord>) -> Zone {
 /// that answers it, a CNAME chain going on in its other zones; parsed back.
 pub(super) fn ask_in(catalog: &Catalog, qname: &str, qtype: RecordType) -> Message {
     let question = Query::query(name(qname), qtype).to_bytes().unwrap();
-    let key = Key::read(&question).unwrap();
+    let key = NameKey::read(&question).unwrap();
     let zone = catalog.find(&key, u16::from(qtype)).unwrap();
     let asked = Asked {
         id: 7,
@@ -93,7 +93,7 @@ pub(super) fn ask_with(
     (flags, dnssec_ok): (u16, bool),
 ) -> Message {
     let question = Query::query(name(qname), qtype).to_bytes().unwrap();
-    let key = Key::read(&question).unwrap();
+    let key = NameKey::read(&question).unwrap();
     let asked = Asked {
         id: 7,
         flags,

@@ -26,6 +26,8 @@
 //!   writer and the prover both ask of a zone (where the origin ends a
 //!   question's name, a missing name's closest encloser, the CNAME bound);
 //! - `store.rs`: the arena and its index (the layout, read);
+//! - `encode.rs`: names and RDATA as the arena keeps them; `owners.rs`: a
+//!   zone's owner names while it is built;
 //! - `build.rs`: [`ZoneBuilder`], records to arena, typed
 //!   [`BuildError`](crate::ts::source::BuildError)s at `file:line`;
 //! - `write.rs`: the answer writer ([`Zone::write_answer`]): data, CNAME
@@ -35,9 +37,14 @@
 //!   proofs of negative and wildcard answers and of delegations;
 //! - `soa.rs`: the SOA as answers write it, its names compressed;
 //! - `canon.rs`: canonical name order and the NSEC owners sorted in it;
+//!   `canonical_rdata.rs`: the canonical form of RDATA (RFC 4034 §6.2),
+//!   which the builder's duplicate check and the signer both use;
+//! - `sign/`: signing a compiled zone ([`Zone::sign`]), and `signature.rs`
+//!   what a zone the TS signed remembers of it ([`Signature`]);
 //! - `nsec3.rs`: the NSEC3 chain: hashing, owners sorted by hash;
 //! - `transfer.rs`: the records as zone transfers read them ([`Cursor`])
-//!   and the difference between two versions ([`Zone::diff`]);
+//!   and the difference between two versions ([`Zone::diff`]), made of
+//!   [`rrlist`]'s record lists (which the IXFR journal keeps);
 //! - `catalog.rs`: [`Catalog`].
 use std::sync::Arc;
 
@@ -46,18 +53,23 @@ use hickory_proto::rr::{Name, RData, Record};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::dns::{HEADER_LEN, Rr};
-use crate::ts::wire::{Key, push_name_ref};
+use crate::ts::wire::{NameKey, push_name_ref};
 
 mod build;
 mod canon;
+mod canonical_rdata;
 mod catalog;
 mod dname;
+mod encode;
 #[cfg(test)]
 mod fixtures;
 mod nsec3;
+mod owners;
 mod proof;
+pub mod rrlist;
 pub(crate) mod rtype;
 mod sign;
+mod signature;
 mod soa;
 mod store;
 use soa::SoaWire;
@@ -65,13 +77,14 @@ mod transfer;
 mod write;
 
 pub use build::ZoneBuilder;
-pub(crate) use build::key_of;
 pub use catalog::Catalog;
+pub(crate) use encode::key_of;
 pub(crate) use nsec3::{ITERATIONS_MAX as NSEC3_ITERATIONS_MAX, owner_hash};
-pub use sign::{Keys, RrsetSigner, SignError, Signature};
+pub use sign::{Keys, RrsetSigner, SignError};
+pub use signature::Signature;
 pub use store::SET_DO_ONLY;
 use store::Store;
-pub use transfer::{Cursor, RecordAt, Unreadable};
+pub use transfer::{Cursor, TransferRecord, Unreadable};
 pub use write::Question;
 
 /// Most CNAMEs (written or synthesized from DNAMEs) followed in one answer,
@@ -108,7 +121,7 @@ pub struct Zone {
     /// Whether any name owns a DNAME (enables the redirection walk).
     has_dnames: bool,
     /// For a zone the TS signed: its data's digest, keys and validity.
-    signed: Option<Arc<sign::Signature>>,
+    signed: Option<Arc<Signature>>,
 }
 
 /// What [`Zone::write_answer`] wrote.
@@ -239,9 +252,29 @@ impl Zone {
         out
     }
 
+    /// The zone cut nearest this zone's apex on the way down to `name`: the
+    /// first name strictly below the apex, `name` itself included, that
+    /// owns an NS RRset here (a delegation, secure with a DS or insecure
+    /// without). `None` when `name` is not below the apex or no delegation
+    /// separates it from the apex: this zone, not a child, speaks for it.
+    pub fn cut_toward(&self, name: &Name) -> Option<Name> {
+        if !self.origin.zone_of(name) {
+            return None;
+        }
+        let apex = usize::from(self.origin.num_labels());
+        (apex + 1..=usize::from(name.num_labels()))
+            .map(|n| name.trim_to(n))
+            .find(|at| {
+                key_of(at)
+                    .ok()
+                    .and_then(|k| self.store.get(&k))
+                    .is_some_and(|e| e.set(rtype::NS).is_some())
+            })
+    }
+
     /// Where the origin ends the question's name in `msg`, when it can be
     /// pointed to (not the root).
-    fn origin_in_question(&self, qname: &Key) -> Option<usize> {
+    fn origin_in_question(&self, qname: &NameKey) -> Option<usize> {
         qname
             .offset_of(&self.origin_key)
             .filter(|_| self.origin_key.len() > 1)
@@ -250,7 +283,7 @@ impl Zone {
 
     /// The origin as an owner: a pointer to where it ends the question's
     /// name, or the root's zero byte.
-    fn push_origin(&self, msg: &mut Vec<u8>, qname: &Key) {
+    fn push_origin(&self, msg: &mut Vec<u8>, qname: &NameKey) {
         match self.origin_in_question(qname) {
             Some(at) => push_name_ref(msg, at),
             None => msg.extend_from_slice(&self.origin_key),
@@ -260,7 +293,7 @@ impl Zone {
     /// How many labels of `key` (a name absent from the zone) lie below its
     /// closest encloser (RFC 4592 §3.3.1): the nearest ancestor that exists,
     /// empty non-terminals included, the origin at the latest.
-    fn closest_encloser(&self, key: &Key) -> usize {
+    fn closest_encloser(&self, key: &NameKey) -> usize {
         for skip in 1..=key.labels() {
             let (_, up) = key.suffix(skip);
             let exists = self.store.get(up).is_some_and(|e| !e.is_nsec3());
@@ -275,6 +308,59 @@ impl Zone {
 #[cfg(test)]
 mod tests {
     use super::fixtures::*;
+    use hickory_proto::rr::RData;
+    use hickory_proto::rr::rdata::NS;
+
+    fn ns(target: &str) -> RData {
+        RData::NS(NS(name(target)))
+    }
+
+    #[test]
+    fn cut_toward_finds_the_delegation_nearest_the_apex() {
+        let z = zone_at(
+            "d.test.",
+            vec![
+                rec("d.test.", ns("ns.d.test.")),
+                rec("ns.d.test.", a("192.0.2.1")),
+                rec("child.d.test.", ns("ns.child.d.test.")),
+                rec("ns.child.d.test.", a("192.0.2.2")),
+                rec("deep.sub.child.d.test.", a("192.0.2.3")),
+                rec("low.sub.d.test.", ns("ns.elsewhere.")),
+                rec("www.d.test.", a("192.0.2.4")),
+            ],
+        );
+        // At the name itself, and at a cut above it.
+        assert_eq!(
+            z.cut_toward(&name("child.d.test.")),
+            Some(name("child.d.test."))
+        );
+        assert_eq!(
+            z.cut_toward(&name("x.y.child.d.test.")),
+            Some(name("child.d.test."))
+        );
+        // Case does not matter.
+        assert_eq!(
+            z.cut_toward(&name("X.Child.D.Test.")),
+            Some(name("Child.D.Test."))
+        );
+        // Below an empty non-terminal, the cut further down.
+        assert_eq!(
+            z.cut_toward(&name("low.sub.d.test.")),
+            Some(name("low.sub.d.test."))
+        );
+        // No cut: data, an empty non-terminal, a missing name, the apex's
+        // own NS, a name outside the zone.
+        assert_eq!(z.cut_toward(&name("www.d.test.")), None);
+        assert_eq!(z.cut_toward(&name("x.www.d.test.")), None);
+        assert_eq!(z.cut_toward(&name("sub.d.test.")), None);
+        assert_eq!(z.cut_toward(&name("nowhere.d.test.")), None);
+        assert_eq!(z.cut_toward(&name("d.test.")), None);
+        assert_eq!(z.cut_toward(&name("child.other.test.")), None);
+        // The root zone: every name is below its apex.
+        let root = zone(vec![rec("test.", ns("ns.test."))]);
+        assert_eq!(root.cut_toward(&name("a.b.test.")), Some(name("test.")));
+        assert_eq!(root.cut_toward(&name("example.")), None);
+    }
 
     #[test]
     fn same_data_ignores_serial_and_records_round_trip() {

@@ -14,13 +14,13 @@ use data_encoding::BASE32HEX_NOPAD;
 use ring::digest::{SHA1_FOR_LEGACY_USE_ONLY, digest};
 
 use super::rtype::{NSEC3, NSEC3PARAM};
-use super::store::{Entry, Store};
+use super::store::{NameEntry, Store};
 
 /// SHA-1's length: the only NSEC3 hash algorithm (RFC 5155 §11).
 pub(super) const HASH_LEN: usize = 20;
 /// Iterations answered with at most (RFC 9276 §3.2 lets a validator fail a
 /// zone with more; one treats it as insecure above 150 or sooner): a
-/// zone file with more is refused at load (`ts/signed.rs`).
+/// zone file with more is refused at load (`ts/dnssec/presigned.rs`).
 pub(crate) const ITERATIONS_MAX: u16 = 500;
 
 /// An NSEC3 chain: hash parameters and owners in hash order.
@@ -45,9 +45,9 @@ struct Links {
 /// What NSEC3 says of a name's hash.
 pub(super) enum Hashed<'s> {
     /// The NSEC3 of this very hash: the name exists.
-    Matches(Entry<'s>),
+    Matches(NameEntry<'s>),
     /// The NSEC3 whose span holds the hash: no name has it.
-    Covered(Entry<'s>),
+    Covered(NameEntry<'s>),
 }
 
 impl Nsec3Chain {
@@ -68,7 +68,7 @@ impl Nsec3Chain {
         }
         let mut owners = Vec::new();
         let mut off = 0;
-        while let Some((e, next)) = Entry::at(&store.arena, off) {
+        while let Some((e, next)) = NameEntry::at(&store.arena, off) {
             if e.is_nsec3()
                 && of_chain(e, alg, iterations, salt)
                 && let Some(hash) = owner_hash(e.owner)
@@ -98,7 +98,7 @@ impl Nsec3Chain {
         let mut links = HashMap::new();
         let mut wild = Vec::with_capacity(2 + 255);
         let mut off = 0;
-        while let Some((e, next)) = Entry::at(&store.arena, off) {
+        while let Some((e, next)) = NameEntry::at(&store.arena, off) {
             let at = u32::try_from(off).ok();
             off = next;
             let Some(at) = at.filter(|_| !e.is_nsec3()) else {
@@ -142,11 +142,11 @@ impl Nsec3Chain {
         &self,
         store: &'s Store,
         name: &[u8],
-    ) -> Option<(Entry<'s>, Entry<'s>)> {
+    ) -> Option<(NameEntry<'s>, NameEntry<'s>)> {
         let (_, at) = store.get_at(name)?;
         let l = self.links.get(&at)?;
-        let own = Entry::at(&store.arena, l.own as usize)?.0;
-        let wildcard = Entry::at(&store.arena, l.wildcard as usize)?.0;
+        let own = NameEntry::at(&store.arena, l.own as usize)?.0;
+        let wildcard = NameEntry::at(&store.arena, l.wildcard as usize)?.0;
         Some((own, wildcard))
     }
 
@@ -158,7 +158,7 @@ impl Nsec3Chain {
     /// The NSEC3 that matches or covers the hash of `name` (lower-cased).
     pub(super) fn find<'s>(&self, store: &'s Store, name: &[u8]) -> Option<Hashed<'s>> {
         let (at, matches) = self.offset(&self.hash(name))?;
-        let (e, _) = Entry::at(&store.arena, at as usize)?;
+        let (e, _) = NameEntry::at(&store.arena, at as usize)?;
         Some(if matches {
             Hashed::Matches(e)
         } else {
@@ -170,7 +170,7 @@ impl Nsec3Chain {
 /// True when an NSEC3 of `e` has the hash algorithm, iterations and salt
 /// of the NSEC3PARAM: a zone may hold a second chain while its parameters
 /// change, and a proof mixing the chains is bogus (RFC 5155 §7.3).
-fn of_chain(e: Entry<'_>, alg: u8, iterations: u16, salt: &[u8]) -> bool {
+fn of_chain(e: NameEntry<'_>, alg: u8, iterations: u16, salt: &[u8]) -> bool {
     let Some(set) = e.set(NSEC3) else {
         return false;
     };

@@ -14,9 +14,9 @@
 use super::canon;
 use super::nsec3::Hashed;
 use super::rtype::{DS, NSEC, NSEC3};
-use super::store::{Entry, push_set};
+use super::store::{NameEntry, push_set};
 use super::{Written, Zone};
-use crate::ts::wire::{Key, push_name_ref};
+use crate::ts::wire::{NameKey, push_name_ref};
 
 /// Names of one CNAME chain answered from a wildcard, at the most: every
 /// name of the longest chain the writer follows.
@@ -34,10 +34,10 @@ pub(super) enum Denial<'z> {
     /// The name is an empty non-terminal (NODATA).
     Empty,
     /// The name exists without the type (NODATA).
-    NoData(Entry<'z>),
+    NoData(NameEntry<'z>),
     /// The name matched this wildcard, which lacks the type (NODATA); how
     /// many of its labels lie below the wildcard's parent, its closest encloser.
-    WildNoData(Entry<'z>, usize),
+    WildNoData(NameEntry<'z>, usize),
 }
 
 /// Where in the message the names answered from a wildcard are written.
@@ -82,7 +82,7 @@ impl Default for Seen {
 
 impl Seen {
     /// True the first time `e` is offered.
-    fn first(&mut self, e: &Entry<'_>) -> bool {
+    fn first(&mut self, e: &NameEntry<'_>) -> bool {
         let id = e.owner.as_ptr() as usize;
         if self.owners[..self.n].contains(&id) {
             return false;
@@ -97,7 +97,7 @@ impl Seen {
 
 /// Writes the RRSIGs of `e` covering `covered`, owned by the name at
 /// `owner_at`; how many.
-pub(super) fn push_sigs(msg: &mut Vec<u8>, owner_at: usize, e: Entry<'_>, covered: u16) -> u16 {
+pub(super) fn push_sigs(msg: &mut Vec<u8>, owner_at: usize, e: NameEntry<'_>, covered: u16) -> u16 {
     e.sigs(covered)
         .map_or(0, |set| push_set(msg, owner_at, set, None))
 }
@@ -122,8 +122,8 @@ impl Zone {
     pub(super) fn deny(
         &self,
         msg: &mut Vec<u8>,
-        qname: &Key,
-        key: &Key,
+        qname: &NameKey,
+        key: &NameKey,
         denial: Denial<'_>,
         w: &mut Written,
     ) {
@@ -137,7 +137,7 @@ impl Zone {
                     p.cover(key.bytes());
                     let below = below.unwrap_or_else(|| self.closest_encloser(key));
                     let (_, encloser) = key.suffix(below);
-                    if let Some(wildcard) = Key::wildcard_of(encloser) {
+                    if let Some(wildcard) = NameKey::wildcard_of(encloser) {
                         p.cover(wildcard.bytes());
                     }
                 }
@@ -172,14 +172,14 @@ impl Zone {
     pub(super) fn prove_wildcards(
         &self,
         msg: &mut Vec<u8>,
-        qname: &Key,
+        qname: &NameKey,
         wild: &mut Wildcards,
         w: &mut Written,
     ) {
         let notes = std::mem::take(wild);
         let mut p = Prover::new(self, msg, qname, w);
         for &(at, below) in &notes.at[..notes.n] {
-            let Some(key) = p.msg.get(at..).and_then(Key::read) else {
+            let Some(key) = p.msg.get(at..).and_then(NameKey::read) else {
                 continue;
             };
             if !self.nsec.is_empty() {
@@ -197,8 +197,8 @@ impl Zone {
     pub(super) fn prove_delegation(
         &self,
         msg: &mut Vec<u8>,
-        qname: &Key,
-        (cut, cut_key): (Entry<'_>, &Key),
+        qname: &NameKey,
+        (cut, cut_key): (NameEntry<'_>, &NameKey),
         cut_at: usize,
         w: &mut Written,
     ) {
@@ -214,7 +214,7 @@ impl Zone {
     }
 
     /// The SOA's RRSIGs at its negative TTL, owned by the origin.
-    fn push_negative_sigs(&self, msg: &mut Vec<u8>, qname: &Key) -> u16 {
+    fn push_negative_sigs(&self, msg: &mut Vec<u8>, qname: &NameKey) -> u16 {
         let mut n = 0;
         let b = &self.negative_soa_sigs;
         let mut pos = 0;
@@ -233,13 +233,13 @@ impl Zone {
 struct Prover<'a, 'z> {
     zone: &'z Zone,
     msg: &'a mut Vec<u8>,
-    qname: &'a Key,
+    qname: &'a NameKey,
     w: &'a mut Written,
     done: Seen,
 }
 
 impl<'a, 'z> Prover<'a, 'z> {
-    fn new(zone: &'z Zone, msg: &'a mut Vec<u8>, qname: &'a Key, w: &'a mut Written) -> Self {
+    fn new(zone: &'z Zone, msg: &'a mut Vec<u8>, qname: &'a NameKey, w: &'a mut Written) -> Self {
         Prover {
             zone,
             msg,
@@ -277,7 +277,7 @@ impl<'a, 'z> Prover<'a, 'z> {
         match self.linked(encloser) {
             Some((_, wildcard)) => self.push(wildcard, NSEC3),
             None => {
-                if let Some(wildcard) = Key::wildcard_of(encloser) {
+                if let Some(wildcard) = NameKey::wildcard_of(encloser) {
                     self.hashed(wildcard.bytes());
                 }
             }
@@ -285,7 +285,7 @@ impl<'a, 'z> Prover<'a, 'z> {
     }
 
     /// `name`'s NSEC3 and its wildcard child's, as linked at load.
-    fn linked(&self, name: &[u8]) -> Option<(Entry<'z>, Entry<'z>)> {
+    fn linked(&self, name: &[u8]) -> Option<(NameEntry<'z>, NameEntry<'z>)> {
         let chain = self.zone.nsec3.as_deref()?;
         chain.linked(&self.zone.store, name)
     }
@@ -306,7 +306,7 @@ impl<'a, 'z> Prover<'a, 'z> {
     }
 
     /// The NSEC3 matching `key`, or else the closest provable encloser proof.
-    fn matching_or_encloser(&mut self, key: &Key) {
+    fn matching_or_encloser(&mut self, key: &NameKey) {
         if !self.matching(key.bytes()) {
             self.encloser_proof(key, 1);
         }
@@ -316,7 +316,7 @@ impl<'a, 'z> Prover<'a, 'z> {
     /// the NSEC3 matching the nearest ancestor at least `skip` labels up
     /// that has one, and the NSEC3 covering the name one label below it
     /// (the next closer name). How many labels up that encloser is.
-    fn encloser_proof(&mut self, key: &Key, skip: usize) -> usize {
+    fn encloser_proof(&mut self, key: &NameKey, skip: usize) -> usize {
         let labels = key.labels();
         let found = (skip.max(1)..=labels).find(|&s| self.matching(key.suffix(s).1));
         let at = found.unwrap_or(labels);
@@ -326,7 +326,7 @@ impl<'a, 'z> Prover<'a, 'z> {
 
     /// The `rtype` (NSEC or NSEC3) set of `e` and its RRSIGs, unless
     /// written already.
-    fn push(&mut self, e: Entry<'_>, rtype: u16) {
+    fn push(&mut self, e: NameEntry<'_>, rtype: u16) {
         let Some(set) = e.set(rtype) else {
             return;
         };

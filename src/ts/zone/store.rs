@@ -5,7 +5,7 @@
 //! record in the wire form it leaves the server in minus the owner (type,
 //! class, TTL, RDLENGTH, RDATA, names uncompressed). A `u32` table of arena
 //! offsets, hashed by the lower-cased wire name, finds a name without
-//! allocating or decoding. This file reads the layout ([`Entry`], [`Set`]);
+//! allocating or decoding. This file reads the layout ([`NameEntry`], [`Set`]);
 //! `build.rs` writes it.
 use hickory_proto::rr::DNSClass;
 
@@ -13,9 +13,9 @@ use crate::ts::wire::push_name_ref;
 
 /// An empty table slot.
 pub(super) const EMPTY: u32 = u32::MAX;
-/// Entry flag: the name exists only as the parent of others (RFC 8020).
+/// NameEntry flag: the name exists only as the parent of others (RFC 8020).
 pub(super) const ENTRY_EMPTY: u8 = 1;
-/// Entry flag: the name owns only NSEC3 records (and their RRSIGs): hashed
+/// NameEntry flag: the name owns only NSEC3 records (and their RRSIGs): hashed
 /// names are no names of the zone (RFC 5155 §7.2.8), so lookups pass them by.
 pub(super) const ENTRY_NSEC3: u8 = 2;
 /// RRset flag: served only to queries with the DO bit: the RRSIGs of one
@@ -25,7 +25,7 @@ pub(super) use super::rtype::RRSIG;
 
 /// The compiled names and RRsets of one zone.
 ///
-/// Entry: `[name len u8][owner as written][flags u8][set count u16][sets len u32]`
+/// NameEntry: `[name len u8][owner as written][flags u8][set count u16][sets len u32]`
 /// then each set: `[type u16][flags u8][record count u16][len u32]` and its
 /// records, each `[type u16][class u16][ttl u32][rdlength u16][rdata]`.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub(super) struct Store {
 
 /// One name in the arena.
 #[derive(Clone, Copy)]
-pub(super) struct Entry<'s> {
+pub(super) struct NameEntry<'s> {
     pub(super) owner: &'s [u8],
     pub(super) flags: u8,
     pub(super) sets: &'s [u8],
@@ -79,16 +79,16 @@ pub(super) fn hash(key: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
-impl<'s> Entry<'s> {
+impl<'s> NameEntry<'s> {
     /// The entry at `off` and the offset just past it.
-    pub(super) fn at(arena: &'s [u8], off: usize) -> Option<(Entry<'s>, usize)> {
+    pub(super) fn at(arena: &'s [u8], off: usize) -> Option<(NameEntry<'s>, usize)> {
         let len = usize::from(*arena.get(off)?);
         let owner = arena.get(off + 1..off + 1 + len)?;
         let p = off + 1 + len;
         let flags = *arena.get(p)?;
         let sets_len = usize::try_from(be32(arena, p + 3)).ok()?;
         let sets = arena.get(p + 7..p + 7 + sets_len)?;
-        Some((Entry { owner, flags, sets }, p + 7 + sets_len))
+        Some((NameEntry { owner, flags, sets }, p + 7 + sets_len))
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -155,12 +155,12 @@ impl<'s> Set<'s> {
 
 impl Store {
     /// The entry of `key` (a lower-cased wire name).
-    pub(super) fn get(&self, key: &[u8]) -> Option<Entry<'_>> {
+    pub(super) fn get(&self, key: &[u8]) -> Option<NameEntry<'_>> {
         self.get_at(key).map(|(e, _)| e)
     }
 
     /// [`Store::get`], with the entry's arena offset.
-    pub(super) fn get_at(&self, key: &[u8]) -> Option<(Entry<'_>, u32)> {
+    pub(super) fn get_at(&self, key: &[u8]) -> Option<(NameEntry<'_>, u32)> {
         let mask = self.table.len().checked_sub(1)?;
         let mut i = (hash(key) as usize) & mask;
         loop {
@@ -168,7 +168,7 @@ impl Store {
             if off == EMPTY {
                 return None;
             }
-            let (e, _) = Entry::at(&self.arena, off as usize)?;
+            let (e, _) = NameEntry::at(&self.arena, off as usize)?;
             if e.owner.eq_ignore_ascii_case(key) {
                 return Some((e, off));
             }
@@ -177,10 +177,10 @@ impl Store {
     }
 
     /// Every entry, in arena order.
-    pub(super) fn entries(&self) -> impl Iterator<Item = Entry<'_>> + '_ {
+    pub(super) fn entries(&self) -> impl Iterator<Item = NameEntry<'_>> + '_ {
         let mut off = 0;
         std::iter::from_fn(move || {
-            let (e, next) = Entry::at(&self.arena, off)?;
+            let (e, next) = NameEntry::at(&self.arena, off)?;
             off = next;
             Some(e)
         })
@@ -190,7 +190,7 @@ impl Store {
     pub(super) fn index(&mut self) {
         let mut count: usize = 0;
         let mut off = 0;
-        while let Some((_, next)) = Entry::at(&self.arena, off) {
+        while let Some((_, next)) = NameEntry::at(&self.arena, off) {
             count += 1;
             off = next;
         }
@@ -198,7 +198,7 @@ impl Store {
         let mut table = vec![EMPTY; slots].into_boxed_slice();
         let mask = slots - 1;
         let mut off = 0;
-        while let Some((e, next)) = Entry::at(&self.arena, off) {
+        while let Some((e, next)) = NameEntry::at(&self.arena, off) {
             let mut lower = [0u8; 255];
             let n = e.owner.len();
             lower[..n].copy_from_slice(e.owner);

@@ -5,8 +5,8 @@
 use std::cmp::Ordering;
 
 use super::Zone;
-use super::store::{Entry, Store};
-use crate::ts::ixfr::RrList;
+use super::rrlist::RrList;
+use super::store::{NameEntry, Store};
 use crate::ts::wire::cmp_names;
 
 /// Where a transfer stands in a zone's records: the arena offset of the
@@ -21,7 +21,7 @@ pub struct Cursor {
 
 /// A record as [`Zone::record_at`] gives it: its owner as written, then
 /// its type, class, TTL, RDLENGTH and RDATA.
-pub type RecordAt<'z> = (&'z [u8], &'z [u8]);
+pub type TransferRecord<'z> = (&'z [u8], &'z [u8]);
 
 /// A record of the compiled zone that cannot be read back whole: the
 /// transfer stops rather than leave it out.
@@ -34,7 +34,7 @@ pub struct Unreadable {
 
 /// Whether the sets of `e` parse exactly: every set's records as many as it
 /// says, and nothing left over.
-fn entry_is_whole(e: &Entry<'_>) -> bool {
+fn entry_is_whole(e: &NameEntry<'_>) -> bool {
     let mut bytes = 0;
     for set in e.sets() {
         let mut n = 0usize;
@@ -66,14 +66,14 @@ impl Zone {
     ///
     /// # Errors
     /// The arena cannot be read at the cursor ([`Unreadable`]).
-    pub fn record_at(&self, cursor: &mut Cursor) -> Result<Option<RecordAt<'_>>, Unreadable> {
+    pub fn record_at(&self, cursor: &mut Cursor) -> Result<Option<TransferRecord<'_>>, Unreadable> {
         let arena = &self.store.arena;
         loop {
             if cursor.entry >= arena.len() {
                 return Ok(None);
             }
             let unreadable = Unreadable { at: cursor.entry };
-            let (e, next) = Entry::at(arena, cursor.entry).ok_or(unreadable)?;
+            let (e, next) = NameEntry::at(arena, cursor.entry).ok_or(unreadable)?;
             if !cursor.checked {
                 if !entry_is_whole(&e) {
                     return Err(unreadable);
@@ -121,10 +121,10 @@ impl Zone {
         loop {
             let ea = a
                 .get(i)
-                .and_then(|&o| Entry::at(&self.store.arena, o as usize));
+                .and_then(|&o| NameEntry::at(&self.store.arena, o as usize));
             let eb = b
                 .get(j)
-                .and_then(|&o| Entry::at(&new.store.arena, o as usize));
+                .and_then(|&o| NameEntry::at(&new.store.arena, o as usize));
             let order = match (ea, eb) {
                 (None, None) => break,
                 (Some(_), None) => Ordering::Less,
@@ -186,14 +186,14 @@ impl Zone {
 
 /// The owner of the name at arena offset `at`.
 fn owner_at(store: &Store, at: u32) -> Option<&[u8]> {
-    Entry::at(&store.arena, at as usize).map(|(e, _)| e.owner)
+    NameEntry::at(&store.arena, at as usize).map(|(e, _)| e.owner)
 }
 
 /// The arena offsets of every name of `store`, in arena order.
 fn arena_order(store: &Store) -> Vec<u32> {
     let mut order = Vec::new();
     let mut off = 0;
-    while let Some((_, next)) = Entry::at(&store.arena, off) {
+    while let Some((_, next)) = NameEntry::at(&store.arena, off) {
         if let Ok(at) = u32::try_from(off) {
             order.push(at);
         }
@@ -217,8 +217,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::super::fixtures::*;
-    use crate::ts::ixfr::split_rr;
     use crate::ts::source::SourceRecord;
+    use crate::ts::zone::rrlist::split_rr;
 
     /// A zone of `(name index, kind, value)` records under `test.`.
     fn small_zone(recs: &[(u8, bool, u8)]) -> super::Zone {
@@ -250,7 +250,7 @@ mod tests {
         out
     }
 
-    fn lowered(list: &crate::ts::ixfr::RrList) -> BTreeSet<Vec<u8>> {
+    fn lowered(list: &crate::ts::zone::rrlist::RrList) -> BTreeSet<Vec<u8>> {
         list.iter()
             .map(|rr| {
                 let (owner, rest) = split_rr(rr).unwrap();
@@ -297,7 +297,7 @@ mod tests {
     fn a_record_that_cannot_be_read_stops_the_transfer_loudly() {
         use crate::server::MessageStream;
         use crate::ts::metrics::XfrCounters;
-        use crate::ts::xfr::{Content, Transfer};
+        use crate::ts::xfr::axfr::{Content, Transfer};
         use std::sync::Arc;
         use std::sync::atomic::Ordering::Relaxed;
 

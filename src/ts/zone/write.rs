@@ -9,10 +9,10 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use super::proof::{Denial, Wildcards, push_sigs};
-use super::store::{Entry, SET_DO_ONLY, push_set};
+use super::store::{NameEntry, SET_DO_ONLY, push_set};
 use super::{Catalog, MAX_CNAME_CHAIN, Written, Zone};
 use crate::dns::HEADER_LEN;
-use crate::ts::wire::{Key, name_at, push_name_ref};
+use crate::ts::wire::{NameKey, name_at, push_name_ref};
 
 /// One walk down a CNAME chain, which may cross the zones of a catalog:
 /// where each name looked up sits in the message (uncompressed), where each
@@ -25,14 +25,14 @@ struct Walk {
 
 /// Where a chain goes on in another zone: that zone, and the target's
 /// offset in the message and name.
-type Onward<'z> = Option<(&'z Zone, usize, Key)>;
+type Onward<'z> = Option<(&'z Zone, usize, NameKey)>;
 
 /// What a name is in a zone.
 enum Found<'z> {
-    Node(Entry<'z>),
+    Node(NameEntry<'z>),
     /// No such name, but the wildcard at its closest encloser (RFC 4592),
     /// that many labels up.
-    Wild(Entry<'z>, usize),
+    Wild(NameEntry<'z>, usize),
     /// Exists only as the parent of other names (or the apex with no records of its own).
     Empty,
     /// No such name; how many labels up its closest encloser is, when the
@@ -46,7 +46,7 @@ enum Found<'z> {
 #[derive(Clone, Copy)]
 pub struct Question<'q> {
     /// The question's name, lower-cased.
-    pub qname: &'q Key,
+    pub qname: &'q NameKey,
     /// Its type.
     pub qtype: RecordType,
     /// ANY answered with every RRset (TCP), else with one (RFC 8482 §4.1).
@@ -109,7 +109,7 @@ impl Zone {
         let (mut zone, mut owner_at, mut key) = (self, HEADER_LEN, q.qname.clone());
         loop {
             let mut wild = Wildcards::default();
-            let onward = |k: &Key| {
+            let onward = |k: &NameKey| {
                 catalog
                     .find(k, qt)
                     .filter(|&other| !std::ptr::eq(other, zone))
@@ -145,17 +145,17 @@ impl Zone {
         &self,
         msg: &mut Vec<u8>,
         q: Question<'_>,
-        (mut owner_at, mut key): (usize, Key),
+        (mut owner_at, mut key): (usize, NameKey),
         walk: &mut Walk,
         w: &mut Written,
         wild: &mut Wildcards,
-        onward: &dyn Fn(&Key) -> Option<&'z Zone>,
+        onward: &dyn Fn(&NameKey) -> Option<&'z Zone>,
     ) -> Onward<'z> {
         let (qname, qtype, dnssec_ok) = (q.qname, q.qtype, q.dnssec_ok);
         let qt = u16::from(qtype);
         // The zone answering `target` when it is another one, unless this
         // zone's wildcard proofs are still to come (see `write_answer`).
-        let elsewhere = |target: &Key, wild: &Wildcards| {
+        let elsewhere = |target: &NameKey, wild: &Wildcards| {
             (!dnssec_ok || wild.is_empty())
                 .then(|| onward(target))
                 .flatten()
@@ -181,7 +181,7 @@ impl Zone {
                 match target {
                     Some(_) if qtype == RecordType::CNAME => return None,
                     Some(target_at) => {
-                        let target = msg.get(target_at..).and_then(Key::read)?;
+                        let target = msg.get(target_at..).and_then(NameKey::read)?;
                         let seen = walk.chain[..=step]
                             .iter()
                             .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
@@ -300,7 +300,7 @@ impl Zone {
             if let Some(below) = wildcard {
                 wild.note(owner_at, below);
             }
-            let target = msg.get(target_at[0]..).and_then(Key::read)?;
+            let target = msg.get(target_at[0]..).and_then(NameKey::read)?;
             let seen = walk.chain[..=step]
                 .iter()
                 .any(|&at| name_at(msg, at).eq_ignore_ascii_case(target.bytes()));
@@ -329,7 +329,7 @@ impl Zone {
 
     /// The SOA in the authority section of a negative answer, owned by the
     /// origin as it ends the question's name.
-    fn push_negative(&self, msg: &mut Vec<u8>, qname: &Key, w: &mut Written) {
+    fn push_negative(&self, msg: &mut Vec<u8>, qname: &NameKey, w: &mut Written) {
         self.push_origin(msg, qname);
         let origin_at = self.origin_in_question(qname);
         self.negative_soa_record
@@ -338,7 +338,7 @@ impl Zone {
     }
 
     /// The entry of `key`: its own, a wildcard's, or none (empty non-terminal or missing).
-    fn find(&self, key: &Key) -> Found<'_> {
+    fn find(&self, key: &NameKey) -> Found<'_> {
         if let Some(e) = self.store.get(key.bytes()).filter(|e| !e.is_nsec3()) {
             return if e.is_empty() {
                 Found::Empty
@@ -349,7 +349,7 @@ impl Zone {
         if self.has_wildcards {
             let below = self.closest_encloser(key);
             let (_, up) = key.suffix(below);
-            return match Key::wildcard_of(up).and_then(|w| self.store.get(w.bytes())) {
+            return match NameKey::wildcard_of(up).and_then(|w| self.store.get(w.bytes())) {
                 Some(e) if !e.is_empty() => Found::Wild(e, below),
                 _ => Found::Missing(Some(below)),
             };
@@ -365,7 +365,7 @@ impl Zone {
     fn referral(
         &self,
         msg: &mut Vec<u8>,
-        (qname, name): (&Key, &Key),
+        (qname, name): (&NameKey, &NameKey),
         written_at: usize,
         qt: u16,
         dnssec_ok: bool,
@@ -391,7 +391,7 @@ impl Zone {
             w.authoritative = false;
             let mut targets = [0usize; 32];
             w.authority += push_set(msg, written_at + at, ns, Some(&mut targets[..]));
-            if dnssec_ok && let Some(cut_key) = Key::read(cut) {
+            if dnssec_ok && let Some(cut_key) = NameKey::read(cut) {
                 self.prove_delegation(msg, qname, (entry, &cut_key), written_at + at, w);
                 // The chain's wildcard proofs, in authority before the glue.
                 self.prove_wildcards(msg, qname, wild, w);
@@ -400,7 +400,7 @@ impl Zone {
             for &t in &targets[..written] {
                 let Some(glue) = msg
                     .get(t..)
-                    .and_then(Key::read)
+                    .and_then(NameKey::read)
                     .and_then(|k| self.store.get(k.bytes()))
                 else {
                     continue;

@@ -24,7 +24,7 @@ pub(super) struct Token {
 
 /// One entry: a directive or a record, possibly spanning lines.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Entry {
+pub(super) struct MasterEntry {
     /// 1-based line the entry starts on.
     pub(super) first_line: usize,
     /// 1-based line the entry ends on.
@@ -50,7 +50,7 @@ pub(super) struct LexError {
 /// A `)` with no `(` open, a quoted string or a parenthesis left open at the end of
 /// the text, a backslash ending the text.
 #[cfg(test)]
-pub(super) fn entries(text: &[u8]) -> Result<Vec<Entry>, LexError> {
+pub(super) fn entries(text: &[u8]) -> Result<Vec<MasterEntry>, LexError> {
     let mut all = Vec::new();
     each_entry(text, |e| {
         all.push(e);
@@ -67,7 +67,7 @@ pub(super) fn entries(text: &[u8]) -> Result<Vec<Entry>, LexError> {
 /// As [`entries`], or `f`'s.
 pub(super) fn each_entry(
     text: &[u8],
-    mut f: impl FnMut(Entry) -> Result<(), LexError>,
+    mut f: impl FnMut(MasterEntry) -> Result<(), LexError>,
 ) -> Result<(), LexError> {
     let mut lexer = Lexer {
         tokens: Vec::new(),
@@ -254,11 +254,11 @@ impl Lexer {
     }
 
     /// The entry that ends here, if it has a token.
-    fn end_entry(&mut self) -> Option<Entry> {
+    fn end_entry(&mut self) -> Option<MasterEntry> {
         if self.tokens.is_empty() {
             return None;
         }
-        Some(Entry {
+        Some(MasterEntry {
             first_line: self.first_line,
             last_line: self.line,
             blank_owner: self.blank_owner,
@@ -271,7 +271,7 @@ impl Lexer {
 mod tests {
     use super::*;
 
-    fn texts(entry: &Entry) -> Vec<String> {
+    fn texts(entry: &MasterEntry) -> Vec<String> {
         entry
             .tokens
             .iter()

@@ -6,7 +6,7 @@ use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, Restrict};
 
-use super::lexer::{Entry, Token};
+use super::lexer::{MasterEntry, Token};
 use super::{cursor, fields, rdata};
 use crate::ts::source::SourceRecord;
 
@@ -70,7 +70,7 @@ pub(super) type Read = (SourceRecord, u16);
 
 impl Reader {
     /// Reads one entry: a directive (`None`) or a record.
-    pub(super) fn entry(&mut self, entry: &Entry) -> Result<Option<Read>, cursor::Bad> {
+    pub(super) fn entry(&mut self, entry: &MasterEntry) -> Result<Option<Read>, cursor::Bad> {
         let line = entry.first_line;
         let mut tokens = entry.tokens.iter().peekable();
         let Some(first) = tokens.peek().copied() else {
@@ -145,7 +145,7 @@ impl Reader {
     }
 
     /// `$ORIGIN name`, `$TTL ttl`; `$INCLUDE` and anything else are refused.
-    fn directive(&mut self, entry: &Entry) -> Result<(), cursor::Bad> {
+    fn directive(&mut self, entry: &MasterEntry) -> Result<(), cursor::Bad> {
         let line = entry.first_line;
         let [directive, args @ ..] = entry.tokens.as_slice() else {
             return Ok(());

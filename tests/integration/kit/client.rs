@@ -386,3 +386,17 @@ pub fn case_mix(s: &str, mask: u64) -> String {
         })
         .collect()
 }
+
+/// Reads from `s` until EOF or error; `true` if the peer closed (not a timeout).
+pub async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 512];
+    let fut = async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(wait, fut).await.is_ok()
+}

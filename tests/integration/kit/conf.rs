@@ -85,3 +85,7 @@ pub fn strategy_config(
     c.health.interval_ms = 3_600_000;
     c
 }
+
+/// A secret for each algorithm, as long as its hash (what `tsig-keygen`
+/// makes).
+pub const SECRET_256: &str = "kQn0sD3l9Ui1u6m2sXJ1mR0bJx6g7h8Zq2yq1cV4aUk=";

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Message, MessageType};
-use hickory_proto::rr::rdata::{A, TXT};
-use hickory_proto::rr::{RData, Record};
+use hickory_proto::op::{Edns, Message, MessageType, ResponseCode};
+use hickory_proto::rr::rdata::opt::{EdnsOption, NSIDPayload};
+use hickory_proto::rr::rdata::{A, SOA, TXT};
+use hickory_proto::rr::{Name, RData, Record};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UdpSocket};
 
@@ -342,4 +343,55 @@ pub fn serve_tcp(
             });
         }
     })
+}
+
+pub fn a_300(q: &[u8]) -> Vec<u8> {
+    answer_with_ttl(q, ResponseCode::NoError, 300)
+}
+
+/// The address a fake backend answers with: .9 when the query had DO=1,
+/// so a DO=0 client that got it would show.
+fn address(q: &Message) -> A {
+    let dnssec_ok = q.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+    A::new(192, 0, 2, if dnssec_ok { 9 } else { 7 })
+}
+
+/// A backend's answer to `q` with `rcode`: NOERROR with one A record of
+/// `ttl`, NXDOMAIN with an SOA (TTL 300, MINIMUM `ttl`), anything else
+/// bare; with an OPT carrying the backend's NSID when the query had one.
+pub fn answer_with_ttl(q: &[u8], rcode: ResponseCode, ttl: u32) -> Vec<u8> {
+    let query = Message::from_vec(q).unwrap();
+    let mut m = Message::response(query.metadata.id, query.metadata.op_code);
+    m.metadata.authoritative = true;
+    m.metadata.response_code = rcode;
+    m.add_queries(query.queries.clone());
+    let name = query.queries[0].name().clone();
+    match rcode {
+        ResponseCode::NoError => {
+            m.add_answer(Record::from_rdata(name, ttl, RData::A(address(&query))));
+        }
+        ResponseCode::NXDomain => {
+            let soa = SOA::new(
+                Name::from_ascii("ns.example.").unwrap(),
+                Name::from_ascii("hostmaster.example.").unwrap(),
+                1,
+                3600,
+                600,
+                86400,
+                ttl,
+            );
+            let zone = Name::from_ascii("example.").unwrap();
+            m.add_authority(Record::from_rdata(zone, 300, RData::SOA(soa)));
+        }
+        _ => {}
+    }
+    if let Some(e) = &query.edns {
+        let mut r = Edns::new();
+        r.set_max_payload(1232);
+        r.set_dnssec_ok(e.flags().dnssec_ok);
+        let nsid = NSIDPayload::new(b"backend-nsid".to_vec()).unwrap();
+        r.options_mut().insert(EdnsOption::NSID(nsid));
+        m.set_edns(r);
+    }
+    m.to_vec().unwrap()
 }

@@ -1,5 +1,7 @@
-//! The test kit every integration module uses, so that no module carries
-//! its own copy of a client, a server starter or a fake:
+//! The test kit every integration module uses: every helper that more than
+//! one test file needs lives here, and a test file imports helpers only from
+//! here (a few files still keep a local `ask` or `start_ts` fitted to their
+//! own case, issue 36):
 //!
 //! * [`client`]: queries, UDP/TCP asks, reading answers.
 //! * [`children`]: `dnslb` processes: readiness, the log of `up`, `/proc`.
@@ -14,7 +16,13 @@
 //! * [`env`]: fixtures, installed programs, skipping what cannot run.
 //! * [`signed`]: zones signed by the real DNSSEC tools as the test runs.
 //! * [`rrsets`]: two answers compared RRset by RRset, printed like `dig`.
+//! * [`knot`]: Knot DNS as a primary or a secondary ([`Knot`]).
 //! * [`nsd`]: NSD as a reference primary or a secondary ([`Nsd`]).
+//! * [`tls`]: DoT and DoH clients, a test PKI, `curl` (not re-exported:
+//!   its names are DoT's `ask` and `connect`; use `kit::tls::...`).
+//! * [`xfr`]: `dnslb ts` as a child process with a PROJ table, and its
+//!   NOTIFY log read.
+//! * [`dnssec`]: the differential DNSSEC cases, trust anchors and `delv`.
 //! * [`load`]: the one load policy: [`heavy`] tests (floods, 400,000
 //!   queries, 200,000-name zones) hold it exclusively, tests asserting a
 //!   wall-clock upper bound hold it shared ([`timed`]), so no upper bound is
@@ -24,27 +32,34 @@
 pub mod children;
 pub mod client;
 pub mod conf;
+pub mod dnssec;
 pub mod dnstap;
 pub mod env;
 pub mod fakes;
 pub mod http;
+pub mod knot;
 pub mod load;
 pub mod nsd;
 pub mod procs;
 pub mod rrsets;
 pub mod servers;
 pub mod signed;
+pub mod tls;
+pub mod xfr;
 
 pub use children::*;
 pub use client::*;
 pub use conf::*;
+pub use dnssec::*;
 pub use dnstap::*;
 pub use env::*;
 pub use fakes::*;
 pub use http::*;
+pub use knot::Knot;
 pub use load::*;
 pub use nsd::Nsd;
 pub use procs::*;
 pub use rrsets::*;
 pub use servers::*;
 pub use signed::*;
+pub use xfr::*;

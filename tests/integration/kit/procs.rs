@@ -495,3 +495,20 @@ pub fn assert_config_accepted(mut cmd: Command, file: &str, text: &str) {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+/// Polls `proc`'s stderr every 20 ms until `needle` occurs `count` times; panics after
+/// `limit` or if it exits.
+pub async fn wait_stderr(proc: &mut Proc, needle: &str, count: usize, limit: Duration) -> Duration {
+    let t = Instant::now();
+    let found = poll_until_async(limit, Duration::from_millis(20), async || {
+        proc.assert_running();
+        (proc.stderr_now().matches(needle).count() >= count).then_some(())
+    })
+    .await;
+    assert!(
+        found.is_some(),
+        "`{needle}` not logged {count} time(s) within {limit:?}; stderr:\n{}",
+        proc.stderr_now()
+    );
+    t.elapsed()
+}

@@ -188,7 +188,7 @@ pub async fn start_ls(cfg: dnslb::config::LsConfig) -> TestLs {
     let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
     let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], cfg.workers).unwrap();
     let first_probe = Duration::from_millis(cfg.health.timeout_ms);
-    dnslb::ls::health::first_round(&balancer, first_probe).await;
+    dnslb::ls::probe::first_round(&balancer, first_probe).await;
     serve_ls(&cfg, balancer, listeners)
 }
 

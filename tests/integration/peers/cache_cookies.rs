@@ -10,8 +10,8 @@ use hickory_proto::op::{Edns, Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 
-use super::knot::Knot;
 use super::{fixture, need};
+use crate::kit::Knot;
 use crate::kit::{ls_config, query, start_ls, udp_raw};
 
 /// `name` A with an OPT carrying COOKIE `cookie`.

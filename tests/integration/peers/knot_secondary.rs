@@ -18,11 +18,11 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
-use super::knot::Knot;
 use super::{READY_LIMIT, need, path_str, poll_answer, show, wait_for, wait_log, wrapped};
+use crate::kit::Knot;
 use crate::kit::{Proc, ZoneDir, free_ports, local, poll_until_async};
 use crate::kit::{answers_a, soa_serial, wait_soa};
-use crate::xfr::{
+use crate::kit::{
     assert_all_acknowledged, assert_first_copy, assert_one_notify, assert_serial_up,
     assert_tbl_copy, authoritative_serial, sec_zone, tbl_table, ts_config,
 };

@@ -31,12 +31,13 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
 use crate::kit;
+pub use crate::kit::wait_stderr as wait_log;
 use crate::kit::{Proc, dnslb_command, poll_until_async};
 pub use crate::kit::{
     ask, find_program, need, path_str, peers_fixture as fixture, poll_answer, render, show,
@@ -45,7 +46,6 @@ pub use crate::kit::{
 
 mod cache_cookies;
 mod dnsdist;
-pub(crate) mod knot;
 mod knot_secondary;
 mod replicated;
 mod signed;
@@ -55,8 +55,6 @@ mod unbound;
 
 /// How long a server may take to start answering.
 pub const READY_LIMIT: Duration = Duration::from_secs(15);
-/// One poll query's wait for its answer.
-pub const POLL_WAIT: Duration = Duration::from_millis(300);
 /// Pause between two polls (a refused port answers at once).
 pub const POLL: Duration = Duration::from_millis(20);
 
@@ -112,23 +110,6 @@ pub fn start_ls(name: &str, dir: &Path, config: &str, wrap: &[&str]) -> Proc {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config).unwrap();
     Proc::spawn(name, wrapped(wrap, &["ls", "-c", path_str(&path)]))
-}
-
-/// Polls `proc`'s stderr until `needle` occurs `count` times; panics after
-/// `limit` or if it exits.
-pub async fn wait_log(proc: &mut Proc, needle: &str, count: usize, limit: Duration) -> Duration {
-    let t = Instant::now();
-    let found = poll_until_async(limit, POLL, async || {
-        proc.assert_running();
-        (proc.stderr_now().matches(needle).count() >= count).then_some(())
-    })
-    .await;
-    assert!(
-        found.is_some(),
-        "`{needle}` not logged {count} time(s) within {limit:?}; stderr:\n{}",
-        proc.stderr_now()
-    );
-    t.elapsed()
 }
 
 /// Polls an LS's log until it says `backend` is down (the health checker's

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hickory_proto::rr::RecordType;
 
-use super::knot::Knot;
 use super::{View, ask, fixture, need, show, start_ls, summary, wait_down, wait_for};
+use crate::kit::Knot;
 use crate::kit::Nsd;
 use crate::kit::{Proc, backends_toml, free_ports, local, ls_fixed_head_toml};
 

@@ -16,7 +16,7 @@
 //!   served by a TS, and AD for the zone's other names; with CD=1 it hands
 //!   out the changed address (so the SERVFAIL is the validator's verdict).
 //! * `delv`, trusting the DS of the keys the TS made, calls every in-zone
-//!   case of the pre-signed table ([`crate::dnssec::ZONES`]) "fully
+//!   case of the pre-signed table ([`crate::kit::ZONES`]) "fully
 //!   validated" through that replicated LS, NSEC and NSEC3.
 //! * A Knot and an NSD secondary transfer `sig.test.` (AXFR over TCP,
 //!   `axfr_allow`) from a TS that signs it, and `delv` validates their
@@ -35,12 +35,12 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
-use super::knot::Knot;
 use super::unbound::Unbound;
 use super::{READY_LIMIT, need, path_str, show, wait_for, wrapped};
+use crate::kit::Knot;
 use crate::kit::Nsd;
 use crate::kit::{self, Proc, ZoneDir, free_ports, local, ls_head_toml, pair_backends_toml};
-use crate::signing::{anchor, delv, delv_every_case};
+use crate::kit::{anchor, delv, delv_every_case};
 
 const ZONE: &str = "sig.test.";
 /// How long a client waits for Unbound's answer.
@@ -469,7 +469,7 @@ async fn delv_validates_every_case_through_an_ls_over_two_signing_ts() {
     let mut failures = String::new();
     let mut checked = 0;
     for denial in DENIALS {
-        let zones: Vec<&str> = crate::dnssec::ZONES.iter().map(|(z, _)| *z).collect();
+        let zones: Vec<&str> = crate::kit::ZONES.iter().map(|(z, _)| *z).collect();
         let mut pair = Pair::start(&zones, denial).await;
         let (asked, said) = delv_every_case(pair.ls_addr, &pair.keys(), pair.dir.path());
         checked += asked;

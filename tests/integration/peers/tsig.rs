@@ -15,15 +15,12 @@ use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 use rustix::process::Signal;
 
-use super::knot::Knot;
 use super::{READY_LIMIT, need, path_str, poll_answer, show, wrapped};
 use crate::kit::Nsd;
 use crate::kit::http::{http_get, parse_exposition, value};
+use crate::kit::{Knot, SECRET_256};
 use crate::kit::{Proc, ZoneDir, answers_a, free_ports, local, soa_serial, wait_soa};
 
-/// A secret for each algorithm, as long as its hash (what `tsig-keygen`
-/// makes).
-pub(crate) const SECRET_256: &str = "kQn0sD3l9Ui1u6m2sXJ1mR0bJx6g7h8Zq2yq1cV4aUk=";
 const SECRET_512: &str =
     "3q2+7wAAAAARIjNEVWZ3iJmqu8zd7v8AESIzRFVmd4iZqrvM3e7/ABEiM0RVZneImaq7zN3u/wARIjNEVWZ3iA==";
 

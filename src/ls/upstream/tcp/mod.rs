@@ -4,7 +4,7 @@
 //! on UDP, [`super::accept`], but for the source: the connection is the
 //! backend's).
 //!
-//! TCP connections to a backend are reused ([`TcpPool`], RFC 7766 §6.2.1):
+//! TCP connections to a backend are reused ([`TcpConns`], RFC 7766 §6.2.1):
 //! queries are pipelined over at most [`TCP_CONNS`] connections per
 //! backend, a new one opened only when every open one has [`TCP_PIPELINE`]
 //! queries in flight ([`choose`], pure); answers are matched by ID (each
@@ -65,7 +65,7 @@ pub use policy::{
 
 /// Reused TCP connections to the backends; see the module docs. Its reader
 /// tasks stop when it is shut down or dropped.
-pub struct TcpPool {
+pub struct TcpConns {
     lanes: Mutex<HashMap<SocketAddr, Arc<Lane>>>,
     drops: Arc<DropCounters>,
     token: CancellationToken,
@@ -74,10 +74,10 @@ pub struct TcpPool {
     pub opened: AtomicU64,
 }
 
-impl TcpPool {
+impl TcpConns {
     /// An empty pool; connections are opened on first use.
     pub fn new(drops: Arc<DropCounters>) -> Self {
-        TcpPool {
+        TcpConns {
             lanes: Mutex::new(HashMap::new()),
             drops,
             token: CancellationToken::new(),
@@ -235,7 +235,7 @@ impl TcpPool {
     }
 }
 
-impl Drop for TcpPool {
+impl Drop for TcpConns {
     fn drop(&mut self) {
         self.token.cancel();
     }
@@ -342,8 +342,8 @@ mod tests {
 
     /// A pool that has learnt `addr` takes one query per connection, and a
     /// query (`www.test A`) to send it.
-    fn one_per_connection(addr: SocketAddr) -> (TcpPool, Vec<u8>) {
-        let pool = TcpPool::new(Arc::new(DropCounters::default()));
+    fn one_per_connection(addr: SocketAddr) -> (TcpConns, Vec<u8>) {
+        let pool = TcpConns::new(Arc::new(DropCounters::default()));
         let lane = pool.lanes().entry(addr).or_default().clone();
         lane.per_conn.store(1, Relaxed);
         lane.learnt_ms

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::ls::upstream::accept::Reject;
+use crate::ls::upstream::accept::DropReason;
 
 /// Connections kept open to one backend, at most.
 pub const TCP_CONNS: usize = 4;
@@ -91,13 +91,13 @@ pub fn rtt_sample(est: Option<(u64, u64)>, sample: u64) -> (u64, u64) {
 }
 
 /// The verdict on an answer whose ID no query on its connection waits for
-/// (pure): [`Reject::Late`] while the ID is reserved for a query that ended
-/// unanswered (`forget_at`: until when), else [`Reject::WrongId`] (never
+/// (pure): [`DropReason::Late`] while the ID is reserved for a query that ended
+/// unanswered (`forget_at`: until when), else [`DropReason::WrongId`] (never
 /// sent, or long forgotten).
-pub fn unmatched(forget_at: Option<Instant>, now: Instant) -> Reject {
+pub fn unmatched(forget_at: Option<Instant>, now: Instant) -> DropReason {
     match forget_at {
-        Some(t) if now < t => Reject::Late,
-        _ => Reject::WrongId,
+        Some(t) if now < t => DropReason::Late,
+        _ => DropReason::WrongId,
     }
 }
 
@@ -225,10 +225,10 @@ mod tests {
     fn an_id_never_sent_is_a_wrong_id_one_whose_query_ended_is_late() {
         let now = Instant::now();
         let later = now + Duration::from_secs(1);
-        assert_eq!(unmatched(None, now), Reject::WrongId);
-        assert_eq!(unmatched(Some(later), now), Reject::Late);
+        assert_eq!(unmatched(None, now), DropReason::WrongId);
+        assert_eq!(unmatched(Some(later), now), DropReason::Late);
         // Past its grace period: forgotten.
-        assert_eq!(unmatched(Some(now), later), Reject::WrongId);
+        assert_eq!(unmatched(Some(now), later), DropReason::WrongId);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! signed on every core ([`std::thread::available_parallelism`]), each
 //! round's records handed to the zone builder before the next, so a big
 //! table never sits in memory as decoded records. The keys come in as
-//! [`Keys`] (files and their timing: `ts/keys`). The zone remembers its
+//! [`Keys`] (files and their timing: `ts/dnssec/keys`). The zone remembers its
 //! unsigned data's digest, its key tags and the validity of its oldest
 //! signature ([`Signature`]): a reload of the same data with the same keys
 //! keeps it, and the signer refreshes it before [`Signature::refresh_at`].
@@ -31,15 +31,17 @@ use hickory_proto::rr::RData;
 use ring::digest::{Context, SHA256};
 
 use super::Zone;
-use super::build::{ZoneBuilder, rdata_into as encode_rdata};
+use super::build::ZoneBuilder;
+use super::canonical_rdata;
+use super::encode::rdata_into as encode_rdata;
 use super::nsec3::{HASH_LEN, nsec3_hash};
 use super::rtype::{CDNSKEY, CDS, DNAME, DNSKEY, DS, NS, NSEC, NSEC3, NSEC3PARAM, RRSIG, SOA};
-use super::store::{Entry, SET_DO_ONLY, be32};
+use super::signature::{Signature, refresh_point};
+use super::store::{NameEntry, SET_DO_ONLY, be32};
 use crate::config::Denial;
 use crate::ts::source::{BuildError, ZoneError};
-use crate::ts::wire::{Key, cmp_names};
+use crate::ts::wire::{NameKey, cmp_names};
 
-pub(super) mod canonical;
 mod denial;
 
 /// How long a signature is valid (SPEC §4: 14 days).
@@ -53,12 +55,6 @@ const ROUND: usize = 16_384;
 /// the zone is signed, so that signatures made at nearby times are renewed
 /// together rather than each at its own moment (Knot's `rrsig-pre-refresh`).
 pub(crate) const PRE_REFRESH: u32 = 3600;
-
-/// When a signature valid from `inception` to `expiration` is due to be
-/// made anew: a tenth of its life before it expires (SPEC §4).
-pub(crate) fn refresh_point(inception: u32, expiration: u32) -> u32 {
-    expiration.saturating_sub(expiration.saturating_sub(inception) / 10)
-}
 
 /// The keep-or-resign policy: whether the RRSIGs `old` (their RDATA) over
 /// an RRset are served again by a signing at `now` instead of made anew.
@@ -155,51 +151,6 @@ pub enum SignError {
     Zone(#[from] ZoneError),
 }
 
-/// What a zone signed by the TS remembers of its signing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signature {
-    /// SHA-256 of the unsigned data (records, SOA but its serial).
-    pub data: [u8; 32],
-    /// The keys it was signed with ([`Keys::id`]).
-    pub tags: Vec<u16>,
-    /// When the validity of its oldest signature (the first to expire)
-    /// starts, seconds since the epoch.
-    pub inception: u32,
-    /// When its oldest signature expires, seconds since the epoch: every
-    /// other is valid at least as long.
-    pub expiration: u32,
-    /// When the validity of its newest signature starts: a clock behind it
-    /// (stepped back since the signing) makes that signature not yet valid
-    /// to validators.
-    pub latest_inception: u32,
-    /// The denial of existence it carries.
-    pub denial: Denial,
-    /// When its keys next change what they do ([`Keys::next_event`]).
-    pub key_event: Option<u32>,
-}
-
-impl Signature {
-    /// When the zone is signed anew: a tenth of its oldest signature's
-    /// life before it expires (SPEC §4), or at its keys' next event if
-    /// sooner.
-    pub fn refresh_at(&self) -> u32 {
-        let expiry = refresh_point(self.inception, self.expiration);
-        self.key_event.map_or(expiry, |k| k.min(expiry))
-    }
-
-    /// Whether the zone must be signed again at `now`, its keys doing what
-    /// `keys_id` says ([`Keys::id`], read at `now`): the keys changed what
-    /// they do (a key added, removed, activated, retired, settled), its
-    /// oldest signature reached its refresh point, or the clock is behind
-    /// a signature's inception (stepped back: that signature is not valid
-    /// yet). A key event alone, the keys doing the same, does not.
-    pub fn stale(&self, keys_id: &[u16], now: u32) -> bool {
-        self.tags != keys_id
-            || now >= refresh_point(self.inception, self.expiration)
-            || now < self.latest_inception
-    }
-}
-
 /// Where a name stands in the zone being signed.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -249,7 +200,7 @@ impl Out {
 }
 
 /// The RRsets of `e` a signer keeps (its DNSSEC records are made anew).
-fn kept<'s>(e: &Entry<'s>) -> impl Iterator<Item = super::store::Set<'s>> + 's {
+fn kept<'s>(e: &NameEntry<'s>) -> impl Iterator<Item = super::store::Set<'s>> + 's {
     e.sets().filter(|s| {
         s.flags & SET_DO_ONLY == 0 && !matches!(s.rtype, RRSIG | NSEC | DNSKEY | NSEC3 | NSEC3PARAM)
     })
@@ -273,7 +224,7 @@ struct Signer<'a, 'k> {
     denial: Denial,
     /// The origin, lower-cased wire name (the RRSIGs' signer).
     origin: Vec<u8>,
-    names: Vec<(Entry<'a>, Kind)>,
+    names: Vec<(NameEntry<'a>, Kind)>,
     /// For each name in the NSEC chain, the index of the next one.
     next: Vec<u32>,
     soa: (u32, Vec<u8>),
@@ -468,8 +419,9 @@ impl<'a, 'k> Signer<'a, 'k> {
         now: u32,
     ) -> Signer<'a, 'k> {
         let origin = zone.origin_key.to_vec();
-        let apex_labels = Key::read(&origin).map_or(0, |k| k.labels());
-        let mut entries: Vec<Entry<'a>> = zone.store.entries().filter(|e| !e.is_nsec3()).collect();
+        let apex_labels = NameKey::read(&origin).map_or(0, |k| k.labels());
+        let mut entries: Vec<NameEntry<'a>> =
+            zone.store.entries().filter(|e| !e.is_nsec3()).collect();
         entries.sort_unstable_by(|a, b| cmp_names(a.owner, b.owner));
         let owning = |rtype: u16| -> HashSet<Vec<u8>> {
             entries
@@ -482,10 +434,10 @@ impl<'a, 'k> Signer<'a, 'k> {
         cuts.remove(&origin);
         // Names below a cut or a DNAME (RFC 6672 §2.4) are no data of the zone.
         let occluding: HashSet<Vec<u8>> = cuts.union(&owning(DNAME)).cloned().collect();
-        let names: Vec<(Entry<'a>, Kind)> = entries
+        let names: Vec<(NameEntry<'a>, Kind)> = entries
             .into_iter()
             .map(|e| {
-                let key = Key::read(e.owner);
+                let key = NameKey::read(e.owner);
                 let below = key.as_ref().is_some_and(|k| {
                     (1..k.labels().saturating_sub(apex_labels))
                         .any(|skip| occluding.contains(k.suffix(skip).1))
@@ -579,7 +531,7 @@ impl<'a, 'k> Signer<'a, 'k> {
         }
         for set in kept(&e).filter(|s| kind != Kind::Cut || s.rtype == DS) {
             let ttl = set.records().next().map_or(0, |r| be32(r, 4));
-            let rdatas = canonical::sorted(
+            let rdatas = canonical_rdata::sorted(
                 set.rtype,
                 set.records().map(|r| r.get(10..).unwrap_or_default()),
             );
@@ -595,7 +547,7 @@ impl<'a, 'k> Signer<'a, 'k> {
                 e.owner,
                 DNSKEY,
                 *ttl,
-                &canonical::sorted(DNSKEY, self.keys.dnskeys.iter()),
+                &canonical_rdata::sorted(DNSKEY, self.keys.dnskeys.iter()),
                 out,
             )?;
             if self.denial == Denial::Nsec3 {
@@ -658,7 +610,7 @@ impl<'a, 'k> Signer<'a, 'k> {
         let set = old.set(rtype)?;
         let sigs = old.sigs(rtype)?;
         let unchanged = set.records().all(|r| be32(r, 4) == ttl)
-            && canonical::sorted(
+            && canonical_rdata::sorted(
                 rtype,
                 set.records().map(|r| r.get(10..).unwrap_or_default()),
             ) == rdatas;
@@ -693,7 +645,7 @@ impl<'a, 'k> Signer<'a, 'k> {
             &self.keys.for_data
         };
         self.note(self.inception, self.expiration);
-        let key = Key::read(&lower).ok_or(BuildError::NameTooLong)?;
+        let key = NameKey::read(&lower).ok_or(BuildError::NameTooLong)?;
         let wild = lower.starts_with(b"\x01*");
         let labels = (key.labels() - usize::from(wild)) as u8;
         for s in signers {

@@ -37,7 +37,7 @@ impl TestKey {
 
 impl RrsetSigner for TestKey {
     fn tag(&self) -> u16 {
-        crate::ts::keys::key_tag(&self.rdata)
+        crate::ts::dnssec::keys::key_tag(&self.rdata)
     }
     fn algorithm(&self) -> u8 {
         13
@@ -206,11 +206,11 @@ fn signing_over_the_previous_version_renews_only_what_changed_and_the_soa() {
         .sign(Some(&first), &key.keys(), Denial::Nsec, 8, t1)
         .unwrap();
     let (deleted, added) = first.diff(&second, usize::MAX).unwrap();
-    let moved = |list: &crate::ts::ixfr::RrList| -> Vec<(Vec<u8>, u16)> {
+    let moved = |list: &crate::ts::zone::rrlist::RrList| -> Vec<(Vec<u8>, u16)> {
         let mut v: Vec<_> = list
             .iter()
             .map(|rr| {
-                let (owner, rest) = crate::ts::ixfr::split_rr(rr).unwrap();
+                let (owner, rest) = crate::ts::zone::rrlist::split_rr(rr).unwrap();
                 let rtype = u16::from_be_bytes([rest[0], rest[1]]);
                 let covered = if rtype == RRSIG {
                     be16(rest, 10)
@@ -259,7 +259,7 @@ fn signing_over_the_previous_version_renews_only_what_changed_and_the_soa() {
         .sum();
     let rrsigs = gone
         .iter()
-        .filter(|rr| crate::ts::ixfr::split_rr(rr).unwrap().1[..2] == RRSIG.to_be_bytes())
+        .filter(|rr| crate::ts::zone::rrlist::split_rr(rr).unwrap().1[..2] == RRSIG.to_be_bytes())
         .count();
     assert_eq!(
         (rrsigs, gone.len()),
@@ -289,11 +289,11 @@ fn a_name_added_under_nsec3_renews_its_own_and_its_predecessors_nsec3_and_nothin
         .unwrap();
     let (deleted, added) = first.diff(&second, usize::MAX).unwrap();
     // Each record's type, an RRSIG's the type it covers.
-    let types = |list: &crate::ts::ixfr::RrList| -> Vec<u16> {
+    let types = |list: &crate::ts::zone::rrlist::RrList| -> Vec<u16> {
         let mut v: Vec<u16> = list
             .iter()
             .map(|rr| {
-                let (_, rest) = crate::ts::ixfr::split_rr(rr).unwrap();
+                let (_, rest) = crate::ts::zone::rrlist::split_rr(rr).unwrap();
                 match be16(rest, 0) {
                     RRSIG => be16(rest, 10),
                     t => t,

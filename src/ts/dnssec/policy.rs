@@ -4,11 +4,11 @@
 //! the TS owns it (signatures change without the files changing, and
 //! secondaries must see a newer serial each time), so it goes up at every
 //! signing by RFC 1982 arithmetic, never below the file's own.
-use super::keys::{KeyError, ZoneKey, ZoneKeys};
-use super::serials::serial_newer;
-use super::settings::TsSettings;
-use super::zone::rtype::DNSKEY;
-use super::zone::{Keys, RrsetSigner, SignError, Zone};
+use super::keys::{DnssecKeyError, ZoneKey, ZoneKeys};
+use crate::ts::serials::serial_newer;
+use crate::ts::settings::TsSettings;
+use crate::ts::zone::rtype::DNSKEY;
+use crate::ts::zone::{Keys, RrsetSigner, SignError, Zone};
 
 /// Any data type (A): the keys that sign data.
 const DATA: u16 = 1;
@@ -22,7 +22,7 @@ pub enum SigningError {
         /// The zone's origin.
         zone: String,
         /// What went wrong.
-        source: KeyError,
+        source: DnssecKeyError,
     },
     /// The signer failed.
     #[error("zone {zone}: cannot sign: {source}")]
@@ -57,7 +57,7 @@ pub fn signs(settings: &TsSettings, zone: &Zone) -> bool {
 }
 
 /// The keys of `zone` now (read, or made when its folder has none). A
-/// signed zone whose [`Signature::tags`](super::zone::Signature::tags)
+/// signed zone whose [`Signature::tags`](crate::ts::zone::Signature::tags)
 /// differ from their [`ZoneKeys::tags`] is signed again.
 ///
 /// # Errors

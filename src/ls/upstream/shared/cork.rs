@@ -30,7 +30,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::PoolSocket;
+use super::SharedSocket;
 use crate::server::batch::{Peer, send_some};
 
 /// What a thread holds while one of its polls is corked.
@@ -42,9 +42,9 @@ struct Cork {
     /// `meta.len()`; the rest are spare buffers.
     msgs: Vec<(Vec<u8>, Peer)>,
     /// Each held datagram's socket and query ID.
-    meta: Vec<(Arc<PoolSocket>, u16)>,
+    meta: Vec<(Arc<SharedSocket>, u16)>,
     /// The socket this poll's queries leave from, by (pool, address family).
-    chosen: Vec<((usize, usize), Arc<PoolSocket>)>,
+    chosen: Vec<((usize, usize), Arc<SharedSocket>)>,
 }
 
 thread_local! {
@@ -86,7 +86,7 @@ impl Drop for Guard {
 
 /// The socket chosen for this poll's queries of `pool` to `family`, if the
 /// thread is corked and one was chosen.
-pub(super) fn chosen(key: (usize, usize)) -> Option<Arc<PoolSocket>> {
+pub(super) fn chosen(key: (usize, usize)) -> Option<Arc<SharedSocket>> {
     CORK.with_borrow(|c| {
         c.on.then(|| {
             c.chosen
@@ -100,7 +100,7 @@ pub(super) fn chosen(key: (usize, usize)) -> Option<Arc<PoolSocket>> {
 
 /// Makes `ps` the socket of this poll's queries of `pool` to `family` (when
 /// the thread is corked).
-pub(super) fn choose(key: (usize, usize), ps: &Arc<PoolSocket>) {
+pub(super) fn choose(key: (usize, usize), ps: &Arc<SharedSocket>) {
     CORK.with_borrow_mut(|c| {
         if c.on {
             c.chosen.retain(|(k, _)| *k != key);
@@ -111,7 +111,7 @@ pub(super) fn choose(key: (usize, usize), ps: &Arc<PoolSocket>) {
 
 /// Holds `query` (ID `id`, waiting on `ps`) for `to` until the poll ends:
 /// `false` when the thread is not corked (the caller sends it itself).
-pub(super) fn hold(ps: &Arc<PoolSocket>, id: u16, query: &[u8], to: SocketAddr) -> bool {
+pub(super) fn hold(ps: &Arc<SharedSocket>, id: u16, query: &[u8], to: SocketAddr) -> bool {
     CORK.with_borrow_mut(|c| {
         if !c.on {
             return false;
@@ -187,9 +187,9 @@ fn keep_spares(msgs: &mut Vec<(Vec<u8>, Peer)>) {
 
 /// Sends held datagrams `at..end`, all on `ps`; returns `end`.
 fn send_run(
-    ps: &Arc<PoolSocket>,
+    ps: &Arc<SharedSocket>,
     msgs: &[(Vec<u8>, Peer)],
-    meta: &[(Arc<PoolSocket>, u16)],
+    meta: &[(Arc<SharedSocket>, u16)],
     mut at: usize,
     end: usize,
 ) -> usize {
@@ -222,7 +222,7 @@ fn send_run(
 }
 
 /// Sends `rest` on `ps` as it becomes writable (its reader's stop ends it).
-async fn send_later(ps: Arc<PoolSocket>, rest: Vec<(Vec<u8>, SocketAddr, u16)>) {
+async fn send_later(ps: Arc<SharedSocket>, rest: Vec<(Vec<u8>, SocketAddr, u16)>) {
     for (bytes, to, id) in rest {
         tokio::select! {
             () = ps.stop.cancelled() => return,
@@ -237,7 +237,7 @@ async fn send_later(ps: Arc<PoolSocket>, rest: Vec<(Vec<u8>, SocketAddr, u16)>) 
 /// hears at once ([`UpstreamError::Unusable`](super::UpstreamError)), and its
 /// backend is charged as for a `sendto(2)` refused outside a cork (the
 /// query abandoned: in flight until its deadline, then lost).
-fn fail(ps: &PoolSocket, id: u16) {
+fn fail(ps: &SharedSocket, id: u16) {
     let mut t = ps.table();
     // Its waiter's sender is dropped here: the asker hears at once.
     t.abandon(id, tokio::time::Instant::now());
@@ -252,7 +252,7 @@ mod tests {
     use futures_util::future::join_all;
     use tokio::time::Instant;
 
-    use super::super::{DropCounters, UpstreamError, UpstreamPool};
+    use super::super::{DropCounters, SharedSockets, UpstreamError};
     use super::*;
     use crate::ls::upstream::ids::tests::{backend, outstanding};
 
@@ -293,7 +293,10 @@ mod tests {
     }
 
     /// `QUERIES` exchanges with `addr`, all started in one poll.
-    async fn ask_all(pool: &UpstreamPool, addr: SocketAddr) -> Vec<Result<Vec<u8>, UpstreamError>> {
+    async fn ask_all(
+        pool: &SharedSockets,
+        addr: SocketAddr,
+    ) -> Vec<Result<Vec<u8>, UpstreamError>> {
         let deadline = Instant::now() + Duration::from_secs(30);
         join_all((0..QUERIES).map(|_| async move {
             let (mut q, end) = wire_query();
@@ -304,7 +307,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_queries_of_one_corked_poll_leave_from_one_socket_and_are_answered() {
-        let pool = UpstreamPool::new(Arc::new(DropCounters::default()));
+        let pool = SharedSockets::new(Arc::new(DropCounters::default()));
         let (addr, answering) = echo(QUERIES);
         let answers = corked(ask_all(&pool, addr)).await;
         assert!(answers.iter().all(Result::is_ok), "{answers:?}");
@@ -336,7 +339,7 @@ mod tests {
 
     #[tokio::test]
     async fn interleaved_queries_to_both_families_leave_from_one_socket_each() {
-        let pool = UpstreamPool::new(Arc::new(DropCounters::default()));
+        let pool = SharedSockets::new(Arc::new(DropCounters::default()));
         let (v4, answering4) = echo(QUERIES / 2);
         let (v6, answering6) = echo_on("[::1]:0", QUERIES / 2);
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -358,7 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_held_query_the_kernel_refuses_ends_at_once_and_the_others_still_go() {
-        let pool = UpstreamPool::new(Arc::new(DropCounters::default()));
+        let pool = SharedSockets::new(Arc::new(DropCounters::default()));
         // Port 0: sendmmsg(2) refuses it (EINVAL).
         let b = backend("127.0.0.1:0".parse().unwrap());
         let (addr, answering) = echo(1);
@@ -400,7 +403,7 @@ mod tests {
     /// look idle to least-outstanding and never be charged by DoH clients.
     #[tokio::test]
     async fn a_refused_held_query_is_charged_to_its_backend_as_a_refused_unheld_one() {
-        let pool = UpstreamPool::new(Arc::new(DropCounters::default()));
+        let pool = SharedSockets::new(Arc::new(DropCounters::default()));
         // Port 0: the kernel refuses it (EINVAL), held or not.
         let b = backend("127.0.0.1:0".parse().unwrap());
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -1,7 +1,7 @@
 //! NOTIFY (RFC 1996) from a TS to its secondaries, the decisions: how long
 //! to wait before sending again ([`notify_wait`]), what a reply says
 //! ([`judge_notify_reply`]), and what one pending NOTIFY of a zone to a
-//! secondary does on each event ([`Pending`]: a new serial, a reply, a
+//! secondary does on each event ([`PendingNotify`]: a new serial, a reply, a
 //! wait ended). [`super::notifier`] sends them (signed with `xfr_key`).
 
 use crate::dns;
@@ -55,7 +55,7 @@ pub fn judge_notify_reply(reply: &[u8], id: u16) -> Option<Notified> {
 
 /// What to do next with a pending NOTIFY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub enum NotifyStep {
     /// Send a NOTIFY announcing `serial` now (a new ID), then wait `wait`
     /// for its answer.
     Send {
@@ -88,7 +88,7 @@ pub enum Step {
 /// A secondary that never answers thus gets at most the tries of one round
 /// per round's length (5 in 31 s), however often the zone changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
+pub struct PendingNotify {
     /// The serial to announce: the zone's newest.
     latest: u32,
     /// The serial the try in flight announced.
@@ -97,35 +97,35 @@ pub struct Pending {
     tries: u32,
 }
 
-impl Pending {
+impl PendingNotify {
     /// A NOTIFY of `serial`: its first try.
     pub fn start(
         serial: u32,
         policy: impl Fn(u32) -> Option<std::time::Duration>,
-    ) -> (Pending, Step) {
-        let p = Pending {
+    ) -> (PendingNotify, NotifyStep) {
+        let p = PendingNotify {
             latest: serial,
             sent: serial,
             tries: 0,
         };
         let step = match policy(0) {
-            Some(wait) => Step::Send { serial, wait },
-            None => Step::Done(Notified::NoReply),
+            Some(wait) => NotifyStep::Send { serial, wait },
+            None => NotifyStep::Done(Notified::NoReply),
         };
         (p, step)
     }
 
     /// The zone changed again, to `serial`: announced by the next try (see
     /// the type's doc); nothing is sent now.
-    pub fn renew(&mut self, serial: u32) -> Step {
+    pub fn renew(&mut self, serial: u32) -> NotifyStep {
         self.latest = serial;
-        Step::Wait
+        NotifyStep::Wait
     }
 
     /// The wait for the try in flight ended without an answer: the next
     /// try, with the newest serial; past the last, given up, unless a newer
     /// serial came after the last try: then a fresh round announces it.
-    pub fn timed_out(&mut self, policy: impl Fn(u32) -> Option<std::time::Duration>) -> Step {
+    pub fn timed_out(&mut self, policy: impl Fn(u32) -> Option<std::time::Duration>) -> NotifyStep {
         self.tries = self.tries.saturating_add(1);
         match policy(self.tries) {
             Some(wait) => self.send(wait),
@@ -133,10 +133,10 @@ impl Pending {
                 self.tries = 0;
                 match policy(0) {
                     Some(wait) => self.send(wait),
-                    None => Step::Done(Notified::NoReply),
+                    None => NotifyStep::Done(Notified::NoReply),
                 }
             }
-            None => Step::Done(Notified::NoReply),
+            None => NotifyStep::Done(Notified::NoReply),
         }
     }
 
@@ -145,23 +145,23 @@ impl Pending {
         &mut self,
         judged: Notified,
         policy: impl Fn(u32) -> Option<std::time::Duration>,
-    ) -> Step {
+    ) -> NotifyStep {
         match judged {
             Notified::Acknowledged if self.sent != self.latest => {
                 // Alive, but told of an older serial: the newest at once.
                 self.tries = 0;
                 match policy(0) {
                     Some(wait) => self.send(wait),
-                    None => Step::Done(Notified::Acknowledged),
+                    None => NotifyStep::Done(Notified::Acknowledged),
                 }
             }
-            done => Step::Done(done),
+            done => NotifyStep::Done(done),
         }
     }
 
-    fn send(&mut self, wait: std::time::Duration) -> Step {
+    fn send(&mut self, wait: std::time::Duration) -> NotifyStep {
         self.sent = self.latest;
-        Step::Send {
+        NotifyStep::Send {
             serial: self.latest,
             wait,
         }
@@ -269,8 +269,8 @@ mod tests {
         std::time::Duration::from_secs(s)
     }
 
-    fn send(serial: u32, wait: u64) -> Step {
-        Step::Send {
+    fn send(serial: u32, wait: u64) -> NotifyStep {
+        NotifyStep::Send {
             serial,
             wait: secs(wait),
         }
@@ -278,9 +278,9 @@ mod tests {
 
     #[test]
     fn a_silent_secondary_gets_five_tries_then_the_notify_is_given_up() {
-        let (mut p, first) = Pending::start(10, notify_wait);
+        let (mut p, first) = PendingNotify::start(10, notify_wait);
         assert_eq!(first, send(10, 1));
-        let next: Vec<Step> = (0..5).map(|_| p.timed_out(notify_wait)).collect();
+        let next: Vec<NotifyStep> = (0..5).map(|_| p.timed_out(notify_wait)).collect();
         assert_eq!(
             next,
             [
@@ -288,44 +288,50 @@ mod tests {
                 send(10, 4),
                 send(10, 8),
                 send(10, 16),
-                Step::Done(Notified::NoReply)
+                NotifyStep::Done(Notified::NoReply)
             ]
         );
     }
 
     #[test]
     fn a_new_serial_while_pending_is_sent_by_the_next_try_without_restarting_the_back_off() {
-        let (mut p, _) = Pending::start(10, notify_wait);
+        let (mut p, _) = PendingNotify::start(10, notify_wait);
         assert_eq!(p.timed_out(notify_wait), send(10, 2));
         assert_eq!(p.timed_out(notify_wait), send(10, 4));
         // Thirty reloads: nothing sent now, one NOTIFY pending still.
         for serial in 11..=40 {
-            assert_eq!(p.renew(serial), Step::Wait);
+            assert_eq!(p.renew(serial), NotifyStep::Wait);
         }
         assert_eq!(p.timed_out(notify_wait), send(40, 8), "the newest serial");
         assert_eq!(p.timed_out(notify_wait), send(40, 16));
-        assert_eq!(p.timed_out(notify_wait), Step::Done(Notified::NoReply));
+        assert_eq!(
+            p.timed_out(notify_wait),
+            NotifyStep::Done(Notified::NoReply)
+        );
     }
 
     #[test]
     fn a_serial_after_the_last_try_gets_a_fresh_round_when_the_last_wait_ends() {
-        let (mut p, _) = Pending::start(10, notify_wait);
+        let (mut p, _) = PendingNotify::start(10, notify_wait);
         for _ in 0..4 {
             p.timed_out(notify_wait);
         }
         // The last try (serial 10) is in flight; the zone changes twice.
         p.renew(11);
-        assert_eq!(p.renew(12), Step::Wait);
+        assert_eq!(p.renew(12), NotifyStep::Wait);
         assert_eq!(p.timed_out(notify_wait), send(12, 1), "not dropped");
         for wait in [2, 4, 8, 16] {
             assert_eq!(p.timed_out(notify_wait), send(12, wait));
         }
-        assert_eq!(p.timed_out(notify_wait), Step::Done(Notified::NoReply));
+        assert_eq!(
+            p.timed_out(notify_wait),
+            NotifyStep::Done(Notified::NoReply)
+        );
     }
 
     #[test]
     fn an_answer_for_an_older_serial_sends_the_newest_at_once() {
-        let (mut p, _) = Pending::start(10, notify_wait);
+        let (mut p, _) = PendingNotify::start(10, notify_wait);
         assert_eq!(p.timed_out(notify_wait), send(10, 2));
         p.renew(11);
         assert_eq!(
@@ -335,19 +341,19 @@ mod tests {
         );
         assert_eq!(
             p.answered(Notified::Acknowledged, notify_wait),
-            Step::Done(Notified::Acknowledged)
+            NotifyStep::Done(Notified::Acknowledged)
         );
     }
 
     #[test]
     fn a_rejection_ends_the_notify_whatever_the_serial() {
-        let (mut p, _) = Pending::start(10, notify_wait);
+        let (mut p, _) = PendingNotify::start(10, notify_wait);
         p.renew(11);
         assert_eq!(
             p.answered(Notified::Rejected(5), notify_wait),
-            Step::Done(Notified::Rejected(5))
+            NotifyStep::Done(Notified::Rejected(5))
         );
-        let (_, none) = Pending::start(10, |_| None);
-        assert_eq!(none, Step::Done(Notified::NoReply), "no tries at all");
+        let (_, none) = PendingNotify::start(10, |_| None);
+        assert_eq!(none, NotifyStep::Done(Notified::NoReply), "no tries at all");
     }
 }

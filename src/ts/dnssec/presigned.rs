@@ -11,9 +11,9 @@ use std::path::Path;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use super::source::{SourceRecord, ZoneError};
-use super::wire::cmp_names;
-use super::zone::{NSEC3_ITERATIONS_MAX, key_of, owner_hash};
+use crate::ts::source::{SourceRecord, ZoneError};
+use crate::ts::wire::cmp_names;
+use crate::ts::zone::{NSEC3_ITERATIONS_MAX, key_of, owner_hash};
 
 /// NSEC3 iterations above which validators treat a zone's denials as
 /// insecure (RFC 9276 §3.2); `named-checkzone` warns above it too.
@@ -57,7 +57,7 @@ pub(super) fn stamp(secs: u32) -> String {
 
 /// The warnings about the signed zone among `records` (read from `file`)
 /// at `now` (seconds since the epoch, modulo 2^32): at most four lines.
-pub(super) fn warnings(file: &Path, records: &[SourceRecord], now: u32) -> Vec<String> {
+pub(in crate::ts) fn warnings(file: &Path, records: &[SourceRecord], now: u32) -> Vec<String> {
     let mut out = signature_warnings(file, records, now);
     out.extend(chain_warning(file, records, RecordType::NSEC));
     out.extend(chain_warning(file, records, RecordType::NSEC3));
@@ -74,7 +74,7 @@ pub(super) fn warnings(file: &Path, records: &[SourceRecord], now: u32) -> Vec<S
 ///
 /// # Errors
 /// [`ZoneError::Line`] at the NSEC3PARAM's line.
-pub(super) fn nsec3_params(
+pub(in crate::ts) fn nsec3_params(
     file: &Path,
     origin: &Name,
     records: &[SourceRecord],

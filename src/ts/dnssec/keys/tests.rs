@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use ring::signature::{ECDSA_P256_SHA256_FIXED, ED25519, UnparsedPublicKey};
 
 use super::*;
-use crate::ts::signed::stamp;
+use crate::ts::dnssec::presigned::stamp;
 
 /// 2026-01-01 00:00:00 UTC.
 const NOW: u32 = 1_767_225_600;

@@ -1,5 +1,7 @@
-//! The strategies, driven: how one client query is sent across its
-//! candidates and turned into a reply.
+//! The async driver (TCP, DoT and DoH clients' queries: the server layer's
+//! `Handler`): the strategies, driven, for one client query sent across its
+//! candidates and turned into a reply, over the shared upstream UDP sockets
+//! ([`super::upstream::shared`]) and TCP connections.
 //!
 //! - `race`: every candidate at once;
 //! - `hedge`: one, then the next each time the hedge delay passes (when the
@@ -16,7 +18,7 @@
 //! pure state machine of [`super::resolution`]; this module is its async
 //! driver (the one TCP clients take, and the server layer's [`Handler`]):
 //! it runs the machine over the upstream pool's exchanges and hands the end
-//! to [`super::reply`]. The UDP fast path ([`super::fast`]) is the other
+//! to [`super::reply`]. The UDP fast path ([`super::udp_path`]) is the other
 //! driver of the same machine. A query is asked of its route's backends
 //! (its pool's, or every backend) by its route's policy.
 use std::sync::Arc;
@@ -286,12 +288,12 @@ impl Handler for Balancer {
     }
 
     /// Corked: the upstream UDP queries of one poll of the connection leave
-    /// together ([`super::pool::corked`]).
+    /// together ([`super::upstream::shared::corked`]).
     fn wrap_connection<F: std::future::Future + Send>(
         &self,
         conn: F,
     ) -> impl std::future::Future<Output = F::Output> + Send {
-        super::pool::corked(conn)
+        super::upstream::shared::corked(conn)
     }
 
     fn handle(&self, req: Request<'_>) -> Action {

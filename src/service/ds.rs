@@ -1,11 +1,13 @@
-//! `dnslb ds`: the DS records (SHA-256, RFC 4509) of the zones a TS signs,
-//! in presentation format as `dnssec-dsfromkey -2` prints them, for the
-//! operator to hand to the parent zone. The keys are made when absent, so the
-//! DS can reach the parent before the TS first starts.
+//! `dnslb ds`: the DS records of the zones a TS signs, for the operator to
+//! hand to the parent zone (the lines are
+//! [`ds_line`](crate::ts::dnssec::ds::ds_line)'s). The zones are
+//! found by loading the TS's files, and their keys are made when absent, so
+//! the DS can reach the parent before the TS first starts.
 use hickory_proto::rr::Name;
 
-use super::{KeyError, ZoneKey, ZoneKeys, canonical_wire, file::origin_text};
-use crate::ts::signing::signs;
+use crate::ts::dnssec::ds::zone_ds_lines;
+use crate::ts::dnssec::keys::{DnssecKeyError, ZoneKeys};
+use crate::ts::dnssec::policy::signs;
 use crate::ts::source::ZoneError;
 use crate::ts::{TsSettings, load_catalog};
 
@@ -25,7 +27,7 @@ pub enum DsError {
     Zone(#[from] ZoneError),
     /// A key could not be read or made.
     #[error(transparent)]
-    Key(#[from] KeyError),
+    Key(#[from] DnssecKeyError),
 }
 
 /// The zones the TS of `settings` signs itself ([`signs`]): every zone it
@@ -43,23 +45,9 @@ pub fn signed_by_ts(settings: &TsSettings) -> Result<Vec<Name>, ZoneError> {
     Ok(zones.map(|z| z.origin().clone()).collect())
 }
 
-/// One DS record in presentation format, as `dnssec-dsfromkey` prints it:
-/// `example.com. IN DS 12345 13 2 ABCD...`.
-pub fn ds_line(origin: &Name, key: &ZoneKey) -> String {
-    let ds = key.ds_sha256(&canonical_wire(origin));
-    let digest = data_encoding::HEXUPPER.encode(ds.get(4..).unwrap_or_default());
-    format!(
-        "{} IN DS {} {} 2 {digest}",
-        origin_text(origin),
-        key.tag(),
-        key.algorithm()
-    )
-}
-
-/// The DS lines of every zone the TS of `settings` signs, at `now`: one for
-/// each published SEP key not revoked (each published key not revoked when
-/// none is SEP), in the catalog's zone order. A zone's keys are made when
-/// it has none.
+/// The DS lines of every zone the TS of `settings` signs, at `now`
+/// ([`zone_ds_lines`] of each), in the catalog's zone order. A zone's keys
+/// are made when it has none.
 ///
 /// # Errors
 /// The TS has no `dnssec`, a zone does not load, a key cannot be read or
@@ -71,13 +59,7 @@ pub fn ds_lines(settings: &TsSettings, now: u32) -> Result<Vec<String>, DsError>
     let mut lines = Vec::new();
     for origin in signed_by_ts(settings)? {
         let keys = ZoneKeys::load_or_create(&dnssec.keys, &origin, dnssec.algorithm, now)?;
-        // A revoked key (RFC 5011) is no trust anchor: no DS, as
-        // `dnssec-dsfromkey` prints none.
-        let live = || keys.published().filter(|k| !k.is_revoked());
-        let any_sep = live().any(ZoneKey::is_sep);
-        for key in live().filter(|k| k.is_sep() || !any_sep) {
-            lines.push(ds_line(&origin, key));
-        }
+        lines.extend(zone_ds_lines(&origin, &keys));
     }
     Ok(lines)
 }

@@ -39,7 +39,7 @@ pub(super) struct Attempt {
     /// The kernel refused to send it: no answer can come, its try has
     /// ended for the flight; it stays here (its ID in use, its backend's
     /// `outstanding` held) until the flight ends and retires it with the
-    /// others, as the async path's abandoned waiter ([`crate::ls::pool`]).
+    /// others, as the async path's abandoned waiter ([`crate::ls::upstream::shared`]).
     pub(super) refused: bool,
 }
 

@@ -5,7 +5,7 @@
 //! the one before (RFC 8945 §5.3.1); without a key, a signed request gets
 //! BADKEY (§5.2.1), as NSD answers it. A request that fails gets NOTAUTH with
 //! the TSIG error (FORMERR for a malformed record), counted by error
-//! ([`Refusal`]) and logged within a budget. [`XfrKey`] holds the key, read
+//! ([`TsigRefusal`]) and logged within a budget. [`XfrKey`] holds the key, read
 //! at start and again on each reload; a key that cannot be read refuses the
 //! reload and the old key keeps serving.
 use std::sync::Arc;
@@ -15,13 +15,12 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use hickory_proto::op::ResponseCode;
 
-use super::TableServer;
-use super::metrics::{Outcome, XfrCounters};
-use super::settings::TsSettings;
 use crate::dns::tsig::{self, Checked, Key, Signer, TsigError};
-use crate::dns::{self, HEADER_LEN};
+use crate::dns::{self, ClientQuery, HEADER_LEN};
 use crate::guard::log_budget::{Change, LimitLog};
 use crate::server::{EachMessage, Reply, Request, StreamAborted};
+use crate::ts::metrics::{RequestOutcome, XfrCounters};
+use crate::ts::settings::TsSettings;
 
 /// The refused-request log's budget: this many lines a minute at most.
 const LOG_LINES_A_MINUTE: u64 = 5;
@@ -29,7 +28,7 @@ const LOG_LINES_A_MINUTE: u64 = 5;
 /// Why a request was refused for its TSIG: the `error` label of
 /// `dnslb_ts_tsig_refused_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum TsigRefusal {
     /// A transfer without a TSIG.
     Unsigned,
     /// A malformed TSIG record (answered FORMERR).
@@ -38,23 +37,23 @@ pub enum Refusal {
     Error(TsigError),
 }
 
-impl Refusal {
+impl TsigRefusal {
     /// Every refusal, in the order of [`XfrKey::refused`].
-    pub const ALL: [Refusal; 6] = [
-        Refusal::Unsigned,
-        Refusal::Malformed,
-        Refusal::Error(TsigError::BadSig),
-        Refusal::Error(TsigError::BadKey),
-        Refusal::Error(TsigError::BadTime),
-        Refusal::Error(TsigError::BadTrunc),
+    pub const ALL: [TsigRefusal; 6] = [
+        TsigRefusal::Unsigned,
+        TsigRefusal::Malformed,
+        TsigRefusal::Error(TsigError::BadSig),
+        TsigRefusal::Error(TsigError::BadKey),
+        TsigRefusal::Error(TsigError::BadTime),
+        TsigRefusal::Error(TsigError::BadTrunc),
     ];
 
     /// Its label.
     pub fn label(self) -> &'static str {
         match self {
-            Refusal::Unsigned => "unsigned",
-            Refusal::Malformed => "FORMERR",
-            Refusal::Error(e) => e.as_str(),
+            TsigRefusal::Unsigned => "unsigned",
+            TsigRefusal::Malformed => "FORMERR",
+            TsigRefusal::Error(e) => e.as_str(),
         }
     }
 
@@ -67,8 +66,8 @@ impl Refusal {
 #[derive(Debug)]
 pub struct XfrKey {
     key: ArcSwapOption<Key>,
-    /// Requests refused, by [`Refusal::ALL`] order.
-    pub refused: [AtomicU64; Refusal::ALL.len()],
+    /// Requests refused, by [`TsigRefusal::ALL`] order.
+    pub refused: [AtomicU64; TsigRefusal::ALL.len()],
     log: LimitLog,
 }
 
@@ -113,7 +112,7 @@ impl XfrKey {
     }
 
     /// Counts, and logs within the budget, a request from `req` refused.
-    fn refuse(&self, ts: &str, req: &Request<'_>, why: Refusal) {
+    fn refuse(&self, ts: &str, req: &Request<'_>, why: TsigRefusal) {
         if let Some(c) = self.refused.get(why.index()) {
             c.fetch_add(1, Relaxed);
         }
@@ -155,119 +154,117 @@ fn asks_transfer(raw: &[u8]) -> bool {
     dns::u16_at(raw, 4) == Some(1) && matches!(dns::u16_at(raw, end), Some(251 | 252))
 }
 
-impl TableServer {
-    /// The answer to `req` when it is signed, or when this TS has a transfer
-    /// key and `req` asks for a transfer: refused (NOTAUTH, FORMERR) or
-    /// answered as if unsigned by `answer`, given the room to leave for the
-    /// TSIG (RFC 8945 §5.3: the answer is sized to the client's limit less
-    /// its TSIG), then signed. A TS without a key refuses every signed
-    /// request with BADKEY (§5.2.1, as NSD does): answered unsigned, the
-    /// client could not tell a missing key from a forged answer. `None`:
-    /// answered as without a key (an unsigned query, or a message that
-    /// cannot be walked before any TSIG: the ordinary checks answer it).
-    pub(super) fn respond_signed(
-        &self,
-        req: &Request<'_>,
-        answer: impl FnOnce(Request<'_>, usize) -> (Reply, Outcome),
-    ) -> Option<(Reply, Outcome)> {
-        let key = self.xfr_key.get();
-        let now = tsig::unix_now();
-        let name = &self.settings.name;
-        let checked = match &key {
-            Some(key) => tsig::verify_request(req.raw, key, now),
-            // No ARCOUNT, no TSIG: most queries stop here.
-            None if dns::u16_at(req.raw, 10).is_none_or(|ar| ar == 0) => return None,
-            None => tsig::verify_without_key(req.raw),
-        };
-        let keyed = key.is_some();
-        match checked {
-            Checked::Unsigned if keyed && asks_transfer(req.raw) => {
-                self.xfr_key.refuse(name, req, Refusal::Unsigned);
-                Some(self.refusal(req.raw, ResponseCode::NotAuth))
-            }
-            // A transfer the decoder would take though the walk could not:
-            // never served unsigned.
-            Checked::Unreadable
-                if keyed && asks_transfer(req.raw) && dns::decode_query(req.raw).is_ok() =>
-            {
-                self.xfr_key.refuse(name, req, Refusal::Malformed);
-                Some(self.refusal(req.raw, ResponseCode::FormErr))
-            }
-            Checked::Unsigned | Checked::Unreadable => None,
-            Checked::Signed(verified) => {
-                let key = key?;
-                let plain = verified.unsigned(req.raw);
-                let (reply, outcome) = answer(
-                    Request {
-                        raw: &plain,
-                        ..*req
-                    },
-                    key.tsig_len(),
-                );
-                let mut signer = Signer::answer(key, &verified);
-                let reply = match reply {
-                    Reply::Drop => Reply::Drop,
-                    Reply::One(mut msg) => {
-                        signer.sign(&mut msg);
-                        Reply::One(msg)
-                    }
-                    // A transfer: each message signed as it is made (RFC 8945
-                    // §5.3.1: on the MAC of the one before).
-                    Reply::Stream(messages) => {
-                        let counters = Arc::clone(&self.metrics.xfr);
-                        let ts = name.clone();
-                        Reply::Stream(Box::new(EachMessage::new(messages, move |m| {
-                            signer.sign(m);
-                            too_long_for_tcp(&ts, m, &counters)
-                        })))
-                    }
-                };
-                Some((reply, outcome))
-            }
-            Checked::Rejected(rejected) => {
-                let (why, rcode) = match rejected.error {
-                    Some(e) => (Refusal::Error(e), ResponseCode::NotAuth),
-                    None => (Refusal::Malformed, ResponseCode::FormErr),
-                };
-                self.xfr_key.refuse(name, req, why);
-                let plain = rejected.unsigned(req.raw);
-                let (mut reply, outcome) = self.refusal(plain.as_deref().unwrap_or(req.raw), rcode);
-                if let Reply::One(msg) = &mut reply {
-                    rejected.answer(key.as_deref(), msg, now);
+/// The answer to `req` when it is signed, or when `xfr_key` holds a key
+/// and `req` asks for a transfer: refused (NOTAUTH, FORMERR) or answered as
+/// if unsigned by `answer`, given the room to leave for the TSIG (RFC 8945
+/// §5.3: the answer is sized to the client's limit less its TSIG), then
+/// signed. A TS without a key refuses every signed request with BADKEY
+/// (§5.2.1, as NSD does): answered unsigned, the client could not tell a
+/// missing key from a forged answer. `None`: answered as without a key (an
+/// unsigned query, or a message that cannot be walked before any TSIG: the
+/// ordinary checks answer it). `ts` names the TS in logs, `counters` count a
+/// signed transfer that had to stop, and `rcode_answer` writes a refusal to
+/// a decoded query.
+pub fn respond_signed(
+    xfr_key: &XfrKey,
+    ts: &str,
+    counters: &Arc<XfrCounters>,
+    req: &Request<'_>,
+    rcode_answer: impl Fn(&ClientQuery, ResponseCode) -> Reply,
+    answer: impl FnOnce(Request<'_>, usize) -> (Reply, RequestOutcome),
+) -> Option<(Reply, RequestOutcome)> {
+    let key = xfr_key.get();
+    let now = tsig::unix_now();
+    let refusal = |raw: &[u8], rcode| refusal(raw, rcode, &rcode_answer);
+    let checked = match &key {
+        Some(key) => tsig::verify_request(req.raw, key, now),
+        // No ARCOUNT, no TSIG: most queries stop here.
+        None if dns::u16_at(req.raw, 10).is_none_or(|ar| ar == 0) => return None,
+        None => tsig::verify_without_key(req.raw),
+    };
+    let keyed = key.is_some();
+    match checked {
+        Checked::Unsigned if keyed && asks_transfer(req.raw) => {
+            xfr_key.refuse(ts, req, TsigRefusal::Unsigned);
+            Some(refusal(req.raw, ResponseCode::NotAuth))
+        }
+        // A transfer the decoder would take though the walk could not:
+        // never served unsigned.
+        Checked::Unreadable
+            if keyed && asks_transfer(req.raw) && dns::decode_query(req.raw).is_ok() =>
+        {
+            xfr_key.refuse(ts, req, TsigRefusal::Malformed);
+            Some(refusal(req.raw, ResponseCode::FormErr))
+        }
+        Checked::Unsigned | Checked::Unreadable => None,
+        Checked::Signed(verified) => {
+            let key = key?;
+            let plain = verified.unsigned(req.raw);
+            let (reply, outcome) = answer(
+                Request {
+                    raw: &plain,
+                    ..*req
+                },
+                key.tsig_len(),
+            );
+            let mut signer = Signer::answer(key, &verified);
+            let reply = match reply {
+                Reply::Drop => Reply::Drop,
+                Reply::One(mut msg) => {
+                    signer.sign(&mut msg);
+                    Reply::One(msg)
                 }
-                Some((reply, outcome))
+                // A transfer: each message signed as it is made (RFC 8945
+                // §5.3.1: on the MAC of the one before).
+                Reply::Stream(messages) => {
+                    let counters = Arc::clone(counters);
+                    let ts = ts.to_owned();
+                    Reply::Stream(Box::new(EachMessage::new(messages, move |m| {
+                        signer.sign(m);
+                        too_long_for_tcp(&ts, m, &counters)
+                    })))
+                }
+            };
+            Some((reply, outcome))
+        }
+        Checked::Rejected(rejected) => {
+            let (why, rcode) = match rejected.error {
+                Some(e) => (TsigRefusal::Error(e), ResponseCode::NotAuth),
+                None => (TsigRefusal::Malformed, ResponseCode::FormErr),
+            };
+            xfr_key.refuse(ts, req, why);
+            let plain = rejected.unsigned(req.raw);
+            let (mut reply, outcome) = refusal(plain.as_deref().unwrap_or(req.raw), rcode);
+            if let Reply::One(msg) = &mut reply {
+                rejected.answer(key.as_deref(), msg, now);
             }
+            Some((reply, outcome))
         }
     }
+}
 
-    /// An answer with `rcode` to the request `raw`; one the decoder refuses
-    /// gets the decoder's answer (FORMERR for a body that cannot be read, as
-    /// without a key: RFC 8945 §5.2), and one whose header cannot be read
-    /// none.
-    fn refusal(&self, raw: &[u8], rcode: ResponseCode) -> (Reply, Outcome) {
-        match dns::decode_query(raw) {
-            Ok(q) => (self.rcode_answer(&q, rcode), Outcome::Answered(rcode)),
-            Err(reject) => (
-                reject.response().map_or(Reply::Drop, Reply::One),
-                Outcome::of_reject(&reject),
-            ),
-        }
-    }
-
-    /// The transfer key in force (signs the NOTIFYs).
-    pub fn xfr_key(&self) -> Option<Arc<Key>> {
-        self.xfr_key.get()
-    }
-
-    /// Requests refused for their TSIG, by [`Refusal::ALL`] order.
-    pub fn tsig_refused(&self) -> &[AtomicU64; Refusal::ALL.len()] {
-        &self.xfr_key.refused
+/// An answer with `rcode` to the request `raw` (written by `rcode_answer`);
+/// one the decoder refuses gets the decoder's answer (FORMERR for a body
+/// that cannot be read, as without a key: RFC 8945 §5.2), and one whose
+/// header cannot be read none.
+fn refusal(
+    raw: &[u8],
+    rcode: ResponseCode,
+    rcode_answer: impl Fn(&ClientQuery, ResponseCode) -> Reply,
+) -> (Reply, RequestOutcome) {
+    match dns::decode_query(raw) {
+        Ok(q) => (rcode_answer(&q, rcode), RequestOutcome::Answered(rcode)),
+        Err(reject) => (
+            reject.response().map_or(Reply::Drop, Reply::One),
+            RequestOutcome::of_reject(&reject),
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ts::TableServer;
     use hickory_proto::op::{Message, Query};
     use hickory_proto::rr::{Name, RecordType};
 
@@ -282,7 +279,7 @@ mod tests {
         assert!(asks_transfer(&q(RecordType::IXFR)));
         assert!(!asks_transfer(&q(RecordType::SOA)));
         assert!(!asks_transfer(&[0u8; 5]));
-        let labels: Vec<&str> = Refusal::ALL.iter().map(|r| r.label()).collect();
+        let labels: Vec<&str> = TsigRefusal::ALL.iter().map(|r| r.label()).collect();
         assert_eq!(
             labels,
             [
@@ -371,7 +368,7 @@ mod tests {
             assert!(tsig.mac.is_empty(), "{qtype}: unsigned (RFC 8945 §5.3.2)");
         }
         assert_eq!(
-            ts.tsig_refused()[Refusal::Error(TsigError::BadKey).index()].load(Relaxed),
+            ts.tsig_refused()[TsigRefusal::Error(TsigError::BadKey).index()].load(Relaxed),
             2
         );
     }

@@ -11,191 +11,39 @@
 //! an operator rolls a key by adding the next one with `dnssec-keygen` and
 //! setting the old one's `Inactive` and `Delete` with `dnssec-settime`.
 //! The crypto is ring's (ECDSA P-256 with SHA-256 and fixed-size r||s
-//! signatures, RFC 6605; Ed25519, RFC 8080); [`ds`] derives the DS records
-//! for the parent zone (`dnslb ds`).
+//! signatures, RFC 6605; Ed25519, RFC 8080); `dnssec/ds.rs` derives the DS
+//! records for the parent zone (`dnslb ds`).
 //!
 //! # Map
 //! - this file: [`ZoneKey`], [`ZoneKeys`] and which keys publish and sign;
 //! - `file.rs`: the two files of a key, read and written;
 //! - `material.rs`: key pairs (ring), the key tag and the DS digest;
-//! - [`ds`]: the DS lines of a TS's zones.
+//! - `meta.rs`: the DNSKEY flags, the algorithm number and a key's timing;
+//! - `error.rs`: [`DnssecKeyError`].
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hickory_proto::rr::Name;
 
 use crate::config::DnssecAlgorithm;
 
-pub mod ds;
+mod error;
 mod file;
 mod material;
-use super::zone::rtype::{CDNSKEY, CDS, DNSKEY};
+mod meta;
+use crate::ts::zone::rtype::{CDNSKEY, CDS, DNSKEY};
+pub(in crate::ts::dnssec) use file::origin_text;
 pub(crate) use material::key_tag;
 
+pub use error::DnssecKeyError;
 use material::KeyPair;
+use meta::{REVOKE_FLAG, SEP_FLAG, Timing};
+pub use meta::{SETTLE, algorithm_number};
 
-/// DNSKEY flags of a zone key (RFC 4034 §2.1.1).
-const ZONE_FLAG: u16 = 256;
-/// The Secure Entry Point flag: a KSK, or a CSK.
-const SEP_FLAG: u16 = 1;
-/// The REVOKE flag (RFC 5011 §7).
-const REVOKE_FLAG: u16 = 0x0080;
-/// How long a new ZSK is published before it signs data alone: resolvers
-/// hold the DNSKEY RRset for its TTL, and one that has not seen the new
-/// key would call its signatures bogus; meanwhile the SEP keys sign data
-/// too. A day covers the DNSKEY TTLs in use (RFC 7583 §3.3's Dprp + TTLkey).
-pub const SETTLE: u32 = 86_400;
 /// Any data type (A): the keys that sign data.
 const DATA: u16 = 1;
 /// Types whose RRsets the SEP keys sign: DNSKEY, CDS, CDNSKEY.
 const KEY_SET_TYPES: [u16; 3] = [DNSKEY, CDS, CDNSKEY];
-
-/// A key that cannot be read, made or used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// A file or the folder could not be read or written.
-    #[error("{}: {source}", .path.display())]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A line of a key file is not what BIND writes.
-    #[error("{}:{line}: {what}", .path.display())]
-    Syntax {
-        /// The file.
-        path: PathBuf,
-        /// Its 1-based line.
-        line: usize,
-        /// What is wrong.
-        what: String,
-    },
-    /// The key material is not a key of its algorithm (ring refuses it).
-    #[error("{}: not a usable key: {what}", .path.display())]
-    Rejected {
-        /// The `.private` file.
-        path: PathBuf,
-        /// ring's reason.
-        what: String,
-    },
-    /// A `.key` file without its `.private` file.
-    #[error("{}: no private key beside it ({} is missing)", .path.display(), .private.display())]
-    NoPrivate {
-        /// The `.key` file.
-        path: PathBuf,
-        /// The missing file.
-        private: PathBuf,
-    },
-    /// The zone has keys, but none of them signs now.
-    #[error(
-        "{}: no key of {origin} is active now (keys {tags}): set one's Activate \
-         (dnssec-settime -A now), or remove the keys to have a new one made",
-        .dir.display()
-    )]
-    NoneActive {
-        /// The keys folder.
-        dir: PathBuf,
-        /// The zone.
-        origin: String,
-        /// The tags of the keys found, comma separated.
-        tags: String,
-    },
-    /// A key of an algorithm the TS does not sign with, still published.
-    #[error(
-        "{}: algorithm {algorithm} is not one the TS signs with (13 ECDSAP256SHA256, \
-         15 ED25519) and the key is still published (no Delete time, or one ahead): \
-         the zone would hold a DNSKEY of an algorithm that signs nothing, bogus while \
-         the parent's DS names it; finish the roll away from it with the signer that \
-         made it, or set its Delete (dnssec-settime -D) once no DS names it",
-        .path.display()
-    )]
-    Unsupported {
-        /// The `.key` file.
-        path: PathBuf,
-        /// Its algorithm number.
-        algorithm: u8,
-    },
-    /// ring could not make a key or a signature.
-    #[error("key {tag}: {what} failed")]
-    Crypto {
-        /// The key's tag (0 while making a key).
-        tag: u16,
-        /// What was being done.
-        what: &'static str,
-    },
-}
-
-/// The DNSSEC algorithm number (RFC 8624) of `algorithm`.
-pub fn algorithm_number(algorithm: DnssecAlgorithm) -> u8 {
-    match algorithm {
-        DnssecAlgorithm::EcdsaP256Sha256 => 13,
-        DnssecAlgorithm::Ed25519 => 15,
-    }
-}
-
-/// When a key enters and leaves the DNSKEY RRset and signs: seconds since the
-/// epoch, `None` when the file does not say.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Timing {
-    publish: Option<u32>,
-    activate: Option<u32>,
-    inactive: Option<u32>,
-    delete: Option<u32>,
-}
-
-impl Timing {
-    /// Whether a key has been published for [`SETTLE`] at `now` (a key with
-    /// no Publish time was published before anyone can tell).
-    fn settled(&self, now: u32) -> bool {
-        self.publish.is_none_or(|t| t.saturating_add(SETTLE) <= now)
-    }
-
-    /// The first time after `now` at which what this key does changes
-    /// (for a ZSK, `zsk`, also the end of its [`SETTLE`]).
-    fn next_event(&self, now: u32, zsk: bool) -> Option<u32> {
-        let settle = self
-            .publish
-            .filter(|_| zsk)
-            .map(|t| t.saturating_add(SETTLE));
-        [
-            self.publish,
-            self.activate,
-            self.inactive,
-            self.delete,
-            settle,
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|&t| t > now)
-        .min()
-    }
-
-    /// A standby key: a Publish time and no Activate (`dnssec-keygen -A
-    /// none`), kept to sign only once an operator activates it.
-    fn standby(&self) -> bool {
-        self.publish.is_some() && self.activate.is_none()
-    }
-
-    /// In the DNSKEY RRset at `now`: published and not yet deleted.
-    fn published(&self, now: u32) -> bool {
-        self.publish.is_none_or(|t| t <= now) && self.delete.is_none_or(|t| t > now)
-    }
-
-    /// Signing at `now`: published, activated and not yet retired. A key
-    /// with a Publish time but no Activate is a standby key (`dnssec-keygen
-    /// -A none`): published, never signing, as BIND treats it; a key with
-    /// neither time signs from the start.
-    fn active(&self, now: u32) -> bool {
-        let activated = match (self.publish, self.activate) {
-            (_, Some(t)) => t <= now,
-            (Some(_), None) => false,
-            (None, None) => true,
-        };
-        self.published(now) && activated && self.inactive.is_none_or(|t| t > now)
-    }
-}
 
 /// One DNSSEC key of a zone: its DNSKEY, its private half, and whether it is
 /// published and signing (as of when it was loaded).
@@ -259,9 +107,9 @@ impl ZoneKey {
     /// (ECDSA: r||s, 64 bytes, RFC 6605; Ed25519: 64 bytes, RFC 8080).
     ///
     /// # Errors
-    /// [`KeyError::Crypto`] if ring fails (its random source for ECDSA).
-    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, KeyError> {
-        self.pair.sign(data).ok_or(KeyError::Crypto {
+    /// [`DnssecKeyError::Crypto`] if ring fails (its random source for ECDSA).
+    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, DnssecKeyError> {
+        self.pair.sign(data).ok_or(DnssecKeyError::Crypto {
             tag: self.tag,
             what: "signing",
         })
@@ -306,8 +154,8 @@ impl ZoneKeys {
         origin: &Name,
         algorithm: DnssecAlgorithm,
         now: u32,
-    ) -> Result<ZoneKeys, KeyError> {
-        let io = |source| KeyError::Io {
+    ) -> Result<ZoneKeys, DnssecKeyError> {
+        let io = |source| DnssecKeyError::Io {
             path: dir.to_path_buf(),
             source,
         };
@@ -332,7 +180,7 @@ impl ZoneKeys {
         origin: &Name,
         algorithm: DnssecAlgorithm,
         now: u32,
-    ) -> Result<ZoneKeys, KeyError> {
+    ) -> Result<ZoneKeys, DnssecKeyError> {
         let mut found = if dir.exists() {
             file::read_keys(dir, origin, now)?
         } else {
@@ -350,7 +198,7 @@ impl ZoneKeys {
         dir: &Path,
         origin: &Name,
         now: u32,
-    ) -> Result<ZoneKeys, KeyError> {
+    ) -> Result<ZoneKeys, DnssecKeyError> {
         let mut keys: Vec<ZoneKey> = found
             .into_iter()
             .map(|(pair, rdata, timing)| ZoneKey {
@@ -365,7 +213,7 @@ impl ZoneKeys {
             .collect();
         if !keys.iter().any(|k| k.active) {
             let tags: Vec<String> = keys.iter().map(|k| k.tag.to_string()).collect();
-            return Err(KeyError::NoneActive {
+            return Err(DnssecKeyError::NoneActive {
                 dir: dir.to_path_buf(),
                 origin: file::origin_text(origin),
                 tags: tags.join(", "),

@@ -1,6 +1,6 @@
 //! The NOTIFYs one TS sends (RFC 1996): one task ([`run_notifier`]) that
 //! keeps at most one pending NOTIFY per (zone, secondary) whatever the number
-//! of reloads (the decisions are [`Pending`]'s), sends them from one UDP
+//! of reloads (the decisions are [`PendingNotify`]'s), sends them from one UDP
 //! socket per address family, matches each answer to its NOTIFY by source
 //! address and ID, and ends when its token is cancelled. Each NOTIFY carries
 //! the zone's SOA in its answer section (RFC 1996 §3.7), and is TSIG-signed
@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::notify::{Notified, Pending, Step, judge_notify_reply};
+use super::notify::{Notified, NotifyStep, PendingNotify, judge_notify_reply};
 use crate::dns::tsig::{Key, ResponseCheck, Signer, unix_now, verify_response};
 
 /// A zone's new version, to be announced to its secondaries.
@@ -47,7 +47,7 @@ impl Announce {
 
 /// The NOTIFY of one zone to one secondary, while not answered.
 struct Entry {
-    state: Pending,
+    state: PendingNotify,
     /// The SOA and key of the next try.
     soa: Option<Record>,
     key: Option<Arc<Key>>,
@@ -167,7 +167,7 @@ async fn announced(
             e.key.clone_from(&a.key);
             e.state.renew(a.serial())
         } else {
-            let (state, step) = Pending::start(a.serial(), &policy);
+            let (state, step) = PendingNotify::start(a.serial(), &policy);
             let e = Entry {
                 state,
                 soa: a.soa.clone(),
@@ -236,13 +236,13 @@ async fn take_step(
     sockets: &mut Sockets,
     pending: &mut HashMap<(Name, SocketAddr), Entry>,
     key: &(Name, SocketAddr),
-    step: Step,
+    step: NotifyStep,
     report: &mut impl FnMut(&Name, SocketAddr, Notified),
 ) {
     let (zone, target) = key;
     match step {
-        Step::Wait => {}
-        Step::Done(done) => {
+        NotifyStep::Wait => {}
+        NotifyStep::Done(done) => {
             let refused = pending.remove(key).and_then(|e| e.tsig_refused);
             let done = match (done, refused) {
                 (Notified::NoReply, Some(error)) => Notified::TsigRefused(error),
@@ -250,7 +250,7 @@ async fn take_step(
             };
             report(zone, *target, done);
         }
-        Step::Send { wait, .. } => {
+        NotifyStep::Send { wait, .. } => {
             let id = fresh_id(pending, *target);
             let Some(e) = pending.get_mut(key) else {
                 return;

@@ -11,7 +11,7 @@
 //! queries and the client answers of one round leave in batches
 //! (`sendmmsg`); an upstream query the kernel refuses to send (any error
 //! but `EAGAIN`) ends its try in that same flush, as a refused send does on
-//! the async path (`Worker::on_refused`, in `forward`). No task per query,
+//! the async path (`Worker::on_refused`). No task per query,
 //! no channel, no wake-up of another task:
 //! the decisions are the pure
 //! [`Resolution`](crate::ls::resolution::Resolution) state machine, the
@@ -33,11 +33,10 @@
 //! [`LATE_GRACE`](crate::ls::upstream::LATE_GRACE) past the query's
 //! deadline.
 //!
-//! The worker's loop is here; the worker itself (its state, sockets and
-//! buffers) is in `worker`, its flights and late entries in `flight`, what
-//! it does with a client query or an upstream datagram in `forward`, its
-//! timers in `timers`. Those modules stand side by side, none importing
-//! from this one.
+//! The worker (its state, and everything it does, in one `impl`: its loop,
+//! a client query, an upstream datagram, its timers) is in `worker`, its
+//! flights and late entries in `flight`, which timer entries are live in
+//! `timers`. None of them imports from this one.
 //!
 //! Nothing is allocated per query once a worker is warm: a query's bytes,
 //! the response kept for it, and the datagrams of a round live in buffers
@@ -65,33 +64,19 @@
 //!   ([`crate::guard::fair`]: one client cannot starve the others), a query is
 //!   answered SERVFAIL at once from its header and question, before it is
 //!   copied anywhere, counted as shed (`inflight`).
-use std::future::poll_fn;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
-use std::task::Poll;
-use std::time::{Duration, SystemTime};
 
 use tokio::net::UdpSocket;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
 
 use super::balancer::Balancer;
-use crate::server::backoff::Backoff;
-use crate::server::batch::{self, RecvBatch};
-use crate::server::shed::{arrival, waited};
 use worker::Worker;
 
 mod flight;
-mod forward;
 mod timers;
 mod worker;
 
-use crate::server::shed::{QueueGate, queue_bound};
 pub use worker::UPSTREAM_SOCKETS;
-
-/// Upstream responses read per system call and socket.
-const UPSTREAM_SLOTS: usize = 8;
 
 /// Serves UDP clients on `client` until `stop` is cancelled, then answers
 /// the queries still in flight (each ends by its deadline) and returns.
@@ -104,189 +89,13 @@ pub(crate) async fn run(
     Worker::new(balancer, client, max_flights).run(stop).await;
 }
 
-impl Worker {
-    async fn run(&mut self, stop: CancellationToken) {
-        let mut client_slots = RecvBatch::with_timestamps(batch::BATCH);
-        // One per address family.
-        let mut up_slots = [
-            RecvBatch::with_timestamps(UPSTREAM_SLOTS),
-            RecvBatch::with_timestamps(UPSTREAM_SLOTS),
-        ];
-        let mut backoff = Backoff::default();
-        let mut gate = QueueGate::default();
-        let sleep = tokio::time::sleep(Duration::from_secs(3600));
-        tokio::pin!(sleep);
-        let stopped = stop.cancelled();
-        tokio::pin!(stopped);
-        let mut stopping = false;
-        loop {
-            if stopping && self.flights.len == 0 {
-                return;
-            }
-            // Wait for anything: a client query, an upstream answer, a timer, stop.
-            let _ = poll_fn(|cx| {
-                let mut ready = false;
-                if !stopping && stopped.as_mut().poll(cx).is_ready() {
-                    stopping = true;
-                    ready = true;
-                }
-                if !stopping && self.client.poll_recv_ready(cx).is_ready() {
-                    ready = true;
-                }
-                // Only sockets with an ID in use can bring an answer the
-                // worker waits for: the idle ones (all of them while every
-                // query is a cache hit) cost nothing per wake-up.
-                for u in self.ups.open().filter(|u| u.ids.live() > 0) {
-                    if u.sock.poll_recv_ready(cx).is_ready() {
-                        ready = true;
-                    }
-                }
-                if sleep.as_mut().poll(cx).is_ready() {
-                    ready = true;
-                }
-                if ready {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending
-                }
-            })
-            .await;
-            // Then take whatever is ready, everywhere (tokio calls the
-            // closures only for sockets it saw ready). The answers arrived
-            // by `round` are all read before the timers due by then fire.
-            let round = Instant::now();
-            self.read_upstream(&mut up_slots);
-            let mut full = false;
-            if !stopping {
-                match client_slots.recv_ready(&self.client) {
-                    Ok(n) => {
-                        backoff.success();
-                        full = n == batch::BATCH;
-                        let bound = queue_bound(self.balancer.state().policy.timeout);
-                        let (read_at, now) = (SystemTime::now(), Instant::now());
-                        for i in 0..n {
-                            if let Some((raw, meta)) = client_slots.get(i)
-                                && let Some(src) = meta.peer()
-                                && !meta.truncated
-                                && src.addr.port() != 0
-                            {
-                                let wait = waited(meta.stamp, read_at);
-                                if gate.shed(wait, now, bound) {
-                                    self.balancer.metrics.shed_queue.fetch_add(1, Relaxed);
-                                    continue;
-                                }
-                                self.on_client(raw, src);
-                            }
-                        }
-                        if n < batch::BATCH {
-                            gate.drained();
-                        }
-                    }
-                    Err(err) => {
-                        debug!(?err, "udp recv error");
-                        if let Some(pause) = backoff.failure() {
-                            tokio::time::sleep(pause).await;
-                        }
-                    }
-                }
-            }
-            self.fire_timers(round);
-            self.flush().await;
-            let next = self
-                .next_timer()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            if sleep.deadline() != next {
-                sleep.as_mut().reset(next);
-            }
-            if full {
-                // More client queries are queued, so the wait above would
-                // return at once without asking the kernel what else is
-                // ready: tokio learns of the upstream sockets' new answers
-                // only when its driver polls epoll, which on this thread
-                // happens when the worker yields. Unasked, the answers wait
-                // for the next coop yield, some past their hedge delay.
-                tokio::task::yield_now().await;
-            }
-        }
-    }
-
-    /// Reads every upstream socket that is ready and has an ID in use,
-    /// retired ones included (`slots`: one batch per family, v4 then v6). A
-    /// datagram that reaches an idle socket could only be judged stray: it
-    /// waits in the kernel's buffer (bounded) until the socket is used again,
-    /// and is read and refused then.
-    fn read_upstream(&mut self, slots: &mut [RecvBatch; 2]) {
-        for s in 0..self.ups.len() {
-            while let Some(u) = self.ups.get(s).filter(|u| u.ids.live() > 0) {
-                let Some(batch) = slots.get_mut(u.family.index()) else {
-                    break;
-                };
-                let n = match batch.recv_ready(&u.sock) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                let (now, now_sys) = (Instant::now(), SystemTime::now());
-                for i in 0..n {
-                    if let Some((resp, meta)) = batch.get(i)
-                        && let Some(from) = meta.src
-                    {
-                        let at = arrival(meta.stamp, now, now_sys);
-                        if let Err(why) = self.on_upstream(s, resp, from, meta.truncated, at) {
-                            self.balancer.metrics.drops.count(why);
-                        }
-                    }
-                }
-                if n < UPSTREAM_SLOTS {
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Sends this round's upstream queries and client answers, in batches.
-    /// An upstream query the kernel refuses (any error but `EAGAIN`) ends
-    /// its try at once ([`Worker::on_refused`]); what its flight does next
-    /// (the next backend asked, or its client answered) is sent in the same
-    /// flush.
-    async fn flush(&mut self) {
-        loop {
-            for (i, out) in self.to_upstream.iter_mut().enumerate() {
-                if out.len() == 0 {
-                    continue;
-                }
-                match self.ups.get(i) {
-                    Some(u) => {
-                        let refused = &mut self.refused;
-                        out.flush_noting(&u.sock, |query| {
-                            if let Some(id) = query.first_chunk::<2>() {
-                                refused.push((i, u16::from_be_bytes(*id)));
-                            }
-                        })
-                        .await;
-                    }
-                    None => out.clear(),
-                }
-            }
-            if self.refused.is_empty() {
-                break;
-            }
-            // Each refusal ends a try; a flight has finitely many, so this ends.
-            let now = Instant::now();
-            let mut refused = std::mem::take(&mut self.refused);
-            for (sock, id) in refused.drain(..) {
-                self.on_refused(sock, id, now);
-            }
-            self.refused = refused;
-        }
-        self.to_clients.flush(&self.client).await;
-        // Retired sockets whose last ID cleared are closed.
-        self.ups.reap(|_, sock| drop(sock));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::batch;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+    use tokio::time::Instant;
 
     /// With `max_inflight` reached (one query held by a backend that
     /// answers only health probes), further queries get SERVFAIL at once,
@@ -323,7 +132,7 @@ mod tests {
         let balancer = Arc::new(Balancer::new(&cfg));
         let listeners = crate::server::Listeners::bind(&cfg.listen, 1).unwrap();
         let ls = listeners.local_addrs()[0];
-        super::super::health::first_round(&balancer, Duration::from_secs(2)).await;
+        super::super::probe::first_round(&balancer, Duration::from_secs(2)).await;
         let token = CancellationToken::new();
         let server = tokio::spawn(super::super::run::serve(
             balancer.clone(),
@@ -389,7 +198,7 @@ mod tests {
     }
 
     /// A worker over `backends` (asked in this order, all up) under
-    /// `strategy`, replicated, with a deadline of 10 s and a hedge delay and
+    /// `async_path`, replicated, with a deadline of 10 s and a hedge delay and
     /// per-try timeout of 8 s, serving `client`.
     fn worker(
         backends: &[std::net::SocketAddr],

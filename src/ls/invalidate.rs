@@ -299,7 +299,7 @@ impl FlushQueue {
 
 /// What the door does with a NOTIFY.
 #[derive(Debug, Clone)]
-pub enum Verdict {
+pub enum NotifyVerdict {
     /// From a backend, for a zone, signed as that backend must: flush it
     /// and acknowledge (signed when the NOTIFY was).
     Flush(Name, Option<Signed>),
@@ -319,20 +319,26 @@ pub enum Verdict {
 /// The decision on NOTIFY `q` (decoded from `raw`: one question) from
 /// `src` at `now` (seconds since the epoch), given who may NOTIFY
 /// (`peers`): the address first, then the TSIG, then the question.
-pub fn judge(raw: &[u8], q: &ClientQuery, src: IpAddr, peers: &NotifyPeers, now: u64) -> Verdict {
+pub fn judge(
+    raw: &[u8],
+    q: &ClientQuery,
+    src: IpAddr,
+    peers: &NotifyPeers,
+    now: u64,
+) -> NotifyVerdict {
     let Some((open, keys)) = peers.at(src) else {
-        return Verdict::Refuse;
+        return NotifyVerdict::Refuse;
     };
     let signed = match check_tsig(raw, &keys, now) {
         Tsig::Signed(s) => Some(s),
-        Tsig::Rejected(r, key) => return Verdict::BadTsig(r, key),
+        Tsig::Rejected(r, key) => return NotifyVerdict::BadTsig(r, key),
         Tsig::Unsigned if open => None,
-        Tsig::Unsigned => return Verdict::Unsigned,
+        Tsig::Unsigned => return NotifyVerdict::Unsigned,
     };
     if q.query.query_type() != RecordType::SOA || q.query.query_class() != DNSClass::IN {
-        return Verdict::NotImplemented(signed);
+        return NotifyVerdict::NotImplemented(signed);
     }
-    Verdict::Flush(q.query.name().clone(), signed)
+    NotifyVerdict::Flush(q.query.name().clone(), signed)
 }
 
 /// The acknowledgement of NOTIFY `q` (RFC 1996 §4.7): QR=1, AA=1, its ID,
@@ -387,27 +393,27 @@ pub fn answer(
         msg
     };
     match judge(raw, q, src, &state.notify_peers, now) {
-        Verdict::Flush(..) if !counters.admit(src, Instant::now()) => {
+        NotifyVerdict::Flush(..) if !counters.admit(src, Instant::now()) => {
             // Unanswered: the sender sends it again later.
             counters.notify_limited.fetch_add(1, Relaxed);
             None
         }
-        Verdict::Flush(zone, signed) => {
+        NotifyVerdict::Flush(zone, signed) => {
             counters.notify_accepted.fetch_add(1, Relaxed);
             if has_cache(state) {
                 queue.push(zone);
             }
             Some(sign(acknowledgement(q), signed))
         }
-        Verdict::Refuse => {
+        NotifyVerdict::Refuse => {
             counters.refused(src, q.query.name(), None);
             Some(dns::rcode_answer(q, ResponseCode::Refused))
         }
-        Verdict::Unsigned => {
+        NotifyVerdict::Unsigned => {
             counters.refused(src, q.query.name(), Some("unsigned"));
             Some(dns::rcode_answer(q, ResponseCode::Refused))
         }
-        Verdict::BadTsig(rejected, key) => {
+        NotifyVerdict::BadTsig(rejected, key) => {
             let (error, rcode) = match rejected.error {
                 Some(e) => (e.as_str(), ResponseCode::NotAuth),
                 None => ("FORMERR", ResponseCode::FormErr),
@@ -417,7 +423,7 @@ pub fn answer(
             rejected.answer(key.as_deref(), &mut msg, now);
             Some(msg)
         }
-        Verdict::NotImplemented(signed) => {
+        NotifyVerdict::NotImplemented(signed) => {
             Some(sign(dns::rcode_answer(q, ResponseCode::NotImp), signed))
         }
     }
@@ -473,30 +479,30 @@ mod tests {
         let zone = Name::from_ascii("Example.").unwrap();
         assert!(matches!(
             judge(&raw, &q, "127.0.0.1", &backends),
-            Verdict::Flush(z, None) if z == zone
+            NotifyVerdict::Flush(z, None) if z == zone
         ));
         // Any port, and the IPv4-mapped form of a backend's address.
         assert!(matches!(
             judge(&raw, &q, "::ffff:127.0.0.1", &backends),
-            Verdict::Flush(z, None) if z == zone
+            NotifyVerdict::Flush(z, None) if z == zone
         ));
         assert!(matches!(
             judge(&raw, &q, "127.0.0.2", &backends),
-            Verdict::Refuse
+            NotifyVerdict::Refuse
         ));
         assert!(matches!(
             judge(&raw, &q, "127.0.0.1", &NotifyPeers::default()),
-            Verdict::Refuse
+            NotifyVerdict::Refuse
         ));
         let (raw, q) = notify("example.", RecordType::A);
         assert!(matches!(
             judge(&raw, &q, "::1", &backends),
-            Verdict::NotImplemented(None)
+            NotifyVerdict::NotImplemented(None)
         ));
         // Not from a backend is refused whatever the question.
         assert!(matches!(
             judge(&raw, &q, "10.0.0.1", &backends),
-            Verdict::Refuse
+            NotifyVerdict::Refuse
         ));
     }
 
@@ -513,15 +519,15 @@ mod tests {
         let (raw, q, _) = signed_notify("example.", &xfr, NOW);
         assert!(matches!(
             judge(&raw, &q, ip("127.0.0.1"), &backends, NOW),
-            Verdict::Flush(z, Some(_)) if z == zone
+            NotifyVerdict::Flush(z, Some(_)) if z == zone
         ));
         // Within the fudge either side, not past it.
         assert!(matches!(
             judge(&raw, &q, ip("127.0.0.1"), &backends, NOW + 300),
-            Verdict::Flush(_, Some(_))
+            NotifyVerdict::Flush(_, Some(_))
         ));
-        let error = |v: Verdict| match v {
-            Verdict::BadTsig(r, _) => r.error,
+        let error = |v: NotifyVerdict| match v {
+            NotifyVerdict::BadTsig(r, _) => r.error,
             other => panic!("not a TSIG refusal: {other:?}"),
         };
         assert_eq!(
@@ -551,13 +557,13 @@ mod tests {
         let (plain, pq) = notify("example.", RecordType::SOA);
         assert!(matches!(
             judge(&plain, &pq, ip("127.0.0.1"), &backends, NOW),
-            Verdict::Unsigned
+            NotifyVerdict::Unsigned
         ));
         // From an address without a key: unsigned flushes, a signed one
         // gets BADKEY (the LS holds no key for it), as NSD answers.
         assert!(matches!(
             judge(&plain, &pq, ip("127.0.0.9"), &backends, NOW),
-            Verdict::Flush(_, None)
+            NotifyVerdict::Flush(_, None)
         ));
         assert_eq!(
             error(judge(&raw, &q, ip("127.0.0.9"), &backends, NOW)),
@@ -568,11 +574,11 @@ mod tests {
         let mixed = peers(&["127.0.0.1"], &[("127.0.0.1", &xfr)]);
         assert!(matches!(
             judge(&plain, &pq, ip("127.0.0.1"), &mixed, NOW),
-            Verdict::Flush(_, None)
+            NotifyVerdict::Flush(_, None)
         ));
         assert!(matches!(
             judge(&raw, &q, ip("127.0.0.1"), &mixed, NOW),
-            Verdict::Flush(_, Some(_))
+            NotifyVerdict::Flush(_, Some(_))
         ));
     }
 

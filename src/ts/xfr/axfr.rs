@@ -12,7 +12,7 @@
 //! A record the compiled zone cannot give back whole stops the
 //! transfer (logged, counted): the connection is closed rather than a zone
 //! sent with a record missing. At most [`MAX_TRANSFERS`] run at once per TS
-//! ([`Slot`]).
+//! ([`TransferSlot`]).
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -20,11 +20,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::ixfr::{Delta, RrList, split_rr};
-use super::metrics::XfrCounters;
-use super::zone::{Cursor, RecordAt, Zone};
+use super::ixfr::Delta;
 use crate::dns::{self, HEADER_LEN};
 use crate::server::{MessageStream, StreamAborted};
+use crate::ts::metrics::XfrCounters;
+use crate::ts::zone::rrlist::{RrList, split_rr};
+use crate::ts::zone::{Cursor, TransferRecord, Zone};
 
 /// Target size of one transfer message over TCP (well under the 64 KiB
 /// limit, and under the 16 KiB reach of a compression pointer).
@@ -36,21 +37,21 @@ pub const MAX_TRANSFERS: usize = 8;
 
 /// One of the [`MAX_TRANSFERS`] places, held while a transfer runs.
 #[derive(Debug)]
-pub struct Slot(Arc<XfrCounters>);
+pub struct TransferSlot(Arc<XfrCounters>);
 
-impl Slot {
+impl TransferSlot {
     /// A place for one more transfer, if fewer than `max` run.
-    pub fn take(counters: &Arc<XfrCounters>, max: usize) -> Option<Slot> {
+    pub fn take(counters: &Arc<XfrCounters>, max: usize) -> Option<TransferSlot> {
         let before = counters.active.fetch_add(1, Relaxed);
         if before >= max {
             counters.active.fetch_sub(1, Relaxed);
             return None;
         }
-        Some(Slot(Arc::clone(counters)))
+        Some(TransferSlot(Arc::clone(counters)))
     }
 }
 
-impl Drop for Slot {
+impl Drop for TransferSlot {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Relaxed);
     }
@@ -101,7 +102,7 @@ pub struct Transfer {
     /// 6891 §6.1.1), in wire form.
     opt: Option<[u8; 11]>,
     counters: Arc<XfrCounters>,
-    _slot: Option<Slot>,
+    _slot: Option<TransferSlot>,
 }
 
 impl std::fmt::Debug for Transfer {
@@ -143,7 +144,7 @@ impl Transfer {
         (raw, question_end): (&[u8], usize),
         budget: usize,
         counters: Arc<XfrCounters>,
-        slot: Option<Slot>,
+        slot: Option<TransferSlot>,
     ) -> Self {
         let (id, flags) = response_flags(raw);
         let soa: Arc<[u8]> = soa_wire(zone).into();
@@ -205,7 +206,7 @@ impl Transfer {
     }
 
     /// The next record to send, as owner and rest, or `None` at the end.
-    fn peek(&mut self) -> Result<Option<RecordAt<'_>>, String> {
+    fn peek(&mut self) -> Result<Option<TransferRecord<'_>>, String> {
         loop {
             let Some(part) = self.parts.front_mut() else {
                 return Ok(None);
@@ -506,8 +507,8 @@ mod tests {
         let z = table(5000, 1);
         let (raw, end) = request(RecordType::AXFR);
         let counters = Arc::new(XfrCounters::default());
-        let slot = Slot::take(&counters, 1).unwrap();
-        assert!(Slot::take(&counters, 1).is_none(), "the cap");
+        let slot = TransferSlot::take(&counters, 1).unwrap();
+        assert!(TransferSlot::take(&counters, 1).is_none(), "the cap");
         let mut t = Transfer::new(
             &z,
             Content::Full,

@@ -8,12 +8,18 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
-use super::{POLL, POLL_WAIT, READY_LIMIT, ask, find_program};
-use crate::kit::{Proc, free_port, local, poll_until_async};
+use super::{
+    ASK_POLL as POLL, ASK_POLL_WAIT as POLL_WAIT, Proc, ask, find_program, free_port, local,
+    poll_until_async,
+};
+
+/// How long knotd may take to load its zone and answer.
+const READY_LIMIT: Duration = Duration::from_secs(15);
 
 /// A knotd with everything it needs in a temporary folder.
 pub struct Knot {

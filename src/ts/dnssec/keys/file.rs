@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use data_encoding::BASE64;
 use hickory_proto::rr::Name;
 
+use super::error::DnssecKeyError;
 use super::material::{self, KeyPair, PRIVATE_LEN};
-use super::{KeyError, SEP_FLAG, Timing, ZONE_FLAG, algorithm_number};
+use super::meta::{SEP_FLAG, Timing, ZONE_FLAG, algorithm_number};
 use crate::config::DnssecAlgorithm;
-use crate::ts::signed::stamp;
+use crate::ts::dnssec::presigned::stamp;
 use crate::ts::zonefile::rrsig_time;
 
 /// What is read of one key: its pair, DNSKEY RDATA and timing.
@@ -31,7 +32,7 @@ pub(super) fn lock(dir: &Path) -> std::io::Result<Lock> {
 
 /// The zone as key files name it: lower case, with the trailing dot (`.`
 /// for the root).
-pub(super) fn origin_text(origin: &Name) -> String {
+pub(in crate::ts::dnssec) fn origin_text(origin: &Name) -> String {
     let mut text = origin.to_lowercase().to_ascii();
     if !text.ends_with('.') {
         text.push('.');
@@ -73,10 +74,14 @@ pub(super) fn supported(number: u8) -> Option<DnssecAlgorithm> {
 /// (RFC 6781 §4.1.4); one past its Delete is left alone. A `.private`
 /// file without its `.key` is not a key (BIND's tools find keys by their
 /// `.key` file).
-pub(super) fn read_keys(dir: &Path, origin: &Name, now: u32) -> Result<Vec<Loaded>, KeyError> {
+pub(super) fn read_keys(
+    dir: &Path,
+    origin: &Name,
+    now: u32,
+) -> Result<Vec<Loaded>, DnssecKeyError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| KeyError::Io { path, source }
+        move |source| DnssecKeyError::Io { path, source }
     };
     let prefix = format!("K{}+", origin_text(origin));
     let mut names = Vec::new();
@@ -113,7 +118,7 @@ pub(super) fn read_keys(dir: &Path, origin: &Name, now: u32) -> Result<Vec<Loade
         let private_text = match std::fs::read_to_string(&private_path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(KeyError::NoPrivate {
+                return Err(DnssecKeyError::NoPrivate {
                     path: key_path,
                     private: private_path,
                 });
@@ -123,7 +128,7 @@ pub(super) fn read_keys(dir: &Path, origin: &Name, now: u32) -> Result<Vec<Loade
         let Some(algorithm) = supported(number) else {
             let timing = foreign_timing(&key_path, &key_text, &private_text)?;
             if timing.delete.is_none_or(|t| t > now) {
-                return Err(KeyError::Unsupported {
+                return Err(DnssecKeyError::Unsupported {
                     path: key_path,
                     algorithm: number,
                 });
@@ -134,7 +139,7 @@ pub(super) fn read_keys(dir: &Path, origin: &Name, now: u32) -> Result<Vec<Loade
         let (private, timing) = parse_private(&private_path, &private_text, algorithm)?;
         let public = rdata.get(4..).unwrap_or_default();
         let pair = KeyPair::from_halves(algorithm, &private, public).map_err(|what| {
-            KeyError::Rejected {
+            DnssecKeyError::Rejected {
                 path: private_path.clone(),
                 what,
             }
@@ -155,7 +160,11 @@ pub(super) fn read_keys(dir: &Path, origin: &Name, now: u32) -> Result<Vec<Loade
 /// The timing of a key of an algorithm the TS does not sign with: its
 /// `.private` file's, the `.key` file's comments standing in for what it
 /// lacks (only the Delete time matters: whether the key is gone).
-fn foreign_timing(key_path: &Path, key_text: &str, private_text: &str) -> Result<Timing, KeyError> {
+fn foreign_timing(
+    key_path: &Path,
+    key_text: &str,
+    private_text: &str,
+) -> Result<Timing, DnssecKeyError> {
     let mut timing = Timing::default();
     let private_path = key_path.with_extension("private");
     for (i, line) in private_text.lines().enumerate() {
@@ -187,7 +196,7 @@ fn timing_field(
     field: &str,
     value: &str,
     timing: &mut Timing,
-) -> Result<(), KeyError> {
+) -> Result<(), DnssecKeyError> {
     let slot = match field {
         "Publish" => &mut timing.publish,
         "Activate" => &mut timing.activate,
@@ -196,7 +205,7 @@ fn timing_field(
         _ => return Ok(()),
     };
     let word = value.split_whitespace().next().unwrap_or_default();
-    let time = rrsig_time(word.as_bytes()).map_err(|_| KeyError::Syntax {
+    let time = rrsig_time(word.as_bytes()).map_err(|_| DnssecKeyError::Syntax {
         path: path.to_path_buf(),
         line: number,
         what: format!("{field}: expected a time YYYYMMDDHHMMSS, got '{word}'"),
@@ -213,7 +222,7 @@ fn parse_key(
     text: &str,
     origin: &Name,
     algorithm: DnssecAlgorithm,
-) -> Result<(Vec<u8>, Timing), KeyError> {
+) -> Result<(Vec<u8>, Timing), DnssecKeyError> {
     let mut timing = Timing::default();
     let mut words: Vec<&str> = Vec::new();
     let mut first_line = 0;
@@ -230,7 +239,7 @@ fn parse_key(
             words.extend(data.split_whitespace().filter(|w| *w != "(" && *w != ")"));
         }
     }
-    let bad = |what: String| KeyError::Syntax {
+    let bad = |what: String| DnssecKeyError::Syntax {
         path: path.to_path_buf(),
         line: first_line.max(1),
         what,
@@ -289,10 +298,10 @@ fn parse_private(
     path: &Path,
     text: &str,
     algorithm: DnssecAlgorithm,
-) -> Result<(Vec<u8>, Timing), KeyError> {
+) -> Result<(Vec<u8>, Timing), DnssecKeyError> {
     let mut timing = Timing::default();
     let mut private = None;
-    let bad = |line: usize, what: String| KeyError::Syntax {
+    let bad = |line: usize, what: String| DnssecKeyError::Syntax {
         path: path.to_path_buf(),
         line,
         what,
@@ -370,8 +379,8 @@ fn ctime(secs: u32) -> String {
 pub(super) fn fresh_key(
     algorithm: DnssecAlgorithm,
     now: u32,
-) -> Result<(Loaded, Vec<u8>), KeyError> {
-    let (private, public) = KeyPair::generate(algorithm).ok_or(KeyError::Crypto {
+) -> Result<(Loaded, Vec<u8>), DnssecKeyError> {
+    let (private, public) = KeyPair::generate(algorithm).ok_or(DnssecKeyError::Crypto {
         tag: 0,
         what: "making a key",
     })?;
@@ -381,11 +390,12 @@ pub(super) fn fresh_key(
     rdata.extend_from_slice(&flags.to_be_bytes());
     rdata.extend_from_slice(&[3, number]);
     rdata.extend_from_slice(&public);
-    let pair =
-        KeyPair::from_halves(algorithm, &private, &public).map_err(|what| KeyError::Rejected {
+    let pair = KeyPair::from_halves(algorithm, &private, &public).map_err(|what| {
+        DnssecKeyError::Rejected {
             path: PathBuf::from("(a new key)"),
             what,
-        })?;
+        }
+    })?;
     let timing = Timing {
         publish: Some(now),
         activate: Some(now),
@@ -403,7 +413,7 @@ pub(super) fn create_key(
     origin: &Name,
     algorithm: DnssecAlgorithm,
     now: u32,
-) -> Result<Loaded, KeyError> {
+) -> Result<Loaded, DnssecKeyError> {
     let (key, private) = fresh_key(algorithm, now)?;
     let (_, rdata, _) = &key;
     let public = rdata.get(4..).unwrap_or_default();
@@ -431,7 +441,7 @@ pub(super) fn create_key(
     // The renames themselves survive a crash once the folder is synced.
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|source| KeyError::Io {
+        .map_err(|source| DnssecKeyError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
@@ -440,10 +450,10 @@ pub(super) fn create_key(
 
 /// Writes `text` into `path` whole or not at all: a temporary file with
 /// `mode`, synced, then renamed into place.
-fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), KeyError> {
+fn write_new(path: &Path, text: &str, mode: u32) -> Result<(), DnssecKeyError> {
     let mut tmp = PathBuf::from(path);
     tmp.as_mut_os_string().push(".tmp");
-    let io = |source| KeyError::Io {
+    let io = |source| DnssecKeyError::Io {
         path: path.to_path_buf(),
         source,
     };

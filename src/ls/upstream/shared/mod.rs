@@ -1,26 +1,26 @@
-//! The async upstream driver: UDP sockets shared by all of the LS's async
-//! queries (TCP clients' queries, health probes), a pool per address family
+//! The shared upstream UDP sockets of the async driver: sockets shared by
+//! all of the LS's async queries (TCP clients' queries, health probes), a pool per address family
 //! of long-lived sockets, each bound to a port the kernel picks at random,
 //! with a table of queries in flight keyed by ID; a thin wrapper over the
-//! upstream core ([`super::upstream`]), which holds the rules.
+//! upstream core ([`super`]), which holds the rules.
 //!
 //! Forwarding safety (RFC 5452): every upstream query gets a fresh random ID
 //! (unique on its socket) and leaves from a socket picked at random in the
 //! pool; each socket is replaced by a new one on a new random port after
-//! about [`ROTATE_AFTER`] queries ([`super::upstream::wear_budget`]). A
-//! response is delivered only if it passes [`super::upstream::accept`]'s
+//! about [`ROTATE_AFTER`] queries ([`super::wear_budget`]). A
+//! response is delivered only if it passes [`super::accept`]'s
 //! check (a query with its ID waiting on that socket, from the address that
 //! query went to, with the same question); anything else is dropped and
 //! counted, as on the fast path.
 //!
 //! Compared with one socket per query (what Unbound does), this spends four
 //! system calls per forwarded query instead of about nine, at the price of
-//! log2([`POOL_SOCKETS`]) bits of port entropy per query instead of ~15; the
+//! log2([`SHARED_SOCKETS`]) bits of port entropy per query instead of ~15; the
 //! 16-bit random ID and the exact source and question checks stay the same.
 //!
 //! A query abandoned before its answer came (a hedge's loser, a query past
-//! its deadline) is remembered as "late" ([`super::upstream::ids::Late`])
-//! until [`LATE_GRACE`] past its deadline, so its answer is counted `late`
+//! its deadline) is remembered as "late" ([`super::ids::Late`])
+//! until [`LATE_GRACE`](super::LATE_GRACE) past its deadline, so its answer is counted `late`
 //! rather than as a forgery. One sweeper task per pool wakes every
 //! [`LATE_CHECK`], whatever the traffic, and settles the late queries that
 //! reached their deadline: their backend's in-flight count is released (no
@@ -39,30 +39,29 @@ use tokio::time::{Instant, MissedTickBehavior, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::backend::InFlight;
-use super::upstream::accept::{self, Reject};
-use super::upstream::ids::{Table, Waiter, random_free_id};
-use super::upstream::sockets::{self, Family};
-use super::upstream::{DropCounters, TcpPool, UpstreamError, wear_budget};
+use super::accept::{self, DropReason};
+use super::ids::{IdTable, Waiter, random_free_id};
+use super::sockets::{self, Family};
+use super::{DropCounters, TcpConns, UpstreamError, wear_budget};
 use crate::dns::{HEADER_LEN, WireHeader};
-use crate::server::backoff::Backoff;
+use crate::ls::backend::InFlight;
+use crate::server::backoff::RecvBackoff;
 use crate::server::batch::RecvBatch;
 
 mod cork;
 
-pub use super::upstream::ids::LATE_MAX;
-pub use super::upstream::{LATE_GRACE, ROTATE_AFTER};
+use super::ROTATE_AFTER;
 pub use cork::corked;
 
 /// Sockets per address family.
-pub const POOL_SOCKETS: usize = 64;
+pub const SHARED_SOCKETS: usize = 64;
 /// How often the sweeper settles abandoned queries that reached their
 /// deadline (and stops retired sockets whose last query has ended).
 pub const LATE_CHECK: Duration = Duration::from_millis(100);
 /// One pooled socket and the queries waiting on it.
-struct PoolSocket {
+struct SharedSocket {
     sock: UdpSocket,
-    table: Mutex<Table>,
+    table: Mutex<IdTable>,
     uses: AtomicU64,
     /// Queries it sends before it is replaced (around [`ROTATE_AFTER`],
     /// drawn at random so that sockets do not all wear out together).
@@ -76,8 +75,8 @@ struct PoolSocket {
     tracker: TaskTracker,
 }
 
-impl PoolSocket {
-    fn table(&self) -> MutexGuard<'_, Table> {
+impl SharedSocket {
+    fn table(&self) -> MutexGuard<'_, IdTable> {
         // A panic while holding the lock cannot leave the maps inconsistent.
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -94,7 +93,7 @@ impl PoolSocket {
 
 /// Removes a waiter when its exchange ends, however it ends.
 struct WaitGuard<'a> {
-    sock: &'a PoolSocket,
+    sock: &'a SharedSocket,
     id: u16,
 }
 
@@ -111,19 +110,19 @@ impl Drop for WaitGuard<'_> {
 
 /// Every socket of the pool: those in use, by [`Family`] index and slot,
 /// and the retired ones still waiting for the answers to their last queries.
-struct Sockets {
-    families: [Vec<ArcSwapOption<PoolSocket>>; 2],
-    retired: Mutex<Vec<Arc<PoolSocket>>>,
+struct SocketSet {
+    families: [Vec<ArcSwapOption<SharedSocket>>; 2],
+    retired: Mutex<Vec<Arc<SharedSocket>>>,
 }
 
-impl Sockets {
-    fn retired(&self) -> MutexGuard<'_, Vec<Arc<PoolSocket>>> {
+impl SocketSet {
+    fn retired(&self) -> MutexGuard<'_, Vec<Arc<SharedSocket>>> {
         // A panic while holding the lock cannot leave the list inconsistent.
         self.retired.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The sockets in use.
-    fn current(&self) -> impl Iterator<Item = Arc<PoolSocket>> + '_ {
+    fn current(&self) -> impl Iterator<Item = Arc<SharedSocket>> + '_ {
         self.families
             .iter()
             .flatten()
@@ -154,7 +153,7 @@ impl Sockets {
 
 /// Settles late queries every [`LATE_CHECK`], on a steady tick that traffic
 /// does not delay, until `token` is cancelled.
-async fn sweep_loop(sockets: Arc<Sockets>, token: CancellationToken) {
+async fn sweep_loop(sockets: Arc<SocketSet>, token: CancellationToken) {
     let mut tick = tokio::time::interval(LATE_CHECK);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -165,21 +164,21 @@ async fn sweep_loop(sockets: Arc<Sockets>, token: CancellationToken) {
     }
 }
 
-/// Abandoned queries a pool remembers, from [`UpstreamPool::late_entries`].
+/// Abandoned queries a pool remembers, from [`SharedSockets::late_entries`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LateEntries {
     /// On all the sockets in use.
     pub total: usize,
-    /// On the socket that holds the most (never more than [`LATE_MAX`]).
+    /// On the socket that holds the most (never more than [`LATE_MAX`](super::ids::LATE_MAX)).
     pub fullest: usize,
 }
 
 /// The upstream socket pool; its tasks (one reader per socket, one sweeper)
 /// stop when it is shut down or dropped.
-pub struct UpstreamPool {
+pub struct SharedSockets {
     /// Reused TCP connections to the backends.
-    pub tcp: TcpPool,
-    sockets: Arc<Sockets>,
+    pub tcp: TcpConns,
+    sockets: Arc<SocketSet>,
     drops: Arc<DropCounters>,
     token: CancellationToken,
     tracker: TaskTracker,
@@ -187,13 +186,17 @@ pub struct UpstreamPool {
     sweeping: AtomicBool,
 }
 
-impl UpstreamPool {
+impl SharedSockets {
     /// An empty pool; sockets are bound on first use.
     pub fn new(drops: Arc<DropCounters>) -> Self {
-        let slots = || (0..POOL_SOCKETS).map(|_| ArcSwapOption::empty()).collect();
-        UpstreamPool {
-            tcp: TcpPool::new(drops.clone()),
-            sockets: Arc::new(Sockets {
+        let slots = || {
+            (0..SHARED_SOCKETS)
+                .map(|_| ArcSwapOption::empty())
+                .collect()
+        };
+        SharedSockets {
+            tcp: TcpConns::new(drops.clone()),
+            sockets: Arc::new(SocketSet {
                 families: [slots(), slots()],
                 retired: Mutex::new(Vec::new()),
             }),
@@ -205,7 +208,7 @@ impl UpstreamPool {
     }
 
     /// How many abandoned queries the sockets in use remember now (whose
-    /// answers may still come; see [`LATE_GRACE`]). A read-only look for
+    /// answers may still come; see [`LATE_GRACE`](super::LATE_GRACE)). A read-only look for
     /// tests and diagnostics; it takes each socket's lock briefly.
     pub fn late_entries(&self) -> LateEntries {
         self.sockets.current().map(|ps| ps.table().late.len()).fold(
@@ -228,7 +231,7 @@ impl UpstreamPool {
     /// The socket of a random slot, binding (or rotating) it when needed;
     /// in a corked poll ([`corked`]), the socket chosen so for the poll's
     /// first query of this family.
-    async fn pick(&self, addr: SocketAddr) -> Result<Arc<PoolSocket>, UpstreamError> {
+    async fn pick(&self, addr: SocketAddr) -> Result<Arc<SharedSocket>, UpstreamError> {
         let family = Family::of(addr);
         let key = (Arc::as_ptr(&self.sockets) as usize, family.index());
         if let Some(s) = cork::chosen(key)
@@ -243,7 +246,7 @@ impl UpstreamPool {
 
     /// The socket of a random slot of `family`, binding (or rotating) it when
     /// needed.
-    async fn pick_slot(&self, family: Family) -> Result<Arc<PoolSocket>, UpstreamError> {
+    async fn pick_slot(&self, family: Family) -> Result<Arc<SharedSocket>, UpstreamError> {
         let Some(slots) = self.sockets.families.get(family.index()) else {
             return Err(UpstreamError::Unusable);
         };
@@ -263,9 +266,9 @@ impl UpstreamPool {
             Ok(sock) => sock,
             Err(err) => return current.ok_or(err.into()),
         };
-        let fresh = Arc::new(PoolSocket {
+        let fresh = Arc::new(SharedSocket {
             sock,
-            table: Mutex::new(Table::default()),
+            table: Mutex::new(IdTable::default()),
             uses: AtomicU64::new(1),
             budget: wear_budget(ROTATE_AFTER, rand::random::<f64>()),
             has_late: AtomicBool::new(false),
@@ -338,7 +341,7 @@ impl UpstreamPool {
     }
 }
 
-impl Drop for UpstreamPool {
+impl Drop for SharedSockets {
     fn drop(&mut self) {
         self.token.cancel();
     }
@@ -354,8 +357,8 @@ thread_local! {
 
 /// Reads one socket's responses and hands each to the query it answers,
 /// until the socket's `stop` token is cancelled.
-async fn read_loop(ps: Arc<PoolSocket>, drops: Arc<DropCounters>, family: Family) {
-    let mut backoff = Backoff::default();
+async fn read_loop(ps: Arc<SharedSocket>, drops: Arc<DropCounters>, family: Family) {
+    let mut backoff = RecvBackoff::default();
     loop {
         tokio::select! {
             _ = ps.stop.cancelled() => return,
@@ -396,22 +399,33 @@ async fn read_loop(ps: Arc<PoolSocket>, drops: Arc<DropCounters>, family: Family
 
 /// Checks one datagram against the waiting queries (RFC 5452,
 /// [`accept`]) and delivers it.
-fn deliver(ps: &PoolSocket, resp: &[u8], from: SocketAddr, oversized: bool, drops: &DropCounters) {
+fn deliver(
+    ps: &SharedSocket,
+    resp: &[u8],
+    from: SocketAddr,
+    oversized: bool,
+    drops: &DropCounters,
+) {
     if let Err(why) = judge(ps, resp, from, oversized) {
         drops.count(why);
     }
 }
 
 /// [`deliver`]'s work: `Ok` when delivered, else why not.
-fn judge(ps: &PoolSocket, resp: &[u8], from: SocketAddr, oversized: bool) -> Result<(), Reject> {
+fn judge(
+    ps: &SharedSocket,
+    resp: &[u8],
+    from: SocketAddr,
+    oversized: bool,
+) -> Result<(), DropReason> {
     let h = accept::header(resp)?;
     let mut table = ps.table();
     let Some(w) = table.waiting.get(&h.id) else {
         let Some(l) = table.late.get(&h.id) else {
-            return Err(Reject::WrongId);
+            return Err(DropReason::WrongId);
         };
         let why = accept::late(from, l.addr);
-        if why == Reject::Late
+        if why == DropReason::Late
             && let Some(mut l) = table.late.remove(&h.id)
         {
             l.settle(Instant::now());
@@ -459,7 +473,7 @@ mod tests {
         let blackhole = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = backend(blackhole.local_addr().unwrap());
         let drops = Arc::new(DropCounters::default());
-        let pool = UpstreamPool::new(drops.clone());
+        let pool = SharedSockets::new(drops.clone());
         let start = Instant::now();
         let deadline = start + DEADLINE;
         let abandoned = (0..QUERIES).map(|_| {
