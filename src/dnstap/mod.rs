@@ -320,8 +320,11 @@ impl DnstapTask {
 
 impl Dnstap {
     /// A handle that writes nothing.
-    pub fn off() -> Self {
-        Self::default()
+    pub const fn off() -> Self {
+        Self {
+            kinds: 0,
+            shared: None,
+        }
     }
 
     /// The handle to log with and its writer, which its owner runs

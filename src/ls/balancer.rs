@@ -50,22 +50,20 @@ pub struct Balancer {
     pub(super) trigger: QueryTrigger,
     flushes: FlushCounters,
     flush_queue: FlushQueue,
-    /// dnstap of the client and forwarder messages (`[ls.dnstap]`); off
-    /// unless [`Balancer::with_dnstap`].
-    dnstap: Dnstap,
 }
 
 impl Balancer {
-    /// This balancer writing its dnstap messages to `dnstap`.
-    pub fn with_dnstap(mut self, dnstap: Dnstap) -> Self {
-        self.dnstap = dnstap;
+    /// This balancer writing its dnstap messages to `dnstap` (once: a
+    /// second handle is ignored).
+    pub fn with_dnstap(self, dnstap: Dnstap) -> Self {
+        let _ = self.metrics.dnstap.set(dnstap);
         self
     }
 
     /// Its dnstap handle: check [`Dnstap::enabled`] before building an event.
     #[inline]
     pub fn dnstap(&self) -> &Dnstap {
-        &self.dnstap
+        super::tap::of(&self.metrics)
     }
 
     /// A balancer for an `[ls]` section.
@@ -79,7 +77,6 @@ impl Balancer {
             trigger: QueryTrigger::default(),
             flushes: FlushCounters::default(),
             flush_queue: FlushQueue::default(),
-            dnstap: Dnstap::off(),
         }
     }
 

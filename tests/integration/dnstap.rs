@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::kit::{
     Capture, DNSTAP_TOOLS, Via, ZoneDir, dnstap_ldns_yaml, dnstap_read_lines, dnstap_read_yaml,
-    need, poll_until_async, send, ts_settings, wire_query,
+    need, poll_until_async, send, start_ls_service, start_ts_table, ts_settings, wire_query,
 };
 
 /// `query` answered with `rcode` (no records).
@@ -343,4 +343,100 @@ async fn a_ts_writes_auth_query_and_response_that_dnstap_read_reads() {
     let ldns = dnstap_ldns_yaml(&file);
     assert_eq!(ldns.matches("type: AUTH_QUERY").count(), 4, "{ldns}");
     assert_eq!(ldns.matches("type: AUTH_RESPONSE").count(), 4, "{ldns}");
+}
+
+/// An `[ls]` with one worker, the backend `ts` at `backend` and dnstap to `sock`.
+fn ls_config(
+    dir: &std::path::Path,
+    backend: SocketAddr,
+    sock: &std::path::Path,
+) -> std::path::PathBuf {
+    let text = format!(
+        "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[ls.dnstap]\nsocket = \"{}\"\nidentity = \"ls-e2e\"\n\n\
+         [[ls.backend]]\nname = \"ts\"\naddr = \"{backend}\"\n",
+        sock.display()
+    );
+    let path = dir.join("ls.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
+    let test = "dnstap::the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp";
+    if need(test, DNSTAP_TOOLS).is_none() {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
+    let capture = Capture::start(&dir.path().join("ls.sock"), &dir.path().join("ls.fstrm"));
+    let ls = start_ls_service(&ls_config(dir.path(), ts.addr, &capture.sock)).await;
+    let asked = [
+        ("www.example.org.", RecordType::A, Via::Udp, "NOERROR"),
+        ("mail.example.org.", RecordType::AAAA, Via::Tcp, "NOERROR"),
+        ("nope.example.org.", RecordType::A, Via::Udp, "NXDOMAIN"),
+    ];
+    for (i, (name, qtype, via, _)) in asked.iter().enumerate() {
+        let q = wire_query(name, *qtype, 40 + i as u16, true, true);
+        send(ls.addr, &q, *via).await.unwrap();
+    }
+    let stats = ls.balancer.dnstap().stats().unwrap();
+    let all = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || (stats.sent.load(Ordering::Relaxed) >= 12).then_some(()),
+    )
+    .await;
+    assert!(all.is_some(), "12 frames; {stats:?}");
+    let shown = dnslb::metrics::render_prometheus(&ls.balancer);
+    assert!(
+        shown.contains("dnslb_dnstap_frames_total{result=\"dropped\"} 0"),
+        "{shown}"
+    );
+    ls.controls.send(Control::Shutdown).unwrap();
+    ls.task.await.unwrap().unwrap();
+    let file = capture.file.clone();
+    capture.stop();
+
+    let lines = dnstap_read_lines(&file);
+    for (name, qtype, via, _) in &asked {
+        let q = format!("{}/IN/{qtype}", name.trim_end_matches('.'));
+        let of = |kind: &str| {
+            lines
+                .iter()
+                .filter(|l| l.contains(kind) && l.contains(&q))
+                .count()
+        };
+        assert_eq!((of(" CQ "), of(" CR ")), (1, 1), "{q}: {lines:#?}");
+        assert!(of(" FQ ") >= 1 && of(" FR ") >= 1, "{q}: {lines:#?}");
+        let proto = if *via == Via::Tcp { " TCP " } else { " UDP " };
+        let cq = lines
+            .iter()
+            .find(|l| l.contains(" CQ ") && l.contains(&q))
+            .unwrap();
+        assert!(cq.contains(proto), "{cq}");
+        let fq = lines
+            .iter()
+            .find(|l| l.contains(" FQ ") && l.contains(&q))
+            .unwrap();
+        assert!(
+            fq.contains(&format!("-> {}", ts.addr)),
+            "{fq} to the backend {}",
+            ts.addr
+        );
+    }
+    let yaml = dnstap_read_yaml(&file);
+    assert!(yaml.matches("identity: ls-e2e").count() >= 12);
+    let statuses: Vec<&str> = yaml
+        .split("\n---")
+        .filter(|d| d.contains("type: CLIENT_RESPONSE"))
+        .map(|d| {
+            let at = d.find("status: ").unwrap() + "status: ".len();
+            d[at..].split_whitespace().next().unwrap()
+        })
+        .collect();
+    let want: Vec<&str> = asked.iter().map(|a| a.3).collect();
+    assert_eq!(statuses, want, "{yaml}");
+    let ldns = dnstap_ldns_yaml(&file);
+    assert_eq!(ldns.matches("type: CLIENT_QUERY").count(), 3, "{ldns}");
 }

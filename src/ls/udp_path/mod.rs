@@ -73,6 +73,7 @@ use super::balancer::Balancer;
 use worker::Worker;
 
 mod flight;
+mod tap;
 mod timers;
 mod worker;
 
