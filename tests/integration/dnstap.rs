@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::kit::{
     Capture, DNSTAP_TOOLS, Via, ZoneDir, dnstap_ldns_yaml, dnstap_read_lines, dnstap_read_yaml,
-    need, poll_until_async, send, start_ls_service, start_ts_table, ts_settings, wire_query,
+    need, poll_until_async, query, send, start_ls_service, start_ts_table, ts_settings,
+    udp_exchange_raw, wire_query,
 };
 
 /// `query` answered with `rcode` (no records).
@@ -351,9 +352,19 @@ fn ls_config(
     backend: SocketAddr,
     sock: &std::path::Path,
 ) -> std::path::PathBuf {
+    ls_config_queue(dir, backend, sock, 16384)
+}
+
+/// [`ls_config`] with a dnstap queue of `queue` frames.
+fn ls_config_queue(
+    dir: &std::path::Path,
+    backend: SocketAddr,
+    sock: &std::path::Path,
+    queue: usize,
+) -> std::path::PathBuf {
     let text = format!(
-        "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[ls.dnstap]\nsocket = \"{}\"\nidentity = \"ls-e2e\"\n\n\
-         [[ls.backend]]\nname = \"ts\"\naddr = \"{backend}\"\n",
+        "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[ls.dnstap]\nsocket = \"{}\"\n\
+         identity = \"ls-e2e\"\nqueue_size = {queue}\n\n[[ls.backend]]\nname = \"ts\"\naddr = \"{backend}\"\n",
         sock.display()
     );
     let path = dir.join("ls.toml");
@@ -439,4 +450,98 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
     assert_eq!(statuses, want, "{yaml}");
     let ldns = dnstap_ldns_yaml(&file);
     assert_eq!(ldns.matches("type: CLIENT_QUERY").count(), 3, "{ldns}");
+}
+
+#[tokio::test]
+async fn a_collector_killed_under_load_loses_no_query_and_frames_flow_again() {
+    let test = "dnstap::a_collector_killed_under_load_loses_no_query_and_frames_flow_again";
+    if need(test, DNSTAP_TOOLS).is_none() {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
+    let sock = dir.path().join("ls.sock");
+    let first = Capture::start(&sock, &dir.path().join("first.fstrm"));
+    let ls = start_ls_service(&ls_config_queue(dir.path(), ts.addr, &sock, 64)).await;
+    let stats = ls.balancer.dnstap().stats().unwrap();
+    let frames = |r: &str| {
+        let c = if r == "sent" {
+            &stats.sent
+        } else {
+            &stats.dropped
+        };
+        c.load(Ordering::Relaxed)
+    };
+    // Eight clients, 150 queries each, in three phases: the collector up,
+    // killed, and a new one started; every query must be answered.
+    let round = async |phase: u16| {
+        let clients = (0..8u16).map(|c| {
+            let addr = ls.addr;
+            tokio::spawn(async move {
+                let mut answered = 0;
+                for i in 0..50u16 {
+                    let name = "www.example.org.";
+                    let mut q = query(name, RecordType::A, None);
+                    q.metadata.id = phase * 1000 + c * 100 + i;
+                    let r = udp_exchange_raw(addr, &q, Duration::from_secs(5)).await;
+                    answered += usize::from(r.is_some());
+                }
+                answered
+            })
+        });
+        let mut answered = 0;
+        for c in clients.collect::<Vec<_>>() {
+            answered += c.await.unwrap();
+        }
+        answered
+    };
+    assert_eq!(
+        round(1).await,
+        400,
+        "every query answered with the collector up"
+    );
+    first.kill();
+    assert_eq!(
+        round(2).await,
+        400,
+        "every query answered with the collector gone"
+    );
+    let dropped = frames("dropped");
+    assert!(dropped > 0, "frames dropped and counted with no collector");
+    let sent_before = frames("sent");
+    let second = Capture::start(&sock, &dir.path().join("second.fstrm"));
+    let again = poll_until_async(
+        Duration::from_secs(15),
+        Duration::from_millis(20),
+        async || (frames("sent") > sent_before).then_some(()),
+    )
+    .await;
+    assert!(again.is_some(), "the writer reconnects: {stats:?}");
+    assert_eq!(
+        round(3).await,
+        400,
+        "every query answered after the restart"
+    );
+    let settled = poll_until_async(
+        Duration::from_secs(15),
+        Duration::from_millis(20),
+        async || (frames("sent") + frames("dropped") >= 4 * 1200).then_some(()),
+    )
+    .await;
+    assert!(settled.is_some(), "every frame sent or dropped: {stats:?}");
+    let shown = dnslb::metrics::render_prometheus(&ls.balancer);
+    assert!(
+        shown.contains(&format!(
+            "dnslb_dnstap_frames_total{{result=\"dropped\"}} {}",
+            frames("dropped")
+        )),
+        "{shown}"
+    );
+    ls.controls.send(Control::Shutdown).unwrap();
+    ls.task.await.unwrap().unwrap();
+    let file = second.file.clone();
+    second.stop();
+    let lines = dnstap_read_lines(&file);
+    let cq = lines.iter().filter(|l| l.contains(" CQ ")).count();
+    assert!(cq > 0, "the new collector got client queries: {lines:#?}");
 }
