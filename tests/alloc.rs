@@ -31,7 +31,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dnslb::config::{
-    BackendConfig, CacheConfig, HealthConfig, LsConfig, PoolConfig, Strategy, parse_name,
+    BackendConfig, CacheConfig, EDE_BLOCKED, HealthConfig, LsConfig, PoolConfig, QType, RuleAction,
+    RuleConfig, RuleMatch, Strategy, parse_name,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -179,7 +180,7 @@ fn load(
 /// Forwards [`WARM_UP`] then [`COUNTED`] queries through an LS with
 /// `strategy` and two backends, and a packet cache when `cache`; the
 /// allocations over the counted ones.
-fn allocations_per_run(strategy: Strategy, cache: bool) -> (u64, u64) {
+fn allocations_per_run(strategy: Strategy, cache: bool, rules: Vec<RuleConfig>) -> (u64, u64) {
     let until = Instant::now() + TEST_BOUND;
     let echoes = [Echo::start(), Echo::start()];
     let cfg = LsConfig {
@@ -208,6 +209,7 @@ fn allocations_per_run(strategy: Strategy, cache: bool) -> (u64, u64) {
             PoolConfig::new("p", &["b0", "b1"], vec![parse_name("example").unwrap()]),
             PoolConfig::new("q", &["b1"], vec![parse_name("www.other").unwrap()]),
         ],
+        rule: rules,
         ..LsConfig::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -285,6 +287,17 @@ fn allocations_per_run(strategy: Strategy, cache: bool) -> (u64, u64) {
             "{hits} hits, {sent} answered by the backends"
         ),
     }
+    if let Some((_, _, allowed)) = balancer
+        .state()
+        .rules
+        .counts()
+        .find(|(n, _, _)| *n == "ours")
+    {
+        assert!(
+            allowed >= (WARM_UP + COUNTED) as u64,
+            "the rules were checked"
+        );
+    }
     let routed = balancer.state().pools[0].counters.clone().unwrap();
     assert!(
         routed.queries.load(Relaxed) >= (WARM_UP + COUNTED) as u64,
@@ -294,9 +307,47 @@ fn allocations_per_run(strategy: Strategy, cache: bool) -> (u64, u64) {
     (after.total_blocks - before.total_blocks, bytes)
 }
 
+/// 1,000 query rules on names other than the query's (`z0.example` ...
+/// `z999.example`, under the query's own zone `example`, so the rules'
+/// suffix table is walked over every suffix of the name), one naming no
+/// suffix and not holding (TXT), and one that holds and `allow`s (its
+/// conditions checked, its counter counted): the door's rule check.
+fn thousand_rules() -> Vec<RuleConfig> {
+    let rule = |name: String, matches: RuleMatch, action: RuleAction| RuleConfig {
+        name,
+        matches,
+        action,
+        log: false,
+        aa: false,
+        ede: EDE_BLOCKED,
+    };
+    let mut rules: Vec<RuleConfig> = (0..1000)
+        .map(|i| {
+            let m = RuleMatch {
+                suffix: vec![parse_name(&format!("z{i}.example")).unwrap()],
+                ..RuleMatch::default()
+            };
+            rule(format!("r{i}"), m, RuleAction::Refuse)
+        })
+        .collect();
+    let txt = RuleMatch {
+        qtype: vec![QType(16)],
+        ..RuleMatch::default()
+    };
+    rules.push(rule("txt".into(), txt, RuleAction::Drop));
+    let ours = RuleMatch {
+        suffix: vec![parse_name("www.example").unwrap()],
+        qtype: vec![QType(1)],
+        ..RuleMatch::default()
+    };
+    rules.push(rule("ours".into(), ours, RuleAction::Allow));
+    rules
+}
+
 /// Race (every query to both backends: the loser's answer comes late and
-/// is counted as such), hedge (the first backend answers at once), and
-/// hedge with a packet cache (every counted query a hit). One after the
+/// is counted as such), hedge (the first backend answers at once), hedge
+/// with a packet cache (every counted query a hit), and hedge with 1,000
+/// query rules checked at the door ([`thousand_rules`]). One after the
 /// other: the allocator's count is the whole process's.
 ///
 /// What may remain: the timer heap's and the tables' amortised growth
@@ -304,13 +355,19 @@ fn allocations_per_run(strategy: Strategy, cache: bool) -> (u64, u64) {
 /// bound is a small total rather than zero.
 #[test]
 fn forwarding_allocates_nothing_per_query() {
-    for (strategy, cache) in [
-        (Strategy::Race, false),
-        (Strategy::Hedge, false),
-        (Strategy::Hedge, true),
+    for (strategy, cache, rules) in [
+        (Strategy::Race, false, Vec::new()),
+        (Strategy::Hedge, false, Vec::new()),
+        (Strategy::Hedge, true, Vec::new()),
+        (Strategy::Hedge, false, thousand_rules()),
     ] {
-        let (blocks, bytes) = allocations_per_run(strategy, cache);
-        let what = if cache { "cache hits" } else { "queries" };
+        let with_rules = !rules.is_empty();
+        let (blocks, bytes) = allocations_per_run(strategy, cache, rules);
+        let what = match (cache, with_rules) {
+            (true, _) => "cache hits",
+            (false, true) => "queries, 1,002 rules checked",
+            (false, false) => "queries",
+        };
         eprintln!("{strategy:?}: {blocks} allocations ({bytes} bytes) over {COUNTED} {what}");
         assert!(
             blocks < MAX_ALLOCATIONS,

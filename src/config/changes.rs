@@ -3,46 +3,99 @@
 //! ([`TsConfig::restart_changes`]) and the `[[key]]` a `[[ts]]` names, which its
 //! child read at start too ([`Config::key_restart_changes`]; a `secret_file`'s
 //! content is reread on each reload). Pure comparisons; the caller warns.
+//!
+//! Each table's keys are listed once here, each with how a reload takes it
+//! (`LsConfig::RESTART_ONLY` / `RELOADED` and the policy keys, `TsConfig::RESTART`,
+//! `KeyConfig::RESTART`); a unit test holds each list to the keys serde accepts, so a
+//! key added to a struct without its line here fails it.
 
-use super::{Config, LsConfig, TsConfig};
+use super::{Config, KeyConfig, LsConfig, TsConfig};
+
+/// A key's name and whether it differs between an old and a new table.
+type Differs<T> = (&'static str, fn(&T, &T) -> bool);
+
+/// `[(key, |old, new| old.key != new.key), ...]` for the keys named.
+macro_rules! differs {
+    ($t:ty: $($key:ident),+ $(,)?) => {
+        &[$((stringify!($key), (|o: &$t, n: &$t| o.$key != n.$key) as fn(&$t, &$t) -> bool)),+]
+    };
+}
 
 impl LsConfig {
+    /// The `[ls]` keys only read at start (sockets, threads, the in-flight cap), each
+    /// with what of it is bound then: `[ls.tls]`'s and `[ls.https]`'s certificate files
+    /// are re-read on reload, the rest of them is not.
+    const RESTART_ONLY: &[Differs<LsConfig>] = &[
+        ("listen", |o, n| o.listen != n.listen),
+        ("workers", |o, n| o.workers != n.workers),
+        ("metrics", |o, n| o.metrics != n.metrics),
+        ("max_inflight", |o, n| o.max_inflight != n.max_inflight),
+        ("tls", |o, n| dot_bound(o) != dot_bound(n)),
+        ("https", |o, n| doh_bound(o) != doh_bound(n)),
+        ("dnstap", |o, n| o.dnstap != n.dnstap),
+    ];
+
+    /// The `[ls]` keys a reload applies, besides the policy keys
+    /// ([`PolicyConfig::KEYS`](super::PolicyConfig::KEYS)). Nothing reads it but the
+    /// test that holds these lists to the keys of `[ls]`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    const RELOADED: &[&str] = &[
+        "synth_ttl",
+        "try_timeout_ms",
+        "hedge_delay_ms",
+        "hedge_percentile",
+        "hedge_min_ms",
+        "hedge_max_ms",
+        "hedge_budget_pct",
+        "backend_limit_min",
+        "backend_limit_max",
+        "allow",
+        "rate_limit_qps",
+        "rate_limit_v6_prefix",
+        "sticky_size",
+        "cache",
+        "health",
+        "backend",
+        "pool",
+        "rule",
+        "response_rule",
+    ];
+
     /// The `[ls]` keys that differ between the running `self` and the reloaded
     /// `new` but are only read at start (sockets, threads, the in-flight cap).
     pub fn restart_only_changes(&self, new: &LsConfig) -> Vec<&'static str> {
-        let mut keys = Vec::new();
-        if self.listen != new.listen {
-            keys.push("listen");
-        }
-        if self.workers != new.workers {
-            keys.push("workers");
-        }
-        if self.metrics != new.metrics {
-            keys.push("metrics");
-        }
-        if self.max_inflight != new.max_inflight {
-            keys.push("max_inflight");
-        }
-        let dot = |c: &LsConfig| c.tls.as_ref().map(|t| t.listen.clone());
-        if dot(self) != dot(new) {
-            keys.push("tls");
-        }
-        // The certificate files are re-read on reload; the rest is bound at start.
-        let doh = |c: &LsConfig| {
-            let h = c.https.as_ref()?;
-            Some((h.listen.clone(), h.path.clone(), h.cert.is_some()))
-        };
-        if doh(self) != doh(new) {
-            keys.push("https");
-        }
-        if self.dnstap != new.dnstap {
-            keys.push("dnstap");
-        }
-        keys
+        changed(Self::RESTART_ONLY, self, new)
     }
 }
 
+/// What of `[ls.tls]` is bound at start: its addresses.
+fn dot_bound(c: &LsConfig) -> Option<Vec<std::net::SocketAddr>> {
+    c.tls.as_ref().map(|t| t.listen.clone())
+}
+
+/// What of `[ls.https]` is bound at start: its addresses, its path, and whether it
+/// serves TLS.
+fn doh_bound(c: &LsConfig) -> Option<(Vec<std::net::SocketAddr>, String, bool)> {
+    let h = c.https.as_ref()?;
+    Some((h.listen.clone(), h.path.clone(), h.cert.is_some()))
+}
+
+/// The keys of `keys` whose values differ between `old` and `new`, in list order.
+fn changed<T>(keys: &[Differs<T>], old: &T, new: &T) -> Vec<&'static str> {
+    keys.iter()
+        .filter(|(_, differs)| differs(old, new))
+        .map(|(key, _)| *key)
+        .collect()
+}
+
 impl TsConfig {
+    /// The `[[ts]]` keys, each read by its child at start (`name` aside: it says
+    /// which `[[ts]]` is which).
+    const RESTART: &[Differs<TsConfig>] = differs!(TsConfig:
+        listen, zones, origin, ttl, on_miss, axfr_allow, xfr_key, notify, ixfr_history,
+        fault, workers, metrics, nsid, dnssec, dnstap,
+    );
+
     /// The `[[ts]]` that differ between `old` and `new` (by name), each with the
     /// keys that changed, or added / removed.
     pub fn restart_changes(old: &[TsConfig], new: &[TsConfig]) -> Vec<String> {
@@ -52,30 +105,9 @@ impl TsConfig {
                 out.push(format!("{} removed", o.name));
                 continue;
             };
-            let mut keys = Vec::new();
-            let mut diff = |k: &'static str, differs: bool| {
-                if differs {
-                    keys.push(k);
-                }
-            };
-            diff("listen", o.listen != n.listen);
-            diff("zones", o.zones != n.zones);
-            diff("origin", o.origin != n.origin);
-            diff("ttl", o.ttl != n.ttl);
-            diff("on_miss", o.on_miss != n.on_miss);
-            diff("axfr_allow", o.axfr_allow != n.axfr_allow);
-            diff("xfr_key", o.xfr_key != n.xfr_key);
-            diff("notify", o.notify != n.notify);
-            diff("ixfr_history", o.ixfr_history != n.ixfr_history);
-            diff("fault", o.fault != n.fault);
-            diff("workers", o.workers != n.workers);
-            diff("metrics", o.metrics != n.metrics);
-            diff("nsid", o.nsid != n.nsid);
-            diff("dnstap", o.dnstap != n.dnstap);
+            let keys = changed(Self::RESTART, o, n);
             if !keys.is_empty() {
                 out.push(format!("{} ({})", o.name, keys.join(", ")));
-            } else if o != n {
-                out.push(o.name.clone());
             }
         }
         for n in new {
@@ -85,6 +117,12 @@ impl TsConfig {
         }
         out
     }
+}
+
+impl KeyConfig {
+    /// The `[[key]]` keys a TS child read at start (`name` aside: it says which
+    /// `[[key]]` is which); a `secret_file`'s content is reread on reload.
+    const RESTART: &[Differs<KeyConfig>] = differs!(KeyConfig: secret, algorithm, secret_file);
 }
 
 impl Config {
@@ -102,14 +140,7 @@ impl Config {
             let (Some(ok), Some(nk)) = (old.xfr_key_of(o), new.xfr_key_of(n)) else {
                 continue;
             };
-            let fields: Vec<&str> = [
-                ("secret", ok.secret != nk.secret),
-                ("algorithm", ok.algorithm != nk.algorithm),
-                ("secret_file", ok.secret_file != nk.secret_file),
-            ]
-            .into_iter()
-            .filter_map(|(f, differs)| differs.then_some(f))
-            .collect();
+            let fields = changed(KeyConfig::RESTART, ok, nk);
             if !fields.is_empty() {
                 out.push(format!(
                     "{} ([[key]] {:?}: {})",
@@ -128,6 +159,45 @@ mod tests {
     use std::net::SocketAddr;
 
     use super::*;
+    use crate::config::tests::toml_keys;
+    use crate::config::{Denial, Dnssec, DnssecAlgorithm, PolicyConfig};
+
+    /// `keys`, sorted, failing on one listed twice.
+    fn sorted<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+        let mut keys: Vec<&str> = keys.into_iter().collect();
+        keys.sort_unstable();
+        let len = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), len, "a key listed twice: {keys:?}");
+        keys
+    }
+
+    #[test]
+    fn every_ls_key_is_restart_only_or_reloaded() {
+        let listed = LsConfig::RESTART_ONLY
+            .iter()
+            .map(|(key, _)| *key)
+            .chain(LsConfig::RELOADED.iter().copied())
+            .chain(PolicyConfig::KEYS.iter().copied());
+        let keys = toml_keys::<LsConfig>();
+        assert_eq!(sorted(listed), sorted(keys.iter().map(String::as_str)));
+    }
+
+    #[test]
+    fn every_ts_and_key_key_is_compared_on_reload() {
+        let listed = TsConfig::RESTART.iter().map(|(key, _)| *key);
+        let keys = toml_keys::<TsConfig>();
+        assert_eq!(
+            sorted(listed.chain(["name"])),
+            sorted(keys.iter().map(String::as_str))
+        );
+        let listed = KeyConfig::RESTART.iter().map(|(key, _)| *key);
+        let keys = toml_keys::<KeyConfig>();
+        assert_eq!(
+            sorted(listed.chain(["name"])),
+            sorted(keys.iter().map(String::as_str))
+        );
+    }
 
     #[test]
     fn restart_only_keys_are_named() {
@@ -164,6 +234,13 @@ mod tests {
             TsConfig::restart_changes(&old, &new),
             ["ts1 (listen, ttl)", "ts2 removed", "ts3 added"]
         );
+        let mut signed = old.clone();
+        signed[1].dnssec = Some(Dnssec {
+            keys: "keys".into(),
+            algorithm: DnssecAlgorithm::default(),
+            denial: Denial::default(),
+        });
+        assert_eq!(TsConfig::restart_changes(&old, &signed), ["ts2 (dnssec)"]);
     }
 
     #[test]

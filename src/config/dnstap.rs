@@ -198,6 +198,31 @@ impl DnstapConfig {
     }
 }
 
+/// Every rule the `dnstap` tables break (`ls`: `[ls.dnstap]`, `ts`: each
+/// `[[ts]]`'s, in order): the key at fault (dotted: `ls.dnstap.socket`,
+/// `ts.1.dnstap`), its table's, and what is wrong.
+pub(super) fn problems<'a>(
+    ls: Option<&'a DnstapConfig>,
+    ts: impl Iterator<Item = Option<&'a DnstapConfig>>,
+) -> Vec<(String, String, String)> {
+    let ls = ls.map(|d| (DnstapSide::Ls, "ls.dnstap".to_owned(), d));
+    let ts = ts
+        .enumerate()
+        .filter_map(|(i, d)| Some((DnstapSide::Ts, format!("ts.{i}.dnstap"), d?)));
+    let mut out = Vec::new();
+    for (side, table, d) in ls.into_iter().chain(ts) {
+        for (key, msg) in d.problems(side) {
+            let path = if key.is_empty() {
+                table.clone()
+            } else {
+                format!("{table}.{key}")
+            };
+            out.push((path, table.clone(), msg));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::source_map::{SourceMap, display_path};
 use super::{
     Denial, DnssecAlgorithm, DnstapMessage, KeyAlgorithm, Layout, OnMiss, OnTimeout, Order,
-    Strategy,
+    RuleTransport, Strategy,
 };
 
 /// A typed problem with a config file.
@@ -186,6 +186,7 @@ fn keyword_choices(key: &str) -> Option<Vec<&'static str>> {
         "ts.dnssec.algorithm" => names(DnssecAlgorithm::ALL, DnssecAlgorithm::as_str),
         "ts.dnssec.denial" => names(Denial::ALL, Denial::as_str),
         "key.algorithm" => names(KeyAlgorithm::ALL, KeyAlgorithm::as_str),
+        "ls.rule.match.transport" => names(RuleTransport::ALL, RuleTransport::as_str),
         "ls.dnstap.messages" | "ts.dnstap.messages" => {
             names(DnstapMessage::ALL, DnstapMessage::as_str)
         }

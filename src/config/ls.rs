@@ -1,7 +1,8 @@
 //! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables, and the
 //! [`HedgeDelay`] its key takes (its `[ls.cache]` table is in `cache`, its `[ls.tls]`
-//! and `[ls.https]` in `tls`, its `[ls.dnstap]` in `dnstap`, its `[[ls.pool]]` tables in `pool`, the keyword enums
-//! `[ls]` and `[[ls.pool]]` share in `values`).
+//! and `[ls.https]` in `tls`, its `[ls.dnstap]` in `dnstap`, its `[[ls.pool]]` tables in `pool`, its `[[ls.rule]]` and
+//! `[[ls.response_rule]]` in `rules`, the keyword enums `[ls]` and `[[ls.pool]]` share
+//! in `values`, its policy keys, which a pool may set too, declared once in `policy`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use super::cache::CacheConfig;
 use super::dnstap::DnstapConfig;
 use super::key::KeyConfig;
 use super::pool::PoolConfig;
+use super::rules::{ResponseRuleConfig, RuleConfig};
 use super::tls::{HttpsConfig, TlsConfig};
 use super::values::{
     Layout, OnTimeout, Order, ProbeQuestion, Strategy, de_addr, de_addrs, de_nets, de_opt_addr,
@@ -92,7 +94,9 @@ impl<'de> Deserialize<'de> for HedgeDelay {
     }
 }
 
-/// `[ls]`: the load balancer.
+policy_keys!(ls_struct! {
+/// `[ls]`: the load balancer. Its policy keys (`strategy`, `order`, `layout`,
+/// `timeout_ms`, `on_timeout`: the ones a pool may set) come first, from `policy_keys!`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LsConfig {
@@ -101,16 +105,6 @@ pub struct LsConfig {
     pub listen: Vec<SocketAddr>,
     /// SO_REUSEPORT sockets/threads per listener. \[number of cores\]
     pub workers: usize,
-    /// How many backends a query goes to, and when. \[hedge\]
-    pub strategy: Strategy,
-    /// Who is asked first. \[least-outstanding\]
-    pub order: Order,
-    /// How names are spread over the backends. \[partitioned\]
-    pub layout: Layout,
-    /// Deadline for a final answer, in ms. \[1500\]
-    pub timeout_ms: u64,
-    /// What to answer at the deadline. \[nxdomain\]
-    pub on_timeout: OnTimeout,
     /// Negative TTL (SOA minimum) of synthesized answers, in seconds. \[5\]
     pub synth_ttl: u32,
     /// Per-backend timeout under `sequential`, in ms. \[500\]
@@ -162,6 +156,11 @@ pub struct LsConfig {
     /// The pools, `[[ls.pool]]`, in config order: the names under their zones are
     /// asked of their backends only. \[none\]
     pub pool: Vec<PoolConfig>,
+    /// The query rules, `[[ls.rule]]`, checked in config order at the door. \[none\]
+    pub rule: Vec<RuleConfig>,
+    /// The rules on the backends' answers, `[[ls.response_rule]]`, in config
+    /// order. \[none\]
+    pub response_rule: Vec<ResponseRuleConfig>,
     /// Not a TOML key: the TSIG key each backend's NOTIFYs must be signed
     /// with, by backend name, resolved from the whole file when it is read
     /// ([`super::Config::notify_key_of`]: its `notify_key`, else the
@@ -169,53 +168,13 @@ pub struct LsConfig {
     #[serde(skip)]
     pub notify_tsig: Vec<(String, KeyConfig)>,
 }
-
-impl LsConfig {
-    /// The strategy of `pool`'s queries: its own, or `[ls]`'s.
-    pub fn strategy_for(&self, pool: &PoolConfig) -> Strategy {
-        pool.strategy.unwrap_or(self.strategy)
-    }
-
-    /// The order of `pool`'s queries: its own, or `[ls]`'s.
-    pub fn order_for(&self, pool: &PoolConfig) -> Order {
-        pool.order.unwrap_or(self.order)
-    }
-
-    /// The layout of `pool`: its own, or `[ls]`'s.
-    pub fn layout_for(&self, pool: &PoolConfig) -> Layout {
-        pool.layout.unwrap_or(self.layout)
-    }
-
-    /// The deadline of `pool`'s queries, in ms: its own, or `[ls]`'s.
-    pub fn timeout_ms_for(&self, pool: &PoolConfig) -> u64 {
-        pool.timeout_ms.unwrap_or(self.timeout_ms)
-    }
-
-    /// The `on_timeout` of `pool`: its own, or `[ls]`'s.
-    pub fn on_timeout_for(&self, pool: &PoolConfig) -> OnTimeout {
-        pool.on_timeout.unwrap_or(self.on_timeout)
-    }
-
-    /// The longest deadline of any query: `timeout_ms`, or a pool's when longer (how
-    /// long a stopping LS waits for its queries in flight).
-    pub fn longest_timeout_ms(&self) -> u64 {
-        self.pool
-            .iter()
-            .map(|p| self.timeout_ms_for(p))
-            .fold(self.timeout_ms, u64::max)
-    }
-}
+});
 
 impl Default for LsConfig {
     fn default() -> Self {
-        Self {
+        policy_keys!(ls_defaults! { LsConfig {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 5300))],
             workers: available_cores(),
-            strategy: Strategy::default(),
-            order: Order::default(),
-            layout: Layout::default(),
-            timeout_ms: 1500,
-            on_timeout: OnTimeout::default(),
             synth_ttl: 5,
             try_timeout_ms: 500,
             hedge_delay_ms: HedgeDelay::default(),
@@ -241,8 +200,10 @@ impl Default for LsConfig {
             health: HealthConfig::default(),
             backend: Vec::new(),
             pool: Vec::new(),
+            rule: Vec::new(),
+            response_rule: Vec::new(),
             notify_tsig: Vec::new(),
-        }
+        } })
     }
 }
 

@@ -16,16 +16,21 @@
 //! - [`Config`] and its loading live here; [`LsConfig`] (with [`HealthConfig`],
 //!   [`BackendConfig`] and the keyword enums) in `ls`, [`CacheConfig`] in `cache`,
 //!   [`TlsConfig`] and [`HttpsConfig`] (and the reading of their certificates) in `tls`, its
-//!   [`PoolConfig`]s in `pool`, [`TsConfig`] (with [`Fault`] and [`OnMiss`]) in `ts`.
+//!   [`PoolConfig`]s in `pool`, its query and response rules ([`RuleConfig`],
+//!   [`ResponseRuleConfig`]) in `rules`, [`TsConfig`] (with [`Fault`] and [`OnMiss`]) in `ts`.
+//! - `policy`: the policy keys a pool may set over `[ls]`'s, declared once
+//!   (`policy_keys!`), and [`PolicyConfig`], their values for `[ls]` or a pool.
 //! - `values`: the string values of the schema (addresses, networks, DNS names, the
 //!   [`ProbeQuestion`]), parsed while the file is read, and their serde adapters.
 //! - `error`: [`ConfigError`] and the rewriting of toml's messages; `source_map`: where
 //!   each key is in the text.
-//! - `validate`: the rules of [`Config::problems`].
+//! - `validate`: the rules of [`Config::problems`] (those of `[[ls.rule]]` and
+//!   `[[ls.response_rule]]` in `validate/rule_checks`).
 //! - `dnstap`: [`DnstapConfig`], `[ls.dnstap]` and `dnstap` in `[[ts]]`, with its rules.
 //! - `key`: [`KeyConfig`], the TSIG keys (`[[key]]`) and the reading of their secrets.
 //! - `changes`: what a reload cannot apply ([`LsConfig::restart_only_changes`],
-//!   [`TsConfig::restart_changes`]).
+//!   [`TsConfig::restart_changes`]), from each table's keys listed once with how a
+//!   reload takes them (a test holds the lists to the keys serde accepts).
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -78,6 +83,10 @@ macro_rules! keyword_enum {
     };
 }
 
+// First: its `policy_keys!` declares fields of `ls` and `pool`.
+#[macro_use]
+mod policy;
+
 mod cache;
 mod changes;
 mod dnstap;
@@ -85,6 +94,7 @@ mod error;
 mod key;
 mod ls;
 mod pool;
+mod rules;
 mod source_map;
 #[cfg(test)]
 mod tests;
@@ -100,7 +110,13 @@ pub use key::{KeyAlgorithm, KeyConfig, KeyError};
 pub use ls::{
     BACKEND_LIMIT_MAX, BACKEND_LIMIT_MIN, BackendConfig, HealthConfig, HedgeDelay, LsConfig,
 };
+pub use policy::PolicyConfig;
 pub use pool::{PoolConfig, zone_text};
+pub use rules::{
+    EDE_BLOCKED, EDE_CENSORED, EDE_FILTERED, MAX_DELAY_MS, Opcode, QType, Rcode, ResponseAction,
+    ResponseMatch, ResponseRuleConfig, RuleAction, RuleConfig, RuleMatch, RuleTransport,
+    SPOOF_TTL_DEFAULT,
+};
 pub use tls::{
     CertError, EXPIRY_WARNING_SECS, HttpsConfig, TlsConfig, expiry_warning_days, file_not_after,
     load_certified_key, not_after, unix_now,

@@ -1,6 +1,6 @@
 //! `[[ls.pool]]`: [`PoolConfig`], a group of `[[ls.backend]]`s that serves some zones
 //! with a policy of its own (SPEC §5, "Pools and routes"). Its keys left out take the
-//! `[ls]` values ([`LsConfig::strategy_for`](super::LsConfig::strategy_for) and the like); its rules are checked with
+//! `[ls]` values ([`LsConfig::policy_of`](super::LsConfig::policy_of)); its rules are checked with
 //! the rest of the config (`validate`).
 
 use hickory_proto::rr::Name;
@@ -9,9 +9,11 @@ use serde::Deserialize;
 use super::cache::CacheConfig;
 use super::values::{Layout, OnTimeout, Order, Strategy, de_names};
 
+policy_keys!(pool_struct! {
 /// `[[ls.pool]]`: the backends (by name) that answer the names under `zones`, and the
 /// policy they are asked by. A key left out is empty (the rules then say what is
-/// missing, at the pool's line) or, for the policy, the `[ls]` value.
+/// missing, at the pool's line) or, for the policy keys (first, from `policy_keys!`),
+/// the `[ls]` value.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoolConfig {
@@ -24,21 +26,12 @@ pub struct PoolConfig {
     /// of its name (at least one; no zone in two pools).
     #[serde(deserialize_with = "de_names")]
     pub zones: Vec<Name>,
-    /// As `ls.strategy`, for this pool. \[the `[ls]` value\]
-    pub strategy: Option<Strategy>,
-    /// As `ls.order`, for this pool. \[the `[ls]` value\]
-    pub order: Option<Order>,
-    /// As `ls.layout`, for this pool. \[the `[ls]` value\]
-    pub layout: Option<Layout>,
-    /// As `ls.timeout_ms`, for this pool. \[the `[ls]` value\]
-    pub timeout_ms: Option<u64>,
-    /// As `ls.on_timeout`, for this pool. \[the `[ls]` value\]
-    pub on_timeout: Option<OnTimeout>,
     /// A packet cache of the pool's own (its own bound and TTL caps, its
     /// entries and counters apart); left out, the pool's answers go to the
     /// `[ls.cache]` (if any). \[the `[ls.cache]`\]
     pub cache: Option<CacheConfig>,
 }
+});
 
 impl PoolConfig {
     /// A pool of `backends` serving `zones`, every policy key taken from `[ls]`.

@@ -4,7 +4,6 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use super::dnstap::{DnstapConfig, DnstapSide};
 use super::error::ConfigError;
 use super::source_map::{SourceMap, display_path};
 use super::ts::NSID_MAX_LEN;
@@ -12,6 +11,8 @@ use super::values::MAX_TTL;
 use super::{
     CacheConfig, Config, HedgeDelay, LsConfig, Order, TsConfig, load_certified_key, zone_text,
 };
+
+mod rule_checks;
 
 /// The longest any `*_ms` key may be: one hour. Past that a deadline is a typo,
 /// and near 2^64 ms adding it to a clock overflows.
@@ -67,12 +68,15 @@ impl Config {
         check_keys(self, &mut check);
         check_listeners(self, &mut check);
         check_transfers_behind_ls(self, &mut check);
+        let ls_tap = self.ls.as_ref().and_then(|l| l.dnstap.as_ref());
+        let ts_taps = self.ts.iter().map(|t| t.dnstap.as_ref());
+        for (path, table, msg) in super::dnstap::problems(ls_tap, ts_taps) {
+            check.push(&[&path, &table], msg);
+        }
         check.out.sort_by_key(|e| e.line().unwrap_or(usize::MAX));
         check.out
     }
-}
 
-impl Config {
     /// A problem `msg` with the key at `path` (dotted, with array indices, e.g.
     /// `ts.1.zones`), at the key's line in `text` (the file this config was read from),
     /// for the rules that need more than the config to check (`dnslb check` reads the
@@ -255,9 +259,6 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
             ),
         );
     }
-    if let Some(dnstap) = &ls.dnstap {
-        check_dnstap(dnstap, DnstapSide::Ls, "ls.dnstap", check);
-    }
     if let Some(cache) = &ls.cache {
         check_cache(
             cache,
@@ -280,6 +281,22 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
         "must be at least 1".into()
     });
     check_pools(ls, check);
+    check_names(
+        ls.rule.iter().map(|r| r.name.as_str()),
+        "ls.rule",
+        "rule",
+        check,
+    );
+    check_names(
+        ls.response_rule.iter().map(|r| r.name.as_str()),
+        "ls.response_rule",
+        "response rule",
+        check,
+    );
+    for (paths, msg) in rule_checks::rule_problems(ls) {
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        check.push(&paths, msg);
+    }
     check_encrypted(ls, check);
 }
 
@@ -402,7 +419,7 @@ fn check_pools(ls: &LsConfig, check: &mut Checker<'_>) {
             check.require(ms > 0, &key("timeout_ms"), || "must be at least 1".into());
             check.at_most(ms, MAX_MS, &key("timeout_ms"));
         }
-        if ls.order_for(pool) == Order::WeightedRandom {
+        if ls.policy_of(pool).order == Order::WeightedRandom {
             let weighted = ls
                 .backend
                 .iter()
@@ -454,9 +471,6 @@ fn check_cache(cache: &CacheConfig, table: &str, off: &str, check: &mut Checker<
 fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
     let key = |k: &str| format!("ts.{i}.{k}");
     let who = &ts.name;
-    if let Some(dnstap) = &ts.dnstap {
-        check_dnstap(dnstap, DnstapSide::Ts, &key("dnstap"), check);
-    }
     check.require(!ts.zones.is_empty(), &key("zones"), || {
         format!("table server {who:?} needs at least one zone file")
     });
@@ -666,17 +680,4 @@ pub(super) fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
         && a.port() == b.port()
         && (a.ip() == b.ip()
             || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified())))
-}
-
-/// The rules of a `dnstap` table (`DnstapConfig::problems`), at `table`
-/// (`ls.dnstap`, `ts.1.dnstap`).
-fn check_dnstap(dnstap: &DnstapConfig, side: DnstapSide, table: &str, check: &mut Checker<'_>) {
-    for (key, msg) in dnstap.problems(side) {
-        let path = if key.is_empty() {
-            table.to_owned()
-        } else {
-            format!("{table}.{key}")
-        };
-        check.push(&[&path, table], msg);
-    }
 }

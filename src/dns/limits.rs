@@ -21,3 +21,28 @@ pub enum Transport {
     /// Stream (RFC 7766): answers up to 64 KiB.
     Tcp,
 }
+
+/// The kind of listener a query came by: finer than its [`Transport`], for
+/// policies that tell DNS over TLS or HTTPS from plain TCP (the LS's
+/// `[[ls.rule]]` `transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Plain DNS over UDP.
+    Udp,
+    /// Plain DNS over TCP.
+    Tcp,
+    /// DNS over TLS.
+    Dot,
+    /// DNS over HTTPS.
+    Doh,
+}
+
+impl Via {
+    /// Plain DNS over `transport`.
+    pub fn plain(transport: Transport) -> Via {
+        match transport {
+            Transport::Udp => Via::Udp,
+            Transport::Tcp => Via::Tcp,
+        }
+    }
+}

@@ -351,12 +351,14 @@ impl Handler for Balancer {
     }
 }
 
-/// The dnstap transport of a request the server layer handed over: TCP
-/// for DoT and DoH too until the request says which listener it came by.
+/// The dnstap transport of a request the server layer handed over: the
+/// listener it came by.
 fn tap_transport(req: &Request<'_>) -> TapTransport {
-    match req.transport {
-        Transport::Udp => TapTransport::Udp,
-        Transport::Tcp => TapTransport::Tcp,
+    match req.via {
+        crate::dns::Via::Udp => TapTransport::Udp,
+        crate::dns::Via::Tcp => TapTransport::Tcp,
+        crate::dns::Via::Dot => TapTransport::Dot,
+        crate::dns::Via::Doh => TapTransport::Doh,
     }
 }
 

@@ -15,16 +15,17 @@ use tokio::sync::Notify;
 
 use super::invalidate::{self, FlushBy, FlushCounters, FlushQueue};
 use super::order;
+use super::rules::{Act, QueryView, RuleHit};
 use super::state::{Job, LsMetrics, LsState};
 use super::suffix;
 use super::upstream::shared::SharedSockets;
-use crate::config::LsConfig;
+use crate::config::{LsConfig, RuleTransport};
 use crate::dns::{self, HEADER_LEN, Transport};
 use crate::dnstap::Dnstap;
 use crate::guard::acl;
 use crate::guard::rate::RateVerdict;
 use crate::logging::QueryLine;
-use crate::server::{Reply, Request};
+use crate::server::{Reply, Request, Via};
 
 /// Wakes the probe loop ([`super::probe`]) after every `every_queries`
 /// client queries.
@@ -167,32 +168,46 @@ impl Balancer {
             }
         }
         // Header and question are all the forwarding path reads; the
-        // question's name, read in place, picks the pool.
-        let (client_id, question_end, route) = match dns::peek_plain_query(req.raw) {
+        // question's name, read in place, picks the pool. The query rules
+        // are checked on what was read: a rule's made-up answer (or drop)
+        // ends the query here, before the cache.
+        let made_up = |hit: RuleHit| now(state.rules.answer(hit, req.raw, req.transport));
+        let (client_id, question_end, route, hit) = match dns::peek_plain_query(req.raw) {
             Some((id, end)) => {
-                let name = req.raw.get(HEADER_LEN..end).unwrap_or_default();
-                (id, end, state.route_of(name))
-            }
-            None => match dns::decode_query(req.raw) {
-                Err(reject) => return now(reject.response()),
-                // A zone changed: flushed when a backend says so.
-                Ok(q) if q.header.metadata.op_code == OpCode::Notify => {
-                    return now(invalidate::answer(
-                        &state,
-                        (&self.flushes, &self.flush_queue),
-                        (req.raw, &q),
-                        req.src.ip(),
-                    ));
+                let hit = rule_hit(&state, &req, end, None);
+                if let Some(hit) = hit.filter(|h| h.act.answers()) {
+                    return made_up(hit);
                 }
-                Ok(q) if q.header.metadata.op_code != OpCode::Query => {
-                    return now(dns::error_for(req.raw, ResponseCode::Refused));
+                let name = req.raw.get(HEADER_LEN..end).unwrap_or_default();
+                (id, end, state.route_of(name), hit)
+            }
+            None => {
+                let q = match dns::decode_query(req.raw) {
+                    Err(reject) => return now(reject.response()),
+                    Ok(q) => q,
+                };
+                let wire = suffix::lower_wire(q.query.name());
+                let hit = rule_hit(&state, &req, q.question_end, Some(&wire));
+                if let Some(hit) = hit.filter(|h| h.act.answers()) {
+                    return made_up(hit);
+                }
+                match q.header.metadata.op_code {
+                    // A zone changed: flushed when a backend says so.
+                    OpCode::Notify => {
+                        return now(invalidate::answer(
+                            &state,
+                            (&self.flushes, &self.flush_queue),
+                            (req.raw, &q),
+                            req.src.ip(),
+                        ));
+                    }
+                    OpCode::Query => {}
+                    _ => return now(dns::error_for(req.raw, ResponseCode::Refused)),
                 }
                 // Well formed but unusual (e.g. a compressed question): forward it.
-                Ok(q) => {
-                    let route = state.route_of(&suffix::lower_wire(q.query.name()));
-                    (q.header.metadata.id, q.question_end, route)
-                }
-            },
+                let route = state.route_of(&wire);
+                (q.header.metadata.id, q.question_end, route, hit)
+            }
         };
         // Zone transfers belong to a table server: never forwarded (a TS
         // trusts the LS's address, which its `axfr_allow` may cover).
@@ -209,6 +224,12 @@ impl Balancer {
             self.metrics.loops_refused.fetch_add(1, Relaxed);
             return now(dns::error_for(req.raw, ResponseCode::Refused));
         }
+        // A rule's pool, or its delay (a rule's `allow` forwards as usual).
+        let (route, delay) = match hit.map(|h| h.act) {
+            Some(Act::Pool(pool)) => (Some(pool), None),
+            Some(Act::Delay(d)) => (route, Some(d)),
+            _ => (route, None),
+        };
         let count = self.metrics.queries.fetch_add(1, Relaxed) + 1;
         if let Some(pool) = &state.route_at(route).counters {
             pool.queries.fetch_add(1, Relaxed);
@@ -238,6 +259,7 @@ impl Balancer {
             route,
             log,
             cache_generation,
+            delay,
         };
         Admission::Forward(state, admitted)
     }
@@ -262,9 +284,16 @@ pub struct Admitted {
     route: Option<usize>,
     log: Option<QueryLine>,
     cache_generation: u64,
+    delay: Option<std::time::Duration>,
 }
 
 impl Admitted {
+    /// How long a `delay_ms` rule holds the query before it goes on
+    /// (UDP only); `None`: at once.
+    pub fn delay(&self) -> Option<std::time::Duration> {
+        self.delay
+    }
+
     /// End of the question section in the query.
     pub fn question_end(&self) -> usize {
         self.question_end
@@ -289,6 +318,30 @@ impl Admitted {
             cache_generation: self.cache_generation,
         }
     }
+}
+
+/// The query rule that acts on the client query of `req` (its question
+/// ending at `question_end`; `name`: its name in plain wire form, when the
+/// question's own is not), counted and logged; `None` without rules or when
+/// none acts.
+fn rule_hit(
+    state: &LsState,
+    req: &Request<'_>,
+    question_end: usize,
+    name: Option<&[u8]>,
+) -> Option<RuleHit> {
+    if state.rules.is_empty() {
+        return None;
+    }
+    let transport = match req.via {
+        Via::Udp => RuleTransport::Udp,
+        Via::Tcp => RuleTransport::Tcp,
+        Via::Dot => RuleTransport::Dot,
+        Via::Doh => RuleTransport::Doh,
+    };
+    let view = QueryView::read(req.raw, question_end, req.src.ip(), transport)?;
+    let view = name.map_or(view, |n| view.with_name(n));
+    state.rules.judge(&view, std::time::Instant::now())
 }
 
 /// Whether the query in `raw`, whose question ends at `question_end`, asks
@@ -341,6 +394,7 @@ mod tests {
             raw: &raw,
             src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
             transport: Transport::Udp,
+            via: crate::server::Via::Udp,
         };
         let Admission::Forward(state, admitted) = b.admit(req) else {
             panic!("{name}: not forwarded");
@@ -459,5 +513,57 @@ mod tests {
         c.sticky_size = 8;
         b.reload(&c);
         assert!(b.state().all.sticky.is_some());
+    }
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+    use hickory_proto::op::{Edns, Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+
+    /// The door answers a rule's made-up answer at once (counted as a
+    /// query and an answer), and a rule that does not apply on a transport
+    /// lets the query through.
+    #[test]
+    fn a_rule_answers_at_the_door_on_its_transports_only() {
+        let text = "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
+                    [[ls.rule]]\nname = \"no-any\"\n\
+                    match = { qtype = [\"ANY\"], transport = [\"udp\", \"dot\"] }\n\
+                    action = \"truncate\"\n";
+        let c = crate::config::Config::from_toml(text, std::path::Path::new("c.toml")).unwrap();
+        let b = Balancer::new(c.ls.as_ref().unwrap());
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("www.example.com.").unwrap(),
+            RecordType::ANY,
+        ));
+        m.set_edns(Edns::new());
+        let raw = m.to_vec().unwrap();
+        let admit = |transport, via| {
+            b.admit(Request {
+                raw: &raw,
+                src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
+                transport,
+                via,
+            })
+        };
+        let Admission::Reply(Reply::One(tc)) = admit(Transport::Udp, Via::Udp) else {
+            panic!("not answered at the door");
+        };
+        let h = dns::WireHeader::read(&tc).unwrap();
+        assert!(h.truncated() && h.id == m.metadata.id);
+        // Truncation means nothing on a stream: the rule does not apply.
+        assert!(matches!(
+            admit(Transport::Tcp, Via::Tcp),
+            Admission::Forward(..)
+        ));
+        assert!(matches!(
+            admit(Transport::Tcp, Via::Dot),
+            Admission::Forward(..)
+        ));
+        let counts: Vec<_> = b.state().rules.counts().map(|(_, _, n)| n).collect();
+        assert_eq!(counts, [1]);
+        assert_eq!(b.metrics().queries.load(Relaxed), 3);
     }
 }

@@ -27,6 +27,8 @@
 //!   queries in flight keep theirs;
 //! - below it, the parts: [`resolution`] (the pure decision machine of one
 //!   query), [`suffix`] (the pools' zones: which pool a name goes to),
+//!   [`rules`] (the `[[ls.rule]]`s and `[[ls.response_rule]]`s compiled:
+//!   which rule acts on a query or an answer, and the answers rules make up),
 //!   [`upstream`] (the upstream core both drivers use: the RFC 5452 check,
 //!   ID tables, socket rotation, the async driver's shared UDP sockets in
 //!   [`upstream::shared`], reused TCP connections in [`upstream::tcp`]),
@@ -50,6 +52,7 @@ pub mod order;
 pub mod probe;
 pub mod reply;
 pub mod resolution;
+pub mod rules;
 pub mod run;
 pub mod state;
 pub mod sticky;

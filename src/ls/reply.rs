@@ -8,7 +8,10 @@
 //! on the query's route: its pool's backends and policy, its pool's counters.
 //! With a packet cache ([`super::cache`]), the winner's answer is offered to
 //! it, a query that ended without a final answer gets a stale one from it
-//! when it has one, and [`from_cache`] answers at the door.
+//! when it has one, and [`from_cache`] answers at the door. The response
+//! rules (`[[ls.response_rule]]`, [`super::rules::ResponseRules`]) judge the
+//! winner's answer first: dropped, turned into SERVFAIL (neither cached), or
+//! its TTLs clamped before the cache keeps it.
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -16,6 +19,7 @@ use hickory_proto::op::ResponseCode;
 
 use super::cache::{Hit, Want};
 use super::resolution::{End, Resolution};
+use super::rules::{ResponseVerdict, limit_ttls};
 use super::state::{Job, LsState, Route};
 use crate::config::OnTimeout;
 use crate::dns::{self, Transport, WireHeader};
@@ -170,6 +174,19 @@ fn win(
     (i, hedge): (usize, bool),
     mut resp: Vec<u8>,
 ) -> Reply {
+    // The response rules, before the cache keeps the answer.
+    if !state.response_rules.is_empty() {
+        match state.response_rules.judge(&resp, Instant::now()) {
+            ResponseVerdict::Pass => {}
+            ResponseVerdict::Drop => return Reply::Drop,
+            ResponseVerdict::Servfail => {
+                return dns::servfail_for(&job.raw).map_or(Reply::Drop, Reply::One);
+            }
+            ResponseVerdict::LimitTtl { min, max } => {
+                limit_ttls(&mut resp, min, max);
+            }
+        }
+    }
     if let Some(cache) = &route.cache {
         // Kept if the cache's rules allow (see `cache::stored`) and no
         // flush began since the query was admitted; a refusal is no error:

@@ -106,7 +106,7 @@ impl SuffixTable {
 /// labels, lower-cased, from the root down. When `name` is not a plain wire
 /// name (a pointer, a label past the end, over 255 bytes), `each` is not
 /// called at all.
-fn suffixes(name: &[u8], mut each: impl FnMut(usize, u64)) {
+pub(super) fn suffixes(name: &[u8], mut each: impl FnMut(usize, u64)) {
     let mut starts = [0u8; MAX_LABELS];
     let mut labels = 0;
     let mut pos = 0usize;

@@ -120,6 +120,7 @@ impl Query {
             raw: &raw,
             src: SocketAddr::from(([127, 0, 0, 1], 5353)),
             transport: Transport::Udp,
+            via: crate::server::Via::Udp,
         };
         let (state, job) = match b.admit(req) {
             Admission::Forward(state, admitted) => (state, admitted.into_job(raw.clone())),
@@ -667,6 +668,7 @@ fn only_queries_sent_upstream_earn_the_hedge_budget() {
             raw: &raw,
             src: SocketAddr::from(([127, 0, 0, 1], 5353)),
             transport: Transport::Udp,
+            via: crate::server::Via::Udp,
         };
         assert!(matches!(b.admit(req), Admission::Forward(..)));
     }

@@ -180,17 +180,8 @@ mod tests {
         .unwrap();
         let settings = TsSettings {
             name: "t".into(),
-            zones: vec![table, zone],
             origin: "a.test.".parse().unwrap(),
-            ttl: 300,
-            on_miss: crate::config::OnMiss::Nxdomain,
-            axfr_allow: Vec::new(),
-            xfr_key: None,
-            notify: Vec::new(),
-            fault: crate::config::Fault::default(),
-            nsid: None,
-            ixfr_history: 10,
-            dnssec: None,
+            ..TsSettings::for_test(vec![table, zone])
         };
         TableServer::load(settings).unwrap()
     }

@@ -398,6 +398,7 @@ pub(super) async fn answer<H: Handler>(
         raw: &raw,
         src: client.addr(),
         transport: Transport::Tcp,
+        via: crate::dns::Via::Doh,
     };
     let reply = match shared.handler.handle(req) {
         Action::Now(reply) => reply,

@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use crate::dns::Transport;
+pub use crate::dns::{Transport, Via};
 
 pub(crate) mod backoff;
 pub(crate) mod batch;
@@ -52,6 +52,8 @@ pub struct Request<'a> {
     pub src: SocketAddr,
     /// UDP or TCP.
     pub transport: Transport,
+    /// Which kind of listener it came by (DoT and DoH are TCP to `transport`).
+    pub via: Via,
 }
 
 /// What to send back.

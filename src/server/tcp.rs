@@ -277,6 +277,11 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             raw,
             src: self.peer,
             transport: Transport::Tcp,
+            via: if self.encrypted.is_some() {
+                crate::dns::Via::Dot
+            } else {
+                crate::dns::Via::Tcp
+            },
         };
         if let Some(stats) = &self.encrypted {
             stats

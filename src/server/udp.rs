@@ -85,6 +85,7 @@ fn handle_one<H: Handler>(
         raw,
         src: peer.addr,
         transport: Transport::Udp,
+        via: crate::server::Via::Udp,
     };
     match shared.handler.handle(req) {
         Action::Now(reply) => {

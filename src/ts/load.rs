@@ -103,23 +103,25 @@ pub fn load_catalog_noting(
         zones.push(zone);
         origins.push(files);
     }
-    if let Some((child, parent)) = without_cut(&zones) {
+    let ts_signs = settings.dnssec.is_some();
+    if let Some((child, parent)) = without_cut(&zones, ts_signs) {
         return Err(below_signed(settings, &zones, &origins, child, parent));
     }
     Ok(Catalog::new(zones))
 }
 
 /// The first zone (index into `zones`) whose origin lies strictly inside a
-/// pre-signed zone of the same TS with no delegation (NS) in that zone at
-/// or above it, and that zone's index. Such a zone answers for names its
+/// signed zone of the same TS (pre-signed, or any zone when `ts_signs`: the
+/// TS signs them all) with no delegation (NS) in that zone at or above it,
+/// and that zone's index. Such a zone answers for names its
 /// signed parent denies or holds as its own: every answer would be bogus to
 /// validators (the parent's chain proves no zone cut there). With a
 /// delegation, secure (DS) or provably insecure (no DS, the NSEC/NSEC3
 /// says so), the child answers for itself, as NSD and Knot answer.
-fn without_cut(zones: &[Zone]) -> Option<(usize, usize)> {
+fn without_cut(zones: &[Zone], ts_signs: bool) -> Option<(usize, usize)> {
     zones.iter().enumerate().find_map(|(c, child)| {
         let parent = zones.iter().position(|p| {
-            p.is_presigned()
+            (ts_signs || p.is_presigned())
                 && p.origin() != child.origin()
                 && p.origin().zone_of(child.origin())
                 && p.cut_toward(child.origin()).is_none()
@@ -150,11 +152,16 @@ fn below_signed(
             .display()
             .to_string(),
     };
+    let how = if p.is_presigned() {
+        "signed in its file (pre-signed)"
+    } else {
+        "signed by this TS (`dnssec`)"
+    };
     let msg = format!(
-        "{what} {} lies inside {}, signed in its file (pre-signed) at {}, which has no \
+        "{what} {} lies inside {}, {how} at {}, which has no \
          delegation (NS) to it: validators would find every answer bogus (the parent's \
          NSEC/NSEC3 proves no zone cut there); delegate {} in the signed zone (NS, with a \
-         DS or without) and sign it again, or give this zone an origin outside {}",
+         DS or without), or give this zone an origin outside {}",
         c.origin(),
         p.origin(),
         at(p, origins[parent]),

@@ -240,17 +240,9 @@ mod tests {
             // A name of its own (the state file may be in a shared
             // $STATE_DIRECTORY), the same for every start in one folder.
             name: format!("serials-test-{}", dir.display()),
-            zones: zones.iter().map(|z| dir.join(z)).collect(),
             origin: origin.parse().unwrap(),
             ttl,
-            on_miss: crate::config::OnMiss::Nxdomain,
-            axfr_allow: Vec::new(),
-            xfr_key: None,
-            notify: Vec::new(),
-            fault: crate::config::Fault::default(),
-            nsid: None,
-            ixfr_history: 10,
-            dnssec: None,
+            ..crate::ts::TsSettings::for_test(zones.iter().map(|z| dir.join(z)).collect())
         }
     }
 

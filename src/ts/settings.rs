@@ -57,9 +57,7 @@ impl TsSettings {
             dnssec: c.dnssec.clone(),
         }
     }
-}
 
-impl TsSettings {
     /// Settings from the `[[ts]]` `c` of `config`, with the `[[key]]` its
     /// `xfr_key` names.
     pub fn from_config_in(config: &Config, c: &TsConfig) -> Self {
@@ -67,6 +65,13 @@ impl TsSettings {
             xfr_key: config.xfr_key_of(c).cloned(),
             ..Self::from_config(c)
         }
+    }
+
+    /// Settings named `test` serving `zones`, every other key at its `[[ts]]`
+    /// default (tests set the few they need over it).
+    pub fn for_test(zones: Vec<PathBuf>) -> Self {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::from_config(&TsConfig::new("test", listen, zones))
     }
 }
 

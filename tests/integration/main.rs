@@ -44,6 +44,7 @@ mod ls_procs;
 mod ls_reask;
 mod ls_reask_hedge;
 mod ls_refused;
+mod ls_rules;
 mod ls_send_refused;
 mod ls_slow_backends;
 mod ls_tcp_pool_limits;

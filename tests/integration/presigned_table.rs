@@ -342,3 +342,43 @@ async fn a_table_the_ts_signs_at_a_secure_delegation_of_a_pre_signed_zone_valida
         ts.stop().await;
     }
 }
+
+/// Found by the hostile read of the fix above: a table below a zone the TS
+/// signs itself (`dnssec`), with no delegation to it, was served bogus
+/// (`delv` with the zone's DS: "broken trust chain" for the table's name).
+/// It is refused as below a pre-signed zone; at a delegation it loads.
+#[test]
+fn a_table_below_a_zone_the_ts_signs_with_no_delegation_to_it_is_refused() {
+    let test = "a_table_below_a_zone_the_ts_signs_with_no_delegation_to_it_is_refused";
+    let dir = ZoneDir::new();
+    let zone = dir.copy("sig.zone", &kit::dnssec_fixture("sig.test.zone"));
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let signing = |origin: &str, files: Vec<PathBuf>| {
+        let mut s = at_origin(origin, files);
+        s.dnssec = Some(Dnssec {
+            keys: keys.clone(),
+            algorithm: DnssecAlgorithm::EcdsaP256Sha256,
+            denial: Denying::Nsec,
+        });
+        s
+    };
+    let table = table_at(&dir, "x.sig.test.");
+    let err = TableServer::load(signing("x.sig.test.", vec![zone.clone(), table.clone()]))
+        .map(drop)
+        .unwrap_err()
+        .to_string();
+    let want = format!(
+        "{}: this PROJ table's origin x.sig.test. lies inside sig.test., signed by this TS \
+         (`dnssec`) at {}:{}, which has no delegation (NS) to it",
+        table.display(),
+        zone.display(),
+        soa_line(&zone)
+    );
+    assert!(err.starts_with(&want), "{test}: {err}\nwant: {want}");
+    // Unsigned, the same files are two zones as before.
+    TableServer::load(at_origin("x.sig.test.", vec![zone.clone(), table])).unwrap();
+    // At the parent's insecure delegation the table answers for itself.
+    let table = table_at(&dir, "insecure.sig.test.");
+    TableServer::load(signing("insecure.sig.test.", vec![zone, table])).unwrap();
+}

@@ -16,6 +16,7 @@ use super::*;
 mod cache;
 mod errors;
 mod pools;
+mod query_rules;
 mod rules;
 mod tls;
 
@@ -27,6 +28,21 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 
 fn err(text: &str) -> String {
     parse(text).unwrap_err().to_string()
+}
+
+/// The keys of the table `T` reads, as serde lists them when it refuses an unknown one.
+pub(super) fn toml_keys<T: de::DeserializeOwned + fmt::Debug>() -> Vec<String> {
+    let err = toml::from_str::<T>("zzz_unknown = 1").unwrap_err();
+    let msg = err.message();
+    let (_, expected) = msg.split_once("expected").unwrap();
+    let keys: Vec<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    assert!(!keys.is_empty(), "{msg}");
+    keys
 }
 
 fn addr(s: &str) -> SocketAddr {

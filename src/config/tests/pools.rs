@@ -43,18 +43,18 @@ fn a_pool_takes_the_ls_policy_where_it_sets_none() {
             vec![zone("example.org"), zone("example.net")]
         )
     );
-    assert_eq!(ls.strategy_for(org), Strategy::Hedge);
-    assert_eq!(ls.order_for(org), Order::LeastOutstanding);
-    assert_eq!(ls.layout_for(org), Layout::Partitioned);
-    assert_eq!(ls.timeout_ms_for(org), 900);
-    assert_eq!(ls.on_timeout_for(org), OnTimeout::Nxdomain);
+    assert_eq!(ls.policy_of(org).strategy, Strategy::Hedge);
+    assert_eq!(ls.policy_of(org).order, Order::LeastOutstanding);
+    assert_eq!(ls.policy_of(org).layout, Layout::Partitioned);
+    assert_eq!(ls.policy_of(org).timeout_ms, 900);
+    assert_eq!(ls.policy_of(org).on_timeout, OnTimeout::Nxdomain);
     let com = &ls.pool[1];
     assert_eq!(com.backends, ["ts1", "ts2"]);
-    assert_eq!(ls.strategy_for(com), Strategy::Race);
-    assert_eq!(ls.order_for(com), Order::Fixed);
-    assert_eq!(ls.layout_for(com), Layout::Replicated);
-    assert_eq!(ls.timeout_ms_for(com), 300);
-    assert_eq!(ls.on_timeout_for(com), OnTimeout::Servfail);
+    assert_eq!(ls.policy_of(com).strategy, Strategy::Race);
+    assert_eq!(ls.policy_of(com).order, Order::Fixed);
+    assert_eq!(ls.policy_of(com).layout, Layout::Replicated);
+    assert_eq!(ls.policy_of(com).timeout_ms, 300);
+    assert_eq!(ls.policy_of(com).on_timeout, OnTimeout::Servfail);
     assert_eq!(ls.longest_timeout_ms(), 900);
     assert_eq!(zone_text(&zone("Example.NET.")), "example.net");
     assert_eq!(zone_text(&Name::root()), ".");
@@ -94,6 +94,61 @@ fn unknown_keys_and_bad_values_in_a_pool_name_the_key_and_line() {
     assert!(
         e.starts_with("config.toml:22: ") && e.contains("\"bad..name\" is not a DNS name"),
         "{e}"
+    );
+}
+
+#[test]
+fn every_policy_key_is_a_key_of_ls_and_of_a_pool_and_the_pools_wins() {
+    let ls_keys = toml_keys::<LsConfig>();
+    let pool_keys = toml_keys::<PoolConfig>();
+    for key in PolicyConfig::KEYS {
+        assert!(ls_keys.iter().any(|k| k == key), "[ls] {key}");
+        assert!(pool_keys.iter().any(|k| k == key), "[[ls.pool]] {key}");
+    }
+    let ls = LsConfig::default();
+    assert_eq!(ls.policy_of(&PoolConfig::default()), ls.policy());
+    let own = "name = \"p\"\nstrategy = \"race\"\norder = \"fixed\"\nlayout = \"replicated\"\n\
+               timeout_ms = 7\non_timeout = \"drop\"\n";
+    let pool: PoolConfig = toml::from_str(own).unwrap();
+    let policy = ls.policy_of(&pool);
+    assert_ne!(policy, ls.policy());
+    assert_eq!(
+        policy,
+        PolicyConfig {
+            strategy: Strategy::Race,
+            order: Order::Fixed,
+            layout: Layout::Replicated,
+            timeout_ms: 7,
+            on_timeout: OnTimeout::Drop,
+        }
+    );
+}
+
+#[test]
+fn a_misspelt_or_bad_policy_key_is_named_at_its_line_in_ls_and_in_a_pool() {
+    let text = BASE.replace("[ls]\n", "[ls]\n\nstratgy = \"race\"\n");
+    assert_eq!(
+        err(&text),
+        "config.toml:3: unknown key 'stratgy' in [ls] (did you mean 'strategy'?)"
+    );
+    let text = BASE.replace("[ls]\n", "[ls]\n\ntimeout_ms = -5\n");
+    assert_eq!(
+        err(&text),
+        "config.toml:3: ls.timeout_ms: must be a whole number between 0 and 18446744073709551615, got -5"
+    );
+    let text = with(
+        "[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\"]\nzones = [\"example.org\"]\non_timout = \"drop\"\n",
+    );
+    assert_eq!(
+        err(&text),
+        "config.toml:21: unknown key 'on_timout' in [[ls.pool]] (did you mean 'on_timeout'?)"
+    );
+    let text = with(
+        "[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\"]\nzones = [\"example.org\"]\nlayout = 1\n",
+    );
+    assert_eq!(
+        err(&text),
+        "config.toml:21: ls.pool.layout: expected one of partitioned, replicated, got 1"
     );
 }
 

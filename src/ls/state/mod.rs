@@ -5,7 +5,8 @@
 //! and policy, or every backend under the `[ls]` policy),
 //! and the snapshot a query runs on ([`LsState`]: policy, backends, routes
 //! and the suffix table of the pools' zones, health settings, rate limiter,
-//! hedge budget, upstream pool, loop mark, packet cache), replaced whole on
+//! hedge budget, upstream pool, loop mark, packet cache, query and response
+//! rules), replaced whole on
 //! reload. A route also paces a [`Resolution`] and judges one backend
 //! response, the one place both drivers account for an answer.
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use super::hedge::HedgeBudget;
 use super::loopmark::Mark;
 use super::notify_peers::NotifyPeers;
 use super::resolution::Resolution;
+use super::rules::{ResponseRules, RuleSet};
 use super::suffix::SuffixTable;
 use super::upstream::shared::SharedSockets;
 use crate::config::{CacheConfig, LsConfig};
@@ -110,6 +112,11 @@ pub struct LsState {
     /// Who may NOTIFY the LS (the backends' addresses) and the TSIG keys
     /// their NOTIFYs must be signed with.
     pub(in crate::ls) notify_peers: NotifyPeers,
+    /// The query rules, `[[ls.rule]]`, checked at the door (their counters
+    /// kept across reloads by rule name).
+    pub rules: RuleSet,
+    /// The rules on the backends' answers, `[[ls.response_rule]]`.
+    pub response_rules: ResponseRules,
 }
 
 impl LsState {
@@ -211,6 +218,8 @@ impl LsState {
             mark: old.map_or_else(Mark::random, |o| o.mark),
             cache,
             notify_peers: NotifyPeers::from_config(c),
+            rules: RuleSet::new(c, old.map(|o| &o.rules)),
+            response_rules: ResponseRules::new(c, old.map(|o| &o.response_rules)),
         }
     }
 

@@ -4,7 +4,8 @@
 //! allocation once warm), and the type of the timer heap that names them
 //! ([`Timers`], fired in `timers`). The rules for late entries are the upstream
 //! core's ([`crate::ls::upstream::ids::Late`]); a worker adds where the ID
-//! is and when its timer fires.
+//! is and when its timer fires. Queries a `delay_ms` rule holds wait in a
+//! slab of their own ([`Delayed`]), on the same heap.
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
@@ -23,6 +24,20 @@ use crate::server::batch;
 pub(super) enum TimerFor {
     Flight(u32),
     Late(u32),
+    /// A query a `delay_ms` rule holds ([`Delayed`]).
+    Delayed(u32),
+}
+
+/// A client query a `delay_ms` rule holds until `at` (the worker goes on
+/// meanwhile); then it goes on as if it had just been admitted.
+pub(super) struct Delayed {
+    /// The client's bytes (a spare buffer, given back when it goes on).
+    pub(super) raw: Vec<u8>,
+    pub(super) client: batch::Peer,
+    pub(super) state: Arc<LsState>,
+    pub(super) admitted: crate::ls::balancer::Admitted,
+    /// When it goes on.
+    pub(super) at: Instant,
 }
 
 /// The timer heap, earliest first.
@@ -106,6 +121,15 @@ impl<T> Slab<T> {
 
     pub(super) fn get_mut(&mut self, i: u32) -> Option<&mut T> {
         self.items.get_mut(i as usize)?.as_mut()
+    }
+
+    /// Takes every item out, in slot order (at shutdown).
+    pub(super) fn drain(&mut self) -> Vec<T> {
+        let all: Vec<T> = self.items.iter_mut().filter_map(Option::take).collect();
+        self.items.clear();
+        self.free.clear();
+        self.len = 0;
+        all
     }
 
     pub(super) fn remove(&mut self, i: u32) -> Option<T> {

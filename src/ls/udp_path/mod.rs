@@ -36,7 +36,9 @@
 //! The worker (its state, and everything it does, in one `impl`: its loop,
 //! a client query, an upstream datagram, its timers) is in `worker`, its
 //! flights and late entries in `flight`, which timer entries are live in
-//! `timers`. None of them imports from this one.
+//! `timers`, an admitted query (the cache, the
+//! in-flight bound, a flight; or held by a `delay_ms` rule) in `admitted`. None of them
+//! imports from this one.
 //!
 //! Nothing is allocated per query once a worker is warm: a query's bytes,
 //! the response kept for it, and the datagrams of a round live in buffers
@@ -72,6 +74,7 @@ use tokio_util::sync::CancellationToken;
 use super::balancer::Balancer;
 use worker::Worker;
 
+mod admitted;
 mod flight;
 mod tap;
 mod timers;

@@ -1,26 +1,27 @@
 //! Which of a fast-path worker's timers are live (the worker fires them): one heap ([`Timers`]) for every
 //! hedge, per-try and deadline timer of its flights and the two timers of
-//! each late entry (its query's deadline, the end of its grace). An entry is never removed from
+//! each late entry (its query's deadline, the end of its grace), and the
+//! timer of each query a `delay_ms` rule holds. An entry is never removed from
 //! the heap when its flight ends or moves its timer: it goes stale, and is
 //! skipped when it reaches the top.
 use std::cmp::Reverse;
 
 use tokio::time::Instant;
 
-use super::flight::{Flight, Late, Slab, TimerFor, Timers};
+use super::flight::{Delayed, Flight, Late, Slab, TimerFor, Timers};
 
 /// Whether the timer entry (`at`, `what`) is still armed: its flight or late
 /// entry exists and is waiting for exactly `at` (a slot reused since, or a
 /// timer moved, leaves a stale entry behind in the heap).
 pub(super) fn timer_live(
-    flights: &Slab<Flight>,
-    late: &Slab<Late>,
+    (flights, late, delayed): (&Slab<Flight>, &Slab<Late>, &Slab<Delayed>),
     at: Instant,
     what: TimerFor,
 ) -> bool {
     match what {
         TimerFor::Flight(idx) => flights.get(idx).is_some_and(|f| f.timer_at == Some(at)),
         TimerFor::Late(li) => late.get(li).is_some_and(|l| l.timer_at == at),
+        TimerFor::Delayed(di) => delayed.get(di).is_some_and(|d| d.at == at),
     }
 }
 
@@ -58,7 +59,7 @@ mod tests {
         let ended = [0u32, 1, 3];
         let live = |_, what| match what {
             TimerFor::Flight(i) => !ended.contains(&i),
-            TimerFor::Late(_) => true,
+            TimerFor::Late(_) | TimerFor::Delayed(_) => true,
         };
         assert_eq!(next_live(&mut timers, live), Some(t0 + 3 * MS));
         assert_eq!(timers.len(), 4, "the two stale ones before it dropped");

@@ -19,17 +19,15 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use smallvec::SmallVec;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use super::flight::{Attempt, Flight, Late, Slab, TimerFor, Timers};
+use super::flight::{Attempt, Delayed, Flight, Late, Slab, TimerFor, Timers};
 use super::timers::{next_live, timer_live};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::guard::fair::Holders;
-use crate::ls::backend::limit;
 use crate::ls::balancer::{Admission, Balancer};
 use crate::ls::loopmark::PlainAnswer;
 use crate::ls::resolution::{End, Step, Verdict};
@@ -41,7 +39,7 @@ use crate::ls::upstream::sockets::{self, Family, Sockets};
 use crate::ls::{async_path, reply};
 use crate::server::backoff::RecvBackoff;
 use crate::server::batch::{self, RecvBatch, SendQueue};
-use crate::server::shed::{self, QueueGate, arrival, queue_bound, waited};
+use crate::server::shed::{QueueGate, arrival, queue_bound, waited};
 use crate::server::{Reply, Request};
 
 /// Upstream sockets per worker and address family: log2 of it is the
@@ -74,6 +72,8 @@ pub(super) struct Worker {
     pub(super) ups: Sockets<UdpSocket>,
     pub(super) flights: Slab<Flight>,
     pub(super) late: Slab<Late>,
+    /// Queries a `delay_ms` rule holds (at most `max_flights`).
+    pub(super) delayed: Slab<Delayed>,
     pub(super) timers: Timers,
     /// Answers to clients, and queries per upstream socket slot, of this round.
     pub(super) to_clients: SendQueue,
@@ -99,6 +99,7 @@ impl Worker {
             ups: Sockets::new(ROTATE_AFTER),
             flights: Slab::new(),
             late: Slab::new(),
+            delayed: Slab::new(),
             timers: Timers::new(),
             to_clients: SendQueue::default(),
             to_upstream: (0..2 * UPSTREAM_SOCKETS)
@@ -226,6 +227,9 @@ impl Worker {
                     }
                 }
             }
+            if stopping && self.delayed.len > 0 {
+                self.release_delayed();
+            }
             self.fire_timers(round);
             self.flush().await;
             let next = self
@@ -327,70 +331,15 @@ impl Worker {
             raw,
             src: src.addr,
             transport: Transport::Udp,
+            via: crate::server::Via::Udp,
         };
         match self.balancer.admit(req) {
             Admission::Reply(Reply::One(b)) => self.to_clients.push_copy(&b, src),
             Admission::Reply(_) => {}
-            Admission::Forward(state, admitted) => {
-                // A cache hit is written where it is sent from: no flight,
-                // no copy, no allocation.
-                if state.route_at(admitted.route()).cache.is_some() {
-                    let query = (raw, Transport::Udp, admitted.route());
-                    if reply::from_cache(&state, query, self.to_clients.push(src)) {
-                        return;
-                    }
-                    self.to_clients.pop();
-                }
-                let group = state.client_group(src.addr.ip());
-                let now = Instant::now();
-                let m = &self.balancer.metrics;
-                // Over the in-flight bound, or over the client's share of
-                // it while it is contended ([`crate::guard::fair`]); or no
-                // backend of the route with room under its concurrency
-                // limit ([`limit`]): SERVFAIL at once, written from the
-                // header and question; nothing copied, no queueing.
-                let shed = if !self.holders.admits(group, self.max_flights) {
-                    Some(&m.shed_inflight)
-                } else if !limit::any_room(&state.route_at(admitted.route()).backends, now) {
-                    Some(&m.shed_limit)
-                } else {
-                    None
-                };
-                if let Some(counter) = shed {
-                    counter.fetch_add(1, Relaxed);
-                    let out = self.to_clients.push(src);
-                    if shed::write_servfail(raw, admitted.question_end(), out) {
-                        let pool = state.route_at(admitted.route()).counters.as_deref();
-                        for answers in [Some(&m.answers), pool.map(|p| &p.answers)] {
-                            if let Some(c) = answers.and_then(|a| a.get(2)) {
-                                c.fetch_add(1, Relaxed);
-                            }
-                        }
-                        m.client_latency.record(Duration::ZERO);
-                    } else {
-                        self.to_clients.pop();
-                    }
-                    return;
-                }
-                let mut buf = self.spare.pop().unwrap_or_default();
-                buf.clear();
-                buf.extend_from_slice(raw);
-                let job = admitted.into_job(buf);
-                let res = state.resolution(&job, now);
-                self.holders.take(group);
-                let idx = self.flights.insert(Flight {
-                    state,
-                    job,
-                    client: src,
-                    group,
-                    res,
-                    attempts: SmallVec::new(),
-                    kept: None,
-                    arrived: std::time::Instant::now(),
-                    timer_at: None,
-                });
-                self.drive(idx, now);
-            }
+            Admission::Forward(state, admitted) => match admitted.delay() {
+                Some(delay) => self.hold(raw, src, state, admitted, delay),
+                None => self.forward(raw, src, state, admitted),
+            },
         }
     }
 
@@ -683,7 +632,7 @@ impl Worker {
                 break;
             }
             self.timers.pop();
-            if !timer_live(&self.flights, &self.late, at, what) {
+            if !timer_live((&self.flights, &self.late, &self.delayed), at, what) {
                 continue;
             }
             match what {
@@ -692,6 +641,11 @@ impl Worker {
                         f.timer_at = None;
                     }
                     self.drive(idx, now);
+                }
+                TimerFor::Delayed(di) => {
+                    if let Some(d) = self.delayed.remove(di) {
+                        self.go_on(d);
+                    }
                 }
                 TimerFor::Late(li) => {
                     let Some(l) = self.late.get_mut(li) else {
@@ -721,9 +675,7 @@ impl Worker {
     /// up only to find them stale (at moderate rates that was a wake-up per
     /// millisecond, as many as one per ten queries).
     pub(super) fn next_timer(&mut self) -> Option<Instant> {
-        let (flights, late) = (&self.flights, &self.late);
-        next_live(&mut self.timers, |at, what| {
-            timer_live(flights, late, at, what)
-        })
+        let slabs = (&self.flights, &self.late, &self.delayed);
+        next_live(&mut self.timers, |at, what| timer_live(slabs, at, what))
     }
 }

@@ -168,6 +168,7 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
     let mut e = Expo(String::with_capacity(8192 + state.backends.len() * 4096));
     write_balancer(&mut e, balancer.metrics(), &state.backends);
     write_pools(&mut e, &state);
+    write_rules(&mut e, &state);
     let mut caches = state.caches().peekable();
     if caches.peek().is_some() {
         let total = caches.fold(CacheStats::default(), |t, (_, c)| t.plus(&c.stats()));
@@ -297,6 +298,33 @@ fn write_pools(e: &mut Expo, state: &LsState) {
         }
     }
     write_pool_caches(e, state);
+}
+
+/// The rules' families (none without rules): the queries each
+/// `[[ls.rule]]` acted on and the answers each `[[ls.response_rule]]`
+/// matched, by rule and action.
+fn write_rules(e: &mut Expo, state: &LsState) {
+    let families = [
+        (
+            "dnslb_rule_hits_total",
+            "Queries each query rule acted on, by the action it took.",
+            state.rules.counts().collect::<Vec<_>>(),
+        ),
+        (
+            "dnslb_response_rule_hits_total",
+            "Backend answers each response rule matched, by its action.",
+            state.response_rules.counts().collect(),
+        ),
+    ];
+    for (family, help, counts) in families {
+        if counts.is_empty() {
+            continue;
+        }
+        e.family(family, "counter", help);
+        for (rule, action, n) in counts {
+            e.sample(family, &[("rule", rule), ("action", action)], n);
+        }
+    }
 }
 
 /// One figure of a cache's counters.

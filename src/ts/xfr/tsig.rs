@@ -299,10 +299,7 @@ mod tests {
         std::fs::write(&table, "www.a.test 192.0.2.1 A\n").unwrap();
         TsSettings {
             name: "t".into(),
-            zones: vec![table],
             origin: "a.test.".parse().unwrap(),
-            ttl: 300,
-            on_miss: crate::config::OnMiss::Nxdomain,
             axfr_allow: vec!["127.0.0.0/8".parse().unwrap()],
             xfr_key: Some(crate::config::KeyConfig {
                 name: "xfr".into(),
@@ -310,11 +307,7 @@ mod tests {
                 secret: Some("kQn0sD3l9Ui1u6m2sXJ1mR0bJx6g7h8Zq2yq1cV4aUk=".into()),
                 secret_file: None,
             }),
-            notify: Vec::new(),
-            fault: crate::config::Fault::default(),
-            nsid: None,
-            ixfr_history: 10,
-            dnssec: None,
+            ..TsSettings::for_test(vec![table])
         }
     }
 
@@ -330,6 +323,7 @@ mod tests {
             raw,
             src: "127.0.0.1:5353".parse().unwrap(),
             transport: Transport::Udp,
+            via: crate::server::Via::Udp,
         };
         match ts.handle(req) {
             Action::Now(Reply::One(m)) => Some(m),

@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::rr::Name;
 use tokio_util::sync::CancellationToken;
 
-use dnslb::config::{Fault, OnMiss};
+use dnslb::config::Fault;
 use dnslb::server::{self, Listeners, ServerOptions};
 use dnslb::ts::{TableServer, TsSettings};
 
@@ -58,18 +57,8 @@ impl TestTs {
 /// Settings for a TS serving `zones` with every other knob at its default.
 pub fn ts_settings(zones: Vec<PathBuf>) -> TsSettings {
     TsSettings {
-        name: "test".into(),
-        zones,
-        origin: Name::root(),
-        ttl: 300,
-        on_miss: OnMiss::Nxdomain,
         axfr_allow: vec!["127.0.0.0/8".parse().unwrap()],
-        xfr_key: None,
-        notify: Vec::new(),
-        fault: Fault::default(),
-        nsid: None,
-        ixfr_history: 10,
-        dnssec: None,
+        ..TsSettings::for_test(zones)
     }
 }
 

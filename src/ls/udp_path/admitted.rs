@@ -1,0 +1,145 @@
+//! A client query the door admitted, on the UDP path: answered from the
+//! packet cache, shed (the in-flight bound, the backends' limits), or made
+//! a flight ([`Worker::forward`]); or first held by a `delay_ms` rule
+//! (`[[ls.rule]]`, [`crate::ls::rules`]): a copy kept in the worker's slab of
+//! [`Delayed`] with a timer on its heap, so the worker serves other queries
+//! meanwhile; when the timer fires the query goes on as if just admitted.
+//! Bounded by `max_flights` held at once; released at once when the worker
+//! stops.
+use std::cmp::Reverse;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use smallvec::SmallVec;
+
+use super::flight::{Delayed, Flight, TimerFor};
+use super::worker::Worker;
+use crate::dns::Transport;
+use crate::ls::backend::limit;
+use crate::ls::balancer::Admitted;
+use crate::ls::reply;
+use crate::ls::state::LsState;
+use crate::server::{batch, shed};
+
+impl Worker {
+    /// A query a `delay_ms` rule holds: a copy kept with a timer on the
+    /// heap, the worker free meanwhile ([`Worker::go_on`] when it fires).
+    /// Past `max_flights` queries held at once, it is dropped (counted as
+    /// shed by the in-flight bound).
+    pub(super) fn hold(
+        &mut self,
+        raw: &[u8],
+        src: batch::Peer,
+        state: Arc<LsState>,
+        admitted: Admitted,
+        delay: Duration,
+    ) {
+        if self.delayed.len >= self.max_flights {
+            self.balancer.metrics.shed_inflight.fetch_add(1, Relaxed);
+            return;
+        }
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(raw);
+        let at = Instant::now() + delay;
+        let di = self.delayed.insert(Delayed {
+            raw: buf,
+            client: src,
+            state,
+            admitted,
+            at,
+        });
+        self.timers.push(Reverse((at, TimerFor::Delayed(di))));
+    }
+
+    /// A held query's delay is over: it goes on as if just admitted.
+    pub(super) fn go_on(&mut self, d: Delayed) {
+        let Delayed {
+            raw,
+            client,
+            state,
+            admitted,
+            ..
+        } = d;
+        self.forward(&raw, client, state, admitted);
+        self.spare.push(raw);
+    }
+
+    /// Every held query goes on now (the worker is stopping).
+    pub(super) fn release_delayed(&mut self) {
+        for d in self.delayed.drain() {
+            self.go_on(d);
+        }
+    }
+
+    /// An admitted query: answered from the cache, shed, or made a flight.
+    pub(super) fn forward(
+        &mut self,
+        raw: &[u8],
+        src: batch::Peer,
+        state: Arc<LsState>,
+        admitted: Admitted,
+    ) {
+        // A cache hit is written where it is sent from: no flight,
+        // no copy, no allocation.
+        if state.route_at(admitted.route()).cache.is_some() {
+            let query = (raw, Transport::Udp, admitted.route());
+            if reply::from_cache(&state, query, self.to_clients.push(src)) {
+                return;
+            }
+            self.to_clients.pop();
+        }
+        let group = state.client_group(src.addr.ip());
+        let now = Instant::now();
+        let m = &self.balancer.metrics;
+        // Over the in-flight bound, or over the client's share of
+        // it while it is contended ([`crate::guard::fair`]); or no
+        // backend of the route with room under its concurrency
+        // limit ([`limit`]): SERVFAIL at once, written from the
+        // header and question; nothing copied, no queueing.
+        let shed = if !self.holders.admits(group, self.max_flights) {
+            Some(&m.shed_inflight)
+        } else if !limit::any_room(&state.route_at(admitted.route()).backends, now) {
+            Some(&m.shed_limit)
+        } else {
+            None
+        };
+        if let Some(counter) = shed {
+            counter.fetch_add(1, Relaxed);
+            let out = self.to_clients.push(src);
+            if shed::write_servfail(raw, admitted.question_end(), out) {
+                let pool = state.route_at(admitted.route()).counters.as_deref();
+                for answers in [Some(&m.answers), pool.map(|p| &p.answers)] {
+                    if let Some(c) = answers.and_then(|a| a.get(2)) {
+                        c.fetch_add(1, Relaxed);
+                    }
+                }
+                m.client_latency.record(Duration::ZERO);
+            } else {
+                self.to_clients.pop();
+            }
+            return;
+        }
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(raw);
+        let job = admitted.into_job(buf);
+        let res = state.resolution(&job, now);
+        self.holders.take(group);
+        let idx = self.flights.insert(Flight {
+            state,
+            job,
+            client: src,
+            group,
+            res,
+            attempts: SmallVec::new(),
+            kept: None,
+            arrived: std::time::Instant::now(),
+            timer_at: None,
+        });
+        self.drive(idx, now);
+    }
+}
