@@ -374,6 +374,7 @@ impl TsArgs {
         let a = self;
         let mut workers = a.workers;
         let mut metrics = None;
+        let mut dnstap = None;
         let (mut settings, listen) = match (&a.config, &a.name, a.listen) {
             (Some(path), Some(name), _) => {
                 let cfg = Config::load(path)?;
@@ -386,6 +387,7 @@ impl TsArgs {
                 };
                 workers = workers.or(tc.workers);
                 metrics = tc.metrics;
+                dnstap = tc.dnstap.clone();
                 (TsSettings::from_config_in(&cfg, tc), tc.listen)
             }
             (None, None, Some(listen)) => {
@@ -437,6 +439,7 @@ impl TsArgs {
             listen,
             metrics,
             workers: workers.unwrap_or_else(available_cores),
+            dnstap,
         })
     }
 }

@@ -13,6 +13,8 @@
 //! - [`dns`]: wire-format helpers shared by every side: hostile-input
 //!   decoding, raw header reads, one walker over a message's sections,
 //!   made-up answers, NSID, hostname rules.
+//! - [`dnstap`]: the LS's and the TS's messages as dnstap (Frame Streams of
+//!   protobuf) to a collector, through a bounded queue and one writer task.
 //! - [`guard`]: client protection shared by every side (the `allow` ACL,
 //!   the per-client rate limit, a log's budget); imports nothing of the crate.
 //! - [`ls`]: the load balancer: its floor ([`ls::state`]), the door
@@ -43,6 +45,7 @@ pub mod cli;
 pub mod config;
 pub mod control_cmd;
 pub mod dns;
+pub mod dnstap;
 pub mod guard;
 pub mod logging;
 pub mod ls;

@@ -32,6 +32,7 @@ impl LsConfig {
         ("max_inflight", |o, n| o.max_inflight != n.max_inflight),
         ("tls", |o, n| dot_bound(o) != dot_bound(n)),
         ("https", |o, n| doh_bound(o) != doh_bound(n)),
+        ("dnstap", |o, n| o.dnstap != n.dnstap),
     ];
 
     /// The `[ls]` keys a reload applies, besides the policy keys
@@ -95,7 +96,7 @@ impl TsConfig {
     /// which `[[ts]]` is which).
     const RESTART: &[Differs<TsConfig>] = differs!(TsConfig:
         listen, zones, origin, ttl, on_miss, axfr_allow, xfr_key, notify, ixfr_history,
-        fault, workers, metrics, nsid, dnssec,
+        fault, workers, metrics, nsid, dnssec, dnstap,
     );
 
     /// The `[[ts]]` that differ between `old` and `new` (by name), each with the

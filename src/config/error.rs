@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::source_map::{SourceMap, display_path};
 use super::{
-    Denial, DnssecAlgorithm, KeyAlgorithm, Layout, OnMiss, OnTimeout, Order, RuleTransport,
-    Strategy,
+    Denial, DnssecAlgorithm, DnstapMessage, KeyAlgorithm, Layout, OnMiss, OnTimeout, Order,
+    RuleTransport, Strategy,
 };
 
 /// A typed problem with a config file.
@@ -187,6 +187,9 @@ fn keyword_choices(key: &str) -> Option<Vec<&'static str>> {
         "ts.dnssec.denial" => names(Denial::ALL, Denial::as_str),
         "key.algorithm" => names(KeyAlgorithm::ALL, KeyAlgorithm::as_str),
         "ls.rule.match.transport" => names(RuleTransport::ALL, RuleTransport::as_str),
+        "ls.dnstap.messages" | "ts.dnstap.messages" => {
+            names(DnstapMessage::ALL, DnstapMessage::as_str)
+        }
         _ => None,
     }
 }

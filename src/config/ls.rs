@@ -1,6 +1,6 @@
 //! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables, and the
 //! [`HedgeDelay`] its key takes (its `[ls.cache]` table is in `cache`, its `[ls.tls]`
-//! and `[ls.https]` in `tls`, its `[[ls.pool]]` tables in `pool`, its `[[ls.rule]]` and
+//! and `[ls.https]` in `tls`, its `[ls.dnstap]` in `dnstap`, its `[[ls.pool]]` tables in `pool`, its `[[ls.rule]]` and
 //! `[[ls.response_rule]]` in `rules`, the keyword enums `[ls]` and `[[ls.pool]]` share
 //! in `values`, its policy keys, which a pool may set too, declared once in `policy`).
 
@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, Unexpected, Visitor};
 
 use super::available_cores;
 use super::cache::CacheConfig;
+use super::dnstap::DnstapConfig;
 use super::dynblock::DynBlockConfig;
 use super::key::KeyConfig;
 use super::pool::PoolConfig;
@@ -155,6 +156,9 @@ pub struct LsConfig {
     pub tls: Option<TlsConfig>,
     /// DNS over HTTPS, `[ls.https]`; `None` (table omitted) = off. \[off\]
     pub https: Option<HttpsConfig>,
+    /// dnstap of the client and forwarder messages, `[ls.dnstap]`; `None`
+    /// (table omitted) = off. \[off\]
+    pub dnstap: Option<DnstapConfig>,
     /// Active health checks, `[ls.health]`.
     pub health: HealthConfig,
     /// The backends, `[[ls.backend]]`, in config order.
@@ -205,6 +209,7 @@ impl Default for LsConfig {
             cache: None,
             tls: None,
             https: None,
+            dnstap: None,
             health: HealthConfig::default(),
             backend: Vec::new(),
             pool: Vec::new(),

@@ -26,6 +26,7 @@
 //!   each key is in the text.
 //! - `validate`: the rules of [`Config::problems`] (those of `[[ls.rule]]` and
 //!   `[[ls.response_rule]]` in `validate/rule_checks`).
+//! - `dnstap`: [`DnstapConfig`], `[ls.dnstap]` and `dnstap` in `[[ts]]`, with its rules.
 //! - `key`: [`KeyConfig`], the TSIG keys (`[[key]]`) and the reading of their secrets.
 //! - `dynblock`: [`DynBlockConfig`] (`[[ls.dynamic_block]]`) and the rules of it and of
 //!   `api_key` and `control_allow`.
@@ -90,6 +91,7 @@ mod policy;
 
 mod cache;
 mod changes;
+mod dnstap;
 mod dynblock;
 mod error;
 mod key;
@@ -105,6 +107,7 @@ mod validate;
 mod values;
 
 pub use cache::CacheConfig;
+pub use dnstap::{DNSTAP_QUEUE_MAX, DNSTAP_QUEUE_SIZE, DnstapConfig, DnstapMessage, DnstapSide};
 pub use dynblock::{
     DynAction, DynBlockConfig, DynKind, DynRcode, MAX_BLOCK_S, MAX_DYN_BLOCKS, MAX_WINDOW_S,
     MIN_API_KEY_LEN,
@@ -224,7 +227,8 @@ impl Config {
         if let Some(ls) = &mut config.ls {
             let files = ls.tls.iter_mut().flat_map(|t| [&mut t.cert, &mut t.key]);
             let https = ls.https.iter_mut().flat_map(|h| [&mut h.cert, &mut h.key]);
-            for file in files.chain(https.flatten()) {
+            let tap = ls.dnstap.iter_mut().flat_map(|d| &mut d.socket);
+            for file in files.chain(https.flatten()).chain(tap) {
                 if file.is_relative() {
                     *file = folder.join(&*file);
                 }
@@ -240,6 +244,11 @@ impl Config {
                 && d.keys.is_relative()
             {
                 d.keys = folder.join(&d.keys);
+            }
+            if let Some(socket) = ts.dnstap.as_mut().and_then(|d| d.socket.as_mut())
+                && socket.is_relative()
+            {
+                *socket = folder.join(&*socket);
             }
         }
         for key in &mut config.key {

@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::available_cores;
+use super::dnstap::DnstapConfig;
 use super::values::{de_addr, de_addrs, de_name, de_nets, de_opt_addr};
 
 keyword_enum! {
@@ -111,6 +112,10 @@ pub struct TsConfig {
     /// omitted): served as read (unsigned, or pre-signed). \[off\]
     #[serde(default)]
     pub dnssec: Option<Dnssec>,
+    /// dnstap of the auth messages (`{ socket | tcp, messages, ... }`, as
+    /// `[ls.dnstap]`); `None` (key omitted) = off. \[off\]
+    #[serde(default)]
+    pub dnstap: Option<DnstapConfig>,
 }
 
 /// Longest `ts.nsid`, in bytes: the OPT that carries it (4 + 128 bytes of option,
@@ -152,6 +157,7 @@ impl TsConfig {
             metrics: None,
             nsid: None,
             dnssec: None,
+            dnstap: None,
         }
     }
 

@@ -67,6 +67,11 @@ impl Config {
         check_keys(self, &mut check);
         check_listeners(self, &mut check);
         check_transfers_behind_ls(self, &mut check);
+        let ls_tap = self.ls.as_ref().and_then(|l| l.dnstap.as_ref());
+        let ts_taps = self.ts.iter().map(|t| t.dnstap.as_ref());
+        for (path, table, msg) in super::dnstap::problems(ls_tap, ts_taps) {
+            check.push(&[&path, &table], msg);
+        }
         check.out.sort_by_key(|e| e.line().unwrap_or(usize::MAX));
         check.out
     }

@@ -35,9 +35,11 @@ use super::loopmark::PlainAnswer;
 use super::reply::{Answered, finish};
 use super::resolution::{End, Step, Verdict};
 use super::state::{Job, LsMetrics, LsState};
+use super::tap;
 use super::upstream::UpstreamError;
 use crate::config::Layout;
 use crate::dns::{Transport, WireHeader};
+use crate::dnstap::TapTransport;
 use crate::server::{Action, Handler, Reply, Request};
 
 /// The end of one upstream attempt.
@@ -91,6 +93,7 @@ async fn exchange(
     if tcp_only(job) {
         return over_tcp(state, b, query, question, deadline, won_by).await;
     }
+    let sent = Instant::now();
     let resp = state
         .pool
         .exchange(
@@ -101,7 +104,13 @@ async fn exchange(
             Some(b.begin().for_query(won_by.clone())),
             state.route(job).adaptive_hedge_pct(),
         )
-        .await?;
+        .await;
+    // The query as it left (its upstream ID set by the exchange), and the
+    // answer as accepted.
+    let d = tap::of(&state.metrics);
+    tap::forwarder_query(d, TapTransport::Udp, None, b.addr, &query);
+    let resp = resp?;
+    tap::forwarder_response(d, TapTransport::Udp, || None, b.addr, sent.elapsed(), &resp);
     let truncated = WireHeader::read(&resp).is_some_and(|h| h.truncated());
     if truncated && job.transport == Transport::Tcp {
         return over_tcp(state, b, query, question, deadline, won_by).await;
@@ -297,15 +306,28 @@ impl Handler for Balancer {
     }
 
     fn handle(&self, req: Request<'_>) -> Action {
-        let (raw, transport, client) = (req.raw, req.transport, req.src.ip());
+        let (raw, transport) = (req.raw, req.transport);
+        let (client, via) = (req.src, tap_transport(&req));
+        let d = self.dnstap();
+        tap::client_query(d, via, client, || None, raw);
+        let answered = |reply: &Reply| {
+            if let Reply::One(answer) = reply {
+                tap::client_response(d, via, client, None, None, answer);
+            }
+        };
         match self.admit(req) {
-            Admission::Reply(reply) => Action::Now(reply),
+            Admission::Reply(reply) => {
+                answered(&reply);
+                Action::Now(reply)
+            }
             Admission::Forward(state, admitted) => {
                 let mut hit = Vec::new();
                 let query = (raw, transport, admitted.route());
                 if super::reply::from_cache(&state, query, &mut hit) {
-                    self.on_answer(client, &hit);
-                    return Action::Now(Reply::One(hit));
+                    self.on_answer(client.ip(), &hit);
+                    let reply = Reply::One(hit);
+                    answered(&reply);
+                    return Action::Now(reply);
                 }
                 let job = admitted.into_job(raw.to_vec());
                 let metrics = self.metrics.clone();
@@ -320,13 +342,29 @@ impl Handler for Balancer {
                     LsMetrics::answered(&metrics, &reply, arrived);
                     if let Reply::One(b) = &reply {
                         let rcode = b.get(3).map_or(0, |b| b & 0x0f);
-                        dynblocks.on_answer(client, rcode, b.len());
+                        dynblocks.on_answer(client.ip(), rcode, b.len());
                     }
                     answered.log(&state, &reply, arrived.elapsed());
+                    if let Reply::One(answer) = &reply {
+                        let d = tap::of(&metrics);
+                        let waited = Some(arrived.elapsed());
+                        tap::client_response(d, via, client, None, waited, answer);
+                    }
                     reply
                 })))
             }
         }
+    }
+}
+
+/// The dnstap transport of a request the server layer handed over: the
+/// listener it came by.
+fn tap_transport(req: &Request<'_>) -> TapTransport {
+    match req.via {
+        crate::dns::Via::Udp => TapTransport::Udp,
+        crate::dns::Via::Tcp => TapTransport::Tcp,
+        crate::dns::Via::Dot => TapTransport::Dot,
+        crate::dns::Via::Doh => TapTransport::Doh,
     }
 }
 

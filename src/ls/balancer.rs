@@ -24,6 +24,7 @@ use super::suffix;
 use super::upstream::shared::SharedSockets;
 use crate::config::{DynAction, LsConfig, RuleTransport};
 use crate::dns::{self, HEADER_LEN, Transport};
+use crate::dnstap::Dnstap;
 use crate::guard::acl;
 use crate::guard::rate::RateVerdict;
 use crate::logging::QueryLine;
@@ -59,6 +60,19 @@ pub struct Balancer {
 }
 
 impl Balancer {
+    /// This balancer writing its dnstap messages to `dnstap` (once: a
+    /// second handle is ignored).
+    pub fn with_dnstap(self, dnstap: Dnstap) -> Self {
+        let _ = self.metrics.dnstap.set(dnstap);
+        self
+    }
+
+    /// Its dnstap handle: check [`Dnstap::enabled`] before building an event.
+    #[inline]
+    pub fn dnstap(&self) -> &Dnstap {
+        super::tap::of(&self.metrics)
+    }
+
     /// A balancer for an `[ls]` section.
     pub fn new(c: &LsConfig) -> Self {
         let metrics = Arc::new(LsMetrics::default());

@@ -62,6 +62,7 @@ pub mod run;
 pub mod state;
 pub mod sticky;
 pub mod suffix;
+pub mod tap;
 pub mod udp_path;
 pub mod upstream;
 

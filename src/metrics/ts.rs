@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::process::ProcessStats;
-use super::prom::{Expo, rcode_name, write_build_info, write_process};
+use super::prom::{Expo, rcode_name, write_build_info, write_dnstap, write_process};
 use super::{exposition, not_found, serve_app};
 use crate::ts::TableServer;
 use crate::ts::metrics::{OTHER_RCODE, TsMetrics, Unanswered};
@@ -57,6 +57,7 @@ pub fn render_ts_prometheus(ts: &TableServer) -> String {
     for (z, label) in zones {
         e.sample("dnslb_ts_zone_rrsets", &[("zone", label)], z.rrset_count());
     }
+    write_dnstap(&mut e, ts.dnstap().stats().as_deref());
     write_process(&mut e, &ProcessStats::read());
     write_build_info(&mut e);
     e.0

@@ -483,6 +483,12 @@ impl SendQueue {
         self.push(to).extend_from_slice(bytes);
     }
 
+    /// The messages queued, with where each goes.
+    pub(crate) fn queued(&self) -> impl Iterator<Item = (&[u8], Peer)> {
+        let queued = self.msgs.get(..self.len).unwrap_or_default();
+        queued.iter().map(|(b, p)| (b.as_slice(), *p))
+    }
+
     /// Messages queued.
     pub(crate) fn len(&self) -> usize {
         self.len

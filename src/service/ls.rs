@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
-use crate::config::{Config, LsConfig, TsConfig};
+use crate::config::{Config, DnstapSide, LsConfig, TsConfig};
+use crate::dnstap::{self, Dnstap, DnstapWriter};
 use crate::ls::{Balancer, probe};
 use crate::metrics::{Readiness, StatusExtra};
 use crate::server::Listeners;
@@ -119,6 +120,8 @@ pub struct LsService {
     doh_rate: Arc<ConnRate>,
     /// `[ls.https]`'s `trusted_proxies`, applied again on reload.
     trusted: Arc<TrustedProxies>,
+    /// The `[ls.dnstap]` writer, run while the LS serves.
+    dnstap: Option<DnstapWriter>,
 }
 
 impl LsService {
@@ -137,7 +140,14 @@ impl LsService {
             Some((Some(cert), Some(key))) => Some(Arc::new(CertSwap::load(cert, key)?)),
             _ => None,
         };
-        let balancer = Arc::new(Balancer::new(&lsc));
+        let (tap, dnstap) = match &lsc.dnstap {
+            Some(d) => {
+                let (tap, writer) = Dnstap::new(dnstap::Settings::from_config(d, DnstapSide::Ls));
+                (tap, Some(writer))
+            }
+            None => (Dnstap::off(), None),
+        };
+        let balancer = Arc::new(Balancer::new(&lsc).with_dnstap(tap));
         let (dot_rate, doh_rate) = (Arc::default(), Arc::default());
         set_conn_rates(&lsc, &dot_rate, &doh_rate);
         let trusted = Arc::new(TrustedProxies::new(trusted_proxies(&lsc)));
@@ -152,6 +162,7 @@ impl LsService {
             dot_rate,
             doh_rate,
             trusted,
+            dnstap,
         })
     }
 
@@ -253,7 +264,7 @@ impl LsService {
     /// reloads it (and the TS children of `up`). Stopping drains: the listeners
     /// close, every query in flight is answered, then the metrics server stops.
     pub(super) async fn serve(
-        self,
+        mut self,
         sockets: LsSockets,
         controls: &mut Controls,
         root: &CancellationToken,
@@ -295,6 +306,12 @@ impl LsService {
                 warn_expiry(table, c);
             }
         }
+        // The dnstap writer: stopped last, once every answer is written.
+        let dnstap_token = root.child_token();
+        let dnstap = self
+            .dnstap
+            .take()
+            .map(|w| tokio::spawn(w.run(dnstap_token.clone())));
         let dns_token = root.child_token();
         let mut server = tokio::spawn(crate::ls::serve(
             self.balancer.clone(),
@@ -345,6 +362,12 @@ impl LsService {
                 },
             }
         };
+        let stop_dnstap = async move {
+            dnstap_token.cancel();
+            if let Some(task) = dnstap {
+                let _ = task.await;
+            }
+        };
         if let Some(end) = died {
             ready.set_stopping();
             error!(
@@ -355,6 +378,7 @@ impl LsService {
             if let Some(m) = metrics {
                 let _ = tokio::time::timeout(SHUTDOWN_GRACE, m).await;
             }
+            stop_dnstap.await;
             return Err(ServiceError::Died);
         }
         info!("stopping: answering the queries in flight");
@@ -366,6 +390,7 @@ impl LsService {
         if let Some(m) = metrics {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, m).await;
         }
+        stop_dnstap.await;
         info!("load balancer stopped");
         Ok(())
     }

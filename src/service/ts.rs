@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
+use crate::config::{DnstapConfig, DnstapSide};
+use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
 use crate::ts::xfr::notifier::{Announce, run_notifier};
 use crate::ts::xfr::notify::{log_notified, notify_wait};
@@ -50,6 +52,8 @@ pub struct TsRun {
     pub metrics: Option<SocketAddr>,
     /// UDP sockets/threads.
     pub workers: usize,
+    /// dnstap of its queries and answers (`dnstap` in its `[[ts]]`), if on.
+    pub dnstap: Option<DnstapConfig>,
 }
 
 /// `dnslb ts`: [`TsService::start`], then [`TsService::serve`].
@@ -69,6 +73,8 @@ pub struct TsService {
     ts: Arc<TableServer>,
     listeners: Listeners,
     metrics: Option<TcpListener>,
+    /// The dnstap writer, if on, and what stops it.
+    dnstap: Option<(DnstapTask, CancellationToken)>,
 }
 
 impl TsService {
@@ -82,18 +88,30 @@ impl TsService {
             listen,
             metrics,
             workers,
+            dnstap,
         } = run;
         let name = settings.name.clone();
-        let ts = Arc::new(TableServer::load(settings)?);
+        let ts = TableServer::load(settings)?;
         let listeners = Listeners::bind(&[listen], workers)?;
         let metrics = bind_metrics("ts.metrics", metrics).await?;
+        let (ts, dnstap) = match dnstap {
+            Some(cfg) => {
+                let token = CancellationToken::new();
+                let settings = dnstap::Settings::from_config(&cfg, DnstapSide::Ts);
+                let (tap, writer) = Dnstap::start(settings, token.clone());
+                let served_at = listeners.local_addrs().first().copied().unwrap_or(listen);
+                (ts.with_dnstap(tap, served_at), Some((writer, token)))
+            }
+            None => (ts, None),
+        };
         Ok(TsService {
             name,
             listen,
             workers,
-            ts,
+            ts: Arc::new(ts),
             listeners,
             metrics,
+            dnstap,
         })
     }
 
@@ -118,6 +136,7 @@ impl TsService {
     pub async fn serve(self, mut controls: Controls) -> Result<(), ServiceError> {
         let (name, listen, ts) = (self.name, self.listen, self.ts);
         let (listeners, metrics, workers) = (self.listeners, self.metrics, self.workers);
+        let dnstap = self.dnstap;
         // A temporary: the first catalog must not outlive its first reload.
         for z in ts.catalog().zones() {
             info!(ts = %name, zone = %z.origin(), rrsets = z.rrset_count(), bytes = z.compiled_bytes(), serial = z.serial(), "zone loaded");
@@ -201,6 +220,11 @@ impl TsService {
             }
         })
         .await;
+        // Last, once no answer is left to write: what is queued, STOP, FINISH.
+        if let Some((writer, stop)) = dnstap {
+            stop.cancel();
+            writer.stopped().await;
+        }
         if died.is_some() {
             return Err(ServiceError::Died);
         }

@@ -1,9 +1,9 @@
 //! The table server's request path: [`Handler`] for [`TableServer`] (fault
 //! knobs first), and, as free functions over it, the answer to one request (AXFR, NOTIFY, plain queries on a
 //! fast path, errors) and what it was, for the counters.
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hickory_proto::op::{Edns, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
@@ -18,6 +18,7 @@ use super::xfr::{axfr, ixfr, tsig};
 use super::zone::{Catalog, Zone};
 use crate::config::OnMiss;
 use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
+use crate::dnstap::{Dnstap, TapEvent, TapKind, TapTransport};
 use crate::server::{Action, Handler, Reply, Request};
 
 fn may_transfer(ts: &TableServer, ip: IpAddr) -> bool {
@@ -336,6 +337,60 @@ pub fn looks_like_health_probe(raw: &[u8]) -> bool {
     !h.is_response() && h.qdcount == 1 && raw.get(12..15) == Some(&[0, 0, 6][..])
 }
 
+/// What an AUTH_RESPONSE needs of its query, kept while it is answered.
+#[derive(Debug, Clone, Copy)]
+struct Tapped {
+    /// The client.
+    src: SocketAddr,
+    /// The TS's address.
+    listen: Option<SocketAddr>,
+    /// UDP or TCP.
+    transport: TapTransport,
+    /// When the query came.
+    at: SystemTime,
+}
+
+impl Tapped {
+    /// Writes the AUTH_RESPONSE of `reply` (one message; a transfer's
+    /// stream and a dropped query write none).
+    fn answered(&self, dnstap: &Dnstap, reply: &Reply) {
+        let Reply::One(bytes) = reply else {
+            return;
+        };
+        let mut e = TapEvent::new(TapKind::AuthResponse, self.transport, self.src, bytes);
+        e.response_addr = self.listen;
+        e.query_time = Some(self.at);
+        dnstap.log(&e);
+    }
+}
+
+/// Writes the AUTH_QUERY of `req` when `ts`'s dnstap asks for it; what its
+/// AUTH_RESPONSE will need when dnstap asks for that.
+fn tapped(ts: &TableServer, req: &Request<'_>) -> Option<Tapped> {
+    let (dnstap, listen) = (&ts.dnstap.0, ts.dnstap.1);
+    let query = dnstap.enabled(TapKind::AuthQuery);
+    let response = dnstap.enabled(TapKind::AuthResponse);
+    if !query && !response {
+        return None;
+    }
+    let tapped = Tapped {
+        src: req.src,
+        listen,
+        transport: match req.transport {
+            Transport::Udp => TapTransport::Udp,
+            Transport::Tcp => TapTransport::Tcp,
+        },
+        at: SystemTime::now(),
+    };
+    if query {
+        let mut e = TapEvent::new(TapKind::AuthQuery, tapped.transport, req.src, req.raw);
+        e.response_addr = listen;
+        e.query_time = Some(tapped.at);
+        dnstap.log(&e);
+    }
+    response.then_some(tapped)
+}
+
 impl Handler for TableServer {
     fn tcp_cap_refused(&self) {
         self.metrics
@@ -344,6 +399,7 @@ impl Handler for TableServer {
     }
 
     fn handle(&self, req: Request<'_>) -> Action {
+        let tap = tapped(self, &req);
         let f = self.settings.fault;
         if f.drop_ratio > 0.0 && rand::random::<f64>() < f.drop_ratio {
             self.metrics
@@ -355,10 +411,17 @@ impl Handler for TableServer {
         if f.delay_ms > 0 && f.delay_ratio > 0.0 && !probe && rand::random::<f64>() < f.delay_ratio
         {
             let delay = Duration::from_millis(f.delay_ms);
+            let dnstap = tap.is_some().then(|| self.dnstap().clone());
             return Action::Later(Box::pin(async move {
                 tokio::time::sleep(delay).await;
+                if let (Some(dnstap), Some(tap)) = (dnstap, tap) {
+                    tap.answered(&dnstap, &reply);
+                }
                 reply
             }));
+        }
+        if let Some(tap) = tap {
+            tap.answered(self.dnstap(), &reply);
         }
         Action::Now(reply)
     }

@@ -2,6 +2,7 @@
 //! loading it, reloading it (a new catalog swapped in only when every file
 //! loaded), signing again, and the serials kept across restarts. Its one
 //! `impl` block is here; the request path over it is `respond.rs`.
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -9,6 +10,8 @@ use arc_swap::ArcSwap;
 use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::opt::NSIDPayload;
 use tracing::{info, warn};
+
+use crate::dnstap::Dnstap;
 
 use super::clock::unix_now;
 use super::dnssec::policy;
@@ -42,6 +45,10 @@ pub struct TableServer {
     /// The zones started at another serial than the last run served (its
     /// state file says which): their secondaries are NOTIFYed at start.
     pub(super) changed_at_start: Vec<Name>,
+    /// dnstap of its queries and answers (`dnstap` in its `[[ts]]`), and
+    /// the address it serves on (each message's responder); off until
+    /// [`TableServer::with_dnstap`].
+    pub(super) dnstap: (Dnstap, Option<SocketAddr>),
 }
 
 /// What a reload did.
@@ -150,9 +157,22 @@ impl TableServer {
             journal: ixfr::Journal::default(),
             xfr_key,
             changed_at_start,
+            dnstap: (Dnstap::off(), None),
         };
         ts.save_serials(sources.as_deref());
         Ok(ts)
+    }
+
+    /// This table server writing its AUTH_QUERY and AUTH_RESPONSE messages
+    /// to `dnstap`, as the server at `listen`.
+    pub fn with_dnstap(mut self, dnstap: Dnstap, listen: SocketAddr) -> Self {
+        self.dnstap = (dnstap, Some(listen));
+        self
+    }
+
+    /// Its dnstap handle (off unless [`TableServer::with_dnstap`]).
+    pub fn dnstap(&self) -> &Dnstap {
+        &self.dnstap.0
     }
 
     /// Records the synthesized serials in force and `sources` (the files

@@ -18,6 +18,7 @@ mod check_signing;
 mod cli;
 mod deploy_recipes;
 mod dnssec;
+mod dnstap;
 mod docs;
 mod doh_http;
 mod dot;

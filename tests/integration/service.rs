@@ -72,6 +72,7 @@ fn ts_run(zones: Vec<std::path::PathBuf>) -> TsRun {
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics: None,
         workers: 1,
+        dnstap: None,
     }
 }
 

@@ -76,6 +76,7 @@ use worker::Worker;
 
 mod admitted;
 mod flight;
+mod tap;
 mod timers;
 mod worker;
 

@@ -289,6 +289,7 @@ impl Worker {
     /// (the next backend asked, or its client answered) is sent in the same
     /// flush.
     pub(super) async fn flush(&mut self) {
+        self.tap_queued();
         loop {
             for (i, out) in self.to_upstream.iter_mut().enumerate() {
                 if out.len() == 0 {
@@ -325,6 +326,7 @@ impl Worker {
 
     /// One client datagram.
     pub(super) fn on_client(&mut self, raw: &[u8], src: batch::Peer) {
+        self.tap_client_query(raw, src.addr);
         let req = Request {
             raw,
             src: src.addr,
@@ -619,6 +621,7 @@ impl Worker {
             }
             f.kept = Some(buf);
         }
+        self.tap_accepted(sock, from, rtt, resp);
         self.drive(idx, now);
         Ok(())
     }

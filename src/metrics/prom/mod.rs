@@ -182,6 +182,7 @@ pub fn render_prometheus(balancer: &Balancer) -> String {
     if let Some(tls) = balancer.metrics().tls.get() {
         write_tls(&mut e, tls);
     }
+    write_dnstap(&mut e, balancer.dnstap().stats().as_deref());
     write_process(&mut e, &ProcessStats::read());
     write_build_info(&mut e);
     e.0
@@ -622,3 +623,24 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
 
 #[cfg(test)]
 mod tests;
+
+/// `dnslb_dnstap_frames_total{result}`: the dnstap frames written to the
+/// collector (`sent`) and lost (`dropped`: the queue full, a failed write,
+/// queued at shutdown with no collector); nothing when dnstap is off.
+pub(super) fn write_dnstap(e: &mut Expo, stats: Option<&crate::dnstap::DnstapStats>) {
+    let Some(stats) = stats else {
+        return;
+    };
+    e.family(
+        "dnslb_dnstap_frames_total",
+        "counter",
+        "dnstap frames written to the collector, or dropped (queue full, collector slow or absent).",
+    );
+    for (result, counter) in [("sent", &stats.sent), ("dropped", &stats.dropped)] {
+        e.sample(
+            "dnslb_dnstap_frames_total",
+            &[("result", result)],
+            counter.load(Relaxed),
+        );
+    }
+}

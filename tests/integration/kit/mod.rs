@@ -6,6 +6,8 @@
 //! * [`client`]: queries, UDP/TCP asks, reading answers.
 //! * [`children`]: `dnslb` processes: readiness, the log of `up`, `/proc`.
 //! * [`conf`]: the TOML tables of the configs process tests write.
+//! * [`dnstap`]: `fstrm_capture` as a collector, `dnstap-read` and
+//!   `dnstap-ldns` reading what it wrote.
 //! * [`servers`]: a TS and an LS in the test process ([`TestTs`], [`TestLs`]).
 //! * [`procs`]: child processes stopped by PID ([`Proc`]), `dnslb` as a
 //!   process, free ports, polling with a deadline.
@@ -31,6 +33,7 @@ pub mod children;
 pub mod client;
 pub mod conf;
 pub mod dnssec;
+pub mod dnstap;
 pub mod env;
 pub mod fakes;
 pub mod http;
@@ -48,6 +51,7 @@ pub use children::*;
 pub use client::*;
 pub use conf::*;
 pub use dnssec::*;
+pub use dnstap::*;
 pub use env::*;
 pub use fakes::*;
 pub use http::*;

@@ -1,0 +1,398 @@
+//! The dnstap protobuf messages: `dnstap.proto` (vendored beside this file,
+//! from the dnstap project, CC0) as prost structs, field by field, and the
+//! encoding of one frame's payload.
+//!
+//! The structs are written by hand with `#[derive(prost::Message)]` rather
+//! than generated at build time, so building needs no `protoc`; a test reads
+//! the vendored `.proto` and checks every field's number, wire type, width
+//! and label and every enum value against these structs, so they cannot
+//! drift apart.
+//!
+//! The Rust names are the schema's but for `Dnstap` ([`Payload`]: the
+//! handle the servers hold is `dnstap::Dnstap`) and `Policy`
+//! ([`MessagePolicy`]).
+//!
+//! [`encode_payload`] writes a `Dnstap` whose `Message` carries a DNS message
+//! and addresses borrowed from the caller: the message's other fields are
+//! encoded by prost and the borrowed ones appended after them, in one
+//! allocation of the exact size, without copying them into an owned struct
+//! first (protobuf readers take fields in any order).
+
+use prost::Message as _;
+
+/// `Dnstap`: the top-level message, one per data frame.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Payload {
+    /// The DNS server's identity (`identity` in the config, else the host name).
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub identity: Option<Vec<u8>>,
+    /// The DNS server's version (`dnslb <version>` unless configured).
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub version: Option<Vec<u8>>,
+    /// Free annotation; not written by dnslb.
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub extra: Option<Vec<u8>>,
+    /// Which payload is filled in: always [`DnstapType::Message`].
+    #[prost(enumeration = "DnstapType", required, tag = "15")]
+    pub r#type: i32,
+    /// The payload.
+    #[prost(message, optional, tag = "14")]
+    pub message: Option<Message>,
+}
+
+/// `Dnstap.Type`: which payload a [`Payload`] carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, prost::Enumeration)]
+#[repr(i32)]
+pub enum DnstapType {
+    /// A [`Message`].
+    Message = 1,
+}
+
+/// `SocketFamily`: how to read the address fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, prost::Enumeration)]
+#[repr(i32)]
+pub enum SocketFamily {
+    /// IPv4: addresses are 4 bytes.
+    Inet = 1,
+    /// IPv6: addresses are 16 bytes.
+    Inet6 = 2,
+}
+
+/// `SocketProtocol`: the transport a DNS message came or went over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, prost::Enumeration)]
+#[repr(i32)]
+pub enum SocketProtocol {
+    /// DNS over UDP.
+    Udp = 1,
+    /// DNS over TCP.
+    Tcp = 2,
+    /// DNS over TLS (RFC 7858).
+    Dot = 3,
+    /// DNS over HTTPS (RFC 8484).
+    Doh = 4,
+    /// DNSCrypt over UDP.
+    DnsCryptUdp = 5,
+    /// DNSCrypt over TCP.
+    DnsCryptTcp = 6,
+    /// DNS over QUIC (RFC 9250).
+    Doq = 7,
+}
+
+/// `HttpProtocol`: the HTTP version of a DNS over HTTPS message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, prost::Enumeration)]
+#[repr(i32)]
+pub enum HttpProtocol {
+    /// HTTP/1.
+    Http1 = 1,
+    /// HTTP/2.
+    Http2 = 2,
+    /// HTTP/3.
+    Http3 = 3,
+}
+
+/// `Policy`: an operator policy applied to a message (a query rule's match).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MessagePolicy {
+    /// The kind of policy ("dnslb-rule" for a query rule).
+    #[prost(string, optional, tag = "1")]
+    pub r#type: Option<String>,
+    /// The rule that matched (a query rule's name).
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub rule: Option<Vec<u8>>,
+    /// What was done.
+    #[prost(enumeration = "PolicyAction", optional, tag = "3")]
+    pub action: Option<i32>,
+    /// What part of the exchange matched.
+    #[prost(enumeration = "PolicyMatch", optional, tag = "4")]
+    pub r#match: Option<i32>,
+    /// The value that matched.
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub value: Option<Vec<u8>>,
+}
+
+/// `Policy.Match`: what part of the exchange a policy matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, prost::Enumeration)]
+#[repr(i32)]
+pub enum PolicyMatch {
+    /// The question's name.
+    Qname = 1,
+    /// The client's address.
+    ClientIp = 2,
+    /// An address in an A/AAAA RRset of the response.
+    ResponseIp = 3,
+    /// An authoritative name server, by name.
+    NsName = 4,
+    /// An authoritative name server, by address.
+    NsIp = 5,
+}
+
+/// `Policy.Action`: what a policy did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, prost::Enumeration)]
+#[repr(i32)]
+pub enum PolicyAction {
+    /// Answered NXDOMAIN.
+    Nxdomain = 1,
+    /// Answered with an empty answer section.
+    Nodata = 2,
+    /// Let the message through unchanged.
+    Pass = 3,
+    /// Did not answer.
+    Drop = 4,
+    /// Answered with TC=1.
+    Truncate = 5,
+    /// Answered with local data.
+    LocalData = 6,
+}
+
+/// `Message`: one DNS message and where and when it went.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Message {
+    /// Which of the message kinds this is.
+    #[prost(enumeration = "MessageType", required, tag = "1")]
+    pub r#type: i32,
+    /// The family of the addresses.
+    #[prost(enumeration = "SocketFamily", optional, tag = "2")]
+    pub socket_family: Option<i32>,
+    /// The transport.
+    #[prost(enumeration = "SocketProtocol", optional, tag = "3")]
+    pub socket_protocol: Option<i32>,
+    /// The query's sender's address (4 or 16 bytes).
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub query_address: Option<Vec<u8>>,
+    /// The responder's address (4 or 16 bytes).
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub response_address: Option<Vec<u8>>,
+    /// The query's sender's port.
+    #[prost(uint32, optional, tag = "6")]
+    pub query_port: Option<u32>,
+    /// The responder's port.
+    #[prost(uint32, optional, tag = "7")]
+    pub response_port: Option<u32>,
+    /// When the query was sent or received: seconds since the Unix epoch.
+    #[prost(uint64, optional, tag = "8")]
+    pub query_time_sec: Option<u64>,
+    /// ... and the nanoseconds.
+    #[prost(fixed32, optional, tag = "9")]
+    pub query_time_nsec: Option<u32>,
+    /// The query, verbatim.
+    #[prost(bytes = "vec", optional, tag = "10")]
+    pub query_message: Option<Vec<u8>>,
+    /// The zone the query concerns (wire-format name).
+    #[prost(bytes = "vec", optional, tag = "11")]
+    pub query_zone: Option<Vec<u8>>,
+    /// When the response was sent or received: seconds since the Unix epoch.
+    #[prost(uint64, optional, tag = "12")]
+    pub response_time_sec: Option<u64>,
+    /// ... and the nanoseconds.
+    #[prost(fixed32, optional, tag = "13")]
+    pub response_time_nsec: Option<u32>,
+    /// The response, verbatim.
+    #[prost(bytes = "vec", optional, tag = "14")]
+    pub response_message: Option<Vec<u8>>,
+    /// The policy applied, if any.
+    #[prost(message, optional, tag = "15")]
+    pub policy: Option<MessagePolicy>,
+    /// The HTTP version, for DNS over HTTPS only.
+    #[prost(enumeration = "HttpProtocol", optional, tag = "16")]
+    pub http_protocol: Option<i32>,
+}
+
+/// `Message.Type`: which end of which arrow a message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, prost::Enumeration)]
+#[repr(i32)]
+pub enum MessageType {
+    /// A query an authoritative server received.
+    AuthQuery = 1,
+    /// A response an authoritative server sent.
+    AuthResponse = 2,
+    /// A query a resolver sent.
+    ResolverQuery = 3,
+    /// A response a resolver received.
+    ResolverResponse = 4,
+    /// A query a server received from a client.
+    ClientQuery = 5,
+    /// A response a server sent to a client.
+    ClientResponse = 6,
+    /// A query a forwarder sent upstream.
+    ForwarderQuery = 7,
+    /// A response a forwarder received from upstream.
+    ForwarderResponse = 8,
+    /// A query a stub resolver sent.
+    StubQuery = 9,
+    /// A response a stub resolver received.
+    StubResponse = 10,
+    /// A query a tool sent.
+    ToolQuery = 11,
+    /// A response a tool received.
+    ToolResponse = 12,
+    /// A dynamic update received.
+    UpdateQuery = 13,
+    /// A dynamic update's response sent.
+    UpdateResponse = 14,
+}
+
+/// `Dnstap.message`'s field number.
+const DNSTAP_MESSAGE_TAG: u8 = 14;
+
+/// The key of a length-delimited field (wire type 2) with a tag below 16:
+/// one byte.
+const fn len_key(tag: u8) -> u8 {
+    (tag << 3) | 2
+}
+
+/// A `bytes` field of [`Message`] that [`encode_payload`] writes from a
+/// borrowed slice (the struct's own field left unset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BytesField {
+    /// `query_address` (4).
+    QueryAddress = 4,
+    /// `response_address` (5).
+    ResponseAddress = 5,
+    /// `query_message` (10).
+    QueryMessage = 10,
+    /// `response_message` (14).
+    ResponseMessage = 14,
+}
+
+impl BytesField {
+    /// The field and its value's encoded length.
+    fn encoded_len(value: &[u8]) -> usize {
+        1 + prost::length_delimiter_len(value.len()) + value.len()
+    }
+}
+
+/// The fields every frame of one server shares (identity, version, type),
+/// encoded once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preamble {
+    /// `Dnstap` fields 1, 2 and 15, encoded.
+    bytes: Vec<u8>,
+}
+
+impl Preamble {
+    /// The encoded `identity`, `version` and `type = MESSAGE`.
+    pub fn new(identity: Option<&[u8]>, version: Option<&[u8]>) -> Self {
+        let head = Payload {
+            identity: identity.map(<[u8]>::to_vec),
+            version: version.map(<[u8]>::to_vec),
+            extra: None,
+            r#type: DnstapType::Message.into(),
+            message: None,
+        };
+        Self {
+            bytes: head.encode_to_vec(),
+        }
+    }
+}
+
+/// One frame's payload: the `Dnstap` of `preamble` with `meta` as its
+/// message, and `borrowed`'s values as the message's fields they name
+/// (which `meta` leaves unset). One allocation, of the exact size.
+pub fn encode_payload(
+    preamble: &Preamble,
+    meta: &Message,
+    borrowed: &[(BytesField, &[u8])],
+) -> Vec<u8> {
+    let extra: usize = borrowed
+        .iter()
+        .map(|(_, v)| BytesField::encoded_len(v))
+        .sum();
+    let message_len = meta.encoded_len() + extra;
+    let total = preamble.bytes.len() + 1 + prost::length_delimiter_len(message_len) + message_len;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&preamble.bytes);
+    out.push(len_key(DNSTAP_MESSAGE_TAG));
+    // Cannot fail: a Vec grows as needed.
+    let _ = prost::encode_length_delimiter(message_len, &mut out);
+    let _ = meta.encode(&mut out);
+    for (field, value) in borrowed {
+        out.push(len_key(*field as u8));
+        let _ = prost::encode_length_delimiter(value.len(), &mut out);
+        out.extend_from_slice(value);
+    }
+    debug_assert_eq!(out.len(), total);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> Message {
+        Message {
+            r#type: MessageType::ClientResponse.into(),
+            socket_family: Some(SocketFamily::Inet6.into()),
+            socket_protocol: Some(SocketProtocol::Doh.into()),
+            query_port: Some(53000),
+            query_time_sec: Some(1_764_000_000),
+            query_time_nsec: Some(999_999_999),
+            response_time_sec: Some(1_764_000_001),
+            response_time_nsec: Some(1),
+            http_protocol: Some(HttpProtocol::Http2.into()),
+            ..Message::default()
+        }
+    }
+
+    #[test]
+    fn a_payload_decodes_as_the_dnstap_prost_would_have_written_whole() {
+        // A wire message long enough for a two-byte length.
+        let wire: Vec<u8> = (0..300u16).map(|i| i as u8).collect();
+        let client = [7u8; 16];
+        let preamble = Preamble::new(Some(b"ls1.example"), Some(b"dnslb 0.1.0"));
+        for (field, with) in [
+            (BytesField::QueryMessage, (Some(wire.clone()), None)),
+            (BytesField::ResponseMessage, (None, Some(wire.clone()))),
+        ] {
+            let borrowed = [(BytesField::QueryAddress, &client[..]), (field, &wire[..])];
+            let payload = encode_payload(&preamble, &meta(), &borrowed);
+            let whole = Payload {
+                identity: Some(b"ls1.example".to_vec()),
+                version: Some(b"dnslb 0.1.0".to_vec()),
+                extra: None,
+                r#type: DnstapType::Message.into(),
+                message: Some(Message {
+                    query_address: Some(client.to_vec()),
+                    query_message: with.0,
+                    response_message: with.1,
+                    ..meta()
+                }),
+            };
+            let read = Payload::decode(payload.as_slice()).unwrap();
+            assert_eq!(read, whole);
+            assert_eq!(payload.len(), whole.encoded_len());
+            assert_eq!(payload.capacity(), payload.len(), "one exact allocation");
+        }
+    }
+
+    #[test]
+    fn no_identity_or_version_leaves_the_fields_out() {
+        let borrowed = [(BytesField::QueryMessage, &b"q"[..])];
+        let payload = encode_payload(&Preamble::new(None, None), &meta(), &borrowed);
+        let read = Payload::decode(payload.as_slice()).unwrap();
+        assert_eq!((read.identity, read.version), (None, None));
+        assert_eq!(
+            read.message.unwrap().query_message.as_deref(),
+            Some(&b"q"[..])
+        );
+    }
+
+    #[test]
+    fn borrowed_fields_carry_their_schema_numbers() {
+        let m = Message {
+            query_address: Some(vec![4]),
+            response_address: Some(vec![5]),
+            query_message: Some(vec![10]),
+            response_message: Some(vec![14]),
+            ..Message::default()
+        };
+        let borrowed = [
+            (BytesField::QueryAddress, &[4u8][..]),
+            (BytesField::ResponseAddress, &[5u8][..]),
+            (BytesField::QueryMessage, &[10u8][..]),
+            (BytesField::ResponseMessage, &[14u8][..]),
+        ];
+        let payload = encode_payload(&Preamble::new(None, None), &Message::default(), &borrowed);
+        let read = Payload::decode(payload.as_slice()).unwrap();
+        assert_eq!(read.message, Some(m));
+    }
+}

@@ -1,0 +1,496 @@
+//! dnstap: the DNS messages the LS and the TS receive and send, written as
+//! Frame Streams of protobuf `Dnstap` messages to a collector (SPEC §5
+//! "dnstap"; `fstrm_capture`, `dnstap-read` and `dnstap-ldns` read them).
+//!
+//! A ground-floor room: it imports nothing of `ls/` or `ts/` (only the
+//! config it is started from and `supervise`'s back-off rule); the servers
+//! hold a [`Dnstap`] and call it.
+//!
+//! # Layout
+//! - `message`: `dnstap.proto` (vendored here) as prost structs, and the
+//!   encoding of one frame's payload; `proto_tests` holds them to the
+//!   `.proto`.
+//! - `frame`: Frame Streams' framing and control frames, pure.
+//! - `writer`: the one task that connects to the collector, does the
+//!   handshake, writes the frames, reconnects with back-off and stops with
+//!   STOP/FINISH.
+//! - here: [`Dnstap`], the handle the servers hold: [`Dnstap::enabled`]
+//!   (one bit test, before any encoding work), [`Dnstap::log`] (encode the
+//!   [`TapEvent`] and push it to the bounded queue with a try that never
+//!   waits: a full queue or absent collector costs a dropped frame,
+//!   counted in [`DnstapStats`], never a query) and [`Dnstap::log_rule`]
+//!   for the query rules' `log = true`.
+
+pub mod frame;
+pub mod message;
+#[cfg(test)]
+mod proto_tests;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DnstapConfig, DnstapMessage, DnstapSide};
+use crate::supervise::Backoff;
+use message::{
+    BytesField, Message, MessagePolicy, MessageType, PolicyAction, PolicyMatch, Preamble,
+    SocketFamily, SocketProtocol, encode_payload,
+};
+pub use writer::{DnstapStats, RECONNECT, Target};
+
+/// The `MessagePolicy.type` of a query rule's dnstap message.
+pub const RULE_POLICY_TYPE: &str = "dnslb-rule";
+
+/// The kinds of message a server writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TapKind {
+    /// A query the LS received from a client.
+    ClientQuery,
+    /// An answer the LS sent to a client.
+    ClientResponse,
+    /// A query the LS sent to a backend.
+    ForwarderQuery,
+    /// An answer the LS accepted from a backend.
+    ForwarderResponse,
+    /// A query a TS received.
+    AuthQuery,
+    /// An answer a TS sent.
+    AuthResponse,
+}
+
+impl TapKind {
+    /// The kind `messages` names.
+    pub fn from_config(m: DnstapMessage) -> Self {
+        match m {
+            DnstapMessage::ClientQuery => Self::ClientQuery,
+            DnstapMessage::ClientResponse => Self::ClientResponse,
+            DnstapMessage::ForwarderQuery => Self::ForwarderQuery,
+            DnstapMessage::ForwarderResponse => Self::ForwarderResponse,
+            DnstapMessage::AuthQuery => Self::AuthQuery,
+            DnstapMessage::AuthResponse => Self::AuthResponse,
+        }
+    }
+
+    /// Its bit in [`Dnstap`]'s selection.
+    const fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    /// The dnstap `Message.Type`.
+    fn message_type(self) -> MessageType {
+        match self {
+            Self::ClientQuery => MessageType::ClientQuery,
+            Self::ClientResponse => MessageType::ClientResponse,
+            Self::ForwarderQuery => MessageType::ForwarderQuery,
+            Self::ForwarderResponse => MessageType::ForwarderResponse,
+            Self::AuthQuery => MessageType::AuthQuery,
+            Self::AuthResponse => MessageType::AuthResponse,
+        }
+    }
+
+    /// Whether the message is a query (else a response).
+    fn is_query(self) -> bool {
+        matches!(
+            self,
+            Self::ClientQuery | Self::ForwarderQuery | Self::AuthQuery
+        )
+    }
+}
+
+/// The transport a message came or went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TapTransport {
+    /// Plain UDP.
+    Udp,
+    /// Plain TCP.
+    Tcp,
+    /// DNS over TLS.
+    Dot,
+    /// DNS over HTTPS.
+    Doh,
+}
+
+impl TapTransport {
+    /// The dnstap `SocketProtocol`.
+    fn protocol(self) -> SocketProtocol {
+        match self {
+            Self::Udp => SocketProtocol::Udp,
+            Self::Tcp => SocketProtocol::Tcp,
+            Self::Dot => SocketProtocol::Dot,
+            Self::Doh => SocketProtocol::Doh,
+        }
+    }
+}
+
+/// One message to write, as the server saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct TapEvent<'a> {
+    /// Which message it is.
+    pub kind: TapKind,
+    /// Its transport.
+    pub transport: TapTransport,
+    /// The query's sender: the client (CLIENT_*, AUTH_*), or the LS's
+    /// upstream socket (FORWARDER_*).
+    pub query_addr: SocketAddr,
+    /// The responder: the LS's or the TS's listening address, or the
+    /// backend (FORWARDER_*), when known.
+    pub response_addr: Option<SocketAddr>,
+    /// When the query was received or sent; `None` on a query: now.
+    pub query_time: Option<SystemTime>,
+    /// When the response was sent or received; `None` on a response: now.
+    pub response_time: Option<SystemTime>,
+    /// The DNS message, verbatim: the query for a query kind, the
+    /// response for a response kind.
+    pub message: &'a [u8],
+}
+
+impl<'a> TapEvent<'a> {
+    /// An event of `kind` over `transport` from `query_addr`, carrying
+    /// `message`; no responder address, times taken when it is logged.
+    pub fn new(
+        kind: TapKind,
+        transport: TapTransport,
+        query_addr: SocketAddr,
+        message: &'a [u8],
+    ) -> Self {
+        Self {
+            kind,
+            transport,
+            query_addr,
+            response_addr: None,
+            query_time: None,
+            response_time: None,
+            message,
+        }
+    }
+}
+
+/// What a query rule with `log = true` says about its match (a dnstap
+/// `MessagePolicy`).
+#[derive(Debug, Clone, Copy)]
+pub struct RuleNote<'a> {
+    /// The rule's `name`.
+    pub rule: &'a str,
+    /// What it did, in dnstap's terms, when one fits (REFUSED, SERVFAIL, a
+    /// pool or a delay have none).
+    pub action: Option<PolicyAction>,
+    /// What matched, when one fits (the name, the client).
+    pub matched: Option<PolicyMatch>,
+    /// The value that matched (a suffix in wire form, an address).
+    pub value: Option<&'a [u8]>,
+}
+
+/// How a [`Dnstap`] writes: what `[ls.dnstap]` or a `[[ts]]`'s `dnstap`
+/// says, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Where the collector is.
+    pub target: Target,
+    /// The messages written.
+    pub kinds: Vec<TapKind>,
+    /// The `identity` of every message.
+    pub identity: Option<Vec<u8>>,
+    /// The `version` of every message.
+    pub version: Option<Vec<u8>>,
+    /// The queue's bound, in frames.
+    pub queue_size: usize,
+    /// Reconnection delays.
+    pub backoff: Backoff,
+}
+
+impl Settings {
+    /// The settings of `config` on `side`: the identity defaults to the
+    /// host name, the version to `dnslb <version>`, `""` leaves either out.
+    pub fn from_config(config: &DnstapConfig, side: DnstapSide) -> Self {
+        let target = match (&config.socket, config.tcp) {
+            (Some(path), _) => Target::Unix(path.clone()),
+            (None, Some(addr)) => Target::Tcp(addr),
+            // Validation requires one; an empty path fails to connect, logged.
+            (None, None) => Target::Unix(Default::default()),
+        };
+        let label = |given: &Option<String>, default: Option<String>| {
+            given
+                .clone()
+                .or(default)
+                .filter(|s| !s.is_empty())
+                .map(String::into_bytes)
+        };
+        Self {
+            target,
+            kinds: config
+                .messages_for(side)
+                .into_iter()
+                .map(TapKind::from_config)
+                .collect(),
+            identity: label(&config.identity, host_name()),
+            version: label(
+                &config.version,
+                Some(format!("dnslb {}", env!("CARGO_PKG_VERSION"))),
+            ),
+            queue_size: config.queue_size.max(1),
+            backoff: RECONNECT,
+        }
+    }
+}
+
+/// This machine's host name, if it can be read.
+fn host_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+/// The handle the servers hold: cheap to clone, off unless started.
+#[derive(Clone, Default)]
+pub struct Dnstap {
+    /// The selected kinds' bits.
+    kinds: u8,
+    /// The queue and what every frame shares; `None` when off.
+    shared: Option<Arc<Shared>>,
+}
+
+/// What every clone of one started [`Dnstap`] shares.
+struct Shared {
+    /// Identity, version and type, encoded once.
+    preamble: Preamble,
+    /// The writer's bounded queue.
+    queue: mpsc::Sender<Vec<u8>>,
+    /// Sent and dropped frames.
+    stats: Arc<DnstapStats>,
+}
+
+impl fmt::Debug for Dnstap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dnstap")
+            .field("kinds", &self.kinds)
+            .field("on", &self.shared.is_some())
+            .finish()
+    }
+}
+
+/// The writer of a [`Dnstap`] made by [`Dnstap::new`], not running yet:
+/// its owner runs it ([`DnstapWriter::run`]); until then frames wait in the
+/// queue, or are dropped when it is full.
+pub struct DnstapWriter {
+    /// The writer, without its token.
+    writer: writer::Writer,
+}
+
+impl fmt::Debug for DnstapWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DnstapWriter")
+            .field("target", &self.writer.target)
+            .finish()
+    }
+}
+
+impl DnstapWriter {
+    /// Runs the writer until `token` is cancelled: connects, writes,
+    /// reconnects; at the end writes what is queued, STOP, and waits a
+    /// moment for FINISH.
+    pub async fn run(self, token: CancellationToken) {
+        self.writer.run(token).await;
+    }
+}
+
+/// The writer task of a [`Dnstap::start`]ed handle, owned by its starter.
+#[derive(Debug)]
+pub struct DnstapTask {
+    /// The task.
+    task: JoinHandle<()>,
+}
+
+impl DnstapTask {
+    /// Waits for the writer to end (after its token was cancelled).
+    pub async fn stopped(self) {
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "dnstap: the writer task failed");
+        }
+    }
+}
+
+impl Dnstap {
+    /// A handle that writes nothing.
+    pub const fn off() -> Self {
+        Self {
+            kinds: 0,
+            shared: None,
+        }
+    }
+
+    /// The handle to log with and its writer, which its owner runs
+    /// ([`DnstapWriter::run`]); no runtime needed yet.
+    pub fn new(settings: Settings) -> (Self, DnstapWriter) {
+        let (tx, rx) = mpsc::channel(settings.queue_size.max(1));
+        let stats = Arc::new(DnstapStats::default());
+        let writer = writer::Writer {
+            target: settings.target,
+            queue: rx,
+            stats: Arc::clone(&stats),
+            backoff: settings.backoff,
+        };
+        let kinds = settings.kinds.iter().fold(0, |bits, k| bits | k.bit());
+        let shared = Shared {
+            preamble: Preamble::new(settings.identity.as_deref(), settings.version.as_deref()),
+            queue: tx,
+            stats,
+        };
+        let handle = Self {
+            kinds,
+            shared: Some(Arc::new(shared)),
+        };
+        (handle, DnstapWriter { writer })
+    }
+
+    /// [`Dnstap::new`], its writer spawned on the current tokio runtime
+    /// until `token` is cancelled.
+    pub fn start(settings: Settings, token: CancellationToken) -> (Self, DnstapTask) {
+        let (handle, writer) = Self::new(settings);
+        let task = tokio::spawn(writer.run(token));
+        (handle, DnstapTask { task })
+    }
+
+    /// Whether messages of `kind` are written: check it before building an
+    /// [`TapEvent`].
+    #[inline]
+    pub fn enabled(&self, kind: TapKind) -> bool {
+        self.kinds & kind.bit() != 0
+    }
+
+    /// Whether dnstap is on at all (a rule's `log = true` writes whatever
+    /// `messages` selects).
+    #[inline]
+    pub fn is_on(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// The counters, when on.
+    pub fn stats(&self) -> Option<Arc<DnstapStats>> {
+        self.shared.as_ref().map(|s| Arc::clone(&s.stats))
+    }
+
+    /// Writes `event` when its kind is selected: encodes it and queues it
+    /// without waiting (a full queue drops it, counted).
+    pub fn log(&self, event: &TapEvent<'_>) {
+        if self.enabled(event.kind) {
+            self.push(event, None);
+        }
+    }
+
+    /// Writes `event` for a query rule with `log = true` that matched, with
+    /// the rule as its `MessagePolicy` (type [`RULE_POLICY_TYPE`]), whatever kinds
+    /// `messages` selects; nothing when dnstap is off.
+    pub fn log_rule(&self, event: &TapEvent<'_>, note: &RuleNote<'_>) {
+        if !self.is_on() {
+            return;
+        }
+        let policy = MessagePolicy {
+            r#type: Some(RULE_POLICY_TYPE.to_owned()),
+            rule: Some(note.rule.as_bytes().to_vec()),
+            action: note.action.map(Into::into),
+            r#match: note.matched.map(Into::into),
+            value: note.value.map(<[u8]>::to_vec),
+        };
+        self.push(event, Some(policy));
+    }
+
+    /// Encodes `event` and queues it.
+    fn push(&self, event: &TapEvent<'_>, policy: Option<MessagePolicy>) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let query_ip = event.query_addr.ip().to_canonical();
+        let family = match query_ip {
+            IpAddr::V4(_) => SocketFamily::Inet,
+            IpAddr::V6(_) => SocketFamily::Inet6,
+        };
+        // Both addresses are of one family, or the responder is left out.
+        let response = event
+            .response_addr
+            .map(|a| (a.ip().to_canonical(), a.port()))
+            .filter(|(ip, _)| ip.is_ipv4() == query_ip.is_ipv4());
+        let mut now = None;
+        let mut time = |given: Option<SystemTime>, default: bool| {
+            let t = given.or_else(|| default.then(|| *now.get_or_insert_with(SystemTime::now)))?;
+            let d = t.duration_since(UNIX_EPOCH).ok()?;
+            Some((d.as_secs(), d.subsec_nanos()))
+        };
+        let query_time = time(event.query_time, event.kind.is_query());
+        let response_time = time(event.response_time, !event.kind.is_query());
+        let meta = Message {
+            r#type: event.kind.message_type().into(),
+            socket_family: Some(family.into()),
+            socket_protocol: Some(event.transport.protocol().into()),
+            query_port: Some(event.query_addr.port().into()),
+            response_port: response.map(|(_, port)| port.into()),
+            query_time_sec: query_time.map(|t| t.0),
+            query_time_nsec: query_time.map(|t| t.1),
+            response_time_sec: response_time.map(|t| t.0),
+            response_time_nsec: response_time.map(|t| t.1),
+            policy,
+            ..Message::default()
+        };
+        let query_octets = octets(query_ip);
+        let response_octets = response.map(|(ip, _)| octets(ip));
+        let wire_field = if event.kind.is_query() {
+            BytesField::QueryMessage
+        } else {
+            BytesField::ResponseMessage
+        };
+        let mut borrowed = [
+            (BytesField::QueryAddress, query_octets.as_slice()),
+            (wire_field, event.message),
+            (BytesField::ResponseAddress, &[][..]),
+        ];
+        let used = match &response_octets {
+            Some(r) => {
+                borrowed[2].1 = r.as_slice();
+                3
+            }
+            None => 2,
+        };
+        let payload = encode_payload(&shared.preamble, &meta, &borrowed[..used]);
+        if shared.queue.try_send(payload).is_err() {
+            shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// An address's bytes, 4 or 16, without allocating.
+struct Octets {
+    /// Room for an IPv6 address.
+    bytes: [u8; 16],
+    /// How many are used.
+    len: usize,
+}
+
+impl Octets {
+    /// The used bytes.
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The bytes of `ip`.
+fn octets(ip: IpAddr) -> Octets {
+    let mut bytes = [0u8; 16];
+    match ip {
+        IpAddr::V4(v4) => {
+            bytes[..4].copy_from_slice(&v4.octets());
+            Octets { bytes, len: 4 }
+        }
+        IpAddr::V6(v6) => Octets {
+            bytes: v6.octets(),
+            len: 16,
+        },
+    }
+}

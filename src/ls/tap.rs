@@ -1,0 +1,145 @@
+//! The LS's dnstap messages (`[ls.dnstap]`), for both drivers: CLIENT_QUERY
+//! as a query reaches the door, CLIENT_RESPONSE as an answer leaves,
+//! FORWARDER_QUERY as a query leaves for a backend, FORWARDER_RESPONSE as a
+//! backend's answer is accepted (RFC 5452 checks passed). Each call checks
+//! whether its kind is selected before any other work, and never waits
+//! (`crate::dnstap`: a full queue drops the frame, counted).
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use super::state::LsMetrics;
+use crate::dnstap::{Dnstap, TapEvent, TapKind, TapTransport};
+use crate::server::batch::Peer;
+
+/// The handle that never writes, for an LS without `[ls.dnstap]`.
+static OFF: Dnstap = Dnstap::off();
+
+/// The LS's dnstap handle (off without `[ls.dnstap]`).
+#[inline]
+pub fn of(metrics: &LsMetrics) -> &Dnstap {
+    metrics.dnstap.get().unwrap_or(&OFF)
+}
+
+/// CLIENT_QUERY: `raw` from `client` over `transport`, to the LS at
+/// `local()` (asked only when the kind is on).
+#[inline]
+pub fn client_query(
+    d: &Dnstap,
+    transport: TapTransport,
+    client: SocketAddr,
+    local: impl FnOnce() -> Option<SocketAddr>,
+    raw: &[u8],
+) {
+    if d.enabled(TapKind::ClientQuery) {
+        let mut e = TapEvent::new(TapKind::ClientQuery, transport, client, raw);
+        e.response_addr = local();
+        d.log(&e);
+    }
+}
+
+/// CLIENT_RESPONSE: `answer` to `client`, from the LS at `local`, for a
+/// query that came `waited` ago when known.
+pub fn client_response(
+    d: &Dnstap,
+    transport: TapTransport,
+    client: SocketAddr,
+    local: Option<SocketAddr>,
+    waited: Option<Duration>,
+    answer: &[u8],
+) {
+    if d.enabled(TapKind::ClientResponse) {
+        let mut e = TapEvent::new(TapKind::ClientResponse, transport, client, answer);
+        e.response_addr = local;
+        e.query_time = waited.and_then(|w| SystemTime::now().checked_sub(w));
+        d.log(&e);
+    }
+}
+
+/// FORWARDER_QUERY: `query` from the LS's upstream socket at `local` to
+/// `backend`.
+pub fn forwarder_query(
+    d: &Dnstap,
+    transport: TapTransport,
+    local: Option<SocketAddr>,
+    backend: SocketAddr,
+    query: &[u8],
+) {
+    if d.enabled(TapKind::ForwarderQuery) {
+        let mut e = TapEvent::new(
+            TapKind::ForwarderQuery,
+            transport,
+            upstream(local, backend),
+            query,
+        );
+        e.response_addr = Some(backend);
+        d.log(&e);
+    }
+}
+
+/// FORWARDER_RESPONSE: `answer` accepted from `backend` on the upstream
+/// socket at `local`, for a query sent `rtt` ago.
+pub fn forwarder_response(
+    d: &Dnstap,
+    transport: TapTransport,
+    local: impl FnOnce() -> Option<SocketAddr>,
+    backend: SocketAddr,
+    rtt: Duration,
+    answer: &[u8],
+) {
+    if d.enabled(TapKind::ForwarderResponse) {
+        let mut e = TapEvent::new(
+            TapKind::ForwarderResponse,
+            transport,
+            upstream(local(), backend),
+            answer,
+        );
+        e.response_addr = Some(backend);
+        e.query_time = SystemTime::now().checked_sub(rtt);
+        d.log(&e);
+    }
+}
+
+/// FORWARDER_QUERY of each UDP query queued on one upstream socket (at
+/// `local()`, asked only when the kind is on), as the round's flush sends
+/// them.
+pub(crate) fn forwarder_queries<'a>(
+    d: &Dnstap,
+    queued: impl Iterator<Item = (&'a [u8], Peer)>,
+    local: impl FnOnce() -> Option<SocketAddr>,
+) {
+    if d.enabled(TapKind::ForwarderQuery) {
+        let local = local();
+        for (query, to) in queued {
+            forwarder_query(d, TapTransport::Udp, local, to.addr, query);
+        }
+    }
+}
+
+/// CLIENT_RESPONSE of each UDP answer queued on a client socket (at
+/// `local()`; an answer leaving a wildcard socket from the address its
+/// query came to says that address), as the round's flush sends them.
+pub(crate) fn client_responses<'a>(
+    d: &Dnstap,
+    queued: impl Iterator<Item = (&'a [u8], Peer)>,
+    local: impl FnOnce() -> Option<SocketAddr>,
+) {
+    if d.enabled(TapKind::ClientResponse) {
+        let local = local();
+        for (answer, to) in queued {
+            let from = match (to.local, local) {
+                (Some(ip), Some(l)) => Some(SocketAddr::new(ip, l.port())),
+                _ => local,
+            };
+            client_response(d, TapTransport::Udp, to.addr, from, None, answer);
+        }
+    }
+}
+
+/// The upstream socket's address, or the unspecified address of the
+/// backend's family when it cannot be read.
+fn upstream(local: Option<SocketAddr>, backend: SocketAddr) -> SocketAddr {
+    local.unwrap_or_else(|| match backend {
+        SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+    })
+}

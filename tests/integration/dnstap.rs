@@ -1,0 +1,547 @@
+//! dnstap read by the real tools: what dnslb writes to `fstrm_capture`
+//! (the collector, fstrm-bin) is read back by `dnstap-read` (BIND) and
+//! `dnstap-ldns`, and the messages are the ones logged: kinds, names,
+//! types, rcodes, addresses.
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use dnslb::config::DnstapConfig;
+use dnslb::dnstap::{Dnstap, RECONNECT, Settings, TapEvent, TapKind, TapTransport, Target};
+use dnslb::service::ts::{TsRun, TsService};
+use dnslb::service::{Control, Controls};
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::RecordType;
+use tokio_util::sync::CancellationToken;
+
+use crate::kit::{
+    Capture, DNSTAP_TOOLS, Via, ZoneDir, dnstap_ldns_yaml, dnstap_read_lines, dnstap_read_yaml,
+    need, poll_until_async, query, send, start_ls_service, start_ts_table, ts_settings,
+    udp_exchange_raw, wire_query,
+};
+
+/// `query` answered with `rcode` (no records).
+fn answer(query: &[u8], rcode: ResponseCode) -> Vec<u8> {
+    let mut m = Message::from_vec(query).unwrap();
+    m.metadata.message_type = MessageType::Response;
+    m.metadata.response_code = rcode;
+    m.to_vec().unwrap()
+}
+
+fn settings(target: Target, kinds: Vec<TapKind>) -> Settings {
+    Settings {
+        target,
+        kinds,
+        identity: Some(b"ls-under-test".to_vec()),
+        version: Some(b"dnslb test".to_vec()),
+        queue_size: 1024,
+        backoff: RECONNECT,
+    }
+}
+
+#[tokio::test]
+async fn the_written_frames_are_read_by_dnstap_read_and_dnstap_ldns() {
+    let test = "dnstap::the_written_frames_are_read_by_dnstap_read_and_dnstap_ldns";
+    if need(test, DNSTAP_TOOLS).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let capture = Capture::start(&dir.path().join("tap.sock"), &dir.path().join("tap.fstrm"));
+    let token = CancellationToken::new();
+    let kinds = vec![
+        TapKind::ClientQuery,
+        TapKind::ClientResponse,
+        TapKind::ForwarderQuery,
+        TapKind::ForwarderResponse,
+    ];
+    let (tap, writer) = Dnstap::start(
+        settings(Target::Unix(capture.sock.clone()), kinds),
+        token.clone(),
+    );
+
+    let client: SocketAddr = "127.0.0.9:41000".parse().unwrap();
+    let ls: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+    let upstream: SocketAddr = "127.0.0.1:42000".parse().unwrap();
+    let backend: SocketAddr = "127.0.0.2:5301".parse().unwrap();
+    let asked = [
+        (
+            "www.example.org.",
+            RecordType::A,
+            ResponseCode::NoError,
+            TapTransport::Udp,
+        ),
+        (
+            "mail.example.org.",
+            RecordType::AAAA,
+            ResponseCode::NXDomain,
+            TapTransport::Tcp,
+        ),
+        (
+            "example.net.",
+            RecordType::MX,
+            ResponseCode::ServFail,
+            TapTransport::Udp,
+        ),
+    ];
+    for (i, (name, qtype, rcode, transport)) in asked.iter().enumerate() {
+        let q = wire_query(name, *qtype, 100 + i as u16, true, true);
+        let a = answer(&q, *rcode);
+        for (kind, from, to, wire) in [
+            (TapKind::ClientQuery, client, ls, &q),
+            (TapKind::ForwarderQuery, upstream, backend, &q),
+            (TapKind::ForwarderResponse, upstream, backend, &a),
+            (TapKind::ClientResponse, client, ls, &a),
+        ] {
+            let via = if matches!(kind, TapKind::ForwarderQuery | TapKind::ForwarderResponse) {
+                TapTransport::Udp
+            } else {
+                *transport
+            };
+            let mut e = TapEvent::new(kind, via, from, wire);
+            e.response_addr = Some(to);
+            tap.log(&e);
+        }
+    }
+    let stats = tap.stats().unwrap();
+    let all = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || (stats.sent.load(Ordering::Relaxed) == 12).then_some(()),
+    )
+    .await;
+    assert!(all.is_some(), "12 frames sent; stats {stats:?}");
+    token.cancel();
+    writer.stopped().await;
+    let file = capture.file.clone();
+    capture.stop();
+    let lines = dnstap_read_lines(&file);
+    assert_eq!(lines.len(), 12, "{lines:#?}");
+    let kinds: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(kinds, ["CQ", "FQ", "FR", "CR"].repeat(3), "{lines:#?}");
+    for (i, (name, qtype, _, transport)) in asked.iter().enumerate() {
+        let shown = format!("{}/IN/{qtype}", name.trim_end_matches('.'));
+        for line in &lines[4 * i..4 * i + 4] {
+            assert!(line.contains(&shown), "{line} should name {shown}");
+        }
+        let cq = &lines[4 * i];
+        assert!(cq.contains("127.0.0.9:41000 -> 127.0.0.1:5300"), "{cq}");
+        let proto = if *transport == TapTransport::Tcp {
+            " TCP "
+        } else {
+            " UDP "
+        };
+        assert!(cq.contains(proto), "{cq}");
+        assert!(
+            lines[4 * i + 1].contains("127.0.0.1:42000 -> 127.0.0.2:5301"),
+            "{}",
+            lines[4 * i + 1]
+        );
+    }
+
+    let yaml = dnstap_read_yaml(&file);
+    assert_eq!(
+        yaml.matches("identity: ls-under-test").count(),
+        12,
+        "{yaml}"
+    );
+    assert_eq!(yaml.matches("version: dnslb test").count(), 12);
+    // The answers' rcodes, as BIND's reader decodes them, in order.
+    let statuses = |kind: &str| -> Vec<String> {
+        yaml.split("\n---")
+            .filter(|doc| doc.contains(&format!("type: {kind}")))
+            .map(|doc| {
+                let at = doc.find("status: ").unwrap() + "status: ".len();
+                doc[at..].split_whitespace().next().unwrap().to_owned()
+            })
+            .collect()
+    };
+    for kind in ["FORWARDER_RESPONSE", "CLIENT_RESPONSE"] {
+        assert_eq!(
+            statuses(kind),
+            ["NOERROR", "NXDOMAIN", "SERVFAIL"],
+            "{kind}:\n{yaml}"
+        );
+    }
+    assert_eq!(statuses("CLIENT_QUERY").len(), 3);
+    let ldns = dnstap_ldns_yaml(&file);
+    assert_eq!(ldns.matches("type: CLIENT_QUERY").count(), 3, "{ldns}");
+    assert_eq!(
+        ldns.matches("type: FORWARDER_RESPONSE").count(),
+        3,
+        "{ldns}"
+    );
+    assert_eq!(ldns.matches("rcode: NXDOMAIN").count(), 2, "{ldns}");
+    for (name, ..) in asked {
+        assert!(ldns.contains(name), "{name} in\n{ldns}");
+    }
+}
+
+#[tokio::test]
+async fn a_collector_killed_costs_counted_drops_and_a_new_one_gets_frames_again() {
+    let test = "dnstap::a_collector_killed_costs_counted_drops_and_a_new_one_gets_frames_again";
+    if need(test, DNSTAP_TOOLS).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("tap.sock");
+    let first = Capture::start(&sock, &dir.path().join("first.fstrm"));
+    let token = CancellationToken::new();
+    let mut s = settings(Target::Unix(sock.clone()), vec![TapKind::AuthQuery]);
+    s.queue_size = 64;
+    let (tap, writer) = Dnstap::start(s, token.clone());
+    let stats = tap.stats().unwrap();
+    let client: SocketAddr = "127.0.0.9:41000".parse().unwrap();
+    let log = |i: u16| {
+        let q = wire_query(&format!("q{i}.example."), RecordType::A, i, false, false);
+        tap.log(&TapEvent::new(
+            TapKind::AuthQuery,
+            TapTransport::Udp,
+            client,
+            &q,
+        ));
+    };
+    let load = |n: u64| stats.sent.load(Ordering::Relaxed) == n;
+    let wait = async |what: &str, f: &dyn Fn() -> bool| {
+        let ok = poll_until_async(
+            Duration::from_secs(15),
+            Duration::from_millis(10),
+            async || f().then_some(()),
+        )
+        .await;
+        assert!(ok.is_some(), "{what}; stats {stats:?}");
+    };
+
+    for i in 0..10 {
+        log(i);
+    }
+    wait("10 frames to the first collector", &|| load(10)).await;
+    first.kill();
+    wait("the writer sees the collector gone", &|| {
+        !stats.connected.load(Ordering::Relaxed)
+    })
+    .await;
+    // No collector: the queue (64) holds the first frames, the rest are
+    // dropped at once, counted, and logging never waits.
+    for i in 100..300 {
+        log(i);
+    }
+    assert_eq!(stats.dropped.load(Ordering::Relaxed), 136);
+
+    let second = Capture::start(&sock, &dir.path().join("second.fstrm"));
+    wait("the queued frames reach the new collector", &|| load(74)).await;
+    for i in 500..510 {
+        log(i);
+    }
+    wait("new frames flow", &|| load(84)).await;
+    token.cancel();
+    writer.stopped().await;
+    let file = second.file.clone();
+    second.stop();
+
+    let lines = dnstap_read_lines(&file);
+    let names: Vec<String> = lines
+        .iter()
+        .map(|l| l.split_whitespace().last().unwrap().to_owned())
+        .collect();
+    let want: Vec<String> = (100..164)
+        .chain(500..510)
+        .map(|i| format!("q{i}.example/IN/A"))
+        .collect();
+    assert_eq!(names, want, "{lines:#?}");
+    assert!(lines.iter().all(|l| l.contains(" AQ ")));
+    assert_eq!(stats.dropped.load(Ordering::Relaxed), 136);
+}
+
+/// A table for the TS tests: two names under `example.org.`.
+const TABLE: &str = "www.example.org 192.0.2.1 A\nmail.example.org 2001:db8::25 AAAA\n";
+
+#[tokio::test]
+async fn a_ts_writes_auth_query_and_response_that_dnstap_read_reads() {
+    let test = "dnstap::a_ts_writes_auth_query_and_response_that_dnstap_read_reads";
+    if need(test, DNSTAP_TOOLS).is_none() {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let capture = Capture::start(&dir.path().join("ts.sock"), &dir.path().join("ts.fstrm"));
+    let mut settings = ts_settings(vec![dir.write("t.txt", TABLE)]);
+    settings.origin = "example.org.".parse().unwrap();
+    let mut tap = DnstapConfig::unix(&capture.sock);
+    tap.identity = Some("ts-under-test".into());
+    let run = TsRun {
+        settings,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        metrics: None,
+        workers: 1,
+        dnstap: Some(tap),
+    };
+    let service = TsService::start(run).await.expect("the TS starts");
+    let addr = service.local_addrs()[0];
+    let table = service.table().clone();
+    let (controls, rx) = Controls::channel();
+    let serving = tokio::spawn(service.serve(rx));
+
+    let asked = [
+        ("www.example.org.", RecordType::A, Via::Udp, "NOERROR"),
+        ("mail.example.org.", RecordType::AAAA, Via::Tcp, "NOERROR"),
+        ("nope.example.org.", RecordType::A, Via::Udp, "NXDOMAIN"),
+        ("example.com.", RecordType::A, Via::Tcp, "REFUSED"),
+    ];
+    for (i, (name, qtype, via, _)) in asked.iter().enumerate() {
+        let q = wire_query(name, *qtype, 7 + i as u16, false, true);
+        send(addr, &q, *via).await.unwrap();
+    }
+    let stats = table.dnstap().stats().unwrap();
+    let all = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || (stats.sent.load(Ordering::Relaxed) == 8).then_some(()),
+    )
+    .await;
+    assert!(all.is_some(), "8 frames; {stats:?}");
+    let shown = dnslb::metrics::render_ts_prometheus(&table);
+    assert!(
+        shown.contains("dnslb_dnstap_frames_total{result=\"sent\"} 8"),
+        "{shown}"
+    );
+    controls.send(Control::Shutdown).unwrap();
+    serving.await.unwrap().unwrap();
+    let file = capture.file.clone();
+    capture.stop();
+
+    let lines = dnstap_read_lines(&file);
+    assert_eq!(lines.len(), 8, "{lines:#?}");
+    for (i, (name, qtype, via, _)) in asked.iter().enumerate() {
+        let (aq, ar) = (&lines[2 * i], &lines[2 * i + 1]);
+        let q = format!("{}/IN/{qtype}", name.trim_end_matches('.'));
+        let proto = if *via == Via::Tcp { " TCP " } else { " UDP " };
+        // dnstap-read draws the arrow from the client to the TS, and back.
+        for (line, kind, arrow) in [(aq, " AQ ", "->"), (ar, " AR ", "<-")] {
+            assert!(
+                line.contains(kind) && line.contains(&q) && line.contains(proto),
+                "{line}"
+            );
+            assert!(
+                line.contains(&format!("{arrow} {addr}")),
+                "{line} at {addr}"
+            );
+        }
+    }
+    let yaml = dnstap_read_yaml(&file);
+    assert_eq!(yaml.matches("identity: ts-under-test").count(), 8);
+    let statuses: Vec<&str> = yaml
+        .split("\n---")
+        .filter(|d| d.contains("type: AUTH_RESPONSE"))
+        .map(|d| {
+            let at = d.find("status: ").unwrap() + "status: ".len();
+            d[at..].split_whitespace().next().unwrap()
+        })
+        .collect();
+    let want: Vec<&str> = asked.iter().map(|a| a.3).collect();
+    assert_eq!(statuses, want, "{yaml}");
+    let ldns = dnstap_ldns_yaml(&file);
+    assert_eq!(ldns.matches("type: AUTH_QUERY").count(), 4, "{ldns}");
+    assert_eq!(ldns.matches("type: AUTH_RESPONSE").count(), 4, "{ldns}");
+}
+
+/// An `[ls]` with one worker, the backend `ts` at `backend` and dnstap to `sock`.
+fn ls_config(
+    dir: &std::path::Path,
+    backend: SocketAddr,
+    sock: &std::path::Path,
+) -> std::path::PathBuf {
+    ls_config_queue(dir, backend, sock, 16384)
+}
+
+/// [`ls_config`] with a dnstap queue of `queue` frames.
+fn ls_config_queue(
+    dir: &std::path::Path,
+    backend: SocketAddr,
+    sock: &std::path::Path,
+    queue: usize,
+) -> std::path::PathBuf {
+    let text = format!(
+        "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[ls.dnstap]\nsocket = \"{}\"\n\
+         identity = \"ls-e2e\"\nqueue_size = {queue}\n\n[[ls.backend]]\nname = \"ts\"\naddr = \"{backend}\"\n",
+        sock.display()
+    );
+    let path = dir.join("ls.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
+    let test = "dnstap::the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp";
+    if need(test, DNSTAP_TOOLS).is_none() {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
+    let capture = Capture::start(&dir.path().join("ls.sock"), &dir.path().join("ls.fstrm"));
+    let ls = start_ls_service(&ls_config(dir.path(), ts.addr, &capture.sock)).await;
+    let asked = [
+        ("www.example.org.", RecordType::A, Via::Udp, "NOERROR"),
+        ("mail.example.org.", RecordType::AAAA, Via::Tcp, "NOERROR"),
+        ("nope.example.org.", RecordType::A, Via::Udp, "NXDOMAIN"),
+    ];
+    for (i, (name, qtype, via, _)) in asked.iter().enumerate() {
+        let q = wire_query(name, *qtype, 40 + i as u16, true, true);
+        send(ls.addr, &q, *via).await.unwrap();
+    }
+    let stats = ls.balancer.dnstap().stats().unwrap();
+    let all = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || (stats.sent.load(Ordering::Relaxed) >= 12).then_some(()),
+    )
+    .await;
+    assert!(all.is_some(), "12 frames; {stats:?}");
+    let shown = dnslb::metrics::render_prometheus(&ls.balancer);
+    assert!(
+        shown.contains("dnslb_dnstap_frames_total{result=\"dropped\"} 0"),
+        "{shown}"
+    );
+    ls.controls.send(Control::Shutdown).unwrap();
+    ls.task.await.unwrap().unwrap();
+    let file = capture.file.clone();
+    capture.stop();
+
+    let lines = dnstap_read_lines(&file);
+    for (name, qtype, via, _) in &asked {
+        let q = format!("{}/IN/{qtype}", name.trim_end_matches('.'));
+        let of = |kind: &str| {
+            lines
+                .iter()
+                .filter(|l| l.contains(kind) && l.contains(&q))
+                .count()
+        };
+        assert_eq!((of(" CQ "), of(" CR ")), (1, 1), "{q}: {lines:#?}");
+        assert!(of(" FQ ") >= 1 && of(" FR ") >= 1, "{q}: {lines:#?}");
+        let proto = if *via == Via::Tcp { " TCP " } else { " UDP " };
+        let cq = lines
+            .iter()
+            .find(|l| l.contains(" CQ ") && l.contains(&q))
+            .unwrap();
+        assert!(cq.contains(proto), "{cq}");
+        let fq = lines
+            .iter()
+            .find(|l| l.contains(" FQ ") && l.contains(&q))
+            .unwrap();
+        assert!(
+            fq.contains(&format!("-> {}", ts.addr)),
+            "{fq} to the backend {}",
+            ts.addr
+        );
+    }
+    let yaml = dnstap_read_yaml(&file);
+    assert!(yaml.matches("identity: ls-e2e").count() >= 12);
+    let statuses: Vec<&str> = yaml
+        .split("\n---")
+        .filter(|d| d.contains("type: CLIENT_RESPONSE"))
+        .map(|d| {
+            let at = d.find("status: ").unwrap() + "status: ".len();
+            d[at..].split_whitespace().next().unwrap()
+        })
+        .collect();
+    let want: Vec<&str> = asked.iter().map(|a| a.3).collect();
+    assert_eq!(statuses, want, "{yaml}");
+    let ldns = dnstap_ldns_yaml(&file);
+    assert_eq!(ldns.matches("type: CLIENT_QUERY").count(), 3, "{ldns}");
+}
+
+#[tokio::test]
+async fn a_collector_killed_under_load_loses_no_query_and_frames_flow_again() {
+    let test = "dnstap::a_collector_killed_under_load_loses_no_query_and_frames_flow_again";
+    if need(test, DNSTAP_TOOLS).is_none() {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
+    let sock = dir.path().join("ls.sock");
+    let first = Capture::start(&sock, &dir.path().join("first.fstrm"));
+    let ls = start_ls_service(&ls_config_queue(dir.path(), ts.addr, &sock, 64)).await;
+    let stats = ls.balancer.dnstap().stats().unwrap();
+    let frames = |r: &str| {
+        let c = if r == "sent" {
+            &stats.sent
+        } else {
+            &stats.dropped
+        };
+        c.load(Ordering::Relaxed)
+    };
+    // Eight clients, 150 queries each, in three phases: the collector up,
+    // killed, and a new one started; every query must be answered.
+    let round = async |phase: u16| {
+        let clients = (0..8u16).map(|c| {
+            let addr = ls.addr;
+            tokio::spawn(async move {
+                let mut answered = 0;
+                for i in 0..50u16 {
+                    let name = "www.example.org.";
+                    let mut q = query(name, RecordType::A, None);
+                    q.metadata.id = phase * 1000 + c * 100 + i;
+                    let r = udp_exchange_raw(addr, &q, Duration::from_secs(5)).await;
+                    answered += usize::from(r.is_some());
+                }
+                answered
+            })
+        });
+        let mut answered = 0;
+        for c in clients.collect::<Vec<_>>() {
+            answered += c.await.unwrap();
+        }
+        answered
+    };
+    assert_eq!(
+        round(1).await,
+        400,
+        "every query answered with the collector up"
+    );
+    first.kill();
+    assert_eq!(
+        round(2).await,
+        400,
+        "every query answered with the collector gone"
+    );
+    let dropped = frames("dropped");
+    assert!(dropped > 0, "frames dropped and counted with no collector");
+    let sent_before = frames("sent");
+    let second = Capture::start(&sock, &dir.path().join("second.fstrm"));
+    let again = poll_until_async(
+        Duration::from_secs(15),
+        Duration::from_millis(20),
+        async || (frames("sent") > sent_before).then_some(()),
+    )
+    .await;
+    assert!(again.is_some(), "the writer reconnects: {stats:?}");
+    assert_eq!(
+        round(3).await,
+        400,
+        "every query answered after the restart"
+    );
+    let settled = poll_until_async(
+        Duration::from_secs(15),
+        Duration::from_millis(20),
+        async || (frames("sent") + frames("dropped") >= 4 * 1200).then_some(()),
+    )
+    .await;
+    assert!(settled.is_some(), "every frame sent or dropped: {stats:?}");
+    let shown = dnslb::metrics::render_prometheus(&ls.balancer);
+    assert!(
+        shown.contains(&format!(
+            "dnslb_dnstap_frames_total{{result=\"dropped\"}} {}",
+            frames("dropped")
+        )),
+        "{shown}"
+    );
+    ls.controls.send(Control::Shutdown).unwrap();
+    ls.task.await.unwrap().unwrap();
+    let file = second.file.clone();
+    second.stop();
+    let lines = dnstap_read_lines(&file);
+    let cq = lines.iter().filter(|l| l.contains(" CQ ")).count();
+    assert!(cq > 0, "the new collector got client queries: {lines:#?}");
+}
