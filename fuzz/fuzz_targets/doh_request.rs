@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 
 use dnslb::server::doh::{DohRefusal, HttpQuery, MAX_QUERY, max_age, query_of};
-use dnslb::server::forwarded::{Client, client_of};
+use dnslb::server::forwarded::{ClientAddr, client_of};
 use hyper::Method;
 use libfuzzer_sys::fuzz_target;
 
@@ -80,8 +80,8 @@ fuzz_target!(|data: &[u8]| {
     let headers: Vec<&[u8]> = xff.split(|b| *b == b'\r').collect();
     let header_text = String::from_utf8_lossy(xff);
     match client_of(peer, headers.iter().copied(), &trusted) {
-        Client::Peer(a) | Client::Malformed(a) => assert_eq!(a, peer),
-        Client::Forwarded(a) => {
+        ClientAddr::Peer(a) | ClientAddr::Malformed(a) => assert_eq!(a, peer),
+        ClientAddr::Forwarded(a) => {
             assert!(ctl & 4 != 0, "believed an untrusted peer");
             // The address is written in the header (in some form).
             let ip = a.ip();

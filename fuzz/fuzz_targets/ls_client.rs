@@ -76,6 +76,10 @@ fuzz_target!(|data: &[u8]| {
         raw,
         src,
         transport,
+        via: match transport {
+            dnslb::dns::Transport::Udp => dnslb::dns::Via::Udp,
+            dnslb::dns::Transport::Tcp => dnslb::dns::Via::Tcp,
+        },
     };
     match balancer(ctl & 4 != 0).admit(req) {
         Admission::Reply(reply) => check_reply(raw, &reply, transport),

@@ -52,6 +52,10 @@ fuzz_target!(|data: &[u8]| {
         raw,
         src,
         transport,
+        via: match transport {
+            dnslb::dns::Transport::Udp => dnslb::dns::Via::Udp,
+            dnslb::dns::Transport::Tcp => dnslb::dns::Via::Tcp,
+        },
     }) else {
         panic!("an answer deferred with no fault knob set");
     };
