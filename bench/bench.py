@@ -361,6 +361,8 @@ def cmd_record(a):
             if "synthesized" in before and "synthesized" in after:
                 res["synthesized"] = after["synthesized"] - before["synthesized"]
     merge_json(res, a.extra)
+    if res.get("section") == "policy":
+        policy.derive(res)  # a flood's CPU per query counts the flood's answers too
     # The load generator's own CPU time (/usr/bin/time -f '%U %S'): near its
     # run time, the load generator and not the server is the limit.
     if a.time:
