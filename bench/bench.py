@@ -33,6 +33,8 @@ Subcommands:
   idle-tls PORT PID [--n N] [--alpn dot]   N idle TLS connections: KiB of RSS each.
   rss PID / watch-rss PID OUT --for S   summed VmRSS (and PSS) of PID and its children;
       peak over 50 ms polls.
+  policy-gen DIR [--rules N] [--flood N]   the policy section's inputs (bench/policy.py).
+  flood-json FILE   a flood's dnsperf output as JSON, its keys prefixed flood_.
   report OUT.jsonl --md FILE --meta META.json
       the table of ratios (stdout) and docs/BENCHMARKS.md.
   meta META.json [--set K=V] [--setting TEXT] [--command CMD] [--config NAME FILE]
@@ -56,6 +58,7 @@ import time
 import urllib.request
 
 import enc
+import policy
 
 ORIGIN = "bench.test"
 MEM_ORIGIN = "example.com"
@@ -358,6 +361,8 @@ def cmd_record(a):
             if "synthesized" in before and "synthesized" in after:
                 res["synthesized"] = after["synthesized"] - before["synthesized"]
     merge_json(res, a.extra)
+    if res.get("section") == "policy":
+        policy.derive(res)  # a flood's CPU per query counts the flood's answers too
     # The load generator's own CPU time (/usr/bin/time -f '%U %S'): near its
     # run time, the load generator and not the server is the limit.
     if a.time:
@@ -780,6 +785,8 @@ def derive(r):
             r["noerror_pct"] = 100.0 * (r.get("rcodes") or {}).get("NOERROR", 0) / sent
     if r.get("section") == "enc":
         enc.derive(r)
+    if r.get("section") == "policy":
+        policy.derive(r)
     if r.get("cpu_s") is None and r.get("user_s") is not None:
         r["cpu_s"] = r["user_s"] + (r.get("sys_s") or 0.0)
     steady = r.get("rss_kb") if r.get("section") == "mem" else None
@@ -881,6 +888,7 @@ def build(rows):
     ge = lambda x: (lambda r, o, t: r is not None and r >= x)  # noqa: E731
     le = lambda x: (lambda r, o, t: r is not None and r <= x)  # noqa: E731
     lines += enc.lines(rows, series, Line, ge, le)
+    lines += policy.lines(rows, series, Line, ge, le)
     return lines
 
 
@@ -1084,15 +1092,17 @@ def detail_tables(rows):
         key = (r.get("section"), r.get("scenario"), r.get("mode"))
         groups.setdefault(key, {}).setdefault(r.get("contender"), []).append(r)
     order = {"ts": 0, "ls": 1, "tail": 2, "blackhole": 3, "overload": 4, "mem": 5, "dnssec": 6,
-             "cache": 7, "enc": 8}
+             "cache": 7, "enc": 8, "policy": 9}
     ls_bounds = (", bounds: c-forwarder, reflector"
                  if any(r.get("section") == "ls" and r.get("contender") in BOUNDS
                         for r in rows) else "")
-    modes = {"max": 0, "fixed": 1, "over": 2, "reload": 3, "sign": 4, "outage": 5}
+    modes = {"max": 0, "fixed": 1, "over": 2, "reload": 3, "sign": 4, "outage": 5, "flood": 6}
     # (The dnssec section's signing part after its serving part.)
     churn = {k[1]: v for k, v in groups.items() if (k[0], k[2]) == ("enc", "churn")}
-    for key in sorted(groups, key=lambda k: (order.get(k[0], 9), k[2] == "sign", str(k[1]),
-                                             modes.get(k[2], 9))):
+    # The policy section's parts in the order they run.
+    parts = {("policy", "rules"): "0", ("policy", "flood"): "1", ("policy", "dnstap"): "2"}
+    for key in sorted(groups, key=lambda k: (order.get(k[0], 9), k[2] == "sign",
+                                             parts.get(k[:2], str(k[1])), modes.get(k[2], 9))):
         section, scenario, mode = key
         if (section, mode) == ("enc", "churn"):
             # One table for every churn scenario, where the first of them sorts.
@@ -1142,6 +1152,8 @@ def detail_tables(rows):
         }.get((section, mode), f"{section} {scenario} {mode}")
         if section == "enc":
             title = enc.TITLES.get((scenario, mode), title)
+        if section == "policy":
+            title = policy.TITLES.get((scenario, mode), title)
         if mode == "max":
             head = ["contender", "QPS median", "QPS by round", "lost (sum)", "avg latency ms",
                     "CPU/query"]
@@ -1156,6 +1168,8 @@ def detail_tables(rows):
             head.append("NOERROR")
         if section == "dnssec":
             head.append("RSS after")
+        if (section, mode) == ("policy", "flood"):
+            head += policy.FLOOD_HEAD
         body = []
         for c, rs in groups[key].items():
             rs = sorted(rs, key=lambda r: r["round"])
@@ -1183,6 +1197,8 @@ def detail_tables(rows):
                 row.append(fmt(med([r.get("noerror_pct") for r in rs]), "pct"))
             if section == "dnssec":
                 row.append(fmt(med([r.get("rss_kb") for r in rs]), "mib"))
+            if (section, mode) == ("policy", "flood"):
+                row += policy.flood_columns(rs[-1])
             body.append(row)
         out.append((title, head, body))
     return out
@@ -1323,7 +1339,7 @@ def cmd_report(a):
            "bench/run                   # full run, ~30 min: 3 rounds, rewrites docs/BENCHMARKS.md\n"
            "bench/run --quick           # smoke run, ~6 min: 2 s runs, 2 rounds, report in bench/out/run-*/\n"
            "bench/run --only tail --rounds 5   # one part: ts, ls, tail, blackhole, overload,\n"
-           "                                   # mem or dnssec; --md FILE, --keep\n"
+           "                                   # mem, dnssec, cache, enc or policy; --md FILE, --keep\n"
            "```\n\n"
            "Run nothing else meanwhile: the contenders and dnsperf share the machine's cores. "
            "`bench/out/` (git-ignored) keeps each run's results.jsonl, meta.json, configs and logs "
@@ -1496,6 +1512,11 @@ def main():
     g.add_argument("--every", type=float, default=0.05)
     g.add_argument("--for", dest="seconds", type=float, required=True)
     g.set_defaults(f=cmd_watch_rss)
+    policy.add_parser(sub)
+    g = sub.add_parser("flood-json")
+    g.add_argument("file")
+    g.set_defaults(f=lambda a: print(json.dumps(
+        {"flood_" + k: v for k, v in parse_dnsperf(a.file).items()})))
     g = sub.add_parser("report")
     g.add_argument("results")
     g.add_argument("--md")

@@ -281,7 +281,7 @@ pub struct TsArgs {
     /// Fault: drop this share of queries (0..1).
     #[arg(long)]
     pub drop_ratio: Option<f64>,
-    /// UDP sockets/threads (default: number of cores).
+    /// UDP sockets/threads (default: the CPUs this process may run on).
     #[arg(long)]
     pub workers: Option<usize>,
     /// Also NOTIFY these addresses of every zone that changes, besides the

@@ -104,7 +104,8 @@ pub struct LsConfig {
     /// Addresses to serve on, UDP and TCP on each. \[`127.0.0.1:5300`\]
     #[serde(deserialize_with = "de_addrs")]
     pub listen: Vec<SocketAddr>,
-    /// SO_REUSEPORT sockets/threads per listener. \[number of cores\]
+    /// SO_REUSEPORT sockets/threads per listener. \[the CPUs this process may run on:
+    /// its affinity mask, lowered to its cgroup v2 CPU quota rounded up\]
     pub workers: usize,
     /// Negative TTL (SOA minimum) of synthesized answers, in seconds. \[5\]
     pub synth_ttl: u32,

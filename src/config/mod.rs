@@ -27,6 +27,8 @@
 //! - `validate`: the rules of [`Config::problems`] (those of `[[ls.rule]]` and
 //!   `[[ls.response_rule]]` in `validate/rule_checks`).
 //! - `dnstap`: [`DnstapConfig`], `[ls.dnstap]` and `dnstap` in `[[ts]]`, with its rules.
+//! - `cores`: how many CPUs this process may run on ([`available_cores`], the default
+//!   `workers`): its affinity mask and cgroup v2 CPU quota.
 //! - `key`: [`KeyConfig`], the TSIG keys (`[[key]]`) and the reading of their secrets.
 //! - `dynblock`: [`DynBlockConfig`] (`[[ls.dynamic_block]]`) and the rules of it and of
 //!   `api_key` and `control_allow`.
@@ -34,7 +36,6 @@
 //!   [`TsConfig::restart_changes`]), from each table's keys listed once with how a
 //!   reload takes them (a test holds the lists to the keys serde accepts).
 
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -91,6 +92,7 @@ mod policy;
 
 mod cache;
 mod changes;
+pub mod cores;
 mod dnstap;
 mod dynblock;
 mod error;
@@ -154,9 +156,10 @@ pub struct Config {
     pub path: PathBuf,
 }
 
-/// The number of cores this process may use (1 when unknown): the default worker count.
+/// The number of CPUs this process may run on (its affinity mask, lowered to its cgroup
+/// v2 CPU quota rounded up; at least 1): the default worker count. See [`cores`].
 pub fn available_cores() -> usize {
-    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+    cores::detect().count
 }
 
 impl Config {

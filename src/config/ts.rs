@@ -96,7 +96,7 @@ pub struct TsConfig {
     /// Fault injection for experiments. \[off\]
     #[serde(default)]
     pub fault: Fault,
-    /// UDP workers; `None` = number of cores.
+    /// UDP workers; `None` = the CPUs this process may run on ([`super::available_cores`]).
     #[serde(default)]
     pub workers: Option<usize>,
     /// Address of its own Prometheus `/metrics` HTTP server; `None` (key omitted) = off.
@@ -161,7 +161,7 @@ impl TsConfig {
         }
     }
 
-    /// UDP workers to run: `workers`, or the number of cores.
+    /// UDP workers to run: `workers`, or the CPUs this process may run on.
     pub fn worker_count(&self) -> usize {
         self.workers.unwrap_or_else(available_cores)
     }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
-use crate::config::{Config, DnstapSide, LsConfig, TsConfig};
+use crate::config::{Config, DnstapSide, LsConfig, TsConfig, cores};
 use crate::dnstap::{self, Dnstap, DnstapWriter};
 use crate::ls::{Balancer, probe};
 use crate::metrics::{Readiness, StatusExtra};
@@ -351,6 +351,7 @@ impl LsService {
         }
         info!(addr = ?addrs, strategy = %lsc.strategy, order = %lsc.order, layout = %lsc.layout,
               backends = ?backends, "load balancer ready");
+        info!("{}", cores::detect().workers_line(lsc.workers));
         // The DNS server only ends when told to: one that ends on its own (a
         // task died) takes the process down rather than leave it half alive.
         let died = loop {

@@ -523,3 +523,76 @@ fn a_flood_from_50_sources_logs_a_bounded_number_of_rate_limit_lines() {
     );
     drop(ts);
 }
+
+/// The UDP sockets bound to 127.0.0.1:`port` (`/proc/net/udp`): one per LS
+/// worker (SO_REUSEPORT).
+fn udp_sockets_on(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/udp").unwrap();
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
+        .count()
+}
+
+/// Issue 40, item 3: an LS pinned to one CPU (`taskset -c 0`) with no
+/// `workers` runs one worker, not one per core of the machine, and its
+/// start line says why; with `workers = 3` it runs three and says the
+/// config set them.
+#[test]
+fn a_pinned_ls_runs_a_worker_per_cpu_it_may_use_and_says_why() {
+    let Some(taskset) = kit::find_program("taskset") else {
+        kit::skip(
+            "a_pinned_ls_runs_a_worker_per_cpu_it_may_use_and_says_why",
+            "no taskset",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let [t, l1, l2] = free_ports(3)[..] else {
+        unreachable!()
+    };
+    let _ts = start_ts(dir.path(), t);
+    for (port, workers, line) in [
+        (l1, "", "1 worker: the CPUs this process may run on (1 of "),
+        (
+            l2,
+            "workers = 3",
+            "3 workers, as `workers` sets (this process may run on 1 CPU: 1 of ",
+        ),
+    ] {
+        std::fs::write(
+            dir.path().join("config.toml"),
+            format!(
+                "[ls]\nlisten = [\"127.0.0.1:{port}\"]\n{workers}\n\n[[ls.backend]]\nname = \"ts1\"\naddr = \"127.0.0.1:{t}\"\n"
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(&taskset);
+        cmd.args([
+            "-c",
+            "0",
+            BIN,
+            "--log-format",
+            "json",
+            "ls",
+            "-c",
+            "config.toml",
+        ])
+        .env_remove("RUST_LOG")
+        .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
+        .current_dir(dir.path());
+        let mut ls = Proc::spawn("dnslb ls (taskset -c 0)", cmd);
+        wait_line(&mut ls, line, |v| {
+            v["level"] == "INFO" && message(v).starts_with(line)
+        });
+        let want = if workers.is_empty() { 1 } else { 3 };
+        assert_eq!(
+            udp_sockets_on(port),
+            want,
+            "UDP sockets of the LS on {port}"
+        );
+        stop(ls);
+    }
+}
