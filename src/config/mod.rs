@@ -27,6 +27,8 @@
 //! - `validate`: the rules of [`Config::problems`] (those of `[[ls.rule]]` and
 //!   `[[ls.response_rule]]` in `validate/rule_checks`).
 //! - `dnstap`: [`DnstapConfig`], `[ls.dnstap]` and `dnstap` in `[[ts]]`, with its rules.
+//! - `anycast`: [`AnycastConfig`], `[ls.anycast]` (the stop's drain, `dnslb anycast`'s
+//!   probe and the BIRD protocols it drives), with its rules.
 //! - `key`: [`KeyConfig`], the TSIG keys (`[[key]]`) and the reading of their secrets.
 //! - `dynblock`: [`DynBlockConfig`] (`[[ls.dynamic_block]]`) and the rules of it and of
 //!   `api_key` and `control_allow`.
@@ -89,6 +91,7 @@ macro_rules! keyword_enum {
 #[macro_use]
 mod policy;
 
+mod anycast;
 mod cache;
 mod changes;
 mod dnstap;
@@ -106,6 +109,7 @@ mod ts;
 mod validate;
 mod values;
 
+pub use anycast::{AnycastConfig, DRAIN_S_MAX};
 pub use cache::CacheConfig;
 pub use dnstap::{DNSTAP_QUEUE_MAX, DNSTAP_QUEUE_SIZE, DnstapConfig, DnstapMessage, DnstapSide};
 pub use dynblock::{
