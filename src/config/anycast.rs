@@ -135,6 +135,35 @@ mod tests {
     }
 
     #[test]
+    fn the_file_is_checked_with_lines_and_the_table_read() {
+        let path = std::path::Path::new("c.toml");
+        let text = |metrics: &str| {
+            format!(
+                "[ls]\n{metrics}\n[ls.anycast]\ndrain_s = 3\nprotocols = [\"a4\"]\n\n\
+                 [[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n"
+            )
+        };
+        let cfg =
+            crate::config::Config::from_toml(&text("metrics = \"127.0.0.1:5390\""), path).unwrap();
+        let a = cfg.ls.as_ref().unwrap().anycast.as_ref().unwrap();
+        assert_eq!(
+            (a.drain_s, a.interval_ms, &a.protocols[..]),
+            (3, 200, &["a4".to_owned()][..])
+        );
+        let err = crate::config::Config::from_toml(&text(""), path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.toml:3:") && err.contains("needs ls.metrics"),
+            "{err}"
+        );
+        let err = crate::config::Config::from_toml("[ls]\n[ls.anycast]\ndrain = 3\n", path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key 'drain'"), "{err}");
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let a = AnycastConfig {
             drain_s: 600,
