@@ -16,9 +16,12 @@
 //! - A rolling restart of every LS by SIGTERM under load loses nothing:
 //!   /ready turns 503, the probe withdraws, the LS answers for `drain_s`,
 //!   then exits; the new one is announced once it answers.
+//! - Without namespaces (any user): a stopping LS says so on `/ready` at
+//!   once, answers through `drain_s`, then ends.
 //!
 //! Every process is stopped by PID and every namespace deleted by guards.
-//! Skipped unless root, with `ip`, `bird` and `birdc` installed.
+//! The namespace test is skipped unless root, with `ip`, `bird` and `birdc`
+//! installed.
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -515,4 +518,65 @@ fn anycast_withdraws_failed_ls_in_a_second_and_a_rolling_restart_loses_nothing()
         h.ls.kill_hard();
         h.ts.kill_hard();
     }
+}
+
+/// Without namespaces: an LS with `[ls.anycast] drain_s = 2` told to stop
+/// says "stopping" on `/ready` at once, still answers through the drain,
+/// and then stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_turns_ready_to_503_at_once_answers_for_drain_s_then_ends() {
+    use crate::kit::{ZoneDir, start_ls_service, start_ts_table, udp_ask};
+    use dnslb::metrics::ReadyState;
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", "www.drain.example 10.8.1.1 A\n").await;
+    let path = dir.write(
+        "config.toml",
+        &format!(
+            "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\nmetrics = \"127.0.0.1:0\"\n\n\
+             [ls.anycast]\ndrain_s = {DRAIN_S}\n\n\
+             [[ls.backend]]\nname = \"ts\"\naddr = \"{}\"\n",
+            ts.addr
+        ),
+    );
+    let mut run = start_ls_service(&path).await;
+    let name = "www.drain.example";
+    let wait = Duration::from_secs(2);
+    assert!(
+        udp_ask(run.addr, name, wait).await.is_some(),
+        "no answer before the stop"
+    );
+    let t = Instant::now();
+    run.controls
+        .send(dnslb::service::Control::Shutdown)
+        .unwrap();
+    let stopping = crate::kit::poll_until_async(wait, Duration::from_millis(5), async || {
+        (run.ready.state() == ReadyState::Stopping).then_some(())
+    })
+    .await;
+    assert!(stopping.is_some(), "/ready did not turn 503");
+    // Through the drain (its first second at least, whatever the machine's
+    // load), the LS answers.
+    let mut answered = 0;
+    while t.elapsed() < Duration::from_secs(DRAIN_S) - Duration::from_millis(700) {
+        assert!(
+            !run.task.is_finished(),
+            "ended {:?} into a {DRAIN_S} s drain",
+            t.elapsed()
+        );
+        let m = udp_ask(run.addr, name, wait).await;
+        assert!(m.is_some(), "no answer {:?} into the drain", t.elapsed());
+        answered += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered > 0);
+    let ended = tokio::time::timeout(Duration::from_secs(DRAIN_S + 10), &mut run.task).await;
+    assert!(
+        matches!(ended, Ok(Ok(Ok(())))),
+        "the LS did not end cleanly after the drain: {ended:?}"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_secs(DRAIN_S),
+        "ended before drain_s"
+    );
+    ts.stop().await;
 }
