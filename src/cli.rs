@@ -45,6 +45,13 @@ pub enum Command {
         #[arg(short, long, default_value = "config.toml")]
         config: PathBuf,
     },
+    /// Tie the LS's health to a BGP announcement: probe the LS of the config's
+    /// `[ls.anycast]` and enable or disable BIRD's protocols for the service address.
+    Anycast {
+        /// The config file (the LS's).
+        #[arg(short, long, default_value = "config.toml")]
+        config: PathBuf,
+    },
     /// Run one table server: `-c config.toml --name ts1`, or `--listen ADDR --zone FILE...`.
     Ts(Box<TsArgs>),
     /// Resolve a list of hostnames (one a line) against a DNS server.

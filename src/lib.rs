@@ -34,12 +34,15 @@
 //!   control of a running LS.
 //! - [`resolve`]: the batch client of `dnslb resolve`.
 //! - [`supervise`]: `dnslb up`'s table-server children, restarted with backoff.
+//! - [`anycast`]: `dnslb anycast`, the probe that tells BIRD to announce the
+//!   LS's service address only while the LS answers.
 //! - [`check`]: `dnslb check`, validation of a config and every zone it names.
 //! - [`shutdown`]: process signals (INT/TERM stop, HUP reload) as a role's controls.
 //! - [`logging`]: the log subscriber (text or JSON lines, a table server's
 //!   `ts=NAME` on every line) and the LS's per-query `debug` line.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod anycast;
 pub mod check;
 pub mod cli;
 pub mod config;

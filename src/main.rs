@@ -133,6 +133,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime(workers)?
                 .block_on(async { anyhow::Ok(service::ls::run(cfg, signals()?).await?) })?;
         }
+        Command::Anycast { config } => {
+            let cfg = Config::load(&config)?;
+            let ls = service::ls::section(&cfg)?;
+            let settings = dnslb::anycast::AnycastSettings::from_ls(ls)
+                .with_context(|| config.display().to_string())?;
+            runtime(1)?.block_on(async {
+                let mut signals = Signals::new().context("cannot install signal handlers")?;
+                // SIGHUP changes nothing: a new [ls.anycast] takes a restart.
+                let stop = async move {
+                    while !matches!(signals.next().await, dnslb::shutdown::Signal::Stop) {}
+                };
+                dnslb::anycast::run(settings, stop).await;
+                anyhow::Ok(())
+            })?;
+        }
         Command::Up { config } => {
             // Nothing starts unless the whole config and every zone is good.
             let problems = dnslb::check::check(&config);

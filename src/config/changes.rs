@@ -33,6 +33,7 @@ impl LsConfig {
         ("tls", |o, n| dot_bound(o) != dot_bound(n)),
         ("https", |o, n| doh_bound(o) != doh_bound(n)),
         ("dnstap", |o, n| o.dnstap != n.dnstap),
+        ("anycast", |o, n| o.anycast != n.anycast),
     ];
 
     /// The `[ls]` keys a reload applies, besides the policy keys

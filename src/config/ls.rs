@@ -1,6 +1,6 @@
 //! `[ls]`: [`LsConfig`], its `[ls.health]` and `[[ls.backend]]` tables, and the
 //! [`HedgeDelay`] its key takes (its `[ls.cache]` table is in `cache`, its `[ls.tls]`
-//! and `[ls.https]` in `tls`, its `[ls.dnstap]` in `dnstap`, its `[[ls.pool]]` tables in `pool`, its `[[ls.rule]]` and
+//! and `[ls.https]` in `tls`, its `[ls.dnstap]` in `dnstap`, its `[ls.anycast]` in `anycast`, its `[[ls.pool]]` tables in `pool`, its `[[ls.rule]]` and
 //! `[[ls.response_rule]]` in `rules`, the keyword enums `[ls]` and `[[ls.pool]]` share
 //! in `values`, its policy keys, which a pool may set too, declared once in `policy`).
 
@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
 
+use super::anycast::AnycastConfig;
 use super::available_cores;
 use super::cache::CacheConfig;
 use super::dnstap::DnstapConfig;
@@ -160,6 +161,9 @@ pub struct LsConfig {
     /// dnstap of the client and forwarder messages, `[ls.dnstap]`; `None`
     /// (table omitted) = off. \[off\]
     pub dnstap: Option<DnstapConfig>,
+    /// Anycast, `[ls.anycast]`: the stop's drain and `dnslb anycast`'s
+    /// probe; `None` (table omitted) = off. \[off\]
+    pub anycast: Option<AnycastConfig>,
     /// Active health checks, `[ls.health]`.
     pub health: HealthConfig,
     /// The backends, `[[ls.backend]]`, in config order.
@@ -211,6 +215,7 @@ impl Default for LsConfig {
             tls: None,
             https: None,
             dnstap: None,
+            anycast: None,
             health: HealthConfig::default(),
             backend: Vec::new(),
             pool: Vec::new(),

@@ -29,6 +29,8 @@
 //! - `dnstap`: [`DnstapConfig`], `[ls.dnstap]` and `dnstap` in `[[ts]]`, with its rules.
 //! - `cores`: how many CPUs this process may run on ([`available_cores`], the default
 //!   `workers`): its affinity mask and cgroup v2 CPU quota.
+//! - `anycast`: [`AnycastConfig`], `[ls.anycast]` (the stop's drain, `dnslb anycast`'s
+//!   probe and the BIRD protocols it drives), with its rules.
 //! - `key`: [`KeyConfig`], the TSIG keys (`[[key]]`) and the reading of their secrets.
 //! - `dynblock`: [`DynBlockConfig`] (`[[ls.dynamic_block]]`) and the rules of it and of
 //!   `api_key` and `control_allow`.
@@ -90,6 +92,7 @@ macro_rules! keyword_enum {
 #[macro_use]
 mod policy;
 
+mod anycast;
 mod cache;
 mod changes;
 pub mod cores;
@@ -108,6 +111,7 @@ mod ts;
 mod validate;
 mod values;
 
+pub use anycast::{AnycastConfig, DRAIN_S_MAX};
 pub use cache::CacheConfig;
 pub use dnstap::{DNSTAP_QUEUE_MAX, DNSTAP_QUEUE_SIZE, DnstapConfig, DnstapMessage, DnstapSide};
 pub use dynblock::{

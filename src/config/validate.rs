@@ -72,6 +72,15 @@ impl Config {
         for (path, table, msg) in super::dnstap::problems(ls_tap, ts_taps) {
             check.push(&[&path, &table], msg);
         }
+        if let Some((a, metrics)) = self
+            .ls
+            .as_ref()
+            .and_then(|l| Some((l.anycast.as_ref()?, l.metrics)))
+        {
+            for (key, msg) in super::anycast::problems(a, metrics) {
+                check.push(&[key, "ls.anycast"], msg);
+            }
+        }
         check.out.sort_by_key(|e| e.line().unwrap_or(usize::MAX));
         check.out
     }

@@ -382,11 +382,31 @@ impl LsService {
             stop_dnstap.await;
             return Err(ServiceError::Died);
         }
-        info!("stopping: answering the queries in flight");
         ready.set_stopping();
+        let drain = lsc.anycast.as_ref().map_or(0, |a| a.drain_s);
+        let mut server_ended = false;
+        if drain > 0 {
+            // /ready is 503 from now on: the anycast probe withdraws the
+            // route; the LS answers while the routers converge.
+            info!(
+                drain_s = drain,
+                "stopping: /ready says 503; answering for drain_s while the route is withdrawn"
+            );
+            match drain_wait(Duration::from_secs(drain), controls, &mut server).await {
+                DrainEnd::Done => {}
+                DrainEnd::Again => warn!("told to stop again: the drain is cut short"),
+                DrainEnd::Died => {
+                    server_ended = true;
+                    error!("the DNS server stopped on its own while draining");
+                }
+            }
+        }
+        info!("stopping: answering the queries in flight");
         dns_token.cancel();
         // The server bounds its own drain (timeout_ms and a grace).
-        let _ = server.await;
+        if !server_ended {
+            let _ = server.await;
+        }
         metrics_token.cancel();
         if let Some(m) = metrics {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, m).await;
@@ -394,6 +414,40 @@ impl LsService {
         stop_dnstap.await;
         info!("load balancer stopped");
         Ok(())
+    }
+}
+
+/// How a drain ended.
+#[derive(Debug, PartialEq, Eq)]
+enum DrainEnd {
+    /// `drain_s` went by.
+    Done,
+    /// A second stop (SIGTERM, SIGINT) came first.
+    Again,
+    /// The DNS server ended on its own first.
+    Died,
+}
+
+/// The drain after a first [`Control::Shutdown`] under `[ls.anycast]`: waits
+/// `drain` while the LS keeps answering, unless told to stop again (an
+/// operator's second SIGTERM) or the server ends first. Reloads are ignored
+/// by then.
+async fn drain_wait<T>(
+    drain: Duration,
+    controls: &mut Controls,
+    server: &mut tokio::task::JoinHandle<T>,
+) -> DrainEnd {
+    let until = tokio::time::sleep(drain);
+    tokio::pin!(until);
+    loop {
+        tokio::select! {
+            () = &mut until => return DrainEnd::Done,
+            _ = &mut *server => return DrainEnd::Died,
+            control = controls.next() => match control {
+                Control::Shutdown => return DrainEnd::Again,
+                Control::Reload => info!("draining: the reload is ignored"),
+            },
+        }
     }
 }
 
@@ -505,4 +559,50 @@ pub(super) fn reload(
         _ => {}
     }
     Some(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle_server() -> tokio::task::JoinHandle<()> {
+        tokio::spawn(std::future::pending())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_drain_lasts_drain_s_and_reloads_do_not_end_it() {
+        let (tx, mut controls) = Controls::channel();
+        let mut server = idle_server();
+        let t0 = tokio::time::Instant::now();
+        tx.send(Control::Reload).unwrap();
+        let end = drain_wait(Duration::from_secs(5), &mut controls, &mut server).await;
+        assert_eq!(end, DrainEnd::Done);
+        assert_eq!(t0.elapsed(), Duration::from_secs(5));
+        server.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_stop_cuts_the_drain_short() {
+        let (tx, mut controls) = Controls::channel();
+        let mut server = idle_server();
+        let t0 = tokio::time::Instant::now();
+        let later = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            tx.send(Control::Shutdown).unwrap();
+            tx
+        });
+        let end = drain_wait(Duration::from_secs(5), &mut controls, &mut server).await;
+        assert_eq!(end, DrainEnd::Again);
+        assert_eq!(t0.elapsed(), Duration::from_secs(2));
+        drop(later.await);
+        server.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_dies_ends_the_drain() {
+        let (_tx, mut controls) = Controls::channel();
+        let mut server = tokio::spawn(tokio::time::sleep(Duration::from_secs(1)));
+        let end = drain_wait(Duration::from_secs(5), &mut controls, &mut server).await;
+        assert_eq!(end, DrainEnd::Died);
+    }
 }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 mod amplification;
+mod anycast;
 mod attacks;
 mod browser;
 mod build_info;

@@ -18,6 +18,7 @@ const SECTIONS: &[(&str, &str)] = &[
     ),
     ("[ls.health]", "[ls]\n[ls.health]\nzzz_unknown = 1\n"),
     ("[ls.cache]", "[ls]\n[ls.cache]\nzzz_unknown = 1\n"),
+    ("[ls.anycast]", "[ls]\n[ls.anycast]\nzzz_unknown = 1\n"),
     ("[[ls.pool]]", "[ls]\n[[ls.pool]]\nzzz_unknown = 1\n"),
     (
         "[[ls.dynamic_block]]",

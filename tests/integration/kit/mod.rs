@@ -23,6 +23,8 @@
 //! * [`xfr`]: `dnslb ts` as a child process with a PROJ table, and its
 //!   NOTIFY log read.
 //! * [`dnssec`]: the differential DNSSEC cases, trust anchors and `delv`.
+//! * [`netns`]: network namespaces a test makes, veth links, a thread's
+//!   sockets inside one, and BIRD 2 run inside one ([`Bird`]).
 //! * [`load`]: the one load policy: [`heavy`] tests (floods, 400,000
 //!   queries, 200,000-name zones) hold it exclusively, tests asserting a
 //!   wall-clock upper bound hold it shared ([`timed`]), so no upper bound is
@@ -39,6 +41,7 @@ pub mod fakes;
 pub mod http;
 pub mod knot;
 pub mod load;
+pub mod netns;
 pub mod nsd;
 pub mod procs;
 pub mod rrsets;
@@ -57,6 +60,7 @@ pub use fakes::*;
 pub use http::*;
 pub use knot::Knot;
 pub use load::*;
+pub use netns::{Bird, Netns, enter_netns, netns_or_skip};
 pub use nsd::Nsd;
 pub use procs::*;
 pub use rrsets::*;

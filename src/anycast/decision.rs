@@ -1,0 +1,179 @@
+//! The pure decision of `dnslb anycast`: probe rounds in, announce or
+//! withdraw out, with the hysteresis of `rise` and `fall` (no clock, no
+//! sockets: the driver in `mod.rs` feeds it one [`RoundVerdict`] a round).
+//!
+//! A round that times out is ambiguous (one lost datagram, a stall) and is
+//! only believed `fall` times in a row; a definite failure (the port refused,
+//! `/ready` saying 503 because a stop began) withdraws at once. With the
+//! defaults (a round every 200 ms, a 150 ms timeout, `fall` 2) a hung LS is
+//! withdrawn at most 550 ms after its last good answer, a dead or stopping
+//! one within one round.
+
+/// What one probe round saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RoundVerdict {
+    /// The LS answered the DNS query and `/ready` said 200.
+    Good,
+    /// Something timed out: no answer within the round's timeout.
+    Lost,
+    /// A definite no: a port refused, `/ready` not 200, no route to it.
+    Down,
+}
+
+impl RoundVerdict {
+    /// The worse of two parts of one round (the DNS query, `/ready`).
+    pub fn and(self, other: RoundVerdict) -> RoundVerdict {
+        self.max(other)
+    }
+}
+
+/// A change to tell BIRD about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteChange {
+    /// Enable the protocols: the address is announced.
+    Announce,
+    /// Disable them: the address is withdrawn.
+    Withdraw,
+}
+
+/// Whether the address should be announced, from the rounds seen so far.
+/// It starts withdrawn: an LS is announced only once it has answered.
+#[derive(Debug, Clone)]
+pub struct Announcer {
+    rise: u32,
+    fall: u32,
+    announced: bool,
+    good: u32,
+    lost: u32,
+}
+
+impl Announcer {
+    /// Withdrawn, announcing after `rise` good rounds in a row and
+    /// withdrawing after `fall` lost ones (each at least 1).
+    pub fn new(rise: u32, fall: u32) -> Self {
+        Announcer {
+            rise: rise.max(1),
+            fall: fall.max(1),
+            announced: false,
+            good: 0,
+            lost: 0,
+        }
+    }
+
+    /// Whether the address should be announced now.
+    pub fn announced(&self) -> bool {
+        self.announced
+    }
+
+    /// Takes one round's verdict; the change it makes, if any.
+    pub fn observe(&mut self, v: RoundVerdict) -> Option<RouteChange> {
+        match v {
+            RoundVerdict::Good => {
+                self.lost = 0;
+                self.good = self.good.saturating_add(1);
+                if !self.announced && self.good >= self.rise {
+                    self.announced = true;
+                    return Some(RouteChange::Announce);
+                }
+            }
+            RoundVerdict::Lost | RoundVerdict::Down => {
+                self.good = 0;
+                self.lost = self.lost.saturating_add(1);
+                if self.announced && (v == RoundVerdict::Down || self.lost >= self.fall) {
+                    self.announced = false;
+                    return Some(RouteChange::Withdraw);
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RoundVerdict::{Down, Good, Lost};
+    use super::*;
+
+    fn up(rise: u32, fall: u32) -> Announcer {
+        let mut a = Announcer::new(rise, fall);
+        for _ in 1..rise {
+            assert_eq!(a.observe(Good), None);
+        }
+        assert_eq!(a.observe(Good), Some(RouteChange::Announce));
+        a
+    }
+
+    #[test]
+    fn starts_withdrawn_and_announces_after_rise_good_rounds_in_a_row() {
+        let mut a = Announcer::new(3, 2);
+        assert!(!a.announced());
+        assert_eq!(a.observe(Good), None);
+        assert_eq!(a.observe(Good), None);
+        assert_eq!(a.observe(Lost), None);
+        assert_eq!(a.observe(Good), None);
+        assert_eq!(a.observe(Good), None);
+        assert_eq!(a.observe(Good), Some(RouteChange::Announce));
+        assert!(a.announced());
+        assert_eq!(a.observe(Good), None);
+    }
+
+    #[test]
+    fn one_lost_round_is_forgiven_fall_in_a_row_withdraw() {
+        let mut a = up(3, 2);
+        assert_eq!(a.observe(Lost), None);
+        assert_eq!(a.observe(Good), None);
+        assert_eq!(a.observe(Lost), None);
+        assert!(a.announced());
+        assert_eq!(a.observe(Lost), Some(RouteChange::Withdraw));
+        assert!(!a.announced());
+        assert_eq!(a.observe(Lost), None);
+    }
+
+    #[test]
+    fn a_definite_failure_withdraws_at_once() {
+        let mut a = up(3, 2);
+        assert_eq!(a.observe(Down), Some(RouteChange::Withdraw));
+        // Back only after `rise` good rounds again.
+        assert_eq!(a.observe(Good), None);
+        assert_eq!(a.observe(Good), None);
+        assert_eq!(a.observe(Good), Some(RouteChange::Announce));
+    }
+
+    #[test]
+    fn a_round_is_as_bad_as_its_worst_part() {
+        assert_eq!(Good.and(Good), Good);
+        assert_eq!(Good.and(Lost), Lost);
+        assert_eq!(Lost.and(Down), Down);
+        assert_eq!(Down.and(Good), Down);
+    }
+
+    /// A controlled clock: rounds start every `interval` ms and end by
+    /// `timeout`; the LS hangs at `fail_at` (every round starting after it
+    /// times out). When the withdrawal is decided, in ms.
+    fn hung_withdrawn_at(interval: u64, timeout: u64, fall: u32, fail_at: u64) -> u64 {
+        let mut a = up(1, fall);
+        let mut start = 0;
+        loop {
+            start += interval;
+            let (v, end) = if start < fail_at {
+                (Good, start + 1)
+            } else {
+                (Lost, start + timeout)
+            };
+            if a.observe(v) == Some(RouteChange::Withdraw) {
+                return end;
+            }
+            assert!(start < fail_at + 10_000, "never withdrawn");
+        }
+    }
+
+    #[test]
+    fn with_the_defaults_a_hung_ls_is_withdrawn_within_a_second() {
+        let d = crate::config::AnycastConfig::default();
+        for fail_at in (1..2_000).step_by(7) {
+            let at = hung_withdrawn_at(d.interval_ms, d.timeout_ms, d.fall, fail_at);
+            assert!(at > fail_at, "withdrawn before it failed");
+            assert!(at - fail_at <= 600, "{} ms after the failure", at - fail_at);
+        }
+    }
+}

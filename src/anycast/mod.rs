@@ -1,0 +1,172 @@
+//! `dnslb anycast`: ties an LS's health to a route announcement by BIRD
+//! (SPEC §6 "A fleet", docs/DEPLOY.md "Anycast"). A small process of its own,
+//! beside the LS, so that a hung LS (SIGSTOP, a deadlock) is withdrawn too:
+//! every `interval_ms` it asks the LS a real DNS query and `GET /ready`
+//! (`probe`), judges the round (`decision`, pure: the `rise`/`fall`
+//! hysteresis) and enables or disables BIRD's static protocols holding the
+//! service addresses through BIRD's control socket (`bird`). The desired
+//! state is said to BIRD every round, so a BIRD that restarted (its static
+//! protocols `disabled` in its config) is put right within one round. When
+//! the probe stops it withdraws the address first.
+//!
+//! The LS's own part, the drain after SIGTERM, is `service::ls`'s.
+
+pub mod bird;
+pub mod decision;
+pub mod probe;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{AnycastConfig, LsConfig, ProbeQuestion};
+use bird::Bird;
+use decision::{Announcer, RoundVerdict, RouteChange};
+
+/// What `dnslb anycast` runs by: `[ls.anycast]` with the addresses resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnycastSettings {
+    /// Where the DNS query goes.
+    pub dns: SocketAddr,
+    /// The LS's metrics listener (`/ready`).
+    pub ready: SocketAddr,
+    /// The question asked.
+    pub query: ProbeQuestion,
+    /// A round this often.
+    pub interval: Duration,
+    /// Each part of a round waits at most this long.
+    pub timeout: Duration,
+    /// `rise` and `fall`.
+    pub rise: u32,
+    /// Lost rounds in a row that withdraw.
+    pub fall: u32,
+    /// BIRD's control socket.
+    pub bird_socket: PathBuf,
+    /// The protocols enabled while healthy.
+    pub protocols: Vec<String>,
+}
+
+/// Why `dnslb anycast` cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum AnycastError {
+    /// The `[ls]` has no `[ls.anycast]`.
+    #[error("no [ls.anycast] in the config")]
+    NoAnycast,
+    /// The `[ls]` has no metrics listener to read `/ready` from.
+    #[error("[ls.anycast] needs ls.metrics")]
+    NoMetrics,
+    /// The `[ls]` listens nowhere and `probe` is not set.
+    #[error("[ls.anycast]: no probe address and no ls.listen")]
+    NoProbe,
+}
+
+/// `addr` as the probe can reach it: an unspecified address becomes loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+        IpAddr::V6(v6) if v6.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+impl AnycastSettings {
+    /// The settings of `ls`'s `[ls.anycast]`.
+    ///
+    /// # Errors
+    /// No `[ls.anycast]`, no `metrics`, nowhere to ask.
+    pub fn from_ls(ls: &LsConfig) -> Result<Self, AnycastError> {
+        let a: &AnycastConfig = ls.anycast.as_ref().ok_or(AnycastError::NoAnycast)?;
+        let ready = ls.metrics.ok_or(AnycastError::NoMetrics)?;
+        let dns = a
+            .probe
+            .or_else(|| ls.listen.first().copied())
+            .ok_or(AnycastError::NoProbe)?;
+        Ok(AnycastSettings {
+            dns: reachable(dns),
+            ready: reachable(ready),
+            query: a.query.clone(),
+            interval: Duration::from_millis(a.interval_ms.max(1)),
+            timeout: Duration::from_millis(a.timeout_ms.max(1)),
+            rise: a.rise,
+            fall: a.fall,
+            bird_socket: a.bird_socket.clone(),
+            protocols: a.protocols.clone(),
+        })
+    }
+}
+
+/// One round: the DNS query and `/ready` side by side.
+async fn round(s: &AnycastSettings) -> RoundVerdict {
+    let (dns, ready) = tokio::join!(
+        probe::dns(s.dns, &s.query, s.timeout),
+        probe::ready(s.ready, s.timeout)
+    );
+    dns.and(ready)
+}
+
+/// Says `on` to BIRD for every protocol; whether all of them took it.
+async fn tell(bird: &mut Bird, s: &AnycastSettings, on: bool, failing: &mut bool) -> bool {
+    let mut all = true;
+    for p in &s.protocols {
+        if let Err(err) = bird.set(p, on).await {
+            all = false;
+            if !*failing {
+                warn!(%err, protocol = %p, "cannot tell bird; trying again every round");
+            }
+        }
+    }
+    if all && *failing {
+        info!("bird reached again");
+    }
+    *failing = !all;
+    all
+}
+
+/// `dnslb anycast`: probes until `stop` ends (the binary passes SIGINT or
+/// SIGTERM), keeping BIRD told; then withdraws.
+pub async fn run(s: AnycastSettings, stop: impl Future<Output = ()>) {
+    let token = CancellationToken::new();
+    let probe = probe_loop(s, token.clone());
+    tokio::pin!(probe);
+    tokio::select! {
+        () = &mut probe => return,
+        () = stop => token.cancel(),
+    }
+    probe.await;
+}
+
+/// Probes until `stop`, keeping BIRD told; then withdraws.
+async fn probe_loop(s: AnycastSettings, stop: CancellationToken) {
+    let mut bird = Bird::new(&s.bird_socket, s.timeout.max(Duration::from_millis(500)));
+    let mut announcer = Announcer::new(s.rise, s.fall);
+    let mut failing = false;
+    info!(dns = %s.dns, ready = %s.ready, protocols = ?s.protocols,
+          interval_ms = s.interval.as_millis() as u64, "anycast probe started; withdrawn until the ls answers");
+    // Withdrawn until proven: whatever BIRD had before.
+    tell(&mut bird, &s, false, &mut failing).await;
+    let mut tick = tokio::time::interval(s.interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let verdict = tokio::select! {
+            _ = stop.cancelled() => break,
+            v = round(&s) => v,
+        };
+        match announcer.observe(verdict) {
+            Some(RouteChange::Announce) => info!("the ls answers: announcing"),
+            Some(RouteChange::Withdraw) => warn!(?verdict, "the ls fails: withdrawing"),
+            None => {}
+        }
+        tell(&mut bird, &s, announcer.announced(), &mut failing).await;
+    }
+    let done = tell(&mut bird, &s, false, &mut failing).await;
+    info!(withdrawn = done, "anycast probe stopped");
+}

@@ -1,0 +1,161 @@
+//! One probe round of `dnslb anycast`: a real DNS query to the LS over UDP
+//! and `GET /ready` on its metrics listener, side by side, each bounded by
+//! the round's timeout, each judged a [`RoundVerdict`].
+//!
+//! A DNS answer counts whatever its RCODE: the LS answered, and what its
+//! backends say is its own health checks' business (withdrawing on SERVFAIL
+//! would move an overloaded LS's load onto its peers, and on with a cascade).
+//! An answer must match the query (ID, QR, question), else it is ignored and
+//! the wait goes on.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, Query};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::{Instant, timeout_at};
+
+use super::decision::RoundVerdict;
+use crate::config::ProbeQuestion;
+
+/// The verdict of an I/O error: a refusal (nothing listens, no route) is
+/// definite, anything else too (the round cannot be done).
+fn io_verdict(_e: &std::io::Error) -> RoundVerdict {
+    RoundVerdict::Down
+}
+
+/// Asks `q` of `addr` over UDP, waiting at most `wait`.
+pub async fn dns(addr: SocketAddr, q: &ProbeQuestion, wait: Duration) -> RoundVerdict {
+    let deadline = Instant::now() + wait;
+    let id: u16 = rand::random();
+    let mut m = Message::query();
+    m.metadata.id = id;
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(q.name.clone(), q.rtype));
+    let Ok(bytes) = m.to_vec() else {
+        return RoundVerdict::Down;
+    };
+    let local: IpAddr = match addr {
+        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let sock = match UdpSocket::bind((local, 0)).await {
+        Ok(s) => s,
+        Err(e) => return io_verdict(&e),
+    };
+    if let Err(e) = sock.connect(addr).await {
+        return io_verdict(&e);
+    }
+    if let Err(e) = sock.send(&bytes).await {
+        return io_verdict(&e);
+    }
+    let mut buf = vec![0u8; 4096];
+    loop {
+        match timeout_at(deadline, sock.recv(&mut buf)).await {
+            Err(_) => return RoundVerdict::Lost,
+            // ECONNREFUSED: the ICMP port unreachable of a dead LS.
+            Ok(Err(e)) => return io_verdict(&e),
+            Ok(Ok(n)) => {
+                if answers(&buf[..n], id, q) {
+                    return RoundVerdict::Good;
+                }
+            }
+        }
+    }
+}
+
+/// Whether `raw` is an answer to the query `id` for `q`.
+fn answers(raw: &[u8], id: u16, q: &ProbeQuestion) -> bool {
+    let Ok(m) = Message::from_vec(raw) else {
+        return false;
+    };
+    m.metadata.id == id
+        && m.metadata.message_type == hickory_proto::op::MessageType::Response
+        && m.queries
+            .first()
+            .is_some_and(|mq| mq.name() == &q.name && mq.query_type() == q.rtype)
+}
+
+/// `GET /ready` of the metrics listener at `addr`, waiting at most `wait`:
+/// 200 is good, any other status a definite no (503: a stop began).
+pub async fn ready(addr: SocketAddr, wait: Duration) -> RoundVerdict {
+    let deadline = Instant::now() + wait;
+    let round = async {
+        let mut s = TcpStream::connect(addr).await?;
+        s.write_all(b"GET /ready HTTP/1.0\r\nHost: dnslb\r\nConnection: close\r\n\r\n")
+            .await?;
+        // The status line is all that is read (and at most 64 bytes of it).
+        let mut head = [0u8; 64];
+        let mut got = 0;
+        while got < 12 {
+            let n = s.read(&mut head[got..]).await?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        std::io::Result::Ok(status_of(&head[..got]))
+    };
+    match timeout_at(deadline, round).await {
+        Err(_) => RoundVerdict::Lost,
+        Ok(Err(e)) => io_verdict(&e),
+        Ok(Ok(Some(200))) => RoundVerdict::Good,
+        Ok(Ok(_)) => RoundVerdict::Down,
+    }
+}
+
+/// The status code of an HTTP/1.x status line's start.
+fn status_of(head: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(head.get(..12)?).ok()?;
+    if !text.starts_with("HTTP/1.") {
+        return None;
+    }
+    text.get(9..12)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_is_read() {
+        assert_eq!(status_of(b"HTTP/1.1 200 OK\r\n"), Some(200));
+        assert_eq!(status_of(b"HTTP/1.0 503 Service"), Some(503));
+        assert_eq!(status_of(b"HTTP/1.1 2"), None);
+        assert_eq!(status_of(b"SSH-2.0-OpenSSH_9.2p1"), None);
+    }
+
+    #[test]
+    fn only_a_matching_answer_counts() {
+        let q = ProbeQuestion::root_soa();
+        let mut m = Message::query();
+        m.metadata.id = 7;
+        m.add_query(Query::query(q.name.clone(), q.rtype));
+        let query = m.to_vec().unwrap();
+        assert!(!answers(&query, 7, &q), "a query is no answer");
+        m.metadata.message_type = hickory_proto::op::MessageType::Response;
+        m.metadata.response_code = hickory_proto::op::ResponseCode::ServFail;
+        let answer = m.to_vec().unwrap();
+        assert!(answers(&answer, 7, &q), "any rcode counts");
+        assert!(!answers(&answer, 8, &q), "another id");
+        assert!(!answers(&answer[..5], 7, &q), "cut short");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_down_and_a_silent_one_lost() {
+        let wait = Duration::from_millis(100);
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let q = ProbeQuestion::root_soa();
+        assert_eq!(dns(addr, &q, wait).await, RoundVerdict::Lost);
+        drop(silent);
+        assert_eq!(dns(addr, &q, wait).await, RoundVerdict::Down);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Accepted by the kernel, never answered: a hung LS.
+        assert_eq!(ready(addr, wait).await, RoundVerdict::Lost);
+        drop(listener);
+        assert_eq!(ready(addr, wait).await, RoundVerdict::Down);
+    }
+}

@@ -1,0 +1,582 @@
+//! Anycast (SPEC §6 "A fleet", docs/DEPLOY.md "Anycast") in network
+//! namespaces the test makes: a router running BIRD with ECMP (`merge paths`,
+//! L4 multipath hashing), three LS hosts each running a `dnslb ts` (its
+//! backend, answering `who.test A` with the host's own number), `dnslb ls`
+//! on the service address 192.0.2.53 / 2001:db8:53::53 with `[ls.anycast]`,
+//! `dnslb anycast` (the probe) and BIRD (BGP with BFD to the router, the
+//! static protocols of deploy/anycast/bird.conf), and a client namespace
+//! whose load threads ask through the router and record every query.
+//!
+//! - The service /32 and /128 appear on the router with three next hops,
+//!   and the load reaches all three LS.
+//! - `kill -9` of one LS and SIGSTOP of another: each next hop leaves the
+//!   router's table within a generous 1.5 s (the probe: a refused port
+//!   withdraws at once, two timed-out rounds of 200 ms do), and the queries
+//!   lost all went out inside those windows (counted); none wrong.
+//! - A rolling restart of every LS by SIGTERM under load loses nothing:
+//!   /ready turns 503, the probe withdraws, the LS answers for `drain_s`,
+//!   then exits; the new one is announced once it answers.
+//! - Without namespaces (any user): a stopping LS says so on `/ready` at
+//!   once, answers through `drain_s`, then ends.
+//!
+//! Every process is stopped by PID and every namespace deleted by guards.
+//! The namespace test is skipped unless root, with `ip`, `bird` and `birdc`
+//! installed.
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use crate::kit::{BIN, Bird, Netns, Proc, enter_netns, need, netns_or_skip, poll_until};
+
+const HOSTS: usize = 3;
+const SERVICE4: &str = "192.0.2.53";
+const SERVICE6: &str = "2001:db8:53::53";
+/// How long a route may take to appear (BGP, BFD, `rise` rounds).
+const CONVERGE: Duration = Duration::from_secs(30);
+/// The generous end-to-end bound on a withdrawal (the design's worst case
+/// is 550 ms of probing plus a BGP update inside one machine).
+const WITHDRAW_LIMIT: Duration = Duration::from_millis(1500);
+/// A client's wait for one answer.
+const ANSWER_WAIT: Duration = Duration::from_millis(500);
+/// `drain_s` of the LS hosts.
+const DRAIN_S: u64 = 2;
+
+fn router_conf() -> String {
+    let mut c = String::from(
+        "router id 10.99.0.1;\nlog stderr all;\nprotocol device {}\n\
+         protocol bfd { interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }\n\
+         protocol kernel { ipv4 { export all; }; merge paths on; }\n\
+         protocol kernel { ipv6 { export all; }; merge paths on; }\n",
+    );
+    for i in 1..=HOSTS {
+        c.push_str(&format!(
+            "protocol bgp l{i}v4 {{ local as 65000; neighbor 10.99.{i}.2 as 6510{i}; bfd on; ipv4 {{ import all; export none; }}; }}\n\
+             protocol bgp l{i}v6 {{ local as 65000; neighbor fd99:{i}::2 as 6510{i}; bfd on; ipv6 {{ import all; export none; }}; }}\n"
+        ));
+    }
+    c
+}
+
+/// deploy/anycast/bird.conf, made to host `i`'s addresses, logging to stderr.
+fn host_bird_conf(i: usize) -> String {
+    let shipped =
+        std::fs::read_to_string(crate::kit::crate_dir().join("deploy/anycast/bird.conf")).unwrap();
+    shipped
+        .replace("10.99.1.2", &format!("10.99.{i}.2"))
+        .replace("10.99.1.1", &format!("10.99.{i}.1"))
+        .replace("fd99:1::2", &format!("fd99:{i}::2"))
+        .replace("fd99:1::1", &format!("fd99:{i}::1"))
+        .replace("as 65101", &format!("as 6510{i}"))
+        .replace("log syslog all;", "log stderr all;")
+}
+
+fn zone(i: usize) -> String {
+    format!(
+        "$ORIGIN test.\n$TTL 60\n@ IN SOA ns.test. host.test. 1 3600 600 86400 60\n@ IN NS ns.test.\n\
+         ns IN A 127.0.0.1\nwho IN A 10.0.0.{i}\n"
+    )
+}
+
+fn ls_conf(bird_socket: &Path) -> String {
+    format!(
+        "[ls]\nlisten = [\"{SERVICE4}:53\", \"[{SERVICE6}]:53\"]\nworkers = 1\n\
+         metrics = \"127.0.0.1:5390\"\nallow = [\"0.0.0.0/0\", \"::/0\"]\n\n\
+         [ls.health]\nquery = \"test. SOA\"\n\n\
+         [ls.anycast]\ndrain_s = {DRAIN_S}\nquery = \"test. SOA\"\nbird_socket = \"{}\"\n\n\
+         [[ls.backend]]\nname = \"ts\"\naddr = \"127.0.0.1:5301\"\n",
+        bird_socket.display()
+    )
+}
+
+/// One LS host: its namespace and what runs in it.
+struct Host {
+    i: usize,
+    dir: PathBuf,
+    /// Dropped (stopped by PID) before `ns`.
+    ls: Proc,
+    probe: Proc,
+    ts: Proc,
+    bird: Bird,
+    ns: Netns,
+}
+
+impl Host {
+    fn start_ls(ns: &Netns, dir: &Path, i: usize) -> Proc {
+        let conf = dir.join("ls.toml");
+        Proc::spawn(
+            &format!("ls{i}"),
+            ns.command(Path::new(BIN), &["ls", "-c", conf.to_str().unwrap()]),
+        )
+    }
+}
+
+/// The fleet; field order is drop order: processes first, namespaces last.
+struct Fleet {
+    hosts: Vec<Host>,
+    router_bird: Bird,
+    client: Netns,
+    router: Netns,
+    _dir: tempfile::TempDir,
+}
+
+impl Fleet {
+    fn start(ip: &Path, bird: &Path, birdc: &Path) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = Netns::unique_prefix("a");
+        let router = Netns::create(ip, &prefix, "r");
+        router.sysctl(&[
+            "net.ipv4.ip_forward=1",
+            "net.ipv6.conf.all.forwarding=1",
+            "net.ipv4.fib_multipath_hash_policy=1",
+            "net.ipv6.fib_multipath_hash_policy=1",
+        ]);
+        let client = Netns::create(ip, &prefix, "c");
+        router.veth("cl", &client, "eth0");
+        router.ip(&["addr", "add", "10.99.100.1/24", "dev", "cl"]);
+        router.ip(&["addr", "add", "fd99:100::1/64", "dev", "cl", "nodad"]);
+        client.ip(&["addr", "add", "10.99.100.2/24", "dev", "eth0"]);
+        client.ip(&["addr", "add", "fd99:100::2/64", "dev", "eth0", "nodad"]);
+        client.ip(&["route", "add", "default", "via", "10.99.100.1"]);
+        client.ip(&["-6", "route", "add", "default", "via", "fd99:100::1"]);
+        let mut hosts = Vec::new();
+        for i in 1..=HOSTS {
+            let ns = Netns::create(ip, &prefix, &format!("l{i}"));
+            let (r_if, net4, net6) = (format!("ls{i}"), format!("10.99.{i}"), format!("fd99:{i}:"));
+            router.veth(&r_if, &ns, "eth0");
+            router.ip(&["addr", "add", &format!("{net4}.1/30"), "dev", &r_if]);
+            router.ip(&[
+                "addr",
+                "add",
+                &format!("{net6}:1/64"),
+                "dev",
+                &r_if,
+                "nodad",
+            ]);
+            ns.ip(&["addr", "add", &format!("{net4}.2/30"), "dev", "eth0"]);
+            ns.ip(&[
+                "addr",
+                "add",
+                &format!("{net6}:2/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
+            ns.ip(&["route", "add", "default", "via", &format!("{net4}.1")]);
+            ns.ip(&["-6", "route", "add", "default", "via", &format!("{net6}:1")]);
+            // The service address: always local, announced or not.
+            ns.ip(&["addr", "add", &format!("{SERVICE4}/32"), "dev", "lo"]);
+            ns.ip(&["addr", "add", &format!("{SERVICE6}/128"), "dev", "lo"]);
+            let hdir = dir.path().join(format!("l{i}"));
+            std::fs::create_dir(&hdir).unwrap();
+            let zone_path = hdir.join("test.zone");
+            std::fs::write(&zone_path, zone(i)).unwrap();
+            let bird_h = Bird::start(&ns, bird, birdc, &hdir, "bird", &host_bird_conf(i));
+            std::fs::write(hdir.join("ls.toml"), ls_conf(&bird_h.socket)).unwrap();
+            let ts_args = crate::kit::ts_args(5301, &[&zone_path]);
+            let ts_args: Vec<&str> = ts_args.iter().map(String::as_str).collect();
+            let ts = Proc::spawn(&format!("ts{i}"), ns.command(Path::new(BIN), &ts_args));
+            let ls = Host::start_ls(&ns, &hdir, i);
+            let conf = hdir.join("ls.toml");
+            let probe = Proc::spawn(
+                &format!("anycast{i}"),
+                ns.command(Path::new(BIN), &["anycast", "-c", conf.to_str().unwrap()]),
+            );
+            hosts.push(Host {
+                i,
+                dir: hdir,
+                ls,
+                probe,
+                ts,
+                bird: bird_h,
+                ns,
+            });
+        }
+        let router_bird = Bird::start(&router, bird, birdc, dir.path(), "router", &router_conf());
+        Fleet {
+            hosts,
+            router_bird,
+            client,
+            router,
+            _dir: dir,
+        }
+    }
+
+    /// The hosts (by number) the router's route to `service` leads to now.
+    fn next_hops(&self, v6: bool, service: &str) -> Vec<usize> {
+        let family = if v6 { "-6" } else { "-4" };
+        let table = self.router.ip_output(&[family, "route", "show", service]);
+        let mut hops: Vec<usize> = (1..=HOSTS)
+            .filter(|i| {
+                let gw = if v6 {
+                    format!("via fd99:{i}::2 ")
+                } else {
+                    format!("via 10.99.{i}.2 ")
+                };
+                table.contains(&gw)
+            })
+            .collect();
+        hops.sort_unstable();
+        hops
+    }
+
+    /// Waits until both routes lead to exactly `want`; how long it took.
+    fn wait_hops(&mut self, want: &[usize], limit: Duration) -> Option<Duration> {
+        let t = Instant::now();
+        poll_until(limit, Duration::from_millis(10), || {
+            (self.next_hops(false, SERVICE4) == want && self.next_hops(true, SERVICE6) == want)
+                .then(|| t.elapsed())
+        })
+    }
+
+    fn panic_with_logs(&mut self, what: &str) -> ! {
+        let mut text = format!("{what}\nrouter: {}\n", self.router.ip_output(&["route"]));
+        text.push_str(&self.router_bird.birdc(&["show", "protocols"]));
+        for h in &mut self.hosts {
+            text.push_str(&format!(
+                "--- host {}\nls: {}\nanycast: {}\nbird: {}\n{}",
+                h.i,
+                h.ls.stderr_now(),
+                h.probe.stderr_now(),
+                h.bird.proc.stderr_now(),
+                h.bird.birdc(&["show", "protocols"]),
+            ));
+        }
+        panic!("{text}");
+    }
+}
+
+/// One query the client sent: when, and which host answered (None: lost).
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    at: Instant,
+    answer: Option<Result<usize, ()>>,
+}
+
+/// Client threads inside the client namespace, each asking `who.test A`
+/// of the service address from 16 source ports in turn, one query at a
+/// time, 2 ms apart; every query recorded.
+struct Load {
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Vec<Sent>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// `who.test A` with `id`.
+fn who_query(id: u16) -> Vec<u8> {
+    let mut m = Message::query();
+    m.metadata.id = id;
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(
+        Name::from_ascii("who.test.").unwrap(),
+        RecordType::A,
+    ));
+    m.to_vec().unwrap()
+}
+
+/// The host an answer names (10.0.0.N), `Err` for anything else.
+fn host_of(raw: &[u8], id: u16) -> Option<Result<usize, ()>> {
+    let m = Message::from_vec(raw).ok()?;
+    if m.metadata.id != id {
+        return None; // a late answer to an earlier query: keep waiting
+    }
+    let host = m.answers.iter().find_map(|r| match &r.data {
+        RData::A(a) => {
+            let o = a.0.octets();
+            (o[..3] == [10, 0, 0] && (1..=HOSTS).contains(&usize::from(o[3])))
+                .then_some(usize::from(o[3]))
+        }
+        _ => None,
+    });
+    Some(host.ok_or(()))
+}
+
+impl Load {
+    fn start(client: &Netns, threads: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let name = client.name.clone();
+        let handles = (0..threads)
+            .map(|t| {
+                let (stop, log, name) = (stop.clone(), log.clone(), name.clone());
+                std::thread::spawn(move || {
+                    enter_netns(&name);
+                    let to: SocketAddr = SocketAddr::new(SERVICE4.parse::<IpAddr>().unwrap(), 53);
+                    let socks: Vec<UdpSocket> = (0..16)
+                        .map(|_| {
+                            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+                            s.connect(to).unwrap();
+                            s.set_read_timeout(Some(ANSWER_WAIT)).unwrap();
+                            s
+                        })
+                        .collect();
+                    let mut buf = [0u8; 1500];
+                    let mut n: u32 = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        n = n.wrapping_add(1);
+                        let sock = &socks[n as usize % socks.len()];
+                        let id = (t as u16) << 12 | (n as u16 & 0x0fff);
+                        let at = Instant::now();
+                        let answer = match sock.send(&who_query(id)) {
+                            Err(_) => None,
+                            Ok(_) => loop {
+                                match sock.recv(&mut buf) {
+                                    // Refused (a dead port) or timed out: lost.
+                                    Err(_) => break None,
+                                    Ok(len) => {
+                                        if let Some(a) = host_of(&buf[..len], id) {
+                                            break Some(a);
+                                        }
+                                    }
+                                }
+                                if at.elapsed() > ANSWER_WAIT {
+                                    break None;
+                                }
+                            },
+                        };
+                        log.lock().unwrap().push(Sent { at, answer });
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            log,
+            threads: handles,
+        }
+    }
+
+    /// Stops the threads; every query they sent.
+    fn finish(self) -> Vec<Sent> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
+
+    /// The hosts that answered so far.
+    fn seen_hosts(&self) -> Vec<usize> {
+        let mut seen: Vec<usize> = self
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s.answer.and_then(Result::ok))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen
+    }
+}
+
+/// One v6 query from the client namespace: the host that answered.
+fn ask_v6(client: &Netns) -> Option<usize> {
+    let name = client.name.clone();
+    std::thread::spawn(move || {
+        enter_netns(&name);
+        let s = UdpSocket::bind("[::]:0").unwrap();
+        s.connect(SocketAddr::new(SERVICE6.parse::<IpAddr>().unwrap(), 53))
+            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.send(&who_query(7)).unwrap();
+        let mut buf = [0u8; 1500];
+        let len = s.recv(&mut buf).ok()?;
+        host_of(&buf[..len], 7)?.ok()
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn anycast_withdraws_failed_ls_in_a_second_and_a_rolling_restart_loses_nothing() {
+    const TEST: &str =
+        "anycast_withdraws_failed_ls_in_a_second_and_a_rolling_restart_loses_nothing";
+    let Some(ip) = netns_or_skip(TEST) else {
+        return;
+    };
+    let Some([bird, birdc]) = need(TEST, ["bird", "birdc"]) else {
+        return;
+    };
+    let _load_lock = crate::kit::timed_blocking();
+    let mut f = Fleet::start(&ip, &bird, &birdc);
+    let all: Vec<usize> = (1..=HOSTS).collect();
+    if f.wait_hops(&all, CONVERGE).is_none() {
+        f.panic_with_logs("the service routes never had every LS host as next hop");
+    }
+    assert!(
+        ask_v6(&f.client).is_some(),
+        "no answer over IPv6 through the router"
+    );
+
+    // Load spreads over the three.
+    let load = Load::start(&f.client, 4);
+    let spread = poll_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        (load.seen_hosts() == all).then_some(())
+    });
+    assert!(
+        spread.is_some(),
+        "the load reached only {:?}",
+        load.seen_hosts()
+    );
+
+    // kill -9 of host 1's LS.
+    let t_kill = Instant::now();
+    f.hosts[0].ls.kill_hard();
+    let Some(took_kill) = f.wait_hops(&[2, 3], WITHDRAW_LIMIT * 4) else {
+        f.panic_with_logs("host 1 never withdrawn after kill -9");
+    };
+    let end_kill = Instant::now();
+    // SIGSTOP of host 2's LS.
+    let resume = f.hosts[1].ls.pause();
+    let t_stop = Instant::now();
+    let Some(took_stop) = f.wait_hops(&[3], WITHDRAW_LIMIT * 4) else {
+        f.panic_with_logs("host 2 never withdrawn after SIGSTOP");
+    };
+    let end_stop = Instant::now();
+    eprintln!("withdrawn after kill -9 in {took_kill:?}, after SIGSTOP in {took_stop:?}");
+    assert!(
+        took_kill < WITHDRAW_LIMIT,
+        "kill -9: withdrawn after {took_kill:?}"
+    );
+    assert!(
+        took_stop < WITHDRAW_LIMIT,
+        "SIGSTOP: withdrawn after {took_stop:?}"
+    );
+
+    // Both back: host 2 resumed, host 1 started again.
+    drop(resume);
+    let h = &mut f.hosts[0];
+    h.ls = Host::start_ls(&h.ns, &h.dir, h.i);
+    if f.wait_hops(&all, CONVERGE).is_none() {
+        f.panic_with_logs("hosts 1 and 2 never announced again");
+    }
+    let sent = load.finish();
+    let lost: Vec<&Sent> = sent.iter().filter(|s| s.answer.is_none()).collect();
+    let wrong = sent.iter().filter(|s| s.answer == Some(Err(()))).count();
+    assert_eq!(wrong, 0, "answers that named no host");
+    // A query lost must have gone out inside a failure's window: from the
+    // failure to the withdrawal seen, plus one client wait.
+    let slack = ANSWER_WAIT + Duration::from_millis(100);
+    let in_window = |s: &Sent| {
+        (s.at + Duration::from_millis(50) >= t_kill && s.at <= end_kill + slack)
+            || (s.at + Duration::from_millis(50) >= t_stop && s.at <= end_stop + slack)
+    };
+    let outside: Vec<_> = lost.iter().filter(|s| !in_window(s)).collect();
+    eprintln!(
+        "failures: {} queries, {} lost, all inside the windows: {}",
+        sent.len(),
+        lost.len(),
+        outside.is_empty()
+    );
+    assert!(
+        outside.is_empty(),
+        "{} of {} lost queries went out outside the failure windows",
+        outside.len(),
+        lost.len()
+    );
+
+    // A rolling restart under load: nothing lost.
+    let load = Load::start(&f.client, 4);
+    for k in 0..HOSTS {
+        let i = k + 1;
+        f.hosts[k].ls.signal(rustix::process::Signal::TERM);
+        let others: Vec<usize> = all.iter().copied().filter(|&j| j != i).collect();
+        if f.wait_hops(&others, WITHDRAW_LIMIT * 4).is_none() {
+            f.panic_with_logs(&format!("host {i} not withdrawn after SIGTERM"));
+        }
+        // Still answering while it drains, then gone.
+        let gone = f.hosts[k].ls.wait_exit(Duration::from_secs(DRAIN_S + 10));
+        assert!(
+            gone.is_some_and(|s| s.success()),
+            "host {i}'s LS after SIGTERM: {gone:?}"
+        );
+        let h = &mut f.hosts[k];
+        h.ls = Host::start_ls(&h.ns, &h.dir, h.i);
+        if f.wait_hops(&all, CONVERGE).is_none() {
+            f.panic_with_logs(&format!("host {i} never announced again"));
+        }
+    }
+    let sent = load.finish();
+    let lost = sent.iter().filter(|s| s.answer.is_none()).count();
+    let wrong = sent.iter().filter(|s| s.answer == Some(Err(()))).count();
+    eprintln!(
+        "rolling restart: {} queries, {lost} lost, {wrong} wrong",
+        sent.len()
+    );
+    assert_eq!((lost, wrong), (0, 0), "of {} queries", sent.len());
+
+    // Stop everything by PID now (the guards would too).
+    for h in &mut f.hosts {
+        h.probe.signal(rustix::process::Signal::TERM);
+        assert!(h.probe.wait_exit(Duration::from_secs(5)).is_some());
+        h.ls.kill_hard();
+        h.ts.kill_hard();
+    }
+}
+
+/// Without namespaces: an LS with `[ls.anycast] drain_s = 2` told to stop
+/// says "stopping" on `/ready` at once, still answers through the drain,
+/// and then stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_turns_ready_to_503_at_once_answers_for_drain_s_then_ends() {
+    use crate::kit::{ZoneDir, start_ls_service, start_ts_table, udp_ask};
+    use dnslb::metrics::ReadyState;
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", "www.drain.example 10.8.1.1 A\n").await;
+    let path = dir.write(
+        "config.toml",
+        &format!(
+            "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\nmetrics = \"127.0.0.1:0\"\n\n\
+             [ls.anycast]\ndrain_s = {DRAIN_S}\n\n\
+             [[ls.backend]]\nname = \"ts\"\naddr = \"{}\"\n",
+            ts.addr
+        ),
+    );
+    let mut run = start_ls_service(&path).await;
+    let name = "www.drain.example";
+    let wait = Duration::from_secs(2);
+    assert!(
+        udp_ask(run.addr, name, wait).await.is_some(),
+        "no answer before the stop"
+    );
+    let t = Instant::now();
+    run.controls
+        .send(dnslb::service::Control::Shutdown)
+        .unwrap();
+    let stopping = crate::kit::poll_until_async(wait, Duration::from_millis(5), async || {
+        (run.ready.state() == ReadyState::Stopping).then_some(())
+    })
+    .await;
+    assert!(stopping.is_some(), "/ready did not turn 503");
+    // Through the drain (its first second at least, whatever the machine's
+    // load), the LS answers.
+    let mut answered = 0;
+    while t.elapsed() < Duration::from_secs(DRAIN_S) - Duration::from_millis(700) {
+        assert!(
+            !run.task.is_finished(),
+            "ended {:?} into a {DRAIN_S} s drain",
+            t.elapsed()
+        );
+        let m = udp_ask(run.addr, name, wait).await;
+        assert!(m.is_some(), "no answer {:?} into the drain", t.elapsed());
+        answered += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered > 0);
+    let ended = tokio::time::timeout(Duration::from_secs(DRAIN_S + 10), &mut run.task).await;
+    assert!(
+        matches!(ended, Ok(Ok(Ok(())))),
+        "the LS did not end cleanly after the drain: {ended:?}"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_secs(DRAIN_S),
+        "ended before drain_s"
+    );
+    ts.stop().await;
+}
