@@ -221,16 +221,7 @@ fn unbound_secondary(bin: &Path, dir: &Path, port: u16, primary: SocketAddr) -> 
         primary.ip(),
         primary.port()
     );
-    let path = dir.join("unbound.conf");
-    std::fs::write(&path, &conf).unwrap();
-    if let Some(check) = kit::find_program("unbound-checkconf") {
-        let mut cmd = Command::new(check);
-        cmd.arg(&path);
-        run_ok("unbound-checkconf", cmd, kit::TOOL_LIMIT, &conf);
-    }
-    let mut cmd = Command::new(bin);
-    cmd.arg("-d").arg("-c").arg(&path).current_dir(dir);
-    Proc::spawn("unbound", cmd)
+    kit::spawn_unbound(bin, dir, &conf)
 }
 
 /// `pdns_server` (BIND backend, modules in `modules`) on 127.0.0.1:`port`,
