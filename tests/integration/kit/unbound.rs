@@ -37,28 +37,14 @@ impl Unbound {
         extra: &str,
     ) -> Unbound {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display();
         let conf = format!(
-            "server:\n\
-             \x20 interface: 127.0.0.1\n\
-             \x20 port: {port}\n\
-             \x20 do-ip6: no\n\
-             \x20 do-daemonize: no\n\
-             \x20 use-syslog: no\n\
+            "{}\
              \x20 logfile: \"\"\n\
              \x20 log-servfail: yes\n\
              \x20 verbosity: 1\n\
-             \x20 chroot: \"\"\n\
-             \x20 username: \"\"\n\
-             \x20 directory: \"{d}\"\n\
-             \x20 pidfile: \"{d}/unbound.pid\"\n\
-             \x20 num-threads: 1\n\
              \x20 module-config: \"{modules}\"\n\
              \x20 auto-trust-anchor-file: \"\"\n\
              \x20 qname-minimisation: no\n\
-             \x20 do-not-query-localhost: no\n\
-             \x20 outgoing-interface: 127.0.0.1\n\
-             \x20 access-control: 127.0.0.0/8 allow\n\
              \x20 local-zone: \".\" refuse\n\
              \x20 local-zone: \"{zone}\" transparent\n\
              {extra}\
@@ -67,6 +53,7 @@ impl Unbound {
              stub-zone:\n\
              \x20 name: \"{zone}\"\n\
              \x20 stub-addr: {}@{}\n",
+            server_clause(port, dir.path()),
             server.ip(),
             server.port()
         );
@@ -107,4 +94,28 @@ pub fn spawn_unbound(bin: &Path, dir: &Path, conf: &str) -> Proc {
     let mut cmd = Command::new(bin);
     cmd.arg("-d").arg("-c").arg(&path).current_dir(dir);
     Proc::spawn("unbound", cmd)
+}
+
+/// The start of a `server:` clause every Unbound here shares: one thread on
+/// 127.0.0.1:`port` (IPv4 only), in the foreground, no syslog, no chroot or
+/// user change, its files in `dir`, asking servers on 127.0.0.1 only, from
+/// 127.0.0.1, answering only 127.0.0.0/8.
+pub fn server_clause(port: u16, dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        "server:\n\
+         \x20 interface: 127.0.0.1\n\
+         \x20 port: {port}\n\
+         \x20 do-ip6: no\n\
+         \x20 do-daemonize: no\n\
+         \x20 use-syslog: no\n\
+         \x20 chroot: \"\"\n\
+         \x20 username: \"\"\n\
+         \x20 directory: \"{d}\"\n\
+         \x20 pidfile: \"{d}/unbound.pid\"\n\
+         \x20 num-threads: 1\n\
+         \x20 do-not-query-localhost: no\n\
+         \x20 outgoing-interface: 127.0.0.1\n\
+         \x20 access-control: 127.0.0.0/8 allow\n"
+    )
 }
