@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::config::{Config, ConfigError, DynAction, OnMiss, available_cores};
-use crate::control_cmd::{self, ControlError, ControlTo};
+use crate::control_cmd::{self, ControlTo};
 use crate::logging::LogFormat;
 use crate::ls::backend::admin::AdminState;
 use crate::service::ts::TsRun;
@@ -180,7 +180,10 @@ impl BlocksCommand {
     ///
     /// # Errors
     /// The LS unreachable, or refusing.
-    pub async fn run(this: Option<Self>, to: &ControlTo) -> Result<String, ControlError> {
+    pub async fn run(
+        this: Option<Self>,
+        to: &ControlTo,
+    ) -> Result<String, crate::status::StatusError> {
         match this {
             None => control_cmd::blocks(to).await,
             Some(BlocksCommand::Add {

@@ -2,7 +2,7 @@
 //! drain|down|auto`, `dnslb blocks [add NET|NAME --for S --action A | clear]`
 //! and `dnslb top`, each one request to a running LS's metrics listener
 //! (at the config's `ls.metrics`, or `--addr`), as `dnslb status` does
-//! (`status::exchange`). A state-changing request carries the header the
+//! (`status::ask_json`). A state-changing request carries the header the
 //! listener wants of it and, when one is known (`--key`, else
 //! `DNSLB_API_KEY`, else the config's `ls.api_key`), the `api_key`.
 //! [`render_blocks`] and [`render_top`] are pure.
@@ -15,8 +15,8 @@ use hyper::Method;
 use crate::config::Config;
 use crate::ls::backend::admin::AdminState;
 use crate::ls::dynblock::{BlockInfo, TopReport};
-use crate::metrics::{BackendAnswer, CONTROL_HEADER, ClearAnswer, KEY_HEADER};
-use crate::status::{FETCH_TIMEOUT, StatusError, env_key, exchange, metrics_addr};
+use crate::metrics::{BackendAnswer, CONTROL_HEADER, ClearAnswer};
+use crate::status::{FETCH_TIMEOUT, StatusError, ask_json, env_key, metrics_addr};
 
 /// Where the LS is, and the key to show it.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,33 +32,6 @@ pub struct ControlTo {
     /// default: `DNSLB_API_KEY`, else the config's `ls.api_key`.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
-}
-
-/// Why a control command failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ControlError {
-    /// The LS could not be asked.
-    #[error(transparent)]
-    Status(#[from] StatusError),
-    /// The LS refused or could not do it.
-    #[error("the LS at {addr} answered HTTP {status}: {text}")]
-    Refused {
-        /// Where the metrics server is.
-        addr: SocketAddr,
-        /// The status it gave.
-        status: u16,
-        /// What it said.
-        text: String,
-    },
-    /// Not what a dnslb LS answers.
-    #[error("{addr} answered with something that is not a dnslb LS's answer")]
-    Json {
-        /// Where the metrics server is.
-        addr: SocketAddr,
-        /// Why it did not decode.
-        source: serde_json::Error,
-    },
 }
 
 impl ControlTo {
@@ -79,21 +52,10 @@ impl ControlTo {
         &self,
         method: Method,
         path: &str,
-    ) -> Result<T, ControlError> {
+    ) -> Result<T, StatusError> {
         let (addr, key) = self.resolve()?;
-        let mut headers = vec![(CONTROL_HEADER, "1")];
-        if let Some(k) = &key {
-            headers.push((KEY_HEADER, k.as_str()));
-        }
-        let wait = FETCH_TIMEOUT;
-        let (status, body) = tokio::time::timeout(wait, exchange(addr, method, path, &headers))
-            .await
-            .unwrap_or(Err(StatusError::Timeout { addr, wait }))?;
-        if status != 200 {
-            let text = String::from_utf8_lossy(&body).trim().to_owned();
-            return Err(ControlError::Refused { addr, status, text });
-        }
-        serde_json::from_slice(&body).map_err(|source| ControlError::Json { addr, source })
+        let key = key.as_deref();
+        ask_json(addr, method, path, CONTROL_HEADER, key, FETCH_TIMEOUT).await
     }
 }
 
@@ -110,11 +72,7 @@ fn query(pairs: &[(&str, &str)]) -> String {
 ///
 /// # Errors
 /// The LS unreachable, no such backend, or refused.
-pub async fn backend(
-    to: &ControlTo,
-    name: &str,
-    state: AdminState,
-) -> Result<String, ControlError> {
+pub async fn backend(to: &ControlTo, name: &str, state: AdminState) -> Result<String, StatusError> {
     let name_path: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
     let path = format!(
         "/backend/{name_path}?{}",
@@ -131,7 +89,7 @@ pub async fn backend(
 ///
 /// # Errors
 /// The LS unreachable.
-pub async fn blocks(to: &ControlTo) -> Result<String, ControlError> {
+pub async fn blocks(to: &ControlTo) -> Result<String, StatusError> {
     let list: Vec<BlockInfo> = to.ask(Method::GET, "/blocks").await?;
     Ok(render_blocks(&list))
 }
@@ -145,7 +103,7 @@ pub async fn add_block(
     target: &str,
     secs: u64,
     action: crate::config::DynAction,
-) -> Result<String, ControlError> {
+) -> Result<String, StatusError> {
     let secs = secs.to_string();
     let path = format!(
         "/blocks?{}",
@@ -163,7 +121,7 @@ pub async fn add_block(
 ///
 /// # Errors
 /// The LS unreachable, or refused.
-pub async fn clear_blocks(to: &ControlTo) -> Result<String, ControlError> {
+pub async fn clear_blocks(to: &ControlTo) -> Result<String, StatusError> {
     let a: ClearAnswer = to.ask(Method::POST, "/blocks/clear").await?;
     let s = if a.cleared == 1 { "" } else { "s" };
     Ok(format!("{} block{s} lifted\n", a.cleared))
@@ -173,7 +131,7 @@ pub async fn clear_blocks(to: &ControlTo) -> Result<String, ControlError> {
 ///
 /// # Errors
 /// The LS unreachable.
-pub async fn top(to: &ControlTo, seconds: usize, n: usize) -> Result<String, ControlError> {
+pub async fn top(to: &ControlTo, seconds: usize, n: usize) -> Result<String, StatusError> {
     let path = format!(
         "/top?{}",
         query(&[("seconds", &seconds.to_string()), ("n", &n.to_string())])

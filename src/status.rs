@@ -77,10 +77,11 @@ pub enum StatusError {
         /// The status it gave.
         status: u16,
     },
-    /// `POST /cache/flush` was not done: no cache (404), a bad name (400), or
-    /// not a dnslb LS.
+    /// The LS refused or could not do what was asked (`POST /cache/flush`
+    /// with no cache: 404, a bad name: 400; a live-control request it
+    /// refused), or it is not a dnslb LS.
     #[error("the LS at {addr} answered HTTP {status}: {text}")]
-    Flush {
+    Refused {
         /// Where the metrics server is.
         addr: SocketAddr,
         /// The status it gave.
@@ -198,6 +199,36 @@ pub(crate) async fn exchange(
     result
 }
 
+/// One state-changing request to the LS at `addr` (see [`exchange`]), all
+/// within `wait`: it carries `marker` (the header that tells the listener no
+/// web page sent it) and, when given, the `api_key`; its 200 answer decoded
+/// from JSON. Every command that changes a running LS asks through this.
+///
+/// # Errors
+/// See [`StatusError`]: unreachable, too slow, refused (any status but 200),
+/// not JSON of the expected shape.
+pub(crate) async fn ask_json<T: serde::de::DeserializeOwned>(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    marker: &str,
+    key: Option<&str>,
+    wait: Duration,
+) -> Result<T, StatusError> {
+    let mut headers = vec![(marker, "1")];
+    if let Some(k) = key {
+        headers.push((crate::metrics::KEY_HEADER, k));
+    }
+    let (status, body) = tokio::time::timeout(wait, exchange(addr, method, path, &headers))
+        .await
+        .unwrap_or(Err(StatusError::Timeout { addr, wait }))?;
+    if status != 200 {
+        let text = String::from_utf8_lossy(&body).trim().to_owned();
+        return Err(StatusError::Refused { addr, status, text });
+    }
+    serde_json::from_slice(&body).map_err(|source| StatusError::Json { addr, source })
+}
+
 /// `dnslb cache flush`: POSTs `/cache/flush` for `name` (with `zone`, every
 /// name at or under it) to the LS's metrics listener at `addr`, all within
 /// `wait`; the line to print.
@@ -216,22 +247,16 @@ pub async fn flush(
         query.append_pair("zone", "1");
     }
     let path = format!("{FLUSH_PATH}?{}", query.finish());
-    // The header that tells the LS no web page sent this.
     let key = env_key();
-    let mut headers = vec![(FLUSH_HEADER, "1")];
-    if let Some(k) = &key {
-        headers.push((crate::metrics::KEY_HEADER, k.as_str()));
-    }
-    let ask = exchange(addr, Method::POST, &path, &headers);
-    let (status, body) = tokio::time::timeout(wait, ask)
-        .await
-        .unwrap_or(Err(StatusError::Timeout { addr, wait }))?;
-    let text = String::from_utf8_lossy(&body).trim().to_owned();
-    if status != 200 {
-        return Err(StatusError::Flush { addr, status, text });
-    }
-    let answer: FlushAnswer =
-        serde_json::from_slice(&body).map_err(|source| StatusError::Json { addr, source })?;
+    let answer: FlushAnswer = ask_json(
+        addr,
+        Method::POST,
+        &path,
+        FLUSH_HEADER,
+        key.as_deref(),
+        wait,
+    )
+    .await?;
     let what = if answer.zone { "zone" } else { "name" };
     let s = if answer.removed == 1 { "y" } else { "ies" };
     Ok(format!(

@@ -1,12 +1,13 @@
 //! What a reload cannot apply: the `[ls]` keys read only at start
-//! ([`LsConfig::restart_only_changes`]), the `[[ts]]` whose child read them at start
-//! ([`TsConfig::restart_changes`]) and the `[[key]]` a `[[ts]]` names, which its
-//! child read at start too ([`Config::key_restart_changes`]; a `secret_file`'s
-//! content is reread on each reload). Pure comparisons; the caller warns.
+//! ([`ls_restart_only_changes`]), the `[[ts]]` whose child read them at start
+//! ([`ts_restart_changes`]) and the `[[key]]` a `[[ts]]` names, which its
+//! child read at start too ([`key_restart_changes`]; a `secret_file`'s
+//! content is reread on each reload). Pure comparisons (free functions over
+//! the old and the new table); the caller warns.
 //!
 //! Each table's keys are listed once here, each with how a reload takes it
-//! (`LsConfig::RESTART_ONLY` / `RELOADED` and the policy keys, `TsConfig::RESTART`,
-//! `KeyConfig::RESTART`); a unit test holds each list to the keys serde accepts, so a
+//! (`ls_keys::RESTART_ONLY` / `RELOADED` and the policy keys, `ts_keys::RESTART`,
+//! `key_keys::RESTART`); a unit test holds each list to the keys serde accepts, so a
 //! key added to a struct without its line here fails it.
 
 use super::{Config, KeyConfig, LsConfig, TsConfig};
@@ -21,11 +22,14 @@ macro_rules! differs {
     };
 }
 
-impl LsConfig {
+/// The `[ls]` keys, each with how a reload takes it.
+mod ls_keys {
+    use super::{Differs, LsConfig, doh_bound, dot_bound};
+
     /// The `[ls]` keys only read at start (sockets, threads, the in-flight cap), each
     /// with what of it is bound then: `[ls.tls]`'s and `[ls.https]`'s certificate files
     /// are re-read on reload, the rest of them is not.
-    const RESTART_ONLY: &[Differs<LsConfig>] = &[
+    pub(super) const RESTART_ONLY: &[Differs<LsConfig>] = &[
         ("listen", |o, n| o.listen != n.listen),
         ("workers", |o, n| o.workers != n.workers),
         ("metrics", |o, n| o.metrics != n.metrics),
@@ -40,7 +44,7 @@ impl LsConfig {
     /// ([`PolicyConfig::KEYS`](super::PolicyConfig::KEYS)). Nothing reads it but the
     /// test that holds these lists to the keys of `[ls]`.
     #[cfg_attr(not(test), allow(dead_code))]
-    const RELOADED: &[&str] = &[
+    pub(super) const RELOADED: &[&str] = &[
         "synth_ttl",
         "try_timeout_ms",
         "hedge_delay_ms",
@@ -64,12 +68,12 @@ impl LsConfig {
         "control_allow",
         "dynamic_block",
     ];
+}
 
-    /// The `[ls]` keys that differ between the running `self` and the reloaded
-    /// `new` but are only read at start (sockets, threads, the in-flight cap).
-    pub fn restart_only_changes(&self, new: &LsConfig) -> Vec<&'static str> {
-        changed(Self::RESTART_ONLY, self, new)
-    }
+/// The `[ls]` keys that differ between the running `old` and the reloaded
+/// `new` but are only read at start (sockets, threads, the in-flight cap).
+pub fn ls_restart_only_changes(old: &LsConfig, new: &LsConfig) -> Vec<&'static str> {
+    changed(ls_keys::RESTART_ONLY, old, new)
 }
 
 /// What of `[ls.tls]` is bound at start: its addresses.
@@ -92,70 +96,75 @@ fn changed<T>(keys: &[Differs<T>], old: &T, new: &T) -> Vec<&'static str> {
         .collect()
 }
 
-impl TsConfig {
+/// The `[[ts]]` keys, each with how a reload takes it.
+mod ts_keys {
+    use super::{Differs, TsConfig};
+
     /// The `[[ts]]` keys, each read by its child at start (`name` aside: it says
     /// which `[[ts]]` is which).
-    const RESTART: &[Differs<TsConfig>] = differs!(TsConfig:
+    pub(super) const RESTART: &[Differs<TsConfig>] = differs!(TsConfig:
         listen, zones, origin, ttl, on_miss, axfr_allow, xfr_key, notify, ixfr_history,
         fault, workers, metrics, nsid, dnssec, dnstap,
     );
-
-    /// The `[[ts]]` that differ between `old` and `new` (by name), each with the
-    /// keys that changed, or added / removed.
-    pub fn restart_changes(old: &[TsConfig], new: &[TsConfig]) -> Vec<String> {
-        let mut out = Vec::new();
-        for o in old {
-            let Some(n) = new.iter().find(|n| n.name == o.name) else {
-                out.push(format!("{} removed", o.name));
-                continue;
-            };
-            let keys = changed(Self::RESTART, o, n);
-            if !keys.is_empty() {
-                out.push(format!("{} ({})", o.name, keys.join(", ")));
-            }
-        }
-        for n in new {
-            if !old.iter().any(|o| o.name == n.name) {
-                out.push(format!("{} added", n.name));
-            }
-        }
-        out
-    }
 }
 
-impl KeyConfig {
+/// The `[[key]]` keys, each with how a reload takes it.
+mod key_keys {
+    use super::{Differs, KeyConfig};
+
     /// The `[[key]]` keys a TS child read at start (`name` aside: it says which
     /// `[[key]]` is which); a `secret_file`'s content is reread on reload.
-    const RESTART: &[Differs<KeyConfig>] = differs!(KeyConfig: secret, algorithm, secret_file);
+    pub(super) const RESTART: &[Differs<KeyConfig>] =
+        differs!(KeyConfig: secret, algorithm, secret_file);
 }
 
-impl Config {
-    /// The `[[ts]]` (by name, in both) whose transfer key, the `[[key]]` its
-    /// `xfr_key` names, differs between `old` and `new` in what its child
-    /// read at start: an inline `secret`, the `algorithm`, the `secret_file`
-    /// path. Each as `ts ([[key]] "name": secret, ...)`; a `secret_file`
-    /// whose content alone changed is not one (reread on reload).
-    pub fn key_restart_changes(old: &Config, new: &Config) -> Vec<String> {
-        let mut out = Vec::new();
-        for o in &old.ts {
-            let Some(n) = new.ts_by_name(&o.name) else {
-                continue;
-            };
-            let (Some(ok), Some(nk)) = (old.xfr_key_of(o), new.xfr_key_of(n)) else {
-                continue;
-            };
-            let fields = changed(KeyConfig::RESTART, ok, nk);
-            if !fields.is_empty() {
-                out.push(format!(
-                    "{} ([[key]] {:?}: {})",
-                    o.name,
-                    nk.name,
-                    fields.join(", ")
-                ));
-            }
+/// The `[[ts]]` that differ between `old` and `new` (by name), each with the
+/// keys that changed, or added / removed.
+pub fn ts_restart_changes(old: &[TsConfig], new: &[TsConfig]) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in old {
+        let Some(n) = new.iter().find(|n| n.name == o.name) else {
+            out.push(format!("{} removed", o.name));
+            continue;
+        };
+        let keys = changed(ts_keys::RESTART, o, n);
+        if !keys.is_empty() {
+            out.push(format!("{} ({})", o.name, keys.join(", ")));
         }
-        out
     }
+    for n in new {
+        if !old.iter().any(|o| o.name == n.name) {
+            out.push(format!("{} added", n.name));
+        }
+    }
+    out
+}
+
+/// The `[[ts]]` (by name, in both) whose transfer key, the `[[key]]` its
+/// `xfr_key` names, differs between `old` and `new` in what its child
+/// read at start: an inline `secret`, the `algorithm`, the `secret_file`
+/// path. Each as `ts ([[key]] "name": secret, ...)`; a `secret_file`
+/// whose content alone changed is not one (reread on reload).
+pub fn key_restart_changes(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for o in &old.ts {
+        let Some(n) = new.ts_by_name(&o.name) else {
+            continue;
+        };
+        let (Some(ok), Some(nk)) = (old.xfr_key_of(o), new.xfr_key_of(n)) else {
+            continue;
+        };
+        let fields = changed(key_keys::RESTART, ok, nk);
+        if !fields.is_empty() {
+            out.push(format!(
+                "{} ([[key]] {:?}: {})",
+                o.name,
+                nk.name,
+                fields.join(", ")
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -178,10 +187,10 @@ mod tests {
 
     #[test]
     fn every_ls_key_is_restart_only_or_reloaded() {
-        let listed = LsConfig::RESTART_ONLY
+        let listed = ls_keys::RESTART_ONLY
             .iter()
             .map(|(key, _)| *key)
-            .chain(LsConfig::RELOADED.iter().copied())
+            .chain(ls_keys::RELOADED.iter().copied())
             .chain(PolicyConfig::KEYS.iter().copied());
         let keys = toml_keys::<LsConfig>();
         assert_eq!(sorted(listed), sorted(keys.iter().map(String::as_str)));
@@ -189,13 +198,13 @@ mod tests {
 
     #[test]
     fn every_ts_and_key_key_is_compared_on_reload() {
-        let listed = TsConfig::RESTART.iter().map(|(key, _)| *key);
+        let listed = ts_keys::RESTART.iter().map(|(key, _)| *key);
         let keys = toml_keys::<TsConfig>();
         assert_eq!(
             sorted(listed.chain(["name"])),
             sorted(keys.iter().map(String::as_str))
         );
-        let listed = KeyConfig::RESTART.iter().map(|(key, _)| *key);
+        let listed = key_keys::RESTART.iter().map(|(key, _)| *key);
         let keys = toml_keys::<KeyConfig>();
         assert_eq!(
             sorted(listed.chain(["name"])),
@@ -209,14 +218,14 @@ mod tests {
         let mut new = old.clone();
         new.timeout_ms += 1;
         new.rate_limit_qps = 7;
-        assert!(old.restart_only_changes(&new).is_empty());
+        assert!(ls_restart_only_changes(&old, &new).is_empty());
         new.metrics = Some("127.0.0.1:9".parse().unwrap());
-        assert_eq!(old.restart_only_changes(&new), ["metrics"]);
+        assert_eq!(ls_restart_only_changes(&old, &new), ["metrics"]);
         new.workers = old.workers + 1;
         new.listen = vec!["127.0.0.1:5".parse().unwrap()];
         new.max_inflight = old.max_inflight + 1;
         assert_eq!(
-            old.restart_only_changes(&new),
+            ls_restart_only_changes(&old, &new),
             ["listen", "workers", "metrics", "max_inflight"]
         );
     }
@@ -231,11 +240,11 @@ mod tests {
             )
         };
         let old = vec![ts("ts1", 5301), ts("ts2", 5302)];
-        assert!(TsConfig::restart_changes(&old, &old).is_empty());
+        assert!(ts_restart_changes(&old, &old).is_empty());
         let mut new = vec![ts("ts1", 5311), ts("ts3", 5303)];
         new[0].ttl = 60;
         assert_eq!(
-            TsConfig::restart_changes(&old, &new),
+            ts_restart_changes(&old, &new),
             ["ts1 (listen, ttl)", "ts2 removed", "ts3 added"]
         );
         let mut signed = old.clone();
@@ -244,7 +253,7 @@ mod tests {
             algorithm: DnssecAlgorithm::default(),
             denial: Denial::default(),
         });
-        assert_eq!(TsConfig::restart_changes(&old, &signed), ["ts2 (dnssec)"]);
+        assert_eq!(ts_restart_changes(&old, &signed), ["ts2 (dnssec)"]);
     }
 
     #[test]
@@ -259,13 +268,13 @@ mod tests {
             Config::from_toml(&text, std::path::Path::new("c.toml")).unwrap()
         };
         let old = config(A, "hmac-sha256");
-        assert!(Config::key_restart_changes(&old, &old).is_empty());
+        assert!(key_restart_changes(&old, &old).is_empty());
         assert_eq!(
-            Config::key_restart_changes(&old, &config(B, "hmac-sha256")),
+            key_restart_changes(&old, &config(B, "hmac-sha256")),
             ["ts1 ([[key]] \"xfr\": secret)"]
         );
         assert_eq!(
-            Config::key_restart_changes(&old, &config(B, "hmac-sha384")),
+            key_restart_changes(&old, &config(B, "hmac-sha384")),
             ["ts1 ([[key]] \"xfr\": secret, algorithm)"]
         );
     }

@@ -34,8 +34,8 @@
 //! - `key`: [`KeyConfig`], the TSIG keys (`[[key]]`) and the reading of their secrets.
 //! - `dynblock`: [`DynBlockConfig`] (`[[ls.dynamic_block]]`) and the rules of it and of
 //!   `api_key` and `control_allow`.
-//! - `changes`: what a reload cannot apply ([`LsConfig::restart_only_changes`],
-//!   [`TsConfig::restart_changes`]), from each table's keys listed once with how a
+//! - `changes`: what a reload cannot apply ([`ls_restart_only_changes`],
+//!   [`ts_restart_changes`], [`key_restart_changes`]), from each table's keys listed once with how a
 //!   reload takes them (a test holds the lists to the keys serde accepts).
 
 use std::path::{Path, PathBuf};
@@ -113,6 +113,7 @@ mod values;
 
 pub use anycast::{AnycastConfig, DRAIN_S_MAX};
 pub use cache::CacheConfig;
+pub use changes::{key_restart_changes, ls_restart_only_changes, ts_restart_changes};
 pub use dnstap::{DNSTAP_QUEUE_MAX, DNSTAP_QUEUE_SIZE, DnstapConfig, DnstapMessage, DnstapSide};
 pub use dynblock::{
     DynAction, DynBlockConfig, DynKind, DynRcode, MAX_BLOCK_S, MAX_DYN_BLOCKS, MAX_WINDOW_S,
@@ -176,8 +177,7 @@ impl Config {
     /// the schema, [`ConfigError::Invalid`] for a broken rule (see [`Config::problems`]).
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let config = Self::parse(text, path)?;
-        let first = config
-            .problems_in(Some(&SourceMap::new(text)))
+        let first = validate::problems_in(&config, Some(&SourceMap::new(text)))
             .into_iter()
             .next();
         match first {
@@ -203,7 +203,7 @@ impl Config {
     /// One parse error, or every validation problem.
     pub fn diagnose(text: &str, path: &Path) -> Result<Config, Vec<ConfigError>> {
         let config = Self::parse(text, path).map_err(|e| vec![e])?;
-        let problems = config.problems_in(Some(&SourceMap::new(text)));
+        let problems = validate::problems_in(&config, Some(&SourceMap::new(text)));
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -344,7 +344,15 @@ impl Config {
     /// (A bad `origin`, pool zone or `health.query` is a parse error,
     /// like a bad address: those values are typed.)
     pub fn problems(&self) -> Vec<ConfigError> {
-        self.problems_in(None)
+        validate::problems_in(self, None)
+    }
+
+    /// A problem `msg` with the key at `path` (dotted, with array indices, e.g.
+    /// `ts.1.zones`), at the key's line in `text` (the file this config was read from),
+    /// for the rules that need more than the config to check (`dnslb check` reads the
+    /// zones too): `config.toml:14: ts.zones: msg`.
+    pub fn problem_at(&self, text: &str, path: &str, msg: String) -> ConfigError {
+        validate::problem_at(&self.path, text, path, msg)
     }
 }
 

@@ -38,66 +38,65 @@ pub(crate) const MAX_WEIGHT: u32 = 1_000_000;
 /// allocated whole, at start and at each reload.
 pub(crate) const MAX_CACHE_ENTRIES: usize = 1 << 24;
 
-impl Config {
-    /// The rules of [`Config::problems`], with lines looked up in `map` when given.
-    pub(super) fn problems_in(&self, map: Option<&SourceMap<'_>>) -> Vec<ConfigError> {
-        let mut check = Checker {
-            file: &self.path,
-            map,
-            out: Vec::new(),
-        };
-        if self.ls.is_none() && self.ts.is_empty() {
-            check.push(
-                &[""],
-                "nothing to run: the config has neither [ls] nor [[ts]]".into(),
-            );
-        }
-        if let Some(ls) = &self.ls {
-            check_ls(ls, &mut check);
-        }
-        check_names(
-            self.ts.iter().map(|ts| ts.name.as_str()),
-            "ts",
-            "table server",
-            &mut check,
+/// The rules of [`Config::problems`] over `config`, with lines looked up in `map` when
+/// given.
+pub(super) fn problems_in(config: &Config, map: Option<&SourceMap<'_>>) -> Vec<ConfigError> {
+    let mut check = Checker {
+        file: &config.path,
+        map,
+        out: Vec::new(),
+    };
+    if config.ls.is_none() && config.ts.is_empty() {
+        check.push(
+            &[""],
+            "nothing to run: the config has neither [ls] nor [[ts]]".into(),
         );
-        for (i, ts) in self.ts.iter().enumerate() {
-            check_ts(i, ts, &mut check);
-        }
-        check_keys(self, &mut check);
-        check_listeners(self, &mut check);
-        check_transfers_behind_ls(self, &mut check);
-        let ls_tap = self.ls.as_ref().and_then(|l| l.dnstap.as_ref());
-        let ts_taps = self.ts.iter().map(|t| t.dnstap.as_ref());
-        for (path, table, msg) in super::dnstap::problems(ls_tap, ts_taps) {
-            check.push(&[&path, &table], msg);
-        }
-        if let Some((a, metrics)) = self
-            .ls
-            .as_ref()
-            .and_then(|l| Some((l.anycast.as_ref()?, l.metrics)))
-        {
-            for (key, msg) in super::anycast::problems(a, metrics) {
-                check.push(&[key, "ls.anycast"], msg);
-            }
-        }
-        check.out.sort_by_key(|e| e.line().unwrap_or(usize::MAX));
-        check.out
     }
+    if let Some(ls) = &config.ls {
+        check_ls(ls, &mut check);
+    }
+    check_names(
+        config.ts.iter().map(|ts| ts.name.as_str()),
+        "ts",
+        "table server",
+        &mut check,
+    );
+    for (i, ts) in config.ts.iter().enumerate() {
+        check_ts(i, ts, &mut check);
+    }
+    check_keys(config, &mut check);
+    check_listeners(config, &mut check);
+    check_transfers_behind_ls(config, &mut check);
+    let ls_tap = config.ls.as_ref().and_then(|l| l.dnstap.as_ref());
+    let ts_taps = config.ts.iter().map(|t| t.dnstap.as_ref());
+    for (path, table, msg) in super::dnstap::problems(ls_tap, ts_taps) {
+        check.push(&[&path, &table], msg);
+    }
+    if let Some((a, metrics)) = config
+        .ls
+        .as_ref()
+        .and_then(|l| Some((l.anycast.as_ref()?, l.metrics)))
+    {
+        for (key, msg) in super::anycast::problems(a, metrics) {
+            check.push(&[key, "ls.anycast"], msg);
+        }
+    }
+    check.out.sort_by_key(|e| e.line().unwrap_or(usize::MAX));
+    check.out
+}
 
-    /// A problem `msg` with the key at `path` (dotted, with array indices, e.g.
-    /// `ts.1.zones`), at the key's line in `text` (the file this config was read from),
-    /// for the rules that need more than the config to check (`dnslb check` reads the
-    /// zones too): `config.toml:14: ts.zones: msg`.
-    pub fn problem_at(&self, text: &str, path: &str, msg: String) -> ConfigError {
-        let map = SourceMap::new(text);
-        let check = Checker {
-            file: &self.path,
-            map: Some(&map),
-            out: Vec::new(),
-        };
-        check.problem(&[path], msg)
-    }
+/// A problem `msg` with the key at `path` (dotted, with array indices, e.g.
+/// `ts.1.zones`), at the key's line in `text` (the contents of `file`),
+/// for the rules that need more than the config to check (`dnslb check` reads the
+/// zones too): `config.toml:14: ts.zones: msg`.
+pub(super) fn problem_at(file: &Path, text: &str, path: &str, msg: String) -> ConfigError {
+    let map = SourceMap::new(text);
+    let check = Checker {
+        file,
+        map: Some(&map),
+        out: Vec::new(),
+    };
+    check.problem(&[path], msg)
 }
 
 /// Collects validation problems, finding each one's line.

@@ -29,7 +29,7 @@ use super::reply;
 use super::resolution::{End, Pacing, Resolution, Step, Verdict};
 use super::state::{Job, LsState};
 use crate::config::Config;
-use crate::dns::{Transport, WireHeader};
+use crate::dns::WireHeader;
 use crate::server::{Reply, Request};
 
 const MS: Duration = Duration::from_millis(1);
@@ -116,12 +116,7 @@ impl Query {
     /// A query admitted by `b`, its resolution started at `t0`.
     fn new(b: &Balancer, t0: Instant) -> Self {
         let raw = client_query();
-        let req = Request {
-            raw: &raw,
-            src: SocketAddr::from(([127, 0, 0, 1], 5353)),
-            transport: Transport::Udp,
-            via: crate::server::Via::Udp,
-        };
+        let req = Request::udp(&raw, SocketAddr::from(([127, 0, 0, 1], 5353)));
         let (state, job) = match b.admit(req) {
             Admission::Forward(state, admitted) => (state, admitted.into_job(raw.clone())),
             Admission::Reply(_) => panic!("the test query was not forwarded"),
@@ -664,12 +659,7 @@ fn only_queries_sent_upstream_earn_the_hedge_budget() {
     let raw = client_query();
     // 1,000 queries admitted and answered from a cache: no token.
     for _ in 0..1000 {
-        let req = Request {
-            raw: &raw,
-            src: SocketAddr::from(([127, 0, 0, 1], 5353)),
-            transport: Transport::Udp,
-            via: crate::server::Via::Udp,
-        };
+        let req = Request::udp(&raw, SocketAddr::from(([127, 0, 0, 1], 5353)));
         assert!(matches!(b.admit(req), Admission::Forward(..)));
     }
     assert_eq!(state.budget.tokens(), 0, "cache hits earned hedge tokens");

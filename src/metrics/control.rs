@@ -22,8 +22,8 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::IncomingStream;
-use tracing::warn;
 
+use super::json::json;
 use super::listener::Capped;
 use crate::config::{DynAction, MAX_BLOCK_S};
 use crate::ls::Balancer;
@@ -121,25 +121,6 @@ pub(super) fn routes(balancer: Arc<Balancer>) -> Router {
         .route(BLOCKS_CLEAR_PATH, post(clear_blocks))
         .route(TOP_PATH, get(top))
         .with_state(balancer)
-}
-
-/// A JSON body with `status`, uncached.
-fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
-    match serde_json::to_string(body) {
-        Ok(text) => (
-            status,
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            text + "\n",
-        )
-            .into_response(),
-        Err(err) => {
-            warn!(%err, "metrics: cannot encode JSON");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
 }
 
 /// The body of `POST /backend/{name}`.

@@ -32,7 +32,8 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hickory_proto::rr::Name;
 
-use super::{Shared, json};
+use super::Shared;
+use super::json::json;
 use crate::config::parse_name;
 
 /// The path of the flush endpoint.

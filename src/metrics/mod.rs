@@ -42,6 +42,7 @@ mod control;
 mod flush;
 mod health;
 mod history;
+mod json;
 mod listener;
 mod page;
 mod process;
@@ -63,6 +64,7 @@ pub use prom::render_prometheus;
 pub use ts::{render_ts_prometheus, serve_ts};
 
 use history::{History, sampler};
+use json::json;
 use listener::Capped;
 use page::render_status;
 
@@ -72,8 +74,6 @@ pub const HISTORY_SECS: usize = 300;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Content type of the Prometheus text format.
 const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
-/// Content type of `/health` and `/ready`.
-const JSON_CONTENT_TYPE: &str = "application/json";
 
 /// The supervisor's view of its TS children: (name, pid, restarts).
 pub type ChildrenFn = dyn Fn() -> Vec<(String, Option<u32>, u64)> + Send + Sync;
@@ -190,25 +190,6 @@ fn exposition(text: String) -> Response {
         text,
     )
         .into_response()
-}
-
-/// A JSON body with `status`, uncached.
-fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
-    match serde_json::to_string(body) {
-        Ok(text) => (
-            status,
-            [
-                (header::CONTENT_TYPE, JSON_CONTENT_TYPE),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            text + "\n",
-        )
-            .into_response(),
-        Err(err) => {
-            warn!(%err, "metrics: cannot encode JSON");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
 }
 
 /// `/health`: the report; 200 while at least one backend is up, else 503.

@@ -56,6 +56,19 @@ pub struct Request<'a> {
     pub via: Via,
 }
 
+impl<'a> Request<'a> {
+    /// A datagram from `src` on a UDP listener.
+    #[must_use]
+    pub fn udp(raw: &'a [u8], src: SocketAddr) -> Self {
+        Self {
+            raw,
+            src,
+            transport: Transport::Udp,
+            via: Via::Udp,
+        }
+    }
+}
+
 /// What to send back.
 #[derive(Debug, Default)]
 pub enum Reply {

@@ -18,7 +18,7 @@ use tracing::debug;
 
 use super::backoff::RecvBackoff;
 use super::batch::{self, Peer, RecvBatch};
-use super::{Action, Handler, Reply, Request, Shared, Transport};
+use super::{Action, Handler, Reply, Request, Shared};
 use crate::dns;
 
 pub(crate) async fn run<H: Handler>(sock: Arc<UdpSocket>, shared: Arc<Shared<H>>) {
@@ -81,12 +81,7 @@ fn handle_one<H: Handler>(
     peer: Peer,
     out: &mut Vec<(Vec<u8>, Peer)>,
 ) {
-    let req = Request {
-        raw,
-        src: peer.addr,
-        transport: Transport::Udp,
-        via: crate::server::Via::Udp,
-    };
+    let req = Request::udp(raw, peer.addr);
     match shared.handler.handle(req) {
         Action::Now(reply) => {
             if let Some(bytes) = first(reply) {

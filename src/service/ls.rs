@@ -527,8 +527,8 @@ pub(super) fn reload(
         }
     };
     if children {
-        let mut changed = TsConfig::restart_changes(&started.ts, &new.ts);
-        changed.extend(Config::key_restart_changes(started, &new));
+        let mut changed = crate::config::ts_restart_changes(&started.ts, &new.ts);
+        changed.extend(crate::config::key_restart_changes(started, &new));
         if !changed.is_empty() {
             let changed = changed.join("; ");
             warn!(%changed, "reload: [[ts]] changed: {changed}; only a restart of dnslb up applies that (the zone files are reread now)");
@@ -536,7 +536,7 @@ pub(super) fn reload(
     }
     match (ls, &new.ls) {
         (Some((lsc, balancer)), Some(new_ls)) => {
-            let keys = lsc.restart_only_changes(new_ls);
+            let keys = crate::config::ls_restart_only_changes(lsc, new_ls);
             if !keys.is_empty() {
                 let keys = keys.join(", ");
                 warn!(%keys, "reload: [ls] {keys} changed; only a restart applies them (the rest is applied now)");

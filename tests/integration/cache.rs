@@ -26,6 +26,19 @@ async fn cached_ls(backend: &Fake, timeout_ms: u64) -> TestLs {
     start_ls(cfg).await
 }
 
+/// A backend that answers the first query it gets (NOERROR, TTL 1 s), then
+/// drops every query.
+async fn once_then_silent() -> Fake {
+    Fake::udp(|q, n| {
+        if n == 1 {
+            Reply::Now(answer_with_ttl(q, ResponseCode::NoError, 1))
+        } else {
+            Reply::Drop
+        }
+    })
+    .await
+}
+
 fn stats(ls: &TestLs) -> dnslb::ls::cache::CacheStats {
     ls.balancer.state().cache.as_ref().unwrap().stats()
 }
@@ -191,14 +204,7 @@ async fn a_tcp_answer_never_reaches_a_udp_client() {
 #[tokio::test]
 async fn with_the_backend_silent_a_cached_name_is_answered_stale() {
     // The first query gets a 1 s answer; then the backend stays silent.
-    let backend = Fake::udp(|q, n| {
-        if n == 1 {
-            Reply::Now(answer_with_ttl(q, ResponseCode::NoError, 1))
-        } else {
-            Reply::Drop
-        }
-    })
-    .await;
+    let backend = once_then_silent().await;
     let ls = cached_ls(&backend, 300).await;
     let edns = Some((1232, false));
     let first = udp(ls.addr, &ask_msg("www.example.", 1, edns)).await;
@@ -342,14 +348,7 @@ async fn with_a_partition_out_its_cached_names_are_answered_stale() {
     // Partitioned: "a" holds www, "b" says NXDOMAIN for it. Then "a" goes
     // silent: "b"'s NXDOMAIN is not conclusive, so the cached answer is
     // served stale, not the on_timeout answer.
-    let a = Fake::udp(|q, n| {
-        if n == 1 {
-            Reply::Now(answer_with_ttl(q, ResponseCode::NoError, 1))
-        } else {
-            Reply::Drop
-        }
-    })
-    .await;
+    let a = once_then_silent().await;
     let b = Fake::answering(|q| answer_with_ttl(q, ResponseCode::NXDomain, 60)).await;
     let mut cfg = ls_config(&[("a", a.addr), ("b", b.addr)]);
     cfg.cache = Some(dnslb::config::CacheConfig::default());

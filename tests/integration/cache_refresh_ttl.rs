@@ -39,7 +39,7 @@ fn answer(q: &[u8], ttl: u32, extra_ttl: Option<u32>) -> Vec<u8> {
 }
 
 /// `name` A with this ID and an OPT (size 1232, DO=0).
-fn ask(name: &str, id: u16) -> Message {
+fn query_with_id(name: &str, id: u16) -> Message {
     let mut m = query(name, RecordType::A, None);
     m.metadata.id = id;
     let mut e = Edns::new();
@@ -65,19 +65,19 @@ async fn a_name_whose_refresh_was_lost_is_asked_again_once_its_backend_answers()
     cfg.cache = Some(dnslb::config::CacheConfig::default());
     cfg.timeout_ms = 300;
     let ls = start_ls(cfg).await;
-    let first = udp(ls.addr, &ask("www.example.", 1)).await;
+    let first = udp(ls.addr, &query_with_id("www.example.", 1)).await;
     assert_eq!(first.answers[0].ttl, 1);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // One refresh lost (a datagram dropped on the way): served stale, as
     // RFC 8767 wants.
     SILENT.store(true, Relaxed);
-    let stale = udp(ls.addr, &ask("www.example.", 2)).await;
+    let stale = udp(ls.addr, &query_with_id("www.example.", 2)).await;
     assert_eq!(ede(&stale).map(|e| e.0), Some(3));
     // The backend answers again (its probes never stopped answering): the
     // next client should get its answer, not 30 s more of stale ones.
     SILENT.store(false, Relaxed);
     let asked = backend.queries.load(Relaxed);
-    let next = udp(ls.addr, &ask("www.example.", 3)).await;
+    let next = udp(ls.addr, &query_with_id("www.example.", 3)).await;
     assert_eq!(ede(&next), None, "stale although the backend answers");
     assert!(
         backend.queries.load(Relaxed) > asked,
@@ -93,8 +93,8 @@ async fn a_ttl_past_2_31_is_never_served_from_the_cache() {
     let mut cfg = ls_config(&[("b1", backend.addr)]);
     cfg.cache = Some(dnslb::config::CacheConfig::default());
     let ls = start_ls(cfg).await;
-    let _ = udp(ls.addr, &ask("www.example.", 1)).await;
-    let again = udp(ls.addr, &ask("www.example.", 2)).await;
+    let _ = udp(ls.addr, &query_with_id("www.example.", 1)).await;
+    let again = udp(ls.addr, &query_with_id("www.example.", 2)).await;
     // The additional record's TTL counts as 0 (RFC 2181 §8) and bounds the
     // answer's lifetime (as every record's TTL does): never kept.
     assert_eq!(backend.queries.load(Relaxed), 2, "not a hit");

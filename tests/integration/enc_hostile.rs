@@ -25,8 +25,8 @@ use tokio_rustls::TlsConnector;
 
 use crate::kit::tls::*;
 use crate::kit::{
-    self, Proc, TestTs, ZoneDir, fd_count, flood_size, free_ports, heavy, local, nofile_of,
-    path_str, poll_until_async, query, read_frame, vm_rss_kib, write_frame,
+    self, TestTs, ZoneDir, fd_count, flood_size, heavy, nofile_of, poll_until_async, query,
+    read_frame, vm_rss_kib, write_frame,
 };
 
 /// The name the TS behind the LS serves, and its address.
@@ -49,15 +49,18 @@ const RSS_PER_CONN_KIB: u64 = 64;
 // The LS process
 
 /// `dnslb ls` (one worker) in front of an in-process TS serving [`TABLE`],
-/// with DoT, DoH and `/metrics`, stopped by PID when dropped.
+/// with DoT, DoH and `/metrics` ([`EncLs`]), stopped by PID when dropped.
 struct Ls {
-    proc: Proc,
-    dns: SocketAddr,
-    tls: SocketAddr,
-    https: SocketAddr,
-    metrics: SocketAddr,
+    enc: EncLs,
     ts: TestTs,
-    _dir: ZoneDir,
+    _zones: ZoneDir,
+}
+
+impl std::ops::Deref for Ls {
+    type Target = EncLs;
+    fn deref(&self) -> &EncLs {
+        &self.enc
+    }
 }
 
 impl Ls {
@@ -70,43 +73,18 @@ impl Ls {
     async fn start_with(https_tls: bool, nofile: Option<u64>) -> Ls {
         let dir = ZoneDir::new();
         let ts = kit::start_ts_table(&dir, "t.txt", TABLE).await;
-        let p = free_ports(4);
-        let data = kit::crate_dir().join("tests/data/tls");
-        let files = format!(
-            "cert = \"{}\"\nkey = \"{}\"\n",
-            path_str(&data.join("ls.pem")),
-            path_str(&data.join("ls.key"))
-        );
-        let https_files = if https_tls { files.as_str() } else { "" };
-        let text = format!(
-            "[ls]\nlisten = [\"127.0.0.1:{}\"]\nworkers = 1\nmetrics = \"127.0.0.1:{}\"\n\n\
-             [ls.tls]\nlisten = [\"127.0.0.1:{}\"]\n{files}\n\
-             [ls.https]\nlisten = [\"127.0.0.1:{}\"]\n{https_files}\n\
-             [[ls.backend]]\nname = \"b1\"\naddr = \"{}\"\n",
-            p[0], p[3], p[1], p[2], ts.addr
-        );
-        dir.write("config.toml", &text);
-        let mut cmd = kit::dnslb_command(&["ls", "-c", "config.toml"], dir.path());
-        if let Some(n) = nofile {
-            // The shell sets the limits, then becomes the LS (same PID).
-            let mut sh = std::process::Command::new("sh");
-            sh.arg("-c")
-                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
-                .args([kit::BIN, "ls", "-c", "config.toml"])
-                .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
-                .current_dir(dir.path());
-            cmd = sh;
-        }
-        let mut proc = Proc::spawn("dnslb ls", cmd);
-        kit::wait_answers(local(p[0]), NAME, IP, &mut [&mut proc]).await;
+        let enc = EncLs::start(EncLsSetup {
+            backend: ts.addr,
+            extra: "",
+            https_tls,
+            nofile,
+            ready: (NAME, IP),
+        })
+        .await;
         Ls {
-            proc,
-            dns: local(p[0]),
-            tls: local(p[1]),
-            https: local(p[2]),
-            metrics: local(p[3]),
+            enc,
             ts,
-            _dir: dir,
+            _zones: dir,
         }
     }
 
@@ -126,17 +104,9 @@ impl Ls {
         Duration::from_millis((f[11] + f[12]) * 10)
     }
 
-    /// The value of the `/metrics` sample `line` (name and labels).
-    async fn metric(&self, line: &str) -> f64 {
-        let text = kit::http_get(self.metrics, "/metrics").await.body;
-        text.lines()
-            .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {line} in {text}"))
-    }
-
     async fn stop(mut self) {
-        self.proc.assert_running();
-        drop(self.proc);
+        self.enc.proc.assert_running();
+        drop(self.enc);
         self.ts.stop().await;
     }
 }
@@ -351,7 +321,9 @@ async fn ten_thousand_idle_tls_connections_hold_the_cap_and_are_closed_when_idle
     // Closed at the cap: counted (each is a connection the client saw fail;
     // one more may be the new client asked while full).
     let at_cap = ls
-        .metric("dnslb_encrypted_connections_refused_total{transport=\"tls\",reason=\"cap\"}")
+        .metric::<f64>(
+            "dnslb_encrypted_connections_refused_total{transport=\"tls\",reason=\"cap\"}",
+        )
         .await as usize;
     let (udp_ok, udp_bad, max_fds, max_rss) = watch.finish().await;
     let delta = full_rss.max(max_rss).saturating_sub(base_rss);
@@ -846,8 +818,14 @@ async fn garbage_and_a_half_handshake_on_the_doh_port_do_not_hurt_other_clients(
     );
     eprintln!("doh half handshake closed {:.1?} later", started.elapsed());
     let failures = "dnslb_tls_handshake_failures_total{reason=";
-    assert_eq!(ls.metric(&format!("{failures}\"not_tls\"}}")).await, 1.0);
-    assert_eq!(ls.metric(&format!("{failures}\"timeout\"}}")).await, 1.0);
+    assert_eq!(
+        ls.metric::<f64>(&format!("{failures}\"not_tls\"}}")).await,
+        1.0
+    );
+    assert_eq!(
+        ls.metric::<f64>(&format!("{failures}\"timeout\"}}")).await,
+        1.0
+    );
     ls.stop().await;
 }
 

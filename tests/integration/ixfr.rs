@@ -29,7 +29,7 @@ use crate::kit::{Knot, SECRET_256};
 use crate::kit::{
     Proc, ZoneDir, answers_a, free_ports, http_get, local, poll_until_async, soa_serial, wait_soa,
 };
-use crate::peers::{need, path_str, wait_for, wait_log, wrapped};
+use crate::kit::{TsState, need, start_ts_named, wait_for, wait_stderr};
 
 /// How long a server may take to start answering, or a secondary its first
 /// full transfer of the big table (a debug build on a busy machine).
@@ -81,14 +81,19 @@ fn key_toml() -> String {
 /// waits until it serves `big.test. SOA`.
 async fn start_ts(dir: &Path, state: &Path, port: u16) -> Proc {
     let conf = dir.join("config.toml");
-    let mut cmd = wrapped(&[], &["ts", "-c", path_str(&conf), "--name", "primary"]);
-    cmd.env("STATE_DIRECTORY", state);
-    let mut ts = Proc::spawn("dnslb ts --name primary", cmd);
-    wait_soa(local(port), "big.test.", READY_LIMIT, &mut [&mut ts], |m| {
-        soa_serial(m).is_some()
-    })
-    .await;
-    ts
+    let at = (local(port), "big.test.");
+    let state = TsState::In(state);
+    start_ts_named(
+        &conf,
+        None,
+        "primary",
+        Path::new("/"),
+        state,
+        at,
+        READY_LIMIT,
+        |m| soa_serial(m).is_some(),
+    )
+    .await
 }
 
 /// The serial `addr` serves, once it is not `old`.
@@ -342,7 +347,7 @@ async fn nsd_and_knot_with_a_tsig_key_follow_a_one_address_change_by_ixfr() {
         "only the changed records moved: {moved} bytes"
     );
     assert!(full_bytes > 1_000_000, "{full_bytes}");
-    wait_log(&mut knot.proc, "IXFR, incoming", 1, CHANGE_LIMIT).await;
+    wait_stderr(&mut knot.proc, "IXFR, incoming", 1, CHANGE_LIMIT).await;
     // NSD's log gives each update's size: the first the whole table, the
     // second a few hundred bytes.
     let sizes = |log: &str| -> Vec<u64> {

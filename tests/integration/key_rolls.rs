@@ -39,6 +39,16 @@ const TOOLS: [&str; 6] = [
     "timeout",
 ];
 
+/// A zone folder with an empty `keys/` in it, when the [`TOOLS`] are
+/// installed (else the test is skipped: `None`).
+fn key_dir(test: &str) -> Option<(ZoneDir, PathBuf)> {
+    kit::need(test, TOOLS)?;
+    let dir = ZoneDir::new();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    Some((dir, keys))
+}
+
 /// Runs `prog args` in `dir`; its stdout, trimmed.
 fn tool(dir: &Path, prog: &str, args: &[&str]) -> String {
     let mut cmd = Command::new(prog);
@@ -193,12 +203,9 @@ async fn signing_ts(dir: &ZoneDir, keys: &Path) -> TestTs {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolls_by_settime_take_effect_at_the_reload() {
     let test = "rolls_by_settime_take_effect_at_the_reload";
-    if kit::need(test, TOOLS).is_none() {
+    let Some((dir, keys)) = key_dir(test) else {
         return;
-    }
-    let dir = ZoneDir::new();
-    let keys = dir.path().join("keys");
-    std::fs::create_dir(&keys).unwrap();
+    };
     let (ksk, k1) = keygen(&keys, &["-f", "KSK", "-P", "-30d", "-A", "-30d"]);
     let (zsk, z1) = keygen(&keys, &["-P", "-30d", "-A", "-30d"]);
     let ts = signing_ts(&dir, &keys).await;
@@ -276,12 +283,9 @@ fn now() -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_roll_happens_at_its_times_without_a_reload() {
     let test = "a_scheduled_roll_happens_at_its_times_without_a_reload";
-    if kit::need(test, TOOLS).is_none() {
+    let Some((dir, keys)) = key_dir(test) else {
         return;
-    }
-    let dir = ZoneDir::new();
-    let keys = dir.path().join("keys");
-    std::fs::create_dir(&keys).unwrap();
+    };
     let (ksk, k1) = keygen(&keys, &["-f", "KSK", "-P", "-30d", "-A", "-30d"]);
     let (zsk, z1) = keygen(&keys, &["-P", "-30d", "-A", "-30d"]);
     let ts = signing_ts(&dir, &keys).await;
@@ -330,12 +334,9 @@ async fn a_scheduled_roll_happens_at_its_times_without_a_reload() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_key_is_published_and_signs_nothing() {
     let test = "a_standby_key_is_published_and_signs_nothing";
-    if kit::need(test, TOOLS).is_none() {
+    let Some((dir, keys)) = key_dir(test) else {
         return;
-    }
-    let dir = ZoneDir::new();
-    let keys = dir.path().join("keys");
-    std::fs::create_dir(&keys).unwrap();
+    };
     let (ksk, k) = keygen(&keys, &["-f", "KSK", "-P", "-3d", "-A", "-3d"]);
     let (_, z) = keygen(&keys, &["-P", "-3d", "-A", "-3d"]);
     let (_, standby) = keygen(&keys, &["-P", "-3d", "-A", "none"]);
@@ -362,12 +363,9 @@ async fn a_standby_key_is_published_and_signs_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_algorithm_rollover_keeps_the_zone_validating_at_every_step() {
     let test = "an_algorithm_rollover_keeps_the_zone_validating_at_every_step";
-    if kit::need(test, TOOLS).is_none() {
+    let Some((dir, keys)) = key_dir(test) else {
         return;
-    }
-    let dir = ZoneDir::new();
-    let keys = dir.path().join("keys");
-    std::fs::create_dir(&keys).unwrap();
+    };
     let (ksk, k1) = keygen(&keys, &["-f", "KSK", "-P", "-30d", "-A", "-30d"]);
     let (zsk, z1) = keygen(&keys, &["-P", "-30d", "-A", "-30d"]);
     let ts = signing_ts(&dir, &keys).await;

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::kit::{self, Fake, TestLs, TestTs, ZoneDir};
+use crate::kit::{self, Fake, TestLs, TestTs, ZoneDir, error_answer};
 
 const ZONE: &str = "$ORIGIN example.\n$TTL 300\n\
     @ SOA ns hostmaster 1 3600 600 86400 300\n\
@@ -36,14 +36,6 @@ async fn ls_fixed(backends: &[(&str, SocketAddr)]) -> TestLs {
     cfg.timeout_ms = 1500;
     cfg.order = dnslb::config::Order::Fixed;
     kit::start_ls(cfg).await
-}
-
-/// The query itself turned into an answer with `rcode`, question echoed.
-fn error_answer(q: &[u8], rcode: u8) -> Vec<u8> {
-    let mut r = q.to_vec();
-    r[2] |= 0x80; // QR
-    r[3] = (r[3] & 0xf0) | rcode;
-    r
 }
 
 fn formerr(q: &[u8]) -> Vec<u8> {

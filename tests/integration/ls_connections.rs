@@ -15,10 +15,10 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::kit::tls::{Tls, connector};
+use crate::kit::tls::{EncLs, EncLsSetup, Tls, connector};
 use crate::kit::{
-    self, Fake, Proc, Reply, ZoneDir, empty_answer, free_ports, local, path_str, poll_until_async,
-    query, question_end, read_frame, txt_answer, wire_answer, write_frame,
+    Fake, Reply, empty_answer, poll_until_async, query, question_end, read_frame, txt_answer,
+    wire_answer, write_frame,
 };
 
 /// The name whose A record the fake backend answers (192.0.2.77, [`wire_answer`]).
@@ -69,59 +69,15 @@ async fn big_backend() -> Fake {
 
 /// `dnslb ls` (one worker) under [`NOFILE`] open files, with plain DNS, DoT,
 /// plain DoH and `/metrics`, in front of `backend`; `extra` goes into `[ls]`.
-struct Ls {
-    proc: Proc,
-    dns: SocketAddr,
-    tls: SocketAddr,
-    https: SocketAddr,
-    metrics: SocketAddr,
-    _dir: ZoneDir,
-}
-
-impl Ls {
-    async fn start(backend: SocketAddr, extra: &str) -> Ls {
-        let dir = ZoneDir::new();
-        let p = free_ports(4);
-        let data = kit::crate_dir().join("tests/data/tls");
-        let text = format!(
-            "[ls]\nlisten = [\"127.0.0.1:{}\"]\nworkers = 1\nmetrics = \"127.0.0.1:{}\"\n{extra}\n\n\
-             [ls.tls]\nlisten = [\"127.0.0.1:{}\"]\ncert = \"{}\"\nkey = \"{}\"\n\n\
-             [ls.https]\nlisten = [\"127.0.0.1:{}\"]\n\n\
-             [[ls.backend]]\nname = \"b1\"\naddr = \"{backend}\"\n",
-            p[0],
-            p[3],
-            p[1],
-            path_str(&data.join("ls.pem")),
-            path_str(&data.join("ls.key")),
-            p[2],
-        );
-        dir.write("config.toml", &text);
-        // The shell sets the limits, then becomes the LS (same PID).
-        let mut sh = std::process::Command::new("sh");
-        sh.arg("-c")
-            .arg(format!("ulimit -n {NOFILE} && exec \"$0\" \"$@\""))
-            .args([kit::BIN, "ls", "-c", "config.toml"])
-            .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
-            .current_dir(dir.path());
-        let mut proc = Proc::spawn("dnslb ls", sh);
-        kit::wait_answers(local(p[0]), NAME, "192.0.2.77", &mut [&mut proc]).await;
-        Ls {
-            proc,
-            dns: local(p[0]),
-            tls: local(p[1]),
-            https: local(p[2]),
-            metrics: local(p[3]),
-            _dir: dir,
-        }
-    }
-
-    /// The value of the `/metrics` sample `line` (name and labels).
-    async fn metric(&self, line: &str) -> u64 {
-        let text = kit::http_get(self.metrics, "/metrics").await.body;
-        text.lines()
-            .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {line} in {text}"))
-    }
+async fn start_ls(backend: SocketAddr, extra: &str) -> EncLs {
+    EncLs::start(EncLsSetup {
+        backend,
+        extra,
+        https_tls: false,
+        nofile: Some(NOFILE),
+        ready: (NAME, "192.0.2.77"),
+    })
+    .await
 }
 
 /// A TCP connection to `to` from `from` whose receive buffer is as small as
@@ -190,7 +146,7 @@ async fn tcp_answered(from: [u8; 4], addr: SocketAddr) -> bool {
 /// Clients that ask for 100 answers of 60 KB each (6 MB, more than a socket
 /// buffer holds for a peer whose window is shut) and never read: `dot` over
 /// DoT, `tcp` over plain TCP. They hold their sockets open until dropped.
-async fn stuck_clients(ls: &Ls, dot: usize, tcp: usize) -> (Vec<Tls>, Vec<TcpStream>) {
+async fn stuck_clients(ls: &EncLs, dot: usize, tcp: usize) -> (Vec<Tls>, Vec<TcpStream>) {
     let queries = pipelined(100, |_| HUGE.to_string(), RecordType::TXT);
     let mut tls_clients = Vec::new();
     for _ in 0..dot {
@@ -219,7 +175,7 @@ async fn stuck_clients(ls: &Ls, dot: usize, tcp: usize) -> (Vec<Tls>, Vec<TcpStr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_never_read_neither_pin_their_slots_nor_block_the_stop() {
     let backend = big_backend().await;
-    let mut ls = Ls::start(backend.addr, "").await;
+    let mut ls = start_ls(backend.addr, "").await;
     let t0 = Instant::now();
     let stuck = stuck_clients(&ls, CAP, 2).await;
     // Generous: the LS closes them within ~10 s (write timeout, then close timeout).
@@ -291,7 +247,7 @@ async fn doh_status(from: [u8; 4], addr: SocketAddr) -> Option<u16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_from_outside_allow_are_closed_before_the_handshake_and_hold_no_slot() {
     let backend = big_backend().await;
-    let ls = Ls::start(backend.addr, "allow = [\"127.0.0.1/32\"]").await;
+    let ls = start_ls(backend.addr, "allow = [\"127.0.0.1/32\"]").await;
     let n = CAP + 3;
     let outsider = [127, 0, 0, 2];
     let mut held = Vec::new();
@@ -326,10 +282,10 @@ async fn connections_from_outside_allow_are_closed_before_the_handshake_and_hold
         format!("dnslb_encrypted_connections_refused_total{{transport=\"{t}\",reason=\"acl\"}}")
     };
     let counted = poll_until_async(WAIT, Duration::from_millis(20), async || {
-        let tls = ls.metric(&acl("tls")).await;
-        let https = ls.metric(&acl("https")).await;
+        let tls = ls.metric::<u64>(&acl("tls")).await;
+        let https = ls.metric::<u64>(&acl("https")).await;
         let tcp = ls
-            .metric("dnslb_tcp_connections_refused_total{reason=\"acl\"}")
+            .metric::<u64>("dnslb_tcp_connections_refused_total{reason=\"acl\"}")
             .await;
         (tls == n as u64 && https == n as u64 && tcp == n as u64).then_some(())
     })
@@ -347,7 +303,7 @@ async fn connections_from_outside_allow_are_closed_before_the_handshake_and_hold
         "an allowed DoH client"
     );
     // No handshake was started for the outsiders: none failed, one (the allowed) done.
-    assert_eq!(ls.metric("dnslb_tls_handshakes_total").await, 1);
+    assert_eq!(ls.metric::<u64>("dnslb_tls_handshakes_total").await, 1);
     for reason in [
         "timeout",
         "eof",
@@ -358,7 +314,7 @@ async fn connections_from_outside_allow_are_closed_before_the_handshake_and_hold
         "other",
     ] {
         let line = format!("dnslb_tls_handshake_failures_total{{reason=\"{reason}\"}}");
-        assert_eq!(ls.metric(&line).await, 0, "{line}");
+        assert_eq!(ls.metric::<u64>(&line).await, 0, "{line}");
     }
     drop(held);
 }
@@ -386,7 +342,7 @@ async fn one_connection_has_at_most_tcp_max_pipeline_queries_in_flight() {
         Reply::After(DELAY, wire_answer(q, 0))
     })
     .await;
-    let ls = Ls::start(backend.addr, "").await;
+    let ls = start_ls(backend.addr, "").await;
     for transport in ["tls", "tcp"] {
         seen.lock().unwrap().clear();
         let queries = pipelined(

@@ -13,15 +13,7 @@ use dnslb::config::{Layout, Order, Strategy};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-use crate::kit::{self, Fake, TestLs};
-
-/// The query itself turned into an answer with `rcode`, question echoed.
-fn error_answer(q: &[u8], rcode: u8) -> Vec<u8> {
-    let mut r = q.to_vec();
-    r[2] |= 0x80; // QR
-    r[3] = (r[3] & 0xf0) | rcode;
-    r
-}
+use crate::kit::{self, Fake, TestLs, error_answer};
 
 fn refused(q: &[u8]) -> Vec<u8> {
     error_answer(q, 5)

@@ -2,8 +2,6 @@
 //! and the TS's `/metrics`, carry `Cache-Control: no-store`, so that no
 //! cache between a dashboard and the server shows old figures. Issue 36 item 6 (review house.md §2.3
 //! item 1).
-use tokio_util::sync::CancellationToken;
-
 use crate::kit::{self, TestMetrics, ZoneDir, http_get};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -12,27 +10,19 @@ async fn every_metrics_answer_carries_cache_control_no_store() {
     let ls = TestMetrics::start_for(&cfg).await;
     let dir = ZoneDir::new();
     let ts = kit::start_ts_table(&dir, "t.txt", "www.example 192.0.2.1 A\n").await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ts_metrics = listener.local_addr().unwrap();
-    let token = CancellationToken::new();
-    let served = tokio::spawn(dnslb::metrics::serve_ts(
-        listener,
-        ts.ts.clone(),
-        token.clone(),
-    ));
+    let ts_metrics = TestMetrics::start_ts(ts.ts.clone()).await;
     let asked = [
         (ls.addr, "/"),
         (ls.addr, "/metrics"),
         (ls.addr, "/health"),
         (ls.addr, "/ready"),
-        (ts_metrics, "/metrics"),
+        (ts_metrics.addr, "/metrics"),
     ];
     for (addr, path) in asked {
         let r = http_get(addr, path).await;
         no_store(addr, path, &r);
     }
-    token.cancel();
-    served.await.unwrap();
+    ts_metrics.stop().await;
     ls.stop().await;
     ts.stop().await;
 }

@@ -9,7 +9,7 @@
 //! either chain broken. Both fail when proofs
 //! mix the chains (a closest encloser from one, a next closer from the
 //! other).
-use hickory_proto::op::{Edns, ResponseCode};
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType::{self, A, AAAA, TXT};
 
 use crate::kit::delv_signed;
@@ -94,11 +94,7 @@ async fn proofs_come_from_the_chain_nsec3param_names() {
 
     let mut failures = String::new();
     for &(name, qtype) in CASES {
-        let mut q = kit::query(name, qtype, None);
-        let mut e = Edns::new();
-        e.set_max_payload(1232).set_dnssec_ok(true);
-        q.set_edns(e);
-        let m = kit::tcp(addr, &q).await;
+        let m = kit::ask_dnssec_tcp(addr, name, qtype).await;
         let nsec3: Vec<String> = m
             .authorities
             .iter()

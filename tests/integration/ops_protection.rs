@@ -158,17 +158,9 @@ async fn metrics_probes_are_answered_under_a_slowloris() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ts_metrics_are_answered_under_a_slowloris() {
     let ts = kit::start_ts(kit::ts_settings(vec![ls_fixture("ts1.txt")])).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let token = CancellationToken::new();
-    let server = tokio::spawn(dnslb::metrics::serve_ts(
-        listener,
-        ts.ts.clone(),
-        token.clone(),
-    ));
-    let (failed, asked) = probes_under_slowloris(addr, &["/metrics"]).await;
-    token.cancel();
-    server.await.unwrap();
+    let metrics = kit::TestMetrics::start_ts(ts.ts.clone()).await;
+    let (failed, asked) = probes_under_slowloris(metrics.addr, &["/metrics"]).await;
+    metrics.stop().await;
     ts.stop().await;
     assert!(
         failed.is_empty(),

@@ -7,12 +7,12 @@
 //! The zone `rev.test.` (written below, signed as the test runs by
 //! `dnssec-signzone`) holds a wildcard CNAME into a delegation whose glue
 //! the zone holds, a plain CNAME, and a CNAME chain through six wildcards.
-use hickory_proto::op::{Edns, Message, ResponseCode};
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
 use crate::kit::Nsd;
+use crate::kit::ask_dnssec_tcp;
 use crate::kit::{self, Denial, Proc, SignedZone, Signer};
-use crate::kit::{Via, send};
 
 const ZONE: &str = "rev.test.";
 
@@ -87,16 +87,6 @@ async fn serve(denial: Denial) -> Option<Pair> {
     })
 }
 
-/// `name`/`qtype` with DO=1, 1232 bytes, over TCP (nothing truncated).
-async fn ask(addr: std::net::SocketAddr, name: &str, qtype: RecordType) -> Message {
-    let mut q = kit::query(name, qtype, None);
-    q.metadata.id = rand::random();
-    let mut e = Edns::new();
-    e.set_max_payload(1232).set_dnssec_ok(true);
-    q.set_edns(e);
-    send(addr, &q.to_vec().unwrap(), Via::Tcp).await.unwrap()
-}
-
 /// How many NSEC or NSEC3 records the authority section holds.
 fn denial_records(m: &Message) -> usize {
     m.authorities
@@ -112,8 +102,8 @@ async fn proofs_of(denial: Denial, name: &str) -> (usize, usize) {
     let Some(mut pair) = serve(denial).await else {
         return (1, 1);
     };
-    let nsd = ask(pair.nsd.addr, name, RecordType::A).await;
-    let ts = ask(pair.ts_addr, name, RecordType::A).await;
+    let nsd = ask_dnssec_tcp(pair.nsd.addr, name, RecordType::A).await;
+    let ts = ask_dnssec_tcp(pair.ts_addr, name, RecordType::A).await;
     eprintln!("{denial:?} {name}, the TS answers:\n{}", kit::dig(&ts));
     assert_eq!(ts.answers.len(), nsd.answers.len(), "{denial:?}");
     pair.ts.assert_running();
@@ -150,8 +140,8 @@ async fn rrsig_question_at_a_cname_owner_is_not_followed() {
         return;
     };
     let name = "c5.rev.test.";
-    let nsd = ask(pair.nsd.addr, name, RecordType::RRSIG).await;
-    let ts = ask(pair.ts_addr, name, RecordType::RRSIG).await;
+    let nsd = ask_dnssec_tcp(pair.nsd.addr, name, RecordType::RRSIG).await;
+    let ts = ask_dnssec_tcp(pair.ts_addr, name, RecordType::RRSIG).await;
     assert!(!nsd.answers.is_empty());
     for m in [&nsd, &ts] {
         for r in &m.answers {

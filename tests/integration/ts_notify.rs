@@ -22,7 +22,7 @@ use hickory_proto::rr::RData;
 use rustix::process::Signal;
 use tokio::net::UdpSocket;
 
-use crate::kit::{self, Proc, dnslb_command, free_port, local, poll_until_async, soa_serial};
+use crate::kit::{self, Proc, free_port, local, poll_until_async, soa_serial};
 
 /// How long the TS may take to answer, or to serve a reload.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -108,15 +108,11 @@ fn ts_toml(addr: SocketAddr, targets: &[SocketAddr], extra: &str) -> String {
 /// beside `pile.txt`), once it answers at `addr`.
 async fn start_config(dir: &Path, addr: SocketAddr, config: &str) -> Proc {
     let path = dir.join("config.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut cmd = dnslb_command(&["ts", "-c", kit::path_str(&path), "--name", "t"], dir);
-    cmd.env_remove("STATE_DIRECTORY");
-    let mut ts = Proc::spawn("dnslb ts", cmd);
-    kit::wait_soa(addr, "pile.test.", LIMIT, &mut [&mut ts], |m| {
+    let (at, state) = ((addr, "pile.test."), kit::TsState::BesideZones);
+    kit::start_ts_named(&path, Some(config), "t", dir, state, at, LIMIT, |m| {
         soa_serial(m).is_some()
     })
-    .await;
-    ts
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,7 +253,7 @@ async fn a_restart_that_serves_a_new_serial_notifies_at_start() {
     let mut ts = start_config(dir.path(), addr, &config).await;
     let serial = serial_at(addr, &mut ts).await;
     wait_notifies(&got, 1, &ts).await;
-    crate::peers::wait_log(&mut ts, "notify acknowledged", 1, LIMIT).await;
+    kit::wait_stderr(&mut ts, "notify acknowledged", 1, LIMIT).await;
     let all = got.lock().unwrap().clone();
     assert_eq!(
         all,

@@ -18,7 +18,9 @@ use crate::kit::Nsd;
 use crate::kit::{
     self, Proc, ZoneDir, a_addrs, ask, dnslb_command, free_port, local, soa_serial, wait_soa,
 };
-use crate::peers::{self, READY_LIMIT, wait_log};
+use crate::kit::{
+    PEER_READY_LIMIT as READY_LIMIT, TsState, start_ls_proc, start_ts_named, wait_stderr,
+};
 
 /// One query's wait for its answer.
 const WAIT: Duration = Duration::from_millis(500);
@@ -28,16 +30,20 @@ const WAIT: Duration = Duration::from_millis(500);
 /// waits until it answers `zone SOA` authoritatively at `addr`.
 async fn start_ts(dir: &Path, config: &str, addr: SocketAddr, zone: &str) -> Proc {
     let path = dir.join("config.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut cmd = dnslb_command(&["ts", "-c", kit::path_str(&path), "--name", "t"], dir);
-    cmd.env_remove("STATE_DIRECTORY");
-    let mut ts = Proc::spawn("dnslb ts", cmd);
     // A 200,000-line table takes seconds to load in a debug build on a busy host.
-    wait_soa(addr, zone, Duration::from_secs(60), &mut [&mut ts], |m| {
-        m.metadata.authoritative
-    })
-    .await;
-    ts
+    let limit = Duration::from_secs(60);
+    let state = TsState::BesideZones;
+    start_ts_named(
+        &path,
+        Some(config),
+        "t",
+        dir,
+        state,
+        (addr, zone),
+        limit,
+        |m| m.metadata.authoritative,
+    )
+    .await
 }
 
 /// The serial `addr` serves for `zone`, asked until it answers.
@@ -224,7 +230,7 @@ async fn the_synthesized_serial_never_goes_back_across_restarts() {
         )
         .unwrap();
         ts.signal(Signal::HUP);
-        wait_log(&mut ts, "reload done", i, Duration::from_secs(10)).await;
+        wait_stderr(&mut ts, "reload done", i, Duration::from_secs(10)).await;
     }
     let s10 = serial_at(addr, "ser.test.", &mut ts).await;
     assert!(
@@ -322,7 +328,7 @@ async fn nsd_allowing_the_listen_address_acts_on_the_notify() {
         ts.stderr_now(),
         nsd.logs()
     );
-    wait_log(&mut ts, "notify acknowledged", 1, Duration::from_secs(5)).await;
+    wait_stderr(&mut ts, "notify acknowledged", 1, Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,7 +339,7 @@ async fn a_notify_nsd_refuses_is_logged_as_rejected_with_its_rcode() {
     // NSD takes NOTIFY only from an address the TS does not send from.
     let (dir, mut ts, _, _nsd) = ntf_pair(Some("127.0.0.9")).await;
     add_new_name(dir.path(), &mut ts);
-    wait_log(&mut ts, "notify rejected", 1, Duration::from_secs(10)).await;
+    wait_stderr(&mut ts, "notify rejected", 1, Duration::from_secs(10)).await;
     let log = ts.stderr_now();
     let line = log.lines().find(|l| l.contains("notify rejected")).unwrap();
     assert!(line.contains("WARN"), "a warning: {line}");
@@ -382,7 +388,7 @@ async fn the_fault_delay_spares_health_probes_and_still_delays_clients() {
             dir.path(),
         ),
     );
-    wait_log(&mut ts, "table server ready", 1, READY_LIMIT).await;
+    wait_stderr(&mut ts, "table server ready", 1, READY_LIMIT).await;
 
     // A client's query is delayed; the probe's question is not.
     let (m, client_wait) = timed_www(ts_addr, "a delayed answer").await;
@@ -402,8 +408,8 @@ async fn the_fault_delay_spares_health_probes_and_still_delays_clients() {
         "[ls]\nlisten = [\"127.0.0.1:{ls_port}\"]\nworkers = 1\ntimeout_ms = 2000\n\
          [[ls.backend]]\nname = \"t\"\naddr = \"{ts_addr}\"\n"
     );
-    let mut ls = peers::start_ls("ls", dir.path(), &ls_conf, &[]);
-    wait_log(&mut ls, "backend up", 1, Duration::from_secs(10)).await;
+    let mut ls = start_ls_proc("ls", dir.path(), &ls_conf, &[]);
+    wait_stderr(&mut ls, "backend up", 1, Duration::from_secs(10)).await;
     // Through the LS, the client still waits the TS's delay.
     let (m, ls_wait) = timed_www(local(ls_port), "an answer through the LS").await;
     assert_eq!(a_addrs(&m), [Ipv4Addr::new(192, 0, 2, 1)], "{m:?}");
@@ -439,7 +445,7 @@ async fn one_worker_ts(name: &str, listen: &str, zone: &Path, extra: &[&str], cw
     args.extend(["--workers", "1"]);
     args.extend(extra);
     let mut ts = Proc::spawn(name, dnslb_command(&args, cwd));
-    wait_log(&mut ts, "table server ready", 1, READY_LIMIT).await;
+    wait_stderr(&mut ts, "table server ready", 1, READY_LIMIT).await;
     ts
 }
 
@@ -457,8 +463,8 @@ async fn a_wildcard_listen_answers_udp_from_the_address_asked() {
         "[ls]\nlisten = [\"0.0.0.0:{ls_port}\"]\nworkers = 1\n\
          [[ls.backend]]\nname = \"t\"\naddr = \"127.0.0.1:{ts_port}\"\n"
     );
-    let mut ls = peers::start_ls("ls", dir.path(), &ls_conf, &[]);
-    wait_log(&mut ls, "backend up", 1, Duration::from_secs(10)).await;
+    let mut ls = start_ls_proc("ls", dir.path(), &ls_conf, &[]);
+    wait_stderr(&mut ls, "backend up", 1, Duration::from_secs(10)).await;
 
     let want = [Ipv4Addr::new(192, 0, 2, 1)];
     for (what, port) in [("TS", ts_port), ("LS", ls_port)] {

@@ -191,23 +191,10 @@ fn pdns_bind_backend() -> Option<std::path::PathBuf> {
 fn unbound_secondary(bin: &Path, dir: &Path, port: u16, primary: SocketAddr) -> Proc {
     let d = dir.display();
     let conf = format!(
-        "server:\n\
-         \x20 interface: 127.0.0.1\n\
-         \x20 port: {port}\n\
-         \x20 do-ip6: no\n\
-         \x20 do-daemonize: no\n\
-         \x20 use-syslog: no\n\
+        "{}\
          \x20 logfile: \"{d}/unbound.log\"\n\
          \x20 verbosity: 2\n\
-         \x20 chroot: \"\"\n\
-         \x20 username: \"\"\n\
-         \x20 directory: \"{d}\"\n\
-         \x20 pidfile: \"{d}/unbound.pid\"\n\
-         \x20 num-threads: 1\n\
          \x20 module-config: \"iterator\"\n\
-         \x20 do-not-query-localhost: no\n\
-         \x20 outgoing-interface: 127.0.0.1\n\
-         \x20 access-control: 127.0.0.0/8 allow\n\
          \x20 local-zone: \"test.\" nodefault\n\
          remote-control:\n\
          \x20 control-enable: no\n\
@@ -218,19 +205,11 @@ fn unbound_secondary(bin: &Path, dir: &Path, port: u16, primary: SocketAddr) -> 
          \x20 for-downstream: yes\n\
          \x20 for-upstream: no\n\
          \x20 fallback-enabled: no\n",
+        kit::unbound::server_clause(port, dir),
         primary.ip(),
         primary.port()
     );
-    let path = dir.join("unbound.conf");
-    std::fs::write(&path, &conf).unwrap();
-    if let Some(check) = kit::find_program("unbound-checkconf") {
-        let mut cmd = Command::new(check);
-        cmd.arg(&path);
-        run_ok("unbound-checkconf", cmd, kit::TOOL_LIMIT, &conf);
-    }
-    let mut cmd = Command::new(bin);
-    cmd.arg("-d").arg("-c").arg(&path).current_dir(dir);
-    Proc::spawn("unbound", cmd)
+    kit::spawn_unbound(bin, dir, &conf)
 }
 
 /// `pdns_server` (BIND backend, modules in `modules`) on 127.0.0.1:`port`,

@@ -1,39 +1,53 @@
 //! The fast path's dnstap messages (`[ls.dnstap]`, by `ls::tap`): a UDP
 //! client query as the worker reads it, the upstream queries and client
 //! answers of a round as its flush sends them, an upstream answer once
-//! accepted. Each asks the socket's address only when its kind is on.
+//! accepted. Free functions over the worker's sockets and queues; each asks
+//! a socket's address only when its kind is on.
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::worker::Worker;
-use crate::dnstap::TapTransport;
+use tokio::net::UdpSocket;
+
+use crate::dnstap::{Dnstap, TapTransport};
 use crate::ls::tap;
+use crate::ls::upstream::sockets::Sockets;
+use crate::server::batch::SendQueue;
 
-impl Worker {
-    /// CLIENT_QUERY of a datagram from `src`.
-    pub(super) fn tap_client_query(&self, raw: &[u8], src: SocketAddr) {
-        let local = || self.client.local_addr().ok();
-        tap::client_query(self.balancer.dnstap(), TapTransport::Udp, src, local, raw);
-    }
+/// CLIENT_QUERY of a datagram from `src`, read on `client`.
+pub(super) fn client_query(d: &Dnstap, client: &UdpSocket, raw: &[u8], src: SocketAddr) {
+    let local = || client.local_addr().ok();
+    tap::client_query(d, TapTransport::Udp, src, local, raw);
+}
 
-    /// FORWARDER_QUERY of every upstream query and CLIENT_RESPONSE of every
-    /// client answer queued for this round's flush.
-    pub(super) fn tap_queued(&self) {
-        let d = self.balancer.dnstap();
-        for (i, out) in self.to_upstream.iter().enumerate() {
-            if let Some(u) = self.ups.get(i) {
-                tap::forwarder_queries(d, out.queued(), || u.sock.local_addr().ok());
-            }
+/// FORWARDER_QUERY of every upstream query queued in `to_upstream` (queue
+/// `i` goes out on upstream socket `i` of `ups`) and CLIENT_RESPONSE of
+/// every client answer in `to_clients` (sent on `client`): one round's flush.
+pub(super) fn queued(
+    d: &Dnstap,
+    client: &UdpSocket,
+    ups: &Sockets<UdpSocket>,
+    to_upstream: &[SendQueue],
+    to_clients: &SendQueue,
+) {
+    for (i, out) in to_upstream.iter().enumerate() {
+        if let Some(u) = ups.get(i) {
+            tap::forwarder_queries(d, out.queued(), || u.sock.local_addr().ok());
         }
-        let local = || self.client.local_addr().ok();
-        tap::client_responses(d, self.to_clients.queued(), local);
     }
+    let local = || client.local_addr().ok();
+    tap::client_responses(d, to_clients.queued(), local);
+}
 
-    /// FORWARDER_RESPONSE of `resp`, accepted from `from` on upstream
-    /// socket `sock`, `rtt` after its query left.
-    pub(super) fn tap_accepted(&self, sock: usize, from: SocketAddr, rtt: Duration, resp: &[u8]) {
-        let local = || self.ups.get(sock).and_then(|u| u.sock.local_addr().ok());
-        let d = self.balancer.dnstap();
-        tap::forwarder_response(d, TapTransport::Udp, local, from, rtt, resp);
-    }
+/// FORWARDER_RESPONSE of `resp`, accepted from `from` on upstream socket
+/// `sock` of `ups`, `rtt` after its query left.
+pub(super) fn accepted(
+    d: &Dnstap,
+    ups: &Sockets<UdpSocket>,
+    sock: usize,
+    from: SocketAddr,
+    rtt: Duration,
+    resp: &[u8],
+) {
+    let local = || ups.get(sock).and_then(|u| u.sock.local_addr().ok());
+    tap::forwarder_response(d, TapTransport::Udp, local, from, rtt, resp);
 }

@@ -25,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::flight::{Attempt, Delayed, Flight, Late, Slab, TimerFor, Timers};
+use super::tap;
 use super::timers::{next_live, timer_live};
-use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
+use crate::dns::{self, HEADER_LEN, WireHeader};
 use crate::guard::fair::Holders;
 use crate::ls::balancer::{Admission, Balancer};
 use crate::ls::loopmark::PlainAnswer;
@@ -289,7 +290,13 @@ impl Worker {
     /// (the next backend asked, or its client answered) is sent in the same
     /// flush.
     pub(super) async fn flush(&mut self) {
-        self.tap_queued();
+        tap::queued(
+            self.balancer.dnstap(),
+            &self.client,
+            &self.ups,
+            &self.to_upstream,
+            &self.to_clients,
+        );
         loop {
             for (i, out) in self.to_upstream.iter_mut().enumerate() {
                 if out.len() == 0 {
@@ -326,13 +333,8 @@ impl Worker {
 
     /// One client datagram.
     pub(super) fn on_client(&mut self, raw: &[u8], src: batch::Peer) {
-        self.tap_client_query(raw, src.addr);
-        let req = Request {
-            raw,
-            src: src.addr,
-            transport: Transport::Udp,
-            via: crate::server::Via::Udp,
-        };
+        tap::client_query(self.balancer.dnstap(), &self.client, raw, src.addr);
+        let req = Request::udp(raw, src.addr);
         match self.balancer.admit(req) {
             Admission::Reply(Reply::One(b)) => self.to_clients.push_copy(&b, src),
             Admission::Reply(_) => {}
@@ -621,7 +623,7 @@ impl Worker {
             }
             f.kept = Some(buf);
         }
-        self.tap_accepted(sock, from, rtt, resp);
+        tap::accepted(self.balancer.dnstap(), &self.ups, sock, from, rtt, resp);
         self.drive(idx, now);
         Ok(())
     }

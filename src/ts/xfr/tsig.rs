@@ -316,13 +316,8 @@ mod tests {
 
     /// The TS's answer to `raw` over UDP, `None` when dropped.
     fn answer_of(ts: &TableServer, raw: &[u8]) -> Option<Vec<u8>> {
-        use crate::server::{Action, Handler, Transport};
-        let req = Request {
-            raw,
-            src: "127.0.0.1:5353".parse().unwrap(),
-            transport: Transport::Udp,
-            via: crate::server::Via::Udp,
-        };
+        use crate::server::{Action, Handler};
+        let req = Request::udp(raw, "127.0.0.1:5353".parse().unwrap());
         match ts.handle(req) {
             Action::Now(Reply::One(m)) => Some(m),
             _ => None,

@@ -133,6 +133,17 @@ pub async fn ask_a(addr: SocketAddr, name: &str) -> Message {
     udp(addr, &query(name, RecordType::A, None)).await
 }
 
+/// `name qtype` with DO=1 and an OPT of 1232 bytes (a random ID) over a
+/// new TCP connection, so that nothing is truncated; the answer decoded.
+pub async fn ask_dnssec_tcp(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    let mut q = query(name, qtype, None);
+    q.metadata.id = rand::random();
+    let mut e = Edns::new();
+    e.set_max_payload(1232).set_dnssec_ok(true);
+    q.set_edns(e);
+    tcp(addr, &q).await
+}
+
 /// Sends `m` over a new TCP connection and decodes the first answer.
 pub async fn tcp(addr: SocketAddr, m: &Message) -> Message {
     let mut s = TcpStream::connect(addr).await.unwrap();

@@ -22,6 +22,15 @@ pub fn is_probe(q: &[u8]) -> bool {
     q.get(12) == Some(&0)
 }
 
+/// The query `q` itself turned into an answer with `rcode` (QR=1, the
+/// question echoed, nothing else changed).
+pub fn error_answer(q: &[u8], rcode: u8) -> Vec<u8> {
+    let mut r = q.to_vec();
+    r[2] |= 0x80; // QR
+    r[3] = (r[3] & 0xf0) | rcode;
+    r
+}
+
 /// A NOERROR answer with no records to `q` (AA=1): what a stalled backend
 /// still sends its health probes.
 pub fn empty_answer(q: &[u8]) -> Vec<u8> {

@@ -5,6 +5,9 @@
 //!
 //! * [`client`]: queries, UDP/TCP asks, reading answers.
 //! * [`children`]: `dnslb` processes: readiness, the log of `up`, `/proc`.
+//! * [`commands`]: `dnslb` children from a command line or a config, as the
+//!   peer and transfer tests run them (through `ip netns exec`, `ts -c
+//!   --name`, `ls -c`), the `backend down` log line, [`PeerView`].
 //! * [`conf`]: the TOML tables of the configs process tests write.
 //! * [`dnstap`]: `fstrm_capture` as a collector, `dnstap-read` and
 //!   `dnstap-ldns` reading what it wrote.
@@ -18,6 +21,8 @@
 //! * [`rrsets`]: two answers compared RRset by RRset, printed like `dig`.
 //! * [`knot`]: Knot DNS as a primary or a secondary ([`Knot`]).
 //! * [`nsd`]: NSD as a reference primary or a secondary ([`Nsd`]).
+//! * [`unbound`]: Unbound as a stub-zone resolver or from any config
+//!   ([`Unbound`]).
 //! * [`tls`]: DoT and DoH clients, a test PKI, `curl` (not re-exported:
 //!   its names are DoT's `ask` and `connect`; use `kit::tls::...`).
 //! * [`xfr`]: `dnslb ts` as a child process with a PROJ table, and its
@@ -33,6 +38,7 @@
 //! Everything is re-exported here: `use crate::kit::{...}`.
 pub mod children;
 pub mod client;
+pub mod commands;
 pub mod conf;
 pub mod dnssec;
 pub mod dnstap;
@@ -48,10 +54,12 @@ pub mod rrsets;
 pub mod servers;
 pub mod signed;
 pub mod tls;
+pub mod unbound;
 pub mod xfr;
 
 pub use children::*;
 pub use client::*;
+pub use commands::*;
 pub use conf::*;
 pub use dnssec::*;
 pub use dnstap::*;
@@ -66,4 +74,5 @@ pub use procs::*;
 pub use rrsets::*;
 pub use servers::*;
 pub use signed::*;
+pub use unbound::{Unbound, spawn_unbound};
 pub use xfr::*;

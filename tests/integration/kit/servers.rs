@@ -217,8 +217,8 @@ fn serve_ls(
     TestLs::from_parts(addr, balancer, token, task)
 }
 
-/// An LS's metrics server (`/metrics`, `/health`, `/ready`, `/`) running
-/// inside the test process on 127.0.0.1:0.
+/// A metrics server running inside the test process on 127.0.0.1:0: an
+/// LS's (`/metrics`, `/health`, `/ready`, `/`) or a TS's own (`/metrics`).
 pub struct TestMetrics {
     pub addr: SocketAddr,
     pub token: CancellationToken,
@@ -247,6 +247,15 @@ impl TestMetrics {
     pub async fn start_for(cfg: &dnslb::config::LsConfig) -> TestMetrics {
         let balancer = Arc::new(dnslb::ls::Balancer::new(cfg));
         TestMetrics::start(balancer, dnslb::metrics::StatusExtra::default()).await
+    }
+
+    /// Serves the table server `ts`'s own `/metrics`.
+    pub async fn start_ts(ts: Arc<TableServer>) -> TestMetrics {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let token = CancellationToken::new();
+        let task = tokio::spawn(dnslb::metrics::serve_ts(listener, ts, token.clone()));
+        TestMetrics { addr, token, task }
     }
 
     /// Stops the server and waits for it to end.

@@ -1,5 +1,6 @@
 //! DoT and DoH clients and their certificates: a test PKI made with
-//! `openssl` ([`Pki`]), an LS serving DoT/DoH ([`Dot`]), a DoT connection and
+//! `openssl` ([`Pki`]), an LS serving DoT/DoH ([`Dot`]; as a child process
+//! with plain DNS and `/metrics` too, under an open-file limit: [`EncLs`]), a DoT connection and
 //! one query over it ([`connect`], [`ask`]), `curl` for DoH ([`curl`]), and a
 //! TLS client trusting any certificate ([`connector`]). Its names are the
 //! DoT ones (`ask`, `connect`), so it is not re-exported by the kit: use
@@ -21,8 +22,9 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::{
-    LsServiceRun, TestTs, ZoneDir, free_ports, need, path_str, query, read_frame, run_tool,
-    start_ls_service, write_frame,
+    BIN, LsServiceRun, Proc, TestTs, ZoneDir, crate_dir, dnslb_command, free_ports, http_get,
+    local, need, path_str, query, read_frame, run_tool, start_ls_service, wait_answers,
+    write_frame,
 };
 
 /// `openssl req`'s arguments for a new P-256 key, unencrypted.
@@ -360,3 +362,82 @@ pub fn connector(alpn: &[u8]) -> TlsConnector {
 }
 
 pub type Tls = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// `dnslb ls` (one worker) as a child process with plain DNS, DoT (the
+/// certificate of `tests/data/tls`), DoH and `/metrics`, in front of one
+/// backend (`b1`), run from a folder of its own; stopped by PID when dropped.
+pub struct EncLs {
+    pub proc: Proc,
+    pub dns: SocketAddr,
+    pub tls: SocketAddr,
+    pub https: SocketAddr,
+    pub metrics: SocketAddr,
+    _dir: ZoneDir,
+}
+
+/// How an [`EncLs`] starts.
+pub struct EncLsSetup<'a> {
+    /// The backend.
+    pub backend: SocketAddr,
+    /// Lines added to `[ls]`.
+    pub extra: &'a str,
+    /// DoH over TLS (the same certificate), else plain HTTP (as behind a proxy).
+    pub https_tls: bool,
+    /// Both open-file limits set to this (`ulimit -n`) when given.
+    pub nofile: Option<u64>,
+    /// It is ready once it answers this name A with this address.
+    pub ready: (&'a str, &'a str),
+}
+
+impl EncLs {
+    /// Writes its config, starts it, and waits until it answers `setup.ready`.
+    pub async fn start(setup: EncLsSetup<'_>) -> EncLs {
+        let dir = ZoneDir::new();
+        let p = free_ports(4);
+        let data = crate_dir().join("tests/data/tls");
+        let files = format!(
+            "cert = \"{}\"\nkey = \"{}\"\n",
+            path_str(&data.join("ls.pem")),
+            path_str(&data.join("ls.key"))
+        );
+        let https_files = if setup.https_tls { files.as_str() } else { "" };
+        let text = format!(
+            "[ls]\nlisten = [\"127.0.0.1:{}\"]\nworkers = 1\nmetrics = \"127.0.0.1:{}\"\n{}\n\n\
+             [ls.tls]\nlisten = [\"127.0.0.1:{}\"]\n{files}\n\
+             [ls.https]\nlisten = [\"127.0.0.1:{}\"]\n{https_files}\n\
+             [[ls.backend]]\nname = \"b1\"\naddr = \"{}\"\n",
+            p[0], p[3], setup.extra, p[1], p[2], setup.backend
+        );
+        dir.write("config.toml", &text);
+        let mut cmd = dnslb_command(&["ls", "-c", "config.toml"], dir.path());
+        if let Some(n) = setup.nofile {
+            // The shell sets the limits, then becomes the LS (same PID).
+            let mut sh = std::process::Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .args([BIN, "ls", "-c", "config.toml"])
+                .env_remove(dnslb::supervise::SUPERVISOR_PID_ENV)
+                .current_dir(dir.path());
+            cmd = sh;
+        }
+        let mut proc = Proc::spawn("dnslb ls", cmd);
+        let (name, ip) = setup.ready;
+        wait_answers(local(p[0]), name, ip, &mut [&mut proc]).await;
+        EncLs {
+            proc,
+            dns: local(p[0]),
+            tls: local(p[1]),
+            https: local(p[2]),
+            metrics: local(p[3]),
+            _dir: dir,
+        }
+    }
+
+    /// The value of the `/metrics` sample `line` (name and labels).
+    pub async fn metric<T: std::str::FromStr>(&self, line: &str) -> T {
+        let text = http_get(self.metrics, "/metrics").await.body;
+        text.lines()
+            .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in {text}"))
+    }
+}

@@ -10,9 +10,9 @@ use hickory_proto::op::{Edns, Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 
-use super::{fixture, need};
 use crate::kit::Knot;
 use crate::kit::{ls_config, query, start_ls, udp_raw};
+use crate::kit::{need, peers_fixture};
 
 /// `name` A with an OPT carrying COOKIE `cookie`.
 fn with_cookie(name: &str, cookie: &[u8]) -> Vec<u8> {
@@ -47,7 +47,7 @@ async fn a_cache_hit_carries_the_cookie_a_cookie_aware_backend_gave() {
     let Some([knotd]) = need("cache_cookies", ["knotd"]) else {
         return;
     };
-    let zone = std::fs::read_to_string(fixture("example.test.zone")).unwrap();
+    let zone = std::fs::read_to_string(peers_fixture("example.test.zone")).unwrap();
     let mut knot = Knot::primary_with_cookies(&knotd, "example.test.", &zone);
     knot.wait_ready("example.test.").await;
     let mut cfg = ls_config(&[("knot", knot.addr)]);

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::RecordType;
 
-use super::{READY_LIMIT, View, ask, fixture, need, show, start_ts_ready, summary, wait_for};
+use crate::kit::{
+    PEER_READY_LIMIT, PeerView, ask, need, peers_fixture, show, start_ts_ready, summary, wait_for,
+};
 use crate::kit::{Proc, assert_config_accepted, free_ports, local, poll_until, run};
 
 /// How long dnsdist may take to mark a dead backend down (checks every
@@ -179,7 +181,7 @@ async fn dnsdist_health_checks_and_forwards_to_two_table_servers() {
     let Some([bin]) = need("dnsdist_in_front_of_two_ts", ["dnsdist"]) else {
         return;
     };
-    let zone = fixture("example.test.zone");
+    let zone = peers_fixture("example.test.zone");
     let [p1, p2, port, console] = free_ports(4).try_into().unwrap();
     let mut ts1 = start_ts_ready("ts1", p1, &[&zone], "example.test.").await;
     let mut ts2 = start_ts_ready("ts2", p2, &[&zone], "example.test.").await;
@@ -192,7 +194,7 @@ async fn dnsdist_health_checks_and_forwards_to_two_table_servers() {
 
     // Its health checks see both up.
     let t = Instant::now();
-    dd.wait_servers(READY_LIMIT, "both backends up", |s| {
+    dd.wait_servers(PEER_READY_LIMIT, "both backends up", |s| {
         state_of(s, "ts1") == Some("up") && state_of(s, "ts2") == Some("up")
     });
     eprintln!(
@@ -213,7 +215,7 @@ async fn dnsdist_health_checks_and_forwards_to_two_table_servers() {
         "www.example.test.",
         RecordType::A,
         false,
-        READY_LIMIT,
+        PEER_READY_LIMIT,
         &mut [&mut dd.proc],
         |m| m.metadata.authoritative,
     )
@@ -232,8 +234,8 @@ async fn dnsdist_health_checks_and_forwards_to_two_table_servers() {
             took.push(t.elapsed());
             let via = via.unwrap_or_else(|| panic!("dnsdist: no answer to {name} {qtype}"));
             assert_eq!(
-                View::of(&via),
-                View::of(&direct),
+                PeerView::of(&via),
+                PeerView::of(&direct),
                 "{name} {qtype}: dnsdist {} vs TS {}",
                 show(&via),
                 show(&direct)
@@ -272,7 +274,7 @@ async fn dnsdist_health_checks_and_forwards_to_two_table_servers() {
         let via = ask(dd.addr, name, qtype, false, Duration::from_secs(2))
             .await
             .unwrap_or_else(|| panic!("dnsdist with ts1 down: no answer to {name} {qtype}"));
-        assert_eq!(View::of(&via), View::of(&direct), "{name} {qtype}");
+        assert_eq!(PeerView::of(&via), PeerView::of(&direct), "{name} {qtype}");
     }
     ts2.assert_running();
     dd.proc.assert_running();

@@ -18,9 +18,9 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
-use super::{READY_LIMIT, need, path_str, poll_answer, show, wait_for, wait_log, wrapped};
 use crate::kit::Knot;
-use crate::kit::{Proc, ZoneDir, free_ports, local, poll_until_async};
+use crate::kit::{PEER_READY_LIMIT, need, poll_answer, show, wait_for, wait_stderr};
+use crate::kit::{Proc, TsState, ZoneDir, free_ports, local, poll_until_async, start_ts_named};
 use crate::kit::{answers_a, soa_serial, wait_soa};
 use crate::kit::{
     assert_all_acknowledged, assert_first_copy, assert_one_notify, assert_serial_up,
@@ -33,7 +33,7 @@ const NOTIFY_LIMIT: Duration = Duration::from_secs(8);
 /// The serial `addr` serves for `zone` (authoritative NOERROR SOA), asked
 /// until an answer comes.
 async fn serial_of(addr: SocketAddr, zone: &str) -> Option<u32> {
-    authoritative_serial(&wait_soa(addr, zone, READY_LIMIT, &mut [], |_| true).await)
+    authoritative_serial(&wait_soa(addr, zone, PEER_READY_LIMIT, &mut [], |_| true).await)
 }
 
 fn ip(s: &str) -> Ipv4Addr {
@@ -44,16 +44,13 @@ fn ip(s: &str) -> Ipv4Addr {
 /// waits until it serves `zone SOA`.
 async fn start_ts(dir: &Path, config: &str, zone: &str, port: u16) -> Proc {
     let conf = dir.join("config.toml");
-    std::fs::write(&conf, config).unwrap();
-    let mut ts = Proc::spawn(
-        "dnslb ts --name primary",
-        wrapped(&[], &["ts", "-c", path_str(&conf), "--name", "primary"]),
-    );
-    wait_soa(local(port), zone, READY_LIMIT, &mut [&mut ts], |m| {
+    let (at, cwd) = ((local(port), zone), Path::new("/"));
+    let state = TsState::BesideZones;
+    let limit = PEER_READY_LIMIT;
+    start_ts_named(&conf, Some(config), "primary", cwd, state, at, limit, |m| {
         soa_serial(m).is_some()
     })
-    .await;
-    ts
+    .await
 }
 
 /// Rewrites the TS's zone `file` with `text` (which adds `new`: name and
@@ -106,12 +103,22 @@ async fn knot_poll(
 
 /// [`knot_poll`] for Knot's first transfer of `name` (answering `want`).
 async fn first_transfer(knot: &mut Knot, ts: &mut Proc, name: &str, want: &[Ipv4Addr]) {
-    knot_poll(knot, ts, (name, want), READY_LIMIT, "the first transfer").await;
+    knot_poll(
+        knot,
+        ts,
+        (name, want),
+        PEER_READY_LIMIT,
+        "the first transfer",
+    )
+    .await;
 }
 
 /// `name qtype` from `addr`, asked until an answer comes.
 async fn ask_sure(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
-    wait_for(addr, name, qtype, false, READY_LIMIT, &mut [], |_| true).await
+    wait_for(addr, name, qtype, false, PEER_READY_LIMIT, &mut [], |_| {
+        true
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------
@@ -159,7 +166,7 @@ async fn knot_secondary_transfers_a_master_file_zone_and_follows_notify() {
     assert_eq!(serial_of(ts_addr, "sec.test.").await, Some(2));
     let m = ask_sure(knot.addr, "www.sec.test.", RecordType::A).await;
     assert!(answers_a(&m, &www), "the old data came along: {}", show(&m));
-    wait_log(&mut ts, "notify acknowledged", 1, Duration::from_secs(3)).await;
+    wait_stderr(&mut ts, "notify acknowledged", 1, Duration::from_secs(3)).await;
     assert_all_acknowledged(&ts.stderr_now(), "Knot");
     drop(knot);
     drop(ts);
@@ -189,7 +196,7 @@ async fn knot_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
 
     // A reload that changes nothing keeps the serial (and sends no NOTIFY).
     ts.signal(Signal::HUP);
-    wait_log(&mut ts, "reload done", 1, Duration::from_secs(5)).await;
+    wait_stderr(&mut ts, "reload done", 1, Duration::from_secs(5)).await;
     assert_eq!(
         serial_of(ts_addr, "tbl.test.").await,
         Some(s1),
@@ -209,8 +216,8 @@ async fn knot_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
     let s2 = serial_of(ts_addr, "tbl.test.").await.expect("TS SOA");
     assert_serial_up(s1, s2);
     assert_eq!(serial_of(knot.addr, "tbl.test.").await, Some(s2));
-    wait_log(&mut ts, "reload done", 2, Duration::from_secs(3)).await;
-    wait_log(&mut ts, "notify acknowledged", 1, Duration::from_secs(3)).await;
+    wait_stderr(&mut ts, "reload done", 2, Duration::from_secs(3)).await;
+    wait_stderr(&mut ts, "notify acknowledged", 1, Duration::from_secs(3)).await;
     assert_one_notify(&ts.stderr_now());
     drop(knot);
     drop(ts);

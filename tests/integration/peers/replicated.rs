@@ -13,9 +13,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hickory_proto::rr::RecordType;
 
-use super::{View, ask, fixture, need, show, start_ls, summary, wait_down, wait_for};
 use crate::kit::Knot;
 use crate::kit::Nsd;
+use crate::kit::{
+    PeerView, ask, need, peers_fixture, show, start_ls_proc, summary, wait_down_logged, wait_for,
+};
 use crate::kit::{Proc, backends_toml, free_ports, local, ls_fixed_head_toml};
 
 /// The questions asked, each of a kind: positive, CNAME chain, MX, NS, SOA,
@@ -75,7 +77,7 @@ async fn check_all(
     ls: SocketAddr,
     strategy: &str,
     phase: &str,
-    want: &[View],
+    want: &[PeerView],
     limit: Duration,
 ) -> Vec<Duration> {
     let mut took = Vec::new();
@@ -87,7 +89,7 @@ async fn check_all(
             panic!("{strategy} ({phase}): no answer to {name} {qtype} within {SLOW_LIMIT:?}")
         });
         assert_eq!(
-            &View::of(&m),
+            &PeerView::of(&m),
             want,
             "{strategy} ({phase}): {name} {qtype} through the LS differs from NSD's answer: {}",
             show(&m)
@@ -107,7 +109,7 @@ async fn ls_replicated_over_nsd_and_knot_survives_knot_sigkill() {
     let Some([knotd, _nsd]) = need(TEST, ["knotd", "nsd"]) else {
         return;
     };
-    let zone = std::fs::read_to_string(fixture("example.test.zone")).unwrap();
+    let zone = std::fs::read_to_string(peers_fixture("example.test.zone")).unwrap();
     let mut nsd = Nsd::primary("example.test.", &zone);
     let mut knot = Knot::primary(&knotd, "example.test.", &zone);
     nsd.wait_ready("example.test.").await;
@@ -120,13 +122,13 @@ async fn ls_replicated_over_nsd_and_knot_survives_knot_sigkill() {
         let k = ask(knot.addr, name, qtype, false, Duration::from_secs(2)).await;
         let (n, k) = (n.expect("NSD answers"), k.expect("Knot answers"));
         assert_eq!(
-            View::of(&n),
-            View::of(&k),
+            PeerView::of(&n),
+            PeerView::of(&k),
             "NSD and Knot disagree on {name} {qtype}:\nNSD:  {}\nKnot: {}",
             show(&n),
             show(&k)
         );
-        want.push(View::of(&n));
+        want.push(PeerView::of(&n));
     }
 
     let dir = tempfile::tempdir().unwrap();
@@ -140,7 +142,7 @@ async fn ls_replicated_over_nsd_and_knot_survives_knot_sigkill() {
             (
                 s,
                 local(port),
-                start_ls(&format!("ls-{s}"), dir.path(), &conf, &[]),
+                start_ls_proc(&format!("ls-{s}"), dir.path(), &conf, &[]),
             )
         })
         .collect();
@@ -150,7 +152,7 @@ async fn ls_replicated_over_nsd_and_knot_survives_knot_sigkill() {
             "www.example.test.",
             RecordType::A,
             false,
-            super::READY_LIMIT,
+            crate::kit::PEER_READY_LIMIT,
             &mut [ls],
             |m| m.metadata.authoritative,
         )
@@ -183,7 +185,7 @@ async fn ls_replicated_over_nsd_and_knot_survives_knot_sigkill() {
 
     // Once each LS has marked Knot down, every strategy goes straight to NSD.
     for (s, _, ls) in &mut lss {
-        let down = wait_down(ls, "knot", killed_at, DOWN_LIMIT).await;
+        let down = wait_down_logged(ls, "knot", killed_at, DOWN_LIMIT).await;
         report.push(format!("{s}: Knot marked down {down:?} after the SIGKILL"));
     }
     for (s, addr, ls) in &mut lss {

@@ -35,11 +35,11 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
-use super::unbound::Unbound;
-use super::{READY_LIMIT, need, path_str, show, wait_for, wrapped};
 use crate::kit::Knot;
 use crate::kit::Nsd;
+use crate::kit::Unbound;
 use crate::kit::{self, Proc, ZoneDir, free_ports, local, ls_head_toml, pair_backends_toml};
+use crate::kit::{PEER_READY_LIMIT, need, path_str, show, wait_for, wrapped};
 use crate::kit::{anchor, delv, delv_every_case};
 
 const ZONE: &str = "sig.test.";
@@ -182,7 +182,7 @@ async fn start_signer(config: &Path, name: &str, port: u16, zone: &str) -> Proc 
 }
 
 /// Polls `addr` until it answers `zone DNSKEY` authoritatively with keys;
-/// panics if `proc` exits or after [`READY_LIMIT`].
+/// panics if `proc` exits or after [`PEER_READY_LIMIT`].
 async fn wait_signed(addr: SocketAddr, zone: &str, proc: &mut Proc) {
     let signed = |m: &Message| m.metadata.authoritative && !m.answers.is_empty();
     let mut procs = [proc];
@@ -191,7 +191,7 @@ async fn wait_signed(addr: SocketAddr, zone: &str, proc: &mut Proc) {
         zone,
         RecordType::DNSKEY,
         false,
-        READY_LIMIT,
+        PEER_READY_LIMIT,
         &mut procs,
         signed,
     )
@@ -418,7 +418,7 @@ async fn validating_unbound_refuses_a_record_changed_after_signing() {
     let dir = ZoneDir::new();
     let file = dir.write("tampered.zone", &text);
     let port = kit::free_port();
-    let mut ts = super::start_ts_ready("ts", port, &[&file], ZONE).await;
+    let mut ts = crate::kit::start_ts_ready("ts", port, &[&file], ZONE).await;
     let mut unbound = validating_unbound(&bin, local(port), std::slice::from_ref(&signed.ds)).await;
 
     let m = resolve(&unbound, "www.sig.test.", RecordType::A, false).await;
@@ -587,7 +587,7 @@ async fn secondaries_follow(knotd: &Path, denial: &str) {
     let knot = Knot::secondary(knotd, knot_port, ZONE, ts_addr);
     let mut nsd = Nsd::secondary(nsd_port, ZONE, ts_addr);
     nsd.wait_ready(ZONE).await;
-    wait_both(&knot, &nsd, "192.0.2.10", READY_LIMIT, &mut ts).await;
+    wait_both(&knot, &nsd, "192.0.2.10", PEER_READY_LIMIT, &mut ts).await;
 
     let mut failures = String::new();
     for server in [knot.addr, nsd.addr] {

@@ -20,8 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{POLL, READY_LIMIT, fixture, need, start_ls, summary, ts_command};
 use crate::kit::{Output, Proc, pair_backends_toml, poll_until, run};
+use crate::kit::{
+    PEER_POLL, PEER_READY_LIMIT, need, peers_fixture, start_ls_proc, summary, ts_command,
+};
 
 /// A bound on one `getent` run: twice the resolver's default attempts of
 /// 5 s, and some.
@@ -174,14 +176,14 @@ async fn glibc_stub_resolver_in_a_namespace_gets_a_aaaa_and_prompt_nxdomain() {
     };
     let dir = tempfile::tempdir().unwrap();
     let wrap = ns.exec();
-    let (z1, z2) = (fixture("stub_ts1.txt"), fixture("stub_ts2.txt"));
+    let (z1, z2) = (peers_fixture("stub_ts1.txt"), peers_fixture("stub_ts2.txt"));
     let mut ts1 = Proc::spawn("ts1 (netns)", ts_command(&wrap, 5301, &[&z1], &[]));
     let mut ts2 = Proc::spawn("ts2 (netns)", ts_command(&wrap, 5302, &[&z2], &[]));
-    let mut ls = start_ls("ls (netns)", dir.path(), &ls_config(), &wrap);
+    let mut ls = start_ls_proc("ls (netns)", dir.path(), &ls_config(), &wrap);
 
     // The LS answers the stub resolver (a refused port fails at once).
     let t = Instant::now();
-    let ready = poll_until(READY_LIMIT, POLL * 5, || {
+    let ready = poll_until(PEER_READY_LIMIT, PEER_POLL * 5, || {
         for p in [&mut ts1, &mut ts2, &mut ls] {
             p.assert_running();
         }
@@ -189,7 +191,7 @@ async fn glibc_stub_resolver_in_a_namespace_gets_a_aaaa_and_prompt_nxdomain() {
         out.status.success().then_some(out)
     });
     let ready = ready.unwrap_or_else(|| {
-        panic!("getent did not resolve v4.example.test through the LS within {READY_LIMIT:?}")
+        panic!("getent did not resolve v4.example.test through the LS within {PEER_READY_LIMIT:?}")
     });
     eprintln!(
         "stub: the LS answered getent {:?} after the start",

@@ -15,10 +15,10 @@ use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 use rustix::process::Signal;
 
-use super::{READY_LIMIT, need, path_str, poll_answer, show, wrapped};
 use crate::kit::Nsd;
 use crate::kit::http::{http_get, parse_exposition, value};
 use crate::kit::{Knot, SECRET_256};
+use crate::kit::{PEER_READY_LIMIT, need, path_str, poll_answer, show, wrapped};
 use crate::kit::{Proc, ZoneDir, answers_a, free_ports, local, soa_serial, wait_soa};
 
 const SECRET_512: &str =
@@ -66,7 +66,7 @@ async fn start(dir: &Path, port: u16) -> Proc {
     wait_soa(
         local(port),
         "tsig.test.",
-        READY_LIMIT,
+        PEER_READY_LIMIT,
         &mut [&mut ts],
         |m| soa_serial(m).is_some(),
     )
@@ -205,7 +205,7 @@ async fn tsig_dig_transfers_with_the_key_and_is_refused_without_it() {
         // keeps serving.
         std::fs::write(dir.path().join("xfr.key"), "not base64 !!\n").unwrap();
         ts.signal(Signal::HUP);
-        crate::kit::poll_until_async(READY_LIMIT, Duration::from_millis(50), async || {
+        crate::kit::poll_until_async(PEER_READY_LIMIT, Duration::from_millis(50), async || {
             let e = parse_exposition(&http_get(local(metrics), "/metrics").await.body);
             (value(&e, "dnslb_ts_reloads_total", &[("result", "refused")]) >= 1.0).then_some(())
         })
@@ -273,7 +273,10 @@ async fn tsig_nsd_and_knot_secondaries_transfer_with_the_key_and_follow_signed_n
     // The data can only come by a signed transfer: neither has a zone file;
     // then one address changes, SIGHUP, and the signed NOTIFY (the SOA
     // refresh is an hour away) brings both the new record.
-    for (want, limit) in [("192.0.2.1", READY_LIMIT), ("192.0.2.99", NOTIFY_LIMIT)] {
+    for (want, limit) in [
+        ("192.0.2.1", PEER_READY_LIMIT),
+        ("192.0.2.99", NOTIFY_LIMIT),
+    ] {
         if want != "192.0.2.1" {
             std::fs::write(&table_path, table(want)).unwrap();
             ts.signal(Signal::HUP);

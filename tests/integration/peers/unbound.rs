@@ -19,17 +19,16 @@
 //! query can leave the machine.
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-use super::{
-    READY_LIMIT, ask, find_program, fixture, need, render, show, start_ls, start_ts_ready, summary,
-    wait_down, wait_for,
+use crate::kit::{
+    PEER_READY_LIMIT, ask, find_program, need, peers_fixture, render, show, start_ls_proc,
+    start_ts_ready, summary, wait_down_logged, wait_for,
 };
-use crate::kit::{Proc, free_ports, local, ls_head_toml, pair_backends_toml};
+use crate::kit::{Proc, Unbound, free_ports, local, ls_head_toml, pair_backends_toml};
 
 /// How long a client waits for Unbound's answer (dig's default is 5 s).
 const CLIENT_WAIT: Duration = Duration::from_secs(10);
@@ -39,102 +38,6 @@ const SERVFAIL_LIMIT: Duration = Duration::from_secs(5);
 const STALL_PHASE: Duration = Duration::from_secs(5);
 /// How long the LS may take to mark the stalled TS down.
 const DOWN_LIMIT: Duration = Duration::from_secs(10);
-
-/// Unbound with its config in a temporary folder.
-pub(super) struct Unbound {
-    /// Declared before `dir`: the process stops before its folder goes.
-    pub(super) proc: Proc,
-    pub(super) addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Unbound {
-    /// Unbound on 127.0.0.1:`port`, resolving `example.test.` through the
-    /// stub server `ls`, refusing every other name.
-    fn start(bin: &Path, port: u16, ls: SocketAddr) -> Unbound {
-        Unbound::start_for(bin, port, ("example.test.", ls), "iterator", "")
-    }
-
-    /// Unbound on 127.0.0.1:`port`, resolving `zone` through the stub
-    /// server `server`, refusing every other name, with `modules` as its
-    /// `module-config` and `extra` (whole `server:` lines, each indented)
-    /// added to its `server:` clause.
-    pub(super) fn start_for(
-        bin: &Path,
-        port: u16,
-        (zone, server): (&str, SocketAddr),
-        modules: &str,
-        extra: &str,
-    ) -> Unbound {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display();
-        let conf = format!(
-            "server:\n\
-             \x20 interface: 127.0.0.1\n\
-             \x20 port: {port}\n\
-             \x20 do-ip6: no\n\
-             \x20 do-daemonize: no\n\
-             \x20 use-syslog: no\n\
-             \x20 logfile: \"\"\n\
-             \x20 log-servfail: yes\n\
-             \x20 verbosity: 1\n\
-             \x20 chroot: \"\"\n\
-             \x20 username: \"\"\n\
-             \x20 directory: \"{d}\"\n\
-             \x20 pidfile: \"{d}/unbound.pid\"\n\
-             \x20 num-threads: 1\n\
-             \x20 module-config: \"{modules}\"\n\
-             \x20 auto-trust-anchor-file: \"\"\n\
-             \x20 qname-minimisation: no\n\
-             \x20 do-not-query-localhost: no\n\
-             \x20 outgoing-interface: 127.0.0.1\n\
-             \x20 access-control: 127.0.0.0/8 allow\n\
-             \x20 local-zone: \".\" refuse\n\
-             \x20 local-zone: \"{zone}\" transparent\n\
-             {extra}\
-             remote-control:\n\
-             \x20 control-enable: no\n\
-             stub-zone:\n\
-             \x20 name: \"{zone}\"\n\
-             \x20 stub-addr: {}@{}\n",
-            server.ip(),
-            server.port()
-        );
-        let path = dir.path().join("unbound.conf");
-        std::fs::write(&path, &conf).unwrap();
-        if let Some(check) = find_program("unbound-checkconf") {
-            let out = Command::new(check).arg(&path).output().unwrap();
-            assert!(
-                out.status.success(),
-                "unbound-checkconf rejects the generated config:\n{}{}\n--- unbound.conf ---\n{conf}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let mut cmd = Command::new(bin);
-        cmd.arg("-d").arg("-c").arg(&path).current_dir(dir.path());
-        Unbound {
-            proc: Proc::spawn("unbound", cmd),
-            addr: local(port),
-            _dir: dir,
-        }
-    }
-
-    /// Polls a name Unbound refuses by itself (no upstream involved) until
-    /// it answers.
-    pub(super) async fn wait_ready(&mut self) {
-        wait_for(
-            self.addr,
-            "ready.dnslb-test.",
-            RecordType::A,
-            true,
-            READY_LIMIT,
-            &mut [&mut self.proc],
-            |m| m.metadata.response_code == ResponseCode::Refused,
-        )
-        .await;
-    }
-}
 
 /// The answer section as a set of "name type rdata" (no TTL: Unbound's
 /// cache counts it down).
@@ -235,24 +138,25 @@ impl Setup {
     async fn start(unbound: Option<&Path>) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let [p1, p2, ls_port, ub_port] = free_ports(4).try_into().unwrap();
-        let (z1, z2) = (fixture("half1.zone"), fixture("half2.zone"));
+        let (z1, z2) = (peers_fixture("half1.zone"), peers_fixture("half2.zone"));
         let ts1 = start_ts_ready("ts1", p1, &[&z1], "example.test.").await;
         let ts2 = start_ts_ready("ts2", p2, &[&z2], "example.test.").await;
-        let mut ls = start_ls("ls", dir.path(), &ls_config(ls_port, p1, p2), &[]);
+        let mut ls = start_ls_proc("ls", dir.path(), &ls_config(ls_port, p1, p2), &[]);
         let ls_addr = local(ls_port);
         wait_for(
             ls_addr,
             "web.example.test.",
             RecordType::A,
             false,
-            READY_LIMIT,
+            PEER_READY_LIMIT,
             &mut [&mut ls],
             |m| m.metadata.authoritative,
         )
         .await;
         let unbound = match unbound {
             Some(bin) => {
-                let mut u = Unbound::start(bin, ub_port, ls_addr);
+                let mut u =
+                    Unbound::start_for(bin, ub_port, ("example.test.", ls_addr), "iterator", "");
                 u.wait_ready().await;
                 Some(u)
             }
@@ -391,7 +295,7 @@ async fn unbound_over_partitioned_ls_fails_honestly_when_a_partition_stalls() {
         ls.assert_running();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let down = wait_down(ls, "ts2", stopped_at, DOWN_LIMIT).await;
+    let down = wait_down_logged(ls, "ts2", stopped_at, DOWN_LIMIT).await;
 
     // Marked down: the LS answers SERVFAIL at once once ts1 has said no.
     let mut after_down = Vec::new();
