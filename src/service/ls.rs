@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
-use crate::config::{Config, DnstapSide, LsConfig, TsConfig, cores};
+use crate::config::{Config, DnstapSide, LsConfig, cores};
 use crate::dnstap::{self, Dnstap, DnstapWriter};
 use crate::ls::{Balancer, probe};
 use crate::metrics::{Readiness, StatusExtra};
