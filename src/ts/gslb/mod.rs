@@ -17,5 +17,5 @@ pub mod reply;
 pub mod select;
 pub mod service;
 
-pub use select::{AnswerSets, Choice, Rng};
-pub use service::{Family, Services};
+pub use select::{AnswerSets, Rng, SetChoice};
+pub use service::{AddrFamily, Services};

@@ -4,13 +4,13 @@
 //! query had an OPT, one back with the ECS option echoed at the answer's
 //! scope. An answer over the client's size goes out truncated (TC=1).
 use super::ecs::ClientSubnet;
-use super::select::{Choice, Rng};
+use super::select::{Rng, SetChoice};
 use super::service::Service;
 use crate::dns::HEADER_LEN;
 
 /// What of a query a service answer needs.
 #[derive(Debug, Clone, Copy)]
-pub struct Asked<'a> {
+pub struct ServiceAsked<'a> {
     /// Message ID.
     pub id: u16,
     /// The flags word as sent (RD is copied).
@@ -28,24 +28,24 @@ pub struct Asked<'a> {
 /// The answer of `service` by `choice` to `asked`, and its RCODE (0 or 2).
 pub fn write(
     service: &Service,
-    choice: &Choice,
+    choice: &SetChoice,
     rng: &mut Rng,
-    asked: &Asked<'_>,
+    asked: &ServiceAsked<'_>,
 ) -> (Vec<u8>, u8) {
     let mut msg = Vec::with_capacity(512);
     msg.extend_from_slice(&[0; HEADER_LEN]);
     msg.extend_from_slice(asked.question);
     let mut answers: u16 = 0;
     let rcode = match choice {
-        Choice::Servfail | Choice::NoFamily => 2,
-        Choice::Fallback => {
+        SetChoice::Servfail | SetChoice::NoFamily => 2,
+        SetChoice::Fallback => {
             if let Some(r) = &service.fallback {
                 msg.extend_from_slice(r);
                 answers = 1;
             }
             0
         }
-        Choice::Records { .. } => {
+        SetChoice::Records { .. } => {
             choice.draw(service, rng, |i| {
                 if let Some(e) = service.endpoints.get(i) {
                     msg.extend_from_slice(&e.record);
@@ -79,7 +79,7 @@ pub fn write(
 
 /// The answer's OPT: payload 1232, version 0, the client's DO, and the ECS
 /// option echoed when the query had one.
-fn write_opt(asked: &Asked<'_>, msg: &mut Vec<u8>) {
+fn write_opt(asked: &ServiceAsked<'_>, msg: &mut Vec<u8>) {
     let Some(dnssec_ok) = asked.opt else {
         return;
     };
@@ -120,7 +120,7 @@ mod tests {
             addr: "10.1.2.0".parse().unwrap(),
             source: 24,
         };
-        let asked = Asked {
+        let asked = ServiceAsked {
             id: 77,
             flags: 0x0100,
             question: &raw[12..],
@@ -147,7 +147,7 @@ mod tests {
         let echoed = edns.option(hickory_proto::rr::rdata::opt::EdnsCode::Subnet);
         assert!(echoed.is_some(), "{edns:?}");
         // Too big for the client: TC=1, no answers.
-        let small = Asked { max: 40, ..asked };
+        let small = ServiceAsked { max: 40, ..asked };
         let (msg, _) = write(
             &s.list[0],
             &sets.services[0][0][0],

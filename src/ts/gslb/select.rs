@@ -1,6 +1,6 @@
 //! Which endpoints answer (pure). [`AnswerSets::build`] turns the live set
 //! into each service's answer for every view and family, once per health
-//! change; [`Choice::draw`] makes one query's answer from it without
+//! change; [`SetChoice::draw`] makes one query's answer from it without
 //! allocating (`weighted`: `pick` endpoints drawn by weight without
 //! repetition, from the worker's own [`Rng`]).
 //!
@@ -15,7 +15,7 @@
 //! at all is the zone's to answer (NODATA).
 use std::cell::Cell;
 
-use super::service::{Family, Service};
+use super::service::{AddrFamily, Service};
 use crate::config::{MAX_SERVICE_ANSWERS, Select, WhenAllDown};
 
 /// Most endpoints one answer holds: the bound of the draw's stack array.
@@ -23,7 +23,7 @@ pub const MAX_PICK: usize = MAX_SERVICE_ANSWERS as usize;
 
 /// One service's answer for one view and family.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Choice {
+pub enum SetChoice {
     /// These endpoints (indexes into the service's), all of them, or, with
     /// `pick`, that many drawn by weight.
     Records {
@@ -41,7 +41,7 @@ pub enum Choice {
 }
 
 /// One service's answers: by view (0: none applies, then each view) and family.
-pub type ServiceSets = Vec<[Choice; 2]>;
+pub type ServiceSets = Vec<[SetChoice; 2]>;
 
 /// Every service's answers for one live set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -62,8 +62,8 @@ impl AnswerSets {
                 for v in 0..=s.views.len() {
                     let order = v.checked_sub(1).map(|i| s.views[i].order.as_slice());
                     sets.push([
-                        choose(s, order, Family::V4, &up),
-                        choose(s, order, Family::V6, &up),
+                        choose(s, order, AddrFamily::V4, &up),
+                        choose(s, order, AddrFamily::V6, &up),
                     ]);
                 }
                 sets
@@ -74,17 +74,22 @@ impl AnswerSets {
 }
 
 /// The answer of `s` for one family and group order.
-fn choose(s: &Service, order: Option<&[usize]>, f: Family, up: &dyn Fn(usize) -> bool) -> Choice {
-    let has_family = s.endpoints.iter().any(|e| Family::of(e.addr) == f);
+fn choose(
+    s: &Service,
+    order: Option<&[usize]>,
+    f: AddrFamily,
+    up: &dyn Fn(usize) -> bool,
+) -> SetChoice {
+    let has_family = s.endpoints.iter().any(|e| AddrFamily::of(e.addr) == f);
     if !has_family {
-        return Choice::NoFamily;
+        return SetChoice::NoFamily;
     }
     let live = candidates(s, order, f, up);
     let members = match live {
         Some(m) => m,
         None => match &s.when_all_down {
-            WhenAllDown::Servfail => return Choice::Servfail,
-            WhenAllDown::Fallback(_) => return Choice::Fallback,
+            WhenAllDown::Servfail => return SetChoice::Servfail,
+            WhenAllDown::Fallback(_) => return SetChoice::Fallback,
             WhenAllDown::All => match candidates(s, order, f, &|_| true) {
                 Some(m) => m,
                 // A view's groups have none of this family.
@@ -96,14 +101,14 @@ fn choose(s: &Service, order: Option<&[usize]>, f: Family, up: &dyn Fn(usize) ->
 }
 
 /// The members cut to what an answer may hold.
-fn finish(s: &Service, mut members: Vec<u16>) -> Choice {
+fn finish(s: &Service, mut members: Vec<u16>) -> SetChoice {
     if s.select == Select::Weighted {
         members.truncate(u16::MAX.into());
         let pick = s.pick.min(members.len()).min(MAX_PICK);
-        Choice::Records { members, pick }
+        SetChoice::Records { members, pick }
     } else {
         members.truncate(s.max_answers.min(MAX_PICK));
-        Choice::Records { members, pick: 0 }
+        SetChoice::Records { members, pick: 0 }
     }
 }
 
@@ -112,14 +117,16 @@ fn finish(s: &Service, mut members: Vec<u16>) -> Choice {
 fn candidates(
     s: &Service,
     order: Option<&[usize]>,
-    f: Family,
+    f: AddrFamily,
     up: &dyn Fn(usize) -> bool,
 ) -> Option<Vec<u16>> {
     let of = |g: Option<usize>| -> Vec<u16> {
         s.endpoints
             .iter()
             .enumerate()
-            .filter(|(i, e)| Family::of(e.addr) == f && g.is_none_or(|g| e.group == g) && up(*i))
+            .filter(|(i, e)| {
+                AddrFamily::of(e.addr) == f && g.is_none_or(|g| e.group == g) && up(*i)
+            })
             .filter_map(|(i, _)| u16::try_from(i).ok())
             .collect()
     };
@@ -189,11 +196,11 @@ pub fn with_worker_rng<T>(f: impl FnOnce(&mut Rng) -> T) -> T {
     })
 }
 
-impl Choice {
+impl SetChoice {
     /// Calls `each` with the endpoints of one answer, in order: all the
     /// members, or `pick` drawn by weight without repetition. No allocation.
     pub fn draw(&self, s: &Service, rng: &mut Rng, mut each: impl FnMut(usize)) {
-        let Choice::Records { members, pick } = self else {
+        let SetChoice::Records { members, pick } = self else {
             return;
         };
         if *pick == 0 {
@@ -245,9 +252,9 @@ mod tests {
         c.ts[0].service.clone()
     }
 
-    fn members(c: &Choice) -> Vec<u16> {
+    fn members(c: &SetChoice) -> Vec<u16> {
         match c {
-            Choice::Records { members, .. } => members.clone(),
+            SetChoice::Records { members, .. } => members.clone(),
             other => panic!("{other:?}"),
         }
     }
@@ -295,18 +302,18 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
             [0, 1],
             "fail-open, max_answers"
         );
-        assert_eq!(sets.services[0][0][1], Choice::NoFamily);
+        assert_eq!(sets.services[0][0][1], SetChoice::NoFamily);
         let s = Services::compile(&service(&body("when_all_down = \"servfail\"\n")));
         assert_eq!(
             AnswerSets::build(&s.list, &down).services[0][0][0],
-            Choice::Servfail
+            SetChoice::Servfail
         );
         let s = Services::compile(&service(&body(
             "when_all_down = { fallback = \"sorry.example.org\" }\n",
         )));
         assert_eq!(
             AnswerSets::build(&s.list, &down).services[0][0][0],
-            Choice::Fallback
+            SetChoice::Fallback
         );
         let sets = AnswerSets::build(&s.list, &|i| i == 2);
         assert_eq!(members(&sets.services[0][0][0]), [2], "one live: it alone");

@@ -19,19 +19,19 @@ const OWNER_PTR: [u8; 2] = [0xC0, 0x0C];
 
 /// An address family, as the query type picks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+pub enum AddrFamily {
     /// A records, IPv4 endpoints.
     V4 = 0,
     /// AAAA records, IPv6 endpoints.
     V6 = 1,
 }
 
-impl Family {
+impl AddrFamily {
     /// The family of `addr`.
-    pub fn of(addr: IpAddr) -> Family {
+    pub fn of(addr: IpAddr) -> AddrFamily {
         match addr {
-            IpAddr::V4(_) => Family::V4,
-            IpAddr::V6(_) => Family::V6,
+            IpAddr::V4(_) => AddrFamily::V4,
+            IpAddr::V6(_) => AddrFamily::V6,
         }
     }
 }
@@ -242,7 +242,7 @@ fn compile_one(c: &ServiceConfig, base: usize) -> Service {
         .collect();
     let mut scope = [0u8; 2];
     for n in views.iter().flat_map(|v| &v.clients) {
-        let f = Family::of(n.addr()) as usize;
+        let f = AddrFamily::of(n.addr()) as usize;
         scope[f] = scope[f].max(n.prefix_len());
     }
     let fallback = match &c.when_all_down {
