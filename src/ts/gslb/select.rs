@@ -10,8 +10,8 @@
 //! most `max_answers`; `weighted`: `pick` drawn among them). Without a view,
 //! `all` and `weighted` take every live endpoint of the family. When no group
 //! reaches `min_live` but some endpoint of the order is live, those live
-//! ones answer; when none is, `when_all_down` decides: every endpoint
-//! (fail-open), the fallback CNAME, or SERVFAIL. A family with no endpoint
+//! ones answer; when none is, `when_all_down` decides: every endpoint of
+//! the family, whatever its group (fail-open), the fallback CNAME, or SERVFAIL. A family with no endpoint
 //! at all is the zone's to answer (NODATA).
 use std::cell::Cell;
 
@@ -90,11 +90,15 @@ fn choose(
         None => match &s.when_all_down {
             WhenAllDown::Servfail => return SetChoice::Servfail,
             WhenAllDown::Fallback(_) => return SetChoice::Fallback,
-            WhenAllDown::All => match candidates(s, order, f, &|_| true) {
-                Some(m) => m,
-                // A view's groups have none of this family.
-                None => candidates(s, None, f, &|_| true).unwrap_or_default(),
-            },
+            // Every endpoint of the family, whatever the group or view
+            // (SPEC §4: fail-open answers every endpoint).
+            WhenAllDown::All => s
+                .endpoints
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| AddrFamily::of(e.addr) == f)
+                .filter_map(|(i, _)| u16::try_from(i).ok())
+                .collect(),
         },
     };
     finish(s, members)
