@@ -25,6 +25,7 @@ mod dot;
 mod dot_limits;
 mod enc_hostile;
 mod fuzz_regressions;
+mod gslb_check;
 mod health;
 mod health_http;
 mod interop;

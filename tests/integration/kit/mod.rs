@@ -12,6 +12,8 @@
 //! * [`procs`]: child processes stopped by PID ([`Proc`]), `dnslb` as a
 //!   process, free ports, polling with a deadline.
 //! * [`fakes`]: fake backends answering, silent or stalled.
+//! * [`endpoints`]: service endpoints for health checks (TCP, HTTP, DNS),
+//!   killed and brought back.
 //! * [`http`]: GET over HTTP/1.1 and `/metrics` parsed.
 //! * [`env`]: fixtures, installed programs, skipping what cannot run.
 //! * [`signed`]: zones signed by the real DNSSEC tools as the test runs.
@@ -34,6 +36,7 @@ pub mod client;
 pub mod conf;
 pub mod dnssec;
 pub mod dnstap;
+pub mod endpoints;
 pub mod env;
 pub mod fakes;
 pub mod http;
@@ -52,6 +55,7 @@ pub use client::*;
 pub use conf::*;
 pub use dnssec::*;
 pub use dnstap::*;
+pub use endpoints::*;
 pub use env::*;
 pub use fakes::*;
 pub use http::*;

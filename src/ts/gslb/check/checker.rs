@@ -214,3 +214,66 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{EndpointHealth, distinct, live_set};
+    use crate::ts::gslb::check::spec::{CheckSpec, Label, Probe, Target};
+
+    fn target(addr: &str, port: u16) -> Target {
+        Target {
+            addr: addr.parse().unwrap(),
+            check: CheckSpec {
+                probe: Probe::Tcp { port },
+                interval_ms: 1_000,
+                timeout_ms: 500,
+                rise: 2,
+                fall: 3,
+            },
+        }
+    }
+
+    fn label(service: &str, endpoint: &str) -> Label {
+        Label {
+            service: service.into(),
+            endpoint: endpoint.into(),
+        }
+    }
+
+    #[test]
+    fn equal_targets_are_one_with_every_label() {
+        let a = target("192.0.2.1", 80);
+        let b = target("192.0.2.2", 80);
+        let a_other_port = target("192.0.2.1", 81);
+        let d = distinct(vec![
+            (a.clone(), vec![label("www.", "192.0.2.1")]),
+            (b.clone(), vec![label("www.", "192.0.2.2")]),
+            (a.clone(), vec![label("api.", "192.0.2.1")]),
+            (a_other_port.clone(), vec![label("mail.", "192.0.2.1")]),
+            (a.clone(), vec![label("www.", "192.0.2.1")]),
+        ]);
+        assert_eq!(d.targets, [a, b, a_other_port]);
+        assert_eq!(d.of_entry, [0, 1, 0, 2, 0]);
+        assert_eq!(
+            d.labels,
+            [
+                vec![label("www.", "192.0.2.1"), label("api.", "192.0.2.1")],
+                vec![label("www.", "192.0.2.2")],
+                vec![label("mail.", "192.0.2.1")],
+            ]
+        );
+    }
+
+    #[test]
+    fn the_live_set_follows_the_entries_as_given() {
+        let down = EndpointHealth {
+            up: false,
+            streak: 0,
+        };
+        let health = [EndpointHealth::START, down];
+        assert_eq!(
+            live_set(&[0, 1, 0, 1], &health).up,
+            [true, false, true, false]
+        );
+    }
+}
