@@ -302,3 +302,50 @@ async fn a_target_shared_by_services_is_probed_once() {
         .await
         .expect("the checker stops on cancel");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_more_than_max_in_flight_probes_at_once() {
+    // Four endpoints that never answer: every probe lasts its whole timeout.
+    let port = free_port();
+    let ips: Vec<IpAddr> = (12..=15).map(ip).collect();
+    let mut held = Vec::new();
+    for &a in &ips {
+        held.push(Endpoint::stalled(SocketAddr::new(a, port)).await);
+    }
+    let timeout = Duration::from_millis(300);
+    let http = || Probe::Http {
+        port,
+        path: "/".into(),
+        expect: 200,
+        host: None,
+    };
+    let entries = ips
+        .iter()
+        .map(|&a| {
+            let mut t = target(a, http());
+            t.check.timeout_ms = timeout.as_millis() as u64;
+            (t, vec![label("www.", a)])
+        })
+        .collect();
+    let started = Instant::now();
+    let cancel = CancellationToken::new();
+    let (checker, _rx) = Checker::start(entries, 2, cancel.clone());
+    let total = || {
+        ips.iter()
+            .map(|&a| checks(&checker, "www.", a, "timeout"))
+            .sum::<u64>()
+    };
+    wait_for("eight timed-out probes", || total() >= 8).await;
+    let probes = total();
+    let elapsed = started.elapsed();
+    // Two places, each holding a probe for its whole timeout: at most two
+    // probes end per timeout (four would without the bound). A slow
+    // machine only lowers the count.
+    let most = 2 * (elapsed.as_millis() / timeout.as_millis() + 1) as u64;
+    assert!(
+        probes <= most,
+        "{probes} probes ended in {elapsed:?}: more than 2 at once (at most {most})"
+    );
+    cancel.cancel();
+    checker.join().await;
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::{self, JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -143,7 +143,9 @@ impl Run {
             .map(|t| (t.check.probe != Probe::None).then_some(t.check.interval_ms))
             .collect();
         let mut plan = ProbePlan::new(&intervals, max_in_flight, rand::random);
-        let mut probes: JoinSet<(usize, ProbeResult)> = JoinSet::new();
+        let mut probes: JoinSet<ProbeResult> = JoinSet::new();
+        // Which target each probe in flight is for.
+        let mut running: HashMap<task::Id, usize> = HashMap::new();
         let ms_since = |start: Instant| -> u64 {
             u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
         };
@@ -151,20 +153,29 @@ impl Run {
             let now = ms_since(start);
             while let Some(i) = plan.take_due(now) {
                 let targets = Arc::clone(&self.targets);
-                probes.spawn(async move {
-                    let result = match targets.get(i) {
+                let task = probes.spawn(async move {
+                    match targets.get(i) {
                         Some(t) => probe(t).await,
                         None => ProbeResult::Ok,
-                    };
-                    (i, result)
+                    }
                 });
+                running.insert(task.id(), i);
             }
             let wake = plan.next_wake().map(|at| start + Duration::from_millis(at));
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
-                Some(done) = probes.join_next(), if !probes.is_empty() => {
-                    if let Ok((i, result)) = done {
+                Some(done) = probes.join_next_with_id(), if !probes.is_empty() => {
+                    // A probe that panicked counts as failed: its target
+                    // keeps its place in the plan.
+                    let (id, result) = match done {
+                        Ok((id, result)) => (id, result),
+                        Err(e) => {
+                            tracing::error!(error = %e, "endpoint probe failed");
+                            (e.id(), ProbeResult::Fail)
+                        }
+                    };
+                    if let Some(i) = running.remove(&id) {
                         self.settle(i, result);
                         plan.finished(i, ms_since(start));
                     }
