@@ -25,6 +25,8 @@ mod dot;
 mod dot_limits;
 mod enc_hostile;
 mod fuzz_regressions;
+mod gslb_check;
+mod gslb_peers;
 mod health;
 mod health_http;
 mod interop;

@@ -12,12 +12,17 @@
 //! * [`procs`]: child processes stopped by PID ([`Proc`]), `dnslb` as a
 //!   process, free ports, polling with a deadline.
 //! * [`fakes`]: fake backends answering, silent or stalled.
+//! * [`endpoints`]: service endpoints for health checks (TCP, HTTP, DNS),
+//!   killed and brought back.
 //! * [`http`]: GET over HTTP/1.1 and `/metrics` parsed.
 //! * [`env`]: fixtures, installed programs, skipping what cannot run.
 //! * [`signed`]: zones signed by the real DNSSEC tools as the test runs.
 //! * [`rrsets`]: two answers compared RRset by RRset, printed like `dig`.
 //! * [`knot`]: Knot DNS as a primary or a secondary ([`Knot`]).
 //! * [`nsd`]: NSD as a reference primary or a secondary ([`Nsd`]).
+//! * [`gdnsd`], [`pdns`]: gdnsd (`multifo` over `tcp_connect`) and PowerDNS
+//!   (an `ifportup` LUA record) answering by their endpoints' health
+//!   ([`Gdnsd`], [`Pdns`]).
 //! * [`tls`]: DoT and DoH clients, a test PKI, `curl` (not re-exported:
 //!   its names are DoT's `ask` and `connect`; use `kit::tls::...`).
 //! * [`xfr`]: `dnslb ts` as a child process with a PROJ table, and its
@@ -34,12 +39,15 @@ pub mod client;
 pub mod conf;
 pub mod dnssec;
 pub mod dnstap;
+pub mod endpoints;
 pub mod env;
 pub mod fakes;
+pub mod gdnsd;
 pub mod http;
 pub mod knot;
 pub mod load;
 pub mod nsd;
+pub mod pdns;
 pub mod procs;
 pub mod rrsets;
 pub mod servers;
@@ -52,12 +60,15 @@ pub use client::*;
 pub use conf::*;
 pub use dnssec::*;
 pub use dnstap::*;
+pub use endpoints::*;
 pub use env::*;
 pub use fakes::*;
+pub use gdnsd::{Gdnsd, GdnsdChecks};
 pub use http::*;
 pub use knot::Knot;
 pub use load::*;
 pub use nsd::Nsd;
+pub use pdns::Pdns;
 pub use procs::*;
 pub use rrsets::*;
 pub use servers::*;

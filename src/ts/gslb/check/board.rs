@@ -143,3 +143,90 @@ fn escape(v: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Board, ProbeResult};
+    use crate::ts::gslb::check::spec::Label;
+
+    fn label(service: &str, endpoint: &str) -> Label {
+        Label {
+            service: service.into(),
+            endpoint: endpoint.into(),
+        }
+    }
+
+    fn board() -> Board {
+        Board::new(
+            vec![
+                vec![
+                    label("www.example.", "192.0.2.1"),
+                    label("api.example.", "192.0.2.1"),
+                ],
+                vec![label("www.example.", "2001:db8::2")],
+            ],
+            1_000,
+        )
+    }
+
+    #[test]
+    fn every_label_shows_its_targets_state_and_counts() {
+        let b = board();
+        b.count(0, ProbeResult::Ok);
+        b.count(0, ProbeResult::Ok);
+        b.count(0, ProbeResult::Timeout);
+        b.count(1, ProbeResult::Fail);
+        b.set_up(1, false, 1_005);
+        let mut out = String::new();
+        b.write_prometheus(&mut out);
+        let lines: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            [
+                r#"dnslb_ts_endpoint_up{service="www.example.",endpoint="192.0.2.1"} 1"#,
+                r#"dnslb_ts_endpoint_up{service="api.example.",endpoint="192.0.2.1"} 1"#,
+                r#"dnslb_ts_endpoint_up{service="www.example.",endpoint="2001:db8::2"} 0"#,
+                r#"dnslb_ts_endpoint_checks_total{service="www.example.",endpoint="192.0.2.1",result="ok"} 2"#,
+                r#"dnslb_ts_endpoint_checks_total{service="www.example.",endpoint="192.0.2.1",result="fail"} 0"#,
+                r#"dnslb_ts_endpoint_checks_total{service="www.example.",endpoint="192.0.2.1",result="timeout"} 1"#,
+                r#"dnslb_ts_endpoint_checks_total{service="api.example.",endpoint="192.0.2.1",result="ok"} 2"#,
+                r#"dnslb_ts_endpoint_checks_total{service="api.example.",endpoint="192.0.2.1",result="fail"} 0"#,
+                r#"dnslb_ts_endpoint_checks_total{service="api.example.",endpoint="192.0.2.1",result="timeout"} 1"#,
+                r#"dnslb_ts_endpoint_checks_total{service="www.example.",endpoint="2001:db8::2",result="ok"} 0"#,
+                r#"dnslb_ts_endpoint_checks_total{service="www.example.",endpoint="2001:db8::2",result="fail"} 1"#,
+                r#"dnslb_ts_endpoint_checks_total{service="www.example.",endpoint="2001:db8::2",result="timeout"} 0"#,
+            ]
+        );
+        assert!(out.contains("# TYPE dnslb_ts_endpoint_up gauge\n"));
+        assert!(out.contains("# TYPE dnslb_ts_endpoint_checks_total counter\n"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let b = Board::new(vec![vec![label("a\"b\\c\nd", "x")]], 0);
+        let mut out = String::new();
+        b.write_prometheus(&mut out);
+        assert!(out.contains(r#"dnslb_ts_endpoint_up{service="a\"b\\c\nd",endpoint="x"} 1"#));
+    }
+
+    #[test]
+    fn states_give_each_label_its_state_and_last_change() {
+        let b = board();
+        b.set_up(0, false, 1_010);
+        b.set_up(0, true, 1_020);
+        b.set_up(1, false, 1_030);
+        assert_eq!(
+            b.states(),
+            [
+                (label("www.example.", "192.0.2.1"), true, 1_020),
+                (label("api.example.", "192.0.2.1"), true, 1_020),
+                (label("www.example.", "2001:db8::2"), false, 1_030),
+            ]
+        );
+        assert_eq!(
+            Board::new(vec![vec![label("s.", "e")]], 77).states(),
+            [(label("s.", "e"), true, 77)],
+            "up since the start"
+        );
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::{self, JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -143,7 +143,9 @@ impl Run {
             .map(|t| (t.check.probe != Probe::None).then_some(t.check.interval_ms))
             .collect();
         let mut plan = ProbePlan::new(&intervals, max_in_flight, rand::random);
-        let mut probes: JoinSet<(usize, ProbeResult)> = JoinSet::new();
+        let mut probes: JoinSet<ProbeResult> = JoinSet::new();
+        // Which target each probe in flight is for.
+        let mut running: HashMap<task::Id, usize> = HashMap::new();
         let ms_since = |start: Instant| -> u64 {
             u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
         };
@@ -151,20 +153,29 @@ impl Run {
             let now = ms_since(start);
             while let Some(i) = plan.take_due(now) {
                 let targets = Arc::clone(&self.targets);
-                probes.spawn(async move {
-                    let result = match targets.get(i) {
+                let task = probes.spawn(async move {
+                    match targets.get(i) {
                         Some(t) => probe(t).await,
                         None => ProbeResult::Ok,
-                    };
-                    (i, result)
+                    }
                 });
+                running.insert(task.id(), i);
             }
             let wake = plan.next_wake().map(|at| start + Duration::from_millis(at));
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break,
-                Some(done) = probes.join_next(), if !probes.is_empty() => {
-                    if let Ok((i, result)) = done {
+                Some(done) = probes.join_next_with_id(), if !probes.is_empty() => {
+                    // A probe that panicked counts as failed: its target
+                    // keeps its place in the plan.
+                    let (id, result) = match done {
+                        Ok((id, result)) => (id, result),
+                        Err(e) => {
+                            tracing::error!(error = %e, "endpoint probe failed");
+                            (e.id(), ProbeResult::Fail)
+                        }
+                    };
+                    if let Some(i) = running.remove(&id) {
                         self.settle(i, result);
                         plan.finished(i, ms_since(start));
                     }
@@ -212,5 +223,68 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EndpointHealth, distinct, live_set};
+    use crate::ts::gslb::check::spec::{CheckSpec, Label, Probe, Target};
+
+    fn target(addr: &str, port: u16) -> Target {
+        Target {
+            addr: addr.parse().unwrap(),
+            check: CheckSpec {
+                probe: Probe::Tcp { port },
+                interval_ms: 1_000,
+                timeout_ms: 500,
+                rise: 2,
+                fall: 3,
+            },
+        }
+    }
+
+    fn label(service: &str, endpoint: &str) -> Label {
+        Label {
+            service: service.into(),
+            endpoint: endpoint.into(),
+        }
+    }
+
+    #[test]
+    fn equal_targets_are_one_with_every_label() {
+        let a = target("192.0.2.1", 80);
+        let b = target("192.0.2.2", 80);
+        let a_other_port = target("192.0.2.1", 81);
+        let d = distinct(vec![
+            (a.clone(), vec![label("www.", "192.0.2.1")]),
+            (b.clone(), vec![label("www.", "192.0.2.2")]),
+            (a.clone(), vec![label("api.", "192.0.2.1")]),
+            (a_other_port.clone(), vec![label("mail.", "192.0.2.1")]),
+            (a.clone(), vec![label("www.", "192.0.2.1")]),
+        ]);
+        assert_eq!(d.targets, [a, b, a_other_port]);
+        assert_eq!(d.of_entry, [0, 1, 0, 2, 0]);
+        assert_eq!(
+            d.labels,
+            [
+                vec![label("www.", "192.0.2.1"), label("api.", "192.0.2.1")],
+                vec![label("www.", "192.0.2.2")],
+                vec![label("mail.", "192.0.2.1")],
+            ]
+        );
+    }
+
+    #[test]
+    fn the_live_set_follows_the_entries_as_given() {
+        let down = EndpointHealth {
+            up: false,
+            streak: 0,
+        };
+        let health = [EndpointHealth::START, down];
+        assert_eq!(
+            live_set(&[0, 1, 0, 1], &health).up,
+            [true, false, true, false]
+        );
     }
 }

@@ -52,9 +52,15 @@ pub(super) async fn probe(target: &Target) -> ProbeResult {
 /// The status code of `GET path` at `to` (HTTP/1.1, `Connection: close`),
 /// from its status line alone; `None` when the line is not one.
 async fn http_status(to: SocketAddr, path: &str, host: Option<&str>) -> io::Result<Option<u16>> {
-    let mut conn = TcpStream::connect(to).await?;
     let host = host.map_or_else(|| to.to_string(), str::to_owned);
     let path = if path.starts_with('/') { path } else { "/" };
+    if !header_safe(&host) || !header_safe(path) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "HTTP check's path or host holds a space or control character",
+        ));
+    }
+    let mut conn = TcpStream::connect(to).await?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: dnslb-check\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     );
@@ -75,6 +81,12 @@ async fn http_status(to: SocketAddr, path: &str, host: Option<&str>) -> io::Resu
         }
     }
     Ok(None)
+}
+
+/// Whether `text` can go into a request line or header as it is: no
+/// spaces or control characters (nothing that could end the line early).
+fn header_safe(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b > b' ' && b != 0x7f)
 }
 
 /// The status code of an HTTP/1.x response starting `head`, once its status
@@ -133,7 +145,16 @@ async fn dns_answers(to: SocketAddr, qname: &str, qtype: u16) -> io::Result<bool
 
 #[cfg(test)]
 mod tests {
-    use super::status_of;
+    use super::{header_safe, status_of};
+
+    #[test]
+    fn paths_and_hosts_cannot_end_the_request_line() {
+        assert!(header_safe("/health?x=1"));
+        assert!(header_safe("www.example.com:8080"));
+        assert!(!header_safe("/a b"));
+        assert!(!header_safe("/a\r\nX-Evil: 1"));
+        assert!(!header_safe(""));
+    }
 
     #[test]
     fn the_status_line_gives_the_code() {
