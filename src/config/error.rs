@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::source_map::{SourceMap, display_path};
 use super::{
-    Denial, DnssecAlgorithm, DnstapMessage, KeyAlgorithm, Layout, OnMiss, OnTimeout, Order,
-    RuleTransport, Strategy,
+    CheckKind, Denial, DnssecAlgorithm, DnstapMessage, KeyAlgorithm, Layout, OnMiss, OnTimeout,
+    Order, RuleTransport, Select, Strategy,
 };
 
 /// A typed problem with a config file.
@@ -185,6 +185,8 @@ fn keyword_choices(key: &str) -> Option<Vec<&'static str>> {
         "ts.on_miss" => names(OnMiss::ALL, OnMiss::as_str),
         "ts.dnssec.algorithm" => names(DnssecAlgorithm::ALL, DnssecAlgorithm::as_str),
         "ts.dnssec.denial" => names(Denial::ALL, Denial::as_str),
+        "ts.service.select" => names(Select::ALL, Select::as_str),
+        "ts.service.check.kind" => names(CheckKind::ALL, CheckKind::as_str),
         "key.algorithm" => names(KeyAlgorithm::ALL, KeyAlgorithm::as_str),
         "ls.rule.match.transport" => names(RuleTransport::ALL, RuleTransport::as_str),
         "ls.dnstap.messages" | "ts.dnstap.messages" => {

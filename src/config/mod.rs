@@ -17,7 +17,8 @@
 //!   [`BackendConfig`] and the keyword enums) in `ls`, [`CacheConfig`] in `cache`,
 //!   [`TlsConfig`] and [`HttpsConfig`] (and the reading of their certificates) in `tls`, its
 //!   [`PoolConfig`]s in `pool`, its query and response rules ([`RuleConfig`],
-//!   [`ResponseRuleConfig`]) in `rules`, [`TsConfig`] (with [`Fault`] and [`OnMiss`]) in `ts`.
+//!   [`ResponseRuleConfig`]) in `rules`, [`TsConfig`] (with [`Fault`] and [`OnMiss`]) in `ts`,
+//!   its `[[ts.service]]` ([`ServiceConfig`]) in `service`, their rules in `service_checks`.
 //! - `policy`: the policy keys a pool may set over `[ls]`'s, declared once
 //!   (`policy_keys!`), and [`PolicyConfig`], their values for `[ls]` or a pool.
 //! - `values`: the string values of the schema (addresses, networks, DNS names, the
@@ -103,6 +104,8 @@ mod key;
 mod ls;
 mod pool;
 mod rules;
+mod service;
+mod service_checks;
 mod source_map;
 #[cfg(test)]
 mod tests;
@@ -131,6 +134,10 @@ pub use rules::{
     ResponseMatch, ResponseRuleConfig, RuleAction, RuleConfig, RuleMatch, RuleTransport,
     SPOOF_TTL_DEFAULT,
 };
+pub use service::{
+    CheckConfig, CheckKind, EndpointConfig, Select, ServiceConfig, ViewConfig, WhenAllDown,
+};
+pub use service_checks::MAX_SERVICE_ANSWERS;
 pub use tls::{
     CertError, EXPIRY_WARNING_SECS, HttpsConfig, TlsConfig, expiry_warning_days, file_not_after,
     load_certified_key, not_after, unix_now,
@@ -241,7 +248,15 @@ impl Config {
                 }
             }
         }
-        for ts in &mut config.ts {
+        let map = SourceMap::new(text);
+        for (i, ts) in config.ts.iter_mut().enumerate() {
+            for (j, s) in ts.service.iter_mut().enumerate() {
+                let line = map.line_of_any(&[&format!("ts.{i}.service.{j}.name")]);
+                s.at = match line {
+                    Some(l) => format!("{}:{l}", path.display()),
+                    None => path.display().to_string(),
+                };
+            }
             for zone in &mut ts.zones {
                 if zone.is_relative() {
                     *zone = folder.join(&*zone);

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::available_cores;
 use super::dnstap::DnstapConfig;
+use super::service::ServiceConfig;
 use super::values::{de_addr, de_addrs, de_name, de_nets, de_opt_addr};
 
 keyword_enum! {
@@ -116,6 +117,9 @@ pub struct TsConfig {
     /// `[ls.dnstap]`); `None` (key omitted) = off. \[off\]
     #[serde(default)]
     pub dnstap: Option<DnstapConfig>,
+    /// Health-following names, `[[ts.service]]` (SPEC §4). \[none\]
+    #[serde(default)]
+    pub service: Vec<ServiceConfig>,
 }
 
 /// Longest `ts.nsid`, in bytes: the OPT that carries it (4 + 128 bytes of option,
@@ -158,6 +162,7 @@ impl TsConfig {
             nsid: None,
             dnssec: None,
             dnstap: None,
+            service: Vec::new(),
         }
     }
 

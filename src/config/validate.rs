@@ -463,6 +463,9 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
             || format!("must be in [0, 1], got {ratio}"),
         );
     }
+    for (path, msg) in super::service_checks::problems(i, ts) {
+        check.push(&[&path], msg);
+    }
 }
 
 /// The rules for `[[key]]` and the `xfr_key` that name them: unique names,

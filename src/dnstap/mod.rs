@@ -45,7 +45,7 @@ use message::{
     BytesField, Message, MessagePolicy, MessageType, PolicyAction, PolicyMatch, Preamble,
     SocketFamily, SocketProtocol, encode_payload,
 };
-pub use writer::{DnstapStats, RECONNECT, Target};
+pub use writer::{DnstapStats, RECONNECT, TapTarget};
 
 /// The `MessagePolicy.type` of a query rule's dnstap message.
 pub const RULE_POLICY_TYPE: &str = "dnslb-rule";
@@ -194,7 +194,7 @@ pub struct RuleNote<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Where the collector is.
-    pub target: Target,
+    pub target: TapTarget,
     /// The messages written.
     pub kinds: Vec<TapKind>,
     /// The `identity` of every message.
@@ -212,10 +212,10 @@ impl Settings {
     /// host name, the version to `dnslb <version>`, `""` leaves either out.
     pub fn from_config(config: &DnstapConfig, side: DnstapSide) -> Self {
         let target = match (&config.socket, config.tcp) {
-            (Some(path), _) => Target::Unix(path.clone()),
-            (None, Some(addr)) => Target::Tcp(addr),
+            (Some(path), _) => TapTarget::Unix(path.clone()),
+            (None, Some(addr)) => TapTarget::Tcp(addr),
             // Validation requires one; an empty path fails to connect, logged.
-            (None, None) => Target::Unix(Default::default()),
+            (None, None) => TapTarget::Unix(Default::default()),
         };
         let label = |given: &Option<String>, default: Option<String>| {
             given

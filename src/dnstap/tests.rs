@@ -17,7 +17,7 @@ use super::*;
 /// Settings writing every LS kind to `path`, reconnecting fast.
 fn settings(path: &Path, queue_size: usize) -> Settings {
     Settings {
-        target: Target::Unix(path.to_path_buf()),
+        target: TapTarget::Unix(path.to_path_buf()),
         kinds: vec![
             TapKind::ClientQuery,
             TapKind::ClientResponse,

@@ -61,14 +61,14 @@ pub struct DnstapStats {
 
 /// Where the collector listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub enum TapTarget {
     /// A Unix stream socket.
     Unix(PathBuf),
     /// A TCP address.
     Tcp(SocketAddr),
 }
 
-impl fmt::Display for Target {
+impl fmt::Display for TapTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unix(path) => write!(f, "unix:{}", path.display()),
@@ -108,7 +108,7 @@ enum SessionEnd {
 /// The writer task's state.
 pub(super) struct Writer {
     /// Where to connect.
-    pub(super) target: Target,
+    pub(super) target: TapTarget,
     /// The frames the producers queued (payloads, without the length).
     pub(super) queue: mpsc::Receiver<Vec<u8>>,
     /// Sent and dropped frames.
@@ -198,12 +198,12 @@ impl Writer {
     /// Connects and does the handshake.
     async fn connect(&self) -> Result<Link, LinkError> {
         match &self.target {
-            Target::Unix(path) => {
+            TapTarget::Unix(path) => {
                 let mut s = tokio::net::UnixStream::connect(path).await?;
                 handshake(&mut s).await?;
                 Ok(Link::Unix(s))
             }
-            Target::Tcp(addr) => {
+            TapTarget::Tcp(addr) => {
                 let mut s = tokio::net::TcpStream::connect(addr).await?;
                 s.set_nodelay(true)?;
                 handshake(&mut s).await?;

@@ -58,6 +58,8 @@ pub fn render_ts_prometheus(ts: &TableServer) -> String {
         e.sample("dnslb_ts_zone_rrsets", &[("zone", label)], z.rrset_count());
     }
     write_dnstap(&mut e, ts.dnstap().stats().as_deref());
+    // `[[ts.service]]` endpoints: up and checks by result (the checker's).
+    ts.write_service_metrics(&mut e.0);
     write_process(&mut e, &ProcessStats::read());
     write_build_info(&mut e);
     e.0

@@ -17,6 +17,7 @@ use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
 use crate::config::{DnstapConfig, DnstapSide};
 use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
+use crate::ts::gslb::check::Checker;
 use crate::ts::xfr::notifier::{Announce, run_notifier};
 use crate::ts::xfr::notify::{log_notified, notify_wait};
 use crate::ts::{TableServer, TsSettings};
@@ -154,6 +155,7 @@ impl TsService {
             }
             tokio::spawn(crate::metrics::serve_ts(l, ts.clone(), token.clone()))
         });
+        let checker = start_checker(&ts, &token);
         info!(ts = %name, addr = ?addrs, "table server ready");
         // One task sends every NOTIFY: at most one pending per zone and
         // secondary, however often the zones change.
@@ -218,6 +220,12 @@ impl TsService {
             if let Some(m) = metrics {
                 let _ = m.await;
             }
+            if let Some(c) = checker {
+                let _ = c.await;
+            }
+            if let Some(c) = ts.take_checker() {
+                c.join().await;
+            }
         })
         .await;
         // Last, once no answer is left to write: what is queued, STOP, FINISH.
@@ -230,6 +238,40 @@ impl TsService {
         }
         Ok(())
     }
+}
+
+/// Most endpoint probes in flight at once, for all the services of a TS.
+const CHECKS_IN_FLIGHT: usize = 256;
+
+/// Starts the endpoint checker of `ts`'s services (none: nothing), and the
+/// task that rebuilds their answers on each change of the live set; both
+/// stop when `token` is cancelled. A health change sends no NOTIFY: the
+/// zone's data (every endpoint) did not change.
+fn start_checker(
+    ts: &Arc<TableServer>,
+    token: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let targets = ts.service_targets();
+    if targets.is_empty() {
+        return None;
+    }
+    let (checker, mut live) = Checker::start(targets, CHECKS_IN_FLIGHT, token.child_token());
+    ts.attach_checker(checker);
+    let (ts, token) = (Arc::clone(ts), token.clone());
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = token.cancelled() => break,
+                changed = live.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let set = Arc::clone(&live.borrow_and_update());
+                    ts.set_live(&set);
+                }
+            }
+        }
+    }))
 }
 
 /// Hands the notifier the NOTIFYs of `zones` (with their SOAs now) to the

@@ -73,9 +73,10 @@ pub fn load_catalog_noting(
             })?;
         }
     }
+    let with_services = add_services(settings, &mut builders)?;
     let mut zones = Vec::with_capacity(builders.len());
     let mut origins = Vec::with_capacity(builders.len());
-    for (b, files) in builders.into_iter().zip(sources) {
+    for (i, (b, files)) in builders.into_iter().zip(sources).enumerate() {
         let ttl = settings.ttl;
         let zone = b.finish_noting(
             &settings.zones,
@@ -100,6 +101,18 @@ pub fn load_catalog_noting(
                 ),
             });
         }
+        if zone.is_presigned()
+            && let Some(s) = with_services.iter().find(|(_, b)| *b == i)
+        {
+            return Err(service_error(
+                &settings.services[s.0],
+                format!(
+                    "is in {}, which is signed in its file (pre-signed): the service's \
+                     answers could not be signed; sign the zone with `dnssec` in [[ts]] instead",
+                    zone.origin()
+                ),
+            ));
+        }
         zones.push(zone);
         origins.push(files);
     }
@@ -108,6 +121,74 @@ pub fn load_catalog_noting(
         return Err(below_signed(settings, &zones, &origins, child, parent));
     }
     Ok(Catalog::new(zones))
+}
+
+/// Adds every `[[ts.service]]` of `settings` to the zone holding its name
+/// (the longest origin above it) with every endpoint's A or AAAA record:
+/// transfers carry them all (a secondary answers as if all were live) and a
+/// zone the TS signs signs them, with A/AAAA in the owner's NSEC bitmap.
+/// Each service with its builder's index.
+///
+/// # Errors
+/// A name outside every zone of the TS, or one the zone has other data at
+/// (both places named).
+fn add_services(
+    settings: &TsSettings,
+    builders: &mut [ZoneBuilder],
+) -> Result<Vec<(usize, usize)>, ZoneError> {
+    use hickory_proto::rr::RData;
+    let mut out = Vec::with_capacity(settings.services.len());
+    for (i, s) in settings.services.iter().enumerate() {
+        let b = builders
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.origin().zone_of(&s.name))
+            .max_by_key(|(_, b)| b.origin().num_labels())
+            .map(|(b, _)| b);
+        let Some(b) = b else {
+            let origins: Vec<String> = builders.iter().map(|b| b.origin().to_string()).collect();
+            return Err(service_error(
+                s,
+                format!("is outside every zone of this TS ({})", origins.join(", ")),
+            ));
+        };
+        if let Some((file, line, rtype)) = builders[b].first_at(&s.name) {
+            let file = settings.zones.get(file).cloned().unwrap_or_default();
+            return Err(service_error(
+                s,
+                format!(
+                    "the zone has other data at this name ({} at {}:{line}): a service's \
+                     name holds nothing else",
+                    hickory_proto::rr::RecordType::from(rtype),
+                    file.display()
+                ),
+            ));
+        }
+        let config = std::path::Path::new(&s.at);
+        for e in &s.endpoint {
+            let data = match e.addr {
+                std::net::IpAddr::V4(a) => RData::A(a.into()),
+                std::net::IpAddr::V6(a) => RData::AAAA(a.into()),
+            };
+            let rec = super::source::SourceRecord {
+                name: s.name.clone(),
+                ttl: s.ttl,
+                data,
+                line: 0,
+            };
+            builders[b].add(usize::MAX, config, &rec)?;
+        }
+        out.push((i, b));
+    }
+    Ok(out)
+}
+
+/// A problem of service `s` found with the zones, at its `name` in the config.
+fn service_error(s: &crate::config::ServiceConfig, msg: String) -> ZoneError {
+    ZoneError::Shared {
+        file: s.at.clone().into(),
+        msg: format!("ts.service.name: {} {msg}", s.name),
+    }
 }
 
 /// The first zone (index into `zones`) whose origin lies strictly inside a
@@ -200,4 +281,59 @@ fn synth_soa(origin: &Name, apex_ns: Option<&Name>, ttl: u32, serial: u32) -> (u
             ttl,
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// The error loading a TS with `[[ts.service]]` `service` over the zone `zone`.
+    fn load_error(zone: &str, service: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("example.org.zone");
+        std::fs::write(&file, zone).unwrap();
+        let text = format!(
+            "[[ts]]\nname = \"t\"\nlisten = \"127.0.0.1:0\"\nzones = [{:?}]\n\n[[ts.service]]\n{service}endpoint = [ {{ addr = \"192.0.2.1\" }} ]\n",
+            file.display().to_string()
+        );
+        let c = Config::from_toml(&text, std::path::Path::new("c.toml")).unwrap();
+        let settings = TsSettings::from_config(&c.ts[0]);
+        let err = load_catalog(&settings, 1).unwrap_err().to_string();
+        err.replace(&file.display().to_string(), "Z")
+    }
+
+    const ZONE: &str = "$ORIGIN example.org.\n@ 300 SOA ns hostmaster 1 3600 600 86400 60\n@ 300 NS ns\nns 300 A 192.0.2.53\nwww 300 TXT \"x\"\n";
+
+    #[test]
+    fn a_service_outside_the_zones_or_over_other_data_is_refused_naming_both_places() {
+        assert_eq!(
+            load_error(ZONE, "name = \"www.example.net\"\n"),
+            "c.toml:7: ts.service.name: www.example.net. is outside every zone of this TS (example.org.)"
+        );
+        assert_eq!(
+            load_error(ZONE, "name = \"www.example.org\"\n"),
+            "c.toml:7: ts.service.name: www.example.org. the zone has other data at this name (TXT at Z:5): a service's name holds nothing else"
+        );
+    }
+
+    #[test]
+    fn a_service_adds_every_endpoint_to_its_zone() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("example.org.zone");
+        std::fs::write(&file, ZONE).unwrap();
+        let text = format!(
+            "[[ts]]\nname = \"t\"\nlisten = \"127.0.0.1:0\"\nzones = [{:?}]\n\n[[ts.service]]\nname = \"app.example.org\"\nttl = 20\nendpoint = [ {{ addr = \"192.0.2.1\" }}, {{ addr = \"2001:db8::1\" }} ]\n",
+            file.display().to_string()
+        );
+        let c = Config::from_toml(&text, std::path::Path::new("c.toml")).unwrap();
+        let catalog = load_catalog(&TsSettings::from_config(&c.ts[0]), 1).unwrap();
+        let records = catalog.zones()[0].records();
+        let at: Vec<String> = records
+            .iter()
+            .filter(|(n, _, _)| n.to_ascii() == "app.example.org.")
+            .map(|(_, ttl, d)| format!("{ttl} {d}"))
+            .collect();
+        assert_eq!(at, ["20 192.0.2.1", "20 2001:db8::1"]);
+    }
 }

@@ -31,10 +31,13 @@
 //!   journal ([`xfr::ixfr`]), the transfer key ([`xfr::tsig`]), NOTIFY
 //!   ([`xfr::notify`] decides, [`xfr::notifier`] sends);
 //! - [`serials`]: SOA serials kept across restarts; [`metrics`]: the TS's
-//!   counters.
+//!   counters;
+//! - [`gslb`]: service answers, names that follow their endpoints' health
+//!   ([`gslb::check`]: the endpoint checker).
 pub mod answer;
 pub(crate) mod clock;
 pub mod dnssec;
+pub mod gslb;
 mod load;
 pub mod metrics;
 mod respond;

@@ -137,6 +137,13 @@ fn respond_unsigned(ts: &TableServer, req: Request<'_>, room: usize) -> (Reply, 
     let Some(zone) = catalog.find(&qname, u16::from(qtype)) else {
         return refuse(&q);
     };
+    let flags = dns::WireHeader::read(req.raw).map_or(0, |h| h.flags);
+    let head = (q.header.metadata.id, flags, &question[..]);
+    let opt = q.edns.as_ref().map(|e| e.flags().dnssec_ok);
+    let max = less(q.max_size(req.transport), room);
+    if let Some(done) = service_reply(ts, zone, &req, (&qname, qtype), head, opt, max) {
+        return done;
+    }
     let opt = answer_edns(ts, &q).and_then(|e| {
         let mut out = Vec::with_capacity(32);
         let mut enc = BinEncoder::new(&mut out);
@@ -173,6 +180,12 @@ fn respond_plain(
     }
     let catalog = ts.catalog.load();
     let zone = catalog.find(&q.qname, u16::from(q.qtype))?;
+    let max = less(q.max_size(req.transport), room);
+    let head = (q.id, q.flags, q.question);
+    let opt = q.opt.map(|o| o.dnssec_ok);
+    if let Some(done) = service_reply(ts, zone, req, (&q.qname, q.qtype), head, opt, max) {
+        return Some(done);
+    }
     let opt = q.opt.map(|o| answer::opt_record(o.dnssec_ok));
     let asked = answer::Asked {
         id: q.id,
@@ -182,7 +195,6 @@ fn respond_plain(
         qtype: q.qtype,
         dnssec_ok: q.opt.is_some_and(|o| o.dnssec_ok),
     };
-    let max = less(q.max_size(req.transport), room);
     Some(finish(
         ts,
         (&catalog, zone),
@@ -191,6 +203,73 @@ fn respond_plain(
         max,
         req.transport,
     ))
+}
+
+/// The answer of a `[[ts.service]]` to an A or AAAA query for its name
+/// (`head`: ID, flags, question; `opt`: the query's OPT and its DO bit),
+/// its view chosen by the ECS source prefix when the query has one, else by
+/// the source address. `None`: no service's name or type, a family it has
+/// no endpoint of (the zone's NODATA), or DO=1 in a signed zone (the zone's
+/// signed RRset of every endpoint answers: per-answer-set signing is not
+/// built yet).
+fn service_reply(
+    ts: &TableServer,
+    zone: &Zone,
+    req: &Request<'_>,
+    (qname, qtype): (&NameKey, RecordType),
+    (id, flags, question): (u16, u16, &[u8]),
+    opt: Option<bool>,
+    max: u16,
+) -> Option<(Reply, RequestOutcome)> {
+    use super::gslb::{self, AddrFamily, SetChoice};
+    let idx = ts.services.find(qname.bytes())?;
+    let family = match qtype {
+        RecordType::A => AddrFamily::V4,
+        RecordType::AAAA => AddrFamily::V6,
+        _ => return None,
+    };
+    let signed = ts.settings.dnssec.is_some() || zone.is_presigned();
+    if opt == Some(true) && signed {
+        return None;
+    }
+    let service = ts.services.list.get(idx)?;
+    let ecs = opt.and_then(|_| gslb::ecs::find(req.raw));
+    let client = match ecs {
+        Some(e) if e.source > 0 => e.addr,
+        _ => req.src.ip(),
+    };
+    let sets = ts.answer_sets.load();
+    let view = service.view_of(client);
+    let choice = &sets.services.get(idx)?.get(view)?[family as usize];
+    if *choice == SetChoice::NoFamily {
+        return None;
+    }
+    // The scope: 0 for a source prefix of 0 (RFC 7871 §7.1.2) or a service
+    // without views of that family; else its longest view network.
+    let ecs = ecs.map(|e| {
+        let scope = if e.source == 0 {
+            0
+        } else {
+            service.scope[AddrFamily::of(e.addr) as usize]
+        };
+        (e, scope)
+    });
+    let asked = gslb::reply::ServiceAsked {
+        id,
+        flags,
+        question,
+        opt,
+        ecs,
+        max,
+    };
+    let (msg, rcode) =
+        gslb::select::with_worker_rng(|rng| gslb::reply::write(service, choice, rng, &asked));
+    let rcode = if rcode == 2 {
+        ResponseCode::ServFail
+    } else {
+        ResponseCode::NoError
+    };
+    Some((Reply::One(msg), RequestOutcome::Answered(rcode)))
 }
 
 /// The answer to an AXFR or IXFR of `zone` (from an allowed client): the

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
-use crate::config::{Config, Dnssec, Fault, KeyConfig, OnMiss, TsConfig, ValueError, parse_name};
+use crate::config::{
+    Config, Dnssec, Fault, KeyConfig, OnMiss, ServiceConfig, TsConfig, ValueError, parse_name,
+};
 
 /// What a TS serves and how.
 #[derive(Debug, Clone)]
@@ -36,6 +38,9 @@ pub struct TsSettings {
     pub nsid: Option<String>,
     /// Sign the zones served (keys, algorithm, denial); `None`: served as read.
     pub dnssec: Option<Dnssec>,
+    /// Health-following names (`[[ts.service]]`), added to their zones
+    /// with every endpoint at load.
+    pub services: Vec<ServiceConfig>,
 }
 
 impl TsSettings {
@@ -55,6 +60,7 @@ impl TsSettings {
             fault: c.fault,
             nsid: c.nsid.clone(),
             dnssec: c.dnssec.clone(),
+            services: c.service.clone(),
         }
     }
 
@@ -94,6 +100,7 @@ impl TsSettings {
             nsid: None,
             ixfr_history: 10,
             dnssec: None,
+            services: Vec::new(),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::dnstap::Dnstap;
 
 use super::clock::unix_now;
 use super::dnssec::policy;
+use super::gslb;
 use super::load::load_catalog_noting;
 use super::metrics::TsMetrics;
 use super::serials::{self, serial_newer};
@@ -49,6 +50,12 @@ pub struct TableServer {
     /// the address it serves on (each message's responder); off until
     /// [`TableServer::with_dnstap`].
     pub(super) dnstap: (Dnstap, Option<SocketAddr>),
+    /// The `[[ts.service]]`s, compiled once.
+    pub(super) services: gslb::Services,
+    /// Their answers for the live set in force, rebuilt on each change.
+    pub(super) answer_sets: ArcSwap<gslb::AnswerSets>,
+    /// The endpoint checker, once started ([`TableServer::attach_checker`]).
+    pub(super) checker: std::sync::Mutex<Option<gslb::check::Checker>>,
 }
 
 /// What a reload did.
@@ -146,6 +153,9 @@ impl TableServer {
             .nsid
             .as_ref()
             .and_then(|s| NSIDPayload::new(s.as_bytes().to_vec()).ok());
+        // Every endpoint starts live (fail-open), as the checker does.
+        let services = gslb::Services::compile(&settings.services);
+        let answer_sets = gslb::AnswerSets::build(&services.list, &|_| true);
         let ts = TableServer {
             settings,
             catalog: ArcSwap::from_pointee(catalog),
@@ -158,6 +168,9 @@ impl TableServer {
             xfr_key,
             changed_at_start,
             dnstap: (Dnstap::off(), None),
+            services,
+            answer_sets: ArcSwap::from_pointee(answer_sets),
+            checker: std::sync::Mutex::new(None),
         };
         ts.save_serials(sources.as_deref());
         Ok(ts)
@@ -168,6 +181,40 @@ impl TableServer {
     pub fn with_dnstap(mut self, dnstap: Dnstap, listen: SocketAddr) -> Self {
         self.dnstap = (dnstap, Some(listen));
         self
+    }
+
+    /// The checker's targets of its services (empty without services).
+    pub fn service_targets(&self) -> Vec<(gslb::check::Target, Vec<gslb::check::Label>)> {
+        gslb::service::targets(&self.settings.services)
+    }
+
+    /// Rebuilds the services' answers for `live` (the checker's set, in the
+    /// order of [`TableServer::service_targets`]); an index it lacks is live.
+    pub fn set_live(&self, live: &gslb::check::LiveSet) {
+        let up = |i: usize| live.up.get(i).copied().unwrap_or(true);
+        let sets = gslb::AnswerSets::build(&self.services.list, &up);
+        self.answer_sets.store(Arc::new(sets));
+    }
+
+    /// Keeps the running checker, for `/metrics` and for its stop.
+    pub fn attach_checker(&self, checker: gslb::check::Checker) {
+        if let Ok(mut slot) = self.checker.lock() {
+            *slot = Some(checker);
+        }
+    }
+
+    /// The checker, taken to wait for its end.
+    pub fn take_checker(&self) -> Option<gslb::check::Checker> {
+        self.checker.lock().ok().and_then(|mut c| c.take())
+    }
+
+    /// The checker's Prometheus lines (none without services).
+    pub fn write_service_metrics(&self, out: &mut String) {
+        if let Ok(slot) = self.checker.lock()
+            && let Some(c) = slot.as_ref()
+        {
+            c.write_prometheus(out);
+        }
     }
 
     /// Its dnstap handle (off unless [`TableServer::with_dnstap`]).

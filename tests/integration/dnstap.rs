@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dnslb::config::DnstapConfig;
-use dnslb::dnstap::{Dnstap, RECONNECT, Settings, TapEvent, TapKind, TapTransport, Target};
+use dnslb::dnstap::{Dnstap, RECONNECT, Settings, TapEvent, TapKind, TapTarget, TapTransport};
 use dnslb::service::ts::{TsRun, TsService};
 use dnslb::service::{Control, Controls};
 use hickory_proto::op::{Message, MessageType, ResponseCode};
@@ -28,7 +28,7 @@ fn answer(query: &[u8], rcode: ResponseCode) -> Vec<u8> {
     m.to_vec().unwrap()
 }
 
-fn settings(target: Target, kinds: Vec<TapKind>) -> Settings {
+fn settings(target: TapTarget, kinds: Vec<TapKind>) -> Settings {
     Settings {
         target,
         kinds,
@@ -55,7 +55,7 @@ async fn the_written_frames_are_read_by_dnstap_read_and_dnstap_ldns() {
         TapKind::ForwarderResponse,
     ];
     let (tap, writer) = Dnstap::start(
-        settings(Target::Unix(capture.sock.clone()), kinds),
+        settings(TapTarget::Unix(capture.sock.clone()), kinds),
         token.clone(),
     );
 
@@ -189,7 +189,7 @@ async fn a_collector_killed_costs_counted_drops_and_a_new_one_gets_frames_again(
     let sock = dir.path().join("tap.sock");
     let first = Capture::start(&sock, &dir.path().join("first.fstrm"));
     let token = CancellationToken::new();
-    let mut s = settings(Target::Unix(sock.clone()), vec![TapKind::AuthQuery]);
+    let mut s = settings(TapTarget::Unix(sock.clone()), vec![TapKind::AuthQuery]);
     s.queue_size = 64;
     let (tap, writer) = Dnstap::start(s, token.clone());
     let stats = tap.stats().unwrap();

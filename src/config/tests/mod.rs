@@ -170,6 +170,14 @@ fn shipped_config_mentions_every_key() {
         "delay_ms",
         "delay_ratio",
         "drop_ratio",
+        "select",
+        "max_answers",
+        "pick",
+        "min_live",
+        "when_all_down",
+        "check",
+        "endpoint",
+        "view",
     ] {
         assert!(text.contains(&format!("{key} =")), "{key} missing");
     }

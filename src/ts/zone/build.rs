@@ -134,6 +134,17 @@ impl ZoneBuilder {
         &self.origin
     }
 
+    /// The first record held at `owner`: its file index, line and type.
+    pub fn first_at(&self, owner: &Name) -> Option<(usize, usize, u16)> {
+        let mut wire = Vec::new();
+        wire_into(owner, &mut wire).ok()?;
+        // Length bytes are at most 63: below every upper-case letter.
+        wire.make_ascii_lowercase();
+        let o = self.owners.find(&wire)?;
+        let p = self.pending.iter().find(|p| p.owner == o)?;
+        Some((p.file as usize, p.line as usize, p.rtype))
+    }
+
     /// Makes room for `records` more records. Capacity never written costs
     /// no resident memory, so a generous guess (from a file's size) is cheap
     /// and spares the copies of a growing table.

@@ -15,6 +15,8 @@
 //! * [`procs`]: child processes stopped by PID ([`Proc`]), `dnslb` as a
 //!   process, free ports, polling with a deadline.
 //! * [`fakes`]: fake backends answering, silent or stalled.
+//! * [`endpoints`]: service endpoints for health checks (TCP, HTTP, DNS),
+//!   killed and brought back.
 //! * [`http`]: GET over HTTP/1.1 and `/metrics` parsed.
 //! * [`env`]: fixtures, installed programs, skipping what cannot run.
 //! * [`signed`]: zones signed by the real DNSSEC tools as the test runs.
@@ -23,6 +25,9 @@
 //! * [`nsd`]: NSD as a reference primary or a secondary ([`Nsd`]).
 //! * [`unbound`]: Unbound as a stub-zone resolver or from any config
 //!   ([`Unbound`]).
+//! * [`gdnsd`], [`pdns`]: gdnsd (`multifo` over `tcp_connect`) and PowerDNS
+//!   (an `ifportup` LUA record) answering by their endpoints' health
+//!   ([`Gdnsd`], [`Pdns`]).
 //! * [`tls`]: DoT and DoH clients, a test PKI, `curl` (not re-exported:
 //!   its names are DoT's `ask` and `connect`; use `kit::tls::...`).
 //! * [`xfr`]: `dnslb ts` as a child process with a PROJ table, and its
@@ -42,13 +47,16 @@ pub mod commands;
 pub mod conf;
 pub mod dnssec;
 pub mod dnstap;
+pub mod endpoints;
 pub mod env;
 pub mod fakes;
+pub mod gdnsd;
 pub mod http;
 pub mod knot;
 pub mod load;
 pub mod netns;
 pub mod nsd;
+pub mod pdns;
 pub mod procs;
 pub mod rrsets;
 pub mod servers;
@@ -63,13 +71,16 @@ pub use commands::*;
 pub use conf::*;
 pub use dnssec::*;
 pub use dnstap::*;
+pub use endpoints::*;
 pub use env::*;
 pub use fakes::*;
+pub use gdnsd::{Gdnsd, GdnsdChecks};
 pub use http::*;
 pub use knot::Knot;
 pub use load::*;
 pub use netns::{Bird, Netns, enter_netns, netns_or_skip};
 pub use nsd::Nsd;
+pub use pdns::Pdns;
 pub use procs::*;
 pub use rrsets::*;
 pub use servers::*;

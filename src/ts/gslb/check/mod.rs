@@ -1,0 +1,23 @@
+//! The endpoint checker of service answers (issue 38): one task per TS
+//! probing every distinct endpoint, rise/fall hysteresis, the live set
+//! published on a `watch` only when it changes.
+//!
+//! # Map
+//! - `spec.rs`: what the checker is given ([`Probe`], [`CheckSpec`],
+//!   [`Target`], [`Label`]) and what it publishes ([`LiveSet`]);
+//! - `hysteresis.rs`: one endpoint's up/down by rise and fall (pure);
+//! - `schedule.rs`: when each target is probed, jitter and the in-flight
+//!   bound (pure, the clock given);
+//! - `probe.rs`: one probe (tcp, http, dns), bounded by its timeout;
+//! - `board.rs`: states and counts shown outside the task (metrics text,
+//!   `dnslb status` rows);
+//! - `checker.rs`: [`Checker`], the task that drives them.
+mod board;
+mod checker;
+mod hysteresis;
+mod probe;
+mod schedule;
+mod spec;
+
+pub use checker::Checker;
+pub use spec::{CheckSpec, Label, LiveSet, Probe, Target};

@@ -1,0 +1,177 @@
+//! The EDNS Client Subnet option (RFC 7871) of a query, read in place
+//! ([`find`]), and the option echoed in the answer with the scope the answer
+//! depended on ([`ClientSubnet::write_echo`]). Pure.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The ECS option code (RFC 7871 §6).
+pub const ECS_CODE: u16 = 8;
+
+/// A query's client subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSubnet {
+    /// The address, the bits past `source` zero.
+    pub addr: IpAddr,
+    /// SOURCE PREFIX-LENGTH.
+    pub source: u8,
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    b.get(at..at + 2).map(|x| u16::from_be_bytes([x[0], x[1]]))
+}
+
+/// Skips a (possibly compressed) name at `at`; the offset after it.
+fn skip_name(b: &[u8], mut at: usize) -> Option<usize> {
+    for _ in 0..128 {
+        let len = *b.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            l if l & 0xC0 == 0xC0 => return Some(at + 2),
+            l if l < 64 => at += 1 + usize::from(l),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The ECS option of the OPT in query `raw`, if it carries a well-formed
+/// one (family 1 or 2, a source prefix within the family's length, the
+/// address as long as the prefix needs). Anything else is none.
+pub fn find(raw: &[u8]) -> Option<ClientSubnet> {
+    let (qd, an, ns, ar) = (be16(raw, 4)?, be16(raw, 6)?, be16(raw, 8)?, be16(raw, 10)?);
+    if qd != 1 || ar == 0 {
+        return None;
+    }
+    let mut at = skip_name(raw, 12)? + 4;
+    for _ in 0..(u32::from(an) + u32::from(ns) + u32::from(ar)) {
+        at = skip_name(raw, at)?;
+        let rtype = be16(raw, at)?;
+        let rdlen = usize::from(be16(raw, at + 8)?);
+        let rdata = raw.get(at + 10..at + 10 + rdlen)?;
+        if rtype == 41 {
+            return in_options(rdata);
+        }
+        at += 10 + rdlen;
+    }
+    None
+}
+
+/// The ECS option among an OPT's options.
+fn in_options(options: &[u8]) -> Option<ClientSubnet> {
+    let mut pos = 0;
+    while pos + 4 <= options.len() {
+        let code = be16(options, pos)?;
+        let len = usize::from(be16(options, pos + 2)?);
+        let data = options.get(pos + 4..pos + 4 + len)?;
+        if code == ECS_CODE {
+            return parse(data);
+        }
+        pos += 4 + len;
+    }
+    None
+}
+
+/// One ECS option's data.
+fn parse(d: &[u8]) -> Option<ClientSubnet> {
+    let family = be16(d, 0)?;
+    let source = *d.get(2)?;
+    let bytes = d.get(4..)?;
+    let need = usize::from(source).div_ceil(8);
+    if bytes.len() != need {
+        return None;
+    }
+    let addr = match family {
+        1 if source <= 32 => {
+            let mut a = [0u8; 4];
+            a[..need].copy_from_slice(bytes);
+            IpAddr::V4(Ipv4Addr::from(mask(a, source)))
+        }
+        2 if source <= 128 => {
+            let mut a = [0u8; 16];
+            a[..need].copy_from_slice(bytes);
+            IpAddr::V6(Ipv6Addr::from(mask(a, source)))
+        }
+        _ => return None,
+    };
+    Some(ClientSubnet { addr, source })
+}
+
+/// `a` with the bits past `prefix` cleared.
+fn mask<const N: usize>(mut a: [u8; N], prefix: u8) -> [u8; N] {
+    for (i, byte) in a.iter_mut().enumerate() {
+        let bits = usize::from(prefix).saturating_sub(i * 8).min(8);
+        *byte &= !(0xFFu8
+            .checked_shr(u32::try_from(bits).unwrap_or(8))
+            .unwrap_or(0));
+    }
+    a
+}
+
+impl ClientSubnet {
+    /// Appends the option echoed with `scope` (RFC 7871 §7.2.1: family,
+    /// source prefix and address as sent).
+    pub fn write_echo(&self, scope: u8, out: &mut Vec<u8>) {
+        let need = usize::from(self.source).div_ceil(8);
+        let (family, octets): (u16, [u8; 16]) = match self.addr {
+            IpAddr::V4(a) => {
+                let mut o = [0u8; 16];
+                o[..4].copy_from_slice(&a.octets());
+                (1, o)
+            }
+            IpAddr::V6(a) => (2, a.octets()),
+        };
+        out.extend_from_slice(&ECS_CODE.to_be_bytes());
+        let len = u16::try_from(4 + need).unwrap_or(4);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&family.to_be_bytes());
+        out.push(self.source);
+        out.push(scope);
+        out.extend_from_slice(&octets[..need]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::{Edns, Message, Query};
+    use hickory_proto::rr::rdata::opt::{ClientSubnet as HSubnet, EdnsOption};
+    use hickory_proto::rr::{Name, RecordType};
+
+    fn query(subnet: Option<(&str, u8)>) -> Vec<u8> {
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("www.example.org.").unwrap(),
+            RecordType::A,
+        ));
+        let mut e = Edns::new();
+        if let Some((addr, prefix)) = subnet {
+            let s = HSubnet::new(addr.parse::<IpAddr>().unwrap(), prefix, 0);
+            e.options_mut().insert(EdnsOption::Subnet(s));
+        }
+        m.set_edns(e);
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn the_option_is_read_and_echoed_with_the_scope() {
+        let got = find(&query(Some(("10.1.2.3", 24)))).unwrap();
+        assert_eq!(got.addr, "10.1.2.0".parse::<IpAddr>().unwrap());
+        assert_eq!(got.source, 24);
+        let mut out = Vec::new();
+        got.write_echo(8, &mut out);
+        assert_eq!(out, [0, 8, 0, 7, 0, 1, 24, 8, 10, 1, 2]);
+        let v6 = find(&query(Some(("2001:db8:1:2::5", 56)))).unwrap();
+        assert_eq!(v6.addr, "2001:db8:1::".parse::<IpAddr>().unwrap());
+        assert_eq!(find(&query(None)), None);
+        let zero = find(&query(Some(("0.0.0.0", 0)))).unwrap();
+        assert_eq!(zero.source, 0);
+    }
+
+    #[test]
+    fn malformed_options_are_none() {
+        assert_eq!(parse(&[0, 1, 33, 0, 1, 2, 3, 4, 5]), None, "v4 /33");
+        assert_eq!(parse(&[0, 1, 24, 0, 1, 2]), None, "too short for /24");
+        assert_eq!(parse(&[0, 3, 8, 0, 1]), None, "family 3");
+        assert_eq!(find(&[0; 5]), None);
+        assert_eq!(mask([0xFF, 0xFF], 12), [0xFF, 0xF0]);
+    }
+}

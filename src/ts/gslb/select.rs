@@ -1,0 +1,384 @@
+//! Which endpoints answer (pure). [`AnswerSets::build`] turns the live set
+//! into each service's answer for every view and family, once per health
+//! change; [`SetChoice::draw`] makes one query's answer from it without
+//! allocating (`weighted`: `pick` endpoints drawn by weight without
+//! repetition, from the worker's own [`Rng`]).
+//!
+//! The rules: a view's group order, or `failover`'s groups in config order,
+//! is tried group by group: the first with at least `min_live` live
+//! endpoints of the family answers (`all` and `failover`: its live ones, at
+//! most `max_answers`; `weighted`: `pick` drawn among them). Without a view,
+//! `all` and `weighted` take every live endpoint of the family. When no group
+//! reaches `min_live` but some endpoint of the order is live, those live
+//! ones answer; when none is, `when_all_down` decides: every endpoint of
+//! the family, whatever its group (fail-open), the fallback CNAME, or SERVFAIL. A family with no endpoint
+//! at all is the zone's to answer (NODATA).
+use std::cell::Cell;
+
+use super::service::{AddrFamily, Service};
+use crate::config::{MAX_SERVICE_ANSWERS, Select, WhenAllDown};
+
+/// Most endpoints one answer holds: the bound of the draw's stack array.
+pub const MAX_PICK: usize = MAX_SERVICE_ANSWERS as usize;
+
+/// One service's answer for one view and family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetChoice {
+    /// These endpoints (indexes into the service's), all of them, or, with
+    /// `pick`, that many drawn by weight.
+    Records {
+        /// The endpoints answering, in order.
+        members: Vec<u16>,
+        /// Draw this many by weight (`weighted`); 0: all the members.
+        pick: usize,
+    },
+    /// The fallback CNAME.
+    Fallback,
+    /// SERVFAIL.
+    Servfail,
+    /// The service has no endpoint of this family: the zone answers (NODATA).
+    NoFamily,
+}
+
+/// One service's answers: by view (0: none applies, then each view) and family.
+pub type ServiceSets = Vec<[SetChoice; 2]>;
+
+/// Every service's answers for one live set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerSets {
+    /// By service, in config order.
+    pub services: Vec<ServiceSets>,
+}
+
+impl AnswerSets {
+    /// The answers of `services` when endpoint `i` (the checker's index) is
+    /// up as `up(i)` says.
+    pub fn build(services: &[Service], up: &dyn Fn(usize) -> bool) -> AnswerSets {
+        let services = services
+            .iter()
+            .map(|s| {
+                let up = |i: usize| up(s.base + i);
+                let mut sets = Vec::with_capacity(1 + s.views.len());
+                for v in 0..=s.views.len() {
+                    let order = v.checked_sub(1).map(|i| s.views[i].order.as_slice());
+                    sets.push([
+                        choose(s, order, AddrFamily::V4, &up),
+                        choose(s, order, AddrFamily::V6, &up),
+                    ]);
+                }
+                sets
+            })
+            .collect();
+        AnswerSets { services }
+    }
+}
+
+/// The answer of `s` for one family and group order.
+fn choose(
+    s: &Service,
+    order: Option<&[usize]>,
+    f: AddrFamily,
+    up: &dyn Fn(usize) -> bool,
+) -> SetChoice {
+    let has_family = s.endpoints.iter().any(|e| AddrFamily::of(e.addr) == f);
+    if !has_family {
+        return SetChoice::NoFamily;
+    }
+    let live = candidates(s, order, f, up);
+    let members = match live {
+        Some(m) => m,
+        None => match &s.when_all_down {
+            WhenAllDown::Servfail => return SetChoice::Servfail,
+            WhenAllDown::Fallback(_) => return SetChoice::Fallback,
+            // Every endpoint of the family, whatever the group or view
+            // (SPEC §4: fail-open answers every endpoint).
+            WhenAllDown::All => s
+                .endpoints
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| AddrFamily::of(e.addr) == f)
+                .filter_map(|(i, _)| u16::try_from(i).ok())
+                .collect(),
+        },
+    };
+    finish(s, members)
+}
+
+/// The members cut to what an answer may hold.
+fn finish(s: &Service, mut members: Vec<u16>) -> SetChoice {
+    if s.select == Select::Weighted {
+        members.truncate(u16::MAX.into());
+        let pick = s.pick.min(members.len()).min(MAX_PICK);
+        SetChoice::Records { members, pick }
+    } else {
+        members.truncate(s.max_answers.min(MAX_PICK));
+        SetChoice::Records { members, pick: 0 }
+    }
+}
+
+/// The live endpoints of family `f` that answer, by the rules in the header;
+/// `None` when none is live.
+fn candidates(
+    s: &Service,
+    order: Option<&[usize]>,
+    f: AddrFamily,
+    up: &dyn Fn(usize) -> bool,
+) -> Option<Vec<u16>> {
+    let of = |g: Option<usize>| -> Vec<u16> {
+        s.endpoints
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| {
+                AddrFamily::of(e.addr) == f && g.is_none_or(|g| e.group == g) && up(*i)
+            })
+            .filter_map(|(i, _)| u16::try_from(i).ok())
+            .collect()
+    };
+    let all_groups: Vec<usize>;
+    let order = match order {
+        Some(o) => Some(o),
+        None if s.select == Select::Failover => {
+            all_groups = (0..s.groups.len()).collect();
+            Some(all_groups.as_slice())
+        }
+        None => None,
+    };
+    let Some(order) = order else {
+        let live = of(None);
+        return (!live.is_empty()).then_some(live);
+    };
+    let mut any = Vec::new();
+    for &g in order {
+        let live = of(Some(g));
+        if live.len() >= s.min_live {
+            return Some(live);
+        }
+        any.extend(live);
+    }
+    (!any.is_empty()).then_some(any)
+}
+
+/// A small fast generator (xorshift64*), one per worker thread.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (0 is made 1).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..n` (`n` > 0), by the multiply-shift reduction.
+    pub fn below(&mut self, n: u64) -> u64 {
+        let wide = u128::from(self.next_u64()) * u128::from(n);
+        u64::try_from(wide >> 64).unwrap_or(0)
+    }
+}
+
+thread_local! {
+    /// This thread's generator, seeded once from the OS.
+    static WORKER_RNG: Cell<u64> = Cell::new(rand::random::<u64>() | 1);
+}
+
+/// Runs `f` with this thread's generator.
+pub fn with_worker_rng<T>(f: impl FnOnce(&mut Rng) -> T) -> T {
+    WORKER_RNG.with(|cell| {
+        let mut rng = Rng::new(cell.get());
+        let out = f(&mut rng);
+        cell.set(rng.0);
+        out
+    })
+}
+
+impl SetChoice {
+    /// Calls `each` with the endpoints of one answer, in order: all the
+    /// members, or `pick` drawn by weight without repetition. No allocation.
+    pub fn draw(&self, s: &Service, rng: &mut Rng, mut each: impl FnMut(usize)) {
+        let SetChoice::Records { members, pick } = self else {
+            return;
+        };
+        if *pick == 0 {
+            for &m in members {
+                each(usize::from(m));
+            }
+            return;
+        }
+        let weight = |m: u16| u64::from(s.endpoints.get(usize::from(m)).map_or(1, |e| e.weight));
+        let mut chosen = [u16::MAX; MAX_PICK];
+        let mut total: u64 = members.iter().map(|&m| weight(m)).sum();
+        for k in 0..(*pick).min(MAX_PICK) {
+            if total == 0 {
+                break;
+            }
+            let mut r = rng.below(total);
+            let taken = &chosen[..k];
+            let Some(&m) = members.iter().find(|&&m| {
+                if taken.contains(&m) {
+                    return false;
+                }
+                let w = weight(m);
+                if r < w {
+                    return true;
+                }
+                r -= w;
+                false
+            }) else {
+                break;
+            };
+            chosen[k] = m;
+            total -= weight(m);
+            each(usize::from(m));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::service::Services;
+    use super::*;
+    use crate::config::{Config, ServiceConfig};
+
+    fn service(body: &str) -> Vec<ServiceConfig> {
+        let text = format!(
+            "[[ts]]\nname = \"t\"\nlisten = \"127.0.0.1:0\"\nzones = [\"z.zone\"]\n[[ts.service]]\nname = \"www.example.org\"\n{body}"
+        );
+        let c = Config::from_toml(&text, std::path::Path::new("c.toml")).unwrap();
+        c.ts[0].service.clone()
+    }
+
+    fn members(c: &SetChoice) -> Vec<u16> {
+        match c {
+            SetChoice::Records { members, .. } => members.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const FAILOVER: &str = r#"select = "failover"
+min_live = 2
+endpoint = [ { addr = "192.0.2.1", group = "dc1" }, { addr = "192.0.2.2", group = "dc1" },
+             { addr = "198.51.100.1", group = "dc2" }, { addr = "198.51.100.2", group = "dc2" },
+             { addr = "2001:db8::1", group = "dc2" } ]
+view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
+"#;
+
+    #[test]
+    fn failover_takes_the_first_group_with_min_live_in_the_views_order() {
+        let s = Services::compile(&service(FAILOVER));
+        let sets = AnswerSets::build(&s.list, &|_| true);
+        let svc = &sets.services[0];
+        assert_eq!(members(&svc[0][0]), [0, 1], "no view: dc1 first");
+        assert_eq!(members(&svc[1][0]), [2, 3], "the view: dc2 first");
+        assert_eq!(
+            members(&svc[0][1]),
+            [4],
+            "AAAA: dc1 has none, below min_live in dc2: the live ones"
+        );
+        // dc1 below min_live: dc2 answers; back when dc1 is whole again.
+        let sets = AnswerSets::build(&s.list, &|i| i != 1);
+        assert_eq!(members(&sets.services[0][0][0]), [2, 3]);
+        // Nothing reaches min_live: the live ones of the order.
+        let sets = AnswerSets::build(&s.list, &|i| i == 0 || i == 3);
+        assert_eq!(members(&sets.services[0][0][0]), [0, 3]);
+    }
+
+    #[test]
+    fn all_down_is_every_endpoint_the_fallback_or_servfail() {
+        let body = |w: &str| {
+            format!(
+                "{w}max_answers = 2\nendpoint = [ {{ addr = \"192.0.2.1\" }}, {{ addr = \"192.0.2.2\" }}, {{ addr = \"192.0.2.3\" }} ]\n"
+            )
+        };
+        let down = |_: usize| false;
+        let s = Services::compile(&service(&body("")));
+        let sets = AnswerSets::build(&s.list, &down);
+        assert_eq!(
+            members(&sets.services[0][0][0]),
+            [0, 1],
+            "fail-open, max_answers"
+        );
+        assert_eq!(sets.services[0][0][1], SetChoice::NoFamily);
+        let s = Services::compile(&service(&body("when_all_down = \"servfail\"\n")));
+        assert_eq!(
+            AnswerSets::build(&s.list, &down).services[0][0][0],
+            SetChoice::Servfail
+        );
+        let s = Services::compile(&service(&body(
+            "when_all_down = { fallback = \"sorry.example.org\" }\n",
+        )));
+        assert_eq!(
+            AnswerSets::build(&s.list, &down).services[0][0][0],
+            SetChoice::Fallback
+        );
+        let sets = AnswerSets::build(&s.list, &|i| i == 2);
+        assert_eq!(members(&sets.services[0][0][0]), [2], "one live: it alone");
+    }
+
+    #[test]
+    fn weighted_draws_without_repetition() {
+        let s = Services::compile(&service(
+            "select = \"weighted\"\npick = 2\nendpoint = [ { addr = \"192.0.2.1\", weight = 5 }, { addr = \"192.0.2.2\" }, { addr = \"192.0.2.3\" } ]\n",
+        ));
+        let sets = AnswerSets::build(&s.list, &|i| i != 1);
+        let choice = &sets.services[0][0][0];
+        let mut rng = Rng::new(7);
+        for _ in 0..1000 {
+            let mut got = Vec::new();
+            choice.draw(&s.list[0], &mut rng, |m| got.push(m));
+            assert_eq!(got.len(), 2);
+            assert_ne!(got[0], got[1]);
+            assert!(!got.contains(&1), "a dead one drawn: {got:?}");
+        }
+    }
+
+    /// Pearson's chi-square of `counts` against shares `weights` of their sum.
+    fn chi_square(counts: &[u64], weights: &[u64]) -> f64 {
+        let n: u64 = counts.iter().sum();
+        let w: u64 = weights.iter().sum();
+        counts
+            .iter()
+            .zip(weights)
+            .map(|(&c, &wi)| {
+                let expected = n as f64 * wi as f64 / w as f64;
+                (c as f64 - expected).powi(2) / expected
+            })
+            .sum()
+    }
+
+    #[test]
+    fn weights_hold_over_100000_draws_by_chi_square() {
+        let s = Services::compile(&service(
+            "select = \"weighted\"\nendpoint = [ { addr = \"192.0.2.1\", weight = 1 }, { addr = \"192.0.2.2\", weight = 2 }, { addr = \"192.0.2.3\", weight = 3 }, { addr = \"192.0.2.4\", weight = 4 } ]\n",
+        ));
+        let sets = AnswerSets::build(&s.list, &|_| true);
+        let choice = &sets.services[0][0][0];
+        let mut rng = Rng::new(0x5eed_1234_abcd);
+        let mut counts = [0u64; 4];
+        for _ in 0..100_000 {
+            choice.draw(&s.list[0], &mut rng, |m| counts[m] += 1);
+        }
+        // 3 degrees of freedom: 16.27 is the 0.999 quantile.
+        let x2 = chi_square(&counts, &[1, 2, 3, 4]);
+        assert!(x2 < 16.27, "chi-square {x2} for {counts:?}");
+        // And it can tell: uniform shares are rejected.
+        assert!(chi_square(&counts, &[1, 1, 1, 1]) > 1000.0);
+        // Dead endpoints drop out; the rest keep their proportions.
+        let sets = AnswerSets::build(&s.list, &|i| i != 3);
+        let mut counts = [0u64; 4];
+        for _ in 0..100_000 {
+            sets.services[0][0][0].draw(&s.list[0], &mut rng, |m| counts[m] += 1);
+        }
+        assert_eq!(counts[3], 0);
+        let x2 = chi_square(&counts[..3], &[1, 2, 3]);
+        assert!(x2 < 13.82, "chi-square {x2} for {counts:?}"); // 2 dof, 0.999
+    }
+}
