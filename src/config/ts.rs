@@ -67,8 +67,9 @@ pub struct TsConfig {
     #[serde(deserialize_with = "de_addr")]
     pub listen: SocketAddr,
     /// PROJ tables and/or `.zone` files; relative paths are resolved against the config
-    /// file's folder by [`Config::from_toml`](super::Config::from_toml).
-    pub zones: Vec<PathBuf>,
+    /// file's folder by [`Config::from_toml`](super::Config::from_toml). An entry may
+    /// instead be a secondary zone, `{ name, primary, xfr_key }` ([`SecondaryZoneConfig`]).
+    pub zones: ZoneList,
     /// Origin (SOA owner) of the PROJ tables, fully qualified; checked when the file is
     /// read. \["."\]
     #[serde(default = "root_origin", deserialize_with = "de_name")]
@@ -112,6 +113,11 @@ pub struct TsConfig {
     /// omitted): served as read (unsigned, or pre-signed). \[off\]
     #[serde(default)]
     pub dnssec: Option<Dnssec>,
+    /// Folder of the secondary zones' last good copies (made if missing);
+    /// relative to the config file's folder. \[none: secondary zones are kept
+    /// in memory only\]
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
     /// dnstap of the auth messages (`{ socket | tcp, messages, ... }`, as
     /// `[ls.dnstap]`); `None` (key omitted) = off. \[off\]
     #[serde(default)]
@@ -144,7 +150,7 @@ impl TsConfig {
         Self {
             name: name.into(),
             listen,
-            zones,
+            zones: ZoneList::from(zones),
             origin: root_origin(),
             ttl: default_ttl(),
             on_miss: OnMiss::default(),
@@ -158,12 +164,93 @@ impl TsConfig {
             nsid: None,
             dnssec: None,
             dnstap: None,
+            state_dir: None,
         }
     }
 
     /// UDP workers to run: `workers`, or the number of cores.
     pub fn worker_count(&self) -> usize {
         self.workers.unwrap_or_else(available_cores)
+    }
+}
+
+/// A zone a TS serves as a secondary: `{ name, primary, xfr_key }` in `zones`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondaryZoneConfig {
+    /// The zone's name.
+    #[serde(deserialize_with = "de_name")]
+    pub name: Name,
+    /// The primary's address (`addr:port`), which it transfers from and
+    /// takes NOTIFYs from.
+    #[serde(deserialize_with = "de_addr")]
+    pub primary: SocketAddr,
+    /// The `[[key]]` its transfers and NOTIFYs are signed with. \[none\]
+    #[serde(default)]
+    pub xfr_key: Option<String>,
+}
+
+/// `ts.zones`: the zone files, and the zones served as a secondary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZoneList {
+    /// PROJ tables and `.zone` files, in config order.
+    pub files: Vec<PathBuf>,
+    /// Secondary zones, in config order.
+    pub secondaries: Vec<SecondaryZoneConfig>,
+}
+
+impl From<Vec<PathBuf>> for ZoneList {
+    fn from(files: Vec<PathBuf>) -> Self {
+        ZoneList {
+            files,
+            secondaries: Vec::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for ZoneList {
+    type Target = Vec<PathBuf>;
+    fn deref(&self) -> &Vec<PathBuf> {
+        &self.files
+    }
+}
+
+impl std::ops::DerefMut for ZoneList {
+    fn deref_mut(&mut self) -> &mut Vec<PathBuf> {
+        &mut self.files
+    }
+}
+
+impl PartialEq<Vec<PathBuf>> for ZoneList {
+    fn eq(&self, other: &Vec<PathBuf>) -> bool {
+        self.secondaries.is_empty() && self.files == *other
+    }
+}
+
+impl<'a> IntoIterator for &'a mut ZoneList {
+    type Item = &'a mut PathBuf;
+    type IntoIter = std::slice::IterMut<'a, PathBuf>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.files.iter_mut()
+    }
+}
+
+impl<'de> Deserialize<'de> for ZoneList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Entry {
+            File(PathBuf),
+            Secondary(SecondaryZoneConfig),
+        }
+        let mut list = ZoneList::default();
+        for entry in Vec::<Entry>::deserialize(d)? {
+            match entry {
+                Entry::File(f) => list.files.push(f),
+                Entry::Secondary(s) => list.secondaries.push(s),
+            }
+        }
+        Ok(list)
     }
 }
 

@@ -30,6 +30,9 @@
 //! - [`xfr`]: transfers and their notice: AXFR ([`xfr::axfr`]), the IXFR
 //!   journal ([`xfr::ixfr`]), the transfer key ([`xfr::tsig`]), NOTIFY
 //!   ([`xfr::notify`] decides, [`xfr::notifier`] sends);
+//! - [`secondary`]: the TS as a secondary: zones transferred from a
+//!   primary (AXFR, IXFR), kept by the SOA timers and NOTIFY, their last
+//!   good copy on disk;
 //! - [`serials`]: SOA serials kept across restarts; [`metrics`]: the TS's
 //!   counters.
 pub mod answer;
@@ -38,6 +41,7 @@ pub mod dnssec;
 mod load;
 pub mod metrics;
 mod respond;
+pub mod secondary;
 pub mod serials;
 mod settings;
 mod settle;
@@ -51,6 +55,6 @@ pub mod zonefile;
 
 pub use load::{load_catalog, load_catalog_noting};
 pub use respond::looks_like_health_probe;
-pub use settings::{OriginError, TsSettings, parse_origin};
+pub use settings::{OriginError, Secondary, TsSettings, parse_origin};
 pub use settle::{Fingerprint, fingerprint};
-pub use table_server::{ReloadReport, TableServer};
+pub use table_server::{NotifyHook, ReloadReport, TableServer};

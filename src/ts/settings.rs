@@ -36,6 +36,30 @@ pub struct TsSettings {
     pub nsid: Option<String>,
     /// Sign the zones served (keys, algorithm, denial); `None`: served as read.
     pub dnssec: Option<Dnssec>,
+    /// The zones served as a secondary, each with the `[[key]]` it names.
+    pub secondaries: Vec<Secondary>,
+    /// Where the secondary zones' last good copies are kept; `None`: nowhere.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// A zone served as a secondary of a primary.
+#[derive(Debug, Clone)]
+pub struct Secondary {
+    /// The zone.
+    pub name: Name,
+    /// The primary it transfers from and takes NOTIFYs from.
+    pub primary: SocketAddr,
+    /// The key its transfers and NOTIFYs are signed with.
+    pub key: Option<KeyConfig>,
+}
+
+impl TsSettings {
+    /// Whether `origin` is one of its secondary zones.
+    pub fn is_secondary(&self, origin: &Name) -> bool {
+        self.secondaries
+            .iter()
+            .any(|s| s.name.eq_ignore_root(origin))
+    }
 }
 
 impl TsSettings {
@@ -44,7 +68,7 @@ impl TsSettings {
     pub fn from_config(c: &TsConfig) -> Self {
         TsSettings {
             name: c.name.clone(),
-            zones: c.zones.clone(),
+            zones: c.zones.files.clone(),
             origin: c.origin.clone(),
             ttl: c.ttl,
             on_miss: c.on_miss,
@@ -55,6 +79,8 @@ impl TsSettings {
             fault: c.fault,
             nsid: c.nsid.clone(),
             dnssec: c.dnssec.clone(),
+            secondaries: Vec::new(),
+            state_dir: c.state_dir.clone(),
         }
     }
 
@@ -63,6 +89,16 @@ impl TsSettings {
     pub fn from_config_in(config: &Config, c: &TsConfig) -> Self {
         TsSettings {
             xfr_key: config.xfr_key_of(c).cloned(),
+            secondaries: c
+                .zones
+                .secondaries
+                .iter()
+                .map(|s| Secondary {
+                    name: s.name.clone(),
+                    primary: s.primary,
+                    key: config.key_named(s.xfr_key.as_deref()).cloned(),
+                })
+                .collect(),
             ..Self::from_config(c)
         }
     }
@@ -94,6 +130,8 @@ impl TsSettings {
             nsid: None,
             ixfr_history: 10,
             dnssec: None,
+            secondaries: Vec::new(),
+            state_dir: None,
         }
     }
 }
