@@ -85,6 +85,7 @@ mod ts_memory;
 mod ts_metrics;
 mod ts_notify;
 mod ts_ops;
+mod ts_secondary;
 mod up_cache;
 mod xfr;
 mod xfr_compression;
