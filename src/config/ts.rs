@@ -275,6 +275,45 @@ mod tests {
     const BASE: &str = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\nzones = [\"t.txt\"]\n";
 
     #[test]
+    fn zones_may_be_secondary_zones_with_a_state_dir() {
+        let text = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\n\
+            zones = [\"t.txt\", { name = \"example.net\", primary = \"192.0.2.1:53\", xfr_key = \"xfr\" }]\n\
+            state_dir = \"state\"\n\n[[key]]\nname = \"xfr\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\"\n";
+        let c = Config::from_toml(text, Path::new("/etc/dnslb/c.toml")).unwrap();
+        let ts = &c.ts[0];
+        assert_eq!(ts.zones.files, vec![Path::new("/etc/dnslb/t.txt")]);
+        let s = &ts.zones.secondaries[0];
+        assert_eq!(s.name.to_ascii(), "example.net.");
+        assert_eq!(s.primary.to_string(), "192.0.2.1:53");
+        assert_eq!(s.xfr_key.as_deref(), Some("xfr"));
+        assert_eq!(ts.state_dir.as_deref(), Some(Path::new("/etc/dnslb/state")));
+        c.validate().unwrap();
+        let settings = crate::ts::TsSettings::from_config_in(&c, ts);
+        assert_eq!(
+            settings.secondaries[0]
+                .key
+                .as_ref()
+                .map(|k| k.name.as_str()),
+            Some("xfr")
+        );
+        // Only secondary zones: enough; a key no [[key]] names: refused.
+        let only = text.replace("\"t.txt\", ", "");
+        Config::from_toml(&only, Path::new("c.toml"))
+            .unwrap()
+            .validate()
+            .unwrap();
+        let unknown = only.replace("xfr_key = \"xfr\"", "xfr_key = \"nope\"");
+        let err = Config::from_toml(&unknown, Path::new("c.toml"))
+            .and_then(|c| c.validate())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("xfr_key: names key \"nope\""), "{err}");
+        // An unknown key in the entry.
+        let odd = only.replace("xfr_key = \"xfr\"", "primry = \"x\"");
+        assert!(Config::from_toml(&odd, Path::new("c.toml")).is_err());
+    }
+
+    #[test]
     fn nsid_is_optional_and_read_as_a_string() {
         let c = Config::from_toml(BASE, Path::new("c.toml")).unwrap();
         assert_eq!(c.ts[0].nsid, None);
