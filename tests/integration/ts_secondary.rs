@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::kit::xfr::{TsProc, ask_copy, assert_first_copy, authoritative_serial, sec_zone};
-use crate::kit::{self, ZoneDir, free_port, udp_raw};
+use crate::kit::{self, Knot, Nsd, ZoneDir, free_port, udp_raw};
 
 /// How long a change may take to reach the secondary (NOTIFY, IXFR).
 const FOLLOW: Duration = Duration::from_secs(10);
@@ -182,6 +182,97 @@ async fn a_transfer_signed_with_another_key_is_refused() {
     let mut sec = TsProc::spawn(sdir.path(), "sec", port, &config);
     sec.wait_serving("sec.test.").await;
     assert_first_copy(sec.addr, "the keyed secondary").await;
+}
+
+/// A dnslb secondary of the primary at `primary` (NOTIFYing 127.0.0.1:
+/// `port`): its first copy, then `change` made on the primary served within
+/// [`FOLLOW`]; returns the secondary's log.
+async fn follows(port: u16, primary: SocketAddr, change: impl FnOnce()) -> String {
+    let sdir = ZoneDir::new();
+    let config = secondary_config(sdir.path(), port, primary, "");
+    let mut sec = TsProc::spawn(sdir.path(), "sec", port, &config);
+    sec.wait_serving("sec.test.").await;
+    assert_first_copy(sec.addr, "the dnslb secondary").await;
+    change();
+    let new = until(sec.addr, "new.sec.test.", RecordType::A, |m| {
+        m.metadata.response_code == ResponseCode::NoError
+    })
+    .await;
+    assert_eq!(
+        kit::a_addrs(&new),
+        vec!["192.0.2.99".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    let soa = ask_copy(sec.addr, "sec.test.", RecordType::SOA).await;
+    assert_eq!(authoritative_serial(&soa), Some(2), "{}", kit::show(&soa));
+    sec.stderr_now()
+}
+
+#[tokio::test]
+async fn a_secondary_of_knot_follows_it_by_ixfr() {
+    let Some([knotd]) = kit::need("a_secondary_of_knot_follows_it_by_ixfr", ["knotd"]) else {
+        return;
+    };
+    let port = free_port();
+    let mut knot = Knot::primary_notifying(&knotd, "sec.test.", &sec_zone(1, &hosts()), port);
+    knot.wait_ready("sec.test.").await;
+    let changed = sec_zone(2, &(hosts() + "new IN A 192.0.2.99\n"));
+    let log = follows(port, knot.addr, || knot.change_zone(&changed)).await;
+    assert!(
+        log.lines()
+            .any(|l| l.contains("secondary zone transferred") && l.contains("ixfr")),
+        "Knot's change came by IXFR:\n{log}\n{}",
+        knot.logs()
+    );
+}
+
+#[tokio::test]
+async fn a_secondary_of_nsd_follows_it() {
+    if kit::need("a_secondary_of_nsd_follows_it", ["nsd"]).is_none() {
+        return;
+    }
+    let port = free_port();
+    let mut nsd = Nsd::primary_notifying("sec.test.", &sec_zone(1, &hosts()), port);
+    nsd.wait_ready("sec.test.").await;
+    let changed = sec_zone(2, &(hosts() + "new IN A 192.0.2.99\n"));
+    let addr = nsd.addr;
+    follows(port, addr, || nsd.change_zone("sec.test.", &changed)).await;
+}
+
+fn serial_of(r: &Record) -> Option<u32> {
+    match &r.data {
+        RData::SOA(s) => Some(s.serial),
+        _ => None,
+    }
+}
+
+/// The answer records of an IXFR of sec.test. from `serial`, over TCP.
+async fn ixfr_from(addr: SocketAddr, serial: u32) -> Vec<Record> {
+    let mut q = Message::new(7, MessageType::Query, OpCode::Query);
+    q.add_query(Query::query(name("sec.test."), RecordType::IXFR));
+    q.add_authority(soa(serial));
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let raw = q.to_vec().unwrap();
+    conn.write_u16(u16::try_from(raw.len()).unwrap())
+        .await
+        .unwrap();
+    conn.write_all(&raw).await.unwrap();
+    let mut records: Vec<Record> = Vec::new();
+    // Until the last SOA: the first one's serial seen again, past the second record.
+    for _ in 0..100 {
+        let len = tokio::time::timeout(FOLLOW, conn.read_u16())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut buf = vec![0; usize::from(len)];
+        conn.read_exact(&mut buf).await.unwrap();
+        records.extend(Message::from_vec(&buf).unwrap().answers);
+        let first = records.first().and_then(serial_of);
+        let last = records.last().and_then(serial_of);
+        if records.len() > 2 && first.is_some() && first == last {
+            break;
+        }
+    }
+    records
 }
 
 // ---- A hostile primary -------------------------------------------------

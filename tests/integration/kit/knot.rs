@@ -42,6 +42,32 @@ impl Knot {
         Knot::start(knotd, dir, free_port(), "", &clause)
     }
 
+    /// knotd on a free port, primary for `zone` with `zone_text` as its zone
+    /// file, allowing transfers from 127.0.0.1 and NOTIFYing
+    /// 127.0.0.1:`notify_port`; a changed file is loaded by difference
+    /// (`zonefile-load: difference`), so it answers IXFR. Change it with
+    /// [`Knot::change_zone`].
+    pub fn primary_notifying(knotd: &Path, zone: &str, zone_text: &str, notify_port: u16) -> Knot {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("primary.zone"), zone_text).unwrap();
+        let remote = format!(
+            "remote:\n  - id: secondary\n    address: 127.0.0.1@{notify_port}\n\
+             acl:\n  - id: xfr_out\n    address: 127.0.0.1\n    action: transfer\n"
+        );
+        let clause = format!(
+            "  - domain: {zone}\n    file: \"{}\"\n    notify: secondary\n    acl: xfr_out\n    zonefile-load: difference\n",
+            dir.path().join("primary.zone").display()
+        );
+        Knot::start(knotd, dir, free_port(), &remote, &clause)
+    }
+
+    /// Rewrites the zone file of [`Knot::primary_notifying`] and tells knotd
+    /// (SIGHUP: the configuration and the changed zones reloaded).
+    pub fn change_zone(&mut self, zone_text: &str) {
+        std::fs::write(self.dir.path().join("primary.zone"), zone_text).unwrap();
+        self.proc.signal(rustix::process::Signal::HUP);
+    }
+
     /// [`Knot::primary`] with `mod-cookies` loaded for every zone (DNS
     /// Cookies, RFC 7873: a server cookie on every answer to a query with a
     /// client cookie).
