@@ -288,12 +288,8 @@ mod tests {
         assert_eq!(s.xfr_key.as_deref(), Some("xfr"));
         assert_eq!(ts.state_dir.as_deref(), Some(Path::new("/etc/dnslb/state")));
         c.validate().unwrap();
-        let settings = crate::ts::TsSettings::from_config_in(&c, ts);
         assert_eq!(
-            settings.secondaries[0]
-                .key
-                .as_ref()
-                .map(|k| k.name.as_str()),
+            c.key_named(s.xfr_key.as_deref()).map(|k| k.name.as_str()),
             Some("xfr")
         );
         // Only secondary zones: enough; a key no [[key]] names: refused.

@@ -103,6 +103,16 @@ async fn a_secondary_follows_its_primary_by_ixfr_and_outlives_it() {
             == 1,
         "one copy kept"
     );
+    // A primary to its own secondaries: an IXFR from serial 1 gets the
+    // change it applied (SOA 2, SOA 1, SOA 2, the new record, SOA 2).
+    let ixfr = ixfr_from(sec.addr, 1).await;
+    let serials: Vec<Option<u32>> = ixfr.iter().map(serial_of).collect();
+    assert_eq!(
+        serials,
+        vec![Some(2), Some(1), Some(2), None, Some(2)],
+        "{ixfr:?}"
+    );
+    assert!(ixfr[3].to_string().contains("192.0.2.99"));
 
     // The primary gone: the secondary keeps serving what it has.
     drop(primary);
