@@ -96,7 +96,7 @@ impl TsConfig {
     /// which `[[ts]]` is which).
     const RESTART: &[Differs<TsConfig>] = differs!(TsConfig:
         listen, zones, origin, ttl, on_miss, axfr_allow, xfr_key, notify, ixfr_history,
-        fault, workers, metrics, nsid, dnssec, dnstap, state_dir,
+        fault, workers, metrics, nsid, dnssec, dnstap, state_dir, catalog,
     );
 
     /// The `[[ts]]` that differ between `old` and `new` (by name), each with the

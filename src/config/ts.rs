@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::available_cores;
 use super::dnstap::DnstapConfig;
-use super::values::{de_addr, de_addrs, de_name, de_nets, de_opt_addr};
+use super::values::{de_addr, de_addrs, de_name, de_nets, de_opt_addr, de_opt_name};
 
 keyword_enum! {
     /// `ts.on_miss`: the TS's answer for a name it does not hold.
@@ -118,6 +118,10 @@ pub struct TsConfig {
     /// in memory only\]
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// Publish a catalog zone (RFC 9432 v2) of this name listing the zones of
+    /// its files. \[none\]
+    #[serde(default, deserialize_with = "de_opt_name")]
+    pub catalog: Option<Name>,
     /// dnstap of the auth messages (`{ socket | tcp, messages, ... }`, as
     /// `[ls.dnstap]`); `None` (key omitted) = off. \[off\]
     #[serde(default)]
@@ -165,6 +169,7 @@ impl TsConfig {
             dnssec: None,
             dnstap: None,
             state_dir: None,
+            catalog: None,
         }
     }
 

@@ -16,6 +16,7 @@
 //! - `settings.rs`: [`TsSettings`], what a TS serves and how; `clock.rs`:
 //!   the wall clock as signatures and serials count it;
 //! - `load.rs`: zone files to a [`Catalog`] ([`load_catalog`]);
+//!   `publish.rs`: the catalog zone (RFC 9432) it publishes of them;
 //! - `settle.rs`: files read only while nobody rewrites them ([`fingerprint`]);
 //! - `respond.rs`: the request path ([`server::Handler`](crate::server::Handler));
 //! - [`answer`]: the message around a zone's answer; [`wire`]: names as
@@ -40,6 +41,7 @@ pub(crate) mod clock;
 pub mod dnssec;
 mod load;
 pub mod metrics;
+mod publish;
 mod respond;
 pub mod secondary;
 pub mod serials;

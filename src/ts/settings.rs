@@ -40,6 +40,8 @@ pub struct TsSettings {
     pub secondaries: Vec<Secondary>,
     /// Where the secondary zones' last good copies are kept; `None`: nowhere.
     pub state_dir: Option<PathBuf>,
+    /// The catalog zone it publishes of the zones of its files (RFC 9432).
+    pub catalog: Option<Name>,
 }
 
 /// A zone served as a secondary of a primary.
@@ -81,6 +83,7 @@ impl TsSettings {
             dnssec: c.dnssec.clone(),
             secondaries: Vec::new(),
             state_dir: c.state_dir.clone(),
+            catalog: c.catalog.clone(),
         }
     }
 
@@ -132,6 +135,7 @@ impl TsSettings {
             dnssec: None,
             secondaries: Vec::new(),
             state_dir: None,
+            catalog: None,
         }
     }
 }

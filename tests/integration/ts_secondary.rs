@@ -285,6 +285,37 @@ async fn ixfr_from(addr: SocketAddr, serial: u32) -> Vec<Record> {
     records
 }
 
+#[tokio::test]
+async fn knot_consumes_the_catalog_a_ts_publishes() {
+    let Some([knotd]) = kit::need("knot_consumes_the_catalog_a_ts_publishes", ["knotd"]) else {
+        return;
+    };
+    let port = free_port();
+    let (_pdir, primary) = dnslb_primary(&sec_zone(1, ""), port, "catalog = \"cat.test.\"\n").await;
+    // The catalog, served like any zone: its version and one member.
+    let version = ask_copy(primary.addr, "version.cat.test.", RecordType::TXT).await;
+    assert!(
+        version
+            .answers
+            .iter()
+            .any(|r| r.data.to_string().contains('2')),
+        "{}",
+        kit::show(&version)
+    );
+    let mut knot = Knot::catalog_consumer(&knotd, "cat.test.", primary.addr);
+    // Knot learned sec.test. from it and transferred it.
+    knot.wait_ready("sec.test.").await;
+    let txt = kit::poll_answer(
+        knot.addr,
+        ("info.sec.test.", RecordType::TXT, false),
+        FOLLOW,
+        &mut [],
+        |m| m.metadata.response_code == ResponseCode::NoError && !m.answers.is_empty(),
+    )
+    .await;
+    assert!(txt.is_ok(), "Knot serves the member zone:\n{}", knot.logs());
+}
+
 // ---- A hostile primary -------------------------------------------------
 
 fn name(s: &str) -> Name {

@@ -61,6 +61,45 @@ impl Knot {
         Knot::start(knotd, dir, free_port(), &remote, &clause)
     }
 
+    /// knotd on a free port consuming the catalog zone `catalog` (RFC 9432,
+    /// `catalog-role: interpret`) from `primary`: each member a secondary
+    /// of `primary` too, NOTIFYs taken from 127.0.0.1.
+    pub fn catalog_consumer(knotd: &Path, catalog: &str, primary: SocketAddr) -> Knot {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let remote = format!(
+            "remote:\n  - id: primary\n    address: {}@{}\n\
+             acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    action: notify\n",
+            primary.ip(),
+            primary.port()
+        );
+        let member = format!(
+            "\x20 - id: member\n\
+             \x20   storage: \"{d}\"\n\
+             \x20   file: \"%s.zone\"\n\
+             \x20   zonefile-sync: -1\n\
+             \x20   journal-content: changes\n\
+             \x20   master: primary\n\
+             \x20   acl: notify_from_primary\n"
+        );
+        let clause = format!(
+            "  - domain: {catalog}\n    master: primary\n    acl: notify_from_primary\n\
+             \x20   catalog-role: interpret\n    catalog-template: member\n"
+        );
+        let port = free_port();
+        let conf = write_conf_with(dir.path(), port, &remote, &member, &clause);
+        if let Err(e) = conf_check(&conf) {
+            panic!("knotc conf-check rejects the generated config: {e}");
+        }
+        let mut cmd = Command::new(knotd);
+        cmd.arg("-c").arg(&conf).current_dir(dir.path());
+        Knot {
+            proc: Proc::spawn("knotd", cmd),
+            addr: local(port),
+            dir,
+        }
+    }
+
     /// Rewrites the zone file of [`Knot::primary_notifying`] and tells knotd
     /// (SIGHUP: the configuration and the changed zones reloaded).
     pub fn change_zone(&mut self, zone_text: &str) {
@@ -198,6 +237,18 @@ impl Knot {
 /// stderr, state in `dir`, `remote_acl` (remote/acl sections) and the zone
 /// list item `zone_clause`. Returns its path.
 fn write_conf(dir: &Path, port: u16, remote_acl: &str, zone_clause: &str) -> std::path::PathBuf {
+    write_conf_with(dir, port, remote_acl, "", zone_clause)
+}
+
+/// [`write_conf`] with `templates` (more items of the template list) after
+/// the default one.
+fn write_conf_with(
+    dir: &Path,
+    port: u16,
+    remote_acl: &str,
+    templates: &str,
+    zone_clause: &str,
+) -> std::path::PathBuf {
     let d = dir.display();
     // zonefile-sync -1: a transferred zone is kept in memory and in the
     // journal only; journal-content changes: what a secondary keeps.
@@ -223,6 +274,7 @@ fn write_conf(dir: &Path, port: u16, remote_acl: &str, zone_clause: &str) -> std
          \x20   file: \"%s.zone\"\n\
          \x20   zonefile-sync: -1\n\
          \x20   journal-content: changes\n\
+         {templates}\
          zone:\n\
          {zone_clause}"
     );
