@@ -104,7 +104,7 @@ mod ts_keys {
     /// which `[[ts]]` is which).
     pub(super) const RESTART: &[Differs<TsConfig>] = differs!(TsConfig:
         listen, zones, origin, ttl, on_miss, axfr_allow, xfr_key, notify, ixfr_history,
-        fault, workers, metrics, nsid, dnssec, dnstap, service,
+        fault, workers, metrics, nsid, dnssec, dnstap, service, state_dir, catalog,
     );
 }
 

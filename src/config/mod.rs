@@ -142,7 +142,9 @@ pub use tls::{
     CertError, EXPIRY_WARNING_SECS, HttpsConfig, TlsConfig, expiry_warning_days, file_not_after,
     load_certified_key, not_after, unix_now,
 };
-pub use ts::{Denial, Dnssec, DnssecAlgorithm, Fault, OnMiss, TsConfig};
+pub use ts::{
+    Denial, Dnssec, DnssecAlgorithm, Fault, OnMiss, SecondaryZoneConfig, TsConfig, ZoneList,
+};
 pub(crate) use validate::MAX_STICKY_SIZE;
 pub use values::{Layout, OnTimeout, Order, ProbeQuestion, Strategy, ValueError, parse_name};
 
@@ -262,6 +264,11 @@ impl Config {
                     *zone = folder.join(&*zone);
                 }
             }
+            if let Some(dir) = &mut ts.state_dir
+                && dir.is_relative()
+            {
+                *dir = folder.join(&*dir);
+            }
             if let Some(d) = &mut ts.dnssec
                 && d.keys.is_relative()
             {
@@ -317,7 +324,13 @@ impl Config {
         self.ts.iter().find(|ts| ts.name == name)
     }
 
-    /// The `[[key]]` a `[[ts]]` names in `xfr_key`, if any.
+    /// The `[[key]]` called `name`, if any.
+    pub fn key_named(&self, name: Option<&str>) -> Option<&KeyConfig> {
+        let name = name?;
+        self.key.iter().find(|k| k.name == name)
+    }
+
+    /// The `[[key]]` a `[[ts]]`'s `xfr_key` names.
     pub fn xfr_key_of(&self, ts: &TsConfig) -> Option<&KeyConfig> {
         let name = ts.xfr_key.as_deref()?;
         self.key.iter().find(|k| k.name == name)

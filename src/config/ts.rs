@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::available_cores;
 use super::dnstap::DnstapConfig;
 use super::service::ServiceConfig;
-use super::values::{de_addr, de_addrs, de_name, de_nets, de_opt_addr};
+use super::values::{de_addr, de_addrs, de_name, de_nets, de_opt_addr, de_opt_name};
 
 keyword_enum! {
     /// `ts.on_miss`: the TS's answer for a name it does not hold.
@@ -68,8 +68,9 @@ pub struct TsConfig {
     #[serde(deserialize_with = "de_addr")]
     pub listen: SocketAddr,
     /// PROJ tables and/or `.zone` files; relative paths are resolved against the config
-    /// file's folder by [`Config::from_toml`](super::Config::from_toml).
-    pub zones: Vec<PathBuf>,
+    /// file's folder by [`Config::from_toml`](super::Config::from_toml). An entry may
+    /// instead be a secondary zone, `{ name, primary, xfr_key }` ([`SecondaryZoneConfig`]).
+    pub zones: ZoneList,
     /// Origin (SOA owner) of the PROJ tables, fully qualified; checked when the file is
     /// read. \["."\]
     #[serde(default = "root_origin", deserialize_with = "de_name")]
@@ -113,6 +114,15 @@ pub struct TsConfig {
     /// omitted): served as read (unsigned, or pre-signed). \[off\]
     #[serde(default)]
     pub dnssec: Option<Dnssec>,
+    /// Folder of the secondary zones' last good copies (made if missing);
+    /// relative to the config file's folder. \[none: secondary zones are kept
+    /// in memory only\]
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// Publish a catalog zone (RFC 9432 v2) of this name listing the zones of
+    /// its files. \[none\]
+    #[serde(default, deserialize_with = "de_opt_name")]
+    pub catalog: Option<Name>,
     /// dnstap of the auth messages (`{ socket | tcp, messages, ... }`, as
     /// `[ls.dnstap]`); `None` (key omitted) = off. \[off\]
     #[serde(default)]
@@ -148,7 +158,7 @@ impl TsConfig {
         Self {
             name: name.into(),
             listen,
-            zones,
+            zones: ZoneList::from(zones),
             origin: root_origin(),
             ttl: default_ttl(),
             on_miss: OnMiss::default(),
@@ -163,12 +173,94 @@ impl TsConfig {
             dnssec: None,
             dnstap: None,
             service: Vec::new(),
+            state_dir: None,
+            catalog: None,
         }
     }
 
     /// UDP workers to run: `workers`, or the CPUs this process may run on.
     pub fn worker_count(&self) -> usize {
         self.workers.unwrap_or_else(available_cores)
+    }
+}
+
+/// A zone a TS serves as a secondary: `{ name, primary, xfr_key }` in `zones`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondaryZoneConfig {
+    /// The zone's name.
+    #[serde(deserialize_with = "de_name")]
+    pub name: Name,
+    /// The primary's address (`addr:port`), which it transfers from and
+    /// takes NOTIFYs from.
+    #[serde(deserialize_with = "de_addr")]
+    pub primary: SocketAddr,
+    /// The `[[key]]` its transfers and NOTIFYs are signed with. \[none\]
+    #[serde(default)]
+    pub xfr_key: Option<String>,
+}
+
+/// `ts.zones`: the zone files, and the zones served as a secondary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZoneList {
+    /// PROJ tables and `.zone` files, in config order.
+    pub files: Vec<PathBuf>,
+    /// Secondary zones, in config order.
+    pub secondaries: Vec<SecondaryZoneConfig>,
+}
+
+impl From<Vec<PathBuf>> for ZoneList {
+    fn from(files: Vec<PathBuf>) -> Self {
+        ZoneList {
+            files,
+            secondaries: Vec::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for ZoneList {
+    type Target = Vec<PathBuf>;
+    fn deref(&self) -> &Vec<PathBuf> {
+        &self.files
+    }
+}
+
+impl std::ops::DerefMut for ZoneList {
+    fn deref_mut(&mut self) -> &mut Vec<PathBuf> {
+        &mut self.files
+    }
+}
+
+impl PartialEq<Vec<PathBuf>> for ZoneList {
+    fn eq(&self, other: &Vec<PathBuf>) -> bool {
+        self.secondaries.is_empty() && self.files == *other
+    }
+}
+
+impl<'a> IntoIterator for &'a mut ZoneList {
+    type Item = &'a mut PathBuf;
+    type IntoIter = std::slice::IterMut<'a, PathBuf>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.files.iter_mut()
+    }
+}
+
+impl<'de> Deserialize<'de> for ZoneList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Entry {
+            File(PathBuf),
+            Secondary(SecondaryZoneConfig),
+        }
+        let mut list = ZoneList::default();
+        for entry in Vec::<Entry>::deserialize(d)? {
+            match entry {
+                Entry::File(f) => list.files.push(f),
+                Entry::Secondary(s) => list.secondaries.push(s),
+            }
+        }
+        Ok(list)
     }
 }
 
@@ -191,6 +283,41 @@ mod tests {
     use super::super::Config;
 
     const BASE: &str = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\nzones = [\"t.txt\"]\n";
+
+    #[test]
+    fn zones_may_be_secondary_zones_with_a_state_dir() {
+        let text = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\n\
+            zones = [\"t.txt\", { name = \"example.net\", primary = \"192.0.2.1:53\", xfr_key = \"xfr\" }]\n\
+            state_dir = \"state\"\n\n[[key]]\nname = \"xfr\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\"\n";
+        let c = Config::from_toml(text, Path::new("/etc/dnslb/c.toml")).unwrap();
+        let ts = &c.ts[0];
+        assert_eq!(ts.zones.files, vec![Path::new("/etc/dnslb/t.txt")]);
+        let s = &ts.zones.secondaries[0];
+        assert_eq!(s.name.to_ascii(), "example.net.");
+        assert_eq!(s.primary.to_string(), "192.0.2.1:53");
+        assert_eq!(s.xfr_key.as_deref(), Some("xfr"));
+        assert_eq!(ts.state_dir.as_deref(), Some(Path::new("/etc/dnslb/state")));
+        c.validate().unwrap();
+        assert_eq!(
+            c.key_named(s.xfr_key.as_deref()).map(|k| k.name.as_str()),
+            Some("xfr")
+        );
+        // Only secondary zones: enough; a key no [[key]] names: refused.
+        let only = text.replace("\"t.txt\", ", "");
+        Config::from_toml(&only, Path::new("c.toml"))
+            .unwrap()
+            .validate()
+            .unwrap();
+        let unknown = only.replace("xfr_key = \"xfr\"", "xfr_key = \"nope\"");
+        let err = Config::from_toml(&unknown, Path::new("c.toml"))
+            .and_then(|c| c.validate())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("xfr_key: names key \"nope\""), "{err}");
+        // An unknown key in the entry.
+        let odd = only.replace("xfr_key = \"xfr\"", "primry = \"x\"");
+        assert!(Config::from_toml(&odd, Path::new("c.toml")).is_err());
+    }
 
     #[test]
     fn nsid_is_optional_and_read_as_a_string() {

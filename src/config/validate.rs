@@ -433,9 +433,11 @@ fn check_cache(cache: &CacheConfig, table: &str, off: &str, check: &mut Checker<
 fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
     let key = |k: &str| format!("ts.{i}.{k}");
     let who = &ts.name;
-    check.require(!ts.zones.is_empty(), &key("zones"), || {
-        format!("table server {who:?} needs at least one zone file")
-    });
+    check.require(
+        !ts.zones.is_empty() || !ts.zones.secondaries.is_empty(),
+        &key("zones"),
+        || format!("table server {who:?} needs at least one zone file"),
+    );
     check.require(ts.ttl <= MAX_TTL, &key("ttl"), || {
         format!("must be at most {MAX_TTL} (RFC 2181), got {}", ts.ttl)
     });
@@ -497,6 +499,11 @@ fn check_keys(config: &Config, check: &mut Checker<'_>) {
         }
     };
     for (i, ts) in config.ts.iter().enumerate() {
+        for (j, sz) in ts.zones.secondaries.iter().enumerate() {
+            if let Some(name) = &sz.xfr_key {
+                names_a_key(check, name, format!("ts.{i}.zones.{j}.xfr_key"));
+            }
+        }
         if let Some(name) = &ts.xfr_key {
             names_a_key(check, name, format!("ts.{i}.xfr_key"));
         }

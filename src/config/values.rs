@@ -278,6 +278,13 @@ pub(super) fn de_opt_addr<'de, D: Deserializer<'de>>(
     de_addr(deserializer).map(Some)
 }
 
+/// Deserializes a DNS name given (the key present), made fully qualified.
+pub(super) fn de_opt_name<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Name>, D::Error> {
+    de_name(deserializer).map(Some)
+}
+
 /// Deserializes a list of networks.
 pub(super) fn de_nets<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
     Vec::<NetDe>::deserialize(deserializer).map(|v| v.into_iter().map(|n| n.0).collect())

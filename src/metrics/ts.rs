@@ -128,6 +128,22 @@ fn write_ts(e: &mut Expo, m: &TsMetrics, tsig: &[AtomicU64]) {
     for (name, help, c) in counters {
         e.counter(name, help, c.load(Relaxed));
     }
+    let sc = &m.secondary;
+    e.by_label(
+        "dnslb_ts_secondary_total",
+        "Secondary zones: transfers applied (axfr, ixfr), checks up to date, attempts failed, IXFRs that did not apply, zones expired, NOTIFYs accepted and refused.",
+        "event",
+        [
+            ("axfr", &sc.axfr),
+            ("ixfr", &sc.ixfr),
+            ("up_to_date", &sc.up_to_date),
+            ("failed", &sc.failed),
+            ("ixfr_refused", &sc.ixfr_refused),
+            ("expired", &sc.expired),
+            ("notify_accepted", &sc.notify_accepted),
+            ("notify_refused", &sc.notify_refused),
+        ],
+    );
     e.by_label(
         "dnslb_ts_tcp_connections_refused_total",
         "New TCP connections closed right after accept, by reason (cap: the connection cap was full).",

@@ -18,6 +18,9 @@ use crate::config::{DnstapConfig, DnstapSide};
 use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
 use crate::ts::gslb::check::Checker;
+use crate::ts::secondary::client::Limits;
+use crate::ts::secondary::driver::{Driving, Secondaries, run as run_secondary};
+use crate::ts::source::ZoneError;
 use crate::ts::xfr::notifier::{Announce, run_notifier};
 use crate::ts::xfr::notify::{log_notified, notify_wait};
 use crate::ts::{TableServer, TsSettings};
@@ -76,6 +79,8 @@ pub struct TsService {
     metrics: Option<TcpListener>,
     /// The dnstap writer, if on, and what stops it.
     dnstap: Option<(DnstapTask, CancellationToken)>,
+    /// Its secondary zones.
+    secondaries: Arc<Secondaries>,
 }
 
 impl TsService {
@@ -92,6 +97,7 @@ impl TsService {
             dnstap,
         } = run;
         let name = settings.name.clone();
+        let secondaries = Secondaries::load(&settings).map_err(ZoneError::Key)?;
         let ts = TableServer::load(settings)?;
         let listeners = Listeners::bind(&[listen], workers)?;
         let metrics = bind_metrics("ts.metrics", metrics).await?;
@@ -113,6 +119,7 @@ impl TsService {
             listeners,
             metrics,
             dnstap,
+            secondaries: Arc::new(secondaries),
         })
     }
 
@@ -169,6 +176,7 @@ impl TsService {
         // as NSD does at start (their copy is older; the SOA refresh may be
         // an hour away).
         announce_zones(&ts, &announce, ts.changed_at_start().to_vec());
+        let secondaries = start_secondaries(&ts, self.secondaries, &announce, &token);
         let mut died = None;
         // After a refresh that failed (keys unreadable...): tried again then,
         // not at once.
@@ -217,6 +225,9 @@ impl TsService {
                 let _ = server.await;
             }
             let _ = notifier.await;
+            for task in secondaries {
+                let _ = task.await;
+            }
             if let Some(m) = metrics {
                 let _ = m.await;
             }
@@ -272,6 +283,47 @@ fn start_checker(
             }
         }
     }))
+}
+
+/// Starts one task per secondary zone of `ts` (stopped by `token`), its
+/// new versions NOTIFYed to the TS's own secondaries, and answers the
+/// NOTIFYs for them.
+fn start_secondaries(
+    ts: &Arc<TableServer>,
+    secondaries: Arc<Secondaries>,
+    announce: &tokio::sync::mpsc::UnboundedSender<Announce>,
+    token: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    if secondaries.zones().is_empty() {
+        return Vec::new();
+    }
+    let hook = {
+        let (ts, secondaries) = (Arc::downgrade(ts), secondaries.clone());
+        move |raw: &[u8], from: std::net::IpAddr| {
+            let ts = ts.upgrade()?;
+            secondaries.answer_notify(raw, from, &ts.metrics().secondary)
+        }
+    };
+    ts.set_notify_hook(Box::new(hook));
+    let driving = Driving {
+        state_dir: ts.settings().state_dir.clone(),
+        limits: Limits::default(),
+    };
+    secondaries
+        .zones()
+        .iter()
+        .map(|zone| {
+            let (t, announce) = (ts.clone(), announce.clone());
+            let changed = move |origin: Name| announce_zones(&t, &announce, vec![origin]);
+            tokio::spawn(run_secondary(
+                ts.clone(),
+                zone.clone(),
+                driving.clone(),
+                changed,
+                token.clone(),
+            ))
+        })
+        .collect()
 }
 
 /// Hands the notifier the NOTIFYs of `zones` (with their SOAs now) to the

@@ -6,6 +6,7 @@ use hickory_proto::rr::rdata::SOA;
 
 use super::clock::unix_now;
 use super::dnssec::presigned;
+use super::publish;
 use super::settings::TsSettings;
 use super::source::ZoneError;
 use super::zone::{Catalog, Zone, ZoneBuilder};
@@ -115,6 +116,16 @@ pub fn load_catalog_noting(
         }
         zones.push(zone);
         origins.push(files);
+    }
+    if let Some(cat) = &settings.catalog {
+        let members: Vec<Name> = zones.iter().map(|z| z.origin().clone()).collect();
+        let records = publish::catalog_records(cat, &members);
+        let ttl = settings.ttl;
+        let zone = Zone::build(cat.clone(), vec![(0, records)], &settings.zones, |o, ns| {
+            synth_soa(o, ns, ttl, serial)
+        })?;
+        zones.retain(|z| z.origin() != cat);
+        zones.push(zone);
     }
     let ts_signs = settings.dnssec.is_some();
     if let Some((child, parent)) = without_cut(&zones, ts_signs) {

@@ -81,6 +81,29 @@ pub struct TsMetrics {
     pub xfr: Arc<XfrCounters>,
     /// TCP connections closed right after `accept`: the connection cap was full.
     pub tcp_cap_refused: AtomicU64,
+    /// Its secondary zones' transfers and NOTIFYs.
+    pub secondary: SecondaryCounters,
+}
+
+/// What the secondary zones did (`dnslb_ts_secondary_*`), all zones told.
+#[derive(Debug, Default)]
+pub struct SecondaryCounters {
+    /// Whole zones transferred and applied (AXFR, or an IXFR answered in full).
+    pub axfr: AtomicU64,
+    /// IXFRs applied.
+    pub ixfr: AtomicU64,
+    /// Checks that found the zone up to date.
+    pub up_to_date: AtomicU64,
+    /// Attempts that failed (no answer, cut, refused, TSIG, limits).
+    pub failed: AtomicU64,
+    /// IXFRs that did not apply (then fallen back to AXFR).
+    pub ixfr_refused: AtomicU64,
+    /// Zones that expired (SOA EXPIRE without contact).
+    pub expired: AtomicU64,
+    /// NOTIFYs accepted.
+    pub notify_accepted: AtomicU64,
+    /// NOTIFYs refused (not from the primary, TSIG, no such zone).
+    pub notify_refused: AtomicU64,
 }
 
 /// The zone transfers' counters (`dnslb_ts_xfr_*`).

@@ -16,6 +16,7 @@
 //! - `settings.rs`: [`TsSettings`], what a TS serves and how; `clock.rs`:
 //!   the wall clock as signatures and serials count it;
 //! - `load.rs`: zone files to a [`Catalog`] ([`load_catalog`]);
+//!   `publish.rs`: the catalog zone (RFC 9432) it publishes of them;
 //! - `settle.rs`: files read only while nobody rewrites them ([`fingerprint`]);
 //! - `respond.rs`: the request path ([`server::Handler`](crate::server::Handler));
 //! - [`answer`]: the message around a zone's answer; [`wire`]: names as
@@ -30,6 +31,9 @@
 //! - [`xfr`]: transfers and their notice: AXFR ([`xfr::axfr`]), the IXFR
 //!   journal ([`xfr::ixfr`]), the transfer key ([`xfr::tsig`]), NOTIFY
 //!   ([`xfr::notify`] decides, [`xfr::notifier`] sends);
+//! - [`secondary`]: the TS as a secondary: zones transferred from a
+//!   primary (AXFR, IXFR), kept by the SOA timers and NOTIFY, their last
+//!   good copy on disk;
 //! - [`serials`]: SOA serials kept across restarts; [`metrics`]: the TS's
 //!   counters;
 //! - [`gslb`]: service answers, names that follow their endpoints' health
@@ -40,7 +44,9 @@ pub mod dnssec;
 pub mod gslb;
 mod load;
 pub mod metrics;
+mod publish;
 mod respond;
+pub mod secondary;
 pub mod serials;
 mod settings;
 mod settle;
@@ -54,6 +60,6 @@ pub mod zonefile;
 
 pub use load::{load_catalog, load_catalog_noting};
 pub use respond::looks_like_health_probe;
-pub use settings::{OriginError, TsSettings, parse_origin};
+pub use settings::{OriginError, Secondary, TsSettings, parse_origin};
 pub use settle::{Fingerprint, fingerprint};
-pub use table_server::{ReloadReport, TableServer};
+pub use table_server::{NotifyHook, ReloadReport, TableServer};

@@ -60,6 +60,21 @@ fn rcode_answer(ts: &TableServer, q: &ClientQuery, rcode: ResponseCode) -> Reply
 /// transfer key, a signed request or a transfer goes through its TSIG
 /// check first (`tsig.rs`).
 fn respond(ts: &TableServer, req: Request<'_>) -> (Reply, RequestOutcome) {
+    // A NOTIFY (opcode 4, a query) for the secondary zones, TSIG and all.
+    let notify = req.raw.get(2).is_some_and(|b| b & 0xf8 == 4 << 3);
+    if let (true, Some(hook)) = (notify, ts.notify_hook.get()) {
+        return match hook(req.raw, req.src.ip()) {
+            Some(answer) => {
+                let low = answer.get(3).map_or(0, |b| b & 0x0f);
+                let rcode = ResponseCode::from(0, low);
+                (Reply::One(answer), RequestOutcome::Answered(rcode))
+            }
+            None => (
+                Reply::Drop,
+                RequestOutcome::Unanswered(Unanswered::Malformed),
+            ),
+        };
+    }
     let signed = tsig::respond_signed(
         &ts.xfr_key,
         &ts.settings.name,
@@ -122,6 +137,10 @@ fn respond_unsigned(ts: &TableServer, req: Request<'_>, room: usize) -> (Reply, 
             .iter()
             .find(|z| z.origin().eq_ignore_root(q.query.name()))
         {
+            Some(zone) if zone.is_expired() => (
+                rcode_answer(ts, &q, ResponseCode::ServFail),
+                RequestOutcome::Answered(ResponseCode::ServFail),
+            ),
             Some(zone) => transfer(ts, zone, &q, &req, room),
             None => refuse(&q),
         };
@@ -137,6 +156,11 @@ fn respond_unsigned(ts: &TableServer, req: Request<'_>, room: usize) -> (Reply, 
     let Some(zone) = catalog.find(&qname, u16::from(qtype)) else {
         return refuse(&q);
     };
+    if zone.is_expired() {
+        // A secondary zone past its SOA EXPIRE: no answer vouched for.
+        let rcode = ResponseCode::ServFail;
+        return (rcode_answer(ts, &q, rcode), RequestOutcome::Answered(rcode));
+    }
     let flags = dns::WireHeader::read(req.raw).map_or(0, |h| h.flags);
     let head = (q.header.metadata.id, flags, &question[..]);
     let opt = q.edns.as_ref().map(|e| e.flags().dnssec_ok);
@@ -180,6 +204,9 @@ fn respond_plain(
     }
     let catalog = ts.catalog.load();
     let zone = catalog.find(&q.qname, u16::from(q.qtype))?;
+    if zone.is_expired() {
+        return None;
+    }
     let max = less(q.max_size(req.transport), room);
     let head = (q.id, q.flags, q.question);
     let opt = q.opt.map(|o| o.dnssec_ok);

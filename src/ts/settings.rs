@@ -41,6 +41,32 @@ pub struct TsSettings {
     /// Health-following names (`[[ts.service]]`), added to their zones
     /// with every endpoint at load.
     pub services: Vec<ServiceConfig>,
+    /// The zones served as a secondary, each with the `[[key]]` it names.
+    pub secondaries: Vec<Secondary>,
+    /// Where the secondary zones' last good copies are kept; `None`: nowhere.
+    pub state_dir: Option<PathBuf>,
+    /// The catalog zone it publishes of the zones of its files (RFC 9432).
+    pub catalog: Option<Name>,
+}
+
+/// A zone served as a secondary of a primary.
+#[derive(Debug, Clone)]
+pub struct Secondary {
+    /// The zone.
+    pub name: Name,
+    /// The primary it transfers from and takes NOTIFYs from.
+    pub primary: SocketAddr,
+    /// The key its transfers and NOTIFYs are signed with.
+    pub key: Option<KeyConfig>,
+}
+
+impl TsSettings {
+    /// Whether `origin` is one of its secondary zones.
+    pub fn is_secondary(&self, origin: &Name) -> bool {
+        self.secondaries
+            .iter()
+            .any(|s| s.name.eq_ignore_root(origin))
+    }
 }
 
 impl TsSettings {
@@ -49,7 +75,7 @@ impl TsSettings {
     pub fn from_config(c: &TsConfig) -> Self {
         TsSettings {
             name: c.name.clone(),
-            zones: c.zones.clone(),
+            zones: c.zones.files.clone(),
             origin: c.origin.clone(),
             ttl: c.ttl,
             on_miss: c.on_miss,
@@ -61,6 +87,9 @@ impl TsSettings {
             nsid: c.nsid.clone(),
             dnssec: c.dnssec.clone(),
             services: c.service.clone(),
+            secondaries: Vec::new(),
+            state_dir: c.state_dir.clone(),
+            catalog: c.catalog.clone(),
         }
     }
 
@@ -69,6 +98,16 @@ impl TsSettings {
     pub fn from_config_in(config: &Config, c: &TsConfig) -> Self {
         TsSettings {
             xfr_key: config.xfr_key_of(c).cloned(),
+            secondaries: c
+                .zones
+                .secondaries
+                .iter()
+                .map(|s| Secondary {
+                    name: s.name.clone(),
+                    primary: s.primary,
+                    key: config.key_named(s.xfr_key.as_deref()).cloned(),
+                })
+                .collect(),
             ..Self::from_config(c)
         }
     }
@@ -101,6 +140,9 @@ impl TsSettings {
             ixfr_history: 10,
             dnssec: None,
             services: Vec::new(),
+            secondaries: Vec::new(),
+            state_dir: None,
+            catalog: None,
         }
     }
 }

@@ -56,7 +56,12 @@ pub struct TableServer {
     pub(super) answer_sets: ArcSwap<gslb::AnswerSets>,
     /// The endpoint checker, once started ([`TableServer::attach_checker`]).
     pub(super) checker: std::sync::Mutex<Option<gslb::check::Checker>>,
+    /// What answers a NOTIFY (its secondary zones'), set once at start.
+    pub(super) notify_hook: std::sync::OnceLock<NotifyHook>,
 }
+
+/// The answer to a NOTIFY (the request's bytes, its source), `None` to drop it.
+pub type NotifyHook = Box<dyn Fn(&[u8], std::net::IpAddr) -> Option<Vec<u8>> + Send + Sync>;
 
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +176,7 @@ impl TableServer {
             services,
             answer_sets: ArcSwap::from_pointee(answer_sets),
             checker: std::sync::Mutex::new(None),
+            notify_hook: std::sync::OnceLock::new(),
         };
         ts.save_serials(sources.as_deref());
         Ok(ts)
@@ -215,6 +221,32 @@ impl TableServer {
         {
             c.write_prometheus(out);
         }
+    }
+
+    /// Sets what answers the NOTIFYs it gets (once; later calls do nothing).
+    pub fn set_notify_hook(&self, hook: NotifyHook) {
+        let _ = self.notify_hook.set(hook);
+    }
+
+    /// Swaps in `zone`, a secondary zone's new version (or the same one
+    /// expired or not), in place of the one of its origin, atomically; its
+    /// difference from the version served goes into the IXFR journal.
+    pub fn install_secondary(&self, zone: zone::Zone) {
+        // One swap at a time: a reload does not lose it, nor it a reload.
+        let _last = self
+            .sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old = self.catalog.load_full();
+        self.record_changes(&old, std::slice::from_ref(&zone));
+        let mut zones: Vec<zone::Zone> = old
+            .zones()
+            .iter()
+            .filter(|z| z.origin() != zone.origin())
+            .cloned()
+            .collect();
+        zones.push(zone);
+        self.catalog.store(Arc::new(Catalog::new(zones)));
     }
 
     /// Its dnstap handle (off unless [`TableServer::with_dnstap`]).
@@ -429,6 +461,13 @@ impl TableServer {
             };
             zones.push(zone);
         }
+        // The secondary zones are not in the files: kept as they are.
+        let secondary = |z: &&zone::Zone| {
+            self.settings.is_secondary(z.origin())
+                && !zones.iter().any(|f| f.origin() == z.origin())
+        };
+        let kept: Vec<zone::Zone> = old.zones().iter().filter(secondary).cloned().collect();
+        zones.extend(kept);
         self.record_changes(&old, &zones);
         let report = ReloadReport {
             changed: changed_zones.len(),

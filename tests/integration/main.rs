@@ -88,6 +88,7 @@ mod ts_memory;
 mod ts_metrics;
 mod ts_notify;
 mod ts_ops;
+mod ts_secondary;
 mod ts_services;
 mod up_cache;
 mod xfr;

@@ -580,6 +580,103 @@ pub fn verify_response(
     }
 }
 
+/// Most messages of a multi-message answer that may come unsigned in a row
+/// (RFC 8945 §5.3.1: "the client MUST accept up to 99").
+const UNSIGNED_RUN_MAX: usize = 99;
+
+/// Checks, message after message, the answer to a request of ours signed
+/// with a key (a zone transfer, RFC 8945 §5.3.1): the first message must
+/// be signed on the request's MAC with the TSIG variables in full; later
+/// ones on the prior MAC, the unsigned messages since and the timers only;
+/// at most 99 unsigned in a row; and the answer must end on a signed one
+/// ([`StreamVerifier::ends_signed`]).
+#[derive(Debug)]
+pub struct StreamVerifier {
+    key: Arc<Key>,
+    prior: Vec<u8>,
+    first: bool,
+    /// The unsigned messages since the last signed one, as received.
+    unsigned: Vec<u8>,
+    run: usize,
+}
+
+impl StreamVerifier {
+    /// A verifier of the answer to a request signed with `key`, whose MAC
+    /// was `request_mac` ([`Signer::last_mac`]).
+    pub fn new(key: Arc<Key>, request_mac: &[u8]) -> Self {
+        StreamVerifier {
+            key,
+            prior: request_mac.to_vec(),
+            first: true,
+            unsigned: Vec::new(),
+            run: 0,
+        }
+    }
+
+    /// Checks the next message at `now`: `Ok(true)` signed and verified,
+    /// `Ok(false)` unsigned (allowed between signed ones).
+    ///
+    /// # Errors
+    /// The TSIG error: a first message unsigned, more than 99 unsigned in a
+    /// row, an error reported by the peer, a MAC that does not verify, a
+    /// time outside the fudge, a malformed record (BADSIG).
+    pub fn check(&mut self, msg: &[u8], now: u64) -> Result<bool, TsigError> {
+        let r = match find(msg) {
+            Ok(None) => {
+                if self.first || self.run >= UNSIGNED_RUN_MAX {
+                    return Err(TsigError::BadSig);
+                }
+                self.unsigned.extend_from_slice(msg);
+                self.run += 1;
+                return Ok(false);
+            }
+            Ok(Some(r)) => r,
+            Err(Malformed) => return Err(TsigError::BadSig),
+        };
+        let key = &self.key;
+        if lower(r.key_name) != key.name || lower(r.algorithm) != key.algorithm.wire_name() {
+            return Err(TsigError::BadKey);
+        }
+        if r.error != 0 || r.mac.len() != key.algorithm.mac_len() {
+            return Err(TsigError::ALL
+                .into_iter()
+                .find(|e| e.code() == r.error)
+                .unwrap_or(TsigError::BadSig));
+        }
+        let head = signed_header(msg, r.original_id).ok_or(TsigError::BadSig)?;
+        let body = msg.get(12..r.start).ok_or(TsigError::BadSig)?;
+        let len16 = |n: usize| u16::try_from(n).unwrap_or(u16::MAX).to_be_bytes();
+        let mut lead = Vec::with_capacity(2 + self.prior.len() + self.unsigned.len() + 12);
+        lead.extend_from_slice(&len16(self.prior.len()));
+        lead.extend_from_slice(&self.prior);
+        lead.extend_from_slice(&self.unsigned);
+        lead.extend_from_slice(&head);
+        let input = MacInput {
+            prior: None,
+            time_signed: r.time_signed,
+            fudge: r.fudge,
+            full: self.first.then_some((r.error, r.other)),
+        };
+        if !mac_matches(key, &mac_data(key, &lead, body, &input), r.mac) {
+            return Err(TsigError::BadSig);
+        }
+        if now.abs_diff(r.time_signed) > u64::from(r.fudge) {
+            return Err(TsigError::BadTime);
+        }
+        self.prior = r.mac.to_vec();
+        self.first = false;
+        self.unsigned.clear();
+        self.run = 0;
+        Ok(true)
+    }
+
+    /// Whether the messages checked so far end on a signed one (a transfer
+    /// whose last message is unsigned is not vouched for).
+    pub fn ends_signed(&self) -> bool {
+        !self.first && self.run == 0
+    }
+}
+
 /// Signs messages one after another with a key: the answer to a verified
 /// request (each message of a multi-message answer in turn, RFC 8945
 /// §5.3.1), or a request of ours.

@@ -415,3 +415,84 @@ fn the_time_is_checked_before_the_truncation() {
     let rej = rejected(verify_request(&cut, &k, late));
     assert_eq!(rej.error, Some(TsigError::BadTime));
 }
+
+/// The messages of a transfer answer to `v`, each signed by `k`.
+fn signed_stream(k: &Arc<Key>, v: &Verified, n: usize) -> Vec<Vec<u8>> {
+    let mut signer = Signer::answer(k.clone(), v);
+    (0..n)
+        .map(|i| {
+            let mut m = query(RecordType::AXFR);
+            m[2] |= 0x80;
+            m[1] = u8::try_from(i).unwrap();
+            signer.sign_at(&mut m, NOW);
+            m
+        })
+        .collect()
+}
+
+#[test]
+fn a_stream_of_signed_messages_verifies_message_by_message() {
+    let k = key(Algorithm::HmacSha256);
+    let (_, mac, v) = verified(&k);
+    let msgs = signed_stream(&k, &v, 4);
+    let mut sv = StreamVerifier::new(k.clone(), &mac);
+    assert!(!sv.ends_signed(), "nothing seen yet");
+    for m in &msgs {
+        assert_eq!(sv.check(m, NOW), Ok(true));
+    }
+    assert!(sv.ends_signed());
+    // One byte changed in the third message: refused there.
+    let mut sv = StreamVerifier::new(k.clone(), &mac);
+    let mut bad = msgs.clone();
+    let at = bad[2].len() - k.tsig_len() - 1;
+    bad[2][at] ^= 1;
+    assert_eq!(sv.check(&bad[0], NOW), Ok(true));
+    assert_eq!(sv.check(&bad[1], NOW), Ok(true));
+    assert_eq!(sv.check(&bad[2], NOW), Err(TsigError::BadSig));
+    // Out of order: the chain of MACs breaks.
+    let mut sv = StreamVerifier::new(k.clone(), &mac);
+    assert_eq!(sv.check(&msgs[1], NOW), Err(TsigError::BadSig));
+    // Another key, another request's MAC, a time past the fudge.
+    let other = Arc::new(
+        Key::new(
+            "xfr",
+            Algorithm::HmacSha256,
+            b"another secret, 32 bytes long..",
+        )
+        .unwrap(),
+    );
+    assert!(
+        StreamVerifier::new(other, &mac)
+            .check(&msgs[0], NOW)
+            .is_err()
+    );
+    assert!(
+        StreamVerifier::new(k.clone(), &[0; 32])
+            .check(&msgs[0], NOW)
+            .is_err()
+    );
+    let late = NOW + u64::from(FUDGE) + 1;
+    assert_eq!(
+        StreamVerifier::new(k.clone(), &mac).check(&msgs[0], late),
+        Err(TsigError::BadTime)
+    );
+}
+
+#[test]
+fn a_stream_may_not_start_or_end_unsigned() {
+    let k = key(Algorithm::HmacSha256);
+    let (_, mac, _) = verified(&k);
+    let plain = query(RecordType::AXFR);
+    let mut sv = StreamVerifier::new(k.clone(), &mac);
+    assert_eq!(
+        sv.check(&plain, NOW),
+        Err(TsigError::BadSig),
+        "first unsigned"
+    );
+    let (_, mac, v) = verified(&k);
+    let msgs = signed_stream(&k, &v, 1);
+    let mut sv = StreamVerifier::new(k.clone(), &mac);
+    assert_eq!(sv.check(&msgs[0], NOW), Ok(true));
+    assert_eq!(sv.check(&plain, NOW), Ok(false), "an unsigned one between");
+    assert!(!sv.ends_signed(), "the last seen is unsigned");
+}

@@ -522,6 +522,7 @@ impl ZoneBuilder {
             has_wildcards,
             has_dnames,
             signed: None,
+            expired: false,
         };
         zone.compile_soa().map_err(|reason| {
             let (idx, line) = zone.soa_source.unwrap_or((0, 0));

@@ -54,6 +54,9 @@ pub struct Zone {
     pub(super) has_dnames: bool,
     /// For a zone the TS signed: its data's digest, keys and validity.
     pub(super) signed: Option<Arc<Signature>>,
+    /// A secondary zone past its SOA EXPIRE without contact with its
+    /// primary: answered SERVFAIL, not served.
+    pub(super) expired: bool,
 }
 
 /// What [`Zone::write_answer`] wrote.
@@ -121,6 +124,17 @@ impl Zone {
         if self.compile_soa().is_err() {
             self.soa_record = SoaWire::default();
         }
+        self
+    }
+
+    /// Whether this (secondary) zone expired: answered SERVFAIL.
+    pub fn is_expired(&self) -> bool {
+        self.expired
+    }
+
+    /// The same zone, expired or not (the records are shared, not copied).
+    pub fn with_expired(mut self, expired: bool) -> Self {
+        self.expired = expired;
         self
     }
 

@@ -42,6 +42,71 @@ impl Knot {
         Knot::start(knotd, dir, free_port(), "", &clause)
     }
 
+    /// knotd on a free port, primary for `zone` with `zone_text` as its zone
+    /// file, allowing transfers from 127.0.0.1 and NOTIFYing
+    /// 127.0.0.1:`notify_port`; a changed file is loaded by difference
+    /// (`zonefile-load: difference`), so it answers IXFR. Change it with
+    /// [`Knot::change_zone`].
+    pub fn primary_notifying(knotd: &Path, zone: &str, zone_text: &str, notify_port: u16) -> Knot {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("primary.zone"), zone_text).unwrap();
+        let remote = format!(
+            "remote:\n  - id: secondary\n    address: 127.0.0.1@{notify_port}\n\
+             acl:\n  - id: xfr_out\n    address: 127.0.0.1\n    action: transfer\n"
+        );
+        let clause = format!(
+            "  - domain: {zone}\n    file: \"{}\"\n    notify: secondary\n    acl: xfr_out\n    zonefile-load: difference\n",
+            dir.path().join("primary.zone").display()
+        );
+        Knot::start(knotd, dir, free_port(), &remote, &clause)
+    }
+
+    /// knotd on a free port consuming the catalog zone `catalog` (RFC 9432,
+    /// `catalog-role: interpret`) from `primary`: each member a secondary
+    /// of `primary` too, NOTIFYs taken from 127.0.0.1.
+    pub fn catalog_consumer(knotd: &Path, catalog: &str, primary: SocketAddr) -> Knot {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let remote = format!(
+            "remote:\n  - id: primary\n    address: {}@{}\n\
+             acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    action: notify\n",
+            primary.ip(),
+            primary.port()
+        );
+        let member = format!(
+            "\x20 - id: member\n\
+             \x20   storage: \"{d}\"\n\
+             \x20   file: \"%s.zone\"\n\
+             \x20   zonefile-sync: -1\n\
+             \x20   journal-content: changes\n\
+             \x20   master: primary\n\
+             \x20   acl: notify_from_primary\n"
+        );
+        let clause = format!(
+            "  - domain: {catalog}\n    master: primary\n    acl: notify_from_primary\n\
+             \x20   catalog-role: interpret\n    catalog-template: member\n"
+        );
+        let port = free_port();
+        let conf = write_conf_with(dir.path(), port, &remote, &member, &clause);
+        if let Err(e) = conf_check(&conf) {
+            panic!("knotc conf-check rejects the generated config: {e}");
+        }
+        let mut cmd = Command::new(knotd);
+        cmd.arg("-c").arg(&conf).current_dir(dir.path());
+        Knot {
+            proc: Proc::spawn("knotd", cmd),
+            addr: local(port),
+            dir,
+        }
+    }
+
+    /// Rewrites the zone file of [`Knot::primary_notifying`] and tells knotd
+    /// (SIGHUP: the configuration and the changed zones reloaded).
+    pub fn change_zone(&mut self, zone_text: &str) {
+        std::fs::write(self.dir.path().join("primary.zone"), zone_text).unwrap();
+        self.proc.signal(rustix::process::Signal::HUP);
+    }
+
     /// [`Knot::primary`] with `mod-cookies` loaded for every zone (DNS
     /// Cookies, RFC 7873: a server cookie on every answer to a query with a
     /// client cookie).
@@ -172,6 +237,18 @@ impl Knot {
 /// stderr, state in `dir`, `remote_acl` (remote/acl sections) and the zone
 /// list item `zone_clause`. Returns its path.
 fn write_conf(dir: &Path, port: u16, remote_acl: &str, zone_clause: &str) -> std::path::PathBuf {
+    write_conf_with(dir, port, remote_acl, "", zone_clause)
+}
+
+/// [`write_conf`] with `templates` (more items of the template list) after
+/// the default one.
+fn write_conf_with(
+    dir: &Path,
+    port: u16,
+    remote_acl: &str,
+    templates: &str,
+    zone_clause: &str,
+) -> std::path::PathBuf {
     let d = dir.display();
     // zonefile-sync -1: a transferred zone is kept in memory and in the
     // journal only; journal-content changes: what a secondary keeps.
@@ -197,6 +274,7 @@ fn write_conf(dir: &Path, port: u16, remote_acl: &str, zone_clause: &str) -> std
          \x20   file: \"%s.zone\"\n\
          \x20   zonefile-sync: -1\n\
          \x20   journal-content: changes\n\
+         {templates}\
          zone:\n\
          {zone_clause}"
     );

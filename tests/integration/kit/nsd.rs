@@ -54,6 +54,27 @@ impl Nsd {
         Nsd::start(dir, free_port(), zone, "", "")
     }
 
+    /// NSD on a free port, primary for `zone` (`zone_text` its file),
+    /// allowing transfers from 127.0.0.1 and NOTIFYing
+    /// 127.0.0.1:`notify_port`. Change it with [`Nsd::change_zone`].
+    pub fn primary_notifying(zone: &str, zone_text: &str, notify_port: u16) -> Nsd {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(zone_path(dir.path(), zone), zone_text).unwrap();
+        let options = format!(
+            "\x20 provide-xfr: 127.0.0.1 NOKEY\n\
+             \x20 notify: 127.0.0.1@{notify_port} NOKEY\n"
+        );
+        Nsd::start(dir, free_port(), zone, &options, "")
+    }
+
+    /// Rewrites `zone`'s file and tells NSD (SIGHUP: the zone files that
+    /// changed are read again, and their secondaries NOTIFYed).
+    pub fn change_zone(&mut self, zone: &str, zone_text: &str) {
+        std::fs::write(zone_path(self.dir.path(), zone), zone_text).unwrap();
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap();
+        rustix::process::kill_process(pid, Signal::HUP).unwrap();
+    }
+
     /// NSD on a free port, authoritative for each `(zone, zone_text)` of
     /// `zones` (at least one).
     pub fn primaries(zones: &[(&str, &str)]) -> Nsd {

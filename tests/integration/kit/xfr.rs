@@ -73,6 +73,34 @@ impl TsProc {
         (dir, table, ts)
     }
 
+    /// `dnslb ts -c DIR/config.toml --name NAME` with `config` written there,
+    /// serving on 127.0.0.1:`port` (which the config must name), started
+    /// from another folder and not waited for (see [`TsProc::wait_serving`]).
+    pub(crate) fn spawn(dir: &Path, name: &str, port: u16, config: &str) -> TsProc {
+        let cwd = tempfile::tempdir().unwrap();
+        let config_path = dir.join("config.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let config_arg = config_path.to_str().unwrap().to_owned();
+        let proc = Proc::dnslb(
+            &format!("dnslb ts --name {name}"),
+            &["ts", "-c", &config_arg, "--name", name],
+            cwd.path(),
+        );
+        TsProc {
+            proc,
+            addr: local(port),
+            _cwd: cwd,
+        }
+    }
+
+    /// Waits until it answers `zone SOA` (authoritative NOERROR); panics
+    /// with its log if it exits or after ten seconds.
+    pub(crate) async fn wait_serving(&mut self, zone: &str) {
+        if !self.wait_ready(zone).await {
+            panic!("the TS exited; stderr:\n{}", self.stderr_now());
+        }
+    }
+
     pub(crate) fn stderr_now(&self) -> String {
         self.proc.stderr_now()
     }

@@ -1,0 +1,199 @@
+//! The transfer client: one AXFR or IXFR (RFC 5936, RFC 1995) from a
+//! primary over TCP, TSIG on every message checked when the zone has a key
+//! (RFC 8945 §5.3.1: the first and the last signed, at most 99 unsigned in
+//! a row), bounded in messages, bytes and time. What it read is handed back
+//! whole or not at all: a transfer cut, refused, too big or too slow is an
+//! error and changes nothing.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::{Name, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::records::{Answer, Rec, TransferReader, TransferRefused, soa_serial};
+use crate::dns::tsig::{Key, Signer, StreamVerifier, TsigError, find, unix_now};
+
+/// How much one transfer may bring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of messages, all told.
+    pub max_bytes: usize,
+    /// Messages.
+    pub max_messages: usize,
+    /// From connecting to the last message.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    /// 1 GiB, a million messages, ten minutes: far above any zone a TS
+    /// holds in memory, far below what a hostile primary would send.
+    fn default() -> Self {
+        Limits {
+            max_bytes: 1 << 30,
+            max_messages: 1_000_000,
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Why a transfer brought nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum XfrError {
+    /// The connection failed or was cut.
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// The transfer took longer than its limit.
+    #[error("no complete answer within {0:?}")]
+    Timeout(Duration),
+    /// More messages or bytes than the limits.
+    #[error("the transfer passed its limit of {0}")]
+    TooBig(&'static str),
+    /// A message's TSIG did not verify, or the answer did not end signed.
+    #[error("TSIG: {0}")]
+    Tsig(TsigError),
+    /// The primary answered with an error.
+    #[error("the primary answered {0}")]
+    Rcode(ResponseCode),
+    /// A message that is no answer to our request.
+    #[error("not an answer to the request: {0}")]
+    Stray(&'static str),
+    /// The zone transferred cannot be served (records it cannot hold).
+    #[error("the zone cannot be served: {0}")]
+    Unusable(String),
+    /// The records do not make a transfer, or do not apply.
+    #[error(transparent)]
+    TransferRefused(#[from] TransferRefused),
+}
+
+/// What a transfer brought, and what it cost.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The answer.
+    pub answer: Answer,
+    /// Its messages.
+    pub messages: usize,
+    /// Its bytes.
+    pub bytes: usize,
+}
+
+/// The request: an IXFR from `ours` (our SOA, sent in the authority
+/// section), or an AXFR.
+fn request(zone: &Name, ours: Option<&Rec>, id: u16) -> Result<Vec<u8>, XfrError> {
+    let qtype = if ours.is_some() {
+        RecordType::IXFR
+    } else {
+        RecordType::AXFR
+    };
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.add_query(Query::query(zone.clone(), qtype));
+    if let Some(soa) = ours {
+        m.add_authority(soa.clone());
+    }
+    m.to_vec()
+        .map_err(|_| XfrError::Stray("the request cannot be encoded"))
+}
+
+/// Transfers `zone` from `primary`: by IXFR from the serial of `ours`
+/// when given, else by AXFR; signed with `key` when given.
+///
+/// # Errors
+/// See [`XfrError`]: nothing of a failed transfer is kept.
+pub async fn fetch(
+    primary: SocketAddr,
+    zone: &Name,
+    ours: Option<&Rec>,
+    key: Option<Arc<Key>>,
+    limits: Limits,
+) -> Result<Fetched, XfrError> {
+    tokio::time::timeout(
+        limits.timeout,
+        fetch_unbounded(primary, zone, ours, key, limits),
+    )
+    .await
+    .map_err(|_| XfrError::Timeout(limits.timeout))?
+}
+
+async fn fetch_unbounded(
+    primary: SocketAddr,
+    zone: &Name,
+    ours: Option<&Rec>,
+    key: Option<Arc<Key>>,
+    limits: Limits,
+) -> Result<Fetched, XfrError> {
+    let id: u16 = rand::random();
+    let mut req = request(zone, ours, id)?;
+    let mut verifier = key.map(|k| {
+        let mut signer = Signer::request(k.clone());
+        signer.sign(&mut req);
+        StreamVerifier::new(k, signer.last_mac())
+    });
+    let mut stream = TcpStream::connect(primary).await?;
+    let len = u16::try_from(req.len()).map_err(|_| XfrError::Stray("request too long"))?;
+    let mut out = Vec::with_capacity(req.len() + 2);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&req);
+    stream.write_all(&out).await?;
+    let mut reader = TransferReader::new(ours.and_then(soa_serial));
+    let (mut messages, mut bytes) = (0usize, 0usize);
+    let mut buf = Vec::new();
+    while !reader.done() {
+        let len = usize::from(stream.read_u16().await?);
+        messages += 1;
+        bytes += len + 2;
+        if messages > limits.max_messages {
+            return Err(XfrError::TooBig("messages"));
+        }
+        if bytes > limits.max_bytes {
+            return Err(XfrError::TooBig("bytes"));
+        }
+        buf.resize(len, 0);
+        stream.read_exact(&mut buf).await?;
+        let plain = match &mut verifier {
+            Some(v) => {
+                v.check(&buf, unix_now()).map_err(XfrError::Tsig)?;
+                without_tsig(&buf)
+            }
+            None => buf.clone(),
+        };
+        let msg = Message::from_vec(&plain).map_err(|_| XfrError::Stray("unreadable message"))?;
+        if msg.metadata.id != id || msg.metadata.message_type != MessageType::Response {
+            return Err(XfrError::Stray("another ID, or no response"));
+        }
+        if msg.metadata.response_code != ResponseCode::NoError {
+            return Err(XfrError::Rcode(msg.metadata.response_code));
+        }
+        if let Some(q) = msg.queries.first()
+            && !q.name().eq_ignore_root(zone)
+        {
+            return Err(XfrError::Stray("another zone's question"));
+        }
+        for rec in msg.answers {
+            reader.push(rec)?;
+        }
+        reader.message_ended();
+    }
+    if verifier.as_ref().is_some_and(|v| !v.ends_signed()) {
+        return Err(XfrError::Tsig(TsigError::BadSig));
+    }
+    Ok(Fetched {
+        answer: reader.finish()?,
+        messages,
+        bytes,
+    })
+}
+
+/// `msg` without its TSIG record (ARCOUNT one less), or as it is.
+fn without_tsig(msg: &[u8]) -> Vec<u8> {
+    let Ok(Some(r)) = find(msg) else {
+        return msg.to_vec();
+    };
+    let mut out = msg.get(..r.start).unwrap_or(msg).to_vec();
+    if let Some(ar) = out.get_mut(10..12) {
+        let n = u16::from_be_bytes([ar[0], ar[1]]).saturating_sub(1);
+        ar.copy_from_slice(&n.to_be_bytes());
+    }
+    out
+}

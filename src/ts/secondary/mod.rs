@@ -1,0 +1,26 @@
+//! The TS as a secondary (RFC 1034 §4.3.5, RFC 1995, RFC 1996, RFC 5936,
+//! RFC 8945): a zone given in `zones` as `{ name, primary, xfr_key }` is
+//! transferred from its primary by AXFR, then kept current by IXFR on the
+//! SOA timers and on NOTIFY; its last good copy is kept in `state_dir` and
+//! served at start before the primary answers; past the SOA EXPIRE
+//! without contact it answers SERVFAIL. A transfer that fails half-way, or
+//! an IXFR that does not apply, changes nothing served. The versions it
+//! applies go into the TS's IXFR journal, so it serves AXFR and IXFR to its
+//! own secondaries.
+//!
+//! # Map
+//! - [`timers`]: when to ask again (refresh, retry, expire), pure;
+//! - [`records`]: a transfer's answer read record by record and an IXFR's
+//!   changes applied to a copy, pure;
+//! - [`notify`]: what a NOTIFY does (from the primary only, TSIG-checked),
+//!   and its answer, pure;
+//! - [`client`]: one transfer over TCP, TSIG on every message, bounded;
+//! - [`state`]: the last good copy on disk;
+//! - [`driver`]: the zones' shared state ([`driver::Secondaries`]) and the
+//!   one task per zone that drives the rest.
+pub mod client;
+pub mod driver;
+pub mod notify;
+pub mod records;
+pub mod state;
+pub mod timers;
