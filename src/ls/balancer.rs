@@ -215,13 +215,26 @@ impl Balancer {
             }
         }
         // Header and question are all the forwarding path reads; the
-        // question's name, read in place, picks the pool. The query rules
-        // are checked on what was read: a rule's made-up answer (or drop)
-        // ends the query here, before the cache.
+        // question's name, read in place, picks the pool. The blocks in
+        // force come first (as in dnsdist: no rule, not even `allow`,
+        // spares a blocked client, and every query counts toward them),
+        // then the query rules on what was read: a rule's made-up answer
+        // (or drop) ends the query here, before the cache.
         let made_up = |hit: RuleHit| now(state.rules.answer(hit, req.raw, req.transport));
-        let mut lowered = None;
+        let blocked_now = |qname: &[u8], qtype: u16| {
+            block_check(&self.dynblocks, &req, qname, qtype)
+                .map(|action| now(blocked(req.raw, action)))
+        };
         let (client_id, question_end, route, hit) = match dns::peek_plain_query(req.raw) {
             Some((id, end)) => {
+                let qname = req.raw.get(HEADER_LEN..).unwrap_or_default();
+                let qtype = end
+                    .checked_sub(4)
+                    .and_then(|at| dns::u16_at(req.raw, at))
+                    .unwrap_or(0);
+                if let Some(reply) = blocked_now(qname, qtype) {
+                    return reply;
+                }
                 let hit = rule_hit(&state, &req, end, None);
                 if let Some(hit) = hit.filter(|h| h.act.answers()) {
                     return made_up(hit);
@@ -235,6 +248,9 @@ impl Balancer {
                     Ok(q) => q,
                 };
                 let wire = suffix::lower_wire(q.query.name());
+                if let Some(reply) = blocked_now(&wire, u16::from(q.query.query_type())) {
+                    return reply;
+                }
                 let hit = rule_hit(&state, &req, q.question_end, Some(&wire));
                 if let Some(hit) = hit.filter(|h| h.act.answers()) {
                     return made_up(hit);
@@ -255,28 +271,9 @@ impl Balancer {
                 // Well formed but unusual (e.g. a compressed question): forward it.
                 let route = state.route_of(&wire);
                 let (id, end) = (q.header.metadata.id, q.question_end);
-                lowered = Some((wire, u16::from(q.query.query_type())));
                 (id, end, route, hit)
             }
         };
-        // Dynamic blocks and blocks by hand: counted, then judged by the
-        // set in force (published once a second).
-        let (qname, qtype) = match &lowered {
-            Some((wire, qtype)) => (wire.as_slice(), *qtype),
-            None => (
-                req.raw.get(HEADER_LEN..).unwrap_or_default(),
-                question_end
-                    .checked_sub(4)
-                    .and_then(|at| dns::u16_at(req.raw, at))
-                    .unwrap_or(0),
-            ),
-        };
-        let ip = req.src.ip();
-        self.dynblocks.on_query(ip, qname, qtype);
-        let udp = req.transport == Transport::Udp;
-        if let Some(action) = self.dynblocks.check(ip, qname, udp) {
-            return now(blocked(req.raw, action));
-        }
         // Zone transfers belong to a table server: never forwarded (a TS
         // trusts the LS's address, which its `axfr_allow` may cover).
         if is_zone_transfer(req.raw, question_end) {
@@ -331,6 +328,21 @@ impl Balancer {
         };
         Admission::Forward(state, admitted)
     }
+}
+
+/// Dynamic blocks and blocks by hand, at the door before the rules: the
+/// query from `req` for `qname` (wire form) of type `qtype` counted, then
+/// judged by the set in force (published once a second): the action of the
+/// block that stops it, if any.
+fn block_check(
+    dynblocks: &DynBlocks,
+    req: &Request<'_>,
+    qname: &[u8],
+    qtype: u16,
+) -> Option<DynAction> {
+    let ip = req.src.ip();
+    dynblocks.on_query(ip, qname, qtype);
+    dynblocks.check(ip, qname, req.transport == Transport::Udp)
 }
 
 /// EDE 15, "Blocked" (RFC 8914).

@@ -293,3 +293,70 @@ async fn forged_sources_keep_memory_bounded_and_the_real_client_answered() {
     ls.stop().await;
     ts.stop().await;
 }
+
+/// The `[[ls.rule]]`s of `text` (a config's rule tables).
+fn query_rules(text: &str) -> Vec<dnslb::config::RuleConfig> {
+    let whole = format!("[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n{text}");
+    let c = dnslb::config::Config::from_toml(&whole, std::path::Path::new("rules.toml")).unwrap();
+    c.ls.unwrap().rule
+}
+
+/// The blocks in force are checked before the query rules (as dnsdist
+/// does): a client flooding names a rule answers by itself is counted and
+/// blocked, and then neither that rule's made-up answer nor an `allow`
+/// rule spares it; another client still gets the rules' answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_come_before_the_query_rules_and_allow_spares_no_blocked_client() {
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", "www.ok.example 10.9.3.1 A\n").await;
+    let mut cfg = ls_config(&[("ts1", ts.addr)]);
+    cfg.rule = query_rules(
+        "[[ls.rule]]\nname = \"ok\"\nmatch = { suffix = [\"ok.example\"] }\naction = \"allow\"\n\
+         [[ls.rule]]\nname = \"fake\"\nmatch = { suffix = [\"spoof.example\"] }\n\
+         action = { spoof = [\"192.0.2.7\"], ttl = 30 }\n",
+    );
+    cfg.dynamic_block = vec![rule("floods", DynKind::QueryRate, 50.0, 5)];
+    let ls = start_ls(cfg).await;
+    let spoofed = |m: &Message| a_addrs(m) == [Ipv4Addr::new(192, 0, 2, 7)];
+    let m = ask_from(ls.addr, "127.0.0.40", "x.spoof.example")
+        .await
+        .unwrap();
+    assert!(spoofed(&m), "the rule answers: {m:?}");
+    // 300 queries a rule answers at the door, from one client.
+    flood(ls.addr, "127.0.0.40", 300, |i| {
+        format!("n{i}.spoof.example")
+    })
+    .await;
+    let blocked = until(
+        ls.addr,
+        "127.0.0.40",
+        "x.spoof.example",
+        BLOCKED_WITHIN,
+        refused_by_block,
+    )
+    .await;
+    assert!(
+        blocked.is_some(),
+        "the rule's answers spared the flooding client"
+    );
+    // An `allow` rule does not spare it either, over UDP or TCP.
+    let m = ask_from(ls.addr, "127.0.0.40", "www.ok.example")
+        .await
+        .unwrap();
+    assert!(refused_by_block(&m), "allowed past its block: {m:?}");
+    assert_eq!(
+        tcp_rcode_from(ls.addr, "127.0.0.40", "www.ok.example").await,
+        Some(ResponseCode::Refused)
+    );
+    // Another client: the rules as before.
+    let m = ask_from(ls.addr, "127.0.0.41", "x.spoof.example")
+        .await
+        .unwrap();
+    assert!(spoofed(&m), "{m:?}");
+    let m = ask_from(ls.addr, "127.0.0.41", "www.ok.example")
+        .await
+        .unwrap();
+    assert_eq!(a_addrs(&m), [Ipv4Addr::new(10, 9, 3, 1)]);
+    ls.stop().await;
+    ts.stop().await;
+}
