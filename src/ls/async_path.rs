@@ -324,7 +324,7 @@ impl Handler for Balancer {
                 let mut hit = Vec::new();
                 let query = (raw, transport, admitted.route());
                 if super::reply::from_cache(&state, query, &mut hit) {
-                    self.on_answer(client.ip(), &hit);
+                    self.on_answer(client.ip(), &hit, None);
                     let reply = Reply::One(hit);
                     answered(&reply);
                     return Action::Now(reply);

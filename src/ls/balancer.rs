@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use super::backend::admin::AdminState;
 use super::control::{ControlCounters, ControlSettings};
-use super::dynblock::DynBlocks;
+use super::dynblock::{DynBlocks, WorkerCounts};
 use super::invalidate::{self, FlushBy, FlushCounters, FlushQueue};
 use super::order;
 use super::rules::{Act, QueryView, RuleHit};
@@ -152,10 +152,14 @@ impl Balancer {
     }
 
     /// Counts an answer `bytes` sent to client `ip` for the dynamic blocks
-    /// (its rcode and size).
-    pub fn on_answer(&self, ip: std::net::IpAddr, bytes: &[u8]) {
+    /// (its rcode and size), into a fast-path worker's own counts `mine`
+    /// (`None`: the async path's shards).
+    pub fn on_answer(&self, ip: std::net::IpAddr, bytes: &[u8], mine: Option<&mut WorkerCounts>) {
         let rcode = bytes.get(3).map_or(0, |b| b & 0x0f);
-        self.dynblocks.on_answer(ip, rcode, bytes.len());
+        match mine {
+            Some(mine) => self.dynblocks.count_answer(mine, ip, rcode, bytes.len()),
+            None => self.dynblocks.on_answer(ip, rcode, bytes.len()),
+        }
     }
 
     /// Removes the cached entries of `name` (with `zone`, at or under it),
@@ -168,6 +172,12 @@ impl Balancer {
     /// immediate reply (counted), or a query to forward (not copied yet).
     /// Sends nothing: forwarding is [`Handler::handle`]'s part.
     pub fn admit(&self, req: Request<'_>) -> Admission {
+        self.admit_by(req, None)
+    }
+
+    /// [`Balancer::admit`] by a fast-path worker, counting for the dynamic
+    /// blocks into its own counts `mine` (`None`: the async path's shards).
+    pub fn admit_by(&self, req: Request<'_>, mut mine: Option<&mut WorkerCounts>) -> Admission {
         // Answered here, past the ACL and the rate limit (malformed, NOTIFY,
         // zone transfers, loops): a query and its answer, both counted, so
         // that every answer counted answers a query counted.
@@ -221,8 +231,8 @@ impl Balancer {
         // then the query rules on what was read: a rule's made-up answer
         // (or drop) ends the query here, before the cache.
         let made_up = |hit: RuleHit| now(state.rules.answer(hit, req.raw, req.transport));
-        let blocked_now = |qname: &[u8], qtype: u16| {
-            block_check(&self.dynblocks, &req, qname, qtype)
+        let mut blocked_now = |qname: &[u8], qtype: u16| {
+            block_check(&self.dynblocks, &req, (qname, qtype), mine.as_deref_mut())
                 .map(|action| now(blocked(req.raw, action)))
         };
         let (client_id, question_end, route, hit) = match dns::peek_plain_query(req.raw) {
@@ -333,15 +343,19 @@ impl Balancer {
 /// Dynamic blocks and blocks by hand, at the door before the rules: the
 /// query from `req` for `qname` (wire form) of type `qtype` counted, then
 /// judged by the set in force (published once a second): the action of the
-/// block that stops it, if any.
+/// block that stops it, if any. Counted in `mine` when a fast-path worker
+/// asks.
 fn block_check(
     dynblocks: &DynBlocks,
     req: &Request<'_>,
-    qname: &[u8],
-    qtype: u16,
+    (qname, qtype): (&[u8], u16),
+    mine: Option<&mut WorkerCounts>,
 ) -> Option<DynAction> {
     let ip = req.src.ip();
-    dynblocks.on_query(ip, qname, qtype);
+    match mine {
+        Some(mine) => dynblocks.count_query(mine, ip, qname, qtype),
+        None => dynblocks.on_query(ip, qname, qtype),
+    }
     dynblocks.check(ip, qname, req.transport == Transport::Udp)
 }
 

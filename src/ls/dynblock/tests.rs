@@ -273,6 +273,7 @@ fn forged_sources_cannot_grow_memory_or_block_anyone_else() {
     assert_eq!(
         d.footprint().0,
         SHARDS * (CLIENT_SETS * CLIENT_WAYS + QNAME_SETS * QNAME_WAYS + 64)
+            + WINDOW_SHARDS * CLIENT_SETS * CLIENT_WAYS
     );
     d.tick(secs(t0, 1));
     assert!(
@@ -388,4 +389,36 @@ fn a_late_tick_judges_over_the_time_the_counts_took() {
     queries(&d, "192.0.2.1", "a.", A, 30);
     d.tick(secs(t0, 4));
     assert!(blocked(&d, "192.0.2.1", "a.").is_some(), "30 in 1 s");
+}
+
+/// A fast-path worker counts into its own tables with no lock; it hands
+/// them in at its first event after the tick calls for them, and the next
+/// tick judges them with the async path's counts: a block made from both,
+/// in force for every worker at once.
+#[test]
+fn a_worker_s_own_counts_are_handed_in_and_merged_by_the_tick() {
+    let t0 = Instant::now();
+    let d = blocks(vec![rule(DynKind::QueryRate, 50.0)], t0);
+    let (mut one, mut two) = (d.worker_counts(), d.worker_counts());
+    let w = wire("a.");
+    // 2 s window: 100 needed; 40 on each worker and 30 on the async path.
+    for _ in 0..40 {
+        d.count_query(&mut one, ip("192.0.2.1"), &w, A);
+        d.count_query(&mut two, ip("192.0.2.1"), &w, A);
+    }
+    queries(&d, "192.0.2.1", "a.", A, 30);
+    d.tick(secs(t0, 1));
+    assert_eq!(blocked(&d, "192.0.2.1", "a."), None, "not handed in yet");
+    d.call_in();
+    // Worker one has an event (an answer); worker two only wakes.
+    d.count_answer(&mut one, ip("192.0.2.9"), 0, 40);
+    d.hand_in(&mut two);
+    d.tick(secs(t0, 2));
+    assert_eq!(blocked(&d, "192.0.2.1", "a."), Some(DynAction::Drop));
+    let list = d.list(secs(t0, 2));
+    assert!(list[0].reason.starts_with("110 queries"), "{list:?}");
+    // Handed in once per call: the next ticks count nothing twice.
+    d.hand_in(&mut one);
+    d.tick(secs(t0, 3));
+    assert_eq!(d.top(1, 5).clients.len(), 0, "{:?}", d.top(1, 5));
 }

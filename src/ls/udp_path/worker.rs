@@ -29,6 +29,7 @@ use super::timers::{next_live, timer_live};
 use crate::dns::{self, HEADER_LEN, Transport, WireHeader};
 use crate::guard::fair::Holders;
 use crate::ls::balancer::{Admission, Balancer};
+use crate::ls::dynblock::WorkerCounts;
 use crate::ls::loopmark::PlainAnswer;
 use crate::ls::resolution::{End, Step, Verdict};
 use crate::ls::state::Route;
@@ -86,6 +87,8 @@ pub(super) struct Worker {
     pub(super) max_flights: usize,
     /// The places of `max_flights` each client group holds.
     pub(super) holders: Holders,
+    /// Its counts for the dynamic blocks, handed in once a second.
+    pub(super) counts: WorkerCounts,
 }
 
 impl Worker {
@@ -93,6 +96,7 @@ impl Worker {
     /// timestamps asked for, and [`UPSTREAM_SOCKETS`] upstream sockets per
     /// family opened (one that cannot be opened is logged and left out).
     pub(super) fn new(balancer: Arc<Balancer>, client: Arc<UdpSocket>, max_flights: usize) -> Self {
+        let counts = balancer.dynblocks().worker_counts();
         let mut w = Worker {
             balancer,
             client,
@@ -109,6 +113,7 @@ impl Worker {
             refused: Vec::new(),
             max_flights: max_flights.max(1),
             holders: Holders::default(),
+            counts,
         };
         if let Some(inode) = crate::server::socket::socket_inode(w.client.as_ref()) {
             w.balancer
@@ -232,9 +237,11 @@ impl Worker {
             }
             self.fire_timers(round);
             self.flush().await;
+            // Idle, it still wakes once a second to hand its counts in.
+            self.balancer.dynblocks().hand_in(&mut self.counts);
             let next = self
                 .next_timer()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             if sleep.deadline() != next {
                 sleep.as_mut().reset(next);
             }
@@ -333,7 +340,7 @@ impl Worker {
             transport: Transport::Udp,
             via: crate::server::Via::Udp,
         };
-        match self.balancer.admit(req) {
+        match self.balancer.admit_by(req, Some(&mut self.counts)) {
             Admission::Reply(Reply::One(b)) => self.to_clients.push_copy(&b, src),
             Admission::Reply(_) => {}
             Admission::Forward(state, admitted) => match admitted.delay() {
@@ -404,7 +411,8 @@ impl Worker {
     fn answer(&mut self, reply: Reply, to: batch::Peer, arrived: std::time::Instant) {
         self.balancer.metrics.answered(&reply, arrived);
         if let Reply::One(b) = reply {
-            self.balancer.on_answer(to.addr.ip(), &b);
+            self.balancer
+                .on_answer(to.addr.ip(), &b, Some(&mut self.counts));
             self.to_clients.push_copy(&b, to);
             self.recycle(b);
         }
