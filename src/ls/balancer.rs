@@ -24,7 +24,7 @@ use super::suffix;
 use super::upstream::shared::SharedSockets;
 use crate::config::{DynAction, LsConfig, RuleTransport};
 use crate::dns::{self, HEADER_LEN, Transport};
-use crate::dnstap::Dnstap;
+use crate::dnstap::{Dnstap, TapTransport};
 use crate::guard::acl;
 use crate::guard::rate::RateVerdict;
 use crate::logging::QueryLine;
@@ -245,7 +245,7 @@ impl Balancer {
                 if let Some(reply) = blocked_now(qname, qtype) {
                     return reply;
                 }
-                let hit = rule_hit(&state, &req, end, None);
+                let hit = rule_hit((&state, self.dnstap()), &req, end, None);
                 if let Some(hit) = hit.filter(|h| h.act.answers()) {
                     return made_up(hit);
                 }
@@ -261,7 +261,7 @@ impl Balancer {
                 if let Some(reply) = blocked_now(&wire, u16::from(q.query.query_type())) {
                     return reply;
                 }
-                let hit = rule_hit(&state, &req, q.question_end, Some(&wire));
+                let hit = rule_hit((&state, self.dnstap()), &req, q.question_end, Some(&wire));
                 if let Some(hit) = hit.filter(|h| h.act.answers()) {
                     return made_up(hit);
                 }
@@ -433,7 +433,7 @@ impl Admitted {
 /// question's own is not), counted and logged; `None` without rules or when
 /// none acts.
 fn rule_hit(
-    state: &LsState,
+    (state, tap): (&LsState, &Dnstap),
     req: &Request<'_>,
     question_end: usize,
     name: Option<&[u8]>,
@@ -449,7 +449,21 @@ fn rule_hit(
     };
     let view = QueryView::read(req.raw, question_end, req.src.ip(), transport)?;
     let view = name.map_or(view, |n| view.with_name(n));
-    state.rules.judge(&view, std::time::Instant::now())
+    // A `log = true` hit goes to dnstap when it is on, else to the log.
+    let tapped = tap.is_on();
+    let hit = state
+        .rules
+        .judge_to(&view, std::time::Instant::now(), tapped)?;
+    if tapped && let Some(rule) = state.rules.logged(hit) {
+        let via = match req.via {
+            Via::Udp => TapTransport::Udp,
+            Via::Tcp => TapTransport::Tcp,
+            Via::Dot => TapTransport::Dot,
+            Via::Doh => TapTransport::Doh,
+        };
+        super::tap::rule_matched(tap, via, req.src, req.raw, (rule, hit.act));
+    }
+    Some(hit)
 }
 
 /// Whether the query in `raw`, whose question ends at `question_end`, asks
