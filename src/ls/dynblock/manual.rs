@@ -10,15 +10,10 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use tracing::info;
 
-use super::set::{Block, BlockKey};
-use super::tick::{MAX_BLOCKS, Maint};
+use super::set::{Block, BlockKey, MANUAL, MAX_BLOCKS, MAX_MANUAL};
+use super::tick::Maint;
 use crate::config::DynAction;
 use crate::guard::rate::rate_key;
-
-/// Most blocks added by hand in force at once.
-pub const MAX_MANUAL: usize = 1024;
-/// The rule name of blocks added by hand.
-pub const MANUAL: &str = "manual";
 
 /// A block added by hand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +105,7 @@ pub(super) fn add(
         b.renew(until);
         return Ok(false);
     }
+    // The dynamic blocks leave MAX_MANUAL of the table to these.
     let manual = m.blocks.values().filter(|b| b.stats.rule == MANUAL).count();
     if manual >= MAX_MANUAL || m.blocks.len() >= MAX_BLOCKS {
         full.fetch_add(1, Relaxed);

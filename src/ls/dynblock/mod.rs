@@ -62,9 +62,9 @@ pub use counting::{
     CLIENT_SETS, CLIENT_WAYS, NAME_SETS, NAME_WAYS, QNAME_SETS, QNAME_WAYS, SHARDS, WINDOW_SHARDS,
     WorkerCounts,
 };
-pub use manual::{BlockInfo, MANUAL, MAX_MANUAL, ManualError, ManualTarget};
-pub use set::{Block, BlockKey, BlockSet, RuleStats};
-pub use tick::{LOG_INTERVAL, LOG_LINES, MAX_BLOCKS};
+pub use manual::{BlockInfo, ManualError, ManualTarget};
+pub use set::{Block, BlockKey, BlockSet, MANUAL, MAX_BLOCKS, MAX_MANUAL, RuleStats};
+pub use tick::{LOG_INTERVAL, LOG_LINES};
 pub use top::{TOP_KEEP, TOP_SECS, TopEntry, TopReport};
 
 use counting::CountShard;
@@ -254,6 +254,9 @@ impl DynBlocks {
             return None;
         }
         let block = set.find(self.group(ip), ip, qname)?;
+        if block.exempts(ip) {
+            return None;
+        }
         let action = block.action();
         if action == DynAction::Truncate && !udp {
             return None;

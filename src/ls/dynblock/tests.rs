@@ -422,3 +422,65 @@ fn a_worker_s_own_counts_are_handed_in_and_merged_by_the_tick() {
     d.tick(secs(t0, 3));
     assert_eq!(d.top(1, 5).clients.len(), 0, "{:?}", d.top(1, 5));
 }
+
+/// R4: a spray of sources over one rule's low threshold fills that rule's
+/// share of the table of blocks only: another rule still blocks its
+/// flooder, and a block by hand still finds room.
+#[test]
+fn a_rule_that_fills_its_share_of_the_table_leaves_room_to_the_others_and_by_hand() {
+    let t0 = Instant::now();
+    let mut any = DynBlockConfig {
+        qtype: Some(RecordType::ANY),
+        action: DynAction::Truncate,
+        window_s: 1,
+        block_s: 600,
+        ..DynBlockConfig::new("any", DynKind::QtypeRate, 1.0)
+    };
+    any.name = "any".into();
+    let mut qr = rule(DynKind::QueryRate, 50.0);
+    qr.name = "qr".into();
+    qr.window_s = 1;
+    let d = blocks(vec![any, qr], t0);
+    let w = wire("x.example");
+    // 12,000 forged sources, two ANY queries each, over a few ticks (the
+    // counting tables keep 8,192 keys a shard).
+    let mut s = 0;
+    for batch in 0..3u32 {
+        for i in 0..4000u32 {
+            let from = IpAddr::V4(Ipv4Addr::from(0x6400_0000 + batch * 4000 + i));
+            d.on_query(from, &w, 255);
+            d.on_query(from, &w, 255);
+        }
+        s += 1;
+        d.tick(secs(t0, s));
+    }
+    let share = tick::rule_share(2);
+    assert_eq!(d.in_force(), share, "the rule's share, no more");
+    assert!(d.table_full.load(Relaxed) > 0);
+    // A real flooder over `qr`: blocked all the same.
+    queries(&d, "192.0.2.1", "x.example", A, 100);
+    d.tick(secs(t0, s + 1));
+    assert_eq!(blocked(&d, "192.0.2.1", "a."), Some(DynAction::Drop));
+    // And the operator can add a block by hand.
+    let net = ManualTarget::Net("198.51.100.0/24".parse().unwrap());
+    assert_eq!(
+        d.add_manual(&net, 60, DynAction::Refuse, secs(t0, s + 1)),
+        Ok(())
+    );
+}
+
+/// R8: an excluded IPv6 address inside a client group that is blocked
+/// (its neighbours flooded) is still let through; its neighbours are not.
+#[test]
+fn an_excluded_address_inside_a_blocked_group_is_let_through() {
+    let t0 = Instant::now();
+    let mut r = rule(DynKind::QueryRate, 50.0);
+    r.exclude = vec!["2001:db8:a::1/128".parse().unwrap()];
+    let d = blocks(vec![r], t0);
+    for _ in 0..200 {
+        d.on_query(ip("2001:db8:a::1"), &wire("a."), A);
+    }
+    d.tick(secs(t0, 1));
+    assert_eq!(blocked(&d, "2001:db8:a::2", "a."), Some(DynAction::Drop));
+    assert_eq!(blocked(&d, "2001:db8:a::1", "a."), None, "excluded");
+}

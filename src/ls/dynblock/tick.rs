@@ -17,14 +17,12 @@ use tracing::{info, warn};
 
 use super::counting::{CountShard, SecondCounts, Window, merge};
 use super::rules::{BlockVerdict, Rules, StatsBook, judge};
-use super::set::{Block, BlockKey};
+use super::set::{Block, BlockKey, MANUAL, MAX_BLOCKS, MAX_MANUAL};
 use super::table::{DynName, wire_text};
 use super::top::{TopRing, heaviest_into};
 use crate::config::DynKind;
 use crate::guard::log_budget::{Change, LimitLog};
 
-/// Most blocks in force at once.
-pub const MAX_BLOCKS: usize = 10_000;
 /// The interval of the block log's budget.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Block, warning and release lines per [`LOG_INTERVAL`].
@@ -247,7 +245,12 @@ fn judge_keys(rules: &Rules, sc: &Scratch) -> (Over<BlockKey>, Over<String>) {
 
 /// Blocks the keys `over` their rule (a block in force is renewed, once a
 /// window), each new one logged once (within the budget): whether any was
-/// made.
+/// made. Room: the dynamic blocks share [`MAX_BLOCKS`] less the
+/// [`MAX_MANUAL`] kept for blocks by hand, each rule at most an equal share
+/// of it ([`rule_share`]): a spray that fills one rule's share (forged
+/// sources over a low threshold, say) leaves the other rules and the
+/// operator their room. A block not made for want of room is counted in
+/// `full` and logged (within the budget).
 fn make_blocks(
     m: &mut Maint,
     rules: &Rules,
@@ -256,6 +259,20 @@ fn make_blocks(
     full: &AtomicU64,
 ) -> bool {
     let mut made = false;
+    if over.is_empty() {
+        return made;
+    }
+    let share = rule_share(rules.list.len());
+    let mut per_rule = vec![0usize; rules.list.len()];
+    let mut dynamic = 0usize;
+    for b in m.blocks.values().filter(|b| b.stats.rule != MANUAL) {
+        dynamic += 1;
+        if let Some(i) = rules.list.iter().position(|r| r.cfg.name == b.stats.rule)
+            && let Some(n) = per_rule.get_mut(i)
+        {
+            *n += 1;
+        }
+    }
     for (i, key, reason) in over {
         let Some(r) = rules.list.get(i) else { continue };
         let until = now + Duration::from_secs(r.cfg.block_s);
@@ -267,20 +284,35 @@ fn make_blocks(
             }
             continue;
         }
-        if m.blocks.len() >= MAX_BLOCKS {
+        let mine = per_rule.get(i).copied().unwrap_or(0);
+        if mine >= share || dynamic >= MAX_BLOCKS - MAX_MANUAL {
             full.fetch_add(1, Relaxed);
+            if m.log.admit(Change::Started) {
+                warn!(rule = %r.cfg.name, target = %key, rule_blocks = mine, share, "dynamic block not made: the rule's share of the table of blocks is full");
+            }
             continue;
         }
+        if let Some(n) = per_rule.get_mut(i) {
+            *n += 1;
+        }
+        dynamic += 1;
         r.stats.blocks.fetch_add(1, Relaxed);
         if m.log.admit(Change::Started) {
             warn!(rule = %r.cfg.name, target = %key, action = %r.cfg.action, block_s = r.cfg.block_s, %reason, "dynamic block");
         }
-        let block = Arc::new(Block::new(key.clone(), reason, until, r.stats.clone()));
+        let block = Block::new(key.clone(), reason, until, r.stats.clone());
+        let block = Arc::new(block.excluding(&r.cfg.exclude));
         m.judged_in.insert(key.clone(), window);
         m.blocks.insert(key, block);
         made = true;
     }
     made
+}
+
+/// The most dynamic blocks one of `rules` rules may have in force: an equal
+/// share of the room left by the blocks by hand.
+pub(super) fn rule_share(rules: usize) -> usize {
+    (MAX_BLOCKS - MAX_MANUAL) / rules.max(1)
 }
 
 /// Logs (within the budget) and counts each key over a warning threshold,
