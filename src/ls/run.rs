@@ -76,7 +76,7 @@ pub async fn serve(
 
 /// How long the dynamic blocks' tick waits for the busy fast-path workers'
 /// counts after calling for them.
-const HAND_IN: Duration = Duration::from_millis(50);
+const HAND_IN: Duration = Duration::from_millis(150);
 
 /// Every second until `token` is cancelled: the dynamic blocks' tick
 /// (counts added up, blocks made and lifted, the set in force published:
@@ -90,8 +90,7 @@ async fn run_dynblocks(balancer: Arc<Balancer>, token: tokio_util::sync::Cancell
             _ = tick.tick() => {}
         }
         // The fast-path workers hand their counts in at their next event:
-        // a busy one at once, an idle one within a second (then the next
-        // tick has them).
+        // a busy one at once, an idle one within 100 ms (its longest sleep).
         balancer.dynblocks().call_in();
         tokio::select! {
             () = token.cancelled() => return,

@@ -514,3 +514,64 @@ async fn response_bytes_rate_blocks_the_client_over_its_byte_rate_only() {
     let r = rule("bytes", DynKind::ResponseBytesRate, 3000.0, 2);
     a_kind_blocks_the_client_over_it_only(r, (100, a_query), (10, a_query)).await;
 }
+
+/// R3: the LS's own answers at the deadline (`on_timeout`, here NXDOMAIN
+/// with EDE 22 for a backend that never answers) do not count toward the
+/// rcode rules: the client whose names are under the dead backend is never
+/// blocked, while a client getting as many NXDOMAINs from a live backend is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ls_s_own_on_timeout_answers_do_not_count_toward_rcode_rules() {
+    let live = nx_or_a_backend().await;
+    // A backend that never answers (its port held, nothing read).
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut cfg = ls_config(&[("live", live.addr), ("dead", dead.local_addr().unwrap())]);
+    cfg.layout = dnslb::config::Layout::Replicated;
+    cfg.timeout_ms = 200;
+    let zone = |z: &str| vec![Name::from_ascii(z).unwrap()];
+    cfg.pool = vec![
+        dnslb::config::PoolConfig::new("live", &["live"], zone("live.example.")),
+        dnslb::config::PoolConfig::new("dead", &["dead"], zone("dead.example.")),
+    ];
+    let mut r = rule("nx-rate", DynKind::RcodeRate, 20.0, 10);
+    r.rcode = Some(dnslb::config::DynRcode::Nxdomain);
+    cfg.dynamic_block = vec![r];
+    let ls = start_ls(cfg).await;
+    let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
+    // 60 names under the dead backend, every answer the LS's NXDOMAIN.
+    let sock = tokio::net::UdpSocket::bind("127.0.0.60:0").await.unwrap();
+    for i in 0..60 {
+        let q = wire_query(
+            &format!("n{i}.dead.example"),
+            RecordType::A,
+            rand_id(),
+            true,
+            true,
+        );
+        sock.send_to(&q, ls.addr).await.unwrap();
+    }
+    let mut buf = [0u8; 1500];
+    for _ in 0..60 {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf))
+            .await
+            .expect("answered at the deadline")
+            .unwrap();
+        let m = Message::from_vec(&buf[..n]).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(ede(&m).map(|(code, _)| code), Some(22), "the LS's own");
+    }
+    // Then 60 real NXDOMAINs for another client: it is blocked, and that
+    // tick has judged the first client's answers too.
+    flood(ls.addr, "127.0.0.61", 60, |i| format!("nx{i}.live.example")).await;
+    let listed = poll_until_async(BLOCKED_WITHIN, Duration::from_millis(50), async || {
+        let t = blocked_targets(metrics.addr).await;
+        (!t.is_empty()).then_some(t)
+    })
+    .await;
+    assert_eq!(listed.as_deref(), Some(&["127.0.0.61".to_owned()][..]));
+    let m = ask_from(ls.addr, "127.0.0.60", "www.live.example")
+        .await
+        .unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    metrics.stop().await;
+    ls.stop().await;
+}

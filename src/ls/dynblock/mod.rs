@@ -7,7 +7,7 @@
 //! Each worker counts into tables of its own ([`counting`]): a UDP
 //! fast-path worker owns its [`WorkerCounts`] (no lock at all) and hands
 //! them in at its first event after the tick calls for them (a lock taken
-//! once a second; an idle worker wakes at least once a second); the async
+//! once a second; an idle worker wakes at least every 100 ms); the async
 //! path's runtime threads count into [`SHARDS`] shards, one per thread
 //! round-robin, behind a mutex only that thread and the tick take. A
 //! shard is bounded tables ([`table`]): client groups ([`CLIENT_SETS`] ×
@@ -239,7 +239,7 @@ impl DynBlocks {
     }
 
     /// Calls for the fast-path workers' counts: each hands them in at its
-    /// next event (within a second when idle), for the next tick.
+    /// next event (within 100 ms when idle), for the tick that follows.
     pub fn call_in(&self) {
         self.epoch.fetch_add(1, Relaxed);
     }

@@ -91,6 +91,10 @@ pub(super) struct Worker {
     pub(super) counts: WorkerCounts,
 }
 
+/// The longest a worker sleeps: an idle one hands its dynamic-block counts
+/// in within this long of the tick calling for them.
+const HAND_IN_WAKE: Duration = Duration::from_millis(100);
+
 impl Worker {
     /// A worker serving `client`, its metrics registered, receive
     /// timestamps asked for, and [`UPSTREAM_SOCKETS`] upstream sockets per
@@ -237,11 +241,10 @@ impl Worker {
             }
             self.fire_timers(round);
             self.flush().await;
-            // Idle, it still wakes once a second to hand its counts in.
+            // Idle, it still wakes ten times a second to hand its counts in.
             self.balancer.dynblocks().hand_in(&mut self.counts);
-            let next = self
-                .next_timer()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            let wake = Instant::now() + HAND_IN_WAKE;
+            let next = self.next_timer().map_or(wake, |t| t.min(wake));
             if sleep.deadline() != next {
                 sleep.as_mut().reset(next);
             }
@@ -398,8 +401,9 @@ impl Worker {
                         log: f.job.log.take(),
                     };
                     let reply = reply::finish(&f.state, &f.job, &f.res, end, f.kept.take());
+                    let from_backend = answered.backend.is_some();
                     answered.log(&f.state, &reply, f.arrived.elapsed());
-                    self.answer(reply, f.client, f.arrived);
+                    self.answer(reply, f.client, (f.arrived, from_backend));
                     self.recycle(std::mem::take(&mut f.job.raw));
                     return;
                 }
@@ -407,12 +411,21 @@ impl Worker {
         }
     }
 
-    /// Counts a forwarded query's reply and queues it for the client.
-    fn answer(&mut self, reply: Reply, to: batch::Peer, arrived: std::time::Instant) {
+    /// Counts a forwarded query's reply and queues it for the client; a
+    /// backend's answer (`from_backend`: not one the LS made up at the
+    /// deadline) counts for the dynamic blocks too.
+    fn answer(
+        &mut self,
+        reply: Reply,
+        to: batch::Peer,
+        (arrived, from_backend): (std::time::Instant, bool),
+    ) {
         self.balancer.metrics.answered(&reply, arrived);
         if let Reply::One(b) = reply {
-            self.balancer
-                .on_answer(to.addr.ip(), &b, Some(&mut self.counts));
+            if from_backend {
+                self.balancer
+                    .on_answer(to.addr.ip(), &b, Some(&mut self.counts));
+            }
             self.to_clients.push_copy(&b, to);
             self.recycle(b);
         }
