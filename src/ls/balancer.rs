@@ -689,3 +689,101 @@ mod rule_tests {
         assert_eq!(b.metrics().queries.load(Relaxed), 3);
     }
 }
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as Cases, TestRunner};
+
+    /// What the door decided, comparable.
+    #[derive(Debug, PartialEq)]
+    enum Outcome {
+        Reply(Option<Vec<u8>>),
+        Forward(Option<usize>, Option<std::time::Duration>),
+    }
+
+    fn outcome(a: Admission) -> Outcome {
+        match a {
+            Admission::Reply(Reply::One(b)) => Outcome::Reply(Some(b)),
+            Admission::Reply(_) => Outcome::Reply(None),
+            Admission::Forward(_, f) => Outcome::Forward(f.route(), f.delay()),
+        }
+    }
+
+    /// For random rule sets and random queries, the UDP fast path (its
+    /// worker's own counts, `admit_by`) and the async path (`admit`) pick
+    /// the same action: the same made-up answer, drop, pool or delay.
+    #[test]
+    fn the_fast_path_and_the_async_path_pick_the_same_action() {
+        let action = prop::sample::select(vec![
+            "\"drop\"",
+            "\"refuse\"",
+            "\"nxdomain\"",
+            "\"allow\"",
+            "\"truncate\"",
+            "{ delay_ms = 5 }",
+            "{ pool = \"org\" }",
+            "{ spoof = [\"192.0.2.1\", \"2001:db8::1\"] }",
+            "{ spoof_cname = \"x.example.org.\" }",
+        ]);
+        let cond = prop::sample::select(vec![
+            "suffix = [\"example.org\"]",
+            "suffix = [\"org\", \"net\"]",
+            "qtype = [\"AAAA\", \"MX\"]",
+            "client = [\"192.0.2.0/24\"]",
+            "transport = [\"udp\"]",
+            "rd = false",
+            "min_labels = 3",
+        ]);
+        let rules = prop::collection::vec((cond, action), 0..8);
+        let label = prop::sample::select(vec!["www", "a", "example", "ORG", "net", "x"]);
+        let query = (
+            prop::collection::vec(label, 1..4),
+            prop::sample::select(vec![RecordType::A, RecordType::AAAA, RecordType::MX]),
+            prop::sample::select(vec!["192.0.2.9", "10.9.9.9"]),
+            any::<bool>(),
+        );
+        let mut runner = TestRunner::new(Cases::with_cases(64));
+        runner
+            .run(
+                &(rules, prop::collection::vec(query, 1..8)),
+                |(rules, queries)| {
+                    let mut text = String::from(
+                        "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
+                         [[ls.pool]]\nname = \"org\"\nbackends = [\"b\"]\nzones = [\"org\"]\n",
+                    );
+                    for (i, (cond, act)) in rules.iter().enumerate() {
+                        text.push_str(&format!(
+                            "[[ls.rule]]\nname = \"r{i}\"\nmatch = {{ {cond} }}\naction = {act}\n"
+                        ));
+                    }
+                    let c = crate::config::Config::from_toml(&text, std::path::Path::new("c.toml"))
+                        .unwrap();
+                    let ls = c.ls.as_ref().unwrap();
+                    let (fast, slow) = (Balancer::new(ls), Balancer::new(ls));
+                    let mut mine = fast.dynblocks().worker_counts();
+                    for (labels, qtype, client, rd) in queries {
+                        let mut m = Message::query();
+                        m.metadata.recursion_desired = rd;
+                        let name = Name::from_ascii(labels.join(".") + ".").unwrap();
+                        m.add_query(Query::query(name, qtype));
+                        let raw = m.to_vec().unwrap();
+                        let req = Request {
+                            raw: &raw,
+                            src: std::net::SocketAddr::new(client.parse().unwrap(), 5353),
+                            transport: Transport::Udp,
+                            via: Via::Udp,
+                        };
+                        let a = outcome(fast.admit_by(req, Some(&mut mine)));
+                        let b = outcome(slow.admit(req));
+                        prop_assert_eq!(a, b, "{}", text);
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
+    }
+}
