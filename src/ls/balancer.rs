@@ -254,7 +254,10 @@ impl Balancer {
             }
             None => {
                 let q = match dns::decode_query(req.raw) {
-                    Err(reject) => return now(reject.response()),
+                    Err(reject) => {
+                        let ruled = other_opcode(&state, self.dnstap(), &req, reject);
+                        return now(ruled.response());
+                    }
                     Ok(q) => q,
                 };
                 let wire = suffix::lower_wire(q.query.name());
@@ -464,6 +467,55 @@ fn rule_hit(
         super::tap::rule_matched(tap, via, req.src, req.raw, (rule, hit.act));
     }
     Some(hit)
+}
+
+/// A message of an opcode the LS does not serve (UPDATE, STATUS, IQUERY,
+/// DSO: `reject` is its NOTIMP) with one plain question, checked against
+/// the query rules all the same (their `opcode` condition is for these
+/// too): a rule that drops it drops it, one that refuses, answers NXDOMAIN
+/// or SERVFAIL answers so; otherwise, or without such a rule, the NOTIMP.
+fn other_opcode(
+    state: &LsState,
+    tap: &Dnstap,
+    req: &Request<'_>,
+    reject: dns::Reject,
+) -> dns::Reject {
+    let dns::Reject::Rcode(mut err) = reject else {
+        return reject;
+    };
+    let Some(query) = err
+        .query
+        .as_ref()
+        .filter(|_| err.rcode == ResponseCode::NotImp)
+    else {
+        return dns::Reject::Rcode(err);
+    };
+    // The question's name as sent, uncompressed, is what the rules read.
+    let wire = suffix::lower_wire(query.name());
+    let end = HEADER_LEN + wire.len() + 4;
+    let plain = req
+        .raw
+        .get(HEADER_LEN..HEADER_LEN + wire.len())
+        .is_some_and(|n| n.eq_ignore_ascii_case(&wire));
+    let hit = (plain && end <= req.raw.len())
+        .then(|| rule_hit((state, tap), req, end, Some(&wire)))
+        .flatten();
+    match hit.map(|h| h.act) {
+        Some(Act::Drop) => dns::Reject::Drop,
+        Some(Act::Refuse) => {
+            err.rcode = ResponseCode::Refused;
+            dns::Reject::Rcode(err)
+        }
+        Some(Act::Nxdomain) => {
+            err.rcode = ResponseCode::NXDomain;
+            dns::Reject::Rcode(err)
+        }
+        Some(Act::Servfail) => {
+            err.rcode = ResponseCode::ServFail;
+            dns::Reject::Rcode(err)
+        }
+        _ => dns::Reject::Rcode(err),
+    }
 }
 
 /// Whether the query in `raw`, whose question ends at `question_end`, asks
@@ -687,6 +739,46 @@ mod rule_tests {
         let counts: Vec<_> = b.state().rules.counts().map(|(_, _, n)| n).collect();
         assert_eq!(counts, [1]);
         assert_eq!(b.metrics().queries.load(Relaxed), 3);
+    }
+}
+
+#[cfg(test)]
+mod opcode_tests {
+    use super::*;
+
+    /// R7: a rule on UPDATE (or STATUS) acts on such a message, which the
+    /// LS otherwise answers NOTIMP; an opcode no rule names stays NOTIMP.
+    #[test]
+    fn a_rule_on_an_opcode_the_ls_does_not_serve_acts_on_it() {
+        let text = "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
+                    [[ls.rule]]\nname = \"upd\"\nmatch = { opcode = \"UPDATE\" }\naction = \"refuse\"\n\
+                    [[ls.rule]]\nname = \"status\"\nmatch = { opcode = \"STATUS\" }\naction = \"drop\"\n";
+        let c = crate::config::Config::from_toml(text, std::path::Path::new("c.toml")).unwrap();
+        let b = Balancer::new(c.ls.as_ref().unwrap());
+        // example.org. SOA, with opcode `op` (the zone section of an UPDATE).
+        let message = |op: u8| {
+            let mut m = vec![0, 9, op << 3, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            m.extend_from_slice(b"\x07example\x03org\x00\x00\x06\x00\x01");
+            m
+        };
+        let admit = |raw: &[u8]| {
+            let req = Request {
+                raw,
+                src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
+                transport: Transport::Udp,
+                via: Via::Udp,
+            };
+            match b.admit(req) {
+                Admission::Reply(Reply::One(a)) => Some(dns::WireHeader::read(&a).unwrap().rcode()),
+                Admission::Reply(_) => None,
+                Admission::Forward(..) => panic!("forwarded"),
+            }
+        };
+        assert_eq!(admit(&message(5)), Some(5), "UPDATE: REFUSED");
+        assert_eq!(admit(&message(2)), None, "STATUS: dropped");
+        assert_eq!(admit(&message(1)), Some(4), "IQUERY: NOTIMP");
+        let hits: Vec<_> = b.state().rules.counts().map(|(_, _, n)| n).collect();
+        assert_eq!(hits, [1, 1]);
     }
 }
 
