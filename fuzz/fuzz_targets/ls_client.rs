@@ -5,7 +5,10 @@
 //! 127.0.0.1 ports no test listens on, and forwarding is never started.
 //!
 //! Input: one control byte (bit 0: TCP; bit 1: a client outside `allow`;
-//! bit 2: the balancer with a 1 qps rate limit), then the DNS message.
+//! bit 2: the balancer with a 1 qps rate limit; bit 3: the balancer with
+//! the query rules, response rules and dynamic blocks of
+//! `corpus/config/seed-policy.toml`, and a name blocked by hand, its
+//! blocks' tick run every 256 inputs), then the DNS message.
 //! Property: no panic; every answer meets [`dnslb_fuzz::check_answer`]; a
 //! forwarded job keeps the client's ID and a question inside the message.
 #![no_main]
@@ -42,6 +45,27 @@ fn config(rate_limit_qps: u32) -> LsConfig {
         )],
         ..LsConfig::default()
     }
+}
+
+/// The balancer with rules and dynamic blocks (see the module's docs).
+fn policy() -> &'static Balancer {
+    static POLICY: OnceLock<Balancer> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        let text = include_str!("../corpus/config/seed-policy.toml");
+        let c = dnslb::config::Config::from_toml(text, std::path::Path::new("policy.toml"))
+            .expect("the policy seed parses");
+        let b = Balancer::new(c.ls.as_ref().expect("[ls]"));
+        let name = "manual.example.".parse().expect("name");
+        b.dynblocks()
+            .add_manual(
+                &dnslb::ls::dynblock::ManualTarget::Name(name),
+                600,
+                dnslb::config::DynAction::Refuse,
+                std::time::Instant::now(),
+            )
+            .expect("a block by hand");
+        b
+    })
 }
 
 fn balancer(limited: bool) -> &'static Balancer {
@@ -81,10 +105,25 @@ fuzz_target!(|data: &[u8]| {
             dnslb::dns::Transport::Tcp => dnslb::dns::Via::Tcp,
         },
     };
-    match balancer(ctl & 4 != 0).admit(req) {
+    let b = if ctl & 8 != 0 {
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let runs = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if runs % 256 == 255 {
+            // Judged as if a second had passed since the last tick.
+            let later = std::time::Instant::now() + std::time::Duration::from_secs(runs / 256);
+            policy().dynblocks().tick(later);
+        }
+        policy()
+    } else {
+        balancer(ctl & 4 != 0)
+    };
+    match b.admit(req) {
         Admission::Reply(reply) => check_reply(raw, &reply, transport),
         Admission::Forward(_state, admitted) => {
             assert!(ctl & 2 == 0, "a client outside allow was forwarded");
+            if let Some(delay) = admitted.delay() {
+                assert_eq!(delay, std::time::Duration::from_millis(5), "only `slow` delays");
+            }
             // What admit read, before any copy; the job the worker makes of it.
             let question_end = admitted.question_end();
             let job = admitted.into_job(raw.to_vec());

@@ -324,7 +324,7 @@ impl Handler for Balancer {
                 let mut hit = Vec::new();
                 let query = (raw, transport, admitted.route());
                 if super::reply::from_cache(&state, query, &mut hit) {
-                    self.on_answer(client.ip(), &hit);
+                    self.on_answer(client.ip(), &hit, None);
                     let reply = Reply::One(hit);
                     answered(&reply);
                     return Action::Now(reply);
@@ -340,7 +340,11 @@ impl Handler for Balancer {
                 let dynblocks = self.dynblocks().clone();
                 Action::Later(Box::pin(resolved.map(move |(reply, answered)| {
                     LsMetrics::answered(&metrics, &reply, arrived);
-                    if let Reply::One(b) = &reply {
+                    // A backend's answer counts for the dynamic blocks,
+                    // not one the LS made up at the deadline.
+                    if let Reply::One(b) = &reply
+                        && answered.backend.is_some()
+                    {
                         let rcode = b.get(3).map_or(0, |b| b & 0x0f);
                         dynblocks.on_answer(client.ip(), rcode, b.len());
                     }

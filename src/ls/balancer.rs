@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use super::backend::admin::AdminState;
 use super::control::{ControlCounters, ControlSettings};
-use super::dynblock::DynBlocks;
+use super::dynblock::{DynBlocks, WorkerCounts};
 use super::invalidate::{self, FlushBy, FlushCounters, FlushQueue};
 use super::order;
 use super::rules::{Act, QueryView, RuleHit};
@@ -24,7 +24,7 @@ use super::suffix;
 use super::upstream::shared::SharedSockets;
 use crate::config::{DynAction, LsConfig, RuleTransport};
 use crate::dns::{self, HEADER_LEN, Transport};
-use crate::dnstap::Dnstap;
+use crate::dnstap::{Dnstap, TapTransport};
 use crate::guard::acl;
 use crate::guard::rate::RateVerdict;
 use crate::logging::QueryLine;
@@ -152,10 +152,14 @@ impl Balancer {
     }
 
     /// Counts an answer `bytes` sent to client `ip` for the dynamic blocks
-    /// (its rcode and size).
-    pub fn on_answer(&self, ip: std::net::IpAddr, bytes: &[u8]) {
+    /// (its rcode and size), into a fast-path worker's own counts `mine`
+    /// (`None`: the async path's shards).
+    pub fn on_answer(&self, ip: std::net::IpAddr, bytes: &[u8], mine: Option<&mut WorkerCounts>) {
         let rcode = bytes.get(3).map_or(0, |b| b & 0x0f);
-        self.dynblocks.on_answer(ip, rcode, bytes.len());
+        match mine {
+            Some(mine) => self.dynblocks.count_answer(mine, ip, rcode, bytes.len()),
+            None => self.dynblocks.on_answer(ip, rcode, bytes.len()),
+        }
     }
 
     /// Removes the cached entries of `name` (with `zone`, at or under it),
@@ -168,6 +172,12 @@ impl Balancer {
     /// immediate reply (counted), or a query to forward (not copied yet).
     /// Sends nothing: forwarding is [`Handler::handle`]'s part.
     pub fn admit(&self, req: Request<'_>) -> Admission {
+        self.admit_by(req, None)
+    }
+
+    /// [`Balancer::admit`] by a fast-path worker, counting for the dynamic
+    /// blocks into its own counts `mine` (`None`: the async path's shards).
+    pub fn admit_by(&self, req: Request<'_>, mut mine: Option<&mut WorkerCounts>) -> Admission {
         // Answered here, past the ACL and the rate limit (malformed, NOTIFY,
         // zone transfers, loops): a query and its answer, both counted, so
         // that every answer counted answers a query counted.
@@ -215,14 +225,27 @@ impl Balancer {
             }
         }
         // Header and question are all the forwarding path reads; the
-        // question's name, read in place, picks the pool. The query rules
-        // are checked on what was read: a rule's made-up answer (or drop)
-        // ends the query here, before the cache.
+        // question's name, read in place, picks the pool. The blocks in
+        // force come first (as in dnsdist: no rule, not even `allow`,
+        // spares a blocked client, and every query counts toward them),
+        // then the query rules on what was read: a rule's made-up answer
+        // (or drop) ends the query here, before the cache.
         let made_up = |hit: RuleHit| now(state.rules.answer(hit, req.raw, req.transport));
-        let mut lowered = None;
+        let mut blocked_now = |qname: &[u8], qtype: u16| {
+            block_check(&self.dynblocks, &req, (qname, qtype), mine.as_deref_mut())
+                .map(|action| now(blocked(req.raw, action)))
+        };
         let (client_id, question_end, route, hit) = match dns::peek_plain_query(req.raw) {
             Some((id, end)) => {
-                let hit = rule_hit(&state, &req, end, None);
+                let qname = req.raw.get(HEADER_LEN..).unwrap_or_default();
+                let qtype = end
+                    .checked_sub(4)
+                    .and_then(|at| dns::u16_at(req.raw, at))
+                    .unwrap_or(0);
+                if let Some(reply) = blocked_now(qname, qtype) {
+                    return reply;
+                }
+                let hit = rule_hit((&state, self.dnstap()), &req, end, None);
                 if let Some(hit) = hit.filter(|h| h.act.answers()) {
                     return made_up(hit);
                 }
@@ -231,11 +254,17 @@ impl Balancer {
             }
             None => {
                 let q = match dns::decode_query(req.raw) {
-                    Err(reject) => return now(reject.response()),
+                    Err(reject) => {
+                        let ruled = other_opcode(&state, self.dnstap(), &req, reject);
+                        return now(ruled.response());
+                    }
                     Ok(q) => q,
                 };
                 let wire = suffix::lower_wire(q.query.name());
-                let hit = rule_hit(&state, &req, q.question_end, Some(&wire));
+                if let Some(reply) = blocked_now(&wire, u16::from(q.query.query_type())) {
+                    return reply;
+                }
+                let hit = rule_hit((&state, self.dnstap()), &req, q.question_end, Some(&wire));
                 if let Some(hit) = hit.filter(|h| h.act.answers()) {
                     return made_up(hit);
                 }
@@ -255,28 +284,9 @@ impl Balancer {
                 // Well formed but unusual (e.g. a compressed question): forward it.
                 let route = state.route_of(&wire);
                 let (id, end) = (q.header.metadata.id, q.question_end);
-                lowered = Some((wire, u16::from(q.query.query_type())));
                 (id, end, route, hit)
             }
         };
-        // Dynamic blocks and blocks by hand: counted, then judged by the
-        // set in force (published once a second).
-        let (qname, qtype) = match &lowered {
-            Some((wire, qtype)) => (wire.as_slice(), *qtype),
-            None => (
-                req.raw.get(HEADER_LEN..).unwrap_or_default(),
-                question_end
-                    .checked_sub(4)
-                    .and_then(|at| dns::u16_at(req.raw, at))
-                    .unwrap_or(0),
-            ),
-        };
-        let ip = req.src.ip();
-        self.dynblocks.on_query(ip, qname, qtype);
-        let udp = req.transport == Transport::Udp;
-        if let Some(action) = self.dynblocks.check(ip, qname, udp) {
-            return now(blocked(req.raw, action));
-        }
         // Zone transfers belong to a table server: never forwarded (a TS
         // trusts the LS's address, which its `axfr_allow` may cover).
         if is_zone_transfer(req.raw, question_end) {
@@ -331,6 +341,25 @@ impl Balancer {
         };
         Admission::Forward(state, admitted)
     }
+}
+
+/// Dynamic blocks and blocks by hand, at the door before the rules: the
+/// query from `req` for `qname` (wire form) of type `qtype` counted, then
+/// judged by the set in force (published once a second): the action of the
+/// block that stops it, if any. Counted in `mine` when a fast-path worker
+/// asks.
+fn block_check(
+    dynblocks: &DynBlocks,
+    req: &Request<'_>,
+    (qname, qtype): (&[u8], u16),
+    mine: Option<&mut WorkerCounts>,
+) -> Option<DynAction> {
+    let ip = req.src.ip();
+    match mine {
+        Some(mine) => dynblocks.count_query(mine, ip, qname, qtype),
+        None => dynblocks.on_query(ip, qname, qtype),
+    }
+    dynblocks.check(ip, qname, req.transport == Transport::Udp)
 }
 
 /// EDE 15, "Blocked" (RFC 8914).
@@ -407,7 +436,7 @@ impl Admitted {
 /// question's own is not), counted and logged; `None` without rules or when
 /// none acts.
 fn rule_hit(
-    state: &LsState,
+    (state, tap): (&LsState, &Dnstap),
     req: &Request<'_>,
     question_end: usize,
     name: Option<&[u8]>,
@@ -423,7 +452,70 @@ fn rule_hit(
     };
     let view = QueryView::read(req.raw, question_end, req.src.ip(), transport)?;
     let view = name.map_or(view, |n| view.with_name(n));
-    state.rules.judge(&view, std::time::Instant::now())
+    // A `log = true` hit goes to dnstap when it is on, else to the log.
+    let tapped = tap.is_on();
+    let hit = state
+        .rules
+        .judge_to(&view, std::time::Instant::now(), tapped)?;
+    if tapped && let Some(rule) = state.rules.logged(hit) {
+        let via = match req.via {
+            Via::Udp => TapTransport::Udp,
+            Via::Tcp => TapTransport::Tcp,
+            Via::Dot => TapTransport::Dot,
+            Via::Doh => TapTransport::Doh,
+        };
+        super::tap::rule_matched(tap, via, req.src, req.raw, (rule, hit.act));
+    }
+    Some(hit)
+}
+
+/// A message of an opcode the LS does not serve (UPDATE, STATUS, IQUERY,
+/// DSO: `reject` is its NOTIMP) with one plain question, checked against
+/// the query rules all the same (their `opcode` condition is for these
+/// too): a rule that drops it drops it, one that refuses, answers NXDOMAIN
+/// or SERVFAIL answers so; otherwise, or without such a rule, the NOTIMP.
+fn other_opcode(
+    state: &LsState,
+    tap: &Dnstap,
+    req: &Request<'_>,
+    reject: dns::Reject,
+) -> dns::Reject {
+    let dns::Reject::Rcode(mut err) = reject else {
+        return reject;
+    };
+    let Some(query) = err
+        .query
+        .as_ref()
+        .filter(|_| err.rcode == ResponseCode::NotImp)
+    else {
+        return dns::Reject::Rcode(err);
+    };
+    // The question's name as sent, uncompressed, is what the rules read.
+    let wire = suffix::lower_wire(query.name());
+    let end = HEADER_LEN + wire.len() + 4;
+    let plain = req
+        .raw
+        .get(HEADER_LEN..HEADER_LEN + wire.len())
+        .is_some_and(|n| n.eq_ignore_ascii_case(&wire));
+    let hit = (plain && end <= req.raw.len())
+        .then(|| rule_hit((state, tap), req, end, Some(&wire)))
+        .flatten();
+    match hit.map(|h| h.act) {
+        Some(Act::Drop) => dns::Reject::Drop,
+        Some(Act::Refuse) => {
+            err.rcode = ResponseCode::Refused;
+            dns::Reject::Rcode(err)
+        }
+        Some(Act::Nxdomain) => {
+            err.rcode = ResponseCode::NXDomain;
+            dns::Reject::Rcode(err)
+        }
+        Some(Act::Servfail) => {
+            err.rcode = ResponseCode::ServFail;
+            dns::Reject::Rcode(err)
+        }
+        _ => dns::Reject::Rcode(err),
+    }
 }
 
 /// Whether the query in `raw`, whose question ends at `question_end`, asks
@@ -647,5 +739,143 @@ mod rule_tests {
         let counts: Vec<_> = b.state().rules.counts().map(|(_, _, n)| n).collect();
         assert_eq!(counts, [1]);
         assert_eq!(b.metrics().queries.load(Relaxed), 3);
+    }
+}
+
+#[cfg(test)]
+mod opcode_tests {
+    use super::*;
+
+    /// R7: a rule on UPDATE (or STATUS) acts on such a message, which the
+    /// LS otherwise answers NOTIMP; an opcode no rule names stays NOTIMP.
+    #[test]
+    fn a_rule_on_an_opcode_the_ls_does_not_serve_acts_on_it() {
+        let text = "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
+                    [[ls.rule]]\nname = \"upd\"\nmatch = { opcode = \"UPDATE\" }\naction = \"refuse\"\n\
+                    [[ls.rule]]\nname = \"status\"\nmatch = { opcode = \"STATUS\" }\naction = \"drop\"\n";
+        let c = crate::config::Config::from_toml(text, std::path::Path::new("c.toml")).unwrap();
+        let b = Balancer::new(c.ls.as_ref().unwrap());
+        // example.org. SOA, with opcode `op` (the zone section of an UPDATE).
+        let message = |op: u8| {
+            let mut m = vec![0, 9, op << 3, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+            m.extend_from_slice(b"\x07example\x03org\x00\x00\x06\x00\x01");
+            m
+        };
+        let admit = |raw: &[u8]| {
+            let req = Request {
+                raw,
+                src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
+                transport: Transport::Udp,
+                via: Via::Udp,
+            };
+            match b.admit(req) {
+                Admission::Reply(Reply::One(a)) => Some(dns::WireHeader::read(&a).unwrap().rcode()),
+                Admission::Reply(_) => None,
+                Admission::Forward(..) => panic!("forwarded"),
+            }
+        };
+        assert_eq!(admit(&message(5)), Some(5), "UPDATE: REFUSED");
+        assert_eq!(admit(&message(2)), None, "STATUS: dropped");
+        assert_eq!(admit(&message(1)), Some(4), "IQUERY: NOTIMP");
+        let hits: Vec<_> = b.state().rules.counts().map(|(_, _, n)| n).collect();
+        assert_eq!(hits, [1, 1]);
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::*;
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as Cases, TestRunner};
+
+    /// What the door decided, comparable.
+    #[derive(Debug, PartialEq)]
+    enum Outcome {
+        Reply(Option<Vec<u8>>),
+        Forward(Option<usize>, Option<std::time::Duration>),
+    }
+
+    fn outcome(a: Admission) -> Outcome {
+        match a {
+            Admission::Reply(Reply::One(b)) => Outcome::Reply(Some(b)),
+            Admission::Reply(_) => Outcome::Reply(None),
+            Admission::Forward(_, f) => Outcome::Forward(f.route(), f.delay()),
+        }
+    }
+
+    /// For random rule sets and random queries, the UDP fast path (its
+    /// worker's own counts, `admit_by`) and the async path (`admit`) pick
+    /// the same action: the same made-up answer, drop, pool or delay.
+    #[test]
+    fn the_fast_path_and_the_async_path_pick_the_same_action() {
+        let action = prop::sample::select(vec![
+            "\"drop\"",
+            "\"refuse\"",
+            "\"nxdomain\"",
+            "\"allow\"",
+            "\"truncate\"",
+            "{ delay_ms = 5 }",
+            "{ pool = \"org\" }",
+            "{ spoof = [\"192.0.2.1\", \"2001:db8::1\"] }",
+            "{ spoof_cname = \"x.example.org.\" }",
+        ]);
+        let cond = prop::sample::select(vec![
+            "suffix = [\"example.org\"]",
+            "suffix = [\"org\", \"net\"]",
+            "qtype = [\"AAAA\", \"MX\"]",
+            "client = [\"192.0.2.0/24\"]",
+            "transport = [\"udp\"]",
+            "rd = false",
+            "min_labels = 3",
+        ]);
+        let rules = prop::collection::vec((cond, action), 0..8);
+        let label = prop::sample::select(vec!["www", "a", "example", "ORG", "net", "x"]);
+        let query = (
+            prop::collection::vec(label, 1..4),
+            prop::sample::select(vec![RecordType::A, RecordType::AAAA, RecordType::MX]),
+            prop::sample::select(vec!["192.0.2.9", "10.9.9.9"]),
+            any::<bool>(),
+        );
+        let mut runner = TestRunner::new(Cases::with_cases(64));
+        runner
+            .run(
+                &(rules, prop::collection::vec(query, 1..8)),
+                |(rules, queries)| {
+                    let mut text = String::from(
+                        "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
+                         [[ls.pool]]\nname = \"org\"\nbackends = [\"b\"]\nzones = [\"org\"]\n",
+                    );
+                    for (i, (cond, act)) in rules.iter().enumerate() {
+                        text.push_str(&format!(
+                            "[[ls.rule]]\nname = \"r{i}\"\nmatch = {{ {cond} }}\naction = {act}\n"
+                        ));
+                    }
+                    let c = crate::config::Config::from_toml(&text, std::path::Path::new("c.toml"))
+                        .unwrap();
+                    let ls = c.ls.as_ref().unwrap();
+                    let (fast, slow) = (Balancer::new(ls), Balancer::new(ls));
+                    let mut mine = fast.dynblocks().worker_counts();
+                    for (labels, qtype, client, rd) in queries {
+                        let mut m = Message::query();
+                        m.metadata.recursion_desired = rd;
+                        let name = Name::from_ascii(labels.join(".") + ".").unwrap();
+                        m.add_query(Query::query(name, qtype));
+                        let raw = m.to_vec().unwrap();
+                        let req = Request {
+                            raw: &raw,
+                            src: std::net::SocketAddr::new(client.parse().unwrap(), 5353),
+                            transport: Transport::Udp,
+                            via: Via::Udp,
+                        };
+                        let a = outcome(fast.admit_by(req, Some(&mut mine)));
+                        let b = outcome(slow.admit(req));
+                        prop_assert_eq!(a, b, "{}", text);
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
     }
 }

@@ -74,6 +74,10 @@ pub async fn serve(
     balancer.pool.shutdown().await;
 }
 
+/// How long the dynamic blocks' tick waits for the busy fast-path workers'
+/// counts after calling for them.
+const HAND_IN: Duration = Duration::from_millis(150);
+
 /// Every second until `token` is cancelled: the dynamic blocks' tick
 /// (counts added up, blocks made and lifted, the set in force published:
 /// [`super::dynblock::DynBlocks::tick`]).
@@ -84,6 +88,13 @@ async fn run_dynblocks(balancer: Arc<Balancer>, token: tokio_util::sync::Cancell
         tokio::select! {
             () = token.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        // The fast-path workers hand their counts in at their next event:
+        // a busy one at once, an idle one within 100 ms (its longest sleep).
+        balancer.dynblocks().call_in();
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(HAND_IN) => {}
         }
         // Well under a millisecond: every shard's tables walked once.
         balancer.dynblocks().tick(std::time::Instant::now());

@@ -71,16 +71,23 @@ impl SuffixTable {
     /// included; anything after the root byte is ignored); `None` when no zone
     /// is, or when `name` is not a plain wire name.
     pub fn lookup(&self, name: &[u8]) -> Option<usize> {
-        if self.zones.is_empty() {
-            return None;
-        }
         let mut found = None;
+        self.each_zone(name, |pool| found = Some(pool));
+        found
+    }
+
+    /// Calls `hit` with the pool (index) of every zone that is a suffix of
+    /// `name` (as [`SuffixTable::lookup`] reads it), the shortest first;
+    /// not at all when `name` is not a plain wire name.
+    pub fn each_zone(&self, name: &[u8], mut hit: impl FnMut(usize)) {
+        if self.zones.is_empty() {
+            return;
+        }
         suffixes(name, |start, hash| {
             if let Some(pool) = self.find(hash, name.get(start..).unwrap_or_default()) {
-                found = Some(pool);
+                hit(pool);
             }
         });
-        found
     }
 
     /// The pool of the zone hashed `hash` whose wire form starts `suffix`.

@@ -7,8 +7,10 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
+use super::rules::Act;
 use super::state::LsMetrics;
-use crate::dnstap::{Dnstap, TapEvent, TapKind, TapTransport};
+use crate::dnstap::message::PolicyAction;
+use crate::dnstap::{Dnstap, RuleNote, TapEvent, TapKind, TapTransport};
 use crate::server::batch::Peer;
 
 /// The handle that never writes, for an LS without `[ls.dnstap]`.
@@ -53,6 +55,36 @@ pub fn client_response(
         e.query_time = waited.and_then(|w| SystemTime::now().checked_sub(w));
         d.log(&e);
     }
+}
+
+/// A query rule with `log = true` that acted on `raw` from `client` over
+/// `transport`: CLIENT_QUERY with the rule as its policy (its name, and
+/// its action where dnstap has a word for it), whatever kinds are selected.
+pub fn rule_matched(
+    d: &Dnstap,
+    transport: TapTransport,
+    client: SocketAddr,
+    raw: &[u8],
+    (rule, act): (&str, Act),
+) {
+    let action = match act {
+        Act::Drop => Some(PolicyAction::Drop),
+        Act::Nxdomain => Some(PolicyAction::Nxdomain),
+        Act::Truncate => Some(PolicyAction::Truncate),
+        Act::Allow => Some(PolicyAction::Pass),
+        Act::Spoof | Act::SpoofCname => Some(PolicyAction::LocalData),
+        Act::Refuse | Act::Servfail | Act::Pool(_) | Act::Delay(_) => None,
+    };
+    let note = RuleNote {
+        rule,
+        action,
+        matched: None,
+        value: None,
+    };
+    d.log_rule(
+        &TapEvent::new(TapKind::ClientQuery, transport, client, raw),
+        &note,
+    );
 }
 
 /// FORWARDER_QUERY: `query` from the LS's upstream socket at `local` to

@@ -545,3 +545,86 @@ async fn a_collector_killed_under_load_loses_no_query_and_frames_flow_again() {
     let cq = lines.iter().filter(|l| l.contains(" CQ ")).count();
     assert!(cq > 0, "the new collector got client queries: {lines:#?}");
 }
+
+/// A query rule with `log = true` writes the query it acted on to dnstap
+/// (CLIENT_QUERY with the rule as its policy) even when `messages` does
+/// not select CLIENT_QUERY, over UDP and TCP; a rule without `log` writes
+/// nothing.
+#[tokio::test]
+async fn a_rule_with_log_writes_the_query_it_acted_on_to_dnstap() {
+    let test = "dnstap::a_rule_with_log_writes_the_query_it_acted_on_to_dnstap";
+    if need(test, DNSTAP_TOOLS).is_none() {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
+    let capture = Capture::start(&dir.path().join("ls.sock"), &dir.path().join("ls.fstrm"));
+    let text = format!(
+        "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[ls.dnstap]\nsocket = \"{}\"\n\
+         identity = \"ls-rules\"\nmessages = [\"forwarder-response\"]\n\n\
+         [[ls.backend]]\nname = \"ts\"\naddr = \"{}\"\n\n\
+         [[ls.rule]]\nname = \"logged\"\nmatch = {{ suffix = [\"logged.test\"] }}\naction = \"nxdomain\"\nlog = true\n\n\
+         [[ls.rule]]\nname = \"quiet\"\nmatch = {{ suffix = [\"quiet.test\"] }}\naction = \"nxdomain\"\n",
+        capture.sock.display(),
+        ts.addr
+    );
+    let path = dir.path().join("ls.toml");
+    std::fs::write(&path, text).unwrap();
+    let ls = start_ls_service(&path).await;
+    for (i, (name, via)) in [
+        ("a.logged.test.", Via::Udp),
+        ("b.quiet.test.", Via::Udp),
+        ("c.logged.test.", Via::Tcp),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let q = wire_query(name, RecordType::A, 60 + i as u16, true, true);
+        let m = send(ls.addr, &q, *via).await.unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{name}");
+    }
+    let stats = ls.balancer.dnstap().stats().unwrap();
+    let two = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || (stats.sent.load(Ordering::Relaxed) >= 2).then_some(()),
+    )
+    .await;
+    assert!(two.is_some(), "2 frames; {stats:?}");
+    ls.controls.send(Control::Shutdown).unwrap();
+    ls.task.await.unwrap().unwrap();
+    let file = capture.file.clone();
+    capture.stop();
+
+    let lines = dnstap_read_lines(&file);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    for (line, name, proto) in [
+        (&lines[0], "a.logged.test/IN/A", " UDP "),
+        (&lines[1], "c.logged.test/IN/A", " TCP "),
+    ] {
+        assert!(
+            line.contains(" CQ ") && line.contains(name) && line.contains(proto),
+            "{line}"
+        );
+    }
+    let yaml = dnstap_read_yaml(&file);
+    assert_eq!(yaml.matches("identity: ls-rules").count(), 2, "{yaml}");
+    // dnstap-read does not print the policy: read it from the file.
+    let bytes = std::fs::read(&file).unwrap();
+    let mut at = 0;
+    let mut policies = Vec::new();
+    while let Ok(Some((frame, used))) = dnslb::dnstap::frame::decode(&bytes[at..]) {
+        at += used;
+        if let dnslb::dnstap::frame::Frame::Data(data) = frame {
+            use prost::Message as _;
+            let payload = dnslb::dnstap::message::Payload::decode(data).unwrap();
+            let p = payload.message.unwrap().policy.unwrap();
+            policies.push((String::from_utf8(p.rule.unwrap()).unwrap(), p.action));
+        }
+    }
+    let nx = Some(dnslb::dnstap::message::PolicyAction::Nxdomain as i32);
+    assert_eq!(
+        policies,
+        [("logged".to_owned(), nx), ("logged".to_owned(), nx)]
+    );
+}

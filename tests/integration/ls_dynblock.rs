@@ -40,13 +40,7 @@ fn rand_id() -> u16 {
 
 /// Sends `n` queries (names from `name_of`) from `src` without waiting for answers.
 async fn flood(ls: SocketAddr, src: &str, n: usize, name_of: impl Fn(usize) -> String) {
-    let sock = tokio::net::UdpSocket::bind(SocketAddr::new(ip(src), 0))
-        .await
-        .unwrap();
-    for i in 0..n {
-        let q = wire_query(&name_of(i), RecordType::A, rand_id(), true, true);
-        let _ = sock.send_to(&q, ls).await;
-    }
+    flood_typed(ls, src, n, |i| (name_of(i), RecordType::A)).await;
 }
 
 /// Whether `m` is a block's REFUSED (EDE 15).
@@ -288,8 +282,296 @@ async fn forged_sources_keep_memory_bounded_and_the_real_client_answered() {
     // have taken no more room than that; 200,000 sources changed nothing.
     let (bound, taken) = ls.balancer.dynblocks().footprint();
     assert_eq!(bound, bound_before);
-    assert_eq!(bound, 8 * (8192 + 1024 + 64));
+    assert_eq!(bound, 8 * (8192 + 1024 + 64) + 8 * 8192);
     assert!(taken <= bound, "{taken} > {bound}");
     ls.stop().await;
     ts.stop().await;
+}
+
+/// The `[[ls.rule]]`s of `text` (a config's rule tables).
+fn query_rules(text: &str) -> Vec<dnslb::config::RuleConfig> {
+    let whole = format!("[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n{text}");
+    let c = dnslb::config::Config::from_toml(&whole, std::path::Path::new("rules.toml")).unwrap();
+    c.ls.unwrap().rule
+}
+
+/// The blocks in force are checked before the query rules (as dnsdist
+/// does): a client flooding names a rule answers by itself is counted and
+/// blocked, and then neither that rule's made-up answer nor an `allow`
+/// rule spares it; another client still gets the rules' answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_come_before_the_query_rules_and_allow_spares_no_blocked_client() {
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", "www.ok.example 10.9.3.1 A\n").await;
+    let mut cfg = ls_config(&[("ts1", ts.addr)]);
+    cfg.rule = query_rules(
+        "[[ls.rule]]\nname = \"ok\"\nmatch = { suffix = [\"ok.example\"] }\naction = \"allow\"\n\
+         [[ls.rule]]\nname = \"fake\"\nmatch = { suffix = [\"spoof.example\"] }\n\
+         action = { spoof = [\"192.0.2.7\"], ttl = 30 }\n",
+    );
+    cfg.dynamic_block = vec![rule("floods", DynKind::QueryRate, 50.0, 5)];
+    let ls = start_ls(cfg).await;
+    let spoofed = |m: &Message| a_addrs(m) == [Ipv4Addr::new(192, 0, 2, 7)];
+    let m = ask_from(ls.addr, "127.0.0.40", "x.spoof.example")
+        .await
+        .unwrap();
+    assert!(spoofed(&m), "the rule answers: {m:?}");
+    // 300 queries a rule answers at the door, from one client.
+    flood(ls.addr, "127.0.0.40", 300, |i| {
+        format!("n{i}.spoof.example")
+    })
+    .await;
+    let blocked = until(
+        ls.addr,
+        "127.0.0.40",
+        "x.spoof.example",
+        BLOCKED_WITHIN,
+        refused_by_block,
+    )
+    .await;
+    assert!(
+        blocked.is_some(),
+        "the rule's answers spared the flooding client"
+    );
+    // An `allow` rule does not spare it either, over UDP or TCP.
+    let m = ask_from(ls.addr, "127.0.0.40", "www.ok.example")
+        .await
+        .unwrap();
+    assert!(refused_by_block(&m), "allowed past its block: {m:?}");
+    assert_eq!(
+        tcp_rcode_from(ls.addr, "127.0.0.40", "www.ok.example").await,
+        Some(ResponseCode::Refused)
+    );
+    // Another client: the rules as before.
+    let m = ask_from(ls.addr, "127.0.0.41", "x.spoof.example")
+        .await
+        .unwrap();
+    assert!(spoofed(&m), "{m:?}");
+    let m = ask_from(ls.addr, "127.0.0.41", "www.ok.example")
+        .await
+        .unwrap();
+    assert_eq!(a_addrs(&m), [Ipv4Addr::new(10, 9, 3, 1)]);
+    ls.stop().await;
+    ts.stop().await;
+}
+
+/// A backend that answers NXDOMAIN for names starting `nx`, else an A.
+async fn nx_or_a_backend() -> Fake {
+    Fake::answering(|q| {
+        let m = Message::from_vec(q).unwrap();
+        let nx = m.queries[0].name().to_ascii().starts_with("nx");
+        let rcode = if nx {
+            ResponseCode::NXDomain
+        } else {
+            ResponseCode::NoError
+        };
+        answer_with_ttl(q, rcode, 1)
+    })
+    .await
+}
+
+/// Sends `n` queries from `src`, the `i`th for `ask(i)`, without waiting
+/// for answers.
+async fn flood_typed(
+    ls: SocketAddr,
+    src: &str,
+    n: usize,
+    ask: impl Fn(usize) -> (String, RecordType),
+) {
+    let sock = tokio::net::UdpSocket::bind(SocketAddr::new(ip(src), 0))
+        .await
+        .unwrap();
+    for i in 0..n {
+        let (name, qtype) = ask(i);
+        let q = wire_query(&name, qtype, rand_id(), true, true);
+        let _ = sock.send_to(&q, ls).await;
+    }
+}
+
+/// The targets of the blocks `GET /blocks` lists.
+async fn blocked_targets(metrics: SocketAddr) -> Vec<String> {
+    let list = http_get(metrics, "/blocks").await;
+    let list: Vec<serde_json::Value> = serde_json::from_str(&list.body).unwrap();
+    list.iter()
+        .map(|b| b["target"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// One answer-counting kind end to end: `over` (from 127.0.0.50) crosses
+/// rule `r`'s threshold, `under` (from 127.0.0.51, at the same time) stays
+/// under it. The client over is listed in `/blocks` (polled) and refused
+/// with EDE 15; the client under is never listed and is answered; the block
+/// is lifted after `block_s` (2 s).
+async fn a_kind_blocks_the_client_over_it_only(
+    r: DynBlockConfig,
+    (n_over, over): (usize, impl Fn(usize) -> (String, RecordType)),
+    (n_under, under): (usize, impl Fn(usize) -> (String, RecordType)),
+) {
+    let backend = nx_or_a_backend().await;
+    let mut cfg = ls_config(&[("fake", backend.addr)]);
+    cfg.layout = dnslb::config::Layout::Replicated;
+    let rule_name = r.name.clone();
+    cfg.dynamic_block = vec![r];
+    let ls = start_ls(cfg).await;
+    let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
+    flood_typed(ls.addr, "127.0.0.50", n_over, over).await;
+    flood_typed(ls.addr, "127.0.0.51", n_under, under).await;
+    let listed = poll_until_async(BLOCKED_WITHIN, Duration::from_millis(50), async || {
+        let t = blocked_targets(metrics.addr).await;
+        (!t.is_empty()).then_some(t)
+    })
+    .await;
+    assert_eq!(
+        listed.as_deref(),
+        Some(&["127.0.0.50".to_owned()][..]),
+        "{rule_name}: the client over, and it alone"
+    );
+    let blocked_at = Instant::now();
+    let m = ask_from(ls.addr, "127.0.0.50", "www.dyn.example")
+        .await
+        .unwrap();
+    assert!(refused_by_block(&m), "{rule_name}: {m:?}");
+    let m = ask_from(ls.addr, "127.0.0.51", "www.dyn.example")
+        .await
+        .unwrap();
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "{rule_name}"
+    );
+    // Lifted after block_s; the client under was never listed.
+    let lifted = poll_until_async(
+        Duration::from_secs(6),
+        Duration::from_millis(100),
+        async || blocked_targets(metrics.addr).await.is_empty().then_some(()),
+    )
+    .await;
+    assert!(lifted.is_some(), "{rule_name}: never lifted");
+    assert!(
+        blocked_at.elapsed() >= Duration::from_millis(900),
+        "{rule_name}: lifted after {:?}, before block_s",
+        blocked_at.elapsed()
+    );
+    let m = ask_from(ls.addr, "127.0.0.50", "www.dyn.example")
+        .await
+        .unwrap();
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "{rule_name}"
+    );
+    let e = parse_exposition(&http_get(metrics.addr, "/metrics").await.body);
+    let labels = [("rule", rule_name.as_str()), ("action", "refuse")];
+    assert_eq!(
+        value(&e, "dnslb_dynblock_blocks_total", &labels),
+        1.0,
+        "{rule_name}: one block, the client under never"
+    );
+    metrics.stop().await;
+    ls.stop().await;
+}
+
+fn a_query(i: usize) -> (String, RecordType) {
+    (format!("q{i}.dyn.example"), RecordType::A)
+}
+
+fn nx_query(i: usize) -> (String, RecordType) {
+    (format!("nx{i}.dyn.example"), RecordType::A)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rcode_rate_blocks_the_client_over_its_nxdomain_rate_only() {
+    let mut r = rule("nx-rate", DynKind::RcodeRate, 20.0, 2);
+    r.rcode = Some(dnslb::config::DynRcode::Nxdomain);
+    // 100 NXDOMAINs against 100 answers of which 5 are NXDOMAIN.
+    let under = |i| if i % 20 == 0 { nx_query(i) } else { a_query(i) };
+    a_kind_blocks_the_client_over_it_only(r, (100, nx_query), (100, under)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rcode_ratio_blocks_the_client_over_its_share_with_min_responses_only() {
+    let mut r = rule("nx-ratio", DynKind::RcodeRatio, 0.5, 2);
+    r.rcode = Some(dnslb::config::DynRcode::Nxdomain);
+    r.min_responses = 20;
+    // Every answer NXDOMAIN, against one in ten.
+    let under = |i| if i % 10 == 0 { nx_query(i) } else { a_query(i) };
+    a_kind_blocks_the_client_over_it_only(r, (60, nx_query), (60, under)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qtype_rate_blocks_the_client_over_its_type_rate_only() {
+    let mut r = rule("txt-rate", DynKind::QtypeRate, 20.0, 2);
+    r.qtype = Some(RecordType::TXT);
+    let txt = |i| (format!("t{i}.dyn.example"), RecordType::TXT);
+    // 100 TXT queries against 100 queries of which 5 are TXT.
+    let under = |i| if i % 20 == 0 { txt(i) } else { a_query(i) };
+    a_kind_blocks_the_client_over_it_only(r, (100, txt), (100, under)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_bytes_rate_blocks_the_client_over_its_byte_rate_only() {
+    // Each answer is about 90 bytes: 100 of them against 10.
+    let r = rule("bytes", DynKind::ResponseBytesRate, 3000.0, 2);
+    a_kind_blocks_the_client_over_it_only(r, (100, a_query), (10, a_query)).await;
+}
+
+/// R3: the LS's own answers at the deadline (`on_timeout`, here NXDOMAIN
+/// with EDE 22 for a backend that never answers) do not count toward the
+/// rcode rules: the client whose names are under the dead backend is never
+/// blocked, while a client getting as many NXDOMAINs from a live backend is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ls_s_own_on_timeout_answers_do_not_count_toward_rcode_rules() {
+    let live = nx_or_a_backend().await;
+    // A backend that never answers (its port held, nothing read).
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut cfg = ls_config(&[("live", live.addr), ("dead", dead.local_addr().unwrap())]);
+    cfg.layout = dnslb::config::Layout::Replicated;
+    cfg.timeout_ms = 200;
+    let zone = |z: &str| vec![Name::from_ascii(z).unwrap()];
+    cfg.pool = vec![
+        dnslb::config::PoolConfig::new("live", &["live"], zone("live.example.")),
+        dnslb::config::PoolConfig::new("dead", &["dead"], zone("dead.example.")),
+    ];
+    let mut r = rule("nx-rate", DynKind::RcodeRate, 20.0, 10);
+    r.rcode = Some(dnslb::config::DynRcode::Nxdomain);
+    cfg.dynamic_block = vec![r];
+    let ls = start_ls(cfg).await;
+    let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
+    // 60 names under the dead backend, every answer the LS's NXDOMAIN.
+    let sock = tokio::net::UdpSocket::bind("127.0.0.60:0").await.unwrap();
+    for i in 0..60 {
+        let q = wire_query(
+            &format!("n{i}.dead.example"),
+            RecordType::A,
+            rand_id(),
+            true,
+            true,
+        );
+        sock.send_to(&q, ls.addr).await.unwrap();
+    }
+    let mut buf = [0u8; 1500];
+    for _ in 0..60 {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf))
+            .await
+            .expect("answered at the deadline")
+            .unwrap();
+        let m = Message::from_vec(&buf[..n]).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        assert_eq!(ede(&m).map(|(code, _)| code), Some(22), "the LS's own");
+    }
+    // Then 60 real NXDOMAINs for another client: it is blocked, and that
+    // tick has judged the first client's answers too.
+    flood(ls.addr, "127.0.0.61", 60, |i| format!("nx{i}.live.example")).await;
+    let listed = poll_until_async(BLOCKED_WITHIN, Duration::from_millis(50), async || {
+        let t = blocked_targets(metrics.addr).await;
+        (!t.is_empty()).then_some(t)
+    })
+    .await;
+    assert_eq!(listed.as_deref(), Some(&["127.0.0.61".to_owned()][..]));
+    let m = ask_from(ls.addr, "127.0.0.60", "www.live.example")
+        .await
+        .unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    metrics.stop().await;
+    ls.stop().await;
 }

@@ -77,6 +77,16 @@ impl Rules {
     pub(super) fn has_names(&self) -> bool {
         self.list.iter().any(|r| r.suffix.is_some())
     }
+
+    /// Whether a rule counts answers (rcode, ratio, bytes).
+    pub(super) fn counts_answers(&self) -> bool {
+        self.list.iter().any(|r| {
+            matches!(
+                r.cfg.kind,
+                DynKind::RcodeRate | DynKind::RcodeRatio | DynKind::ResponseBytesRate
+            )
+        })
+    }
 }
 
 /// The counters of every rule and action seen since start (kept across

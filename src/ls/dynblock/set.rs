@@ -14,6 +14,13 @@ use ipnet::IpNet;
 use super::table::{label_starts, wire_text};
 use crate::config::DynAction;
 
+/// Most blocks in force at once.
+pub const MAX_BLOCKS: usize = 10_000;
+/// Most blocks added by hand in force at once.
+pub const MAX_MANUAL: usize = 1024;
+/// The rule name of blocks added by hand.
+pub const MANUAL: &str = "manual";
+
 /// Counters of one rule and action (`/metrics`).
 #[derive(Debug)]
 pub struct RuleStats {
@@ -76,6 +83,9 @@ pub struct Block {
     pub blocked: AtomicU64,
     /// Its rule's counters (which hold the rule's name and action).
     pub stats: Arc<RuleStats>,
+    /// Addresses it never stops (its rule's `exclude`): a client group
+    /// blocked as a whole still lets them through.
+    exclude: Box<[IpNet]>,
 }
 
 impl Block {
@@ -87,7 +97,19 @@ impl Block {
             until: std::sync::Mutex::new(until),
             blocked: AtomicU64::new(0),
             stats,
+            exclude: Box::default(),
         }
+    }
+
+    /// The block, letting the addresses of `exclude` through.
+    pub fn excluding(mut self, exclude: &[IpNet]) -> Self {
+        self.exclude = exclude.into();
+        self
+    }
+
+    /// Whether it lets a query from `ip` through (an excluded address).
+    pub fn exempts(&self, ip: IpAddr) -> bool {
+        self.exclude.iter().any(|n| n.contains(&ip))
     }
 
     /// When it ends.

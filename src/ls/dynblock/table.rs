@@ -205,14 +205,46 @@ impl<K: Hash + Eq + Copy> CountTable<K> {
     /// The counters of `key`, making room for it if needed (one event of
     /// weight); `None` for a table that holds nothing.
     pub(crate) fn row_mut(&mut self, key: K) -> Option<&mut [u64]> {
-        let slot = self.slot(key)?;
+        let slot = self.slot(key, 1)?;
         let cols = self.cols;
         self.counts.get_mut(slot * cols..(slot + 1) * cols)
     }
 
+    /// Adds `row` to the counters of `key` (making room for it if needed),
+    /// with `weight` events of weight: how a worker's counts are merged.
+    pub(crate) fn add_row(&mut self, key: K, weight: u32, row: &[u64]) {
+        let Some(slot) = self.slot(key, weight) else {
+            return;
+        };
+        let cols = self.cols;
+        if let Some(sum) = self.counts.get_mut(slot * cols..(slot + 1) * cols) {
+            for (a, b) in sum.iter_mut().zip(row) {
+                *a = a.saturating_add(*b);
+            }
+        }
+    }
+
+    /// Every key with its weight and counters (those with a counter above
+    /// zero), then the table emptied, its room kept.
+    pub(crate) fn take_each(&mut self, mut each: impl FnMut(K, u32, &[u64])) {
+        let cols = self.cols;
+        for (slot, key) in self.keys.iter_mut().enumerate() {
+            let Some(k) = key.take() else { continue };
+            let weight = self.weight.get_mut(slot).map_or(0, std::mem::take);
+            let row = self
+                .counts
+                .get_mut(slot * cols..(slot + 1) * cols)
+                .unwrap_or_default();
+            if row.iter().any(|&c| c > 0) {
+                each(k, weight, row);
+            }
+            row.fill(0);
+        }
+    }
+
     /// The slot of `key`: its own, a free way of its set, or the lightest
-    /// way's (whose key is forgotten); its weight taken up by one.
-    fn slot(&mut self, key: K) -> Option<usize> {
+    /// way's (whose key is forgotten); its weight taken up by `weight`.
+    fn slot(&mut self, key: K, weight: u32) -> Option<usize> {
         if self.cols == 0 {
             return None;
         }
@@ -230,7 +262,7 @@ impl<K: Hash + Eq + Copy> CountTable<K> {
             match self.keys.get(slot)? {
                 Some(k) if *k == key => {
                     let w = self.weight.get_mut(slot)?;
-                    *w = w.saturating_add(1);
+                    *w = w.saturating_add(weight);
                     return Some(slot);
                 }
                 None => {
@@ -245,7 +277,7 @@ impl<K: Hash + Eq + Copy> CountTable<K> {
             }
         }
         *self.keys.get_mut(lightest)? = Some(key);
-        *self.weight.get_mut(lightest)? = 1;
+        *self.weight.get_mut(lightest)? = weight.max(1);
         let row = lightest * self.cols;
         self.counts.get_mut(row..row + self.cols)?.fill(0);
         Some(lightest)

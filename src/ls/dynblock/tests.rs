@@ -273,6 +273,7 @@ fn forged_sources_cannot_grow_memory_or_block_anyone_else() {
     assert_eq!(
         d.footprint().0,
         SHARDS * (CLIENT_SETS * CLIENT_WAYS + QNAME_SETS * QNAME_WAYS + 64)
+            + WINDOW_SHARDS * CLIENT_SETS * CLIENT_WAYS
     );
     d.tick(secs(t0, 1));
     assert!(
@@ -388,4 +389,98 @@ fn a_late_tick_judges_over_the_time_the_counts_took() {
     queries(&d, "192.0.2.1", "a.", A, 30);
     d.tick(secs(t0, 4));
     assert!(blocked(&d, "192.0.2.1", "a.").is_some(), "30 in 1 s");
+}
+
+/// A fast-path worker counts into its own tables with no lock; it hands
+/// them in at its first event after the tick calls for them, and the next
+/// tick judges them with the async path's counts: a block made from both,
+/// in force for every worker at once.
+#[test]
+fn a_worker_s_own_counts_are_handed_in_and_merged_by_the_tick() {
+    let t0 = Instant::now();
+    let d = blocks(vec![rule(DynKind::QueryRate, 50.0)], t0);
+    let (mut one, mut two) = (d.worker_counts(), d.worker_counts());
+    let w = wire("a.");
+    // 2 s window: 100 needed; 40 on each worker and 30 on the async path.
+    for _ in 0..40 {
+        d.count_query(&mut one, ip("192.0.2.1"), &w, A);
+        d.count_query(&mut two, ip("192.0.2.1"), &w, A);
+    }
+    queries(&d, "192.0.2.1", "a.", A, 30);
+    d.tick(secs(t0, 1));
+    assert_eq!(blocked(&d, "192.0.2.1", "a."), None, "not handed in yet");
+    d.call_in();
+    // Worker one has an event (an answer); worker two only wakes.
+    d.count_answer(&mut one, ip("192.0.2.9"), 0, 40);
+    d.hand_in(&mut two);
+    d.tick(secs(t0, 2));
+    assert_eq!(blocked(&d, "192.0.2.1", "a."), Some(DynAction::Drop));
+    let list = d.list(secs(t0, 2));
+    assert!(list[0].reason.starts_with("110 queries"), "{list:?}");
+    // Handed in once per call: the next ticks count nothing twice.
+    d.hand_in(&mut one);
+    d.tick(secs(t0, 3));
+    assert_eq!(d.top(1, 5).clients.len(), 0, "{:?}", d.top(1, 5));
+}
+
+/// R4: a spray of sources over one rule's low threshold fills that rule's
+/// share of the table of blocks only: another rule still blocks its
+/// flooder, and a block by hand still finds room.
+#[test]
+fn a_rule_that_fills_its_share_of_the_table_leaves_room_to_the_others_and_by_hand() {
+    let t0 = Instant::now();
+    let mut any = DynBlockConfig {
+        qtype: Some(RecordType::ANY),
+        action: DynAction::Truncate,
+        window_s: 1,
+        block_s: 600,
+        ..DynBlockConfig::new("any", DynKind::QtypeRate, 1.0)
+    };
+    any.name = "any".into();
+    let mut qr = rule(DynKind::QueryRate, 50.0);
+    qr.name = "qr".into();
+    qr.window_s = 1;
+    let d = blocks(vec![any, qr], t0);
+    let w = wire("x.example");
+    // 12,000 forged sources, two ANY queries each, over a few ticks (the
+    // counting tables keep 8,192 keys a shard).
+    let mut s = 0;
+    for batch in 0..3u32 {
+        for i in 0..4000u32 {
+            let from = IpAddr::V4(Ipv4Addr::from(0x6400_0000 + batch * 4000 + i));
+            d.on_query(from, &w, 255);
+            d.on_query(from, &w, 255);
+        }
+        s += 1;
+        d.tick(secs(t0, s));
+    }
+    let share = tick::rule_share(2);
+    assert_eq!(d.in_force(), share, "the rule's share, no more");
+    assert!(d.table_full.load(Relaxed) > 0);
+    // A real flooder over `qr`: blocked all the same.
+    queries(&d, "192.0.2.1", "x.example", A, 100);
+    d.tick(secs(t0, s + 1));
+    assert_eq!(blocked(&d, "192.0.2.1", "a."), Some(DynAction::Drop));
+    // And the operator can add a block by hand.
+    let net = ManualTarget::Net("198.51.100.0/24".parse().unwrap());
+    assert_eq!(
+        d.add_manual(&net, 60, DynAction::Refuse, secs(t0, s + 1)),
+        Ok(())
+    );
+}
+
+/// R8: an excluded IPv6 address inside a client group that is blocked
+/// (its neighbours flooded) is still let through; its neighbours are not.
+#[test]
+fn an_excluded_address_inside_a_blocked_group_is_let_through() {
+    let t0 = Instant::now();
+    let mut r = rule(DynKind::QueryRate, 50.0);
+    r.exclude = vec!["2001:db8:a::1/128".parse().unwrap()];
+    let d = blocks(vec![r], t0);
+    for _ in 0..200 {
+        d.on_query(ip("2001:db8:a::1"), &wire("a."), A);
+    }
+    d.tick(secs(t0, 1));
+    assert_eq!(blocked(&d, "2001:db8:a::2", "a."), Some(DynAction::Drop));
+    assert_eq!(blocked(&d, "2001:db8:a::1", "a."), None, "excluded");
 }

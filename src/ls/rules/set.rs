@@ -254,13 +254,24 @@ impl RuleSet {
     /// logged when the rule says `log = true` (within the log budget);
     /// `None`: no rule acts, the query goes on as usual.
     pub fn judge(&self, q: &QueryView<'_>, now: Instant) -> Option<RuleHit> {
+        self.judge_to(q, now, false)
+    }
+
+    /// [`RuleSet::judge`], a `log = true` hit logged by the caller when
+    /// `tapped` (to dnstap: see [`RuleSet::logged`]), to the log otherwise.
+    pub fn judge_to(&self, q: &QueryView<'_>, now: Instant, tapped: bool) -> Option<RuleHit> {
         let hit = self.check(q, now)?;
         let rule = self.rules.get(hit.rule)?;
         rule.hits.fetch_add(1, Relaxed);
-        if rule.log {
+        if rule.log && !tapped {
             self.log_hit(rule, hit, q, now);
         }
         Some(hit)
+    }
+
+    /// The name of `hit`'s rule when it says `log = true`.
+    pub fn logged(&self, hit: RuleHit) -> Option<&str> {
+        self.rules.get(hit.rule).filter(|r| r.log).map(|r| &*r.name)
     }
 
     /// The rule that acts on `q` at `now`, neither counted nor logged.

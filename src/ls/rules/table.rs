@@ -1,70 +1,50 @@
 //! The one suffix table of a rule set: every `match.suffix` of every
 //! `[[ls.rule]]`, each kept once with the rules that name it (in file
-//! order), found from the query's wire name in place: the name's suffixes
-//! are hashed root first as the pools' table does (`ls::suffix`, whose walk
-//! it shares), each looked up by hash and confirmed byte for byte, case
-//! aside. A lookup allocates nothing: it hands each hit's rule list to the
-//! caller.
+//! order), found from the query's wire name in place by the pools' own
+//! suffix table (`ls::suffix::SuffixTable`, each suffix an entry of it). A
+//! lookup allocates nothing: it hands each hit's rule list to the caller.
 use hickory_proto::rr::Name;
 
-use crate::ls::suffix::{lower_wire, suffixes};
+use crate::ls::suffix::{SuffixTable, lower_wire};
 
-/// The rules' suffixes, by hash of their labels.
+/// The rules' suffixes.
 #[derive(Debug, Default, Clone)]
 pub(super) struct RuleSuffixes {
-    /// (hash of the suffix's labels, index into `entries`), sorted by hash.
-    index: Vec<(u64, usize)>,
-    /// Each suffix's lower-cased wire form (root byte included), and the
-    /// rules (indexes, ascending) that name it.
-    entries: Vec<(Box<[u8]>, Vec<u32>)>,
+    /// Each suffix as an entry (its index in `rules`).
+    table: SuffixTable,
+    /// The rules (indexes, ascending) that name each suffix.
+    rules: Vec<Vec<u32>>,
 }
 
 impl RuleSuffixes {
     /// The table of `(suffix, rule)` pairs, the rules given in ascending order.
     pub(super) fn new<'a>(pairs: impl IntoIterator<Item = (&'a Name, u32)>) -> Self {
-        let mut t = RuleSuffixes::default();
+        let mut names: Vec<(&Name, Vec<u8>, Vec<u32>)> = Vec::new();
         for (name, rule) in pairs {
             let wire = lower_wire(name);
-            if let Some((_, rules)) = t.entries.iter_mut().find(|(w, _)| **w == *wire) {
-                if rules.last() != Some(&rule) {
-                    rules.push(rule);
+            match names.iter_mut().find(|(_, w, _)| *w == wire) {
+                Some((_, _, rules)) => {
+                    if rules.last() != Some(&rule) {
+                        rules.push(rule);
+                    }
                 }
-                continue;
-            }
-            let mut whole = None;
-            suffixes(&wire, |start, hash| {
-                if start == 0 {
-                    whole = Some(hash);
-                }
-            });
-            if let Some(hash) = whole {
-                t.index.push((hash, t.entries.len()));
-                t.entries.push((wire.into_boxed_slice(), vec![rule]));
+                None => names.push((name, wire, vec![rule])),
             }
         }
-        t.index.sort_unstable();
-        t
+        let table = SuffixTable::new(names.iter().enumerate().map(|(i, (n, _, _))| (*n, i)));
+        RuleSuffixes {
+            table,
+            rules: names.into_iter().map(|(_, _, rules)| rules).collect(),
+        }
     }
 
     /// Calls `hit` with the rules of each suffix of the wire name `name`
     /// that is in the table (the root's first, the whole name's last); not
     /// at all when `name` is not a plain wire name.
     pub(super) fn each_hit<'t>(&'t self, name: &[u8], mut hit: impl FnMut(&'t [u32])) {
-        if self.entries.is_empty() {
-            return;
-        }
-        suffixes(name, |start, hash| {
-            let suffix = name.get(start..).unwrap_or_default();
-            let from = self.index.partition_point(|&(h, _)| h < hash);
-            let same = self.index.get(from..).unwrap_or_default();
-            for &(_, e) in same.iter().take_while(|&&(h, _)| h == hash) {
-                if let Some((wire, rules)) = self.entries.get(e)
-                    && suffix
-                        .get(..wire.len())
-                        .is_some_and(|s| s.eq_ignore_ascii_case(wire))
-                {
-                    hit(rules);
-                }
+        self.table.each_zone(name, |i| {
+            if let Some(rules) = self.rules.get(i) {
+                hit(rules);
             }
         });
     }

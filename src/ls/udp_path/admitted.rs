@@ -89,7 +89,8 @@ impl Worker {
             let query = (raw, Transport::Udp, admitted.route());
             let out = self.to_clients.push(src);
             if reply::from_cache(&state, query, out) {
-                self.balancer.on_answer(src.addr.ip(), out);
+                self.balancer
+                    .on_answer(src.addr.ip(), out, Some(&mut self.counts));
                 return;
             }
             self.to_clients.pop();

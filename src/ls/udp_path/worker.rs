@@ -30,6 +30,7 @@ use super::timers::{next_live, timer_live};
 use crate::dns::{self, HEADER_LEN, WireHeader};
 use crate::guard::fair::Holders;
 use crate::ls::balancer::{Admission, Balancer};
+use crate::ls::dynblock::WorkerCounts;
 use crate::ls::loopmark::PlainAnswer;
 use crate::ls::resolution::{End, Step, Verdict};
 use crate::ls::state::Route;
@@ -87,13 +88,20 @@ pub(super) struct Worker {
     pub(super) max_flights: usize,
     /// The places of `max_flights` each client group holds.
     pub(super) holders: Holders,
+    /// Its counts for the dynamic blocks, handed in once a second.
+    pub(super) counts: WorkerCounts,
 }
+
+/// The longest a worker sleeps: an idle one hands its dynamic-block counts
+/// in within this long of the tick calling for them.
+const HAND_IN_WAKE: Duration = Duration::from_millis(100);
 
 impl Worker {
     /// A worker serving `client`, its metrics registered, receive
     /// timestamps asked for, and [`UPSTREAM_SOCKETS`] upstream sockets per
     /// family opened (one that cannot be opened is logged and left out).
     pub(super) fn new(balancer: Arc<Balancer>, client: Arc<UdpSocket>, max_flights: usize) -> Self {
+        let counts = balancer.dynblocks().worker_counts();
         let mut w = Worker {
             balancer,
             client,
@@ -110,6 +118,7 @@ impl Worker {
             refused: Vec::new(),
             max_flights: max_flights.max(1),
             holders: Holders::default(),
+            counts,
         };
         if let Some(inode) = crate::server::socket::socket_inode(w.client.as_ref()) {
             w.balancer
@@ -233,9 +242,10 @@ impl Worker {
             }
             self.fire_timers(round);
             self.flush().await;
-            let next = self
-                .next_timer()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            // Idle, it still wakes ten times a second to hand its counts in.
+            self.balancer.dynblocks().hand_in(&mut self.counts);
+            let wake = Instant::now() + HAND_IN_WAKE;
+            let next = self.next_timer().map_or(wake, |t| t.min(wake));
             if sleep.deadline() != next {
                 sleep.as_mut().reset(next);
             }
@@ -335,7 +345,7 @@ impl Worker {
     pub(super) fn on_client(&mut self, raw: &[u8], src: batch::Peer) {
         tap::client_query(self.balancer.dnstap(), &self.client, raw, src.addr);
         let req = Request::udp(raw, src.addr);
-        match self.balancer.admit(req) {
+        match self.balancer.admit_by(req, Some(&mut self.counts)) {
             Admission::Reply(Reply::One(b)) => self.to_clients.push_copy(&b, src),
             Admission::Reply(_) => {}
             Admission::Forward(state, admitted) => match admitted.delay() {
@@ -393,8 +403,9 @@ impl Worker {
                         log: f.job.log.take(),
                     };
                     let reply = reply::finish(&f.state, &f.job, &f.res, end, f.kept.take());
+                    let from_backend = answered.backend.is_some();
                     answered.log(&f.state, &reply, f.arrived.elapsed());
-                    self.answer(reply, f.client, f.arrived);
+                    self.answer(reply, f.client, (f.arrived, from_backend));
                     self.recycle(std::mem::take(&mut f.job.raw));
                     return;
                 }
@@ -402,11 +413,21 @@ impl Worker {
         }
     }
 
-    /// Counts a forwarded query's reply and queues it for the client.
-    fn answer(&mut self, reply: Reply, to: batch::Peer, arrived: std::time::Instant) {
+    /// Counts a forwarded query's reply and queues it for the client; a
+    /// backend's answer (`from_backend`: not one the LS made up at the
+    /// deadline) counts for the dynamic blocks too.
+    fn answer(
+        &mut self,
+        reply: Reply,
+        to: batch::Peer,
+        (arrived, from_backend): (std::time::Instant, bool),
+    ) {
         self.balancer.metrics.answered(&reply, arrived);
         if let Reply::One(b) = reply {
-            self.balancer.on_answer(to.addr.ip(), &b);
+            if from_backend {
+                self.balancer
+                    .on_answer(to.addr.ip(), &b, Some(&mut self.counts));
+            }
             self.to_clients.push_copy(&b, to);
             self.recycle(b);
         }
