@@ -479,3 +479,45 @@ async fn a_control_request_from_another_address_without_the_key_gets_401_and_cha
     assert!(out.status.success(), "{}", out.stderr);
     drop(ns);
 }
+
+/// R2: `-c`, `--addr` and `--key` given before `add`/`clear` are the
+/// ones used (they were lost to the subcommands' own defaults, so the
+/// command acted on ./config.toml's LS, or failed on its absence).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_flags_before_the_subcommand_are_used() {
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", "www.flags.example 10.8.3.1 A\n").await;
+    let ls = start_ls(ls_config(&[("ts1", ts.addr)])).await;
+    let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
+    let config = format!(
+        "[ls]\nlisten = [\"127.0.0.1:5300\"]\nmetrics = \"{}\"\n\n\
+         [[ls.backend]]\nname = \"ts1\"\naddr = \"{}\"\n",
+        metrics.addr, ts.addr
+    );
+    let path = dir.write("other.toml", &config);
+    let path = path.to_str().unwrap();
+    // Run from `/`: no config.toml there.
+    let (ok, out, err) = cli(&["blocks", "-c", path, "add", "192.0.2.1"]).await;
+    assert!(ok, "-c before add: {err}");
+    assert!(out.contains("192.0.2.1"), "{out}");
+    let (ok, out, err) = cli(&["blocks", "add", "198.51.100.1", "-c", path]).await;
+    assert!(ok, "-c after add: {err}");
+    assert!(out.contains("198.51.100.1"), "{out}");
+    let addr = metrics.addr.to_string();
+    let (ok, out, err) = cli(&["blocks", "--addr", &addr, "add", "203.0.113.1"]).await;
+    assert!(ok, "--addr before add: {err}");
+    assert!(out.contains("203.0.113.1"), "{out}");
+    assert_eq!(
+        ls.balancer
+            .dynblocks()
+            .list(std::time::Instant::now())
+            .len(),
+        3
+    );
+    let (ok, out, err) = cli(&["blocks", "-c", path, "clear"]).await;
+    assert!(ok, "-c before clear: {err}");
+    assert_eq!(out, "3 blocks lifted\n");
+    metrics.stop().await;
+    ls.stop().await;
+    ts.stop().await;
+}
