@@ -106,7 +106,7 @@ pub(super) fn gate(
             Some((
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
-                "a request not from loopback needs the api_key (X-Dnslb-Key or Authorization: Bearer)\n",
+                "this request needs the api_key (X-Dnslb-Key or Authorization: Bearer): it is not from loopback, or the listener is not bound to loopback\n",
             )
                 .into_response())
         }

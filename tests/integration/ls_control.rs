@@ -521,3 +521,44 @@ async fn blocks_flags_before_the_subcommand_are_used() {
     ls.stop().await;
     ts.stop().await;
 }
+
+/// R14: a metrics listener bound to 0.0.0.0 wants the `api_key` from a
+/// loopback peer too (a proxy or a user on the host); with it, taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_not_on_loopback_wants_the_key_from_loopback_too() {
+    let dir = ZoneDir::new();
+    let key = "the-api-key-0123456789";
+    let [dns, port, ts] = free_ports(3)[..] else {
+        unreachable!()
+    };
+    let config = format!(
+        "[ls]\nlisten = [\"127.0.0.1:{dns}\"]\nworkers = 1\nmetrics = \"0.0.0.0:{port}\"\n\
+         api_key = \"{key}\"\n\n[ls.health]\ntimeout_ms = 100\n\n\
+         [[ls.backend]]\nname = \"ts1\"\naddr = \"127.0.0.1:{ts}\"\n"
+    );
+    let path = dir.write("config.toml", &config);
+    let cmd = dnslb_command(&["ls", "-c", path.to_str().unwrap()], Path::new("/"));
+    let mut ls = Proc::spawn("dnslb ls (metrics on 0.0.0.0)", cmd);
+    let at = local(port);
+    let up = poll_until_async(LIMIT, Duration::from_millis(50), async || {
+        http_try_get(at, "/health").await
+    })
+    .await;
+    assert!(up.is_some(), "metrics never answered: {}", ls.stderr_now());
+    let r = post(at, "/backend/ts1?state=drain", &[CONTROL]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = post(at, "/blocks?target=192.0.2.0/24", &[CONTROL]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(admin_in_health(at, "ts1").await, "auto");
+    let with_key = [CONTROL, ("X-Dnslb-Key", key)];
+    let r = post(at, "/backend/ts1?state=drain", &with_key).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(admin_in_health(at, "ts1").await, "drain");
+    // The command sends the config's key.
+    let (ok, out, err) = cli(&["backend", "ts1", "auto", "-c", path.to_str().unwrap()]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "backend ts1: auto (was drain)\n");
+    ls.signal(rustix::process::Signal::TERM);
+    let out = ls.finish(LIMIT);
+    assert!(out.status.success(), "{}", out.stderr);
+}
