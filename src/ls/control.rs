@@ -51,12 +51,32 @@ pub enum Refusal {
 /// Counters of state-changing requests.
 #[derive(Debug, Default)]
 pub struct ControlCounters {
-    /// Taken.
+    /// Taken and done (2xx).
     pub accepted: AtomicU64,
+    /// Let through, then refused for a bad parameter (400).
+    pub invalid: AtomicU64,
+    /// Let through, then nothing to act on: no such backend, no cache (404).
+    pub not_found: AtomicU64,
+    /// Let through, then not done: the table of blocks full (409), another
+    /// flush walking the cache (503).
+    pub failed: AtomicU64,
     /// Refused with 401: no key or a wrong one.
     pub unauthorized: AtomicU64,
     /// Refused with 403: outside `control_allow`, or from a web page.
     pub forbidden: AtomicU64,
+}
+
+impl ControlCounters {
+    /// Counts the answer of a request the gate let through, by its status.
+    pub fn settled(&self, status: u16) {
+        let counter = match status {
+            200..=299 => &self.accepted,
+            400 => &self.invalid,
+            404 => &self.not_found,
+            _ => &self.failed,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Whether `ip` is loopback (an IPv4-mapped loopback address too).

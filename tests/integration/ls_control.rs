@@ -562,3 +562,80 @@ async fn a_listener_not_on_loopback_wants_the_key_from_loopback_too() {
     let out = ls.finish(LIMIT);
     assert!(out.status.success(), "{}", out.stderr);
 }
+
+/// R15: a request let through but not done is counted by why (400
+/// `invalid`, 404 `not_found`), a flush without its header as `forbidden`;
+/// `/top` with a bad `seconds` or `n` is a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_requests_are_counted_by_what_became_of_them() {
+    let ls_cfg = ls_config(&[("ts1", "127.0.0.1:9".parse().unwrap())]);
+    let metrics = TestMetrics::start_for(&ls_cfg).await;
+    let at = metrics.addr;
+    assert_eq!(
+        post(at, "/backend/nope?state=drain", &[CONTROL])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        post(at, "/backend/ts1?state=bogus", &[CONTROL])
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        post(at, "/blocks?target=x&for=0", &[CONTROL]).await.status,
+        400
+    );
+    assert_eq!(
+        post(at, "/cache/flush?name=x.example", &[]).await.status,
+        403
+    );
+    assert_eq!(
+        post(at, "/backend/ts1?state=drain", &[CONTROL])
+            .await
+            .status,
+        200
+    );
+    let e = parse_exposition(&http_get(at, "/metrics").await.body);
+    let count = |result: &str| value(&e, "dnslb_control_requests_total", &[("result", result)]);
+    assert_eq!(count("accepted"), 1.0);
+    assert_eq!(count("invalid"), 2.0);
+    assert_eq!(count("not_found"), 1.0);
+    assert_eq!(count("forbidden"), 1.0);
+    for bad in [
+        "seconds=abc",
+        "seconds=100000",
+        "seconds=0",
+        "n=-1",
+        "n=101",
+    ] {
+        let r = http_get(at, &format!("/top?{bad}")).await;
+        assert_eq!(r.status, 400, "/top?{bad}: {}", r.body);
+    }
+    assert_eq!(http_get(at, "/top?seconds=5&n=3").await.status, 200);
+    metrics.stop().await;
+}
+
+/// R15: `dnslb blocks | head` (a reader that goes away) is no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_is_no_error() {
+    let ls_cfg = ls_config(&[("ts1", "127.0.0.1:9".parse().unwrap())]);
+    let metrics = TestMetrics::start_for(&ls_cfg).await;
+    let addr = metrics.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = dnslb_command(&["blocks", "--addr", &addr], Path::new("/"));
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // The reader is gone before the command writes.
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    metrics.stop().await;
+}
