@@ -383,7 +383,27 @@ const OPCODES: [(&str, u8); 6] = [
     ("DSO", 6),
 ];
 
-/// A DNS opcode in a rule: `"QUERY"`, `"NOTIFY"`, `"UPDATE"`... or a number 0 to 15.
+/// `code` (spelled `spelled`) when a query with it can reach the rules:
+/// QUERY and NOTIFY. The LS answers every other opcode NOTIMP as it reads
+/// the header, before any rule is checked (it forwards neither UPDATE nor
+/// IQUERY, and a STATUS or DSO message has no question for a rule to
+/// read), so a rule naming one could never act (issue 37, R7): refused at
+/// load rather than kept silently idle.
+///
+/// # Errors
+/// The line saying so.
+fn reaches_the_rules(code: Opcode, spelled: &str) -> Result<Opcode, String> {
+    if matches!(code.0, 0 | 4) {
+        return Ok(code);
+    }
+    Err(format!(
+        "opcode {spelled:?} never reaches a rule: the LS answers every opcode but QUERY and NOTIFY with NOTIMP before the rules are checked; a rule can match QUERY or NOTIFY only"
+    ))
+}
+
+/// A DNS opcode in a rule: `"QUERY"` or `"NOTIFY"` (or 0, 4); the other
+/// names (`"UPDATE"`, `"IQUERY"`, `"STATUS"`, `"DSO"`) and numbers are read
+/// to be refused with why ([`reaches_the_rules`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Opcode(pub u8);
 
@@ -399,7 +419,7 @@ impl<'de> Deserialize<'de> for Opcode {
             }
 
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Opcode, E> {
-                OPCODES
+                let code = OPCODES
                     .iter()
                     .find(|(name, _)| name.eq_ignore_ascii_case(v.trim()))
                     .map(|&(_, code)| Opcode(code))
@@ -409,15 +429,17 @@ impl<'de> Deserialize<'de> for Opcode {
                             "unknown opcode {v:?}: expected one of {} or a number 0 to 15",
                             names.join(", ")
                         ))
-                    })
+                    })?;
+                reaches_the_rules(code, v).map_err(E::custom)
             }
 
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Opcode, E> {
-                u8::try_from(v)
+                let code = u8::try_from(v)
                     .ok()
                     .filter(|&c| c <= 15)
                     .map(Opcode)
-                    .ok_or_else(|| E::custom(format!("an opcode is 0 to 15, got {v}")))
+                    .ok_or_else(|| E::custom(format!("an opcode is 0 to 15, got {v}")))?;
+                reaches_the_rules(code, &v.to_string()).map_err(E::custom)
             }
         }
 

@@ -29,7 +29,7 @@ fn every_match_key_and_the_defaults() {
     let (rules, _) = rules_of(
         r#"[[ls.rule]]
 name = "all"
-match = { suffix = ["Example.COM", "test."], qtype = ["any", "AAAA", "TYPE65", 16], client = ["10.0.0.0/8", "192.0.2.1"], not_client = ["10.1.0.0/16"], transport = ["udp", "doh"], rd = true, do = false, opcode = "UPDATE", min_labels = 3, min_name_len = 20, edns_option = 10 }
+match = { suffix = ["Example.COM", "test."], qtype = ["any", "AAAA", "TYPE65", 16], client = ["10.0.0.0/8", "192.0.2.1"], not_client = ["10.1.0.0/16"], transport = ["udp", "doh"], rd = true, do = false, opcode = "NOTIFY", min_labels = 3, min_name_len = 20, edns_option = 10 }
 action = "drop"
 log = true
 aa = true
@@ -53,7 +53,7 @@ action = "refuse"
     assert_eq!(m.not_client, vec![net("10.1.0.0/16")]);
     assert_eq!(m.transport, vec![RuleTransport::Udp, RuleTransport::Doh]);
     assert_eq!((m.rd, m.dnssec_ok), (Some(true), Some(false)));
-    assert_eq!(m.opcode, Some(Opcode(5)));
+    assert_eq!(m.opcode, Some(Opcode(4)));
     assert_eq!(
         (m.min_labels, m.min_name_len, m.edns_option),
         (Some(3), Some(20), Some(10))
@@ -245,6 +245,15 @@ fn schema_errors_name_their_key_and_line() {
         (
             "[[ls.rule]]\nname = \"x\"\n",
             "config.toml:18: missing key 'action' in [[ls.rule]]",
+        ),
+        // R7: answered NOTIMP before any rule, so a rule on them never acts.
+        (
+            "[[ls.rule]]\nname = \"x\"\nmatch = { opcode = \"UPDATE\" }\naction = \"drop\"\n",
+            "config.toml:20: ls.rule.match.opcode: opcode \"UPDATE\" never reaches a rule: the LS answers every opcode but QUERY and NOTIFY with NOTIMP before the rules are checked; a rule can match QUERY or NOTIFY only",
+        ),
+        (
+            "[[ls.rule]]\nname = \"x\"\nmatch = { opcode = 6 }\naction = \"refuse\"\n",
+            "config.toml:20: ls.rule.match.opcode: opcode \"6\" never reaches a rule: the LS answers every opcode but QUERY and NOTIFY with NOTIMP before the rules are checked; a rule can match QUERY or NOTIFY only",
         ),
     ] {
         let got = err(&with(rules));
