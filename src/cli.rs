@@ -241,7 +241,14 @@ impl CacheCommand {
         } = self;
         let name = crate::config::parse_name(&name)?;
         let addr = crate::status::metrics_addr(&config, addr)?;
-        Ok(crate::status::flush(addr, &name, zone, crate::status::FETCH_TIMEOUT).await?)
+        // The config's key, as the other control commands send it (a
+        // listener not bound to loopback wants it from loopback too).
+        let key = Config::load(&config)
+            .ok()
+            .and_then(|c| c.ls)
+            .and_then(|ls| ls.api_key);
+        let wait = crate::status::FETCH_TIMEOUT;
+        Ok(crate::status::flush(addr, &name, zone, key, wait).await?)
     }
 }
 

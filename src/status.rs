@@ -200,7 +200,8 @@ pub(crate) async fn exchange(
 
 /// `dnslb cache flush`: POSTs `/cache/flush` for `name` (with `zone`, every
 /// name at or under it) to the LS's metrics listener at `addr`, all within
-/// `wait`; the line to print.
+/// `wait`; the line to print. The key sent is `DNSLB_API_KEY`, else
+/// `config_key` (the config's `ls.api_key`).
 ///
 /// # Errors
 /// See [`StatusError`]: unreachable, too slow, no cache, refused.
@@ -208,6 +209,7 @@ pub async fn flush(
     addr: SocketAddr,
     name: &Name,
     zone: bool,
+    config_key: Option<String>,
     wait: Duration,
 ) -> Result<String, StatusError> {
     let mut query = form_urlencoded::Serializer::new(String::new());
@@ -217,7 +219,7 @@ pub async fn flush(
     }
     let path = format!("{FLUSH_PATH}?{}", query.finish());
     // The header that tells the LS no web page sent this.
-    let key = env_key();
+    let key = env_key().or(config_key);
     let mut headers = vec![(FLUSH_HEADER, "1")];
     if let Some(k) = &key {
         headers.push((crate::metrics::KEY_HEADER, k.as_str()));

@@ -558,6 +558,10 @@ async fn a_listener_not_on_loopback_wants_the_key_from_loopback_too() {
     let (ok, out, err) = cli(&["backend", "ts1", "auto", "-c", path.to_str().unwrap()]).await;
     assert!(ok, "{err}");
     assert_eq!(out, "backend ts1: auto (was drain)\n");
+    // `dnslb cache flush` sends it too: let through, then 404 (no cache
+    // here), not 401.
+    let (ok, _, err) = cli(&["cache", "flush", "x.example", "-c", path.to_str().unwrap()]).await;
+    assert!(!ok && err.contains("no packet cache"), "{err}");
     ls.signal(rustix::process::Signal::TERM);
     let out = ls.finish(LIMIT);
     assert!(out.status.success(), "{}", out.stderr);
