@@ -127,7 +127,8 @@ pub enum Command {
     /// List the blocks in force on a running LS (dynamic and by hand); `add`
     /// one or `clear` them all.
     Blocks {
-        /// What to do (none: list).
+        /// What to do (none: list). `-c`, `--addr` and `--key` may come
+        /// before or after it.
         #[command(subcommand)]
         action: Option<BlocksCommand>,
         /// Where the LS is.
@@ -163,16 +164,9 @@ pub enum BlocksCommand {
         /// drop, refuse, truncate (UDP only: TC=1, a client retries over TCP) or nxdomain.
         #[arg(long, default_value = "drop", value_parser = parse_action)]
         action: DynAction,
-        /// Where the LS is.
-        #[command(flatten)]
-        to: ControlTo,
     },
     /// Lift every block in force (dynamic and by hand).
-    Clear {
-        /// Where the LS is.
-        #[command(flatten)]
-        to: ControlTo,
-    },
+    Clear,
 }
 
 impl BlocksCommand {
@@ -190,9 +184,8 @@ impl BlocksCommand {
                 target,
                 secs,
                 action,
-                to,
-            }) => control_cmd::add_block(&to, &target, secs, action).await,
-            Some(BlocksCommand::Clear { to }) => control_cmd::clear_blocks(&to).await,
+            }) => control_cmd::add_block(to, &target, secs, action).await,
+            Some(BlocksCommand::Clear) => control_cmd::clear_blocks(to).await,
         }
     }
 }
@@ -251,7 +244,14 @@ impl CacheCommand {
         } = self;
         let name = crate::config::parse_name(&name)?;
         let addr = crate::status::metrics_addr(&config, addr)?;
-        Ok(crate::status::flush(addr, &name, zone, crate::status::FETCH_TIMEOUT).await?)
+        // The config's key, as the other control commands send it (a
+        // listener not bound to loopback wants it from loopback too).
+        let key = Config::load(&config)
+            .ok()
+            .and_then(|c| c.ls)
+            .and_then(|ls| ls.api_key);
+        let wait = crate::status::FETCH_TIMEOUT;
+        Ok(crate::status::flush(addr, &name, zone, key, wait).await?)
     }
 }
 
@@ -494,6 +494,68 @@ mod tests {
             (&["--workers", "0"][..], "--workers: must be at least 1"),
         ] {
             assert_eq!(ts(flags).unwrap_err().to_string(), message);
+        }
+    }
+
+    /// `-c`, `--addr` and `--key` of `dnslb blocks` are the same flags before
+    /// and after `add`/`clear` (R2: the subcommands' own defaults won).
+    #[test]
+    fn blocks_flags_count_before_and_after_the_subcommand() {
+        for args in [
+            &[
+                "dnslb",
+                "blocks",
+                "-c",
+                "f.toml",
+                "--addr",
+                "127.0.0.1:9",
+                "--key",
+                "k",
+                "add",
+                "192.0.2.1",
+            ][..],
+            &[
+                "dnslb",
+                "blocks",
+                "add",
+                "192.0.2.1",
+                "-c",
+                "f.toml",
+                "--addr",
+                "127.0.0.1:9",
+                "--key",
+                "k",
+            ],
+            &[
+                "dnslb",
+                "blocks",
+                "-c",
+                "f.toml",
+                "--addr",
+                "127.0.0.1:9",
+                "--key",
+                "k",
+                "clear",
+            ],
+            &[
+                "dnslb",
+                "blocks",
+                "--key",
+                "k",
+                "clear",
+                "--addr",
+                "127.0.0.1:9",
+                "-c",
+                "f.toml",
+            ],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Blocks { to, .. } = cli.command else {
+                unreachable!()
+            };
+            assert_eq!(to.config, PathBuf::from("f.toml"), "{args:?}");
+            assert_eq!(to.addr, Some("127.0.0.1:9".parse().unwrap()), "{args:?}");
+            assert_eq!(to.key.as_deref(), Some("k"), "{args:?}");
         }
     }
 }

@@ -18,19 +18,21 @@ use crate::ls::dynblock::{BlockInfo, TopReport};
 use crate::metrics::{BackendAnswer, CONTROL_HEADER, ClearAnswer};
 use crate::status::{FETCH_TIMEOUT, StatusError, ask_json, env_key, metrics_addr};
 
-/// Where the LS is, and the key to show it.
+/// Where the LS is, and the key to show it. Its flags are global: given
+/// before or after a subcommand (`dnslb blocks -c F add X`, `dnslb blocks
+/// add X -c F`), they are the same flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ControlTo {
     /// The config file: the LS is asked at its `ls.metrics` address (and
     /// its `ls.api_key` is sent when there is one).
-    #[arg(short, long, default_value = "config.toml")]
+    #[arg(short, long, global = true, default_value = "config.toml")]
     pub config: PathBuf,
     /// Ask this metrics address instead.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, global = true, value_name = "ADDR")]
     pub addr: Option<SocketAddr>,
     /// The `api_key` (needed when the LS is not reached over loopback);
     /// default: `DNSLB_API_KEY`, else the config's `ls.api_key`.
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, global = true, value_name = "KEY")]
     pub key: Option<String>,
 }
 

@@ -57,9 +57,13 @@ fn report_warning(format: LogFormat, line: &str) {
 }
 
 /// Writes `text` on stdout.
+/// Prints `text`; a reader that went away (`dnslb blocks | head`) is no
+/// error: what it did not want is not printed, quietly.
 fn print_out(text: &str) -> Result<()> {
-    std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
-        .context("cannot write to stdout")
+    match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write to stdout"),
+    }
 }
 
 fn runtime(workers: usize) -> Result<tokio::runtime::Runtime> {

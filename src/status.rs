@@ -231,7 +231,8 @@ pub(crate) async fn ask_json<T: serde::de::DeserializeOwned>(
 
 /// `dnslb cache flush`: POSTs `/cache/flush` for `name` (with `zone`, every
 /// name at or under it) to the LS's metrics listener at `addr`, all within
-/// `wait`; the line to print.
+/// `wait`; the line to print. The key sent is `DNSLB_API_KEY`, else
+/// `config_key` (the config's `ls.api_key`).
 ///
 /// # Errors
 /// See [`StatusError`]: unreachable, too slow, no cache, refused.
@@ -239,6 +240,7 @@ pub async fn flush(
     addr: SocketAddr,
     name: &Name,
     zone: bool,
+    config_key: Option<String>,
     wait: Duration,
 ) -> Result<String, StatusError> {
     let mut query = form_urlencoded::Serializer::new(String::new());
@@ -247,7 +249,7 @@ pub async fn flush(
         query.append_pair("zone", "1");
     }
     let path = format!("{FLUSH_PATH}?{}", query.finish());
-    let key = env_key();
+    let key = env_key().or(config_key);
     let answer: FlushAnswer = ask_json(
         addr,
         Method::POST,

@@ -344,6 +344,27 @@ mod tests {
         }
     }
 
+    /// R13: a relative `socket` is judged on the path connected to (the
+    /// config's folder made absolute), not as spelled relative to `-c`:
+    /// `-c c.toml` and `-c $PWD/c.toml` give the same verdict.
+    #[test]
+    fn a_relative_socket_is_checked_on_its_resolved_path() {
+        let cwd = std::env::current_dir().unwrap();
+        // Short as spelled, too long once resolved.
+        let name = "a".repeat(107 - cwd.as_os_str().len());
+        let text = format!("{LS}[ls.dnstap]\nsocket = \"{name}\"\n");
+        let abs = cwd.join("c.toml");
+        for path in [Path::new("c.toml"), abs.as_path()] {
+            let err = Config::from_toml(&text, path).unwrap_err().to_string();
+            let want = format!("ls.dnstap.socket: {}", cwd.join(&name).display());
+            assert!(err.contains(&want), "-c {}: {err}", path.display());
+        }
+        let short = format!("{LS}[ls.dnstap]\nsocket = \"tap.sock\"\n");
+        let c = Config::from_toml(&short, Path::new("c.toml")).unwrap();
+        let socket = c.ls.unwrap().dnstap.unwrap().socket.unwrap();
+        assert_eq!(socket, cwd.join("tap.sock"));
+    }
+
     #[test]
     fn a_ts_writes_auth_messages_only() {
         let err = ts("{ socket = \"/s\", messages = [\"client-query\"] }").unwrap_err();

@@ -243,11 +243,13 @@ impl Config {
         if let Some(ls) = &mut config.ls {
             let files = ls.tls.iter_mut().flat_map(|t| [&mut t.cert, &mut t.key]);
             let https = ls.https.iter_mut().flat_map(|h| [&mut h.cert, &mut h.key]);
-            let tap = ls.dnstap.iter_mut().flat_map(|d| &mut d.socket);
-            for file in files.chain(https.flatten()).chain(tap) {
+            for file in files.chain(https.flatten()) {
                 if file.is_relative() {
                     *file = folder.join(&*file);
                 }
+            }
+            if let Some(socket) = ls.dnstap.as_mut().and_then(|d| d.socket.as_mut()) {
+                *socket = socket_path(folder, socket);
             }
         }
         let map = SourceMap::new(text);
@@ -274,10 +276,8 @@ impl Config {
             {
                 d.keys = folder.join(&d.keys);
             }
-            if let Some(socket) = ts.dnstap.as_mut().and_then(|d| d.socket.as_mut())
-                && socket.is_relative()
-            {
-                *socket = folder.join(&*socket);
+            if let Some(socket) = ts.dnstap.as_mut().and_then(|d| d.socket.as_mut()) {
+                *socket = socket_path(folder, socket);
             }
         }
         for key in &mut config.key {
@@ -390,4 +390,17 @@ fn read(path: &Path) -> Result<String, ConfigError> {
         file: path.to_path_buf(),
         msg: format!("cannot read: {e}"),
     })
+}
+
+/// A dnstap `socket` as it is connected to: relative to the config's
+/// `folder`, made absolute against the working directory when `-c` was
+/// relative, so its length (at most 107 bytes) is checked on the path
+/// used, whatever way `-c` is spelled (`dnslb check -c x.toml` and `dnslb
+/// up`'s children, which get the absolute path, judge the same path; R13).
+fn socket_path(folder: &Path, socket: &Path) -> PathBuf {
+    if socket.as_os_str().is_empty() || socket.is_absolute() {
+        return socket.to_path_buf();
+    }
+    let joined = folder.join(socket);
+    std::path::absolute(&joined).unwrap_or(joined)
 }

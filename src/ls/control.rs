@@ -4,12 +4,14 @@
 //! ([`ControlSettings::authorize`], pure); and its counters
 //! ([`ControlCounters`]). The HTTP side is `metrics/control.rs`.
 //!
-//! "Loopback" is the peer's address as the listener sees it: 127.0.0.0/8 or
-//! ::1 (an IPv4-mapped ::ffff:127.x too). A request from loopback needs no
-//! key (whoever is on the machine can read the config, and the key in it);
-//! any other peer needs the key, and every peer must be inside
-//! `control_allow` (loopback by default, so a listener bound to a network
-//! address changes nothing for that network until it is allowed).
+//! With the listener (`ls.metrics`) bound to a loopback address, a request
+//! from a loopback peer (127.0.0.0/8 or ::1, an IPv4-mapped ::ffff:127.x
+//! too) needs no key: only the machine reaches it. With the listener bound
+//! to any other address (`0.0.0.0` included), every request needs the key,
+//! whatever the peer: a reverse proxy on the host (nginx → 127.0.0.1) or a
+//! local user is no proof of who is asking (issue 37, R14). Every peer must
+//! be inside `control_allow` (loopback by default, so a listener bound to a
+//! network address changes nothing for that network until it is allowed).
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
 
@@ -22,6 +24,9 @@ use crate::config::LsConfig;
 pub struct ControlSettings {
     api_key: Option<String>,
     allow: Vec<IpNet>,
+    /// The listener is bound to a non-loopback address: the key is needed
+    /// from every peer.
+    key_from_all: bool,
 }
 
 impl std::fmt::Debug for ControlSettings {
@@ -29,6 +34,7 @@ impl std::fmt::Debug for ControlSettings {
         f.debug_struct("ControlSettings")
             .field("api_key", &self.api_key.as_ref().map(|_| "…"))
             .field("allow", &self.allow)
+            .field("key_from_all", &self.key_from_all)
             .finish()
     }
 }
@@ -38,19 +44,39 @@ impl std::fmt::Debug for ControlSettings {
 pub enum Refusal {
     /// The peer is outside `control_allow` (403).
     NotAllowed,
-    /// Not from loopback, and without the right key (401).
+    /// Without the right key, from a peer that needs it (401).
     Unauthorized,
 }
 
 /// Counters of state-changing requests.
 #[derive(Debug, Default)]
 pub struct ControlCounters {
-    /// Taken.
+    /// Taken and done (2xx).
     pub accepted: AtomicU64,
+    /// Let through, then refused for a bad parameter (400).
+    pub invalid: AtomicU64,
+    /// Let through, then nothing to act on: no such backend, no cache (404).
+    pub not_found: AtomicU64,
+    /// Let through, then not done: the table of blocks full (409), another
+    /// flush walking the cache (503).
+    pub failed: AtomicU64,
     /// Refused with 401: no key or a wrong one.
     pub unauthorized: AtomicU64,
     /// Refused with 403: outside `control_allow`, or from a web page.
     pub forbidden: AtomicU64,
+}
+
+impl ControlCounters {
+    /// Counts the answer of a request the gate let through, by its status.
+    pub fn settled(&self, status: u16) {
+        let counter = match status {
+            200..=299 => &self.accepted,
+            400 => &self.invalid,
+            404 => &self.not_found,
+            _ => &self.failed,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Whether `ip` is loopback (an IPv4-mapped loopback address too).
@@ -82,6 +108,7 @@ impl ControlSettings {
         ControlSettings {
             api_key: c.api_key.clone(),
             allow: c.control_allow.clone(),
+            key_from_all: c.metrics.is_some_and(|m| !is_loopback(m.ip())),
         }
     }
 
@@ -89,12 +116,14 @@ impl ControlSettings {
     /// is taken.
     ///
     /// # Errors
-    /// The refusal: outside `control_allow`, or not loopback and without the key.
+    /// The refusal: outside `control_allow`, or without the key where it is
+    /// needed (a peer not on loopback, or any peer of a listener not bound
+    /// to loopback).
     pub fn authorize(&self, peer: IpAddr, key: Option<&[u8]>) -> Result<(), Refusal> {
         if !crate::guard::acl::allowed(&self.allow, peer) {
             return Err(Refusal::NotAllowed);
         }
-        if is_loopback(peer) {
+        if !self.key_from_all && is_loopback(peer) {
             return Ok(());
         }
         match (&self.api_key, key) {
@@ -112,6 +141,37 @@ mod tests {
         ControlSettings {
             api_key: key.map(str::to_owned),
             allow: allow.iter().map(|n| n.parse().unwrap()).collect(),
+            key_from_all: false,
+        }
+    }
+
+    /// R14: a listener bound to a non-loopback address wants the key from a
+    /// loopback peer too (a same-host proxy, a local user); one bound to
+    /// loopback keeps the loopback exemption.
+    #[test]
+    fn a_listener_not_on_loopback_wants_the_key_from_every_peer() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let key = b"0123456789abcdef".as_slice();
+        let mut c = LsConfig {
+            api_key: Some("0123456789abcdef".to_owned()),
+            ..LsConfig::default()
+        };
+        for (metrics, from_all) in [
+            ("0.0.0.0:5390", true),
+            ("192.0.2.1:5390", true),
+            ("[::]:5390", true),
+            ("127.0.0.1:5390", false),
+            ("[::1]:5390", false),
+        ] {
+            c.metrics = Some(metrics.parse().unwrap());
+            let s = ControlSettings::from_config(&c);
+            let without = s.authorize(ip("127.0.0.1"), None);
+            if from_all {
+                assert_eq!(without, Err(Refusal::Unauthorized), "{metrics}");
+            } else {
+                assert_eq!(without, Ok(()), "{metrics}");
+            }
+            assert_eq!(s.authorize(ip("127.0.0.1"), Some(key)), Ok(()), "{metrics}");
         }
     }
 

@@ -66,7 +66,8 @@ fn key_of(headers: &HeaderMap) -> Option<&[u8]> {
 }
 
 /// Lets a state-changing request from `peer` through (`None`), or answers
-/// why not (counted). `marked`: the caller has checked the request's
+/// why not (counted). The answer of a request let through is counted by
+/// [`settled`]. `marked`: the caller has checked the request's
 /// headers as its own (a cache flush's `X-Dnslb-Flush`); else they must
 /// carry [`CONTROL_HEADER`] and nothing a browser adds.
 pub(super) fn gate(
@@ -87,10 +88,7 @@ pub(super) fn gate(
         return Some((StatusCode::FORBIDDEN, why).into_response());
     }
     match balancer.control().authorize(peer, key_of(headers)) {
-        Ok(()) => {
-            counters.accepted.fetch_add(1, Relaxed);
-            None
-        }
+        Ok(()) => None,
         Err(Refusal::NotAllowed) => {
             counters.forbidden.fetch_add(1, Relaxed);
             Some(
@@ -106,11 +104,18 @@ pub(super) fn gate(
             Some((
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
-                "a request not from loopback needs the api_key (X-Dnslb-Key or Authorization: Bearer)\n",
+                "this request needs the api_key (X-Dnslb-Key or Authorization: Bearer): it is not from loopback, or the listener is not bound to loopback\n",
             )
                 .into_response())
         }
     }
+}
+
+/// Counts `r`, the answer to a request [`gate`] let through, by its status
+/// (`accepted` only when it was done), and hands it back.
+pub(super) fn settled(balancer: &Balancer, r: Response) -> Response {
+    balancer.control_counters().settled(r.status().as_u16());
+    r
 }
 
 /// The live control's routes, on `balancer`.
@@ -157,9 +162,9 @@ async fn set_backend(
         return r;
     }
     let Some(state) = param(&uri, "state").and_then(|s| AdminState::from_keyword(&s)) else {
-        return bad("state: expected drain, down or auto".into());
+        return settled(&balancer, bad("state: expected drain, down or auto".into()));
     };
-    match balancer.set_admin(&name, state) {
+    let r = match balancer.set_admin(&name, state) {
         Some(previous) => json(
             StatusCode::OK,
             &BackendAnswer {
@@ -173,7 +178,8 @@ async fn set_backend(
             format!("no backend named {name:?}\n"),
         )
             .into_response(),
-    }
+    };
+    settled(&balancer, r)
 }
 
 /// `GET /blocks`: the blocks in force.
@@ -262,14 +268,15 @@ async fn add_block(
     }
     let ask = match parse_block(uri.query().unwrap_or_default()) {
         Ok(a) => a,
-        Err(why) => return bad(why),
+        Err(why) => return settled(&balancer, bad(why)),
     };
     let now = Instant::now();
     let d = balancer.dynblocks();
-    match d.add_manual(&ask.target, ask.secs, ask.action, now) {
+    let r = match d.add_manual(&ask.target, ask.secs, ask.action, now) {
         Ok(()) => json(StatusCode::OK, &d.list(now)),
         Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
-    }
+    };
+    settled(&balancer, r)
 }
 
 /// The body of `POST /blocks/clear`.
@@ -289,21 +296,39 @@ async fn clear_blocks(
         return r;
     }
     let cleared = balancer.dynblocks().clear();
-    json(StatusCode::OK, &ClearAnswer { cleared })
+    settled(&balancer, json(StatusCode::OK, &ClearAnswer { cleared }))
 }
 
 /// `GET /top?seconds=N&n=M`: the busiest clients, names, types and rcodes.
 async fn top(State(balancer): State<Arc<Balancer>>, uri: Uri) -> Response {
-    let num = |k: &str, default: usize, max: usize| {
-        param(&uri, k)
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(default)
-            .clamp(1, max)
+    let (seconds, n) = match parse_top(uri.query().unwrap_or_default()) {
+        Ok(v) => v,
+        Err(why) => return bad(why),
     };
-    let report: TopReport = balancer
-        .dynblocks()
-        .top(num("seconds", 10, TOP_SECS), num("n", 10, TOP_KEEP));
+    let report: TopReport = balancer.dynblocks().top(seconds, n);
     json(StatusCode::OK, &report)
+}
+
+/// Reads `seconds` (1 to [`TOP_SECS`], default 10) and `n` (1 to
+/// [`TOP_KEEP`], default 10) of `GET /top`'s query string (pure).
+///
+/// # Errors
+/// A line naming the value that is not a number in its range.
+fn parse_top(query: &str) -> Result<(usize, usize), String> {
+    let (mut seconds, mut n) = (10, 10);
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let (slot, max) = match &*key {
+            "seconds" => (&mut seconds, TOP_SECS),
+            "n" => (&mut n, TOP_KEEP),
+            _ => continue,
+        };
+        *slot = value
+            .parse()
+            .ok()
+            .filter(|v| (1..=max).contains(v))
+            .ok_or_else(|| format!("{key}: a number in [1, {max}], got {value:?}"))?;
+    }
+    Ok((seconds, n))
 }
 
 #[cfg(test)]
@@ -334,6 +359,22 @@ mod tests {
         ] {
             let e = parse_block(q).unwrap_err();
             assert!(e.contains(says), "{q}: {e}");
+        }
+    }
+
+    #[test]
+    fn top_takes_numbers_in_range_only() {
+        assert_eq!(parse_top(""), Ok((10, 10)));
+        assert_eq!(parse_top("seconds=60&n=1"), Ok((TOP_SECS, 1)));
+        for (q, says) in [
+            ("seconds=abc", "seconds:"),
+            ("seconds=0", "seconds:"),
+            ("seconds=100000", "seconds:"),
+            ("n=-1", "n:"),
+            ("n=101", "n:"),
+        ] {
+            let e = parse_top(q).unwrap_err();
+            assert!(e.starts_with(says), "{q}: {e}");
         }
     }
 

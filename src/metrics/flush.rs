@@ -23,6 +23,7 @@
 //! shard's lock in turn, ~0.1 s per 100,000 entries); the others wait for
 //! it, at most [`FLUSH_WAIT`].
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, State};
@@ -113,12 +114,20 @@ pub(super) async fn cache_flush(
     uri: Uri,
 ) -> Response {
     if let Err(why) = not_from_a_browser(&headers) {
+        let counters = shared.balancer.control_counters();
+        counters.forbidden.fetch_add(1, Ordering::Relaxed);
         return (StatusCode::FORBIDDEN, why).into_response();
     }
     // `api_key` and `control_allow`, as for every state-changing request.
     if let Some(refused) = super::control::gate(&shared.balancer, peer.ip(), &headers, true) {
         return refused;
     }
+    let r = flush_now(&shared, &uri).await;
+    super::control::settled(&shared.balancer, r)
+}
+
+/// The flush of a `POST /cache/flush` let through.
+async fn flush_now(shared: &Shared, uri: &Uri) -> Response {
     let q = match parse_query(uri.query().unwrap_or_default()) {
         Ok(q) => q,
         Err(why) => return (StatusCode::BAD_REQUEST, why + "\n").into_response(),

@@ -17,7 +17,8 @@ use std::time::Duration;
 use rustix::process::Signal;
 
 use crate::kit::{
-    BIN, Output, Proc, dnslb_command, free_port, poll_until, run as run_cmd, run_dnslb, run_tool,
+    BIN, Output, Proc, dnslb_command, free_port, free_ports, poll_until, run as run_cmd, run_dnslb,
+    run_tool,
 };
 
 /// How long a command that should end on its own may run before the test calls it hung.
@@ -821,4 +822,46 @@ fn no_subcommand_is_an_error() {
     assert!(out.stderr.contains("Usage"), "{}", out.stderr);
     let out = run(&["bogus-command"]);
     assert_clean_failure(&out, "dnslb bogus-command");
+}
+
+/// R13: a relative `[ls.dnstap] socket` that is short as spelled but too
+/// long once resolved against the config's folder: `dnslb check` says so
+/// whether `-c` is relative or absolute, and `dnslb up` refuses at start,
+/// once, with the line, before any child starts (its table servers, given
+/// the absolute path, crash-looped on it).
+#[test]
+fn a_dnstap_socket_too_long_once_resolved_stops_up_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = dir.path().join("zones");
+    std::fs::create_dir(&zones).unwrap();
+    std::fs::copy(data_dir().join("zones/good.txt"), zones.join("good.txt")).unwrap();
+    let folder_len = dir.path().as_os_str().len();
+    // At most 107 bytes as spelled; past 107 once joined to the folder.
+    let name = "a".repeat(107 - folder_len);
+    let [ts, dns] = free_ports(2)[..] else {
+        unreachable!()
+    };
+    let text = format!(
+        "[ls]\nlisten = [\"127.0.0.1:{dns}\"]\nworkers = 1\n\n\
+         [ls.dnstap]\nsocket = \"{name}\"\n\n\
+         [[ls.backend]]\nname = \"ts1\"\naddr = \"127.0.0.1:{ts}\"\n\n\
+         [[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:{ts}\"\nzones = [\"zones/good.txt\"]\nworkers = 1\n"
+    );
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, text).unwrap();
+    let want = "config.toml:6: ls.dnstap.socket:";
+    for arg in ["config.toml", config.to_str().unwrap()] {
+        let out = run_in(&["check", "-c", arg], dir.path());
+        assert_clean_failure(&out, &format!("dnslb check -c {arg}"));
+        assert!(out.stderr.contains(want), "check -c {arg}:\n{}", out.stderr);
+    }
+    let out = run_in(&["up", "-c", "config.toml"], dir.path());
+    assert_clean_failure(&out, "dnslb up");
+    assert!(out.stderr.contains(want), "{}", out.stderr);
+    assert!(out.stderr.contains("nothing started"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("table server exited"),
+        "{}",
+        out.stderr
+    );
 }

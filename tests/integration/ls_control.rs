@@ -479,3 +479,167 @@ async fn a_control_request_from_another_address_without_the_key_gets_401_and_cha
     assert!(out.status.success(), "{}", out.stderr);
     drop(ns);
 }
+
+/// R2: `-c`, `--addr` and `--key` given before `add`/`clear` are the
+/// ones used (they were lost to the subcommands' own defaults, so the
+/// command acted on ./config.toml's LS, or failed on its absence).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_flags_before_the_subcommand_are_used() {
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", "www.flags.example 10.8.3.1 A\n").await;
+    let ls = start_ls(ls_config(&[("ts1", ts.addr)])).await;
+    let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
+    let config = format!(
+        "[ls]\nlisten = [\"127.0.0.1:5300\"]\nmetrics = \"{}\"\n\n\
+         [[ls.backend]]\nname = \"ts1\"\naddr = \"{}\"\n",
+        metrics.addr, ts.addr
+    );
+    let path = dir.write("other.toml", &config);
+    let path = path.to_str().unwrap();
+    // Run from `/`: no config.toml there.
+    let (ok, out, err) = cli(&["blocks", "-c", path, "add", "192.0.2.1"]).await;
+    assert!(ok, "-c before add: {err}");
+    assert!(out.contains("192.0.2.1"), "{out}");
+    let (ok, out, err) = cli(&["blocks", "add", "198.51.100.1", "-c", path]).await;
+    assert!(ok, "-c after add: {err}");
+    assert!(out.contains("198.51.100.1"), "{out}");
+    let addr = metrics.addr.to_string();
+    let (ok, out, err) = cli(&["blocks", "--addr", &addr, "add", "203.0.113.1"]).await;
+    assert!(ok, "--addr before add: {err}");
+    assert!(out.contains("203.0.113.1"), "{out}");
+    assert_eq!(
+        ls.balancer
+            .dynblocks()
+            .list(std::time::Instant::now())
+            .len(),
+        3
+    );
+    let (ok, out, err) = cli(&["blocks", "-c", path, "clear"]).await;
+    assert!(ok, "-c before clear: {err}");
+    assert_eq!(out, "3 blocks lifted\n");
+    metrics.stop().await;
+    ls.stop().await;
+    ts.stop().await;
+}
+
+/// R14: a metrics listener bound to 0.0.0.0 wants the `api_key` from a
+/// loopback peer too (a proxy or a user on the host); with it, taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_not_on_loopback_wants_the_key_from_loopback_too() {
+    let dir = ZoneDir::new();
+    let key = "the-api-key-0123456789";
+    let [dns, port, ts] = free_ports(3)[..] else {
+        unreachable!()
+    };
+    let config = format!(
+        "[ls]\nlisten = [\"127.0.0.1:{dns}\"]\nworkers = 1\nmetrics = \"0.0.0.0:{port}\"\n\
+         api_key = \"{key}\"\n\n[ls.health]\ntimeout_ms = 100\n\n\
+         [[ls.backend]]\nname = \"ts1\"\naddr = \"127.0.0.1:{ts}\"\n"
+    );
+    let path = dir.write("config.toml", &config);
+    let cmd = dnslb_command(&["ls", "-c", path.to_str().unwrap()], Path::new("/"));
+    let mut ls = Proc::spawn("dnslb ls (metrics on 0.0.0.0)", cmd);
+    let at = local(port);
+    let up = poll_until_async(LIMIT, Duration::from_millis(50), async || {
+        http_try_get(at, "/health").await
+    })
+    .await;
+    assert!(up.is_some(), "metrics never answered: {}", ls.stderr_now());
+    let r = post(at, "/backend/ts1?state=drain", &[CONTROL]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = post(at, "/blocks?target=192.0.2.0/24", &[CONTROL]).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(admin_in_health(at, "ts1").await, "auto");
+    let with_key = [CONTROL, ("X-Dnslb-Key", key)];
+    let r = post(at, "/backend/ts1?state=drain", &with_key).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(admin_in_health(at, "ts1").await, "drain");
+    // The command sends the config's key.
+    let (ok, out, err) = cli(&["backend", "ts1", "auto", "-c", path.to_str().unwrap()]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "backend ts1: auto (was drain)\n");
+    // `dnslb cache flush` sends it too: let through, then 404 (no cache
+    // here), not 401.
+    let (ok, _, err) = cli(&["cache", "flush", "x.example", "-c", path.to_str().unwrap()]).await;
+    assert!(!ok && err.contains("no packet cache"), "{err}");
+    ls.signal(rustix::process::Signal::TERM);
+    let out = ls.finish(LIMIT);
+    assert!(out.status.success(), "{}", out.stderr);
+}
+
+/// R15: a request let through but not done is counted by why (400
+/// `invalid`, 404 `not_found`), a flush without its header as `forbidden`;
+/// `/top` with a bad `seconds` or `n` is a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_requests_are_counted_by_what_became_of_them() {
+    let ls_cfg = ls_config(&[("ts1", "127.0.0.1:9".parse().unwrap())]);
+    let metrics = TestMetrics::start_for(&ls_cfg).await;
+    let at = metrics.addr;
+    assert_eq!(
+        post(at, "/backend/nope?state=drain", &[CONTROL])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        post(at, "/backend/ts1?state=bogus", &[CONTROL])
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        post(at, "/blocks?target=x&for=0", &[CONTROL]).await.status,
+        400
+    );
+    assert_eq!(
+        post(at, "/cache/flush?name=x.example", &[]).await.status,
+        403
+    );
+    assert_eq!(
+        post(at, "/backend/ts1?state=drain", &[CONTROL])
+            .await
+            .status,
+        200
+    );
+    let e = parse_exposition(&http_get(at, "/metrics").await.body);
+    let count = |result: &str| value(&e, "dnslb_control_requests_total", &[("result", result)]);
+    assert_eq!(count("accepted"), 1.0);
+    assert_eq!(count("invalid"), 2.0);
+    assert_eq!(count("not_found"), 1.0);
+    assert_eq!(count("forbidden"), 1.0);
+    for bad in [
+        "seconds=abc",
+        "seconds=100000",
+        "seconds=0",
+        "n=-1",
+        "n=101",
+    ] {
+        let r = http_get(at, &format!("/top?{bad}")).await;
+        assert_eq!(r.status, 400, "/top?{bad}: {}", r.body);
+    }
+    assert_eq!(http_get(at, "/top?seconds=5&n=3").await.status, 200);
+    metrics.stop().await;
+}
+
+/// R15: `dnslb blocks | head` (a reader that goes away) is no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_is_no_error() {
+    let ls_cfg = ls_config(&[("ts1", "127.0.0.1:9".parse().unwrap())]);
+    let metrics = TestMetrics::start_for(&ls_cfg).await;
+    let addr = metrics.addr.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = dnslb_command(&["blocks", "--addr", &addr], Path::new("/"));
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // The reader is gone before the command writes.
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    metrics.stop().await;
+}

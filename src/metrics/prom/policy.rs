@@ -58,10 +58,17 @@ pub(super) fn write_dynblocks(e: &mut Expo, balancer: &Balancer) {
     let full = "Blocks not made because the table of blocks was full.";
     e.counter("dnslb_dynblock_table_full_total", full, d.table_full.load(Relaxed));
     let c = balancer.control_counters();
-    let by_result = [("accepted", &c.accepted), ("unauthorized", &c.unauthorized), ("forbidden", &c.forbidden)];
+    let by_result = [
+        ("accepted", &c.accepted),
+        ("unauthorized", &c.unauthorized),
+        ("forbidden", &c.forbidden),
+        ("invalid", &c.invalid),
+        ("not_found", &c.not_found),
+        ("failed", &c.failed),
+    ];
     e.by_label(
         "dnslb_control_requests_total",
-        "State-changing requests to the metrics listener, by result: accepted, unauthorized (401: no api_key or a wrong one), forbidden (403: outside control_allow, or from a web page).",
+        "State-changing requests to the metrics listener, by result: accepted (done), unauthorized (401: no api_key or a wrong one), forbidden (403: outside control_allow, a missing X-Dnslb-Control/X-Dnslb-Flush header, or from a web page), invalid (400: a bad parameter), not_found (404: no such backend, no cache), failed (409: the table of blocks full; 503: another flush walking).",
         "result",
         by_result,
     );
