@@ -21,10 +21,16 @@
 //! timer heap reach their working size). With `[ls.cache]`, the first query
 //! is forwarded and its answer kept: every later one is a cache hit.
 //!
+//! With `[ls.dnstap]` on (all four messages, to a collector on a plain std
+//! thread reading into a fixed buffer), the frames are encoded into the
+//! queue's reused buffer and written in batches: nothing per query either.
+//!
 //! Its own test binary: the allocator is the whole process's.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::thread::JoinHandle;
@@ -34,6 +40,8 @@ use dnslb::config::{
     BackendConfig, CacheConfig, EDE_BLOCKED, HealthConfig, LsConfig, PoolConfig, QType, RuleAction,
     RuleConfig, RuleMatch, Strategy, parse_name,
 };
+use dnslb::dnstap::frame::{CONTENT_TYPE, ControlKind, decode_control, encode_control};
+use dnslb::dnstap::{Dnstap, RECONNECT, Settings, TapKind, TapTarget};
 use tokio_util::sync::CancellationToken;
 
 #[global_allocator]
@@ -134,6 +142,57 @@ impl Echo {
     }
 }
 
+/// A dnstap collector (`fstrm_capture`'s part) on its own thread: the
+/// handshake, then every byte read into a fixed buffer and counted, until
+/// the end of the stream (the writer's STOP is not answered: it closes after
+/// its wait for FINISH).
+struct Collector {
+    path: std::path::PathBuf,
+    thread: Option<JoinHandle<u64>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Collector {
+    fn start() -> Collector {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tap.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let thread = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(TEST_BOUND)).unwrap();
+            let control = |s: &mut UnixStream| {
+                let mut head = [0u8; 8];
+                s.read_exact(&mut head).unwrap();
+                assert_eq!(head[..4], [0, 0, 0, 0], "a control frame");
+                let len = u32::from_be_bytes(head[4..].try_into().unwrap()) as usize;
+                let mut payload = vec![0u8; len];
+                s.read_exact(&mut payload).unwrap();
+                decode_control(&payload).unwrap().kind
+            };
+            assert_eq!(control(&mut s), ControlKind::Ready);
+            s.write_all(&encode_control(ControlKind::Accept, Some(CONTENT_TYPE)))
+                .unwrap();
+            assert_eq!(control(&mut s), ControlKind::Start);
+            let mut buf = vec![0u8; 1 << 16];
+            let mut bytes = 0u64;
+            // Until the writer, given no FINISH, closes its end.
+            while let Ok(n @ 1..) = s.read(&mut buf) {
+                bytes += n as u64;
+            }
+            bytes
+        });
+        Collector {
+            path,
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    fn stop(mut self) -> u64 {
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
 /// Sends `count` queries to `ls` in windows of [`WINDOW`], each window's
 /// answers read before the next goes; the number answered. Allocates
 /// nothing: the query and the answer live in fixed buffers.
@@ -180,8 +239,14 @@ fn load(
 /// Forwards [`WARM_UP`] then [`COUNTED`] queries through an LS with
 /// `strategy` and two backends, and a packet cache when `cache`; the
 /// allocations over the counted ones.
-fn allocations_per_run(strategy: Strategy, cache: bool, rules: Vec<RuleConfig>) -> (u64, u64) {
+fn allocations_per_run(
+    strategy: Strategy,
+    cache: bool,
+    rules: Vec<RuleConfig>,
+    dnstap: bool,
+) -> (u64, u64) {
     let until = Instant::now() + TEST_BOUND;
+    let collector = dnstap.then(Collector::start);
     let echoes = [Echo::start(), Echo::start()];
     let cfg = LsConfig {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
@@ -217,8 +282,31 @@ fn allocations_per_run(strategy: Strategy, cache: bool, rules: Vec<RuleConfig>) 
         .enable_all()
         .build()
         .unwrap();
-    let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
     let token = CancellationToken::new();
+    let tap_token = CancellationToken::new();
+    let (tap, tap_task) = match &collector {
+        Some(c) => {
+            let settings = Settings {
+                target: TapTarget::Unix(c.path.clone()),
+                kinds: vec![
+                    TapKind::ClientQuery,
+                    TapKind::ClientResponse,
+                    TapKind::ForwarderQuery,
+                    TapKind::ForwarderResponse,
+                ],
+                identity: Some(b"alloc".to_vec()),
+                version: Some(b"dnslb test".to_vec()),
+                queue_size: 16384,
+                backoff: RECONNECT,
+            };
+            let _guard = rt.enter();
+            let (tap, task) = Dnstap::start(settings, tap_token.clone());
+            (tap, Some(task))
+        }
+        None => (Dnstap::off(), None),
+    };
+    let tap_stats = tap.stats();
+    let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg).with_dnstap(tap));
     let (ls, server) = rt.block_on(async {
         let listeners = dnslb::server::Listeners::bind(&cfg.listen, cfg.workers).unwrap();
         let ls = listeners.local_addrs()[0];
@@ -277,7 +365,21 @@ fn allocations_per_run(strategy: Strategy, cache: bool, rules: Vec<RuleConfig>) 
     let hits = balancer.state().cache.as_ref().map(|c| c.stats().hits);
     token.cancel();
     rt.block_on(server).unwrap();
+    if let Some(task) = tap_task {
+        tap_token.cancel();
+        rt.block_on(task.stopped());
+    }
     drop(rt);
+    if let (Some(c), Some(stats)) = (collector, tap_stats) {
+        let bytes = c.stop();
+        let sent = stats.sent.load(Relaxed);
+        let dropped = stats.dropped.load(Relaxed);
+        // Four messages a query (a busy machine may drop some, counted).
+        assert!(
+            sent + dropped >= 4 * (warm + answered) as u64 && sent > 0 && bytes > 0,
+            "dnstap: {sent} frames sent, {dropped} dropped, {bytes} bytes read"
+        );
+    }
     let sent: u64 = echoes.into_iter().map(Echo::stop).sum();
     match hits {
         None => assert!(sent >= (WARM_UP + COUNTED) as u64, "the backends answered"),
@@ -346,8 +448,9 @@ fn thousand_rules() -> Vec<RuleConfig> {
 
 /// Race (every query to both backends: the loser's answer comes late and
 /// is counted as such), hedge (the first backend answers at once), hedge
-/// with a packet cache (every counted query a hit), and hedge with 1,000
-/// query rules checked at the door ([`thousand_rules`]). One after the
+/// with a packet cache (every counted query a hit), hedge with 1,000
+/// query rules checked at the door ([`thousand_rules`]), and hedge with
+/// dnstap writing all four messages of each query ([`Collector`]). One after the
 /// other: the allocator's count is the whole process's.
 ///
 /// What may remain: the timer heap's and the tables' amortised growth
@@ -355,18 +458,20 @@ fn thousand_rules() -> Vec<RuleConfig> {
 /// bound is a small total rather than zero.
 #[test]
 fn forwarding_allocates_nothing_per_query() {
-    for (strategy, cache, rules) in [
-        (Strategy::Race, false, Vec::new()),
-        (Strategy::Hedge, false, Vec::new()),
-        (Strategy::Hedge, true, Vec::new()),
-        (Strategy::Hedge, false, thousand_rules()),
+    for (strategy, cache, rules, dnstap) in [
+        (Strategy::Race, false, Vec::new(), false),
+        (Strategy::Hedge, false, Vec::new(), false),
+        (Strategy::Hedge, true, Vec::new(), false),
+        (Strategy::Hedge, false, thousand_rules(), false),
+        (Strategy::Hedge, false, Vec::new(), true),
     ] {
         let with_rules = !rules.is_empty();
-        let (blocks, bytes) = allocations_per_run(strategy, cache, rules);
-        let what = match (cache, with_rules) {
-            (true, _) => "cache hits",
-            (false, true) => "queries, 1,002 rules checked",
-            (false, false) => "queries",
+        let (blocks, bytes) = allocations_per_run(strategy, cache, rules, dnstap);
+        let what = match (cache, with_rules, dnstap) {
+            (true, _, _) => "cache hits",
+            (false, true, _) => "queries, 1,002 rules checked",
+            (false, false, true) => "queries, dnstap on (four messages each)",
+            (false, false, false) => "queries",
         };
         eprintln!("{strategy:?}: {blocks} allocations ({bytes} bytes) over {COUNTED} {what}");
         assert!(

@@ -12,11 +12,13 @@
 //! handle the servers hold is `dnstap::Dnstap`) and `Policy`
 //! ([`MessagePolicy`]).
 //!
-//! [`encode_payload`] writes a `Dnstap` whose `Message` carries a DNS message
+//! [`PayloadParts`] writes a `Dnstap` whose `Message` carries a DNS message
 //! and addresses borrowed from the caller: the message's other fields are
-//! encoded by prost and the borrowed ones appended after them, in one
-//! allocation of the exact size, without copying them into an owned struct
-//! first (protobuf readers take fields in any order).
+//! encoded by prost and the borrowed ones appended after them, its length
+//! known before it is written, without copying them into an owned struct
+//! first (protobuf readers take fields in any order). The servers encode
+//! into the queue's buffer in place ([`PayloadParts::encode_into`]);
+//! [`encode_payload`] gives one payload its own `Vec`.
 
 use prost::Message as _;
 
@@ -285,32 +287,215 @@ impl Preamble {
     }
 }
 
-/// One frame's payload: the `Dnstap` of `preamble` with `meta` as its
-/// message, and `borrowed`'s values as the message's fields they name
-/// (which `meta` leaves unset). One allocation, of the exact size.
+/// One frame's payload, to be encoded: the `Dnstap` of a [`Preamble`] with
+/// a [`Message`] as its message, and borrowed values as the message's fields
+/// they name (which the `Message` leaves unset).
+///
+/// The message's fields are written here rather than by prost's generated
+/// encoder: that one pushes each varint byte by byte through `BufMut` and
+/// walks the struct twice (length, then bytes), which was a third of
+/// dnstap's cost per message; a test holds the two to the same result.
+#[derive(Debug, Clone, Copy)]
+pub struct PayloadParts<'a> {
+    /// Identity, version and type.
+    preamble: &'a Preamble,
+    /// The message's owned `bytes` fields and policy, if any.
+    meta: &'a Message,
+    /// The message's number fields, encoded.
+    scalars: Scalars,
+    /// The borrowed `bytes` fields.
+    borrowed: &'a [(BytesField, &'a [u8])],
+    /// The encoded message's length (without its key and length).
+    message_len: usize,
+}
+
+impl<'a> PayloadParts<'a> {
+    /// The payload of `preamble` and `meta` with `borrowed`'s fields.
+    pub fn new(
+        preamble: &'a Preamble,
+        meta: &'a Message,
+        borrowed: &'a [(BytesField, &'a [u8])],
+    ) -> Self {
+        let scalars = Scalars::of(meta);
+        let owned: usize = owned_bytes(meta)
+            .map(|(_, v)| BytesField::encoded_len(v))
+            .sum();
+        let policy = meta.policy.as_ref().map_or(0, |p| {
+            let n = p.encoded_len();
+            1 + prost::length_delimiter_len(n) + n
+        });
+        let extra: usize = borrowed
+            .iter()
+            .map(|(_, v)| BytesField::encoded_len(v))
+            .sum();
+        Self {
+            preamble,
+            meta,
+            scalars,
+            borrowed,
+            message_len: scalars.len + owned + policy + extra,
+        }
+    }
+
+    /// The encoded payload's length.
+    pub fn len(&self) -> usize {
+        self.preamble.bytes.len()
+            + 1
+            + prost::length_delimiter_len(self.message_len)
+            + self.message_len
+    }
+
+    /// Whether it encodes to nothing (never: the type is always there).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends the encoded payload, [`PayloadParts::len`] bytes, to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.reserve(self.len());
+        out.extend_from_slice(&self.preamble.bytes);
+        out.push(len_key(DNSTAP_MESSAGE_TAG));
+        put_varint(out, self.message_len as u64);
+        out.extend_from_slice(self.scalars.as_slice());
+        for (tag, value) in owned_bytes(self.meta) {
+            put_bytes(out, tag, value);
+        }
+        if let Some(policy) = &self.meta.policy {
+            out.push(len_key(POLICY_TAG));
+            // Cannot fail: a Vec grows as needed.
+            let _ = policy.encode_length_delimited(out);
+        }
+        for (field, value) in self.borrowed {
+            put_bytes(out, *field as u8, value);
+        }
+    }
+}
+
+/// `Message.policy`'s field number.
+const POLICY_TAG: u8 = 15;
+/// The most bytes [`Scalars`] takes: every number field at its longest.
+const SCALARS_MAX: usize = 96;
+
+/// A [`Message`]'s number and enum fields, encoded in field order as prost
+/// would, on the stack.
+#[derive(Debug, Clone, Copy)]
+struct Scalars {
+    /// The encoded fields.
+    bytes: [u8; SCALARS_MAX],
+    /// How many bytes are used.
+    len: usize,
+}
+
+impl Scalars {
+    /// The number fields of `m` (the required `type` always).
+    fn of(m: &Message) -> Self {
+        let mut s = Self {
+            bytes: [0; SCALARS_MAX],
+            len: 0,
+        };
+        // Enums and int32 are varints of their sign-extended value.
+        let int = |v: i32| i64::from(v) as u64;
+        s.varint(1, int(m.r#type));
+        if let Some(v) = m.socket_family {
+            s.varint(2, int(v));
+        }
+        if let Some(v) = m.socket_protocol {
+            s.varint(3, int(v));
+        }
+        if let Some(v) = m.query_port {
+            s.varint(6, v.into());
+        }
+        if let Some(v) = m.response_port {
+            s.varint(7, v.into());
+        }
+        if let Some(v) = m.query_time_sec {
+            s.varint(8, v);
+        }
+        if let Some(v) = m.query_time_nsec {
+            s.fixed32(9, v);
+        }
+        if let Some(v) = m.response_time_sec {
+            s.varint(12, v);
+        }
+        if let Some(v) = m.response_time_nsec {
+            s.fixed32(13, v);
+        }
+        if let Some(v) = m.http_protocol {
+            s.varint(16, int(v));
+        }
+        s
+    }
+
+    /// The used bytes.
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Appends `v` as a varint (10 bytes at most).
+    fn raw_varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.bytes[self.len] = (v as u8) | 0x80;
+            self.len += 1;
+            v >>= 7;
+        }
+        self.bytes[self.len] = v as u8;
+        self.len += 1;
+    }
+
+    /// Field `tag` of wire type 0 (varint).
+    fn varint(&mut self, tag: u32, v: u64) {
+        self.raw_varint(u64::from(tag << 3));
+        self.raw_varint(v);
+    }
+
+    /// Field `tag` of wire type 5 (fixed32, little-endian).
+    fn fixed32(&mut self, tag: u32, v: u32) {
+        self.raw_varint(u64::from((tag << 3) | 5));
+        self.bytes[self.len..self.len + 4].copy_from_slice(&v.to_le_bytes());
+        self.len += 4;
+    }
+}
+
+/// The `bytes` fields `m` owns (set), with their numbers, in field order.
+fn owned_bytes(m: &Message) -> impl Iterator<Item = (u8, &[u8])> {
+    [
+        (4, &m.query_address),
+        (5, &m.response_address),
+        (10, &m.query_message),
+        (11, &m.query_zone),
+        (14, &m.response_message),
+    ]
+    .into_iter()
+    .filter_map(|(tag, v)| Some((tag, v.as_deref()?)))
+}
+
+/// Appends `v` as a varint.
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends field `tag` (below 16) of wire type 2 holding `value`.
+fn put_bytes(out: &mut Vec<u8>, tag: u8, value: &[u8]) {
+    out.push(len_key(tag));
+    put_varint(out, value.len() as u64);
+    out.extend_from_slice(value);
+}
+
+/// One frame's payload ([`PayloadParts`]) in a `Vec` of its own, of the
+/// exact size.
 pub fn encode_payload(
     preamble: &Preamble,
     meta: &Message,
     borrowed: &[(BytesField, &[u8])],
 ) -> Vec<u8> {
-    let extra: usize = borrowed
-        .iter()
-        .map(|(_, v)| BytesField::encoded_len(v))
-        .sum();
-    let message_len = meta.encoded_len() + extra;
-    let total = preamble.bytes.len() + 1 + prost::length_delimiter_len(message_len) + message_len;
-    let mut out = Vec::with_capacity(total);
-    out.extend_from_slice(&preamble.bytes);
-    out.push(len_key(DNSTAP_MESSAGE_TAG));
-    // Cannot fail: a Vec grows as needed.
-    let _ = prost::encode_length_delimiter(message_len, &mut out);
-    let _ = meta.encode(&mut out);
-    for (field, value) in borrowed {
-        out.push(len_key(*field as u8));
-        let _ = prost::encode_length_delimiter(value.len(), &mut out);
-        out.extend_from_slice(value);
-    }
-    debug_assert_eq!(out.len(), total);
+    let parts = PayloadParts::new(preamble, meta, borrowed);
+    let mut out = Vec::with_capacity(parts.len());
+    parts.encode_into(&mut out);
+    debug_assert_eq!(out.len(), parts.len());
     out
 }
 
@@ -361,6 +546,64 @@ mod tests {
             assert_eq!(read, whole);
             assert_eq!(payload.len(), whole.encoded_len());
             assert_eq!(payload.capacity(), payload.len(), "one exact allocation");
+        }
+    }
+
+    #[test]
+    fn the_hand_encoder_matches_prost_for_every_field() {
+        let full = Message {
+            r#type: MessageType::ForwarderResponse.into(),
+            socket_family: Some(SocketFamily::Inet.into()),
+            socket_protocol: Some(SocketProtocol::Doq.into()),
+            query_address: Some(vec![127, 0, 0, 1]),
+            response_address: Some(vec![10, 0, 0, 2]),
+            query_port: Some(u32::MAX),
+            response_port: Some(0),
+            query_time_sec: Some(u64::MAX),
+            query_time_nsec: Some(u32::MAX),
+            query_message: Some(vec![1; 200]),
+            query_zone: Some(b"\x07example\0".to_vec()),
+            response_time_sec: Some(0),
+            response_time_nsec: Some(0),
+            response_message: Some(vec![2; 3]),
+            policy: Some(MessagePolicy {
+                r#type: Some("dnslb-rule".into()),
+                rule: Some(b"r".to_vec()),
+                action: Some(PolicyAction::Drop.into()),
+                r#match: Some(PolicyMatch::Qname.into()),
+                value: Some(vec![0]),
+            }),
+            http_protocol: Some(HttpProtocol::Http3.into()),
+        };
+        // A negative enum value (an unknown one read back) takes ten bytes.
+        let odd = Message {
+            r#type: -1,
+            ..Message::default()
+        };
+        let preamble = Preamble::new(Some(b"id"), None);
+        for (m, same_order) in [
+            (full, false),
+            (odd, true),
+            (meta(), true),
+            (Message::default(), true),
+        ] {
+            let payload = encode_payload(&preamble, &m, &[]);
+            let whole = Payload {
+                identity: Some(b"id".to_vec()),
+                version: None,
+                extra: None,
+                r#type: DnstapType::Message.into(),
+                message: Some(m.clone()),
+            };
+            assert_eq!(Payload::decode(payload.as_slice()).unwrap(), whole);
+            assert_eq!(payload.len(), whole.encoded_len());
+            // Without bytes fields or a policy (which go after the numbers
+            // here), byte for byte what prost writes.
+            if same_order {
+                let mut message = vec![len_key(DNSTAP_MESSAGE_TAG)];
+                message.extend(m.encode_length_delimited_to_vec());
+                assert_eq!(payload[preamble.bytes.len()..], message, "{m:?}");
+            }
         }
     }
 

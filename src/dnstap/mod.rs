@@ -11,9 +11,12 @@
 //!   encoding of one frame's payload; `proto_tests` holds them to the
 //!   `.proto`.
 //! - `frame`: Frame Streams' framing and control frames, pure.
+//! - `queue`: the bounded queue of encoded frames between the servers and
+//!   the writer (one buffer, encoded into in place; the writer woken only
+//!   when it goes from empty to not empty).
 //! - `writer`: the one task that connects to the collector, does the
-//!   handshake, writes the frames, reconnects with back-off and stops with
-//!   STOP/FINISH.
+//!   handshake, writes the queued frames a batch per write, reconnects with
+//!   back-off and stops with STOP/FINISH.
 //! - here: [`Dnstap`], the handle the servers hold: [`Dnstap::enabled`]
 //!   (one bit test, before any encoding work), [`Dnstap::log`] (encode the
 //!   [`TapEvent`] and push it to the bounded queue with a try that never
@@ -25,6 +28,7 @@ pub mod frame;
 pub mod message;
 #[cfg(test)]
 mod proto_tests;
+mod queue;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -35,16 +39,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{DnstapConfig, DnstapMessage, DnstapSide};
 use crate::supervise::Backoff;
 use message::{
-    BytesField, Message, MessagePolicy, MessageType, PolicyAction, PolicyMatch, Preamble,
-    SocketFamily, SocketProtocol, encode_payload,
+    BytesField, Message, MessagePolicy, MessageType, PayloadParts, PolicyAction, PolicyMatch,
+    Preamble, SocketFamily, SocketProtocol,
 };
+use queue::Queue;
 pub use writer::{DnstapStats, RECONNECT, TapTarget};
 
 /// The `MessagePolicy.type` of a query rule's dnstap message.
@@ -263,9 +267,16 @@ struct Shared {
     /// Identity, version and type, encoded once.
     preamble: Preamble,
     /// The writer's bounded queue.
-    queue: mpsc::Sender<Vec<u8>>,
+    queue: Arc<Queue>,
     /// Sent and dropped frames.
     stats: Arc<DnstapStats>,
+}
+
+impl Drop for Shared {
+    /// The last handle gone: the writer writes what is queued and stops.
+    fn drop(&mut self) {
+        self.queue.close();
+    }
 }
 
 impl fmt::Debug for Dnstap {
@@ -330,18 +341,18 @@ impl Dnstap {
     /// The handle to log with and its writer, which its owner runs
     /// ([`DnstapWriter::run`]); no runtime needed yet.
     pub fn new(settings: Settings) -> (Self, DnstapWriter) {
-        let (tx, rx) = mpsc::channel(settings.queue_size.max(1));
+        let queue = Arc::new(Queue::new(settings.queue_size));
         let stats = Arc::new(DnstapStats::default());
         let writer = writer::Writer {
             target: settings.target,
-            queue: rx,
+            queue: Arc::clone(&queue),
             stats: Arc::clone(&stats),
             backoff: settings.backoff,
         };
         let kinds = settings.kinds.iter().fold(0, |bits, k| bits | k.bit());
         let shared = Shared {
             preamble: Preamble::new(settings.identity.as_deref(), settings.version.as_deref()),
-            queue: tx,
+            queue,
             stats,
         };
         let handle = Self {
@@ -458,8 +469,8 @@ impl Dnstap {
             }
             None => 2,
         };
-        let payload = encode_payload(&shared.preamble, &meta, &borrowed[..used]);
-        if shared.queue.try_send(payload).is_err() {
+        let parts = PayloadParts::new(&shared.preamble, &meta, &borrowed[..used]);
+        if !shared.queue.push(parts.len(), |out| parts.encode_into(out)) {
             shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

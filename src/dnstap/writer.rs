@@ -2,7 +2,12 @@
 //! the collector, over a Unix socket or TCP.
 //!
 //! It connects, does Frame Streams' bidirectional handshake (READY, ACCEPT,
-//! START: `frame.rs`), then writes the queue's frames in batches. A
+//! START: `frame.rs`), then writes the queue's frames in batches: it takes
+//! every frame queued (`queue.rs`) and writes them with one write, then
+//! pauses [`COALESCE`] so that the next batch gathers, and when the queue is
+//! empty waits for the producers' wake-up (sent only as it goes from empty
+//! to not empty). So it wakes at most about a thousand times a second
+//! whatever the rate of frames, rather than once a frame. A
 //! connection that fails, a handshake refused, a collector that closes or
 //! a write that fails: the writer counts the frames of the failed batch
 //! dropped, logs once, and connects again after `supervise`'s [`Backoff`]
@@ -24,11 +29,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
 use super::frame::{self, CONTENT_TYPE, ControlKind, Frame};
+use super::queue::Queue;
 use crate::supervise::Backoff;
 
 /// Reconnection delays: 100 ms doubling up to 5 s; a connection that lived
@@ -42,10 +47,13 @@ pub const RECONNECT: Backoff = Backoff {
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a stopping writer waits for the collector's FINISH.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(1);
-/// Most frames written in one write.
-const BATCH_FRAMES: usize = 256;
-/// Most bytes gathered for one write (a frame larger goes alone).
-const BATCH_BYTES: usize = 64 * 1024;
+/// The pause after each write, for the next batch to gather: at most
+/// ~1,000 wake-ups a second at any rate, each frame late by at most about
+/// this much (and the write's time).
+const COALESCE: Duration = Duration::from_millis(1);
+/// The batch buffer kept between writes, at most (a larger one, after a
+/// burst, is given back).
+const KEEP_BYTES: usize = 4 << 20;
 
 /// Frames sent and dropped, for `/metrics`.
 #[derive(Debug, Default)]
@@ -109,8 +117,8 @@ enum SessionEnd {
 pub(super) struct Writer {
     /// Where to connect.
     pub(super) target: TapTarget,
-    /// The frames the producers queued (payloads, without the length).
-    pub(super) queue: mpsc::Receiver<Vec<u8>>,
+    /// The frames the producers queued.
+    pub(super) queue: Arc<Queue>,
     /// Sent and dropped frames.
     pub(super) stats: Arc<DnstapStats>,
     /// Reconnection delays.
@@ -163,10 +171,7 @@ impl Writer {
         }
         // Shut down with no collector: what waits in the queue is lost.
         self.queue.close();
-        let mut lost = 0u64;
-        while self.queue.try_recv().is_ok() {
-            lost += 1;
-        }
+        let lost = self.queue.take(&mut Vec::new());
         self.stats.dropped.fetch_add(lost, Ordering::Relaxed);
     }
 
@@ -219,32 +224,28 @@ impl Writer {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let (mut rd, mut wr) = tokio::io::split(stream);
-        let mut buf = Vec::with_capacity(BATCH_BYTES);
+        let mut buf = Vec::new();
         let mut scratch = [0u8; 512];
         loop {
-            let first = tokio::select! {
-                f = self.queue.recv() => f,
-                () = token.cancelled() => None,
-                // The collector sends nothing before FINISH: any read that
-                // ends is the collector gone (or talking out of turn).
-                r = rd.read(&mut scratch) => {
-                    return SessionEnd::Lost(match r {
-                        Ok(0) => LinkError::Closed,
-                        Ok(_) => LinkError::Handshake(frame::HandshakeError::Data),
-                        Err(e) => e.into(),
-                    });
+            let count = self.queue.take(&mut buf);
+            if count == 0 {
+                if self.queue.is_closed() {
+                    return self.stop(&mut rd, &mut wr, &mut buf).await;
                 }
-            };
-            let Some(first) = first else {
-                return self.stop(&mut rd, &mut wr, &mut buf).await;
-            };
-            let count = gather(first, &mut self.queue, &mut buf);
+                tokio::select! {
+                    () = self.queue.ready() => continue,
+                    () = token.cancelled() => return self.stop(&mut rd, &mut wr, &mut buf).await,
+                    r = rd.read(&mut scratch) => return SessionEnd::Lost(read_ended(r)),
+                }
+            }
             let written = tokio::select! {
                 r = wr.write_all(&buf) => r,
                 // A collector that stopped reading must not hold shutdown.
                 () = token.cancelled() => Err(io::Error::other("shutdown while writing")),
             };
-            buf.clear();
+            if buf.capacity() > KEEP_BYTES {
+                buf = Vec::new();
+            }
             match written {
                 Ok(()) => {
                     self.stats.sent.fetch_add(count, Ordering::Relaxed);
@@ -257,6 +258,12 @@ impl Writer {
                     return SessionEnd::Lost(e.into());
                 }
             }
+            // Let the next batch gather rather than wake per frame.
+            tokio::select! {
+                () = tokio::time::sleep(COALESCE) => {}
+                () = token.cancelled() => return self.stop(&mut rd, &mut wr, &mut buf).await,
+                r = rd.read(&mut scratch) => return SessionEnd::Lost(read_ended(r)),
+            }
         }
     }
 
@@ -268,18 +275,16 @@ impl Writer {
         W: AsyncWrite + Unpin,
     {
         self.queue.close();
+        // The last batch: closed, the queue takes no more.
+        let count = self.queue.take(buf);
+        // Frames not written yet, counted dropped when it ends so.
+        let mut pending = count;
+        let stats = &self.stats;
         let drained = async {
-            while let Ok(first) = self.queue.try_recv() {
-                let count = gather(first, &mut self.queue, buf);
-                let r = wr.write_all(buf).await;
-                buf.clear();
-                match r {
-                    Ok(()) => self.stats.sent.fetch_add(count, Ordering::Relaxed),
-                    Err(e) => {
-                        self.stats.dropped.fetch_add(count, Ordering::Relaxed);
-                        return Err(LinkError::from(e));
-                    }
-                };
+            if count > 0 {
+                wr.write_all(buf).await?;
+                stats.sent.fetch_add(count, Ordering::Relaxed);
+                pending = 0;
             }
             wr.write_all(&frame::encode_control(ControlKind::Stop, None))
                 .await?;
@@ -296,13 +301,20 @@ impl Writer {
             Err(_) => tracing::debug!("dnstap: no FINISH from the collector in time"),
         }
         // What the collector could not take in time.
-        let mut lost = 0u64;
-        while self.queue.try_recv().is_ok() {
-            lost += 1;
-        }
-        self.stats.dropped.fetch_add(lost, Ordering::Relaxed);
+        self.stats.dropped.fetch_add(pending, Ordering::Relaxed);
         let _ = wr.shutdown().await;
         SessionEnd::Stopped
+    }
+}
+
+/// Why a read from the collector ended the session: it sends nothing before
+/// FINISH, so any read that ends is the collector gone (or talking out of
+/// turn).
+fn read_ended(r: io::Result<usize>) -> LinkError {
+    match r {
+        Ok(0) => LinkError::Closed,
+        Ok(_) => LinkError::Handshake(frame::HandshakeError::Data),
+        Err(e) => e.into(),
     }
 }
 
@@ -312,24 +324,6 @@ enum Link {
     Unix(tokio::net::UnixStream),
     /// A TCP stream.
     Tcp(tokio::net::TcpStream),
-}
-
-/// Frames `first` and what else is queued now, up to a batch, into `buf`;
-/// returns how many.
-fn gather(first: Vec<u8>, queue: &mut mpsc::Receiver<Vec<u8>>, buf: &mut Vec<u8>) -> u64 {
-    let mut count = 0u64;
-    let mut next = Some(first);
-    while let Some(payload) = next.take() {
-        if let Some(header) = frame::data_header(payload.len()) {
-            buf.extend_from_slice(&header);
-            buf.extend_from_slice(&payload);
-            count += 1;
-        }
-        if count < BATCH_FRAMES as u64 && buf.len() < BATCH_BYTES {
-            next = queue.try_recv().ok();
-        }
-    }
-    count
 }
 
 /// The writer's side of the handshake: READY, the collector's ACCEPT, START.

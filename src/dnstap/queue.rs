@@ -1,0 +1,186 @@
+//! The bounded queue between the servers and the writer task: frames
+//! encoded straight into one byte buffer under a short lock, taken whole by
+//! the writer.
+//!
+//! Not a channel of `Vec<u8>`: that cost an allocation and a free per frame
+//! and, worse, woke the writer task per frame (a futex wake and a context
+//! switch on a busy machine, four times per query with every LS message on).
+//! Here a producer appends the frame (its 4-byte length and payload) to the
+//! buffer in place; the writer swaps the buffer with its own empty one and
+//! writes the lot with one write. The writer is woken only when the buffer
+//! goes from empty to not empty ([`Queue::push`]), and waits
+//! [`super::writer`]'s coalescing pause after each write, so it wakes at most
+//! about a thousand times a second whatever the rate.
+//!
+//! The bound is in frames (`queue_size`): past it, or once closed, a push
+//! fails and the caller counts the frame dropped.
+
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use super::frame;
+
+/// The frames waiting for the writer.
+#[derive(Debug)]
+pub(super) struct Queue {
+    /// The buffer and its count.
+    state: Mutex<State>,
+    /// Wakes the writer when the buffer goes from empty to not empty, or on
+    /// close.
+    ready: Notify,
+    /// Most frames waiting.
+    limit: usize,
+}
+
+/// What the lock guards.
+#[derive(Debug, Default)]
+struct State {
+    /// Data frames, each its length and payload, back to back.
+    bytes: Vec<u8>,
+    /// How many frames `bytes` holds.
+    frames: usize,
+    /// No more frames are taken (every producer gone, or shutdown).
+    closed: bool,
+}
+
+impl Queue {
+    /// An empty queue of at most `limit` frames (at least one).
+    pub(super) fn new(limit: usize) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            ready: Notify::new(),
+            limit: limit.max(1),
+        }
+    }
+
+    /// The lock; a producer that panicked while holding it may have left
+    /// half a frame: the buffer is emptied (its frames are lost, uncounted).
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| {
+            let mut s = poisoned.into_inner();
+            s.bytes.clear();
+            s.frames = 0;
+            self.state.clear_poison();
+            s
+        })
+    }
+
+    /// Appends one data frame whose payload `encode` appends, `len` bytes
+    /// exactly; `false` (nothing queued) when the queue is full or closed,
+    /// `len` is 0 or too long for a frame, or `encode` wrote another length.
+    pub(super) fn push(&self, len: usize, encode: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let Some(header) = frame::data_header(len) else {
+            return false;
+        };
+        let mut s = self.lock();
+        if s.closed || s.frames >= self.limit {
+            return false;
+        }
+        let start = s.bytes.len();
+        s.bytes.extend_from_slice(&header);
+        encode(&mut s.bytes);
+        if s.bytes.len() != start + header.len() + len {
+            s.bytes.truncate(start);
+            return false;
+        }
+        s.frames += 1;
+        let first = s.frames == 1;
+        drop(s);
+        if first {
+            self.ready.notify_one();
+        }
+        true
+    }
+
+    /// Moves every queued frame into `into` (emptied first; the queue keeps
+    /// `into`'s old allocation for the next frames); returns how many.
+    pub(super) fn take(&self, into: &mut Vec<u8>) -> u64 {
+        into.clear();
+        let mut s = self.lock();
+        std::mem::swap(&mut s.bytes, into);
+        std::mem::take(&mut s.frames) as u64
+    }
+
+    /// Waits until the queue may have frames, or was closed. Spurious
+    /// returns happen: take, and wait again when there is nothing.
+    pub(super) async fn ready(&self) {
+        self.ready.notified().await;
+    }
+
+    /// Takes no more frames (those queued stay, for [`Queue::take`]).
+    pub(super) fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// Whether [`Queue::close`] was called.
+    pub(super) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(bytes: &[u8]) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        while let Some((head, tail)) = rest.split_first_chunk::<4>() {
+            let n = u32::from_be_bytes(*head) as usize;
+            out.push(&tail[..n]);
+            rest = &tail[n..];
+        }
+        out
+    }
+
+    #[test]
+    fn frames_are_taken_whole_in_order_with_their_lengths() {
+        let q = Queue::new(8);
+        assert!(q.push(3, |b| b.extend_from_slice(b"abc")));
+        assert!(q.push(1, |b| b.push(b'z')));
+        let mut got = Vec::new();
+        assert_eq!(q.take(&mut got), 2);
+        assert_eq!(frames(&got), [&b"abc"[..], b"z"]);
+        assert_eq!(q.take(&mut got), 0);
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn the_bound_is_in_frames_and_a_take_frees_it() {
+        let q = Queue::new(2);
+        assert!(q.push(1, |b| b.push(1)));
+        assert!(q.push(1, |b| b.push(2)));
+        assert!(!q.push(1, |b| b.push(3)), "full");
+        let mut got = Vec::new();
+        assert_eq!(q.take(&mut got), 2);
+        assert!(q.push(1, |b| b.push(4)));
+    }
+
+    #[test]
+    fn a_wrong_length_an_empty_frame_or_a_closed_queue_queue_nothing() {
+        let q = Queue::new(8);
+        assert!(!q.push(2, |b| b.push(1)), "said 2, wrote 1");
+        assert!(!q.push(0, |_| {}), "0 is the escape");
+        q.close();
+        assert!(q.is_closed());
+        assert!(!q.push(1, |b| b.push(1)));
+        let mut got = Vec::new();
+        assert_eq!(q.take(&mut got), 0);
+        assert!(got.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_first_frame_wakes_the_writer_and_so_does_close() {
+        let q = Queue::new(8);
+        assert!(q.push(1, |b| b.push(1)));
+        // The wake-up was stored: waiting returns at once.
+        q.ready().await;
+        let mut got = Vec::new();
+        q.take(&mut got);
+        q.close();
+        q.ready().await;
+        assert!(q.is_closed());
+    }
+}
