@@ -180,12 +180,23 @@ pub fn read(path: &Path) -> Option<Saved> {
 /// # Errors
 /// The OS error of any step (the temporary file is then removed).
 pub fn write(path: &Path, saved: &Saved) -> std::io::Result<()> {
+    replace_file(path, saved.render().as_bytes())
+}
+
+/// Puts `bytes` in `path` atomically: a temporary file in the same folder,
+/// synced, then renamed over `path` (a reader sees the old file or the new
+/// one, never half of one). The TS's state files (these serials, a
+/// secondary zone's last good copy) are written this way.
+///
+/// # Errors
+/// The OS error of any step (the temporary file is then removed).
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(saved.render().as_bytes())?;
+        f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();

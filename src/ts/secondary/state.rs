@@ -4,7 +4,6 @@
 //! at start so the zone is served before the primary answers. The format is
 //! ours: a header line, then each record (the SOA first) in wire form,
 //! names uncompressed, after its 16-bit length.
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{Name, Record};
@@ -100,20 +99,7 @@ pub fn read(dir: &Path, zone: &Name) -> Option<(ZoneCopy, u64)> {
 /// The OS error of any step (the temporary file is then removed).
 pub fn write(dir: &Path, copy: &ZoneCopy) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let path = path_of(dir, copy.origin());
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&render(copy))?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::ts::serials::replace_file(&path_of(dir, copy.origin()), &render(copy))
 }
 
 #[cfg(test)]
