@@ -25,16 +25,24 @@ pub struct Limits {
     pub max_messages: usize,
     /// From connecting to the last message.
     pub timeout: Duration,
+    /// For each step (connecting, sending, each read): a primary that
+    /// stops sending (hung, or stopped) fails the transfer after this, and
+    /// the zone's retry and expiry go on.
+    pub io_timeout: Duration,
 }
 
 impl Default for Limits {
-    /// 1 GiB, a million messages, ten minutes: far above any zone a TS
-    /// holds in memory, far below what a hostile primary would send.
+    /// 128 MiB, a million messages, ten minutes, ten seconds a step: far
+    /// above a zone of a million names (about 40 MB by AXFR), and a bound
+    /// on what a hostile primary can make the TS hold (the records read
+    /// take several times their wire size in memory until the transfer
+    /// ends).
     fn default() -> Self {
         Limits {
-            max_bytes: 1 << 30,
+            max_bytes: 128 << 20,
             max_messages: 1_000_000,
             timeout: Duration::from_secs(600),
+            io_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -130,17 +138,26 @@ async fn fetch_unbounded(
         signer.sign(&mut req);
         StreamVerifier::new(k, signer.last_mac())
     });
-    let mut stream = TcpStream::connect(primary).await?;
+    let step = |d| XfrError::Timeout(d);
+    let io = limits.io_timeout;
+    let mut stream = tokio::time::timeout(io, TcpStream::connect(primary))
+        .await
+        .map_err(|_| step(io))??;
     let len = u16::try_from(req.len()).map_err(|_| XfrError::Stray("request too long"))?;
     let mut out = Vec::with_capacity(req.len() + 2);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&req);
-    stream.write_all(&out).await?;
+    tokio::time::timeout(io, stream.write_all(&out))
+        .await
+        .map_err(|_| step(io))??;
     let mut reader = TransferReader::new(ours.and_then(soa_serial));
     let (mut messages, mut bytes) = (0usize, 0usize);
     let mut buf = Vec::new();
     while !reader.done() {
-        let len = usize::from(stream.read_u16().await?);
+        let len = tokio::time::timeout(io, stream.read_u16())
+            .await
+            .map_err(|_| step(io))??;
+        let len = usize::from(len);
         messages += 1;
         bytes += len + 2;
         if messages > limits.max_messages {
@@ -150,7 +167,9 @@ async fn fetch_unbounded(
             return Err(XfrError::TooBig("bytes"));
         }
         buf.resize(len, 0);
-        stream.read_exact(&mut buf).await?;
+        tokio::time::timeout(io, stream.read_exact(&mut buf))
+            .await
+            .map_err(|_| step(io))??;
         let plain = match &mut verifier {
             Some(v) => {
                 v.check(&buf, unix_now()).map_err(XfrError::Tsig)?;
@@ -196,4 +215,42 @@ fn without_tsig(msg: &[u8]) -> Vec<u8> {
         ar.copy_from_slice(&n.to_be_bytes());
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A primary that takes the connection and then says nothing (hung, or
+    /// SIGSTOPped) fails the transfer after `io_timeout`, not after the
+    /// whole transfer's ten minutes: the zone's retry and expiry go on.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_primary_fails_the_transfer_after_one_step_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let primary = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            // Held open, never answered, until the test ends.
+            std::future::pending::<()>().await;
+            drop(conn);
+        });
+        let limits = Limits {
+            io_timeout: Duration::from_secs(10),
+            ..Limits::default()
+        };
+        let start = tokio::time::Instant::now();
+        let zone = Name::from_ascii("z.test.").unwrap();
+        let got = fetch(primary, &zone, None, None, limits).await;
+        assert!(
+            matches!(got, Err(XfrError::Timeout(d)) if d == limits.io_timeout),
+            "{got:?}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            start.elapsed()
+        );
+        held.abort();
+    }
 }
