@@ -307,12 +307,12 @@ impl Handler for Balancer {
 
     fn handle(&self, req: Request<'_>) -> Action {
         let (raw, transport) = (req.raw, req.transport);
-        let (client, via) = (req.src, tap_transport(&req));
+        let (client, via, local) = (req.src, tap_transport(&req), req.local);
         let d = self.dnstap();
-        tap::client_query(d, via, client, || None, raw);
+        tap::client_query(d, via, client, || local, raw);
         let answered = |reply: &Reply| {
             if let Reply::One(answer) = reply {
-                tap::client_response(d, via, client, None, None, answer);
+                tap::client_response(d, via, client, local, None, answer);
             }
         };
         match self.admit(req) {
@@ -352,7 +352,7 @@ impl Handler for Balancer {
                     if let Reply::One(answer) = &reply {
                         let d = tap::of(&metrics);
                         let waited = Some(arrived.elapsed());
-                        tap::client_response(d, via, client, None, waited, answer);
+                        tap::client_response(d, via, client, local, waited, answer);
                     }
                     reply
                 })))

@@ -593,6 +593,7 @@ mod tests {
             src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
             transport: Transport::Udp,
             via: crate::server::Via::Udp,
+            local: None,
         };
         let Admission::Forward(state, admitted) = b.admit(req) else {
             panic!("{name}: not forwarded");
@@ -744,6 +745,7 @@ mod rule_tests {
                 src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
                 transport,
                 via,
+                local: None,
             })
         };
         let Admission::Reply(Reply::One(tc)) = admit(Transport::Udp, Via::Udp) else {
@@ -791,6 +793,7 @@ mod opcode_tests {
                 src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
                 transport: Transport::Udp,
                 via: Via::Udp,
+                local: None,
             };
             match b.admit(req) {
                 Admission::Reply(Reply::One(a)) => Some(dns::WireHeader::read(&a).unwrap().rcode()),
@@ -892,6 +895,7 @@ mod path_tests {
                             src: std::net::SocketAddr::new(client.parse().unwrap(), 5353),
                             transport: Transport::Udp,
                             via: Via::Udp,
+                            local: None,
                         };
                         let a = outcome(fast.admit_by(req, Some(&mut mine)));
                         let b = outcome(slow.admit(req));

@@ -399,6 +399,7 @@ pub(super) async fn answer<H: Handler>(
         src: client.addr(),
         transport: Transport::Tcp,
         via: crate::dns::Via::Doh,
+        local: None,
     };
     let reply = match shared.handler.handle(req) {
         Action::Now(reply) => reply,

@@ -404,6 +404,7 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
         shown.contains("dnslb_dnstap_frames_total{result=\"dropped\"} 0"),
         "{shown}"
     );
+    let ls_addr = ls.addr;
     ls.controls.send(Control::Shutdown).unwrap();
     ls.task.await.unwrap().unwrap();
     let file = capture.file.clone();
@@ -426,6 +427,13 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
             .find(|l| l.contains(" CQ ") && l.contains(&q))
             .unwrap();
         assert!(cq.contains(proto), "{cq}");
+        // The responder is the LS's listener, over TCP too (R9).
+        assert!(cq.contains(&format!("-> {}", ls_addr)), "{cq}");
+        let cr = lines
+            .iter()
+            .find(|l| l.contains(" CR ") && l.contains(&q))
+            .unwrap();
+        assert!(cr.contains(&ls_addr.to_string()), "{cr}");
         let fq = lines
             .iter()
             .find(|l| l.contains(" FQ ") && l.contains(&q))
