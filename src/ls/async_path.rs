@@ -94,10 +94,11 @@ async fn exchange(
         return over_tcp(state, b, query, question, deadline, won_by).await;
     }
     let sent = Instant::now();
+    let mut local = None;
     let resp = state
         .pool
-        .exchange(
-            b.addr,
+        .exchange_from(
+            (b.addr, &mut local),
             &mut query,
             job.question_end,
             deadline,
@@ -108,9 +109,16 @@ async fn exchange(
     // The query as it left (its upstream ID set by the exchange), and the
     // answer as accepted.
     let d = tap::of(&state.metrics);
-    tap::forwarder_query(d, TapTransport::Udp, None, b.addr, &query);
+    tap::forwarder_query(d, TapTransport::Udp, local, b.addr, &query);
     let resp = resp?;
-    tap::forwarder_response(d, TapTransport::Udp, || None, b.addr, sent.elapsed(), &resp);
+    tap::forwarder_response(
+        d,
+        TapTransport::Udp,
+        || local,
+        b.addr,
+        sent.elapsed(),
+        &resp,
+    );
     let truncated = WireHeader::read(&resp).is_some_and(|h| h.truncated());
     if truncated && job.transport == Transport::Tcp {
         return over_tcp(state, b, query, question, deadline, won_by).await;

@@ -443,6 +443,8 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
             "{fq} to the backend {}",
             ts.addr
         );
+        // From the LS's upstream socket's port, not 0.0.0.0:0 (R9).
+        assert!(!fq.contains(" 0.0.0.0:0 "), "{fq}");
     }
     let yaml = dnstap_read_yaml(&file);
     assert!(yaml.matches("identity: ls-e2e").count() >= 12);
