@@ -94,10 +94,11 @@ async fn exchange(
         return over_tcp(state, b, query, question, deadline, won_by).await;
     }
     let sent = Instant::now();
+    let mut local = None;
     let resp = state
         .pool
-        .exchange(
-            b.addr,
+        .exchange_from(
+            (b.addr, &mut local),
             &mut query,
             job.question_end,
             deadline,
@@ -108,9 +109,16 @@ async fn exchange(
     // The query as it left (its upstream ID set by the exchange), and the
     // answer as accepted.
     let d = tap::of(&state.metrics);
-    tap::forwarder_query(d, TapTransport::Udp, None, b.addr, &query);
+    tap::forwarder_query(d, TapTransport::Udp, local, b.addr, &query);
     let resp = resp?;
-    tap::forwarder_response(d, TapTransport::Udp, || None, b.addr, sent.elapsed(), &resp);
+    tap::forwarder_response(
+        d,
+        TapTransport::Udp,
+        || local,
+        b.addr,
+        sent.elapsed(),
+        &resp,
+    );
     let truncated = WireHeader::read(&resp).is_some_and(|h| h.truncated());
     if truncated && job.transport == Transport::Tcp {
         return over_tcp(state, b, query, question, deadline, won_by).await;
@@ -307,12 +315,12 @@ impl Handler for Balancer {
 
     fn handle(&self, req: Request<'_>) -> Action {
         let (raw, transport) = (req.raw, req.transport);
-        let (client, via) = (req.src, tap_transport(&req));
+        let (client, via, local) = (req.src, tap_transport(&req), req.local);
         let d = self.dnstap();
-        tap::client_query(d, via, client, || None, raw);
+        tap::client_query(d, via, client, || local, raw);
         let answered = |reply: &Reply| {
             if let Reply::One(answer) = reply {
-                tap::client_response(d, via, client, None, None, answer);
+                tap::client_response(d, via, client, local, None, answer);
             }
         };
         match self.admit(req) {
@@ -352,7 +360,7 @@ impl Handler for Balancer {
                     if let Reply::One(answer) = &reply {
                         let d = tap::of(&metrics);
                         let waited = Some(arrived.elapsed());
-                        tap::client_response(d, via, client, None, waited, answer);
+                        tap::client_response(d, via, client, local, waited, answer);
                     }
                     reply
                 })))

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use super::backend::admin::AdminState;
 use super::control::{ControlCounters, ControlSettings};
-use super::dynblock::{DynBlocks, WorkerCounts};
+use super::dynblock::{BlockStop, DynBlocks, WorkerCounts};
 use super::invalidate::{self, FlushBy, FlushCounters, FlushQueue};
 use super::order;
 use super::rules::{Act, QueryView, RuleHit};
@@ -233,7 +233,7 @@ impl Balancer {
         let made_up = |hit: RuleHit| now(state.rules.answer(hit, req.raw, req.transport));
         let mut blocked_now = |qname: &[u8], qtype: u16| {
             block_check(&self.dynblocks, &req, (qname, qtype), mine.as_deref_mut())
-                .map(|action| now(blocked(req.raw, action)))
+                .map(|stop| now(blocked(req.raw, stop)))
         };
         let (client_id, question_end, route, hit) = match dns::peek_plain_query(req.raw) {
             Some((id, end)) => {
@@ -353,22 +353,26 @@ fn block_check(
     req: &Request<'_>,
     (qname, qtype): (&[u8], u16),
     mine: Option<&mut WorkerCounts>,
-) -> Option<DynAction> {
+) -> Option<BlockStop> {
     let ip = req.src.ip();
     match mine {
         Some(mine) => dynblocks.count_query(mine, ip, qname, qtype),
         None => dynblocks.on_query(ip, qname, qtype),
     }
-    dynblocks.check(ip, qname, req.transport == Transport::Udp)
+    dynblocks.stop(ip, qname, req.transport == Transport::Udp)
 }
 
 /// EDE 15, "Blocked" (RFC 8914).
 const EDE_BLOCKED: u16 = 15;
 
 /// The answer to a query in `raw` a block stops with `action` (`None`: none).
-fn blocked(raw: &[u8], action: DynAction) -> Option<Vec<u8>> {
-    let why = "blocked by a dynamic block";
-    match action {
+fn blocked(raw: &[u8], stop: BlockStop) -> Option<Vec<u8>> {
+    let why = if stop.by_hand {
+        "blocked by hand"
+    } else {
+        "blocked by a dynamic block"
+    };
+    match stop.action {
         DynAction::Drop => None,
         DynAction::Refuse => dns::error_with_ede(raw, ResponseCode::Refused, EDE_BLOCKED, why),
         DynAction::Nxdomain => dns::error_with_ede(raw, ResponseCode::NXDomain, EDE_BLOCKED, why),
@@ -546,6 +550,26 @@ mod tests {
         q
     }
 
+    /// R15: the EDE text of a block by hand says "by hand".
+    #[test]
+    fn a_block_by_hand_says_so_in_its_ede_text() {
+        // With an OPT record: the EDE rides in it.
+        let mut raw = query("x.example");
+        raw[11] = 1;
+        raw.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]);
+        let says = |by_hand| {
+            let stop = BlockStop {
+                action: DynAction::Refuse,
+                by_hand,
+            };
+            let reply = blocked(&raw, stop).unwrap();
+            String::from_utf8_lossy(&reply).into_owned()
+        };
+        assert!(says(true).contains("blocked by hand"), "{}", says(true));
+        assert!(!says(true).contains("dynamic"));
+        assert!(says(false).contains("blocked by a dynamic block"));
+    }
+
     /// Backend `name` on 127.0.0.1:`port` (never contacted).
     fn backend(name: &str, port: u16) -> BackendConfig {
         BackendConfig {
@@ -569,6 +593,7 @@ mod tests {
             src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
             transport: Transport::Udp,
             via: crate::server::Via::Udp,
+            local: None,
         };
         let Admission::Forward(state, admitted) = b.admit(req) else {
             panic!("{name}: not forwarded");
@@ -720,6 +745,7 @@ mod rule_tests {
                 src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
                 transport,
                 via,
+                local: None,
             })
         };
         let Admission::Reply(Reply::One(tc)) = admit(Transport::Udp, Via::Udp) else {
@@ -767,6 +793,7 @@ mod opcode_tests {
                 src: std::net::SocketAddr::from(([127, 0, 0, 1], 5353)),
                 transport: Transport::Udp,
                 via: Via::Udp,
+                local: None,
             };
             match b.admit(req) {
                 Admission::Reply(Reply::One(a)) => Some(dns::WireHeader::read(&a).unwrap().rcode()),
@@ -868,6 +895,7 @@ mod path_tests {
                             src: std::net::SocketAddr::new(client.parse().unwrap(), 5353),
                             transport: Transport::Udp,
                             via: Via::Udp,
+                            local: None,
                         };
                         let a = outcome(fast.admit_by(req, Some(&mut mine)));
                         let b = outcome(slow.admit(req));

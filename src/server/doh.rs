@@ -317,8 +317,13 @@ impl Drop for Busy {
 }
 
 /// What a connection's requests are answered by: the path, the counters, the
-/// trusted proxies.
-pub(super) type Site = (Arc<str>, Arc<TlsStats>, Arc<TrustedProxies>);
+/// trusted proxies; and the listener's address it came to, when known.
+pub(super) type Site = (
+    Arc<str>,
+    Arc<TlsStats>,
+    Arc<TrustedProxies>,
+    Option<SocketAddr>,
+);
 
 /// The HTTP/1.1 response to one request from `peer`.
 async fn respond<H: Handler>(
@@ -360,7 +365,7 @@ async fn respond<H: Handler>(
 }
 
 /// Does the request carry its query in a body to read (a POST on the path)?
-pub(super) fn wants_body(head: &Parts, (path, _, _): &Site) -> bool {
+pub(super) fn wants_body(head: &Parts, (path, _, _, _): &Site) -> bool {
     head.method == Method::POST && head.uri.path() == &**path
 }
 
@@ -378,7 +383,7 @@ pub(super) async fn answer<H: Handler>(
     body: &[u8],
     peer: SocketAddr,
     shared: &Shared<H>,
-    (path, stats, trusted): &Site,
+    (path, stats, trusted, local): &Site,
 ) -> Result<Vec<u8>, StatusCode> {
     let http = HttpQuery {
         method: &head.method,
@@ -399,6 +404,7 @@ pub(super) async fn answer<H: Handler>(
         src: client.addr(),
         transport: Transport::Tcp,
         via: crate::dns::Via::Doh,
+        local: *local,
     };
     let reply = match shared.handler.handle(req) {
         Action::Now(reply) => reply,

@@ -27,14 +27,16 @@ pub(crate) async fn serve_connection<H: Handler>(
     stats: Arc<TlsStats>,
     trusted: Arc<TrustedProxies>,
 ) {
+    let local = stream.local_addr().ok();
     let Some(acceptor) = acceptor else {
-        return Box::pin(serve_sniffed(stream, peer, shared, (path, stats, trusted))).await;
+        let site = (path, stats, trusted, local);
+        return Box::pin(serve_sniffed(stream, peer, shared, site)).await;
     };
     let stop = shared.token.clone();
     let Some(tls) = super::tls::handshake(stream, acceptor, stop, &stats).await else {
         return;
     };
-    let site = (path, stats, trusted);
+    let site = (path, stats, trusted, local);
     // Each protocol's state on the heap, as large as it needs: inline, every
     // connection would hold room for the largest of them.
     match tls.get_ref().1.alpn_protocol() {

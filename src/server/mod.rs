@@ -54,6 +54,9 @@ pub struct Request<'a> {
     pub transport: Transport,
     /// Which kind of listener it came by (DoT and DoH are TCP to `transport`).
     pub via: Via,
+    /// The listener's address it came to, when known (TCP, DoT, DoH: the
+    /// accepted socket's; `None` from [`Request::udp`]).
+    pub local: Option<SocketAddr>,
 }
 
 impl<'a> Request<'a> {
@@ -65,6 +68,7 @@ impl<'a> Request<'a> {
             src,
             transport: Transport::Udp,
             via: Via::Udp,
+            local: None,
         }
     }
 }

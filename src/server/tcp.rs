@@ -40,7 +40,10 @@ pub(crate) async fn accept_loop<H: Handler>(
     shared: Arc<Shared<H>>,
     conns: Arc<Semaphore>,
 ) {
-    let serve = |stream, peer, shared| Connection::new(stream, peer, shared).serve();
+    let serve = |stream: TcpStream, peer, shared| {
+        let local = stream.local_addr().ok();
+        Connection::new(stream, peer, shared).at(local).serve()
+    };
     let handler = shared.handler.clone();
     let at_cap = move || handler.tcp_cap_refused();
     let handler = shared.handler.clone();
@@ -128,6 +131,8 @@ pub(crate) fn holding<T>(conn: impl Future<Output = ()>, held: T) -> impl Future
 pub(crate) struct Connection<H, S> {
     stream: S,
     peer: std::net::SocketAddr,
+    /// The listener's address the connection came to, when known.
+    local: Option<std::net::SocketAddr>,
     shared: Arc<Shared<H>>,
     /// Bytes read and not yet framed.
     buf: Vec<u8>,
@@ -143,11 +148,19 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
         Connection {
             stream,
             peer,
+            local: None,
             shared,
             buf: Vec::with_capacity(1024),
             pending: JoinSet::new(),
             encrypted: None,
         }
+    }
+
+    /// The connection, come to the listener at `local` (the accepted
+    /// socket's address; for dnstap's responder).
+    pub(crate) fn at(mut self, local: Option<std::net::SocketAddr>) -> Self {
+        self.local = local;
+        self
     }
 
     /// A connection over DNS over TLS: as [`Connection::new`], its queries counted in
@@ -282,6 +295,7 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             } else {
                 crate::dns::Via::Tcp
             },
+            local: self.local,
         };
         if let Some(stats) = &self.encrypted {
             stats

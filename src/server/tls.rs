@@ -164,10 +164,14 @@ pub(crate) fn serve_connection<H: super::Handler>(
     stats: Arc<TlsStats>,
 ) -> impl std::future::Future<Output = ()> {
     let (stop, counted) = (shared.token.clone(), stats.clone());
+    let local = stream.local_addr().ok();
     let shake = async move { handshake(stream, acceptor, stop, &counted).await };
     shake.then(move |tls| {
-        let conn =
-            tls.map(|tls| super::tcp::Connection::encrypted(tls, peer, shared, stats).serve());
+        let conn = tls.map(|tls| {
+            super::tcp::Connection::encrypted(tls, peer, shared, stats)
+                .at(local)
+                .serve()
+        });
         OptionFuture::from(conn).map(drop)
     })
 }

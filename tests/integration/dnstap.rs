@@ -404,6 +404,7 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
         shown.contains("dnslb_dnstap_frames_total{result=\"dropped\"} 0"),
         "{shown}"
     );
+    let ls_addr = ls.addr;
     ls.controls.send(Control::Shutdown).unwrap();
     ls.task.await.unwrap().unwrap();
     let file = capture.file.clone();
@@ -426,6 +427,13 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
             .find(|l| l.contains(" CQ ") && l.contains(&q))
             .unwrap();
         assert!(cq.contains(proto), "{cq}");
+        // The responder is the LS's listener, over TCP too (R9).
+        assert!(cq.contains(&format!("-> {}", ls_addr)), "{cq}");
+        let cr = lines
+            .iter()
+            .find(|l| l.contains(" CR ") && l.contains(&q))
+            .unwrap();
+        assert!(cr.contains(&ls_addr.to_string()), "{cr}");
         let fq = lines
             .iter()
             .find(|l| l.contains(" FQ ") && l.contains(&q))
@@ -435,6 +443,8 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
             "{fq} to the backend {}",
             ts.addr
         );
+        // From the LS's upstream socket's port, not 0.0.0.0:0 (R9).
+        assert!(!fq.contains(" 0.0.0.0:0 "), "{fq}");
     }
     let yaml = dnstap_read_yaml(&file);
     assert!(yaml.matches("identity: ls-e2e").count() >= 12);
@@ -627,4 +637,92 @@ async fn a_rule_with_log_writes_the_query_it_acted_on_to_dnstap() {
         policies,
         [("logged".to_owned(), nx), ("logged".to_owned(), nx)]
     );
+}
+
+/// R9: CLIENT_QUERY and CLIENT_RESPONSE over DNS over TLS and DNS over
+/// HTTPS name the LS's listener as the responder (kdig asks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ls_names_its_listener_in_dot_and_doh_client_messages() {
+    use crate::kit::tls::{HOST, Pki};
+    let test = "dnstap::the_ls_names_its_listener_in_dot_and_doh_client_messages";
+    if need(test, DNSTAP_TOOLS).is_none() {
+        return;
+    }
+    let Some(kdig) = need(test, ["kdig"]) else {
+        return;
+    };
+    let Some(pki) = Pki::new(test) else {
+        return;
+    };
+    let (cert, key) = pki.leaf("ls");
+    let ts = start_ts_table(&pki.dir, "t.txt", TABLE).await;
+    let capture = Capture::start(&pki.path().join("ls.sock"), &pki.path().join("ls.fstrm"));
+    let ports = crate::kit::free_ports(2);
+    let (tls, https) = (
+        SocketAddr::from(([127, 0, 0, 1], ports[0])),
+        SocketAddr::from(([127, 0, 0, 1], ports[1])),
+    );
+    let files = format!(
+        "cert = \"{}\"\nkey = \"{}\"\n",
+        crate::kit::path_str(&cert),
+        crate::kit::path_str(&key)
+    );
+    let text = format!(
+        "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n\
+         [ls.tls]\nlisten = [\"{tls}\"]\n{files}\n\
+         [ls.https]\nlisten = [\"{https}\"]\n{files}\n\
+         [ls.dnstap]\nsocket = \"{}\"\n\n[[ls.backend]]\nname = \"ts\"\naddr = \"{}\"\n",
+        capture.sock.display(),
+        ts.addr
+    );
+    let config = pki.path().join("ls.toml");
+    std::fs::write(&config, text).unwrap();
+    let ls = start_ls_service(&config).await;
+    let ca = format!("+tls-ca={}", crate::kit::path_str(&pki.ca()));
+    let host = format!("+tls-hostname={HOST}");
+    for (port, how) in [(tls.port(), "+tls"), (https.port(), "+https")] {
+        let port = port.to_string();
+        let args = [
+            "@127.0.0.1",
+            "-p",
+            &port,
+            how,
+            &ca,
+            &host,
+            "+retry=0",
+            "+time=2",
+            "www.example.org",
+            "A",
+        ];
+        let out = crate::kit::run_tool(crate::kit::path_str(&kdig[0]), &args).stdout;
+        assert!(out.contains("NOERROR"), "{out}");
+    }
+    let stats = ls.balancer.dnstap().stats().unwrap();
+    let all = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || (stats.sent.load(Ordering::Relaxed) >= 8).then_some(()),
+    )
+    .await;
+    assert!(all.is_some(), "8 frames; {stats:?}");
+    ls.controls.send(Control::Shutdown).unwrap();
+    ls.task.await.unwrap().unwrap();
+    let file = capture.file.clone();
+    capture.stop();
+    let lines = dnstap_read_lines(&file);
+    for at in [tls, https] {
+        let cq = lines.iter().filter(|l| l.contains(" CQ ")).count();
+        assert_eq!(cq, 2, "{lines:#?}");
+        let to = format!("-> {at}");
+        assert!(
+            lines.iter().any(|l| l.contains(" CQ ") && l.contains(&to)),
+            "{to}: {lines:#?}"
+        );
+        let cr = lines
+            .iter()
+            .filter(|l| l.contains(" CR ") && l.contains(&at.to_string()))
+            .count();
+        assert_eq!(cr, 1, "{at}: {lines:#?}");
+    }
+    ts.stop().await;
 }

@@ -9,12 +9,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
 use crate::kit::tls::{HOST, Pki};
 use crate::kit::{
-    LsServiceRun, TestTs, free_ports, need, path_str, query_rd, run_tool, start_ls_service,
-    start_ts_table, udp_exchange,
+    LsServiceRun, TestTs, ZoneDir, free_ports, need, path_str, query_rd, run_tool,
+    start_ls_service, start_ts_table, udp_exchange,
 };
 
 /// Backend `a`'s table: the names every rule test asks.
@@ -454,6 +455,73 @@ async fn delay_delays_that_query_and_not_the_others() {
     );
     assert_eq!(s.hits("slow", "delay"), 1);
     s.stop().await;
+}
+
+/// R6: past the bound of held queries (`max_inflight`, its worker's split)
+/// a delayed query gets SERVFAIL at once, not silence, and a client flooding
+/// a delayed name holds only its fair share: another client's delayed query
+/// is still held and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_queries_past_the_bound_get_servfail_and_others_their_share() {
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "a.txt", TABLE_A).await;
+    let port = free_ports(1)[0];
+    let text = format!(
+        "[ls]\nlisten = [\"127.0.0.1:{port}\"]\nmetrics = \"127.0.0.1:0\"\n\
+         workers = 1\nmax_inflight = 8\n\n\
+         [[ls.backend]]\nname = \"a\"\naddr = \"{}\"\n\n\
+         [[ls.rule]]\nname = \"slow\"\nmatch = {{ suffix = [\"slow.example.com\"] }}\n\
+         action = {{ delay_ms = 1000 }}\n",
+        ts.addr
+    );
+    let config = dir.write("config.toml", &text);
+    let ls = start_ls_service(&config).await;
+    let addr = ls.addr;
+    let wait = Duration::from_secs(5);
+    // 127.0.0.1 asks the delayed name 20 times at once.
+    let flooder = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    flooder.connect(addr).await.unwrap();
+    for _ in 0..20 {
+        let q = query_rd("slow.example.com", RecordType::A, true);
+        flooder.send(&q.to_vec().unwrap()).await.unwrap();
+    }
+    // Then another client (127.0.0.2) asks it once.
+    let other = tokio::spawn(async move {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+        sock.connect(addr).await.unwrap();
+        let q = query_rd("slow.example.com", RecordType::A, true);
+        sock.send(&q.to_vec().unwrap()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(wait, sock.recv(&mut buf)).await;
+        n.ok()
+            .and_then(Result::ok)
+            .and_then(|n| Message::from_vec(&buf[..n]).ok())
+    });
+    let (mut servfail, mut answered) = (0, 0);
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + wait;
+    while servfail + answered < 20 {
+        let Ok(Ok(n)) = tokio::time::timeout_at(deadline, flooder.recv(&mut buf)).await else {
+            break;
+        };
+        match Message::from_vec(&buf[..n]).map(|m| m.metadata.response_code) {
+            Ok(ResponseCode::ServFail) => servfail += 1,
+            Ok(ResponseCode::NoError) => answered += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    let other = other
+        .await
+        .unwrap()
+        .expect("the other client got no answer");
+    assert_eq!(other.metadata.response_code, ResponseCode::NoError);
+    assert!(!other.answers.is_empty());
+    assert_eq!(servfail + answered, 20, "every query answered");
+    assert!(servfail >= 10, "{servfail} SERVFAIL, {answered} answered");
+    assert!(answered >= 1, "{servfail} SERVFAIL, {answered} answered");
+    ls.controls.send(dnslb::service::Control::Shutdown).unwrap();
+    ls.task.await.unwrap().unwrap();
+    ts.stop().await;
 }
 
 /// Response rules: TTLs capped by `limit_ttl` before the client gets the

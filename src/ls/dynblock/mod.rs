@@ -71,6 +71,15 @@ use counting::CountShard;
 use rules::{Rules, StatsBook};
 use tick::Maint;
 
+/// A query a block in force stops: how, and whether by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockStop {
+    /// The block's action.
+    pub action: DynAction,
+    /// Added by hand (`dnslb blocks add`), not by a rule.
+    pub by_hand: bool,
+}
+
 /// Shards handed in and waiting for the tick, at most this many (one per
 /// worker a second: more means the tick is not running, and the newest
 /// counts are dropped rather than kept without bound).
@@ -249,6 +258,11 @@ impl DynBlocks {
     /// stops UDP queries only (`udp`): over TCP the client's address is
     /// proven, and its query passes.
     pub fn check(&self, ip: IpAddr, qname: &[u8], udp: bool) -> Option<DynAction> {
+        self.stop(ip, qname, udp).map(|s| s.action)
+    }
+
+    /// As [`DynBlocks::check`], saying whether the block was added by hand.
+    pub fn stop(&self, ip: IpAddr, qname: &[u8], udp: bool) -> Option<BlockStop> {
         let set = self.published.load();
         if set.is_empty() {
             return None;
@@ -262,7 +276,10 @@ impl DynBlocks {
             return None;
         }
         block.hit();
-        Some(action)
+        Some(BlockStop {
+            action,
+            by_hand: block.stats.rule == set::MANUAL,
+        })
     }
 
     /// The once-a-second maintenance at `now` ([`tick::tick`]): the shards
@@ -328,7 +345,7 @@ impl DynBlocks {
 
     /// The blocks in force at `now`, most queries blocked first.
     pub fn list(&self, now: Instant) -> Vec<BlockInfo> {
-        manual::list(&lock(&self.maint), now)
+        manual::list(&lock(&self.maint), now, self.v6_prefix.load(Relaxed))
     }
 
     /// The most keys the counting tables hold at once (the async path's

@@ -301,7 +301,23 @@ fn ipv6_clients_are_grouped_by_prefix() {
         "same /64"
     );
     assert_eq!(blocked(&d, "2001:db8:0:2::1", "a."), None);
-    assert_eq!(d.list(secs(t0, 1))[0].target, "2001:db8:0:1::");
+    // `/blocks` shows the group with its prefix length (R15).
+    assert_eq!(d.list(secs(t0, 1))[0].target, "2001:db8:0:1::/64");
+    let stop = d.stop(ip("2001:db8:0:1::1"), &wire("a."), true).unwrap();
+    assert!(!stop.by_hand, "a rule's block");
+}
+
+/// R15: a block added by hand says so (its EDE text is chosen on it).
+#[test]
+fn a_block_by_hand_is_told_from_a_dynamic_one() {
+    let t0 = Instant::now();
+    let d = blocks(Vec::new(), t0);
+    let net = ManualTarget::Net("2001:db8:a::5/128".parse().unwrap());
+    d.add_manual(&net, 60, DynAction::Refuse, t0).unwrap();
+    let stop = d.stop(ip("2001:db8:a::9"), &wire("a."), true).unwrap();
+    assert_eq!(stop.action, DynAction::Refuse);
+    assert!(stop.by_hand);
+    assert_eq!(d.list(t0)[0].target, "2001:db8:a::/64");
 }
 
 #[test]

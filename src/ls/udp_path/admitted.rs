@@ -4,11 +4,12 @@
 //! (`[[ls.rule]]`, [`crate::ls::rules`]): a copy kept in the worker's slab of
 //! [`Delayed`] with a timer on its heap, so the worker serves other queries
 //! meanwhile; when the timer fires the query goes on as if just admitted.
-//! Bounded by `max_flights` held at once; released at once when the worker
-//! stops.
+//! Bounded by `max_flights` held at once, shared fairly between clients
+//! ([`crate::guard::fair`]; past it SERVFAIL at once); released at once when
+//! the worker stops.
 use std::cmp::Reverse;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -21,14 +22,15 @@ use crate::dns::Transport;
 use crate::ls::backend;
 use crate::ls::balancer::Admitted;
 use crate::ls::reply;
-use crate::ls::state::LsState;
+use crate::ls::state::{LsMetrics, LsState};
 use crate::server::{batch, shed};
 
 impl Worker {
     /// A query a `delay_ms` rule holds: a copy kept with a timer on the
     /// heap, the worker free meanwhile ([`Worker::go_on`] when it fires).
-    /// Past `max_flights` queries held at once, it is dropped (counted as
-    /// shed by the in-flight bound).
+    /// Past `max_flights` queries held at once, or past the client's fair
+    /// share of them once half are taken ([`crate::guard::fair`]), it gets
+    /// SERVFAIL at once (counted as shed by the in-flight bound).
     pub(super) fn hold(
         &mut self,
         raw: &[u8],
@@ -37,10 +39,12 @@ impl Worker {
         admitted: Admitted,
         delay: Duration,
     ) {
-        if self.delayed.len >= self.max_flights {
-            self.balancer.metrics.shed_inflight.fetch_add(1, Relaxed);
+        let group = state.client_group(src.addr.ip());
+        if !self.held.admits(group, self.max_flights) {
+            self.servfail_now(raw, src, (&state, &admitted), |m| &m.shed_inflight);
             return;
         }
+        self.held.take(group);
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(raw);
@@ -50,6 +54,7 @@ impl Worker {
             client: src,
             state,
             admitted,
+            group,
             at,
         });
         self.timers.push(Reverse((at, TimerFor::Delayed(di))));
@@ -62,8 +67,10 @@ impl Worker {
             client,
             state,
             admitted,
+            group,
             ..
         } = d;
+        self.held.release(group);
         self.forward(&raw, client, state, admitted);
         self.spare.push(raw);
     }
@@ -97,33 +104,21 @@ impl Worker {
         }
         let group = state.client_group(src.addr.ip());
         let now = Instant::now();
-        let m = &self.balancer.metrics;
         // Over the in-flight bound, or over the client's share of
         // it while it is contended ([`crate::guard::fair`]); or no
         // backend of the route with room under its concurrency
         // limit ([`backend::any_room`]): SERVFAIL at once, written from the
         // header and question; nothing copied, no queueing.
-        let shed = if !self.holders.admits(group, self.max_flights) {
-            Some(&m.shed_inflight)
-        } else if !backend::any_room(&state.route_at(admitted.route()).backends, now) {
-            Some(&m.shed_limit)
-        } else {
-            None
-        };
-        if let Some(counter) = shed {
-            counter.fetch_add(1, Relaxed);
-            let out = self.to_clients.push(src);
-            if shed::write_servfail(raw, admitted.question_end(), out) {
-                let pool = state.route_at(admitted.route()).counters.as_deref();
-                for answers in [Some(&m.answers), pool.map(|p| &p.answers)] {
-                    if let Some(c) = answers.and_then(|a| a.get(2)) {
-                        c.fetch_add(1, Relaxed);
-                    }
-                }
-                m.client_latency.record(Duration::ZERO);
+        let shed: Option<fn(&LsMetrics) -> &AtomicU64> =
+            if !self.holders.admits(group, self.max_flights) {
+                Some(|m| &m.shed_inflight)
+            } else if !backend::any_room(&state.route_at(admitted.route()).backends, now) {
+                Some(|m| &m.shed_limit)
             } else {
-                self.to_clients.pop();
-            }
+                None
+            };
+        if let Some(counter) = shed {
+            self.servfail_now(raw, src, (&state, &admitted), counter);
             return;
         }
         let mut buf = self.spare.pop().unwrap_or_default();
@@ -144,5 +139,31 @@ impl Worker {
             timer_at: None,
         });
         self.drive(idx, now);
+    }
+
+    /// A SERVFAIL at once to the query in `raw` from `src` (shed: counted
+    /// in `counter`), written from its header and question; nothing
+    /// copied, no queueing.
+    fn servfail_now(
+        &mut self,
+        raw: &[u8],
+        src: batch::Peer,
+        (state, admitted): (&LsState, &Admitted),
+        counter: fn(&LsMetrics) -> &AtomicU64,
+    ) {
+        let m = &self.balancer.metrics;
+        counter(m).fetch_add(1, Relaxed);
+        let out = self.to_clients.push(src);
+        if shed::write_servfail(raw, admitted.question_end(), out) {
+            let pool = state.route_at(admitted.route()).counters.as_deref();
+            for answers in [Some(&m.answers), pool.map(|p| &p.answers)] {
+                if let Some(c) = answers.and_then(|a| a.get(2)) {
+                    c.fetch_add(1, Relaxed);
+                }
+            }
+            m.client_latency.record(Duration::ZERO);
+        } else {
+            self.to_clients.pop();
+        }
     }
 }

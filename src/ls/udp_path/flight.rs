@@ -36,6 +36,8 @@ pub(super) struct Delayed {
     pub(super) client: batch::Peer,
     pub(super) state: Arc<LsState>,
     pub(super) admitted: crate::ls::balancer::Admitted,
+    /// The client's group (its place among the held, [`Holders`](crate::guard::fair::Holders)).
+    pub(super) group: std::net::IpAddr,
     /// When it goes on.
     pub(super) at: Instant,
 }

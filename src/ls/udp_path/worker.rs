@@ -88,6 +88,9 @@ pub(super) struct Worker {
     pub(super) max_flights: usize,
     /// The places of `max_flights` each client group holds.
     pub(super) holders: Holders,
+    /// The places of the queries a `delay_ms` rule holds, per client
+    /// group: bounded and shared as the flights are.
+    pub(super) held: Holders,
     /// Its counts for the dynamic blocks, handed in once a second.
     pub(super) counts: WorkerCounts,
 }
@@ -118,6 +121,7 @@ impl Worker {
             refused: Vec::new(),
             max_flights: max_flights.max(1),
             holders: Holders::default(),
+            held: Holders::default(),
             counts,
         };
         if let Some(inode) = crate::server::socket::socket_inode(w.client.as_ref()) {

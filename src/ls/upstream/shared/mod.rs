@@ -224,6 +224,7 @@ impl SharedSockets {
             Err(err) => return current.ok_or(err.into()),
         };
         let fresh = Arc::new(SharedSocket {
+            local: sock.local_addr().ok(),
             sock,
             table: Mutex::new(IdTable::default()),
             uses: AtomicU64::new(1),
@@ -265,9 +266,27 @@ impl SharedSockets {
         inflight: Option<InFlight>,
         hedge_pct: Option<f64>,
     ) -> Result<Vec<u8>, UpstreamError> {
+        let mut local = None;
+        let to = (addr, &mut local);
+        self.exchange_from(to, query, question_end, deadline, inflight, hedge_pct)
+            .await
+    }
+
+    /// As [`SharedSockets::exchange`] to `addr`, writing to `local` the
+    /// address of the socket the query left from (for dnstap), once picked.
+    pub async fn exchange_from(
+        &self,
+        (addr, local): (SocketAddr, &mut Option<SocketAddr>),
+        query: &mut [u8],
+        question_end: usize,
+        deadline: Instant,
+        inflight: Option<InFlight>,
+        hedge_pct: Option<f64>,
+    ) -> Result<Vec<u8>, UpstreamError> {
         let question = query.get(HEADER_LEN..question_end).unwrap_or_default();
         let question = question.to_vec();
         let ps = self.pick(addr).await?;
+        *local = ps.local;
         let (tx, rx) = oneshot::channel();
         let id = {
             let mut table = ps.table();

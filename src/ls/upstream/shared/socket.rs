@@ -15,6 +15,8 @@ use crate::ls::upstream::ids::IdTable;
 /// One pooled socket and the queries waiting on it.
 pub(super) struct SharedSocket {
     pub(super) sock: UdpSocket,
+    /// Its address (read once, when opened; for dnstap).
+    pub(super) local: Option<std::net::SocketAddr>,
     pub(super) table: Mutex<IdTable>,
     pub(super) uses: AtomicU64,
     /// Queries it sends before it is replaced (around [`ROTATE_AFTER`](crate::ls::upstream::ROTATE_AFTER),
