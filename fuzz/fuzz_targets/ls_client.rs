@@ -104,6 +104,7 @@ fuzz_target!(|data: &[u8]| {
             dnslb::dns::Transport::Udp => dnslb::dns::Via::Udp,
             dnslb::dns::Transport::Tcp => dnslb::dns::Via::Tcp,
         },
+        local: None,
     };
     let b = if ctl & 8 != 0 {
         static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

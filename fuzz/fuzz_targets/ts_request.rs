@@ -9,7 +9,6 @@
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use dnslb::config::{Fault, OnMiss};
 use dnslb::server::{Action, Handler, Reply, Request};
 use dnslb::ts::{TableServer, TsSettings};
 use hickory_proto::rr::Name;
@@ -18,20 +17,14 @@ use libfuzzer_sys::fuzz_target;
 fn server() -> &'static TableServer {
     static TS: OnceLock<TableServer> = OnceLock::new();
     TS.get_or_init(|| {
-        let settings = TsSettings {
-            name: "fuzz".to_owned(),
-            zones: dnslb_fuzz::ts_fixture().to_vec(),
-            origin: Name::root(),
-            ttl: 60,
-            on_miss: OnMiss::default(),
-            axfr_allow: vec!["127.0.0.0/8".parse().expect("net")],
-            xfr_key: None,
-            notify: Vec::new(),
-            ixfr_history: 10,
-            fault: Fault::default(),
-            nsid: Some("ts-fuzz".to_owned()),
-            dnssec: None,
-        };
+        let mut settings = TsSettings::serving(
+            "fuzz".to_owned(),
+            dnslb_fuzz::ts_fixture().to_vec(),
+            Name::root(),
+            60,
+        );
+        settings.axfr_allow = vec!["127.0.0.0/8".parse().expect("net")];
+        settings.nsid = Some("ts-fuzz".to_owned());
         TableServer::load(settings).expect("the fixture loads")
     })
 }
@@ -56,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
             dnslb::dns::Transport::Udp => dnslb::dns::Via::Udp,
             dnslb::dns::Transport::Tcp => dnslb::dns::Via::Tcp,
         },
+        local: None,
     }) else {
         panic!("an answer deferred with no fault knob set");
     };
