@@ -41,9 +41,12 @@ impl SuffixTable {
     /// given twice stays with its first pool (config validation refuses that).
     pub fn new<'a>(zones: impl IntoIterator<Item = (&'a Name, usize)>) -> Self {
         let mut table = SuffixTable::default();
+        // The zones seen, to keep each once without a scan per zone (a
+        // rule set may give hundreds of thousands).
+        let mut seen = std::collections::HashSet::new();
         for (zone, pool) in zones {
             let wire = lower_wire(zone);
-            if table.zones.iter().any(|(z, _)| **z == *wire) {
+            if !seen.insert(wire.clone()) {
                 continue;
             }
             let mut whole = None;

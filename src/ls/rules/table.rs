@@ -19,22 +19,30 @@ pub(super) struct RuleSuffixes {
 impl RuleSuffixes {
     /// The table of `(suffix, rule)` pairs, the rules given in ascending order.
     pub(super) fn new<'a>(pairs: impl IntoIterator<Item = (&'a Name, u32)>) -> Self {
-        let mut names: Vec<(&Name, Vec<u8>, Vec<u32>)> = Vec::new();
+        let mut names: Vec<(&Name, Vec<u32>)> = Vec::new();
+        // Each suffix's place in `names`, by its lower-cased wire form: one
+        // hash lookup per pair, not a scan (a block list may hold hundreds
+        // of thousands of names).
+        let mut place: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
         for (name, rule) in pairs {
-            let wire = lower_wire(name);
-            match names.iter_mut().find(|(_, w, _)| *w == wire) {
-                Some((_, _, rules)) => {
-                    if rules.last() != Some(&rule) {
+            match place.entry(lower_wire(name)) {
+                std::collections::hash_map::Entry::Occupied(at) => {
+                    if let Some((_, rules)) = names.get_mut(*at.get())
+                        && rules.last() != Some(&rule)
+                    {
                         rules.push(rule);
                     }
                 }
-                None => names.push((name, wire, vec![rule])),
+                std::collections::hash_map::Entry::Vacant(at) => {
+                    at.insert(names.len());
+                    names.push((name, vec![rule]));
+                }
             }
         }
-        let table = SuffixTable::new(names.iter().enumerate().map(|(i, (n, _, _))| (*n, i)));
+        let table = SuffixTable::new(names.iter().enumerate().map(|(i, (n, _))| (*n, i)));
         RuleSuffixes {
             table,
-            rules: names.into_iter().map(|(_, _, rules)| rules).collect(),
+            rules: names.into_iter().map(|(_, rules)| rules).collect(),
         }
     }
 
@@ -93,5 +101,24 @@ mod tests {
         let mut called = false;
         t.each_hit(&[3, b'w', b'w', b'w', 0xc0, 12], |_| called = true);
         assert!(!called);
+    }
+
+    /// A block list of 200,000 names (two rules naming each, in any case)
+    /// is kept once per name and found whole; built without a scan per
+    /// name (a quadratic build kept an LS from answering for minutes).
+    #[test]
+    fn a_block_list_of_200000_names_is_kept_once_each() {
+        let names: Vec<Name> = (0..200_000)
+            .map(|i| parse_name(&format!("h{i}.Block.test")).unwrap())
+            .collect();
+        let pairs = names
+            .iter()
+            .map(|n| (n, 0))
+            .chain(names.iter().map(|n| (n, 1)));
+        let t = RuleSuffixes::new(pairs);
+        assert_eq!(t.rules.len(), 200_000);
+        assert_eq!(hits(&t, "www.h199999.block.TEST"), [0, 1]);
+        assert_eq!(hits(&t, "h0.block.test"), [0, 1]);
+        assert!(hits(&t, "h200000.block.test").is_empty());
     }
 }
