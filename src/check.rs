@@ -2,7 +2,7 @@
 //! problems as `file:line: what is wrong` lines, and warnings (which do not
 //! make the config bad) as `file:line: warning: what to know` lines. Beside
 //! the config's own rules and each zone's, one rule needs both: a signed
-//! zone must not be split across the partitions of a partitioned LS (SPEC §4).
+//! zone must not be split across the partitions of a partitioned LS (docs/CONFIG.md (the TS)).
 use std::net::SocketAddr;
 use std::path::Path;
 

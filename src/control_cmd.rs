@@ -1,4 +1,4 @@
-//! The live-control commands (SPEC §5 "Live control"): `dnslb backend NAME
+//! The live-control commands (docs/CONFIG.md (the LS) "Live control"): `dnslb backend NAME
 //! drain|down|auto`, `dnslb blocks [add NET|NAME --for S --action A | clear]`
 //! and `dnslb top`, each one request to a running LS's metrics listener
 //! (at the config's `ls.metrics`, or `--addr`), as `dnslb status` does

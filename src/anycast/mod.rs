@@ -1,5 +1,5 @@
 //! `dnslb anycast`: ties an LS's health to a route announcement by BIRD
-//! (SPEC §6 "A fleet", docs/DEPLOY.md "Anycast"). A small process of its own,
+//! (docs/DEPLOY.md "A fleet", docs/DEPLOY.md "Anycast"). A small process of its own,
 //! beside the LS, so that a hung LS (SIGSTOP, a deadlock) is withdrawn too:
 //! every `interval_ms` it asks the LS a real DNS query and `GET /ready`
 //! (`probe`), judges the round (`decision`, pure: the `rise`/`fall`

@@ -1,5 +1,5 @@
 //! `[ls.anycast]`: [`AnycastConfig`], how an LS's health is tied to a route
-//! announcement by BIRD (SPEC §6 "A fleet", docs/DEPLOY.md "Anycast"): the
+//! announcement by BIRD (docs/DEPLOY.md "A fleet", docs/DEPLOY.md "Anycast"): the
 //! LS's own part (`drain_s`: how long it keeps answering after SIGTERM turned
 //! `/ready` to 503) and `dnslb anycast`'s (the probe: what it asks, how often,
 //! its hysteresis, and which BIRD protocols it enables and disables through

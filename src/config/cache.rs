@@ -1,4 +1,4 @@
-//! `[ls.cache]`: [`CacheConfig`], the bounds of the LS's packet cache (SPEC §5 "Packet
+//! `[ls.cache]`: [`CacheConfig`], the bounds of the LS's packet cache (docs/CONFIG.md (the LS) "Packet
 //! cache", §7). A value, not a global: whoever owns a cache (the LS, later a pool) builds
 //! it from one of these.
 

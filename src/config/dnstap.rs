@@ -1,5 +1,5 @@
 //! `[ls.dnstap]` and `dnstap` in `[[ts]]`: [`DnstapConfig`], where a server
-//! writes its dnstap (Frame Streams over a Unix socket or TCP, SPEC §5
+//! writes its dnstap (Frame Streams over a Unix socket or TCP, docs/CONFIG.md (the LS)
 //! "dnstap") and which messages, and the rules those keys follow.
 
 use std::net::SocketAddr;

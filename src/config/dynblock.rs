@@ -1,6 +1,6 @@
 //! `[[ls.dynamic_block]]`: [`DynBlockConfig`], a rule that blocks a client
 //! group (or, for `name-rate`, a name under a suffix) that crosses a
-//! threshold over a window, for a while (SPEC §5 "Rules and dynamic
+//! threshold over a window, for a while (docs/CONFIG.md (the LS) "Rules and dynamic
 //! blocks"); and the rules it must follow ([`problems`]), reported by
 //! `validate` at the line of the key. The live control keys of `[ls]`
 //! (`api_key`, `control_allow`) are checked here too.

@@ -1,8 +1,8 @@
-//! The `config.toml` schema (SPEC §7): parsing, defaults, path resolution and validation.
+//! The `config.toml` schema (docs/CONFIG.md): parsing, defaults, path resolution and validation.
 //!
 //! One file drives the whole deployment: an optional `[ls]` table (the load balancer, its
 //! `[ls.health]` probes and its `[[ls.backend]]` list) and any number of `[[ts]]` table
-//! servers. Every table rejects unknown keys, every missing key takes the default of SPEC §7,
+//! servers. Every table rejects unknown keys, every missing key takes the default of docs/CONFIG.md,
 //! and every problem is reported as a [`ConfigError`] that prints as `file:line: what is
 //! wrong`, naming the key.
 //!
@@ -59,7 +59,7 @@ macro_rules! keyword_enum {
         }
 
         impl $name {
-            /// Every value, in the order SPEC §7 lists them.
+            /// Every value, in the order docs/CONFIG.md lists them.
             pub const ALL: &'static [Self] = &[$(Self::$variant),+];
 
             /// The value written as `text` in `config.toml` (or on the command line).

@@ -1,5 +1,5 @@
 //! `[[ls.pool]]`: [`PoolConfig`], a group of `[[ls.backend]]`s that serves some zones
-//! with a policy of its own (SPEC §5, "Pools and routes"). Its keys left out take the
+//! with a policy of its own (docs/CONFIG.md (the LS), "Pools and routes"). Its keys left out take the
 //! `[ls]` values ([`LsConfig::policy_of`](super::LsConfig::policy_of)); its rules are checked with
 //! the rest of the config (`validate`).
 

@@ -1,4 +1,4 @@
-//! `[[ls.rule]]` and `[[ls.response_rule]]` (SPEC §5 "Rules and dynamic
+//! `[[ls.rule]]` and `[[ls.response_rule]]` (docs/CONFIG.md (the LS) "Rules and dynamic
 //! blocks", §7): the query rules checked in file order at the LS's door
 //! ([`RuleConfig`]: a `match` of conditions, all of which must hold, and an
 //! [`RuleAction`]) and the rules on the backend's answer

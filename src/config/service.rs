@@ -1,5 +1,5 @@
 //! `[[ts.service]]`: [`ServiceConfig`], one health-following name of a TS
-//! (SPEC §4 "Service answers"), with its [`Select`] policy, its endpoints'
+//! (docs/CONFIG.md (the TS) "Service answers"), with its [`Select`] policy, its endpoints'
 //! [`CheckConfig`], its [`EndpointConfig`]s and [`ViewConfig`]s, and what it
 //! answers when none is live ([`WhenAllDown`]). Parsing only: the rules are
 //! in `validate/service_checks.rs`; the rules that need the zones (the name

@@ -1,5 +1,5 @@
 //! `[ls.tls]` and `[ls.https]`: [`TlsConfig`] and [`HttpsConfig`], the encrypted
-//! listeners of the LS (SPEC §5 "Encrypted transports", §7), and [`load_certified_key`],
+//! listeners of the LS (docs/CONFIG.md (the LS) "Encrypted transports", §7), and [`load_certified_key`],
 //! which reads the certificate chain and key they name (at validation, at start and on
 //! each SIGHUP) into what rustls serves.
 

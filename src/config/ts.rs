@@ -127,7 +127,7 @@ pub struct TsConfig {
     /// `[ls.dnstap]`); `None` (key omitted) = off. \[off\]
     #[serde(default)]
     pub dnstap: Option<DnstapConfig>,
-    /// Health-following names, `[[ts.service]]` (SPEC §4). \[none\]
+    /// Health-following names, `[[ts.service]]` (docs/CONFIG.md (the TS)). \[none\]
     #[serde(default)]
     pub service: Vec<ServiceConfig>,
 }
@@ -348,7 +348,7 @@ mod tests {
             (d.algorithm, d.denial),
             (DnssecAlgorithm::Ed25519, Denial::Nsec)
         );
-        // The keywords as SPEC §7 writes them.
+        // The keywords as docs/CONFIG.md writes them.
         let d = read(r#"{ keys = "k", algorithm = "ecdsap256sha256", denial = "nsec" }"#);
         assert_eq!(d.algorithm, DnssecAlgorithm::EcdsaP256Sha256);
 

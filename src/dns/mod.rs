@@ -3,7 +3,7 @@
 //!
 //! Everything here treats its input as hostile: [`decode_query`] never panics,
 //! and turns every problem into a [`Reject`], which [`Reject::response`] maps to
-//! the one protocol outcome SPEC §4 asks for (drop, FORMERR, NOTIMP, ...).
+//! the one protocol outcome docs/CONFIG.md (the TS) asks for (drop, FORMERR, NOTIMP, ...).
 //! [`ResponseWriter`] encodes answers straight from borrowed records, so a
 //! server can answer from its tables without cloning them. [`nsid_for_client`]
 //! is the LS's NSID step (RFC 5001) on every answer it passes on.

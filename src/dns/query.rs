@@ -1,6 +1,6 @@
 //! Reading a client's query: [`decode_query`] never panics and turns every
 //! problem into a [`Reject`], which [`Reject::response`] maps to the one
-//! protocol outcome SPEC §4 asks for (drop, FORMERR, NOTIMP, BADVERS); the
+//! protocol outcome docs/CONFIG.md (the TS) asks for (drop, FORMERR, NOTIMP, BADVERS); the
 //! header and OPT of an answer to it ([`response_metadata`],
 //! [`response_edns`], [`add_ede`]).
 use hickory_proto::op::{Edns, Header, MessageType, Metadata, OpCode, Query, ResponseCode};

@@ -1,5 +1,5 @@
 //! dnstap: the DNS messages the LS and the TS receive and send, written as
-//! Frame Streams of protobuf `Dnstap` messages to a collector (SPEC §5
+//! Frame Streams of protobuf `Dnstap` messages to a collector (docs/CONFIG.md (the LS)
 //! "dnstap"; `fstrm_capture`, `dnstap-read` and `dnstap-ldns` read them).
 //!
 //! A ground-floor room: it imports nothing of `ls/` or `ts/` (only the

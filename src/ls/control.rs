@@ -1,5 +1,5 @@
 //! Who may change the LS's state through its metrics listener (`api_key`,
-//! `control_allow`, SPEC §5 "Live control"), as read from `[ls]` and
+//! `control_allow`, docs/CONFIG.md (the LS) "Live control"), as read from `[ls]` and
 //! swapped on reload ([`ControlSettings`]); the decision for one request
 //! ([`ControlSettings::authorize`], pure); and its counters
 //! ([`ControlCounters`]). The HTTP side is `metrics/control.rs`.

@@ -1,5 +1,5 @@
 //! The suffix table of the `[[ls.pool]]` zones: which pool a query name goes to
-//! (SPEC §5, "Pools and routes"). The pool whose zone is the longest suffix of
+//! (docs/CONFIG.md (the LS), "Pools and routes"). The pool whose zone is the longest suffix of
 //! the name, label by label and case-insensitively (`example.org` holds
 //! `example.org` and `www.example.org`, not `badexample.org`); `None` for a
 //! name under no zone. Pure, and read on the wire bytes of the question in

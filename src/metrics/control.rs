@@ -1,4 +1,4 @@
-//! Live control on the metrics listener (SPEC §5 "Live control"):
+//! Live control on the metrics listener (docs/CONFIG.md (the LS) "Live control"):
 //! `POST /backend/{name}?state=drain|down|auto`, `GET /blocks`,
 //! `POST /blocks?target=NET|NAME&for=SECS&action=ACTION`,
 //! `POST /blocks/clear`, `GET /top?seconds=N&n=M`; and the gate every

@@ -3,7 +3,7 @@
 //! Reads hostnames (one a line), asks a DNS server for the A records of each over real
 //! DNS, and writes `hostname IP A` (one line per address) or
 //! `hostname - Error:HOST NOT FOUND`, in input order, with each hostname spelled exactly
-//! as in the input (SPEC §2).
+//! as in the input (README's command table).
 //!
 //! The server (`-s`, [`ServerSpec`]) is `IP`, `IP:port`, `[v6]:port` or `host[:port]`,
 //! port 53 by default; a host name is looked up with the system resolver.
@@ -28,7 +28,7 @@
 //! unreadable input, unwritable output, a server name that cannot be looked up, no
 //! server at the address, or a server that did not answer a single query (a batch in
 //! which every name timed out is not a success). Names that are not found, time out or
-//! fail while the server answers others are ordinary outcomes (SPEC §6).
+//! fail while the server answers others are ordinary outcomes (docs/DEPLOY.md).
 //!
 //! # Map
 //! - this file: the command ([`run`]) and the library call ([`resolve_all`]);

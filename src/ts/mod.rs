@@ -2,7 +2,7 @@
 //!
 //! [`TableServer`] holds its [`Catalog`] in an `ArcSwap`: queries read a
 //! snapshot without locking, and [`TableServer::reload`] swaps in a new one
-//! only when every file loaded cleanly. Answers follow SPEC §4; the fault
+//! only when every file loaded cleanly. Answers follow docs/CONFIG.md (the TS); the fault
 //! knobs delay or drop a share of them for experiments. Each request and
 //! reload is counted in [`TsMetrics`] (atomics), served on `/metrics` when
 //! `metrics` is set. With an `nsid` configured, every answer that carries an

@@ -1,4 +1,4 @@
-//! Anycast (SPEC §6 "A fleet", docs/DEPLOY.md "Anycast") in network
+//! Anycast (docs/DEPLOY.md "A fleet", docs/DEPLOY.md "Anycast") in network
 //! namespaces the test makes: a router running BIRD with ECMP (`merge paths`,
 //! L4 multipath hashing), three LS hosts each running a `dnslb ts` (its
 //! backend, answering `who.test A` with the host's own number), `dnslb ls`

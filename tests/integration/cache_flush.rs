@@ -1,4 +1,4 @@
-//! Invalidation that beats TTLs (SPEC §5, "Packet cache"), over real sockets:
+//! Invalidation that beats TTLs (docs/CONFIG.md (the LS), "Packet cache"), over real sockets:
 //!
 //! * a `dnslb ts` process whose `notify` lists the LS: its table edited and
 //!   reloaded, its NOTIFY flushes the zone from the LS's cache and the next

@@ -1,5 +1,5 @@
 //! Command-line tests: the real `dnslb` binary as a child process, real sockets on
-//! 127.0.0.1, `dig` as the client (SPEC §2, §3, §6, §7).
+//! 127.0.0.1, `dig` as the client (README's command table, §3, §6, §7).
 //!
 //! Every process a test starts is owned by a [`Proc`], which stops it by PID when dropped
 //! (SIGTERM, then SIGKILL after a bounded wait), so a failing test leaves nothing behind.
@@ -50,7 +50,7 @@ fn run(args: &[&str]) -> Output {
     run_in(args, cwd.path())
 }
 
-/// A failure the way SPEC §2 wants it: non-zero exit, something on stderr, no panic.
+/// A failure the way README's command table wants it: non-zero exit, something on stderr, no panic.
 #[track_caller]
 fn assert_clean_failure(out: &Output, what: &str) {
     assert!(!out.status.success(), "{what}: exited 0\n{out:#?}");

@@ -1,5 +1,5 @@
 //! The load balancer's backend health, orders and protection over real sockets
-//! (SPEC §5 "Backends' health", "Order", "Protection"; §6 SIGHUP reload).
+//! (docs/CONFIG.md (the LS) "Backends' health", "Order", "Protection"; §6 SIGHUP reload).
 //!
 //! Table servers run in-process (the kit) or, where one must die and come
 //! back on the same port, as real `dnslb ts` processes owned by a [`Proc`]
@@ -249,7 +249,7 @@ async fn killed_ts_is_marked_down_bypassed_and_marked_up_again() {
     ts2.stop().await;
 }
 
-/// SPEC §5: "active probes every interval_ms". A probe that waits its whole
+/// docs/CONFIG.md (the LS): "active probes every interval_ms". A probe that waits its whole
 /// timeout must not push the next round back, or detection takes
 /// fall x (interval + timeout) instead of fall x interval + timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -933,7 +933,7 @@ async fn sighup_reloads_the_ls_process_and_refuses_a_broken_config() {
 // every_queries: a sweep after every N client queries
 // ---------------------------------------------------------------------------
 
-/// SPEC §5: "active probes every `interval_ms` and after every `every_queries`
+/// docs/CONFIG.md (the LS): "active probes every `interval_ms` and after every `every_queries`
 /// client queries". With the interval at a minute, the 4th client query (and
 /// not the 3rd) triggers a sweep, which finds the silent backend and marks it
 /// down (fall 1) long before the interval would have.

@@ -1,4 +1,4 @@
-//! Incremental zone transfer (SPEC §4: "IXFR (RFC 1995): the TS keeps the
+//! Incremental zone transfer (docs/CONFIG.md (the TS): "IXFR (RFC 1995): the TS keeps the
 //! differences between the last versions of each zone (bounded,
 //! `ixfr_history`) and answers an IXFR with them, or with the whole zone
 //! when it no longer has them").

@@ -1,4 +1,4 @@
-//! The load balancer over real sockets (SPEC §5): strategies × layouts, the
+//! The load balancer over real sockets (docs/CONFIG.md (the LS)): strategies × layouts, the
 //! partitioned NXDOMAIN rule, the deadline and its synthesized answer, what
 //! wins, hedging, sequential moves, a burst from one client, RFC 5452 checks
 //! against a forging backend, TC over TCP, the in-flight bound, and the
@@ -1119,7 +1119,7 @@ async fn long_synthesized_answer_is_not_truncated() {
 // The hedge budget and the adaptive delay (issue: cutting the tail)
 // ---------------------------------------------------------------------------
 
-/// SPEC §5: "A hedge budget caps the extra upstream queries (default 10% of
+/// docs/CONFIG.md (the LS): "A hedge budget caps the extra upstream queries (default 10% of
 /// client queries, token bucket)". ts1 (asked first) answers after 150 ms,
 /// ts2 at once; a hedge after 10 ms would win every query. With a 10% budget
 /// the bucket holds its burst plus 10% of the queries: the rest wait for ts1.

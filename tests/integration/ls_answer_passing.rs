@@ -46,7 +46,7 @@ fn notimp(q: &[u8]) -> Vec<u8> {
     error_answer(q, 4)
 }
 
-/// SPEC ("What wins") and docs/CONFIG.md: "an answer with rcode SERVFAIL,
+/// docs/CONFIG.md ("What wins") and docs/CONFIG.md: "an answer with rcode SERVFAIL,
 /// REFUSED, FORMERR or NOTIMP is never final: the LS moves on as if that
 /// backend had not answered". Since b3590a6 (`dns::rejects_query` in
 /// `LsState::judge_response`) a FORMERR or NOTIMP from the first backend is

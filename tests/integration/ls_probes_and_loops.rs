@@ -49,7 +49,7 @@ async fn ask_right(ls: &TestLs, k: u8, over_tcp: bool) -> Duration {
     took
 }
 
-/// SPEC §5 / issue 17 item 21: backend 0 answers its probes (`. SOA`) but
+/// docs/CONFIG.md (the LS) / issue 17 item 21: backend 0 answers its probes (`. SOA`) but
 /// drops every client query; backend 1 answers everything. Each query the
 /// liar is asked first is rescued by the hedge to backend 1, and still counts
 /// as the liar's loss: after `fall` of them it is marked down, its

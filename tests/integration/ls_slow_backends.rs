@@ -101,7 +101,7 @@ async fn a_slower_backend_that_answers_in_time_is_not_marked_down() {
     ts.stop().await;
 }
 
-/// SPEC §5: `sequential` asks one backend at a time; only `hedge` re-asks,
+/// docs/CONFIG.md (the LS): `sequential` asks one backend at a time; only `hedge` re-asks,
 /// within the hedge budget. A single backend answering every query in 300 ms
 /// (within the 1 s deadline) gets each query twice: the re-ask after
 /// `try_timeout_ms` doubles the load on a backend that is slow, with no

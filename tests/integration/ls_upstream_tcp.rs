@@ -131,7 +131,7 @@ async fn a_slow_tcp_backend_that_answers_in_time_is_not_given_up() {
 /// that answer still ends the query: it is judged by its header's low four
 /// bits (BADVERS is NOERROR there: a final answer) before `win` turns it
 /// into SERVFAIL. Under `race` the broken backend, faster, wins every
-/// query; the backend that holds the name is never waited for. SPEC §5: an
+/// query; the backend that holds the name is never waited for. docs/CONFIG.md (the LS): an
 /// answer the LS cannot use (SERVFAIL...) is never final, the LS moves on.
 /// Reproduced with the release binary and one fake backend that adds
 /// BADVERS to answers of queries carrying an OPT: non-EDNS clients got

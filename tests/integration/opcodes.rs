@@ -1,5 +1,5 @@
 //! Header flags of the NOTIMP answer to an opcode the server does not
-//! implement (SPEC §4: "An opcode other than QUERY and NOTIFY: NOTIMP"), from
+//! implement (docs/CONFIG.md (the TS): "An opcode other than QUERY and NOTIFY: NOTIMP"), from
 //! the TS and from the LS, over UDP and TCP.
 //!
 //! RD, CD, AD, RA and Z are defined for QUERY only, so the answer to any other

@@ -1,4 +1,4 @@
-//! The partitioned layout's negative answers (SPEC §5): a NODATA from one
+//! The partitioned layout's negative answers (docs/CONFIG.md (the LS)): a NODATA from one
 //! backend is no more final than an NXDOMAIN, the first positive answer wins
 //! whichever arrives first, a negative is passed on only when every backend
 //! gave one, and a backend that was skipped as down or stayed silent makes
@@ -267,7 +267,7 @@ async fn a_blackholed_backend_never_lets_the_live_nxdomain_through() {
     }
 }
 
-/// SPEC §5: a query the budget kept on its first backend still moves on to
+/// docs/CONFIG.md (the LS): a query the budget kept on its first backend still moves on to
 /// the next once `try_timeout_ms` has passed without an answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_hedge_budget_still_fails_over_after_the_try_timeout() {

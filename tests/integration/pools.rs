@@ -1,4 +1,4 @@
-//! Pools and routes (SPEC §5, `[[ls.pool]]`), end to end over real sockets:
+//! Pools and routes (docs/CONFIG.md (the LS), `[[ls.pool]]`), end to end over real sockets:
 //!
 //! * a query under a pool's zone is asked of that pool's backends only (the
 //!   fake backends' own counters, and the LS's per-backend `sent`, say so),

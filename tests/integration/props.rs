@@ -494,7 +494,7 @@ fn check_answer(
     answer: Option<&[u8]>,
 ) -> Result<(), TestCaseError> {
     let Some(a) = answer else {
-        // SPEC §4: "A packet too short or unparseable is dropped, or FORMERR
+        // docs/CONFIG.md (the TS): "A packet too short or unparseable is dropped, or FORMERR
         // where the header is readable", and a packet with QR=1 is never
         // answered. So a query with a whole header and QR=0 gets an answer
         // (FORMERR, NOTIMP, REFUSED or a real one): a client must never wait
@@ -502,7 +502,7 @@ fn check_answer(
         prop_assert!(
             q.len() < 12 || q[2] & 0x80 != 0,
             "{server} left a query with a readable header and QR=0 unanswered \
-             (SPEC §4: FORMERR where the header is readable): {q:02x?}"
+             (docs/CONFIG.md (the TS): FORMERR where the header is readable): {q:02x?}"
         );
         return Ok(());
     };

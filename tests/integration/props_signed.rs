@@ -1,4 +1,4 @@
-//! Property test of the TS's own signing (`dnssec` in `[[ts]]`, SPEC §4):
+//! Property test of the TS's own signing (`dnssec` in `[[ts]]`, docs/CONFIG.md (the TS)):
 //! random PROJ tables (names at depths 1-4 under the origin, so empty
 //! non-terminals arise; wildcards; A, AAAA and TXT records; CNAMEs into
 //! the table, to names not in it and out of the zone; the apex NS or not;

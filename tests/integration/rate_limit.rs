@@ -1,4 +1,4 @@
-//! The per-client rate limit cannot be dodged (SPEC §5 "Protection").
+//! The per-client rate limit cannot be dodged (docs/CONFIG.md (the LS) "Protection").
 //!
 //! 1,000 clients, each a UDP socket bound to its own address in 127.0.0.0/8
 //! (the whole /8 is local on Linux), send to an in-process LS in interleaved

@@ -1,4 +1,4 @@
-//! Zones the TS signs itself (`dnssec` in `[[ts]]`, SPEC §4): the unsigned
+//! Zones the TS signs itself (`dnssec` in `[[ts]]`, docs/CONFIG.md (the TS)): the unsigned
 //! fixtures of the pre-signed tests (RFC 4035 Appendix A's `example.`, and
 //! `sig.test.` with wildcards, empty non-terminals, a signed and an unsigned
 //! delegation, CNAME chains), and a PROJ table, served signed by an

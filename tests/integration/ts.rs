@@ -1,4 +1,4 @@
-//! The table server over real sockets: how it answers (SPEC §3–§4), what it
+//! The table server over real sockets: how it answers (docs/CONFIG.md–§4), what it
 //! refuses, what it drops, and that nothing a client sends wedges it.
 //!
 //! Where a test must show that a packet got *no* answer, it sends the packet
@@ -908,7 +908,7 @@ async fn hostile_packets_are_dropped_or_formerr_and_the_server_lives_on() {
     assert_google(&p, &Message::from_vec(&raw).unwrap(), TTL);
 }
 
-/// What SPEC §4 allows as the answer to `req` (`replies` is what came back).
+/// What docs/CONFIG.md (the TS) allows as the answer to `req` (`replies` is what came back).
 fn check_hostile_reply(req: &[u8], replies: &[Vec<u8>]) {
     if req.len() < 12 || req[2] & 0x80 != 0 {
         assert!(replies.is_empty(), "{req:02x?} must be dropped");
@@ -1530,7 +1530,7 @@ async fn reload_with_a_bad_line_keeps_the_old_data() {
     ts.stop().await;
 }
 
-/// SPEC §4: the serial never goes down. A master file whose data changed but
+/// docs/CONFIG.md (the TS): the serial never goes down. A master file whose data changed but
 /// whose serial did not go up is refused (secondaries would never see the
 /// change), naming the file and the SOA's line; the old zone keeps serving.
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! The TS as a secondary (SPEC §4 "The TS as a secondary"): a `dnslb ts`
+//! The TS as a secondary (docs/CONFIG.md (the TS) "The TS as a secondary"): a `dnslb ts`
 //! whose zone is `{ name, primary }` transfers it from a primary (a dnslb
 //! TS here, a hostile one written below), follows its changes by NOTIFY
 //! and IXFR, keeps serving while the primary is down, answers SERVFAIL past

@@ -1,4 +1,4 @@
-//! Zone transfer and NOTIFY (SPEC §4: "AXFR over TCP for clients the config
+//! Zone transfer and NOTIFY (docs/CONFIG.md (the TS): "AXFR over TCP for clients the config
 //! allows, so that standard secondaries can replicate a TS's zone; NOTIFY them
 //! on reload. The SOA serial goes up on every reload that changes the data,
 //! never down.").

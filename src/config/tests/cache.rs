@@ -1,5 +1,5 @@
 //! Test-only module: built under #[cfg(test)] (see `config/mod.rs`).
-//! Tests of `[ls.cache]`: off when omitted, the SPEC defaults, every key read, unknown
+//! Tests of `[ls.cache]`: off when omitted, the documented defaults, every key read, unknown
 //! keys named, and its rules reported with `file:line`.
 
 use super::*;

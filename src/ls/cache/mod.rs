@@ -1,4 +1,4 @@
-//! The LS's packet cache (SPEC §5 "Packet cache", `[ls.cache]`): backends'
+//! The LS's packet cache (docs/CONFIG.md (the LS) "Packet cache", `[ls.cache]`): backends'
 //! answers kept by question and served again from memory, fresh (TTLs aged)
 //! or stale (RFC 8767) when no backend answers. Pure: no socket, no clock of
 //! its own (every call takes `now`), no global: a [`PacketCache`] is a value

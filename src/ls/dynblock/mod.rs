@@ -1,4 +1,4 @@
-//! Dynamic blocks (`[[ls.dynamic_block]]`, SPEC §5 "Rules and dynamic
+//! Dynamic blocks (`[[ls.dynamic_block]]`, docs/CONFIG.md (the LS) "Rules and dynamic
 //! blocks") and the blocks added by hand (`dnslb blocks add`): counting,
 //! deciding, and the set of blocks every worker reads at the door; and the
 //! per-second summaries `dnslb top` reads.

@@ -1,6 +1,6 @@
 //! The query rules (`[[ls.rule]]`) compiled for the door: [`RuleSet`], pure
 //! (no sockets) and read-only but for its counters and the per-rule rate
-//! buckets. SPEC §5 "Rules and dynamic blocks".
+//! buckets. docs/CONFIG.md (the LS) "Rules and dynamic blocks".
 //!
 //! Checking a query ([`RuleSet::judge`]) looks its name up once in the one
 //! suffix table of every rule's `match.suffix` ([`table`]), then walks, in

@@ -1,4 +1,4 @@
-//! Service answers (issue 38, SPEC §4 "Service answers"): names that follow
+//! Service answers (issue 38, docs/CONFIG.md (the TS) "Service answers"): names that follow
 //! the health of their endpoints.
 //!
 //! # Map

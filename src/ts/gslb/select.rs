@@ -91,7 +91,7 @@ fn choose(
             WhenAllDown::Servfail => return SetChoice::Servfail,
             WhenAllDown::Fallback(_) => return SetChoice::Fallback,
             // Every endpoint of the family, whatever the group or view
-            // (SPEC §4: fail-open answers every endpoint).
+            // (docs/CONFIG.md (the TS): fail-open answers every endpoint).
             WhenAllDown::All => s
                 .endpoints
                 .iter()

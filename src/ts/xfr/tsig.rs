@@ -1,4 +1,4 @@
-//! TSIG on the TS's request path (SPEC §4 "Zone transfers secondaries can
+//! TSIG on the TS's request path (docs/CONFIG.md (the TS) "Zone transfers secondaries can
 //! trust"): with `xfr_key` set, an AXFR or IXFR must be signed with that key
 //! (and come from `axfr_allow`, checked as without a key); every signed
 //! request is verified and its answer signed, each message of a transfer on

@@ -4,7 +4,7 @@
 use crate::config::Denial;
 
 /// When a signature valid from `inception` to `expiration` is due to be
-/// made anew: a tenth of its life before it expires (SPEC §4).
+/// made anew: a tenth of its life before it expires (docs/CONFIG.md (the TS)).
 pub(crate) fn refresh_point(inception: u32, expiration: u32) -> u32 {
     expiration.saturating_sub(expiration.saturating_sub(inception) / 10)
 }
@@ -34,7 +34,7 @@ pub struct Signature {
 
 impl Signature {
     /// When the zone is signed anew: a tenth of its oldest signature's
-    /// life before it expires (SPEC §4), or at its keys' next event if
+    /// life before it expires (docs/CONFIG.md (the TS)), or at its keys' next event if
     /// sooner.
     pub fn refresh_at(&self) -> u32 {
         let expiry = refresh_point(self.inception, self.expiration);

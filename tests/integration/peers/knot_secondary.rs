@@ -1,4 +1,4 @@
-//! Knot as a secondary of a `dnslb ts` (SPEC §4: "AXFR over TCP for clients
+//! Knot as a secondary of a `dnslb ts` (docs/CONFIG.md (the TS): "AXFR over TCP for clients
 //! the config allows, so that standard secondaries (NSD, Knot, BIND) can
 //! replicate a TS's zone; NOTIFY them on reload"): the same two scenarios
 //! as xfr.rs runs with NSD.

@@ -1,5 +1,5 @@
 //! Validating resolvers and secondaries in front of zones the TS signs
-//! (SPEC §4 "Signed zones (DNSSEC)": "a validating resolver (Unbound,
+//! (docs/CONFIG.md (the TS) "Signed zones (DNSSEC)": "a validating resolver (Unbound,
 //! `delv`) gets a secure answer for every name of a signed zone, through the
 //! TS directly and through the LS"), each a real program:
 //!

@@ -1,4 +1,4 @@
-//! TSIG on zone transfers (SPEC §4 "Zone transfers secondaries can trust",
+//! TSIG on zone transfers (docs/CONFIG.md (the TS) "Zone transfers secondaries can trust",
 //! RFC 8945), against real peers: `dig -y` and `kdig -y` transfer a zone
 //! with the key, and are refused NOTAUTH with the TSIG error without it,
 //! with a wrong secret, an unknown key or a clock ten minutes off; NSD and

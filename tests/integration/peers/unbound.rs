@@ -3,7 +3,7 @@
 //!
 //! The LS is partitioned over two `dnslb ts` serving disjoint halves of the
 //! zone (`tests/data/peers/half1.zone`, `half2.zone`), with `on_timeout =
-//! "servfail"` and `timeout_ms = 800`: SPEC §5 calls SERVFAIL "the honest
+//! "servfail"` and `timeout_ms = 800`: docs/CONFIG.md (the LS) calls SERVFAIL "the honest
 //! choice" behind a resolver. Normal answers pass through Unbound (A, AAAA,
 //! MX, TXT, a CNAME whose target is in the other half, NXDOMAIN). Then the
 //! second TS is stalled (SIGSTOP; SIGCONT from a guard before cleanup): for
@@ -345,7 +345,7 @@ async fn unbound_over_partitioned_ls_fails_honestly_when_a_partition_stalls() {
 /// A CNAME in one partition whose target is in the other: the first TS
 /// answers NXDOMAIN *with the CNAME* in its answer section (RFC 6604: the
 /// rcode is about the chain's last name, which it does not hold), the
-/// second a bare NXDOMAIN. SPEC §5 (partitioned): "The first positive
+/// second a bare NXDOMAIN. docs/CONFIG.md (the LS) (partitioned): "The first positive
 /// answer (records in the answer section, a CNAME, or a referral) ends the
 /// query", so the LS must pass on the answer with the CNAME, and a resolver
 /// then follows it into the other partition.

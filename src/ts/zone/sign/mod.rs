@@ -1,4 +1,4 @@
-//! Signing a zone the TS serves (SPEC §4 "Signed zones", signed by the TS):
+//! Signing a zone the TS serves (docs/CONFIG.md (the TS) "Signed zones", signed by the TS):
 //! [`Zone::sign`] takes a compiled zone (unsigned, or signed here before:
 //! its DNSSEC records are dropped and made anew), and compiles a new one
 //! holding what a pre-signed zone file would: the DNSKEY RRset, an RRSIG
@@ -44,7 +44,7 @@ use crate::ts::wire::{NameKey, cmp_names};
 
 mod denial;
 
-/// How long a signature is valid (SPEC §4: 14 days).
+/// How long a signature is valid (docs/CONFIG.md (the TS): 14 days).
 pub(crate) const VALIDITY: u32 = 14 * 86_400;
 /// How far before the signing time a signature's validity starts (clocks
 /// of validators run behind).
