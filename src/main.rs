@@ -56,8 +56,7 @@ fn report_warning(format: LogFormat, line: &str) {
     }
 }
 
-/// Writes `text` on stdout.
-/// Prints `text`; a reader that went away (`dnslb blocks | head`) is no
+/// Prints `text` on stdout; a reader that went away (`dnslb blocks | head`) is no
 /// error: what it did not want is not printed, quietly.
 fn print_out(text: &str) -> Result<()> {
     match std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes()) {
@@ -143,12 +142,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let settings = dnslb::anycast::AnycastSettings::from_ls(ls)
                 .with_context(|| config.display().to_string())?;
             runtime(1)?.block_on(async {
-                let mut signals = Signals::new().context("cannot install signal handlers")?;
-                // SIGHUP changes nothing: a new [ls.anycast] takes a restart.
-                let stop = async move {
-                    while !matches!(signals.next().await, dnslb::shutdown::Signal::Stop) {}
-                };
-                dnslb::anycast::run(settings, stop).await;
+                let signals = Signals::new().context("cannot install signal handlers")?;
+                dnslb::anycast::run_until_stopped(settings, signals).await;
                 anyhow::Ok(())
             })?;
         }

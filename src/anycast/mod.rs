@@ -127,6 +127,14 @@ async fn tell(bird: &mut Bird, s: &AnycastSettings, on: bool, failing: &mut bool
     all
 }
 
+/// `dnslb anycast`: runs the probe until `signals` says stop. A SIGHUP
+/// changes nothing: a new `[ls.anycast]` takes a restart.
+pub async fn run_until_stopped(s: AnycastSettings, mut signals: crate::shutdown::Signals) {
+    let stop =
+        async move { while !matches!(signals.next().await, crate::shutdown::Signal::Stop) {} };
+    run(s, stop).await;
+}
+
 /// `dnslb anycast`: probes until `stop` ends (the binary passes SIGINT or
 /// SIGTERM), keeping BIRD told; then withdraws.
 pub async fn run(s: AnycastSettings, stop: impl Future<Output = ()>) {
