@@ -35,6 +35,9 @@ Subcommands:
       peak over 50 ms polls.
   policy-gen DIR [--rules N] [--flood N]   the policy section's inputs (bench/policy.py).
   flood-json FILE   a flood's dnsperf output as JSON, its keys prefixed flood_.
+  gslb-gen DIR ... / gslb-listen PORT ADDR... / gslb-drop NAME=PORT:QNAME... --addr A --since T
+      the gslb section's inputs, endpoint listeners, and time until an address
+      leaves the answers (bench/gslb.py).
   report OUT.jsonl --md FILE --meta META.json
       the table of ratios (stdout) and docs/BENCHMARKS.md.
   meta META.json [--set K=V] [--setting TEXT] [--command CMD] [--config NAME FILE]
@@ -58,6 +61,7 @@ import time
 import urllib.request
 
 import enc
+import gslb
 import policy
 
 ORIGIN = "bench.test"
@@ -787,6 +791,8 @@ def derive(r):
         enc.derive(r)
     if r.get("section") == "policy":
         policy.derive(r)
+    if r.get("section") == "gslb":
+        gslb.derive(r)
     if r.get("cpu_s") is None and r.get("user_s") is not None:
         r["cpu_s"] = r["user_s"] + (r.get("sys_s") or 0.0)
     steady = r.get("rss_kb") if r.get("section") == "mem" else None
@@ -889,6 +895,7 @@ def build(rows):
     le = lambda x: (lambda r, o, t: r is not None and r <= x)  # noqa: E731
     lines += enc.lines(rows, series, Line, ge, le)
     lines += policy.lines(rows, series, Line, ge, le)
+    lines += gslb.lines(rows, series, Line, ge, le)
     return lines
 
 
@@ -1092,7 +1099,7 @@ def detail_tables(rows):
         key = (r.get("section"), r.get("scenario"), r.get("mode"))
         groups.setdefault(key, {}).setdefault(r.get("contender"), []).append(r)
     order = {"ts": 0, "ls": 1, "tail": 2, "blackhole": 3, "overload": 4, "mem": 5, "dnssec": 6,
-             "cache": 7, "enc": 8, "policy": 9}
+             "cache": 7, "enc": 8, "policy": 9, "gslb": 10}
     ls_bounds = (", bounds: c-forwarder, reflector"
                  if any(r.get("section") == "ls" and r.get("contender") in BOUNDS
                         for r in rows) else "")
@@ -1100,7 +1107,8 @@ def detail_tables(rows):
     # (The dnssec section's signing part after its serving part.)
     churn = {k[1]: v for k, v in groups.items() if (k[0], k[2]) == ("enc", "churn")}
     # The policy section's parts in the order they run.
-    parts = {("policy", "rules"): "0", ("policy", "flood"): "1", ("policy", "dnstap"): "2"}
+    parts = {("policy", "rules"): "0", ("policy", "flood"): "1", ("policy", "dnstap"): "2",
+             ("gslb", "weighted"): "0", ("gslb", "checks"): "1", ("gslb", "kill"): "2"}
     for key in sorted(groups, key=lambda k: (order.get(k[0], 9), k[2] == "sign",
                                              parts.get(k[:2], str(k[1])), modes.get(k[2], 9))):
         section, scenario, mode = key
@@ -1120,6 +1128,9 @@ def detail_tables(rows):
         if (section, mode) == ("enc", "idle"):
             out.append(("1,000 idle TLS connections (handshake done, no query), "
                         "LS vs dnsdist", *enc.idle_table(groups[key])))
+            continue
+        if section == "gslb" and mode in ("idle", "kill"):
+            out.append(gslb.table(list(groups[key].items()), fmt, med))
             continue
         if (section, mode) == ("dnssec", "sign"):
             out.append((f"Signing {names_of(scenario)} names (ECDSA P-256, NSEC), "
@@ -1154,6 +1165,8 @@ def detail_tables(rows):
             title = enc.TITLES.get((scenario, mode), title)
         if section == "policy":
             title = policy.TITLES.get((scenario, mode), title)
+        if section == "gslb":
+            title = gslb.TITLES.get((scenario, mode), title)
         if mode == "max":
             head = ["contender", "QPS median", "QPS by round", "lost (sum)", "avg latency ms",
                     "CPU/query"]
@@ -1347,7 +1360,8 @@ def cmd_report(a):
     md += DNSSEC_HOWTO
     md += "## Machine and versions\n\n"
     for k in ("machine", "cpu", "kernel", "nproc", "dnslb", "rustc", "dnsperf", "dnsdist", "nsd",
-              "knot", "dnssec-signzone", "cc", "load", "load_end", "steal", "duration"):
+              "knot", "dnssec-signzone", "gdnsd", "pdns", "cc", "load", "load_end", "steal",
+              "duration"):
         if k in meta:
             md += f"- **{k}**: {meta[k]}\n"
     for k in sorted(meta):
@@ -1513,6 +1527,7 @@ def main():
     g.add_argument("--for", dest="seconds", type=float, required=True)
     g.set_defaults(f=cmd_watch_rss)
     policy.add_parser(sub)
+    gslb.add_parser(sub, dns_query, dns_answer)
     g = sub.add_parser("flood-json")
     g.add_argument("file")
     g.set_defaults(f=lambda a: print(json.dumps(
