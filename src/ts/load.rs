@@ -1,6 +1,8 @@
 //! Reading a TS's zone files into a [`Catalog`]: PROJ tables compiled line
 //! by line as they are read, master files each into their own zone, and the
 //! SOA made up for a zone whose files hold none.
+use std::collections::HashMap;
+
 use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::SOA;
 
@@ -41,16 +43,21 @@ pub fn load_catalog_noting(
     let mut builders: Vec<ZoneBuilder> = Vec::new();
     // By builder: the first master file and the first PROJ table in it.
     let mut sources = Vec::new();
+    // By origin (lower-cased), the builder's index: a TS of 100,000 zones
+    // finds each file's builder at once, not by a scan of those before it.
+    let mut by_origin: HashMap<Name, usize> = HashMap::new();
     type Sources = Vec<(Option<usize>, Option<usize>)>;
-    fn builder_for(builders: &mut Vec<ZoneBuilder>, sources: &mut Sources, origin: &Name) -> usize {
-        match builders.iter().position(|b| b.origin() == origin) {
-            Some(i) => i,
-            None => {
-                builders.push(ZoneBuilder::new(origin.clone(), 0));
-                sources.push((None, None));
-                builders.len() - 1
-            }
-        }
+    fn builder_for(
+        builders: &mut Vec<ZoneBuilder>,
+        sources: &mut Sources,
+        by_origin: &mut HashMap<Name, usize>,
+        origin: &Name,
+    ) -> usize {
+        *by_origin.entry(origin.to_lowercase()).or_insert_with(|| {
+            builders.push(ZoneBuilder::new(origin.clone(), 0));
+            sources.push((None, None));
+            builders.len() - 1
+        })
     }
     let mut table_origin = settings.origin.clone();
     table_origin.set_fqdn(true);
@@ -60,13 +67,13 @@ pub fn load_catalog_noting(
                 zonefile::load_any_noting(file, &settings.origin, settings.ttl, warnings)?;
             warnings.extend(presigned::warnings(file, &records, unix_now()));
             warnings.extend(presigned::nsec3_params(file, &origin, &records)?);
-            let b = builder_for(&mut builders, &mut sources, &origin);
+            let b = builder_for(&mut builders, &mut sources, &mut by_origin, &origin);
             sources[b].0.get_or_insert(i);
             for rec in &records {
                 builders[b].add(i, file, rec)?;
             }
         } else {
-            let b = builder_for(&mut builders, &mut sources, &table_origin);
+            let b = builder_for(&mut builders, &mut sources, &mut by_origin, &table_origin);
             sources[b].1.get_or_insert(i);
             let builder = &mut builders[b];
             table::visit_table_file(file, &table_origin, settings.ttl, |rec| {
@@ -210,15 +217,31 @@ fn service_error(s: &crate::config::ServiceConfig, msg: String) -> ZoneError {
 /// validators (the parent's chain proves no zone cut there). With a
 /// delegation, secure (DS) or provably insecure (no DS, the NSEC/NSEC3
 /// says so), the child answers for itself, as NSD and Knot answer.
+///
+/// Each zone's ancestors are looked up by name among the signed zones, so
+/// the check costs the zones times their depth, not the zones squared (a TS
+/// of 100,000 zones).
 fn without_cut(zones: &[Zone], ts_signs: bool) -> Option<(usize, usize)> {
+    let signed: HashMap<Name, usize> = zones
+        .iter()
+        .enumerate()
+        .filter(|(_, z)| ts_signs || z.is_presigned())
+        .map(|(i, z)| (z.origin().to_lowercase(), i))
+        .collect();
+    if signed.is_empty() {
+        return None;
+    }
     zones.iter().enumerate().find_map(|(c, child)| {
-        let parent = zones.iter().position(|p| {
-            (ts_signs || p.is_presigned())
-                && p.origin() != child.origin()
-                && p.origin().zone_of(child.origin())
-                && p.cut_toward(child.origin()).is_none()
-        })?;
-        Some((c, parent))
+        let mut above = child.origin().to_lowercase();
+        while !above.is_root() {
+            above = above.base_name();
+            if let Some(&p) = signed.get(&above)
+                && zones[p].cut_toward(child.origin()).is_none()
+            {
+                return Some((c, p));
+            }
+        }
+        None
     })
 }
 
@@ -346,5 +369,31 @@ mod tests {
             .map(|(_, ttl, d)| format!("{ttl} {d}"))
             .collect();
         assert_eq!(at, ["20 192.0.2.1", "20 2001:db8::1"]);
+    }
+
+    /// A TS of many zones loads in time linear in them: each file finds its
+    /// zone's builder, and each zone its signed parent, by name (20,000
+    /// zones took minutes in a debug build when both were scans; 100,000 is
+    /// what a hosting provider serves).
+    #[test]
+    fn twenty_thousand_zones_load_without_a_scan_per_zone() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<std::path::PathBuf> = (0..20_000)
+            .map(|i| {
+                let file = dir.path().join(format!("z{i}.zone"));
+                let text = format!(
+                    "$ORIGIN z{i}.test.\n@ 300 SOA ns hostmaster 1 3600 600 86400 60\n@ 300 NS ns\nns 300 A 192.0.2.53\n"
+                );
+                std::fs::write(&file, text).unwrap();
+                file
+            })
+            .collect();
+        let settings = TsSettings::serving("t".into(), files, Name::root(), 300);
+        let started = std::time::Instant::now();
+        let catalog = load_catalog(&settings, 1).unwrap();
+        assert_eq!(catalog.zones().len(), 20_000);
+        // Generous: linear takes a few seconds in a debug build on a busy
+        // machine; the scans took minutes.
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
     }
 }
