@@ -1,4 +1,6 @@
 //! The catalog: the zones one TS serves, and which of them answers a name.
+use std::collections::HashMap;
+
 use super::Zone;
 use super::rtype::DS;
 use crate::ts::wire::NameKey;
@@ -7,13 +9,28 @@ use crate::ts::wire::NameKey;
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     zones: Vec<Zone>,
+    /// By origin (lower-cased wire form), the zone's index, when there are
+    /// more zones than [`SCAN_MAX`]: a query then looks up each of its
+    /// name's suffixes (at most its label count), not every zone.
+    by_origin: Option<HashMap<Box<[u8]>, usize>>,
 }
+
+/// Up to this many zones a scan of them is as cheap as hashing the name's
+/// suffixes (the common TS serves a handful).
+const SCAN_MAX: usize = 16;
 
 impl Catalog {
     /// A catalog of `zones`.
     pub fn new(mut zones: Vec<Zone>) -> Self {
         zones.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
-        Catalog { zones }
+        let by_origin = (zones.len() > SCAN_MAX).then(|| {
+            zones
+                .iter()
+                .enumerate()
+                .map(|(i, z)| (z.origin_key.clone(), i))
+                .collect()
+        });
+        Catalog { zones, by_origin }
     }
 
     /// The zone that answers `qtype` for `name` (lower-cased wire form), if
@@ -22,7 +39,19 @@ impl Catalog {
     /// (RFC 4035 §3.1.4.1: the DS set lives on the parent side of the cut),
     /// as NSD and Knot answer it.
     pub fn find(&self, name: &NameKey, qtype: u16) -> Option<&Zone> {
-        let mut holding = self.zones.iter().filter(|z| name.is_under(&z.origin_key));
+        let Some(by_origin) = &self.by_origin else {
+            let mut holding = self.zones.iter().filter(|z| name.is_under(&z.origin_key));
+            let most_specific = holding.next()?;
+            if qtype == DS && name.bytes() == &most_specific.origin_key[..] {
+                return holding.next().or(Some(most_specific));
+            }
+            return Some(most_specific);
+        };
+        // The name's suffixes, longest first, down to the root: the first
+        // that is an origin is the most specific zone.
+        let mut holding = (0..=name.labels())
+            .filter_map(|skip| by_origin.get(name.suffix(skip).1))
+            .filter_map(|&i| self.zones.get(i));
         let most_specific = holding.next()?;
         if qtype == DS && name.bytes() == &most_specific.origin_key[..] {
             return holding.next().or(Some(most_specific));
@@ -38,5 +67,76 @@ impl Catalog {
     /// The zones, by value.
     pub fn into_zones(self) -> Vec<Zone> {
         self.zones
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hickory_proto::op::Query;
+    use hickory_proto::rr::RecordType;
+    use hickory_proto::serialize::binary::BinEncodable;
+
+    use super::super::fixtures::{name, zone_at};
+    use super::*;
+
+    /// The origin of the zone `catalog` finds for `qname`/`qtype`.
+    fn found(catalog: &Catalog, qname: &str, qtype: RecordType) -> Option<String> {
+        let question = Query::query(name(qname), qtype).to_bytes().unwrap();
+        let key = NameKey::read(&question).unwrap();
+        catalog
+            .find(&key, u16::from(qtype))
+            .map(|z| z.origin().to_ascii())
+    }
+
+    /// With more zones than a scan is kept for, the lookup by suffix picks
+    /// what the scan picks: the most specific zone, the parent for a DS at
+    /// a child's apex, the root zone last, and nothing outside every zone.
+    #[test]
+    fn many_zones_are_found_by_suffix_as_a_scan_finds_them() {
+        let origins = ["test.", "sub.z1.test.", "a.b.sub.z1.test.", "."];
+        let mut zones: Vec<Zone> = (0..40)
+            .map(|i| zone_at(&format!("z{i}.test."), Vec::new()))
+            .collect();
+        zones.extend(origins.iter().map(|o| zone_at(o, Vec::new())));
+        let many = Catalog::new(zones);
+        assert!(many.by_origin.is_some());
+        let few = Catalog::new(origins.iter().map(|o| zone_at(o, Vec::new())).collect());
+        assert!(few.by_origin.is_none());
+        for (qname, qtype, want) in [
+            ("www.z7.test.", RecordType::A, "z7.test."),
+            ("WWW.Z7.TEST.", RecordType::A, "z7.test."),
+            ("z7.test.", RecordType::DS, "test."),
+            ("x.sub.z1.test.", RecordType::A, "sub.z1.test."),
+            ("sub.z1.test.", RecordType::DS, "z1.test."),
+            ("c.a.b.sub.z1.test.", RecordType::A, "a.b.sub.z1.test."),
+            ("a.b.sub.z1.test.", RecordType::DS, "sub.z1.test."),
+            ("nowhere.test.", RecordType::A, "test."),
+            ("example.org.", RecordType::A, "."),
+            (".", RecordType::DS, "."),
+        ] {
+            assert_eq!(
+                found(&many, qname, qtype).as_deref(),
+                Some(want),
+                "{qname} {qtype}"
+            );
+        }
+        for (qname, qtype, want) in [
+            ("x.sub.z1.test.", RecordType::A, "sub.z1.test."),
+            ("sub.z1.test.", RecordType::DS, "test."),
+            ("a.b.sub.z1.test.", RecordType::DS, "sub.z1.test."),
+            ("example.org.", RecordType::A, "."),
+        ] {
+            assert_eq!(
+                found(&few, qname, qtype).as_deref(),
+                Some(want),
+                "{qname} {qtype}"
+            );
+        }
+        let no_root = Catalog::new(
+            (0..40)
+                .map(|i| zone_at(&format!("z{i}.test."), Vec::new()))
+                .collect(),
+        );
+        assert_eq!(found(&no_root, "example.org.", RecordType::A), None);
     }
 }
