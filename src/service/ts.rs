@@ -11,7 +11,7 @@ use std::time::Duration;
 use hickory_proto::rr::{Name, Record};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
 use crate::config::{DnstapConfig, DnstapSide};
@@ -201,7 +201,11 @@ impl TsService {
             let changed = match step {
                 Some(Control::Shutdown) => break,
                 Some(Control::Reload) => {
-                    tokio::task::spawn_blocking(move || t.reload_logged()).await
+                    tokio::task::spawn_blocking(move || {
+                        warn_restart_keys(t.settings());
+                        t.reload_logged()
+                    })
+                    .await
                 }
                 None => {
                     let done = tokio::task::spawn_blocking(move || t.refresh_logged()).await;
@@ -249,6 +253,41 @@ impl TsService {
         }
         Ok(())
     }
+}
+
+/// Warns, in one line, of the keys of the TS's `[[ts]]` (`service`,
+/// `zones`...) changed in its config file since start: a reload of `dnslb
+/// ts` rereads the zone files only, so those wait for a restart (`dnslb up`
+/// warns the same of its children). Nothing for a TS not started from a file.
+fn warn_restart_keys(settings: &TsSettings) {
+    if let Some(w) = restart_warning(settings) {
+        warn!(ts = %settings.name, "{w}");
+    }
+}
+
+/// [`warn_restart_keys`]'s line, if any.
+fn restart_warning(settings: &TsSettings) -> Option<String> {
+    let (path, started) = settings.started_from.as_ref()?;
+    let now = match crate::config::Config::load(path) {
+        Ok(c) => {
+            c.ts.into_iter()
+                .filter(|t| t.name == started.name)
+                .collect::<Vec<_>>()
+        }
+        Err(err) => {
+            return Some(format!(
+                "reload: the config file does not read ({err}); the TS keeps its keys as started"
+            ));
+        }
+    };
+    let changed = crate::config::ts_restart_changes(std::slice::from_ref(started), &now);
+    (!changed.is_empty()).then(|| {
+        format!(
+            "reload: [[ts]] changed: {}; only a restart of the TS applies that (the zone \
+             files are reread now)",
+            changed.join("; ")
+        )
+    })
 }
 
 /// Most endpoint probes in flight at once, for all the services of a TS.
@@ -386,6 +425,39 @@ mod tests {
         assert_eq!(
             refresh_wait(Some(50), 100, REFRESH_RETRY),
             Some(REFRESH_RETRY)
+        );
+    }
+
+    #[test]
+    fn a_reload_after_a_service_changed_in_the_file_warns_that_only_a_restart_applies_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let zone = dir.path().join("z.zone");
+        std::fs::write(
+            &zone,
+            "$ORIGIN example.org.\n@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns\n",
+        )
+        .unwrap();
+        let config = dir.path().join("c.toml");
+        let text = |pick: u32| {
+            format!(
+                "[[ts]]\nname = \"t\"\nlisten = \"127.0.0.1:0\"\nzones = [{:?}]\n[[ts.service]]\nname = \"www.example.org\"\nselect = \"weighted\"\npick = {pick}\nendpoint = [ {{ addr = \"192.0.2.1\" }}, {{ addr = \"192.0.2.2\" }} ]\n",
+                zone.display().to_string()
+            )
+        };
+        std::fs::write(&config, text(1)).unwrap();
+        let cfg = crate::config::Config::load(&config).unwrap();
+        let settings = TsSettings::from_config_in(&cfg, &cfg.ts[0]);
+        assert_eq!(restart_warning(&settings), None, "nothing changed");
+        std::fs::write(&config, text(2)).unwrap();
+        let w = restart_warning(&settings).expect("a warning");
+        assert!(
+            w.contains("t (service)") && w.contains("only a restart of the TS applies that"),
+            "{w}"
+        );
+        assert_eq!(
+            restart_warning(&TsSettings::for_test(vec![zone])),
+            None,
+            "not from a file"
         );
     }
 }

@@ -165,11 +165,41 @@ fn add_services(
             .map(|(b, _)| b);
         let Some(b) = b else {
             let origins: Vec<String> = builders.iter().map(|b| b.origin().to_string()).collect();
+            let secondary = settings
+                .secondaries
+                .iter()
+                .find(|z| z.name.zone_of(&s.name));
+            let msg = match secondary {
+                Some(z) => format!(
+                    "is in {}, a secondary zone: services need a zone from a file \
+                     (the primary's data is not this TS's to change)",
+                    z.name
+                ),
+                None if origins.is_empty() => {
+                    "is outside every zone of this TS: services need a zone from a file".to_owned()
+                }
+                None => format!("is outside every zone of this TS ({})", origins.join(", ")),
+            };
+            return Err(service_error(s, msg));
+        };
+        if s.name.is_wildcard() {
             return Err(service_error(
                 s,
-                format!("is outside every zone of this TS ({})", origins.join(", ")),
+                "is a wildcard: a service answers its own name only (name each one)".to_owned(),
             ));
-        };
+        }
+        if let Some((cut, file, line, rtype)) = occluding(settings, &builders[b], &s.name) {
+            return Err(service_error(
+                s,
+                format!(
+                    "is at or below {cut}, a delegation ({} at {}:{line}): the name is the \
+                     child zone's (occluded: a secondary answers it with a referral); put \
+                     the service in the child zone's TS",
+                    hickory_proto::rr::RecordType::from(rtype),
+                    file.display()
+                ),
+            ));
+        }
         if let Some((file, line, rtype)) = builders[b].first_at(&s.name) {
             let file = settings.zones.get(file).cloned().unwrap_or_default();
             return Err(service_error(
@@ -199,6 +229,30 @@ fn add_services(
         out.push((i, b));
     }
     Ok(out)
+}
+
+/// The delegation (an NS set not at the apex) or DNAME at or above `name`
+/// in the zone of `b` (below its origin) that occludes it: the cut's name,
+/// the file and line of its record, and its type.
+fn occluding(
+    settings: &TsSettings,
+    b: &ZoneBuilder,
+    name: &Name,
+) -> Option<(Name, std::path::PathBuf, usize, u16)> {
+    use super::zone::rtype::{DNAME, NS};
+    let apex = b.origin().num_labels();
+    let mut n = name.clone();
+    while n.num_labels() > apex {
+        // A DNAME redirects the names below it, not its own.
+        let at_name = n.num_labels() == name.num_labels();
+        let wanted = |t: u16| t == NS || (t == DNAME && !at_name);
+        if let Some((file, line, rtype)) = b.first_where(&n, wanted) {
+            let file = settings.zones.get(file).cloned().unwrap_or_default();
+            return Some((n, file, line, rtype));
+        }
+        n = n.base_name();
+    }
+    None
 }
 
 /// A problem of service `s` found with the zones, at its `name` in the config.
@@ -348,6 +402,32 @@ mod tests {
         assert_eq!(
             load_error(ZONE, "name = \"www.example.org\"\n"),
             "c.toml:7: ts.service.name: www.example.org. the zone has other data at this name (TXT at Z:5): a service's name holds nothing else"
+        );
+    }
+
+    #[test]
+    fn a_service_below_a_delegation_or_a_wildcard_is_refused() {
+        let zone =
+            format!("{ZONE}deleg 300 NS ns.elsewhere.example.\nold 300 DNAME example.net.\n");
+        for name in ["sub.deleg.example.org", "a.b.deleg.example.org"] {
+            assert_eq!(
+                load_error(&zone, &format!("name = {name:?}\n")),
+                format!(
+                    "c.toml:7: ts.service.name: {name}. is at or below deleg.example.org., a \
+                     delegation (NS at Z:6): the name is the child zone's (occluded: a \
+                     secondary answers it with a referral); put the service in the child \
+                     zone's TS"
+                )
+            );
+        }
+        assert!(
+            load_error(&zone, "name = \"x.old.example.org\"\n")
+                .contains("is at or below old.example.org., a delegation (DNAME at Z:7)")
+        );
+        assert_eq!(
+            load_error(&zone, "name = \"*.example.org\"\n"),
+            "c.toml:7: ts.service.name: *.example.org. is a wildcard: a service answers its \
+             own name only (name each one)"
         );
     }
 

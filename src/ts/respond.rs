@@ -235,10 +235,11 @@ fn respond_plain(
 /// The answer of a `[[ts.service]]` to an A or AAAA query for its name
 /// (`head`: ID, flags, question; `opt`: the query's OPT and its DO bit),
 /// its view chosen by the ECS source prefix when the query has one, else by
-/// the source address. `None`: no service's name or type, a family it has
-/// no endpoint of (the zone's NODATA), or DO=1 in a signed zone (the zone's
-/// signed RRset of every endpoint answers: per-answer-set signing is not
-/// built yet).
+/// the source address. In a zone the TS signs, a DO=1 query gets the
+/// answer set's RRSIGs (signed on first use, [`gslb::signed`]). `None`: no
+/// service's name or type, a family it has no endpoint of (the zone's
+/// NODATA), or a set that could not be signed (the zone's signed RRset of
+/// every endpoint answers).
 fn service_reply(
     ts: &TableServer,
     zone: &Zone,
@@ -248,6 +249,8 @@ fn service_reply(
     opt: Option<bool>,
     max: u16,
 ) -> Option<(Reply, RequestOutcome)> {
+    use super::gslb::reply::ServiceAnswer;
+    use super::gslb::select::MAX_PICK;
     use super::gslb::{self, AddrFamily, SetChoice};
     let idx = ts.services.find(qname.bytes())?;
     let family = match qtype {
@@ -255,10 +258,6 @@ fn service_reply(
         RecordType::AAAA => AddrFamily::V6,
         _ => return None,
     };
-    let signed = ts.settings.dnssec.is_some() || zone.is_presigned();
-    if opt == Some(true) && signed {
-        return None;
-    }
     let service = ts.services.list.get(idx)?;
     let ecs = opt.and_then(|_| gslb::ecs::find(req.raw));
     let client = match ecs {
@@ -268,9 +267,37 @@ fn service_reply(
     let sets = ts.answer_sets.load();
     let view = service.view_of(client);
     let choice = &sets.services.get(idx)?.get(view)?[family as usize];
-    if *choice == SetChoice::NoFamily {
-        return None;
-    }
+    let mut drawn = [0u16; MAX_PICK];
+    let answer = match choice {
+        SetChoice::NoFamily => return None,
+        SetChoice::Servfail => ServiceAnswer::Servfail,
+        SetChoice::Fallback => ServiceAnswer::Fallback,
+        SetChoice::Records { .. } => {
+            let n = gslb::select::with_worker_rng(|rng| choice.draw_into(service, rng, &mut drawn));
+            ServiceAnswer::Records(&drawn[..n])
+        }
+    };
+    // A DO=1 query in a zone signed here: the set's RRSIGs, or the zone's
+    // own signed answer when the set cannot be signed (fail-open).
+    let rrsigs = match (opt, answer) {
+        (Some(true), ServiceAnswer::Servfail) | (None | Some(false), _) => None,
+        (Some(true), _) if zone.signature().is_none() => {
+            // Pre-signed zones hold no service (refused at load).
+            return None;
+        }
+        (Some(true), answer) => {
+            let keys = ts.zone_keys.load();
+            let keys = keys.get(zone.origin_wire())?;
+            let (rtype, members) = match answer {
+                ServiceAnswer::Records(m) => (u16::from(qtype), m),
+                _ => (u16::from(RecordType::CNAME), &[][..]),
+            };
+            Some(
+                ts.signed_sets
+                    .rrsigs(zone, keys, (idx, service), rtype, members)?,
+            )
+        }
+    };
     // The scope: 0 for a source prefix of 0 (RFC 7871 §7.1.2) or a service
     // without views of that family; else its longest view network.
     let ecs = ecs.map(|e| {
@@ -289,8 +316,7 @@ fn service_reply(
         ecs,
         max,
     };
-    let (msg, rcode) =
-        gslb::select::with_worker_rng(|rng| gslb::reply::write(service, choice, rng, &asked));
+    let (msg, rcode) = gslb::reply::write(service, answer, rrsigs.as_deref(), &asked);
     let rcode = if rcode == 2 {
         ResponseCode::ServFail
     } else {

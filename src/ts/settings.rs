@@ -47,6 +47,10 @@ pub struct TsSettings {
     pub state_dir: Option<PathBuf>,
     /// The catalog zone it publishes of the zones of its files (RFC 9432).
     pub catalog: Option<Name>,
+    /// The config file and its `[[ts]]` as read at start (`dnslb ts -c`):
+    /// a reload reads the file again to warn of the keys only a restart
+    /// applies. `None`: not from a file.
+    pub started_from: Option<(PathBuf, Box<TsConfig>)>,
 }
 
 /// A zone served as a secondary of a primary.
@@ -90,6 +94,7 @@ impl TsSettings {
             secondaries: Vec::new(),
             state_dir: c.state_dir.clone(),
             catalog: c.catalog.clone(),
+            started_from: None,
         }
     }
 
@@ -108,6 +113,7 @@ impl TsSettings {
                     key: config.key_named(s.xfr_key.as_deref()).cloned(),
                 })
                 .collect(),
+            started_from: Some((config.path.clone(), Box::new(c.clone()))),
             ..Self::from_config(c)
         }
     }
@@ -143,6 +149,7 @@ impl TsSettings {
             secondaries: Vec::new(),
             state_dir: None,
             catalog: None,
+            started_from: None,
         }
     }
 }

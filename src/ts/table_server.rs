@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::dnstap::Dnstap;
 
 use super::clock::unix_now;
+use super::dnssec::keys::ZoneKeys;
 use super::dnssec::policy;
 use super::gslb;
 use super::load::load_catalog_noting;
@@ -54,11 +55,20 @@ pub struct TableServer {
     pub(super) services: gslb::Services,
     /// Their answers for the live set in force, rebuilt on each change.
     pub(super) answer_sets: ArcSwap<gslb::AnswerSets>,
+    /// Their answer sets signed so far, in the zones signed here.
+    pub(super) signed_sets: gslb::SignedSets,
+    /// The keys of each zone signed here (by lower-cased wire origin), as
+    /// read at its last signing: the services' answer sets are signed
+    /// with them.
+    pub(super) zone_keys: ArcSwap<ZoneKeyMap>,
     /// The endpoint checker, once started ([`TableServer::attach_checker`]).
     pub(super) checker: std::sync::Mutex<Option<gslb::check::Checker>>,
     /// What answers a NOTIFY (its secondary zones'), set once at start.
     pub(super) notify_hook: std::sync::OnceLock<NotifyHook>,
 }
+
+/// The keys of the zones a TS signs, by lower-cased wire origin.
+pub(super) type ZoneKeyMap = std::collections::HashMap<Vec<u8>, Arc<ZoneKeys>>;
 
 /// The answer to a NOTIFY (the request's bytes, its source), `None` to drop it.
 pub type NotifyHook = Box<dyn Fn(&[u8], std::net::IpAddr) -> Option<Vec<u8>> + Send + Sync>;
@@ -119,6 +129,7 @@ impl TableServer {
         // Synthesized serials: kept, or raised, from what the last run
         // recorded. A zone signed here is signed now, its serial above the
         // last one served (its signatures are new).
+        let mut zone_keys = ZoneKeyMap::new();
         let zones = catalog
             .into_zones()
             .into_iter()
@@ -131,7 +142,9 @@ impl TableServer {
                         Some(r) => serials::next_serial(r, clock),
                         None => serials::start_serial(None, false, clock),
                     };
-                    return policy::sign(&settings, &z, None, serial, clock);
+                    let (signed, keys) = policy::sign(&settings, &z, None, serial, clock)?;
+                    zone_keys.insert(z.origin_wire().to_vec(), Arc::new(keys));
+                    return Ok(signed);
                 }
                 if !z.soa_synthesized() {
                     return Ok(z);
@@ -139,7 +152,7 @@ impl TableServer {
                 let serial = serials::start_serial(recorded, same_files, clock);
                 Ok(z.with_serial(serial))
             })
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<_>, policy::SigningError>>()
             .map_err(ZoneError::signing)?;
         let changed_at_start = zones
             .iter()
@@ -161,6 +174,7 @@ impl TableServer {
         // Every endpoint starts live (fail-open), as the checker does.
         let services = gslb::Services::compile(&settings.services);
         let answer_sets = gslb::AnswerSets::build(&services.list, &|_| true);
+        let signed_sets = gslb::SignedSets::new(gslb::SignedSets::bound_for(&services.list));
         let ts = TableServer {
             settings,
             catalog: ArcSwap::from_pointee(catalog),
@@ -175,6 +189,8 @@ impl TableServer {
             dnstap: (Dnstap::off(), None),
             services,
             answer_sets: ArcSwap::from_pointee(answer_sets),
+            signed_sets,
+            zone_keys: ArcSwap::from_pointee(zone_keys),
             checker: std::sync::Mutex::new(None),
             notify_hook: std::sync::OnceLock::new(),
         };
@@ -396,6 +412,7 @@ impl TableServer {
         }
         let mut changed_zones = Vec::new();
         let mut zones = Vec::with_capacity(fresh.zones().len());
+        let mut zone_keys = ZoneKeyMap::new();
         for z in fresh.zones() {
             let previous = old.zones().iter().find(|o| o.origin() == z.origin());
             // A file's serial raised alone is a change too: the served
@@ -414,6 +431,7 @@ impl TableServer {
                 let serial = match previous {
                     Some(o) if unchanged(o) => {
                         zones.push(o.clone().with_key_event(keys.next_event(clock)));
+                        zone_keys.insert(z.origin_wire().to_vec(), Arc::new(keys));
                         continue;
                     }
                     Some(o) => serials::next_serial(o.serial(), clock),
@@ -423,6 +441,7 @@ impl TableServer {
                     .map_err(ZoneError::signing)?;
                 changed_zones.push(z.origin().clone());
                 zones.push(signed);
+                zone_keys.insert(z.origin_wire().to_vec(), Arc::new(keys));
                 continue;
             }
             let zone = match previous {
@@ -474,6 +493,7 @@ impl TableServer {
             changed_zones,
             zones: zones.len(),
         };
+        self.zone_keys.store(Arc::new(zone_keys));
         self.catalog.store(Arc::new(Catalog::new(zones)));
         // The files did not change while they were read: the fingerprint
         // stands for the zones in force.
@@ -503,6 +523,7 @@ impl TableServer {
         let old = self.catalog.load_full();
         let mut changed = Vec::new();
         let mut zones = Vec::with_capacity(old.zones().len());
+        let mut zone_keys = ZoneKeyMap::new();
         for z in old.zones() {
             let Some(s) = z.signature() else {
                 zones.push(z.clone());
@@ -519,7 +540,9 @@ impl TableServer {
             } else {
                 zones.push(z.clone().with_key_event(keys.next_event(now)));
             }
+            zone_keys.insert(z.origin_wire().to_vec(), Arc::new(keys));
         }
+        self.zone_keys.store(Arc::new(zone_keys));
         if changed.is_empty() {
             // The keys' next events as read now: when the TS wakes next.
             self.catalog.store(Arc::new(Catalog::new(zones)));

@@ -41,9 +41,15 @@ struct Ts {
 impl Ts {
     /// Starts a TS serving [`ZONE`] with the `[[ts.service]]` tables `services`.
     async fn start(dir: &ZoneDir, services: &str) -> Ts {
-        let zone = dir.write("example.org.zone", ZONE);
+        Ts::start_in(dir, ZONE, "", services).await
+    }
+
+    /// Starts a TS serving `zone` as example.org, `ts` more lines in its
+    /// `[[ts]]`, with the `[[ts.service]]` tables `services`.
+    async fn start_in(dir: &ZoneDir, zone: &str, ts: &str, services: &str) -> Ts {
+        let zone = dir.write("example.org.zone", zone);
         let text = format!(
-            "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:0\"\nzones = [{:?}]\naxfr_allow = [\"127.0.0.0/8\"]\n{services}",
+            "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:0\"\nzones = [{:?}]\naxfr_allow = [\"127.0.0.0/8\"]\n{ts}{services}",
             zone.display().to_string()
         );
         let cfg = Config::from_toml(&text, &dir.path().join("config.toml")).unwrap();
@@ -359,5 +365,180 @@ async fn weights_hold_over_many_queries() {
         .sum();
     // 3 degrees of freedom: 16.27 is the 0.999 quantile.
     assert!(x2 < 16.27, "chi-square {x2} for {counts:?}");
+    ts.stop().await;
+}
+
+/// `delv` (the zone's DS as its trust anchor) on `name A` at `ts`: the A
+/// addresses it validated, sorted, or its whole output when it did not
+/// call the answer "fully validated".
+fn delv_a(anchor: &std::path::Path, ts: SocketAddr, name: &str) -> Result<Vec<Ipv4Addr>, String> {
+    let out = crate::kit::delv(anchor, "example.org", ts, name, "A");
+    if !out.stdout.contains("; fully validated") {
+        return Err(format!("{}{}", out.stdout, out.stderr));
+    }
+    let mut v: Vec<Ipv4Addr> = out
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(3) == Some(&"A")).then(|| f[4].parse().unwrap())
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Asks `delv` `name A` until it validates exactly `want`.
+async fn until_validated(anchor: &std::path::Path, ts: SocketAddr, name: &str, want: &[Ipv4Addr]) {
+    let mut last = Ok(Vec::new());
+    let got = poll_until_async(LIMIT, Duration::from_millis(100), async || {
+        let (a, n) = (anchor.to_owned(), name.to_owned());
+        last = tokio::task::spawn_blocking(move || delv_a(&a, ts, &n))
+            .await
+            .unwrap();
+        (last.as_deref() == Ok(want)).then_some(())
+    })
+    .await;
+    assert!(
+        got.is_some(),
+        "{name}: wanted {want:?} validated, last {last:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_signed_zone_delv_validates_the_live_set_through_a_kill_and_the_axfr_verifies() {
+    let test = "ts_services signed";
+    let Some([_, _, _, dig, _]) = need(
+        test,
+        [
+            "delv",
+            "timeout",
+            "dnssec-dsfromkey",
+            "dig",
+            "dnssec-verify",
+        ],
+    ) else {
+        return;
+    };
+    let dir = ZoneDir::new();
+    let keys = dir.path().join("keys");
+    let mut eps = Endpoints::start(&[2, 3, 4]).await;
+    let zone = format!("{ZONE}sorry A 192.0.2.80\n");
+    let ts_lines = format!("dnssec = {{ keys = {:?} }}\n", keys.display().to_string());
+    // www: every live endpoint; w2: 2 drawn of 3 by weight; fb: its one
+    // endpoint (127.0.0.9) never listens: the fallback CNAME once it is down.
+    let services = format!(
+        "[[ts.service]]\nname = \"www.example.org\"\n{c}endpoint = [ {{ addr = \"127.0.0.2\" }}, {{ addr = \"127.0.0.3\" }} ]\n\
+         [[ts.service]]\nname = \"w2.example.org\"\nselect = \"weighted\"\npick = 2\n{c}endpoint = [ {{ addr = \"127.0.0.2\" }}, {{ addr = \"127.0.0.3\" }}, {{ addr = \"127.0.0.4\" }} ]\n\
+         [[ts.service]]\nname = \"fb.example.org\"\nwhen_all_down = {{ fallback = \"sorry.example.org\" }}\n{c}endpoint = [ {{ addr = \"127.0.0.9\" }} ]\n",
+        c = eps.check()
+    );
+    let ts = Ts::start_in(&dir, &zone, &ts_lines, &services).await;
+    let anchor = crate::kit::anchor(&keys, "example.org.", dir.path());
+    let addr = ts.addr;
+
+    until_validated(&anchor, addr, "www.example.org", &[ip(2), ip(3)]).await;
+    eps.kill(3);
+    until_validated(&anchor, addr, "www.example.org", &[ip(2)]).await;
+    // The weighted draws: only the live two, each draw validated.
+    for _ in 0..6 {
+        let a = anchor.clone();
+        let got = tokio::task::spawn_blocking(move || delv_a(&a, addr, "w2.example.org"))
+            .await
+            .unwrap();
+        assert_eq!(got, Ok(vec![ip(2), ip(4)]), "w2 after the kill");
+    }
+    // A DO=1 query sees the same as DO=0: the live set, with its RRSIG.
+    let q = {
+        let mut q = query("www.example.org", RecordType::A, Some(1232));
+        q.edns.as_mut().unwrap().set_dnssec_ok(true);
+        q.to_vec().unwrap()
+    };
+    let raw = udp_raw_from(Ipv4Addr::LOCALHOST.into(), addr, &q, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let m = Message::from_vec(&raw).unwrap();
+    assert_eq!(addrs(&m), [ip(2)], "{m:?}");
+    assert!(
+        m.answers
+            .iter()
+            .any(|r| r.record_type() == RecordType::RRSIG),
+        "{m:?}"
+    );
+    // All down: the fallback CNAME, signed, to an A in the zone.
+    let out = poll_until_async(LIMIT, Duration::from_millis(100), async || {
+        let a = anchor.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            crate::kit::delv(&a, "example.org", addr, "fb.example.org", "A")
+        })
+        .await
+        .unwrap();
+        out.stdout.contains("CNAME").then_some(out)
+    })
+    .await
+    .expect("fb: the fallback CNAME");
+    assert!(
+        out.stdout.contains("; fully validated") && out.stdout.contains("192.0.2.80"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+
+    // The transfer: every endpoint (fail-open), and it verifies.
+    let (port, at) = (addr.port().to_string(), format!("@{}", addr.ip()));
+    let axfr = tokio::task::spawn_blocking(move || {
+        run_tool(
+            dig.to_str().unwrap(),
+            &[
+                &at,
+                "-p",
+                &port,
+                "example.org",
+                "AXFR",
+                "+tcp",
+                "+nocmd",
+                "+nostats",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        axfr.stdout
+            .lines()
+            .any(|l| l.starts_with("www.example.org.") && l.ends_with("127.0.0.3")),
+        "{}",
+        axfr.stdout
+    );
+    let file = dir.path().join("example.org.axfr");
+    // The AXFR ends with the SOA again: once is enough for a zone file.
+    let mut seen_soa = false;
+    let text: String = axfr
+        .stdout
+        .lines()
+        .filter(|l| {
+            let soa = l.split_whitespace().nth(3) == Some("SOA");
+            let keep = !(soa && seen_soa);
+            seen_soa |= soa;
+            keep
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&file, text).unwrap();
+    let f = file.display().to_string();
+    let verify = tokio::task::spawn_blocking(move || {
+        run_tool("dnssec-verify", &["-z", "-o", "example.org.", &f])
+    })
+    .await
+    .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        verify.stdout,
+        verify.stderr
+    );
+
+    eps.revive(3).await;
+    until_validated(&anchor, addr, "www.example.org", &[ip(2), ip(3)]).await;
     ts.stop().await;
 }

@@ -105,7 +105,8 @@ pub fn dry_run(
 /// `zone` signed at `now` with its keys, its serial `serial` (at least the
 /// zone's own when the files gave it), keeping the signatures of
 /// `previous` (the version served until now) that need not change
-/// ([`Zone::sign`]).
+/// ([`Zone::sign`]); and the keys (a service's answer sets are signed
+/// with them later).
 ///
 /// # Errors
 /// [`SigningError`]: keys unreadable, or none to sign with.
@@ -115,12 +116,13 @@ pub fn sign(
     previous: Option<&Zone>,
     serial: u32,
     now: u32,
-) -> Result<Zone, SigningError> {
+) -> Result<(Zone, ZoneKeys), SigningError> {
     let keys = zone_keys(settings, zone, now)?;
     if let Some(w) = algorithm_warning(settings, zone, &keys) {
         tracing::warn!("{w}");
     }
-    sign_with(settings, zone, previous, &keys, serial, now)
+    let signed = sign_with(settings, zone, previous, &keys, serial, now)?;
+    Ok((signed, keys))
 }
 
 /// A warning when `keys` publish no key of the configured `algorithm`:

@@ -10,12 +10,16 @@
 //! - [`select`]: which endpoints answer (pure): the answer sets rebuilt on
 //!   each live-set change ([`AnswerSets`]), a query's draw from them;
 //! - [`ecs`]: the EDNS Client Subnet option (RFC 7871) read and echoed;
+//! - [`signed`]: the answer sets signed, in a zone the TS signs, on first
+//!   use and kept ([`SignedSets`]);
 //! - [`reply`]: a service's answer message, written from the above.
 pub mod check;
 pub mod ecs;
 pub mod reply;
 pub mod select;
 pub mod service;
+pub mod signed;
 
 pub use select::{AnswerSets, Rng, SetChoice};
 pub use service::{AddrFamily, Services};
+pub use signed::SignedSets;

@@ -1,12 +1,24 @@
 //! A service's answer on the wire ([`write`]): the header (ID, RD copied,
 //! AA), the question echoed byte for byte, the endpoints' precompiled
-//! records (or the fallback CNAME, or SERVFAIL with none), and, when the
+//! records (or the fallback CNAME, or SERVFAIL with none), their RRSIGs in
+//! a zone the TS signs (a DO=1 query), and, when the
 //! query had an OPT, one back with the ECS option echoed at the answer's
 //! scope. An answer over the client's size goes out truncated (TC=1).
 use super::ecs::ClientSubnet;
-use super::select::{Rng, SetChoice};
 use super::service::Service;
+use super::signed::Rrsigs;
 use crate::dns::HEADER_LEN;
+
+/// What a service answers one query.
+#[derive(Debug, Clone, Copy)]
+pub enum ServiceAnswer<'a> {
+    /// These endpoints (indexes into the service's), in order.
+    Records(&'a [u16]),
+    /// The fallback CNAME.
+    Fallback,
+    /// SERVFAIL.
+    Servfail,
+}
 
 /// What of a query a service answer needs.
 #[derive(Debug, Clone, Copy)]
@@ -25,36 +37,44 @@ pub struct ServiceAsked<'a> {
     pub max: u16,
 }
 
-/// The answer of `service` by `choice` to `asked`, and its RCODE (0 or 2).
+/// The answer `answer` of `service` to `asked`, with `rrsigs` after its
+/// records (a signed zone, DO=1), and its RCODE (0 or 2).
 pub fn write(
     service: &Service,
-    choice: &SetChoice,
-    rng: &mut Rng,
+    answer: ServiceAnswer<'_>,
+    rrsigs: Option<&Rrsigs>,
     asked: &ServiceAsked<'_>,
 ) -> (Vec<u8>, u8) {
     let mut msg = Vec::with_capacity(512);
     msg.extend_from_slice(&[0; HEADER_LEN]);
     msg.extend_from_slice(asked.question);
     let mut answers: u16 = 0;
-    let rcode = match choice {
-        SetChoice::Servfail | SetChoice::NoFamily => 2,
-        SetChoice::Fallback => {
+    let rcode = match answer {
+        ServiceAnswer::Servfail => 2,
+        ServiceAnswer::Fallback => {
             if let Some(r) = &service.fallback {
                 msg.extend_from_slice(r);
                 answers = 1;
             }
             0
         }
-        SetChoice::Records { .. } => {
-            choice.draw(service, rng, |i| {
-                if let Some(e) = service.endpoints.get(i) {
+        ServiceAnswer::Records(members) => {
+            for &m in members {
+                if let Some(e) = service.endpoints.get(usize::from(m)) {
                     msg.extend_from_slice(&e.record);
                     answers += 1;
                 }
-            });
+            }
             0
         }
     };
+    if rcode == 0
+        && answers > 0
+        && let Some(sigs) = rrsigs
+    {
+        msg.extend_from_slice(&sigs.wire);
+        answers += sigs.count;
+    }
     let opt_at = msg.len();
     write_opt(asked, &mut msg);
     let with_opt = u16::from(asked.opt.is_some());
@@ -97,7 +117,7 @@ fn write_opt(asked: &ServiceAsked<'_>, msg: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::select::AnswerSets;
+    use super::super::select::{AnswerSets, MAX_PICK, Rng};
     use super::super::service::Services;
     use super::*;
     use crate::config::Config;
@@ -128,10 +148,12 @@ mod tests {
             ecs: Some((subnet, 8)),
             max: 1232,
         };
+        let mut drawn = [0u16; MAX_PICK];
+        let n = sets.services[0][0][0].draw_into(&s.list[0], &mut Rng::new(1), &mut drawn);
         let (msg, rcode) = write(
             &s.list[0],
-            &sets.services[0][0][0],
-            &mut Rng::new(1),
+            ServiceAnswer::Records(&drawn[..n]),
+            None,
             &asked,
         );
         assert_eq!(rcode, 0);
@@ -150,8 +172,8 @@ mod tests {
         let small = ServiceAsked { max: 40, ..asked };
         let (msg, _) = write(
             &s.list[0],
-            &sets.services[0][0][0],
-            &mut Rng::new(1),
+            ServiceAnswer::Records(&drawn[..n]),
+            None,
             &small,
         );
         let m = Message::from_vec(&msg).unwrap();

@@ -204,24 +204,34 @@ impl SetChoice {
     /// Calls `each` with the endpoints of one answer, in order: all the
     /// members, or `pick` drawn by weight without repetition. No allocation.
     pub fn draw(&self, s: &Service, rng: &mut Rng, mut each: impl FnMut(usize)) {
+        let mut drawn = [0u16; MAX_PICK];
+        let n = self.draw_into(s, rng, &mut drawn);
+        for &m in &drawn[..n] {
+            each(usize::from(m));
+        }
+    }
+
+    /// The endpoints of one answer written into `out`, in order (all the
+    /// members, at most [`MAX_PICK`], or `pick` drawn by weight without
+    /// repetition); how many.
+    pub fn draw_into(&self, s: &Service, rng: &mut Rng, out: &mut [u16; MAX_PICK]) -> usize {
         let SetChoice::Records { members, pick } = self else {
-            return;
+            return 0;
         };
         if *pick == 0 {
-            for &m in members {
-                each(usize::from(m));
-            }
-            return;
+            let n = members.len().min(MAX_PICK);
+            out[..n].copy_from_slice(&members[..n]);
+            return n;
         }
         let weight = |m: u16| u64::from(s.endpoints.get(usize::from(m)).map_or(1, |e| e.weight));
-        let mut chosen = [u16::MAX; MAX_PICK];
         let mut total: u64 = members.iter().map(|&m| weight(m)).sum();
-        for k in 0..(*pick).min(MAX_PICK) {
+        let mut k = 0;
+        while k < (*pick).min(MAX_PICK) {
             if total == 0 {
                 break;
             }
             let mut r = rng.below(total);
-            let taken = &chosen[..k];
+            let taken = &out[..k];
             let Some(&m) = members.iter().find(|&&m| {
                 if taken.contains(&m) {
                     return false;
@@ -235,10 +245,11 @@ impl SetChoice {
             }) else {
                 break;
             };
-            chosen[k] = m;
+            out[k] = m;
+            k += 1;
             total -= weight(m);
-            each(usize::from(m));
         }
+        k
     }
 }
 

@@ -64,6 +64,8 @@ pub struct View {
 pub struct Service {
     /// The owner name.
     pub name: Name,
+    /// The owner name in wire form, lower-cased.
+    pub key: Vec<u8>,
     /// `all`, `weighted` or `failover`.
     pub select: Select,
     /// Most addresses in an answer.
@@ -117,7 +119,7 @@ impl Services {
         for c in configs {
             let s = compile_one(c, base);
             base += s.endpoints.len();
-            by_name.insert(lower_wire(&s.name), list.len());
+            by_name.insert(s.key.clone(), list.len());
             list.push(s);
         }
         Services { list, by_name }
@@ -251,6 +253,7 @@ fn compile_one(c: &ServiceConfig, base: usize) -> Service {
     };
     Service {
         name: c.name.clone(),
+        key: lower_wire(&c.name),
         select: c.select,
         max_answers: usize::try_from(c.max_answers).unwrap_or(1).max(1),
         pick: usize::try_from(c.pick).unwrap_or(1).max(1),

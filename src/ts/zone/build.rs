@@ -136,12 +136,25 @@ impl ZoneBuilder {
 
     /// The first record held at `owner`: its file index, line and type.
     pub fn first_at(&self, owner: &Name) -> Option<(usize, usize, u16)> {
+        self.first_where(owner, |_| true)
+    }
+
+    /// The first record of a type `wanted` takes at `owner`: its file
+    /// index, line and type, as [`ZoneBuilder::first_at`].
+    pub fn first_where(
+        &self,
+        owner: &Name,
+        wanted: impl Fn(u16) -> bool,
+    ) -> Option<(usize, usize, u16)> {
         let mut wire = Vec::new();
         wire_into(owner, &mut wire).ok()?;
         // Length bytes are at most 63: below every upper-case letter.
         wire.make_ascii_lowercase();
         let o = self.owners.find(&wire)?;
-        let p = self.pending.iter().find(|p| p.owner == o)?;
+        let p = self
+            .pending
+            .iter()
+            .find(|p| p.owner == o && wanted(p.rtype))?;
         Some((p.file as usize, p.line as usize, p.rtype))
     }
 

@@ -40,7 +40,9 @@
 //! - `canon.rs`: canonical name order and the NSEC owners sorted in it;
 //!   `canonical_rdata.rs`: the canonical form of RDATA (RFC 4034 §6.2),
 //!   which the builder's duplicate check and the signer both use;
-//! - `sign/`: signing a compiled zone ([`Zone::sign`]), and `signature.rs`
+//! - `sign/`: signing a compiled zone ([`Zone::sign`]), an RRset signed
+//!   after it as the zone signed its own there ([`Zone::sign_like`]: a
+//!   service's answer sets), and `signature.rs`
 //!   what a zone the TS signed remembers of it ([`Signature`]);
 //! - `nsec3.rs`: the NSEC3 chain: hashing, owners sorted by hash;
 //! - `transfer.rs`: the records as zone transfers read them ([`Cursor`])
@@ -72,7 +74,7 @@ pub use build::ZoneBuilder;
 pub use catalog::Catalog;
 pub(crate) use encode::key_of;
 pub(crate) use nsec3::{ITERATIONS_MAX as NSEC3_ITERATIONS_MAX, owner_hash};
-pub use sign::{Keys, RrsetSigner, SignError};
+pub use sign::{Keys, RrsetSigner, SignError, Stamp};
 pub use signature::Signature;
 pub use store::SET_DO_ONLY;
 pub use transfer::{Cursor, TransferRecord, Unreadable};

@@ -23,6 +23,10 @@
 //! changed RRsets, the SOA, changed NSEC/NSEC3 records and signatures
 //! near their end are signed anew, so the difference between two versions
 //! (an IXFR) holds just those.
+//!
+//! Rooms: `denial.rs` the chain's records and bitmaps, `signer.rs` what
+//! signs ([`RrsetSigner`]) and why signing fails, `online.rs` an RRset
+//! signed after the zone as the zone signed its own ([`Zone::sign_like`]).
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering as AtomicOrdering};
@@ -39,10 +43,15 @@ use super::rtype::{CDNSKEY, CDS, DNAME, DNSKEY, DS, NS, NSEC, NSEC3, NSEC3PARAM,
 use super::signature::{Signature, refresh_point};
 use super::store::{NameEntry, SET_DO_ONLY, be32};
 use crate::config::Denial;
-use crate::ts::source::{BuildError, ZoneError};
+use crate::ts::source::BuildError;
 use crate::ts::wire::{NameKey, cmp_names};
 
 mod denial;
+mod online;
+mod signer;
+
+pub use online::Stamp;
+pub use signer::{RrsetSigner, SignError};
 
 /// How long a signature is valid (docs/CONFIG.md (the TS): 14 days).
 pub(crate) const VALIDITY: u32 = 14 * 86_400;
@@ -92,19 +101,6 @@ pub(crate) fn keeps<'r>(
     !want.is_empty() && made_by == want
 }
 
-/// A key that signs RRsets.
-pub trait RrsetSigner: Sync {
-    /// Its key tag (RFC 4034 Appendix B).
-    fn tag(&self) -> u16;
-    /// Its algorithm number.
-    fn algorithm(&self) -> u8;
-    /// The signature field of an RRSIG over `data`.
-    ///
-    /// # Errors
-    /// [`SignError::Crypto`] when the crypto library fails.
-    fn sign(&self, data: &[u8]) -> Result<Vec<u8>, SignError>;
-}
-
 /// The keys a zone is signed with.
 pub struct Keys<'k> {
     /// The DNSKEY RDATA of every published key.
@@ -118,37 +114,6 @@ pub struct Keys<'k> {
     /// When what the keys do next changes (a key published, activated,
     /// retired...): the zone is signed again then.
     pub next_event: Option<u32>,
-}
-
-/// Why a zone could not be signed.
-#[derive(Debug, thiserror::Error)]
-pub enum SignError {
-    /// No active key for the DNSKEY RRset or for the data.
-    #[error("no active key to sign with")]
-    NoKey,
-    /// The crypto library refused to sign.
-    #[error("key {tag} could not sign")]
-    Crypto {
-        /// The key's tag.
-        tag: u16,
-    },
-    /// A signing thread died.
-    #[error("a signing thread failed")]
-    Worker,
-    /// The NSEC3 owner names (a 32-character hash label above the origin)
-    /// would be longer than a name can be.
-    #[error(
-        "the origin is {0} bytes long (wire form): its NSEC3 owner names (a 32-character \
-         hash label added) would pass 255; denial = \"nsec3\" needs an origin of at most \
-         222 bytes (use denial = \"nsec\")"
-    )]
-    Nsec3OriginTooLong(usize),
-    /// A record could not be encoded.
-    #[error(transparent)]
-    Build(#[from] BuildError),
-    /// The signed zone could not be compiled.
-    #[error(transparent)]
-    Zone(#[from] ZoneError),
 }
 
 /// Where a name stands in the zone being signed.
@@ -649,25 +614,16 @@ impl<'a, 'k> Signer<'a, 'k> {
         let wild = lower.starts_with(b"\x01*");
         let labels = (key.labels() - usize::from(wild)) as u8;
         for s in signers {
-            let mut rdata = Vec::with_capacity(18 + self.origin.len() + 64);
-            rdata.extend_from_slice(&rtype.to_be_bytes());
-            rdata.push(s.algorithm());
-            rdata.push(labels);
-            rdata.extend_from_slice(&ttl.to_be_bytes());
-            rdata.extend_from_slice(&self.expiration.to_be_bytes());
-            rdata.extend_from_slice(&self.inception.to_be_bytes());
-            rdata.extend_from_slice(&s.tag().to_be_bytes());
-            rdata.extend_from_slice(&self.origin);
-            let mut data = rdata.clone();
-            for rd in rdatas {
-                data.extend_from_slice(&lower);
-                data.extend_from_slice(&rtype.to_be_bytes());
-                data.extend_from_slice(&1u16.to_be_bytes());
-                data.extend_from_slice(&ttl.to_be_bytes());
-                data.extend_from_slice(&(rd.len() as u16).to_be_bytes());
-                data.extend_from_slice(rd);
-            }
-            rdata.extend_from_slice(&s.sign(&data)?);
+            let rdata = online::rrsig_rdata(
+                &lower,
+                rtype,
+                labels,
+                ttl,
+                (self.inception, self.expiration),
+                &self.origin,
+                rdatas,
+                *s,
+            )?;
             out.push(owner, RRSIG, ttl, &rdata);
         }
         Ok(())
