@@ -9,7 +9,8 @@
 //!   every endpoint, a fallback CNAME, or SERVFAIL;
 //! * a view picks the group by source address (127.0.0.2 vs 127.0.0.3) and
 //!   by ECS (`dig +subnet`), the scope echoed;
-//! * weights hold over many queries (chi-square).
+//! * weights hold over many queries (chi-square);
+//! * a malformed ECS option (RFC 7871 §6) is FORMERR, on UDP and TCP.
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -321,6 +322,66 @@ async fn views_pick_the_group_by_source_address_and_by_ecs_with_the_scope_echoed
     let zero = run("+subnet=0.0.0.0/0").await.unwrap();
     assert!(zero.contains("192.0.2.1"), "{zero}");
     assert!(zero.contains("CLIENT-SUBNET: 0.0.0.0/0/0"), "{zero}");
+    ts.stop().await;
+}
+
+/// A query for `name` A with an OPT holding one ECS option whose data is
+/// `ecs` (family, source, scope, address), built by hand: dig and hickory
+/// would not send a malformed one.
+fn raw_ecs_query(name: &str, ecs: &[u8]) -> Vec<u8> {
+    let mut q = vec![0xBE, 0xEF, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+    for label in name.split('.') {
+        q.push(u8::try_from(label.len()).unwrap());
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0]);
+    q.extend_from_slice(&u16::try_from(4 + ecs.len()).unwrap().to_be_bytes());
+    q.extend_from_slice(&[0, 8]);
+    q.extend_from_slice(&u16::try_from(ecs.len()).unwrap().to_be_bytes());
+    q.extend_from_slice(ecs);
+    q
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_ecs_option_is_formerr_on_udp_and_tcp() {
+    use crate::kit::{Via, send};
+    let dir = ZoneDir::new();
+    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
+        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
+        view = [ { clients = [\"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
+    let ts = Ts::start(&dir, services).await;
+    // R2's cases: each was answered NOERROR by the source address, no ECS.
+    let bad: [(&str, &[u8]); 7] = [
+        ("IPv4 /33", &[0, 1, 33, 0, 10, 0, 0, 0, 0]),
+        ("/24 with 2 octets", &[0, 1, 24, 0, 10, 1]),
+        (
+            "10.255.0.0/9 (bits past the prefix)",
+            &[0, 1, 9, 0, 10, 255],
+        ),
+        ("family 3", &[0, 3, 8, 0, 10]),
+        ("a scope in a query", &[0, 1, 8, 8, 10]),
+        ("a 2-octet option", &[0, 1]),
+        ("/0 with an octet", &[0, 1, 0, 0, 10]),
+    ];
+    for via in [Via::Udp, Via::Tcp] {
+        for name in ["www.example.org", "ns.example.org"] {
+            for (what, ecs) in bad {
+                let m = send(ts.addr, &raw_ecs_query(name, ecs), via).await.unwrap();
+                assert_eq!(
+                    m.response_code,
+                    ResponseCode::FormErr,
+                    "{name} {what} {via:?}"
+                );
+                assert!(m.answers.is_empty(), "{name} {what} {via:?}");
+            }
+            // The same query with a well-formed option is answered.
+            let good = raw_ecs_query(name, &[0, 1, 8, 0, 10]);
+            let m = send(ts.addr, &good, via).await.unwrap();
+            assert_eq!(m.response_code, ResponseCode::NoError, "{name} {via:?}");
+            assert_eq!(m.answers.len(), 1, "{name} {via:?}");
+        }
+    }
     ts.stop().await;
 }
 
