@@ -10,7 +10,10 @@
 //! * a view picks the group by source address (127.0.0.2 vs 127.0.0.3) and
 //!   by ECS (`dig +subnet`), the scope echoed;
 //! * weights hold over many queries (chi-square);
-//! * a malformed ECS option (RFC 7871 §6) is FORMERR, on UDP and TCP.
+//! * a malformed ECS option (RFC 7871 §6) is FORMERR, on UDP and TCP;
+//! * a view chosen by ECS through a real Unbound in front (`subnetcache`,
+//!   `send-client-subnet`), the scope echoed to Unbound's clients, each
+//!   subnet's answer kept apart in Unbound's cache.
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -322,6 +325,80 @@ async fn views_pick_the_group_by_source_address_and_by_ecs_with_the_scope_echoed
     let zero = run("+subnet=0.0.0.0/0").await.unwrap();
     assert!(zero.contains("192.0.2.1"), "{zero}");
     assert!(zero.contains("CLIENT-SUBNET: 0.0.0.0/0/0"), "{zero}");
+    ts.stop().await;
+}
+
+/// `dig @addr +subnet=... www.example.org A` (recursion desired), its output.
+async fn dig_subnet(dig: &std::path::Path, addr: SocketAddr, subnet: Option<&str>) -> String {
+    let (dig, at, port) = (
+        dig.to_owned(),
+        format!("@{}", addr.ip()),
+        addr.port().to_string(),
+    );
+    let subnet = subnet.map(|s| format!("+subnet={s}"));
+    tokio::task::spawn_blocking(move || {
+        let mut args = vec![at, "-p".into(), port, "+tries=1".into(), "+time=3".into()];
+        args.extend(subnet);
+        args.extend(["www.example.org".into(), "A".into()]);
+        run_tool(dig.to_str().unwrap(), &args).stdout
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_by_ecs_through_unbound_with_the_scope_echoed() {
+    use crate::kit::{Unbound, free_port};
+    let Some([unbound, dig]) = need("ts_services through unbound", ["unbound", "dig"]) else {
+        return;
+    };
+    let dir = ZoneDir::new();
+    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
+        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
+        view = [ { clients = [\"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
+    let ts = Ts::start(&dir, services).await;
+    // Unbound sends ECS to the TS's address only (`send-client-subnet`):
+    // the client's option when it sent one, else its own address's /24.
+    let extra = format!(
+        "  send-client-subnet: {}\n  max-client-subnet-ipv4: 24\n",
+        ts.addr.ip()
+    );
+    let mut ub = Unbound::start_for(
+        &unbound,
+        free_port(),
+        ("example.org.", ts.addr),
+        "subnetcache iterator",
+        &extra,
+    );
+    ub.wait_ready().await;
+    // Each subnet twice: the second from Unbound's cache, which keeps the
+    // answers apart by the scope the TS returned (/8, the view's network).
+    for round in 0..2 {
+        for (subnet, want, scope) in [
+            ("10.1.2.0/24", "198.51.100.1", "10.1.2.0/24/8"),
+            ("192.0.2.0/24", "192.0.2.1", "192.0.2.0/24/8"),
+            ("10.9.9.0/24", "198.51.100.1", "10.9.9.0/24/8"),
+        ] {
+            let out = dig_subnet(&dig, ub.addr, Some(subnet)).await;
+            assert!(
+                out.contains("status: NOERROR"),
+                "round {round} {subnet}: {out}"
+            );
+            assert!(out.contains(want), "round {round} {subnet}: {out}");
+            assert!(
+                out.contains(&format!("CLIENT-SUBNET: {scope}")),
+                "round {round} {subnet}: the scope echoed: {out}"
+            );
+        }
+        // No ECS from the client: Unbound sends 127.0.0.0/24, outside the view.
+        let out = dig_subnet(&dig, ub.addr, None).await;
+        assert!(
+            out.contains("192.0.2.1") && !out.contains("198.51.100.1"),
+            "{out}"
+        );
+    }
+    ub.proc.assert_running();
+    drop(ub);
     ts.stop().await;
 }
 
