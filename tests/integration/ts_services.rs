@@ -13,7 +13,8 @@
 //! * a malformed ECS option (RFC 7871 §6) is FORMERR, on UDP and TCP;
 //! * a view chosen by ECS through a real Unbound in front (`subnetcache`,
 //!   `send-client-subnet`), the scope echoed to Unbound's clients, each
-//!   subnet's answer kept apart in Unbound's cache.
+//!   subnet's answer kept apart in Unbound's cache; and through the LS with
+//!   `[ls.cache]`: clients of two views never get each other's answer.
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -21,73 +22,19 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use tokio::net::TcpListener;
 
-use dnslb::config::Config;
-use dnslb::service::ts::{TsRun, TsService};
-use dnslb::service::{Control, Controls, ServiceError};
-use dnslb::ts::TsSettings;
-
-use crate::kit::{ZoneDir, need, poll_until_async, query, run_tool, udp_raw_from};
+use crate::kit::{ServiceTs, ZoneDir, need, poll_until_async, query, run_tool};
 
 /// How long an endpoint's death or return may take to show: checks every
 /// 100 ms, 2 in a row, plus slack for a loaded machine.
 const LIMIT: Duration = Duration::from_secs(10);
 
-const ZONE: &str = "$ORIGIN example.org.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\n";
+/// The TS under test, serving example.org.
+type Ts = ServiceTs;
 
-/// A TS run in a task, with its address.
-struct Ts {
-    addr: SocketAddr,
-    controls: tokio::sync::mpsc::UnboundedSender<Control>,
-    task: tokio::task::JoinHandle<Result<(), ServiceError>>,
-    table: std::sync::Arc<dnslb::ts::TableServer>,
-}
-
-impl Ts {
-    /// Starts a TS serving [`ZONE`] with the `[[ts.service]]` tables `services`.
-    async fn start(dir: &ZoneDir, services: &str) -> Ts {
-        let zone = dir.write("example.org.zone", ZONE);
-        let text = format!(
-            "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:0\"\nzones = [{:?}]\naxfr_allow = [\"127.0.0.0/8\"]\n{services}",
-            zone.display().to_string()
-        );
-        let cfg = Config::from_toml(&text, &dir.path().join("config.toml")).unwrap();
-        let run = TsRun {
-            settings: TsSettings::from_config(&cfg.ts[0]),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            metrics: None,
-            workers: 1,
-            dnstap: None,
-        };
-        let service = TsService::start(run).await.expect("the TS starts");
-        let addr = service.local_addrs()[0];
-        let table = service.table().clone();
-        let (controls, rx) = Controls::channel();
-        let task = tokio::spawn(service.serve(rx));
-        Ts {
-            addr,
-            controls,
-            task,
-            table,
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.controls.send(Control::Shutdown);
-        let end = tokio::time::timeout(Duration::from_secs(15), self.task).await;
-        end.expect("the TS stopped").unwrap().expect("a clean stop");
-    }
-
-    /// The answer to `name qtype` asked from `src`.
-    async fn ask_from(&self, src: IpAddr, name: &str, qtype: RecordType) -> Message {
-        let q = query(name, qtype, None).to_vec().unwrap();
-        let raw = udp_raw_from(src, self.addr, &q, Duration::from_secs(2))
-            .await
-            .expect("an answer");
-        Message::from_vec(&raw).unwrap()
-    }
-
-    async fn ask(&self, name: &str, qtype: RecordType) -> Message {
-        self.ask_from(Ipv4Addr::LOCALHOST.into(), name, qtype).await
+impl ServiceTs {
+    /// Starts a TS serving example.org with the `[[ts.service]]` tables `services`.
+    async fn start_org(dir: &ZoneDir, services: &str) -> Ts {
+        Ts::start(dir, "example.org", services).await
     }
 
     /// Asks `name A` until `want` holds for the sorted addresses.
@@ -182,7 +129,7 @@ async fn a_dead_endpoint_leaves_the_answers_and_comes_back_and_axfr_keeps_it() {
         "[[ts.service]]\nname = \"www.example.org\"\n{}endpoint = [ {{ addr = \"127.0.0.2\" }}, {{ addr = \"127.0.0.3\" }} ]\n",
         eps.check()
     );
-    let ts = Ts::start(&dir, &services).await;
+    let ts = Ts::start_org(&dir, &services).await;
     ts.until("www.example.org", &[ip(2), ip(3)]).await;
     let m = ts.ask("www.example.org", RecordType::A).await;
     assert!(m.metadata.authoritative);
@@ -245,7 +192,7 @@ async fn failover_moves_and_comes_back_and_all_down_answers_each_way() {
          [[ts.service]]\nname = \"sf.example.org\"\nwhen_all_down = \"servfail\"\n{body}\
          [[ts.service]]\nname = \"open.example.org\"\n{body}"
     );
-    let ts = Ts::start(&dir, &services).await;
+    let ts = Ts::start_org(&dir, &services).await;
     ts.until("fo.example.org", &[ip(4)]).await;
     eps.kill(4);
     ts.until("fo.example.org", &[ip(5)]).await;
@@ -281,7 +228,7 @@ async fn views_pick_the_group_by_source_address_and_by_ecs_with_the_scope_echoed
     let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
         endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
         view = [ { clients = [\"127.0.0.2/32\", \"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
-    let ts = Ts::start(&dir, services).await;
+    let ts = Ts::start_org(&dir, services).await;
     let (dc1, dc2) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 1));
     let from = |l: u8| IpAddr::from(ip(l));
     let m = ts.ask_from(from(2), "www.example.org", RecordType::A).await;
@@ -356,7 +303,7 @@ async fn a_view_by_ecs_through_unbound_with_the_scope_echoed() {
     let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
         endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
         view = [ { clients = [\"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
-    let ts = Ts::start(&dir, services).await;
+    let ts = Ts::start_org(&dir, services).await;
     // Unbound sends ECS to the TS's address only (`send-client-subnet`):
     // the client's option when it sent one, else its own address's /24.
     let extra = format!(
@@ -402,6 +349,57 @@ async fn a_view_by_ecs_through_unbound_with_the_scope_echoed() {
     ts.stop().await;
 }
 
+/// `name` A with an OPT carrying ECS `subnet` (a /24) when given.
+fn ecs_query(name: &str, subnet: Option<[u8; 3]>) -> Message {
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+    let mut m = query(name, RecordType::A, Some(1232));
+    if let (Some([a, b, c]), Some(edns)) = (subnet, m.edns.as_mut()) {
+        let s = ClientSubnet::new(IpAddr::V4(Ipv4Addr::new(a, b, c, 0)), 24, 0);
+        edns.options_mut().insert(EdnsOption::Subnet(s));
+    }
+    m
+}
+
+/// The (source, scope) prefixes of `m`'s ECS option, if it has one.
+fn ecs_prefixes(m: &Message) -> Option<(u8, u8)> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    match m.edns.as_ref()?.option(EdnsCode::Subnet)? {
+        EdnsOption::Subnet(s) => Some((s.source_prefix(), s.scope_prefix())),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_ls_cache_two_views_never_get_each_other_s_answer() {
+    use crate::kit::{ls_config, start_ls, udp};
+    let dir = ZoneDir::new();
+    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
+        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
+        view = [ { clients = [\"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
+    let ts = Ts::start_org(&dir, services).await;
+    let mut cfg = ls_config(&[("ts1", ts.addr)]);
+    cfg.cache = Some(dnslb::config::CacheConfig::default());
+    let ls = start_ls(cfg).await;
+    let (dc1, dc2) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 1));
+    // Twice each, in turns: the second round from the cache.
+    for round in 0..2 {
+        for (subnet, want, ecs) in [
+            (Some([10, 1, 2]), dc2, Some((24, 8))),
+            (Some([192, 0, 2]), dc1, Some((24, 8))),
+            (Some([10, 9, 9]), dc2, Some((24, 8))),
+            (None, dc1, None),
+        ] {
+            let m = udp(ls.addr, &ecs_query("www.example.org", subnet)).await;
+            assert_eq!(addrs(&m), [want], "round {round} {subnet:?}");
+            assert_eq!(ecs_prefixes(&m), ecs, "round {round} {subnet:?}");
+        }
+    }
+    let stats = ls.balancer.state().cache.as_ref().unwrap().stats();
+    assert_eq!(stats.hits, 4, "the second round came from the cache");
+    ls.stop().await;
+    ts.stop().await;
+}
+
 /// A query for `name` A with an OPT holding one ECS option whose data is
 /// `ecs` (family, source, scope, address), built by hand: dig and hickory
 /// would not send a malformed one.
@@ -427,7 +425,7 @@ async fn a_malformed_ecs_option_is_formerr_on_udp_and_tcp() {
     let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
         endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
         view = [ { clients = [\"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
-    let ts = Ts::start(&dir, services).await;
+    let ts = Ts::start_org(&dir, services).await;
     // R2's cases: each was answered NOERROR by the source address, no ECS.
     let bad: [(&str, &[u8]); 7] = [
         ("IPv4 /33", &[0, 1, 33, 0, 10, 0, 0, 0, 0]),
@@ -468,7 +466,7 @@ async fn weights_hold_over_many_queries() {
     let services = "[[ts.service]]\nname = \"w.example.org\"\nselect = \"weighted\"\n\
         endpoint = [ { addr = \"192.0.2.1\", weight = 1 }, { addr = \"192.0.2.2\", weight = 2 },\n\
                      { addr = \"192.0.2.3\", weight = 3 }, { addr = \"192.0.2.4\", weight = 4 } ]\n";
-    let ts = Ts::start(&dir, services).await;
+    let ts = Ts::start_org(&dir, services).await;
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let q = query("w.example.org", RecordType::A, None)
         .to_vec()
