@@ -4,12 +4,13 @@
 //! with its default `setECSOverride(false)` keeps a client's own option;
 //! `off` takes the option out) and the answer mended to match what the
 //! client sent ([`mend_answer`]: the option out of it, and the OPT the LS
-//! added). Pure: both write only into the caller's buffers.
-//!
-//! Not wired into the drivers yet (no `ecs` key in `[ls]`): the LS passes a
-//! client's option as sent, which is `pass`.
+//! added). Pure: both write only into the caller's buffers. The drivers
+//! edit a client query at the door, before the cache is asked (so an added
+//! option is in the cache's key), and mend every answer the client gets
+//! ([`super::reply`]).
 use std::net::IpAddr;
 
+use crate::config::EcsMode;
 use crate::dns::{RecordAt, u16_at, walk_message};
 
 /// EDNS option code of Client Subnet (RFC 7871 §6).
@@ -23,18 +24,6 @@ pub const ADD_PREFIX_V6: u8 = 56;
 /// all a client without EDNS takes (RFC 1035 §4.2.1), so the backend
 /// truncates for it.
 const ADDED_PAYLOAD: u16 = 512;
-
-/// What the LS does with a client's ECS option.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EcsMode {
-    /// The option goes to the backend as the client sent it (or none).
-    #[default]
-    Pass,
-    /// The client's address at /24 or /56 when it sent no option.
-    Add,
-    /// Any option taken out.
-    Off,
-}
 
 /// What [`edit_query`] changed in a client's query: the answer is mended
 /// by it ([`mend_answer`]).

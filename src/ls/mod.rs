@@ -36,8 +36,8 @@
 //!   [`upstream::shared`], reused TCP connections in [`upstream::tcp`]),
 //!   [`backend`] (each with its [`backend::health::Health`]), [`order`],
 //!   [`sticky`], [`hedge`], [`loopmark`], [`latency`], [`ecs`] (EDNS
-//!   Client Subnet for `add` and `off`: the query edited, the answer mended;
-//!   not wired yet), [`cache`] (the
+//!   Client Subnet for `add` and `off`: the query edited at the door, the
+//!   answer mended), [`cache`] (the
 //!   packet cache), [`dynblock`] (dynamic blocks, blocks by hand and
 //!   `dnslb top`'s counts). The ACL, the rate limit and the in-flight bound's share
 //!   per client are [`crate::guard`]'s, shared with the server layer and

@@ -14,7 +14,10 @@
 //! * a view chosen by ECS through a real Unbound in front (`subnetcache`,
 //!   `send-client-subnet`), the scope echoed to Unbound's clients, each
 //!   subnet's answer kept apart in Unbound's cache; and through the LS with
-//!   `[ls.cache]`: clients of two views never get each other's answer.
+//!   `[ls.cache]`: clients of two views never get each other's answer; with
+//!   `ecs = "add"` each client (by its /24) gets its own view's answer,
+//!   cached apart, and no ECS it did not send; with `off` a client's ECS
+//!   is not seen by the TS.
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -396,6 +399,74 @@ async fn through_the_ls_cache_two_views_never_get_each_other_s_answer() {
     }
     let stats = ls.balancer.state().cache.as_ref().unwrap().stats();
     assert_eq!(stats.hits, 4, "the second round came from the cache");
+    ls.stop().await;
+    ts.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_ls_ecs_add_gives_each_client_its_view_and_off_hides_a_client_s_option() {
+    use crate::kit::{ls_config, start_ls, tcp, tcp_from, udp, udp_raw_from};
+    use dnslb::config::{CacheConfig, EcsMode};
+    let dir = ZoneDir::new();
+    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
+        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
+        view = [ { clients = [\"127.0.1.0/24\"], groups = [\"dc2\", \"dc1\"] } ]\n";
+    let ts = Ts::start_org(&dir, services).await;
+    let (dc1, dc2) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 1));
+    let (near, far) = (IpAddr::from(ip(2)), IpAddr::from([127, 0, 1, 2]));
+    let name = "www.example.org";
+
+    // add: the TS sees each client's /24 (the LS itself asks from 127.0.0.1,
+    // outside the view), so 127.0.1.2 gets dc2 and 127.0.0.2 dc1; twice
+    // each, the second round from the cache, keyed by the added /24.
+    let mut cfg = ls_config(&[("ts1", ts.addr)]);
+    cfg.cache = Some(CacheConfig::default());
+    cfg.ecs = EcsMode::Add;
+    let ls = start_ls(cfg).await;
+    let hits = || ls.balancer.state().cache.as_ref().unwrap().stats().hits;
+    let mut after_first = 0;
+    for round in 0..2 {
+        for (from, want) in [(near, dc1), (far, dc2)] {
+            for edns in [None, Some(1232)] {
+                let q = query(name, RecordType::A, edns).to_vec().unwrap();
+                let raw = udp_raw_from(from, ls.addr, &q, Duration::from_secs(2))
+                    .await
+                    .expect("an answer");
+                let m = Message::from_vec(&raw).unwrap();
+                let case = format!("round {round} from {from} edns {edns:?}");
+                assert_eq!(addrs(&m), [want], "{case}");
+                // It sent no ECS: it gets none back; and no OPT without one.
+                assert_eq!(ecs_prefixes(&m), None, "{case}");
+                assert_eq!(m.edns.is_some(), edns.is_some(), "{case}");
+            }
+        }
+        if round == 0 {
+            after_first = hits();
+        }
+    }
+    assert_eq!(
+        hits() - after_first,
+        4,
+        "the second round came from the cache"
+    );
+    // Over TCP (the async path) too.
+    let m = tcp_from(far, ls.addr, &query(name, RecordType::A, Some(1232))).await;
+    assert_eq!((addrs(&m), ecs_prefixes(&m)), (vec![dc2], None), "tcp");
+    ls.stop().await;
+
+    // off: a client's ECS naming the view's network is not seen by the TS,
+    // which answers by the LS's address (dc1).
+    let mut cfg = ls_config(&[("ts1", ts.addr)]);
+    cfg.cache = Some(CacheConfig::default());
+    cfg.ecs = EcsMode::Off;
+    let ls = start_ls(cfg).await;
+    let q = ecs_query(name, Some([127, 0, 1]));
+    for round in 0..2 {
+        let m = udp(ls.addr, &q).await;
+        assert_eq!((addrs(&m), ecs_prefixes(&m)), (vec![dc1], None), "{round}");
+    }
+    let m = tcp(ls.addr, &q).await;
+    assert_eq!((addrs(&m), ecs_prefixes(&m)), (vec![dc1], None), "tcp");
     ls.stop().await;
     ts.stop().await;
 }
