@@ -37,8 +37,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dnslb::config::{
-    BackendConfig, CacheConfig, EDE_BLOCKED, HealthConfig, LsConfig, PoolConfig, QType, RuleAction,
-    RuleConfig, RuleMatch, Strategy, parse_name,
+    BackendConfig, CacheConfig, EDE_BLOCKED, EcsMode, HealthConfig, LsConfig, PoolConfig, QType,
+    RuleAction, RuleConfig, RuleMatch, Strategy, parse_name,
 };
 use dnslb::dnstap::frame::{CONTENT_TYPE, ControlKind, decode_control, encode_control};
 use dnslb::dnstap::{Dnstap, RECONNECT, Settings, TapKind, TapTarget};
@@ -237,13 +237,13 @@ fn load(
 }
 
 /// Forwards [`WARM_UP`] then [`COUNTED`] queries through an LS with
-/// `strategy` and two backends, and a packet cache when `cache`; the
-/// allocations over the counted ones.
+/// `strategy` and two backends, and a packet cache when `cache`, `ecs` in
+/// `[ls]` as given; the allocations over the counted ones.
 fn allocations_per_run(
     strategy: Strategy,
     cache: bool,
     rules: Vec<RuleConfig>,
-    dnstap: bool,
+    (dnstap, ecs): (bool, EcsMode),
 ) -> (u64, u64) {
     let until = Instant::now() + TEST_BOUND;
     let collector = dnstap.then(Collector::start);
@@ -275,6 +275,7 @@ fn allocations_per_run(
             PoolConfig::new("q", &["b1"], vec![parse_name("www.other").unwrap()]),
         ],
         rule: rules,
+        ecs,
         ..LsConfig::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -450,24 +451,31 @@ fn thousand_rules() -> Vec<RuleConfig> {
 /// is counted as such), hedge (the first backend answers at once), hedge
 /// with a packet cache (every counted query a hit), hedge with 1,000
 /// query rules checked at the door ([`thousand_rules`]), and hedge with
-/// dnstap writing all four messages of each query ([`Collector`]). One after the
-/// other: the allocator's count is the whole process's.
+/// dnstap writing all four messages of each query ([`Collector`]), and
+/// hedge with `ecs = "add"` (each query edited into the worker's scratch
+/// buffer, each answer mended), without and with a packet cache. One after
+/// the other: the allocator's count is the whole process's.
 ///
 /// What may remain: the timer heap's and the tables' amortised growth
 /// (each doubling once their working size is passed), which is why the
 /// bound is a small total rather than zero.
 #[test]
 fn forwarding_allocates_nothing_per_query() {
-    for (strategy, cache, rules, dnstap) in [
-        (Strategy::Race, false, Vec::new(), false),
-        (Strategy::Hedge, false, Vec::new(), false),
-        (Strategy::Hedge, true, Vec::new(), false),
-        (Strategy::Hedge, false, thousand_rules(), false),
-        (Strategy::Hedge, false, Vec::new(), true),
+    let pass = EcsMode::Pass;
+    for (strategy, cache, rules, dnstap, ecs) in [
+        (Strategy::Race, false, Vec::new(), false, pass),
+        (Strategy::Hedge, false, Vec::new(), false, pass),
+        (Strategy::Hedge, true, Vec::new(), false, pass),
+        (Strategy::Hedge, false, thousand_rules(), false, pass),
+        (Strategy::Hedge, false, Vec::new(), true, pass),
+        (Strategy::Hedge, false, Vec::new(), false, EcsMode::Add),
+        (Strategy::Hedge, true, Vec::new(), false, EcsMode::Add),
     ] {
         let with_rules = !rules.is_empty();
-        let (blocks, bytes) = allocations_per_run(strategy, cache, rules, dnstap);
+        let (blocks, bytes) = allocations_per_run(strategy, cache, rules, (dnstap, ecs));
         let what = match (cache, with_rules, dnstap) {
+            (true, _, _) if ecs == EcsMode::Add => "cache hits, ecs = add",
+            (false, false, false) if ecs == EcsMode::Add => "queries, ecs = add",
             (true, _, _) => "cache hits",
             (false, true, _) => "queries, 1,002 rules checked",
             (false, false, true) => "queries, dnstap on (four messages each)",

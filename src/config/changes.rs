@@ -66,6 +66,7 @@ mod ls_keys {
         "response_rule",
         "api_key",
         "control_allow",
+        "ecs",
         "dynamic_block",
     ];
 }

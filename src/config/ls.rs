@@ -21,7 +21,8 @@ use super::pool::PoolConfig;
 use super::rules::{ResponseRuleConfig, RuleConfig};
 use super::tls::{HttpsConfig, TlsConfig};
 use super::values::{
-    Layout, OnTimeout, Order, ProbeQuestion, Strategy, de_addr, de_addrs, de_nets, de_opt_addr,
+    EcsMode, Layout, OnTimeout, Order, ProbeQuestion, Strategy, de_addr, de_addrs, de_nets,
+    de_opt_addr,
 };
 
 /// Client networks allowed when `ls.allow` is omitted: loopback and the private ranges.
@@ -148,6 +149,9 @@ pub struct LsConfig {
     /// \[loopback\]
     #[serde(deserialize_with = "de_nets")]
     pub control_allow: Vec<IpNet>,
+    /// What the LS does with a client's EDNS Client Subnet option (RFC 7871)
+    /// on the query it forwards. \[pass\]
+    pub ecs: EcsMode,
     /// The dynamic block rules, `[[ls.dynamic_block]]`, in config order. \[none\]
     pub dynamic_block: Vec<DynBlockConfig>,
     /// Most names the `sticky` order remembers (bounds its memory). \[100000\]
@@ -209,6 +213,7 @@ impl Default for LsConfig {
             metrics: None,
             api_key: None,
             control_allow: super::dynblock::default_control_allow(),
+            ecs: EcsMode::Pass,
             dynamic_block: Vec::new(),
             sticky_size: 100_000,
             cache: None,

@@ -146,7 +146,9 @@ pub use ts::{
     Denial, Dnssec, DnssecAlgorithm, Fault, OnMiss, SecondaryZoneConfig, TsConfig, ZoneList,
 };
 pub(crate) use validate::MAX_STICKY_SIZE;
-pub use values::{Layout, OnTimeout, Order, ProbeQuestion, Strategy, ValueError, parse_name};
+pub use values::{
+    EcsMode, Layout, OnTimeout, Order, ProbeQuestion, Strategy, ValueError, parse_name,
+};
 
 use error::parse_error;
 use source_map::SourceMap;

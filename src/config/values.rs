@@ -2,7 +2,7 @@
 //! questions, parsed while the file is read (so a bad one is a `file:line` error like any
 //! other bad value) with errors that show the bad value, and their serde adapters; and
 //! the keyword enums of the policy keys `[ls]` and `[[ls.pool]]` share ([`Strategy`],
-//! [`Order`], [`Layout`], [`OnTimeout`]).
+//! [`Order`], [`Layout`], [`OnTimeout`]), and `[ls]`'s [`EcsMode`].
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -359,5 +359,19 @@ keyword_enum! {
         Servfail = "servfail",
         /// No answer at all.
         Drop = "drop",
+    }
+}
+
+keyword_enum! {
+    /// `ls.ecs`: what the LS does with a client's EDNS Client Subnet option
+    /// (RFC 7871) on the query it forwards.
+    EcsMode, default Pass {
+        /// The client's option goes to the backend as sent (or none).
+        Pass = "pass",
+        /// The client's address at /24 (IPv4) or /56 (IPv6) when it sent no
+        /// option, as dnsdist's `useClientSubnet`; a client's own is kept.
+        Add = "add",
+        /// Any option taken out: the backend sees the LS's address.
+        Off = "off",
     }
 }

@@ -268,7 +268,7 @@ fn judge(state: &LsState, job: &Job, a: &Attempt) -> Option<(Verdict, PlainAnswe
     }
     match &a.result {
         Ok(resp) => {
-            let plain = PlainAnswer::for_client(!job.ends_at_question(), resp);
+            let plain = job.plain_answer(resp);
             let header = WireHeader::read(resp).filter(|_| plain.usable());
             let verdict = route.judge_response(a.backend, Instant::now(), a.rtt, header);
             Some((verdict, plain))
@@ -329,15 +329,22 @@ impl Handler for Balancer {
                 Action::Now(reply)
             }
             Admission::Forward(state, admitted) => {
+                // The query as `ecs` in `[ls]` makes it, before the cache
+                // is asked: an added option is in the cache's key.
+                let mut edited = Vec::new();
+                let ecs = super::ecs::edit_query(raw, state.ecs, client.ip(), &mut edited);
+                let raw = if ecs.is_some() { &edited[..] } else { raw };
                 let mut hit = Vec::new();
-                let query = (raw, transport, admitted.route());
+                let query = (raw, transport, admitted.route(), ecs);
                 if super::reply::from_cache(&state, query, &mut hit) {
                     self.on_answer(client.ip(), &hit, None);
                     let reply = Reply::One(hit);
                     answered(&reply);
                     return Action::Now(reply);
                 }
-                let job = admitted.into_job(raw.to_vec());
+                let bytes = if ecs.is_some() { edited } else { raw.to_vec() };
+                let mut job = admitted.into_job(bytes);
+                job.ecs = ecs;
                 let metrics = self.metrics.clone();
                 let arrived = std::time::Instant::now();
                 // A combinator, not an `async` block: a block would hold the

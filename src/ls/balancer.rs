@@ -431,6 +431,7 @@ impl Admitted {
             route: self.route,
             log: self.log,
             cache_generation: self.cache_generation,
+            ecs: None,
         }
     }
 }

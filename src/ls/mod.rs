@@ -35,7 +35,9 @@
 //!   ID tables, socket rotation, the async driver's shared UDP sockets in
 //!   [`upstream::shared`], reused TCP connections in [`upstream::tcp`]),
 //!   [`backend`] (each with its [`backend::health::Health`]), [`order`],
-//!   [`sticky`], [`hedge`], [`loopmark`], [`latency`], [`cache`] (the
+//!   [`sticky`], [`hedge`], [`loopmark`], [`latency`], [`ecs`] (EDNS
+//!   Client Subnet for `add` and `off`: the query edited at the door, the
+//!   answer mended), [`cache`] (the
 //!   packet cache), [`dynblock`] (dynamic blocks, blocks by hand and
 //!   `dnslb top`'s counts). The ACL, the rate limit and the in-flight bound's share
 //!   per client are [`crate::guard`]'s, shared with the server layer and
@@ -48,6 +50,7 @@ pub mod balancer;
 pub mod cache;
 pub mod control;
 pub mod dynblock;
+pub mod ecs;
 pub mod hedge;
 pub mod invalidate;
 pub mod latency;

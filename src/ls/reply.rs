@@ -11,13 +11,17 @@
 //! when it has one, and [`from_cache`] answers at the door. The response
 //! rules (`[[ls.response_rule]]`, [`super::rules::ResponseRules`]) judge the
 //! winner's answer first: dropped, turned into SERVFAIL (neither cached), or
-//! its TTLs clamped before the cache keeps it.
+//! its TTLs clamped before the cache keeps it. Every answer is mended for a
+//! query whose ECS option the door edited (`ecs` in `[ls]`,
+//! [`super::ecs::mend_answer`]): a winner's once the cache has it (keyed and
+//! kept with the option), a hit, a stale or a made-up one before it leaves.
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
 
 use super::cache::{Hit, Want};
+use super::ecs::{EcsEdit, mend_answer};
 use super::resolution::{End, Resolution};
 use super::rules::{ResponseVerdict, limit_ttls};
 use super::state::{Job, LsState, Route};
@@ -61,11 +65,23 @@ pub(crate) fn finish(
     kept: Option<Vec<u8>>,
 ) -> Reply {
     let route = state.route(job);
-    let reply = reply_on(state, route, job, res, end, kept);
+    // A final answer goes through `win`, which mends it itself.
+    let final_answer = kept.is_some() && matches!(end, End::Win { .. } | End::PassOn(_));
+    let mut reply = reply_on(state, route, job, res, end, kept);
+    if !final_answer {
+        mend(job, &mut reply);
+    }
     if let Some(pool) = &route.counters {
         pool.count_reply(&reply);
     }
     reply
+}
+
+/// Mends `reply` for `job`'s ECS edit, if the door made one.
+fn mend(job: &Job, reply: &mut Reply) {
+    if let (Some(edit), Reply::One(answer)) = (job.ecs, reply) {
+        mend_answer(answer, edit);
+    }
 }
 
 /// [`finish`] on the query's `route`.
@@ -180,7 +196,9 @@ fn win(
             ResponseVerdict::Pass => {}
             ResponseVerdict::Drop => return Reply::Drop,
             ResponseVerdict::Servfail => {
-                return dns::servfail_for(&job.raw).map_or(Reply::Drop, Reply::One);
+                let mut reply = dns::servfail_for(&job.raw).map_or(Reply::Drop, Reply::One);
+                mend(job, &mut reply);
+                return reply;
             }
             ResponseVerdict::LimitTtl { min, max } => {
                 limit_ttls(&mut resp, min, max);
@@ -199,6 +217,10 @@ fn win(
             job.cache_generation,
         );
     }
+    // The client's answer from here on.
+    if let Some(edit) = job.ecs {
+        mend_answer(&mut resp, edit);
+    }
     if let Some(b) = route.backends.get(i) {
         b.stats.wins.fetch_add(1, Relaxed);
         dns::nsid_for_client(&job.raw, &mut resp, &b.name, job.transport);
@@ -211,23 +233,26 @@ fn win(
     if resp.len() > dns::client_max_size(&job.raw, job.transport) {
         // A backend that ignores the client's size limit must not make the
         // LS an amplifier: the client gets TC=1 and asks again over TCP.
-        return dns::decode_query(&job.raw).map_or_else(
+        let mut reply = dns::decode_query(&job.raw).map_or_else(
             |_| dns::servfail_for(&job.raw).map_or(Reply::Drop, Reply::One),
             |q| Reply::One(dns::truncated_for(&q)),
         );
+        mend(job, &mut reply);
+        return reply;
     }
     Reply::One(resp)
 }
 
 /// The cache's answer to `raw` (over `transport`, routed to `pool` at the
-/// door) written into `out` and counted by its rcode, the pool's count too:
+/// door; `ecs`: what the door changed of its ECS option, the answer mended
+/// by it) written into `out` and counted by its rcode, the pool's count too:
 /// fresh, or stale while its name's last query failed and no backend of its
 /// route is up (RFC 8767's failure-recheck). `false` (and `out` to be
 /// ignored) when there is none: forward the query. Allocates nothing when
 /// `out` has room.
 pub(crate) fn from_cache(
     state: &LsState,
-    (raw, transport, pool): (&[u8], Transport, Option<usize>),
+    (raw, transport, pool, ecs): (&[u8], Transport, Option<usize>, Option<EcsEdit>),
     out: &mut Vec<u8>,
 ) -> bool {
     let route = state.route_at(pool);
@@ -251,6 +276,9 @@ pub(crate) fn from_cache(
     }
     if hit == Hit::Miss {
         return false;
+    }
+    if let Some(edit) = ecs {
+        mend_answer(out, edit);
     }
     let m = &state.metrics;
     for answers in [Some(&m.answers), counters.map(|p| &p.answers)]

@@ -23,6 +23,8 @@ pub struct ClientOpt {
     pub dnssec_ok: bool,
     /// It carries an empty NSID option (RFC 5001).
     pub wants_nsid: bool,
+    /// It carries an EDNS Client Subnet option (RFC 7871), well formed or not.
+    pub client_subnet: bool,
 }
 
 /// An ordinary query, read in place.
@@ -103,18 +105,21 @@ fn read_opt(b: &[u8]) -> Option<ClientOpt> {
         return None;
     }
     let mut wants_nsid = false;
+    let mut client_subnet = false;
     let mut pos = 0;
     while pos < options.len() {
         let code = be16(options, pos)?;
         let len = usize::from(be16(options, pos + 2)?);
         options.get(pos + 4..pos + 4 + len)?;
         wants_nsid |= code == 3 && len == 0;
+        client_subnet |= code == 8;
         pos += 4 + len;
     }
     Some(ClientOpt {
         payload: be16(b, 3)?,
         dnssec_ok: be16(b, 7)? & 0x8000 != 0,
         wants_nsid,
+        client_subnet,
     })
 }
 

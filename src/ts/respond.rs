@@ -114,6 +114,11 @@ fn respond_unsigned(ts: &TableServer, req: Request<'_>, room: usize) -> (Reply, 
             return (Reply::One(resp), outcome);
         }
     };
+    if super::gslb::ecs::find(req.raw).is_err() {
+        // RFC 7871 §7.1.1: a malformed ECS option is FORMERR (as gdnsd).
+        let rcode = ResponseCode::FormErr;
+        return (rcode_answer(ts, &q, rcode), RequestOutcome::Answered(rcode));
+    }
     let refuse = |q: &ClientQuery| {
         (
             rcode_answer(ts, q, ResponseCode::Refused),
@@ -202,6 +207,10 @@ fn respond_plain(
     if q.opt.is_some_and(|o| o.wants_nsid) && ts.nsid.is_some() {
         return None;
     }
+    // A malformed ECS option takes the full path, which answers FORMERR.
+    if q.opt.is_some_and(|o| o.client_subnet) && super::gslb::ecs::find(req.raw).is_err() {
+        return None;
+    }
     let catalog = ts.catalog.load();
     let zone = catalog.find(&q.qname, u16::from(q.qtype))?;
     if zone.is_expired() {
@@ -259,7 +268,8 @@ fn service_reply(
         _ => return None,
     };
     let service = ts.services.list.get(idx)?;
-    let ecs = opt.and_then(|_| gslb::ecs::find(req.raw));
+    // Malformed options were answered FORMERR before (`respond_unsigned`).
+    let ecs = opt.and_then(|_| gslb::ecs::find(req.raw).ok().flatten());
     let client = match ecs {
         Some(e) if e.source > 0 => e.addr,
         _ => req.src.ip(),

@@ -9,7 +9,15 @@
 //!   every endpoint, a fallback CNAME, or SERVFAIL;
 //! * a view picks the group by source address (127.0.0.2 vs 127.0.0.3) and
 //!   by ECS (`dig +subnet`), the scope echoed;
-//! * weights hold over many queries (chi-square).
+//! * weights hold over many queries (chi-square);
+//! * a malformed ECS option (RFC 7871 §6) is FORMERR, on UDP and TCP;
+//! * a view chosen by ECS through a real Unbound in front (`subnetcache`,
+//!   `send-client-subnet`), the scope echoed to Unbound's clients, each
+//!   subnet's answer kept apart in Unbound's cache; and through the LS with
+//!   `[ls.cache]`: clients of two views never get each other's answer; with
+//!   `ecs = "add"` each client (by its /24) gets its own view's answer,
+//!   cached apart, and no ECS it did not send; with `off` a client's ECS
+//!   is not seen by the TS.
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -17,79 +25,23 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use tokio::net::TcpListener;
 
-use dnslb::config::Config;
-use dnslb::service::ts::{TsRun, TsService};
-use dnslb::service::{Control, Controls, ServiceError};
-use dnslb::ts::TsSettings;
-
-use crate::kit::{ZoneDir, need, poll_until_async, query, run_tool, udp_raw_from};
+use crate::kit::{ServiceTs, ZoneDir, need, poll_until_async, query, run_tool};
 
 /// How long an endpoint's death or return may take to show: checks every
 /// 100 ms, 2 in a row, plus slack for a loaded machine.
 const LIMIT: Duration = Duration::from_secs(10);
 
+/// The TS under test, serving example.org.
+type Ts = ServiceTs;
+
+/// The zone every TS here serves: example.org with its SOA, NS and the
+/// NS's address.
 const ZONE: &str = "$ORIGIN example.org.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\n";
 
-/// A TS run in a task, with its address.
-struct Ts {
-    addr: SocketAddr,
-    controls: tokio::sync::mpsc::UnboundedSender<Control>,
-    task: tokio::task::JoinHandle<Result<(), ServiceError>>,
-    table: std::sync::Arc<dnslb::ts::TableServer>,
-}
-
-impl Ts {
-    /// Starts a TS serving [`ZONE`] with the `[[ts.service]]` tables `services`.
-    async fn start(dir: &ZoneDir, services: &str) -> Ts {
-        Ts::start_in(dir, ZONE, "", services).await
-    }
-
-    /// Starts a TS serving `zone` as example.org, `ts` more lines in its
-    /// `[[ts]]`, with the `[[ts.service]]` tables `services`.
-    async fn start_in(dir: &ZoneDir, zone: &str, ts: &str, services: &str) -> Ts {
-        let zone = dir.write("example.org.zone", zone);
-        let text = format!(
-            "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:0\"\nzones = [{:?}]\naxfr_allow = [\"127.0.0.0/8\"]\n{ts}{services}",
-            zone.display().to_string()
-        );
-        let cfg = Config::from_toml(&text, &dir.path().join("config.toml")).unwrap();
-        let run = TsRun {
-            settings: TsSettings::from_config(&cfg.ts[0]),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            metrics: None,
-            workers: 1,
-            dnstap: None,
-        };
-        let service = TsService::start(run).await.expect("the TS starts");
-        let addr = service.local_addrs()[0];
-        let table = service.table().clone();
-        let (controls, rx) = Controls::channel();
-        let task = tokio::spawn(service.serve(rx));
-        Ts {
-            addr,
-            controls,
-            task,
-            table,
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.controls.send(Control::Shutdown);
-        let end = tokio::time::timeout(Duration::from_secs(15), self.task).await;
-        end.expect("the TS stopped").unwrap().expect("a clean stop");
-    }
-
-    /// The answer to `name qtype` asked from `src`.
-    async fn ask_from(&self, src: IpAddr, name: &str, qtype: RecordType) -> Message {
-        let q = query(name, qtype, None).to_vec().unwrap();
-        let raw = udp_raw_from(src, self.addr, &q, Duration::from_secs(2))
-            .await
-            .expect("an answer");
-        Message::from_vec(&raw).unwrap()
-    }
-
-    async fn ask(&self, name: &str, qtype: RecordType) -> Message {
-        self.ask_from(Ipv4Addr::LOCALHOST.into(), name, qtype).await
+impl ServiceTs {
+    /// Starts a TS serving example.org with the `[[ts.service]]` tables `services`.
+    async fn start_org(dir: &ZoneDir, services: &str) -> Ts {
+        Ts::start(dir, "example.org", services).await
     }
 
     /// Asks `name A` until `want` holds for the sorted addresses.
@@ -184,7 +136,7 @@ async fn a_dead_endpoint_leaves_the_answers_and_comes_back_and_axfr_keeps_it() {
         "[[ts.service]]\nname = \"www.example.org\"\n{}endpoint = [ {{ addr = \"127.0.0.2\" }}, {{ addr = \"127.0.0.3\" }} ]\n",
         eps.check()
     );
-    let ts = Ts::start(&dir, &services).await;
+    let ts = Ts::start_org(&dir, &services).await;
     ts.until("www.example.org", &[ip(2), ip(3)]).await;
     let m = ts.ask("www.example.org", RecordType::A).await;
     assert!(m.metadata.authoritative);
@@ -247,7 +199,7 @@ async fn failover_moves_and_comes_back_and_all_down_answers_each_way() {
          [[ts.service]]\nname = \"sf.example.org\"\nwhen_all_down = \"servfail\"\n{body}\
          [[ts.service]]\nname = \"open.example.org\"\n{body}"
     );
-    let ts = Ts::start(&dir, &services).await;
+    let ts = Ts::start_org(&dir, &services).await;
     ts.until("fo.example.org", &[ip(4)]).await;
     eps.kill(4);
     ts.until("fo.example.org", &[ip(5)]).await;
@@ -283,7 +235,7 @@ async fn views_pick_the_group_by_source_address_and_by_ecs_with_the_scope_echoed
     let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
         endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
         view = [ { clients = [\"127.0.0.2/32\", \"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
-    let ts = Ts::start(&dir, services).await;
+    let ts = Ts::start_org(&dir, services).await;
     let (dc1, dc2) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 1));
     let from = |l: u8| IpAddr::from(ip(l));
     let m = ts.ask_from(from(2), "www.example.org", RecordType::A).await;
@@ -330,13 +282,266 @@ async fn views_pick_the_group_by_source_address_and_by_ecs_with_the_scope_echoed
     ts.stop().await;
 }
 
+/// `dig @addr +subnet=... www.example.org A` (recursion desired), its output.
+async fn dig_subnet(dig: &std::path::Path, addr: SocketAddr, subnet: Option<&str>) -> String {
+    let (dig, at, port) = (
+        dig.to_owned(),
+        format!("@{}", addr.ip()),
+        addr.port().to_string(),
+    );
+    let subnet = subnet.map(|s| format!("+subnet={s}"));
+    tokio::task::spawn_blocking(move || {
+        let mut args = vec![at, "-p".into(), port, "+tries=1".into(), "+time=3".into()];
+        args.extend(subnet);
+        args.extend(["www.example.org".into(), "A".into()]);
+        run_tool(dig.to_str().unwrap(), &args).stdout
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_by_ecs_through_unbound_with_the_scope_echoed() {
+    use crate::kit::{Unbound, free_port};
+    let Some([unbound, dig]) = need("ts_services through unbound", ["unbound", "dig"]) else {
+        return;
+    };
+    let dir = ZoneDir::new();
+    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
+        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
+        view = [ { clients = [\"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
+    let ts = Ts::start_org(&dir, services).await;
+    // Unbound sends ECS to the TS's address only (`send-client-subnet`):
+    // the client's option when it sent one, else its own address's /24.
+    let extra = format!(
+        "  send-client-subnet: {}\n  max-client-subnet-ipv4: 24\n",
+        ts.addr.ip()
+    );
+    let mut ub = Unbound::start_for(
+        &unbound,
+        free_port(),
+        ("example.org.", ts.addr),
+        "subnetcache iterator",
+        &extra,
+    );
+    ub.wait_ready().await;
+    // Each subnet twice: the second from Unbound's cache, which keeps the
+    // answers apart by the scope the TS returned (/8, the view's network).
+    for round in 0..2 {
+        for (subnet, want, scope) in [
+            ("10.1.2.0/24", "198.51.100.1", "10.1.2.0/24/8"),
+            ("192.0.2.0/24", "192.0.2.1", "192.0.2.0/24/8"),
+            ("10.9.9.0/24", "198.51.100.1", "10.9.9.0/24/8"),
+        ] {
+            let out = dig_subnet(&dig, ub.addr, Some(subnet)).await;
+            assert!(
+                out.contains("status: NOERROR"),
+                "round {round} {subnet}: {out}"
+            );
+            assert!(out.contains(want), "round {round} {subnet}: {out}");
+            assert!(
+                out.contains(&format!("CLIENT-SUBNET: {scope}")),
+                "round {round} {subnet}: the scope echoed: {out}"
+            );
+        }
+        // No ECS from the client: Unbound sends 127.0.0.0/24, outside the view.
+        let out = dig_subnet(&dig, ub.addr, None).await;
+        assert!(
+            out.contains("192.0.2.1") && !out.contains("198.51.100.1"),
+            "{out}"
+        );
+    }
+    ub.proc.assert_running();
+    drop(ub);
+    ts.stop().await;
+}
+
+/// `name` A with an OPT carrying ECS `subnet` (a /24) when given.
+fn ecs_query(name: &str, subnet: Option<[u8; 3]>) -> Message {
+    use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+    let mut m = query(name, RecordType::A, Some(1232));
+    if let (Some([a, b, c]), Some(edns)) = (subnet, m.edns.as_mut()) {
+        let s = ClientSubnet::new(IpAddr::V4(Ipv4Addr::new(a, b, c, 0)), 24, 0);
+        edns.options_mut().insert(EdnsOption::Subnet(s));
+    }
+    m
+}
+
+/// The (source, scope) prefixes of `m`'s ECS option, if it has one.
+fn ecs_prefixes(m: &Message) -> Option<(u8, u8)> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    match m.edns.as_ref()?.option(EdnsCode::Subnet)? {
+        EdnsOption::Subnet(s) => Some((s.source_prefix(), s.scope_prefix())),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_ls_cache_two_views_never_get_each_other_s_answer() {
+    use crate::kit::{ls_config, start_ls, udp};
+    let dir = ZoneDir::new();
+    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
+        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
+        view = [ { clients = [\"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
+    let ts = Ts::start_org(&dir, services).await;
+    let mut cfg = ls_config(&[("ts1", ts.addr)]);
+    cfg.cache = Some(dnslb::config::CacheConfig::default());
+    let ls = start_ls(cfg).await;
+    let (dc1, dc2) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 1));
+    // Twice each, in turns: the second round from the cache.
+    for round in 0..2 {
+        for (subnet, want, ecs) in [
+            (Some([10, 1, 2]), dc2, Some((24, 8))),
+            (Some([192, 0, 2]), dc1, Some((24, 8))),
+            (Some([10, 9, 9]), dc2, Some((24, 8))),
+            (None, dc1, None),
+        ] {
+            let m = udp(ls.addr, &ecs_query("www.example.org", subnet)).await;
+            assert_eq!(addrs(&m), [want], "round {round} {subnet:?}");
+            assert_eq!(ecs_prefixes(&m), ecs, "round {round} {subnet:?}");
+        }
+    }
+    let stats = ls.balancer.state().cache.as_ref().unwrap().stats();
+    assert_eq!(stats.hits, 4, "the second round came from the cache");
+    ls.stop().await;
+    ts.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_ls_ecs_add_gives_each_client_its_view_and_off_hides_a_client_s_option() {
+    use crate::kit::{ls_config, start_ls, tcp, tcp_from, udp, udp_raw_from};
+    use dnslb::config::{CacheConfig, EcsMode};
+    let dir = ZoneDir::new();
+    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
+        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
+        view = [ { clients = [\"127.0.1.0/24\"], groups = [\"dc2\", \"dc1\"] } ]\n";
+    let ts = Ts::start_org(&dir, services).await;
+    let (dc1, dc2) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 1));
+    let (near, far) = (IpAddr::from(ip(2)), IpAddr::from([127, 0, 1, 2]));
+    let name = "www.example.org";
+
+    // add: the TS sees each client's /24 (the LS itself asks from 127.0.0.1,
+    // outside the view), so 127.0.1.2 gets dc2 and 127.0.0.2 dc1; twice
+    // each, the second round from the cache, keyed by the added /24.
+    let mut cfg = ls_config(&[("ts1", ts.addr)]);
+    cfg.cache = Some(CacheConfig::default());
+    cfg.ecs = EcsMode::Add;
+    let ls = start_ls(cfg).await;
+    let hits = || ls.balancer.state().cache.as_ref().unwrap().stats().hits;
+    let mut after_first = 0;
+    for round in 0..2 {
+        for (from, want) in [(near, dc1), (far, dc2)] {
+            for edns in [None, Some(1232)] {
+                let q = query(name, RecordType::A, edns).to_vec().unwrap();
+                let raw = udp_raw_from(from, ls.addr, &q, Duration::from_secs(2))
+                    .await
+                    .expect("an answer");
+                let m = Message::from_vec(&raw).unwrap();
+                let case = format!("round {round} from {from} edns {edns:?}");
+                assert_eq!(addrs(&m), [want], "{case}");
+                // It sent no ECS: it gets none back; and no OPT without one.
+                assert_eq!(ecs_prefixes(&m), None, "{case}");
+                assert_eq!(m.edns.is_some(), edns.is_some(), "{case}");
+            }
+        }
+        if round == 0 {
+            after_first = hits();
+        }
+    }
+    assert_eq!(
+        hits() - after_first,
+        4,
+        "the second round came from the cache"
+    );
+    // Over TCP (the async path) too.
+    let m = tcp_from(far, ls.addr, &query(name, RecordType::A, Some(1232))).await;
+    assert_eq!((addrs(&m), ecs_prefixes(&m)), (vec![dc2], None), "tcp");
+    ls.stop().await;
+
+    // off: a client's ECS naming the view's network is not seen by the TS,
+    // which answers by the LS's address (dc1).
+    let mut cfg = ls_config(&[("ts1", ts.addr)]);
+    cfg.cache = Some(CacheConfig::default());
+    cfg.ecs = EcsMode::Off;
+    let ls = start_ls(cfg).await;
+    let q = ecs_query(name, Some([127, 0, 1]));
+    for round in 0..2 {
+        let m = udp(ls.addr, &q).await;
+        assert_eq!((addrs(&m), ecs_prefixes(&m)), (vec![dc1], None), "{round}");
+    }
+    let m = tcp(ls.addr, &q).await;
+    assert_eq!((addrs(&m), ecs_prefixes(&m)), (vec![dc1], None), "tcp");
+    ls.stop().await;
+    ts.stop().await;
+}
+
+/// A query for `name` A with an OPT holding one ECS option whose data is
+/// `ecs` (family, source, scope, address), built by hand: dig and hickory
+/// would not send a malformed one.
+fn raw_ecs_query(name: &str, ecs: &[u8]) -> Vec<u8> {
+    let mut q = vec![0xBE, 0xEF, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+    for label in name.split('.') {
+        q.push(u8::try_from(label.len()).unwrap());
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q.extend_from_slice(&[0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0]);
+    q.extend_from_slice(&u16::try_from(4 + ecs.len()).unwrap().to_be_bytes());
+    q.extend_from_slice(&[0, 8]);
+    q.extend_from_slice(&u16::try_from(ecs.len()).unwrap().to_be_bytes());
+    q.extend_from_slice(ecs);
+    q
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_ecs_option_is_formerr_on_udp_and_tcp() {
+    use crate::kit::{Via, send};
+    let dir = ZoneDir::new();
+    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
+        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
+        view = [ { clients = [\"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
+    let ts = Ts::start_org(&dir, services).await;
+    // R2's cases: each was answered NOERROR by the source address, no ECS.
+    let bad: [(&str, &[u8]); 7] = [
+        ("IPv4 /33", &[0, 1, 33, 0, 10, 0, 0, 0, 0]),
+        ("/24 with 2 octets", &[0, 1, 24, 0, 10, 1]),
+        (
+            "10.255.0.0/9 (bits past the prefix)",
+            &[0, 1, 9, 0, 10, 255],
+        ),
+        ("family 3", &[0, 3, 8, 0, 10]),
+        ("a scope in a query", &[0, 1, 8, 8, 10]),
+        ("a 2-octet option", &[0, 1]),
+        ("/0 with an octet", &[0, 1, 0, 0, 10]),
+    ];
+    for via in [Via::Udp, Via::Tcp] {
+        for name in ["www.example.org", "ns.example.org"] {
+            for (what, ecs) in bad {
+                let m = send(ts.addr, &raw_ecs_query(name, ecs), via).await.unwrap();
+                assert_eq!(
+                    m.response_code,
+                    ResponseCode::FormErr,
+                    "{name} {what} {via:?}"
+                );
+                assert!(m.answers.is_empty(), "{name} {what} {via:?}");
+            }
+            // The same query with a well-formed option is answered.
+            let good = raw_ecs_query(name, &[0, 1, 8, 0, 10]);
+            let m = send(ts.addr, &good, via).await.unwrap();
+            assert_eq!(m.response_code, ResponseCode::NoError, "{name} {via:?}");
+            assert_eq!(m.answers.len(), 1, "{name} {via:?}");
+        }
+    }
+    ts.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weights_hold_over_many_queries() {
     let dir = ZoneDir::new();
     let services = "[[ts.service]]\nname = \"w.example.org\"\nselect = \"weighted\"\n\
         endpoint = [ { addr = \"192.0.2.1\", weight = 1 }, { addr = \"192.0.2.2\", weight = 2 },\n\
                      { addr = \"192.0.2.3\", weight = 3 }, { addr = \"192.0.2.4\", weight = 4 } ]\n";
-    let ts = Ts::start(&dir, services).await;
+    let ts = Ts::start_org(&dir, services).await;
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let q = query("w.example.org", RecordType::A, None)
         .to_vec()
@@ -433,7 +638,7 @@ async fn in_a_signed_zone_delv_validates_the_live_set_through_a_kill_and_the_axf
          [[ts.service]]\nname = \"fb.example.org\"\nwhen_all_down = {{ fallback = \"sorry.example.org\" }}\n{c}endpoint = [ {{ addr = \"127.0.0.9\" }} ]\n",
         c = eps.check()
     );
-    let ts = Ts::start_in(&dir, &zone, &ts_lines, &services).await;
+    let ts = Ts::start_in(&dir, "example.org", &zone, &ts_lines, &services).await;
     let anchor = crate::kit::anchor(&keys, "example.org.", dir.path());
     let addr = ts.addr;
 

@@ -2,11 +2,14 @@
 //! question end, transport and route, as both drivers carry it.
 use crate::dns::{HEADER_LEN, Transport};
 use crate::logging::QueryLine;
+use crate::ls::ecs::EcsEdit;
+use crate::ls::loopmark::PlainAnswer;
 
 /// One client query being resolved.
 #[derive(Debug)]
 pub struct Job {
-    /// The client's message as received.
+    /// The client's message as received, or as `ecs` in `[ls]` edited it
+    /// at the door ([`Job::ecs`]): what the backends and the cache see.
     pub raw: Vec<u8>,
     /// The client's ID, restored on the answer.
     pub client_id: u16,
@@ -25,6 +28,10 @@ pub struct Job {
     /// ([`crate::ls::cache::PacketCache::generation`]): its answer is not kept
     /// if a flush began since.
     pub cache_generation: u64,
+    /// What the door changed of the client's ECS option in `raw`
+    /// ([`crate::ls::ecs::edit_query`]); every answer is mended by it
+    /// before the client gets it.
+    pub ecs: Option<EcsEdit>,
 }
 
 impl Job {
@@ -32,6 +39,25 @@ impl Job {
     /// may add one of its own for its loop mark, [`crate::ls::loopmark`]).
     pub fn ends_at_question(&self) -> bool {
         self.raw.len() == self.question_end
+    }
+
+    /// Whether the client sent an OPT: its message does not end at its
+    /// question, and the OPT is not one the door added for ECS.
+    pub fn client_has_opt(&self) -> bool {
+        !self.ends_at_question() && self.ecs != Some(EcsEdit::AddedOpt)
+    }
+
+    /// What a backend's answer `resp` needs before it is kept
+    /// ([`PlainAnswer::for_client`]). An OPT the door added for ECS stays
+    /// in it until the cache has it (keyed and kept with the option); the
+    /// reply takes it out then ([`crate::ls::ecs::mend_answer`]).
+    pub fn plain_answer(&self, resp: &[u8]) -> PlainAnswer {
+        match PlainAnswer::for_client(self.client_has_opt(), resp) {
+            PlainAnswer::WithoutOpt { .. } if self.ecs == Some(EcsEdit::AddedOpt) => {
+                PlainAnswer::AsIs
+            }
+            plain => plain,
+        }
     }
 
     /// The raw question section.

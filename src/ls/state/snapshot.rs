@@ -1,6 +1,7 @@
 //! The snapshot a query runs on: [`LsState`] (policy, backends, routes and
 //! the suffix table of the pools' zones, health settings, rate limiter,
-//! hedge budget, shared upstream sockets, loop mark, packet cache), built
+//! hedge budget, shared upstream sockets, loop mark, packet cache, ECS
+//! mode), built
 //! from `[ls]` and replaced whole on reload.
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 
 use super::{Job, LsMetrics, Policy, Route};
-use crate::config::{CacheConfig, LsConfig};
+use crate::config::{CacheConfig, EcsMode, LsConfig};
 use crate::guard::rate::RateLimiter;
 use crate::ls::backend::health::HealthPolicy;
 use crate::ls::backend::{Backend, limit};
@@ -61,6 +62,9 @@ pub struct LsState {
     pub rules: RuleSet,
     /// The rules on the backends' answers, `[[ls.response_rule]]`.
     pub response_rules: ResponseRules,
+    /// What the door does with a client's ECS option (`ecs` in `[ls]`,
+    /// [`crate::ls::ecs`]).
+    pub ecs: EcsMode,
 }
 
 impl LsState {
@@ -173,6 +177,7 @@ impl LsState {
             notify_peers: NotifyPeers::from_config(c),
             rules: RuleSet::new(c, old.map(|o| &o.rules)),
             response_rules: ResponseRules::new(c, old.map(|o| &o.response_rules)),
+            ecs: c.ecs,
         }
     }
 

@@ -21,6 +21,7 @@ use super::worker::Worker;
 use crate::dns::Transport;
 use crate::ls::backend;
 use crate::ls::balancer::Admitted;
+use crate::ls::ecs::{self, EcsEdit};
 use crate::ls::reply;
 use crate::ls::state::{LsMetrics, LsState};
 use crate::server::{batch, shed};
@@ -82,7 +83,9 @@ impl Worker {
         }
     }
 
-    /// An admitted query: answered from the cache, shed, or made a flight.
+    /// An admitted query, its ECS option edited first under `ecs` in
+    /// `[ls]` ([`ecs::edit_query`], into the worker's scratch buffer: no
+    /// allocation once it has grown), then [`Worker::forward_edited`].
     pub(super) fn forward(
         &mut self,
         raw: &[u8],
@@ -90,10 +93,26 @@ impl Worker {
         state: Arc<LsState>,
         admitted: Admitted,
     ) {
+        let mut scratch = std::mem::take(&mut self.ecs_scratch);
+        let edit = ecs::edit_query(raw, state.ecs, src.addr.ip(), &mut scratch);
+        let query = if edit.is_some() { &scratch[..] } else { raw };
+        self.forward_edited((query, edit), src, state, admitted);
+        self.ecs_scratch = scratch;
+    }
+
+    /// An admitted query (`raw` as the door edited it by `edit`): answered
+    /// from the cache, shed, or made a flight.
+    fn forward_edited(
+        &mut self,
+        (raw, edit): (&[u8], Option<EcsEdit>),
+        src: batch::Peer,
+        state: Arc<LsState>,
+        admitted: Admitted,
+    ) {
         // A cache hit is written where it is sent from: no flight,
         // no copy, no allocation.
         if state.route_at(admitted.route()).cache.is_some() {
-            let query = (raw, Transport::Udp, admitted.route());
+            let query = (raw, Transport::Udp, admitted.route(), edit);
             let out = self.to_clients.push(src);
             if reply::from_cache(&state, query, out) {
                 self.balancer
@@ -124,7 +143,8 @@ impl Worker {
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(raw);
-        let job = admitted.into_job(buf);
+        let mut job = admitted.into_job(buf);
+        job.ecs = edit;
         let res = state.resolution(&job, now);
         self.holders.take(group);
         let idx = self.flights.insert(Flight {

@@ -31,7 +31,6 @@ use crate::dns::{self, HEADER_LEN, WireHeader};
 use crate::guard::fair::Holders;
 use crate::ls::balancer::{Admission, Balancer};
 use crate::ls::dynblock::WorkerCounts;
-use crate::ls::loopmark::PlainAnswer;
 use crate::ls::resolution::{End, Step, Verdict};
 use crate::ls::state::Route;
 use crate::ls::upstream::ROTATE_AFTER;
@@ -93,6 +92,8 @@ pub(super) struct Worker {
     pub(super) held: Holders,
     /// Its counts for the dynamic blocks, handed in once a second.
     pub(super) counts: WorkerCounts,
+    /// A client query as `ecs` in `[ls]` edits it (reused).
+    pub(super) ecs_scratch: Vec<u8>,
 }
 
 /// The longest a worker sleeps: an idle one hands its dynamic-block counts
@@ -123,6 +124,7 @@ impl Worker {
             holders: Holders::default(),
             held: Holders::default(),
             counts,
+            ecs_scratch: Vec::new(),
         };
         if let Some(inode) = crate::server::socket::socket_inode(w.client.as_ref()) {
             w.balancer
@@ -622,7 +624,7 @@ impl Worker {
         // and the client asks again over TCP.
         // One walk over an answer for a client that sent no OPT gives both
         // whether it is usable and the OPT to take out of it.
-        let plain = PlainAnswer::for_client(!f.job.ends_at_question(), resp);
+        let plain = f.job.plain_answer(resp);
         let verdict = f.state.route(&f.job).judge_response(
             backend,
             now,
@@ -642,7 +644,7 @@ impl Worker {
                 // Cannot fail: its question was checked above. The cut
                 // answer has an OPT of the LS's (rare: walked again).
                 let _ = dns::cut_to_truncated(&mut buf, question_len);
-                PlainAnswer::for_client(!f.job.ends_at_question(), &buf).apply(&mut buf);
+                f.job.plain_answer(&buf).apply(&mut buf);
             } else {
                 plain.apply(&mut buf);
             }

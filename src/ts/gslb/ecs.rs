@@ -1,6 +1,7 @@
 //! The EDNS Client Subnet option (RFC 7871) of a query, read in place
-//! ([`find`]), and the option echoed in the answer with the scope the answer
-//! depended on ([`ClientSubnet::write_echo`]). Pure.
+//! ([`find`]: none, one well formed, or [`MalformedEcs`], which the TS answers
+//! FORMERR, RFC 7871 §7.1.1), and the option echoed in the answer with the
+//! scope the answer depended on ([`ClientSubnet::write_echo`]). Pure.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The ECS option code (RFC 7871 §6).
@@ -33,10 +34,39 @@ fn skip_name(b: &[u8], mut at: usize) -> Option<usize> {
     None
 }
 
-/// The ECS option of the OPT in query `raw`, if it carries a well-formed
-/// one (family 1 or 2, a source prefix within the family's length, the
-/// address as long as the prefix needs). Anything else is none.
-pub fn find(raw: &[u8]) -> Option<ClientSubnet> {
+/// An ECS option in a query that RFC 7871 §6 does not allow: a family
+/// other than 1 (IPv4) or 2 (IPv6), a source prefix longer than the
+/// family's address, an address of other than ceil(prefix / 8) octets or
+/// with bits set past the prefix, a SCOPE other than 0, an option shorter
+/// than its fixed 4 octets. The server answers FORMERR (§7.1.1; gdnsd does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedEcs;
+
+/// The ECS option of the OPT in query `raw`: `Ok(None)` when it has none
+/// (or the message cannot be walked to its OPT: the other checks judge
+/// that), `Err` when it has a malformed one ([`MalformedEcs`]).
+pub fn find(raw: &[u8]) -> Result<Option<ClientSubnet>, MalformedEcs> {
+    let Some(options) = opt_options(raw) else {
+        return Ok(None);
+    };
+    let mut pos = 0;
+    while pos + 4 <= options.len() {
+        let (Some(code), Some(len)) = (be16(options, pos), be16(options, pos + 2)) else {
+            return Ok(None);
+        };
+        let Some(data) = options.get(pos + 4..pos + 4 + usize::from(len)) else {
+            return Ok(None);
+        };
+        if code == ECS_CODE {
+            return parse(data).map(Some);
+        }
+        pos += 4 + usize::from(len);
+    }
+    Ok(None)
+}
+
+/// The options (RDATA) of the OPT record of query `raw`, if it has one.
+fn opt_options(raw: &[u8]) -> Option<&[u8]> {
     let (qd, an, ns, ar) = (be16(raw, 4)?, be16(raw, 6)?, be16(raw, 8)?, be16(raw, 10)?);
     if qd != 1 || ar == 0 {
         return None;
@@ -48,51 +78,44 @@ pub fn find(raw: &[u8]) -> Option<ClientSubnet> {
         let rdlen = usize::from(be16(raw, at + 8)?);
         let rdata = raw.get(at + 10..at + 10 + rdlen)?;
         if rtype == 41 {
-            return in_options(rdata);
+            return Some(rdata);
         }
         at += 10 + rdlen;
     }
     None
 }
 
-/// The ECS option among an OPT's options.
-fn in_options(options: &[u8]) -> Option<ClientSubnet> {
-    let mut pos = 0;
-    while pos + 4 <= options.len() {
-        let code = be16(options, pos)?;
-        let len = usize::from(be16(options, pos + 2)?);
-        let data = options.get(pos + 4..pos + 4 + len)?;
-        if code == ECS_CODE {
-            return parse(data);
-        }
-        pos += 4 + len;
-    }
-    None
-}
-
-/// One ECS option's data.
-fn parse(d: &[u8]) -> Option<ClientSubnet> {
-    let family = be16(d, 0)?;
-    let source = *d.get(2)?;
-    let bytes = d.get(4..)?;
+/// One ECS option's data, as a query carries it (RFC 7871 §6).
+fn parse(d: &[u8]) -> Result<ClientSubnet, MalformedEcs> {
+    let (Some(family), Some(&source), Some(&scope), Some(bytes)) =
+        (be16(d, 0), d.get(2), d.get(3), d.get(4..))
+    else {
+        return Err(MalformedEcs);
+    };
     let need = usize::from(source).div_ceil(8);
-    if bytes.len() != need {
-        return None;
+    if bytes.len() != need || scope != 0 {
+        return Err(MalformedEcs);
     }
     let addr = match family {
         1 if source <= 32 => {
             let mut a = [0u8; 4];
             a[..need].copy_from_slice(bytes);
-            IpAddr::V4(Ipv4Addr::from(mask(a, source)))
+            if mask(a, source) != a {
+                return Err(MalformedEcs);
+            }
+            IpAddr::V4(Ipv4Addr::from(a))
         }
         2 if source <= 128 => {
             let mut a = [0u8; 16];
             a[..need].copy_from_slice(bytes);
-            IpAddr::V6(Ipv6Addr::from(mask(a, source)))
+            if mask(a, source) != a {
+                return Err(MalformedEcs);
+            }
+            IpAddr::V6(Ipv6Addr::from(a))
         }
-        _ => return None,
+        _ => return Err(MalformedEcs),
     };
-    Some(ClientSubnet { addr, source })
+    Ok(ClientSubnet { addr, source })
 }
 
 /// `a` with the bits past `prefix` cleared.
@@ -153,25 +176,61 @@ mod tests {
 
     #[test]
     fn the_option_is_read_and_echoed_with_the_scope() {
-        let got = find(&query(Some(("10.1.2.3", 24)))).unwrap();
+        let got = find(&query(Some(("10.1.2.0", 24)))).unwrap().unwrap();
         assert_eq!(got.addr, "10.1.2.0".parse::<IpAddr>().unwrap());
         assert_eq!(got.source, 24);
         let mut out = Vec::new();
         got.write_echo(8, &mut out);
         assert_eq!(out, [0, 8, 0, 7, 0, 1, 24, 8, 10, 1, 2]);
-        let v6 = find(&query(Some(("2001:db8:1:2::5", 56)))).unwrap();
+        let v6 = find(&query(Some(("2001:db8:1::", 56)))).unwrap().unwrap();
         assert_eq!(v6.addr, "2001:db8:1::".parse::<IpAddr>().unwrap());
-        assert_eq!(find(&query(None)), None);
-        let zero = find(&query(Some(("0.0.0.0", 0)))).unwrap();
+        assert_eq!(find(&query(None)), Ok(None));
+        let zero = find(&query(Some(("0.0.0.0", 0)))).unwrap().unwrap();
         assert_eq!(zero.source, 0);
+        assert_eq!(find(&[0; 5]), Ok(None), "no OPT to read: not ours to judge");
+    }
+
+    /// A query for www.example.org A with an OPT holding one option
+    /// `data` of code 8 (ECS), built by hand.
+    fn with_option(data: &[u8]) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(b"\x03www\x07example\x03org\x00\x00\x01\x00\x01");
+        q.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0]);
+        let len = u16::try_from(4 + data.len()).unwrap();
+        q.extend_from_slice(&len.to_be_bytes());
+        q.extend_from_slice(&[0, 8]);
+        q.extend_from_slice(&u16::try_from(data.len()).unwrap().to_be_bytes());
+        q.extend_from_slice(data);
+        q
     }
 
     #[test]
-    fn malformed_options_are_none() {
-        assert_eq!(parse(&[0, 1, 33, 0, 1, 2, 3, 4, 5]), None, "v4 /33");
-        assert_eq!(parse(&[0, 1, 24, 0, 1, 2]), None, "too short for /24");
-        assert_eq!(parse(&[0, 3, 8, 0, 1]), None, "family 3");
-        assert_eq!(find(&[0; 5]), None);
+    fn each_malformed_option_of_rfc7871_section_6_is_malformed() {
+        let cases: [(&str, &[u8]); 11] = [
+            ("family 3", &[0, 3, 8, 0, 10]),
+            ("family 0", &[0, 0, 0, 0]),
+            ("IPv4 /33", &[0, 1, 33, 0, 1, 2, 3, 4, 5]),
+            (
+                "IPv6 /129",
+                &[
+                    0, 2, 129, 0, 0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                ],
+            ),
+            ("/24 with 5 octets", &[0, 1, 24, 0, 10, 1, 2, 3, 4]),
+            ("/24 with 2 octets", &[0, 1, 24, 0, 10, 1]),
+            ("/0 with 1 octet", &[0, 1, 0, 0, 10]),
+            ("bits past /9", &[0, 1, 9, 0, 10, 0xFF]),
+            ("bits past /12 in an octet", &[0, 1, 12, 0, 10, 0x1F]),
+            ("scope 8 in a query", &[0, 1, 24, 8, 10, 1, 2]),
+            ("too short", &[0, 1]),
+        ];
+        for (what, data) in cases {
+            assert_eq!(find(&with_option(data)), Err(MalformedEcs), "{what}");
+        }
+        let fine = find(&with_option(&[0, 1, 12, 0, 10, 0x10]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(fine.addr, "10.16.0.0".parse::<IpAddr>().unwrap());
         assert_eq!(mask([0xFF, 0xFF], 12), [0xFF, 0xF0]);
     }
 }

@@ -152,6 +152,16 @@ pub async fn tcp(addr: SocketAddr, m: &Message) -> Message {
     Message::from_vec(&raw).unwrap()
 }
 
+/// [`tcp`] from a connection bound to `src` (e.g. 127.0.1.2).
+pub async fn tcp_from(src: std::net::IpAddr, addr: SocketAddr, m: &Message) -> Message {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(src, 0)).unwrap();
+    let mut s = sock.connect(addr).await.unwrap();
+    tcp_send(&mut s, &m.to_vec().unwrap()).await;
+    let raw = tcp_recv(&mut s).await.expect("an answer over tcp");
+    Message::from_vec(&raw).unwrap()
+}
+
 /// Writes one length-prefixed message.
 pub async fn tcp_send(s: &mut TcpStream, bytes: &[u8]) {
     let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();

@@ -12,6 +12,8 @@
 //! * [`dnstap`]: `fstrm_capture` as a collector, `dnstap-read` and
 //!   `dnstap-ldns` reading what it wrote.
 //! * [`servers`]: a TS and an LS in the test process ([`TestTs`], [`TestLs`]).
+//! * [`service_ts`]: a TS with `[[ts.service]]`s in the test process, its
+//!   checker running ([`ServiceTs`]).
 //! * [`procs`]: child processes stopped by PID ([`Proc`]), `dnslb` as a
 //!   process, free ports, polling with a deadline.
 //! * [`fakes`]: fake backends answering, silent or stalled.
@@ -60,6 +62,7 @@ pub mod pdns;
 pub mod procs;
 pub mod rrsets;
 pub mod servers;
+pub mod service_ts;
 pub mod signed;
 pub mod tls;
 pub mod unbound;
@@ -84,6 +87,7 @@ pub use pdns::Pdns;
 pub use procs::*;
 pub use rrsets::*;
 pub use servers::*;
+pub use service_ts::ServiceTs;
 pub use signed::*;
 pub use unbound::{Unbound, spawn_unbound};
 pub use xfr::*;
