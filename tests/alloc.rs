@@ -25,7 +25,11 @@
 //! thread reading into a fixed buffer), the frames are encoded into the
 //! queue's reused buffer and written in batches: nothing per query either.
 //!
-//! Its own test binary: the allocator is the whole process's.
+//! A query a block stops with `refuse` allocates its answer and nothing
+//! else ([`a_blocked_query_allocates_only_its_answer`]).
+//!
+//! Its own test binary: the allocator is the whole process's (its tests
+//! take turns).
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 use std::io::{Read, Write};
@@ -47,6 +51,10 @@ use tokio_util::sync::CancellationToken;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
+
+/// The tests of this binary run one at a time: the allocator's count, and
+/// dhat's one profiler, are the whole process's.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Queries before counting.
 const WARM_UP: usize = 2_000;
@@ -482,6 +490,7 @@ fn thousand_rules() -> Vec<RuleConfig> {
 /// bound is a small total rather than zero.
 #[test]
 fn forwarding_allocates_nothing_per_query() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     for (strategy, cache, rules, dnstap) in [
         (Strategy::Race, false, Vec::new(), false),
         (Strategy::Hedge, false, Vec::new(), false),
@@ -513,6 +522,7 @@ fn forwarding_allocates_nothing_per_query() {
 /// against one zone costs once its block is in force.
 #[test]
 fn a_blocked_query_allocates_only_its_answer() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let until = Instant::now() + TEST_BOUND;
     let echo = Echo::start();
     let cfg = LsConfig {
