@@ -1183,6 +1183,8 @@ def detail_tables(rows):
             head.append("RSS after")
         if (section, mode) == ("policy", "flood"):
             head += policy.FLOOD_HEAD
+        if (section, scenario) == ("policy", "dnstap"):
+            head += policy.TAP_HEAD
         body = []
         for c, rs in groups[key].items():
             rs = sorted(rs, key=lambda r: r["round"])
@@ -1211,7 +1213,9 @@ def detail_tables(rows):
             if section == "dnssec":
                 row.append(fmt(med([r.get("rss_kb") for r in rs]), "mib"))
             if (section, mode) == ("policy", "flood"):
-                row += policy.flood_columns(rs[-1])
+                row += policy.flood_columns(rs)
+            if (section, scenario) == ("policy", "dnstap"):
+                row.append(fmt(med([r.get("collector_cpu_us") for r in rs]), "us"))
             body.append(row)
         out.append((title, head, body))
     return out
@@ -1439,7 +1443,7 @@ def main():
     g.add_argument("out")
     g.add_argument("labels", nargs="*")
     g.add_argument("--files", nargs="+", required=True)
-    g.add_argument("--extra", nargs="*", help="JSON files merged into the record")
+    g.add_argument("--extra", nargs="*", action="extend", help="JSON files merged into the record")
     g.add_argument("--also", nargs="*", help="more dnsperf outputs whose counts add up")
     g.add_argument("--h2load", action="store_true", help="the first file is h2load's output")
     g.add_argument("--time", help="/usr/bin/time -f '%%U %%S' of the load generator")
@@ -1447,7 +1451,7 @@ def main():
     g = sub.add_parser("note")
     g.add_argument("out")
     g.add_argument("labels", nargs="*")
-    g.add_argument("--extra", nargs="*", help="JSON files merged into the record")
+    g.add_argument("--extra", nargs="*", action="extend", help="JSON files merged into the record")
     g.set_defaults(f=cmd_note)
     g = sub.add_parser("gen-mem")
     g.add_argument("dir")

@@ -8,11 +8,14 @@
       DIR/rules-one.lua the same, the N suffixes in one SuffixMatchNodeRule
       DIR/flood.txt     N distinct random names under victim.bench.test (dnsperf input)
       DIR/normal.txt    the zone's real names (hostK.bench.test A), shuffled
+  server-latency PCAP PORT   (a bench.py subcommand) the normal client's latency at the
+                             server, from a capture of its port on lo
   lines(rows, series, Line, ge, le)   the section's ratio lines.
   TITLES                              the section's detail-table titles.
 """
 import os
 import random
+import statistics
 
 ORIGIN = "bench.test"
 # The zone the random-subdomain flood aims at: a name under the bench's zone
@@ -112,7 +115,58 @@ def cmd_policy_gen(a):
         f.writelines(names)
 
 
+def cmd_server_latency(a):
+    """The normal client's latency as the server sees it, from a capture on lo
+    (tcpdump -w, the client's port only): per query, the time from the query's
+    datagram to its answer's (both stamped by the kernel as they are sent, the
+    query on the load core, the answer on the servers'), matched by DNS ID.
+    What the client's own core adds after (its wake-up to read the answer) is
+    not in it. Prints JSON: srv_n (answers matched), srv_p50/p99/p999 in ms."""
+    import json
+    import struct
+    lat = []
+    try:
+        data = open(a.pcap, "rb").read()
+    except OSError:
+        data = b""
+    if len(data) >= 24:
+        magic = data[:4]
+        endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+        nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+        link = struct.unpack(endian + "I", data[20:24])[0]
+        l2 = {1: 14, 113: 16, 276: 20, 0: 4}.get(link, 14)
+        pending = {}
+        at = 24
+        while at + 16 <= len(data):
+            sec, frac, incl, _ = struct.unpack(endian + "IIII", data[at:at + 16])
+            pkt = data[at + 16:at + 16 + incl]
+            at += 16 + incl
+            t = sec + frac / (1e9 if nano else 1e6)
+            ip = pkt[l2:]
+            if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 17:
+                continue
+            udp = ip[(ip[0] & 15) * 4:]
+            if len(udp) < 8 + 3:
+                continue
+            sport, dport = struct.unpack("!HH", udp[:4])
+            qid, qr = struct.unpack("!H", udp[8:10])[0], udp[10] >> 7
+            if sport == a.port and not qr:
+                pending[qid] = t
+            elif dport == a.port and qr and qid in pending:
+                lat.append((t - pending.pop(qid)) * 1000.0)
+    lat.sort()
+
+    def q(p):
+        return lat[min(len(lat) - 1, int(p * len(lat)))] if lat else None
+    print(json.dumps({"srv_n": len(lat), "srv_p50": q(0.50), "srv_p99": q(0.99),
+                      "srv_p999": q(0.999)}))
+
+
 def add_parser(sub):
+    g = sub.add_parser("server-latency")
+    g.add_argument("pcap")
+    g.add_argument("port", type=int)
+    g.set_defaults(f=cmd_server_latency)
     g = sub.add_parser("policy-gen")
     g.add_argument("dir")
     g.add_argument("--rules", type=int, default=1000)
@@ -153,13 +207,20 @@ def lines(rows, series, Line, ge, le):
         "flood", "p99", "ms", "(info)", None)
     add(f"{flood}: LS name-rate block vs no block: answered", "flood", "dnslb-ls-block",
         "dnslb-ls", "flood", "answered_pct", "pct", "(info)", None)
-    add(f"{flood}: LS with the block vs no flood at all: p99 (unchanged within noise)", "flood",
+    add(f"{flood}: LS with the block vs no flood at all: p99", "flood",
         "dnslb-ls-block", "dnslb-ls-calm", "flood", "p99", "ms", "(info)", None)
+    add(f"{flood}: LS with the block vs no flood at the LS, the flood generator beside at the "
+        "same rate against a sink on the load core: p99 (unchanged within noise)", "flood",
+        "dnslb-ls-block", "dnslb-ls-calm-sink", "flood", "p99", "ms", "(info)", None)
+    add(f"{flood}: LS with the block vs no flood at all: p99 at the server (capture on lo)",
+        "flood", "dnslb-ls-block", "dnslb-ls-calm", "flood", "srv_p99", "ms", "(info)", None)
     add(f"{flood}: LS with the block: answered", "flood", "dnslb-ls-block", "dnsdist-block",
         "flood", "answered_pct", "pct", "LS >= 99.00 %",
         lambda r, o, t: o is not None and o >= 99.0)
     add(f"{flood}: LS vs dnsdist, both blocking: p99", "flood", "dnslb-ls-block",
         "dnsdist-block", "flood", "p99", "ms", "(info)", None)
+    add(f"{flood}: LS vs dnsdist, both blocking: p99 at the server (capture on lo)", "flood",
+        "dnslb-ls-block", "dnsdist-block", "flood", "srv_p99", "ms", "(info)", None)
     add(f"{flood}: dnsdist block vs no block: p99", "flood", "dnsdist-block", "dnsdist",
         "flood", "p99", "ms", "(info)", None)
     add(f"{flood}: dnsdist block vs no block: answered", "flood", "dnsdist-block", "dnsdist",
@@ -168,12 +229,20 @@ def lines(rows, series, Line, ge, le):
     tap = "dnstap to fstrm_capture"
     add(f"{tap}: LS on (4 message types) / off: max QPS", "dnstap", "dnslb-ls-dnstap",
         "dnslb-ls", "max", "qps", "qps", "ratio >= 0.85", ge(0.85))
-    add(f"{tap}: LS (4 types) vs dnsdist (query + response), both on: max QPS", "dnstap",
-        "dnslb-ls-dnstap", "dnsdist-dnstap", "max", "qps", "qps", "ratio >= 1.00", ge(1.0))
-    add(f"{tap}: LS on / off: CPU per query @ 20k QPS", "dnstap", "dnslb-ls-dnstap",
+    add(f"{tap}: LS vs dnsdist, both on with the same 2 types (client query + response): "
+        "max QPS", "dnstap", "dnslb-ls-dnstap2", "dnsdist-dnstap", "max", "qps", "qps",
+        "ratio >= 1.00", ge(1.0))
+    add(f"{tap}: LS (4 types) vs dnsdist (2 types), both on: max QPS", "dnstap",
+        "dnslb-ls-dnstap", "dnsdist-dnstap", "max", "qps", "qps", "(info)", None)
+    add(f"{tap}: LS on (2 types) / off: max QPS", "dnstap", "dnslb-ls-dnstap2", "dnslb-ls",
+        "max", "qps", "qps", "(info)", None)
+    add(f"{tap}: LS on (4 types) / off: CPU per query @ 20k QPS", "dnstap", "dnslb-ls-dnstap",
         "dnslb-ls", "fixed", "cpu_us", "us", "(info)", None)
-    add(f"{tap}: LS vs dnsdist, both on: CPU per query @ 20k QPS", "dnstap", "dnslb-ls-dnstap",
-        "dnsdist-dnstap", "fixed", "cpu_us", "us", "(info)", None)
+    add(f"{tap}: LS vs dnsdist, both on with 2 types: CPU per query @ 20k QPS", "dnstap",
+        "dnslb-ls-dnstap2", "dnsdist-dnstap", "fixed", "cpu_us", "us", "(info)", None)
+    add(f"{tap}: LS vs dnsdist, both on with 2 types: server + collector CPU per query "
+        "@ 20k QPS", "dnstap", "dnslb-ls-dnstap2", "dnsdist-dnstap", "fixed", "cpu_all_us",
+        "us", "(info)", None)
     add(f"{tap}: dnsdist on / off: max QPS", "dnstap", "dnsdist-dnstap", "dnsdist", "max",
         "qps", "qps", "(info)", None)
     return out
@@ -191,14 +260,19 @@ TITLES = {
 }
 
 
-def flood_columns(r):
-    """The flood record's extra columns: the normal client's answered share, and the
-    flood's rate sent and how it was answered."""
+def flood_columns(rs):
+    """A flood contender's extra columns, from its records by round: the normal
+    client's p99 at the server (median over the rounds); from the last round, its
+    answered share, and the flood's rate sent and how it was answered."""
+    srvs = [x["srv_p99"] for x in rs if x.get("srv_p99") is not None]
+    srv = statistics.median(srvs) if srvs else None
+    r = rs[-1]
     rc = r.get("flood_rcodes") or {}
     codes = ", ".join(f"{k} {v:,}" for k, v in sorted(rc.items()) if v) or "n/a"
     sent_qps = r.get("flood_sent_qps")
     lost = r.get("flood_lost")
     return [
+        "n/a" if srv is None else f"{srv:.3f}",
         "n/a" if r.get("answered_pct") is None else f"{r['answered_pct']:.2f} %",
         "n/a" if sent_qps is None else f"{sent_qps:,.0f}",
         codes + ("" if lost is None else f"; lost {lost:,}"),
@@ -206,18 +280,28 @@ def flood_columns(r):
 
 
 def derive(r):
-    """A flood record: the flood's rate sent, and the server's CPU time per query
-    answered, the flood's answers counted (record's cpu_us counts the normal
-    client's alone)."""
+    """A dnstap record: its collector's CPU time per query answered, and the
+    server's and the collector's together. A flood record: the flood's rate
+    sent, and the server's CPU time per query answered, the flood's answers
+    counted (record's cpu_us counts the normal client's alone)."""
+    hz = r.get("clk_tck")
+    if isinstance(r.get("collector_ticks"), int) and hz and r.get("completed"):
+        r["collector_cpu_us"] = r["collector_ticks"] * 1e6 / hz / r["completed"]
+        if r.get("cpu_us") is not None:
+            r["cpu_all_us"] = r["cpu_us"] + r["collector_cpu_us"]
     if r.get("mode") != "flood":
         return r
     if r.get("flood_sent") and r.get("flood_run_s"):
         r["flood_sent_qps"] = r["flood_sent"] / r["flood_run_s"]
     ticks, hz = r.get("cpu_ticks"), r.get("clk_tck")
-    done = (r.get("completed") or 0) + (r.get("flood_completed") or 0)
+    # (A flood against the sink, not the server: the server answered the normal client only.)
+    flood = 0 if r.get("flood_to_sink") else (r.get("flood_completed") or 0)
+    done = (r.get("completed") or 0) + flood
     if isinstance(ticks, int) and hz and done:
         r["cpu_us"] = ticks * 1e6 / hz / done
     return r
 
 
-FLOOD_HEAD = ["normal: answered", "flood sent/s", "flood answers"]
+FLOOD_HEAD = ["normal: p99 at the server ms", "normal: answered", "flood sent/s", "flood answers"]
+# The dnstap tables' column: the collector's CPU time per query (n/a: none).
+TAP_HEAD = ["collector CPU/query"]

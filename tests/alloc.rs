@@ -25,7 +25,11 @@
 //! thread reading into a fixed buffer), the frames are encoded into the
 //! queue's reused buffer and written in batches: nothing per query either.
 //!
-//! Its own test binary: the allocator is the whole process's.
+//! A query a block stops with `refuse` allocates its answer and nothing
+//! else ([`a_blocked_query_allocates_only_its_answer`]).
+//!
+//! Its own test binary: the allocator is the whole process's (its tests
+//! take turns).
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 use std::io::{Read, Write};
@@ -37,15 +41,21 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dnslb::config::{
-    BackendConfig, CacheConfig, EDE_BLOCKED, EcsMode, HealthConfig, LsConfig, PoolConfig, QType,
+    BackendConfig, CacheConfig, DynAction, EDE_BLOCKED, EcsMode, HealthConfig, LsConfig,
+    PoolConfig, QType,
     RuleAction, RuleConfig, RuleMatch, Strategy, parse_name,
 };
 use dnslb::dnstap::frame::{CONTENT_TYPE, ControlKind, decode_control, encode_control};
 use dnslb::dnstap::{Dnstap, RECONNECT, Settings, TapKind, TapTarget};
+use dnslb::ls::dynblock::ManualTarget;
 use tokio_util::sync::CancellationToken;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
+
+/// The tests of this binary run one at a time: the allocator's count, and
+/// dhat's one profiler, are the whole process's.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Queries before counting.
 const WARM_UP: usize = 2_000;
@@ -196,11 +206,22 @@ impl Collector {
 /// Sends `count` queries to `ls` in windows of [`WINDOW`], each window's
 /// answers read before the next goes; the number answered. Allocates
 /// nothing: the query and the answer live in fixed buffers.
+/// A forwarded answer: NOERROR with the backend's record.
+fn forwarded(answer: &[u8]) -> bool {
+    answer[3] & 0x0f == 0 && answer[7] == 1
+}
+
+/// A blocked query's answer: REFUSED, no record.
+fn refused(answer: &[u8]) -> bool {
+    answer[3] & 0x0f == 5 && answer[7] == 0
+}
+
+/// Sends `count` queries in windows; how many were answered as `expect` says.
 fn load(
     client: &UdpSocket,
     ls: SocketAddr,
     query: &mut [u8],
-    count: usize,
+    (count, expect): (usize, fn(&[u8]) -> bool),
     until: Instant,
 ) -> usize {
     let mut answered = 0;
@@ -222,18 +243,52 @@ fn load(
                 break; // a lost answer: the window ends here
             };
             let rid = u16::from_be_bytes([buf[0], buf[1]]);
-            // An answer of this window, NOERROR with the record.
-            if n > 12
-                && rid.wrapping_sub(first) < window as u16
-                && buf[3] & 0x0f == 0
-                && buf[7] == 1
-            {
+            // An answer of this window, as expected.
+            if n > 12 && rid.wrapping_sub(first) < window as u16 && expect(&buf[..n]) {
                 got += 1;
             }
         }
         answered += got;
     }
     answered
+}
+
+/// Binds `cfg`'s listeners and serves `balancer` on them (its first health
+/// round done): the address and the server's task.
+fn serve(
+    rt: &tokio::runtime::Runtime,
+    balancer: &Arc<dnslb::ls::Balancer>,
+    cfg: &LsConfig,
+    token: &CancellationToken,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    rt.block_on(async {
+        let listeners = dnslb::server::Listeners::bind(&cfg.listen, cfg.workers).unwrap();
+        let ls = listeners.local_addrs()[0];
+        dnslb::ls::probe::first_round(balancer, Duration::from_millis(500)).await;
+        let server = tokio::spawn(dnslb::ls::serve(
+            balancer.clone(),
+            listeners,
+            dnslb::ls::server_options(cfg),
+            token.clone(),
+        ));
+        (ls, server)
+    })
+}
+
+/// A client of the LS at `ls` once it has answered one query as `expect`
+/// says (queries sent before its worker runs may have waited past its queue
+/// bound, and be shed), and the query it sends.
+fn client_of(ls: SocketAddr, expect: fn(&[u8]) -> bool, until: Instant) -> (UdpSocket, Vec<u8>) {
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut q = query();
+    client
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while load(&client, ls, &mut q, (1, expect), until) == 0 {
+        assert!(Instant::now() < until, "the LS never answered");
+    }
+    client.set_read_timeout(Some(ANSWER_WAIT)).unwrap();
+    (client, q)
 }
 
 /// Forwards [`WARM_UP`] then [`COUNTED`] queries through an LS with
@@ -308,31 +363,9 @@ fn allocations_per_run(
     };
     let tap_stats = tap.stats();
     let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg).with_dnstap(tap));
-    let (ls, server) = rt.block_on(async {
-        let listeners = dnslb::server::Listeners::bind(&cfg.listen, cfg.workers).unwrap();
-        let ls = listeners.local_addrs()[0];
-        dnslb::ls::probe::first_round(&balancer, Duration::from_millis(500)).await;
-        let server = tokio::spawn(dnslb::ls::serve(
-            balancer.clone(),
-            listeners,
-            dnslb::ls::server_options(&cfg),
-            token.clone(),
-        ));
-        (ls, server)
-    });
-
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut q = query();
-    // Ready: one query answered (queries sent before the LS's worker runs
-    // may have waited past its queue bound, and be shed).
-    client
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    while load(&client, ls, &mut q, 1, until) == 0 {
-        assert!(Instant::now() < until, "the LS never answered");
-    }
-    client.set_read_timeout(Some(ANSWER_WAIT)).unwrap();
-    let warm = load(&client, ls, &mut q, WARM_UP, until);
+    let (ls, server) = serve(&rt, &balancer, &cfg, &token);
+    let (client, mut q) = client_of(ls, forwarded, until);
+    let warm = load(&client, ls, &mut q, (WARM_UP, forwarded), until);
     assert!(
         warm >= WARM_UP * 9 / 10,
         "{strategy:?}: {warm} warm-up queries answered"
@@ -349,7 +382,7 @@ fn allocations_per_run(
         dhat::Profiler::builder().testing().build()
     };
     let before = dhat::HeapStats::get();
-    let answered = load(&client, ls, &mut q, COUNTED, until);
+    let answered = load(&client, ls, &mut q, (COUNTED, forwarded), until);
     let after = dhat::HeapStats::get();
     drop(profiler);
     let shed = balancer.metrics().shed_queue.load(Relaxed) - shed_before;
@@ -461,6 +494,7 @@ fn thousand_rules() -> Vec<RuleConfig> {
 /// bound is a small total rather than zero.
 #[test]
 fn forwarding_allocates_nothing_per_query() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let pass = EcsMode::Pass;
     for (strategy, cache, rules, dnstap, ecs) in [
         (Strategy::Race, false, Vec::new(), false, pass),
@@ -487,4 +521,73 @@ fn forwarding_allocates_nothing_per_query() {
             "{strategy:?}: {blocks} allocations over {COUNTED} queries (at most {MAX_ALLOCATIONS})"
         );
     }
+}
+
+/// A query a block stops with `refuse` (here a block by hand on the query's
+/// name; a dynamic block's name-rate or client block answers the same way,
+/// through the same door) costs one allocation, its answer's, and nothing
+/// else: the REFUSED with its EDE is written from the query's bytes, not
+/// decoded and re-encoded (seven allocations each before). What a flood
+/// against one zone costs once its block is in force.
+#[test]
+fn a_blocked_query_allocates_only_its_answer() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let until = Instant::now() + TEST_BOUND;
+    let echo = Echo::start();
+    let cfg = LsConfig {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        workers: 1,
+        health: HealthConfig {
+            interval_ms: 3_600_000,
+            ..HealthConfig::default()
+        },
+        backend: vec![BackendConfig {
+            name: "b0".into(),
+            addr: echo.addr,
+            weight: 1,
+            notify_key: None,
+        }],
+        ..LsConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let token = CancellationToken::new();
+    let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
+    let target = ManualTarget::Name(parse_name("www.example").unwrap());
+    balancer
+        .dynblocks()
+        .add_manual(&target, 600, DynAction::Refuse, Instant::now())
+        .unwrap();
+    let (ls, server) = serve(&rt, &balancer, &cfg, &token);
+    let (client, mut q) = client_of(ls, refused, until);
+    let warm = load(&client, ls, &mut q, (WARM_UP, refused), until);
+    assert!(warm >= WARM_UP * 9 / 10, "{warm} warm-up queries refused");
+
+    let profiler = dhat::Profiler::builder().testing().build();
+    let before = dhat::HeapStats::get();
+    let answered = load(&client, ls, &mut q, (COUNTED, refused), until);
+    let after = dhat::HeapStats::get();
+    drop(profiler);
+    token.cancel();
+    rt.block_on(server).unwrap();
+    drop(rt);
+    // (What the backend answered is the first health round's probe.)
+    let sent = echo.stop();
+    assert!(
+        sent < 10,
+        "{sent} answered by the backend: blocked queries reached it"
+    );
+    assert!(
+        answered >= COUNTED * 9 / 10,
+        "{answered} of {COUNTED} counted queries refused"
+    );
+    let blocks = after.total_blocks - before.total_blocks;
+    eprintln!("blocked (refuse): {blocks} allocations over {answered} queries refused");
+    assert!(
+        blocks < answered as u64 + MAX_ALLOCATIONS,
+        "{blocks} allocations over {answered} refused queries (one each at most, and {MAX_ALLOCATIONS} more)"
+    );
 }
