@@ -215,7 +215,7 @@ fn judge_keys(rules: &Rules, sc: &Scratch) -> (Over<BlockKey>, Over<String>) {
         let row = sc.rows.get(at * cols..(at + 1) * cols).unwrap_or_default();
         for (i, r) in rules.list.iter().enumerate() {
             let Some(col) = r.col else { continue };
-            if r.cfg.exclude.iter().any(|n| n.contains(ip)) {
+            if r.exclude.contains(*ip) {
                 continue;
             }
             let count = row.get(col).copied().unwrap_or(0);
@@ -301,7 +301,7 @@ fn make_blocks(
             warn!(rule = %r.cfg.name, target = %key, action = %r.cfg.action, block_s = r.cfg.block_s, %reason, "dynamic block");
         }
         let block = Block::new(key.clone(), reason, until, r.stats.clone());
-        let block = Arc::new(block.excluding(&r.cfg.exclude));
+        let block = Arc::new(block.excluding(r.exclude.clone()));
         m.judged_in.insert(key.clone(), window);
         m.blocks.insert(key, block);
         made = true;
