@@ -346,6 +346,22 @@ async fn a_ts_writes_auth_query_and_response_that_dnstap_read_reads() {
     assert_eq!(ldns.matches("type: AUTH_RESPONSE").count(), 4, "{ldns}");
 }
 
+/// The dnstap messages of the Frame Streams file `file`, in order.
+fn frames(file: &std::path::Path) -> Vec<dnslb::dnstap::message::Message> {
+    use prost::Message as _;
+    let bytes = std::fs::read(file).unwrap();
+    let mut at = 0;
+    let mut out = Vec::new();
+    while let Ok(Some((frame, used))) = dnslb::dnstap::frame::decode(&bytes[at..]) {
+        at += used;
+        if let dnslb::dnstap::frame::Frame::Data(data) = frame {
+            let payload = dnslb::dnstap::message::Payload::decode(data).unwrap();
+            out.extend(payload.message);
+        }
+    }
+    out
+}
+
 /// An `[ls]` with one worker, the backend `ts` at `backend` and dnstap to `sock`.
 fn ls_config(
     dir: &std::path::Path,
@@ -458,6 +474,25 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
         .collect();
     let want: Vec<&str> = asked.iter().map(|a| a.3).collect();
     assert_eq!(statuses, want, "{yaml}");
+    // Every CLIENT_RESPONSE, over UDP too (R10), says when its query came
+    // and when it left, the one no later than the other. (dnstap-read
+    // prints only a response's response_time: read the frames.)
+    let responses: Vec<_> = frames(&file)
+        .into_iter()
+        .filter(|m| m.r#type == dnslb::dnstap::message::MessageType::ClientResponse as i32)
+        .map(|m| {
+            let asked = m.query_time_sec.zip(m.query_time_nsec);
+            let answered = m.response_time_sec.zip(m.response_time_nsec);
+            (m.socket_protocol, asked, answered)
+        })
+        .collect();
+    assert_eq!(responses.len(), 3, "{responses:?}");
+    for (proto, asked, answered) in &responses {
+        assert!(
+            asked.is_some() && asked <= answered,
+            "protocol {proto:?}: {responses:?}"
+        );
+    }
     let ldns = dnstap_ldns_yaml(&file);
     assert_eq!(ldns.matches("type: CLIENT_QUERY").count(), 3, "{ldns}");
 }

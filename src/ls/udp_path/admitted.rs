@@ -34,14 +34,15 @@ impl Worker {
     pub(super) fn hold(
         &mut self,
         raw: &[u8],
-        src: batch::Peer,
+        (src, received): (batch::Peer, Instant),
         state: Arc<LsState>,
         admitted: Admitted,
         delay: Duration,
     ) {
         let group = state.client_group(src.addr.ip());
         if !self.held.admits(group, self.max_flights) {
-            self.servfail_now(raw, src, (&state, &admitted), |m| &m.shed_inflight);
+            let shed = (&*state, &admitted);
+            self.servfail_now(raw, (src, received), shed, |m| &m.shed_inflight);
             return;
         }
         self.held.take(group);
@@ -56,6 +57,7 @@ impl Worker {
             admitted,
             group,
             at,
+            received,
         });
         self.timers.push(Reverse((at, TimerFor::Delayed(di))));
     }
@@ -68,10 +70,11 @@ impl Worker {
             state,
             admitted,
             group,
+            received,
             ..
         } = d;
         self.held.release(group);
-        self.forward(&raw, client, state, admitted);
+        self.forward(&raw, (client, received), state, admitted);
         self.spare.push(raw);
     }
 
@@ -82,11 +85,12 @@ impl Worker {
         }
     }
 
-    /// An admitted query: answered from the cache, shed, or made a flight.
+    /// An admitted query (arrived `received`): answered from the cache,
+    /// shed, or made a flight.
     pub(super) fn forward(
         &mut self,
         raw: &[u8],
-        src: batch::Peer,
+        (src, received): (batch::Peer, Instant),
         state: Arc<LsState>,
         admitted: Admitted,
     ) {
@@ -94,7 +98,7 @@ impl Worker {
         // no copy, no allocation.
         if state.route_at(admitted.route()).cache.is_some() {
             let query = (raw, Transport::Udp, admitted.route());
-            let out = self.to_clients.push(src);
+            let out = self.to_clients.push_at(src, received.into_std());
             if reply::from_cache(&state, query, out) {
                 self.balancer
                     .on_answer(src.addr.ip(), out, Some(&mut self.counts));
@@ -118,7 +122,7 @@ impl Worker {
                 None
             };
         if let Some(counter) = shed {
-            self.servfail_now(raw, src, (&state, &admitted), counter);
+            self.servfail_now(raw, (src, received), (&state, &admitted), counter);
             return;
         }
         let mut buf = self.spare.pop().unwrap_or_default();
@@ -136,6 +140,7 @@ impl Worker {
             attempts: SmallVec::new(),
             kept: None,
             arrived: std::time::Instant::now(),
+            received,
             timer_at: None,
         });
         self.drive(idx, now);
@@ -147,13 +152,13 @@ impl Worker {
     fn servfail_now(
         &mut self,
         raw: &[u8],
-        src: batch::Peer,
+        (src, received): (batch::Peer, Instant),
         (state, admitted): (&LsState, &Admitted),
         counter: fn(&LsMetrics) -> &AtomicU64,
     ) {
         let m = &self.balancer.metrics;
         counter(m).fetch_add(1, Relaxed);
-        let out = self.to_clients.push(src);
+        let out = self.to_clients.push_at(src, received.into_std());
         if shed::write_servfail(raw, admitted.question_end(), out) {
             let pool = state.route_at(admitted.route()).counters.as_deref();
             for answers in [Some(&m.answers), pool.map(|p| &p.answers)] {
