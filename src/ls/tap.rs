@@ -7,6 +7,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::dynblock::DynEvent;
 use super::rules::Act;
 use super::state::LsMetrics;
 use crate::dnstap::message::PolicyAction;
@@ -87,6 +88,25 @@ pub fn rule_matched(
         &TapEvent::new(TapKind::ClientQuery, transport, client, raw),
         &note,
     );
+}
+
+/// An event of a dynamic block whose rule has `log = true`: a
+/// CLIENT_QUERY without a DNS message, from the blocked client group (a
+/// name's block: from `0.0.0.0`), with the event's text as the frame's
+/// `extra` (`dnslb dynblock RULE block|warn|release TARGET REASON`),
+/// whatever kinds are selected.
+pub fn dynblock_event(d: &Dnstap, e: &DynEvent) {
+    let ip = e
+        .target
+        .parse()
+        .unwrap_or(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let event = TapEvent::new(
+        TapKind::ClientQuery,
+        TapTransport::Udp,
+        SocketAddr::new(ip, 0),
+        &[],
+    );
+    d.log_extra(&event, e.text().as_bytes());
 }
 
 /// FORWARDER_QUERY: `query` from the LS's upstream socket at `local` to
