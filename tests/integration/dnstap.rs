@@ -361,6 +361,27 @@ fn payloads(file: &std::path::Path) -> Vec<dnslb::dnstap::message::Payload> {
     out
 }
 
+/// An LS of one worker before the backend `ts` at `backend`, writing only
+/// FORWARDER_RESPONSE to `capture` as `identity` (besides what `rest`, more
+/// of the config, logs).
+async fn ls_tapping_responses(
+    dir: &ZoneDir,
+    backend: SocketAddr,
+    capture: &Capture,
+    identity: &str,
+    rest: &str,
+) -> LsServiceRun {
+    let text = format!(
+        "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[ls.dnstap]\nsocket = \"{}\"\n\
+         identity = \"{identity}\"\nmessages = [\"forwarder-response\"]\n\n\
+         [[ls.backend]]\nname = \"ts\"\naddr = \"{backend}\"\n\n{rest}",
+        capture.sock.display(),
+    );
+    let path = dir.path().join("ls.toml");
+    std::fs::write(&path, text).unwrap();
+    start_ls_service(&path).await
+}
+
 /// Waits (up to `within`) until the LS's dnstap has sent `n` frames, then
 /// stops the LS and the collector: the capture's file.
 async fn stop_after_frames(
@@ -625,18 +646,11 @@ async fn a_rule_with_log_writes_the_query_it_acted_on_to_dnstap() {
     let dir = ZoneDir::new();
     let ts = start_ts_table(&dir, "t.txt", TABLE).await;
     let capture = Capture::start(&dir.path().join("ls.sock"), &dir.path().join("ls.fstrm"));
-    let text = format!(
-        "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[ls.dnstap]\nsocket = \"{}\"\n\
-         identity = \"ls-rules\"\nmessages = [\"forwarder-response\"]\n\n\
-         [[ls.backend]]\nname = \"ts\"\naddr = \"{}\"\n\n\
-         [[ls.rule]]\nname = \"logged\"\nmatch = {{ suffix = [\"logged.test\"] }}\naction = \"nxdomain\"\nlog = true\n\n\
-         [[ls.rule]]\nname = \"quiet\"\nmatch = {{ suffix = [\"quiet.test\"] }}\naction = \"nxdomain\"\n",
-        capture.sock.display(),
-        ts.addr
-    );
-    let path = dir.path().join("ls.toml");
-    std::fs::write(&path, text).unwrap();
-    let ls = start_ls_service(&path).await;
+    let rules = "[[ls.rule]]\nname = \"logged\"\nmatch = { suffix = [\"logged.test\"] }\n\
+                 action = \"nxdomain\"\nlog = true\n\n\
+                 [[ls.rule]]\nname = \"quiet\"\nmatch = { suffix = [\"quiet.test\"] }\n\
+                 action = \"nxdomain\"\n";
+    let ls = ls_tapping_responses(&dir, ts.addr, &capture, "ls-rules", rules).await;
     for (i, (name, via)) in [
         ("a.logged.test.", Via::Udp),
         ("b.quiet.test.", Via::Udp),
@@ -691,19 +705,11 @@ async fn a_dynamic_block_with_log_writes_its_block_and_release_to_dnstap() {
     let dir = ZoneDir::new();
     let ts = start_ts_table(&dir, "t.txt", TABLE).await;
     let capture = Capture::start(&dir.path().join("ls.sock"), &dir.path().join("ls.fstrm"));
-    let text = format!(
-        "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[ls.dnstap]\nsocket = \"{}\"\n\
-         identity = \"ls-dyn\"\nmessages = [\"forwarder-response\"]\n\n\
-         [[ls.backend]]\nname = \"ts\"\naddr = \"{}\"\n\n\
-         [[ls.rule]]\nname = \"local\"\nmatch = {{ suffix = [\"flood.test\"] }}\naction = \"nxdomain\"\n\n\
-         [[ls.dynamic_block]]\nname = \"flood\"\nkind = \"query-rate\"\nthreshold = 5\n\
-         window_s = 1\nblock_s = 1\naction = \"refuse\"\nlog = true\n",
-        capture.sock.display(),
-        ts.addr
-    );
-    let path = dir.path().join("ls.toml");
-    std::fs::write(&path, text).unwrap();
-    let ls = start_ls_service(&path).await;
+    let rules = "[[ls.rule]]\nname = \"local\"\nmatch = { suffix = [\"flood.test\"] }\n\
+                 action = \"nxdomain\"\n\n\
+                 [[ls.dynamic_block]]\nname = \"flood\"\nkind = \"query-rate\"\nthreshold = 5\n\
+                 window_s = 1\nblock_s = 1\naction = \"refuse\"\nlog = true\n";
+    let ls = ls_tapping_responses(&dir, ts.addr, &capture, "ls-dyn", rules).await;
     // 40 queries in well under a second: over 5 a second.
     for i in 0..40u16 {
         let q = wire_query("x.flood.test.", RecordType::A, i, true, false);
