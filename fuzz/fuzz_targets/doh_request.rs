@@ -73,10 +73,12 @@ fuzz_target!(|data: &[u8]| {
     } else {
         "10.0.0.1:4000".parse().expect("addr")
     };
-    let trusted = [
+    let trusted: dnslb::guard::netset::NetSet = [
         "10.0.0.0/8".parse().expect("net"),
         "2001:db8::/32".parse().expect("net"),
-    ];
+    ]
+    .into_iter()
+    .collect();
     let headers: Vec<&[u8]> = xff.split(|b| *b == b'\r').collect();
     let header_text = String::from_utf8_lossy(xff);
     match client_of(peer, headers.iter().copied(), &trusted) {

@@ -134,6 +134,11 @@ pub struct DynBlockConfig {
     /// \[none\]
     #[serde(default, deserialize_with = "de_nets")]
     pub exclude: Vec<IpNet>,
+    /// Its blocks made, warnings and blocks lifted also go to dnstap
+    /// (`[ls.dnstap]`), as a CLIENT_QUERY whose `extra` says what happened.
+    /// \[false\]
+    #[serde(default)]
+    pub log: bool,
 }
 
 fn default_min_responses() -> u64 {
@@ -164,6 +169,7 @@ impl DynBlockConfig {
             action: DynAction::default(),
             warn_threshold: None,
             exclude: Vec::new(),
+            log: false,
         }
     }
 }

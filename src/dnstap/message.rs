@@ -285,6 +285,13 @@ impl Preamble {
             bytes: head.encode_to_vec(),
         }
     }
+
+    /// The same with `extra` (`Dnstap` field 3) as well.
+    pub fn with_extra(&self, extra: &[u8]) -> Self {
+        let mut bytes = self.bytes.clone();
+        prost::encoding::bytes::encode(3, &extra.to_vec(), &mut bytes);
+        Self { bytes }
+    }
 }
 
 /// One frame's payload, to be encoded: the `Dnstap` of a [`Preamble`] with

@@ -393,7 +393,16 @@ impl Dnstap {
     /// without waiting (a full queue drops it, counted).
     pub fn log(&self, event: &TapEvent<'_>) {
         if self.enabled(event.kind) {
-            self.push(event, None);
+            self.push(event, None, None);
+        }
+    }
+
+    /// Writes `event` with `extra` as the frame's `extra` field (an event
+    /// of the server's own, such as a dynamic block made), whatever kinds
+    /// `messages` selects; nothing when dnstap is off.
+    pub fn log_extra(&self, event: &TapEvent<'_>, extra: &[u8]) {
+        if self.is_on() {
+            self.push(event, None, Some(extra));
         }
     }
 
@@ -411,13 +420,21 @@ impl Dnstap {
             r#match: note.matched.map(Into::into),
             value: note.value.map(<[u8]>::to_vec),
         };
-        self.push(event, Some(policy));
+        self.push(event, Some(policy), None);
     }
 
     /// Encodes `event` and queues it.
-    fn push(&self, event: &TapEvent<'_>, policy: Option<MessagePolicy>) {
+    fn push(&self, event: &TapEvent<'_>, policy: Option<MessagePolicy>, extra: Option<&[u8]>) {
         let Some(shared) = &self.shared else {
             return;
+        };
+        let with_extra;
+        let preamble = match extra {
+            Some(x) => {
+                with_extra = shared.preamble.with_extra(x);
+                &with_extra
+            }
+            None => &shared.preamble,
         };
         let query_ip = event.query_addr.ip().to_canonical();
         let family = match query_ip {
@@ -469,7 +486,7 @@ impl Dnstap {
             }
             None => 2,
         };
-        let parts = PayloadParts::new(&shared.preamble, &meta, &borrowed[..used]);
+        let parts = PayloadParts::new(preamble, &meta, &borrowed[..used]);
         if !shared.queue.push(parts.len(), |out| parts.encode_into(out)) {
             shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }

@@ -1,5 +1,6 @@
 //! Client protection shared by every side (the ground floor, with dns/): the
-//! `allow` ACL ([`acl`]), the per-client token-bucket rate limit ([`rate`])
+//! `allow` ACL ([`acl`]), a network list compiled for lookups that cost
+//! the same whatever its length ([`netset`]), the per-client token-bucket rate limit ([`rate`])
 //! and the budget that keeps a flood from turning a log into a line per
 //! packet ([`log_budget`]). Imports nothing of the crate: the LS's door, the
 //! server layer's encrypted listeners (new connections per client, the
@@ -7,4 +8,5 @@
 pub mod acl;
 pub mod fair;
 pub mod log_budget;
+pub mod netset;
 pub mod rate;

@@ -286,7 +286,7 @@ impl Handler for Balancer {
     }
 
     fn admits_connection(&self, ip: std::net::IpAddr) -> bool {
-        crate::guard::acl::allowed(&self.state().allow, ip)
+        self.state().allow.contains(ip)
     }
 
     fn inflight_refused(&self) {

@@ -25,7 +25,6 @@ use super::upstream::shared::SharedSockets;
 use crate::config::{DynAction, LsConfig, RuleTransport};
 use crate::dns::{self, HEADER_LEN, Transport};
 use crate::dnstap::{Dnstap, TapTransport};
-use crate::guard::acl;
 use crate::guard::rate::RateVerdict;
 use crate::logging::QueryLine;
 use crate::server::{Reply, Request, Via};
@@ -204,7 +203,7 @@ impl Balancer {
         if verdict != RateVerdict::Pass {
             self.metrics.rate_limited.fetch_add(1, Relaxed);
         }
-        if !acl::allowed(&state.allow, req.src.ip()) {
+        if !state.allow.contains(req.src.ip()) {
             self.metrics.refused_acl.fetch_add(1, Relaxed);
             // REFUSED within the rate limit; past it, nothing (a TC=1 slip
             // would only send it to TCP to be refused there).

@@ -15,7 +15,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::AtomicU64;
 
-use ipnet::IpNet;
+use crate::guard::netset::NetSet;
 
 use crate::config::LsConfig;
 
@@ -23,7 +23,7 @@ use crate::config::LsConfig;
 #[derive(Clone, Default)]
 pub struct ControlSettings {
     api_key: Option<String>,
-    allow: Vec<IpNet>,
+    allow: NetSet,
     /// The listener is bound to a non-loopback address: the key is needed
     /// from every peer.
     key_from_all: bool,
@@ -107,7 +107,7 @@ impl ControlSettings {
     pub fn from_config(c: &LsConfig) -> Self {
         ControlSettings {
             api_key: c.api_key.clone(),
-            allow: c.control_allow.clone(),
+            allow: NetSet::new(&c.control_allow),
             key_from_all: c.metrics.is_some_and(|m| !is_loopback(m.ip())),
         }
     }
@@ -120,7 +120,7 @@ impl ControlSettings {
     /// needed (a peer not on loopback, or any peer of a listener not bound
     /// to loopback).
     pub fn authorize(&self, peer: IpAddr, key: Option<&[u8]>) -> Result<(), Refusal> {
-        if !crate::guard::acl::allowed(&self.allow, peer) {
+        if !self.allow.contains(peer) {
             return Err(Refusal::NotAllowed);
         }
         if !self.key_from_all && is_loopback(peer) {

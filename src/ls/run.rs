@@ -97,7 +97,10 @@ async fn run_dynblocks(balancer: Arc<Balancer>, token: tokio_util::sync::Cancell
             () = tokio::time::sleep(HAND_IN) => {}
         }
         // Well under a millisecond: every shard's tables walked once.
-        balancer.dynblocks().tick(std::time::Instant::now());
+        let events = balancer.dynblocks().tick(std::time::Instant::now());
+        for e in &events {
+            super::tap::dynblock_event(balancer.dnstap(), e);
+        }
     }
 }
 

@@ -5,8 +5,9 @@
 //! whether its kind is selected before any other work, and never waits
 //! (`crate::dnstap`: a full queue drops the frame, counted).
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use super::dynblock::DynEvent;
 use super::rules::Act;
 use super::state::LsMetrics;
 use crate::dnstap::message::PolicyAction;
@@ -89,6 +90,25 @@ pub fn rule_matched(
     );
 }
 
+/// An event of a dynamic block whose rule has `log = true`: a
+/// CLIENT_QUERY without a DNS message, from the blocked client group (a
+/// name's block: from `0.0.0.0`), with the event's text as the frame's
+/// `extra` (`dnslb dynblock RULE block|warn|release TARGET REASON`),
+/// whatever kinds are selected.
+pub fn dynblock_event(d: &Dnstap, e: &DynEvent) {
+    let ip = e
+        .target
+        .parse()
+        .unwrap_or(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let event = TapEvent::new(
+        TapKind::ClientQuery,
+        TapTransport::Udp,
+        SocketAddr::new(ip, 0),
+        &[],
+    );
+    d.log_extra(&event, e.text().as_bytes());
+}
+
 /// FORWARDER_QUERY: `query` from the LS's upstream socket at `local` to
 /// `backend`.
 pub fn forwarder_query(
@@ -135,65 +155,89 @@ pub fn forwarder_response(
     }
 }
 
+/// The messages of one round queued on one UDP socket, each logged as
+/// `kind` (when it is on and a message is queued) by `each(local, now,
+/// message)`: `local()`, the socket's address, asked once (a `getsockname`
+/// per socket and round was most of the fast path's syscalls with dnstap
+/// on), and one clock read for the round.
+fn round<'a, T>(
+    d: &Dnstap,
+    kind: TapKind,
+    queued: impl Iterator<Item = T>,
+    local: impl FnOnce() -> Option<SocketAddr>,
+    mut each: impl FnMut(Option<SocketAddr>, SystemTime, T) -> TapEvent<'a>,
+) {
+    if !d.enabled(kind) {
+        return;
+    }
+    let mut queued = queued.peekable();
+    if queued.peek().is_none() {
+        return;
+    }
+    let local = local();
+    let now = SystemTime::now();
+    for item in queued {
+        d.log(&each(local, now, item));
+    }
+}
+
 /// FORWARDER_QUERY of each UDP query queued on one upstream socket (at
-/// `local()`, asked only when the kind is on and a query is queued: a
-/// `getsockname` per socket and round was most of the fast path's syscalls
-/// with dnstap on), as the round's flush sends them; one clock read for the
-/// round.
+/// `local()`), as the round's flush sends them.
 pub(crate) fn forwarder_queries<'a>(
     d: &Dnstap,
     queued: impl Iterator<Item = (&'a [u8], Peer)>,
     local: impl FnOnce() -> Option<SocketAddr>,
 ) {
-    if !d.enabled(TapKind::ForwarderQuery) {
-        return;
-    }
-    let mut queued = queued.peekable();
-    if queued.peek().is_none() {
-        return;
-    }
-    let local = local();
-    let now = SystemTime::now();
-    for (query, to) in queued {
-        let mut e = TapEvent::new(
-            TapKind::ForwarderQuery,
-            TapTransport::Udp,
-            upstream(local, to.addr),
-            query,
-        );
-        e.response_addr = Some(to.addr);
-        e.query_time = Some(now);
-        d.log(&e);
-    }
+    round(
+        d,
+        TapKind::ForwarderQuery,
+        queued,
+        local,
+        |local, now, (query, to)| {
+            let mut e = TapEvent::new(
+                TapKind::ForwarderQuery,
+                TapTransport::Udp,
+                upstream(local, to.addr),
+                query,
+            );
+            e.response_addr = Some(to.addr);
+            e.query_time = Some(now);
+            e
+        },
+    );
 }
 
 /// CLIENT_RESPONSE of each UDP answer queued on a client socket (at
-/// `local()`, asked only when an answer is queued; an answer leaving a
-/// wildcard socket from the address its query came to says that address),
-/// as the round's flush sends them; one clock read for the round.
+/// `local`; an answer leaving a wildcard socket from the address its query
+/// came to says that address), as the round's flush sends them, with its
+/// query's arrival as `query_time` where the queue was told it (one more
+/// clock read, monotonic, for the round).
 pub(crate) fn client_responses<'a>(
     d: &Dnstap,
-    queued: impl Iterator<Item = (&'a [u8], Peer)>,
-    local: impl FnOnce() -> Option<SocketAddr>,
+    queued: impl Iterator<Item = (&'a [u8], Peer, Option<Instant>)>,
+    local: Option<SocketAddr>,
 ) {
-    if !d.enabled(TapKind::ClientResponse) {
-        return;
-    }
-    let mut queued = queued.peekable();
-    if queued.peek().is_none() {
-        return;
-    }
-    let local = local();
-    let now = SystemTime::now();
-    for (answer, to) in queued {
-        let mut e = TapEvent::new(TapKind::ClientResponse, TapTransport::Udp, to.addr, answer);
-        e.response_addr = match (to.local, local) {
-            (Some(ip), Some(l)) => Some(SocketAddr::new(ip, l.port())),
-            _ => local,
-        };
-        e.response_time = Some(now);
-        d.log(&e);
-    }
+    let mut mono = None;
+    let local = || local;
+    round(
+        d,
+        TapKind::ClientResponse,
+        queued,
+        local,
+        |local, now, (answer, to, arrived)| {
+            let mut e = TapEvent::new(TapKind::ClientResponse, TapTransport::Udp, to.addr, answer);
+            e.response_addr = match (to.local, local) {
+                (Some(ip), Some(l)) => Some(SocketAddr::new(ip, l.port())),
+                _ => local,
+            };
+            e.response_time = Some(now);
+            e.query_time = arrived.and_then(|at| {
+                let mono = *mono.get_or_insert_with(Instant::now);
+                now.checked_sub(mono.saturating_duration_since(at))
+            });
+            e
+        },
+    );
 }
 
 /// The upstream socket's address, or the unspecified address of the

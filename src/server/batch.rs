@@ -448,6 +448,9 @@ pub(crate) struct SendQueue {
     /// Messages `..len` are queued; the rest are spare buffers.
     msgs: Vec<(Vec<u8>, Peer)>,
     len: usize,
+    /// When the query each queued message answers arrived, where the queuer
+    /// said ([`SendQueue::stamp`]); by index, as `msgs`.
+    arrived: Vec<Option<std::time::Instant>>,
 }
 
 impl SendQueue {
@@ -460,6 +463,7 @@ impl SendQueue {
                 .map(|_| (Vec::with_capacity(512), Peer::from(to)))
                 .collect(),
             len: 0,
+            arrived: vec![None; n],
         }
     }
 
@@ -475,7 +479,34 @@ impl SendQueue {
         let (buf, dst) = &mut self.msgs[self.len - 1];
         buf.clear();
         *dst = to;
+        match self.arrived.get_mut(self.len - 1) {
+            Some(at) => *at = None,
+            None => self.arrived.push(None),
+        }
         buf
+    }
+
+    /// [`SendQueue::push`] of the answer to a query that arrived `arrived`.
+    pub(crate) fn push_at(
+        &mut self,
+        to: impl Into<Peer>,
+        arrived: std::time::Instant,
+    ) -> &mut Vec<u8> {
+        self.push(to);
+        self.stamp(arrived);
+        // In bounds: `push` made the list at least `len` long.
+        &mut self.msgs[self.len - 1].0
+    }
+
+    /// Says when the query the message queued last answers arrived.
+    pub(crate) fn stamp(&mut self, arrived: std::time::Instant) {
+        if let Some(at) = self
+            .len
+            .checked_sub(1)
+            .and_then(|i| self.arrived.get_mut(i))
+        {
+            *at = Some(arrived);
+        }
     }
 
     /// Queues a copy of `bytes` for `to`.
@@ -487,6 +518,17 @@ impl SendQueue {
     pub(crate) fn queued(&self) -> impl Iterator<Item = (&[u8], Peer)> {
         let queued = self.msgs.get(..self.len).unwrap_or_default();
         queued.iter().map(|(b, p)| (b.as_slice(), *p))
+    }
+
+    /// [`SendQueue::queued`], with when each one's query arrived when
+    /// stamped.
+    pub(crate) fn queued_stamped(
+        &self,
+    ) -> impl Iterator<Item = (&[u8], Peer, Option<std::time::Instant>)> {
+        let at = |i| self.arrived.get(i).copied().flatten();
+        self.queued()
+            .enumerate()
+            .map(move |(i, (b, p))| (b, p, at(i)))
     }
 
     /// Messages queued.

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 
-use crate::guard::acl::allowed;
+use crate::guard::netset::NetSet;
 
 /// Entries of `X-Forwarded-For` looked at, from the right, before the header is taken
 /// as malformed: bounds the work a request can ask for.
@@ -47,9 +47,9 @@ impl ClientAddr {
 pub fn client_of<'a>(
     peer: SocketAddr,
     headers: impl DoubleEndedIterator<Item = &'a [u8]>,
-    trusted: &[IpNet],
+    trusted: &NetSet,
 ) -> ClientAddr {
-    if trusted.is_empty() || !allowed(trusted, peer.ip()) {
+    if trusted.is_empty() || !trusted.contains(peer.ip()) {
         return ClientAddr::Peer(peer);
     }
     let mut seen = 0usize;
@@ -63,7 +63,7 @@ pub fn client_of<'a>(
             let Some(addr) = parse_entry(entry) else {
                 return ClientAddr::Malformed(peer);
             };
-            if !allowed(trusted, addr.ip()) {
+            if !trusted.contains(addr.ip()) {
                 return ClientAddr::Forwarded(addr);
             }
             leftmost = Some(addr);
@@ -92,16 +92,17 @@ fn parse_entry(entry: &[u8]) -> Option<SocketAddr> {
 
 /// The networks of `trusted_proxies`, swapped in place by a reload.
 #[derive(Debug, Default)]
-pub struct TrustedProxies(ArcSwap<Vec<IpNet>>);
+pub struct TrustedProxies(ArcSwap<NetSet>);
 
 impl TrustedProxies {
     /// Trusting `nets`.
     pub fn new(nets: Vec<IpNet>) -> Self {
-        TrustedProxies(ArcSwap::from_pointee(nets))
+        TrustedProxies(ArcSwap::from_pointee(NetSet::new(&nets)))
     }
 
     /// Trusts `nets` from now on.
     pub fn set(&self, nets: Vec<IpNet>) {
+        let nets = NetSet::new(&nets);
         if **self.0.load() != nets {
             self.0.store(std::sync::Arc::new(nets));
         }
@@ -109,11 +110,7 @@ impl TrustedProxies {
 
     /// Whether `ip` is one of the trusted proxies.
     pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
-        let ip = match ip {
-            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-            v4 => v4,
-        };
-        self.0.load().iter().any(|n| n.contains(&ip))
+        self.0.load().contains(ip)
     }
 
     /// [`client_of`] with the networks in force.
@@ -144,7 +141,11 @@ mod tests {
     /// 2001:db8:ffff::/48.
     fn of(peer: &str, headers: &[&str]) -> ClientAddr {
         let trusted = nets(&["10.0.0.0/8", "2001:db8:ffff::/48"]);
-        client_of(sa(peer), headers.iter().map(|h| h.as_bytes()), &trusted)
+        client_of(
+            sa(peer),
+            headers.iter().map(|h| h.as_bytes()),
+            &NetSet::new(&trusted),
+        )
     }
 
     #[test]
@@ -158,7 +159,11 @@ mod tests {
             ClientAddr::Forwarded(_)
         ));
         // No trusted proxy configured: nobody is believed.
-        let none = client_of(sa(PROXY), [b"192.0.2.1".as_slice()].into_iter(), &[]);
+        let none = client_of(
+            sa(PROXY),
+            [b"192.0.2.1".as_slice()].into_iter(),
+            &NetSet::default(),
+        );
         assert_eq!(none, ClientAddr::Peer(sa(PROXY)));
         // A trusted proxy without the header: the proxy itself.
         assert_eq!(of(PROXY, &[]), ClientAddr::Peer(sa(PROXY)));
@@ -222,7 +227,7 @@ mod tests {
         let not_utf8 = client_of(
             sa(PROXY),
             [b"\xff\xfe".as_slice()].into_iter(),
-            &nets(&["10.0.0.0/8"]),
+            &NetSet::new(&nets(&["10.0.0.0/8"])),
         );
         assert_eq!(not_utf8, ClientAddr::Malformed(sa(PROXY)));
     }

@@ -15,9 +15,9 @@ use hickory_proto::rr::RecordType;
 use tokio_util::sync::CancellationToken;
 
 use crate::kit::{
-    Capture, DNSTAP_TOOLS, Via, ZoneDir, dnstap_ldns_yaml, dnstap_read_lines, dnstap_read_yaml,
-    need, poll_until_async, query, send, start_ls_service, start_ts_table, ts_settings,
-    udp_exchange_raw, wire_query,
+    Capture, DNSTAP_TOOLS, LsServiceRun, Via, ZoneDir, dnstap_ldns_yaml, dnstap_read_lines,
+    dnstap_read_yaml, need, poll_until_async, query, send, start_ls_service, start_ts_table,
+    ts_settings, udp_exchange_raw, wire_query,
 };
 
 /// `query` answered with `rcode` (no records).
@@ -346,6 +346,63 @@ async fn a_ts_writes_auth_query_and_response_that_dnstap_read_reads() {
     assert_eq!(ldns.matches("type: AUTH_RESPONSE").count(), 4, "{ldns}");
 }
 
+/// The dnstap payloads of the Frame Streams file `file`, in order.
+fn payloads(file: &std::path::Path) -> Vec<dnslb::dnstap::message::Payload> {
+    use prost::Message as _;
+    let bytes = std::fs::read(file).unwrap();
+    let mut at = 0;
+    let mut out = Vec::new();
+    while let Ok(Some((frame, used))) = dnslb::dnstap::frame::decode(&bytes[at..]) {
+        at += used;
+        if let dnslb::dnstap::frame::Frame::Data(data) = frame {
+            out.push(dnslb::dnstap::message::Payload::decode(data).unwrap());
+        }
+    }
+    out
+}
+
+/// An LS of one worker before the backend `ts` at `backend`, writing only
+/// FORWARDER_RESPONSE to `capture` as `identity` (besides what `rest`, more
+/// of the config, logs).
+async fn ls_tapping_responses(
+    dir: &ZoneDir,
+    backend: SocketAddr,
+    capture: &Capture,
+    identity: &str,
+    rest: &str,
+) -> LsServiceRun {
+    let text = format!(
+        "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[ls.dnstap]\nsocket = \"{}\"\n\
+         identity = \"{identity}\"\nmessages = [\"forwarder-response\"]\n\n\
+         [[ls.backend]]\nname = \"ts\"\naddr = \"{backend}\"\n\n{rest}",
+        capture.sock.display(),
+    );
+    let path = dir.path().join("ls.toml");
+    std::fs::write(&path, text).unwrap();
+    start_ls_service(&path).await
+}
+
+/// Waits (up to `within`) until the LS's dnstap has sent `n` frames, then
+/// stops the LS and the collector: the capture's file.
+async fn stop_after_frames(
+    ls: LsServiceRun,
+    capture: Capture,
+    n: u64,
+    within: Duration,
+) -> std::path::PathBuf {
+    let stats = ls.balancer.dnstap().stats().unwrap();
+    let sent = poll_until_async(within, Duration::from_millis(10), async || {
+        (stats.sent.load(Ordering::Relaxed) >= n).then_some(())
+    })
+    .await;
+    assert!(sent.is_some(), "{n} frames; {stats:?}");
+    ls.controls.send(Control::Shutdown).unwrap();
+    ls.task.await.unwrap().unwrap();
+    let file = capture.file.clone();
+    capture.stop();
+    file
+}
+
 /// An `[ls]` with one worker, the backend `ts` at `backend` and dnstap to `sock`.
 fn ls_config(
     dir: &std::path::Path,
@@ -458,6 +515,26 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
         .collect();
     let want: Vec<&str> = asked.iter().map(|a| a.3).collect();
     assert_eq!(statuses, want, "{yaml}");
+    // Every CLIENT_RESPONSE, over UDP too (R10), says when its query came
+    // and when it left, the one no later than the other. (dnstap-read
+    // prints only a response's response_time: read the frames.)
+    let responses: Vec<_> = payloads(&file)
+        .into_iter()
+        .filter_map(|p| p.message)
+        .filter(|m| m.r#type == dnslb::dnstap::message::MessageType::ClientResponse as i32)
+        .map(|m| {
+            let asked = m.query_time_sec.zip(m.query_time_nsec);
+            let answered = m.response_time_sec.zip(m.response_time_nsec);
+            (m.socket_protocol, asked, answered)
+        })
+        .collect();
+    assert_eq!(responses.len(), 3, "{responses:?}");
+    for (proto, asked, answered) in &responses {
+        assert!(
+            asked.is_some() && asked <= answered,
+            "protocol {proto:?}: {responses:?}"
+        );
+    }
     let ldns = dnstap_ldns_yaml(&file);
     assert_eq!(ldns.matches("type: CLIENT_QUERY").count(), 3, "{ldns}");
 }
@@ -569,18 +646,11 @@ async fn a_rule_with_log_writes_the_query_it_acted_on_to_dnstap() {
     let dir = ZoneDir::new();
     let ts = start_ts_table(&dir, "t.txt", TABLE).await;
     let capture = Capture::start(&dir.path().join("ls.sock"), &dir.path().join("ls.fstrm"));
-    let text = format!(
-        "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[ls.dnstap]\nsocket = \"{}\"\n\
-         identity = \"ls-rules\"\nmessages = [\"forwarder-response\"]\n\n\
-         [[ls.backend]]\nname = \"ts\"\naddr = \"{}\"\n\n\
-         [[ls.rule]]\nname = \"logged\"\nmatch = {{ suffix = [\"logged.test\"] }}\naction = \"nxdomain\"\nlog = true\n\n\
-         [[ls.rule]]\nname = \"quiet\"\nmatch = {{ suffix = [\"quiet.test\"] }}\naction = \"nxdomain\"\n",
-        capture.sock.display(),
-        ts.addr
-    );
-    let path = dir.path().join("ls.toml");
-    std::fs::write(&path, text).unwrap();
-    let ls = start_ls_service(&path).await;
+    let rules = "[[ls.rule]]\nname = \"logged\"\nmatch = { suffix = [\"logged.test\"] }\n\
+                 action = \"nxdomain\"\nlog = true\n\n\
+                 [[ls.rule]]\nname = \"quiet\"\nmatch = { suffix = [\"quiet.test\"] }\n\
+                 action = \"nxdomain\"\n";
+    let ls = ls_tapping_responses(&dir, ts.addr, &capture, "ls-rules", rules).await;
     for (i, (name, via)) in [
         ("a.logged.test.", Via::Udp),
         ("b.quiet.test.", Via::Udp),
@@ -593,18 +663,7 @@ async fn a_rule_with_log_writes_the_query_it_acted_on_to_dnstap() {
         let m = send(ls.addr, &q, *via).await.unwrap();
         assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{name}");
     }
-    let stats = ls.balancer.dnstap().stats().unwrap();
-    let two = poll_until_async(
-        Duration::from_secs(10),
-        Duration::from_millis(10),
-        async || (stats.sent.load(Ordering::Relaxed) >= 2).then_some(()),
-    )
-    .await;
-    assert!(two.is_some(), "2 frames; {stats:?}");
-    ls.controls.send(Control::Shutdown).unwrap();
-    ls.task.await.unwrap().unwrap();
-    let file = capture.file.clone();
-    capture.stop();
+    let file = stop_after_frames(ls, capture, 2, Duration::from_secs(10)).await;
 
     let lines = dnstap_read_lines(&file);
     assert_eq!(lines.len(), 2, "{lines:#?}");
@@ -620,22 +679,63 @@ async fn a_rule_with_log_writes_the_query_it_acted_on_to_dnstap() {
     let yaml = dnstap_read_yaml(&file);
     assert_eq!(yaml.matches("identity: ls-rules").count(), 2, "{yaml}");
     // dnstap-read does not print the policy: read it from the file.
-    let bytes = std::fs::read(&file).unwrap();
-    let mut at = 0;
-    let mut policies = Vec::new();
-    while let Ok(Some((frame, used))) = dnslb::dnstap::frame::decode(&bytes[at..]) {
-        at += used;
-        if let dnslb::dnstap::frame::Frame::Data(data) = frame {
-            use prost::Message as _;
-            let payload = dnslb::dnstap::message::Payload::decode(data).unwrap();
+    let policies: Vec<_> = payloads(&file)
+        .into_iter()
+        .map(|payload| {
             let p = payload.message.unwrap().policy.unwrap();
-            policies.push((String::from_utf8(p.rule.unwrap()).unwrap(), p.action));
-        }
-    }
+            (String::from_utf8(p.rule.unwrap()).unwrap(), p.action)
+        })
+        .collect();
     let nx = Some(dnslb::dnstap::message::PolicyAction::Nxdomain as i32);
     assert_eq!(
         policies,
         [("logged".to_owned(), nx), ("logged".to_owned(), nx)]
+    );
+}
+
+/// A dynamic block with `log = true` writes its block and its release to
+/// dnstap (whatever `messages` selects): CLIENT_QUERY frames from the
+/// client, without a DNS message, whose `extra` says what happened.
+#[tokio::test]
+async fn a_dynamic_block_with_log_writes_its_block_and_release_to_dnstap() {
+    let test = "dnstap::a_dynamic_block_with_log_writes_its_block_and_release_to_dnstap";
+    if need(test, DNSTAP_TOOLS).is_none() {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
+    let capture = Capture::start(&dir.path().join("ls.sock"), &dir.path().join("ls.fstrm"));
+    let rules = "[[ls.rule]]\nname = \"local\"\nmatch = { suffix = [\"flood.test\"] }\n\
+                 action = \"nxdomain\"\n\n\
+                 [[ls.dynamic_block]]\nname = \"flood\"\nkind = \"query-rate\"\nthreshold = 5\n\
+                 window_s = 1\nblock_s = 1\naction = \"refuse\"\nlog = true\n";
+    let ls = ls_tapping_responses(&dir, ts.addr, &capture, "ls-dyn", rules).await;
+    // 40 queries in well under a second: over 5 a second.
+    for i in 0..40u16 {
+        let q = wire_query("x.flood.test.", RecordType::A, i, true, false);
+        let _ = send(ls.addr, &q, Via::Udp).await;
+    }
+    // Blocked within about a tick, released a block_s later.
+    let file = stop_after_frames(ls, capture, 2, Duration::from_secs(15)).await;
+
+    let lines = dnstap_read_lines(&file);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines.iter().all(|l| l.contains(" CQ 127.0.0.1:0 ")),
+        "{lines:#?}"
+    );
+    let extras: Vec<String> = payloads(&file)
+        .into_iter()
+        .map(|p| String::from_utf8(p.extra.unwrap()).unwrap())
+        .collect();
+    assert_eq!(extras.len(), 2, "{extras:?}");
+    assert!(
+        extras[0].starts_with("dnslb dynblock flood block 127.0.0.1 "),
+        "{extras:?}"
+    );
+    assert!(
+        extras[1].starts_with("dnslb dynblock flood release 127.0.0.1 "),
+        "{extras:?}"
     );
 }
 

@@ -64,7 +64,7 @@ pub use counting::{
 };
 pub use manual::{BlockInfo, ManualError, ManualTarget};
 pub use set::{Block, BlockKey, BlockSet, MANUAL, MAX_BLOCKS, MAX_MANUAL, RuleStats};
-pub use tick::{LOG_INTERVAL, LOG_LINES};
+pub use tick::{DynEvent, LOG_INTERVAL, LOG_LINES};
 pub use top::{TOP_KEEP, TOP_SECS, TopEntry, TopReport};
 
 use counting::CountShard;
@@ -284,8 +284,9 @@ impl DynBlocks {
 
     /// The once-a-second maintenance at `now` ([`tick::tick`]): the shards
     /// handed in and the async path's merged, judged, blocks made and
-    /// lifted, the set in force published when it changed.
-    pub fn tick(&self, now: Instant) {
+    /// lifted, the set in force published when it changed. The events of
+    /// rules with `log = true` (for dnstap).
+    pub fn tick(&self, now: Instant) -> Vec<DynEvent> {
         let rules = self.rules.load_full();
         let mut m = lock(&self.maint);
         let mut handed = std::mem::take(&mut *lock(&self.inbox));
@@ -298,12 +299,14 @@ impl DynBlocks {
         if tick::tick(&mut m, &rules, now, &self.table_full) {
             self.publish(&m);
         }
+        let events = std::mem::take(&mut m.events);
         let mut spares = lock(&self.spares);
         for s in handed {
             if spares.len() < INBOX_MAX && s.generation == rules.generation {
                 spares.push(s);
             }
         }
+        events
     }
 
     /// Publishes the blocks of `m` to the workers.

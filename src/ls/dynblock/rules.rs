@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::set::RuleStats;
 use super::table::{self, DynName};
 use crate::config::{DynAction, DynBlockConfig, DynKind};
+use crate::guard::netset::NetSet;
 
 /// One rule, compiled.
 #[derive(Debug)]
@@ -19,6 +20,8 @@ pub(super) struct BlockRule {
     pub(super) col: Option<usize>,
     /// `name-rate`: its suffix, lower-case wire form, and its label count.
     pub(super) suffix: Option<(Vec<u8>, usize)>,
+    /// Its `exclude` networks, compiled once (its blocks share them).
+    pub(super) exclude: Arc<NetSet>,
     pub(super) stats: Arc<RuleStats>,
 }
 
@@ -63,6 +66,7 @@ impl Rules {
                     cfg: cfg.clone(),
                     col,
                     suffix,
+                    exclude: Arc::new(NetSet::new(&cfg.exclude)),
                     stats: stats.get(&cfg.name, cfg.action),
                 }
             })

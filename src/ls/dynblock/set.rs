@@ -13,6 +13,7 @@ use ipnet::IpNet;
 
 use super::table::{label_starts, wire_text};
 use crate::config::DynAction;
+use crate::guard::netset::NetSet;
 
 /// Most blocks in force at once.
 pub const MAX_BLOCKS: usize = 10_000;
@@ -85,7 +86,7 @@ pub struct Block {
     pub stats: Arc<RuleStats>,
     /// Addresses it never stops (its rule's `exclude`): a client group
     /// blocked as a whole still lets them through.
-    exclude: Box<[IpNet]>,
+    exclude: Option<Arc<NetSet>>,
 }
 
 impl Block {
@@ -97,19 +98,19 @@ impl Block {
             until: std::sync::Mutex::new(until),
             blocked: AtomicU64::new(0),
             stats,
-            exclude: Box::default(),
+            exclude: None,
         }
     }
 
     /// The block, letting the addresses of `exclude` through.
-    pub fn excluding(mut self, exclude: &[IpNet]) -> Self {
-        self.exclude = exclude.into();
+    pub fn excluding(mut self, exclude: Arc<NetSet>) -> Self {
+        self.exclude = Some(exclude);
         self
     }
 
     /// Whether it lets a query from `ip` through (an excluded address).
     pub fn exempts(&self, ip: IpAddr) -> bool {
-        self.exclude.iter().any(|n| n.contains(&ip))
+        self.exclude.as_ref().is_some_and(|x| x.contains(ip))
     }
 
     /// When it ends.

@@ -500,3 +500,33 @@ fn an_excluded_address_inside_a_blocked_group_is_let_through() {
     assert_eq!(blocked(&d, "2001:db8:a::2", "a."), Some(DynAction::Drop));
     assert_eq!(blocked(&d, "2001:db8:a::1", "a."), None, "excluded");
 }
+
+/// A rule with `log = true` reports its block and its release (for
+/// dnstap); one without reports nothing.
+#[test]
+fn a_rule_with_log_reports_its_block_and_release() {
+    let t0 = Instant::now();
+    let mut logged = rule(DynKind::QueryRate, 50.0);
+    logged.log = true;
+    let mut quiet = rule(DynKind::QueryRate, 50.0);
+    quiet.name = "q".into();
+    let d = blocks(vec![logged, quiet], t0);
+    queries(&d, "192.0.2.1", "a.", A, 200);
+    let made = d.tick(secs(t0, 1));
+    let what: Vec<_> = made
+        .iter()
+        .map(|e| (e.what, e.rule.as_str(), e.target.as_str()))
+        .collect();
+    assert_eq!(what, [("block", "r", "192.0.2.1")], "{made:?}");
+    assert!(
+        made[0]
+            .text()
+            .starts_with("dnslb dynblock r block 192.0.2.1 ")
+    );
+    let mut lifted = Vec::new();
+    for s in 2..10 {
+        lifted.extend(d.tick(secs(t0, s)));
+    }
+    let what: Vec<_> = lifted.iter().map(|e| (e.what, e.rule.as_str())).collect();
+    assert_eq!(what, [("release", "r")], "{lifted:?}");
+}

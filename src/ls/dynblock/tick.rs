@@ -48,6 +48,42 @@ pub(super) struct Maint {
     log: LimitLog,
     /// The tick's working space.
     scratch: Scratch,
+    /// The events of rules with `log = true` since the last tick, for
+    /// dnstap (taken by [`DynBlocks::tick`](super::DynBlocks::tick)).
+    pub(super) events: Vec<DynEvent>,
+}
+
+/// What happened to a block of a rule with `log = true`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynEvent {
+    /// `block`, `warn` or `release`.
+    pub what: &'static str,
+    /// The rule's name.
+    pub rule: String,
+    /// The client group or name.
+    pub target: String,
+    /// What was counted (a release: the queries it stopped).
+    pub reason: String,
+}
+
+impl DynEvent {
+    /// Its one-line text: `dnslb dynblock RULE block|warn|release TARGET REASON`.
+    pub fn text(&self) -> String {
+        format!(
+            "dnslb dynblock {} {} {} {}",
+            self.rule, self.what, self.target, self.reason
+        )
+    }
+}
+
+/// Bounds the events kept between two ticks.
+const MAX_EVENTS: usize = 1024;
+
+/// Keeps `e` for dnstap when there is room.
+fn note(m: &mut Maint, e: DynEvent) {
+    if m.events.len() < MAX_EVENTS {
+        m.events.push(e);
+    }
 }
 
 impl Maint {
@@ -63,6 +99,7 @@ impl Maint {
             stats,
             log: LimitLog::new(now, LOG_INTERVAL, LOG_LINES),
             scratch: Scratch::default(),
+            events: Vec::new(),
         }
     }
 
@@ -114,7 +151,7 @@ pub(super) fn tick(m: &mut Maint, rules: &Rules, now: Instant, full: &AtomicU64)
     let made = make_blocks(m, rules, over, now, full);
     log_warnings(m, rules, warn_of);
     roll_windows(m, rules, &sc.rolling, now);
-    let lifted = lift_ended(m, now);
+    let lifted = lift_ended(m, rules, now);
     if let Some(more) = m.log.roll(now)
         && more.started + more.stopped > 0
     {
@@ -215,7 +252,7 @@ fn judge_keys(rules: &Rules, sc: &Scratch) -> (Over<BlockKey>, Over<String>) {
         let row = sc.rows.get(at * cols..(at + 1) * cols).unwrap_or_default();
         for (i, r) in rules.list.iter().enumerate() {
             let Some(col) = r.col else { continue };
-            if r.cfg.exclude.iter().any(|n| n.contains(ip)) {
+            if r.exclude.contains(*ip) {
                 continue;
             }
             let count = row.get(col).copied().unwrap_or(0);
@@ -300,8 +337,21 @@ fn make_blocks(
         if m.log.admit(Change::Started) {
             warn!(rule = %r.cfg.name, target = %key, action = %r.cfg.action, block_s = r.cfg.block_s, %reason, "dynamic block");
         }
+        if r.cfg.log {
+            let (rule, target) = (r.cfg.name.clone(), key.to_string());
+            let reason = reason.clone();
+            note(
+                m,
+                DynEvent {
+                    what: "block",
+                    rule,
+                    target,
+                    reason,
+                },
+            );
+        }
         let block = Block::new(key.clone(), reason, until, r.stats.clone());
-        let block = Arc::new(block.excluding(&r.cfg.exclude));
+        let block = Arc::new(block.excluding(r.exclude.clone()));
         m.judged_in.insert(key.clone(), window);
         m.blocks.insert(key, block);
         made = true;
@@ -329,6 +379,18 @@ fn log_warnings(m: &mut Maint, rules: &Rules, warn_of: Over<String>) {
         if m.log.admit(Change::Started) {
             info!(rule = %r.cfg.name, %target, %reason, "dynamic block warning: over warn_threshold, not blocked");
         }
+        if r.cfg.log {
+            let rule = r.cfg.name.clone();
+            note(
+                m,
+                DynEvent {
+                    what: "warn",
+                    rule,
+                    target,
+                    reason,
+                },
+            );
+        }
     }
 }
 
@@ -346,7 +408,7 @@ fn roll_windows(m: &mut Maint, rules: &Rules, rolling: &[bool], now: Instant) {
 
 /// Lifts the blocks whose time ran out by `now`, each logged once (within
 /// the budget): whether any was.
-fn lift_ended(m: &mut Maint, now: Instant) -> bool {
+fn lift_ended(m: &mut Maint, rules: &Rules, now: Instant) -> bool {
     let mut lifted = Vec::new();
     m.blocks.retain(|_, b| {
         let keep = b.until() > now;
@@ -359,6 +421,19 @@ fn lift_ended(m: &mut Maint, now: Instant) -> bool {
         m.judged_in.remove(&b.key);
         if m.log.admit(Change::Stopped) {
             info!(rule = %b.stats.rule, target = %b.key, queries_blocked = b.blocked.load(Relaxed), "dynamic block lifted");
+        }
+        if rules
+            .list
+            .iter()
+            .any(|r| r.cfg.log && r.cfg.name == b.stats.rule)
+        {
+            let e = DynEvent {
+                what: "release",
+                rule: b.stats.rule.clone(),
+                target: b.key.to_string(),
+                reason: format!("{} queries blocked", b.blocked.load(Relaxed)),
+            };
+            note(m, e);
         }
     }
     !lifted.is_empty()

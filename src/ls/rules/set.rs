@@ -6,11 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::Name;
-use ipnet::IpNet;
 
 use crate::config::{LsConfig, RuleAction, RuleConfig, RuleMatch, RuleTransport};
-use crate::guard::acl;
 use crate::guard::log_budget::{Change, LimitLog};
+use crate::guard::netset::NetSet;
 use crate::guard::rate::{RateLimiter, RateVerdict};
 
 use super::table::RuleSuffixes;
@@ -93,8 +92,8 @@ pub struct RuleHit {
 #[derive(Debug)]
 struct Cond {
     qtypes: Box<[u16]>,
-    client: Box<[IpNet]>,
-    not_client: Box<[IpNet]>,
+    client: NetSet,
+    not_client: NetSet,
     /// Bit `1 << transport` per transport allowed; 0: any.
     transports: u8,
     rd: Option<bool>,
@@ -119,8 +118,8 @@ impl Cond {
     fn new(m: &RuleMatch) -> Self {
         Cond {
             qtypes: m.qtype.iter().map(|t| t.0).collect(),
-            client: m.client.clone().into_boxed_slice(),
-            not_client: m.not_client.clone().into_boxed_slice(),
+            client: NetSet::new(&m.client),
+            not_client: NetSet::new(&m.not_client),
             transports: m.transport.iter().fold(0, |b, &t| b | transport_bit(t)),
             rd: m.rd,
             dnssec_ok: m.dnssec_ok,
@@ -141,8 +140,8 @@ impl Cond {
             && q.name.len() >= self.min_name_len
             && (self.min_labels == 0 || q.labels() >= self.min_labels)
             && self.edns_option.is_none_or(|c| q.has_option(c))
-            && (self.client.is_empty() || acl::allowed(&self.client, q.client))
-            && (self.not_client.is_empty() || !acl::allowed(&self.not_client, q.client))
+            && (self.client.is_empty() || self.client.contains(q.client))
+            && (self.not_client.is_empty() || !self.not_client.contains(q.client))
     }
 }
 

@@ -137,6 +137,13 @@ fn each_selector_alone() {
             Q::new("x.", a).from("::ffff:192.0.2.9"),
             true,
         ),
+        // An IPv4-mapped network holds the IPv4 clients it maps.
+        ("client = [\"::ffff:192.0.2.0/120\"]", Q::new("x.", a), true),
+        (
+            "not_client = [\"::ffff:192.0.2.0/120\"]",
+            Q::new("x.", a).from("::ffff:192.0.2.7"),
+            false,
+        ),
         ("not_client = [\"192.0.2.0/24\"]", Q::new("x.", a), false),
         (
             "not_client = [\"192.0.2.0/24\"]",

@@ -10,6 +10,7 @@ use hickory_proto::rr::Name;
 
 use super::{Job, LsMetrics, Policy, Route};
 use crate::config::{CacheConfig, EcsMode, LsConfig};
+use crate::guard::netset::NetSet;
 use crate::guard::rate::RateLimiter;
 use crate::ls::backend::health::HealthPolicy;
 use crate::ls::backend::{Backend, limit};
@@ -39,7 +40,7 @@ pub struct LsState {
     /// Health checks (the probe question is checked at config load).
     pub health: HealthPolicy,
     /// Clients allowed to query.
-    pub(in crate::ls) allow: Vec<ipnet::IpNet>,
+    pub(in crate::ls) allow: NetSet,
     /// Per-client limit, when set.
     pub(in crate::ls) rate: Option<RateLimiter>,
     /// IPv6 clients are grouped by this prefix (rate limit, in-flight share).
@@ -166,7 +167,7 @@ impl LsState {
             zones,
             metrics,
             health,
-            allow: c.allow.clone(),
+            allow: NetSet::new(&c.allow),
             rate: (c.rate_limit_qps > 0)
                 .then(|| RateLimiter::new(c.rate_limit_qps, c.rate_limit_v6_prefix)),
             v6_prefix: c.rate_limit_v6_prefix,

@@ -35,14 +35,15 @@ impl Worker {
     pub(super) fn hold(
         &mut self,
         raw: &[u8],
-        src: batch::Peer,
+        (src, received): (batch::Peer, Instant),
         state: Arc<LsState>,
         admitted: Admitted,
         delay: Duration,
     ) {
         let group = state.client_group(src.addr.ip());
         if !self.held.admits(group, self.max_flights) {
-            self.servfail_now(raw, src, (&state, &admitted), |m| &m.shed_inflight);
+            let shed = (&*state, &admitted);
+            self.servfail_now(raw, (src, received), shed, |m| &m.shed_inflight);
             return;
         }
         self.held.take(group);
@@ -57,6 +58,7 @@ impl Worker {
             admitted,
             group,
             at,
+            received,
         });
         self.timers.push(Reverse((at, TimerFor::Delayed(di))));
     }
@@ -69,10 +71,11 @@ impl Worker {
             state,
             admitted,
             group,
+            received,
             ..
         } = d;
         self.held.release(group);
-        self.forward(&raw, client, state, admitted);
+        self.forward(&raw, (client, received), state, admitted);
         self.spare.push(raw);
     }
 
@@ -83,20 +86,21 @@ impl Worker {
         }
     }
 
-    /// An admitted query, its ECS option edited first under `ecs` in
-    /// `[ls]` ([`ecs::edit_query`], into the worker's scratch buffer: no
-    /// allocation once it has grown), then [`Worker::forward_edited`].
+    /// An admitted query (arrived `received`), its ECS option edited first
+    /// under `ecs` in `[ls]` ([`ecs::edit_query`], into the worker's scratch
+    /// buffer: no allocation once it has grown), then
+    /// [`Worker::forward_edited`].
     pub(super) fn forward(
         &mut self,
         raw: &[u8],
-        src: batch::Peer,
+        (src, received): (batch::Peer, Instant),
         state: Arc<LsState>,
         admitted: Admitted,
     ) {
         let mut scratch = std::mem::take(&mut self.ecs_scratch);
         let edit = ecs::edit_query(raw, state.ecs, src.addr.ip(), &mut scratch);
         let query = if edit.is_some() { &scratch[..] } else { raw };
-        self.forward_edited((query, edit), src, state, admitted);
+        self.forward_edited((query, edit), (src, received), state, admitted);
         self.ecs_scratch = scratch;
     }
 
@@ -105,7 +109,7 @@ impl Worker {
     fn forward_edited(
         &mut self,
         (raw, edit): (&[u8], Option<EcsEdit>),
-        src: batch::Peer,
+        (src, received): (batch::Peer, Instant),
         state: Arc<LsState>,
         admitted: Admitted,
     ) {
@@ -113,7 +117,7 @@ impl Worker {
         // no copy, no allocation.
         if state.route_at(admitted.route()).cache.is_some() {
             let query = (raw, Transport::Udp, admitted.route(), edit);
-            let out = self.to_clients.push(src);
+            let out = self.to_clients.push_at(src, received.into_std());
             if reply::from_cache(&state, query, out) {
                 self.balancer
                     .on_answer(src.addr.ip(), out, Some(&mut self.counts));
@@ -137,7 +141,7 @@ impl Worker {
                 None
             };
         if let Some(counter) = shed {
-            self.servfail_now(raw, src, (&state, &admitted), counter);
+            self.servfail_now(raw, (src, received), (&state, &admitted), counter);
             return;
         }
         let mut buf = self.spare.pop().unwrap_or_default();
@@ -156,6 +160,7 @@ impl Worker {
             attempts: SmallVec::new(),
             kept: None,
             arrived: std::time::Instant::now(),
+            received,
             timer_at: None,
         });
         self.drive(idx, now);
@@ -167,13 +172,13 @@ impl Worker {
     fn servfail_now(
         &mut self,
         raw: &[u8],
-        src: batch::Peer,
+        (src, received): (batch::Peer, Instant),
         (state, admitted): (&LsState, &Admitted),
         counter: fn(&LsMetrics) -> &AtomicU64,
     ) {
         let m = &self.balancer.metrics;
         counter(m).fetch_add(1, Relaxed);
-        let out = self.to_clients.push(src);
+        let out = self.to_clients.push_at(src, received.into_std());
         if shed::write_servfail(raw, admitted.question_end(), out) {
             let pool = state.route_at(admitted.route()).counters.as_deref();
             for answers in [Some(&m.answers), pool.map(|p| &p.answers)] {

@@ -40,6 +40,8 @@ pub(super) struct Delayed {
     pub(super) group: std::net::IpAddr,
     /// When it goes on.
     pub(super) at: Instant,
+    /// When it arrived.
+    pub(super) received: Instant,
 }
 
 /// The timer heap, earliest first.
@@ -73,6 +75,8 @@ pub(super) struct Flight {
     /// The winning response, or the negative one that may be passed on.
     pub(super) kept: Option<Vec<u8>>,
     pub(super) arrived: std::time::Instant,
+    /// When its query arrived (dnstap's `query_time` of the answer).
+    pub(super) received: Instant,
     /// The time of this flight's pending timer entry (stale ones are skipped).
     pub(super) timer_at: Option<Instant>,
 }

@@ -252,6 +252,7 @@ mod tests {
         w.on_client(
             &wire_query(id),
             batch::Peer::from(asker.local_addr().unwrap()),
+            t0,
         );
         w.flush().await;
         (w, asker, t0)

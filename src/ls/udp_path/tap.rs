@@ -13,18 +13,19 @@ use crate::ls::tap;
 use crate::ls::upstream::sockets::Sockets;
 use crate::server::batch::SendQueue;
 
-/// CLIENT_QUERY of a datagram from `src`, read on `client`.
-pub(super) fn client_query(d: &Dnstap, client: &UdpSocket, raw: &[u8], src: SocketAddr) {
-    let local = || client.local_addr().ok();
-    tap::client_query(d, TapTransport::Udp, src, local, raw);
+/// CLIENT_QUERY of a datagram from `src`, read on the client socket at
+/// `local` (read once per socket).
+pub(super) fn client_query(d: &Dnstap, local: Option<SocketAddr>, raw: &[u8], src: SocketAddr) {
+    tap::client_query(d, TapTransport::Udp, src, || local, raw);
 }
 
 /// FORWARDER_QUERY of every upstream query queued in `to_upstream` (queue
 /// `i` goes out on upstream socket `i` of `ups`) and CLIENT_RESPONSE of
-/// every client answer in `to_clients` (sent on `client`): one round's flush.
+/// every client answer in `to_clients` (sent on the client socket at
+/// `client`): one round's flush.
 pub(super) fn queued(
     d: &Dnstap,
-    client: &UdpSocket,
+    client: Option<SocketAddr>,
     ups: &Sockets<UdpSocket>,
     to_upstream: &[SendQueue],
     to_clients: &SendQueue,
@@ -34,8 +35,7 @@ pub(super) fn queued(
             tap::forwarder_queries(d, out.queued(), || u.sock.local_addr().ok());
         }
     }
-    let local = || client.local_addr().ok();
-    tap::client_responses(d, to_clients.queued(), local);
+    tap::client_responses(d, to_clients.queued_stamped(), client);
 }
 
 /// FORWARDER_RESPONSE of `resp`, accepted from `from` on upstream socket

@@ -69,6 +69,8 @@ pub(super) fn upstream_queue() -> SendQueue {
 pub(super) struct Worker {
     pub(super) balancer: Arc<Balancer>,
     pub(super) client: Arc<UdpSocket>,
+    /// The client socket's address, read once (for dnstap).
+    pub(super) client_local: Option<SocketAddr>,
     /// Upstream sockets of both families, by slot (attempts name the slot).
     pub(super) ups: Sockets<UdpSocket>,
     pub(super) flights: Slab<Flight>,
@@ -108,6 +110,7 @@ impl Worker {
         let counts = balancer.dynblocks().worker_counts();
         let mut w = Worker {
             balancer,
+            client_local: client.local_addr().ok(),
             client,
             ups: Sockets::new(ROTATE_AFTER),
             flights: Slab::new(),
@@ -228,7 +231,10 @@ impl Worker {
                                     self.balancer.metrics.shed_queue.fetch_add(1, Relaxed);
                                     continue;
                                 }
-                                self.on_client(raw, src);
+                                // When it arrived: the batch's time less
+                                // its wait in the kernel, no clock read.
+                                let at = wait.map_or(now, |w| now.checked_sub(w).unwrap_or(now));
+                                self.on_client(raw, src, at);
                             }
                         }
                         if n < batch::BATCH {
@@ -308,7 +314,7 @@ impl Worker {
     pub(super) async fn flush(&mut self) {
         tap::queued(
             self.balancer.dnstap(),
-            &self.client,
+            self.client_local,
             &self.ups,
             &self.to_upstream,
             &self.to_clients,
@@ -347,16 +353,19 @@ impl Worker {
         self.ups.reap(|_, sock| drop(sock));
     }
 
-    /// One client datagram.
-    pub(super) fn on_client(&mut self, raw: &[u8], src: batch::Peer) {
-        tap::client_query(self.balancer.dnstap(), &self.client, raw, src.addr);
+    /// One client datagram, arrived `at`.
+    pub(super) fn on_client(&mut self, raw: &[u8], src: batch::Peer, at: Instant) {
+        tap::client_query(self.balancer.dnstap(), self.client_local, raw, src.addr);
         let req = Request::udp(raw, src.addr);
         match self.balancer.admit_by(req, Some(&mut self.counts)) {
-            Admission::Reply(Reply::One(b)) => self.to_clients.push_copy(&b, src),
+            Admission::Reply(Reply::One(b)) => {
+                self.to_clients.push_copy(&b, src);
+                self.to_clients.stamp(at.into_std());
+            }
             Admission::Reply(_) => {}
             Admission::Forward(state, admitted) => match admitted.delay() {
-                Some(delay) => self.hold(raw, src, state, admitted, delay),
-                None => self.forward(raw, src, state, admitted),
+                Some(delay) => self.hold(raw, (src, at), state, admitted, delay),
+                None => self.forward(raw, (src, at), state, admitted),
             },
         }
     }
@@ -411,7 +420,7 @@ impl Worker {
                     let reply = reply::finish(&f.state, &f.job, &f.res, end, f.kept.take());
                     let from_backend = answered.backend.is_some();
                     answered.log(&f.state, &reply, f.arrived.elapsed());
-                    self.answer(reply, f.client, (f.arrived, from_backend));
+                    self.answer(reply, (f.client, f.received), (f.arrived, from_backend));
                     self.recycle(std::mem::take(&mut f.job.raw));
                     return;
                 }
@@ -425,7 +434,7 @@ impl Worker {
     fn answer(
         &mut self,
         reply: Reply,
-        to: batch::Peer,
+        (to, received): (batch::Peer, Instant),
         (arrived, from_backend): (std::time::Instant, bool),
     ) {
         self.balancer.metrics.answered(&reply, arrived);
@@ -435,6 +444,7 @@ impl Worker {
                     .on_answer(to.addr.ip(), &b, Some(&mut self.counts));
             }
             self.to_clients.push_copy(&b, to);
+            self.to_clients.stamp(received.into_std());
             self.recycle(b);
         }
     }
