@@ -183,6 +183,12 @@ impl TsConfig {
         }
     }
 
+    /// The zones it takes from primaries: its secondary zones, and the
+    /// catalog it consumes.
+    pub fn secondary_zones(&self) -> impl Iterator<Item = &SecondaryZoneConfig> {
+        self.zones.secondaries.iter().chain(&self.catalog_from)
+    }
+
     /// UDP workers to run: `workers`, or the CPUs this process may run on.
     pub fn worker_count(&self) -> usize {
         self.workers.unwrap_or_else(available_cores)
@@ -323,6 +329,36 @@ mod tests {
         // An unknown key in the entry.
         let odd = only.replace("xfr_key = \"xfr\"", "primry = \"x\"");
         assert!(Config::from_toml(&odd, Path::new("c.toml")).is_err());
+    }
+
+    #[test]
+    fn a_zone_given_twice_or_a_ts_its_own_primary_is_refused_at_its_line() {
+        let text = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\n\
+            zones = [{ name = \"p.test\", primary = \"192.0.2.1:53\" }, { name = \"P.test.\", primary = \"192.0.2.2:53\" }]\n";
+        let err = Config::from_toml(text, Path::new("c.toml"))
+            .and_then(|c| c.validate())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("c.toml:4:") && err.contains("P.test. is given twice"),
+            "{err}"
+        );
+        let own = text
+            .replace("P.test.", "q.test")
+            .replace("192.0.2.2:53", "127.0.0.1:5301");
+        let err = Config::from_toml(&own, Path::new("c.toml"))
+            .and_then(|c| c.validate())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot be its own primary"), "{err}");
+        let cat = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\n\
+            zones = [{ name = \"p.test\", primary = \"192.0.2.1:53\" }]\n\
+            catalog_from = { name = \"p.test.\", primary = \"192.0.2.1:53\" }\n";
+        let err = Config::from_toml(cat, Path::new("c.toml"))
+            .and_then(|c| c.validate())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is given twice"), "{err}");
     }
 
     #[test]

@@ -100,6 +100,25 @@ impl TsService {
         let name = settings.name.clone();
         let secondaries = Secondaries::load(&settings).map_err(ZoneError::Key)?;
         let ts = TableServer::load(settings)?;
+        let taken = ts
+            .settings()
+            .secondaries
+            .iter()
+            .chain(&ts.settings().catalog_from);
+        for s in taken {
+            if ts
+                .catalog()
+                .zones()
+                .iter()
+                .any(|z| s.name.eq_ignore_root(z.origin()))
+            {
+                return Err(ZoneError::Shared {
+                    file: format!("[[ts]] {name}").into(),
+                    msg: format!("the zone {} is given twice, by a zone file and as a secondary zone: give each zone once", s.name),
+                }
+                .into());
+            }
+        }
         let listeners = Listeners::bind(&[listen], workers)?;
         let metrics = bind_metrics("ts.metrics", metrics).await?;
         let (ts, dnstap) = match dnstap {

@@ -262,15 +262,10 @@ async fn drop_member(c: &Consumer, zone: &Name, r: Running) {
     let _ = r.task.await;
     c.secondaries.remove(zone);
     c.ts.remove_secondary(zone);
-    if let Some(dir) = &c.driving.state_dir {
-        let path = state::path_of(dir, zone);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                warn!(zone = %zone, path = %path.display(), %e, "cannot delete the member's copy")
-            }
-        }
+    if let Some(dir) = &c.driving.state_dir
+        && let Err(e) = state::delete(dir, zone)
+    {
+        warn!(zone = %zone, dir = %dir.display(), %e, "cannot delete the member's copy");
     }
     info!(ts = %c.ts.settings().name, zone = %zone, "catalog member removed: no longer served");
 }
