@@ -385,6 +385,7 @@ impl TsArgs {
         let mut workers = a.workers;
         let mut metrics = None;
         let mut dnstap = None;
+        let mut started = None;
         let (mut settings, listen) = match (&a.config, &a.name, a.listen) {
             (Some(path), Some(name), _) => {
                 let cfg = Config::load(path)?;
@@ -398,6 +399,7 @@ impl TsArgs {
                 workers = workers.or(tc.workers);
                 metrics = tc.metrics;
                 dnstap = tc.dnstap.clone();
+                started = Some((path.clone(), tc.clone()));
                 (TsSettings::from_config_in(&cfg, tc), tc.listen)
             }
             (None, None, Some(listen)) => {
@@ -450,6 +452,7 @@ impl TsArgs {
             metrics,
             workers: workers.unwrap_or_else(available_cores),
             dnstap,
+            started,
         })
     }
 }

@@ -5,16 +5,17 @@
 //! on [`Control::Shutdown`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::rr::{Name, Record};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
-use crate::config::{DnstapConfig, DnstapSide};
+use crate::config::{Config, DnstapConfig, DnstapSide, TsConfig, ts_restart_changes};
 use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
 use crate::ts::gslb::check::Checker;
@@ -59,6 +60,10 @@ pub struct TsRun {
     pub workers: usize,
     /// dnstap of its queries and answers (`dnstap` in its `[[ts]]`), if on.
     pub dnstap: Option<DnstapConfig>,
+    /// The config file and the `[[ts]]` of it this TS started from (none:
+    /// flags only): a reload warns of its keys changed since, which only a
+    /// restart applies.
+    pub started: Option<(PathBuf, TsConfig)>,
 }
 
 /// `dnslb ts`: [`TsService::start`], then [`TsService::serve`].
@@ -82,6 +87,8 @@ pub struct TsService {
     dnstap: Option<(DnstapTask, CancellationToken)>,
     /// Its secondary zones.
     secondaries: Arc<Secondaries>,
+    /// What it started from (see [`TsRun::started`]).
+    started: Option<(PathBuf, TsConfig)>,
 }
 
 impl TsService {
@@ -96,6 +103,7 @@ impl TsService {
             metrics,
             workers,
             dnstap,
+            started,
         } = run;
         let name = settings.name.clone();
         let secondaries = Secondaries::load(&settings).map_err(ZoneError::Key)?;
@@ -140,6 +148,7 @@ impl TsService {
             metrics,
             dnstap,
             secondaries: Arc::new(secondaries),
+            started,
         })
     }
 
@@ -164,7 +173,7 @@ impl TsService {
     pub async fn serve(self, mut controls: Controls) -> Result<(), ServiceError> {
         let (name, listen, ts) = (self.name, self.listen, self.ts);
         let (listeners, metrics, workers) = (self.listeners, self.metrics, self.workers);
-        let dnstap = self.dnstap;
+        let (dnstap, started) = (self.dnstap, self.started);
         // A temporary: the first catalog must not outlive its first reload.
         for z in ts.catalog().zones() {
             info!(ts = %name, zone = %z.origin(), rrsets = z.rrset_count(), bytes = z.compiled_bytes(), serial = z.serial(), "zone loaded");
@@ -221,6 +230,7 @@ impl TsService {
             let changed = match step {
                 Some(Control::Shutdown) => break,
                 Some(Control::Reload) => {
+                    warn_restart_only(started.as_ref());
                     tokio::task::spawn_blocking(move || t.reload_logged()).await
                 }
                 None => {
@@ -268,6 +278,27 @@ impl TsService {
             return Err(ServiceError::Died);
         }
         Ok(())
+    }
+}
+
+/// Warns of the keys of `started`'s `[[ts]]` changed in its config file
+/// since start (`zones`, `catalog`...): a reload rereads the zone files
+/// only, as `dnslb up`'s reload says.
+fn warn_restart_only(started: Option<&(PathBuf, TsConfig)>) {
+    let Some((path, old)) = started else {
+        return;
+    };
+    let new = match Config::load(path) {
+        Ok(new) => new,
+        Err(err) => {
+            warn!(ts = %old.name, %err, "reload: the config file cannot be read; the zone files are reread");
+            return;
+        }
+    };
+    let now: Vec<TsConfig> = new.ts_by_name(&old.name).cloned().into_iter().collect();
+    let changed = ts_restart_changes(std::slice::from_ref(old), &now).join("; ");
+    if !changed.is_empty() {
+        warn!(ts = %old.name, %changed, "reload: [[ts]] changed: {changed}; only a restart of this TS applies that (the zone files are reread now)");
     }
 }
 

@@ -276,6 +276,7 @@ async fn a_ts_writes_auth_query_and_response_that_dnstap_read_reads() {
         metrics: None,
         workers: 1,
         dnstap: Some(tap),
+        started: None,
     };
     let service = TsService::start(run).await.expect("the TS starts");
     let addr = service.local_addrs()[0];

@@ -130,3 +130,32 @@ async fn a_ts_serves_the_members_of_a_catalog_as_they_come_and_go() {
     let log = consumer.stderr_now();
     assert!(log.contains("catalog member removed"), "{log}");
 }
+
+/// `zones` is read at start: a zone added to it and a SIGHUP to `dnslb ts`
+/// is not served, and the TS says so (a restart applies it), as `dnslb up`
+/// says of its children.
+#[tokio::test]
+async fn a_zone_added_to_zones_and_a_sighup_warns_that_a_restart_applies_it() {
+    let port = free_port();
+    let dir = ZoneDir::new();
+    for z in ["a.test", "b.test"] {
+        dir.write(&format!("{z}.zone"), &zone(z));
+    }
+    let notify = free_port();
+    let mut ts = TsProc::spawn(
+        dir.path(),
+        "primary",
+        port,
+        &primary_config(port, &["a.test"], notify),
+    );
+    ts.wait_serving("a.test.").await;
+    dir.write(
+        "config.toml",
+        &primary_config(port, &["a.test", "b.test"], notify),
+    );
+    ts.reload();
+    ts.wait_log("only a restart of this TS applies that", 1, FOLLOW)
+        .await;
+    let log = ts.stderr_now();
+    assert!(log.contains("zones"), "{log}");
+}

@@ -53,6 +53,7 @@ impl Ts {
             metrics: None,
             workers: 1,
             dnstap: None,
+            started: None,
         };
         let service = TsService::start(run).await.expect("the TS starts");
         let addr = service.local_addrs()[0];
