@@ -82,6 +82,21 @@ pub fn check_all(path: &Path) -> CheckReport {
                         Err(e) => push(format!("[[ts]] {}: {e}", settings.name)),
                     }
                 }
+                for z in catalog.zones() {
+                    if tc
+                        .secondary_zones()
+                        .any(|s| s.name.eq_ignore_root(z.origin()))
+                    {
+                        let msg = format!(
+                            "the zone {} is given twice, by a zone file and as a secondary zone: give each zone once",
+                            z.origin()
+                        );
+                        push(
+                            cfg.problem_at(text, &format!("ts.{i}.zones"), msg)
+                                .to_string(),
+                        );
+                    }
+                }
                 if partitioned.is_some_and(|ls| is_backend(ls, tc.listen)) {
                     served.push(served_zones(i, &settings, &catalog));
                 }
@@ -112,6 +127,13 @@ pub fn check_all(path: &Path) -> CheckReport {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         for (at, msg) in expiring_certificates(ls, crate::config::unix_now()) {
             warnings.push(cfg.problem_at(&text, at, msg).to_string());
+        }
+        if let Some(msg) = ls
+            .anycast
+            .as_ref()
+            .and_then(|a| crate::config::probe_warning(a, ls.longest_timeout_ms()))
+        {
+            warnings.push(cfg.problem_at(&text, "ls.anycast", msg).to_string());
         }
     }
     // A file named by several table servers is warned about once.

@@ -168,12 +168,26 @@ async fn probe_loop(s: AnycastSettings, stop: CancellationToken) {
             _ = stop.cancelled() => break,
             v = round(&s) => v,
         };
-        match announcer.observe(verdict) {
-            Some(RouteChange::Announce) => info!("the ls answers: announcing"),
-            Some(RouteChange::Withdraw) => warn!(?verdict, "the ls fails: withdrawing"),
+        let change = announcer.observe(verdict);
+        let told = tell(&mut bird, &s, announcer.announced(), &mut failing).await;
+        // Said once BIRD took it; BIRD not told: said when it is reached
+        // again (the next round tells it the same).
+        match change {
+            Some(RouteChange::Announce) if told => info!("the ls answers: announced"),
+            Some(RouteChange::Withdraw) if told => {
+                warn!(?verdict, "the ls fails: withdrawn");
+            }
+            Some(RouteChange::Announce) => {
+                warn!("the ls answers, but bird was not told: not announced");
+            }
+            Some(RouteChange::Withdraw) => {
+                warn!(
+                    ?verdict,
+                    "the ls fails, but bird was not told: not withdrawn"
+                );
+            }
             None => {}
         }
-        tell(&mut bird, &s, announcer.announced(), &mut failing).await;
     }
     let done = tell(&mut bird, &s, false, &mut failing).await;
     info!(withdrawn = done, "anycast probe stopped");

@@ -2,6 +2,10 @@
 //! and `GET /ready` on its metrics listener, side by side, each bounded by
 //! the round's timeout, each judged a [`RoundVerdict`].
 //!
+//! The DNS question is by default `id.server. TXT` in class CH (RFC 4892),
+//! which the LS answers itself on the path every query takes, without a
+//! backend: a hung or dead backend does not withdraw the LS, a hung LS is.
+//!
 //! A DNS answer counts whatever its RCODE: the LS answered, and what its
 //! backends say is its own health checks' business (withdrawing on SERVFAIL
 //! would move an overloaded LS's load onto its peers, and on with a cascade).
@@ -12,6 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::DNSClass;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
@@ -32,7 +37,7 @@ pub async fn dns(addr: SocketAddr, q: &ProbeQuestion, wait: Duration) -> RoundVe
     let mut m = Message::query();
     m.metadata.id = id;
     m.metadata.recursion_desired = true;
-    m.add_query(Query::query(q.name.clone(), q.rtype));
+    m.add_query(question(q));
     let Ok(bytes) = m.to_vec() else {
         return RoundVerdict::Down;
     };
@@ -65,6 +70,17 @@ pub async fn dns(addr: SocketAddr, q: &ProbeQuestion, wait: Duration) -> RoundVe
     }
 }
 
+/// The question asked for `q`: class CH for an identity question
+/// (`id.server.`/`hostname.bind.` TXT, which the LS answers itself, RFC
+/// 4892), IN for any other.
+fn question(q: &ProbeQuestion) -> Query {
+    let mut query = Query::query(q.name.clone(), q.rtype);
+    if q.is_identity() {
+        query.set_query_class(DNSClass::CH);
+    }
+    query
+}
+
 /// Whether `raw` is an answer to the query `id` for `q`.
 fn answers(raw: &[u8], id: u16, q: &ProbeQuestion) -> bool {
     let Ok(m) = Message::from_vec(raw) else {
@@ -72,9 +88,12 @@ fn answers(raw: &[u8], id: u16, q: &ProbeQuestion) -> bool {
     };
     m.metadata.id == id
         && m.metadata.message_type == hickory_proto::op::MessageType::Response
-        && m.queries
-            .first()
-            .is_some_and(|mq| mq.name() == &q.name && mq.query_type() == q.rtype)
+        && m.queries.first().is_some_and(|mq| {
+            let asked = question(q);
+            mq.name() == &q.name
+                && mq.query_type() == q.rtype
+                && mq.query_class() == asked.query_class()
+        })
 }
 
 /// `GET /ready` of the metrics listener at `addr`, waiting at most `wait`:

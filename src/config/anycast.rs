@@ -25,7 +25,9 @@ pub struct AnycastConfig {
     /// loopback for an unspecified one\]
     #[serde(deserialize_with = "de_opt_addr")]
     pub probe: Option<SocketAddr>,
-    /// The probe's question, `"NAME TYPE"`. \[". SOA"\]
+    /// The probe's question, `"NAME TYPE"`; `id.server. TXT` and
+    /// `hostname.bind. TXT` are asked in class CH and answered by the LS
+    /// itself. \["id.server. TXT"\]
     pub query: ProbeQuestion,
     /// One probe round (a DNS query and `GET /ready`) this often, in ms. \[200\]
     pub interval_ms: u64,
@@ -49,7 +51,7 @@ impl Default for AnycastConfig {
         Self {
             drain_s: 5,
             probe: None,
-            query: ProbeQuestion::root_soa(),
+            query: ProbeQuestion::id_server(),
             interval_ms: 200,
             timeout_ms: 150,
             fall: 2,
@@ -116,6 +118,20 @@ pub(super) fn problems(
     out
 }
 
+/// The warning for `a` in an `[ls]` whose answer deadline is `ls_timeout_ms`:
+/// a question the LS forwards to its backends (not `id.server.`/
+/// `hostname.bind.` TXT) waits for them, so a hung or dead backend makes
+/// every LS in front of it miss the probe and be withdrawn.
+pub fn probe_warning(a: &AnycastConfig, ls_timeout_ms: u64) -> Option<String> {
+    let q = &a.query;
+    (!q.is_identity()).then(|| {
+        format!(
+            "warning: the probe asks \"{q}\", which the LS forwards to its backends: a hung or dead backend (whose answer the LS waits up to its timeout_ms, {ls_timeout_ms} ms, for) fails the probe (timeout_ms {}) and withdraws every LS in front of it; ask \"id.server. TXT\" (the default), which the LS answers itself",
+            a.timeout_ms
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +177,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown key 'drain'"), "{err}");
+    }
+
+    #[test]
+    fn a_relative_bird_socket_is_in_the_config_folder_and_the_probe_asks_the_ls_itself() {
+        let text = "[ls]\nmetrics = \"127.0.0.1:5390\"\n[ls.anycast]\nbird_socket = \"bird.ctl\"\n\n\
+                    [[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n";
+        let path = std::path::Path::new("/etc/dnslb/c.toml");
+        let cfg = crate::config::Config::from_toml(text, path).unwrap();
+        let a = cfg.ls.as_ref().unwrap().anycast.as_ref().unwrap();
+        assert_eq!(a.bird_socket, std::path::Path::new("/etc/dnslb/bird.ctl"));
+        // The default question is the LS's own: no warning; a question
+        // its backends answer: warned, with the deadlines.
+        assert_eq!(a.query.to_string(), "id.server. TXT");
+        assert!(a.query.is_identity());
+        assert_eq!(probe_warning(a, 1500), None);
+        let soa = AnycastConfig {
+            query: ". SOA".parse().unwrap(),
+            ..a.clone()
+        };
+        let w = probe_warning(&soa, 1500).unwrap();
+        assert!(w.contains("1500 ms") && w.contains("timeout_ms 150"), "{w}");
     }
 
     #[test]

@@ -114,7 +114,7 @@ mod ts;
 mod validate;
 mod values;
 
-pub use anycast::{AnycastConfig, DRAIN_S_MAX};
+pub use anycast::{AnycastConfig, DRAIN_S_MAX, probe_warning};
 pub use cache::CacheConfig;
 pub use changes::{key_restart_changes, ls_restart_only_changes, ts_restart_changes};
 pub use dnstap::{DNSTAP_QUEUE_MAX, DNSTAP_QUEUE_SIZE, DnstapConfig, DnstapMessage, DnstapSide};
@@ -252,6 +252,9 @@ impl Config {
             }
             if let Some(socket) = ls.dnstap.as_mut().and_then(|d| d.socket.as_mut()) {
                 *socket = socket_path(folder, socket);
+            }
+            if let Some(a) = &mut ls.anycast {
+                a.bird_socket = socket_path(folder, &a.bird_socket);
             }
         }
         let map = SourceMap::new(text);

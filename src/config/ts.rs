@@ -123,6 +123,10 @@ pub struct TsConfig {
     /// its files. \[none\]
     #[serde(default, deserialize_with = "de_opt_name")]
     pub catalog: Option<Name>,
+    /// Consume a catalog zone (RFC 9432 v2): `{ name, primary, xfr_key }`;
+    /// each member becomes a secondary zone of that primary. \[none\]
+    #[serde(default)]
+    pub catalog_from: Option<SecondaryZoneConfig>,
     /// dnstap of the auth messages (`{ socket | tcp, messages, ... }`, as
     /// `[ls.dnstap]`); `None` (key omitted) = off. \[off\]
     #[serde(default)]
@@ -175,7 +179,14 @@ impl TsConfig {
             service: Vec::new(),
             state_dir: None,
             catalog: None,
+            catalog_from: None,
         }
+    }
+
+    /// The zones it takes from primaries: its secondary zones, and the
+    /// catalog it consumes.
+    pub fn secondary_zones(&self) -> impl Iterator<Item = &SecondaryZoneConfig> {
+        self.zones.secondaries.iter().chain(&self.catalog_from)
     }
 
     /// UDP workers to run: `workers`, or the CPUs this process may run on.
@@ -184,7 +195,8 @@ impl TsConfig {
     }
 }
 
-/// A zone a TS serves as a secondary: `{ name, primary, xfr_key }` in `zones`.
+/// A zone a TS serves as a secondary: `{ name, primary, xfr_key }` in `zones`
+/// (and the catalog zone of `catalog_from`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecondaryZoneConfig {
@@ -317,6 +329,36 @@ mod tests {
         // An unknown key in the entry.
         let odd = only.replace("xfr_key = \"xfr\"", "primry = \"x\"");
         assert!(Config::from_toml(&odd, Path::new("c.toml")).is_err());
+    }
+
+    #[test]
+    fn a_zone_given_twice_or_a_ts_its_own_primary_is_refused_at_its_line() {
+        let text = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\n\
+            zones = [{ name = \"p.test\", primary = \"192.0.2.1:53\" }, { name = \"P.test.\", primary = \"192.0.2.2:53\" }]\n";
+        let err = Config::from_toml(text, Path::new("c.toml"))
+            .and_then(|c| c.validate())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("c.toml:4:") && err.contains("P.test. is given twice"),
+            "{err}"
+        );
+        let own = text
+            .replace("P.test.", "q.test")
+            .replace("192.0.2.2:53", "127.0.0.1:5301");
+        let err = Config::from_toml(&own, Path::new("c.toml"))
+            .and_then(|c| c.validate())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot be its own primary"), "{err}");
+        let cat = "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:5301\"\n\
+            zones = [{ name = \"p.test\", primary = \"192.0.2.1:53\" }]\n\
+            catalog_from = { name = \"p.test.\", primary = \"192.0.2.1:53\" }\n";
+        let err = Config::from_toml(cat, Path::new("c.toml"))
+            .and_then(|c| c.validate())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is given twice"), "{err}");
     }
 
     #[test]

@@ -434,7 +434,7 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
     let key = |k: &str| format!("ts.{i}.{k}");
     let who = &ts.name;
     check.require(
-        !ts.zones.is_empty() || !ts.zones.secondaries.is_empty(),
+        !ts.zones.is_empty() || !ts.zones.secondaries.is_empty() || ts.catalog_from.is_some(),
         &key("zones"),
         || format!("table server {who:?} needs at least one zone file"),
     );
@@ -464,6 +464,26 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
             &key(&format!("fault.{name}")),
             || format!("must be in [0, 1], got {ratio}"),
         );
+    }
+    // A zone given twice (case and the final dot aside), and a primary
+    // that is this TS itself: refused, as NSD and Knot refuse them.
+    let mut seen = std::collections::HashSet::new();
+    for s in ts.secondary_zones() {
+        let mut name = s.name.to_lowercase();
+        name.set_fqdn(true);
+        if !seen.insert(name) {
+            check.push(
+                &[&key("zones"), &key("catalog_from")],
+                format!("the zone {} is given twice: give each zone once", s.name),
+            );
+        }
+        let own = s.primary == ts.listen
+            || (s.primary.port() == ts.listen.port()
+                && ts.listen.ip().is_unspecified()
+                && (s.primary.ip().is_loopback() || s.primary.ip().is_unspecified()));
+        if own {
+            check.push(&[&key("zones"), &key("catalog_from")], format!("the primary of {} is {}, this TS's own listen address: a TS cannot be its own primary", s.name, s.primary));
+        }
     }
     for (path, msg) in super::service_checks::problems(i, ts) {
         check.push(&[&path], msg);
@@ -503,6 +523,9 @@ fn check_keys(config: &Config, check: &mut Checker<'_>) {
             if let Some(name) = &sz.xfr_key {
                 names_a_key(check, name, format!("ts.{i}.zones.{j}.xfr_key"));
             }
+        }
+        if let Some(name) = ts.catalog_from.as_ref().and_then(|c| c.xfr_key.as_ref()) {
+            names_a_key(check, name, format!("ts.{i}.catalog_from.xfr_key"));
         }
         if let Some(name) = &ts.xfr_key {
             names_a_key(check, name, format!("ts.{i}.xfr_key"));

@@ -78,6 +78,23 @@ impl ProbeQuestion {
     }
 }
 
+impl ProbeQuestion {
+    /// `id.server. TXT`, the anycast probe's default (asked in class CH).
+    pub fn id_server() -> Self {
+        Self {
+            name: Name::from_labels(vec!["id", "server"]).unwrap_or_default(),
+            rtype: RecordType::TXT,
+        }
+    }
+
+    /// Whether it is an identity question (RFC 4892: `id.server.` or
+    /// `hostname.bind.` TXT, asked in class CH), which the LS answers
+    /// itself.
+    pub fn is_identity(&self) -> bool {
+        self.rtype == RecordType::TXT && crate::dns::is_identity_name(&self.name.to_ascii())
+    }
+}
+
 impl Default for ProbeQuestion {
     fn default() -> Self {
         Self::root_soa()

@@ -22,11 +22,14 @@
 //! - [`tsig`]: transaction signatures (RFC 8945): keys, verifying a
 //!   request, signing message after message;
 //! - `hostname.rs`: the hostname rules ([`parse_hostname`]) of PROJ tables
-//!   and of `dnslb resolve`'s input.
+//!   and of `dnslb resolve`'s input;
+//! - `identity.rs`: the RFC 4892 identity questions (`id.server.`,
+//!   `hostname.bind.` CH TXT) and the answer the LS makes to them.
 //!
 //! Every item but [`tsig`]'s is re-exported here: callers say `dns::decode_query`.
 mod header;
 mod hostname;
+mod identity;
 mod limits;
 mod nsid;
 mod padding;
@@ -44,6 +47,7 @@ pub use header::{
     rejects_query, same_question,
 };
 pub use hostname::parse_hostname;
+pub use identity::{CLASS_CH, host_identity, identity_answer, is_identity_name};
 pub use limits::{
     HEADER_LEN, NAME_MAX, TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX, UDP_PAYLOAD_PLAIN, Via,
 };

@@ -248,6 +248,11 @@ impl Balancer {
                 if let Some(hit) = hit.filter(|h| h.act.answers()) {
                     return made_up(hit);
                 }
+                // `id.server.`/`hostname.bind.` CH TXT: the LS's own answer
+                // (RFC 4892), the anycast probe's question.
+                if let Some(me) = dns::identity_answer(req.raw, end, dns::host_identity()) {
+                    return now(Some(me));
+                }
                 let name = req.raw.get(HEADER_LEN..end).unwrap_or_default();
                 (id, end, state.route_of(name), hit)
             }

@@ -5,6 +5,7 @@
 //! on [`Control::Shutdown`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,11 +15,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
-use crate::config::{DnstapConfig, DnstapSide};
+use crate::config::{Config, DnstapConfig, DnstapSide, TsConfig, ts_restart_changes};
 use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
 use crate::ts::gslb::check::Checker;
 use crate::ts::secondary::client::Limits;
+use crate::ts::secondary::consumer::{self, Changed, Consumer};
 use crate::ts::secondary::driver::{Driving, Secondaries, run as run_secondary};
 use crate::ts::source::ZoneError;
 use crate::ts::xfr::notifier::{Announce, run_notifier};
@@ -99,6 +101,25 @@ impl TsService {
         let name = settings.name.clone();
         let secondaries = Secondaries::load(&settings).map_err(ZoneError::Key)?;
         let ts = TableServer::load(settings)?;
+        let taken = ts
+            .settings()
+            .secondaries
+            .iter()
+            .chain(&ts.settings().catalog_from);
+        for s in taken {
+            if ts
+                .catalog()
+                .zones()
+                .iter()
+                .any(|z| s.name.eq_ignore_root(z.origin()))
+            {
+                return Err(ZoneError::Shared {
+                    file: format!("[[ts]] {name}").into(),
+                    msg: format!("the zone {} is given twice, by a zone file and as a secondary zone: give each zone once", s.name),
+                }
+                .into());
+            }
+        }
         let listeners = Listeners::bind(&[listen], workers)?;
         let metrics = bind_metrics("ts.metrics", metrics).await?;
         let (ts, dnstap) = match dnstap {
@@ -347,22 +368,46 @@ fn start_secondaries(
     let driving = Driving {
         state_dir: ts.settings().state_dir.clone(),
         limits: Limits::default(),
+        copies: None,
     };
-    secondaries
-        .zones()
-        .iter()
-        .map(|zone| {
-            let (t, announce) = (ts.clone(), announce.clone());
-            let changed = move |origin: Name| announce_zones(&t, &announce, vec![origin]);
-            tokio::spawn(run_secondary(
-                ts.clone(),
-                zone.clone(),
-                driving.clone(),
-                changed,
-                token.clone(),
-            ))
-        })
-        .collect()
+    let changed: Changed = {
+        let (t, announce) = (ts.clone(), announce.clone());
+        Arc::new(move |origin: Name| announce_zones(&t, &announce, vec![origin]))
+    };
+    let catalog = ts.settings().catalog_from.as_ref().map(|c| c.name.clone());
+    let mut tasks = Vec::new();
+    let base = driving;
+    for zone in secondaries.zones() {
+        let mut driving = base.clone();
+        if catalog
+            .as_ref()
+            .is_some_and(|c| c.eq_ignore_root(&zone.name))
+        {
+            // The catalog: its versions go to the consumer, which makes
+            // its members secondary zones.
+            let (tx, rx) = tokio::sync::watch::channel(None);
+            driving.copies = Some(tx);
+            driving.limits.max_bytes = consumer::CATALOG_MAX_BYTES;
+            let c = Consumer {
+                ts: ts.clone(),
+                secondaries: secondaries.clone(),
+                catalog: zone.clone(),
+                // Members: as any secondary zone.
+                driving: base.clone(),
+                changed: changed.clone(),
+            };
+            tasks.push(tokio::spawn(consumer::run(c, rx, token.clone())));
+        }
+        let changed = changed.clone();
+        tasks.push(tokio::spawn(run_secondary(
+            ts.clone(),
+            zone,
+            driving,
+            move |origin| changed(origin),
+            token.clone(),
+        )));
+    }
+    tasks
 }
 
 /// Hands the notifier the NOTIFYs of `zones` (with their SOAs now) to the

@@ -1,8 +1,9 @@
 //! The catalog zone a TS publishes (RFC 9432, version 2; `catalog` in its
 //! `[[ts]]`): one PTR per zone it is primary for, at
 //! `<id>.zones.<catalog>`, the ID a hash of the member's name (FNV-1a, 64
-//! bits, of its lower-cased wire form: the same across restarts, reloads
-//! and builds), beside the apex's `NS invalid.` and `version TXT "2"`. The
+//! bits, of its lower-cased wire form without the final root byte: the
+//! same across restarts, reloads and builds; docs/CONFIG.md `catalog` says
+//! how to compute one), beside the apex's `NS invalid.` and `version TXT "2"`. The
 //! SOA is made up as for a PROJ table, so its serial rises when the members
 //! change, and the zone is transferred and NOTIFYed like any other.
 use hickory_proto::rr::rdata::{NS, PTR, TXT};
@@ -13,7 +14,8 @@ use super::source::SourceRecord;
 /// The TTL of the catalog's records (RFC 9432 does not use it).
 const TTL: u32 = 0;
 
-/// A member's ID: FNV-1a over its name's lower-cased wire form, in hex.
+/// A member's ID: FNV-1a (64 bits) over its name's lower-cased wire form
+/// without the root byte, in 16 hex digits.
 pub(super) fn member_id(zone: &Name) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for label in zone.iter() {

@@ -7,7 +7,8 @@ use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
 use crate::config::{
-    Config, Dnssec, Fault, KeyConfig, OnMiss, ServiceConfig, TsConfig, ValueError, parse_name,
+    Config, Dnssec, Fault, KeyConfig, OnMiss, SecondaryZoneConfig, ServiceConfig, TsConfig,
+    ValueError, parse_name,
 };
 
 /// What a TS serves and how.
@@ -51,6 +52,9 @@ pub struct TsSettings {
     /// a reload reads the file again to warn of the keys only a restart
     /// applies. `None`: not from a file.
     pub started_from: Option<(PathBuf, Box<TsConfig>)>,
+    /// The catalog zone it consumes (RFC 9432): its members become
+    /// secondary zones of its primary, with its key.
+    pub catalog_from: Option<Secondary>,
 }
 
 /// A zone served as a secondary of a primary.
@@ -62,6 +66,17 @@ pub struct Secondary {
     pub primary: SocketAddr,
     /// The key its transfers and NOTIFYs are signed with.
     pub key: Option<KeyConfig>,
+}
+
+impl Secondary {
+    /// The secondary zone `s` of `config`, with the `[[key]]` it names.
+    fn of(config: &Config, s: &SecondaryZoneConfig) -> Self {
+        Secondary {
+            name: s.name.clone(),
+            primary: s.primary,
+            key: config.key_named(s.xfr_key.as_deref()).cloned(),
+        }
+    }
 }
 
 impl TsSettings {
@@ -95,6 +110,7 @@ impl TsSettings {
             state_dir: c.state_dir.clone(),
             catalog: c.catalog.clone(),
             started_from: None,
+            catalog_from: None,
         }
     }
 
@@ -107,13 +123,10 @@ impl TsSettings {
                 .zones
                 .secondaries
                 .iter()
-                .map(|s| Secondary {
-                    name: s.name.clone(),
-                    primary: s.primary,
-                    key: config.key_named(s.xfr_key.as_deref()).cloned(),
-                })
+                .map(|s| Secondary::of(config, s))
                 .collect(),
             started_from: Some((config.path.clone(), Box::new(c.clone()))),
+            catalog_from: c.catalog_from.as_ref().map(|s| Secondary::of(config, s)),
             ..Self::from_config(c)
         }
     }
@@ -150,6 +163,7 @@ impl TsSettings {
             state_dir: None,
             catalog: None,
             started_from: None,
+            catalog_from: None,
         }
     }
 }

@@ -16,7 +16,10 @@
 //! - A rolling restart of every LS by SIGTERM under load loses nothing:
 //!   /ready turns 503, the probe withdraws, the LS answers for `drain_s`,
 //!   then exits; the new one is announced once it answers.
-//! - Without namespaces (any user): a stopping LS says so on `/ready` at
+//! - A host whose backend hangs (SIGSTOP of its TS) stays announced: the
+//!   probe asks `id.server. CH TXT`, which the LS answers itself.
+//! - Without namespaces (any user): the probe's question is answered while
+//!   the LS's only backend is a black hole; a stopping LS says so on `/ready` at
 //!   once, answers through `drain_s`, then ends.
 //!
 //! Every process is stopped by PID and every namespace deleted by guards.
@@ -87,7 +90,7 @@ fn ls_conf(bird_socket: &Path) -> String {
         "[ls]\nlisten = [\"{SERVICE4}:53\", \"[{SERVICE6}]:53\"]\nworkers = 1\n\
          metrics = \"127.0.0.1:5390\"\nallow = [\"0.0.0.0/0\", \"::/0\"]\n\n\
          [ls.health]\nquery = \"test. SOA\"\n\n\
-         [ls.anycast]\ndrain_s = {DRAIN_S}\nquery = \"test. SOA\"\nbird_socket = \"{}\"\n\n\
+         [ls.anycast]\ndrain_s = {DRAIN_S}\nbird_socket = \"{}\"\n\n\
          [[ls.backend]]\nname = \"ts\"\naddr = \"127.0.0.1:5301\"\n",
         bird_socket.display()
     )
@@ -414,6 +417,18 @@ fn anycast_withdraws_failed_ls_in_a_second_and_a_rolling_restart_loses_nothing()
         "no answer over IPv6 through the router"
     );
 
+    // Host 3's backend hung (SIGSTOP of its TS): the LS still answers the
+    // probe's `id.server. CH TXT` itself, so it stays announced (a probe
+    // through the backend withdrew it within 400 ms).
+    let hung = f.hosts[2].ts.pause();
+    let moved = poll_until(WITHDRAW_LIMIT * 2, Duration::from_millis(20), || {
+        (f.next_hops(false, SERVICE4) != all).then_some(())
+    });
+    if moved.is_some() {
+        f.panic_with_logs("host 3 withdrawn while only its backend hung");
+    }
+    drop(hung);
+
     // Load spreads over the three.
     let load = Load::start(&f.client, 4);
     let spread = poll_until(Duration::from_secs(10), Duration::from_millis(20), || {
@@ -518,6 +533,43 @@ fn anycast_withdraws_failed_ls_in_a_second_and_a_rolling_restart_loses_nothing()
         h.ls.kill_hard();
         h.ts.kill_hard();
     }
+}
+
+/// Without namespaces: the probe's default question (`id.server. CH TXT`)
+/// is answered by the LS itself at once while its only backend is a
+/// black hole (a UDP socket never read), where `. SOA` waits for the LS's
+/// 1.5 s deadline, longer than the probe's 150 ms timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_is_answered_by_the_ls_itself_while_its_backend_hangs() {
+    use crate::kit::{ZoneDir, start_ls_service};
+    use dnslb::anycast::decision::RoundVerdict;
+    let hole = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = ZoneDir::new();
+    let path = dir.write(
+        "config.toml",
+        &format!(
+            "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\nmetrics = \"127.0.0.1:0\"\n\n\
+             [ls.anycast]\n\n[[ls.backend]]\nname = \"hole\"\naddr = \"{}\"\n",
+            hole.local_addr().unwrap()
+        ),
+    );
+    let run = start_ls_service(&path).await;
+    let cfg = dnslb::config::Config::load(&path).unwrap();
+    let anycast = cfg.ls.unwrap().anycast.unwrap();
+    let wait = Duration::from_millis(anycast.timeout_ms);
+    for _ in 0..5 {
+        let got = dnslb::anycast::probe::dns(run.addr, &anycast.query, wait).await;
+        assert_eq!(got, RoundVerdict::Good, "{}", anycast.query);
+    }
+    let soa = ". SOA".parse().unwrap();
+    let through = dnslb::anycast::probe::dns(run.addr, &soa, wait).await;
+    assert_eq!(
+        through,
+        RoundVerdict::Lost,
+        "a question for the backend waits for it"
+    );
+    run.task.abort();
+    drop(hole);
 }
 
 /// Without namespaces: an LS with `[ls.anycast] drain_s = 2` told to stop

@@ -96,12 +96,17 @@ async fn a_secondary_follows_its_primary_by_ixfr_and_outlives_it() {
             .any(|l| l.contains("secondary zone transferred") && l.contains("ixfr")),
         "the change came by IXFR:\n{log}"
     );
+    let kept: Vec<String> = std::fs::read_dir(sdir.path().join("state"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(
-        std::fs::read_dir(sdir.path().join("state"))
-            .unwrap()
-            .count()
-            == 1,
-        "one copy kept"
+        kept.iter().filter(|f| f.ends_with(".xfr")).count() == 1,
+        "one copy kept: {kept:?}"
+    );
+    assert!(
+        kept.contains(&"sec.test.contact".to_owned()),
+        "the last contact beside it: {kept:?}"
     );
     // A primary to its own secondaries: an IXFR from serial 1 gets the
     // change it applied (SOA 2, SOA 1, SOA 2, the new record, SOA 2).
@@ -157,6 +162,28 @@ async fn past_the_soa_expire_without_its_primary_the_zone_answers_servfail() {
         1,
         "logged once:\n{log}"
     );
+    // Restarted with the primary still down: its copy in state_dir is
+    // past EXPIRE since the last contact, so it is not served (SERVFAIL
+    // from the first answer on), not revived for another EXPIRE.
+    drop(sec);
+    let mut again = TsProc::spawn(sdir.path(), "sec", port, &config);
+    let first = kit::poll_answer(
+        again.addr,
+        ("www.sec.test.", RecordType::A, false),
+        FOLLOW,
+        &mut [&mut again.proc],
+        // REFUSED: up, its secondary zones not read yet.
+        |m| m.metadata.response_code != ResponseCode::Refused,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        first.metadata.response_code,
+        ResponseCode::ServFail,
+        "{}",
+        kit::show(&first)
+    );
+    again.wait_log("secondary zone expired", 1, FOLLOW).await;
 }
 
 #[tokio::test]
@@ -172,7 +199,7 @@ async fn a_transfer_signed_with_another_key_is_refused() {
     let mut config = secondary_config(sdir.path(), port, primary.addr, ", xfr_key = \"xfr\"");
     config.push_str(&format!("\n{KEY}secret = \"{ours}\"\n"));
     let mut sec = TsProc::spawn(sdir.path(), "sec", port, &config);
-    sec.wait_log("secondary zone not refreshed", 2, FOLLOW)
+    sec.wait_log("secondary zone not transferred; nothing served", 2, FOLLOW)
         .await;
     let soa = kit::ask(
         sec.addr,
@@ -323,13 +350,18 @@ fn name(s: &str) -> Name {
 }
 
 fn soa(serial: u32) -> Record {
+    timed_soa(serial, [3600, 3600, 604_800])
+}
+
+/// The SOA at `serial` with REFRESH, RETRY and EXPIRE `timers`.
+fn timed_soa(serial: u32, [refresh, retry, expire]: [i32; 3]) -> Record {
     let data = SOA::new(
         name("ns1.sec.test."),
         name("h.sec.test."),
         serial,
-        3600,
-        3600,
-        604_800,
+        refresh,
+        retry,
+        expire,
         60,
     );
     Record::from_rdata(name("sec.test."), 300, RData::SOA(data))
@@ -348,6 +380,8 @@ enum Script {
     Cut,
     /// An IXFR from 1 to 2 deleting a record the zone never had.
     Unapplicable,
+    /// As `Whole`, its SOA's REFRESH 1, RETRY 1 and EXPIRE 3.
+    Short(u32, u8),
 }
 
 /// The answer messages of `script` to the request `req`.
@@ -363,6 +397,10 @@ fn answer(req: &Message, script: Script) -> Vec<Vec<u8>> {
                 a("ns1.sec.test.", 53),
                 soa(serial),
             ]
+        }
+        Script::Short(serial, last) => {
+            let soa = timed_soa(serial, [1, 1, 3]);
+            vec![soa.clone(), a("www.sec.test.", last), soa]
         }
         Script::Cut => vec![soa(2), a("www.sec.test.", 2)],
         Script::Unapplicable => vec![
@@ -397,10 +435,13 @@ async fn hostile(listener: TcpListener, scripts: Vec<Script>) -> Vec<RecordType>
         let req = Message::from_vec(&buf).unwrap();
         seen.push(req.queries[0].query_type());
         for msg in answer(&req, script) {
-            conn.write_u16(u16::try_from(msg.len()).unwrap())
-                .await
-                .unwrap();
-            conn.write_all(&msg).await.unwrap();
+            let mut framed = u16::try_from(msg.len()).unwrap().to_be_bytes().to_vec();
+            framed.extend_from_slice(&msg);
+            // The secondary may hang up once it read enough (one SOA not
+            // newer than its own: up to date).
+            if conn.write_all(&framed).await.is_err() {
+                break;
+            }
         }
         // Dropped: a cut transfer ends here.
     }
@@ -478,4 +519,39 @@ async fn a_hostile_primary_changes_nothing_served() {
         .and_then(|r| Message::from_vec(&r).ok())
         .map(|m| m.metadata.response_code);
     assert_eq!(rcode, Some(ResponseCode::Refused));
+}
+
+/// A primary whose serial went back (rebuilt, serials reset: 5, then 3):
+/// refused while the copy at 5 lasts, then, once it expired, its whole
+/// zone is taken anew by AXFR, as Knot does ("the zone expired" would
+/// otherwise last for good).
+#[tokio::test]
+async fn a_primary_whose_serial_went_back_is_taken_anew_once_the_zone_expired() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let primary = listener.local_addr().unwrap();
+    let mut scripts = vec![Script::Short(5, 5)];
+    scripts.extend([Script::Short(3, 3); 40]);
+    let server = tokio::spawn(hostile(listener, scripts));
+    let port = free_port();
+    let sdir = ZoneDir::new();
+    let config = secondary_config(sdir.path(), port, primary, "");
+    let mut sec = TsProc::spawn(sdir.path(), "sec", port, &config);
+    sec.wait_serving("sec.test.").await;
+    let soa = ask_copy(sec.addr, "sec.test.", RecordType::SOA).await;
+    assert_eq!(authoritative_serial(&soa), Some(5));
+    // Serial 3 from now on: older, refused, until EXPIRE (3 s); then anew.
+    until(sec.addr, "sec.test.", RecordType::SOA, |m| {
+        authoritative_serial(m) == Some(3)
+    })
+    .await;
+    let www = ask_copy(sec.addr, "www.sec.test.", RecordType::A).await;
+    assert_eq!(
+        kit::a_addrs(&www),
+        vec!["192.0.2.3".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    let log = sec.stderr_now();
+    assert!(log.contains("serial is older than ours"), "{log}");
+    assert!(log.contains("secondary zone expired"), "{log}");
+    assert!(log.contains("its whole zone taken anew"), "{log}");
+    server.abort();
 }

@@ -5,6 +5,7 @@
 //! each new version in atomically, writes it to `state_dir` and expires the
 //! zone after the SOA EXPIRE without contact. Its owner stops it with a
 //! cancellation token.
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use tracing::{info, warn};
 
 use super::client::{Limits, XfrError, fetch};
 use super::notify::{NotifyOutcome, judge};
-use super::records::{Answer, Rec, ZoneCopy};
+use super::records::{Answer, Rec, ZoneCopy, soa_serial};
 use super::state;
 use super::timers::{RefreshStep, Schedule, SoaTimers};
 use crate::dns::tsig::{Key, unix_now};
@@ -43,43 +44,82 @@ pub struct SecondaryZone {
     wake: Notify,
 }
 
-/// The secondary zones of one TS.
+impl SecondaryZone {
+    /// The zone `name` of `primary`, transferred with `key`.
+    pub fn new(name: Name, primary: SocketAddr, key: Option<Arc<Key>>) -> Self {
+        SecondaryZone {
+            name,
+            primary,
+            key,
+            wake: Notify::new(),
+        }
+    }
+}
+
+/// The secondary zones of one TS, by lower-cased name: those of its
+/// `zones`, and the members of the catalog it consumes as they come and
+/// go.
 #[derive(Debug, Default)]
 pub struct Secondaries {
-    zones: Vec<Arc<SecondaryZone>>,
+    zones: std::sync::RwLock<HashMap<Name, Arc<SecondaryZone>>>,
+}
+
+/// The key of `name` in [`Secondaries`].
+fn key_of(name: &Name) -> Name {
+    let mut k = name.to_lowercase();
+    k.set_fqdn(true);
+    k
 }
 
 impl Secondaries {
-    /// The secondary zones of `settings`, their keys read.
+    /// The secondary zones of `settings` (the catalog zone of
+    /// `catalog_from` among them), their keys read.
     ///
     /// # Errors
     /// A key that cannot be read, named.
     pub fn load(settings: &TsSettings) -> Result<Self, String> {
-        let zones = settings
-            .secondaries
-            .iter()
-            .map(|s| {
-                let key = match &s.key {
-                    Some(kc) => Some(Arc::new(
-                        kc.load()
-                            .map_err(|e| format!("[[key]] {:?}: {e}", kc.name))?,
-                    )),
-                    None => None,
-                };
-                Ok(Arc::new(SecondaryZone {
-                    name: s.name.clone(),
-                    primary: s.primary,
-                    key,
-                    wake: Notify::new(),
-                }))
-            })
-            .collect::<Result<_, String>>()?;
-        Ok(Secondaries { zones })
+        let out = Secondaries::default();
+        for s in settings.secondaries.iter().chain(&settings.catalog_from) {
+            let key = load_key(s.key.as_ref())?;
+            out.add(SecondaryZone::new(s.name.clone(), s.primary, key));
+        }
+        Ok(out)
     }
 
     /// The zones.
-    pub fn zones(&self) -> &[Arc<SecondaryZone>] {
-        &self.zones
+    pub fn zones(&self) -> Vec<Arc<SecondaryZone>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// The zone `name`, if it is one.
+    pub fn get(&self, name: &Name) -> Option<Arc<SecondaryZone>> {
+        self.read().get(&key_of(name)).cloned()
+    }
+
+    /// Adds `zone` (in place of one of its name), and hands it back shared.
+    pub fn add(&self, zone: SecondaryZone) -> Arc<SecondaryZone> {
+        let zone = Arc::new(zone);
+        let mut map = self
+            .zones
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.insert(key_of(&zone.name), zone.clone());
+        zone
+    }
+
+    /// Removes the zone `name` (its NOTIFYs are refused from now on).
+    pub fn remove(&self, name: &Name) {
+        let mut map = self
+            .zones
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.remove(&key_of(name));
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Name, Arc<SecondaryZone>>> {
+        self.zones
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The answer to the NOTIFY `raw` from `from` (see [`judge`]); an
@@ -91,8 +131,8 @@ impl Secondaries {
         counters: &SecondaryCounters,
     ) -> Option<Vec<u8>> {
         let name = question_name(raw)?;
-        let zone = self.zones.iter().find(|z| z.name.eq_ignore_root(&name));
-        let theirs = zone.map(|z| (z.primary.ip(), z.key.as_ref()));
+        let zone = self.get(&name);
+        let theirs = zone.as_ref().map(|z| (z.primary.ip(), z.key.as_ref()));
         let (verdict, answer) = judge(raw, from, theirs, unix_now())?;
         match (verdict, zone) {
             (NotifyOutcome::Accepted, Some(z)) => {
@@ -106,6 +146,19 @@ impl Secondaries {
         }
         Some(answer)
     }
+}
+
+/// The key `kc` read, if any.
+///
+/// # Errors
+/// A key that cannot be read, named.
+pub fn load_key(kc: Option<&crate::config::KeyConfig>) -> Result<Option<Arc<Key>>, String> {
+    kc.map(|kc| {
+        kc.load()
+            .map(Arc::new)
+            .map_err(|e| format!("[[key]] {:?}: {e}", kc.name))
+    })
+    .transpose()
 }
 
 /// The name of the first question of `raw`.
@@ -168,14 +221,24 @@ enum Outcome {
 /// before anything is kept.
 async fn attempt(
     zone: &SecondaryZone,
-    ours: Option<&ZoneCopy>,
+    (ours, expired): (Option<&ZoneCopy>, bool),
     limits: Limits,
     counters: &SecondaryCounters,
 ) -> Result<Outcome, XfrError> {
     let soa: Option<&Rec> = ours.map(|c| &c.soa);
     let fetched = fetch(zone.primary, &zone.name, soa, zone.key.clone(), limits).await?;
+    let older = |theirs: u32| {
+        ours.is_some_and(|o| theirs != o.serial() && !serial_newer(theirs, o.serial()))
+    };
     let applied = match (fetched.answer, ours) {
-        (Answer::UpToDate(_), _) => return Ok(Outcome::UpToDate),
+        (Answer::UpToDate(soa), _) => match soa_serial(&soa) {
+            // The primary's serial went back: no contact (the zone runs
+            // to its EXPIRE), then a fresh AXFR whatever its serial.
+            Some(theirs) if older(theirs) => {
+                return anew(zone, ours, expired, limits, theirs).await;
+            }
+            _ => return Ok(Outcome::UpToDate),
+        },
         (Answer::Full(c), _) => Ok((c, "axfr")),
         (Answer::Incremental(changes, _), Some(o)) => o.apply(&changes).map(|c| (c, "ixfr")),
         (Answer::Incremental(..), None) => {
@@ -201,12 +264,38 @@ async fn attempt(
         if copy.serial() == o.serial() {
             return Ok(Outcome::UpToDate);
         }
-        if !serial_newer(copy.serial(), o.serial()) {
-            return Err(XfrError::Stray("the primary's serial is older than ours"));
+        if older(copy.serial()) {
+            return anew(zone, ours, expired, limits, copy.serial()).await;
         }
     }
     let compiled = compile(&copy, zone.primary).map_err(|e| XfrError::Unusable(e.to_string()))?;
     Ok(Outcome::New(Box::new((copy, compiled)), how))
+}
+
+/// The primary answered with `theirs`, a serial older than ours: an error
+/// while the zone has not expired; once it has, as Knot does, its whole
+/// zone by AXFR, whatever its serial (a primary rebuilt, or its serials
+/// reset), logged.
+async fn anew(
+    zone: &SecondaryZone,
+    ours: Option<&ZoneCopy>,
+    expired: bool,
+    limits: Limits,
+    theirs: u32,
+) -> Result<Outcome, XfrError> {
+    if !expired {
+        return Err(XfrError::Stray("the primary's serial is older than ours"));
+    }
+    let full = fetch(zone.primary, &zone.name, None, zone.key.clone(), limits).await?;
+    let Answer::Full(copy) = full.answer else {
+        return Err(XfrError::Stray("an AXFR answered with no whole zone"));
+    };
+    if !copy.origin().eq_ignore_root(&zone.name) {
+        return Err(XfrError::Stray("another zone's SOA"));
+    }
+    warn!(zone = %zone.name, ours = ours.map(ZoneCopy::serial), theirs, serial = copy.serial(), "the primary's serial went back and the zone expired: its whole zone taken anew");
+    let compiled = compile(&copy, zone.primary).map_err(|e| XfrError::Unusable(e.to_string()))?;
+    Ok(Outcome::New(Box::new((copy, compiled)), "axfr"))
 }
 
 /// Where a zone's task reads and writes, and how far it goes.
@@ -216,26 +305,71 @@ pub struct Driving {
     pub state_dir: Option<PathBuf>,
     /// Each transfer's bounds.
     pub limits: Limits,
+    /// Told each copy served (read from disk, or transferred): the
+    /// catalog zone's, for its consumer.
+    pub copies: Option<tokio::sync::watch::Sender<Option<Arc<ZoneCopy>>>>,
 }
 
-/// Seconds since `start`, the clock of [`Schedule`].
+impl Driving {
+    /// Tells `copies` of `copy`, when someone listens.
+    fn tell(&self, copy: &ZoneCopy) {
+        if let Some(tx) = &self.copies {
+            tx.send_replace(Some(Arc::new(copy.clone())));
+        }
+    }
+}
+
+/// Where the clock of [`Schedule`] starts: far enough from 0 that a copy
+/// from disk as old as any SOA EXPIRE (32 bits) counts from before it.
+const CLOCK_START: u64 = 1 << 32;
+
+/// Seconds since `start`, the clock of [`Schedule`] (from [`CLOCK_START`]).
 fn secs(start: Instant) -> u64 {
-    start.elapsed().as_secs()
+    CLOCK_START + start.elapsed().as_secs()
 }
 
-/// The copy of `zone` in `dir`, served at once when it compiles.
+/// The copy of `zone` in `dir`, with its age since the last contact with
+/// the primary: served at once when it compiles, as expired (SERVFAIL)
+/// when that age passed its SOA EXPIRE. A copy that cannot be read is
+/// logged (the file, why) and not served.
 fn from_disk(ts: &TableServer, zone: &SecondaryZone, dir: &Path) -> Option<(ZoneCopy, u64)> {
-    let (copy, age) = state::read(dir, &zone.name)?;
+    let unused = |err: &dyn std::fmt::Display| {
+        let path = state::path_of(dir, &zone.name);
+        warn!(ts = %ts.settings().name, zone = %zone.name, path = %path.display(), %err, "the copy in state_dir is not served");
+    };
+    let (copy, age) = match state::read(dir, &zone.name, unix_now()) {
+        Ok(found) => found?,
+        Err(err) => {
+            unused(&err);
+            return None;
+        }
+    };
     match compile(&copy, zone.primary) {
         Ok(z) => {
-            info!(ts = %ts.settings().name, zone = %zone.name, serial = copy.serial(), age_s = age, "secondary zone served from state_dir");
-            ts.install_secondary(z);
+            let expired = age >= u64::from(timers_of(&copy).expire);
+            let (name, serial) = (&ts.settings().name, copy.serial());
+            if expired {
+                warn!(ts = %name, zone = %zone.name, serial, age_s = age, "secondary zone in state_dir is past its SOA EXPIRE since the last contact with its primary: SERVFAIL until the primary answers");
+            } else {
+                info!(ts = %name, zone = %zone.name, serial, age_s = age, "secondary zone served from state_dir");
+            }
+            ts.install_secondary(z.with_expired(expired));
             Some((copy, age))
         }
         Err(err) => {
-            warn!(zone = %zone.name, %err, "the copy in state_dir is not used");
+            unused(&err);
             None
         }
+    }
+}
+
+/// Notes a contact with `zone`'s primary beside its copy in `driving`'s
+/// `state_dir`.
+fn note_contact(driving: &Driving, zone: &Name) {
+    if let Some(dir) = &driving.state_dir
+        && let Err(err) = state::write_contact(dir, zone, unix_now())
+    {
+        warn!(zone = %zone, dir = %dir.display(), %err, "cannot note the contact in state_dir");
     }
 }
 
@@ -265,11 +399,12 @@ pub async fn run(
     let counters = &ts.metrics().secondary;
     let start = Instant::now();
     let mut copy = None;
-    let mut schedule = Schedule::empty(0);
+    let mut schedule = Schedule::empty(secs(start));
     if let Some(dir) = &driving.state_dir
         && let Some((c, age)) = from_disk(&ts, &zone, dir)
     {
-        schedule = Schedule::from_disk(0, timers_of(&c), age);
+        schedule = Schedule::from_disk(secs(start), timers_of(&c), age);
+        driving.tell(&c);
         copy = Some(c);
     }
     let mut failures: u32 = 0;
@@ -297,7 +432,7 @@ pub async fn run(
         }
         let result = tokio::select! {
             () = stop.cancelled() => return,
-            r = attempt(&zone, copy.as_ref(), driving.limits, counters) => r,
+            r = attempt(&zone, (copy.as_ref(), expired), driving.limits, counters) => r,
         };
         let now = secs(start);
         match result {
@@ -305,6 +440,7 @@ pub async fn run(
                 counters.up_to_date.fetch_add(1, Relaxed);
                 if let Some(c) = &copy {
                     schedule.contacted(now, timers_of(c));
+                    note_contact(&driving, &zone.name);
                 }
                 failures = 0;
             }
@@ -324,13 +460,19 @@ pub async fn run(
                     warn!(zone = %zone.name, dir = %dir.display(), %err, "cannot keep the zone's copy in state_dir");
                 }
                 schedule.contacted(now, timers_of(&c));
+                note_contact(&driving, &zone.name);
+                driving.tell(&c);
                 copy = Some(c);
                 failures = 0;
                 changed(zone.name.clone());
             }
             Err(err) => {
                 counters.failed.fetch_add(1, Relaxed);
-                warn!(ts = %ts.settings().name, zone = %zone.name, primary = %zone.primary, %err, "secondary zone not refreshed; the copy served is kept");
+                if copy.is_some() {
+                    warn!(ts = %ts.settings().name, zone = %zone.name, primary = %zone.primary, %err, "secondary zone not refreshed; the copy served is kept");
+                } else {
+                    warn!(ts = %ts.settings().name, zone = %zone.name, primary = %zone.primary, %err, "secondary zone not transferred; nothing served for it yet");
+                }
                 schedule.failed(now, failures);
                 failures = failures.saturating_add(1);
                 continue;

@@ -1,7 +1,10 @@
 //! A secondary zone's last good copy on disk (`state_dir`): written after
 //! every transfer applied (a temporary file in the same folder, synced,
 //! renamed over the old one: a crash leaves the old copy or the new), read
-//! at start so the zone is served before the primary answers. The format is
+//! at start so the zone is served before the primary answers; beside it
+//! the time of the last contact with the primary (`.contact`, written at
+//! each refresh that reached it), from which its SOA EXPIRE counts at
+//! start, as Knot's timer database and NSD's `xfrd.state` do. The format is
 //! ours: a header line, then each record (the SOA first) in wire form,
 //! names uncompressed, after its 16-bit length.
 use std::path::{Path, PathBuf};
@@ -79,18 +82,79 @@ pub fn parse(bytes: &[u8]) -> Option<ZoneCopy> {
     Some(ZoneCopy::new(soa, records))
 }
 
-/// Reads `zone`'s copy from `dir`, with its age in seconds (from the
-/// file's time).
-pub fn read(dir: &Path, zone: &Name) -> Option<(ZoneCopy, u64)> {
+/// Why a copy in `state_dir` is not used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The file cannot be read.
+    #[error("cannot read it: {0}")]
+    Io(#[from] std::io::Error),
+    /// The file does not read whole (cut short, damaged, not ours).
+    #[error("it is cut short or damaged (not a whole copy of the zone)")]
+    Damaged,
+    /// The file holds another zone.
+    #[error("it holds the zone {0}")]
+    OtherZone(Name),
+}
+
+/// The file of the last contact with `zone`'s primary, beside its copy.
+pub fn contact_path_of(dir: &Path, zone: &Name) -> PathBuf {
+    path_of(dir, zone).with_extension("contact")
+}
+
+/// Reads `zone`'s copy from `dir` (`None`: there is none), with its age
+/// in seconds: since the last contact with the primary written beside it
+/// ([`write_contact`]), else since the file's time. `now` is the clock,
+/// seconds since the epoch.
+///
+/// # Errors
+/// A file that cannot be read or does not hold a whole copy of `zone`.
+pub fn read(dir: &Path, zone: &Name, now: u64) -> Result<Option<(ZoneCopy, u64)>, StateError> {
     let path = path_of(dir, zone);
-    let bytes = std::fs::read(&path).ok()?;
-    let copy = parse(&bytes).filter(|c| c.origin().eq_ignore_root(zone))?;
-    let age = std::fs::metadata(&path)
-        .and_then(|m| m.modified())
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let copy = parse(&bytes).ok_or(StateError::Damaged)?;
+    if !copy.origin().eq_ignore_root(zone) {
+        return Err(StateError::OtherZone(copy.origin().clone()));
+    }
+    let contact = std::fs::read_to_string(contact_path_of(dir, zone))
         .ok()
-        .and_then(|t| t.elapsed().ok())
-        .map_or(0, |d| d.as_secs());
-    Some((copy, age))
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    let age = match contact {
+        Some(at) => now.saturating_sub(at),
+        None => std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .map_or(0, |d| d.as_secs()),
+    };
+    Ok(Some((copy, age)))
+}
+
+/// Writes the time of the last contact with `zone`'s primary (`at`,
+/// seconds since the epoch) beside its copy in `dir`, atomically.
+///
+/// # Errors
+/// The OS error of any step.
+pub fn write_contact(dir: &Path, zone: &Name, at: u64) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    crate::ts::serials::replace_file(&contact_path_of(dir, zone), format!("{at}\n").as_bytes())
+}
+
+/// Deletes `zone`'s copy and its contact file from `dir` (none there: fine).
+///
+/// # Errors
+/// The OS error of a file that is there and cannot be deleted.
+pub fn delete(dir: &Path, zone: &Name) -> std::io::Result<()> {
+    for path in [path_of(dir, zone), contact_path_of(dir, zone)] {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Writes `copy` to its file in `dir` (made if missing), atomically.
@@ -133,14 +197,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = copy(7);
         write(dir.path(), &c).unwrap();
-        let (back, age) = read(dir.path(), &name("Z.test.")).unwrap();
+        let now = crate::dns::tsig::unix_now();
+        let (back, age) = read(dir.path(), &name("Z.test."), now).unwrap().unwrap();
         assert_eq!((back, age < 60), (c.clone(), true));
         write(dir.path(), &copy(8)).unwrap();
-        assert_eq!(read(dir.path(), &name("z.test.")).unwrap().0.serial(), 8);
+        let z = name("z.test.");
+        assert_eq!(read(dir.path(), &z, now).unwrap().unwrap().0.serial(), 8);
+        // The last contact, not the file's time, says how old the copy is.
+        write_contact(dir.path(), &z, now - 500).unwrap();
+        assert_eq!(read(dir.path(), &z, now).unwrap().unwrap().1, 500);
         let bytes = render(&c);
         assert!(parse(&bytes[..bytes.len() - 1]).is_none(), "cut short");
         assert!(parse(&bytes[1..]).is_none(), "no header");
-        assert!(read(dir.path(), &name("other.test.")).is_none());
+        assert!(matches!(
+            read(dir.path(), &name("other.test."), now),
+            Ok(None)
+        ));
+        std::fs::write(path_of(dir.path(), &z), &bytes[..bytes.len() - 3]).unwrap();
+        assert!(matches!(
+            read(dir.path(), &z, now),
+            Err(StateError::Damaged)
+        ));
+        delete(dir.path(), &z).unwrap();
+        assert!(matches!(read(dir.path(), &z, now), Ok(None)));
+        assert!(!contact_path_of(dir.path(), &z).exists());
         assert_eq!(
             path_of(dir.path(), &Name::root()),
             dir.path().join("root.xfr")
