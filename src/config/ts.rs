@@ -123,6 +123,10 @@ pub struct TsConfig {
     /// its files. \[none\]
     #[serde(default, deserialize_with = "de_opt_name")]
     pub catalog: Option<Name>,
+    /// Consume a catalog zone (RFC 9432 v2): `{ name, primary, xfr_key }`;
+    /// each member becomes a secondary zone of that primary. \[none\]
+    #[serde(default)]
+    pub catalog_from: Option<SecondaryZoneConfig>,
     /// dnstap of the auth messages (`{ socket | tcp, messages, ... }`, as
     /// `[ls.dnstap]`); `None` (key omitted) = off. \[off\]
     #[serde(default)]
@@ -175,6 +179,7 @@ impl TsConfig {
             service: Vec::new(),
             state_dir: None,
             catalog: None,
+            catalog_from: None,
         }
     }
 
@@ -184,7 +189,8 @@ impl TsConfig {
     }
 }
 
-/// A zone a TS serves as a secondary: `{ name, primary, xfr_key }` in `zones`.
+/// A zone a TS serves as a secondary: `{ name, primary, xfr_key }` in `zones`
+/// (and the catalog zone of `catalog_from`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecondaryZoneConfig {

@@ -434,7 +434,7 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
     let key = |k: &str| format!("ts.{i}.{k}");
     let who = &ts.name;
     check.require(
-        !ts.zones.is_empty() || !ts.zones.secondaries.is_empty(),
+        !ts.zones.is_empty() || !ts.zones.secondaries.is_empty() || ts.catalog_from.is_some(),
         &key("zones"),
         || format!("table server {who:?} needs at least one zone file"),
     );
@@ -503,6 +503,9 @@ fn check_keys(config: &Config, check: &mut Checker<'_>) {
             if let Some(name) = &sz.xfr_key {
                 names_a_key(check, name, format!("ts.{i}.zones.{j}.xfr_key"));
             }
+        }
+        if let Some(name) = ts.catalog_from.as_ref().and_then(|c| c.xfr_key.as_ref()) {
+            names_a_key(check, name, format!("ts.{i}.catalog_from.xfr_key"));
         }
         if let Some(name) = &ts.xfr_key {
             names_a_key(check, name, format!("ts.{i}.xfr_key"));

@@ -19,6 +19,7 @@ use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
 use crate::ts::gslb::check::Checker;
 use crate::ts::secondary::client::Limits;
+use crate::ts::secondary::consumer::{self, Changed, Consumer};
 use crate::ts::secondary::driver::{Driving, Secondaries, run as run_secondary};
 use crate::ts::source::ZoneError;
 use crate::ts::xfr::notifier::{Announce, run_notifier};
@@ -308,22 +309,46 @@ fn start_secondaries(
     let driving = Driving {
         state_dir: ts.settings().state_dir.clone(),
         limits: Limits::default(),
+        copies: None,
     };
-    secondaries
-        .zones()
-        .iter()
-        .map(|zone| {
-            let (t, announce) = (ts.clone(), announce.clone());
-            let changed = move |origin: Name| announce_zones(&t, &announce, vec![origin]);
-            tokio::spawn(run_secondary(
-                ts.clone(),
-                zone.clone(),
-                driving.clone(),
-                changed,
-                token.clone(),
-            ))
-        })
-        .collect()
+    let changed: Changed = {
+        let (t, announce) = (ts.clone(), announce.clone());
+        Arc::new(move |origin: Name| announce_zones(&t, &announce, vec![origin]))
+    };
+    let catalog = ts.settings().catalog_from.as_ref().map(|c| c.name.clone());
+    let mut tasks = Vec::new();
+    let base = driving;
+    for zone in secondaries.zones() {
+        let mut driving = base.clone();
+        if catalog
+            .as_ref()
+            .is_some_and(|c| c.eq_ignore_root(&zone.name))
+        {
+            // The catalog: its versions go to the consumer, which makes
+            // its members secondary zones.
+            let (tx, rx) = tokio::sync::watch::channel(None);
+            driving.copies = Some(tx);
+            driving.limits.max_bytes = consumer::CATALOG_MAX_BYTES;
+            let c = Consumer {
+                ts: ts.clone(),
+                secondaries: secondaries.clone(),
+                catalog: zone.clone(),
+                // Members: as any secondary zone.
+                driving: base.clone(),
+                changed: changed.clone(),
+            };
+            tasks.push(tokio::spawn(consumer::run(c, rx, token.clone())));
+        }
+        let changed = changed.clone();
+        tasks.push(tokio::spawn(run_secondary(
+            ts.clone(),
+            zone,
+            driving,
+            move |origin| changed(origin),
+            token.clone(),
+        )));
+    }
+    tasks
 }
 
 /// Hands the notifier the NOTIFYs of `zones` (with their SOAs now) to the

@@ -7,7 +7,8 @@ use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
 use crate::config::{
-    Config, Dnssec, Fault, KeyConfig, OnMiss, ServiceConfig, TsConfig, ValueError, parse_name,
+    Config, Dnssec, Fault, KeyConfig, OnMiss, SecondaryZoneConfig, ServiceConfig, TsConfig,
+    ValueError, parse_name,
 };
 
 /// What a TS serves and how.
@@ -47,6 +48,9 @@ pub struct TsSettings {
     pub state_dir: Option<PathBuf>,
     /// The catalog zone it publishes of the zones of its files (RFC 9432).
     pub catalog: Option<Name>,
+    /// The catalog zone it consumes (RFC 9432): its members become
+    /// secondary zones of its primary, with its key.
+    pub catalog_from: Option<Secondary>,
 }
 
 /// A zone served as a secondary of a primary.
@@ -58,6 +62,17 @@ pub struct Secondary {
     pub primary: SocketAddr,
     /// The key its transfers and NOTIFYs are signed with.
     pub key: Option<KeyConfig>,
+}
+
+impl Secondary {
+    /// The secondary zone `s` of `config`, with the `[[key]]` it names.
+    fn of(config: &Config, s: &SecondaryZoneConfig) -> Self {
+        Secondary {
+            name: s.name.clone(),
+            primary: s.primary,
+            key: config.key_named(s.xfr_key.as_deref()).cloned(),
+        }
+    }
 }
 
 impl TsSettings {
@@ -90,6 +105,7 @@ impl TsSettings {
             secondaries: Vec::new(),
             state_dir: c.state_dir.clone(),
             catalog: c.catalog.clone(),
+            catalog_from: None,
         }
     }
 
@@ -102,12 +118,9 @@ impl TsSettings {
                 .zones
                 .secondaries
                 .iter()
-                .map(|s| Secondary {
-                    name: s.name.clone(),
-                    primary: s.primary,
-                    key: config.key_named(s.xfr_key.as_deref()).cloned(),
-                })
+                .map(|s| Secondary::of(config, s))
                 .collect(),
+            catalog_from: c.catalog_from.as_ref().map(|s| Secondary::of(config, s)),
             ..Self::from_config(c)
         }
     }
@@ -143,6 +156,7 @@ impl TsSettings {
             secondaries: Vec::new(),
             state_dir: None,
             catalog: None,
+            catalog_from: None,
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct TableServer {
     pub(super) checker: std::sync::Mutex<Option<gslb::check::Checker>>,
     /// What answers a NOTIFY (its secondary zones'), set once at start.
     pub(super) notify_hook: std::sync::OnceLock<NotifyHook>,
+    /// The origins of the secondary zones installed: a reload keeps them.
+    pub(super) secondary: std::sync::Mutex<std::collections::HashSet<Name>>,
 }
 
 /// The answer to a NOTIFY (the request's bytes, its source), `None` to drop it.
@@ -177,6 +179,7 @@ impl TableServer {
             answer_sets: ArcSwap::from_pointee(answer_sets),
             checker: std::sync::Mutex::new(None),
             notify_hook: std::sync::OnceLock::new(),
+            secondary: std::sync::Mutex::default(),
         };
         ts.save_serials(sources.as_deref());
         Ok(ts)
@@ -245,8 +248,31 @@ impl TableServer {
             .filter(|z| z.origin() != zone.origin())
             .cloned()
             .collect();
+        self.secondaries().insert(zone.origin().clone());
         zones.push(zone);
         self.catalog.store(Arc::new(Catalog::new(zones)));
+    }
+
+    /// Stops serving the secondary zone `origin` (a member gone from the
+    /// catalog it came from).
+    pub fn remove_secondary(&self, origin: &Name) {
+        let _last = self
+            .sources
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !self.secondaries().remove(origin) {
+            return;
+        }
+        let old = self.catalog.load_full();
+        let zones = old.zones().iter().filter(|z| z.origin() != origin);
+        self.catalog
+            .store(Arc::new(Catalog::new(zones.cloned().collect())));
+    }
+
+    fn secondaries(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Name>> {
+        self.secondary
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Its dnstap handle (off unless [`TableServer::with_dnstap`]).
@@ -462,9 +488,9 @@ impl TableServer {
             zones.push(zone);
         }
         // The secondary zones are not in the files: kept as they are.
+        let installed = self.secondaries().clone();
         let secondary = |z: &&zone::Zone| {
-            self.settings.is_secondary(z.origin())
-                && !zones.iter().any(|f| f.origin() == z.origin())
+            installed.contains(z.origin()) && !zones.iter().any(|f| f.origin() == z.origin())
         };
         let kept: Vec<zone::Zone> = old.zones().iter().filter(secondary).cloned().collect();
         zones.extend(kept);

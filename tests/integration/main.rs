@@ -83,6 +83,7 @@ mod startup;
 mod status_cmd;
 mod ts;
 mod ts_as_nsd;
+mod ts_catalog;
 mod ts_cname_chains;
 mod ts_dnssec_proofs;
 mod ts_memory;

@@ -5,6 +5,7 @@
 //! each new version in atomically, writes it to `state_dir` and expires the
 //! zone after the SOA EXPIRE without contact. Its owner stops it with a
 //! cancellation token.
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,43 +44,82 @@ pub struct SecondaryZone {
     wake: Notify,
 }
 
-/// The secondary zones of one TS.
+impl SecondaryZone {
+    /// The zone `name` of `primary`, transferred with `key`.
+    pub fn new(name: Name, primary: SocketAddr, key: Option<Arc<Key>>) -> Self {
+        SecondaryZone {
+            name,
+            primary,
+            key,
+            wake: Notify::new(),
+        }
+    }
+}
+
+/// The secondary zones of one TS, by lower-cased name: those of its
+/// `zones`, and the members of the catalog it consumes as they come and
+/// go.
 #[derive(Debug, Default)]
 pub struct Secondaries {
-    zones: Vec<Arc<SecondaryZone>>,
+    zones: std::sync::RwLock<HashMap<Name, Arc<SecondaryZone>>>,
+}
+
+/// The key of `name` in [`Secondaries`].
+fn key_of(name: &Name) -> Name {
+    let mut k = name.to_lowercase();
+    k.set_fqdn(true);
+    k
 }
 
 impl Secondaries {
-    /// The secondary zones of `settings`, their keys read.
+    /// The secondary zones of `settings` (the catalog zone of
+    /// `catalog_from` among them), their keys read.
     ///
     /// # Errors
     /// A key that cannot be read, named.
     pub fn load(settings: &TsSettings) -> Result<Self, String> {
-        let zones = settings
-            .secondaries
-            .iter()
-            .map(|s| {
-                let key = match &s.key {
-                    Some(kc) => Some(Arc::new(
-                        kc.load()
-                            .map_err(|e| format!("[[key]] {:?}: {e}", kc.name))?,
-                    )),
-                    None => None,
-                };
-                Ok(Arc::new(SecondaryZone {
-                    name: s.name.clone(),
-                    primary: s.primary,
-                    key,
-                    wake: Notify::new(),
-                }))
-            })
-            .collect::<Result<_, String>>()?;
-        Ok(Secondaries { zones })
+        let out = Secondaries::default();
+        for s in settings.secondaries.iter().chain(&settings.catalog_from) {
+            let key = load_key(s.key.as_ref())?;
+            out.add(SecondaryZone::new(s.name.clone(), s.primary, key));
+        }
+        Ok(out)
     }
 
     /// The zones.
-    pub fn zones(&self) -> &[Arc<SecondaryZone>] {
-        &self.zones
+    pub fn zones(&self) -> Vec<Arc<SecondaryZone>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// The zone `name`, if it is one.
+    pub fn get(&self, name: &Name) -> Option<Arc<SecondaryZone>> {
+        self.read().get(&key_of(name)).cloned()
+    }
+
+    /// Adds `zone` (in place of one of its name), and hands it back shared.
+    pub fn add(&self, zone: SecondaryZone) -> Arc<SecondaryZone> {
+        let zone = Arc::new(zone);
+        let mut map = self
+            .zones
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.insert(key_of(&zone.name), zone.clone());
+        zone
+    }
+
+    /// Removes the zone `name` (its NOTIFYs are refused from now on).
+    pub fn remove(&self, name: &Name) {
+        let mut map = self
+            .zones
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.remove(&key_of(name));
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Name, Arc<SecondaryZone>>> {
+        self.zones
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The answer to the NOTIFY `raw` from `from` (see [`judge`]); an
@@ -91,8 +131,8 @@ impl Secondaries {
         counters: &SecondaryCounters,
     ) -> Option<Vec<u8>> {
         let name = question_name(raw)?;
-        let zone = self.zones.iter().find(|z| z.name.eq_ignore_root(&name));
-        let theirs = zone.map(|z| (z.primary.ip(), z.key.as_ref()));
+        let zone = self.get(&name);
+        let theirs = zone.as_ref().map(|z| (z.primary.ip(), z.key.as_ref()));
         let (verdict, answer) = judge(raw, from, theirs, unix_now())?;
         match (verdict, zone) {
             (NotifyOutcome::Accepted, Some(z)) => {
@@ -106,6 +146,19 @@ impl Secondaries {
         }
         Some(answer)
     }
+}
+
+/// The key `kc` read, if any.
+///
+/// # Errors
+/// A key that cannot be read, named.
+pub fn load_key(kc: Option<&crate::config::KeyConfig>) -> Result<Option<Arc<Key>>, String> {
+    kc.map(|kc| {
+        kc.load()
+            .map(Arc::new)
+            .map_err(|e| format!("[[key]] {:?}: {e}", kc.name))
+    })
+    .transpose()
 }
 
 /// The name of the first question of `raw`.
@@ -216,6 +269,18 @@ pub struct Driving {
     pub state_dir: Option<PathBuf>,
     /// Each transfer's bounds.
     pub limits: Limits,
+    /// Told each copy served (read from disk, or transferred): the
+    /// catalog zone's, for its consumer.
+    pub copies: Option<tokio::sync::watch::Sender<Option<Arc<ZoneCopy>>>>,
+}
+
+impl Driving {
+    /// Tells `copies` of `copy`, when someone listens.
+    fn tell(&self, copy: &ZoneCopy) {
+        if let Some(tx) = &self.copies {
+            tx.send_replace(Some(Arc::new(copy.clone())));
+        }
+    }
 }
 
 /// Seconds since `start`, the clock of [`Schedule`].
@@ -270,6 +335,7 @@ pub async fn run(
         && let Some((c, age)) = from_disk(&ts, &zone, dir)
     {
         schedule = Schedule::from_disk(0, timers_of(&c), age);
+        driving.tell(&c);
         copy = Some(c);
     }
     let mut failures: u32 = 0;
@@ -324,6 +390,7 @@ pub async fn run(
                     warn!(zone = %zone.name, dir = %dir.display(), %err, "cannot keep the zone's copy in state_dir");
                 }
                 schedule.contacted(now, timers_of(&c));
+                driving.tell(&c);
                 copy = Some(c);
                 failures = 0;
                 changed(zone.name.clone());

@@ -16,9 +16,11 @@
 //!   and its answer, pure;
 //! - [`client`]: one transfer over TCP, TSIG on every message, bounded;
 //! - [`state`]: the last good copy on disk;
+//! - [`consumer`]: a catalog zone's members made secondary zones (RFC 9432);
 //! - [`driver`]: the zones' shared state ([`driver::Secondaries`]) and the
 //!   one task per zone that drives the rest.
 pub mod client;
+pub mod consumer;
 pub mod driver;
 pub mod notify;
 pub mod records;
