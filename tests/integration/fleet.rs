@@ -5,9 +5,11 @@
 //!   BGP with BFD to three LS hosts, each running `dnslb ls` on the service
 //!   address 192.0.2.53 / 2001:db8:53::53, `dnslb anycast` and BIRD on the
 //!   shipped deploy/anycast/bird.conf;
-//! - a primary `dnslb ts` (host p) serving fleet.test. from a file, and its
-//!   secondaries: a `dnslb ts` on each of hosts t1 and t2 (the LS hosts'
-//!   backends) and a Knot beside the primary, NOTIFYed by it;
+//! - a primary `dnslb ts` (host p) serving fleet.test. from a file and
+//!   publishing the catalog cat.fleet., and its secondaries: a `dnslb ts` on
+//!   each of hosts t1 and t2 (the LS hosts' backends) consuming the catalog
+//!   (`catalog_from`), and a Knot secondary of fleet.test. beside the
+//!   primary, all NOTIFYed by it;
 //! - a client with four source addresses: dnsperf from one, a checker from
 //!   the three others validating every answer (hN.fleet.test A 198.51.100.N).
 //!
@@ -20,7 +22,9 @@
 //! the primary (SIGHUP) is served by both dnslb secondaries and Knot within
 //! 5 s, by exactly one IXFR each (the primary's counters: three incremental
 //! IXFRs, no AXFR); the primary killed past its SOA REFRESH (2 s): every
-//! secondary still serves, the checker loses nothing.
+//! secondary still serves, the checker loses nothing; the primary started
+//! again with a zone added: both dnslb secondaries serve it within 5 s
+//! (the catalog), and again without it: gone from both (REFUSED).
 //!
 //! Runtime: about 30-40 s (BGP and BFD coming up, the drains of the rolling
 //! restart). Skipped unless root with `ip`, bird, birdc, dnsperf and knotd.
@@ -47,6 +51,8 @@ const CONVERGE: Duration = Duration::from_secs(30);
 const WITHDRAW_LIMIT: Duration = Duration::from_millis(1500);
 /// The generous bound on a change reaching every secondary (NOTIFY, IXFR).
 const FOLLOW: Duration = Duration::from_secs(5);
+/// One ask's wait for its answer.
+const ASK_WAIT: Duration = Duration::from_millis(200);
 /// `drain_s` of the LS hosts.
 const DRAIN_S: u64 = 2;
 /// Host records in the zone: enough that the primary keeps a one-record
@@ -77,19 +83,25 @@ fn names() -> Vec<(String, Ipv4Addr)> {
         .collect()
 }
 
-fn primary_conf() -> String {
+/// The primary serving the zone files `files`, publishing them in the
+/// catalog cat.fleet.
+fn primary_conf(files: &[&str]) -> String {
+    let files: Vec<String> = files.iter().map(|f| format!("\"{f}\"")).collect();
     format!(
-        "[[ts]]\nname = \"primary\"\nlisten = \"0.0.0.0:53\"\nzones = [\"fleet.zone\"]\n\
+        "[[ts]]\nname = \"primary\"\nlisten = \"0.0.0.0:53\"\nzones = [{}]\ncatalog = \"cat.fleet.\"\n\
          axfr_allow = [\"10.99.0.0/16\", \"127.0.0.0/8\"]\n\
          notify = [\"10.99.31.2:53\", \"10.99.32.2:53\", \"127.0.0.1:{KNOT_PORT}\"]\n\
-         metrics = \"{METRICS}\"\nworkers = 1\n"
+         metrics = \"{METRICS}\"\nworkers = 1\n",
+        files.join(", ")
     )
 }
 
+/// A dnslb secondary consuming the primary's catalog: every zone listed
+/// there (fleet.test.) a secondary zone of the primary.
 fn secondary_conf(k: u8) -> String {
     format!(
         "[[ts]]\nname = \"sec\"\nlisten = \"10.99.3{k}.2:53\"\n\
-         zones = [{{ name = \"fleet.test.\", primary = \"{PRIMARY}\" }}]\n\
+         zones = []\ncatalog_from = {{ name = \"cat.fleet.\", primary = \"{PRIMARY}\" }}\n\
          state_dir = \"state\"\nmetrics = \"{METRICS}\"\nworkers = 1\n"
     )
 }
@@ -149,6 +161,11 @@ impl TsHost {
     }
 }
 
+/// The address of dnslb secondary `k` (0: t1, 1: t2).
+fn sec_addr(k: usize) -> SocketAddr {
+    format!("10.99.3{}.2:53", k + 1).parse().unwrap()
+}
+
 /// Waits until `server` (inside `ns`) answers `name A` with `want`; how
 /// long after `since`.
 fn wait_answer(
@@ -158,10 +175,17 @@ fn wait_answer(
     since: Instant,
 ) -> Option<Duration> {
     poll_until(FOLLOW, Duration::from_millis(10), || {
-        let m = ask_in(ns, server, name, RecordType::A, Duration::from_millis(200))?;
+        let m = ask_in(ns, server, name, RecordType::A, ASK_WAIT)?;
         (m.metadata.response_code == ResponseCode::NoError && crate::kit::a_addrs(&m) == [want])
             .then(|| since.elapsed())
     })
+}
+
+/// A dnslb secondary as a [`Fleet::restart_primary`] check sees it.
+struct SecondaryAt<'a> {
+    ns: &'a Netns,
+    addr: SocketAddr,
+    since: Instant,
 }
 
 /// The whole fleet. Field order is drop order: the processes (inside the
@@ -187,6 +211,31 @@ impl Fleet {
         }
         text.push_str(&self.knot.logs());
         panic!("{text}");
+    }
+
+    /// The primary (stopped) started again serving `files`; `check` run on
+    /// each dnslb secondary with the time of the start.
+    fn restart_primary(
+        &mut self,
+        files: &[&str],
+        check: impl Fn(&SecondaryAt) -> Option<Duration>,
+    ) -> Vec<Option<Duration>> {
+        self.primary.ts.kill_hard();
+        let p = &mut self.primary;
+        std::fs::write(p.dir.join("ts.toml"), primary_conf(files)).unwrap();
+        let since = Instant::now();
+        p.ts = TsHost::spawn(&p.ns, &p.dir, "p");
+        self.secondaries
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                check(&SecondaryAt {
+                    ns: &t.ns,
+                    addr: sec_addr(k),
+                    since,
+                })
+            })
+            .collect()
     }
 
     fn wait_hops(&self, want: &[usize], limit: Duration) -> Option<Duration> {
@@ -234,10 +283,7 @@ impl Fleet {
             .secondaries
             .iter()
             .enumerate()
-            .map(|(k, t)| {
-                let addr: SocketAddr = format!("10.99.3{}.2:53", k + 1).parse().unwrap();
-                wait_answer(&t.ns, addr, (name, want), since)
-            })
+            .map(|(k, t)| wait_answer(&t.ns, sec_addr(k), (name, want), since))
             .collect();
         let knot = SocketAddr::new([127, 0, 0, 1].into(), KNOT_PORT);
         took.push(wait_answer(&self.primary.ns, knot, (name, want), since));
@@ -269,7 +315,15 @@ fn a_fleet_spreads_restarts_fails_over_and_follows_its_primary() {
     let pdir = dir.path().join("p");
     std::fs::create_dir_all(&pdir).unwrap();
     std::fs::write(pdir.join("fleet.zone"), zone(1, "")).unwrap();
-    let primary = TsHost::start(&router, &ip, &prefix, "p", 30, pdir, &primary_conf());
+    let primary = TsHost::start(
+        &router,
+        &ip,
+        &prefix,
+        "p",
+        30,
+        pdir,
+        &primary_conf(&["fleet.zone"]),
+    );
     let knot = Knot::secondary_in(
         &knotd,
         &primary.ns,
@@ -540,6 +594,32 @@ fn a_fleet_spreads_restarts_fails_over_and_follows_its_primary() {
         (0, 0),
         "checker, of {n} queries with the primary down"
     );
+
+    // The primary back with a zone added: both dnslb secondaries serve it
+    // through the catalog; started again without it, it is gone from both.
+    let extra = "$ORIGIN extra.test.\n$TTL 60\n@ IN SOA ns.extra.test. host.extra.test. 1 2 1 3600 60\n\
+                 @ IN NS ns.extra.test.\nns IN A 10.99.30.2\nwww IN A 192.0.2.77\n";
+    std::fs::write(f.primary.dir.join("extra.zone"), extra).unwrap();
+    let www = ("www.extra.test.", Ipv4Addr::new(192, 0, 2, 77));
+    let took = f.restart_primary(&["fleet.zone", "extra.zone"], |t| {
+        wait_answer(t.ns, t.addr, www, t.since)
+    });
+    eprintln!("a zone added on the primary (restarted) served by t1, t2 after {took:?}");
+    if took.iter().any(Option::is_none) {
+        f.panic_with_logs(&format!(
+            "the added zone did not reach every secondary: {took:?}"
+        ));
+    }
+    let took = f.restart_primary(&["fleet.zone"], |t| {
+        poll_until(FOLLOW, Duration::from_millis(10), || {
+            let m = ask_in(t.ns, t.addr, www.0, RecordType::A, ASK_WAIT)?;
+            (m.metadata.response_code == ResponseCode::Refused).then(|| t.since.elapsed())
+        })
+    });
+    eprintln!("the zone removed from the primary (restarted) gone from t1, t2 after {took:?}");
+    if took.iter().any(Option::is_none) {
+        f.panic_with_logs(&format!("the removed zone still served: {took:?}"));
+    }
 
     for h in &mut f.hosts {
         h.stop();

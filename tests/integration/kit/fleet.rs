@@ -28,17 +28,24 @@ pub const SERVICE6: &str = "2001:db8:53::53";
 
 /// The router's BIRD: BFD, both kernel tables with `merge paths on`, and a
 /// BGP session per family to each of `hosts` LS hosts (AS 6510i).
+///
+/// Its BFD is slower than the hosts' (300 ms, multiplier 5: a session is
+/// declared down after 0.9 s of silence at the router, 1.5 s at a host):
+/// with 100 ms x 3 on both sides, a machine loaded by a parallel build
+/// (load 17 on 2 cores) dropped sessions, and a BGP session BFD brought
+/// down stays idle for BIRD's `error wait time`, longer than a test waits.
+/// Withdrawals do not wait for BFD: the probe disables the static route.
 pub fn router_bird_conf(hosts: usize) -> String {
     let mut c = String::from(
         "router id 10.99.0.1;\nlog stderr all;\nprotocol device {}\n\
-         protocol bfd { interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }\n\
+         protocol bfd { interface \"*\" { min rx interval 300 ms; min tx interval 300 ms; multiplier 5; }; }\n\
          protocol kernel { ipv4 { export all; }; merge paths on; }\n\
          protocol kernel { ipv6 { export all; }; merge paths on; }\n",
     );
     for i in 1..=hosts {
         c.push_str(&format!(
-            "protocol bgp l{i}v4 {{ local as 65000; neighbor 10.99.{i}.2 as 6510{i}; bfd on; ipv4 {{ import all; export none; }}; }}\n\
-             protocol bgp l{i}v6 {{ local as 65000; neighbor fd99:{i}::2 as 6510{i}; bfd on; ipv6 {{ import all; export none; }}; }}\n"
+            "protocol bgp l{i}v4 {{ local as 65000; neighbor 10.99.{i}.2 as 6510{i}; bfd on; error wait time 1, 5; ipv4 {{ import all; export none; }}; }}\n\
+             protocol bgp l{i}v6 {{ local as 65000; neighbor fd99:{i}::2 as 6510{i}; bfd on; error wait time 1, 5; ipv6 {{ import all; export none; }}; }}\n"
         ));
     }
     c
