@@ -494,8 +494,9 @@ pub struct DnsperfStats {
 }
 
 impl Dnsperf {
-    /// `dnsperf -s SERVER -a SOURCE -c 32 -Q QPS` on `data` (a file of
-    /// "NAME TYPE" lines), for at most 10 minutes.
+    /// `dnsperf -s SERVER -a SOURCE -c 32 -Q QPS -t 1` on `data` (a file of
+    /// "NAME TYPE" lines), for at most 10 minutes: a query unanswered after
+    /// 1 s is lost.
     pub fn start(
         dnsperf: &Path,
         ns: &Netns,
@@ -519,7 +520,7 @@ impl Dnsperf {
             "-l",
             "600",
             "-t",
-            "2",
+            "1",
         ];
         Dnsperf {
             proc: Proc::spawn("dnsperf", ns.command(dnsperf, &args)),
