@@ -26,7 +26,7 @@
 //! The namespace test is skipped unless root, with `ip`, `bird` and `birdc`
 //! installed.
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,11 +34,10 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::kit::{BIN, Bird, Netns, Proc, enter_netns, need, netns_or_skip, poll_until};
+use crate::kit::fleet::{LsHost, Router, SERVICE4, SERVICE6};
+use crate::kit::{BIN, Netns, Proc, enter_netns, need, netns_or_skip, poll_until};
 
 const HOSTS: usize = 3;
-const SERVICE4: &str = "192.0.2.53";
-const SERVICE6: &str = "2001:db8:53::53";
 /// How long a route may take to appear (BGP, BFD, `rise` rounds).
 const CONVERGE: Duration = Duration::from_secs(30);
 /// The generous end-to-end bound on a withdrawal (the design's worst case
@@ -48,35 +47,6 @@ const WITHDRAW_LIMIT: Duration = Duration::from_millis(1500);
 const ANSWER_WAIT: Duration = Duration::from_millis(500);
 /// `drain_s` of the LS hosts.
 const DRAIN_S: u64 = 2;
-
-fn router_conf() -> String {
-    let mut c = String::from(
-        "router id 10.99.0.1;\nlog stderr all;\nprotocol device {}\n\
-         protocol bfd { interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }\n\
-         protocol kernel { ipv4 { export all; }; merge paths on; }\n\
-         protocol kernel { ipv6 { export all; }; merge paths on; }\n",
-    );
-    for i in 1..=HOSTS {
-        c.push_str(&format!(
-            "protocol bgp l{i}v4 {{ local as 65000; neighbor 10.99.{i}.2 as 6510{i}; bfd on; ipv4 {{ import all; export none; }}; }}\n\
-             protocol bgp l{i}v6 {{ local as 65000; neighbor fd99:{i}::2 as 6510{i}; bfd on; ipv6 {{ import all; export none; }}; }}\n"
-        ));
-    }
-    c
-}
-
-/// deploy/anycast/bird.conf, made to host `i`'s addresses, logging to stderr.
-fn host_bird_conf(i: usize) -> String {
-    let shipped =
-        std::fs::read_to_string(crate::kit::crate_dir().join("deploy/anycast/bird.conf")).unwrap();
-    shipped
-        .replace("10.99.1.2", &format!("10.99.{i}.2"))
-        .replace("10.99.1.1", &format!("10.99.{i}.1"))
-        .replace("fd99:1::2", &format!("fd99:{i}::2"))
-        .replace("fd99:1::1", &format!("fd99:{i}::1"))
-        .replace("as 65101", &format!("as 6510{i}"))
-        .replace("log syslog all;", "log stderr all;")
-}
 
 fn zone(i: usize) -> String {
     format!(
@@ -96,34 +66,13 @@ fn ls_conf(bird_socket: &Path) -> String {
     )
 }
 
-/// One LS host: its namespace and what runs in it.
-struct Host {
-    i: usize,
-    dir: PathBuf,
-    /// Dropped (stopped by PID) before `ns`.
-    ls: Proc,
-    probe: Proc,
-    ts: Proc,
-    bird: Bird,
-    ns: Netns,
-}
-
-impl Host {
-    fn start_ls(ns: &Netns, dir: &Path, i: usize) -> Proc {
-        let conf = dir.join("ls.toml");
-        Proc::spawn(
-            &format!("ls{i}"),
-            ns.command(Path::new(BIN), &["ls", "-c", conf.to_str().unwrap()]),
-        )
-    }
-}
-
 /// The fleet; field order is drop order: processes first, namespaces last.
 struct Fleet {
-    hosts: Vec<Host>,
-    router_bird: Bird,
+    /// Each LS host's backend, `dnslb ts` inside its namespace.
+    tss: Vec<Proc>,
+    hosts: Vec<LsHost>,
     client: Netns,
-    router: Netns,
+    router: Router,
     _dir: tempfile::TempDir,
 }
 
@@ -131,123 +80,42 @@ impl Fleet {
     fn start(ip: &Path, bird: &Path, birdc: &Path) -> Fleet {
         let dir = tempfile::tempdir().unwrap();
         let prefix = Netns::unique_prefix("a");
-        let router = Netns::create(ip, &prefix, "r");
-        router.sysctl(&[
-            "net.ipv4.ip_forward=1",
-            "net.ipv6.conf.all.forwarding=1",
-            "net.ipv4.fib_multipath_hash_policy=1",
-            "net.ipv6.fib_multipath_hash_policy=1",
-        ]);
+        let mut router = Router::create(ip, &prefix);
         let client = Netns::create(ip, &prefix, "c");
-        router.veth("cl", &client, "eth0");
-        router.ip(&["addr", "add", "10.99.100.1/24", "dev", "cl"]);
-        router.ip(&["addr", "add", "fd99:100::1/64", "dev", "cl", "nodad"]);
-        client.ip(&["addr", "add", "10.99.100.2/24", "dev", "eth0"]);
-        client.ip(&["addr", "add", "fd99:100::2/64", "dev", "eth0", "nodad"]);
-        client.ip(&["route", "add", "default", "via", "10.99.100.1"]);
-        client.ip(&["-6", "route", "add", "default", "via", "fd99:100::1"]);
+        router.link_client(&client, 0);
         let mut hosts = Vec::new();
+        let mut tss = Vec::new();
         for i in 1..=HOSTS {
-            let ns = Netns::create(ip, &prefix, &format!("l{i}"));
-            let (r_if, net4, net6) = (format!("ls{i}"), format!("10.99.{i}"), format!("fd99:{i}:"));
-            router.veth(&r_if, &ns, "eth0");
-            router.ip(&["addr", "add", &format!("{net4}.1/30"), "dev", &r_if]);
-            router.ip(&[
-                "addr",
-                "add",
-                &format!("{net6}:1/64"),
-                "dev",
-                &r_if,
-                "nodad",
-            ]);
-            ns.ip(&["addr", "add", &format!("{net4}.2/30"), "dev", "eth0"]);
-            ns.ip(&[
-                "addr",
-                "add",
-                &format!("{net6}:2/64"),
-                "dev",
-                "eth0",
-                "nodad",
-            ]);
-            ns.ip(&["route", "add", "default", "via", &format!("{net4}.1")]);
-            ns.ip(&["-6", "route", "add", "default", "via", &format!("{net6}:1")]);
-            // The service address: always local, announced or not.
-            ns.ip(&["addr", "add", &format!("{SERVICE4}/32"), "dev", "lo"]);
-            ns.ip(&["addr", "add", &format!("{SERVICE6}/128"), "dev", "lo"]);
-            let hdir = dir.path().join(format!("l{i}"));
-            std::fs::create_dir(&hdir).unwrap();
-            let zone_path = hdir.join("test.zone");
+            let h = LsHost::start(&router, ip, &prefix, i, [bird, birdc], dir.path(), &ls_conf);
+            let zone_path = h.dir.join("test.zone");
             std::fs::write(&zone_path, zone(i)).unwrap();
-            let bird_h = Bird::start(&ns, bird, birdc, &hdir, "bird", &host_bird_conf(i));
-            std::fs::write(hdir.join("ls.toml"), ls_conf(&bird_h.socket)).unwrap();
             let ts_args = crate::kit::ts_args(5301, &[&zone_path]);
             let ts_args: Vec<&str> = ts_args.iter().map(String::as_str).collect();
-            let ts = Proc::spawn(&format!("ts{i}"), ns.command(Path::new(BIN), &ts_args));
-            let ls = Host::start_ls(&ns, &hdir, i);
-            let conf = hdir.join("ls.toml");
-            let probe = Proc::spawn(
-                &format!("anycast{i}"),
-                ns.command(Path::new(BIN), &["anycast", "-c", conf.to_str().unwrap()]),
-            );
-            hosts.push(Host {
-                i,
-                dir: hdir,
-                ls,
-                probe,
-                ts,
-                bird: bird_h,
-                ns,
-            });
+            tss.push(Proc::spawn(
+                &format!("ts{i}"),
+                h.ns.command(Path::new(BIN), &ts_args),
+            ));
+            hosts.push(h);
         }
-        let router_bird = Bird::start(&router, bird, birdc, dir.path(), "router", &router_conf());
+        router.start_bird(bird, birdc, dir.path(), HOSTS);
         Fleet {
+            tss,
             hosts,
-            router_bird,
             client,
             router,
             _dir: dir,
         }
     }
 
-    /// The hosts (by number) the router's route to `service` leads to now.
-    fn next_hops(&self, v6: bool, service: &str) -> Vec<usize> {
-        let family = if v6 { "-6" } else { "-4" };
-        let table = self.router.ip_output(&[family, "route", "show", service]);
-        let mut hops: Vec<usize> = (1..=HOSTS)
-            .filter(|i| {
-                let gw = if v6 {
-                    format!("via fd99:{i}::2 ")
-                } else {
-                    format!("via 10.99.{i}.2 ")
-                };
-                table.contains(&gw)
-            })
-            .collect();
-        hops.sort_unstable();
-        hops
-    }
-
     /// Waits until both routes lead to exactly `want`; how long it took.
     fn wait_hops(&mut self, want: &[usize], limit: Duration) -> Option<Duration> {
-        let t = Instant::now();
-        poll_until(limit, Duration::from_millis(10), || {
-            (self.next_hops(false, SERVICE4) == want && self.next_hops(true, SERVICE6) == want)
-                .then(|| t.elapsed())
-        })
+        self.router.wait_hops(want, HOSTS, limit)
     }
 
     fn panic_with_logs(&mut self, what: &str) -> ! {
-        let mut text = format!("{what}\nrouter: {}\n", self.router.ip_output(&["route"]));
-        text.push_str(&self.router_bird.birdc(&["show", "protocols"]));
-        for h in &mut self.hosts {
-            text.push_str(&format!(
-                "--- host {}\nls: {}\nanycast: {}\nbird: {}\n{}",
-                h.i,
-                h.ls.stderr_now(),
-                h.probe.stderr_now(),
-                h.bird.proc.stderr_now(),
-                h.bird.birdc(&["show", "protocols"]),
-            ));
+        let mut text = format!("{what}\n{}", self.router.describe());
+        for h in &self.hosts {
+            text.push_str(&h.describe());
         }
         panic!("{text}");
     }
@@ -466,8 +334,7 @@ fn anycast_withdraws_failed_ls_in_a_second_and_a_rolling_restart_loses_nothing()
 
     // Both back: host 2 resumed, host 1 started again.
     drop(resume);
-    let h = &mut f.hosts[0];
-    h.ls = Host::start_ls(&h.ns, &h.dir, h.i);
+    f.hosts[0].restart_ls();
     if f.wait_hops(&all, CONVERGE).is_none() {
         f.panic_with_logs("hosts 1 and 2 never announced again");
     }
@@ -511,8 +378,7 @@ fn anycast_withdraws_failed_ls_in_a_second_and_a_rolling_restart_loses_nothing()
             gone.is_some_and(|s| s.success()),
             "host {i}'s LS after SIGTERM: {gone:?}"
         );
-        let h = &mut f.hosts[k];
-        h.ls = Host::start_ls(&h.ns, &h.dir, h.i);
+        f.hosts[k].restart_ls();
         if f.wait_hops(&all, CONVERGE).is_none() {
             f.panic_with_logs(&format!("host {i} never announced again"));
         }
@@ -528,10 +394,10 @@ fn anycast_withdraws_failed_ls_in_a_second_and_a_rolling_restart_loses_nothing()
 
     // Stop everything by PID now (the guards would too).
     for h in &mut f.hosts {
-        h.probe.signal(rustix::process::Signal::TERM);
-        assert!(h.probe.wait_exit(Duration::from_secs(5)).is_some());
-        h.ls.kill_hard();
-        h.ts.kill_hard();
+        h.stop();
+    }
+    for ts in &mut f.tss {
+        ts.kill_hard();
     }
 }
 

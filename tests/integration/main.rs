@@ -25,6 +25,7 @@ mod doh_http;
 mod dot;
 mod dot_limits;
 mod enc_hostile;
+mod fleet;
 mod fuzz_regressions;
 mod gslb_check;
 mod gslb_peers;

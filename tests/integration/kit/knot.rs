@@ -136,13 +136,22 @@ impl Knot {
         primary: SocketAddr,
         notify_from: &str,
     ) -> Knot {
-        let remote = format!(
-            "remote:\n  - id: primary\n    address: {}@{}\n\
-             acl:\n  - id: notify_from_primary\n    address: {notify_from}\n    action: notify\n",
-            primary.ip(),
-            primary.port()
-        );
-        Knot::secondary_with(knotd, port, zone, &remote)
+        let remote = primary_remote(primary, notify_from);
+        Knot::secondary_with(knotd, port, zone, &remote, None)
+    }
+
+    /// [`Knot::secondary`] run inside the network namespace `ns` (its
+    /// 127.0.0.1 is the namespace's own): transferring from `primary` there
+    /// and taking NOTIFYs from 127.0.0.1. Query it from inside `ns`.
+    pub fn secondary_in(
+        knotd: &Path,
+        ns: &super::Netns,
+        port: u16,
+        zone: &str,
+        primary: SocketAddr,
+    ) -> Knot {
+        let remote = primary_remote(primary, "127.0.0.1");
+        Knot::secondary_with(knotd, port, zone, &remote, Some(ns))
     }
 
     /// [`Knot::secondary`] signing with `key` (algorithm, name, secret) and
@@ -162,13 +171,19 @@ impl Knot {
             primary.ip(),
             primary.port()
         );
-        Knot::secondary_with(knotd, port, zone, &remote)
+        Knot::secondary_with(knotd, port, zone, &remote, None)
     }
 
     /// A secondary of `zone` from the remote `primary` of the `remote`
     /// (remote, acl and key sections), NOTIFYs allowed by its
     /// `notify_from_primary` acl.
-    fn secondary_with(knotd: &Path, port: u16, zone: &str, remote: &str) -> Knot {
+    fn secondary_with(
+        knotd: &Path,
+        port: u16,
+        zone: &str,
+        remote: &str,
+        ns: Option<&super::Netns>,
+    ) -> Knot {
         let dir = tempfile::tempdir().unwrap();
         let clause = |keyword: &str| {
             format!("  - domain: {zone}\n    {keyword}: primary\n    acl: notify_from_primary\n")
@@ -180,7 +195,7 @@ impl Knot {
             .into_iter()
             .find(|c| conf_check(&write_conf(dir.path(), port, remote, c)).is_ok())
             .unwrap_or_else(|| clause("master"));
-        Knot::start(knotd, dir, port, remote, &chosen)
+        Knot::start_in(knotd, dir, port, (remote, &chosen), ns)
     }
 
     /// Writes and checks the config (see [`write_conf`]) and starts knotd.
@@ -191,12 +206,31 @@ impl Knot {
         remote_acl: &str,
         zone_clause: &str,
     ) -> Knot {
+        Knot::start_in(knotd, dir, port, (remote_acl, zone_clause), None)
+    }
+
+    /// [`Knot::start`], inside `ns` when given.
+    fn start_in(
+        knotd: &Path,
+        dir: tempfile::TempDir,
+        port: u16,
+        (remote_acl, zone_clause): (&str, &str),
+        ns: Option<&super::Netns>,
+    ) -> Knot {
         let conf = write_conf(dir.path(), port, remote_acl, zone_clause);
         if let Err(e) = conf_check(&conf) {
             panic!("knotc conf-check rejects the generated config: {e}");
         }
-        let mut cmd = Command::new(knotd);
-        cmd.arg("-c").arg(&conf).current_dir(dir.path());
+        let conf_arg = conf.to_str().unwrap();
+        let mut cmd = match ns {
+            Some(ns) => ns.command(knotd, &["-c", conf_arg]),
+            None => {
+                let mut c = Command::new(knotd);
+                c.arg("-c").arg(&conf);
+                c
+            }
+        };
+        cmd.current_dir(dir.path());
         Knot {
             proc: Proc::spawn("knotd", cmd),
             addr: local(port),
@@ -231,6 +265,17 @@ impl Knot {
             self.logs()
         );
     }
+}
+
+/// The remote `primary` and the acl `notify_from_primary` (NOTIFYs from
+/// `notify_from`).
+fn primary_remote(primary: SocketAddr, notify_from: &str) -> String {
+    format!(
+        "remote:\n  - id: primary\n    address: {}@{}\n\
+         acl:\n  - id: notify_from_primary\n    address: {notify_from}\n    action: notify\n",
+        primary.ip(),
+        primary.port()
+    )
 }
 
 /// Writes `dir/knot.conf`: 127.0.0.1@`port`, one worker of each kind, log to

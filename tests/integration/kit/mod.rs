@@ -37,6 +37,9 @@
 //! * [`dnssec`]: the differential DNSSEC cases, trust anchors and `delv`.
 //! * [`netns`]: network namespaces a test makes, veth links, a thread's
 //!   sockets inside one, and BIRD 2 run inside one ([`Bird`]).
+//! * [`fleet`]: an anycast fleet in namespaces: the router and LS hosts
+//!   running BIRD, a checker validating every answer, dnsperf inside a
+//!   namespace (not re-exported: `use crate::kit::fleet::...`).
 //! * [`load`]: the one load policy: [`heavy`] tests (floods, 400,000
 //!   queries, 200,000-name zones) hold it exclusively, tests asserting a
 //!   wall-clock upper bound hold it shared ([`timed`]), so no upper bound is
@@ -52,6 +55,7 @@ pub mod dnstap;
 pub mod endpoints;
 pub mod env;
 pub mod fakes;
+pub mod fleet;
 pub mod gdnsd;
 pub mod http;
 pub mod knot;
@@ -81,7 +85,7 @@ pub use gdnsd::{Gdnsd, GdnsdChecks};
 pub use http::*;
 pub use knot::Knot;
 pub use load::*;
-pub use netns::{Bird, Netns, enter_netns, netns_or_skip};
+pub use netns::{Netns, enter_netns, netns_or_skip};
 pub use nsd::Nsd;
 pub use pdns::Pdns;
 pub use procs::*;
