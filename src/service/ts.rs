@@ -5,7 +5,6 @@
 //! on [`Control::Shutdown`].
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
-use crate::config::{Config, DnstapConfig, DnstapSide, TsConfig, ts_restart_changes};
+use crate::config::{DnstapConfig, DnstapSide};
 use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
 use crate::ts::gslb::check::Checker;

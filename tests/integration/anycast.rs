@@ -288,9 +288,9 @@ fn anycast_withdraws_failed_ls_in_a_second_and_a_rolling_restart_loses_nothing()
     // Host 3's backend hung (SIGSTOP of its TS): the LS still answers the
     // probe's `id.server. CH TXT` itself, so it stays announced (a probe
     // through the backend withdrew it within 400 ms).
-    let hung = f.hosts[2].ts.pause();
+    let hung = f.tss[2].pause();
     let moved = poll_until(WITHDRAW_LIMIT * 2, Duration::from_millis(20), || {
-        (f.next_hops(false, SERVICE4) != all).then_some(())
+        (f.router.next_hops(false, HOSTS) != all).then_some(())
     });
     if moved.is_some() {
         f.panic_with_logs("host 3 withdrawn while only its backend hung");

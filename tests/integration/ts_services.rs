@@ -25,7 +25,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use tokio::net::TcpListener;
 
-use crate::kit::{ServiceTs, ZoneDir, need, poll_until_async, query, run_tool};
+use crate::kit::{ServiceTs, ZoneDir, need, poll_until_async, query, run_tool, udp_raw_from};
 
 /// How long an endpoint's death or return may take to show: checks every
 /// 100 ms, 2 in a row, plus slack for a loaded machine.
