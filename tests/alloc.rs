@@ -42,8 +42,7 @@ use std::time::{Duration, Instant};
 
 use dnslb::config::{
     BackendConfig, CacheConfig, DynAction, EDE_BLOCKED, EcsMode, HealthConfig, LsConfig,
-    PoolConfig, QType,
-    RuleAction, RuleConfig, RuleMatch, Strategy, parse_name,
+    PoolConfig, QType, RuleAction, RuleConfig, RuleMatch, Strategy, parse_name,
 };
 use dnslb::dnstap::frame::{CONTENT_TYPE, ControlKind, decode_control, encode_control};
 use dnslb::dnstap::{Dnstap, RECONNECT, Settings, TapKind, TapTarget};
