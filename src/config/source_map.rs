@@ -1,5 +1,10 @@
 //! Where each key of a `config.toml` text is, for the line numbers of [`super::ConfigError`].
+//!
+//! Indexed once per text: every node by its path (a hash map) and every line's
+//! start (binary search), so a file of 100,000 services finds each key's
+//! `file:line` in constant time, not by a scan of the nodes and of the text.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
@@ -32,6 +37,10 @@ pub(super) struct SourceMap<'a> {
     pub(super) text: &'a str,
     /// Every key and array element (empty when the text is not valid TOML).
     nodes: Vec<Node>,
+    /// The index in `nodes` of the first node at each path.
+    by_path: HashMap<String, usize>,
+    /// The byte offset where each line starts (the first: 0).
+    line_starts: Vec<usize>,
 }
 
 impl<'a> SourceMap<'a> {
@@ -41,17 +50,31 @@ impl<'a> SourceMap<'a> {
         if let Ok(root) = DeTable::parse(text) {
             index_table(root.get_ref(), "", &mut nodes);
         }
-        Self { text, nodes }
+        let mut by_path = HashMap::with_capacity(nodes.len());
+        for (i, node) in nodes.iter().enumerate() {
+            by_path.entry(node.path.clone()).or_insert(i);
+        }
+        let line_starts = std::iter::once(0)
+            .chain(
+                text.bytes()
+                    .enumerate()
+                    .filter(|&(_, b)| b == b'\n')
+                    .map(|(i, _)| i + 1),
+            )
+            .collect();
+        Self {
+            text,
+            nodes,
+            by_path,
+            line_starts,
+        }
     }
 
     /// The 1-based line of byte `offset`.
     pub(super) fn line_at(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
+        // The lines starting at or before `end`: at least the first.
+        self.line_starts.partition_point(|&start| start <= end)
     }
 
     /// The line of the first of `paths` written in the file, else of the nearest table
@@ -73,7 +96,7 @@ impl<'a> SourceMap<'a> {
 
     /// The node at exactly `path`.
     fn find(&self, path: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.path == path)
+        self.by_path.get(path).and_then(|&i| self.nodes.get(i))
     }
 
     /// The key written at `offset`, else the innermost value containing it.

@@ -17,7 +17,7 @@ use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
 use crate::config::{DnstapConfig, DnstapSide};
 use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
-use crate::ts::gslb::check::Checker;
+use crate::ts::gslb::check::{Checker, Label, Probe, Target, in_flight_bound};
 use crate::ts::secondary::client::Limits;
 use crate::ts::secondary::consumer::{self, Changed, Consumer};
 use crate::ts::secondary::driver::{Driving, Secondaries, run as run_secondary};
@@ -310,8 +310,20 @@ fn restart_warning(settings: &TsSettings) -> Option<String> {
     })
 }
 
-/// Most endpoint probes in flight at once, for all the services of a TS.
-const CHECKS_IN_FLIGHT: usize = 256;
+/// Most endpoint probes in flight at once, for all the services of a TS:
+/// as many as the checks due per second times their timeout (so that no
+/// check waits behind the bound even when every probe times out), within a
+/// quarter of the open-file limit: each probe holds a descriptor, the
+/// connection caps take half the limit (`server::fdlimit`), and the other
+/// half is the server's own (listeners, transfers, NOTIFYs, zone files).
+fn checks_in_flight(targets: &[(Target, Vec<Label>)]) -> usize {
+    let fd_budget = crate::server::fdlimit::connection_cap(usize::MAX, 2);
+    let probed = targets
+        .iter()
+        .filter(|(t, _)| t.check.probe != Probe::None)
+        .map(|(t, _)| (t.check.interval_ms, t.check.timeout_ms));
+    in_flight_bound(probed, fd_budget)
+}
 
 /// Starts the endpoint checker of `ts`'s services (none: nothing), and the
 /// task that rebuilds their answers on each change of the live set; both
@@ -325,7 +337,13 @@ fn start_checker(
     if targets.is_empty() {
         return None;
     }
-    let (checker, mut live) = Checker::start(targets, CHECKS_IN_FLIGHT, token.child_token());
+    let in_flight = checks_in_flight(&targets);
+    tracing::debug!(
+        targets = targets.len(),
+        in_flight,
+        "endpoint checker starting"
+    );
+    let (checker, mut live) = Checker::start(targets, in_flight, token.child_token());
     ts.attach_checker(checker);
     let (ts, token) = (Arc::clone(ts), token.clone());
     Some(tokio::spawn(async move {

@@ -18,6 +18,7 @@ mod errors;
 mod pools;
 mod query_rules;
 mod rules;
+mod scale;
 mod tls;
 
 const FILE: &str = "config.toml";

@@ -1,13 +1,17 @@
-//! The checker task: one per TS, on the TS's runtime, probing every
-//! distinct target by its [`ProbePlan`] with at most `max_in_flight` probes
-//! at once (a `JoinSet`), moving each by its [`EndpointHealth`] and
-//! publishing a new [`LiveSet`] only when some target goes up or down.
+//! The checker task: one per TS, on a thread of its own (a single-threaded
+//! runtime: a probe's end wakes no other thread), probing every distinct
+//! target by its [`ProbePlan`] with at most `max_in_flight` probes at once
+//! (futures polled by the task itself, not tasks spawned per probe), moving
+//! each by its [`EndpointHealth`] and publishing a new [`LiveSet`] only when
+//! some target goes up or down.
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::watch;
-use tokio::task::{self, JoinHandle, JoinSet};
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -17,12 +21,15 @@ use super::probe::probe;
 use super::schedule::ProbePlan;
 use super::spec::{Label, LiveSet, Probe, Target};
 
-/// Owns the checker task: it stops when its `cancel` token is cancelled;
-/// [`join`](Self::join) waits for it.
+/// Owns the checker's thread: it stops when its `cancel` token is
+/// cancelled; [`join`](Self::join) waits for it.
 #[derive(Debug)]
 pub struct Checker {
     board: Arc<Board>,
-    task: JoinHandle<()>,
+    /// The thread (`None`: it could not be started, see [`Checker::start`]).
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Told when the thread's runtime is gone (dropped: the thread panicked).
+    done: oneshot::Receiver<()>,
 }
 
 /// The distinct targets and, for each target given, which one it is.
@@ -84,7 +91,10 @@ impl Checker {
     /// labels every service/endpoint that uses it), at most `max_in_flight`
     /// probes at once, each target's first probe jittered within its
     /// interval. Every target starts up (fail-open) and moves by rise/fall
-    /// hysteresis. Must be called on a Tokio runtime (the TS's).
+    /// hysteresis. The task runs on a thread of its own with a
+    /// single-threaded runtime; when the system refuses a thread or a
+    /// runtime, that is logged and no target is probed (all stay up:
+    /// fail-open).
     pub fn start(
         targets: Vec<(Target, Vec<Label>)>,
         max_in_flight: usize,
@@ -100,9 +110,41 @@ impl Checker {
             health,
             board: Arc::clone(&board),
             tx,
+            changed: false,
         };
-        let task = tokio::spawn(run.run(max_in_flight, cancel));
-        (Checker { board, task }, rx)
+        let (finished, done) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("dnslb-checker".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => {
+                        rt.block_on(run.run(max_in_flight, cancel));
+                        drop(rt);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the endpoint checker's runtime: no endpoint is checked");
+                    }
+                }
+                let _ = finished.send(());
+            });
+        let thread = match thread {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the endpoint checker's thread: no endpoint is checked");
+                None
+            }
+        };
+        (
+            Checker {
+                board,
+                thread,
+                done,
+            },
+            rx,
+        )
     }
 
     /// Prometheus lines: `dnslb_ts_endpoint_up{service,endpoint}` 0|1 and
@@ -119,11 +161,23 @@ impl Checker {
 
     /// Waits for the task to end (after its token is cancelled).
     pub async fn join(self) {
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "endpoint checker task failed");
+        let Some(thread) = self.thread else {
+            return;
+        };
+        // Sent once its runtime is dropped: the thread is ending; dropped
+        // unsent when it panicked (`join` then says so).
+        let _ = self.done.await;
+        if thread.join().is_err() {
+            tracing::error!("endpoint checker thread failed");
         }
     }
 }
+
+/// The least time between two live sets published: a burst of changes (every
+/// endpoint of a TS going down at start, or after a pause) is published
+/// once, not once per endpoint (each publication costs the live set's
+/// length, and the answer sets' rebuild behind it).
+const PUBLISH_GAP: Duration = Duration::from_millis(20);
 
 /// The task's state.
 struct Run {
@@ -132,6 +186,8 @@ struct Run {
     health: Vec<EndpointHealth>,
     board: Arc<Board>,
     tx: watch::Sender<Arc<LiveSet>>,
+    /// Some target went up or down since the last live set published.
+    changed: bool,
 }
 
 impl Run {
@@ -143,51 +199,84 @@ impl Run {
             .map(|t| (t.check.probe != Probe::None).then_some(t.check.interval_ms))
             .collect();
         let mut plan = ProbePlan::new(&intervals, max_in_flight, rand::random);
-        let mut probes: JoinSet<ProbeResult> = JoinSet::new();
-        // Which target each probe in flight is for.
-        let mut running: HashMap<task::Id, usize> = HashMap::new();
+        let targets = Arc::clone(&self.targets);
+        // Each probe in flight, with the target it is for.
+        let mut probes = FuturesUnordered::new();
         let ms_since = |start: Instant| -> u64 {
             u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
         };
+        let cancelled = cancel.cancelled();
+        tokio::pin!(cancelled);
+        // One timer for the next due probe, moved only when that changes.
+        let sleep = tokio::time::sleep_until(start);
+        tokio::pin!(sleep);
+        let mut armed: Option<u64> = None;
+        // When the last live set was published, and whether the timer for
+        // the next (after [`PUBLISH_GAP`]) runs.
+        let mut published = Instant::now();
+        let publish = tokio::time::sleep_until(start);
+        tokio::pin!(publish);
+        let mut publish_armed = false;
         loop {
             let now = ms_since(start);
             while let Some(i) = plan.take_due(now) {
-                let targets = Arc::clone(&self.targets);
-                let task = probes.spawn(async move {
-                    match targets.get(i) {
-                        Some(t) => probe(t).await,
-                        None => ProbeResult::Ok,
-                    }
+                let target = targets.get(i);
+                probes.push(async move {
+                    let result = match target {
+                        Some(t) => AssertUnwindSafe(probe(t)).catch_unwind().await,
+                        None => Ok(ProbeResult::Ok),
+                    };
+                    (i, result)
                 });
-                running.insert(task.id(), i);
             }
-            let wake = plan.next_wake().map(|at| start + Duration::from_millis(at));
+            let wake = plan.next_wake();
+            if wake != armed {
+                if let Some(at) = wake {
+                    sleep.as_mut().reset(start + Duration::from_millis(at));
+                }
+                armed = wake;
+            }
             tokio::select! {
                 biased;
-                () = cancel.cancelled() => break,
-                Some(done) = probes.join_next_with_id(), if !probes.is_empty() => {
-                    // A probe that panicked counts as failed: its target
-                    // keeps its place in the plan.
-                    let (id, result) = match done {
-                        Ok((id, result)) => (id, result),
-                        Err(e) => {
-                            tracing::error!(error = %e, "endpoint probe failed");
-                            (e.id(), ProbeResult::Fail)
-                        }
-                    };
-                    if let Some(i) = running.remove(&id) {
+                () = &mut cancelled => break,
+                Some(first) = probes.next(), if !probes.is_empty() => {
+                    // Every probe ended by now, in one go.
+                    let mut done = Some(first);
+                    let now = ms_since(start);
+                    while let Some((i, result)) = done {
+                        // A probe that panicked counts as failed: its target
+                        // keeps its place in the plan.
+                        let result = result.unwrap_or_else(|_| {
+                            tracing::error!(endpoint = ?targets.get(i).map(|t| t.addr), "endpoint probe panicked");
+                            ProbeResult::Fail
+                        });
                         self.settle(i, result);
-                        plan.finished(i, ms_since(start));
+                        plan.finished(i, now);
+                        done = probes.next().now_or_never().flatten();
                     }
                 }
-                () = sleep_until(wake) => {}
+                () = &mut sleep, if armed.is_some() => {
+                    // Fired: armed again below, even for the same time.
+                    armed = None;
+                }
+                () = &mut publish, if publish_armed => publish_armed = false,
+            }
+            if self.changed && !publish_armed {
+                let at = published + PUBLISH_GAP;
+                if Instant::now() >= at {
+                    self.publish();
+                    published = Instant::now();
+                } else {
+                    publish.as_mut().reset(at);
+                    publish_armed = true;
+                }
             }
         }
-        probes.shutdown().await;
     }
 
     /// Counts one probe's result and moves its target's health; on a change,
-    /// logs it and publishes the new live set.
+    /// logs it and marks the live set for publication (within
+    /// [`PUBLISH_GAP`]).
     fn settle(&mut self, i: usize, result: ProbeResult) {
         self.board.count(i, result);
         let (Some(h), Some(t)) = (self.health.get_mut(i), self.targets.get(i)) else {
@@ -213,16 +302,14 @@ impl Run {
             "endpoint {}",
             if up { "up" } else { "down" }
         );
+        self.changed = true;
+    }
+
+    /// Publishes the live set of the targets' health now.
+    fn publish(&mut self) {
+        self.changed = false;
         self.tx
             .send_replace(Arc::new(live_set(&self.of_entry, &self.health)));
-    }
-}
-
-/// Sleeps until `at`, or forever when `None`.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -11,7 +11,8 @@
 //! - `probe.rs`: one probe (tcp, http, dns), bounded by its timeout;
 //! - `board.rs`: states and counts shown outside the task (metrics text,
 //!   `dnslb status` rows);
-//! - `checker.rs`: [`Checker`], the task that drives them.
+//! - `checker.rs`: [`Checker`], the task that drives them, on a thread of
+//!   its own.
 mod board;
 mod checker;
 mod hysteresis;
@@ -20,4 +21,5 @@ mod schedule;
 mod spec;
 
 pub use checker::Checker;
+pub use schedule::in_flight_bound;
 pub use spec::{CheckSpec, Label, LiveSet, Probe, Target};

@@ -2,7 +2,8 @@
 //! the checker started): the first probe at a jittered offset within the
 //! interval, then on the interval's grid (a probe started late, behind the
 //! in-flight bound, does not shift the grid; slots missed are skipped), one
-//! probe per target at a time and at most `max_in_flight` at once.
+//! probe per target at a time and at most `max_in_flight` at once, that
+//! bound from [`in_flight_bound`].
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -24,6 +25,35 @@ pub(super) fn next_due(due: u64, interval: u64, now: u64) -> u64 {
     }
     let missed = (now - due) / interval;
     due.saturating_add(interval.saturating_mul(missed + 1))
+}
+
+/// Room above the checks expected in flight: jitter bunches probes, and a
+/// few fds are cheap.
+const IN_FLIGHT_HEADROOM: usize = 64;
+
+/// The bound on probes in flight for targets probed every `interval_ms`
+/// with a timeout of `timeout_ms` (pairs of each probed target): the checks
+/// due per second times their timeout, i.e. how many would be in flight if
+/// every probe ran to its timeout (at most one per target), plus
+/// [`IN_FLIGHT_HEADROOM`]; at most `fd_budget` (each probe holds a
+/// descriptor), at least 1. Below it, no target waits behind the bound
+/// however many of its peers time out.
+#[must_use]
+pub fn in_flight_bound(checks: impl IntoIterator<Item = (u64, u64)>, fd_budget: usize) -> usize {
+    let mut wanted_ms_per_s: u128 = 0;
+    let mut targets: usize = 0;
+    for (interval_ms, timeout_ms) in checks {
+        targets += 1;
+        // The share of its time one target spends in flight, in 1/1000s.
+        let busy = u128::from(timeout_ms.min(interval_ms)) * 1000 / u128::from(interval_ms.max(1));
+        wanted_ms_per_s += busy;
+    }
+    let wanted = usize::try_from(wanted_ms_per_s.div_ceil(1000)).unwrap_or(usize::MAX);
+    wanted
+        .saturating_add(IN_FLIGHT_HEADROOM)
+        .min(targets.max(1))
+        .min(fd_budget)
+        .max(1)
 }
 
 /// The probe plan of every target: the next due time of each target not in
@@ -100,7 +130,24 @@ impl ProbePlan {
 
 #[cfg(test)]
 mod tests {
-    use super::{ProbePlan, first_due, next_due};
+    use super::{ProbePlan, first_due, in_flight_bound, next_due};
+
+    #[test]
+    fn the_bound_is_the_checks_due_per_second_times_their_timeout() {
+        // 40,000 targets every second, 500 ms timeouts: 20,000 if all time
+        // out, plus the headroom.
+        let many = std::iter::repeat_n((1_000, 500), 40_000);
+        assert_eq!(in_flight_bound(many.clone(), 1_000_000), 20_064);
+        // The fds allowed cap it.
+        assert_eq!(in_flight_bound(many, 4_984), 4_984);
+        // A target is in flight at most once, whatever its timeout.
+        assert_eq!(in_flight_bound([(100, 5_000); 3], 1_000), 3);
+        // Mixed: 1,000 x 0.2 + 100 x 1 = 300.
+        let mixed =
+            std::iter::repeat_n((5_000, 1_000), 1_000).chain(std::iter::repeat_n((250, 250), 100));
+        assert_eq!(in_flight_bound(mixed, 1_000_000), 364);
+        assert_eq!(in_flight_bound([], 0), 1);
+    }
 
     #[test]
     fn the_first_probe_is_jittered_within_the_interval() {
