@@ -291,10 +291,9 @@ fn service_reply(
     // own signed answer when the set cannot be signed (fail-open).
     let rrsigs = match (opt, answer) {
         (Some(true), ServiceAnswer::Servfail) | (None | Some(false), _) => None,
-        (Some(true), _) if zone.signature().is_none() => {
-            // Pre-signed zones hold no service (refused at load).
-            return None;
-        }
+        // An unsigned zone (pre-signed zones hold no service: refused at
+        // load): DO=1 gets the same answer as DO=0, with no RRSIG.
+        (Some(true), _) if zone.signature().is_none() => None,
         (Some(true), answer) => {
             let keys = ts.zone_keys.load();
             let keys = keys.get(zone.origin_wire())?;

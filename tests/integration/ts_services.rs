@@ -203,6 +203,22 @@ async fn failover_moves_and_comes_back_and_all_down_answers_each_way() {
     ts.until("fo.example.org", &[ip(4)]).await;
     eps.kill(4);
     ts.until("fo.example.org", &[ip(5)]).await;
+    // A DO=1 query (every validating resolver's, Unbound's) in this
+    // unsigned zone gets the same live answer, not the zone's every
+    // endpoint.
+    let mut q = query("fo.example.org", RecordType::A, Some(1232));
+    if let Some(e) = q.edns.as_mut() {
+        e.set_dnssec_ok(true);
+    }
+    let raw = udp_raw_from(
+        Ipv4Addr::LOCALHOST.into(),
+        ts.addr,
+        &q.to_vec().unwrap(),
+        Duration::from_secs(2),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(addrs(&Message::from_vec(&raw).unwrap()), [ip(5)]);
     eps.revive(4).await;
     ts.until("fo.example.org", &[ip(4)]).await;
 
