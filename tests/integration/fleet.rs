@@ -324,6 +324,21 @@ fn a_fleet_spreads_restarts_fails_over_and_follows_its_primary() {
         pdir,
         &primary_conf(&["fleet.zone"]),
     );
+    // Knot bootstraps at once and, refused, waits its retry (about 20 s):
+    // it starts once the primary answers.
+    let h1 = Ipv4Addr::new(198, 51, 100, 1);
+    let primary_at = SocketAddr::new([127, 0, 0, 1].into(), 53);
+    assert!(
+        wait_answer(
+            &primary.ns,
+            primary_at,
+            ("h1.fleet.test.", h1),
+            Instant::now()
+        )
+        .is_some(),
+        "the primary never answered:\n{}",
+        primary.ts.stderr_now()
+    );
     let knot = Knot::secondary_in(
         &knotd,
         &primary.ns,
@@ -365,7 +380,6 @@ fn a_fleet_spreads_restarts_fails_over_and_follows_its_primary() {
     if f.wait_hops(&all, CONVERGE).is_none() {
         f.panic_with_logs("the service routes never had every LS host as next hop");
     }
-    let h1 = Ipv4Addr::new(198, 51, 100, 1);
     if f.wait_everywhere("h1.fleet.test.", h1, Instant::now())
         .iter()
         .any(Option::is_none)
