@@ -39,24 +39,21 @@ impl Catalog {
     /// (RFC 4035 §3.1.4.1: the DS set lives on the parent side of the cut),
     /// as NSD and Knot answer it.
     pub fn find(&self, name: &NameKey, qtype: u16) -> Option<&Zone> {
-        let Some(by_origin) = &self.by_origin else {
-            let mut holding = self.zones.iter().filter(|z| name.is_under(&z.origin_key));
-            let most_specific = holding.next()?;
-            if qtype == DS && name.bytes() == &most_specific.origin_key[..] {
-                return holding.next().or(Some(most_specific));
-            }
-            return Some(most_specific);
-        };
-        // The name's suffixes, longest first, down to the root: the first
-        // that is an origin is the most specific zone.
-        let mut holding = (0..=name.labels())
-            .filter_map(|skip| by_origin.get(name.suffix(skip).1))
-            .filter_map(|&i| self.zones.get(i));
-        let most_specific = holding.next()?;
-        if qtype == DS && name.bytes() == &most_specific.origin_key[..] {
-            return holding.next().or(Some(most_specific));
+        match &self.by_origin {
+            None => answering(
+                self.zones.iter().filter(|z| name.is_under(&z.origin_key)),
+                name,
+                qtype,
+            ),
+            // The name's suffixes, longest first, down to the root.
+            Some(by_origin) => answering(
+                (0..=name.labels())
+                    .filter_map(|skip| by_origin.get(name.suffix(skip).1))
+                    .filter_map(|&i| self.zones.get(i)),
+                name,
+                qtype,
+            ),
         }
-        Some(most_specific)
     }
 
     /// The zones.
@@ -68,6 +65,20 @@ impl Catalog {
     pub fn into_zones(self) -> Vec<Zone> {
         self.zones
     }
+}
+
+/// Of the zones `holding` the name (most specific first), the one that
+/// answers `qtype`: the first, but for a DS at its apex the one above it.
+fn answering<'a>(
+    mut holding: impl Iterator<Item = &'a Zone>,
+    name: &NameKey,
+    qtype: u16,
+) -> Option<&'a Zone> {
+    let most_specific = holding.next()?;
+    if qtype == DS && name.bytes() == &most_specific.origin_key[..] {
+        return holding.next().or(Some(most_specific));
+    }
+    Some(most_specific)
 }
 
 #[cfg(test)]
