@@ -157,36 +157,34 @@ pub fn run(mut ring: IoUring, sock: std::net::UdpSocket, table: &Table) -> io::R
             let got = &bufs[start..start + res as usize];
             if let Ok(out) = RecvMsgOut::parse(got, &msg) {
                 let name = out.name_data();
-                let slot = free.pop();
-                match slot {
-                    Some(k) => {
-                        let s = &mut sends[k];
-                        if let Some(len) = table.answer(out.payload_data(), &mut s.out) {
-                            let nl = name.len().min(size_of::<libc::sockaddr_storage>());
-                            // SAFETY: nl bytes fit in the storage.
-                            unsafe {
-                                std::ptr::copy_nonoverlapping(
-                                    name.as_ptr(),
-                                    (&mut s.name as *mut libc::sockaddr_storage).cast::<u8>(),
-                                    nl,
-                                );
-                            }
-                            s.hdr.msg_namelen = nl as u32;
-                            s.iov.iov_len = len;
-                            let e = opcode::SendMsg::new(Fd(fd), &s.hdr)
-                                .build()
-                                .user_data(k as u64);
-                            // SAFETY: the slot is not reused before its completion.
-                            if !unsafe { push(&mut sq, &submitter, &e) } {
-                                free.push(k);
-                            } else {
-                                pushed += 1;
-                            }
-                        } else {
-                            free.push(k);
+                // A send slot for the answer (none free: every one in
+                // flight, and the query is dropped).
+                if let Some(k) = free.pop() {
+                    let s = &mut sends[k];
+                    if let Some(len) = table.answer(out.payload_data(), &mut s.out) {
+                        let nl = name.len().min(size_of::<libc::sockaddr_storage>());
+                        // SAFETY: nl bytes fit in the storage.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                name.as_ptr(),
+                                (&mut s.name as *mut libc::sockaddr_storage).cast::<u8>(),
+                                nl,
+                            );
                         }
+                        s.hdr.msg_namelen = nl as u32;
+                        s.iov.iov_len = len;
+                        let e = opcode::SendMsg::new(Fd(fd), &s.hdr)
+                            .build()
+                            .user_data(k as u64);
+                        // SAFETY: the slot is not reused before its completion.
+                        if !unsafe { push(&mut sq, &submitter, &e) } {
+                            free.push(k);
+                        } else {
+                            pushed += 1;
+                        }
+                    } else {
+                        free.push(k);
                     }
-                    None => {} // every send slot in flight: dropped
                 }
             }
             // The buffer back to the kernel.
