@@ -382,6 +382,12 @@ enum Script {
     Unapplicable,
     /// As `Whole`, its SOA's REFRESH 1, RETRY 1 and EXPIRE 3.
     Short(u32, u8),
+    /// The zone at serial 2 in six messages, the fifth altered after it
+    /// was signed (its TSIG fails).
+    Tampered,
+    /// A first message whose length claims 65,535 bytes, then 20 of them
+    /// and the connection closed.
+    HugeClaim,
 }
 
 /// The answer messages of `script` to the request `req`.
@@ -403,6 +409,14 @@ fn answer(req: &Message, script: Script) -> Vec<Vec<u8>> {
             vec![soa.clone(), a("www.sec.test.", last), soa]
         }
         Script::Cut => vec![soa(2), a("www.sec.test.", 2)],
+        Script::Tampered | Script::HugeClaim => vec![
+            soa(2),
+            a("www.sec.test.", 2),
+            a("ns1.sec.test.", 53),
+            a("x1.sec.test.", 1),
+            a("x2.sec.test.", 2),
+            soa(2),
+        ],
         Script::Unapplicable => vec![
             soa(2),
             soa(1),
@@ -554,4 +568,141 @@ async fn a_primary_whose_serial_went_back_is_taken_anew_once_the_zone_expired() 
     assert!(log.contains("secondary zone expired"), "{log}");
     assert!(log.contains("its whole zone taken anew"), "{log}");
     server.abort();
+}
+
+/// As [`hostile`], each answer signed with `key` as a primary signs it
+/// (RFC 8945 §5.3.1) but as `Tampered` and `HugeClaim` spoil it.
+async fn hostile_keyed(
+    listener: TcpListener,
+    key: std::sync::Arc<dnslb::dns::tsig::Key>,
+    scripts: Vec<Script>,
+) -> Vec<RecordType> {
+    use dnslb::dns::tsig::{Checked, Signer, verify_request};
+    let mut seen = Vec::new();
+    for script in scripts {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let len = conn.read_u16().await.unwrap();
+        let mut buf = vec![0; usize::from(len)];
+        conn.read_exact(&mut buf).await.unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let Checked::Signed(verified) = verify_request(&buf, &key, now) else {
+            panic!("the request is not signed with the key");
+        };
+        let req = Message::from_vec(&buf).unwrap();
+        seen.push(req.queries[0].query_type());
+        let mut signer = Signer::answer(key.clone(), &verified);
+        for (i, mut msg) in answer(&req, script).into_iter().enumerate() {
+            let unsigned = msg.len();
+            signer.sign(&mut msg);
+            if matches!(script, Script::Tampered) && i == 4 {
+                // The last byte of its A record: 192.0.2.2 becomes .3.
+                msg[unsigned - 1] ^= 1;
+            }
+            let mut framed = u16::try_from(msg.len()).unwrap().to_be_bytes().to_vec();
+            if matches!(script, Script::HugeClaim) {
+                framed = vec![0xff, 0xff];
+                framed.extend_from_slice(&msg[..20]);
+                let _ = conn.write_all(&framed).await;
+                break;
+            }
+            framed.extend_from_slice(&msg);
+            if conn.write_all(&framed).await.is_err() {
+                break;
+            }
+        }
+    }
+    seen
+}
+
+/// [`notify`] signed with `key`.
+async fn notify_keyed(
+    to: SocketAddr,
+    key: &std::sync::Arc<dnslb::dns::tsig::Key>,
+) -> Option<ResponseCode> {
+    let mut m = Message::new(97, MessageType::Query, OpCode::Notify);
+    m.add_query(Query::query(name("sec.test."), RecordType::SOA));
+    let mut raw = m.to_vec().unwrap();
+    dnslb::dns::tsig::Signer::request(key.clone()).sign(&mut raw);
+    let answer = udp_raw(to, &raw).await?;
+    Some(ResponseCode::from(0, answer[3] & 0x0f))
+}
+
+/// The counter `event` of `dnslb_ts_secondary_total` on `metrics`.
+async fn secondary_counter(metrics: SocketAddr, event: &str) -> u64 {
+    let body = kit::http_get(metrics, "/metrics").await.body;
+    let line = format!("dnslb_ts_secondary_total{{event=\"{event}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line} in:\n{body}"))
+}
+
+/// A primary that signs its transfers with the zone's key, but whose
+/// answer's fifth message does not verify (altered after signing), and one
+/// whose first message claims 65,535 bytes and brings 20: each changes
+/// nothing served, is logged and counted as a failed attempt; a good
+/// answer after them is taken.
+#[tokio::test]
+async fn a_tsig_failing_on_the_fifth_message_or_a_huge_length_changes_nothing_served() {
+    const KEY: &str = "[[key]]\nname = \"xfr\"\nalgorithm = \"hmac-sha256\"\n";
+    let secret = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=";
+    let key = dnslb::dns::tsig::Key::new(
+        "xfr",
+        dnslb::dns::tsig::Algorithm::HmacSha256,
+        b"secretsecretsecretsecretsecret12",
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let primary = listener.local_addr().unwrap();
+    let scripts = vec![
+        Script::Whole(1, 1),
+        Script::Tampered,
+        Script::HugeClaim,
+        Script::Whole(3, 3),
+    ];
+    let key = std::sync::Arc::new(key);
+    let server = tokio::spawn(hostile_keyed(listener, key.clone(), scripts));
+    let (port, mport) = (free_port(), free_port());
+    let sdir = ZoneDir::new();
+    let mut config = secondary_config(sdir.path(), port, primary, ", xfr_key = \"xfr\"");
+    config.push_str(&format!(
+        "metrics = \"127.0.0.1:{mport}\"\n\n{KEY}secret = \"{secret}\"\n"
+    ));
+    let mut sec = TsProc::spawn(sdir.path(), "sec", port, &config);
+    sec.wait_serving("sec.test.").await;
+    let metrics = kit::local(mport);
+    let www =
+        |m: &Message| kit::a_addrs(m) == vec!["192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap()];
+    for (round, why) in [(1, "TSIG"), (2, "early eof")] {
+        assert_eq!(
+            notify_keyed(sec.addr, &key).await,
+            Some(ResponseCode::NoError)
+        );
+        sec.wait_log("secondary zone not refreshed", round, FOLLOW)
+            .await;
+        let log = sec.stderr_now();
+        assert!(log.contains(why), "{log}");
+        assert!(
+            www(&ask_copy(sec.addr, "www.sec.test.", RecordType::A).await),
+            "unchanged after round {round}"
+        );
+        let x1 = ask_copy(sec.addr, "x1.sec.test.", RecordType::A).await;
+        assert_eq!(x1.metadata.response_code, ResponseCode::NXDomain);
+        let soa = ask_copy(sec.addr, "sec.test.", RecordType::SOA).await;
+        assert_eq!(authoritative_serial(&soa), Some(1));
+        assert_eq!(secondary_counter(metrics, "failed").await, round as u64);
+    }
+    assert_eq!(
+        notify_keyed(sec.addr, &key).await,
+        Some(ResponseCode::NoError)
+    );
+    until(sec.addr, "sec.test.", RecordType::SOA, |m| {
+        authoritative_serial(m) == Some(3)
+    })
+    .await;
+    use RecordType::{AXFR, IXFR};
+    assert_eq!(server.await.unwrap(), vec![AXFR, IXFR, IXFR, IXFR]);
 }
