@@ -17,6 +17,8 @@
 //! * [`procs`]: child processes stopped by PID ([`Proc`]), `dnslb` as a
 //!   process, free ports, polling with a deadline.
 //! * [`fakes`]: fake backends answering, silent or stalled.
+//! * [`hostile`]: a hostile primary for transfers (cut, unapplicable,
+//!   TSIG failing mid-stream, a length that lies).
 //! * [`endpoints`]: service endpoints for health checks (TCP, HTTP, DNS),
 //!   killed and brought back.
 //! * [`http`]: GET over HTTP/1.1 and `/metrics` parsed.
@@ -57,6 +59,7 @@ pub mod env;
 pub mod fakes;
 pub mod fleet;
 pub mod gdnsd;
+pub mod hostile;
 pub mod http;
 pub mod knot;
 pub mod load;
