@@ -109,26 +109,7 @@ pub fn answer(req: &Message, script: Script) -> Vec<Vec<u8>> {
 /// Serves transfers on `listener`, each connection by the next of `scripts`;
 /// returns the request types seen.
 pub async fn hostile(listener: TcpListener, scripts: Vec<Script>) -> Vec<RecordType> {
-    let mut seen = Vec::new();
-    for script in scripts {
-        let (mut conn, _) = listener.accept().await.unwrap();
-        let len = conn.read_u16().await.unwrap();
-        let mut buf = vec![0; usize::from(len)];
-        conn.read_exact(&mut buf).await.unwrap();
-        let req = Message::from_vec(&buf).unwrap();
-        seen.push(req.queries[0].query_type());
-        for msg in answer(&req, script) {
-            let mut framed = u16::try_from(msg.len()).unwrap().to_be_bytes().to_vec();
-            framed.extend_from_slice(&msg);
-            // The secondary may hang up once it read enough (one SOA not
-            // newer than its own: up to date).
-            if conn.write_all(&framed).await.is_err() {
-                break;
-            }
-        }
-        // Dropped: a cut transfer ends here.
-    }
-    seen
+    serve(listener, None, scripts).await
 }
 
 /// As [`hostile`], each answer signed with `key` as a primary signs it
@@ -136,6 +117,14 @@ pub async fn hostile(listener: TcpListener, scripts: Vec<Script>) -> Vec<RecordT
 pub async fn hostile_keyed(
     listener: TcpListener,
     key: Arc<dnslb::dns::tsig::Key>,
+    scripts: Vec<Script>,
+) -> Vec<RecordType> {
+    serve(listener, Some(key), scripts).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    key: Option<Arc<dnslb::dns::tsig::Key>>,
     scripts: Vec<Script>,
 ) -> Vec<RecordType> {
     use dnslb::dns::tsig::{Checked, Signer, verify_request};
@@ -149,15 +138,19 @@ pub async fn hostile_keyed(
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        let Checked::Signed(verified) = verify_request(&buf, &key, now) else {
-            panic!("the request is not signed with the key");
-        };
+        let mut signer = key.as_ref().map(|key| {
+            let Checked::Signed(verified) = verify_request(&buf, key, now) else {
+                panic!("the request is not signed with the key");
+            };
+            Signer::answer(key.clone(), &verified)
+        });
         let req = Message::from_vec(&buf).unwrap();
         seen.push(req.queries[0].query_type());
-        let mut signer = Signer::answer(key.clone(), &verified);
         for (i, mut msg) in answer(&req, script).into_iter().enumerate() {
             let unsigned = msg.len();
-            signer.sign(&mut msg);
+            if let Some(signer) = &mut signer {
+                signer.sign(&mut msg);
+            }
             if matches!(script, Script::Tampered) && i == 4 {
                 // The last byte of its A record: 192.0.2.2 becomes .3.
                 msg[unsigned - 1] ^= 1;
@@ -170,10 +163,13 @@ pub async fn hostile_keyed(
                 break;
             }
             framed.extend_from_slice(&msg);
+            // The secondary may hang up once it read enough (one SOA not
+            // newer than its own: up to date).
             if conn.write_all(&framed).await.is_err() {
                 break;
             }
         }
+        // Dropped: a cut transfer ends here.
     }
     seen
 }
