@@ -248,4 +248,18 @@ mod tests {
             dir.path().join("root.xfr")
         );
     }
+
+    /// EMFILE and ENFILE are no fault of the copy: told apart from an I/O
+    /// error that is (R3's C2: a copy declared unusable for want of file
+    /// descriptors).
+    #[test]
+    fn an_fd_shortage_is_not_a_damaged_copy() {
+        use nix::errno::Errno;
+        for errno in [Errno::EMFILE, Errno::ENFILE] {
+            let e = std::io::Error::from_raw_os_error(errno as i32);
+            assert!(matches!(StateError::from(e), StateError::OutOfFds(_)));
+        }
+        let e = std::io::Error::from_raw_os_error(Errno::EIO as i32);
+        assert!(matches!(StateError::from(e), StateError::Io(_)));
+    }
 }
