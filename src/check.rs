@@ -26,6 +26,50 @@ pub struct CheckReport {
     pub warnings: Vec<String>,
 }
 
+/// The zones the `[[ts]]` `i` of `cfg` (whose text is `text`) has both
+/// from a zone file (in `catalog`) and as a secondary zone.
+fn doubled(cfg: &Config, text: &str, i: usize, catalog: &Catalog) -> Vec<String> {
+    let Some(tc) = cfg.ts.get(i) else {
+        return Vec::new();
+    };
+    catalog
+        .zones()
+        .iter()
+        .filter(|z| tc.secondary_zones().any(|s| s.name.eq_ignore_root(z.origin())))
+        .map(|z| {
+            let msg = format!(
+                "the zone {} is given twice, by a zone file and as a secondary zone: give each zone once",
+                z.origin()
+            );
+            cfg.problem_at(text, &format!("ts.{i}.zones"), msg)
+                .to_string()
+        })
+        .collect()
+}
+
+/// For a config at `path` its rules refused: the zones given both by a
+/// file and as a secondary zone all the same (found by reading the zone
+/// files), so that one `check` names every zone given twice.
+fn doubled_in_unchecked(path: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let Ok(cfg) = Config::parse(&text, path) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, tc) in cfg.ts.iter().enumerate() {
+        if tc.secondary_zones().next().is_none() {
+            continue;
+        }
+        let settings = TsSettings::from_config(tc);
+        if let Ok(catalog) = ts::load_catalog_noting(&settings, 1, &mut Vec::new()) {
+            out.extend(doubled(&cfg, &text, i, &catalog));
+        }
+    }
+    out
+}
+
 /// Every problem found in the config at `path` and its zones (empty: all good).
 pub fn check(path: &Path) -> Vec<String> {
     check_all(path).problems
@@ -55,8 +99,10 @@ pub fn check_all(path: &Path) -> CheckReport {
     let cfg = match Config::diagnose_file(path) {
         Ok(c) => c,
         Err(errs) => {
+            let mut problems: Vec<String> = errs.iter().map(ToString::to_string).collect();
+            problems.extend(doubled_in_unchecked(path));
             return CheckReport {
-                problems: errs.iter().map(ToString::to_string).collect(),
+                problems,
                 warnings: Vec::new(),
             };
         }
@@ -103,21 +149,9 @@ pub fn check_all(path: &Path) -> CheckReport {
                         Err(e) => push(format!("[[ts]] {}: {e}", settings.name)),
                     }
                 }
-                for z in catalog.zones() {
-                    if tc
-                        .secondary_zones()
-                        .any(|s| s.name.eq_ignore_root(z.origin()))
-                    {
-                        let msg = format!(
-                            "the zone {} is given twice, by a zone file and as a secondary zone: give each zone once",
-                            z.origin()
-                        );
-                        push(
-                            cfg.problem_at(text, &format!("ts.{i}.zones"), msg)
-                                .to_string(),
-                        );
-                    }
-                }
+                doubled(&cfg, text, i, &catalog)
+                    .into_iter()
+                    .for_each(&mut push);
                 if partitioned.is_some_and(|ls| is_backend(ls, tc.listen)) {
                     served.push(served_zones(i, &settings, &catalog));
                 }

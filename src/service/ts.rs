@@ -18,9 +18,10 @@ use crate::config::{DnstapConfig, DnstapSide};
 use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
 use crate::ts::gslb::check::{Checker, Label, Probe, Target, in_flight_bound};
-use crate::ts::secondary::client::Limits;
+use crate::ts::secondary::client::{Limits, TransferSlots};
 use crate::ts::secondary::consumer::{self, Changed, Consumer};
 use crate::ts::secondary::driver::{Driving, Secondaries, run as run_secondary};
+use crate::ts::secondary::install::Installer;
 use crate::ts::source::ZoneError;
 use crate::ts::xfr::notifier::{Announce, run_notifier};
 use crate::ts::xfr::notify::{log_notified, notify_wait};
@@ -386,6 +387,9 @@ fn start_secondaries(
         state_dir: ts.settings().state_dir.clone(),
         limits: Limits::default(),
         copies: None,
+        installer: Arc::new(Installer::new(ts.clone())),
+        slots: Some(Arc::new(TransferSlots::default())),
+        accept: None,
     };
     let changed: Changed = {
         let (t, announce) = (ts.clone(), announce.clone());
@@ -405,6 +409,10 @@ fn start_secondaries(
             let (tx, rx) = tokio::sync::watch::channel(None);
             driving.copies = Some(tx);
             driving.limits.max_bytes = consumer::CATALOG_MAX_BYTES;
+            // Never queued behind its members; a version refused is not
+            // taken (nor kept in state_dir).
+            driving.slots = None;
+            driving.accept = Some(consumer::accept(zone.name.clone()));
             let c = Consumer {
                 ts: ts.clone(),
                 secondaries: secondaries.clone(),

@@ -62,4 +62,4 @@ pub use load::{load_catalog, load_catalog_noting};
 pub use respond::looks_like_health_probe;
 pub use settings::{OriginError, Secondary, TsSettings, parse_origin};
 pub use settle::{Fingerprint, fingerprint};
-pub use table_server::{NotifyHook, ReloadReport, TableServer};
+pub use table_server::{NotifyHook, ReloadReport, SecondaryChange, TableServer};

@@ -69,6 +69,17 @@ pub struct TableServer {
     pub(super) secondary: std::sync::Mutex<std::collections::HashSet<Name>>,
 }
 
+/// A change to the secondary zones a TS serves
+/// ([`TableServer::apply_secondaries`]).
+#[derive(Debug)]
+pub enum SecondaryChange {
+    /// A zone's new version (or the same one, expired or not), in place of
+    /// the one of its origin.
+    Install(Box<zone::Zone>),
+    /// A zone no longer served (a member gone from its catalog).
+    Remove(Name),
+}
+
 /// The keys of the zones a TS signs, by lower-cased wire origin.
 pub(super) type ZoneKeyMap = std::collections::HashMap<Vec<u8>, Arc<ZoneKeys>>;
 
@@ -247,42 +258,49 @@ impl TableServer {
         let _ = self.notify_hook.set(hook);
     }
 
-    /// Swaps in `zone`, a secondary zone's new version (or the same one
-    /// expired or not), in place of the one of its origin, atomically; its
-    /// difference from the version served goes into the IXFR journal.
-    pub fn install_secondary(&self, zone: zone::Zone) {
+    /// Applies `changes` to the secondary zones served, in their order
+    /// (the last change of an origin stands), with one new catalog swapped
+    /// in for the whole batch, linear in the zones served: each zone
+    /// installed in place of the one of its origin, its difference from the
+    /// version served going into the IXFR journal; each zone removed no
+    /// longer served and its IXFR history dropped.
+    pub fn apply_secondaries(&self, changes: Vec<SecondaryChange>) {
         // One swap at a time: a reload does not lose it, nor it a reload.
         let _last = self
             .sources
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let old = self.catalog.load_full();
-        self.record_changes(&old, std::slice::from_ref(&zone));
-        let mut zones: Vec<zone::Zone> = old
-            .zones()
-            .iter()
-            .filter(|z| z.origin() != zone.origin())
-            .cloned()
-            .collect();
-        self.secondaries().insert(zone.origin().clone());
-        zones.push(zone);
-        self.catalog.store(Arc::new(Catalog::new(zones)));
-    }
-
-    /// Stops serving the secondary zone `origin` (a member gone from the
-    /// catalog it came from).
-    pub fn remove_secondary(&self, origin: &Name) {
-        let _last = self
-            .sources
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !self.secondaries().remove(origin) {
-            return;
+        let mut last: std::collections::HashMap<Box<[u8]>, Option<zone::Zone>> =
+            std::collections::HashMap::with_capacity(changes.len());
+        for change in changes {
+            match change {
+                SecondaryChange::Install(z) => last.insert(z.origin_wire().into(), Some(*z)),
+                SecondaryChange::Remove(n) => {
+                    last.insert(gslb::service::lower_wire(&n).into(), None)
+                }
+            };
         }
-        let old = self.catalog.load_full();
-        let zones = old.zones().iter().filter(|z| z.origin() != origin);
-        self.catalog
-            .store(Arc::new(Catalog::new(zones.cloned().collect())));
+        let mut installed = self.secondaries();
+        let (mut put, mut gone) = (Vec::new(), std::collections::HashSet::new());
+        for (key, zone) in last {
+            match zone {
+                Some(z) => {
+                    installed.insert(z.origin().clone());
+                    put.push(z);
+                }
+                None => {
+                    let Some(o) = old.get(&key) else { continue };
+                    if installed.remove(o.origin()) {
+                        self.journal.forget(&ixfr::journal_key(o));
+                        gone.insert(key);
+                    }
+                }
+            }
+        }
+        drop(installed);
+        self.record_changes(&old, &put);
+        self.catalog.store(Arc::new(old.replaced(put, &gone)));
     }
 
     fn secondaries(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Name>> {
@@ -340,7 +358,7 @@ impl TableServer {
     fn record_changes(&self, old: &Catalog, zones: &[zone::Zone]) {
         let depth = usize::try_from(self.settings.ixfr_history).unwrap_or(usize::MAX);
         for z in zones {
-            let Some(o) = old.zones().iter().find(|o| o.origin() == z.origin()) else {
+            let Some(o) = old.get(z.origin_wire()) else {
                 continue;
             };
             if o.serial() == z.serial() {

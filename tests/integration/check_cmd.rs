@@ -168,3 +168,34 @@ fn a_table_servers_fatal_line_carries_its_name_in_text_logs() {
         out.stderr
     );
 }
+
+/// Every zone given twice is named at once (R3's X5 papercut): two
+/// secondaries of one name (a rule of the config) and a zone file's zone
+/// given again as a secondary (found by reading the file), where `check`
+/// named only the first until it was fixed.
+#[test]
+fn check_names_every_zone_given_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("a.zone"),
+        "$ORIGIN a.test.\n$TTL 300\n@ SOA ns h 1 7200 3600 1209600 300\n@ NS ns\nns A 192.0.2.1\n",
+    )
+    .unwrap();
+    let primary = "127.0.0.1:5300";
+    let config = format!(
+        "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:{port}\"\nzones = [\n  \"a.zone\",\n  \
+         {{ name = \"A.test.\", primary = \"{primary}\" }},\n  \
+         {{ name = \"b.test\", primary = \"{primary}\" }},\n  \
+         {{ name = \"B.TEST\", primary = \"{primary}\" }},\n]\n"
+    );
+    std::fs::write(dir.path().join("c.toml"), config).unwrap();
+    let out = run_dnslb(&["check", "-c", "c.toml"], dir.path(), None, LIMIT);
+    assert!(!out.status.success());
+    let text = out.stderr;
+    assert!(text.contains("B.TEST. is given twice"), "{text}");
+    assert!(
+        text.contains("a.test. is given twice, by a zone file and as a secondary zone"),
+        "{text}"
+    );
+}

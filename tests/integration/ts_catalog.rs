@@ -159,3 +159,181 @@ async fn a_zone_added_to_zones_and_a_sighup_warns_that_a_restart_applies_it() {
     let log = ts.stderr_now();
     assert!(log.contains("zones"), "{log}");
 }
+
+/// The file descriptors `pid` has open now (0 once it is gone).
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+/// A catalog of 2,000 members converges: every member transferred, at most
+/// a handful of transfers at once (the consumer's open descriptors stay
+/// far below one socket a member: it opened one per member at once, past
+/// the file limit at 50,000, R3's C2), and after a restart with the
+/// primary gone, every copy in `state_dir` is served again.
+#[tokio::test]
+async fn a_catalog_of_two_thousand_members_converges_with_few_sockets_open() {
+    const MEMBERS: usize = 2_000;
+    let (pport, cport) = (free_port(), free_port());
+    let pdir = ZoneDir::new();
+    let names: Vec<String> = (0..MEMBERS).map(|i| format!("m{i}.test")).collect();
+    for z in &names {
+        pdir.write(&format!("{z}.zone"), &zone(z));
+    }
+    let listed: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut primary = TsProc::spawn(
+        pdir.path(),
+        "primary",
+        pport,
+        &primary_config(pport, &listed, cport),
+    );
+    primary.wait_serving("cat.test.").await;
+    let cdir = ZoneDir::new();
+    let mut consumer = TsProc::spawn(
+        cdir.path(),
+        "consumer",
+        cport,
+        &consumer_config(cdir.path(), cport, pport),
+    );
+    let pid = consumer.proc.pid();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut most = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                most = most.max(open_fds(pid));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            most
+        })
+    };
+    // The catalog and every member.
+    let took = consumer
+        .wait_log(
+            "secondary zone transferred",
+            MEMBERS + 1,
+            Duration::from_secs(180),
+        )
+        .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let most = sampler.join().unwrap();
+    eprintln!("{MEMBERS} members transferred in {took:?}, {most} descriptors open at most");
+    for i in [0, 1, MEMBERS / 2, MEMBERS - 1] {
+        let m = until(&consumer, &format!("info.m{i}.test."), served).await;
+        assert!(served(&m), "{}", kit::show(&m));
+    }
+    let log = consumer.stderr_now();
+    assert!(!log.contains("Too many open files"), "{log}");
+    // A TS at rest holds a few dozen (sockets of its workers, runtime,
+    // logs); eight transfers add eight.
+    assert!(
+        most < 120,
+        "{most} descriptors open at once while {MEMBERS} members came"
+    );
+
+    // Restarted with the primary gone: every copy served from state_dir.
+    drop(primary);
+    drop(consumer);
+    let mut consumer = TsProc::spawn(
+        cdir.path(),
+        "consumer",
+        cport,
+        &consumer_config(cdir.path(), cport, pport),
+    );
+    let took = consumer
+        .wait_log(
+            "secondary zone served from state_dir",
+            MEMBERS + 1,
+            Duration::from_secs(120),
+        )
+        .await;
+    eprintln!("{MEMBERS} members served from state_dir in {took:?}");
+    let m = until(&consumer, &format!("info.m{}.test.", MEMBERS - 1), served).await;
+    assert!(served(&m));
+    let log = consumer.stderr_now();
+    assert!(!log.contains("is not served"), "{log}");
+}
+
+/// A catalog whose new version is refused (`version` "1") keeps its
+/// members served, and across a restart of the consumer too: the refused
+/// version is neither served nor written to `state_dir` (as Knot), so the
+/// consumer starts again from the last catalog it took (R3's C1: it came
+/// back with every member REFUSED, their copies unread on disk).
+#[tokio::test]
+async fn a_refused_catalog_keeps_its_members_across_a_restart() {
+    let (pport, cport) = (free_port(), free_port());
+    let pdir = ZoneDir::new();
+    pdir.write("a.test.zone", &zone("a.test"));
+    let catalog = |serial: u32, version: &str| {
+        format!(
+            "$ORIGIN cat.test.\n$TTL 0\n\
+             @ IN SOA invalid. invalid. {serial} 3600 600 604800 0\n\
+             @ IN NS invalid.\n\
+             version IN TXT \"{version}\"\n\
+             a1.zones IN PTR a.test.\n"
+        )
+    };
+    pdir.write("cat.test.zone", &catalog(1, "2"));
+    let config = format!(
+        "[[ts]]\nname = \"primary\"\nlisten = \"127.0.0.1:{pport}\"\n\
+         zones = [\"a.test.zone\", \"cat.test.zone\"]\n\
+         axfr_allow = [\"127.0.0.0/8\"]\nnotify = [\"127.0.0.1:{cport}\"]\nworkers = 1\n"
+    );
+    let mut primary = TsProc::spawn(pdir.path(), "primary", pport, &config);
+    primary.wait_serving("cat.test.").await;
+    let cdir = ZoneDir::new();
+    let mut consumer = TsProc::spawn(
+        cdir.path(),
+        "consumer",
+        cport,
+        &consumer_config(cdir.path(), cport, pport),
+    );
+    until(&consumer, "info.a.test.", served).await;
+
+    // Version "1": refused, a.test. kept.
+    pdir.write("cat.test.zone", &catalog(2, "1"));
+    primary.reload();
+    consumer.wait_log("catalog refused", 1, FOLLOW).await;
+    let a = kit::ask(
+        consumer.addr,
+        "info.a.test.",
+        RecordType::TXT,
+        false,
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(a.is_some_and(|m| served(&m)), "kept while running");
+
+    // Restarted (the primary still serving version "1"): a.test. served
+    // from state_dir at once, the catalog refused again, a.test. kept.
+    drop(consumer);
+    let mut consumer = TsProc::spawn(
+        cdir.path(),
+        "consumer",
+        cport,
+        &consumer_config(cdir.path(), cport, pport),
+    );
+    consumer.wait_log("catalog refused", 1, FOLLOW).await;
+    let a = until(&consumer, "info.a.test.", served).await;
+    assert!(a.answers[0].data.to_string().contains("a.test"));
+    let cat = kit::ask(
+        consumer.addr,
+        "version.cat.test.",
+        RecordType::TXT,
+        false,
+        Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    assert!(
+        cat.answers[0].data.to_string().contains('2'),
+        "the catalog served is the last one taken: {}",
+        kit::show(&cat)
+    );
+    let log = consumer.stderr_now();
+    assert!(
+        log.contains("secondary zone served from state_dir"),
+        "{log}"
+    );
+    assert!(!log.contains("catalog member removed"), "{log}");
+}

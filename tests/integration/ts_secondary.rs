@@ -10,11 +10,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::{A, SOA};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::kit::hostile::{Script, hostile, hostile_keyed, name, soa};
 use crate::kit::xfr::{TsProc, ask_copy, assert_first_copy, authoritative_serial, sec_zone};
 use crate::kit::{self, Knot, Nsd, ZoneDir, free_port, udp_raw};
 
@@ -342,87 +342,6 @@ async fn knot_consumes_the_catalog_a_ts_publishes() {
 
 // ---- A hostile primary -------------------------------------------------
 
-fn name(s: &str) -> Name {
-    Name::from_ascii(s).unwrap()
-}
-
-fn soa(serial: u32) -> Record {
-    timed_soa(serial, [3600, 3600, 604_800])
-}
-
-/// The SOA at `serial` with REFRESH, RETRY and EXPIRE `timers`.
-fn timed_soa(serial: u32, [refresh, retry, expire]: [i32; 3]) -> Record {
-    let data = SOA::new(
-        name("ns1.sec.test."),
-        name("h.sec.test."),
-        serial,
-        refresh,
-        retry,
-        expire,
-        60,
-    );
-    Record::from_rdata(name("sec.test."), 300, RData::SOA(data))
-}
-
-fn a(owner: &str, last: u8) -> Record {
-    Record::from_rdata(name(owner), 300, RData::A(A::new(192, 0, 2, last)))
-}
-
-/// How the hostile primary answers one transfer request.
-#[derive(Clone, Copy, Debug)]
-enum Script {
-    /// The whole zone at `serial`, www at 192.0.2.`last`.
-    Whole(u32, u8),
-    /// The zone at serial 2 (www at .2), cut before its last SOA.
-    Cut,
-    /// An IXFR from 1 to 2 deleting a record the zone never had.
-    Unapplicable,
-    /// As `Whole`, its SOA's REFRESH 1, RETRY 1 and EXPIRE 3.
-    Short(u32, u8),
-    /// Nothing: the connection held open, silent, and no other taken.
-    Silent,
-}
-
-/// The answer messages of `script` to the request `req`.
-fn answer(req: &Message, script: Script) -> Vec<Vec<u8>> {
-    let mut m = Message::new(req.metadata.id, MessageType::Response, OpCode::Query);
-    m.metadata.authoritative = true;
-    m.add_queries(req.queries.iter().cloned());
-    let records = match script {
-        Script::Whole(serial, last) => {
-            vec![
-                soa(serial),
-                a("www.sec.test.", last),
-                a("ns1.sec.test.", 53),
-                soa(serial),
-            ]
-        }
-        Script::Short(serial, last) => {
-            let soa = timed_soa(serial, [1, 1, 3]);
-            vec![soa.clone(), a("www.sec.test.", last), soa]
-        }
-        Script::Cut => vec![soa(2), a("www.sec.test.", 2)],
-        Script::Silent => vec![],
-        Script::Unapplicable => vec![
-            soa(2),
-            soa(1),
-            a("gone.sec.test.", 7),
-            soa(2),
-            a("www.sec.test.", 2),
-            soa(2),
-        ],
-    };
-    // One record a message: the cut falls between messages.
-    records
-        .into_iter()
-        .map(|r| {
-            let mut one = m.clone();
-            one.add_answer(r);
-            one.to_vec().unwrap()
-        })
-        .collect()
-}
-
 /// A dnslb secondary of a [`hostile`] primary playing `scripts`, serving:
 /// the primary's task (the transfer types it was asked), the secondary
 /// and its folder.
@@ -438,35 +357,6 @@ async fn secondary_of_hostile(
     let mut sec = TsProc::spawn(sdir.path(), "sec", port, &config);
     sec.wait_serving("sec.test.").await;
     (server, sec, sdir)
-}
-
-/// Serves transfers on `listener`, each connection by the next of `scripts`;
-/// returns the request types seen.
-async fn hostile(listener: TcpListener, scripts: Vec<Script>) -> Vec<RecordType> {
-    let mut seen = Vec::new();
-    for script in scripts {
-        let (mut conn, _) = listener.accept().await.unwrap();
-        let len = conn.read_u16().await.unwrap();
-        let mut buf = vec![0; usize::from(len)];
-        conn.read_exact(&mut buf).await.unwrap();
-        let req = Message::from_vec(&buf).unwrap();
-        seen.push(req.queries[0].query_type());
-        if matches!(script, Script::Silent) {
-            // Held (later connections wait in the backlog, as silent).
-            std::future::pending::<()>().await;
-        }
-        for msg in answer(&req, script) {
-            let mut framed = u16::try_from(msg.len()).unwrap().to_be_bytes().to_vec();
-            framed.extend_from_slice(&msg);
-            // The secondary may hang up once it read enough (one SOA not
-            // newer than its own: up to date).
-            if conn.write_all(&framed).await.is_err() {
-                break;
-            }
-        }
-        // Dropped: a cut transfer ends here.
-    }
-    seen
 }
 
 /// A NOTIFY for sec.test. sent to `to` from 127.0.0.1; its answer's rcode.
@@ -601,4 +491,94 @@ async fn a_silent_primary_does_not_hold_back_the_expiry() {
         kit::show(&m)
     );
     server.abort();
+}
+
+/// [`notify`] signed with `key`.
+async fn notify_keyed(
+    to: SocketAddr,
+    key: &std::sync::Arc<dnslb::dns::tsig::Key>,
+) -> Option<ResponseCode> {
+    let mut m = Message::new(97, MessageType::Query, OpCode::Notify);
+    m.add_query(Query::query(name("sec.test."), RecordType::SOA));
+    let mut raw = m.to_vec().unwrap();
+    dnslb::dns::tsig::Signer::request(key.clone()).sign(&mut raw);
+    let answer = udp_raw(to, &raw).await?;
+    Some(ResponseCode::from(0, answer[3] & 0x0f))
+}
+
+/// The counter `event` of `dnslb_ts_secondary_total` on `metrics`.
+async fn secondary_counter(metrics: SocketAddr, event: &str) -> u64 {
+    let body = kit::http_get(metrics, "/metrics").await.body;
+    let line = format!("dnslb_ts_secondary_total{{event=\"{event}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line} in:\n{body}"))
+}
+
+/// A primary that signs its transfers with the zone's key, but whose
+/// answer's fifth message does not verify (altered after signing), and one
+/// whose first message claims 65,535 bytes and brings 20: each changes
+/// nothing served, is logged and counted as a failed attempt; a good
+/// answer after them is taken.
+#[tokio::test]
+async fn a_tsig_failing_on_the_fifth_message_or_a_huge_length_changes_nothing_served() {
+    const KEY: &str = "[[key]]\nname = \"xfr\"\nalgorithm = \"hmac-sha256\"\n";
+    let secret = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=";
+    let key = dnslb::dns::tsig::Key::new(
+        "xfr",
+        dnslb::dns::tsig::Algorithm::HmacSha256,
+        b"secretsecretsecretsecretsecret12",
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let primary = listener.local_addr().unwrap();
+    let scripts = vec![
+        Script::Whole(1, 1),
+        Script::Tampered,
+        Script::HugeClaim,
+        Script::Whole(3, 3),
+    ];
+    let key = std::sync::Arc::new(key);
+    let server = tokio::spawn(hostile_keyed(listener, key.clone(), scripts));
+    let (port, mport) = (free_port(), free_port());
+    let sdir = ZoneDir::new();
+    let mut config = secondary_config(sdir.path(), port, primary, ", xfr_key = \"xfr\"");
+    config.push_str(&format!(
+        "metrics = \"127.0.0.1:{mport}\"\n\n{KEY}secret = \"{secret}\"\n"
+    ));
+    let mut sec = TsProc::spawn(sdir.path(), "sec", port, &config);
+    sec.wait_serving("sec.test.").await;
+    let metrics = kit::local(mport);
+    let www =
+        |m: &Message| kit::a_addrs(m) == vec!["192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap()];
+    for (round, why) in [(1, "TSIG"), (2, "early eof")] {
+        assert_eq!(
+            notify_keyed(sec.addr, &key).await,
+            Some(ResponseCode::NoError)
+        );
+        sec.wait_log("secondary zone not refreshed", round, FOLLOW)
+            .await;
+        let log = sec.stderr_now();
+        assert!(log.contains(why), "{log}");
+        assert!(
+            www(&ask_copy(sec.addr, "www.sec.test.", RecordType::A).await),
+            "unchanged after round {round}"
+        );
+        let x1 = ask_copy(sec.addr, "x1.sec.test.", RecordType::A).await;
+        assert_eq!(x1.metadata.response_code, ResponseCode::NXDomain);
+        let soa = ask_copy(sec.addr, "sec.test.", RecordType::SOA).await;
+        assert_eq!(authoritative_serial(&soa), Some(1));
+        assert_eq!(secondary_counter(metrics, "failed").await, round as u64);
+    }
+    assert_eq!(
+        notify_keyed(sec.addr, &key).await,
+        Some(ResponseCode::NoError)
+    );
+    until(sec.addr, "sec.test.", RecordType::SOA, |m| {
+        authoritative_serial(m) == Some(3)
+    })
+    .await;
+    use RecordType::{AXFR, IXFR};
+    assert_eq!(server.await.unwrap(), vec![AXFR, IXFR, IXFR, IXFR]);
 }

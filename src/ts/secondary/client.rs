@@ -3,7 +3,8 @@
 //! (RFC 8945 §5.3.1: the first and the last signed, at most 99 unsigned in
 //! a row), bounded in messages, bytes and time. What it read is handed back
 //! whole or not at all: a transfer cut, refused, too big or too slow is an
-//! error and changes nothing.
+//! error and changes nothing. At most [`MAX_TRANSFERS_IN`] transfers run at
+//! once from one primary ([`TransferSlots`]): the rest wait their turn.
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +13,40 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::records::{Answer, Rec, TransferReader, TransferRefused, soa_serial};
 use crate::dns::tsig::{Key, Signer, StreamVerifier, TsigError, find, unix_now};
+
+/// The most transfers a TS runs at once from one primary: a catalog of
+/// 50,000 members is transferred 8 at a time (one socket each), not all at
+/// once (sockets past the file limit, a SYN flood at the primary); 8 is
+/// also what a dnslb primary serves at once (past that it answers
+/// SERVFAIL). NSD's `xfrd-tcp-max` (128) and Knot's background workers
+/// bound theirs the same way.
+pub const MAX_TRANSFERS_IN: usize = 8;
+
+/// The transfer slots of each primary ([`MAX_TRANSFERS_IN`] each).
+#[derive(Debug, Default)]
+pub struct TransferSlots {
+    by_primary: std::sync::Mutex<std::collections::HashMap<SocketAddr, Arc<Semaphore>>>,
+}
+
+impl TransferSlots {
+    /// A slot for a transfer from `primary`, once one is free; held until
+    /// dropped.
+    pub async fn take(&self, primary: SocketAddr) -> Option<OwnedSemaphorePermit> {
+        let slots = self
+            .by_primary
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(primary)
+            .or_insert_with(|| Arc::new(Semaphore::new(MAX_TRANSFERS_IN)))
+            .clone();
+        // Never closed: `None` cannot happen.
+        slots.acquire_owned().await.ok()
+    }
+}
 
 /// How much one transfer may bring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,8 +9,14 @@
 //!
 //! Bounded: a catalog transfer brings at most [`CATALOG_MAX_BYTES`], and
 //! at most [`MAX_MEMBERS`] members are taken; a catalog over that, or of
-//! another version than 2, is refused whole (logged, counted as a failed
-//! refresh) and the members served so far stay as they are.
+//! another version than 2, is refused whole ([`accept`]: logged, counted
+//! as a failed refresh, neither served nor written to `state_dir`, as Knot
+//! does) and the members served so far stay as they are, across a restart
+//! too (the catalog read from `state_dir` is the last one taken). A member
+//! that no TS should serve from a catalog (the root, the catalog itself or
+//! a name under it) is ignored and logged. Members come and go in batches:
+//! one rebuild of the zones served for all the members a version removes,
+//! and their transfers wait for the primary's slots.
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -23,7 +29,7 @@ use tracing::{info, warn};
 use super::driver::{Driving, Secondaries, SecondaryZone, run as run_zone};
 use super::records::ZoneCopy;
 use super::state;
-use crate::ts::table_server::TableServer;
+use crate::ts::table_server::{SecondaryChange, TableServer};
 
 /// The most members a consumed catalog may list (RFC 9432 sets none): a
 /// hundred thousand zones of a hosting fleet, twice over. Each member costs
@@ -55,13 +61,43 @@ pub enum CatalogRefused {
     TooMany(usize),
 }
 
+/// A catalog's members, and the zones it lists that are not taken.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// The members.
+    pub members: Vec<Member>,
+    /// Zones listed but not taken, each with why.
+    pub ignored: Vec<(Name, &'static str)>,
+}
+
+/// Why the zone `zone` cannot be a member of `catalog`, if so.
+fn unfit(zone: &Name, catalog: &Name) -> Option<&'static str> {
+    if zone.is_root() {
+        Some("the root zone is no member a catalog may add")
+    } else if catalog.zone_of(zone) {
+        Some("the catalog itself, or a name inside it")
+    } else {
+        None
+    }
+}
+
+/// The catalog `copy` taken or refused whole: the [`Accept`] of its zone.
+pub fn accept(catalog: Name) -> super::driver::Accept {
+    Arc::new(move |copy: &ZoneCopy| {
+        members(copy, &catalog)
+            .map(|_| ())
+            .map_err(|e| format!("catalog refused, its members kept as they are: {e}"))
+    })
+}
+
 /// The members of the catalog `copy` (of the zone `catalog`), by zone
 /// name, one ID each: a member node with other than one PTR is ignored
-/// (RFC 9432 §4.1), and a zone listed under two IDs keeps the lowest.
+/// (RFC 9432 §4.1), a zone listed under two IDs keeps the lowest, a zone
+/// [`unfit`] to be a member is listed as ignored.
 ///
 /// # Errors
 /// See [`CatalogRefused`].
-pub fn members(copy: &ZoneCopy, catalog: &Name) -> Result<Vec<Member>, CatalogRefused> {
+pub fn members(copy: &ZoneCopy, catalog: &Name) -> Result<Listing, CatalogRefused> {
     let version = Name::from_labels(vec!["version"])
         .ok()
         .and_then(|v| v.append_domain(catalog).ok());
@@ -108,11 +144,16 @@ pub fn members(copy: &ZoneCopy, catalog: &Name) -> Result<Vec<Member>, CatalogRe
         .collect();
     ids.sort();
     let mut seen = std::collections::HashSet::new();
-    let out: Vec<Member> = ids
-        .into_iter()
-        .filter(|(_, zone)| seen.insert(zone.clone()) && !zone.eq_ignore_root(catalog))
-        .map(|(id, zone)| Member { id, zone })
-        .collect();
+    let mut out = Listing::default();
+    for (id, zone) in ids {
+        if !seen.insert(zone.clone()) {
+            continue;
+        }
+        match unfit(&zone, catalog) {
+            Some(why) => out.ignored.push((zone, why)),
+            None => out.members.push(Member { id, zone }),
+        }
+    }
     Ok(out)
 }
 
@@ -190,7 +231,12 @@ pub async fn run(
             continue;
         };
         let wanted = match members(&copy, &c.catalog.name) {
-            Ok(m) => m,
+            Ok(listing) => {
+                for (zone, why) in &listing.ignored {
+                    warn!(ts = %name, catalog = %c.catalog.name, zone = %zone, why, "catalog member ignored");
+                }
+                listing.members
+            }
             Err(err) => {
                 warn!(ts = %name, catalog = %c.catalog.name, serial = copy.serial(), %err, "catalog refused; its members served are kept as they are");
                 continue;
@@ -219,11 +265,11 @@ pub async fn run(
             .map(|(z, r)| (z.clone(), r.id.clone()))
             .collect();
         let p = plan(&current, &wanted);
-        for zone in p.remove.iter().chain(p.reset.iter().map(|m| &m.zone)) {
-            if let Some(r) = running.remove(zone) {
-                drop_member(&c, zone, r).await;
-            }
-        }
+        let leaving = p.remove.iter().chain(p.reset.iter().map(|m| &m.zone));
+        let leaving: Vec<(Name, Running)> = leaving
+            .filter_map(|zone| Some((zone.clone(), running.remove(zone)?)))
+            .collect();
+        drop_members(&c, leaving).await;
         for m in p.add.iter().chain(&p.reset) {
             running.insert(m.zone.clone(), start_member(&c, m, &stop));
         }
@@ -255,19 +301,28 @@ fn start_member(c: &Consumer, m: &Member, stop: &CancellationToken) -> Running {
     }
 }
 
-/// Stops the member `zone`: its task ended, no longer served, its copy in
-/// `state_dir` deleted.
-async fn drop_member(c: &Consumer, zone: &Name, r: Running) {
-    r.stop.cancel();
-    let _ = r.task.await;
-    c.secondaries.remove(zone);
-    c.ts.remove_secondary(zone);
-    if let Some(dir) = &c.driving.state_dir
-        && let Err(e) = state::delete(dir, zone)
-    {
-        warn!(zone = %zone, dir = %dir.display(), %e, "cannot delete the member's copy");
+/// Stops the members `leaving`: their tasks ended, no longer served (one
+/// batch), their copies in `state_dir` deleted.
+async fn drop_members(c: &Consumer, leaving: Vec<(Name, Running)>) {
+    if leaving.is_empty() {
+        return;
     }
-    info!(ts = %c.ts.settings().name, zone = %zone, "catalog member removed: no longer served");
+    for (_, r) in &leaving {
+        r.stop.cancel();
+    }
+    let mut gone = Vec::with_capacity(leaving.len());
+    for (zone, r) in leaving {
+        let _ = r.task.await;
+        c.secondaries.remove(&zone);
+        if let Some(dir) = &c.driving.state_dir
+            && let Err(e) = state::delete(dir, &zone)
+        {
+            warn!(zone = %zone, dir = %dir.display(), %e, "cannot delete the member's copy");
+        }
+        info!(ts = %c.ts.settings().name, zone = %zone, "catalog member removed: no longer served");
+        gone.push(SecondaryChange::Remove(zone));
+    }
+    c.driving.installer.apply(gone).await;
 }
 
 #[cfg(test)]
@@ -313,15 +368,24 @@ mod tests {
                     ("d", "d.test."),
                     ("d", "e.test."),
                     ("x", "cat.test."),
+                    ("r", "."),
+                    ("y", "sub.CAT.test."),
                 ],
             ),
             &cat,
         )
         .unwrap();
-        let text: Vec<String> = got.iter().map(|m| format!("{} {}", m.id, m.zone)).collect();
+        let text: Vec<String> = got
+            .members
+            .iter()
+            .map(|m| format!("{} {}", m.id, m.zone))
+            .collect();
         // a.test. twice: the lowest ID; d has two PTRs: ignored; the
-        // catalog itself: no member.
+        // catalog itself, a name inside it and the root: no members, and
+        // said.
         assert_eq!(text, ["a a.test.", "b b.test."]);
+        let ignored: Vec<String> = got.ignored.iter().map(|(z, _)| z.to_ascii()).collect();
+        assert_eq!(ignored, [".", "cat.test.", "sub.cat.test."]);
         assert_eq!(
             members(&catalog("1", &[("a", "a.test.")]), &cat),
             Err(CatalogRefused::Version("1".into()))

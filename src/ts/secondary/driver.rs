@@ -2,9 +2,12 @@
 //! ([`Secondaries`]: each zone's primary, key and wake-up, and the NOTIFY
 //! answer over them), and one task per zone ([`run`]) that reads the copy
 //! on disk, asks the primary when the timers or a NOTIFY say so, swaps
-//! each new version in atomically, writes it to `state_dir` and expires the
-//! zone after the SOA EXPIRE without contact. Its owner stops it with a
-//! cancellation token.
+//! each new version in atomically (through the [`Installer`]'s batches),
+//! writes it to `state_dir` and expires the zone after the SOA EXPIRE
+//! without contact. Its transfers wait for one of the primary's
+//! [`TransferSlots`]. A copy that cannot be opened because the TS is out of
+//! file descriptors is no damaged copy: logged as what it is and read again.
+//! Its owner stops it with a cancellation token.
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -19,17 +22,19 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::client::{Limits, XfrError, fetch};
+use super::client::{Limits, TransferSlots, XfrError, fetch};
+use super::install::Installer;
 use super::notify::{NotifyOutcome, judge};
 use super::records::{Answer, Rec, ZoneCopy, soa_serial};
 use super::state;
 use super::timers::{RefreshStep, Schedule, SoaTimers};
 use crate::dns::tsig::{Key, unix_now};
+use crate::ts::gslb::service::lower_wire;
 use crate::ts::metrics::SecondaryCounters;
 use crate::ts::serials::serial_newer;
 use crate::ts::settings::TsSettings;
 use crate::ts::source::{SourceRecord, ZoneError};
-use crate::ts::table_server::TableServer;
+use crate::ts::table_server::{SecondaryChange, TableServer};
 use crate::ts::zone::Zone;
 
 /// One secondary zone: where it comes from, and what wakes its task.
@@ -298,8 +303,12 @@ async fn anew(
     Ok(Outcome::New(Box::new((copy, compiled)), "axfr"))
 }
 
+/// What a new version of a zone must pass to be served and kept (the
+/// catalog's: its members readable); the reason it is refused.
+pub type Accept = Arc<dyn Fn(&ZoneCopy) -> Result<(), String> + Send + Sync>;
+
 /// Where a zone's task reads and writes, and how far it goes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Driving {
     /// `state_dir`: the last good copies.
     pub state_dir: Option<PathBuf>,
@@ -308,6 +317,15 @@ pub struct Driving {
     /// Told each copy served (read from disk, or transferred): the
     /// catalog zone's, for its consumer.
     pub copies: Option<tokio::sync::watch::Sender<Option<Arc<ZoneCopy>>>>,
+    /// Where its versions are put into service.
+    pub installer: Arc<Installer>,
+    /// The slots its transfers wait for (`None`: they wait for none: the
+    /// catalog's own, never queued behind its members').
+    pub slots: Option<Arc<TransferSlots>>,
+    /// What a transferred version must pass, else it is neither served nor
+    /// written to `state_dir` (the copy served is kept, as for a failed
+    /// transfer).
+    pub accept: Option<Accept>,
 }
 
 impl Driving {
@@ -328,20 +346,43 @@ fn secs(start: Instant) -> u64 {
     CLOCK_START + start.elapsed().as_secs()
 }
 
+/// What the copy of a zone in `state_dir` gave.
+enum FromDisk {
+    /// Served (expired or not): the copy and its age.
+    Served(Box<(ZoneCopy, u64)>),
+    /// None there, or none usable (logged).
+    Nothing,
+    /// Not opened: the TS is out of file descriptors (logged); try again.
+    OutOfFds,
+}
+
 /// The copy of `zone` in `dir`, with its age since the last contact with
 /// the primary: served at once when it compiles, as expired (SERVFAIL)
 /// when that age passed its SOA EXPIRE. A copy that cannot be read is
-/// logged (the file, why) and not served.
-fn from_disk(ts: &TableServer, zone: &SecondaryZone, dir: &Path) -> Option<(ZoneCopy, u64)> {
+/// logged (the file, why) and not served; one that cannot be opened for
+/// want of file descriptors is logged (once: `first`) as that.
+async fn from_disk(
+    ts: &TableServer,
+    zone: &SecondaryZone,
+    (dir, installer): (&Path, &Installer),
+    first: bool,
+) -> FromDisk {
+    let path = || state::path_of(dir, &zone.name);
     let unused = |err: &dyn std::fmt::Display| {
-        let path = state::path_of(dir, &zone.name);
-        warn!(ts = %ts.settings().name, zone = %zone.name, path = %path.display(), %err, "the copy in state_dir is not served");
+        warn!(ts = %ts.settings().name, zone = %zone.name, path = %path().display(), %err, "the copy in state_dir is not served");
     };
     let (copy, age) = match state::read(dir, &zone.name, unix_now()) {
-        Ok(found) => found?,
+        Ok(Some(found)) => found,
+        Ok(None) => return FromDisk::Nothing,
+        Err(state::StateError::OutOfFds(err)) => {
+            if first {
+                warn!(ts = %ts.settings().name, zone = %zone.name, path = %path().display(), %err, "the copy in state_dir cannot be opened now: this process is out of file descriptors (raise LimitNOFILE); read again each second");
+            }
+            return FromDisk::OutOfFds;
+        }
         Err(err) => {
             unused(&err);
-            return None;
+            return FromDisk::Nothing;
         }
     };
     match compile(&copy, zone.primary) {
@@ -353,12 +394,14 @@ fn from_disk(ts: &TableServer, zone: &SecondaryZone, dir: &Path) -> Option<(Zone
             } else {
                 info!(ts = %name, zone = %zone.name, serial, age_s = age, "secondary zone served from state_dir");
             }
-            ts.install_secondary(z.with_expired(expired));
-            Some((copy, age))
+            installer
+                .apply([SecondaryChange::Install(Box::new(z.with_expired(expired)))])
+                .await;
+            FromDisk::Served(Box::new((copy, age)))
         }
         Err(err) => {
             unused(&err);
-            None
+            FromDisk::Nothing
         }
     }
 }
@@ -374,15 +417,12 @@ fn note_contact(driving: &Driving, zone: &Name) {
 }
 
 /// Sets the zone served for `origin` expired or not.
-fn mark_expired(ts: &TableServer, origin: &Name, expired: bool) {
-    let current = ts
-        .catalog()
-        .zones()
-        .iter()
-        .find(|z| z.origin() == origin)
-        .cloned();
+async fn mark_expired(ts: &TableServer, installer: &Installer, origin: &Name, expired: bool) {
+    let current = ts.catalog().get(&lower_wire(origin)).cloned();
     if let Some(z) = current.filter(|z| z.is_expired() != expired) {
-        ts.install_secondary(z.with_expired(expired));
+        installer
+            .apply([SecondaryChange::Install(Box::new(z.with_expired(expired)))])
+            .await;
     }
 }
 
@@ -400,12 +440,28 @@ pub async fn run(
     let start = Instant::now();
     let mut copy = None;
     let mut schedule = Schedule::empty(secs(start));
-    if let Some(dir) = &driving.state_dir
-        && let Some((c, age)) = from_disk(&ts, &zone, dir)
-    {
-        schedule = Schedule::from_disk(secs(start), timers_of(&c), age);
-        driving.tell(&c);
-        copy = Some(c);
+    if let Some(dir) = &driving.state_dir {
+        let mut first = true;
+        loop {
+            let found = from_disk(&ts, &zone, (dir, &driving.installer), first).await;
+            match found {
+                FromDisk::Served(found) => {
+                    let (c, age) = *found;
+                    schedule = Schedule::from_disk(secs(start), timers_of(&c), age);
+                    driving.tell(&c);
+                    copy = Some(c);
+                }
+                FromDisk::Nothing => {}
+                FromDisk::OutOfFds => {
+                    first = false;
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            }
+            break;
+        }
     }
     let mut failures: u32 = 0;
     let mut expired = false;
@@ -415,7 +471,7 @@ pub async fn run(
             expired = true;
             counters.expired.fetch_add(1, Relaxed);
             warn!(ts = %ts.settings().name, zone = %zone.name, "secondary zone expired: no contact with its primary for the SOA EXPIRE; answering SERVFAIL for it");
-            mark_expired(&ts, &zone.name, true);
+            mark_expired(&ts, &driving.installer, &zone.name, true).await;
         }
         let at = match schedule.step(now) {
             RefreshStep::Ask => None,
@@ -430,10 +486,24 @@ pub async fn run(
             }
             continue;
         }
+        let ours = (copy.as_ref(), expired);
         let result = tokio::select! {
             () = stop.cancelled() => return,
-            r = attempt(&zone, (copy.as_ref(), expired), driving.limits, counters) => r,
+            r = async {
+                let _slot = match &driving.slots {
+                    Some(slots) => slots.take(zone.primary).await,
+                    None => None,
+                };
+                attempt(&zone, ours, driving.limits, counters).await
+            } => r,
         };
+        let result = result.and_then(|outcome| match (&outcome, &driving.accept) {
+            (Outcome::New(new, _), Some(accept)) => {
+                accept(&new.0).map_err(XfrError::Unusable)?;
+                Ok(outcome)
+            }
+            _ => Ok(outcome),
+        });
         let now = secs(start);
         match result {
             Ok(Outcome::UpToDate) => {
@@ -453,7 +523,10 @@ pub async fn run(
                 };
                 counter.fetch_add(1, Relaxed);
                 info!(ts = %ts.settings().name, zone = %zone.name, serial = c.serial(), by = how, records = c.len(), "secondary zone transferred");
-                ts.install_secondary(compiled);
+                driving
+                    .installer
+                    .apply([SecondaryChange::Install(Box::new(compiled))])
+                    .await;
                 if let Some(dir) = &driving.state_dir
                     && let Err(err) = state::write(dir, &c)
                 {
@@ -481,7 +554,7 @@ pub async fn run(
         if expired {
             expired = false;
             info!(zone = %zone.name, "secondary zone back in contact with its primary");
-            mark_expired(&ts, &zone.name, false);
+            mark_expired(&ts, &driving.installer, &zone.name, false).await;
         }
     }
 }

@@ -14,7 +14,9 @@
 //!   changes applied to a copy, pure;
 //! - [`notify`]: what a NOTIFY does (from the primary only, TSIG-checked),
 //!   and its answer, pure;
-//! - [`client`]: one transfer over TCP, TSIG on every message, bounded;
+//! - [`client`]: one transfer over TCP, TSIG on every message, bounded,
+//!   at most [`client::MAX_TRANSFERS_IN`] at once from one primary;
+//! - [`install`]: the zones' new versions put into service in batches;
 //! - [`state`]: the last good copy on disk;
 //! - [`consumer`]: a catalog zone's members made secondary zones (RFC 9432);
 //! - [`driver`]: the zones' shared state ([`driver::Secondaries`]) and the
@@ -22,6 +24,7 @@
 pub mod client;
 pub mod consumer;
 pub mod driver;
+pub mod install;
 pub mod notify;
 pub mod records;
 pub mod state;

@@ -87,13 +87,35 @@ pub fn parse(bytes: &[u8]) -> Option<ZoneCopy> {
 pub enum StateError {
     /// The file cannot be read.
     #[error("cannot read it: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// The file cannot be opened now: the process (or the system) is out
+    /// of file descriptors. Nothing is wrong with the copy.
+    #[error("cannot open it now: out of file descriptors ({0})")]
+    OutOfFds(std::io::Error),
     /// The file does not read whole (cut short, damaged, not ours).
     #[error("it is cut short or damaged (not a whole copy of the zone)")]
     Damaged,
     /// The file holds another zone.
     #[error("it holds the zone {0}")]
     OtherZone(Name),
+}
+
+impl From<std::io::Error> for StateError {
+    fn from(e: std::io::Error) -> Self {
+        if is_out_of_fds(&e) {
+            StateError::OutOfFds(e)
+        } else {
+            StateError::Io(e)
+        }
+    }
+}
+
+/// True for EMFILE and ENFILE: the process or the system has no file
+/// descriptor left.
+pub fn is_out_of_fds(e: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    e.raw_os_error()
+        .is_some_and(|n| n == Errno::EMFILE as i32 || n == Errno::ENFILE as i32)
 }
 
 /// The file of the last contact with `zone`'s primary, beside its copy.
@@ -225,5 +247,19 @@ mod tests {
             path_of(dir.path(), &Name::root()),
             dir.path().join("root.xfr")
         );
+    }
+
+    /// EMFILE and ENFILE are no fault of the copy: told apart from an I/O
+    /// error that is (R3's C2: a copy declared unusable for want of file
+    /// descriptors).
+    #[test]
+    fn an_fd_shortage_is_not_a_damaged_copy() {
+        use nix::errno::Errno;
+        for errno in [Errno::EMFILE, Errno::ENFILE] {
+            let e = std::io::Error::from_raw_os_error(errno as i32);
+            assert!(matches!(StateError::from(e), StateError::OutOfFds(_)));
+        }
+        let e = std::io::Error::from_raw_os_error(Errno::EIO as i32);
+        assert!(matches!(StateError::from(e), StateError::Io(_)));
     }
 }

@@ -127,6 +127,12 @@ impl Journal {
         }
     }
 
+    /// Drops the history of `origin` (lower-cased): a zone no longer served.
+    pub fn forget(&self, origin: &str) {
+        let mut zones = self.zones.lock().unwrap_or_else(PoisonError::into_inner);
+        zones.remove(origin);
+    }
+
     /// Versions kept for `origin` (lower-cased).
     pub fn depth(&self, origin: &str) -> usize {
         let zones = self.zones.lock().unwrap_or_else(PoisonError::into_inner);

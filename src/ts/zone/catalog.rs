@@ -1,5 +1,7 @@
-//! The catalog: the zones one TS serves, and which of them answers a name.
-use std::collections::HashMap;
+//! The catalog: the zones one TS serves, and which of them answers a name;
+//! a new catalog with some zones replaced or gone, in one linear pass (a
+//! batch of secondary zones installed at once).
+use std::collections::{HashMap, HashSet};
 
 use super::Zone;
 use super::rtype::DS;
@@ -23,6 +25,11 @@ impl Catalog {
     /// A catalog of `zones`.
     pub fn new(mut zones: Vec<Zone>) -> Self {
         zones.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
+        Catalog::indexed(zones)
+    }
+
+    /// A catalog of `zones`, already most specific first.
+    fn indexed(zones: Vec<Zone>) -> Self {
         let by_origin = (zones.len() > SCAN_MAX).then(|| {
             zones
                 .iter()
@@ -53,6 +60,48 @@ impl Catalog {
                 name,
                 qtype,
             ),
+        }
+    }
+
+    /// This catalog with `put` in place of the zones of their origins (or
+    /// beside them) and the zones whose origins (lower-cased wire form) are
+    /// in `gone` removed: linear in the zones served, whatever the size of
+    /// the batch (the zones kept are already in order; `put` is sorted and
+    /// merged in). A zone given twice in `put`: the last one.
+    pub fn replaced(&self, put: Vec<Zone>, gone: &HashSet<Box<[u8]>>) -> Catalog {
+        let mut last: HashMap<Box<[u8]>, Zone> = HashMap::with_capacity(put.len());
+        for z in put {
+            last.insert(z.origin_key.clone(), z);
+        }
+        let removed: HashSet<&[u8]> = last.keys().chain(gone).map(|k| &**k).collect();
+        let mut new: Vec<&Zone> = last
+            .values()
+            .filter(|z| !gone.contains(&z.origin_key))
+            .collect();
+        new.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
+        let mut zones = Vec::with_capacity(self.zones.len() + new.len());
+        let mut new = new.into_iter().peekable();
+        for z in self
+            .zones
+            .iter()
+            .filter(|z| !removed.contains(&*z.origin_key))
+        {
+            let labels = z.origin.num_labels();
+            while let Some(n) = new.next_if(|n| n.origin.num_labels() >= labels) {
+                zones.push(n.clone());
+            }
+            zones.push(z.clone());
+        }
+        zones.extend(new.cloned());
+        Catalog::indexed(zones)
+    }
+
+    /// The zone of `origin` (lower-cased wire form), if served: one hash
+    /// lookup when there are many.
+    pub fn get(&self, origin: &[u8]) -> Option<&Zone> {
+        match &self.by_origin {
+            Some(by_origin) => by_origin.get(origin).and_then(|&i| self.zones.get(i)),
+            None => self.zones.iter().find(|z| &*z.origin_key == origin),
         }
     }
 
@@ -149,5 +198,50 @@ mod tests {
                 .collect(),
         );
         assert_eq!(found(&no_root, "example.org.", RecordType::A), None);
+    }
+
+    /// A batch replaced, added and removed in one pass finds what a
+    /// catalog built from scratch of the same zones finds: most specific
+    /// first, the last of an origin given twice, the removed gone.
+    #[test]
+    fn a_catalog_replaced_in_one_pass_finds_what_a_new_one_finds() {
+        let old = Catalog::new(
+            (0..30)
+                .map(|i| zone_at(&format!("z{i}.test."), Vec::new()))
+                .chain([zone_at("test.", Vec::new())])
+                .collect(),
+        );
+        let put = vec![
+            zone_at("sub.z1.test.", Vec::new()),
+            zone_at("Z2.test.", Vec::new()),
+            zone_at(".", Vec::new()),
+            zone_at("gone.test.", Vec::new()),
+        ];
+        let gone: HashSet<Box<[u8]>> = [b"\x02z3\x04test\x00".as_slice(), b"\x04gone\x04test\x00"]
+            .into_iter()
+            .map(Box::from)
+            .collect();
+        let new = old.replaced(put, &gone);
+        // Two new (sub.z1, the root), z2 replaced, z3 gone, gone.test. never in.
+        assert_eq!(new.zones().len(), 31 + 2 - 1);
+        let labels: Vec<usize> = new
+            .zones()
+            .iter()
+            .map(|z| z.origin.num_labels() as usize)
+            .collect();
+        assert!(labels.windows(2).all(|w| w[0] >= w[1]), "{labels:?}");
+        for (qname, qtype, want) in [
+            ("x.sub.z1.test.", RecordType::A, Some("sub.z1.test.")),
+            ("sub.z1.test.", RecordType::DS, Some("z1.test.")),
+            ("www.z2.test.", RecordType::A, Some("Z2.test.")),
+            ("www.z3.test.", RecordType::A, Some("test.")),
+            ("www.gone.test.", RecordType::A, Some("test.")),
+            ("example.org.", RecordType::A, Some(".")),
+        ] {
+            assert_eq!(found(&new, qname, qtype).as_deref(), want, "{qname}");
+        }
+        assert!(new.get(b"\x02z3\x04test\x00").is_none());
+        assert!(new.get(b"\x02z4\x04test\x00").is_some());
+        assert_eq!(old.zones().len(), 31, "the old one unchanged");
     }
 }

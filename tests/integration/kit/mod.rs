@@ -18,6 +18,8 @@
 //!   process, free ports, polling with a deadline, a peer program serving
 //!   one zone ([`ZoneServer`]: gdnsd's and PowerDNS's).
 //! * [`fakes`]: fake backends answering, silent or stalled.
+//! * [`hostile`]: a hostile primary for transfers (cut, unapplicable,
+//!   TSIG failing mid-stream, a length that lies).
 //! * [`endpoints`]: service endpoints for health checks (TCP, HTTP, DNS),
 //!   killed and brought back.
 //! * [`http`]: GET over HTTP/1.1 and `/metrics` parsed.
@@ -59,6 +61,7 @@ pub mod env;
 pub mod fakes;
 pub mod fleet;
 pub mod gdnsd;
+pub mod hostile;
 pub mod http;
 pub mod knot;
 pub mod load;

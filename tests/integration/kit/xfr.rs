@@ -135,9 +135,15 @@ impl TsProc {
     }
 
     /// Polls the TS's log until `needle` occurs at least `count` times
-    /// ([`kit::wait_stderr`]: the TS must stay up meanwhile).
-    pub(crate) async fn wait_log(&mut self, needle: &str, count: usize, limit: Duration) {
-        kit::wait_stderr(&mut self.proc, needle, count, limit).await;
+    /// ([`kit::wait_stderr`]: the TS must stay up meanwhile); how long that
+    /// took.
+    pub(crate) async fn wait_log(
+        &mut self,
+        needle: &str,
+        count: usize,
+        limit: Duration,
+    ) -> Duration {
+        kit::wait_stderr(&mut self.proc, needle, count, limit).await
     }
 }
 
