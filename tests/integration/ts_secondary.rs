@@ -458,12 +458,9 @@ async fn a_primary_whose_serial_went_back_is_taken_anew_once_the_zone_expired() 
 /// (3 s) since the last contact, not once the transfer's I/O timeout (10 s)
 /// ends the attempt.
 ///
-/// Fails today (SERVFAIL only ~11 s after the contact): the zone's task
-/// checks EXPIRE only between attempts (src/ts/secondary/driver.rs `run`),
-/// so an attempt in flight (up to `io_timeout` per step, `timeout` in all)
-/// holds the expiry back. Ignored until that is fixed (helper C's code).
+/// (Before the fix, SERVFAIL came only ~11 s after the contact: EXPIRE was
+/// checked only between attempts, so an attempt in flight held it back.)
 #[tokio::test]
-#[ignore = "bug: EXPIRE is not checked while a refresh attempt is in flight"]
 async fn a_silent_primary_does_not_hold_back_the_expiry() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let primary = listener.local_addr().unwrap();

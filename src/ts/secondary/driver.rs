@@ -426,6 +426,13 @@ async fn mark_expired(ts: &TableServer, installer: &Installer, origin: &Name, ex
     }
 }
 
+/// Marks the zone expired: counted, logged once, answered SERVFAIL.
+async fn expire(ts: &TableServer, driving: &Driving, zone: &Name) {
+    ts.metrics().secondary.expired.fetch_add(1, Relaxed);
+    warn!(ts = %ts.settings().name, zone = %zone, "secondary zone expired: no contact with its primary for the SOA EXPIRE; answering SERVFAIL for it");
+    mark_expired(ts, &driving.installer, zone, true).await;
+}
+
 /// Keeps `zone` of `ts` current until `stop`: see the module's text.
 /// `changed` is told the zone's origin each time a new version is served
 /// (to NOTIFY the TS's own secondaries).
@@ -469,9 +476,7 @@ pub async fn run(
         let now = secs(start);
         if !expired && schedule.expired(now) {
             expired = true;
-            counters.expired.fetch_add(1, Relaxed);
-            warn!(ts = %ts.settings().name, zone = %zone.name, "secondary zone expired: no contact with its primary for the SOA EXPIRE; answering SERVFAIL for it");
-            mark_expired(&ts, &driving.installer, &zone.name, true).await;
+            expire(&ts, &driving, &zone.name).await;
         }
         let at = match schedule.step(now) {
             RefreshStep::Ask => None,
@@ -487,15 +492,30 @@ pub async fn run(
             continue;
         }
         let ours = (copy.as_ref(), expired);
-        let result = tokio::select! {
-            () = stop.cancelled() => return,
-            r = async {
-                let _slot = match &driving.slots {
-                    Some(slots) => slots.take(zone.primary).await,
-                    None => None,
-                };
-                attempt(&zone, ours, driving.limits, counters).await
-            } => r,
+        let attempt = async {
+            let _slot = match &driving.slots {
+                Some(slots) => slots.take(zone.primary).await,
+                None => None,
+            };
+            attempt(&zone, ours, driving.limits, counters).await
+        };
+        tokio::pin!(attempt);
+        // EXPIRE runs while an attempt is in flight too: a primary that
+        // accepts and then says nothing (hung, stopped) must not hold the
+        // expiry back until the attempt's timeouts end it.
+        let result = loop {
+            let expiry = (!expired)
+                .then(|| schedule.expires_at())
+                .flatten()
+                .map(|at| Duration::from_secs(at.saturating_sub(secs(start))));
+            tokio::select! {
+                () = stop.cancelled() => return,
+                r = &mut attempt => break r,
+                () = tokio::time::sleep(expiry.unwrap_or_default()), if expiry.is_some() => {
+                    expired = true;
+                    expire(&ts, &driving, &zone.name).await;
+                }
+            }
         };
         let result = result.and_then(|outcome| match (&outcome, &driving.accept) {
             (Outcome::New(new, _), Some(accept)) => {
