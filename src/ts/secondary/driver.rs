@@ -492,28 +492,30 @@ pub async fn run(
             continue;
         }
         let ours = (copy.as_ref(), expired);
-        let attempt = async {
-            let _slot = match &driving.slots {
-                Some(slots) => slots.take(zone.primary).await,
-                None => None,
+        let result = {
+            let attempt = async {
+                let _slot = match &driving.slots {
+                    Some(slots) => slots.take(zone.primary).await,
+                    None => None,
+                };
+                attempt(&zone, ours, driving.limits, counters).await
             };
-            attempt(&zone, ours, driving.limits, counters).await
-        };
-        tokio::pin!(attempt);
-        // EXPIRE runs while an attempt is in flight too: a primary that
-        // accepts and then says nothing (hung, stopped) must not hold the
-        // expiry back until the attempt's timeouts end it.
-        let result = loop {
-            let expiry = (!expired)
-                .then(|| schedule.expires_at())
-                .flatten()
-                .map(|at| Duration::from_secs(at.saturating_sub(secs(start))));
-            tokio::select! {
-                () = stop.cancelled() => return,
-                r = &mut attempt => break r,
-                () = tokio::time::sleep(expiry.unwrap_or_default()), if expiry.is_some() => {
-                    expired = true;
-                    expire(&ts, &driving, &zone.name).await;
+            tokio::pin!(attempt);
+            // EXPIRE runs while an attempt is in flight too: a primary that
+            // accepts and then says nothing (hung, stopped) must not hold the
+            // expiry back until the attempt's timeouts end it.
+            loop {
+                let expiry = (!expired)
+                    .then(|| schedule.expires_at())
+                    .flatten()
+                    .map(|at| Duration::from_secs(at.saturating_sub(secs(start))));
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    r = &mut attempt => break r,
+                    () = tokio::time::sleep(expiry.unwrap_or_default()), if expiry.is_some() => {
+                        expired = true;
+                        expire(&ts, &driving, &zone.name).await;
+                    }
                 }
             }
         };
