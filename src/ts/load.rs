@@ -70,7 +70,7 @@ pub(crate) struct Prior<'a> {
 
 /// A loaded catalog, and what the next reload needs of this load.
 #[derive(Debug)]
-pub(crate) struct Loaded {
+pub(crate) struct LoadedCatalog {
     /// The zones.
     pub(crate) catalog: Catalog,
     /// Each file's origin, as [`FileMemo::origins`].
@@ -94,7 +94,7 @@ pub(crate) fn load_catalog_keeping(
     serial: u32,
     warnings: &mut Vec<String>,
     prior: Option<Prior<'_>>,
-) -> Result<Loaded, ZoneError> {
+) -> Result<LoadedCatalog, ZoneError> {
     let noted = warnings.len();
     let keep = prior
         .map(|p| Keepable::of(settings, &p))
@@ -191,7 +191,7 @@ fn load_with(
     serial: u32,
     warnings: &mut Vec<String>,
     keep: &Keepable,
-) -> Result<Option<Loaded>, ZoneError> {
+) -> Result<Option<LoadedCatalog>, ZoneError> {
     // One builder per zone origin: PROJ tables share the TS origin and are
     // compiled line by line as they are read; each master file brings its own.
     let mut builders: Vec<ZoneBuilder> = Vec::new();
@@ -313,7 +313,7 @@ fn load_with(
     if let Some((child, parent)) = without_cut(&zones, ts_signs) {
         return Err(below_signed(settings, &zones, &origins, child, parent));
     }
-    Ok(Some(Loaded {
+    Ok(Some(LoadedCatalog {
         catalog: Catalog::new(zones),
         origins: file_origins,
         compiled,

@@ -17,7 +17,7 @@ use super::clock::unix_now;
 use super::dnssec::keys::ZoneKeys;
 use super::dnssec::policy;
 use super::gslb;
-use super::load::{FileMemo, Loaded, Prior, load_catalog_keeping};
+use super::load::{FileMemo, LoadedCatalog, Prior, load_catalog_keeping};
 use super::metrics::TsMetrics;
 use super::serials::{self, serial_newer};
 use super::settings::TsSettings;
@@ -120,7 +120,7 @@ impl TableServer {
             },
             std::thread::sleep,
         )?;
-        let Loaded {
+        let LoadedCatalog {
             catalog, origins, ..
         } = loaded;
         let sources = fingerprint.clone().map(|fingerprint| FileMemo {
@@ -466,7 +466,7 @@ impl TableServer {
         for w in &warnings {
             warn!("{w}");
         }
-        let Loaded {
+        let LoadedCatalog {
             catalog: fresh,
             origins,
             compiled,
