@@ -451,14 +451,10 @@ fn announce_zones(
     let catalog = ts.catalog();
     let key = ts.xfr_key();
     for zone in zones {
-        let soa = catalog
-            .zones()
-            .iter()
-            .find(|z| *z.origin() == zone)
-            .map(|z| {
-                let rr = z.soa_rr();
-                Record::from_rdata(rr.name.clone(), rr.ttl, rr.data.clone())
-            });
+        let soa = catalog.named(&zone).map(|z| {
+            let rr = z.soa_rr();
+            Record::from_rdata(rr.name.clone(), rr.ttl, rr.data.clone())
+        });
         // The notifier runs until the token is cancelled, after the
         // serving loop.
         let _ = announce.send(Announce {

@@ -137,11 +137,7 @@ fn respond_unsigned(ts: &TableServer, req: Request<'_>, room: usize) -> (Reply, 
             return refuse(&q);
         }
         let catalog = ts.catalog.load();
-        return match catalog
-            .zones()
-            .iter()
-            .find(|z| z.origin().eq_ignore_root(q.query.name()))
-        {
+        return match catalog.named(q.query.name()) {
             Some(zone) if zone.is_expired() => (
                 rcode_answer(ts, &q, ResponseCode::ServFail),
                 RequestOutcome::Answered(ResponseCode::ServFail),

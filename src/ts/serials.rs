@@ -73,6 +73,12 @@ pub struct Saved {
 }
 
 impl Saved {
+    /// The serials recorded, by origin (lower case, as text): a TS of
+    /// 100,000 zones looks each one up once, not by a scan of the list.
+    pub fn by_origin(&self) -> std::collections::HashMap<String, u32> {
+        self.serials.iter().cloned().collect()
+    }
+
     /// The serial recorded for `origin`.
     pub fn serial_of(&self, origin: &str) -> Option<u32> {
         let origin = origin.to_ascii_lowercase();

@@ -32,7 +32,9 @@ fn identities(files: &[PathBuf]) -> Vec<Option<(u64, u64)>> {
 }
 
 /// The result of `read` over `files` that were not rewritten in place while
-/// it ran, with their fingerprint when it is known to stand for what was
+/// it ran (`read` is given the fingerprint taken just before it: a file
+/// whose fingerprint is the one a zone was compiled from need not be read
+/// again, since any change during the read makes the try void), with their fingerprint when it is known to stand for what was
 /// read. Each try takes the fingerprint (and each file's inode) before and
 /// after `read`, and again `settle` later. A file whose bytes changed while
 /// its inode stayed is being rewritten in place: what was read may be
@@ -48,14 +50,14 @@ pub(super) fn read_settled<T>(
     ts: &str,
     files: &[PathBuf],
     settle: Duration,
-    mut read: impl FnMut() -> Result<T, ZoneError>,
+    mut read: impl FnMut(Option<&Fingerprint>) -> Result<T, ZoneError>,
     mut pause: impl FnMut(Duration),
 ) -> Result<(T, Option<Fingerprint>), ZoneError> {
     let mut backoff = READ_BACKOFF;
     for attempt in 1..=READ_TRIES {
         let ids = identities(files);
         let before = fingerprint(files);
-        let result = read();
+        let result = read(before.as_ref());
         let after = fingerprint(files);
         let renamed = identities(files) != ids;
         let mut settled = before == after || renamed;
@@ -152,7 +154,7 @@ mod settle_tests {
             "t",
             &files,
             Duration::ZERO,
-            || {
+            |_| {
                 reads += 1;
                 let text = std::fs::read_to_string(&f).unwrap();
                 if reads <= 2 {
@@ -184,7 +186,7 @@ mod settle_tests {
             "t",
             &files,
             Duration::ZERO,
-            || {
+            |_| {
                 n += 1;
                 std::fs::write(&f, n.to_string()).unwrap();
                 Ok(())
@@ -211,7 +213,7 @@ mod settle_tests {
             "t",
             &files,
             Duration::ZERO,
-            || Err(ZoneError::line(&f, 1, "bad")),
+            |_| Err(ZoneError::line(&f, 1, "bad")),
             |_| panic!("no retry"),
         )
         .unwrap_err();
@@ -232,7 +234,7 @@ mod settle_tests {
             "t",
             &files,
             Duration::ZERO,
-            || {
+            |_| {
                 let text = std::fs::read_to_string(&f).unwrap();
                 let tmp = dir.path().join("t.new");
                 std::fs::write(&tmp, "new").unwrap();
@@ -252,7 +254,7 @@ mod settle_tests {
             "t",
             &files,
             settle,
-            || {
+            |_| {
                 reads += 1;
                 Ok(())
             },

@@ -17,7 +17,7 @@ use super::clock::unix_now;
 use super::dnssec::keys::ZoneKeys;
 use super::dnssec::policy;
 use super::gslb;
-use super::load::load_catalog_noting;
+use super::load::{FileMemo, LoadedCatalog, Prior, load_catalog_keeping};
 use super::metrics::TsMetrics;
 use super::serials::{self, serial_newer};
 use super::settings::TsSettings;
@@ -34,8 +34,10 @@ pub struct TableServer {
     /// `settings.nsid` as an option payload, built once.
     pub(super) nsid: Option<NSIDPayload>,
     /// What the zone files held when the catalog in force was read (see
-    /// [`fingerprint`]): a reload that finds them the same keeps it as is.
-    pub(super) sources: std::sync::Mutex<Option<Vec<(u64, u64)>>>,
+    /// [`fingerprint`]) and each one's origin: a reload that finds them the
+    /// same keeps the catalog as is, and one that finds some changed
+    /// compiles only their zones.
+    pub(super) sources: std::sync::Mutex<Option<FileMemo>>,
     /// Where the synthesized serials are kept across restarts (see
     /// [`serials`]), and the state last written there.
     pub(super) serial_state: Option<PathBuf>,
@@ -95,6 +97,9 @@ pub struct ReloadReport {
     pub changed_zones: Vec<Name>,
     /// Zones served after the reload.
     pub zones: usize,
+    /// Zones compiled from their files (the others' files did not change:
+    /// kept as they were).
+    pub compiled: usize,
 }
 
 impl TableServer {
@@ -116,16 +121,23 @@ impl TableServer {
         let xfr_key = tsig::XfrKey::load(&settings).map_err(ZoneError::Key)?;
         let clock = unix_now();
         let mut warnings = Vec::new();
-        let (catalog, sources) = read_settled(
+        let (loaded, fingerprint) = read_settled(
             &settings.name,
             &settings.zones,
             SETTLE,
-            || {
+            |_| {
                 warnings.clear();
-                load_catalog_noting(&settings, clock, &mut warnings)
+                load_catalog_keeping(&settings, clock, &mut warnings, None)
             },
             std::thread::sleep,
         )?;
+        let LoadedCatalog {
+            catalog, origins, ..
+        } = loaded;
+        let sources = fingerprint.clone().map(|fingerprint| FileMemo {
+            fingerprint,
+            origins,
+        });
         for w in &warnings {
             warn!("{w}");
         }
@@ -136,8 +148,17 @@ impl TableServer {
         );
         let saved = serial_state.as_deref().and_then(serials::read);
         let same_files = match (&saved, &sources) {
-            (Some(saved), Some(fp)) => saved.files == serials::files_hash(fp, settings.ttl),
+            (Some(saved), Some(m)) => {
+                saved.files == serials::files_hash(&m.fingerprint, settings.ttl)
+            }
             _ => false,
+        };
+        // By origin (lower case): one lookup a zone, not a scan of 100,000.
+        let recorded_serials = saved.as_ref().map(serials::Saved::by_origin);
+        let recorded_of = |z: &zone::Zone| {
+            recorded_serials
+                .as_ref()
+                .and_then(|m| m.get(&z.origin().to_ascii().to_ascii_lowercase()).copied())
         };
         // Synthesized serials: kept, or raised, from what the last run
         // recorded. A zone signed here is signed now, its serial above the
@@ -147,9 +168,7 @@ impl TableServer {
             .into_zones()
             .into_iter()
             .map(|z| {
-                let recorded = saved
-                    .as_ref()
-                    .and_then(|s| s.serial_of(&z.origin().to_ascii()));
+                let recorded = recorded_of(&z);
                 if policy::signs(&settings, &z) {
                     let serial = match recorded {
                         Some(r) => serials::next_serial(r, clock),
@@ -169,12 +188,7 @@ impl TableServer {
             .map_err(ZoneError::signing)?;
         let changed_at_start = zones
             .iter()
-            .filter(|z| {
-                let recorded = saved
-                    .as_ref()
-                    .and_then(|s| s.serial_of(&z.origin().to_ascii()));
-                recorded.is_some_and(|r| r != z.serial())
-            })
+            .filter(|z| recorded_of(z).is_some_and(|r| r != z.serial()))
             .map(|z| z.origin().clone())
             .collect();
         let catalog = Catalog::new(zones);
@@ -208,7 +222,7 @@ impl TableServer {
             notify_hook: std::sync::OnceLock::new(),
             secondary: std::sync::Mutex::default(),
         };
-        ts.save_serials(sources.as_deref());
+        ts.save_serials(fingerprint.as_deref());
         Ok(ts)
     }
 
@@ -290,7 +304,7 @@ impl TableServer {
                     put.push(z);
                 }
                 None => {
-                    let Some(o) = old.get(&key) else { continue };
+                    let Some(o) = old.with_origin(&key) else { continue };
                     if installed.remove(o.origin()) {
                         self.journal.forget(&ixfr::journal_key(o));
                         gone.insert(key);
@@ -358,7 +372,7 @@ impl TableServer {
     fn record_changes(&self, old: &Catalog, zones: &[zone::Zone]) {
         let depth = usize::try_from(self.settings.ixfr_history).unwrap_or(usize::MAX);
         for z in zones {
-            let Some(o) = old.get(z.origin_wire()) else {
+            let Some(o) = old.with_origin(z.origin_wire()) else {
                 continue;
             };
             if o.serial() == z.serial() {
@@ -431,34 +445,55 @@ impl TableServer {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // With signing on, the keys may have changed though the files did not.
-        if sources.is_some() && *last == sources && self.settings.dnssec.is_none() {
+        let same_bytes =
+            sources.is_some() && last.as_ref().map(|m| &m.fingerprint) == sources.as_ref();
+        if same_bytes && self.settings.dnssec.is_none() {
             // Not a byte changed: the zones in memory are those files.
             return Ok(ReloadReport {
                 changed: 0,
                 changed_zones: Vec::new(),
                 zones: old.zones().len(),
+                compiled: 0,
             });
         }
         let clock = unix_now();
         let mut warnings = Vec::new();
-        let (fresh, sources) = read_settled(
+        // Kept as served when their files did not change: a zone neither
+        // signed here nor pre-signed (signatures age and keys move), nor a
+        // secondary zone of the same name.
+        let installed = self.secondaries().clone();
+        let keep = |z: &zone::Zone| {
+            z.signature().is_none() && !z.is_presigned() && !installed.contains(z.origin())
+        };
+        let (fresh, fingerprint) = read_settled(
             &self.settings.name,
             &self.settings.zones,
             SETTLE,
-            || {
+            |now| {
                 warnings.clear();
-                load_catalog_noting(&self.settings, clock, &mut warnings)
+                let prior = last.as_ref().zip(now).map(|(memo, now)| Prior {
+                    memo,
+                    fingerprint: now,
+                    served: &old,
+                    keep: &keep,
+                });
+                load_catalog_keeping(&self.settings, clock, &mut warnings, prior)
             },
             std::thread::sleep,
         )?;
         for w in &warnings {
             warn!("{w}");
         }
+        let LoadedCatalog {
+            catalog: fresh,
+            origins,
+            compiled,
+        } = fresh;
         let mut changed_zones = Vec::new();
         let mut zones = Vec::with_capacity(fresh.zones().len());
         let mut zone_keys = ZoneKeyMap::new();
         for z in fresh.zones() {
-            let previous = old.zones().iter().find(|o| o.origin() == z.origin());
+            let previous = old.with_origin(z.origin_wire());
             // A file's serial raised alone is a change too: the served
             // serial never stays below the file's (secondaries follow it).
             let same = |o: &zone::Zone| {
@@ -525,9 +560,10 @@ impl TableServer {
             zones.push(zone);
         }
         // The secondary zones are not in the files: kept as they are.
-        let installed = self.secondaries().clone();
+        let from_files: std::collections::HashSet<&[u8]> =
+            zones.iter().map(zone::Zone::origin_wire).collect();
         let secondary = |z: &&zone::Zone| {
-            installed.contains(z.origin()) && !zones.iter().any(|f| f.origin() == z.origin())
+            installed.contains(z.origin()) && !from_files.contains(z.origin_wire())
         };
         let kept: Vec<zone::Zone> = old.zones().iter().filter(secondary).cloned().collect();
         zones.extend(kept);
@@ -536,14 +572,18 @@ impl TableServer {
             changed: changed_zones.len(),
             changed_zones,
             zones: zones.len(),
+            compiled,
         };
         self.zone_keys.store(Arc::new(zone_keys));
         self.catalog.store(Arc::new(Catalog::new(zones)));
         // The files did not change while they were read: the fingerprint
         // stands for the zones in force.
-        *last = sources.clone();
+        *last = fingerprint.clone().map(|fingerprint| FileMemo {
+            fingerprint,
+            origins,
+        });
         drop(last);
-        self.save_serials(sources.as_deref());
+        self.save_serials(fingerprint.as_deref());
         Ok(report)
     }
 
@@ -593,9 +633,9 @@ impl TableServer {
         } else {
             self.record_changes(&old, &zones);
             self.catalog.store(Arc::new(Catalog::new(zones)));
-            let sources = last.clone();
+            let fingerprint = last.as_ref().map(|m| m.fingerprint.clone());
             drop(last);
-            self.save_serials(sources.as_deref());
+            self.save_serials(fingerprint.as_deref());
         }
         Ok(changed)
     }
@@ -634,7 +674,7 @@ impl TableServer {
     pub fn reload_logged(&self) -> Vec<Name> {
         match self.reload() {
             Ok(r) => {
-                info!(ts = %self.settings.name, changed = r.changed, zones = r.zones, "reload done");
+                info!(ts = %self.settings.name, changed = r.changed, compiled = r.compiled, zones = r.zones, "reload done");
                 r.changed_zones
             }
             Err(err) => {

@@ -86,6 +86,7 @@ mod ts_as_nsd;
 mod ts_catalog;
 mod ts_cname_chains;
 mod ts_dnssec_proofs;
+mod ts_many_zones;
 mod ts_memory;
 mod ts_metrics;
 mod ts_notify;

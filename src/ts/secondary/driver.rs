@@ -418,7 +418,7 @@ fn note_contact(driving: &Driving, zone: &Name) {
 
 /// Sets the zone served for `origin` expired or not.
 async fn mark_expired(ts: &TableServer, installer: &Installer, origin: &Name, expired: bool) {
-    let current = ts.catalog().get(&lower_wire(origin)).cloned();
+    let current = ts.catalog().with_origin(&lower_wire(origin)).cloned();
     if let Some(z) = current.filter(|z| z.is_expired() != expired) {
         installer
             .apply([SecondaryChange::Install(Box::new(z.with_expired(expired)))])

@@ -96,13 +96,22 @@ impl Catalog {
         Catalog::indexed(zones)
     }
 
-    /// The zone of `origin` (lower-cased wire form), if served: one hash
-    /// lookup when there are many.
-    pub fn get(&self, origin: &[u8]) -> Option<&Zone> {
+    /// The zone whose origin is `key` (lower-cased wire form), if any: one
+    /// hash lookup when there are many zones (a reload of 100,000 zones
+    /// pairs each new zone with its old version this way).
+    pub fn with_origin(&self, key: &[u8]) -> Option<&Zone> {
         match &self.by_origin {
-            Some(by_origin) => by_origin.get(origin).and_then(|&i| self.zones.get(i)),
-            None => self.zones.iter().find(|z| &*z.origin_key == origin),
+            Some(by_origin) => by_origin.get(key).and_then(|&i| self.zones.get(i)),
+            None => self.zones.iter().find(|z| &z.origin_key[..] == key),
         }
+    }
+
+    /// The zone whose origin is `origin` (any case, with or without the
+    /// root), if any.
+    pub fn named(&self, origin: &hickory_proto::rr::Name) -> Option<&Zone> {
+        super::key_of(origin)
+            .ok()
+            .and_then(|key| self.with_origin(&key))
     }
 
     /// The zones.
