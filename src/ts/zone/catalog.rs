@@ -249,8 +249,8 @@ mod tests {
         ] {
             assert_eq!(found(&new, qname, qtype).as_deref(), want, "{qname}");
         }
-        assert!(new.get(b"\x02z3\x04test\x00").is_none());
-        assert!(new.get(b"\x02z4\x04test\x00").is_some());
+        assert!(new.with_origin(b"\x02z3\x04test\x00").is_none());
+        assert!(new.with_origin(b"\x02z4\x04test\x00").is_some());
         assert_eq!(old.zones().len(), 31, "the old one unchanged");
     }
 }
