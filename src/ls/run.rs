@@ -77,6 +77,13 @@ pub async fn serve(
             }
         })
     };
+    // On a current-thread runtime (a test's paused clock) the connections
+    // stay on it: that one thread already owns them, and its clock is the
+    // one the caller controls.
+    let flavor = tokio::runtime::Handle::current().runtime_flavor();
+    if flavor == tokio::runtime::RuntimeFlavor::CurrentThread {
+        threads.clear();
+    }
     let threads = crate::server::thread::ConnThreads::new(threads);
     crate::server::serve_on(listeners, balancer.clone(), opts, token, threads).await;
     conns_done.cancel();
