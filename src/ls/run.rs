@@ -1,5 +1,6 @@
 //! Running an LS: [`serve`] starts its UDP fast-path workers (one thread
-//! each), the server layer for TCP, the health probe loop, the
+//! each, with its own async upstream pool; the server layer hands each TCP,
+//! DoT and DoH connection to one of them), the server layer for TCP, the health probe loop, the
 //! rate-limit sweeper and the dynamic blocks' tick, and stops them all when told; [`server_options`] are
 //! the server-layer limits of an `[ls]` section.
 use std::sync::Arc;

@@ -1,5 +1,8 @@
-//! The shared upstream UDP sockets of the async driver: sockets shared by
-//! all of the LS's async queries (TCP clients' queries, health probes), a pool per address family
+//! The upstream UDP sockets of the async driver: a pool per worker thread
+//! for the TCP, DoT and DoH clients' queries of the connections it serves
+//! ([`install`], [`local`]: the queries and their answers stay on that
+//! thread), and the LS's shared one (health probes, and queries off the
+//! workers); a pool per address family
 //! of long-lived sockets, each bound to a port the kernel picks at random,
 //! with a table of queries in flight keyed by ID; a thin wrapper over the
 //! upstream core ([`super`]), which holds the rules.
