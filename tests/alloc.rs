@@ -581,3 +581,184 @@ fn a_blocked_query_allocates_only_its_answer() {
         "{blocks} allocations over {answered} refused queries (one each at most, and {MAX_ALLOCATIONS} more)"
     );
 }
+
+/// Stream queries before counting.
+const STREAM_WARM_UP: usize = 500;
+/// Stream queries counted per transport.
+const STREAM_COUNTED: usize = 2_000;
+/// Allocations a TCP query may cost in steady state (see
+/// [`stream_queries_in_steady_state`]): what it costs now (16.0), so that
+/// none is added unseen.
+const STREAM_PER_QUERY: u64 = 17;
+/// The same over DoT (20.1 now: the TLS records' own on top of TCP's).
+const DOT_PER_QUERY: u64 = 21;
+
+/// One TCP client on a plain std socket: `count` framed queries, one at a
+/// time, each answer read before the next goes; how many were forwarded.
+/// Allocates nothing: the query and the answer live in fixed buffers.
+fn tcp_load(conn: &mut std::net::TcpStream, query: &mut [u8], count: usize) -> usize {
+    let mut buf = [0u8; 1024];
+    let mut answered = 0;
+    for i in 0..count {
+        query[..2].copy_from_slice(&u16::try_from(i % 65_536).unwrap().to_be_bytes());
+        let len = u16::try_from(query.len()).unwrap().to_be_bytes();
+        if conn.write_all(&len).is_err() || conn.write_all(query).is_err() {
+            break;
+        }
+        let mut head = [0u8; 2];
+        if conn.read_exact(&mut head).is_err() {
+            break;
+        }
+        let n = usize::from(u16::from_be_bytes(head));
+        if n > buf.len() || conn.read_exact(&mut buf[..n]).is_err() {
+            break;
+        }
+        answered += usize::from(n > 12 && forwarded(&buf[..n]));
+    }
+    answered
+}
+
+/// `kdig` asking `count` names over DoT on one connection to `port`, in
+/// its own process (its allocations are not this one's); how many it was
+/// answered NOERROR.
+fn kdig_dot(port: u16, count: usize) -> usize {
+    let names: Vec<String> = (0..count).map(|_| "www.example.".to_string()).collect();
+    let out = std::process::Command::new("kdig")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "+tls", "+keepopen"])
+        .args(["+retry=0", "+timeout=5", "+noall", "+header"])
+        .args(&names)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .matches("status: NOERROR")
+        .count()
+}
+
+/// A TCP client's and a DoT client's queries, forwarded by an LS with one
+/// worker (hedge, two backends) once warm: what one query allocates on the
+/// stream path (its connection on the worker thread, its upstream query
+/// from that thread's own sockets). Not 0 yet: the frame copied out of the
+/// connection's buffer, the job's bytes (and the copy sent upstream, with
+/// its question kept in the ID table), the boxed future of the deferred
+/// answer and its task in the connection's set, the upstream answer's
+/// bytes and the channel that hands them over, the reply. The DoT client
+/// is `kdig` in its own process (skipped when it is not installed); its one
+/// connection's handshake is counted too (a few hundred allocations over
+/// the run, under 0.1 a query).
+#[test]
+fn stream_queries_in_steady_state() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let echoes = [Echo::start(), Echo::start()];
+    let cfg = LsConfig {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        workers: 1,
+        strategy: Strategy::Hedge,
+        timeout_ms: 1_000,
+        health: HealthConfig {
+            interval_ms: 3_600_000,
+            ..HealthConfig::default()
+        },
+        backend: echoes
+            .iter()
+            .enumerate()
+            .map(|(i, e)| BackendConfig {
+                name: format!("b{i}"),
+                addr: e.addr,
+                weight: 1,
+                notify_key: None,
+            })
+            .collect(),
+        ..LsConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let token = CancellationToken::new();
+    let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tls");
+    let (ls, dot, server) = rt.block_on(async {
+        let mut listeners = dnslb::server::Listeners::bind(&cfg.listen, cfg.workers).unwrap();
+        let (l, dot) =
+            dnslb::server::socket::bind_stream("127.0.0.1:0".parse().unwrap(), "tls").unwrap();
+        let certs = dnslb::server::tls::CertSwap::load(&data.join("ls.pem"), &data.join("ls.key"));
+        let config =
+            dnslb::server::tls::server_config(Arc::new(certs.unwrap()), &[b"dot"]).unwrap();
+        let stats = balancer.metrics().tls.get_or_init(Default::default).clone();
+        listeners.set_dot(dnslb::server::tls::DotListeners::new(
+            vec![l],
+            config,
+            stats,
+        ));
+        let ls = listeners.local_addrs()[0];
+        dnslb::ls::probe::first_round(&balancer, Duration::from_millis(500)).await;
+        let server = tokio::spawn(dnslb::ls::serve(
+            balancer.clone(),
+            listeners,
+            dnslb::ls::server_options(&cfg),
+            token.clone(),
+        ));
+        (ls, dot, server)
+    });
+    let mut q = query();
+    let mut conn = std::net::TcpStream::connect(ls).unwrap();
+    conn.set_read_timeout(Some(ANSWER_WAIT)).unwrap();
+    let warm = tcp_load(&mut conn, &mut q, STREAM_WARM_UP);
+    assert_eq!(warm, STREAM_WARM_UP, "tcp warm-up");
+    let profiler = dhat::Profiler::builder().testing().build();
+    let start = dhat::HeapStats::get();
+    let answered = tcp_load(&mut conn, &mut q, STREAM_COUNTED);
+    let tcp = dhat::HeapStats::get().total_blocks - start.total_blocks;
+    assert_eq!(
+        answered, STREAM_COUNTED,
+        "tcp: every counted query forwarded"
+    );
+    let kdig = std::process::Command::new("kdig")
+        .arg("-V")
+        .output()
+        .is_ok();
+    let dot_blocks = kdig.then(|| {
+        assert!(kdig_dot(dot.port(), STREAM_WARM_UP) >= STREAM_WARM_UP * 9 / 10);
+        let start = dhat::HeapStats::get();
+        let answered = kdig_dot(dot.port(), STREAM_COUNTED);
+        let blocks = dhat::HeapStats::get().total_blocks - start.total_blocks;
+        assert_eq!(
+            answered, STREAM_COUNTED,
+            "dot: every counted query answered"
+        );
+        blocks
+    });
+    drop(profiler);
+    drop(conn);
+    token.cancel();
+    rt.block_on(server).unwrap();
+    drop(rt);
+    let sent: u64 = echoes.into_iter().map(Echo::stop).sum();
+    assert!(
+        sent >= (WARM_UP + STREAM_COUNTED) as u64,
+        "the backends answered"
+    );
+    let per = |blocks: u64| blocks as f64 / STREAM_COUNTED as f64;
+    eprintln!(
+        "tcp: {tcp} allocations over {STREAM_COUNTED} queries ({:.2} each)",
+        per(tcp)
+    );
+    assert!(
+        tcp <= STREAM_PER_QUERY * STREAM_COUNTED as u64,
+        "tcp: {tcp} allocations over {STREAM_COUNTED} queries"
+    );
+    match dot_blocks {
+        Some(dot) => {
+            eprintln!(
+                "dot: {dot} allocations over {STREAM_COUNTED} queries ({:.2} each)",
+                per(dot)
+            );
+            assert!(
+                dot <= DOT_PER_QUERY * STREAM_COUNTED as u64 + 1_000,
+                "dot: {dot} allocations over {STREAM_COUNTED} queries (and one handshake)"
+            );
+        }
+        None => eprintln!("SKIP dot: kdig is not installed"),
+    }
+}

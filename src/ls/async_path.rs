@@ -37,6 +37,7 @@ use super::resolution::{End, Step, Verdict};
 use super::state::{Job, LsMetrics, LsState};
 use super::tap;
 use super::upstream::UpstreamError;
+use super::upstream::shared::{self, SharedSockets};
 use crate::config::Layout;
 use crate::dns::{Transport, WireHeader};
 use crate::dnstap::TapTransport;
@@ -95,8 +96,7 @@ async fn exchange(
     }
     let sent = Instant::now();
     let mut local = None;
-    let resp = state
-        .pool
+    let resp = pool_of(state)
         .exchange_from(
             (b.addr, &mut local),
             &mut query,
@@ -143,10 +143,10 @@ async fn over_tcp(
     won_by: Arc<WonBy>,
 ) -> Result<Vec<u8>, UpstreamError> {
     let mut flight = b.begin().for_query(won_by);
-    let (state, addr, question) = (state.clone(), b.addr, question.to_vec());
+    let (pool, addr, question) = (pool_of(state), b.addr, question.to_vec());
     let (mut tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let ask = state.pool.tcp.exchange(addr, &query, &question, deadline);
+        let ask = pool.tcp.exchange(addr, &query, &question, deadline);
         tokio::pin!(ask);
         let result = tokio::select! {
             r = &mut ask => r,
@@ -166,6 +166,17 @@ async fn over_tcp(
         let _ = tx.send(result);
     });
     rx.await.unwrap_or(Err(UpstreamError::Unusable))
+}
+
+/// The upstream sockets and connections a query asks its backends from:
+/// this thread's own (a worker's: its answers are read on this thread,
+/// [`shared::install`]), else the LS's shared pool, counted
+/// (`off_worker`).
+fn pool_of(state: &LsState) -> Arc<SharedSockets> {
+    shared::local().unwrap_or_else(|| {
+        state.metrics.drops.off_worker.fetch_add(1, Relaxed);
+        state.pool.clone()
+    })
 }
 
 /// When an abandoned TCP copy that ended at `now` is settled (pure): when

@@ -1,5 +1,6 @@
 //! Running an LS: [`serve`] starts its UDP fast-path workers (one thread
-//! each), the server layer for TCP, the health probe loop, the
+//! each, with its own async upstream pool; the server layer hands each TCP,
+//! DoT and DoH connection to one of them), the server layer for TCP, the health probe loop, the
 //! rate-limit sweeper and the dynamic blocks' tick, and stops them all when told; [`server_options`] are
 //! the server-layer limits of an `[ls]` section.
 use std::sync::Arc;
@@ -8,9 +9,12 @@ use std::time::Duration;
 use super::balancer::Balancer;
 use super::invalidate::{FlushBy, WALK_GAP};
 use super::state::LsState;
+use super::udp_path::UPSTREAM_SOCKETS;
+use super::upstream::shared::{self, SHARED_SOCKETS, SharedSockets};
 use super::{probe, udp_path};
 use crate::config::LsConfig;
 use crate::guard::rate::RATE_SWEEP;
+use tokio_util::sync::CancellationToken;
 
 /// Time beyond the longest `timeout_ms` a stopping LS gives its queries in flight.
 const DRAIN_MARGIN: Duration = Duration::from_secs(1);
@@ -42,14 +46,24 @@ pub async fn serve(
     // UDP clients take the fast path, one worker per socket; TCP the server layer.
     let udp = listeners.take_udp();
     let per_worker = opts.max_inflight / udp.len().max(1);
+    // Each worker's own upstream pool: a share of the shared pool's sockets,
+    // no fewer than a fast-path worker has.
+    let sockets = (SHARED_SOCKETS / udp.len().max(1)).max(UPSTREAM_SOCKETS);
     let workers = tokio_util::task::TaskTracker::new();
     // A fast-path worker that dies stops the whole server (and the process
     // with it): never UDP half served.
     let died = tokio_util::sync::CancellationToken::new();
+    // Cancelled once the server layer is done: every connection handed to a
+    // worker has ended (or was abandoned), and the worker may stop.
+    let conns_done = tokio_util::sync::CancellationToken::new();
+    let mut threads = Vec::new();
     for (i, sock) in udp.into_iter().enumerate() {
-        let (b, stop) = (balancer.clone(), token.clone());
-        let body = move |sock| udp_path::run(b, sock, per_worker, stop);
-        crate::server::thread::start(&workers, &format!("ls-udp-{i}"), sock, &died, body);
+        let (b, stop, done) = (balancer.clone(), token.clone(), conns_done.clone());
+        let body = move |sock| worker((b, sockets), sock, per_worker, (stop, done));
+        let name = format!("ls-udp-{i}");
+        threads.extend(crate::server::thread::start(
+            &workers, &name, sock, &died, body,
+        ));
     }
     workers.close();
     let watch = {
@@ -64,7 +78,16 @@ pub async fn serve(
             }
         })
     };
-    crate::server::serve(listeners, balancer.clone(), opts, token).await;
+    // On a current-thread runtime (a test's paused clock) the connections
+    // stay on it: that one thread already owns them, and its clock is the
+    // one the caller controls.
+    let flavor = tokio::runtime::Handle::current().runtime_flavor();
+    if flavor == tokio::runtime::RuntimeFlavor::CurrentThread {
+        threads.clear();
+    }
+    let threads = crate::server::thread::ConnThreads::new(threads);
+    crate::server::serve_on(listeners, balancer.clone(), opts, token, threads).await;
+    conns_done.cancel();
     let _ = watch.await;
     workers.wait().await;
     let _ = health.await;
@@ -72,6 +95,28 @@ pub async fn serve(
     let _ = flusher.await;
     let _ = blocks.await;
     balancer.pool.shutdown().await;
+}
+
+/// One worker thread's body: its own upstream pool (`sockets` per family)
+/// made the thread's
+/// (before any task runs there: the TCP, DoT and DoH connections handed to
+/// it ask their backends from it), then the UDP fast path on `client` until
+/// `stop`; then it waits for `conns_done` (the connections it serves have
+/// drained) and closes its pool.
+fn worker(
+    (balancer, sockets): (Arc<Balancer>, usize),
+    client: Arc<tokio::net::UdpSocket>,
+    max_flights: usize,
+    (stop, conns_done): (CancellationToken, CancellationToken),
+) -> impl std::future::Future<Output = ()> {
+    let drops = balancer.metrics().drops.clone();
+    let pool = Arc::new(SharedSockets::for_thread(drops, sockets));
+    shared::install(pool.clone());
+    async move {
+        udp_path::run(balancer, client, max_flights, stop).await;
+        conns_done.cancelled().await;
+        pool.shutdown().await;
+    }
 }
 
 /// How long the dynamic blocks' tick waits for the busy fast-path workers'

@@ -311,6 +311,8 @@ pub(crate) struct Shared<H> {
     /// Cancelled when the drain grace is over: whatever is left is abandoned.
     pub(crate) abort: CancellationToken,
     pub(crate) tracker: TaskTracker,
+    /// Where accepted connections are served (none: on the acceptor's runtime).
+    pub(crate) conn_threads: thread::ConnThreads,
 }
 
 /// Serves `listeners` with `handler` until `token` is cancelled, then
@@ -323,6 +325,27 @@ pub async fn serve<H: Handler>(
     handler: Arc<H>,
     opts: ServerOptions,
     token: CancellationToken,
+) {
+    serve_on(
+        listeners,
+        handler,
+        opts,
+        token,
+        thread::ConnThreads::default(),
+    )
+    .await;
+}
+
+/// As [`serve`], each accepted TCP, DoT or DoH connection served on one of
+/// `conn_threads` (the LS's worker threads), to its end; the accept loops
+/// (the caps, the ACL and the connection rate checked before a hand-over)
+/// run on the caller's runtime. Those threads must run until this returns.
+pub async fn serve_on<H: Handler>(
+    listeners: Listeners,
+    handler: Arc<H>,
+    opts: ServerOptions,
+    token: CancellationToken,
+    conn_threads: thread::ConnThreads,
 ) {
     let tracker = TaskTracker::new();
     let abort = CancellationToken::new();
@@ -337,6 +360,7 @@ pub async fn serve<H: Handler>(
         token: token.clone(),
         abort: abort.clone(),
         tracker: tracker.clone(),
+        conn_threads,
     });
     for (i, sock) in listeners.udp.into_iter().enumerate() {
         let shared = shared.clone();

@@ -72,7 +72,7 @@ pub(crate) async fn accept_each<H, A, F, Fut>(
 ) where
     H: Handler,
     A: Fn(SocketAddr) -> bool,
-    F: Fn(TcpStream, SocketAddr, Arc<Shared<H>>) -> Fut,
+    F: Fn(TcpStream, SocketAddr, Arc<Shared<H>>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     // When the last accept error was logged, and how many came since.
@@ -114,10 +114,48 @@ pub(crate) async fn accept_each<H, A, F, Fut>(
         // Nagle's algorithm a small write waits for the ACK of the one before,
         // which a client's delayed ACK holds back ~40 ms.
         let _ = stream.set_nodelay(true);
-        shared
-            .tracker
-            .spawn(holding(serve(stream, peer, shared.clone()), permit));
+        match shared.conn_threads.next() {
+            Some(thread) => hand_over(thread, (stream, peer), &shared, serve.clone(), permit),
+            None => {
+                shared
+                    .tracker
+                    .spawn(holding(serve(stream, peer, shared.clone()), permit));
+            }
+        }
     }
+}
+
+/// Serves the connection `stream` from `peer` on `thread` (a worker's
+/// runtime): taken off this runtime's epoll and registered with that
+/// thread's, so its reads, its queries (the tasks it spawns) and their
+/// upstream exchanges all run there; tracked by the server as its own tasks
+/// are, and holding `permit` (its place under the cap) to its end.
+fn hand_over<H, F, Fut>(
+    thread: &tokio::runtime::Handle,
+    (stream, peer): (TcpStream, SocketAddr),
+    shared: &Arc<Shared<H>>,
+    serve: F,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) where
+    H: Handler,
+    F: FnOnce(TcpStream, SocketAddr, Arc<Shared<H>>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(err) => {
+            debug!(%peer, ?err, "cannot hand a connection over, closing");
+            return;
+        }
+    };
+    let server = shared.clone();
+    let conn = async move {
+        match TcpStream::from_std(stream) {
+            Ok(stream) => holding(serve(stream, peer, server), permit).await,
+            Err(err) => debug!(%peer, ?err, "cannot register a connection with its worker"),
+        }
+    };
+    thread.spawn(shared.tracker.track_future(conn));
 }
 
 /// `conn`, then `held` dropped: a combinator, not an `async` block that awaits
@@ -460,6 +498,7 @@ mod tests {
             token: CancellationToken::new(),
             abort: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            conn_threads: crate::server::thread::ConnThreads::default(),
         })
     }
 
@@ -562,6 +601,7 @@ mod tests {
             token: CancellationToken::new(),
             abort: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            conn_threads: crate::server::thread::ConnThreads::default(),
         });
         let mut conn = Connection::new(ours, "127.0.0.1:1".parse().unwrap(), shared);
         let messages = vec![vec![1u8; 20], vec![2u8; 65_536], vec![3u8; 20]];

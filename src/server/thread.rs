@@ -15,10 +15,17 @@
 //! [`start`] runs a worker and hands its end to a [`TaskTracker`]: waiting
 //! on the tracker waits until the worker's future has ended (it watches the
 //! same cancellation token as every other task) and the thread's runtime,
-//! with any task the worker spawned on it, is gone.
+//! with any task the worker spawned on it, is gone. It returns the runtime's
+//! [`Handle`]: [`ConnThreads`] (the LS's workers) takes the connections an
+//! acceptor hands over, one thread each, so that a TCP, DoT or DoH
+//! connection, its queries and their upstream exchanges all live on the
+//! worker thread it was given (the worker's own upstream sockets).
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use tokio::runtime::Handle;
 
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
@@ -29,18 +36,21 @@ use tracing::error;
 /// Starts `body` on a new thread named `name` (see [`spawn`]) and tracks its
 /// end in `tracker`. A worker that cannot start, or that panics, is logged
 /// and cancels `died`: the server stops whole rather than serve without it.
+/// The worker's runtime, when it started: tasks spawned on it run on that
+/// thread, beside the worker, until `body` returns.
 pub fn start<F, Fut>(
     tracker: &TaskTracker,
     name: &str,
     sock: UdpSocket,
     died: &CancellationToken,
     body: F,
-) where
+) -> Option<Handle>
+where
     F: FnOnce(Arc<UdpSocket>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     match spawn(name, sock, body) {
-        Ok(done) => {
+        Ok((done, handle)) => {
             let name = name.to_owned();
             let died = died.clone();
             tracker.spawn(async move {
@@ -49,20 +59,59 @@ pub fn start<F, Fut>(
                     died.cancel();
                 }
             });
+            Some(handle)
         }
         Err(err) => {
             error!(worker = %name, ?err, "cannot start a udp worker thread");
             died.cancel();
+            None
         }
+    }
+}
+
+/// The worker threads an acceptor hands its connections to, in turn (none:
+/// a connection is served where it was accepted). A connection taken over
+/// runs on that thread's runtime to its end, with every task it spawns (its
+/// queries), so it never wakes another thread per query; one hand-over per
+/// connection is its only crossing.
+#[derive(Debug, Clone, Default)]
+pub struct ConnThreads {
+    handles: Arc<[Handle]>,
+    next: Arc<AtomicUsize>,
+}
+
+impl ConnThreads {
+    /// Connections go to `handles`, in turn.
+    pub fn new(handles: Vec<Handle>) -> Self {
+        ConnThreads {
+            handles: handles.into(),
+            next: Arc::default(),
+        }
+    }
+
+    /// The thread the next connection goes to; `None` when there is none.
+    pub fn next(&self) -> Option<&Handle> {
+        let n = self.handles.len();
+        if n == 0 {
+            return None;
+        }
+        self.handles.get(self.next.fetch_add(1, Relaxed) % n)
     }
 }
 
 /// Starts `body` on a new thread named `name`, with `sock` registered with
 /// that thread's single-threaded runtime; the receiver hears when the thread
-/// is done (and errs if it panicked). `body` should return once its
-/// cancellation token is cancelled and whatever it started has finished:
-/// tasks it spawned and left running end with the thread's runtime.
-fn spawn<F, Fut>(name: &str, sock: UdpSocket, body: F) -> io::Result<oneshot::Receiver<()>>
+/// is done (and errs if it panicked), the handle spawns tasks on it. `body`
+/// is called on the thread before its runtime runs any task (what it sets
+/// up for the thread is there before a task handed over runs). It should
+/// return once its cancellation token is cancelled and whatever it started
+/// has finished: tasks it spawned and left running end with the thread's
+/// runtime.
+fn spawn<F, Fut>(
+    name: &str,
+    sock: UdpSocket,
+    body: F,
+) -> io::Result<(oneshot::Receiver<()>, Handle)>
 where
     F: FnOnce(Arc<UdpSocket>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
@@ -72,20 +121,28 @@ where
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let handle = runtime.handle().clone();
     let (tx, done) = oneshot::channel();
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
-            runtime.block_on(async move {
+            let work = {
+                let _in = runtime.enter();
                 match UdpSocket::from_std(sock) {
-                    Ok(sock) => body(Arc::new(sock)).await,
-                    Err(err) => error!(?err, "cannot register a udp socket with its worker"),
+                    Ok(sock) => Some(body(Arc::new(sock))),
+                    Err(err) => {
+                        error!(?err, "cannot register a udp socket with its worker");
+                        None
+                    }
                 }
-            });
+            };
+            if let Some(work) = work {
+                runtime.block_on(work);
+            }
             drop(runtime);
             let _ = tx.send(());
         })?;
-    Ok(done)
+    Ok((done, handle))
 }
 
 #[cfg(test)]

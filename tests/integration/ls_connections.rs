@@ -399,3 +399,59 @@ async fn read_answers<S: AsyncReadExt + Unpin>(conn: &mut S, n: usize) -> usize 
     }
     got
 }
+
+/// A TCP, a DoT and a DoH client's connection each live on one worker
+/// thread: their queries leave from that thread's own upstream sockets and
+/// connections and the answers are read there, so no query wakes another
+/// thread. A plain TCP connection and a DoT one each pipeline 40 queries
+/// (distinct names: no cache hit) and 5 TXT queries the backend truncates
+/// over UDP (asked again over TCP); 5 DoH GETs come on connections of their
+/// own. `dnslb_thread_crossings_total` stays 0: `worker` (a query sent from
+/// a thread with no upstream sockets of its own, the shared pool) and
+/// `answer` (an upstream answer read on another thread than the one that
+/// asked). Before, every one of these queries was sent from the
+/// multi-threaded runtime's shared pool (`worker` counted each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connections_queries_and_their_upstream_answers_stay_on_one_thread() {
+    const QUERIES: usize = 40;
+    let backend = big_backend().await;
+    let ls = start_ls(backend.addr, "").await;
+    let crossings = async |at: &str| {
+        let line = format!("dnslb_thread_crossings_total{{at=\"{at}\"}}");
+        ls.metric::<u64>(&line).await
+    };
+    let before = backend.queries.load(std::sync::atomic::Ordering::Relaxed);
+    for transport in ["tcp", "tls"] {
+        let mut queries = pipelined(
+            QUERIES,
+            |i| format!("t{i}-{transport}.example.com"),
+            RecordType::A,
+        );
+        queries.extend(pipelined(5, |_| HUGE.to_string(), RecordType::TXT));
+        let answers = if transport == "tls" {
+            let mut tls = dot_held(ls.tls).await.expect("a DoT connection");
+            tls.write_all(&queries).await.unwrap();
+            tls.flush().await.unwrap();
+            read_answers(&mut tls, QUERIES + 5).await
+        } else {
+            let mut s = connect([127, 0, 0, 1], ls.dns, None).await.unwrap();
+            s.write_all(&queries).await.unwrap();
+            read_answers(&mut s, QUERIES + 5).await
+        };
+        assert_eq!(answers, QUERIES + 5, "{transport}: answers");
+    }
+    for _ in 0..5 {
+        assert_eq!(doh_status([127, 0, 0, 1], ls.https).await, Some(200));
+    }
+    let forwarded = backend.queries.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert!(
+        forwarded >= 2 * QUERIES as u64,
+        "{forwarded} queries reached the backend"
+    );
+    assert_eq!(crossings("worker").await, 0, "sent off the worker threads");
+    assert_eq!(
+        crossings("answer").await,
+        0,
+        "answers read on another thread"
+    );
+}

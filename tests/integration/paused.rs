@@ -20,6 +20,11 @@
 //! workers' threads (below), and while it waits on another thread the
 //! paused clock runs ahead through whatever timers are left.
 //!
+//! The LS's TCP connections stay on the test's runtime here: on a
+//! current-thread runtime `dnslb::ls::serve` keeps them where they were
+//! accepted rather than hand them to its worker threads (as it does under
+//! `dnslb ls`, each connection on one worker's runtime and clock).
+//!
 //! Not timed here: the UDP fast path (`dnslb::ls::udp_path`). Its workers run
 //! on threads of their own, each with its own runtime on the real clock
 //! (`dnslb::server::thread`), so a paused test clock does not reach their

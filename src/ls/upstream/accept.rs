@@ -35,6 +35,14 @@ pub struct DropCounters {
     /// Not dropped as suspect: answers that came after their query was
     /// settled (a hedge's loser) or past its deadline.
     pub late: AtomicU64,
+    /// Not dropped either: answers to the async driver's queries read on
+    /// another thread than the one that asked (a wake-up that crossed
+    /// threads; 0 once every connection lives on one worker thread).
+    pub off_thread: AtomicU64,
+    /// TCP, DoT and DoH clients' queries sent to the backends from a thread
+    /// that has no upstream sockets of its own (off the worker threads: the
+    /// LS's shared pool).
+    pub off_worker: AtomicU64,
 }
 
 impl DropCounters {

@@ -175,6 +175,8 @@ pub(crate) struct Waiter {
     pub(crate) deadline: Instant,
     /// Percentile for the adaptive hedge delay, when it is in use.
     pub(crate) hedge_pct: Option<f64>,
+    /// The thread that asked (its answer should be read there too).
+    pub(crate) thread: std::thread::ThreadId,
 }
 
 /// The queries of one socket of the async pool (behind the socket's lock:
@@ -257,6 +259,7 @@ pub(crate) mod tests {
                 inflight: Some(f),
                 deadline: sent + deadline,
                 hedge_pct: Some(95.0),
+                thread: std::thread::current().id(),
             },
         );
         sent

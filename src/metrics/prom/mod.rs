@@ -531,6 +531,21 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
         );
     }
     e.family(
+        "dnslb_thread_crossings_total",
+        "counter",
+        "TCP, DoT and DoH clients' upstream queries that crossed threads: sent from a thread with no upstream sockets of its own (worker), or answered on another thread than the one that asked (answer). 0 when each connection lives on one worker thread.",
+    );
+    for (at, c) in [
+        ("worker", &m.drops.off_worker),
+        ("answer", &m.drops.off_thread),
+    ] {
+        e.sample(
+            "dnslb_thread_crossings_total",
+            &[("at", at)],
+            c.load(Relaxed),
+        );
+    }
+    e.family(
         "dnslb_shed_total",
         "counter",
         "Client queries shed under overload: waited too long in the queue, over max_inflight or a client's share of it (SERVFAIL), no backend with room under its concurrency limit (SERVFAIL), or dropped by the kernel with the socket's queue full.",

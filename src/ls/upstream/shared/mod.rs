@@ -1,5 +1,8 @@
-//! The shared upstream UDP sockets of the async driver: sockets shared by
-//! all of the LS's async queries (TCP clients' queries, health probes), a pool per address family
+//! The upstream UDP sockets of the async driver: a pool per worker thread
+//! for the TCP, DoT and DoH clients' queries of the connections it serves
+//! ([`install`], [`local`]: the queries and their answers stay on that
+//! thread), and the LS's shared one (health probes, and queries off the
+//! workers); a pool per address family
 //! of long-lived sockets, each bound to a port the kernel picks at random,
 //! with a table of queries in flight keyed by ID; a thin wrapper over the
 //! upstream core ([`super`]), which holds the rules.
@@ -141,13 +144,28 @@ pub struct SharedSockets {
     tracker: TaskTracker,
     /// Whether the sweeper task has been started (with the first socket).
     sweeping: AtomicBool,
+    /// Whether it is a worker thread's own ([`SharedSockets::for_thread`]).
+    thread_owned: bool,
 }
 
 impl SharedSockets {
-    /// An empty pool; sockets are bound on first use.
+    /// An empty pool of [`SHARED_SOCKETS`] sockets per family; sockets are
+    /// bound on first use.
     pub fn new(drops: Arc<DropCounters>) -> Self {
+        Self::with_sockets(drops, SHARED_SOCKETS, false)
+    }
+
+    /// A worker thread's own pool ([`install`]), empty, of `per_family`
+    /// sockets per family (at least one: a share of [`SHARED_SOCKETS`]); an
+    /// answer it reads for a query asked on another thread is counted
+    /// (`off_thread`).
+    pub fn for_thread(drops: Arc<DropCounters>, per_family: usize) -> Self {
+        Self::with_sockets(drops, per_family, true)
+    }
+
+    fn with_sockets(drops: Arc<DropCounters>, per_family: usize, thread_owned: bool) -> Self {
         let slots = || {
-            (0..SHARED_SOCKETS)
+            (0..per_family.max(1))
                 .map(|_| ArcSwapOption::empty())
                 .collect()
         };
@@ -161,6 +179,7 @@ impl SharedSockets {
             token: CancellationToken::new(),
             tracker: TaskTracker::new(),
             sweeping: AtomicBool::new(false),
+            thread_owned,
         }
     }
 
@@ -232,6 +251,7 @@ impl SharedSockets {
             has_late: AtomicBool::new(false),
             stop: self.token.child_token(),
             tracker: self.tracker.clone(),
+            thread_owned: self.thread_owned,
         });
         if let Some(old) = slot.swap(Some(fresh.clone())) {
             // Its reader keeps going until the sweeper sees no query waiting
@@ -298,6 +318,7 @@ impl SharedSockets {
                     inflight,
                     deadline,
                     hedge_pct,
+                    thread: std::thread::current().id(),
                 },
             );
             id
@@ -319,6 +340,25 @@ impl Drop for SharedSockets {
     fn drop(&mut self) {
         self.token.cancel();
     }
+}
+
+thread_local! {
+    /// This thread's own pool: set on each of the LS's worker threads
+    /// ([`install`]), whose TCP, DoT and DoH connections ask their backends
+    /// from it, so the answers are read on the thread that asked.
+    static LOCAL: RefCell<Option<Arc<SharedSockets>>> = const { RefCell::new(None) };
+}
+
+/// Makes `pool` this thread's own ([`local`]), for as long as the thread
+/// lives (or until another replaces it). Its sockets are opened, and their
+/// readers run, on this thread's runtime.
+pub fn install(pool: Arc<SharedSockets>) {
+    LOCAL.with_borrow_mut(|p| *p = Some(pool));
+}
+
+/// This thread's own pool, if it has one ([`install`]).
+pub fn local() -> Option<Arc<SharedSockets>> {
+    LOCAL.with_borrow(Clone::clone)
 }
 
 thread_local! {
@@ -380,17 +420,19 @@ fn deliver(
     oversized: bool,
     drops: &DropCounters,
 ) {
-    if let Err(why) = judge(ps, resp, from, oversized) {
+    if let Err(why) = judge(ps, resp, from, oversized, drops) {
         drops.count(why);
     }
 }
 
-/// [`deliver`]'s work: `Ok` when delivered, else why not.
+/// [`deliver`]'s work: `Ok` when delivered (counted in `drops.off_thread`
+/// when read on another thread than the one that asked), else why not.
 fn judge(
     ps: &SharedSocket,
     resp: &[u8],
     from: SocketAddr,
     oversized: bool,
+    drops: &DropCounters,
 ) -> Result<(), DropReason> {
     let h = accept::header(resp)?;
     let mut table = ps.table();
@@ -409,6 +451,9 @@ fn judge(
     accept::check(&h, resp, from, w.addr, &w.question)?;
     if let Some(w) = table.waiting.remove(&h.id) {
         drop(table);
+        if ps.thread_owned && w.thread != std::thread::current().id() {
+            drops.off_thread.fetch_add(1, Relaxed);
+        }
         let mut resp = resp.to_vec();
         if oversized {
             // Cut short by its slot: a truncated answer (TC=1), which a

@@ -29,6 +29,9 @@ pub(super) struct SharedSocket {
     /// The pool's tasks (a corked send the socket could not take at once
     /// is finished by one).
     pub(super) tracker: TaskTracker,
+    /// Whether its pool is a worker thread's own: every answer it reads
+    /// should be for a query asked on that thread (one that is not is counted).
+    pub(super) thread_owned: bool,
 }
 
 impl SharedSocket {
