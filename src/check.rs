@@ -135,6 +135,9 @@ pub fn check_all(path: &Path) -> CheckReport {
         {
             warnings.push(cfg.problem_at(&text, "ls.anycast", msg).to_string());
         }
+        for msg in crate::ls::identity::probe_warnings(ls) {
+            warnings.push(cfg.problem_at(&text, "ls.anycast.query", msg).to_string());
+        }
     }
     // A file named by several table servers is warned about once.
     let mut seen = std::collections::HashSet::new();

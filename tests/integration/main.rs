@@ -3,6 +3,7 @@
 
 mod amplification;
 mod anycast;
+mod anycast_probe;
 mod attacks;
 mod browser;
 mod build_info;
