@@ -30,6 +30,7 @@ mod fleet;
 mod fuzz_regressions;
 mod gslb_check;
 mod gslb_peers;
+mod gslb_scale;
 mod health;
 mod health_http;
 mod interop;
