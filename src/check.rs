@@ -320,6 +320,30 @@ mod tests {
         }
     }
 
+    /// R3's A4: `dnslb check` names the rule that would drop a forwarded
+    /// probe question, at the probe question's line.
+    #[test]
+    fn check_warns_of_a_rule_that_drops_the_probe_s_question() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[ls]\nmetrics = \"127.0.0.1:5390\"\n\n[ls.anycast]\nquery = \"www.b.test. A\"\n\n\
+             [[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\n\
+             [[ls.rule]]\nname = \"nothing-else\"\nmatch = { suffix = [\".\"] }\naction = \"drop\"\n",
+        )
+        .unwrap();
+        let report = check_all(&path);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let w: Vec<&String> = report
+            .warnings
+            .iter()
+            .filter(|w| w.contains("\"nothing-else\" drops the probe's question"))
+            .collect();
+        assert_eq!(w.len(), 1, "{:?}", report.warnings);
+        assert!(w[0].contains("c.toml:5:"), "{}", w[0]);
+    }
+
     #[test]
     fn a_signed_zone_held_by_two_partitions_is_refused_once() {
         let split = split_signed_zones(&[
