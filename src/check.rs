@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use hickory_proto::rr::Name;
+use tracing::Level;
 
 use crate::config::{Config, Layout, LsConfig};
+use crate::logging::{self, LogFormat};
 use crate::pool_cover;
 use crate::ts::dnssec::policy;
 use crate::ts::source::ZoneError;
@@ -27,6 +29,25 @@ pub struct CheckReport {
 /// Every problem found in the config at `path` and its zones (empty: all good).
 pub fn check(path: &Path) -> Vec<String> {
     check_all(path).problems
+}
+
+/// `dnslb check`: writes every problem and warning of the config at `path`
+/// on stderr as the logs are (each a line, or an event: every line of
+/// stderr is then JSON), then `PATH: ok` when there is no problem. True
+/// when the config is good.
+pub fn report(path: &Path, format: LogFormat) -> bool {
+    let CheckReport { problems, warnings } = check_all(path);
+    for p in &problems {
+        logging::to_stderr(format, Level::ERROR, p);
+    }
+    for w in &warnings {
+        logging::to_stderr(format, Level::WARN, w);
+    }
+    if !problems.is_empty() {
+        return false;
+    }
+    logging::to_stderr(format, Level::INFO, &format!("{}: ok", path.display()));
+    true
 }
 
 /// Every problem and warning found in the config at `path` and its zones.

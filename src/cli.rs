@@ -501,55 +501,14 @@ mod tests {
     /// and after `add`/`clear` (R2: the subcommands' own defaults won).
     #[test]
     fn blocks_flags_count_before_and_after_the_subcommand() {
-        for args in [
-            &[
-                "dnslb",
-                "blocks",
-                "-c",
-                "f.toml",
-                "--addr",
-                "127.0.0.1:9",
-                "--key",
-                "k",
-                "add",
-                "192.0.2.1",
-            ][..],
-            &[
-                "dnslb",
-                "blocks",
-                "add",
-                "192.0.2.1",
-                "-c",
-                "f.toml",
-                "--addr",
-                "127.0.0.1:9",
-                "--key",
-                "k",
-            ],
-            &[
-                "dnslb",
-                "blocks",
-                "-c",
-                "f.toml",
-                "--addr",
-                "127.0.0.1:9",
-                "--key",
-                "k",
-                "clear",
-            ],
-            &[
-                "dnslb",
-                "blocks",
-                "--key",
-                "k",
-                "clear",
-                "--addr",
-                "127.0.0.1:9",
-                "-c",
-                "f.toml",
-            ],
+        for line in [
+            "dnslb blocks -c f.toml --addr 127.0.0.1:9 --key k add 192.0.2.1",
+            "dnslb blocks add 192.0.2.1 -c f.toml --addr 127.0.0.1:9 --key k",
+            "dnslb blocks -c f.toml --addr 127.0.0.1:9 --key k clear",
+            "dnslb blocks --key k clear --addr 127.0.0.1:9 -c f.toml",
         ] {
-            let cli = Cli::try_parse_from(args).unwrap();
+            let args: Vec<&str> = line.split(' ').collect();
+            let cli = Cli::try_parse_from(&args).unwrap();
             let Command::Blocks { to, .. } = cli.command else {
                 unreachable!()
             };

@@ -4,7 +4,8 @@
 //! (docs/ARCHITECTURE.md walks one UDP and one TCP query through them.)
 //! - [`service`]: the roles as runners (`ls`, `ts`, `up`), driven by a stream
 //!   of [`service::Control`]s (signals in the binary, a channel in tests);
-//!   `main.rs` only dispatches to them.
+//!   `main.rs` only dispatches to them (`service::process`: a role's
+//!   runtime, workers and signals).
 //! - [`cli`]: the command line; [`config`]: the `config.toml` schema,
 //!   defaults, validation, and what a reload may change.
 //! - [`server`]: protocol I/O shared by LS and TS (UDP workers on SO_REUSEPORT

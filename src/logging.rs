@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::rr::RecordType;
-use tracing::{Event, Subscriber};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::FmtContext;
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
@@ -33,6 +33,9 @@ use crate::server::Reply;
 
 /// The target of the LS's query log.
 pub const QUERY_TARGET: &str = "dnslb::query";
+
+/// The target of [`to_stderr`]'s events: the binary's, as when it wrote them itself.
+pub const OPERATOR_TARGET: &str = "dnslb";
 
 /// The field every line of a tagged process carries (see [`init`]).
 pub const TAG_FIELD: &str = "ts";
@@ -60,6 +63,18 @@ impl LogFormat {
 impl fmt::Display for LogFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Writes one line for the operator on stderr: as it is, or as an event of
+/// `level` (`ERROR`, `WARN`, else `INFO`) when the logs are JSON, so that every
+/// line of stderr is then JSON. The events' target is [`OPERATOR_TARGET`].
+pub fn to_stderr(format: LogFormat, level: Level, line: &str) {
+    match (format, level) {
+        (LogFormat::Text, _) => eprintln!("{line}"),
+        (LogFormat::Json, Level::ERROR) => tracing::error!(target: OPERATOR_TARGET, "{line}"),
+        (LogFormat::Json, Level::WARN) => tracing::warn!(target: OPERATOR_TARGET, "{line}"),
+        (LogFormat::Json, _) => tracing::info!(target: OPERATOR_TARGET, "{line}"),
     }
 }
 

@@ -1,24 +1,25 @@
-//! The `dnslb` binary: parses the command line, sets up logging and the
-//! runtime, and runs one role (the runners are in [`dnslb::service`]), fed by
-//! the process's signals. Errors end here as one line and exit code 1.
+//! The `dnslb` binary: parses the command line, sets up logging, and runs
+//! one command (each role as a process is in [`dnslb::service::process`]:
+//! its runtime, workers and signals). Errors end here as one line and exit
+//! code 1.
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use tracing::error;
+use tracing::Level;
 
 use dnslb::cli::{Cli, Command};
 use dnslb::config::Config;
-use dnslb::logging::LogFormat;
+use dnslb::logging::{self, LogFormat};
 use dnslb::resolve::ResolveOptions;
-use dnslb::service::{self, Controls};
+use dnslb::service::process::{self, runtime};
 use dnslb::shutdown::Signals;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let tag = cli.log_tag();
-    dnslb::logging::init(cli.log.as_deref(), cli.log_format, tag.as_deref());
+    logging::init(cli.log.as_deref(), cli.log_format, tag.as_deref());
     let format = cli.log_format;
     match run(cli) {
         Ok(code) => code,
@@ -28,31 +29,13 @@ fn main() -> ExitCode {
                 // The JSON event gets the tag from the logger; a text line
                 // gets it here, as every other line of a tagged process.
                 (LogFormat::Text, Some(tag)) => {
-                    let tag_field = dnslb::logging::TAG_FIELD;
+                    let tag_field = logging::TAG_FIELD;
                     eprintln!("{line} {tag_field}={tag}");
                 }
-                _ => report(format, &line),
+                _ => logging::to_stderr(format, Level::ERROR, &line),
             }
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Writes one problem line on stderr: as it is, or as an `error` event
-/// when the logs are JSON (so that every line of stderr is JSON).
-fn report(format: LogFormat, line: &str) {
-    match format {
-        LogFormat::Text => eprintln!("{line}"),
-        LogFormat::Json => error!("{line}"),
-    }
-}
-
-/// Writes one warning line on stderr: as it is, or as a `warn` event when
-/// the logs are JSON.
-fn report_warning(format: LogFormat, line: &str) {
-    match format {
-        LogFormat::Text => eprintln!("{line}"),
-        LogFormat::Json => tracing::warn!("{line}"),
     }
 }
 
@@ -63,20 +46,6 @@ fn print_out(text: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => r.context("cannot write to stdout"),
     }
-}
-
-fn runtime(workers: usize) -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers.max(1))
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-/// SIGHUP reloads, SIGINT/SIGTERM stop (call inside the runtime, before the role starts).
-fn signals() -> Result<Controls> {
-    let signals = Signals::new().context("cannot install signal handlers")?;
-    Ok(Controls::from_signals(signals))
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -91,22 +60,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     match cli.command {
         Command::Check { config } => {
-            // Each line as it is, or (--log-format json) an event: every
-            // line of stderr is then JSON.
-            let dnslb::check::CheckReport { problems, warnings } = dnslb::check::check_all(&config);
-            for p in &problems {
-                report(log.format, p);
-            }
-            for w in &warnings {
-                report_warning(log.format, w);
-            }
-            if !problems.is_empty() {
+            if !dnslb::check::report(&config, log.format) {
                 return Ok(ExitCode::FAILURE);
-            }
-            let ok = format!("{}: ok", config.display());
-            match log.format {
-                LogFormat::Text => eprintln!("{ok}"),
-                LogFormat::Json => tracing::info!("{ok}"),
             }
         }
         Command::Resolve {
@@ -130,15 +85,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let resolve = dnslb::resolve::run(input.as_deref(), output.as_deref(), opts);
             runtime(2)?.block_on(resolve)?;
         }
-        Command::Ls { config } => {
-            let cfg = Config::load(&config)?;
-            let workers = service::ls::section(&cfg)?.workers;
-            runtime(workers)?
-                .block_on(async { anyhow::Ok(service::ls::run(cfg, signals()?).await?) })?;
-        }
+        Command::Ls { config } => process::ls(&config)?,
         Command::Anycast { config } => {
             let cfg = Config::load(&config)?;
-            let ls = service::ls::section(&cfg)?;
+            let ls = dnslb::service::ls::section(&cfg)?;
             let settings = dnslb::anycast::AnycastSettings::from_ls(ls)
                 .with_context(|| config.display().to_string())?;
             runtime(1)?.block_on(async {
@@ -147,24 +97,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 anyhow::Ok(())
             })?;
         }
-        Command::Up { config } => {
-            // Nothing starts unless the whole config and every zone is good.
-            let problems = dnslb::check::check(&config);
-            if !problems.is_empty() {
-                for p in &problems {
-                    report(log.format, &p.to_string());
-                }
-                let path = config.display();
-                let line = format!("dnslb: error: {path}: nothing started; fix the problems above");
-                report(log.format, &line);
-                return Ok(ExitCode::FAILURE);
-            }
-            let cfg = Config::load(&config)?;
-            // A config with no [ls] runs its table servers only.
-            let workers = cfg.ls.as_ref().map_or(2, |ls| ls.workers);
-            runtime(workers)?
-                .block_on(async { anyhow::Ok(service::up::run(cfg, log, signals()?).await?) })?;
-        }
+        Command::Up { config } => process::up(&config, log)?,
         Command::Ds { config, name } => {
             let cfg = Config::load(&config)?;
             let Some(ts) = cfg.ts_by_name(&name) else {
@@ -194,9 +127,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Ts(args) => {
             dnslb::supervise::die_with_supervisor()?;
-            let run = args.into_run()?;
-            runtime(run.workers)?
-                .block_on(async { anyhow::Ok(service::ts::run(run, signals()?).await?) })?;
+            process::ts(args.into_run()?)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -290,26 +290,13 @@ fn client_of(ls: SocketAddr, expect: fn(&[u8]) -> bool, until: Instant) -> (UdpS
     (client, q)
 }
 
-/// Forwards [`WARM_UP`] then [`COUNTED`] queries through an LS with
-/// `strategy` and two backends, and a packet cache when `cache`, `ecs` in
-/// `[ls]` as given; the allocations over the counted ones.
-fn allocations_per_run(
-    strategy: Strategy,
-    cache: bool,
-    rules: Vec<RuleConfig>,
-    (dnstap, ecs): (bool, EcsMode),
-) -> (u64, u64) {
-    let until = Instant::now() + TEST_BOUND;
-    let collector = dnstap.then(Collector::start);
-    let echoes = [Echo::start(), Echo::start()];
-    let cfg = LsConfig {
+/// An `[ls]` of one worker on a free port before `echoes` (backends `b0`,
+/// `b1`...), with no probe round while counting (the first one runs at start).
+fn ls_config(echoes: &[Echo]) -> LsConfig {
+    LsConfig {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         workers: 1,
-        strategy,
-        timeout_ms: 1_000,
-        cache: cache.then(CacheConfig::default),
         health: HealthConfig {
-            // No probe round while counting (the first one runs at start).
             interval_ms: 3_600_000,
             ..HealthConfig::default()
         },
@@ -323,6 +310,32 @@ fn allocations_per_run(
                 notify_key: None,
             })
             .collect(),
+        ..LsConfig::default()
+    }
+}
+
+/// The runtime the LS runs on: two threads.
+fn runtime() -> tokio::runtime::Runtime {
+    let mut two = tokio::runtime::Builder::new_multi_thread();
+    two.worker_threads(2).enable_all().build().unwrap()
+}
+
+/// Forwards [`WARM_UP`] then [`COUNTED`] queries through an LS with
+/// `strategy` and two backends, and a packet cache when `cache`, `ecs` in
+/// `[ls]` as given; the allocations over the counted ones.
+fn allocations_per_run(
+    strategy: Strategy,
+    cache: bool,
+    rules: Vec<RuleConfig>,
+    (dnstap, ecs): (bool, EcsMode),
+) -> (u64, u64) {
+    let until = Instant::now() + TEST_BOUND;
+    let collector = dnstap.then(Collector::start);
+    let echoes = [Echo::start(), Echo::start()];
+    let cfg = LsConfig {
+        strategy,
+        timeout_ms: 1_000,
+        cache: cache.then(CacheConfig::default),
         // The query's pool, and another one: the lookup walks every suffix.
         pool: vec![
             PoolConfig::new("p", &["b0", "b1"], vec![parse_name("example").unwrap()]),
@@ -330,13 +343,9 @@ fn allocations_per_run(
         ],
         rule: rules,
         ecs,
-        ..LsConfig::default()
+        ..ls_config(&echoes)
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let token = CancellationToken::new();
     let tap_token = CancellationToken::new();
     let (tap, tap_task) = match &collector {
@@ -533,26 +542,8 @@ fn a_blocked_query_allocates_only_its_answer() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let until = Instant::now() + TEST_BOUND;
     let echo = Echo::start();
-    let cfg = LsConfig {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        workers: 1,
-        health: HealthConfig {
-            interval_ms: 3_600_000,
-            ..HealthConfig::default()
-        },
-        backend: vec![BackendConfig {
-            name: "b0".into(),
-            addr: echo.addr,
-            weight: 1,
-            notify_key: None,
-        }],
-        ..LsConfig::default()
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let cfg = ls_config(std::slice::from_ref(&echo));
+    let rt = runtime();
     let token = CancellationToken::new();
     let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
     let target = ManualTarget::Name(parse_name("www.example").unwrap());

@@ -379,15 +379,8 @@ async fn pool_race(
     let end = live.1.len();
     let deadline = Instant::now() + timeout;
     let (mut q1, mut q2) = (live.1.to_vec(), live.1.to_vec());
-    let l = pool.exchange(
-        live.0.addr,
-        &mut q1,
-        end,
-        deadline,
-        Some(live.0.begin()),
-        None,
-    );
-    let d = pool.exchange(dead.addr, &mut q2, end, deadline, Some(dead.begin()), None);
+    let l = pool.exchange(live.0.addr, &mut q1, end, (deadline, Some(live.0.begin())));
+    let d = pool.exchange(dead.addr, &mut q2, end, (deadline, Some(dead.begin())));
     tokio::select! {
         r = l => r.is_ok(),
         _ = d => false,

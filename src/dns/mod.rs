@@ -40,7 +40,7 @@ mod walk;
 mod writer;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 pub use header::{
     WireHeader, answers_question, cut_to_truncated, peek_plain_query, rcode_mnemonic,

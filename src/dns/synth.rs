@@ -80,13 +80,7 @@ pub fn servfail_for(raw: &[u8]) -> Option<Vec<u8>> {
 /// An answer with `rcode` for the query in `raw`, echoing its question and
 /// OPT, or the rejection the packet itself calls for.
 pub fn error_for(raw: &[u8], rcode: ResponseCode) -> Option<Vec<u8>> {
-    if let Some(answer) = plain_error(raw, rcode, None) {
-        return Some(answer);
-    }
-    match decode_query(raw) {
-        Ok(q) => Some(rcode_answer(&q, rcode)),
-        Err(r) => r.response(),
-    }
+    plain_error(raw, rcode, None).or_else(|| decoded_error(raw, rcode, None))
 }
 
 /// Extended DNS Error "Not Supported" (RFC 8914 §4.22).
@@ -101,9 +95,14 @@ pub fn error_with_ede(
     info_code: u16,
     text: &str,
 ) -> Option<Vec<u8>> {
-    if let Some(answer) = plain_error(raw, rcode, Some((info_code, text))) {
-        return Some(answer);
-    }
+    let ede = Some((info_code, text));
+    plain_error(raw, rcode, ede).or_else(|| decoded_error(raw, rcode, ede))
+}
+
+/// [`error_for`]'s and [`error_with_ede`]'s answer by decoding the query
+/// (what [`plain_error`] stands in for), or the rejection the packet calls
+/// for.
+fn decoded_error(raw: &[u8], rcode: ResponseCode, ede: Option<(u16, &str)>) -> Option<Vec<u8>> {
     let q = match decode_query(raw) {
         Ok(q) => q,
         Err(r) => return r.response(),
@@ -111,7 +110,9 @@ pub fn error_with_ede(
     let meta = q.response_metadata(rcode);
     let edns = q.edns.as_ref().map(|e| {
         let mut r = response_edns(Some(e));
-        add_ede(&mut r, info_code, text);
+        if let Some((code, text)) = ede {
+            add_ede(&mut r, code, text);
+        }
         r
     });
     Some(ResponseWriter::new(meta, Some(&q.query), edns.as_ref()).finish(TCP_PAYLOAD_MAX))
@@ -199,23 +200,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// The answer of the decoding path, which [`plain_error`] stands in for.
-    fn decoded(raw: &[u8], rcode: ResponseCode, ede: Option<(u16, &str)>) -> Option<Vec<u8>> {
-        let q = match decode_query(raw) {
-            Ok(q) => q,
-            Err(r) => return r.response(),
-        };
-        let meta = q.response_metadata(rcode);
-        let edns = q.edns.as_ref().map(|e| {
-            let mut r = response_edns(Some(e));
-            if let Some((code, text)) = ede {
-                add_ede(&mut r, code, text);
-            }
-            r
-        });
-        Some(ResponseWriter::new(meta, Some(&q.query), edns.as_ref()).finish(TCP_PAYLOAD_MAX))
-    }
-
     /// A plain query: any flags but QR and opcode, one question of `labels`,
     /// `qtype`, `qclass`, and an OPT (payload, DO, the flags' other bits) or none.
     fn query(
@@ -270,7 +254,7 @@ mod tests {
             let ede = ede.then_some((15, "blocked by a dynamic block"));
             let plain = plain_error(&raw, rcode, ede);
             prop_assert!(plain.is_some());
-            prop_assert_eq!(plain, decoded(&raw, rcode, ede));
+            prop_assert_eq!(plain, decoded_error(&raw, rcode, ede));
         }
     }
 

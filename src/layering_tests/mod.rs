@@ -94,20 +94,6 @@ const ALLOWED_BACK_UP: &[(&str, &str)] = &[
     ("server::udp", "server::Reply"),
     ("server::udp", "server::Request"),
     ("server::udp", "server::Shared"),
-    ("service::ls", "service::Control"),
-    ("service::ls", "service::Controls"),
-    ("service::ls", "service::SHUTDOWN_GRACE"),
-    ("service::ls", "service::ServiceError"),
-    ("service::ls", "service::bind_metrics"),
-    ("service::ts", "service::Control"),
-    ("service::ts", "service::Controls"),
-    ("service::ts", "service::SHUTDOWN_GRACE"),
-    ("service::ts", "service::ServiceError"),
-    ("service::ts", "service::bind_metrics"),
-    ("service::up", "service::Control"),
-    ("service::up", "service::Controls"),
-    ("service::up", "service::SHUTDOWN_GRACE"),
-    ("service::up", "service::ServiceError"),
 ];
 
 /// The most code lines (neither blank nor comment) a file may have before

@@ -42,7 +42,7 @@ async fn probe(state: &LsState, b: &Backend, p: &HealthPolicy, wait: Duration) -
     let deadline = Instant::now() + wait;
     match state
         .pool
-        .exchange(b.addr, &mut bytes, question_end, deadline, None, None)
+        .exchange(b.addr, &mut bytes, question_end, (deadline, None))
         .await
     {
         Ok(resp) => {

@@ -39,6 +39,51 @@ fn settings(target: TapTarget, kinds: Vec<TapKind>) -> Settings {
     }
 }
 
+/// Waits (up to 10 s) until the dnstap of `stats` has sent `n` frames.
+async fn wait_sent(stats: &dnslb::dnstap::DnstapStats, n: u64) {
+    let all = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        async || (stats.sent.load(Ordering::Relaxed) >= n).then_some(()),
+    )
+    .await;
+    assert!(all.is_some(), "{n} frames sent; stats {stats:?}");
+}
+
+/// Sends each `(name, type, via, _)` of `asked` to `addr`, with IDs from
+/// `first_id` on, RD as `rd`.
+async fn ask_each(addr: SocketAddr, asked: &[Asked], first_id: u16, rd: bool) {
+    for (i, (name, qtype, via, _)) in asked.iter().enumerate() {
+        let q = wire_query(name, *qtype, first_id + i as u16, rd, true);
+        send(addr, &q, *via).await.unwrap();
+    }
+}
+
+/// A question asked, how, and the rcode its answer has.
+type Asked = (&'static str, RecordType, Via, &'static str);
+
+/// The question as `dnstap-read` prints it: `name/IN/TYPE`.
+fn printed(name: &str, qtype: RecordType) -> String {
+    format!("{}/IN/{qtype}", name.trim_end_matches('.'))
+}
+
+/// The transport as `dnstap-read` prints it.
+fn proto(tcp: bool) -> &'static str {
+    if tcp { " TCP " } else { " UDP " }
+}
+
+/// The `status` of each message of type `kind` in `dnstap-read -y`'s
+/// output, in order.
+fn statuses(yaml: &str, kind: &str) -> Vec<String> {
+    yaml.split("\n---")
+        .filter(|doc| doc.contains(&format!("type: {kind}")))
+        .map(|doc| {
+            let at = doc.find("status: ").unwrap() + "status: ".len();
+            doc[at..].split_whitespace().next().unwrap().to_owned()
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn the_written_frames_are_read_by_dnstap_read_and_dnstap_ldns() {
     let test = "dnstap::the_written_frames_are_read_by_dnstap_read_and_dnstap_ldns";
@@ -102,14 +147,7 @@ async fn the_written_frames_are_read_by_dnstap_read_and_dnstap_ldns() {
             tap.log(&e);
         }
     }
-    let stats = tap.stats().unwrap();
-    let all = poll_until_async(
-        Duration::from_secs(10),
-        Duration::from_millis(10),
-        async || (stats.sent.load(Ordering::Relaxed) == 12).then_some(()),
-    )
-    .await;
-    assert!(all.is_some(), "12 frames sent; stats {stats:?}");
+    wait_sent(&tap.stats().unwrap(), 12).await;
     token.cancel();
     writer.stopped().await;
     let file = capture.file.clone();
@@ -122,18 +160,13 @@ async fn the_written_frames_are_read_by_dnstap_read_and_dnstap_ldns() {
         .collect();
     assert_eq!(kinds, ["CQ", "FQ", "FR", "CR"].repeat(3), "{lines:#?}");
     for (i, (name, qtype, _, transport)) in asked.iter().enumerate() {
-        let shown = format!("{}/IN/{qtype}", name.trim_end_matches('.'));
+        let shown = printed(name, *qtype);
         for line in &lines[4 * i..4 * i + 4] {
             assert!(line.contains(&shown), "{line} should name {shown}");
         }
         let cq = &lines[4 * i];
         assert!(cq.contains("127.0.0.9:41000 -> 127.0.0.1:5300"), "{cq}");
-        let proto = if *transport == TapTransport::Tcp {
-            " TCP "
-        } else {
-            " UDP "
-        };
-        assert!(cq.contains(proto), "{cq}");
+        assert!(cq.contains(proto(*transport == TapTransport::Tcp)), "{cq}");
         assert!(
             lines[4 * i + 1].contains("127.0.0.1:42000 -> 127.0.0.2:5301"),
             "{}",
@@ -149,23 +182,14 @@ async fn the_written_frames_are_read_by_dnstap_read_and_dnstap_ldns() {
     );
     assert_eq!(yaml.matches("version: dnslb test").count(), 12);
     // The answers' rcodes, as BIND's reader decodes them, in order.
-    let statuses = |kind: &str| -> Vec<String> {
-        yaml.split("\n---")
-            .filter(|doc| doc.contains(&format!("type: {kind}")))
-            .map(|doc| {
-                let at = doc.find("status: ").unwrap() + "status: ".len();
-                doc[at..].split_whitespace().next().unwrap().to_owned()
-            })
-            .collect()
-    };
     for kind in ["FORWARDER_RESPONSE", "CLIENT_RESPONSE"] {
         assert_eq!(
-            statuses(kind),
+            statuses(&yaml, kind),
             ["NOERROR", "NXDOMAIN", "SERVFAIL"],
             "{kind}:\n{yaml}"
         );
     }
-    assert_eq!(statuses("CLIENT_QUERY").len(), 3);
+    assert_eq!(statuses(&yaml, "CLIENT_QUERY").len(), 3);
     let ldns = dnstap_ldns_yaml(&file);
     assert_eq!(ldns.matches("type: CLIENT_QUERY").count(), 3, "{ldns}");
     assert_eq!(
@@ -283,24 +307,14 @@ async fn a_ts_writes_auth_query_and_response_that_dnstap_read_reads() {
     let (controls, rx) = Controls::channel();
     let serving = tokio::spawn(service.serve(rx));
 
-    let asked = [
+    let asked: [Asked; 4] = [
         ("www.example.org.", RecordType::A, Via::Udp, "NOERROR"),
         ("mail.example.org.", RecordType::AAAA, Via::Tcp, "NOERROR"),
         ("nope.example.org.", RecordType::A, Via::Udp, "NXDOMAIN"),
         ("example.com.", RecordType::A, Via::Tcp, "REFUSED"),
     ];
-    for (i, (name, qtype, via, _)) in asked.iter().enumerate() {
-        let q = wire_query(name, *qtype, 7 + i as u16, false, true);
-        send(addr, &q, *via).await.unwrap();
-    }
-    let stats = table.dnstap().stats().unwrap();
-    let all = poll_until_async(
-        Duration::from_secs(10),
-        Duration::from_millis(10),
-        async || (stats.sent.load(Ordering::Relaxed) == 8).then_some(()),
-    )
-    .await;
-    assert!(all.is_some(), "8 frames; {stats:?}");
+    ask_each(addr, &asked, 7, false).await;
+    wait_sent(&table.dnstap().stats().unwrap(), 8).await;
     let shown = dnslb::metrics::render_ts_prometheus(&table);
     assert!(
         shown.contains("dnslb_dnstap_frames_total{result=\"sent\"} 8"),
@@ -315,8 +329,7 @@ async fn a_ts_writes_auth_query_and_response_that_dnstap_read_reads() {
     assert_eq!(lines.len(), 8, "{lines:#?}");
     for (i, (name, qtype, via, _)) in asked.iter().enumerate() {
         let (aq, ar) = (&lines[2 * i], &lines[2 * i + 1]);
-        let q = format!("{}/IN/{qtype}", name.trim_end_matches('.'));
-        let proto = if *via == Via::Tcp { " TCP " } else { " UDP " };
+        let (q, proto) = (printed(name, *qtype), proto(*via == Via::Tcp));
         // dnstap-read draws the arrow from the client to the TS, and back.
         for (line, kind, arrow) in [(aq, " AQ ", "->"), (ar, " AR ", "<-")] {
             assert!(
@@ -331,16 +344,8 @@ async fn a_ts_writes_auth_query_and_response_that_dnstap_read_reads() {
     }
     let yaml = dnstap_read_yaml(&file);
     assert_eq!(yaml.matches("identity: ts-under-test").count(), 8);
-    let statuses: Vec<&str> = yaml
-        .split("\n---")
-        .filter(|d| d.contains("type: AUTH_RESPONSE"))
-        .map(|d| {
-            let at = d.find("status: ").unwrap() + "status: ".len();
-            d[at..].split_whitespace().next().unwrap()
-        })
-        .collect();
     let want: Vec<&str> = asked.iter().map(|a| a.3).collect();
-    assert_eq!(statuses, want, "{yaml}");
+    assert_eq!(statuses(&yaml, "AUTH_RESPONSE"), want, "{yaml}");
     let ldns = dnstap_ldns_yaml(&file);
     assert_eq!(ldns.matches("type: AUTH_QUERY").count(), 4, "{ldns}");
     assert_eq!(ldns.matches("type: AUTH_RESPONSE").count(), 4, "{ldns}");
@@ -439,37 +444,23 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
     let ts = start_ts_table(&dir, "t.txt", TABLE).await;
     let capture = Capture::start(&dir.path().join("ls.sock"), &dir.path().join("ls.fstrm"));
     let ls = start_ls_service(&ls_config(dir.path(), ts.addr, &capture.sock)).await;
-    let asked = [
+    let asked: [Asked; 3] = [
         ("www.example.org.", RecordType::A, Via::Udp, "NOERROR"),
         ("mail.example.org.", RecordType::AAAA, Via::Tcp, "NOERROR"),
         ("nope.example.org.", RecordType::A, Via::Udp, "NXDOMAIN"),
     ];
-    for (i, (name, qtype, via, _)) in asked.iter().enumerate() {
-        let q = wire_query(name, *qtype, 40 + i as u16, true, true);
-        send(ls.addr, &q, *via).await.unwrap();
-    }
-    let stats = ls.balancer.dnstap().stats().unwrap();
-    let all = poll_until_async(
-        Duration::from_secs(10),
-        Duration::from_millis(10),
-        async || (stats.sent.load(Ordering::Relaxed) >= 12).then_some(()),
-    )
-    .await;
-    assert!(all.is_some(), "12 frames; {stats:?}");
-    let shown = dnslb::metrics::render_prometheus(&ls.balancer);
+    ask_each(ls.addr, &asked, 40, true).await;
+    let (ls_addr, balancer) = (ls.addr, ls.balancer.clone());
+    let file = stop_after_frames(ls, capture, 12, Duration::from_secs(10)).await;
+    let metrics = dnslb::metrics::render_prometheus(&balancer);
     assert!(
-        shown.contains("dnslb_dnstap_frames_total{result=\"dropped\"} 0"),
-        "{shown}"
+        metrics.contains("dnslb_dnstap_frames_total{result=\"dropped\"} 0"),
+        "{metrics}"
     );
-    let ls_addr = ls.addr;
-    ls.controls.send(Control::Shutdown).unwrap();
-    ls.task.await.unwrap().unwrap();
-    let file = capture.file.clone();
-    capture.stop();
 
     let lines = dnstap_read_lines(&file);
     for (name, qtype, via, _) in &asked {
-        let q = format!("{}/IN/{qtype}", name.trim_end_matches('.'));
+        let q = printed(name, *qtype);
         let of = |kind: &str| {
             lines
                 .iter()
@@ -478,7 +469,7 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
         };
         assert_eq!((of(" CQ "), of(" CR ")), (1, 1), "{q}: {lines:#?}");
         assert!(of(" FQ ") >= 1 && of(" FR ") >= 1, "{q}: {lines:#?}");
-        let proto = if *via == Via::Tcp { " TCP " } else { " UDP " };
+        let proto = proto(*via == Via::Tcp);
         let cq = lines
             .iter()
             .find(|l| l.contains(" CQ ") && l.contains(&q))
@@ -505,16 +496,8 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
     }
     let yaml = dnstap_read_yaml(&file);
     assert!(yaml.matches("identity: ls-e2e").count() >= 12);
-    let statuses: Vec<&str> = yaml
-        .split("\n---")
-        .filter(|d| d.contains("type: CLIENT_RESPONSE"))
-        .map(|d| {
-            let at = d.find("status: ").unwrap() + "status: ".len();
-            d[at..].split_whitespace().next().unwrap()
-        })
-        .collect();
     let want: Vec<&str> = asked.iter().map(|a| a.3).collect();
-    assert_eq!(statuses, want, "{yaml}");
+    assert_eq!(statuses(&yaml, "CLIENT_RESPONSE"), want, "{yaml}");
     // Every CLIENT_RESPONSE, over UDP too (R10), says when its query came
     // and when it left, the one no later than the other. (dnstap-read
     // prints only a response's response_time: read the frames.)
@@ -797,18 +780,7 @@ async fn the_ls_names_its_listener_in_dot_and_doh_client_messages() {
         let out = crate::kit::run_tool(crate::kit::path_str(&kdig[0]), &args).stdout;
         assert!(out.contains("NOERROR"), "{out}");
     }
-    let stats = ls.balancer.dnstap().stats().unwrap();
-    let all = poll_until_async(
-        Duration::from_secs(10),
-        Duration::from_millis(10),
-        async || (stats.sent.load(Ordering::Relaxed) >= 8).then_some(()),
-    )
-    .await;
-    assert!(all.is_some(), "8 frames; {stats:?}");
-    ls.controls.send(Control::Shutdown).unwrap();
-    ls.task.await.unwrap().unwrap();
-    let file = capture.file.clone();
-    capture.stop();
+    let file = stop_after_frames(ls, capture, 8, Duration::from_secs(10)).await;
     let lines = dnstap_read_lines(&file);
     for at in [tls, https] {
         let cq = lines.iter().filter(|l| l.contains(" CQ ")).count();

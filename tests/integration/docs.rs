@@ -12,6 +12,9 @@
 //!   copy of `config.toml`, its ports moved to free ones), each line
 //!   exiting 0 and showing what its comment says (`NOERROR`, `NXDOMAIN`,
 //!   the addresses, `flags include aa`).
+//! * `sh recipe`: a recipe's commands, run in order with the files of its
+//!   section by tests/integration/deploy_recipes.rs (not against the
+//!   shipped deployment).
 //! * `json`: parses as JSON (one document, or one per line).
 //! * `promql`: every `dnslb_*` metric it names exists in the source.
 //! * `nsd.conf`, `knot.conf`, `unbound.conf`, `prometheus.yml`: checked by
@@ -50,6 +53,7 @@ enum Kind {
     Fragment(Option<String>),
     Proj,
     Sh,
+    Recipe,
     Json,
     Promql,
     Checked(&'static str),
@@ -73,6 +77,7 @@ fn kind(info: &str) -> Result<Kind, String> {
         ["toml", "fragment", table] => Ok(Kind::Fragment(Some((*table).to_owned()))),
         ["proj"] => Ok(Kind::Proj),
         ["sh"] => Ok(Kind::Sh),
+        ["sh", "recipe"] => Ok(Kind::Recipe),
         ["json"] => Ok(Kind::Json),
         ["promql"] => Ok(Kind::Promql),
         ["nsd.conf"] => Ok(Kind::Checked("nsd.conf")),
@@ -101,37 +106,48 @@ fn doc_files() -> Vec<PathBuf> {
     files
 }
 
-/// Every fenced block (``` at any indentation) of every doc file.
+/// The fenced blocks (``` at any indentation) of `text`: (the line of the
+/// opening fence, its info string, the body), in order.
+pub(crate) fn fenced(text: &str) -> Result<Vec<(usize, String, String)>, String> {
+    let mut out = Vec::new();
+    let mut open: Option<(usize, String, String, usize)> = None;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        match (&mut open, trimmed.strip_prefix("```")) {
+            (None, Some(info)) => {
+                open = Some((i + 1, info.trim().to_owned(), String::new(), indent))
+            }
+            (Some(_), Some(rest)) if rest.trim().is_empty() => {
+                let (line, info, body, _) = open.take().unwrap();
+                out.push((line, info, body));
+            }
+            (Some((_, _, body, indent)), _) => {
+                body.push_str(line.get(*indent..).unwrap_or(line.trim_start()));
+                body.push('\n');
+            }
+            (None, None) => {}
+        }
+    }
+    match open {
+        Some((line, ..)) => Err(format!("the code block of line {line} is never closed")),
+        None => Ok(out),
+    }
+}
+
+/// Every fenced block of every doc file.
 fn blocks() -> Vec<Block> {
     let mut out = Vec::new();
     for path in doc_files() {
         let text = std::fs::read_to_string(&path).unwrap();
         let file = path.strip_prefix(repo()).unwrap().display().to_string();
-        let mut open: Option<(usize, String, String, usize)> = None;
-        for (i, line) in text.lines().enumerate() {
-            let trimmed = line.trim_start();
-            let indent = line.len() - trimmed.len();
-            match (&mut open, trimmed.strip_prefix("```")) {
-                (None, Some(info)) => {
-                    open = Some((i + 1, info.trim().to_owned(), String::new(), indent))
-                }
-                (Some(_), Some(rest)) if rest.trim().is_empty() => {
-                    let (line, info, body, _) = open.take().unwrap();
-                    out.push(Block {
-                        file: file.clone(),
-                        line,
-                        info,
-                        body,
-                    });
-                }
-                (Some((_, _, body, indent)), _) => {
-                    body.push_str(line.get(*indent..).unwrap_or(line.trim_start()));
-                    body.push('\n');
-                }
-                (None, None) => {}
-            }
-        }
-        assert!(open.is_none(), "{file}: a code block is never closed");
+        let found = fenced(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        out.extend(found.into_iter().map(|(line, info, body)| Block {
+            file: file.clone(),
+            line,
+            info,
+            body,
+        }));
     }
     out
 }
@@ -162,7 +178,7 @@ fn every_block_is_run_or_checked() {
 }
 
 /// A temporary folder holding a copy of `zones/`, where config files go.
-fn with_zones() -> tempfile::TempDir {
+pub(crate) fn with_zones() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("zones")).unwrap();
     for e in std::fs::read_dir(repo().join("zones")).unwrap() {
@@ -170,6 +186,17 @@ fn with_zones() -> tempfile::TempDir {
         std::fs::copy(&p, dir.path().join("zones").join(p.file_name().unwrap())).unwrap();
     }
     dir
+}
+
+/// The file a block is, from its first line (`# NAME` or `; NAME`, one
+/// word with a dot): a recipe's file.
+pub(crate) fn file_of(body: &str) -> Option<&str> {
+    let first = body.lines().next()?;
+    let name = first
+        .strip_prefix("# ")
+        .or(first.strip_prefix("; "))?
+        .trim();
+    (!name.contains(' ') && name.contains('.')).then_some(name)
 }
 
 /// `dnslb check -c` on `text` written as `dir/config.toml`; `Err` with its output.
@@ -223,11 +250,23 @@ fn merge(base: &mut toml::Table, fragment: toml::Table) {
 #[test]
 fn toml_blocks_pass_dnslb_check() {
     let shipped = std::fs::read_to_string(repo().join("config.toml")).unwrap();
+    // Zone files a recipe writes (`; zones/shop.zone`), beside `zones/`.
+    let recipe_zones: Vec<(String, String)> = blocks()
+        .into_iter()
+        .filter_map(|b| {
+            let name = file_of(&b.body)?;
+            name.starts_with("zones/")
+                .then(|| (name.to_owned(), b.body.clone()))
+        })
+        .collect();
     let mut failed = Vec::new();
     let mut n = 0;
     for (b, k) in of_kind(|k| matches!(k, Kind::Toml | Kind::Fragment(_))) {
         n += 1;
         let dir = with_zones();
+        for (name, body) in &recipe_zones {
+            std::fs::write(dir.path().join(name), body).unwrap();
+        }
         let text = match k {
             Kind::Toml => b.body.clone(),
             Kind::Fragment(table) => {
@@ -387,8 +426,8 @@ fn move_ports(text: &str, ports: &[u16]) -> String {
 }
 
 /// What a command's `# comment` promises of its output, checked.
-fn check_claims(cmd: &str, comment: &str, out: &str) -> Result<(), String> {
-    for rcode in ["NOERROR", "NXDOMAIN", "SERVFAIL"] {
+pub(crate) fn check_claims(cmd: &str, comment: &str, out: &str) -> Result<(), String> {
+    for rcode in ["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED"] {
         if comment.contains(rcode) && !out.contains(&format!("status: {rcode}")) {
             return Err(format!("{cmd}: says {rcode}, got:\n{out}"));
         }

@@ -5,11 +5,12 @@
 //!   BGP with BFD to three LS hosts, each running `dnslb ls` on the service
 //!   address 192.0.2.53 / 2001:db8:53::53, `dnslb anycast` and BIRD on the
 //!   shipped deploy/anycast/bird.conf;
-//! - a primary `dnslb ts` (host p) serving fleet.test. from a file and
-//!   publishing the catalog cat.fleet., and its secondaries: a `dnslb ts` on
-//!   each of hosts t1 and t2 (the LS hosts' backends) consuming the catalog
-//!   (`catalog_from`), and a Knot secondary of fleet.test. beside the
-//!   primary, all NOTIFYed by it;
+//! - a primary `dnslb ts` (host p) serving fleet.test. from a file (SOA
+//!   REFRESH 2 s, RETRY 1 s, EXPIRE 5 s) and publishing the catalog
+//!   cat.fleet., and its secondaries, all consuming that catalog and
+//!   NOTIFYed by the primary: a `dnslb ts` on each of hosts t1 and t2 (the
+//!   LS hosts' backends, `catalog_from`) and Knot on host k (`catalog-role:
+//!   interpret` with a catalog template);
 //! - a client with four source addresses: dnsperf from one, a checker from
 //!   the three others validating every answer (hN.fleet.test A 198.51.100.N).
 //!
@@ -20,14 +21,21 @@
 //! SIGSTOP of another each leave the router's table within 1.5 s, the
 //! queries lost went out inside those windows only, none wrong; a change on
 //! the primary (SIGHUP) is served by both dnslb secondaries and Knot within
-//! 5 s, by exactly one IXFR each (the primary's counters: three incremental
-//! IXFRs, no AXFR); the primary killed past its SOA REFRESH (2 s): every
-//! secondary still serves, the checker loses nothing; the primary started
-//! again with a zone added: both dnslb secondaries serve it within 5 s
-//! (the catalog), and again without it: gone from both (REFUSED).
+//! 1 s, by exactly one IXFR each (the primary's counters: three incremental
+//! IXFRs, no AXFR); the primary cut off from the fleet (the router's link
+//! down; the process keeps its in-memory IXFR journal) past its REFRESH:
+//! every secondary still serves, the checker loses nothing; changed while
+//! cut off, then past EXPIRE: t1, t2 and Knot answer SERVFAIL for the zone,
+//! t1 and t2 count it (`dnslb_ts_secondary_total{event="expired"}`) and all
+//! three log it; the primary back: all serve the change within 5 s, t1 and
+//! t2 by one IXFR each (no AXFR), Knot by AXFR (it drops an expired zone's
+//! data); the primary started again with a zone added: t1, t2 and Knot
+//! serve it within 5 s (the catalog), and again without it: gone from all
+//! three (REFUSED).
 //!
-//! Runtime: about 30-40 s (BGP and BFD coming up, the drains of the rolling
-//! restart). Skipped unless root with `ip`, bird, birdc, dnsperf and knotd.
+//! Runtime: about 30 s (BGP and BFD coming up, the drains of the rolling
+//! restart, the EXPIRE). Skipped unless root with `ip`, bird, birdc,
+//! dnsperf and knotd.
 //! Every process is stopped by PID, every namespace deleted by guards.
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -49,8 +57,17 @@ const CONVERGE: Duration = Duration::from_secs(30);
 /// The generous bound on a withdrawal (the probe's worst case is 550 ms,
 /// then a BGP update inside one machine).
 const WITHDRAW_LIMIT: Duration = Duration::from_millis(1500);
-/// The generous bound on a change reaching every secondary (NOTIFY, IXFR).
+/// The generous bound on a zone added or removed reaching every secondary
+/// (NOTIFY, the catalog's transfer, the member's), and how long a wait
+/// for an answer polls.
 const FOLLOW: Duration = Duration::from_secs(5);
+/// The bound on a change reaching every secondary (NOTIFY, one IXFR).
+const CHANGE_LIMIT: Duration = Duration::from_secs(1);
+/// The zone's SOA REFRESH, RETRY and EXPIRE (seconds): small, so that the
+/// primary gone past EXPIRE takes seconds (Knot's least EXPIRE is 3 s).
+const REFRESH: u32 = 2;
+const RETRY: u32 = 1;
+const EXPIRE: u32 = 5;
 /// One ask's wait for its answer.
 const ASK_WAIT: Duration = Duration::from_millis(200);
 /// `drain_s` of the LS hosts.
@@ -58,8 +75,10 @@ const DRAIN_S: u64 = 2;
 /// Host records in the zone: enough that the primary keeps a one-record
 /// change for IXFR (it keeps none over half the zone's size).
 const NAMES: u8 = 60;
-/// The primary (host p, link 30); the secondaries t1, t2 (links 31, 32).
+/// The primary (host p, link 30); the secondaries t1, t2 (links 31, 32),
+/// Knot (host k, link 33, on [`KNOT_PORT`]).
 const PRIMARY: &str = "10.99.30.2:53";
+const KNOT_NET: u8 = 33;
 const KNOT_PORT: u16 = 5355;
 /// `/metrics` of each dnslb process, on its namespace's loopback.
 const METRICS: &str = "127.0.0.1:5390";
@@ -67,7 +86,7 @@ const METRICS: &str = "127.0.0.1:5390";
 fn zone(serial: u32, extra: &str) -> String {
     let mut z = format!(
         "$ORIGIN fleet.test.\n$TTL 60\n\
-         @ IN SOA ns.fleet.test. host.fleet.test. {serial} 2 1 3600 60\n\
+         @ IN SOA ns.fleet.test. host.fleet.test. {serial} {REFRESH} {RETRY} {EXPIRE} 60\n\
          @ IN NS ns.fleet.test.\nns IN A 10.99.30.2\n"
     );
     for i in 1..=NAMES {
@@ -90,7 +109,7 @@ fn primary_conf(files: &[&str]) -> String {
     format!(
         "[[ts]]\nname = \"primary\"\nlisten = \"0.0.0.0:53\"\nzones = [{}]\ncatalog = \"cat.fleet.\"\n\
          axfr_allow = [\"10.99.0.0/16\", \"127.0.0.0/8\"]\n\
-         notify = [\"10.99.31.2:53\", \"10.99.32.2:53\", \"127.0.0.1:{KNOT_PORT}\"]\n\
+         notify = [\"10.99.31.2:53\", \"10.99.32.2:53\", \"10.99.{KNOT_NET}.2:{KNOT_PORT}\"]\n\
          metrics = \"{METRICS}\"\nworkers = 1\n",
         files.join(", ")
     )
@@ -181,7 +200,14 @@ fn wait_answer(
     })
 }
 
-/// A dnslb secondary as a [`Fleet::restart_primary`] check sees it.
+/// Knot's host (k): its namespace and the knotd in it (dropped first),
+/// consuming the primary's catalog.
+struct KnotHost {
+    knot: Knot,
+    ns: Netns,
+}
+
+/// A secondary (dnslb or Knot) as a [`Fleet::restart_primary`] check sees it.
 struct SecondaryAt<'a> {
     ns: &'a Netns,
     addr: SocketAddr,
@@ -192,7 +218,7 @@ struct SecondaryAt<'a> {
 /// hosts) before the namespaces, the router last.
 struct Fleet {
     hosts: Vec<LsHost>,
-    knot: Knot,
+    knot: KnotHost,
     secondaries: Vec<TsHost>,
     primary: TsHost,
     client: Netns,
@@ -209,12 +235,32 @@ impl Fleet {
         for t in self.secondaries.iter().chain([&self.primary]) {
             text.push_str(&format!("--- ts {}\n{}", t.ns.name, t.ts.stderr_now()));
         }
-        text.push_str(&self.knot.logs());
+        text.push_str(&self.knot.knot.logs());
         panic!("{text}");
     }
 
+    /// Every secondary (t1, t2, Knot): its namespace and the address it
+    /// answers at there.
+    fn followers(&self) -> Vec<(&Netns, SocketAddr)> {
+        let mut all: Vec<(&Netns, SocketAddr)> = (self.secondaries.iter().enumerate())
+            .map(|(k, t)| (&t.ns, sec_addr(k)))
+            .collect();
+        let knot = SocketAddr::new([127, 0, 0, 1].into(), KNOT_PORT);
+        all.push((&self.knot.ns, knot));
+        all
+    }
+
+    /// The primary cut off from the fleet (`cut`: the router's link to it
+    /// down, the others' packets to it answered "unreachable" by the
+    /// router), or back; the process keeps running (its IXFR journal is
+    /// in memory only: a restarted primary would answer with whole zones).
+    fn cut_primary(&self, cut: bool) {
+        let state = if cut { "down" } else { "up" };
+        self.router.ns.ip(&["link", "set", "n30", state]);
+    }
+
     /// The primary (stopped) started again serving `files`; `check` run on
-    /// each dnslb secondary with the time of the start.
+    /// each secondary (t1, t2, Knot) with the time of the start.
     fn restart_primary(
         &mut self,
         files: &[&str],
@@ -225,16 +271,9 @@ impl Fleet {
         std::fs::write(p.dir.join("ts.toml"), primary_conf(files)).unwrap();
         let since = Instant::now();
         p.ts = TsHost::spawn(&p.ns, &p.dir, "p");
-        self.secondaries
-            .iter()
-            .enumerate()
-            .map(|(k, t)| {
-                check(&SecondaryAt {
-                    ns: &t.ns,
-                    addr: sec_addr(k),
-                    since,
-                })
-            })
+        self.followers()
+            .into_iter()
+            .map(|(ns, addr)| check(&SecondaryAt { ns, addr, since }))
             .collect()
     }
 
@@ -280,13 +319,10 @@ impl Fleet {
     /// [`FOLLOW`]).
     fn wait_everywhere(&self, name: &str, want: Ipv4Addr, since: Instant) -> Vec<Option<Duration>> {
         let mut took: Vec<Option<Duration>> = self
-            .secondaries
-            .iter()
-            .enumerate()
-            .map(|(k, t)| wait_answer(&t.ns, sec_addr(k), (name, want), since))
+            .followers()
+            .into_iter()
+            .map(|(ns, addr)| wait_answer(ns, addr, (name, want), since))
             .collect();
-        let knot = SocketAddr::new([127, 0, 0, 1].into(), KNOT_PORT);
-        took.push(wait_answer(&self.primary.ns, knot, (name, want), since));
         let service = SocketAddr::new(SERVICE4.parse().unwrap(), 53);
         took.push(wait_answer(&self.client, service, (name, want), since));
         took
@@ -339,13 +375,19 @@ fn a_fleet_spreads_restarts_fails_over_and_follows_its_primary() {
         "the primary never answered:\n{}",
         primary.ts.stderr_now()
     );
-    let knot = Knot::secondary_in(
-        &knotd,
-        &primary.ns,
-        KNOT_PORT,
-        "fleet.test.",
-        "127.0.0.1:53".parse().unwrap(),
-    );
+    let knot_ns = Netns::create(&ip, &prefix, "k");
+    router.link(&knot_ns, KNOT_NET);
+    let knot = KnotHost {
+        knot: Knot::catalog_consumer_in(
+            &knotd,
+            &knot_ns,
+            KNOT_PORT,
+            "cat.fleet.",
+            PRIMARY.parse().unwrap(),
+            "10.99.30.2",
+        ),
+        ns: knot_ns,
+    };
     let secondaries: Vec<TsHost> = (1..=2u8)
         .map(|k| {
             let tag = format!("t{k}");
@@ -569,6 +611,10 @@ fn a_fleet_spreads_restarts_fails_over_and_follows_its_primary() {
             "the change was not served everywhere within {FOLLOW:?}: {took:?}"
         ));
     }
+    assert!(
+        took[..3].iter().flatten().all(|&t| t < CHANGE_LIMIT),
+        "the change reached t1, t2, Knot after {took:?}, not all within {CHANGE_LIMIT:?}"
+    );
     // Every secondary took it by one IXFR: three incremental IXFRs (t1, t2,
     // Knot), no AXFR.
     let ixfrs = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
@@ -587,11 +633,12 @@ fn a_fleet_spreads_restarts_fails_over_and_follows_its_primary() {
         "IXFRs applied by t1, t2"
     );
 
-    // The primary down past its REFRESH (2 s): a refresh of each dnslb
-    // secondary fails, and every secondary keeps serving.
+    // The primary cut off from the fleet past its REFRESH: a refresh of
+    // each dnslb secondary fails, and every secondary keeps serving.
     let failed_before = f.secondary_events("failed");
+    let expired_before = f.secondary_events("expired");
     let t_down = Instant::now();
-    f.primary.ts.kill_hard();
+    f.cut_primary(true);
     let failed = poll_until(Duration::from_secs(15), Duration::from_millis(100), || {
         let now = f.secondary_events("failed");
         now.iter()
@@ -604,7 +651,7 @@ fn a_fleet_spreads_restarts_fails_over_and_follows_its_primary() {
     }
     let t_noticed = Instant::now();
     eprintln!(
-        "the secondaries' refresh failed {:?} after the primary died",
+        "the secondaries' refresh failed {:?} after the primary was cut off",
         t_noticed - t_down
     );
     let still = f.wait_everywhere("new.fleet.test.", Ipv4Addr::new(192, 0, 2, 99), t_down);
@@ -620,6 +667,104 @@ fn a_fleet_spreads_restarts_fails_over_and_follows_its_primary() {
         "checker, of {n} queries with the primary down"
     );
 
+    // Changed while cut off (its NOTIFYs reach no one), then past EXPIRE:
+    // every secondary answers SERVFAIL for the zone and says so.
+    let ixfr_before = f.primary_xfr("ixfr_incremental");
+    let axfr_before = f.primary_xfr("axfr");
+    let sec_ixfr_before = f.secondary_events("ixfr");
+    let sec_axfr_before = f.secondary_events("axfr");
+    let later = ("later.fleet.test.", Ipv4Addr::new(192, 0, 2, 98));
+    std::fs::write(
+        f.primary.dir.join("fleet.zone"),
+        zone(3, "new IN A 192.0.2.99\nlater IN A 192.0.2.98\n"),
+    )
+    .unwrap();
+    f.primary.ts.signal(Signal::HUP);
+    let expire = Duration::from_secs(EXPIRE.into());
+    let expired = poll_until(expire * 3, Duration::from_millis(100), || {
+        let counted = f
+            .secondary_events("expired")
+            .iter()
+            .zip(&expired_before)
+            .all(|(a, b)| a > b);
+        let servfail = f.followers().iter().all(|(ns, addr)| {
+            ask_in(ns, *addr, "h1.fleet.test.", RecordType::A, ASK_WAIT)
+                .is_some_and(|m| m.metadata.response_code == ResponseCode::ServFail)
+        });
+        (counted && servfail).then(|| t_down.elapsed())
+    });
+    let Some(expired) = expired else {
+        f.panic_with_logs(&format!(
+            "the zone did not expire everywhere within {:?} of the primary cut off",
+            expire * 3
+        ));
+    };
+    eprintln!("SERVFAIL everywhere {expired:?} after the primary was cut off (EXPIRE {expire:?})");
+    assert!(
+        expired >= expire - Duration::from_secs(REFRESH.into()),
+        "expired after {expired:?}, before EXPIRE ({expire:?}) since the last contact"
+    );
+    for t in &f.secondaries {
+        let log = t.ts.stderr_now();
+        assert!(
+            log.contains("secondary zone expired"),
+            "ts {} logged no expiry:\n{log}",
+            t.ns.name
+        );
+    }
+    let knot_log = f.knot.knot.proc.stderr_now();
+    assert!(
+        knot_log.contains("[fleet.test.] zone expired"),
+        "Knot logged no expiry:\n{knot_log}"
+    );
+
+    // The primary back: every secondary catches up by IXFR.
+    let t_back = Instant::now();
+    f.cut_primary(false);
+    let took: Vec<Option<Duration>> = f
+        .followers()
+        .into_iter()
+        .map(|(ns, addr)| wait_answer(ns, addr, later, t_back))
+        .collect();
+    eprintln!("the primary back: t1, t2, Knot caught up after {took:?}");
+    if took.iter().any(Option::is_none) {
+        f.panic_with_logs(&format!("not caught up within {FOLLOW:?}: {took:?}"));
+    }
+    // t1 and t2 by one IXFR each; Knot by AXFR: it drops an expired
+    // zone's data (its log: "zone expired") and bootstraps it anew.
+    let served = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        let ixfrs = f.primary_xfr("ixfr_incremental") - ixfr_before;
+        let axfrs = f.primary_xfr("axfr") - axfr_before;
+        (ixfrs >= 2.0 && axfrs >= 1.0).then_some((ixfrs, axfrs))
+    });
+    eprintln!("the primary answered (incremental IXFRs, AXFRs) {served:?} to catch up");
+    let knot_log = f.knot.knot.proc.stderr_now();
+    for l in knot_log.lines().filter(|l| {
+        l.contains("[fleet.test.]") && (l.contains("expired") || l.contains("incoming"))
+    }) {
+        eprintln!("knot: {l}");
+    }
+    assert_eq!(
+        served,
+        Some((2.0, 1.0)),
+        "transfers answered by the primary to catch up (t1, t2 by IXFR; Knot by AXFR)"
+    );
+    let applied = |event: &str, before: &[f64]| -> Vec<f64> {
+        f.secondary_events(event)
+            .iter()
+            .zip(before)
+            .map(|(a, b)| a - b)
+            .collect()
+    };
+    assert_eq!(
+        (
+            applied("ixfr", &sec_ixfr_before),
+            applied("axfr", &sec_axfr_before)
+        ),
+        (vec![1.0, 1.0], vec![0.0, 0.0]),
+        "IXFRs and AXFRs applied by t1, t2 to catch up"
+    );
+
     // The primary back with a zone added: both dnslb secondaries serve it
     // through the catalog; started again without it, it is gone from both.
     let extra = "$ORIGIN extra.test.\n$TTL 60\n@ IN SOA ns.extra.test. host.extra.test. 1 2 1 3600 60\n\
@@ -629,7 +774,7 @@ fn a_fleet_spreads_restarts_fails_over_and_follows_its_primary() {
     let took = f.restart_primary(&["fleet.zone", "extra.zone"], |t| {
         wait_answer(t.ns, t.addr, www, t.since)
     });
-    eprintln!("a zone added on the primary (restarted) served by t1, t2 after {took:?}");
+    eprintln!("a zone added on the primary (restarted) served by t1, t2, Knot after {took:?}");
     if took.iter().any(Option::is_none) {
         f.panic_with_logs(&format!(
             "the added zone did not reach every secondary: {took:?}"
@@ -641,7 +786,9 @@ fn a_fleet_spreads_restarts_fails_over_and_follows_its_primary() {
             (m.metadata.response_code == ResponseCode::Refused).then(|| t.since.elapsed())
         })
     });
-    eprintln!("the zone removed from the primary (restarted) gone from t1, t2 after {took:?}");
+    eprintln!(
+        "the zone removed from the primary (restarted) gone from t1, t2, Knot after {took:?}"
+    );
     if took.iter().any(Option::is_none) {
         f.panic_with_logs(&format!("the removed zone still served: {took:?}"));
     }

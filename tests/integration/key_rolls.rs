@@ -157,6 +157,25 @@ fn set(tags: &[u16]) -> BTreeSet<u16> {
     tags.iter().copied().collect()
 }
 
+impl Served {
+    /// The DNSKEYs `dnskeys`, their RRset signed by `keyset`, the data by `data`.
+    fn of(dnskeys: &[u16], keyset: &[u16], data: &[u16]) -> Served {
+        Served {
+            dnskeys: set(dnskeys),
+            key_signers: set(keyset),
+            data_signers: set(data),
+        }
+    }
+}
+
+/// The TS at `addr` serves `want`, and `delv` validates it from the DS of
+/// `parent`; `what` names the step.
+fn validates(addr: SocketAddr, want: &Served, parent: &Path, what: &str) {
+    assert_eq!(&served(addr), want, "{what}");
+    let said = delv_complaints(addr, parent);
+    assert!(said.is_empty(), "{what}: delv:{said}");
+}
+
 /// `delv`'s verdicts on `www.rl.test. A` and a missing name, validating
 /// from `anchor`: empty when both are validated.
 fn delv_complaints(addr: SocketAddr, anchor: &Path) -> String {
@@ -210,16 +229,9 @@ async fn rolls_by_settime_take_effect_at_the_reload() {
     let (zsk, z1) = keygen(&keys, &["-P", "-30d", "-A", "-30d"]);
     let ts = signing_ts(&dir, &keys).await;
     let step = |what: &str, want: Served, parent: &Path| {
-        let got = served(ts.addr);
-        assert_eq!(got, want, "{test}: {what}");
-        let said = delv_complaints(ts.addr, parent);
-        assert!(said.is_empty(), "{test}: {what}: delv:{said}");
+        validates(ts.addr, &want, parent, &format!("{test}: {what}"));
     };
-    let serving = |dnskeys: &[u16], ksk: u16, data: &[u16]| Served {
-        dnskeys: set(dnskeys),
-        key_signers: set(&[ksk]),
-        data_signers: set(data),
-    };
+    let serving = |dnskeys: &[u16], ksk: u16, data: &[u16]| Served::of(dnskeys, &[ksk], data);
     let old_ds = anchor(&keys, &[&ksk], "ds1.conf");
     step("start", serving(&[k1, z1], k1, &[z1]), &old_ds);
 
@@ -311,19 +323,13 @@ async fn a_scheduled_roll_happens_at_its_times_without_a_reload() {
         let changed = ts.ts.refresh_signatures(now).unwrap();
         let at = now - t0;
         assert_eq!(!changed.is_empty(), signed, "{test}: t0+{at}: {changed:?}");
-        let want = Served {
-            dnskeys: set(&dnskeys),
-            key_signers: set(&[k1]),
-            data_signers: set(&data),
-        };
-        assert_eq!(served(ts.addr), want, "{test}: t0+{at}");
+        let want = Served::of(&dnskeys, &[k1], &data);
+        validates(ts.addr, &want, &parent, &format!("{test}: t0+{at}"));
         assert_eq!(
             ts.ts.next_refresh(),
             Some(next),
             "{test}: t0+{at}: next wake"
         );
-        let said = delv_complaints(ts.addr, &parent);
-        assert!(said.is_empty(), "{test}: t0+{at}: delv:{said}");
     }
     ts.stop().await;
 }
@@ -341,14 +347,8 @@ async fn a_standby_key_is_published_and_signs_nothing() {
     let (_, z) = keygen(&keys, &["-P", "-3d", "-A", "-3d"]);
     let (_, standby) = keygen(&keys, &["-P", "-3d", "-A", "none"]);
     let ts = signing_ts(&dir, &keys).await;
-    let want = Served {
-        dnskeys: set(&[k, z, standby]),
-        key_signers: set(&[k]),
-        data_signers: set(&[z]),
-    };
-    assert_eq!(served(ts.addr), want, "{test}");
-    let said = delv_complaints(ts.addr, &anchor(&keys, &[&ksk], "ds.conf"));
-    assert!(said.is_empty(), "{test}: delv:{said}");
+    let want = Served::of(&[k, z, standby], &[k], &[z]);
+    validates(ts.addr, &want, &anchor(&keys, &[&ksk], "ds.conf"), test);
     ts.stop().await;
 }
 
@@ -370,16 +370,9 @@ async fn an_algorithm_rollover_keeps_the_zone_validating_at_every_step() {
     let (zsk, z1) = keygen(&keys, &["-P", "-30d", "-A", "-30d"]);
     let ts = signing_ts(&dir, &keys).await;
     let step = |what: &str, want: Served, parent: &Path| {
-        let got = served(ts.addr);
-        assert_eq!(got, want, "{test}: {what}");
-        let said = delv_complaints(ts.addr, parent);
-        assert!(said.is_empty(), "{test}: {what}: delv:{said}");
+        validates(ts.addr, &want, parent, &format!("{test}: {what}"));
     };
-    let serving = |dnskeys: &[u16], keyset: &[u16], data: &[u16]| Served {
-        dnskeys: set(dnskeys),
-        key_signers: set(keyset),
-        data_signers: set(data),
-    };
+    let serving = Served::of;
     let old_ds = anchor(&keys, &[&ksk], "ds1.conf");
     step("start", serving(&[k1, z1], &[k1], &[z1]), &old_ds);
 

@@ -6,7 +6,7 @@
 //! pool's backend; `truncate` sends dig to TCP, where it gets its answer;
 //! `delay_ms` delays that query and not the others.
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -117,6 +117,8 @@ struct Setup {
     tls: SocketAddr,
     https: SocketAddr,
     ts: [TestTs; 2],
+    /// dig and kdig, when started by [`Setup::asking`].
+    clients: Option<[PathBuf; 2]>,
 }
 
 impl Setup {
@@ -151,7 +153,28 @@ impl Setup {
             tls,
             https,
             ts: [a, b],
+            clients: None,
         })
+    }
+
+    /// [`Setup::start`] with dig and kdig to ask through ([`Setup::ask`]):
+    /// `None` (skipped) without them or openssl.
+    async fn asking(test: &str) -> Option<Setup> {
+        let clients = need(test, ["dig", "kdig"])?;
+        let mut s = Setup::start(test).await?;
+        s.clients = Some(clients);
+        Some(s)
+    }
+
+    /// Asks `question` over `via` with its program (dig for plain DNS, kdig
+    /// encrypted), with `extra` options; its output.
+    fn ask(&self, via: Via, question: &[&str], extra: &[&str]) -> String {
+        let [dig, kdig] = self.clients.as_ref().expect("started by Setup::asking");
+        let prog = match via {
+            Via::Udp | Via::Tcp => dig,
+            Via::Dot | Via::Doh => kdig,
+        };
+        self.ask_with(prog, via, question, extra)
     }
 
     fn metrics(&self) -> String {
@@ -169,7 +192,7 @@ impl Setup {
 
     /// Asks `question` with `prog` (dig or kdig) over `via`, with `extra`
     /// options; its output.
-    fn ask(&self, prog: &Path, via: Via, question: &[&str], extra: &[&str]) -> String {
+    fn ask_with(&self, prog: &Path, via: Via, question: &[&str], extra: &[&str]) -> String {
         let ca = format!("+tls-ca={}", path_str(&self.pki.ca()));
         let host = format!("+tls-hostname={HOST}");
         let mut args: Vec<String> = vec!["@127.0.0.1".into(), "-p".into()];
@@ -219,14 +242,6 @@ enum Via {
 
 const ALL: [Via; 4] = [Via::Udp, Via::Tcp, Via::Dot, Via::Doh];
 
-/// The program that asks over `via`: dig for plain DNS, kdig encrypted.
-fn prog<'p>(via: Via, dig: &'p Path, kdig: &'p Path) -> &'p Path {
-    match via {
-        Via::Udp | Via::Tcp => dig,
-        Via::Dot | Via::Doh => kdig,
-    }
-}
-
 /// Whether an output of dig or kdig shows EDE `code`.
 fn has_ede(out: &str, code: u16) -> bool {
     out.contains(&format!("EDE: {code} ")) || out.contains(&format!("EDE: {code}:"))
@@ -245,17 +260,13 @@ fn flags(out: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_action_answers_alike_on_every_transport() {
     const TEST: &str = "each_action_answers_alike_on_every_transport";
-    let Some([dig, kdig]) = need(TEST, ["dig", "kdig"]) else {
-        return;
-    };
-    let Some(s) = Setup::start(TEST).await else {
+    let Some(s) = Setup::asking(TEST).await else {
         return;
     };
     for via in ALL {
-        let p = prog(via, &dig, &kdig);
         let ctx = |out: &str| format!("{via:?}: {out}");
         // nxdomain, EDE 17, AA=0, RA=0; allow comes first for ok.blocked.test.
-        let out = s.ask(p, via, &["x.BLOCKED.test", "A"], &[]);
+        let out = s.ask(via, &["x.BLOCKED.test", "A"], &[]);
         assert!(
             out.contains("status: NXDOMAIN") && has_ede(&out, 17),
             "{}",
@@ -263,7 +274,7 @@ async fn each_action_answers_alike_on_every_transport() {
         );
         let f = flags(&out);
         assert!(!f.contains(" aa") && !f.contains(" ra"), "{}", ctx(&out));
-        let out = s.ask(p, via, &["ok.blocked.test", "A"], &[]);
+        let out = s.ask(via, &["ok.blocked.test", "A"], &[]);
         assert!(
             out.contains("status: NOERROR") && out.contains("192.0.2.30"),
             "{}",
@@ -271,14 +282,14 @@ async fn each_action_answers_alike_on_every_transport() {
         );
         assert!(!has_ede(&out, 17), "{}", ctx(&out));
         // refuse: EDE 15 by default.
-        let out = s.ask(p, via, &["www.example.com", "MX"], &[]);
+        let out = s.ask(via, &["www.example.com", "MX"], &[]);
         assert!(
             out.contains("status: REFUSED") && has_ede(&out, 15),
             "{}",
             ctx(&out)
         );
         // servfail with aa = true and ede = 16.
-        let out = s.ask(p, via, &["www.example.com", "SRV"], &[]);
+        let out = s.ask(via, &["www.example.com", "SRV"], &[]);
         assert!(
             out.contains("status: SERVFAIL") && has_ede(&out, 16),
             "{}",
@@ -286,7 +297,7 @@ async fn each_action_answers_alike_on_every_transport() {
         );
         assert!(flags(&out).contains(" aa"), "{}", ctx(&out));
         // spoof: A and AAAA from the list, NODATA for TXT.
-        let out = s.ask(p, via, &["www.spoof.test", "A"], &[]);
+        let out = s.ask(via, &["www.spoof.test", "A"], &[]);
         assert!(
             out.contains("status: NOERROR") && out.contains("192.0.2.1"),
             "{}",
@@ -297,20 +308,20 @@ async fn each_action_answers_alike_on_every_transport() {
             "{}",
             ctx(&out)
         );
-        let out = s.ask(p, via, &["www.spoof.test", "AAAA"], &[]);
+        let out = s.ask(via, &["www.spoof.test", "AAAA"], &[]);
         assert!(
             out.contains("2001:db8::1") && !out.contains("192.0.2.1"),
             "{}",
             ctx(&out)
         );
-        let out = s.ask(p, via, &["www.spoof.test", "TXT"], &[]);
+        let out = s.ask(via, &["www.spoof.test", "TXT"], &[]);
         assert!(
             out.contains("status: NOERROR") && out.contains("ANSWER: 0"),
             "{}",
             ctx(&out)
         );
         // spoof_cname: the CNAME only.
-        let out = s.ask(p, via, &["a.alias.test", "A"], &[]);
+        let out = s.ask(via, &["a.alias.test", "A"], &[]);
         assert!(
             out.contains("CNAME") && out.contains("www.example.com."),
             "{}",
@@ -336,15 +347,11 @@ async fn each_action_answers_alike_on_every_transport() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_and_the_transport_selector() {
     const TEST: &str = "drop_and_the_transport_selector";
-    let Some([dig, kdig]) = need(TEST, ["dig", "kdig"]) else {
-        return;
-    };
-    let Some(s) = Setup::start(TEST).await else {
+    let Some(s) = Setup::asking(TEST).await else {
         return;
     };
     for via in ALL {
-        let p = prog(via, &dig, &kdig);
-        let out = s.ask(p, via, &["x.drop.test", "A"], &[]);
+        let out = s.ask(via, &["x.drop.test", "A"], &[]);
         // No DNS answer at all (a DoH client gets HTTP 503 instead).
         let none = if via == Via::Doh {
             out.contains("status: 503") && !out.contains("NOERROR")
@@ -352,7 +359,7 @@ async fn drop_and_the_transport_selector() {
             !out.contains("status:")
         };
         assert!(none, "{via:?}: {out}");
-        let refused = |name: &str| s.ask(p, via, &[name, "A"], &[]).contains("status: REFUSED");
+        let refused = |name: &str| s.ask(via, &[name, "A"], &[]).contains("status: REFUSED");
         assert_eq!(refused("www.dot.test"), via == Via::Dot, "{via:?}");
         assert_eq!(refused("www.doh.test"), via == Via::Doh, "{via:?}");
     }
@@ -374,7 +381,7 @@ async fn truncate_sends_dig_to_tcp_where_it_gets_its_answer() {
         return;
     };
     // dig asks ANY over TCP unless told +notcp.
-    let out = s.ask(&dig, Via::Udp, &["www.example.com", "ANY"], &["+notcp"]);
+    let out = s.ask_with(&dig, Via::Udp, &["www.example.com", "ANY"], &["+notcp"]);
     // dig says it asked over TCP in the end (its "Truncated, retrying in
     // TCP mode" goes to stderr).
     assert!(out.contains("(TCP)"), "{out}");
@@ -385,7 +392,7 @@ async fn truncate_sends_dig_to_tcp_where_it_gets_its_answer() {
     );
     assert_eq!(s.hits("no-any", "truncate"), 1);
     // Asked over TCP from the start: not truncated.
-    let out = s.ask(&dig, Via::Tcp, &["www.example.com", "ANY"], &[]);
+    let out = s.ask_with(&dig, Via::Tcp, &["www.example.com", "ANY"], &[]);
     assert!(out.contains("status: NOERROR"), "{out}");
     assert_eq!(s.hits("no-any", "truncate"), 1);
     s.stop().await;
@@ -397,10 +404,7 @@ async fn truncate_sends_dig_to_tcp_where_it_gets_its_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_action_reaches_only_that_pools_backends() {
     const TEST: &str = "a_pool_action_reaches_only_that_pools_backends";
-    let Some([dig, kdig]) = need(TEST, ["dig", "kdig"]) else {
-        return;
-    };
-    let Some(s) = Setup::start(TEST).await else {
+    let Some(s) = Setup::asking(TEST).await else {
         return;
     };
     let sent_to_a = || {
@@ -410,9 +414,8 @@ async fn a_pool_action_reaches_only_that_pools_backends() {
     };
     let before = sent_to_a();
     for via in ALL {
-        let p = prog(via, &dig, &kdig);
         for _ in 0..3 {
-            let out = s.ask(p, via, &["www.example.com", "A"], &["+nordflag"]);
+            let out = s.ask(via, &["www.example.com", "A"], &["+nordflag"]);
             assert!(out.contains("192.0.2.99"), "{via:?}: {out}");
             assert!(!out.contains("192.0.2.10"), "{via:?}: {out}");
         }
@@ -529,22 +532,18 @@ async fn delayed_queries_past_the_bound_get_servfail_and_others_their_share() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn response_rules_cap_ttls_and_turn_answers_into_servfail() {
     const TEST: &str = "response_rules_cap_ttls_and_turn_answers_into_servfail";
-    let Some([dig, kdig]) = need(TEST, ["dig", "kdig"]) else {
-        return;
-    };
-    let Some(s) = Setup::start(TEST).await else {
+    let Some(s) = Setup::asking(TEST).await else {
         return;
     };
     for via in ALL {
-        let p = prog(via, &dig, &kdig);
-        let out = s.ask(p, via, &["www.example.org", "A"], &[]);
+        let out = s.ask(via, &["www.example.org", "A"], &[]);
         let ttl_line = out
             .lines()
             .find(|l| l.contains("192.0.2.40"))
             .unwrap_or_else(|| panic!("{via:?}: {out}"));
         let ttl: u32 = ttl_line.split_whitespace().nth(1).unwrap().parse().unwrap();
         assert!(ttl <= 7, "{via:?}: {ttl_line}");
-        let out = s.ask(p, via, &["nope.example.org", "TXT"], &[]);
+        let out = s.ask(via, &["nope.example.org", "TXT"], &[]);
         assert!(out.contains("status: SERVFAIL"), "{via:?}: {out}");
     }
     let text = s.metrics();

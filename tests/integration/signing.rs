@@ -80,19 +80,7 @@ fn axfr(server: SocketAddr, zone: &str) -> String {
         ],
     );
     assert!(out.status.success(), "dig AXFR {zone}: {}", out.stderr);
-    // The transfer ends with the SOA again: a zone file holds it once.
-    let mut seen_soa = false;
-    out.stdout
-        .lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        .filter(|l| {
-            let soa = l.split_whitespace().nth(3) == Some("SOA");
-            let keep = !(soa && seen_soa);
-            seen_soa |= soa;
-            keep
-        })
-        .map(|l| format!("{l}\n"))
-        .collect()
+    kit::axfr_zone_file(&out.stdout)
 }
 
 /// What `dnssec-verify`, `ldns-verify-zone` and `kzonecheck -d on` say of

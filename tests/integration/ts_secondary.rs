@@ -80,16 +80,7 @@ async fn a_secondary_follows_its_primary_by_ixfr_and_outlives_it() {
         &sec_zone(2, &(hosts() + "new IN A 192.0.2.99\n")),
     );
     primary.reload();
-    let new = until(sec.addr, "new.sec.test.", RecordType::A, |m| {
-        m.metadata.response_code == ResponseCode::NoError
-    })
-    .await;
-    assert_eq!(
-        kit::a_addrs(&new),
-        vec!["192.0.2.99".parse::<std::net::Ipv4Addr>().unwrap()]
-    );
-    let soa = ask_copy(sec.addr, "sec.test.", RecordType::SOA).await;
-    assert_eq!(authoritative_serial(&soa), Some(2), "{}", kit::show(&soa));
+    serves_the_change(sec.addr).await;
     let log = sec.stderr_now();
     assert!(
         log.lines()
@@ -221,6 +212,21 @@ async fn a_transfer_signed_with_another_key_is_refused() {
     assert_first_copy(sec.addr, "the keyed secondary").await;
 }
 
+/// Waits until the secondary at `addr` serves the primary's change (the
+/// name `new` added, serial 2).
+async fn serves_the_change(addr: SocketAddr) {
+    let new = until(addr, "new.sec.test.", RecordType::A, |m| {
+        m.metadata.response_code == ResponseCode::NoError
+    })
+    .await;
+    assert_eq!(
+        kit::a_addrs(&new),
+        vec!["192.0.2.99".parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+    let soa = ask_copy(addr, "sec.test.", RecordType::SOA).await;
+    assert_eq!(authoritative_serial(&soa), Some(2), "{}", kit::show(&soa));
+}
+
 /// A dnslb secondary of the primary at `primary` (NOTIFYing 127.0.0.1:
 /// `port`): its first copy, then `change` made on the primary served within
 /// [`FOLLOW`]; returns the secondary's log.
@@ -231,16 +237,7 @@ async fn follows(port: u16, primary: SocketAddr, change: impl FnOnce()) -> Strin
     sec.wait_serving("sec.test.").await;
     assert_first_copy(sec.addr, "the dnslb secondary").await;
     change();
-    let new = until(sec.addr, "new.sec.test.", RecordType::A, |m| {
-        m.metadata.response_code == ResponseCode::NoError
-    })
-    .await;
-    assert_eq!(
-        kit::a_addrs(&new),
-        vec!["192.0.2.99".parse::<std::net::Ipv4Addr>().unwrap()]
-    );
-    let soa = ask_copy(sec.addr, "sec.test.", RecordType::SOA).await;
-    assert_eq!(authoritative_serial(&soa), Some(2), "{}", kit::show(&soa));
+    serves_the_change(sec.addr).await;
     sec.stderr_now()
 }
 
@@ -382,6 +379,8 @@ enum Script {
     Unapplicable,
     /// As `Whole`, its SOA's REFRESH 1, RETRY 1 and EXPIRE 3.
     Short(u32, u8),
+    /// Nothing: the connection held open, silent, and no other taken.
+    Silent,
 }
 
 /// The answer messages of `script` to the request `req`.
@@ -403,6 +402,7 @@ fn answer(req: &Message, script: Script) -> Vec<Vec<u8>> {
             vec![soa.clone(), a("www.sec.test.", last), soa]
         }
         Script::Cut => vec![soa(2), a("www.sec.test.", 2)],
+        Script::Silent => vec![],
         Script::Unapplicable => vec![
             soa(2),
             soa(1),
@@ -423,6 +423,23 @@ fn answer(req: &Message, script: Script) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A dnslb secondary of a [`hostile`] primary playing `scripts`, serving:
+/// the primary's task (the transfer types it was asked), the secondary
+/// and its folder.
+async fn secondary_of_hostile(
+    scripts: Vec<Script>,
+) -> (tokio::task::JoinHandle<Vec<RecordType>>, TsProc, ZoneDir) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let primary = listener.local_addr().unwrap();
+    let server = tokio::spawn(hostile(listener, scripts));
+    let port = free_port();
+    let sdir = ZoneDir::new();
+    let config = secondary_config(sdir.path(), port, primary, "");
+    let mut sec = TsProc::spawn(sdir.path(), "sec", port, &config);
+    sec.wait_serving("sec.test.").await;
+    (server, sec, sdir)
+}
+
 /// Serves transfers on `listener`, each connection by the next of `scripts`;
 /// returns the request types seen.
 async fn hostile(listener: TcpListener, scripts: Vec<Script>) -> Vec<RecordType> {
@@ -434,6 +451,10 @@ async fn hostile(listener: TcpListener, scripts: Vec<Script>) -> Vec<RecordType>
         conn.read_exact(&mut buf).await.unwrap();
         let req = Message::from_vec(&buf).unwrap();
         seen.push(req.queries[0].query_type());
+        if matches!(script, Script::Silent) {
+            // Held (later connections wait in the backlog, as silent).
+            std::future::pending::<()>().await;
+        }
         for msg in answer(&req, script) {
             let mut framed = u16::try_from(msg.len()).unwrap().to_be_bytes().to_vec();
             framed.extend_from_slice(&msg);
@@ -460,21 +481,14 @@ async fn notify(to: SocketAddr) -> Option<ResponseCode> {
 
 #[tokio::test]
 async fn a_hostile_primary_changes_nothing_served() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let primary = listener.local_addr().unwrap();
-    let scripts = vec![
+    let (server, mut sec, _sdir) = secondary_of_hostile(vec![
         Script::Whole(1, 1),
         Script::Cut,
         Script::Unapplicable,
         Script::Cut,
         Script::Whole(3, 3),
-    ];
-    let server = tokio::spawn(hostile(listener, scripts));
-    let port = free_port();
-    let sdir = ZoneDir::new();
-    let config = secondary_config(sdir.path(), port, primary, "");
-    let mut sec = TsProc::spawn(sdir.path(), "sec", port, &config);
-    sec.wait_serving("sec.test.").await;
+    ])
+    .await;
     let www =
         |m: &Message| kit::a_addrs(m) == vec!["192.0.2.1".parse::<std::net::Ipv4Addr>().unwrap()];
     assert!(www(
@@ -527,16 +541,9 @@ async fn a_hostile_primary_changes_nothing_served() {
 /// otherwise last for good).
 #[tokio::test]
 async fn a_primary_whose_serial_went_back_is_taken_anew_once_the_zone_expired() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let primary = listener.local_addr().unwrap();
     let mut scripts = vec![Script::Short(5, 5)];
     scripts.extend([Script::Short(3, 3); 40]);
-    let server = tokio::spawn(hostile(listener, scripts));
-    let port = free_port();
-    let sdir = ZoneDir::new();
-    let config = secondary_config(sdir.path(), port, primary, "");
-    let mut sec = TsProc::spawn(sdir.path(), "sec", port, &config);
-    sec.wait_serving("sec.test.").await;
+    let (server, sec, _sdir) = secondary_of_hostile(scripts).await;
     let soa = ask_copy(sec.addr, "sec.test.", RecordType::SOA).await;
     assert_eq!(authoritative_serial(&soa), Some(5));
     // Serial 3 from now on: older, refused, until EXPIRE (3 s); then anew.
@@ -553,5 +560,45 @@ async fn a_primary_whose_serial_went_back_is_taken_anew_once_the_zone_expired() 
     assert!(log.contains("serial is older than ours"), "{log}");
     assert!(log.contains("secondary zone expired"), "{log}");
     assert!(log.contains("its whole zone taken anew"), "{log}");
+    server.abort();
+}
+
+/// A primary that accepts the refresh's connection and then says nothing
+/// (hung, or SIGSTOPped): the zone must still expire at its SOA EXPIRE
+/// (3 s) since the last contact, not once the transfer's I/O timeout (10 s)
+/// ends the attempt.
+///
+/// Fails today (SERVFAIL only ~11 s after the contact): the zone's task
+/// checks EXPIRE only between attempts (src/ts/secondary/driver.rs `run`),
+/// so an attempt in flight (up to `io_timeout` per step, `timeout` in all)
+/// holds the expiry back. Ignored until that is fixed (helper C's code).
+#[tokio::test]
+#[ignore = "bug: EXPIRE is not checked while a refresh attempt is in flight"]
+async fn a_silent_primary_does_not_hold_back_the_expiry() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let primary = listener.local_addr().unwrap();
+    let server = tokio::spawn(hostile(listener, vec![Script::Short(1, 1), Script::Silent]));
+    let port = free_port();
+    let sdir = ZoneDir::new();
+    let config = secondary_config(sdir.path(), port, primary, "");
+    let mut sec = TsProc::spawn(sdir.path(), "sec", port, &config);
+    sec.wait_serving("sec.test.").await;
+    let contact = std::time::Instant::now();
+    // EXPIRE 3 s from the contact, and a second for the clock's steps.
+    let m = kit::wait_for(
+        sec.addr,
+        "www.sec.test.",
+        RecordType::A,
+        false,
+        Duration::from_secs(5),
+        &mut [],
+        |m| m.metadata.response_code == ResponseCode::ServFail,
+    )
+    .await;
+    eprintln!(
+        "SERVFAIL {:?} after the contact: {}",
+        contact.elapsed(),
+        kit::show(&m)
+    );
     server.abort();
 }

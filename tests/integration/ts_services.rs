@@ -762,20 +762,7 @@ async fn in_a_signed_zone_delv_validates_the_live_set_through_a_kill_and_the_axf
         axfr.stdout
     );
     let file = dir.path().join("example.org.axfr");
-    // The AXFR ends with the SOA again: once is enough for a zone file.
-    let mut seen_soa = false;
-    let text: String = axfr
-        .stdout
-        .lines()
-        .filter(|l| {
-            let soa = l.split_whitespace().nth(3) == Some("SOA");
-            let keep = !(soa && seen_soa);
-            seen_soa |= soa;
-            keep
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&file, text).unwrap();
+    std::fs::write(&file, crate::kit::axfr_zone_file(&axfr.stdout)).unwrap();
     let f = file.display().to_string();
     let verify = tokio::task::spawn_blocking(move || {
         run_tool("dnssec-verify", &["-z", "-o", "example.org.", &f])

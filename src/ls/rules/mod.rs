@@ -23,8 +23,6 @@
 //! - `response`: the `[[ls.response_rule]]`s ([`ResponseRules`]), judged on a
 //!   backend's answer before the cache keeps it.
 mod answer;
-#[cfg(test)]
-mod fixtures;
 mod response;
 mod set;
 mod table;

@@ -10,11 +10,11 @@ use hickory_proto::rr::{RData, RecordType};
 
 use std::time::{Duration, Instant};
 
-use super::fixtures::query_bytes;
 use super::*;
 use crate::config::{Config, PoolConfig, parse_name};
 use crate::config::{LsConfig, RuleAction, RuleTransport};
 use crate::dns::Transport;
+use crate::dns::fixtures::query_bytes;
 
 /// The `[ls]` of a config whose rules are `rules` (TOML), with a pool `org`.
 fn ls(rules: &str) -> LsConfig {

@@ -129,8 +129,8 @@ impl ContainsPointer for [u8] {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::query_bytes;
     use super::*;
+    use crate::dns::fixtures::query_bytes;
     use hickory_proto::rr::RecordType;
 
     fn client() -> IpAddr {

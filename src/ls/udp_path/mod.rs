@@ -445,4 +445,88 @@ mod tests {
         expire_all(&mut w);
         assert_eq!(counts(&w), [(2, 1, 0, 0)], "two copies, one timeout");
     }
+
+    // ---- the cache-hit path (issue 40, item 4) ----
+
+    /// A cache hit is served in the round that read it and arms no timer:
+    /// the worker's sleep (its one entry in the runtime's timer wheel) is
+    /// not moved for it. Before, every round pushed the hand-in wake 100 ms
+    /// past its end, so every hit moved the sleep once. Real sockets; the
+    /// worker's own loop (`run`).
+    #[tokio::test]
+    async fn a_cache_hit_moves_no_timer() {
+        use crate::config::CacheConfig;
+        // The backend: answers `www. A` with one A record, TTL 300.
+        let backend = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let baddr = backend.local_addr().unwrap();
+        let asked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen = asked.clone();
+        let answering = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = backend.recv_from(&mut buf).await {
+                seen.fetch_add(1, Relaxed);
+                let mut a = buf[..n].to_vec();
+                a[2] |= 0x84;
+                a[7] = 1;
+                a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 192, 0, 2, 1]);
+                let _ = backend.send_to(&a, from).await;
+            }
+        });
+        let cfg = LsConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            workers: 1,
+            backend: vec![BackendConfig {
+                name: "b0".into(),
+                addr: baddr,
+                weight: 1,
+                notify_key: None,
+            }],
+            cache: Some(CacheConfig::default()),
+            ..LsConfig::default()
+        };
+        let balancer = Arc::new(Balancer::new(&cfg));
+        for b in &balancer.state().backends {
+            b.set_up(true);
+        }
+        let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = client.local_addr().unwrap();
+        let mut w = Worker::new(balancer, client, 16);
+        let stop = CancellationToken::new();
+        const HITS: u64 = 40;
+        let asker = async {
+            let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let ask = |id: u8| {
+                let asker = &asker;
+                async move {
+                    asker.send_to(&wire_query(id), addr).await.unwrap();
+                    let mut buf = [0u8; 512];
+                    tokio::time::timeout(Duration::from_secs(5), asker.recv(&mut buf))
+                        .await
+                        .expect("answered")
+                        .unwrap();
+                    assert_eq!((buf[1], buf[7]), (id, 1), "the answer to {id}");
+                }
+            };
+            // The miss: forwarded, its answer cached.
+            ask(0).await;
+            let t0 = Instant::now();
+            for id in 1..=HITS as u8 {
+                ask(id).await;
+            }
+            stop.cancel();
+            t0.elapsed()
+        };
+        let ((), took) = tokio::join!(w.run(stop.clone()), asker);
+        answering.abort();
+        assert_eq!(asked.load(Relaxed), 1, "every query after the first a hit");
+        // Moves allowed: the first round's (from the start's hour-long
+        // sleep), the miss's flight's, and one per 100 ms the run took (the
+        // hand-in wake going off).
+        let allowed = 4 + took.as_millis() as u64 / 100;
+        assert!(
+            w.sleep_moves <= allowed,
+            "{} sleep moves for {HITS} hits in {took:?} (at most {allowed})",
+            w.sleep_moves
+        );
+    }
 }

@@ -26,7 +26,7 @@ use tracing::debug;
 
 use super::flight::{Attempt, Delayed, Flight, Late, Slab, TimerFor, Timers};
 use super::tap;
-use super::timers::{next_live, timer_live};
+use super::timers::{next_live, rearm, timer_live};
 use crate::dns::{self, HEADER_LEN, WireHeader};
 use crate::guard::fair::Holders;
 use crate::ls::balancer::{Admission, Balancer};
@@ -96,6 +96,9 @@ pub(super) struct Worker {
     pub(super) counts: WorkerCounts,
     /// A client query as `ecs` in `[ls]` edits it (reused).
     pub(super) ecs_scratch: Vec<u8>,
+    /// Times its sleep was moved in the runtime's timer wheel (a debug
+    /// count: a cache hit moves none).
+    pub(super) sleep_moves: u64,
 }
 
 /// The longest a worker sleeps: an idle one hands its dynamic-block counts
@@ -128,6 +131,7 @@ impl Worker {
             held: Holders::default(),
             counts,
             ecs_scratch: Vec::new(),
+            sleep_moves: 0,
         };
         if let Some(inode) = crate::server::socket::socket_inode(w.client.as_ref()) {
             w.balancer
@@ -255,11 +259,14 @@ impl Worker {
             self.fire_timers(round);
             self.flush().await;
             // Idle, it still wakes ten times a second to hand its counts in.
+            // The sleep is moved only earlier, or once it has gone off: not
+            // on every round (see `rearm`).
             self.balancer.dynblocks().hand_in(&mut self.counts);
             let wake = Instant::now() + HAND_IN_WAKE;
             let next = self.next_timer().map_or(wake, |t| t.min(wake));
-            if sleep.deadline() != next {
-                sleep.as_mut().reset(next);
+            if let Some(at) = rearm(sleep.deadline(), sleep.is_elapsed(), next) {
+                sleep.as_mut().reset(at);
+                self.sleep_moves += 1;
             }
             if full {
                 // More client queries are queued, so the wait above would

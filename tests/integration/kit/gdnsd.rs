@@ -7,14 +7,8 @@
 //! `gdnsd checkconf` first); the [`Proc`] stops it by PID when dropped.
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
-use std::time::Duration;
 
-use hickory_proto::op::ResponseCode;
-
-use crate::kit::{Proc, assert_config_accepted, wait_soa};
-
-/// How long [`Gdnsd::wait_ready`] waits for gdnsd to answer.
-const READY_LIMIT: Duration = Duration::from_secs(15);
+use crate::kit::{ZoneServer, assert_config_accepted};
 
 /// How gdnsd's `tcp_connect` monitor checks each endpoint. gdnsd counts in
 /// whole seconds: `interval_s` at least 2 (its timeout, 1 s at least, must
@@ -31,14 +25,9 @@ pub struct GdnsdChecks {
 }
 
 /// A gdnsd serving `zone` with one `multifo` name.
-pub struct Gdnsd {
-    pub proc: Proc,
-    pub addr: SocketAddr,
-    pub zone: String,
-    _dir: tempfile::TempDir,
-}
+pub type Gdnsd = ZoneServer;
 
-impl Gdnsd {
+impl ZoneServer {
     /// gdnsd on `listen` (UDP and TCP), authoritative for `zone` (no final
     /// dot), where `label.zone` (TTL 30) answers the addresses of
     /// `endpoints` that are not DOWN by a TCP connect to `port`
@@ -107,21 +96,6 @@ impl Gdnsd {
 
         let mut cmd = Command::new("gdnsd");
         cmd.arg("-c").arg(d).arg("start");
-        Gdnsd {
-            proc: Proc::spawn("gdnsd", cmd),
-            addr: listen,
-            zone: zone.to_owned(),
-            _dir: dir,
-        }
-    }
-
-    /// Waits until gdnsd answers its zone's SOA (panics with its stderr if
-    /// it exits or takes too long).
-    pub async fn wait_ready(&mut self) {
-        let (addr, zone) = (self.addr, format!("{}.", self.zone));
-        wait_soa(addr, &zone, READY_LIMIT, &mut [&mut self.proc], |m| {
-            m.metadata.response_code == ResponseCode::NoError
-        })
-        .await;
+        ZoneServer::spawn("gdnsd", cmd, (listen, zone), dir)
     }
 }

@@ -65,13 +65,51 @@ impl Knot {
     /// `catalog-role: interpret`) from `primary`: each member a secondary
     /// of `primary` too, NOTIFYs taken from 127.0.0.1.
     pub fn catalog_consumer(knotd: &Path, catalog: &str, primary: SocketAddr) -> Knot {
+        let port = free_port();
+        let at = CatalogAt {
+            ns: None,
+            listen: format!("127.0.0.1@{port}"),
+            notify_from: "127.0.0.1".into(),
+        };
+        Knot::catalog_consumer_at(knotd, catalog, primary, at, local(port))
+    }
+
+    /// [`Knot::catalog_consumer`] run inside the network namespace `ns`,
+    /// listening on every address of it at `port` (the primary's NOTIFYs
+    /// come over its links), taking NOTIFYs from `notify_from` (the
+    /// primary's address as the namespace sees it). Query it from inside
+    /// `ns` at 127.0.0.1:`port`.
+    pub fn catalog_consumer_in(
+        knotd: &Path,
+        ns: &super::Netns,
+        port: u16,
+        catalog: &str,
+        primary: SocketAddr,
+        notify_from: &str,
+    ) -> Knot {
+        let at = CatalogAt {
+            ns: Some(ns),
+            listen: format!("0.0.0.0@{port}"),
+            notify_from: notify_from.into(),
+        };
+        Knot::catalog_consumer_at(knotd, catalog, primary, at, local(port))
+    }
+
+    fn catalog_consumer_at(
+        knotd: &Path,
+        catalog: &str,
+        primary: SocketAddr,
+        at: CatalogAt,
+        addr: SocketAddr,
+    ) -> Knot {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display();
         let remote = format!(
             "remote:\n  - id: primary\n    address: {}@{}\n\
-             acl:\n  - id: notify_from_primary\n    address: 127.0.0.1\n    action: notify\n",
+             acl:\n  - id: notify_from_primary\n    address: {}\n    action: notify\n",
             primary.ip(),
-            primary.port()
+            primary.port(),
+            at.notify_from
         );
         let member = format!(
             "\x20 - id: member\n\
@@ -86,16 +124,13 @@ impl Knot {
             "  - domain: {catalog}\n    master: primary\n    acl: notify_from_primary\n\
              \x20   catalog-role: interpret\n    catalog-template: member\n"
         );
-        let port = free_port();
-        let conf = write_conf_with(dir.path(), port, &remote, &member, &clause);
+        let conf = write_conf_with(dir.path(), &at.listen, &remote, &member, &clause);
         if let Err(e) = conf_check(&conf) {
             panic!("knotc conf-check rejects the generated config: {e}");
         }
-        let mut cmd = Command::new(knotd);
-        cmd.arg("-c").arg(&conf).current_dir(dir.path());
         Knot {
-            proc: Proc::spawn("knotd", cmd),
-            addr: local(port),
+            proc: spawn(knotd, &conf, dir.path(), at.ns),
+            addr,
             dir,
         }
     }
@@ -137,21 +172,7 @@ impl Knot {
         notify_from: &str,
     ) -> Knot {
         let remote = primary_remote(primary, notify_from);
-        Knot::secondary_with(knotd, port, zone, &remote, None)
-    }
-
-    /// [`Knot::secondary`] run inside the network namespace `ns` (its
-    /// 127.0.0.1 is the namespace's own): transferring from `primary` there
-    /// and taking NOTIFYs from 127.0.0.1. Query it from inside `ns`.
-    pub fn secondary_in(
-        knotd: &Path,
-        ns: &super::Netns,
-        port: u16,
-        zone: &str,
-        primary: SocketAddr,
-    ) -> Knot {
-        let remote = primary_remote(primary, "127.0.0.1");
-        Knot::secondary_with(knotd, port, zone, &remote, Some(ns))
+        Knot::secondary_with(knotd, port, zone, &remote)
     }
 
     /// [`Knot::secondary`] signing with `key` (algorithm, name, secret) and
@@ -171,19 +192,13 @@ impl Knot {
             primary.ip(),
             primary.port()
         );
-        Knot::secondary_with(knotd, port, zone, &remote, None)
+        Knot::secondary_with(knotd, port, zone, &remote)
     }
 
     /// A secondary of `zone` from the remote `primary` of the `remote`
     /// (remote, acl and key sections), NOTIFYs allowed by its
     /// `notify_from_primary` acl.
-    fn secondary_with(
-        knotd: &Path,
-        port: u16,
-        zone: &str,
-        remote: &str,
-        ns: Option<&super::Netns>,
-    ) -> Knot {
+    fn secondary_with(knotd: &Path, port: u16, zone: &str, remote: &str) -> Knot {
         let dir = tempfile::tempdir().unwrap();
         let clause = |keyword: &str| {
             format!("  - domain: {zone}\n    {keyword}: primary\n    acl: notify_from_primary\n")
@@ -195,7 +210,7 @@ impl Knot {
             .into_iter()
             .find(|c| conf_check(&write_conf(dir.path(), port, remote, c)).is_ok())
             .unwrap_or_else(|| clause("master"));
-        Knot::start_in(knotd, dir, port, (remote, &chosen), ns)
+        Knot::start(knotd, dir, port, remote, &chosen)
     }
 
     /// Writes and checks the config (see [`write_conf`]) and starts knotd.
@@ -206,33 +221,12 @@ impl Knot {
         remote_acl: &str,
         zone_clause: &str,
     ) -> Knot {
-        Knot::start_in(knotd, dir, port, (remote_acl, zone_clause), None)
-    }
-
-    /// [`Knot::start`], inside `ns` when given.
-    fn start_in(
-        knotd: &Path,
-        dir: tempfile::TempDir,
-        port: u16,
-        (remote_acl, zone_clause): (&str, &str),
-        ns: Option<&super::Netns>,
-    ) -> Knot {
         let conf = write_conf(dir.path(), port, remote_acl, zone_clause);
         if let Err(e) = conf_check(&conf) {
             panic!("knotc conf-check rejects the generated config: {e}");
         }
-        let conf_arg = conf.to_str().unwrap();
-        let mut cmd = match ns {
-            Some(ns) => ns.command(knotd, &["-c", conf_arg]),
-            None => {
-                let mut c = Command::new(knotd);
-                c.arg("-c").arg(&conf);
-                c
-            }
-        };
-        cmd.current_dir(dir.path());
         Knot {
-            proc: Proc::spawn("knotd", cmd),
+            proc: spawn(knotd, &conf, dir.path(), None),
             addr: local(port),
             dir,
         }
@@ -267,6 +261,28 @@ impl Knot {
     }
 }
 
+/// knotd on `conf`, in `dir`, inside `ns` when given.
+fn spawn(knotd: &Path, conf: &Path, dir: &Path, ns: Option<&super::Netns>) -> Proc {
+    let mut cmd = match ns {
+        Some(ns) => ns.command(knotd, &["-c", conf.to_str().unwrap()]),
+        None => {
+            let mut c = Command::new(knotd);
+            c.arg("-c").arg(conf);
+            c
+        }
+    };
+    cmd.current_dir(dir);
+    Proc::spawn("knotd", cmd)
+}
+
+/// Where a catalog consumer runs: its namespace (None: this one), what it
+/// listens on, whose NOTIFYs it takes.
+struct CatalogAt<'a> {
+    ns: Option<&'a super::Netns>,
+    listen: String,
+    notify_from: String,
+}
+
 /// The remote `primary` and the acl `notify_from_primary` (NOTIFYs from
 /// `notify_from`).
 fn primary_remote(primary: SocketAddr, notify_from: &str) -> String {
@@ -282,14 +298,15 @@ fn primary_remote(primary: SocketAddr, notify_from: &str) -> String {
 /// stderr, state in `dir`, `remote_acl` (remote/acl sections) and the zone
 /// list item `zone_clause`. Returns its path.
 fn write_conf(dir: &Path, port: u16, remote_acl: &str, zone_clause: &str) -> std::path::PathBuf {
-    write_conf_with(dir, port, remote_acl, "", zone_clause)
+    let listen = format!("127.0.0.1@{port}");
+    write_conf_with(dir, &listen, remote_acl, "", zone_clause)
 }
 
-/// [`write_conf`] with `templates` (more items of the template list) after
-/// the default one.
+/// [`write_conf`] listening on `listen` (Knot's `ADDR@PORT`), with
+/// `templates` (more items of the template list) after the default one.
 fn write_conf_with(
     dir: &Path,
-    port: u16,
+    listen: &str,
     remote_acl: &str,
     templates: &str,
     zone_clause: &str,
@@ -301,7 +318,7 @@ fn write_conf_with(
         "server:\n\
          \x20 rundir: \"{d}\"\n\
          \x20 pidfile: \"{d}/knot.pid\"\n\
-         \x20 listen: 127.0.0.1@{port}\n\
+         \x20 listen: {listen}\n\
          \x20 udp-workers: 1\n\
          \x20 tcp-workers: 1\n\
          \x20 background-workers: 1\n\

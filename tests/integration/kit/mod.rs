@@ -15,13 +15,15 @@
 //! * [`service_ts`]: a TS with `[[ts.service]]`s in the test process, its
 //!   checker running ([`ServiceTs`]).
 //! * [`procs`]: child processes stopped by PID ([`Proc`]), `dnslb` as a
-//!   process, free ports, polling with a deadline.
+//!   process, free ports, polling with a deadline, a peer program serving
+//!   one zone ([`ZoneServer`]: gdnsd's and PowerDNS's).
 //! * [`fakes`]: fake backends answering, silent or stalled.
 //! * [`endpoints`]: service endpoints for health checks (TCP, HTTP, DNS),
 //!   killed and brought back.
 //! * [`http`]: GET over HTTP/1.1 and `/metrics` parsed.
 //! * [`env`]: fixtures, installed programs, skipping what cannot run.
-//! * [`signed`]: zones signed by the real DNSSEC tools as the test runs.
+//! * [`signed`]: zones signed by the real DNSSEC tools as the test runs,
+//!   and `dig AXFR`'s output as a zone file for their verifiers.
 //! * [`rrsets`]: two answers compared RRset by RRset, printed like `dig`.
 //! * [`knot`]: Knot DNS as a primary or a secondary ([`Knot`]).
 //! * [`nsd`]: NSD as a reference primary or a secondary ([`Nsd`]).

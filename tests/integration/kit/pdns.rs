@@ -9,24 +9,13 @@
 //! poll is off (no query leaves the machine).
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
-use std::time::Duration;
 
-use hickory_proto::op::ResponseCode;
-
-use crate::kit::{Proc, wait_soa};
-
-/// How long [`Pdns::wait_ready`] waits for PowerDNS to answer.
-const READY_LIMIT: Duration = Duration::from_secs(15);
+use crate::kit::ZoneServer;
 
 /// A `pdns_server` serving `zone` with one `ifportup` name.
-pub struct Pdns {
-    pub proc: Proc,
-    pub addr: SocketAddr,
-    pub zone: String,
-    _dir: tempfile::TempDir,
-}
+pub type Pdns = ZoneServer;
 
-impl Pdns {
+impl ZoneServer {
     /// PowerDNS on `listen`, authoritative for `zone` (no final dot), where
     /// `label.zone` (TTL 30) is `LUA A "ifportup(port, {endpoints},
     /// {selector='all', timeout=1})"`: every endpoint a TCP connect to `port`
@@ -88,21 +77,6 @@ impl Pdns {
         std::fs::write(d.join("pdns.conf"), conf).unwrap();
         let mut cmd = Command::new("pdns_server");
         cmd.arg(format!("--config-dir={}", d.display()));
-        Pdns {
-            proc: Proc::spawn("pdns_server", cmd),
-            addr: listen,
-            zone: zone.to_owned(),
-            _dir: dir,
-        }
-    }
-
-    /// Waits until PowerDNS answers its zone's SOA (panics with its stderr
-    /// if it exits or takes too long).
-    pub async fn wait_ready(&mut self) {
-        let (addr, zone) = (self.addr, format!("{}.", self.zone));
-        wait_soa(addr, &zone, READY_LIMIT, &mut [&mut self.proc], |m| {
-            m.metadata.response_code == ResponseCode::NoError
-        })
-        .await;
+        ZoneServer::spawn("pdns_server", cmd, (listen, zone), dir)
     }
 }

@@ -524,3 +524,43 @@ pub async fn wait_stderr(proc: &mut Proc, needle: &str, count: usize, limit: Dur
     );
     t.elapsed()
 }
+
+/// How long [`ZoneServer::wait_ready`] waits for the peer to answer.
+const ZONE_READY_LIMIT: Duration = Duration::from_secs(15);
+
+/// A peer program serving one zone on an address the test picks (gdnsd,
+/// PowerDNS): its process (stopped by PID when dropped), its address, the
+/// zone (no final dot) and the folder of its files.
+pub struct ZoneServer {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub zone: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ZoneServer {
+    /// Starts `cmd` (the program `name`), serving `zone` at `addr` from `dir`.
+    pub fn spawn(
+        name: &str,
+        cmd: Command,
+        (addr, zone): (SocketAddr, &str),
+        dir: tempfile::TempDir,
+    ) -> ZoneServer {
+        ZoneServer {
+            proc: Proc::spawn(name, cmd),
+            addr,
+            zone: zone.to_owned(),
+            _dir: dir,
+        }
+    }
+
+    /// Waits until the peer answers its zone's SOA (panics with its stderr
+    /// if it exits or takes too long).
+    pub async fn wait_ready(&mut self) {
+        let (addr, zone) = (self.addr, format!("{}.", self.zone));
+        super::wait_soa(addr, &zone, ZONE_READY_LIMIT, &mut [&mut self.proc], |m| {
+            m.metadata.response_code == hickory_proto::op::ResponseCode::NoError
+        })
+        .await;
+    }
+}

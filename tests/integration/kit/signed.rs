@@ -236,3 +236,21 @@ pub fn sign_zone(zone: &str, unsigned: &Path, signer: Signer, denial: Denial) ->
         dir,
     }
 }
+
+/// `dig AXFR`'s output as a zone file the DNSSEC tools read: comments and
+/// blank lines out, and the SOA that closes the transfer dropped (a zone
+/// file holds it once).
+pub fn axfr_zone_file(dig_out: &str) -> String {
+    let mut seen_soa = false;
+    dig_out
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .filter(|l| {
+            let soa = l.split_whitespace().nth(3) == Some("SOA");
+            let keep = !(soa && seen_soa);
+            seen_soa |= soa;
+            keep
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}

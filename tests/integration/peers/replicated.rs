@@ -109,6 +109,8 @@ async fn ls_replicated_over_nsd_and_knot_survives_knot_sigkill() {
     let Some([knotd, _nsd]) = need(TEST, ["knotd", "nsd"]) else {
         return;
     };
+    // Asserts wall-clock upper bounds: never beside a load test.
+    let _load = crate::kit::timed().await;
     let zone = std::fs::read_to_string(peers_fixture("example.test.zone")).unwrap();
     let mut nsd = Nsd::primary("example.test.", &zone);
     let mut knot = Knot::primary(&knotd, "example.test.", &zone);

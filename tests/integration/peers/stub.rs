@@ -167,6 +167,8 @@ async fn glibc_stub_resolver_in_a_namespace_gets_a_aaaa_and_prompt_nxdomain() {
     let Some([ip, _getent]) = need(TEST, ["ip", "getent"]) else {
         return;
     };
+    // Asserts wall-clock upper bounds: never beside a load test.
+    let _load = crate::kit::timed().await;
     let ns = match Netns::create(&ip, "nameserver 127.0.0.1\n") {
         Ok(ns) => ns,
         Err(why) => {

@@ -179,6 +179,8 @@ async fn unbound_over_partitioned_ls_fails_honestly_when_a_partition_stalls() {
     let Some([bin]) = need(TEST, ["unbound"]) else {
         return;
     };
+    // Asserts wall-clock upper bounds (SERVFAIL_LIMIT): never beside a load test.
+    let _load = crate::kit::timed().await;
     let mut setup = Setup::start(Some(&bin)).await;
     let Setup {
         unbound,

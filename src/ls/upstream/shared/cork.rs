@@ -300,7 +300,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(30);
         join_all((0..QUERIES).map(|_| async move {
             let (mut q, end) = wire_query();
-            pool.exchange(addr, &mut q, end, deadline, None, None).await
+            pool.exchange(addr, &mut q, end, (deadline, None)).await
         }))
         .await
     }
@@ -347,7 +347,7 @@ mod tests {
             let (pool, to) = (&pool, if i % 2 == 0 { v4 } else { v6 });
             async move {
                 let (mut q, end) = wire_query();
-                pool.exchange(to, &mut q, end, deadline, None, None).await
+                pool.exchange(to, &mut q, end, (deadline, None)).await
             }
         });
         let answers = corked(join_all(asks)).await;
@@ -368,12 +368,12 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(60);
         let refused = async {
             let (mut q, end) = wire_query();
-            pool.exchange(b.addr, &mut q, end, deadline, Some(b.begin()), None)
+            pool.exchange(b.addr, &mut q, end, (deadline, Some(b.begin())))
                 .await
         };
         let fine = async {
             let (mut q, end) = wire_query();
-            pool.exchange(addr, &mut q, end, deadline, None, None).await
+            pool.exchange(addr, &mut q, end, (deadline, None)).await
         };
         let (refused, fine) = corked(async { tokio::join!(refused, fine) }).await;
         assert!(
@@ -409,7 +409,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(60);
         let ask = || async {
             let (mut q, end) = wire_query();
-            pool.exchange(b.addr, &mut q, end, deadline, Some(b.begin()), None)
+            pool.exchange(b.addr, &mut q, end, (deadline, Some(b.begin())))
                 .await
         };
         // Both end for their asker at once (an error, not the timeout).

@@ -252,8 +252,8 @@ impl SharedSockets {
     /// matching response. `query`'s ID is overwritten. `inflight` (the
     /// backend's in-flight count) is released when the answer comes, even
     /// after this call has been abandoned, or at the deadline; a late answer
-    /// also feeds the backend's latency (and, with `hedge_pct`, its adaptive
-    /// hedge delay).
+    /// also feeds the backend's latency (its adaptive hedge delay only
+    /// through [`SharedSockets::exchange_from`]'s `hedge_pct`).
     ///
     /// # Errors
     /// Timeout, a socket error, or no free ID on the chosen socket.
@@ -262,13 +262,11 @@ impl SharedSockets {
         addr: SocketAddr,
         query: &mut [u8],
         question_end: usize,
-        deadline: Instant,
-        inflight: Option<InFlight>,
-        hedge_pct: Option<f64>,
+        (deadline, inflight): (Instant, Option<InFlight>),
     ) -> Result<Vec<u8>, UpstreamError> {
         let mut local = None;
         let to = (addr, &mut local);
-        self.exchange_from(to, query, question_end, deadline, inflight, hedge_pct)
+        self.exchange_from(to, query, question_end, deadline, inflight, None)
             .await
     }
 
@@ -456,7 +454,7 @@ mod tests {
             let (pool, b) = (&pool, &b);
             async move {
                 let (mut q, end) = wire_query();
-                let exchange = pool.exchange(b.addr, &mut q, end, deadline, Some(b.begin()), None);
+                let exchange = pool.exchange(b.addr, &mut q, end, (deadline, Some(b.begin())));
                 // Given up long before the deadline, as a race's loser is.
                 let r = tokio::time::timeout(20 * MS, exchange).await;
                 assert!(r.is_err(), "the blackhole answered: {r:?}");
