@@ -190,6 +190,9 @@ pub fn check_all(path: &Path) -> CheckReport {
         {
             warnings.push(cfg.problem_at(&text, "ls.anycast", msg).to_string());
         }
+        for msg in crate::ls::identity::probe_warnings(ls) {
+            warnings.push(cfg.problem_at(&text, "ls.anycast.query", msg).to_string());
+        }
     }
     // A file named by several table servers is warned about once.
     let mut seen = std::collections::HashSet::new();
@@ -370,6 +373,30 @@ mod tests {
                 .map(|(o, s)| (Name::from_ascii(o).unwrap(), *s))
                 .collect(),
         }
+    }
+
+    /// R3's A4: `dnslb check` names the rule that would drop a forwarded
+    /// probe question, at the probe question's line.
+    #[test]
+    fn check_warns_of_a_rule_that_drops_the_probe_s_question() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[ls]\nmetrics = \"127.0.0.1:5390\"\n\n[ls.anycast]\nquery = \"www.b.test. A\"\n\n\
+             [[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\n\
+             [[ls.rule]]\nname = \"nothing-else\"\nmatch = { suffix = [\".\"] }\naction = \"drop\"\n",
+        )
+        .unwrap();
+        let report = check_all(&path);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let w: Vec<&String> = report
+            .warnings
+            .iter()
+            .filter(|w| w.contains("\"nothing-else\" drops the probe's question"))
+            .collect();
+        assert_eq!(w.len(), 1, "{:?}", report.warnings);
+        assert!(w[0].contains("c.toml:5:"), "{}", w[0]);
     }
 
     #[test]

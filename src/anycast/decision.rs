@@ -27,6 +27,33 @@ impl RoundVerdict {
     }
 }
 
+/// The log line a round's parts (the DNS query's verdict, `/ready`'s) call
+/// for, given the last round's (`last`, updated): said once when what
+/// fails changes, and once when both are good again; `None` otherwise. A
+/// probe that never gets an answer says why, not only "withdrawn".
+pub fn round_note(
+    last: &mut (RoundVerdict, RoundVerdict),
+    now: (RoundVerdict, RoundVerdict),
+) -> Option<&'static str> {
+    if *last == now {
+        return None;
+    }
+    *last = now;
+    Some(match now {
+        (RoundVerdict::Good, RoundVerdict::Good) => "the ls answers the probe again",
+        (RoundVerdict::Lost, _) => {
+            "probe: no answer to the DNS question within timeout_ms (a hung ls, a rule or block dropping it?)"
+        }
+        (RoundVerdict::Down, _) => "probe: the DNS question refused (nothing listens there?)",
+        (RoundVerdict::Good, RoundVerdict::Lost) => {
+            "probe: no answer from /ready within timeout_ms"
+        }
+        (RoundVerdict::Good, RoundVerdict::Down) => {
+            "probe: /ready not 200 or refused (the ls is stopping?)"
+        }
+    })
+}
+
 /// A change to tell BIRD about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteChange {
@@ -93,6 +120,23 @@ impl Announcer {
 mod tests {
     use super::RoundVerdict::{Down, Good, Lost};
     use super::*;
+
+    #[test]
+    fn a_failing_part_is_said_once_and_the_recovery_once() {
+        let mut last = (Good, Good);
+        assert_eq!(round_note(&mut last, (Good, Good)), None);
+        let lost = round_note(&mut last, (Lost, Good)).unwrap();
+        assert!(lost.contains("no answer to the DNS question"), "{lost}");
+        assert_eq!(round_note(&mut last, (Lost, Good)), None, "once");
+        let ready = round_note(&mut last, (Good, Down)).unwrap();
+        assert!(ready.contains("/ready"), "{ready}");
+        assert!(
+            round_note(&mut last, (Good, Good))
+                .unwrap()
+                .contains("again")
+        );
+        assert_eq!(round_note(&mut last, (Good, Good)), None);
+    }
 
     fn up(rise: u32, fall: u32) -> Announcer {
         let mut a = Announcer::new(rise, fall);

@@ -100,13 +100,12 @@ impl AnycastSettings {
     }
 }
 
-/// One round: the DNS query and `/ready` side by side.
-async fn round(s: &AnycastSettings) -> RoundVerdict {
-    let (dns, ready) = tokio::join!(
+/// One round: the DNS query and `/ready` side by side, each's verdict.
+async fn round(s: &AnycastSettings) -> (RoundVerdict, RoundVerdict) {
+    tokio::join!(
         probe::dns(s.dns, &s.query, s.timeout),
         probe::ready(s.ready, s.timeout)
-    );
-    dns.and(ready)
+    )
 }
 
 /// Says `on` to BIRD for every protocol; whether all of them took it.
@@ -153,6 +152,7 @@ async fn probe_loop(s: AnycastSettings, stop: CancellationToken) {
     let mut bird = Bird::new(&s.bird_socket, s.timeout.max(Duration::from_millis(500)));
     let mut announcer = Announcer::new(s.rise, s.fall);
     let mut failing = false;
+    let mut last_parts = (RoundVerdict::Good, RoundVerdict::Good);
     info!(dns = %s.dns, ready = %s.ready, protocols = ?s.protocols,
           interval_ms = s.interval.as_millis() as u64, "anycast probe started; withdrawn until the ls answers");
     // Withdrawn until proven: whatever BIRD had before.
@@ -164,10 +164,19 @@ async fn probe_loop(s: AnycastSettings, stop: CancellationToken) {
             _ = stop.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let verdict = tokio::select! {
+        let parts = tokio::select! {
             _ = stop.cancelled() => break,
             v = round(&s) => v,
         };
+        if let Some(note) = decision::round_note(&mut last_parts, parts) {
+            let timeout_ms = s.timeout.as_millis() as u64;
+            if parts == (RoundVerdict::Good, RoundVerdict::Good) {
+                info!(query = %s.query, "{note}");
+            } else {
+                warn!(query = %s.query, dns = ?parts.0, ready = ?parts.1, timeout_ms, "{note}");
+            }
+        }
+        let verdict = parts.0.and(parts.1);
         let change = announcer.observe(verdict);
         let told = tell(&mut bird, &s, announcer.announced(), &mut failing).await;
         // Said once BIRD took it; BIRD not told: said when it is reached

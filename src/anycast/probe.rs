@@ -6,6 +6,10 @@
 //! which the LS answers itself on the path every query takes, without a
 //! backend: a hung or dead backend does not withdraw the LS, a hung LS is.
 //!
+//! It is sent from loopback when the LS is on this host, so the LS answers
+//! it before its dynamic blocks and rules (`crate::ls::identity`): a
+//! client's flood or a rule that drops names not served cannot withdraw it.
+//!
 //! A DNS answer counts whatever its RCODE: the LS answered, and what its
 //! backends say is its own health checks' business (withdrawing on SERVFAIL
 //! would move an overloaded LS's load onto its peers, and on with a cascade).
@@ -41,17 +45,10 @@ pub async fn dns(addr: SocketAddr, q: &ProbeQuestion, wait: Duration) -> RoundVe
     let Ok(bytes) = m.to_vec() else {
         return RoundVerdict::Down;
     };
-    let local: IpAddr = match addr {
-        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
-        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let sock = match UdpSocket::bind((local, 0)).await {
+    let sock = match socket_to(addr).await {
         Ok(s) => s,
         Err(e) => return io_verdict(&e),
     };
-    if let Err(e) = sock.connect(addr).await {
-        return io_verdict(&e);
-    }
     if let Err(e) = sock.send(&bytes).await {
         return io_verdict(&e);
     }
@@ -68,6 +65,26 @@ pub async fn dns(addr: SocketAddr, q: &ProbeQuestion, wait: Duration) -> RoundVe
             }
         }
     }
+}
+
+/// A UDP socket connected to `addr`, sending from loopback (127.0.0.1 or
+/// ::1) when `addr` is on this host: the LS answers its identity question
+/// from loopback before any dynamic block or rule (`crate::ls::identity`),
+/// whatever address it listens on. A remote `addr` (the kernel refuses a
+/// loopback source towards it): from the address the kernel picks.
+async fn socket_to(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let (lo, any): (IpAddr, IpAddr) = match addr {
+        SocketAddr::V4(_) => (Ipv4Addr::LOCALHOST.into(), Ipv4Addr::UNSPECIFIED.into()),
+        SocketAddr::V6(_) => (Ipv6Addr::LOCALHOST.into(), Ipv6Addr::UNSPECIFIED.into()),
+    };
+    if let Ok(sock) = UdpSocket::bind((lo, 0)).await
+        && sock.connect(addr).await.is_ok()
+    {
+        return Ok(sock);
+    }
+    let sock = UdpSocket::bind((any, 0)).await?;
+    sock.connect(addr).await?;
+    Ok(sock)
 }
 
 /// The question asked for `q`: class CH for an identity question

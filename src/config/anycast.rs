@@ -118,6 +118,24 @@ pub(super) fn problems(
     out
 }
 
+/// The longest `identity`: one TXT string.
+const IDENTITY_MAX: usize = 255;
+
+/// The problem of `[ls] identity`, if any: 1 to 255 bytes of printable
+/// text (one TXT string; `hide_identity` is the way to tell nothing).
+/// As (key, message).
+pub(super) fn identity_problem(identity: Option<&str>) -> Option<(String, String)> {
+    let id = identity?;
+    let printable = id.chars().all(|c| !c.is_control());
+    (id.is_empty() || id.len() > IDENTITY_MAX || !printable).then(|| {
+        let msg = format!(
+            "must be 1 to {IDENTITY_MAX} bytes of printable text, got {} bytes (to tell nothing, set hide_identity = true)",
+            id.len()
+        );
+        ("ls.identity".to_owned(), msg)
+    })
+}
+
 /// The warning for `a` in an `[ls]` whose answer deadline is `ls_timeout_ms`:
 /// a question the LS forwards to its backends (not `id.server.`/
 /// `hostname.bind.` TXT) waits for them, so a hung or dead backend makes
@@ -198,6 +216,31 @@ mod tests {
         };
         let w = probe_warning(&soa, 1500).unwrap();
         assert!(w.contains("1500 ms") && w.contains("timeout_ms 150"), "{w}");
+    }
+
+    #[test]
+    fn an_identity_is_one_printable_txt_string() {
+        let path = std::path::Path::new("c.toml");
+        let text = |v: &str| {
+            format!(
+                "[ls]\nidentity = {v}\nhide_identity = true\n\
+                 [[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n"
+            )
+        };
+        let cfg = crate::config::Config::from_toml(&text("\"ls-1.example\""), path).unwrap();
+        let ls = cfg.ls.unwrap();
+        assert_eq!(ls.identity.as_deref(), Some("ls-1.example"));
+        assert!(ls.hide_identity);
+        let long = format!("\"{}\"", "a".repeat(256));
+        for bad in ["\"\"", "\"a\\nb\"", long.as_str()] {
+            let err = crate::config::Config::from_toml(&text(bad), path)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("c.toml:2: ls.identity: must be 1 to 255"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -67,6 +67,8 @@ mod ls_keys {
         "api_key",
         "control_allow",
         "ecs",
+        "identity",
+        "hide_identity",
         "dynamic_block",
     ];
 }

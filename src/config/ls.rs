@@ -152,6 +152,12 @@ pub struct LsConfig {
     /// What the LS does with a client's EDNS Client Subnet option (RFC 7871)
     /// on the query it forwards. \[pass\]
     pub ecs: EcsMode,
+    /// The text the LS answers `id.server.` and `hostname.bind.` (CH TXT,
+    /// RFC 4892) with. \[the kernel's host name\]
+    pub identity: Option<String>,
+    /// Those questions answered REFUSED, but the anycast probe's (UDP from
+    /// loopback). \[false\]
+    pub hide_identity: bool,
     /// The dynamic block rules, `[[ls.dynamic_block]]`, in config order. \[none\]
     pub dynamic_block: Vec<DynBlockConfig>,
     /// Most names the `sticky` order remembers (bounds its memory). \[100000\]
@@ -214,6 +220,8 @@ impl Default for LsConfig {
             api_key: None,
             control_allow: super::dynblock::default_control_allow(),
             ecs: EcsMode::Pass,
+            identity: None,
+            hide_identity: false,
             dynamic_block: Vec::new(),
             sticky_size: 100_000,
             cache: None,

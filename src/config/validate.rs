@@ -305,9 +305,10 @@ fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
         check.push(&paths, msg);
     }
     encrypted_checks::check_encrypted(ls, check);
-    for (path, msg) in
-        super::dynblock::problems(&ls.dynamic_block, ls.api_key.as_deref(), &ls.control_allow)
-    {
+    let identity = super::anycast::identity_problem(ls.identity.as_deref());
+    let blocks =
+        super::dynblock::problems(&ls.dynamic_block, ls.api_key.as_deref(), &ls.control_allow);
+    for (path, msg) in blocks.into_iter().chain(identity) {
         // A key left out: the line of its table.
         let table = path.rsplit_once('.').map_or("ls", |(t, _)| t);
         check.push(&[&path, table, "ls"], msg);

@@ -21,6 +21,23 @@ pub fn is_identity_name(name: &str) -> bool {
     n == "id.server" || n == "hostname.bind"
 }
 
+/// Whether the one plain question of `raw` (ending at `question_end`)
+/// asks an identity question: `id.server.` or `hostname.bind.`, CH TXT.
+pub fn is_identity_question(raw: &[u8], question_end: usize) -> bool {
+    let Some(question) = raw.get(HEADER_LEN..question_end) else {
+        return false;
+    };
+    let Some((name, tail)) = question
+        .len()
+        .checked_sub(4)
+        .and_then(|at| question.split_at_checked(at))
+    else {
+        return false;
+    };
+    tail == [0, TYPE_TXT as u8, 0, CLASS_CH as u8]
+        && NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
 /// The host name this server answers with: the kernel's, else `dnslb`.
 pub fn host_identity() -> &'static [u8] {
     static ID: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
@@ -39,13 +56,7 @@ pub fn host_identity() -> &'static [u8] {
 /// string (at most 255 bytes of it), TTL 0, no EDNS. `None` for any
 /// other query.
 pub fn identity_answer(raw: &[u8], question_end: usize, identity: &[u8]) -> Option<Vec<u8>> {
-    let question = raw.get(HEADER_LEN..question_end)?;
-    let (name, tail) = question.split_at_checked(question.len().checked_sub(4)?)?;
-    if tail != [0, TYPE_TXT as u8, 0, CLASS_CH as u8] {
-        return None;
-    }
-    let lower = name.to_ascii_lowercase();
-    if !NAMES.contains(&lower.as_slice()) {
+    if !is_identity_question(raw, question_end) {
         return None;
     }
     let text = identity.get(..identity.len().min(255))?;

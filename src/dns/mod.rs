@@ -47,7 +47,9 @@ pub use header::{
     rejects_query, same_question,
 };
 pub use hostname::parse_hostname;
-pub use identity::{CLASS_CH, host_identity, identity_answer, is_identity_name};
+pub use identity::{
+    CLASS_CH, host_identity, identity_answer, is_identity_name, is_identity_question,
+};
 pub use limits::{
     HEADER_LEN, NAME_MAX, TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX, UDP_PAYLOAD_PLAIN, Via,
 };

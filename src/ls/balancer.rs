@@ -241,6 +241,11 @@ impl Balancer {
                     .checked_sub(4)
                     .and_then(|at| dns::u16_at(req.raw, at))
                     .unwrap_or(0);
+                // The anycast probe's question, before any block or rule.
+                let src = req.src.ip();
+                if let Some(me) = state.identity.for_probe(req.raw, end, src, req.via) {
+                    return now(Some(me));
+                }
                 if let Some(reply) = blocked_now(qname, qtype) {
                     return reply;
                 }
@@ -249,8 +254,8 @@ impl Balancer {
                     return made_up(hit);
                 }
                 // `id.server.`/`hostname.bind.` CH TXT: the LS's own answer
-                // (RFC 4892), the anycast probe's question.
-                if let Some(me) = dns::identity_answer(req.raw, end, dns::host_identity()) {
+                // (RFC 4892), or REFUSED under `hide_identity`.
+                if let Some(me) = state.identity.answer(req.raw, end) {
                     return now(Some(me));
                 }
                 let name = req.raw.get(HEADER_LEN..end).unwrap_or_default();

@@ -39,7 +39,8 @@
 //!   Client Subnet for `add` and `off`: the query edited at the door, the
 //!   answer mended), [`cache`] (the
 //!   packet cache), [`dynblock`] (dynamic blocks, blocks by hand and
-//!   `dnslb top`'s counts). The ACL, the rate limit and the in-flight bound's share
+//!   `dnslb top`'s counts), [`identity`] (what the LS tells of itself, and
+//!   the anycast probe's question answered before the blocks and rules). The ACL, the rate limit and the in-flight bound's share
 //!   per client are [`crate::guard`]'s, shared with the server layer and
 //!   the TS.
 //!
@@ -52,6 +53,7 @@ pub mod control;
 pub mod dynblock;
 pub mod ecs;
 pub mod hedge;
+pub mod identity;
 pub mod invalidate;
 pub mod latency;
 pub mod loopmark;

@@ -218,7 +218,16 @@ fn respond_plain(
     if let Some(done) = service_reply(ts, zone, req, (&q.qname, q.qtype), head, opt, max) {
         return Some(done);
     }
+    // A well-formed ECS option is echoed at scope 0 (the answer is the
+    // same for every subnet, RFC 7871 §7.2.1); only then is the OPT built
+    // on the heap.
+    let ecs = q.opt.filter(|o| o.client_subnet);
+    let ecs = ecs.and_then(|_| super::gslb::ecs::find(req.raw).ok().flatten());
     let opt = q.opt.map(|o| answer::opt_record(o.dnssec_ok));
+    let echo = opt
+        .zip(ecs)
+        .map(|(o, e)| super::gslb::ecs::opt_with_echo(&o, &e));
+    let opt: Option<&[u8]> = echo.as_deref().or(opt.as_ref().map(|o| &o[..]));
     let asked = answer::Asked {
         id: q.id,
         flags: q.flags,
@@ -227,14 +236,7 @@ fn respond_plain(
         qtype: q.qtype,
         dnssec_ok: q.opt.is_some_and(|o| o.dnssec_ok),
     };
-    Some(finish(
-        ts,
-        (&catalog, zone),
-        asked,
-        opt.as_ref().map(|o| &o[..]),
-        max,
-        req.transport,
-    ))
+    Some(finish(ts, (&catalog, zone), asked, opt, max, req.transport))
 }
 
 /// The answer of a `[[ts.service]]` to an A or AAAA query for its name

@@ -3,6 +3,7 @@
 
 mod amplification;
 mod anycast;
+mod anycast_probe;
 mod attacks;
 mod browser;
 mod build_info;
@@ -29,6 +30,7 @@ mod fleet;
 mod fuzz_regressions;
 mod gslb_check;
 mod gslb_peers;
+mod gslb_scale;
 mod health;
 mod health_http;
 mod interop;

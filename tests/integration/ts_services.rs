@@ -392,6 +392,36 @@ fn ecs_prefixes(m: &Message) -> Option<(u8, u8)> {
     }
 }
 
+/// R3's E: the zone's other names echo a well-formed ECS option with scope 0
+/// (RFC 7871 §7.2.1: their answers suit every subnet; gdnsd does so), the
+/// service's name with its views' scope; no option sent, none back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_no_service_holds_echo_the_ecs_option_with_scope_0() {
+    use crate::kit::udp;
+    let dir = ZoneDir::new();
+    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
+        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
+        view = [ { clients = [\"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
+    let ts = Ts::start_org(&dir, services).await;
+    for (name, rcode) in [
+        ("ns.example.org", ResponseCode::NoError),
+        ("nothing.example.org", ResponseCode::NXDomain),
+    ] {
+        let m = udp(ts.addr, &ecs_query(name, Some([10, 1, 2]))).await;
+        assert_eq!(m.metadata.response_code, rcode, "{name}");
+        assert_eq!(ecs_prefixes(&m), Some((24, 0)), "{name}");
+        let m = udp(ts.addr, &ecs_query(name, None)).await;
+        assert_eq!(ecs_prefixes(&m), None, "{name} without ECS");
+    }
+    let m = udp(ts.addr, &ecs_query("www.example.org", Some([10, 1, 2]))).await;
+    assert_eq!(
+        ecs_prefixes(&m),
+        Some((24, 8)),
+        "the service: its view's /8"
+    );
+    ts.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_ls_cache_two_views_never_get_each_other_s_answer() {
     use crate::kit::{ls_config, start_ls, udp};

@@ -16,6 +16,7 @@ use crate::ls::backend::health::HealthPolicy;
 use crate::ls::backend::{Backend, limit};
 use crate::ls::cache::PacketCache;
 use crate::ls::hedge::HedgeBudget;
+use crate::ls::identity::IdentityAnswers;
 use crate::ls::loopmark::Mark;
 use crate::ls::notify_peers::NotifyPeers;
 use crate::ls::resolution::Resolution;
@@ -66,6 +67,9 @@ pub struct LsState {
     /// What the door does with a client's ECS option (`ecs` in `[ls]`,
     /// [`crate::ls::ecs`]).
     pub ecs: EcsMode,
+    /// The answers to `id.server.`/`hostname.bind.` (`identity`,
+    /// `hide_identity`), the anycast probe's first.
+    pub identity: IdentityAnswers,
 }
 
 impl LsState {
@@ -179,6 +183,7 @@ impl LsState {
             rules: RuleSet::new(c, old.map(|o| &o.rules)),
             response_rules: ResponseRules::new(c, old.map(|o| &o.response_rules)),
             ecs: c.ecs,
+            identity: IdentityAnswers::from_config(c),
         }
     }
 

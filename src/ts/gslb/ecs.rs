@@ -1,7 +1,8 @@
 //! The EDNS Client Subnet option (RFC 7871) of a query, read in place
 //! ([`find`]: none, one well formed, or [`MalformedEcs`], which the TS answers
 //! FORMERR, RFC 7871 §7.1.1), and the option echoed in the answer with the
-//! scope the answer depended on ([`ClientSubnet::write_echo`]). Pure.
+//! scope the answer depended on ([`ClientSubnet::write_echo`]; scope 0 in
+//! the zone's other answers, [`opt_with_echo`]). Pure.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The ECS option code (RFC 7871 §6).
@@ -150,6 +151,21 @@ impl ClientSubnet {
         out.push(scope);
         out.extend_from_slice(&octets[..need]);
     }
+}
+
+/// The OPT of an answer that does not depend on the client's subnet (a
+/// name no service holds): `opt` (an OPT record without options, as
+/// `answer::opt_record` writes it) with `ecs` echoed at scope 0. RFC 7871
+/// §7.2.1: a server that implements ECS echoes the option, and scope 0
+/// says the answer suits every subnet (as gdnsd answers).
+pub fn opt_with_echo(opt: &[u8], ecs: &ClientSubnet) -> Vec<u8> {
+    let mut out = opt.to_vec();
+    ecs.write_echo(0, &mut out);
+    let rdlen = u16::try_from(out.len().saturating_sub(opt.len())).unwrap_or(0);
+    if let Some(at) = out.get_mut(9..11) {
+        at.copy_from_slice(&rdlen.to_be_bytes());
+    }
+    out
 }
 
 #[cfg(test)]

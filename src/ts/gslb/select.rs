@@ -11,7 +11,8 @@
 //! `all` and `weighted` take every live endpoint of the family. When no group
 //! reaches `min_live` but some endpoint of the order is live, those live
 //! ones answer; when none is, `when_all_down` decides: every endpoint of
-//! the family, whatever its group (fail-open), the fallback CNAME, or SERVFAIL. A family with no endpoint
+//! the family, whatever its group (fail-open; at most `max_answers`, under
+//! `weighted` too: no draw), the fallback CNAME, or SERVFAIL. A family with no endpoint
 //! at all is the zone's to answer (NODATA).
 use std::cell::Cell;
 
@@ -85,28 +86,32 @@ fn choose(
         return SetChoice::NoFamily;
     }
     let live = candidates(s, order, f, up);
-    let members = match live {
-        Some(m) => m,
+    let (members, fail_open) = match live {
+        Some(m) => (m, false),
         None => match &s.when_all_down {
             WhenAllDown::Servfail => return SetChoice::Servfail,
             WhenAllDown::Fallback(_) => return SetChoice::Fallback,
             // Every endpoint of the family, whatever the group or view
             // (docs/CONFIG.md (the TS): fail-open answers every endpoint).
-            WhenAllDown::All => s
-                .endpoints
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| AddrFamily::of(e.addr) == f)
-                .filter_map(|(i, _)| u16::try_from(i).ok())
-                .collect(),
+            WhenAllDown::All => {
+                let every = s
+                    .endpoints
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| AddrFamily::of(e.addr) == f)
+                    .filter_map(|(i, _)| u16::try_from(i).ok());
+                (every.collect(), true)
+            }
         },
     };
-    finish(s, members)
+    finish(s, members, fail_open)
 }
 
-/// The members cut to what an answer may hold.
-fn finish(s: &Service, mut members: Vec<u16>) -> SetChoice {
-    if s.select == Select::Weighted {
+/// The members cut to what an answer may hold: `pick` drawn (`weighted`,
+/// unless `fail_open`: then every one, as `all` answers), else at most
+/// `max_answers`.
+fn finish(s: &Service, mut members: Vec<u16>, fail_open: bool) -> SetChoice {
+    if s.select == Select::Weighted && !fail_open {
         members.truncate(u16::MAX.into());
         let pick = s.pick.min(members.len()).min(MAX_PICK);
         SetChoice::Records { members, pick }
@@ -332,6 +337,45 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
         );
         let sets = AnswerSets::build(&s.list, &|i| i == 2);
         assert_eq!(members(&sets.services[0][0][0]), [2], "one live: it alone");
+    }
+
+    /// R3's D: fail-open under `weighted` answers every endpoint (up to
+    /// `max_answers`), not `pick` of them drawn.
+    #[test]
+    fn weighted_all_down_answers_every_endpoint_not_pick() {
+        let eps: Vec<String> = (1..=12)
+            .map(|i| format!("{{ addr = \"192.0.2.{i}\", weight = {i} }}"))
+            .collect();
+        let body = |extra: &str| {
+            format!(
+                "select = \"weighted\"\npick = 3\n{extra}endpoint = [ {} ]\n",
+                eps.join(", ")
+            )
+        };
+        let s = Services::compile(&service(&body("max_answers = 64\n")));
+        let sets = AnswerSets::build(&s.list, &|_| false);
+        let choice = &sets.services[0][0][0];
+        let mut rng = Rng::new(3);
+        for _ in 0..100 {
+            let mut got = Vec::new();
+            choice.draw(&s.list[0], &mut rng, |m| got.push(m));
+            assert_eq!(got, (0..12).collect::<Vec<_>>(), "every endpoint, in order");
+        }
+        let s = Services::compile(&service(&body("")));
+        let sets = AnswerSets::build(&s.list, &|_| false);
+        assert_eq!(
+            sets.services[0][0][0],
+            SetChoice::Records {
+                members: (0..8).collect(),
+                pick: 0
+            },
+            "at most max_answers (8)"
+        );
+        // One live: the draw as usual, among the live.
+        let sets = AnswerSets::build(&s.list, &|i| i == 4);
+        let mut got = Vec::new();
+        sets.services[0][0][0].draw(&s.list[0], &mut rng, |m| got.push(m));
+        assert_eq!(got, [4]);
     }
 
     #[test]

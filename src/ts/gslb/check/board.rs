@@ -1,6 +1,6 @@
 //! What the checker shows outside its task: each distinct target's state,
-//! last change and probe counts (atomics the task writes and readers load),
-//! as Prometheus text and as `dnslb status` rows.
+//! last change and probe counts, and the probes in flight (atomics the task
+//! writes and readers load), as Prometheus text and as `dnslb status` rows.
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -28,10 +28,14 @@ struct Slot {
     timeout: AtomicU64,
 }
 
-/// Every distinct target's [`Slot`], in the checker's order.
+/// Every distinct target's [`Slot`], in the checker's order, and the probes
+/// in flight: now, the most at once so far, and their bound.
 #[derive(Debug)]
 pub(super) struct Board {
     slots: Vec<Slot>,
+    in_flight: AtomicU64,
+    peak: AtomicU64,
+    bound: AtomicU64,
 }
 
 impl Board {
@@ -50,7 +54,52 @@ impl Board {
                 timeout: AtomicU64::new(0),
             })
             .collect();
-        Self { slots }
+        Self {
+            slots,
+            in_flight: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
+            bound: AtomicU64::new(0),
+        }
+    }
+
+    /// The bound on probes in flight the task keeps to.
+    pub(super) fn set_bound(&self, bound: usize) {
+        let bound = u64::try_from(bound).unwrap_or(u64::MAX);
+        self.bound.store(bound, Ordering::Relaxed);
+    }
+
+    /// `n` probes are in flight now (the peak kept).
+    pub(super) fn set_in_flight(&self, n: usize) {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        self.in_flight.store(n, Ordering::Relaxed);
+        self.peak.fetch_max(n, Ordering::Relaxed);
+    }
+
+    /// Appends `dnslb_ts_checks_in_flight`, `..._peak` and `..._bound`.
+    pub(super) fn write_in_flight(&self, out: &mut String) {
+        for (name, help, v) in [
+            (
+                "dnslb_ts_checks_in_flight",
+                "Endpoint probes in flight now.",
+                &self.in_flight,
+            ),
+            (
+                "dnslb_ts_checks_in_flight_peak",
+                "The most endpoint probes in flight at once since the checker started.",
+                &self.peak,
+            ),
+            (
+                "dnslb_ts_checks_in_flight_bound",
+                "The bound on endpoint probes in flight at once.",
+                &self.bound,
+            ),
+        ] {
+            let v = v.load(Ordering::Relaxed);
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+            );
+        }
     }
 
     /// Counts one probe of target `i`.
@@ -199,6 +248,26 @@ mod tests {
         );
         assert!(out.contains("# TYPE dnslb_ts_endpoint_up gauge\n"));
         assert!(out.contains("# TYPE dnslb_ts_endpoint_checks_total counter\n"));
+    }
+
+    #[test]
+    fn the_probes_in_flight_show_now_their_peak_and_bound() {
+        let b = board();
+        b.set_bound(64);
+        for n in [3, 9, 2] {
+            b.set_in_flight(n);
+        }
+        let mut out = String::new();
+        b.write_in_flight(&mut out);
+        let lines: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            [
+                "dnslb_ts_checks_in_flight 2",
+                "dnslb_ts_checks_in_flight_peak 9",
+                "dnslb_ts_checks_in_flight_bound 64"
+            ]
+        );
     }
 
     #[test]

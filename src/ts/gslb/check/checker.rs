@@ -104,6 +104,7 @@ impl Checker {
         let health = vec![EndpointHealth::START; d.targets.len()];
         let (tx, rx) = watch::channel(Arc::new(live_set(&d.of_entry, &health)));
         let board = Arc::new(Board::new(d.labels, unix_now()));
+        board.set_bound(max_in_flight.max(1));
         let run = Run {
             targets: Arc::new(d.targets),
             of_entry: d.of_entry,
@@ -147,10 +148,13 @@ impl Checker {
         )
     }
 
-    /// Prometheus lines: `dnslb_ts_endpoint_up{service,endpoint}` 0|1 and
-    /// `dnslb_ts_endpoint_checks_total{service,endpoint,result="ok|fail|timeout"}`.
+    /// Prometheus lines: `dnslb_ts_endpoint_up{service,endpoint}` 0|1,
+    /// `dnslb_ts_endpoint_checks_total{service,endpoint,result="ok|fail|timeout"}`
+    /// and the probes in flight (`dnslb_ts_checks_in_flight`, its `_peak`
+    /// and `_bound`).
     pub fn write_prometheus(&self, out: &mut String) {
         self.board.write_prometheus(out);
+        self.board.write_in_flight(out);
     }
 
     /// For `dnslb status`: (label, up, last change in unix seconds) per label.
@@ -229,6 +233,8 @@ impl Run {
                     (i, result)
                 });
             }
+            // Counted from the futures themselves, not from the plan.
+            self.board.set_in_flight(probes.len());
             let wake = plan.next_wake();
             if wake != armed {
                 if let Some(at) = wake {
