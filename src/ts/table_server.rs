@@ -304,7 +304,9 @@ impl TableServer {
                     put.push(z);
                 }
                 None => {
-                    let Some(o) = old.with_origin(&key) else { continue };
+                    let Some(o) = old.with_origin(&key) else {
+                        continue;
+                    };
                     if installed.remove(o.origin()) {
                         self.journal.forget(&ixfr::journal_key(o));
                         gone.insert(key);
