@@ -173,6 +173,9 @@ pub fn render_blocks(list: &[BlockInfo]) -> String {
 /// The report as `dnslb top` prints it.
 pub fn render_top(r: &TopReport) -> String {
     let mut out = format!("last {} s\n", r.seconds);
+    if let Some(note) = &r.note {
+        let _ = writeln!(out, "({note})");
+    }
     for (title, list) in [
         ("clients", &r.clients),
         ("names", &r.names),

@@ -6,17 +6,19 @@
 //!
 //! A [`CountShard`] holds one worker's counts since it last handed them in:
 //! client groups (one counter per rule that counts clients, plus the
-//! queries), names for `name-rate` rules, and for `dnslb top` query names,
-//! types and rcodes; all in bounded tables ([`super::table`]). The UDP
+//! queries) when a rule counts clients, names when a `name-rate` rule is
+//! configured: nothing without rules (`dnslb top` reads the rings of
+//! [`super::recent`]); all in bounded tables ([`super::table`]). The UDP
 //! fast path's workers each own one ([`WorkerCounts`]: no lock at all);
 //! the async path's runtime threads count into shards of their own behind
 //! a mutex only that thread and the tick take. [`merge`] adds a shard into
 //! the [`Window`] (the rules' windows so far, bounded the same way, weights
-//! carried over so the heavy keys stay) and into the second's summary for
-//! `dnslb top`, and leaves the shard empty, its room kept for reuse.
-use std::collections::HashMap;
+//! carried over so the heavy keys stay), and leaves the shard empty, its
+//! room kept for reuse.
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
+use super::recent::Recent;
 use super::rules::{Rules, registered};
 use super::table::{CountTable, DynName, label_starts};
 use crate::config::DynKind;
@@ -31,10 +33,6 @@ pub const CLIENT_WAYS: usize = 8;
 pub const NAME_SETS: usize = 512;
 /// Ways of a shard's `name-rate` table.
 pub const NAME_WAYS: usize = 8;
-/// Sets of a shard's table of query names (`dnslb top`).
-pub const QNAME_SETS: usize = 256;
-/// Ways of the query-name table.
-pub const QNAME_WAYS: usize = 4;
 /// How many shards' worth of keys the [`Window`] holds.
 pub const WINDOW_SHARDS: usize = 8;
 
@@ -43,9 +41,6 @@ pub(super) struct CountShard {
     pub(super) generation: u64,
     pub(super) clients: CountTable<IpAddr>,
     pub(super) names: CountTable<DynName>,
-    pub(super) qnames: CountTable<DynName>,
-    pub(super) qtypes: CountTable<u16>,
-    pub(super) rcodes: [u64; 16],
     /// Whether anything was counted since it was last emptied.
     pub(super) used: bool,
 }
@@ -59,18 +54,21 @@ impl CountShard {
             generation: rules.generation,
             clients: CountTable::new(CLIENT_SETS, CLIENT_WAYS, rules.cols),
             names: CountTable::new(NAME_SETS, NAME_WAYS, name_cols),
-            qnames: CountTable::new(QNAME_SETS, QNAME_WAYS, 1),
-            qtypes: CountTable::new(16, 4, 1),
-            rcodes: [0; 16],
             used: false,
         }
     }
 
     /// Counts a client query from group `group` for `qname` (wire form;
-    /// bytes past the name ignored) of type `qtype`.
+    /// bytes past the name ignored) of type `qtype`, for the rules that
+    /// count clients or names (none: nothing done).
     pub(super) fn on_query(&mut self, rules: &Rules, group: IpAddr, qname: &[u8], qtype: u16) {
+        if rules.list.is_empty() {
+            return;
+        }
         self.used = true;
-        if let Some(row) = self.clients.row_mut(group) {
+        if rules.counts_clients()
+            && let Some(row) = self.clients.row_mut(group)
+        {
             if let Some(c) = row.first_mut() {
                 *c += 1;
             }
@@ -96,21 +94,15 @@ impl CountShard {
                 }
             }
         }
-        if let Some(key) = DynName::new(0, qname) {
-            self.qnames.add(key, 0, 1);
-        }
-        self.qtypes.add(qtype, 0, 1);
     }
 
-    /// Counts an answer to client group `group`: its rcode and size.
+    /// Counts an answer to client group `group`: its rcode and size, for
+    /// the rules that count answers (none: nothing done).
     pub(super) fn on_answer(&mut self, rules: &Rules, group: IpAddr, rcode: u8, bytes: usize) {
-        self.used = true;
-        if let Some(c) = self.rcodes.get_mut(usize::from(rcode & 15)) {
-            *c += 1;
-        }
         if !rules.counts_answers() {
             return;
         }
+        self.used = true;
         let Some(row) = self.clients.row_mut(group) else {
             return;
         };
@@ -135,11 +127,15 @@ impl CountShard {
 
 /// The counts of a UDP fast-path worker, owned by it: counted with no lock,
 /// handed in ([`super::DynBlocks::hand_in`]) at its first event after each
-/// call of the tick, a lock taken once a second.
+/// call of the tick, a lock taken once a second; and its ring of recent
+/// queries for `dnslb top` (a lock of its own, taken by `top` only to read).
 pub struct WorkerCounts {
     pub(super) shard: CountShard,
     /// The tick's call it last answered.
     pub(super) epoch: u64,
+    /// The rules it counts for (renewed when their generation changes).
+    pub(super) rules: Arc<Rules>,
+    pub(super) recent: Arc<Mutex<Recent>>,
 }
 
 /// The counts judged over the rules' windows: every shard merged in, kept
@@ -165,27 +161,11 @@ impl Window {
     }
 }
 
-/// One second's counts for `dnslb top`, over every shard.
-#[derive(Default)]
-pub(super) struct SecondCounts {
-    pub(super) qnames: HashMap<DynName, u64>,
-    pub(super) qtypes: HashMap<u16, u64>,
-    pub(super) rcodes: [u64; 16],
-}
-
-impl SecondCounts {
-    pub(super) fn clear(&mut self) {
-        self.qnames.clear();
-        self.qtypes.clear();
-        self.rcodes = [0; 16];
-    }
-}
-
 /// Adds `shard`'s counts into `window` (client rows and names, each key's
-/// weight carried over) and `second` (query names, types, rcodes), and
-/// empties `shard`, its room kept. A shard laid out for other rules than
-/// `window` is only emptied. Pure: no clock, no lock.
-pub(super) fn merge(window: &mut Window, second: &mut SecondCounts, shard: &mut CountShard) {
+/// weight carried over) and empties `shard`, its room kept. A shard laid
+/// out for other rules than `window` is only emptied. Pure: no clock, no
+/// lock.
+pub(super) fn merge(window: &mut Window, shard: &mut CountShard) {
     if shard.generation == window.generation {
         shard
             .clients
@@ -196,15 +176,6 @@ pub(super) fn merge(window: &mut Window, second: &mut SecondCounts, shard: &mut 
     } else {
         shard.clients.take_each(|_, _, _| {});
         shard.names.take_each(|_, _, _| {});
-    }
-    shard.qnames.take_each(|k, _, row| {
-        *second.qnames.entry(k).or_default() += row.first().copied().unwrap_or(0);
-    });
-    shard.qtypes.take_each(|k, _, row| {
-        *second.qtypes.entry(k).or_default() += row.first().copied().unwrap_or(0);
-    });
-    for (a, b) in second.rcodes.iter_mut().zip(shard.rcodes.iter_mut()) {
-        *a += std::mem::take(b);
     }
     shard.used = false;
 }
@@ -231,9 +202,9 @@ mod tests {
         out
     }
 
-    /// Two workers' seconds add up key by key in the window, the second's
-    /// summary gets every name, type and rcode, and both shards come out
-    /// empty; a shard of an older rule set adds nothing to the window.
+    /// Two workers' seconds add up key by key in the window, and both
+    /// shards come out empty; a shard of an older rule set adds nothing to
+    /// the window.
     #[test]
     fn merging_adds_every_worker_s_counts_and_empties_the_shards() {
         let mut rcode = DynBlockConfig::new("nx", DynKind::RcodeRate, 1.0);
@@ -252,29 +223,24 @@ mod tests {
         b.on_query(&r, ip(2), name, 1);
         b.on_answer(&r, ip(2), 0, 40);
         let mut w = Window::new(&r);
-        let mut s = SecondCounts::default();
-        merge(&mut w, &mut s, &mut a);
-        merge(&mut w, &mut s, &mut b);
+        merge(&mut w, &mut a);
+        merge(&mut w, &mut b);
         // Columns: queries, `q`'s count, `nx`'s count.
         assert_eq!(
             window_rows(&mut w),
             [(ip(1), vec![4, 4, 1]), (ip(2), vec![1, 1, 0])]
         );
-        assert_eq!(s.qnames.values().sum::<u64>(), 5);
-        assert_eq!((s.qtypes[&1], s.qtypes[&28]), (4, 1));
-        assert_eq!((s.rcodes[0], s.rcodes[3]), (1, 1));
         for shard in [&mut a, &mut b] {
             assert!(!shard.used);
             let mut left = 0;
             shard.clients.drain_into(|_, _| left += 1, |_| false);
-            shard.qnames.drain_into(|_, _| left += 1, |_| false);
             assert_eq!(left, 0, "emptied");
             assert!(shard.clients.allocated() > 0, "its room kept");
         }
-        let mut old = CountShard::new(&rules(Vec::new()));
+        let mut old = CountShard::new(&r);
         old.generation = 7;
         old.on_query(&r, ip(3), name, 1);
-        merge(&mut w, &mut s, &mut old);
+        merge(&mut w, &mut old);
         assert!(window_rows(&mut w).iter().all(|(k, _)| *k != ip(3)));
     }
 
@@ -284,7 +250,6 @@ mod tests {
     fn a_heavy_key_keeps_its_place_in_the_window_across_merges() {
         let r = rules(vec![DynBlockConfig::new("q", DynKind::QueryRate, 1.0)]);
         let mut w = Window::new(&r);
-        let mut s = SecondCounts::default();
         let mut next = 1000u32;
         for _ in 0..5 {
             let mut shard = CountShard::new(&r);
@@ -295,7 +260,7 @@ mod tests {
                 shard.on_query(&r, ip(next), b"\x00", 1);
                 next += 1;
             }
-            merge(&mut w, &mut s, &mut shard);
+            merge(&mut w, &mut shard);
         }
         let rows = window_rows(&mut w);
         assert!(rows.len() <= w.clients.capacity());

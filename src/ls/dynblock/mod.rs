@@ -1,10 +1,20 @@
 //! Dynamic blocks (`[[ls.dynamic_block]]`, docs/CONFIG.md (the LS) "Rules and dynamic
 //! blocks") and the blocks added by hand (`dnslb blocks add`): counting,
 //! deciding, and the set of blocks every worker reads at the door; and the
-//! per-second summaries `dnslb top` reads.
+//! rings of recent queries `dnslb top` reads.
 //!
-//! # Counting: per worker, no shared lock
-//! Each worker counts into tables of its own ([`counting`]): a UDP
+//! # `dnslb top`: rings of recent queries, read when asked
+//! Every query goes into its worker's ring ([`recent`]: [`RECENT`] slots,
+//! one slot written per query; the answers' rcodes tallied per second),
+//! and nothing else is done per query for `top`: the rings are added up
+//! when `dnslb top` asks ([`DynBlocks::top`]). A worker writes its ring
+//! under a lock of its own that only `top` takes to read (the worker skips
+//! the query rather than wait while `top` reads).
+//!
+//! # Counting for the rules: per worker, no shared lock
+//! With no rule configured nothing more is counted. Otherwise each worker
+//! counts what the configured kinds need into tables of its own
+//! ([`counting`]): a UDP
 //! fast-path worker owns its [`WorkerCounts`] (no lock at all) and hands
 //! them in at its first event after the tick calls for them (a lock taken
 //! once a second; an idle worker wakes at least every 100 ms); the async
@@ -12,9 +22,8 @@
 //! round-robin, behind a mutex only that thread and the tick take. A
 //! shard is bounded tables ([`table`]): client groups ([`CLIENT_SETS`] ×
 //! [`CLIENT_WAYS`], one counter per rule that counts clients, plus the
-//! second's queries), names for `name-rate` rules ([`NAME_SETS`] ×
-//! [`NAME_WAYS`]), and for `dnslb top` query names ([`QNAME_SETS`] ×
-//! [`QNAME_WAYS`]), types and rcodes. A full set gives the place of its
+//! second's queries) when a rule counts clients, names for `name-rate`
+//! rules ([`NAME_SETS`] × [`NAME_WAYS`]). A full set gives the place of its
 //! lightest key to the newcomer, whose counts start at zero: counts are
 //! lower bounds, never inherited, so forged sources can neither grow
 //! memory nor push anyone over a threshold it did not cross itself.
@@ -52,6 +61,7 @@ use crate::guard::rate::rate_key;
 
 mod counting;
 mod manual;
+mod recent;
 mod rules;
 mod set;
 mod table;
@@ -59,15 +69,16 @@ mod tick;
 mod top;
 
 pub use counting::{
-    CLIENT_SETS, CLIENT_WAYS, NAME_SETS, NAME_WAYS, QNAME_SETS, QNAME_WAYS, SHARDS, WINDOW_SHARDS,
-    WorkerCounts,
+    CLIENT_SETS, CLIENT_WAYS, NAME_SETS, NAME_WAYS, SHARDS, WINDOW_SHARDS, WorkerCounts,
 };
 pub use manual::{BlockInfo, ManualError, ManualTarget};
+pub use recent::{RECENT, TOP_SECS};
 pub use set::{Block, BlockKey, BlockSet, MANUAL, MAX_BLOCKS, MAX_MANUAL, RuleStats};
 pub use tick::{DynEvent, LOG_INTERVAL, LOG_LINES};
-pub use top::{TOP_KEEP, TOP_SECS, TopEntry, TopReport};
+pub use top::{TOP_KEEP, TopEntry, TopReport};
 
 use counting::CountShard;
+use recent::Recent;
 use rules::{Rules, StatsBook};
 use tick::Maint;
 
@@ -85,12 +96,23 @@ pub struct BlockStop {
 /// counts are dropped rather than kept without bound).
 const INBOX_MAX: usize = 256;
 
+/// Rings of recent queries kept at most (the async path's and one per
+/// fast-path worker; a ring whose worker is gone is dropped when a new one
+/// comes).
+const RINGS_MAX: usize = 256;
+
 /// The dynamic blocks of one LS; see the module's docs.
 pub struct DynBlocks {
     rules: ArcSwap<Rules>,
+    /// `rules`' generation (a fast-path worker's check for new rules).
+    generation: AtomicU64,
     v6_prefix: AtomicU8,
     /// The async path's shards.
     shards: Box<[Mutex<CountShard>]>,
+    /// The async path's rings of recent queries, one per shard.
+    recents: Box<[Arc<Mutex<Recent>>]>,
+    /// Every ring of recent queries (the async path's and the workers').
+    rings: Mutex<Vec<Arc<Mutex<Recent>>>>,
     /// How many times the tick has called for the workers' counts.
     epoch: AtomicU64,
     /// The fast-path workers' shards handed in, for the tick.
@@ -133,10 +155,16 @@ impl DynBlocks {
             .map(|_| Mutex::new(CountShard::new(&rules)))
             .collect();
         let maint = Maint::new(&rules, stats, now);
+        let recents: Box<[_]> = (0..SHARDS)
+            .map(|_| Arc::new(Mutex::new(Recent::new())))
+            .collect();
         DynBlocks {
+            generation: AtomicU64::new(rules.generation),
             rules: ArcSwap::from_pointee(rules),
             v6_prefix: AtomicU8::new(c.rate_limit_v6_prefix),
             shards,
+            rings: Mutex::new(recents.to_vec()),
+            recents,
             epoch: AtomicU64::new(0),
             inbox: Mutex::new(Vec::new()),
             spares: Mutex::new(Vec::new()),
@@ -168,7 +196,9 @@ impl DynBlocks {
         }
         lock(&self.inbox).clear();
         lock(&self.spares).clear();
+        let generation = rules.generation;
         self.rules.store(Arc::new(rules));
+        self.generation.store(generation, Relaxed);
     }
 
     /// The client group of `ip`.
@@ -180,48 +210,93 @@ impl DynBlocks {
     /// the name ignored) of type `qtype`, in the calling thread's shard
     /// (the async path).
     pub fn on_query(&self, ip: IpAddr, qname: &[u8], qtype: u16) {
+        let i = shard_index();
+        let group = self.group(ip);
+        if let Some(ring) = self.recents.get(i) {
+            lock(ring).on_query(self.epoch.load(Relaxed), group, qname, qtype);
+        }
         let rules = self.rules.load();
-        let mut s = lock(&self.shards[shard_index()]);
+        if rules.list.is_empty() {
+            return;
+        }
+        let mut s = lock(&self.shards[i]);
         if s.generation == rules.generation {
-            s.on_query(&rules, self.group(ip), qname, qtype);
+            s.on_query(&rules, group, qname, qtype);
         }
     }
 
     /// Counts an answer to client `ip`: its rcode and size (the async path).
     pub fn on_answer(&self, ip: IpAddr, rcode: u8, bytes: usize) {
+        let i = shard_index();
+        if let Some(ring) = self.recents.get(i) {
+            lock(ring).on_answer(self.epoch.load(Relaxed), rcode);
+        }
         let rules = self.rules.load();
-        let mut s = lock(&self.shards[shard_index()]);
+        if !rules.counts_answers() {
+            return;
+        }
+        let mut s = lock(&self.shards[i]);
         if s.generation == rules.generation {
             s.on_answer(&rules, self.group(ip), rcode, bytes);
         }
     }
 
-    /// Empty counts for a fast-path worker to own.
+    /// Empty counts for a fast-path worker to own, and its ring of recent
+    /// queries (allocated whole here).
     pub fn worker_counts(&self) -> WorkerCounts {
+        let recent = Arc::new(Mutex::new(Recent::new()));
+        let mut rings = lock(&self.rings);
+        // The rings of workers gone (only this list holds them) go first.
+        rings.retain(|r| Arc::strong_count(r) > 1);
+        if rings.len() < RINGS_MAX {
+            rings.push(recent.clone());
+        }
+        let rules = self.rules.load_full();
         WorkerCounts {
-            shard: CountShard::new(&self.rules.load()),
+            shard: CountShard::new(&rules),
             epoch: self.epoch.load(Relaxed),
+            rules,
+            recent,
         }
     }
 
-    /// [`DynBlocks::on_query`] into a fast-path worker's own counts `mine`.
+    /// A fast-path worker's rules, renewed if a reload changed them, and
+    /// its shard laid out for them.
+    fn renew_rules(&self, mine: &mut WorkerCounts) {
+        if mine.rules.generation != self.generation.load(Relaxed) {
+            mine.rules = self.rules.load_full();
+        }
+        if mine.shard.generation != mine.rules.generation {
+            mine.shard = CountShard::new(&mine.rules);
+        }
+    }
+
+    /// [`DynBlocks::on_query`] into a fast-path worker's own counts `mine`:
+    /// with no rule, one slot of its ring written (skipped while `dnslb top`
+    /// reads the ring).
     pub fn count_query(&self, mine: &mut WorkerCounts, ip: IpAddr, qname: &[u8], qtype: u16) {
         self.hand_in(mine);
-        let rules = self.rules.load();
-        if mine.shard.generation != rules.generation {
-            mine.shard = CountShard::new(&rules);
+        self.renew_rules(mine);
+        let group = self.group(ip);
+        if let Ok(mut ring) = mine.recent.try_lock() {
+            ring.on_query(mine.epoch, group, qname, qtype);
         }
-        mine.shard.on_query(&rules, self.group(ip), qname, qtype);
+        if !mine.rules.list.is_empty() {
+            mine.shard.on_query(&mine.rules, group, qname, qtype);
+        }
     }
 
     /// [`DynBlocks::on_answer`] into a fast-path worker's own counts `mine`.
     pub fn count_answer(&self, mine: &mut WorkerCounts, ip: IpAddr, rcode: u8, bytes: usize) {
         self.hand_in(mine);
-        let rules = self.rules.load();
-        if mine.shard.generation != rules.generation {
-            mine.shard = CountShard::new(&rules);
+        self.renew_rules(mine);
+        if let Ok(mut ring) = mine.recent.try_lock() {
+            ring.on_answer(mine.epoch, rcode);
         }
-        mine.shard.on_answer(&rules, self.group(ip), rcode, bytes);
+        if mine.rules.counts_answers() {
+            let group = self.group(ip);
+            mine.shard.on_answer(&mine.rules, group, rcode, bytes);
+        }
     }
 
     /// Hands a worker's counts in for the tick if it has called for them
@@ -367,8 +442,6 @@ impl DynBlocks {
             let tables = [
                 (s.clients.capacity(), s.clients.allocated()),
                 (s.names.capacity(), s.names.allocated()),
-                (s.qnames.capacity(), s.qnames.allocated()),
-                (s.qtypes.capacity(), s.qtypes.allocated()),
             ];
             tables
                 .iter()
@@ -386,9 +459,14 @@ impl DynBlocks {
         lock(&self.maint).blocks.len()
     }
 
-    /// `dnslb top`: the last `seconds`, `n` of each list.
+    /// `dnslb top`: the last `seconds` (the current one included), `n` of
+    /// each list, added up from every worker's ring of recent queries (each
+    /// locked while it is read).
     pub fn top(&self, seconds: usize, n: usize) -> TopReport {
-        lock(&self.maint).top.report(seconds, n)
+        let rings = lock(&self.rings).clone();
+        let guards: Vec<MutexGuard<'_, Recent>> = rings.iter().map(|r| lock(r)).collect();
+        let now = self.epoch.load(Relaxed);
+        top::report(guards.iter().map(|g| &**g), (now, seconds), n)
     }
 }
 

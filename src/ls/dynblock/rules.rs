@@ -82,6 +82,11 @@ impl Rules {
         self.list.iter().any(|r| r.suffix.is_some())
     }
 
+    /// Whether a rule counts client groups (every kind but `name-rate`).
+    pub(super) fn counts_clients(&self) -> bool {
+        self.cols > 1
+    }
+
     /// Whether a rule counts answers (rcode, ratio, bytes).
     pub(super) fn counts_answers(&self) -> bool {
         self.list.iter().any(|r| {

@@ -272,8 +272,7 @@ fn forged_sources_cannot_grow_memory_or_block_anyone_else() {
     assert_eq!(most, Some(CLIENT_SETS * CLIENT_WAYS), "fixed size");
     assert_eq!(
         d.footprint().0,
-        SHARDS * (CLIENT_SETS * CLIENT_WAYS + QNAME_SETS * QNAME_WAYS + 64)
-            + WINDOW_SHARDS * CLIENT_SETS * CLIENT_WAYS
+        SHARDS * CLIENT_SETS * CLIENT_WAYS + WINDOW_SHARDS * CLIENT_SETS * CLIENT_WAYS
     );
     d.tick(secs(t0, 1));
     assert!(
@@ -369,6 +368,37 @@ fn top_reports_the_busiest_of_the_last_seconds() {
     assert_eq!(top.names[0].key, "a.example.");
     assert_eq!(top.qtypes[1].key, "AAAA");
     assert_eq!(top.rcodes[0].key, "NXDOMAIN");
+}
+
+/// With no rule, a fast-path worker's queries and answers go to its ring
+/// only (nothing counted for the tick), and `top` reads them at once,
+/// before any tick; with a `name-rate` rule only, no client is counted.
+#[test]
+fn without_rules_a_worker_s_queries_reach_top_through_its_ring_only() {
+    let t0 = Instant::now();
+    let d = blocks(Vec::new(), t0);
+    let mut mine = d.worker_counts();
+    for _ in 0..3 {
+        d.count_query(&mut mine, ip("192.0.2.7"), &wire("W.example"), 28);
+        d.count_answer(&mut mine, ip("192.0.2.7"), 2, 40);
+    }
+    assert!(!mine.shard.used, "nothing counted for rules");
+    assert_eq!(mine.shard.clients.allocated(), 0);
+    let top = d.top(1, 5);
+    assert_eq!(top.clients[0].key, "192.0.2.7");
+    assert_eq!(top.clients[0].count, 3);
+    assert_eq!(top.names[0].key, "w.example.");
+    assert_eq!(top.rcodes[0].key, "SERVFAIL");
+    assert_eq!(top.note, None);
+    drop(mine);
+    let mut names = rule(DynKind::NameRate, 10.0);
+    names.suffix = Some(Name::from_ascii("example.").unwrap());
+    let d = blocks(vec![names], t0);
+    let mut mine = d.worker_counts();
+    d.count_query(&mut mine, ip("192.0.2.7"), &wire("a.example"), A);
+    assert!(mine.shard.used);
+    assert_eq!(mine.shard.clients.allocated(), 0, "no client counted");
+    assert!(mine.shard.names.allocated() > 0);
 }
 
 #[test]

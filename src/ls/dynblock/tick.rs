@@ -1,10 +1,9 @@
 //! Judging, once a second ([`tick`]): what the tick keeps between seconds
 //! ([`Maint`]: the blocks in force, the rules' windows and the counts over
-//! them, the warnings given, `dnslb top`'s ring, the log budget), and the
+//! them, the warnings given, the log budget), and the
 //! steps of one tick, each a function: which windows end, the workers'
 //! counts merged in, every key judged, blocks made or renewed, warnings
-//! logged, windows rolled, blocks run out lifted, the second summed up for
-//! `dnslb top`. Its working space ([`Scratch`]) is kept from tick to tick:
+//! logged, windows rolled, blocks run out lifted. Its working space ([`Scratch`]) is kept from tick to tick:
 //! once warm it allocates only for what it finds (a block made, a line
 //! logged).
 use std::collections::HashMap;
@@ -15,11 +14,10 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::counting::{CountShard, SecondCounts, Window, merge};
+use super::counting::{CountShard, Window, merge};
 use super::rules::{BlockVerdict, Rules, StatsBook, judge};
 use super::set::{Block, BlockKey, MANUAL, MAX_BLOCKS, MAX_MANUAL};
 use super::table::{DynName, wire_text};
-use super::top::{TopRing, heaviest_into};
 use crate::config::DynKind;
 use crate::guard::log_budget::{Change, LimitLog};
 
@@ -43,7 +41,6 @@ pub(super) struct Maint {
     warned: HashMap<String, Vec<String>>,
     /// The counts over the rules' windows, every worker's merged in.
     pub(super) window: Window,
-    pub(super) top: TopRing,
     pub(super) stats: StatsBook,
     log: LimitLog,
     /// The tick's working space.
@@ -95,7 +92,6 @@ impl Maint {
             judged_in: HashMap::new(),
             warned: HashMap::new(),
             window: Window::new(rules),
-            top: TopRing::new(),
             stats,
             log: LimitLog::new(now, LOG_INTERVAL, LOG_LINES),
             scratch: Scratch::default(),
@@ -119,15 +115,10 @@ struct Scratch {
     index: HashMap<IpAddr, usize>,
     rows: Vec<u64>,
     names: HashMap<DynName, u64>,
-    second: SecondCounts,
-    clients_top: HashMap<IpAddr, u64>,
     rolling: Vec<bool>,
     /// Seconds each rule's window has run.
     spans: Vec<f64>,
     zero_col: Vec<bool>,
-    sort_ips: Vec<(IpAddr, u64)>,
-    sort_names: Vec<(DynName, u64)>,
-    sort_types: Vec<(u16, u64)>,
 }
 
 /// A key over a rule (its index), and why.
@@ -136,7 +127,7 @@ type Over<K> = Vec<(usize, K, String)>;
 /// A tick's first step: a worker's counts merged into `m` (`shard`
 /// emptied), one shard at a time; then [`tick`].
 pub(super) fn merge_in(m: &mut Maint, shard: &mut CountShard) {
-    merge(&mut m.window, &mut m.scratch.second, shard);
+    merge(&mut m.window, shard);
 }
 
 /// The rest of a tick at `now` of `rules` over `m`, the workers' counts
@@ -161,8 +152,6 @@ pub(super) fn tick(m: &mut Maint, rules: &Rules, now: Instant, full: &AtomicU64)
             "dynamic blocks: more lines held back"
         );
     }
-    sum_up_second(m, rules.cols, &mut sc);
-    sc.second.clear();
     m.scratch = sc;
     made || lifted
 }
@@ -437,21 +426,4 @@ fn lift_ended(m: &mut Maint, rules: &Rules, now: Instant) -> bool {
         }
     }
     !lifted.is_empty()
-}
-
-/// The second's summary for `dnslb top`, written in place.
-fn sum_up_second(m: &mut Maint, cols: usize, sc: &mut Scratch) {
-    sc.clients_top.clear();
-    for (ip, &at) in &sc.index {
-        if let Some(&q) = sc.rows.get(at * cols)
-            && q > 0
-        {
-            sc.clients_top.insert(*ip, q);
-        }
-    }
-    let second = m.top.next_slot();
-    heaviest_into(&sc.clients_top, &mut sc.sort_ips, &mut second.clients);
-    heaviest_into(&sc.second.qnames, &mut sc.sort_names, &mut second.names);
-    heaviest_into(&sc.second.qtypes, &mut sc.sort_types, &mut second.qtypes);
-    second.rcodes = sc.second.rcodes;
 }
