@@ -41,8 +41,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dnslb::config::{
-    BackendConfig, CacheConfig, DynAction, EDE_BLOCKED, EcsMode, HealthConfig, LsConfig,
-    PoolConfig, QType, RuleAction, RuleConfig, RuleMatch, Strategy, parse_name,
+    BackendConfig, CacheConfig, DynAction, DynBlockConfig, DynKind, EDE_BLOCKED, EcsMode,
+    HealthConfig, LsConfig, PoolConfig, QType, RuleAction, RuleConfig, RuleMatch, Strategy,
+    parse_name,
 };
 use dnslb::dnstap::frame::{CONTENT_TYPE, ControlKind, decode_control, encode_control};
 use dnslb::dnstap::{Dnstap, RECONNECT, Settings, TapKind, TapTarget};
@@ -327,7 +328,7 @@ fn allocations_per_run(
     strategy: Strategy,
     cache: bool,
     rules: Vec<RuleConfig>,
-    (dnstap, ecs): (bool, EcsMode),
+    (dnstap, ecs, dynblock): (bool, EcsMode, bool),
 ) -> (u64, u64) {
     let until = Instant::now() + TEST_BOUND;
     let collector = dnstap.then(Collector::start);
@@ -343,6 +344,12 @@ fn allocations_per_run(
         ],
         rule: rules,
         ecs,
+        // A query-rate rule far over the load: every query counted for it.
+        dynamic_block: if dynblock {
+            vec![DynBlockConfig::new("floods", DynKind::QueryRate, 1e6)]
+        } else {
+            Vec::new()
+        },
         ..ls_config(&echoes)
     };
     let rt = runtime();
@@ -504,18 +511,36 @@ fn thousand_rules() -> Vec<RuleConfig> {
 fn forwarding_allocates_nothing_per_query() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let pass = EcsMode::Pass;
-    for (strategy, cache, rules, dnstap, ecs) in [
-        (Strategy::Race, false, Vec::new(), false, pass),
-        (Strategy::Hedge, false, Vec::new(), false, pass),
-        (Strategy::Hedge, true, Vec::new(), false, pass),
-        (Strategy::Hedge, false, thousand_rules(), false, pass),
-        (Strategy::Hedge, false, Vec::new(), true, pass),
-        (Strategy::Hedge, false, Vec::new(), false, EcsMode::Add),
-        (Strategy::Hedge, true, Vec::new(), false, EcsMode::Add),
+    for (strategy, cache, rules, dnstap, ecs, dynblock) in [
+        (Strategy::Race, false, Vec::new(), false, pass, false),
+        (Strategy::Hedge, false, Vec::new(), false, pass, false),
+        (Strategy::Hedge, true, Vec::new(), false, pass, false),
+        (Strategy::Hedge, false, thousand_rules(), false, pass, false),
+        (Strategy::Hedge, false, Vec::new(), true, pass, false),
+        (
+            Strategy::Hedge,
+            false,
+            Vec::new(),
+            false,
+            EcsMode::Add,
+            false,
+        ),
+        (
+            Strategy::Hedge,
+            true,
+            Vec::new(),
+            false,
+            EcsMode::Add,
+            false,
+        ),
+        (Strategy::Hedge, true, Vec::new(), false, pass, true),
+        (Strategy::Hedge, false, Vec::new(), false, pass, true),
     ] {
         let with_rules = !rules.is_empty();
-        let (blocks, bytes) = allocations_per_run(strategy, cache, rules, (dnstap, ecs));
+        let (blocks, bytes) = allocations_per_run(strategy, cache, rules, (dnstap, ecs, dynblock));
         let what = match (cache, with_rules, dnstap) {
+            _ if dynblock && cache => "cache hits, one dynamic-block rule",
+            _ if dynblock => "queries, one dynamic-block rule",
             (true, _, _) if ecs == EcsMode::Add => "cache hits, ecs = add",
             (false, false, false) if ecs == EcsMode::Add => "queries, ecs = add",
             (true, _, _) => "cache hits",
