@@ -440,12 +440,15 @@ impl TableServer {
 
     /// [`TableServer::reload`], uncounted.
     fn swap_in_fresh(&self) -> Result<ReloadReport, ZoneError> {
-        let old = self.catalog.load_full();
         let sources = fingerprint(&self.settings.zones);
         let mut last = self
             .sources
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Read under the lock `apply_secondaries` holds for its swap: a
+        // secondary copy installed while the files were read is kept, not
+        // replaced by the one served when the reload began.
+        let old = self.catalog.load_full();
         // With signing on, the keys may have changed though the files did not.
         let same_bytes =
             sources.is_some() && last.as_ref().map(|m| &m.fingerprint) == sources.as_ref();
