@@ -284,6 +284,11 @@ impl TableServer {
             .sources
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.apply_secondaries_locked(changes);
+    }
+
+    /// [`TableServer::apply_secondaries`], its caller holding `sources`.
+    pub(in crate::ts) fn apply_secondaries_locked(&self, changes: Vec<SecondaryChange>) {
         let old = self.catalog.load_full();
         let mut last: std::collections::HashMap<Box<[u8]>, Option<zone::Zone>> =
             std::collections::HashMap::with_capacity(changes.len());

@@ -149,4 +149,58 @@ mod tests {
         assert!(left.with_origin(&key(N - 1)).is_some());
         assert!(left.with_origin(&key(0)).is_none());
     }
+
+    /// Whether the thread `tid` of this process sleeps (state `S`: here,
+    /// waiting for a lock).
+    fn sleeping(tid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+            .ok()
+            .and_then(|stat| Some(stat.rsplit_once(") ")?.1.starts_with('S')))
+            .unwrap_or(false)
+    }
+
+    /// A reload that starts while a secondary install holds the zone set
+    /// keeps what the install put in. It used to read the zones served
+    /// before it waited for that lock, and put the older set back: the
+    /// secondary's new copy was lost, though its driver believed it served.
+    #[test]
+    fn a_reload_waiting_for_an_install_keeps_what_the_install_put_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = dir.path().join("t.txt");
+        std::fs::write(&table, "www.a.test 192.0.2.1 A\n").unwrap();
+        let settings = TsSettings::serving(
+            "t".into(),
+            vec![table.clone()],
+            "a.test.".parse().unwrap(),
+            60,
+        );
+        let ts = Arc::new(TableServer::load(settings).unwrap());
+        std::fs::write(&table, "www.a.test 192.0.2.2 A\n").unwrap();
+        // The install's swap, held open: the reload starts meanwhile.
+        let held = ts.sources.lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reload = {
+            let ts = ts.clone();
+            std::thread::spawn(move || {
+                let me = std::fs::read_link("/proc/thread-self").unwrap();
+                tx.send(me.file_name().unwrap().to_string_lossy().into_owned())
+                    .unwrap();
+                ts.reload()
+            })
+        };
+        let tid = rx.recv().unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !sleeping(&tid) {
+            assert!(std::time::Instant::now() < until, "the reload never waited");
+            std::thread::yield_now();
+        }
+        ts.apply_secondaries_locked(vec![SecondaryChange::Install(Box::new(zone(7)))]);
+        drop(held);
+        reload.join().unwrap().unwrap();
+        let key = crate::ts::gslb::service::lower_wire(&Name::from_ascii("m7.test.").unwrap());
+        assert!(
+            ts.catalog().with_origin(&key).is_some(),
+            "the zone installed while the reload waited is gone"
+        );
+    }
 }
