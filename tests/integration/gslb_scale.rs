@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::RecordType;
 
 use crate::kit::{Endpoint, ServiceTs, ZoneDir, free_port, poll_until_async};
 
@@ -105,14 +105,7 @@ async fn ask_all(ts: &ServiceTs) -> Vec<Ipv4Addr> {
     for s in 0..SERVICES {
         let m = ts.ask(&format!("s{s}.example.org"), RecordType::A).await;
         assert_eq!(m.metadata.response_code, ResponseCode::NoError, "s{s}");
-        let addrs: Vec<Ipv4Addr> = m
-            .answers
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::A(a) => Some(a.0),
-                _ => None,
-            })
-            .collect();
+        let addrs = crate::kit::a_addrs(&m);
         assert!(!addrs.is_empty(), "s{s}: no address");
         got.extend(addrs);
     }

@@ -58,16 +58,7 @@ impl ServiceTs {
 
 /// The A addresses of `m`, sorted.
 fn addrs(m: &Message) -> Vec<Ipv4Addr> {
-    let mut v: Vec<Ipv4Addr> = m
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0),
-            _ => None,
-        })
-        .collect();
-    v.sort();
-    v
+    crate::kit::a_addrs_sorted(m)
 }
 
 fn ip(last: u8) -> Ipv4Addr {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, Query};
-use hickory_proto::rr::{Name, RData, RecordType};
+use hickory_proto::rr::{Name, RecordType};
 
 use super::netns::{Bird, Netns, enter_netns};
 use super::procs::{BIN, Output, Proc, poll_until};
@@ -441,14 +441,7 @@ fn judge(raw: &[u8], id: u16, want: Ipv4Addr) -> Option<bool> {
     if m.metadata.id != id {
         return None;
     }
-    let addrs: Vec<Ipv4Addr> = m
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0),
-            _ => None,
-        })
-        .collect();
+    let addrs = super::a_addrs(&m);
     Some(m.metadata.response_code == hickory_proto::op::ResponseCode::NoError && addrs == [want])
 }
 
