@@ -675,31 +675,11 @@ fn stream_queries_in_steady_state() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let echoes = [Echo::start(), Echo::start()];
     let cfg = LsConfig {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        workers: 1,
         strategy: Strategy::Hedge,
         timeout_ms: 1_000,
-        health: HealthConfig {
-            interval_ms: 3_600_000,
-            ..HealthConfig::default()
-        },
-        backend: echoes
-            .iter()
-            .enumerate()
-            .map(|(i, e)| BackendConfig {
-                name: format!("b{i}"),
-                addr: e.addr,
-                weight: 1,
-                notify_key: None,
-            })
-            .collect(),
-        ..LsConfig::default()
+        ..ls_config(&echoes)
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let token = CancellationToken::new();
     let balancer = Arc::new(dnslb::ls::Balancer::new(&cfg));
     let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tls");
