@@ -11,15 +11,15 @@
 //! * `sh`: commands run against the shipped deployment (`dnslb up` on a
 //!   copy of `config.toml`, its ports moved to free ones), each line
 //!   exiting 0 and showing what its comment says (`NOERROR`, `NXDOMAIN`,
-//!   the addresses, `flags include aa`).
+//!   the addresses, `flags include aa`, `no output`).
 //! * `sh recipe`: a recipe's commands, run in order with the files of its
 //!   section by tests/integration/deploy_recipes.rs (not against the
 //!   shipped deployment).
 //! * `json`: parses as JSON (one document, or one per line).
 //! * `promql`: every `dnslb_*` metric it names exists in the source.
-//! * `nsd.conf`, `knot.conf`, `unbound.conf`, `prometheus.yml`: checked by
-//!   `nsd-checkconf`, `knotc conf-check`, `unbound-checkconf`, `promtool
-//!   check config`.
+//! * `nsd.conf`, `knot.conf`, `unbound.conf`, `prometheus.yml`,
+//!   `bird.conf`: checked by `nsd-checkconf`, `knotc conf-check`,
+//!   `unbound-checkconf`, `promtool check config`, `bird -p -c`.
 //! * `LANG no-run REASON` (or `no-check`): not run, with the reason why
 //!   (it installs, it needs root, it runs the whole suite...).
 //! * `text`: output shown as an example, a file format, or a usage line.
@@ -84,6 +84,7 @@ fn kind(info: &str) -> Result<Kind, String> {
         ["knot.conf"] => Ok(Kind::Checked("knot.conf")),
         ["unbound.conf"] => Ok(Kind::Checked("unbound.conf")),
         ["prometheus.yml"] => Ok(Kind::Checked("prometheus.yml")),
+        ["bird.conf"] => Ok(Kind::Checked("bird.conf")),
         ["text"] => Ok(Kind::Text),
         _ => Err(format!("unknown info string {info:?}")),
     }
@@ -382,6 +383,7 @@ fn peer_configs_pass_their_own_checkers() {
             "knot.conf" => ("knotc", &["conf-check"]),
             "unbound.conf" => ("unbound-checkconf", &[]),
             "prometheus.yml" => ("promtool", &["check", "config"]),
+            "bird.conf" => ("bird", &["-p"]),
             _ => unreachable!(),
         };
         let Some(bin) = crate::kit::find_program(prog) else {
@@ -392,7 +394,7 @@ fn peer_configs_pass_their_own_checkers() {
         let file = dir.path().join(what);
         std::fs::write(&file, &b.body).unwrap();
         let mut cmd = std::process::Command::new(bin);
-        if what == "knot.conf" {
+        if what == "knot.conf" || what == "bird.conf" {
             cmd.arg("-c").arg(&file).args(args);
         } else {
             cmd.args(args).arg(&file);
@@ -427,6 +429,9 @@ fn move_ports(text: &str, ports: &[u16]) -> String {
 
 /// What a command's `# comment` promises of its output, checked.
 pub(crate) fn check_claims(cmd: &str, comment: &str, out: &str) -> Result<(), String> {
+    if comment.trim_start().starts_with("no output") && !out.trim().is_empty() {
+        return Err(format!("{cmd}: says no output, got:\n{out}"));
+    }
     for rcode in ["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED"] {
         if comment.contains(rcode) && !out.contains(&format!("status: {rcode}")) {
             return Err(format!("{cmd}: says {rcode}, got:\n{out}"));
