@@ -152,19 +152,9 @@ pub fn anchor(keys: &Path, zone: &str, out: &Path) -> PathBuf {
 /// output for one question, trusting the anchor file `anchor` for `zone`
 /// (no final dot).
 pub fn delv(anchor: &Path, zone: &str, server: SocketAddr, name: &str, qtype: &str) -> kit::Output {
-    let args = [
-        "5".to_owned(),
-        "delv".to_owned(),
-        "-a".to_owned(),
-        kit::path_str(anchor).to_owned(),
-        format!("+root={}.", zone.trim_end_matches('.')),
-        format!("@{}", server.ip()),
-        "-p".to_owned(),
-        server.port().to_string(),
-        name.to_owned(),
-        qtype.to_owned(),
-    ];
-    kit::run_tool("timeout", &args)
+    let root = format!("+root={}.", zone.trim_end_matches('.'));
+    let args = ["5", "delv", "-a", kit::path_str(anchor), &root, name, qtype];
+    kit::run_tool("timeout", &kit::tool_args(server, &args))
 }
 
 /// Asks `delv`, trusting the DS of each zone's keys in `keys` (anchor
