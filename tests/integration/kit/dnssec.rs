@@ -153,8 +153,13 @@ pub fn anchor(keys: &Path, zone: &str, out: &Path) -> PathBuf {
 /// (no final dot).
 pub fn delv(anchor: &Path, zone: &str, server: SocketAddr, name: &str, qtype: &str) -> kit::Output {
     let root = format!("+root={}.", zone.trim_end_matches('.'));
-    let args = ["5", "delv", "-a", kit::path_str(anchor), &root, name, qtype];
-    kit::run_tool("timeout", &kit::tool_args(server, &args))
+    let delv = ["-a", kit::path_str(anchor), &root, name, qtype];
+    let args = [
+        vec!["5".to_owned(), "delv".to_owned()],
+        kit::tool_args(server, &delv),
+    ]
+    .concat();
+    kit::run_tool("timeout", &args)
 }
 
 /// Asks `delv`, trusting the DS of each zone's keys in `keys` (anchor
