@@ -159,6 +159,16 @@ fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
 }
 
+/// The members of the large catalog.
+const MEMBERS: usize = 2_000;
+
+/// Waits (at most `secs`) until `ts` logged `what` once for the catalog
+/// and once for each of its [`MEMBERS`]: how long that took.
+async fn each_zone_logged(ts: &mut TsProc, what: &str, secs: u64) -> Duration {
+    ts.wait_log(what, MEMBERS + 1, Duration::from_secs(secs))
+        .await
+}
+
 /// A catalog of 2,000 members converges: every member transferred, at most
 /// a handful of transfers at once (the consumer's open descriptors stay
 /// far below one socket a member: it opened one per member at once, past
@@ -166,7 +176,6 @@ fn open_fds(pid: u32) -> usize {
 /// primary gone, every copy in `state_dir` is served again.
 #[tokio::test]
 async fn a_catalog_of_two_thousand_members_converges_with_few_sockets_open() {
-    const MEMBERS: usize = 2_000;
     let (pport, cport) = (free_port(), free_port());
     let pdir = ZoneDir::new();
     let names: Vec<String> = (0..MEMBERS).map(|i| format!("m{i}.test")).collect();
@@ -191,14 +200,7 @@ async fn a_catalog_of_two_thousand_members_converges_with_few_sockets_open() {
             most
         })
     };
-    // The catalog and every member.
-    let took = consumer
-        .wait_log(
-            "secondary zone transferred",
-            MEMBERS + 1,
-            Duration::from_secs(180),
-        )
-        .await;
+    let took = each_zone_logged(&mut consumer, "secondary zone transferred", 180).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let most = sampler.join().unwrap();
     eprintln!("{MEMBERS} members transferred in {took:?}, {most} descriptors open at most");
@@ -219,13 +221,7 @@ async fn a_catalog_of_two_thousand_members_converges_with_few_sockets_open() {
     drop(primary);
     drop(consumer);
     let mut consumer = spawn_consumer(cdir.path(), cport, pport);
-    let took = consumer
-        .wait_log(
-            "secondary zone served from state_dir",
-            MEMBERS + 1,
-            Duration::from_secs(120),
-        )
-        .await;
+    let took = each_zone_logged(&mut consumer, "secondary zone served from state_dir", 120).await;
     eprintln!("{MEMBERS} members served from state_dir in {took:?}");
     let m = until(&consumer, &format!("info.m{}.test.", MEMBERS - 1), served).await;
     assert!(served(&m));
