@@ -34,7 +34,10 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 
-use crate::kit::fleet::{LsHost, Router, SERVICE4, SERVICE6};
+use crate::kit::fleet::{
+    LsHost, Router, SERVICE4, SERVICE6, connected_udp, exchange_judged, kill_then_stop,
+    restart_by_term,
+};
 use crate::kit::{BIN, Netns, Proc, enter_netns, need, netns_or_skip, poll_until};
 
 const HOSTS: usize = 3;
@@ -177,38 +180,17 @@ impl Load {
                 std::thread::spawn(move || {
                     enter_netns(&name);
                     let to: SocketAddr = SocketAddr::new(SERVICE4.parse::<IpAddr>().unwrap(), 53);
-                    let socks: Vec<UdpSocket> = (0..16)
-                        .map(|_| {
-                            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
-                            s.connect(to).unwrap();
-                            s.set_read_timeout(Some(ANSWER_WAIT)).unwrap();
-                            s
-                        })
-                        .collect();
-                    let mut buf = [0u8; 1500];
+                    let any = IpAddr::from([0, 0, 0, 0]);
+                    let socks = connected_udp(any, to, 16, ANSWER_WAIT);
                     let mut n: u32 = 0;
                     while !stop.load(Ordering::Relaxed) {
                         n = n.wrapping_add(1);
                         let sock = &socks[n as usize % socks.len()];
                         let id = (t as u16) << 12 | (n as u16 & 0x0fff);
                         let at = Instant::now();
-                        let answer = match sock.send(&who_query(id)) {
-                            Err(_) => None,
-                            Ok(_) => loop {
-                                match sock.recv(&mut buf) {
-                                    // Refused (a dead port) or timed out: lost.
-                                    Err(_) => break None,
-                                    Ok(len) => {
-                                        if let Some(a) = host_of(&buf[..len], id) {
-                                            break Some(a);
-                                        }
-                                    }
-                                }
-                                if at.elapsed() > ANSWER_WAIT {
-                                    break None;
-                                }
-                            },
-                        };
+                        let answer = exchange_judged(sock, &who_query(id), ANSWER_WAIT, |raw| {
+                            host_of(raw, id)
+                        });
                         log.lock().unwrap().push(Sent { at, answer });
                         std::thread::sleep(Duration::from_millis(2));
                     }
@@ -308,29 +290,14 @@ fn anycast_withdraws_failed_ls_in_a_second_and_a_rolling_restart_loses_nothing()
         load.seen_hosts()
     );
 
-    // kill -9 of host 1's LS.
-    let t_kill = Instant::now();
-    f.hosts[0].ls.kill_hard();
-    let Some(took_kill) = f.wait_hops(&[2, 3], WITHDRAW_LIMIT * 4) else {
-        f.panic_with_logs("host 1 never withdrawn after kill -9");
-    };
-    let end_kill = Instant::now();
-    // SIGSTOP of host 2's LS.
-    let resume = f.hosts[1].ls.pause();
-    let t_stop = Instant::now();
-    let Some(took_stop) = f.wait_hops(&[3], WITHDRAW_LIMIT * 4) else {
-        f.panic_with_logs("host 2 never withdrawn after SIGSTOP");
-    };
-    let end_stop = Instant::now();
-    eprintln!("withdrawn after kill -9 in {took_kill:?}, after SIGSTOP in {took_stop:?}");
-    assert!(
-        took_kill < WITHDRAW_LIMIT,
-        "kill -9: withdrawn after {took_kill:?}"
+    // kill -9 of host 1's LS, then SIGSTOP of host 2's.
+    let (w, resume) = kill_then_stop(&f.router, &mut f.hosts, WITHDRAW_LIMIT * 4)
+        .unwrap_or_else(|what| f.panic_with_logs(what));
+    eprintln!(
+        "withdrawn after kill -9 in {:?}, after SIGSTOP in {:?}",
+        w.took_kill, w.took_stop
     );
-    assert!(
-        took_stop < WITHDRAW_LIMIT,
-        "SIGSTOP: withdrawn after {took_stop:?}"
-    );
+    w.assert_withdrawn_within(WITHDRAW_LIMIT);
 
     // Both back: host 2 resumed, host 1 started again.
     drop(resume);
@@ -346,8 +313,8 @@ fn anycast_withdraws_failed_ls_in_a_second_and_a_rolling_restart_loses_nothing()
     // failure to the withdrawal seen, plus one client wait.
     let slack = ANSWER_WAIT + Duration::from_millis(100);
     let in_window = |s: &Sent| {
-        (s.at + Duration::from_millis(50) >= t_kill && s.at <= end_kill + slack)
-            || (s.at + Duration::from_millis(50) >= t_stop && s.at <= end_stop + slack)
+        (s.at + Duration::from_millis(50) >= w.t_kill && s.at <= w.end_kill + slack)
+            || (s.at + Duration::from_millis(50) >= w.t_stop && s.at <= w.end_stop + slack)
     };
     let outside: Vec<_> = lost.iter().filter(|s| !in_window(s)).collect();
     eprintln!(
@@ -365,22 +332,11 @@ fn anycast_withdraws_failed_ls_in_a_second_and_a_rolling_restart_loses_nothing()
 
     // A rolling restart under load: nothing lost.
     let load = Load::start(&f.client, 4);
+    let drain = Duration::from_secs(DRAIN_S + 10);
+    let limits = [WITHDRAW_LIMIT * 4, drain, CONVERGE];
     for k in 0..HOSTS {
-        let i = k + 1;
-        f.hosts[k].ls.signal(rustix::process::Signal::TERM);
-        let others: Vec<usize> = all.iter().copied().filter(|&j| j != i).collect();
-        if f.wait_hops(&others, WITHDRAW_LIMIT * 4).is_none() {
-            f.panic_with_logs(&format!("host {i} not withdrawn after SIGTERM"));
-        }
-        // Still answering while it drains, then gone.
-        let gone = f.hosts[k].ls.wait_exit(Duration::from_secs(DRAIN_S + 10));
-        assert!(
-            gone.is_some_and(|s| s.success()),
-            "host {i}'s LS after SIGTERM: {gone:?}"
-        );
-        f.hosts[k].restart_ls();
-        if f.wait_hops(&all, CONVERGE).is_none() {
-            f.panic_with_logs(&format!("host {i} never announced again"));
+        if let Err(what) = restart_by_term(&f.router, &mut f.hosts, k, limits) {
+            f.panic_with_logs(&what);
         }
     }
     let sent = load.finish();

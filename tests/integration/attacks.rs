@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 use crate::kit::{self, ZoneDir, read_frame};
-use crate::kit::{Proc, free_ports, heavy, local, poll_until, poll_until_async};
+use crate::kit::{Proc, free_ports, heavy, local, poll_until, poll_until_async, ports};
 use crate::kit::{fd_count, flood_size, nofile_of, parse_exposition, value, vm_rss_kib};
 
 /// The name every backend here holds, and its address.
@@ -126,18 +126,29 @@ async fn spawn_ls(
             .current_dir(dir);
         cmd = sh;
     }
+    spawn_answering("dnslb ls", cmd, local(port), probe).await
+}
+
+/// `cmd` (named `what`, `RUST_LOG` unset) started, once it answers
+/// [`NAME`] at `addr` as `probe` wants (the test fails after [`READY`], or
+/// at once if it exits).
+async fn spawn_answering(
+    what: &str,
+    mut cmd: std::process::Command,
+    addr: SocketAddr,
+    probe: impl Fn(&Message) -> bool,
+) -> Proc {
     cmd.env_remove("RUST_LOG");
-    let mut ls = Proc::spawn("dnslb ls", cmd);
-    let addr = local(port);
+    let mut p = Proc::spawn(what, cmd);
     let up = poll_until_async(READY, Duration::from_millis(20), async || {
-        ls.assert_running();
+        p.assert_running();
         ask(addr, NAME, Duration::from_millis(300))
             .await
             .filter(|m| probe(m))
     })
     .await;
-    assert!(up.is_some(), "the LS did not answer within {READY:?}");
-    ls
+    assert!(up.is_some(), "{what} did not answer within {READY:?}");
+    p
 }
 
 /// A TS holding [`TABLE`] and `dnslb ls` in front of it with its /metrics
@@ -1028,7 +1039,7 @@ async fn past_max_inflight_excess_queries_get_servfail_at_once_and_memory_stays_
 async fn a_hundred_sighups_with_broken_files_lose_no_query_and_keep_the_last_good_data() {
     let _load = heavy().await;
     const ROUNDS: usize = 100;
-    let [lp, tp]: [u16; 2] = free_ports(2).try_into().unwrap();
+    let [lp, tp] = ports();
     let dir = ZoneDir::new();
     let config = |timeout: u64| {
         format!(
@@ -1048,18 +1059,10 @@ async fn a_hundred_sighups_with_broken_files_lose_no_query_and_keep_the_last_goo
     let good_addr = |i: usize| Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250) as u8 + 1);
     replace("config.toml", &config(1500));
     replace("zone.txt", &table(good_addr(0)));
-    let mut cmd = crate::kit::dnslb_command(&["up", "-c", "config.toml"], dir.path());
-    cmd.env_remove("RUST_LOG");
-    let mut up = Proc::spawn("dnslb up", cmd);
+    let cmd = crate::kit::dnslb_command(&["up", "-c", "config.toml"], dir.path());
     let addr = local(lp);
-    let ready = poll_until_async(READY, Duration::from_millis(20), async || {
-        up.assert_running();
-        ask(addr, NAME, Duration::from_millis(300))
-            .await
-            .filter(|m| kit::a_addrs(m) == [good_addr(0)])
-    })
-    .await;
-    assert!(ready.is_some(), "dnslb up did not answer within {READY:?}");
+    let first = |m: &Message| kit::a_addrs(m) == [good_addr(0)];
+    let mut up = spawn_answering("dnslb up", cmd, addr, first).await;
 
     // Good values in the order they were written, with when.
     let written: Arc<Mutex<Vec<(Instant, Ipv4Addr)>>> =
@@ -1230,25 +1233,16 @@ fn lines(p: &Proc) -> usize {
 async fn ten_thousand_hostile_packets_cost_a_bounded_number_of_log_lines() {
     let _load = heavy().await;
     const PACKETS: usize = 10_000;
-    let [lp, tp]: [u16; 2] = free_ports(2).try_into().unwrap();
+    let [lp, tp] = ports();
     let dir = ZoneDir::new();
     let zone = dir.write("t.txt", TABLE);
     let listen = format!("127.0.0.1:{tp}");
-    let mut cmd = crate::kit::dnslb_command(
+    let cmd = crate::kit::dnslb_command(
         &["ts", "--listen", &listen, "--zone", zone.to_str().unwrap()],
         dir.path(),
     );
-    cmd.env_remove("RUST_LOG");
-    let mut ts = Proc::spawn("dnslb ts", cmd);
     let ts_addr = local(tp);
-    let up = poll_until_async(READY, Duration::from_millis(20), async || {
-        ts.assert_running();
-        ask(ts_addr, NAME, Duration::from_millis(300))
-            .await
-            .filter(right)
-    })
-    .await;
-    assert!(up.is_some(), "the TS did not answer within {READY:?}");
+    let mut ts = spawn_answering("dnslb ts", cmd, ts_addr, right).await;
     dir.write("config.toml", &ls_toml(lp, "", ts_addr));
     let mut ls = spawn_ls(dir.path(), lp, right, None).await;
     let ls_addr = local(lp);

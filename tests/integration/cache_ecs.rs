@@ -86,18 +86,12 @@ async fn a_subnet_s_tailored_answer_reaches_no_other_subnet_and_keeps_its_scope(
     let first = udp(ls.addr, &ask_from("geo.example.", Some(one))).await;
     assert_eq!(a_addrs(&first), [Ipv4Addr::new(10, 1, 2, 3)]);
     let other = udp(ls.addr, &ask_from("geo.example.", Some(two))).await;
-    assert_eq!(
-        a_addrs(&other),
-        [Ipv4Addr::new(10, 5, 6, 7)],
-        "another subnet's own answer: {}",
-        show(&other)
-    );
+    assert_a(&other, [10, 5, 6, 7], "another subnet's own answer");
     let plain = udp(ls.addr, &ask_from("geo.example.", None)).await;
-    assert_eq!(
-        a_addrs(&plain),
-        [Ipv4Addr::new(10, 0, 0, 0)],
-        "a client without ECS never gets a subnet's answer: {}",
-        show(&plain)
+    assert_a(
+        &plain,
+        [10, 0, 0, 0],
+        "a client without ECS never gets a subnet's answer",
     );
     assert!(subnet_of(&plain).is_none());
     assert_eq!(
@@ -156,12 +150,7 @@ async fn an_rd_0_query_is_not_answered_from_an_rd_1_entry() {
     let rec = udp(ls.addr, &query_rd("www.example.", RecordType::A, true)).await;
     assert_eq!(a_addrs(&rec), [Ipv4Addr::new(192, 0, 2, 1)]);
     let norec = udp(ls.addr, &query_rd("www.example.", RecordType::A, false)).await;
-    assert_eq!(
-        a_addrs(&norec),
-        [Ipv4Addr::new(192, 0, 2, 0)],
-        "the backend's RD=0 answer: {}",
-        show(&norec)
-    );
+    assert_a(&norec, [192, 0, 2, 0], "the backend's RD=0 answer");
     assert!(!norec.metadata.recursion_desired);
     let again = udp(ls.addr, &query_rd("www.example.", RecordType::A, false)).await;
     assert_eq!(a_addrs(&again), [Ipv4Addr::new(192, 0, 2, 0)]);

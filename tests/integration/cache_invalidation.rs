@@ -101,18 +101,12 @@ async fn an_answer_computed_before_a_notify_flush_is_not_cached_after_it() {
         "the flush must run while the old answer is on its way (slow machine?)"
     );
     let old = first.await.unwrap();
-    assert_eq!(
-        a_addrs(&old),
-        [Ipv4Addr::new(192, 0, 2, 1)],
-        "{}",
-        show(&old)
-    );
+    assert_a(&old, [192, 0, 2, 1], "the first answer");
     let next = ask_a(ls.addr, "WWW.example.").await;
-    assert_eq!(
-        a_addrs(&next),
-        [Ipv4Addr::new(192, 0, 2, 2)],
-        "the answer from before the flush was cached: {}",
-        show(&next)
+    assert_a(
+        &next,
+        [192, 0, 2, 2],
+        "the answer from before the flush was cached",
     );
     ls.stop().await;
 }
@@ -185,11 +179,10 @@ async fn no_stale_answer_while_the_backend_answers() {
     mode.store(TTL0, Relaxed);
     for i in 0..4 {
         let m = ask_edns(&ls, "s1.example.").await;
-        assert_eq!(
-            a_addrs(&m),
-            [Ipv4Addr::new(192, 0, 2, 200)],
-            "query {i}: the backend answers, its answer is served: {}",
-            show(&m)
+        assert_a(
+            &m,
+            [192, 0, 2, 200],
+            &format!("query {i}: the backend answers, its answer is served"),
         );
     }
     ls.stop().await;

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::kit::{free_port, run_dnslb};
+use crate::kit::{Output, free_port, run_dnslb};
 
 /// How long a command that ends on its own may run.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -45,12 +45,19 @@ fn setup(dir: &Path, zones: &str) {
     std::fs::write(dir.join("c.toml"), config).unwrap();
 }
 
+/// `dnslb check` of the [`setup`] serving `zones`, which must fail: its
+/// output.
+fn check_refuses(zones: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), zones);
+    let out = run_dnslb(&["check", "-c", "c.toml"], dir.path(), None, LIMIT);
+    assert!(!out.status.success(), "dnslb check passed: {}", out.stderr);
+    out
+}
+
 #[test]
 fn check_lists_every_bad_line_of_every_zone() {
-    let dir = tempfile::tempdir().unwrap();
-    setup(dir.path(), "\"bad.zone\", \"bad.txt\"");
-    let out = run_dnslb(&["check", "-c", "c.toml"], dir.path(), None, LIMIT);
-    assert!(!out.status.success());
+    let out = check_refuses("\"bad.zone\", \"bad.txt\"");
     assert_eq!(
         out.stderr_lines(),
         [
@@ -68,10 +75,7 @@ fn check_lists_every_bad_line_of_every_zone() {
 
 #[test]
 fn a_missing_zone_file_is_named_with_its_config_line_and_ts() {
-    let dir = tempfile::tempdir().unwrap();
-    setup(dir.path(), "\"good.txt\",\n  \"missing.txt\"");
-    let out = run_dnslb(&["check", "-c", "c.toml"], dir.path(), None, LIMIT);
-    assert!(!out.status.success());
+    let out = check_refuses("\"good.txt\",\n  \"missing.txt\"");
     let lines = out.stderr_lines();
     assert_eq!(lines.len(), 1, "{}", out.stderr);
     assert!(

@@ -9,7 +9,7 @@ use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 
 use crate::kit::tls::{TABLE, answers_ten, content_length, curl, get_param};
-use crate::kit::{ZoneDir, free_ports, need, query, start_ls_service, start_ts_table};
+use crate::kit::{free_ports, need, or_skip, query, start_ls_service, table_ts};
 
 /// The value of the header `name` in `headers` (all lowercase, as [`curl`] keeps them).
 fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
@@ -41,11 +41,8 @@ fn big_param(pad: usize) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doh_answers_head_names_its_methods_in_405_and_takes_large_gets() {
     const TEST: &str = "doh_answers_head_names_its_methods_in_405_and_takes_large_gets";
-    let Some([curl_bin]) = need(TEST, ["curl"]) else {
-        return;
-    };
-    let dir = ZoneDir::new();
-    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
+    let [curl_bin] = or_skip!(need(TEST, ["curl"]));
+    let (dir, ts) = table_ts(TABLE).await;
     let p = free_ports(2);
     let https = SocketAddr::from(([127, 0, 0, 1], p[1]));
     let text = format!(

@@ -12,8 +12,8 @@ use tokio::net::TcpStream;
 
 use crate::kit::tls::*;
 use crate::kit::{
-    Fake, Reply, TestTs, ZoneDir, empty_answer, free_ports, need, path_str, query, read_frame,
-    run_tool, start_ts_table, write_frame,
+    Fake, Reply, TestTs, ZoneDir, empty_answer, free_ports, need, or_skip, path_str, query,
+    read_frame, run_tool, start_ts_table, write_frame,
 };
 
 /// The usual set-up: a test CA, the LS's certificate, a TS serving [`TABLE`] and
@@ -47,12 +47,8 @@ fn ask_tool(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kdig_and_dig_get_the_answer_over_tls() {
     const TEST: &str = "kdig_and_dig_get_the_answer_over_tls";
-    let Some([kdig, dig]) = need(TEST, ["kdig", "dig"]) else {
-        return;
-    };
-    let Some((pki, ts, ls)) = start_with_ts(TEST).await else {
-        return;
-    };
+    let [kdig, dig] = or_skip!(need(TEST, ["kdig", "dig"]));
+    let (pki, ts, ls) = or_skip!(start_with_ts(TEST).await);
     let (port, ca) = (ls.tls.port().to_string(), pki.ca());
     let over_tls = |prog: &Path, question: &[&str]| ask_tool(prog, "+tls", &ca, &port, question);
     let kdig_out = over_tls(&kdig, &["www.example.com", "A"]);
@@ -111,9 +107,7 @@ async fn pipelined_queries_on_one_connection_are_answered_out_of_order() {
         }
     })
     .await;
-    let Some(pki) = Pki::new(TEST) else {
-        return;
-    };
+    let pki = or_skip!(Pki::new(TEST));
     let (cert, key) = pki.leaf("ls");
     let ls = Dot::start(pki.path(), backend.addr, &cert, &key).await;
     let mut conn = connect(&pki.client(), ls.tls).await;
@@ -156,9 +150,7 @@ async fn pipelined_queries_on_one_connection_are_answered_out_of_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_connection_resumes_the_first_session() {
     const TEST: &str = "a_second_connection_resumes_the_first_session";
-    let Some((pki, ts, ls)) = start_with_ts(TEST).await else {
-        return;
-    };
+    let (pki, ts, ls) = or_skip!(start_with_ts(TEST).await);
     let client = pki.client();
     let mut first = connect(&client, ls.tls).await;
     assert!(!ask(&mut first, "www.example.com").await.answers.is_empty());
@@ -198,9 +190,7 @@ fn rotation(pki: &Pki) -> [std::path::PathBuf; 5] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_rotates_the_certificate_and_refuses_a_broken_one() {
     const TEST: &str = "a_reload_rotates_the_certificate_and_refuses_a_broken_one";
-    let Some(pki) = Pki::new(TEST) else {
-        return;
-    };
+    let pki = or_skip!(Pki::new(TEST));
     let dir = &pki.dir;
     let [old_cert, new_cert, new_key, cert, key] = rotation(&pki);
     let ts = start_ts_table(dir, "t.txt", TABLE).await;
@@ -250,9 +240,7 @@ async fn a_reload_rotates_the_certificate_and_refuses_a_broken_one() {
 async fn an_expired_certificate_is_refused_and_a_renewal_is_not_blocked_by_a_bad_config() {
     const TEST: &str =
         "an_expired_certificate_is_refused_and_a_renewal_is_not_blocked_by_a_bad_config";
-    let Some(pki) = Pki::new(TEST) else {
-        return;
-    };
+    let pki = or_skip!(Pki::new(TEST));
     let dir = &pki.dir;
     let [old_cert, new_cert, new_key, cert, key] = rotation(&pki);
     let ts = start_ts_table(dir, "t.txt", TABLE).await;
@@ -315,9 +303,7 @@ async fn an_expired_certificate_is_refused_and_a_renewal_is_not_blocked_by_a_bad
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_a_half_handshake_do_not_hurt_other_clients() {
     const TEST: &str = "garbage_and_a_half_handshake_do_not_hurt_other_clients";
-    let Some((pki, ts, ls)) = start_with_ts(TEST).await else {
-        return;
-    };
+    let (pki, ts, ls) = or_skip!(start_with_ts(TEST).await);
     // Plain DNS over TCP sent to the TLS port: not TLS.
     let mut garbage = TcpStream::connect(ls.tls).await.unwrap();
     let q = query("www.example.com", RecordType::A, None)
@@ -411,12 +397,8 @@ fn dnslb_check_names_the_certificate_file_at_fault() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unbound_forwarding_over_tls_resolves_through_the_ls() {
     const TEST: &str = "unbound_forwarding_over_tls_resolves_through_the_ls";
-    let Some([unbound]) = need(TEST, ["unbound"]) else {
-        return;
-    };
-    let Some((pki, ts, ls)) = start_with_ts(TEST).await else {
-        return;
-    };
+    let [unbound] = or_skip!(need(TEST, ["unbound"]));
+    let (pki, ts, ls) = or_skip!(start_with_ts(TEST).await);
     let port = free_ports(1)[0];
     let d = pki.path().display();
     let conf = format!(
@@ -454,12 +436,8 @@ async fn unbound_forwarding_over_tls_resolves_through_the_ls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kdig_and_curl_get_the_answer_over_https() {
     const TEST: &str = "kdig_and_curl_get_the_answer_over_https";
-    let Some((pki, ts, ls)) = start_with_ts(TEST).await else {
-        return;
-    };
-    let Some([kdig, curl_bin]) = need(TEST, ["kdig", "curl"]) else {
-        return;
-    };
+    let (pki, ts, ls) = or_skip!(start_with_ts(TEST).await);
+    let [kdig, curl_bin] = or_skip!(need(TEST, ["kdig", "curl"]));
     let (port, ca) = (ls.https.port().to_string(), pki.ca());
     for how in ["+https", "+https-get"] {
         let out = ask_tool(&kdig, how, &ca, &port, &["www.example.com", "A"]);
@@ -481,18 +459,28 @@ async fn kdig_and_curl_get_the_answer_over_https() {
     std::fs::write(&body, &q).unwrap();
     let post = format!("@{}", path_str(&body));
     let tls = ["--cacert", path_str(&ca), "--resolve", &resolve];
+    // 200 over HTTP version `want`, the answer in a body of its length.
+    let answered = |got: &Curl, what: &str, want: &str| {
+        assert_eq!(
+            (got.code.as_str(), got.version.as_str()),
+            ("200", want),
+            "{what}"
+        );
+        assert!(answers_ten(&got.body), "{what}");
+        assert_eq!(
+            content_length(&got.headers),
+            Some(got.body.len()),
+            "{what}: {}",
+            got.headers
+        );
+    };
     for (version, want) in [("--http2", "2"), ("--http1.1", "1.1")] {
         let got = curl(
             &curl_bin,
             pki.path(),
             &[&tls[..], &[version, &get]].concat(),
         );
-        assert_eq!(
-            (got.code.as_str(), got.version.as_str()),
-            ("200", want),
-            "GET {version}"
-        );
-        assert!(answers_ten(&got.body), "GET {version}");
+        answered(&got, &format!("GET {version}"), want);
         assert!(
             got.headers
                 .contains("content-type: application/dns-message"),
@@ -504,12 +492,6 @@ async fn kdig_and_curl_get_the_answer_over_https() {
             "{}",
             got.headers
         );
-        assert_eq!(
-            content_length(&got.headers),
-            Some(got.body.len()),
-            "GET {version}: {}",
-            got.headers
-        );
         let posted = [
             version,
             "-H",
@@ -519,18 +501,7 @@ async fn kdig_and_curl_get_the_answer_over_https() {
             &url,
         ];
         let got = curl(&curl_bin, pki.path(), &[&tls[..], &posted].concat());
-        assert_eq!(
-            (got.code.as_str(), got.version.as_str()),
-            ("200", want),
-            "POST {version}"
-        );
-        assert!(answers_ten(&got.body), "POST {version}");
-        assert_eq!(
-            content_length(&got.headers),
-            Some(got.body.len()),
-            "POST {version}: {}",
-            got.headers
-        );
+        answered(&got, &format!("POST {version}"), want);
     }
     // Each bad request gets its status: another path 404, a bad or missing
     // `dns` 400, another method 405, another media type 415, a body too large 413.
@@ -617,9 +588,7 @@ async fn kdig_and_curl_get_the_answer_over_https() {
 async fn plain_http2_serves_behind_a_proxy() {
     const TEST: &str = "plain_http2_serves_behind_a_proxy";
     let dir = ZoneDir::new();
-    let Some([curl_bin]) = need(TEST, ["curl"]) else {
-        return;
-    };
+    let [curl_bin] = or_skip!(need(TEST, ["curl"]));
     let ts = start_ts_table(&dir, "t.txt", TABLE).await;
     let ls = Dot::start_pair(dir.path(), ts.addr, None).await;
     let get = format!("http://{}/dns-query?dns={}", ls.https, get_param());

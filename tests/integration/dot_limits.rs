@@ -17,7 +17,8 @@ use tokio_rustls::TlsConnector;
 use crate::kit::closed_within;
 use crate::kit::tls::{Dot, HOST, Pki, TABLE, answers_ten, ask, curl, get_param};
 use crate::kit::{
-    Fake, Reply, ZoneDir, free_ports, need, path_str, query, start_ls_service, start_ts_table,
+    Fake, Reply, ZoneDir, free_ports, need, or_skip, path_str, query, start_ls_service,
+    start_ts_table, table_ts,
 };
 
 /// An LS in front of `backend` with DoT (with `pki`'s leaf `ls`, when given) and DoH
@@ -124,9 +125,7 @@ async fn handshakes(client: &TlsConnector, from: [u8; 4], to: SocketAddr, n: usi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conn_rate_limit_refuses_a_burst_before_the_handshake() {
     const TEST: &str = "conn_rate_limit_refuses_a_burst_before_the_handshake";
-    let Some(pki) = Pki::new(TEST) else {
-        return;
-    };
+    let pki = or_skip!(Pki::new(TEST));
     let (cert, key) = pki.leaf("ls");
     let ts = start_ts_table(&pki.dir, "t.txt", TABLE).await;
     let pair = Some((cert.as_path(), key.as_path()));
@@ -176,11 +175,8 @@ async fn conn_rate_limit_refuses_a_burst_before_the_handshake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x_forwarded_for_is_believed_from_trusted_proxies_only() {
     const TEST: &str = "x_forwarded_for_is_believed_from_trusted_proxies_only";
-    let Some([curl_bin]) = need(TEST, ["curl"]) else {
-        return;
-    };
-    let dir = ZoneDir::new();
-    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
+    let [curl_bin] = or_skip!(need(TEST, ["curl"]));
+    let (dir, ts) = table_ts(TABLE).await;
     let allow = "allow = [\"127.0.0.0/8\"]";
     let trusted = "trusted_proxies = [\"127.0.0.1\"]";
     let (ls, ports) = Ls::start(dir.path(), ts.addr, None, [allow, "", trusted]).await;
@@ -264,12 +260,8 @@ fn whole(m: &Message) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn encrypted_clients_get_the_whole_answer_not_tc() {
     const TEST: &str = "encrypted_clients_get_the_whole_answer_not_tc";
-    let Some(pki) = Pki::new(TEST) else {
-        return;
-    };
-    let Some([curl_bin]) = need(TEST, ["curl"]) else {
-        return;
-    };
+    let pki = or_skip!(Pki::new(TEST));
+    let [curl_bin] = or_skip!(need(TEST, ["curl"]));
     let (cert, key) = pki.leaf("ls");
     let backend = Fake::udp_tcp(|q, _| Reply::Now(truncated(q)), full_answer).await;
     let pair = Some((cert.as_path(), key.as_path()));
@@ -336,8 +328,7 @@ async fn http_answered(to: SocketAddr) -> bool {
 /// closed and counted with `transport="https"`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conn_rate_limit_holds_for_https_too() {
-    let dir = ZoneDir::new();
-    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
+    let (dir, ts) = table_ts(TABLE).await;
     let limit = "conn_rate_limit = 3";
     let (ls, _) = Ls::start(dir.path(), ts.addr, None, ["", "", limit]).await;
     let mut answered = 0;

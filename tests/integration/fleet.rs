@@ -46,8 +46,8 @@ use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
 
 use crate::kit::fleet::{
-    CHECK_WAIT, Checker, Dnsperf, LsHost, Router, SERVICE4, SERVICE6, Sent, ask_in, metric_in,
-    per_second, tally,
+    CHECK_WAIT, Checker, Dnsperf, LsHost, Router, SERVICE4, SERVICE6, Sent, ask_in, kill_then_stop,
+    metric_in, per_second, restart_by_term, tally,
 };
 use crate::kit::{BIN, Knot, Netns, Proc, need, netns_or_skip, poll_until};
 
@@ -476,24 +476,14 @@ fn a_fleet_spreads_restarts_fails_over_and_follows_its_primary() {
 
     // A rolling restart under load: nothing lost, nothing wrong.
     let t_roll = Instant::now();
+    let drain = Duration::from_secs(DRAIN_S + 10);
+    let limits = [WITHDRAW_LIMIT * 4, drain, CONVERGE];
     for k in 0..HOSTS {
-        let i = k + 1;
-        f.hosts[k].ls.signal(Signal::TERM);
-        let others: Vec<usize> = all.iter().copied().filter(|&j| j != i).collect();
-        let Some(withdrawn) = f.wait_hops(&others, WITHDRAW_LIMIT * 4) else {
-            f.panic_with_logs(&format!("host {i} not withdrawn after SIGTERM"));
-        };
-        let gone = f.hosts[k].ls.wait_exit(Duration::from_secs(DRAIN_S + 10));
-        assert!(
-            gone.is_some_and(|s| s.success()),
-            "host {i}'s LS after SIGTERM: {gone:?}"
-        );
-        f.hosts[k].restart_ls();
-        let Some(back) = f.wait_hops(&all, CONVERGE) else {
-            f.panic_with_logs(&format!("host {i} never announced again"));
-        };
+        let (withdrawn, back) = restart_by_term(&f.router, &mut f.hosts, k, limits)
+            .unwrap_or_else(|what| f.panic_with_logs(&what));
         eprintln!(
-            "host {i}: withdrawn {withdrawn:?} after SIGTERM, announced {back:?} after its start"
+            "host {}: withdrawn {withdrawn:?} after SIGTERM, announced {back:?} after its start",
+            k + 1
         );
     }
     let t_rolled = Instant::now();
@@ -524,18 +514,8 @@ fn a_fleet_spreads_restarts_fails_over_and_follows_its_primary() {
 
     // kill -9 of host 1's LS, then SIGSTOP of host 2's.
     let perf = Dnsperf::start(&dnsperf, &f.client, SERVICE4, &source0, &data, 1500);
-    let t_kill = Instant::now();
-    f.hosts[0].ls.kill_hard();
-    let Some(took_kill) = f.wait_hops(&[2, 3], WITHDRAW_LIMIT * 4) else {
-        f.panic_with_logs("host 1 never withdrawn after kill -9");
-    };
-    let end_kill = Instant::now();
-    let resume = f.hosts[1].ls.pause();
-    let t_stop = Instant::now();
-    let Some(took_stop) = f.wait_hops(&[3], WITHDRAW_LIMIT * 4) else {
-        f.panic_with_logs("host 2 never withdrawn after SIGSTOP");
-    };
-    let end_stop = Instant::now();
+    let (w, resume) = kill_then_stop(&f.router, &mut f.hosts, WITHDRAW_LIMIT * 4)
+        .unwrap_or_else(|what| f.panic_with_logs(what));
     // Hung a while longer (a hung LS does not come back at once): resumed
     // at once, it would answer the queries it holds inside the checker's
     // wait and hide them.
@@ -556,32 +536,26 @@ fn a_fleet_spreads_restarts_fails_over_and_follows_its_primary() {
     let slack = CHECK_WAIT + Duration::from_millis(100);
     let early = Duration::from_millis(50);
     let sent = checker.snapshot();
-    let (_, lost_kill, wrong_kill) = tally(&sent, t_kill - early, end_kill + slack);
-    let (_, lost_stop, wrong_stop) = tally(&sent, t_stop - early, end_stop + slack);
-    let (_, lost_kill_only, _) = tally(&sent, t_kill - early, t_stop - early);
-    let (n_all, lost_all, wrong_all) = tally(&sent, t_kill - early, t_back);
+    let (_, lost_kill, wrong_kill) = tally(&sent, w.t_kill - early, w.end_kill + slack);
+    let (_, lost_stop, wrong_stop) = tally(&sent, w.t_stop - early, w.end_stop + slack);
+    let (_, lost_kill_only, _) = tally(&sent, w.t_kill - early, w.t_stop - early);
+    let (n_all, lost_all, wrong_all) = tally(&sent, w.t_kill - early, t_back);
+    let (took_kill, took_stop) = (w.took_kill, w.took_stop);
     eprintln!(
         "withdrawn after kill -9 in {took_kill:?} ({lost_kill_only} checker queries lost before the SIGSTOP, {lost_kill} to {:?} after the withdrawal), after SIGSTOP in {took_stop:?} ({lost_stop} lost); \
          {n_all} checker queries in all, {lost_all} lost; dnsperf {} sent, {} lost",
         slack, stats.sent, stats.lost
     );
     eprint!("checker per second:\n{}", per_second(&sent, t0));
-    assert!(
-        took_kill < WITHDRAW_LIMIT,
-        "kill -9: withdrawn after {took_kill:?}"
-    );
-    assert!(
-        took_stop < WITHDRAW_LIMIT,
-        "SIGSTOP: withdrawn after {took_stop:?}"
-    );
+    w.assert_withdrawn_within(WITHDRAW_LIMIT);
     assert_eq!(
         (wrong_all, wrong_kill, wrong_stop),
         (0, 0, 0),
         "wrong answers"
     );
     let in_window = |s: &Sent| {
-        (s.at + early >= t_kill && s.at <= end_kill + slack)
-            || (s.at + early >= t_stop && s.at <= end_stop + slack)
+        (s.at + early >= w.t_kill && s.at <= w.end_kill + slack)
+            || (s.at + early >= w.t_stop && s.at <= w.end_stop + slack)
     };
     let outside = sent
         .iter()

@@ -85,6 +85,14 @@ async fn wait_for(what: &str, mut probe: impl FnMut() -> bool) {
     assert!(ok.is_some(), "{what}: not within {LIMIT:?}");
 }
 
+/// Cancels the checker; it must stop within [`LIMIT`].
+async fn stop(cancel: &CancellationToken, checker: Checker) {
+    cancel.cancel();
+    tokio::time::timeout(LIMIT, checker.join())
+        .await
+        .expect("the checker stops on cancel");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_tcp_endpoint_goes_down_after_fall_and_back_up_after_rise() {
     let port = free_port();
@@ -146,10 +154,7 @@ async fn a_killed_tcp_endpoint_goes_down_after_fall_and_back_up_after_rise() {
         "up after {ok} good probes, rise is {RISE}"
     );
 
-    cancel.cancel();
-    tokio::time::timeout(LIMIT, checker.join())
-        .await
-        .expect("the checker stops on cancel");
+    stop(&cancel, checker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,8 +205,7 @@ async fn http_checks_want_the_expected_status_in_time() {
         [true, true, false],
         "200 again: up"
     );
-    cancel.cancel();
-    checker.join().await;
+    stop(&cancel, checker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,8 +249,7 @@ async fn dns_checks_want_noerror_or_nxdomain() {
     );
     ok_ep.revive().await;
     assert_eq!(next_set(&mut rx).await, [true, true, false]);
-    cancel.cancel();
-    checker.join().await;
+    stop(&cancel, checker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,10 +300,7 @@ async fn a_target_shared_by_services_is_probed_once() {
         count("www.")
     );
     assert!(other_ep.hits() >= 1);
-    cancel.cancel();
-    tokio::time::timeout(LIMIT, checker.join())
-        .await
-        .expect("the checker stops on cancel");
+    stop(&cancel, checker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,6 +346,5 @@ async fn no_more_than_max_in_flight_probes_at_once() {
         probes <= most,
         "{probes} probes ended in {elapsed:?}: more than 2 at once (at most {most})"
     );
-    cancel.cancel();
-    checker.join().await;
+    stop(&cancel, checker).await;
 }

@@ -168,30 +168,21 @@ fn parse_tool(out: &str) -> ToolAnswer {
 }
 
 fn dig_args(ts: SocketAddr, name: &str, qtype: &str, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = vec![
-        format!("@{}", ts.ip()),
-        "-p".into(),
-        ts.port().to_string(),
-        "-q".into(),
-        name.into(),
-        "-t".into(),
-        qtype.into(),
+    let plain = [
+        "-q",
+        name,
+        "-t",
+        qtype,
+        "+norec",
+        "+time=2",
+        "+tries=1",
+        "+noall",
+        "+comments",
+        "+answer",
+        "+authority",
+        "+stats",
     ];
-    v.extend(
-        [
-            "+norec",
-            "+time=2",
-            "+tries=1",
-            "+noall",
-            "+comments",
-            "+answer",
-            "+authority",
-            "+stats",
-        ]
-        .map(String::from),
-    );
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v
+    kit::tool_args(ts, &[&plain[..], extra].concat())
 }
 
 fn dig(ts: SocketAddr, name: &str, qtype: &str, extra: &[&str]) -> ToolAnswer {
@@ -199,19 +190,8 @@ fn dig(ts: SocketAddr, name: &str, qtype: &str, extra: &[&str]) -> ToolAnswer {
 }
 
 fn kdig_args(ts: SocketAddr, name: &str, qtype: &str, extra: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = vec![
-        format!("@{}", ts.ip()),
-        "-p".into(),
-        ts.port().to_string(),
-        "-t".into(),
-        qtype.into(),
-        "+norec".into(),
-        "+time=2".into(),
-        "+retry=0".into(),
-    ];
-    v.extend(extra.iter().map(|s| s.to_string()));
-    v.push(name.into());
-    v
+    let plain = ["-t", qtype, "+norec", "+time=2", "+retry=0"];
+    kit::tool_args(ts, &[&plain[..], extra, &[name]].concat())
 }
 
 fn kdig(ts: SocketAddr, name: &str, qtype: &str, extra: &[&str]) -> ToolAnswer {
@@ -246,9 +226,11 @@ fn proj_table() -> String {
     t
 }
 
-async fn start_proj_ts(dir: &ZoneDir) -> TestTs {
+/// A TS serving [`proj_table`] from a folder of its own (kept beside it).
+async fn start_proj_ts() -> (ZoneDir, TestTs) {
+    let dir = ZoneDir::new();
     let table = dir.write("table.txt", &proj_table());
-    kit::start_ts(kit::ts_settings(vec![table])).await
+    (dir, kit::start_ts(kit::ts_settings(vec![table])).await)
 }
 
 fn www_set(owner: &str) -> BTreeSet<Rec> {
@@ -282,8 +264,7 @@ fn assert_negative(t: &ToolAnswer, status: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dig_hit_miss_nodata_cname_and_tcp() {
-    let dir = ZoneDir::new();
-    let ts = start_proj_ts(&dir).await;
+    let (_dir, ts) = start_proj_ts().await;
     let a = ts.addr;
 
     let hit = dig(a, "www.example.com", "A", &[]);
@@ -356,8 +337,7 @@ async fn dig_hit_miss_nodata_cname_and_tcp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dig_big_rrset_truncates_over_udp_and_retries_over_tcp() {
-    let dir = ZoneDir::new();
-    let ts = start_proj_ts(&dir).await;
+    let (_dir, ts) = start_proj_ts().await;
     let a = ts.addr;
 
     // With +ignore dig shows the UDP answer as it came: TC=1 (and, for this
@@ -401,8 +381,7 @@ async fn dig_big_rrset_truncates_over_udp_and_retries_over_tcp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kdig_hit_miss_tcp_and_truncation() {
-    let dir = ZoneDir::new();
-    let ts = start_proj_ts(&dir).await;
+    let (_dir, ts) = start_proj_ts().await;
     let a = ts.addr;
 
     let hit = kdig(a, "www.example.com", "A", &[]);

@@ -12,7 +12,6 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use dnslb::config::{Denial, Dnssec, DnssecAlgorithm};
 use dnslb::ts::dnssec::keys::SETTLE;
@@ -20,15 +19,6 @@ use dnslb::ts::dnssec::keys::SETTLE;
 use crate::kit::{self, TestTs, ZoneDir};
 
 const ZONE: &str = "rl.test.";
-
-const UNSIGNED: &str = "\
-$ORIGIN rl.test.
-$TTL 300
-@    SOA ns1 hostmaster 2026010101 3600 600 604800 300
-@    NS  ns1
-ns1  A   192.0.2.1
-www  A   192.0.2.10
-";
 
 const TOOLS: [&str; 6] = [
     "dnssec-keygen",
@@ -39,25 +29,36 @@ const TOOLS: [&str; 6] = [
     "timeout",
 ];
 
-/// A zone folder with an empty `keys/` in it, when the [`TOOLS`] are
-/// installed (else the test is skipped: `None`).
-fn key_dir(test: &str) -> Option<(ZoneDir, PathBuf)> {
+/// A key's file base name (`Krl.test.+013+TAG`) and tag.
+type Key = (String, u16);
+
+/// A test's start, when the [`TOOLS`] are installed (else `None`: skipped):
+/// in a zone folder's `keys/`, a KSK and a ZSK published and active since
+/// `since` (`dnssec-keygen -P/-A`) and the keys `more` (`dnssec-keygen`
+/// arguments each), then the TS signing from it: the folder, `keys/`,
+/// the TS and the keys made, in order.
+async fn start_with(
+    test: &str,
+    since: &str,
+    more: &[&[&str]],
+) -> Option<(ZoneDir, PathBuf, TestTs, Vec<Key>)> {
     kit::need(test, TOOLS)?;
     let dir = ZoneDir::new();
     let keys = dir.path().join("keys");
     std::fs::create_dir(&keys).unwrap();
-    Some((dir, keys))
+    let mut made = vec![
+        keygen(&keys, &["-f", "KSK", "-P", since, "-A", since]),
+        keygen(&keys, &["-P", since, "-A", since]),
+    ];
+    made.extend(more.iter().map(|args| keygen(&keys, args)));
+    let ts = signing_ts(&dir, &keys).await;
+    Some((dir, keys, ts, made))
 }
 
-/// Runs `prog args` in `dir`; its stdout, trimmed.
-fn tool(dir: &Path, prog: &str, args: &[&str]) -> String {
-    let mut cmd = Command::new(prog);
-    cmd.args(args).current_dir(dir);
-    let what = format!("`{prog} {}`", args.join(" "));
-    kit::run_ok(&what, cmd, kit::TOOL_LIMIT, "")
-        .stdout
-        .trim()
-        .to_owned()
+/// [`start_with`] a KSK and a ZSK active for 30 days.
+async fn start(test: &str) -> Option<(ZoneDir, PathBuf, TestTs, [Key; 2])> {
+    let (dir, keys, ts, made) = start_with(test, "-30d", &[]).await?;
+    Some((dir, keys, ts, made.try_into().unwrap()))
 }
 
 /// A key of `rl.test.` made in `dir` (`dnssec-keygen ARGS`): its file base
@@ -71,7 +72,7 @@ fn keygen_alg(dir: &Path, algorithm: &str, args: &[&str]) -> (String, u16) {
     let mut all = vec!["-q", "-a", algorithm];
     all.extend_from_slice(args);
     all.push(ZONE);
-    let base = tool(dir, "dnssec-keygen", &all);
+    let base = kit::stdout_in(dir, "dnssec-keygen", &all);
     let tag = base.rsplit('+').next().unwrap().parse().unwrap();
     (base, tag)
 }
@@ -80,7 +81,7 @@ fn keygen_alg(dir: &Path, algorithm: &str, args: &[&str]) -> (String, u16) {
 fn settime(dir: &Path, base: &str, args: &[&str]) {
     let mut all = args.to_vec();
     all.push(base);
-    tool(dir, "dnssec-settime", &all);
+    kit::stdout_in(dir, "dnssec-settime", &all);
 }
 
 /// A time as BIND's tools take it: `YYYYMMDDHHMMSS`, UTC.
@@ -93,7 +94,7 @@ fn stamp(secs: u32) -> String {
 fn anchor(dir: &Path, keys: &[&str], name: &str) -> PathBuf {
     let mut text = String::from("trust-anchors {\n");
     for k in keys {
-        let ds = tool(dir, "dnssec-dsfromkey", &["-2", &format!("{k}.key")]);
+        let ds = kit::stdout_in(dir, "dnssec-dsfromkey", &["-2", &format!("{k}.key")]);
         text.push_str(&kit::static_ds(&ds));
         text.push('\n');
     }
@@ -113,14 +114,7 @@ struct Served {
 }
 
 fn dig(addr: SocketAddr, args: &[&str]) -> String {
-    let mut all = vec![
-        format!("@{}", addr.ip()),
-        "-p".to_owned(),
-        addr.port().to_string(),
-        "+tcp".to_owned(),
-        "+dnssec".to_owned(),
-    ];
-    all.extend(args.iter().map(|a| (*a).to_owned()));
+    let all = kit::tool_args(addr, &[&["+tcp", "+dnssec"], args].concat());
     let out = kit::run_tool("dig", &all);
     assert!(out.status.success(), "dig {args:?}: {}", out.stderr);
     out.stdout
@@ -181,19 +175,7 @@ fn validates(addr: SocketAddr, want: &Served, parent: &Path, what: &str) {
 fn delv_complaints(addr: SocketAddr, anchor: &Path) -> String {
     let mut out = String::new();
     for name in ["www.rl.test.", "nx.rl.test."] {
-        let args = [
-            "5".to_owned(),
-            "delv".to_owned(),
-            "-a".to_owned(),
-            kit::path_str(anchor).to_owned(),
-            format!("+root={ZONE}"),
-            format!("@{}", addr.ip()),
-            "-p".to_owned(),
-            addr.port().to_string(),
-            name.to_owned(),
-            "A".to_owned(),
-        ];
-        let said = kit::run_tool("timeout", &args);
+        let said = kit::delv(anchor, ZONE, addr, name, "A");
         let text = format!("{}{}", said.stdout, said.stderr);
         if !text.contains("fully validated") {
             out.push_str(&format!("\n{name}: {text}"));
@@ -202,9 +184,14 @@ fn delv_complaints(addr: SocketAddr, anchor: &Path) -> String {
     out
 }
 
+/// [`validates`] for the TS at `addr`, each step named `test: what`.
+fn steps(test: &str, addr: SocketAddr) -> impl Fn(&str, Served, &Path) + '_ {
+    move |what, want, parent| validates(addr, &want, parent, &format!("{test}: {what}"))
+}
+
 /// A TS signing `rl.test.` from `dir/keys` (NSEC, ECDSA).
 async fn signing_ts(dir: &ZoneDir, keys: &Path) -> TestTs {
-    let file = dir.write("rl.zone", UNSIGNED);
+    let file = dir.write("rl.zone", &kit::small_zone(ZONE, 2026010101));
     let mut s = kit::ts_settings(vec![file]);
     s.dnssec = Some(Dnssec {
         keys: keys.to_path_buf(),
@@ -222,15 +209,10 @@ async fn signing_ts(dir: &ZoneDir, keys: &Path) -> TestTs {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolls_by_settime_take_effect_at_the_reload() {
     let test = "rolls_by_settime_take_effect_at_the_reload";
-    let Some((dir, keys)) = key_dir(test) else {
+    let Some((_dir, keys, ts, [(ksk, k1), (zsk, z1)])) = start(test).await else {
         return;
     };
-    let (ksk, k1) = keygen(&keys, &["-f", "KSK", "-P", "-30d", "-A", "-30d"]);
-    let (zsk, z1) = keygen(&keys, &["-P", "-30d", "-A", "-30d"]);
-    let ts = signing_ts(&dir, &keys).await;
-    let step = |what: &str, want: Served, parent: &Path| {
-        validates(ts.addr, &want, parent, &format!("{test}: {what}"));
-    };
+    let step = steps(test, ts.addr);
     let serving = |dnskeys: &[u16], ksk: u16, data: &[u16]| Served::of(dnskeys, &[ksk], data);
     let old_ds = anchor(&keys, &[&ksk], "ds1.conf");
     step("start", serving(&[k1, z1], k1, &[z1]), &old_ds);
@@ -295,12 +277,9 @@ fn now() -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_roll_happens_at_its_times_without_a_reload() {
     let test = "a_scheduled_roll_happens_at_its_times_without_a_reload";
-    let Some((dir, keys)) = key_dir(test) else {
+    let Some((_dir, keys, ts, [(ksk, k1), (zsk, z1)])) = start(test).await else {
         return;
     };
-    let (ksk, k1) = keygen(&keys, &["-f", "KSK", "-P", "-30d", "-A", "-30d"]);
-    let (zsk, z1) = keygen(&keys, &["-P", "-30d", "-A", "-30d"]);
-    let ts = signing_ts(&dir, &keys).await;
     let parent = anchor(&keys, &[&ksk], "ds.conf");
     // The schedule, after the TS signed: the times are the test's (at most
     // 40 minutes ahead, so the signatures made then, valid from an hour
@@ -340,15 +319,15 @@ async fn a_scheduled_roll_happens_at_its_times_without_a_reload() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_key_is_published_and_signs_nothing() {
     let test = "a_standby_key_is_published_and_signs_nothing";
-    let Some((dir, keys)) = key_dir(test) else {
+    let none = ["-P", "-3d", "-A", "none"];
+    let Some((_dir, keys, ts, made)) = start_with(test, "-3d", &[&none]).await else {
         return;
     };
-    let (ksk, k) = keygen(&keys, &["-f", "KSK", "-P", "-3d", "-A", "-3d"]);
-    let (_, z) = keygen(&keys, &["-P", "-3d", "-A", "-3d"]);
-    let (_, standby) = keygen(&keys, &["-P", "-3d", "-A", "none"]);
-    let ts = signing_ts(&dir, &keys).await;
-    let want = Served::of(&[k, z, standby], &[k], &[z]);
-    validates(ts.addr, &want, &anchor(&keys, &[&ksk], "ds.conf"), test);
+    let [(ksk, k), (_, z), (_, standby)] = &made[..] else {
+        unreachable!("three keys made")
+    };
+    let want = Served::of(&[*k, *z, *standby], &[*k], &[*z]);
+    validates(ts.addr, &want, &anchor(&keys, &[ksk], "ds.conf"), test);
     ts.stop().await;
 }
 
@@ -363,16 +342,11 @@ async fn a_standby_key_is_published_and_signs_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_algorithm_rollover_keeps_the_zone_validating_at_every_step() {
     let test = "an_algorithm_rollover_keeps_the_zone_validating_at_every_step";
-    let Some((dir, keys)) = key_dir(test) else {
+    let Some((_dir, keys, ts, [(ksk, k1), (zsk, z1)])) = start(test).await else {
         return;
     };
-    let (ksk, k1) = keygen(&keys, &["-f", "KSK", "-P", "-30d", "-A", "-30d"]);
-    let (zsk, z1) = keygen(&keys, &["-P", "-30d", "-A", "-30d"]);
-    let ts = signing_ts(&dir, &keys).await;
-    let step = |what: &str, want: Served, parent: &Path| {
-        validates(ts.addr, &want, parent, &format!("{test}: {what}"));
-    };
     let serving = Served::of;
+    let step = steps(test, ts.addr);
     let old_ds = anchor(&keys, &[&ksk], "ds1.conf");
     step("start", serving(&[k1, z1], &[k1], &[z1]), &old_ds);
 

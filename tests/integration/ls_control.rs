@@ -54,8 +54,7 @@ async fn admin_in_health(addr: SocketAddr, name: &str) -> String {
 async fn a_backend_drained_under_load_loses_nothing_and_auto_brings_it_back() {
     let dir = ZoneDir::new();
     let table = "www.drain.example 10.8.0.1 A\n";
-    let ts1 = start_ts_table(&dir, "t1.txt", table).await;
-    let ts2 = start_ts_table(&dir, "t2.txt", table).await;
+    let [ts1, ts2] = replicas(&dir, table).await;
     let mut cfg = ls_config(&[("ts1", ts1.addr), ("ts2", ts2.addr)]);
     cfg.strategy = dnslb::config::Strategy::Sequential;
     cfg.order = dnslb::config::Order::RoundRobin;
@@ -153,9 +152,7 @@ fn ls_toml(ts1: SocketAddr, ts2: SocketAddr, weight: u32, third: Option<SocketAd
 async fn a_state_set_by_hand_survives_a_reload_that_keeps_the_backend() {
     let dir = ZoneDir::new();
     let table = "www.keep.example 10.8.1.1 A\n";
-    let ts1 = start_ts_table(&dir, "t1.txt", table).await;
-    let ts2 = start_ts_table(&dir, "t2.txt", table).await;
-    let ts3 = start_ts_table(&dir, "t3.txt", table).await;
+    let [ts1, ts2, ts3] = replicas(&dir, table).await;
     let path = dir.write("config.toml", &ls_toml(ts1.addr, ts2.addr, 1, None));
     let run = start_ls_service(&path).await;
     let metrics = TestMetrics::start(run.balancer.clone(), Default::default()).await;
@@ -211,8 +208,7 @@ async fn cli(args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_commands_speak_to_a_running_ls() {
-    let dir = ZoneDir::new();
-    let ts = start_ts_table(&dir, "t.txt", "www.cmd.example 10.8.2.1 A\n").await;
+    let (_dir, ts) = table_ts("www.cmd.example 10.8.2.1 A\n").await;
     let ls = start_ls(ls_config(&[("ts1", ts.addr)])).await;
     let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
     let addr = metrics.addr.to_string();
@@ -485,8 +481,7 @@ async fn a_control_request_from_another_address_without_the_key_gets_401_and_cha
 /// command acted on ./config.toml's LS, or failed on its absence).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_flags_before_the_subcommand_are_used() {
-    let dir = ZoneDir::new();
-    let ts = start_ts_table(&dir, "t.txt", "www.flags.example 10.8.3.1 A\n").await;
+    let (dir, ts) = table_ts("www.flags.example 10.8.3.1 A\n").await;
     let ls = start_ls(ls_config(&[("ts1", ts.addr)])).await;
     let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
     let config = format!(
@@ -528,9 +523,7 @@ async fn blocks_flags_before_the_subcommand_are_used() {
 async fn a_listener_not_on_loopback_wants_the_key_from_loopback_too() {
     let dir = ZoneDir::new();
     let key = "the-api-key-0123456789";
-    let [dns, port, ts] = free_ports(3)[..] else {
-        unreachable!()
-    };
+    let [dns, port, ts] = ports();
     let config = format!(
         "[ls]\nlisten = [\"127.0.0.1:{dns}\"]\nworkers = 1\nmetrics = \"0.0.0.0:{port}\"\n\
          api_key = \"{key}\"\n\n[ls.health]\ntimeout_ms = 100\n\n\

@@ -34,6 +34,12 @@ async fn ask_from(ls: SocketAddr, src: &str, name: &str) -> Option<Message> {
     Message::from_vec(&raw).ok()
 }
 
+/// [`ask_from`], answered (else the test fails, naming the question).
+async fn answer_from(ls: SocketAddr, src: &str, name: &str) -> Message {
+    let m = ask_from(ls, src, name).await;
+    m.unwrap_or_else(|| panic!("{name} A from {src}: no answer within a second"))
+}
+
 fn rand_id() -> u16 {
     rand::random()
 }
@@ -98,8 +104,7 @@ async fn tcp_rcode_from(ls: SocketAddr, src: &str, name: &str) -> Option<Respons
 async fn a_flooding_client_is_blocked_within_two_seconds_and_released_after_block_s() {
     // Asserts wall-clock upper bounds (blocked within 2 s, released by 10 s): never beside a load test.
     let _load = crate::kit::timed().await;
-    let dir = ZoneDir::new();
-    let ts = start_ts_table(&dir, "t.txt", "www.dyn.example 10.9.0.1 A\n").await;
+    let (_dir, ts) = table_ts("www.dyn.example 10.9.0.1 A\n").await;
     let mut cfg = ls_config(&[("ts1", ts.addr)]);
     let mut r = rule("floods", DynKind::QueryRate, 50.0, 3);
     r.exclude = vec!["127.0.0.12/32".parse().unwrap()];
@@ -169,9 +174,8 @@ async fn a_flooding_client_is_blocked_within_two_seconds_and_released_after_bloc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_rate_block_stops_a_random_subdomain_flood_under_one_zone_only() {
-    let dir = ZoneDir::new();
     let table = "www.victim.example 10.9.1.1 A\nwww.other.example 10.9.1.2 A\n";
-    let ts = start_ts_table(&dir, "t.txt", table).await;
+    let (_dir, ts) = table_ts(table).await;
     let mut cfg = ls_config(&[("ts1", ts.addr)]);
     let mut r = rule("subdomains", DynKind::NameRate, 50.0, 5);
     r.suffix = Some(Name::from_ascii("example.").unwrap());
@@ -187,16 +191,12 @@ async fn a_name_rate_block_stops_a_random_subdomain_flood_under_one_zone_only() 
         blocked(ls.addr, "127.0.0.29", "fresh.victim.example").await,
         "the zone not blocked within {BLOCKED_WITHIN:?}"
     );
-    let m = ask_from(ls.addr, "127.0.0.29", "www.victim.example")
-        .await
-        .unwrap();
+    let m = answer_from(ls.addr, "127.0.0.29", "www.victim.example").await;
     assert!(
         refused_by_block(&m),
         "its existing names too: the zone is blocked"
     );
-    let m = ask_from(ls.addr, "127.0.0.29", "www.other.example")
-        .await
-        .unwrap();
+    let m = answer_from(ls.addr, "127.0.0.29", "www.other.example").await;
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert_eq!(a_addrs(&m), [Ipv4Addr::new(10, 9, 1, 2)]);
     let list = ls.balancer.dynblocks().list(std::time::Instant::now());
@@ -219,8 +219,7 @@ fn forged(i: u32) -> Ipv4Addr {
 async fn forged_sources_keep_memory_bounded_and_the_real_client_answered() {
     const SOURCES: u32 = 200_000;
     let _load = heavy().await;
-    let dir = ZoneDir::new();
-    let ts = start_ts_table(&dir, "t.txt", "www.forged.example 10.9.2.1 A\n").await;
+    let (_dir, ts) = table_ts("www.forged.example 10.9.2.1 A\n").await;
     let mut cfg = ls_config(&[("ts1", ts.addr)]);
     cfg.cache = Some(Default::default());
     cfg.dynamic_block = vec![rule("floods", DynKind::QueryRate, 20.0, 5)];
@@ -272,7 +271,7 @@ async fn forged_sources_keep_memory_bounded_and_the_real_client_answered() {
     // Two ticks later, still nobody blocked: no forged source crossed 20/s.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(ls.balancer.dynblocks().in_force(), 0);
-    let m = ask_from(ls.addr, "127.0.0.30", name).await.unwrap();
+    let m = answer_from(ls.addr, "127.0.0.30", name).await;
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     // The counting tables hold at most their fixed number of keys (8 shards
     // of 8,192 client groups, and the window's 8 × 8,192), and have taken
@@ -299,8 +298,7 @@ fn query_rules(text: &str) -> Vec<dnslb::config::RuleConfig> {
 /// rule spares it; another client still gets the rules' answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_come_before_the_query_rules_and_allow_spares_no_blocked_client() {
-    let dir = ZoneDir::new();
-    let ts = start_ts_table(&dir, "t.txt", "www.ok.example 10.9.3.1 A\n").await;
+    let (_dir, ts) = table_ts("www.ok.example 10.9.3.1 A\n").await;
     let mut cfg = ls_config(&[("ts1", ts.addr)]);
     cfg.rule = query_rules(
         "[[ls.rule]]\nname = \"ok\"\nmatch = { suffix = [\"ok.example\"] }\naction = \"allow\"\n\
@@ -310,9 +308,7 @@ async fn blocks_come_before_the_query_rules_and_allow_spares_no_blocked_client()
     cfg.dynamic_block = vec![rule("floods", DynKind::QueryRate, 50.0, 5)];
     let ls = start_ls(cfg).await;
     let spoofed = |m: &Message| a_addrs(m) == [Ipv4Addr::new(192, 0, 2, 7)];
-    let m = ask_from(ls.addr, "127.0.0.40", "x.spoof.example")
-        .await
-        .unwrap();
+    let m = answer_from(ls.addr, "127.0.0.40", "x.spoof.example").await;
     assert!(spoofed(&m), "the rule answers: {m:?}");
     // 300 queries a rule answers at the door, from one client.
     flood(ls.addr, "127.0.0.40", 300, |i| {
@@ -324,22 +320,16 @@ async fn blocks_come_before_the_query_rules_and_allow_spares_no_blocked_client()
         "the rule's answers spared the flooding client"
     );
     // An `allow` rule does not spare it either, over UDP or TCP.
-    let m = ask_from(ls.addr, "127.0.0.40", "www.ok.example")
-        .await
-        .unwrap();
+    let m = answer_from(ls.addr, "127.0.0.40", "www.ok.example").await;
     assert!(refused_by_block(&m), "allowed past its block: {m:?}");
     assert_eq!(
         tcp_rcode_from(ls.addr, "127.0.0.40", "www.ok.example").await,
         Some(ResponseCode::Refused)
     );
     // Another client: the rules as before.
-    let m = ask_from(ls.addr, "127.0.0.41", "x.spoof.example")
-        .await
-        .unwrap();
+    let m = answer_from(ls.addr, "127.0.0.41", "x.spoof.example").await;
     assert!(spoofed(&m), "{m:?}");
-    let m = ask_from(ls.addr, "127.0.0.41", "www.ok.example")
-        .await
-        .unwrap();
+    let m = answer_from(ls.addr, "127.0.0.41", "www.ok.example").await;
     assert_eq!(a_addrs(&m), [Ipv4Addr::new(10, 9, 3, 1)]);
     ls.stop().await;
     ts.stop().await;
@@ -417,13 +407,9 @@ async fn a_kind_blocks_the_client_over_it_only(
         "{rule_name}: the client over, and it alone"
     );
     let blocked_at = Instant::now();
-    let m = ask_from(ls.addr, "127.0.0.50", "www.dyn.example")
-        .await
-        .unwrap();
+    let m = answer_from(ls.addr, "127.0.0.50", "www.dyn.example").await;
     assert!(refused_by_block(&m), "{rule_name}: {m:?}");
-    let m = ask_from(ls.addr, "127.0.0.51", "www.dyn.example")
-        .await
-        .unwrap();
+    let m = answer_from(ls.addr, "127.0.0.51", "www.dyn.example").await;
     assert_eq!(
         m.metadata.response_code,
         ResponseCode::NoError,
@@ -442,9 +428,7 @@ async fn a_kind_blocks_the_client_over_it_only(
         "{rule_name}: lifted after {:?}, before block_s",
         blocked_at.elapsed()
     );
-    let m = ask_from(ls.addr, "127.0.0.50", "www.dyn.example")
-        .await
-        .unwrap();
+    let m = answer_from(ls.addr, "127.0.0.50", "www.dyn.example").await;
     assert_eq!(
         m.metadata.response_code,
         ResponseCode::NoError,
@@ -558,9 +542,7 @@ async fn the_ls_s_own_on_timeout_answers_do_not_count_toward_rcode_rules() {
     })
     .await;
     assert_eq!(listed.as_deref(), Some(&["127.0.0.61".to_owned()][..]));
-    let m = ask_from(ls.addr, "127.0.0.60", "www.live.example")
-        .await
-        .unwrap();
+    let m = answer_from(ls.addr, "127.0.0.60", "www.live.example").await;
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     metrics.stop().await;
     ls.stop().await;

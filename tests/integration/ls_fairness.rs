@@ -25,6 +25,22 @@ fn wire(name: &str, id: u16) -> Vec<u8> {
     m.to_vec().unwrap()
 }
 
+/// A backend silent for names starting with `prefix` (nobody holds them),
+/// answering the rest at once.
+async fn silent_for(prefix: &'static str) -> Fake {
+    Fake::udp(move |q, _| {
+        let name = Message::from_vec(q).ok().and_then(|m| {
+            let first = m.queries.first()?;
+            Some(first.name().to_ascii())
+        });
+        match name {
+            Some(name) if !name.starts_with(prefix) => Reply::Now(wire_answer(q, 0)),
+            _ => Reply::Drop,
+        }
+    })
+    .await
+}
+
 /// Client A on 127.0.0.2 floods names the backend never answers (a batch
 /// of 50 every 10 ms) while client B on 127.0.0.3 asks 100 existing names
 /// one after another: every one of B's gets its NOERROR answer. Before the
@@ -35,14 +51,7 @@ async fn a_client_flooding_unanswered_names_does_not_starve_another() {
     let _load = crate::kit::heavy().await;
     let started = Instant::now();
     // Silent for `x…` names (nobody holds them), answers the rest at once.
-    let backend = Fake::udp(|q, _| {
-        if q.get(13) == Some(&b'x') {
-            Reply::Drop
-        } else {
-            Reply::Now(wire_answer(q, 0))
-        }
-    })
-    .await;
+    let backend = silent_for("x").await;
     let mut cfg = ls_config(&[("silent-on-miss", backend.addr)]);
     cfg.workers = 1;
     cfg.max_inflight = MAX_INFLIGHT;
@@ -148,18 +157,7 @@ async fn a_client_flooding_unanswered_names_does_not_starve_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_pipelining_on_many_connections_does_not_starve_another() {
     use crate::kit::{tcp_recv, tcp_send};
-    let backend = Fake::udp(|q, _| {
-        let Ok(m) = Message::from_vec(q) else {
-            return Reply::Drop;
-        };
-        let name = m.queries[0].name().to_ascii();
-        if name.starts_with("flood") {
-            Reply::Drop
-        } else {
-            Reply::Now(wire_answer(q, 0))
-        }
-    })
-    .await;
+    let backend = silent_for("flood").await;
     let mut cfg = ls_config(&[("b", backend.addr)]);
     cfg.max_inflight = 32;
     cfg.hedge_budget_pct = 0.0;

@@ -14,7 +14,7 @@ use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record, RecordType};
 
-use crate::kit::{self, Fake, Reply};
+use crate::kit::{self, Fake, Reply, Via};
 use dnslb::config::{HedgeDelay, Layout, Order, Strategy};
 
 /// The question's name, lower case, and the message, of a client query.
@@ -106,12 +106,8 @@ async fn ask_all(ls: SocketAddr, names: impl Iterator<Item = String>) -> Vec<(St
     for (i, name) in names.enumerate() {
         tasks.push(tokio::spawn(async move {
             let q = kit::query(&name, RecordType::A, Some(1232));
-            let m = if i % 2 == 0 {
-                kit::udp(ls, &q).await
-            } else {
-                kit::tcp(ls, &q).await
-            };
-            (name, m)
+            let via = if i % 2 == 0 { Via::Udp } else { Via::Tcp };
+            (name, kit::ask_via(ls, &q, via).await)
         }));
     }
     let mut out = Vec::new();
@@ -137,11 +133,7 @@ async fn a_lost_datagram_is_asked_again_under_sequential_and_race() {
         let ls = kit::start_ls(cfg).await;
         let names = (1..=20).map(|n| format!("q{n}.example."));
         for (name, m) in ask_all(ls.addr, names).await {
-            assert_eq!(
-                m.metadata.response_code,
-                ResponseCode::NoError,
-                "{strategy:?} {name}: {m:?}"
-            );
+            kit::assert_rcode(&m, ResponseCode::NoError, &format!("{strategy:?} {name}"));
             assert_eq!(
                 kit::a_addrs(&m),
                 [Ipv4Addr::new(10, 0, 0, number(&name))],
@@ -198,24 +190,20 @@ async fn a_table_server_back_from_a_restart_answers_the_query_in_flight() {
     // Defaults: hedge, least-outstanding, partitioned, on_timeout nxdomain.
     let ls = kit::start_ls(cfg).await;
     warm_up(ls.addr).await;
-    for path in ["udp", "tcp"] {
+    for path in [Via::Udp, Via::Tcp] {
         *dead_until.lock().unwrap() = Some(Instant::now() + Duration::from_millis(400));
         let q = kit::query("h7.z1.test.", RecordType::A, Some(1232));
         let started = Instant::now();
-        let m = if path == "udp" {
-            kit::udp(ls.addr, &q).await
-        } else {
-            kit::tcp(ls.addr, &q).await
-        };
+        let m = kit::ask_via(ls.addr, &q, path).await;
         assert_eq!(
             m.metadata.response_code,
             ResponseCode::NoError,
-            "{path}: a made-up answer for a name ts1 holds: {m:?}"
+            "{path:?}: a made-up answer for a name ts1 holds: {m:?}"
         );
-        assert_eq!(kit::a_addrs(&m), [Ipv4Addr::new(10, 0, 0, 7)], "{path}");
+        assert_eq!(kit::a_addrs(&m), [Ipv4Addr::new(10, 0, 0, 7)], "{path:?}");
         assert!(
             started.elapsed() >= Duration::from_millis(390),
-            "{path}: answered while ts1 was down?"
+            "{path:?}: answered while ts1 was down?"
         );
     }
     ls.stop().await;
@@ -245,11 +233,7 @@ async fn a_partition_silent_for_the_others_names_is_not_marked_down() {
     for round in 0..4 {
         let names = (1..=10).map(|n| format!("h{n}.z2.test."));
         for (name, m) in ask_all(ls.addr, names).await {
-            assert_eq!(
-                m.metadata.response_code,
-                ResponseCode::NoError,
-                "{round} {name}"
-            );
+            kit::assert_rcode(&m, ResponseCode::NoError, &format!("{round} {name}"));
         }
     }
     // Every copy s1 left unanswered has reached its deadline.

@@ -13,7 +13,7 @@ use dnslb::config::{Layout, Order, Strategy};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
-use crate::kit::{self, Fake, TestLs, error_answer};
+use crate::kit::{self, Fake, TestLs, Via, error_answer};
 
 fn refused(q: &[u8]) -> Vec<u8> {
     error_answer(q, 5)
@@ -167,23 +167,18 @@ async fn zone_transfers_are_refused_at_the_door_never_forwarded() {
     )
     .await;
     let ls = ls(&[("b", backend.addr)], Strategy::Hedge, Layout::Replicated).await;
-    for (qtype, tcp) in [
-        (RecordType::AXFR, true),
-        (RecordType::IXFR, false),
-        (RecordType::IXFR, true),
-        (RecordType::AXFR, false),
+    for (qtype, via) in [
+        (RecordType::AXFR, Via::Tcp),
+        (RecordType::IXFR, Via::Udp),
+        (RecordType::IXFR, Via::Tcp),
+        (RecordType::AXFR, Via::Udp),
     ] {
         let q = kit::query("example.test.", qtype, Some(1232));
-        let m = if tcp {
-            kit::tcp(ls.addr, &q).await
-        } else {
-            kit::udp(ls.addr, &q).await
-        };
+        let m = kit::ask_via(ls.addr, &q, via).await;
         assert_eq!(
             m.metadata.response_code,
             ResponseCode::Refused,
-            "{qtype} over {}",
-            if tcp { "TCP" } else { "UDP" }
+            "{qtype} over {via:?}"
         );
         assert_eq!(
             kit::ede(&m).map(|e| e.0),

@@ -44,8 +44,9 @@ fn refused(port: u16) -> SocketAddr {
 /// An LS with one worker over `backends` asked in order under `strategy`,
 /// with a 10 s deadline, an 8 s hedge delay and per-try timeout, and no
 /// health probes after the first round; every backend marked up (the
-/// refused one fails its probe, and a down backend is not asked).
-async fn ls(backends: &[(&str, SocketAddr)], strategy: Strategy) -> TestLs {
+/// refused one fails its probe, and a down backend is not asked); and its
+/// `/metrics` listener.
+async fn ls(backends: &[(&str, SocketAddr)], strategy: Strategy) -> (TestLs, TestMetrics) {
     let mut c: LsConfig = kit::ls_config(backends);
     c.workers = 1;
     c.strategy = strategy;
@@ -60,7 +61,8 @@ async fn ls(backends: &[(&str, SocketAddr)], strategy: Strategy) -> TestLs {
     for b in &ls.balancer.state().backends {
         b.set_up(true);
     }
-    ls
+    let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
+    (ls, metrics)
 }
 
 /// Backend `name`'s counters from the LS's `/metrics`: (sent, answered,
@@ -103,8 +105,7 @@ async fn a_refused_backend_is_skipped_at_once_over_udp_as_over_tcp() {
     let dir = ZoneDir::new();
     let ts = kit::start_ts(kit::ts_settings(vec![dir.write("example.zone", ZONE)])).await;
     for strategy in STRATEGIES {
-        let ls = ls(&[("refused", refused(53)), ("ts", ts.addr)], strategy).await;
-        let m = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
+        let (ls, m) = ls(&[("refused", refused(53)), ("ts", ts.addr)], strategy).await;
         let q = query("www.example.", RecordType::A, None);
 
         // UDP: the fast path.
@@ -135,8 +136,7 @@ async fn a_refused_backend_is_skipped_at_once_over_udp_as_over_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_backend_refused_is_servfail_at_once_over_udp_as_over_tcp() {
     for strategy in STRATEGIES {
-        let ls = ls(&[("r1", refused(53)), ("r2", refused(54))], strategy).await;
-        let m = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
+        let (ls, m) = ls(&[("r1", refused(53)), ("r2", refused(54))], strategy).await;
         let q = query("www.example.", RecordType::A, None);
         let a = udp_exchange(ls.addr, &q, WAIT)
             .await

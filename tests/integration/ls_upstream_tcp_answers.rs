@@ -16,7 +16,7 @@ use hickory_proto::rr::RecordType;
 use dnslb::config::{Layout, Strategy};
 
 use crate::kit::{
-    TcpStep, a_addrs, is_probe, ls_config, query, read_frame, serve_tcp, start_ls, tcp, tcp_send,
+    TcpStep, a_addrs, is_probe, ls_config, query, read_frame, serve_tcp, start_ls, tcp, tcp_sent,
     udp_and_tcp, wait_settled, wire_answer,
 };
 
@@ -98,14 +98,7 @@ async fn a_slow_tcp_answer_within_the_deadline_is_not_dropped() {
     }
     let t = Instant::now();
     // Waited for longer than the deadline: the LS's reply, whatever it is.
-    let mut s = tokio::net::TcpStream::connect(ls.addr).await.unwrap();
-    tcp_send(
-        &mut s,
-        &query("slow.example", RecordType::ANY, None)
-            .to_vec()
-            .unwrap(),
-    )
-    .await;
+    let mut s = tcp_sent(ls.addr, &query("slow.example", RecordType::ANY, None)).await;
     let raw = tokio::time::timeout(Duration::from_secs(6), read_frame(&mut s))
         .await
         .ok()

@@ -6,35 +6,20 @@
 //! 151 to 500 it is served with its proofs and a warning (validators treat
 //! it as insecure), as `named-checkzone` warns. NSD and Knot load either.
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use dnslb::ts::TableServer;
 
 use crate::kit::{self, ZoneDir};
 
-const UNSIGNED: &str = "\
-$ORIGIN n3s.test.
-$TTL 300
-@    SOA ns1 hostmaster 1 3600 600 604800 300
-@    NS  ns1
-ns1  A   192.0.2.1
-www  A   192.0.2.10
-";
-
 /// `n3s.test.` signed by `ldns-signzone` with NSEC3, salt `aabbccdd` and
-/// `iterations`, in `dir`: the signed file and the NSEC3PARAM's line.
-fn signed(dir: &ZoneDir, iterations: u16) -> (PathBuf, usize) {
+/// `iterations`, in a folder of its own: the folder, the signed file and
+/// the NSEC3PARAM's line. `None` (the test skipped) without the ldns tools.
+fn signed(test: &str, iterations: u16) -> Option<(ZoneDir, PathBuf, usize)> {
+    kit::need(test, ["ldns-keygen", "ldns-signzone"])?;
+    let dir = ZoneDir::new();
     let d = dir.path();
-    std::fs::write(d.join("unsigned.zone"), UNSIGNED).unwrap();
-    let run = |prog: &str, args: &[&str]| -> String {
-        let mut cmd = Command::new(prog);
-        cmd.args(args).current_dir(d);
-        let what = format!("`{prog} {}`", args.join(" "));
-        kit::run_ok(&what, cmd, kit::TOOL_LIMIT, "")
-            .stdout
-            .trim()
-            .to_owned()
-    };
+    std::fs::write(d.join("unsigned.zone"), kit::small_zone("n3s.test.", 1)).unwrap();
+    let run = |prog: &str, args: &[&str]| kit::stdout_in(d, prog, args);
     let key = run("ldns-keygen", &["-a", "ECDSAP256SHA256", "-k", "n3s.test."]);
     let t = iterations.to_string();
     let file = format!("n3s-{iterations}.zone");
@@ -59,7 +44,7 @@ fn signed(dir: &ZoneDir, iterations: u16) -> (PathBuf, usize) {
         .position(|l| l.split_whitespace().nth(3) == Some("NSEC3PARAM"))
         .expect("an NSEC3PARAM line")
         + 1;
-    (path, line)
+    Some((dir, path, line))
 }
 
 fn config(dir: &Path, zone: &Path) -> PathBuf {
@@ -76,11 +61,9 @@ fn config(dir: &Path, zone: &Path) -> PathBuf {
 #[test]
 fn more_than_500_nsec3_iterations_are_refused_at_load_and_by_check() {
     let test = "more_than_500_nsec3_iterations_are_refused_at_load_and_by_check";
-    if kit::need(test, ["ldns-keygen", "ldns-signzone"]).is_none() {
+    let Some((dir, zone, line)) = signed(test, 600) else {
         return;
-    }
-    let dir = ZoneDir::new();
-    let (zone, line) = signed(&dir, 600);
+    };
     let want = format!(
         "{}:{line}: the NSEC3PARAM of n3s.test. has 600 iterations, above 500: ",
         zone.display()
@@ -103,11 +86,9 @@ fn more_than_500_nsec3_iterations_are_refused_at_load_and_by_check() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_to_500_nsec3_iterations_are_served_with_proofs_and_a_warning() {
     let test = "up_to_500_nsec3_iterations_are_served_with_proofs_and_a_warning";
-    if kit::need(test, ["ldns-keygen", "ldns-signzone", "dig"]).is_none() {
+    let Some((dir, zone, line)) = kit::need(test, ["dig"]).and_then(|_| signed(test, 200)) else {
         return;
-    }
-    let dir = ZoneDir::new();
-    let (zone, line) = signed(&dir, 200);
+    };
     let config = config(dir.path(), &zone);
     let out = kit::dnslb_check(&config, dir.path());
     assert!(out.status.success(), "{test}: {}", out.stderr);
@@ -147,11 +128,9 @@ async fn up_to_500_nsec3_iterations_are_served_with_proofs_and_a_warning() {
 #[test]
 fn a_chain_of_more_than_500_iterations_is_refused_whatever_its_nsec3param_says() {
     let test = "a_chain_of_more_than_500_iterations_is_refused_whatever_its_nsec3param_says";
-    if kit::need(test, ["ldns-keygen", "ldns-signzone"]).is_none() {
+    let Some((_dir, zone, line)) = signed(test, 600) else {
         return;
-    }
-    let dir = ZoneDir::new();
-    let (zone, line) = signed(&dir, 600);
+    };
     let text = std::fs::read_to_string(&zone).unwrap();
     let edited: Vec<String> = text
         .lines()

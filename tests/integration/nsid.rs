@@ -12,10 +12,10 @@ use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{EdnsOption, NSIDPayload};
 use tokio::net::UdpSocket;
 
-use crate::kit::run_tool;
 use crate::kit::{
     TestTs, ZoneDir, is_probe, ls_config, nsid_of, query, start_ls, start_ts, tcp, udp,
 };
+use crate::kit::{run_tool, tool_args};
 
 const TABLE: &str = "www.example.com 192.0.2.1 A\n";
 
@@ -46,31 +46,17 @@ async fn nsid_shown(prog: &'static str, at: SocketAddr, extra: &[&str]) -> Optio
     } else {
         "+tries=1"
     };
-    let mut args: Vec<String> = vec![
-        format!("@{}", at.ip()),
-        "-p".into(),
-        at.port().to_string(),
-        "-t".into(),
-        "A".into(),
-        "+norec".into(),
-        "+time=2".into(),
-        once.into(),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    args.push("www.example.com".into());
+    let plain = ["-t", "A", "+norec", "+time=2", once];
+    let args = tool_args(at, &[&plain[..], extra, &["www.example.com"]].concat());
     let out = tokio::task::spawn_blocking(move || run_tool(prog, &args))
         .await
         .unwrap();
     assert!(
-        out.status.success(),
-        "{prog}: {}\n{}",
+        out.status.success() && out.stdout.contains("192.0.2.1"),
+        "{prog} {extra:?}: no answer ({}):\n{}{}",
+        out.status,
         out.stdout,
         out.stderr
-    );
-    assert!(
-        out.stdout.contains("192.0.2.1"),
-        "{prog} {extra:?}: no answer:\n{}",
-        out.stdout
     );
     let line = out.stdout.lines().find(|l| l.contains("NSID:"))?;
     let (start, end) = (line.find('"')?, line.rfind('"')?);

@@ -83,19 +83,7 @@ fn a_table_sharing_a_pre_signed_zones_origin_is_refused_naming_both_files() {
 /// `timeout 5 delv -a ANCHOR +root=sig.test. @SERVER NAME A`, trusting the
 /// signed parent's KSK: its output and how it ended.
 fn delv(signed: &SignedZone, server: SocketAddr, name: &str) -> String {
-    let args = [
-        "5".to_owned(),
-        "delv".to_owned(),
-        "-a".to_owned(),
-        kit::path_str(&signed.anchor).to_owned(),
-        format!("+root={}", signed.zone),
-        format!("@{}", server.ip()),
-        "-p".to_owned(),
-        server.port().to_string(),
-        name.to_owned(),
-        "A".to_owned(),
-    ];
-    let out = kit::run_tool("timeout", &args);
+    let out = kit::delv(&signed.anchor, &signed.zone, server, name, "A");
     format!("{}{}({})", out.stdout, out.stderr, out.status)
 }
 

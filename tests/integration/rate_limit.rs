@@ -21,7 +21,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use crate::kit::poll_until_async;
-use crate::kit::{TestLs, ZoneDir, a_addrs, ls_config, query, start_ls, start_ts_table};
+use crate::kit::{TestLs, a_addrs, ls_config, query, start_ls, table_ts};
 
 /// Distinct client addresses.
 const CLIENTS: usize = 1000;
@@ -69,8 +69,7 @@ fn replies_sent(ls: &TestLs) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_client_gets_more_than_its_rate_plus_burst_however_addresses_collide() {
     let _load = crate::kit::heavy().await;
-    let dir = ZoneDir::new();
-    let ts = start_ts_table(&dir, "t.txt", "rl.example 10.7.0.1 A\n").await;
+    let (_dir, ts) = table_ts("rl.example 10.7.0.1 A\n").await;
     let mut cfg = ls_config(&[("ts1", ts.addr)]);
     cfg.rate_limit_qps = QPS;
     let ls = start_ls(cfg).await;

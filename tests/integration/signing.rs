@@ -66,19 +66,8 @@ fn fixture(dir: &ZoneDir, zone: &str) -> PathBuf {
 
 /// The zone `zone` as `dig AXFR` transfers it from `server`.
 fn axfr(server: SocketAddr, zone: &str) -> String {
-    let out = kit::run_tool(
-        "dig",
-        &[
-            format!("@{}", server.ip()),
-            "-p".into(),
-            server.port().to_string(),
-            "AXFR".into(),
-            zone.into(),
-            "+nocmd".into(),
-            "+nostats".into(),
-            "+nocomments".into(),
-        ],
-    );
+    let args = ["AXFR", zone, "+nocmd", "+nostats", "+nocomments"];
+    let out = kit::run_tool("dig", &kit::tool_args(server, &args));
     assert!(out.status.success(), "dig AXFR {zone}: {}", out.stderr);
     kit::axfr_zone_file(&out.stdout)
 }
@@ -138,19 +127,15 @@ fn dnskeys_of(text: &str) -> Vec<String> {
     keys
 }
 
+/// `dig` to transfer a zone and the three zone verifiers.
+const VERIFIERS: [&str; 4] = ["dig", "dnssec-verify", "ldns-verify-zone", "kzonecheck"];
+
 /// Every zone the TS signs, with each algorithm and denial, transferred
 /// whole, passes three validators' zone checks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zones_the_ts_signs_pass_three_zone_verifiers() {
     let test = "zones_the_ts_signs_pass_three_zone_verifiers";
-    if kit::need(
-        test,
-        ["dig", "dnssec-verify", "ldns-verify-zone", "kzonecheck"],
-    )
-    .is_none()
-    {
-        return;
-    }
+    kit::or_skip!(kit::need(test, VERIFIERS));
     let mut complaints = String::new();
     let mut checked = 0;
     for algorithm in ALGORITHMS {
@@ -192,9 +177,7 @@ async fn zones_the_ts_signs_pass_three_zone_verifiers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delv_validates_every_case_of_a_zone_the_ts_signs() {
     let test = "delv_validates_every_case_of_a_zone_the_ts_signs";
-    if kit::need(test, ["delv", "dnssec-dsfromkey", "timeout"]).is_none() {
-        return;
-    }
+    kit::or_skip!(kit::need(test, ["delv", "dnssec-dsfromkey", "timeout"]));
     let mut failures = String::new();
     let mut checked = 0;
     for denial in DENIALS {
@@ -220,14 +203,7 @@ async fn delv_validates_every_case_of_a_zone_the_ts_signs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_table_is_signed_again_with_a_higher_serial_and_the_same_key() {
     let test = "a_changed_table_is_signed_again_with_a_higher_serial_and_the_same_key";
-    if kit::need(
-        test,
-        ["dig", "dnssec-verify", "ldns-verify-zone", "kzonecheck"],
-    )
-    .is_none()
-    {
-        return;
-    }
+    kit::or_skip!(kit::need(test, VERIFIERS));
     let dir = ZoneDir::new();
     let table = dir.write(
         "t.txt",
@@ -358,9 +334,10 @@ async fn signatures_from_a_clock_that_ran_ahead_are_made_anew() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn occluded_data_a_pasted_key_and_a_raised_serial_are_handled() {
     let test = "occluded_data_a_pasted_key_and_a_raised_serial_are_handled";
-    if kit::need(test, ["dig", "dnssec-verify", "ldns-verify-zone"]).is_none() {
-        return;
-    }
+    kit::or_skip!(kit::need(
+        test,
+        ["dig", "dnssec-verify", "ldns-verify-zone"]
+    ));
     let dir = ZoneDir::new();
     let zone = |serial: u32| {
         format!(

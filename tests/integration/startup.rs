@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::kit;
@@ -177,23 +176,10 @@ fn tail(text: &str, n: usize) -> String {
 // /metrics.
 
 /// GET /metrics from `addr`; `None` if it cannot be had (not listening yet,
-/// not a 200). The server answers with a Content-Length and closes.
+/// not a 200).
 async fn metrics_text(addr: SocketAddr) -> Option<String> {
-    let wait = Duration::from_secs(5);
-    let mut s = tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr))
-        .await
-        .ok()?
-        .ok()?;
-    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.ok()?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(wait, s.read_to_end(&mut raw))
-        .await
-        .ok()?
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+    let r = crate::kit::http_try_get(addr, "/metrics").await?;
+    (r.status == 200).then_some(r.body)
 }
 
 /// The value of the first sample `name` whose labels include each of

@@ -51,6 +51,16 @@ fn consumer_config(dir: &Path, port: u16, primary: u16) -> String {
     )
 }
 
+/// The primary ([`primary_config`]) started in `dir`.
+fn spawn_primary(dir: &Path, port: u16, zones: &[&str], notify: u16) -> TsProc {
+    TsProc::spawn(dir, "primary", port, &primary_config(port, zones, notify))
+}
+
+/// The consumer ([`consumer_config`]) started in `dir`.
+fn spawn_consumer(dir: &Path, port: u16, primary: u16) -> TsProc {
+    TsProc::spawn(dir, "consumer", port, &consumer_config(dir, port, primary))
+}
+
 /// Asks `name TXT` of the consumer until `done` (panics after [`FOLLOW`]).
 async fn until(ts: &TsProc, name: &str, done: impl Fn(&Message) -> bool) -> Message {
     kit::wait_for(ts.addr, name, RecordType::TXT, false, FOLLOW, &mut [], done).await
@@ -60,10 +70,14 @@ fn served(m: &Message) -> bool {
     m.metadata.response_code == ResponseCode::NoError && !m.answers.is_empty()
 }
 
+/// `name TXT` asked once of the TS at `addr`: its answer within 2 s.
+async fn txt(addr: SocketAddr, name: &str) -> Option<Message> {
+    kit::ask(addr, name, RecordType::TXT, false, Duration::from_secs(2)).await
+}
+
 /// Whether the TS at `addr` answers `info.ZONE.` TXT with data.
 async fn info_served(addr: SocketAddr, zone: &str) -> bool {
-    let name = format!("info.{zone}.");
-    let m = kit::ask(addr, &name, RecordType::TXT, false, Duration::from_secs(2)).await;
+    let m = txt(addr, &format!("info.{zone}.")).await;
     m.is_some_and(|m| served(&m))
 }
 
@@ -74,20 +88,10 @@ async fn a_ts_serves_the_members_of_a_catalog_as_they_come_and_go() {
     for z in ["a.test", "b.test", "c.test"] {
         pdir.write(&format!("{z}.zone"), &zone(z));
     }
-    let mut primary = TsProc::spawn(
-        pdir.path(),
-        "primary",
-        pport,
-        &primary_config(pport, &["a.test", "b.test"], cport),
-    );
+    let mut primary = spawn_primary(pdir.path(), pport, &["a.test", "b.test"], cport);
     primary.wait_serving("cat.test.").await;
     let cdir = ZoneDir::new();
-    let consumer = TsProc::spawn(
-        cdir.path(),
-        "consumer",
-        cport,
-        &consumer_config(cdir.path(), cport, pport),
-    );
+    let consumer = spawn_consumer(cdir.path(), cport, pport);
     for z in ["a.test", "b.test"] {
         let m = until(&consumer, &format!("info.{z}."), served).await;
         assert!(
@@ -105,12 +109,7 @@ async fn a_ts_serves_the_members_of_a_catalog_as_they_come_and_go() {
     // The primary restarted with b.test. gone and c.test. added: its
     // catalog's serial rises and it NOTIFYs the consumer at start.
     drop(primary);
-    let mut primary = TsProc::spawn(
-        pdir.path(),
-        "primary",
-        pport,
-        &primary_config(pport, &["a.test", "c.test"], cport),
-    );
+    let mut primary = spawn_primary(pdir.path(), pport, &["a.test", "c.test"], cport);
     primary.wait_serving("c.test.").await;
     let c = until(&consumer, "info.c.test.", served).await;
     assert!(c.answers[0].data.to_string().contains("c.test"));
@@ -142,12 +141,7 @@ async fn a_zone_added_to_zones_and_a_sighup_warns_that_a_restart_applies_it() {
         dir.write(&format!("{z}.zone"), &zone(z));
     }
     let notify = free_port();
-    let mut ts = TsProc::spawn(
-        dir.path(),
-        "primary",
-        port,
-        &primary_config(port, &["a.test"], notify),
-    );
+    let mut ts = spawn_primary(dir.path(), port, &["a.test"], notify);
     ts.wait_serving("a.test.").await;
     dir.write(
         "config.toml",
@@ -165,6 +159,16 @@ fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
 }
 
+/// The members of the large catalog.
+const MEMBERS: usize = 2_000;
+
+/// Waits (at most `secs`) until `ts` logged `what` once for the catalog
+/// and once for each of its [`MEMBERS`]: how long that took.
+async fn each_zone_logged(ts: &mut TsProc, what: &str, secs: u64) -> Duration {
+    ts.wait_log(what, MEMBERS + 1, Duration::from_secs(secs))
+        .await
+}
+
 /// A catalog of 2,000 members converges: every member transferred, at most
 /// a handful of transfers at once (the consumer's open descriptors stay
 /// far below one socket a member: it opened one per member at once, past
@@ -172,7 +176,6 @@ fn open_fds(pid: u32) -> usize {
 /// primary gone, every copy in `state_dir` is served again.
 #[tokio::test]
 async fn a_catalog_of_two_thousand_members_converges_with_few_sockets_open() {
-    const MEMBERS: usize = 2_000;
     let (pport, cport) = (free_port(), free_port());
     let pdir = ZoneDir::new();
     let names: Vec<String> = (0..MEMBERS).map(|i| format!("m{i}.test")).collect();
@@ -180,20 +183,10 @@ async fn a_catalog_of_two_thousand_members_converges_with_few_sockets_open() {
         pdir.write(&format!("{z}.zone"), &zone(z));
     }
     let listed: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut primary = TsProc::spawn(
-        pdir.path(),
-        "primary",
-        pport,
-        &primary_config(pport, &listed, cport),
-    );
+    let mut primary = spawn_primary(pdir.path(), pport, &listed, cport);
     primary.wait_serving("cat.test.").await;
     let cdir = ZoneDir::new();
-    let mut consumer = TsProc::spawn(
-        cdir.path(),
-        "consumer",
-        cport,
-        &consumer_config(cdir.path(), cport, pport),
-    );
+    let mut consumer = spawn_consumer(cdir.path(), cport, pport);
     let pid = consumer.proc.pid();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
@@ -207,14 +200,7 @@ async fn a_catalog_of_two_thousand_members_converges_with_few_sockets_open() {
             most
         })
     };
-    // The catalog and every member.
-    let took = consumer
-        .wait_log(
-            "secondary zone transferred",
-            MEMBERS + 1,
-            Duration::from_secs(180),
-        )
-        .await;
+    let took = each_zone_logged(&mut consumer, "secondary zone transferred", 180).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let most = sampler.join().unwrap();
     eprintln!("{MEMBERS} members transferred in {took:?}, {most} descriptors open at most");
@@ -234,19 +220,8 @@ async fn a_catalog_of_two_thousand_members_converges_with_few_sockets_open() {
     // Restarted with the primary gone: every copy served from state_dir.
     drop(primary);
     drop(consumer);
-    let mut consumer = TsProc::spawn(
-        cdir.path(),
-        "consumer",
-        cport,
-        &consumer_config(cdir.path(), cport, pport),
-    );
-    let took = consumer
-        .wait_log(
-            "secondary zone served from state_dir",
-            MEMBERS + 1,
-            Duration::from_secs(120),
-        )
-        .await;
+    let mut consumer = spawn_consumer(cdir.path(), cport, pport);
+    let took = each_zone_logged(&mut consumer, "secondary zone served from state_dir", 120).await;
     eprintln!("{MEMBERS} members served from state_dir in {took:?}");
     let m = until(&consumer, &format!("info.m{}.test.", MEMBERS - 1), served).await;
     assert!(served(&m));
@@ -282,12 +257,7 @@ async fn a_refused_catalog_keeps_its_members_across_a_restart() {
     let mut primary = TsProc::spawn(pdir.path(), "primary", pport, &config);
     primary.wait_serving("cat.test.").await;
     let cdir = ZoneDir::new();
-    let mut consumer = TsProc::spawn(
-        cdir.path(),
-        "consumer",
-        cport,
-        &consumer_config(cdir.path(), cport, pport),
-    );
+    let mut consumer = spawn_consumer(cdir.path(), cport, pport);
     until(&consumer, "info.a.test.", served).await;
 
     // Version "1": refused, a.test. kept.
@@ -302,24 +272,11 @@ async fn a_refused_catalog_keeps_its_members_across_a_restart() {
     // Restarted (the primary still serving version "1"): a.test. served
     // from state_dir at once, the catalog refused again, a.test. kept.
     drop(consumer);
-    let mut consumer = TsProc::spawn(
-        cdir.path(),
-        "consumer",
-        cport,
-        &consumer_config(cdir.path(), cport, pport),
-    );
+    let mut consumer = spawn_consumer(cdir.path(), cport, pport);
     consumer.wait_log("catalog refused", 1, FOLLOW).await;
     let a = until(&consumer, "info.a.test.", served).await;
     assert!(a.answers[0].data.to_string().contains("a.test"));
-    let cat = kit::ask(
-        consumer.addr,
-        "version.cat.test.",
-        RecordType::TXT,
-        false,
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap();
+    let cat = txt(consumer.addr, "version.cat.test.").await.unwrap();
     assert!(
         cat.answers[0].data.to_string().contains('2'),
         "the catalog served is the last one taken: {}",

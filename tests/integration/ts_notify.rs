@@ -58,35 +58,6 @@ async fn blackhole() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     (addr, task)
 }
 
-/// A secondary that acknowledges every NOTIFY, keeping the serial each
-/// announced.
-async fn acknowledging() -> (
-    SocketAddr,
-    Arc<Mutex<Vec<u32>>>,
-    tokio::task::JoinHandle<()>,
-) {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = sock.local_addr().unwrap();
-    let serials = Arc::new(Mutex::new(Vec::new()));
-    let seen = serials.clone();
-    let task = tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        while let Ok((n, from)) = sock.recv_from(&mut buf).await {
-            let m = Message::from_vec(&buf[..n]).expect("a decodable NOTIFY");
-            assert_eq!(m.metadata.op_code, OpCode::Notify);
-            let serial = match m.answers.first().map(|r| &r.data) {
-                Some(RData::SOA(soa)) => soa.serial,
-                other => panic!("a NOTIFY without the zone's SOA: {other:?}"),
-            };
-            seen.lock().unwrap().push(serial);
-            let mut ack = buf[..n].to_vec();
-            ack[2] |= 0x80; // QR=1
-            let _ = sock.send_to(&ack, from).await;
-        }
-    });
-    (addr, serials, task)
-}
-
 /// `dnslb ts` for `pile.test.` at `addr` notifying `targets`, once it answers.
 async fn start_ts(dir: &Path, addr: SocketAddr, targets: &[SocketAddr]) -> Proc {
     std::fs::write(dir.join("pile.txt"), table(0)).unwrap();
@@ -119,7 +90,7 @@ async fn start_config(dir: &Path, addr: SocketAddr, config: &str) -> Proc {
 async fn reloads_against_a_silent_secondary_keep_one_notify_pending_and_the_sockets_few() {
     let dir = tempfile::tempdir().unwrap();
     let (silent, hole) = blackhole().await;
-    let (answering, serials, acker) = acknowledging().await;
+    let (answering, got, acker) = unsigned_acker().await;
     let addr = local(free_port());
     let mut ts = start_ts(dir.path(), addr, &[silent, answering]).await;
     let before = sockets_of(ts.pid());
@@ -142,16 +113,8 @@ async fn reloads_against_a_silent_secondary_keep_one_notify_pending_and_the_sock
         "{RELOADS} reloads with a silent secondary: {before} sockets before, up to {most} after"
     );
 
-    let told = poll_until_async(LIMIT, Duration::from_millis(20), async || {
-        serials.lock().unwrap().contains(&serial).then_some(())
-    })
-    .await;
-    assert!(
-        told.is_some(),
-        "the answering secondary was not told of serial {serial}: {:?}\n{}",
-        serials.lock().unwrap(),
-        ts.stderr_now()
-    );
+    let told = |g: &[Got]| g.iter().any(|g| g.serial == serial);
+    wait_got(&got, &ts, &format!("a NOTIFY of serial {serial}"), told).await;
     drop(ts);
     hole.abort();
     acker.abort();
@@ -181,6 +144,7 @@ async fn unsigned_acker() -> (
         let mut buf = vec![0u8; 4096];
         while let Ok((n, from)) = sock.recv_from(&mut buf).await {
             let m = Message::from_vec(&buf[..n]).expect("a decodable NOTIFY");
+            assert_eq!(m.metadata.op_code, OpCode::Notify);
             let serial = match m.answers.first().map(|r| &r.data) {
                 Some(RData::SOA(soa)) => soa.serial,
                 other => panic!("a NOTIFY without the zone's SOA: {other:?}"),
@@ -212,13 +176,24 @@ fn question_end(msg: &[u8]) -> usize {
 /// Polls until `got` holds `n` NOTIFYs; panics (with the TS's log) after
 /// [`LIMIT`].
 async fn wait_notifies(got: &Arc<Mutex<Vec<Got>>>, n: usize, ts: &Proc) {
+    wait_got(got, ts, &format!("{n} NOTIFY(s)"), |g| g.len() >= n).await;
+}
+
+/// Polls until `done` holds of what `got` holds (`want` says what that
+/// is); panics (with the TS's log) after [`LIMIT`].
+async fn wait_got(
+    got: &Arc<Mutex<Vec<Got>>>,
+    ts: &Proc,
+    want: &str,
+    done: impl Fn(&[Got]) -> bool,
+) {
     let found = poll_until_async(LIMIT, Duration::from_millis(20), async || {
-        (got.lock().unwrap().len() >= n).then_some(())
+        done(&got.lock().unwrap()).then_some(())
     })
     .await;
     assert!(
         found.is_some(),
-        "{n} NOTIFY(s) expected, got {:?}\n{}",
+        "{want} expected, got {:?}\n{}",
         got.lock().unwrap(),
         ts.stderr_now()
     );

@@ -192,14 +192,8 @@ async fn a_transfer_signed_with_another_key_is_refused() {
     let mut sec = TsProc::spawn(sdir.path(), "sec", port, &config);
     sec.wait_log("secondary zone not transferred; nothing served", 2, FOLLOW)
         .await;
-    let soa = kit::ask(
-        sec.addr,
-        "sec.test.",
-        RecordType::SOA,
-        false,
-        Duration::from_secs(1),
-    )
-    .await;
+    let wait = Duration::from_secs(1);
+    let soa = kit::ask(sec.addr, "sec.test.", RecordType::SOA, false, wait).await;
     assert!(soa.is_some_and(|m| m.answers.is_empty()), "nothing served");
     assert!(sec.stderr_now().contains("NOTAUTH") || sec.stderr_now().contains("TSIG"));
     drop(sec);

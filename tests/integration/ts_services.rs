@@ -34,6 +34,10 @@ const LIMIT: Duration = Duration::from_secs(10);
 /// The TS under test, serving example.org.
 type Ts = ServiceTs;
 
+/// The endpoints of [`ServiceTs::start_two_dcs`]'s groups.
+const DC1: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const DC2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+
 /// The zone every TS here serves: example.org with its SOA, NS and the
 /// NS's address.
 const ZONE: &str = "$ORIGIN example.org.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\n";
@@ -42,6 +46,18 @@ impl ServiceTs {
     /// Starts a TS serving example.org with the `[[ts.service]]` tables `services`.
     async fn start_org(dir: &ZoneDir, services: &str) -> Ts {
         Ts::start(dir, "example.org", services).await
+    }
+
+    /// Starts a TS whose `www.example.org` fails over from dc1 (192.0.2.1)
+    /// to dc2 (198.51.100.1), save for the clients of a view, `clients`
+    /// (TOML strings), who get dc2 first.
+    async fn start_two_dcs(dir: &ZoneDir, clients: &str) -> Ts {
+        let services = format!(
+            "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
+             endpoint = [ {{ addr = \"192.0.2.1\", group = \"dc1\" }}, {{ addr = \"198.51.100.1\", group = \"dc2\" }} ]\n\
+             view = [ {{ clients = [{clients}], groups = [\"dc2\", \"dc1\"] }} ]\n"
+        );
+        Ts::start_org(dir, &services).await
     }
 
     /// Asks `name A` until `want` holds for the sorted addresses.
@@ -239,16 +255,12 @@ async fn failover_moves_and_comes_back_and_all_down_answers_each_way() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn views_pick_the_group_by_source_address_and_by_ecs_with_the_scope_echoed() {
     let dir = ZoneDir::new();
-    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
-        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
-        view = [ { clients = [\"127.0.0.2/32\", \"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
-    let ts = Ts::start_org(&dir, services).await;
-    let (dc1, dc2) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 1));
+    let ts = Ts::start_two_dcs(&dir, "\"127.0.0.2/32\", \"10.0.0.0/8\"").await;
     let from = |l: u8| IpAddr::from(ip(l));
     let m = ts.ask_from(from(2), "www.example.org", RecordType::A).await;
-    assert_eq!(addrs(&m), [dc2], "127.0.0.2 is in the view");
+    assert_eq!(addrs(&m), [DC2], "127.0.0.2 is in the view");
     let m = ts.ask_from(from(3), "www.example.org", RecordType::A).await;
-    assert_eq!(addrs(&m), [dc1], "127.0.0.3 is not");
+    assert_eq!(addrs(&m), [DC1], "127.0.0.3 is not");
 
     let Some([dig]) = need("ts_services ecs", ["dig"]) else {
         ts.stop().await;
@@ -314,10 +326,7 @@ async fn a_view_by_ecs_through_unbound_with_the_scope_echoed() {
         return;
     };
     let dir = ZoneDir::new();
-    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
-        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
-        view = [ { clients = [\"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
-    let ts = Ts::start_org(&dir, services).await;
+    let ts = Ts::start_two_dcs(&dir, "\"10.0.0.0/8\"").await;
     // Unbound sends ECS to the TS's address only (`send-client-subnet`):
     // the client's option when it sent one, else its own address's /24.
     let extra = format!(
@@ -390,10 +399,7 @@ fn ecs_prefixes(m: &Message) -> Option<(u8, u8)> {
 async fn names_no_service_holds_echo_the_ecs_option_with_scope_0() {
     use crate::kit::udp;
     let dir = ZoneDir::new();
-    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
-        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
-        view = [ { clients = [\"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
-    let ts = Ts::start_org(&dir, services).await;
+    let ts = Ts::start_two_dcs(&dir, "\"10.0.0.0/8\"").await;
     for (name, rcode) in [
         ("ns.example.org", ResponseCode::NoError),
         ("nothing.example.org", ResponseCode::NXDomain),
@@ -417,21 +423,17 @@ async fn names_no_service_holds_echo_the_ecs_option_with_scope_0() {
 async fn through_the_ls_cache_two_views_never_get_each_other_s_answer() {
     use crate::kit::{ls_config, start_ls, udp};
     let dir = ZoneDir::new();
-    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
-        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
-        view = [ { clients = [\"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
-    let ts = Ts::start_org(&dir, services).await;
+    let ts = Ts::start_two_dcs(&dir, "\"10.0.0.0/8\"").await;
     let mut cfg = ls_config(&[("ts1", ts.addr)]);
     cfg.cache = Some(dnslb::config::CacheConfig::default());
     let ls = start_ls(cfg).await;
-    let (dc1, dc2) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 1));
     // Twice each, in turns: the second round from the cache.
     for round in 0..2 {
         for (subnet, want, ecs) in [
-            (Some([10, 1, 2]), dc2, Some((24, 8))),
-            (Some([192, 0, 2]), dc1, Some((24, 8))),
-            (Some([10, 9, 9]), dc2, Some((24, 8))),
-            (None, dc1, None),
+            (Some([10, 1, 2]), DC2, Some((24, 8))),
+            (Some([192, 0, 2]), DC1, Some((24, 8))),
+            (Some([10, 9, 9]), DC2, Some((24, 8))),
+            (None, DC1, None),
         ] {
             let m = udp(ls.addr, &ecs_query("www.example.org", subnet)).await;
             assert_eq!(addrs(&m), [want], "round {round} {subnet:?}");
@@ -449,16 +451,12 @@ async fn through_the_ls_ecs_add_gives_each_client_its_view_and_off_hides_a_clien
     use crate::kit::{ls_config, start_ls, tcp, tcp_from, udp, udp_raw_from};
     use dnslb::config::{CacheConfig, EcsMode};
     let dir = ZoneDir::new();
-    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
-        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
-        view = [ { clients = [\"127.0.1.0/24\"], groups = [\"dc2\", \"dc1\"] } ]\n";
-    let ts = Ts::start_org(&dir, services).await;
-    let (dc1, dc2) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 1));
+    let ts = Ts::start_two_dcs(&dir, "\"127.0.1.0/24\"").await;
     let (near, far) = (IpAddr::from(ip(2)), IpAddr::from([127, 0, 1, 2]));
     let name = "www.example.org";
 
     // add: the TS sees each client's /24 (the LS itself asks from 127.0.0.1,
-    // outside the view), so 127.0.1.2 gets dc2 and 127.0.0.2 dc1; twice
+    // outside the view), so 127.0.1.2 gets DC2 and 127.0.0.2 DC1; twice
     // each, the second round from the cache, keyed by the added /24.
     let mut cfg = ls_config(&[("ts1", ts.addr)]);
     cfg.cache = Some(CacheConfig::default());
@@ -467,7 +465,7 @@ async fn through_the_ls_ecs_add_gives_each_client_its_view_and_off_hides_a_clien
     let hits = || ls.balancer.state().cache.as_ref().unwrap().stats().hits;
     let mut after_first = 0;
     for round in 0..2 {
-        for (from, want) in [(near, dc1), (far, dc2)] {
+        for (from, want) in [(near, DC1), (far, DC2)] {
             for edns in [None, Some(1232)] {
                 let q = query(name, RecordType::A, edns).to_vec().unwrap();
                 let raw = udp_raw_from(from, ls.addr, &q, Duration::from_secs(2))
@@ -492,11 +490,11 @@ async fn through_the_ls_ecs_add_gives_each_client_its_view_and_off_hides_a_clien
     );
     // Over TCP (the async path) too.
     let m = tcp_from(far, ls.addr, &query(name, RecordType::A, Some(1232))).await;
-    assert_eq!((addrs(&m), ecs_prefixes(&m)), (vec![dc2], None), "tcp");
+    assert_eq!((addrs(&m), ecs_prefixes(&m)), (vec![DC2], None), "tcp");
     ls.stop().await;
 
     // off: a client's ECS naming the view's network is not seen by the TS,
-    // which answers by the LS's address (dc1).
+    // which answers by the LS's address (DC1).
     let mut cfg = ls_config(&[("ts1", ts.addr)]);
     cfg.cache = Some(CacheConfig::default());
     cfg.ecs = EcsMode::Off;
@@ -504,10 +502,10 @@ async fn through_the_ls_ecs_add_gives_each_client_its_view_and_off_hides_a_clien
     let q = ecs_query(name, Some([127, 0, 1]));
     for round in 0..2 {
         let m = udp(ls.addr, &q).await;
-        assert_eq!((addrs(&m), ecs_prefixes(&m)), (vec![dc1], None), "{round}");
+        assert_eq!((addrs(&m), ecs_prefixes(&m)), (vec![DC1], None), "{round}");
     }
     let m = tcp(ls.addr, &q).await;
-    assert_eq!((addrs(&m), ecs_prefixes(&m)), (vec![dc1], None), "tcp");
+    assert_eq!((addrs(&m), ecs_prefixes(&m)), (vec![DC1], None), "tcp");
     ls.stop().await;
     ts.stop().await;
 }
@@ -534,10 +532,7 @@ fn raw_ecs_query(name: &str, ecs: &[u8]) -> Vec<u8> {
 async fn a_malformed_ecs_option_is_formerr_on_udp_and_tcp() {
     use crate::kit::{Via, send};
     let dir = ZoneDir::new();
-    let services = "[[ts.service]]\nname = \"www.example.org\"\nselect = \"failover\"\n\
-        endpoint = [ { addr = \"192.0.2.1\", group = \"dc1\" }, { addr = \"198.51.100.1\", group = \"dc2\" } ]\n\
-        view = [ { clients = [\"10.0.0.0/8\"], groups = [\"dc2\", \"dc1\"] } ]\n";
-    let ts = Ts::start_org(&dir, services).await;
+    let ts = Ts::start_two_dcs(&dir, "\"10.0.0.0/8\"").await;
     // R2's cases: each was answered NOERROR by the source address, no ECS.
     let bad: [(&str, &[u8]); 7] = [
         ("IPv4 /33", &[0, 1, 33, 0, 10, 0, 0, 0, 0]),

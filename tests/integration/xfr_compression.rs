@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 
 use crate::kit::{
     self, Proc, ZoneDir, free_ports, local, need, poll_until_async, query, read_frame, run_ok,
-    tcp_send,
+    tcp_send, tcp_sent,
 };
 
 /// How long a secondary may take to serve the zone (its first transfer).
@@ -106,14 +106,7 @@ fn deepest_owner(msg: &[u8]) -> (usize, usize) {
 async fn no_owner_in_an_axfr_is_more_than_two_pointers_deep() {
     let dir = ZoneDir::new();
     let ts = many_ts(&dir).await;
-    let mut s = TcpStream::connect(ts.addr).await.unwrap();
-    tcp_send(
-        &mut s,
-        &query("many.test.", RecordType::AXFR, None)
-            .to_vec()
-            .unwrap(),
-    )
-    .await;
+    let mut s = tcp_sent(ts.addr, &query("many.test.", RecordType::AXFR, None)).await;
     let (mut records, mut deepest, mut soas) = (0, 0, 0);
     while soas < 2 {
         let msg = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut s))

@@ -45,6 +45,20 @@ pub fn a_addrs_sorted(m: &Message) -> Vec<Ipv4Addr> {
     v
 }
 
+/// Asserts that `m` answers the addresses `want` (in order); else fails
+/// saying `what` and showing `m`.
+#[track_caller]
+pub fn assert_a(m: &Message, want: [u8; 4], what: &str) {
+    assert_eq!(a_addrs(m), [Ipv4Addr::from(want)], "{what}: {}", show(m));
+}
+
+/// Asserts that `m`'s rcode is `want`; else fails saying `what` and
+/// showing `m`.
+#[track_caller]
+pub fn assert_rcode(m: &Message, want: ResponseCode, what: &str) {
+    assert_eq!(m.metadata.response_code, want, "{what}: {}", show(m));
+}
+
 /// One record as text: `name ttl type rdata`, name in lower case.
 pub fn render(r: &Record) -> String {
     format!(
@@ -146,10 +160,17 @@ pub async fn ask_dnssec_tcp(addr: SocketAddr, name: &str, qtype: RecordType) -> 
 
 /// Sends `m` over a new TCP connection and decodes the first answer.
 pub async fn tcp(addr: SocketAddr, m: &Message) -> Message {
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    tcp_send(&mut s, &m.to_vec().unwrap()).await;
+    let mut s = tcp_sent(addr, m).await;
     let raw = tcp_recv(&mut s).await.expect("an answer over tcp");
     Message::from_vec(&raw).unwrap()
+}
+
+/// A new connection to `addr` with `m` sent on it (framed), its answers
+/// for the caller to read.
+pub async fn tcp_sent(addr: SocketAddr, m: &Message) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    tcp_send(&mut s, &m.to_vec().unwrap()).await;
+    s
 }
 
 /// [`tcp`] from a connection bound to `src` (e.g. 127.0.1.2).
@@ -322,6 +343,14 @@ pub async fn wait_soa(
 pub enum Via {
     Udp,
     Tcp,
+}
+
+/// [`udp`] or [`tcp`], as `via` says: the answer, decoded (panics without one).
+pub async fn ask_via(addr: SocketAddr, m: &Message, via: Via) -> Message {
+    match via {
+        Via::Udp => udp(addr, m).await,
+        Via::Tcp => tcp(addr, m).await,
+    }
 }
 
 /// Sends `bytes` and returns the raw answer, or an error text.

@@ -145,6 +145,19 @@ impl PeerView {
                 .collect(),
         }
     }
+
+    /// Asserts that `a` and `b` are the same answer as peers see it; else
+    /// fails saying `what` and showing both.
+    #[track_caller]
+    pub fn assert_same(a: &Message, b: &Message, what: &str) {
+        assert_eq!(
+            PeerView::of(a),
+            PeerView::of(b),
+            "{what}:\n  {}\n  {}",
+            super::show(a),
+            super::show(b)
+        );
+    }
 }
 
 /// Where a [`start_ts_named`] child keeps its state (the serials it gave).

@@ -152,18 +152,13 @@ pub fn anchor(keys: &Path, zone: &str, out: &Path) -> PathBuf {
 /// output for one question, trusting the anchor file `anchor` for `zone`
 /// (no final dot).
 pub fn delv(anchor: &Path, zone: &str, server: SocketAddr, name: &str, qtype: &str) -> kit::Output {
+    let root = format!("+root={}.", zone.trim_end_matches('.'));
+    let delv = ["-a", kit::path_str(anchor), &root, name, qtype];
     let args = [
-        "5".to_owned(),
-        "delv".to_owned(),
-        "-a".to_owned(),
-        kit::path_str(anchor).to_owned(),
-        format!("+root={}.", zone.trim_end_matches('.')),
-        format!("@{}", server.ip()),
-        "-p".to_owned(),
-        server.port().to_string(),
-        name.to_owned(),
-        qtype.to_owned(),
-    ];
+        vec!["5".to_owned(), "delv".to_owned()],
+        kit::tool_args(server, &delv),
+    ]
+    .concat();
     kit::run_tool("timeout", &args)
 }
 

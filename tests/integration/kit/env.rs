@@ -2,6 +2,8 @@
 //! installed on the machine, and the rule for a test that cannot run here.
 use std::path::{Path, PathBuf};
 
+use hickory_proto::rr::RecordType;
+
 /// The variable `scripts/test` (and so CI) sets: a test that cannot run
 /// (a program missing, no root) must then fail, so that green means "ran".
 pub const REQUIRE_PEERS: &str = "DNSLB_REQUIRE_PEERS";
@@ -43,6 +45,21 @@ pub fn need<const N: usize>(test: &str, progs: [&str; N]) -> Option<[PathBuf; N]
     Some(found.try_into().unwrap())
 }
 
+/// The value in `$e` (an `Option`), or the test returns: `None` is a skip
+/// the kit has said why ([`need`], [`skip`]). One line for the
+/// `let Some(v) = e else { return; };` a test that needs a program or a
+/// peer opens with: `let [dig] = or_skip!(need(TEST, ["dig"]));`.
+#[allow(unused_macros)] // the other test binaries that include the kit skip nothing
+macro_rules! or_skip {
+    ($e:expr) => {
+        match $e {
+            Some(v) => v,
+            None => return,
+        }
+    };
+}
+pub(crate) use or_skip;
+
 /// The crate's folder (where `Cargo.toml` is).
 pub fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -57,6 +74,24 @@ pub fn ls_fixture(name: &str) -> PathBuf {
 pub fn peers_fixture(name: &str) -> PathBuf {
     crate_dir().join("tests/data/peers").join(name)
 }
+
+/// The questions the peer tests ask of `tests/data/peers/example.test.zone`,
+/// each of a kind: positive, CNAME chain, MX, NS, SOA, TXT, AAAA, NODATA,
+/// NXDOMAIN.
+pub const EXAMPLE_TEST_PROBES: &[(&str, RecordType)] = &[
+    ("www.example.test.", RecordType::A),
+    ("www.example.test.", RecordType::AAAA),
+    ("alias.example.test.", RecordType::A),
+    ("ALIAS.Example.TEST.", RecordType::CNAME),
+    ("example.test.", RecordType::MX),
+    ("example.test.", RecordType::NS),
+    ("example.test.", RecordType::SOA),
+    ("info.example.test.", RecordType::TXT),
+    ("mail.example.test.", RecordType::A),
+    ("www.example.test.", RecordType::TXT),
+    ("nope.example.test.", RecordType::A),
+    ("deep.nope.example.test.", RecordType::AAAA),
+];
 
 /// `p` as text (every path of the tests is UTF-8).
 pub fn path_str(p: &Path) -> &str {

@@ -20,7 +20,7 @@ use hickory_proto::op::{Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
 use super::netns::{Bird, Netns, enter_netns};
-use super::procs::{BIN, Output, Proc, poll_until};
+use super::procs::{BIN, Output, Proc, Resume, poll_until};
 
 /// The anycast service addresses every LS host announces.
 pub const SERVICE4: &str = "192.0.2.53";
@@ -163,6 +163,93 @@ impl Router {
         }
         text
     }
+}
+
+/// Two failures in a row, as the anycast tests cause them ([`kill_then_stop`]):
+/// when each began, how long the router took to withdraw the host, when
+/// the withdrawal was seen.
+pub struct Failures {
+    pub t_kill: Instant,
+    pub took_kill: Duration,
+    pub end_kill: Instant,
+    pub t_stop: Instant,
+    pub took_stop: Duration,
+    pub end_stop: Instant,
+}
+
+impl Failures {
+    /// Both hosts were withdrawn within `limit`.
+    pub fn assert_withdrawn_within(&self, limit: Duration) {
+        assert!(
+            self.took_kill < limit,
+            "kill -9: withdrawn after {:?}",
+            self.took_kill
+        );
+        assert!(
+            self.took_stop < limit,
+            "SIGSTOP: withdrawn after {:?}",
+            self.took_stop
+        );
+    }
+}
+
+/// kill -9 of host 1's LS, then SIGSTOP of host 2's, each followed until
+/// `router` leads to the hosts left only (at most `limit` each): the
+/// windows and host 2's [`Resume`] (dropped: its LS runs again), or which
+/// host was never withdrawn.
+pub fn kill_then_stop(
+    router: &Router,
+    hosts: &mut [LsHost],
+    limit: Duration,
+) -> Result<(Failures, Resume), &'static str> {
+    let n = hosts.len();
+    let t_kill = Instant::now();
+    hosts[0].ls.kill_hard();
+    let rest: Vec<usize> = (2..=n).collect();
+    let took_kill =
+        (router.wait_hops(&rest, n, limit)).ok_or("host 1 never withdrawn after kill -9")?;
+    let end_kill = Instant::now();
+    let resume = hosts[1].ls.pause();
+    let t_stop = Instant::now();
+    let took_stop =
+        (router.wait_hops(&rest[1..], n, limit)).ok_or("host 2 never withdrawn after SIGSTOP")?;
+    let w = Failures {
+        t_kill,
+        took_kill,
+        end_kill,
+        t_stop,
+        took_stop,
+        end_stop: Instant::now(),
+    };
+    Ok((w, resume))
+}
+
+/// A rolling restart's step for `hosts[k]`: SIGTERM to its LS, the router
+/// leading to the other hosts only (within `withdraw`), the LS ending
+/// cleanly once drained (within `drain`), started again and announced
+/// (within `converge`): how long the withdrawal and the announcement took,
+/// or what went wrong.
+pub fn restart_by_term(
+    router: &Router,
+    hosts: &mut [LsHost],
+    k: usize,
+    [withdraw, drain, converge]: [Duration; 3],
+) -> Result<(Duration, Duration), String> {
+    let (n, i) = (hosts.len(), k + 1);
+    hosts[k].ls.signal(rustix::process::Signal::TERM);
+    let others: Vec<usize> = (1..=n).filter(|&j| j != i).collect();
+    let withdrawn = (router.wait_hops(&others, n, withdraw))
+        .ok_or_else(|| format!("host {i} not withdrawn after SIGTERM"))?;
+    // Still answering while it drains, then gone.
+    let gone = hosts[k].ls.wait_exit(drain);
+    if !gone.is_some_and(|s| s.success()) {
+        return Err(format!("host {i}'s LS after SIGTERM: {gone:?}"));
+    }
+    hosts[k].restart_ls();
+    let all: Vec<usize> = (1..=n).collect();
+    let back = (router.wait_hops(&all, n, converge))
+        .ok_or_else(|| format!("host {i} never announced again"))?;
+    Ok((withdrawn, back))
 }
 
 /// One LS host: its namespace linked to the router on net `i`, the service
@@ -384,6 +471,42 @@ fn query_bytes(name: &str) -> Vec<u8> {
     m.to_vec().unwrap()
 }
 
+/// `n` UDP sockets bound to `source` (any port) and connected to `to`,
+/// each read giving up after `wait`.
+pub fn connected_udp(source: IpAddr, to: SocketAddr, n: usize, wait: Duration) -> Vec<UdpSocket> {
+    (0..n)
+        .map(|_| {
+            let s = UdpSocket::bind(SocketAddr::new(source, 0)).unwrap();
+            s.connect(to).unwrap();
+            s.set_read_timeout(Some(wait)).unwrap();
+            s
+        })
+        .collect()
+}
+
+/// Sends `q` on `sock` and reads answers until `judge` makes something of
+/// one; `None` (the query lost) when the send or a read fails (a refused
+/// port, a read timed out) or `wait` has passed.
+pub fn exchange_judged<T>(
+    sock: &UdpSocket,
+    q: &[u8],
+    wait: Duration,
+    mut judge: impl FnMut(&[u8]) -> Option<T>,
+) -> Option<T> {
+    let at = Instant::now();
+    sock.send(q).ok()?;
+    let mut buf = [0u8; 1500];
+    loop {
+        let len = sock.recv(&mut buf).ok()?;
+        if let Some(got) = judge(&buf[..len]) {
+            return Some(got);
+        }
+        if at.elapsed() > wait {
+            return None;
+        }
+    }
+}
+
 fn check_loop(
     t: usize,
     source: IpAddr,
@@ -392,15 +515,7 @@ fn check_loop(
     stop: &AtomicBool,
     log: &Mutex<Vec<Sent>>,
 ) {
-    let socks: Vec<UdpSocket> = (0..8)
-        .map(|_| {
-            let s = UdpSocket::bind(SocketAddr::new(source, 0)).unwrap();
-            s.connect(to).unwrap();
-            s.set_read_timeout(Some(CHECK_WAIT)).unwrap();
-            s
-        })
-        .collect();
-    let mut buf = [0u8; 1500];
+    let socks = connected_udp(source, to, 8, CHECK_WAIT);
     let mut n: usize = 0;
     while !stop.load(Ordering::Relaxed) {
         n = n.wrapping_add(1);
@@ -410,23 +525,7 @@ fn check_loop(
         let mut q = query.clone();
         q[..2].copy_from_slice(&id.to_be_bytes());
         let at = Instant::now();
-        let right = match sock.send(&q) {
-            Err(_) => None,
-            Ok(_) => loop {
-                match sock.recv(&mut buf) {
-                    // Refused (a dead port) or timed out: lost.
-                    Err(_) => break None,
-                    Ok(len) => {
-                        if let Some(ok) = judge(&buf[..len], id, *want) {
-                            break Some(ok);
-                        }
-                    }
-                }
-                if at.elapsed() > CHECK_WAIT {
-                    break None;
-                }
-            },
-        };
+        let right = exchange_judged(sock, &q, CHECK_WAIT, |raw| judge(raw, id, *want));
         log.lock().unwrap().push(Sent { at, right });
         std::thread::sleep(Duration::from_millis(2));
     }

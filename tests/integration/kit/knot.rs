@@ -33,10 +33,15 @@ impl Knot {
     /// knotd on a free port, primary for `zone` with `zone_text` as its zone
     /// file. Call [`Knot::wait_ready`] before querying it.
     pub fn primary(knotd: &Path, zone: &str, zone_text: &str) -> Knot {
+        Knot::primary_with(knotd, zone, zone_text, "")
+    }
+
+    /// [`Knot::primary`] with `more` lines in its zone clause.
+    fn primary_with(knotd: &Path, zone: &str, zone_text: &str, more: &str) -> Knot {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("primary.zone"), zone_text).unwrap();
         let clause = format!(
-            "  - domain: {zone}\n    file: \"{}\"\n",
+            "  - domain: {zone}\n    file: \"{}\"\n{more}",
             dir.path().join("primary.zone").display()
         );
         Knot::start(knotd, dir, free_port(), "", &clause)
@@ -146,13 +151,7 @@ impl Knot {
     /// Cookies, RFC 7873: a server cookie on every answer to a query with a
     /// client cookie).
     pub fn primary_with_cookies(knotd: &Path, zone: &str, zone_text: &str) -> Knot {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("primary.zone"), zone_text).unwrap();
-        let clause = format!(
-            "  - domain: {zone}\n    file: \"{}\"\n    module: mod-cookies\n",
-            dir.path().join("primary.zone").display()
-        );
-        Knot::start(knotd, dir, free_port(), "", &clause)
+        Knot::primary_with(knotd, zone, zone_text, "    module: mod-cookies\n")
     }
 
     /// knotd on `port`, a secondary of `zone` transferring from `primary`

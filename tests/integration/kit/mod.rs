@@ -23,7 +23,8 @@
 //! * [`endpoints`]: service endpoints for health checks (TCP, HTTP, DNS),
 //!   killed and brought back.
 //! * [`http`]: GET over HTTP/1.1 and `/metrics` parsed.
-//! * [`env`]: fixtures, installed programs, skipping what cannot run.
+//! * [`env`]: fixtures, installed programs, skipping what cannot run
+//!   (`or_skip!`: the skip in one line), the peer tests' probe questions.
 //! * [`signed`]: zones signed by the real DNSSEC tools as the test runs,
 //!   and `dig AXFR`'s output as a zone file for their verifiers.
 //! * [`rrsets`]: two answers compared RRset by RRset, printed like `dig`.

@@ -61,18 +61,7 @@ impl Netns {
 
     /// `ip -n NAME ARGS`, which must succeed.
     pub fn ip(&self, args: &[&str]) {
-        let out = Command::new(&self.ip)
-            .args(["-n", &self.name])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ip -n {} {}: {}",
-            self.name,
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ip_in(&self.ip, &self.name, args);
     }
 
     /// `ip -n NAME ARGS`'s output.
@@ -199,4 +188,19 @@ impl Bird {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+/// `ip -n NETNS ARGS` (`ip` the program), which must succeed.
+pub fn ip_in(ip: &Path, netns: &str, args: &[&str]) {
+    let out = Command::new(ip)
+        .args(["-n", netns])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip -n {netns} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

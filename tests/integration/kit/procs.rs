@@ -362,6 +362,18 @@ pub fn dnslb_check(config: &Path, cwd: &Path) -> Output {
     )
 }
 
+/// `@IP -p PORT` of `server`, then `args`: the command line of `dig`,
+/// `kdig` or `delv` asking that server.
+pub fn tool_args(server: SocketAddr, args: &[&str]) -> Vec<String> {
+    let mut all = vec![
+        format!("@{}", server.ip()),
+        "-p".to_owned(),
+        server.port().to_string(),
+    ];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    all
+}
+
 /// Runs `dig` or `kdig` (`prog`) with `args` from `/` to its end, at most
 /// [`TOOL_LIMIT`]; how it ended is for the caller to judge.
 pub fn run_tool<S: AsRef<OsStr>>(prog: &str, args: &[S]) -> Output {
@@ -426,6 +438,13 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         }
     }
     panic!("no {n} free ports found");
+}
+
+/// [`free_ports`] as an array: `let [dns, metrics] = ports();`.
+pub fn ports<const N: usize>() -> [u16; N] {
+    free_ports(N)
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("N ports"))
 }
 
 /// One port as [`free_ports`] picks them.

@@ -286,6 +286,24 @@ pub async fn start_ts_table(dir: &ZoneDir, name: &str, text: &str) -> TestTs {
     start_ts(ts_settings(vec![dir.write(name, text)])).await
 }
 
+/// A new zone folder and a TS serving `text` from it as the table `t.txt`
+/// (keep the folder while the TS runs).
+pub async fn table_ts(text: &str) -> (ZoneDir, TestTs) {
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", text).await;
+    (dir, ts)
+}
+
+/// `N` TSes serving the same table `text` (`t1.txt` .. `tN.txt` in `dir`):
+/// replicas of one zone, as an LS's backends are.
+pub async fn replicas<const N: usize>(dir: &ZoneDir, text: &str) -> [TestTs; N] {
+    let mut all = Vec::with_capacity(N);
+    for i in 1..=N {
+        all.push(start_ts_table(dir, &format!("t{i}.txt"), text).await);
+    }
+    all.try_into().unwrap_or_else(|_| unreachable!("N started"))
+}
+
 /// Waits until `b` has no query in flight: every copy sent to it answered or
 /// settled at its deadline (late entries included), so its counters are
 /// final. Panics after 10 s.

@@ -95,11 +95,25 @@ impl SignedZone {
 
 /// Runs `prog ARGS` in `dir`, at most [`TOOL_LIMIT`]; panics with its
 /// output unless it succeeds.
-fn tool(dir: &Path, prog: &str, args: &[&str]) -> Output {
+pub fn run_in(dir: &Path, prog: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new(prog);
     cmd.args(args).current_dir(dir);
     let name = format!("`{prog} {}`", args.join(" "));
     run_ok(&name, cmd, TOOL_LIMIT, "")
+}
+
+/// [`run_in`]'s stdout, trimmed (a key's base name, a DS line).
+pub fn stdout_in(dir: &Path, prog: &str, args: &[&str]) -> String {
+    run_in(dir, prog, args).stdout.trim().to_owned()
+}
+
+/// The smallest zone a signing test signs: `origin`'s SOA (serial
+/// `serial`, TTL 300), `NS ns1`, `ns1 A 192.0.2.1`, `www A 192.0.2.10`.
+pub fn small_zone(origin: &str, serial: u32) -> String {
+    format!(
+        "$ORIGIN {origin}\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 604800 300\n\
+         @ NS ns1\nns1 A 192.0.2.1\nwww A 192.0.2.10\n"
+    )
 }
 
 /// The signatures' validity, from an hour ago to 30 days ahead, in
@@ -166,7 +180,7 @@ pub fn sign_zone(zone: &str, unsigned: &Path, signer: Signer, denial: Denial) ->
                     args.extend(["-f", "KSK"]);
                 }
                 args.push(&zone);
-                tool(d, "dnssec-keygen", &args)
+                run_in(d, "dnssec-keygen", &args)
             }
             Signer::Ldns => {
                 let mut args = vec!["-a", "ECDSAP256SHA256"];
@@ -174,7 +188,7 @@ pub fn sign_zone(zone: &str, unsigned: &Path, signer: Signer, denial: Denial) ->
                     args.push("-k");
                 }
                 args.push(&zone);
-                tool(d, "ldns-keygen", &args)
+                run_in(d, "ldns-keygen", &args)
             }
         };
         out.stdout.trim().to_owned()
@@ -195,7 +209,7 @@ pub fn sign_zone(zone: &str, unsigned: &Path, signer: Signer, denial: Denial) ->
                 args.push("-A");
             }
             args.push("unsigned.zone");
-            tool(d, "dnssec-signzone", &args);
+            run_in(d, "dnssec-signzone", &args);
         }
         Signer::Ldns => {
             let mut args = vec!["-o", &zone, "-i", &from, "-e", &until, "-f", signed];
@@ -206,14 +220,11 @@ pub fn sign_zone(zone: &str, unsigned: &Path, signer: Signer, denial: Denial) ->
                 args.push("-p");
             }
             args.extend(["unsigned.zone", &ksk, &zsk]);
-            tool(d, "ldns-signzone", &args);
+            run_in(d, "ldns-signzone", &args);
         }
     }
     let ksk_key = d.join(format!("{ksk}.key"));
-    let ds = tool(d, "dnssec-dsfromkey", &["-2", path_str(&ksk_key)])
-        .stdout
-        .trim()
-        .to_owned();
+    let ds = stdout_in(d, "dnssec-dsfromkey", &["-2", path_str(&ksk_key)]);
     let anchor = d.join("anchor.conf");
     std::fs::write(
         &anchor,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 
 use crate::kit::{
-    PEER_READY_LIMIT, PeerView, ask, need, peers_fixture, show, start_ts_ready, summary, wait_for,
+    PEER_READY_LIMIT, PeerView, ask, need, peers_fixture, start_ts_ready, summary, wait_for,
 };
 use crate::kit::{Proc, assert_config_accepted, free_ports, local, poll_until, run};
 
@@ -26,15 +26,7 @@ use crate::kit::{Proc, assert_config_accepted, free_ports, local, poll_until, ru
 const DOWN_LIMIT: Duration = Duration::from_secs(10);
 
 /// What dnsdist is asked and compared with the TS's own answer.
-const PROBES: &[(&str, RecordType)] = &[
-    ("www.example.test.", RecordType::A),
-    ("www.example.test.", RecordType::AAAA),
-    ("alias.example.test.", RecordType::A),
-    ("example.test.", RecordType::MX),
-    ("info.example.test.", RecordType::TXT),
-    ("www.example.test.", RecordType::TXT),
-    ("nope.example.test.", RecordType::A),
-];
+const PROBES: &[(&str, RecordType)] = crate::kit::EXAMPLE_TEST_PROBES;
 
 /// Standard base64 of `bytes` (the console key's format).
 fn base64(bytes: &[u8]) -> String {
@@ -233,13 +225,7 @@ async fn dnsdist_health_checks_and_forwards_to_two_table_servers() {
             let via = ask(dd.addr, name, qtype, false, Duration::from_secs(2)).await;
             took.push(t.elapsed());
             let via = via.unwrap_or_else(|| panic!("dnsdist: no answer to {name} {qtype}"));
-            assert_eq!(
-                PeerView::of(&via),
-                PeerView::of(&direct),
-                "{name} {qtype}: dnsdist {} vs TS {}",
-                show(&via),
-                show(&direct)
-            );
+            PeerView::assert_same(&via, &direct, &format!("{name} {qtype}: dnsdist vs TS"));
         }
     }
     eprintln!("dnsdist -> TS answers: {}", summary(&took));
@@ -274,7 +260,7 @@ async fn dnsdist_health_checks_and_forwards_to_two_table_servers() {
         let via = ask(dd.addr, name, qtype, false, Duration::from_secs(2))
             .await
             .unwrap_or_else(|| panic!("dnsdist with ts1 down: no answer to {name} {qtype}"));
-        assert_eq!(PeerView::of(&via), PeerView::of(&direct), "{name} {qtype}");
+        PeerView::assert_same(&via, &direct, &format!("{name} {qtype}: dnsdist vs ts2"));
     }
     ts2.assert_running();
     dd.proc.assert_running();

@@ -70,16 +70,7 @@ impl Netns {
             made_etc_netns: !etc_netns.exists(),
         };
         // From here on the guard removes whatever was made.
-        let up = Command::new(ip)
-            .args(["-n", &ns.name, "link", "set", "lo", "up"])
-            .output()
-            .unwrap();
-        assert!(
-            up.status.success(),
-            "ip -n {} link set lo up: {}",
-            ns.name,
-            String::from_utf8_lossy(&up.stderr)
-        );
+        crate::kit::netns::ip_in(ip, &ns.name, &["link", "set", "lo", "up"]);
         std::fs::create_dir_all(&ns.etc)
             .map_err(|e| format!("cannot create {}: {e}", ns.etc.display()))?;
         std::fs::write(ns.etc.join("resolv.conf"), resolv_conf).unwrap();
@@ -164,9 +155,7 @@ fn ls_config() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn glibc_stub_resolver_in_a_namespace_gets_a_aaaa_and_prompt_nxdomain() {
     const TEST: &str = "glibc_stub_resolver_in_a_namespace";
-    let Some([ip, _getent]) = need(TEST, ["ip", "getent"]) else {
-        return;
-    };
+    let [ip, _getent] = crate::kit::or_skip!(need(TEST, ["ip", "getent"]));
     // Asserts wall-clock upper bounds: never beside a load test.
     let _load = crate::kit::timed().await;
     let ns = match Netns::create(&ip, "nameserver 127.0.0.1\n") {
