@@ -389,39 +389,54 @@ pub struct Opcode(pub u8);
 
 impl<'de> Deserialize<'de> for Opcode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct OpcodeVisitor;
+        deserializer
+            .deserialize_any(HeaderCode {
+                what: "opcode",
+                expecting: "an opcode like \"QUERY\" or \"UPDATE\", or a number 0 to 15",
+                names: &OPCODES,
+            })
+            .map(Opcode)
+    }
+}
 
-        impl Visitor<'_> for OpcodeVisitor {
-            type Value = Opcode;
+/// A 4-bit header code in a rule, by one of its RFC `names` (any case) or
+/// as a number 0 to 15: what [`Opcode`] and [`Rcode`] read.
+struct HeaderCode {
+    /// The code's kind in errors (`opcode`, `rcode`).
+    what: &'static str,
+    /// What serde's own errors say was expected.
+    expecting: &'static str,
+    /// The names a rule may give, with their codes.
+    names: &'static [(&'static str, u8)],
+}
 
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an opcode like \"QUERY\" or \"UPDATE\", or a number 0 to 15")
-            }
+impl Visitor<'_> for HeaderCode {
+    type Value = u8;
 
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Opcode, E> {
-                OPCODES
-                    .iter()
-                    .find(|(name, _)| name.eq_ignore_ascii_case(v.trim()))
-                    .map(|&(_, code)| Opcode(code))
-                    .ok_or_else(|| {
-                        let names: Vec<&str> = OPCODES.iter().map(|(n, _)| *n).collect();
-                        E::custom(format!(
-                            "unknown opcode {v:?}: expected one of {} or a number 0 to 15",
-                            names.join(", ")
-                        ))
-                    })
-            }
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
 
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Opcode, E> {
-                u8::try_from(v)
-                    .ok()
-                    .filter(|&c| c <= 15)
-                    .map(Opcode)
-                    .ok_or_else(|| E::custom(format!("an opcode is 0 to 15, got {v}")))
-            }
-        }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<u8, E> {
+        self.names
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(v.trim()))
+            .map(|&(_, code)| code)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.names.iter().map(|(n, _)| *n).collect();
+                E::custom(format!(
+                    "unknown {} {v:?}: expected one of {} or a number 0 to 15",
+                    self.what,
+                    names.join(", ")
+                ))
+            })
+    }
 
-        deserializer.deserialize_any(OpcodeVisitor)
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u8, E> {
+        u8::try_from(v)
+            .ok()
+            .filter(|&c| c <= 15)
+            .ok_or_else(|| E::custom(format!("an {} is 0 to 15, got {v}", self.what)))
     }
 }
 
@@ -477,39 +492,13 @@ pub struct Rcode(pub u8);
 
 impl<'de> Deserialize<'de> for Rcode {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct RcodeVisitor;
-
-        impl Visitor<'_> for RcodeVisitor {
-            type Value = Rcode;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an rcode like \"NXDOMAIN\", or a number 0 to 15")
-            }
-
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Rcode, E> {
-                RCODES
-                    .iter()
-                    .find(|(name, _)| name.eq_ignore_ascii_case(v.trim()))
-                    .map(|&(_, code)| Rcode(code))
-                    .ok_or_else(|| {
-                        let names: Vec<&str> = RCODES.iter().map(|(n, _)| *n).collect();
-                        E::custom(format!(
-                            "unknown rcode {v:?}: expected one of {} or a number 0 to 15",
-                            names.join(", ")
-                        ))
-                    })
-            }
-
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Rcode, E> {
-                u8::try_from(v)
-                    .ok()
-                    .filter(|&c| c <= 15)
-                    .map(Rcode)
-                    .ok_or_else(|| E::custom(format!("an rcode is 0 to 15, got {v}")))
-            }
-        }
-
-        deserializer.deserialize_any(RcodeVisitor)
+        deserializer
+            .deserialize_any(HeaderCode {
+                what: "rcode",
+                expecting: "an rcode like \"NXDOMAIN\", or a number 0 to 15",
+                names: &RCODES,
+            })
+            .map(Rcode)
     }
 }
 

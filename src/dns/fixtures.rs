@@ -1,5 +1,6 @@
-//! Test-only module: built under #[cfg(test)] (see `dns/mod.rs`). Queries
-//! for the unit tests of the DNS helpers and of the LS's rules.
+//! Test-only module: built under #[cfg(test)] (see `dns/mod.rs`). Names
+//! and queries for the unit tests of every side (the DNS helpers, the LS,
+//! the TS, `dnslb resolve`): one copy each.
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType};
 
@@ -16,4 +17,21 @@ pub(crate) fn query_bytes(name: &str, qtype: RecordType, edns: Option<u16>) -> V
         m.set_edns(e);
     }
     m.to_vec().unwrap()
+}
+
+/// `text` as a [`Name`].
+pub(crate) fn name(text: &str) -> Name {
+    Name::from_ascii(text).unwrap()
+}
+
+/// `text` (dotted, ASCII, no escapes; the final dot optional) in wire form,
+/// the root label included.
+pub(crate) fn wire_name(text: &str) -> Vec<u8> {
+    let mut w = Vec::new();
+    for label in text.split('.').filter(|l| !l.is_empty()) {
+        w.push(u8::try_from(label.len()).unwrap());
+        w.extend_from_slice(label.as_bytes());
+    }
+    w.push(0);
+    w
 }

@@ -168,11 +168,9 @@ mod tests {
     use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
     use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption, NSIDPayload};
     use hickory_proto::rr::rdata::{A, TXT};
-    use hickory_proto::rr::{Name, RData, Record, RecordType};
+    use hickory_proto::rr::{RData, Record, RecordType};
 
-    fn name(s: &str) -> Name {
-        Name::from_ascii(s).unwrap()
-    }
+    use crate::dns::fixtures::name;
 
     /// A query for `www.example.` A, with an OPT of `size` carrying `options`.
     fn query(edns: Option<(u16, Vec<EdnsOption>)>) -> Vec<u8> {

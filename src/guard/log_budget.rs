@@ -73,6 +73,21 @@ impl LimitLog {
         false
     }
 
+    /// For a log of matches (each a [`Change::Started`]): starts a new
+    /// interval if `now` is past the current one, with an `info` line saying
+    /// how many `what` lines the old one held back, then whether this line
+    /// may be written.
+    pub fn admit_match(&self, now: Instant, what: &str) -> bool {
+        if let Some(more) = self.roll(now) {
+            tracing::info!(
+                held_back = more.started,
+                "{} more {what} lines held back",
+                more.started
+            );
+        }
+        self.admit(Change::Started)
+    }
+
     /// Starts a new interval if `now` is past the current one; then, what
     /// the old one held back (`None` when nothing was, or no new interval).
     pub fn roll(&self, now: Instant) -> Option<Suppressed> {

@@ -512,19 +512,18 @@ mod tests {
 
     #[test]
     fn the_limiter_keys_mapped_v4_like_v4() {
+        one_bucket("192.0.2.1", "::ffff:192.0.2.1", "192.0.2.2");
+    }
+
+    /// Through a limiter of 1 qps (IPv6 by /64): `first` passes, `same`
+    /// (of its key) is over, `other` (another key) passes.
+    #[track_caller]
+    fn one_bucket(first: &str, same: &str, other: &str) {
         let limiter = RateLimiter::new(1, 64);
-        assert_eq!(
-            limiter.check("192.0.2.1".parse().unwrap()),
-            RateVerdict::Pass
-        );
-        assert_ne!(
-            limiter.check("::ffff:192.0.2.1".parse().unwrap()),
-            RateVerdict::Pass
-        );
-        assert_eq!(
-            limiter.check("192.0.2.2".parse().unwrap()),
-            RateVerdict::Pass
-        );
+        let check = |ip: &str| limiter.check(ip.parse().unwrap());
+        assert_eq!(check(first), RateVerdict::Pass);
+        assert_ne!(check(same), RateVerdict::Pass);
+        assert_eq!(check(other), RateVerdict::Pass);
     }
 
     #[test]
@@ -540,19 +539,7 @@ mod tests {
         assert_eq!(key("::ffff:192.0.2.1", 64), key("192.0.2.1", 64));
         assert_eq!(key("192.0.2.1", 1), "192.0.2.1".parse::<IpAddr>().unwrap());
         // One bucket through the limiter: the second address of the /64 is over.
-        let limiter = RateLimiter::new(1, 64);
-        assert_eq!(
-            limiter.check("2001:db8::1".parse().unwrap()),
-            RateVerdict::Pass
-        );
-        assert_ne!(
-            limiter.check("2001:db8::2".parse().unwrap()),
-            RateVerdict::Pass
-        );
-        assert_eq!(
-            limiter.check("2001:db8:0:1::1".parse().unwrap()),
-            RateVerdict::Pass
-        );
+        one_bucket("2001:db8::1", "2001:db8::2", "2001:db8:0:1::1");
     }
 
     #[test]

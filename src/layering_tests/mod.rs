@@ -104,6 +104,11 @@ const MAX_CODE_LINES: usize = 600;
 /// issue 36's rename pass (a name that must stay twice needs its reason here).
 const ALLOWED_DUPLICATE_TYPES: &[&str] = &[];
 
+/// Fails with every violation, one a line, under `what`, unless `bad` is empty.
+fn none_of(what: &str, bad: &[String]) {
+    assert!(bad.is_empty(), "{what}:\n{}", bad.join("\n"));
+}
+
 #[test]
 fn no_circle_among_the_rooms_of_any_folder() {
     let rooms = rooms(&house_sources());
@@ -116,11 +121,7 @@ fn no_circle_among_the_rooms_of_any_folder() {
         })
         .map(|(members, lines)| format!("{}:\n{}", members.join(" <-> "), lines.join("\n")))
         .collect();
-    assert!(
-        bad.is_empty(),
-        "circles among the rooms of a folder:\n{}",
-        bad.join("\n")
-    );
+    none_of("circles among the rooms of a folder", &bad);
 }
 
 #[test]
@@ -132,11 +133,7 @@ fn no_room_imports_an_item_defined_in_its_folders_mod_rs() {
         .filter(|((f, t), _)| !ALLOWED_BACK_UP.contains(&(f.as_str(), t.as_str())))
         .map(|((f, t), at)| format!("{f} -> {t}: {}", at.join(", ")))
         .collect();
-    assert!(
-        bad.is_empty(),
-        "arrows running back up to a mod.rs:\n{}",
-        bad.join("\n")
-    );
+    none_of("arrows running back up to a mod.rs", &bad);
 }
 
 #[test]
@@ -145,11 +142,7 @@ fn no_file_has_more_than_600_code_lines_before_its_tests() {
         .into_iter()
         .map(|(f, n)| format!("{f}:1: {n} code lines"))
         .collect();
-    assert!(
-        bad.is_empty(),
-        "files over {MAX_CODE_LINES} code lines:\n{}",
-        bad.join("\n")
-    );
+    none_of(&format!("files over {MAX_CODE_LINES} code lines"), &bad);
 }
 
 #[test]
@@ -159,11 +152,7 @@ fn no_public_type_name_is_defined_twice() {
         .filter(|(name, _)| !ALLOWED_DUPLICATE_TYPES.contains(&name.as_str()))
         .map(|(name, at)| format!("{name}: {}", at.join(", ")))
         .collect();
-    assert!(
-        bad.is_empty(),
-        "public type names defined more than once:\n{}",
-        bad.join("\n")
-    );
+    none_of("public type names defined more than once", &bad);
 }
 
 #[test]
@@ -174,11 +163,7 @@ fn the_guard_floor_imports_nothing_of_the_crate() {
         .filter(|((f, _), _)| f == "guard")
         .map(|((f, t), at)| format!("{f} -> {t}: {}", at.join(", ")))
         .collect();
-    assert!(
-        bad.is_empty(),
-        "guard/ imports the crate:\n{}",
-        bad.join("\n")
-    );
+    none_of("guard/ imports the crate", &bad);
 }
 
 #[test]
@@ -188,29 +173,17 @@ fn the_shared_layers_import_nothing_of_the_ls_or_the_ts() {
         &["server", "dns", "config", "guard", "dnstap"],
         &["ls", "ts"],
     );
-    assert!(
-        bad.is_empty(),
-        "a shared layer imports a role:\n{}",
-        bad.join("\n")
-    );
+    none_of("a shared layer imports a role", &bad);
 }
 
 #[test]
 fn the_ls_and_the_ts_never_import_each_other() {
     let bad = offending(&house(), &["ls", "ts"], &["ls", "ts"]);
-    assert!(
-        bad.is_empty(),
-        "the LS and the TS import each other:\n{}",
-        bad.join("\n")
-    );
+    none_of("the LS and the TS import each other", &bad);
 }
 
 #[test]
 fn no_two_top_level_modules_import_each_other() {
     let bad = circles(&house());
-    assert!(
-        bad.is_empty(),
-        "circles between top-level modules:\n{}",
-        bad.join("\n")
-    );
+    none_of("circles between top-level modules", &bad);
 }

@@ -166,23 +166,7 @@ fn fnv(hash: u64, byte: u8) -> u64 {
 mod tests {
     use super::*;
 
-    fn name(text: &str) -> Name {
-        Name::from_ascii(text).unwrap()
-    }
-
-    fn wire(text: &str) -> Vec<u8> {
-        let mut w = Vec::new();
-        for label in text
-            .trim_end_matches('.')
-            .split('.')
-            .filter(|l| !l.is_empty())
-        {
-            w.push(u8::try_from(label.len()).unwrap());
-            w.extend_from_slice(label.as_bytes());
-        }
-        w.push(0);
-        w
-    }
+    use crate::dns::fixtures::{name, wire_name as wire};
 
     fn table(zones: &[(&str, usize)]) -> SuffixTable {
         let names: Vec<(Name, usize)> = zones.iter().map(|&(z, p)| (name(z), p)).collect();

@@ -312,33 +312,33 @@ mod tests {
     /// "closes one idle for 30 s"). On a paused clock, so exactly.
     #[tokio::test(start_paused = true)]
     async fn a_connection_idle_for_the_idle_timeout_is_closed() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut capped = Capped::new(listener);
-        let mut buf = [0u8; 8];
 
         let _silent = TcpStream::connect(addr).await.unwrap();
         let (mut conn, _) = axum::serve::Listener::accept(&mut capped).await;
-        let start = Instant::now();
-        let end = tokio::time::timeout(2 * IDLE_TIMEOUT, conn.read(&mut buf))
-            .await
-            .expect("closed")
-            .unwrap_err();
-        assert_eq!(end.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(start.elapsed(), IDLE_TIMEOUT);
+        closed_idle(&mut conn, Instant::now()).await;
 
         let _answered = TcpStream::connect(addr).await.unwrap();
         let (mut conn, _) = axum::serve::Listener::accept(&mut capped).await;
         tokio::time::sleep(IDLE_TIMEOUT - Duration::from_secs(1)).await;
         conn.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await.unwrap();
-        let answered_at = Instant::now();
+        closed_idle(&mut conn, Instant::now()).await;
+    }
+
+    /// `conn`'s next read fails with TimedOut exactly IDLE_TIMEOUT after
+    /// `since` (a paused clock).
+    async fn closed_idle(conn: &mut (impl tokio::io::AsyncRead + Unpin), since: Instant) {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 8];
         let end = tokio::time::timeout(2 * IDLE_TIMEOUT, conn.read(&mut buf))
             .await
             .expect("closed")
             .unwrap_err();
         assert_eq!(end.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(answered_at.elapsed(), IDLE_TIMEOUT);
+        assert_eq!(since.elapsed(), IDLE_TIMEOUT);
     }
 
     /// A request trickled a byte at a time is cut at REQUEST_TIMEOUT from its

@@ -72,18 +72,12 @@ fn write_ts(e: &mut Expo, m: &TsMetrics, tsig: &[AtomicU64]) {
         "Requests received: answered plus unanswered.",
         m.queries.load(Relaxed),
     );
-    e.family(
+    e.by_rcode(
         "dnslb_ts_answers_total",
-        "counter",
         "Answers sent, by rcode (a zone transfer counts once).",
+        &m.answers,
+        rcode_label,
     );
-    for (i, c) in m.answers.iter().enumerate() {
-        let v = c.load(Relaxed);
-        // The common rcodes always (so rates start from zero), others once seen.
-        if i <= 5 || v > 0 {
-            e.sample("dnslb_ts_answers_total", &[("rcode", &rcode_label(i))], v);
-        }
-    }
     e.family(
         "dnslb_ts_unanswered_total",
         "counter",
@@ -183,6 +177,7 @@ mod tests {
     use hickory_proto::op::ResponseCode;
 
     use super::*;
+    use crate::metrics::prom::tests::assert_line;
     use crate::ts::TsSettings;
     use crate::ts::metrics::RequestOutcome;
 
@@ -235,10 +230,7 @@ mod tests {
             "dnslb_ts_zone_rrsets{zone=\"b.test.\"} 3",
             "# TYPE process_open_fds gauge",
         ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
+            assert_line(&text, line);
         }
         // Unseen uncommon rcodes are left out; one TYPE per family; a final newline.
         assert!(

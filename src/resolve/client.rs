@@ -265,9 +265,7 @@ mod tests {
     use hickory_proto::rr::RecordType;
     use hickory_proto::rr::rdata::{A, AAAA, CNAME};
 
-    fn name(text: &str) -> Name {
-        Name::from_ascii(text).unwrap()
-    }
+    use crate::dns::fixtures::name;
 
     fn response(rcode: ResponseCode, answers: Vec<Record>) -> Message {
         let mut m = Message::new(7, MessageType::Response, OpCode::Query);

@@ -78,9 +78,7 @@ pub(super) fn query_name(text: &str) -> Result<Name, String> {
 mod tests {
     use super::*;
 
-    fn name(text: &str) -> Name {
-        Name::from_ascii(text).unwrap()
-    }
+    use crate::dns::fixtures::name;
 
     #[test]
     fn input_skips_blank_and_comment_lines_and_keeps_spelling() {

@@ -68,9 +68,7 @@ pub(super) fn catalog_records<'a>(
 mod tests {
     use super::*;
 
-    fn name(s: &str) -> Name {
-        Name::from_ascii(s).unwrap()
-    }
+    use crate::dns::fixtures::name;
 
     #[test]
     fn member_ids_are_stable_and_blind_to_case() {

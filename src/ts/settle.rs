@@ -118,36 +118,35 @@ pub fn fingerprint(files: &[PathBuf]) -> Option<Vec<(u64, u64)>> {
 }
 
 #[cfg(test)]
-mod fingerprint_tests {
+#[allow(clippy::unwrap_used)]
+mod tests {
     use super::*;
+
+    /// A folder holding one file, `t.txt`, of `text`: the folder (kept
+    /// alive), the file, and the file as the list a read is given.
+    fn one_file(text: &str) -> (tempfile::TempDir, PathBuf, Vec<PathBuf>) {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.txt");
+        std::fs::write(&f, text).unwrap();
+        let files = vec![f.clone()];
+        (dir, f, files)
+    }
 
     #[test]
     fn a_fingerprint_changes_with_any_byte_and_not_otherwise() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("t.txt");
-        std::fs::write(&f, "www.example.com 192.0.2.1 A\n").unwrap();
-        let files = vec![f.clone()];
+        let (dir, f, files) = one_file("www.example.com 192.0.2.1 A\n");
         let first = fingerprint(&files).unwrap();
         assert_eq!(fingerprint(&files).unwrap(), first, "same bytes");
         std::fs::write(&f, "www.example.com 192.0.2.2 A\n").unwrap();
         assert_ne!(fingerprint(&files).unwrap(), first, "one byte changed");
         assert!(fingerprint(&[dir.path().join("missing")]).is_none());
     }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod settle_tests {
-    use super::*;
 
     /// A read during which the file is rewritten (as a writer rewriting it
     /// in place would) is never kept; a read of settled files is.
     #[test]
     fn a_file_rewritten_while_read_is_read_again_and_never_kept_half_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("t.txt");
-        std::fs::write(&f, "whole version 1\n").unwrap();
-        let files = vec![f.clone()];
+        let (_dir, f, files) = one_file("whole version 1\n");
         let mut reads = 0;
         let mut pauses = Vec::new();
         let (got, fp) = read_settled(
@@ -177,10 +176,7 @@ mod settle_tests {
 
     #[test]
     fn files_that_never_settle_are_refused_and_a_bad_settled_file_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("t.txt");
-        std::fs::write(&f, "x").unwrap();
-        let files = vec![f.clone()];
+        let (_dir, f, files) = one_file("x");
         let mut n = 0;
         let err = read_settled(
             "t",
@@ -226,10 +222,7 @@ mod settle_tests {
     /// is read again.
     #[test]
     fn a_file_renamed_over_is_kept_and_one_growing_after_the_read_is_read_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("t.txt");
-        std::fs::write(&f, "old").unwrap();
-        let files = vec![f.clone()];
+        let (dir, f, files) = one_file("old");
         let (got, fp) = read_settled(
             "t",
             &files,

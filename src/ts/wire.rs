@@ -194,21 +194,10 @@ pub(crate) fn uncompressed_len(wire: &[u8]) -> Option<usize> {
     }
 }
 
-/// `s` (dotted, ASCII, no escapes) in wire form, for tests.
-#[cfg(test)]
-pub(crate) fn wire(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for l in s.split('.').filter(|l| !l.is_empty()) {
-        out.push(l.len() as u8);
-        out.extend_from_slice(l.as_bytes());
-    }
-    out.push(0);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::fixtures::wire_name as wire;
 
     #[test]
     fn reads_lowercases_and_splits() {

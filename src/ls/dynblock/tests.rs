@@ -8,6 +8,7 @@ use hickory_proto::rr::{Name, RecordType};
 
 use super::*;
 use crate::config::{DynAction, DynBlockConfig, DynKind, DynRcode, LsConfig};
+use crate::dns::fixtures::wire_name;
 
 const A: u16 = 1;
 
@@ -17,16 +18,8 @@ fn ip(s: &str) -> IpAddr {
 
 /// `name` in wire form, with type A and class IN after it (as at the door).
 fn wire(name: &str) -> Vec<u8> {
-    let mut w = Vec::new();
-    for l in name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-    {
-        w.push(u8::try_from(l.len()).unwrap());
-        w.extend_from_slice(l.as_bytes());
-    }
-    w.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut w = wire_name(name);
+    w.extend_from_slice(&[0, 1, 0, 1]);
     w
 }
 

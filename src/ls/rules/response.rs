@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::config::{LsConfig, ResponseAction, ResponseMatch, ResponseRuleConfig};
 use crate::dns::{self, HEADER_LEN};
-use crate::guard::log_budget::{Change, LimitLog};
+use crate::guard::log_budget::LimitLog;
 
 use super::set::{RULE_LOG_INTERVAL, RULE_LOG_LINES};
 
@@ -106,14 +106,7 @@ impl ResponseRules {
 
     /// One `info` line for an answer `rule` matched, within the budget.
     fn log_hit(&self, rule: &ResponseRule, answer: &[u8], now: Instant) {
-        if let Some(more) = self.log.roll(now) {
-            tracing::info!(
-                held_back = more.started,
-                "{} more response rule lines held back",
-                more.started
-            );
-        }
-        if self.log.admit(Change::Started) {
+        if self.log.admit_match(now, "response rule") {
             let rcode = dns::WireHeader::read(answer).map_or(0, |h| h.rcode());
             tracing::info!(
                 rule = %rule.name,

@@ -1,14 +1,14 @@
 //! [`RuleSet`]: the compiled query rules and what a rule that acts does
 //! ([`Act`], [`RuleHit`]), checked on a [`QueryView`] (see the folder's map
 //! in `mod.rs`).
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use hickory_proto::rr::Name;
 
 use crate::config::{LsConfig, RuleAction, RuleConfig, RuleMatch, RuleTransport};
-use crate::guard::log_budget::{Change, LimitLog};
+use crate::guard::log_budget::LimitLog;
 use crate::guard::netset::NetSet;
 use crate::guard::rate::{RateLimiter, RateVerdict};
 
@@ -325,14 +325,7 @@ impl RuleSet {
 
     /// One `info` line for a hit of `rule`, within the budget.
     fn log_hit(&self, rule: &Rule, hit: RuleHit, q: &QueryView<'_>, now: Instant) {
-        if let Some(more) = self.log.roll(now) {
-            tracing::info!(
-                held_back = more.started,
-                "{} more rule lines held back",
-                more.started
-            );
-        }
-        if self.log.admit(Change::Started) {
+        if self.log.admit_match(now, "rule") {
             let name = wire_name_text(q.name);
             tracing::info!(
                 rule = %rule.name,
@@ -382,20 +375,14 @@ fn compile(
         // Validation checked the pool exists; a missing one forwards as usual.
         RuleAction::Pool(p) => pool_index(p).map_or(Act::Allow, Act::Pool),
         RuleAction::Spoof { addrs, ttl } => {
-            made.v4 = addrs
-                .iter()
-                .filter_map(|a| match a {
-                    std::net::IpAddr::V4(v4) => Some(*v4),
-                    std::net::IpAddr::V6(_) => None,
-                })
-                .collect();
-            made.v6 = addrs
-                .iter()
-                .filter_map(|a| match a {
-                    std::net::IpAddr::V6(v6) => Some(*v6),
-                    std::net::IpAddr::V4(_) => None,
-                })
-                .collect();
+            let (mut v4, mut v6) = (Vec::new(), Vec::new());
+            for a in addrs {
+                match a {
+                    IpAddr::V4(a) => v4.push(*a),
+                    IpAddr::V6(a) => v6.push(*a),
+                }
+            }
+            (made.v4, made.v6) = (v4.into(), v6.into());
             made.ttl = *ttl;
             Act::Spoof
         }

@@ -129,6 +129,25 @@ impl Expo {
         }
     }
 
+    /// A counter family by `rcode`, slot `i` of `answers` labelled
+    /// `label(i)`: the common rcodes (0 to 5) always, so that rates start
+    /// from zero, the others once seen.
+    pub(super) fn by_rcode(
+        &mut self,
+        name: &str,
+        help: &str,
+        answers: &[AtomicU64],
+        label: fn(usize) -> String,
+    ) {
+        self.family(name, "counter", help);
+        for (i, c) in answers.iter().enumerate() {
+            let v = c.load(Relaxed);
+            if i <= 5 || v > 0 {
+                self.sample(name, &[("rcode", &label(i))], v);
+            }
+        }
+    }
+
     /// A family with one unlabelled counter.
     pub(super) fn counter(&mut self, name: &str, help: &str, value: u64) {
         self.family(name, "counter", help);
@@ -479,22 +498,12 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
         "Client queries received (well-formed).",
         m.queries.load(Relaxed),
     );
-    e.family(
+    e.by_rcode(
         "dnslb_answers_total",
-        "counter",
         "Answers sent to clients, by rcode.",
+        &m.answers,
+        answer_rcode_label,
     );
-    for (i, c) in m.answers.iter().enumerate() {
-        let v = c.load(Relaxed);
-        // The common rcodes always (so rates start from zero), others once seen.
-        if i <= 5 || v > 0 {
-            e.sample(
-                "dnslb_answers_total",
-                &[("rcode", &answer_rcode_label(i))],
-                v,
-            );
-        }
-    }
     #[rustfmt::skip]
     let counters: [(&str, &str, &AtomicU64); 9] = [
         ("dnslb_synthesized_total", "Answers made up by the LS.", &m.synthesized),
@@ -514,49 +523,35 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
     for (name, help, c) in counters {
         e.counter(name, help, c.load(Relaxed));
     }
-    e.family(
+    e.by_label(
         "dnslb_dropped_responses_total",
-        "counter",
         "Upstream responses dropped as not matching their query.",
+        "reason",
+        [
+            ("wrong_source", &m.drops.wrong_source),
+            ("wrong_id", &m.drops.wrong_id),
+            ("wrong_question", &m.drops.wrong_question),
+        ],
     );
-    for (reason, c) in [
-        ("wrong_source", &m.drops.wrong_source),
-        ("wrong_id", &m.drops.wrong_id),
-        ("wrong_question", &m.drops.wrong_question),
-    ] {
-        e.sample(
-            "dnslb_dropped_responses_total",
-            &[("reason", reason)],
-            c.load(Relaxed),
-        );
-    }
-    e.family(
+    e.by_label(
         "dnslb_thread_crossings_total",
-        "counter",
         "TCP, DoT and DoH clients' upstream queries that crossed threads: sent from a thread with no upstream sockets of its own (worker), or answered on another thread than the one that asked (answer). 0 when each connection lives on one worker thread.",
+        "at",
+        [
+            ("worker", &m.drops.off_worker),
+            ("answer", &m.drops.off_thread),
+        ],
     );
-    for (at, c) in [
-        ("worker", &m.drops.off_worker),
-        ("answer", &m.drops.off_thread),
-    ] {
-        e.sample(
-            "dnslb_thread_crossings_total",
-            &[("at", at)],
-            c.load(Relaxed),
-        );
-    }
-    e.family(
+    e.by_label(
         "dnslb_shed_total",
-        "counter",
         "Client queries shed under overload: waited too long in the queue, over max_inflight or a client's share of it (SERVFAIL), no backend with room under its concurrency limit (SERVFAIL), or dropped by the kernel with the socket's queue full.",
+        "reason",
+        [
+            ("queue", &m.shed_queue),
+            ("inflight", &m.shed_inflight),
+            ("limit", &m.shed_limit),
+        ],
     );
-    for (reason, c) in [
-        ("queue", &m.shed_queue),
-        ("inflight", &m.shed_inflight),
-        ("limit", &m.shed_limit),
-    ] {
-        e.sample("dnslb_shed_total", &[("reason", reason)], c.load(Relaxed));
-    }
     e.sample("dnslb_shed_total", &[("reason", "socket")], m.shed_socket());
     e.by_label(
         "dnslb_tcp_connections_refused_total",
@@ -637,7 +632,7 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 
 /// `dnslb_dnstap_frames_total{result}`: the dnstap frames written to the
 /// collector (`sent`) and lost (`dropped`: the queue full, a failed write,

@@ -84,9 +84,9 @@ fn each_pool_has_its_queries_and_answers_by_rcode() {
     }
 }
 
-/// `line` is a line of `text`.
+/// `line` is a line of `text` (the other expositions' tests use it too).
 #[track_caller]
-fn assert_line(text: &str, line: &str) {
+pub(in crate::metrics) fn assert_line(text: &str, line: &str) {
     assert!(
         text.lines().any(|l| l == line),
         "missing {line:?} in\n{text}"
@@ -174,10 +174,7 @@ fn histogram_is_cumulative_in_seconds() {
         "dnslb_backend_latency_seconds_bucket{backend=\"ts1\",addr=\"127.0.0.1:5301\",le=\"+Inf\"} 0",
         "dnslb_backend_latency_seconds_count{backend=\"ts1\",addr=\"127.0.0.1:5301\"} 0",
     ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "missing {line:?} in\n{text}"
-        );
+        assert_line(&text, line);
     }
     let buckets = text
         .lines()
@@ -210,11 +207,7 @@ fn process_metrics_and_build_info() {
         "# TYPE process_start_time_seconds gauge",
         "process_start_time_seconds 1700000000.25",
     ] {
-        assert!(
-            e.0.lines().any(|l| l == line),
-            "missing {line:?} in\n{}",
-            e.0
-        );
+        assert_line(&e.0, line);
     }
     // What could not be read is left out, family and all.
     assert!(!e.0.contains("process_virtual_memory_bytes"), "{}", e.0);

@@ -98,25 +98,24 @@ fn parse(d: &[u8]) -> Result<ClientSubnet, MalformedEcs> {
         return Err(MalformedEcs);
     }
     let addr = match family {
-        1 if source <= 32 => {
-            let mut a = [0u8; 4];
-            a[..need].copy_from_slice(bytes);
-            if mask(a, source) != a {
-                return Err(MalformedEcs);
-            }
-            IpAddr::V4(Ipv4Addr::from(a))
-        }
-        2 if source <= 128 => {
-            let mut a = [0u8; 16];
-            a[..need].copy_from_slice(bytes);
-            if mask(a, source) != a {
-                return Err(MalformedEcs);
-            }
-            IpAddr::V6(Ipv6Addr::from(a))
-        }
+        1 if source <= 32 => IpAddr::V4(Ipv4Addr::from(padded::<4>(bytes, source)?)),
+        2 if source <= 128 => IpAddr::V6(Ipv6Addr::from(padded::<16>(bytes, source)?)),
         _ => return Err(MalformedEcs),
     };
     Ok(ClientSubnet { addr, source })
+}
+
+/// The address `bytes` begin, zero-padded to `N` bytes; malformed if it
+/// has a bit set past `source` (RFC 7871 §6).
+fn padded<const N: usize>(bytes: &[u8], source: u8) -> Result<[u8; N], MalformedEcs> {
+    let mut a = [0u8; N];
+    a.get_mut(..bytes.len())
+        .ok_or(MalformedEcs)?
+        .copy_from_slice(bytes);
+    if mask(a, source) != a {
+        return Err(MalformedEcs);
+    }
+    Ok(a)
 }
 
 /// `a` with the bits past `prefix` cleared.

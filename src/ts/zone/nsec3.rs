@@ -219,7 +219,7 @@ pub(crate) fn owner_hash(owner: &[u8]) -> Option<[u8; HASH_LEN]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ts::wire::wire;
+    use crate::dns::fixtures::wire_name as wire;
 
     #[test]
     fn hashes_as_rfc_5155_appendix_a_lists_them() {

@@ -139,7 +139,7 @@ pub fn merge(a: &RrList, b: &RrList) -> RrList {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::RrList;
-    use crate::ts::wire::wire;
+    use crate::dns::fixtures::wire_name as wire;
 
     /// An A record of `owner` (192.0.2.`last`).
     pub(crate) fn rr(owner: &str, last: u8) -> Vec<u8> {
@@ -162,7 +162,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::{list, rr};
     use super::*;
-    use crate::ts::wire::wire;
+    use crate::dns::fixtures::wire_name as wire;
 
     #[test]
     fn records_split_and_sort_by_owner_then_data() {

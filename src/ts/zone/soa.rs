@@ -81,7 +81,7 @@ fn split(name: &[u8], origin_key: &[u8]) -> (Box<[u8]>, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ts::wire::wire;
+    use crate::dns::fixtures::wire_name as wire;
 
     fn rdata(mname: &str, rname: &str) -> Vec<u8> {
         let mut r = wire(mname);

@@ -19,9 +19,7 @@ mod keep;
 mod memory;
 mod supersede;
 
-fn name(s: &str) -> Name {
-    Name::from_ascii(s).unwrap()
-}
+use crate::dns::fixtures::name;
 
 /// A client's query options.
 #[derive(Clone, Copy)]

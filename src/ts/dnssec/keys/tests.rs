@@ -10,9 +10,7 @@ use crate::ts::dnssec::presigned::stamp;
 /// 2026-01-01 00:00:00 UTC.
 const NOW: u32 = 1_767_225_600;
 
-fn name(text: &str) -> Name {
-    Name::from_ascii(text).unwrap()
-}
+use crate::dns::fixtures::name;
 
 /// The `.key` and `.private` files of `dir`.
 fn key_files(dir: &Path) -> Vec<PathBuf> {
