@@ -1,13 +1,14 @@
 //! The `tcp` checks' driver: every TCP connect probe of the checker as a raw
 //! non-blocking socket whose connect ends in one epoll set of the checker's
 //! own (tokio watches that set's descriptor as one readable source), each
-//! probe's deadline in a heap, the ended probes collected a batch at a time.
+//! probe's deadline in a queue of its timeout's (probes start in time order:
+//! each queue is sorted as it is filled, no heap), the ended probes
+//! collected a batch at a time.
 //! Per probe: `socket`, `connect`, one `EPOLL_CTL_ADD` and `close` (closing
 //! the socket takes it out of the set), the result read from the event's
 //! flags; no task, no timer and no allocation of its own (a connected probe
 //! is closed with `SO_LINGER` 0: a reset, no TIME_WAIT left behind).
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
@@ -29,9 +30,10 @@ pub(super) struct Connects {
     set: AsyncFd<OwnedFd>,
     /// Each target's probe in flight: its socket and deadline (ms).
     pending: Vec<Option<(Socket, u64)>>,
-    /// Deadlines (ms, target), earliest first; an entry whose probe ended
-    /// before it is dropped when reached.
-    deadlines: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Per timeout (ms), the deadlines (ms, target) of the probes started
+    /// with it, earliest first; an entry whose probe ended before it is
+    /// dropped when reached.
+    deadlines: Vec<(u64, VecDeque<(u64, usize)>)>,
     in_flight: usize,
     /// `epoll_wait`'s buffer.
     events: Vec<epoll::Event>,
@@ -46,6 +48,11 @@ fn judged(flags: epoll::EventFlags) -> ProbeResult {
     } else {
         ProbeResult::Ok
     }
+}
+
+/// Whether target `i`'s probe in flight (in `pending`) is the one due at `at`.
+fn live(pending: &[Option<(Socket, u64)>], i: usize, at: u64) -> bool {
+    matches!(pending.get(i), Some(Some((_, d))) if *d == at)
 }
 
 /// A connected probe's end: closed with a reset (`SO_LINGER` 0), as health
@@ -73,7 +80,7 @@ impl Connects {
         Ok(Self {
             set,
             pending: std::iter::repeat_with(|| None).take(targets).collect(),
-            deadlines: BinaryHeap::new(),
+            deadlines: Vec::new(),
             in_flight: 0,
             events: vec![empty; BATCH],
         })
@@ -118,45 +125,56 @@ impl Connects {
             tracing::debug!(endpoint = %to, error = %e, "cannot watch a tcp check's socket");
             return Some(ProbeResult::Fail);
         }
-        let deadline = now.saturating_add(timeout_ms.max(1));
+        let timeout_ms = timeout_ms.max(1);
+        let deadline = now.saturating_add(timeout_ms);
         if slot.replace((sock, deadline)).is_none() {
             self.in_flight += 1;
         }
-        self.deadlines.push(Reverse((deadline, i)));
+        let queue = match self.deadlines.iter().position(|(t, _)| *t == timeout_ms) {
+            Some(q) => q,
+            None => {
+                self.deadlines.push((timeout_ms, VecDeque::new()));
+                self.deadlines.len() - 1
+            }
+        };
+        if let Some((_, q)) = self.deadlines.get_mut(queue) {
+            q.push_back((deadline, i));
+        }
         None
     }
 
     /// The earliest deadline of a probe in flight (ms), the entries of
     /// probes ended before theirs dropped first.
     pub(super) fn next_deadline(&mut self) -> Option<u64> {
-        while let Some(&Reverse((at, i))) = self.deadlines.peek() {
-            if self.live(i, at) {
-                return Some(at);
+        let mut next: Option<u64> = None;
+        for (_, q) in &mut self.deadlines {
+            while let Some(&(at, i)) = q.front() {
+                if live(&self.pending, i, at) {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                    break;
+                }
+                q.pop_front();
             }
-            self.deadlines.pop();
         }
-        None
-    }
-
-    /// Whether target `i`'s probe in flight is the one due at `at`.
-    fn live(&self, i: usize, at: u64) -> bool {
-        matches!(self.pending.get(i), Some(Some((_, d))) if *d == at)
+        next
     }
 
     /// Every probe in flight past its deadline at `now` (ms) ends as a
     /// `Timeout`, pushed to `done`.
     pub(super) fn expire(&mut self, now: u64, done: &mut Vec<(usize, ProbeResult)>) {
-        while let Some(&Reverse((at, i))) = self.deadlines.peek() {
-            if at > now {
-                break;
-            }
-            self.deadlines.pop();
-            if self.live(i, at)
-                && let Some(slot) = self.pending.get_mut(i)
-            {
-                *slot = None;
-                self.in_flight -= 1;
-                done.push((i, ProbeResult::Timeout));
+        for (_, q) in &mut self.deadlines {
+            while let Some(&(at, i)) = q.front() {
+                if at > now {
+                    break;
+                }
+                q.pop_front();
+                if live(&self.pending, i, at)
+                    && let Some(slot) = self.pending.get_mut(i)
+                {
+                    *slot = None;
+                    self.in_flight -= 1;
+                    done.push((i, ProbeResult::Timeout));
+                }
             }
         }
     }
@@ -291,5 +309,24 @@ mod tests {
         assert_eq!(c.in_flight(), 0);
         c.expire(10_000, &mut done);
         assert_eq!(done.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn deadlines_of_different_timeouts_come_in_time_order() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut c = Connects::new(3).unwrap();
+        assert_eq!(c.start(0, addr, 0, 500), None);
+        assert_eq!(c.start(1, addr, 10, 100), None);
+        assert_eq!(c.start(2, addr, 20, 500), None);
+        assert_eq!(c.next_deadline(), Some(110));
+        let mut done = Vec::new();
+        c.expire(110, &mut done);
+        assert_eq!(done, [(1, ProbeResult::Timeout)]);
+        assert_eq!(c.next_deadline(), Some(500));
+        c.expire(519, &mut done);
+        assert_eq!(done, [(1, ProbeResult::Timeout), (0, ProbeResult::Timeout)]);
+        assert_eq!(c.next_deadline(), Some(520));
+        assert_eq!(c.in_flight(), 1);
     }
 }

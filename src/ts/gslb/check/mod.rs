@@ -11,7 +11,7 @@
 //! - `probe.rs`: one probe (tcp, http, dns), bounded by its timeout, as a
 //!   future;
 //! - `connect.rs`: the `tcp` probes' batch driver (raw non-blocking sockets
-//!   in one epoll set of its own, deadlines in a heap);
+//!   in one epoll set of its own, deadlines in a queue per timeout);
 //! - `board.rs`: states and counts shown outside the task (metrics text,
 //!   `dnslb status` rows);
 //! - `checker.rs`: [`Checker`], the task that drives them, on a thread of
