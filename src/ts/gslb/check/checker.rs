@@ -1,10 +1,12 @@
 //! The checker task: one per TS, on a thread of its own (a single-threaded
 //! runtime: a probe's end wakes no other thread), probing every distinct
 //! target by its [`ProbePlan`] with at most `max_in_flight` probes at once
-//! (futures polled by the task itself, not tasks spawned per probe), moving
+//! (`tcp` probes through the batch driver [`Connects`], the others as
+//! futures polled by the task itself, not tasks spawned per probe), moving
 //! each by its [`EndpointHealth`] and publishing a new [`LiveSet`] only when
 //! some target goes up or down.
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,6 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::board::{Board, ProbeResult};
+use super::connect::Connects;
 use super::hysteresis::EndpointHealth;
 use super::probe::probe;
 use super::schedule::ProbePlan;
@@ -77,6 +80,14 @@ fn live_set(of_entry: &[usize], health: &[EndpointHealth]) -> LiveSet {
             .iter()
             .map(|&i| health.get(i).is_none_or(|h| h.up))
             .collect(),
+    }
+}
+
+/// Until some tcp probe's connect may have ended (never without the driver).
+async fn tcp_ready(connects: Option<&Connects>) -> std::io::Result<()> {
+    match connects {
+        Some(c) => c.ready().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -204,14 +215,25 @@ impl Run {
             .collect();
         let mut plan = ProbePlan::new(&intervals, max_in_flight, rand::random);
         let targets = Arc::clone(&self.targets);
-        // Each probe in flight, with the target it is for.
+        // The tcp probes' driver (without it, they run as futures below).
+        let mut connects = match Connects::new(targets.len()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the tcp checks' epoll set: each tcp check runs as a task's future");
+                None
+            }
+        };
+        // The probes ended and not yet settled (kept: no allocation per batch).
+        let mut done: Vec<(usize, ProbeResult)> = Vec::new();
+        // Each other probe in flight, with the target it is for.
         let mut probes = FuturesUnordered::new();
         let ms_since = |start: Instant| -> u64 {
             u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
         };
         let cancelled = cancel.cancelled();
         tokio::pin!(cancelled);
-        // One timer for the next due probe, moved only when that changes.
+        // One timer for the next due probe or deadline, moved only when that
+        // changes.
         let sleep = tokio::time::sleep_until(start);
         tokio::pin!(sleep);
         let mut armed: Option<u64> = None;
@@ -223,8 +245,22 @@ impl Run {
         let mut publish_armed = false;
         loop {
             let now = ms_since(start);
+            if let Some(c) = connects.as_mut() {
+                c.expire(now, &mut done);
+            }
+            self.settle_all(&mut done, &mut plan, now);
             while let Some(i) = plan.take_due(now) {
                 let target = targets.get(i);
+                if let (Some(c), Some(t)) = (connects.as_mut(), target)
+                    && let Probe::Tcp { port } = t.check.probe
+                {
+                    let to = SocketAddr::new(t.addr, port);
+                    if let Some(result) = c.start(i, to, now, t.check.timeout_ms) {
+                        self.settle(i, result);
+                        plan.finished(i, now);
+                    }
+                    continue;
+                }
                 probes.push(async move {
                     let result = match target {
                         Some(t) => AssertUnwindSafe(probe(t)).catch_unwind().await,
@@ -233,9 +269,14 @@ impl Run {
                     (i, result)
                 });
             }
-            // Counted from the futures themselves, not from the plan.
-            self.board.set_in_flight(probes.len());
-            let wake = plan.next_wake();
+            // Counted from the probes themselves, not from the plan.
+            let tcp = connects.as_ref().map_or(0, Connects::in_flight);
+            self.board.set_in_flight(probes.len() + tcp);
+            let deadline = connects.as_mut().and_then(Connects::next_deadline);
+            let wake = match (plan.next_wake(), deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if wake != armed {
                 if let Some(at) = wake {
                     sleep.as_mut().reset(start + Duration::from_millis(at));
@@ -245,20 +286,30 @@ impl Run {
             tokio::select! {
                 biased;
                 () = &mut cancelled => break,
+                ready = tcp_ready(connects.as_ref()), if tcp > 0 => {
+                    let read = match ready {
+                        Ok(()) => connects.as_mut().map(|c| c.collect(&mut done)),
+                        Err(e) => Some(Err(e)),
+                    };
+                    if let Some(Err(e)) = read {
+                        tracing::error!(error = %e, "the tcp checks' epoll set failed: each tcp check runs as a task's future from now on");
+                        if let Some(mut c) = connects.take() {
+                            c.abandon(&mut done);
+                        }
+                    }
+                }
                 Some(first) = probes.next(), if !probes.is_empty() => {
                     // Every probe ended by now, in one go.
-                    let mut done = Some(first);
-                    let now = ms_since(start);
-                    while let Some((i, result)) = done {
+                    let mut ended = Some(first);
+                    while let Some((i, result)) = ended {
                         // A probe that panicked counts as failed: its target
                         // keeps its place in the plan.
                         let result = result.unwrap_or_else(|_| {
                             tracing::error!(endpoint = ?targets.get(i).map(|t| t.addr), "endpoint probe panicked");
                             ProbeResult::Fail
                         });
-                        self.settle(i, result);
-                        plan.finished(i, now);
-                        done = probes.next().now_or_never().flatten();
+                        done.push((i, result));
+                        ended = probes.next().now_or_never().flatten();
                     }
                 }
                 () = &mut sleep, if armed.is_some() => {
@@ -267,6 +318,7 @@ impl Run {
                 }
                 () = &mut publish, if publish_armed => publish_armed = false,
             }
+            self.settle_all(&mut done, &mut plan, ms_since(start));
             if self.changed && !publish_armed {
                 let at = published + PUBLISH_GAP;
                 if Instant::now() >= at {
@@ -277,6 +329,15 @@ impl Run {
                     publish_armed = true;
                 }
             }
+        }
+    }
+
+    /// Settles every probe in `done` (emptied) as ended at `now`: its
+    /// result counted, its target's next probe planned.
+    fn settle_all(&mut self, done: &mut Vec<(usize, ProbeResult)>, plan: &mut ProbePlan, now: u64) {
+        for (i, result) in done.drain(..) {
+            self.settle(i, result);
+            plan.finished(i, now);
         }
     }
 

@@ -8,13 +8,17 @@
 //! - `hysteresis.rs`: one endpoint's up/down by rise and fall (pure);
 //! - `schedule.rs`: when each target is probed, jitter and the in-flight
 //!   bound (pure, the clock given);
-//! - `probe.rs`: one probe (tcp, http, dns), bounded by its timeout;
+//! - `probe.rs`: one probe (tcp, http, dns), bounded by its timeout, as a
+//!   future;
+//! - `connect.rs`: the `tcp` probes' batch driver (raw non-blocking sockets
+//!   in one epoll set of its own, deadlines in a queue per timeout);
 //! - `board.rs`: states and counts shown outside the task (metrics text,
 //!   `dnslb status` rows);
 //! - `checker.rs`: [`Checker`], the task that drives them, on a thread of
 //!   its own.
 mod board;
 mod checker;
+mod connect;
 mod hysteresis;
 mod probe;
 mod schedule;
