@@ -1,7 +1,7 @@
 //! Reading a TS's zone files into a [`Catalog`]: PROJ tables compiled line
 //! by line as they are read, master files each into their own zone, and the
 //! SOA made up for a zone whose files hold none. Each file is read once: its
-//! fingerprint ([`Content`]) is taken from the bytes parsed. A reload keeps
+//! fingerprint ([`FileHash`]) is taken from the bytes parsed. A reload keeps
 //! the zones whose files did not change ([`load_catalog_keeping`], by the
 //! files' [`FileMemo`]: a `stat` a file, see `settle.rs`): it reads and
 //! compiles the others only.
@@ -14,7 +14,7 @@ use super::clock::unix_now;
 use super::dnssec::presigned;
 use super::publish;
 use super::settings::TsSettings;
-use super::settle::{Content, Seen, Stamp, content};
+use super::settle::{FileHash, FileStamp, Seen, content};
 use super::source::{ZoneError, read_bytes};
 use super::zone::{Catalog, Zone, ZoneBuilder};
 use super::{spread, table, zonefile};
@@ -60,7 +60,7 @@ pub(crate) struct FileMemo {
 impl FileMemo {
     /// Each file's content, when every one is known (the serials' state
     /// file records them: a restart on the same bytes keeps the serials).
-    pub(crate) fn contents(&self) -> Option<Vec<Content>> {
+    pub(crate) fn contents(&self) -> Option<Vec<FileHash>> {
         self.seen.iter().map(|s| s.map(|s| s.content)).collect()
     }
 }
@@ -73,7 +73,7 @@ pub(crate) struct Prior<'a> {
     /// The last load's record of the files.
     pub(crate) memo: &'a FileMemo,
     /// The files' stamps taken just before this read.
-    pub(crate) stamps: &'a [Option<Stamp>],
+    pub(crate) stamps: &'a [Option<FileStamp>],
     /// The zones served.
     pub(crate) served: &'a Catalog,
     /// Whether a served zone may be kept.
@@ -91,7 +91,7 @@ pub(crate) struct LoadedCatalog {
     /// from the zones served: their files did not change).
     pub(crate) compiled: usize,
     /// Each file's content: the bytes read, or those a kept zone was made of.
-    pub(crate) contents: Vec<Option<Content>>,
+    pub(crate) contents: Vec<Option<FileHash>>,
 }
 
 /// [`load_catalog_noting`], keeping from `prior` (a reload's) each zone all
@@ -130,7 +130,7 @@ pub(crate) fn load_catalog_keeping(
 struct Keepable {
     /// By file: the index in `zones` of the zone it belongs to, if kept,
     /// and the content it was read with.
-    by_file: Vec<Option<(usize, Content)>>,
+    by_file: Vec<Option<(usize, FileHash)>>,
     /// The zones kept, each with its origin (lower-cased wire form) and
     /// the first of its files.
     zones: Vec<(Zone, Box<[u8]>, usize)>,
@@ -409,7 +409,7 @@ fn load_with(
 /// A master file read and parsed (on any thread): the content read, the
 /// zone's origin and records, and the file's warnings.
 struct Parsed {
-    content: Content,
+    content: FileHash,
     origin: Name,
     records: Vec<crate::ts::source::SourceRecord>,
     warnings: Vec<String>,

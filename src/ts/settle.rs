@@ -1,5 +1,5 @@
 //! Zone files read only while nobody rewrites them, and what a load knew of
-//! each file for the next reload ([`Seen`]). A file's [`Stamp`] (one `stat`:
+//! each file for the next reload ([`Seen`]). A file's [`FileStamp`] (one `stat`:
 //! device, inode, length, modified and changed times) is taken before and
 //! after a read and again a moment later; the bytes are read once, for
 //! parsing, and their hash ([`content`]) taken from that same read. A read
@@ -41,7 +41,7 @@ const RACY: Duration = Duration::from_secs(2);
 /// write changes both times, a rename over it the inode, and the changed
 /// time (`ctime`) cannot be set back by `touch` or `cp -p`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stamp {
+pub(crate) struct FileStamp {
     dev: u64,
     ino: u64,
     len: u64,
@@ -49,13 +49,13 @@ pub(crate) struct Stamp {
     ctime: i128,
 }
 
-impl Stamp {
+impl FileStamp {
     /// `file`'s stamp, `None` if it cannot be looked at.
-    fn of(file: &Path) -> Option<Stamp> {
+    fn of(file: &Path) -> Option<FileStamp> {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(file).ok()?;
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-        Some(Stamp {
+        Some(FileStamp {
             dev: m.dev(),
             ino: m.ino(),
             len: m.len(),
@@ -65,7 +65,7 @@ impl Stamp {
     }
 
     /// The same file (device and inode), whatever its bytes.
-    fn same_file(&self, other: &Stamp) -> bool {
+    fn same_file(&self, other: &FileStamp) -> bool {
         (self.dev, self.ino) == (other.dev, other.ino)
     }
 
@@ -76,9 +76,9 @@ impl Stamp {
     }
 }
 
-/// Each file's [`Stamp`], one `stat` a file.
-pub(crate) fn stamps(files: &[PathBuf]) -> Vec<Option<Stamp>> {
-    files.iter().map(|f| Stamp::of(f)).collect()
+/// Each file's [`FileStamp`], one `stat` a file.
+pub(crate) fn stamps(files: &[PathBuf]) -> Vec<Option<FileStamp>> {
+    files.iter().map(|f| FileStamp::of(f)).collect()
 }
 
 /// The wall clock in nanoseconds since the epoch, as file times count.
@@ -89,18 +89,18 @@ fn now_ns() -> i128 {
 }
 
 /// A file's bytes as a fingerprint: their length and hash.
-pub(crate) type Content = (u64, u64);
+pub(crate) type FileHash = (u64, u64);
 
-/// The [`Content`] of `bytes`.
-pub(crate) fn content(bytes: &[u8]) -> Content {
+/// The [`FileHash`] of `bytes`.
+pub(crate) fn content(bytes: &[u8]) -> FileHash {
     use std::hash::Hasher;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     h.write(bytes);
     (bytes.len() as u64, h.finish())
 }
 
-/// The [`Content`] of the file at `file` now, `None` if it cannot be read.
-fn content_of(file: &Path) -> Option<Content> {
+/// The [`FileHash`] of the file at `file` now, `None` if it cannot be read.
+fn content_of(file: &Path) -> Option<FileHash> {
     std::fs::read(file).ok().map(|b| content(&b))
 }
 
@@ -108,18 +108,23 @@ fn content_of(file: &Path) -> Option<Content> {
 /// read, and whether the stamp was racy (see the module's text).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Seen {
-    stamp: Stamp,
+    stamp: FileStamp,
     /// The bytes the zones were made from.
-    pub(crate) content: Content,
+    pub(crate) content: FileHash,
     racy: bool,
 }
 
 impl Seen {
     /// Whether `file`, whose stamp is `now`, still holds the bytes it held
     /// when seen: a stamp that is the one seen says so, unless it was
-    /// racy; then the bytes are read and hashed.
-    pub(crate) fn unchanged(&self, file: &Path, now: Option<&Stamp>) -> bool {
-        now == Some(&self.stamp) && (!self.racy || content_of(file) == Some(self.content))
+    /// racy; else the bytes are read and their hash compared.
+    pub(crate) fn unchanged(&self, file: &Path, now: Option<&FileStamp>) -> bool {
+        if now == Some(&self.stamp) && !self.racy {
+            return true;
+        }
+        // A racy stamp, or another one: the bytes decide (a file renamed
+        // over with the same bytes keeps its zone, compiled once).
+        now.is_some() && content_of(file) == Some(self.content)
     }
 }
 
@@ -145,7 +150,7 @@ pub(super) fn read_settled<T>(
     ts: &str,
     files: &[PathBuf],
     settle: Duration,
-    mut read: impl FnMut(&[Option<Stamp>]) -> Result<(T, Vec<Option<Content>>), ZoneError>,
+    mut read: impl FnMut(&[Option<FileStamp>]) -> Result<(T, Vec<Option<FileHash>>), ZoneError>,
     mut pause: impl FnMut(Duration),
 ) -> Result<(T, Vec<Option<Seen>>), ZoneError> {
     let mut backoff = READ_BACKOFF;
@@ -204,15 +209,15 @@ pub(super) fn read_settled<T>(
 /// whether it is the file read (`false`: renamed over, or gone).
 fn still(
     files: &[PathBuf],
-    before: &[Option<Stamp>],
-    contents: Option<&[Option<Content>]>,
+    before: &[Option<FileStamp>],
+    contents: Option<&[Option<FileHash>]>,
     looked: i128,
 ) -> Option<Vec<bool>> {
     files
         .iter()
         .enumerate()
         .map(|(i, file)| {
-            let now = Stamp::of(file);
+            let now = FileStamp::of(file);
             match (before.get(i).copied().flatten(), now) {
                 (Some(b), Some(n)) if b == n => {
                     let read = contents.and_then(|c| c.get(i).copied().flatten());
@@ -239,7 +244,7 @@ mod settle_tests {
     use super::*;
 
     /// The content of `text`, as `read` reports it for one file.
-    fn one(text: &str) -> Vec<Option<Content>> {
+    fn one(text: &str) -> Vec<Option<FileHash>> {
         vec![Some(content(text.as_bytes()))]
     }
 
@@ -258,7 +263,7 @@ mod settle_tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("t.txt");
         std::fs::write(&f, "aaaa").unwrap();
-        let stamp = Stamp::of(&f).unwrap();
+        let stamp = FileStamp::of(&f).unwrap();
         let seen = |racy: bool, text: &str| Seen {
             stamp,
             content: content(text.as_bytes()),
@@ -272,8 +277,11 @@ mod settle_tests {
         assert!(!seen(true, "bbbb").unchanged(&f, Some(&stamp)));
         assert!(!stamp.racy(stamp.ctime + RACY.as_nanos() as i128 + 1));
         std::fs::write(&f, "aaaaa").unwrap();
-        assert!(!seen(false, "aaaa").unchanged(&f, Stamp::of(&f).as_ref()));
+        assert!(!seen(false, "aaaa").unchanged(&f, FileStamp::of(&f).as_ref()));
         assert!(!seen(false, "aaaa").unchanged(&f, None));
+        // Another stamp, the same bytes (renamed over, or written back).
+        std::fs::write(&f, "aaaa").unwrap();
+        assert!(seen(false, "aaaa").unchanged(&f, FileStamp::of(&f).as_ref()));
     }
 
     /// A read during which the file is rewritten (as a writer rewriting it
@@ -306,7 +314,7 @@ mod settle_tests {
         assert_eq!(reads, 3);
         assert_eq!(got, "half 2", "the read of settled bytes is kept");
         assert_eq!(seen[0].map(|s| s.content), Some(content(b"half 2")));
-        assert_eq!(seen[0].map(|s| s.stamp), Stamp::of(&f));
+        assert_eq!(seen[0].map(|s| s.stamp), FileStamp::of(&f));
         assert_eq!(
             pauses,
             [Duration::from_millis(50), Duration::from_millis(100)]
@@ -426,7 +434,8 @@ mod settle_tests {
             settle,
             |_| {
                 reads += 1;
-                Ok(((), one("")))
+                let text = std::fs::read_to_string(&f).unwrap();
+                Ok(((), one(&text)))
             },
             |d| {
                 pauses.push(d);

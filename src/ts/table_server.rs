@@ -694,7 +694,7 @@ impl TableServer {
 
 /// A load's result with the content of each file taken out, as
 /// [`read_settled`] wants it.
-fn with_contents(mut l: LoadedCatalog) -> (LoadedCatalog, Vec<Option<super::settle::Content>>) {
+fn with_contents(mut l: LoadedCatalog) -> (LoadedCatalog, Vec<Option<super::settle::FileHash>>) {
     let contents = std::mem::take(&mut l.contents);
     (l, contents)
 }
