@@ -67,7 +67,7 @@ impl<'a> Fields<'a> {
                 extra.line,
                 format!(
                     "unexpected '{}' after the record data",
-                    String::from_utf8_lossy(&extra.text)
+                    String::from_utf8_lossy(extra.text)
                 ),
             )),
         }
@@ -90,7 +90,7 @@ impl<'a> Fields<'a> {
 
     pub(super) fn name(&mut self, what: &str, origin: Option<&[u8]>) -> Result<Vec<u8>, Bad> {
         let token = self.next_token(what)?;
-        self.bad(name(&token.text, origin))
+        self.bad(name(token.text, origin))
     }
 
     /// A DNSSEC algorithm: a number or its mnemonic (RFC 4034 Appendix A.1).

@@ -276,7 +276,7 @@ mod tests {
             .tokens
             .iter()
             .map(|t| {
-                let s = String::from_utf8_lossy(&t.text).into_owned();
+                let s = String::from_utf8_lossy(t.text).into_owned();
                 if t.quoted { format!("\"{s}\"") } else { s }
             })
             .collect()

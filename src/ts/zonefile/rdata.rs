@@ -117,7 +117,7 @@ pub(super) fn wire(
         16 | 99 => {
             for token in f.rest("text")? {
                 f.line = token.line;
-                let r = char_string(&token.text, &mut out);
+                let r = char_string(token.text, &mut out);
                 f.bad(r)?;
             }
         }

@@ -82,7 +82,7 @@ impl Reader {
         }
         if !entry.blank_owner {
             tokens.next();
-            let owner = fields::name(&first.text, self.origin.as_deref()).map_err(|m| (line, m))?;
+            let owner = fields::name(first.text, self.origin.as_deref()).map_err(|m| (line, m))?;
             self.owner = Some(owner);
         }
         // Decoded here, its error kept for after the data's (no copy of
@@ -166,7 +166,7 @@ impl Reader {
                 extra.line,
                 format!(
                     "unexpected '{}' after {what}",
-                    String::from_utf8_lossy(&extra.text)
+                    String::from_utf8_lossy(extra.text)
                 ),
             )),
         };
@@ -185,7 +185,7 @@ impl Reader {
             _ => {
                 let msg = format!(
                     "unknown directive '{}'",
-                    String::from_utf8_lossy(&directive.text)
+                    String::from_utf8_lossy(directive.text)
                 );
                 return Err((line, msg));
             }
