@@ -134,6 +134,11 @@ impl Queue {
         self.full.notify_one();
     }
 
+    /// Whether no frame waits.
+    pub(super) fn is_empty(&self) -> bool {
+        self.lock().frames == 0
+    }
+
     /// Whether [`Queue::close`] was called.
     pub(super) fn is_closed(&self) -> bool {
         self.lock().closed

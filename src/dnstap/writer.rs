@@ -228,15 +228,18 @@ impl Writer {
         let mut buf = Vec::new();
         let mut scratch = [0u8; 512];
         loop {
-            // A first frame (or one that came while the last batch was
-            // written: its wake-up was kept), then the batch gathers.
+            // A first frame (its wake-up kept if it came while the last
+            // batch was written; frames queued before this session, while
+            // no collector was there, need none), then the batch gathers.
             if self.queue.is_closed() {
                 return self.stop(&mut rd, &mut wr, &mut buf).await;
             }
-            tokio::select! {
-                () = self.queue.first_frame() => {}
-                () = token.cancelled() => return self.stop(&mut rd, &mut wr, &mut buf).await,
-                r = rd.read(&mut scratch) => return SessionEnd::Lost(read_ended(r)),
+            if self.queue.is_empty() {
+                tokio::select! {
+                    () = self.queue.first_frame() => {}
+                    () = token.cancelled() => return self.stop(&mut rd, &mut wr, &mut buf).await,
+                    r = rd.read(&mut scratch) => return SessionEnd::Lost(read_ended(r)),
+                }
             }
             tokio::select! {
                 () = self.queue.batch_full() => {}
