@@ -23,8 +23,10 @@ use tokio::net::TcpStream;
 
 use crate::config::{Config, ConfigError};
 use crate::ls::backend::admin::AdminState;
+use crate::ls::identity::ProbeToken;
 use crate::metrics::{
-    BackendState, ChildState, FLUSH_HEADER, FLUSH_PATH, FlushAnswer, HealthReport, HealthStatus,
+    BackendState, CONTROL_HEADER, ChildState, FLUSH_HEADER, FLUSH_PATH, FlushAnswer, HealthReport,
+    HealthStatus, PROBE_TOKEN_PATH, ProbeTokenAnswer,
 };
 
 /// How long the whole exchange with the LS may take.
@@ -265,6 +267,34 @@ pub async fn flush(
         "{} entr{s} removed ({what} {})\n",
         answer.removed, answer.name
     ))
+}
+
+/// `dnslb anycast`: the probe token of the LS whose metrics listener is at
+/// `addr` (`GET /probe-token`, a live-control request: `key` is sent when
+/// given), all within `wait`.
+///
+/// # Errors
+/// See [`StatusError`]: unreachable, too slow, refused (not in
+/// `control_allow`, no key or a wrong one), not a token.
+pub async fn probe_token(
+    addr: SocketAddr,
+    key: Option<&str>,
+    wait: Duration,
+) -> Result<ProbeToken, StatusError> {
+    let answer: ProbeTokenAnswer = ask_json(
+        addr,
+        Method::GET,
+        PROBE_TOKEN_PATH,
+        CONTROL_HEADER,
+        key,
+        wait,
+    )
+    .await?;
+    ProbeToken::from_hex(&answer.token).ok_or_else(|| StatusError::Refused {
+        addr,
+        status: 200,
+        text: "not a probe token".to_owned(),
+    })
 }
 
 /// A latency in µs for the table: `850us`, `12.3ms`, `1.25s`; `-` when unknown.

@@ -2,7 +2,11 @@
 //! (docs/DEPLOY.md "A fleet", docs/DEPLOY.md "Anycast"). A small process of its own,
 //! beside the LS, so that a hung LS (SIGSTOP, a deadlock) is withdrawn too:
 //! every `interval_ms` it asks the LS a real DNS query and `GET /ready`
-//! (`probe`), judges the round (`decision`, pure: the `rise`/`fall`
+//! (`probe`), the identity question with the LS's probe token, read from
+//! its live control (`GET /probe-token`, with `ls.api_key` or
+//! `DNSLB_API_KEY` when the listener wants it; [`TokenState`]: read once,
+//! again when the LS's answer does not acknowledge it), judges the round
+//! (`decision`, pure: the `rise`/`fall`
 //! hysteresis) and enables or disables BIRD's static protocols holding the
 //! service addresses through BIRD's control socket (`bird`). The desired
 //! state is said to BIRD every round, so a BIRD that restarted (its static
@@ -19,16 +23,17 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::{AnycastConfig, LsConfig, ProbeQuestion};
+use crate::ls::identity::ProbeToken;
 use bird::Bird;
 use decision::{Announcer, RoundVerdict, RouteChange};
 
 /// What `dnslb anycast` runs by: `[ls.anycast]` with the addresses resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct AnycastSettings {
     /// Where the DNS query goes.
     pub dns: SocketAddr,
@@ -48,6 +53,26 @@ pub struct AnycastSettings {
     pub bird_socket: PathBuf,
     /// The protocols enabled while healthy.
     pub protocols: Vec<String>,
+    /// The `api_key` sent for the probe token (`DNSLB_API_KEY`, else
+    /// `ls.api_key`), when there is one.
+    pub key: Option<String>,
+}
+
+impl std::fmt::Debug for AnycastSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnycastSettings")
+            .field("dns", &self.dns)
+            .field("ready", &self.ready)
+            .field("query", &self.query)
+            .field("interval", &self.interval)
+            .field("timeout", &self.timeout)
+            .field("rise", &self.rise)
+            .field("fall", &self.fall)
+            .field("bird_socket", &self.bird_socket)
+            .field("protocols", &self.protocols)
+            .field("key", &self.key.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 /// Why `dnslb anycast` cannot run.
@@ -96,16 +121,78 @@ impl AnycastSettings {
             fall: a.fall,
             bird_socket: a.bird_socket.clone(),
             protocols: a.protocols.clone(),
+            key: crate::status::env_key().or_else(|| ls.api_key.clone()),
         })
     }
 }
 
-/// One round: the DNS query and `/ready` side by side, each's verdict.
-async fn round(s: &AnycastSettings) -> (RoundVerdict, RoundVerdict) {
-    tokio::join!(
-        probe::dns(s.dns, &s.query, s.timeout),
-        probe::ready(s.ready, s.timeout)
-    )
+/// After a failed read of the probe token, the next try waits this long.
+const TOKEN_RETRY: Duration = Duration::from_secs(1);
+
+/// The LS's probe token as the probe knows it: read from the live control
+/// when there is none (at most once per [`TOKEN_RETRY`] while that fails),
+/// and forgotten when a round's answer does not acknowledge it or no
+/// answer comes (the LS may have restarted with a new one).
+#[derive(Debug, Default)]
+struct TokenState {
+    /// The token, once read.
+    token: Option<ProbeToken>,
+    /// No read before this, after a failed one.
+    retry_at: Option<Instant>,
+    /// The failure in progress was logged.
+    warned: bool,
+}
+
+impl TokenState {
+    /// Reads the token from `s.ready` when due, by `deadline`.
+    async fn refresh(&mut self, s: &AnycastSettings, deadline: Instant) {
+        let now = Instant::now();
+        if self.token.is_some() || self.retry_at.is_some_and(|at| now < at) {
+            return;
+        }
+        let read = crate::status::probe_token(s.ready, s.key.as_deref(), s.timeout);
+        match timeout_at(deadline, read).await {
+            Ok(Ok(t)) => {
+                if self.warned {
+                    info!("probe token read");
+                }
+                (self.token, self.retry_at, self.warned) = (Some(t), None, false);
+            }
+            failed => {
+                self.retry_at = Some(now + TOKEN_RETRY);
+                if !self.warned {
+                    let err = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("no answer within {:?}", s.timeout),
+                    };
+                    warn!(%err, ready = %s.ready, "cannot read the ls's probe token: its identity question meets the ls's blocks and rules as any client's; trying again");
+                    self.warned = true;
+                }
+            }
+        }
+    }
+
+    /// Takes in a round's DNS half: a token not acknowledged is forgotten.
+    fn judge(&mut self, r: &probe::DnsRound) {
+        if self.token.is_some() && !r.token_taken {
+            self.token = None;
+        }
+    }
+}
+
+/// One round: the DNS query (the token read first when due, within the
+/// round's timeout) and `/ready` side by side, each's verdict.
+async fn round(s: &AnycastSettings, token: &mut TokenState) -> (RoundVerdict, RoundVerdict) {
+    let deadline = Instant::now() + s.timeout;
+    let dns = async {
+        if s.query.is_identity() {
+            token.refresh(s, deadline).await;
+        }
+        let r = probe::dns_until(s.dns, &s.query, token.token.as_ref(), deadline).await;
+        token.judge(&r);
+        r.verdict
+    };
+    tokio::join!(dns, probe::ready(s.ready, s.timeout))
 }
 
 /// Says `on` to BIRD for every protocol; whether all of them took it.
@@ -153,6 +240,7 @@ async fn probe_loop(s: AnycastSettings, stop: CancellationToken) {
     let mut announcer = Announcer::new(s.rise, s.fall);
     let mut failing = false;
     let mut last_parts = (RoundVerdict::Good, RoundVerdict::Good);
+    let mut token = TokenState::default();
     info!(dns = %s.dns, ready = %s.ready, protocols = ?s.protocols,
           interval_ms = s.interval.as_millis() as u64, "anycast probe started; withdrawn until the ls answers");
     // Withdrawn until proven: whatever BIRD had before.
@@ -166,7 +254,7 @@ async fn probe_loop(s: AnycastSettings, stop: CancellationToken) {
         }
         let parts = tokio::select! {
             _ = stop.cancelled() => break,
-            v = round(&s) => v,
+            v = round(&s, &mut token) => v,
         };
         if let Some(note) = decision::round_note(&mut last_parts, parts) {
             let timeout_ms = s.timeout.as_millis() as u64;

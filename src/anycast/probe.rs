@@ -6,9 +6,12 @@
 //! which the LS answers itself on the path every query takes, without a
 //! backend: a hung or dead backend does not withdraw the LS, a hung LS is.
 //!
-//! It is sent from loopback when the LS is on this host, so the LS answers
-//! it before its dynamic blocks and rules (`crate::ls::identity`): a
-//! client's flood or a rule that drops names not served cannot withdraw it.
+//! An identity question carries the LS's probe token (read from its live
+//! control, `mod.rs`) in the EDNS option [`dns::PROBE_OPTION`], so the LS
+//! answers it before its dynamic blocks and rules (`crate::ls::identity`):
+//! a client's flood or a rule that drops names not served cannot withdraw
+//! it. The LS acknowledges a token it took ([`DnsRound::token_taken`]); an
+//! answer without it says the token is stale (the LS restarted).
 //!
 //! A DNS answer counts whatever its RCODE: the LS answered, and what its
 //! backends say is its own health checks' business (withdrawing on SERVFAIL
@@ -19,14 +22,37 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use hickory_proto::op::{Message, Query};
+use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::DNSClass;
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
 
 use super::decision::RoundVerdict;
 use crate::config::ProbeQuestion;
+use crate::dns;
+use crate::ls::identity::ProbeToken;
+
+/// One DNS half of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsRound {
+    /// Its verdict.
+    pub verdict: RoundVerdict,
+    /// Whether the answer acknowledged the probe token (the question was
+    /// answered as the probe's, before the blocks and rules).
+    pub token_taken: bool,
+}
+
+impl DnsRound {
+    /// A round without an answer.
+    fn without(verdict: RoundVerdict) -> Self {
+        Self {
+            verdict,
+            token_taken: false,
+        }
+    }
+}
 
 /// The verdict of an I/O error: a refusal (nothing listens, no route) is
 /// definite, anything else too (the round cannot be done).
@@ -34,33 +60,59 @@ fn io_verdict(_e: &std::io::Error) -> RoundVerdict {
     RoundVerdict::Down
 }
 
-/// Asks `q` of `addr` over UDP, waiting at most `wait`.
-pub async fn dns(addr: SocketAddr, q: &ProbeQuestion, wait: Duration) -> RoundVerdict {
-    let deadline = Instant::now() + wait;
+/// Asks `q` of `addr` over UDP, waiting at most `wait`; an identity
+/// question carries `token` when given.
+pub async fn dns(
+    addr: SocketAddr,
+    q: &ProbeQuestion,
+    token: Option<&ProbeToken>,
+    wait: Duration,
+) -> DnsRound {
+    dns_until(addr, q, token, Instant::now() + wait).await
+}
+
+/// [`dns`], waiting until `deadline`.
+pub(super) async fn dns_until(
+    addr: SocketAddr,
+    q: &ProbeQuestion,
+    token: Option<&ProbeToken>,
+    deadline: Instant,
+) -> DnsRound {
     let id: u16 = rand::random();
     let mut m = Message::query();
     m.metadata.id = id;
     m.metadata.recursion_desired = true;
     m.add_query(question(q));
+    if let Some(t) = token.filter(|_| q.is_identity()) {
+        let mut edns = Edns::new();
+        edns.options_mut().insert(EdnsOption::Unknown(
+            dns::PROBE_OPTION,
+            t.as_bytes().to_vec(),
+        ));
+        m.set_edns(edns);
+    }
     let Ok(bytes) = m.to_vec() else {
-        return RoundVerdict::Down;
+        return DnsRound::without(RoundVerdict::Down);
     };
     let sock = match socket_to(addr).await {
         Ok(s) => s,
-        Err(e) => return io_verdict(&e),
+        Err(e) => return DnsRound::without(io_verdict(&e)),
     };
     if let Err(e) = sock.send(&bytes).await {
-        return io_verdict(&e);
+        return DnsRound::without(io_verdict(&e));
     }
     let mut buf = vec![0u8; 4096];
     loop {
         match timeout_at(deadline, sock.recv(&mut buf)).await {
-            Err(_) => return RoundVerdict::Lost,
+            Err(_) => return DnsRound::without(RoundVerdict::Lost),
             // ECONNREFUSED: the ICMP port unreachable of a dead LS.
-            Ok(Err(e)) => return io_verdict(&e),
+            Ok(Err(e)) => return DnsRound::without(io_verdict(&e)),
             Ok(Ok(n)) => {
-                if answers(&buf[..n], id, q) {
-                    return RoundVerdict::Good;
+                if let Some(token_taken) = answers(&buf[..n], id, q) {
+                    return DnsRound {
+                        verdict: RoundVerdict::Good,
+                        token_taken,
+                    };
                 }
             }
         }
@@ -68,10 +120,9 @@ pub async fn dns(addr: SocketAddr, q: &ProbeQuestion, wait: Duration) -> RoundVe
 }
 
 /// A UDP socket connected to `addr`, sending from loopback (127.0.0.1 or
-/// ::1) when `addr` is on this host: the LS answers its identity question
-/// from loopback before any dynamic block or rule (`crate::ls::identity`),
-/// whatever address it listens on. A remote `addr` (the kernel refuses a
-/// loopback source towards it): from the address the kernel picks.
+/// ::1) when `addr` is on this host (the LS's `allow` lets loopback in by
+/// default), else from the address the kernel picks (it refuses a
+/// loopback source towards a remote `addr`).
 async fn socket_to(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let (lo, any): (IpAddr, IpAddr) = match addr {
         SocketAddr::V4(_) => (Ipv4Addr::LOCALHOST.into(), Ipv4Addr::UNSPECIFIED.into()),
@@ -98,19 +149,19 @@ fn question(q: &ProbeQuestion) -> Query {
     query
 }
 
-/// Whether `raw` is an answer to the query `id` for `q`.
-fn answers(raw: &[u8], id: u16, q: &ProbeQuestion) -> bool {
-    let Ok(m) = Message::from_vec(raw) else {
-        return false;
-    };
-    m.metadata.id == id
+/// Whether `raw` is an answer to the query `id` for `q` (`None`: not one),
+/// and whether it acknowledges the probe token.
+fn answers(raw: &[u8], id: u16, q: &ProbeQuestion) -> Option<bool> {
+    let m = Message::from_vec(raw).ok()?;
+    let matches = m.metadata.id == id
         && m.metadata.message_type == hickory_proto::op::MessageType::Response
         && m.queries.first().is_some_and(|mq| {
             let asked = question(q);
             mq.name() == &q.name
                 && mq.query_type() == q.rtype
                 && mq.query_class() == asked.query_class()
-        })
+        });
+    matches.then(|| dns::probe_option(raw).is_some())
 }
 
 /// `GET /ready` of the metrics listener at `addr`, waiting at most `wait`:
@@ -169,13 +220,19 @@ mod tests {
         m.metadata.id = 7;
         m.add_query(Query::query(q.name.clone(), q.rtype));
         let query = m.to_vec().unwrap();
-        assert!(!answers(&query, 7, &q), "a query is no answer");
+        assert_eq!(answers(&query, 7, &q), None, "a query is no answer");
         m.metadata.message_type = hickory_proto::op::MessageType::Response;
         m.metadata.response_code = hickory_proto::op::ResponseCode::ServFail;
         let answer = m.to_vec().unwrap();
-        assert!(answers(&answer, 7, &q), "any rcode counts");
-        assert!(!answers(&answer, 8, &q), "another id");
-        assert!(!answers(&answer[..5], 7, &q), "cut short");
+        assert_eq!(answers(&answer, 7, &q), Some(false), "any rcode counts");
+        assert_eq!(answers(&answer, 8, &q), None, "another id");
+        assert_eq!(answers(&answer[..5], 7, &q), None, "cut short");
+        let mut edns = Edns::new();
+        edns.options_mut()
+            .insert(EdnsOption::Unknown(dns::PROBE_OPTION, Vec::new()));
+        m.set_edns(edns);
+        let acked = m.to_vec().unwrap();
+        assert_eq!(answers(&acked, 7, &q), Some(true), "the token taken");
     }
 
     #[tokio::test]
@@ -184,9 +241,9 @@ mod tests {
         let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = silent.local_addr().unwrap();
         let q = ProbeQuestion::root_soa();
-        assert_eq!(dns(addr, &q, wait).await, RoundVerdict::Lost);
+        assert_eq!(dns(addr, &q, None, wait).await.verdict, RoundVerdict::Lost);
         drop(silent);
-        assert_eq!(dns(addr, &q, wait).await, RoundVerdict::Down);
+        assert_eq!(dns(addr, &q, None, wait).await.verdict, RoundVerdict::Down);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         // Accepted by the kernel, never answered: a hung LS.

@@ -2,14 +2,28 @@
 //! `hostname.bind.`, class CHAOS, type TXT, answered by the server itself
 //! with its host name, as NSD and Knot do. The LS answers them without a
 //! backend, so `dnslb anycast`'s probe asks one: an answer proves the LS's
-//! own query path works, whatever its backends do.
+//! own query path works, whatever its backends do. The probe proves itself
+//! with a token in an EDNS option of its own ([`PROBE_OPTION`]): read here
+//! ([`probe_option`]) and acknowledged in the answer ([`with_probe_ack`]);
+//! what the token must be is the LS's (`ls::identity`).
 use super::limits::HEADER_LEN;
+use super::nsid::query_option;
+use super::walk::TYPE_OPT;
 
 /// The CHAOS class.
 pub const CLASS_CH: u16 = 3;
 
 /// The TXT type.
 const TYPE_TXT: u16 = 16;
+
+/// The EDNS option in which `dnslb anycast`'s probe sends the LS's probe
+/// token: a code of the range RFC 6891 §9 leaves for local and experimental
+/// use (65001-65534). The LS acknowledges a token it took with the same
+/// option, empty, in its answer.
+pub const PROBE_OPTION: u16 = 65_053;
+
+/// The UDP payload size the acknowledging OPT advertises.
+const ACK_PAYLOAD: u16 = 1232;
 
 /// The identity names, wire form, lower case.
 const NAMES: [&[u8]; 2] = [b"\x02id\x06server\x00", b"\x08hostname\x04bind\x00"];
@@ -75,6 +89,29 @@ pub fn identity_answer(raw: &[u8], question_end: usize, identity: &[u8]) -> Opti
     Some(out)
 }
 
+/// The payload of the [`PROBE_OPTION`] the query `raw` carries in its OPT,
+/// if any (the first, when there are more).
+pub fn probe_option(raw: &[u8]) -> Option<&[u8]> {
+    query_option(raw, PROBE_OPTION)
+}
+
+/// `answer` (an [`identity_answer`]: no additional record) with an OPT
+/// holding an empty [`PROBE_OPTION`]: the probe's token was taken.
+pub fn with_probe_ack(mut answer: Vec<u8>) -> Vec<u8> {
+    if answer.len() < HEADER_LEN {
+        return answer;
+    }
+    answer[10..12].copy_from_slice(&1u16.to_be_bytes());
+    answer.push(0);
+    answer.extend_from_slice(&TYPE_OPT.to_be_bytes());
+    answer.extend_from_slice(&ACK_PAYLOAD.to_be_bytes());
+    answer.extend_from_slice(&[0, 0, 0, 0]);
+    answer.extend_from_slice(&4u16.to_be_bytes());
+    answer.extend_from_slice(&PROBE_OPTION.to_be_bytes());
+    answer.extend_from_slice(&[0, 0]);
+    answer
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -119,5 +156,38 @@ mod tests {
         }
         assert!(!is_identity_name("."));
         assert!(!host_identity().is_empty());
+    }
+
+    #[test]
+    fn the_probe_option_is_read_from_the_opt_and_acknowledged_empty() {
+        use hickory_proto::op::Edns;
+        use hickory_proto::rr::rdata::opt::EdnsOption;
+        let mut q = Query::query(Name::from_ascii("id.server.").unwrap(), RecordType::TXT);
+        q.set_query_class(DNSClass::CH);
+        let mut m = Message::query();
+        m.add_query(q);
+        let plain = m.to_vec().unwrap();
+        assert_eq!(probe_option(&plain), None, "no OPT");
+        let mut edns = Edns::new();
+        edns.options_mut()
+            .insert(EdnsOption::Unknown(PROBE_OPTION, b"secret".to_vec()));
+        m.set_edns(edns);
+        let raw = m.to_vec().unwrap();
+        assert_eq!(probe_option(&raw), Some(&b"secret"[..]));
+        let (_, end) = crate::dns::peek_plain_query(&raw).unwrap();
+        let ans = with_probe_ack(identity_answer(&raw, end, b"ls1").unwrap());
+        let read = Message::from_vec(&ans).unwrap();
+        let opt = read.edns.expect("an OPT");
+        let ack = opt
+            .option(hickory_proto::rr::rdata::opt::EdnsCode::Unknown(
+                PROBE_OPTION,
+            ))
+            .expect("the option acknowledged");
+        assert_eq!(ack, &EdnsOption::Unknown(PROBE_OPTION, Vec::new()));
+        assert_eq!(probe_option(&ans), Some(&[][..]));
+        match &read.answers[0].data {
+            RData::TXT(t) => assert_eq!(t.to_string(), "ls1"),
+            other => panic!("{other:?}"),
+        }
     }
 }

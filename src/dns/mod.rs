@@ -48,7 +48,8 @@ pub use header::{
 };
 pub use hostname::parse_hostname;
 pub use identity::{
-    CLASS_CH, host_identity, identity_answer, is_identity_name, is_identity_question,
+    CLASS_CH, PROBE_OPTION, host_identity, identity_answer, is_identity_name, is_identity_question,
+    probe_option, with_probe_ack,
 };
 pub use limits::{
     HEADER_LEN, NAME_MAX, TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX, UDP_PAYLOAD_PLAIN, Via,

@@ -12,10 +12,12 @@
 //!   `.proto`.
 //! - `frame`: Frame Streams' framing and control frames, pure.
 //! - `queue`: the bounded queue of encoded frames between the servers and
-//!   the writer (one buffer, encoded into in place; the writer woken only
-//!   when it goes from empty to not empty).
+//!   the writer (one buffer, encoded into in place; the writer woken when
+//!   it goes from empty to not empty and when a batch is full, not per
+//!   frame).
 //! - `writer`: the one task that connects to the collector, does the
-//!   handshake, writes the queued frames a batch per write, reconnects with
+//!   handshake, writes the queued frames a batch per write (a batch gathers
+//!   for a few milliseconds after its first frame), reconnects with
 //!   back-off and stops with STOP/FINISH.
 //! - here: [`Dnstap`], the handle the servers hold: [`Dnstap::enabled`]
 //!   (one bit test, before any encoding work), [`Dnstap::log`] (encode the
@@ -46,7 +48,7 @@ use crate::config::{DnstapConfig, DnstapMessage, DnstapSide};
 use crate::supervise::Backoff;
 use message::{
     BytesField, Message, MessagePolicy, MessageType, PayloadParts, PolicyAction, PolicyMatch,
-    Preamble, SocketFamily, SocketProtocol,
+    Preamble, SocketFamily, SocketProtocol, TapFrame, TapMessage,
 };
 use queue::Queue;
 pub use writer::{DnstapStats, RECONNECT, TapTarget};
@@ -428,14 +430,6 @@ impl Dnstap {
         let Some(shared) = &self.shared else {
             return;
         };
-        let with_extra;
-        let preamble = match extra {
-            Some(x) => {
-                with_extra = shared.preamble.with_extra(x);
-                &with_extra
-            }
-            None => &shared.preamble,
-        };
         let query_ip = event.query_addr.ip().to_canonical();
         let family = match query_ip {
             IpAddr::V4(_) => SocketFamily::Inet,
@@ -454,40 +448,67 @@ impl Dnstap {
         };
         let query_time = time(event.query_time, event.kind.is_query());
         let response_time = time(event.response_time, !event.kind.is_query());
-        let meta = Message {
-            r#type: event.kind.message_type().into(),
-            socket_family: Some(family.into()),
-            socket_protocol: Some(event.transport.protocol().into()),
-            query_port: Some(event.query_addr.port().into()),
-            response_port: response.map(|(_, port)| port.into()),
-            query_time_sec: query_time.map(|t| t.0),
-            query_time_nsec: query_time.map(|t| t.1),
-            response_time_sec: response_time.map(|t| t.0),
-            response_time_nsec: response_time.map(|t| t.1),
-            policy,
-            ..Message::default()
-        };
         let query_octets = octets(query_ip);
-        let response_octets = response.map(|(ip, _)| octets(ip));
+        let response_octets = response.map(|(ip, port)| (octets(ip), port));
         let wire_field = if event.kind.is_query() {
             BytesField::QueryMessage
         } else {
             BytesField::ResponseMessage
         };
-        let mut borrowed = [
-            (BytesField::QueryAddress, query_octets.as_slice()),
-            (wire_field, event.message),
-            (BytesField::ResponseAddress, &[][..]),
-        ];
-        let used = match &response_octets {
-            Some(r) => {
-                borrowed[2].1 = r.as_slice();
-                3
-            }
-            None => 2,
+        let pushed = if policy.is_none() && extra.is_none() {
+            // Every frame but a rule's note or an event's: one pass.
+            let m = TapMessage {
+                r#type: event.kind.message_type(),
+                family,
+                protocol: event.transport.protocol(),
+                query: (query_octets.as_slice(), event.query_addr.port()),
+                response: response_octets
+                    .as_ref()
+                    .map(|(o, port)| (o.as_slice(), *port)),
+                query_time,
+                response_time,
+                wire: (wire_field, event.message),
+            };
+            let frame = TapFrame::new(&shared.preamble, &m);
+            shared.queue.push(frame.len(), |out| frame.encode_into(out))
+        } else {
+            let with_extra;
+            let preamble = match extra {
+                Some(x) => {
+                    with_extra = shared.preamble.with_extra(x);
+                    &with_extra
+                }
+                None => &shared.preamble,
+            };
+            let meta = Message {
+                r#type: event.kind.message_type().into(),
+                socket_family: Some(family.into()),
+                socket_protocol: Some(event.transport.protocol().into()),
+                query_port: Some(event.query_addr.port().into()),
+                response_port: response.map(|(_, port)| port.into()),
+                query_time_sec: query_time.map(|t| t.0),
+                query_time_nsec: query_time.map(|t| t.1),
+                response_time_sec: response_time.map(|t| t.0),
+                response_time_nsec: response_time.map(|t| t.1),
+                policy,
+                ..Message::default()
+            };
+            let mut borrowed = [
+                (BytesField::QueryAddress, query_octets.as_slice()),
+                (wire_field, event.message),
+                (BytesField::ResponseAddress, &[][..]),
+            ];
+            let used = match &response_octets {
+                Some((r, _)) => {
+                    borrowed[2].1 = r.as_slice();
+                    3
+                }
+                None => 2,
+            };
+            let parts = PayloadParts::new(preamble, &meta, &borrowed[..used]);
+            shared.queue.push(parts.len(), |out| parts.encode_into(out))
         };
-        let parts = PayloadParts::new(preamble, &meta, &borrowed[..used]);
-        if !shared.queue.push(parts.len(), |out| parts.encode_into(out)) {
+        if !pushed {
             shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -7,10 +7,14 @@
 //! switch on a busy machine, four times per query with every LS message on).
 //! Here a producer appends the frame (its 4-byte length and payload) to the
 //! buffer in place; the writer swaps the buffer with its own empty one and
-//! writes the lot with one write. The writer is woken only when the buffer
-//! goes from empty to not empty ([`Queue::push`]), and waits
-//! [`super::writer`]'s coalescing pause after each write, so it wakes at most
-//! about a thousand times a second whatever the rate.
+//! writes the lot with one write. The writer is woken when the buffer goes
+//! from empty to not empty ([`Queue::first_frame`]), then lets a batch
+//! gather for a moment ([`super::writer`]) unless it fills first (
+//! [`BATCH_FRAMES`], [`Queue::batch_full`]): as fstrm's I/O thread, which
+//! dnsdist writes through, is woken only past a threshold of queued frames
+//! or by its flush timer. So it wakes a few hundred times a second at most
+//! whatever the rate, and at a low rate once per many queries rather than
+//! once per query.
 //!
 //! The bound is in frames (`queue_size`): past it, or once closed, a push
 //! fails and the caller counts the frame dropped.
@@ -21,6 +25,9 @@ use tokio::sync::Notify;
 
 use super::frame;
 
+/// Frames that make a batch worth writing at once.
+pub(super) const BATCH_FRAMES: usize = 512;
+
 /// The frames waiting for the writer.
 #[derive(Debug)]
 pub(super) struct Queue {
@@ -28,7 +35,9 @@ pub(super) struct Queue {
     state: Mutex<State>,
     /// Wakes the writer when the buffer goes from empty to not empty, or on
     /// close.
-    ready: Notify,
+    first: Notify,
+    /// Wakes the writer when the buffer holds [`BATCH_FRAMES`], or on close.
+    full: Notify,
     /// Most frames waiting.
     limit: usize,
 }
@@ -49,7 +58,8 @@ impl Queue {
     pub(super) fn new(limit: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
-            ready: Notify::new(),
+            first: Notify::new(),
+            full: Notify::new(),
             limit: limit.max(1),
         }
     }
@@ -85,10 +95,12 @@ impl Queue {
             return false;
         }
         s.frames += 1;
-        let first = s.frames == 1;
+        let frames = s.frames;
         drop(s);
-        if first {
-            self.ready.notify_one();
+        if frames == 1 {
+            self.first.notify_one();
+        } else if frames == BATCH_FRAMES {
+            self.full.notify_one();
         }
         true
     }
@@ -102,16 +114,29 @@ impl Queue {
         std::mem::take(&mut s.frames) as u64
     }
 
-    /// Waits until the queue may have frames, or was closed. Spurious
-    /// returns happen: take, and wait again when there is nothing.
-    pub(super) async fn ready(&self) {
-        self.ready.notified().await;
+    /// Waits until a frame came into the empty queue (since the last
+    /// take), or it was closed. Spurious returns happen: take, and wait
+    /// again when there is nothing.
+    pub(super) async fn first_frame(&self) {
+        self.first.notified().await;
+    }
+
+    /// Waits until the queue holds a batch of [`BATCH_FRAMES`], or was
+    /// closed (spurious returns happen too).
+    pub(super) async fn batch_full(&self) {
+        self.full.notified().await;
     }
 
     /// Takes no more frames (those queued stay, for [`Queue::take`]).
     pub(super) fn close(&self) {
         self.lock().closed = true;
-        self.ready.notify_one();
+        self.first.notify_one();
+        self.full.notify_one();
+    }
+
+    /// Whether no frame waits.
+    pub(super) fn is_empty(&self) -> bool {
+        self.lock().frames == 0
     }
 
     /// Whether [`Queue::close`] was called.
@@ -172,15 +197,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_first_frame_wakes_the_writer_and_so_does_close() {
-        let q = Queue::new(8);
+    async fn the_first_frame_and_a_full_batch_wake_the_writer_and_so_does_close() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        // Whether a wait is over at once (its wake-up was stored).
+        fn at_once(f: impl Future<Output = ()>) -> bool {
+            let mut f = std::pin::pin!(f);
+            f.as_mut().poll(&mut Context::from_waker(Waker::noop())) == Poll::Ready(())
+        }
+        let q = Queue::new(BATCH_FRAMES * 2);
+        assert!(!at_once(q.first_frame()), "nothing queued yet");
         assert!(q.push(1, |b| b.push(1)));
-        // The wake-up was stored: waiting returns at once.
-        q.ready().await;
+        assert!(at_once(q.first_frame()), "the first frame wakes");
+        for _ in 1..BATCH_FRAMES - 1 {
+            assert!(q.push(1, |b| b.push(1)));
+        }
+        assert!(!at_once(q.batch_full()), "one frame short of a batch");
+        assert!(!at_once(q.first_frame()), "only the first frame wakes");
+        assert!(q.push(1, |b| b.push(1)));
+        assert!(at_once(q.batch_full()), "a full batch wakes");
         let mut got = Vec::new();
-        q.take(&mut got);
+        assert_eq!(q.take(&mut got), BATCH_FRAMES as u64);
         q.close();
-        q.ready().await;
+        assert!(at_once(q.first_frame()) && at_once(q.batch_full()));
         assert!(q.is_closed());
     }
 }

@@ -2,12 +2,13 @@
 //! the collector, over a Unix socket or TCP.
 //!
 //! It connects, does Frame Streams' bidirectional handshake (READY, ACCEPT,
-//! START: `frame.rs`), then writes the queue's frames in batches: it takes
-//! every frame queued (`queue.rs`) and writes them with one write, then
-//! pauses [`COALESCE`] so that the next batch gathers, and when the queue is
-//! empty waits for the producers' wake-up (sent only as it goes from empty
-//! to not empty). So it wakes at most about a thousand times a second
-//! whatever the rate of frames, rather than once a frame. A
+//! START: `frame.rs`), then writes the queue's frames in batches: woken by
+//! the first frame in an empty queue, it lets the batch gather for
+//! [`GATHER`] or until it holds `queue::BATCH_FRAMES`, whichever comes
+//! first, then takes every frame queued (`queue.rs`) and writes them with
+//! one write. So it wakes twice per batch, a few hundred times a second at
+//! most at any rate, and at a low rate once per many queries rather than
+//! once per query (a frame waits [`GATHER`] at most, and the write). A
 //! connection that fails, a handshake refused, a collector that closes or
 //! a write that fails: the writer counts the frames of the failed batch
 //! dropped, logs once, and connects again after `supervise`'s [`Backoff`]
@@ -47,10 +48,10 @@ pub const RECONNECT: Backoff = Backoff {
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a stopping writer waits for the collector's FINISH.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(1);
-/// The pause after each write, for the next batch to gather: at most
-/// ~1,000 wake-ups a second at any rate, each frame late by at most about
-/// this much (and the write's time).
-const COALESCE: Duration = Duration::from_millis(1);
+/// How long a batch gathers after its first frame, unless it fills first:
+/// each frame is late by at most about this much (fstrm's flush timeout,
+/// dnsdist's, is a second).
+const GATHER: Duration = Duration::from_millis(10);
 /// The batch buffer kept between writes, at most (a larger one, after a
 /// burst, is given back).
 const KEEP_BYTES: usize = 4 << 20;
@@ -227,16 +228,28 @@ impl Writer {
         let mut buf = Vec::new();
         let mut scratch = [0u8; 512];
         loop {
-            let count = self.queue.take(&mut buf);
-            if count == 0 {
-                if self.queue.is_closed() {
-                    return self.stop(&mut rd, &mut wr, &mut buf).await;
-                }
+            // A first frame (its wake-up kept if it came while the last
+            // batch was written; frames queued before this session, while
+            // no collector was there, need none), then the batch gathers.
+            if self.queue.is_closed() {
+                return self.stop(&mut rd, &mut wr, &mut buf).await;
+            }
+            if self.queue.is_empty() {
                 tokio::select! {
-                    () = self.queue.ready() => continue,
+                    () = self.queue.first_frame() => {}
                     () = token.cancelled() => return self.stop(&mut rd, &mut wr, &mut buf).await,
                     r = rd.read(&mut scratch) => return SessionEnd::Lost(read_ended(r)),
                 }
+            }
+            tokio::select! {
+                () = self.queue.batch_full() => {}
+                () = tokio::time::sleep(GATHER) => {}
+                () = token.cancelled() => return self.stop(&mut rd, &mut wr, &mut buf).await,
+                r = rd.read(&mut scratch) => return SessionEnd::Lost(read_ended(r)),
+            }
+            let count = self.queue.take(&mut buf);
+            if count == 0 {
+                continue;
             }
             let written = tokio::select! {
                 r = wr.write_all(&buf) => r,
@@ -257,12 +270,6 @@ impl Writer {
                     }
                     return SessionEnd::Lost(e.into());
                 }
-            }
-            // Let the next batch gather rather than wake per frame.
-            tokio::select! {
-                () = tokio::time::sleep(COALESCE) => {}
-                () = token.cancelled() => return self.stop(&mut rd, &mut wr, &mut buf).await,
-                r = rd.read(&mut scratch) => return SessionEnd::Lost(read_ended(r)),
             }
         }
     }

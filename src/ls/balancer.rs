@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use super::backend::admin::AdminState;
 use super::control::{ControlCounters, ControlSettings};
 use super::dynblock::{BlockStop, DynBlocks, WorkerCounts};
+use super::identity::ProbeToken;
 use super::invalidate::{self, FlushBy, FlushCounters, FlushQueue};
 use super::order;
 use super::rules::{Act, QueryView, RuleHit};
@@ -56,6 +57,8 @@ pub struct Balancer {
     dynblocks: Arc<DynBlocks>,
     control: ArcSwap<ControlSettings>,
     control_counters: ControlCounters,
+    /// The secret `dnslb anycast`'s probe proves itself with, made at start.
+    probe_token: ProbeToken,
 }
 
 impl Balancer {
@@ -86,6 +89,7 @@ impl Balancer {
             dynblocks: Arc::new(DynBlocks::new(c, std::time::Instant::now())),
             control: ArcSwap::from_pointee(ControlSettings::from_config(c)),
             control_counters: ControlCounters::default(),
+            probe_token: ProbeToken::random(),
         }
     }
 
@@ -135,6 +139,12 @@ impl Balancer {
     /// The state-changing requests counted.
     pub fn control_counters(&self) -> &ControlCounters {
         &self.control_counters
+    }
+
+    /// The anycast probe's token (`GET /probe-token`, behind the live
+    /// control's gate).
+    pub fn probe_token(&self) -> &ProbeToken {
+        &self.probe_token
     }
 
     /// Sets backend `name`'s state by hand: its state before, or `None`
@@ -241,9 +251,9 @@ impl Balancer {
                     .checked_sub(4)
                     .and_then(|at| dns::u16_at(req.raw, at))
                     .unwrap_or(0);
-                // The anycast probe's question, before any block or rule.
-                let src = req.src.ip();
-                if let Some(me) = state.identity.for_probe(req.raw, end, src, req.via) {
+                // The anycast probe's question (its token), before any
+                // block or rule.
+                if let Some(me) = state.identity.for_probe(req.raw, end, &self.probe_token) {
                     return now(Some(me));
                 }
                 if let Some(reply) = blocked_now(qname, qtype) {

@@ -7,20 +7,71 @@
 //! rule that drops names the LS does not serve must not withdraw the LS.
 //! So the probe's question is answered at the door before the blocks and
 //! the rules ([`IdentityAnswers::for_probe`]), and only the probe's: an
-//! identity question over UDP from a loopback address (127.0.0.0/8, ::1,
-//! or IPv4-mapped loopback), which the kernel never takes from a wire (a
-//! martian source), so a remote client cannot earn the exemption by asking
-//! it, nor by forging its source. Every other client's identity question
-//! passes the blocks and the rules first ([`IdentityAnswers::answer`]).
-//! Any other probe question meets them as every query does:
-//! [`probe_warnings`] says so in `dnslb check`. Pure: no I/O.
+//! identity question carrying, in the EDNS option [`dns::PROBE_OPTION`],
+//! the LS's [`ProbeToken`], a random secret made at start that only a
+//! caller the live control lets in can read (`GET /probe-token` on the
+//! metrics listener: `control_allow`, and the `api_key` wherever a
+//! state-changing request needs it). Not the source address: a forwarder
+//! on the LS's host (dnsdist, a local stub) passes its remote clients'
+//! questions on from loopback (R4's F2), but it cannot give them a token
+//! they never saw. Every other identity question passes the blocks and the
+//! rules first and is told REFUSED under `hide_identity`
+//! ([`IdentityAnswers::answer`]). Any other probe question meets them as
+//! every query does: [`probe_warnings`] says so in `dnslb check`. Pure: no
+//! I/O.
 use std::net::IpAddr;
 
 use hickory_proto::op::ResponseCode;
 
+use super::control::keys_match;
 use super::rules::{Act, QueryView};
 use crate::config::{DynKind, LsConfig, RuleTransport};
-use crate::dns::{self, Via};
+use crate::dns;
+
+/// The probe token's length in bytes.
+const TOKEN_LEN: usize = 16;
+
+/// The secret that sets `dnslb anycast`'s probe apart from every other
+/// client: random, made once when the LS starts (a reload keeps it), read
+/// by the probe through the live control and sent in [`dns::PROBE_OPTION`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProbeToken([u8; TOKEN_LEN]);
+
+impl std::fmt::Debug for ProbeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProbeToken(…)")
+    }
+}
+
+impl ProbeToken {
+    /// A new random token.
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+
+    /// Its bytes, as the probe sends them.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Its text form (lower-case hex), as `GET /probe-token` gives it.
+    pub fn to_hex(&self) -> String {
+        data_encoding::HEXLOWER.encode(&self.0)
+    }
+
+    /// The token written as [`ProbeToken::to_hex`] writes it.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let bytes = data_encoding::HEXLOWER_PERMISSIVE
+            .decode(text.trim().as_bytes())
+            .ok()?;
+        Some(Self(bytes.try_into().ok()?))
+    }
+
+    /// Whether `given` is this token (compared in constant time).
+    pub fn is(&self, given: &[u8]) -> bool {
+        keys_match(&self.0, given)
+    }
+}
 
 /// What the LS says of itself, built from `[ls]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,21 +96,25 @@ impl IdentityAnswers {
     }
 
     /// The answer to the query in `raw` (its one plain question ending at
-    /// `question_end`) when it is the anycast probe's: an identity
-    /// question over UDP (`via`) from a loopback `src`. Told even when
-    /// hidden (a local user can read the host name anyway). `None`: not
-    /// the probe's; the query goes on to the blocks and the rules.
+    /// `question_end`) when it is the anycast probe's: an identity question
+    /// carrying `token` in [`dns::PROBE_OPTION`]. Told even when hidden
+    /// (whoever may read the token may read the host name), with the option
+    /// acknowledged (empty) in an OPT, so that the probe knows its token
+    /// was taken. `None`: not the probe's (no token, or another one); the
+    /// query goes on to the blocks and the rules as any client's.
     pub fn for_probe(
         &self,
         raw: &[u8],
         question_end: usize,
-        src: IpAddr,
-        via: Via,
+        token: &ProbeToken,
     ) -> Option<Vec<u8>> {
-        if !from_probe(src, via) {
+        if !dns::is_identity_question(raw, question_end) {
             return None;
         }
-        dns::identity_answer(raw, question_end, &self.text)
+        if !dns::probe_option(raw).is_some_and(|given| token.is(given)) {
+            return None;
+        }
+        dns::identity_answer(raw, question_end, &self.text).map(dns::with_probe_ack)
     }
 
     /// The answer to an identity question from any client, past the
@@ -75,17 +130,11 @@ impl IdentityAnswers {
     }
 }
 
-/// Whether a query from `src` by `via` may be the anycast probe's: UDP
-/// (the probe asks nothing else) from a loopback address.
-pub fn from_probe(src: IpAddr, via: Via) -> bool {
-    matches!(via, Via::Udp) && src.to_canonical().is_loopback()
-}
-
 /// `dnslb check`'s warnings about the anycast probe's question at the door
 /// of an LS configured by `c`: a rule that drops it or answers it itself,
 /// and a `name-rate` dynamic block that a client's flood could set off on
-/// its name. None for an identity question (answered before either when
-/// the probe runs on the LS's host, as it sends from loopback) or without
+/// its name. None for an identity question (answered before either when it
+/// carries the probe token, as `dnslb anycast`'s does) or without
 /// `[ls.anycast]`.
 pub fn probe_warnings(c: &LsConfig) -> Vec<String> {
     let Some(a) = c.anycast.as_ref().filter(|a| !a.query.is_identity()) else {
@@ -114,7 +163,7 @@ pub fn probe_warnings(c: &LsConfig) -> Vec<String> {
     if let Some(hit) = hit {
         let name = rules.name(hit.rule).unwrap_or_default();
         out.push(if hit.act == Act::Drop {
-            format!("warning: the rule \"{name}\" drops the probe's question \"{q}\" (from {src}): the LS would never be announced; ask \"id.server. TXT\", which the LS answers the probe before its rules")
+            format!("warning: the rule \"{name}\" drops the probe's question \"{q}\" (from {src}): the LS would never be announced; ask \"id.server. TXT\", which the LS answers the probe (its token) before its rules")
         } else {
             format!("warning: the rule \"{name}\" answers the probe's question \"{q}\" itself ({}): the probe proves only the LS's door; ask \"id.server. TXT\"", hit.act.kind())
         });
@@ -142,13 +191,7 @@ mod tests {
     use hickory_proto::rr::{DNSClass, Name, RecordType};
 
     fn id_server() -> (Vec<u8>, usize) {
-        let mut q = Query::query(Name::from_ascii("id.server.").unwrap(), RecordType::TXT);
-        q.set_query_class(DNSClass::CH);
-        let mut m = Message::query();
-        m.add_query(q);
-        let raw = m.to_vec().unwrap();
-        let end = dns::peek_plain_query(&raw).unwrap().1;
-        (raw, end)
+        ch_txt("id.server.", DNSClass::CH, None)
     }
 
     fn rcode(raw: &[u8]) -> u8 {
@@ -186,67 +229,131 @@ mod tests {
         assert_eq!(conf("id.server. TXT", block), Vec::<String>::new());
     }
 
+    /// `name` CH TXT carrying `token` (if any) in the probe's option.
+    fn ch_txt(name: &str, class: DNSClass, token: Option<&[u8]>) -> (Vec<u8>, usize) {
+        use hickory_proto::op::Edns;
+        use hickory_proto::rr::rdata::opt::EdnsOption;
+        let mut q = Query::query(Name::from_ascii(name).unwrap(), RecordType::TXT);
+        q.set_query_class(class);
+        let mut m = Message::query();
+        m.add_query(q);
+        if let Some(t) = token {
+            let mut edns = Edns::new();
+            edns.options_mut()
+                .insert(EdnsOption::Unknown(dns::PROBE_OPTION, t.to_vec()));
+            m.set_edns(edns);
+        }
+        let raw = m.to_vec().unwrap();
+        let end = dns::peek_plain_query(&raw).unwrap().1;
+        (raw, end)
+    }
+
     #[test]
-    fn only_udp_from_loopback_is_the_probe() {
-        for (src, via, probe) in [
-            ("127.0.0.1", Via::Udp, true),
-            ("127.9.8.7", Via::Udp, true),
-            ("::1", Via::Udp, true),
-            ("::ffff:127.0.0.1", Via::Udp, true),
-            ("127.0.0.1", Via::Tcp, false),
-            ("127.0.0.1", Via::Dot, false),
-            ("127.0.0.1", Via::Doh, false),
-            ("192.0.2.7", Via::Udp, false),
-            ("10.0.0.1", Via::Udp, false),
-            ("2001:db8::1", Via::Udp, false),
-            ("::ffff:192.0.2.7", Via::Udp, false),
+    fn only_an_identity_question_with_the_right_token_is_the_probe() {
+        let token = ProbeToken::random();
+        let other = ProbeToken::random();
+        assert_ne!(token, other);
+        assert_eq!(ProbeToken::from_hex(&token.to_hex()), Some(token.clone()));
+        assert_eq!(ProbeToken::from_hex("abc"), None);
+        assert!(
+            !format!("{token:?}").contains(&token.to_hex()),
+            "Debug tells the token"
+        );
+        let hidden = LsConfig {
+            identity: Some("ls-7.example".into()),
+            hide_identity: true,
+            ..LsConfig::default()
+        };
+        let a = IdentityAnswers::from_config(&hidden);
+        let short = &token.as_bytes()[..8];
+        for (what, name, class, given, probe) in [
+            (
+                "the token",
+                "id.server.",
+                DNSClass::CH,
+                Some(token.as_bytes()),
+                true,
+            ),
+            (
+                "the token",
+                "hostname.bind.",
+                DNSClass::CH,
+                Some(token.as_bytes()),
+                true,
+            ),
+            ("no option", "id.server.", DNSClass::CH, None, false),
+            (
+                "another token",
+                "id.server.",
+                DNSClass::CH,
+                Some(other.as_bytes()),
+                false,
+            ),
+            (
+                "half the token",
+                "id.server.",
+                DNSClass::CH,
+                Some(short),
+                false,
+            ),
+            (
+                "an empty option",
+                "id.server.",
+                DNSClass::CH,
+                Some(&[][..]),
+                false,
+            ),
+            (
+                "class IN",
+                "id.server.",
+                DNSClass::IN,
+                Some(token.as_bytes()),
+                false,
+            ),
+            (
+                "another name",
+                "version.bind.",
+                DNSClass::CH,
+                Some(token.as_bytes()),
+                false,
+            ),
         ] {
-            assert_eq!(
-                from_probe(src.parse().unwrap(), via),
-                probe,
-                "{src} {via:?}"
-            );
+            let (raw, end) = ch_txt(name, class, given);
+            let told = a.for_probe(&raw, end, &token);
+            assert_eq!(told.is_some(), probe, "{what} {name} {class:?}");
+            if let Some(ans) = told {
+                assert_eq!(rcode(&ans), 0);
+                assert!(String::from_utf8_lossy(&ans).contains("ls-7.example"));
+                assert_eq!(dns::probe_option(&ans), Some(&[][..]), "acknowledged");
+            } else if class == DNSClass::CH && name != "version.bind." {
+                // Any other client: REFUSED while hidden.
+                assert_eq!(rcode(&a.answer(&raw, end).unwrap()), 5, "{what}");
+            }
         }
     }
 
     #[test]
-    fn the_identity_is_the_configured_text_or_refused_when_hidden_but_to_the_probe() {
+    fn the_identity_is_the_configured_text_or_refused_when_hidden() {
         let (raw, end) = id_server();
-        let told = |c: &LsConfig, src: &str| {
-            let a = IdentityAnswers::from_config(c);
-            let probe = a.for_probe(&raw, end, src.parse().unwrap(), Via::Udp);
-            (probe, a.answer(&raw, end).unwrap())
-        };
         let named = LsConfig {
             identity: Some("ls-7.example".into()),
             ..LsConfig::default()
         };
-        let (probe, any) = told(&named, "127.0.0.1");
+        let any = IdentityAnswers::from_config(&named)
+            .answer(&raw, end)
+            .unwrap();
+        assert_eq!(rcode(&any), 0);
         assert!(String::from_utf8_lossy(&any).contains("ls-7.example"));
-        assert_eq!(probe.as_deref(), Some(&any[..]));
-        let (probe, _) = told(&named, "192.0.2.7");
-        assert_eq!(probe, None, "a remote client is not the probe");
         let hidden = LsConfig {
             hide_identity: true,
             ..named.clone()
         };
-        let (probe, any) = told(&hidden, "127.0.0.1");
+        let a = IdentityAnswers::from_config(&hidden);
+        let any = a.answer(&raw, end).unwrap();
         assert_eq!(rcode(&any), 5, "REFUSED when hidden");
         assert!(!String::from_utf8_lossy(&any).contains("ls-7"));
-        let probe = probe.unwrap();
-        assert_eq!(rcode(&probe), 0);
-        assert!(String::from_utf8_lossy(&probe).contains("ls-7.example"));
         // Not an identity question: none of this applies.
-        let mut m = Message::query();
-        m.add_query(Query::query(
-            Name::from_ascii("id.server.").unwrap(),
-            RecordType::TXT,
-        ));
-        let raw_in = m.to_vec().unwrap();
-        let end_in = dns::peek_plain_query(&raw_in).unwrap().1;
-        let a = IdentityAnswers::from_config(&hidden);
+        let (raw_in, end_in) = ch_txt("id.server.", DNSClass::IN, None);
         assert_eq!(a.answer(&raw_in, end_in), None);
-        let lo = "127.0.0.1".parse().unwrap();
-        assert_eq!(a.for_probe(&raw_in, end_in, lo, Via::Udp), None);
     }
 }

@@ -1,7 +1,10 @@
 //! Live control on the metrics listener (docs/CONFIG.md (the LS) "Live control"):
 //! `POST /backend/{name}?state=drain|down|auto`, `GET /blocks`,
 //! `POST /blocks?target=NET|NAME&for=SECS&action=ACTION`,
-//! `POST /blocks/clear`, `GET /top?seconds=N&n=M`; and the gate every
+//! `POST /blocks/clear`, `GET /top?seconds=N&n=M`, `GET /probe-token` (the
+//! anycast probe's secret, `crate::ls::identity`: behind the gate as a
+//! state-changing request is, since whoever holds it passes for the probe);
+//! and the gate every
 //! state-changing request passes ([`gate`], `POST /cache/flush` included):
 //! the peer inside `control_allow`, the `api_key` when the peer is not
 //! loopback ([`crate::ls::control`]; 401 or 403, counted), and no request a
@@ -45,6 +48,8 @@ const BLOCKS_PATH: &str = "/blocks";
 const BLOCKS_CLEAR_PATH: &str = "/blocks/clear";
 /// The path of `dnslb top`.
 const TOP_PATH: &str = "/top";
+/// The path of the anycast probe's token.
+pub const PROBE_TOKEN_PATH: &str = "/probe-token";
 
 /// The peer of a connection, as handlers see it.
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +130,7 @@ pub(super) fn routes(balancer: Arc<Balancer>) -> Router {
         .route(BLOCKS_PATH, get(list_blocks).post(add_block))
         .route(BLOCKS_CLEAR_PATH, post(clear_blocks))
         .route(TOP_PATH, get(top))
+        .route(PROBE_TOKEN_PATH, get(probe_token))
         .with_state(balancer)
 }
 
@@ -137,6 +143,27 @@ pub struct BackendAnswer {
     pub state: AdminState,
     /// Its state before.
     pub previous: AdminState,
+}
+
+/// The body of `GET /probe-token`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProbeTokenAnswer {
+    /// The token, in hex.
+    pub token: String,
+}
+
+/// `GET /probe-token`: the secret `dnslb anycast`'s probe sends with its
+/// identity question, to the callers the gate lets in only.
+async fn probe_token(
+    State(balancer): State<Arc<Balancer>>,
+    ConnectInfo(HttpPeer(peer)): ConnectInfo<HttpPeer>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = gate(&balancer, peer.ip(), &headers, false) {
+        return r;
+    }
+    let token = balancer.probe_token().to_hex();
+    settled(&balancer, json(StatusCode::OK, &ProbeTokenAnswer { token }))
 }
 
 /// The value of `key` in a query string.

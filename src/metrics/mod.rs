@@ -50,7 +50,8 @@ mod prom;
 mod ts;
 
 pub use control::{
-    BackendAnswer, BlockAsk, CONTROL_HEADER, ClearAnswer, KEY_HEADER, parse_block, parse_target,
+    BackendAnswer, BlockAsk, CONTROL_HEADER, ClearAnswer, KEY_HEADER, PROBE_TOKEN_PATH,
+    ProbeTokenAnswer, parse_block, parse_target,
 };
 pub use flush::{
     FLUSH_HEADER, FLUSH_PATH, FLUSH_WAIT, FlushAnswer, FlushQuery, parse_query as parse_flush_query,

@@ -380,11 +380,13 @@ async fn the_probe_is_answered_by_the_ls_itself_while_its_backend_hangs() {
     let anycast = cfg.ls.unwrap().anycast.unwrap();
     let wait = Duration::from_millis(anycast.timeout_ms);
     for _ in 0..5 {
-        let got = dnslb::anycast::probe::dns(run.addr, &anycast.query, wait).await;
-        assert_eq!(got, RoundVerdict::Good, "{}", anycast.query);
+        let got = dnslb::anycast::probe::dns(run.addr, &anycast.query, None, wait).await;
+        assert_eq!(got.verdict, RoundVerdict::Good, "{}", anycast.query);
     }
     let soa = ". SOA".parse().unwrap();
-    let through = dnslb::anycast::probe::dns(run.addr, &soa, wait).await;
+    let through = dnslb::anycast::probe::dns(run.addr, &soa, None, wait)
+        .await
+        .verdict;
     assert_eq!(
         through,
         RoundVerdict::Lost,

@@ -4,23 +4,31 @@
 //!
 //! - a `name-rate` dynamic block keyed `server.` (suffix `.`, action drop),
 //!   set off by a client flooding random names under `server.`, does not
-//!   withdraw the LS: the probe (`dnslb anycast`'s own round, UDP from
-//!   loopback) is answered throughout, while another client's `id.server.`
-//!   (over TCP: not the probe's path) is dropped by the block;
+//!   withdraw the LS: the probe (`dnslb anycast`'s own round, with the
+//!   token its live control gives, `GET /probe-token`) is answered
+//!   throughout, while any other `id.server.`, UDP from loopback without
+//!   the token included, is dropped by the block;
 //! - a rule that drops every name the LS does not serve (dnsdist's usual
 //!   "our zones, drop the rest") does not either; other clients' identity
 //!   questions are dropped by it;
-//! - `hide_identity`: a client gets REFUSED, the probe its answer;
-//!   `identity` is the text told.
+//! - `hide_identity`: a client gets REFUSED (UDP from loopback too), the
+//!   probe its answer; `identity` is the text told;
+//! - R4's F2: dnsdist on the LS's host forwards its clients' identity
+//!   questions from 127.0.0.1: they get REFUSED under `hide_identity` and
+//!   meet the rules, while the probe keeps its answer.
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
-use crate::kit::{LsServiceRun, Via, ZoneDir, poll_until_async, send, start_ls_service};
+use crate::kit::{
+    Dnsdist, LsServiceRun, TestMetrics, Via, ZoneDir, free_ports, need, poll_until_async, send,
+    start_ls_service,
+};
 use dnslb::anycast::decision::RoundVerdict;
 use dnslb::config::AnycastConfig;
+use dnslb::ls::identity::ProbeToken;
 
 /// `name` CH TXT, a random ID.
 fn ch_txt(name: &str) -> Vec<u8> {
@@ -33,8 +41,13 @@ fn ch_txt(name: &str) -> Vec<u8> {
 }
 
 /// An LS with `[ls.anycast]` and `extra` (TOML after `[ls]`'s keys), its
-/// only backend `hole`; its anycast table.
-async fn anycast_ls(dir: &ZoneDir, hole: &UdpSocket, extra: &str) -> (LsServiceRun, AnycastConfig) {
+/// only backend `hole`; its anycast table and its probe token, read as
+/// `dnslb anycast` reads it (`GET /probe-token` on its metrics listener).
+async fn anycast_ls(
+    dir: &ZoneDir,
+    hole: &UdpSocket,
+    extra: &str,
+) -> (LsServiceRun, AnycastConfig, ProbeToken) {
     let path = dir.write(
         "config.toml",
         &format!(
@@ -45,17 +58,41 @@ async fn anycast_ls(dir: &ZoneDir, hole: &UdpSocket, extra: &str) -> (LsServiceR
     );
     let run = start_ls_service(&path).await;
     let cfg = dnslb::config::Config::load(&path).unwrap();
-    (run, cfg.ls.unwrap().anycast.unwrap())
+    let metrics = TestMetrics::start(run.balancer.clone(), Default::default()).await;
+    let token = dnslb::status::probe_token(metrics.addr, None, Duration::from_secs(5))
+        .await
+        .expect("the live control gives the probe token to loopback");
+    metrics.stop().await;
+    (run, cfg.ls.unwrap().anycast.unwrap(), token)
 }
 
-/// Five probe rounds' DNS half, as `dnslb anycast` asks: each verdict.
-async fn probe_rounds(run: &LsServiceRun, a: &AnycastConfig) -> Vec<RoundVerdict> {
+/// Five probe rounds' DNS half, as `dnslb anycast` asks (with `token` when
+/// given): each verdict, and whether the LS acknowledged the token each
+/// time it was answered.
+async fn probe_rounds(
+    run: &LsServiceRun,
+    a: &AnycastConfig,
+    token: Option<&ProbeToken>,
+) -> Vec<RoundVerdict> {
     let wait = Duration::from_millis(a.timeout_ms);
     let mut out = Vec::new();
     for _ in 0..5 {
-        out.push(dnslb::anycast::probe::dns(run.addr, &a.query, wait).await);
+        let r = dnslb::anycast::probe::dns(run.addr, &a.query, token, wait).await;
+        if r.verdict == RoundVerdict::Good {
+            assert_eq!(r.token_taken, token.is_some(), "the token acknowledged");
+        }
+        out.push(r.verdict);
     }
     out
+}
+
+/// One DNS round of a probe without the token: UDP from loopback, nothing
+/// more (what passed for the probe before R4's F2).
+async fn loopback_alone(run: &LsServiceRun, a: &AnycastConfig) -> RoundVerdict {
+    let wait = Duration::from_millis(a.timeout_ms);
+    dnslb::anycast::probe::dns(run.addr, &a.query, None, wait)
+        .await
+        .verdict
 }
 
 /// Sends `n` `<random>.server. CH TXT` from `src`, answers not awaited.
@@ -73,9 +110,14 @@ async fn a_name_rate_block_on_server_from_a_flooding_client_does_not_withdraw_th
     let dir = ZoneDir::new();
     let block = "[[ls.dynamic_block]]\nname = \"tld-floods\"\nkind = \"name-rate\"\n\
                  suffix = \".\"\nthreshold = 5\nwindow_s = 1\nblock_s = 30\n";
-    let (run, anycast) = anycast_ls(&dir, &hole, block).await;
+    let (run, anycast, token) = anycast_ls(&dir, &hole, block).await;
     let good = vec![RoundVerdict::Good; 5];
-    assert_eq!(probe_rounds(&run, &anycast).await, good, "before the flood");
+    let probe = Some(&token);
+    assert_eq!(
+        probe_rounds(&run, &anycast, probe).await,
+        good,
+        "before the flood"
+    );
     let tcp_id = async || send(run.addr, &ch_txt("id.server."), Via::Tcp).await;
     assert!(
         tcp_id().await.is_ok(),
@@ -100,8 +142,14 @@ async fn a_name_rate_block_on_server_from_a_flooding_client_does_not_withdraw_th
         tcp_id().await.is_err(),
         "a client's id.server. passed the block on server."
     );
+    // UDP from loopback proves nothing: without the token, dropped too.
+    assert_eq!(loopback_alone(&run, &anycast).await, RoundVerdict::Lost);
     // The probe's is answered: the LS stays announced.
-    assert_eq!(probe_rounds(&run, &anycast).await, good, "under the block");
+    assert_eq!(
+        probe_rounds(&run, &anycast, probe).await,
+        good,
+        "under the block"
+    );
     run.task.abort();
 }
 
@@ -111,11 +159,12 @@ async fn a_rule_dropping_names_not_served_does_not_withdraw_the_ls() {
     let dir = ZoneDir::new();
     let rules = "[[ls.rule]]\nname = \"our-zones\"\nmatch = { suffix = [\"a.test\"] }\naction = \"allow\"\n\
                  [[ls.rule]]\nname = \"nothing-else\"\nmatch = { suffix = [\".\"] }\naction = \"drop\"\n";
-    let (run, anycast) = anycast_ls(&dir, &hole, rules).await;
+    let (run, anycast, token) = anycast_ls(&dir, &hole, rules).await;
     assert_eq!(
-        probe_rounds(&run, &anycast).await,
+        probe_rounds(&run, &anycast, Some(&token)).await,
         vec![RoundVerdict::Good; 5]
     );
+    assert_eq!(loopback_alone(&run, &anycast).await, RoundVerdict::Lost);
     // Any other client's identity question meets the rule.
     let tcp = send(run.addr, &ch_txt("id.server."), Via::Tcp).await;
     assert!(
@@ -146,7 +195,7 @@ fn txt_of(m: &Message) -> Option<String> {
 async fn hide_identity_refuses_clients_but_answers_the_probe_and_identity_names_the_ls() {
     let hole = UdpSocket::bind("127.0.0.1:0").unwrap();
     let dir = ZoneDir::new();
-    let (run, anycast) = anycast_ls(&dir, &hole, "identity = \"ls-7.example\"\n").await;
+    let (run, anycast, _) = anycast_ls(&dir, &hole, "identity = \"ls-7.example\"\n").await;
     for (name, via) in [
         ("id.server.", Via::Udp),
         ("hostname.bind.", Via::Udp),
@@ -161,17 +210,80 @@ async fn hide_identity_refuses_clients_but_answers_the_probe_and_identity_names_
     }
     run.task.abort();
     let dir = ZoneDir::new();
-    let (run, anycast2) = anycast_ls(&dir, &hole, "hide_identity = true\n").await;
+    let (run, anycast2, token) = anycast_ls(&dir, &hole, "hide_identity = true\n").await;
     assert_eq!(anycast, anycast2);
-    let m = send(run.addr, &ch_txt("id.server."), Via::Tcp)
-        .await
-        .unwrap();
-    assert_eq!(m.metadata.response_code, ResponseCode::Refused);
-    assert_eq!(txt_of(&m), None, "the name told while hidden");
-    // The probe (UDP from loopback) still gets its answer.
+    for via in [Via::Tcp, Via::Udp] {
+        let m = send(run.addr, &ch_txt("id.server."), via).await.unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::Refused, "{via:?}");
+        assert_eq!(txt_of(&m), None, "the name told while hidden ({via:?})");
+    }
+    // The probe (its token) still gets its answer.
     assert_eq!(
-        probe_rounds(&run, &anycast).await,
+        probe_rounds(&run, &anycast, Some(&token)).await,
         vec![RoundVerdict::Good; 5]
     );
+    run.task.abort();
+}
+
+/// R4's F2: dnsdist on the LS's host forwards its clients' questions from
+/// 127.0.0.1. Under `hide_identity` they get REFUSED, and a rule dropping
+/// `hostname.bind.` drops theirs; the probe, with its token, is answered
+/// both questions, past the rule, and the LS stays announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarder_on_the_host_does_not_pass_its_clients_for_the_probe() {
+    let Some([bin]) = need(
+        "a_forwarder_on_the_host_does_not_pass_its_clients_for_the_probe",
+        ["dnsdist"],
+    ) else {
+        return;
+    };
+    let hole = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dir = ZoneDir::new();
+    let extra = "identity = \"ls-secret-host\"\nhide_identity = true\n\
+                 [[ls.rule]]\nname = \"no-bind\"\nmatch = { suffix = [\"bind\"] }\naction = \"drop\"\n";
+    let (run, anycast, token) = anycast_ls(&dir, &hole, extra).await;
+    let [port, console] = free_ports(2).try_into().unwrap();
+    let mut dd = Dnsdist::in_front_of(&bin, port, console, run.addr);
+    // dnsdist forwards: the first answer through it (REFUSED, the LS's).
+    let through = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        async || {
+            dd.proc.assert_running();
+            send(dd.addr, &ch_txt("id.server."), Via::Udp).await.ok()
+        },
+    )
+    .await
+    .unwrap_or_else(|| panic!("no answer through dnsdist:\n{}", dd.proc.stderr_now()));
+    assert_eq!(
+        (through.metadata.response_code, txt_of(&through)),
+        (ResponseCode::Refused, None),
+        "dnsdist's client was told the hidden identity"
+    );
+    let bind = send(dd.addr, &ch_txt("hostname.bind."), Via::Udp).await;
+    assert!(
+        bind.is_err(),
+        "the drop rule let dnsdist's client by: {bind:?}"
+    );
+    // The LS saw both from loopback, and applied the rule to the second.
+    let drops: u64 = run
+        .balancer
+        .state()
+        .rules
+        .counts()
+        .filter(|(name, _, _)| *name == "no-bind")
+        .map(|(_, _, n)| n)
+        .sum();
+    assert!(drops >= 1, "the drop rule counted nothing");
+    // The probe: told, for both questions, past the rule.
+    assert_eq!(
+        probe_rounds(&run, &anycast, Some(&token)).await,
+        vec![RoundVerdict::Good; 5]
+    );
+    let bind_q: dnslb::config::ProbeQuestion = "hostname.bind. TXT".parse().unwrap();
+    let r =
+        dnslb::anycast::probe::dns(run.addr, &bind_q, Some(&token), Duration::from_secs(2)).await;
+    assert_eq!((r.verdict, r.token_taken), (RoundVerdict::Good, true));
+    drop(dd);
     run.task.abort();
 }

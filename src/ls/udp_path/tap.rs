@@ -32,7 +32,7 @@ pub(super) fn queued(
 ) {
     for (i, out) in to_upstream.iter().enumerate() {
         if let Some(u) = ups.get(i) {
-            tap::forwarder_queries(d, out.queued(), || u.sock.local_addr().ok());
+            tap::forwarder_queries(d, out.queued(), || u.local_addr(|s| s.local_addr().ok()));
         }
     }
     tap::client_responses(d, to_clients.queued_stamped(), client);
@@ -48,6 +48,9 @@ pub(super) fn accepted(
     rtt: Duration,
     resp: &[u8],
 ) {
-    let local = || ups.get(sock).and_then(|u| u.sock.local_addr().ok());
+    let local = || {
+        ups.get(sock)
+            .and_then(|u| u.local_addr(|s| s.local_addr().ok()))
+    };
     tap::forwarder_response(d, TapTransport::Udp, local, from, rtt, resp);
 }

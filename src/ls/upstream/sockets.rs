@@ -118,6 +118,9 @@ pub(crate) struct Upstream<S> {
     uses: u64,
     /// Queries it may send before it is replaced.
     budget: u64,
+    /// Its own address, once asked (dnstap's FORWARDER_* messages): it
+    /// does not change while the socket is open.
+    local: std::sync::OnceLock<Option<SocketAddr>>,
 }
 
 impl<S> Upstream<S> {
@@ -128,7 +131,17 @@ impl<S> Upstream<S> {
             ids: Ids::new(),
             uses: 0,
             budget,
+            local: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Its own address, read by `read` the first time only (a
+    /// `getsockname` per dnstap message was one system call per query).
+    pub(crate) fn local_addr(
+        &self,
+        read: impl FnOnce(&S) -> Option<SocketAddr>,
+    ) -> Option<SocketAddr> {
+        *self.local.get_or_init(|| read(&self.sock))
     }
 
     fn worn(&self) -> bool {
