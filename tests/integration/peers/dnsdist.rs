@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::rr::RecordType;
 
 use crate::kit::{
-    Dnsdist, PEER_READY_LIMIT, PeerView, ask, need, peers_fixture, show, start_ts_ready, summary,
+    Dnsdist, PEER_READY_LIMIT, PeerView, ask, need, peers_fixture, start_ts_ready, summary,
     wait_for,
 };
 use crate::kit::{free_ports, local};
