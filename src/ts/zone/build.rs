@@ -35,8 +35,7 @@ struct Building {
     /// For RRSIGs, the type covered; 0 otherwise.
     covered: u16,
     ttl: u32,
-    /// Most RRsets hold a record or two: kept inline, no allocation a set.
-    data: smallvec::SmallVec<[(usize, usize); 2]>,
+    data: Vec<(usize, usize)>,
 }
 
 impl Building {
@@ -470,7 +469,7 @@ impl ZoneBuilder {
                         rtype: p.rtype,
                         covered,
                         ttl: p.ttl,
-                        data: smallvec::smallvec![bytes],
+                        data: vec![bytes],
                     }),
                 }
             }
