@@ -2,7 +2,8 @@
 //! and queries for the unit tests of every side (the DNS helpers, the LS,
 //! the TS, `dnslb resolve`): one copy each.
 use hickory_proto::op::{Edns, Message, Query};
-use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 /// A query for `name` and `qtype`, RD=1, ID 0x1234, with an OPT of UDP
 /// size `edns` when given.
@@ -34,4 +35,13 @@ pub(crate) fn wire_name(text: &str) -> Vec<u8> {
     }
     w.push(0);
     w
+}
+
+/// `zone`'s SOA record at TTL 300 with serial `serial`: MNAME `ns.` and
+/// RNAME `h.` under `zone` (dotted, with its final dot), refresh 60, retry
+/// 10, expire 600, minimum 30.
+pub(crate) fn soa(zone: &str, serial: u32) -> Record {
+    let (mname, rname) = (name(&format!("ns.{zone}")), name(&format!("h.{zone}")));
+    let data = SOA::new(mname, rname, serial, 60, 10, 600, 30);
+    Record::from_rdata(name(zone), 300, RData::SOA(data))
 }

@@ -130,17 +130,62 @@ async fn until(mut f: impl FnMut() -> bool) {
     panic!("condition not met in 5 s");
 }
 
-#[tokio::test]
-async fn frames_reach_the_collector_after_the_handshake_and_stop_cleanly() {
+/// A writer started on [`settings`] (`queue_size`, then `edit`) toward
+/// `tap.sock` in a folder of its own, and the collector's listener there
+/// when `listen`.
+struct Rig {
+    tap: Dnstap,
+    writer: DnstapTask,
+    token: CancellationToken,
+    listener: Option<UnixListener>,
+    _dir: tempfile::TempDir,
+}
+
+fn rig(listen: bool, queue_size: usize, edit: impl FnOnce(&mut Settings)) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tap.sock");
-    let listener = UnixListener::bind(&path).unwrap();
+    let listener = listen.then(|| UnixListener::bind(&path).unwrap());
     let token = CancellationToken::new();
-    let (tap, writer) = Dnstap::start(settings(&path, 64), token.clone());
+    let mut s = settings(&path, queue_size);
+    edit(&mut s);
+    let (tap, writer) = Dnstap::start(s, token.clone());
+    Rig {
+        tap,
+        writer,
+        token,
+        listener,
+        _dir: dir,
+    }
+}
+
+impl Rig {
+    /// The collector's next connection.
+    async fn accept(&self) -> UnixStream {
+        let listener = self.listener.as_ref().unwrap();
+        listener.accept().await.unwrap().0
+    }
+
+    /// Shuts the writer down and waits for it.
+    async fn stop(self) {
+        self.token.cancel();
+        self.writer.stopped().await;
+    }
+}
+
+/// A client query of `wire` over UDP, from [`client`].
+fn query(wire: &[u8]) -> TapEvent<'_> {
+    TapEvent::new(TapKind::ClientQuery, TapTransport::Udp, client(), wire)
+}
+
+#[tokio::test]
+async fn frames_reach_the_collector_after_the_handshake_and_stop_cleanly() {
+    let mut rig = rig(true, 64, |_| {});
+    let listener = rig.listener.take().unwrap();
     let collector = tokio::spawn(async move {
         let (s, _) = listener.accept().await.unwrap();
         collect(s, CONTENT_TYPE, usize::MAX).await
     });
+    let tap = &rig.tap;
 
     assert!(tap.enabled(TapKind::ClientQuery));
     assert!(!tap.enabled(TapKind::ForwarderResponse), "not selected");
@@ -164,8 +209,7 @@ async fn frames_reach_the_collector_after_the_handshake_and_stop_cleanly() {
     ));
     let stats = tap.stats().unwrap();
     until(|| stats.sent.load(Ordering::Relaxed) == 2).await;
-    token.cancel();
-    writer.stopped().await;
+    rig.stop().await;
     let seen = collector.await.unwrap();
 
     assert_eq!(seen.ready, [CONTENT_TYPE]);
@@ -201,26 +245,17 @@ async fn frames_reach_the_collector_after_the_handshake_and_stop_cleanly() {
 
 #[tokio::test]
 async fn with_no_collector_a_full_queue_drops_and_counts_and_never_waits() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nobody.sock");
-    let token = CancellationToken::new();
-    let (tap, writer) = Dnstap::start(settings(&path, 4), token.clone());
+    let rig = rig(false, 4, |_| {});
     for _ in 0..10 {
-        tap.log(&TapEvent::new(
-            TapKind::ClientQuery,
-            TapTransport::Udp,
-            client(),
-            b"q",
-        ));
+        rig.tap.log(&query(b"q"));
     }
-    let stats = tap.stats().unwrap();
+    let stats = rig.tap.stats().unwrap();
     assert_eq!(
         stats.dropped.load(Ordering::Relaxed),
         6,
         "4 queued, 6 dropped at once"
     );
-    token.cancel();
-    writer.stopped().await;
+    rig.stop().await;
     assert_eq!(stats.sent.load(Ordering::Relaxed), 0);
     assert_eq!(
         stats.dropped.load(Ordering::Relaxed),
@@ -231,66 +266,41 @@ async fn with_no_collector_a_full_queue_drops_and_counts_and_never_waits() {
 
 #[tokio::test]
 async fn a_collector_that_does_not_take_dnstap_is_refused_and_retried() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tap.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-    let token = CancellationToken::new();
-    let (tap, writer) = Dnstap::start(settings(&path, 64), token.clone());
-    tap.log(&TapEvent::new(
-        TapKind::ClientQuery,
-        TapTransport::Udp,
-        client(),
-        b"q",
-    ));
+    let rig = rig(true, 64, |_| {});
+    rig.tap.log(&query(b"q"));
     // The first collector takes another content type: the writer hangs up
     // before START and tries again; the second takes dnstap.
-    let (s, _) = listener.accept().await.unwrap();
-    let refused = collect(s, b"protobuf:other", usize::MAX).await;
+    let refused = collect(rig.accept().await, b"protobuf:other", usize::MAX).await;
     assert!(refused.start.is_empty() && refused.frames.is_empty());
-    let (s, _) = listener.accept().await.unwrap();
-    let seen = collect(s, CONTENT_TYPE, 1).await;
+    let seen = collect(rig.accept().await, CONTENT_TYPE, 1).await;
     assert_eq!(
         seen.frames.len(),
         1,
         "the frame queued meanwhile is written"
     );
-    token.cancel();
-    writer.stopped().await;
+    rig.stop().await;
 }
 
 #[tokio::test]
 async fn a_lost_collector_is_reconnected_and_frames_flow_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tap.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-    let token = CancellationToken::new();
-    let (tap, writer) = Dnstap::start(settings(&path, 64), token.clone());
-    let stats = tap.stats().unwrap();
-    let log = |wire: &'static [u8]| {
-        tap.log(&TapEvent::new(
-            TapKind::ClientQuery,
-            TapTransport::Udp,
-            client(),
-            wire,
-        ))
-    };
+    let mut rig = rig(true, 64, |_| {});
+    let stats = rig.tap.stats().unwrap();
 
-    log(b"one");
-    let (s, _) = listener.accept().await.unwrap();
+    rig.tap.log(&query(b"one"));
     // This collector takes one frame and hangs up.
-    let first = collect(s, CONTENT_TYPE, 1).await;
+    let first = collect(rig.accept().await, CONTENT_TYPE, 1).await;
     assert_eq!(first.frames.len(), 1);
     until(|| !stats.connected.load(Ordering::Relaxed)).await;
 
+    let listener = rig.listener.take().unwrap();
     let second = tokio::spawn(async move {
         let (s, _) = listener.accept().await.unwrap();
         collect(s, CONTENT_TYPE, usize::MAX).await
     });
     until(|| stats.connected.load(Ordering::Relaxed)).await;
-    log(b"two");
+    rig.tap.log(&query(b"two"));
     until(|| stats.sent.load(Ordering::Relaxed) == 2).await;
-    token.cancel();
-    writer.stopped().await;
+    rig.stop().await;
     let second = second.await.unwrap();
     let wire = second.frames[0]
         .message
@@ -306,12 +316,7 @@ async fn a_lost_collector_is_reconnected_and_frames_flow_again() {
 fn off_writes_nothing_and_selects_nothing() {
     let tap = Dnstap::off();
     assert!(!tap.is_on() && !tap.enabled(TapKind::ClientQuery) && tap.stats().is_none());
-    tap.log(&TapEvent::new(
-        TapKind::ClientQuery,
-        TapTransport::Udp,
-        client(),
-        b"q",
-    ));
+    tap.log(&query(b"q"));
 }
 
 #[test]
@@ -337,25 +342,18 @@ fn settings_default_identity_to_the_host_and_version_to_dnslb() {
 
 #[tokio::test]
 async fn a_rule_note_goes_out_as_the_policy_whatever_the_selection() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tap.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-    let token = CancellationToken::new();
-    let mut s = settings(&path, 8);
-    s.kinds = vec![TapKind::ForwarderQuery];
-    let (tap, writer) = Dnstap::start(s, token.clone());
+    let rig = rig(true, 8, |s| s.kinds = vec![TapKind::ForwarderQuery]);
     let note = RuleNote {
         rule: "block-ads",
         action: Some(PolicyAction::Nxdomain),
         matched: Some(PolicyMatch::Qname),
         value: Some(b"\x03ads\0"),
     };
-    tap.log_rule(
+    rig.tap.log_rule(
         &TapEvent::new(TapKind::ClientQuery, TapTransport::Doh, client(), b"q"),
         &note,
     );
-    let (c, _) = listener.accept().await.unwrap();
-    let seen = collect(c, CONTENT_TYPE, 1).await;
+    let seen = collect(rig.accept().await, CONTENT_TYPE, 1).await;
     let policy = seen.frames[0]
         .message
         .as_ref()
@@ -367,6 +365,5 @@ async fn a_rule_note_goes_out_as_the_policy_whatever_the_selection() {
     assert_eq!(policy.rule.as_deref(), Some(&b"block-ads"[..]));
     assert_eq!(policy.action, Some(PolicyAction::Nxdomain as i32));
     assert_eq!(policy.r#match, Some(PolicyMatch::Qname as i32));
-    token.cancel();
-    writer.stopped().await;
+    rig.stop().await;
 }

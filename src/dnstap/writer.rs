@@ -338,23 +338,18 @@ async fn handshake<S>(stream: &mut S) -> Result<(), LinkError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    stream
-        .write_all(&frame::encode_control(
-            ControlKind::Ready,
-            Some(CONTENT_TYPE),
-        ))
-        .await?;
-    stream.flush().await?;
+    send_control(stream, ControlKind::Ready).await?;
     let accept = read_control(stream).await?;
     frame::check_accept(&Frame::ControlFrame(accept))?;
-    stream
-        .write_all(&frame::encode_control(
-            ControlKind::Start,
-            Some(CONTENT_TYPE),
-        ))
-        .await?;
-    stream.flush().await?;
+    send_control(stream, ControlKind::Start).await?;
     Ok(())
+}
+
+/// Writes and flushes a control frame of `kind` naming dnstap's content type.
+async fn send_control<W: AsyncWrite + Unpin>(wr: &mut W, kind: ControlKind) -> io::Result<()> {
+    wr.write_all(&frame::encode_control(kind, Some(CONTENT_TYPE)))
+        .await?;
+    wr.flush().await
 }
 
 /// Reads one control frame from the collector.

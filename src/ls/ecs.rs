@@ -195,50 +195,49 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// `q` from `client` under `mode`: the edit, and the query as sent
+    /// when it was edited.
+    fn edited(q: &[u8], mode: EcsMode, client: &str) -> (Option<EcsEdit>, Option<Message>) {
+        let mut out = Vec::new();
+        let edit = edit_query(q, mode, ip(client), &mut out);
+        (
+            edit,
+            edit.is_some().then(|| Message::from_vec(&out).unwrap()),
+        )
+    }
+
     #[test]
     fn pass_changes_nothing() {
-        let mut out = Vec::new();
         let q = query(true, Some(("10.1.2.0", 24)));
-        assert_eq!(
-            edit_query(&q, EcsMode::Pass, ip("127.0.0.2"), &mut out),
-            None
-        );
+        assert_eq!(edited(&q, EcsMode::Pass, "127.0.0.2").0, None);
     }
 
     #[test]
     fn add_puts_the_client_s_24_or_56_in_and_keeps_a_client_s_own() {
-        let mut out = Vec::new();
         let q = query(true, None);
-        let edit = edit_query(&q, EcsMode::Add, ip("192.0.2.77"), &mut out);
-        assert_eq!(edit, Some(EcsEdit::AddedOption));
-        let m = Message::from_vec(&out).unwrap();
-        assert_eq!(subnet(&m), Some((ip("192.0.2.0"), 24, 0)));
-        assert_eq!(m.edns.as_ref().unwrap().max_payload(), 1232);
-
-        let edit = edit_query(&q, EcsMode::Add, ip("2001:db8:1:2ff::9"), &mut out);
-        assert_eq!(edit, Some(EcsEdit::AddedOption));
-        let m = Message::from_vec(&out).unwrap();
-        assert_eq!(subnet(&m), Some((ip("2001:db8:1:200::"), 56, 0)));
-
-        let mapped = edit_query(&q, EcsMode::Add, ip("::ffff:198.51.100.9"), &mut out);
-        assert_eq!(mapped, Some(EcsEdit::AddedOption));
-        let m = Message::from_vec(&out).unwrap();
-        assert_eq!(subnet(&m), Some((ip("198.51.100.0"), 24, 0)));
+        for (client, net, prefix) in [
+            ("192.0.2.77", "192.0.2.0", 24),
+            ("2001:db8:1:2ff::9", "2001:db8:1:200::", 56),
+            ("::ffff:198.51.100.9", "198.51.100.0", 24),
+        ] {
+            let (edit, m) = edited(&q, EcsMode::Add, client);
+            assert_eq!(edit, Some(EcsEdit::AddedOption), "{client}");
+            let m = m.unwrap();
+            assert_eq!(subnet(&m), Some((ip(net), prefix, 0)), "{client}");
+            assert_eq!(m.edns.as_ref().unwrap().max_payload(), 1232);
+        }
 
         // No OPT: one added, of 512 bytes, the option in it.
         let plain = query(false, None);
-        let edit = edit_query(&plain, EcsMode::Add, ip("10.9.8.7"), &mut out);
+        let (edit, m) = edited(&plain, EcsMode::Add, "10.9.8.7");
         assert_eq!(edit, Some(EcsEdit::AddedOpt));
-        let m = Message::from_vec(&out).unwrap();
+        let m = m.unwrap();
         assert_eq!(subnet(&m), Some((ip("10.9.8.0"), 24, 0)));
         assert_eq!(m.edns.as_ref().unwrap().max_payload(), 512);
 
         // The client's own option goes as sent (dnsdist's setECSOverride(false)).
         let own = query(true, Some(("10.1.2.0", 24)));
-        assert_eq!(
-            edit_query(&own, EcsMode::Add, ip("127.0.0.2"), &mut out),
-            None
-        );
+        assert_eq!(edited(&own, EcsMode::Add, "127.0.0.2").0, None);
     }
 
     #[test]
@@ -252,10 +251,7 @@ mod tests {
         assert_eq!(subnet(&m), None);
         assert_eq!(out.len(), q.len() - 11);
         let none = query(true, None);
-        assert_eq!(
-            edit_query(&none, EcsMode::Off, ip("127.0.0.2"), &mut out),
-            None
-        );
+        assert_eq!(edited(&none, EcsMode::Off, "127.0.0.2").0, None);
     }
 
     #[test]

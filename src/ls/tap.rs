@@ -119,14 +119,13 @@ pub fn forwarder_query(
     query: &[u8],
 ) {
     if d.enabled(TapKind::ForwarderQuery) {
-        let mut e = TapEvent::new(
+        d.log(&forwarder(
             TapKind::ForwarderQuery,
             transport,
-            upstream(local, backend),
+            local,
+            backend,
             query,
-        );
-        e.response_addr = Some(backend);
-        d.log(&e);
+        ));
     }
 }
 
@@ -141,14 +140,9 @@ pub fn forwarder_response(
     answer: &[u8],
 ) {
     if d.enabled(TapKind::ForwarderResponse) {
-        let mut e = TapEvent::new(
-            TapKind::ForwarderResponse,
-            transport,
-            upstream(local(), backend),
-            answer,
-        );
+        let kind = TapKind::ForwarderResponse;
+        let mut e = forwarder(kind, transport, local(), backend, answer);
         let now = SystemTime::now();
-        e.response_addr = Some(backend);
         e.response_time = Some(now);
         e.query_time = now.checked_sub(rtt);
         d.log(&e);
@@ -194,13 +188,8 @@ pub(crate) fn forwarder_queries<'a>(
         queued,
         local,
         |local, now, (query, to)| {
-            let mut e = TapEvent::new(
-                TapKind::ForwarderQuery,
-                TapTransport::Udp,
-                upstream(local, to.addr),
-                query,
-            );
-            e.response_addr = Some(to.addr);
+            let kind = TapKind::ForwarderQuery;
+            let mut e = forwarder(kind, TapTransport::Udp, local, to.addr, query);
             e.query_time = Some(now);
             e
         },
@@ -240,11 +229,21 @@ pub(crate) fn client_responses<'a>(
     );
 }
 
-/// The upstream socket's address, or the unspecified address of the
-/// backend's family when it cannot be read.
-fn upstream(local: Option<SocketAddr>, backend: SocketAddr) -> SocketAddr {
-    local.unwrap_or_else(|| match backend {
+/// A FORWARDER_QUERY or FORWARDER_RESPONSE (`kind`) of `wire` between the
+/// upstream socket at `local` (the unspecified address of the backend's
+/// family when it cannot be read) and `backend`.
+fn forwarder(
+    kind: TapKind,
+    transport: TapTransport,
+    local: Option<SocketAddr>,
+    backend: SocketAddr,
+    wire: &[u8],
+) -> TapEvent<'_> {
+    let local = local.unwrap_or_else(|| match backend {
         SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
         SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
-    })
+    });
+    let mut e = TapEvent::new(kind, transport, local, wire);
+    e.response_addr = Some(backend);
+    e
 }

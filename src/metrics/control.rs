@@ -20,7 +20,8 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::connect_info::Connected;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -123,6 +124,44 @@ pub(super) fn settled(balancer: &Balancer, r: Response) -> Response {
     r
 }
 
+/// A state-changing request of the live control, as its handler takes it:
+/// the balancer, the peer and the headers [`gate`] reads.
+struct Gated {
+    balancer: Arc<Balancer>,
+    peer: IpAddr,
+    headers: HeaderMap,
+}
+
+impl FromRequestParts<Arc<Balancer>> for Gated {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        balancer: &Arc<Balancer>,
+    ) -> Result<Self, Response> {
+        let ConnectInfo(HttpPeer(peer)) =
+            ConnectInfo::<HttpPeer>::from_request_parts(parts, balancer)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        Ok(Gated {
+            balancer: Arc::clone(balancer),
+            peer: peer.ip(),
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl Gated {
+    /// `act`'s answer when [`gate`] lets the request through (counted by
+    /// [`settled`]), else the gate's refusal.
+    fn run(self, act: impl FnOnce(&Balancer) -> Response) -> Response {
+        match gate(&self.balancer, self.peer, &self.headers, false) {
+            Some(refusal) => refusal,
+            None => settled(&self.balancer, act(&self.balancer)),
+        }
+    }
+}
+
 /// The live control's routes, on `balancer`.
 pub(super) fn routes(balancer: Arc<Balancer>) -> Router {
     Router::new()
@@ -154,16 +193,11 @@ pub struct ProbeTokenAnswer {
 
 /// `GET /probe-token`: the secret `dnslb anycast`'s probe sends with its
 /// identity question, to the callers the gate lets in only.
-async fn probe_token(
-    State(balancer): State<Arc<Balancer>>,
-    ConnectInfo(HttpPeer(peer)): ConnectInfo<HttpPeer>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = gate(&balancer, peer.ip(), &headers, false) {
-        return r;
-    }
-    let token = balancer.probe_token().to_hex();
-    settled(&balancer, json(StatusCode::OK, &ProbeTokenAnswer { token }))
+async fn probe_token(ask: Gated) -> Response {
+    ask.run(|b| {
+        let token = b.probe_token().to_hex();
+        json(StatusCode::OK, &ProbeTokenAnswer { token })
+    })
 }
 
 /// The value of `key` in a query string.
@@ -178,35 +212,27 @@ fn bad(why: String) -> Response {
 }
 
 /// `POST /backend/{name}?state=drain|down|auto`.
-async fn set_backend(
-    State(balancer): State<Arc<Balancer>>,
-    ConnectInfo(HttpPeer(peer)): ConnectInfo<HttpPeer>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    if let Some(r) = gate(&balancer, peer.ip(), &headers, false) {
-        return r;
-    }
-    let Some(state) = param(&uri, "state").and_then(|s| AdminState::from_keyword(&s)) else {
-        return settled(&balancer, bad("state: expected drain, down or auto".into()));
-    };
-    let r = match balancer.set_admin(&name, state) {
-        Some(previous) => json(
-            StatusCode::OK,
-            &BackendAnswer {
-                backend: name,
-                state,
-                previous,
-            },
-        ),
-        None => (
-            StatusCode::NOT_FOUND,
-            format!("no backend named {name:?}\n"),
-        )
-            .into_response(),
-    };
-    settled(&balancer, r)
+async fn set_backend(ask: Gated, Path(name): Path<String>, uri: Uri) -> Response {
+    ask.run(|b| {
+        let Some(state) = param(&uri, "state").and_then(|s| AdminState::from_keyword(&s)) else {
+            return bad("state: expected drain, down or auto".into());
+        };
+        match b.set_admin(&name, state) {
+            Some(previous) => json(
+                StatusCode::OK,
+                &BackendAnswer {
+                    backend: name,
+                    state,
+                    previous,
+                },
+            ),
+            None => (
+                StatusCode::NOT_FOUND,
+                format!("no backend named {name:?}\n"),
+            )
+                .into_response(),
+        }
+    })
 }
 
 /// `GET /blocks`: the blocks in force.
@@ -284,26 +310,19 @@ pub fn parse_target(text: &str) -> Result<ManualTarget, String> {
 }
 
 /// `POST /blocks?target=…&for=…&action=…`: a block by hand.
-async fn add_block(
-    State(balancer): State<Arc<Balancer>>,
-    ConnectInfo(HttpPeer(peer)): ConnectInfo<HttpPeer>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Response {
-    if let Some(r) = gate(&balancer, peer.ip(), &headers, false) {
-        return r;
-    }
-    let ask = match parse_block(uri.query().unwrap_or_default()) {
-        Ok(a) => a,
-        Err(why) => return settled(&balancer, bad(why)),
-    };
-    let now = Instant::now();
-    let d = balancer.dynblocks();
-    let r = match d.add_manual(&ask.target, ask.secs, ask.action, now) {
-        Ok(()) => json(StatusCode::OK, &d.list(now)),
-        Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
-    };
-    settled(&balancer, r)
+async fn add_block(ask: Gated, uri: Uri) -> Response {
+    ask.run(|b| {
+        let ask = match parse_block(uri.query().unwrap_or_default()) {
+            Ok(a) => a,
+            Err(why) => return bad(why),
+        };
+        let now = Instant::now();
+        let d = b.dynblocks();
+        match d.add_manual(&ask.target, ask.secs, ask.action, now) {
+            Ok(()) => json(StatusCode::OK, &d.list(now)),
+            Err(e) => (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+        }
+    })
 }
 
 /// The body of `POST /blocks/clear`.
@@ -314,16 +333,11 @@ pub struct ClearAnswer {
 }
 
 /// `POST /blocks/clear`: every block lifted.
-async fn clear_blocks(
-    State(balancer): State<Arc<Balancer>>,
-    ConnectInfo(HttpPeer(peer)): ConnectInfo<HttpPeer>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = gate(&balancer, peer.ip(), &headers, false) {
-        return r;
-    }
-    let cleared = balancer.dynblocks().clear();
-    settled(&balancer, json(StatusCode::OK, &ClearAnswer { cleared }))
+async fn clear_blocks(ask: Gated) -> Response {
+    ask.run(|b| {
+        let cleared = b.dynblocks().clear();
+        json(StatusCode::OK, &ClearAnswer { cleared })
+    })
 }
 
 /// `GET /top?seconds=N&n=M`: the busiest clients, names, types and rcodes.

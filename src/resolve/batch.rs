@@ -236,34 +236,23 @@ mod tests {
             ..ResolveOptions::new(server)
         };
         let bar = ProgressBar::hidden();
-        let none = resolve_lines(
-            &lines_of(&["silent1.example", "silent2.example"]),
-            &opts,
-            server,
-            &bar,
-        )
-        .await
-        .unwrap();
+        let ask = async |names: &[&str]| {
+            resolve_lines(&lines_of(names), &opts, server, &bar)
+                .await
+                .unwrap()
+        };
+        let none = ask(&["silent1.example", "silent2.example"]).await;
         assert_eq!(none.outcomes, [Outcome::TimedOut, Outcome::TimedOut]);
         let err = none.check_heard(server, &opts).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!("no answer from {server}: 2 names asked, not one answered in 1 try of 100 ms")
         );
-        let one = resolve_lines(
-            &lines_of(&["silent1.example", "a.example"]),
-            &opts,
-            server,
-            &bar,
-        )
-        .await
-        .unwrap();
+        let one = ask(&["silent1.example", "a.example"]).await;
         assert_eq!(one.answered, 1);
         assert!(one.check_heard(server, &opts).is_ok());
         // Only bad lines: nothing was asked, nothing to complain about.
-        let bad = resolve_lines(&lines_of(&["a..b"]), &opts, server, &bar)
-            .await
-            .unwrap();
+        let bad = ask(&["a..b"]).await;
         assert_eq!(bad.asked, 0);
         assert!(bad.check_heard(server, &opts).is_ok());
         task.abort();

@@ -222,16 +222,11 @@ fn omitted_keys_take_the_spec_defaults() {
     assert_eq!(ls.rate_limit_qps, 0);
     assert_eq!(ls.metrics, None);
     assert_eq!(ls.sticky_size, 100_000);
+    let h = &ls.health;
+    assert_eq!(h.query, ProbeQuestion::root_soa());
     assert_eq!(
-        ls.health,
-        HealthConfig {
-            interval_ms: 1000,
-            every_queries: 0,
-            query: ProbeQuestion::root_soa(),
-            fall: 3,
-            rise: 2,
-            timeout_ms: 500,
-        }
+        (h.interval_ms, h.every_queries, h.fall, h.rise, h.timeout_ms),
+        (1000, 0, 3, 2, 500)
     );
     assert_eq!(ls.backend[0].weight, 1);
     let ts = &config.ts[0];

@@ -21,7 +21,8 @@
 //!   question echoed, RA=0, AA as the rule says, an EDE (15, 16 or 17) when
 //!   the client sent an OPT;
 //! - `response`: the `[[ls.response_rule]]`s ([`ResponseRules`]), judged on a
-//!   backend's answer before the cache keeps it.
+//!   backend's answer before the cache keeps it;
+//! - `tests/` (test-only): the rules on made-up queries and answers.
 mod answer;
 mod response;
 mod set;

@@ -148,92 +148,83 @@ pub async fn fetch(
     key: Option<Arc<Key>>,
     limits: Limits,
 ) -> Result<Fetched, XfrError> {
-    tokio::time::timeout(
-        limits.timeout,
-        fetch_unbounded(primary, zone, ours, key, limits),
-    )
-    .await
-    .map_err(|_| XfrError::Timeout(limits.timeout))?
-}
-
-async fn fetch_unbounded(
-    primary: SocketAddr,
-    zone: &Name,
-    ours: Option<&Rec>,
-    key: Option<Arc<Key>>,
-    limits: Limits,
-) -> Result<Fetched, XfrError> {
-    let id: u16 = rand::random();
-    let mut req = request(zone, ours, id)?;
-    let mut verifier = key.map(|k| {
-        let mut signer = Signer::request(k.clone());
-        signer.sign(&mut req);
-        StreamVerifier::new(k, signer.last_mac())
-    });
-    let step = |d| XfrError::Timeout(d);
-    let io = limits.io_timeout;
-    let mut stream = tokio::time::timeout(io, TcpStream::connect(primary))
-        .await
-        .map_err(|_| step(io))??;
-    let len = u16::try_from(req.len()).map_err(|_| XfrError::Stray("request too long"))?;
-    let mut out = Vec::with_capacity(req.len() + 2);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&req);
-    tokio::time::timeout(io, stream.write_all(&out))
-        .await
-        .map_err(|_| step(io))??;
-    let mut reader = TransferReader::new(ours.and_then(soa_serial));
-    let (mut messages, mut bytes) = (0usize, 0usize);
-    let mut buf = Vec::new();
-    while !reader.done() {
-        let len = tokio::time::timeout(io, stream.read_u16())
+    let transfer = async {
+        let id: u16 = rand::random();
+        let mut req = request(zone, ours, id)?;
+        let mut verifier = key.map(|k| {
+            let mut signer = Signer::request(k.clone());
+            signer.sign(&mut req);
+            StreamVerifier::new(k, signer.last_mac())
+        });
+        let step = |d| XfrError::Timeout(d);
+        let io = limits.io_timeout;
+        let mut stream = tokio::time::timeout(io, TcpStream::connect(primary))
             .await
             .map_err(|_| step(io))??;
-        let len = usize::from(len);
-        messages += 1;
-        bytes += len + 2;
-        if messages > limits.max_messages {
-            return Err(XfrError::TooBig("messages"));
-        }
-        if bytes > limits.max_bytes {
-            return Err(XfrError::TooBig("bytes"));
-        }
-        buf.resize(len, 0);
-        tokio::time::timeout(io, stream.read_exact(&mut buf))
+        let len = u16::try_from(req.len()).map_err(|_| XfrError::Stray("request too long"))?;
+        let mut out = Vec::with_capacity(req.len() + 2);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&req);
+        tokio::time::timeout(io, stream.write_all(&out))
             .await
             .map_err(|_| step(io))??;
-        let plain = match &mut verifier {
-            Some(v) => {
-                v.check(&buf, unix_now()).map_err(XfrError::Tsig)?;
-                without_tsig(&buf)
+        let mut reader = TransferReader::new(ours.and_then(soa_serial));
+        let (mut messages, mut bytes) = (0usize, 0usize);
+        let mut buf = Vec::new();
+        while !reader.done() {
+            let len = tokio::time::timeout(io, stream.read_u16())
+                .await
+                .map_err(|_| step(io))??;
+            let len = usize::from(len);
+            messages += 1;
+            bytes += len + 2;
+            if messages > limits.max_messages {
+                return Err(XfrError::TooBig("messages"));
             }
-            None => buf.clone(),
-        };
-        let msg = Message::from_vec(&plain).map_err(|_| XfrError::Stray("unreadable message"))?;
-        if msg.metadata.id != id || msg.metadata.message_type != MessageType::Response {
-            return Err(XfrError::Stray("another ID, or no response"));
+            if bytes > limits.max_bytes {
+                return Err(XfrError::TooBig("bytes"));
+            }
+            buf.resize(len, 0);
+            tokio::time::timeout(io, stream.read_exact(&mut buf))
+                .await
+                .map_err(|_| step(io))??;
+            let plain = match &mut verifier {
+                Some(v) => {
+                    v.check(&buf, unix_now()).map_err(XfrError::Tsig)?;
+                    without_tsig(&buf)
+                }
+                None => buf.clone(),
+            };
+            let msg =
+                Message::from_vec(&plain).map_err(|_| XfrError::Stray("unreadable message"))?;
+            if msg.metadata.id != id || msg.metadata.message_type != MessageType::Response {
+                return Err(XfrError::Stray("another ID, or no response"));
+            }
+            if msg.metadata.response_code != ResponseCode::NoError {
+                return Err(XfrError::Rcode(msg.metadata.response_code));
+            }
+            if let Some(q) = msg.queries.first()
+                && !q.name().eq_ignore_root(zone)
+            {
+                return Err(XfrError::Stray("another zone's question"));
+            }
+            for rec in msg.answers {
+                reader.push(rec)?;
+            }
+            reader.message_ended();
         }
-        if msg.metadata.response_code != ResponseCode::NoError {
-            return Err(XfrError::Rcode(msg.metadata.response_code));
+        if verifier.as_ref().is_some_and(|v| !v.ends_signed()) {
+            return Err(XfrError::Tsig(TsigError::BadSig));
         }
-        if let Some(q) = msg.queries.first()
-            && !q.name().eq_ignore_root(zone)
-        {
-            return Err(XfrError::Stray("another zone's question"));
-        }
-        for rec in msg.answers {
-            reader.push(rec)?;
-        }
-        reader.message_ended();
-    }
-    if verifier.as_ref().is_some_and(|v| !v.ends_signed()) {
-        return Err(XfrError::Tsig(TsigError::BadSig));
-    }
-    Ok(Fetched {
-        answer: reader.finish()?,
-        messages,
-        bytes,
-    })
+        Ok(Fetched {
+            answer: reader.finish()?,
+            messages,
+            bytes,
+        })
+    };
+    tokio::time::timeout(limits.timeout, transfer)
+        .await
+        .map_err(|_| XfrError::Timeout(limits.timeout))?
 }
 
 /// `msg` without its TSIG record (ARCOUNT one less), or as it is.

@@ -332,9 +332,7 @@ mod tests {
     use hickory_proto::rr::Record;
     use hickory_proto::rr::rdata::{PTR, SOA, TXT};
 
-    fn name(s: &str) -> Name {
-        Name::from_ascii(s).unwrap()
-    }
+    use crate::dns::fixtures::name;
 
     fn catalog(version: &str, members: &[(&str, &str)]) -> ZoneCopy {
         let cat = name("cat.test.");

@@ -327,23 +327,12 @@ impl TransferReader {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use hickory_proto::rr::rdata::{A, SOA};
+    use hickory_proto::rr::rdata::A;
 
-    fn name(s: &str) -> Name {
-        Name::from_ascii(s).unwrap()
-    }
+    use crate::dns::fixtures::name;
 
     fn soa(serial: u32) -> Rec {
-        let data = SOA::new(
-            name("ns.z.test."),
-            name("h.z.test."),
-            serial,
-            60,
-            10,
-            600,
-            30,
-        );
-        Record::from_rdata(name("z.test."), 300, RData::SOA(data))
+        crate::dns::fixtures::soa("z.test.", serial)
     }
 
     fn a(owner: &str, last: u8) -> Rec {

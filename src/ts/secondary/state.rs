@@ -193,23 +193,12 @@ pub fn write(dir: &Path, copy: &ZoneCopy) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use hickory_proto::rr::RData;
-    use hickory_proto::rr::rdata::{A, SOA};
+    use hickory_proto::rr::rdata::A;
 
-    fn name(s: &str) -> Name {
-        Name::from_ascii(s).unwrap()
-    }
+    use crate::dns::fixtures::{name, soa};
 
     fn copy(serial: u32) -> ZoneCopy {
-        let soa = SOA::new(
-            name("ns.z.test."),
-            name("h.z.test."),
-            serial,
-            60,
-            10,
-            600,
-            30,
-        );
-        let soa = Record::from_rdata(name("z.test."), 300, RData::SOA(soa));
+        let soa = soa("z.test.", serial);
         let a = Record::from_rdata(name("www.z.test."), 60, RData::A(A::new(192, 0, 2, 1)));
         ZoneCopy::new(soa, [a])
     }

@@ -1,0 +1,461 @@
+//! One client query's progress across its candidate backends, as a pure
+//! state machine: no sockets, no clock of its own (every call is given
+//! `now`), so the strategies' timing (hedge delay, budget, failover,
+//! deadline) and the layouts' rules are unit-tested with made-up times.
+//!
+//! A driver (the async one in [`super::async_path`]) calls [`Resolution::poll`]
+//! until it says [`Step::Wait`], sends what it was told to launch, feeds each
+//! backend's outcome to [`Resolution::on_outcome`], and polls again at the
+//! latest at [`Resolution::next_wakeup`]. [`Step::Done`] says how the query
+//! ends.
+//!
+//! Re-asks of a silent backend, and what the machine asks of the policy in
+//! force, are `pacing`'s (its header tells why the schedule is what it is);
+//! what a response means and what the answers add up to, `verdict`'s.
+//!
+//! # Layout
+//! - `mod.rs`: [`Resolution`], the machine, and its moves ([`Step`], [`End`]);
+//! - `verdict`: [`Verdict`] (one response, by its header), [`Tally`] and
+//!   [`settle`] (a query with no final answer);
+//! - `pacing`: [`Pacing`] (the policy's timing, the hedge budget, what a
+//!   backend was [`Heard`] answering) and the re-ask schedule ([`reask_due`]).
+
+mod pacing;
+mod verdict;
+
+use smallvec::SmallVec;
+use tokio::time::Instant;
+
+use crate::config::{Layout, Strategy};
+
+pub use pacing::{Heard, Pacing, REASK_GAP_CAP, REASK_MAX, REASK_STEP, reask_due};
+pub use verdict::{Settled, Tally, Verdict, classify, settle};
+
+/// The driver's next move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Ask backend `backend` now; `hedge`: sent by the hedge timer.
+    Launch {
+        /// Backend index.
+        backend: usize,
+        /// A delay-triggered hedge (not the first, not a failover).
+        hedge: bool,
+    },
+    /// Nothing to do before the next outcome or [`Resolution::next_wakeup`].
+    Wait,
+    /// The query is over.
+    Done(End),
+}
+
+/// How a query ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Backend `backend`'s response is the answer; `hedge`: it was a hedge.
+    Win {
+        /// Backend index.
+        backend: usize,
+        /// Whether that attempt was a delay-triggered hedge.
+        hedge: bool,
+    },
+    /// Every backend answered negatively, or every backend asked rejected
+    /// the query: backend `backend`'s response is the answer.
+    PassOn(usize),
+    /// Every backend asked failed before the deadline: SERVFAIL.
+    AllFailed,
+    /// No conclusive answer: the `on_timeout` answer. `timed_out`: the
+    /// deadline passed (else some backend was down or failed).
+    OnTimeout {
+        /// The deadline passed.
+        timed_out: bool,
+    },
+}
+
+impl End {
+    /// The backend whose response the client gets, if any.
+    pub fn backend(&self) -> Option<usize> {
+        match *self {
+            End::Win { backend, .. } | End::PassOn(backend) => Some(backend),
+            End::AllFailed | End::OnTimeout { .. } => None,
+        }
+    }
+}
+
+/// Candidates held inline (no allocation for up to this many backends).
+const INLINE: usize = 8;
+
+/// One client query's progress; see the module docs.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    strategy: Strategy,
+    layout: Layout,
+    candidates: SmallVec<[usize; INLINE]>,
+    /// Per launched candidate (by position): its outcome (`None` while it
+    /// is pending), and whether it was launched as a hedge.
+    outcomes: SmallVec<[Option<Verdict>; INLINE]>,
+    hedged: SmallVec<[bool; INLINE]>,
+    /// Per launched candidate: its attempts still out (two once re-asked).
+    pending: SmallVec<[u8; INLINE]>,
+    /// Per launched candidate: its re-asks so far (those the budget
+    /// refused included), and when it was last sent a copy.
+    reasks: SmallVec<[u8; INLINE]>,
+    sent_at: SmallVec<[Instant; INLINE]>,
+    /// Per launched candidate: the budget refused one of its re-asks.
+    held: SmallVec<[bool; INLINE]>,
+    /// Per launched candidate: its free re-ask of a lost copy is spent.
+    replaced: SmallVec<[bool; INLINE]>,
+    /// No re-asks: the driver asks the backends over TCP only
+    /// ([`Resolution::without_reasks`]).
+    reasks_off: bool,
+    tally: Tally,
+    deadline: Instant,
+    next_at: Option<Instant>,
+    last_launch: Instant,
+    /// The hedge budget refused: the timer now waits for the failover time.
+    failover: bool,
+    /// An outcome asks for the next candidate at once.
+    launch_now: bool,
+    end: Option<End>,
+}
+
+impl Resolution {
+    /// A query that started at `now`, with its candidates in order, among
+    /// `backends` in the snapshot, ending at `deadline` at the latest.
+    pub fn new(
+        strategy: Strategy,
+        layout: Layout,
+        candidates: &[usize],
+        backends: usize,
+        now: Instant,
+        deadline: Instant,
+    ) -> Self {
+        Resolution {
+            strategy,
+            layout,
+            candidates: candidates.iter().copied().collect(),
+            outcomes: SmallVec::new(),
+            hedged: SmallVec::new(),
+            pending: SmallVec::new(),
+            reasks: SmallVec::new(),
+            sent_at: SmallVec::new(),
+            held: SmallVec::new(),
+            replaced: SmallVec::new(),
+            reasks_off: false,
+            tally: Tally {
+                backends,
+                ..Tally::default()
+            },
+            deadline,
+            next_at: None,
+            last_launch: now,
+            failover: false,
+            launch_now: true,
+            end: None,
+        }
+    }
+
+    /// No backend is asked twice: for a query the driver sends its backends
+    /// over TCP only (a TCP client's ANY), where no datagram is lost and a
+    /// stalled connection is the TCP pool's to retire; a re-ask would only
+    /// load a slow backend.
+    pub fn without_reasks(&mut self) {
+        self.reasks_off = true;
+    }
+
+    /// When the query ends at the latest.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The layout the outcomes are judged by.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The next move at `now`.
+    pub fn poll(&mut self, now: Instant, pacing: &impl Pacing) -> Step {
+        if let Some(end) = self.end {
+            return Step::Done(end);
+        }
+        if now >= self.deadline {
+            return self.finish(End::OnTimeout { timed_out: true });
+        }
+        let left = self.outcomes.len() < self.candidates.len();
+        if self.launch_now && left {
+            // The first candidate, every one under race, or the next one
+            // after a negative or failed answer (never held back by the budget).
+            self.launch_now = self.strategy == Strategy::Race;
+            return self.launch(now, false, pacing);
+        }
+        if left && self.next_at.is_some_and(|at| at <= now) {
+            let hedge = self.strategy == Strategy::Hedge && !self.failover;
+            if hedge && !pacing.take_hedge_token() {
+                // No budget for a hedge: stay with the backends asked
+                // until the per-try timeout, then fail over regardless.
+                self.failover = true;
+                self.next_at = Some(self.last_launch + pacing.try_timeout());
+                return self.poll(now, pacing);
+            }
+            return self.launch(now, hedge, pacing);
+        }
+        if !left && self.outcomes.iter().all(Option::is_some) {
+            self.tally.asked = self.outcomes.len();
+            return match settle(&self.tally, false) {
+                Settled::PassOn(i) => self.finish(End::PassOn(i)),
+                Settled::Rejected(i) => self.finish(End::PassOn(i)),
+                Settled::AllFailed => self.finish(End::AllFailed),
+                Settled::Unproven => self.finish(End::OnTimeout { timed_out: false }),
+            };
+        }
+        if !left {
+            return self.reask(now, pacing);
+        }
+        Step::Wait
+    }
+
+    /// Everyone asked, someone silent: re-asks the unanswered backend
+    /// whose next re-ask is due first ([`reask_due`]), under every
+    /// strategy; a backend still answering others only with a budget
+    /// token (a refused re-ask is skipped and remembered, the schedule
+    /// goes on).
+    fn reask(&mut self, now: Instant, pacing: &impl Pacing) -> Step {
+        if self.reasks_off {
+            self.next_at = None;
+            return Step::Wait;
+        }
+        // Each pass takes one due re-ask: sent, or held back by the budget
+        // (then the next due one is looked at); at most REASK_MAX per
+        // candidate, so this ends.
+        loop {
+            match self.next_reask(now, pacing) {
+                Some(step) => return step,
+                None if self.next_at.is_some_and(|at| at <= now) => {}
+                None => return Step::Wait,
+            }
+        }
+    }
+
+    /// One pass of [`Resolution::reask`]: `Some` launch, or `None` with
+    /// `next_at` set to the next due re-ask (or cleared: none left).
+    fn next_reask(&mut self, now: Instant, pacing: &impl Pacing) -> Option<Step> {
+        let last_launch = self.last_launch;
+        let target = self
+            .candidates
+            .iter()
+            .zip(&self.outcomes)
+            .zip(self.reasks.iter().zip(&self.sent_at))
+            .enumerate()
+            .filter(|(_, ((_, o), (k, _)))| o.is_none() && **k < REASK_MAX)
+            .map(|(pos, ((&c, _), (&k, &sent)))| {
+                let due = reask_due(pacing.reask_after(c), k, sent, last_launch);
+                (due, k, pos, c)
+            })
+            // The earliest due; at a tie, the one asked again least often.
+            .min_by_key(|&(due, k, pos, _)| (due, k, pos));
+        let Some((due, _, pos, backend)) = target else {
+            self.next_at = None;
+            return None;
+        };
+        self.next_at = Some(due);
+        if due > now {
+            return None;
+        }
+        if let Some(k) = self.reasks.get_mut(pos) {
+            *k = k.saturating_add(1);
+        }
+        let sent = self.sent_at.get(pos).copied().unwrap_or(last_launch);
+        let heard = pacing.heard(backend, sent);
+        let free = match heard {
+            Heard::Nothing => true,
+            Heard::Later => self
+                .replaced
+                .get_mut(pos)
+                .is_some_and(|r| !std::mem::replace(r, true)),
+            Heard::Earlier | Heard::Away => false,
+        };
+        if !free && !pacing.take_hedge_token() {
+            // No budget for a backend that is serving (only slow, or this
+            // copy lost): this re-ask is not sent (its load is not
+            // doubled); a later one may be, and the deadline's answer says
+            // the LS did not ask again.
+            if let Some(h) = self.held.get_mut(pos)
+                && heard != Heard::Away
+            {
+                *h = true;
+            }
+            // Its next turn counts from this one, as if it had been sent.
+            if let Some(s) = self.sent_at.get_mut(pos) {
+                *s = now;
+            }
+            self.next_at = Some(now);
+            return None;
+        }
+        if let Some(p) = self.pending.get_mut(pos) {
+            *p = p.saturating_add(1);
+        }
+        if let Some(h) = self.hedged.get_mut(pos) {
+            *h = true;
+        }
+        if let Some(s) = self.sent_at.get_mut(pos) {
+            *s = now;
+        }
+        self.last_launch = now;
+        Some(Step::Launch {
+            backend,
+            hedge: true,
+        })
+    }
+
+    fn launch(&mut self, now: Instant, hedge: bool, pacing: &impl Pacing) -> Step {
+        let Some(&backend) = self.candidates.get(self.outcomes.len()) else {
+            return Step::Wait;
+        };
+        self.outcomes.push(None);
+        self.hedged.push(hedge);
+        self.pending.push(1);
+        self.reasks.push(0);
+        self.sent_at.push(now);
+        self.held.push(false);
+        self.replaced.push(false);
+        self.last_launch = now;
+        self.failover = false;
+        self.next_at = pacing.spacing(backend).map(|d| now + d);
+        Step::Launch { backend, hedge }
+    }
+
+    fn finish(&mut self, end: End) -> Step {
+        self.end = Some(end);
+        self.tally.asked = self.outcomes.len();
+        Step::Done(end)
+    }
+
+    /// Backend `backend`'s outcome: a response's verdict, or `Failed` for
+    /// an error or a timeout. Returns true when this response is the
+    /// negative one to keep (it may be passed on later).
+    pub fn on_outcome(&mut self, backend: usize, verdict: Verdict) -> bool {
+        let Some(pos) = self
+            .candidates
+            .iter()
+            .take(self.outcomes.len())
+            .position(|&c| c == backend)
+        else {
+            return false;
+        };
+        match self.outcomes.get_mut(pos) {
+            Some(slot @ None) if self.end.is_none() => {
+                let out = self.pending.get_mut(pos);
+                let still_out = out.map_or(0, |p| {
+                    *p = p.saturating_sub(1);
+                    *p
+                });
+                let failed = matches!(
+                    verdict,
+                    Verdict::Failed | Verdict::Rejected | Verdict::Refused
+                );
+                if failed && still_out > 0 {
+                    // This backend's other attempt may still answer.
+                    return false;
+                }
+                *slot = Some(verdict);
+            }
+            _ => return false,
+        }
+        match verdict {
+            Verdict::Final => {
+                let hedge = self.hedged.get(pos).copied().unwrap_or(false);
+                self.end = Some(End::Win { backend, hedge });
+                false
+            }
+            Verdict::NxDomain | Verdict::NoData => {
+                self.launch_now = true;
+                self.tally.negative(backend, verdict)
+            }
+            Verdict::Failed => {
+                self.launch_now = true;
+                self.tally.failed += 1;
+                false
+            }
+            Verdict::Rejected => {
+                self.launch_now = true;
+                self.tally.failed += 1;
+                self.tally.rejected += 1;
+                // Kept while no negative answer is: the driver keeps one
+                // response, and a negative one outranks a rejection.
+                let keep = self.tally.rejection.is_none() && self.tally.negative.is_none();
+                if keep {
+                    self.tally.rejection = Some(backend);
+                }
+                keep
+            }
+            Verdict::Refused => {
+                self.launch_now = true;
+                self.tally.failed += 1;
+                self.tally.refused += 1;
+                // Kept while nothing else is: a negative answer or a
+                // rejection outranks a refusal.
+                let t = &mut self.tally;
+                let keep = t.refusal.is_none() && t.rejection.is_none() && t.negative.is_none();
+                if keep {
+                    t.refusal = Some(backend);
+                }
+                keep
+            }
+        }
+    }
+
+    /// When to poll again at the latest.
+    pub fn next_wakeup(&self) -> Instant {
+        match self.next_at {
+            Some(at) => at.min(self.deadline),
+            None => self.deadline,
+        }
+    }
+
+    /// Backends asked that have not answered (silent so far).
+    pub fn unfinished(&self) -> impl Iterator<Item = usize> + '_ {
+        self.candidates
+            .iter()
+            .zip(&self.outcomes)
+            .filter(|(_, o)| o.is_none())
+            .map(|(&i, _)| i)
+    }
+
+    /// Whether a backend still silent had a re-ask held back by the hedge
+    /// budget: the LS did not ask again while time remained, so its
+    /// silence proves nothing (the deadline's answer is SERVFAIL, not a
+    /// made-up "no such name").
+    pub fn held_back(&self) -> bool {
+        self.outcomes
+            .iter()
+            .zip(&self.held)
+            .any(|(o, &h)| o.is_none() && h)
+    }
+
+    /// Backends asked so far, in order.
+    pub fn asked(&self) -> impl Iterator<Item = usize> + '_ {
+        self.candidates.iter().take(self.outcomes.len()).copied()
+    }
+
+    /// Whether backend `i` gave a negative answer.
+    pub fn said_negative(&self, i: usize) -> bool {
+        self.candidates
+            .iter()
+            .zip(&self.outcomes)
+            .any(|(&c, o)| c == i && matches!(o, Some(Verdict::NxDomain | Verdict::NoData)))
+    }
+
+    /// Whether backend `i` refused the query (REFUSED).
+    pub fn said_refused(&self, i: usize) -> bool {
+        self.candidates
+            .iter()
+            .zip(&self.outcomes)
+            .any(|(&c, o)| c == i && *o == Some(Verdict::Refused))
+    }
+
+    /// The answers so far.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+}
+
+#[cfg(test)]
+mod tests;
