@@ -612,11 +612,15 @@ const STREAM_WARM_UP: usize = 500;
 /// Stream queries counted per transport.
 const STREAM_COUNTED: usize = 2_000;
 /// Allocations a TCP query may cost in steady state (see
-/// [`stream_queries_in_steady_state`]): what it costs now (16.0), so that
-/// none is added unseen.
-const STREAM_PER_QUERY: u64 = 17;
-/// The same over DoT (20.1 now: the TLS records' own on top of TCP's).
-const DOT_PER_QUERY: u64 = 21;
+/// [`stream_queries_in_steady_state`]): what it costs now (1.01: the boxed
+/// deferred answer), so that none is added unseen.
+const STREAM_PER_QUERY: u64 = 1;
+/// The same over DoT (5.08 now: rustls's own for the records, a query's in
+/// and its answer's out, on top of TCP's).
+const DOT_PER_QUERY: u64 = 5;
+/// Allocations allowed over the counted stream queries beside those (a
+/// timer wheel's level, a table growing once...).
+const STREAM_SLACK: u64 = 100;
 
 /// One TCP client on a plain std socket: `count` framed queries, one at a
 /// time, each answer read before the next goes; how many were forwarded.
@@ -662,11 +666,16 @@ fn kdig_dot(port: u16, count: usize) -> usize {
 /// A TCP client's and a DoT client's queries, forwarded by an LS with one
 /// worker (hedge, two backends) once warm: what one query allocates on the
 /// stream path (its connection on the worker thread, its upstream query
-/// from that thread's own sockets). Not 0 yet: the frame copied out of the
-/// connection's buffer, the job's bytes (and the copy sent upstream, with
-/// its question kept in the ID table), the boxed future of the deferred
-/// answer and its task in the connection's set, the upstream answer's
-/// bytes and the channel that hands them over, the reply. The DoT client
+/// from that thread's own sockets). One: the boxed future of the deferred
+/// answer (the handler's `Action::Later`). The query is read from the
+/// connection's buffer in place, its bytes, the copy sent upstream and the
+/// upstream answer are buffers reused per thread (`server::recycle`), its
+/// question waits in the ID table in place, the channel that hands the
+/// answer over and the winner cell are reused per thread, its attempts
+/// are polled in the query's own future and the deferred answer in the
+/// connection's reused slots (no task), and the answer is framed in the
+/// connection's write buffer. Over DoT rustls adds its own per record
+/// (the query's plaintext, the answer's record). The DoT client
 /// is `kdig` in its own process (skipped when it is not installed); its one
 /// connection's handshake is counted too (a few hundred allocations over
 /// the run, under 0.1 a query).
@@ -750,7 +759,7 @@ fn stream_queries_in_steady_state() {
         per(tcp)
     );
     assert!(
-        tcp <= STREAM_PER_QUERY * STREAM_COUNTED as u64,
+        tcp <= STREAM_PER_QUERY * STREAM_COUNTED as u64 + STREAM_SLACK,
         "tcp: {tcp} allocations over {STREAM_COUNTED} queries"
     );
     match dot_blocks {
@@ -760,7 +769,7 @@ fn stream_queries_in_steady_state() {
                 per(dot)
             );
             assert!(
-                dot <= DOT_PER_QUERY * STREAM_COUNTED as u64 + 1_000,
+                dot <= DOT_PER_QUERY * STREAM_COUNTED as u64 + STREAM_SLACK + 1_000,
                 "dot: {dot} allocations over {STREAM_COUNTED} queries (and one handshake)"
             );
         }
