@@ -158,7 +158,10 @@ impl<F: Future + Unpin, E> AnswerSlots<F, E> {
             let Some(slot) = self.slots.get_mut(index) else {
                 continue;
             };
-            slot.wake.queued.store(false, Ordering::Release);
+            // A swap, not a store: it reads what a wake-up on another thread
+            // wrote (`queued` already set: it pushed nothing), so what that
+            // wake-up announced is seen by the poll below.
+            slot.wake.queued.swap(false, Ordering::AcqRel);
             let Some((fut, _)) = slot.busy.as_mut() else {
                 continue; // dropped by `clear` after its wake-up
             };

@@ -124,6 +124,9 @@ impl Drop for Receiver {
         if Arc::strong_count(&self.0) != 1 {
             return;
         }
+        // The sender's last touch of the box (its send or close, its wake)
+        // came before it let go of it: seen before the box is reused.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
         *self.0.state() = State::Empty;
         let _ = self.0.waker.take();
         let shared = self.0.clone();
