@@ -612,11 +612,20 @@ const STREAM_WARM_UP: usize = 500;
 /// Stream queries counted per transport.
 const STREAM_COUNTED: usize = 2_000;
 /// Allocations a TCP query may cost in steady state (see
-/// [`stream_queries_in_steady_state`]): what it costs now (16.0), so that
-/// none is added unseen.
-const STREAM_PER_QUERY: u64 = 17;
-/// The same over DoT (20.1 now: the TLS records' own on top of TCP's).
-const DOT_PER_QUERY: u64 = 21;
+/// [`stream_queries_in_steady_state`]): what it costs now (1.01: the boxed
+/// deferred answer), so that none is added unseen.
+const STREAM_PER_QUERY: u64 = 1;
+/// The same over DoT (5.08 now: rustls's own for the records, a query's in
+/// and its answer's out, on top of TCP's).
+const DOT_PER_QUERY: u64 = 5;
+/// Allocations allowed over the counted stream queries beside those (a
+/// timer wheel's level, a table growing once...).
+const STREAM_SLACK: u64 = 100;
+/// Allocations a hedge (or re-ask) adds to its query: the query's second
+/// attempt goes into a set made then (its queue, its stub and the attempt's
+/// node). Hedges fire when the echo backends answer later than the hedge
+/// delay, which a loaded machine makes happen now and then.
+const PER_HEDGE: u64 = 8;
 
 /// One TCP client on a plain std socket: `count` framed queries, one at a
 /// time, each answer read before the next goes; how many were forwarded.
@@ -662,11 +671,16 @@ fn kdig_dot(port: u16, count: usize) -> usize {
 /// A TCP client's and a DoT client's queries, forwarded by an LS with one
 /// worker (hedge, two backends) once warm: what one query allocates on the
 /// stream path (its connection on the worker thread, its upstream query
-/// from that thread's own sockets). Not 0 yet: the frame copied out of the
-/// connection's buffer, the job's bytes (and the copy sent upstream, with
-/// its question kept in the ID table), the boxed future of the deferred
-/// answer and its task in the connection's set, the upstream answer's
-/// bytes and the channel that hands them over, the reply. The DoT client
+/// from that thread's own sockets). One: the boxed future of the deferred
+/// answer (the handler's `Action::Later`). The query is read from the
+/// connection's buffer in place, its bytes, the copy sent upstream and the
+/// upstream answer are buffers reused per thread (`server::recycle`), its
+/// question waits in the ID table in place, the channel that hands the
+/// answer over and the winner cell are reused per thread, its attempts
+/// are polled in the query's own future and the deferred answer in the
+/// connection's reused slots (no task), and the answer is framed in the
+/// connection's write buffer. Over DoT rustls adds its own per record
+/// (the query's plaintext, the answer's record). The DoT client
 /// is `kdig` in its own process (skipped when it is not installed); its one
 /// connection's handshake is counted too (a few hundred allocations over
 /// the run, under 0.1 a query).
@@ -711,10 +725,12 @@ fn stream_queries_in_steady_state() {
     conn.set_read_timeout(Some(ANSWER_WAIT)).unwrap();
     let warm = tcp_load(&mut conn, &mut q, STREAM_WARM_UP);
     assert_eq!(warm, STREAM_WARM_UP, "tcp warm-up");
+    let hedges = || balancer.metrics().hedges.load(Relaxed);
     let profiler = dhat::Profiler::builder().testing().build();
-    let start = dhat::HeapStats::get();
+    let (start, hedged) = (dhat::HeapStats::get(), hedges());
     let answered = tcp_load(&mut conn, &mut q, STREAM_COUNTED);
     let tcp = dhat::HeapStats::get().total_blocks - start.total_blocks;
+    let tcp_hedges = hedges() - hedged;
     assert_eq!(
         answered, STREAM_COUNTED,
         "tcp: every counted query forwarded"
@@ -725,14 +741,15 @@ fn stream_queries_in_steady_state() {
         .is_ok();
     let dot_blocks = kdig.then(|| {
         assert!(kdig_dot(dot.port(), STREAM_WARM_UP) >= STREAM_WARM_UP * 9 / 10);
-        let start = dhat::HeapStats::get();
+        let (start, hedged) = (dhat::HeapStats::get(), hedges());
         let answered = kdig_dot(dot.port(), STREAM_COUNTED);
         let blocks = dhat::HeapStats::get().total_blocks - start.total_blocks;
+        let dot_hedges = hedges() - hedged;
         assert_eq!(
             answered, STREAM_COUNTED,
             "dot: every counted query answered"
         );
-        blocks
+        (blocks, dot_hedges)
     });
     drop(profiler);
     drop(conn);
@@ -746,22 +763,25 @@ fn stream_queries_in_steady_state() {
     );
     let per = |blocks: u64| blocks as f64 / STREAM_COUNTED as f64;
     eprintln!(
-        "tcp: {tcp} allocations over {STREAM_COUNTED} queries ({:.2} each)",
+        "tcp: {tcp} allocations over {STREAM_COUNTED} queries ({:.2} each), {tcp_hedges} hedges",
         per(tcp)
     );
+    let bound = |per_query: u64, hedges: u64| {
+        per_query * STREAM_COUNTED as u64 + STREAM_SLACK + PER_HEDGE * hedges
+    };
     assert!(
-        tcp <= STREAM_PER_QUERY * STREAM_COUNTED as u64,
-        "tcp: {tcp} allocations over {STREAM_COUNTED} queries"
+        tcp <= bound(STREAM_PER_QUERY, tcp_hedges),
+        "tcp: {tcp} allocations over {STREAM_COUNTED} queries ({tcp_hedges} hedges)"
     );
     match dot_blocks {
-        Some(dot) => {
+        Some((dot, dot_hedges)) => {
             eprintln!(
-                "dot: {dot} allocations over {STREAM_COUNTED} queries ({:.2} each)",
+                "dot: {dot} allocations over {STREAM_COUNTED} queries ({:.2} each), {dot_hedges} hedges",
                 per(dot)
             );
             assert!(
-                dot <= DOT_PER_QUERY * STREAM_COUNTED as u64 + 1_000,
-                "dot: {dot} allocations over {STREAM_COUNTED} queries (and one handshake)"
+                dot <= bound(DOT_PER_QUERY, dot_hedges) + 1_000,
+                "dot: {dot} allocations over {STREAM_COUNTED} queries ({dot_hedges} hedges, and one handshake)"
             );
         }
         None => eprintln!("SKIP dot: kdig is not installed"),

@@ -26,6 +26,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use futures_util::future::{Fuse, FusedFuture};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::{Instant, sleep_until};
 
@@ -33,7 +34,7 @@ use super::backend::{Backend, WonBy};
 use super::balancer::{Admission, Balancer};
 use super::loopmark::PlainAnswer;
 use super::reply::{Answered, finish};
-use super::resolution::{End, Step, Verdict};
+use super::resolution::{End, Resolution, Step, Verdict};
 use super::state::{Job, LsMetrics, LsState};
 use super::tap;
 use super::upstream::UpstreamError;
@@ -41,7 +42,7 @@ use super::upstream::shared::{self, SharedSockets};
 use crate::config::Layout;
 use crate::dns::{Transport, WireHeader};
 use crate::dnstap::TapTransport;
-use crate::server::{Action, Handler, Reply, Request};
+use crate::server::{Action, Handler, Reply, Request, recycle};
 
 /// The end of one upstream attempt.
 struct Attempt {
@@ -56,21 +57,21 @@ struct Attempt {
 /// 8482), over TCP with all of them, which is what a client that chose TCP
 /// gets from the server itself.
 async fn attempt(
-    state: Arc<LsState>,
+    state: &Arc<LsState>,
     i: usize,
-    job: Arc<Job>,
+    job: &Job,
     deadline: Instant,
     won_by: Arc<WonBy>,
 ) -> Attempt {
     let started = Instant::now();
-    let Some(b) = state.route(&job).backends.get(i).cloned() else {
+    let Some(b) = state.route(job).backends.get(i).cloned() else {
         return Attempt {
             backend: i,
             result: Err(UpstreamError::Unusable),
             rtt: Duration::ZERO,
         };
     };
-    let result = exchange(&state, &b, &job, deadline, won_by).await;
+    let result = exchange(state, &b, job, deadline, won_by).await;
     Attempt {
         backend: i,
         result,
@@ -85,7 +86,7 @@ async fn exchange(
     deadline: Instant,
     won_by: Arc<WonBy>,
 ) -> Result<Vec<u8>, UpstreamError> {
-    let mut query = job.raw.clone();
+    let mut query = recycle::copy_of(&job.raw);
     // Marked, so that a loop back to this LS is refused (loopmark).
     state
         .mark
@@ -110,7 +111,13 @@ async fn exchange(
     // answer as accepted.
     let d = tap::of(&state.metrics);
     tap::forwarder_query(d, TapTransport::Udp, local, b.addr, &query);
-    let resp = resp?;
+    let resp = match resp {
+        Ok(resp) => resp,
+        Err(err) => {
+            recycle::give(query);
+            return Err(err);
+        }
+    };
     tap::forwarder_response(
         d,
         TapTransport::Udp,
@@ -123,6 +130,7 @@ async fn exchange(
     if truncated && job.transport == Transport::Tcp {
         return over_tcp(state, b, query, question, deadline, won_by).await;
     }
+    recycle::give(query);
     Ok(resp)
 }
 
@@ -201,62 +209,122 @@ pub(crate) async fn resolve(state: Arc<LsState>, mut job: Job) -> (Reply, Answer
     if tcp_only(&job) {
         res.without_reasks();
     }
-    let deadline = res.deadline();
-    let job = Arc::new(job);
-    let won_by = Arc::new(WonBy::default());
-    let mut pending = FuturesUnordered::new();
-    // The winning response, and the negative one that may be passed on.
-    let mut kept: Option<Vec<u8>> = None;
-    let end = loop {
-        match res.poll(Instant::now(), state.route(&job)) {
-            Step::Launch { backend, hedge } => {
-                if hedge {
-                    state.metrics.hedges.fetch_add(1, Relaxed);
-                }
-                let won = won_by.clone();
-                pending.push(attempt(state.clone(), backend, job.clone(), deadline, won));
-            }
-            Step::Done(end) => {
-                // Before the other attempts are dropped (abandoned).
-                if let Some(b) = end
-                    .backend()
-                    .and_then(|i| state.route(&job).backends.get(i))
-                {
-                    won_by.set(b, excuses_silence(res.layout(), end));
-                }
-                break end;
-            }
-            Step::Wait => {
-                tokio::select! {
-                    biased;
-                    Some(a) = pending.next(), if !pending.is_empty() => {
-                        let Some((verdict, plain)) = judge(&state, &job, &a) else {
-                            // Timed out: the query's deadline has come, and
-                            // ends it (a backend still silent is charged
-                            // then, once, however many copies it was sent).
-                            continue;
-                        };
-                        let Attempt { backend, result, .. } = a;
-                        let keep = res.on_outcome(backend, verdict);
-                        if keep || verdict == Verdict::Final {
-                            kept = result.ok().map(|mut resp| {
-                                plain.apply(&mut resp);
-                                resp
-                            });
-                        }
-                    }
-                    _ = sleep_until(res.next_wakeup()) => {}
-                }
-            }
-        }
-    };
+    let (end, kept) = drive(&state, &job, &mut res).await;
     let reply = finish(&state, &job, &res, end, kept);
     let answered = Answered {
         backend: end.backend(),
         route: job.route,
         log,
     };
+    // The query's bytes, for the next query's.
+    recycle::give(job.raw);
     (reply, answered)
+}
+
+/// Runs `res` over its attempts (each borrowing `job`: nothing shared is
+/// allocated for them) until it ends: the end, and the answer kept. The
+/// attempts left are abandoned on return, once the winner is noted.
+async fn drive(state: &Arc<LsState>, job: &Job, res: &mut Resolution) -> (End, Option<Vec<u8>>) {
+    let deadline = res.deadline();
+    let won_by = WonByCell::take();
+    // The attempts: one in place (most queries make no other: nothing
+    // allocated for the set), any other at once in a set made then.
+    let mut first = std::pin::pin!(Fuse::terminated());
+    let mut more = None;
+    // The winning response, and the negative one that may be passed on.
+    let mut kept: Option<Vec<u8>> = None;
+    loop {
+        match res.poll(Instant::now(), state.route(job)) {
+            Step::Launch { backend, hedge } => {
+                if hedge {
+                    state.metrics.hedges.fetch_add(1, Relaxed);
+                }
+                let a = attempt(state, backend, job, deadline, won_by.0.clone());
+                if first.is_terminated() {
+                    first.set(a.fuse());
+                } else {
+                    more.get_or_insert_with(FuturesUnordered::new).push(a);
+                }
+            }
+            Step::Done(end) => {
+                // Before the other attempts are dropped (abandoned).
+                if let Some(b) = end.backend().and_then(|i| state.route(job).backends.get(i)) {
+                    won_by.set(b, excuses_silence(res.layout(), end));
+                }
+                return (end, kept);
+            }
+            Step::Wait => {
+                let others = more
+                    .as_ref()
+                    .is_some_and(|m: &FuturesUnordered<_>| !m.is_empty());
+                let done = tokio::select! {
+                    biased;
+                    a = first.as_mut(), if !first.is_terminated() => Some(a),
+                    Some(a) = async { more.as_mut()?.next().await }, if others => Some(a),
+                    _ = sleep_until(res.next_wakeup()) => None,
+                };
+                let Some(a) = done else { continue };
+                let Some((verdict, plain)) = judge(state, job, &a) else {
+                    // Timed out: the query's deadline has come, and
+                    // ends it (a backend still silent is charged
+                    // then, once, however many copies it was sent).
+                    continue;
+                };
+                let Attempt {
+                    backend, result, ..
+                } = a;
+                let keep = res.on_outcome(backend, verdict);
+                if keep || verdict == Verdict::Final {
+                    kept = result.ok().map(|mut resp| {
+                        plain.apply(&mut resp);
+                        resp
+                    });
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Winner cells no flight holds any more, for the next queries.
+    static WON_BY: std::cell::RefCell<Vec<Arc<WonBy>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Winner cells kept per thread.
+const WON_BY_KEPT: usize = 64;
+
+/// A query's winner cell ([`WonBy`]): one of this thread's free ones when
+/// there is one; back to them when dropped if no flight holds it any more
+/// (the usual case: its flights settled as their answers came), emptied.
+struct WonByCell(Arc<WonBy>);
+
+impl WonByCell {
+    fn take() -> Self {
+        let kept = WON_BY.try_with(|k| k.borrow_mut().pop()).ok().flatten();
+        WonByCell(kept.unwrap_or_default())
+    }
+}
+
+impl std::ops::Deref for WonByCell {
+    type Target = WonBy;
+
+    fn deref(&self) -> &WonBy {
+        &self.0
+    }
+}
+
+impl Drop for WonByCell {
+    fn drop(&mut self) {
+        if let Some(w) = Arc::get_mut(&mut self.0) {
+            *w = WonBy::default();
+            let _ = WON_BY.try_with(|k| {
+                let mut k = k.borrow_mut();
+                if k.len() < WON_BY_KEPT {
+                    k.push(self.0.clone());
+                }
+            });
+        }
+    }
 }
 
 /// Whether a query's `end` excuses the silence of the backends that did
@@ -353,7 +421,11 @@ impl Handler for Balancer {
                     answered(&reply);
                     return Action::Now(reply);
                 }
-                let bytes = if ecs.is_some() { edited } else { raw.to_vec() };
+                let bytes = if ecs.is_some() {
+                    edited
+                } else {
+                    recycle::copy_of(raw)
+                };
                 let mut job = admitted.into_job(bytes);
                 job.ecs = ecs;
                 let metrics = self.metrics.clone();

@@ -119,7 +119,7 @@ pub fn query_of(req: &HttpQuery<'_>, path: &str) -> Result<Vec<u8>, DohRefusal> 
         if !media.is_some_and(|m| m.eq_ignore_ascii_case(DNS_MESSAGE)) {
             return Err(DohRefusal::UnsupportedType);
         }
-        req.body.to_vec()
+        super::recycle::copy_of(req.body)
     } else {
         return Err(DohRefusal::MethodNotAllowed);
     };
@@ -420,7 +420,9 @@ pub(super) async fn answer<H: Handler>(
             }
         },
     };
-    match super::tcp::padded(reply, dns::query_is_padded(&raw)) {
+    let pad = dns::query_is_padded(&raw);
+    super::recycle::give(raw);
+    match super::tcp::padded(reply, pad) {
         Reply::One(b) => Ok(b),
         Reply::Stream(mut s) => match s.next_message() {
             Some(Ok(b)) => Ok(b),

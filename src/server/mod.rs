@@ -4,7 +4,9 @@
 //! future answer that the server drives under its in-flight bound. The server
 //! knows sockets, not DNS policy: [`udp`] runs one worker per SO_REUSEPORT
 //! socket, each on a thread of its own ([`thread`]); [`tcp`] speaks RFC 7766
-//! (pipelining, out-of-order answers, idle timeout, connection cap). Every task belongs to the server's
+//! (pipelining, out-of-order answers, idle timeout, connection cap; a
+//! connection's deferred answers polled in its `answer_slots`; message
+//! buffers reused per thread through `recycle`). Every task belongs to the server's
 //! [`TaskTracker`] and stops when its [`CancellationToken`] is cancelled.
 //! The LS's encrypted listeners: [`tls`] (DNS over TLS) and [`doh`] (DNS over
 //! HTTPS; a connection's handshake and HTTP version in `doh_conn`, HTTP/2 in
@@ -26,6 +28,7 @@ use tokio_util::task::TaskTracker;
 
 pub use crate::dns::{Transport, Via};
 
+mod answer_slots;
 pub(crate) mod backoff;
 pub(crate) mod batch;
 pub mod conn_rate;
@@ -35,6 +38,7 @@ mod doh_h2;
 pub mod fdlimit;
 pub mod forwarded;
 pub(crate) mod places;
+pub(crate) mod recycle;
 pub mod shed;
 pub mod socket;
 pub mod tcp;

@@ -132,7 +132,9 @@ pub fn bind_pair(
 /// the port for TCP (another dnslb does), which makes it the exclusivity
 /// check, and it resolves port 0. The UDP sockets then join on that port
 /// with SO_REUSEPORT, one per worker; a UDP socket bound there without
-/// SO_REUSEPORT (another DNS server) makes that fail too.
+/// SO_REUSEPORT (another DNS server) makes that fail too. A port the kernel
+/// picked (port 0) must also be free of UDP sockets with SO_REUSEPORT
+/// ([`udp_vacant`]).
 ///
 /// # Errors
 /// [`BindError`] naming the address and protocol.
@@ -150,6 +152,25 @@ fn bind_pair_once(
         proto: "tcp",
         source,
     })?;
+    join_udp(tcp, bound, workers, addr.port() == 0)
+}
+
+/// The UDP half of [`bind_pair_once`]: `workers` SO_REUSEPORT sockets on
+/// `bound`, whose TCP listener `tcp` is held; with `picked` (the kernel chose
+/// the port) only if no UDP socket is there yet ([`udp_vacant`]).
+fn join_udp(
+    tcp: TcpListener,
+    bound: SocketAddr,
+    workers: usize,
+    picked: bool,
+) -> Result<(Vec<UdpSocket>, TcpListener, SocketAddr), BindError> {
+    if picked {
+        udp_vacant(bound).map_err(|source| BindError {
+            addr: bound,
+            proto: "udp",
+            source,
+        })?;
+    }
     let udp = (0..workers.max(1))
         .map(|_| udp_socket(bound, true))
         .collect::<Result<Vec<_>, _>>()
@@ -159,6 +180,21 @@ fn bind_pair_once(
             source,
         })?;
     Ok((udp, tcp, bound))
+}
+
+/// `Ok` when no UDP socket holds `addr`; `AddrInUse` when one does.
+///
+/// A port free for TCP may still be held for UDP by a socket with
+/// SO_REUSEPORT of the same user: one whose server's TCP listener is gone
+/// (a server whose task was dropped while its UDP workers run on, in this
+/// process or another). Our sockets would join it, and the kernel would hand
+/// that socket a share of the datagrams sent to us, for its server to
+/// answer. A socket bound without SO_REUSEPORT or SO_REUSEADDR fails where
+/// any other is bound; it is closed at once. Only asked of a port the
+/// kernel picked: an address named in a config keeps joining as before.
+fn udp_vacant(addr: SocketAddr) -> std::io::Result<()> {
+    let probe = new_socket(addr, Type::DGRAM, Protocol::UDP)?;
+    probe.bind(&addr.into())
 }
 
 /// The inode of socket `fd` (how `/proc/net/udp` names it).
@@ -234,6 +270,34 @@ mod tests {
             let msg = message(addr, kind);
             assert_eq!(msg, format!("cannot listen on {addr} (tcp)"), "{kind:?}");
         }
+    }
+
+    /// A UDP socket with SO_REUSEPORT left on a port whose TCP listener is
+    /// gone (an LS whose task was dropped, its UDP workers serving on): when
+    /// the kernel picks that port for a new server's TCP, the new server's
+    /// UDP sockets do not join it (they would share its datagrams: some of
+    /// the new server's queries answered by the old one). The bind fails
+    /// and `bind_pair` tries another port; a configured port joins as before.
+    #[tokio::test]
+    async fn a_picked_port_whose_udp_another_server_holds_is_not_joined() {
+        let (held, tcp, bound) = bind_pair_once("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+        drop(tcp);
+        let tcp = tcp_listener(bound).unwrap();
+        let err = join_udp(tcp, bound, 2, true).unwrap_err();
+        assert_eq!(err.source.kind(), ErrorKind::AddrInUse, "{err}");
+        assert_eq!((err.addr, err.proto), (bound, "udp"));
+        // Named in a config: joined, as before.
+        let tcp = tcp_listener(bound).unwrap();
+        let (joined, tcp, at) = join_udp(tcp, bound, 2, false).unwrap();
+        assert_eq!((joined.len(), at), (2, bound));
+        // Once the others are gone, the port is free again.
+        drop((held, joined, tcp));
+        let tcp = tcp_listener(bound).unwrap();
+        assert!(join_udp(tcp, bound, 1, true).is_ok());
+        // Port 0: a free port, every time.
+        let (udp, _tcp, picked) = bind_pair("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        assert_eq!(udp.len(), 2);
+        assert_ne!(picked.port(), 0);
     }
 
     #[test]

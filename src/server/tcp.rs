@@ -3,8 +3,10 @@
 //! an idle timeout, and a cap on connections.
 //!
 //! One task owns each connection: it reads into a buffer (so a `select!` can
-//! never lose half a frame), runs deferred answers in a per-connection
-//! [`JoinSet`], and writes replies itself.
+//! never lose half a frame), hands each query to the handler straight from
+//! that buffer, polls the deferred answers itself in reused slots
+//! ([`AnswerSlots`]: no task per query), and writes replies through one
+//! write buffer of its own (each message framed there, no copy per answer).
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,10 +16,11 @@ use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout};
 use tracing::{debug, error, warn};
 
+use super::answer_slots::AnswerSlots;
+use super::places::Place;
 use super::{Action, Handler, Reply, Request, Shared, Transport};
 use crate::dns;
 
@@ -165,6 +168,9 @@ pub(crate) fn holding<T>(conn: impl Future<Output = ()>, held: T) -> impl Future
     conn.map(move |()| drop(held))
 }
 
+/// A deferred answer in a connection's slots (the handler's `Action::Later`).
+type Pending = std::pin::Pin<Box<dyn Future<Output = Reply> + Send>>;
+
 /// One client connection: TCP here, or a TLS stream over one ([`super::tls`]).
 pub(crate) struct Connection<H, S> {
     stream: S,
@@ -174,8 +180,11 @@ pub(crate) struct Connection<H, S> {
     shared: Arc<Shared<H>>,
     /// Bytes read and not yet framed.
     buf: Vec<u8>,
-    /// Deferred answers of this connection.
-    pending: JoinSet<Reply>,
+    /// Deferred answers of this connection, each with its place under the
+    /// in-flight bound and whether its answer is to be padded.
+    pending: AnswerSlots<Pending, (Place, bool)>,
+    /// One message at a time, framed, on its way out (kept between answers).
+    out: Vec<u8>,
     /// Over DNS over TLS: its counters; answers to padded queries are padded
     /// (RFC 8467).
     encrypted: Option<Arc<super::tls_stats::TlsStats>>,
@@ -189,7 +198,8 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             local: None,
             shared,
             buf: Vec::with_capacity(1024),
-            pending: JoinSet::new(),
+            pending: AnswerSlots::default(),
+            out: Vec::new(),
             encrypted: None,
         }
     }
@@ -255,9 +265,9 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             tokio::select! {
                 _ = self.shared.abort.cancelled() => break,
                 _ = self.shared.token.cancelled(), if !stopping => stopping = true,
-                Some(done) = self.pending.join_next(), if !self.pending.is_empty() => {
-                    let reply = done.unwrap_or_default();
-                    if !self.write(reply).await { break; }
+                Some((reply, (place, pad))) = self.pending.next(), if !self.pending.is_empty() => {
+                    drop(place);
+                    if !self.write(padded(reply, pad)).await { break; }
                     if self.pending.is_empty() { deadline = Instant::now() + idle; }
                 }
                 r = self.stream.read_buf(&mut self.buf), if reading => {
@@ -273,9 +283,8 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
                 }
             }
         }
-        // The answers still owed are dropped with their tasks (`abort_all`
-        // would keep those already finished until the set is dropped).
-        self.pending = JoinSet::new();
+        // The answers still owed are dropped (and their places given back).
+        self.pending.clear();
         // A TLS close flushes what the TLS layer still holds, then its
         // close_notify: a client that reads nothing (a zero window) would hold
         // that, its slot under the cap and the server's stop, for ever.
@@ -308,22 +317,35 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             if len == 0 {
                 return Err(()); // an empty message is no DNS message
             }
-            let Some(frame) = self.buf.get(2..2 + len) else {
+            if self.buf.len() < 2 + len {
                 return Ok(any);
-            };
+            }
             any = true;
-            let frame = frame.to_vec();
+            // The handler takes the query straight from the buffer (taken
+            // out while it reads it: no copy); what it answers at once is
+            // written once the frame has left the buffer.
+            let buf = std::mem::take(&mut self.buf);
+            let now = buf.get(2..2 + len).and_then(|frame| self.dispatch(frame));
+            self.buf = buf;
             self.buf.drain(..2 + len);
             // The room a large frame made is given back once it is taken: one
             // read then brings no more than an ordinary buffer's worth.
             if self.buf.capacity() > KEEP_BUFFER && self.buf.len() < KEEP_BUFFER {
                 self.buf.shrink_to(KEEP_BUFFER);
             }
-            self.dispatch(&frame).await?;
+            if let Some(reply) = now
+                && !self.write(reply).await
+            {
+                return Err(());
+            }
         }
     }
 
-    async fn dispatch(&mut self, raw: &[u8]) -> Result<(), ()> {
+    /// Hands the query `raw` (borrowed from the connection's buffer) to the
+    /// handler: its answer when it is to be written now (padded as the
+    /// query asks), or `None` when it is deferred (taken into
+    /// `pending` under a place of the in-flight bound).
+    fn dispatch(&mut self, raw: &[u8]) -> Option<Reply> {
         let req = Request {
             raw,
             src: self.peer,
@@ -342,30 +364,18 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
         }
         let pad = self.encrypted.is_some() && dns::query_is_padded(raw);
         match self.shared.handler.handle(req) {
-            Action::Now(reply) => {
-                if !self.write(padded(reply, pad)).await {
-                    return Err(());
-                }
-            }
+            Action::Now(reply) => Some(padded(reply, pad)),
             Action::Later(fut) => match self.shared.inflight.take(self.peer.ip()) {
-                Some(permit) => {
-                    self.pending.spawn(async move {
-                        let r = fut.await;
-                        drop(permit);
-                        padded(r, pad)
-                    });
+                Some(place) => {
+                    self.pending.push(fut, (place, pad));
+                    None
                 }
                 None => {
                     self.shared.handler.inflight_refused();
-                    if let Some(b) = dns::servfail_for(raw)
-                        && !self.write(padded(Reply::One(b), pad)).await
-                    {
-                        return Err(());
-                    }
+                    dns::servfail_for(raw).map(|b| padded(Reply::One(b), pad))
                 }
             },
         }
-        Ok(())
     }
 
     /// Writes the reply's messages, each with its length prefix, a stream's
@@ -374,7 +384,11 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
     async fn write(&mut self, reply: Reply) -> bool {
         match reply {
             Reply::Drop => true,
-            Reply::One(b) => self.write_message(&b).await,
+            Reply::One(b) => {
+                let written = self.write_message(&b).await;
+                super::recycle::give(b);
+                written
+            }
             Reply::Stream(mut s) => {
                 while let Some(next) = s.next_message() {
                     let Ok(m) = next else {
@@ -399,22 +413,25 @@ impl<H: Handler, S: AsyncRead + AsyncWrite + Unpin> Connection<H, S> {
             error!(peer = %self.peer, len = m.len(), "answer too long for tcp, connection closed");
             return false;
         };
-        let mut framed = Vec::with_capacity(m.len() + 2);
-        framed.extend_from_slice(&len.to_be_bytes());
-        framed.extend_from_slice(m);
+        self.out.clear();
+        self.out.extend_from_slice(&len.to_be_bytes());
+        self.out.extend_from_slice(m);
         // Flushed too: what the TLS layer buffers when the socket is full would
         // otherwise wait for the next write (or the close) to go out.
+        let (stream, out) = (&mut self.stream, &self.out);
         let write = async {
-            self.stream.write_all(&framed).await?;
-            self.stream.flush().await
+            stream.write_all(out).await?;
+            stream.flush().await
         };
-        match timeout(WRITE_TIMEOUT, write).await {
-            Ok(Ok(())) => true,
-            _ => {
-                debug!(peer = %self.peer, "tcp write failed or timed out");
-                false
-            }
+        let written = matches!(timeout(WRITE_TIMEOUT, write).await, Ok(Ok(())));
+        // A transfer's large message does not keep its room for ever.
+        if self.out.capacity() > KEEP_BUFFER {
+            self.out = Vec::new();
         }
+        if !written {
+            debug!(peer = %self.peer, "tcp write failed or timed out");
+        }
+        written
     }
 }
 

@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::ls::backend::InFlight;
@@ -163,13 +162,17 @@ impl LateEntry {
     }
 }
 
+/// A question section this long or shorter is kept in its [`Waiter`] itself.
+pub(crate) const QUESTION_IN_PLACE: usize = 64;
+
 /// A query waiting for its response on a socket of the async pool
 /// ([`crate::ls::upstream::shared`]).
 pub(crate) struct Waiter {
     pub(crate) addr: SocketAddr,
-    /// Its question section, as sent.
-    pub(crate) question: Vec<u8>,
-    pub(crate) tx: oneshot::Sender<Vec<u8>>,
+    /// Its question section, as sent (in place up to a usual question's
+    /// length: no allocation per query).
+    pub(crate) question: smallvec::SmallVec<[u8; QUESTION_IN_PLACE]>,
+    pub(crate) tx: super::mailbox::Sender,
     /// Keeps the backend's `outstanding` count until the answer or the deadline.
     pub(crate) inflight: Option<InFlight>,
     pub(crate) deadline: Instant,
@@ -249,12 +252,12 @@ pub(crate) mod tests {
     fn wait_on(t: &mut IdTable, id: u16, b: &Arc<Backend>, deadline: Duration) -> Instant {
         let f = b.begin();
         let sent = f.sent();
-        let (tx, _rx) = oneshot::channel();
+        let (tx, _rx) = crate::ls::upstream::mailbox::channel();
         t.waiting.insert(
             id,
             Waiter {
                 addr: b.addr,
-                question: Vec::new(),
+                question: smallvec::SmallVec::new(),
                 tx,
                 inflight: Some(f),
                 deadline: sent + deadline,

@@ -12,6 +12,8 @@
 //!   and the late entry ([`ids::LateEntry`]) of a query whose asker stopped
 //!   waiting: settled at its deadline, its answer counted `late` (not as a
 //!   forgery) until [`LATE_GRACE`] past it.
+//! - [`mailbox`]: the one-shot channel an async exchange waits on for its
+//!   answer, its box reused per thread.
 //! - [`sockets`]: opening an upstream UDP socket on a random port
 //!   ([`sockets::open`]), the address [`Family`] (one socket index for v4
 //!   and v6), and the rotation of worn sockets after about [`ROTATE_AFTER`]
@@ -27,6 +29,7 @@
 pub mod accept;
 pub mod error;
 pub mod ids;
+pub mod mailbox;
 pub mod shared;
 pub mod sockets;
 pub mod tcp;

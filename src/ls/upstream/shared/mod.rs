@@ -42,7 +42,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use tokio::sync::oneshot;
 use tokio::time::{Instant, MissedTickBehavior, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -302,10 +301,10 @@ impl SharedSockets {
         hedge_pct: Option<f64>,
     ) -> Result<Vec<u8>, UpstreamError> {
         let question = query.get(HEADER_LEN..question_end).unwrap_or_default();
-        let question = question.to_vec();
+        let question = smallvec::SmallVec::from_slice(question);
         let ps = self.pick(addr).await?;
         *local = ps.local;
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = super::mailbox::channel();
         let id = {
             let mut table = ps.table();
             let id = random_free_id(|id| !table.id_in_use(id)).ok_or(UpstreamError::Unusable)?;
@@ -454,13 +453,15 @@ fn judge(
         if ps.thread_owned && w.thread != std::thread::current().id() {
             drops.off_thread.fetch_add(1, Relaxed);
         }
-        let mut resp = resp.to_vec();
+        let mut resp = crate::server::recycle::copy_of(resp);
         if oversized {
             // Cut short by its slot: a truncated answer (TC=1), which a
             // TCP client's query asks again of the backend over TCP.
             let _ = crate::dns::cut_to_truncated(&mut resp, w.question.len());
         }
-        let _ = w.tx.send(resp);
+        if let Err(resp) = w.tx.send(resp) {
+            crate::server::recycle::give(resp);
+        }
     }
     Ok(())
 }
