@@ -354,8 +354,37 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
                 "name = \"a.example\"\nendpoint = []\n".into(),
                 "c.toml:8: ts.service.endpoint: service a.example. needs at least one endpoint",
             ),
+            // Hostile read (issue 38): these passed, and every probe failed.
+            (
+                format!("name = \"a.example\"\ncheck = {{ kind = \"http\", port = 80, path = \"/a b\" }}\n{ep}"),
+                "c.toml:8: ts.service.check: path must hold no space or control character, got \"/a b\"",
+            ),
+            (
+                format!("name = \"a.example\"\ncheck = {{ kind = \"http\", port = 80, host = \"a b\" }}\n{ep}"),
+                "c.toml:8: ts.service.check: host must be a name or address with no space or control character, got \"a b\"",
+            ),
+            (
+                "name = \"a.example\"\nendpoint = [ { addr = \"0.0.0.0\" } ]\n".into(),
+                "c.toml:8: ts.service.endpoint.addr: 0.0.0.0 is no address a client can reach (unspecified, multicast, broadcast, or IPv4 written as IPv6: give the IPv4 address)",
+            ),
         ] {
             assert_eq!(read(&text).unwrap_err(), want, "{text}");
+        }
+        for addr in [
+            "::",
+            "224.0.0.1",
+            "255.255.255.255",
+            "ff02::1",
+            "::ffff:192.0.2.1",
+        ] {
+            let err = read(&format!(
+                "name = \"a.example\"\nendpoint = [ {{ addr = \"{addr}\" }} ]\n"
+            ))
+            .unwrap_err();
+            assert!(
+                err.contains("no address a client can reach"),
+                "{addr}: {err}"
+            );
         }
         // Unknown keys, in the service and in its tables.
         let err = read(&format!("name = \"a.example\"\nweight = 3\n{ep}")).unwrap_err();
@@ -381,5 +410,50 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
         ))
         .unwrap_err();
         assert!(err.contains("earlier [[ts.service]]"), "{err}");
+    }
+
+    /// Hostile read (issue 38): fallbacks that loop through the TS's
+    /// services were taken, and with both down the TS answered each name
+    /// with a CNAME to the other.
+    #[test]
+    fn fallbacks_that_loop_through_services_are_refused_once_per_loop() {
+        let ep = "endpoint = [ { addr = \"192.0.2.1\" } ]\n";
+        let svc = |name: &str, to: &str| {
+            format!("name = \"{name}\"\nwhen_all_down = {{ fallback = \"{to}\" }}\n{ep}")
+        };
+        let two = format!(
+            "{}[[ts.service]]\n{}",
+            svc("a.example", "b.example"),
+            svc("B.example", "a.example.")
+        );
+        assert_eq!(
+            read(&two).unwrap_err(),
+            "c.toml:8: ts.service.when_all_down: the fallbacks loop (a.example. -> B.example. -> \
+             a.example.): with their endpoints all down the CNAMEs would point at each other"
+        );
+        // Three, entered from a service outside the loop: one error, at the
+        // loop's first service.
+        let three = format!(
+            "{}[[ts.service]]\n{}[[ts.service]]\n{}[[ts.service]]\n{}",
+            svc("in.example", "y.example"),
+            svc("x.example", "y.example"),
+            svc("y.example", "z.example"),
+            svc("z.example", "x.example"),
+        );
+        let err = read(&three).unwrap_err();
+        assert_eq!(err.matches("the fallbacks loop").count(), 1, "{err}");
+        assert!(
+            err.contains("(x.example. -> y.example. -> z.example. -> x.example.)"),
+            "{err}"
+        );
+        // A chain that ends (in a service without a fallback, or outside the
+        // services) is fine.
+        let chain = format!(
+            "{}[[ts.service]]\n{}[[ts.service]]\nname = \"q.example\"\n{ep}",
+            svc("o.example", "p.example"),
+            svc("p.example", "q.example"),
+        );
+        read(&chain).unwrap();
+        read(&svc("o.example", "sorry.example.net")).unwrap();
     }
 }

@@ -45,7 +45,72 @@ pub(super) fn problems(i: usize, ts: &TsConfig) -> Vec<(String, String)> {
         });
         check_service(&format!("ts.{i}.service.{j}"), s, check);
     }
+    fallback_loops(i, ts, &mut found);
     found.0
+}
+
+/// Fallback chains that come back to where they began through services of
+/// this TS (`a` falls back to `b`, `b` to `a`): with their endpoints all
+/// down the CNAMEs would point at each other, a loop every resolver gives
+/// up on (SERVFAIL). Reported once per loop, at its first service. A chain
+/// that leaves the TS's services (a name in a zone, or elsewhere) is the
+/// operator's to keep sound; a service falling back to itself is reported
+/// by [`check_service`]. Linear in the services (each is walked once).
+fn fallback_loops(i: usize, ts: &TsConfig, found: &mut Found) {
+    let index: std::collections::HashMap<&hickory_proto::rr::Name, usize> = ts
+        .service
+        .iter()
+        .enumerate()
+        .map(|(j, s)| (&s.name, j))
+        .collect();
+    // The next service of each service's chain, if its fallback is one.
+    let next = |j: usize| match ts.service.get(j).map(|s| &s.when_all_down) {
+        Some(WhenAllDown::Fallback(n)) => index.get(n).copied().filter(|&k| k != j),
+        _ => None,
+    };
+    // 0: not walked yet, 1: on the chain being walked, 2: done.
+    let mut state = vec![0u8; ts.service.len()];
+    for start in 0..ts.service.len() {
+        let mut chain = Vec::new();
+        let mut at = Some(start);
+        while let Some(j) = at {
+            match state.get(j) {
+                Some(0) => {
+                    state[j] = 1;
+                    chain.push(j);
+                    at = next(j);
+                }
+                Some(1) => {
+                    let from = chain.iter().position(|&k| k == j).unwrap_or(0);
+                    let looped = chain.get(from..).unwrap_or_default();
+                    let first = looped.iter().copied().min().unwrap_or(j);
+                    let mut names: Vec<String> = looped
+                        .iter()
+                        .map(|&k| ts.service[k].name.to_string())
+                        .collect();
+                    let turn = looped.iter().position(|&k| k == first).unwrap_or(0);
+                    names.rotate_left(turn);
+                    names.push(ts.service[first].name.to_string());
+                    found.require(
+                        false,
+                        &format!("ts.{i}.service.{first}.when_all_down"),
+                        || {
+                            format!(
+                                "the fallbacks loop ({}): with their endpoints all down the \
+                                 CNAMEs would point at each other",
+                                names.join(" -> ")
+                            )
+                        },
+                    );
+                    break;
+                }
+                _ => break,
+            }
+        }
+        for k in chain {
+            state[k] = 2;
+        }
+    }
 }
 
 /// The rules for one service at `at` (`ts.0.service.1`).
@@ -69,6 +134,17 @@ fn check_service(at: &str, s: &ServiceConfig, check: &mut Found) {
         let path = key(&format!("endpoint.{k}.weight"));
         check.require(e.weight >= 1, &path, || "must be at least 1".into());
         check.at_most(e.weight, MAX_WEIGHT, &path);
+        check.require(
+            reachable(e.addr),
+            &key(&format!("endpoint.{k}.addr")),
+            || {
+                format!(
+                    "{} is no address a client can reach (unspecified, multicast, broadcast, \
+                 or IPv4 written as IPv6: give the IPv4 address)",
+                    e.addr
+                )
+            },
+        );
         let twice = s.endpoint[..k].iter().any(|o| o.addr == e.addr);
         check.require(!twice, &key(&format!("endpoint.{k}.addr")), || {
             format!("{} is an endpoint of this service already", e.addr)
@@ -131,5 +207,35 @@ fn check_service(at: &str, s: &ServiceConfig, check: &mut Found) {
         check.require(c.path.starts_with('/'), &key("check"), || {
             format!("path must start with '/', got {:?}", c.path)
         });
+        // They go into the request as they are: a space or a control
+        // character would end the line early (every probe would fail).
+        check.require(header_safe(&c.path), &key("check"), || {
+            format!(
+                "path must hold no space or control character, got {:?}",
+                c.path
+            )
+        });
+        if let Some(host) = &c.host {
+            check.require(header_safe(host), &key("check"), || {
+                format!("host must be a name or address with no space or control character, got {host:?}")
+            });
+        }
+    }
+}
+
+/// Whether `text` can go into an HTTP request line or header as it is.
+fn header_safe(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b > b' ' && b != 0x7f)
+}
+
+/// Whether `addr` can be a service's answer: not unspecified, multicast or
+/// the IPv4 broadcast, and not an IPv4 address written as IPv6 (it would be
+/// answered to AAAA queries).
+fn reachable(addr: std::net::IpAddr) -> bool {
+    match addr {
+        std::net::IpAddr::V4(a) => !(a.is_unspecified() || a.is_multicast() || a.is_broadcast()),
+        std::net::IpAddr::V6(a) => {
+            !(a.is_unspecified() || a.is_multicast() || a.to_ipv4_mapped().is_some())
+        }
     }
 }

@@ -74,7 +74,7 @@ fn the_ds_recipe_for_a_zone_signed_with_bind_prints_the_ksks_ds() {
 /// The ports of the "Secondaries and catalogs" walk: the primary, ts3, Knot.
 const WALK_PORTS: [u16; 3] = [5301, 5303, 5353];
 /// How long a command with a claim is asked again until its output shows it.
-const SETTLE: Duration = Duration::from_secs(10);
+pub(crate) const SETTLE: Duration = Duration::from_secs(10);
 
 /// The text of DEPLOY.md's section `title` (up to the next `## `).
 fn section(title: &str) -> String {
@@ -86,7 +86,7 @@ fn section(title: &str) -> String {
 }
 
 /// Whether `port` is free on 127.0.0.1 for both UDP and TCP.
-fn port_free(port: u16) -> bool {
+pub(crate) fn port_free(port: u16) -> bool {
     std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
         && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
@@ -176,9 +176,9 @@ fn with_programs(cmd: &str, programs: &[(&str, &Path)]) -> String {
 
 /// What a walk did: the files it wrote (`--- NAME` and the text) and how
 /// many commands it ran.
-struct Walked {
-    files: Vec<String>,
-    ran: usize,
+pub(crate) struct Walked {
+    pub(crate) files: Vec<String>,
+    pub(crate) ran: usize,
 }
 
 /// Walks DEPLOY.md's section `title` in `dir` as an operator would (see the
@@ -186,7 +186,7 @@ struct Walked {
 /// `rewrite` applied to both, each of `programs` run from its path, a
 /// command with a claim asked again for up to `settle`. Every job must have
 /// been stopped by the walk itself.
-fn walk(
+pub(crate) fn walk(
     title: &str,
     dir: &Path,
     rewrite: &dyn Fn(&str) -> String,

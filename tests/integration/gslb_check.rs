@@ -17,18 +17,18 @@ use dnslb::ts::gslb::check::{CheckSpec, Checker, Label, LiveSet, Probe, Target};
 use crate::kit::{Endpoint, free_port, parse_exposition, poll_until_async, value};
 
 /// The bound of every wait for a state to flip (generous: the machine is shared).
-const LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const LIMIT: Duration = Duration::from_secs(10);
 /// Probe interval of every check here.
 const INTERVAL_MS: u64 = 50;
-const RISE: u32 = 2;
-const FALL: u32 = 3;
+pub(crate) const RISE: u32 = 2;
+pub(crate) const FALL: u32 = 3;
 
 /// 127.0.0.`last`.
-fn ip(last: u8) -> IpAddr {
+pub(crate) fn ip(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
 }
 
-fn target(addr: IpAddr, probe: Probe) -> Target {
+pub(crate) fn target(addr: IpAddr, probe: Probe) -> Target {
     Target {
         addr,
         check: CheckSpec {
@@ -41,7 +41,7 @@ fn target(addr: IpAddr, probe: Probe) -> Target {
     }
 }
 
-fn label(service: &str, addr: IpAddr) -> Label {
+pub(crate) fn label(service: &str, addr: IpAddr) -> Label {
     Label {
         service: service.into(),
         endpoint: addr.to_string(),
@@ -49,7 +49,7 @@ fn label(service: &str, addr: IpAddr) -> Label {
 }
 
 /// The checker's count of `result` probes for `service`'s `addr`.
-fn checks(checker: &Checker, service: &str, addr: IpAddr, result: &str) -> u64 {
+pub(crate) fn checks(checker: &Checker, service: &str, addr: IpAddr, result: &str) -> u64 {
     let mut text = String::new();
     checker.write_prometheus(&mut text);
     let e = parse_exposition(&text);
@@ -63,12 +63,12 @@ fn checks(checker: &Checker, service: &str, addr: IpAddr, result: &str) -> u64 {
 }
 
 /// Failures of both kinds (refused or bad answer, and timeouts).
-fn failures(checker: &Checker, service: &str, addr: IpAddr) -> u64 {
+pub(crate) fn failures(checker: &Checker, service: &str, addr: IpAddr) -> u64 {
     checks(checker, service, addr, "fail") + checks(checker, service, addr, "timeout")
 }
 
 /// Waits for the next live set the checker publishes.
-async fn next_set(rx: &mut watch::Receiver<Arc<LiveSet>>) -> Vec<bool> {
+pub(crate) async fn next_set(rx: &mut watch::Receiver<Arc<LiveSet>>) -> Vec<bool> {
     tokio::time::timeout(LIMIT, rx.changed())
         .await
         .expect("the live set did not change in time")
@@ -77,7 +77,7 @@ async fn next_set(rx: &mut watch::Receiver<Arc<LiveSet>>) -> Vec<bool> {
 }
 
 /// Waits until `probe` gives true (polling every 10 ms, up to [`LIMIT`]).
-async fn wait_for(what: &str, mut probe: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, mut probe: impl FnMut() -> bool) {
     let ok = poll_until_async(LIMIT, Duration::from_millis(10), async || {
         probe().then_some(())
     })
@@ -86,7 +86,7 @@ async fn wait_for(what: &str, mut probe: impl FnMut() -> bool) {
 }
 
 /// Cancels the checker; it must stop within [`LIMIT`].
-async fn stop(cancel: &CancellationToken, checker: Checker) {
+pub(crate) async fn stop(cancel: &CancellationToken, checker: Checker) {
     cancel.cancel();
     tokio::time::timeout(LIMIT, checker.join())
         .await

@@ -29,6 +29,8 @@ mod enc_hostile;
 mod fleet;
 mod fuzz_regressions;
 mod gslb_check;
+mod gslb_deploy;
+mod gslb_hostile;
 mod gslb_peers;
 mod gslb_scale;
 mod health;

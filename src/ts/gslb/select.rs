@@ -1,8 +1,11 @@
 //! Which endpoints answer (pure). [`AnswerSets::build`] turns the live set
 //! into each service's answer for every view and family, once per health
 //! change; [`SetChoice::draw`] makes one query's answer from it without
-//! allocating (`weighted`: `pick` endpoints drawn by weight without
-//! repetition, from the worker's own [`Rng`]).
+//! allocating, from the worker's own [`Rng`] (`weighted`: `pick` endpoints
+//! drawn by weight without repetition; the others: at most `max_answers`
+//! taken at random, in a random order: every answer shuffled, as gdnsd
+//! shuffles its own, so that the clients that use the first address, and
+//! the live endpoints past `max_answers`, get their share).
 //!
 //! The rules: a view's group order, or `failover`'s groups in config order,
 //! is tried group by group: the first with at least `min_live` live
@@ -25,12 +28,14 @@ pub const MAX_PICK: usize = MAX_SERVICE_ANSWERS as usize;
 /// One service's answer for one view and family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SetChoice {
-    /// These endpoints (indexes into the service's), all of them, or, with
-    /// `pick`, that many drawn by weight.
+    /// These endpoints (indexes into the service's): `pick` of them drawn
+    /// by weight, or (`pick` 0) at most `max_answers` of them at random, in
+    /// a random order.
     Records {
-        /// The endpoints answering, in order.
+        /// The endpoints that may answer, in config order.
         members: Vec<u16>,
-        /// Draw this many by weight (`weighted`); 0: all the members.
+        /// Draw this many by weight (`weighted`); 0: take at most
+        /// `max_answers` of the members, shuffled.
         pick: usize,
     },
     /// The fallback CNAME.
@@ -107,16 +112,14 @@ fn choose(
     finish(s, members, fail_open)
 }
 
-/// The members cut to what an answer may hold: `pick` drawn (`weighted`,
-/// unless `fail_open`: then every one, as `all` answers), else at most
-/// `max_answers`.
-fn finish(s: &Service, mut members: Vec<u16>, fail_open: bool) -> SetChoice {
+/// What an answer draws from the members: `pick` by weight (`weighted`,
+/// unless `fail_open`: then as `all` answers), else at most `max_answers`
+/// of them, shuffled (at each draw).
+fn finish(s: &Service, members: Vec<u16>, fail_open: bool) -> SetChoice {
     if s.select == Select::Weighted && !fail_open {
-        members.truncate(u16::MAX.into());
         let pick = s.pick.min(members.len()).min(MAX_PICK);
         SetChoice::Records { members, pick }
     } else {
-        members.truncate(s.max_answers.min(MAX_PICK));
         SetChoice::Records { members, pick: 0 }
     }
 }
@@ -188,6 +191,45 @@ impl Rng {
         let wide = u128::from(self.next_u64()) * u128::from(n);
         u64::try_from(wide >> 64).unwrap_or(0)
     }
+
+    /// An index in `0..n` (`n` > 0).
+    fn index_below(&mut self, n: usize) -> usize {
+        let n = u64::try_from(n).unwrap_or(u64::MAX);
+        usize::try_from(self.below(n)).unwrap_or(0)
+    }
+}
+
+/// `take` of `members` (all of them when fewer) chosen uniformly without
+/// repetition, in a random order, written into `out`; how many. No
+/// allocation: up to [`MAX_PICK`] members a partial Fisher-Yates shuffle in
+/// `out`; past that, selection sampling (Knuth's Algorithm S: one pass, each
+/// kept with the chance still needed), then those shuffled.
+fn shuffled(members: &[u16], take: usize, rng: &mut Rng, out: &mut [u16; MAX_PICK]) -> usize {
+    let n = members.len();
+    let k = take.min(n).min(MAX_PICK);
+    if let Some(all) = out.get_mut(..n) {
+        all.copy_from_slice(members);
+        for i in 0..k {
+            let j = i + rng.index_below(n - i);
+            out.swap(i, j);
+        }
+        return k;
+    }
+    let mut chosen = 0;
+    for (seen, &m) in members.iter().enumerate() {
+        if chosen == k {
+            break;
+        }
+        if rng.index_below(n - seen) < k - chosen {
+            out[chosen] = m;
+            chosen += 1;
+        }
+    }
+    for i in 0..chosen {
+        let j = i + rng.index_below(chosen - i);
+        out.swap(i, j);
+    }
+    chosen
 }
 
 thread_local! {
@@ -206,8 +248,9 @@ pub fn with_worker_rng<T>(f: impl FnOnce(&mut Rng) -> T) -> T {
 }
 
 impl SetChoice {
-    /// Calls `each` with the endpoints of one answer, in order: all the
-    /// members, or `pick` drawn by weight without repetition. No allocation.
+    /// Calls `each` with the endpoints of one answer, in order: at most
+    /// `max_answers` of the members shuffled, or `pick` drawn by weight
+    /// without repetition. No allocation.
     pub fn draw(&self, s: &Service, rng: &mut Rng, mut each: impl FnMut(usize)) {
         let mut drawn = [0u16; MAX_PICK];
         let n = self.draw_into(s, rng, &mut drawn);
@@ -216,17 +259,15 @@ impl SetChoice {
         }
     }
 
-    /// The endpoints of one answer written into `out`, in order (all the
-    /// members, at most [`MAX_PICK`], or `pick` drawn by weight without
-    /// repetition); how many.
+    /// The endpoints of one answer written into `out`, in order (at most
+    /// `max_answers` of the members, shuffled, or `pick` drawn by weight
+    /// without repetition); how many.
     pub fn draw_into(&self, s: &Service, rng: &mut Rng, out: &mut [u16; MAX_PICK]) -> usize {
         let SetChoice::Records { members, pick } = self else {
             return 0;
         };
         if *pick == 0 {
-            let n = members.len().min(MAX_PICK);
-            out[..n].copy_from_slice(&members[..n]);
-            return n;
+            return shuffled(members, s.max_answers, rng, out);
         }
         let weight = |m: u16| u64::from(s.endpoints.get(usize::from(m)).map_or(1, |e| e.weight));
         let mut total: u64 = members.iter().map(|&m| weight(m)).sum();
@@ -317,11 +358,11 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
         let down = |_: usize| false;
         let s = Services::compile(&service(&body("")));
         let sets = AnswerSets::build(&s.list, &down);
-        assert_eq!(
-            members(&sets.services[0][0][0]),
-            [0, 1],
-            "fail-open, max_answers"
-        );
+        assert_eq!(members(&sets.services[0][0][0]), [0, 1, 2], "fail-open");
+        let mut rng = Rng::new(5);
+        let mut got = Vec::new();
+        sets.services[0][0][0].draw(&s.list[0], &mut rng, |m| got.push(m));
+        assert_eq!(got.len(), 2, "max_answers");
         assert_eq!(sets.services[0][0][1], SetChoice::NoFamily);
         let s = Services::compile(&service(&body("when_all_down = \"servfail\"\n")));
         assert_eq!(
@@ -359,18 +400,22 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
         for _ in 0..100 {
             let mut got = Vec::new();
             choice.draw(&s.list[0], &mut rng, |m| got.push(m));
-            assert_eq!(got, (0..12).collect::<Vec<_>>(), "every endpoint, in order");
+            got.sort_unstable();
+            assert_eq!(got, (0..12).collect::<Vec<_>>(), "every endpoint");
         }
         let s = Services::compile(&service(&body("")));
         let sets = AnswerSets::build(&s.list, &|_| false);
         assert_eq!(
             sets.services[0][0][0],
             SetChoice::Records {
-                members: (0..8).collect(),
+                members: (0..12).collect(),
                 pick: 0
             },
-            "at most max_answers (8)"
+            "every endpoint, not drawn by weight"
         );
+        let mut got = Vec::new();
+        sets.services[0][0][0].draw(&s.list[0], &mut rng, |m| got.push(m));
+        assert_eq!(got.len(), 8, "at most max_answers (8)");
         // One live: the draw as usual, among the live.
         let sets = AnswerSets::build(&s.list, &|i| i == 4);
         let mut got = Vec::new();
@@ -435,5 +480,49 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
         assert_eq!(counts[3], 0);
         let x2 = chi_square(&counts[..3], &[1, 2, 3]);
         assert!(x2 < 13.82, "chi-square {x2} for {counts:?}"); // 2 dof, 0.999
+    }
+
+    /// Hostile read (issue 38): `all` answered its live endpoints in config
+    /// order, every time: the first took the traffic of every client that
+    /// uses the first address, and past `max_answers` the later live ones
+    /// were never answered (gdnsd shuffles each answer).
+    #[test]
+    fn all_answers_are_shuffled_and_every_live_endpoint_gets_its_share() {
+        for (endpoints, max) in [(12u32, 4usize), (100, 8)] {
+            let eps: Vec<String> = (0..endpoints)
+                .map(|i| format!("{{ addr = \"10.0.{}.{}\" }}", i / 250, i % 250 + 1))
+                .collect();
+            let s = Services::compile(&service(&format!(
+                "max_answers = {max}\nendpoint = [ {} ]\n",
+                eps.join(", ")
+            )));
+            let sets = AnswerSets::build(&s.list, &|_| true);
+            let choice = &sets.services[0][0][0];
+            let n = endpoints as usize;
+            let mut rng = Rng::new(0xfeed);
+            let (mut any, mut first) = (vec![0u64; n], vec![0u64; n]);
+            let rounds = 1000 * n as u64;
+            for _ in 0..rounds {
+                let mut got = Vec::new();
+                choice.draw(&s.list[0], &mut rng, |m| got.push(m));
+                assert_eq!(got.len(), max);
+                let mut distinct = got.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                assert_eq!(distinct.len(), max, "no endpoint twice: {got:?}");
+                first[got[0]] += 1;
+                for m in got {
+                    any[m] += 1;
+                }
+            }
+            // Every endpoint as often as any other, in an answer and first
+            // in it: chi-square against equal shares (0.999 quantiles).
+            let crit = if n == 12 { 31.26 } else { 148.2 };
+            let even = vec![1u64; n];
+            let x2 = chi_square(&any, &even);
+            assert!(x2 < crit, "{n}: answered {x2}: {any:?}");
+            let x2 = chi_square(&first, &even);
+            assert!(x2 < crit, "{n}: first {x2}: {first:?}");
+        }
     }
 }

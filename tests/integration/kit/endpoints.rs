@@ -3,7 +3,11 @@
 //! that accepts and never answers, and a UDP DNS responder answering an
 //! RCODE of the test's choosing; each on an address the test picks
 //! (127.0.0.x), counting what reaches it, killed (its socket closed:
-//! connections refused) and brought back on the same address.
+//! connections refused) and brought back on the same address. And hostile
+//! ones (`gslb_hostile`): a TCP server that answers a request with bytes of
+//! the test's choosing (a banner, a bare-LF or endless status line), one
+//! that accepts and resets, DNS responders that answer with another ID or
+//! with more bytes than a checker reads.
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
@@ -17,7 +21,7 @@ use tokio::task::JoinHandle;
 use crate::kit::answer_with_ttl;
 
 /// What an [`Endpoint`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
     /// Accepts connections and closes them.
     Tcp,
@@ -27,6 +31,16 @@ enum Kind {
     Stalled,
     /// Answers DNS queries over UDP with the RCODE in `answer`.
     Dns,
+    /// Reads a request's head (or waits at most a second for one), sends
+    /// these bytes, then holds the connection (`true`) or closes it.
+    Script(Arc<[u8]>, bool),
+    /// Accepts connections and resets them (`SO_LINGER` 0).
+    Reset,
+    /// Answers DNS queries with NOERROR and TXT records up to this many
+    /// bytes, however large.
+    DnsPadded(usize),
+    /// Answers DNS queries with NOERROR under another ID than the query's.
+    DnsWrongId,
 }
 
 /// An endpoint served by a task of the test's runtime; dropping it stops
@@ -61,6 +75,29 @@ impl Endpoint {
     /// (NOERROR with an A record).
     pub async fn dns(addr: SocketAddr, rcode: ResponseCode) -> Endpoint {
         Endpoint::start(addr, Kind::Dns, u16::from(rcode)).await
+    }
+
+    /// A TCP server on `addr` answering each connection with `reply` (after
+    /// the request's head, or a second without one), then holding it open
+    /// (`hold`) or closing it.
+    pub async fn scripted(addr: SocketAddr, reply: &[u8], hold: bool) -> Endpoint {
+        Endpoint::start(addr, Kind::Script(reply.into(), hold), 0).await
+    }
+
+    /// A TCP listener on `addr` that accepts connections and resets them.
+    pub async fn resetting(addr: SocketAddr) -> Endpoint {
+        Endpoint::start(addr, Kind::Reset, 0).await
+    }
+
+    /// A UDP DNS responder on `addr` answering NOERROR with TXT records
+    /// filling at least `size` bytes (past any EDNS limit).
+    pub async fn dns_padded(addr: SocketAddr, size: usize) -> Endpoint {
+        Endpoint::start(addr, Kind::DnsPadded(size), 0).await
+    }
+
+    /// A UDP DNS responder on `addr` answering NOERROR under another ID.
+    pub async fn dns_wrong_id(addr: SocketAddr) -> Endpoint {
+        Endpoint::start(addr, Kind::DnsWrongId, 0).await
     }
 
     async fn start(addr: SocketAddr, kind: Kind, answer: u16) -> Endpoint {
@@ -98,16 +135,16 @@ impl Endpoint {
     pub async fn revive(&mut self) {
         self.kill().await;
         let (hits, answer) = (Arc::clone(&self.hits), Arc::clone(&self.answer));
-        let task = if self.kind == Kind::Dns {
+        let task = if matches!(self.kind, Kind::Dns | Kind::DnsPadded(_) | Kind::DnsWrongId) {
             let sock = UdpSocket::bind(self.addr)
                 .await
                 .unwrap_or_else(|e| panic!("bind udp {}: {e}", self.addr));
-            tokio::spawn(serve_dns(sock, hits, answer))
+            tokio::spawn(serve_dns(sock, self.kind.clone(), hits, answer))
         } else {
             let listener = TcpListener::bind(self.addr)
                 .await
                 .unwrap_or_else(|e| panic!("bind tcp {}: {e}", self.addr));
-            tokio::spawn(serve_tcp(listener, self.kind, hits, answer))
+            tokio::spawn(serve_tcp(listener, self.kind.clone(), hits, answer))
         };
         self.task = Some(task);
     }
@@ -134,46 +171,100 @@ async fn serve_tcp(
             continue;
         };
         hits.fetch_add(1, Ordering::SeqCst);
-        match kind {
+        match &kind {
             Kind::Http => {
                 let status = answer.load(Ordering::SeqCst);
                 let _ =
                     tokio::time::timeout(Duration::from_secs(1), http_answer(conn, status)).await;
             }
             Kind::Stalled => held.push(conn),
-            Kind::Tcp | Kind::Dns => drop(conn),
+            Kind::Script(reply, hold) => {
+                let (reply, hold) = (Arc::clone(reply), *hold);
+                let mut conn = conn;
+                // A task per connection: a slow request or an endless reply
+                // must not hold up the next connection.
+                tokio::spawn(async move {
+                    let head = Duration::from_secs(1);
+                    let _ = tokio::time::timeout(head, read_head(&mut conn)).await;
+                    let _ = conn.write_all(&reply).await;
+                    if hold {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                });
+            }
+            Kind::Reset => {
+                let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
+                drop(conn);
+            }
+            Kind::Tcp | Kind::Dns | Kind::DnsPadded(_) | Kind::DnsWrongId => drop(conn),
         }
     }
 }
 
-/// Reads a request's head (bounded) and answers it with `status`.
-async fn http_answer(mut conn: TcpStream, status: u16) {
+/// Reads a request's head (at most 8 KiB); false when the peer went first.
+async fn read_head(conn: &mut TcpStream) -> bool {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
         match conn.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return false,
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
+    }
+    true
+}
+
+/// Reads a request's head (bounded) and answers it with `status`.
+async fn http_answer(mut conn: TcpStream, status: u16) {
+    if !read_head(&mut conn).await {
+        return;
     }
     let response =
         format!("HTTP/1.1 {status} Status\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     let _ = conn.write_all(response.as_bytes()).await;
 }
 
-async fn serve_dns(sock: UdpSocket, hits: Arc<AtomicU64>, answer: Arc<AtomicU16>) {
+async fn serve_dns(sock: UdpSocket, kind: Kind, hits: Arc<AtomicU64>, answer: Arc<AtomicU16>) {
     let mut buf = [0u8; 1500];
     loop {
         let Ok((n, from)) = sock.recv_from(&mut buf).await else {
             continue;
         };
         let rcode: ResponseCode = answer.load(Ordering::SeqCst).into();
-        let readable = Message::from_vec(&buf[..n]).is_ok_and(|m| !m.queries.is_empty());
-        if !readable {
+        let Some(query) = Message::from_vec(&buf[..n])
+            .ok()
+            .filter(|m| !m.queries.is_empty())
+        else {
             continue;
-        }
-        let reply = answer_with_ttl(&buf[..n], rcode, 30);
+        };
+        let reply = match kind {
+            Kind::DnsPadded(size) => padded(&query, size),
+            Kind::DnsWrongId => {
+                let mut r = answer_with_ttl(&buf[..n], ResponseCode::NoError, 30);
+                r[0] ^= 0x55;
+                r
+            }
+            _ => answer_with_ttl(&buf[..n], rcode, 30),
+        };
         hits.fetch_add(1, Ordering::SeqCst);
         let _ = sock.send_to(&reply, from).await;
     }
+}
+
+/// A NOERROR answer to `query` with TXT records of 255-byte strings at its
+/// name filling at least `size` bytes.
+fn padded(query: &Message, size: usize) -> Vec<u8> {
+    use hickory_proto::rr::rdata::TXT;
+    use hickory_proto::rr::{RData, Record};
+    let mut m = Message::response(query.metadata.id, query.metadata.op_code);
+    m.metadata.authoritative = true;
+    m.add_queries(query.queries.clone());
+    let name = query.queries[0].name().clone();
+    let mut len = 0;
+    while len < size {
+        let txt = TXT::new(vec!["x".repeat(255)]);
+        m.add_answer(Record::from_rdata(name.clone(), 30, RData::TXT(txt)));
+        len += 256 + 12;
+    }
+    m.to_vec().unwrap()
 }

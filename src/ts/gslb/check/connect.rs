@@ -40,14 +40,25 @@ pub(super) struct Connects {
 }
 
 /// How a probe whose connect ended went, from its event's flags: an error or
-/// hang-up is a refusal (or a reset), otherwise the socket is writable:
-/// connected.
+/// hang-up is a refusal (or a reset: see [`accepted_then_reset`]),
+/// otherwise the socket is writable: connected.
 fn judged(flags: epoll::EventFlags) -> ProbeResult {
     if flags.intersects(epoll::EventFlags::ERR | epoll::EventFlags::HUP) {
         ProbeResult::Fail
     } else {
         ProbeResult::Ok
     }
+}
+
+/// Whether a socket's pending error `errno` says its connect had succeeded
+/// before the peer reset it: a reset in SYN-SENT is ECONNREFUSED, only an
+/// established connection's is ECONNRESET (or EPIPE). An endpoint that
+/// accepts and at once resets (or closes with unread data) passed the
+/// connect: `Ok` whether its reset arrived before the event was read or
+/// after (else its result would follow a race with the peer's process).
+fn accepted_then_reset(errno: Option<i32>) -> bool {
+    let reset = [rustix::io::Errno::CONNRESET, rustix::io::Errno::PIPE];
+    errno.is_some_and(|e| reset.iter().any(|r| r.raw_os_error() == e))
 }
 
 /// Whether target `i`'s probe in flight (in `pending`) is the one due at `at`.
@@ -209,7 +220,14 @@ impl Connects {
                 self.in_flight -= 1;
                 let result = match judged(flags) {
                     ProbeResult::Ok => connected(sock),
-                    other => other,
+                    other => {
+                        let errno = sock.take_error().ok().flatten();
+                        if accepted_then_reset(errno.and_then(|e| e.raw_os_error())) {
+                            ProbeResult::Ok
+                        } else {
+                            other
+                        }
+                    }
                 };
                 done.push((i, result));
             }
@@ -234,8 +252,9 @@ impl Connects {
 
 #[cfg(test)]
 mod tests {
-    use super::{Connects, ProbeResult, judged};
+    use super::{Connects, ProbeResult, accepted_then_reset, judged};
     use rustix::event::epoll::EventFlags;
+    use rustix::io::Errno;
 
     #[test]
     fn the_events_flags_give_the_result() {
@@ -244,6 +263,40 @@ mod tests {
         let refused = EventFlags::OUT | EventFlags::ERR | EventFlags::HUP;
         assert_eq!(judged(refused), ProbeResult::Fail);
         assert_eq!(judged(EventFlags::ERR), ProbeResult::Fail);
+    }
+
+    #[test]
+    fn only_a_reset_after_the_handshake_counts_as_connected() {
+        assert!(accepted_then_reset(Some(Errno::CONNRESET.raw_os_error())));
+        assert!(accepted_then_reset(Some(Errno::PIPE.raw_os_error())));
+        for refused in [
+            Errno::CONNREFUSED,
+            Errno::HOSTUNREACH,
+            Errno::NETUNREACH,
+            Errno::TIMEDOUT,
+        ] {
+            assert!(!accepted_then_reset(Some(refused.raw_os_error())));
+        }
+        assert!(!accepted_then_reset(None));
+    }
+
+    /// Hostile read (issue 38): an endpoint that accepts and resets every
+    /// connection at once. Its reset lands before the event is read here:
+    /// the probe's result must not depend on that race (it did: `Fail` when
+    /// the reset came first, `Ok` when the event was read first).
+    #[tokio::test]
+    async fn an_endpoint_that_accepts_and_resets_passes_the_connect() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut c = Connects::new(1).unwrap();
+        assert_eq!(c.start(0, addr, 0, 5_000), None);
+        let (conn, _) = listener.accept().unwrap();
+        socket2::SockRef::from(&conn)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
+        drop(conn);
+        let done = ended(&mut c, 1).await;
+        assert_eq!(done, [(0, ProbeResult::Ok)]);
     }
 
     /// Polls `c` until `want` probes ended (bounded).

@@ -8,13 +8,14 @@ use std::net::IpAddr;
 pub enum Probe {
     /// Never probed: always up.
     None,
-    /// Up when a TCP connect to `port` succeeds within the timeout.
+    /// Up when a TCP connect to `port` succeeds within the timeout (a reset
+    /// after the handshake still counts as connected).
     Tcp {
         /// The port connected to.
         port: u16,
     },
     /// Up when an HTTP/1.1 `GET path` on `port` answers with status `expect`
-    /// within the timeout; only the status line is read. `host` is the
+    /// within the timeout; only the status code is read (`HTTP/1.x NNN`). `host` is the
     /// `Host:` header (the endpoint's address when absent).
     Http {
         /// The port connected to.
