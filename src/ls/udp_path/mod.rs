@@ -1,7 +1,11 @@
 //! The LS's UDP fast path: one worker per SO_REUSEPORT client socket that
 //! owns everything a UDP client query needs, so a query never leaves it. Each
-//! worker runs alone on a thread of its own (`server::thread`): its sockets
-//! are in that thread's epoll, its timer in that thread's timer wheel.
+//! worker runs alone on a thread of its own (`server::thread`), in a
+//! blocking loop of its own over epoll ([`crate::server::event_loop`]): its
+//! sockets in its own epoll set, registered for reading (and for writing
+//! only while a send is pending), each wait's timeout its own next timer
+//! (at most 100 ms), its stop an eventfd in the set. No runtime, no timer
+//! wheel, no waker: a wake-up is one `epoll_wait`.
 //!
 //! A worker owns its client socket, [`UPSTREAM_SOCKETS`] upstream sockets
 //! (each on a port the kernel picks at random), a table of queries in flight
@@ -33,8 +37,9 @@
 //! [`LATE_GRACE`](crate::ls::upstream::LATE_GRACE) past the query's
 //! deadline.
 //!
-//! The worker (its state, and everything it does, in one `impl`: its loop,
-//! a client query, an upstream datagram, its timers) is in `worker`, its
+//! The worker (its state, and everything it does, in one `impl`: a client
+//! query, an upstream datagram, its timers) is in `worker`, its loop (its
+//! waits and rounds, its sockets' watch in the epoll set) in `rounds`, its
 //! flights and late entries in `flight`, which timer entries are live in
 //! `timers`, an admitted query (the cache, the
 //! in-flight bound, a flight; or held by a `delay_ms` rule) in `admitted`. None of them
@@ -68,29 +73,32 @@
 //!   copied anywhere, counted as shed (`inflight`).
 use std::sync::Arc;
 
-use tokio::net::UdpSocket;
-use tokio_util::sync::CancellationToken;
-
 use super::balancer::Balancer;
+use crate::server::event_loop::LoopStop;
 use worker::Worker;
 
 mod admitted;
 mod flight;
+mod rounds;
 mod tap;
 mod timers;
 mod worker;
 
 pub use worker::UPSTREAM_SOCKETS;
 
-/// Serves UDP clients on `client` until `stop` is cancelled, then answers
-/// the queries still in flight (each ends by its deadline) and returns.
-pub(crate) async fn run(
+/// Serves UDP clients on `client` until `stop` is set, then answers the
+/// queries still in flight (each ends by its deadline) and returns: a
+/// blocking loop, for a thread of its own.
+///
+/// # Errors
+/// The OS error of its epoll set: the worker cannot serve.
+pub(crate) fn run(
     balancer: Arc<Balancer>,
-    client: Arc<UdpSocket>,
+    client: std::net::UdpSocket,
     max_flights: usize,
-    stop: CancellationToken,
-) {
-    Worker::new(balancer, client, max_flights).run(stop).await;
+    stop: Arc<LoopStop>,
+) -> std::io::Result<()> {
+    Worker::new(balancer, client, max_flights, stop)?.run()
 }
 
 #[cfg(test)]
@@ -99,7 +107,9 @@ mod tests {
     use crate::server::batch;
     use std::sync::atomic::Ordering::Relaxed;
     use std::time::Duration;
+    use tokio::net::UdpSocket;
     use tokio::time::Instant;
+    use tokio_util::sync::CancellationToken;
 
     /// With `max_inflight` reached (one query held by a backend that
     /// answers only health probes), further queries get SERVFAIL at once,
@@ -207,7 +217,7 @@ mod tests {
     fn worker(
         backends: &[std::net::SocketAddr],
         strategy: Strategy,
-        client: Arc<UdpSocket>,
+        client: std::net::UdpSocket,
     ) -> Worker {
         let cfg = LsConfig {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
@@ -234,7 +244,7 @@ mod tests {
         for b in &balancer.state().backends {
             b.set_up(true);
         }
-        Worker::new(balancer, client, 16)
+        Worker::new(balancer, client, 16, LoopStop::new().unwrap()).unwrap()
     }
 
     /// A [`worker`] over `backends` that was asked [`wire_query`]`(id)`
@@ -245,7 +255,8 @@ mod tests {
         strategy: Strategy,
         id: u8,
     ) -> (Worker, UdpSocket, Instant) {
-        let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_nonblocking(true).unwrap();
         let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut w = worker(backends, strategy, client);
         let t0 = Instant::now();
@@ -254,7 +265,7 @@ mod tests {
             batch::Peer::from(asker.local_addr().unwrap()),
             t0,
         );
-        w.flush().await;
+        w.flush();
         (w, asker, t0)
     }
 
@@ -449,12 +460,12 @@ mod tests {
     // ---- the cache-hit path (issue 40, item 4) ----
 
     /// A cache hit is served in the round that read it and arms no timer:
-    /// the worker's sleep (its one entry in the runtime's timer wheel) is
-    /// not moved for it. Before, every round pushed the hand-in wake 100 ms
-    /// past its end, so every hit moved the sleep once. Real sockets; the
-    /// worker's own loop (`run`).
+    /// nothing is pushed on the worker's timer heap for it (the wait's
+    /// timeout is computed anew each time: no sleep to move). Real sockets;
+    /// the worker's own blocking loop (`run`) on a thread of its own,
+    /// stopped as the server stops it.
     #[tokio::test]
-    async fn a_cache_hit_moves_no_timer() {
+    async fn a_cache_hit_arms_no_timer() {
         use crate::config::CacheConfig;
         // The backend: answers `www. A` with one A record, TTL 300.
         let backend = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -488,45 +499,45 @@ mod tests {
         for b in &balancer.state().backends {
             b.set_up(true);
         }
-        let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_nonblocking(true).unwrap();
         let addr = client.local_addr().unwrap();
-        let mut w = Worker::new(balancer, client, 16);
-        let stop = CancellationToken::new();
-        const HITS: u64 = 40;
-        let asker = async {
-            let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let ask = |id: u8| {
-                let asker = &asker;
-                async move {
-                    asker.send_to(&wire_query(id), addr).await.unwrap();
-                    let mut buf = [0u8; 512];
-                    tokio::time::timeout(Duration::from_secs(5), asker.recv(&mut buf))
-                        .await
-                        .expect("answered")
-                        .unwrap();
-                    assert_eq!((buf[1], buf[7]), (id, 1), "the answer to {id}");
-                }
-            };
-            // The miss: forwarded, its answer cached.
-            ask(0).await;
-            let t0 = Instant::now();
-            for id in 1..=HITS as u8 {
-                ask(id).await;
-            }
-            stop.cancel();
-            t0.elapsed()
+        let stop = LoopStop::new().unwrap();
+        let mut w = Worker::new(balancer, client, 16, stop.clone()).unwrap();
+        let (tx, pushes) = tokio::sync::oneshot::channel();
+        let serving = std::thread::spawn(move || {
+            w.run().unwrap();
+            let _ = tx.send((w.timer_pushes, w.timers.len()));
+        });
+        const HITS: u8 = 40;
+        let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let ask = async |id: u8| {
+            asker.send_to(&wire_query(id), addr).await.unwrap();
+            let mut buf = [0u8; 512];
+            tokio::time::timeout(Duration::from_secs(5), asker.recv(&mut buf))
+                .await
+                .expect("answered")
+                .unwrap();
+            assert_eq!((buf[1], buf[7]), (id, 1), "the answer to {id}");
         };
-        let ((), took) = tokio::join!(w.run(stop.clone()), asker);
+        // The miss: forwarded, its answer cached.
+        ask(0).await;
+        let token = CancellationToken::new();
+        let stopper = tokio::spawn(crate::server::event_loop::stop_on(token.clone(), stop));
+        for id in 1..=HITS {
+            ask(id).await;
+        }
+        token.cancel();
+        stopper.await.unwrap();
+        let (pushes, left) = tokio::time::timeout(Duration::from_secs(10), pushes)
+            .await
+            .expect("the loop returns once stopped")
+            .unwrap();
+        serving.join().unwrap();
         answering.abort();
         assert_eq!(asked.load(Relaxed), 1, "every query after the first a hit");
-        // Moves allowed: the first round's (from the start's hour-long
-        // sleep), the miss's flight's, and one per 100 ms the run took (the
-        // hand-in wake going off).
-        let allowed = 4 + took.as_millis() as u64 / 100;
-        assert!(
-            w.sleep_moves <= allowed,
-            "{} sleep moves for {HITS} hits in {took:?} (at most {allowed})",
-            w.sleep_moves
-        );
+        // The miss's flight armed its hedge or deadline timer: that one only.
+        assert_eq!(pushes, 1, "timers pushed for 1 miss and {HITS} hits");
+        assert_eq!(left, 0, "its stale entry dropped, nothing else armed");
     }
 }

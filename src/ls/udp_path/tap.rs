@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
 
 use crate::dnstap::{Dnstap, TapTransport};
 use crate::ls::tap;
