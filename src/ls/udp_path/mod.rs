@@ -457,6 +457,147 @@ mod tests {
         assert_eq!(counts(&w), [(2, 1, 0, 0)], "two copies, one timeout");
     }
 
+    // ---- read what is readable, then expire ----
+
+    /// Waits (at most 5 s) until a datagram is queued in `sock`: a
+    /// readiness wait; the datagram stays there.
+    fn queued_in(sock: &std::net::UdpSocket) {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let mut fds = [PollFd::new(sock, PollFlags::IN)];
+        let five = Timespec {
+            tv_sec: 5,
+            tv_nsec: 0,
+        };
+        assert_eq!(poll(&mut fds, Some(&five)).unwrap(), 1, "it arrived");
+    }
+
+    /// A backend's answer to `query` (as the backend got it, with its
+    /// upstream ID): NOERROR, one A record.
+    fn answer_to(query: &[u8]) -> Vec<u8> {
+        let mut a = vec![
+            query[0],
+            query[1],
+            query[2] | 0x84,
+            0,
+            0,
+            1,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+        ];
+        a.extend_from_slice(&wire_query(0)[crate::dns::HEADER_LEN..]);
+        a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 192, 0, 2, 1]);
+        a
+    }
+
+    /// The upstream socket slot of flight 0's try to `backend`.
+    fn try_sock(w: &Worker, backend: usize) -> usize {
+        let f = w.flights.get(0).unwrap();
+        f.attempts
+            .iter()
+            .find(|a| a.backend == backend)
+            .unwrap()
+            .sock
+    }
+
+    /// The real answer wins over a timer due at the round's time (its hedge
+    /// delay, then its deadline), although the wait did not report its
+    /// socket (the answer came after the wait returned, or after the round's
+    /// time was read on a loaded machine): the round reads every socket
+    /// with an ID in use before it fires a timer. Without that, the query
+    /// was re-asked needlessly, or answered with the LS's own reply and its
+    /// backend charged a timeout, the answer left unread in the socket.
+    /// The round is driven at a made-up time: no clock waited for.
+    #[tokio::test]
+    async fn an_answer_the_wait_did_not_report_wins_over_a_timer_due() {
+        for (due_ms, timer) in [(8_100, "hedge delay"), (10_100, "deadline")] {
+            let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            backend
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let baddr = backend.local_addr().unwrap();
+            let (mut w, asker, t0) = asked(&[baddr], Strategy::Hedge, 5).await;
+            let mut query = [0u8; 512];
+            let (n, from) = backend.recv_from(&mut query).unwrap();
+            backend.send_to(&answer_to(&query[..n]), from).unwrap();
+            queued_in(&w.ups.get(try_sock(&w, 0)).unwrap().sock);
+            // The wait reported nothing; the query's timer is due.
+            assert!(w.ups_ready.is_empty() && !w.client_ready);
+            w.round(
+                &mut rounds::Slots::new(),
+                t0 + Duration::from_millis(due_ms),
+            );
+            assert_eq!((w.flights.len, w.late.len), (0, 0), "{timer}: answered");
+            assert_eq!(
+                counts(&w),
+                [(1, 0, 0, 0)],
+                "{timer}: asked once, no timeout charged"
+            );
+            assert_eq!(w.balancer.metrics.hedges.load(Relaxed), 0, "{timer}");
+            let mut buf = [0u8; 512];
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), asker.recv_from(&mut buf))
+                .await
+                .expect("answered in the round")
+                .unwrap();
+            assert!(
+                n >= crate::dns::HEADER_LEN && buf[1] == 5,
+                "{timer}: the answer to the query"
+            );
+            assert_eq!(
+                (buf[3] & 0x0f, buf[7]),
+                (0, 1),
+                "{timer}: the backend's NOERROR and its A record"
+            );
+        }
+    }
+
+    /// A hedge loser's answer that sits unread in its socket when its late
+    /// entry's deadline is due settles the entry (a latency, not a loss):
+    /// the round reads it before the entry is charged as a timeout of its
+    /// backend.
+    #[tokio::test]
+    async fn a_late_answer_the_wait_did_not_report_is_no_timeout_at_the_deadline() {
+        let b0 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b1 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for b in [&b0, &b1] {
+            b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        }
+        let addrs = [b0.local_addr().unwrap(), b1.local_addr().unwrap()];
+        let (mut w, _asker, t0) = asked(&addrs, Strategy::Race, 6).await;
+        let (mut q0, mut q1) = ([0u8; 512], [0u8; 512]);
+        let (n0, _) = b0.recv_from(&mut q0).unwrap();
+        let (n1, from1) = b1.recv_from(&mut q1).unwrap();
+        // b1's answer waits in its socket, unread.
+        b1.send_to(&answer_to(&q1[..n1]), from1).unwrap();
+        let (s0, s1) = (try_sock(&w, 0), try_sock(&w, 1));
+        queued_in(&w.ups.get(s1).unwrap().sock);
+        // b0's answer wins first: b1's try becomes a late entry.
+        let at = t0 + Duration::from_millis(1);
+        w.on_upstream(s0, &answer_to(&q0[..n0]), addrs[0], false, at)
+            .unwrap();
+        assert_eq!((w.flights.len, w.late.len), (0, 1));
+        w.round(
+            &mut rounds::Slots::new(),
+            t0 + Duration::from_millis(10_100),
+        );
+        assert_eq!(w.late.len, 0, "settled by its answer");
+        assert_eq!(live_ids(&w), 0);
+        assert_eq!(
+            counts(&w),
+            [(1, 0, 0, 0), (1, 0, 0, 0)],
+            "b1 answered (late): no timeout charged"
+        );
+        let b1_samples = w.balancer.state().backends[1]
+            .stats
+            .latency
+            .snapshot()
+            .count;
+        assert_eq!(b1_samples, 1, "b1's answer time fed its latency");
+    }
+
     // ---- the cache-hit path (issue 40, item 4) ----
 
     /// A cache hit is served in the round that read it and arms no timer:

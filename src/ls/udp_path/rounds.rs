@@ -2,7 +2,9 @@
 //! blocks in its epoll set ([`crate::server::event_loop::Poller`]) until a
 //! socket is ready, the stop is set, or its next live timer is due (at most
 //! [`HAND_IN_WAKE`]), and notes what is ready; [`Worker::round`] reads it
-//! (upstream answers first, then a batch of client queries), fires the
+//! (upstream answers first, then a batch of client queries), reads what is
+//! readable, then expires (before a timer due fires, every upstream socket
+//! with an ID in use is read, reported ready or not), fires the
 //! timers due and flushes the round's datagrams ([`Worker::flush`]: what a
 //! full socket does not take stays queued, the socket watched for writing
 //! until it has gone). Which sockets are in the set and for what
@@ -106,9 +108,11 @@ impl Worker {
     }
 
     /// One round at `now` (the time the wait returned): whatever the last
-    /// wait found ready is read, upstream answers first (the answers
-    /// arrived by `now` are all read before the timers due by then fire),
-    /// then a batch of client queries; then the timers due fire, the
+    /// wait found ready is read, upstream answers first, then a batch of
+    /// client queries; then, when a timer is due, every other upstream
+    /// socket with an ID in use is read ([`Worker::read_in_flight`]: the
+    /// answers arrived by then are all read before the timers due fire,
+    /// whether or not the wait reported them); then the timers due fire, the
     /// round's datagrams leave, and the counts are handed in when called
     /// for. A full client batch leaves the rest in the socket, which the
     /// next wait reports at once, together with whatever else is ready (no
@@ -125,6 +129,14 @@ impl Worker {
         }
         if self.stopping && self.delayed.len > 0 {
             self.release_delayed();
+        }
+        // Read what is readable, then expire: an answer the wait did not
+        // report (it came after the wait returned, or after `now` was read
+        // on a loaded machine) is in its socket before its deadline, hedge
+        // or late entry is judged. Only when a timer is due: a round with
+        // none reads nothing more.
+        if self.next_timer().is_some_and(|at| at <= now) {
+            self.read_in_flight(&mut slots.up);
         }
         self.fire_timers(now);
         self.flush();
@@ -238,31 +250,54 @@ impl Worker {
     pub(super) fn read_upstream(&mut self, slots: &mut [RecvBatch; 2]) {
         let ready = std::mem::take(&mut self.ups_ready);
         for &s in &ready {
-            while let Some(u) = self.ups.get(s) {
-                let Some(batch) = slots.get_mut(u.family.index()) else {
-                    break;
-                };
-                let n = match batch.recv(&u.sock) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                let (now, now_sys) = (Instant::now(), SystemTime::now());
-                for i in 0..n {
-                    if let Some((resp, meta)) = batch.get(i)
-                        && let Some(from) = meta.src
-                    {
-                        let at = arrival(meta.stamp, now, now_sys);
-                        if let Err(why) = self.on_upstream(s, resp, from, meta.truncated, at) {
-                            self.balancer.metrics.drops.count(why);
-                        }
-                    }
-                }
-                if n < UPSTREAM_SLOTS {
-                    break;
-                }
-            }
+            self.read_socket(s, slots);
         }
         self.ups_ready = ready;
+    }
+
+    /// Reads every upstream socket with an ID in use (a query in flight or
+    /// a late entry) that the last wait did not find ready (those were
+    /// read already, after it returned): one non-blocking `recvmmsg` each
+    /// when nothing waits there. Called before timers due fire, so that an
+    /// answer already in a socket wins over its query's deadline, hedge or
+    /// per-try timeout, and a late answer settles its entry before the
+    /// entry is charged as a loss.
+    pub(super) fn read_in_flight(&mut self, slots: &mut [RecvBatch; 2]) {
+        // Sockets a read opens (a worn one replaced) have sent nothing yet.
+        for s in 0..self.ups.len() {
+            let live = self.ups.get(s).is_some_and(|u| u.ids.live() > 0);
+            if live && !self.ups_ready.contains(&s) {
+                self.read_socket(s, slots);
+            }
+        }
+    }
+
+    /// Reads upstream slot `s`'s socket until it is empty (or errs), each
+    /// datagram timed by its arrival and handed to [`Worker::on_upstream`].
+    fn read_socket(&mut self, s: usize, slots: &mut [RecvBatch; 2]) {
+        while let Some(u) = self.ups.get(s) {
+            let Some(batch) = slots.get_mut(u.family.index()) else {
+                break;
+            };
+            let n = match batch.recv(&u.sock) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let (now, now_sys) = (Instant::now(), SystemTime::now());
+            for i in 0..n {
+                if let Some((resp, meta)) = batch.get(i)
+                    && let Some(from) = meta.src
+                {
+                    let at = arrival(meta.stamp, now, now_sys);
+                    if let Err(why) = self.on_upstream(s, resp, from, meta.truncated, at) {
+                        self.balancer.metrics.drops.count(why);
+                    }
+                }
+            }
+            if n < UPSTREAM_SLOTS {
+                break;
+            }
+        }
     }
 
     /// Sends this round's upstream queries and client answers, in batches,
