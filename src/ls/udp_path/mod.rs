@@ -598,6 +598,44 @@ mod tests {
         assert_eq!(b1_samples, 1, "b1's answer time fed its latency");
     }
 
+    /// ls-core S2: a flood on an upstream socket in use does not hold the
+    /// worker: one round reads at most [`rounds::UPSTREAM_BATCHES`] batches
+    /// of it (each datagram dropped and counted); the rest is left for the
+    /// next wait, which reports the socket at once.
+    #[tokio::test]
+    async fn a_flooded_upstream_socket_is_read_a_bounded_amount_per_round() {
+        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let baddr = backend.local_addr().unwrap();
+        let (mut w, _asker, t0) = asked(&[baddr], Strategy::Hedge, 7).await;
+        let s = try_sock(&w, 0);
+        let port = w.ups.get(s).unwrap().sock.local_addr().unwrap().port();
+        let flood = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let bound = rounds::UPSTREAM_BATCHES * worker::UPSTREAM_SLOTS;
+        let junk = [0xff, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        for _ in 0..bound + 10 {
+            flood.send_to(&junk, ("127.0.0.1", port)).unwrap();
+        }
+        w.ups_ready.push(s);
+        // No timer due: only what the wait reported is read.
+        w.round(&mut rounds::Slots::new(), t0 + Duration::from_millis(1));
+        let d = &w.balancer.metrics.drops;
+        let dropped: u64 = [&d.wrong_source, &d.wrong_id, &d.wrong_question, &d.late]
+            .iter()
+            .map(|c| c.load(Relaxed))
+            .sum();
+        assert_eq!(
+            dropped, bound as u64,
+            "one round's bound read, each dropped"
+        );
+        let sock = &w.ups.get(s).unwrap().sock;
+        let (mut left, mut buf) = (0, [0u8; 64]);
+        while sock.recv(&mut buf).is_ok() {
+            left += 1;
+        }
+        assert_eq!(left, 10, "the rest left for the next round");
+        assert_eq!(w.flights.len, 1, "its query still waits for its answer");
+    }
+
     // ---- the cache-hit path (issue 40, item 4) ----
 
     /// A cache hit is served in the round that read it and arms no timer:

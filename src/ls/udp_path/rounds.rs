@@ -24,6 +24,15 @@ use crate::server::shed::{arrival, queue_bound, waited};
 /// Upstream socket slot `s`'s token in the worker's epoll set is `UP + s`.
 const UP: u64 = 1;
 
+/// Batches one round reads of one upstream socket at most (ls-core S2): a
+/// sender faster than the worker (a misbehaving backend, anything that
+/// learnt the port) cannot hold it there, away from its clients and
+/// timers; what is left the next wait reports at once (level-triggered).
+/// Far above what a round's own queries bring back (a client batch is
+/// [`batch::BATCH`] queries, spread over the sockets): 256 datagrams a
+/// socket.
+pub(super) const UPSTREAM_BATCHES: usize = 32;
+
 /// The receive slots of a worker's loop: apart from the worker, whose
 /// methods each datagram read into them is handed to.
 pub(super) struct Slots {
@@ -272,10 +281,14 @@ impl Worker {
         }
     }
 
-    /// Reads upstream slot `s`'s socket until it is empty (or errs), each
-    /// datagram timed by its arrival and handed to [`Worker::on_upstream`].
+    /// Reads upstream slot `s`'s socket until it is empty (or errs), at
+    /// most [`UPSTREAM_BATCHES`] batches, each datagram timed by its arrival
+    /// and handed to [`Worker::on_upstream`].
     fn read_socket(&mut self, s: usize, slots: &mut [RecvBatch; 2]) {
-        while let Some(u) = self.ups.get(s) {
+        for _ in 0..UPSTREAM_BATCHES {
+            let Some(u) = self.ups.get(s) else {
+                break;
+            };
             let Some(batch) = slots.get_mut(u.family.index()) else {
                 break;
             };
