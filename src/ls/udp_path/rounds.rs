@@ -322,14 +322,8 @@ impl Worker {
     /// same flush. Retired upstream sockets no ID is in use on any more are
     /// closed (out of the epoll set first).
     pub(super) fn flush(&mut self) {
-        tap::queued(
-            self.balancer.dnstap(),
-            self.client_local,
-            &self.ups,
-            &self.to_upstream,
-            &self.to_clients,
-        );
         loop {
+            tap::forwarder_queued(self.balancer.dnstap(), &self.ups, &self.to_upstream);
             for (i, out) in self.to_upstream.iter_mut().enumerate() {
                 if out.len() == 0 {
                     continue;
@@ -357,6 +351,7 @@ impl Worker {
             }
             self.refused = refused;
         }
+        tap::answers_queued(self.balancer.dnstap(), self.client_local, &self.to_clients);
         self.to_clients.send_now(&self.client, |_| {});
         for slot in 0..self.to_upstream.len().min(self.up_watch.len()) {
             let pending = self.to_upstream.get(slot).is_some_and(|q| q.len() > 0);
