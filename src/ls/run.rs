@@ -1,6 +1,8 @@
 //! Running an LS: [`serve`] starts its UDP fast-path workers (one thread
-//! each, with its own async upstream pool; the server layer hands each TCP,
-//! DoT and DoH connection to one of them), the server layer for TCP, the health probe loop, the
+//! each, a blocking loop of its own) and as many connection threads (a
+//! current-thread runtime each, with its own async upstream pool; the
+//! server layer hands each TCP, DoT and DoH connection to one of them), the
+//! server layer for TCP, the health probe loop, the
 //! rate-limit sweeper and the dynamic blocks' tick, and stops them all when told; [`server_options`] are
 //! the server-layer limits of an `[ls]` section.
 use std::sync::Arc;
@@ -10,10 +12,12 @@ use super::balancer::Balancer;
 use super::invalidate::{FlushBy, WALK_GAP};
 use super::state::LsState;
 use super::udp_path::UPSTREAM_SOCKETS;
+use super::upstream::accept::DropCounters;
 use super::upstream::shared::{self, SHARED_SOCKETS, SharedSockets};
 use super::{probe, udp_path};
 use crate::config::LsConfig;
 use crate::guard::rate::RATE_SWEEP;
+use crate::server::event_loop::{LoopStop, stop_on};
 use tokio_util::sync::CancellationToken;
 
 /// Time beyond the longest `timeout_ms` a stopping LS gives its queries in flight.
@@ -54,16 +58,38 @@ pub async fn serve(
     // with it): never UDP half served.
     let died = tokio_util::sync::CancellationToken::new();
     // Cancelled once the server layer is done: every connection handed to a
-    // worker has ended (or was abandoned), and the worker may stop.
+    // connection thread has ended (or was abandoned), and the thread may stop.
     let conns_done = tokio_util::sync::CancellationToken::new();
+    // On a current-thread runtime (a test's paused clock) the connections
+    // stay on it: that one thread already owns them, and its clock is the
+    // one the caller controls.
+    let flavor = tokio::runtime::Handle::current().runtime_flavor();
+    let conn_threads = flavor != tokio::runtime::RuntimeFlavor::CurrentThread;
     let mut threads = Vec::new();
     for (i, sock) in udp.into_iter().enumerate() {
-        let (b, stop, done) = (balancer.clone(), token.clone(), conns_done.clone());
-        let body = move |sock| worker((b, sockets), sock, per_worker, (stop, done));
+        if conn_threads {
+            let done = conns_done.clone();
+            let drops = balancer.metrics().drops.clone();
+            let body = move || conn_thread(drops, sockets, done);
+            let name = format!("ls-conn-{i}");
+            threads.extend(crate::server::thread::start_runtime(
+                &workers, &name, &died, body,
+            ));
+        }
         let name = format!("ls-udp-{i}");
-        threads.extend(crate::server::thread::start(
-            &workers, &name, sock, &died, body,
-        ));
+        let (client, stop) = match sock.into_std().and_then(|s| Ok((s, LoopStop::new()?))) {
+            Ok(started) => started,
+            Err(err) => {
+                tracing::error!(worker = %name, ?err, "cannot start a udp worker");
+                died.cancel();
+                continue;
+            }
+        };
+        // Stops the worker's loop when the server stops (or a worker dies).
+        workers.spawn(stop_on(token.clone(), stop.clone()));
+        let b = balancer.clone();
+        let body = move || udp_path::run(b, client, per_worker, stop);
+        crate::server::thread::start_blocking(&workers, &name, &died, body);
     }
     workers.close();
     let watch = {
@@ -78,13 +104,6 @@ pub async fn serve(
             }
         })
     };
-    // On a current-thread runtime (a test's paused clock) the connections
-    // stay on it: that one thread already owns them, and its clock is the
-    // one the caller controls.
-    let flavor = tokio::runtime::Handle::current().runtime_flavor();
-    if flavor == tokio::runtime::RuntimeFlavor::CurrentThread {
-        threads.clear();
-    }
     let threads = crate::server::thread::ConnThreads::new(threads);
     crate::server::serve_on(listeners, balancer.clone(), opts, token, threads).await;
     conns_done.cancel();
@@ -97,23 +116,19 @@ pub async fn serve(
     balancer.pool.shutdown().await;
 }
 
-/// One worker thread's body: its own upstream pool (`sockets` per family)
-/// made the thread's
-/// (before any task runs there: the TCP, DoT and DoH connections handed to
-/// it ask their backends from it), then the UDP fast path on `client` until
-/// `stop`; then it waits for `conns_done` (the connections it serves have
-/// drained) and closes its pool.
-fn worker(
-    (balancer, sockets): (Arc<Balancer>, usize),
-    client: Arc<tokio::net::UdpSocket>,
-    max_flights: usize,
-    (stop, conns_done): (CancellationToken, CancellationToken),
+/// One connection thread's body: its own upstream pool (`sockets` per
+/// family) made the thread's (before any task runs there: the TCP, DoT and
+/// DoH connections handed to it ask their backends from it); then it waits
+/// for `conns_done` (the connections it serves have drained) and closes its
+/// pool.
+fn conn_thread(
+    drops: Arc<DropCounters>,
+    sockets: usize,
+    conns_done: CancellationToken,
 ) -> impl std::future::Future<Output = ()> {
-    let drops = balancer.metrics().drops.clone();
     let pool = Arc::new(SharedSockets::for_thread(drops, sockets));
     shared::install(pool.clone());
     async move {
-        udp_path::run(balancer, client, max_flights, stop).await;
         conns_done.cancelled().await;
         pool.shutdown().await;
     }

@@ -423,20 +423,35 @@ pub(crate) async fn send_noting(
     let mut done = 0;
     while done < msgs.len() {
         let rest = msgs.get(done..).unwrap_or_default();
-        match sock.try_io(tokio::io::Interest::WRITABLE, || send_some(sock, rest)) {
-            Ok(n) => done += n.max(1),
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+        let sent = sock.try_io(tokio::io::Interest::WRITABLE, || send_some(sock, rest));
+        match advance(sent, rest, &mut refused) {
+            Some(n) => done += n,
+            None => {
                 if sock.writable().await.is_err() {
                     break;
                 }
             }
-            Err(err) => {
-                if let Some((bytes, dst)) = rest.first() {
-                    tracing::debug!(dst = %dst.addr, ?err, "udp send failed");
-                    refused(bytes);
-                }
-                done += 1;
+        }
+    }
+}
+
+/// How far one [`send_some`] of `rest` went: the messages it sent, or the
+/// one it skipped because the kernel refused it (told to `refused`);
+/// `None` when the socket is full (`EAGAIN`).
+fn advance(
+    sent: io::Result<usize>,
+    rest: &[(Vec<u8>, Peer)],
+    refused: &mut impl FnMut(&[u8]),
+) -> Option<usize> {
+    match sent {
+        Ok(n) => Some(n.max(1)),
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => None,
+        Err(err) => {
+            if let Some((bytes, dst)) = rest.first() {
+                tracing::debug!(dst = %dst.addr, ?err, "udp send failed");
+                refused(bytes);
             }
+            Some(1)
         }
     }
 }
@@ -445,9 +460,15 @@ pub(crate) async fn send_noting(
 /// once warm, queueing a message copies its bytes and allocates nothing.
 #[derive(Debug, Default)]
 pub(crate) struct SendQueue {
-    /// Messages `..len` are queued; the rest are spare buffers.
+    /// Messages `sent..len` are queued; the rest are spare buffers.
     msgs: Vec<(Vec<u8>, Peer)>,
     len: usize,
+    /// Messages before it have left (a [`SendQueue::send_now`] that the
+    /// socket stopped short: the rest is pending).
+    sent: usize,
+    /// Messages before it were queued before the last send (what
+    /// [`SendQueue::queued`] no longer lists).
+    told: usize,
     /// When the query each queued message answers arrived, where the queuer
     /// said ([`SendQueue::stamp`]); by index, as `msgs`.
     arrived: Vec<Option<std::time::Instant>>,
@@ -463,6 +484,8 @@ impl SendQueue {
                 .map(|_| (Vec::with_capacity(512), Peer::from(to)))
                 .collect(),
             len: 0,
+            sent: 0,
+            told: 0,
             arrived: vec![None; n],
         }
     }
@@ -514,9 +537,9 @@ impl SendQueue {
         self.push(to).extend_from_slice(bytes);
     }
 
-    /// The messages queued, with where each goes.
+    /// The messages queued since the last send, with where each goes.
     pub(crate) fn queued(&self) -> impl Iterator<Item = (&[u8], Peer)> {
-        let queued = self.msgs.get(..self.len).unwrap_or_default();
+        let queued = self.msgs.get(self.told..self.len).unwrap_or_default();
         queued.iter().map(|(b, p)| (b.as_slice(), *p))
     }
 
@@ -525,43 +548,44 @@ impl SendQueue {
     pub(crate) fn queued_stamped(
         &self,
     ) -> impl Iterator<Item = (&[u8], Peer, Option<std::time::Instant>)> {
-        let at = |i| self.arrived.get(i).copied().flatten();
+        let (told, at) = (self.told, |i| self.arrived.get(i).copied().flatten());
         self.queued()
             .enumerate()
-            .map(move |(i, (b, p))| (b, p, at(i)))
+            .map(move |(i, (b, p))| (b, p, at(told + i)))
     }
 
-    /// Messages queued.
+    /// Messages queued and not sent yet.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.len - self.sent
     }
 
-    /// Takes back the message queued last.
+    /// Takes back the message queued last (not one already sent).
     pub(crate) fn pop(&mut self) {
-        self.len = self.len.saturating_sub(1);
+        self.len = self.len.saturating_sub(1).max(self.sent);
+        self.told = self.told.min(self.len);
     }
 
     /// Forgets every message queued.
     pub(crate) fn clear(&mut self) {
-        self.len = 0;
+        (self.len, self.sent, self.told) = (0, 0, 0);
     }
 
-    /// Sends what is queued on `sock` (see [`send_all`]) and empties the queue.
-    pub(crate) async fn flush(&mut self, sock: &tokio::net::UdpSocket) {
-        self.flush_noting(sock, |_| {}).await;
-    }
-
-    /// [`SendQueue::flush`], telling `refused` the bytes of each message the
-    /// kernel refused ([`send_noting`]).
-    pub(crate) async fn flush_noting(
-        &mut self,
-        sock: &tokio::net::UdpSocket,
-        refused: impl FnMut(&[u8]),
-    ) {
-        if self.len > 0 {
-            send_noting(sock, self.msgs.get(..self.len).unwrap_or_default(), refused).await;
+    /// Sends what `sock` takes now without waiting, as [`send_noting`]
+    /// does (`refused` told each message the kernel refused): true when
+    /// the queue is empty, false when the socket is full and messages are
+    /// pending (the next call sends them first; queued since, they count
+    /// as sent for [`SendQueue::queued`]).
+    pub(crate) fn send_now(&mut self, sock: &impl AsRawFd, mut refused: impl FnMut(&[u8])) -> bool {
+        self.told = self.len;
+        while self.sent < self.len {
+            let rest = self.msgs.get(self.sent..self.len).unwrap_or_default();
+            match advance(send_some(sock, rest), rest, &mut refused) {
+                Some(n) => self.sent += n,
+                None => return false,
+            }
         }
-        self.len = 0;
+        self.clear();
+        true
     }
 }
 
@@ -627,8 +651,7 @@ mod tests {
         q.push_copy(b"two", refused_to);
         q.push_copy(b"three", to);
         let mut told = Vec::new();
-        q.flush_noting(&sock, |bytes| told.push(bytes.to_vec()))
-            .await;
+        assert!(q.send_now(&sock, |bytes| told.push(bytes.to_vec())));
         assert_eq!(told, [b"two".to_vec()]);
         assert_eq!(q.len(), 0);
         let mut buf = [0u8; 16];

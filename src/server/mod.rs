@@ -3,7 +3,8 @@
 //! A [`Handler`] turns one request into an [`Action`]: an answer now, or a
 //! future answer that the server drives under its in-flight bound. The server
 //! knows sockets, not DNS policy: [`udp`] runs one worker per SO_REUSEPORT
-//! socket, each on a thread of its own ([`thread`]); [`tcp`] speaks RFC 7766
+//! socket, each on a thread of its own ([`thread`]; the LS's fast path runs
+//! a blocking loop of its own there, [`event_loop`]); [`tcp`] speaks RFC 7766
 //! (pipelining, out-of-order answers, idle timeout, connection cap; a
 //! connection's deferred answers polled in its `answer_slots`; message
 //! buffers reused per thread through `recycle`). Every task belongs to the server's
@@ -35,6 +36,7 @@ pub mod conn_rate;
 pub mod doh;
 mod doh_conn;
 mod doh_h2;
+pub(crate) mod event_loop;
 pub mod fdlimit;
 pub mod forwarded;
 pub(crate) mod places;

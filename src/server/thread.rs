@@ -1,25 +1,29 @@
-//! UDP workers on threads of their own.
+//! Workers on threads of their own.
 //!
-//! Each SO_REUSEPORT UDP socket is served by one OS thread running a
-//! single-threaded runtime: the socket (and whatever the worker opens, such
-//! as the LS's upstream sockets) is registered with that thread's own epoll,
-//! its timers live in that thread's own timer wheel, and a datagram's
-//! arrival wakes the thread that will read it; a worker never migrates, and
-//! nothing of it is shared with another thread's scheduler. (Measured against
-//! tasks on the shared multi-threaded runtime, this costs and saves nothing
-//! per query at 20,000 QPS: `docs/BENCHMARKS.md`.)
+//! Each SO_REUSEPORT UDP socket is served by one OS thread. The TS's UDP
+//! workers (and the server layer's, `udp`) run a single-threaded tokio
+//! runtime there ([`start`]): the socket is registered with that thread's
+//! own epoll, its timers live in that thread's own timer wheel, and a
+//! datagram's arrival wakes the thread that will read it; a worker never
+//! migrates, and nothing of it is shared with another thread's scheduler.
+//! The LS's UDP fast-path workers run no runtime at all ([`start_blocking`]):
+//! a blocking loop of their own over epoll (`server::event_loop`, measured
+//! cheaper per wake-up: `docs/BENCHMARKS.md`, "The worker loop"), so
+//! such a thread can host no task.
 //!
-//! A worker on such a thread must yield when it keeps finding work, since
-//! only then does its runtime read epoll again (see the LS fast path).
+//! A worker on a runtime thread must yield when it keeps finding work,
+//! since only then does its runtime read epoll again.
 //!
-//! [`start`] runs a worker and hands its end to a [`TaskTracker`]: waiting
-//! on the tracker waits until the worker's future has ended (it watches the
-//! same cancellation token as every other task) and the thread's runtime,
-//! with any task the worker spawned on it, is gone. It returns the runtime's
-//! [`Handle`]: [`ConnThreads`] (the LS's workers) takes the connections an
-//! acceptor hands over, one thread each, so that a TCP, DoT or DoH
+//! [`start`], [`start_runtime`] and [`start_blocking`] hand a thread's end
+//! to a [`TaskTracker`]: waiting on the tracker waits until the thread's body
+//! has ended (it watches the same cancellation token as every other task)
+//! and the thread's runtime, with any task spawned on it, is gone. The two
+//! with a runtime return its [`Handle`]. [`ConnThreads`] takes the
+//! connections an acceptor hands over, one thread each: the LS starts one
+//! connection thread per UDP worker ([`start_runtime`], a current-thread
+//! runtime with the thread's own upstream pool), so that a TCP, DoT or DoH
 //! connection, its queries and their upstream exchanges all live on the
-//! worker thread it was given (the worker's own upstream sockets).
+//! thread it was given.
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
@@ -49,27 +53,102 @@ where
     F: FnOnce(Arc<UdpSocket>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    match spawn(name, sock, body) {
-        Ok((done, handle)) => {
-            let name = name.to_owned();
-            let died = died.clone();
-            tracker.spawn(async move {
-                if done.await.is_err() {
-                    error!(worker = %name, "udp worker thread ended abnormally");
-                    died.cancel();
-                }
-            });
-            Some(handle)
-        }
+    // Taken off the caller's runtime here, registered with the worker's there.
+    let sock = match sock.into_std() {
+        Ok(sock) => sock,
+        Err(err) => return not_started(name, &err, died),
+    };
+    let setup = move || match UdpSocket::from_std(sock) {
+        Ok(sock) => Some(body(Arc::new(sock))),
         Err(err) => {
-            error!(worker = %name, ?err, "cannot start a udp worker thread");
-            died.cancel();
+            error!(?err, "cannot register a udp socket with its worker");
             None
+        }
+    };
+    started(tracker, name, died, spawn(name, setup))
+}
+
+/// As [`start`], with no socket: a thread whose runtime only hosts what is
+/// handed to it (the LS's connection threads: [`ConnThreads`]) while `body`
+/// runs.
+pub fn start_runtime<F, Fut>(
+    tracker: &TaskTracker,
+    name: &str,
+    died: &CancellationToken,
+    body: F,
+) -> Option<Handle>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    started(tracker, name, died, spawn(name, move || Some(body())))
+}
+
+/// Runs `body` on a new thread named `name`, no runtime there (a blocking
+/// loop of its own: the LS's UDP fast path), tracked in `tracker` as
+/// [`start`]'s are: one that cannot start, panics or returns an error is
+/// logged and cancels `died`.
+pub fn start_blocking<F>(tracker: &TaskTracker, name: &str, died: &CancellationToken, body: F)
+where
+    F: FnOnce() -> io::Result<()> + Send + 'static,
+{
+    let (tx, done) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let ended = body();
+            if let Err(err) = &ended {
+                error!(?err, "udp worker failed");
+            }
+            if ended.is_ok() {
+                let _ = tx.send(());
+            }
+        });
+    match thread {
+        Ok(_) => track(tracker, name, died, done),
+        Err(err) => {
+            not_started(name, &err, died);
         }
     }
 }
 
-/// The worker threads an acceptor hands its connections to, in turn (none:
+/// A thread that could not start: logged, and `died` cancelled.
+fn not_started(name: &str, err: &io::Error, died: &CancellationToken) -> Option<Handle> {
+    error!(worker = %name, ?err, "cannot start a udp worker thread");
+    died.cancel();
+    None
+}
+
+/// [`spawn`]'s outcome, tracked: its handle when it started.
+fn started(
+    tracker: &TaskTracker,
+    name: &str,
+    died: &CancellationToken,
+    spawned: io::Result<(oneshot::Receiver<()>, Handle)>,
+) -> Option<Handle> {
+    match spawned {
+        Ok((done, handle)) => {
+            track(tracker, name, died, done);
+            Some(handle)
+        }
+        Err(err) => not_started(name, &err, died),
+    }
+}
+
+/// Tracks a thread's end in `tracker`: `done` dropped unsent (a panic, an
+/// error) cancels `died`.
+fn track(tracker: &TaskTracker, name: &str, died: &CancellationToken, done: oneshot::Receiver<()>) {
+    let name = name.to_owned();
+    let died = died.clone();
+    tracker.spawn(async move {
+        if done.await.is_err() {
+            error!(worker = %name, "udp worker thread ended abnormally");
+            died.cancel();
+        }
+    });
+}
+
+/// The threads an acceptor hands its connections to, in turn (none:
 /// a connection is served where it was accepted). A connection taken over
 /// runs on that thread's runtime to its end, with every task it spawns (its
 /// queries), so it never wakes another thread per query; one hand-over per
@@ -99,25 +178,19 @@ impl ConnThreads {
     }
 }
 
-/// Starts `body` on a new thread named `name`, with `sock` registered with
-/// that thread's single-threaded runtime; the receiver hears when the thread
-/// is done (and errs if it panicked), the handle spawns tasks on it. `body`
-/// is called on the thread before its runtime runs any task (what it sets
-/// up for the thread is there before a task handed over runs). It should
-/// return once its cancellation token is cancelled and whatever it started
-/// has finished: tasks it spawned and left running end with the thread's
-/// runtime.
-fn spawn<F, Fut>(
-    name: &str,
-    sock: UdpSocket,
-    body: F,
-) -> io::Result<(oneshot::Receiver<()>, Handle)>
+/// Starts a new thread named `name` with a single-threaded runtime of its
+/// own; the receiver hears when the thread is done (and errs if it
+/// panicked), the handle spawns tasks on it. `setup` is called on the
+/// thread, in its runtime's context, before the runtime runs any task (what
+/// it sets up for the thread is there before a task handed over runs); the
+/// future it gives is the thread's body. It should return once its
+/// cancellation token is cancelled and whatever it started has finished:
+/// tasks it spawned and left running end with the thread's runtime.
+fn spawn<S, Fut>(name: &str, setup: S) -> io::Result<(oneshot::Receiver<()>, Handle)>
 where
-    F: FnOnce(Arc<UdpSocket>) -> Fut + Send + 'static,
+    S: FnOnce() -> Option<Fut> + Send + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    // Taken off the caller's runtime here, registered with the worker's there.
-    let sock = sock.into_std()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -128,13 +201,7 @@ where
         .spawn(move || {
             let work = {
                 let _in = runtime.enter();
-                match UdpSocket::from_std(sock) {
-                    Ok(sock) => Some(body(Arc::new(sock))),
-                    Err(err) => {
-                        error!(?err, "cannot register a udp socket with its worker");
-                        None
-                    }
-                }
+                setup()
             };
             if let Some(work) = work {
                 runtime.block_on(work);

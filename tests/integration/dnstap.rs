@@ -522,6 +522,61 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
     assert_eq!(ldns.matches("type: CLIENT_QUERY").count(), 3, "{ldns}");
 }
 
+/// The UDP fast path writes the try that a refused send queues in its
+/// flush: the first backend is a broadcast address (the kernel refuses to
+/// send to it, `EACCES`), the second the TS, asked at once in the same
+/// flush; its FORWARDER_QUERY is written as the first one's is (it was
+/// left out: the round's queries were written once, before the flush's
+/// first send pass).
+#[tokio::test]
+async fn the_try_after_a_refused_send_is_written_too() {
+    let test = "dnstap::the_try_after_a_refused_send_is_written_too";
+    if need(test, DNSTAP_TOOLS).is_none() {
+        return;
+    }
+    let dir = ZoneDir::new();
+    let ts = start_ts_table(&dir, "t.txt", TABLE).await;
+    let capture = Capture::start(&dir.path().join("ls.sock"), &dir.path().join("ls.fstrm"));
+    // Probes once an hour: the refused backend fails its first one, and is
+    // marked up by hand (a down backend is not asked).
+    let text = format!(
+        "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\nstrategy = \"sequential\"\n\
+         order = \"fixed\"\n\n[ls.health]\ninterval_ms = 3600000\n\n[ls.dnstap]\n\
+         socket = \"{}\"\nidentity = \"ls-refused\"\n\n\
+         [[ls.backend]]\nname = \"refused\"\naddr = \"127.255.255.255:53\"\n\n\
+         [[ls.backend]]\nname = \"ts\"\naddr = \"{}\"\n",
+        capture.sock.display(),
+        ts.addr,
+    );
+    let path = dir.path().join("ls.toml");
+    std::fs::write(&path, text).unwrap();
+    let ls = start_ls_service(&path).await;
+    for b in &ls.balancer.state().backends {
+        b.set_up(true);
+    }
+    let asked: [Asked; 1] = [("www.example.org.", RecordType::A, Via::Udp, "NOERROR")];
+    ask_each(ls.addr, &asked, 70, true).await;
+    // CLIENT_QUERY, FORWARDER_QUERY to each backend, FORWARDER_RESPONSE,
+    // CLIENT_RESPONSE.
+    let file = stop_after_frames(ls, capture, 5, Duration::from_secs(10)).await;
+    let lines = dnstap_read_lines(&file);
+    let q = printed("www.example.org.", RecordType::A);
+    let fq = |to: &str| {
+        lines
+            .iter()
+            .filter(|l| l.contains(" FQ ") && l.contains(&q) && l.contains(to))
+            .count()
+    };
+    assert_eq!(fq("-> 127.255.255.255:53"), 1, "{lines:#?}");
+    assert_eq!(fq(&format!("-> {}", ts.addr)), 1, "{lines:#?}");
+    let of = |kind: &str| lines.iter().filter(|l| l.contains(kind)).count();
+    assert_eq!(
+        (of(" CQ "), of(" FR "), of(" CR ")),
+        (1, 1, 1),
+        "{lines:#?}"
+    );
+}
+
 #[tokio::test]
 async fn a_collector_killed_under_load_loses_no_query_and_frames_flow_again() {
     let test = "dnstap::a_collector_killed_under_load_loses_no_query_and_frames_flow_again";

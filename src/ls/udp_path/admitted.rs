@@ -7,7 +7,6 @@
 //! Bounded by `max_flights` held at once, shared fairly between clients
 //! ([`crate::guard::fair`]; past it SERVFAIL at once); released at once when
 //! the worker stops.
-use std::cmp::Reverse;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -60,7 +59,7 @@ impl Worker {
             at,
             received,
         });
-        self.timers.push(Reverse((at, TimerFor::Delayed(di))));
+        self.arm(at, TimerFor::Delayed(di));
     }
 
     /// A held query's delay is over: it goes on as if just admitted.

@@ -1,7 +1,11 @@
 //! The LS's UDP fast path: one worker per SO_REUSEPORT client socket that
 //! owns everything a UDP client query needs, so a query never leaves it. Each
-//! worker runs alone on a thread of its own (`server::thread`): its sockets
-//! are in that thread's epoll, its timer in that thread's timer wheel.
+//! worker runs alone on a thread of its own (`server::thread`), in a
+//! blocking loop of its own over epoll ([`crate::server::event_loop`]): its
+//! sockets in its own epoll set, registered for reading (and for writing
+//! only while a send is pending), each wait's timeout its own next timer
+//! (at most 100 ms), its stop an eventfd in the set. No runtime, no timer
+//! wheel, no waker: a wake-up is one `epoll_wait`.
 //!
 //! A worker owns its client socket, [`UPSTREAM_SOCKETS`] upstream sockets
 //! (each on a port the kernel picks at random), a table of queries in flight
@@ -33,8 +37,9 @@
 //! [`LATE_GRACE`](crate::ls::upstream::LATE_GRACE) past the query's
 //! deadline.
 //!
-//! The worker (its state, and everything it does, in one `impl`: its loop,
-//! a client query, an upstream datagram, its timers) is in `worker`, its
+//! The worker (its state, and everything it does, in one `impl`: a client
+//! query, an upstream datagram, its timers) is in `worker`, its loop (its
+//! waits and rounds, its sockets' watch in the epoll set) in `rounds`, its
 //! flights and late entries in `flight`, which timer entries are live in
 //! `timers`, an admitted query (the cache, the
 //! in-flight bound, a flight; or held by a `delay_ms` rule) in `admitted`. None of them
@@ -68,29 +73,32 @@
 //!   copied anywhere, counted as shed (`inflight`).
 use std::sync::Arc;
 
-use tokio::net::UdpSocket;
-use tokio_util::sync::CancellationToken;
-
 use super::balancer::Balancer;
+use crate::server::event_loop::LoopStop;
 use worker::Worker;
 
 mod admitted;
 mod flight;
+mod rounds;
 mod tap;
 mod timers;
 mod worker;
 
 pub use worker::UPSTREAM_SOCKETS;
 
-/// Serves UDP clients on `client` until `stop` is cancelled, then answers
-/// the queries still in flight (each ends by its deadline) and returns.
-pub(crate) async fn run(
+/// Serves UDP clients on `client` until `stop` is set, then answers the
+/// queries still in flight (each ends by its deadline) and returns: a
+/// blocking loop, for a thread of its own.
+///
+/// # Errors
+/// The OS error of its epoll set: the worker cannot serve.
+pub(crate) fn run(
     balancer: Arc<Balancer>,
-    client: Arc<UdpSocket>,
+    client: std::net::UdpSocket,
     max_flights: usize,
-    stop: CancellationToken,
-) {
-    Worker::new(balancer, client, max_flights).run(stop).await;
+    stop: Arc<LoopStop>,
+) -> std::io::Result<()> {
+    Worker::new(balancer, client, max_flights, stop)?.run()
 }
 
 #[cfg(test)]
@@ -99,7 +107,9 @@ mod tests {
     use crate::server::batch;
     use std::sync::atomic::Ordering::Relaxed;
     use std::time::Duration;
+    use tokio::net::UdpSocket;
     use tokio::time::Instant;
+    use tokio_util::sync::CancellationToken;
 
     /// With `max_inflight` reached (one query held by a backend that
     /// answers only health probes), further queries get SERVFAIL at once,
@@ -207,7 +217,7 @@ mod tests {
     fn worker(
         backends: &[std::net::SocketAddr],
         strategy: Strategy,
-        client: Arc<UdpSocket>,
+        client: std::net::UdpSocket,
     ) -> Worker {
         let cfg = LsConfig {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
@@ -234,7 +244,7 @@ mod tests {
         for b in &balancer.state().backends {
             b.set_up(true);
         }
-        Worker::new(balancer, client, 16)
+        Worker::new(balancer, client, 16, LoopStop::new().unwrap()).unwrap()
     }
 
     /// A [`worker`] over `backends` that was asked [`wire_query`]`(id)`
@@ -245,7 +255,8 @@ mod tests {
         strategy: Strategy,
         id: u8,
     ) -> (Worker, UdpSocket, Instant) {
-        let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_nonblocking(true).unwrap();
         let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut w = worker(backends, strategy, client);
         let t0 = Instant::now();
@@ -254,7 +265,7 @@ mod tests {
             batch::Peer::from(asker.local_addr().unwrap()),
             t0,
         );
-        w.flush().await;
+        w.flush();
         (w, asker, t0)
     }
 
@@ -446,15 +457,194 @@ mod tests {
         assert_eq!(counts(&w), [(2, 1, 0, 0)], "two copies, one timeout");
     }
 
+    // ---- read what is readable, then expire ----
+
+    /// Waits (at most 5 s) until a datagram is queued in `sock`: a
+    /// readiness wait; the datagram stays there.
+    fn queued_in(sock: &std::net::UdpSocket) {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let mut fds = [PollFd::new(sock, PollFlags::IN)];
+        let five = Timespec {
+            tv_sec: 5,
+            tv_nsec: 0,
+        };
+        assert_eq!(poll(&mut fds, Some(&five)).unwrap(), 1, "it arrived");
+    }
+
+    /// A backend's answer to `query` (as the backend got it, with its
+    /// upstream ID): NOERROR, one A record.
+    fn answer_to(query: &[u8]) -> Vec<u8> {
+        let mut a = vec![
+            query[0],
+            query[1],
+            query[2] | 0x84,
+            0,
+            0,
+            1,
+            0,
+            1,
+            0,
+            0,
+            0,
+            0,
+        ];
+        a.extend_from_slice(&wire_query(0)[crate::dns::HEADER_LEN..]);
+        a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 192, 0, 2, 1]);
+        a
+    }
+
+    /// The upstream socket slot of flight 0's try to `backend`.
+    fn try_sock(w: &Worker, backend: usize) -> usize {
+        let f = w.flights.get(0).unwrap();
+        f.attempts
+            .iter()
+            .find(|a| a.backend == backend)
+            .unwrap()
+            .sock
+    }
+
+    /// The real answer wins over a timer due at the round's time (its hedge
+    /// delay, then its deadline), although the wait did not report its
+    /// socket (the answer came after the wait returned, or after the round's
+    /// time was read on a loaded machine): the round reads every socket
+    /// with an ID in use before it fires a timer. Without that, the query
+    /// was re-asked needlessly, or answered with the LS's own reply and its
+    /// backend charged a timeout, the answer left unread in the socket.
+    /// The round is driven at a made-up time: no clock waited for.
+    #[tokio::test]
+    async fn an_answer_the_wait_did_not_report_wins_over_a_timer_due() {
+        for (due_ms, timer) in [(8_100, "hedge delay"), (10_100, "deadline")] {
+            let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            backend
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let baddr = backend.local_addr().unwrap();
+            let (mut w, asker, t0) = asked(&[baddr], Strategy::Hedge, 5).await;
+            let mut query = [0u8; 512];
+            let (n, from) = backend.recv_from(&mut query).unwrap();
+            backend.send_to(&answer_to(&query[..n]), from).unwrap();
+            queued_in(&w.ups.get(try_sock(&w, 0)).unwrap().sock);
+            // The wait reported nothing; the query's timer is due.
+            assert!(w.ups_ready.is_empty() && !w.client_ready);
+            w.round(
+                &mut rounds::Slots::new(),
+                t0 + Duration::from_millis(due_ms),
+            );
+            assert_eq!((w.flights.len, w.late.len), (0, 0), "{timer}: answered");
+            assert_eq!(
+                counts(&w),
+                [(1, 0, 0, 0)],
+                "{timer}: asked once, no timeout charged"
+            );
+            assert_eq!(w.balancer.metrics.hedges.load(Relaxed), 0, "{timer}");
+            let mut buf = [0u8; 512];
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), asker.recv_from(&mut buf))
+                .await
+                .expect("answered in the round")
+                .unwrap();
+            assert!(
+                n >= crate::dns::HEADER_LEN && buf[1] == 5,
+                "{timer}: the answer to the query"
+            );
+            assert_eq!(
+                (buf[3] & 0x0f, buf[7]),
+                (0, 1),
+                "{timer}: the backend's NOERROR and its A record"
+            );
+        }
+    }
+
+    /// A hedge loser's answer that sits unread in its socket when its late
+    /// entry's deadline is due settles the entry (a latency, not a loss):
+    /// the round reads it before the entry is charged as a timeout of its
+    /// backend.
+    #[tokio::test]
+    async fn a_late_answer_the_wait_did_not_report_is_no_timeout_at_the_deadline() {
+        let b0 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b1 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for b in [&b0, &b1] {
+            b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        }
+        let addrs = [b0.local_addr().unwrap(), b1.local_addr().unwrap()];
+        let (mut w, _asker, t0) = asked(&addrs, Strategy::Race, 6).await;
+        let (mut q0, mut q1) = ([0u8; 512], [0u8; 512]);
+        let (n0, _) = b0.recv_from(&mut q0).unwrap();
+        let (n1, from1) = b1.recv_from(&mut q1).unwrap();
+        // b1's answer waits in its socket, unread.
+        b1.send_to(&answer_to(&q1[..n1]), from1).unwrap();
+        let (s0, s1) = (try_sock(&w, 0), try_sock(&w, 1));
+        queued_in(&w.ups.get(s1).unwrap().sock);
+        // b0's answer wins first: b1's try becomes a late entry.
+        let at = t0 + Duration::from_millis(1);
+        w.on_upstream(s0, &answer_to(&q0[..n0]), addrs[0], false, at)
+            .unwrap();
+        assert_eq!((w.flights.len, w.late.len), (0, 1));
+        w.round(
+            &mut rounds::Slots::new(),
+            t0 + Duration::from_millis(10_100),
+        );
+        assert_eq!(w.late.len, 0, "settled by its answer");
+        assert_eq!(live_ids(&w), 0);
+        assert_eq!(
+            counts(&w),
+            [(1, 0, 0, 0), (1, 0, 0, 0)],
+            "b1 answered (late): no timeout charged"
+        );
+        let b1_samples = w.balancer.state().backends[1]
+            .stats
+            .latency
+            .snapshot()
+            .count;
+        assert_eq!(b1_samples, 1, "b1's answer time fed its latency");
+    }
+
+    /// ls-core S2: a flood on an upstream socket in use does not hold the
+    /// worker: one round reads at most [`rounds::UPSTREAM_BATCHES`] batches
+    /// of it (each datagram dropped and counted); the rest is left for the
+    /// next wait, which reports the socket at once.
+    #[tokio::test]
+    async fn a_flooded_upstream_socket_is_read_a_bounded_amount_per_round() {
+        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let baddr = backend.local_addr().unwrap();
+        let (mut w, _asker, t0) = asked(&[baddr], Strategy::Hedge, 7).await;
+        let s = try_sock(&w, 0);
+        let port = w.ups.get(s).unwrap().sock.local_addr().unwrap().port();
+        let flood = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let bound = rounds::UPSTREAM_BATCHES * worker::UPSTREAM_SLOTS;
+        let junk = [0xff, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        for _ in 0..bound + 10 {
+            flood.send_to(&junk, ("127.0.0.1", port)).unwrap();
+        }
+        w.ups_ready.push(s);
+        // No timer due: only what the wait reported is read.
+        w.round(&mut rounds::Slots::new(), t0 + Duration::from_millis(1));
+        let d = &w.balancer.metrics.drops;
+        let dropped: u64 = [&d.wrong_source, &d.wrong_id, &d.wrong_question, &d.late]
+            .iter()
+            .map(|c| c.load(Relaxed))
+            .sum();
+        assert_eq!(
+            dropped, bound as u64,
+            "one round's bound read, each dropped"
+        );
+        let sock = &w.ups.get(s).unwrap().sock;
+        let (mut left, mut buf) = (0, [0u8; 64]);
+        while sock.recv(&mut buf).is_ok() {
+            left += 1;
+        }
+        assert_eq!(left, 10, "the rest left for the next round");
+        assert_eq!(w.flights.len, 1, "its query still waits for its answer");
+    }
+
     // ---- the cache-hit path (issue 40, item 4) ----
 
     /// A cache hit is served in the round that read it and arms no timer:
-    /// the worker's sleep (its one entry in the runtime's timer wheel) is
-    /// not moved for it. Before, every round pushed the hand-in wake 100 ms
-    /// past its end, so every hit moved the sleep once. Real sockets; the
-    /// worker's own loop (`run`).
+    /// nothing is pushed on the worker's timer heap for it (the wait's
+    /// timeout is computed anew each time: no sleep to move). Real sockets;
+    /// the worker's own blocking loop (`run`) on a thread of its own,
+    /// stopped as the server stops it.
     #[tokio::test]
-    async fn a_cache_hit_moves_no_timer() {
+    async fn a_cache_hit_arms_no_timer() {
         use crate::config::CacheConfig;
         // The backend: answers `www. A` with one A record, TTL 300.
         let backend = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -488,45 +678,45 @@ mod tests {
         for b in &balancer.state().backends {
             b.set_up(true);
         }
-        let client = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_nonblocking(true).unwrap();
         let addr = client.local_addr().unwrap();
-        let mut w = Worker::new(balancer, client, 16);
-        let stop = CancellationToken::new();
-        const HITS: u64 = 40;
-        let asker = async {
-            let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let ask = |id: u8| {
-                let asker = &asker;
-                async move {
-                    asker.send_to(&wire_query(id), addr).await.unwrap();
-                    let mut buf = [0u8; 512];
-                    tokio::time::timeout(Duration::from_secs(5), asker.recv(&mut buf))
-                        .await
-                        .expect("answered")
-                        .unwrap();
-                    assert_eq!((buf[1], buf[7]), (id, 1), "the answer to {id}");
-                }
-            };
-            // The miss: forwarded, its answer cached.
-            ask(0).await;
-            let t0 = Instant::now();
-            for id in 1..=HITS as u8 {
-                ask(id).await;
-            }
-            stop.cancel();
-            t0.elapsed()
+        let stop = LoopStop::new().unwrap();
+        let mut w = Worker::new(balancer, client, 16, stop.clone()).unwrap();
+        let (tx, pushes) = tokio::sync::oneshot::channel();
+        let serving = std::thread::spawn(move || {
+            w.run().unwrap();
+            let _ = tx.send((w.timer_pushes, w.timers.len()));
+        });
+        const HITS: u8 = 40;
+        let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let ask = async |id: u8| {
+            asker.send_to(&wire_query(id), addr).await.unwrap();
+            let mut buf = [0u8; 512];
+            tokio::time::timeout(Duration::from_secs(5), asker.recv(&mut buf))
+                .await
+                .expect("answered")
+                .unwrap();
+            assert_eq!((buf[1], buf[7]), (id, 1), "the answer to {id}");
         };
-        let ((), took) = tokio::join!(w.run(stop.clone()), asker);
+        // The miss: forwarded, its answer cached.
+        ask(0).await;
+        let token = CancellationToken::new();
+        let stopper = tokio::spawn(crate::server::event_loop::stop_on(token.clone(), stop));
+        for id in 1..=HITS {
+            ask(id).await;
+        }
+        token.cancel();
+        stopper.await.unwrap();
+        let (pushes, left) = tokio::time::timeout(Duration::from_secs(10), pushes)
+            .await
+            .expect("the loop returns once stopped")
+            .unwrap();
+        serving.join().unwrap();
         answering.abort();
         assert_eq!(asked.load(Relaxed), 1, "every query after the first a hit");
-        // Moves allowed: the first round's (from the start's hour-long
-        // sleep), the miss's flight's, and one per 100 ms the run took (the
-        // hand-in wake going off).
-        let allowed = 4 + took.as_millis() as u64 / 100;
-        assert!(
-            w.sleep_moves <= allowed,
-            "{} sleep moves for {HITS} hits in {took:?} (at most {allowed})",
-            w.sleep_moves
-        );
+        // The miss's flight armed its hedge or deadline timer: that one only.
+        assert_eq!(pushes, 1, "timers pushed for 1 miss and {HITS} hits");
+        assert_eq!(left, 0, "its stale entry dropped, nothing else armed");
     }
 }

@@ -1,14 +1,14 @@
 //! The fast path's dnstap messages (`[ls.dnstap]`, by `ls::tap`): a UDP
 //! client query as the worker reads it, the upstream queries and client
-//! answers of a round as its flush sends them, an upstream answer once
+//! answers of a round as its flush sends them (each send pass of it), an upstream answer once
 //! accepted. Free functions over the worker's sockets and queues; each asks
 //! a socket's address only when its kind is on.
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
 
-use crate::dnstap::{Dnstap, TapTransport};
+use crate::dnstap::{Dnstap, TapKind, TapTransport};
 use crate::ls::tap;
 use crate::ls::upstream::sockets::Sockets;
 use crate::server::batch::SendQueue;
@@ -19,22 +19,25 @@ pub(super) fn client_query(d: &Dnstap, local: Option<SocketAddr>, raw: &[u8], sr
     tap::client_query(d, TapTransport::Udp, src, || local, raw);
 }
 
-/// FORWARDER_QUERY of every upstream query queued in `to_upstream` (queue
-/// `i` goes out on upstream socket `i` of `ups`) and CLIENT_RESPONSE of
-/// every client answer in `to_clients` (sent on the client socket at
-/// `client`): one round's flush.
-pub(super) fn queued(
-    d: &Dnstap,
-    client: Option<SocketAddr>,
-    ups: &Sockets<UdpSocket>,
-    to_upstream: &[SendQueue],
-    to_clients: &SendQueue,
-) {
+/// FORWARDER_QUERY of every upstream query queued in `to_upstream` since
+/// its queue's last send (queue `i` goes out on upstream socket `i` of
+/// `ups`): called before each send pass of a round's flush, so that the
+/// next try a refused send queues is written too.
+pub(super) fn forwarder_queued(d: &Dnstap, ups: &Sockets<UdpSocket>, to_upstream: &[SendQueue]) {
+    if !d.enabled(TapKind::ForwarderQuery) {
+        return;
+    }
     for (i, out) in to_upstream.iter().enumerate() {
         if let Some(u) = ups.get(i) {
             tap::forwarder_queries(d, out.queued(), || u.local_addr(|s| s.local_addr().ok()));
         }
     }
+}
+
+/// CLIENT_RESPONSE of every client answer queued in `to_clients` since its
+/// last send (sent on the client socket at `client`): called just before it
+/// is sent, after the upstream sends (whose refusals may answer clients).
+pub(super) fn answers_queued(d: &Dnstap, client: Option<SocketAddr>, to_clients: &SendQueue) {
     tap::client_responses(d, to_clients.queued_stamped(), client);
 }
 

@@ -3,8 +3,8 @@
 //! each late entry (its query's deadline, the end of its grace), and the
 //! timer of each query a `delay_ms` rule holds. An entry is never removed from
 //! the heap when its flight ends or moves its timer: it goes stale, and is
-//! skipped when it reaches the top. And when the worker's one sleep (its
-//! entry in the runtime's timer wheel) must move ([`rearm`]).
+//! skipped when it reaches the top. The earliest live one is the timeout
+//! of the worker's next wait ([`next_live`]): no other timer is armed.
 use std::cmp::Reverse;
 
 use tokio::time::Instant;
@@ -41,17 +41,6 @@ pub(super) fn next_live(
     None
 }
 
-/// The deadline the worker's sleep must be moved to, armed for `armed`
-/// (`fired`: it has gone off since), when the worker next needs to wake at
-/// `want` (its earliest live timer, or its hand-in wake): `None` leaves it
-/// where it is. A sleep that goes off early costs one spare wake-up, after
-/// which it is armed anew; moving it later on every round would arm a timer
-/// for each wake-up, a cache hit's included, since the hand-in wake is
-/// counted from the round's end.
-pub(super) fn rearm(armed: Instant, fired: bool, want: Instant) -> Option<Instant> {
-    (fired || want < armed).then_some(want)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,17 +72,5 @@ mod tests {
         // Nothing live: no wake-up at all.
         assert_eq!(next_live(&mut timers, |_, _| false), None);
         assert!(timers.is_empty());
-    }
-
-    #[test]
-    fn the_sleep_moves_only_earlier_or_once_it_has_gone_off() {
-        let t0 = Instant::now();
-        // A later wake (the hand-in counted from a later round): left alone.
-        assert_eq!(rearm(t0 + 100 * MS, false, t0 + 101 * MS), None);
-        assert_eq!(rearm(t0 + 100 * MS, false, t0 + 100 * MS), None);
-        // An earlier one (a flight's hedge timer): moved.
-        assert_eq!(rearm(t0 + 100 * MS, false, t0 + 5 * MS), Some(t0 + 5 * MS));
-        // Gone off: armed anew, later or not.
-        assert_eq!(rearm(t0, true, t0 + 100 * MS), Some(t0 + 100 * MS));
     }
 }

@@ -1,9 +1,9 @@
 //! A fast-path worker: its state (its client socket, its upstream sockets,
 //! opened here, each on a port the kernel picks, answers timed by their
-//! arrival; its flights, late entries and timers; the send queues of a round;
-//! the free list of byte buffers it reuses) and everything it does, in one
-//! `impl`: its loop (`run`: wait, read upstream answers, read client queries,
-//! fire timers, flush), a client query admitted, answered from the packet
+//! arrival; its epoll set; its flights, late entries and timers; the send
+//! queues of a round; the free list of byte buffers it reuses) and
+//! everything a query makes it do, in one `impl` (its loop, waits and
+//! rounds, is `rounds`'): a client query admitted, answered from the packet
 //! cache ([`reply::from_cache`]) or made a flight, its
 //! [`Resolution`](crate::ls::resolution::Resolution) driven (attempts
 //! launched on the upstream sockets, the reply made by [`reply::finish`]
@@ -12,21 +12,17 @@
 //! and handed to its flight, and its timers fired (which heap entries are
 //! live: `timers`).
 use std::cmp::Reverse;
-use std::future::poll_fn;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::task::Poll;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::flight::{Attempt, Delayed, Flight, Late, Slab, TimerFor, Timers};
 use super::tap;
-use super::timers::{next_live, rearm, timer_live};
+use super::timers::{next_live, timer_live};
 use crate::dns::{self, HEADER_LEN, WireHeader};
 use crate::guard::fair::Holders;
 use crate::ls::balancer::{Admission, Balancer};
@@ -39,22 +35,34 @@ use crate::ls::upstream::ids::{self, IdUse};
 use crate::ls::upstream::sockets::{self, Family, Sockets};
 use crate::ls::{async_path, reply};
 use crate::server::backoff::RecvBackoff;
-use crate::server::batch::{self, RecvBatch, SendQueue};
-use crate::server::shed::{QueueGate, arrival, queue_bound, waited};
+use crate::server::batch::{self, SendQueue};
+use crate::server::event_loop::{LoopStop, Poller};
+use crate::server::shed::QueueGate;
 use crate::server::{Reply, Request};
 
 /// Upstream sockets per worker and address family: log2 of it is the
 /// source-port entropy a query gets on top of its random ID.
 pub const UPSTREAM_SOCKETS: usize = 8;
 /// Upstream responses read per system call and socket.
-const UPSTREAM_SLOTS: usize = 8;
+pub(super) const UPSTREAM_SLOTS: usize = 8;
 /// Byte buffers kept for reuse per worker, at most.
 const SPARE_MAX: usize = 4096;
 
-/// A new upstream socket of `family` ([`sockets::open`]), its answers timed
-/// by their arrival, not by when they are read.
+/// The client socket's token in the worker's epoll set (`rounds` numbers
+/// the upstream sockets' after it).
+pub(super) const CLIENT: u64 = 0;
+
+/// What a socket in the worker's epoll set is watched for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Watch {
+    pub(super) read: bool,
+    pub(super) write: bool,
+}
+
+/// A new upstream socket of `family` ([`sockets::open_std`]), its answers
+/// timed by their arrival, not by when they are read.
 pub(super) fn open_upstream(family: Family) -> std::io::Result<UdpSocket> {
-    let s = sockets::open(family)?;
+    let s = sockets::open_std(family)?;
     let _ = batch::enable_timestamps(&s);
     Ok(s)
 }
@@ -68,17 +76,34 @@ pub(super) fn upstream_queue() -> SendQueue {
 /// One worker; see the parent module's docs.
 pub(super) struct Worker {
     pub(super) balancer: Arc<Balancer>,
-    pub(super) client: Arc<UdpSocket>,
+    pub(super) client: UdpSocket,
     /// The client socket's address, read once (for dnstap).
     pub(super) client_local: Option<SocketAddr>,
     /// Upstream sockets of both families, by slot (attempts name the slot).
     pub(super) ups: Sockets<UdpSocket>,
+    /// Its epoll set: the client socket, every open upstream socket, the stop.
+    pub(super) poller: Poller,
+    /// What the client socket is watched for.
+    pub(super) client_watch: Watch,
+    /// Per upstream slot, what its socket is watched for (`None`: not in
+    /// the set).
+    pub(super) up_watch: Vec<Option<Watch>>,
+    /// What the last wait found ready: the client socket, upstream slots.
+    pub(super) client_ready: bool,
+    pub(super) ups_ready: Vec<usize>,
+    /// Stop seen: no client query is read any more.
+    pub(super) stopping: bool,
+    /// Client reads pause until then after receive errors in a row.
+    pub(super) paused_until: Option<Instant>,
+    pub(super) backoff: RecvBackoff,
+    pub(super) gate: QueueGate,
     pub(super) flights: Slab<Flight>,
     pub(super) late: Slab<Late>,
     /// Queries a `delay_ms` rule holds (at most `max_flights`).
     pub(super) delayed: Slab<Delayed>,
     pub(super) timers: Timers,
-    /// Answers to clients, and queries per upstream socket slot, of this round.
+    /// Answers to clients, and queries per upstream socket slot, of this
+    /// round (and those a full socket left pending).
     pub(super) to_clients: SendQueue,
     pub(super) to_upstream: Vec<SendQueue>,
     /// Byte buffers for queries and kept responses, for reuse.
@@ -96,26 +121,44 @@ pub(super) struct Worker {
     pub(super) counts: WorkerCounts,
     /// A client query as `ecs` in `[ls]` edits it (reused).
     pub(super) ecs_scratch: Vec<u8>,
-    /// Times its sleep was moved in the runtime's timer wheel (a debug
-    /// count: a cache hit moves none).
-    pub(super) sleep_moves: u64,
+    /// Timers pushed on its heap (a debug count: a cache hit pushes none).
+    pub(super) timer_pushes: u64,
 }
 
-/// The longest a worker sleeps: an idle one hands its dynamic-block counts
-/// in within this long of the tick calling for them.
-const HAND_IN_WAKE: Duration = Duration::from_millis(100);
-
 impl Worker {
-    /// A worker serving `client`, its metrics registered, receive
-    /// timestamps asked for, and [`UPSTREAM_SOCKETS`] upstream sockets per
-    /// family opened (one that cannot be opened is logged and left out).
-    pub(super) fn new(balancer: Arc<Balancer>, client: Arc<UdpSocket>, max_flights: usize) -> Self {
+    /// A worker serving `client` until `stop`, its metrics registered,
+    /// receive timestamps asked for, and [`UPSTREAM_SOCKETS`] upstream
+    /// sockets per family opened (one that cannot be opened is logged and
+    /// left out), each socket in its epoll set for reading.
+    ///
+    /// # Errors
+    /// The OS error of its epoll set.
+    pub(super) fn new(
+        balancer: Arc<Balancer>,
+        client: UdpSocket,
+        max_flights: usize,
+        stop: Arc<LoopStop>,
+    ) -> std::io::Result<Self> {
         let counts = balancer.dynblocks().worker_counts();
+        let poller = Poller::new(stop)?;
+        poller.add(&client, CLIENT)?;
         let mut w = Worker {
             balancer,
             client_local: client.local_addr().ok(),
             client,
             ups: Sockets::new(ROTATE_AFTER),
+            poller,
+            client_watch: Watch {
+                read: true,
+                write: false,
+            },
+            up_watch: Vec::new(),
+            client_ready: false,
+            ups_ready: Vec::with_capacity(crate::server::event_loop::EVENTS),
+            stopping: false,
+            paused_until: None,
+            backoff: RecvBackoff::default(),
+            gate: QueueGate::default(),
             flights: Slab::new(),
             late: Slab::new(),
             delayed: Slab::new(),
@@ -131,9 +174,9 @@ impl Worker {
             held: Holders::default(),
             counts,
             ecs_scratch: Vec::new(),
-            sleep_moves: 0,
+            timer_pushes: 0,
         };
-        if let Some(inode) = crate::server::socket::socket_inode(w.client.as_ref()) {
+        if let Some(inode) = crate::server::socket::socket_inode(&w.client) {
             w.balancer
                 .metrics
                 .client_sockets
@@ -141,7 +184,7 @@ impl Worker {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .push(inode);
         }
-        if let Err(err) = batch::enable_timestamps(w.client.as_ref()) {
+        if let Err(err) = batch::enable_timestamps(&w.client) {
             debug!(
                 ?err,
                 "no receive timestamps: queries are not shed by their wait"
@@ -155,7 +198,10 @@ impl Worker {
                 }
             }
         }
-        w
+        for slot in 0..w.ups.len() {
+            w.watch_upstream(slot);
+        }
+        Ok(w)
     }
 
     /// Keeps a byte buffer for reuse.
@@ -165,199 +211,10 @@ impl Worker {
         }
     }
 
-    pub(super) async fn run(&mut self, stop: CancellationToken) {
-        let mut client_slots = RecvBatch::with_timestamps(batch::BATCH);
-        // One per address family.
-        let mut up_slots = [
-            RecvBatch::with_timestamps(UPSTREAM_SLOTS),
-            RecvBatch::with_timestamps(UPSTREAM_SLOTS),
-        ];
-        let mut backoff = RecvBackoff::default();
-        let mut gate = QueueGate::default();
-        let sleep = tokio::time::sleep(Duration::from_secs(3600));
-        tokio::pin!(sleep);
-        let stopped = stop.cancelled();
-        tokio::pin!(stopped);
-        let mut stopping = false;
-        loop {
-            if stopping && self.flights.len == 0 {
-                return;
-            }
-            // Wait for anything: a client query, an upstream answer, a timer, stop.
-            let _ = poll_fn(|cx| {
-                let mut ready = false;
-                if !stopping && stopped.as_mut().poll(cx).is_ready() {
-                    stopping = true;
-                    ready = true;
-                }
-                if !stopping && self.client.poll_recv_ready(cx).is_ready() {
-                    ready = true;
-                }
-                // Only sockets with an ID in use can bring an answer the
-                // worker waits for: the idle ones (all of them while every
-                // query is a cache hit) cost nothing per wake-up.
-                for u in self.ups.open().filter(|u| u.ids.live() > 0) {
-                    if u.sock.poll_recv_ready(cx).is_ready() {
-                        ready = true;
-                    }
-                }
-                if sleep.as_mut().poll(cx).is_ready() {
-                    ready = true;
-                }
-                if ready {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending
-                }
-            })
-            .await;
-            // Then take whatever is ready, everywhere (tokio calls the
-            // closures only for sockets it saw ready). The answers arrived
-            // by `round` are all read before the timers due by then fire.
-            let round = Instant::now();
-            self.read_upstream(&mut up_slots);
-            let mut full = false;
-            if !stopping {
-                match client_slots.recv_ready(&self.client) {
-                    Ok(n) => {
-                        backoff.success();
-                        full = n == batch::BATCH;
-                        let bound = queue_bound(self.balancer.state().policy.timeout);
-                        let (read_at, now) = (SystemTime::now(), Instant::now());
-                        for i in 0..n {
-                            if let Some((raw, meta)) = client_slots.get(i)
-                                && let Some(src) = meta.peer()
-                                && !meta.truncated
-                                && src.addr.port() != 0
-                            {
-                                let wait = waited(meta.stamp, read_at);
-                                if gate.shed(wait, now, bound) {
-                                    self.balancer.metrics.shed_queue.fetch_add(1, Relaxed);
-                                    continue;
-                                }
-                                // When it arrived: the batch's time less
-                                // its wait in the kernel, no clock read.
-                                let at = wait.map_or(now, |w| now.checked_sub(w).unwrap_or(now));
-                                self.on_client(raw, src, at);
-                            }
-                        }
-                        if n < batch::BATCH {
-                            gate.drained();
-                        }
-                    }
-                    Err(err) => {
-                        debug!(?err, "udp recv error");
-                        if let Some(pause) = backoff.failure() {
-                            tokio::time::sleep(pause).await;
-                        }
-                    }
-                }
-            }
-            if stopping && self.delayed.len > 0 {
-                self.release_delayed();
-            }
-            self.fire_timers(round);
-            self.flush().await;
-            // Idle, it still wakes ten times a second to hand its counts in.
-            // The sleep is moved only earlier, or once it has gone off: not
-            // on every round (see `rearm`).
-            self.balancer.dynblocks().hand_in(&mut self.counts);
-            let wake = Instant::now() + HAND_IN_WAKE;
-            let next = self.next_timer().map_or(wake, |t| t.min(wake));
-            if let Some(at) = rearm(sleep.deadline(), sleep.is_elapsed(), next) {
-                sleep.as_mut().reset(at);
-                self.sleep_moves += 1;
-            }
-            if full {
-                // More client queries are queued, so the wait above would
-                // return at once without asking the kernel what else is
-                // ready: tokio learns of the upstream sockets' new answers
-                // only when its driver polls epoll, which on this thread
-                // happens when the worker yields. Unasked, the answers wait
-                // for the next coop yield, some past their hedge delay.
-                tokio::task::yield_now().await;
-            }
-        }
-    }
-
-    /// Reads every upstream socket that is ready and has an ID in use,
-    /// retired ones included (`slots`: one batch per family, v4 then v6). A
-    /// datagram that reaches an idle socket could only be judged stray: it
-    /// waits in the kernel's buffer (bounded) until the socket is used again,
-    /// and is read and refused then.
-    pub(super) fn read_upstream(&mut self, slots: &mut [RecvBatch; 2]) {
-        for s in 0..self.ups.len() {
-            while let Some(u) = self.ups.get(s).filter(|u| u.ids.live() > 0) {
-                let Some(batch) = slots.get_mut(u.family.index()) else {
-                    break;
-                };
-                let n = match batch.recv_ready(&u.sock) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                let (now, now_sys) = (Instant::now(), SystemTime::now());
-                for i in 0..n {
-                    if let Some((resp, meta)) = batch.get(i)
-                        && let Some(from) = meta.src
-                    {
-                        let at = arrival(meta.stamp, now, now_sys);
-                        if let Err(why) = self.on_upstream(s, resp, from, meta.truncated, at) {
-                            self.balancer.metrics.drops.count(why);
-                        }
-                    }
-                }
-                if n < UPSTREAM_SLOTS {
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Sends this round's upstream queries and client answers, in batches.
-    /// An upstream query the kernel refuses (any error but `EAGAIN`) ends
-    /// its try at once ([`Worker::on_refused`]); what its flight does next
-    /// (the next backend asked, or its client answered) is sent in the same
-    /// flush.
-    pub(super) async fn flush(&mut self) {
-        tap::queued(
-            self.balancer.dnstap(),
-            self.client_local,
-            &self.ups,
-            &self.to_upstream,
-            &self.to_clients,
-        );
-        loop {
-            for (i, out) in self.to_upstream.iter_mut().enumerate() {
-                if out.len() == 0 {
-                    continue;
-                }
-                match self.ups.get(i) {
-                    Some(u) => {
-                        let refused = &mut self.refused;
-                        out.flush_noting(&u.sock, |query| {
-                            if let Some(id) = query.first_chunk::<2>() {
-                                refused.push((i, u16::from_be_bytes(*id)));
-                            }
-                        })
-                        .await;
-                    }
-                    None => out.clear(),
-                }
-            }
-            if self.refused.is_empty() {
-                break;
-            }
-            // Each refusal ends a try; a flight has finitely many, so this ends.
-            let now = Instant::now();
-            let mut refused = std::mem::take(&mut self.refused);
-            for (sock, id) in refused.drain(..) {
-                self.on_refused(sock, id, now);
-            }
-            self.refused = refused;
-        }
-        self.to_clients.flush(&self.client).await;
-        // Retired sockets whose last ID cleared are closed.
-        self.ups.reap(|_, sock| drop(sock));
+    /// Pushes a timer on the heap.
+    pub(super) fn arm(&mut self, at: Instant, what: TimerFor) {
+        self.timers.push(Reverse((at, what)));
+        self.timer_pushes += 1;
     }
 
     /// One client datagram, arrived `at`.
@@ -399,7 +256,7 @@ impl Worker {
                     let at = f.res.next_wakeup();
                     if f.timer_at != Some(at) {
                         f.timer_at = Some(at);
-                        self.timers.push(Reverse((at, TimerFor::Flight(idx))));
+                        self.arm(at, TimerFor::Flight(idx));
                     }
                     return;
                 }
@@ -491,6 +348,10 @@ impl Worker {
             inflight: Some(b.begin()),
             refused: false,
         });
+        // A socket just opened (a worn one replaced) joins the epoll set.
+        if self.up_watch.get(sock).copied().flatten().is_none() {
+            self.watch_upstream(sock);
+        }
         true
     }
 
@@ -541,7 +402,7 @@ impl Worker {
         if let Some(u) = self.ups.get_mut(sock) {
             u.ids.set(id, IdUse::Late(li));
         }
-        self.timers.push(Reverse((at, TimerFor::Late(li))));
+        self.arm(at, TimerFor::Late(li));
     }
 
     /// The upstream query `id` on socket `sock` that the kernel refused to
@@ -702,7 +563,7 @@ impl Worker {
                         // At its deadline: no longer in flight; forgotten after the grace.
                         let again = l.entry.forget_at();
                         l.timer_at = again;
-                        self.timers.push(Reverse((again, TimerFor::Late(li))));
+                        self.arm(again, TimerFor::Late(li));
                         continue;
                     }
                     if let Some(mut l) = self.late.remove(li) {

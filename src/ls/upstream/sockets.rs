@@ -65,12 +65,22 @@ impl Family {
     }
 }
 
-/// A new upstream socket of `family`, on a port the kernel picks at random
-/// (IPv6 only for IPv6, a large receive buffer, non-blocking).
+/// A new upstream socket of `family` ([`open_std`]), registered with the
+/// caller's runtime.
 ///
 /// # Errors
 /// The OS error.
 pub fn open(family: Family) -> std::io::Result<UdpSocket> {
+    UdpSocket::from_std(open_std(family)?)
+}
+
+/// A new upstream socket of `family`, on a port the kernel picks at random
+/// (IPv6 only for IPv6, a large receive buffer, non-blocking), registered
+/// with no runtime.
+///
+/// # Errors
+/// The OS error.
+pub fn open_std(family: Family) -> std::io::Result<std::net::UdpSocket> {
     let s = socket2::Socket::new(
         socket2::Domain::for_address(family.unspecified()),
         socket2::Type::DGRAM,
@@ -84,7 +94,7 @@ pub fn open(family: Family) -> std::io::Result<UdpSocket> {
     let _ = s.set_recv_buffer_size(crate::server::socket::UDP_RECV_BUFFER);
     s.set_nonblocking(true)?;
     s.bind(&family.unspecified().into())?;
-    UdpSocket::from_std(s.into())
+    Ok(s.into())
 }
 
 /// A socket's budget of queries: uniform in `[rotate_after / 2,
@@ -196,6 +206,7 @@ impl<S> Sockets<S> {
     }
 
     /// Every open socket, in use or retired.
+    #[cfg(test)]
     pub(crate) fn open(&self) -> impl Iterator<Item = &Upstream<S>> {
         self.slots.iter().flatten()
     }

@@ -1,0 +1,373 @@
+//! A fast-path worker's loop: its waits and its rounds. [`Worker::wait`]
+//! blocks in its epoll set ([`crate::server::event_loop::Poller`]) until a
+//! socket is ready, the stop is set, or its next live timer is due (at most
+//! [`HAND_IN_WAKE`]), and notes what is ready; [`Worker::round`] reads it
+//! (upstream answers first, then a batch of client queries), reads what is
+//! readable, then expires (before a timer due fires, every upstream socket
+//! with an ID in use is read, reported ready or not), fires the
+//! timers due and flushes the round's datagrams ([`Worker::flush`]: what a
+//! full socket does not take stays queued, the socket watched for writing
+//! until it has gone). Which sockets are in the set and for what
+//! ([`Worker::watch_upstream`], the client socket's watch) is decided here;
+//! what a query, an answer or a timer does is `worker`'s.
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::tap;
+use super::worker::{CLIENT, UPSTREAM_SLOTS, Watch, Worker};
+use crate::server::batch::{self, RecvBatch};
+use crate::server::shed::{arrival, queue_bound, waited};
+
+/// Upstream socket slot `s`'s token in the worker's epoll set is `UP + s`.
+const UP: u64 = 1;
+
+/// Batches one round reads of one upstream socket at most (ls-core S2): a
+/// sender faster than the worker (a misbehaving backend, anything that
+/// learnt the port) cannot hold it there, away from its clients and
+/// timers; what is left the next wait reports at once (level-triggered).
+/// Far above what a round's own queries bring back (a client batch is
+/// [`batch::BATCH`] queries, spread over the sockets): 256 datagrams a
+/// socket.
+pub(super) const UPSTREAM_BATCHES: usize = 32;
+
+/// The receive slots of a worker's loop: apart from the worker, whose
+/// methods each datagram read into them is handed to.
+pub(super) struct Slots {
+    client: RecvBatch,
+    /// One per address family.
+    up: [RecvBatch; 2],
+}
+
+impl Slots {
+    pub(super) fn new() -> Self {
+        Slots {
+            client: RecvBatch::with_timestamps(batch::BATCH),
+            up: [
+                RecvBatch::with_timestamps(UPSTREAM_SLOTS),
+                RecvBatch::with_timestamps(UPSTREAM_SLOTS),
+            ],
+        }
+    }
+}
+
+/// The longest a worker sleeps: an idle one hands its dynamic-block counts
+/// in within this long of the tick calling for them.
+const HAND_IN_WAKE: Duration = Duration::from_millis(100);
+
+impl Worker {
+    /// Serves until stopped, then answers the queries still in flight (each
+    /// ends by its deadline), sends what is pending, and returns.
+    ///
+    /// # Errors
+    /// The OS error of its epoll set (the worker cannot go on).
+    pub(super) fn run(&mut self) -> std::io::Result<()> {
+        let mut slots = Slots::new();
+        loop {
+            if self.stopping && self.flights.len == 0 && !self.sending() {
+                return Ok(());
+            }
+            self.wait()?;
+            self.round(&mut slots, Instant::now());
+        }
+    }
+
+    /// Whether a send is pending: a full socket left messages queued.
+    fn sending(&self) -> bool {
+        self.to_clients.len() > 0 || self.to_upstream.iter().any(|q| q.len() > 0)
+    }
+
+    /// Waits for anything: a client query, an upstream answer, a socket
+    /// writable again while a send is pending, the stop, or the next live
+    /// timer (at most [`HAND_IN_WAKE`]: an idle worker still hands its
+    /// counts in ten times a second; no timer is armed for it, the wait's
+    /// timeout is computed anew each time). Notes what is ready for the
+    /// next [`Worker::round`], and reads the stop's flag, once.
+    ///
+    /// # Errors
+    /// The OS error of `epoll_wait(2)`.
+    #[inline(never)] // its own entry in a profile: the wake-up's cost
+    pub(super) fn wait(&mut self) -> std::io::Result<()> {
+        let next = self.next_timer();
+        let next = match (next, self.paused_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = next.map_or(HAND_IN_WAKE, |at| {
+            at.saturating_duration_since(Instant::now())
+                .min(HAND_IN_WAKE)
+        });
+        self.client_ready = false;
+        self.ups_ready.clear();
+        let (client, ups) = (&mut self.client_ready, &mut self.ups_ready);
+        self.poller.wait(Some(timeout), |r| {
+            // Writable: the round's flush sends what is pending anyway.
+            if r.token == CLIENT {
+                *client |= r.read;
+            } else if r.read
+                && let Some(slot) = r.token.checked_sub(UP)
+            {
+                ups.push(usize::try_from(slot).unwrap_or(usize::MAX));
+            }
+        })?;
+        self.stopping |= self.poller.stop().is_set();
+        Ok(())
+    }
+
+    /// One round at `now` (the time the wait returned): whatever the last
+    /// wait found ready is read, upstream answers first, then a batch of
+    /// client queries; then, when a timer is due, every other upstream
+    /// socket with an ID in use is read ([`Worker::read_in_flight`]: the
+    /// answers arrived by then are all read before the timers due fire,
+    /// whether or not the wait reported them); then the timers due fire, the
+    /// round's datagrams leave, and the counts are handed in when called
+    /// for. A full client batch leaves the rest in the socket, which the
+    /// next wait reports at once, together with whatever else is ready (no
+    /// yield needed to hear of the upstream sockets' new answers, as on a
+    /// runtime whose driver polled epoll only when the worker yielded).
+    pub(super) fn round(&mut self, slots: &mut Slots, now: Instant) {
+        self.read_upstream(&mut slots.up);
+        if self.paused_until.is_some_and(|at| now >= at) {
+            self.paused_until = None;
+        }
+        let taking = !self.stopping && self.client_watch.read && self.paused_until.is_none();
+        if self.client_ready && taking {
+            self.read_clients(&mut slots.client);
+        }
+        if self.stopping && self.delayed.len > 0 {
+            self.release_delayed();
+        }
+        // Read what is readable, then expire: an answer the wait did not
+        // report (it came after the wait returned, or after `now` was read
+        // on a loaded machine) is in its socket before its deadline, hedge
+        // or late entry is judged. Only when a timer is due: a round with
+        // none reads nothing more.
+        if self.next_timer().is_some_and(|at| at <= now) {
+            self.read_in_flight(&mut slots.up);
+        }
+        self.fire_timers(now);
+        self.flush();
+        self.watch_client();
+        self.balancer.dynblocks().hand_in(&mut self.counts);
+    }
+
+    /// Reads a batch of client queries (at most [`batch::BATCH`]): each one
+    /// shed when it waited too long (see [`QueueGate`]), else admitted. A
+    /// receive error pauses client reads ([`RecvBackoff`]).
+    fn read_clients(&mut self, slots: &mut RecvBatch) {
+        match slots.recv(&self.client) {
+            Ok(n) => {
+                self.backoff.success();
+                let bound = queue_bound(self.balancer.state().policy.timeout);
+                let (read_at, now) = (SystemTime::now(), Instant::now());
+                for i in 0..n {
+                    if let Some((raw, meta)) = slots.get(i)
+                        && let Some(src) = meta.peer()
+                        && !meta.truncated
+                        && src.addr.port() != 0
+                    {
+                        let wait = waited(meta.stamp, read_at);
+                        if self.gate.shed(wait, now, bound) {
+                            self.balancer.metrics.shed_queue.fetch_add(1, Relaxed);
+                            continue;
+                        }
+                        // When it arrived: the batch's time less its wait
+                        // in the kernel, no clock read.
+                        let at = wait.map_or(now, |w| now.checked_sub(w).unwrap_or(now));
+                        self.on_client(raw, src, at);
+                    }
+                }
+                if n < batch::BATCH {
+                    self.gate.drained();
+                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => self.gate.drained(),
+            Err(err) => {
+                debug!(?err, "udp recv error");
+                if let Some(pause) = self.backoff.failure() {
+                    self.paused_until = Some(Instant::now() + pause);
+                }
+            }
+        }
+    }
+
+    /// Sets what the client socket is watched for, when it changed: read
+    /// while the worker takes queries (not once stopping, nor during a
+    /// receive error's pause, nor while answers are pending: a full socket
+    /// holds the next queries back, as the wait for it did on a runtime);
+    /// written while answers are pending.
+    fn watch_client(&mut self) {
+        let pending = self.to_clients.len() > 0;
+        let want = Watch {
+            read: !self.stopping && self.paused_until.is_none() && !pending,
+            write: pending,
+        };
+        if want != self.client_watch {
+            match self.poller.set(&self.client, CLIENT, want.read, want.write) {
+                Ok(()) => self.client_watch = want,
+                Err(err) => debug!(?err, "cannot change the client socket's watch"),
+            }
+        }
+    }
+
+    /// Puts upstream slot `slot`'s socket in the epoll set when it is not
+    /// there yet (a socket just opened), or sets whether it is watched for
+    /// writing (a send pending on it). Every open upstream socket is in the
+    /// set, used or idle: epoll reports only the ready ones, so an idle one
+    /// costs a wake-up nothing, where adding a socket at its first ID in use
+    /// and taking it out at its last would cost two `epoll_ctl` calls per
+    /// query at low load. A datagram on an idle socket is read at once and
+    /// refused as stray.
+    pub(super) fn watch_upstream(&mut self, slot: usize) {
+        let Some(u) = self.ups.get(slot) else {
+            return;
+        };
+        if self.up_watch.len() <= slot {
+            self.up_watch.resize(slot + 1, None);
+        }
+        let write = self.to_upstream.get(slot).is_some_and(|q| q.len() > 0);
+        let token = UP + slot as u64;
+        let (now, done) = match self.up_watch.get(slot).copied().flatten() {
+            None => (
+                Watch {
+                    read: true,
+                    write: false,
+                },
+                self.poller.add(&u.sock, token),
+            ),
+            Some(w) if w.write != write => (
+                Watch { read: true, write },
+                self.poller.set(&u.sock, token, true, write),
+            ),
+            Some(_) => return,
+        };
+        match done {
+            Ok(()) => {
+                if let Some(w) = self.up_watch.get_mut(slot) {
+                    *w = Some(now);
+                }
+            }
+            Err(err) => debug!(?err, slot, "cannot watch an upstream socket"),
+        }
+    }
+
+    /// Reads every upstream socket the last wait found ready, retired ones
+    /// included (`slots`: one batch per family, v4 then v6), until it is
+    /// empty.
+    pub(super) fn read_upstream(&mut self, slots: &mut [RecvBatch; 2]) {
+        let ready = std::mem::take(&mut self.ups_ready);
+        for &s in &ready {
+            self.read_socket(s, slots);
+        }
+        self.ups_ready = ready;
+    }
+
+    /// Reads every upstream socket with an ID in use (a query in flight or
+    /// a late entry) that the last wait did not find ready (those were
+    /// read already, after it returned): one non-blocking `recvmmsg` each
+    /// when nothing waits there. Called before timers due fire, so that an
+    /// answer already in a socket wins over its query's deadline, hedge or
+    /// per-try timeout, and a late answer settles its entry before the
+    /// entry is charged as a loss.
+    pub(super) fn read_in_flight(&mut self, slots: &mut [RecvBatch; 2]) {
+        // Sockets a read opens (a worn one replaced) have sent nothing yet.
+        for s in 0..self.ups.len() {
+            let live = self.ups.get(s).is_some_and(|u| u.ids.live() > 0);
+            if live && !self.ups_ready.contains(&s) {
+                self.read_socket(s, slots);
+            }
+        }
+    }
+
+    /// Reads upstream slot `s`'s socket until it is empty (or errs), at
+    /// most [`UPSTREAM_BATCHES`] batches, each datagram timed by its arrival
+    /// and handed to [`Worker::on_upstream`].
+    fn read_socket(&mut self, s: usize, slots: &mut [RecvBatch; 2]) {
+        for _ in 0..UPSTREAM_BATCHES {
+            let Some(u) = self.ups.get(s) else {
+                break;
+            };
+            let Some(batch) = slots.get_mut(u.family.index()) else {
+                break;
+            };
+            let n = match batch.recv(&u.sock) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let (now, now_sys) = (Instant::now(), SystemTime::now());
+            for i in 0..n {
+                if let Some((resp, meta)) = batch.get(i)
+                    && let Some(from) = meta.src
+                {
+                    let at = arrival(meta.stamp, now, now_sys);
+                    if let Err(why) = self.on_upstream(s, resp, from, meta.truncated, at) {
+                        self.balancer.metrics.drops.count(why);
+                    }
+                }
+            }
+            if n < UPSTREAM_SLOTS {
+                break;
+            }
+        }
+    }
+
+    /// Sends this round's upstream queries and client answers, in batches,
+    /// and what a full socket left pending before; what a socket does not
+    /// take now stays queued, the socket watched for writing until it has
+    /// gone. An upstream query the kernel refuses (any error but `EAGAIN`)
+    /// ends its try at once ([`Worker::on_refused`]); what its flight does
+    /// next (the next backend asked, or its client answered) is sent in the
+    /// same flush. Retired upstream sockets no ID is in use on any more are
+    /// closed (out of the epoll set first).
+    pub(super) fn flush(&mut self) {
+        loop {
+            tap::forwarder_queued(self.balancer.dnstap(), &self.ups, &self.to_upstream);
+            for (i, out) in self.to_upstream.iter_mut().enumerate() {
+                if out.len() == 0 {
+                    continue;
+                }
+                match self.ups.get(i) {
+                    Some(u) => {
+                        let refused = &mut self.refused;
+                        out.send_now(&u.sock, |query| {
+                            if let Some(id) = query.first_chunk::<2>() {
+                                refused.push((i, u16::from_be_bytes(*id)));
+                            }
+                        });
+                    }
+                    None => out.clear(),
+                }
+            }
+            if self.refused.is_empty() {
+                break;
+            }
+            // Each refusal ends a try; a flight has finitely many, so this ends.
+            let now = Instant::now();
+            let mut refused = std::mem::take(&mut self.refused);
+            for (sock, id) in refused.drain(..) {
+                self.on_refused(sock, id, now);
+            }
+            self.refused = refused;
+        }
+        tap::answers_queued(self.balancer.dnstap(), self.client_local, &self.to_clients);
+        self.to_clients.send_now(&self.client, |_| {});
+        for slot in 0..self.to_upstream.len().min(self.up_watch.len()) {
+            let pending = self.to_upstream.get(slot).is_some_and(|q| q.len() > 0);
+            if self.up_watch.get(slot).copied().flatten().map(|w| w.write) == Some(!pending) {
+                self.watch_upstream(slot);
+            }
+        }
+        let (poller, watch) = (&self.poller, &mut self.up_watch);
+        self.ups.reap(|slot, sock| {
+            if let Err(err) = poller.remove(&sock) {
+                debug!(?err, slot, "cannot unwatch a retired upstream socket");
+            }
+            if let Some(w) = watch.get_mut(slot) {
+                *w = None;
+            }
+            drop(sock);
+        });
+    }
+}

@@ -1,0 +1,275 @@
+//! A blocking event loop of our own over epoll, for a worker that owns an
+//! OS thread (the LS's UDP fast path): the epoll set ([`Poller`]), what one
+//! wait found ([`Poller::wait`]), and the loop's stop ([`LoopStop`]: an
+//! eventfd in the set, and a flag).
+//!
+//! Why not tokio's current-thread runtime: a wake-up there is its epoll
+//! turn, its timer wheel, the task's waker and the cancellation token's
+//! poll, ~3,900 user instructions against ~330 for this loop
+//! (`docs/BENCHMARKS.md`, "The worker loop"). Here a wake-up is one
+//! `epoll_wait` whose timeout is the worker's own next timer, and nothing
+//! else: no timer wheel, no waker, no task.
+//!
+//! Sockets are registered level-triggered for reading only (`EPOLLIN`):
+//! a socket with datagrams left after a batch is reported again by the next
+//! wait, so every socket is looked at each round without a yield.
+//! `EPOLLOUT` is asked for ([`Poller::set`] with `write`) only while a send
+//! on the socket got `EAGAIN` and is pending, and dropped once it drained.
+//! Each registered descriptor carries a token of the caller's choosing; the
+//! stop's eventfd has [`STOP_TOKEN`].
+//!
+//! The stop: [`LoopStop::stop`] sets a flag and writes the eventfd once, so
+//! a loop asleep in `epoll_wait` wakes. The loop reads the flag once per
+//! wake-up ([`LoopStop::is_set`], a relaxed load), not a token's poll; the
+//! eventfd is read (emptied) by the wait that saw it, so a stopping loop
+//! that still drains does not spin on it. [`stop_on`] is the small task on
+//! a tokio runtime that stops a loop when a cancellation token fires.
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
+
+use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
+use tokio_util::sync::CancellationToken;
+
+/// The token of the stop's eventfd: no caller's token may be this one.
+pub(crate) const STOP_TOKEN: u64 = u64::MAX;
+
+/// Events one wait takes at most (more ready descriptors are reported by
+/// the next wait, at once).
+pub(crate) const EVENTS: usize = 64;
+
+/// A loop's stop: a flag, and an eventfd that wakes the loop's wait.
+#[derive(Debug)]
+pub(crate) struct LoopStop {
+    flag: AtomicBool,
+    fd: OwnedFd,
+}
+
+impl LoopStop {
+    /// A stop not yet set.
+    ///
+    /// # Errors
+    /// The OS error of `eventfd(2)`.
+    pub(crate) fn new() -> io::Result<Arc<Self>> {
+        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        Ok(Arc::new(LoopStop {
+            flag: AtomicBool::new(false),
+            fd,
+        }))
+    }
+
+    /// Sets the flag, then wakes the loop (once: the eventfd's count only
+    /// grows, and a full one is as good as written).
+    pub(crate) fn stop(&self) {
+        self.flag.store(true, Relaxed);
+        let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
+    }
+
+    /// Whether [`LoopStop::stop`] was called.
+    pub(crate) fn is_set(&self) -> bool {
+        self.flag.load(Relaxed)
+    }
+}
+
+/// Stops `stop`'s loop once `token` is cancelled: a task of the caller's
+/// runtime, ended by the token.
+pub(crate) async fn stop_on(token: CancellationToken, stop: Arc<LoopStop>) {
+    token.cancelled().await;
+    stop.stop();
+}
+
+/// One ready descriptor: its token, and what it is ready for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ready {
+    pub(crate) token: u64,
+    /// Readable (or in error: a read tells which).
+    pub(crate) read: bool,
+    /// Writable (asked for only while a send is pending).
+    pub(crate) write: bool,
+}
+
+/// An epoll set with a stop in it.
+pub(crate) struct Poller {
+    epoll: OwnedFd,
+    stop: Arc<LoopStop>,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("epoll", &self.epoll)
+            .finish()
+    }
+}
+
+/// The interest of a registered descriptor.
+fn flags(read: bool, write: bool) -> epoll::EventFlags {
+    let mut f = epoll::EventFlags::empty();
+    if read {
+        f |= epoll::EventFlags::IN;
+    }
+    if write {
+        f |= epoll::EventFlags::OUT;
+    }
+    f
+}
+
+impl Poller {
+    /// A new epoll set, `stop`'s eventfd in it.
+    ///
+    /// # Errors
+    /// The OS error of `epoll_create1(2)` or `epoll_ctl(2)`.
+    pub(crate) fn new(stop: Arc<LoopStop>) -> io::Result<Self> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let data = epoll::EventData::new_u64(STOP_TOKEN);
+        epoll::add(&epoll, &stop.fd, data, epoll::EventFlags::IN)?;
+        Ok(Poller { epoll, stop })
+    }
+
+    /// The loop's stop.
+    pub(crate) fn stop(&self) -> &Arc<LoopStop> {
+        &self.stop
+    }
+
+    /// Registers `fd` for reading, as `token`.
+    ///
+    /// # Errors
+    /// The OS error of `epoll_ctl(2)`.
+    pub(crate) fn add(&self, fd: impl AsFd, token: u64) -> io::Result<()> {
+        let data = epoll::EventData::new_u64(token);
+        Ok(epoll::add(&self.epoll, fd, data, flags(true, false))?)
+    }
+
+    /// Sets what a registered `fd` (as `token`) is watched for: reading
+    /// (not while the loop leaves it unread: a level-triggered socket would
+    /// wake every wait), writing (only while a send on it is pending);
+    /// neither still reports its errors.
+    ///
+    /// # Errors
+    /// The OS error of `epoll_ctl(2)`.
+    pub(crate) fn set(&self, fd: impl AsFd, token: u64, read: bool, write: bool) -> io::Result<()> {
+        let data = epoll::EventData::new_u64(token);
+        Ok(epoll::modify(&self.epoll, fd, data, flags(read, write))?)
+    }
+
+    /// Takes `fd` out of the set (before it is closed).
+    ///
+    /// # Errors
+    /// The OS error of `epoll_ctl(2)`.
+    pub(crate) fn remove(&self, fd: impl AsFd) -> io::Result<()> {
+        Ok(epoll::delete(&self.epoll, fd)?)
+    }
+
+    /// Waits until a descriptor is ready, the stop is set, or `timeout`
+    /// has passed (`None`: no timeout; rounded up to the millisecond), and
+    /// tells `each` every ready descriptor but the stop's (whose eventfd is
+    /// emptied here). An interrupted wait returns having told nothing.
+    ///
+    /// # Errors
+    /// The OS error of `epoll_wait(2)` other than `EINTR`.
+    #[inline(never)] // its own entry in a profile: the wake-ups counted
+    pub(crate) fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        mut each: impl FnMut(Ready),
+    ) -> io::Result<()> {
+        let spec = timeout.map(|d| Timespec {
+            tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(d.subsec_nanos()),
+        });
+        // On the stack, left uninitialised: the kernel writes what it reports.
+        let mut buf = [const { MaybeUninit::<epoll::Event>::uninit() }; EVENTS];
+        let events = match epoll::wait(&self.epoll, &mut buf[..], spec.as_ref()) {
+            Ok((events, _)) => events,
+            Err(rustix::io::Errno::INTR) => return Ok(()),
+            Err(err) => return Err(err.into()),
+        };
+        for ev in events.iter() {
+            let (token, f) = (ev.data.u64(), ev.flags);
+            if token == STOP_TOKEN {
+                let mut count = [0u8; 8];
+                let _ = rustix::io::read(&self.stop.fd, &mut count);
+                continue;
+            }
+            let err = f.intersects(epoll::EventFlags::ERR | epoll::EventFlags::HUP);
+            each(Ready {
+                token,
+                read: err || f.contains(epoll::EventFlags::IN),
+                write: f.contains(epoll::EventFlags::OUT),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+
+    fn ready(p: &mut Poller, timeout: Option<Duration>) -> Vec<Ready> {
+        let mut got = Vec::new();
+        p.wait(timeout, |r| got.push(r)).unwrap();
+        got
+    }
+
+    /// A socket is reported readable while a datagram waits in it (level
+    /// triggered), writable only while asked for; a wait with nothing ready
+    /// returns at its timeout with nothing.
+    #[test]
+    fn reads_are_reported_while_data_waits_and_writes_only_when_asked() {
+        let mut p = Poller::new(LoopStop::new().unwrap()).unwrap();
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_nonblocking(true).unwrap();
+        p.add(&sock, 7).unwrap();
+        assert_eq!(ready(&mut p, Some(Duration::ZERO)), []);
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.send_to(b"x", sock.local_addr().unwrap()).unwrap();
+        let r = Ready {
+            token: 7,
+            read: true,
+            write: false,
+        };
+        assert_eq!(ready(&mut p, Some(Duration::from_secs(5))), [r]);
+        assert_eq!(ready(&mut p, Some(Duration::ZERO)), [r], "still there");
+        let mut buf = [0u8; 8];
+        sock.recv(&mut buf).unwrap();
+        assert_eq!(ready(&mut p, Some(Duration::ZERO)), []);
+        p.set(&sock, 7, true, true).unwrap();
+        let w = Ready {
+            token: 7,
+            read: false,
+            write: true,
+        };
+        assert_eq!(ready(&mut p, Some(Duration::ZERO)), [w]);
+        p.set(&sock, 7, true, false).unwrap();
+        assert_eq!(ready(&mut p, Some(Duration::ZERO)), []);
+        p.remove(&sock).unwrap();
+        peer.send_to(b"y", sock.local_addr().unwrap()).unwrap();
+        assert_eq!(ready(&mut p, Some(Duration::from_millis(20))), []);
+    }
+
+    /// A stop from another thread wakes a wait with no timeout; the flag
+    /// is set, and the eventfd, emptied, wakes no later wait.
+    #[test]
+    fn a_stop_wakes_a_wait_without_timeout_once() {
+        let stop = LoopStop::new().unwrap();
+        let mut p = Poller::new(stop.clone()).unwrap();
+        let waiter = std::thread::spawn(move || {
+            let got = ready(&mut p, None);
+            (got, p)
+        });
+        assert!(!stop.is_set());
+        stop.stop();
+        let (got, mut p) = waiter.join().unwrap();
+        assert_eq!(got, [], "the stop is no descriptor of the caller's");
+        assert!(p.stop().is_set());
+        let t0 = std::time::Instant::now();
+        assert_eq!(ready(&mut p, Some(Duration::from_millis(20))), []);
+        assert!(t0.elapsed() >= Duration::from_millis(20), "not woken again");
+    }
+}
