@@ -1,7 +1,7 @@
 //! Zone files read only while nobody rewrites them, and what a load knew of
 //! each file for the next reload ([`Seen`]). A file's [`FileStamp`] (one `stat`:
-//! device, inode, length, modified and changed times) is taken before and
-//! after a read and again a moment later; the bytes are read once, for
+//! device, inode, length, modified and changed times) is taken before a
+//! read and again a moment after it; the bytes are read once, for
 //! parsing, and their hash ([`content`]) taken from that same read. A read
 //! during which a file changed in place is never served.
 //!
@@ -134,9 +134,9 @@ impl Seen {
 /// `read` is given each file's stamp taken just before it (a file whose
 /// stamp a reload finds unchanged need not be read again: any change during
 /// the read makes the try void) and returns, beside its result, the content
-/// of each file it read or knows. Each try takes the stamps before and after
-/// `read`, and again `settle` later; a racy file (see the module's text)
-/// is hashed again each time. A file whose stamp or bytes changed while its
+/// of each file it read or knows. Each try takes the stamps before `read`
+/// and `settle` after it; a racy file (see the module's text) is hashed
+/// again then. A file whose stamp or bytes changed while its
 /// inode stayed is being rewritten in place: what was read may be
 /// half-written and is never served; the try is logged and, after
 /// `pause(backoff)`, made again, up to [`READ_TRIES`]. A file renamed over
@@ -159,16 +159,15 @@ pub(super) fn read_settled<T>(
         let before = stamps(files);
         let result = read(&before);
         let contents = result.as_ref().ok().map(|(_, c)| &c[..]);
-        let mut same = still(files, &before, contents, looked);
-        if same.is_some() && !settle.is_zero() {
+        if !settle.is_zero() {
             // A writer between truncating a file and writing the rest leaves
             // a short file that a quick read sees unchanged (and the file's
-            // time is no sure sign of it): look again a moment later.
+            // time is no sure sign of it): look a moment later. One look
+            // then sees every change a look right after the read would
+            // (a stamp never goes back), at one `stat` a file.
             pause(settle);
-            same = same
-                .zip(still(files, &before, contents, looked))
-                .map(|(a, b)| a.iter().zip(b).map(|(a, b)| *a && b).collect());
         }
+        let same = still(files, &before, contents, looked);
         if let Some(same) = same {
             return result.map(|(v, contents)| {
                 let seen = (0..files.len())
