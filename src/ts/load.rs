@@ -1,8 +1,10 @@
 //! Reading a TS's zone files into a [`Catalog`]: PROJ tables compiled line
 //! by line as they are read, master files each into their own zone, and the
-//! SOA made up for a zone whose files hold none. A reload keeps the zones
-//! whose files did not change ([`load_catalog_keeping`], by the files'
-//! [`FileMemo`]): it reads and compiles the others only.
+//! SOA made up for a zone whose files hold none. Each file is read once: its
+//! fingerprint ([`FileHash`]) is taken from the bytes parsed. A reload keeps
+//! the zones whose files did not change ([`load_catalog_keeping`], by the
+//! files' [`FileMemo`]: a `stat` a file, see `settle.rs`): it reads and
+//! compiles the others only.
 use std::collections::HashMap;
 
 use hickory_proto::rr::Name;
@@ -12,9 +14,10 @@ use super::clock::unix_now;
 use super::dnssec::presigned;
 use super::publish;
 use super::settings::TsSettings;
-use super::source::ZoneError;
+use super::settle::{FileHash, FileStamp, Seen, content};
+use super::source::{ZoneError, read_bytes};
 use super::zone::{Catalog, Zone, ZoneBuilder};
-use super::{table, zonefile};
+use super::{spread, table, zonefile};
 
 /// SOA timers of a zone built from PROJ tables (RFC 1912 §2.2 values).
 const SYNTH_REFRESH: i32 = 3600;
@@ -40,28 +43,37 @@ pub fn load_catalog_noting(
     serial: u32,
     warnings: &mut Vec<String>,
 ) -> Result<Catalog, ZoneError> {
-    load_catalog_keeping(settings, serial, warnings, None).map(|l| l.catalog)
+    load_catalog_keeping(settings, serial, warnings, None).map(|l| Catalog::new(l.zones))
 }
 
 /// What a load read of the zone files, for the next reload to keep the
 /// zones whose files did not change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct FileMemo {
-    /// Each file's length and hash when it was read (see `settle::fingerprint`).
-    pub(crate) fingerprint: Vec<(u64, u64)>,
+    /// Each file as it was read (see `settle.rs`); `None` for one renamed
+    /// over while it was read (the next reload reads it again).
+    pub(crate) seen: Vec<Option<Seen>>,
     /// Each master file's origin (lower-cased wire form); `None` for a PROJ table.
     pub(crate) origins: Vec<Option<Box<[u8]>>>,
 }
 
+impl FileMemo {
+    /// Each file's content, when every one is known (the serials' state
+    /// file records them: a restart on the same bytes keeps the serials).
+    pub(crate) fn contents(&self) -> Option<Vec<FileHash>> {
+        self.seen.iter().map(|s| s.map(|s| s.content)).collect()
+    }
+}
+
 /// What a reload may keep from the last load: its [`FileMemo`], the files'
-/// fingerprint now, and the zones served, with which of them may be kept
+/// stamps now, and the zones served, with which of them may be kept
 /// as they are (a zone signed here or pre-signed is read again: its
 /// signatures age; a secondary zone is not the files').
 pub(crate) struct Prior<'a> {
     /// The last load's record of the files.
     pub(crate) memo: &'a FileMemo,
-    /// The files' fingerprint taken just before this read.
-    pub(crate) fingerprint: &'a [(u64, u64)],
+    /// The files' stamps taken just before this read.
+    pub(crate) stamps: &'a [Option<FileStamp>],
     /// The zones served.
     pub(crate) served: &'a Catalog,
     /// Whether a served zone may be kept.
@@ -72,17 +84,19 @@ pub(crate) struct Prior<'a> {
 #[derive(Debug)]
 pub(crate) struct LoadedCatalog {
     /// The zones.
-    pub(crate) catalog: Catalog,
+    pub(crate) zones: Vec<Zone>,
     /// Each file's origin, as [`FileMemo::origins`].
     pub(crate) origins: Vec<Option<Box<[u8]>>>,
     /// Zones compiled from their files by this load (the others were kept
     /// from the zones served: their files did not change).
     pub(crate) compiled: usize,
+    /// Each file's content: the bytes read, or those a kept zone was made of.
+    pub(crate) contents: Vec<Option<FileHash>>,
 }
 
 /// [`load_catalog_noting`], keeping from `prior` (a reload's) each zone all
-/// of whose files are the bytes it was compiled from: those files are not
-/// read again, and the zone served is kept as it is (its compiled records
+/// of whose files are the bytes it was compiled from (their stamps
+/// unchanged, see `settle.rs`): those files are not read again, and the zone served is kept as it is (its compiled records
 /// shared), so a reload of 100,000 zones after one changed compiles one.
 /// All or nothing as a full load: any bad file is an error and nothing of
 /// this load is used.
@@ -114,8 +128,9 @@ pub(crate) fn load_catalog_keeping(
 /// The zones a reload keeps, and the files it need not read for them.
 #[derive(Default)]
 struct Keepable {
-    /// By file: the index in `zones` of the zone it belongs to, if kept.
-    by_file: Vec<Option<usize>>,
+    /// By file: the index in `zones` of the zone it belongs to, if kept,
+    /// and the content it was read with.
+    by_file: Vec<Option<(usize, FileHash)>>,
     /// The zones kept, each with its origin (lower-cased wire form) and
     /// the first of its files.
     zones: Vec<(Zone, Box<[u8]>, usize)>,
@@ -130,8 +145,8 @@ impl Keepable {
     /// below its origin (their records are added at load).
     fn of(settings: &TsSettings, prior: &Prior<'_>) -> Self {
         let files = settings.zones.len();
-        let (memo, now) = (prior.memo, prior.fingerprint);
-        if memo.origins.len() != files || memo.fingerprint.len() != files || now.len() != files {
+        let (memo, now) = (prior.memo, prior.stamps);
+        if memo.origins.len() != files || memo.seen.len() != files || now.len() != files {
             return Keepable::default();
         }
         let mut barred: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
@@ -150,23 +165,32 @@ impl Keepable {
                 n = n.base_name();
             }
         }
-        // By origin: whether every file of it is unchanged, and its first file.
-        let mut groups: HashMap<&[u8], (bool, usize)> = HashMap::new();
+        // By origin: whether every file of it is unchanged, and its first
+        // file; and the origins in file order (the zones kept keep it).
+        let mut groups: HashMap<&[u8], (bool, usize)> = HashMap::with_capacity(files);
+        let mut order = Vec::with_capacity(files);
         for (i, origin) in memo.origins.iter().enumerate() {
             if let Some(key) = origin {
-                let same = memo.fingerprint[i] == now[i];
+                let file = &settings.zones[i];
+                let same = memo.seen[i].is_some_and(|s| s.unchanged(file, now[i].as_ref()));
                 groups
                     .entry(&key[..])
                     .and_modify(|g| g.0 &= same)
-                    .or_insert((same, i));
+                    .or_insert_with(|| {
+                        order.push(&key[..]);
+                        (same, i)
+                    });
             }
         }
         let mut keep = Keepable {
             by_file: vec![None; files],
             ..Keepable::default()
         };
-        let mut index: HashMap<&[u8], usize> = HashMap::new();
-        for (key, (same, first)) in groups {
+        let mut index: HashMap<&[u8], usize> = HashMap::with_capacity(order.len());
+        for key in order {
+            let Some(&(same, first)) = groups.get(key) else {
+                continue;
+            };
             if !same || barred.contains(key) {
                 continue;
             }
@@ -178,7 +202,8 @@ impl Keepable {
             keep.origins.insert(key.into());
         }
         for (i, origin) in memo.origins.iter().enumerate() {
-            keep.by_file[i] = origin.as_ref().and_then(|k| index.get(&k[..]).copied());
+            let zone = origin.as_ref().and_then(|k| index.get(&k[..]).copied());
+            keep.by_file[i] = zone.zip(memo.seen[i].map(|s| s.content));
         }
         keep
     }
@@ -206,9 +231,10 @@ fn load_with(
         sources: &mut Sources,
         by_origin: &mut HashMap<Name, usize>,
         origin: &Name,
+        records: usize,
     ) -> usize {
         *by_origin.entry(origin.to_lowercase()).or_insert_with(|| {
-            builders.push(ZoneBuilder::new(origin.clone(), 0));
+            builders.push(ZoneBuilder::new(origin.clone(), records));
             sources.push((None, None));
             builders.len() - 1
         })
@@ -216,13 +242,49 @@ fn load_with(
     let mut table_origin = settings.origin.clone();
     table_origin.set_fqdn(true);
     let mut file_origins = Vec::with_capacity(settings.zones.len());
+    let mut contents = Vec::with_capacity(settings.zones.len());
+    let threads = spread::threads();
+    // Master files are read and parsed on every core the process may use,
+    // a batch at a time (a batch waits here as records); their records then
+    // join their zones on this thread in file order, so the error returned
+    // is the first in file order, as when one thread reads them all.
+    let batch = 64 * threads;
+    let to_read = |i: usize| {
+        zonefile::is_master_file(&settings.zones[i])
+            && !matches!(keep.by_file.get(i), Some(Some(_)))
+    };
+    let mut parsed: std::collections::VecDeque<(usize, Result<Parsed, ZoneError>)> =
+        std::collections::VecDeque::new();
     for (i, file) in settings.zones.iter().enumerate() {
-        if let Some(&Some(k)) = keep.by_file.get(i) {
+        if let Some(&Some((k, seen))) = keep.by_file.get(i) {
             // Unchanged, and its zone is kept: not read.
             file_origins.push(Some(keep.zones[k].1.clone()));
-        } else if zonefile::is_master_file(file) {
-            let (origin, records) =
-                zonefile::load_any_noting(file, &settings.origin, settings.ttl, warnings)?;
+            contents.push(Some(seen));
+            continue;
+        }
+        if zonefile::is_master_file(file) {
+            if parsed.front().is_none_or(|(at, _)| *at != i) {
+                let next: Vec<usize> = (i..settings.zones.len())
+                    .filter(|&j| to_read(j))
+                    .take(batch)
+                    .collect();
+                parsed = spread::in_parallel(next, threads, |j| {
+                    (j, parse_file(&settings.zones[j], &settings.origin))
+                })
+                .into();
+            }
+            let read = match parsed.pop_front() {
+                Some((_, read)) => read,
+                None => parse_file(file, &settings.origin),
+            };
+            let Parsed {
+                content,
+                origin,
+                records,
+                warnings: noted,
+            } = read?;
+            contents.push(Some(content));
+            warnings.extend(noted);
             let key = super::zone::key_of(&origin).ok().map(Vec::into_boxed_slice);
             if key.as_ref().is_some_and(|k| keep.origins.contains(k)) {
                 return Ok(None);
@@ -230,17 +292,32 @@ fn load_with(
             file_origins.push(key);
             warnings.extend(presigned::warnings(file, &records, unix_now()));
             warnings.extend(presigned::nsec3_params(file, &origin, &records)?);
-            let b = builder_for(&mut builders, &mut sources, &mut by_origin, &origin);
+            let b = builder_for(
+                &mut builders,
+                &mut sources,
+                &mut by_origin,
+                &origin,
+                records.len(),
+            );
             sources[b].0.get_or_insert(i);
             for rec in &records {
                 builders[b].add(i, file, rec)?;
             }
         } else {
+            // Read once: parsed, and fingerprinted from the same bytes.
+            let bytes = read_bytes(file)?;
+            contents.push(Some(content(&bytes)));
             file_origins.push(None);
-            let b = builder_for(&mut builders, &mut sources, &mut by_origin, &table_origin);
+            let b = builder_for(
+                &mut builders,
+                &mut sources,
+                &mut by_origin,
+                &table_origin,
+                0,
+            );
             sources[b].1.get_or_insert(i);
             let builder = &mut builders[b];
-            table::visit_table_file(file, &table_origin, settings.ttl, |rec| {
+            table::visit_table_bytes(&bytes, file, &table_origin, settings.ttl, |rec| {
                 builder.add(i, file, &rec)
             })?;
         }
@@ -249,13 +326,21 @@ fn load_with(
     let compiled = builders.len();
     let mut zones = Vec::with_capacity(builders.len() + keep.zones.len());
     let mut origins = Vec::with_capacity(builders.len() + keep.zones.len());
-    for (i, (b, files)) in builders.into_iter().zip(sources).enumerate() {
-        let ttl = settings.ttl;
+    // Each zone compiled on its own (spread over the cores); what follows
+    // takes them in order, so the first error is the one of the first zone.
+    let ttl = settings.ttl;
+    let finished = spread::in_parallel(builders, threads, |b| {
+        let mut noted = Vec::new();
         let zone = b.finish_noting(
             &settings.zones,
             |origin, apex_ns| synth_soa(origin, apex_ns, ttl, serial),
-            warnings,
-        )?;
+            &mut noted,
+        );
+        (zone, noted)
+    });
+    for (i, ((zone, noted), files)) in finished.into_iter().zip(sources).enumerate() {
+        warnings.extend(noted);
+        let zone = zone?;
         // A table merged into a zone signed in its file would be served
         // with no signatures and no denial: bogus to validators.
         if let (Some(master), Some(table)) = files
@@ -314,10 +399,34 @@ fn load_with(
         return Err(below_signed(settings, &zones, &origins, child, parent));
     }
     Ok(Some(LoadedCatalog {
-        catalog: Catalog::new(zones),
+        zones,
         origins: file_origins,
         compiled,
+        contents,
     }))
+}
+
+/// A master file read and parsed (on any thread): the content read, the
+/// zone's origin and records, and the file's warnings.
+struct Parsed {
+    content: FileHash,
+    origin: Name,
+    records: Vec<crate::ts::source::SourceRecord>,
+    warnings: Vec<String>,
+}
+
+/// Reads the master file `file` once (its bytes parsed and fingerprinted),
+/// `origin` the TS's (see `zonefile::parse_master_noting`).
+fn parse_file(file: &std::path::Path, origin: &Name) -> Result<Parsed, ZoneError> {
+    let bytes = read_bytes(file)?;
+    let mut warnings = Vec::new();
+    let (origin, records) = zonefile::parse_master_noting(&bytes, file, origin, &mut warnings)?;
+    Ok(Parsed {
+        content: content(&bytes),
+        origin,
+        records,
+        warnings,
+    })
 }
 
 /// Adds every `[[ts.service]]` of `settings` to the zone holding its name
@@ -665,6 +774,56 @@ mod tests {
         // machine; the scans took minutes.
         assert!(started.elapsed() < std::time::Duration::from_secs(60));
     }
+    /// The first error in file order is the one a load returns, however
+    /// many threads read and compile the files: every file's bad line
+    /// before any zone's compile error, the earliest file's first (as one
+    /// thread finds them), whichever thread finishes first.
+    #[test]
+    fn the_first_error_in_file_order_wins_whatever_the_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = many_zones(dir.path(), 300);
+        let files = settings.zones.clone();
+        let cname = format!(
+            "{}www 300 CNAME elsewhere.example.\n",
+            zone_text(5, 1, "192.0.2.1")
+        );
+        std::fs::write(&files[5], cname).unwrap();
+        for i in [200, 70] {
+            std::fs::write(&files[i], zone_text(i, 1, "not-an-address")).unwrap();
+        }
+        for threads in [1, 2, 3, 8] {
+            let err = super::spread::with_threads(threads, || load_catalog(&settings, 1))
+                .unwrap_err()
+                .to_string();
+            let want = format!("{}:5: ", files[70].display());
+            assert!(err.starts_with(&want), "{threads} threads: {err}");
+        }
+        for i in [200, 70] {
+            std::fs::write(&files[i], zone_text(i, 1, "192.0.2.1")).unwrap();
+        }
+        for threads in [1, 4] {
+            let err = super::spread::with_threads(threads, || load_catalog(&settings, 1))
+                .unwrap_err()
+                .to_string();
+            let want = format!("{}:6: www.z5.test. has a CNAME", files[5].display());
+            assert!(err.starts_with(&want), "{threads} threads: {err}");
+        }
+        // Good files: the same zones, in the same order, on any threads.
+        std::fs::write(&files[5], zone_text(5, 1, "192.0.2.1")).unwrap();
+        let zones = |threads: usize| -> Vec<(String, Vec<_>)> {
+            let catalog = super::spread::with_threads(threads, || load_catalog(&settings, 1));
+            let catalog = catalog.unwrap();
+            catalog
+                .zones()
+                .iter()
+                .map(|z| (z.origin().to_string(), z.records()))
+                .collect()
+        };
+        let one = zones(1);
+        assert_eq!(one.len(), 300);
+        assert_eq!(zones(4), one);
+    }
+
     /// Zone `z{i}.test.` of a master file: SOA at `serial`, NS, glue, `www` at `www`.
     fn zone_text(i: usize, serial: u32, www: &str) -> String {
         format!(

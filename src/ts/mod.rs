@@ -17,7 +17,9 @@
 //!   the wall clock as signatures and serials count it;
 //! - `load.rs`: zone files to a [`Catalog`] ([`load_catalog`]);
 //!   `publish.rs`: the catalog zone (RFC 9432) it publishes of them;
-//! - `settle.rs`: files read only while nobody rewrites them ([`fingerprint`]);
+//! - `settle.rs`: files read only while nobody rewrites them, and whether a
+//!   reload must read them again; `spread.rs`: a load's work spread over
+//!   the cores the process may use;
 //! - `respond.rs`: the request path ([`server::Handler`](crate::server::Handler));
 //! - [`answer`]: the message around a zone's answer; [`wire`]: names as
 //!   the answer path reads them ([`wire::NameKey`]);
@@ -51,6 +53,7 @@ pub mod serials;
 mod settings;
 mod settle;
 pub mod source;
+mod spread;
 pub mod table;
 mod table_server;
 pub mod wire;
@@ -61,5 +64,4 @@ pub mod zonefile;
 pub use load::{load_catalog, load_catalog_noting};
 pub use respond::looks_like_health_probe;
 pub use settings::{OriginError, Secondary, TsSettings, parse_origin};
-pub use settle::{Fingerprint, fingerprint};
 pub use table_server::{NotifyHook, ReloadReport, SecondaryChange, TableServer};

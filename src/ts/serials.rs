@@ -123,7 +123,7 @@ impl Saved {
     }
 }
 
-/// One hash of the zone files' fingerprints (see `ts::fingerprint`) and of
+/// One hash of the zone files' contents (each one's length and hash, as read) and of
 /// `ttl`, the setting that shapes what the TS serves from the same bytes (a
 /// PROJ table's records and made-up SOA): a restart with another `ttl`
 /// serves other data, so it must not keep the serial.

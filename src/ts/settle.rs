@@ -1,8 +1,19 @@
-//! Zone files read only while nobody rewrites them: [`fingerprint`] (each
-//! file's length and hash) before, after and a moment after a read; a read
+//! Zone files read only while nobody rewrites them, and what a load knew of
+//! each file for the next reload ([`Seen`]). A file's [`FileStamp`] (one `stat`:
+//! device, inode, length, modified and changed times) is taken before a
+//! read and again a moment after it; the bytes are read once, for
+//! parsing, and their hash ([`content`]) taken from that same read. A read
 //! during which a file changed in place is never served.
-use std::path::PathBuf;
-use std::time::Duration;
+//!
+//! A reload takes a file whose stamp is the one it was read at as unchanged,
+//! without reading it (NSD and Knot compare the modified time alone). Time
+//! stamps are coarse (a kernel tick; a second or two on some file systems),
+//! so a write in the same tick as the read may leave the stamp as it was:
+//! a file changed within [`RACY`] of its read is "racy" (as git calls its
+//! index entries) and its bytes are hashed again to be sure, until a later
+//! look finds it older than that.
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::warn;
 
@@ -20,28 +31,117 @@ const READ_BACKOFF: Duration = Duration::from_millis(50);
 /// rest, where a quick read sees a short file that does not change while read.
 pub(super) const SETTLE: Duration = Duration::from_millis(100);
 
-/// Each file's device and inode (`None` for one that cannot be read): a
-/// file renamed over another is another inode, a file rewritten in place
-/// the same.
-fn identities(files: &[PathBuf]) -> Vec<Option<(u64, u64)>> {
-    use std::os::unix::fs::MetadataExt;
-    files
-        .iter()
-        .map(|f| std::fs::metadata(f).ok().map(|m| (m.dev(), m.ino())))
-        .collect()
+/// A file changed (its `ctime`) this close to a look at it may change again
+/// with the same stamp: coarser than any local file system's time stamps
+/// (FAT's 2 s; ext4 and tmpfs count nanoseconds on a clock of kernel ticks).
+const RACY: Duration = Duration::from_secs(2);
+
+/// A file as `stat` sees it: which file (device, inode), its length, and
+/// when it was last modified and changed (nanoseconds since the epoch). A
+/// write changes both times, a rename over it the inode, and the changed
+/// time (`ctime`) cannot be set back by `touch` or `cp -p`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: i128,
+    ctime: i128,
+}
+
+impl FileStamp {
+    /// `file`'s stamp, `None` if it cannot be looked at.
+    fn of(file: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(file).ok()?;
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Some(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: ns(m.mtime(), m.mtime_nsec()),
+            ctime: ns(m.ctime(), m.ctime_nsec()),
+        })
+    }
+
+    /// The same file (device and inode), whatever its bytes.
+    fn same_file(&self, other: &FileStamp) -> bool {
+        (self.dev, self.ino) == (other.dev, other.ino)
+    }
+
+    /// Changed within [`RACY`] of `looked` (nanoseconds since the epoch):
+    /// its stamp alone does not stand for its bytes.
+    fn racy(&self, looked: i128) -> bool {
+        self.ctime >= looked - RACY.as_nanos() as i128
+    }
+}
+
+/// Each file's [`FileStamp`], one `stat` a file.
+pub(crate) fn stamps(files: &[PathBuf]) -> Vec<Option<FileStamp>> {
+    files.iter().map(|f| FileStamp::of(f)).collect()
+}
+
+/// The wall clock in nanoseconds since the epoch, as file times count.
+fn now_ns() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
+/// A file's bytes as a fingerprint: their length and hash.
+pub(crate) type FileHash = (u64, u64);
+
+/// The [`FileHash`] of `bytes`.
+pub(crate) fn content(bytes: &[u8]) -> FileHash {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write(bytes);
+    (bytes.len() as u64, h.finish())
+}
+
+/// The [`FileHash`] of the file at `file` now, `None` if it cannot be read.
+fn content_of(file: &Path) -> Option<FileHash> {
+    std::fs::read(file).ok().map(|b| content(&b))
+}
+
+/// What a load knew of one file: its stamp after the read, the content
+/// read, and whether the stamp was racy (see the module's text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seen {
+    stamp: FileStamp,
+    /// The bytes the zones were made from.
+    pub(crate) content: FileHash,
+    racy: bool,
+}
+
+impl Seen {
+    /// Whether `file`, whose stamp is `now`, still holds the bytes it held
+    /// when seen: a stamp that is the one seen says so, unless it was
+    /// racy; else the bytes are read and their hash compared.
+    pub(crate) fn unchanged(&self, file: &Path, now: Option<&FileStamp>) -> bool {
+        if now == Some(&self.stamp) && !self.racy {
+            return true;
+        }
+        // A racy stamp, or another one: the bytes decide (a file renamed
+        // over with the same bytes keeps its zone, compiled once).
+        now.is_some() && content_of(file) == Some(self.content)
+    }
 }
 
 /// The result of `read` over `files` that were not rewritten in place while
-/// it ran (`read` is given the fingerprint taken just before it: a file
-/// whose fingerprint is the one a zone was compiled from need not be read
-/// again, since any change during the read makes the try void), with their fingerprint when it is known to stand for what was
-/// read. Each try takes the fingerprint (and each file's inode) before and
-/// after `read`, and again `settle` later. A file whose bytes changed while
-/// its inode stayed is being rewritten in place: what was read may be
+/// it ran, with what is now known of each file ([`Seen`]; `None` for one
+/// renamed over or gone while read: the next reload reads it again).
+/// `read` is given each file's stamp taken just before it (a file whose
+/// stamp a reload finds unchanged need not be read again: any change during
+/// the read makes the try void) and returns, beside its result, the content
+/// of each file it read or knows. Each try takes the stamps before `read`
+/// and `settle` after it; a racy file (see the module's text) is hashed
+/// again then. A file whose stamp or bytes changed while its
+/// inode stayed is being rewritten in place: what was read may be
 /// half-written and is never served; the try is logged and, after
 /// `pause(backoff)`, made again, up to [`READ_TRIES`]. A file renamed over
 /// (another inode) was read whole, from one version or the other: the
-/// result is kept, without a fingerprint (the next reload reads again).
+/// result is kept.
 ///
 /// # Errors
 /// `read`'s error from files that did not change while read (a real
@@ -50,27 +150,40 @@ pub(super) fn read_settled<T>(
     ts: &str,
     files: &[PathBuf],
     settle: Duration,
-    mut read: impl FnMut(Option<&Fingerprint>) -> Result<T, ZoneError>,
+    mut read: impl FnMut(&[Option<FileStamp>]) -> Result<(T, Vec<Option<FileHash>>), ZoneError>,
     mut pause: impl FnMut(Duration),
-) -> Result<(T, Option<Fingerprint>), ZoneError> {
+) -> Result<(T, Vec<Option<Seen>>), ZoneError> {
     let mut backoff = READ_BACKOFF;
     for attempt in 1..=READ_TRIES {
-        let ids = identities(files);
-        let before = fingerprint(files);
-        let result = read(before.as_ref());
-        let after = fingerprint(files);
-        let renamed = identities(files) != ids;
-        let mut settled = before == after || renamed;
-        if settled && !settle.is_zero() {
+        let looked = now_ns();
+        let before = stamps(files);
+        let result = read(&before);
+        let contents = result.as_ref().ok().map(|(_, c)| &c[..]);
+        if !settle.is_zero() {
             // A writer between truncating a file and writing the rest leaves
             // a short file that a quick read sees unchanged (and the file's
-            // time is no sure sign of it): look again a moment later.
+            // time is no sure sign of it): look a moment later. One look
+            // then sees every change a look right after the read would
+            // (a stamp never goes back), at one `stat` a file.
             pause(settle);
-            settled = fingerprint(files) == after || identities(files) != ids;
         }
-        if settled {
-            let known = (before == after && !renamed).then_some(after).flatten();
-            return result.map(|v| (v, known));
+        let same = still(files, &before, contents, looked);
+        if let Some(same) = same {
+            return result.map(|(v, contents)| {
+                let seen = (0..files.len())
+                    .map(|i| {
+                        let stamp = before[i].filter(|_| same[i])?;
+                        let content = (*contents.get(i)?)?;
+                        let racy = stamp.racy(looked);
+                        Some(Seen {
+                            stamp,
+                            content,
+                            racy,
+                        })
+                    })
+                    .collect();
+                (v, seen)
+            });
         }
         warn!(
             ts,
@@ -89,67 +202,98 @@ pub(super) fn read_settled<T>(
     })
 }
 
-/// Each zone file's length and a hash of its bytes.
-pub type Fingerprint = Vec<(u64, u64)>;
-
-/// Each file's length and a hash of its bytes (`None` if one cannot be
-/// read), streamed in 64 KiB pieces so a big table costs no memory.
-pub fn fingerprint(files: &[PathBuf]) -> Option<Vec<(u64, u64)>> {
-    use std::hash::Hasher;
-    use std::io::Read;
+/// Whether `files` are still as they were `before` a read (taken at
+/// `looked`): `None` when one changed in place (same inode, another stamp,
+/// or a racy one whose bytes are not the `contents` read); else, by file,
+/// whether it is the file read (`false`: renamed over, or gone).
+fn still(
+    files: &[PathBuf],
+    before: &[Option<FileStamp>],
+    contents: Option<&[Option<FileHash>]>,
+    looked: i128,
+) -> Option<Vec<bool>> {
     files
         .iter()
-        .map(|f| {
-            let mut file = std::fs::File::open(f).ok()?;
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            let mut buf = vec![0u8; 64 * 1024];
-            let mut len = 0u64;
-            loop {
-                let n = file.read(&mut buf).ok()?;
-                if n == 0 {
-                    break;
+        .enumerate()
+        .map(|(i, file)| {
+            let now = FileStamp::of(file);
+            match (before.get(i).copied().flatten(), now) {
+                (Some(b), Some(n)) if b == n => {
+                    let read = contents.and_then(|c| c.get(i).copied().flatten());
+                    match read {
+                        // Its stamp may hide a write in the same tick.
+                        Some(read) if b.racy(looked) => match content_of(file) {
+                            Some(c) if c == read => Some(true),
+                            Some(_) => None,
+                            None => Some(false),
+                        },
+                        _ => Some(true),
+                    }
                 }
-                h.write(&buf[..n]);
-                len += n as u64;
+                (Some(b), Some(n)) if b.same_file(&n) => None,
+                _ => Some(false),
             }
-            Some((len, h.finish()))
         })
         .collect()
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+mod settle_tests {
     use super::*;
 
-    /// A folder holding one file, `t.txt`, of `text`: the folder (kept
-    /// alive), the file, and the file as the list a read is given.
-    fn one_file(text: &str) -> (tempfile::TempDir, PathBuf, Vec<PathBuf>) {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("t.txt");
-        std::fs::write(&f, text).unwrap();
-        let files = vec![f.clone()];
-        (dir, f, files)
+    /// The content of `text`, as `read` reports it for one file.
+    fn one(text: &str) -> Vec<Option<FileHash>> {
+        vec![Some(content(text.as_bytes()))]
     }
 
     #[test]
-    fn a_fingerprint_changes_with_any_byte_and_not_otherwise() {
-        let (dir, f, files) = one_file("www.example.com 192.0.2.1 A\n");
-        let first = fingerprint(&files).unwrap();
-        assert_eq!(fingerprint(&files).unwrap(), first, "same bytes");
-        std::fs::write(&f, "www.example.com 192.0.2.2 A\n").unwrap();
-        assert_ne!(fingerprint(&files).unwrap(), first, "one byte changed");
-        assert!(fingerprint(&[dir.path().join("missing")]).is_none());
+    fn a_content_changes_with_any_byte_and_not_otherwise() {
+        let first = content(b"www.example.com 192.0.2.1 A\n");
+        assert_eq!(content(b"www.example.com 192.0.2.1 A\n"), first);
+        assert_ne!(content(b"www.example.com 192.0.2.2 A\n"), first);
+    }
+
+    /// A file whose stamp is the one seen is unchanged without a read,
+    /// unless the stamp was racy: then its bytes decide. Any write that
+    /// moves the stamp is a change.
+    #[test]
+    fn a_stamp_stands_for_the_bytes_unless_it_was_racy() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.txt");
+        std::fs::write(&f, "aaaa").unwrap();
+        let stamp = FileStamp::of(&f).unwrap();
+        let seen = |racy: bool, text: &str| Seen {
+            stamp,
+            content: content(text.as_bytes()),
+            racy,
+        };
+        // Not racy: the stamp alone, the bytes never read.
+        assert!(seen(false, "what the file held when seen").unchanged(&f, Some(&stamp)));
+        // Racy (just written): the bytes are compared.
+        assert!(stamp.racy(now_ns()));
+        assert!(seen(true, "aaaa").unchanged(&f, Some(&stamp)));
+        assert!(!seen(true, "bbbb").unchanged(&f, Some(&stamp)));
+        assert!(!stamp.racy(stamp.ctime + RACY.as_nanos() as i128 + 1));
+        std::fs::write(&f, "aaaaa").unwrap();
+        assert!(!seen(false, "aaaa").unchanged(&f, FileStamp::of(&f).as_ref()));
+        assert!(!seen(false, "aaaa").unchanged(&f, None));
+        // Another stamp, the same bytes (renamed over, or written back).
+        std::fs::write(&f, "aaaa").unwrap();
+        assert!(seen(false, "aaaa").unchanged(&f, FileStamp::of(&f).as_ref()));
     }
 
     /// A read during which the file is rewritten (as a writer rewriting it
     /// in place would) is never kept; a read of settled files is.
     #[test]
     fn a_file_rewritten_while_read_is_read_again_and_never_kept_half_written() {
-        let (_dir, f, files) = one_file("whole version 1\n");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.txt");
+        std::fs::write(&f, "whole version 1\n").unwrap();
+        let files = vec![f.clone()];
         let mut reads = 0;
         let mut pauses = Vec::new();
-        let (got, fp) = read_settled(
+        let (got, seen) = read_settled(
             "t",
             &files,
             Duration::ZERO,
@@ -160,23 +304,59 @@ mod tests {
                     // The writer is at work during the first two reads.
                     std::fs::write(&f, format!("half {reads}")).unwrap();
                 }
-                Ok(text)
+                let c = one(&text);
+                Ok((text, c))
             },
             |d| pauses.push(d),
         )
         .unwrap();
         assert_eq!(reads, 3);
         assert_eq!(got, "half 2", "the read of settled bytes is kept");
-        assert_eq!(fp, fingerprint(&files));
+        assert_eq!(seen[0].map(|s| s.content), Some(content(b"half 2")));
+        assert_eq!(seen[0].map(|s| s.stamp), FileStamp::of(&f));
         assert_eq!(
             pauses,
             [Duration::from_millis(50), Duration::from_millis(100)]
         );
     }
 
+    /// A rewrite of the same length in place during the read, maybe within
+    /// the tick of the last write (its stamp then unchanged), is still
+    /// found: the racy file's bytes are hashed again.
+    #[test]
+    fn a_same_length_rewrite_in_the_same_tick_is_found_by_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.txt");
+        let files = vec![f.clone()];
+        for round in 0..20 {
+            std::fs::write(&f, "version a").unwrap();
+            let mut reads = 0;
+            let (got, _) = read_settled(
+                "t",
+                &files,
+                Duration::ZERO,
+                |_| {
+                    reads += 1;
+                    let text = std::fs::read_to_string(&f).unwrap();
+                    if reads == 1 {
+                        std::fs::write(&f, "version b").unwrap();
+                    }
+                    let c = one(&text);
+                    Ok((text, c))
+                },
+                |_| {},
+            )
+            .unwrap();
+            assert_eq!((round, reads, got.as_str()), (round, 2, "version b"));
+        }
+    }
+
     #[test]
     fn files_that_never_settle_are_refused_and_a_bad_settled_file_is_an_error() {
-        let (_dir, f, files) = one_file("x");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.txt");
+        std::fs::write(&f, "x").unwrap();
+        let files = vec![f.clone()];
         let mut n = 0;
         let err = read_settled(
             "t",
@@ -185,7 +365,7 @@ mod tests {
             |_| {
                 n += 1;
                 std::fs::write(&f, n.to_string()).unwrap();
-                Ok(())
+                Ok(((), vec![None]))
             },
             |_| {},
         )
@@ -217,13 +397,16 @@ mod tests {
     }
 
     /// A file renamed over the one being read (the safe way to replace
-    /// it) was read whole: kept, without a fingerprint; a short file that
+    /// it) was read whole: kept, and read again next time; a short file that
     /// grows just after the read (a writer between truncating and writing)
     /// is read again.
     #[test]
     fn a_file_renamed_over_is_kept_and_one_growing_after_the_read_is_read_again() {
-        let (dir, f, files) = one_file("old");
-        let (got, fp) = read_settled(
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.txt");
+        std::fs::write(&f, "old").unwrap();
+        let files = vec![f.clone()];
+        let (got, seen) = read_settled(
             "t",
             &files,
             Duration::ZERO,
@@ -232,12 +415,13 @@ mod tests {
                 let tmp = dir.path().join("t.new");
                 std::fs::write(&tmp, "new").unwrap();
                 std::fs::rename(&tmp, &f).unwrap();
-                Ok(text)
+                let c = one(&text);
+                Ok((text, c))
             },
             |_| panic!("no retry"),
         )
         .unwrap();
-        assert_eq!((got.as_str(), fp), ("old", None));
+        assert_eq!((got.as_str(), seen), ("old", vec![None]));
 
         std::fs::write(&f, "").unwrap();
         let mut reads = 0;
@@ -249,7 +433,8 @@ mod tests {
             settle,
             |_| {
                 reads += 1;
-                Ok(())
+                let text = std::fs::read_to_string(&f).unwrap();
+                Ok(((), one(&text)))
             },
             |d| {
                 pauses.push(d);

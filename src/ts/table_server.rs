@@ -21,7 +21,7 @@ use super::load::{FileMemo, LoadedCatalog, Prior, load_catalog_keeping};
 use super::metrics::TsMetrics;
 use super::serials::{self, serial_newer};
 use super::settings::TsSettings;
-use super::settle::{SETTLE, fingerprint, read_settled};
+use super::settle::{SETTLE, read_settled, stamps};
 use super::source::ZoneError;
 use super::xfr::{self, ixfr, tsig};
 use super::zone::{self, Catalog};
@@ -33,8 +33,8 @@ pub struct TableServer {
     pub(super) metrics: TsMetrics,
     /// `settings.nsid` as an option payload, built once.
     pub(super) nsid: Option<NSIDPayload>,
-    /// What the zone files held when the catalog in force was read (see
-    /// [`fingerprint`]) and each one's origin: a reload that finds them the
+    /// What the zone files were when the catalog in force was read (see
+    /// `settle.rs`) and each one's origin: a reload that finds them the
     /// same keeps the catalog as is, and one that finds some changed
     /// compiles only their zones.
     pub(super) sources: std::sync::Mutex<Option<FileMemo>>,
@@ -121,23 +121,19 @@ impl TableServer {
         let xfr_key = tsig::XfrKey::load(&settings).map_err(ZoneError::Key)?;
         let clock = unix_now();
         let mut warnings = Vec::new();
-        let (loaded, fingerprint) = read_settled(
+        let (loaded, seen) = read_settled(
             &settings.name,
             &settings.zones,
             SETTLE,
             |_| {
                 warnings.clear();
-                load_catalog_keeping(&settings, clock, &mut warnings, None)
+                load_catalog_keeping(&settings, clock, &mut warnings, None).map(with_contents)
             },
             std::thread::sleep,
         )?;
-        let LoadedCatalog {
-            catalog, origins, ..
-        } = loaded;
-        let sources = fingerprint.clone().map(|fingerprint| FileMemo {
-            fingerprint,
-            origins,
-        });
+        let LoadedCatalog { zones, origins, .. } = loaded;
+        let sources = Some(FileMemo { seen, origins });
+        let contents = sources.as_ref().and_then(FileMemo::contents);
         for w in &warnings {
             warn!("{w}");
         }
@@ -147,10 +143,8 @@ impl TableServer {
             std::env::var_os("STATE_DIRECTORY"),
         );
         let saved = serial_state.as_deref().and_then(serials::read);
-        let same_files = match (&saved, &sources) {
-            (Some(saved), Some(m)) => {
-                saved.files == serials::files_hash(&m.fingerprint, settings.ttl)
-            }
+        let same_files = match (&saved, &contents) {
+            (Some(saved), Some(c)) => saved.files == serials::files_hash(c, settings.ttl),
             _ => false,
         };
         // By origin (lower case): one lookup a zone, not a scan of 100,000.
@@ -164,8 +158,7 @@ impl TableServer {
         // recorded. A zone signed here is signed now, its serial above the
         // last one served (its signatures are new).
         let mut zone_keys = ZoneKeyMap::new();
-        let zones = catalog
-            .into_zones()
+        let zones = zones
             .into_iter()
             .map(|z| {
                 let recorded = recorded_of(&z);
@@ -222,7 +215,7 @@ impl TableServer {
             notify_hook: std::sync::OnceLock::new(),
             secondary: std::sync::Mutex::default(),
         };
-        ts.save_serials(fingerprint.as_deref());
+        ts.save_serials(contents.as_deref());
         Ok(ts)
     }
 
@@ -445,7 +438,7 @@ impl TableServer {
 
     /// [`TableServer::reload`], uncounted.
     fn swap_in_fresh(&self) -> Result<ReloadReport, ZoneError> {
-        let sources = fingerprint(&self.settings.zones);
+        let now = stamps(&self.settings.zones);
         let mut last = self
             .sources
             .lock()
@@ -455,8 +448,12 @@ impl TableServer {
         // replaced by the one served when the reload began.
         let old = self.catalog.load_full();
         // With signing on, the keys may have changed though the files did not.
-        let same_bytes =
-            sources.is_some() && last.as_ref().map(|m| &m.fingerprint) == sources.as_ref();
+        let files = &self.settings.zones;
+        let same_bytes = last.as_ref().is_some_and(|m| {
+            m.seen.len() == files.len()
+                && (m.seen.iter().zip(&now).zip(files))
+                    .all(|((seen, now), f)| seen.is_some_and(|s| s.unchanged(f, now.as_ref())))
+        });
         if same_bytes && self.settings.dnssec.is_none() {
             // Not a byte changed: the zones in memory are those files.
             return Ok(ReloadReport {
@@ -475,19 +472,19 @@ impl TableServer {
         let keep = |z: &zone::Zone| {
             z.signature().is_none() && !z.is_presigned() && !installed.contains(z.origin())
         };
-        let (fresh, fingerprint) = read_settled(
+        let (fresh, seen) = read_settled(
             &self.settings.name,
             &self.settings.zones,
             SETTLE,
             |now| {
                 warnings.clear();
-                let prior = last.as_ref().zip(now).map(|(memo, now)| Prior {
+                let prior = last.as_ref().map(|memo| Prior {
                     memo,
-                    fingerprint: now,
+                    stamps: now,
                     served: &old,
                     keep: &keep,
                 });
-                load_catalog_keeping(&self.settings, clock, &mut warnings, prior)
+                load_catalog_keeping(&self.settings, clock, &mut warnings, prior).map(with_contents)
             },
             std::thread::sleep,
         )?;
@@ -495,14 +492,15 @@ impl TableServer {
             warn!("{w}");
         }
         let LoadedCatalog {
-            catalog: fresh,
+            zones: fresh,
             origins,
             compiled,
+            ..
         } = fresh;
         let mut changed_zones = Vec::new();
-        let mut zones = Vec::with_capacity(fresh.zones().len());
+        let mut zones = Vec::with_capacity(fresh.len());
         let mut zone_keys = ZoneKeyMap::new();
-        for z in fresh.zones() {
+        for z in &fresh {
             let previous = old.with_origin(z.origin_wire());
             // A file's serial raised alone is a change too: the served
             // serial never stays below the file's (secondaries follow it).
@@ -586,14 +584,13 @@ impl TableServer {
         };
         self.zone_keys.store(Arc::new(zone_keys));
         self.catalog.store(Arc::new(Catalog::new(zones)));
-        // The files did not change while they were read: the fingerprint
-        // stands for the zones in force.
-        *last = fingerprint.clone().map(|fingerprint| FileMemo {
-            fingerprint,
-            origins,
-        });
+        // The files did not change while they were read: what was seen of
+        // them stands for the zones in force.
+        let memo = FileMemo { seen, origins };
+        let contents = memo.contents();
+        *last = Some(memo);
         drop(last);
-        self.save_serials(fingerprint.as_deref());
+        self.save_serials(contents.as_deref());
         Ok(report)
     }
 
@@ -643,9 +640,9 @@ impl TableServer {
         } else {
             self.record_changes(&old, &zones);
             self.catalog.store(Arc::new(Catalog::new(zones)));
-            let fingerprint = last.as_ref().map(|m| m.fingerprint.clone());
+            let contents = last.as_ref().and_then(FileMemo::contents);
             drop(last);
-            self.save_serials(fingerprint.as_deref());
+            self.save_serials(contents.as_deref());
         }
         Ok(changed)
     }
@@ -693,4 +690,11 @@ impl TableServer {
             }
         }
     }
+}
+
+/// A load's result with the content of each file taken out, as
+/// [`read_settled`] wants it.
+fn with_contents(mut l: LoadedCatalog) -> (LoadedCatalog, Vec<Option<super::settle::FileHash>>) {
+    let contents = std::mem::take(&mut l.contents);
+    (l, contents)
 }

@@ -56,8 +56,22 @@ pub fn visit_table_file(
     ttl: u32,
     each: impl FnMut(SourceRecord) -> Result<(), ZoneError>,
 ) -> Result<(), ZoneError> {
-    let bytes = read_bytes(file)?;
-    match decode(&bytes) {
+    visit_table_bytes(&read_bytes(file)?, file, origin, ttl, each)
+}
+
+/// [`visit_table_file`] of a table whose bytes were read already (`file`
+/// names it in errors).
+///
+/// # Errors
+/// As [`visit_table_file`], but for reading the file.
+pub fn visit_table_bytes(
+    bytes: &[u8],
+    file: &Path,
+    origin: &Name,
+    ttl: u32,
+    each: impl FnMut(SourceRecord) -> Result<(), ZoneError>,
+) -> Result<(), ZoneError> {
+    match decode(bytes) {
         Ok(text) => visit_table(text, file, origin, ttl, each),
         Err(bad) => {
             // The lines before the undecodable one may hold an earlier error: report that first.

@@ -35,7 +35,8 @@ struct Building {
     /// For RRSIGs, the type covered; 0 otherwise.
     covered: u16,
     ttl: u32,
-    data: Vec<(usize, usize)>,
+    /// Most RRsets hold a record or two: kept inline, no allocation a set.
+    data: smallvec::SmallVec<[(usize, usize); 2]>,
 }
 
 impl Building {
@@ -469,7 +470,7 @@ impl ZoneBuilder {
                         rtype: p.rtype,
                         covered,
                         ttl: p.ttl,
-                        data: vec![bytes],
+                        data: smallvec::smallvec![bytes],
                     }),
                 }
             }

@@ -144,18 +144,21 @@ impl Zone {
             // A zone the TS signed stands for the data it signed.
             return self.origin == other.origin && self.data_digest() == other.data_digest();
         }
-        let strip = |z: &Zone| match &z.soa {
-            RData::SOA(s) => {
-                let mut s = s.clone();
-                s.serial = 0;
-                Some(s)
+        // The SOAs but for their serials, compared in place (a reload of
+        // 100,000 zones asks this of each).
+        let soa_same = match (&self.soa, &other.soa) {
+            (RData::SOA(a), RData::SOA(b)) => {
+                a.mname == b.mname
+                    && a.rname == b.rname
+                    && (a.refresh, a.retry, a.expire, a.minimum)
+                        == (b.refresh, b.retry, b.expire, b.minimum)
             }
-            _ => None,
+            (a, b) => !matches!(a, RData::SOA(_)) && !matches!(b, RData::SOA(_)),
         };
         self.origin == other.origin
             && self.soa_ttl == other.soa_ttl
-            && strip(self) == strip(other)
-            && self.store.arena == other.store.arena
+            && soa_same
+            && (Arc::ptr_eq(&self.store, &other.store) || self.store.arena == other.store.arena)
     }
 
     /// Number of RRsets, the SOA included.

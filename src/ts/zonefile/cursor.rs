@@ -8,7 +8,7 @@ pub(super) type Bad = (usize, String);
 
 /// The fields of one record's data, read in order.
 pub(super) struct Fields<'a> {
-    pub(super) tokens: &'a [Token],
+    pub(super) tokens: &'a [Token<'a>],
     pub(super) at: usize,
     /// The line of the last field read (or of the record, before the first).
     pub(super) line: usize,
@@ -18,10 +18,10 @@ impl<'a> Fields<'a> {
     /// The next field, or `missing WHAT`.
     pub(super) fn next(&mut self, what: &str) -> Result<&'a [u8], Bad> {
         let token = self.next_token(what)?;
-        Ok(&token.text)
+        Ok(token.text)
     }
 
-    pub(super) fn next_token(&mut self, what: &str) -> Result<&'a Token, Bad> {
+    pub(super) fn next_token(&mut self, what: &str) -> Result<&'a Token<'a>, Bad> {
         match self.tokens.get(self.at) {
             Some(token) => {
                 self.at += 1;
@@ -38,7 +38,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The fields left, at least one (`missing WHAT` if none).
-    pub(super) fn rest(&mut self, what: &str) -> Result<&'a [Token], Bad> {
+    pub(super) fn rest(&mut self, what: &str) -> Result<&'a [Token<'a>], Bad> {
         if self.at >= self.tokens.len() {
             return Err((self.line, format!("missing {what}")));
         }
@@ -55,7 +55,7 @@ impl<'a> Fields<'a> {
         Ok(self
             .rest(what)?
             .iter()
-            .flat_map(|t| t.text.clone())
+            .flat_map(|t| t.text.iter().copied())
             .collect())
     }
 
@@ -67,7 +67,7 @@ impl<'a> Fields<'a> {
                 extra.line,
                 format!(
                     "unexpected '{}' after the record data",
-                    String::from_utf8_lossy(&extra.text)
+                    String::from_utf8_lossy(extra.text)
                 ),
             )),
         }
@@ -90,7 +90,7 @@ impl<'a> Fields<'a> {
 
     pub(super) fn name(&mut self, what: &str, origin: Option<&[u8]>) -> Result<Vec<u8>, Bad> {
         let token = self.next_token(what)?;
-        self.bad(name(&token.text, origin))
+        self.bad(name(token.text, origin))
     }
 
     /// A DNSSEC algorithm: a number or its mnemonic (RFC 4034 Appendix A.1).

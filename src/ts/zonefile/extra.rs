@@ -29,7 +29,7 @@ pub(super) fn more_types(
             }
             for token in rest {
                 f.line = token.line;
-                let r = char_string(&token.text, &mut out);
+                let r = char_string(token.text, &mut out);
                 f.bad(r)?;
             }
             f.at = f.tokens.len();

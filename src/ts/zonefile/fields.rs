@@ -75,13 +75,9 @@ pub(super) fn char_string(raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
 /// origin, a bad escape.
 pub(super) fn name(raw: &[u8], origin: Option<&[u8]>) -> Result<Vec<u8>, String> {
     let shown = || String::from_utf8_lossy(raw).into_owned();
-    let need_origin = || {
-        origin
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| format!("relative name '{}' with no origin ($ORIGIN)", shown()))
-    };
+    let no_origin = || format!("relative name '{}' with no origin ($ORIGIN)", shown());
     if raw == b"@" {
-        return need_origin();
+        return origin.map(<[u8]>::to_vec).ok_or_else(no_origin);
     }
     if raw == b"." {
         return Ok(vec![0]);
@@ -89,29 +85,34 @@ pub(super) fn name(raw: &[u8], origin: Option<&[u8]>) -> Result<Vec<u8>, String>
     if raw.is_empty() {
         return Err("empty name".into());
     }
-    let mut wire = Vec::with_capacity(raw.len() + 2);
-    let mut label = Vec::new();
+    // Each label written in place after its length byte (0 until the label
+    // ends): one allocation a name.
+    let mut wire = Vec::with_capacity(raw.len() + 2 + origin.map_or(0, <[u8]>::len));
+    wire.push(0);
+    let mut length_at = 0;
     let mut absolute = false;
     let mut at = 0;
-    let end_label = |wire: &mut Vec<u8>, label: &mut Vec<u8>| -> Result<(), String> {
-        if label.is_empty() {
+    let end_label = |wire: &mut Vec<u8>, length_at: &mut usize| -> Result<(), String> {
+        let len = wire.len() - *length_at - 1;
+        if len == 0 {
             return Err(format!("empty label in '{}'", shown()));
         }
-        if label.len() > MAX_LABEL {
+        if len > MAX_LABEL {
             return Err(format!(
-                "label of {} bytes in '{}' (at most 63)",
-                label.len(),
+                "label of {len} bytes in '{}' (at most 63)",
                 shown()
             ));
         }
-        wire.push(label.len() as u8);
-        wire.append(label);
+        wire[*length_at] = len as u8;
+        *length_at = wire.len();
+        // The next label's length byte, or the root.
+        wire.push(0);
         Ok(())
     };
     while let Some(&c) = raw.get(at) {
         match c {
             b'.' => {
-                end_label(&mut wire, &mut label)?;
+                end_label(&mut wire, &mut length_at)?;
                 if at + 1 == raw.len() {
                     absolute = true;
                 }
@@ -119,21 +120,20 @@ pub(super) fn name(raw: &[u8], origin: Option<&[u8]>) -> Result<Vec<u8>, String>
             }
             b'\\' => {
                 let (byte, used) = escape_at(raw, at)?;
-                label.push(byte);
+                wire.push(byte);
                 at += used;
             }
             c => {
-                label.push(c);
+                wire.push(c);
                 at += 1;
             }
         }
     }
     if !absolute {
-        end_label(&mut wire, &mut label)?;
-        let origin = need_origin()?;
-        wire.extend_from_slice(&origin);
-    } else {
-        wire.push(0);
+        end_label(&mut wire, &mut length_at)?;
+        let origin = origin.ok_or_else(no_origin)?;
+        wire.pop();
+        wire.extend_from_slice(origin);
     }
     if wire.len() > MAX_NAME {
         return Err(format!(

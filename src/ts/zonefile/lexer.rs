@@ -8,14 +8,16 @@
 //! whatever it is (`\;`, `\"`, `\ `, `\(`) everywhere. Escapes are *not* decoded here:
 //! a token keeps its backslashes, because a name (`a\.b` is one label) and a character
 //! string decode them differently. An entry whose first line starts with white space
-//! has a blank owner (the previous record's).
+//! has a blank owner (the previous record's). A token is a slice of the
+//! text (escapes kept, it is contiguous there): lexing allocates nothing a
+//! token, and one entry's list of tokens is reused for the next.
 
 /// One token of an entry: its raw text (escapes kept), whether it was quoted, and the
 /// 1-based line it starts on.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Token {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Token<'a> {
     /// The text between the separators (or between the quotes), backslashes kept.
-    pub(super) text: Vec<u8>,
+    pub(super) text: &'a [u8],
     /// Written in double quotes (`""` is an empty quoted token).
     pub(super) quoted: bool,
     /// 1-based line the token starts on.
@@ -24,7 +26,7 @@ pub(super) struct Token {
 
 /// One entry: a directive or a record, possibly spanning lines.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct MasterEntry {
+pub(super) struct MasterEntry<'a> {
     /// 1-based line the entry starts on.
     pub(super) first_line: usize,
     /// 1-based line the entry ends on.
@@ -32,7 +34,7 @@ pub(super) struct MasterEntry {
     /// The entry's first line starts with white space: its owner is the previous one's.
     pub(super) blank_owner: bool,
     /// The tokens, at least one.
-    pub(super) tokens: Vec<Token>,
+    pub(super) tokens: Vec<Token<'a>>,
 }
 
 /// A lexical error: the line and what is wrong.
@@ -50,10 +52,10 @@ pub(super) struct LexError {
 /// A `)` with no `(` open, a quoted string or a parenthesis left open at the end of
 /// the text, a backslash ending the text.
 #[cfg(test)]
-pub(super) fn entries(text: &[u8]) -> Result<Vec<MasterEntry>, LexError> {
+pub(super) fn entries(text: &[u8]) -> Result<Vec<MasterEntry<'_>>, LexError> {
     let mut all = Vec::new();
     each_entry(text, |e| {
-        all.push(e);
+        all.push(e.clone());
         Ok(())
     })?;
     Ok(all)
@@ -65,11 +67,12 @@ pub(super) fn entries(text: &[u8]) -> Result<Vec<MasterEntry>, LexError> {
 ///
 /// # Errors
 /// As [`entries`], or `f`'s.
-pub(super) fn each_entry(
-    text: &[u8],
-    mut f: impl FnMut(MasterEntry) -> Result<(), LexError>,
+pub(super) fn each_entry<'a>(
+    text: &'a [u8],
+    mut f: impl FnMut(&MasterEntry<'a>) -> Result<(), LexError>,
 ) -> Result<(), LexError> {
     let mut lexer = Lexer {
+        text,
         tokens: Vec::new(),
         word: None,
         line: 1,
@@ -96,40 +99,38 @@ pub(super) fn each_entry(
         match b {
             0 => return Err(nul(lexer.line)),
             b'\n' => {
-                lexer.end_word();
-                if depth == 0
-                    && let Some(e) = lexer.end_entry()
-                {
-                    f(e)?;
+                lexer.end_word(at);
+                if depth == 0 {
+                    lexer.end_entry(&mut f)?;
                 }
                 lexer.line += 1;
                 line_start = true;
             }
-            b' ' | b'\t' | b'\r' => lexer.end_word(),
+            b' ' | b'\t' | b'\r' => lexer.end_word(at),
             b';' => {
-                lexer.end_word();
+                lexer.end_word(at);
                 while text.get(at + 1).is_some() && !ends_line(text, at + 1) {
                     at += 1;
                 }
             }
             b'(' => {
-                lexer.end_word();
+                lexer.end_word(at);
                 if depth == 0 {
                     opened = lexer.line;
                 }
                 depth += 1;
             }
             b')' => {
-                lexer.end_word();
+                lexer.end_word(at);
                 depth = depth.checked_sub(1).ok_or_else(|| LexError {
                     line: lexer.line,
                     msg: "')' with no '(' open".into(),
                 })?;
             }
             b'"' => {
-                lexer.end_word();
+                lexer.end_word(at);
                 let start = lexer.line;
-                let mut quoted = Vec::new();
+                let from = at + 1;
                 at += 1;
                 loop {
                     match text.get(at) {
@@ -142,46 +143,40 @@ pub(super) fn each_entry(
                         Some(b'"') => break,
                         Some(0) => return Err(nul(lexer.line)),
                         Some(b'\\') => {
-                            let next = escaped(text, at, &mut lexer.line)?;
-                            quoted.extend_from_slice(&[b'\\', next]);
+                            escaped(text, at, &mut lexer.line)?;
                             at += 1;
                         }
-                        Some(&c) => {
+                        Some(_) => {
                             if ends_line(text, at) {
                                 lexer.line += 1;
                             }
-                            quoted.push(c);
                         }
                     }
                     at += 1;
                 }
                 lexer.tokens.push(Token {
-                    text: quoted,
+                    text: &text[from..at],
                     quoted: true,
                     line: start,
                 });
             }
             b'\\' => {
-                let next = escaped(text, at, &mut lexer.line)?;
-                lexer.push(b'\\');
-                lexer.push(next);
+                lexer.push(at);
+                escaped(text, at, &mut lexer.line)?;
                 at += 1;
             }
-            c => lexer.push(c),
+            _ => lexer.push(at),
         }
         at += 1;
     }
-    lexer.end_word();
+    lexer.end_word(at);
     if depth > 0 {
         return Err(LexError {
             line: opened,
             msg: "parenthesis opened here is not closed at the end of the file".into(),
         });
     }
-    match lexer.end_entry() {
-        Some(e) => f(e),
-        None => Ok(()),
-    }
+    lexer.end_entry(&mut f)
 }
 
 /// Whether the byte at `at` ends a line: an LF, or a CR not before an LF.
@@ -222,45 +217,53 @@ fn nul(line: usize) -> LexError {
 }
 
 /// The lexer's state between characters.
-struct Lexer {
-    tokens: Vec<Token>,
-    /// The unquoted word being read, with its line.
-    word: Option<(Vec<u8>, usize)>,
+struct Lexer<'a> {
+    text: &'a [u8],
+    tokens: Vec<Token<'a>>,
+    /// The unquoted word being read: where it starts in `text`, its line.
+    word: Option<(usize, usize)>,
     line: usize,
     first_line: usize,
     blank_owner: bool,
 }
 
-impl Lexer {
-    fn push(&mut self, c: u8) {
+impl<'a> Lexer<'a> {
+    /// The byte at `at` belongs to the word being read (starts one).
+    fn push(&mut self, at: usize) {
         let line = self.line;
-        self.word
-            .get_or_insert_with(|| (Vec::new(), line))
-            .0
-            .push(c);
+        self.word.get_or_insert((at, line));
     }
 
-    fn end_word(&mut self) {
-        if let Some((text, line)) = self.word.take() {
+    /// Ends the word being read, if any, before the byte at `at`.
+    fn end_word(&mut self, at: usize) {
+        if let Some((from, line)) = self.word.take() {
             self.tokens.push(Token {
-                text,
+                text: &self.text[from..at],
                 quoted: false,
                 line,
             });
         }
     }
 
-    /// The entry that ends here, if it has a token.
-    fn end_entry(&mut self) -> Option<MasterEntry> {
+    /// Hands the entry that ends here to `f`, if it has a token; its list
+    /// of tokens is then emptied for the next entry.
+    fn end_entry(
+        &mut self,
+        f: &mut impl FnMut(&MasterEntry<'a>) -> Result<(), LexError>,
+    ) -> Result<(), LexError> {
         if self.tokens.is_empty() {
-            return None;
+            return Ok(());
         }
-        Some(MasterEntry {
+        let entry = MasterEntry {
             first_line: self.first_line,
             last_line: self.line,
             blank_owner: self.blank_owner,
             tokens: std::mem::take(&mut self.tokens),
-        })
+        };
+        let result = f(&entry);
+        self.tokens = entry.tokens;
+        self.tokens.clear();
+        result
     }
 }
 
@@ -273,7 +276,7 @@ mod tests {
             .tokens
             .iter()
             .map(|t| {
-                let s = String::from_utf8_lossy(&t.text).into_owned();
+                let s = String::from_utf8_lossy(t.text).into_owned();
                 if t.quoted { format!("\"{s}\"") } else { s }
             })
             .collect()

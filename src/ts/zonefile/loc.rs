@@ -7,7 +7,7 @@ pub(super) fn loc(f: &mut Fields<'_>) -> Result<Vec<u8>, Bad> {
     let mut words: Vec<String> = Vec::new();
     for token in f.rest("location")? {
         f.line = token.line;
-        words.push(f.bad(fields::text(&token.text))?.to_owned());
+        words.push(f.bad(fields::text(token.text))?.to_owned());
     }
     f.at = f.tokens.len();
     let bad = |what: &str| (f.line, format!("bad LOC {what}"));

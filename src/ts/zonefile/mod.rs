@@ -140,6 +140,25 @@ pub fn load_zone_file_noting(
     first_problem(read, file)
 }
 
+/// [`load_any_noting`] of a master file whose bytes were read already
+/// (`file` names it in errors): the load reads each file once, and takes
+/// its fingerprint from the same bytes.
+///
+/// # Errors
+/// As [`parse_zone_file`].
+pub(crate) fn parse_master_noting(
+    bytes: &[u8],
+    file: &Path,
+    origin: &Name,
+    warnings: &mut Vec<String>,
+) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
+    let mut origin = origin.clone();
+    origin.set_fqdn(true);
+    let mut read = read_master(bytes, file, (!origin.is_root()).then_some(&origin), 1);
+    warnings.append(&mut read.warnings);
+    first_problem(read, file)
+}
+
 /// The zone read, or its first problem.
 fn first_problem(read: Parsed, file: &Path) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
     match (read.problems.into_iter().next(), read.zone) {
@@ -208,7 +227,7 @@ fn read_master(text: &[u8], file: &Path, origin: Option<&Name>, max: usize) -> P
     let mut records = Vec::new();
     let problems = &mut read.problems;
     let lexed = lexer::each_entry(text, |entry| {
-        match reader.entry(&entry) {
+        match reader.entry(entry) {
             Ok(Some(record)) => records.push(record),
             Ok(None) => {}
             Err(bad) => {

@@ -44,7 +44,7 @@ const META: &[u16] = &[41, 249, 250, 251, 252, 253, 254, 255];
 /// The first bad or missing field, with its line.
 pub(super) fn wire(
     code: u16,
-    tokens: &[Token],
+    tokens: &[Token<'_>],
     origin: Option<&[u8]>,
     line: usize,
 ) -> Result<Vec<u8>, Bad> {
@@ -117,7 +117,7 @@ pub(super) fn wire(
         16 | 99 => {
             for token in f.rest("text")? {
                 f.line = token.line;
-                let r = char_string(&token.text, &mut out);
+                let r = char_string(token.text, &mut out);
                 f.bad(r)?;
             }
         }
@@ -212,7 +212,7 @@ pub(super) fn wire(
             out.extend(f.u16("flags")?.to_be_bytes());
             let types = f.tokens.get(f.at..).unwrap_or_default();
             f.at = f.tokens.len();
-            let bitmap = type_bitmap(types.iter().map(|t| t.text.as_slice()));
+            let bitmap = type_bitmap(types.iter().map(|t| t.text));
             out.extend(f.bad(bitmap)?);
         }
         // ZONEMD
@@ -267,7 +267,7 @@ pub(super) fn wire(
             out = f.name("next domain name", origin)?;
             let types = f.tokens.get(f.at..).unwrap_or_default();
             f.at = f.tokens.len();
-            let bitmap = type_bitmap(types.iter().map(|t| t.text.as_slice()));
+            let bitmap = type_bitmap(types.iter().map(|t| t.text));
             out.extend(f.bad(bitmap)?);
         }
         // NSEC3, NSEC3PARAM
@@ -296,7 +296,7 @@ pub(super) fn wire(
                 out.extend(hash);
                 let types = f.tokens.get(f.at..).unwrap_or_default();
                 f.at = f.tokens.len();
-                let bitmap = type_bitmap(types.iter().map(|t| t.text.as_slice()));
+                let bitmap = type_bitmap(types.iter().map(|t| t.text));
                 out.extend(f.bad(bitmap)?);
             }
         }

@@ -6,7 +6,7 @@ use hickory_proto::rr::rdata::NULL;
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, Restrict};
 
-use super::lexer::{MasterEntry, Token};
+use super::lexer::MasterEntry;
 use super::{cursor, fields, rdata};
 use crate::ts::source::SourceRecord;
 
@@ -70,10 +70,10 @@ pub(super) type Read = (SourceRecord, u16);
 
 impl Reader {
     /// Reads one entry: a directive (`None`) or a record.
-    pub(super) fn entry(&mut self, entry: &MasterEntry) -> Result<Option<Read>, cursor::Bad> {
+    pub(super) fn entry(&mut self, entry: &MasterEntry<'_>) -> Result<Option<Read>, cursor::Bad> {
         let line = entry.first_line;
-        let mut tokens = entry.tokens.iter().peekable();
-        let Some(first) = tokens.peek().copied() else {
+        let mut tokens = entry.tokens.iter();
+        let Some(first) = entry.tokens.first() else {
             return Ok(None);
         };
         if !entry.blank_owner && !first.quoted && first.text.starts_with(b"$") {
@@ -82,10 +82,12 @@ impl Reader {
         }
         if !entry.blank_owner {
             tokens.next();
-            let owner = fields::name(&first.text, self.origin.as_deref()).map_err(|m| (line, m))?;
+            let owner = fields::name(first.text, self.origin.as_deref()).map_err(|m| (line, m))?;
             self.owner = Some(owner);
         }
-        let owner = self.owner.clone().ok_or_else(|| {
+        // Decoded here, its error kept for after the data's (no copy of
+        // the owner a record).
+        let name = self.owner.as_deref().map(wire_name).ok_or_else(|| {
             (
                 line,
                 "a record with a blank owner and no previous record".to_owned(),
@@ -96,7 +98,7 @@ impl Reader {
             let Some(token) = tokens.next() else {
                 return Err((line, "missing record type".into()));
             };
-            let raw = token.text.as_slice();
+            let raw = token.text;
             if token.quoted {
                 let msg = format!(
                     "expected a record type, got \"{}\"",
@@ -116,10 +118,9 @@ impl Reader {
                 return Err((token.line, msg));
             }
         };
-        let rest: Vec<Token> = tokens.cloned().collect();
-        let wire = rdata::wire(code, &rest, self.origin.as_deref(), line)?;
+        let wire = rdata::wire(code, tokens.as_slice(), self.origin.as_deref(), line)?;
         let data = rdata_of(code, wire).map_err(|m| (line, m))?;
-        let name = wire_name(&owner).map_err(|m| (line, m))?;
+        let name = name.map_err(|m| (line, m))?;
         let ttl = ttl.or(self.default_ttl).unwrap_or(DEFAULT_TTL);
         let record = SourceRecord {
             name,
@@ -145,7 +146,7 @@ impl Reader {
     }
 
     /// `$ORIGIN name`, `$TTL ttl`; `$INCLUDE` and anything else are refused.
-    fn directive(&mut self, entry: &MasterEntry) -> Result<(), cursor::Bad> {
+    fn directive(&mut self, entry: &MasterEntry<'_>) -> Result<(), cursor::Bad> {
         let line = entry.first_line;
         let [directive, args @ ..] = entry.tokens.as_slice() else {
             return Ok(());
@@ -159,13 +160,13 @@ impl Reader {
             return Err((include.line, "$INCLUDE is not supported".into()));
         }
         let one = |what: &str| match args {
-            [arg] => Ok(arg.text.as_slice()),
+            [arg] => Ok(arg.text),
             [] => Err((line, format!("{what} needs an argument"))),
             [_, extra, ..] => Err((
                 extra.line,
                 format!(
                     "unexpected '{}' after {what}",
-                    String::from_utf8_lossy(&extra.text)
+                    String::from_utf8_lossy(extra.text)
                 ),
             )),
         };
@@ -184,7 +185,7 @@ impl Reader {
             _ => {
                 let msg = format!(
                     "unknown directive '{}'",
-                    String::from_utf8_lossy(&directive.text)
+                    String::from_utf8_lossy(directive.text)
                 );
                 return Err((line, msg));
             }

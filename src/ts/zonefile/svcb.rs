@@ -17,21 +17,21 @@ pub(super) fn service_binding(f: &mut Fields<'_>, origin: Option<&[u8]>) -> Resu
     while f.at < f.tokens.len() {
         let token = f.next_token("SvcParam")?;
         if token.quoted {
-            let shown = String::from_utf8_lossy(&token.text);
+            let shown = String::from_utf8_lossy(token.text);
             return Err((
                 f.line,
                 format!("a quoted \"{shown}\" where a SvcParamKey belongs"),
             ));
         }
         let (key_text, value) = match token.text.iter().position(|&c| c == b'=') {
-            None => (&token.text[..], None),
+            None => (token.text, None),
             Some(eq) => {
                 let rest = &token.text[eq + 1..];
                 let value = match f.tokens.get(f.at) {
                     Some(next) if rest.is_empty() && next.quoted => {
                         f.at += 1;
                         f.line = next.line;
-                        &next.text[..]
+                        next.text
                     }
                     _ => rest,
                 };

@@ -117,7 +117,15 @@ pub async fn udp_raw_wait(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Opt
     udp_raw_from(std::net::Ipv4Addr::LOCALHOST.into(), addr, bytes, wait).await
 }
 
-/// [`udp_raw_wait`] from a fresh socket on `src` (e.g. 127.0.0.2).
+/// [`udp_raw_wait`] from a fresh socket on `src` (e.g. 127.0.0.2): the first
+/// datagram that comes from `addr` (from its port, when `addr` is a wildcard).
+///
+/// The kernel may give the fresh socket a port that another test's server
+/// used and that others still send to: an LS's query or health probe to a
+/// stopped in-process TS (whose port was a `bind(port 0)` one), a late
+/// answer. Such a datagram is not the answer and is skipped; taken as the
+/// answer, it once read as "a SOA query answered with no record" in a busy
+/// run of the suite.
 pub async fn udp_raw_from(
     src: std::net::IpAddr,
     addr: SocketAddr,
@@ -126,11 +134,23 @@ pub async fn udp_raw_from(
 ) -> Option<Vec<u8>> {
     let sock = UdpSocket::bind(SocketAddr::new(src, 0)).await.unwrap();
     sock.send_to(bytes, addr).await.unwrap();
+    let deadline = tokio::time::Instant::now() + wait;
     let mut buf = vec![0u8; 65_535];
-    match tokio::time::timeout(wait, sock.recv_from(&mut buf)).await {
-        Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
-        _ => None,
+    loop {
+        let (n, from) = match tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await {
+            Ok(Ok(got)) => got,
+            _ => return None,
+        };
+        if sent_by(addr, from) {
+            return Some(buf[..n].to_vec());
+        }
+        eprintln!("kit: a datagram from {from} skipped: {addr} was asked");
     }
+}
+
+/// Whether a datagram from `from` is one from the server asked at `addr`.
+fn sent_by(addr: SocketAddr, from: SocketAddr) -> bool {
+    from == addr || (addr.ip().is_unspecified() && from.port() == addr.port())
 }
 
 /// Sends `m` over UDP and decodes the answer (panics if none comes).
@@ -449,4 +469,35 @@ pub async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
         }
     };
     tokio::time::timeout(wait, fut).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A datagram reaching the client's port from anyone but the server
+    /// asked (here before the server's answer) is not taken for the answer.
+    #[tokio::test]
+    async fn the_answer_is_the_datagram_from_the_server_asked_not_a_stray_one() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let stranger = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let q = query("example.com.", RecordType::SOA, None)
+            .to_vec()
+            .unwrap();
+        let serve = async {
+            let mut buf = vec![0u8; 512];
+            let (n, client) = server.recv_from(&mut buf).await.unwrap();
+            // What a stopped TS's port still gets: an LS's query (no record).
+            let stray = query("example.com.", RecordType::SOA, None);
+            let stray = stray.to_vec().unwrap();
+            stranger.send_to(&stray, client).await.unwrap();
+            let mut answer = buf[..n].to_vec();
+            answer[2] |= 0x80;
+            server.send_to(&answer, client).await.unwrap();
+            answer
+        };
+        let (got, answer) = tokio::join!(udp_raw(addr, &q), serve);
+        assert_eq!(got, Some(answer));
+    }
 }
