@@ -22,6 +22,7 @@ use crate::ts::secondary::client::{Limits, TransferSlots};
 use crate::ts::secondary::consumer::{self, Changed, Consumer};
 use crate::ts::secondary::driver::{Driving, Secondaries, run as run_secondary};
 use crate::ts::secondary::install::Installer;
+use crate::ts::secondary::writer::StateWriter;
 use crate::ts::source::ZoneError;
 use crate::ts::xfr::notifier::{Announce, run_notifier};
 use crate::ts::xfr::notify::{log_notified, notify_wait};
@@ -383,8 +384,28 @@ fn start_secondaries(
         }
     };
     ts.set_notify_hook(Box::new(hook));
+    let mut tasks = Vec::new();
+    // One writer of state_dir, off the runtime's threads; stopped once the
+    // zones' tasks have ended (nothing is handed in after), it finishes
+    // what is queued within its grace.
+    let state_dir = ts.settings().state_dir.clone();
+    let writer_stop = CancellationToken::new();
+    let mut writer_task = None;
+    let writer = state_dir.clone().and_then(|dir| {
+        match StateWriter::start(dir, writer_stop.clone()) {
+            Ok((w, task)) => {
+                writer_task = Some(task);
+                Some(w)
+            }
+            Err(err) => {
+                tracing::error!(ts = %ts.settings().name, %err, "cannot start the state_dir writer: no copy is kept");
+                None
+            }
+        }
+    });
     let driving = Driving {
-        state_dir: ts.settings().state_dir.clone(),
+        state_dir,
+        writer,
         limits: Limits::default(),
         copies: None,
         installer: Arc::new(Installer::new(ts.clone())),
@@ -396,7 +417,6 @@ fn start_secondaries(
         Arc::new(move |origin: Name| announce_zones(&t, &announce, vec![origin]))
     };
     let catalog = ts.settings().catalog_from.as_ref().map(|c| c.name.clone());
-    let mut tasks = Vec::new();
     let base = driving;
     for zone in secondaries.zones() {
         let mut driving = base.clone();
@@ -431,6 +451,16 @@ fn start_secondaries(
             move |origin| changed(origin),
             token.clone(),
         )));
+    }
+    if let Some(writer) = writer_task {
+        let zones = std::mem::take(&mut tasks);
+        tasks.push(tokio::spawn(async move {
+            for task in zones {
+                let _ = task.await;
+            }
+            writer_stop.cancel();
+            let _ = writer.await;
+        }));
     }
     tasks
 }

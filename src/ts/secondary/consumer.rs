@@ -28,7 +28,6 @@ use tracing::{info, warn};
 
 use super::driver::{Driving, Secondaries, SecondaryZone, run as run_zone};
 use super::records::ZoneCopy;
-use super::state;
 use crate::ts::table_server::{SecondaryChange, TableServer};
 
 /// The most members a consumed catalog may list (RFC 9432 sets none): a
@@ -310,18 +309,24 @@ async fn drop_members(c: &Consumer, leaving: Vec<(Name, Running)>) {
     for (_, r) in &leaving {
         r.stop.cancel();
     }
-    let mut gone = Vec::with_capacity(leaving.len());
+    let mut zones = Vec::with_capacity(leaving.len());
     for (zone, r) in leaving {
         let _ = r.task.await;
         c.secondaries.remove(&zone);
-        if let Some(dir) = &c.driving.state_dir
-            && let Err(e) = state::delete(dir, &zone)
-        {
-            warn!(zone = %zone, dir = %dir.display(), %e, "cannot delete the member's copy");
-        }
-        info!(ts = %c.ts.settings().name, zone = %zone, "catalog member removed: no longer served");
-        gone.push(SecondaryChange::Remove(zone));
+        zones.push(zone);
     }
+    // By the one writer, after whatever the members handed it: nothing
+    // brings their files back, and a member reset reads none at start.
+    if let Some(w) = &c.driving.writer {
+        w.delete(&zones).await;
+    }
+    for zone in &zones {
+        info!(ts = %c.ts.settings().name, zone = %zone, "catalog member removed: no longer served");
+    }
+    let gone = zones
+        .into_iter()
+        .map(SecondaryChange::Remove)
+        .collect::<Vec<_>>();
     c.driving.installer.apply(gone).await;
 }
 

@@ -3,7 +3,9 @@
 //! answer over them), and one task per zone ([`run`]) that reads the copy
 //! on disk, asks the primary when the timers or a NOTIFY say so, swaps
 //! each new version in atomically (through the [`Installer`]'s batches),
-//! writes it to `state_dir` and expires the zone after the SOA EXPIRE
+//! hands it to the `state_dir` writer ([`StateWriter`]: no disk work on
+//! the runtime's threads but the read at start, skipped once stopped) and
+//! expires the zone after the SOA EXPIRE
 //! without contact. Its transfers wait for one of the primary's
 //! [`TransferSlots`]. A copy that cannot be opened because the TS is out of
 //! file descriptors is no damaged copy: logged as what it is and read again.
@@ -28,6 +30,7 @@ use super::notify::{NotifyOutcome, judge};
 use super::records::{Answer, Rec, ZoneCopy, soa_serial};
 use super::state;
 use super::timers::{RefreshStep, Schedule, SoaTimers};
+use super::writer::StateWriter;
 use crate::dns::tsig::{Key, unix_now};
 use crate::ts::gslb::service::lower_wire;
 use crate::ts::metrics::SecondaryCounters;
@@ -310,8 +313,11 @@ pub type Accept = Arc<dyn Fn(&ZoneCopy) -> Result<(), String> + Send + Sync>;
 /// Where a zone's task reads and writes, and how far it goes.
 #[derive(Clone)]
 pub struct Driving {
-    /// `state_dir`: the last good copies.
+    /// `state_dir`: the last good copies, read at start.
     pub state_dir: Option<PathBuf>,
+    /// Its writer (`None`: nothing written): the runtime's threads only
+    /// hand it copies and contact times.
+    pub writer: Option<StateWriter>,
     /// Each transfer's bounds.
     pub limits: Limits,
     /// Told each copy served (read from disk, or transferred): the
@@ -330,9 +336,9 @@ pub struct Driving {
 
 impl Driving {
     /// Tells `copies` of `copy`, when someone listens.
-    fn tell(&self, copy: &ZoneCopy) {
+    fn tell(&self, copy: &Arc<ZoneCopy>) {
         if let Some(tx) = &self.copies {
-            tx.send_replace(Some(Arc::new(copy.clone())));
+            tx.send_replace(Some(copy.clone()));
         }
     }
 }
@@ -407,12 +413,10 @@ async fn from_disk(
 }
 
 /// Notes a contact with `zone`'s primary beside its copy in `driving`'s
-/// `state_dir`.
+/// `state_dir` (handed to its writer).
 fn note_contact(driving: &Driving, zone: &Name) {
-    if let Some(dir) = &driving.state_dir
-        && let Err(err) = state::write_contact(dir, zone, unix_now())
-    {
-        warn!(zone = %zone, dir = %dir.display(), %err, "cannot note the contact in state_dir");
+    if let Some(w) = &driving.writer {
+        w.contact(zone, unix_now());
     }
 }
 
@@ -445,9 +449,10 @@ pub async fn run(
 ) {
     let counters = &ts.metrics().secondary;
     let start = Instant::now();
-    let mut copy = None;
+    let mut copy: Option<Arc<ZoneCopy>> = None;
     let mut schedule = Schedule::empty(secs(start));
-    if let Some(dir) = &driving.state_dir {
+    // No disk work once stopped (a stop amid 100,000 members' starts).
+    if let Some(dir) = driving.state_dir.as_ref().filter(|_| !stop.is_cancelled()) {
         let mut first = true;
         loop {
             let found = from_disk(&ts, &zone, (dir, &driving.installer), first).await;
@@ -455,6 +460,7 @@ pub async fn run(
                 FromDisk::Served(found) => {
                     let (c, age) = *found;
                     schedule = Schedule::from_disk(secs(start), timers_of(&c), age);
+                    let c = Arc::new(c);
                     driving.tell(&c);
                     copy = Some(c);
                 }
@@ -491,7 +497,7 @@ pub async fn run(
             }
             continue;
         }
-        let ours = (copy.as_ref(), expired);
+        let ours = (copy.as_deref(), expired);
         let result = {
             let attempt = async {
                 let _slot = match &driving.slots {
@@ -549,10 +555,9 @@ pub async fn run(
                     .installer
                     .apply([SecondaryChange::Install(Box::new(compiled))])
                     .await;
-                if let Some(dir) = &driving.state_dir
-                    && let Err(err) = state::write(dir, &c)
-                {
-                    warn!(zone = %zone.name, dir = %dir.display(), %err, "cannot keep the zone's copy in state_dir");
+                let c = Arc::new(c);
+                if let Some(w) = &driving.writer {
+                    w.copy(c.clone());
                 }
                 schedule.contacted(now, timers_of(&c));
                 note_contact(&driving, &zone.name);

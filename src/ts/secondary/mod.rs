@@ -18,6 +18,7 @@
 //!   at most [`client::MAX_TRANSFERS_IN`] at once from one primary;
 //! - [`install`]: the zones' new versions put into service in batches;
 //! - [`state`]: the last good copy on disk;
+//! - [`writer`]: the one writer of `state_dir`, off the runtime's threads;
 //! - [`consumer`]: a catalog zone's members made secondary zones (RFC 9432);
 //! - [`driver`]: the zones' shared state ([`driver::Secondaries`]) and the
 //!   one task per zone that drives the rest.
@@ -29,3 +30,4 @@ pub mod notify;
 pub mod records;
 pub mod state;
 pub mod timers;
+pub mod writer;
