@@ -39,10 +39,20 @@ pub async fn serve(
     token: tokio_util::sync::CancellationToken,
 ) {
     let mut listeners = listeners;
-    let health = tokio::spawn(probe::run(balancer.clone(), token.clone()));
-    let sweeper = tokio::spawn(sweep_rate_limits(balancer.clone(), token.clone()));
-    let flusher = tokio::spawn(run_flusher(balancer.clone(), token.clone()));
-    let blocks = tokio::spawn(run_dynblocks(balancer.clone(), token.clone()));
+    // What everything started here watches: `token`'s child, cancelled
+    // (with `conns_done`) when this future is dropped before its end (a task
+    // aborted), so the worker threads, which outlive the caller's runtime,
+    // stop and close their sockets then too. Nothing is joined on drop:
+    // each thread ends on its own at its next wake-up.
+    let stop = token.child_token();
+    // Cancelled once the server layer is done: every connection handed to a
+    // worker has ended (or was abandoned), and the worker may stop.
+    let conns_done = CancellationToken::new();
+    let _on_drop = (stop.clone().drop_guard(), conns_done.clone().drop_guard());
+    let health = tokio::spawn(probe::run(balancer.clone(), stop.clone()));
+    let sweeper = tokio::spawn(sweep_rate_limits(balancer.clone(), stop.clone()));
+    let flusher = tokio::spawn(run_flusher(balancer.clone(), stop.clone()));
+    let blocks = tokio::spawn(run_dynblocks(balancer.clone(), stop.clone()));
     // UDP clients take the fast path, one worker per socket; TCP the server layer.
     let udp = listeners.take_udp();
     let per_worker = opts.max_inflight / udp.len().max(1);
@@ -52,13 +62,10 @@ pub async fn serve(
     let workers = tokio_util::task::TaskTracker::new();
     // A fast-path worker that dies stops the whole server (and the process
     // with it): never UDP half served.
-    let died = tokio_util::sync::CancellationToken::new();
-    // Cancelled once the server layer is done: every connection handed to a
-    // worker has ended (or was abandoned), and the worker may stop.
-    let conns_done = tokio_util::sync::CancellationToken::new();
+    let died = CancellationToken::new();
     let mut threads = Vec::new();
     for (i, sock) in udp.into_iter().enumerate() {
-        let (b, stop, done) = (balancer.clone(), token.clone(), conns_done.clone());
+        let (b, stop, done) = (balancer.clone(), stop.clone(), conns_done.clone());
         let body = move |sock| worker((b, sockets), sock, per_worker, (stop, done));
         let name = format!("ls-udp-{i}");
         threads.extend(crate::server::thread::start(
@@ -67,10 +74,10 @@ pub async fn serve(
     }
     workers.close();
     let watch = {
-        let (died, token) = (died.clone(), token.clone());
+        let (died, stop, token) = (died.clone(), stop.clone(), token.clone());
         tokio::spawn(async move {
             tokio::select! {
-                () = token.cancelled() => {}
+                () = stop.cancelled() => {}
                 () = died.cancelled() => {
                     tracing::error!("a udp worker died: stopping the server rather than serve half of it");
                     token.cancel();
