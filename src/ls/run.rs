@@ -43,10 +43,20 @@ pub async fn serve(
     token: tokio_util::sync::CancellationToken,
 ) {
     let mut listeners = listeners;
-    let health = tokio::spawn(probe::run(balancer.clone(), token.clone()));
-    let sweeper = tokio::spawn(sweep_rate_limits(balancer.clone(), token.clone()));
-    let flusher = tokio::spawn(run_flusher(balancer.clone(), token.clone()));
-    let blocks = tokio::spawn(run_dynblocks(balancer.clone(), token.clone()));
+    // What everything started here watches: `token`'s child, cancelled
+    // (with `conns_done`) when this future is dropped before its end (a task
+    // aborted), so the worker threads, which outlive the caller's runtime,
+    // stop and close their sockets then too. Nothing is joined on drop:
+    // each thread ends on its own at its next wake-up.
+    let child = token.child_token();
+    // Cancelled once the server layer is done: every connection handed to a
+    // connection thread has ended (or was abandoned), and the thread may stop.
+    let conns_done = CancellationToken::new();
+    let _on_drop = (child.clone().drop_guard(), conns_done.clone().drop_guard());
+    let health = tokio::spawn(probe::run(balancer.clone(), child.clone()));
+    let sweeper = tokio::spawn(sweep_rate_limits(balancer.clone(), child.clone()));
+    let flusher = tokio::spawn(run_flusher(balancer.clone(), child.clone()));
+    let blocks = tokio::spawn(run_dynblocks(balancer.clone(), child.clone()));
     // UDP clients take the fast path, one worker per socket; TCP the server layer.
     let udp = listeners.take_udp();
     let per_worker = opts.max_inflight / udp.len().max(1);
@@ -56,10 +66,7 @@ pub async fn serve(
     let workers = tokio_util::task::TaskTracker::new();
     // A fast-path worker that dies stops the whole server (and the process
     // with it): never UDP half served.
-    let died = tokio_util::sync::CancellationToken::new();
-    // Cancelled once the server layer is done: every connection handed to a
-    // connection thread has ended (or was abandoned), and the thread may stop.
-    let conns_done = tokio_util::sync::CancellationToken::new();
+    let died = CancellationToken::new();
     // On a current-thread runtime (a test's paused clock) the connections
     // stay on it: that one thread already owns them, and its clock is the
     // one the caller controls.
@@ -85,18 +92,19 @@ pub async fn serve(
                 continue;
             }
         };
-        // Stops the worker's loop when the server stops (or a worker dies).
-        workers.spawn(stop_on(token.clone(), stop.clone()));
+        // Stops the worker's loop when the server stops, a worker dies, or
+        // this future is dropped.
+        workers.spawn(stop_on(child.clone(), stop.clone()));
         let b = balancer.clone();
         let body = move || udp_path::run(b, client, per_worker, stop);
         crate::server::thread::start_blocking(&workers, &name, &died, body);
     }
     workers.close();
     let watch = {
-        let (died, token) = (died.clone(), token.clone());
+        let (died, child, token) = (died.clone(), child.clone(), token.clone());
         tokio::spawn(async move {
             tokio::select! {
-                () = token.cancelled() => {}
+                () = child.cancelled() => {}
                 () = died.cancelled() => {
                     tracing::error!("a udp worker died: stopping the server rather than serve half of it");
                     token.cancel();

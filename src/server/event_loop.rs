@@ -75,10 +75,18 @@ impl LoopStop {
 }
 
 /// Stops `stop`'s loop once `token` is cancelled: a task of the caller's
-/// runtime, ended by the token.
+/// runtime, ended by the token. It stops the loop too when it is dropped
+/// first (its runtime shut down): a loop never outlives its owner's runtime.
 pub(crate) async fn stop_on(token: CancellationToken, stop: Arc<LoopStop>) {
+    /// Stops the loop however the task ends.
+    struct OnDrop(Arc<LoopStop>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            self.0.stop();
+        }
+    }
+    let _stop = OnDrop(stop);
     token.cancelled().await;
-    stop.stop();
 }
 
 /// One ready descriptor: its token, and what it is ready for.

@@ -354,7 +354,14 @@ pub async fn serve_on<H: Handler>(
     conn_threads: thread::ConnThreads,
 ) {
     let tracker = TaskTracker::new();
+    // What the server's own tasks and threads watch: `token`'s child,
+    // cancelled (with `abort`) when this future is dropped before its end
+    // (a task aborted), so the UDP worker threads, which outlive the
+    // caller's runtime, stop and close their sockets then too. Nothing is
+    // joined on drop: each thread ends on its own at its next wake-up.
+    let stop = token.child_token();
     let abort = CancellationToken::new();
+    let _on_drop = (stop.clone().drop_guard(), abort.clone().drop_guard());
     let grace = opts.drain_grace;
     // Cancelled when a worker or listener ends on its own (a panic): the
     // server then stops whole rather than serve half (UDP without TCP).
@@ -363,7 +370,7 @@ pub async fn serve_on<H: Handler>(
         handler,
         inflight: places::Places::new(opts.max_inflight),
         opts,
-        token: token.clone(),
+        token: stop.clone(),
         abort: abort.clone(),
         tracker: tracker.clone(),
         conn_threads,
@@ -449,10 +456,10 @@ pub async fn serve_on<H: Handler>(
         }
     }
     for accept in accepts {
-        let (died, token) = (died.clone(), token.clone());
+        let (died, stop) = (died.clone(), stop.clone());
         tracker.spawn(async move {
             let end = accept.await;
-            if end.is_err() || !token.is_cancelled() {
+            if end.is_err() || !stop.is_cancelled() {
                 tracing::error!(panicked = end.is_err(), "a tcp listener ended");
                 died.cancel();
             }
@@ -460,7 +467,7 @@ pub async fn serve_on<H: Handler>(
     }
     tracker.close();
     tokio::select! {
-        () = token.cancelled() => {}
+        () = stop.cancelled() => {}
         () = died.cancelled() => {
             tracing::error!("a server task died: stopping the server rather than serve half of it");
             token.cancel();

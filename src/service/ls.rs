@@ -196,6 +196,9 @@ impl LsService {
             warn!(late = ?late, "these backends did not answer the first probe; down until they do");
         }
         let root = CancellationToken::new();
+        // Dropped before its end (a task aborted): whatever `serve` spawned
+        // (the server, the dnstap writer, the metrics) is told to stop.
+        let _on_drop = root.clone().drop_guard();
         let result = self.serve(sockets, &mut controls, &root).await;
         root.cancel();
         result

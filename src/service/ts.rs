@@ -173,6 +173,12 @@ impl TsService {
         }
         let addrs = listeners.local_addrs().to_vec();
         let token = CancellationToken::new();
+        // Dropped before its end (a task aborted): the server, the checker,
+        // the notifier, the secondaries and the dnstap writer are told to stop.
+        let _on_drop = (
+            token.clone().drop_guard(),
+            dnstap.as_ref().map(|(_, stop)| stop.clone().drop_guard()),
+        );
         let opts = ServerOptions {
             workers,
             ..ServerOptions::default()

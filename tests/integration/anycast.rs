@@ -371,7 +371,7 @@ async fn the_probe_is_answered_by_the_ls_itself_while_its_backend_hangs() {
         "config.toml",
         &format!(
             "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\nmetrics = \"127.0.0.1:0\"\n\n\
-             [ls.anycast]\n\n[[ls.backend]]\nname = \"hole\"\naddr = \"{}\"\n",
+             [ls.anycast]\ndrain_s = 0\n\n[[ls.backend]]\nname = \"hole\"\naddr = \"{}\"\n",
             hole.local_addr().unwrap()
         ),
     );
@@ -392,7 +392,7 @@ async fn the_probe_is_answered_by_the_ls_itself_while_its_backend_hangs() {
         RoundVerdict::Lost,
         "a question for the backend waits for it"
     );
-    run.task.abort();
+    run.stop().await;
     drop(hole);
 }
 

@@ -52,7 +52,7 @@ async fn anycast_ls(
         "config.toml",
         &format!(
             "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 2\nmetrics = \"127.0.0.1:0\"\n{extra}\n\
-             [ls.anycast]\n\n[[ls.backend]]\nname = \"hole\"\naddr = \"{}\"\n",
+             [ls.anycast]\ndrain_s = 0\n\n[[ls.backend]]\nname = \"hole\"\naddr = \"{}\"\n",
             hole.local_addr().unwrap()
         ),
     );
@@ -150,7 +150,7 @@ async fn a_name_rate_block_on_server_from_a_flooding_client_does_not_withdraw_th
         good,
         "under the block"
     );
-    run.task.abort();
+    run.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +180,7 @@ async fn a_rule_dropping_names_not_served_does_not_withdraw_the_ls() {
         .map(|(_, _, n)| n)
         .sum();
     assert!(drops >= 1, "the drop rule counted nothing");
-    run.task.abort();
+    run.stop().await;
 }
 
 /// The TXT string of an identity answer.
@@ -208,7 +208,7 @@ async fn hide_identity_refuses_clients_but_answers_the_probe_and_identity_names_
             "{name} {via:?}"
         );
     }
-    run.task.abort();
+    run.stop().await;
     let dir = ZoneDir::new();
     let (run, anycast2, token) = anycast_ls(&dir, &hole, "hide_identity = true\n").await;
     assert_eq!(anycast, anycast2);
@@ -222,7 +222,7 @@ async fn hide_identity_refuses_clients_but_answers_the_probe_and_identity_names_
         probe_rounds(&run, &anycast, Some(&token)).await,
         vec![RoundVerdict::Good; 5]
     );
-    run.task.abort();
+    run.stop().await;
 }
 
 /// R4's F2: dnsdist on the LS's host forwards its clients' questions from
@@ -285,5 +285,5 @@ async fn a_forwarder_on_the_host_does_not_pass_its_clients_for_the_probe() {
         dnslb::anycast::probe::dns(run.addr, &bind_q, Some(&token), Duration::from_secs(2)).await;
     assert_eq!((r.verdict, r.token_taken), (RoundVerdict::Good, true));
     drop(dd);
-    run.task.abort();
+    run.stop().await;
 }

@@ -9,7 +9,7 @@
 //! names; ts2 also holds `big.example.com`, 100 A records).
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,9 +20,9 @@ use rustix::process::Signal;
 
 use crate::kit::{
     self, Proc, READY_LIMIT, TS1_NAMES, TS2_NAMES, answers_with, ede, free_ports, kill_pid, local,
-    ls_fixed_head_toml, ls_fixture, pair_backends_toml, path_str, pids_of, poll_until, proc_stat,
-    run_dnslb, run_tool, runs_with, summary, ts_args, udp_ask, wait_answers, wait_log,
-    write_up_pair,
+    ls_fixed_head_toml, ls_fixture, pair_backends_toml, path_str, pids_of, poll_until,
+    port_is_free, proc_stat, run_dnslb, run_tool, runs_with, summary, ts_args, udp_ask,
+    wait_answers, wait_log, write_up_pair,
 };
 
 // ---------------------------------------------------------------------------
@@ -55,12 +55,6 @@ fn proc_children(pid: u32) -> Option<BTreeSet<u32>> {
 
 // ---------------------------------------------------------------------------
 // Ports, files, configs.
-
-/// Whether both UDP and TCP can bind 127.0.0.1:`port` (without SO_REUSEPORT,
-/// so a server's SO_REUSEPORT socket still there makes it fail).
-fn port_is_free(port: u16) -> bool {
-    UdpSocket::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
 
 /// The `[ls]` section: `strategy`, order fixed (ts1 first), partitioned,
 /// deadline 1500 ms, per-try 200 ms, hedge delay 20 ms. The hedge budget is

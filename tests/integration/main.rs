@@ -1,6 +1,7 @@
 //! The integration tests: real servers on 127.0.0.1, real sockets.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
+mod aborted;
 mod amplification;
 mod anycast;
 mod anycast_probe;

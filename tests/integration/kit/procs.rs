@@ -457,6 +457,12 @@ pub fn local(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
+/// Whether both UDP and TCP can bind 127.0.0.1:`port` (without SO_REUSEPORT,
+/// so a server's SO_REUSEPORT socket still there makes it fail).
+pub fn port_is_free(port: u16) -> bool {
+    UdpSocket::bind(("127.0.0.1", port)).is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
 // ---------------------------------------------------------------------------
 // Polling with a deadline
 // ---------------------------------------------------------------------------

@@ -339,6 +339,16 @@ pub struct LsServiceRun {
     pub task: tokio::task::JoinHandle<Result<(), dnslb::service::ServiceError>>,
 }
 
+impl LsServiceRun {
+    /// Tells it to stop (as SIGTERM does) and waits for a clean stop; give
+    /// its config `drain_s = 0` where the anycast drain is not the point.
+    pub async fn stop(self) {
+        let _ = self.controls.send(dnslb::service::Control::Shutdown);
+        let end = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+        end.expect("the LS stopped").unwrap().expect("a clean stop");
+    }
+}
+
 /// Starts the LS of the config at `path` in a task (as `dnslb ls -c path`)
 /// and waits until it says it serves (panics after 5 s).
 pub async fn start_ls_service(path: &Path) -> LsServiceRun {

@@ -70,6 +70,18 @@ impl ServiceTs {
         }
     }
 
+    /// Its address, its controls (kept open: a closed channel may stop it)
+    /// and its task, for a test that aborts the task.
+    pub fn into_parts(
+        self,
+    ) -> (
+        SocketAddr,
+        tokio::sync::mpsc::UnboundedSender<Control>,
+        tokio::task::JoinHandle<Result<(), ServiceError>>,
+    ) {
+        (self.addr, self.controls, self.task)
+    }
+
     /// Shuts it down and waits for a clean stop.
     pub async fn stop(self) {
         let _ = self.controls.send(Control::Shutdown);
