@@ -142,8 +142,9 @@ async fn a_killed_tcp_endpoint_goes_down_after_fall_and_back_up_after_rise() {
     assert!(!rx.has_changed().unwrap(), "still down: no new live set");
     let states = checker.states();
     assert_eq!(states.len(), 2);
-    assert_eq!((&states[1].0, states[1].1), (&label("www.", b), false));
-    assert!(states[0].1, "{states:?}");
+    assert_eq!((&states[1].label, states[1].up), (&label("www.", b), false));
+    assert_eq!(states[1].check, "tcp");
+    assert!(states[0].up, "{states:?}");
 
     let ok_before = checks(&checker, "www.", b, "ok");
     ep_b.revive().await;

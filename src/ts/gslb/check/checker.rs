@@ -22,13 +22,15 @@ use super::connect::Connects;
 use super::hysteresis::EndpointHealth;
 use super::probe::probe;
 use super::schedule::ProbePlan;
-use super::spec::{Label, LiveSet, Probe, Target};
+use super::spec::{EndpointState, Label, LiveSet, Probe, Target};
 
 /// Owns the checker's thread: it stops when its `cancel` token is
 /// cancelled; [`join`](Self::join) waits for it.
 #[derive(Debug)]
 pub struct Checker {
     board: Arc<Board>,
+    /// Each distinct target's check kind, for [`Checker::states`].
+    kinds: Vec<&'static str>,
     /// The thread (`None`: it could not be started, see [`Checker::start`]).
     thread: Option<std::thread::JoinHandle<()>>,
     /// Told when the thread's runtime is gone (dropped: the thread panicked).
@@ -115,6 +117,7 @@ impl Checker {
         let health = vec![EndpointHealth::START; d.targets.len()];
         let (tx, rx) = watch::channel(Arc::new(live_set(&d.of_entry, &health)));
         let board = Arc::new(Board::new(d.labels, unix_now()));
+        let kinds = d.targets.iter().map(|t| t.check.probe.kind()).collect();
         board.set_bound(max_in_flight.max(1));
         let run = Run {
             targets: Arc::new(d.targets),
@@ -152,6 +155,7 @@ impl Checker {
         (
             Checker {
                 board,
+                kinds,
                 thread,
                 done,
             },
@@ -168,10 +172,20 @@ impl Checker {
         self.board.write_in_flight(out);
     }
 
-    /// For `dnslb status`: (label, up, last change in unix seconds) per label.
+    /// For `dnslb status`: every endpoint of every service, its check's
+    /// kind, up or down, and since when.
     #[must_use]
-    pub fn states(&self) -> Vec<(Label, bool, u64)> {
-        self.board.states()
+    pub fn states(&self) -> Vec<EndpointState> {
+        self.board
+            .states()
+            .into_iter()
+            .map(|(i, label, up, since_unix)| EndpointState {
+                label,
+                check: self.kinds.get(i).copied().unwrap_or("none"),
+                up,
+                since_unix,
+            })
+            .collect()
     }
 
     /// Waits for the task to end (after its token is cancelled).
