@@ -33,6 +33,7 @@ mod gslb_deploy;
 mod gslb_hostile;
 mod gslb_peers;
 mod gslb_scale;
+mod gslb_start;
 mod gslb_status;
 mod health;
 mod health_http;
