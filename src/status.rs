@@ -2,7 +2,9 @@
 //! `ls.metrics`, or `--addr`) and prints it as a table, in the manner of
 //! dnsdist's `showServers()`: one row per backend, then the TS children when
 //! the LS runs under `dnslb up`. And `dnslb cache flush` ([`flush`]): a
-//! `POST /cache/flush` to the same listener.
+//! `POST /cache/flush` to the same listener. Then the `[[ts.service]]`
+//! endpoints of every `[[ts]]` of the config that has `metrics`, from each
+//! TS's `/health` ([`render_endpoints`]).
 //!
 //! Each HTTP exchange is one request over hyper's HTTP/1 client connection,
 //! bounded by a timeout and a cap on the body size. [`render`] is pure.
@@ -26,7 +28,7 @@ use crate::ls::backend::admin::AdminState;
 use crate::ls::identity::ProbeToken;
 use crate::metrics::{
     BackendState, CONTROL_HEADER, ChildState, FLUSH_HEADER, FLUSH_PATH, FlushAnswer, HealthReport,
-    HealthStatus, PROBE_TOKEN_PATH, ProbeTokenAnswer,
+    HealthStatus, PROBE_TOKEN_PATH, ProbeTokenAnswer, TS_HEALTH_PATH, TsHealthReport,
 };
 
 /// How long the whole exchange with the LS may take.
@@ -126,6 +128,36 @@ pub fn metrics_addr(path: &Path, addr: Option<SocketAddr>) -> Result<SocketAddr,
         })
 }
 
+/// The `[[ts]]` of the config at `path` that have a `metrics` address: name
+/// and address, in config order (none when the config cannot be read: the
+/// LS's table is shown without them).
+#[must_use]
+pub fn ts_metrics_addrs(path: &Path) -> Vec<(String, SocketAddr)> {
+    Config::load(path)
+        .map(|cfg| {
+            cfg.ts
+                .into_iter()
+                .filter_map(|t| Some((t.name, t.metrics?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// GETs a TS's `/health` (its services' endpoints) from `addr`, within `wait`.
+///
+/// # Errors
+/// See [`StatusError`]: unreachable, too slow, not a dnslb TS's report.
+pub async fn fetch_ts(addr: SocketAddr, wait: Duration) -> Result<TsHealthReport, StatusError> {
+    let (status, body) =
+        tokio::time::timeout(wait, exchange(addr, Method::GET, TS_HEALTH_PATH, &[]))
+            .await
+            .unwrap_or(Err(StatusError::Timeout { addr, wait }))?;
+    if status != 200 {
+        return Err(StatusError::Status { addr, status });
+    }
+    serde_json::from_slice(&body).map_err(|source| StatusError::Json { addr, source })
+}
+
 /// GETs `/health` from `addr` and decodes the report (a 503, every backend
 /// down, is a report too), all within `wait`.
 ///
@@ -143,8 +175,82 @@ pub async fn fetch(addr: SocketAddr, wait: Duration) -> Result<HealthReport, Sta
 /// # Errors
 /// See [`fetch`].
 pub async fn show(addr: SocketAddr) -> Result<String, StatusError> {
-    let report = fetch(addr, FETCH_TIMEOUT).await?;
-    Ok(render(&report, addr))
+    show_with(addr, &[]).await
+}
+
+/// [`show`], then the endpoints of the services of each TS in `tables` (name,
+/// metrics address; see [`ts_metrics_addrs`]), asked at once: a TS that
+/// cannot be asked is one line, not an error.
+///
+/// # Errors
+/// See [`fetch`] (the LS's report).
+pub async fn show_with(
+    addr: SocketAddr,
+    tables: &[(String, SocketAddr)],
+) -> Result<String, StatusError> {
+    let asks = tables.iter().map(|(name, a)| async move {
+        let r = fetch_ts(*a, FETCH_TIMEOUT).await.map_err(|e| e.to_string());
+        (name.clone(), *a, r)
+    });
+    let (report, tss) = tokio::join!(
+        fetch(addr, FETCH_TIMEOUT),
+        futures_util::future::join_all(asks)
+    );
+    let mut out = render(&report?, addr);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    out.push_str(&render_endpoints(&tss, now));
+    Ok(out)
+}
+
+/// The "Endpoints" table of `dnslb status`: one row per endpoint of each
+/// TS's services (TS, service, endpoint, check, up or DOWN, since when, as
+/// time before `now_unix`); a TS that could not be asked is one line under
+/// it. Empty when no TS has services and every one answered.
+#[must_use]
+pub fn render_endpoints(
+    tss: &[(String, SocketAddr, Result<TsHealthReport, String>)],
+    now_unix: u64,
+) -> String {
+    let mut rows = vec![
+        ["TS", "Service", "Endpoint", "Check", "State", "Since"]
+            .map(str::to_owned)
+            .to_vec(),
+    ];
+    let mut failed = String::new();
+    for (name, addr, r) in tss {
+        match r {
+            Ok(report) => {
+                for e in &report.endpoints {
+                    rows.push(vec![
+                        name.clone(),
+                        e.service.clone(),
+                        e.endpoint.clone(),
+                        e.check.clone(),
+                        if e.up { "up" } else { "DOWN" }.to_owned(),
+                        format!(
+                            "{} ago",
+                            uptime(now_unix.saturating_sub(e.since_unix) as f64)
+                        ),
+                    ]);
+                }
+            }
+            Err(why) => {
+                let _ = writeln!(failed, "TS {name} at {addr}: not asked: {why}");
+            }
+        }
+    }
+    let mut out = String::new();
+    if rows.len() > 1 {
+        out.push_str("\nEndpoints of services:\n");
+        out.push_str(&columns(&rows));
+    }
+    if !failed.is_empty() {
+        out.push('\n');
+        out.push_str(&failed);
+    }
+    out
 }
 
 async fn fetch_now(addr: SocketAddr) -> Result<HealthReport, StatusError> {
@@ -589,5 +695,40 @@ mod tests {
         let err = fetch(addr, FETCH_TIMEOUT).await.unwrap_err();
         assert!(matches!(err, StatusError::Connect { .. }), "{err:?}");
         assert_eq!(err.to_string(), format!("cannot reach the LS at {addr}"));
+    }
+
+    #[test]
+    fn endpoints_table_shows_each_endpoint_and_each_ts_not_asked() {
+        use crate::metrics::TsEndpoint;
+        let ep = |endpoint: &str, up: bool, since_unix: u64| TsEndpoint {
+            service: "app.example.test.".into(),
+            endpoint: endpoint.into(),
+            check: "http".into(),
+            up,
+            since_unix,
+        };
+        let a = SocketAddr::from(([127, 0, 0, 1], 5359));
+        let tss = vec![
+            (
+                "ts1".to_owned(),
+                a,
+                Ok(TsHealthReport {
+                    endpoints: vec![ep("192.0.2.1", true, 1_000), ep("192.0.2.2", false, 1_065)],
+                }),
+            ),
+            ("ts2".to_owned(), a, Ok(TsHealthReport::default())),
+            ("ts3".to_owned(), a, Err("cannot reach".to_owned())),
+        ];
+        let text = render_endpoints(&tss, 1_070);
+        assert_eq!(
+            text,
+            "\nEndpoints of services:\n\
+             TS   Service            Endpoint   Check  State  Since\n\
+             ts1  app.example.test.  192.0.2.1  http   up     1m 10s ago\n\
+             ts1  app.example.test.  192.0.2.2  http   DOWN   5s ago\n\
+             \nTS ts3 at 127.0.0.1:5359: not asked: cannot reach\n"
+        );
+        // A TS without services adds nothing.
+        assert_eq!(render_endpoints(&tss[1..2], 0), "");
     }
 }

@@ -62,7 +62,7 @@ pub use health::{
 pub(crate) use page::sig3;
 pub use process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 pub use prom::render_prometheus;
-pub use ts::{render_ts_prometheus, serve_ts};
+pub use ts::{TS_HEALTH_PATH, TsEndpoint, TsHealthReport, render_ts_prometheus, serve_ts};
 
 use history::{History, sampler};
 use json::json;

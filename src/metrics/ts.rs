@@ -1,17 +1,22 @@
 //! The TS's own `/metrics` (`metrics` in its `[[ts]]`): requests by what
 //! became of them, the zones served with their serials, reloads; then the
 //! process metrics and `dnslb_build_info`, as the LS's exposition has them.
+//! And its `/health`: the `[[ts.service]]` endpoints' states as JSON
+//! ([`TsHealthReport`]), which `dnslb status` prints.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::json::json;
 use super::process::ProcessStats;
 use super::prom::{Expo, rcode_name, write_build_info, write_dnstap, write_process};
 use super::{exposition, not_found, serve_app};
@@ -158,6 +163,56 @@ fn write_ts(e: &mut Expo, m: &TsMetrics, tsig: &[AtomicU64]) {
     );
 }
 
+/// Where the TS's metrics listener answers with its [`TsHealthReport`].
+pub const TS_HEALTH_PATH: &str = "/health";
+
+/// One endpoint of one service in a TS's `/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TsEndpoint {
+    /// The service's name.
+    pub service: String,
+    /// The endpoint's address.
+    pub endpoint: String,
+    /// Its check's kind: `none`, `tcp`, `http`, `dns`.
+    pub check: String,
+    /// Whether it is up (answered).
+    pub up: bool,
+    /// When it last went up or down (the TS's start if never), unix seconds.
+    pub since_unix: u64,
+}
+
+/// The JSON document of a TS's `/health`: its services' endpoints (empty
+/// without services), in config order.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TsHealthReport {
+    /// Every endpoint of every service; an endpoint shared by two services
+    /// shows under each.
+    pub endpoints: Vec<TsEndpoint>,
+}
+
+impl TsHealthReport {
+    /// The report of `ts` now.
+    #[must_use]
+    pub fn of(ts: &TableServer) -> Self {
+        let endpoints = ts
+            .service_states()
+            .into_iter()
+            .map(|s| TsEndpoint {
+                service: s.label.service,
+                endpoint: s.label.endpoint,
+                check: s.check.to_owned(),
+                up: s.up,
+                since_unix: s.since_unix,
+            })
+            .collect();
+        Self { endpoints }
+    }
+}
+
+async fn ts_health(State(ts): State<Arc<TableServer>>) -> Response {
+    json(StatusCode::OK, &TsHealthReport::of(&ts))
+}
+
 async fn ts_metrics(State(ts): State<Arc<TableServer>>) -> Response {
     exposition(render_ts_prometheus(&ts))
 }
@@ -167,6 +222,7 @@ async fn ts_metrics(State(ts): State<Arc<TableServer>>) -> Response {
 pub async fn serve_ts(listener: TcpListener, ts: Arc<TableServer>, token: CancellationToken) {
     let app = Router::new()
         .route("/metrics", get(ts_metrics))
+        .route(TS_HEALTH_PATH, get(ts_health))
         .fallback(not_found)
         .with_state(ts);
     serve_app(listener, app, token).await;

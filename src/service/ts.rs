@@ -183,6 +183,8 @@ impl TsService {
             workers,
             ..ServerOptions::default()
         };
+        // Before the first answer: the services' first round of checks.
+        let checker = start_checker(&ts, &token).await;
         let mut server = tokio::spawn(server::serve(listeners, ts.clone(), opts, token.clone()));
         let metrics = metrics.map(|l| {
             if let Ok(addr) = l.local_addr() {
@@ -190,7 +192,6 @@ impl TsService {
             }
             tokio::spawn(crate::metrics::serve_ts(l, ts.clone(), token.clone()))
         });
-        let checker = start_checker(&ts, &token);
         info!(ts = %name, addr = ?addrs, "table server ready");
         // One task sends every NOTIFY: at most one pending per zone and
         // secondary, however often the zones change.
@@ -333,11 +334,14 @@ fn checks_in_flight(targets: &[(Target, Vec<Label>)]) -> usize {
     in_flight_bound(probed, fd_budget)
 }
 
-/// Starts the endpoint checker of `ts`'s services (none: nothing), and the
-/// task that rebuilds their answers on each change of the live set; both
-/// stop when `token` is cancelled. A health change sends no NOTIFY: the
-/// zone's data (every endpoint) did not change.
-fn start_checker(
+/// Starts the endpoint checker of `ts`'s services (none: nothing), waits
+/// for its first round (every endpoint probed at once, its first result its
+/// state; bounded by the largest `timeout_ms` and [`FIRST_ROUND_SLACK`]: an
+/// endpoint not judged by then stays up) and installs that round's answers,
+/// then starts the task that rebuilds them on each change of the live set;
+/// both stop when `token` is cancelled. A health change sends no NOTIFY:
+/// the zone's data (every endpoint) did not change.
+async fn start_checker(
     ts: &Arc<TableServer>,
     token: &CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
@@ -351,8 +355,28 @@ fn start_checker(
         in_flight,
         "endpoint checker starting"
     );
-    let (checker, mut live) = Checker::start(targets, in_flight, token.child_token());
+    let round_limit = targets
+        .iter()
+        .filter(|(t, _)| t.check.probe != Probe::None)
+        .map(|(t, _)| t.check.timeout_ms)
+        .max()
+        .map(|ms| Duration::from_millis(ms) + FIRST_ROUND_SLACK);
+    let (mut checker, mut live) = Checker::start(targets, in_flight, token.child_token());
+    let first_round = checker.first_round();
     ts.attach_checker(checker);
+    if let (Some(round), Some(limit)) = (first_round, round_limit) {
+        let waited = tokio::select! {
+            () = token.cancelled() => None,
+            r = tokio::time::timeout(limit, round) => Some(r),
+        };
+        if let Some(Err(_)) = waited {
+            tracing::warn!(
+                limit_ms = limit.as_millis() as u64,
+                "the endpoints' first round of checks did not end in time: those not judged yet are answered as up"
+            );
+        }
+    }
+    ts.set_live(&live.borrow_and_update());
     let (ts, token) = (Arc::clone(ts), token.clone());
     Some(tokio::spawn(async move {
         loop {
@@ -369,6 +393,10 @@ fn start_checker(
         }
     }))
 }
+
+/// Time allowed past the largest `timeout_ms` for the first round of
+/// checks to be judged and published (scheduling, the answers' rebuild).
+const FIRST_ROUND_SLACK: Duration = Duration::from_millis(100);
 
 /// Starts one task per secondary zone of `ts` (stopped by `token`), its
 /// new versions NOTIFYed to the TS's own secondaries, and answers the

@@ -260,6 +260,16 @@ impl TableServer {
         }
     }
 
+    /// The services' endpoints and their states, for `dnslb status` (none
+    /// without services).
+    pub fn service_states(&self) -> Vec<gslb::check::EndpointState> {
+        self.checker
+            .lock()
+            .ok()
+            .and_then(|slot| slot.as_ref().map(gslb::check::Checker::states))
+            .unwrap_or_default()
+    }
+
     /// Sets what answers the NOTIFYs it gets (once; later calls do nothing).
     pub fn set_notify_hook(&self, hook: NotifyHook) {
         let _ = self.notify_hook.set(hook);

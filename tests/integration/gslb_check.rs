@@ -142,8 +142,9 @@ async fn a_killed_tcp_endpoint_goes_down_after_fall_and_back_up_after_rise() {
     assert!(!rx.has_changed().unwrap(), "still down: no new live set");
     let states = checker.states();
     assert_eq!(states.len(), 2);
-    assert_eq!((&states[1].0, states[1].1), (&label("www.", b), false));
-    assert!(states[0].1, "{states:?}");
+    assert_eq!((&states[1].label, states[1].up), (&label("www.", b), false));
+    assert_eq!(states[1].check, "tcp");
+    assert!(states[0].up, "{states:?}");
 
     let ok_before = checks(&checker, "www.", b, "ok");
     ep_b.revive().await;
@@ -188,16 +189,17 @@ async fn http_checks_want_the_expected_status_in_time() {
             *d |= !up;
         }
     }
+    // The first result is the state (the first round): one is enough.
     assert!(
-        checks(&checker, "www.", wrong, "fail") >= u64::from(FALL),
+        checks(&checker, "www.", wrong, "fail") >= 1,
         "503 is a failure"
     );
     assert!(
-        checks(&checker, "www.", silent, "timeout") >= u64::from(FALL),
+        checks(&checker, "www.", silent, "timeout") >= 1,
         "silence is a timeout"
     );
     assert!(checks(&checker, "www.", good, "ok") >= 1);
-    assert!(silent_ep.hits() >= u64::from(FALL));
+    assert!(silent_ep.hits() >= 1);
 
     wrong_ep.set_answer(200);
     assert_eq!(

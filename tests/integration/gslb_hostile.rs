@@ -108,7 +108,8 @@ async fn dns_checks_judge_a_large_answer_by_its_rcode_and_wait_past_other_ids() 
         [true, false],
         "another ID is no answer"
     );
-    assert!(checks(&checker, "dns.", wrong, "timeout") >= u64::from(FALL));
+    // Down by its first result (the first round decides).
+    assert!(checks(&checker, "dns.", wrong, "timeout") >= 1);
     wait_for("good probes of the large answer", || {
         checks(&checker, "dns.", big, "ok") >= GOOD
     })

@@ -34,6 +34,8 @@ mod gslb_deploy;
 mod gslb_hostile;
 mod gslb_peers;
 mod gslb_scale;
+mod gslb_start;
+mod gslb_status;
 mod health;
 mod health_http;
 mod interop;

@@ -157,15 +157,17 @@ impl Board {
         }
     }
 
-    /// (label, up, last change in unix seconds) for every label of every target.
+    /// (target index, label, up, last change in unix seconds) for every
+    /// label of every target.
     #[must_use]
-    pub(super) fn states(&self) -> Vec<(Label, bool, u64)> {
+    pub(super) fn states(&self) -> Vec<(usize, Label, bool, u64)> {
         self.slots
             .iter()
-            .flat_map(|s| {
+            .enumerate()
+            .flat_map(|(i, s)| {
                 let up = s.up.load(Ordering::Relaxed);
                 let at = s.changed_unix.load(Ordering::Relaxed);
-                s.labels.iter().map(move |l| (l.clone(), up, at))
+                s.labels.iter().map(move |l| (i, l.clone(), up, at))
             })
             .collect()
     }
@@ -287,14 +289,14 @@ mod tests {
         assert_eq!(
             b.states(),
             [
-                (label("www.example.", "192.0.2.1"), true, 1_020),
-                (label("api.example.", "192.0.2.1"), true, 1_020),
-                (label("www.example.", "2001:db8::2"), false, 1_030),
+                (0, label("www.example.", "192.0.2.1"), true, 1_020),
+                (0, label("api.example.", "192.0.2.1"), true, 1_020),
+                (1, label("www.example.", "2001:db8::2"), false, 1_030),
             ]
         );
         assert_eq!(
             Board::new(vec![vec![label("s.", "e")]], 77).states(),
-            [(label("s.", "e"), true, 77)],
+            [(0, label("s.", "e"), true, 77)],
             "up since the start"
         );
     }

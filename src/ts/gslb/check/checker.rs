@@ -22,13 +22,18 @@ use super::connect::Connects;
 use super::hysteresis::EndpointHealth;
 use super::probe::probe;
 use super::schedule::ProbePlan;
-use super::spec::{Label, LiveSet, Probe, Target};
+use super::spec::{EndpointState, Label, LiveSet, Probe, Target};
 
 /// Owns the checker's thread: it stops when its `cancel` token is
 /// cancelled; [`join`](Self::join) waits for it.
 #[derive(Debug)]
 pub struct Checker {
     board: Arc<Board>,
+    /// Each distinct target's check kind, for [`Checker::states`].
+    kinds: Vec<&'static str>,
+    /// Told once every probed target's first probe ended (see
+    /// [`Checker::first_round`]).
+    first_round: Option<oneshot::Receiver<()>>,
     /// The thread (`None`: it could not be started, see [`Checker::start`]).
     thread: Option<std::thread::JoinHandle<()>>,
     /// Told when the thread's runtime is gone (dropped: the thread panicked).
@@ -115,8 +120,17 @@ impl Checker {
         let health = vec![EndpointHealth::START; d.targets.len()];
         let (tx, rx) = watch::channel(Arc::new(live_set(&d.of_entry, &health)));
         let board = Arc::new(Board::new(d.labels, unix_now()));
+        let kinds = d.targets.iter().map(|t| t.check.probe.kind()).collect();
         board.set_bound(max_in_flight.max(1));
+        let (round_done, first_round) = oneshot::channel();
+        let unprobed = d
+            .targets
+            .iter()
+            .filter(|t| t.check.probe != Probe::None)
+            .count();
         let run = Run {
+            unprobed,
+            round_done: Some(round_done),
             targets: Arc::new(d.targets),
             of_entry: d.of_entry,
             health,
@@ -152,6 +166,8 @@ impl Checker {
         (
             Checker {
                 board,
+                kinds,
+                first_round: Some(first_round),
                 thread,
                 done,
             },
@@ -168,10 +184,29 @@ impl Checker {
         self.board.write_in_flight(out);
     }
 
-    /// For `dnslb status`: (label, up, last change in unix seconds) per label.
+    /// The end of the first round (once; `None` after): ready when every
+    /// probed target's first probe ended, each its state, and the live set
+    /// of that round published if it differs from the start's (the round's
+    /// probes all start at once);
+    /// dropped unsent if the task could not start or ended first.
+    pub fn first_round(&mut self) -> Option<oneshot::Receiver<()>> {
+        self.first_round.take()
+    }
+
+    /// For `dnslb status`: every endpoint of every service, its check's
+    /// kind, up or down, and since when.
     #[must_use]
-    pub fn states(&self) -> Vec<(Label, bool, u64)> {
-        self.board.states()
+    pub fn states(&self) -> Vec<EndpointState> {
+        self.board
+            .states()
+            .into_iter()
+            .map(|(i, label, up, since_unix)| EndpointState {
+                label,
+                check: self.kinds.get(i).copied().unwrap_or("none"),
+                up,
+                since_unix,
+            })
+            .collect()
     }
 
     /// Waits for the task to end (after its token is cancelled).
@@ -203,6 +238,10 @@ struct Run {
     tx: watch::Sender<Arc<LiveSet>>,
     /// Some target went up or down since the last live set published.
     changed: bool,
+    /// Probed targets whose first probe has not ended yet.
+    unprobed: usize,
+    /// Told (and taken) when `unprobed` reaches 0.
+    round_done: Option<oneshot::Sender<()>>,
 }
 
 impl Run {
@@ -214,6 +253,8 @@ impl Run {
             .map(|t| (t.check.probe != Probe::None).then_some(t.check.interval_ms))
             .collect();
         let mut plan = ProbePlan::new(&intervals, max_in_flight, rand::random);
+        // Nothing to probe: the first round is over.
+        self.end_round_if_done();
         let targets = Arc::clone(&self.targets);
         // The tcp probes' driver (without it, they run as futures below).
         let mut connects = match Connects::new(targets.len()) {
@@ -351,25 +392,42 @@ impl Run {
         };
         let before = *h;
         *h = before.step(result == ProbeResult::Ok, t.check.rise, t.check.fall);
-        if h.up == before.up {
+        let up = h.up;
+        if up != before.up {
+            self.board.set_up(i, up, unix_now());
+            let services: Vec<&str> = self
+                .board
+                .labels(i)
+                .iter()
+                .map(|l| l.service.as_str())
+                .collect();
+            tracing::info!(
+                endpoint = %t.addr,
+                services = %services.join(","),
+                probe = ?result,
+                "endpoint {}",
+                if up { "up" } else { "down" }
+            );
+            self.changed = true;
+        }
+        if !before.probed {
+            self.unprobed = self.unprobed.saturating_sub(1);
+            self.end_round_if_done();
+        }
+    }
+
+    /// When the first round is over (every probed target's first result
+    /// in), publishes its live set at once if it changed, and says so, once.
+    fn end_round_if_done(&mut self) {
+        if self.unprobed > 0 {
             return;
         }
-        let up = h.up;
-        self.board.set_up(i, up, unix_now());
-        let services: Vec<&str> = self
-            .board
-            .labels(i)
-            .iter()
-            .map(|l| l.service.as_str())
-            .collect();
-        tracing::info!(
-            endpoint = %t.addr,
-            services = %services.join(","),
-            probe = ?result,
-            "endpoint {}",
-            if up { "up" } else { "down" }
-        );
-        self.changed = true;
+        if let Some(tx) = self.round_done.take() {
+            if self.changed {
+                self.publish();
+            }
+            let _ = tx.send(());
+        }
     }
 
     /// Publishes the live set of the targets' health now.
@@ -434,6 +492,7 @@ mod tests {
         let down = EndpointHealth {
             up: false,
             streak: 0,
+            probed: true,
         };
         let health = [EndpointHealth::START, down];
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The rise/fall hysteresis of one endpoint (pure): every endpoint starts up
-//! (fail-open at start) and changes state only after `fall` failures, or
-//! `rise` successes, in a row.
+//! (fail-open until its first probe ends), takes its first probe's result as
+//! its state (as gdnsd's first round of monitoring), and from then on
+//! changes state only after `fall` failures, or `rise` successes, in a row.
 
 /// One endpoint's state: up or down, and how many results in a row have
 /// disagreed with it.
@@ -10,6 +11,8 @@ pub(super) struct EndpointHealth {
     pub(super) up: bool,
     /// Results in a row against `up` (failures while up, successes while down).
     pub(super) streak: u32,
+    /// Whether a probe has ended yet (before: up by default).
+    pub(super) probed: bool,
 }
 
 impl EndpointHealth {
@@ -17,25 +20,33 @@ impl EndpointHealth {
     pub(super) const START: Self = Self {
         up: true,
         streak: 0,
+        probed: false,
     };
 
-    /// The state after one probe's result (`ok`); `rise` and `fall` of 0 count as 1.
+    /// The state after one probe's result (`ok`): the first result is the
+    /// state; then `rise` and `fall` (0 counts as 1) apply.
     #[must_use]
     pub(super) fn step(self, ok: bool, rise: u32, fall: u32) -> Self {
-        if ok == self.up {
+        if ok == self.up || !self.probed {
             return Self {
-                up: self.up,
+                up: ok,
                 streak: 0,
+                probed: true,
             };
         }
         let need = if self.up { fall } else { rise }.max(1);
         let streak = self.streak.saturating_add(1);
         if streak >= need {
-            Self { up: ok, streak: 0 }
+            Self {
+                up: ok,
+                streak: 0,
+                probed: true,
+            }
         } else {
             Self {
                 up: self.up,
                 streak,
+                probed: true,
             }
         }
     }
@@ -45,8 +56,10 @@ impl EndpointHealth {
 mod tests {
     use super::EndpointHealth;
 
+    /// The states after each of `results`, from an endpoint whose first
+    /// probe found it up.
     fn run(results: &[bool], rise: u32, fall: u32) -> Vec<bool> {
-        let mut h = EndpointHealth::START;
+        let mut h = EndpointHealth::START.step(true, rise, fall);
         results
             .iter()
             .map(|&ok| {
@@ -54,6 +67,18 @@ mod tests {
                 h.up
             })
             .collect()
+    }
+
+    #[test]
+    fn the_first_result_is_the_state_whatever_rise_and_fall() {
+        const { assert!(EndpointHealth::START.up, "up until probed") };
+        let down = EndpointHealth::START.step(false, 2, 3);
+        assert!(!down.up && down.probed);
+        assert!(!down.step(true, 2, 3).up, "then rise applies");
+        assert!(down.step(true, 2, 3).step(true, 2, 3).up);
+        let up = EndpointHealth::START.step(true, 2, 3);
+        assert!(up.up && up.probed);
+        assert!(up.step(false, 2, 3).up, "then fall applies");
     }
 
     #[test]

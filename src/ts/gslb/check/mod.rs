@@ -26,4 +26,4 @@ mod spec;
 
 pub use checker::Checker;
 pub use schedule::in_flight_bound;
-pub use spec::{CheckSpec, Label, LiveSet, Probe, Target};
+pub use spec::{CheckSpec, EndpointState, Label, LiveSet, Probe, Target};

@@ -1,14 +1,16 @@
 //! When each target is probed (pure, the clock given as milliseconds since
-//! the checker started): the first probe at a jittered offset within the
-//! interval, then on the interval's grid (a probe started late, behind the
+//! the checker started): the first probe at once (the first round, which
+//! decides the first states), then on the interval's grid from a jittered
+//! offset within the interval (a probe started late, behind the
 //! in-flight bound, does not shift the grid; slots missed are skipped), one
 //! probe per target at a time and at most `max_in_flight` at once, that
 //! bound from [`in_flight_bound`].
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// The first probe's time for a target probed every `interval` ms, from a
-/// random `draw`: within `[0, interval)`.
+/// The jittered phase of a target probed every `interval` ms, from a random
+/// `draw`: within `[0, interval)` (its probes after the first are at
+/// `phase + k * interval`).
 #[must_use]
 pub(super) fn first_due(interval: u64, draw: u64) -> u64 {
     draw % interval.max(1)
@@ -65,13 +67,16 @@ pub(super) struct ProbePlan {
     /// Each target's interval (ms) and the due time of its last start.
     interval: Vec<u64>,
     started_due: Vec<u64>,
+    /// Each target's jittered phase, until its first probe (at 0) ends.
+    phase: Vec<Option<u64>>,
     in_flight: usize,
     max_in_flight: usize,
 }
 
 impl ProbePlan {
     /// A plan for targets probed every `intervals[i]` ms (`None`: never
-    /// probed), each first probe at `first_due(interval, draw())`.
+    /// probed): each first probe at 0, the next ones on the grid from
+    /// `first_due(interval, draw())`.
     pub(super) fn new(
         intervals: &[Option<u64>],
         max_in_flight: usize,
@@ -80,12 +85,16 @@ impl ProbePlan {
         let waiting = intervals
             .iter()
             .enumerate()
-            .filter_map(|(i, iv)| iv.map(|iv| Reverse((first_due(iv, draw()), i))))
+            .filter_map(|(i, iv)| iv.map(|_| Reverse((0, i))))
             .collect();
         Self {
             waiting,
             interval: intervals.iter().map(|iv| iv.unwrap_or(0)).collect(),
             started_due: vec![0; intervals.len()],
+            phase: intervals
+                .iter()
+                .map(|iv| iv.map(|iv| first_due(iv, draw())))
+                .collect(),
             in_flight: 0,
             max_in_flight: max_in_flight.max(1),
         }
@@ -113,7 +122,13 @@ impl ProbePlan {
         let (Some(&due), Some(&iv)) = (self.started_due.get(i), self.interval.get(i)) else {
             return;
         };
-        self.waiting.push(Reverse((next_due(due, iv, now), i)));
+        let next = match self.phase.get_mut(i).and_then(Option::take) {
+            // After the first probe: the grid from the target's phase.
+            Some(phase) if phase >= now => phase,
+            Some(phase) => next_due(phase, iv, now),
+            None => next_due(due, iv, now),
+        };
+        self.waiting.push(Reverse((next, i)));
     }
 
     /// When the next probe can start: the earliest due time, or `None` while
@@ -150,7 +165,7 @@ mod tests {
     }
 
     #[test]
-    fn the_first_probe_is_jittered_within_the_interval() {
+    fn the_phase_is_jittered_within_the_interval() {
         for draw in [0, 1, 99, 100, 12_345, u64::MAX] {
             assert!(first_due(100, draw) < 100);
         }
@@ -170,17 +185,22 @@ mod tests {
         let draws = [10u64, 40];
         let mut d = draws.iter().copied();
         let mut p = ProbePlan::new(&[Some(100), Some(100)], 8, || d.next().unwrap_or(0));
-        assert_eq!(p.next_wake(), Some(10));
-        assert_eq!(p.take_due(9), None);
-        assert_eq!(p.take_due(10), Some(0));
-        assert_eq!(p.take_due(10), None);
-        assert_eq!(p.next_wake(), Some(40));
-        assert_eq!(p.take_due(50), Some(1));
+        // The first round: every target at once.
+        assert_eq!(p.next_wake(), Some(0));
+        assert_eq!(p.take_due(0), Some(0));
+        assert_eq!(p.take_due(0), Some(1));
+        assert_eq!(p.take_due(0), None);
         // Target 0 is in flight: not started again however late it runs.
         assert_eq!(p.take_due(500), None);
+        // Then each on the grid of its jittered phase (10 and 40).
+        p.finished(0, 5);
+        assert_eq!(p.next_wake(), Some(10));
+        p.finished(1, 70);
+        assert_eq!(p.take_due(9), None);
+        assert_eq!(p.take_due(10), Some(0));
+        assert_eq!(p.next_wake(), Some(140));
         p.finished(0, 60);
         assert_eq!(p.next_wake(), Some(110));
-        p.finished(1, 70);
         assert_eq!(p.take_due(110), Some(0));
         assert_eq!(p.take_due(140), Some(1));
     }

@@ -41,6 +41,19 @@ pub enum Probe {
     },
 }
 
+impl Probe {
+    /// The check's kind as the config spells it: `none`, `tcp`, `http`, `dns`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Tcp { .. } => "tcp",
+            Self::Http { .. } => "http",
+            Self::Dns { .. } => "dns",
+        }
+    }
+}
+
 /// A probe and its timing: every `interval_ms` (the first one jittered
 /// within the interval), each given `timeout_ms`; `rise` successes in a row
 /// bring a down endpoint up, `fall` failures in a row take an up one down
@@ -77,6 +90,20 @@ pub struct Label {
     pub service: String,
     /// The endpoint, its address as text.
     pub endpoint: String,
+}
+
+/// One endpoint of one service as `dnslb status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointState {
+    /// The service and the endpoint.
+    pub label: Label,
+    /// The check's kind ([`Probe::kind`]).
+    pub check: &'static str,
+    /// Whether it is up (answered).
+    pub up: bool,
+    /// When it last went up or down (its start when it never changed), in
+    /// unix seconds.
+    pub since_unix: u64,
 }
 
 /// The live state of every target, in the order given to
