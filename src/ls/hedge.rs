@@ -193,6 +193,13 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    /// `n` samples of `rtt` recorded at `at`.
+    fn record_n(w: &mut LatencyWindow, n: u64, rtt: Duration, at: Instant) {
+        for _ in 0..n {
+            w.record(rtt, at);
+        }
+    }
+
     #[test]
     fn clamp_uses_max_until_measured() {
         assert_eq!(clamp_delay(None, 2 * MS, 200 * MS), 200 * MS);
@@ -208,9 +215,7 @@ mod tests {
     fn percentile_needs_enough_samples_and_has_microsecond_resolution() {
         let t0 = Instant::now();
         let mut w = LatencyWindow::new(t0);
-        for _ in 0..(MIN_SAMPLES - 1) {
-            w.record(Duration::from_micros(40), t0);
-        }
+        record_n(&mut w, MIN_SAMPLES - 1, Duration::from_micros(40), t0);
         assert_eq!(w.percentile(95.0), None);
         // 95 fast (40 µs) and 5 slow (50 ms) answers: p95 is fast, p99 slow.
         let mut w = LatencyWindow::new(t0);
@@ -235,18 +240,12 @@ mod tests {
     fn window_rotates_and_forgets_old_latency() {
         let t0 = Instant::now();
         let mut w = LatencyWindow::new(t0);
-        for _ in 0..200 {
-            w.record(100 * MS, t0);
-        }
+        record_n(&mut w, 200, 100 * MS, t0);
         // After two rotations (by age) only the new, fast samples remain.
         let t1 = t0 + WINDOW_AGE;
-        for _ in 0..200 {
-            w.record(Duration::from_micros(80), t1);
-        }
+        record_n(&mut w, 200, Duration::from_micros(80), t1);
         let t2 = t1 + WINDOW_AGE;
-        for _ in 0..200 {
-            w.record(Duration::from_micros(80), t2);
-        }
+        record_n(&mut w, 200, Duration::from_micros(80), t2);
         let p = w.percentile(99.0).unwrap();
         assert!(p < MS, "{p:?}");
     }
@@ -255,9 +254,7 @@ mod tests {
     fn young_window_falls_back_to_the_previous_one() {
         let t0 = Instant::now();
         let mut w = LatencyWindow::new(t0);
-        for _ in 0..100 {
-            w.record(5 * MS, t0);
-        }
+        record_n(&mut w, 100, 5 * MS, t0);
         w.record(Duration::from_micros(10), t0 + WINDOW_AGE);
         let p = w.percentile(50.0).unwrap();
         assert!(p >= 4 * MS, "{p:?}");

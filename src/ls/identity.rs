@@ -265,58 +265,17 @@ mod tests {
             ..LsConfig::default()
         };
         let a = IdentityAnswers::from_config(&hidden);
-        let short = &token.as_bytes()[..8];
+        let (ch, tok) = (DNSClass::CH, Some(token.as_bytes()));
+        let (theirs, short) = (Some(other.as_bytes()), Some(&token.as_bytes()[..8]));
         for (what, name, class, given, probe) in [
-            (
-                "the token",
-                "id.server.",
-                DNSClass::CH,
-                Some(token.as_bytes()),
-                true,
-            ),
-            (
-                "the token",
-                "hostname.bind.",
-                DNSClass::CH,
-                Some(token.as_bytes()),
-                true,
-            ),
-            ("no option", "id.server.", DNSClass::CH, None, false),
-            (
-                "another token",
-                "id.server.",
-                DNSClass::CH,
-                Some(other.as_bytes()),
-                false,
-            ),
-            (
-                "half the token",
-                "id.server.",
-                DNSClass::CH,
-                Some(short),
-                false,
-            ),
-            (
-                "an empty option",
-                "id.server.",
-                DNSClass::CH,
-                Some(&[][..]),
-                false,
-            ),
-            (
-                "class IN",
-                "id.server.",
-                DNSClass::IN,
-                Some(token.as_bytes()),
-                false,
-            ),
-            (
-                "another name",
-                "version.bind.",
-                DNSClass::CH,
-                Some(token.as_bytes()),
-                false,
-            ),
+            ("the token", "id.server.", ch, tok, true),
+            ("the token", "hostname.bind.", ch, tok, true),
+            ("no option", "id.server.", ch, None, false),
+            ("another token", "id.server.", ch, theirs, false),
+            ("half the token", "id.server.", ch, short, false),
+            ("an empty option", "id.server.", ch, Some(&[][..]), false),
+            ("class IN", "id.server.", DNSClass::IN, tok, false),
+            ("another name", "version.bind.", ch, tok, false),
         ] {
             let (raw, end) = ch_txt(name, class, given);
             let told = a.for_probe(&raw, end, &token);

@@ -128,6 +128,11 @@ mod tests {
             .collect()
     }
 
+    /// The order `how` gives `v` at `tick`.
+    fn ranks(how: Order, v: &[BackendView], tick: u64) -> Vec<usize> {
+        order(how, v, &key(tick)).to_vec()
+    }
+
     fn key(tick: u64) -> OrderKey<'static> {
         OrderKey {
             name_hash: 0,
@@ -141,9 +146,9 @@ mod tests {
     #[test]
     fn fixed_keeps_config_order_and_skips_down() {
         let mut v = views(3);
-        assert_eq!(order(Order::Fixed, &v, &key(5)).to_vec(), vec![0, 1, 2]);
+        assert_eq!(ranks(Order::Fixed, &v, 5), [0, 1, 2]);
         v[0].up = false;
-        assert_eq!(order(Order::Fixed, &v, &key(5)).to_vec(), vec![1, 2]);
+        assert_eq!(ranks(Order::Fixed, &v, 5), [1, 2]);
     }
 
     #[test]
@@ -152,24 +157,15 @@ mod tests {
         for x in &mut v {
             x.up = false;
         }
-        assert_eq!(order(Order::Fixed, &v, &key(0)).to_vec(), vec![0, 1, 2]);
+        assert_eq!(ranks(Order::Fixed, &v, 0), [0, 1, 2]);
     }
 
     #[test]
     fn round_robin_rotates() {
         let v = views(3);
-        assert_eq!(
-            order(Order::RoundRobin, &v, &key(0)).to_vec(),
-            vec![0, 1, 2]
-        );
-        assert_eq!(
-            order(Order::RoundRobin, &v, &key(1)).to_vec(),
-            vec![1, 2, 0]
-        );
-        assert_eq!(
-            order(Order::RoundRobin, &v, &key(5)).to_vec(),
-            vec![2, 0, 1]
-        );
+        assert_eq!(ranks(Order::RoundRobin, &v, 0), [0, 1, 2]);
+        assert_eq!(ranks(Order::RoundRobin, &v, 1), [1, 2, 0]);
+        assert_eq!(ranks(Order::RoundRobin, &v, 5), [2, 0, 1]);
     }
 
     #[test]
@@ -180,15 +176,9 @@ mod tests {
         v[2].outstanding = 1;
         v[1].latency_us = 900;
         v[2].latency_us = 100;
-        assert_eq!(
-            order(Order::LeastOutstanding, &v, &key(0)).to_vec(),
-            vec![2, 1, 0]
-        );
+        assert_eq!(ranks(Order::LeastOutstanding, &v, 0), [2, 1, 0]);
         v[2].latency_us = 900;
-        assert_eq!(
-            order(Order::LeastOutstanding, &v, &key(0)).to_vec(),
-            vec![1, 2, 0]
-        );
+        assert_eq!(ranks(Order::LeastOutstanding, &v, 0), [1, 2, 0]);
     }
 
     #[test]

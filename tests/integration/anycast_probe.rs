@@ -166,24 +166,31 @@ async fn a_rule_dropping_names_not_served_does_not_withdraw_the_ls() {
     );
     assert_eq!(loopback_alone(&run, &anycast).await, RoundVerdict::Lost);
     // Any other client's identity question meets the rule.
-    let tcp = send(run.addr, &ch_txt("id.server."), Via::Tcp).await;
-    assert!(
-        tcp.is_err(),
-        "the drop rule let a client's id.server. by: {tcp:?}"
-    );
-    let drops: u64 = run
-        .balancer
-        .state()
-        .rules
-        .counts()
-        .filter(|(name, _, _)| *name == "nothing-else")
-        .map(|(_, _, n)| n)
-        .sum();
-    assert!(drops >= 1, "the drop rule counted nothing");
+    assert_dropped(&run, run.addr, "id.server.", Via::Tcp, "nothing-else").await;
     run.stop().await;
 }
 
 /// The TXT string of an identity answer.
+/// A CH TXT question for `name` sent to `to` (the LS, or a forwarder in
+/// front of it) over `via` gets no answer, and the LS's drop rule `rule`
+/// counted it.
+async fn assert_dropped(run: &LsServiceRun, to: SocketAddr, name: &str, via: Via, rule: &str) {
+    let answer = send(to, &ch_txt(name), via).await;
+    assert!(
+        answer.is_err(),
+        "the drop rule {rule} let {name} by: {answer:?}"
+    );
+    let hits: u64 = run
+        .balancer
+        .state()
+        .rules
+        .counts()
+        .filter(|(r, _, _)| *r == rule)
+        .map(|(_, _, n)| n)
+        .sum();
+    assert!(hits >= 1, "the drop rule {rule} counted nothing");
+}
+
 fn txt_of(m: &Message) -> Option<String> {
     m.answers.iter().find_map(|r| match &r.data {
         RData::TXT(t) => Some(t.to_string()),
@@ -260,21 +267,8 @@ async fn a_forwarder_on_the_host_does_not_pass_its_clients_for_the_probe() {
         (ResponseCode::Refused, None),
         "dnsdist's client was told the hidden identity"
     );
-    let bind = send(dd.addr, &ch_txt("hostname.bind."), Via::Udp).await;
-    assert!(
-        bind.is_err(),
-        "the drop rule let dnsdist's client by: {bind:?}"
-    );
     // The LS saw both from loopback, and applied the rule to the second.
-    let drops: u64 = run
-        .balancer
-        .state()
-        .rules
-        .counts()
-        .filter(|(name, _, _)| *name == "no-bind")
-        .map(|(_, _, n)| n)
-        .sum();
-    assert!(drops >= 1, "the drop rule counted nothing");
+    assert_dropped(&run, dd.addr, "hostname.bind.", Via::Udp, "no-bind").await;
     // The probe: told, for both questions, past the rule.
     assert_eq!(
         probe_rounds(&run, &anycast, Some(&token)).await,

@@ -70,6 +70,7 @@ fn raw_notify(zone: &str, id: u16) -> Vec<u8> {
 /// like any query and costs what a query costs.
 #[tokio::test]
 async fn a_notify_flood_from_a_backends_address_does_not_wedge_the_cache() {
+    let _load = heavy().await;
     let backend = Fake::udp(|q, _| Reply::Now(raw_answer(q))).await;
     let mut cfg = ls_config(&[("b1", backend.addr)]);
     cfg.cache = Some(dnslb::config::CacheConfig {

@@ -25,10 +25,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::docs::{check_claims, fenced, file_of, with_zones};
-use crate::kit::{
-    BIN, Netns, Proc, crate_dir, free_ports, need, netns_or_skip, poll_until, run_ok,
-};
+use crate::kit::recipes::{SETTLE, move_ports, walk, walk_ports, with_zones};
+use crate::kit::{BIN, Netns, crate_dir, need, netns_or_skip};
 
 /// The lines of DEPLOY.md from the one starting with `first` to the one
 /// starting with `last`, both included.
@@ -73,194 +71,6 @@ fn the_ds_recipe_for_a_zone_signed_with_bind_prints_the_ksks_ds() {
 
 /// The ports of the "Secondaries and catalogs" walk: the primary, ts3, Knot.
 const WALK_PORTS: [u16; 3] = [5301, 5303, 5353];
-/// How long a command with a claim is asked again until its output shows it.
-pub(crate) const SETTLE: Duration = Duration::from_secs(10);
-
-/// The text of DEPLOY.md's section `title` (up to the next `## `).
-fn section(title: &str) -> String {
-    let text = std::fs::read_to_string(crate_dir().join("docs/DEPLOY.md")).unwrap();
-    let start = text.find(title).expect("the section");
-    let rest = &text[start + title.len()..];
-    let end = rest.find("\n## ").unwrap_or(rest.len());
-    rest[..end].to_owned()
-}
-
-/// Whether `port` is free on 127.0.0.1 for both UDP and TCP.
-pub(crate) fn port_free(port: u16) -> bool {
-    std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
-        && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
-/// The words of a job list: whitespace-separated, a `"..."` kept whole
-/// (its quotes dropped), as sh reads `%?"dnslb ls"`.
-fn words(args: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    let mut quoted = false;
-    for c in args.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            c if c.is_whitespace() && !quoted => {
-                if !word.is_empty() {
-                    out.push(std::mem::take(&mut word));
-                }
-            }
-            c => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        out.push(word);
-    }
-    out
-}
-
-/// The jobs a `kill` or `wait` line names: `%?TEXT` (the one job whose
-/// command holds TEXT; `%?"TWO WORDS"` too) or `$(jobs -p)` (every job).
-fn named_jobs(args: &str, jobs: &[(String, Proc)]) -> Vec<usize> {
-    if args.trim() == "$(jobs -p)" {
-        return (0..jobs.len()).collect();
-    }
-    words(args)
-        .iter()
-        .map(|a| {
-            let text = a
-                .strip_prefix("%?")
-                .unwrap_or_else(|| panic!("{a}: not %?TEXT"));
-            let found: Vec<usize> = (0..jobs.len())
-                .filter(|&i| jobs[i].0.contains(text))
-                .collect();
-            assert_eq!(
-                found.len(),
-                1,
-                "{a}: jobs {:?}",
-                jobs.iter().map(|j| &j.0).collect::<Vec<_>>()
-            );
-            found[0]
-        })
-        .collect()
-}
-
-/// The jobs' logs, for failure messages.
-fn job_logs(jobs: &[(String, Proc)]) -> String {
-    jobs.iter()
-        .map(|(cmd, p)| format!("--- {cmd}\n{}", p.stderr_now()))
-        .collect()
-}
-
-/// The signal a `kill -s NAME` names.
-fn signal_named(name: &str) -> rustix::process::Signal {
-    use rustix::process::Signal;
-    match name {
-        "STOP" => Signal::STOP,
-        "CONT" => Signal::CONT,
-        "TERM" => Signal::TERM,
-        "INT" => Signal::INT,
-        "HUP" => Signal::HUP,
-        _ => panic!("kill -s {name}: not a signal the walk knows"),
-    }
-}
-
-/// `cmd` with each of `programs`' names, where it stands as a command word
-/// (first, or after a space: `ip netns exec NS dnslb ls`), made its path.
-fn with_programs(cmd: &str, programs: &[(&str, &Path)]) -> String {
-    let mut cmd = cmd.to_owned();
-    for (name, path) in programs {
-        let path = path.display().to_string();
-        if let Some(rest) = cmd.strip_prefix(&format!("{name} ")) {
-            cmd = format!("{path} {rest}");
-        }
-        cmd = cmd.replace(&format!(" {name} "), &format!(" {path} "));
-    }
-    cmd
-}
-
-/// What a walk did: the files it wrote (`--- NAME` and the text) and how
-/// many commands it ran.
-pub(crate) struct Walked {
-    pub(crate) files: Vec<String>,
-    pub(crate) ran: usize,
-}
-
-/// Walks DEPLOY.md's section `title` in `dir` as an operator would (see the
-/// header): the files written, each line of its ```sh recipe blocks run,
-/// `rewrite` applied to both, each of `programs` run from its path, a
-/// command with a claim asked again for up to `settle`. Every job must have
-/// been stopped by the walk itself.
-pub(crate) fn walk(
-    title: &str,
-    dir: &Path,
-    rewrite: &dyn Fn(&str) -> String,
-    programs: &[(&str, &Path)],
-    settle: Duration,
-) -> Walked {
-    let blocks = fenced(&section(title)).unwrap();
-    let mut jobs: Vec<(String, Proc)> = Vec::new();
-    let mut files: Vec<String> = Vec::new();
-    let mut ran = 0;
-    for (line, info, body) in &blocks {
-        if let Some(name) = file_of(body) {
-            let text = rewrite(body);
-            std::fs::write(dir.join(name), &text).unwrap();
-            files.push(format!("--- {name}\n{text}"));
-            continue;
-        }
-        if info != "sh recipe" {
-            continue;
-        }
-        for text in body.lines().filter(|l| !l.trim().is_empty()) {
-            let at = format!("DEPLOY.md block of line {line}: `{text}`");
-            let (cmd, comment) = text.split_once(" #").unwrap_or((text, ""));
-            let cmd = with_programs(&rewrite(cmd.trim()), programs);
-            ran += 1;
-            if let Some(job) = cmd.strip_suffix('&') {
-                jobs.push((cmd.clone(), start_job(job.trim(), dir)));
-            } else if let Some(rest) = cmd.strip_prefix("kill -s ") {
-                // A signal sent, the job left running (or stopped) as it is.
-                let (sig, args) = rest.split_once(' ').expect("kill -s NAME JOBS");
-                for i in named_jobs(args, &jobs) {
-                    jobs[i].1.signal(signal_named(sig));
-                }
-            } else if let Some(args) = cmd
-                .strip_prefix("kill ")
-                .or_else(|| cmd.strip_prefix("wait "))
-            {
-                let mut named = named_jobs(args, &jobs);
-                named.sort_unstable();
-                for i in named.into_iter().rev() {
-                    let (cmd_of, mut p) = jobs.remove(i);
-                    if cmd.starts_with("kill ") {
-                        p.signal(rustix::process::Signal::TERM);
-                    }
-                    let status = p.wait_exit(Duration::from_secs(30));
-                    assert!(status.is_some(), "{at}: {cmd_of} did not end");
-                }
-            } else if comment.trim().is_empty() {
-                run_ok(
-                    &at,
-                    shell(&cmd, dir),
-                    Duration::from_secs(30),
-                    &job_logs(&jobs),
-                );
-            } else {
-                let mut last = String::new();
-                let shown = poll_until(settle, Duration::from_millis(100), || {
-                    let out = crate::kit::run(&at, shell(&cmd, dir), None, Duration::from_secs(10));
-                    last = format!("{}{}", out.stdout, out.stderr);
-                    check_claims(text, comment, &out.stdout).ok()
-                });
-                assert!(
-                    shown.is_some(),
-                    "{at}: not shown within {settle:?}; last output:\n{last}\n{}{}",
-                    job_logs(&jobs),
-                    files.concat()
-                );
-            }
-        }
-    }
-    assert!(jobs.is_empty(), "jobs left running: {}", job_logs(&jobs));
-    Walked { files, ran }
-}
-
 #[test]
 fn the_secondaries_and_catalogs_recipe_runs_as_written() {
     const TEST: &str = "the_secondaries_and_catalogs_recipe_runs_as_written";
@@ -269,19 +79,12 @@ fn the_secondaries_and_catalogs_recipe_runs_as_written() {
     };
     let dir = with_zones();
     let d = dir.path();
-    let ports: Vec<u16> = if WALK_PORTS.iter().all(|&p| port_free(p)) {
-        WALK_PORTS.to_vec()
-    } else {
-        free_ports(WALK_PORTS.len())
-    };
+    let ports = walk_ports(&WALK_PORTS);
     let rewrite = |text: &str| -> String {
-        let mut t = text
+        let t = text
             .replace("/run/knot", &d.join("run-knot").display().to_string())
             .replace("/var/lib/knot", &d.join("lib-knot").display().to_string());
-        for (from, to) in WALK_PORTS.iter().zip(&ports) {
-            t = t.replace(&from.to_string(), &to.to_string());
-        }
-        t
+        move_ports(&t, &WALK_PORTS, &ports)
     };
     // /var/lib/knot exists where knot is installed (the package makes it).
     std::fs::create_dir(d.join("lib-knot")).unwrap();
@@ -293,12 +96,7 @@ fn the_secondaries_and_catalogs_recipe_runs_as_written() {
         &programs,
         SETTLE,
     );
-    assert!(
-        w.files.len() >= 4 && w.ran >= 10,
-        "only {} files and {} commands in the walk",
-        w.files.len(),
-        w.ran
-    );
+    w.assert_walked(4.., 10);
 }
 
 /// The namespaces of the "Anycast" walk (the router, the LS host); the test
@@ -356,12 +154,7 @@ fn the_anycast_recipe_runs_as_written() {
         &[("dnslb", Path::new(BIN))],
         ANYCAST_SETTLE,
     );
-    assert!(
-        w.files.len() >= 2 && w.ran >= 20,
-        "only {} files and {} commands in the walk",
-        w.files.len(),
-        w.ran
-    );
+    w.assert_walked(2.., 20);
     for ns in &names {
         assert!(
             !Path::new("/run/netns").join(ns).exists(),
@@ -377,16 +170,4 @@ fn copy_dir(from: &Path, to: &Path) {
         let p = e.unwrap().path();
         std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
     }
-}
-
-/// `sh -c CMD` in `dir`.
-fn shell(cmd: &str, dir: &Path) -> Command {
-    let mut sh = Command::new("sh");
-    sh.arg("-c").arg(cmd).current_dir(dir);
-    sh
-}
-
-/// `CMD` started as a job in `dir` (exec'd by sh: its PID is the job's).
-fn start_job(cmd: &str, dir: &Path) -> Proc {
-    Proc::spawn(cmd, shell(&format!("exec {cmd}"), dir))
 }

@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::kit;
+use crate::kit::recipes::{check_claims, fenced, file_of, move_ports, with_zones};
 use crate::kit::{BIN, Proc, free_ports, poll_until, run, run_dnslb};
 
 /// One fenced block.
@@ -107,35 +108,6 @@ fn doc_files() -> Vec<PathBuf> {
     files
 }
 
-/// The fenced blocks (``` at any indentation) of `text`: (the line of the
-/// opening fence, its info string, the body), in order.
-pub(crate) fn fenced(text: &str) -> Result<Vec<(usize, String, String)>, String> {
-    let mut out = Vec::new();
-    let mut open: Option<(usize, String, String, usize)> = None;
-    for (i, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
-        match (&mut open, trimmed.strip_prefix("```")) {
-            (None, Some(info)) => {
-                open = Some((i + 1, info.trim().to_owned(), String::new(), indent))
-            }
-            (Some(_), Some(rest)) if rest.trim().is_empty() => {
-                let (line, info, body, _) = open.take().unwrap();
-                out.push((line, info, body));
-            }
-            (Some((_, _, body, indent)), _) => {
-                body.push_str(line.get(*indent..).unwrap_or(line.trim_start()));
-                body.push('\n');
-            }
-            (None, None) => {}
-        }
-    }
-    match open {
-        Some((line, ..)) => Err(format!("the code block of line {line} is never closed")),
-        None => Ok(out),
-    }
-}
-
 /// Every fenced block of every doc file.
 fn blocks() -> Vec<Block> {
     let mut out = Vec::new();
@@ -176,28 +148,6 @@ fn every_block_is_run_or_checked() {
         "code blocks no test runs:\n{}",
         bad.join("\n")
     );
-}
-
-/// A temporary folder holding a copy of `zones/`, where config files go.
-pub(crate) fn with_zones() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("zones")).unwrap();
-    for e in std::fs::read_dir(repo().join("zones")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, dir.path().join("zones").join(p.file_name().unwrap())).unwrap();
-    }
-    dir
-}
-
-/// The file a block is, from its first line (`# NAME` or `; NAME`, one
-/// word with a dot): a recipe's file.
-pub(crate) fn file_of(body: &str) -> Option<&str> {
-    let first = body.lines().next()?;
-    let name = first
-        .strip_prefix("# ")
-        .or(first.strip_prefix("; "))?
-        .trim();
-    (!name.contains(' ') && name.contains('.')).then_some(name)
 }
 
 /// `dnslb check -c` on `text` written as `dir/config.toml`; `Err` with its output.
@@ -416,45 +366,7 @@ fn run_ok(what: &str, cmd: std::process::Command, at: &str, context: &str) -> ki
 }
 
 /// The shipped ports, in the order they are replaced.
-const SHIPPED_PORTS: [&str; 4] = ["5300", "5301", "5302", "5390"];
-
-/// `text` with the shipped ports moved to `ports`.
-fn move_ports(text: &str, ports: &[u16]) -> String {
-    let mut t = text.to_owned();
-    for (from, to) in SHIPPED_PORTS.iter().zip(ports) {
-        t = t.replace(from, &to.to_string());
-    }
-    t
-}
-
-/// What a command's `# comment` promises of its output, checked.
-pub(crate) fn check_claims(cmd: &str, comment: &str, out: &str) -> Result<(), String> {
-    if comment.trim_start().starts_with("no output") && !out.trim().is_empty() {
-        return Err(format!("{cmd}: says no output, got:\n{out}"));
-    }
-    for rcode in ["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED"] {
-        if comment.contains(rcode) && !out.contains(&format!("status: {rcode}")) {
-            return Err(format!("{cmd}: says {rcode}, got:\n{out}"));
-        }
-    }
-    for word in comment.split(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        let word = word.trim_end_matches('.');
-        if word.parse::<std::net::Ipv4Addr>().is_ok() && !out.contains(word) {
-            return Err(format!("{cmd}: says {word}, got:\n{out}"));
-        }
-    }
-    if comment.contains("flags include aa") {
-        let flags = out.lines().find(|l| l.contains(";; flags:")).unwrap_or("");
-        if !flags
-            .split(';')
-            .nth(2)
-            .is_some_and(|f| f.split_whitespace().any(|w| w == "aa"))
-        {
-            return Err(format!("{cmd}: says flags include aa, got:\n{out}"));
-        }
-    }
-    Ok(())
-}
+const SHIPPED_PORTS: [u16; 4] = [5300, 5301, 5302, 5390];
 
 #[test]
 fn sh_blocks_run_against_the_shipped_deployment() {
@@ -471,7 +383,7 @@ fn sh_blocks_run_against_the_shipped_deployment() {
     let ports = free_ports(SHIPPED_PORTS.len());
     let shipped = std::fs::read_to_string(repo().join("config.toml")).unwrap();
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, move_ports(&shipped, &ports)).unwrap();
+    std::fs::write(&config, move_ports(&shipped, &SHIPPED_PORTS, &ports)).unwrap();
     let mut up = Proc::dnslb(
         "dnslb up",
         &["up", "-c", config.to_str().unwrap()],
@@ -502,7 +414,7 @@ fn sh_blocks_run_against_the_shipped_deployment() {
     for (b, _) in runnable {
         for line in b.body.lines().filter(|l| !l.trim().is_empty()) {
             let (cmd, comment) = line.split_once(" #").unwrap_or((line, ""));
-            let cmd = move_ports(cmd, &ports)
+            let cmd = move_ports(cmd, &SHIPPED_PORTS, &ports)
                 .replace("cargo run --release --", BIN)
                 .replacen(
                     "dnslb ",

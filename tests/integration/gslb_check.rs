@@ -4,94 +4,19 @@
 //! (50 ms); every wait polls the checker's `watch` or its metrics with a
 //! generous deadline, and no test asserts an upper bound on time beyond
 //! that deadline.
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::ResponseCode;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use dnslb::ts::gslb::check::{CheckSpec, Checker, Label, LiveSet, Probe, Target};
+use dnslb::ts::gslb::check::{Checker, Probe};
 
-use crate::kit::{Endpoint, free_port, parse_exposition, poll_until_async, value};
-
-/// The bound of every wait for a state to flip (generous: the machine is shared).
-pub(crate) const LIMIT: Duration = Duration::from_secs(10);
-/// Probe interval of every check here.
-const INTERVAL_MS: u64 = 50;
-pub(crate) const RISE: u32 = 2;
-pub(crate) const FALL: u32 = 3;
-
-/// 127.0.0.`last`.
-pub(crate) fn ip(last: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
-}
-
-pub(crate) fn target(addr: IpAddr, probe: Probe) -> Target {
-    Target {
-        addr,
-        check: CheckSpec {
-            probe,
-            interval_ms: INTERVAL_MS,
-            timeout_ms: 300,
-            rise: RISE,
-            fall: FALL,
-        },
-    }
-}
-
-pub(crate) fn label(service: &str, addr: IpAddr) -> Label {
-    Label {
-        service: service.into(),
-        endpoint: addr.to_string(),
-    }
-}
-
-/// The checker's count of `result` probes for `service`'s `addr`.
-pub(crate) fn checks(checker: &Checker, service: &str, addr: IpAddr, result: &str) -> u64 {
-    let mut text = String::new();
-    checker.write_prometheus(&mut text);
-    let e = parse_exposition(&text);
-    let endpoint = addr.to_string();
-    let want = [
-        ("service", service),
-        ("endpoint", endpoint.as_str()),
-        ("result", result),
-    ];
-    value(&e, "dnslb_ts_endpoint_checks_total", &want) as u64
-}
-
-/// Failures of both kinds (refused or bad answer, and timeouts).
-pub(crate) fn failures(checker: &Checker, service: &str, addr: IpAddr) -> u64 {
-    checks(checker, service, addr, "fail") + checks(checker, service, addr, "timeout")
-}
-
-/// Waits for the next live set the checker publishes.
-pub(crate) async fn next_set(rx: &mut watch::Receiver<Arc<LiveSet>>) -> Vec<bool> {
-    tokio::time::timeout(LIMIT, rx.changed())
-        .await
-        .expect("the live set did not change in time")
-        .expect("the checker's sender is gone");
-    rx.borrow_and_update().up.clone()
-}
-
-/// Waits until `probe` gives true (polling every 10 ms, up to [`LIMIT`]).
-pub(crate) async fn wait_for(what: &str, mut probe: impl FnMut() -> bool) {
-    let ok = poll_until_async(LIMIT, Duration::from_millis(10), async || {
-        probe().then_some(())
-    })
-    .await;
-    assert!(ok.is_some(), "{what}: not within {LIMIT:?}");
-}
-
-/// Cancels the checker; it must stop within [`LIMIT`].
-pub(crate) async fn stop(cancel: &CancellationToken, checker: Checker) {
-    cancel.cancel();
-    tokio::time::timeout(LIMIT, checker.join())
-        .await
-        .expect("the checker stops on cancel");
-}
+use crate::kit::checker::{
+    FALL, RISE, checks, dns_probe, failures, ip, label, next_set, start_checker, stop, target,
+    wait_for,
+};
+use crate::kit::{Endpoint, free_port, parse_exposition, value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_tcp_endpoint_goes_down_after_fall_and_back_up_after_rise() {
@@ -100,13 +25,13 @@ async fn a_killed_tcp_endpoint_goes_down_after_fall_and_back_up_after_rise() {
     let ep_a = Endpoint::tcp(SocketAddr::new(a, port)).await;
     let mut ep_b = Endpoint::tcp(SocketAddr::new(b, port)).await;
     let cancel = CancellationToken::new();
-    let (checker, mut rx) = Checker::start(
+    let (checker, mut rx) = start_checker(
+        &cancel,
+        "www.",
         vec![
-            (target(a, Probe::Tcp { port }), vec![label("www.", a)]),
-            (target(b, Probe::Tcp { port }), vec![label("www.", b)]),
+            target(a, Probe::Tcp { port }),
+            target(b, Probe::Tcp { port }),
         ],
-        8,
-        cancel.clone(),
     );
     assert_eq!(
         rx.borrow_and_update().up,
@@ -172,14 +97,14 @@ async fn http_checks_want_the_expected_status_in_time() {
         host: Some("www.example".into()),
     };
     let cancel = CancellationToken::new();
-    let (checker, mut rx) = Checker::start(
+    let (checker, mut rx) = start_checker(
+        &cancel,
+        "www.",
         vec![
-            (target(good, http()), vec![label("www.", good)]),
-            (target(wrong, http()), vec![label("www.", wrong)]),
-            (target(silent, http()), vec![label("www.", silent)]),
+            target(good, http()),
+            target(wrong, http()),
+            target(silent, http()),
         ],
-        8,
-        cancel.clone(),
     );
     let mut down = [false; 3];
     while down[1..] != [true, true] {
@@ -217,20 +142,12 @@ async fn dns_checks_want_noerror_or_nxdomain() {
     let mut ok_ep = Endpoint::dns(SocketAddr::new(ok, port), ResponseCode::NoError).await;
     let _nx = Endpoint::dns(SocketAddr::new(nx, port), ResponseCode::NXDomain).await;
     let _refused = Endpoint::dns(SocketAddr::new(refused, port), ResponseCode::Refused).await;
-    let dns = || Probe::Dns {
-        port,
-        qname: "www.example.".into(),
-        qtype: 1,
-    };
+    let dns = || dns_probe(port, 1);
     let cancel = CancellationToken::new();
-    let (checker, mut rx) = Checker::start(
-        vec![
-            (target(ok, dns()), vec![label("www.", ok)]),
-            (target(nx, dns()), vec![label("www.", nx)]),
-            (target(refused, dns()), vec![label("www.", refused)]),
-        ],
-        8,
-        cancel.clone(),
+    let (checker, mut rx) = start_checker(
+        &cancel,
+        "www.",
+        vec![target(ok, dns()), target(nx, dns()), target(refused, dns())],
     );
     assert_eq!(
         next_set(&mut rx).await,

@@ -11,13 +11,15 @@ use tokio_util::sync::CancellationToken;
 
 use dnslb::ts::gslb::check::{Checker, Probe};
 
-use crate::gslb_check::{FALL, checks, failures, ip, label, next_set, stop, target, wait_for};
+use crate::kit::checker::{
+    FALL, checks, dns_probe, failures, ip, label, next_set, start_checker, stop, target, wait_for,
+};
 use crate::kit::{Endpoint, free_port};
 
 /// Good probes each endpoint expected up must pass, with no failure.
 const GOOD: u64 = 8;
 
-/// `gslb_check::target` with a timeout no loaded machine reaches by
+/// `kit::checker::target` with a timeout no loaded machine reaches by
 /// accident: only an endpoint that holds its answer back times out.
 fn patient(addr: std::net::IpAddr, probe: Probe) -> dnslb::ts::gslb::check::Target {
     let mut t = target(addr, probe);
@@ -89,19 +91,12 @@ async fn dns_checks_judge_a_large_answer_by_its_rcode_and_wait_past_other_ids() 
     let (big, wrong) = (ip(45), ip(46));
     let _big = Endpoint::dns_padded(SocketAddr::new(big, port), 4000).await;
     let _wrong = Endpoint::dns_wrong_id(SocketAddr::new(wrong, port)).await;
-    let dns = || Probe::Dns {
-        port,
-        qname: "www.example.".into(),
-        qtype: 16,
-    };
+    let dns = || dns_probe(port, 16);
     let cancel = CancellationToken::new();
-    let (checker, mut rx) = Checker::start(
-        vec![
-            (patient(big, dns()), vec![label("dns.", big)]),
-            (target(wrong, dns()), vec![label("dns.", wrong)]),
-        ],
-        8,
-        cancel.clone(),
+    let (checker, mut rx) = start_checker(
+        &cancel,
+        "dns.",
+        vec![patient(big, dns()), target(wrong, dns())],
     );
     assert_eq!(
         next_set(&mut rx).await,
@@ -124,11 +119,7 @@ async fn a_tcp_endpoint_that_accepts_and_resets_stays_up() {
     let a = ip(47);
     let ep = Endpoint::resetting(SocketAddr::new(a, port)).await;
     let cancel = CancellationToken::new();
-    let (checker, rx) = Checker::start(
-        vec![(patient(a, Probe::Tcp { port }), vec![label("tcp.", a)])],
-        8,
-        cancel.clone(),
-    );
+    let (checker, rx) = start_checker(&cancel, "tcp.", vec![patient(a, Probe::Tcp { port })]);
     wait_for("forty probes", || {
         checks(&checker, "tcp.", a, "ok") + failures(&checker, "tcp.", a) >= 40
     })

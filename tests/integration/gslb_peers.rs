@@ -13,7 +13,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use crate::kit::{
-    ASK_POLL, ASK_POLL_WAIT, Endpoint, Gdnsd, GdnsdChecks, Pdns, ServiceTs, ZoneDir,
+    ASK_POLL, ASK_POLL_WAIT, Endpoint, FollowedName, Gdnsd, GdnsdChecks, Pdns, ServiceTs, ZoneDir,
     a_addrs_sorted, ask, free_port, free_ports, local, need, poll_until_async, timed, wait_for,
 };
 
@@ -73,8 +73,14 @@ async fn dnslb_gdnsd_and_powerdns_stop_answering_a_killed_endpoint() {
         fall: 2,
         rise: 2,
     };
-    let mut gdnsd = Gdnsd::multifo_tcp(local(gdnsd_port), ZONE, "www", &endpoints, port, checks);
-    let mut pdns = Pdns::ifportup(local(pdns_port), ZONE, "www", &endpoints, port, 1);
+    let www = FollowedName {
+        zone: ZONE,
+        label: "www",
+        endpoints: &endpoints,
+        port,
+    };
+    let mut gdnsd = Gdnsd::multifo_tcp(local(gdnsd_port), www, checks);
+    let mut pdns = Pdns::ifportup(local(pdns_port), www, 1);
     let dir = ZoneDir::new();
     let (interval_ms, timeout_ms, fall) = DNSLB_CHECK;
     let listed: Vec<String> = ips

@@ -88,6 +88,7 @@ mod shipped_config;
 mod signing;
 mod startup;
 mod status_cmd;
+mod test_tree;
 mod ts;
 mod ts_as_nsd;
 mod ts_catalog;

@@ -370,6 +370,7 @@ async fn hedge_percentile_from_the_config_sets_the_adaptive_delay() {
 /// is answered or counted as shed (by one reason or another).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standing_queue_of_stale_queries_is_shed_and_counted_as_queue() {
+    let _load = kit::heavy().await;
     const FLOOD: u16 = 20_000;
     let dir = ZoneDir::new();
     let ts1 = ts(&dir, "t.txt", Fault::default()).await;

@@ -278,33 +278,27 @@ mod tests {
                 rec("www.d.test.", a("192.0.2.4")),
             ],
         );
+        let cut = |n: &str| z.cut_toward(&name(n));
+        let at = |n: &str| Some(name(n));
         // At the name itself, and at a cut above it.
-        assert_eq!(
-            z.cut_toward(&name("child.d.test.")),
-            Some(name("child.d.test."))
-        );
-        assert_eq!(
-            z.cut_toward(&name("x.y.child.d.test.")),
-            Some(name("child.d.test."))
-        );
+        assert_eq!(cut("child.d.test."), at("child.d.test."));
+        assert_eq!(cut("x.y.child.d.test."), at("child.d.test."));
         // Case does not matter.
-        assert_eq!(
-            z.cut_toward(&name("X.Child.D.Test.")),
-            Some(name("Child.D.Test."))
-        );
+        assert_eq!(cut("X.Child.D.Test."), at("Child.D.Test."));
         // Below an empty non-terminal, the cut further down.
-        assert_eq!(
-            z.cut_toward(&name("low.sub.d.test.")),
-            Some(name("low.sub.d.test."))
-        );
+        assert_eq!(cut("low.sub.d.test."), at("low.sub.d.test."));
         // No cut: data, an empty non-terminal, a missing name, the apex's
         // own NS, a name outside the zone.
-        assert_eq!(z.cut_toward(&name("www.d.test.")), None);
-        assert_eq!(z.cut_toward(&name("x.www.d.test.")), None);
-        assert_eq!(z.cut_toward(&name("sub.d.test.")), None);
-        assert_eq!(z.cut_toward(&name("nowhere.d.test.")), None);
-        assert_eq!(z.cut_toward(&name("d.test.")), None);
-        assert_eq!(z.cut_toward(&name("child.other.test.")), None);
+        for asked in [
+            "www.d.test.",
+            "x.www.d.test.",
+            "sub.d.test.",
+            "nowhere.d.test.",
+            "d.test.",
+            "child.other.test.",
+        ] {
+            assert_eq!(cut(asked), None, "{asked}");
+        }
         // The root zone: every name is below its apex.
         let root = zone(vec![rec("test.", ns("ns.test."))]);
         assert_eq!(root.cut_toward(&name("a.b.test.")), Some(name("test.")));

@@ -73,6 +73,17 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The next field read as `T` (an address), or `bad WHAT 'FIELD'`.
+    pub(super) fn parsed<T: std::str::FromStr>(&mut self, what: &str) -> Result<T, Bad> {
+        let raw = self.next(what)?;
+        self.bad(
+            std::str::from_utf8(raw)
+                .ok()
+                .and_then(|s| s.parse::<T>().ok())
+                .ok_or_else(|| format!("bad {what} '{}'", String::from_utf8_lossy(raw))),
+        )
+    }
+
     pub(super) fn u8(&mut self, what: &str) -> Result<u8, Bad> {
         let raw = self.next(what)?;
         self.bad(u8_of(raw, what))

@@ -51,11 +51,7 @@ pub(super) fn more_types(
         // L32
         105 => {
             out.extend(f.u16("preference")?.to_be_bytes());
-            let raw = f.next("locator")?;
-            let ip = f.bad(fields::text(raw))?;
-            let ip = ip
-                .parse::<Ipv4Addr>()
-                .map_err(|_| (f.line, format!("bad locator '{ip}'")))?;
+            let ip: Ipv4Addr = f.parsed("locator")?;
             out.extend(ip.octets());
         }
         // LP
@@ -101,11 +97,7 @@ pub(super) fn more_types(
         }
         // WKS: an address, a protocol, the ports of the services
         11 => {
-            let raw = f.next("address")?;
-            let s = f.bad(fields::text(raw))?;
-            let ip = s
-                .parse::<Ipv4Addr>()
-                .map_err(|_| (f.line, format!("bad IPv4 address '{s}'")))?;
+            let ip: Ipv4Addr = f.parsed("IPv4 address")?;
             out.extend(ip.octets());
             let raw = f.next("protocol")?;
             let proto = match raw.to_ascii_lowercase().as_slice() {

@@ -312,6 +312,17 @@ ns1 IN A 192.0.2.53
     /// Lines in [`HEAD`].
     const HEAD_LINES: usize = 10;
 
+    /// `text` is refused at line `n` after [`HEAD`].
+    fn assert_error_at(text: &str, n: usize) {
+        let e = error(text);
+        assert!(e.starts_with(&head_line(n, "")), "{e}");
+    }
+
+    /// The error text of line `n` after [`HEAD`]: `z.zone:LINE: msg`.
+    fn head_line(n: usize, msg: &str) -> String {
+        format!("z.zone:{}: {msg}", HEAD_LINES + n)
+    }
+
     fn lines_of(records: &[SourceRecord], owner: &str, kind: RecordType) -> Vec<usize> {
         let owner = name(owner);
         records
@@ -385,7 +396,7 @@ ns1 IN A 192.0.2.53
         assert!(error(&text).starts_with("z.zone:9: "), "{}", error(&text));
         // Relative origin files too: a bad line at the very end without a newline.
         let text = format!("{HEAD}www IN AAAA 192.0.2.1");
-        assert!(error(&text).starts_with(&format!("z.zone:{}: ", HEAD_LINES + 1)));
+        assert_error_at(&text, 1);
     }
 
     #[test]
@@ -402,11 +413,7 @@ ns1 IN A 192.0.2.53
         let text = format!(
             "{HEAD}t IN TXT \"two\nlines; ( not a comment\"\nu IN TXT \"x\" ; ( comment\nbad IN A x\n"
         );
-        assert!(
-            error(&text).starts_with(&format!("z.zone:{}: ", HEAD_LINES + 4)),
-            "{}",
-            error(&text)
-        );
+        assert_error_at(&text, 4);
     }
 
     #[test]
@@ -414,9 +421,9 @@ ns1 IN A 192.0.2.53
         let text = format!("{HEAD}x IN TXT ( \"a\"\n\"b\"\n\n");
         assert_eq!(
             error(&text),
-            format!(
-                "z.zone:{}: parenthesis opened here is not closed at the end of the file",
-                HEAD_LINES + 1
+            head_line(
+                1,
+                "parenthesis opened here is not closed at the end of the file"
             )
         );
     }
@@ -424,10 +431,7 @@ ns1 IN A 192.0.2.53
     #[test]
     fn include_is_refused() {
         let text = format!("{HEAD}$INCLUDE /etc/passwd\n");
-        assert_eq!(
-            error(&text),
-            format!("z.zone:{}: $INCLUDE is not supported", HEAD_LINES + 1)
-        );
+        assert_eq!(error(&text), head_line(1, "$INCLUDE is not supported"));
         assert_eq!(
             error("$include other.zone example.test.\n"),
             "z.zone:1: $INCLUDE is not supported"
@@ -444,17 +448,10 @@ ns1 IN A 192.0.2.53
         let text = format!("{HEAD}sub IN SOA ns1 hostmaster 1 2 3 4 5\n");
         assert_eq!(
             error(&text),
-            format!(
-                "z.zone:{}: more than one SOA (example.test. and sub.example.test.)",
-                HEAD_LINES + 1
-            )
+            head_line(1, "more than one SOA (example.test. and sub.example.test.)")
         );
         let text = format!("{HEAD}@ IN SOA ns1 hostmaster 2 2 3 4 5\n");
-        assert!(
-            error(&text).starts_with(&format!("z.zone:{}: ", HEAD_LINES + 1)),
-            "{}",
-            error(&text)
-        );
+        assert_error_at(&text, 1);
     }
 
     #[test]
@@ -462,10 +459,7 @@ ns1 IN A 192.0.2.53
         let text = format!("{HEAD}www.example.org. IN A 192.0.2.1\n");
         assert_eq!(
             error(&text),
-            format!(
-                "z.zone:{}: www.example.org. is outside the zone example.test.",
-                HEAD_LINES + 1
-            )
+            head_line(1, "www.example.org. is outside the zone example.test.")
         );
     }
 
@@ -474,10 +468,7 @@ ns1 IN A 192.0.2.53
         let text = format!("{HEAD}txt CH TXT \"x\"\n");
         assert_eq!(
             error(&text),
-            format!(
-                "z.zone:{}: class CH is not supported (only IN)",
-                HEAD_LINES + 1
-            )
+            head_line(1, "class CH is not supported (only IN)")
         );
     }
 
@@ -505,14 +496,13 @@ ns1 IN A 192.0.2.53
                 .map(ToString::to_string)
                 .collect()
         };
-        let at = |n: usize| HEAD_LINES + n;
         assert_eq!(
             lines(MAX_PROBLEMS),
             [
-                format!("z.zone:{}: bad IPv4 address '300.1.1.1'", at(1)),
-                format!("z.zone:{}: bad IPv4 address '1.2.3'", at(2)),
-                format!("z.zone:{}: unknown type 'BOGUS'", at(3)),
-                format!("z.zone:{}: quoted string not closed", at(5)),
+                head_line(1, "bad IPv4 address '300.1.1.1'"),
+                head_line(2, "bad IPv4 address '1.2.3'"),
+                head_line(3, "unknown type 'BOGUS'"),
+                head_line(5, "quoted string not closed"),
             ]
         );
         assert_eq!(lines(2).len(), 2);

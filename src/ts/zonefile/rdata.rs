@@ -71,24 +71,12 @@ pub(super) fn wire(
     match code {
         // A
         1 => {
-            let raw = f.next("IPv4 address")?;
-            let ip = f.bad(
-                std::str::from_utf8(raw)
-                    .ok()
-                    .and_then(|s| s.parse::<Ipv4Addr>().ok())
-                    .ok_or_else(|| format!("bad IPv4 address '{}'", String::from_utf8_lossy(raw))),
-            )?;
+            let ip: Ipv4Addr = f.parsed("IPv4 address")?;
             out.extend_from_slice(&ip.octets());
         }
         // AAAA
         28 => {
-            let raw = f.next("IPv6 address")?;
-            let ip = f.bad(
-                std::str::from_utf8(raw)
-                    .ok()
-                    .and_then(|s| s.parse::<Ipv6Addr>().ok())
-                    .ok_or_else(|| format!("bad IPv6 address '{}'", String::from_utf8_lossy(raw))),
-            )?;
+            let ip: Ipv6Addr = f.parsed("IPv6 address")?;
             out.extend_from_slice(&ip.octets());
         }
         // NS, MD, MF, CNAME, MB, MG, MR, PTR, DNAME

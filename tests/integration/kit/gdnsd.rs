@@ -5,10 +5,10 @@
 //! gdnsd runs in the foreground (`gdnsd -c DIR start`) with its config,
 //! zone, run and state folders in a temporary folder (checked by
 //! `gdnsd checkconf` first); the [`Proc`] stops it by PID when dropped.
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::Command;
 
-use crate::kit::{ZoneServer, assert_config_accepted};
+use crate::kit::{FollowedName, ZoneServer, assert_config_accepted};
 
 /// How gdnsd's `tcp_connect` monitor checks each endpoint. gdnsd counts in
 /// whole seconds: `interval_s` at least 2 (its timeout, 1 s at least, must
@@ -28,18 +28,17 @@ pub struct GdnsdChecks {
 pub type Gdnsd = ZoneServer;
 
 impl ZoneServer {
-    /// gdnsd on `listen` (UDP and TCP), authoritative for `zone` (no final
-    /// dot), where `label.zone` (TTL 30) answers the addresses of
-    /// `endpoints` that are not DOWN by a TCP connect to `port`
-    /// (`up_thresh` 0.3: fewer than a third up answers all of them, fail-open).
-    pub fn multifo_tcp(
-        listen: SocketAddr,
-        zone: &str,
-        label: &str,
-        endpoints: &[IpAddr],
-        port: u16,
-        checks: GdnsdChecks,
-    ) -> Gdnsd {
+    /// gdnsd on `listen` (UDP and TCP), authoritative for `name.zone`,
+    /// where `name.label` answers the endpoints that are not DOWN by
+    /// `tcp_connect` (`up_thresh` 0.3: fewer than a third up answers all
+    /// of them, fail-open).
+    pub fn multifo_tcp(listen: SocketAddr, name: FollowedName, checks: GdnsdChecks) -> Gdnsd {
+        let FollowedName {
+            zone,
+            label,
+            endpoints,
+            port,
+        } = name;
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir(d.join("zones")).unwrap();

@@ -1,7 +1,9 @@
 //! The test kit every integration module uses: every helper that more than
 //! one test file needs lives here, and a test file imports helpers only from
-//! here (a few files still keep a local `ask` or `start_ts` fitted to their
-//! own case, issue 36):
+//! here, never from another test file (held by `test_tree.rs`). A helper
+//! one file alone needs stays in it: some files keep a local `ask` or
+//! `start_ts` fitted to their case (a `dnslb ts` child with that file's
+//! config, an answer with its timing), most of them thin over the kit's.
 //!
 //! * [`client`]: queries, UDP/TCP asks, reading answers.
 //! * [`children`]: `dnslb` processes: readiness, the log of `up`, `/proc`.
@@ -18,6 +20,9 @@
 //!   process, free ports, polling with a deadline, a peer program serving
 //!   one zone ([`ZoneServer`]: gdnsd's and PowerDNS's).
 //! * [`fakes`]: fake backends answering, silent or stalled.
+//! * [`checker`]: the TS's endpoint checker in the test process over
+//!   [`endpoints`]: targets, labels, its counters and live sets (not
+//!   re-exported: `use crate::kit::checker::...`).
 //! * [`hostile`]: a hostile primary for transfers (cut, unapplicable,
 //!   TSIG failing mid-stream, a length that lies).
 //! * [`endpoints`]: service endpoints for health checks (TCP, HTTP, DNS),
@@ -27,6 +32,9 @@
 //!   (`or_skip!`: the skip in one line), the peer tests' probe questions.
 //! * [`signed`]: zones signed by the real DNSSEC tools as the test runs,
 //!   and `dig AXFR`'s output as a zone file for their verifiers.
+//! * [`recipes`]: the docs' fenced blocks and the claims of a command's
+//!   comment, DEPLOY.md's recipes walked as an operator would (not
+//!   re-exported: `use crate::kit::recipes::...`).
 //! * [`rrsets`]: two answers compared RRset by RRset, printed like `dig`.
 //! * [`knot`]: Knot DNS as a primary or a secondary ([`Knot`]).
 //! * [`nsd`]: NSD as a reference primary or a secondary ([`Nsd`]).
@@ -51,6 +59,7 @@
 //!   ever measured beside a load test.
 //!
 //! Everything is re-exported here: `use crate::kit::{...}`.
+pub mod checker;
 pub mod children;
 pub mod client;
 pub mod commands;
@@ -71,6 +80,7 @@ pub mod netns;
 pub mod nsd;
 pub mod pdns;
 pub mod procs;
+pub mod recipes;
 pub mod rrsets;
 pub mod servers;
 pub mod service_ts;

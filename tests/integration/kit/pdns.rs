@@ -7,34 +7,30 @@
 //! [`Proc`] stops it by PID when dropped. Its packet and query caches are
 //! off (an answer shows the health checks' state at once) and its security
 //! poll is off (no query leaves the machine).
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::Command;
 
-use crate::kit::ZoneServer;
+use crate::kit::{FollowedName, ZoneServer};
 
 /// A `pdns_server` serving `zone` with one `ifportup` name.
 pub type Pdns = ZoneServer;
 
 impl ZoneServer {
-    /// PowerDNS on `listen`, authoritative for `zone` (no final dot), where
-    /// `label.zone` (TTL 30) is `LUA A "ifportup(port, {endpoints},
-    /// {selector='all', timeout=1})"`: every endpoint a TCP connect to `port`
-    /// reaches, checked every `interval_s` seconds
+    /// PowerDNS on `listen`, authoritative for `name.zone`, where
+    /// `name.label` is `LUA A "ifportup(port, {endpoints}, {selector='all',
+    /// timeout=1})"`: every endpoint a TCP connect reaches, checked every
+    /// `interval_s` seconds
     /// (`lua-health-checks-interval`; PowerDNS 4.7 has no fall or rise: one
     /// result turns an endpoint). Checks start with the first query for the
     /// name; until then every endpoint counts as down.
-    pub fn ifportup(
-        listen: SocketAddr,
-        zone: &str,
-        label: &str,
-        endpoints: &[IpAddr],
-        port: u16,
-        interval_s: u32,
-    ) -> Pdns {
+    pub fn ifportup(listen: SocketAddr, name: FollowedName, interval_s: u32) -> Pdns {
+        let list: Vec<String> = name.endpoints.iter().map(|a| format!("'{a}'")).collect();
+        let FollowedName {
+            zone, label, port, ..
+        } = name;
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let zone_file = d.join(format!("{zone}.zone"));
-        let list: Vec<String> = endpoints.iter().map(|a| format!("'{a}'")).collect();
         let zone_text = format!(
             "$ORIGIN {zone}.\n\
              @ 300 IN SOA ns1 hostmaster 1 7200 1800 259200 900\n\

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -552,6 +552,17 @@ pub async fn wait_stderr(proc: &mut Proc, needle: &str, count: usize, limit: Dur
 
 /// How long [`ZoneServer::wait_ready`] waits for the peer to answer.
 const ZONE_READY_LIMIT: Duration = Duration::from_secs(15);
+
+/// A name a peer answers by its endpoints' health: `label.zone` (`zone`
+/// with no final dot; TTL 30) answers those of `endpoints` that a TCP
+/// connect to `port` reaches.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowedName<'a> {
+    pub zone: &'a str,
+    pub label: &'a str,
+    pub endpoints: &'a [IpAddr],
+    pub port: u16,
+}
 
 /// A peer program serving one zone on an address the test picks (gdnsd,
 /// PowerDNS): its process (stopped by PID when dropped), its address, the

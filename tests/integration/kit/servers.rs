@@ -142,6 +142,13 @@ impl TestLs {
     pub async fn stop(self) {
         self.run.stop().await;
     }
+
+    /// The answers the LS made up itself (`dnslb_synthesized_total`): a
+    /// SERVFAIL or NXDOMAIN at the deadline, no backend's.
+    pub fn synthesized(&self) -> u64 {
+        let m = self.balancer.metrics();
+        m.synthesized.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A TS fault that delays every answer by `ms` and drops none.

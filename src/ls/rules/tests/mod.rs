@@ -82,6 +82,11 @@ fn judge(s: &RuleSet, q: &Q) -> Option<(String, Act)> {
         .map(|h| (s.name(h.rule).unwrap().to_owned(), h.act))
 }
 
+/// [`judge`] of `Q::new(name, qtype)`.
+fn judged(s: &RuleSet, name: &str, qtype: RecordType) -> Option<(String, Act)> {
+    judge(s, &Q::new(name, qtype))
+}
+
 fn hit(name: &str, act: Act) -> Option<(String, Act)> {
     Some((name.to_owned(), act))
 }
@@ -94,7 +99,7 @@ fn rule(name: &str, m: &str, action: &str) -> String {
 fn no_rules_no_hit() {
     let s = set("");
     assert!(s.is_empty());
-    assert_eq!(judge(&s, &Q::new("example.org.", RecordType::A)), None);
+    assert_eq!(judged(&s, "example.org.", RecordType::A), None);
 }
 
 #[test]
@@ -113,7 +118,7 @@ fn suffix_matches_at_label_boundaries_case_aside() {
         ("tracker.test.", true),
         ("other.test.", false),
     ] {
-        let got = judge(&s, &Q::new(name, RecordType::A));
+        let got = judged(&s, name, RecordType::A);
         assert_eq!(got.is_some(), matched, "{name}");
     }
 }
@@ -221,9 +226,9 @@ fn all_conditions_must_hold() {
         "suffix = [\"example.com\"], qtype = [\"A\"], transport = [\"udp\"]",
         "\"drop\"",
     ));
-    assert!(judge(&s, &Q::new("www.example.com.", RecordType::A)).is_some());
-    assert!(judge(&s, &Q::new("www.example.com.", RecordType::AAAA)).is_none());
-    assert!(judge(&s, &Q::new("www.example.net.", RecordType::A)).is_none());
+    assert!(judged(&s, "www.example.com.", RecordType::A).is_some());
+    assert!(judged(&s, "www.example.com.", RecordType::AAAA).is_none());
+    assert!(judged(&s, "www.example.net.", RecordType::A).is_none());
     let tcp = Q::new("www.example.com.", RecordType::A).by(RuleTransport::Tcp);
     assert!(judge(&s, &tcp).is_none());
 }
@@ -240,14 +245,11 @@ fn the_first_rule_in_file_order_acts_and_allow_stops() {
     let s = set(&rules);
     let a = RecordType::A;
     assert_eq!(
-        judge(&s, &Q::new("www.example.com.", a)),
+        judged(&s, "www.example.com.", a),
         hit("narrow", Act::Nxdomain)
     );
-    assert_eq!(
-        judge(&s, &Q::new("x.example.com.", a)),
-        hit("wide", Act::Refuse)
-    );
-    assert_eq!(judge(&s, &Q::new("other.", a)), hit("all", Act::Servfail));
+    assert_eq!(judged(&s, "x.example.com.", a), hit("wide", Act::Refuse));
+    assert_eq!(judged(&s, "other.", a), hit("all", Act::Servfail));
     // allow comes before "wide" and "all": they are not checked.
     let inside = Q::new("x.example.com.", a).from("10.1.2.3");
     assert_eq!(judge(&s, &inside), hit("pass", Act::Allow));
@@ -279,11 +281,11 @@ fn a_rule_naming_two_suffixes_of_a_name_is_checked_once_in_its_place() {
     .concat();
     let s = set(&rules);
     assert_eq!(
-        judge(&s, &Q::new("c.b.a.example.", RecordType::MX)),
+        judged(&s, "c.b.a.example.", RecordType::MX),
         hit("first", Act::Drop)
     );
     assert_eq!(
-        judge(&s, &Q::new("c.b.a.example.", RecordType::A)),
+        judged(&s, "c.b.a.example.", RecordType::A),
         hit("second", Act::Refuse)
     );
 }
@@ -297,11 +299,11 @@ fn pool_and_delay_acts() {
     .concat();
     let s = set(&rules);
     assert_eq!(
-        judge(&s, &Q::new("x.", RecordType::MX)),
+        judged(&s, "x.", RecordType::MX),
         hit("to-net", Act::Pool(1))
     );
     let slow = Act::Delay(Duration::from_millis(250));
-    assert_eq!(judge(&s, &Q::new("x.", RecordType::TXT)), hit("slow", slow));
+    assert_eq!(judged(&s, "x.", RecordType::TXT), hit("slow", slow));
     assert!(!slow.answers() && !Act::Pool(1).answers() && Act::Spoof.answers());
 }
 
@@ -378,13 +380,10 @@ fn a_thousand_suffix_rules_find_the_one_that_holds() {
         .collect();
     let s = set(&rules);
     assert_eq!(
-        judge(&s, &Q::new("www.z777.example.", RecordType::A)),
+        judged(&s, "www.z777.example.", RecordType::A),
         hit("r777", Act::Drop)
     );
-    assert_eq!(
-        judge(&s, &Q::new("www.z1000.example.", RecordType::A)),
-        None
-    );
+    assert_eq!(judged(&s, "www.z1000.example.", RecordType::A), None);
 }
 
 #[test]

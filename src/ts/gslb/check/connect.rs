@@ -286,8 +286,7 @@ mod tests {
     /// the reset came first, `Ok` when the event was read first).
     #[tokio::test]
     async fn an_endpoint_that_accepts_and_resets_passes_the_connect() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = listening();
         let mut c = Connects::new(1).unwrap();
         assert_eq!(c.start(0, addr, 0, 5_000), None);
         let (conn, _) = listener.accept().unwrap();
@@ -300,6 +299,13 @@ mod tests {
     }
 
     /// Polls `c` until `want` probes ended (bounded).
+    /// A TCP listener on 127.0.0.1 and its address.
+    fn listening() -> (std::net::TcpListener, std::net::SocketAddr) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        (listener, addr)
+    }
+
     async fn ended(c: &mut Connects, want: usize) -> Vec<(usize, ProbeResult)> {
         let mut done = Vec::new();
         for _ in 0..100 {
@@ -316,12 +322,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_listener_is_ok_and_a_closed_port_fails() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let open = listener.local_addr().unwrap();
-        let closed = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap()
-        };
+        let (listener, open) = listening();
+        // Its listener dropped at once: a port nobody listens on.
+        let closed = listening().1;
         let mut c = Connects::new(3).unwrap();
         assert_eq!(c.start(0, open, 0, 5_000), None);
         assert_eq!(c.start(2, closed, 0, 5_000), None);
@@ -343,8 +346,7 @@ mod tests {
     async fn a_probe_past_its_deadline_times_out_once() {
         // The deadlines are judged on the clock given, whether or not the
         // connect ended meanwhile (its end is read only by `collect`).
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (_listener, addr) = listening();
         let mut c = Connects::new(2).unwrap();
         assert_eq!(c.start(1, addr, 100, 50), None);
         assert_eq!(c.next_deadline(), Some(150));
@@ -366,8 +368,7 @@ mod tests {
 
     #[tokio::test]
     async fn deadlines_of_different_timeouts_come_in_time_order() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (_listener, addr) = listening();
         let mut c = Connects::new(3).unwrap();
         assert_eq!(c.start(0, addr, 0, 500), None);
         assert_eq!(c.start(1, addr, 10, 100), None);

@@ -275,27 +275,16 @@ mod tests {
     #[test]
     fn a_dns_answer_is_judged_by_id_question_and_rcode() {
         let q = soa_query();
-        assert_eq!(judge_dns(&response([0x12, 0x34], 0, &[]), &q), Some(true));
-        assert_eq!(
-            judge_dns(&response([0x12, 0x34], 3, &[]), &q),
-            Some(true),
-            "NXDOMAIN"
-        );
-        assert_eq!(
-            judge_dns(&response([0x12, 0x34], 2, &[]), &q),
-            Some(false),
-            "SERVFAIL"
-        );
-        assert_eq!(
-            judge_dns(&response([0x12, 0x34], 5, &[]), &q),
-            Some(false),
-            "REFUSED"
-        );
-        assert_eq!(
-            judge_dns(&response([0x12, 0x35], 0, &[]), &q),
-            None,
-            "another ID"
-        );
+        let id = [0x12, 0x34];
+        for (id, rcode, want, what) in [
+            (id, 0, Some(true), "NOERROR"),
+            (id, 3, Some(true), "NXDOMAIN"),
+            (id, 2, Some(false), "SERVFAIL"),
+            (id, 5, Some(false), "REFUSED"),
+            ([0x12, 0x35], 0, None, "another ID"),
+        ] {
+            assert_eq!(judge_dns(&response(id, rcode, &[]), &q), want, "{what}");
+        }
         let mut query_back = response([0x12, 0x34], 0, &[]);
         query_back[2] = 0x04;
         assert_eq!(judge_dns(&query_back, &q), None, "not a response");
