@@ -11,13 +11,13 @@
 //! ([`Worker::watch_upstream`], the client socket's watch) is decided here;
 //! what a query, an answer or a timer does is `worker`'s.
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::tap;
-use super::worker::{CLIENT, UPSTREAM_SLOTS, Watch, Worker};
+use super::worker::{CLIENT, RoundClock, UPSTREAM_SLOTS, Watch, Worker};
 use crate::server::batch::{self, RecvBatch};
 use crate::server::shed::{arrival, queue_bound, waited};
 
@@ -70,7 +70,14 @@ impl Worker {
                 return Ok(());
             }
             self.wait()?;
-            self.round(&mut slots, Instant::now());
+            // One clock read per round: both clocks when a socket is to be
+            // read (its datagrams are timed by them), else the monotonic one.
+            let clock = if self.client_ready || !self.ups_ready.is_empty() {
+                RoundClock::read()
+            } else {
+                RoundClock::at(Instant::now())
+            };
+            self.round_on(&mut slots, clock);
         }
     }
 
@@ -128,6 +135,14 @@ impl Worker {
     /// yield needed to hear of the upstream sockets' new answers, as on a
     /// runtime whose driver polled epoll only when the worker yielded).
     pub(super) fn round(&mut self, slots: &mut Slots, now: Instant) {
+        self.round_on(slots, RoundClock::at(now));
+    }
+
+    /// [`Worker::round`] on `clock` (the time every part of the round
+    /// uses: no other clock read in it but the datagrams' moment, once).
+    fn round_on(&mut self, slots: &mut Slots, clock: RoundClock) {
+        self.clock = clock;
+        let now = clock.now;
         self.read_upstream(&mut slots.up);
         if self.paused_until.is_some_and(|at| now >= at) {
             self.paused_until = None;
@@ -161,7 +176,7 @@ impl Worker {
             Ok(n) => {
                 self.backoff.success();
                 let bound = queue_bound(self.balancer.state().policy.timeout);
-                let (read_at, now) = (SystemTime::now(), Instant::now());
+                let (now, read_at) = self.clock.stamps();
                 for i in 0..n {
                     if let Some((raw, meta)) = slots.get(i)
                         && let Some(src) = meta.peer()
@@ -187,7 +202,7 @@ impl Worker {
             Err(err) => {
                 debug!(?err, "udp recv error");
                 if let Some(pause) = self.backoff.failure() {
-                    self.paused_until = Some(Instant::now() + pause);
+                    self.paused_until = Some(self.clock.now + pause);
                 }
             }
         }
@@ -296,7 +311,7 @@ impl Worker {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let (now, now_sys) = (Instant::now(), SystemTime::now());
+            let (now, now_sys) = self.clock.stamps();
             for i in 0..n {
                 if let Some((resp, meta)) = batch.get(i)
                     && let Some(from) = meta.src
@@ -344,7 +359,7 @@ impl Worker {
                 break;
             }
             // Each refusal ends a try; a flight has finitely many, so this ends.
-            let now = Instant::now();
+            let now = self.clock.now;
             let mut refused = std::mem::take(&mut self.refused);
             for (sock, id) in refused.drain(..) {
                 self.on_refused(sock, id, now);
