@@ -123,7 +123,9 @@ impl Worker {
         Ok(())
     }
 
-    /// One round at `now` (the time the wait returned): whatever the last
+    /// One round at `clock` (the time the wait returned: every part of the
+    /// round takes its time from it, no other clock read in it but the
+    /// datagrams' moment, once): whatever the last
     /// wait found ready is read, upstream answers first, then a batch of
     /// client queries; then, when a timer is due, every other upstream
     /// socket with an ID in use is read ([`Worker::read_in_flight`]: the
@@ -134,12 +136,6 @@ impl Worker {
     /// next wait reports at once, together with whatever else is ready (no
     /// yield needed to hear of the upstream sockets' new answers, as on a
     /// runtime whose driver polled epoll only when the worker yielded).
-    pub(super) fn round(&mut self, slots: &mut Slots, now: Instant) {
-        self.round_on(slots, RoundClock::at(now));
-    }
-
-    /// [`Worker::round`] on `clock` (the time every part of the round
-    /// uses: no other clock read in it but the datagrams' moment, once).
     fn round_on(&mut self, slots: &mut Slots, clock: RoundClock) {
         self.clock = clock;
         let now = clock.now;
@@ -326,6 +322,12 @@ impl Worker {
                 break;
             }
         }
+    }
+
+    /// A round at `now` (a test's time), the datagrams timed by the clocks.
+    #[cfg(test)]
+    pub(super) fn round(&mut self, slots: &mut Slots, now: Instant) {
+        self.round_on(slots, RoundClock::at(now));
     }
 
     /// Sends this round's upstream queries and client answers, in batches,
