@@ -179,12 +179,18 @@ impl Young {
         self.head = to;
     }
 
-    /// One query sent at `now`.
+    /// One query sent at `now`, counted in `now`'s slot: the slot
+    /// [`Young::ended`] takes it out of, also when `now` is older than the
+    /// newest slot (a caller's time read earlier, e.g. its round's start);
+    /// one older than the ring is not counted.
     pub fn sent(&mut self, now: Instant) {
         self.advance(now);
-        let i = (self.head % SLOTS as u64) as usize;
-        if let Some(c) = self.counts.get_mut(i) {
-            *c = c.saturating_add(1);
+        let s = self.slot(now).min(self.head);
+        if self.head - s < SLOTS as u64 {
+            let i = (s % SLOTS as u64) as usize;
+            if let Some(c) = self.counts.get_mut(i) {
+                *c = c.saturating_add(1);
+            }
         }
     }
 
@@ -568,6 +574,14 @@ mod tests {
                 assert_eq!(y.count(at, h), naive, "step {step}, horizon {horizon} ms");
             }
         }
+        // A send timed before the newest slot is counted in its own slot,
+        // and its end takes it out again: nothing is left over.
+        let t = t0 + 400 * MS;
+        let before = y.count(t, 20 * MS);
+        y.sent(t - 5 * MS);
+        assert_eq!(y.count(t, 20 * MS), before + 1);
+        y.ended(t - 5 * MS);
+        assert_eq!(y.count(t, 20 * MS), before);
         assert_eq!(slots_in(Duration::from_secs(3)), 1500);
         assert_eq!(slots_in(3 * MS), 1);
     }
