@@ -121,12 +121,18 @@ impl Default for AdaptiveDelay {
 impl AdaptiveDelay {
     /// Records a latency; recomputes the cached percentile now and then.
     pub fn observe(&self, rtt: Duration, pct: f64) {
+        self.observe_at(rtt, pct, Instant::now());
+    }
+
+    /// [`AdaptiveDelay::observe`] of a latency measured at `now` (the
+    /// caller's clock: no clock read here).
+    pub fn observe_at(&self, rtt: Duration, pct: f64, now: Instant) {
         let n = self.samples.fetch_add(1, Relaxed) + 1;
         let mut w = match self.window.lock() {
             Ok(w) => w,
             Err(p) => p.into_inner(),
         };
-        w.record(rtt, Instant::now());
+        w.record(rtt, now);
         if n.is_multiple_of(RECOMPUTE_EVERY) || n <= MIN_SAMPLES {
             let us = w.percentile(pct).map_or(0, |d| {
                 u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)

@@ -235,9 +235,13 @@ impl Backend {
 
     /// Counts one upstream query in flight until the guard is dropped.
     pub fn begin(self: &Arc<Self>) -> InFlight {
+        self.begin_at(Instant::now())
+    }
+
+    /// [`Backend::begin`] for a query sent at `sent` (the caller's clock).
+    pub fn begin_at(self: &Arc<Self>, sent: Instant) -> InFlight {
         self.stats.sent.fetch_add(1, Relaxed);
         self.stats.outstanding.fetch_add(1, Relaxed);
-        let sent = Instant::now();
         self.limit.sent(sent);
         InFlight {
             backend: self.clone(),

@@ -160,8 +160,7 @@ impl Young {
     }
 
     fn slot(&self, at: Instant) -> u64 {
-        let d = at.saturating_duration_since(self.origin);
-        u64::try_from(d.as_nanos() / SLOT.as_nanos()).unwrap_or(u64::MAX)
+        slots_in(at.saturating_duration_since(self.origin))
     }
 
     /// Moves the newest slot to `now`'s, emptying those it passes.
@@ -180,12 +179,18 @@ impl Young {
         self.head = to;
     }
 
-    /// One query sent at `now`.
+    /// One query sent at `now`, counted in `now`'s slot: the slot
+    /// [`Young::ended`] takes it out of, also when `now` is older than the
+    /// newest slot (a caller's time read earlier, e.g. its round's start);
+    /// one older than the ring is not counted.
     pub fn sent(&mut self, now: Instant) {
         self.advance(now);
-        let i = (self.head % SLOTS as u64) as usize;
-        if let Some(c) = self.counts.get_mut(i) {
-            *c = c.saturating_add(1);
+        let s = self.slot(now).min(self.head);
+        if self.head - s < SLOTS as u64 {
+            let i = (s % SLOTS as u64) as usize;
+            if let Some(c) = self.counts.get_mut(i) {
+                *c = c.saturating_add(1);
+            }
         }
     }
 
@@ -203,18 +208,45 @@ impl Young {
 
     /// Queries sent within `horizon` of `now` and not ended.
     pub fn count(&mut self, now: Instant, horizon: Duration) -> u32 {
-        self.advance(now);
-        let slots = (horizon.as_nanos() / SLOT.as_nanos()).clamp(1, SLOTS as u128) as u64;
-        (0..slots)
-            .filter_map(|k| self.head.checked_sub(k))
-            .map(|s| {
-                self.counts
-                    .get((s % SLOTS as u64) as usize)
-                    .copied()
-                    .unwrap_or(0)
-            })
-            .fold(0u32, u32::saturating_add)
+        self.count_slots(now, horizon_slots(horizon))
     }
+
+    /// Queries sent in the last `slots` slots (the newest included) at
+    /// `now` and not ended: the ring's last `slots` counts, summed as at
+    /// most two runs (a slot before the first is still 0).
+    fn count_slots(&mut self, now: Instant, slots: usize) -> u32 {
+        self.advance(now);
+        let slots = slots.clamp(1, SLOTS);
+        let end = (self.head % SLOTS as u64) as usize + 1;
+        let sum = |r: &[u32]| r.iter().map(|&c| u64::from(c)).sum::<u64>();
+        let total = match end.checked_sub(slots) {
+            Some(start) => sum(self.counts.get(start..end).unwrap_or_default()),
+            None => {
+                let wrapped = SLOTS - (slots - end);
+                sum(self.counts.get(..end).unwrap_or_default())
+                    + sum(self.counts.get(wrapped..).unwrap_or_default())
+            }
+        };
+        u32::try_from(total).unwrap_or(u32::MAX)
+    }
+}
+
+/// Whole [`SLOT`]s in `d`, in 64-bit arithmetic (no 128-bit division on
+/// the per-query path).
+fn slots_in(d: Duration) -> u64 {
+    const SLOT_NS: u64 = SLOT.as_nanos() as u64;
+    let ns = d
+        .as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()));
+    ns / SLOT_NS
+}
+
+/// The slots a `horizon` spans (within `1..=SLOTS`).
+fn horizon_slots(horizon: Duration) -> usize {
+    usize::try_from(slots_in(horizon))
+        .unwrap_or(SLOTS)
+        .clamp(1, SLOTS)
 }
 
 /// Moves the candidates (backend indexes) without room behind those with
@@ -242,6 +274,9 @@ pub struct Limiter {
     epoch_min: Option<Duration>,
     prev_min: Option<Duration>,
     epoch_start: Instant,
+    /// The slots of the in-flight count's horizon ([`horizon`] of the
+    /// baseline), kept up to date as the baseline changes.
+    horizon_slots: usize,
 }
 
 impl Limiter {
@@ -258,6 +293,7 @@ impl Limiter {
             epoch_min: None,
             prev_min: None,
             epoch_start: now,
+            horizon_slots: horizon_slots(HORIZON_MAX),
         }
     }
 
@@ -291,14 +327,15 @@ impl Limiter {
         }
     }
 
-    fn horizon(&self) -> Duration {
-        self.baseline().map_or(HORIZON_MAX, horizon)
+    /// The slots of the horizon, for the baseline now (computed when the
+    /// baseline changes, not per query).
+    fn horizon_now(&self) -> usize {
+        horizon_slots(self.baseline().map_or(HORIZON_MAX, horizon))
     }
 
     /// Queries counted against the limit at `now`.
     pub fn in_flight(&mut self, now: Instant) -> u32 {
-        let h = self.horizon();
-        self.young.count(now, h)
+        self.young.count_slots(now, self.horizon_slots)
     }
 
     /// Whether one more query may go at `now`.
@@ -306,11 +343,12 @@ impl Limiter {
         self.bounds.max == 0 || self.in_flight(now) < self.limit()
     }
 
-    /// A query sent at `now`.
-    pub fn sent(&mut self, now: Instant) {
+    /// A query sent at `now`; the queries in flight then.
+    pub fn sent(&mut self, now: Instant) -> u32 {
         self.young.sent(now);
         let n = self.in_flight(now);
         self.peak = self.peak.max(n);
+        n
     }
 
     /// The query sent at `sent` ended.
@@ -321,11 +359,15 @@ impl Limiter {
     /// An answer that took `rtt`, received at `now`; ends a window when
     /// it is due.
     pub fn sample(&mut self, rtt: Duration, now: Instant) {
+        let before = self.baseline();
         if now.saturating_duration_since(self.epoch_start) >= EPOCH {
             self.prev_min = self.epoch_min.take();
             self.epoch_start = now;
         }
         self.epoch_min = Some(self.epoch_min.map_or(rtt, |m| m.min(rtt)));
+        if self.baseline() != before {
+            self.horizon_slots = self.horizon_now();
+        }
         let us = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX);
         if let Some(slot) = self.window.get_mut(self.samples % KEPT) {
             *slot = us;
@@ -398,10 +440,7 @@ impl Limit {
         if self.current() == 0 {
             return;
         }
-        let n = self.with(|l| {
-            l.sent(now);
-            l.in_flight(now)
-        });
+        let n = self.with(|l| l.sent(now));
         self.in_flight.store(n, Relaxed);
     }
 
@@ -431,9 +470,9 @@ impl Limit {
         if limit == 0 || self.in_flight.load(Relaxed) < limit {
             return true;
         }
-        let (room, n) = self.with(|l| (l.has_room(now), l.in_flight(now)));
+        let (n, limit) = self.with(|l| (l.in_flight(now), l.limit()));
         self.in_flight.store(n, Relaxed);
-        room
+        limit == 0 || n < limit
     }
 }
 
@@ -502,6 +541,49 @@ mod tests {
         assert_eq!(y.count(t0 + 200 * MS, 20 * MS), 1);
         // Past the whole ring: empty.
         assert_eq!(y.count(t0 + 10_000 * MS, 120 * MS), 0);
+    }
+
+    /// The count summed as the ring's runs equals the slot-by-slot sum
+    /// of the last `horizon` slots, at every head (before and after the
+    /// ring wraps) and every horizon.
+    #[test]
+    fn the_in_flight_count_is_the_sum_of_the_horizons_slots() {
+        let t0 = Instant::now();
+        let mut y = Young::new(t0);
+        let mut sent = Vec::new();
+        for step in 0..300u32 {
+            // A few queries per slot, some ended: an uneven ring.
+            let at = t0 + step * MS;
+            for _ in 0..(step % 3) {
+                y.sent(at);
+                sent.push(at);
+            }
+            if step % 5 == 0 && step >= 7 {
+                y.ended(t0 + (step - 7) * MS);
+            }
+            for horizon in [1, 2, 19, 20, 21, 63, 64, 120, 500] {
+                let h = horizon * MS;
+                let naive: u32 = {
+                    y.advance(at);
+                    let slots = (h.as_nanos() / SLOT.as_nanos()).clamp(1, SLOTS as u128) as u64;
+                    (0..slots)
+                        .filter_map(|k| y.head.checked_sub(k))
+                        .map(|s| y.counts[(s % SLOTS as u64) as usize])
+                        .sum()
+                };
+                assert_eq!(y.count(at, h), naive, "step {step}, horizon {horizon} ms");
+            }
+        }
+        // A send timed before the newest slot is counted in its own slot,
+        // and its end takes it out again: nothing is left over.
+        let t = t0 + 400 * MS;
+        let before = y.count(t, 20 * MS);
+        y.sent(t - 5 * MS);
+        assert_eq!(y.count(t, 20 * MS), before + 1);
+        y.ended(t - 5 * MS);
+        assert_eq!(y.count(t, 20 * MS), before);
+        assert_eq!(slots_in(Duration::from_secs(3)), 1500);
+        assert_eq!(slots_in(3 * MS), 1);
     }
 
     /// A backend whose queue grows with what it is sent: latency = base +

@@ -4,6 +4,7 @@
 //! page.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use crate::dns::{self, WireHeader};
 use crate::ls::latency::LatencyHistogram;
@@ -145,8 +146,14 @@ impl LsMetrics {
 
     /// Counts a forwarded query's reply (by rcode) and its latency.
     pub(crate) fn answered(&self, reply: &Reply, arrived: std::time::Instant) {
+        self.answered_after(reply, arrived.elapsed());
+    }
+
+    /// [`LsMetrics::answered`] of a reply that took `took` (the caller's
+    /// clock: no clock read here).
+    pub(crate) fn answered_after(&self, reply: &Reply, took: Duration) {
         self.count_reply(reply);
-        self.client_latency.record(arrived.elapsed());
+        self.client_latency.record(took);
     }
 
     /// Counts a reply by its rcode.

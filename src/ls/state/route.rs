@@ -101,7 +101,7 @@ impl Route {
     }
 
     /// The candidate sequence for `job`.
-    fn candidates(&self, job: &Job) -> order::Candidates {
+    fn candidates(&self, job: &Job, now: tokio::time::Instant) -> order::Candidates {
         let views: SmallVec<[_; order::INLINE]> = self
             .backends
             .iter()
@@ -130,7 +130,6 @@ impl Route {
             c.retain(|i| !drained(i));
         }
         // Under overload, those with room first ([`limit`]).
-        let now = tokio::time::Instant::now();
         let room = |i: usize| self.backends.get(i).is_none_or(|b| b.limit.has_room(now));
         limit::room_first(&mut c, room);
         c
@@ -154,18 +153,19 @@ impl Route {
     }
 
     /// Feeds one latency sample to the adaptive hedge delay.
-    fn observe_hedge_sample(&self, i: usize, rtt: Duration) {
+    fn observe_hedge_sample(&self, i: usize, rtt: Duration, now: tokio::time::Instant) {
         if self.policy.hedge_delay == HedgeDelay::Adaptive
             && let Some(b) = self.backends.get(i)
         {
-            b.hedge.observe(rtt, self.policy.hedge_percentile);
+            b.hedge
+                .observe_at(rtt, self.policy.hedge_percentile, now.into_std());
         }
     }
 
     /// A new query's resolution: its candidates in order, its deadline
     /// `timeout_ms` from `now`.
     pub(crate) fn resolution(&self, job: &Job, now: tokio::time::Instant) -> Resolution {
-        let candidates = self.candidates(job);
+        let candidates = self.candidates(job, now);
         Resolution::new(
             self.policy.strategy,
             self.policy.layout,
@@ -196,7 +196,7 @@ impl Route {
         b.answered_copy_sent(at.checked_sub(rtt).unwrap_or(at));
         b.observe_latency(rtt);
         b.limit.sample(rtt, at);
-        self.observe_hedge_sample(i, rtt);
+        self.observe_hedge_sample(i, rtt, at);
         let v = header.map_or(Verdict::Failed, |h| {
             if dns::rejects_query(&h) {
                 // The query may be at fault, not the backend: another

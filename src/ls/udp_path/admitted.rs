@@ -49,7 +49,7 @@ impl Worker {
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(raw);
-        let at = Instant::now() + delay;
+        let at = self.clock.now + delay;
         let di = self.delayed.insert(Delayed {
             raw: buf,
             client: src,
@@ -125,7 +125,7 @@ impl Worker {
             self.to_clients.pop();
         }
         let group = state.client_group(src.addr.ip());
-        let now = Instant::now();
+        let now = self.clock.now;
         // Over the in-flight bound, or over the client's share of
         // it while it is contended ([`crate::guard::fair`]); or no
         // backend of the route with room under its concurrency
@@ -158,7 +158,7 @@ impl Worker {
             res,
             attempts: SmallVec::new(),
             kept: None,
-            arrived: std::time::Instant::now(),
+            arrived: now.into_std(),
             received,
             timer_at: None,
         });

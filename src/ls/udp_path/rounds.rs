@@ -11,13 +11,13 @@
 //! ([`Worker::watch_upstream`], the client socket's watch) is decided here;
 //! what a query, an answer or a timer does is `worker`'s.
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::tap;
-use super::worker::{CLIENT, UPSTREAM_SLOTS, Watch, Worker};
+use super::worker::{CLIENT, RoundClock, UPSTREAM_SLOTS, Watch, Worker};
 use crate::server::batch::{self, RecvBatch};
 use crate::server::shed::{arrival, queue_bound, waited};
 
@@ -70,7 +70,14 @@ impl Worker {
                 return Ok(());
             }
             self.wait()?;
-            self.round(&mut slots, Instant::now());
+            // One clock read per round: both clocks when a socket is to be
+            // read (its datagrams are timed by them), else the monotonic one.
+            let clock = if self.client_ready || !self.ups_ready.is_empty() {
+                RoundClock::read()
+            } else {
+                RoundClock::at(Instant::now())
+            };
+            self.round_on(&mut slots, clock);
         }
     }
 
@@ -116,7 +123,9 @@ impl Worker {
         Ok(())
     }
 
-    /// One round at `now` (the time the wait returned): whatever the last
+    /// One round at `clock` (the time the wait returned: every part of the
+    /// round takes its time from it, no other clock read in it but the
+    /// datagrams' moment, once): whatever the last
     /// wait found ready is read, upstream answers first, then a batch of
     /// client queries; then, when a timer is due, every other upstream
     /// socket with an ID in use is read ([`Worker::read_in_flight`]: the
@@ -127,7 +136,9 @@ impl Worker {
     /// next wait reports at once, together with whatever else is ready (no
     /// yield needed to hear of the upstream sockets' new answers, as on a
     /// runtime whose driver polled epoll only when the worker yielded).
-    pub(super) fn round(&mut self, slots: &mut Slots, now: Instant) {
+    fn round_on(&mut self, slots: &mut Slots, clock: RoundClock) {
+        self.clock = clock;
+        let now = clock.now;
         self.read_upstream(&mut slots.up);
         if self.paused_until.is_some_and(|at| now >= at) {
             self.paused_until = None;
@@ -161,7 +172,7 @@ impl Worker {
             Ok(n) => {
                 self.backoff.success();
                 let bound = queue_bound(self.balancer.state().policy.timeout);
-                let (read_at, now) = (SystemTime::now(), Instant::now());
+                let (now, read_at) = self.clock.stamps();
                 for i in 0..n {
                     if let Some((raw, meta)) = slots.get(i)
                         && let Some(src) = meta.peer()
@@ -187,7 +198,7 @@ impl Worker {
             Err(err) => {
                 debug!(?err, "udp recv error");
                 if let Some(pause) = self.backoff.failure() {
-                    self.paused_until = Some(Instant::now() + pause);
+                    self.paused_until = Some(self.clock.now + pause);
                 }
             }
         }
@@ -296,7 +307,7 @@ impl Worker {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let (now, now_sys) = (Instant::now(), SystemTime::now());
+            let (now, now_sys) = self.clock.stamps();
             for i in 0..n {
                 if let Some((resp, meta)) = batch.get(i)
                     && let Some(from) = meta.src
@@ -311,6 +322,12 @@ impl Worker {
                 break;
             }
         }
+    }
+
+    /// A round at `now` (a test's time), the datagrams timed by the clocks.
+    #[cfg(test)]
+    pub(super) fn round(&mut self, slots: &mut Slots, now: Instant) {
+        self.round_on(slots, RoundClock::at(now));
     }
 
     /// Sends this round's upstream queries and client answers, in batches,
@@ -344,7 +361,7 @@ impl Worker {
                 break;
             }
             // Each refusal ends a try; a flight has finitely many, so this ends.
-            let now = Instant::now();
+            let now = self.clock.now;
             let mut refused = std::mem::take(&mut self.refused);
             for (sock, id) in refused.drain(..) {
                 self.on_refused(sock, id, now);

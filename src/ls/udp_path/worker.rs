@@ -123,6 +123,46 @@ pub(super) struct Worker {
     pub(super) ecs_scratch: Vec<u8>,
     /// Timers pushed on its heap (a debug count: a cache hit pushes none).
     pub(super) timer_pushes: u64,
+    /// The round's clock: every time the round's work needs is read from
+    /// it, not from the OS, so a round reads the monotonic clock once (and
+    /// the realtime clock once, when it reads a socket).
+    pub(super) clock: RoundClock,
+}
+
+/// The time of the current round (`now`: the monotonic clock when its
+/// wait returned), and the moment datagrams are timed against: both clocks
+/// read together (the kernel stamps a datagram in realtime; its arrival on
+/// the monotonic clock is that moment less its wait). A round that reads
+/// sockets has them read with `now` ([`RoundClock::read`]); any other
+/// reads them on first use.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RoundClock {
+    pub(super) now: Instant,
+    stamps: Option<(Instant, std::time::SystemTime)>,
+}
+
+impl RoundClock {
+    /// A round at `now`, the clocks for datagrams read when first needed.
+    pub(super) fn at(now: Instant) -> Self {
+        RoundClock { now, stamps: None }
+    }
+
+    /// A round now, both clocks read at once.
+    pub(super) fn read() -> Self {
+        let now = Instant::now();
+        RoundClock {
+            now,
+            stamps: Some((now, std::time::SystemTime::now())),
+        }
+    }
+
+    /// One moment on both clocks, to time the round's datagrams by (read
+    /// once per round).
+    pub(super) fn stamps(&mut self) -> (Instant, std::time::SystemTime) {
+        *self
+            .stamps
+            .get_or_insert_with(|| (Instant::now(), std::time::SystemTime::now()))
+    }
 }
 
 impl Worker {
@@ -175,6 +215,7 @@ impl Worker {
             counts,
             ecs_scratch: Vec::new(),
             timer_pushes: 0,
+            clock: RoundClock::at(Instant::now()),
         };
         if let Some(inode) = crate::server::socket::socket_inode(&w.client) {
             w.balancer
@@ -246,7 +287,7 @@ impl Worker {
                     if hedge {
                         f.state.metrics.hedges.fetch_add(1, Relaxed);
                     }
-                    if !self.launch(idx, backend)
+                    if !self.launch(idx, backend, now)
                         && let Some(f) = self.flights.get_mut(idx)
                     {
                         f.res.on_outcome(backend, Verdict::Failed);
@@ -283,8 +324,9 @@ impl Worker {
                     };
                     let reply = reply::finish(&f.state, &f.job, &f.res, end, f.kept.take());
                     let from_backend = answered.backend.is_some();
-                    answered.log(&f.state, &reply, f.arrived.elapsed());
-                    self.answer(reply, (f.client, f.received), (f.arrived, from_backend));
+                    let took = now.into_std().saturating_duration_since(f.arrived);
+                    answered.log(&f.state, &reply, took);
+                    self.answer(reply, (f.client, f.received), (took, from_backend));
                     self.recycle(std::mem::take(&mut f.job.raw));
                     return;
                 }
@@ -299,9 +341,9 @@ impl Worker {
         &mut self,
         reply: Reply,
         (to, received): (batch::Peer, Instant),
-        (arrived, from_backend): (std::time::Instant, bool),
+        (took, from_backend): (Duration, bool),
     ) {
-        self.balancer.metrics.answered(&reply, arrived);
+        self.balancer.metrics.answered_after(&reply, took);
         if let Reply::One(b) = reply {
             if from_backend {
                 self.balancer
@@ -313,8 +355,9 @@ impl Worker {
         }
     }
 
-    /// Queues flight `idx`'s query to `backend`; false when it cannot go.
-    fn launch(&mut self, idx: u32, backend: usize) -> bool {
+    /// Queues flight `idx`'s query to `backend` at `now`; false when it
+    /// cannot go.
+    fn launch(&mut self, idx: u32, backend: usize, now: Instant) -> bool {
         let Some(f) = self.flights.get_mut(idx) else {
             return false;
         };
@@ -345,7 +388,7 @@ impl Worker {
             backend,
             sock,
             id,
-            inflight: Some(b.begin()),
+            inflight: Some(b.begin_at(now)),
             refused: false,
         });
         // A socket just opened (a worn one replaced) joins the epoll set.

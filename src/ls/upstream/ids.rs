@@ -81,16 +81,27 @@ impl Ids {
         self.live
     }
 
-    /// A random ID free here (a few tries; `None` if it is that full).
-    pub(crate) fn free_id(&self) -> Option<u16> {
-        random_free_id(|id| self.get(id) == IdUse::Free)
+    /// A random ID free here, drawn from `rng` (a CSPRNG; a few tries;
+    /// `None` if it is that full).
+    pub(crate) fn free_id(&self, rng: &mut impl rand::Rng) -> Option<u16> {
+        random_free_id_from(rng, |id| self.get(id) == IdUse::Free)
     }
 }
 
 /// A random ID that `free` accepts, in a few tries (`None` if the table is
-/// that full): how every upstream query's ID is drawn.
+/// that full): how every upstream query's ID is drawn (from the thread's
+/// generator).
 pub(crate) fn random_free_id(free: impl Fn(u16) -> bool) -> Option<u16> {
-    (0..16).map(|_| rand::random::<u16>()).find(|&id| free(id))
+    random_free_id_from(&mut rand::rng(), free)
+}
+
+/// [`random_free_id`] drawn from `rng` (a caller's own CSPRNG).
+pub(crate) fn random_free_id_from(
+    rng: &mut impl rand::Rng,
+    free: impl Fn(u16) -> bool,
+) -> Option<u16> {
+    use rand::RngExt;
+    (0..16).map(|_| rng.random::<u16>()).find(|&id| free(id))
 }
 
 /// A query whose asker stopped waiting before its backend answered; see

@@ -16,8 +16,15 @@
 //! Sockets are known by a slot index that stays the same for their whole
 //! life (attempts and late entries name it); a slot is reused only once its
 //! socket is closed.
+//!
+//! The socket and the ID of each query are drawn from the set's own
+//! generator (ChaCha12, [`StdRng`], seeded from the thread's
+//! OS-seeded generator when the set is made): as unpredictable as RFC 5452
+//! asks, without fetching the thread's generator per query.
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use tokio::net::UdpSocket;
 
 use super::ids::{IdUse, Ids};
@@ -158,6 +165,8 @@ pub(crate) struct Sockets<S> {
     retired: Vec<usize>,
     /// The mean budget of queries per socket.
     rotate_after: u64,
+    /// Draws sockets, IDs and budgets (a CSPRNG: see the module docs).
+    rng: StdRng,
 }
 
 impl<S> Sockets<S> {
@@ -167,12 +176,13 @@ impl<S> Sockets<S> {
             active: [Vec::new(), Vec::new()],
             retired: Vec::new(),
             rotate_after: rotate_after.max(1),
+            rng: StdRng::from_rng(&mut rand::rng()),
         }
     }
 
     /// Puts `sock` in a free slot; its index.
     fn insert(&mut self, sock: S, family: Family) -> usize {
-        let budget = wear_budget(self.rotate_after, rand::random::<f64>());
+        let budget = wear_budget(self.rotate_after, self.rng.random::<f64>());
         let u = Upstream::new(sock, family, budget);
         if let Some(i) = self.slots.iter().position(Option::is_none)
             && let Some(slot) = self.slots.get_mut(i)
@@ -232,7 +242,7 @@ impl<S> Sockets<S> {
         if n == 0 {
             return None;
         }
-        let start = rand::random_range(0..n);
+        let start = self.rng.random_range(0..n);
         for k in 0..n {
             let pos = (start + k) % n;
             let mut slot = *self.active.get(family.index())?.get(pos)?;
@@ -247,10 +257,11 @@ impl<S> Sockets<S> {
                 self.retired.push(slot);
                 slot = new;
             }
-            let Some(u) = self.get_mut(slot) else {
+            let rng = &mut self.rng;
+            let Some(u) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
                 continue;
             };
-            if let Some(id) = u.ids.free_id() {
+            if let Some(id) = u.ids.free_id(rng) {
                 u.ids.set(id, what);
                 u.uses += 1;
                 return Some((slot, id));
