@@ -27,7 +27,7 @@ use tracing::{info, warn};
 use super::client::{Limits, TransferSlots, XfrError, fetch};
 use super::install::Installer;
 use super::notify::{NotifyOutcome, judge};
-use super::records::{Answer, Rec, ZoneCopy, soa_serial};
+use super::records::{Answer, IxfrChange, Rec, ZoneCopy, soa_serial};
 use super::state;
 use super::timers::{RefreshStep, Schedule, SoaTimers};
 use super::writer::StateWriter;
@@ -186,12 +186,7 @@ pub fn compile(copy: &ZoneCopy, primary: SocketAddr) -> Result<Zone, ZoneError> 
     let records = std::iter::once(&copy.soa)
         .chain(copy.records())
         .enumerate()
-        .map(|(i, r)| SourceRecord {
-            name: r.name.clone(),
-            ttl: r.ttl,
-            data: r.data.clone(),
-            line: i + 1,
-        })
+        .map(|(i, r)| source_record(r, i + 1))
         .collect();
     let file = PathBuf::from(format!("transfer from {primary}"));
     let soa = match &copy.soa.data {
@@ -224,43 +219,131 @@ enum Outcome {
     New(Box<(ZoneCopy, Zone)>, &'static str),
 }
 
+/// The zone served for `copy` after `changes` were applied to it: `served`
+/// (the zone served for the copy before them) patched for the names they
+/// touch when it can be ([`Zone::patched`]), else compiled whole.
+///
+/// # Errors
+/// As [`compile`].
+pub fn compile_changed(
+    copy: &ZoneCopy,
+    changes: &[IxfrChange],
+    served: Option<&Zone>,
+    primary: SocketAddr,
+) -> Result<Zone, ZoneError> {
+    let patched = served.filter(|z| !z.is_expired()).and_then(|z| {
+        let mut owners: Vec<&Name> = changes
+            .iter()
+            .flat_map(|c| c.deleted.iter().chain(&c.added))
+            .map(|r| &r.name)
+            .collect();
+        owners.push(copy.origin());
+        let mut seen = std::collections::HashSet::new();
+        owners.retain(|n| seen.insert(lower_wire(n)));
+        let records = owners
+            .iter()
+            .flat_map(|o| copy.records_at(o))
+            .map(|r| source_record(r, 2))
+            .collect();
+        let owners: Vec<Name> = owners.into_iter().cloned().collect();
+        z.patched(source_record(&copy.soa, 1), &owners, records)
+    });
+    match patched {
+        Some(z) => Ok(z),
+        None => compile(copy, primary),
+    }
+}
+
+/// `r` as a compiled zone takes it, said to come from `line`.
+fn source_record(r: &Rec, line: usize) -> SourceRecord {
+    SourceRecord {
+        name: r.name.clone(),
+        ttl: r.ttl,
+        data: r.data.clone(),
+        line,
+    }
+}
+
 /// Asks the primary of `zone` once: IXFR from `ours` (AXFR when there is
 /// none, or when the IXFR does not apply), every answer checked whole
-/// before anything is kept.
+/// before anything is kept. An IXFR is applied to `ours` in place (no copy
+/// of the zone made, unless another holds it) and undone when the new
+/// version is refused; `served` is the zone served for `ours`, patched
+/// for the change. What a new version must pass: `accept`.
 async fn attempt(
     zone: &SecondaryZone,
-    (ours, expired): (Option<&ZoneCopy>, bool),
-    limits: Limits,
+    (ours, expired, served): (&mut Option<Arc<ZoneCopy>>, bool, Option<Zone>),
+    (limits, accept): (Limits, Option<&Accept>),
     counters: &SecondaryCounters,
 ) -> Result<Outcome, XfrError> {
-    let soa: Option<&Rec> = ours.map(|c| &c.soa);
-    let fetched = fetch(zone.primary, &zone.name, soa, zone.key.clone(), limits).await?;
-    let older = |theirs: u32| {
-        ours.is_some_and(|o| theirs != o.serial() && !serial_newer(theirs, o.serial()))
-    };
-    let applied = match (fetched.answer, ours) {
-        (Answer::UpToDate(soa), _) => match soa_serial(&soa) {
+    let soa: Option<Rec> = ours.as_ref().map(|c| c.soa.clone());
+    let fetched = fetch(
+        zone.primary,
+        &zone.name,
+        soa.as_ref(),
+        zone.key.clone(),
+        limits,
+    )
+    .await?;
+    let our_serial = ours.as_ref().map(|o| o.serial());
+    let older = |theirs: u32| our_serial.is_some_and(|o| theirs != o && !serial_newer(theirs, o));
+    let applied = match fetched.answer {
+        Answer::UpToDate(soa) => match soa_serial(&soa) {
             // The primary's serial went back: no contact (the zone runs
             // to its EXPIRE), then a fresh AXFR whatever its serial.
             Some(theirs) if older(theirs) => {
-                return anew(zone, ours, expired, limits, theirs).await;
+                return anew(zone, our_serial, expired, (limits, accept), theirs).await;
             }
             _ => return Ok(Outcome::UpToDate),
         },
-        (Answer::Full(c), _) => Ok((c, "axfr")),
-        (Answer::Incremental(changes, _), Some(o)) => o.apply(&changes).map(|c| (c, "ixfr")),
-        (Answer::Incremental(..), None) => {
-            return Err(XfrError::Stray("changes answered to an AXFR"));
+        Answer::Full(c) => Ok(c),
+        Answer::Incremental(changes, last) => {
+            if !last.name.eq_ignore_root(&zone.name) {
+                return Err(XfrError::Stray("another zone's SOA"));
+            }
+            match soa_serial(&last) {
+                Some(s) if Some(s) == our_serial => return Ok(Outcome::UpToDate),
+                Some(s) if older(s) => {
+                    return anew(zone, our_serial, expired, (limits, accept), s).await;
+                }
+                _ => {}
+            }
+            let Some(shared) = ours.take() else {
+                return Err(XfrError::Stray("changes answered to an AXFR"));
+            };
+            let mut copy = Arc::try_unwrap(shared).unwrap_or_else(|c| (*c).clone());
+            match copy.apply(&changes) {
+                Ok(undo) => {
+                    let new = compile_changed(&copy, &changes, served.as_ref(), zone.primary)
+                        .map_err(|e| XfrError::Unusable(e.to_string()))
+                        .and_then(|z| match accept {
+                            Some(accept) => accept(&copy).map(|()| z).map_err(XfrError::Unusable),
+                            None => Ok(z),
+                        });
+                    return match new {
+                        Ok(compiled) => Ok(Outcome::New(Box::new((copy, compiled)), "ixfr")),
+                        Err(err) => {
+                            copy.undo(undo);
+                            *ours = Some(Arc::new(copy));
+                            Err(err)
+                        }
+                    };
+                }
+                Err(err) => {
+                    *ours = Some(Arc::new(copy));
+                    Err(err)
+                }
+            }
         }
     };
-    let (copy, how) = match applied {
+    let copy = match applied {
         Ok(done) => done,
         Err(err) => {
             counters.ixfr_refused.fetch_add(1, Relaxed);
             warn!(zone = %zone.name, %err, "IXFR refused whole, falling back to AXFR");
             let full = fetch(zone.primary, &zone.name, None, zone.key.clone(), limits).await?;
             match full.answer {
-                Answer::Full(c) => (c, "axfr"),
+                Answer::Full(c) => c,
                 _ => return Err(XfrError::Stray("an AXFR answered with no whole zone")),
             }
         }
@@ -268,15 +351,26 @@ async fn attempt(
     if !copy.origin().eq_ignore_root(&zone.name) {
         return Err(XfrError::Stray("another zone's SOA"));
     }
-    if let Some(o) = ours {
-        if copy.serial() == o.serial() {
-            return Ok(Outcome::UpToDate);
-        }
-        if older(copy.serial()) {
-            return anew(zone, ours, expired, limits, copy.serial()).await;
-        }
+    if copy.serial() == our_serial.unwrap_or(!copy.serial()) {
+        return Ok(Outcome::UpToDate);
     }
-    let compiled = compile(&copy, zone.primary).map_err(|e| XfrError::Unusable(e.to_string()))?;
+    if older(copy.serial()) {
+        return anew(zone, our_serial, expired, (limits, accept), copy.serial()).await;
+    }
+    compiled_whole(copy, zone.primary, accept, "axfr")
+}
+
+/// The new version `copy` compiled whole, if `accept` takes it.
+fn compiled_whole(
+    copy: ZoneCopy,
+    primary: SocketAddr,
+    accept: Option<&Accept>,
+    how: &'static str,
+) -> Result<Outcome, XfrError> {
+    let compiled = compile(&copy, primary).map_err(|e| XfrError::Unusable(e.to_string()))?;
+    if let Some(accept) = accept {
+        accept(&copy).map_err(XfrError::Unusable)?;
+    }
     Ok(Outcome::New(Box::new((copy, compiled)), how))
 }
 
@@ -286,9 +380,9 @@ async fn attempt(
 /// reset), logged.
 async fn anew(
     zone: &SecondaryZone,
-    ours: Option<&ZoneCopy>,
+    ours: Option<u32>,
     expired: bool,
-    limits: Limits,
+    (limits, accept): (Limits, Option<&Accept>),
     theirs: u32,
 ) -> Result<Outcome, XfrError> {
     if !expired {
@@ -301,9 +395,8 @@ async fn anew(
     if !copy.origin().eq_ignore_root(&zone.name) {
         return Err(XfrError::Stray("another zone's SOA"));
     }
-    warn!(zone = %zone.name, ours = ours.map(ZoneCopy::serial), theirs, serial = copy.serial(), "the primary's serial went back and the zone expired: its whole zone taken anew");
-    let compiled = compile(&copy, zone.primary).map_err(|e| XfrError::Unusable(e.to_string()))?;
-    Ok(Outcome::New(Box::new((copy, compiled)), "axfr"))
+    warn!(zone = %zone.name, ours, theirs, serial = copy.serial(), "the primary's serial went back and the zone expired: its whole zone taken anew");
+    compiled_whole(copy, zone.primary, accept, "axfr")
 }
 
 /// What a new version of a zone must pass to be served and kept (the
@@ -497,14 +590,19 @@ pub async fn run(
             }
             continue;
         }
-        let ours = (copy.as_deref(), expired);
+        let served = copy.as_ref().and_then(|c| {
+            let z = ts.catalog().with_origin(&lower_wire(&zone.name)).cloned();
+            z.filter(|z| z.serial() == c.serial())
+        });
         let result = {
+            let was_expired = expired;
             let attempt = async {
                 let _slot = match &driving.slots {
                     Some(slots) => slots.take(zone.primary).await,
                     None => None,
                 };
-                attempt(&zone, ours, driving.limits, counters).await
+                let how = (driving.limits, driving.accept.as_ref());
+                attempt(&zone, (&mut copy, was_expired, served), how, counters).await
             };
             tokio::pin!(attempt);
             // EXPIRE runs while an attempt is in flight too: a primary that
@@ -525,13 +623,6 @@ pub async fn run(
                 }
             }
         };
-        let result = result.and_then(|outcome| match (&outcome, &driving.accept) {
-            (Outcome::New(new, _), Some(accept)) => {
-                accept(&new.0).map_err(XfrError::Unusable)?;
-                Ok(outcome)
-            }
-            _ => Ok(outcome),
-        });
         let now = secs(start);
         match result {
             Ok(Outcome::UpToDate) => {

@@ -96,44 +96,104 @@ impl ZoneCopy {
         false
     }
 
-    /// `changes` applied one after another to a copy of this one.
+    /// The records at `owner` (its name case aside), in key order.
+    pub fn records_at(&self, owner: &Name) -> impl Iterator<Item = &Rec> + '_ {
+        let mut prefix = Vec::with_capacity(64);
+        let mut enc = BinEncoder::new(&mut prefix);
+        enc.set_name_encoding(NameEncoding::UncompressedLowercase);
+        if owner.emit(&mut enc).is_err() {
+            prefix.clear();
+        }
+        // A wire name ends with its root label: no other name's key
+        // starts with it.
+        let ok = !prefix.is_empty();
+        self.records
+            .range(prefix.clone()..)
+            .take_while(move |(k, _)| ok && k.starts_with(&prefix))
+            .map(|(_, r)| r)
+    }
+
+    /// `changes` applied one after another to this copy, in place; what
+    /// undoes them is handed back ([`ZoneCopy::undo`]: the new version
+    /// can still be refused after it is made).
     ///
     /// # Errors
     /// [`TransferRefused::Mismatch`] when a change does not start at the serial
-    /// reached, deletes a record absent, or adds one present: nothing is
-    /// kept of it.
-    pub fn apply(&self, changes: &[IxfrChange]) -> Result<ZoneCopy, TransferRefused> {
-        let mut next = self.clone();
+    /// reached, deletes a record absent, or adds one present: the copy is
+    /// then left as it was.
+    pub fn apply(&mut self, changes: &[IxfrChange]) -> Result<Undo, TransferRefused> {
+        let mut undo = Undo {
+            soa: self.soa.clone(),
+            log: Vec::new(),
+        };
+        match self.apply_logged(changes, &mut undo) {
+            Ok(()) => Ok(undo),
+            Err(e) => {
+                self.undo(undo);
+                Err(e)
+            }
+        }
+    }
+
+    fn apply_logged(
+        &mut self,
+        changes: &[IxfrChange],
+        undo: &mut Undo,
+    ) -> Result<(), TransferRefused> {
         for c in changes {
             let (from, to) = (soa_serial(&c.from), soa_serial(&c.to));
-            if from != Some(next.serial()) {
+            if from != Some(self.serial()) {
                 return Err(TransferRefused::Mismatch(format!(
                     "a change from serial {} while serial {} is served",
                     from.unwrap_or(0),
-                    next.serial()
+                    self.serial()
                 )));
             }
             for d in &c.deleted {
-                if next.records.remove(&key_of(d)).is_none() {
+                let key = key_of(d);
+                let Some(was) = self.records.remove(&key) else {
                     return Err(TransferRefused::Mismatch(format!(
                         "{d} is deleted but absent"
                     )));
-                }
+                };
+                undo.log.push((key, Some(was)));
             }
             for a in &c.added {
-                if next.records.insert(key_of(a), a.clone()).is_some() {
+                let key = key_of(a);
+                if self.records.contains_key(&key) {
                     return Err(TransferRefused::Mismatch(format!(
                         "{a} is added but present"
                     )));
                 }
+                self.records.insert(key.clone(), a.clone());
+                undo.log.push((key, None));
             }
             if to.is_none() {
                 return Err(TransferRefused::Malformed("a change ends without an SOA"));
             }
-            next.soa = c.to.clone();
+            self.soa = c.to.clone();
         }
-        Ok(next)
+        Ok(())
     }
+
+    /// Puts back what [`ZoneCopy::apply`] changed.
+    pub fn undo(&mut self, undo: Undo) {
+        for (key, was) in undo.log.into_iter().rev() {
+            match was {
+                Some(rec) => self.records.insert(key, rec),
+                None => self.records.remove(&key),
+            };
+        }
+        self.soa = undo.soa;
+    }
+}
+
+/// What undoes one [`ZoneCopy::apply`]: the SOA before it, and each
+/// record it removed (`Some`) or added (`None`), in order.
+#[derive(Debug)]
+pub struct Undo {
+    soa: Rec,
+    log: Vec<(Vec<u8>, Option<Rec>)>,
 }
 
 /// One change of an IXFR: from the zone at `from`'s serial to `to`'s.
@@ -390,14 +450,29 @@ mod tests {
             panic!("not incremental");
         };
         assert_eq!((changes.len(), soa_serial(&last)), (2, Some(5)));
-        let next = served.apply(&changes).unwrap();
+        let mut next = served.clone();
+        let undo = next.apply(&changes).unwrap();
         assert_eq!(next, copy(5, &[("a.z.test.", 9), ("c.z.test.", 3)]));
-        assert_eq!(served.serial(), 3, "the copy applied to is untouched");
+        let at: Vec<_> = next.records_at(&name("C.z.TEST.")).cloned().collect();
+        assert_eq!(at, vec![a("c.z.test.", 3)]);
+        assert_eq!(next.records_at(&name("b.z.test.")).count(), 0);
+        next.undo(undo);
+        assert_eq!(next, served, "undone, the copy is as it was");
     }
 
     #[test]
     fn an_ixfr_that_does_not_apply_is_refused_whole() {
         let served = copy(3, &[("a.z.test.", 1)]);
+        // Applied to a copy of `served`, which must be left as it was
+        // whenever it is refused.
+        let apply = |changes: &[IxfrChange]| {
+            let mut c = served.clone();
+            let got = c.apply(changes).map(|_| c.clone());
+            if got.is_err() {
+                assert_eq!(c, served, "a refused IXFR left the copy changed");
+            }
+            got
+        };
         let change = |from, del: Vec<Rec>, to, add: Vec<Rec>| IxfrChange {
             from: soa(from),
             deleted: del,
@@ -406,23 +481,20 @@ mod tests {
         };
         // A deletion of a record we do not hold.
         let c = change(3, vec![a("x.z.test.", 1)], 4, vec![]);
-        assert!(matches!(
-            served.apply(&[c]),
-            Err(TransferRefused::Mismatch(_))
-        ));
+        assert!(matches!(apply(&[c]), Err(TransferRefused::Mismatch(_))));
         // An addition of one we hold.
         let c = change(3, vec![], 4, vec![a("a.z.test.", 1)]);
-        assert!(served.apply(&[c]).is_err());
+        assert!(apply(&[c]).is_err());
         // From another serial; a good change then a bad one.
-        assert!(served.apply(&[change(2, vec![], 4, vec![])]).is_err());
+        assert!(apply(&[change(2, vec![], 4, vec![])]).is_err());
         let good = change(3, vec![], 4, vec![a("b.z.test.", 1)]);
         let bad = change(4, vec![a("q.z.test.", 1)], 5, vec![]);
-        assert!(served.apply(&[good.clone(), bad]).is_err());
-        assert_eq!(served.apply(&[good]).unwrap().serial(), 4);
+        assert!(apply(&[good.clone(), bad]).is_err());
+        assert_eq!(apply(&[good]).unwrap().serial(), 4);
         // Deletions match whatever the case of names and the TTL.
         let mut upper = a("A.Z.TEST.", 1);
         upper.ttl = 7;
-        assert!(served.apply(&[change(3, vec![upper], 4, vec![])]).is_ok());
+        assert!(apply(&[change(3, vec![upper], 4, vec![])]).is_ok());
         // Changes out of order in the stream.
         assert!(read(Some(3), vec![soa(5), soa(3), soa(4), soa(6), soa(5)]).is_err());
     }

@@ -729,27 +729,12 @@ mod tests {
             soa_at(3),
         )
         .unwrap();
-        assert_eq!(
-            single(
-                &big,
-                Content::Changes(changes(&old, &big)),
-                ((&raw, end), None),
-                512,
-                &c
-            ),
-            None
-        );
-        assert_eq!(
-            single(
-                &big,
-                Content::Changes(changes(&old, &big)),
-                ((&raw, end), None),
-                65_535,
-                &c
-            )
-            .map(|_| ()),
-            Some(())
-        );
+        let big_changes = |size| {
+            let content = Content::Changes(changes(&old, &big));
+            single(&big, content, ((&raw, end), None), size, &c)
+        };
+        assert_eq!(big_changes(512), None);
+        assert_eq!(big_changes(65_535).map(|_| ()), Some(()));
         let soa = single(&big, Content::Soa, ((&raw, end), None), 512, &c).unwrap();
         assert_eq!(Message::from_vec(&soa).unwrap().answers.len(), 1);
     }

@@ -407,12 +407,14 @@ mod tests {
     /// at the secondary's address would end the retries.
     #[tokio::test]
     async fn an_unsigned_answer_to_a_signed_notify_is_no_acknowledgement() {
-        let (outcome, tries) = notified(unsigned_noerror).await;
-        assert_eq!(
-            outcome,
-            Notified::NoReply,
-            "an unsigned answer taken as {outcome:?}"
-        );
+        no_acknowledgement(unsigned_noerror, "an unsigned answer").await;
+    }
+
+    /// Every try is sent to a secondary answering each with `reply`
+    /// (`what`): none is taken as its acknowledgement.
+    async fn no_acknowledgement(reply: fn(&[u8]) -> Vec<u8>, what: &str) {
+        let (outcome, tries) = notified(reply).await;
+        assert_eq!(outcome, Notified::NoReply, "{what} taken as {outcome:?}");
         assert_eq!(tries, 3, "every try sent");
     }
 
@@ -421,13 +423,7 @@ mod tests {
     /// nobody signed.
     #[tokio::test]
     async fn an_answer_with_an_empty_mac_to_a_signed_notify_is_no_acknowledgement() {
-        let (outcome, tries) = notified(empty_mac_noerror).await;
-        assert_eq!(
-            outcome,
-            Notified::NoReply,
-            "an empty MAC taken as {outcome:?}"
-        );
-        assert_eq!(tries, 3, "every try sent");
+        no_acknowledgement(empty_mac_noerror, "an empty MAC").await;
     }
 
     /// Issue 35 (ts-transfers 5): a secondary that refuses the key (an

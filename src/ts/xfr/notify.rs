@@ -276,6 +276,17 @@ mod tests {
         }
     }
 
+    /// The tries left, `serial` sent after each of `waits`, then none.
+    fn last_tries(p: &mut PendingNotify, serial: u32, waits: &[u64]) {
+        for &wait in waits {
+            assert_eq!(p.timed_out(notify_wait), send(serial, wait));
+        }
+        assert_eq!(
+            p.timed_out(notify_wait),
+            NotifyStep::Done(Notified::NoReply)
+        );
+    }
+
     #[test]
     fn a_silent_secondary_gets_five_tries_then_the_notify_is_given_up() {
         let (mut p, first) = PendingNotify::start(10, notify_wait);
@@ -302,12 +313,8 @@ mod tests {
         for serial in 11..=40 {
             assert_eq!(p.renew(serial), NotifyStep::Wait);
         }
-        assert_eq!(p.timed_out(notify_wait), send(40, 8), "the newest serial");
-        assert_eq!(p.timed_out(notify_wait), send(40, 16));
-        assert_eq!(
-            p.timed_out(notify_wait),
-            NotifyStep::Done(Notified::NoReply)
-        );
+        // The newest serial.
+        last_tries(&mut p, 40, &[8, 16]);
     }
 
     #[test]
@@ -320,13 +327,7 @@ mod tests {
         p.renew(11);
         assert_eq!(p.renew(12), NotifyStep::Wait);
         assert_eq!(p.timed_out(notify_wait), send(12, 1), "not dropped");
-        for wait in [2, 4, 8, 16] {
-            assert_eq!(p.timed_out(notify_wait), send(12, wait));
-        }
-        assert_eq!(
-            p.timed_out(notify_wait),
-            NotifyStep::Done(Notified::NoReply)
-        );
+        last_tries(&mut p, 12, &[2, 4, 8, 16]);
     }
 
     #[test]

@@ -59,6 +59,7 @@ mod encode;
 mod fixtures;
 mod nsec3;
 mod owners;
+mod patch;
 mod proof;
 pub mod rrlist;
 pub(crate) mod rtype;

@@ -113,6 +113,11 @@ impl Zone {
                 }
             });
         if !lockstep {
+            // Names added or removed (an IXFR's new names, patched in at
+            // the arena's end): each name looked up in the other version,
+            // only those whose records differ sorted.
+            a = changed_names(&self.store, &new.store, &a);
+            b = changed_names(&new.store, &self.store, &b);
             canonical(&self.store, &mut a);
             canonical(&new.store, &mut b);
         }
@@ -200,6 +205,27 @@ fn arena_order(store: &Store) -> Vec<u32> {
         off = next;
     }
     order
+}
+
+/// The offsets of `order` (names of `store`) whose records `other` does
+/// not hold byte for byte at the same name.
+fn changed_names(store: &Store, other: &Store, order: &[u32]) -> Vec<u32> {
+    let mut lower = [0u8; 255];
+    order
+        .iter()
+        .copied()
+        .filter(|&at| {
+            let Some((e, _)) = NameEntry::at(&store.arena, at as usize) else {
+                return true;
+            };
+            let Some(key) = lower.get_mut(..e.owner.len()) else {
+                return true;
+            };
+            key.copy_from_slice(e.owner);
+            key.make_ascii_lowercase();
+            other.get(key).is_none_or(|o| o.sets != e.sets)
+        })
+        .collect()
 }
 
 /// Sorts the arena offsets `order` of names of `store` in canonical order.
