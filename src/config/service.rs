@@ -386,25 +386,24 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
                 "{addr}: {err}"
             );
         }
-        // Unknown keys, in the service and in its tables.
-        let err = read(&format!("name = \"a.example\"\nweight = 3\n{ep}")).unwrap_err();
-        assert!(err.starts_with("c.toml:8:"), "{err}");
-        assert!(err.contains("weight"), "{err}");
-        let err =
-            read("name = \"a.example\"\nendpoint = [ { addr = \"192.0.2.1\", wieght = 2 } ]\n")
-                .unwrap_err();
-        assert!(
-            err.starts_with("c.toml:8:") && err.contains("wieght"),
-            "{err}"
-        );
-        let err = read(&format!(
-            "name = \"a.example\"\ncheck = {{ kind = \"tcp\", port = 80, prot = 1 }}\n{ep}"
-        ))
-        .unwrap_err();
-        assert!(
-            err.starts_with("c.toml:8:") && err.contains("prot"),
-            "{err}"
-        );
+        // Unknown keys, in the service and in its tables: each named, at its line.
+        for (text, key) in [
+            (format!("name = \"a.example\"\nweight = 3\n{ep}"), "weight"),
+            (
+                "name = \"a.example\"\nendpoint = [ { addr = \"192.0.2.1\", wieght = 2 } ]\n"
+                    .to_owned(),
+                "wieght",
+            ),
+            (
+                format!(
+                    "name = \"a.example\"\ncheck = {{ kind = \"tcp\", port = 80, prot = 1 }}\n{ep}"
+                ),
+                "prot",
+            ),
+        ] {
+            let err = read(&text).unwrap_err();
+            assert!(err.starts_with("c.toml:8:") && err.contains(key), "{err}");
+        }
         let err = read(&format!(
             "name = \"a.example\"\n{ep}[[ts.service]]\nname = \"A.example.\"\n{ep}"
         ))
