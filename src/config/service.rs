@@ -6,15 +6,14 @@
 //! inside a zone of the TS, no other data at that owner) are checked when the
 //! TS loads them.
 
-use std::fmt;
 use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
+use serde::de::Deserializer;
 
-use super::values::{ProbeQuestion, de_name, de_nets};
+use super::values::{ProbeQuestion, de_name, de_nets, de_word_or_table};
 
 keyword_enum! {
     /// `ts.service.select`: which live endpoints a service answers with.
@@ -65,27 +64,18 @@ struct FallbackTable {
 
 impl<'de> Deserialize<'de> for WhenAllDown {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = WhenAllDown;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("\"all\", \"servfail\" or { fallback = \"name\" }")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<WhenAllDown, E> {
-                match v {
-                    "all" => Ok(WhenAllDown::All),
-                    "servfail" => Ok(WhenAllDown::Servfail),
-                    _ => Err(E::custom(format!(
-                        "expected \"all\", \"servfail\" or {{ fallback = \"name\" }}, got {v:?}"
-                    ))),
-                }
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WhenAllDown, A::Error> {
-                let t = FallbackTable::deserialize(MapAccessDeserializer::new(map))?;
-                Ok(WhenAllDown::Fallback(t.fallback))
-            }
-        }
-        deserializer.deserialize_any(V)
+        de_word_or_table(
+            deserializer,
+            "\"all\", \"servfail\" or { fallback = \"name\" }",
+            |v| match v {
+                "all" => Ok(WhenAllDown::All),
+                "servfail" => Ok(WhenAllDown::Servfail),
+                _ => Err(format!(
+                    "expected \"all\", \"servfail\" or {{ fallback = \"name\" }}, got {v:?}"
+                )),
+            },
+            |t: FallbackTable| Ok(WhenAllDown::Fallback(t.fallback)),
+        )
     }
 }
 
@@ -145,26 +135,20 @@ impl Default for CheckConfig {
 
 /// `check = "none"` or `check = { kind = ..., ... }`.
 fn de_check<'de, D: Deserializer<'de>>(deserializer: D) -> Result<CheckConfig, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = CheckConfig;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("\"none\" or a table { kind = \"tcp\" | \"http\" | \"dns\", port, ... }")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<CheckConfig, E> {
+    de_word_or_table(
+        deserializer,
+        "\"none\" or a table { kind = \"tcp\" | \"http\" | \"dns\", port, ... }",
+        |v| {
             if v == "none" {
                 Ok(CheckConfig::default())
             } else {
-                Err(E::custom(format!(
+                Err(format!(
                     "expected \"none\" or a table {{ kind = \"tcp\" | \"http\" | \"dns\", port, ... }}, got {v:?}"
-                )))
+                ))
             }
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CheckConfig, A::Error> {
-            CheckConfig::deserialize(MapAccessDeserializer::new(map))
-        }
-    }
-    deserializer.deserialize_any(V)
+        },
+        |t: CheckConfig| Ok(t),
+    )
 }
 
 /// One endpoint of a service.
@@ -362,6 +346,38 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
             (
                 format!("name = \"a.example\"\ncheck = {{ kind = \"http\", port = 80, host = \"a b\" }}\n{ep}"),
                 "c.toml:8: ts.service.check: host must be a name or address with no space or control character, got \"a b\"",
+            ),
+            (
+                format!("name = \"a.example\"\nwhen_all_down = \"none\"\n{ep}"),
+                "c.toml:8: ts.service.when_all_down: expected \"all\", \"servfail\" or { fallback = \"name\" }, got \"none\"",
+            ),
+            (
+                format!("name = \"a.example\"\nwhen_all_down = 1\n{ep}"),
+                "c.toml:8: ts.service.when_all_down: invalid type: integer `1`, expected \"all\", \"servfail\" or { fallback = \"name\" }",
+            ),
+            (
+                format!("name = \"a.example\"\ncheck = \"tcp\"\n{ep}"),
+                "c.toml:8: ts.service.check: expected \"none\" or a table { kind = \"tcp\" | \"http\" | \"dns\", port, ... }, got \"tcp\"",
+            ),
+            (
+                format!("name = \"a.example\"\ncheck = true\n{ep}"),
+                "c.toml:8: ts.service.check: invalid type: boolean `true`, expected \"none\" or a table { kind = \"tcp\" | \"http\" | \"dns\", port, ... }",
+            ),
+            (
+                format!("name = \"a.example\"\nwhen_all_down = \"none\"\n{ep}"),
+                "c.toml:8: ts.service.when_all_down: expected \"all\", \"servfail\" or { fallback = \"name\" }, got \"none\"",
+            ),
+            (
+                format!("name = \"a.example\"\nwhen_all_down = 1\n{ep}"),
+                "c.toml:8: ts.service.when_all_down: invalid type: integer `1`, expected \"all\", \"servfail\" or { fallback = \"name\" }",
+            ),
+            (
+                format!("name = \"a.example\"\ncheck = \"tcp\"\n{ep}"),
+                "c.toml:8: ts.service.check: expected \"none\" or a table { kind = \"tcp\" | \"http\" | \"dns\", port, ... }, got \"tcp\"",
+            ),
+            (
+                format!("name = \"a.example\"\ncheck = true\n{ep}"),
+                "c.toml:8: ts.service.check: invalid type: boolean `true`, expected \"none\" or a table { kind = \"tcp\" | \"http\" | \"dns\", port, ... }",
             ),
             (
                 "name = \"a.example\"\nendpoint = [ { addr = \"0.0.0.0\" } ]\n".into(),
