@@ -364,22 +364,6 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
                 "c.toml:8: ts.service.check: invalid type: boolean `true`, expected \"none\" or a table { kind = \"tcp\" | \"http\" | \"dns\", port, ... }",
             ),
             (
-                format!("name = \"a.example\"\nwhen_all_down = \"none\"\n{ep}"),
-                "c.toml:8: ts.service.when_all_down: expected \"all\", \"servfail\" or { fallback = \"name\" }, got \"none\"",
-            ),
-            (
-                format!("name = \"a.example\"\nwhen_all_down = 1\n{ep}"),
-                "c.toml:8: ts.service.when_all_down: invalid type: integer `1`, expected \"all\", \"servfail\" or { fallback = \"name\" }",
-            ),
-            (
-                format!("name = \"a.example\"\ncheck = \"tcp\"\n{ep}"),
-                "c.toml:8: ts.service.check: expected \"none\" or a table { kind = \"tcp\" | \"http\" | \"dns\", port, ... }, got \"tcp\"",
-            ),
-            (
-                format!("name = \"a.example\"\ncheck = true\n{ep}"),
-                "c.toml:8: ts.service.check: invalid type: boolean `true`, expected \"none\" or a table { kind = \"tcp\" | \"http\" | \"dns\", port, ... }",
-            ),
-            (
                 "name = \"a.example\"\nendpoint = [ { addr = \"0.0.0.0\" } ]\n".into(),
                 "c.toml:8: ts.service.endpoint.addr: 0.0.0.0 is no address a client can reach (unspecified, multicast, broadcast, or IPv4 written as IPv6: give the IPv4 address)",
             ),
