@@ -17,9 +17,9 @@ use std::net::IpAddr;
 use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
+use serde::de::{self, Deserializer, Visitor};
 
-use super::values::{de_name, de_names, de_nets};
+use super::values::{de_name, de_names, de_nets, de_word_or_table};
 
 /// The TTL of a spoofed answer when `ttl` is left out, in seconds.
 pub const SPOOF_TTL_DEFAULT: u32 = 60;
@@ -283,30 +283,18 @@ impl ActionTable {
 
 impl<'de> Deserialize<'de> for RuleAction {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ActionVisitor;
-
-        impl<'de> Visitor<'de> for ActionVisitor {
-            type Value = RuleAction;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "one of {ACTION_WORDS} or a table: {ACTION_TABLES}")
-            }
-
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RuleAction, E> {
+        de_word_or_table(
+            deserializer,
+            &format!("one of {ACTION_WORDS} or a table: {ACTION_TABLES}"),
+            |v| {
                 RuleAction::from_word(v).ok_or_else(|| {
-                    E::custom(format!(
+                    format!(
                         "expected one of {ACTION_WORDS} or a table ({ACTION_TABLES}), got {v:?}"
-                    ))
+                    )
                 })
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RuleAction, A::Error> {
-                let table = ActionTable::deserialize(MapAccessDeserializer::new(map))?;
-                table.action().map_err(de::Error::custom)
-            }
-        }
-
-        deserializer.deserialize_any(ActionVisitor)
+            },
+            ActionTable::action,
+        )
     }
 }
 
@@ -560,35 +548,21 @@ const RESPONSE_WORDS: &str = "drop, servfail, log or { limit_ttl = { min, max } 
 
 impl<'de> Deserialize<'de> for ResponseAction {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ResponseActionVisitor;
-
-        impl<'de> Visitor<'de> for ResponseActionVisitor {
-            type Value = ResponseAction;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "one of {RESPONSE_WORDS}")
-            }
-
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ResponseAction, E> {
-                match v {
-                    "drop" => Ok(ResponseAction::Drop),
-                    "servfail" => Ok(ResponseAction::Servfail),
-                    "log" => Ok(ResponseAction::Log),
-                    _ => Err(E::custom(format!(
-                        "expected one of {RESPONSE_WORDS}, got {v:?}"
-                    ))),
-                }
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ResponseAction, A::Error> {
-                let t = ResponseActionTable::deserialize(MapAccessDeserializer::new(map))?;
+        de_word_or_table(
+            deserializer,
+            &format!("one of {RESPONSE_WORDS}"),
+            |v| match v {
+                "drop" => Ok(ResponseAction::Drop),
+                "servfail" => Ok(ResponseAction::Servfail),
+                "log" => Ok(ResponseAction::Log),
+                _ => Err(format!("expected one of {RESPONSE_WORDS}, got {v:?}")),
+            },
+            |t: ResponseActionTable| {
                 Ok(ResponseAction::LimitTtl {
                     min: t.limit_ttl.min,
                     max: t.limit_ttl.max,
                 })
-            }
-        }
-
-        deserializer.deserialize_any(ResponseActionVisitor)
+            },
+        )
     }
 }

@@ -6,15 +6,14 @@
 //! inside a zone of the TS, no other data at that owner) are checked when the
 //! TS loads them.
 
-use std::fmt;
 use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
+use serde::de::Deserializer;
 
-use super::values::{ProbeQuestion, de_name, de_nets};
+use super::values::{ProbeQuestion, de_name, de_nets, de_word_or_table};
 
 keyword_enum! {
     /// `ts.service.select`: which live endpoints a service answers with.
@@ -65,27 +64,18 @@ struct FallbackTable {
 
 impl<'de> Deserialize<'de> for WhenAllDown {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = WhenAllDown;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("\"all\", \"servfail\" or { fallback = \"name\" }")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<WhenAllDown, E> {
-                match v {
-                    "all" => Ok(WhenAllDown::All),
-                    "servfail" => Ok(WhenAllDown::Servfail),
-                    _ => Err(E::custom(format!(
-                        "expected \"all\", \"servfail\" or {{ fallback = \"name\" }}, got {v:?}"
-                    ))),
-                }
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WhenAllDown, A::Error> {
-                let t = FallbackTable::deserialize(MapAccessDeserializer::new(map))?;
-                Ok(WhenAllDown::Fallback(t.fallback))
-            }
-        }
-        deserializer.deserialize_any(V)
+        de_word_or_table(
+            deserializer,
+            "\"all\", \"servfail\" or { fallback = \"name\" }",
+            |v| match v {
+                "all" => Ok(WhenAllDown::All),
+                "servfail" => Ok(WhenAllDown::Servfail),
+                _ => Err(format!(
+                    "expected \"all\", \"servfail\" or {{ fallback = \"name\" }}, got {v:?}"
+                )),
+            },
+            |t: FallbackTable| Ok(WhenAllDown::Fallback(t.fallback)),
+        )
     }
 }
 
@@ -145,26 +135,20 @@ impl Default for CheckConfig {
 
 /// `check = "none"` or `check = { kind = ..., ... }`.
 fn de_check<'de, D: Deserializer<'de>>(deserializer: D) -> Result<CheckConfig, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = CheckConfig;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("\"none\" or a table { kind = \"tcp\" | \"http\" | \"dns\", port, ... }")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<CheckConfig, E> {
+    de_word_or_table(
+        deserializer,
+        "\"none\" or a table { kind = \"tcp\" | \"http\" | \"dns\", port, ... }",
+        |v| {
             if v == "none" {
                 Ok(CheckConfig::default())
             } else {
-                Err(E::custom(format!(
+                Err(format!(
                     "expected \"none\" or a table {{ kind = \"tcp\" | \"http\" | \"dns\", port, ... }}, got {v:?}"
-                )))
+                ))
             }
-        }
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CheckConfig, A::Error> {
-            CheckConfig::deserialize(MapAccessDeserializer::new(map))
-        }
-    }
-    deserializer.deserialize_any(V)
+        },
+        |t: CheckConfig| Ok(t),
+    )
 }
 
 /// One endpoint of a service.
@@ -364,6 +348,22 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
                 "c.toml:8: ts.service.check: host must be a name or address with no space or control character, got \"a b\"",
             ),
             (
+                format!("name = \"a.example\"\nwhen_all_down = \"none\"\n{ep}"),
+                "c.toml:8: ts.service.when_all_down: expected \"all\", \"servfail\" or { fallback = \"name\" }, got \"none\"",
+            ),
+            (
+                format!("name = \"a.example\"\nwhen_all_down = 1\n{ep}"),
+                "c.toml:8: ts.service.when_all_down: invalid type: integer `1`, expected \"all\", \"servfail\" or { fallback = \"name\" }",
+            ),
+            (
+                format!("name = \"a.example\"\ncheck = \"tcp\"\n{ep}"),
+                "c.toml:8: ts.service.check: expected \"none\" or a table { kind = \"tcp\" | \"http\" | \"dns\", port, ... }, got \"tcp\"",
+            ),
+            (
+                format!("name = \"a.example\"\ncheck = true\n{ep}"),
+                "c.toml:8: ts.service.check: invalid type: boolean `true`, expected \"none\" or a table { kind = \"tcp\" | \"http\" | \"dns\", port, ... }",
+            ),
+            (
                 "name = \"a.example\"\nendpoint = [ { addr = \"0.0.0.0\" } ]\n".into(),
                 "c.toml:8: ts.service.endpoint.addr: 0.0.0.0 is no address a client can reach (unspecified, multicast, broadcast, or IPv4 written as IPv6: give the IPv4 address)",
             ),
@@ -386,25 +386,24 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
                 "{addr}: {err}"
             );
         }
-        // Unknown keys, in the service and in its tables.
-        let err = read(&format!("name = \"a.example\"\nweight = 3\n{ep}")).unwrap_err();
-        assert!(err.starts_with("c.toml:8:"), "{err}");
-        assert!(err.contains("weight"), "{err}");
-        let err =
-            read("name = \"a.example\"\nendpoint = [ { addr = \"192.0.2.1\", wieght = 2 } ]\n")
-                .unwrap_err();
-        assert!(
-            err.starts_with("c.toml:8:") && err.contains("wieght"),
-            "{err}"
-        );
-        let err = read(&format!(
-            "name = \"a.example\"\ncheck = {{ kind = \"tcp\", port = 80, prot = 1 }}\n{ep}"
-        ))
-        .unwrap_err();
-        assert!(
-            err.starts_with("c.toml:8:") && err.contains("prot"),
-            "{err}"
-        );
+        // Unknown keys, in the service and in its tables: each named, at its line.
+        for (text, key) in [
+            (format!("name = \"a.example\"\nweight = 3\n{ep}"), "weight"),
+            (
+                "name = \"a.example\"\nendpoint = [ { addr = \"192.0.2.1\", wieght = 2 } ]\n"
+                    .to_owned(),
+                "wieght",
+            ),
+            (
+                format!(
+                    "name = \"a.example\"\ncheck = {{ kind = \"tcp\", port = 80, prot = 1 }}\n{ep}"
+                ),
+                "prot",
+            ),
+        ] {
+            let err = read(&text).unwrap_err();
+            assert!(err.starts_with("c.toml:8:") && err.contains(key), "{err}");
+        }
         let err = read(&format!(
             "name = \"a.example\"\n{ep}[[ts.service]]\nname = \"A.example.\"\n{ep}"
         ))

@@ -1,6 +1,7 @@
 //! The string values of the schema: socket addresses, networks, DNS names and probe
 //! questions, parsed while the file is read (so a bad one is a `file:line` error like any
-//! other bad value) with errors that show the bad value, and their serde adapters; and
+//! other bad value) with errors that show the bad value, and their serde adapters (a value
+//! written as a word or a table among them); and
 //! the keyword enums of the policy keys `[ls]` and `[[ls.pool]]` share ([`Strategy`],
 //! [`Order`], [`Layout`], [`OnTimeout`]), and `[ls]`'s [`EcsMode`].
 
@@ -11,7 +12,7 @@ use std::str::FromStr;
 use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 
 /// The largest TTL a record may carry (RFC 2181 §8).
 pub(super) const MAX_TTL: u32 = i32::MAX as u32;
@@ -325,6 +326,51 @@ impl<'de> Deserialize<'de> for NameDe {
 /// at its own line.
 pub(super) fn de_names<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Name>, D::Error> {
     Vec::<NameDe>::deserialize(deserializer).map(|v| v.into_iter().map(|n| n.0).collect())
+}
+
+/// Deserializes a value written either as a word or as a table (a rule's `action`,
+/// `when_all_down`, `check`): `word` reads the word and `table` turns the table, as
+/// `Table` reads it, into the value, each with its own message for a bad one;
+/// `expecting` is what serde's own errors (a wrong type) say was expected.
+pub(super) fn de_word_or_table<'de, D, T, Table>(
+    deserializer: D,
+    expecting: &str,
+    word: fn(&str) -> Result<T, String>,
+    table: fn(Table) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    Table: Deserialize<'de>,
+{
+    /// The visitor behind [`de_word_or_table`].
+    struct WordOrTable<'a, T, Table> {
+        expecting: &'a str,
+        word: fn(&str) -> Result<T, String>,
+        table: fn(Table) -> Result<T, String>,
+    }
+
+    impl<'de, T, Table: Deserialize<'de>> Visitor<'de> for WordOrTable<'_, T, Table> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.word)(v).map_err(E::custom)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            let t = Table::deserialize(MapAccessDeserializer::new(map))?;
+            (self.table)(t).map_err(de::Error::custom)
+        }
+    }
+
+    deserializer.deserialize_any(WordOrTable {
+        expecting,
+        word,
+        table,
+    })
 }
 
 keyword_enum! {

@@ -187,6 +187,15 @@ mod tests {
         m.to_vec().unwrap()
     }
 
+    /// Asserts that the LS's edit of `resp` for query `q` is `want`, and that it leaves
+    /// `resp` as it was.
+    #[track_caller]
+    fn leaves_alone(q: &[u8], resp: &[u8], transport: Transport, want: NsidEdit) {
+        let mut after = resp.to_vec();
+        assert_eq!(nsid_for_client(q, &mut after, "ts1", transport), want);
+        assert_eq!(after, resp);
+    }
+
     fn nsid_request() -> EdnsOption {
         EdnsOption::NSID(NSIDPayload::new(Vec::new()).unwrap())
     }
@@ -260,33 +269,19 @@ mod tests {
     fn a_backend_nsid_passes_through_untouched() {
         let q = query(Some((1232, vec![nsid_request()])));
         let own = EdnsOption::NSID(NSIDPayload::new(b"nsd-1".to_vec()).unwrap());
-        let mut resp = response(1, Some(vec![own]));
-        let before = resp.clone();
-        let edit = nsid_for_client(&q, &mut resp, "ts1", Transport::Udp);
-        assert_eq!(edit, NsidEdit::AlreadyThere);
-        assert_eq!(resp, before);
+        let resp = response(1, Some(vec![own]));
+        leaves_alone(&q, &resp, Transport::Udp, NsidEdit::AlreadyThere);
     }
 
     #[test]
     fn nothing_is_added_unless_asked_or_without_an_opt() {
-        let mut resp = response(1, Some(vec![]));
-        let before = resp.clone();
+        let resp = response(1, Some(vec![]));
         let plain = query(Some((1232, vec![])));
-        assert_eq!(
-            nsid_for_client(&plain, &mut resp, "ts1", Transport::Udp),
-            NsidEdit::NotAsked
-        );
-        assert_eq!(resp, before);
+        leaves_alone(&plain, &resp, Transport::Udp, NsidEdit::NotAsked);
 
         // The backend dropped EDNS: the LS does not make an OPT up.
         let asking = query(Some((1232, vec![nsid_request()])));
-        let mut resp = response(1, None);
-        let before = resp.clone();
-        assert_eq!(
-            nsid_for_client(&asking, &mut resp, "ts1", Transport::Udp),
-            NsidEdit::NoOpt
-        );
-        assert_eq!(resp, before);
+        leaves_alone(&asking, &response(1, None), Transport::Udp, NsidEdit::NoOpt);
     }
 
     #[test]
@@ -298,11 +293,7 @@ mod tests {
         let mut resp = response(0, Some(vec![EdnsOption::Unknown(65001, vec![0; pad])]));
         assert_eq!(resp.len(), 502);
         let before = resp.clone();
-        assert_eq!(
-            nsid_for_client(&q, &mut resp, "ts1", Transport::Udp),
-            NsidEdit::TooBig
-        );
-        assert_eq!(resp, before);
+        leaves_alone(&q, &resp, Transport::Udp, NsidEdit::TooBig);
         assert_eq!(
             nsid_for_client(&q, &mut resp, "ts1", Transport::Tcp),
             NsidEdit::Added
@@ -332,12 +323,7 @@ mod tests {
         resp.extend_from_slice(&[0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0]);
         let arcount = u16::from_be_bytes([resp[10], resp[11]]) + 1;
         resp[10..12].copy_from_slice(&arcount.to_be_bytes());
-        let before = resp.clone();
-        assert_eq!(
-            nsid_for_client(&q, &mut resp, "ts1", Transport::Tcp),
-            NsidEdit::Signed
-        );
-        assert_eq!(resp, before);
+        leaves_alone(&q, &resp, Transport::Tcp, NsidEdit::Signed);
     }
 
     #[test]

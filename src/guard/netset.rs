@@ -139,48 +139,57 @@ mod tests {
         assert!(!s.contains(ip("::")));
     }
 
+    /// Asserts that `s` holds every address of `inside` and none of `outside`.
+    #[track_caller]
+    fn holds(s: &NetSet, inside: &[&str], outside: &[&str]) {
+        for a in inside {
+            assert!(s.contains(ip(a)), "{a} should be inside");
+        }
+        for a in outside {
+            assert!(!s.contains(ip(a)), "{a} should be outside");
+        }
+    }
+
     #[test]
     fn ipv4_networks_and_their_edges() {
         let s = set(&["10.0.0.0/8", "192.0.2.1/32", "198.51.100.128/25"]);
-        assert!(s.contains(ip("10.0.0.0")));
-        assert!(s.contains(ip("10.255.255.255")));
-        assert!(!s.contains(ip("9.255.255.255")));
-        assert!(!s.contains(ip("11.0.0.0")));
-        assert!(s.contains(ip("192.0.2.1")));
-        assert!(!s.contains(ip("192.0.2.0")));
-        assert!(!s.contains(ip("192.0.2.2")));
-        assert!(s.contains(ip("198.51.100.128")));
-        assert!(s.contains(ip("198.51.100.255")));
-        assert!(!s.contains(ip("198.51.100.127")));
+        holds(
+            &s,
+            &["10.0.0.0", "10.255.255.255", "192.0.2.1"],
+            &["9.255.255.255", "11.0.0.0", "192.0.2.0", "192.0.2.2"],
+        );
+        holds(
+            &s,
+            &["198.51.100.128", "198.51.100.255"],
+            &["198.51.100.127"],
+        );
         // No IPv6 address is inside an IPv4 network (but see the mapped one).
-        assert!(!s.contains(ip("::a00:1")));
+        holds(&s, &[], &["::a00:1"]);
     }
 
     #[test]
     fn ipv6_networks_and_their_edges() {
         let s = set(&["2001:db8::/32", "::1/128", "fe80::/10"]);
-        assert!(s.contains(ip("2001:db8::")));
-        assert!(s.contains(ip("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff")));
-        assert!(!s.contains(ip("2001:db9::")));
-        assert!(!s.contains(ip("2001:db7:ffff:ffff:ffff:ffff:ffff:ffff")));
-        assert!(s.contains(ip("::1")));
-        assert!(!s.contains(ip("::2")));
-        assert!(s.contains(ip("febf::1")));
-        assert!(!s.contains(ip("fec0::")));
-        assert!(!s.contains(ip("127.0.0.1")));
+        holds(
+            &s,
+            &["2001:db8::", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"],
+            &["2001:db9::", "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff"],
+        );
+        holds(&s, &["::1", "febf::1"], &["::2", "fec0::", "127.0.0.1"]);
     }
 
     #[test]
     fn slash_zero_holds_its_family_only() {
-        let v4 = set(&["0.0.0.0/0"]);
-        assert!(v4.contains(ip("0.0.0.0")));
-        assert!(v4.contains(ip("255.255.255.255")));
-        assert!(v4.contains(ip("::ffff:203.0.113.9")));
-        assert!(!v4.contains(ip("2001:db8::1")));
-        let v6 = set(&["::/0"]);
-        assert!(v6.contains(ip("::")));
-        assert!(v6.contains(ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")));
-        assert!(!v6.contains(ip("203.0.113.9")));
+        holds(
+            &set(&["0.0.0.0/0"]),
+            &["0.0.0.0", "255.255.255.255", "::ffff:203.0.113.9"],
+            &["2001:db8::1"],
+        );
+        holds(
+            &set(&["::/0"]),
+            &["::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"],
+            &["203.0.113.9"],
+        );
         assert_eq!(set(&["0.0.0.0/0", "::/0", "10.0.0.0/8"]).ranges(), 2);
     }
 

@@ -17,6 +17,7 @@
 //! - `health`: the [`HealthReport`] behind `/health` (and `dnslb status`).
 //! - `history`: the ring of 1-second samples and the sampler task that fills it.
 //! - `page`: the status page (HTML, with an inline SVG chart).
+//! - `escape`: text escaped for HTML and for Prometheus label values.
 //! - `flush`: `POST /cache/flush`.
 //! - `control`: live control (`/backend/{name}`, `/blocks`, `/top`) and the gate of every
 //!   state-changing request (`api_key`, `control_allow`).
@@ -39,6 +40,7 @@ use tracing::{debug, warn};
 use crate::ls::Balancer;
 
 mod control;
+mod escape;
 mod flush;
 mod health;
 mod history;

@@ -11,25 +11,10 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use super::escape::html;
 use super::history::{History, rate};
 use super::{HISTORY_SECS, Shared};
 use crate::ls::cache::CacheStats;
-
-/// Escapes text for HTML content and attribute values.
-fn html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A latency for people: µs, ms or s with about three significant digits.
 fn human(d: Option<Duration>) -> String {

@@ -243,6 +243,14 @@ fn schema_errors_name_their_key_and_line() {
             "config.toml:20: ls.response_rule.action: expected one of drop, servfail, log or { limit_ttl = { min, max } }, got \"refuse\"",
         ),
         (
+            "[[ls.rule]]\nname = \"x\"\naction = 3\n",
+            "config.toml:20: ls.rule.action: invalid type: integer `3`, expected one of drop, refuse, nxdomain, servfail, truncate, allow or a table: { pool }, { spoof, ttl }, { spoof_cname, ttl }, { delay_ms }, { rate, then }",
+        ),
+        (
+            "[[ls.response_rule]]\nname = \"x\"\naction = [\"drop\"]\n",
+            "config.toml:20: ls.response_rule.action: invalid type: sequence, expected one of drop, servfail, log or { limit_ttl = { min, max } }",
+        ),
+        (
             "[[ls.rule]]\nname = \"x\"\n",
             "config.toml:18: missing key 'action' in [[ls.rule]]",
         ),

@@ -11,6 +11,7 @@ use crate::ls::invalidate::{FlushBy, FlushCounters};
 use crate::ls::latency::{BUCKETS_US, LatencySnapshot};
 use crate::ls::{Balancer, LsMetrics, LsState};
 
+use super::escape;
 use super::process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 
 mod policy;
@@ -31,20 +32,6 @@ fn answer_rcode_label(i: usize) -> String {
     } else {
         rcode_name(i)
     }
-}
-
-/// Escapes a label value: backslash, double quote and newline.
-fn escape_label(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Microseconds as seconds, in the shortest form that reads back exactly.
@@ -92,7 +79,7 @@ impl Expo {
                 if i > 0 {
                     self.0.push(',');
                 }
-                let _ = write!(self.0, "{k}=\"{}\"", escape_label(v));
+                let _ = write!(self.0, "{k}=\"{}\"", escape::label(v));
             }
             self.0.push('}');
         }
