@@ -14,7 +14,7 @@ use super::clock::unix_now;
 use super::dnssec::presigned;
 use super::publish;
 use super::settings::TsSettings;
-use super::settle::{FileHash, FileStamp, Seen, content};
+use super::settle::{FileHash, FileMemo, FileStamp, content};
 use super::source::{ZoneError, read_bytes};
 use super::zone::{Catalog, Zone, ZoneBuilder};
 use super::{spread, table, zonefile};
@@ -44,25 +44,6 @@ pub fn load_catalog_noting(
     warnings: &mut Vec<String>,
 ) -> Result<Catalog, ZoneError> {
     load_catalog_keeping(settings, serial, warnings, None).map(|l| Catalog::new(l.zones))
-}
-
-/// What a load read of the zone files, for the next reload to keep the
-/// zones whose files did not change.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct FileMemo {
-    /// Each file as it was read (see `settle.rs`); `None` for one renamed
-    /// over while it was read (the next reload reads it again).
-    pub(crate) seen: Vec<Option<Seen>>,
-    /// Each master file's origin (lower-cased wire form); `None` for a PROJ table.
-    pub(crate) origins: Vec<Option<Box<[u8]>>>,
-}
-
-impl FileMemo {
-    /// Each file's content, when every one is known (the serials' state
-    /// file records them: a restart on the same bytes keeps the serials).
-    pub(crate) fn contents(&self) -> Option<Vec<FileHash>> {
-        self.seen.iter().map(|s| s.map(|s| s.content)).collect()
-    }
 }
 
 /// What a reload may keep from the last load: its [`FileMemo`], the files'
@@ -125,25 +106,27 @@ pub(crate) fn load_catalog_keeping(
     })
 }
 
-/// The zones a reload keeps, and the files it need not read for them.
+/// The zones a reload keeps, and the files it need not read for them:
+/// borrowed from the zones served and the last load's memo (a reload of
+/// 100,000 zones copied each zone three times before it served one).
 #[derive(Default)]
-struct Keepable {
+struct Keepable<'a> {
     /// By file: the index in `zones` of the zone it belongs to, if kept,
     /// and the content it was read with.
     by_file: Vec<Option<(usize, FileHash)>>,
     /// The zones kept, each with its origin (lower-cased wire form) and
     /// the first of its files.
-    zones: Vec<(Zone, Box<[u8]>, usize)>,
+    zones: Vec<(&'a Zone, &'a [u8], usize)>,
     /// Their origins, for a changed file that would join one.
-    origins: std::collections::HashSet<Box<[u8]>>,
+    origins: std::collections::HashSet<&'a [u8]>,
 }
 
-impl Keepable {
+impl<'a> Keepable<'a> {
     /// What `prior` allows keeping: each served zone made from master files
     /// only, the same files as last time and every one of them unchanged,
     /// with no PROJ table merged into it and no `[[ts.service]]` at or
     /// below its origin (their records are added at load).
-    fn of(settings: &TsSettings, prior: &Prior<'_>) -> Self {
+    fn of(settings: &TsSettings, prior: &Prior<'a>) -> Self {
         let files = settings.zones.len();
         let (memo, now) = (prior.memo, prior.stamps);
         if memo.origins.len() != files || memo.seen.len() != files || now.len() != files {
@@ -198,8 +181,8 @@ impl Keepable {
                 continue;
             };
             index.insert(key, keep.zones.len());
-            keep.zones.push((zone.clone(), key.into(), first));
-            keep.origins.insert(key.into());
+            keep.zones.push((zone, key, first));
+            keep.origins.insert(key);
         }
         for (i, origin) in memo.origins.iter().enumerate() {
             let zone = origin.as_ref().and_then(|k| index.get(&k[..]).copied());
@@ -215,7 +198,7 @@ fn load_with(
     settings: &TsSettings,
     serial: u32,
     warnings: &mut Vec<String>,
-    keep: &Keepable,
+    keep: &Keepable<'_>,
 ) -> Result<Option<LoadedCatalog>, ZoneError> {
     // One builder per zone origin: PROJ tables share the TS origin and are
     // compiled line by line as they are read; each master file brings its own.
@@ -224,16 +207,17 @@ fn load_with(
     let mut sources = Vec::new();
     // By origin (lower-cased), the builder's index: a TS of 100,000 zones
     // finds each file's builder at once, not by a scan of those before it.
-    let mut by_origin: HashMap<Name, usize> = HashMap::new();
+    let mut by_origin: HashMap<Box<[u8]>, usize> = HashMap::new();
     type Sources = Vec<(Option<usize>, Option<usize>)>;
     fn builder_for(
         builders: &mut Vec<ZoneBuilder>,
         sources: &mut Sources,
-        by_origin: &mut HashMap<Name, usize>,
+        by_origin: &mut HashMap<Box<[u8]>, usize>,
         origin: &Name,
         records: usize,
     ) -> usize {
-        *by_origin.entry(origin.to_lowercase()).or_insert_with(|| {
+        let key = super::zone::key_of(origin).unwrap_or_else(|_| vec![0]);
+        *by_origin.entry(key.into()).or_insert_with(|| {
             builders.push(ZoneBuilder::new(origin.clone(), records));
             sources.push((None, None));
             builders.len() - 1
@@ -258,7 +242,7 @@ fn load_with(
     for (i, file) in settings.zones.iter().enumerate() {
         if let Some(&Some((k, seen))) = keep.by_file.get(i) {
             // Unchanged, and its zone is kept: not read.
-            file_origins.push(Some(keep.zones[k].1.clone()));
+            file_origins.push(Some(keep.zones[k].1.into()));
             contents.push(Some(seen));
             continue;
         }
@@ -281,17 +265,18 @@ fn load_with(
                 content,
                 origin,
                 records,
+                signed,
                 warnings: noted,
             } = read?;
             contents.push(Some(content));
             warnings.extend(noted);
             let key = super::zone::key_of(&origin).ok().map(Vec::into_boxed_slice);
-            if key.as_ref().is_some_and(|k| keep.origins.contains(k)) {
+            if key.as_ref().is_some_and(|k| keep.origins.contains(&k[..])) {
                 return Ok(None);
             }
             file_origins.push(key);
-            warnings.extend(presigned::warnings(file, &records, unix_now()));
-            warnings.extend(presigned::nsec3_params(file, &origin, &records)?);
+            warnings.extend(presigned::warnings(file, &signed, unix_now()));
+            warnings.extend(presigned::nsec3_params(file, &origin, &signed)?);
             let b = builder_for(
                 &mut builders,
                 &mut sources,
@@ -300,8 +285,8 @@ fn load_with(
                 records.len(),
             );
             sources[b].0.get_or_insert(i);
-            for rec in &records {
-                builders[b].add(i, file, rec)?;
+            for rec in records.iter() {
+                builders[b].add_read(i, file, &rec)?;
             }
         } else {
             // Read once: parsed, and fingerprinted from the same bytes.
@@ -375,9 +360,9 @@ fn load_with(
         origins.push(files);
     }
     // The zones kept from the last load: master files only.
-    for (zone, _, first) in &keep.zones {
+    for &(zone, _, first) in &keep.zones {
         zones.push(zone.clone());
-        origins.push((Some(*first), None));
+        origins.push((Some(first), None));
     }
     if let Some(cat) = &settings.catalog {
         let members: Vec<Name> = zones.iter().map(|z| z.origin().clone()).collect();
@@ -407,24 +392,31 @@ fn load_with(
 }
 
 /// A master file read and parsed (on any thread): the content read, the
-/// zone's origin and records, and the file's warnings.
+/// zone's origin and records, its DNSSEC records decoded (the checks of a
+/// pre-signed zone read them), and the file's warnings.
 struct Parsed {
     content: FileHash,
     origin: Name,
-    records: Vec<crate::ts::source::SourceRecord>,
+    records: zonefile::WireRecords,
+    signed: Vec<crate::ts::source::SourceRecord>,
     warnings: Vec<String>,
 }
 
 /// Reads the master file `file` once (its bytes parsed and fingerprinted),
 /// `origin` the TS's (see `zonefile::parse_master_noting`).
 fn parse_file(file: &std::path::Path, origin: &Name) -> Result<Parsed, ZoneError> {
+    use super::zone::rtype::{NSEC, NSEC3, NSEC3PARAM, RRSIG};
     let bytes = read_bytes(file)?;
     let mut warnings = Vec::new();
     let (origin, records) = zonefile::parse_master_noting(&bytes, file, origin, &mut warnings)?;
+    let signed = records
+        .source_records(|r| matches!(r.rtype, RRSIG | NSEC | NSEC3 | NSEC3PARAM))
+        .map_err(|(line, msg)| ZoneError::line(file, line, msg))?;
     Ok(Parsed {
         content: content(&bytes),
         origin,
         records,
+        signed,
         warnings,
     })
 }
@@ -441,7 +433,7 @@ fn parse_file(file: &std::path::Path, origin: &Name) -> Result<Parsed, ZoneError
 fn add_services(
     settings: &TsSettings,
     builders: &mut [ZoneBuilder],
-    by_origin: &HashMap<Name, usize>,
+    by_origin: &HashMap<Box<[u8]>, usize>,
 ) -> Result<Vec<(usize, usize)>, ZoneError> {
     use hickory_proto::rr::RData;
     let mut out = Vec::with_capacity(settings.services.len());
@@ -449,10 +441,13 @@ fn add_services(
         // The longest origin above the name: its suffixes looked up, not
         // every zone scanned.
         let b = {
-            let mut n = s.name.to_lowercase();
+            let mut n = s.name.clone();
             n.set_fqdn(true);
             loop {
-                if let Some(&b) = by_origin.get(&n) {
+                if let Some(&b) = super::zone::key_of(&n)
+                    .ok()
+                    .and_then(|k| by_origin.get(&k[..]))
+                {
                     break Some(b);
                 }
                 if n.is_root() || n.num_labels() == 0 {
@@ -674,17 +669,28 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    /// The error loading a TS with `[[ts.service]]` `service` over the zone `zone`.
-    fn load_error(zone: &str, service: &str) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("example.org.zone");
+    /// The settings of a TS serving `zone` (written in `dir`) with one
+    /// `[[ts.service]]` of `service`'s keys and `endpoints`; and the file.
+    fn with_service(
+        dir: &std::path::Path,
+        zone: &str,
+        service: &str,
+        endpoints: &str,
+    ) -> (TsSettings, std::path::PathBuf) {
+        let file = dir.join("example.org.zone");
         std::fs::write(&file, zone).unwrap();
         let text = format!(
-            "[[ts]]\nname = \"t\"\nlisten = \"127.0.0.1:0\"\nzones = [{:?}]\n\n[[ts.service]]\n{service}endpoint = [ {{ addr = \"192.0.2.1\" }} ]\n",
+            "[[ts]]\nname = \"t\"\nlisten = \"127.0.0.1:0\"\nzones = [{:?}]\n\n[[ts.service]]\n{service}endpoint = [ {endpoints} ]\n",
             file.display().to_string()
         );
         let c = Config::from_toml(&text, std::path::Path::new("c.toml")).unwrap();
-        let settings = TsSettings::from_config(&c.ts[0]);
+        (TsSettings::from_config(&c.ts[0]), file)
+    }
+
+    /// The error loading a TS with `[[ts.service]]` `service` over the zone `zone`.
+    fn load_error(zone: &str, service: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let (settings, file) = with_service(dir.path(), zone, service, "{ addr = \"192.0.2.1\" }");
         let err = load_catalog(&settings, 1).unwrap_err().to_string();
         err.replace(&file.display().to_string(), "Z")
     }
@@ -732,14 +738,13 @@ mod tests {
     #[test]
     fn a_service_adds_every_endpoint_to_its_zone() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("example.org.zone");
-        std::fs::write(&file, ZONE).unwrap();
-        let text = format!(
-            "[[ts]]\nname = \"t\"\nlisten = \"127.0.0.1:0\"\nzones = [{:?}]\n\n[[ts.service]]\nname = \"app.example.org\"\nttl = 20\nendpoint = [ {{ addr = \"192.0.2.1\" }}, {{ addr = \"2001:db8::1\" }} ]\n",
-            file.display().to_string()
+        let (settings, _) = with_service(
+            dir.path(),
+            ZONE,
+            "name = \"app.example.org\"\nttl = 20\n",
+            "{ addr = \"192.0.2.1\" }, { addr = \"2001:db8::1\" }",
         );
-        let c = Config::from_toml(&text, std::path::Path::new("c.toml")).unwrap();
-        let catalog = load_catalog(&TsSettings::from_config(&c.ts[0]), 1).unwrap();
+        let catalog = load_catalog(&settings, 1).unwrap();
         let records = catalog.zones()[0].records();
         let at: Vec<String> = records
             .iter()

@@ -13,13 +13,15 @@
 //! No two rooms import each other, and no room imports an item defined in
 //! this file (it holds only the map and what the folder exports).
 //! - `table_server.rs`: [`TableServer`]: start, reload, serials;
+//!   `versions.rs`: which version of each zone a reload serves;
 //! - `settings.rs`: [`TsSettings`], what a TS serves and how; `clock.rs`:
 //!   the wall clock as signatures and serials count it;
 //! - `load.rs`: zone files to a [`Catalog`] ([`load_catalog`]);
 //!   `publish.rs`: the catalog zone (RFC 9432) it publishes of them;
 //! - `settle.rs`: files read only while nobody rewrites them, and whether a
-//!   reload must read them again; `spread.rs`: a load's work spread over
-//!   the cores the process may use;
+//!   reload must read them again (`FileMemo`); `read_files.rs`: the zone
+//!   files read settled into zones, at start and at a reload;
+//!   `spread.rs`: a load's work spread over the cores the process may use;
 //! - `respond.rs`: the request path ([`server::Handler`](crate::server::Handler));
 //! - [`answer`]: the message around a zone's answer; [`wire`]: names as
 //!   the answer path reads them ([`wire::NameKey`]);
@@ -47,6 +49,7 @@ pub mod gslb;
 mod load;
 pub mod metrics;
 mod publish;
+mod read_files;
 mod respond;
 pub mod secondary;
 pub mod serials;
@@ -56,6 +59,7 @@ pub mod source;
 mod spread;
 pub mod table;
 mod table_server;
+mod versions;
 pub mod wire;
 pub mod xfr;
 pub mod zone;

@@ -77,8 +77,54 @@ impl FileStamp {
 }
 
 /// Each file's [`FileStamp`], one `stat` a file.
-pub(crate) fn stamps(files: &[PathBuf]) -> Vec<Option<FileStamp>> {
+fn stamps(files: &[PathBuf]) -> Vec<Option<FileStamp>> {
     files.iter().map(|f| FileStamp::of(f)).collect()
+}
+
+/// The files' stamps, and when they were taken (a stamp changed within
+/// [`RACY`] of that is racy).
+pub(crate) struct Look {
+    at: i128,
+    stamps: Vec<Option<FileStamp>>,
+}
+
+impl Look {
+    /// `files` looked at now: one `stat` a file.
+    pub(crate) fn now(files: &[PathBuf]) -> Look {
+        let at = now_ns();
+        Look {
+            at,
+            stamps: stamps(files),
+        }
+    }
+}
+
+/// What a load read of the zone files, for the next reload to keep the
+/// zones whose files did not change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct FileMemo {
+    /// Each file as it was read; `None` for one renamed over while it was
+    /// read (the next reload reads it again).
+    pub(crate) seen: Vec<Option<Seen>>,
+    /// Each master file's origin (lower-cased wire form); `None` for a PROJ table.
+    pub(crate) origins: Vec<Option<Box<[u8]>>>,
+}
+
+impl FileMemo {
+    /// Each file's content, when every one is known (the serials' state
+    /// file records them: a restart on the same bytes keeps the serials).
+    pub(crate) fn contents(&self) -> Option<Vec<FileHash>> {
+        self.seen.iter().map(|s| s.map(|s| s.content)).collect()
+    }
+
+    /// Whether every one of `files`, as `look` found them, holds the bytes
+    /// the memo saw (see [`Seen::unchanged`]).
+    pub(crate) fn unchanged(&self, files: &[PathBuf], look: &Look) -> bool {
+        self.seen.len() == files.len()
+            && look.stamps.len() == files.len()
+            && (self.seen.iter().zip(&look.stamps).zip(files))
+                .all(|((seen, now), f)| seen.is_some_and(|s| s.unchanged(f, now.as_ref())))
+    }
 }
 
 /// The wall clock in nanoseconds since the epoch, as file times count.
@@ -129,7 +175,8 @@ impl Seen {
 }
 
 /// The result of `read` over `files` that were not rewritten in place while
-/// it ran, with what is now known of each file ([`Seen`]; `None` for one
+/// it ran (the first try's stamps those of `first`, when given: a look
+/// just taken), with what is now known of each file ([`Seen`]; `None` for one
 /// renamed over or gone while read: the next reload reads it again).
 /// `read` is given each file's stamp taken just before it (a file whose
 /// stamp a reload finds unchanged need not be read again: any change during
@@ -150,13 +197,19 @@ pub(super) fn read_settled<T>(
     ts: &str,
     files: &[PathBuf],
     settle: Duration,
+    mut first: Option<Look>,
     mut read: impl FnMut(&[Option<FileStamp>]) -> Result<(T, Vec<Option<FileHash>>), ZoneError>,
     mut pause: impl FnMut(Duration),
 ) -> Result<(T, Vec<Option<Seen>>), ZoneError> {
     let mut backoff = READ_BACKOFF;
     for attempt in 1..=READ_TRIES {
-        let looked = now_ns();
-        let before = stamps(files);
+        let Look {
+            at: looked,
+            stamps: before,
+        } = first
+            .take()
+            .filter(|l| l.stamps.len() == files.len())
+            .unwrap_or_else(|| Look::now(files));
         let result = read(&before);
         let contents = result.as_ref().ok().map(|(_, c)| &c[..]);
         if !settle.is_zero() {
@@ -242,6 +295,15 @@ fn still(
 mod settle_tests {
     use super::*;
 
+    /// A file `t.txt` holding `text` in a new folder (removed when the
+    /// first is dropped).
+    fn one_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.txt");
+        std::fs::write(&f, text).unwrap();
+        (dir, f)
+    }
+
     /// The content of `text`, as `read` reports it for one file.
     fn one(text: &str) -> Vec<Option<FileHash>> {
         vec![Some(content(text.as_bytes()))]
@@ -259,9 +321,7 @@ mod settle_tests {
     /// moves the stamp is a change.
     #[test]
     fn a_stamp_stands_for_the_bytes_unless_it_was_racy() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("t.txt");
-        std::fs::write(&f, "aaaa").unwrap();
+        let (_dir, f) = one_file("aaaa");
         let stamp = FileStamp::of(&f).unwrap();
         let seen = |racy: bool, text: &str| Seen {
             stamp,
@@ -287,9 +347,7 @@ mod settle_tests {
     /// in place would) is never kept; a read of settled files is.
     #[test]
     fn a_file_rewritten_while_read_is_read_again_and_never_kept_half_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("t.txt");
-        std::fs::write(&f, "whole version 1\n").unwrap();
+        let (_dir, f) = one_file("whole version 1\n");
         let files = vec![f.clone()];
         let mut reads = 0;
         let mut pauses = Vec::new();
@@ -297,6 +355,7 @@ mod settle_tests {
             "t",
             &files,
             Duration::ZERO,
+            None,
             |_| {
                 reads += 1;
                 let text = std::fs::read_to_string(&f).unwrap();
@@ -325,8 +384,7 @@ mod settle_tests {
     /// found: the racy file's bytes are hashed again.
     #[test]
     fn a_same_length_rewrite_in_the_same_tick_is_found_by_the_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("t.txt");
+        let (_dir, f) = one_file("");
         let files = vec![f.clone()];
         for round in 0..20 {
             std::fs::write(&f, "version a").unwrap();
@@ -335,6 +393,7 @@ mod settle_tests {
                 "t",
                 &files,
                 Duration::ZERO,
+                None,
                 |_| {
                     reads += 1;
                     let text = std::fs::read_to_string(&f).unwrap();
@@ -353,15 +412,14 @@ mod settle_tests {
 
     #[test]
     fn files_that_never_settle_are_refused_and_a_bad_settled_file_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("t.txt");
-        std::fs::write(&f, "x").unwrap();
+        let (_dir, f) = one_file("x");
         let files = vec![f.clone()];
         let mut n = 0;
         let err = read_settled(
             "t",
             &files,
             Duration::ZERO,
+            None,
             |_| {
                 n += 1;
                 std::fs::write(&f, n.to_string()).unwrap();
@@ -389,6 +447,7 @@ mod settle_tests {
             "t",
             &files,
             Duration::ZERO,
+            None,
             |_| Err(ZoneError::line(&f, 1, "bad")),
             |_| panic!("no retry"),
         )
@@ -402,14 +461,13 @@ mod settle_tests {
     /// is read again.
     #[test]
     fn a_file_renamed_over_is_kept_and_one_growing_after_the_read_is_read_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("t.txt");
-        std::fs::write(&f, "old").unwrap();
+        let (dir, f) = one_file("old");
         let files = vec![f.clone()];
         let (got, seen) = read_settled(
             "t",
             &files,
             Duration::ZERO,
+            None,
             |_| {
                 let text = std::fs::read_to_string(&f).unwrap();
                 let tmp = dir.path().join("t.new");
@@ -431,6 +489,7 @@ mod settle_tests {
             "t",
             &files,
             settle,
+            None,
             |_| {
                 reads += 1;
                 let text = std::fs::read_to_string(&f).unwrap();

@@ -1,4 +1,5 @@
-//! Zone sources: the records read from one file, and the `file:line` error type
+//! Zone sources: the records read from one file (decoded, or in wire form as a
+//! master file's reader makes them), and the `file:line` error type
 //! shared by both formats (PROJ tables and RFC 1035 master files) and by the
 //! zone compiler ([`BuildError`]); a source file's bytes, read whole, and
 //! where they stop being UTF-8.
@@ -16,6 +17,24 @@ pub struct SourceRecord {
     /// The record data (its type is `data.record_type()`).
     pub data: RData,
     /// 1-based line number in the source file.
+    pub line: usize,
+}
+
+/// One record in wire form, as a master file's reader makes it
+/// (`zonefile::WireRecords`) and the zone builder takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct WireRecord<'a> {
+    /// The owner, uncompressed, as spelled.
+    pub owner: &'a [u8],
+    /// Its type.
+    pub rtype: u16,
+    /// Its class (the reader refuses any but IN, 1).
+    pub class: u16,
+    /// TTL in seconds.
+    pub ttl: u32,
+    /// Its RDATA, names uncompressed and as spelled.
+    pub rdata: &'a [u8],
+    /// 1-based line number in the file.
     pub line: usize,
 }
 
@@ -226,11 +245,29 @@ fn cut(msg: String) -> String {
 
 /// Reads a whole file as bytes, mapping failure to [`ZoneError::Io`].
 pub(crate) fn read_bytes(file: &Path) -> Result<Vec<u8>, ZoneError> {
-    std::fs::read(file).map_err(|e| ZoneError::Io {
+    use std::io::Read;
+    let io = |e: std::io::Error| ZoneError::Io {
         file: file.to_path_buf(),
         msg: e.to_string(),
-    })
+    };
+    let mut f = std::fs::File::open(file).map_err(io)?;
+    // A small file (a TS of 100,000 zones reads 100,000 of them) in one
+    // read, with no `stat` for its size; a larger one sized by its `stat`.
+    let mut bytes = Vec::with_capacity(SMALL_FILE);
+    (&mut f)
+        .take(SMALL_FILE as u64)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() == SMALL_FILE {
+        let len = f.metadata().map_or(0, |m| m.len());
+        bytes.reserve(usize::try_from(len).unwrap_or(0).saturating_sub(SMALL_FILE));
+        f.read_to_end(&mut bytes).map_err(io)?;
+    }
+    Ok(bytes)
 }
+
+/// Bytes read before a zone file's size is asked for.
+const SMALL_FILE: usize = 16 * 1024;
 
 /// Where a file stops being valid UTF-8.
 #[derive(Debug, PartialEq)]

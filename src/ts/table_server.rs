@@ -1,7 +1,10 @@
 //! [`TableServer`]: an authoritative server over a swappable [`Catalog`]:
 //! loading it, reloading it (a new catalog swapped in only when every file
 //! loaded), signing again, and the serials kept across restarts. Its one
-//! `impl` block is here; the request path over it is `respond.rs`.
+//! `impl` block is here; the request path over it is `respond.rs`, the
+//! files read into zones `read_files.rs` (what was read of them:
+//! `settle.rs`), and the version of each zone a reload serves
+//! `versions.rs`.
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,15 +17,16 @@ use tracing::{info, warn};
 use crate::dnstap::Dnstap;
 
 use super::clock::unix_now;
-use super::dnssec::keys::ZoneKeys;
 use super::dnssec::policy;
 use super::gslb;
-use super::load::{FileMemo, LoadedCatalog, Prior, load_catalog_keeping};
+use super::load::LoadedCatalog;
 use super::metrics::TsMetrics;
-use super::serials::{self, serial_newer};
+use super::read_files::{Served, read_files};
+use super::serials;
 use super::settings::TsSettings;
-use super::settle::{SETTLE, read_settled, stamps};
+use super::settle::{FileMemo, Look};
 use super::source::ZoneError;
+use super::versions::{Versions, ZoneKeyMap, versions};
 use super::xfr::{self, ixfr, tsig};
 use super::zone::{self, Catalog};
 
@@ -82,9 +86,6 @@ pub enum SecondaryChange {
     Remove(Name),
 }
 
-/// The keys of the zones a TS signs, by lower-cased wire origin.
-pub(super) type ZoneKeyMap = std::collections::HashMap<Vec<u8>, Arc<ZoneKeys>>;
-
 /// The answer to a NOTIFY (the request's bytes, its source), `None` to drop it.
 pub type NotifyHook = Box<dyn Fn(&[u8], std::net::IpAddr) -> Option<Vec<u8>> + Send + Sync>;
 
@@ -121,19 +122,10 @@ impl TableServer {
         let xfr_key = tsig::XfrKey::load(&settings).map_err(ZoneError::Key)?;
         let clock = unix_now();
         let mut warnings = Vec::new();
-        let (loaded, seen) = read_settled(
-            &settings.name,
-            &settings.zones,
-            SETTLE,
-            |_| {
-                warnings.clear();
-                load_catalog_keeping(&settings, clock, &mut warnings, None).map(with_contents)
-            },
-            std::thread::sleep,
-        )?;
-        let LoadedCatalog { zones, origins, .. } = loaded;
-        let sources = Some(FileMemo { seen, origins });
-        let contents = sources.as_ref().and_then(FileMemo::contents);
+        let (LoadedCatalog { zones, .. }, memo) =
+            read_files(&settings, clock, &mut warnings, None, None)?;
+        let contents = memo.contents();
+        let sources = Some(memo);
         for w in &warnings {
             warn!("{w}");
         }
@@ -448,7 +440,7 @@ impl TableServer {
 
     /// [`TableServer::reload`], uncounted.
     fn swap_in_fresh(&self) -> Result<ReloadReport, ZoneError> {
-        let now = stamps(&self.settings.zones);
+        let look = Look::now(&self.settings.zones);
         let mut last = self
             .sources
             .lock()
@@ -458,12 +450,7 @@ impl TableServer {
         // replaced by the one served when the reload began.
         let old = self.catalog.load_full();
         // With signing on, the keys may have changed though the files did not.
-        let files = &self.settings.zones;
-        let same_bytes = last.as_ref().is_some_and(|m| {
-            m.seen.len() == files.len()
-                && (m.seen.iter().zip(&now).zip(files))
-                    .all(|((seen, now), f)| seen.is_some_and(|s| s.unchanged(f, now.as_ref())))
-        });
+        let same_bytes = (last.as_ref()).is_some_and(|m| m.unchanged(&self.settings.zones, &look));
         if same_bytes && self.settings.dnssec.is_none() {
             // Not a byte changed: the zones in memory are those files.
             return Ok(ReloadReport {
@@ -482,101 +469,25 @@ impl TableServer {
         let keep = |z: &zone::Zone| {
             z.signature().is_none() && !z.is_presigned() && !installed.contains(z.origin())
         };
-        let (fresh, seen) = read_settled(
-            &self.settings.name,
-            &self.settings.zones,
-            SETTLE,
-            |now| {
-                warnings.clear();
-                let prior = last.as_ref().map(|memo| Prior {
-                    memo,
-                    stamps: now,
-                    served: &old,
-                    keep: &keep,
-                });
-                load_catalog_keeping(&self.settings, clock, &mut warnings, prior).map(with_contents)
-            },
-            std::thread::sleep,
-        )?;
+        let served = last.as_ref().map(|memo| Served {
+            memo,
+            catalog: &old,
+            keep: &keep,
+        });
+        let (fresh, memo) = read_files(&self.settings, clock, &mut warnings, served, Some(look))?;
         for w in &warnings {
             warn!("{w}");
         }
         let LoadedCatalog {
             zones: fresh,
-            origins,
             compiled,
             ..
         } = fresh;
-        let mut changed_zones = Vec::new();
-        let mut zones = Vec::with_capacity(fresh.len());
-        let mut zone_keys = ZoneKeyMap::new();
-        for z in &fresh {
-            let previous = old.with_origin(z.origin_wire());
-            // A file's serial raised alone is a change too: the served
-            // serial never stays below the file's (secondaries follow it).
-            let same = |o: &zone::Zone| {
-                o.same_data(z) && (z.soa_synthesized() || !serial_newer(z.serial(), o.serial()))
-            };
-            if policy::signs(&self.settings, z) {
-                let keys =
-                    policy::zone_keys(&self.settings, z, clock).map_err(ZoneError::signing)?;
-                // Kept when neither the data nor what the keys do changed
-                // and its signatures hold; their timing is taken anew.
-                let unchanged = |o: &zone::Zone| {
-                    same(o) && o.signature().is_some_and(|s| !s.stale(&keys.tags(), clock))
-                };
-                let serial = match previous {
-                    Some(o) if unchanged(o) => {
-                        zones.push(o.clone().with_key_event(keys.next_event(clock)));
-                        zone_keys.insert(z.origin_wire().to_vec(), Arc::new(keys));
-                        continue;
-                    }
-                    Some(o) => serials::next_serial(o.serial(), clock),
-                    None => serials::start_serial(None, false, clock),
-                };
-                let signed = policy::sign_with(&self.settings, z, previous, &keys, serial, clock)
-                    .map_err(ZoneError::signing)?;
-                changed_zones.push(z.origin().clone());
-                zones.push(signed);
-                zone_keys.insert(z.origin_wire().to_vec(), Arc::new(keys));
-                continue;
-            }
-            let zone = match previous {
-                // Unchanged: keep serving the compiled zone already in memory.
-                Some(o) if same(o) => o.clone(),
-                Some(o) if z.soa_synthesized() => {
-                    // Our serial: up by at least one, and to the clock when it is ahead.
-                    let s = serials::next_serial(o.serial(), clock);
-                    changed_zones.push(z.origin().clone());
-                    z.clone().with_serial(s)
-                }
-                Some(o) => {
-                    // The file's serial: it must go up, or secondaries would
-                    // never see the change (RFC 1982 arithmetic).
-                    if !serial_newer(z.serial(), o.serial()) {
-                        let (idx, line) = z.soa_source().unwrap_or((0, 0));
-                        let file = self.settings.zones.get(idx).cloned().unwrap_or_default();
-                        return Err(ZoneError::line(
-                            &file,
-                            line,
-                            format!(
-                                "zone {} changed but its SOA serial {} is not above {}: raise the serial",
-                                z.origin(),
-                                z.serial(),
-                                o.serial()
-                            ),
-                        ));
-                    }
-                    changed_zones.push(z.origin().clone());
-                    z.clone()
-                }
-                None => {
-                    changed_zones.push(z.origin().clone());
-                    z.clone()
-                }
-            };
-            zones.push(zone);
-        }
+        let Versions {
+            mut zones,
+            changed: changed_zones,
+            keys: zone_keys,
+        } = versions(&self.settings, &old, fresh, clock)?;
         // The secondary zones are not in the files: kept as they are.
         let from_files: std::collections::HashSet<&[u8]> =
             zones.iter().map(zone::Zone::origin_wire).collect();
@@ -596,7 +507,6 @@ impl TableServer {
         self.catalog.store(Arc::new(Catalog::new(zones)));
         // The files did not change while they were read: what was seen of
         // them stands for the zones in force.
-        let memo = FileMemo { seen, origins };
         let contents = memo.contents();
         *last = Some(memo);
         drop(last);
@@ -700,11 +610,4 @@ impl TableServer {
             }
         }
     }
-}
-
-/// A load's result with the content of each file taken out, as
-/// [`read_settled`] wants it.
-fn with_contents(mut l: LoadedCatalog) -> (LoadedCatalog, Vec<Option<super::settle::FileHash>>) {
-    let contents = std::mem::take(&mut l.contents);
-    (l, contents)
 }

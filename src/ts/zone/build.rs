@@ -20,61 +20,11 @@ use super::canon;
 use super::encode::{MESSAGE_HEAD, key_of, rdata_into, same_rdata, wire_into};
 use super::nsec3::Nsec3Chain;
 use super::owners::Owners;
+use super::rrsets::{Building, entry_flags, push_entry, sig_ttls};
 use super::soa::SoaWire;
-use super::store::{ENTRY_EMPTY, ENTRY_NSEC3, RRSIG, SET_DO_ONLY, Store, push_record};
-use crate::ts::source::{BuildError, SourceRecord, ZoneError};
+use super::store::{ENTRY_EMPTY, RRSIG, Store};
+use crate::ts::source::{BuildError, SourceRecord, WireRecord, ZoneError};
 use crate::ts::wire::NameKey;
-
-/// Records of one owner and type while a zone is built: their RDATA as
-/// (start, length) in the builder's RDATA buffer. The records of one RRset
-/// share the lowest TTL among them (RFC 2181 §5.2). RRSIGs are grouped by
-/// the type they cover, each group a set served only with DO=1, with the
-/// TTL of the RRset it covers (RFC 4035 §2.2: the RRSIG's TTL is its RRset's).
-struct Building {
-    rtype: u16,
-    /// For RRSIGs, the type covered; 0 otherwise.
-    covered: u16,
-    ttl: u32,
-    /// Most RRsets hold a record or two: kept inline, no allocation a set.
-    data: smallvec::SmallVec<[(usize, usize); 2]>,
-}
-
-impl Building {
-    fn flags(&self) -> u8 {
-        if self.rtype == RRSIG { SET_DO_ONLY } else { 0 }
-    }
-}
-
-/// The entry flags of a name owning `sets`: [`ENTRY_NSEC3`] when it owns
-/// NSEC3 records and nothing else but their RRSIGs.
-fn entry_flags(sets: &[Building]) -> u8 {
-    let nsec3 = u16::from(RecordType::NSEC3);
-    let only_nsec3 = sets.iter().any(|s| s.rtype == nsec3)
-        && sets
-            .iter()
-            .all(|s| s.rtype == nsec3 || (s.rtype == RRSIG && s.covered == nsec3));
-    if only_nsec3 { ENTRY_NSEC3 } else { 0 }
-}
-
-/// Gives each RRSIG group the TTL of the RRset it covers at its name (the
-/// SOA's, `soa_ttl`, at the apex); a group covering nothing here keeps its own.
-fn sig_ttls(sets: &mut [Building], soa_ttl: Option<u32>) {
-    let soa = u16::from(RecordType::SOA);
-    for i in 0..sets.len() {
-        if sets[i].rtype != RRSIG {
-            continue;
-        }
-        let covered = sets[i].covered;
-        let ttl = sets
-            .iter()
-            .find(|s| s.rtype == covered && s.rtype != RRSIG)
-            .map(|s| s.ttl)
-            .or(soa_ttl.filter(|_| covered == soa));
-        if let Some(ttl) = ttl {
-            sets[i].ttl = ttl;
-        }
-    }
-}
 
 /// One record read, waiting for its zone to be compiled.
 struct Pending {
@@ -107,7 +57,8 @@ pub struct ZoneBuilder {
     owners: Owners,
     pending: Vec<Pending>,
     rdata: Vec<u8>,
-    scratch: Vec<u8>,
+    /// An owner and its RDATA being encoded (reused: no allocation a record).
+    scratch: (Vec<u8>, Vec<u8>),
     soa: Option<(u32, RData)>,
     soa_source: Option<(usize, usize)>,
     apex_ns: Option<Name>,
@@ -123,7 +74,7 @@ impl ZoneBuilder {
             owners: Owners::with_capacity(records),
             pending: Vec::with_capacity(records),
             rdata: Vec::with_capacity(records * 4),
-            scratch: Vec::with_capacity(256),
+            scratch: (Vec::new(), Vec::new()),
             soa: None,
             soa_source: None,
             apex_ns: None,
@@ -180,45 +131,80 @@ impl ZoneBuilder {
         rec: &SourceRecord,
     ) -> Result<(), ZoneError> {
         let err = |reason: BuildError| ZoneError::build(file, rec.line, reason);
-        if !self.origin.zone_of(&rec.name) {
+        // Encoded, then added as a record read in wire form is.
+        let (mut owner, mut rdata) = std::mem::take(&mut self.scratch);
+        let encoded =
+            wire_into(&rec.name, &mut owner).and_then(|()| rdata_into(&rec.data, &mut rdata));
+        let added = encoded.map_err(err).and_then(|()| {
+            let read = WireRecord {
+                owner: &owner,
+                rtype: u16::from(rec.data.record_type()),
+                class: 1,
+                ttl: rec.ttl,
+                rdata: &rdata,
+                line: rec.line,
+            };
+            self.add_read(file_idx, file, &read)
+        });
+        self.scratch = (owner, rdata);
+        added
+    }
+
+    /// Adds one record read in wire form from line `rec.line` of `file`
+    /// (index `file_idx`), as [`Self::add`] adds a decoded one: only the
+    /// SOA and the first NS at the apex are decoded.
+    ///
+    /// # Errors
+    /// As [`Self::add`].
+    pub fn add_read(
+        &mut self,
+        file_idx: usize,
+        file: &Path,
+        rec: &WireRecord<'_>,
+    ) -> Result<(), ZoneError> {
+        let err = |reason: BuildError| ZoneError::build(file, rec.line, reason);
+        let shown = || {
+            Name::read(&mut BinDecoder::new(rec.owner))
+                .map_or_else(|_| "?".into(), |n| n.to_string())
+        };
+        let key = NameKey::read(rec.owner).filter(|k| k.is_under(&self.origin_key));
+        let Some(key) = key else {
             return Err(err(BuildError::OutsideZone {
-                name: rec.name.to_string(),
+                name: shown(),
                 origin: self.origin.to_string(),
             }));
-        }
-        let rtype = rec.data.record_type();
-        if rtype == RecordType::SOA {
-            if !rec.name.eq_ignore_root(&self.origin) {
+        };
+        let apex = key.wire_len() == self.origin_key.len();
+        if rec.rtype == u16::from(RecordType::SOA) {
+            if !apex {
                 return Err(err(BuildError::SoaOffApex {
-                    name: rec.name.to_string(),
+                    name: shown(),
                     origin: self.origin.to_string(),
                 }));
             }
             if self.soa.is_some() {
                 return Err(err(BuildError::SecondSoa));
             }
-            self.soa = Some((rec.ttl, rec.data.clone()));
+            let soa = SOA::read(&mut BinDecoder::new(rec.rdata)).map_err(|e| {
+                err(BuildError::Encode {
+                    rtype: RecordType::SOA,
+                    reason: e.to_string(),
+                })
+            })?;
+            self.soa = Some((rec.ttl, RData::SOA(soa)));
             self.soa_source = Some((file_idx, rec.line));
             return Ok(());
         }
-        if let (None, RData::NS(ns)) = (&self.apex_ns, &rec.data)
-            && rec.name.eq_ignore_root(&self.origin)
-        {
-            self.apex_ns = Some(ns.0.clone());
+        if apex && self.apex_ns.is_none() && rec.rtype == u16::from(RecordType::NS) {
+            self.apex_ns = Name::read(&mut BinDecoder::new(rec.rdata)).ok();
         }
-        wire_into(&rec.name, &mut self.scratch).map_err(err)?;
-        let owner = self.owners.intern(&self.scratch).map_err(err)?;
-        let owner_len = self.scratch.len();
-        rdata_into(&rec.data, &mut self.scratch).map_err(err)?;
-        let size = MESSAGE_HEAD + owner_len + 10 + self.scratch.len();
+        let owner = self.owners.intern(rec.owner).map_err(err)?;
+        let size = MESSAGE_HEAD + rec.owner.len() + 10 + rec.rdata.len();
         if size > usize::from(u16::MAX) {
             return Err(err(BuildError::RecordOverMessage { size }));
         }
-        let rdata = std::mem::take(&mut self.scratch);
-        let at = (file_idx, rec.line);
-        let pushed = self.push(owner, u16::from(rtype), rec.ttl, at, &rdata);
-        self.scratch = rdata;
-        pushed.map_err(err)
+        self.push(owner, rec.rtype, rec.ttl, (file_idx, rec.line), rec.rdata)
+            .map_err(err)
     }
 
     /// Adds one record given in wire form (owner uncompressed, as spelled),
@@ -650,49 +636,6 @@ impl Zone {
         self.negative_soa_sigs = sigs.into_boxed_slice();
         Ok(())
     }
-}
-
-/// Appends an entry for the owner `owner_wire` with `sets` (whose RDATA
-/// lies in `rdata`) to the arena.
-fn push_entry(
-    store: &mut Store,
-    owner_wire: &[u8],
-    flags: u8,
-    sets: &[Building],
-    rdata: &[u8],
-) -> Result<(), BuildError> {
-    let arena = &mut store.arena;
-    let start = arena.len();
-    let name_len = u8::try_from(owner_wire.len()).map_err(|_| BuildError::NameTooLong)?;
-    let set_count = u16::try_from(sets.len()).map_err(|_| BuildError::TooManyTypes)?;
-    arena.push(name_len);
-    arena.extend_from_slice(owner_wire);
-    arena.push(flags);
-    arena.extend_from_slice(&set_count.to_be_bytes());
-    let sets_len_at = arena.len();
-    arena.extend_from_slice(&[0; 4]);
-    for set in sets {
-        let head = arena.len();
-        let count = u16::try_from(set.data.len()).map_err(|_| BuildError::RrsetTooLarge)?;
-        arena.extend_from_slice(&set.rtype.to_be_bytes());
-        arena.push(set.flags());
-        arena.extend_from_slice(&count.to_be_bytes());
-        arena.extend_from_slice(&[0; 4]);
-        for &(at, len) in &set.data {
-            push_record(arena, set.rtype, set.ttl, &rdata[at..at + len]);
-        }
-        let len = u32::try_from(arena.len() - head - 9).map_err(|_| BuildError::RrsetTooLarge)?;
-        arena[head + 5..head + 9].copy_from_slice(&len.to_be_bytes());
-    }
-    let sets_len =
-        u32::try_from(arena.len() - sets_len_at - 4).map_err(|_| BuildError::ZoneTooLarge)?;
-    arena[sets_len_at..sets_len_at + 4].copy_from_slice(&sets_len.to_be_bytes());
-    if u32::try_from(arena.len()).is_err() {
-        arena.truncate(start);
-        return Err(BuildError::RecordsOver4G);
-    }
-    store.rrsets += sets.len();
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,6 +9,12 @@ use crate::ts::source::BuildError;
 /// Writes `name` uncompressed, as spelled, into `out` (cleared first).
 pub(super) fn wire_into(name: &Name, out: &mut Vec<u8>) -> Result<(), BuildError> {
     out.clear();
+    name_onto(name, out)
+}
+
+/// Appends `name` uncompressed, as spelled, to `out`.
+fn name_onto(name: &Name, out: &mut Vec<u8>) -> Result<(), BuildError> {
+    let start = out.len();
     // Label by label (hickory's encoder would also record compression
     // pointers, which a zone has no use for), with the RFC 1035 limits
     // checked as it checked them.
@@ -21,7 +27,7 @@ pub(super) fn wire_into(name: &Name, out: &mut Vec<u8>) -> Result<(), BuildError
         out.extend_from_slice(label);
     }
     out.push(0);
-    if out.len() > 255 {
+    if out.len() - start > 255 {
         return Err(BuildError::NameOver255);
     }
     Ok(())
@@ -47,6 +53,26 @@ pub(super) fn rdata_into(data: &RData, out: &mut Vec<u8>) -> Result<(), BuildErr
         RData::AAAA(a) => {
             out.extend_from_slice(&a.0.octets());
             return Ok(());
+        }
+        // Every zone's SOA and NS, and the names of MX, CNAME and PTR,
+        // written as hickory's encoder writes them (names uncompressed, as
+        // spelled) without its bookkeeping of compression pointers.
+        RData::SOA(s) => {
+            name_onto(&s.mname, out)?;
+            name_onto(&s.rname, out)?;
+            out.extend_from_slice(&s.serial.to_be_bytes());
+            for t in [s.refresh, s.retry, s.expire] {
+                out.extend_from_slice(&t.to_be_bytes());
+            }
+            out.extend_from_slice(&s.minimum.to_be_bytes());
+            return Ok(());
+        }
+        RData::NS(n) => return name_onto(&n.0, out),
+        RData::CNAME(n) => return name_onto(&n.0, out),
+        RData::PTR(n) => return name_onto(&n.0, out),
+        RData::MX(m) => {
+            out.extend_from_slice(&m.preference.to_be_bytes());
+            return name_onto(&m.exchange, out);
         }
         _ => {}
     }

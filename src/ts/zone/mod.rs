@@ -31,6 +31,7 @@
 //!   zone's owner names while it is built;
 //! - `build.rs`: [`ZoneBuilder`], records to arena, typed
 //!   [`BuildError`](crate::ts::source::BuildError)s at `file:line`;
+//!   `rrsets.rs`: an owner's RRsets while it is built, written as its entry;
 //! - `write.rs`: the answer writer ([`Zone::write_answer`]): data, CNAME
 //!   chains, referrals, wildcards, negative answers;
 //! - `dname.rs`: DNAME redirection (RFC 6672) for the writer;
@@ -62,6 +63,7 @@ mod owners;
 mod patch;
 mod proof;
 pub mod rrlist;
+mod rrsets;
 pub(crate) mod rtype;
 mod sign;
 mod signature;

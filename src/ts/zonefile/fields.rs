@@ -410,14 +410,29 @@ const TYPES: &[(&str, u16)] = &[
 
 /// The code of a record type: a mnemonic (any case) or `TYPEnnn`.
 pub(super) fn type_code(raw: &[u8]) -> Option<u16> {
-    let upper = raw.to_ascii_uppercase();
-    if let Some(digits) = upper.strip_prefix(b"TYPE") {
-        return generic_number(digits);
+    upper_case(raw, |upper| {
+        if let Some(digits) = upper.strip_prefix(b"TYPE") {
+            return generic_number(digits);
+        }
+        TYPES
+            .iter()
+            .find(|(name, _)| name.as_bytes() == upper)
+            .map(|&(_, code)| code)
+    })
+}
+
+/// `f` of `raw` in upper case, copied on the stack when short (as every
+/// type and class is: two of them a record).
+fn upper_case<R>(raw: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    let mut buf = [0u8; 24];
+    match buf.get_mut(..raw.len()) {
+        Some(upper) => {
+            upper.copy_from_slice(raw);
+            upper.make_ascii_uppercase();
+            f(upper)
+        }
+        None => f(&raw.to_ascii_uppercase()),
     }
-    TYPES
-        .iter()
-        .find(|(name, _)| name.as_bytes() == upper.as_slice())
-        .map(|&(_, code)| code)
 }
 
 /// The mnemonic of a type code, or `TYPEnnn`.
@@ -430,17 +445,18 @@ pub(super) fn type_name(code: u16) -> String {
 
 /// The code of a class: `IN`, `CH`, `HS`, `CS`, `NONE`, `ANY` or `CLASSnnn`.
 pub(super) fn class_code(raw: &[u8]) -> Option<u16> {
-    let upper = raw.to_ascii_uppercase();
-    if let Some(digits) = upper.strip_prefix(b"CLASS") {
-        return generic_number(digits);
-    }
-    match upper.as_slice() {
-        b"IN" => Some(1),
-        b"CS" => Some(2),
-        b"CH" => Some(3),
-        b"HS" => Some(4),
-        _ => None,
-    }
+    upper_case(raw, |upper| {
+        if let Some(digits) = upper.strip_prefix(b"CLASS") {
+            return generic_number(digits);
+        }
+        match upper {
+            b"IN" => Some(1),
+            b"CS" => Some(2),
+            b"CH" => Some(3),
+            b"HS" => Some(4),
+            _ => None,
+        }
+    })
 }
 
 /// The number of `TYPEnnn` / `CLASSnnn`: decimal digits, at most 65535.

@@ -20,10 +20,11 @@
 //! as written, as NSD does); a bare CR ends a line (as NSD and BIND read it), a NUL
 //! byte is refused.
 //!
-//! The records come out with hickory [`RData`](hickory_proto::rr::RData): A, AAAA, NS,
-//! CNAME, PTR, MX, SOA and TXT decoded into their own variants (the zone builder reads
-//! NS and SOA), every other type as [`RData::Unknown`](hickory_proto::rr::RData::Unknown)
-//! holding the wire bytes, which the builder writes back unchanged.
+//! The reader makes each record's owner and RDATA in wire form ([`WireRecords`]), which
+//! a TS's load hands to the zone builder as they are. The functions that return
+//! [`SourceRecord`]s decode them into hickory [`RData`](hickory_proto::rr::RData): A,
+//! AAAA, NS, CNAME, PTR, MX, SOA and TXT into their own variants, every other type as
+//! [`RData::Unknown`](hickory_proto::rr::RData::Unknown) holding the wire bytes.
 use std::path::Path;
 
 use hickory_proto::rr::Name;
@@ -38,11 +39,14 @@ mod lexer;
 mod loc;
 mod rdata;
 mod reader;
+mod records;
 mod svcb;
 mod wire;
 
 pub(crate) use fields::rrsig_time;
-use reader::{Reader, check, name_wire, wire_name};
+use reader::{Reader, check, name_wire};
+pub use records::WireRecords;
+use records::wire_name;
 
 /// Loads a zone source, choosing the format by extension: `.zone` is an RFC 1035 master
 /// file (whose origin is its SOA owner; `origin`, unless it is the root, is the initial
@@ -137,12 +141,13 @@ pub fn load_zone_file_noting(
     let bytes = read_bytes(file)?;
     let mut read = read_master(&bytes, file, origin, 1);
     warnings.append(&mut read.warnings);
-    first_problem(read, file)
+    first_problem(read, file).and_then(|z| decoded(z, file))
 }
 
 /// [`load_any_noting`] of a master file whose bytes were read already
-/// (`file` names it in errors): the load reads each file once, and takes
-/// its fingerprint from the same bytes.
+/// (`file` names it in errors), its records in wire form as the zone
+/// builder takes them: the load reads each file once, and takes its
+/// fingerprint from the same bytes.
 ///
 /// # Errors
 /// As [`parse_zone_file`].
@@ -151,7 +156,7 @@ pub(crate) fn parse_master_noting(
     file: &Path,
     origin: &Name,
     warnings: &mut Vec<String>,
-) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
+) -> Result<(Name, WireRecords), ZoneError> {
     let mut origin = origin.clone();
     origin.set_fqdn(true);
     let mut read = read_master(bytes, file, (!origin.is_root()).then_some(&origin), 1);
@@ -159,8 +164,22 @@ pub(crate) fn parse_master_noting(
     first_problem(read, file)
 }
 
+/// The records of a zone read, as [`SourceRecord`]s.
+///
+/// # Errors
+/// A record hickory cannot decode, at its line.
+fn decoded(
+    (origin, records): (Name, WireRecords),
+    file: &Path,
+) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
+    let records = records
+        .source_records(|_| true)
+        .map_err(|(line, msg)| ZoneError::line(file, line, msg))?;
+    Ok((origin, records))
+}
+
 /// The zone read, or its first problem.
-fn first_problem(read: Parsed, file: &Path) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
+fn first_problem(read: Parsed, file: &Path) -> Result<(Name, WireRecords), ZoneError> {
     match (read.problems.into_iter().next(), read.zone) {
         (Some(problem), _) => Err(problem),
         (None, Some(zone)) => Ok(zone),
@@ -188,12 +207,13 @@ pub fn parse_zone_file(
     origin: Option<&Name>,
 ) -> Result<(Name, Vec<SourceRecord>), ZoneError> {
     first_problem(read_master(text.as_bytes(), file, origin, 1), file)
+        .and_then(|z| decoded(z, file))
 }
 
 /// What reading a master file found.
 struct Parsed {
     /// The zone origin and records, when there is no problem.
-    zone: Option<(Name, Vec<SourceRecord>)>,
+    zone: Option<(Name, WireRecords)>,
     /// The problems, in file order.
     problems: Vec<ZoneError>,
     /// `file:line: warning: ...` lines.
@@ -224,12 +244,11 @@ fn read_master(text: &[u8], file: &Path, origin: Option<&Name>, max: usize) -> P
     };
     // Each entry read as the lexer ends it: the tokens of a big file never
     // sit in memory together (a signed zone's are ten times its records').
-    let mut records = Vec::new();
+    let mut records = WireRecords::default();
     let problems = &mut read.problems;
     let lexed = lexer::each_entry(text, |entry| {
-        match reader.entry(entry) {
-            Ok(Some(record)) => records.push(record),
-            Ok(None) => {}
+        match reader.entry(entry, &mut records) {
+            Ok(()) => {}
             Err(bad) => {
                 problems.push(at(bad));
                 if problems.len() >= max {

@@ -48,8 +48,10 @@ pub(super) fn wire(
     origin: Option<&[u8]>,
     line: usize,
 ) -> Result<Vec<u8>, Bad> {
-    let type_name = fields::type_name(code);
+    // Made only where an error or a check needs it (a String a record).
+    let type_name = || fields::type_name(code);
     if META.contains(&code) {
+        let type_name = type_name();
         return Err((line, format!("type {type_name} cannot be in a zone file")));
     }
     let mut f = Fields {
@@ -64,7 +66,7 @@ pub(super) fn wire(
         f.at = 1;
         f.line = first.line;
         let data = generic(&mut f)?;
-        f.bad(super::wire::check(code, &type_name, &data))?;
+        f.bad(super::wire::check(code, &type_name(), &data))?;
         return Ok(data);
     }
     let mut out = Vec::new();
@@ -295,7 +297,8 @@ pub(super) fn wire(
             return Err((
                 line,
                 format!(
-                    "type {type_name} is read only in RFC 3597's generic form (\\# LENGTH HEX)"
+                    "type {} is read only in RFC 3597's generic form (\\# LENGTH HEX)",
+                    type_name()
                 ),
             ));
         }

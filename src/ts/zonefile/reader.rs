@@ -2,13 +2,12 @@
 //! `$TTL`; `$INCLUDE` refused), the owner (`@`, relative, blank for the
 //! previous one), TTL and class in either order, the type and its data; then
 //! the checks a server needs ([`check`]).
-use hickory_proto::rr::rdata::NULL;
-use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, Restrict};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
 
 use super::lexer::MasterEntry;
+use super::records::{WireRecords, wire_name};
 use super::{cursor, fields, rdata};
-use crate::ts::source::SourceRecord;
+use crate::ts::wire::NameKey;
 
 /// A name in uncompressed wire form.
 pub(super) fn name_wire(name: &Name) -> Result<Vec<u8>, String> {
@@ -19,34 +18,6 @@ pub(super) fn name_wire(name: &Name) -> Result<Vec<u8>, String> {
     }
     out.push(0);
     Ok(out)
-}
-
-/// A wire name (as [`fields::name`] makes them) as a hickory name.
-pub(super) fn wire_name(wire: &[u8]) -> Result<Name, String> {
-    let mut decoder = BinDecoder::new(wire);
-    Name::read(&mut decoder).map_err(|e| format!("bad name: {e}"))
-}
-
-/// The hickory record data of wire RDATA of type `code`: the types the zone builder or
-/// the tests look into decoded, the others kept as they are.
-fn rdata_of(code: u16, wire: Vec<u8>) -> Result<RData, String> {
-    let rtype = RecordType::from(code);
-    match code {
-        1 | 28 | 2 | 5 | 12 | 15 | 6 | 16 => {
-            let len = u16::try_from(wire.len()).map_err(|_| "record data over 65,535 bytes")?;
-            let mut decoder = BinDecoder::new(&wire);
-            RData::read(&mut decoder, rtype, Restrict::new(len))
-                .map_err(|e| format!("cannot decode the {rtype} data: {e}"))
-        }
-        _ => Ok(RData::Unknown {
-            code: rtype,
-            rdata: if wire.is_empty() {
-                NULL::new()
-            } else {
-                NULL::with(wire)
-            },
-        }),
-    }
 }
 
 /// The reader's state between entries.
@@ -65,34 +36,27 @@ pub(super) struct Reader {
 /// The TTL of a record with none when the file sets no `$TTL` (NSD 4.6's default).
 const DEFAULT_TTL: u32 = 3600;
 
-/// A record as read, with its class.
-pub(super) type Read = (SourceRecord, u16);
-
 impl Reader {
-    /// Reads one entry: a directive (`None`) or a record.
-    pub(super) fn entry(&mut self, entry: &MasterEntry<'_>) -> Result<Option<Read>, cursor::Bad> {
+    /// Reads one entry: a directive, or a record added to `out`.
+    pub(super) fn entry(
+        &mut self,
+        entry: &MasterEntry<'_>,
+        out: &mut WireRecords,
+    ) -> Result<(), cursor::Bad> {
         let line = entry.first_line;
         let mut tokens = entry.tokens.iter();
         let Some(first) = entry.tokens.first() else {
-            return Ok(None);
+            return Ok(());
         };
         if !entry.blank_owner && !first.quoted && first.text.starts_with(b"$") {
-            self.directive(entry)?;
-            return Ok(None);
+            return self.directive(entry);
         }
         if !entry.blank_owner {
             tokens.next();
             let owner = fields::name(first.text, self.origin.as_deref()).map_err(|m| (line, m))?;
             self.owner = Some(owner);
+            out.set_owner();
         }
-        // Decoded here, its error kept for after the data's (no copy of
-        // the owner a record).
-        let name = self.owner.as_deref().map(wire_name).ok_or_else(|| {
-            (
-                line,
-                "a record with a blank owner and no previous record".to_owned(),
-            )
-        })?;
         let (mut ttl, mut class) = (None, None);
         let code = loop {
             let Some(token) = tokens.next() else {
@@ -119,16 +83,16 @@ impl Reader {
             }
         };
         let wire = rdata::wire(code, tokens.as_slice(), self.origin.as_deref(), line)?;
-        let data = rdata_of(code, wire).map_err(|m| (line, m))?;
-        let name = name.map_err(|m| (line, m))?;
+        // Its error after the data's, as it always came.
+        let owner = self.owner.as_deref().ok_or_else(|| {
+            (
+                line,
+                "a record with a blank owner and no previous record".to_owned(),
+            )
+        })?;
         let ttl = ttl.or(self.default_ttl).unwrap_or(DEFAULT_TTL);
-        let record = SourceRecord {
-            name,
-            ttl,
-            data,
-            line,
-        };
-        Ok(Some((record, class.unwrap_or(1))))
+        out.push(owner, (code, class.unwrap_or(1), ttl), &wire, line)
+            .map_err(|m| (line, m))
     }
 
     /// `value`, or 0 if it is over [`fields::TTL_MAX`] (RFC 2181 §8: such a
@@ -200,14 +164,45 @@ impl Reader {
 /// More than one CNAME at a name, and a CNAME beside other data, are the
 /// zone builder's to find (after duplicates are merged).
 pub(super) fn check(
-    records: Vec<Read>,
+    records: WireRecords,
     last_origin: &Name,
     max: usize,
-) -> Result<(Name, Vec<SourceRecord>), Vec<cursor::Bad>> {
-    let mut soas = records
-        .iter()
-        .filter(|(record, _)| record.data.record_type() == RecordType::SOA)
-        .map(|(record, _)| record);
+) -> Result<(Name, WireRecords), Vec<cursor::Bad>> {
+    let shown = |wire: &[u8]| wire_name(wire).map_or_else(|_| "?".to_owned(), |n| n.to_string());
+    let soa_type = u16::from(RecordType::SOA);
+    let (zone, origin) = zone_of_soa(&records, soa_type, last_origin, &shown)?;
+    let mut problems = Vec::new();
+    for record in records.iter() {
+        if problems.len() >= max {
+            break;
+        }
+        if record.class != 1 {
+            let class = DNSClass::from(record.class);
+            problems.push((
+                record.line,
+                format!("class {class} is not supported (only IN)"),
+            ));
+        } else if !NameKey::read(record.owner).is_some_and(|k| k.is_under(origin.bytes())) {
+            problems.push((
+                record.line,
+                format!("{} is outside the zone {zone}", shown(record.owner)),
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok((zone, records))
+}
+
+/// The zone's origin from its one SOA, as a name and as a lower-cased key.
+fn zone_of_soa(
+    records: &WireRecords,
+    soa_type: u16,
+    last_origin: &Name,
+    shown: &dyn Fn(&[u8]) -> String,
+) -> Result<(Name, NameKey), Vec<cursor::Bad>> {
+    let mut soas = records.iter().filter(|r| r.rtype == soa_type);
     let Some(soa) = soas.next() else {
         return Err(vec![(
             1,
@@ -217,33 +212,14 @@ pub(super) fn check(
     if let Some(second) = soas.next() {
         return Err(vec![(
             second.line,
-            format!("more than one SOA ({} and {})", soa.name, second.name),
+            format!(
+                "more than one SOA ({} and {})",
+                shown(soa.owner),
+                shown(second.owner)
+            ),
         )]);
     }
-    let zone = soa.name.clone();
-    let mut problems = Vec::new();
-    for (record, class) in &records {
-        if problems.len() >= max {
-            break;
-        }
-        if *class != 1 {
-            let class = DNSClass::from(*class);
-            problems.push((
-                record.line,
-                format!("class {class} is not supported (only IN)"),
-            ));
-        } else if !zone.zone_of(&record.name) {
-            problems.push((
-                record.line,
-                format!("{} is outside the zone {zone}", record.name),
-            ));
-        }
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok((
-        zone,
-        records.into_iter().map(|(record, _)| record).collect(),
-    ))
+    let zone = wire_name(soa.owner).map_err(|m| vec![(soa.line, m)])?;
+    let origin = NameKey::read(soa.owner).ok_or_else(|| vec![(soa.line, "bad name".to_owned())])?;
+    Ok((zone, origin))
 }

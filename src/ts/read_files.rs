@@ -1,0 +1,66 @@
+//! A TS's zone files read into zones while nobody rewrites them
+//! (`settle.rs`), with the [`FileMemo`] of what was read: at start every
+//! file, at a reload only the files of the zones it cannot keep as served
+//! (`load.rs` decides which from the last memo). [`read_files`] is the one
+//! place the table server reads its files.
+use super::load::{LoadedCatalog, Prior, load_catalog_keeping};
+use super::settings::TsSettings;
+use super::settle::{FileHash, FileMemo, Look, SETTLE, read_settled};
+use super::source::ZoneError;
+use super::zone::{Catalog, Zone};
+
+/// What a reload may keep: the last load's memo, the zones served, and
+/// which of them may be kept as they are.
+pub(super) struct Served<'a> {
+    /// What the last load read of the files.
+    pub(super) memo: &'a FileMemo,
+    /// The zones served.
+    pub(super) catalog: &'a Catalog,
+    /// Whether a served zone may be kept.
+    pub(super) keep: &'a dyn Fn(&Zone) -> bool,
+}
+
+/// Loads the zones of `settings` from their files, read settled: all of
+/// them without `served` (a start), else keeping the zones of `served`
+/// whose files did not change. `first` is a look at the files just taken
+/// (a reload's, which found some changed), the first try's stamps. Zones
+/// whose SOA is synthesized get `clock`; the warnings about the files go
+/// to `warnings`.
+///
+/// # Errors
+/// The first bad file or line, or files that changed every time they were
+/// read: nothing of this load is used.
+pub(super) fn read_files(
+    settings: &TsSettings,
+    clock: u32,
+    warnings: &mut Vec<String>,
+    served: Option<Served<'_>>,
+    first: Option<Look>,
+) -> Result<(LoadedCatalog, FileMemo), ZoneError> {
+    let (mut loaded, seen) = read_settled(
+        &settings.name,
+        &settings.zones,
+        SETTLE,
+        first,
+        |now| {
+            warnings.clear();
+            let prior = served.as_ref().map(|s| Prior {
+                memo: s.memo,
+                stamps: now,
+                served: s.catalog,
+                keep: s.keep,
+            });
+            load_catalog_keeping(settings, clock, warnings, prior).map(with_contents)
+        },
+        std::thread::sleep,
+    )?;
+    let origins = std::mem::take(&mut loaded.origins);
+    Ok((loaded, FileMemo { seen, origins }))
+}
+
+/// A load's result with the content of each file taken out, as
+/// [`read_settled`] wants it.
+fn with_contents(mut l: LoadedCatalog) -> (LoadedCatalog, Vec<Option<FileHash>>) {
+    let contents = std::mem::take(&mut l.contents);
+    (l, contents)
+}
