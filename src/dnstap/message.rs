@@ -384,7 +384,8 @@ const POLICY_TAG: u8 = 15;
 const SCALARS_MAX: usize = 96;
 
 /// A [`Message`]'s number and enum fields, encoded in field order as prost
-/// would, on the stack (from `bytes[start]`; a [`TapFrame`] puts more there).
+/// would, on the stack (from `bytes[start]`; a [`TapMessage`] puts more
+/// there).
 #[derive(Debug, Clone, Copy)]
 struct Scalars<const N: usize = SCALARS_MAX> {
     /// The encoded fields.
@@ -448,7 +449,15 @@ impl<const N: usize> Scalars<N> {
         &self.bytes[self.start..self.len]
     }
 
+    /// Appends `bytes`.
+    #[inline]
+    fn put<const K: usize>(&mut self, bytes: [u8; K]) {
+        self.bytes[self.len..self.len + K].copy_from_slice(&bytes);
+        self.len += K;
+    }
+
     /// Appends `v` as a varint (10 bytes at most).
+    #[inline]
     fn raw_varint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.bytes[self.len] = (v as u8) | 0x80;
@@ -460,12 +469,14 @@ impl<const N: usize> Scalars<N> {
     }
 
     /// Field `tag` of wire type 0 (varint).
+    #[inline]
     fn varint(&mut self, tag: u32, v: u64) {
         self.raw_varint(u64::from(tag << 3));
         self.raw_varint(v);
     }
 
     /// Field `tag` of wire type 5 (fixed32, little-endian).
+    #[inline]
     fn fixed32(&mut self, tag: u32, v: u32) {
         self.raw_varint(u64::from((tag << 3) | 5));
         self.bytes[self.len..self.len + 4].copy_from_slice(&v.to_le_bytes());
@@ -474,7 +485,16 @@ impl<const N: usize> Scalars<N> {
 
     /// Field `tag` (below 16) of wire type 2 holding `value` (short enough
     /// to fit: an address).
+    #[inline]
     fn bytes_field(&mut self, tag: u8, value: &[u8]) {
+        // An address, the usual case: fixed-size copies.
+        if let Ok(&[a, b, c, d]) = <&[u8; 4]>::try_from(value) {
+            return self.put([len_key(tag), 4, a, b, c, d]);
+        }
+        if let Ok(v6) = <[u8; 16]>::try_from(value) {
+            self.put([len_key(tag), 16]);
+            return self.put(v6);
+        }
         self.bytes[self.len] = len_key(tag);
         self.len += 1;
         self.raw_varint(value.len() as u64);
@@ -506,87 +526,71 @@ pub struct TapMessage<'a> {
     pub wire: (BytesField, &'a [u8]),
 }
 
-/// Room before a [`TapFrame`]'s body for `Dnstap.message`'s key and
-/// length, written once the body's length is known.
-const FRAME_LEAD: usize = 6;
-/// A [`TapFrame`]'s room: the lead, every number field at its longest, two
-/// IPv6 addresses with their keys and lengths, the DNS message's key and
-/// length.
-const FRAME_MAX: usize = FRAME_LEAD + SCALARS_MAX + 2 * 18 + 4;
+/// Room before a [`TapMessage`]'s fields for `Dnstap.message`'s key and
+/// length (a varint of 5 bytes at most: a frame's length fits 32 bits),
+/// written once their length is known.
+const LEAD: usize = 6;
+/// A [`TapMessage`]'s head: the lead, type, family and protocol (6 bytes),
+/// two ports (4 each), two times (16 each), two IPv6 addresses (18 each),
+/// the DNS message's key and length (6).
+const HEAD_MAX: usize = LEAD + 6 + 2 * 4 + 2 * 16 + 2 * 18 + 6;
 
-/// The payload of a [`TapMessage`], encoded in one pass on the stack but
-/// for the preamble and the DNS message, which [`TapFrame::encode_into`]
-/// copies once each: no `Message` struct built, no field walked twice (a
-/// third of the cost per frame of [`PayloadParts`], which the rarer frames
-/// with a policy or an `extra` still take; a test holds both to prost).
-#[derive(Debug, Clone, Copy)]
-pub struct TapFrame<'a> {
-    /// Identity, version and type.
-    preamble: &'a [u8],
-    /// `Dnstap.message`'s key and length, its number and address fields,
-    /// and the DNS message's key and length.
-    head: Scalars<FRAME_MAX>,
-    /// The DNS message.
-    wire: &'a [u8],
-}
+// Type, family and protocol are written as one byte each: every value of
+// theirs is below 128.
+const _: () = assert!(
+    (MessageType::UpdateResponse as i32) < 128
+        && (SocketFamily::Inet6 as i32) < 128
+        && (SocketProtocol::Doq as i32) < 128
+);
 
-impl<'a> TapFrame<'a> {
-    /// The payload of `preamble` and `m`.
-    pub fn new(preamble: &'a Preamble, m: &TapMessage<'a>) -> Self {
+impl TapMessage<'_> {
+    /// Appends the `Dnstap` payload of `preamble` and this message to
+    /// `out`, encoded in one pass: its number and address fields on the
+    /// stack (no `Message` built, no field walked twice; a test holds it to
+    /// prost), then the preamble, them and the DNS message copied once
+    /// each, the room reserved once.
+    #[inline]
+    pub fn encode_into(&self, preamble: &Preamble, out: &mut Vec<u8>) {
         // Field order as prost's, but the addresses after the numbers.
-        let mut head = Scalars::<FRAME_MAX>::at(FRAME_LEAD);
-        head.varint(1, int(m.r#type as i32));
-        head.varint(2, int(m.family as i32));
-        head.varint(3, int(m.protocol as i32));
-        head.varint(6, m.query.1.into());
-        if let Some((_, port)) = m.response {
+        let mut head = Scalars::<HEAD_MAX>::at(LEAD);
+        head.put([
+            1 << 3,
+            self.r#type as u8,
+            2 << 3,
+            self.family as u8,
+            3 << 3,
+            self.protocol as u8,
+        ]);
+        head.varint(6, self.query.1.into());
+        if let Some((_, port)) = self.response {
             head.varint(7, port.into());
         }
-        for (sec_tag, time) in [(8, m.query_time), (12, m.response_time)] {
+        for (sec_tag, time) in [(8, self.query_time), (12, self.response_time)] {
             if let Some((sec, nsec)) = time {
                 head.varint(sec_tag, sec);
                 head.fixed32(sec_tag + 1, nsec);
             }
         }
-        head.bytes_field(BytesField::QueryAddress as u8, m.query.0);
-        if let Some((addr, _)) = m.response {
+        head.bytes_field(BytesField::QueryAddress as u8, self.query.0);
+        if let Some((addr, _)) = self.response {
             head.bytes_field(BytesField::ResponseAddress as u8, addr);
         }
-        let (field, wire) = m.wire;
-        head.bytes[head.len] = len_key(field as u8);
-        head.len += 1;
+        let (field, wire) = self.wire;
+        head.put([len_key(field as u8)]);
         head.raw_varint(wire.len() as u64);
         // The lead: key and length of the whole message, right before it.
-        let message_len = (head.len - FRAME_LEAD + wire.len()) as u64;
-        let mut lead = Scalars::<FRAME_LEAD>::at(0);
-        lead.bytes[0] = len_key(DNSTAP_MESSAGE_TAG);
-        lead.len = 1;
+        let message_len = (head.len - LEAD + wire.len()) as u64;
+        let lead_len = 1 + prost::length_delimiter_len(message_len as usize);
+        head.start = LEAD - lead_len;
+        let mut lead = Scalars::<LEAD>::at(0);
+        lead.put([len_key(DNSTAP_MESSAGE_TAG)]);
         lead.raw_varint(message_len);
-        head.start = FRAME_LEAD - lead.len;
-        head.bytes[head.start..FRAME_LEAD].copy_from_slice(lead.as_slice());
-        Self {
-            preamble: &preamble.bytes,
-            head,
-            wire,
-        }
-    }
-
-    /// The encoded payload's length.
-    pub fn len(&self) -> usize {
-        self.preamble.len() + self.head.as_slice().len() + self.wire.len()
-    }
-
-    /// Whether it encodes to nothing (never: the type is always there).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Appends the encoded payload, [`TapFrame::len`] bytes, to `out`.
-    pub fn encode_into(&self, out: &mut Vec<u8>) {
-        out.reserve(self.len());
-        out.extend_from_slice(self.preamble);
-        out.extend_from_slice(self.head.as_slice());
-        out.extend_from_slice(self.wire);
+        head.bytes[head.start..LEAD].copy_from_slice(lead.as_slice());
+        let head = head.as_slice();
+        out.reserve(preamble.bytes.len() + head.len() + wire.len());
+        out.extend_from_slice(&preamble.bytes);
+        out.extend_from_slice(head);
+        out.extend_from_slice(wire);
     }
 }
 
@@ -774,7 +778,7 @@ mod tests {
     }
 
     #[test]
-    fn a_tap_frame_decodes_as_prost_reads_the_whole_message() {
+    fn a_tap_message_decodes_as_prost_reads_the_whole_message() {
         let wire: Vec<u8> = (0..300u16).map(|i| i as u8).collect();
         let preamble = Preamble::new(Some(b"ls1.example"), Some(b"dnslb 0.1.0"));
         let (q6, r6) = ([7u8; 16], [9u8; 16]);
@@ -799,10 +803,8 @@ mod tests {
             wire: (BytesField::QueryMessage, b"q"),
         };
         for m in [full, bare] {
-            let frame = TapFrame::new(&preamble, &m);
             let mut out = vec![0xee];
-            frame.encode_into(&mut out);
-            assert_eq!(out.len(), 1 + frame.len());
+            m.encode_into(&preamble, &mut out);
             let want = Message {
                 r#type: m.r#type.into(),
                 socket_family: Some(m.family.into()),
@@ -828,7 +830,7 @@ mod tests {
                 message: Some(want),
             };
             assert_eq!(Payload::decode(&out[1..]).unwrap(), whole, "{m:?}");
-            assert_eq!(frame.len(), whole.encoded_len());
+            assert_eq!(out.len() - 1, whole.encoded_len());
         }
     }
 }
