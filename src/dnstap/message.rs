@@ -20,6 +20,8 @@
 //! into the queue's buffer in place ([`PayloadParts::encode_into`]);
 //! [`encode_payload`] gives one payload its own `Vec`.
 
+use std::net::{IpAddr, SocketAddr};
+
 use prost::Message as _;
 
 /// `Dnstap`: the top-level message, one per data frame.
@@ -380,8 +382,11 @@ impl<'a> PayloadParts<'a> {
 
 /// `Message.policy`'s field number.
 const POLICY_TAG: u8 = 15;
-/// The most bytes [`Scalars`] takes: every number field at its longest.
-const SCALARS_MAX: usize = 96;
+/// The most bytes a varint's store writes past its end.
+const VARINT_SLACK: usize = 7;
+/// The most bytes [`Scalars`] takes: every number field at its longest (89),
+/// and [`VARINT_SLACK`].
+const SCALARS_MAX: usize = 89 + VARINT_SLACK;
 
 /// A [`Message`]'s number and enum fields, encoded in field order as prost
 /// would, on the stack (from `bytes[start]`; a [`TapMessage`] puts more
@@ -456,9 +461,29 @@ impl<const N: usize> Scalars<N> {
         self.len += K;
     }
 
-    /// Appends `v` as a varint (10 bytes at most).
+    /// Appends `v` as a varint (10 bytes at most): one byte below 128,
+    /// else below 2^56 its 7-bit groups spread over one 8-byte store
+    /// (which may write up to [`VARINT_SLACK`] bytes past the varint's
+    /// end, overwritten next), else byte by byte.
     #[inline]
-    fn raw_varint(&mut self, mut v: u64) {
+    fn raw_varint(&mut self, v: u64) {
+        if v < 0x80 {
+            return self.put([v as u8]);
+        }
+        if v < 1 << 56 {
+            // Bytes: the bits used, 7 a byte, rounded up (2 to 8).
+            let n = (70 - v.leading_zeros() as usize) / 7;
+            let mut spread = 0u64;
+            for i in 0..8 {
+                spread |= ((v >> (7 * i)) & 0x7f) << (8 * i);
+            }
+            // The continuation bit on every byte but the last.
+            let more = 0x0080_8080_8080_8080u64 >> (8 * (8 - n));
+            self.bytes[self.len..self.len + 8].copy_from_slice(&(spread | more).to_le_bytes());
+            self.len += n;
+            return;
+        }
+        let mut v = v;
         while v >= 0x80 {
             self.bytes[self.len] = (v as u8) | 0x80;
             self.len += 1;
@@ -483,23 +508,19 @@ impl<const N: usize> Scalars<N> {
         self.len += 4;
     }
 
-    /// Field `tag` (below 16) of wire type 2 holding `value` (short enough
-    /// to fit: an address).
+    /// Field `field` holding the address `ip` (4 or 16 bytes).
     #[inline]
-    fn bytes_field(&mut self, tag: u8, value: &[u8]) {
-        // An address, the usual case: fixed-size copies.
-        if let Ok(&[a, b, c, d]) = <&[u8; 4]>::try_from(value) {
-            return self.put([len_key(tag), 4, a, b, c, d]);
+    fn address(&mut self, field: BytesField, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, c, d] = v4.octets();
+                self.put([len_key(field as u8), 4, a, b, c, d]);
+            }
+            IpAddr::V6(v6) => {
+                self.put([len_key(field as u8), 16]);
+                self.put(v6.octets());
+            }
         }
-        if let Ok(v6) = <[u8; 16]>::try_from(value) {
-            self.put([len_key(tag), 16]);
-            return self.put(v6);
-        }
-        self.bytes[self.len] = len_key(tag);
-        self.len += 1;
-        self.raw_varint(value.len() as u64);
-        self.bytes[self.len..self.len + value.len()].copy_from_slice(value);
-        self.len += value.len();
     }
 }
 
@@ -510,14 +531,13 @@ impl<const N: usize> Scalars<N> {
 pub struct TapMessage<'a> {
     /// Which message it is.
     pub r#type: MessageType,
-    /// The addresses' family.
-    pub family: SocketFamily,
     /// The transport.
     pub protocol: SocketProtocol,
-    /// The query's sender's address (4 or 16 bytes) and port.
-    pub query: (&'a [u8], u16),
-    /// The responder's address (4 or 16 bytes, the family's) and port.
-    pub response: Option<(&'a [u8], u16)>,
+    /// The query's sender (an IPv4-mapped address is written as IPv4, and
+    /// sets the family).
+    pub query: SocketAddr,
+    /// The responder, written when of the query's family.
+    pub response: Option<SocketAddr>,
     /// When the query was sent or received (seconds, nanoseconds).
     pub query_time: Option<(u64, u32)>,
     /// When the response was sent or received (seconds, nanoseconds).
@@ -526,14 +546,22 @@ pub struct TapMessage<'a> {
     pub wire: (BytesField, &'a [u8]),
 }
 
+/// The family of `ip`, and `ip` as it is written: an IPv4-mapped IPv6
+/// address as IPv4.
+pub fn family(ip: IpAddr) -> (SocketFamily, IpAddr) {
+    match ip.to_canonical() {
+        v4 @ IpAddr::V4(_) => (SocketFamily::Inet, v4),
+        v6 @ IpAddr::V6(_) => (SocketFamily::Inet6, v6),
+    }
+}
+
 /// Room before a [`TapMessage`]'s fields for `Dnstap.message`'s key and
-/// length (a varint of 5 bytes at most: a frame's length fits 32 bits),
-/// written once their length is known.
-const LEAD: usize = 6;
+/// length, written once their length is known.
+const LEAD: usize = 11;
 /// A [`TapMessage`]'s head: the lead, type, family and protocol (6 bytes),
 /// two ports (4 each), two times (16 each), two IPv6 addresses (18 each),
-/// the DNS message's key and length (6).
-const HEAD_MAX: usize = LEAD + 6 + 2 * 4 + 2 * 16 + 2 * 18 + 6;
+/// the DNS message's key and length (11), and [`VARINT_SLACK`].
+const HEAD_MAX: usize = LEAD + 6 + 2 * 4 + 2 * 16 + 2 * 18 + 11 + VARINT_SLACK;
 
 // Type, family and protocol are written as one byte each: every value of
 // theirs is below 128.
@@ -551,40 +579,48 @@ impl TapMessage<'_> {
     /// each, the room reserved once.
     #[inline]
     pub fn encode_into(&self, preamble: &Preamble, out: &mut Vec<u8>) {
+        let (family, query_ip) = family(self.query.ip());
+        let response = self.response.and_then(|r| {
+            let (f, ip) = self::family(r.ip());
+            (f == family).then_some((ip, r.port()))
+        });
         // Field order as prost's, but the addresses after the numbers.
         let mut head = Scalars::<HEAD_MAX>::at(LEAD);
         head.put([
             1 << 3,
             self.r#type as u8,
             2 << 3,
-            self.family as u8,
+            family as u8,
             3 << 3,
             self.protocol as u8,
         ]);
-        head.varint(6, self.query.1.into());
-        if let Some((_, port)) = self.response {
-            head.varint(7, port.into());
+        head.put([6 << 3]);
+        head.raw_varint(self.query.port().into());
+        if let Some((_, port)) = response {
+            head.put([7 << 3]);
+            head.raw_varint(port.into());
         }
-        for (sec_tag, time) in [(8, self.query_time), (12, self.response_time)] {
+        for (sec_tag, time) in [(8u8, self.query_time), (12, self.response_time)] {
             if let Some((sec, nsec)) = time {
-                head.varint(sec_tag, sec);
-                head.fixed32(sec_tag + 1, nsec);
+                head.put([sec_tag << 3]);
+                head.raw_varint(sec);
+                let [a, b, c, d] = nsec.to_le_bytes();
+                head.put([((sec_tag + 1) << 3) | 5, a, b, c, d]);
             }
         }
-        head.bytes_field(BytesField::QueryAddress as u8, self.query.0);
-        if let Some((addr, _)) = self.response {
-            head.bytes_field(BytesField::ResponseAddress as u8, addr);
+        head.address(BytesField::QueryAddress, query_ip);
+        if let Some((ip, _)) = response {
+            head.address(BytesField::ResponseAddress, ip);
         }
         let (field, wire) = self.wire;
         head.put([len_key(field as u8)]);
         head.raw_varint(wire.len() as u64);
         // The lead: key and length of the whole message, right before it.
         let message_len = (head.len - LEAD + wire.len()) as u64;
-        let lead_len = 1 + prost::length_delimiter_len(message_len as usize);
-        head.start = LEAD - lead_len;
-        let mut lead = Scalars::<LEAD>::at(0);
+        let mut lead = Scalars::<{ LEAD + VARINT_SLACK }>::at(0);
         lead.put([len_key(DNSTAP_MESSAGE_TAG)]);
         lead.raw_varint(message_len);
+        head.start = LEAD - lead.len;
         head.bytes[head.start..LEAD].copy_from_slice(lead.as_slice());
         let head = head.as_slice();
         out.reserve(preamble.bytes.len() + head.len() + wire.len());
@@ -778,41 +814,114 @@ mod tests {
     }
 
     #[test]
+    fn varints_are_written_as_prost_writes_them() {
+        let mut values = vec![0, 1, 127, 128, 300, 16383, 16384, u64::MAX];
+        for bit in 0..64 {
+            values.extend([(1u64 << bit) - 1, 1 << bit, (1 << bit) + 1]);
+        }
+        for v in values {
+            let mut s = Scalars::<{ 10 + VARINT_SLACK }>::at(0);
+            s.raw_varint(v);
+            let mut want = Vec::new();
+            prost::encoding::encode_varint(v, &mut want);
+            assert_eq!(s.as_slice(), want, "{v:#x}");
+        }
+    }
+
+    #[test]
     fn a_tap_message_decodes_as_prost_reads_the_whole_message() {
-        let wire: Vec<u8> = (0..300u16).map(|i| i as u8).collect();
+        let sock = |s: &str| s.parse::<SocketAddr>().unwrap();
         let preamble = Preamble::new(Some(b"ls1.example"), Some(b"dnslb 0.1.0"));
-        let (q6, r6) = ([7u8; 16], [9u8; 16]);
+        let wire = |n: usize| (0..n).map(|i| i as u8).collect::<Vec<u8>>();
+        let wires = [
+            wire(300),
+            wire(1),
+            wire(0),
+            wire(127),
+            wire(128),
+            wire(16384),
+        ];
         let full = TapMessage {
             r#type: MessageType::ForwarderResponse,
-            family: SocketFamily::Inet6,
             protocol: SocketProtocol::Udp,
-            query: (&q6, 53000),
-            response: Some((&r6, 53)),
+            query: sock("[2001:db8::7]:53000"),
+            response: Some(sock("[2001:db8::9]:53")),
             query_time: Some((1_764_000_000, 999_999_999)),
             response_time: Some((1_764_000_001, 0)),
-            wire: (BytesField::ResponseMessage, &wire),
+            wire: (BytesField::ResponseMessage, &wires[0]),
         };
         let bare = TapMessage {
             r#type: MessageType::ClientQuery,
-            family: SocketFamily::Inet,
             protocol: SocketProtocol::Dot,
-            query: (&[127, 0, 0, 1], 0),
+            query: sock("127.0.0.1:0"),
             response: None,
             query_time: None,
             response_time: None,
-            wire: (BytesField::QueryMessage, b"q"),
+            wire: (BytesField::QueryMessage, &wires[1]),
         };
-        for m in [full, bare] {
+        // (message, its addresses as written, its family)
+        let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets().to_vec();
+        let mut cases = vec![
+            (
+                full,
+                v6("2001:db8::7"),
+                Some(v6("2001:db8::9")),
+                SocketFamily::Inet6,
+            ),
+            (bare, vec![127, 0, 0, 1], None, SocketFamily::Inet),
+            // A mapped client is IPv4; a responder of the other family is
+            // left out.
+            (
+                TapMessage {
+                    query: sock("[::ffff:192.0.2.1]:128"),
+                    response: Some(sock("[::1]:53")),
+                    ..bare
+                },
+                vec![192, 0, 2, 1],
+                None,
+                SocketFamily::Inet,
+            ),
+            (
+                TapMessage {
+                    query: sock("192.0.2.1:16384"),
+                    response: Some(sock("[::ffff:127.0.0.2]:65535")),
+                    ..bare
+                },
+                vec![192, 0, 2, 1],
+                Some(vec![127, 0, 0, 2]),
+                SocketFamily::Inet,
+            ),
+        ];
+        // Every length of varint: times, ports and the DNS message's length.
+        for (i, (sec, w)) in [0, 127, 128, (1 << 56) - 1, 1 << 56, u64::MAX]
+            .into_iter()
+            .zip(&wires)
+            .enumerate()
+        {
+            let m = TapMessage {
+                query: sock(&format!("[::1]:{}", [0, 127, 128, 16383, 16384, 65535][i])),
+                response: None,
+                query_time: Some((sec, u32::MAX)),
+                response_time: Some((u64::MAX - sec, 1)),
+                wire: (BytesField::ResponseMessage, w),
+                ..full
+            };
+            cases.push((m, v6("::1"), None, SocketFamily::Inet6));
+        }
+        for (m, query_address, response_address, family) in cases {
             let mut out = vec![0xee];
             m.encode_into(&preamble, &mut out);
             let want = Message {
                 r#type: m.r#type.into(),
-                socket_family: Some(m.family.into()),
+                socket_family: Some(family.into()),
                 socket_protocol: Some(m.protocol.into()),
-                query_address: Some(m.query.0.to_vec()),
-                response_address: m.response.map(|r| r.0.to_vec()),
-                query_port: Some(m.query.1.into()),
-                response_port: m.response.map(|r| r.1.into()),
+                query_address: Some(query_address),
+                response_port: response_address
+                    .as_ref()
+                    .and(m.response)
+                    .map(|r| r.port().into()),
+                response_address,
+                query_port: Some(m.query.port().into()),
                 query_time_sec: m.query_time.map(|t| t.0),
                 query_time_nsec: m.query_time.map(|t| t.1),
                 query_message: (m.wire.0 == BytesField::QueryMessage).then(|| m.wire.1.to_vec()),
@@ -830,7 +939,7 @@ mod tests {
                 message: Some(want),
             };
             assert_eq!(Payload::decode(&out[1..]).unwrap(), whole, "{m:?}");
-            assert_eq!(out.len() - 1, whole.encoded_len());
+            assert_eq!(out.len() - 1, whole.encoded_len(), "{m:?}");
         }
     }
 }

@@ -48,7 +48,7 @@ use crate::config::{DnstapConfig, DnstapMessage, DnstapSide};
 use crate::supervise::Backoff;
 use message::{
     BytesField, Message, MessagePolicy, MessageType, PayloadParts, PolicyAction, PolicyMatch,
-    Preamble, SocketFamily, SocketProtocol, TapMessage,
+    Preamble, SocketProtocol, TapMessage,
 };
 use queue::Queue;
 pub use writer::{DnstapStats, RECONNECT, TapTarget};
@@ -435,8 +435,17 @@ impl Dnstap {
     /// Writes `event` when its kind is selected: encodes it and queues it
     /// without waiting (a full queue drops it, counted).
     pub fn log(&self, event: &TapEvent<'_>) {
-        if self.enabled(event.kind) {
-            self.log_each(std::iter::once(stamped(*event)));
+        let Some(shared) = self.shared.as_ref().filter(|_| self.enabled(event.kind)) else {
+            return;
+        };
+        // The clock read before the lock.
+        let message = tap_message(&stamped(*event));
+        if !shared
+            .queue
+            .producer()
+            .push(|out| message.encode_into(&shared.preamble, out))
+        {
+            shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -453,9 +462,7 @@ impl Dnstap {
             let mut queue = shared.queue.producer();
             for event in events {
                 if self.enabled(event.kind) {
-                    let event = stamped(event);
-                    let mut addresses = Addresses::default();
-                    let message = tap_message(&event, &mut addresses);
+                    let message = tap_message(&stamped(event));
                     if !queue.push(|out| message.encode_into(&shared.preamble, out)) {
                         dropped += 1;
                     }
@@ -512,14 +519,19 @@ impl Dnstap {
             }
             None => &shared.preamble,
         };
-        let mut addresses = Addresses::default();
-        let m = tap_message(event, &mut addresses);
+        let m = tap_message(event);
+        let (family, query_ip) = message::family(m.query.ip());
+        let response = m
+            .response
+            .map(|r| (message::family(r.ip()), r.port()))
+            .filter(|((f, _), _)| *f == family)
+            .map(|((_, ip), port)| (octets(ip), port));
         let meta = Message {
             r#type: m.r#type.into(),
-            socket_family: Some(m.family.into()),
+            socket_family: Some(family.into()),
             socket_protocol: Some(m.protocol.into()),
-            query_port: Some(m.query.1.into()),
-            response_port: m.response.map(|(_, port)| port.into()),
+            query_port: Some(m.query.port().into()),
+            response_port: response.as_ref().map(|(_, port)| (*port).into()),
             query_time_sec: m.query_time.map(|t| t.0),
             query_time_nsec: m.query_time.map(|t| t.1),
             response_time_sec: m.response_time.map(|t| t.0),
@@ -527,10 +539,15 @@ impl Dnstap {
             policy,
             ..Message::default()
         };
-        let mut borrowed = [(BytesField::QueryAddress, m.query.0), m.wire, m.wire];
-        let used = match m.response {
+        let query_octets = octets(query_ip);
+        let mut borrowed = [
+            (BytesField::QueryAddress, query_octets.as_slice()),
+            m.wire,
+            m.wire,
+        ];
+        let used = match &response {
             Some((r, _)) => {
-                borrowed[2] = (BytesField::ResponseAddress, r);
+                borrowed[2] = (BytesField::ResponseAddress, r.as_slice());
                 3
             }
             None => 2,
@@ -556,43 +573,14 @@ fn stamped(mut event: TapEvent<'_>) -> TapEvent<'_> {
     event
 }
 
-/// The bytes of an event's two addresses, which its [`TapMessage`] borrows.
-#[derive(Default)]
-struct Addresses {
-    /// The query's sender.
-    query: Octets,
-    /// The responder.
-    response: Octets,
-}
-
-/// What `event` says as the fields of a frame, its addresses' bytes in
-/// `addresses`: both of one family, or the responder left out.
+/// What `event` says, as the fields of a frame.
 #[inline]
-fn tap_message<'a>(event: &TapEvent<'a>, addresses: &'a mut Addresses) -> TapMessage<'a> {
-    let query_ip = event.query_addr.ip().to_canonical();
-    let family = match query_ip {
-        IpAddr::V4(_) => SocketFamily::Inet,
-        IpAddr::V6(_) => SocketFamily::Inet6,
-    };
-    addresses.query = octets(query_ip);
-    let response = event
-        .response_addr
-        .map(|a| (a.ip().to_canonical(), a.port()))
-        .filter(|(ip, _)| ip.is_ipv4() == query_ip.is_ipv4())
-        .map(|(ip, port)| {
-            addresses.response = octets(ip);
-            port
-        });
-    let Addresses {
-        query,
-        response: response_octets,
-    } = addresses;
+fn tap_message<'a>(event: &TapEvent<'a>) -> TapMessage<'a> {
     TapMessage {
         r#type: event.kind.message_type(),
-        family,
         protocol: event.transport.protocol(),
-        query: (query.as_slice(), event.query_addr.port()),
-        response: response.map(|port| (response_octets.as_slice(), port)),
+        query: event.query_addr,
+        response: event.response_addr,
         query_time: event.query_time.map(TapTime::parts),
         response_time: event.response_time.map(TapTime::parts),
         wire: (
@@ -607,7 +595,6 @@ fn tap_message<'a>(event: &TapEvent<'a>, addresses: &'a mut Addresses) -> TapMes
 }
 
 /// An address's bytes, 4 or 16, without allocating.
-#[derive(Default)]
 struct Octets {
     /// Room for an IPv6 address.
     bytes: [u8; 16],

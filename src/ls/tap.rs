@@ -148,82 +148,52 @@ pub fn forwarder_response(
     }
 }
 
-/// The messages of one round queued on one UDP socket, each logged as
-/// `kind` (when it is on and a message is queued) by `each(local, clock,
-/// message)`, under one lock of dnstap's queue: `local()`, the socket's
-/// address, asked once (a `getsockname` per socket and round was most of
-/// the fast path's syscalls with dnstap on), and `clock()` read once for
-/// the round, before the lock.
-fn round<'a, T, C: Copy>(
+/// The FORWARDER_QUERY of a UDP `query` sent at `now` from the upstream
+/// socket at `local` to `backend` (a round's flush logs them together:
+/// `udp_path::tap`).
+pub(crate) fn forwarder_query_at(
+    local: Option<SocketAddr>,
+    backend: SocketAddr,
+    query: &[u8],
+    now: Option<TapTime>,
+) -> TapEvent<'_> {
+    let kind = TapKind::ForwarderQuery;
+    let mut e = forwarder(kind, TapTransport::Udp, local, backend, query);
+    e.query_time = now;
+    e
+}
+
+/// CLIENT_RESPONSE of each UDP answer queued on a client socket (at
+/// `local`; an answer leaving a wildcard socket from the address its query
+/// came to says that address), as the round's flush sends them, with its
+/// query's arrival as `query_time` where the queue was told it: the wall
+/// clock and the monotonic one read once each for the round, before the
+/// frames go out under one lock of dnstap's queue.
+pub(crate) fn client_responses<'a>(
     d: &Dnstap,
-    kind: TapKind,
-    queued: impl Iterator<Item = T>,
-    local: impl FnOnce() -> Option<SocketAddr>,
-    clock: impl FnOnce() -> C,
-    mut each: impl FnMut(Option<SocketAddr>, C, T) -> TapEvent<'a>,
+    queued: impl Iterator<Item = (&'a [u8], Peer, Option<Instant>)>,
+    local: Option<SocketAddr>,
 ) {
-    if !d.enabled(kind) {
+    if !d.enabled(TapKind::ClientResponse) {
         return;
     }
     let mut queued = queued.peekable();
     if queued.peek().is_none() {
         return;
     }
-    let (local, now) = (local(), clock());
-    d.log_each(queued.map(|item| each(local, now, item)));
-}
-
-/// FORWARDER_QUERY of each UDP query queued on one upstream socket (at
-/// `local()`), as the round's flush sends them.
-pub(crate) fn forwarder_queries<'a>(
-    d: &Dnstap,
-    queued: impl Iterator<Item = (&'a [u8], Peer)>,
-    local: impl FnOnce() -> Option<SocketAddr>,
-) {
-    round(
-        d,
-        TapKind::ForwarderQuery,
-        queued,
-        local,
-        TapTime::now,
-        |local, now, (query, to)| {
-            let kind = TapKind::ForwarderQuery;
-            let mut e = forwarder(kind, TapTransport::Udp, local, to.addr, query);
-            e.query_time = now;
-            e
-        },
-    );
-}
-
-/// CLIENT_RESPONSE of each UDP answer queued on a client socket (at
-/// `local`; an answer leaving a wildcard socket from the address its query
-/// came to says that address), as the round's flush sends them, with its
-/// query's arrival as `query_time` where the queue was told it (the wall
-/// clock and the monotonic one read once each for the round).
-pub(crate) fn client_responses<'a>(
-    d: &Dnstap,
-    queued: impl Iterator<Item = (&'a [u8], Peer, Option<Instant>)>,
-    local: Option<SocketAddr>,
-) {
-    round(
-        d,
-        TapKind::ClientResponse,
-        queued,
-        || local,
-        || (TapTime::now(), Instant::now()),
-        |local, (now, mono), (answer, to, arrived)| {
-            let mut e = TapEvent::new(TapKind::ClientResponse, TapTransport::Udp, to.addr, answer);
-            e.response_addr = match (to.local, local) {
-                (Some(ip), Some(l)) => Some(SocketAddr::new(ip, l.port())),
-                _ => local,
-            };
-            e.response_time = now;
-            e.query_time = now
-                .zip(arrived)
-                .and_then(|(now, at)| now.checked_sub(mono.saturating_duration_since(at)));
-            e
-        },
-    );
+    let (now, mono) = (TapTime::now(), Instant::now());
+    d.log_each(queued.map(|(answer, to, arrived)| {
+        let mut e = TapEvent::new(TapKind::ClientResponse, TapTransport::Udp, to.addr, answer);
+        e.response_addr = match (to.local, local) {
+            (Some(ip), Some(l)) => Some(SocketAddr::new(ip, l.port())),
+            _ => local,
+        };
+        e.response_time = now;
+        e.query_time = now
+            .zip(arrived)
+            .and_then(|(now, at)| now.checked_sub(mono.saturating_duration_since(at)));
+        e
+    }));
 }
 
 /// A FORWARDER_QUERY or FORWARDER_RESPONSE (`kind`) of `wire` between the
