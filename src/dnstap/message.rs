@@ -382,11 +382,8 @@ impl<'a> PayloadParts<'a> {
 
 /// `Message.policy`'s field number.
 const POLICY_TAG: u8 = 15;
-/// The most bytes a varint's store writes past its end.
-const VARINT_SLACK: usize = 7;
-/// The most bytes [`Scalars`] takes: every number field at its longest (89),
-/// and [`VARINT_SLACK`].
-const SCALARS_MAX: usize = 89 + VARINT_SLACK;
+/// The most bytes [`Scalars`] takes: every number field at its longest.
+const SCALARS_MAX: usize = 89;
 
 /// A [`Message`]'s number and enum fields, encoded in field order as prost
 /// would, on the stack (from `bytes[start]`; a [`TapMessage`] puts more
@@ -461,29 +458,35 @@ impl<const N: usize> Scalars<N> {
         self.len += K;
     }
 
-    /// Appends `v` as a varint (10 bytes at most): one byte below 128,
-    /// else below 2^56 its 7-bit groups spread over one 8-byte store
-    /// (which may write up to [`VARINT_SLACK`] bytes past the varint's
-    /// end, overwritten next), else byte by byte.
+    /// Appends `v` as a varint (10 bytes at most): the lengths the
+    /// servers' fields take (ports and DNS message lengths up to 3 bytes,
+    /// this era's seconds 5) as fixed stores, others byte by byte.
     #[inline]
     fn raw_varint(&mut self, v: u64) {
-        if v < 0x80 {
-            return self.put([v as u8]);
+        // Cannot truncate: each byte takes the low 7 bits it is meant to.
+        let b = |shift: u32, more: bool| ((v >> shift) as u8 & 0x7f) | if more { 0x80 } else { 0 };
+        if v < 1 << 7 {
+            self.put([v as u8]);
+        } else if v < 1 << 14 {
+            self.put([b(0, true), b(7, false)]);
+        } else if v < 1 << 21 {
+            self.put([b(0, true), b(7, true), b(14, false)]);
+        } else if (1 << 28..1 << 35).contains(&v) {
+            self.put([
+                b(0, true),
+                b(7, true),
+                b(14, true),
+                b(21, true),
+                b(28, false),
+            ]);
+        } else {
+            self.slow_varint(v);
         }
-        if v < 1 << 56 {
-            // Bytes: the bits used, 7 a byte, rounded up (2 to 8).
-            let n = (70 - v.leading_zeros() as usize) / 7;
-            let mut spread = 0u64;
-            for i in 0..8 {
-                spread |= ((v >> (7 * i)) & 0x7f) << (8 * i);
-            }
-            // The continuation bit on every byte but the last.
-            let more = 0x0080_8080_8080_8080u64 >> (8 * (8 - n));
-            self.bytes[self.len..self.len + 8].copy_from_slice(&(spread | more).to_le_bytes());
-            self.len += n;
-            return;
-        }
-        let mut v = v;
+    }
+
+    /// [`Scalars::raw_varint`] byte by byte.
+    #[cold]
+    fn slow_varint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.bytes[self.len] = (v as u8) | 0x80;
             self.len += 1;
@@ -560,8 +563,8 @@ pub fn family(ip: IpAddr) -> (SocketFamily, IpAddr) {
 const LEAD: usize = 11;
 /// A [`TapMessage`]'s head: the lead, type, family and protocol (6 bytes),
 /// two ports (4 each), two times (16 each), two IPv6 addresses (18 each),
-/// the DNS message's key and length (11), and [`VARINT_SLACK`].
-const HEAD_MAX: usize = LEAD + 6 + 2 * 4 + 2 * 16 + 2 * 18 + 11 + VARINT_SLACK;
+/// the DNS message's key and length (11).
+const HEAD_MAX: usize = LEAD + 6 + 2 * 4 + 2 * 16 + 2 * 18 + 11;
 
 // Type, family and protocol are written as one byte each: every value of
 // theirs is below 128.
@@ -617,7 +620,7 @@ impl TapMessage<'_> {
         head.raw_varint(wire.len() as u64);
         // The lead: key and length of the whole message, right before it.
         let message_len = (head.len - LEAD + wire.len()) as u64;
-        let mut lead = Scalars::<{ LEAD + VARINT_SLACK }>::at(0);
+        let mut lead = Scalars::<LEAD>::at(0);
         lead.put([len_key(DNSTAP_MESSAGE_TAG)]);
         lead.raw_varint(message_len);
         head.start = LEAD - lead.len;
@@ -820,7 +823,7 @@ mod tests {
             values.extend([(1u64 << bit) - 1, 1 << bit, (1 << bit) + 1]);
         }
         for v in values {
-            let mut s = Scalars::<{ 10 + VARINT_SLACK }>::at(0);
+            let mut s = Scalars::<10>::at(0);
             s.raw_varint(v);
             let mut want = Vec::new();
             prost::encoding::encode_varint(v, &mut want);
