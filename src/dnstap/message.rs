@@ -20,6 +20,8 @@
 //! into the queue's buffer in place ([`PayloadParts::encode_into`]);
 //! [`encode_payload`] gives one payload its own `Vec`.
 
+use std::net::{IpAddr, SocketAddr};
+
 use prost::Message as _;
 
 /// `Dnstap`: the top-level message, one per data frame.
@@ -381,10 +383,11 @@ impl<'a> PayloadParts<'a> {
 /// `Message.policy`'s field number.
 const POLICY_TAG: u8 = 15;
 /// The most bytes [`Scalars`] takes: every number field at its longest.
-const SCALARS_MAX: usize = 96;
+const SCALARS_MAX: usize = 89;
 
 /// A [`Message`]'s number and enum fields, encoded in field order as prost
-/// would, on the stack (from `bytes[start]`; a [`TapFrame`] puts more there).
+/// would, on the stack (from `bytes[start]`; a [`TapMessage`] puts more
+/// there).
 #[derive(Debug, Clone, Copy)]
 struct Scalars<const N: usize = SCALARS_MAX> {
     /// The encoded fields.
@@ -448,8 +451,42 @@ impl<const N: usize> Scalars<N> {
         &self.bytes[self.start..self.len]
     }
 
-    /// Appends `v` as a varint (10 bytes at most).
-    fn raw_varint(&mut self, mut v: u64) {
+    /// Appends `bytes`.
+    #[inline]
+    fn put<const K: usize>(&mut self, bytes: [u8; K]) {
+        self.bytes[self.len..self.len + K].copy_from_slice(&bytes);
+        self.len += K;
+    }
+
+    /// Appends `v` as a varint (10 bytes at most): the lengths the
+    /// servers' fields take (ports and DNS message lengths up to 3 bytes,
+    /// this era's seconds 5) as fixed stores, others byte by byte.
+    #[inline]
+    fn raw_varint(&mut self, v: u64) {
+        // Cannot truncate: each byte takes the low 7 bits it is meant to.
+        let b = |shift: u32, more: bool| ((v >> shift) as u8 & 0x7f) | if more { 0x80 } else { 0 };
+        if v < 1 << 7 {
+            self.put([v as u8]);
+        } else if v < 1 << 14 {
+            self.put([b(0, true), b(7, false)]);
+        } else if v < 1 << 21 {
+            self.put([b(0, true), b(7, true), b(14, false)]);
+        } else if (1 << 28..1 << 35).contains(&v) {
+            self.put([
+                b(0, true),
+                b(7, true),
+                b(14, true),
+                b(21, true),
+                b(28, false),
+            ]);
+        } else {
+            self.slow_varint(v);
+        }
+    }
+
+    /// [`Scalars::raw_varint`] byte by byte.
+    #[cold]
+    fn slow_varint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.bytes[self.len] = (v as u8) | 0x80;
             self.len += 1;
@@ -460,26 +497,33 @@ impl<const N: usize> Scalars<N> {
     }
 
     /// Field `tag` of wire type 0 (varint).
+    #[inline]
     fn varint(&mut self, tag: u32, v: u64) {
         self.raw_varint(u64::from(tag << 3));
         self.raw_varint(v);
     }
 
     /// Field `tag` of wire type 5 (fixed32, little-endian).
+    #[inline]
     fn fixed32(&mut self, tag: u32, v: u32) {
         self.raw_varint(u64::from((tag << 3) | 5));
         self.bytes[self.len..self.len + 4].copy_from_slice(&v.to_le_bytes());
         self.len += 4;
     }
 
-    /// Field `tag` (below 16) of wire type 2 holding `value` (short enough
-    /// to fit: an address).
-    fn bytes_field(&mut self, tag: u8, value: &[u8]) {
-        self.bytes[self.len] = len_key(tag);
-        self.len += 1;
-        self.raw_varint(value.len() as u64);
-        self.bytes[self.len..self.len + value.len()].copy_from_slice(value);
-        self.len += value.len();
+    /// Field `field` holding the address `ip` (4 or 16 bytes).
+    #[inline]
+    fn address(&mut self, field: BytesField, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => {
+                let [a, b, c, d] = v4.octets();
+                self.put([len_key(field as u8), 4, a, b, c, d]);
+            }
+            IpAddr::V6(v6) => {
+                self.put([len_key(field as u8), 16]);
+                self.put(v6.octets());
+            }
+        }
     }
 }
 
@@ -490,14 +534,13 @@ impl<const N: usize> Scalars<N> {
 pub struct TapMessage<'a> {
     /// Which message it is.
     pub r#type: MessageType,
-    /// The addresses' family.
-    pub family: SocketFamily,
     /// The transport.
     pub protocol: SocketProtocol,
-    /// The query's sender's address (4 or 16 bytes) and port.
-    pub query: (&'a [u8], u16),
-    /// The responder's address (4 or 16 bytes, the family's) and port.
-    pub response: Option<(&'a [u8], u16)>,
+    /// The query's sender (an IPv4-mapped address is written as IPv4, and
+    /// sets the family).
+    pub query: SocketAddr,
+    /// The responder, written when of the query's family.
+    pub response: Option<SocketAddr>,
     /// When the query was sent or received (seconds, nanoseconds).
     pub query_time: Option<(u64, u32)>,
     /// When the response was sent or received (seconds, nanoseconds).
@@ -506,87 +549,87 @@ pub struct TapMessage<'a> {
     pub wire: (BytesField, &'a [u8]),
 }
 
-/// Room before a [`TapFrame`]'s body for `Dnstap.message`'s key and
-/// length, written once the body's length is known.
-const FRAME_LEAD: usize = 6;
-/// A [`TapFrame`]'s room: the lead, every number field at its longest, two
-/// IPv6 addresses with their keys and lengths, the DNS message's key and
-/// length.
-const FRAME_MAX: usize = FRAME_LEAD + SCALARS_MAX + 2 * 18 + 4;
-
-/// The payload of a [`TapMessage`], encoded in one pass on the stack but
-/// for the preamble and the DNS message, which [`TapFrame::encode_into`]
-/// copies once each: no `Message` struct built, no field walked twice (a
-/// third of the cost per frame of [`PayloadParts`], which the rarer frames
-/// with a policy or an `extra` still take; a test holds both to prost).
-#[derive(Debug, Clone, Copy)]
-pub struct TapFrame<'a> {
-    /// Identity, version and type.
-    preamble: &'a [u8],
-    /// `Dnstap.message`'s key and length, its number and address fields,
-    /// and the DNS message's key and length.
-    head: Scalars<FRAME_MAX>,
-    /// The DNS message.
-    wire: &'a [u8],
+/// The family of `ip`, and `ip` as it is written: an IPv4-mapped IPv6
+/// address as IPv4.
+pub fn family(ip: IpAddr) -> (SocketFamily, IpAddr) {
+    match ip.to_canonical() {
+        v4 @ IpAddr::V4(_) => (SocketFamily::Inet, v4),
+        v6 @ IpAddr::V6(_) => (SocketFamily::Inet6, v6),
+    }
 }
 
-impl<'a> TapFrame<'a> {
-    /// The payload of `preamble` and `m`.
-    pub fn new(preamble: &'a Preamble, m: &TapMessage<'a>) -> Self {
+/// Room before a [`TapMessage`]'s fields for `Dnstap.message`'s key and
+/// length, written once their length is known.
+const LEAD: usize = 11;
+/// A [`TapMessage`]'s head: the lead, type, family and protocol (6 bytes),
+/// two ports (4 each), two times (16 each), two IPv6 addresses (18 each),
+/// the DNS message's key and length (11).
+const HEAD_MAX: usize = LEAD + 6 + 2 * 4 + 2 * 16 + 2 * 18 + 11;
+
+// Type, family and protocol are written as one byte each: every value of
+// theirs is below 128.
+const _: () = assert!(
+    (MessageType::UpdateResponse as i32) < 128
+        && (SocketFamily::Inet6 as i32) < 128
+        && (SocketProtocol::Doq as i32) < 128
+);
+
+impl TapMessage<'_> {
+    /// Appends the `Dnstap` payload of `preamble` and this message to
+    /// `out`, encoded in one pass: its number and address fields on the
+    /// stack (no `Message` built, no field walked twice; a test holds it to
+    /// prost), then the preamble, them and the DNS message copied once
+    /// each, the room reserved once.
+    #[inline]
+    pub fn encode_into(&self, preamble: &Preamble, out: &mut Vec<u8>) {
+        let (family, query_ip) = family(self.query.ip());
+        let response = self.response.and_then(|r| {
+            let (f, ip) = self::family(r.ip());
+            (f == family).then_some((ip, r.port()))
+        });
         // Field order as prost's, but the addresses after the numbers.
-        let mut head = Scalars::<FRAME_MAX>::at(FRAME_LEAD);
-        head.varint(1, int(m.r#type as i32));
-        head.varint(2, int(m.family as i32));
-        head.varint(3, int(m.protocol as i32));
-        head.varint(6, m.query.1.into());
-        if let Some((_, port)) = m.response {
-            head.varint(7, port.into());
+        let mut head = Scalars::<HEAD_MAX>::at(LEAD);
+        head.put([
+            1 << 3,
+            self.r#type as u8,
+            2 << 3,
+            family as u8,
+            3 << 3,
+            self.protocol as u8,
+        ]);
+        head.put([6 << 3]);
+        head.raw_varint(self.query.port().into());
+        if let Some((_, port)) = response {
+            head.put([7 << 3]);
+            head.raw_varint(port.into());
         }
-        for (sec_tag, time) in [(8, m.query_time), (12, m.response_time)] {
+        for (sec_tag, time) in [(8u8, self.query_time), (12, self.response_time)] {
             if let Some((sec, nsec)) = time {
-                head.varint(sec_tag, sec);
-                head.fixed32(sec_tag + 1, nsec);
+                head.put([sec_tag << 3]);
+                head.raw_varint(sec);
+                let [a, b, c, d] = nsec.to_le_bytes();
+                head.put([((sec_tag + 1) << 3) | 5, a, b, c, d]);
             }
         }
-        head.bytes_field(BytesField::QueryAddress as u8, m.query.0);
-        if let Some((addr, _)) = m.response {
-            head.bytes_field(BytesField::ResponseAddress as u8, addr);
+        head.address(BytesField::QueryAddress, query_ip);
+        if let Some((ip, _)) = response {
+            head.address(BytesField::ResponseAddress, ip);
         }
-        let (field, wire) = m.wire;
-        head.bytes[head.len] = len_key(field as u8);
-        head.len += 1;
+        let (field, wire) = self.wire;
+        head.put([len_key(field as u8)]);
         head.raw_varint(wire.len() as u64);
         // The lead: key and length of the whole message, right before it.
-        let message_len = (head.len - FRAME_LEAD + wire.len()) as u64;
-        let mut lead = Scalars::<FRAME_LEAD>::at(0);
-        lead.bytes[0] = len_key(DNSTAP_MESSAGE_TAG);
-        lead.len = 1;
+        let message_len = (head.len - LEAD + wire.len()) as u64;
+        let mut lead = Scalars::<LEAD>::at(0);
+        lead.put([len_key(DNSTAP_MESSAGE_TAG)]);
         lead.raw_varint(message_len);
-        head.start = FRAME_LEAD - lead.len;
-        head.bytes[head.start..FRAME_LEAD].copy_from_slice(lead.as_slice());
-        Self {
-            preamble: &preamble.bytes,
-            head,
-            wire,
-        }
-    }
-
-    /// The encoded payload's length.
-    pub fn len(&self) -> usize {
-        self.preamble.len() + self.head.as_slice().len() + self.wire.len()
-    }
-
-    /// Whether it encodes to nothing (never: the type is always there).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Appends the encoded payload, [`TapFrame::len`] bytes, to `out`.
-    pub fn encode_into(&self, out: &mut Vec<u8>) {
-        out.reserve(self.len());
-        out.extend_from_slice(self.preamble);
-        out.extend_from_slice(self.head.as_slice());
-        out.extend_from_slice(self.wire);
+        head.start = LEAD - lead.len;
+        head.bytes[head.start..LEAD].copy_from_slice(lead.as_slice());
+        let head = head.as_slice();
+        out.reserve(preamble.bytes.len() + head.len() + wire.len());
+        out.extend_from_slice(&preamble.bytes);
+        out.extend_from_slice(head);
+        out.extend_from_slice(wire);
     }
 }
 
@@ -774,43 +817,114 @@ mod tests {
     }
 
     #[test]
-    fn a_tap_frame_decodes_as_prost_reads_the_whole_message() {
-        let wire: Vec<u8> = (0..300u16).map(|i| i as u8).collect();
+    fn varints_are_written_as_prost_writes_them() {
+        let mut values = vec![0, 1, 127, 128, 300, 16383, 16384, u64::MAX];
+        for bit in 0..64 {
+            values.extend([(1u64 << bit) - 1, 1 << bit, (1 << bit) + 1]);
+        }
+        for v in values {
+            let mut s = Scalars::<10>::at(0);
+            s.raw_varint(v);
+            let mut want = Vec::new();
+            prost::encoding::encode_varint(v, &mut want);
+            assert_eq!(s.as_slice(), want, "{v:#x}");
+        }
+    }
+
+    #[test]
+    fn a_tap_message_decodes_as_prost_reads_the_whole_message() {
+        let sock = |s: &str| s.parse::<SocketAddr>().unwrap();
         let preamble = Preamble::new(Some(b"ls1.example"), Some(b"dnslb 0.1.0"));
-        let (q6, r6) = ([7u8; 16], [9u8; 16]);
+        let wire = |n: usize| (0..n).map(|i| i as u8).collect::<Vec<u8>>();
+        let wires = [
+            wire(300),
+            wire(1),
+            wire(0),
+            wire(127),
+            wire(128),
+            wire(16384),
+        ];
         let full = TapMessage {
             r#type: MessageType::ForwarderResponse,
-            family: SocketFamily::Inet6,
             protocol: SocketProtocol::Udp,
-            query: (&q6, 53000),
-            response: Some((&r6, 53)),
+            query: sock("[2001:db8::7]:53000"),
+            response: Some(sock("[2001:db8::9]:53")),
             query_time: Some((1_764_000_000, 999_999_999)),
             response_time: Some((1_764_000_001, 0)),
-            wire: (BytesField::ResponseMessage, &wire),
+            wire: (BytesField::ResponseMessage, &wires[0]),
         };
         let bare = TapMessage {
             r#type: MessageType::ClientQuery,
-            family: SocketFamily::Inet,
             protocol: SocketProtocol::Dot,
-            query: (&[127, 0, 0, 1], 0),
+            query: sock("127.0.0.1:0"),
             response: None,
             query_time: None,
             response_time: None,
-            wire: (BytesField::QueryMessage, b"q"),
+            wire: (BytesField::QueryMessage, &wires[1]),
         };
-        for m in [full, bare] {
-            let frame = TapFrame::new(&preamble, &m);
+        // (message, its addresses as written, its family)
+        let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets().to_vec();
+        let mut cases = vec![
+            (
+                full,
+                v6("2001:db8::7"),
+                Some(v6("2001:db8::9")),
+                SocketFamily::Inet6,
+            ),
+            (bare, vec![127, 0, 0, 1], None, SocketFamily::Inet),
+            // A mapped client is IPv4; a responder of the other family is
+            // left out.
+            (
+                TapMessage {
+                    query: sock("[::ffff:192.0.2.1]:128"),
+                    response: Some(sock("[::1]:53")),
+                    ..bare
+                },
+                vec![192, 0, 2, 1],
+                None,
+                SocketFamily::Inet,
+            ),
+            (
+                TapMessage {
+                    query: sock("192.0.2.1:16384"),
+                    response: Some(sock("[::ffff:127.0.0.2]:65535")),
+                    ..bare
+                },
+                vec![192, 0, 2, 1],
+                Some(vec![127, 0, 0, 2]),
+                SocketFamily::Inet,
+            ),
+        ];
+        // Every length of varint: times, ports and the DNS message's length.
+        for (i, (sec, w)) in [0, 127, 128, (1 << 56) - 1, 1 << 56, u64::MAX]
+            .into_iter()
+            .zip(&wires)
+            .enumerate()
+        {
+            let m = TapMessage {
+                query: sock(&format!("[::1]:{}", [0, 127, 128, 16383, 16384, 65535][i])),
+                response: None,
+                query_time: Some((sec, u32::MAX)),
+                response_time: Some((u64::MAX - sec, 1)),
+                wire: (BytesField::ResponseMessage, w),
+                ..full
+            };
+            cases.push((m, v6("::1"), None, SocketFamily::Inet6));
+        }
+        for (m, query_address, response_address, family) in cases {
             let mut out = vec![0xee];
-            frame.encode_into(&mut out);
-            assert_eq!(out.len(), 1 + frame.len());
+            m.encode_into(&preamble, &mut out);
             let want = Message {
                 r#type: m.r#type.into(),
-                socket_family: Some(m.family.into()),
+                socket_family: Some(family.into()),
                 socket_protocol: Some(m.protocol.into()),
-                query_address: Some(m.query.0.to_vec()),
-                response_address: m.response.map(|r| r.0.to_vec()),
-                query_port: Some(m.query.1.into()),
-                response_port: m.response.map(|r| r.1.into()),
+                query_address: Some(query_address),
+                response_port: response_address
+                    .as_ref()
+                    .and(m.response)
+                    .map(|r| r.port().into()),
+                response_address,
+                query_port: Some(m.query.port().into()),
                 query_time_sec: m.query_time.map(|t| t.0),
                 query_time_nsec: m.query_time.map(|t| t.1),
                 query_message: (m.wire.0 == BytesField::QueryMessage).then(|| m.wire.1.to_vec()),
@@ -828,7 +942,7 @@ mod tests {
                 message: Some(want),
             };
             assert_eq!(Payload::decode(&out[1..]).unwrap(), whole, "{m:?}");
-            assert_eq!(frame.len(), whole.encoded_len());
+            assert_eq!(out.len() - 1, whole.encoded_len(), "{m:?}");
         }
     }
 }

@@ -39,7 +39,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -48,7 +48,7 @@ use crate::config::{DnstapConfig, DnstapMessage, DnstapSide};
 use crate::supervise::Backoff;
 use message::{
     BytesField, Message, MessagePolicy, MessageType, PayloadParts, PolicyAction, PolicyMatch,
-    Preamble, SocketFamily, SocketProtocol, TapFrame, TapMessage,
+    Preamble, SocketProtocol, TapMessage,
 };
 use queue::Queue;
 pub use writer::{DnstapStats, RECONNECT, TapTarget};
@@ -151,9 +151,9 @@ pub struct TapEvent<'a> {
     /// backend (FORWARDER_*), when known.
     pub response_addr: Option<SocketAddr>,
     /// When the query was received or sent; `None` on a query: now.
-    pub query_time: Option<SystemTime>,
+    pub query_time: Option<TapTime>,
     /// When the response was sent or received; `None` on a response: now.
-    pub response_time: Option<SystemTime>,
+    pub response_time: Option<TapTime>,
     /// The DNS message, verbatim: the query for a query kind, the
     /// response for a response kind.
     pub message: &'a [u8],
@@ -178,6 +178,47 @@ impl<'a> TapEvent<'a> {
             message,
         }
     }
+}
+
+/// A wall-clock time as dnstap writes it: nanoseconds since the Unix epoch
+/// (until the year 2554). Read once for a round of the fast path and
+/// shared by its frames; [`TapTime::checked_sub`] (a query's time from its
+/// response's and the wait) is integer arithmetic, and so is the split into
+/// dnstap's seconds and nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TapTime(u64);
+
+/// Nanoseconds in a second.
+const NANOS: u64 = 1_000_000_000;
+
+impl TapTime {
+    /// Now, if the clock is past the epoch.
+    pub fn now() -> Option<Self> {
+        Self::of(SystemTime::now())
+    }
+
+    /// `t`, if past the epoch (and before 2554).
+    pub fn of(t: SystemTime) -> Option<Self> {
+        nanos(t.duration_since(UNIX_EPOCH).ok()?).map(Self)
+    }
+
+    /// `d` earlier, if still past the epoch.
+    pub fn checked_sub(self, d: Duration) -> Option<Self> {
+        self.0.checked_sub(nanos(d)?).map(Self)
+    }
+
+    /// Seconds and nanoseconds, as dnstap's fields.
+    fn parts(self) -> (u64, u32) {
+        // Cannot truncate: the remainder is below 10^9.
+        (self.0 / NANOS, (self.0 % NANOS) as u32)
+    }
+}
+
+/// `d` in nanoseconds, if it fits 64 bits.
+fn nanos(d: Duration) -> Option<u64> {
+    d.as_secs()
+        .checked_mul(NANOS)?
+        .checked_add(d.subsec_nanos().into())
 }
 
 /// What a query rule with `log = true` says about its match (a dnstap
@@ -394,8 +435,42 @@ impl Dnstap {
     /// Writes `event` when its kind is selected: encodes it and queues it
     /// without waiting (a full queue drops it, counted).
     pub fn log(&self, event: &TapEvent<'_>) {
-        if self.enabled(event.kind) {
-            self.push(event, None, None);
+        let Some(shared) = self.shared.as_ref().filter(|_| self.enabled(event.kind)) else {
+            return;
+        };
+        // The clock read before the lock.
+        let message = tap_message(&stamped(*event));
+        if !shared
+            .queue
+            .producer()
+            .push(|out| message.encode_into(&shared.preamble, out))
+        {
+            shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes each of `events` whose kind is selected, as [`Dnstap::log`],
+    /// under one lock of the queue (a round of the fast path: give each
+    /// its times, read once for the round, as reading the clock waits on
+    /// nothing but is best not done under the lock).
+    pub fn log_each<'a>(&self, events: impl IntoIterator<Item = TapEvent<'a>>) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let mut dropped = 0;
+        {
+            let mut queue = shared.queue.producer();
+            for event in events {
+                if self.enabled(event.kind) {
+                    let message = tap_message(&stamped(event));
+                    if !queue.push(|out| message.encode_into(&shared.preamble, out)) {
+                        dropped += 1;
+                    }
+                }
+            }
+        }
+        if dropped > 0 {
+            shared.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
     }
 
@@ -404,7 +479,7 @@ impl Dnstap {
     /// `messages` selects; nothing when dnstap is off.
     pub fn log_extra(&self, event: &TapEvent<'_>, extra: &[u8]) {
         if self.is_on() {
-            self.push(event, None, Some(extra));
+            self.push_noted(&stamped(*event), None, Some(extra));
         }
     }
 
@@ -422,95 +497,100 @@ impl Dnstap {
             r#match: note.matched.map(Into::into),
             value: note.value.map(<[u8]>::to_vec),
         };
-        self.push(event, Some(policy), None);
+        self.push_noted(&stamped(*event), Some(policy), None);
     }
 
-    /// Encodes `event` and queues it.
-    fn push(&self, event: &TapEvent<'_>, policy: Option<MessagePolicy>, extra: Option<&[u8]>) {
+    /// Encodes `event` (its times given) with a policy or an `extra` and
+    /// queues it: the rarer frames, encoded through a [`Message`].
+    fn push_noted(
+        &self,
+        event: &TapEvent<'_>,
+        policy: Option<MessagePolicy>,
+        extra: Option<&[u8]>,
+    ) {
         let Some(shared) = &self.shared else {
             return;
         };
-        let query_ip = event.query_addr.ip().to_canonical();
-        let family = match query_ip {
-            IpAddr::V4(_) => SocketFamily::Inet,
-            IpAddr::V6(_) => SocketFamily::Inet6,
+        let with_extra;
+        let preamble = match extra {
+            Some(x) => {
+                with_extra = shared.preamble.with_extra(x);
+                &with_extra
+            }
+            None => &shared.preamble,
         };
-        // Both addresses are of one family, or the responder is left out.
-        let response = event
-            .response_addr
-            .map(|a| (a.ip().to_canonical(), a.port()))
-            .filter(|(ip, _)| ip.is_ipv4() == query_ip.is_ipv4());
-        let mut now = None;
-        let mut time = |given: Option<SystemTime>, default: bool| {
-            let t = given.or_else(|| default.then(|| *now.get_or_insert_with(SystemTime::now)))?;
-            let d = t.duration_since(UNIX_EPOCH).ok()?;
-            Some((d.as_secs(), d.subsec_nanos()))
+        let m = tap_message(event);
+        let (family, query_ip) = message::family(m.query.ip());
+        let response = m
+            .response
+            .map(|r| (message::family(r.ip()), r.port()))
+            .filter(|((f, _), _)| *f == family)
+            .map(|((_, ip), port)| (octets(ip), port));
+        let meta = Message {
+            r#type: m.r#type.into(),
+            socket_family: Some(family.into()),
+            socket_protocol: Some(m.protocol.into()),
+            query_port: Some(m.query.port().into()),
+            response_port: response.as_ref().map(|(_, port)| (*port).into()),
+            query_time_sec: m.query_time.map(|t| t.0),
+            query_time_nsec: m.query_time.map(|t| t.1),
+            response_time_sec: m.response_time.map(|t| t.0),
+            response_time_nsec: m.response_time.map(|t| t.1),
+            policy,
+            ..Message::default()
         };
-        let query_time = time(event.query_time, event.kind.is_query());
-        let response_time = time(event.response_time, !event.kind.is_query());
         let query_octets = octets(query_ip);
-        let response_octets = response.map(|(ip, port)| (octets(ip), port));
-        let wire_field = if event.kind.is_query() {
-            BytesField::QueryMessage
-        } else {
-            BytesField::ResponseMessage
+        let mut borrowed = [
+            (BytesField::QueryAddress, query_octets.as_slice()),
+            m.wire,
+            m.wire,
+        ];
+        let used = match &response {
+            Some((r, _)) => {
+                borrowed[2] = (BytesField::ResponseAddress, r.as_slice());
+                3
+            }
+            None => 2,
         };
-        let pushed = if policy.is_none() && extra.is_none() {
-            // Every frame but a rule's note or an event's: one pass.
-            let m = TapMessage {
-                r#type: event.kind.message_type(),
-                family,
-                protocol: event.transport.protocol(),
-                query: (query_octets.as_slice(), event.query_addr.port()),
-                response: response_octets
-                    .as_ref()
-                    .map(|(o, port)| (o.as_slice(), *port)),
-                query_time,
-                response_time,
-                wire: (wire_field, event.message),
-            };
-            let frame = TapFrame::new(&shared.preamble, &m);
-            shared.queue.push(frame.len(), |out| frame.encode_into(out))
-        } else {
-            let with_extra;
-            let preamble = match extra {
-                Some(x) => {
-                    with_extra = shared.preamble.with_extra(x);
-                    &with_extra
-                }
-                None => &shared.preamble,
-            };
-            let meta = Message {
-                r#type: event.kind.message_type().into(),
-                socket_family: Some(family.into()),
-                socket_protocol: Some(event.transport.protocol().into()),
-                query_port: Some(event.query_addr.port().into()),
-                response_port: response.map(|(_, port)| port.into()),
-                query_time_sec: query_time.map(|t| t.0),
-                query_time_nsec: query_time.map(|t| t.1),
-                response_time_sec: response_time.map(|t| t.0),
-                response_time_nsec: response_time.map(|t| t.1),
-                policy,
-                ..Message::default()
-            };
-            let mut borrowed = [
-                (BytesField::QueryAddress, query_octets.as_slice()),
-                (wire_field, event.message),
-                (BytesField::ResponseAddress, &[][..]),
-            ];
-            let used = match &response_octets {
-                Some((r, _)) => {
-                    borrowed[2].1 = r.as_slice();
-                    3
-                }
-                None => 2,
-            };
-            let parts = PayloadParts::new(preamble, &meta, &borrowed[..used]);
-            shared.queue.push(parts.len(), |out| parts.encode_into(out))
-        };
-        if !pushed {
+        let parts = PayloadParts::new(preamble, &meta, &borrowed[..used]);
+        if !shared.queue.producer().push(|out| parts.encode_into(out)) {
             shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// `event` with its default time (a query's `query_time`, a response's
+/// `response_time`) read now when not given.
+fn stamped(mut event: TapEvent<'_>) -> TapEvent<'_> {
+    let default = if event.kind.is_query() {
+        &mut event.query_time
+    } else {
+        &mut event.response_time
+    };
+    if default.is_none() {
+        *default = TapTime::now();
+    }
+    event
+}
+
+/// What `event` says, as the fields of a frame.
+#[inline]
+fn tap_message<'a>(event: &TapEvent<'a>) -> TapMessage<'a> {
+    TapMessage {
+        r#type: event.kind.message_type(),
+        protocol: event.transport.protocol(),
+        query: event.query_addr,
+        response: event.response_addr,
+        query_time: event.query_time.map(TapTime::parts),
+        response_time: event.response_time.map(TapTime::parts),
+        wire: (
+            if event.kind.is_query() {
+                BytesField::QueryMessage
+            } else {
+                BytesField::ResponseMessage
+            },
+            event.message,
+        ),
     }
 }
 

@@ -6,7 +6,10 @@
 //! and, worse, woke the writer task per frame (a futex wake and a context
 //! switch on a busy machine, four times per query with every LS message on).
 //! Here a producer appends the frame (its 4-byte length and payload) to the
-//! buffer in place; the writer swaps the buffer with its own empty one and
+//! buffer in place, the length filled in once the payload is written (no
+//! length computed first, no copy from a frame built aside); a round of
+//! the fast path appends all its frames of a kind under one lock
+//! ([`Queue::producer`]). The writer swaps the buffer with its own empty one and
 //! writes the lot with one write. The writer is woken when the buffer goes
 //! from empty to not empty ([`Queue::first_frame`]), then lets a batch
 //! gather for a moment ([`super::writer`]) unless it fills first (
@@ -76,33 +79,17 @@ impl Queue {
         })
     }
 
-    /// Appends one data frame whose payload `encode` appends, `len` bytes
-    /// exactly; `false` (nothing queued) when the queue is full or closed,
-    /// `len` is 0 or too long for a frame, or `encode` wrote another length.
-    pub(super) fn push(&self, len: usize, encode: impl FnOnce(&mut Vec<u8>)) -> bool {
-        let Some(header) = frame::data_header(len) else {
-            return false;
-        };
-        let mut s = self.lock();
-        if s.closed || s.frames >= self.limit {
-            return false;
+    /// The queue locked for appending frames ([`Producer::push`]), one
+    /// frame or a round's: the lock taken once, the writer woken (if need
+    /// be) once, when the [`Producer`] is dropped.
+    pub(super) fn producer(&self) -> Producer<'_> {
+        let state = self.lock();
+        let before = state.frames;
+        Producer {
+            queue: self,
+            state,
+            before,
         }
-        let start = s.bytes.len();
-        s.bytes.extend_from_slice(&header);
-        encode(&mut s.bytes);
-        if s.bytes.len() != start + header.len() + len {
-            s.bytes.truncate(start);
-            return false;
-        }
-        s.frames += 1;
-        let frames = s.frames;
-        drop(s);
-        if frames == 1 {
-            self.first.notify_one();
-        } else if frames == BATCH_FRAMES {
-            self.full.notify_one();
-        }
-        true
     }
 
     /// Moves every queued frame into `into` (emptied first; the queue keeps
@@ -145,6 +132,62 @@ impl Queue {
     }
 }
 
+/// The locked queue, taking frames; the writer is woken on drop when the
+/// queue went from empty to not empty, or reached a batch.
+pub(super) struct Producer<'a> {
+    /// The queue, for its bound and its wake-ups.
+    queue: &'a Queue,
+    /// Its locked state.
+    state: MutexGuard<'a, State>,
+    /// How many frames were queued when it was locked.
+    before: usize,
+}
+
+impl Producer<'_> {
+    /// Appends one data frame whose payload `encode` appends (its length
+    /// written before it once known); `false` (nothing queued) when the
+    /// queue is full or closed, or `encode` wrote nothing or more than a
+    /// frame can hold.
+    #[inline]
+    pub(super) fn push(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let s = &mut *self.state;
+        if s.closed || s.frames >= self.queue.limit {
+            return false;
+        }
+        let start = s.bytes.len();
+        s.bytes.extend_from_slice(&[0; 4]);
+        encode(&mut s.bytes);
+        let header = frame::data_header(s.bytes.len() - start - 4);
+        match (header, s.bytes.get_mut(start..start + 4)) {
+            (Some(header), Some(room)) => room.copy_from_slice(&header),
+            _ => {
+                s.bytes.truncate(start);
+                return false;
+            }
+        }
+        s.frames += 1;
+        true
+    }
+}
+
+impl Drop for Producer<'_> {
+    fn drop(&mut self) {
+        let (before, after) = (self.before, self.state.frames);
+        if after == before {
+            return;
+        }
+        // Under the lock still (`state` drops after this): short, a
+        // `Notify` stores a permit or schedules the writer, which then
+        // gathers a batch before it takes the lock.
+        if before == 0 {
+            self.queue.first.notify_one();
+        }
+        if before < BATCH_FRAMES && after >= BATCH_FRAMES {
+            self.queue.full.notify_one();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,14 +203,24 @@ mod tests {
         out
     }
 
+    /// Queues one frame of `payload`.
+    fn push(q: &Queue, payload: &[u8]) -> bool {
+        q.producer().push(|b| b.extend_from_slice(payload))
+    }
+
     #[test]
     fn frames_are_taken_whole_in_order_with_their_lengths() {
         let q = Queue::new(8);
-        assert!(q.push(3, |b| b.extend_from_slice(b"abc")));
-        assert!(q.push(1, |b| b.push(b'z')));
+        assert!(push(&q, b"abc"));
+        {
+            let mut round = q.producer();
+            assert!(round.push(|b| b.push(b'z')));
+            assert!(round.push(|b| b.extend_from_slice(&[7; 300])));
+        }
         let mut got = Vec::new();
-        assert_eq!(q.take(&mut got), 2);
-        assert_eq!(frames(&got), [&b"abc"[..], b"z"]);
+        assert_eq!(q.take(&mut got), 3);
+        assert_eq!(frames(&got), [&b"abc"[..], b"z", &[7; 300][..]]);
+        assert_eq!(&got[12..16], &300u32.to_be_bytes(), "its length first");
         assert_eq!(q.take(&mut got), 0);
         assert!(got.is_empty());
     }
@@ -175,22 +228,26 @@ mod tests {
     #[test]
     fn the_bound_is_in_frames_and_a_take_frees_it() {
         let q = Queue::new(2);
-        assert!(q.push(1, |b| b.push(1)));
-        assert!(q.push(1, |b| b.push(2)));
-        assert!(!q.push(1, |b| b.push(3)), "full");
+        assert!(push(&q, &[1]));
+        {
+            let mut round = q.producer();
+            assert!(round.push(|b| b.push(2)));
+            assert!(!round.push(|b| b.push(3)), "full");
+        }
         let mut got = Vec::new();
         assert_eq!(q.take(&mut got), 2);
-        assert!(q.push(1, |b| b.push(4)));
+        assert_eq!(frames(&got), [&[1u8][..], &[2]]);
+        assert!(push(&q, &[4]));
     }
 
     #[test]
-    fn a_wrong_length_an_empty_frame_or_a_closed_queue_queue_nothing() {
+    fn an_empty_frame_or_a_closed_queue_queue_nothing() {
         let q = Queue::new(8);
-        assert!(!q.push(2, |b| b.push(1)), "said 2, wrote 1");
-        assert!(!q.push(0, |_| {}), "0 is the escape");
+        assert!(!q.producer().push(|_| {}), "0 is the escape");
+        assert!(q.is_empty());
         q.close();
         assert!(q.is_closed());
-        assert!(!q.push(1, |b| b.push(1)));
+        assert!(!push(&q, &[1]));
         let mut got = Vec::new();
         assert_eq!(q.take(&mut got), 0);
         assert!(got.is_empty());
@@ -205,19 +262,30 @@ mod tests {
             let mut f = std::pin::pin!(f);
             f.as_mut().poll(&mut Context::from_waker(Waker::noop())) == Poll::Ready(())
         }
-        let q = Queue::new(BATCH_FRAMES * 2);
+        let q = Queue::new(BATCH_FRAMES * 4);
         assert!(!at_once(q.first_frame()), "nothing queued yet");
-        assert!(q.push(1, |b| b.push(1)));
+        drop(q.producer());
+        assert!(!at_once(q.first_frame()), "a round that queued nothing");
+        assert!(push(&q, &[1]));
         assert!(at_once(q.first_frame()), "the first frame wakes");
         for _ in 1..BATCH_FRAMES - 1 {
-            assert!(q.push(1, |b| b.push(1)));
+            assert!(push(&q, &[1]));
         }
         assert!(!at_once(q.batch_full()), "one frame short of a batch");
         assert!(!at_once(q.first_frame()), "only the first frame wakes");
-        assert!(q.push(1, |b| b.push(1)));
+        assert!(push(&q, &[1]));
         assert!(at_once(q.batch_full()), "a full batch wakes");
         let mut got = Vec::new();
         assert_eq!(q.take(&mut got), BATCH_FRAMES as u64);
+        {
+            // A round that fills a batch from empty wakes both, once.
+            let mut round = q.producer();
+            for _ in 0..BATCH_FRAMES + 1 {
+                assert!(round.push(|b| b.push(1)));
+            }
+        }
+        assert!(at_once(q.first_frame()) && at_once(q.batch_full()));
+        assert_eq!(q.take(&mut got), BATCH_FRAMES as u64 + 1);
         q.close();
         assert!(at_once(q.first_frame()) && at_once(q.batch_full()));
         assert!(q.is_closed());

@@ -199,7 +199,7 @@ async fn frames_reach_the_collector_after_the_handshake_and_stop_cleanly() {
         client(),
         b"answer",
     );
-    r.query_time = Some(UNIX_EPOCH + Duration::new(1_700_000_000, 5));
+    r.query_time = TapTime::of(UNIX_EPOCH + Duration::new(1_700_000_000, 5));
     tap.log(&r);
     tap.log(&TapEvent::new(
         TapKind::ForwarderResponse,
@@ -366,4 +366,78 @@ async fn a_rule_note_goes_out_as_the_policy_whatever_the_selection() {
     assert_eq!(policy.action, Some(PolicyAction::Nxdomain as i32));
     assert_eq!(policy.r#match, Some(PolicyMatch::Qname as i32));
     rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_round_goes_out_in_order_with_the_times_it_was_given() {
+    let mut rig = rig(true, 64, |_| {});
+    let listener = rig.listener.take().unwrap();
+    let collector = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        collect(s, CONTENT_TYPE, usize::MAX).await
+    });
+    let now = TapTime::of(UNIX_EPOCH + Duration::new(1_764_000_000, 999_999_999));
+    let wires: [&[u8]; 3] = [b"a", b"b", b"c"];
+    let round = wires.iter().map(|w| {
+        let mut e = TapEvent::new(TapKind::ClientResponse, TapTransport::Udp, client(), w);
+        e.response_time = now;
+        e.query_time = now.and_then(|t| t.checked_sub(Duration::from_nanos(1_000_000_001)));
+        e
+    });
+    // A kind not selected, amid the round: left out, not counted.
+    let skipped = TapEvent::new(
+        TapKind::ForwarderResponse,
+        TapTransport::Udp,
+        client(),
+        b"x",
+    );
+    rig.tap.log_each(round.chain(std::iter::once(skipped)));
+    let stats = rig.tap.stats().unwrap();
+    until(|| stats.sent.load(Ordering::Relaxed) == 3).await;
+    rig.stop().await;
+    let seen = collector.await.unwrap();
+    let got: Vec<_> = seen
+        .frames
+        .iter()
+        .map(|f| {
+            let m = f.message.as_ref().unwrap();
+            (
+                m.response_message.clone().unwrap(),
+                (m.response_time_sec, m.response_time_nsec),
+                (m.query_time_sec, m.query_time_nsec),
+            )
+        })
+        .collect();
+    let times = (
+        (Some(1_764_000_000), Some(999_999_999)),
+        (Some(1_763_999_999), Some(999_999_998)),
+    );
+    let want: Vec<_> = wires
+        .iter()
+        .map(|w| (w.to_vec(), times.0, times.1))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_round_that_does_not_fit_drops_and_counts_the_rest() {
+    let rig = rig(false, 4, |_| {});
+    rig.tap.log(&query(b"q"));
+    rig.tap.log_each((0..6).map(|_| query(b"q")));
+    let stats = rig.tap.stats().unwrap();
+    assert_eq!(stats.dropped.load(Ordering::Relaxed), 3, "4 of 7 queued");
+    rig.stop().await;
+}
+
+#[test]
+fn tap_times_split_into_dnstap_seconds_and_nanoseconds() {
+    let t = TapTime::of(UNIX_EPOCH + Duration::new(1_700_000_000, 5)).unwrap();
+    assert_eq!(t.parts(), (1_700_000_000, 5));
+    let earlier = t.checked_sub(Duration::new(1, 6)).unwrap();
+    assert_eq!(earlier.parts(), (1_699_999_998, 999_999_999));
+    assert_eq!(t.checked_sub(Duration::new(1_700_000_001, 0)), None);
+    assert_eq!(t.checked_sub(Duration::MAX), None);
+    assert_eq!(TapTime::of(UNIX_EPOCH - Duration::from_secs(1)), None);
+    assert!(TapTime::now().is_some());
 }

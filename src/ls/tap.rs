@@ -5,13 +5,13 @@
 //! whether its kind is selected before any other work, and never waits
 //! (`crate::dnstap`: a full queue drops the frame, counted).
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use super::dynblock::DynEvent;
 use super::rules::Act;
 use super::state::LsMetrics;
 use crate::dnstap::message::PolicyAction;
-use crate::dnstap::{Dnstap, RuleNote, TapEvent, TapKind, TapTransport};
+use crate::dnstap::{Dnstap, RuleNote, TapEvent, TapKind, TapTime, TapTransport};
 use crate::server::batch::Peer;
 
 /// The handle that never writes, for an LS without `[ls.dnstap]`.
@@ -51,11 +51,11 @@ pub fn client_response(
     answer: &[u8],
 ) {
     if d.enabled(TapKind::ClientResponse) {
-        let now = SystemTime::now();
+        let now = TapTime::now();
         let mut e = TapEvent::new(TapKind::ClientResponse, transport, client, answer);
         e.response_addr = local;
-        e.response_time = Some(now);
-        e.query_time = waited.and_then(|w| now.checked_sub(w));
+        e.response_time = now;
+        e.query_time = now.zip(waited).and_then(|(now, w)| now.checked_sub(w));
         d.log(&e);
     }
 }
@@ -142,91 +142,58 @@ pub fn forwarder_response(
     if d.enabled(TapKind::ForwarderResponse) {
         let kind = TapKind::ForwarderResponse;
         let mut e = forwarder(kind, transport, local(), backend, answer);
-        let now = SystemTime::now();
-        e.response_time = Some(now);
-        e.query_time = now.checked_sub(rtt);
+        e.response_time = TapTime::now();
+        e.query_time = e.response_time.and_then(|now| now.checked_sub(rtt));
         d.log(&e);
     }
 }
 
-/// The messages of one round queued on one UDP socket, each logged as
-/// `kind` (when it is on and a message is queued) by `each(local, now,
-/// message)`: `local()`, the socket's address, asked once (a `getsockname`
-/// per socket and round was most of the fast path's syscalls with dnstap
-/// on), and one clock read for the round.
-fn round<'a, T>(
+/// The FORWARDER_QUERY of a UDP `query` sent at `now` from the upstream
+/// socket at `local` to `backend` (a round's flush logs them together:
+/// `udp_path::tap`).
+pub(crate) fn forwarder_query_at(
+    local: Option<SocketAddr>,
+    backend: SocketAddr,
+    query: &[u8],
+    now: Option<TapTime>,
+) -> TapEvent<'_> {
+    let kind = TapKind::ForwarderQuery;
+    let mut e = forwarder(kind, TapTransport::Udp, local, backend, query);
+    e.query_time = now;
+    e
+}
+
+/// CLIENT_RESPONSE of each UDP answer queued on a client socket (at
+/// `local`; an answer leaving a wildcard socket from the address its query
+/// came to says that address), as the round's flush sends them, with its
+/// query's arrival as `query_time` where the queue was told it: the wall
+/// clock and the monotonic one read once each for the round, before the
+/// frames go out under one lock of dnstap's queue.
+pub(crate) fn client_responses<'a>(
     d: &Dnstap,
-    kind: TapKind,
-    queued: impl Iterator<Item = T>,
-    local: impl FnOnce() -> Option<SocketAddr>,
-    mut each: impl FnMut(Option<SocketAddr>, SystemTime, T) -> TapEvent<'a>,
+    queued: impl Iterator<Item = (&'a [u8], Peer, Option<Instant>)>,
+    local: Option<SocketAddr>,
 ) {
-    if !d.enabled(kind) {
+    if !d.enabled(TapKind::ClientResponse) {
         return;
     }
     let mut queued = queued.peekable();
     if queued.peek().is_none() {
         return;
     }
-    let local = local();
-    let now = SystemTime::now();
-    for item in queued {
-        d.log(&each(local, now, item));
-    }
-}
-
-/// FORWARDER_QUERY of each UDP query queued on one upstream socket (at
-/// `local()`), as the round's flush sends them.
-pub(crate) fn forwarder_queries<'a>(
-    d: &Dnstap,
-    queued: impl Iterator<Item = (&'a [u8], Peer)>,
-    local: impl FnOnce() -> Option<SocketAddr>,
-) {
-    round(
-        d,
-        TapKind::ForwarderQuery,
-        queued,
-        local,
-        |local, now, (query, to)| {
-            let kind = TapKind::ForwarderQuery;
-            let mut e = forwarder(kind, TapTransport::Udp, local, to.addr, query);
-            e.query_time = Some(now);
-            e
-        },
-    );
-}
-
-/// CLIENT_RESPONSE of each UDP answer queued on a client socket (at
-/// `local`; an answer leaving a wildcard socket from the address its query
-/// came to says that address), as the round's flush sends them, with its
-/// query's arrival as `query_time` where the queue was told it (one more
-/// clock read, monotonic, for the round).
-pub(crate) fn client_responses<'a>(
-    d: &Dnstap,
-    queued: impl Iterator<Item = (&'a [u8], Peer, Option<Instant>)>,
-    local: Option<SocketAddr>,
-) {
-    let mut mono = None;
-    let local = || local;
-    round(
-        d,
-        TapKind::ClientResponse,
-        queued,
-        local,
-        |local, now, (answer, to, arrived)| {
-            let mut e = TapEvent::new(TapKind::ClientResponse, TapTransport::Udp, to.addr, answer);
-            e.response_addr = match (to.local, local) {
-                (Some(ip), Some(l)) => Some(SocketAddr::new(ip, l.port())),
-                _ => local,
-            };
-            e.response_time = Some(now);
-            e.query_time = arrived.and_then(|at| {
-                let mono = *mono.get_or_insert_with(Instant::now);
-                now.checked_sub(mono.saturating_duration_since(at))
-            });
-            e
-        },
-    );
+    let (now, mono) = (TapTime::now(), Instant::now());
+    d.log_each(queued.map(|(answer, to, arrived)| {
+        let mut e = TapEvent::new(TapKind::ClientResponse, TapTransport::Udp, to.addr, answer);
+        e.response_addr = match (to.local, local) {
+            (Some(ip), Some(l)) => Some(SocketAddr::new(ip, l.port())),
+            _ => local,
+        };
+        e.response_time = now;
+        e.query_time = now
+            .zip(arrived)
+            .and_then(|(now, at)| now.checked_sub(mono.saturating_duration_since(at)));
+        e
+    }));
 }
 
 /// A FORWARDER_QUERY or FORWARDER_RESPONSE (`kind`) of `wire` between the

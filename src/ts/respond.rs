@@ -3,7 +3,7 @@
 //! fast path, errors) and what it was, for the counters.
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hickory_proto::op::{Edns, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
@@ -18,7 +18,7 @@ use super::xfr::{axfr, ixfr, tsig};
 use super::zone::{Catalog, Zone};
 use crate::config::OnMiss;
 use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
-use crate::dnstap::{Dnstap, TapEvent, TapKind, TapTransport};
+use crate::dnstap::{Dnstap, TapEvent, TapKind, TapTime, TapTransport};
 use crate::server::{Action, Handler, Reply, Request};
 
 fn may_transfer(ts: &TableServer, ip: IpAddr) -> bool {
@@ -486,7 +486,7 @@ struct Tapped {
     /// UDP or TCP.
     transport: TapTransport,
     /// When the query came.
-    at: SystemTime,
+    at: Option<TapTime>,
 }
 
 impl Tapped {
@@ -498,7 +498,7 @@ impl Tapped {
         };
         let mut e = TapEvent::new(TapKind::AuthResponse, self.transport, self.src, bytes);
         e.response_addr = self.listen;
-        e.query_time = Some(self.at);
+        e.query_time = self.at;
         dnstap.log(&e);
     }
 }
@@ -519,12 +519,12 @@ fn tapped(ts: &TableServer, req: &Request<'_>) -> Option<Tapped> {
             Transport::Udp => TapTransport::Udp,
             Transport::Tcp => TapTransport::Tcp,
         },
-        at: SystemTime::now(),
+        at: TapTime::now(),
     };
     if query {
         let mut e = TapEvent::new(TapKind::AuthQuery, tapped.transport, req.src, req.raw);
         e.response_addr = listen;
-        e.query_time = Some(tapped.at);
+        e.query_time = tapped.at;
         dnstap.log(&e);
     }
     response.then_some(tapped)
