@@ -59,6 +59,9 @@ pub struct Balancer {
     control_counters: ControlCounters,
     /// The secret `dnslb anycast`'s probe proves itself with, made at start.
     probe_token: ProbeToken,
+    /// Set once the UDP fast path must read no new client query (see
+    /// [`Balancer::close_udp_reads`]).
+    udp_reads_closed: std::sync::atomic::AtomicBool,
 }
 
 impl Balancer {
@@ -90,7 +93,26 @@ impl Balancer {
             control: ArcSwap::from_pointee(ControlSettings::from_config(c)),
             control_counters: ControlCounters::default(),
             probe_token: ProbeToken::random(),
+            udp_reads_closed: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Tells the UDP fast-path workers to read no new client query from now
+    /// on: each one sees it at its next round, before it reads its socket,
+    /// and stops as on the server's stop (its queries in flight answered).
+    /// Called before `/ready` says stopping, so that a query sent once it
+    /// says so is never read: the server's stop reaches the workers only
+    /// after a task of the runtime has run, later on a loaded machine.
+    pub fn close_udp_reads(&self) {
+        self.udp_reads_closed
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether [`Balancer::close_udp_reads`] was called.
+    #[inline]
+    pub(super) fn udp_reads_closed(&self) -> bool {
+        self.udp_reads_closed
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Swaps in a new policy and backend list; queries in flight finish on

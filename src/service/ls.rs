@@ -385,8 +385,12 @@ impl LsService {
             stop_dnstap.await;
             return Err(ServiceError::Died);
         }
-        ready.set_stopping();
         let drain = lsc.anycast.as_ref().map_or(0, |a| a.drain_s);
+        if drain == 0 {
+            // No drain: a query sent once /ready says stopping is not read.
+            self.balancer.close_udp_reads();
+        }
+        ready.set_stopping();
         let mut server_ended = false;
         if drain > 0 {
             // /ready is 503 from now on: the anycast probe withdraws the

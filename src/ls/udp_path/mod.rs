@@ -636,6 +636,38 @@ mod tests {
         assert_eq!(w.flights.len, 1, "its query still waits for its answer");
     }
 
+    /// Once the LS is told to read no new client query (it is stopping:
+    /// `/ready` says so right after), the next round reads none, although
+    /// the wait reported the client socket readable; the worker is
+    /// stopping. The same round without the close reads and forwards it.
+    #[tokio::test]
+    async fn a_round_after_udp_reads_are_closed_reads_no_client_query() {
+        for closed in [false, true] {
+            let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            backend.set_nonblocking(true).unwrap();
+            let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            client.set_nonblocking(true).unwrap();
+            let door = client.local_addr().unwrap();
+            let mut w = worker(&[backend.local_addr().unwrap()], Strategy::Hedge, client);
+            let asker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            asker.send_to(&wire_query(9), door).unwrap();
+            queued_in(&w.client);
+            if closed {
+                w.balancer.close_udp_reads();
+            }
+            w.client_ready = true;
+            w.round(&mut rounds::Slots::new(), Instant::now());
+            assert_eq!(w.flights.len, usize::from(!closed), "closed: {closed}");
+            assert_eq!(w.stopping, closed);
+            let mut buf = [0u8; 512];
+            assert_eq!(
+                backend.recv(&mut buf).is_ok(),
+                !closed,
+                "forwarded only while reads are open (closed: {closed})"
+            );
+        }
+    }
+
     // ---- the cache-hit path (issue 40, item 4) ----
 
     /// A cache hit is served in the round that read it and arms no timer:

@@ -143,6 +143,9 @@ impl Worker {
         if self.paused_until.is_some_and(|at| now >= at) {
             self.paused_until = None;
         }
+        // Told to read no more (the LS is stopping, `/ready` may say so
+        // already): checked here, right before the read, each round.
+        self.stopping |= self.balancer.udp_reads_closed();
         let taking = !self.stopping && self.client_watch.read && self.paused_until.is_none();
         if self.client_ready && taking {
             self.read_clients(&mut slots.client);
