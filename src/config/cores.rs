@@ -222,7 +222,10 @@ pub fn quota_in(
         let found = cpu_max_paths(Path::new(mount), rel).into_iter();
         limits.extend(found.filter_map(|p| parse_cpu_max(&read(&p)?)));
     }
-    if let (Some(mount), Some(rel)) = (parse_cgroup1_cpu_mount(mounts), parse_proc_cgroup1_cpu(cgroup)) {
+    if let (Some(mount), Some(rel)) = (
+        parse_cgroup1_cpu_mount(mounts),
+        parse_proc_cgroup1_cpu(cgroup),
+    ) {
         for dir in cgroup_dirs(Path::new(mount), rel) {
             let quota = read(&dir.join("cpu.cfs_quota_us"));
             let period = read(&dir.join("cpu.cfs_period_us"));
@@ -405,7 +408,8 @@ mod tests {
             cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0\n\
             cgroup /sys/fs/cgroup/cpuacct cgroup rw,relatime,cpuacct 0 0\n\
             cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n";
-        let cgroup = "4:memory:/x\n1:cpu:/system.slice/dnslb.service\n0::/system.slice/dnslb.service\n";
+        let cgroup =
+            "4:memory:/x\n1:cpu:/system.slice/dnslb.service\n0::/system.slice/dnslb.service\n";
         let files = |p: &Path| -> Option<String> {
             let text = match p.to_str()? {
                 "/sys/fs/cgroup/cpu/cpu.cfs_quota_us" => "-1\n",
@@ -424,7 +428,8 @@ mod tests {
         // A v1 container whose hierarchy is mounted at its own cgroup: the
         // path /proc/self/cgroup names has no folder there, the root's files
         // are the container's.
-        let docker = "cgroup /sys/fs/cgroup/cpu,cpuacct cgroup ro,nosuid,relatime,cpu,cpuacct 0 0\n";
+        let docker =
+            "cgroup /sys/fs/cgroup/cpu,cpuacct cgroup ro,nosuid,relatime,cpu,cpuacct 0 0\n";
         let own = |p: &Path| -> Option<String> {
             let text = match p.to_str()? {
                 "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us" => "150000",
@@ -459,7 +464,10 @@ mod tests {
             parse_proc_cgroup1_cpu("5:cpuacct,cpu:/a\n0::/b\n"),
             Some("/a")
         );
-        assert_eq!(parse_proc_cgroup1_cpu("5:cpuacct:/a\n1:cpuset:/c\n0::/b\n"), None);
+        assert_eq!(
+            parse_proc_cgroup1_cpu("5:cpuacct:/a\n1:cpuset:/c\n0::/b\n"),
+            None
+        );
         assert_eq!(
             parse_cgroup1_cpu_mount("cgroup /sys/fs/cgroup/cpuset cgroup rw,cpuset 0 0\n"),
             None

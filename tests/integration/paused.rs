@@ -378,6 +378,10 @@ async fn a_stopping_ls_drains_to_the_deadline_a_reload_lengthened() {
     let stopped = tokio::spawn(ls.stop());
     let (m, took) = client.await.unwrap();
     assert_eq!(m.response_code, ResponseCode::NXDomain);
-    assert_eq!(took, 4000 * MS, "answered at its reloaded deadline, not cut off");
+    assert_eq!(
+        took,
+        4000 * MS,
+        "answered at its reloaded deadline, not cut off"
+    );
     stopped.await.unwrap();
 }
