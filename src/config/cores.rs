@@ -4,12 +4,16 @@
 //! service given `CPUAffinity=`, may run on fewer CPUs (its affinity mask,
 //! `sched_getaffinity`), and a container or a systemd unit with `CPUQuota=`
 //! may use less CPU time than its CPUs offer (the cgroup v2 `cpu.max` quota of
-//! its cgroup and of every cgroup above it). The count is the smaller of the
-//! two, the quota rounded up (a quota of 1.5 CPUs gets 2 workers: a worker
-//! short of its share would leave CPU time unused). What it was found from is
-//! kept beside it ([`Cores`]), for the log line that says why the LS runs the
-//! workers it runs. The parsing of `cpu.max`, `/proc/self/cgroup` and
-//! `/proc/self/mounts` are pure functions; [`detect`] reads the files.
+//! its cgroup and of every cgroup above it; on a cgroup v1 host, or systemd's
+//! hybrid layout, where the `cpu` controller is still v1, the
+//! `cpu.cfs_quota_us` and `cpu.cfs_period_us` of the same cgroups, where
+//! `CPUQuota=` and `docker run --cpus` write it there). The count is the
+//! smaller of the two, the quota rounded up (a quota of 1.5 CPUs gets 2
+//! workers: a worker short of its share would leave CPU time unused). What it
+//! was found from is kept beside it ([`Cores`]), for the log line that says
+//! why the LS runs the workers it runs. The parsing of `cpu.max`, the v1
+//! files, `/proc/self/cgroup` and `/proc/self/mounts`, and where the quota is
+//! looked for ([`quota_in`]), are pure functions; [`detect`] reads the files.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -26,8 +30,10 @@ pub struct Cores {
     /// The CPUs the system has online (`std::thread::available_parallelism`'s
     /// view when the mask cannot be read).
     pub online: Option<usize>,
-    /// The tightest cgroup v2 `cpu.max` on the way up from this process's
-    /// cgroup, as (quota, period) in microseconds (`None`: no limit found).
+    /// The tightest cgroup CPU quota on the way up from this process's
+    /// cgroup (v2 `cpu.max`, or v1 `cpu.cfs_quota_us` and
+    /// `cpu.cfs_period_us`), as (quota, period) in microseconds (`None`: no
+    /// limit found).
     pub quota: Option<(u64, u64)>,
 }
 
@@ -77,7 +83,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 impl fmt::Display for Cores {
-    /// "2 of 4 CPUs in the affinity mask, cgroup cpu.max 150000/100000 (1.50 CPUs, rounded up to 2)"
+    /// "2 of 4 CPUs in the affinity mask, cgroup CPU quota 150000/100000 (1.50 CPUs, rounded up to 2)"
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.affinity, self.online) {
             (Some(a), Some(o)) => write!(f, "{a} of {o} CPUs in the affinity mask")?,
@@ -87,7 +93,7 @@ impl fmt::Display for Cores {
         match self.quota {
             Some((quota, period)) => write!(
                 f,
-                ", cgroup cpu.max {quota}/{period} ({:.2} CPUs, rounded up to {})",
+                ", cgroup CPU quota {quota}/{period} ({:.2} CPUs, rounded up to {})",
                 quota as f64 / period as f64,
                 quota_cpus(quota, period)
             ),
@@ -157,11 +163,20 @@ pub fn tightest(limits: impl IntoIterator<Item = (u64, u64)>) -> Option<(u64, u6
 /// The `cpu.max` files from the cgroup `rel` (a path as in `/proc/self/cgroup`)
 /// up to the hierarchy's root, under `mount`.
 pub fn cpu_max_paths(mount: &Path, rel: &str) -> Vec<PathBuf> {
+    let dirs = cgroup_dirs(mount, rel).into_iter();
+    dirs.map(|d| d.join("cpu.max")).collect()
+}
+
+/// The folders of the cgroup `rel` (a path as in `/proc/self/cgroup`) and
+/// of every cgroup above it, root first, under `mount`. (A container whose
+/// hierarchy is mounted at its own cgroup has no folder of the deeper ones:
+/// their files read as absent, its root's are its own.)
+pub fn cgroup_dirs(mount: &Path, rel: &str) -> Vec<PathBuf> {
     let mut dir = mount.to_path_buf();
-    let mut out = vec![dir.join("cpu.max")];
+    let mut out = vec![dir.clone()];
     for part in rel.split('/').filter(|p| !p.is_empty()) {
         dir.push(part);
-        out.push(dir.join("cpu.max"));
+        out.push(dir.clone());
     }
     out
 }
@@ -183,18 +198,74 @@ pub fn detect() -> Cores {
     })
 }
 
-/// The tightest `cpu.max` on the way up from this process's cgroup.
+/// The tightest CPU quota on the way up from this process's cgroup.
 fn read_quota() -> Option<(u64, u64)> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    let mount = parse_cgroup2_mount(&mounts)?;
     let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let rel = parse_proc_cgroup(&cgroup)?;
-    tightest(
-        cpu_max_paths(Path::new(mount), rel)
-            .iter()
-            .filter_map(|p| std::fs::read_to_string(p).ok())
-            .filter_map(|t| parse_cpu_max(&t)),
-    )
+    quota_in(&mounts, &cgroup, |p| std::fs::read_to_string(p).ok())
+}
+
+/// The tightest CPU quota of the cgroup `cgroup` (`/proc/self/cgroup`'s
+/// text) names, and of every cgroup above it, under the hierarchies `mounts`
+/// (`/proc/self/mounts`' text) lists, each file's text given by `read`
+/// (`None`: no such file): cgroup v2's `cpu.max`, and cgroup v1's
+/// `cpu.cfs_quota_us` over `cpu.cfs_period_us` where the `cpu` controller is
+/// a v1 hierarchy (a v1 host, or systemd's hybrid layout: a v2 hierarchy
+/// mounted beside it holds no `cpu.max` then). `None`: no quota anywhere.
+pub fn quota_in(
+    mounts: &str,
+    cgroup: &str,
+    read: impl Fn(&Path) -> Option<String>,
+) -> Option<(u64, u64)> {
+    let mut limits = Vec::new();
+    if let (Some(mount), Some(rel)) = (parse_cgroup2_mount(mounts), parse_proc_cgroup(cgroup)) {
+        let found = cpu_max_paths(Path::new(mount), rel).into_iter();
+        limits.extend(found.filter_map(|p| parse_cpu_max(&read(&p)?)));
+    }
+    if let (Some(mount), Some(rel)) = (
+        parse_cgroup1_cpu_mount(mounts),
+        parse_proc_cgroup1_cpu(cgroup),
+    ) {
+        for dir in cgroup_dirs(Path::new(mount), rel) {
+            let quota = read(&dir.join("cpu.cfs_quota_us"));
+            let period = read(&dir.join("cpu.cfs_period_us"));
+            if let (Some(q), Some(p)) = (quota, period) {
+                limits.extend(parse_cfs(&q, &p));
+            }
+        }
+    }
+    tightest(limits)
+}
+
+/// Where the cgroup v1 hierarchy of the `cpu` controller is mounted, from
+/// `/proc/self/mounts` (a `cgroup` line whose options name `cpu`, alone or
+/// with `cpuacct`).
+pub fn parse_cgroup1_cpu_mount(text: &str) -> Option<&str> {
+    text.lines().find_map(|line| {
+        let mut f = line.split_whitespace();
+        let (_, dir, fstype, opts) = (f.next()?, f.next()?, f.next()?, f.next()?);
+        (fstype == "cgroup" && opts.split(',').any(|o| o == "cpu")).then_some(dir)
+    })
+}
+
+/// This process's cgroup v1 path in the `cpu` controller's hierarchy, from
+/// `/proc/self/cgroup` (its `N:cpu,cpuacct:PATH` line).
+pub fn parse_proc_cgroup1_cpu(text: &str) -> Option<&str> {
+    text.lines().find_map(|line| {
+        let mut f = line.splitn(3, ':');
+        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        let path = path.trim_end();
+        (controllers.split(',').any(|c| c == "cpu") && path.starts_with('/')).then_some(path)
+    })
+}
+
+/// A cgroup v1 quota from the texts of `cpu.cfs_quota_us` and
+/// `cpu.cfs_period_us`: `-1` (no limit), 0 or anything unreadable is `None`.
+pub fn parse_cfs(quota: &str, period: &str) -> Option<(u64, u64)> {
+    let quota: i64 = quota.trim().parse().ok()?;
+    let period: u64 = period.trim().parse().ok()?;
+    let quota = u64::try_from(quota).ok().filter(|&q| q > 0)?;
+    (period > 0).then_some((quota, period))
 }
 
 /// The CPUs of a kernel CPU list such as `"0-3,6"` (5).
@@ -249,7 +320,7 @@ mod tests {
         assert_eq!(c.count, 2);
         assert_eq!(
             c.to_string(),
-            "4 of 8 CPUs in the affinity mask, cgroup cpu.max 150000/100000 (1.50 CPUs, rounded up to 2)"
+            "4 of 8 CPUs in the affinity mask, cgroup CPU quota 150000/100000 (1.50 CPUs, rounded up to 2)"
         );
         // A quota above the mask: the mask.
         assert_eq!(
@@ -322,6 +393,84 @@ mod tests {
         assert_eq!(
             cpu_max_paths(Path::new("/c"), "/"),
             vec![PathBuf::from("/c/cpu.max")]
+        );
+    }
+
+    /// systemd's hybrid layout (the default of several distributions, and
+    /// of the machine this was found on): the `cpu` controller is a cgroup
+    /// v1 hierarchy, a v2 one without it mounted beside. `CPUQuota=` (or
+    /// `docker run --cpus`) is written to the v1 files of the process's
+    /// cgroup: it lowers the count as a `cpu.max` does; the v2 hierarchy
+    /// holds no `cpu.max`.
+    #[test]
+    fn a_cgroup_v1_quota_is_found_beside_an_empty_v2_hierarchy() {
+        let mounts = "tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0\n\
+            cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0\n\
+            cgroup /sys/fs/cgroup/cpuacct cgroup rw,relatime,cpuacct 0 0\n\
+            cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n";
+        let cgroup =
+            "4:memory:/x\n1:cpu:/system.slice/dnslb.service\n0::/system.slice/dnslb.service\n";
+        let files = |p: &Path| -> Option<String> {
+            let text = match p.to_str()? {
+                "/sys/fs/cgroup/cpu/cpu.cfs_quota_us" => "-1\n",
+                "/sys/fs/cgroup/cpu/cpu.cfs_period_us" => "100000\n",
+                "/sys/fs/cgroup/cpu/system.slice/dnslb.service/cpu.cfs_quota_us" => "50000\n",
+                "/sys/fs/cgroup/cpu/system.slice/dnslb.service/cpu.cfs_period_us" => "100000\n",
+                _ => return None,
+            };
+            Some(text.to_owned())
+        };
+        assert_eq!(quota_in(mounts, cgroup, files), Some((50_000, 100_000)));
+        let c = Cores::from_parts(Some(2), Some(2), quota_in(mounts, cgroup, files), 2);
+        assert_eq!(c.count, 1, "half a CPU: one worker");
+        // The root cgroup, no quota on it: none.
+        assert_eq!(quota_in(mounts, "1:cpu:/\n0::/\n", files), None);
+        // A v1 container whose hierarchy is mounted at its own cgroup: the
+        // path /proc/self/cgroup names has no folder there, the root's files
+        // are the container's.
+        let docker =
+            "cgroup /sys/fs/cgroup/cpu,cpuacct cgroup ro,nosuid,relatime,cpu,cpuacct 0 0\n";
+        let own = |p: &Path| -> Option<String> {
+            let text = match p.to_str()? {
+                "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us" => "150000",
+                "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us" => "100000",
+                _ => return None,
+            };
+            Some(text.to_owned())
+        };
+        let inside = "3:cpu,cpuacct:/docker/0123abcd\n";
+        assert_eq!(quota_in(docker, inside, own), Some((150_000, 100_000)));
+        // cgroup v2 alone, as before: the tightest `cpu.max` on the way up.
+        let v2 = "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\n";
+        let max = |p: &Path| -> Option<String> {
+            let text = match p.to_str()? {
+                "/sys/fs/cgroup/a/cpu.max" => "300000 100000",
+                "/sys/fs/cgroup/a/b/cpu.max" => "max 100000",
+                _ => return None,
+            };
+            Some(text.to_owned())
+        };
+        assert_eq!(quota_in(v2, "0::/a/b\n", max), Some((300_000, 100_000)));
+    }
+
+    #[test]
+    fn cgroup_v1_files_are_parsed() {
+        assert_eq!(parse_cfs("50000\n", "100000\n"), Some((50_000, 100_000)));
+        assert_eq!(parse_cfs("-1\n", "100000\n"), None);
+        assert_eq!(parse_cfs("0", "100000"), None);
+        assert_eq!(parse_cfs("50000", "0"), None);
+        assert_eq!(parse_cfs("lots", "100000"), None);
+        assert_eq!(
+            parse_proc_cgroup1_cpu("5:cpuacct,cpu:/a\n0::/b\n"),
+            Some("/a")
+        );
+        assert_eq!(
+            parse_proc_cgroup1_cpu("5:cpuacct:/a\n1:cpuset:/c\n0::/b\n"),
+            None
+        );
+        assert_eq!(
+            parse_cgroup1_cpu_mount("cgroup /sys/fs/cgroup/cpuset cgroup rw,cpuset 0 0\n"),
+            None
         );
     }
 

@@ -383,6 +383,12 @@ impl Handler for Balancer {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The longest deadline of the snapshot in force at the stop, and a
+    /// margin ([`super::state::LsState::drain_grace`]).
+    fn drain_grace(&self) -> Option<std::time::Duration> {
+        Some(self.state().drain_grace())
+    }
+
     /// Corked: the upstream UDP queries of one poll of the connection leave
     /// together ([`super::upstream::shared::corked`]).
     fn wrap_connection<F: std::future::Future + Send>(

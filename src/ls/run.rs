@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::balancer::Balancer;
 use super::invalidate::{FlushBy, WALK_GAP};
-use super::state::LsState;
+use super::state::{DRAIN_MARGIN, LsState};
 use super::udp_path::UPSTREAM_SOCKETS;
 use super::upstream::accept::DropCounters;
 use super::upstream::shared::{self, SHARED_SOCKETS, SharedSockets};
@@ -20,15 +20,14 @@ use crate::guard::rate::RATE_SWEEP;
 use crate::server::event_loop::{LoopStop, stop_on};
 use tokio_util::sync::CancellationToken;
 
-/// Time beyond the longest `timeout_ms` a stopping LS gives its queries in flight.
-const DRAIN_MARGIN: Duration = Duration::from_secs(1);
-
 /// The server-layer limits of an `[ls]` section.
 pub fn server_options(c: &LsConfig) -> crate::server::ServerOptions {
     crate::server::ServerOptions {
         workers: c.workers,
         max_inflight: c.max_inflight,
-        // A query in flight ends by its deadline (its pool's) at the latest.
+        // A query in flight ends by its deadline (its pool's) at the latest;
+        // the handler's own figure is read again at the stop (a reload may
+        // have lengthened it: `LsState::drain_grace`).
         drain_grace: Duration::from_millis(c.longest_timeout_ms()) + DRAIN_MARGIN,
         ..crate::server::ServerOptions::default()
     }

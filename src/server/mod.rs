@@ -183,6 +183,15 @@ pub trait Handler: Send + Sync + 'static {
     fn wrap_connection<F: Future + Send>(&self, conn: F) -> impl Future<Output = F::Output> + Send {
         conn
     }
+
+    /// How long the queries in flight may take once the server stops, as
+    /// the handler's configuration says now (the LS's longest deadline and
+    /// a margin: a reload may have lengthened it since the server started
+    /// with [`ServerOptions::drain_grace`]). The server waits the longer of
+    /// the two. `None` by default. Must not block.
+    fn drain_grace(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Limits of one server.
@@ -199,7 +208,8 @@ pub struct ServerOptions {
     /// Queries one TCP connection may have in progress (RFC 7766 pipelining).
     pub tcp_max_pipeline: usize,
     /// After shutdown is asked, how long queries already in flight may take to
-    /// be answered before they are abandoned.
+    /// be answered before they are abandoned (at least: see
+    /// [`Handler::drain_grace`]).
     pub drain_grace: Duration,
 }
 
@@ -473,6 +483,8 @@ pub async fn serve_on<H: Handler>(
             token.cancel();
         }
     }
+    // Read at the stop, not at the start: a reload may have changed it.
+    let grace = grace.max(shared.handler.drain_grace().unwrap_or_default());
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         tracing::warn!(grace = ?grace, "queries still in flight after the drain grace; abandoned");
         abort.cancel();

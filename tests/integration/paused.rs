@@ -12,9 +12,10 @@
 //!
 //! Timed here: the hedge delay and the `sequential` try timeout as a TCP
 //! client sees them, the `on_timeout` answer at `timeout_ms` (also while
-//! the LS stops), the TCP idle timeout of the LS (counted from the last
-//! answer) and of the TS, the health probes' `fall` and `rise` at the
-//! probe interval's rounds, and `dnslb ls` waiting out its start-up round.
+//! the LS stops, and after a reload that lengthened it), the TCP idle
+//! timeout of the LS (counted from the last answer) and of the TS, the
+//! health probes' `fall` and `rise` at the probe interval's rounds, and
+//! `dnslb ls` waiting out its start-up round.
 //!
 //! Not timed: how long a stopping LS takes to end. It waits for its UDP
 //! workers' threads (below), and while it waits on another thread the
@@ -353,4 +354,34 @@ async fn a_stopping_ls_answers_the_query_in_flight_at_its_deadline() {
     assert_eq!(took, 700 * MS, "answered at its deadline, not cut off");
     assert_eq!(ready.state(), ReadyState::Stopping);
     task.await.unwrap().unwrap();
+}
+
+/// A reload that lengthens `timeout_ms` lengthens the stop's drain with it:
+/// a TCP query in flight when the stop comes is answered at its deadline
+/// (4,000 ms, as reloaded), not cut off at the drain grace the LS started
+/// with (700 ms and a second: its connection closed unanswered).
+#[tokio::test(start_paused = true)]
+async fn a_stopping_ls_drains_to_the_deadline_a_reload_lengthened() {
+    let silent = Stalled::start().await;
+    let cfg = LsConfig {
+        timeout_ms: 700,
+        ..ls_config(&[("silent", silent.addr)])
+    };
+    let ls = start_ls(cfg.clone()).await;
+    ls.balancer.reload(&LsConfig {
+        timeout_ms: 4000,
+        ..cfg
+    });
+    settle().await;
+    let client = tokio::spawn(timed_tcp(ls.addr, "a.example"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopped = tokio::spawn(ls.stop());
+    let (m, took) = client.await.unwrap();
+    assert_eq!(m.response_code, ResponseCode::NXDomain);
+    assert_eq!(
+        took,
+        4000 * MS,
+        "answered at its reloaded deadline, not cut off"
+    );
+    stopped.await.unwrap();
 }

@@ -20,4 +20,4 @@ pub use counters::{LsMetrics, OTHER_RCODE, PoolMetrics, RCODE_SLOTS, RcodeCounts
 pub use job::Job;
 pub use policy::Policy;
 pub use route::Route;
-pub use snapshot::LsState;
+pub use snapshot::{DRAIN_MARGIN, LsState};

@@ -24,6 +24,10 @@ use crate::ls::rules::{ResponseRules, RuleSet};
 use crate::ls::suffix::SuffixTable;
 use crate::ls::upstream::shared::SharedSockets;
 
+/// Time beyond the longest deadline a stopping LS gives its queries in
+/// flight ([`LsState::drain_grace`]).
+pub const DRAIN_MARGIN: Duration = Duration::from_secs(1);
+
 /// Everything a query needs, as one swappable snapshot.
 pub struct LsState {
     /// The `[ls]` policy.
@@ -234,6 +238,18 @@ impl LsState {
     /// The route of `job`.
     pub fn route(&self, job: &Job) -> &Route {
         self.route_at(job.route)
+    }
+
+    /// How long a stopping LS gives the queries in flight on this snapshot:
+    /// the longest deadline of its routes (`timeout_ms`, or a pool's when
+    /// longer) and [`DRAIN_MARGIN`]. Read at the stop, so that a reload
+    /// which lengthened a deadline lengthens the drain with it.
+    pub fn drain_grace(&self) -> Duration {
+        self.pools
+            .iter()
+            .map(|r| r.policy.timeout)
+            .fold(self.all.policy.timeout, Duration::max)
+            + DRAIN_MARGIN
     }
 
     /// A new query's resolution on its route: its candidates in order, its
