@@ -23,6 +23,7 @@
 //! (`crate::server`'s `Places`); it allocates only for a group it has not
 //! seen hold a place since it was last empty (bounded by the places).
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
 /// The places of `max` the groups share once the bound is contended: seven
@@ -69,6 +70,29 @@ impl Holders {
         let mine = self.held.get(&group).copied().unwrap_or(0) as usize;
         let others = self.held.len() - usize::from(mine > 0);
         admit(self.total, max, mine, others)
+    }
+
+    /// [`Holders::admits`], and when it does, [`Holders::take`]: whether
+    /// `group` took one of `max` places. One lookup of the group, not two.
+    pub fn try_take(&mut self, group: IpAddr, max: usize) -> bool {
+        let (total, groups) = (self.total, self.held.len());
+        match self.held.entry(group) {
+            // A group in the table holds at least one place.
+            Entry::Occupied(mut e) => {
+                if !admit(total, max, *e.get() as usize, groups - 1) {
+                    return false;
+                }
+                *e.get_mut() += 1;
+            }
+            Entry::Vacant(e) => {
+                if !admit(total, max, 0, groups) {
+                    return false;
+                }
+                e.insert(1);
+            }
+        }
+        self.total += 1;
+        true
     }
 
     /// `group` takes one place.
@@ -132,6 +156,28 @@ mod tests {
         // Many small groups at their one place each: the bound still binds.
         assert!(admit(7, 8, 0, 7));
         assert!(!admit(8, 8, 0, 8));
+    }
+
+    /// `try_take` decides as `admits` and takes as `take`, step by step
+    /// through a bound filling up with groups of every size.
+    #[test]
+    fn try_take_is_admits_then_take() {
+        let max = 16;
+        let (mut one, mut two) = (Holders::default(), Holders::default());
+        for i in 0..200u8 {
+            let group = ip(i % 5 + i % 3);
+            let admitted = one.admits(group, max);
+            if admitted {
+                one.take(group);
+            }
+            assert_eq!(two.try_take(group, max), admitted, "query {i}");
+            if i % 7 == 0 {
+                one.release(group);
+                two.release(group);
+            }
+            assert_eq!((two.total(), two.of(group)), (one.total(), one.of(group)));
+            assert_eq!(two.held, one.held, "query {i}");
+        }
     }
 
     /// A flood from one group against a trickle from another, by the

@@ -421,7 +421,7 @@ impl Handler for Balancer {
                 let raw = if ecs.is_some() { &edited[..] } else { raw };
                 let mut hit = Vec::new();
                 let query = (raw, transport, admitted.route(), ecs);
-                if super::reply::from_cache(&state, query, &mut hit) {
+                if super::reply::from_cache(&state, query, std::time::Instant::now(), &mut hit) {
                     self.on_answer(client.ip(), &hit, None);
                     let reply = Reply::One(hit);
                     answered(&reply);

@@ -7,7 +7,8 @@
 //! one ([`super::async_path`], which makes it the server layer's `Handler`) and
 //! the UDP fast path ([`super::udp_path`]).
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use arc_swap::ArcSwap;
 use hickory_proto::op::{OpCode, ResponseCode};
@@ -62,6 +63,25 @@ pub struct Balancer {
     /// Set once the UDP fast path must read no new client query (see
     /// [`Balancer::close_udp_reads`]).
     udp_reads_closed: std::sync::atomic::AtomicBool,
+    /// Bumped after each swap of the snapshot: a fast-path worker keeps its
+    /// snapshot until then ([`Balancer::refresh`]).
+    reloads: AtomicU64,
+}
+
+/// A fast-path worker's own hold on the snapshot, kept from query to query
+/// and taken anew only after a reload ([`Balancer::refresh`]): no
+/// `ArcSwap` load per query.
+pub(crate) struct KeptState {
+    /// The reloads counted when it was taken.
+    seen: u64,
+    state: Arc<LsState>,
+}
+
+impl KeptState {
+    /// The snapshot kept (as of the last [`Balancer::refresh`]).
+    pub(crate) fn state(&self) -> &Arc<LsState> {
+        &self.state
+    }
 }
 
 impl Balancer {
@@ -94,6 +114,7 @@ impl Balancer {
             control_counters: ControlCounters::default(),
             probe_token: ProbeToken::random(),
             udp_reads_closed: std::sync::atomic::AtomicBool::new(false),
+            reloads: AtomicU64::new(0),
         }
     }
 
@@ -121,6 +142,7 @@ impl Balancer {
         let old = self.state.load_full();
         let new = LsState::new(c, self.metrics.clone(), self.pool.clone(), Some(&old));
         self.state.store(Arc::new(new));
+        self.reloads.fetch_add(1, Release);
         self.dynblocks.reload(c);
         self.control
             .store(Arc::new(ControlSettings::from_config(c)));
@@ -131,6 +153,31 @@ impl Balancer {
     /// The current snapshot.
     pub fn state(&self) -> Arc<LsState> {
         self.state.load_full()
+    }
+
+    /// The current snapshot, for a fast-path worker to keep
+    /// ([`Balancer::refresh`]).
+    pub(crate) fn keep_state(&self) -> KeptState {
+        let seen = self.reloads.load(Acquire);
+        KeptState {
+            seen,
+            state: self.state.load_full(),
+        }
+    }
+
+    /// The current snapshot, `kept` taken anew when a reload came since it
+    /// was taken: one atomic read when none did. A reload swaps the
+    /// snapshot before it counts itself, so a worker that sees the count
+    /// takes the new one.
+    pub(crate) fn refresh<'a>(&self, kept: &'a mut KeptState) -> &'a Arc<LsState> {
+        let now = self.reloads.load(Acquire);
+        if now != kept.seen {
+            *kept = KeptState {
+                seen: now,
+                state: self.state.load_full(),
+            };
+        }
+        &kept.state
     }
 
     /// The LS's counters.
@@ -208,7 +255,18 @@ impl Balancer {
 
     /// [`Balancer::admit`] by a fast-path worker, counting for the dynamic
     /// blocks into its own counts `mine` (`None`: the async path's shards).
-    pub fn admit_by(&self, req: Request<'_>, mut mine: Option<&mut WorkerCounts>) -> Admission {
+    pub fn admit_by(&self, req: Request<'_>, mine: Option<&mut WorkerCounts>) -> Admission {
+        self.admit_on(self.state.load_full(), req, mine)
+    }
+
+    /// [`Balancer::admit_by`] on the snapshot `state` (a fast-path worker's
+    /// own, [`Balancer::refresh`]).
+    pub(crate) fn admit_on(
+        &self,
+        state: Arc<LsState>,
+        req: Request<'_>,
+        mut mine: Option<&mut WorkerCounts>,
+    ) -> Admission {
         // Answered here, past the ACL and the rate limit (malformed, NOTIFY,
         // zone transfers, loops): a query and its answer, both counted, so
         // that every answer counted answers a query counted.
@@ -227,7 +285,6 @@ impl Balancer {
         // Who may be answered at all, and how often, is decided before a
         // byte of the query is read: a client outside `allow` or over its
         // rate gets no FORMERR or REFUSED beyond the limit either.
-        let state = self.state.load_full();
         let verdict = match &state.rate {
             Some(rate) if req.transport == Transport::Udp => rate.check(req.src.ip()),
             _ => RateVerdict::Pass,

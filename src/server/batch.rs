@@ -11,6 +11,10 @@
 //! and per "with timestamps" (the kernel writes the address and control
 //! lengths back into them, so a header set serves sockets of one kind
 //! only). Both calls are non-blocking: the caller waits for readiness.
+//! Addresses are read and written as their family's own `sockaddr_in` or
+//! `sockaddr_in6` (16 or 28 bytes), not a 128-byte `sockaddr_storage`
+//! made, copied and checked per datagram; a batch of 8 slots sets up 8 I/O
+//! vectors, not [`BATCH`].
 //!
 //! A [`RecvBatch`] made [`RecvBatch::with_timestamps`] reads each datagram's
 //! kernel receive time (`SO_TIMESTAMPNS`, which the socket must have on:
@@ -31,8 +35,8 @@ use std::time::{Duration, SystemTime};
 
 use nix::libc;
 use nix::sys::socket::{
-    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg,
-    sendmmsg, setsockopt, sockopt,
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6,
+    SockaddrLike, SockaddrStorage, recvmmsg, sendmmsg, setsockopt, sockopt,
 };
 use nix::sys::time::TimeSpec;
 use smallvec::SmallVec;
@@ -126,16 +130,64 @@ struct Kind {
 }
 
 thread_local! {
-    /// Receive headers per [`Kind`] (v4, v6 × without, with timestamps ×
-    /// without, with packet info).
-    static RECV_HEADERS: RefCell<[Option<MultiHeaders<SockaddrStorage>>; 8]> =
-        const { RefCell::new([None, None, None, None, None, None, None, None]) };
-    /// Send headers (the kernel writes nothing back into them): without
-    /// control messages, and with room for one v4 or v6 packet info (a
-    /// header's control length is sent as it is, so each set fits exactly
-    /// what it carries).
-    static SEND_HEADERS: RefCell<[Option<MultiHeaders<SockaddrStorage>>; 3]> =
+    /// Receive headers per address family, each per [`Kind`] (without,
+    /// with timestamps × without, with packet info: [`Kind::index`]).
+    static RECV_V4: RefCell<[Option<MultiHeaders<SockaddrIn>>; 4]> =
+        const { RefCell::new([None, None, None, None]) };
+    static RECV_V6: RefCell<[Option<MultiHeaders<SockaddrIn6>>; 4]> =
+        const { RefCell::new([None, None, None, None]) };
+    /// Send headers per destination family (the kernel writes nothing back
+    /// into them): without control messages, and with room for one v4 or
+    /// v6 packet info (a header's control length is sent as it is, so each
+    /// set fits exactly what it carries).
+    static SEND_V4: RefCell<[Option<MultiHeaders<SockaddrIn>>; 3]> =
         const { RefCell::new([None, None, None]) };
+    static SEND_V6: RefCell<[Option<MultiHeaders<SockaddrIn6>>; 3]> =
+        const { RefCell::new([None, None, None]) };
+}
+
+impl Kind {
+    /// Its header set among its family's.
+    fn index(self) -> usize {
+        usize::from(self.pktinfo) * 2 + usize::from(self.stamps)
+    }
+}
+
+/// A socket address of one family as the kernel reads and writes it
+/// (`sockaddr_in`, `sockaddr_in6`).
+trait Addr: SockaddrLike + Copy {
+    /// As a std address; `None` when the kernel wrote another family.
+    fn into_std(self) -> Option<SocketAddr>;
+    /// `addr` in this family's form; `None` for the other family.
+    fn of(addr: SocketAddr) -> Option<Self>;
+}
+
+impl Addr for SockaddrIn {
+    fn into_std(self) -> Option<SocketAddr> {
+        let raw = libc::sockaddr_in::from(self);
+        (raw.sin_family == libc::AF_INET as libc::sa_family_t).then(|| SocketAddr::from(self))
+    }
+
+    fn of(addr: SocketAddr) -> Option<Self> {
+        match addr {
+            SocketAddr::V4(a) => Some(SockaddrIn::from(a)),
+            SocketAddr::V6(_) => None,
+        }
+    }
+}
+
+impl Addr for SockaddrIn6 {
+    fn into_std(self) -> Option<SocketAddr> {
+        let raw = libc::sockaddr_in6::from(self);
+        (raw.sin6_family == libc::AF_INET6 as libc::sa_family_t).then(|| SocketAddr::from(self))
+    }
+
+    fn of(addr: SocketAddr) -> Option<Self> {
+        match addr {
+            SocketAddr::V6(a) => Some(SockaddrIn6::from(a)),
+            SocketAddr::V4(_) => None,
+        }
+    }
 }
 
 /// Reusable receive slots for sockets of one address family.
@@ -254,65 +306,87 @@ fn recv_into(
     slots: &mut [[u8; SLOT]],
     got: &mut Vec<Received>,
 ) -> io::Result<()> {
-    RECV_HEADERS.with_borrow_mut(|all| {
-        // An array, not a growable list: nothing to allocate, nothing to drop.
-        let n = slots.len().min(BATCH);
-        let mut each = slots.iter_mut();
-        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] = std::array::from_fn(|_| {
-            [match each.next() {
-                Some(s) => IoSliceMut::new(&mut s[..]),
-                None => IoSliceMut::new(&mut []),
-            }]
-        });
-        let at =
-            usize::from(kind.pktinfo) * 4 + usize::from(kind.v6) * 2 + usize::from(kind.stamps);
-        let Some(slot) = all.get_mut(at) else {
-            return Err(io::ErrorKind::InvalidInput.into());
+    let at = kind.index();
+    // A batch of at most 8 slots (an upstream socket's) sets up 8 I/O
+    // vectors, not 32.
+    match (kind.v6, slots.len() <= 8) {
+        (false, true) => {
+            RECV_V4.with_borrow_mut(|all| recv_as::<_, 8>(fd, kind, all.get_mut(at), slots, got))
+        }
+        (false, false) => RECV_V4
+            .with_borrow_mut(|all| recv_as::<_, BATCH>(fd, kind, all.get_mut(at), slots, got)),
+        (true, true) => {
+            RECV_V6.with_borrow_mut(|all| recv_as::<_, 8>(fd, kind, all.get_mut(at), slots, got))
+        }
+        (true, false) => RECV_V6
+            .with_borrow_mut(|all| recv_as::<_, BATCH>(fd, kind, all.get_mut(at), slots, got)),
+    }
+}
+
+/// [`recv_into`] with the headers `set` of the socket's family and kind,
+/// into at most `N` of `slots`.
+fn recv_as<S: Addr, const N: usize>(
+    fd: RawFd,
+    kind: Kind,
+    set: Option<&mut Option<MultiHeaders<S>>>,
+    slots: &mut [[u8; SLOT]],
+    got: &mut Vec<Received>,
+) -> io::Result<()> {
+    let Some(set) = set else {
+        return Err(io::ErrorKind::InvalidInput.into());
+    };
+    // An array, not a growable list: nothing to allocate, nothing to drop.
+    let n = slots.len().min(N);
+    let mut each = slots.iter_mut();
+    let mut iovs: [[IoSliceMut<'_>; 1]; N] = std::array::from_fn(|_| {
+        [match each.next() {
+            Some(s) => IoSliceMut::new(&mut s[..]),
+            None => IoSliceMut::new(&mut []),
+        }]
+    });
+    let headers = set.get_or_insert_with(|| {
+        let cmsg = match (kind.stamps, kind.pktinfo) {
+            (false, false) => None,
+            (true, false) => Some(nix::cmsg_space!(TimeSpec)),
+            (false, true) => Some(nix::cmsg_space!(libc::in6_pktinfo)),
+            (true, true) => Some(nix::cmsg_space!(TimeSpec, libc::in6_pktinfo)),
         };
-        let headers = slot.get_or_insert_with(|| {
-            let cmsg = match (kind.stamps, kind.pktinfo) {
-                (false, false) => None,
-                (true, false) => Some(nix::cmsg_space!(TimeSpec)),
-                (false, true) => Some(nix::cmsg_space!(libc::in6_pktinfo)),
-                (true, true) => Some(nix::cmsg_space!(TimeSpec, libc::in6_pktinfo)),
-            };
-            MultiHeaders::preallocate(BATCH, cmsg)
-        });
-        let results = recvmmsg(
-            fd,
-            headers,
-            iovs.iter_mut().take(n),
-            MsgFlags::MSG_DONTWAIT,
-            None,
-        )?;
-        for msg in results {
-            let (mut stamp, mut dst) = (None, None);
-            if kind.stamps || kind.pktinfo {
-                for m in msg.cmsgs().into_iter().flatten() {
-                    match m {
-                        ControlMessageOwned::ScmTimestampns(ts) => stamp = system_time(ts),
-                        ControlMessageOwned::Ipv4PacketInfo(info) => {
-                            dst = Some(IpAddr::from(
-                                u32::from_be(info.ipi_addr.s_addr).to_be_bytes(),
-                            ));
-                        }
-                        ControlMessageOwned::Ipv6PacketInfo(info) => {
-                            dst = Some(IpAddr::from(info.ipi6_addr.s6_addr));
-                        }
-                        _ => {}
+        MultiHeaders::preallocate(BATCH, cmsg)
+    });
+    let results = recvmmsg(
+        fd,
+        headers,
+        iovs.iter_mut().take(n),
+        MsgFlags::MSG_DONTWAIT,
+        None,
+    )?;
+    for msg in results {
+        let (mut stamp, mut dst) = (None, None);
+        if kind.stamps || kind.pktinfo {
+            for m in msg.cmsgs().into_iter().flatten() {
+                match m {
+                    ControlMessageOwned::ScmTimestampns(ts) => stamp = system_time(ts),
+                    ControlMessageOwned::Ipv4PacketInfo(info) => {
+                        dst = Some(IpAddr::from(
+                            u32::from_be(info.ipi_addr.s_addr).to_be_bytes(),
+                        ));
                     }
+                    ControlMessageOwned::Ipv6PacketInfo(info) => {
+                        dst = Some(IpAddr::from(info.ipi6_addr.s6_addr));
+                    }
+                    _ => {}
                 }
             }
-            got.push(Received {
-                len: msg.bytes.min(SLOT),
-                src: msg.address.and_then(|a| to_std(&a)),
-                truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
-                stamp,
-                dst,
-            });
         }
-        Ok(())
-    })
+        got.push(Received {
+            len: msg.bytes.min(SLOT),
+            src: msg.address.and_then(S::into_std),
+            truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+            stamp,
+            dst,
+        });
+    }
+    Ok(())
 }
 
 /// A kernel timestamp as a `SystemTime` (`None` before the epoch).
@@ -320,13 +394,6 @@ fn system_time(ts: TimeSpec) -> Option<SystemTime> {
     let secs = u64::try_from(ts.tv_sec()).ok()?;
     let nanos = u32::try_from(ts.tv_nsec()).ok()?;
     SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
-}
-
-fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
-    if let Some(v4) = a.as_sockaddr_in() {
-        return Some(SocketAddr::from(*v4));
-    }
-    a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6))
 }
 
 /// Sends as many of `msgs` (bytes, destination) as the socket takes now, in
@@ -342,16 +409,17 @@ pub(crate) fn send_some(sock: &impl AsRawFd, msgs: &[(Vec<u8>, Peer)]) -> io::Re
     let Some((_, first)) = msgs.first() else {
         return Ok(0);
     };
-    let local = first.local;
-    let run = msgs.iter().take_while(|(_, p)| p.local == local).count();
-    let msgs = msgs.get(..run).unwrap_or_default();
-    let addrs: SmallVec<[Option<SockaddrStorage>; BATCH]> = msgs
+    // A run from one local address to one address family (a socket sends
+    // to one family: the run is cut only for a mixed list).
+    let (local, v4) = (first.local, first.addr.is_ipv4());
+    let run = msgs
         .iter()
-        .map(|(_, p)| Some(SockaddrStorage::from(p.addr)))
-        .collect();
+        .take_while(|(_, p)| p.local == local && p.addr.is_ipv4() == v4)
+        .count();
+    let msgs = msgs.get(..run).unwrap_or_default();
     // The packet info naming the source address (interface 0: the
     // routing picks it, from that address).
-    let v4 = match local {
+    let pktinfo4 = match local {
         Some(IpAddr::V4(ip)) => Some(libc::in_pktinfo {
             ipi_ifindex: 0,
             ipi_spec_dst: libc::in_addr {
@@ -361,7 +429,7 @@ pub(crate) fn send_some(sock: &impl AsRawFd, msgs: &[(Vec<u8>, Peer)]) -> io::Re
         }),
         _ => None,
     };
-    let v6 = match local {
+    let pktinfo6 = match local {
         Some(IpAddr::V6(ip)) => Some(libc::in6_pktinfo {
             ipi6_addr: libc::in6_addr {
                 s6_addr: ip.octets(),
@@ -370,7 +438,7 @@ pub(crate) fn send_some(sock: &impl AsRawFd, msgs: &[(Vec<u8>, Peer)]) -> io::Re
         }),
         _ => None,
     };
-    let (at, cmsg) = match (&v4, &v6) {
+    let (at, cmsg) = match (&pktinfo4, &pktinfo6) {
         (Some(i), _) => (1, Some(ControlMessage::Ipv4PacketInfo(i))),
         (_, Some(i)) => (2, Some(ControlMessage::Ipv6PacketInfo(i))),
         _ => (0, None),
@@ -379,30 +447,46 @@ pub(crate) fn send_some(sock: &impl AsRawFd, msgs: &[(Vec<u8>, Peer)]) -> io::Re
         Some(c) => std::slice::from_ref(c),
         None => &[],
     };
-    SEND_HEADERS.with_borrow_mut(|all| {
-        let iovs: SmallVec<[[IoSlice<'_>; 1]; BATCH]> =
-            msgs.iter().map(|(b, _)| [IoSlice::new(b)]).collect();
-        let Some(slot) = all.get_mut(at) else {
-            return Err(io::ErrorKind::InvalidInput.into());
+    let fd = sock.as_raw_fd();
+    if v4 {
+        SEND_V4.with_borrow_mut(|all| send_as(fd, (all.get_mut(at), at), msgs, cmsgs))
+    } else {
+        SEND_V6.with_borrow_mut(|all| send_as(fd, (all.get_mut(at), at), msgs, cmsgs))
+    }
+}
+
+/// [`send_some`] of a run of `msgs` to addresses of `S`'s family, with the
+/// headers `set` (number `at` of that family's: which control message
+/// they have room for), each message carrying `cmsgs`.
+fn send_as<S: Addr>(
+    fd: RawFd,
+    (set, at): (Option<&mut Option<MultiHeaders<S>>>, usize),
+    msgs: &[(Vec<u8>, Peer)],
+    cmsgs: &[ControlMessage<'_>],
+) -> io::Result<usize> {
+    let Some(set) = set else {
+        return Err(io::ErrorKind::InvalidInput.into());
+    };
+    let addrs: SmallVec<[Option<S>; BATCH]> = msgs.iter().map(|(_, p)| S::of(p.addr)).collect();
+    let iovs: SmallVec<[[IoSlice<'_>; 1]; BATCH]> =
+        msgs.iter().map(|(b, _)| [IoSlice::new(b)]).collect();
+    let headers = set.get_or_insert_with(|| {
+        let space = match at {
+            1 => Some(nix::cmsg_space!(libc::in_pktinfo)),
+            2 => Some(nix::cmsg_space!(libc::in6_pktinfo)),
+            _ => None,
         };
-        let headers = slot.get_or_insert_with(|| {
-            let space = match at {
-                1 => Some(nix::cmsg_space!(libc::in_pktinfo)),
-                2 => Some(nix::cmsg_space!(libc::in6_pktinfo)),
-                _ => None,
-            };
-            MultiHeaders::preallocate(BATCH, space)
-        });
-        let results = sendmmsg(
-            sock.as_raw_fd(),
-            headers,
-            iovs.iter(),
-            &addrs,
-            cmsgs,
-            MsgFlags::MSG_DONTWAIT,
-        )?;
-        Ok(results.count())
-    })
+        MultiHeaders::preallocate(BATCH, space)
+    });
+    let results = sendmmsg(
+        fd,
+        headers,
+        iovs.iter(),
+        &addrs,
+        cmsgs,
+        MsgFlags::MSG_DONTWAIT,
+    )?;
+    Ok(results.count())
 }
 
 /// Sends `msgs` (bytes, destination) on `sock` in batches, waiting when

@@ -40,12 +40,11 @@ impl Worker {
         delay: Duration,
     ) {
         let group = state.client_group(src.addr.ip());
-        if !self.held.admits(group, self.max_flights) {
+        if !self.held.try_take(group, self.max_flights) {
             let shed = (&*state, &admitted);
             self.servfail_now(raw, (src, received), shed, |m| &m.shed_inflight);
             return;
         }
-        self.held.take(group);
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(raw);
@@ -117,7 +116,7 @@ impl Worker {
         if state.route_at(admitted.route()).cache.is_some() {
             let query = (raw, Transport::Udp, admitted.route(), edit);
             let out = self.to_clients.push_at(src, received.into_std());
-            if reply::from_cache(&state, query, out) {
+            if reply::from_cache(&state, query, self.clock.now.into_std(), out) {
                 self.balancer
                     .on_answer(src.addr.ip(), out, Some(&mut self.counts));
                 return;
@@ -131,14 +130,20 @@ impl Worker {
         // backend of the route with room under its concurrency
         // limit ([`backend::any_room`]): SERVFAIL at once, written from the
         // header and question; nothing copied, no queueing.
-        let shed: Option<fn(&LsMetrics) -> &AtomicU64> =
-            if !self.holders.admits(group, self.max_flights) {
-                Some(|m| &m.shed_inflight)
-            } else if !backend::any_room(&state.route_at(admitted.route()).backends, now) {
-                Some(|m| &m.shed_limit)
-            } else {
+        // The in-flight bound is judged first (its count when both refuse),
+        // its place taken in the same lookup when the backends have room.
+        let room = backend::any_room(&state.route_at(admitted.route()).backends, now);
+        let shed: Option<fn(&LsMetrics) -> &AtomicU64> = if room {
+            if self.holders.try_take(group, self.max_flights) {
                 None
-            };
+            } else {
+                Some(|m| &m.shed_inflight)
+            }
+        } else if self.holders.admits(group, self.max_flights) {
+            Some(|m| &m.shed_limit)
+        } else {
+            Some(|m| &m.shed_inflight)
+        };
         if let Some(counter) = shed {
             self.servfail_now(raw, (src, received), (&state, &admitted), counter);
             return;
@@ -149,7 +154,6 @@ impl Worker {
         let mut job = admitted.into_job(buf);
         job.ecs = edit;
         let res = state.resolution(&job, now);
-        self.holders.take(group);
         let idx = self.flights.insert(Flight {
             state,
             job,

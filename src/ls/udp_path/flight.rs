@@ -138,6 +138,18 @@ impl<T> Slab<T> {
         all
     }
 
+    /// Drops item `i` where it is: no copy of it moved out (a flight is
+    /// large).
+    pub(super) fn discard(&mut self, i: u32) {
+        if let Some(slot) = self.items.get_mut(i as usize)
+            && slot.is_some()
+        {
+            *slot = None;
+            self.free.push(i);
+            self.len -= 1;
+        }
+    }
+
     pub(super) fn remove(&mut self, i: u32) -> Option<T> {
         let v = self.items.get_mut(i as usize)?.take()?;
         self.free.push(i);

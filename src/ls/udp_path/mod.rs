@@ -751,4 +751,50 @@ mod tests {
         assert_eq!(pushes, 1, "timers pushed for 1 miss and {HITS} hits");
         assert_eq!(left, 0, "its stale entry dropped, nothing else armed");
     }
+
+    // ---- the snapshot a worker keeps ----
+
+    /// A reload reaches the worker's next query: the worker keeps its
+    /// snapshot from query to query (no `ArcSwap` load per query) and
+    /// takes the new one once the reload is counted.
+    #[tokio::test]
+    async fn a_reload_reaches_the_workers_next_query() {
+        let old = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let new = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for b in [&old, &new] {
+            b.set_nonblocking(true).unwrap();
+        }
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut w = worker(&[old.local_addr().unwrap()], Strategy::Hedge, client);
+        // Nobody reads the answers: none is sent in this test.
+        let asker = batch::Peer::from(std::net::SocketAddr::from(([127, 0, 0, 1], 9)));
+        let mut buf = [0u8; 512];
+        w.on_client(&wire_query(1), asker, Instant::now());
+        w.flush();
+        queued_in(&old);
+        assert!(old.recv(&mut buf).is_ok(), "asked before the reload");
+        w.balancer.reload(&LsConfig {
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            workers: 1,
+            backend: vec![BackendConfig {
+                name: "b1".into(),
+                addr: new.local_addr().unwrap(),
+                weight: 1,
+                notify_key: None,
+            }],
+            ..LsConfig::default()
+        });
+        for b in &w.balancer.state().backends {
+            b.set_up(true);
+        }
+        w.on_client(&wire_query(2), asker, Instant::now());
+        w.flush();
+        queued_in(&new);
+        let n = new.recv(&mut buf).unwrap();
+        assert!(
+            n >= 21 && buf[12..21] == wire_query(2)[12..],
+            "the new backend asked the query, after the reload"
+        );
+        assert!(old.recv(&mut buf).is_err(), "the old one not asked again");
+    }
 }

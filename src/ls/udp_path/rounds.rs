@@ -139,6 +139,8 @@ impl Worker {
     fn round_on(&mut self, slots: &mut Slots, clock: RoundClock) {
         self.clock = clock;
         let now = clock.now;
+        // A reload since the last round: its snapshot from now on.
+        self.balancer.refresh(&mut self.kept);
         self.read_upstream(&mut slots.up);
         if self.paused_until.is_some_and(|at| now >= at) {
             self.paused_until = None;
@@ -174,7 +176,7 @@ impl Worker {
         match slots.recv(&self.client) {
             Ok(n) => {
                 self.backoff.success();
-                let bound = queue_bound(self.balancer.state().policy.timeout);
+                let bound = queue_bound(self.kept.state().policy.timeout);
                 let (now, read_at) = self.clock.stamps();
                 for i in 0..n {
                     if let Some((raw, meta)) = slots.get(i)
@@ -260,6 +262,14 @@ impl Worker {
         match done {
             Ok(()) => {
                 if let Some(w) = self.up_watch.get_mut(slot) {
+                    let was = w.is_some_and(|w| w.write);
+                    if was != now.write {
+                        self.up_writes = if now.write {
+                            self.up_writes + 1
+                        } else {
+                            self.up_writes.saturating_sub(1)
+                        };
+                    }
                     *w = Some(now);
                 }
             }
@@ -342,6 +352,9 @@ impl Worker {
     /// same flush. Retired upstream sockets no ID is in use on any more are
     /// closed (out of the epoll set first).
     pub(super) fn flush(&mut self) {
+        // A send left pending by a full socket (its slot then watched for
+        // writing).
+        let mut left = false;
         loop {
             tap::forwarder_queued(self.balancer.dnstap(), &self.ups, &self.to_upstream);
             for (i, out) in self.to_upstream.iter_mut().enumerate() {
@@ -351,7 +364,7 @@ impl Worker {
                 match self.ups.get(i) {
                     Some(u) => {
                         let refused = &mut self.refused;
-                        out.send_now(&u.sock, |query| {
+                        left |= !out.send_now(&u.sock, |query| {
                             if let Some(id) = query.first_chunk::<2>() {
                                 refused.push((i, u16::from_be_bytes(*id)));
                             }
@@ -373,18 +386,25 @@ impl Worker {
         }
         tap::answers_queued(self.balancer.dnstap(), self.client_local, &self.to_clients);
         self.to_clients.send_now(&self.client, |_| {});
-        for slot in 0..self.to_upstream.len().min(self.up_watch.len()) {
-            let pending = self.to_upstream.get(slot).is_some_and(|q| q.len() > 0);
-            if self.up_watch.get(slot).copied().flatten().map(|w| w.write) == Some(!pending) {
-                self.watch_upstream(slot);
+        // Whose watch changes: a slot whose send is left pending, or one
+        // watched for writing whose send has gone. Neither: no slot to look at.
+        if left || self.up_writes > 0 {
+            for slot in 0..self.to_upstream.len().min(self.up_watch.len()) {
+                let pending = self.to_upstream.get(slot).is_some_and(|q| q.len() > 0);
+                if self.up_watch.get(slot).copied().flatten().map(|w| w.write) == Some(!pending) {
+                    self.watch_upstream(slot);
+                }
             }
         }
-        let (poller, watch) = (&self.poller, &mut self.up_watch);
+        let (poller, watch, writes) = (&self.poller, &mut self.up_watch, &mut self.up_writes);
         self.ups.reap(|slot, sock| {
             if let Err(err) = poller.remove(&sock) {
                 debug!(?err, slot, "cannot unwatch a retired upstream socket");
             }
             if let Some(w) = watch.get_mut(slot) {
+                if w.is_some_and(|w| w.write) {
+                    *writes = writes.saturating_sub(1);
+                }
                 *w = None;
             }
             drop(sock);

@@ -25,7 +25,7 @@ use super::tap;
 use super::timers::{next_live, timer_live};
 use crate::dns::{self, HEADER_LEN, WireHeader};
 use crate::guard::fair::Holders;
-use crate::ls::balancer::{Admission, Balancer};
+use crate::ls::balancer::{Admission, Balancer, KeptState};
 use crate::ls::dynblock::WorkerCounts;
 use crate::ls::resolution::{End, Step, Verdict};
 use crate::ls::state::Route;
@@ -88,6 +88,10 @@ pub(super) struct Worker {
     /// Per upstream slot, what its socket is watched for (`None`: not in
     /// the set).
     pub(super) up_watch: Vec<Option<Watch>>,
+    /// Upstream slots watched for writing now (a send pending on them):
+    /// with none, and no send left pending by a flush, the flush looks at
+    /// no slot's watch.
+    pub(super) up_writes: usize,
     /// What the last wait found ready: the client socket, upstream slots.
     pub(super) client_ready: bool,
     pub(super) ups_ready: Vec<usize>,
@@ -127,6 +131,9 @@ pub(super) struct Worker {
     /// it, not from the OS, so a round reads the monotonic clock once (and
     /// the realtime clock once, when it reads a socket).
     pub(super) clock: RoundClock,
+    /// The snapshot the worker admits its queries on, taken anew after a
+    /// reload (checked at each round and each query: one atomic read).
+    pub(super) kept: KeptState,
 }
 
 /// The time of the current round (`now`: the monotonic clock when its
@@ -180,6 +187,7 @@ impl Worker {
         stop: Arc<LoopStop>,
     ) -> std::io::Result<Self> {
         let counts = balancer.dynblocks().worker_counts();
+        let kept = balancer.keep_state();
         let poller = Poller::new(stop)?;
         poller.add(&client, CLIENT)?;
         let mut w = Worker {
@@ -193,6 +201,7 @@ impl Worker {
                 write: false,
             },
             up_watch: Vec::new(),
+            up_writes: 0,
             client_ready: false,
             ups_ready: Vec::with_capacity(crate::server::event_loop::EVENTS),
             stopping: false,
@@ -216,6 +225,7 @@ impl Worker {
             ecs_scratch: Vec::new(),
             timer_pushes: 0,
             clock: RoundClock::at(Instant::now()),
+            kept,
         };
         if let Some(inode) = crate::server::socket::socket_inode(&w.client) {
             w.balancer
@@ -262,7 +272,8 @@ impl Worker {
     pub(super) fn on_client(&mut self, raw: &[u8], src: batch::Peer, at: Instant) {
         tap::client_query(self.balancer.dnstap(), self.client_local, raw, src.addr);
         let req = Request::udp(raw, src.addr);
-        match self.balancer.admit_by(req, Some(&mut self.counts)) {
+        let state = Arc::clone(self.balancer.refresh(&mut self.kept));
+        match self.balancer.admit_on(state, req, Some(&mut self.counts)) {
             Admission::Reply(Reply::One(b)) => {
                 self.to_clients.push_copy(&b, src);
                 self.to_clients.stamp(at.into_std());
@@ -302,36 +313,57 @@ impl Worker {
                     return;
                 }
                 Step::Done(end) => {
-                    let Some(mut f) = self.flights.remove(idx) else {
-                        return;
-                    };
-                    self.holders.release(f.group);
-                    // Those still asked become late entries.
-                    let winner = end.backend();
-                    let excused = async_path::excuses_silence(f.res.layout(), end);
-                    // Backends charged a timeout by the reply itself.
-                    let timed_out = matches!(end, End::OnTimeout { timed_out: true });
-                    let route = f.state.route(&f.job);
-                    for a in f.attempts.drain(..) {
-                        let charged = timed_out && f.res.unfinished().any(|b| b == a.backend);
-                        let who = (winner, excused, charged);
-                        self.retire(a, route, f.res.deadline(), now, who);
-                    }
-                    let answered = reply::Answered {
-                        backend: end.backend(),
-                        route: f.job.route,
-                        log: f.job.log.take(),
-                    };
-                    let reply = reply::finish(&f.state, &f.job, &f.res, end, f.kept.take());
-                    let from_backend = answered.backend.is_some();
-                    let took = now.into_std().saturating_duration_since(f.arrived);
-                    answered.log(&f.state, &reply, took);
-                    self.answer(reply, (f.client, f.received), (took, from_backend));
-                    self.recycle(std::mem::take(&mut f.job.raw));
+                    self.end_flight(idx, end, now);
                     return;
                 }
             }
         }
+    }
+
+    /// Ends flight `idx` as `end` says, at `now`: its place given back, its
+    /// attempts still out retired as late entries, its reply made and
+    /// queued. Worked on where it is in its slab, and dropped there: a
+    /// flight is large (its resolution, its attempts inline), and moving it
+    /// out by value cost a copy or two of it per query.
+    fn end_flight(&mut self, idx: u32, end: End, now: Instant) {
+        let Some(f) = self.flights.get_mut(idx) else {
+            return;
+        };
+        self.holders.release(f.group);
+        // Those still asked become late entries.
+        let winner = end.backend();
+        let excused = async_path::excuses_silence(f.res.layout(), end);
+        // Backends charged a timeout by the reply itself.
+        let timed_out = matches!(end, End::OnTimeout { timed_out: true });
+        let (state, deadline) = (Arc::clone(&f.state), f.res.deadline());
+        let route = state.route(&f.job);
+        let mut attempts = std::mem::take(&mut f.attempts);
+        for a in attempts.drain(..) {
+            let charged = timed_out
+                && self
+                    .flights
+                    .get(idx)
+                    .is_some_and(|f| f.res.unfinished().any(|b| b == a.backend));
+            let who = (winner, excused, charged);
+            self.retire(a, route, deadline, now, who);
+        }
+        let Some(f) = self.flights.get_mut(idx) else {
+            return;
+        };
+        let answered = reply::Answered {
+            backend: end.backend(),
+            route: f.job.route,
+            log: f.job.log.take(),
+        };
+        let reply = reply::finish(&state, &f.job, &f.res, end, f.kept.take());
+        let from_backend = answered.backend.is_some();
+        let took = now.into_std().saturating_duration_since(f.arrived);
+        answered.log(&state, &reply, took);
+        let to = (f.client, f.received);
+        let raw = std::mem::take(&mut f.job.raw);
+        self.flights.discard(idx);
+        self.answer(reply, to, (took, from_backend));
+        self.recycle(raw);
     }
 
     /// Counts a forwarded query's reply and queues it for the client; a
@@ -361,7 +393,9 @@ impl Worker {
         let Some(f) = self.flights.get_mut(idx) else {
             return false;
         };
-        let Some(b) = f.state.route(&f.job).backends.get(backend).cloned() else {
+        // Borrowed from the flight's snapshot, not cloned (no count taken
+        // and given back per query).
+        let Some(b) = f.state.route(&f.job).backends.get(backend) else {
             return false;
         };
         // A random socket of the family; a worn one is replaced at once.
