@@ -343,7 +343,9 @@ impl Worker {
     /// closed (out of the epoll set first).
     pub(super) fn flush(&mut self) {
         loop {
-            tap::forwarder_queued(self.balancer.dnstap(), &self.ups, &self.to_upstream);
+            tap::forwarder_queued(self.balancer.dnstap(), &self.ups, &self.to_upstream, || {
+                self.clock.stamps()
+            });
             for (i, out) in self.to_upstream.iter_mut().enumerate() {
                 if out.len() == 0 {
                     continue;
@@ -371,7 +373,12 @@ impl Worker {
             }
             self.refused = refused;
         }
-        tap::answers_queued(self.balancer.dnstap(), self.client_local, &self.to_clients);
+        tap::answers_queued(
+            self.balancer.dnstap(),
+            self.client_local,
+            &self.to_clients,
+            || self.clock.stamps(),
+        );
         self.to_clients.send_now(&self.client, |_| {});
         for slot in 0..self.to_upstream.len().min(self.up_watch.len()) {
             let pending = self.to_upstream.get(slot).is_some_and(|q| q.len() > 0);
