@@ -431,6 +431,14 @@ impl Scalars {
     }
 }
 
+/// The varint byte of `v`'s 7 bits from `shift`, marked when `more`
+/// follow (cannot truncate: each byte takes the low 7 bits it is meant
+/// to).
+#[inline]
+fn group(v: u64, shift: u32, more: bool) -> u8 {
+    ((v >> shift) as u8 & 0x7f) | if more { 0x80 } else { 0 }
+}
+
 /// An enum or int32 field's varint: its sign-extended value.
 fn int(v: i32) -> u64 {
     i64::from(v) as u64
@@ -463,8 +471,7 @@ impl<const N: usize> Scalars<N> {
     /// this era's seconds 5) as fixed stores, others byte by byte.
     #[inline]
     fn raw_varint(&mut self, v: u64) {
-        // Cannot truncate: each byte takes the low 7 bits it is meant to.
-        let b = |shift: u32, more: bool| ((v >> shift) as u8 & 0x7f) | if more { 0x80 } else { 0 };
+        let b = |shift, more| group(v, shift, more);
         if v < 1 << 7 {
             self.put([v as u8]);
         } else if v < 1 << 14 {
@@ -494,6 +501,37 @@ impl<const N: usize> Scalars<N> {
         }
         self.bytes[self.len] = v as u8;
         self.len += 1;
+    }
+
+    /// Puts the key `key` and the varint `len` right before the bytes
+    /// written so far, `start` moved back to them: a length-delimited
+    /// field's head, once its length is known. Up to three bytes of
+    /// varint (every DNS message's frame) as one fixed store.
+    #[inline]
+    fn lead(&mut self, key: u8, len: u64) {
+        let b = |shift, more| group(len, shift, more);
+        let (bytes, used) = if len < 1 << 7 {
+            ([0, 0, key, len as u8], 2)
+        } else if len < 1 << 14 {
+            ([0, key, b(0, true), b(7, false)], 3)
+        } else if len < 1 << 21 {
+            ([key, b(0, true), b(7, true), b(14, false)], 4)
+        } else {
+            return self.slow_lead(key, len);
+        };
+        self.bytes[self.start - 4..self.start].copy_from_slice(&bytes);
+        self.start -= used;
+    }
+
+    /// [`Scalars::lead`] of any length.
+    #[cold]
+    fn slow_lead(&mut self, key: u8, len: u64) {
+        let mut lead = Scalars::<LEAD>::at(0);
+        lead.put([key]);
+        lead.raw_varint(len);
+        let start = self.start - lead.len;
+        self.bytes[start..self.start].copy_from_slice(lead.as_slice());
+        self.start = start;
     }
 
     /// Field `tag` of wire type 0 (varint).
@@ -620,11 +658,7 @@ impl TapMessage<'_> {
         head.raw_varint(wire.len() as u64);
         // The lead: key and length of the whole message, right before it.
         let message_len = (head.len - LEAD + wire.len()) as u64;
-        let mut lead = Scalars::<LEAD>::at(0);
-        lead.put([len_key(DNSTAP_MESSAGE_TAG)]);
-        lead.raw_varint(message_len);
-        head.start = LEAD - lead.len;
-        head.bytes[head.start..LEAD].copy_from_slice(lead.as_slice());
+        head.lead(len_key(DNSTAP_MESSAGE_TAG), message_len);
         let head = head.as_slice();
         out.reserve(preamble.bytes.len() + head.len() + wire.len());
         out.extend_from_slice(&preamble.bytes);
@@ -828,6 +862,29 @@ mod tests {
             let mut want = Vec::new();
             prost::encoding::encode_varint(v, &mut want);
             assert_eq!(s.as_slice(), want, "{v:#x}");
+        }
+    }
+
+    #[test]
+    fn a_lead_is_put_right_before_the_fields_as_prost_writes_it() {
+        for len in [
+            0,
+            1,
+            127,
+            128,
+            16383,
+            16384,
+            (1 << 21) - 1,
+            1 << 21,
+            u64::MAX,
+        ] {
+            let mut s = Scalars::<{ LEAD + 1 }>::at(LEAD);
+            s.put([0xee]);
+            s.lead(len_key(DNSTAP_MESSAGE_TAG), len);
+            let mut want = vec![len_key(DNSTAP_MESSAGE_TAG)];
+            prost::encoding::encode_varint(len, &mut want);
+            want.push(0xee);
+            assert_eq!(s.as_slice(), want, "{len:#x}");
         }
     }
 

@@ -192,6 +192,9 @@ pub struct TapTime(u64);
 const NANOS: u64 = 1_000_000_000;
 
 impl TapTime {
+    /// The Unix epoch.
+    pub const EPOCH: Self = Self(0);
+
     /// Now, if the clock is past the epoch.
     pub fn now() -> Option<Self> {
         Self::of(SystemTime::now())
@@ -556,6 +559,30 @@ impl Dnstap {
         if !shared.queue.producer().push(|out| parts.encode_into(out)) {
             shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+impl Dnstap {
+    /// The frames queued, taken and decoded: what the writer would write,
+    /// for a test of a server's frames that runs no writer.
+    pub(crate) fn take_queued(&self) -> Vec<message::Payload> {
+        use prost::Message as _;
+        let mut bytes = Vec::new();
+        if let Some(shared) = &self.shared {
+            shared.queue.take(&mut bytes);
+        }
+        let mut frames = Vec::new();
+        let mut rest = bytes.as_slice();
+        while let Some((frame, used)) = frame::decode(rest).unwrap() {
+            let frame::Frame::Data(payload) = frame else {
+                panic!("a control frame in the queue: {frame:?}");
+            };
+            frames.push(message::Payload::decode(payload).unwrap());
+            rest = &rest[used..];
+        }
+        assert!(rest.is_empty(), "half a frame in the queue");
+        frames
     }
 }
 

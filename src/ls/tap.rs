@@ -24,7 +24,7 @@ pub fn of(metrics: &LsMetrics) -> &Dnstap {
 }
 
 /// CLIENT_QUERY: `raw` from `client` over `transport`, to the LS at
-/// `local()` (asked only when the kind is on).
+/// `local()` (asked only when the kind is on), received now.
 #[inline]
 pub fn client_query(
     d: &Dnstap,
@@ -33,9 +33,24 @@ pub fn client_query(
     local: impl FnOnce() -> Option<SocketAddr>,
     raw: &[u8],
 ) {
+    client_query_at(d, transport, client, local, raw, || None);
+}
+
+/// [`client_query`], received at `at()` (asked only when the kind is on;
+/// `None`: now).
+#[inline]
+pub(crate) fn client_query_at(
+    d: &Dnstap,
+    transport: TapTransport,
+    client: SocketAddr,
+    local: impl FnOnce() -> Option<SocketAddr>,
+    raw: &[u8],
+    at: impl FnOnce() -> Option<TapTime>,
+) {
     if d.enabled(TapKind::ClientQuery) {
         let mut e = TapEvent::new(TapKind::ClientQuery, transport, client, raw);
         e.response_addr = local();
+        e.query_time = at();
         d.log(&e);
     }
 }
@@ -139,10 +154,24 @@ pub fn forwarder_response(
     rtt: Duration,
     answer: &[u8],
 ) {
+    forwarder_response_at(d, transport, local, backend, rtt, answer, TapTime::now);
+}
+
+/// [`forwarder_response`], accepted at `now()` (asked only when the kind
+/// is on).
+pub(crate) fn forwarder_response_at(
+    d: &Dnstap,
+    transport: TapTransport,
+    local: impl FnOnce() -> Option<SocketAddr>,
+    backend: SocketAddr,
+    rtt: Duration,
+    answer: &[u8],
+    now: impl FnOnce() -> Option<TapTime>,
+) {
     if d.enabled(TapKind::ForwarderResponse) {
         let kind = TapKind::ForwarderResponse;
         let mut e = forwarder(kind, transport, local(), backend, answer);
-        e.response_time = TapTime::now();
+        e.response_time = now();
         e.query_time = e.response_time.and_then(|now| now.checked_sub(rtt));
         d.log(&e);
     }
@@ -166,13 +195,15 @@ pub(crate) fn forwarder_query_at(
 /// CLIENT_RESPONSE of each UDP answer queued on a client socket (at
 /// `local`; an answer leaving a wildcard socket from the address its query
 /// came to says that address), as the round's flush sends them, with its
-/// query's arrival as `query_time` where the queue was told it: the wall
-/// clock and the monotonic one read once each for the round, before the
-/// frames go out under one lock of dnstap's queue.
+/// query's arrival as `query_time` where the queue was told it: the
+/// round's moment on the wall clock and the monotonic one (`clock()`,
+/// asked once, when there is a frame to write), before the frames go out
+/// under one lock of dnstap's queue.
 pub(crate) fn client_responses<'a>(
     d: &Dnstap,
     queued: impl Iterator<Item = (&'a [u8], Peer, Option<Instant>)>,
     local: Option<SocketAddr>,
+    clock: impl FnOnce() -> (Option<TapTime>, Instant),
 ) {
     if !d.enabled(TapKind::ClientResponse) {
         return;
@@ -181,7 +212,7 @@ pub(crate) fn client_responses<'a>(
     if queued.peek().is_none() {
         return;
     }
-    let (now, mono) = (TapTime::now(), Instant::now());
+    let (now, mono) = clock();
     d.log_each(queued.map(|(answer, to, arrived)| {
         let mut e = TapEvent::new(TapKind::ClientResponse, TapTransport::Udp, to.addr, answer);
         e.response_addr = match (to.local, local) {

@@ -356,7 +356,9 @@ impl Worker {
         // writing).
         let mut left = false;
         loop {
-            tap::forwarder_queued(self.balancer.dnstap(), &self.ups, &self.to_upstream);
+            tap::forwarder_queued(self.balancer.dnstap(), &self.ups, &self.to_upstream, || {
+                self.clock.stamps()
+            });
             for (i, out) in self.to_upstream.iter_mut().enumerate() {
                 if out.len() == 0 {
                     continue;
@@ -384,7 +386,12 @@ impl Worker {
             }
             self.refused = refused;
         }
-        tap::answers_queued(self.balancer.dnstap(), self.client_local, &self.to_clients);
+        tap::answers_queued(
+            self.balancer.dnstap(),
+            self.client_local,
+            &self.to_clients,
+            || self.clock.stamps(),
+        );
         self.to_clients.send_now(&self.client, |_| {});
         // Whose watch changes: a slot whose send is left pending, or one
         // watched for writing whose send has gone. Neither: no slot to look at.

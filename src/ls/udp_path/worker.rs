@@ -270,7 +270,13 @@ impl Worker {
 
     /// One client datagram, arrived `at`.
     pub(super) fn on_client(&mut self, raw: &[u8], src: batch::Peer, at: Instant) {
-        tap::client_query(self.balancer.dnstap(), self.client_local, raw, src.addr);
+        tap::client_query(
+            self.balancer.dnstap(),
+            self.client_local,
+            raw,
+            src.addr,
+            || self.clock.stamps(),
+        );
         let req = Request::udp(raw, src.addr);
         let state = Arc::clone(self.balancer.refresh(&mut self.kept));
         match self.balancer.admit_on(state, req, Some(&mut self.counts)) {
@@ -605,7 +611,15 @@ impl Worker {
             }
             f.kept = Some(buf);
         }
-        tap::accepted(self.balancer.dnstap(), &self.ups, sock, from, rtt, resp);
+        tap::accepted(
+            self.balancer.dnstap(),
+            &self.ups,
+            sock,
+            from,
+            rtt,
+            resp,
+            || self.clock.stamps(),
+        );
         self.drive(idx, now);
         Ok(())
     }
