@@ -97,7 +97,11 @@ pub(super) fn name(raw: &[u8], origin: Option<&[u8]>) -> Result<Vec<u8>, String>
 ///
 /// # Errors
 /// As [`name`] (`out` then holds part of the name).
-pub(super) fn name_onto(raw: &[u8], origin: Option<&[u8]>, out: &mut Vec<u8>) -> Result<(), String> {
+pub(super) fn name_onto(
+    raw: &[u8],
+    origin: Option<&[u8]>,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
     let shown = || String::from_utf8_lossy(raw).into_owned();
     let no_origin = || format!("relative name '{}' with no origin ($ORIGIN)", shown());
     if raw == b"@" {

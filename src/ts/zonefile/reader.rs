@@ -139,8 +139,10 @@ impl Reader {
         };
         let keyword = directive.text;
         // Whatever else the line holds, a `$INCLUDE` on it is never followed.
-        let is_include =
-            |t: &[u8]| t.get(..8).is_some_and(|p| p.eq_ignore_ascii_case(b"$INCLUDE"));
+        let is_include = |t: &[u8]| {
+            t.get(..8)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"$INCLUDE"))
+        };
         if let Some(include) = args.iter().find(|a| is_include(a.text)) {
             return Err((include.line, "$INCLUDE is not supported".into()));
         }
