@@ -366,6 +366,17 @@ mod tests {
     use super::*;
     use crate::ts::zonefile::lexer::entries;
 
+    /// [`wire_into`] into a new buffer.
+    fn wire(
+        code: u16,
+        tokens: &[Token<'_>],
+        origin: Option<&[u8]>,
+        line: usize,
+    ) -> Result<Vec<u8>, Bad> {
+        let mut out = Vec::new();
+        wire_into(code, tokens, origin, line, &mut out).map(|()| out)
+    }
+
     #[test]
     fn addresses() {
         assert_eq!(ok("A", "192.0.2.1"), [192, 0, 2, 1]);
