@@ -1,8 +1,12 @@
 //! Where each key of a `config.toml` text is, for the line numbers of [`super::ConfigError`].
 //!
-//! Indexed once per text: every node by its path (a hash map) and every line's
-//! start (binary search), so a file of 100,000 services finds each key's
-//! `file:line` in constant time, not by a scan of the nodes and of the text.
+//! Indexed once per text, at its first look-up: every node by its path (a
+//! hash map) and every line's start (binary search), so a file of 100,000
+//! services finds each key's `file:line` in constant time, not by a scan of
+//! the nodes and of the text. A config with no problem and no
+//! `[[ts.service]]` looks nothing up and is never indexed (the index of a
+//! `[[ts]]` of 100,000 zone files was a second and third parse of the text
+//! and a path string a file: 7 % of a TS's start).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -31,10 +35,17 @@ pub(super) struct Node {
     pub(super) table: bool,
 }
 
-/// Where each key of a TOML text is, from toml's own spanned parse.
+/// Where each key of a TOML text is, from toml's own spanned parse (made at
+/// the first look-up).
 pub(super) struct SourceMap<'a> {
     /// The text.
     pub(super) text: &'a str,
+    /// The text's index, once looked into.
+    index: std::sync::OnceLock<Index>,
+}
+
+/// The index of a [`SourceMap`]'s text.
+struct Index {
     /// Every key and array element (empty when the text is not valid TOML).
     nodes: Vec<Node>,
     /// The index in `nodes` of the first node at each path.
@@ -43,9 +54,9 @@ pub(super) struct SourceMap<'a> {
     line_starts: Vec<usize>,
 }
 
-impl<'a> SourceMap<'a> {
+impl Index {
     /// Indexes `text`.
-    pub(super) fn new(text: &'a str) -> Self {
+    fn of(text: &str) -> Self {
         let mut nodes = Vec::new();
         if let Ok(root) = DeTable::parse(text) {
             index_table(root.get_ref(), "", &mut nodes);
@@ -62,19 +73,35 @@ impl<'a> SourceMap<'a> {
                     .map(|(i, _)| i + 1),
             )
             .collect();
-        Self {
-            text,
+        Index {
             nodes,
             by_path,
             line_starts,
         }
+    }
+}
+
+impl<'a> SourceMap<'a> {
+    /// The map of `text`, indexed when first looked into.
+    pub(super) fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            index: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The index, made now if not yet.
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| Index::of(self.text))
     }
 
     /// The 1-based line of byte `offset`.
     pub(super) fn line_at(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
         // The lines starting at or before `end`: at least the first.
-        self.line_starts.partition_point(|&start| start <= end)
+        self.index()
+            .line_starts
+            .partition_point(|&start| start <= end)
     }
 
     /// The line of the first of `paths` written in the file, else of the nearest table
@@ -96,16 +123,18 @@ impl<'a> SourceMap<'a> {
 
     /// The node at exactly `path`.
     fn find(&self, path: &str) -> Option<&Node> {
-        self.by_path.get(path).and_then(|&i| self.nodes.get(i))
+        let index = self.index();
+        index.by_path.get(path).and_then(|&i| index.nodes.get(i))
     }
 
     /// The key written at `offset`, else the innermost value containing it.
     pub(super) fn node_at(&self, offset: usize) -> Option<&Node> {
-        self.nodes
+        let nodes = &self.index().nodes;
+        nodes
             .iter()
             .find(|n| n.key.start == offset && n.key != n.value)
             .or_else(|| {
-                self.nodes
+                nodes
                     .iter()
                     .filter(|n| {
                         n.value.start <= offset && offset < n.value.end.max(n.value.start + 1)

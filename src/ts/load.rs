@@ -209,19 +209,26 @@ fn load_with(
     // finds each file's builder at once, not by a scan of those before it.
     let mut by_origin: HashMap<Box<[u8]>, usize> = HashMap::new();
     type Sources = Vec<(Option<usize>, Option<usize>)>;
+    /// The builder of the zone at `origin` (whose key is `key`, when made
+    /// already), made when new.
     fn builder_for(
         builders: &mut Vec<ZoneBuilder>,
         sources: &mut Sources,
         by_origin: &mut HashMap<Box<[u8]>, usize>,
-        origin: &Name,
+        (origin, key): (&Name, Option<&[u8]>),
         records: usize,
     ) -> usize {
-        let key = super::zone::key_of(origin).unwrap_or_else(|_| vec![0]);
-        *by_origin.entry(key.into()).or_insert_with(|| {
-            builders.push(ZoneBuilder::new(origin.clone(), records));
-            sources.push((None, None));
-            builders.len() - 1
-        })
+        let key = match key {
+            Some(k) => k.to_vec(),
+            None => super::zone::key_of(origin).unwrap_or_else(|_| vec![0]),
+        };
+        if let Some(&b) = by_origin.get(&key[..]) {
+            return b;
+        }
+        by_origin.insert(key.as_slice().into(), builders.len());
+        builders.push(ZoneBuilder::with_key(origin.clone(), key, records));
+        sources.push((None, None));
+        builders.len() - 1
     }
     let mut table_origin = settings.origin.clone();
     table_origin.set_fqdn(true);
@@ -270,20 +277,20 @@ fn load_with(
             } = read?;
             contents.push(Some(content));
             warnings.extend(noted);
-            let key = super::zone::key_of(&origin).ok().map(Vec::into_boxed_slice);
+            let key: Option<Box<[u8]>> = super::zone::key_of(&origin).ok().map(Into::into);
             if key.as_ref().is_some_and(|k| keep.origins.contains(&k[..])) {
                 return Ok(None);
             }
-            file_origins.push(key);
-            warnings.extend(presigned::warnings(file, &signed, unix_now()));
-            warnings.extend(presigned::nsec3_params(file, &origin, &signed)?);
             let b = builder_for(
                 &mut builders,
                 &mut sources,
                 &mut by_origin,
-                &origin,
+                (&origin, key.as_deref()),
                 records.len(),
             );
+            file_origins.push(key);
+            warnings.extend(presigned::warnings(file, &signed, unix_now()));
+            warnings.extend(presigned::nsec3_params(file, &origin, &signed)?);
             sources[b].0.get_or_insert(i);
             for rec in records.iter() {
                 builders[b].add_read(i, file, &rec)?;
@@ -297,7 +304,7 @@ fn load_with(
                 &mut builders,
                 &mut sources,
                 &mut by_origin,
-                &table_origin,
+                (&table_origin, None),
                 0,
             );
             sources[b].1.get_or_insert(i);

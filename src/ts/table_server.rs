@@ -86,6 +86,14 @@ pub enum SecondaryChange {
     Remove(Name),
 }
 
+/// `origin` as the serials' state file names it: its text in lower case
+/// (one `String` a zone, lower-cased in place).
+fn lower_text(origin: &Name) -> String {
+    let mut text = origin.to_ascii();
+    text.make_ascii_lowercase();
+    text
+}
+
 /// The answer to a NOTIFY (the request's bytes, its source), `None` to drop it.
 pub type NotifyHook = Box<dyn Fn(&[u8], std::net::IpAddr) -> Option<Vec<u8>> + Send + Sync>;
 
@@ -144,7 +152,7 @@ impl TableServer {
         let recorded_of = |z: &zone::Zone| {
             recorded_serials
                 .as_ref()
-                .and_then(|m| m.get(&z.origin().to_ascii().to_ascii_lowercase()).copied())
+                .and_then(|m| m.get(&lower_text(z.origin())).copied())
         };
         // Synthesized serials: kept, or raised, from what the last run
         // recorded. A zone signed here is signed now, its serial above the
@@ -348,7 +356,7 @@ impl TableServer {
                 .load()
                 .zones()
                 .iter()
-                .map(|z| (z.origin().to_ascii().to_ascii_lowercase(), z.serial()))
+                .map(|z| (lower_text(z.origin()), z.serial()))
                 .collect(),
         };
         let mut saved = self

@@ -12,9 +12,15 @@ use crate::ts::wire::{push_name_ref, uncompressed_len};
 pub(super) struct SoaWire {
     /// TYPE, CLASS and TTL.
     head: [u8; 8],
-    /// MNAME and RNAME: the labels in front of the origin with `true` when
-    /// the name ends in the origin, else the whole name with `false`.
-    names: [(Box<[u8]>, bool); 2],
+    /// MNAME then RNAME, each the labels in front of the origin when the
+    /// name ends in the origin (its flag in `under` set), else the whole
+    /// name: one allocation for both (a TS of 100,000 zones holds 200,000
+    /// of these).
+    names: Box<[u8]>,
+    /// Where RNAME starts in `names`.
+    rname_at: u16,
+    /// Whether MNAME, and RNAME, end in the origin.
+    under: [bool; 2],
     /// SERIAL, REFRESH, RETRY, EXPIRE and MINIMUM.
     timers: [u8; 20],
 }
@@ -32,12 +38,14 @@ impl SoaWire {
         let rname_len = uncompressed_len(rdata.get(mname_len..)?)?;
         let names_end = mname_len + rname_len;
         let timers = rdata.get(names_end..)?.try_into().ok()?;
+        let (mname, m_under) = split(&rdata[..mname_len], origin_key);
+        let (rname, r_under) = split(&rdata[mname_len..names_end], origin_key);
         Some(SoaWire {
             head,
-            names: [
-                split(&rdata[..mname_len], origin_key),
-                split(&rdata[mname_len..names_end], origin_key),
-            ],
+            names: [mname, rname].concat().into(),
+            // A name is at most 255 bytes.
+            rname_at: u16::try_from(mname.len()).ok()?,
+            under: [m_under, r_under],
             timers,
         })
     }
@@ -49,9 +57,10 @@ impl SoaWire {
         msg.extend_from_slice(&self.head);
         let len_at = msg.len();
         msg.extend_from_slice(&[0, 0]);
-        for (labels, under_origin) in &self.names {
+        let (mname, rname) = self.names.split_at(usize::from(self.rname_at));
+        for (labels, under_origin) in [(mname, self.under[0]), (rname, self.under[1])] {
             msg.extend_from_slice(labels);
-            if *under_origin {
+            if under_origin {
                 match origin_at {
                     Some(at) => push_name_ref(msg, at),
                     None => msg.extend_from_slice(origin_key),
@@ -67,15 +76,15 @@ impl SoaWire {
 
 /// `name` as the labels in front of `origin_key` (and `true`) when it ends
 /// in the origin on a label boundary, else whole (and `false`).
-fn split(name: &[u8], origin_key: &[u8]) -> (Box<[u8]>, bool) {
+fn split<'a>(name: &'a [u8], origin_key: &[u8]) -> (&'a [u8], bool) {
     let mut at = 0;
     while at < name.len() {
         if name[at..].eq_ignore_ascii_case(origin_key) {
-            return (name[..at].into(), true);
+            return (&name[..at], true);
         }
         at += 1 + usize::from(name[at]);
     }
-    (name.into(), false)
+    (name, false)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The fields of one record's data, read in order ([`Fields`]), each error
 //! located at the line of the field at fault ([`Bad`]).
-use super::fields::{name, u8_of, u16_of, u32_of};
+use super::fields::{name, name_onto, u8_of, u16_of, u32_of};
 use super::lexer::Token;
 
 /// A problem with a record's data: the line of the field, and what is wrong.
@@ -102,6 +102,17 @@ impl<'a> Fields<'a> {
     pub(super) fn name(&mut self, what: &str, origin: Option<&[u8]>) -> Result<Vec<u8>, Bad> {
         let token = self.next_token(what)?;
         self.bad(name(token.text, origin))
+    }
+
+    /// The next field as a name, appended to `out` (see [`name_onto`]).
+    pub(super) fn name_onto(
+        &mut self,
+        what: &str,
+        origin: Option<&[u8]>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Bad> {
+        let token = self.next_token(what)?;
+        self.bad(name_onto(token.text, origin, out))
     }
 
     /// A DNSSEC algorithm: a number or its mnemonic (RFC 4034 Appendix A.1).

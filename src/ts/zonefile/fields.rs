@@ -23,6 +23,15 @@ const MAX_LABEL: usize = 63;
 /// A `\DDD` over 255, a backslash at the end.
 pub(super) fn unescape(raw: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(raw.len());
+    unescape_onto(raw, &mut out)?;
+    Ok(out)
+}
+
+/// [`unescape`], appended to `out`.
+///
+/// # Errors
+/// As [`unescape`] (`out` then holds part of it).
+fn unescape_onto(raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     let mut at = 0;
     while let Some(&c) = raw.get(at) {
         if c != b'\\' {
@@ -34,7 +43,7 @@ pub(super) fn unescape(raw: &[u8]) -> Result<Vec<u8>, String> {
         out.push(byte);
         at += used;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The byte an escape at `raw[at]` (a backslash) stands for, and the bytes it takes.
@@ -59,11 +68,14 @@ fn escape_at(raw: &[u8], at: usize) -> Result<(u8, usize), String> {
 /// # Errors
 /// A bad escape, more than 255 bytes.
 pub(super) fn char_string(raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-    let bytes = unescape(raw)?;
-    let len = u8::try_from(bytes.len())
-        .map_err(|_| format!("character string of {} bytes (at most 255)", bytes.len()))?;
-    out.push(len);
-    out.extend_from_slice(&bytes);
+    // Unescaped in place after its length byte (set once it is known).
+    let len_at = out.len();
+    out.push(0);
+    unescape_onto(raw, out)?;
+    let n = out.len() - len_at - 1;
+    let len =
+        u8::try_from(n).map_err(|_| format!("character string of {n} bytes (at most 255)"))?;
+    out[len_at] = len;
     Ok(())
 }
 
@@ -74,22 +86,41 @@ pub(super) fn char_string(raw: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
 /// An empty label, a label over 63 bytes, a name over 255, a relative name with no
 /// origin, a bad escape.
 pub(super) fn name(raw: &[u8], origin: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    let mut wire = Vec::with_capacity(raw.len() + 2 + origin.map_or(0, <[u8]>::len));
+    name_onto(raw, origin, &mut wire)?;
+    Ok(wire)
+}
+
+/// [`name`], appended to `out`: a record's names written where its data
+/// is, and its owner into a buffer kept from one record to the next, with
+/// no allocation of their own.
+///
+/// # Errors
+/// As [`name`] (`out` then holds part of the name).
+pub(super) fn name_onto(
+    raw: &[u8],
+    origin: Option<&[u8]>,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
     let shown = || String::from_utf8_lossy(raw).into_owned();
     let no_origin = || format!("relative name '{}' with no origin ($ORIGIN)", shown());
     if raw == b"@" {
-        return origin.map(<[u8]>::to_vec).ok_or_else(no_origin);
+        out.extend_from_slice(origin.ok_or_else(no_origin)?);
+        return Ok(());
     }
     if raw == b"." {
-        return Ok(vec![0]);
+        out.push(0);
+        return Ok(());
     }
     if raw.is_empty() {
         return Err("empty name".into());
     }
     // Each label written in place after its length byte (0 until the label
-    // ends): one allocation a name.
-    let mut wire = Vec::with_capacity(raw.len() + 2 + origin.map_or(0, <[u8]>::len));
-    wire.push(0);
-    let mut length_at = 0;
+    // ends).
+    let start = out.len();
+    out.reserve(raw.len() + 2 + origin.map_or(0, <[u8]>::len));
+    out.push(0);
+    let mut length_at = start;
     let mut absolute = false;
     let mut at = 0;
     let end_label = |wire: &mut Vec<u8>, length_at: &mut usize| -> Result<(), String> {
@@ -112,7 +143,7 @@ pub(super) fn name(raw: &[u8], origin: Option<&[u8]>) -> Result<Vec<u8>, String>
     while let Some(&c) = raw.get(at) {
         match c {
             b'.' => {
-                end_label(&mut wire, &mut length_at)?;
+                end_label(out, &mut length_at)?;
                 if at + 1 == raw.len() {
                     absolute = true;
                 }
@@ -120,29 +151,26 @@ pub(super) fn name(raw: &[u8], origin: Option<&[u8]>) -> Result<Vec<u8>, String>
             }
             b'\\' => {
                 let (byte, used) = escape_at(raw, at)?;
-                wire.push(byte);
+                out.push(byte);
                 at += used;
             }
             c => {
-                wire.push(c);
+                out.push(c);
                 at += 1;
             }
         }
     }
     if !absolute {
-        end_label(&mut wire, &mut length_at)?;
+        end_label(out, &mut length_at)?;
         let origin = origin.ok_or_else(no_origin)?;
-        wire.pop();
-        wire.extend_from_slice(origin);
+        out.pop();
+        out.extend_from_slice(origin);
     }
-    if wire.len() > MAX_NAME {
-        return Err(format!(
-            "name '{}' of {} bytes (at most 255)",
-            shown(),
-            wire.len()
-        ));
+    let len = out.len() - start;
+    if len > MAX_NAME {
+        return Err(format!("name '{}' of {len} bytes (at most 255)", shown()));
     }
-    Ok(wire)
+    Ok(())
 }
 
 /// `raw` as text, for numbers and keywords (no escapes allowed there).

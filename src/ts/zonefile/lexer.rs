@@ -73,7 +73,8 @@ pub(super) fn each_entry<'a>(
 ) -> Result<(), LexError> {
     let mut lexer = Lexer {
         text,
-        tokens: Vec::new(),
+        // An SOA's entry holds about ten tokens: room for them at once.
+        tokens: Vec::with_capacity(16),
         word: None,
         line: 1,
         first_line: 1,
@@ -165,7 +166,14 @@ pub(super) fn each_entry<'a>(
                 escaped(text, at, &mut lexer.line)?;
                 at += 1;
             }
-            _ => lexer.push(at),
+            _ => {
+                lexer.push(at);
+                // The rest of the word at once: the bytes up to the next
+                // one with a meaning of its own (most of a file's bytes).
+                while text.get(at + 1).is_some_and(|&c| !SPECIAL[usize::from(c)]) {
+                    at += 1;
+                }
+            }
         }
         at += 1;
     }
@@ -178,6 +186,19 @@ pub(super) fn each_entry<'a>(
     }
     lexer.end_entry(&mut f)
 }
+
+/// The bytes that end an unquoted word or mean something inside it: white
+/// space and line ends, `;`, parentheses, `"`, the backslash and NUL.
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    let special = b" \t\r\n;()\"\\\0";
+    while i < special.len() {
+        t[special[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 /// Whether the byte at `at` ends a line: an LF, or a CR not before an LF.
 fn ends_line(text: &[u8], at: usize) -> bool {

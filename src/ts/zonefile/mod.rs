@@ -230,21 +230,16 @@ fn read_master(text: &[u8], file: &Path, origin: Option<&Name>, max: usize) -> P
         warnings: Vec::new(),
     };
     let at = |(line, msg): (usize, String)| ZoneError::line(file, line, msg);
-    let mut reader = Reader {
-        origin: match origin.map(name_wire).transpose() {
-            Ok(wire) => wire,
-            Err(msg) => {
-                read.problems.push(at((1, msg)));
-                return read;
-            }
-        },
-        default_ttl: None,
-        owner: None,
-        ttls_over: None,
-    };
+    let mut reader = Reader::new(match origin.map(name_wire).transpose() {
+        Ok(wire) => wire,
+        Err(msg) => {
+            read.problems.push(at((1, msg)));
+            return read;
+        }
+    });
     // Each entry read as the lexer ends it: the tokens of a big file never
     // sit in memory together (a signed zone's are ten times its records').
-    let mut records = WireRecords::default();
+    let mut records = WireRecords::for_text(text.len());
     let problems = &mut read.problems;
     let lexed = lexer::each_entry(text, |entry| {
         match reader.entry(entry, &mut records) {

@@ -38,16 +38,19 @@ const CERT_TYPES: &[(&str, u16)] = &[
 const META: &[u16] = &[41, 249, 250, 251, 252, 253, 254, 255];
 
 /// The wire RDATA of a record of type `code` written as `tokens` (the fields after the
-/// type); `line` is the record's line, for a record with no data field at all.
+/// type), into `out` (cleared first: the reader keeps one buffer for every record);
+/// `line` is the record's line, for a record with no data field at all.
 ///
 /// # Errors
-/// The first bad or missing field, with its line.
-pub(super) fn wire(
+/// The first bad or missing field, with its line (`out` then holds part of the data).
+pub(super) fn wire_into(
     code: u16,
     tokens: &[Token<'_>],
     origin: Option<&[u8]>,
     line: usize,
-) -> Result<Vec<u8>, Bad> {
+    out: &mut Vec<u8>,
+) -> Result<(), Bad> {
+    out.clear();
     // Made only where an error or a check needs it (a String a record).
     let type_name = || fields::type_name(code);
     if META.contains(&code) {
@@ -67,9 +70,9 @@ pub(super) fn wire(
         f.line = first.line;
         let data = generic(&mut f)?;
         f.bad(super::wire::check(code, &type_name(), &data))?;
-        return Ok(data);
+        out.extend_from_slice(&data);
+        return Ok(());
     }
-    let mut out = Vec::new();
     match code {
         // A
         1 => {
@@ -82,11 +85,11 @@ pub(super) fn wire(
             out.extend_from_slice(&ip.octets());
         }
         // NS, MD, MF, CNAME, MB, MG, MR, PTR, DNAME
-        2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 39 => out = f.name("target name", origin)?,
+        2 | 3 | 4 | 5 | 7 | 8 | 9 | 12 | 39 => f.name_onto("target name", origin, out)?,
         // SOA
         6 => {
-            out = f.name("primary server name (MNAME)", origin)?;
-            out.extend(f.name("mailbox name (RNAME)", origin)?);
+            f.name_onto("primary server name (MNAME)", origin, out)?;
+            f.name_onto("mailbox name (RNAME)", origin, out)?;
             out.extend(f.u32("serial")?.to_be_bytes());
             for what in ["refresh", "retry", "expire", "minimum"] {
                 let raw = f.next(what)?;
@@ -96,18 +99,18 @@ pub(super) fn wire(
         // MX, AFSDB, RT, KX
         15 | 18 | 21 | 36 => {
             out.extend(f.u16("preference")?.to_be_bytes());
-            out.extend(f.name("exchange name", origin)?);
+            f.name_onto("exchange name", origin, out)?;
         }
         // MINFO, RP
         14 | 17 => {
-            out = f.name("mailbox name", origin)?;
-            out.extend(f.name("second name", origin)?);
+            f.name_onto("mailbox name", origin, out)?;
+            f.name_onto("second name", origin, out)?;
         }
         // TXT, SPF
         16 | 99 => {
             for token in f.rest("text")? {
                 f.line = token.line;
-                let r = char_string(token.text, &mut out);
+                let r = char_string(token.text, out);
                 f.bad(r)?;
             }
         }
@@ -115,7 +118,7 @@ pub(super) fn wire(
         13 => {
             for what in ["CPU", "OS"] {
                 let raw = f.next(what)?;
-                let r = char_string(raw, &mut out);
+                let r = char_string(raw, out);
                 f.bad(r)?;
             }
         }
@@ -124,7 +127,7 @@ pub(super) fn wire(
             for what in ["priority", "weight", "port"] {
                 out.extend(f.u16(what)?.to_be_bytes());
             }
-            out.extend(f.name("target name", origin)?);
+            f.name_onto("target name", origin, out)?;
         }
         // NAPTR
         35 => {
@@ -132,10 +135,10 @@ pub(super) fn wire(
             out.extend(f.u16("preference")?.to_be_bytes());
             for what in ["flags", "services", "regexp"] {
                 let raw = f.next(what)?;
-                let r = char_string(raw, &mut out);
+                let r = char_string(raw, out);
                 f.bad(r)?;
             }
-            out.extend(f.name("replacement", origin)?);
+            f.name_onto("replacement", origin, out)?;
         }
         // CAA
         257 => {
@@ -248,13 +251,13 @@ pub(super) fn wire(
                 out.extend(f.bad(rrsig_time(raw))?.to_be_bytes());
             }
             out.extend(f.u16("key tag")?.to_be_bytes());
-            out.extend(f.name("signer name", origin)?);
+            f.name_onto("signer name", origin, out)?;
             let joined = f.joined("signature")?;
             out.extend(f.bad(base64(&joined))?);
         }
         // NSEC
         47 => {
-            out = f.name("next domain name", origin)?;
+            f.name_onto("next domain name", origin, out)?;
             let types = f.tokens.get(f.at..).unwrap_or_default();
             f.at = f.tokens.len();
             let bitmap = type_bitmap(types.iter().map(|t| t.text));
@@ -291,8 +294,8 @@ pub(super) fn wire(
             }
         }
         // SVCB, HTTPS
-        64 | 65 => out = service_binding(&mut f, origin)?,
-        _ if let Some(data) = more_types(&mut f, code, origin)? => out = data,
+        64 | 65 => out.extend_from_slice(&service_binding(&mut f, origin)?),
+        _ if let Some(data) = more_types(&mut f, code, origin)? => out.extend_from_slice(&data),
         _ => {
             return Err((
                 line,
@@ -307,7 +310,7 @@ pub(super) fn wire(
     if out.len() > usize::from(u16::MAX) {
         return Err((line, "record data over 65,535 bytes".into()));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// RFC 3597 §5: `\# LENGTH HEX...` (no hex when the length is 0).
@@ -344,7 +347,8 @@ pub(super) mod testing {
         let code = type_code(code.as_bytes()).unwrap();
         let all = entries(text.as_bytes()).unwrap();
         let tokens: Vec<Token> = all.into_iter().flat_map(|e| e.tokens).collect();
-        wire(code, &tokens, Some(ORIGIN), 1)
+        let mut out = Vec::new();
+        wire_into(code, &tokens, Some(ORIGIN), 1, &mut out).map(|()| out)
     }
 
     pub(in crate::ts::zonefile) fn ok(code: &str, text: &str) -> Vec<u8> {
@@ -361,6 +365,17 @@ mod tests {
     use super::testing::{ORIGIN, err, ok};
     use super::*;
     use crate::ts::zonefile::lexer::entries;
+
+    /// [`wire_into`] into a new buffer.
+    fn wire(
+        code: u16,
+        tokens: &[Token<'_>],
+        origin: Option<&[u8]>,
+        line: usize,
+    ) -> Result<Vec<u8>, Bad> {
+        let mut out = Vec::new();
+        wire_into(code, tokens, origin, line, &mut out).map(|()| out)
+    }
 
     #[test]
     fn addresses() {

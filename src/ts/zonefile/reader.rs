@@ -27,16 +27,31 @@ pub(super) struct Reader {
     /// `$TTL`, once set.
     pub(super) default_ttl: Option<u32>,
     /// The previous record's owner, wire form.
-    pub(super) owner: Option<Vec<u8>>,
+    owner: Option<Vec<u8>>,
     /// TTLs over [`fields::TTL_MAX`] read as 0: the first one's line and
     /// value, and how many.
     pub(super) ttls_over: Option<(usize, u32, usize)>,
+    /// An owner being read (it becomes `owner` once read whole), and a
+    /// record's data: buffers kept from one record to the next, so a record
+    /// costs no allocation of its own.
+    scratch: (Vec<u8>, Vec<u8>),
 }
 
 /// The TTL of a record with none when the file sets no `$TTL` (NSD 4.6's default).
 const DEFAULT_TTL: u32 = 3600;
 
 impl Reader {
+    /// A reader starting at `origin` (wire form), if given.
+    pub(super) fn new(origin: Option<Vec<u8>>) -> Self {
+        Reader {
+            origin,
+            default_ttl: None,
+            owner: None,
+            ttls_over: None,
+            scratch: (Vec::with_capacity(64), Vec::with_capacity(64)),
+        }
+    }
+
     /// Reads one entry: a directive, or a record added to `out`.
     pub(super) fn entry(
         &mut self,
@@ -53,8 +68,14 @@ impl Reader {
         }
         if !entry.blank_owner {
             tokens.next();
-            let owner = fields::name(first.text, self.origin.as_deref()).map_err(|m| (line, m))?;
-            self.owner = Some(owner);
+            // Read aside: a bad name leaves the previous owner in force.
+            let next = &mut self.scratch.0;
+            next.clear();
+            fields::name_onto(first.text, self.origin.as_deref(), next).map_err(|m| (line, m))?;
+            match &mut self.owner {
+                Some(owner) => std::mem::swap(owner, next),
+                None => self.owner = Some(std::mem::take(next)),
+            }
             out.set_owner();
         }
         let (mut ttl, mut class) = (None, None);
@@ -82,7 +103,8 @@ impl Reader {
                 return Err((token.line, msg));
             }
         };
-        let wire = rdata::wire(code, tokens.as_slice(), self.origin.as_deref(), line)?;
+        let wire = &mut self.scratch.1;
+        rdata::wire_into(code, tokens.as_slice(), self.origin.as_deref(), line, wire)?;
         // Its error after the data's, as it always came.
         let owner = self.owner.as_deref().ok_or_else(|| {
             (
@@ -91,7 +113,7 @@ impl Reader {
             )
         })?;
         let ttl = ttl.or(self.default_ttl).unwrap_or(DEFAULT_TTL);
-        out.push(owner, (code, class.unwrap_or(1), ttl), &wire, line)
+        out.push(owner, (code, class.unwrap_or(1), ttl), wire, line)
             .map_err(|m| (line, m))
     }
 
@@ -115,12 +137,13 @@ impl Reader {
         let [directive, args @ ..] = entry.tokens.as_slice() else {
             return Ok(());
         };
-        let keyword = directive.text.to_ascii_uppercase();
+        let keyword = directive.text;
         // Whatever else the line holds, a `$INCLUDE` on it is never followed.
-        if let Some(include) = args
-            .iter()
-            .find(|a| a.text.to_ascii_uppercase().starts_with(b"$INCLUDE"))
-        {
+        let is_include = |t: &[u8]| {
+            t.get(..8)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"$INCLUDE"))
+        };
+        if let Some(include) = args.iter().find(|a| is_include(a.text)) {
             return Err((include.line, "$INCLUDE is not supported".into()));
         }
         let one = |what: &str| match args {
@@ -134,25 +157,22 @@ impl Reader {
                 ),
             )),
         };
-        match keyword.as_slice() {
-            b"$ORIGIN" => {
-                let raw = one("$ORIGIN")?;
-                let origin = fields::name(raw, self.origin.as_deref()).map_err(|m| (line, m))?;
-                self.origin = Some(origin);
-            }
-            b"$TTL" => {
-                let raw = one("$TTL")?;
-                let value = fields::ttl(raw).map_err(|m| (line, m))?;
-                self.default_ttl = Some(self.ttl_in_range(line, value));
-            }
-            b"$INCLUDE" => return Err((line, "$INCLUDE is not supported".into())),
-            _ => {
-                let msg = format!(
-                    "unknown directive '{}'",
-                    String::from_utf8_lossy(directive.text)
-                );
-                return Err((line, msg));
-            }
+        if keyword.eq_ignore_ascii_case(b"$ORIGIN") {
+            let raw = one("$ORIGIN")?;
+            let origin = fields::name(raw, self.origin.as_deref()).map_err(|m| (line, m))?;
+            self.origin = Some(origin);
+        } else if keyword.eq_ignore_ascii_case(b"$TTL") {
+            let raw = one("$TTL")?;
+            let value = fields::ttl(raw).map_err(|m| (line, m))?;
+            self.default_ttl = Some(self.ttl_in_range(line, value));
+        } else if keyword.eq_ignore_ascii_case(b"$INCLUDE") {
+            return Err((line, "$INCLUDE is not supported".into()));
+        } else {
+            let msg = format!(
+                "unknown directive '{}'",
+                String::from_utf8_lossy(directive.text)
+            );
+            return Err((line, msg));
         }
         Ok(())
     }
