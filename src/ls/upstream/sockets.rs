@@ -21,17 +21,6 @@
 //! generator (ChaCha12, [`StdRng`], seeded from the thread's
 //! OS-seeded generator when the set is made): as unpredictable as RFC 5452
 //! asks, without fetching the thread's generator per query.
-//!
-//! The socket is drawn for a run of [`RUN`] queries of a family, not for
-//! each one: the queries a worker sends in one round (at most a batch of
-//! 32) then mostly leave from one socket in one `sendmmsg(2)`, and their
-//! answers come back to one socket, read by one `recvmmsg(2)`, where a
-//! socket drawn per query spread a round over up to eight of each (and
-//! woke the backend once per call on a shared core: 12% of the LS's
-//! maximum rate on this machine). Each run's socket is drawn at random
-//! among the family's sockets, each on a random port, and each query's ID
-//! at random: an off-path forger still guesses a random port and a random
-//! ID, as with one socket per query drawn from the same set.
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use rand::rngs::StdRng;
@@ -43,19 +32,6 @@ use super::ids::{IdUse, Ids};
 /// Queries one upstream socket sends before it is replaced by one on a new
 /// port (on average: see [`wear_budget`]).
 pub const ROTATE_AFTER: u64 = 20_000;
-
-/// Queries of a family that leave from one socket, drawn at random, before
-/// the next socket is drawn (see the module docs): a receive batch's worth.
-pub const RUN: u32 = 32;
-
-/// The socket a family's queries leave from now: its place in the
-/// family's list, and how many more queries it takes before another is
-/// drawn.
-#[derive(Debug, Clone, Copy, Default)]
-struct Run {
-    pos: usize,
-    left: u32,
-}
 
 /// An address family: which sockets a backend's queries leave from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,8 +165,6 @@ pub(crate) struct Sockets<S> {
     retired: Vec<usize>,
     /// The mean budget of queries per socket.
     rotate_after: u64,
-    /// Per family, the run of queries under way (see [`RUN`]).
-    runs: [Run; 2],
     /// Draws sockets, IDs and budgets (a CSPRNG: see the module docs).
     rng: StdRng,
 }
@@ -202,7 +176,6 @@ impl<S> Sockets<S> {
             active: [Vec::new(), Vec::new()],
             retired: Vec::new(),
             rotate_after: rotate_after.max(1),
-            runs: [Run::default(); 2],
             rng: StdRng::from_rng(&mut rand::rng()),
         }
     }
@@ -255,11 +228,9 @@ impl<S> Sockets<S> {
     }
 
     /// Takes a socket of `family` and a free random ID on it for a new
-    /// query, counting the use; the ID is marked `what`. Starts at the
-    /// run's socket, or at one drawn at random when the run is over (see
-    /// [`RUN`]); one that is worn is first replaced by `fresh()` (and
-    /// retired), or kept if `fresh` gives none; one with no free ID hands
-    /// the query (and the run) to the next. `None` only when the family
+    /// query, counting the use; the ID is marked `what`. Starts at a random
+    /// socket; one that is worn is first replaced by `fresh()` (and
+    /// retired), or kept if `fresh` gives none. `None` only when the family
     /// has no socket at all, or none has a free ID.
     pub(crate) fn take(
         &mut self,
@@ -271,15 +242,7 @@ impl<S> Sockets<S> {
         if n == 0 {
             return None;
         }
-        let run = self.runs.get_mut(family.index())?;
-        let start = if run.left > 0 && run.pos < n {
-            run.left -= 1;
-            run.pos
-        } else {
-            let pos = self.rng.random_range(0..n);
-            *run = Run { pos, left: RUN - 1 };
-            pos
-        };
+        let start = self.rng.random_range(0..n);
         for k in 0..n {
             let pos = (start + k) % n;
             let mut slot = *self.active.get(family.index())?.get(pos)?;
@@ -301,11 +264,6 @@ impl<S> Sockets<S> {
             if let Some(id) = u.ids.free_id(rng) {
                 u.ids.set(id, what);
                 u.uses += 1;
-                if k > 0
-                    && let Some(run) = self.runs.get_mut(family.index())
-                {
-                    run.pos = pos;
-                }
                 return Some((slot, id));
             }
         }
@@ -453,51 +411,6 @@ mod tests {
         assert_eq!(first_retired.len(), 8);
         let span = first_retired[7] - first_retired[0];
         assert!(span > Duration::from_millis(50), "worn out within {span:?}");
-    }
-
-    /// A round's queries leave from one socket: runs of [`RUN`] queries
-    /// share a socket, each run's socket drawn at random, so that over many
-    /// runs every socket is used about as often.
-    #[test]
-    fn queries_leave_in_runs_from_a_socket_drawn_at_random_for_each_run() {
-        let mut s: Sockets<u8> = Sockets::new(1 << 30);
-        for sock in 0..8u8 {
-            s.add(Family::V4, sock);
-        }
-        let runs = 4_000u32;
-        let mut per_socket = [0u32; 8];
-        let mut changes = 0u32;
-        let mut last = None;
-        for q in 0..runs * RUN {
-            let (slot, id) = s.take(Family::V4, IdUse::Flight(q), || None).unwrap();
-            let sock = s.get(slot).unwrap().sock;
-            if q % RUN != 0 {
-                assert_eq!(Some(sock), last, "query {q} left a run");
-            } else if last.is_some_and(|l| l != sock) {
-                changes += 1;
-            }
-            last = Some(sock);
-            per_socket[usize::from(sock)] += 1;
-            // The ID is freed at once: the socket's IDs never run out here.
-            s.get_mut(slot).unwrap().ids.set(id, IdUse::Free);
-        }
-        // A new draw lands on another socket 7 times in 8.
-        let expected = f64::from(runs - 1) * 7.0 / 8.0;
-        assert!(
-            (f64::from(changes) - expected).abs() < expected * 0.1,
-            "{changes} changes of socket over {runs} runs"
-        );
-        // Each socket's share of the runs: 1/8, chi-square with 7 degrees
-        // of freedom below its 0.999 quantile (24.32).
-        let mean = f64::from(runs) / 8.0;
-        let chi: f64 = per_socket
-            .iter()
-            .map(|&n| (f64::from(n / RUN) - mean).powi(2) / mean)
-            .sum();
-        assert!(
-            chi < 24.32,
-            "runs per socket {per_socket:?}: chi-square {chi:.1}"
-        );
     }
 
     #[test]
