@@ -501,7 +501,10 @@ mod tests {
             .iter()
             .map(|&n| (f64::from(n) - mean).powi(2) / mean)
             .sum();
-        assert!(chi < 24.32, "rounds per socket {per_socket:?}: chi-square {chi:.1}");
+        assert!(
+            chi < 24.32,
+            "rounds per socket {per_socket:?}: chi-square {chi:.1}"
+        );
     }
 
     /// A round's socket with no free ID found hands the round's later
@@ -522,7 +525,10 @@ mod tests {
             if slot != first {
                 break slot;
             }
-            assert!(used <= 1 << 16, "a socket took more queries than it has IDs");
+            assert!(
+                used <= 1 << 16,
+                "a socket took more queries than it has IDs"
+            );
         };
         // An ID is drawn in a few random tries, so "full" is "most tries
         // hit a used ID": the move comes once most of the socket's IDs are
@@ -533,7 +539,9 @@ mod tests {
             "the round moved on from a socket with {live} IDs in use"
         );
         assert_ne!(s.get(next).unwrap().sock, full);
-        let (again, _) = s.take(Family::V4, IdUse::Flight(used + 1), || None).unwrap();
+        let (again, _) = s
+            .take(Family::V4, IdUse::Flight(used + 1), || None)
+            .unwrap();
         assert_eq!(again, next, "the round stays on the socket it moved to");
     }
 
