@@ -139,6 +139,9 @@ impl Worker {
     fn round_on(&mut self, slots: &mut Slots, clock: RoundClock) {
         self.clock = clock;
         let now = clock.now;
+        // The round's upstream queries of a family leave from one socket,
+        // drawn at random for the round (`Sockets::new_round`).
+        self.ups.new_round();
         // A reload since the last round: its snapshot from now on.
         self.balancer.refresh(&mut self.kept);
         self.read_upstream(&mut slots.up);

@@ -21,6 +21,20 @@
 //! generator (ChaCha12, [`StdRng`], seeded from the thread's
 //! OS-seeded generator when the set is made): as unpredictable as RFC 5452
 //! asks, without fetching the thread's generator per query.
+//!
+//! The socket is drawn once per round of the worker that owns the set
+//! ([`Sockets::new_round`]) and per family, not once per query: the queries
+//! a round sends then leave from one socket in one `sendmmsg(2)` and their
+//! answers come back to one socket, read by one `recvmmsg(2)`, where a
+//! socket drawn per query spread a round over up to eight of each (and, on
+//! a core the backend shares, woke it once per call). Each round's socket
+//! is drawn at random, so each query still leaves from a socket on a random
+//! port with a random ID: an off-path forger who sends a datagram to one of
+//! the family's ports hits the round's socket one time in eight, and then
+//! every query of the round, where a draw per query put an eighth of them
+//! on each socket: the same odds per forged datagram (eight: the fast
+//! path's sockets per family, `udp_path::UPSTREAM_SOCKETS`). The async path's
+//! cork (`shared/cork.rs`) sends a poll's queries the same way.
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use rand::rngs::StdRng;
@@ -165,6 +179,9 @@ pub(crate) struct Sockets<S> {
     retired: Vec<usize>,
     /// The mean budget of queries per socket.
     rotate_after: u64,
+    /// Per family, the place in `active` of this round's socket, once a
+    /// query of the round took one (see [`Sockets::new_round`]).
+    round: [Option<usize>; 2],
     /// Draws sockets, IDs and budgets (a CSPRNG: see the module docs).
     rng: StdRng,
 }
@@ -176,8 +193,16 @@ impl<S> Sockets<S> {
             active: [Vec::new(), Vec::new()],
             retired: Vec::new(),
             rotate_after: rotate_after.max(1),
+            round: [None; 2],
             rng: StdRng::from_rng(&mut rand::rng()),
         }
+    }
+
+    /// Starts a round: the next query of each family draws its socket at
+    /// random, and the round's later queries of that family leave from the
+    /// same one (see the module docs).
+    pub(crate) fn new_round(&mut self) {
+        self.round = [None; 2];
     }
 
     /// Puts `sock` in a free slot; its index.
@@ -228,10 +253,12 @@ impl<S> Sockets<S> {
     }
 
     /// Takes a socket of `family` and a free random ID on it for a new
-    /// query, counting the use; the ID is marked `what`. Starts at a random
-    /// socket; one that is worn is first replaced by `fresh()` (and
-    /// retired), or kept if `fresh` gives none. `None` only when the family
-    /// has no socket at all, or none has a free ID.
+    /// query, counting the use; the ID is marked `what`. Starts at the
+    /// round's socket, or at one drawn at random for the round's first query
+    /// of the family; one that is worn is first replaced by `fresh()` (and
+    /// retired), or kept if `fresh` gives none; one with no free ID hands the
+    /// query (and the rest of the round) to the next. `None` only when the
+    /// family has no socket at all, or none has a free ID.
     pub(crate) fn take(
         &mut self,
         family: Family,
@@ -242,7 +269,11 @@ impl<S> Sockets<S> {
         if n == 0 {
             return None;
         }
-        let start = self.rng.random_range(0..n);
+        let chosen = self.round.get(family.index()).copied().flatten();
+        let start = match chosen {
+            Some(pos) if pos < n => pos,
+            _ => self.rng.random_range(0..n),
+        };
         for k in 0..n {
             let pos = (start + k) % n;
             let mut slot = *self.active.get(family.index())?.get(pos)?;
@@ -264,6 +295,9 @@ impl<S> Sockets<S> {
             if let Some(id) = u.ids.free_id(rng) {
                 u.ids.set(id, what);
                 u.uses += 1;
+                if let Some(r) = self.round.get_mut(family.index()) {
+                    *r = Some(pos);
+                }
                 return Some((slot, id));
             }
         }
@@ -411,6 +445,104 @@ mod tests {
         assert_eq!(first_retired.len(), 8);
         let span = first_retired[7] - first_retired[0];
         assert!(span > Duration::from_millis(50), "worn out within {span:?}");
+    }
+
+    /// A round's queries of a family leave from one socket, and each
+    /// round's socket is drawn at random: over many rounds every socket
+    /// takes about an eighth of them, and a round's socket follows the last
+    /// round's no more often than chance.
+    #[test]
+    fn a_rounds_queries_leave_from_one_socket_drawn_at_random_each_round() {
+        const ROUNDS: u32 = 4_000;
+        const PER_ROUND: u32 = 5;
+        let mut s: Sockets<u8> = Sockets::new(1 << 30);
+        for sock in 0..8u8 {
+            s.add(Family::V4, sock);
+            s.add(Family::V6, 8 + sock);
+        }
+        let mut per_socket = [0u32; 8];
+        let mut same_as_last = 0u32;
+        let mut last = None;
+        for round in 0..ROUNDS {
+            s.new_round();
+            let mut this = None;
+            for q in 0..PER_ROUND {
+                let what = IdUse::Flight(round * PER_ROUND + q);
+                let (slot, id) = s.take(Family::V4, what, || None).unwrap();
+                let sock = s.get(slot).unwrap().sock;
+                assert!(
+                    this.is_none_or(|t| t == sock),
+                    "round {round}: query {q} left another socket"
+                );
+                this = Some(sock);
+                // The other family draws its own socket.
+                let (v6, v6_id) = s.take(Family::V6, what, || None).unwrap();
+                assert!(s.get(v6).unwrap().sock >= 8, "a v6 query on a v4 socket");
+                s.get_mut(v6).unwrap().ids.set(v6_id, IdUse::Free);
+                s.get_mut(slot).unwrap().ids.set(id, IdUse::Free);
+            }
+            let sock = this.unwrap();
+            per_socket[usize::from(sock)] += 1;
+            if last == Some(sock) {
+                same_as_last += 1;
+            }
+            last = Some(sock);
+        }
+        // A new draw lands on the last round's socket one time in eight.
+        let expected = f64::from(ROUNDS - 1) / 8.0;
+        assert!(
+            (f64::from(same_as_last) - expected).abs() < expected * 0.25,
+            "{same_as_last} rounds on the last round's socket of {ROUNDS}"
+        );
+        // Each socket's share of the rounds: 1/8, chi-square with 7 degrees
+        // of freedom below its 0.999 quantile (24.32).
+        let mean = f64::from(ROUNDS) / 8.0;
+        let chi: f64 = per_socket
+            .iter()
+            .map(|&n| (f64::from(n) - mean).powi(2) / mean)
+            .sum();
+        assert!(
+            chi < 24.32,
+            "rounds per socket {per_socket:?}: chi-square {chi:.1}"
+        );
+    }
+
+    /// A round's socket with no free ID found hands the round's later
+    /// queries to the next socket, which then stays the round's.
+    #[test]
+    fn a_full_socket_hands_the_rest_of_the_round_to_another() {
+        let mut s: Sockets<u8> = Sockets::new(1 << 30);
+        for sock in 0..2u8 {
+            s.add(Family::V4, sock);
+        }
+        s.new_round();
+        let (first, _) = s.take(Family::V4, IdUse::Flight(0), || None).unwrap();
+        let full = s.get(first).unwrap().sock;
+        let mut used = 1u32;
+        let next = loop {
+            let (slot, _) = s.take(Family::V4, IdUse::Flight(used), || None).unwrap();
+            used += 1;
+            if slot != first {
+                break slot;
+            }
+            assert!(
+                used <= 1 << 16,
+                "a socket took more queries than it has IDs"
+            );
+        };
+        // An ID is drawn in a few random tries, so "full" is "most tries
+        // hit a used ID": the move comes once most of the socket's IDs are
+        // in use (before a quarter, one time in millions).
+        let live = s.get(first).unwrap().ids.live();
+        assert!(
+            live > 1 << 14,
+            "the round moved on from a socket with {live} IDs in use"
+        );
+        assert_ne!(s.get(next).unwrap().sock, full);
+        let (again, _) = s
+            .take(Family::V4, IdUse::Flight(used + 1), || None)
+            .unwrap();
+        assert_eq!(again, next, "the round stays on the socket it moved to");
     }
 
     #[test]
