@@ -396,6 +396,19 @@ mod tests {
         );
     }
 
+    /// A machine whose files are `these` (path and text); any other is
+    /// absent.
+    fn machine(
+        these: &'static [(&'static str, &'static str)],
+    ) -> impl Fn(&Path) -> Option<String> + Copy {
+        move |p: &Path| {
+            these
+                .iter()
+                .find(|(path, _)| p.to_str() == Some(*path))
+                .map(|(_, text)| (*text).to_owned())
+        }
+    }
+
     /// systemd's hybrid layout (the default of several distributions, and
     /// of the machine this was found on): the `cpu` controller is a cgroup
     /// v1 hierarchy, a v2 one without it mounted beside. `CPUQuota=` (or
@@ -410,16 +423,18 @@ mod tests {
             cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0\n";
         let cgroup =
             "4:memory:/x\n1:cpu:/system.slice/dnslb.service\n0::/system.slice/dnslb.service\n";
-        let files = |p: &Path| -> Option<String> {
-            let text = match p.to_str()? {
-                "/sys/fs/cgroup/cpu/cpu.cfs_quota_us" => "-1\n",
-                "/sys/fs/cgroup/cpu/cpu.cfs_period_us" => "100000\n",
-                "/sys/fs/cgroup/cpu/system.slice/dnslb.service/cpu.cfs_quota_us" => "50000\n",
-                "/sys/fs/cgroup/cpu/system.slice/dnslb.service/cpu.cfs_period_us" => "100000\n",
-                _ => return None,
-            };
-            Some(text.to_owned())
-        };
+        let files = machine(&[
+            ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "-1\n"),
+            ("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n"),
+            (
+                "/sys/fs/cgroup/cpu/system.slice/dnslb.service/cpu.cfs_quota_us",
+                "50000\n",
+            ),
+            (
+                "/sys/fs/cgroup/cpu/system.slice/dnslb.service/cpu.cfs_period_us",
+                "100000\n",
+            ),
+        ]);
         assert_eq!(quota_in(mounts, cgroup, files), Some((50_000, 100_000)));
         let c = Cores::from_parts(Some(2), Some(2), quota_in(mounts, cgroup, files), 2);
         assert_eq!(c.count, 1, "half a CPU: one worker");
@@ -430,26 +445,18 @@ mod tests {
         // are the container's.
         let docker =
             "cgroup /sys/fs/cgroup/cpu,cpuacct cgroup ro,nosuid,relatime,cpu,cpuacct 0 0\n";
-        let own = |p: &Path| -> Option<String> {
-            let text = match p.to_str()? {
-                "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us" => "150000",
-                "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us" => "100000",
-                _ => return None,
-            };
-            Some(text.to_owned())
-        };
+        let own = machine(&[
+            ("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "150000"),
+            ("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000"),
+        ]);
         let inside = "3:cpu,cpuacct:/docker/0123abcd\n";
         assert_eq!(quota_in(docker, inside, own), Some((150_000, 100_000)));
         // cgroup v2 alone, as before: the tightest `cpu.max` on the way up.
         let v2 = "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\n";
-        let max = |p: &Path| -> Option<String> {
-            let text = match p.to_str()? {
-                "/sys/fs/cgroup/a/cpu.max" => "300000 100000",
-                "/sys/fs/cgroup/a/b/cpu.max" => "max 100000",
-                _ => return None,
-            };
-            Some(text.to_owned())
-        };
+        let max = machine(&[
+            ("/sys/fs/cgroup/a/cpu.max", "300000 100000"),
+            ("/sys/fs/cgroup/a/b/cpu.max", "max 100000"),
+        ]);
         assert_eq!(quota_in(v2, "0::/a/b\n", max), Some((300_000, 100_000)));
     }
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Unexpected, Visitor};
+use serde::de::Deserializer;
 
 use super::anycast::AnycastConfig;
 use super::available_cores;
@@ -22,7 +22,7 @@ use super::rules::{ResponseRuleConfig, RuleConfig};
 use super::tls::{HttpsConfig, TlsConfig};
 use super::values::{
     EcsMode, Layout, OnTimeout, Order, ProbeQuestion, Strategy, de_addr, de_addrs, de_nets,
-    de_opt_addr,
+    de_opt_addr, de_word_or_number,
 };
 
 /// Client networks allowed when `ls.allow` is omitted: loopback and the private ranges.
@@ -65,35 +65,21 @@ impl fmt::Display for HedgeDelay {
 
 impl<'de> Deserialize<'de> for HedgeDelay {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct HedgeDelayVisitor;
-
-        impl Visitor<'_> for HedgeDelayVisitor {
-            type Value = HedgeDelay;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a whole number of milliseconds or \"adaptive\"")
-            }
-
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<HedgeDelay, E> {
-                Ok(HedgeDelay::Fixed(v))
-            }
-
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<HedgeDelay, E> {
-                u64::try_from(v)
+        // serde's own words for a bad value ("invalid value: ..., expected ...").
+        const EXPECTING: &str = "a whole number of milliseconds or \"adaptive\"";
+        de_word_or_number(
+            deserializer,
+            EXPECTING,
+            |v| match v {
+                "adaptive" => Ok(HedgeDelay::Adaptive),
+                _ => Err(format!("invalid value: string {v:?}, expected {EXPECTING}")),
+            },
+            |n| {
+                u64::try_from(n)
                     .map(HedgeDelay::Fixed)
-                    .map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))
-            }
-
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<HedgeDelay, E> {
-                if v == "adaptive" {
-                    Ok(HedgeDelay::Adaptive)
-                } else {
-                    Err(E::invalid_value(Unexpected::Str(v), &self))
-                }
-            }
-        }
-
-        deserializer.deserialize_any(HedgeDelayVisitor)
+                    .map_err(|_| format!("invalid value: integer `{n}`, expected {EXPECTING}"))
+            },
+        )
     }
 }
 

@@ -19,7 +19,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-use super::values::{de_name, de_names, de_nets, de_word_or_table};
+use super::values::{de_name, de_names, de_nets, de_word_or_number, de_word_or_table};
 
 /// The TTL of a spoofed answer when `ttl` is left out, in seconds.
 pub const SPOOF_TTL_DEFAULT: u32 = 60;
@@ -327,37 +327,22 @@ impl fmt::Display for QType {
 
 impl<'de> Deserialize<'de> for QType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct QTypeVisitor;
-
-        impl Visitor<'_> for QTypeVisitor {
-            type Value = QType;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a record type like \"A\", \"ANY\" or \"TYPE65\", or its number")
-            }
-
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<QType, E> {
+        de_word_or_number(
+            deserializer,
+            "a record type like \"A\", \"ANY\" or \"TYPE65\", or its number",
+            |v| {
                 QType::parse(v).ok_or_else(|| {
-                    E::custom(format!(
+                    format!(
                         "unknown record type {v:?}: expected one like \"A\", \"ANY\" or \"TYPE65\""
-                    ))
+                    )
                 })
-            }
-
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<QType, E> {
-                u16::try_from(v)
+            },
+            |n| {
+                u16::try_from(n)
                     .map(QType)
-                    .map_err(|_| E::custom(format!("a record type is 0 to 65535, got {v}")))
-            }
-
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<QType, E> {
-                u16::try_from(v)
-                    .map(QType)
-                    .map_err(|_| E::custom(format!("a record type is 0 to 65535, got {v}")))
-            }
-        }
-
-        deserializer.deserialize_any(QTypeVisitor)
+                    .map_err(|_| format!("a record type is 0 to 65535, got {n}"))
+            },
+        )
     }
 }
 

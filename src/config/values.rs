@@ -1,7 +1,7 @@
 //! The string values of the schema: socket addresses, networks, DNS names and probe
 //! questions, parsed while the file is read (so a bad one is a `file:line` error like any
 //! other bad value) with errors that show the bad value, and their serde adapters (a value
-//! written as a word or a table among them); and
+//! written as a word or a table, or as a word or a number, among them); and
 //! the keyword enums of the policy keys `[ls]` and `[[ls.pool]]` share ([`Strategy`],
 //! [`Order`], [`Layout`], [`OnTimeout`]), and `[ls]`'s [`EcsMode`].
 
@@ -12,7 +12,7 @@ use std::str::FromStr;
 use hickory_proto::rr::{Name, RecordType};
 use ipnet::IpNet;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
+use serde::de::{self, Deserializer, MapAccess, Unexpected, Visitor, value::MapAccessDeserializer};
 
 /// The largest TTL a record may carry (RFC 2181 §8).
 pub(super) const MAX_TTL: u32 = i32::MAX as u32;
@@ -342,35 +342,74 @@ where
     D: Deserializer<'de>,
     Table: Deserialize<'de>,
 {
-    /// The visitor behind [`de_word_or_table`].
-    struct WordOrTable<'a, T, Table> {
-        expecting: &'a str,
-        word: fn(&str) -> Result<T, String>,
-        table: fn(Table) -> Result<T, String>,
-    }
-
-    impl<'de, T, Table: Deserialize<'de>> Visitor<'de> for WordOrTable<'_, T, Table> {
-        type Value = T;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(self.expecting)
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-            (self.word)(v).map_err(E::custom)
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-            let t = Table::deserialize(MapAccessDeserializer::new(map))?;
-            (self.table)(t).map_err(de::Error::custom)
-        }
-    }
-
-    deserializer.deserialize_any(WordOrTable {
+    deserializer.deserialize_any(WordOr {
         expecting,
         word,
-        table,
+        table: Some(table),
+        number: None,
     })
+}
+
+/// Deserializes a value written either as a word or as a whole number
+/// (`hedge_delay_ms`, a rule's `qtype`): `word` reads the word and `number` the number,
+/// each with its own message for a bad one; `expecting` is what serde's own errors (a
+/// wrong type) say was expected.
+pub(super) fn de_word_or_number<'de, D: Deserializer<'de>, T>(
+    deserializer: D,
+    expecting: &str,
+    word: fn(&str) -> Result<T, String>,
+    number: fn(i128) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    deserializer.deserialize_any(WordOr::<T, de::IgnoredAny> {
+        expecting,
+        word,
+        table: None,
+        number: Some(number),
+    })
+}
+
+/// The visitor behind [`de_word_or_table`] and [`de_word_or_number`]: a word, or
+/// (where the key takes one) a table or a whole number; anything else is serde's
+/// "invalid type".
+struct WordOr<'a, T, Table> {
+    expecting: &'a str,
+    word: fn(&str) -> Result<T, String>,
+    table: Option<fn(Table) -> Result<T, String>>,
+    number: Option<fn(i128) -> Result<T, String>>,
+}
+
+impl<'de, T, Table: Deserialize<'de>> Visitor<'de> for WordOr<'_, T, Table> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.word)(v).map_err(E::custom)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        let Some(table) = self.table else {
+            return Err(de::Error::invalid_type(Unexpected::Map, &self));
+        };
+        let t = Table::deserialize(MapAccessDeserializer::new(map))?;
+        table(t).map_err(de::Error::custom)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        match self.number {
+            Some(number) => number(v.into()).map_err(E::custom),
+            None => Err(E::invalid_type(Unexpected::Signed(v), &self)),
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        match self.number {
+            Some(number) => number(v.into()).map_err(E::custom),
+            None => Err(E::invalid_type(Unexpected::Unsigned(v), &self)),
+        }
+    }
 }
 
 keyword_enum! {

@@ -5,8 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use prost::Message as _;
-
 use super::message::*;
 
 /// The vendored schema.
@@ -179,11 +177,12 @@ fn big<T: Big>() -> T {
 /// Checks one message: `named` has every field set (an exhaustive struct
 /// literal, so a Rust field the schema lacks cannot hide) to a value
 /// carrying the schema's number for that field's name; `wide` has every
-/// integer at its type's largest value; `default` shows the required fields.
-fn check_message(schema: &Schema, message: &str, named: &[u8], wide: &[u8], default: &[u8]) {
+/// integer at its type's largest value; the default shows the required
+/// fields.
+fn check_message<M: prost::Message + Default>(schema: &Schema, message: &str, named: &M, wide: &M) {
     let want = &schema.messages[message];
     let enums = &schema.enums;
-    let named = fields(named);
+    let named = fields(&named.encode_to_vec());
     let tags: Vec<u32> = named.iter().map(|(t, _)| *t).collect();
     let mut numbers: Vec<u32> = want.values().map(|f| f.number).collect();
     numbers.sort_unstable();
@@ -210,7 +209,7 @@ fn check_message(schema: &Schema, message: &str, named: &[u8], wide: &[u8], defa
             field.number
         );
     }
-    for (tag, value) in fields(wide) {
+    for (tag, value) in fields(&wide.encode_to_vec()) {
         let (name, field) = want.iter().find(|(_, f)| f.number == tag).unwrap();
         let width_ok = match (field.ty.as_str(), &value) {
             ("uint32", Value::Varint(n)) => *n == u64::from(u32::MAX),
@@ -220,7 +219,10 @@ fn check_message(schema: &Schema, message: &str, named: &[u8], wide: &[u8], defa
         };
         assert!(width_ok, "{message}.{name} ({}): {value:?}", field.ty);
     }
-    let required: Vec<u32> = fields(default).iter().map(|(t, _)| *t).collect();
+    let required: Vec<u32> = fields(&M::default().encode_to_vec())
+        .iter()
+        .map(|(t, _)| *t)
+        .collect();
     let mut want_required: Vec<u32> = want
         .values()
         .filter(|f| f.label == "required")
@@ -263,14 +265,7 @@ fn dnstap_matches_the_schema() {
         r#type: f("type") as i32,
         message: Some(Message::default()),
     };
-    let wide = Payload::default();
-    check_message(
-        &s,
-        "Dnstap",
-        &named.encode_to_vec(),
-        &wide.encode_to_vec(),
-        &Payload::default().encode_to_vec(),
-    );
+    check_message(&s, "Dnstap", &named, &Payload::default());
 }
 
 #[test]
@@ -306,13 +301,7 @@ fn message_matches_the_schema() {
         response_time_nsec: Some(big()),
         ..Message::default()
     };
-    check_message(
-        &s,
-        "Message",
-        &named.encode_to_vec(),
-        &wide.encode_to_vec(),
-        &Message::default().encode_to_vec(),
-    );
+    check_message(&s, "Message", &named, &wide);
 }
 
 #[test]
@@ -326,26 +315,25 @@ fn policy_matches_the_schema() {
         r#match: Some(f("match") as i32),
         value: Some(vec![f("value") as u8]),
     };
-    check_message(
-        &s,
-        "Policy",
-        &named.encode_to_vec(),
-        &MessagePolicy::default().encode_to_vec(),
-        &MessagePolicy::default().encode_to_vec(),
-    );
+    check_message(&s, "Policy", &named, &MessagePolicy::default());
 }
 
-/// Checks that `rust` (value names as the schema spells them, with the
-/// Rust enum's values) is the schema's enum `name`, and that the Rust enum
-/// takes no number the schema lacks.
-fn check_enum(schema: &Schema, name: &str, rust: &[(&str, i32)], valid: fn(i32) -> bool) {
-    let want: Vec<(&str, i32)> = schema.enums[name]
-        .iter()
-        .map(|(n, v)| (n.as_str(), *v))
-        .collect();
-    assert_eq!(rust, want.as_slice(), "enum {name}");
+/// Checks that the Rust enum `E` is the schema's enum `name`: each of the
+/// schema's values is the number of the variant of that name (`CLIENT_QUERY`
+/// is `ClientQuery`, `DNSCryptUDP` is `DnsCryptUdp`: compared without case
+/// and underscores), and `E` takes no number the schema lacks.
+fn check_enum<E: TryFrom<i32> + std::fmt::Debug>(schema: &Schema, name: &str) {
+    fn squash(s: &str) -> String {
+        s.replace('_', "").to_ascii_lowercase()
+    }
+    let values = &schema.enums[name];
+    for (value, n) in values {
+        let rust = E::try_from(*n).ok().map(|e| squash(&format!("{e:?}")));
+        assert_eq!(rust, Some(squash(value)), "{name}: {value} = {n}");
+    }
     for n in -2..64 {
-        assert_eq!(valid(n), want.iter().any(|(_, v)| *v == n), "{name}: {n}");
+        let known = values.iter().any(|(_, v)| *v == n);
+        assert_eq!(E::try_from(n).is_ok(), known, "{name}: {n}");
     }
 }
 
@@ -357,92 +345,11 @@ fn enums_match_the_schema() {
         7,
         "every enum of the schema is checked below"
     );
-    check_enum(
-        &s,
-        "Dnstap.Type",
-        &[("MESSAGE", DnstapType::Message as i32)],
-        |n| DnstapType::try_from(n).is_ok(),
-    );
-    use SocketFamily as F;
-    check_enum(
-        &s,
-        "SocketFamily",
-        &[("INET", F::Inet as i32), ("INET6", F::Inet6 as i32)],
-        |n| F::try_from(n).is_ok(),
-    );
-    use SocketProtocol as P;
-    check_enum(
-        &s,
-        "SocketProtocol",
-        &[
-            ("UDP", P::Udp as i32),
-            ("TCP", P::Tcp as i32),
-            ("DOT", P::Dot as i32),
-            ("DOH", P::Doh as i32),
-            ("DNSCryptUDP", P::DnsCryptUdp as i32),
-            ("DNSCryptTCP", P::DnsCryptTcp as i32),
-            ("DOQ", P::Doq as i32),
-        ],
-        |n| P::try_from(n).is_ok(),
-    );
-    use HttpProtocol as H;
-    check_enum(
-        &s,
-        "HttpProtocol",
-        &[
-            ("HTTP1", H::Http1 as i32),
-            ("HTTP2", H::Http2 as i32),
-            ("HTTP3", H::Http3 as i32),
-        ],
-        |n| H::try_from(n).is_ok(),
-    );
-    use PolicyMatch as M;
-    check_enum(
-        &s,
-        "Policy.Match",
-        &[
-            ("QNAME", M::Qname as i32),
-            ("CLIENT_IP", M::ClientIp as i32),
-            ("RESPONSE_IP", M::ResponseIp as i32),
-            ("NS_NAME", M::NsName as i32),
-            ("NS_IP", M::NsIp as i32),
-        ],
-        |n| M::try_from(n).is_ok(),
-    );
-    use PolicyAction as A;
-    check_enum(
-        &s,
-        "Policy.Action",
-        &[
-            ("NXDOMAIN", A::Nxdomain as i32),
-            ("NODATA", A::Nodata as i32),
-            ("PASS", A::Pass as i32),
-            ("DROP", A::Drop as i32),
-            ("TRUNCATE", A::Truncate as i32),
-            ("LOCAL_DATA", A::LocalData as i32),
-        ],
-        |n| A::try_from(n).is_ok(),
-    );
-    use MessageType as T;
-    check_enum(
-        &s,
-        "Message.Type",
-        &[
-            ("AUTH_QUERY", T::AuthQuery as i32),
-            ("AUTH_RESPONSE", T::AuthResponse as i32),
-            ("RESOLVER_QUERY", T::ResolverQuery as i32),
-            ("RESOLVER_RESPONSE", T::ResolverResponse as i32),
-            ("CLIENT_QUERY", T::ClientQuery as i32),
-            ("CLIENT_RESPONSE", T::ClientResponse as i32),
-            ("FORWARDER_QUERY", T::ForwarderQuery as i32),
-            ("FORWARDER_RESPONSE", T::ForwarderResponse as i32),
-            ("STUB_QUERY", T::StubQuery as i32),
-            ("STUB_RESPONSE", T::StubResponse as i32),
-            ("TOOL_QUERY", T::ToolQuery as i32),
-            ("TOOL_RESPONSE", T::ToolResponse as i32),
-            ("UPDATE_QUERY", T::UpdateQuery as i32),
-            ("UPDATE_RESPONSE", T::UpdateResponse as i32),
-        ],
-        |n| T::try_from(n).is_ok(),
-    );
+    check_enum::<DnstapType>(&s, "Dnstap.Type");
+    check_enum::<SocketFamily>(&s, "SocketFamily");
+    check_enum::<SocketProtocol>(&s, "SocketProtocol");
+    check_enum::<HttpProtocol>(&s, "HttpProtocol");
+    check_enum::<PolicyMatch>(&s, "Policy.Match");
+    check_enum::<PolicyAction>(&s, "Policy.Action");
+    check_enum::<MessageType>(&s, "Message.Type");
 }

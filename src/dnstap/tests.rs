@@ -165,6 +165,16 @@ impl Rig {
         listener.accept().await.unwrap().0
     }
 
+    /// A collector in the background, on the listener (taken): every frame
+    /// of its next connection, until STOP.
+    fn collect_all(&mut self) -> tokio::task::JoinHandle<Seen> {
+        let listener = self.listener.take().unwrap();
+        tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            collect(s, CONTENT_TYPE, usize::MAX).await
+        })
+    }
+
     /// Shuts the writer down and waits for it.
     async fn stop(self) {
         self.token.cancel();
@@ -180,11 +190,7 @@ fn query(wire: &[u8]) -> TapEvent<'_> {
 #[tokio::test]
 async fn frames_reach_the_collector_after_the_handshake_and_stop_cleanly() {
     let mut rig = rig(true, 64, |_| {});
-    let listener = rig.listener.take().unwrap();
-    let collector = tokio::spawn(async move {
-        let (s, _) = listener.accept().await.unwrap();
-        collect(s, CONTENT_TYPE, usize::MAX).await
-    });
+    let collector = rig.collect_all();
     let tap = &rig.tap;
 
     assert!(tap.enabled(TapKind::ClientQuery));
@@ -292,11 +298,7 @@ async fn a_lost_collector_is_reconnected_and_frames_flow_again() {
     assert_eq!(first.frames.len(), 1);
     until(|| !stats.connected.load(Ordering::Relaxed)).await;
 
-    let listener = rig.listener.take().unwrap();
-    let second = tokio::spawn(async move {
-        let (s, _) = listener.accept().await.unwrap();
-        collect(s, CONTENT_TYPE, usize::MAX).await
-    });
+    let second = rig.collect_all();
     until(|| stats.connected.load(Ordering::Relaxed)).await;
     rig.tap.log(&query(b"two"));
     until(|| stats.sent.load(Ordering::Relaxed) == 2).await;
@@ -371,11 +373,7 @@ async fn a_rule_note_goes_out_as_the_policy_whatever_the_selection() {
 #[tokio::test]
 async fn a_round_goes_out_in_order_with_the_times_it_was_given() {
     let mut rig = rig(true, 64, |_| {});
-    let listener = rig.listener.take().unwrap();
-    let collector = tokio::spawn(async move {
-        let (s, _) = listener.accept().await.unwrap();
-        collect(s, CONTENT_TYPE, usize::MAX).await
-    });
+    let collector = rig.collect_all();
     let now = TapTime::of(UNIX_EPOCH + Duration::new(1_764_000_000, 999_999_999));
     let wires: [&[u8]; 3] = [b"a", b"b", b"c"];
     let round = wires.iter().map(|w| {

@@ -41,7 +41,7 @@ use super::upstream::UpstreamError;
 use super::upstream::shared::{self, SharedSockets};
 use crate::config::Layout;
 use crate::dns::{Transport, WireHeader};
-use crate::dnstap::TapTransport;
+use crate::dnstap::{TapTime, TapTransport};
 use crate::server::{Action, Handler, Reply, Request, recycle};
 
 /// The end of one upstream attempt.
@@ -118,13 +118,14 @@ async fn exchange(
             return Err(err);
         }
     };
-    tap::forwarder_response(
+    tap::forwarder_response_at(
         d,
         TapTransport::Udp,
         || local,
         b.addr,
         sent.elapsed(),
         &resp,
+        TapTime::now,
     );
     let truncated = WireHeader::read(&resp).is_some_and(|h| h.truncated());
     if truncated && job.transport == Transport::Tcp {

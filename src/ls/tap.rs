@@ -145,20 +145,8 @@ pub fn forwarder_query(
 }
 
 /// FORWARDER_RESPONSE: `answer` accepted from `backend` on the upstream
-/// socket at `local`, for a query sent `rtt` ago.
-pub fn forwarder_response(
-    d: &Dnstap,
-    transport: TapTransport,
-    local: impl FnOnce() -> Option<SocketAddr>,
-    backend: SocketAddr,
-    rtt: Duration,
-    answer: &[u8],
-) {
-    forwarder_response_at(d, transport, local, backend, rtt, answer, TapTime::now);
-}
-
-/// [`forwarder_response`], accepted at `now()` (asked only when the kind
-/// is on).
+/// socket at `local()`, at `now()` (both asked only when the kind is on;
+/// [`TapTime::now`] for the moment of the call), for a query sent `rtt` ago.
 pub(crate) fn forwarder_response_at(
     d: &Dnstap,
     transport: TapTransport,

@@ -83,18 +83,13 @@ fn write_ts(e: &mut Expo, m: &TsMetrics, tsig: &[AtomicU64]) {
         &m.answers,
         rcode_label,
     );
-    e.family(
+    let reasons = Unanswered::ALL.map(Unanswered::label);
+    e.by_label(
         "dnslb_ts_unanswered_total",
-        "counter",
         "Requests given no answer, by reason.",
+        "reason",
+        reasons.into_iter().zip(&m.unanswered),
     );
-    for (why, c) in Unanswered::ALL.iter().zip(&m.unanswered) {
-        e.sample(
-            "dnslb_ts_unanswered_total",
-            &[("reason", why.label())],
-            c.load(Relaxed),
-        );
-    }
     let x = &m.xfr;
     e.by_label(
         "dnslb_ts_xfr_total",

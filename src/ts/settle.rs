@@ -309,6 +309,34 @@ mod settle_tests {
         vec![Some(content(text.as_bytes()))]
     }
 
+    /// [`read_settled`] of the one file `f` (no first look), read as text,
+    /// with `meanwhile(n)` run after the `n`th read (a writer at work) and
+    /// `pause` for its pauses: the text kept, what was seen, and the reads.
+    fn read_text(
+        f: &Path,
+        settle: Duration,
+        mut meanwhile: impl FnMut(usize),
+        pause: impl FnMut(Duration),
+    ) -> (String, Vec<Option<Seen>>, usize) {
+        let mut reads = 0;
+        let (text, seen) = read_settled(
+            "t",
+            &[f.to_path_buf()],
+            settle,
+            None,
+            |_| {
+                reads += 1;
+                let text = std::fs::read_to_string(f).unwrap();
+                meanwhile(reads);
+                let c = one(&text);
+                Ok((text, c))
+            },
+            pause,
+        )
+        .unwrap();
+        (text, seen, reads)
+    }
+
     #[test]
     fn a_content_changes_with_any_byte_and_not_otherwise() {
         let first = content(b"www.example.com 192.0.2.1 A\n");
@@ -348,27 +376,18 @@ mod settle_tests {
     #[test]
     fn a_file_rewritten_while_read_is_read_again_and_never_kept_half_written() {
         let (_dir, f) = one_file("whole version 1\n");
-        let files = vec![f.clone()];
-        let mut reads = 0;
         let mut pauses = Vec::new();
-        let (got, seen) = read_settled(
-            "t",
-            &files,
+        let (got, seen, reads) = read_text(
+            &f,
             Duration::ZERO,
-            None,
-            |_| {
-                reads += 1;
-                let text = std::fs::read_to_string(&f).unwrap();
-                if reads <= 2 {
+            |n| {
+                if n <= 2 {
                     // The writer is at work during the first two reads.
-                    std::fs::write(&f, format!("half {reads}")).unwrap();
+                    std::fs::write(&f, format!("half {n}")).unwrap();
                 }
-                let c = one(&text);
-                Ok((text, c))
             },
             |d| pauses.push(d),
-        )
-        .unwrap();
+        );
         assert_eq!(reads, 3);
         assert_eq!(got, "half 2", "the read of settled bytes is kept");
         assert_eq!(seen[0].map(|s| s.content), Some(content(b"half 2")));
@@ -385,27 +404,18 @@ mod settle_tests {
     #[test]
     fn a_same_length_rewrite_in_the_same_tick_is_found_by_the_bytes() {
         let (_dir, f) = one_file("");
-        let files = vec![f.clone()];
         for round in 0..20 {
             std::fs::write(&f, "version a").unwrap();
-            let mut reads = 0;
-            let (got, _) = read_settled(
-                "t",
-                &files,
+            let (got, _, reads) = read_text(
+                &f,
                 Duration::ZERO,
-                None,
-                |_| {
-                    reads += 1;
-                    let text = std::fs::read_to_string(&f).unwrap();
-                    if reads == 1 {
+                |n| {
+                    if n == 1 {
                         std::fs::write(&f, "version b").unwrap();
                     }
-                    let c = one(&text);
-                    Ok((text, c))
                 },
                 |_| {},
-            )
-            .unwrap();
+            );
             assert_eq!((round, reads, got.as_str()), (round, 2, "version b"));
         }
     }
@@ -462,39 +472,25 @@ mod settle_tests {
     #[test]
     fn a_file_renamed_over_is_kept_and_one_growing_after_the_read_is_read_again() {
         let (dir, f) = one_file("old");
-        let files = vec![f.clone()];
-        let (got, seen) = read_settled(
-            "t",
-            &files,
+        let (got, seen, _) = read_text(
+            &f,
             Duration::ZERO,
-            None,
             |_| {
-                let text = std::fs::read_to_string(&f).unwrap();
                 let tmp = dir.path().join("t.new");
                 std::fs::write(&tmp, "new").unwrap();
                 std::fs::rename(&tmp, &f).unwrap();
-                let c = one(&text);
-                Ok((text, c))
             },
             |_| panic!("no retry"),
-        )
-        .unwrap();
+        );
         assert_eq!((got.as_str(), seen), ("old", vec![None]));
 
         std::fs::write(&f, "").unwrap();
-        let mut reads = 0;
         let mut pauses = Vec::new();
         let settle = Duration::from_millis(10);
-        read_settled(
-            "t",
-            &files,
+        let (_, _, reads) = read_text(
+            &f,
             settle,
-            None,
-            |_| {
-                reads += 1;
-                let text = std::fs::read_to_string(&f).unwrap();
-                Ok(((), one(&text)))
-            },
+            |_| {},
             |d| {
                 pauses.push(d);
                 if pauses.len() == 1 {
@@ -506,8 +502,7 @@ mod settle_tests {
                         .unwrap();
                 }
             },
-        )
-        .unwrap();
+        );
         assert_eq!(reads, 2, "read again");
         assert_eq!(pauses, [settle, READ_BACKOFF, settle]);
     }

@@ -38,10 +38,10 @@ fn unknown_key_in_ls() {
         "addr = \"127.0.0.1:5301\"",
         "addr = \"127.0.0.1:5301\"\nport = 1",
     );
+    let e = err(&text);
     assert!(
-        err(&text).starts_with("config.toml:7: unknown key 'port' in [[ls.backend]]"),
-        "{}",
-        err(&text)
+        e.starts_with("config.toml:7: unknown key 'port' in [[ls.backend]]"),
+        "{e}"
     );
 }
 
@@ -61,41 +61,39 @@ fn unknown_key_in_ts() {
 
 #[test]
 fn unknown_key_in_fault() {
-    let text = format!("{BASE}fault = {{ delay_ms = 5, drop = 0.1 }}\n");
-    assert_eq!(
-        err(&text),
-        "config.toml:12: unknown key 'drop' in [ts.fault]; valid keys: delay_ms, delay_ratio, drop_ratio"
-    );
-    let text = format!("{BASE}\n[ts.fault]\ndelay_ms = 5\ndelay_ration = 0.1\n");
-    assert_eq!(
-        err(&text),
-        "config.toml:15: unknown key 'delay_ration' in [ts.fault] (did you mean 'delay_ratio'?)"
-    );
+    errors_are([
+        (
+            format!("{BASE}fault = {{ delay_ms = 5, drop = 0.1 }}\n"),
+            "config.toml:12: unknown key 'drop' in [ts.fault]; valid keys: delay_ms, delay_ratio, drop_ratio",
+        ),
+        (
+            format!("{BASE}\n[ts.fault]\ndelay_ms = 5\ndelay_ration = 0.1\n"),
+            "config.toml:15: unknown key 'delay_ration' in [ts.fault] (did you mean 'delay_ratio'?)",
+        ),
+    ]);
 }
 
 #[test]
 fn bad_enum_value_lists_the_choices() {
-    let text = BASE.replace("[ls]\n", "[ls]\n# comment\n\n\n\nstrategy = \"fast\"\n");
-    assert_eq!(
-        err(&text),
-        "config.toml:6: ls.strategy: expected one of race, hedge, sequential, got \"fast\""
-    );
-    let text = BASE.replace("[ls]\n", "[ls]\norder = \"random\"\n");
-    assert_eq!(
-        err(&text),
-        "config.toml:2: ls.order: expected one of least-outstanding, round-robin, sticky, \
-         consistent-hash, fixed, weighted-random, got \"random\""
-    );
-    let text = format!("{BASE}on_miss = \"ignore\"\n");
-    assert_eq!(
-        err(&text),
-        "config.toml:12: ts.on_miss: expected one of nxdomain, silent, got \"ignore\""
-    );
-    let text = BASE.replace("[ls]\n", "[ls]\non_timeout = 3\n");
-    assert_eq!(
-        err(&text),
-        "config.toml:2: ls.on_timeout: expected one of nxdomain, servfail, drop, got 3"
-    );
+    errors_are([
+        (
+            BASE.replace("[ls]\n", "[ls]\n# comment\n\n\n\nstrategy = \"fast\"\n"),
+            "config.toml:6: ls.strategy: expected one of race, hedge, sequential, got \"fast\"",
+        ),
+        (
+            BASE.replace("[ls]\n", "[ls]\norder = \"random\"\n"),
+            "config.toml:2: ls.order: expected one of least-outstanding, round-robin, sticky, \
+             consistent-hash, fixed, weighted-random, got \"random\"",
+        ),
+        (
+            format!("{BASE}on_miss = \"ignore\"\n"),
+            "config.toml:12: ts.on_miss: expected one of nxdomain, silent, got \"ignore\"",
+        ),
+        (
+            BASE.replace("[ls]\n", "[ls]\non_timeout = 3\n"),
+            "config.toml:2: ls.on_timeout: expected one of nxdomain, servfail, drop, got 3",
+        ),
+    ]);
 }
 
 #[test]
@@ -125,35 +123,37 @@ fn bad_address_names_the_key_and_line() {
 
 #[test]
 fn wrong_type_and_missing_key() {
-    let text = format!("{BASE}ttl = \"long\"\n");
-    assert_eq!(
-        err(&text),
-        "config.toml:12: ts.ttl: must be a whole number between 0 and 2147483647, got \"long\""
-    );
-    let text = format!("{BASE}ttl = -1\n");
-    assert_eq!(
-        err(&text),
-        "config.toml:12: ts.ttl: must be a whole number between 0 and 2147483647, got -1"
-    );
-    let text = BASE.replace("zones = [\"zones/ts1.txt\"]\n", "");
-    assert_eq!(err(&text), "config.toml:8: missing key 'zones' in [[ts]]");
+    errors_are([
+        (
+            format!("{BASE}ttl = \"long\"\n"),
+            "config.toml:12: ts.ttl: must be a whole number between 0 and 2147483647, got \"long\"",
+        ),
+        (
+            format!("{BASE}ttl = -1\n"),
+            "config.toml:12: ts.ttl: must be a whole number between 0 and 2147483647, got -1",
+        ),
+        (
+            BASE.replace("zones = [\"zones/ts1.txt\"]\n", ""),
+            "config.toml:8: missing key 'zones' in [[ts]]",
+        ),
+    ]);
 }
 
 /// operator-walk 23: a number past its type's range is told by the range,
 /// not by a Rust type ("invalid value: integer 99999999999, expected u32").
 #[test]
 fn a_number_out_of_range_says_the_range() {
-    let text = format!("{BASE}ixfr_history = 99999999999\n");
-    assert_eq!(
-        err(&text),
-        "config.toml:12: ts.ixfr_history: must be a whole number between 0 and 4294967295, \
-         got 99999999999"
-    );
-    let text = format!("{BASE}ttl = 99999999999\n");
-    assert_eq!(
-        err(&text),
-        "config.toml:12: ts.ttl: must be a whole number between 0 and 2147483647, got 99999999999"
-    );
+    errors_are([
+        (
+            format!("{BASE}ixfr_history = 99999999999\n"),
+            "config.toml:12: ts.ixfr_history: must be a whole number between 0 and 4294967295, \
+             got 99999999999",
+        ),
+        (
+            format!("{BASE}ttl = 99999999999\n"),
+            "config.toml:12: ts.ttl: must be a whole number between 0 and 2147483647, got 99999999999",
+        ),
+    ]);
 }
 
 #[test]

@@ -31,6 +31,15 @@ fn err(text: &str) -> String {
     parse(text).unwrap_err().to_string()
 }
 
+/// Asserts that each config text of `cases` fails to parse with its error
+/// (a failing row shows its text).
+#[track_caller]
+pub(super) fn errors_are<const N: usize>(cases: [(String, &str); N]) {
+    for (text, want) in cases {
+        assert_eq!(err(&text), want, "config:\n{text}");
+    }
+}
+
 /// The keys of the table `T` reads, as serde lists them when it refuses an unknown one.
 pub(super) fn toml_keys<T: de::DeserializeOwned + fmt::Debug>() -> Vec<String> {
     let err = toml::from_str::<T>("zzz_unknown = 1").unwrap_err();

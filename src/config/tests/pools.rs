@@ -126,30 +126,25 @@ fn every_policy_key_is_a_key_of_ls_and_of_a_pool_and_the_pools_wins() {
 
 #[test]
 fn a_misspelt_or_bad_policy_key_is_named_at_its_line_in_ls_and_in_a_pool() {
-    let text = BASE.replace("[ls]\n", "[ls]\n\nstratgy = \"race\"\n");
-    assert_eq!(
-        err(&text),
-        "config.toml:3: unknown key 'stratgy' in [ls] (did you mean 'strategy'?)"
-    );
-    let text = BASE.replace("[ls]\n", "[ls]\n\ntimeout_ms = -5\n");
-    assert_eq!(
-        err(&text),
-        "config.toml:3: ls.timeout_ms: must be a whole number between 0 and 18446744073709551615, got -5"
-    );
-    let text = with(
-        "[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\"]\nzones = [\"example.org\"]\non_timout = \"drop\"\n",
-    );
-    assert_eq!(
-        err(&text),
-        "config.toml:21: unknown key 'on_timout' in [[ls.pool]] (did you mean 'on_timeout'?)"
-    );
-    let text = with(
-        "[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\"]\nzones = [\"example.org\"]\nlayout = 1\n",
-    );
-    assert_eq!(
-        err(&text),
-        "config.toml:21: ls.pool.layout: expected one of partitioned, replicated, got 1"
-    );
+    let pool = "[[ls.pool]]\nname = \"org\"\nbackends = [\"ts2\"]\nzones = [\"example.org\"]\n";
+    errors_are([
+        (
+            BASE.replace("[ls]\n", "[ls]\n\nstratgy = \"race\"\n"),
+            "config.toml:3: unknown key 'stratgy' in [ls] (did you mean 'strategy'?)",
+        ),
+        (
+            BASE.replace("[ls]\n", "[ls]\n\ntimeout_ms = -5\n"),
+            "config.toml:3: ls.timeout_ms: must be a whole number between 0 and 18446744073709551615, got -5",
+        ),
+        (
+            with(&format!("{pool}on_timout = \"drop\"\n")),
+            "config.toml:21: unknown key 'on_timout' in [[ls.pool]] (did you mean 'on_timeout'?)",
+        ),
+        (
+            with(&format!("{pool}layout = 1\n")),
+            "config.toml:21: ls.pool.layout: expected one of partitioned, replicated, got 1",
+        ),
+    ]);
 }
 
 #[test]

@@ -162,11 +162,10 @@ fn an_encrypted_listener_cannot_share_an_address() {
         e.contains("ls.tls.listen: 127.0.0.1:5300 is already used by ls.listen"),
         "{e}"
     );
-    let text = with_table("[ls.https]\nlisten = [\"127.0.0.1:5301\"]");
+    let e = err(&with_table("[ls.https]\nlisten = [\"127.0.0.1:5301\"]"));
     assert!(
-        err(&text).contains("127.0.0.1:5301 is already used by ls.https.listen"),
-        "{}",
-        err(&text)
+        e.contains("127.0.0.1:5301 is already used by ls.https.listen"),
+        "{e}"
     );
 }
 

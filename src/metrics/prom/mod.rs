@@ -441,40 +441,23 @@ fn write_flushes(e: &mut Expo, f: &FlushCounters) {
             &f.entries,
         ),
     ] {
-        e.family(name, "counter", help);
-        for (by, c) in FlushBy::ALL.iter().zip(counts) {
-            e.sample(name, &[("by", by.as_str())], c.load(Relaxed));
-        }
+        let by = FlushBy::ALL.map(FlushBy::as_str);
+        e.by_label(name, help, "by", by.into_iter().zip(counts));
     }
 }
 
 /// NOTIFYs received: acknowledged (from a backend) or refused.
 fn write_notify(e: &mut Expo, f: &FlushCounters) {
-    let name = "dnslb_notify_total";
-    e.family(
-        name,
-        "counter",
+    e.by_label(
+        "dnslb_notify_total",
         "NOTIFYs received, by result: accepted (from a backend's address, signed as it must be), refused (not from a backend), tsig_refused (unsigned where a key is needed, or a TSIG that does not verify), or limited (from a backend's address, past its budget: dropped).",
-    );
-    e.sample(
-        name,
-        &[("result", "accepted")],
-        f.notify_accepted.load(Relaxed),
-    );
-    e.sample(
-        name,
-        &[("result", "refused")],
-        f.notify_refused.load(Relaxed),
-    );
-    e.sample(
-        name,
-        &[("result", "tsig_refused")],
-        f.notify_tsig_refused.load(Relaxed),
-    );
-    e.sample(
-        name,
-        &[("result", "limited")],
-        f.notify_limited.load(Relaxed),
+        "result",
+        [
+            ("accepted", &f.notify_accepted),
+            ("refused", &f.notify_refused),
+            ("tsig_refused", &f.notify_tsig_refused),
+            ("limited", &f.notify_limited),
+        ],
     );
 }
 
@@ -628,16 +611,10 @@ pub(super) fn write_dnstap(e: &mut Expo, stats: Option<&crate::dnstap::DnstapSta
     let Some(stats) = stats else {
         return;
     };
-    e.family(
+    e.by_label(
         "dnslb_dnstap_frames_total",
-        "counter",
         "dnstap frames written to the collector, or dropped (queue full, collector slow or absent).",
+        "result",
+        [("sent", &stats.sent), ("dropped", &stats.dropped)],
     );
-    for (result, counter) in [("sent", &stats.sent), ("dropped", &stats.dropped)] {
-        e.sample(
-            "dnslb_dnstap_frames_total",
-            &[("result", result)],
-            counter.load(Relaxed),
-        );
-    }
 }
