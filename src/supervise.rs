@@ -771,17 +771,36 @@ mod tests {
         }
     }
 
+    /// Waits (polling, up to 20 s: a loaded machine is slow, never wrong)
+    /// until `sup`'s first child has been restarted `n` times; how long
+    /// that took since `from`.
+    async fn until_restarts(sup: &Supervisor, n: u64, from: Instant) -> Duration {
+        let deadline = from + Duration::from_secs(20);
+        while sup.restarts()[0].1 < n {
+            assert!(Instant::now() < deadline, "fewer than {n} restarts in 20 s");
+            tokio::time::sleep(ms(5)).await;
+        }
+        from.elapsed()
+    }
+
+    /// A child that fails at once is restarted after each back-off delay
+    /// (20, 40, 80, then 100 ms; a restart is counted as its delay begins):
+    /// the fifth is counted no sooner than the first four delays' sum. A lower bound: a loaded machine
+    /// only makes it later, and a supervisor that restarted without waiting
+    /// would be there in a few milliseconds.
     #[tokio::test]
     async fn failing_child_backs_off() {
+        let start = Instant::now();
         let sup = Supervisor::start(
             vec![spec("ts1", "/bin/false", &[])],
             backoff(20, 100),
             CancellationToken::new(),
         );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let restarts = sup.restarts()[0].1;
-        // 20 + 40 + 80 + 100 * k within 1 s: about 11 restarts, not hundreds.
-        assert!((4..=14).contains(&restarts), "{restarts} restarts in 1 s");
+        let took = until_restarts(&sup, 5, start).await;
+        assert!(
+            took >= ms(20 + 40 + 80 + 100),
+            "five restarts after {took:?}: the back-off was not waited"
+        );
         sup.shutdown(Duration::from_secs(1)).await;
     }
 
@@ -824,16 +843,19 @@ mod tests {
         sup.shutdown(Duration::from_secs(1)).await;
     }
 
+    /// A program that cannot be started is retried after the back-off (the
+    /// second failure is counted 20 ms after the first at the soonest), and
+    /// has no PID meanwhile.
     #[tokio::test]
     async fn missing_program_is_retried() {
+        let start = Instant::now();
         let sup = Supervisor::start(
             vec![spec("ts1", "/nonexistent/dnslb", &[])],
             backoff(20, 100),
             CancellationToken::new(),
         );
-        tokio::time::sleep(ms(300)).await;
-        let restarts = sup.restarts()[0].1;
-        assert!((2..=6).contains(&restarts), "{restarts} retries in 300 ms");
+        let took = until_restarts(&sup, 2, start).await;
+        assert!(took >= ms(20), "two retries after {took:?}");
         assert_eq!(sup.pids()[0].1, None);
         sup.shutdown(Duration::from_secs(1)).await;
     }

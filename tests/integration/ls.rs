@@ -967,7 +967,10 @@ async fn over_max_inflight_is_servfail_at_once() {
     // backend's 300 ms answer to the query that held the slot, and the
     // refused query never went upstream (below).
     let (second, t2) = recv().await;
-    assert!(t1 < t2, "SERVFAIL after {t1:?}, the slow answer after {t2:?}");
+    assert!(
+        t1 < t2,
+        "SERVFAIL after {t1:?}, the slow answer after {t2:?}"
+    );
     assert_echo(&q1, &second);
     let m = Message::from_vec(&second).unwrap();
     assert_eq!(m.response_code, ResponseCode::NoError);
