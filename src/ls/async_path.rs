@@ -385,9 +385,10 @@ impl Handler for Balancer {
     }
 
     /// The longest deadline of the snapshot in force at the stop, and a
-    /// margin ([`super::state::LsState::drain_grace`]).
+    /// margin, or longer for the queries of a snapshot a reload replaced
+    /// ([`Balancer::drain_grace`]).
     fn drain_grace(&self) -> Option<std::time::Duration> {
-        Some(self.state().drain_grace())
+        Some(Balancer::drain_grace(self))
     }
 
     /// Corked: the upstream UDP queries of one poll of the connection leave

@@ -66,6 +66,10 @@ pub struct Balancer {
     /// Bumped after each swap of the snapshot: a fast-path worker keeps its
     /// snapshot until then ([`Balancer::refresh`]).
     reloads: AtomicU64,
+    /// When the queries of the snapshots reloads replaced have all ended
+    /// at the latest: each replaced snapshot's drain grace from its
+    /// replacement on, the latest of them ([`Balancer::drain_grace`]).
+    replaced_end: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// A fast-path worker's own hold on the snapshot, kept from query to query
@@ -115,6 +119,7 @@ impl Balancer {
             probe_token: ProbeToken::random(),
             udp_reads_closed: std::sync::atomic::AtomicBool::new(false),
             reloads: AtomicU64::new(0),
+            replaced_end: std::sync::Mutex::new(None),
         }
     }
 
@@ -143,11 +148,29 @@ impl Balancer {
         let new = LsState::new(c, self.metrics.clone(), self.pool.clone(), Some(&old));
         self.state.store(Arc::new(new));
         self.reloads.fetch_add(1, Release);
+        // Queries in flight finish on the old snapshot, by its deadlines.
+        let old_end = tokio::time::Instant::now() + old.drain_grace();
+        if let Ok(mut end) = self.replaced_end.lock() {
+            *end = Some(end.map_or(old_end, |e| e.max(old_end)));
+        }
         self.dynblocks.reload(c);
         self.control
             .store(Arc::new(ControlSettings::from_config(c)));
         // New backends are down until probed: probe them now.
         self.trigger.notify.notify_one();
+    }
+
+    /// How long a stopping LS gives its queries in flight: the snapshot in
+    /// force's drain grace ([`LsState::drain_grace`]), or longer while a
+    /// query may still run on a snapshot a reload replaced (it ends by that
+    /// snapshot's deadlines: a reload that shortened `timeout_ms` does not
+    /// cut off the queries admitted before it).
+    pub fn drain_grace(&self) -> std::time::Duration {
+        let current = self.state.load().drain_grace();
+        let replaced = self.replaced_end.lock().ok().and_then(|end| *end);
+        replaced.map_or(current, |end| {
+            current.max(end.saturating_duration_since(tokio::time::Instant::now()))
+        })
     }
 
     /// The current snapshot.

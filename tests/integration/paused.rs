@@ -385,3 +385,36 @@ async fn a_stopping_ls_drains_to_the_deadline_a_reload_lengthened() {
     );
     stopped.await.unwrap();
 }
+
+/// A query admitted on a snapshot a later reload replaced keeps that
+/// snapshot's deadline through the stop: `timeout_ms` reloaded to 4,000
+/// ms, the query sent, `timeout_ms` reloaded back to 700 ms, then the
+/// stop. The query is answered at its 4,000 ms deadline, not cut off at
+/// the grace of the snapshot in force at the stop (700 ms and a second).
+#[tokio::test(start_paused = true)]
+async fn a_stopping_ls_drains_a_query_a_later_reload_did_not_shorten() {
+    let silent = Stalled::start().await;
+    let cfg = LsConfig {
+        timeout_ms: 700,
+        ..ls_config(&[("silent", silent.addr)])
+    };
+    let ls = start_ls(cfg.clone()).await;
+    ls.balancer.reload(&LsConfig {
+        timeout_ms: 4000,
+        ..cfg.clone()
+    });
+    settle().await;
+    let client = tokio::spawn(timed_tcp(ls.addr, "a.example"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ls.balancer.reload(&cfg);
+    settle().await;
+    let stopped = tokio::spawn(ls.stop());
+    let (m, took) = client.await.unwrap();
+    assert_eq!(m.response_code, ResponseCode::NXDomain);
+    assert_eq!(
+        took,
+        4000 * MS,
+        "answered at the deadline it was admitted with"
+    );
+    stopped.await.unwrap();
+}

@@ -797,4 +797,32 @@ mod tests {
         );
         assert!(old.recv(&mut buf).is_err(), "the old one not asked again");
     }
+
+    /// A query that arrived after its round read the clocks (a busy
+    /// worker's round reads upstream answers before its client batch) is
+    /// timed at its arrival, not before it: its flight's arrival (the
+    /// CLIENT_RESPONSE frame's query time) is past the round's reading, as
+    /// its CLIENT_QUERY frame's time is (the same reading, taken again).
+    /// It was the round's reading, before the client even sent it.
+    #[tokio::test]
+    async fn a_query_arriving_after_the_rounds_reading_is_timed_at_its_arrival() {
+        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_nonblocking(true).unwrap();
+        let to = client.local_addr().unwrap();
+        let mut w = worker(&[backend.local_addr().unwrap()], Strategy::Hedge, client);
+        // The wait returned and the round read its clocks; then the query comes.
+        let clock = worker::RoundClock::read();
+        let asker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        asker.send_to(&wire_query(9), to).unwrap();
+        w.client_ready = true;
+        w.round_read_at(&mut rounds::Slots::new(), clock);
+        assert_eq!(w.flights.len, 1, "the query is in flight");
+        let received = w.flights.get(0).map(|f| f.received).unwrap();
+        assert!(
+            received > clock.now,
+            "timed at its arrival ({received:?}), not at the round's reading ({:?})",
+            clock.now
+        );
+    }
 }

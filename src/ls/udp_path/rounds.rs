@@ -180,6 +180,19 @@ impl Worker {
             Ok(n) => {
                 self.backoff.success();
                 let bound = queue_bound(self.kept.state().policy.timeout);
+                // A datagram that arrived after the round's clocks were read
+                // (while the round read its upstream answers first, on a
+                // busy worker) would be timed before its arrival, even
+                // before its client sent it (its arrival, its CLIENT_QUERY
+                // frame): the clocks are read again then, after the batch
+                // (once a round at most; not when every datagram waited).
+                let (_, read_at) = self.clock.stamps();
+                let late = (0..n)
+                    .filter_map(|i| slots.get(i).and_then(|(_, meta)| meta.stamp))
+                    .any(|stamp| stamp > read_at);
+                if late {
+                    self.clock.restamp();
+                }
                 let (now, read_at) = self.clock.stamps();
                 for i in 0..n {
                     if let Some((raw, meta)) = slots.get(i)
@@ -338,6 +351,12 @@ impl Worker {
                 break;
             }
         }
+    }
+
+    /// A round on `clock` as read when the wait returned (a test's).
+    #[cfg(test)]
+    pub(super) fn round_read_at(&mut self, slots: &mut Slots, clock: RoundClock) {
+        self.round_on(slots, clock);
     }
 
     /// A round at `now` (a test's time), the datagrams timed by the clocks.

@@ -163,6 +163,12 @@ impl RoundClock {
         }
     }
 
+    /// Both clocks read again, for datagrams that arrived after the
+    /// round's reading ([`RoundClock::stamps`] then returns this moment).
+    pub(super) fn restamp(&mut self) {
+        self.stamps = Some((Instant::now(), std::time::SystemTime::now()));
+    }
+
     /// One moment on both clocks, to time the round's datagrams by (read
     /// once per round).
     pub(super) fn stamps(&mut self) -> (Instant, std::time::SystemTime) {

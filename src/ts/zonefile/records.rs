@@ -24,6 +24,9 @@ struct Slot {
     line: u32,
 }
 
+/// The most text [`WireRecords::for_text`] reserves room for at once.
+const RESERVED_TEXT: usize = 1 << 20;
+
 /// The records of a master file, in file order, in wire form.
 #[derive(Debug, Clone, Default)]
 pub struct WireRecords {
@@ -39,7 +42,12 @@ impl WireRecords {
     /// reserved once, not grown a record at a time (a TS of 100,000 small
     /// zones reads 100,000 files). Written in wire form a record takes
     /// about as many bytes as its line, and a line is rarely under 24.
+    /// A file past [`RESERVED_TEXT`] gets that much room and grows from
+    /// there: its comments, long lines or signatures would otherwise
+    /// reserve up to twice its size again in address space, before a record
+    /// is read (a 150 MB file ended the process under a 500 MB `ulimit -v`).
     pub(super) fn for_text(text_len: usize) -> Self {
+        let text_len = text_len.min(RESERVED_TEXT);
         WireRecords {
             bytes: Vec::with_capacity(text_len + 64),
             slots: Vec::with_capacity(text_len / 24 + 4),
@@ -160,5 +168,23 @@ pub(crate) fn rdata_of(code: u16, wire: &[u8]) -> Result<RData, String> {
                 NULL::with(wire.to_vec())
             },
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A big file's records get room for a first part of it, not for its
+    /// whole size at once: a terabyte's worth was an allocation that
+    /// failed and ended the process.
+    #[test]
+    fn a_big_files_records_are_not_reserved_whole() {
+        let r = WireRecords::for_text(1 << 40);
+        assert!(r.bytes.capacity() <= RESERVED_TEXT + 64);
+        assert!(r.slots.capacity() <= RESERVED_TEXT / 24 + 4);
+        // A small file's are, once.
+        let r = WireRecords::for_text(2400);
+        assert!(r.bytes.capacity() >= 2464 && r.slots.capacity() >= 104);
     }
 }
