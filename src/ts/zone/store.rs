@@ -66,10 +66,23 @@ pub(super) fn be32(b: &[u8], at: usize) -> u32 {
 /// MurmurHash3 finalizer so that the low bits (the table index) depend on
 /// every byte.
 pub(super) fn hash(key: &[u8]) -> u64 {
+    hash_folded(key, |_| {})
+}
+
+/// [`hash`] of `name` lower-cased, with no lower-cased copy of it made
+/// (each word folded as it is read): a zone's build hashes every owner.
+pub(super) fn hash_lower(name: &[u8]) -> u64 {
+    hash_folded(name, |w| w.make_ascii_lowercase())
+}
+
+/// [`hash`], each word of the key passed through `fold` first.
+#[inline(always)]
+fn hash_folded(key: &[u8], fold: impl Fn(&mut [u8; 8])) -> u64 {
     let mut h = key.len() as u64;
     for c in key.chunks(8) {
         let mut w = [0u8; 8];
         w[..c.len()].copy_from_slice(c);
+        fold(&mut w);
         h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
     h ^= h >> 33;
@@ -199,11 +212,7 @@ impl Store {
         let mask = slots - 1;
         let mut off = 0;
         while let Some((e, next)) = NameEntry::at(&self.arena, off) {
-            let mut lower = [0u8; 255];
-            let n = e.owner.len();
-            lower[..n].copy_from_slice(e.owner);
-            lower[..n].make_ascii_lowercase();
-            let mut i = (hash(&lower[..n]) as usize) & mask;
+            let mut i = (hash_lower(e.owner) as usize) & mask;
             while table[i] != EMPTY {
                 i = (i + 1) & mask;
             }
