@@ -57,8 +57,10 @@ pub(crate) fn in_zone(name: &[u8], origin: &[u8]) -> Option<bool> {
     loop {
         let rest = name.get(at..)?;
         if rest.len() <= origin.len() {
-            return (rest.len() == origin.len() && rest.eq_ignore_ascii_case(origin))
-                .then_some(at == 0);
+            // Names are mostly written in the origin's case: the bytes
+            // compared at once first, letter by letter only when they differ.
+            let same = rest == origin || rest.eq_ignore_ascii_case(origin);
+            return (rest.len() == origin.len() && same).then_some(at == 0);
         }
         let len = usize::from(rest[0]);
         if len == 0 || len > 63 {

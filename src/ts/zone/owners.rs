@@ -35,7 +35,7 @@ impl Owners {
         loop {
             match self.table[i] {
                 EMPTY => return None,
-                o if self.name(o).eq_ignore_ascii_case(wire) => return Some(o),
+                o if same_name(self.name(o), wire) => return Some(o),
                 _ => i = (i + 1) & mask,
             }
         }
@@ -70,7 +70,7 @@ impl Owners {
         loop {
             match self.table[i] {
                 EMPTY => break,
-                o if self.name(o).eq_ignore_ascii_case(wire) => return Ok(o),
+                o if same_name(self.name(o), wire) => return Ok(o),
                 _ => i = (i + 1) & mask,
             }
         }
@@ -82,4 +82,11 @@ impl Owners {
         self.table[i] = owner;
         Ok(owner)
     }
+}
+
+/// Whether two wire names are the same name, case aside: the bytes at once
+/// first (a zone's names are mostly written in one case), letter by letter
+/// only when they differ.
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a == b || a.eq_ignore_ascii_case(b)
 }
