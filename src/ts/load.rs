@@ -295,6 +295,7 @@ fn load_with(
             warnings.extend(presigned::warnings(file, &signed, unix_now()));
             warnings.extend(presigned::nsec3_params(file, &origin, &signed)?);
             sources[b].0.get_or_insert(i);
+            builders[b].reserve_rdata(records.data_len());
             for rec in records.iter() {
                 builders[b].add_read(i, file, &rec)?;
             }

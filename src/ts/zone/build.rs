@@ -129,6 +129,13 @@ impl ZoneBuilder {
         Some((p.file as usize, p.line as usize, p.rtype))
     }
 
+    /// Makes room for `bytes` more bytes of RDATA (a master file's records
+    /// in wire form hold at most that many): one reservation, not a copy
+    /// at each doubling of a zone's few hundred bytes.
+    pub fn reserve_rdata(&mut self, bytes: usize) {
+        self.rdata.reserve(bytes);
+    }
+
     /// Makes room for `records` more records. Capacity never written costs
     /// no resident memory, so a generous guess (from a file's size) is cheap
     /// and spares the copies of a growing table.
