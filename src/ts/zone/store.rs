@@ -284,7 +284,11 @@ mod tests {
                     let mut w = [fill; 8];
                     w[at] = b;
                     let want = w.map(|c| c.to_ascii_lowercase());
-                    assert_eq!(lower8(u64::from_le_bytes(w)).to_le_bytes(), want, "{b:#x} at {at}");
+                    assert_eq!(
+                        lower8(u64::from_le_bytes(w)).to_le_bytes(),
+                        want,
+                        "{b:#x} at {at}"
+                    );
                 }
             }
         }
@@ -300,7 +304,11 @@ mod tests {
             b"\x3fABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_\x00",
         ];
         for name in names {
-            assert_eq!(hash_lower(name), hash(&name.to_ascii_lowercase()), "{name:?}");
+            assert_eq!(
+                hash_lower(name),
+                hash(&name.to_ascii_lowercase()),
+                "{name:?}"
+            );
         }
     }
 }
