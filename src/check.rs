@@ -124,16 +124,27 @@ pub fn check_all(path: &Path) -> CheckReport {
     let mut tables = Vec::new();
     for (i, tc) in cfg.ts.iter().enumerate() {
         let settings = TsSettings::from_config(tc);
-        // Each file on its own first, so every bad line of every file is reported.
         let text =
             config_text.get_or_insert_with(|| std::fs::read_to_string(path).unwrap_or_default());
-        let file_problems = zone_file_problems(&cfg, text, i, &settings);
-        // Then the zones they build together (e.g. a CNAME beside other data).
-        if !file_problems.is_empty() {
-            file_problems.into_iter().for_each(&mut push);
-            continue;
+        // The zones loaded as the TS loads them, each file read and parsed
+        // once. A load stops at the first problem: when it fails, each file
+        // is read again on its own, so every bad line of every file is
+        // reported (the load's warnings then dropped, as when no load
+        // followed them); when no file has one, the load's error is about
+        // the zones the files build together (e.g. a CNAME beside other
+        // data). A load that succeeds means no file has a bad line (each
+        // file's first is the load's error): the files are not read twice.
+        let noted = warnings.len();
+        let loaded = ts::load_catalog_noting(&settings, 1, &mut warnings);
+        if loaded.is_err() {
+            let file_problems = zone_file_problems(&cfg, text, i, &settings);
+            if !file_problems.is_empty() {
+                warnings.truncate(noted);
+                file_problems.into_iter().for_each(&mut push);
+                continue;
+            }
         }
-        match ts::load_catalog_noting(&settings, 1, &mut warnings) {
+        match loaded {
             Err(e) => push(e.to_string()),
             Ok(catalog) => {
                 // What the TS would refuse at start for its signing: keys

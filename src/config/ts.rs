@@ -189,6 +189,68 @@ impl TsConfig {
         self.zones.secondaries.iter().chain(&self.catalog_from)
     }
 
+    /// A copy of this `[[ts]]` but for the paths of its zone files, left
+    /// empty (a TS of 100,000 zones keeps its paths once, in its settings,
+    /// not a second time in the `[[ts]]` it started from: see
+    /// [`TsConfig::with_files`]).
+    pub fn without_files(&self) -> TsConfig {
+        let TsConfig {
+            name,
+            listen,
+            zones,
+            origin,
+            ttl,
+            on_miss,
+            axfr_allow,
+            xfr_key,
+            notify,
+            ixfr_history,
+            fault,
+            workers,
+            metrics,
+            nsid,
+            dnssec,
+            dnstap,
+            service,
+            state_dir,
+            catalog,
+            catalog_from,
+        } = self;
+        TsConfig {
+            name: name.clone(),
+            listen: *listen,
+            zones: ZoneList {
+                files: Vec::new(),
+                secondaries: zones.secondaries.clone(),
+            },
+            origin: origin.clone(),
+            ttl: *ttl,
+            on_miss: *on_miss,
+            axfr_allow: axfr_allow.clone(),
+            xfr_key: xfr_key.clone(),
+            notify: notify.clone(),
+            ixfr_history: *ixfr_history,
+            fault: *fault,
+            workers: *workers,
+            metrics: *metrics,
+            nsid: nsid.clone(),
+            dnssec: dnssec.clone(),
+            dnstap: dnstap.clone(),
+            service: service.clone(),
+            state_dir: state_dir.clone(),
+            catalog: catalog.clone(),
+            catalog_from: catalog_from.clone(),
+        }
+    }
+
+    /// This `[[ts]]` (one made by [`TsConfig::without_files`]) with `files`
+    /// as its zone files' paths again.
+    pub fn with_files(&self, files: &[PathBuf]) -> TsConfig {
+        let mut whole = self.clone();
+        whole.zones.files = files.to_vec();
+        whole
+    }
+
     /// UDP workers to run: `workers`, or the CPUs this process may run on.
     pub fn worker_count(&self) -> usize {
         self.workers.unwrap_or_else(available_cores)

@@ -299,7 +299,7 @@ fn warn_restart_keys(settings: &TsSettings) {
 
 /// [`warn_restart_keys`]'s line, if any.
 fn restart_warning(settings: &TsSettings) -> Option<String> {
-    let (path, started) = settings.started_from.as_ref()?;
+    let (path, started) = settings.started_as()?;
     let now = match crate::config::Config::load(path) {
         Ok(c) => {
             c.ts.into_iter()
@@ -312,7 +312,7 @@ fn restart_warning(settings: &TsSettings) -> Option<String> {
             ));
         }
     };
-    let changed = crate::config::ts_restart_changes(std::slice::from_ref(started), &now);
+    let changed = crate::config::ts_restart_changes(std::slice::from_ref(&started), &now);
     (!changed.is_empty()).then(|| {
         format!(
             "reload: [[ts]] changed: {}; only a restart of the TS applies that (the zone \
@@ -593,12 +593,13 @@ mod tests {
         )
         .unwrap();
         let config = dir.path().join("c.toml");
-        let text = |pick: u32| {
+        let text_with = |pick: u32, zones: &str| {
             format!(
-                "[[ts]]\nname = \"t\"\nlisten = \"127.0.0.1:0\"\nzones = [{:?}]\n[[ts.service]]\nname = \"www.example.org\"\nselect = \"weighted\"\npick = {pick}\nendpoint = [ {{ addr = \"192.0.2.1\" }}, {{ addr = \"192.0.2.2\" }} ]\n",
-                zone.display().to_string()
+                "[[ts]]\nname = \"t\"\nlisten = \"127.0.0.1:0\"\nzones = [{zones}]\n[[ts.service]]\nname = \"www.example.org\"\nselect = \"weighted\"\npick = {pick}\nendpoint = [ {{ addr = \"192.0.2.1\" }}, {{ addr = \"192.0.2.2\" }} ]\n"
             )
         };
+        let one = format!("{:?}", zone.display().to_string());
+        let text = |pick: u32| text_with(pick, &one);
         std::fs::write(&config, text(1)).unwrap();
         let cfg = crate::config::Config::load(&config).unwrap();
         let settings = TsSettings::from_config_in(&cfg, &cfg.ts[0]);
@@ -609,6 +610,17 @@ mod tests {
             w.contains("t (service)") && w.contains("only a restart of the TS applies that"),
             "{w}"
         );
+        // The zone files started with are the settings' (not kept twice):
+        // a list changed is still one to warn of.
+        let other = format!(
+            "{one}, {:?}",
+            dir.path().join("y.zone").display().to_string()
+        );
+        std::fs::write(&config, text_with(1, &other)).unwrap();
+        let w = restart_warning(&settings).expect("a warning");
+        assert!(w.contains("t (zones)"), "{w}");
+        std::fs::write(&config, text(1)).unwrap();
+        assert_eq!(restart_warning(&settings), None, "back as started");
         assert_eq!(
             restart_warning(&TsSettings::for_test(vec![zone])),
             None,

@@ -48,9 +48,11 @@ pub struct TsSettings {
     pub state_dir: Option<PathBuf>,
     /// The catalog zone it publishes of the zones of its files (RFC 9432).
     pub catalog: Option<Name>,
-    /// The config file and its `[[ts]]` as read at start (`dnslb ts -c`):
-    /// a reload reads the file again to warn of the keys only a restart
-    /// applies. `None`: not from a file.
+    /// The config file and its `[[ts]]` as read at start (`dnslb ts -c`),
+    /// but for its zone files (`zones`: a TS of 100,000 zones keeps their
+    /// paths once): a reload reads the file again to warn of the keys only
+    /// a restart applies ([`TsSettings::started_as`]). `None`: not from a
+    /// file.
     pub started_from: Option<(PathBuf, Box<TsConfig>)>,
     /// The catalog zone it consumes (RFC 9432): its members become
     /// secondary zones of its primary, with its key.
@@ -125,10 +127,18 @@ impl TsSettings {
                 .iter()
                 .map(|s| Secondary::of(config, s))
                 .collect(),
-            started_from: Some((config.path.clone(), Box::new(c.clone()))),
+            // Its zone files are `zones`.
+            started_from: Some((config.path.clone(), Box::new(c.without_files()))),
             catalog_from: c.catalog_from.as_ref().map(|s| Secondary::of(config, s)),
             ..Self::from_config(c)
         }
+    }
+
+    /// The config file it started from and its `[[ts]]` as read then, zone
+    /// files included; `None` when not started from a file.
+    pub fn started_as(&self) -> Option<(&std::path::Path, TsConfig)> {
+        let (path, started) = self.started_from.as_ref()?;
+        Some((path, started.with_files(&self.zones)))
     }
 
     /// Settings named `test` serving `zones`, every other key at its `[[ts]]`

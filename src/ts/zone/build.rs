@@ -17,10 +17,11 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use super::Zone;
 use super::canon;
-use super::encode::{MESSAGE_HEAD, key_of, rdata_into, same_rdata, wire_into};
+use super::encode::{MESSAGE_HEAD, in_zone, key_of, rdata_into, same_rdata, wire_into};
 use super::nsec3::Nsec3Chain;
 use super::owners::Owners;
 use super::rrsets::{Building, entry_flags, push_entry, sig_ttls};
+use super::rtype::{NSEC, NSEC3PARAM};
 use super::soa::SoaWire;
 use super::store::{ENTRY_EMPTY, RRSIG, Store};
 use crate::ts::source::{BuildError, SourceRecord, WireRecord, ZoneError};
@@ -61,8 +62,19 @@ pub struct ZoneBuilder {
     scratch: (Vec<u8>, Vec<u8>),
     soa: Option<(u32, RData)>,
     soa_source: Option<(usize, usize)>,
-    apex_ns: Option<Name>,
+    /// Where the first NS RDATA at the apex lies in `rdata`: decoded by
+    /// [`ZoneBuilder::finish`] only for a zone with no SOA (PROJ tables).
+    apex_ns: Option<(u32, usize)>,
+    /// Which of the types whose indices a zone builds were added
+    /// ([`SEEN_NSEC`], [`SEEN_NSEC3PARAM`]): a zone with none (most) builds
+    /// none, with no walk of its arena.
+    seen: u8,
 }
+
+/// [`ZoneBuilder::seen`]: an NSEC was added.
+const SEEN_NSEC: u8 = 1;
+/// [`ZoneBuilder::seen`]: an NSEC3PARAM was added.
+const SEEN_NSEC3PARAM: u8 = 2;
 
 impl ZoneBuilder {
     /// A builder for the zone at `origin`, sized for about `records` records.
@@ -84,6 +96,7 @@ impl ZoneBuilder {
             soa: None,
             soa_source: None,
             apex_ns: None,
+            seen: 0,
         }
     }
 
@@ -114,6 +127,13 @@ impl ZoneBuilder {
             .iter()
             .find(|p| p.owner == o && wanted(p.rtype))?;
         Some((p.file as usize, p.line as usize, p.rtype))
+    }
+
+    /// Makes room for `bytes` more bytes of RDATA (a master file's records
+    /// in wire form hold at most that many): one reservation, not a copy
+    /// at each doubling of a zone's few hundred bytes.
+    pub fn reserve_rdata(&mut self, bytes: usize) {
+        self.rdata.reserve(bytes);
     }
 
     /// Makes room for `records` more records. Capacity never written costs
@@ -173,14 +193,14 @@ impl ZoneBuilder {
             Name::read(&mut BinDecoder::new(rec.owner))
                 .map_or_else(|_| "?".into(), |n| n.to_string())
         };
-        let key = NameKey::read(rec.owner).filter(|k| k.is_under(&self.origin_key));
-        let Some(key) = key else {
+        // Tested on the wire name as written (a key made of each record's
+        // owner was a tenth of a load's work).
+        let Some(apex) = in_zone(rec.owner, &self.origin_key) else {
             return Err(err(BuildError::OutsideZone {
                 name: shown(),
                 origin: self.origin.to_string(),
             }));
         };
-        let apex = key.wire_len() == self.origin_key.len();
         if rec.rtype == u16::from(RecordType::SOA) {
             if !apex {
                 return Err(err(BuildError::SoaOffApex {
@@ -202,7 +222,10 @@ impl ZoneBuilder {
             return Ok(());
         }
         if apex && self.apex_ns.is_none() && rec.rtype == u16::from(RecordType::NS) {
-            self.apex_ns = Name::read(&mut BinDecoder::new(rec.rdata)).ok();
+            // Where `push` puts its RDATA.
+            self.apex_ns = u32::try_from(self.rdata.len())
+                .ok()
+                .map(|at| (at, rec.rdata.len()));
         }
         let owner = self.owners.intern(rec.owner).map_err(err)?;
         let size = MESSAGE_HEAD + rec.owner.len() + 10 + rec.rdata.len();
@@ -244,6 +267,11 @@ impl ZoneBuilder {
     ) -> Result<(), BuildError> {
         let rdata_at = u32::try_from(self.rdata.len()).map_err(|_| BuildError::RdataOver4G)?;
         let rdata_len = u16::try_from(rdata.len()).map_err(|_| BuildError::RdataOver64K)?;
+        self.seen |= match rtype {
+            NSEC => SEEN_NSEC,
+            NSEC3PARAM => SEEN_NSEC3PARAM,
+            _ => 0,
+        };
         self.rdata.extend_from_slice(rdata);
         self.pending.push(Pending {
             owner,
@@ -296,8 +324,15 @@ impl ZoneBuilder {
             soa,
             soa_source,
             apex_ns,
+            seen,
             ..
         } = self;
+        // The first apex NS names the made-up SOA's primary, when there
+        // is no SOA (decoded only then).
+        let apex_ns: Option<Name> = apex_ns.filter(|_| soa.is_none()).and_then(|(at, len)| {
+            let wire = rdata.get(at as usize..at as usize + len)?;
+            Name::read(&mut BinDecoder::new(wire)).ok()
+        });
         let unnamed = PathBuf::new();
         let file_of = |idx: u32| files.get(idx as usize).unwrap_or(&unnamed);
         // The records of each owner, in file order (a counting sort): owner
@@ -326,14 +361,18 @@ impl ZoneBuilder {
         let apex_labels = origin.num_labels() as usize;
         let mut empty: Vec<Vec<u8>> = Vec::new();
         for o in 0..owner_count {
-            let Some(k) = NameKey::read(owners.name(o as u32)) else {
-                continue;
-            };
-            for skip in 1..k.labels().saturating_sub(apex_labels) {
-                let (_, up) = k.suffix(skip);
+            // Each ancestor strictly between the name and the apex (every
+            // owner is at or below it): the name's suffixes at its labels'
+            // starts, in place.
+            let name = owners.name(o as u32);
+            let apex_at = name.len().saturating_sub(origin_key.len());
+            let mut at = name.first().map_or(usize::MAX, |&l| 1 + usize::from(l));
+            while at < apex_at {
+                let up = &name[at..];
                 if owners.find(up).is_none() {
-                    empty.push(up.to_vec());
+                    empty.push(up.to_ascii_lowercase());
                 }
+                at += 1 + usize::from(up[0]);
             }
         }
         if owners.find(&origin_key).is_none() {
@@ -504,8 +543,16 @@ impl ZoneBuilder {
 
         store.arena.shrink_to_fit();
         store.index();
-        let nsec = canon::nsec_order(&store);
-        let nsec3 = Nsec3Chain::of(&store, &origin_key);
+        let nsec = if seen & SEEN_NSEC != 0 {
+            canon::nsec_order(&store)
+        } else {
+            canon::no_nsec()
+        };
+        let nsec3 = if seen & SEEN_NSEC3PARAM != 0 {
+            Nsec3Chain::of(&store, &origin_key)
+        } else {
+            None
+        };
 
         let soa_synthesized = soa.is_none();
         let (soa_ttl, soa) = match soa {
@@ -521,7 +568,6 @@ impl ZoneBuilder {
             soa_ttl,
             soa,
             soa_record: SoaWire::default(),
-            negative_soa_record: SoaWire::default(),
             negative_soa_sigs: Box::default(),
             nsec,
             nsec3,
@@ -628,14 +674,11 @@ impl Zone {
         rdata_into(&self.soa, &mut rdata)?;
         let soa = u16::from(RecordType::SOA);
         let negative_ttl = self.soa_ttl.min(minimum);
-        let split = |ttl| {
-            SoaWire::new(ttl, &rdata, &self.origin_key).ok_or_else(|| BuildError::Encode {
+        self.soa_record = SoaWire::new((self.soa_ttl, negative_ttl), &rdata, &self.origin_key)
+            .ok_or_else(|| BuildError::Encode {
                 rtype: RecordType::SOA,
                 reason: "not two names and five numbers".into(),
-            })
-        };
-        self.soa_record = split(self.soa_ttl)?;
-        self.negative_soa_record = split(negative_ttl)?;
+            })?;
         // The SOA's RRSIGs as a negative answer serves them: with the
         // SOA's lowered TTL (RFC 4035 §3.1.3, RFC 2308 §3).
         let mut sigs = Vec::new();

@@ -11,7 +11,6 @@ use crate::ts::wire::cmp_names;
 /// The arena offsets of the entries owning an NSEC RRset, in canonical order
 /// (for an unsigned zone, one empty list shared by all: no allocation a zone).
 pub(super) fn nsec_order(store: &Store) -> Arc<[u32]> {
-    static NONE: std::sync::OnceLock<Arc<[u32]>> = std::sync::OnceLock::new();
     let mut owners: Vec<u32> = Vec::new();
     let mut off = 0;
     while let Some((e, next)) = NameEntry::at(&store.arena, off) {
@@ -25,10 +24,17 @@ pub(super) fn nsec_order(store: &Store) -> Arc<[u32]> {
     let owner =
         |at: &u32| NameEntry::at(&store.arena, *at as usize).map_or(&[][..], |(e, _)| e.owner);
     if owners.is_empty() {
-        return Arc::clone(NONE.get_or_init(|| Arc::from(Vec::new())));
+        return no_nsec();
     }
     owners.sort_unstable_by(|a, b| cmp_names(owner(a), owner(b)));
     owners.into()
+}
+
+/// The empty order of a zone with no NSEC, one list shared by all (a
+/// builder that saw no NSEC record takes it without walking its arena).
+pub(super) fn no_nsec() -> Arc<[u32]> {
+    static NONE: std::sync::OnceLock<Arc<[u32]>> = std::sync::OnceLock::new();
+    Arc::clone(NONE.get_or_init(|| Arc::from(Vec::new())))
 }
 
 /// The entry of `order` whose owner is `name` or, when none is, the one

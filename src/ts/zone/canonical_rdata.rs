@@ -38,6 +38,18 @@ fn layout(rtype: u16) -> &'static [Field] {
     }
 }
 
+/// Whether RDATA of `rtype` holds names RFC 4034 §6.2 lower-cases: when
+/// not, its canonical form is its bytes.
+pub(in crate::ts::zone) fn has_names(rtype: u16) -> bool {
+    !layout(rtype).is_empty()
+}
+
+/// Whether RDATA of `rtype` is one such name and nothing else (NS, CNAME,
+/// PTR, DNAME and the like): its canonical form is that name lower-cased.
+pub(in crate::ts::zone) fn is_one_name(rtype: u16) -> bool {
+    matches!(layout(rtype), [Name])
+}
+
 /// Appends the canonical form of `rdata` (of type `rtype`) to `out`. RDATA
 /// that does not fit its layout is copied as it is (it was encoded by this
 /// crate, so it fits).

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::Zone;
 use super::rtype::DS;
+use super::store::{EMPTY, hash};
 use crate::ts::wire::NameKey;
 
 /// The zones one TS serves, most specific origin first.
@@ -13,8 +14,10 @@ pub struct Catalog {
     zones: Vec<Zone>,
     /// By origin (lower-cased wire form), the zone's index, when there are
     /// more zones than [`SCAN_MAX`]: a query then looks up each of its
-    /// name's suffixes (at most its label count), not every zone.
-    by_origin: Option<HashMap<Box<[u8]>, usize>>,
+    /// name's suffixes (at most its label count), not every zone. An
+    /// open-addressing table of indices into `zones` hashed by the origin
+    /// (a map holding a copy of each origin was an allocation a zone).
+    by_origin: Option<Box<[u32]>>,
 }
 
 /// Up to this many zones a scan of them is as cheap as hashing the name's
@@ -30,14 +33,26 @@ impl Catalog {
 
     /// A catalog of `zones`, already most specific first.
     fn indexed(zones: Vec<Zone>) -> Self {
-        let by_origin = (zones.len() > SCAN_MAX).then(|| {
-            zones
-                .iter()
-                .enumerate()
-                .map(|(i, z)| (z.origin_key.clone(), i))
-                .collect()
-        });
+        let by_origin = (zones.len() > SCAN_MAX).then(|| origin_table(&zones));
         Catalog { zones, by_origin }
+    }
+
+    /// The zone whose origin is `key` (lower-cased wire form) in `table`
+    /// (see [`origin_table`]).
+    fn looked_up(&self, table: &[u32], key: &[u8]) -> Option<&Zone> {
+        let mask = table.len().checked_sub(1)?;
+        let mut at = (hash(key) as usize) & mask;
+        loop {
+            let i = *table.get(at)?;
+            if i == EMPTY {
+                return None;
+            }
+            let zone = self.zones.get(i as usize)?;
+            if &zone.origin_key[..] == key {
+                return Some(zone);
+            }
+            at = (at + 1) & mask;
+        }
     }
 
     /// The zone that answers `qtype` for `name` (lower-cased wire form), if
@@ -55,8 +70,7 @@ impl Catalog {
             // The name's suffixes, longest first, down to the root.
             Some(by_origin) => answering(
                 (0..=name.labels())
-                    .filter_map(|skip| by_origin.get(name.suffix(skip).1))
-                    .filter_map(|&i| self.zones.get(i)),
+                    .filter_map(|skip| self.looked_up(by_origin, name.suffix(skip).1)),
                 name,
                 qtype,
             ),
@@ -101,7 +115,7 @@ impl Catalog {
     /// pairs each new zone with its old version this way).
     pub fn with_origin(&self, key: &[u8]) -> Option<&Zone> {
         match &self.by_origin {
-            Some(by_origin) => by_origin.get(key).and_then(|&i| self.zones.get(i)),
+            Some(by_origin) => self.looked_up(by_origin, key),
             None => self.zones.iter().find(|z| &z.origin_key[..] == key),
         }
     }
@@ -123,6 +137,30 @@ impl Catalog {
     pub fn into_zones(self) -> Vec<Zone> {
         self.zones
     }
+}
+
+/// The index of `zones` by origin: a slot a zone and a third more (a
+/// power of two), each holding the zone's index or [`EMPTY`], found from
+/// the hash of its origin by linear probing. Of zones of one origin, the
+/// last (as a map collected from them keeps it).
+fn origin_table(zones: &[Zone]) -> Box<[u32]> {
+    let slots = (zones.len() + zones.len() / 3 + 1).next_power_of_two();
+    let mut table = vec![EMPTY; slots].into_boxed_slice();
+    let mask = slots - 1;
+    for (i, zone) in zones.iter().enumerate() {
+        let mut at = (hash(&zone.origin_key) as usize) & mask;
+        while let Some(&j) = table.get(at).filter(|&&j| j != EMPTY) {
+            if zones
+                .get(j as usize)
+                .is_some_and(|z| z.origin_key == zone.origin_key)
+            {
+                break;
+            }
+            at = (at + 1) & mask;
+        }
+        table[at] = u32::try_from(i).unwrap_or(EMPTY);
+    }
+    table
 }
 
 /// Of the zones `holding` the name (most specific first), the one that

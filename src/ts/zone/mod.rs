@@ -75,7 +75,7 @@ mod zone;
 
 pub use build::ZoneBuilder;
 pub use catalog::Catalog;
-pub(crate) use encode::key_of;
+pub(crate) use encode::{in_zone, key_of};
 pub(crate) use nsec3::{ITERATIONS_MAX as NSEC3_ITERATIONS_MAX, owner_hash};
 pub use sign::{Keys, RrsetSigner, SignError, Stamp};
 pub use signature::Signature;

@@ -1,6 +1,6 @@
 //! The owners of a zone being built ([`Owners`]): each distinct name, case
 //! aside, numbered once in order of first appearance.
-use super::store::{EMPTY, hash};
+use super::store::{EMPTY, hash_lower};
 use crate::ts::source::BuildError;
 
 /// The owners of a zone being built: each distinct name (case aside) once,
@@ -28,14 +28,14 @@ impl Owners {
         &self.names[start as usize..start as usize + usize::from(len)]
     }
 
-    /// The owner number of `lower` (a lower-cased wire name), if seen.
-    pub(super) fn find(&self, lower: &[u8]) -> Option<u32> {
+    /// The owner number of `wire` (a wire name, any case), if seen.
+    pub(super) fn find(&self, wire: &[u8]) -> Option<u32> {
         let mask = self.table.len() - 1;
-        let mut i = (hash(lower) as usize) & mask;
+        let mut i = (hash_lower(wire) as usize) & mask;
         loop {
             match self.table[i] {
                 EMPTY => return None,
-                o if self.name(o).eq_ignore_ascii_case(lower) => return Some(o),
+                o if same_name(self.name(o), wire) => return Some(o),
                 _ => i = (i + 1) & mask,
             }
         }
@@ -49,13 +49,8 @@ impl Owners {
         let slots = (self.table.len() * 2).max(16);
         let mask = slots - 1;
         let mut table = vec![EMPTY; slots];
-        let mut lower = [0u8; 255];
         for o in 0..self.spans.len() as u32 {
-            let name = self.name(o);
-            let lower = &mut lower[..name.len()];
-            lower.copy_from_slice(name);
-            lower.make_ascii_lowercase();
-            let mut i = (hash(lower) as usize) & mask;
+            let mut i = (hash_lower(self.name(o)) as usize) & mask;
             while table[i] != EMPTY {
                 i = (i + 1) & mask;
             }
@@ -67,16 +62,15 @@ impl Owners {
     /// The owner number of `wire` (as written), added when new.
     pub(super) fn intern(&mut self, wire: &[u8]) -> Result<u32, BuildError> {
         self.grow();
-        let mut lower = [0u8; 255];
-        let lower = lower.get_mut(..wire.len()).ok_or(BuildError::NameTooLong)?;
-        lower.copy_from_slice(wire);
-        lower.make_ascii_lowercase();
+        if wire.len() > 255 {
+            return Err(BuildError::NameTooLong);
+        }
         let mask = self.table.len() - 1;
-        let mut i = (hash(lower) as usize) & mask;
+        let mut i = (hash_lower(wire) as usize) & mask;
         loop {
             match self.table[i] {
                 EMPTY => break,
-                o if self.name(o).eq_ignore_ascii_case(lower) => return Ok(o),
+                o if same_name(self.name(o), wire) => return Ok(o),
                 _ => i = (i + 1) & mask,
             }
         }
@@ -88,4 +82,11 @@ impl Owners {
         self.table[i] = owner;
         Ok(owner)
     }
+}
+
+/// Whether two wire names are the same name, case aside: the bytes at once
+/// first (a zone's names are mostly written in one case), letter by letter
+/// only when they differ.
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a == b || a.eq_ignore_ascii_case(b)
 }

@@ -355,7 +355,7 @@ f.e TXT below
     type Shape = (
         BTreeMap<Vec<u8>, (Vec<u8>, u8, Vec<u8>)>,
         (usize, bool, bool, bool, bool, u32, u32),
-        (String, String, Vec<u8>),
+        (String, Vec<u8>),
         Vec<Vec<u8>>,
         bool,
     );
@@ -388,11 +388,7 @@ f.e TXT below
                 z.serial(),
                 z.soa_ttl,
             ),
-            (
-                format!("{:?}", z.soa_record),
-                format!("{:?}", z.negative_soa_record),
-                z.negative_soa_sigs.to_vec(),
-            ),
+            (format!("{:?}", z.soa_record), z.negative_soa_sigs.to_vec()),
             z.nsec.iter().map(owner).collect(),
             z.nsec3.is_some(),
         )

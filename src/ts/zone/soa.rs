@@ -7,11 +7,16 @@
 
 use crate::ts::wire::{push_name_ref, uncompressed_len};
 
-/// An SOA record, owner aside, kept in the parts an answer assembles.
+/// An SOA record, owner aside, kept in the parts an answer assembles: as
+/// an answer writes it, and as a negative answer does (its TTL aside, the
+/// same record: one copy of the names for both).
 #[derive(Debug, Clone, Default)]
 pub(super) struct SoaWire {
     /// TYPE, CLASS and TTL.
     head: [u8; 8],
+    /// The TTL of the record in a negative answer: min(SOA TTL, MINIMUM)
+    /// (RFC 2308 §3).
+    negative_ttl: u32,
     /// MNAME then RNAME, each the labels in front of the origin when the
     /// name ends in the origin (its flag in `under` set), else the whole
     /// name: one allocation for both (a TS of 100,000 zones holds 200,000
@@ -27,9 +32,14 @@ pub(super) struct SoaWire {
 
 impl SoaWire {
     /// Splits an SOA's uncompressed RDATA (`rdata`) for a zone whose
-    /// lower-cased wire origin is `origin_key`; `None` when the RDATA is not
-    /// an SOA's.
-    pub(super) fn new(ttl: u32, rdata: &[u8], origin_key: &[u8]) -> Option<Self> {
+    /// lower-cased wire origin is `origin_key`, served at `ttl` in answers
+    /// and at `negative_ttl` in negative answers; `None` when the RDATA is
+    /// not an SOA's.
+    pub(super) fn new(
+        (ttl, negative_ttl): (u32, u32),
+        rdata: &[u8],
+        origin_key: &[u8],
+    ) -> Option<Self> {
         let mut head = [0u8; 8];
         head[..2].copy_from_slice(&6u16.to_be_bytes()); // SOA
         head[2..4].copy_from_slice(&1u16.to_be_bytes()); // IN
@@ -42,6 +52,7 @@ impl SoaWire {
         let (rname, r_under) = split(&rdata[mname_len..names_end], origin_key);
         Some(SoaWire {
             head,
+            negative_ttl,
             names: [mname, rname].concat().into(),
             // A name is at most 255 bytes.
             rname_at: u16::try_from(mname.len()).ok()?,
@@ -54,7 +65,30 @@ impl SoaWire {
     /// origin at `origin_at` in `msg`, or spell it (`origin_key`) when the
     /// message holds no copy to point to.
     pub(super) fn write(&self, msg: &mut Vec<u8>, origin_at: Option<usize>, origin_key: &[u8]) {
-        msg.extend_from_slice(&self.head);
+        self.write_at(&self.head, msg, origin_at, origin_key);
+    }
+
+    /// [`SoaWire::write`] as a negative answer writes it: at its TTL.
+    pub(super) fn write_negative(
+        &self,
+        msg: &mut Vec<u8>,
+        origin_at: Option<usize>,
+        origin_key: &[u8],
+    ) {
+        let mut head = self.head;
+        head[4..].copy_from_slice(&self.negative_ttl.to_be_bytes());
+        self.write_at(&head, msg, origin_at, origin_key);
+    }
+
+    /// The record with `head` (type, class, TTL).
+    fn write_at(
+        &self,
+        head: &[u8; 8],
+        msg: &mut Vec<u8>,
+        origin_at: Option<usize>,
+        origin_key: &[u8],
+    ) {
+        msg.extend_from_slice(head);
         let len_at = msg.len();
         msg.extend_from_slice(&[0, 0]);
         let (mname, rname) = self.names.split_at(usize::from(self.rname_at));
@@ -104,7 +138,7 @@ mod tests {
     /// into an empty message.
     fn written(origin: &str, ttl: u32, rdata: &[u8], in_question: bool) -> Vec<u8> {
         let origin_key = wire(origin);
-        let soa = SoaWire::new(ttl, rdata, &origin_key).unwrap();
+        let soa = SoaWire::new((ttl, ttl), rdata, &origin_key).unwrap();
         let mut m = vec![0u8; 12];
         if in_question {
             m.extend(wire(&format!("www.{origin}")));
@@ -146,9 +180,23 @@ mod tests {
     }
 
     #[test]
+    fn a_negative_answer_writes_the_same_record_at_its_own_ttl() {
+        let origin_key = wire("example.");
+        let data = rdata("ns1.example.", "hostmaster.example.");
+        let soa = SoaWire::new((3600, 300), &data, &origin_key).unwrap();
+        let (mut answer, mut negative) = (vec![0u8; 12], vec![0u8; 12]);
+        soa.write(&mut answer, Some(12), &origin_key);
+        soa.write_negative(&mut negative, Some(12), &origin_key);
+        assert_eq!(&answer[16..20], &3600u32.to_be_bytes());
+        assert_eq!(&negative[16..20], &300u32.to_be_bytes());
+        assert_eq!(answer[..16], negative[..16]);
+        assert_eq!(answer[20..], negative[20..]);
+    }
+
+    #[test]
     fn rdata_that_is_not_an_soa_is_refused() {
         let origin = wire("example.");
-        assert!(SoaWire::new(1, &[3, b'n', b's'], &origin).is_none());
-        assert!(SoaWire::new(1, &rdata("a.", "b.")[..20], &origin).is_none());
+        assert!(SoaWire::new((1, 1), &[3, b'n', b's'], &origin).is_none());
+        assert!(SoaWire::new((1, 1), &rdata("a.", "b.")[..20], &origin).is_none());
     }
 }

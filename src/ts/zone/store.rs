@@ -66,11 +66,40 @@ pub(super) fn be32(b: &[u8], at: usize) -> u32 {
 /// MurmurHash3 finalizer so that the low bits (the table index) depend on
 /// every byte.
 pub(super) fn hash(key: &[u8]) -> u64 {
+    hash_folded(key, |w| w)
+}
+
+/// [`hash`] of `name` lower-cased, with no lower-cased copy of it made
+/// (each word folded as it is read, [`lower8`]): a zone's build hashes
+/// every owner.
+pub(super) fn hash_lower(name: &[u8]) -> u64 {
+    hash_folded(name, lower8)
+}
+
+/// The eight bytes of `w` ASCII-lower-cased at once (as
+/// `u8::to_ascii_lowercase` does each: `A`-`Z` gain 0x20, every other byte
+/// is kept): a byte's high bit, set by adding 0x3f to its low seven bits,
+/// says it is at least `A`; set by adding 0x25, above `Z` (no carry
+/// crosses a byte: the low seven bits plus 0x3f stay under 0x100).
+fn lower8(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low = w & LOW7;
+    let from_a = low + 0x3f3f_3f3f_3f3f_3f3f;
+    let past_z = low + 0x2525_2525_2525_2525;
+    let upper = from_a & !past_z & !w & HIGH;
+    w | (upper >> 2)
+}
+
+/// [`hash`], each word of the key passed through `fold` first.
+#[inline(always)]
+fn hash_folded(key: &[u8], fold: impl Fn(u64) -> u64) -> u64 {
     let mut h = key.len() as u64;
     for c in key.chunks(8) {
         let mut w = [0u8; 8];
         w[..c.len()].copy_from_slice(c);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        let w = fold(u64::from_le_bytes(w));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
@@ -199,11 +228,7 @@ impl Store {
         let mask = slots - 1;
         let mut off = 0;
         while let Some((e, next)) = NameEntry::at(&self.arena, off) {
-            let mut lower = [0u8; 255];
-            let n = e.owner.len();
-            lower[..n].copy_from_slice(e.owner);
-            lower[..n].make_ascii_lowercase();
-            let mut i = (hash(&lower[..n]) as usize) & mask;
+            let mut i = (hash_lower(e.owner) as usize) & mask;
             while table[i] != EMPTY {
                 i = (i + 1) & mask;
             }
@@ -243,4 +268,47 @@ pub(super) fn push_set(
         n += 1;
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{hash, hash_lower, lower8};
+
+    /// Every byte, at every place of a word, folds as `to_ascii_lowercase`
+    /// folds it, whatever its neighbours.
+    #[test]
+    fn a_word_is_lower_cased_as_its_bytes_are() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                for fill in [0u8, b'A', b'z', b'@', b'[', 0x7f, 0x80, 0xc1, 0xff] {
+                    let mut w = [fill; 8];
+                    w[at] = b;
+                    let want = w.map(|c| c.to_ascii_lowercase());
+                    assert_eq!(
+                        lower8(u64::from_le_bytes(w)).to_le_bytes(),
+                        want,
+                        "{b:#x} at {at}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_name_hashes_as_its_lower_cased_copy() {
+        let names: [&[u8]; 5] = [
+            b"",
+            b"\x03WwW\x07Example\x04TEST\x00",
+            b"\x01*\x02Z9\x00",
+            b"\x05\xc9T\xe9[@\x00",
+            b"\x3fABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_\x00",
+        ];
+        for name in names {
+            assert_eq!(
+                hash_lower(name),
+                hash(&name.to_ascii_lowercase()),
+                "{name:?}"
+            );
+        }
+    }
 }

@@ -332,8 +332,8 @@ impl Zone {
     fn push_negative(&self, msg: &mut Vec<u8>, qname: &NameKey, w: &mut Written) {
         self.push_origin(msg, qname);
         let origin_at = self.origin_in_question(qname);
-        self.negative_soa_record
-            .write(msg, origin_at, &self.origin_key);
+        self.soa_record
+            .write_negative(msg, origin_at, &self.origin_key);
         w.authority += 1;
     }
 

@@ -35,7 +35,6 @@ pub struct Zone {
     /// The SOA record (minus owner) for SOA answers and for negative answers
     /// (TTL min(SOA TTL, MINIMUM), RFC 2308 §3).
     pub(super) soa_record: SoaWire,
-    pub(super) negative_soa_record: SoaWire,
     /// The RRSIGs of the SOA (records minus owner) at the negative answer's TTL.
     pub(super) negative_soa_sigs: Box<[u8]>,
     /// The arena offsets of the names owning an NSEC, in canonical order.

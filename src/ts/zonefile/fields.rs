@@ -154,9 +154,15 @@ pub(super) fn name_onto(
                 out.push(byte);
                 at += used;
             }
-            c => {
-                out.push(c);
-                at += 1;
+            _ => {
+                // The run of plain bytes up to the next dot or backslash,
+                // copied at once (most names are only that).
+                let end = raw[at..]
+                    .iter()
+                    .position(|&c| c == b'.' || c == b'\\')
+                    .map_or(raw.len(), |p| at + p);
+                out.extend_from_slice(&raw[at..end]);
+                at = end;
             }
         }
     }
@@ -183,11 +189,47 @@ pub(super) fn text(raw: &[u8]) -> Result<&str, String> {
 /// # Errors
 /// Not a decimal number, or over `max`.
 pub(super) fn number(raw: &[u8], max: u64, what: &str) -> Result<u64, String> {
-    let s = text(raw)?;
-    s.parse::<u64>()
-        .ok()
-        .filter(|n| *n <= max && !s.starts_with('+'))
-        .ok_or_else(|| format!("bad {what} '{s}' (a number from 0 to {max})"))
+    // The digits read as bytes (an SOA has five numbers, an MX one): no
+    // UTF-8 check and no `str` parse but for the error's text.
+    let mut value = (!raw.is_empty()).then_some(0u64);
+    for &c in raw {
+        if !c.is_ascii_digit() {
+            value = None;
+            break;
+        }
+        value = value.and_then(|v| v.checked_mul(10)?.checked_add(u64::from(c - b'0')));
+    }
+    match value.filter(|n| *n <= max) {
+        Some(n) => Ok(n),
+        None => {
+            let s = text(raw)?;
+            Err(format!("bad {what} '{s}' (a number from 0 to {max})"))
+        }
+    }
+}
+
+/// An IPv4 address in dotted decimal, read from bytes as
+/// `Ipv4Addr::from_str` reads it (four parts of one to three digits, none
+/// with a leading zero, each at most 255), with no UTF-8 check nor `str`
+/// parse: a zone of many A records reads one a record.
+pub(super) fn ipv4(raw: &[u8]) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let mut parts = raw.split(|&c| c == b'.');
+    for slot in &mut out {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
+            return None;
+        }
+        let mut value = 0u16;
+        for &c in part {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u16::from(c - b'0');
+        }
+        *slot = u8::try_from(value).ok()?;
+    }
+    parts.next().is_none().then_some(out)
 }
 
 /// An 8-bit number.
@@ -222,31 +264,35 @@ pub(super) fn ttl(raw: &[u8]) -> Result<u32, String> {
 /// # Errors
 /// Not a number of seconds, or over 2^32-1.
 pub(super) fn duration(raw: &[u8], what: &str) -> Result<u32, String> {
-    let s = text(raw)?;
-    let bad = || format!("bad {what} '{s}'");
-    if s.is_empty() {
+    // Read as bytes (digits and unit letters are ASCII; any other byte is
+    // no duration): the text is made for the error alone.
+    let bad = || match text(raw) {
+        Ok(s) => format!("bad {what} '{s}'"),
+        Err(e) => e,
+    };
+    if raw.is_empty() {
         return Err(bad());
     }
     let mut total: u64 = 0;
     let mut value: Option<u64> = None;
-    for c in s.chars() {
-        if let Some(d) = c.to_digit(10) {
+    for &c in raw {
+        if c.is_ascii_digit() {
             value = Some(
                 value
                     .unwrap_or(0)
                     .checked_mul(10)
-                    .and_then(|v| v.checked_add(u64::from(d)))
+                    .and_then(|v| v.checked_add(u64::from(c - b'0')))
                     .filter(|v| *v <= u64::from(u32::MAX))
                     .ok_or_else(bad)?,
             );
             continue;
         }
         let unit = match c.to_ascii_lowercase() {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 604_800,
+            b's' => 1,
+            b'm' => 60,
+            b'h' => 3600,
+            b'd' => 86_400,
+            b'w' => 604_800,
             _ => return Err(bad()),
         };
         let term = value.take().ok_or_else(bad)? * unit;
@@ -436,8 +482,27 @@ const TYPES: &[(&str, u16)] = &[
     ("DLV", 32769),
 ];
 
+/// The types of nearly every record, tried first in place (no upper-cased
+/// copy, no scan of [`TYPES`]); the same codes as there.
+const COMMON_TYPES: [(&[u8], u16); 8] = [
+    (b"A", 1),
+    (b"NS", 2),
+    (b"SOA", 6),
+    (b"MX", 15),
+    (b"TXT", 16),
+    (b"AAAA", 28),
+    (b"CNAME", 5),
+    (b"SRV", 33),
+];
+
 /// The code of a record type: a mnemonic (any case) or `TYPEnnn`.
 pub(super) fn type_code(raw: &[u8]) -> Option<u16> {
+    if let Some(&(_, code)) = COMMON_TYPES
+        .iter()
+        .find(|(name, _)| raw.eq_ignore_ascii_case(name))
+    {
+        return Some(code);
+    }
     upper_case(raw, |upper| {
         if let Some(digits) = upper.strip_prefix(b"TYPE") {
             return generic_number(digits);
@@ -473,6 +538,15 @@ pub(super) fn type_name(code: u16) -> String {
 
 /// The code of a class: `IN`, `CH`, `HS`, `CS`, `NONE`, `ANY` or `CLASSnnn`.
 pub(super) fn class_code(raw: &[u8]) -> Option<u16> {
+    // Two letters, or `CLASS` and digits: any other word (every record's
+    // type is tried as a class first) is none, without a copy.
+    if raw.len() != 2
+        && !raw
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"CLASS"))
+    {
+        return None;
+    }
     upper_case(raw, |upper| {
         if let Some(digits) = upper.strip_prefix(b"CLASS") {
             return generic_number(digits);
@@ -572,6 +646,122 @@ mod tests {
         assert!(name(&[b'x'; 64], Some(origin)).unwrap_err().contains("63"));
         let long = [b"a.".repeat(127), b".".to_vec()].concat();
         assert!(name(&long[1..], None).is_err());
+    }
+
+    /// The byte readers read what the `str` parsers they replace read,
+    /// and refuse the rest with the same messages.
+    #[test]
+    fn bytes_read_as_the_str_parsers_read_them() {
+        let mut words: Vec<Vec<u8>> = [
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "0.1.2.03",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1.2.3.4 ",
+            "+1.2.3.4",
+            "1.2.3.-4",
+            "1000.1.1.1",
+            "",
+            ".",
+            "a.b.c.d",
+            "192.0.2.1",
+            "10.0.0.00",
+            "0",
+            "00",
+            "007",
+            "18446744073709551615",
+            "18446744073709551616",
+            "+5",
+            "-5",
+            " 5",
+            "5 ",
+            "4294967295",
+            "4294967296",
+            "1h",
+            "1H30M",
+            "2w",
+            "1x",
+            "h",
+            "1h1",
+            "99999999999",
+            "3600",
+            "1d2h3m4s",
+        ]
+        .iter()
+        .map(|w| w.as_bytes().to_vec())
+        .collect();
+        words.push(b"1.2.3.\xe9".to_vec());
+        words.push(vec![b'1', 0xe9]);
+        words.push("1\u{0663}".as_bytes().to_vec());
+        for i in 0..3000u32 {
+            let w = format!("{}.{}.{}.{}", i % 300, i / 7 % 260, i / 13 % 1000, i % 10);
+            words.push(w.into_bytes());
+        }
+        for w in &words {
+            let s = std::str::from_utf8(w).ok();
+            let std_ip = s.and_then(|s| s.parse::<std::net::Ipv4Addr>().ok());
+            assert_eq!(ipv4(w), std_ip.map(|ip| ip.octets()), "{w:?}");
+            let std_number = |max: u64| match s {
+                None => Err("not valid UTF-8".to_owned()),
+                Some(s) => s
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= max && !s.starts_with('+'))
+                    .ok_or_else(|| format!("bad serial '{s}' (a number from 0 to {max})")),
+            };
+            for max in [255, 65_535, u64::from(u32::MAX), u64::MAX] {
+                assert_eq!(number(w, max, "serial"), std_number(max), "{w:?}");
+            }
+        }
+        assert_eq!(
+            duration(&[b'1', 0xe9], "TTL").unwrap_err(),
+            "not valid UTF-8"
+        );
+        assert_eq!(
+            duration("1\u{e9}".as_bytes(), "TTL").unwrap_err(),
+            "bad TTL '1\u{e9}'"
+        );
+        assert_eq!(duration(b"", "TTL").unwrap_err(), "bad TTL ''");
+        assert_eq!(duration(b"1h30m", "TTL"), Ok(5400));
+    }
+
+    #[test]
+    fn common_types_and_classes_read_as_the_table_reads_them() {
+        for (name, code) in COMMON_TYPES {
+            assert_eq!(
+                TYPES
+                    .iter()
+                    .find(|(n, _)| n.as_bytes() == name)
+                    .map(|t| t.1),
+                Some(code)
+            );
+            let lower = name.to_ascii_lowercase();
+            assert_eq!(type_code(&lower), Some(code));
+        }
+        for (word, want) in [
+            ("in", Some(1)),
+            ("Ch", Some(3)),
+            ("HS", Some(4)),
+            ("cs", Some(2)),
+            ("class1", Some(1)),
+            ("CLASS65535", Some(65535)),
+            ("CLASS65536", None),
+            ("CLASS", None),
+            ("CLASSx", None),
+            ("A", None),
+            ("NS", None),
+            ("ANY", None),
+            ("I", None),
+        ] {
+            assert_eq!(class_code(word.as_bytes()), want, "{word}");
+        }
     }
 
     #[test]

@@ -46,7 +46,6 @@ mod wire;
 pub(crate) use fields::rrsig_time;
 use reader::{Reader, check, name_wire};
 pub use records::WireRecords;
-use records::wire_name;
 
 /// Loads a zone source, choosing the format by extension: `.zone` is an RFC 1035 master
 /// file (whose origin is its SOA owner; `origin`, unless it is the root, is the initial
@@ -276,14 +275,9 @@ fn read_master(text: &[u8], file: &Path, origin: Option<&Name>, max: usize) -> P
     if !read.problems.is_empty() {
         return read;
     }
-    let last_origin = match reader.origin.as_deref().map(wire_name).transpose() {
-        Ok(o) => o.unwrap_or_else(Name::root),
-        Err(msg) => {
-            read.problems.push(at((1, msg)));
-            return read;
-        }
-    };
-    match check(records, &last_origin, max) {
+    // The origin in force at the end (made by `fields::name`: a name) names
+    // the zone only when it has no SOA: decoded then.
+    match check(records, reader.origin.as_deref(), max) {
         Ok(zone) => read.zone = Some(zone),
         Err(problems) => read.problems.extend(problems.into_iter().map(at)),
     }

@@ -9,7 +9,7 @@
 //! Names in RDATA are written uncompressed, in the case of the file. Errors name the line
 //! of the field at fault.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
 use super::cursor::{Bad, Fields};
 use super::extra::more_types;
@@ -34,8 +34,11 @@ const CERT_TYPES: &[(&str, u16)] = &[
     ("OID", 254),
 ];
 
-/// Types that cannot be in a zone at all.
-const META: &[u16] = &[41, 249, 250, 251, 252, 253, 254, 255];
+/// Types that cannot be in a zone at all: OPT, and TKEY to ANY (a match,
+/// not a scan of a list: every record asks).
+fn is_meta(code: u16) -> bool {
+    matches!(code, 41 | 249..=255)
+}
 
 /// The wire RDATA of a record of type `code` written as `tokens` (the fields after the
 /// type), into `out` (cleared first: the reader keeps one buffer for every record);
@@ -53,7 +56,7 @@ pub(super) fn wire_into(
     out.clear();
     // Made only where an error or a check needs it (a String a record).
     let type_name = || fields::type_name(code);
-    if META.contains(&code) {
+    if is_meta(code) {
         let type_name = type_name();
         return Err((line, format!("type {type_name} cannot be in a zone file")));
     }
@@ -76,8 +79,10 @@ pub(super) fn wire_into(
     match code {
         // A
         1 => {
-            let ip: Ipv4Addr = f.parsed("IPv4 address")?;
-            out.extend_from_slice(&ip.octets());
+            let raw = f.next("IPv4 address")?;
+            let ip = fields::ipv4(raw)
+                .ok_or_else(|| format!("bad IPv4 address '{}'", String::from_utf8_lossy(raw)));
+            out.extend_from_slice(&f.bad(ip)?);
         }
         // AAAA
         28 => {

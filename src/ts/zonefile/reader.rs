@@ -7,7 +7,8 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use super::lexer::MasterEntry;
 use super::records::{WireRecords, wire_name};
 use super::{cursor, fields, rdata};
-use crate::ts::wire::NameKey;
+use crate::ts::wire::NAME_MAX;
+use crate::ts::zone::in_zone;
 
 /// A name in uncompressed wire form.
 pub(super) fn name_wire(name: &Name) -> Result<Vec<u8>, String> {
@@ -185,12 +186,21 @@ impl Reader {
 /// zone builder's to find (after duplicates are merged).
 pub(super) fn check(
     records: WireRecords,
-    last_origin: &Name,
+    last_origin: Option<&[u8]>,
     max: usize,
 ) -> Result<(Name, WireRecords), Vec<cursor::Bad>> {
     let shown = |wire: &[u8]| wire_name(wire).map_or_else(|_| "?".to_owned(), |n| n.to_string());
     let soa_type = u16::from(RecordType::SOA);
-    let (zone, origin) = zone_of_soa(&records, soa_type, last_origin, &shown)?;
+    let (zone, soa_owner) = zone_of_soa(&records, soa_type, last_origin, &shown)?;
+    // The origin lower-cased, on the stack (a name is at most 255 bytes:
+    // `wire_name` read it); each owner is tested against it as written.
+    let mut key = [0u8; NAME_MAX];
+    let origin = key
+        .get_mut(..soa_owner.len())
+        .ok_or_else(|| vec![(1, "bad name".to_owned())])?;
+    origin.copy_from_slice(soa_owner);
+    origin.make_ascii_lowercase();
+    let origin = &*origin;
     let mut problems = Vec::new();
     for record in records.iter() {
         if problems.len() >= max {
@@ -202,7 +212,7 @@ pub(super) fn check(
                 record.line,
                 format!("class {class} is not supported (only IN)"),
             ));
-        } else if !NameKey::read(record.owner).is_some_and(|k| k.is_under(origin.bytes())) {
+        } else if in_zone(record.owner, origin).is_none() {
             problems.push((
                 record.line,
                 format!("{} is outside the zone {zone}", shown(record.owner)),
@@ -215,15 +225,18 @@ pub(super) fn check(
     Ok((zone, records))
 }
 
-/// The zone's origin from its one SOA, as a name and as a lower-cased key.
-fn zone_of_soa(
-    records: &WireRecords,
+/// The zone's origin from its one SOA, as a name and in wire form as
+/// written; `last_origin` (wire form, the root when `None`) names the
+/// zone when there is no SOA.
+fn zone_of_soa<'r>(
+    records: &'r WireRecords,
     soa_type: u16,
-    last_origin: &Name,
+    last_origin: Option<&[u8]>,
     shown: &dyn Fn(&[u8]) -> String,
-) -> Result<(Name, NameKey), Vec<cursor::Bad>> {
+) -> Result<(Name, &'r [u8]), Vec<cursor::Bad>> {
     let mut soas = records.iter().filter(|r| r.rtype == soa_type);
     let Some(soa) = soas.next() else {
+        let last_origin = last_origin.map_or_else(|| Name::root().to_string(), shown);
         return Err(vec![(
             1,
             format!("no SOA at the zone origin {last_origin}"),
@@ -240,6 +253,5 @@ fn zone_of_soa(
         )]);
     }
     let zone = wire_name(soa.owner).map_err(|m| vec![(soa.line, m)])?;
-    let origin = NameKey::read(soa.owner).ok_or_else(|| vec![(soa.line, "bad name".to_owned())])?;
-    Ok((zone, origin))
+    Ok((zone, soa.owner))
 }

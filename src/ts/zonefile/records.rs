@@ -109,6 +109,11 @@ impl WireRecords {
         })
     }
 
+    /// Bytes of owners and RDATA held: a bound on the RDATA of the records.
+    pub fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// How many records.
     pub fn len(&self) -> usize {
         self.slots.len()
