@@ -356,43 +356,11 @@ async fn a_stopping_ls_answers_the_query_in_flight_at_its_deadline() {
     task.await.unwrap().unwrap();
 }
 
-/// A reload that lengthens `timeout_ms` lengthens the stop's drain with it:
-/// a TCP query in flight when the stop comes is answered at its deadline
-/// (4,000 ms, as reloaded), not cut off at the drain grace the LS started
-/// with (700 ms and a second: its connection closed unanswered).
-#[tokio::test(start_paused = true)]
-async fn a_stopping_ls_drains_to_the_deadline_a_reload_lengthened() {
-    let silent = Stalled::start().await;
-    let cfg = LsConfig {
-        timeout_ms: 700,
-        ..ls_config(&[("silent", silent.addr)])
-    };
-    let ls = start_ls(cfg.clone()).await;
-    ls.balancer.reload(&LsConfig {
-        timeout_ms: 4000,
-        ..cfg
-    });
-    settle().await;
-    let client = tokio::spawn(timed_tcp(ls.addr, "a.example"));
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let stopped = tokio::spawn(ls.stop());
-    let (m, took) = client.await.unwrap();
-    assert_eq!(m.response_code, ResponseCode::NXDomain);
-    assert_eq!(
-        took,
-        4000 * MS,
-        "answered at its reloaded deadline, not cut off"
-    );
-    stopped.await.unwrap();
-}
-
-/// A query admitted on a snapshot a later reload replaced keeps that
-/// snapshot's deadline through the stop: `timeout_ms` reloaded to 4,000
-/// ms, the query sent, `timeout_ms` reloaded back to 700 ms, then the
-/// stop. The query is answered at its 4,000 ms deadline, not cut off at
-/// the grace of the snapshot in force at the stop (700 ms and a second).
-#[tokio::test(start_paused = true)]
-async fn a_stopping_ls_drains_a_query_a_later_reload_did_not_shorten() {
+/// An LS started with `timeout_ms` 700 and reloaded to 4,000 ms takes a TCP
+/// query for a silent backend; then, when `back` is set, it is reloaded
+/// back to 700 ms; then it is stopped. The query's answer and how long it
+/// took.
+async fn drained_after_reloads(back: bool) -> (Message, Duration) {
     let silent = Stalled::start().await;
     let cfg = LsConfig {
         timeout_ms: 700,
@@ -406,15 +374,43 @@ async fn a_stopping_ls_drains_a_query_a_later_reload_did_not_shorten() {
     settle().await;
     let client = tokio::spawn(timed_tcp(ls.addr, "a.example"));
     tokio::time::sleep(Duration::from_millis(100)).await;
-    ls.balancer.reload(&cfg);
-    settle().await;
+    if back {
+        ls.balancer.reload(&cfg);
+        settle().await;
+    }
     let stopped = tokio::spawn(ls.stop());
-    let (m, took) = client.await.unwrap();
+    let answer = client.await.unwrap();
+    stopped.await.unwrap();
+    answer
+}
+
+/// A reload that lengthens `timeout_ms` lengthens the stop's drain with it:
+/// a TCP query in flight when the stop comes is answered at its deadline
+/// (4,000 ms, as reloaded), not cut off at the drain grace the LS started
+/// with (700 ms and a second: its connection closed unanswered).
+#[tokio::test(start_paused = true)]
+async fn a_stopping_ls_drains_to_the_deadline_a_reload_lengthened() {
+    let (m, took) = drained_after_reloads(false).await;
+    assert_eq!(m.response_code, ResponseCode::NXDomain);
+    assert_eq!(
+        took,
+        4000 * MS,
+        "answered at its reloaded deadline, not cut off"
+    );
+}
+
+/// A query admitted on a snapshot a later reload replaced keeps that
+/// snapshot's deadline through the stop: `timeout_ms` reloaded to 4,000
+/// ms, the query sent, `timeout_ms` reloaded back to 700 ms, then the
+/// stop. The query is answered at its 4,000 ms deadline, not cut off at
+/// the grace of the snapshot in force at the stop (700 ms and a second).
+#[tokio::test(start_paused = true)]
+async fn a_stopping_ls_drains_a_query_a_later_reload_did_not_shorten() {
+    let (m, took) = drained_after_reloads(true).await;
     assert_eq!(m.response_code, ResponseCode::NXDomain);
     assert_eq!(
         took,
         4000 * MS,
         "answered at the deadline it was admitted with"
     );
-    stopped.await.unwrap();
 }
