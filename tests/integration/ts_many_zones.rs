@@ -69,7 +69,10 @@ async fn a_sighup_compiles_only_the_changed_zone_and_the_others_still_answer() {
         dir.path(),
     );
     answers(&mut ts, dns, ZONES - 1, old).await;
-    // Started: one line for all the zones, not a line a zone.
+    // Started: one line for all the zones, not a line a zone. The answer can
+    // come before the log's reader has the lines: wait for the line that
+    // follows them.
+    wait_stderr(&mut ts, "table server ready", 1, LIMIT).await;
     let log = ts.stderr_now();
     let loaded = log.lines().find(|l| l.contains("zones loaded"));
     let loaded = loaded.unwrap_or_else(|| panic!("no 'zones loaded' line:\n{log}"));
