@@ -316,8 +316,9 @@ async fn idle_flood(label: &str, n: usize, nofile: Option<u64>) -> Flood {
         fds_after.is_some(),
         "the LS's open files did not come back down"
     );
-    let stderr = ls.stderr_now();
-    drop(ls);
+    // Everything it wrote, read to the pipe's end: a line written during
+    // the flood may not have been read yet while it ran.
+    let stderr = ls.stop(Duration::from_secs(10)).stderr;
     ts.stop().await;
     Flood {
         nofile: ls_nofile,
@@ -1139,6 +1140,9 @@ async fn a_hundred_sighups_with_broken_files_lose_no_query_and_keep_the_last_goo
             final_ok += 1;
         }
     }
+    // The refusals were logged during the storm; the log's reader may
+    // still be behind.
+    kit::wait_stderr(&mut up, "refused", 1, Duration::from_secs(10)).await;
     let stderr = up.stderr_now();
     let refused = stderr.matches("refused").count();
     eprintln!(
@@ -1246,6 +1250,12 @@ async fn ten_thousand_hostile_packets_cost_a_bounded_number_of_log_lines() {
     dir.write("config.toml", &ls_toml(lp, "", ts_addr));
     let mut ls = spawn_ls(dir.path(), lp, right, None).await;
     let ls_addr = local(lp);
+    // Their start's last lines, written about when they first answered:
+    // read before the count starts, or they would count as the packets'.
+    let limit = Duration::from_secs(10);
+    ts.wait_line("table server ready", limit).await;
+    ls.wait_line_where("the LS's workers line", limit, |l| l.contains("CPU"))
+        .await;
 
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut drain = vec![0u8; 4096];

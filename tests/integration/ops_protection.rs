@@ -516,11 +516,14 @@ async fn up_waits_only_for_its_own_children_and_counts_their_restarts() {
         restarts(&first).as_deref(),
         Some("dnslb_ts_restarts_total{ts=\"ts1\"} 0")
     );
-    let pid = started_children(&up.stderr_now())
-        .into_iter()
-        .find(|(n, _)| n == "ts1")
-        .map(|(_, pid)| pid)
-        .expect("ts1's pid logged");
+    // Logged by `up` after the spawn, in no set order with the child's
+    // first answer.
+    let pid = wait_log(&mut up, READY_LIMIT, "ts1's pid", |log| {
+        started_children(log)
+            .into_iter()
+            .find(|(n, _)| n == "ts1")
+            .map(|(_, pid)| pid)
+    });
     kill_pid(pid, Signal::KILL).unwrap();
     let counted = poll_until_async(READY_LIMIT, POLL_WAIT, async || {
         let text = probe_body(metrics, "/metrics").await;

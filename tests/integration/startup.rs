@@ -825,7 +825,17 @@ async fn up_reports_a_child_that_keeps_failing() {
     );
     wait_backend_up(&mut up, site.metrics(), "ts1", 1.0, Duration::from_secs(10)).await;
     let back_after = fixed_at.elapsed();
-    let new1 = *pids_of(&up.stderr_now(), "ts1").last().unwrap();
+    // `up` logs a start after the spawn, in no set order with the child's
+    // first answer: wait for the start of a ts1 still running.
+    let new1 = wait_log(
+        &mut up,
+        READY_LIMIT,
+        "the start of the ts1 serving",
+        |log| {
+            let last = pids_of(log, "ts1").last().copied();
+            last.filter(|&pid| proc_stat(pid).is_some_and(|(state, _)| state != 'Z'))
+        },
+    );
     assert_eq!(
         proc_stat(new1).map(|s| s.1),
         Some(up_pid),
@@ -1116,6 +1126,11 @@ async fn hostile_edns_costs_no_log_lines() {
             .filter(|l| !l.trim().is_empty())
             .count()
     };
+    // Their start's last lines, written about when they first answered:
+    // read before the count starts, or they would count as the flood's.
+    ts.wait_line("table server ready", READY_LIMIT).await;
+    ls.wait_line_where("the LS's workers line", READY_LIMIT, |l| l.contains("CPU"))
+        .await;
     let (ts_before, ls_before) = (lines_before(&ts), lines_before(&ls));
 
     let t = Instant::now();

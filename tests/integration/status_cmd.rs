@@ -174,11 +174,14 @@ async fn status_shows_backends_and_children_of_up() {
         "{}",
         out.stdout
     );
+    // `up` notes the child's PID (which /health shows) before it logs it.
+    let logged = poll_until(READY_LIMIT, POLL_PAUSE, || {
+        let log = up.stderr_now();
+        pids_of(&log, "ts1").get(1).copied()
+    });
     assert_eq!(
         Some(new),
-        pids_of(&up.stderr_now(), "ts1")
-            .get(1)
-            .map(|&p| u64::from(p)),
+        logged.map(u64::from),
         "the new PID is the one logged"
     );
 

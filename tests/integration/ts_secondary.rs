@@ -81,12 +81,11 @@ async fn a_secondary_follows_its_primary_by_ixfr_and_outlives_it() {
     );
     primary.reload();
     serves_the_change(sec.addr).await;
-    let log = sec.stderr_now();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("secondary zone transferred") && l.contains("ixfr")),
-        "the change came by IXFR:\n{log}"
-    );
+    // Logged before it was served, but the log's reader may not have it yet.
+    sec.wait_line_where("the change's transfer by IXFR", FOLLOW, |l| {
+        l.contains("secondary zone transferred") && l.contains("ixfr")
+    })
+    .await;
     let kept: Vec<String> = std::fs::read_dir(sdir.path().join("state"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -126,8 +125,7 @@ async fn a_secondary_follows_its_primary_by_ixfr_and_outlives_it() {
         "served from state_dir: {}",
         kit::show(&soa)
     );
-    let log = again.stderr_now();
-    assert!(log.contains("served from state_dir"), "{log}");
+    again.wait_line("served from state_dir", FOLLOW).await;
 }
 
 #[tokio::test]
@@ -147,6 +145,8 @@ async fn past_the_soa_expire_without_its_primary_the_zone_answers_servfail() {
     })
     .await;
     assert!(failed.answers.is_empty());
+    // Logged before the SERVFAIL, read from the pipe maybe after it.
+    sec.wait_log("secondary zone expired", 1, FOLLOW).await;
     let log = sec.stderr_now();
     assert_eq!(
         log.matches("secondary zone expired").count(),
@@ -232,6 +232,9 @@ async fn follows(port: u16, primary: SocketAddr, change: impl FnOnce()) -> Strin
     assert_first_copy(sec.addr, "the dnslb secondary").await;
     change();
     serves_the_change(sec.addr).await;
+    // The first copy's line and the change's, logged before the change was
+    // served (the log's reader may have them only later).
+    sec.wait_log("secondary zone transferred", 2, FOLLOW).await;
     sec.stderr_now()
 }
 
@@ -427,7 +430,7 @@ async fn a_hostile_primary_changes_nothing_served() {
 async fn a_primary_whose_serial_went_back_is_taken_anew_once_the_zone_expired() {
     let mut scripts = vec![Script::Short(5, 5)];
     scripts.extend([Script::Short(3, 3); 40]);
-    let (server, sec, _sdir) = secondary_of_hostile(scripts).await;
+    let (server, mut sec, _sdir) = secondary_of_hostile(scripts).await;
     let soa = ask_copy(sec.addr, "sec.test.", RecordType::SOA).await;
     assert_eq!(authoritative_serial(&soa), Some(5));
     // Serial 3 from now on: older, refused, until EXPIRE (3 s); then anew.
@@ -440,6 +443,8 @@ async fn a_primary_whose_serial_went_back_is_taken_anew_once_the_zone_expired() 
         kit::a_addrs(&www),
         vec!["192.0.2.3".parse::<std::net::Ipv4Addr>().unwrap()]
     );
+    // Its line comes last of the three, before the new copy is served.
+    sec.wait_line("its whole zone taken anew", FOLLOW).await;
     let log = sec.stderr_now();
     assert!(log.contains("serial is older than ours"), "{log}");
     assert!(log.contains("secondary zone expired"), "{log}");

@@ -118,7 +118,12 @@ pub fn wait_log<T>(
         }
         found
     })
-    .unwrap_or_else(|| panic!("no {what} logged within {limit:?}"))
+    .unwrap_or_else(|| {
+        panic!(
+            "no {what} logged within {limit:?}; stderr:\n{}",
+            up.stderr_now()
+        )
+    })
 }
 
 /// A process's state letter and parent PID from `/proc/PID/stat`, `None` if

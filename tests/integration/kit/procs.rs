@@ -251,9 +251,60 @@ impl Proc {
         self.status.unwrap()
     }
 
-    /// What the process wrote to stderr so far.
+    /// What the process wrote to stderr so far, in whole lines. While the
+    /// pipe is open its reader may hold part of a line (it reads at most
+    /// 8 KiB at a time): that part is left out until the line's end is in.
+    /// Once the pipe has reached its end, everything.
+    ///
+    /// "So far" is as far as the reader has got: an answer, a signal or a
+    /// metric seen by the test does not mean that the lines the process
+    /// wrote before it are here yet. Wait for a line ([`Proc::wait_line`],
+    /// [`wait_stderr`]) before asserting on what it or the lines before it
+    /// say.
     pub fn stderr_now(&self) -> String {
+        let buf = self.stderr.lock().unwrap();
+        let ended = self.drains.get(1).is_none_or(JoinHandle::is_finished);
+        let end = if ended {
+            buf.len()
+        } else {
+            buf.iter().rposition(|&b| b == b'\n').map_or(0, |at| at + 1)
+        };
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    }
+
+    /// Everything the reader has of stderr, a line it holds part of too.
+    fn stderr_raw(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until a whole line of stderr holds `needle` (at most `limit`;
+    /// the process must stay up meanwhile) and returns the first such line.
+    pub async fn wait_line(&mut self, needle: &str, limit: Duration) -> String {
+        self.wait_line_where(&format!("`{needle}`"), limit, |l| l.contains(needle))
+            .await
+    }
+
+    /// [`Proc::wait_line`] for the first whole line `wanted` accepts (`what`
+    /// names it in the failure).
+    pub async fn wait_line_where(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> String {
+        let found = poll_until_async(limit, Duration::from_millis(20), async || {
+            self.assert_running();
+            let log = self.stderr_now();
+            log.lines().find(|l| wanted(l)).map(str::to_owned)
+        })
+        .await;
+        found.unwrap_or_else(|| {
+            panic!(
+                "{}: {what} not logged within {limit:?}; stderr:\n{}",
+                self.name,
+                self.stderr_now()
+            )
+        })
     }
 
     /// Panics (with its stderr) if the process has ended.
@@ -265,6 +316,14 @@ impl Proc {
                 self.stderr_now()
             );
         }
+    }
+
+    /// SIGTERM, then [`Proc::finish`]: how it ended and everything it wrote,
+    /// for asserting that it logged nothing of a kind (a line the pipe's
+    /// reader had not got to while it ran is in).
+    pub fn stop(mut self, limit: Duration) -> Output {
+        self.signal(Signal::TERM);
+        self.finish(limit)
     }
 
     /// Waits for the process to end on its own (at most `limit`, or the test
@@ -304,7 +363,7 @@ impl Drop for Proc {
             }
         }
         if std::thread::panicking() {
-            eprintln!("--- stderr of {} ---\n{}", self.name, self.stderr_now());
+            eprintln!("--- stderr of {} ---\n{}", self.name, self.stderr_raw());
         }
     }
 }
@@ -533,8 +592,8 @@ pub fn assert_config_accepted(mut cmd: Command, file: &str, text: &str) {
     );
 }
 
-/// Polls `proc`'s stderr every 20 ms until `needle` occurs `count` times; panics after
-/// `limit` or if it exits.
+/// Polls `proc`'s stderr every 20 ms until `needle` occurs `count` times in
+/// whole lines ([`Proc::stderr_now`]); panics after `limit` or if it exits.
 pub async fn wait_stderr(proc: &mut Proc, needle: &str, count: usize, limit: Duration) -> Duration {
     let t = Instant::now();
     let found = poll_until_async(limit, Duration::from_millis(20), async || {

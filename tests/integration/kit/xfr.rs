@@ -145,6 +145,22 @@ impl TsProc {
     ) -> Duration {
         kit::wait_stderr(&mut self.proc, needle, count, limit).await
     }
+
+    /// Waits for a whole line of the TS's log holding `needle` and returns
+    /// it ([`Proc::wait_line`]).
+    pub(crate) async fn wait_line(&mut self, needle: &str, limit: Duration) -> String {
+        self.proc.wait_line(needle, limit).await
+    }
+
+    /// [`Proc::wait_line_where`] on the TS's log.
+    pub(crate) async fn wait_line_where(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        wanted: impl Fn(&str) -> bool,
+    ) -> String {
+        self.proc.wait_line_where(what, limit, wanted).await
+    }
 }
 
 /// The TS's log `log` holds no NOTIFY the secondary `who` left unacknowledged.

@@ -216,11 +216,9 @@ async fn tsig_dig_transfers_with_the_key_and_is_refused_without_it() {
             out.contains("XFR size: 4 records"),
             "after a refused reload:\n{out}"
         );
-        assert!(
-            ts.stderr_now().contains("reload refused"),
-            "{}",
-            ts.stderr_now()
-        );
+        // Counted and logged by the same reload, in no set order, and read
+        // from the pipe later still.
+        ts.wait_line("reload refused", PEER_READY_LIMIT).await;
     }
 }
 
@@ -298,11 +296,10 @@ async fn tsig_nsd_and_knot_secondaries_transfer_with_the_key_and_follow_signed_n
             knot.logs()
         );
     }
-    let stderr = ts.stderr_now();
-    assert!(
-        stderr.matches("notify acknowledged").count() >= 2,
-        "both secondaries acknowledged the signed NOTIFY:\n{stderr}"
-    );
+    // Both secondaries acknowledged the signed NOTIFY: the TS logs each
+    // acknowledgement when it comes, maybe after the secondary has
+    // transferred and served the change.
+    crate::kit::wait_stderr(&mut ts, "notify acknowledged", 2, NOTIFY_LIMIT).await;
 }
 
 /// A signed answer over UDP stays within the size the client can take
