@@ -279,21 +279,30 @@ impl Balancer {
     /// [`Balancer::admit`] by a fast-path worker, counting for the dynamic
     /// blocks into its own counts `mine` (`None`: the async path's shards).
     pub fn admit_by(&self, req: Request<'_>, mine: Option<&mut WorkerCounts>) -> Admission {
-        self.admit_on(self.state.load_full(), req, mine)
+        self.admit_on(self.state.load_full(), req, mine, false)
     }
 
     /// [`Balancer::admit_by`] on the snapshot `state` (a fast-path worker's
-    /// own, [`Balancer::refresh`]).
+    /// own, [`Balancer::refresh`]). A `late` query (one the worker's queue
+    /// gate would shed, [`crate::server::shed::QueueGate`]) that the door
+    /// would answer itself is dropped instead, its answer neither made nor
+    /// counted (the worker counts it shed); it is still counted by the
+    /// blocks, and one to be forwarded is admitted as usual (the gate
+    /// decides).
     pub(crate) fn admit_on(
         &self,
         state: Arc<LsState>,
         req: Request<'_>,
         mut mine: Option<&mut WorkerCounts>,
+        late: bool,
     ) -> Admission {
         // Answered here, past the ACL and the rate limit (malformed, NOTIFY,
         // zone transfers, loops): a query and its answer, both counted, so
         // that every answer counted answers a query counted.
         let now = |bytes: Option<Vec<u8>>| {
+            if late {
+                return Admission::Reply(Reply::Drop);
+            }
             let reply = bytes.map_or(Reply::Drop, Reply::One);
             if matches!(reply, Reply::One(_)) {
                 self.metrics.queries.fetch_add(1, Relaxed);
@@ -303,8 +312,10 @@ impl Balancer {
         };
         // Refused by the ACL or over the rate limit: counted by those
         // counters only, neither as a query nor as an answer.
-        let turned_away =
-            |bytes: Option<Vec<u8>>| Admission::Reply(bytes.map_or(Reply::Drop, Reply::One));
+        let turned_away = |bytes: Option<Vec<u8>>| match bytes {
+            Some(b) if !late => Admission::Reply(Reply::One(b)),
+            _ => Admission::Reply(Reply::Drop),
+        };
         // Who may be answered at all, and how often, is decided before a
         // byte of the query is read: a client outside `allow` or over its
         // rate gets no FORMERR or REFUSED beyond the limit either.
@@ -344,7 +355,7 @@ impl Balancer {
         let made_up = |hit: RuleHit| now(state.rules.answer(hit, req.raw, req.transport));
         let mut blocked_now = |qname: &[u8], qtype: u16| {
             block_check(&self.dynblocks, &req, (qname, qtype), mine.as_deref_mut())
-                .map(|stop| now(blocked(req.raw, stop)))
+                .map(|stop| now(if late { None } else { blocked(req.raw, stop) }))
         };
         let (client_id, question_end, route, hit) = match dns::peek_plain_query(req.raw) {
             Some((id, end)) => {
@@ -429,11 +440,10 @@ impl Balancer {
             Some(Act::Delay(d)) => (route, Some(d)),
             _ => (route, None),
         };
-        let count = self.metrics.queries.fetch_add(1, Relaxed) + 1;
-        if let Some(pool) = &state.route_at(route).counters {
-            pool.queries.fetch_add(1, Relaxed);
+        // A late one is counted once the worker's gate has spared it.
+        if !late {
+            self.count_forward(&state, route);
         }
-        self.trigger.on_query(count, state.health.every_queries);
         let name_end = question_end.saturating_sub(4);
         let name_hash = order::name_hash(req.raw.get(HEADER_LEN..name_end).unwrap_or_default());
         // The query log (debug): read from the question only when it is on.
@@ -461,6 +471,17 @@ impl Balancer {
             delay,
         };
         Admission::Forward(state, admitted)
+    }
+
+    /// Counts a query admitted for forwarding on `route` (and calls for a
+    /// health round every `every_queries`): [`Balancer::admit_on`] does,
+    /// or for a late query, the worker once its gate spared it.
+    pub(crate) fn count_forward(&self, state: &LsState, route: Option<usize>) {
+        let count = self.metrics.queries.fetch_add(1, Relaxed) + 1;
+        if let Some(pool) = &state.route_at(route).counters {
+            pool.queries.fetch_add(1, Relaxed);
+        }
+        self.trigger.on_query(count, state.health.every_queries);
     }
 }
 

@@ -9,7 +9,12 @@
 //! queries — a standing queue, not a burst or a scheduling hiccup — each
 //! query read that waited longer is dropped until the waits are back under
 //! the bound (CoDel's rule, see [`QueueGate`]). Answering them would only
-//! make every later query wait as long. A query shed for another reason
+//! make every later query wait as long. Which late query goes is the door's
+//! call ([`QueueGate::shed_late`]): one the door answers itself (a block, a
+//! rule, the ACL: a flood already singled out) is dropped unanswered; one to
+//! be forwarded is spared while such queries are a small share of the late
+//! ones, so a flood the door stops cheaply does not cost the other clients
+//! their answers. A query shed for another reason
 //! (the in-flight bound) is answered SERVFAIL at once, written from its
 //! header and question ([`write_servfail`]).
 use std::time::{Duration, SystemTime};
@@ -45,6 +50,16 @@ pub const RECENT: Duration = Duration::from_secs(10);
 /// How long waits past the bound must last, within [`RECENT`] of a shed,
 /// before shedding resumes.
 pub const REENTER: Duration = Duration::from_millis(10);
+/// A late query to be forwarded is spared while at most one in this many
+/// late queries is (see [`QueueGate::shed_late`]).
+pub const SPARE_SHARE: u32 = 4;
+/// A late query to be forwarded is spared only while its wait is at most
+/// this many queue bounds: a queue still growing when the door's own
+/// queries are shed sheds the others too.
+pub const SPARE_WAIT: u32 = 4;
+/// The late queries [`QueueGate::shed_late`] judges the share by: the
+/// counts are halved past this many, a window over the most recent ones.
+const SHARE_WINDOW: u32 = 4096;
 /// How long a client query may wait in the socket's queue before it is
 /// shed: a tenth of the query deadline, within
 /// [`MIN_QUEUE_WAIT`]..=[`MAX_QUEUE_WAIT`]. Past it, the answer would come
@@ -72,6 +87,10 @@ pub(crate) fn waited(stamp: Option<SystemTime>, now: SystemTime) -> Option<Durat
 /// any once the waits have been past the bound for [`REENTER`] (CoDel
 /// re-enters its dropping state quickly too). A queue read empty ends a
 /// standing queue too ([`QueueGate::drained`]).
+///
+/// [`QueueGate::shed`] says which queries are late (past the bound in a
+/// standing queue); [`QueueGate::shed_late`], once the door has read a late
+/// one, which of them go.
 #[derive(Debug, Default)]
 pub struct QueueGate {
     /// Since when the waits have been past the bound.
@@ -80,6 +99,20 @@ pub struct QueueGate {
     above: u32,
     /// When a query was last shed.
     last_shed: Option<Instant>,
+    /// Late queries the door answered itself, in the window.
+    late_door: u32,
+    /// Late queries the door passed on to be forwarded, in the window.
+    late_forward: u32,
+}
+
+/// What the door made of a late query ([`QueueGate::shed_late`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// Answered (or dropped) at the door: a block, a rule, the ACL, the
+    /// rate limit, a malformed query. Nothing more to spend on it.
+    Answered,
+    /// Passed on: to be answered from the cache or forwarded.
+    Forward,
 }
 
 impl QueueGate {
@@ -102,6 +135,37 @@ impl QueueGate {
             self.last_shed = Some(now);
         }
         standing
+    }
+
+    /// Whether a late query (one [`QueueGate::shed`] said to shed) that
+    /// waited `wait`, under the queue bound `bound`, is shed after all, now
+    /// that the door has read it as `door`.
+    ///
+    /// One the door answers itself is shed: dropped unanswered (its answer
+    /// is not worth the queue; a flood singled out by a block goes on
+    /// being counted by it). One to be forwarded is spared (answered late)
+    /// while at most one late query in [`SPARE_SHARE`] is to be forwarded,
+    /// over the last [`SHARE_WINDOW`] or so, and its wait is at most
+    /// [`SPARE_WAIT`] bounds: shedding the door's own queries then drains
+    /// the queue, and the other clients keep their answers. Past either,
+    /// it is shed, as every late query was.
+    pub fn shed_late(&mut self, door: Door, wait: Duration, bound: Duration) -> bool {
+        if self.late_door.saturating_add(self.late_forward) >= SHARE_WINDOW {
+            self.late_door /= 2;
+            self.late_forward /= 2;
+        }
+        match door {
+            Door::Answered => {
+                self.late_door += 1;
+                true
+            }
+            Door::Forward => {
+                self.late_forward += 1;
+                let few = self.late_forward.saturating_mul(SPARE_SHARE)
+                    <= self.late_door.saturating_add(self.late_forward);
+                !(few && wait <= bound.saturating_mul(SPARE_WAIT))
+            }
+        }
     }
 
     /// The queue was read empty: whatever waited before is gone.
@@ -227,6 +291,75 @@ mod tests {
         g.drained();
         let t3 = t2 + 12 * MS + RECENT;
         assert!((0..50u32).all(|ms| !g.shed(Some(25 * MS), t3 + ms * MS, bound)));
+    }
+
+    /// A standing queue of a flood the door answers itself (a block's
+    /// REFUSED), with another client's queries among it (one in 26, as the
+    /// benchmark's 2,000 a second beside 50,000): the flood's late queries
+    /// are shed, the other client's are answered, late.
+    #[test]
+    fn a_flood_the_door_answers_is_shed_the_others_are_spared() {
+        let bound = 5 * MS;
+        let mut g = QueueGate::default();
+        let (mut shed_door, mut shed_forward, mut forward) = (0, 0, 0);
+        for i in 0..26_000u32 {
+            let door = if i % 26 == 25 {
+                Door::Forward
+            } else {
+                Door::Answered
+            };
+            let shed = g.shed_late(door, 12 * MS, bound);
+            match door {
+                Door::Answered => shed_door += u32::from(shed),
+                Door::Forward => {
+                    forward += 1;
+                    shed_forward += u32::from(shed);
+                }
+            }
+        }
+        assert_eq!(shed_door, 25_000, "every late query of the flood");
+        assert_eq!((forward, shed_forward), (1000, 0), "none of the others");
+        // The queue still grows: past SPARE_WAIT bounds, shed too.
+        let long = bound * SPARE_WAIT + MS;
+        assert!(g.shed_late(Door::Forward, long, bound));
+        assert!(!g.shed_late(Door::Forward, bound * SPARE_WAIT, bound));
+    }
+
+    /// With nothing for the door to answer (a flood of names it forwards),
+    /// or the forwarded queries over one in [`SPARE_SHARE`] of the late
+    /// ones, every late query is shed, as before: they are the load.
+    #[test]
+    fn late_queries_to_forward_are_shed_when_they_are_the_load() {
+        let bound = 5 * MS;
+        let mut g = QueueGate::default();
+        assert!((0..10_000).all(|_| g.shed_late(Door::Forward, 6 * MS, bound)));
+        // Half and half, long enough for the window to forget the above.
+        let mut g = QueueGate::default();
+        let spared = (0..20_000u32)
+            .filter(|i| {
+                let door = if i % 2 == 0 {
+                    Door::Answered
+                } else {
+                    Door::Forward
+                };
+                !g.shed_late(door, 6 * MS, bound)
+            })
+            .count();
+        assert_eq!(spared, 0);
+        // Then the flood the door answers takes over: sparing resumes
+        // within a window.
+        let spared = (0..2 * SHARE_WINDOW)
+            .filter(|i| {
+                let door = if i % 10 == 9 {
+                    Door::Forward
+                } else {
+                    Door::Answered
+                };
+                let shed = g.shed_late(door, 6 * MS, bound);
+                door == Door::Forward && !shed
+            })
+            .count();
+        assert!(spared > 0, "spared once the door's share is back");
     }
 
     #[test]

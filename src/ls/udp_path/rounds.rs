@@ -10,7 +10,6 @@
 //! until it has gone). Which sockets are in the set and for what
 //! ([`Worker::watch_upstream`], the client socket's watch) is decided here;
 //! what a query, an answer or a timer does is `worker`'s.
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -173,7 +172,8 @@ impl Worker {
     }
 
     /// Reads a batch of client queries (at most [`batch::BATCH`]): each one
-    /// shed when it waited too long (see [`QueueGate`]), else admitted. A
+    /// admitted, or shed when it waited too long (see [`QueueGate`]) and the
+    /// door does not spare it ([`Worker::on_client_late`]). A
     /// receive error pauses client reads ([`RecvBackoff`]).
     fn read_clients(&mut self, slots: &mut RecvBatch) {
         match slots.recv(&self.client) {
@@ -201,14 +201,14 @@ impl Worker {
                         && src.addr.port() != 0
                     {
                         let wait = waited(meta.stamp, read_at);
-                        if self.gate.shed(wait, now, bound) {
-                            self.balancer.metrics.shed_queue.fetch_add(1, Relaxed);
-                            continue;
-                        }
+                        // Late: the door says whether it goes.
+                        let late = wait
+                            .filter(|&w| self.gate.shed(Some(w), now, bound))
+                            .map(|w| (w, bound));
                         // When it arrived: the batch's time less its wait
                         // in the kernel, no clock read.
                         let at = wait.map_or(now, |w| now.checked_sub(w).unwrap_or(now));
-                        self.on_client(raw, src, at);
+                        self.on_client_late(raw, src, at, late);
                     }
                 }
                 if n < batch::BATCH {

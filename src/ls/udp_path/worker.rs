@@ -37,7 +37,7 @@ use crate::ls::{async_path, reply};
 use crate::server::backoff::RecvBackoff;
 use crate::server::batch::{self, SendQueue};
 use crate::server::event_loop::{LoopStop, Poller};
-use crate::server::shed::QueueGate;
+use crate::server::shed::{Door, QueueGate};
 use crate::server::{Reply, Request};
 
 /// Upstream sockets per worker and address family: log2 of it is the
@@ -163,6 +163,17 @@ impl RoundClock {
         }
     }
 
+    /// A round at `now` whose datagrams are timed against `sys` (a test's
+    /// clocks: a `sys` ahead of the real one makes every datagram read
+    /// seem to have waited that much longer).
+    #[cfg(test)]
+    pub(super) fn with_stamps(now: Instant, sys: std::time::SystemTime) -> Self {
+        RoundClock {
+            now,
+            stamps: Some((now, sys)),
+        }
+    }
+
     /// Both clocks read again, for datagrams that arrived after the
     /// round's reading ([`RoundClock::stamps`] then returns this moment).
     pub(super) fn restamp(&mut self) {
@@ -274,18 +285,55 @@ impl Worker {
         self.timer_pushes += 1;
     }
 
-    /// One client datagram, arrived `at`.
+    /// One client datagram, arrived `at` (a test's: the worker's rounds
+    /// call [`Worker::on_client_late`]).
+    #[cfg(test)]
     pub(super) fn on_client(&mut self, raw: &[u8], src: batch::Peer, at: Instant) {
-        tap::client_query(
-            self.balancer.dnstap(),
-            self.client_local,
-            raw,
-            src.addr,
-            || self.clock.stamps(),
-        );
+        self.on_client_late(raw, src, at, None);
+    }
+
+    /// One client datagram, arrived `at`; `late`: its wait and the queue
+    /// bound when the queue gate found it late ([`QueueGate::shed`]). A
+    /// late one is read by the door first, which then says whether it goes
+    /// ([`QueueGate::shed_late`]: one the door would answer itself is
+    /// dropped, one to be forwarded is spared while such are few): shed,
+    /// it is counted as such (`queue`) and nothing else is done for it.
+    pub(super) fn on_client_late(
+        &mut self,
+        raw: &[u8],
+        src: batch::Peer,
+        at: Instant,
+        late: Option<(Duration, Duration)>,
+    ) {
+        // Its CLIENT_QUERY frame first (a late one's once it is spared).
+        let tap_query = |w: &mut Self| {
+            tap::client_query(w.balancer.dnstap(), w.client_local, raw, src.addr, || {
+                w.clock.stamps()
+            });
+        };
+        if late.is_none() {
+            tap_query(self);
+        }
         let req = Request::udp(raw, src.addr);
         let state = Arc::clone(self.balancer.refresh(&mut self.kept));
-        match self.balancer.admit_on(state, req, Some(&mut self.counts)) {
+        let admission = self
+            .balancer
+            .admit_on(state, req, Some(&mut self.counts), late.is_some());
+        if let Some((wait, bound)) = late {
+            let door = match &admission {
+                Admission::Reply(_) => Door::Answered,
+                Admission::Forward(..) => Door::Forward,
+            };
+            if self.gate.shed_late(door, wait, bound) {
+                self.balancer.metrics.shed_queue.fetch_add(1, Relaxed);
+                return;
+            }
+            if let Admission::Forward(state, admitted) = &admission {
+                self.balancer.count_forward(state, admitted.route());
+            }
+            tap_query(self);
+        }
+        match admission {
             Admission::Reply(Reply::One(b)) => {
                 self.to_clients.push_copy(&b, src);
                 self.to_clients.stamp(at.into_std());
