@@ -24,7 +24,10 @@
 //!   [`TapEvent`] and push it to the bounded queue with a try that never
 //!   waits: a full queue or absent collector costs a dropped frame,
 //!   counted in [`DnstapStats`], never a query) and [`Dnstap::log_rule`]
-//!   for the query rules' `log = true`.
+//!   for the query rules' `log = true`; [`Dnstap::stage`] and
+//!   [`Dnstap::commit`] for the UDP fast path's workers, which encode a
+//!   round's frames into a [`Staged`] buffer of their own and queue them
+//!   under one lock at the round's end.
 
 pub mod frame;
 pub mod message;
@@ -299,6 +302,32 @@ fn host_name() -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
 }
 
+/// Frames a fast-path worker encoded during one round ([`Dnstap::stage`]),
+/// not queued yet: no lock per frame, and one per round
+/// ([`Dnstap::commit`]), whatever the round logged (its client queries,
+/// upstream answers, upstream queries and client answers), where each
+/// frame or each send pass took the queue's lock before. The worker owns
+/// it; its buffer is kept from round to round.
+#[derive(Debug, Default)]
+pub struct Staged {
+    /// Data frames, each its length and payload, back to back.
+    bytes: Vec<u8>,
+    /// How many `bytes` holds.
+    frames: usize,
+}
+
+impl Staged {
+    /// How many frames wait for [`Dnstap::commit`].
+    pub fn len(&self) -> usize {
+        self.frames
+    }
+
+    /// Whether none waits.
+    pub fn is_empty(&self) -> bool {
+        self.frames == 0
+    }
+}
+
 /// The handle the servers hold: cheap to clone, off unless started.
 #[derive(Clone, Default)]
 pub struct Dnstap {
@@ -475,6 +504,63 @@ impl Dnstap {
         if dropped > 0 {
             shared.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
+    }
+
+    /// Encodes `event` into `staged` when its kind is selected: no lock
+    /// taken, nothing queued yet (a fast-path worker's round, handed to the
+    /// queue at its end by [`Dnstap::commit`]). A round that staged as
+    /// many frames as the queue holds drops the next ones, counted.
+    #[inline]
+    pub fn stage(&self, staged: &mut Staged, event: &TapEvent<'_>) {
+        let Some(shared) = self.shared.as_ref().filter(|_| self.enabled(event.kind)) else {
+            return;
+        };
+        if staged.frames >= shared.queue.limit() {
+            shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let message = tap_message(&stamped(*event));
+        if queue::push_frame(&mut staged.bytes, |out| {
+            message.encode_into(&shared.preamble, out);
+        }) {
+            staged.frames += 1;
+        } else {
+            shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// [`Dnstap::stage`] of each of `events`.
+    pub fn stage_each<'a>(
+        &self,
+        staged: &mut Staged,
+        events: impl IntoIterator<Item = TapEvent<'a>>,
+    ) {
+        if self.shared.is_some() {
+            for event in events {
+                self.stage(staged, &event);
+            }
+        }
+    }
+
+    /// Hands the frames of `staged` to the queue under one lock (the
+    /// writer woken, if need be, once), in order; what the queue has no
+    /// room for is dropped, counted. `staged` is emptied, its room kept.
+    pub fn commit(&self, staged: &mut Staged) {
+        if staged.frames == 0 {
+            return;
+        }
+        if let Some(shared) = &self.shared {
+            let taken = shared.queue.append(&staged.bytes, staged.frames);
+            let dropped = staged.frames - taken;
+            if dropped > 0 {
+                shared
+                    .stats
+                    .dropped
+                    .fetch_add(dropped as u64, Ordering::Relaxed);
+            }
+        }
+        staged.bytes.clear();
+        staged.frames = 0;
     }
 
     /// Writes `event` with `extra` as the frame's `extra` field (an event
