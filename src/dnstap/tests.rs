@@ -479,6 +479,38 @@ async fn a_staged_round_that_does_not_fit_drops_and_counts_the_rest() {
     rig.stop().await;
 }
 
+/// Whether a thread of this process is named `name`.
+fn a_thread_named(name: &str) -> bool {
+    std::fs::read_dir("/proc/self/task").unwrap().any(|t| {
+        let comm = t.unwrap().path().join("comm");
+        std::fs::read_to_string(comm).is_ok_and(|c| c.trim_end() == name)
+    })
+}
+
+#[tokio::test]
+async fn a_writer_on_its_own_thread_writes_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tap.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let token = CancellationToken::new();
+    let (tap, writer) = Dnstap::new(settings(&path, 64));
+    let task = writer.spawn_thread(token.clone()).unwrap();
+    let collector = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        collect(s, CONTENT_TYPE, usize::MAX).await
+    });
+    tap.log(&query(b"q"));
+    let stats = tap.stats().unwrap();
+    until(|| stats.sent.load(Ordering::Relaxed) == 1).await;
+    assert!(a_thread_named("dnstap-writer"));
+    token.cancel();
+    task.stopped().await;
+    let seen = collector.await.unwrap();
+    assert!(seen.stopped, "STOP sent, FINISH awaited");
+    assert_eq!(seen.frames.len(), 1);
+    assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+}
+
 #[test]
 fn tap_times_split_into_dnstap_seconds_and_nanoseconds() {
     let t = TapTime::of(UNIX_EPOCH + Duration::new(1_700_000_000, 5)).unwrap();
