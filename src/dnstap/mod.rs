@@ -7,9 +7,9 @@
 //! hold a [`Dnstap`] and call it.
 //!
 //! # Layout
-//! - `message`: `dnstap.proto` (vendored here) as prost structs, and the
-//!   encoding of one frame's payload; `proto_tests` holds them to the
-//!   `.proto`.
+//! - `message`: `dnstap.proto` (vendored here) as prost structs (the
+//!   schema); `proto_tests` holds them to the `.proto`.
+//! - `encode`: the encoding of one frame's payload, held to prost's.
 //! - `frame`: Frame Streams' framing and control frames, pure.
 //! - `queue`: the bounded queue of encoded frames between the servers and
 //!   the writer (one buffer, encoded into in place; the writer woken when
@@ -29,6 +29,7 @@
 //!   round's frames into a [`Staged`] buffer of their own and queue them
 //!   under one lock at the round's end.
 
+pub mod encode;
 pub mod frame;
 pub mod message;
 #[cfg(test)]
@@ -49,10 +50,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{DnstapConfig, DnstapMessage, DnstapSide};
 use crate::supervise::Backoff;
-use message::{
-    BytesField, Message, MessagePolicy, MessageType, PayloadParts, PolicyAction, PolicyMatch,
-    Preamble, SocketProtocol, TapMessage,
-};
+use encode::{BytesField, PayloadParts, Preamble, TapMessage};
+use message::{Message, MessagePolicy, MessageType, PolicyAction, PolicyMatch, SocketProtocol};
 use queue::Queue;
 pub use writer::{DnstapStats, RECONNECT, TapTarget};
 
@@ -654,10 +653,10 @@ impl Dnstap {
             None => &shared.preamble,
         };
         let m = tap_message(event);
-        let (family, query_ip) = message::family(m.query.ip());
+        let (family, query_ip) = encode::family(m.query.ip());
         let response = m
             .response
-            .map(|r| (message::family(r.ip()), r.port()))
+            .map(|r| (encode::family(r.ip()), r.port()))
             .filter(|((f, _), _)| *f == family)
             .map(|((_, ip), port)| (octets(ip), port));
         let meta = Message {
