@@ -22,8 +22,9 @@
 //! is forwarded and its answer kept: every later one is a cache hit.
 //!
 //! With `[ls.dnstap]` on (all four messages, to a collector on a plain std
-//! thread reading into a fixed buffer), the frames are encoded into the
-//! queue's reused buffer and written in batches: nothing per query either.
+//! thread reading into a fixed buffer), the frames are encoded into each
+//! worker's reused round buffer, copied into the queue's reused buffer at
+//! the round's end and written in batches: nothing per query either.
 //!
 //! A query a block stops with `refuse` allocates its answer and nothing
 //! else ([`a_blocked_query_allocates_only_its_answer`]).

@@ -7,9 +7,9 @@
 //! hold a [`Dnstap`] and call it.
 //!
 //! # Layout
-//! - `message`: `dnstap.proto` (vendored here) as prost structs, and the
-//!   encoding of one frame's payload; `proto_tests` holds them to the
-//!   `.proto`.
+//! - `message`: `dnstap.proto` (vendored here) as prost structs (the
+//!   schema); `proto_tests` holds them to the `.proto`.
+//! - `encode`: the encoding of one frame's payload, held to prost's.
 //! - `frame`: Frame Streams' framing and control frames, pure.
 //! - `queue`: the bounded queue of encoded frames between the servers and
 //!   the writer (one buffer, encoded into in place; the writer woken when
@@ -24,8 +24,12 @@
 //!   [`TapEvent`] and push it to the bounded queue with a try that never
 //!   waits: a full queue or absent collector costs a dropped frame,
 //!   counted in [`DnstapStats`], never a query) and [`Dnstap::log_rule`]
-//!   for the query rules' `log = true`.
+//!   for the query rules' `log = true`; [`Dnstap::stage`] and
+//!   [`Dnstap::commit`] for the UDP fast path's workers, which encode a
+//!   round's frames into a [`Staged`] buffer of their own and queue them
+//!   under one lock at the round's end.
 
+pub mod encode;
 pub mod frame;
 pub mod message;
 #[cfg(test)]
@@ -46,10 +50,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{DnstapConfig, DnstapMessage, DnstapSide};
 use crate::supervise::Backoff;
-use message::{
-    BytesField, Message, MessagePolicy, MessageType, PayloadParts, PolicyAction, PolicyMatch,
-    Preamble, SocketProtocol, TapMessage,
-};
+use encode::{BytesField, PayloadParts, Preamble, TapMessage};
+use message::{Message, MessagePolicy, MessageType, PolicyAction, PolicyMatch, SocketProtocol};
 use queue::Queue;
 pub use writer::{DnstapStats, RECONNECT, TapTarget};
 
@@ -299,6 +301,32 @@ fn host_name() -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
 }
 
+/// Frames a fast-path worker encoded during one round ([`Dnstap::stage`]),
+/// not queued yet: no lock per frame, and one per round
+/// ([`Dnstap::commit`]), whatever the round logged (its client queries,
+/// upstream answers, upstream queries and client answers), where each
+/// frame or each send pass took the queue's lock before. The worker owns
+/// it; its buffer is kept from round to round.
+#[derive(Debug, Default)]
+pub struct Staged {
+    /// Data frames, each its length and payload, back to back.
+    bytes: Vec<u8>,
+    /// How many `bytes` holds.
+    frames: usize,
+}
+
+impl Staged {
+    /// How many frames wait for [`Dnstap::commit`].
+    pub fn len(&self) -> usize {
+        self.frames
+    }
+
+    /// Whether none waits.
+    pub fn is_empty(&self) -> bool {
+        self.frames == 0
+    }
+}
+
 /// The handle the servers hold: cheap to clone, off unless started.
 #[derive(Clone, Default)]
 pub struct Dnstap {
@@ -357,20 +385,64 @@ impl DnstapWriter {
     pub async fn run(self, token: CancellationToken) {
         self.writer.run(token).await;
     }
+
+    /// [`DnstapWriter::run`] on a thread of its own (`dnstap-writer`, with
+    /// a single-threaded runtime): a producer's wake-up reaches that one
+    /// thread, where on a multi-threaded runtime it woke one of its
+    /// workers, which woke another to look for work (counted at full speed:
+    /// ~5 context switches per batch written, the writer's thread the LS's
+    /// busiest after its UDP workers).
+    ///
+    /// # Errors
+    /// The runtime or the thread could not be made.
+    pub fn spawn_thread(self, token: CancellationToken) -> std::io::Result<DnstapTask> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (tx, done) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("dnstap-writer".to_owned())
+            .spawn(move || {
+                runtime.block_on(self.run(token));
+                let _ = tx.send(());
+            })?;
+        Ok(DnstapTask {
+            end: End::Thread(done),
+        })
+    }
 }
 
-/// The writer task of a [`Dnstap::start`]ed handle, owned by its starter.
+/// The writer task of a [`Dnstap::start`]ed handle, or the writer's own
+/// thread ([`DnstapWriter::spawn_thread`]), owned by its starter.
 #[derive(Debug)]
 pub struct DnstapTask {
-    /// The task.
-    task: JoinHandle<()>,
+    /// What ends when the writer does.
+    end: End,
+}
+
+/// How a [`DnstapTask`] hears of the writer's end.
+#[derive(Debug)]
+enum End {
+    /// A task on the starter's runtime.
+    Task(JoinHandle<()>),
+    /// A thread of its own: told when done (dropped if it panicked).
+    Thread(tokio::sync::oneshot::Receiver<()>),
 }
 
 impl DnstapTask {
     /// Waits for the writer to end (after its token was cancelled).
     pub async fn stopped(self) {
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "dnstap: the writer task failed");
+        match self.end {
+            End::Task(task) => {
+                if let Err(e) = task.await {
+                    tracing::error!(error = %e, "dnstap: the writer task failed");
+                }
+            }
+            End::Thread(done) => {
+                if done.await.is_err() {
+                    tracing::error!("dnstap: the writer thread failed");
+                }
+            }
         }
     }
 }
@@ -413,7 +485,8 @@ impl Dnstap {
     pub fn start(settings: Settings, token: CancellationToken) -> (Self, DnstapTask) {
         let (handle, writer) = Self::new(settings);
         let task = tokio::spawn(writer.run(token));
-        (handle, DnstapTask { task })
+        let end = End::Task(task);
+        (handle, DnstapTask { end })
     }
 
     /// Whether messages of `kind` are written: check it before building an
@@ -477,6 +550,63 @@ impl Dnstap {
         }
     }
 
+    /// Encodes `event` into `staged` when its kind is selected: no lock
+    /// taken, nothing queued yet (a fast-path worker's round, handed to the
+    /// queue at its end by [`Dnstap::commit`]). A round that staged as
+    /// many frames as the queue holds drops the next ones, counted.
+    #[inline]
+    pub fn stage(&self, staged: &mut Staged, event: &TapEvent<'_>) {
+        let Some(shared) = self.shared.as_ref().filter(|_| self.enabled(event.kind)) else {
+            return;
+        };
+        if staged.frames >= shared.queue.limit() {
+            shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let message = tap_message(&stamped(*event));
+        if queue::push_frame(&mut staged.bytes, |out| {
+            message.encode_into(&shared.preamble, out);
+        }) {
+            staged.frames += 1;
+        } else {
+            shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// [`Dnstap::stage`] of each of `events`.
+    pub fn stage_each<'a>(
+        &self,
+        staged: &mut Staged,
+        events: impl IntoIterator<Item = TapEvent<'a>>,
+    ) {
+        if self.shared.is_some() {
+            for event in events {
+                self.stage(staged, &event);
+            }
+        }
+    }
+
+    /// Hands the frames of `staged` to the queue under one lock (the
+    /// writer woken, if need be, once), in order; what the queue has no
+    /// room for is dropped, counted. `staged` is emptied, its room kept.
+    pub fn commit(&self, staged: &mut Staged) {
+        if staged.frames == 0 {
+            return;
+        }
+        if let Some(shared) = &self.shared {
+            let taken = shared.queue.append(&staged.bytes, staged.frames);
+            let dropped = staged.frames - taken;
+            if dropped > 0 {
+                shared
+                    .stats
+                    .dropped
+                    .fetch_add(dropped as u64, Ordering::Relaxed);
+            }
+        }
+        staged.bytes.clear();
+        staged.frames = 0;
+    }
+
     /// Writes `event` with `extra` as the frame's `extra` field (an event
     /// of the server's own, such as a dynamic block made), whatever kinds
     /// `messages` selects; nothing when dnstap is off.
@@ -523,10 +653,10 @@ impl Dnstap {
             None => &shared.preamble,
         };
         let m = tap_message(event);
-        let (family, query_ip) = message::family(m.query.ip());
+        let (family, query_ip) = encode::family(m.query.ip());
         let response = m
             .response
-            .map(|r| (message::family(r.ip()), r.port()))
+            .map(|r| (encode::family(r.ip()), r.port()))
             .filter(|((f, _), _)| *f == family)
             .map(|((_, ip), port)| (octets(ip), port));
         let meta = Message {

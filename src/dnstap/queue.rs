@@ -7,9 +7,13 @@
 //! switch on a busy machine, four times per query with every LS message on).
 //! Here a producer appends the frame (its 4-byte length and payload) to the
 //! buffer in place, the length filled in once the payload is written (no
-//! length computed first, no copy from a frame built aside); a round of
-//! the fast path appends all its frames of a kind under one lock
-//! ([`Queue::producer`]). The writer swaps the buffer with its own empty one and
+//! length computed first, no copy from a frame built aside). A fast-path
+//! worker encodes a round's frames into its own buffer with no lock
+//! ([`super::Staged`], [`push_frame`]) and appends them all under one lock
+//! at the round's end ([`Queue::append`]: one copy of the round's bytes);
+//! other producers lock for a frame, or a few ([`Queue::producer`]). The
+//! writer is woken after the lock is let go, never under it. The writer
+//! swaps the buffer with its own empty one and
 //! writes the lot with one write. The writer is woken when the buffer goes
 //! from empty to not empty ([`Queue::first_frame`]), then lets a batch
 //! gather for a moment ([`super::writer`]) unless it fills first (
@@ -87,9 +91,60 @@ impl Queue {
         let before = state.frames;
         Producer {
             queue: self,
-            state,
+            state: Some(state),
             before,
         }
+    }
+
+    /// Appends `frames` whole data frames, back to back in `bytes` (as a
+    /// [`Staged`] holds them), under one lock: as many as the bound leaves
+    /// room for, in order; none once closed. Returns how many were taken
+    /// (the caller counts the rest dropped); wakes the writer as
+    /// [`Queue::producer`] does, after the lock is let go.
+    pub(super) fn append(&self, bytes: &[u8], frames: usize) -> usize {
+        if frames == 0 {
+            return 0;
+        }
+        let (before, after) = {
+            let mut s = self.lock();
+            let room = if s.closed {
+                0
+            } else {
+                self.limit.saturating_sub(s.frames)
+            };
+            let (taken, len) = if frames <= room {
+                (frames, bytes.len())
+            } else {
+                (room, frames_len(bytes, room))
+            };
+            s.bytes.extend_from_slice(&bytes[..len]);
+            let before = s.frames;
+            s.frames += taken;
+            (before, s.frames)
+        };
+        self.woken(before, after);
+        after - before
+    }
+
+    /// Wakes the writer for a change from `before` to `after` frames: the
+    /// first frame in an empty queue, a batch reached. Called once the lock
+    /// is let go: a writer woken at once (its thread run in place of the
+    /// producer's, on a busy core) must not find the producer holding it.
+    fn woken(&self, before: usize, after: usize) {
+        if after == before {
+            return;
+        }
+        if before == 0 {
+            self.first.notify_one();
+        }
+        if before < BATCH_FRAMES && after >= BATCH_FRAMES {
+            self.full.notify_one();
+        }
+    }
+
+    /// Most frames waiting.
+    pub(super) fn limit(&self) -> usize {
+        self.limit
     }
 
     /// Moves every queued frame into `into` (emptied first; the queue keeps
@@ -122,11 +177,20 @@ impl Queue {
     }
 
     /// Whether no frame waits.
+    #[cfg(test)]
     pub(super) fn is_empty(&self) -> bool {
         self.lock().frames == 0
     }
 
+    /// Whether [`Queue::close`] was called and whether no frame waits,
+    /// under one lock (the writer asks both before each batch).
+    pub(super) fn closed_and_empty(&self) -> (bool, bool) {
+        let s = self.lock();
+        (s.closed, s.frames == 0)
+    }
+
     /// Whether [`Queue::close`] was called.
+    #[cfg(test)]
     pub(super) fn is_closed(&self) -> bool {
         self.lock().closed
     }
@@ -137,8 +201,9 @@ impl Queue {
 pub(super) struct Producer<'a> {
     /// The queue, for its bound and its wake-ups.
     queue: &'a Queue,
-    /// Its locked state.
-    state: MutexGuard<'a, State>,
+    /// Its locked state (taken out on drop, to wake the writer once it is
+    /// let go).
+    state: Option<MutexGuard<'a, State>>,
     /// How many frames were queued when it was locked.
     before: usize,
 }
@@ -150,20 +215,14 @@ impl Producer<'_> {
     /// frame can hold.
     #[inline]
     pub(super) fn push(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> bool {
-        let s = &mut *self.state;
+        let Some(s) = self.state.as_deref_mut() else {
+            return false;
+        };
         if s.closed || s.frames >= self.queue.limit {
             return false;
         }
-        let start = s.bytes.len();
-        s.bytes.extend_from_slice(&[0; 4]);
-        encode(&mut s.bytes);
-        let header = frame::data_header(s.bytes.len() - start - 4);
-        match (header, s.bytes.get_mut(start..start + 4)) {
-            (Some(header), Some(room)) => room.copy_from_slice(&header),
-            _ => {
-                s.bytes.truncate(start);
-                return false;
-            }
+        if !push_frame(&mut s.bytes, encode) {
+            return false;
         }
         s.frames += 1;
         true
@@ -172,20 +231,45 @@ impl Producer<'_> {
 
 impl Drop for Producer<'_> {
     fn drop(&mut self) {
-        let (before, after) = (self.before, self.state.frames);
-        if after == before {
-            return;
+        let after = self.state.take().map_or(self.before, |s| s.frames);
+        self.queue.woken(self.before, after);
+    }
+}
+
+/// Appends to `bytes` one data frame whose payload `encode` appends, its
+/// 4-byte length written before it once known; `false` (nothing appended)
+/// when `encode` wrote nothing or more than a frame can hold.
+#[inline]
+pub(super) fn push_frame(bytes: &mut Vec<u8>, encode: impl FnOnce(&mut Vec<u8>)) -> bool {
+    let start = bytes.len();
+    bytes.extend_from_slice(&[0; 4]);
+    encode(bytes);
+    let header = frame::data_header(bytes.len() - start - 4);
+    match (header, bytes.get_mut(start..start + 4)) {
+        (Some(header), Some(room)) => {
+            room.copy_from_slice(&header);
+            true
         }
-        // Under the lock still (`state` drops after this): short, a
-        // `Notify` stores a permit or schedules the writer, which then
-        // gathers a batch before it takes the lock.
-        if before == 0 {
-            self.queue.first.notify_one();
-        }
-        if before < BATCH_FRAMES && after >= BATCH_FRAMES {
-            self.queue.full.notify_one();
+        _ => {
+            bytes.truncate(start);
+            false
         }
     }
+}
+
+/// The length of the first `n` data frames of `bytes` (whole frames, each
+/// its 4-byte length and payload, as [`push_frame`] writes them); all of
+/// `bytes` when it holds fewer.
+fn frames_len(bytes: &[u8], n: usize) -> usize {
+    let mut at = 0;
+    for _ in 0..n {
+        let Some(head) = bytes.get(at..at + 4) else {
+            break;
+        };
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        at = (at + 4 + len).min(bytes.len());
+    }
+    at
 }
 
 #[cfg(test)]
@@ -253,6 +337,43 @@ mod tests {
         assert!(got.is_empty());
     }
 
+    /// `payloads` as a worker stages them: whole frames back to back.
+    fn staged(payloads: &[&[u8]]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for p in payloads {
+            assert!(push_frame(&mut bytes, |b| b.extend_from_slice(p)));
+        }
+        bytes
+    }
+
+    #[test]
+    fn an_appended_round_takes_what_the_bound_leaves_in_order() {
+        let q = Queue::new(4);
+        assert!(push(&q, &[1]));
+        let round = staged(&[&[2], &[3, 3], &[4, 4, 4], &[5]]);
+        assert_eq!(q.append(&round, 4), 3, "room for three");
+        let mut got = Vec::new();
+        assert_eq!(q.take(&mut got), 4);
+        assert_eq!(frames(&got), [&[1u8][..], &[2], &[3, 3], &[4, 4, 4]]);
+        assert_eq!(q.append(&round, 4), 4);
+        assert_eq!(q.take(&mut got), 4);
+        assert_eq!(got, round);
+        assert_eq!(q.append(&round, 0), 0);
+        q.close();
+        assert_eq!(q.append(&round, 4), 0, "closed");
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn a_cut_is_made_at_a_frame_boundary() {
+        let round = staged(&[&[1; 3], &[2; 300], &[3]]);
+        assert_eq!(frames_len(&round, 0), 0);
+        assert_eq!(frames_len(&round, 1), 7);
+        assert_eq!(frames_len(&round, 2), 311);
+        assert_eq!(frames_len(&round, 3), round.len());
+        assert_eq!(frames_len(&round, 9), round.len());
+    }
+
     #[tokio::test]
     async fn the_first_frame_and_a_full_batch_wake_the_writer_and_so_does_close() {
         use std::future::Future;
@@ -285,6 +406,14 @@ mod tests {
             }
         }
         assert!(at_once(q.first_frame()) && at_once(q.batch_full()));
+        assert_eq!(q.take(&mut got), BATCH_FRAMES as u64 + 1);
+        // So does an appended round, whole.
+        let one: &[u8] = &[1];
+        let round = staged(&[one; BATCH_FRAMES]);
+        assert_eq!(q.append(&round, BATCH_FRAMES), BATCH_FRAMES);
+        assert!(at_once(q.first_frame()) && at_once(q.batch_full()));
+        assert_eq!(q.append(&round[..5], 1), 1);
+        assert!(!at_once(q.first_frame()) && !at_once(q.batch_full()));
         assert_eq!(q.take(&mut got), BATCH_FRAMES as u64 + 1);
         q.close();
         assert!(at_once(q.first_frame()) && at_once(q.batch_full()));

@@ -428,6 +428,89 @@ async fn a_round_that_does_not_fit_drops_and_counts_the_rest() {
     rig.stop().await;
 }
 
+#[tokio::test]
+async fn a_staged_round_goes_out_at_its_commit_in_order() {
+    let mut rig = rig(true, 64, |_| {});
+    let collector = rig.collect_all();
+    let mut staged = Staged::default();
+    let wires: [&[u8]; 3] = [b"a", b"b", b"c"];
+    rig.tap.stage(&mut staged, &query(wires[0]));
+    // A kind not selected: left out, not counted.
+    let skipped = TapEvent::new(
+        TapKind::ForwarderResponse,
+        TapTransport::Udp,
+        client(),
+        b"x",
+    );
+    rig.tap
+        .stage_each(&mut staged, [query(wires[1]), skipped, query(wires[2])]);
+    assert_eq!(staged.len(), 3);
+    let stats = rig.tap.stats().unwrap();
+    assert_eq!(stats.sent.load(Ordering::Relaxed), 0);
+    rig.tap.commit(&mut staged);
+    assert!(staged.is_empty());
+    until(|| stats.sent.load(Ordering::Relaxed) == 3).await;
+    rig.stop().await;
+    let seen = collector.await.unwrap();
+    let got: Vec<_> = seen
+        .frames
+        .iter()
+        .map(|f| f.message.as_ref().unwrap().query_message.clone().unwrap())
+        .collect();
+    assert_eq!(got, wires.map(<[u8]>::to_vec));
+    assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_staged_round_that_does_not_fit_drops_and_counts_the_rest() {
+    let rig = rig(false, 4, |_| {});
+    rig.tap.log(&query(b"q"));
+    let mut staged = Staged::default();
+    // More than the queue holds, staged: the ones past its bound dropped
+    // at once; at the commit, the queue takes what it has room for.
+    rig.tap.stage_each(&mut staged, (0..6).map(|_| query(b"q")));
+    assert_eq!(staged.len(), 4);
+    let stats = rig.tap.stats().unwrap();
+    assert_eq!(stats.dropped.load(Ordering::Relaxed), 2);
+    rig.tap.commit(&mut staged);
+    assert!(staged.is_empty());
+    assert_eq!(stats.dropped.load(Ordering::Relaxed), 3, "4 of 7 queued");
+    assert_eq!(rig.tap.take_queued().len(), 4);
+    rig.stop().await;
+}
+
+/// Whether a thread of this process is named `name`.
+fn a_thread_named(name: &str) -> bool {
+    std::fs::read_dir("/proc/self/task").unwrap().any(|t| {
+        let comm = t.unwrap().path().join("comm");
+        std::fs::read_to_string(comm).is_ok_and(|c| c.trim_end() == name)
+    })
+}
+
+#[tokio::test]
+async fn a_writer_on_its_own_thread_writes_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tap.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let token = CancellationToken::new();
+    let (tap, writer) = Dnstap::new(settings(&path, 64));
+    let task = writer.spawn_thread(token.clone()).unwrap();
+    let collector = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        collect(s, CONTENT_TYPE, usize::MAX).await
+    });
+    tap.log(&query(b"q"));
+    let stats = tap.stats().unwrap();
+    until(|| stats.sent.load(Ordering::Relaxed) == 1).await;
+    assert!(a_thread_named("dnstap-writer"));
+    token.cancel();
+    task.stopped().await;
+    let seen = collector.await.unwrap();
+    assert!(seen.stopped, "STOP sent, FINISH awaited");
+    assert_eq!(seen.frames.len(), 1);
+    assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+}
+
 #[test]
 fn tap_times_split_into_dnstap_seconds_and_nanoseconds() {
     let t = TapTime::of(UNIX_EPOCH + Duration::new(1_700_000_000, 5)).unwrap();

@@ -231,10 +231,11 @@ impl Writer {
             // A first frame (its wake-up kept if it came while the last
             // batch was written; frames queued before this session, while
             // no collector was there, need none), then the batch gathers.
-            if self.queue.is_closed() {
+            let (closed, empty) = self.queue.closed_and_empty();
+            if closed {
                 return self.stop(&mut rd, &mut wr, &mut buf).await;
             }
-            if self.queue.is_empty() {
+            if empty {
                 tokio::select! {
                     () = self.queue.first_frame() => {}
                     () = token.cancelled() => return self.stop(&mut rd, &mut wr, &mut buf).await,

@@ -118,7 +118,7 @@ async fn exchange(
             return Err(err);
         }
     };
-    tap::forwarder_response_at(
+    if let Some(e) = tap::forwarder_response_at(
         d,
         TapTransport::Udp,
         || local,
@@ -126,7 +126,9 @@ async fn exchange(
         sent.elapsed(),
         &resp,
         TapTime::now,
-    );
+    ) {
+        d.log(&e);
+    }
     let truncated = WireHeader::read(&resp).is_some_and(|h| h.truncated());
     if truncated && job.transport == Transport::Tcp {
         return over_tcp(state, b, query, question, deadline, won_by).await;

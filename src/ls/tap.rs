@@ -11,7 +11,7 @@ use super::dynblock::DynEvent;
 use super::rules::Act;
 use super::state::LsMetrics;
 use crate::dnstap::message::PolicyAction;
-use crate::dnstap::{Dnstap, RuleNote, TapEvent, TapKind, TapTime, TapTransport};
+use crate::dnstap::{Dnstap, RuleNote, Staged, TapEvent, TapKind, TapTime, TapTransport};
 use crate::server::batch::Peer;
 
 /// The handle that never writes, for an LS without `[ls.dnstap]`.
@@ -33,26 +33,30 @@ pub fn client_query(
     local: impl FnOnce() -> Option<SocketAddr>,
     raw: &[u8],
 ) {
-    client_query_at(d, transport, client, local, raw, || None);
+    if let Some(e) = client_query_at(d, transport, client, local, raw, || None) {
+        d.log(&e);
+    }
 }
 
-/// [`client_query`], received at `at()` (asked only when the kind is on;
-/// `None`: now).
+/// [`client_query`]'s event, received at `at()` (`None`: now), when the
+/// kind is on (`local` and `at` asked only then), for the caller to log or
+/// stage.
 #[inline]
-pub(crate) fn client_query_at(
+pub(crate) fn client_query_at<'a>(
     d: &Dnstap,
     transport: TapTransport,
     client: SocketAddr,
     local: impl FnOnce() -> Option<SocketAddr>,
-    raw: &[u8],
+    raw: &'a [u8],
     at: impl FnOnce() -> Option<TapTime>,
-) {
-    if d.enabled(TapKind::ClientQuery) {
-        let mut e = TapEvent::new(TapKind::ClientQuery, transport, client, raw);
-        e.response_addr = local();
-        e.query_time = at();
-        d.log(&e);
+) -> Option<TapEvent<'a>> {
+    if !d.enabled(TapKind::ClientQuery) {
+        return None;
     }
+    let mut e = TapEvent::new(TapKind::ClientQuery, transport, client, raw);
+    e.response_addr = local();
+    e.query_time = at();
+    Some(e)
 }
 
 /// CLIENT_RESPONSE: `answer` to `client`, from the LS at `local`, for a
@@ -146,23 +150,25 @@ pub fn forwarder_query(
 
 /// FORWARDER_RESPONSE: `answer` accepted from `backend` on the upstream
 /// socket at `local()`, at `now()` (both asked only when the kind is on;
-/// [`TapTime::now`] for the moment of the call), for a query sent `rtt` ago.
-pub(crate) fn forwarder_response_at(
+/// [`TapTime::now`] for the moment of the call), for a query sent `rtt`
+/// ago: its event when the kind is on, for the caller to log or stage.
+pub(crate) fn forwarder_response_at<'a>(
     d: &Dnstap,
     transport: TapTransport,
     local: impl FnOnce() -> Option<SocketAddr>,
     backend: SocketAddr,
     rtt: Duration,
-    answer: &[u8],
+    answer: &'a [u8],
     now: impl FnOnce() -> Option<TapTime>,
-) {
-    if d.enabled(TapKind::ForwarderResponse) {
-        let kind = TapKind::ForwarderResponse;
-        let mut e = forwarder(kind, transport, local(), backend, answer);
-        e.response_time = now();
-        e.query_time = e.response_time.and_then(|now| now.checked_sub(rtt));
-        d.log(&e);
+) -> Option<TapEvent<'a>> {
+    if !d.enabled(TapKind::ForwarderResponse) {
+        return None;
     }
+    let kind = TapKind::ForwarderResponse;
+    let mut e = forwarder(kind, transport, local(), backend, answer);
+    e.response_time = now();
+    e.query_time = e.response_time.and_then(|now| now.checked_sub(rtt));
+    Some(e)
 }
 
 /// The FORWARDER_QUERY of a UDP `query` sent at `now` from the upstream
@@ -185,10 +191,11 @@ pub(crate) fn forwarder_query_at(
 /// came to says that address), as the round's flush sends them, with its
 /// query's arrival as `query_time` where the queue was told it: the
 /// round's moment on the wall clock and the monotonic one (`clock()`,
-/// asked once, when there is a frame to write), before the frames go out
-/// under one lock of dnstap's queue.
+/// asked once, when there is a frame to write), the frames encoded
+/// into the worker's `staged` frames.
 pub(crate) fn client_responses<'a>(
     d: &Dnstap,
+    staged: &mut Staged,
     queued: impl Iterator<Item = (&'a [u8], Peer, Option<Instant>)>,
     local: Option<SocketAddr>,
     clock: impl FnOnce() -> (Option<TapTime>, Instant),
@@ -201,18 +208,21 @@ pub(crate) fn client_responses<'a>(
         return;
     }
     let (now, mono) = clock();
-    d.log_each(queued.map(|(answer, to, arrived)| {
-        let mut e = TapEvent::new(TapKind::ClientResponse, TapTransport::Udp, to.addr, answer);
-        e.response_addr = match (to.local, local) {
-            (Some(ip), Some(l)) => Some(SocketAddr::new(ip, l.port())),
-            _ => local,
-        };
-        e.response_time = now;
-        e.query_time = now
-            .zip(arrived)
-            .and_then(|(now, at)| now.checked_sub(mono.saturating_duration_since(at)));
-        e
-    }));
+    d.stage_each(
+        staged,
+        queued.map(|(answer, to, arrived)| {
+            let mut e = TapEvent::new(TapKind::ClientResponse, TapTransport::Udp, to.addr, answer);
+            e.response_addr = match (to.local, local) {
+                (Some(ip), Some(l)) => Some(SocketAddr::new(ip, l.port())),
+                _ => local,
+            };
+            e.response_time = now;
+            e.query_time = now
+                .zip(arrived)
+                .and_then(|(now, at)| now.checked_sub(mono.saturating_duration_since(at)));
+            e
+        }),
+    );
 }
 
 /// A FORWARDER_QUERY or FORWARDER_RESPONSE (`kind`) of `wire` between the

@@ -311,10 +311,11 @@ impl LsService {
         }
         // The dnstap writer: stopped last, once every answer is written.
         let dnstap_token = root.child_token();
-        let dnstap = self
-            .dnstap
-            .take()
-            .map(|w| tokio::spawn(w.run(dnstap_token.clone())));
+        let dnstap = self.dnstap.take().and_then(|w| {
+            w.spawn_thread(dnstap_token.clone())
+                .inspect_err(|e| error!(error = %e, "dnstap: cannot start the writer's thread"))
+                .ok()
+        });
         let dns_token = root.child_token();
         let mut server = tokio::spawn(crate::ls::serve(
             self.balancer.clone(),
@@ -369,7 +370,7 @@ impl LsService {
         let stop_dnstap = async move {
             dnstap_token.cancel();
             if let Some(task) = dnstap {
-                let _ = task.await;
+                task.stopped().await;
             }
         };
         if let Some(end) = died {

@@ -366,7 +366,8 @@ impl Worker {
     }
 
     /// Sends this round's upstream queries and client answers, in batches,
-    /// and what a full socket left pending before; what a socket does not
+    /// and what a full socket left pending before, and hands the round's
+    /// dnstap frames to its queue; what a socket does not
     /// take now stays queued, the socket watched for writing until it has
     /// gone. An upstream query the kernel refuses (any error but `EAGAIN`)
     /// ends its try at once ([`Worker::on_refused`]); what its flight does
@@ -378,9 +379,12 @@ impl Worker {
         // writing).
         let mut left = false;
         loop {
-            tap::forwarder_queued(self.balancer.dnstap(), &self.ups, &self.to_upstream, || {
-                self.clock.stamps()
-            });
+            tap::forwarder_queued(
+                (self.balancer.dnstap(), &mut self.tap_staged),
+                &self.ups,
+                &self.to_upstream,
+                || self.clock.stamps(),
+            );
             for (i, out) in self.to_upstream.iter_mut().enumerate() {
                 if out.len() == 0 {
                     continue;
@@ -409,12 +413,14 @@ impl Worker {
             self.refused = refused;
         }
         tap::answers_queued(
-            self.balancer.dnstap(),
+            (self.balancer.dnstap(), &mut self.tap_staged),
             self.client_local,
             &self.to_clients,
             || self.clock.stamps(),
         );
         self.to_clients.send_now(&self.client, |_| {});
+        // The round's dnstap frames, all of them, under one lock of its queue.
+        self.balancer.dnstap().commit(&mut self.tap_staged);
         // Whose watch changes: a slot whose send is left pending, or one
         // watched for writing whose send has gone. Neither: no slot to look at.
         if left || self.up_writes > 0 {

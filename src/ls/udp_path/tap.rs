@@ -2,7 +2,11 @@
 //! client query as the worker reads it, the upstream queries and client
 //! answers of a round as its flush sends them (each send pass of it), an upstream answer once
 //! accepted. Free functions over the worker's sockets and queues; each asks
-//! a socket's address only when its kind is on.
+//! a socket's address only when its kind is on. The frames are encoded
+//! into the worker's [`Staged`] frames, no lock taken, and handed to
+//! dnstap's queue once at the round's end (`rounds`: one lock a round,
+//! where each client query, each upstream answer and each send pass took
+//! it before).
 //!
 //! No frame reads a clock: each is timed by its round's one moment on both
 //! clocks ([`RoundClock::stamps`](super::worker::RoundClock::stamps), the
@@ -16,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-use crate::dnstap::{Dnstap, TapKind, TapTime, TapTransport};
+use crate::dnstap::{Dnstap, Staged, TapKind, TapTime, TapTransport};
 use crate::ls::tap;
 use crate::ls::upstream::sockets::Sockets;
 use crate::server::batch::SendQueue;
@@ -24,14 +28,16 @@ use crate::server::batch::SendQueue;
 /// CLIENT_QUERY of a datagram from `src`, read on the client socket at
 /// `local` (read once per socket) in the round of `stamps`.
 pub(super) fn client_query(
-    d: &Dnstap,
+    (d, staged): (&Dnstap, &mut Staged),
     local: Option<SocketAddr>,
     raw: &[u8],
     src: SocketAddr,
     stamps: impl FnOnce() -> (Instant, SystemTime),
 ) {
     let at = || round_time(stamps().1);
-    tap::client_query_at(d, TapTransport::Udp, src, || local, raw, at);
+    if let Some(e) = tap::client_query_at(d, TapTransport::Udp, src, || local, raw, at) {
+        d.stage(staged, &e);
+    }
 }
 
 /// FORWARDER_QUERY of every upstream query queued in `to_upstream` since
@@ -42,7 +48,7 @@ pub(super) fn client_query(
 /// test (a flush looks at every one); the others' frames go out under one
 /// lock, each socket's address asked once.
 pub(super) fn forwarder_queued(
-    d: &Dnstap,
+    (d, staged): (&Dnstap, &mut Staged),
     ups: &Sockets<UdpSocket>,
     to_upstream: &[SendQueue],
     stamps: impl FnOnce() -> (Instant, SystemTime),
@@ -60,11 +66,14 @@ pub(super) fn forwarder_queued(
         return;
     }
     let now = round_time(stamps().1);
-    d.log_each(busy.flat_map(|(u, out)| {
-        let local = u.local_addr(|s| s.local_addr().ok());
-        out.queued()
-            .map(move |(query, to)| tap::forwarder_query_at(local, to.addr, query, now))
-    }));
+    d.stage_each(
+        staged,
+        busy.flat_map(|(u, out)| {
+            let local = u.local_addr(|s| s.local_addr().ok());
+            out.queued()
+                .map(move |(query, to)| tap::forwarder_query_at(local, to.addr, query, now))
+        }),
+    );
 }
 
 /// CLIENT_RESPONSE of every client answer queued in `to_clients` since its
@@ -72,7 +81,7 @@ pub(super) fn forwarder_queued(
 /// `stamps`): called just before it is sent, after the upstream sends
 /// (whose refusals may answer clients).
 pub(super) fn answers_queued(
-    d: &Dnstap,
+    (d, staged): (&Dnstap, &mut Staged),
     client: Option<SocketAddr>,
     to_clients: &SendQueue,
     stamps: impl FnOnce() -> (Instant, SystemTime),
@@ -81,13 +90,13 @@ pub(super) fn answers_queued(
         let (mono, sys) = stamps();
         (round_time(sys), mono.into_std())
     };
-    tap::client_responses(d, to_clients.queued_stamped(), client, clock);
+    tap::client_responses(d, staged, to_clients.queued_stamped(), client, clock);
 }
 
 /// FORWARDER_RESPONSE of `resp`, accepted from `from` on upstream socket
 /// `sock` of `ups` in the round of `stamps`, `rtt` after its query left.
 pub(super) fn accepted(
-    d: &Dnstap,
+    (d, staged): (&Dnstap, &mut Staged),
     ups: &Sockets<UdpSocket>,
     sock: usize,
     from: SocketAddr,
@@ -100,7 +109,9 @@ pub(super) fn accepted(
             .and_then(|u| u.local_addr(|s| s.local_addr().ok()))
     };
     let now = || round_time(stamps().1);
-    tap::forwarder_response_at(d, TapTransport::Udp, local, from, rtt, resp, now);
+    if let Some(e) = tap::forwarder_response_at(d, TapTransport::Udp, local, from, rtt, resp, now) {
+        d.stage(staged, &e);
+    }
 }
 
 /// `sys`, a round's wall-clock reading, as dnstap's time: converted once
@@ -179,11 +190,19 @@ mod tests {
         to_clients.push_copy(b"cr", client);
         to_clients.stamp(mono.into_std() - Duration::from_millis(7));
 
-        client_query(&d, None, b"cq", client, stamps);
-        forwarder_queued(&d, &ups, &[to_upstream], stamps);
+        let mut staged = Staged::default();
+        client_query((&d, &mut staged), None, b"cq", client, stamps);
+        forwarder_queued((&d, &mut staged), &ups, &[to_upstream], stamps);
         let rtt = Duration::from_millis(3);
-        accepted(&d, &ups, 0, backend, rtt, b"fr", stamps);
-        answers_queued(&d, None, &to_clients, stamps);
+        accepted((&d, &mut staged), &ups, 0, backend, rtt, b"fr", stamps);
+        answers_queued((&d, &mut staged), None, &to_clients, stamps);
+        assert!(
+            d.take_queued().is_empty(),
+            "staged, not queued, until the commit"
+        );
+        assert_eq!(staged.len(), 4);
+        d.commit(&mut staged);
+        assert!(staged.is_empty());
 
         let at = Some((1_700_000_000, 5));
         let got: Vec<Timed> = d.take_queued().iter().map(timed).collect();

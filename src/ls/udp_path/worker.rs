@@ -24,6 +24,7 @@ use super::flight::{Attempt, Delayed, Flight, Late, Slab, TimerFor, Timers};
 use super::tap;
 use super::timers::{next_live, timer_live};
 use crate::dns::{self, HEADER_LEN, WireHeader};
+use crate::dnstap::Staged;
 use crate::guard::fair::Holders;
 use crate::ls::balancer::{Admission, Balancer, KeptState};
 use crate::ls::dynblock::WorkerCounts;
@@ -134,6 +135,9 @@ pub(super) struct Worker {
     /// The snapshot the worker admits its queries on, taken anew after a
     /// reload (checked at each round and each query: one atomic read).
     pub(super) kept: KeptState,
+    /// The round's dnstap frames, encoded as its queries and answers come
+    /// and go, handed to dnstap's queue at the end of its flush (`tap`).
+    pub(super) tap_staged: Staged,
 }
 
 /// The time of the current round (`now`: the monotonic clock when its
@@ -243,6 +247,7 @@ impl Worker {
             timer_pushes: 0,
             clock: RoundClock::at(Instant::now()),
             kept,
+            tap_staged: Staged::default(),
         };
         if let Some(inode) = crate::server::socket::socket_inode(&w.client) {
             w.balancer
@@ -307,9 +312,13 @@ impl Worker {
     ) {
         // Its CLIENT_QUERY frame first (a late one's once it is spared).
         let tap_query = |w: &mut Self| {
-            tap::client_query(w.balancer.dnstap(), w.client_local, raw, src.addr, || {
-                w.clock.stamps()
-            });
+            tap::client_query(
+                (w.balancer.dnstap(), &mut w.tap_staged),
+                w.client_local,
+                raw,
+                src.addr,
+                || w.clock.stamps(),
+            );
         };
         if late.is_none() {
             tap_query(self);
@@ -666,7 +675,7 @@ impl Worker {
             f.kept = Some(buf);
         }
         tap::accepted(
-            self.balancer.dnstap(),
+            (self.balancer.dnstap(), &mut self.tap_staged),
             &self.ups,
             sock,
             from,
