@@ -187,6 +187,16 @@ fn query(wire: &[u8]) -> TapEvent<'_> {
     TapEvent::new(TapKind::ClientQuery, TapTransport::Udp, client(), wire)
 }
 
+/// A FORWARDER_RESPONSE, a kind the rigs here do not select.
+fn unselected() -> TapEvent<'static> {
+    TapEvent::new(
+        TapKind::ForwarderResponse,
+        TapTransport::Udp,
+        client(),
+        b"x",
+    )
+}
+
 #[tokio::test]
 async fn frames_reach_the_collector_after_the_handshake_and_stop_cleanly() {
     let mut rig = rig(true, 64, |_| {});
@@ -207,12 +217,7 @@ async fn frames_reach_the_collector_after_the_handshake_and_stop_cleanly() {
     );
     r.query_time = TapTime::of(UNIX_EPOCH + Duration::new(1_700_000_000, 5));
     tap.log(&r);
-    tap.log(&TapEvent::new(
-        TapKind::ForwarderResponse,
-        TapTransport::Udp,
-        client(),
-        b"x",
-    ));
+    tap.log(&unselected());
     let stats = tap.stats().unwrap();
     until(|| stats.sent.load(Ordering::Relaxed) == 2).await;
     rig.stop().await;
@@ -383,12 +388,7 @@ async fn a_round_goes_out_in_order_with_the_times_it_was_given() {
         e
     });
     // A kind not selected, amid the round: left out, not counted.
-    let skipped = TapEvent::new(
-        TapKind::ForwarderResponse,
-        TapTransport::Udp,
-        client(),
-        b"x",
-    );
+    let skipped = unselected();
     rig.tap.log_each(round.chain(std::iter::once(skipped)));
     let stats = rig.tap.stats().unwrap();
     until(|| stats.sent.load(Ordering::Relaxed) == 3).await;
@@ -436,12 +436,7 @@ async fn a_staged_round_goes_out_at_its_commit_in_order() {
     let wires: [&[u8]; 3] = [b"a", b"b", b"c"];
     rig.tap.stage(&mut staged, &query(wires[0]));
     // A kind not selected: left out, not counted.
-    let skipped = TapEvent::new(
-        TapKind::ForwarderResponse,
-        TapTransport::Udp,
-        client(),
-        b"x",
-    );
+    let skipped = unselected();
     rig.tap
         .stage_each(&mut staged, [query(wires[1]), skipped, query(wires[2])]);
     assert_eq!(staged.len(), 3);
