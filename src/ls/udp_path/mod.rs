@@ -923,4 +923,117 @@ mod tests {
         let (n, _) = backend.recv_from(&mut buf).unwrap();
         assert!(n > 12, "the backend is asked");
     }
+
+    /// A worker whose gate stands in a queue (shedding), whose config
+    /// `edit` changed, and a round reading `names` (each sent from one
+    /// socket), every one of them late: what the door's counters made of
+    /// them.
+    fn late_round(edit: impl FnOnce(&mut LsConfig), names: &[&str]) -> Worker {
+        use crate::server::shed::{SPARE_WAIT, STANDING, queue_bound};
+        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_nonblocking(true).unwrap();
+        let to = client.local_addr().unwrap();
+        let mut w = worker_with(
+            &[backend.local_addr().unwrap()],
+            Strategy::Hedge,
+            client,
+            edit,
+        );
+        let bound = queue_bound(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let mut ms = 0u32;
+        while !(0..30).any(|_| {
+            let at = t0 + ms * Duration::from_millis(1);
+            w.gate.shed(Some(5 * bound), at, bound)
+        }) {
+            ms += 1;
+            assert!(Duration::from_millis(ms.into()) <= 2 * STANDING);
+        }
+        // Read SPARE_WAIT bounds after they were sent, less the moment
+        // between this clock's reading and each one's sending: late, and
+        // not too late to be spared.
+        let sys = std::time::SystemTime::now() + SPARE_WAIT * bound;
+        let asker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for (i, name) in names.iter().enumerate() {
+            let mut q = crate::dns::fixtures::query_bytes(
+                name,
+                hickory_proto::rr::RecordType::A,
+                Some(1232),
+            );
+            q[..2].copy_from_slice(&u16::try_from(i).unwrap().to_be_bytes());
+            asker.send_to(&q, to).unwrap();
+        }
+        let now = t0 + Duration::from_millis((ms + 1).into());
+        w.client_ready = true;
+        w.round_read_at(
+            &mut rounds::Slots::new(),
+            worker::RoundClock::with_stamps(now, sys),
+        );
+        w
+    }
+
+    /// The hits of the rule `name` in `w`'s snapshot.
+    fn rule_hits(w: &Worker, name: &str) -> u64 {
+        let state = w.balancer.state();
+        let hits = state.rules.counts().find(|(n, _, _)| *n == name);
+        hits.map(|(_, _, hits)| hits).unwrap()
+    }
+
+    /// Late queries the gate sheds are counted as shed and nowhere else
+    /// (as before the door read them): not as a rule's hits (a rule that
+    /// lets them through acted on none; one that refuses them answered
+    /// none), not as refused by the ACL. Here all of them are to be
+    /// forwarded (pure overload: every late one shed) or answered at the
+    /// door (the ACL, a refusing rule).
+    #[tokio::test]
+    async fn a_shed_late_query_is_counted_shed_only() {
+        let rules = crate::config::Config::from_toml(
+            "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
+             [[ls.rule]]\nname = \"flood\"\n\
+             match = { suffix = [\"victim.test\"] }\naction = \"refuse\"\n\
+             [[ls.rule]]\nname = \"pass\"\n\
+             match = { suffix = [\"bench.test\"] }\naction = \"allow\"\n",
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap()
+        .ls
+        .unwrap()
+        .rule;
+        let names: Vec<String> = (0..20).map(|i| format!("h{i}.bench.test.")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let w = late_round(|c| c.rule = rules.clone(), &names);
+        let m = w.balancer.metrics();
+        assert_eq!(m.shed_queue.load(Relaxed), 20, "pure overload: all shed");
+        assert_eq!(w.flights.len, 0);
+        assert_eq!(rule_hits(&w, "pass"), 0, "a shed query was let through");
+
+        let names: Vec<String> = (0..20).map(|i| format!("r{i}.victim.test.")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let w = late_round(|c| c.rule = rules.clone(), &names);
+        let m = w.balancer.metrics();
+        assert_eq!(m.shed_queue.load(Relaxed), 20);
+        assert_eq!(rule_hits(&w, "flood"), 0, "a shed query was refused");
+
+        // One to forward among them is spared: counted once, as a query
+        // and by its rule.
+        let mut names: Vec<String> = (0..24).map(|i| format!("r{i}.victim.test.")).collect();
+        names.push("h1.bench.test.".to_owned());
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let w = late_round(|c| c.rule = rules.clone(), &names);
+        let m = w.balancer.metrics();
+        assert_eq!(m.shed_queue.load(Relaxed), 24);
+        assert_eq!(w.flights.len, 1, "spared");
+        assert_eq!(m.queries.load(Relaxed), 1);
+        assert_eq!(rule_hits(&w, "pass"), 1, "the spared one");
+        assert_eq!(rule_hits(&w, "flood"), 0);
+
+        let w = late_round(
+            |c| c.allow = vec!["10.0.0.0/8".parse().unwrap()],
+            &["a.bench.test.", "b.bench.test."],
+        );
+        let m = w.balancer.metrics();
+        assert_eq!(m.shed_queue.load(Relaxed), 2);
+        assert_eq!(m.refused_acl.load(Relaxed), 0, "a shed query was refused");
+    }
 }

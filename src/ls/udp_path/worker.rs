@@ -338,7 +338,8 @@ impl Worker {
                 return;
             }
             if let Admission::Forward(state, admitted) = &admission {
-                self.balancer.count_forward(state, admitted.route());
+                let req = Request::udp(raw, src.addr);
+                self.balancer.spared(state, &req, admitted);
             }
             tap_query(self);
         }
