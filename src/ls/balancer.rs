@@ -26,7 +26,7 @@ use super::suffix;
 use super::upstream::shared::SharedSockets;
 use crate::config::{DynAction, LsConfig, RuleTransport};
 use crate::dns::{self, HEADER_LEN, Transport};
-use crate::dnstap::{Dnstap, TapTransport};
+use crate::dnstap::{Dnstap, Staged, TapTransport};
 use crate::guard::rate::RateVerdict;
 use crate::logging::QueryLine;
 use crate::server::{Reply, Request, Via};
@@ -279,7 +279,7 @@ impl Balancer {
     /// [`Balancer::admit`] by a fast-path worker, counting for the dynamic
     /// blocks into its own counts `mine` (`None`: the async path's shards).
     pub fn admit_by(&self, req: Request<'_>, mine: Option<&mut WorkerCounts>) -> Admission {
-        self.admit_on(self.state.load_full(), req, mine, false)
+        self.admit_on(self.state.load_full(), req, (mine, None), false)
     }
 
     /// [`Balancer::admit_by`] on the snapshot `state` (a fast-path worker's
@@ -293,7 +293,7 @@ impl Balancer {
         &self,
         state: Arc<LsState>,
         req: Request<'_>,
-        mut mine: Option<&mut WorkerCounts>,
+        (mut mine, mut staged): (Option<&mut WorkerCounts>, Option<&mut Staged>),
         late: bool,
     ) -> Admission {
         // Answered here, past the ACL and the rate limit (malformed, NOTIFY,
@@ -380,7 +380,8 @@ impl Balancer {
                 if let Some(reply) = blocked_now(qname, qtype) {
                     return reply;
                 }
-                let hit = rule_hit((&state, self.dnstap()), &req, end, None, late);
+                let tap = (&*state, self.dnstap(), staged.take());
+                let hit = rule_hit(tap, &req, end, None, late);
                 if let Some(hit) = hit.filter(|h| h.act.answers()) {
                     return made_up(hit);
                 }
@@ -406,7 +407,7 @@ impl Balancer {
                 if let Some(reply) = blocked_now(&wire, u16::from(q.query.query_type())) {
                     return reply;
                 }
-                let tap = (&*state, self.dnstap());
+                let tap = (&*state, self.dnstap(), staged.take());
                 let hit = rule_hit(tap, &req, q.question_end, Some(&wire), late);
                 if let Some(hit) = hit.filter(|h| h.act.answers()) {
                     return made_up(hit);
@@ -489,7 +490,13 @@ impl Balancer {
     /// that the worker's gate spared: counted now, as a query and by the
     /// rule that acted on it (logged, if it says so), as one on time was
     /// at the door. A late one shed is counted as shed only.
-    pub(crate) fn spared(&self, state: &LsState, req: &Request<'_>, admitted: &Admitted) {
+    pub(crate) fn spared(
+        &self,
+        state: &LsState,
+        req: &Request<'_>,
+        admitted: &Admitted,
+        staged: Option<&mut Staged>,
+    ) {
         self.count_forward(state, admitted.route);
         if let Some(hit) = admitted.unnoted {
             // Its name read as the door read it: in place, or decoded.
@@ -499,7 +506,7 @@ impl Balancer {
                     .ok()
                     .map(|q| suffix::lower_wire(q.query.name())),
             };
-            let tap = (state, self.dnstap());
+            let tap = (state, self.dnstap(), staged);
             note_rule(tap, req, admitted.question_end, wire.as_deref(), hit);
         }
     }
@@ -618,7 +625,7 @@ impl Admitted {
 /// queue gate may still shed: [`Balancer::spared`] counts it once it is
 /// not); `None` without rules or when none acts.
 fn rule_hit(
-    (state, tap): (&LsState, &Dnstap),
+    (state, tap, staged): (&LsState, &Dnstap, Option<&mut Staged>),
     req: &Request<'_>,
     question_end: usize,
     name: Option<&[u8]>,
@@ -637,7 +644,7 @@ fn rule_hit(
         .rules
         .judge_to(&view, std::time::Instant::now(), tapped)?;
     if tapped {
-        tap_rule(state, tap, req, hit);
+        tap_rule((state, tap, staged), req, hit);
     }
     Some(hit)
 }
@@ -658,8 +665,13 @@ fn rule_view<'a>(
     Some(name.map_or(view, |n| view.with_name(n)))
 }
 
-/// A `log = true` rule's `hit` on `req` to dnstap.
-fn tap_rule(state: &LsState, tap: &Dnstap, req: &Request<'_>, hit: RuleHit) {
+/// A `log = true` rule's `hit` on `req` to dnstap (into a fast-path
+/// worker's `staged` round, after its query's CLIENT_QUERY, when given).
+fn tap_rule(
+    (state, tap, staged): (&LsState, &Dnstap, Option<&mut Staged>),
+    req: &Request<'_>,
+    hit: RuleHit,
+) {
     if let Some(rule) = state.rules.logged(hit) {
         let via = match req.via {
             Via::Udp => TapTransport::Udp,
@@ -667,14 +679,14 @@ fn tap_rule(state: &LsState, tap: &Dnstap, req: &Request<'_>, hit: RuleHit) {
             Via::Dot => TapTransport::Dot,
             Via::Doh => TapTransport::Doh,
         };
-        super::tap::rule_matched(tap, via, req.src, req.raw, (rule, hit.act));
+        super::tap::rule_matched(tap, via, req.src, req.raw, (rule, hit.act), staged);
     }
 }
 
 /// [`rule_hit`]'s count and log of `hit`, left for later by a late query
 /// ([`Balancer::spared`]).
 fn note_rule(
-    (state, tap): (&LsState, &Dnstap),
+    (state, tap, staged): (&LsState, &Dnstap, Option<&mut Staged>),
     req: &Request<'_>,
     question_end: usize,
     name: Option<&[u8]>,
@@ -688,7 +700,7 @@ fn note_rule(
         .rules
         .note(hit, &view, std::time::Instant::now(), tapped);
     if tapped {
-        tap_rule(state, tap, req, hit);
+        tap_rule((state, tap, staged), req, hit);
     }
 }
 
@@ -721,7 +733,7 @@ fn other_opcode(
         .get(HEADER_LEN..HEADER_LEN + wire.len())
         .is_some_and(|n| n.eq_ignore_ascii_case(&wire));
     let hit = (plain && end <= req.raw.len())
-        .then(|| rule_hit((state, tap), req, end, Some(&wire), false))
+        .then(|| rule_hit((state, tap, None), req, end, Some(&wire), false))
         .flatten();
     match hit.map(|h| h.act) {
         Some(Act::Drop) => dns::Reject::Drop,

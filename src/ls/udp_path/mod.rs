@@ -234,6 +234,17 @@ mod tests {
         client: std::net::UdpSocket,
         edit: impl FnOnce(&mut LsConfig),
     ) -> Worker {
+        worker_tapped(backends, strategy, client, edit, None)
+    }
+
+    /// A [`worker_with`] writing to `tap` when given.
+    fn worker_tapped(
+        backends: &[std::net::SocketAddr],
+        strategy: Strategy,
+        client: std::net::UdpSocket,
+        edit: impl FnOnce(&mut LsConfig),
+        tap: Option<crate::dnstap::Dnstap>,
+    ) -> Worker {
         let mut cfg = LsConfig {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
             workers: 1,
@@ -256,7 +267,11 @@ mod tests {
             ..LsConfig::default()
         };
         edit(&mut cfg);
-        let balancer = Arc::new(Balancer::new(&cfg));
+        let balancer = Balancer::new(&cfg);
+        let balancer = Arc::new(match tap {
+            Some(tap) => balancer.with_dnstap(tap),
+            None => balancer,
+        });
         for b in &balancer.state().backends {
             b.set_up(true);
         }
@@ -1035,5 +1050,58 @@ mod tests {
         let m = w.balancer.metrics();
         assert_eq!(m.shed_queue.load(Relaxed), 2);
         assert_eq!(m.refused_acl.load(Relaxed), 0, "a shed query was refused");
+    }
+
+    /// A `log = true` rule's dnstap frame follows its query's CLIENT_QUERY
+    /// in the round's frames (it went to the queue at once, ahead of the
+    /// round's staged CLIENT_QUERY, since the rounds were staged).
+    #[tokio::test]
+    async fn a_rule_logged_to_dnstap_follows_its_query() {
+        use crate::dnstap::{RECONNECT, Settings, TapKind, TapTarget};
+        let settings = Settings {
+            target: TapTarget::Unix(Default::default()),
+            kinds: vec![TapKind::ClientQuery],
+            identity: None,
+            version: None,
+            queue_size: 64,
+            backoff: RECONNECT,
+        };
+        let tap = crate::dnstap::Dnstap::new(settings).0;
+        let rules = crate::config::Config::from_toml(
+            "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
+             [[ls.rule]]\nname = \"seen\"\n\
+             match = { suffix = [\"bench.test\"] }\naction = \"allow\"\nlog = true\n",
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap()
+        .ls
+        .unwrap()
+        .rule;
+        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_nonblocking(true).unwrap();
+        let to = client.local_addr().unwrap();
+        let mut w = worker_tapped(
+            &[backend.local_addr().unwrap()],
+            Strategy::Hedge,
+            client,
+            |c| c.rule = rules,
+            Some(tap.clone()),
+        );
+        let asker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let q = crate::dns::fixtures::query_bytes(
+            "h1.bench.test.",
+            hickory_proto::rr::RecordType::A,
+            Some(1232),
+        );
+        asker.send_to(&q, to).unwrap();
+        w.client_ready = true;
+        w.round(&mut rounds::Slots::new(), Instant::now());
+        let got: Vec<bool> = tap
+            .take_queued()
+            .iter()
+            .map(|p| p.message.as_ref().unwrap().policy.is_some())
+            .collect();
+        assert_eq!(got, [false, true], "CLIENT_QUERY, then the rule's");
     }
 }
