@@ -612,7 +612,7 @@ impl Dnstap {
     /// `messages` selects; nothing when dnstap is off.
     pub fn log_extra(&self, event: &TapEvent<'_>, extra: &[u8]) {
         if self.is_on() {
-            self.push_noted(&stamped(*event), None, Some(extra));
+            self.push_noted(&stamped(*event), None, Some(extra), None);
         }
     }
 
@@ -620,6 +620,18 @@ impl Dnstap {
     /// the rule as its `MessagePolicy` (type [`RULE_POLICY_TYPE`]), whatever kinds
     /// `messages` selects; nothing when dnstap is off.
     pub fn log_rule(&self, event: &TapEvent<'_>, note: &RuleNote<'_>) {
+        self.log_rule_to(event, note, None);
+    }
+
+    /// [`Dnstap::log_rule`], into a fast-path worker's `staged` round when
+    /// given (queued after the round's frames staged before it: its query's
+    /// CLIENT_QUERY), else queued at once.
+    pub fn log_rule_to(
+        &self,
+        event: &TapEvent<'_>,
+        note: &RuleNote<'_>,
+        staged: Option<&mut Staged>,
+    ) {
         if !self.is_on() {
             return;
         }
@@ -630,16 +642,18 @@ impl Dnstap {
             r#match: note.matched.map(Into::into),
             value: note.value.map(<[u8]>::to_vec),
         };
-        self.push_noted(&stamped(*event), Some(policy), None);
+        self.push_noted(&stamped(*event), Some(policy), None, staged);
     }
 
     /// Encodes `event` (its times given) with a policy or an `extra` and
-    /// queues it: the rarer frames, encoded through a [`Message`].
+    /// queues it (stages it, into `staged` when given): the rarer frames,
+    /// encoded through a [`Message`].
     fn push_noted(
         &self,
         event: &TapEvent<'_>,
         policy: Option<MessagePolicy>,
         extra: Option<&[u8]>,
+        staged: Option<&mut Staged>,
     ) {
         let Some(shared) = &self.shared else {
             return;
@@ -686,7 +700,18 @@ impl Dnstap {
             None => 2,
         };
         let parts = PayloadParts::new(preamble, &meta, &borrowed[..used]);
-        if !shared.queue.producer().push(|out| parts.encode_into(out)) {
+        let pushed = match staged {
+            Some(staged) => {
+                staged.frames < shared.queue.limit()
+                    && queue::push_frame(&mut staged.bytes, |out| parts.encode_into(out))
+                    && {
+                        staged.frames += 1;
+                        true
+                    }
+            }
+            None => shared.queue.producer().push(|out| parts.encode_into(out)),
+        };
+        if !pushed {
             shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

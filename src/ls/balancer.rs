@@ -26,7 +26,7 @@ use super::suffix;
 use super::upstream::shared::SharedSockets;
 use crate::config::{DynAction, LsConfig, RuleTransport};
 use crate::dns::{self, HEADER_LEN, Transport};
-use crate::dnstap::{Dnstap, TapTransport};
+use crate::dnstap::{Dnstap, Staged, TapTransport};
 use crate::guard::rate::RateVerdict;
 use crate::logging::QueryLine;
 use crate::server::{Reply, Request, Via};
@@ -279,7 +279,7 @@ impl Balancer {
     /// [`Balancer::admit`] by a fast-path worker, counting for the dynamic
     /// blocks into its own counts `mine` (`None`: the async path's shards).
     pub fn admit_by(&self, req: Request<'_>, mine: Option<&mut WorkerCounts>) -> Admission {
-        self.admit_on(self.state.load_full(), req, mine, false)
+        self.admit_on(self.state.load_full(), req, (mine, None), false)
     }
 
     /// [`Balancer::admit_by`] on the snapshot `state` (a fast-path worker's
@@ -293,7 +293,7 @@ impl Balancer {
         &self,
         state: Arc<LsState>,
         req: Request<'_>,
-        mut mine: Option<&mut WorkerCounts>,
+        (mut mine, mut staged): (Option<&mut WorkerCounts>, Option<&mut Staged>),
         late: bool,
     ) -> Admission {
         // Answered here, past the ACL and the rate limit (malformed, NOTIFY,
@@ -323,11 +323,15 @@ impl Balancer {
             Some(rate) if req.transport == Transport::Udp => rate.check(req.src.ip()),
             _ => RateVerdict::Pass,
         };
-        if verdict != RateVerdict::Pass {
+        // A late one turned away is shed (the worker counts it so), not
+        // counted here too.
+        if verdict != RateVerdict::Pass && !late {
             self.metrics.rate_limited.fetch_add(1, Relaxed);
         }
         if !state.allow.contains(req.src.ip()) {
-            self.metrics.refused_acl.fetch_add(1, Relaxed);
+            if !late {
+                self.metrics.refused_acl.fetch_add(1, Relaxed);
+            }
             // REFUSED within the rate limit; past it, nothing (a TC=1 slip
             // would only send it to TCP to be refused there).
             return match verdict {
@@ -352,7 +356,11 @@ impl Balancer {
         // spares a blocked client, and every query counts toward them),
         // then the query rules on what was read: a rule's made-up answer
         // (or drop) ends the query here, before the cache.
-        let made_up = |hit: RuleHit| now(state.rules.answer(hit, req.raw, req.transport));
+        let made_up = |hit: RuleHit| {
+            now((!late)
+                .then(|| state.rules.answer(hit, req.raw, req.transport))
+                .flatten())
+        };
         let mut blocked_now = |qname: &[u8], qtype: u16| {
             block_check(&self.dynblocks, &req, (qname, qtype), mine.as_deref_mut())
                 .map(|stop| now(if late { None } else { blocked(req.raw, stop) }))
@@ -372,7 +380,8 @@ impl Balancer {
                 if let Some(reply) = blocked_now(qname, qtype) {
                     return reply;
                 }
-                let hit = rule_hit((&state, self.dnstap()), &req, end, None);
+                let tap = (&*state, self.dnstap(), staged.take());
+                let hit = rule_hit(tap, &req, end, None, late);
                 if let Some(hit) = hit.filter(|h| h.act.answers()) {
                     return made_up(hit);
                 }
@@ -386,6 +395,8 @@ impl Balancer {
             }
             None => {
                 let q = match dns::decode_query(req.raw) {
+                    // Late: dropped whatever a rule would make of it.
+                    Err(_) if late => return Admission::Reply(Reply::Drop),
                     Err(reject) => {
                         let ruled = other_opcode(&state, self.dnstap(), &req, reject);
                         return now(ruled.response());
@@ -396,7 +407,8 @@ impl Balancer {
                 if let Some(reply) = blocked_now(&wire, u16::from(q.query.query_type())) {
                     return reply;
                 }
-                let hit = rule_hit((&state, self.dnstap()), &req, q.question_end, Some(&wire));
+                let tap = (&*state, self.dnstap(), staged.take());
+                let hit = rule_hit(tap, &req, q.question_end, Some(&wire), late);
                 if let Some(hit) = hit.filter(|h| h.act.answers()) {
                     return made_up(hit);
                 }
@@ -469,14 +481,40 @@ impl Balancer {
             log,
             cache_generation,
             delay,
+            unnoted: hit.filter(|_| late),
         };
         Admission::Forward(state, admitted)
     }
 
+    /// A late query `req` admitted as `admitted` (by [`Balancer::admit_on`])
+    /// that the worker's gate spared: counted now, as a query and by the
+    /// rule that acted on it (logged, if it says so), as one on time was
+    /// at the door. A late one shed is counted as shed only.
+    pub(crate) fn spared(
+        &self,
+        state: &LsState,
+        req: &Request<'_>,
+        admitted: &Admitted,
+        staged: Option<&mut Staged>,
+    ) {
+        self.count_forward(state, admitted.route);
+        if let Some(hit) = admitted.unnoted {
+            // Its name read as the door read it: in place, or decoded.
+            let wire = match dns::peek_plain_query(req.raw) {
+                Some(_) => None,
+                None => dns::decode_query(req.raw)
+                    .ok()
+                    .map(|q| suffix::lower_wire(q.query.name())),
+            };
+            let tap = (state, self.dnstap(), staged);
+            note_rule(tap, req, admitted.question_end, wire.as_deref(), hit);
+        }
+    }
+
     /// Counts a query admitted for forwarding on `route` (and calls for a
     /// health round every `every_queries`): [`Balancer::admit_on`] does,
-    /// or for a late query, the worker once its gate spared it.
-    pub(crate) fn count_forward(&self, state: &LsState, route: Option<usize>) {
+    /// or for a late query, [`Balancer::spared`].
+    fn count_forward(&self, state: &LsState, route: Option<usize>) {
         let count = self.metrics.queries.fetch_add(1, Relaxed) + 1;
         if let Some(pool) = &state.route_at(route).counters {
             pool.queries.fetch_add(1, Relaxed);
@@ -542,6 +580,9 @@ pub struct Admitted {
     log: Option<QueryLine>,
     cache_generation: u64,
     delay: Option<std::time::Duration>,
+    /// A late query's rule hit, not counted or logged yet
+    /// ([`Balancer::spared`] does).
+    unnoted: Option<RuleHit>,
 }
 
 impl Admitted {
@@ -580,17 +621,40 @@ impl Admitted {
 
 /// The query rule that acts on the client query of `req` (its question
 /// ending at `question_end`; `name`: its name in plain wire form, when the
-/// question's own is not), counted and logged; `None` without rules or when
-/// none acts.
+/// question's own is not), counted and logged unless `late` (a query the
+/// queue gate may still shed: [`Balancer::spared`] counts it once it is
+/// not); `None` without rules or when none acts.
 fn rule_hit(
-    (state, tap): (&LsState, &Dnstap),
+    (state, tap, staged): (&LsState, &Dnstap, Option<&mut Staged>),
     req: &Request<'_>,
     question_end: usize,
     name: Option<&[u8]>,
+    late: bool,
 ) -> Option<RuleHit> {
     if state.rules.is_empty() {
         return None;
     }
+    let view = rule_view(req, question_end, name)?;
+    if late {
+        return state.rules.judge_unnoted(&view, std::time::Instant::now());
+    }
+    // A `log = true` hit goes to dnstap when it is on, else to the log.
+    let tapped = tap.is_on();
+    let hit = state
+        .rules
+        .judge_to(&view, std::time::Instant::now(), tapped)?;
+    if tapped {
+        tap_rule((state, tap, staged), req, hit);
+    }
+    Some(hit)
+}
+
+/// The query of `req` as the rules see it ([`rule_hit`]).
+fn rule_view<'a>(
+    req: &Request<'a>,
+    question_end: usize,
+    name: Option<&'a [u8]>,
+) -> Option<QueryView<'a>> {
     let transport = match req.via {
         Via::Udp => RuleTransport::Udp,
         Via::Tcp => RuleTransport::Tcp,
@@ -598,22 +662,46 @@ fn rule_hit(
         Via::Doh => RuleTransport::Doh,
     };
     let view = QueryView::read(req.raw, question_end, req.src.ip(), transport)?;
-    let view = name.map_or(view, |n| view.with_name(n));
-    // A `log = true` hit goes to dnstap when it is on, else to the log.
-    let tapped = tap.is_on();
-    let hit = state
-        .rules
-        .judge_to(&view, std::time::Instant::now(), tapped)?;
-    if tapped && let Some(rule) = state.rules.logged(hit) {
+    Some(name.map_or(view, |n| view.with_name(n)))
+}
+
+/// A `log = true` rule's `hit` on `req` to dnstap (into a fast-path
+/// worker's `staged` round, after its query's CLIENT_QUERY, when given).
+fn tap_rule(
+    (state, tap, staged): (&LsState, &Dnstap, Option<&mut Staged>),
+    req: &Request<'_>,
+    hit: RuleHit,
+) {
+    if let Some(rule) = state.rules.logged(hit) {
         let via = match req.via {
             Via::Udp => TapTransport::Udp,
             Via::Tcp => TapTransport::Tcp,
             Via::Dot => TapTransport::Dot,
             Via::Doh => TapTransport::Doh,
         };
-        super::tap::rule_matched(tap, via, req.src, req.raw, (rule, hit.act));
+        super::tap::rule_matched(tap, via, req.src, req.raw, (rule, hit.act), staged);
     }
-    Some(hit)
+}
+
+/// [`rule_hit`]'s count and log of `hit`, left for later by a late query
+/// ([`Balancer::spared`]).
+fn note_rule(
+    (state, tap, staged): (&LsState, &Dnstap, Option<&mut Staged>),
+    req: &Request<'_>,
+    question_end: usize,
+    name: Option<&[u8]>,
+    hit: RuleHit,
+) {
+    let Some(view) = rule_view(req, question_end, name) else {
+        return;
+    };
+    let tapped = tap.is_on();
+    state
+        .rules
+        .note(hit, &view, std::time::Instant::now(), tapped);
+    if tapped {
+        tap_rule((state, tap, staged), req, hit);
+    }
 }
 
 /// A message of an opcode the LS does not serve (UPDATE, STATUS, IQUERY,
@@ -645,7 +733,7 @@ fn other_opcode(
         .get(HEADER_LEN..HEADER_LEN + wire.len())
         .is_some_and(|n| n.eq_ignore_ascii_case(&wire));
     let hit = (plain && end <= req.raw.len())
-        .then(|| rule_hit((state, tap), req, end, Some(&wire)))
+        .then(|| rule_hit((state, tap, None), req, end, Some(&wire), false))
         .flatten();
     match hit.map(|h| h.act) {
         Some(Act::Drop) => dns::Reject::Drop,

@@ -88,6 +88,7 @@ pub fn rule_matched(
     client: SocketAddr,
     raw: &[u8],
     (rule, act): (&str, Act),
+    staged: Option<&mut Staged>,
 ) {
     let action = match act {
         Act::Drop => Some(PolicyAction::Drop),
@@ -103,9 +104,10 @@ pub fn rule_matched(
         matched: None,
         value: None,
     };
-    d.log_rule(
+    d.log_rule_to(
         &TapEvent::new(TapKind::ClientQuery, transport, client, raw),
         &note,
+        staged,
     );
 }
 

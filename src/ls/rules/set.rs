@@ -260,12 +260,26 @@ impl RuleSet {
     /// `tapped` (to dnstap: see [`RuleSet::logged`]), to the log otherwise.
     pub fn judge_to(&self, q: &QueryView<'_>, now: Instant, tapped: bool) -> Option<RuleHit> {
         let hit = self.check(q, now)?;
-        let rule = self.rules.get(hit.rule)?;
+        self.note(hit, q, now, tapped);
+        Some(hit)
+    }
+
+    /// The rule that acts on `q` at `now`, neither counted nor logged yet
+    /// ([`RuleSet::note`] does, once the query is served: a late query the
+    /// queue gate may still shed).
+    pub fn judge_unnoted(&self, q: &QueryView<'_>, now: Instant) -> Option<RuleHit> {
+        self.check(q, now)
+    }
+
+    /// Counts `hit` on `q` and logs it as [`RuleSet::judge_to`] does.
+    pub fn note(&self, hit: RuleHit, q: &QueryView<'_>, now: Instant, tapped: bool) {
+        let Some(rule) = self.rules.get(hit.rule) else {
+            return;
+        };
         rule.hits.fetch_add(1, Relaxed);
         if rule.log && !tapped {
             self.log_hit(rule, hit, q, now);
         }
-        Some(hit)
     }
 
     /// The name of `hit`'s rule when it says `log = true`.

@@ -234,6 +234,17 @@ mod tests {
         client: std::net::UdpSocket,
         edit: impl FnOnce(&mut LsConfig),
     ) -> Worker {
+        worker_tapped(backends, strategy, client, edit, None)
+    }
+
+    /// A [`worker_with`] writing to `tap` when given.
+    fn worker_tapped(
+        backends: &[std::net::SocketAddr],
+        strategy: Strategy,
+        client: std::net::UdpSocket,
+        edit: impl FnOnce(&mut LsConfig),
+        tap: Option<crate::dnstap::Dnstap>,
+    ) -> Worker {
         let mut cfg = LsConfig {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
             workers: 1,
@@ -256,7 +267,11 @@ mod tests {
             ..LsConfig::default()
         };
         edit(&mut cfg);
-        let balancer = Arc::new(Balancer::new(&cfg));
+        let balancer = Balancer::new(&cfg);
+        let balancer = Arc::new(match tap {
+            Some(tap) => balancer.with_dnstap(tap),
+            None => balancer,
+        });
         for b in &balancer.state().backends {
             b.set_up(true);
         }
@@ -922,5 +937,171 @@ mod tests {
         let mut buf = [0u8; 512];
         let (n, _) = backend.recv_from(&mut buf).unwrap();
         assert!(n > 12, "the backend is asked");
+    }
+
+    /// A worker whose gate stands in a queue (shedding), whose config
+    /// `edit` changed, and a round reading `names` (each sent from one
+    /// socket), every one of them late: what the door's counters made of
+    /// them.
+    fn late_round(edit: impl FnOnce(&mut LsConfig), names: &[&str]) -> Worker {
+        use crate::server::shed::{SPARE_WAIT, STANDING, queue_bound};
+        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_nonblocking(true).unwrap();
+        let to = client.local_addr().unwrap();
+        let mut w = worker_with(
+            &[backend.local_addr().unwrap()],
+            Strategy::Hedge,
+            client,
+            edit,
+        );
+        let bound = queue_bound(Duration::from_secs(10));
+        let t0 = Instant::now();
+        let mut ms = 0u32;
+        while !(0..30).any(|_| {
+            let at = t0 + ms * Duration::from_millis(1);
+            w.gate.shed(Some(5 * bound), at, bound)
+        }) {
+            ms += 1;
+            assert!(Duration::from_millis(ms.into()) <= 2 * STANDING);
+        }
+        // Read SPARE_WAIT bounds after they were sent, less the moment
+        // between this clock's reading and each one's sending: late, and
+        // not too late to be spared.
+        let sys = std::time::SystemTime::now() + SPARE_WAIT * bound;
+        let asker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for (i, name) in names.iter().enumerate() {
+            let mut q = crate::dns::fixtures::query_bytes(
+                name,
+                hickory_proto::rr::RecordType::A,
+                Some(1232),
+            );
+            q[..2].copy_from_slice(&u16::try_from(i).unwrap().to_be_bytes());
+            asker.send_to(&q, to).unwrap();
+        }
+        let now = t0 + Duration::from_millis((ms + 1).into());
+        w.client_ready = true;
+        w.round_read_at(
+            &mut rounds::Slots::new(),
+            worker::RoundClock::with_stamps(now, sys),
+        );
+        w
+    }
+
+    /// The hits of the rule `name` in `w`'s snapshot.
+    fn rule_hits(w: &Worker, name: &str) -> u64 {
+        let state = w.balancer.state();
+        let hits = state.rules.counts().find(|(n, _, _)| *n == name);
+        hits.map(|(_, _, hits)| hits).unwrap()
+    }
+
+    /// Late queries the gate sheds are counted as shed and nowhere else
+    /// (as before the door read them): not as a rule's hits (a rule that
+    /// lets them through acted on none; one that refuses them answered
+    /// none), not as refused by the ACL. Here all of them are to be
+    /// forwarded (pure overload: every late one shed) or answered at the
+    /// door (the ACL, a refusing rule).
+    #[tokio::test]
+    async fn a_shed_late_query_is_counted_shed_only() {
+        let rules = crate::config::Config::from_toml(
+            "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
+             [[ls.rule]]\nname = \"flood\"\n\
+             match = { suffix = [\"victim.test\"] }\naction = \"refuse\"\n\
+             [[ls.rule]]\nname = \"pass\"\n\
+             match = { suffix = [\"bench.test\"] }\naction = \"allow\"\n",
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap()
+        .ls
+        .unwrap()
+        .rule;
+        let names: Vec<String> = (0..20).map(|i| format!("h{i}.bench.test.")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let w = late_round(|c| c.rule = rules.clone(), &names);
+        let m = w.balancer.metrics();
+        assert_eq!(m.shed_queue.load(Relaxed), 20, "pure overload: all shed");
+        assert_eq!(w.flights.len, 0);
+        assert_eq!(rule_hits(&w, "pass"), 0, "a shed query was let through");
+
+        let names: Vec<String> = (0..20).map(|i| format!("r{i}.victim.test.")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let w = late_round(|c| c.rule = rules.clone(), &names);
+        let m = w.balancer.metrics();
+        assert_eq!(m.shed_queue.load(Relaxed), 20);
+        assert_eq!(rule_hits(&w, "flood"), 0, "a shed query was refused");
+
+        // One to forward among them is spared: counted once, as a query
+        // and by its rule.
+        let mut names: Vec<String> = (0..24).map(|i| format!("r{i}.victim.test.")).collect();
+        names.push("h1.bench.test.".to_owned());
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let w = late_round(|c| c.rule = rules.clone(), &names);
+        let m = w.balancer.metrics();
+        assert_eq!(m.shed_queue.load(Relaxed), 24);
+        assert_eq!(w.flights.len, 1, "spared");
+        assert_eq!(m.queries.load(Relaxed), 1);
+        assert_eq!(rule_hits(&w, "pass"), 1, "the spared one");
+        assert_eq!(rule_hits(&w, "flood"), 0);
+
+        let w = late_round(
+            |c| c.allow = vec!["10.0.0.0/8".parse().unwrap()],
+            &["a.bench.test.", "b.bench.test."],
+        );
+        let m = w.balancer.metrics();
+        assert_eq!(m.shed_queue.load(Relaxed), 2);
+        assert_eq!(m.refused_acl.load(Relaxed), 0, "a shed query was refused");
+    }
+
+    /// A `log = true` rule's dnstap frame follows its query's CLIENT_QUERY
+    /// in the round's frames (it went to the queue at once, ahead of the
+    /// round's staged CLIENT_QUERY, since the rounds were staged).
+    #[tokio::test]
+    async fn a_rule_logged_to_dnstap_follows_its_query() {
+        use crate::dnstap::{RECONNECT, Settings, TapKind, TapTarget};
+        let settings = Settings {
+            target: TapTarget::Unix(Default::default()),
+            kinds: vec![TapKind::ClientQuery],
+            identity: None,
+            version: None,
+            queue_size: 64,
+            backoff: RECONNECT,
+        };
+        let tap = crate::dnstap::Dnstap::new(settings).0;
+        let rules = crate::config::Config::from_toml(
+            "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
+             [[ls.rule]]\nname = \"seen\"\n\
+             match = { suffix = [\"bench.test\"] }\naction = \"allow\"\nlog = true\n",
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap()
+        .ls
+        .unwrap()
+        .rule;
+        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_nonblocking(true).unwrap();
+        let to = client.local_addr().unwrap();
+        let mut w = worker_tapped(
+            &[backend.local_addr().unwrap()],
+            Strategy::Hedge,
+            client,
+            |c| c.rule = rules,
+            Some(tap.clone()),
+        );
+        let asker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let q = crate::dns::fixtures::query_bytes(
+            "h1.bench.test.",
+            hickory_proto::rr::RecordType::A,
+            Some(1232),
+        );
+        asker.send_to(&q, to).unwrap();
+        w.client_ready = true;
+        w.round(&mut rounds::Slots::new(), Instant::now());
+        let got: Vec<bool> = tap
+            .take_queued()
+            .iter()
+            .map(|p| p.message.as_ref().unwrap().policy.is_some())
+            .collect();
+        assert_eq!(got, [false, true], "CLIENT_QUERY, then the rule's");
     }
 }

@@ -325,9 +325,8 @@ impl Worker {
         }
         let req = Request::udp(raw, src.addr);
         let state = Arc::clone(self.balancer.refresh(&mut self.kept));
-        let admission = self
-            .balancer
-            .admit_on(state, req, Some(&mut self.counts), late.is_some());
+        let mine = (Some(&mut self.counts), Some(&mut self.tap_staged));
+        let admission = self.balancer.admit_on(state, req, mine, late.is_some());
         if let Some((wait, bound)) = late {
             let door = match &admission {
                 Admission::Reply(_) => Door::Answered,
@@ -337,10 +336,13 @@ impl Worker {
                 self.balancer.metrics.shed_queue.fetch_add(1, Relaxed);
                 return;
             }
-            if let Admission::Forward(state, admitted) = &admission {
-                self.balancer.count_forward(state, admitted.route());
-            }
+            // Its CLIENT_QUERY before its rule's frame, as one on time.
             tap_query(self);
+            if let Admission::Forward(state, admitted) = &admission {
+                let req = Request::udp(raw, src.addr);
+                let staged = Some(&mut self.tap_staged);
+                self.balancer.spared(state, &req, admitted, staged);
+            }
         }
         match admission {
             Admission::Reply(Reply::One(b)) => {
