@@ -771,16 +771,23 @@ mod tests {
         }
     }
 
-    /// Waits (polling, up to 20 s: a loaded machine is slow, never wrong)
-    /// until `sup`'s first child has been restarted `n` times; how long
-    /// that took since `from`.
-    async fn until_restarts(sup: &Supervisor, n: u64, from: Instant) -> Duration {
+    /// A supervisor of one child `ts1` running `program` (one that cannot
+    /// run for long), backing off from 20 ms up to 100 ms, once it has
+    /// counted `n` restarts (polling, up to 20 s: a loaded machine is slow,
+    /// never wrong); and how long that took since it started.
+    async fn restarted(program: &str, n: u64) -> (Supervisor, Duration) {
+        let from = Instant::now();
+        let sup = Supervisor::start(
+            vec![spec("ts1", program, &[])],
+            backoff(20, 100),
+            CancellationToken::new(),
+        );
         let deadline = from + Duration::from_secs(20);
         while sup.restarts()[0].1 < n {
             assert!(Instant::now() < deadline, "fewer than {n} restarts in 20 s");
             tokio::time::sleep(ms(5)).await;
         }
-        from.elapsed()
+        (sup, from.elapsed())
     }
 
     /// A child that fails at once is restarted after each back-off delay
@@ -790,13 +797,7 @@ mod tests {
     /// would be there in a few milliseconds.
     #[tokio::test]
     async fn failing_child_backs_off() {
-        let start = Instant::now();
-        let sup = Supervisor::start(
-            vec![spec("ts1", "/bin/false", &[])],
-            backoff(20, 100),
-            CancellationToken::new(),
-        );
-        let took = until_restarts(&sup, 5, start).await;
+        let (sup, took) = restarted("/bin/false", 5).await;
         assert!(
             took >= ms(20 + 40 + 80 + 100),
             "five restarts after {took:?}: the back-off was not waited"
@@ -848,13 +849,7 @@ mod tests {
     /// has no PID meanwhile.
     #[tokio::test]
     async fn missing_program_is_retried() {
-        let start = Instant::now();
-        let sup = Supervisor::start(
-            vec![spec("ts1", "/nonexistent/dnslb", &[])],
-            backoff(20, 100),
-            CancellationToken::new(),
-        );
-        let took = until_restarts(&sup, 2, start).await;
+        let (sup, took) = restarted("/nonexistent/dnslb", 2).await;
         assert!(took >= ms(20), "two retries after {took:?}");
         assert_eq!(sup.pids()[0].1, None);
         sup.shutdown(Duration::from_secs(1)).await;

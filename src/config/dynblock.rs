@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
-use super::values::de_nets;
+use super::values::{de_nets, de_opt_name};
 
 /// Most `[[ls.dynamic_block]]` rules (each one a counter column per client
 /// group in every worker's table).
@@ -196,14 +196,6 @@ fn de_qtype<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<RecordT
     RecordType::from_str(&text.to_ascii_uppercase())
         .map(Some)
         .map_err(|_| de::Error::custom(format!("unknown record type {text:?}")))
-}
-
-/// Deserializes an optional DNS name, made fully qualified.
-fn de_opt_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Name>, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    super::parse_name(&text)
-        .map(Some)
-        .map_err(de::Error::custom)
 }
 
 /// The rules of `[[ls.dynamic_block]]`, `api_key` and `control_allow`: each

@@ -47,6 +47,13 @@ struct Seen {
     stopped: bool,
 }
 
+impl Seen {
+    /// The data frames' messages, in order.
+    fn messages(&self) -> impl Iterator<Item = &super::message::Message> {
+        self.frames.iter().map(|f| f.message.as_ref().unwrap())
+    }
+}
+
 /// Reads one control frame.
 async fn control(s: &mut UnixStream, buf: &mut Vec<u8>) -> Option<ControlFrame> {
     match next(s, buf).await? {
@@ -180,6 +187,15 @@ impl Rig {
         self.token.cancel();
         self.writer.stopped().await;
     }
+
+    /// Waits until the writer has sent `n` frames in all, shuts it down and
+    /// gives what `collector` (of [`Rig::collect_all`]) saw, STOP included.
+    async fn finish(self, n: u64, collector: tokio::task::JoinHandle<Seen>) -> Seen {
+        let stats = self.tap.stats().unwrap();
+        until(|| stats.sent.load(Ordering::Relaxed) == n).await;
+        self.stop().await;
+        collector.await.unwrap()
+    }
 }
 
 /// A client query of `wire` over UDP, from [`client`].
@@ -219,9 +235,7 @@ async fn frames_reach_the_collector_after_the_handshake_and_stop_cleanly() {
     tap.log(&r);
     tap.log(&unselected());
     let stats = tap.stats().unwrap();
-    until(|| stats.sent.load(Ordering::Relaxed) == 2).await;
-    rig.stop().await;
-    let seen = collector.await.unwrap();
+    let seen = rig.finish(2, collector).await;
 
     assert_eq!(seen.ready, [CONTENT_TYPE]);
     assert_eq!(seen.start, [CONTENT_TYPE]);
@@ -306,15 +320,8 @@ async fn a_lost_collector_is_reconnected_and_frames_flow_again() {
     let second = rig.collect_all();
     until(|| stats.connected.load(Ordering::Relaxed)).await;
     rig.tap.log(&query(b"two"));
-    until(|| stats.sent.load(Ordering::Relaxed) == 2).await;
-    rig.stop().await;
-    let second = second.await.unwrap();
-    let wire = second.frames[0]
-        .message
-        .as_ref()
-        .unwrap()
-        .query_message
-        .clone();
+    let second = rig.finish(2, second).await;
+    let wire = second.messages().next().unwrap().query_message.clone();
     assert_eq!(wire.as_deref(), Some(&b"two"[..]));
     assert!(second.stopped);
 }
@@ -361,13 +368,7 @@ async fn a_rule_note_goes_out_as_the_policy_whatever_the_selection() {
         &note,
     );
     let seen = collect(rig.accept().await, CONTENT_TYPE, 1).await;
-    let policy = seen.frames[0]
-        .message
-        .as_ref()
-        .unwrap()
-        .policy
-        .clone()
-        .unwrap();
+    let policy = seen.messages().next().unwrap().policy.clone().unwrap();
     assert_eq!(policy.r#type.as_deref(), Some(RULE_POLICY_TYPE));
     assert_eq!(policy.rule.as_deref(), Some(&b"block-ads"[..]));
     assert_eq!(policy.action, Some(PolicyAction::Nxdomain as i32));
@@ -391,14 +392,10 @@ async fn a_round_goes_out_in_order_with_the_times_it_was_given() {
     let skipped = unselected();
     rig.tap.log_each(round.chain(std::iter::once(skipped)));
     let stats = rig.tap.stats().unwrap();
-    until(|| stats.sent.load(Ordering::Relaxed) == 3).await;
-    rig.stop().await;
-    let seen = collector.await.unwrap();
+    let seen = rig.finish(3, collector).await;
     let got: Vec<_> = seen
-        .frames
-        .iter()
-        .map(|f| {
-            let m = f.message.as_ref().unwrap();
+        .messages()
+        .map(|m| {
             (
                 m.response_message.clone().unwrap(),
                 (m.response_time_sec, m.response_time_nsec),
@@ -444,13 +441,10 @@ async fn a_staged_round_goes_out_at_its_commit_in_order() {
     assert_eq!(stats.sent.load(Ordering::Relaxed), 0);
     rig.tap.commit(&mut staged);
     assert!(staged.is_empty());
-    until(|| stats.sent.load(Ordering::Relaxed) == 3).await;
-    rig.stop().await;
-    let seen = collector.await.unwrap();
+    let seen = rig.finish(3, collector).await;
     let got: Vec<_> = seen
-        .frames
-        .iter()
-        .map(|f| f.message.as_ref().unwrap().query_message.clone().unwrap())
+        .messages()
+        .map(|m| m.query_message.clone().unwrap())
         .collect();
     assert_eq!(got, wires.map(<[u8]>::to_vec));
     assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);

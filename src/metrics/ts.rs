@@ -119,9 +119,7 @@ fn write_ts(e: &mut Expo, m: &TsMetrics, tsig: &[AtomicU64]) {
             &x.failed,
         ),
     ];
-    for (name, help, c) in counters {
-        e.counter(name, help, c.load(Relaxed));
-    }
+    e.counters(counters);
     let sc = &m.secondary;
     e.by_label(
         "dnslb_ts_secondary_total",

@@ -425,4 +425,11 @@ fn rejects_bad_dynamic_blocks_at_their_lines() {
     assert_eq!(ls.dynamic_block[0].action, DynAction::Truncate);
     assert_eq!(ls.control_allow.len(), 2, "loopback by default");
     assert!(err(&rule("threshold = 5\nbogus = 1\n")).contains("bogus"));
+    // `suffix` is read as every other name key: a wrong type says a name
+    // was expected.
+    assert_eq!(
+        err(&rule("kind = \"name-rate\"\nsuffix = 1\nthreshold = 5\n")),
+        "config.toml:16: ls.dynamic_block.suffix: invalid type: integer `1`, \
+         expected a DNS name like \"example.com\"",
+    );
 }

@@ -141,6 +141,16 @@ impl Expo {
         self.sample(name, &[], value);
     }
 
+    /// A counter family without labels per `(name, help, counter)`.
+    pub(super) fn counters<'a>(
+        &mut self,
+        counters: impl IntoIterator<Item = (&'a str, &'a str, &'a AtomicU64)>,
+    ) {
+        for (name, help, c) in counters {
+            self.counter(name, help, c.load(Relaxed));
+        }
+    }
+
     /// The samples of one histogram series (the family header is written by
     /// the caller). `_count` is the sum of the buckets, so `+Inf` equals it
     /// even when the snapshot raced a recording.
@@ -490,9 +500,7 @@ fn write_balancer(e: &mut Expo, m: &LsMetrics, backends: &[Arc<Backend>]) {
             &m.drops.late,
         ),
     ];
-    for (name, help, c) in counters {
-        e.counter(name, help, c.load(Relaxed));
-    }
+    e.counters(counters);
     e.by_label(
         "dnslb_dropped_responses_total",
         "Upstream responses dropped as not matching their query.",
