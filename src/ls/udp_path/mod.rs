@@ -237,6 +237,31 @@ mod tests {
         worker_tapped(backends, strategy, client, edit, None)
     }
 
+    /// The rig of a round's tests: a [`worker_tapped`] (hedge, its config
+    /// `edit`ed, writing to `tap` when given) over one backend socket
+    /// (returned: what was forwarded waits there), serving a client socket
+    /// of its own (its address returned, for the test's queries).
+    fn rig(
+        edit: impl FnOnce(&mut LsConfig),
+        tap: Option<crate::dnstap::Dnstap>,
+    ) -> (Worker, std::net::UdpSocket, std::net::SocketAddr) {
+        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_nonblocking(true).unwrap();
+        let to = client.local_addr().unwrap();
+        let backends = [backend.local_addr().unwrap()];
+        let w = worker_tapped(&backends, Strategy::Hedge, client, edit, tap);
+        (w, backend, to)
+    }
+
+    /// The `[[ls.rule]]` tables `toml` (under an `[ls]` with one backend),
+    /// as the config reads them.
+    fn rules(toml: &str) -> Vec<crate::config::RuleConfig> {
+        let text = format!("[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n{toml}");
+        let cfg = crate::config::Config::from_toml(&text, std::path::Path::new("c.toml"));
+        cfg.unwrap().ls.unwrap().rule
+    }
+
     /// A [`worker_with`] writing to `tap` when given.
     fn worker_tapped(
         backends: &[std::net::SocketAddr],
@@ -837,11 +862,7 @@ mod tests {
     /// It was the round's reading, before the client even sent it.
     #[tokio::test]
     async fn a_query_arriving_after_the_rounds_reading_is_timed_at_its_arrival() {
-        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.set_nonblocking(true).unwrap();
-        let to = client.local_addr().unwrap();
-        let mut w = worker(&[backend.local_addr().unwrap()], Strategy::Hedge, client);
+        let (mut w, _backend, to) = rig(|_| {}, None);
         // The wait returned and the round read its clocks; then the query comes.
         let clock = worker::RoundClock::read();
         let asker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -865,26 +886,11 @@ mod tests {
     #[tokio::test]
     async fn a_late_query_beside_a_refused_flood_is_forwarded_the_flood_shed() {
         use crate::server::shed::{SPARE_WAIT, STANDING, queue_bound};
-        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.set_nonblocking(true).unwrap();
-        let to = client.local_addr().unwrap();
-        let rules = crate::config::Config::from_toml(
-            "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
-             [[ls.rule]]\nname = \"flood\"\n\
+        let rules = rules(
+            "[[ls.rule]]\nname = \"flood\"\n\
              match = { suffix = [\"victim.test\"] }\naction = \"refuse\"\n",
-            std::path::Path::new("c.toml"),
-        )
-        .unwrap()
-        .ls
-        .unwrap()
-        .rule;
-        let mut w = worker_with(
-            &[backend.local_addr().unwrap()],
-            Strategy::Hedge,
-            client,
-            |c| c.rule = rules,
         );
+        let (mut w, backend, to) = rig(|c| c.rule = rules, None);
         // The queue has stood past the bound for STANDING, 30 queries read
         // a millisecond: shedding.
         let bound = queue_bound(Duration::from_secs(10));
@@ -945,16 +951,7 @@ mod tests {
     /// them.
     fn late_round(edit: impl FnOnce(&mut LsConfig), names: &[&str]) -> Worker {
         use crate::server::shed::{SPARE_WAIT, STANDING, queue_bound};
-        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.set_nonblocking(true).unwrap();
-        let to = client.local_addr().unwrap();
-        let mut w = worker_with(
-            &[backend.local_addr().unwrap()],
-            Strategy::Hedge,
-            client,
-            edit,
-        );
+        let (mut w, _backend, to) = rig(edit, None);
         let bound = queue_bound(Duration::from_secs(10));
         let t0 = Instant::now();
         let mut ms = 0u32;
@@ -1003,18 +1000,12 @@ mod tests {
     /// door (the ACL, a refusing rule).
     #[tokio::test]
     async fn a_shed_late_query_is_counted_shed_only() {
-        let rules = crate::config::Config::from_toml(
-            "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
-             [[ls.rule]]\nname = \"flood\"\n\
+        let rules = rules(
+            "[[ls.rule]]\nname = \"flood\"\n\
              match = { suffix = [\"victim.test\"] }\naction = \"refuse\"\n\
              [[ls.rule]]\nname = \"pass\"\n\
              match = { suffix = [\"bench.test\"] }\naction = \"allow\"\n",
-            std::path::Path::new("c.toml"),
-        )
-        .unwrap()
-        .ls
-        .unwrap()
-        .rule;
+        );
         let names: Vec<String> = (0..20).map(|i| format!("h{i}.bench.test.")).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let w = late_round(|c| c.rule = rules.clone(), &names);
@@ -1067,27 +1058,11 @@ mod tests {
             backoff: RECONNECT,
         };
         let tap = crate::dnstap::Dnstap::new(settings).0;
-        let rules = crate::config::Config::from_toml(
-            "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
-             [[ls.rule]]\nname = \"seen\"\n\
+        let rules = rules(
+            "[[ls.rule]]\nname = \"seen\"\n\
              match = { suffix = [\"bench.test\"] }\naction = \"allow\"\nlog = true\n",
-            std::path::Path::new("c.toml"),
-        )
-        .unwrap()
-        .ls
-        .unwrap()
-        .rule;
-        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.set_nonblocking(true).unwrap();
-        let to = client.local_addr().unwrap();
-        let mut w = worker_tapped(
-            &[backend.local_addr().unwrap()],
-            Strategy::Hedge,
-            client,
-            |c| c.rule = rules,
-            Some(tap.clone()),
         );
+        let (mut w, _backend, to) = rig(|c| c.rule = rules, Some(tap.clone()));
         let asker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let q = crate::dns::fixtures::query_bytes(
             "h1.bench.test.",
