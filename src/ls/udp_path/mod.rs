@@ -794,6 +794,30 @@ mod tests {
         assert_eq!((buf[1], buf[7]), (id, 1), "the answer to {id}");
     }
 
+    /// What a worker's loop returned, its error's kind.
+    type Ended = tokio::sync::oneshot::Receiver<Result<(), std::io::ErrorKind>>;
+
+    /// Runs `w`'s own loop (`run`) on a thread of its own: the thread, and
+    /// what the loop returns once it does.
+    fn serving(mut w: Worker) -> (std::thread::JoinHandle<()>, Ended) {
+        let (tx, ended) = tokio::sync::oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            let _ = tx.send(w.run().map_err(|e| e.kind()));
+        });
+        (thread, ended)
+    }
+
+    /// Waits for the loop on `thread` to return `Ok` (`why` it should: at
+    /// most 10 s, a bound on a hang, not a timing).
+    async fn returns((thread, ended): (std::thread::JoinHandle<()>, Ended), why: &str) {
+        let ended = tokio::time::timeout(Duration::from_secs(10), ended)
+            .await
+            .expect(why)
+            .unwrap();
+        assert_eq!(ended, Ok(()));
+        thread.join().unwrap();
+    }
+
     /// A cache hit is served in the round that read it and arms no timer:
     /// nothing is pushed on the worker's timer heap for it (the wait's
     /// timeout is computed anew each time: no sleep to move). Real sockets;
@@ -846,14 +870,11 @@ mod tests {
     async fn an_idle_worker_blocks_in_its_receive_and_leaves_it_for_upstream_and_the_stop() {
         let (baddr, asked, answering) = answering_backend().await;
         let stop = LoopStop::new().unwrap();
-        let (mut w, addr) = cached_worker(baddr, stop.clone());
+        let (w, addr) = cached_worker(baddr, stop.clone());
         assert!(w.block_ok, "set up for the blocking receive");
         w.client.set_read_timeout(None).unwrap();
         let blocks = w.blocks.clone();
-        let (tx, ended) = tokio::sync::oneshot::channel();
-        let serving = std::thread::spawn(move || {
-            let _ = tx.send(w.run().map_err(|e| e.kind()));
-        });
+        let loop_ = serving(w);
         const HITS: u8 = 10;
         let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         // The miss: read by a blocking receive, its answer by `epoll_wait`.
@@ -870,12 +891,7 @@ mod tests {
         }
         assert_eq!(blocks.load(Relaxed), want, "each query read by one");
         stop.stop();
-        let ended = tokio::time::timeout(Duration::from_secs(10), ended)
-            .await
-            .expect("the blocked worker returns once stopped")
-            .unwrap();
-        assert_eq!(ended, Ok(()));
-        serving.join().unwrap();
+        returns(loop_, "the blocked worker returns once stopped").await;
         answering.abort();
         assert_eq!(asked.load(Relaxed), 1, "every query after the first a hit");
     }
@@ -888,13 +904,10 @@ mod tests {
     async fn a_query_read_by_the_blocking_receive_after_reads_closed_is_not_taken() {
         let (baddr, asked, answering) = answering_backend().await;
         let stop = LoopStop::new().unwrap();
-        let (mut w, addr) = cached_worker(baddr, stop);
+        let (w, addr) = cached_worker(baddr, stop);
         w.client.set_read_timeout(None).unwrap();
         let (blocks, balancer) = (w.blocks.clone(), w.balancer.clone());
-        let (tx, ended) = tokio::sync::oneshot::channel();
-        let serving = std::thread::spawn(move || {
-            let _ = tx.send(w.run().map_err(|e| e.kind()));
-        });
+        let loop_ = serving(w);
         let t0 = std::time::Instant::now();
         while blocks.load(Relaxed) < 1 {
             assert!(t0.elapsed() < Duration::from_secs(10), "blocked");
@@ -903,12 +916,7 @@ mod tests {
         balancer.close_udp_reads();
         let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         asker.send_to(&wire_query(1), addr).await.unwrap();
-        let ended = tokio::time::timeout(Duration::from_secs(10), ended)
-            .await
-            .expect("the worker returns once it has seen reads closed")
-            .unwrap();
-        assert_eq!(ended, Ok(()));
-        serving.join().unwrap();
+        returns(loop_, "the worker returns once it has seen reads closed").await;
         answering.abort();
         assert_eq!(asked.load(Relaxed), 0, "not forwarded");
         let mut buf = [0u8; 512];
