@@ -10,7 +10,10 @@
 //! task) are kept per thread. Receive headers are kept per address family
 //! and per "with timestamps" (the kernel writes the address and control
 //! lengths back into them, so a header set serves sockets of one kind
-//! only). Both calls are non-blocking: the caller waits for readiness.
+//! only). Both calls are non-blocking (`MSG_DONTWAIT`, whatever the
+//! socket's mode): the caller waits for readiness; but
+//! [`RecvBatch::recv_waiting`], which waits in the call itself for the
+//! first datagram on a socket in blocking mode.
 //! Addresses are read and written as their family's own `sockaddr_in` or
 //! `sockaddr_in6` (16 or 28 bytes), not a 128-byte `sockaddr_storage`
 //! made, copied and checked per datagram; a batch of 8 slots sets up 8 I/O
@@ -234,6 +237,33 @@ impl RecvBatch {
     /// # Errors
     /// The socket's error; `WouldBlock` when nothing is queued.
     pub(crate) fn recv(&mut self, sock: &(impl AsRawFd + AsFd)) -> io::Result<usize> {
+        self.recv_with(sock, MsgFlags::MSG_DONTWAIT)
+    }
+
+    /// Receives a batch from `sock`, a socket in blocking mode, waiting for
+    /// its first datagram (at most the socket's `SO_RCVTIMEO`), then taking
+    /// whatever else is queued without waiting (`MSG_WAITFORONE`); the
+    /// number received.
+    ///
+    /// Not `recvmmsg(2)`'s own timeout: that one is checked only after each
+    /// datagram received, so a call that got fewer than a full batch would
+    /// wait for the rest with no bound (the man page's BUGS). With
+    /// `MSG_WAITFORONE` the call returns as soon as it has one datagram and
+    /// the queue is empty; with none, when the socket's receive timeout
+    /// passes (`WouldBlock`) or a signal comes (`Interrupted`). A socket
+    /// shut down for reading (`shutdown(2)`, [`crate::server::event_loop`]'s
+    /// stop) returns at once, one empty datagram whose source is stale:
+    /// the caller knows it is stopping and reads none of it.
+    ///
+    /// # Errors
+    /// The socket's error; `WouldBlock` at the receive timeout.
+    pub(crate) fn recv_waiting(&mut self, sock: &(impl AsRawFd + AsFd)) -> io::Result<usize> {
+        self.recv_with(sock, MsgFlags::MSG_WAITFORONE)
+    }
+
+    /// [`RecvBatch::recv`] with the call's `flags`.
+    #[inline(never)] // one entry in a profile for both kinds of receive
+    fn recv_with(&mut self, sock: &(impl AsRawFd + AsFd), flags: MsgFlags) -> io::Result<usize> {
         self.got.clear();
         let fd = sock.as_raw_fd();
         let (v6, pktinfo) = match self.v6 {
@@ -264,7 +294,7 @@ impl RecvBatch {
             stamps: self.stamps,
             pktinfo,
         };
-        recv_into(fd, kind, &mut self.slots, &mut self.got)?;
+        recv_into(fd, (kind, flags), &mut self.slots, &mut self.got)?;
         Ok(self.got.len())
     }
 
@@ -302,32 +332,34 @@ impl RecvBatch {
 
 fn recv_into(
     fd: RawFd,
-    kind: Kind,
+    (kind, flags): (Kind, MsgFlags),
     slots: &mut [[u8; SLOT]],
     got: &mut Vec<Received>,
 ) -> io::Result<()> {
     let at = kind.index();
+    let call = (fd, kind, flags);
     // A batch of at most 8 slots (an upstream socket's) sets up 8 I/O
     // vectors, not 32.
     match (kind.v6, slots.len() <= 8) {
         (false, true) => {
-            RECV_V4.with_borrow_mut(|all| recv_as::<_, 8>(fd, kind, all.get_mut(at), slots, got))
+            RECV_V4.with_borrow_mut(|all| recv_as::<_, 8>(call, all.get_mut(at), slots, got))
         }
-        (false, false) => RECV_V4
-            .with_borrow_mut(|all| recv_as::<_, BATCH>(fd, kind, all.get_mut(at), slots, got)),
+        (false, false) => {
+            RECV_V4.with_borrow_mut(|all| recv_as::<_, BATCH>(call, all.get_mut(at), slots, got))
+        }
         (true, true) => {
-            RECV_V6.with_borrow_mut(|all| recv_as::<_, 8>(fd, kind, all.get_mut(at), slots, got))
+            RECV_V6.with_borrow_mut(|all| recv_as::<_, 8>(call, all.get_mut(at), slots, got))
         }
-        (true, false) => RECV_V6
-            .with_borrow_mut(|all| recv_as::<_, BATCH>(fd, kind, all.get_mut(at), slots, got)),
+        (true, false) => {
+            RECV_V6.with_borrow_mut(|all| recv_as::<_, BATCH>(call, all.get_mut(at), slots, got))
+        }
     }
 }
 
 /// [`recv_into`] with the headers `set` of the socket's family and kind,
 /// into at most `N` of `slots`.
 fn recv_as<S: Addr, const N: usize>(
-    fd: RawFd,
-    kind: Kind,
+    (fd, kind, flags): (RawFd, Kind, MsgFlags),
     set: Option<&mut Option<MultiHeaders<S>>>,
     slots: &mut [[u8; SLOT]],
     got: &mut Vec<Received>,
@@ -353,13 +385,7 @@ fn recv_as<S: Addr, const N: usize>(
         };
         MultiHeaders::preallocate(BATCH, cmsg)
     });
-    let results = recvmmsg(
-        fd,
-        headers,
-        iovs.iter_mut().take(n),
-        MsgFlags::MSG_DONTWAIT,
-        None,
-    )?;
+    let results = recvmmsg(fd, headers, iovs.iter_mut().take(n), flags, None)?;
     for msg in results {
         let (mut stamp, mut dst) = (None, None);
         if kind.stamps || kind.pktinfo {
@@ -720,6 +746,37 @@ mod tests {
             let (n, from) = client.recv_from(&mut buf).unwrap();
             assert_eq!((&buf[..n], from), (&[i; 5][..], s));
         }
+    }
+
+    /// A waiting receive on a socket in blocking mode returns with the
+    /// datagrams queued, fewer than a batch, not waiting for the rest (no
+    /// receive timeout here: `recvmmsg`'s own timeout would not end such a
+    /// wait); with nothing queued it waits, at most the receive timeout.
+    #[test]
+    fn a_waiting_receive_returns_with_what_came_not_a_full_batch() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let s = server.local_addr().unwrap();
+        server.set_read_timeout(None).unwrap();
+        for i in 0..3u8 {
+            client.send_to(&[i; 4], s).unwrap();
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut batch = RecvBatch::default();
+            let n = batch.recv_waiting(&server).unwrap();
+            let got: Vec<Vec<u8>> = (0..n).map(|i| batch.get(i).unwrap().0.to_vec()).collect();
+            tx.send(got).unwrap();
+            server
+                .set_read_timeout(Some(Duration::from_millis(1)))
+                .unwrap();
+            batch.recv_waiting(&server).map_err(|e| e.kind())
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("returned with three of 32");
+        assert_eq!(got, (0..3u8).map(|i| vec![i; 4]).collect::<Vec<_>>());
+        assert_eq!(reader.join().unwrap(), Err(io::ErrorKind::WouldBlock));
     }
 
     /// A message the kernel refuses (a broadcast address: `EACCES`) is

@@ -20,15 +20,26 @@
 //!
 //! The stop: [`LoopStop::stop`] sets a flag and writes the eventfd once, so
 //! a loop asleep in `epoll_wait` wakes. The loop reads the flag once per
-//! wake-up ([`LoopStop::is_set`], a relaxed load), not a token's poll; the
+//! wake-up ([`LoopStop::is_set`]), not a token's poll; the
 //! eventfd is read (emptied) by the wait that saw it, so a stopping loop
 //! that still drains does not spin on it. [`stop_on`] is the small task on
 //! a tokio runtime that stops a loop when a cancellation token fires.
+//!
+//! A loop may also sleep in a blocking receive on one socket instead of
+//! `epoll_wait` (the LS's UDP worker with nothing in flight: one system
+//! call a wake-up fewer). The eventfd cannot wake that: the socket named
+//! by [`LoopStop::wake_reader`] is shut down for reading by the stop
+//! (`shutdown(2)`, `SHUT_RD`: on Linux it wakes a receive blocked on a UDP
+//! socket, which returns at once from then on), after the flag is set. The
+//! loop reads no client datagram once stopping, so the shut socket loses
+//! nothing it would have read.
 use std::io;
 use std::mem::MaybeUninit;
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
@@ -41,11 +52,14 @@ pub(crate) const STOP_TOKEN: u64 = u64::MAX;
 /// the next wait, at once).
 pub(crate) const EVENTS: usize = 64;
 
-/// A loop's stop: a flag, and an eventfd that wakes the loop's wait.
+/// A loop's stop: a flag, an eventfd that wakes the loop's wait, and the
+/// socket the loop may block in a receive on (a duplicate of its
+/// descriptor: the same socket), shut down for reading by the stop.
 #[derive(Debug)]
 pub(crate) struct LoopStop {
     flag: AtomicBool,
     fd: OwnedFd,
+    reader: Mutex<Option<UdpSocket>>,
 }
 
 impl LoopStop {
@@ -58,20 +72,54 @@ impl LoopStop {
         Ok(Arc::new(LoopStop {
             flag: AtomicBool::new(false),
             fd,
+            reader: Mutex::new(None),
         }))
     }
 
     /// Sets the flag, then wakes the loop (once: the eventfd's count only
-    /// grows, and a full one is as good as written).
+    /// grows, and a full one is as good as written), and a receive blocked
+    /// on the socket [`LoopStop::wake_reader`] named.
     pub(crate) fn stop(&self) {
-        self.flag.store(true, Relaxed);
+        // Release: a loop woken by either sees the flag (`is_set`).
+        self.flag.store(true, Ordering::Release);
         let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
+        let reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sock) = reader.as_ref() {
+            shut_reads(sock);
+        }
     }
 
     /// Whether [`LoopStop::stop`] was called.
     pub(crate) fn is_set(&self) -> bool {
-        self.flag.load(Relaxed)
+        self.flag.load(Ordering::Acquire)
     }
+
+    /// Names the socket the loop may block in a receive on: the stop shuts
+    /// it down for reading, which wakes that receive (at once, if it was
+    /// called already). `None`: none any more (the loop has returned).
+    ///
+    /// # Errors
+    /// The OS error of duplicating its descriptor.
+    pub(crate) fn wake_reader(&self, sock: Option<&UdpSocket>) -> io::Result<()> {
+        let dup = sock.map(UdpSocket::try_clone).transpose()?;
+        let mut reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        *reader = dup;
+        if let Some(sock) = reader.as_ref()
+            && self.flag.load(Ordering::Acquire)
+        {
+            shut_reads(sock);
+        }
+        Ok(())
+    }
+}
+
+/// Shuts `sock` down for reading: a receive blocked on it returns 0 bytes
+/// (no datagram), and so does at once every later receive that would
+/// wait (`recvmmsg`: one empty message). On an unconnected UDP socket Linux
+/// answers `ENOTCONN`, having done it all the same (`inet_shutdown`: "to
+/// wake up other listeners"): not an error here.
+fn shut_reads(sock: &UdpSocket) {
+    let _ = nix::sys::socket::shutdown(sock.as_raw_fd(), nix::sys::socket::Shutdown::Read);
 }
 
 /// Stops `stop`'s loop once `token` is cancelled: a task of the caller's
@@ -217,7 +265,6 @@ impl Poller {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::net::UdpSocket;
 
     fn ready(p: &mut Poller, timeout: Option<Duration>) -> Vec<Ready> {
         let mut got = Vec::new();
@@ -279,5 +326,36 @@ mod tests {
         let t0 = std::time::Instant::now();
         assert_eq!(ready(&mut p, Some(Duration::from_millis(20))), []);
         assert!(t0.elapsed() >= Duration::from_millis(20), "not woken again");
+    }
+
+    /// A stop wakes a receive blocked on the socket named to it (in
+    /// blocking mode, no receive timeout: nothing else would), and a
+    /// receive that comes after the stop returns at once, as one that
+    /// comes after the socket is named to a stop already set.
+    #[test]
+    fn a_stop_wakes_a_receive_blocked_on_its_reader() {
+        let stop = LoopStop::new().unwrap();
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(None).unwrap();
+        stop.wake_reader(Some(&sock)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8];
+            let first = sock.recv(&mut buf).map_err(|e| e.kind());
+            let again = sock.recv(&mut buf).map_err(|e| e.kind());
+            tx.send((first, again)).unwrap();
+        });
+        stop.stop();
+        let got = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the blocked receive returned once stopped");
+        assert_eq!(got, (Ok(0), Ok(0)), "no datagram, at once, both times");
+        reader.join().unwrap();
+
+        // Named after the stop: shut at once.
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        stop.wake_reader(Some(&sock)).unwrap();
+        assert_eq!(sock.recv(&mut [0u8; 8]).unwrap(), 0);
+        stop.wake_reader(None).unwrap();
     }
 }

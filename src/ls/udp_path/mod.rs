@@ -5,7 +5,10 @@
 //! sockets in its own epoll set, registered for reading (and for writing
 //! only while a send is pending), each wait's timeout its own next timer
 //! (at most 100 ms), its stop an eventfd in the set. No runtime, no timer
-//! wheel, no waker: a wake-up is one `epoll_wait`.
+//! wheel, no waker: a wake-up is one `epoll_wait`; or, with nothing in
+//! flight and no timer, none at all: the worker then sleeps in its client
+//! socket's `recvmmsg` itself (`rounds`: bounded by the same 100 ms, woken
+//! by the stop), back to `epoll_wait` once a query goes upstream.
 //!
 //! A worker owns its client socket, [`UPSTREAM_SOCKETS`] upstream sockets
 //! (each on a port the kernel picks at random), a table of queries in flight
@@ -235,6 +238,30 @@ mod tests {
         edit: impl FnOnce(&mut LsConfig),
     ) -> Worker {
         worker_tapped(backends, strategy, client, edit, None)
+    }
+
+    /// The rig of a round's tests: a [`worker_tapped`] (hedge, its config
+    /// `edit`ed, writing to `tap` when given) over one backend socket
+    /// (returned: what was forwarded waits there), serving a client socket
+    /// of its own (its address returned, for the test's queries).
+    fn rig(
+        edit: impl FnOnce(&mut LsConfig),
+        tap: Option<crate::dnstap::Dnstap>,
+    ) -> (Worker, std::net::UdpSocket, std::net::SocketAddr) {
+        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = client.local_addr().unwrap();
+        let backends = [backend.local_addr().unwrap()];
+        let w = worker_tapped(&backends, Strategy::Hedge, client, edit, tap);
+        (w, backend, to)
+    }
+
+    /// The `[[ls.rule]]` tables `toml` (under an `[ls]` with one backend),
+    /// as the config reads them.
+    fn rules(toml: &str) -> Vec<crate::config::RuleConfig> {
+        let text = format!("[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n{toml}");
+        let cfg = crate::config::Config::from_toml(&text, std::path::Path::new("c.toml"));
+        cfg.unwrap().ls.unwrap().rule
     }
 
     /// A [`worker_with`] writing to `tap` when given.
@@ -701,15 +728,13 @@ mod tests {
 
     // ---- the cache-hit path (issue 40, item 4) ----
 
-    /// A cache hit is served in the round that read it and arms no timer:
-    /// nothing is pushed on the worker's timer heap for it (the wait's
-    /// timeout is computed anew each time: no sleep to move). Real sockets;
-    /// the worker's own blocking loop (`run`) on a thread of its own,
-    /// stopped as the server stops it.
-    #[tokio::test]
-    async fn a_cache_hit_arms_no_timer() {
-        use crate::config::CacheConfig;
-        // The backend: answers `www. A` with one A record, TTL 300.
+    /// A backend answering `www. A` with one A record, TTL 300: its
+    /// address, how many queries it was asked, its task.
+    async fn answering_backend() -> (
+        std::net::SocketAddr,
+        Arc<std::sync::atomic::AtomicU64>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let backend = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let baddr = backend.local_addr().unwrap();
         let asked = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -725,6 +750,17 @@ mod tests {
                 let _ = backend.send_to(&a, from).await;
             }
         });
+        (baddr, asked, answering)
+    }
+
+    /// A worker with a packet cache over the backend at `baddr` (up),
+    /// stopped by `stop`, serving a client socket of its own (its address
+    /// returned), for its own loop (`run`) on a thread of its own.
+    fn cached_worker(
+        baddr: std::net::SocketAddr,
+        stop: Arc<LoopStop>,
+    ) -> (Worker, std::net::SocketAddr) {
+        use crate::config::CacheConfig;
         let cfg = LsConfig {
             listen: vec!["127.0.0.1:0".parse().unwrap()],
             workers: 1,
@@ -742,10 +778,56 @@ mod tests {
             b.set_up(true);
         }
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.set_nonblocking(true).unwrap();
         let addr = client.local_addr().unwrap();
+        (Worker::new(balancer, client, 16, stop).unwrap(), addr)
+    }
+
+    /// Asks `to` [`wire_query`]`(id)` from `asker` and checks its answer
+    /// (one A record) came.
+    async fn ask(asker: &UdpSocket, to: std::net::SocketAddr, id: u8) {
+        asker.send_to(&wire_query(id), to).await.unwrap();
+        let mut buf = [0u8; 512];
+        tokio::time::timeout(Duration::from_secs(5), asker.recv(&mut buf))
+            .await
+            .expect("answered")
+            .unwrap();
+        assert_eq!((buf[1], buf[7]), (id, 1), "the answer to {id}");
+    }
+
+    /// What a worker's loop returned, its error's kind.
+    type Ended = tokio::sync::oneshot::Receiver<Result<(), std::io::ErrorKind>>;
+
+    /// Runs `w`'s own loop (`run`) on a thread of its own: the thread, and
+    /// what the loop returns once it does.
+    fn serving(mut w: Worker) -> (std::thread::JoinHandle<()>, Ended) {
+        let (tx, ended) = tokio::sync::oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            let _ = tx.send(w.run().map_err(|e| e.kind()));
+        });
+        (thread, ended)
+    }
+
+    /// Waits for the loop on `thread` to return `Ok` (`why` it should: at
+    /// most 10 s, a bound on a hang, not a timing).
+    async fn returns((thread, ended): (std::thread::JoinHandle<()>, Ended), why: &str) {
+        let ended = tokio::time::timeout(Duration::from_secs(10), ended)
+            .await
+            .expect(why)
+            .unwrap();
+        assert_eq!(ended, Ok(()));
+        thread.join().unwrap();
+    }
+
+    /// A cache hit is served in the round that read it and arms no timer:
+    /// nothing is pushed on the worker's timer heap for it (the wait's
+    /// timeout is computed anew each time: no sleep to move). Real sockets;
+    /// the worker's own blocking loop (`run`) on a thread of its own,
+    /// stopped as the server stops it.
+    #[tokio::test]
+    async fn a_cache_hit_arms_no_timer() {
+        let (baddr, asked, answering) = answering_backend().await;
         let stop = LoopStop::new().unwrap();
-        let mut w = Worker::new(balancer, client, 16, stop.clone()).unwrap();
+        let (mut w, addr) = cached_worker(baddr, stop.clone());
         let (tx, pushes) = tokio::sync::oneshot::channel();
         let serving = std::thread::spawn(move || {
             w.run().unwrap();
@@ -753,21 +835,12 @@ mod tests {
         });
         const HITS: u8 = 40;
         let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let ask = async |id: u8| {
-            asker.send_to(&wire_query(id), addr).await.unwrap();
-            let mut buf = [0u8; 512];
-            tokio::time::timeout(Duration::from_secs(5), asker.recv(&mut buf))
-                .await
-                .expect("answered")
-                .unwrap();
-            assert_eq!((buf[1], buf[7]), (id, 1), "the answer to {id}");
-        };
         // The miss: forwarded, its answer cached.
-        ask(0).await;
+        ask(&asker, addr, 0).await;
         let token = CancellationToken::new();
         let stopper = tokio::spawn(crate::server::event_loop::stop_on(token.clone(), stop));
         for id in 1..=HITS {
-            ask(id).await;
+            ask(&asker, addr, id).await;
         }
         token.cancel();
         stopper.await.unwrap();
@@ -781,6 +854,74 @@ mod tests {
         // The miss's flight armed its hedge or deadline timer: that one only.
         assert_eq!(pushes, 1, "timers pushed for 1 miss and {HITS} hits");
         assert_eq!(left, 0, "its stale entry dropped, nothing else armed");
+    }
+
+    // ---- the blocking receive (issue 40) ----
+
+    /// With nothing in flight the worker sleeps in its client socket's
+    /// receive, not in `epoll_wait`: here with no receive timeout, so that
+    /// nothing but a client datagram or the stop ends that sleep. A miss
+    /// is answered only if the worker went back to `epoll_wait` while its
+    /// query was upstream (the answer comes to an upstream socket); each hit
+    /// after it is read by a blocking receive; and the worker, blocked
+    /// again after the last one, returns when stopped (the stop shuts the
+    /// socket for reading).
+    #[tokio::test]
+    async fn an_idle_worker_blocks_in_its_receive_and_leaves_it_for_upstream_and_the_stop() {
+        let (baddr, asked, answering) = answering_backend().await;
+        let stop = LoopStop::new().unwrap();
+        let (w, addr) = cached_worker(baddr, stop.clone());
+        assert!(w.block_ok, "set up for the blocking receive");
+        w.client.set_read_timeout(None).unwrap();
+        let blocks = w.blocks.clone();
+        let loop_ = serving(w);
+        const HITS: u8 = 10;
+        let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // The miss: read by a blocking receive, its answer by `epoll_wait`.
+        ask(&asker, addr, 0).await;
+        for id in 1..=HITS {
+            ask(&asker, addr, id).await;
+        }
+        // Blocked once for the miss, once for each hit, and once more now.
+        let want = u64::from(HITS) + 2;
+        let t0 = std::time::Instant::now();
+        while blocks.load(Relaxed) < want {
+            assert!(t0.elapsed() < Duration::from_secs(10), "blocked again");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(blocks.load(Relaxed), want, "each query read by one");
+        stop.stop();
+        returns(loop_, "the blocked worker returns once stopped").await;
+        answering.abort();
+        assert_eq!(asked.load(Relaxed), 1, "every query after the first a hit");
+    }
+
+    /// UDP reads closed while the worker sleeps in its blocking receive
+    /// (the LS stopping with no drain: `/ready` says so next): the query
+    /// that receive reads next is neither answered nor forwarded, and the
+    /// worker, stopping, returns.
+    #[tokio::test]
+    async fn a_query_read_by_the_blocking_receive_after_reads_closed_is_not_taken() {
+        let (baddr, asked, answering) = answering_backend().await;
+        let stop = LoopStop::new().unwrap();
+        let (w, addr) = cached_worker(baddr, stop);
+        w.client.set_read_timeout(None).unwrap();
+        let (blocks, balancer) = (w.blocks.clone(), w.balancer.clone());
+        let loop_ = serving(w);
+        let t0 = std::time::Instant::now();
+        while blocks.load(Relaxed) < 1 {
+            assert!(t0.elapsed() < Duration::from_secs(10), "blocked");
+            tokio::task::yield_now().await;
+        }
+        balancer.close_udp_reads();
+        let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        asker.send_to(&wire_query(1), addr).await.unwrap();
+        returns(loop_, "the worker returns once it has seen reads closed").await;
+        answering.abort();
+        assert_eq!(asked.load(Relaxed), 0, "not forwarded");
+        let mut buf = [0u8; 512];
+        assert!(asker.try_recv(&mut buf).is_err(), "not answered");
+        assert_eq!(balancer.metrics().queries.load(Relaxed), 0, "not taken");
     }
 
     // ---- the snapshot a worker keeps ----
@@ -837,11 +978,7 @@ mod tests {
     /// It was the round's reading, before the client even sent it.
     #[tokio::test]
     async fn a_query_arriving_after_the_rounds_reading_is_timed_at_its_arrival() {
-        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.set_nonblocking(true).unwrap();
-        let to = client.local_addr().unwrap();
-        let mut w = worker(&[backend.local_addr().unwrap()], Strategy::Hedge, client);
+        let (mut w, _backend, to) = rig(|_| {}, None);
         // The wait returned and the round read its clocks; then the query comes.
         let clock = worker::RoundClock::read();
         let asker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -865,26 +1002,11 @@ mod tests {
     #[tokio::test]
     async fn a_late_query_beside_a_refused_flood_is_forwarded_the_flood_shed() {
         use crate::server::shed::{SPARE_WAIT, STANDING, queue_bound};
-        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.set_nonblocking(true).unwrap();
-        let to = client.local_addr().unwrap();
-        let rules = crate::config::Config::from_toml(
-            "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
-             [[ls.rule]]\nname = \"flood\"\n\
+        let rules = rules(
+            "[[ls.rule]]\nname = \"flood\"\n\
              match = { suffix = [\"victim.test\"] }\naction = \"refuse\"\n",
-            std::path::Path::new("c.toml"),
-        )
-        .unwrap()
-        .ls
-        .unwrap()
-        .rule;
-        let mut w = worker_with(
-            &[backend.local_addr().unwrap()],
-            Strategy::Hedge,
-            client,
-            |c| c.rule = rules,
         );
+        let (mut w, backend, to) = rig(|c| c.rule = rules, None);
         // The queue has stood past the bound for STANDING, 30 queries read
         // a millisecond: shedding.
         let bound = queue_bound(Duration::from_secs(10));
@@ -945,16 +1067,7 @@ mod tests {
     /// them.
     fn late_round(edit: impl FnOnce(&mut LsConfig), names: &[&str]) -> Worker {
         use crate::server::shed::{SPARE_WAIT, STANDING, queue_bound};
-        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.set_nonblocking(true).unwrap();
-        let to = client.local_addr().unwrap();
-        let mut w = worker_with(
-            &[backend.local_addr().unwrap()],
-            Strategy::Hedge,
-            client,
-            edit,
-        );
+        let (mut w, _backend, to) = rig(edit, None);
         let bound = queue_bound(Duration::from_secs(10));
         let t0 = Instant::now();
         let mut ms = 0u32;
@@ -1003,18 +1116,12 @@ mod tests {
     /// door (the ACL, a refusing rule).
     #[tokio::test]
     async fn a_shed_late_query_is_counted_shed_only() {
-        let rules = crate::config::Config::from_toml(
-            "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
-             [[ls.rule]]\nname = \"flood\"\n\
+        let rules = rules(
+            "[[ls.rule]]\nname = \"flood\"\n\
              match = { suffix = [\"victim.test\"] }\naction = \"refuse\"\n\
              [[ls.rule]]\nname = \"pass\"\n\
              match = { suffix = [\"bench.test\"] }\naction = \"allow\"\n",
-            std::path::Path::new("c.toml"),
-        )
-        .unwrap()
-        .ls
-        .unwrap()
-        .rule;
+        );
         let names: Vec<String> = (0..20).map(|i| format!("h{i}.bench.test.")).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let w = late_round(|c| c.rule = rules.clone(), &names);
@@ -1067,27 +1174,11 @@ mod tests {
             backoff: RECONNECT,
         };
         let tap = crate::dnstap::Dnstap::new(settings).0;
-        let rules = crate::config::Config::from_toml(
-            "[ls]\n[[ls.backend]]\nname = \"b\"\naddr = \"127.0.0.1:5301\"\n\
-             [[ls.rule]]\nname = \"seen\"\n\
+        let rules = rules(
+            "[[ls.rule]]\nname = \"seen\"\n\
              match = { suffix = [\"bench.test\"] }\naction = \"allow\"\nlog = true\n",
-            std::path::Path::new("c.toml"),
-        )
-        .unwrap()
-        .ls
-        .unwrap()
-        .rule;
-        let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.set_nonblocking(true).unwrap();
-        let to = client.local_addr().unwrap();
-        let mut w = worker_tapped(
-            &[backend.local_addr().unwrap()],
-            Strategy::Hedge,
-            client,
-            |c| c.rule = rules,
-            Some(tap.clone()),
         );
+        let (mut w, _backend, to) = rig(|c| c.rule = rules, Some(tap.clone()));
         let asker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let q = crate::dns::fixtures::query_bytes(
             "h1.bench.test.",

@@ -10,6 +10,21 @@
 //! until it has gone). Which sockets are in the set and for what
 //! ([`Worker::watch_upstream`], the client socket's watch) is decided here;
 //! what a query, an answer or a timer does is `worker`'s.
+//!
+//! With nothing in flight (no flight, late entry or held query, no live
+//! timer, nothing pending to send, client reads open) nothing but the
+//! client socket can need the worker before its hand-in wake: it then
+//! sleeps in the client socket's receive itself ([`Worker::may_block`],
+//! [`RecvBatch::recv_waiting`]), as dnsdist's listeners do, not in
+//! `epoll_wait` followed by `recvmmsg`: one system call a wake-up fewer.
+//! The receive is bounded by the socket's `SO_RCVTIMEO` ([`HAND_IN_WAKE`],
+//! the hand-in) and woken by the stop (the socket shut for reading:
+//! [`crate::server::event_loop::LoopStop::wake_reader`]); the round that
+//! follows is the same round, its client batch already read. As soon as
+//! a query is in flight (or a timer armed) the next wait is `epoll_wait`
+//! again, over the upstream sockets too. What the blocking receive leaves
+//! unread meanwhile is a stray datagram on an idle upstream socket (no ID
+//! in use there), read and dropped by the next `epoll_wait`.
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -53,8 +68,9 @@ impl Slots {
 }
 
 /// The longest a worker sleeps: an idle one hands its dynamic-block counts
-/// in within this long of the tick calling for them.
-const HAND_IN_WAKE: Duration = Duration::from_millis(100);
+/// in within this long of the tick calling for them (the wait's timeout,
+/// and the client socket's receive timeout for the blocking receive).
+pub(super) const HAND_IN_WAKE: Duration = Duration::from_millis(100);
 
 impl Worker {
     /// Serves until stopped, then answers the queries still in flight (each
@@ -64,11 +80,24 @@ impl Worker {
     /// The OS error of its epoll set (the worker cannot go on).
     pub(super) fn run(&mut self) -> std::io::Result<()> {
         let mut slots = Slots::new();
-        loop {
+        let ended = loop {
             if self.stopping && self.flights.len == 0 && !self.sending() {
-                return Ok(());
+                break Ok(());
             }
-            self.wait()?;
+            if self.may_block() {
+                let got = self.block(&mut slots.client);
+                // Both clocks when it read datagrams (timed by them).
+                let clock = if matches!(got, Ok(n) if n > 0) {
+                    RoundClock::read()
+                } else {
+                    RoundClock::at(Instant::now())
+                };
+                self.round_with(&mut slots, clock, Some(got));
+                continue;
+            }
+            if let Err(err) = self.wait() {
+                break Err(err);
+            }
             // One clock read per round: both clocks when a socket is to be
             // read (its datagrams are timed by them), else the monotonic one.
             let clock = if self.client_ready || !self.ups_ready.is_empty() {
@@ -76,8 +105,62 @@ impl Worker {
             } else {
                 RoundClock::at(Instant::now())
             };
-            self.round_on(&mut slots, clock);
+            self.round_with(&mut slots, clock, None);
+        };
+        // The stop has no receive of this worker's to wake any more.
+        let _ = self.poller.stop().wake_reader(None);
+        ended
+    }
+
+    /// Sets the client socket up for the blocking receive: blocking mode,
+    /// its wait bounded by the hand-in wake, named to the stop (which wakes
+    /// it); every other call on it waits for nothing (`MSG_DONTWAIT`).
+    /// Failing that, the worker waits in `epoll_wait` only.
+    pub(super) fn set_up_blocking(&mut self) {
+        let done = self
+            .client
+            .set_read_timeout(Some(HAND_IN_WAKE))
+            .and_then(|()| self.poller.stop().wake_reader(Some(&self.client)))
+            .and_then(|()| self.client.set_nonblocking(false));
+        match done {
+            Ok(()) => self.block_ok = true,
+            Err(err) => debug!(?err, "the worker waits in epoll_wait only"),
         }
+    }
+
+    /// Whether the next wait may be the client socket's blocking receive
+    /// ([`Worker::block`]): nothing but a client query can need the worker
+    /// before its hand-in wake. No flight, late entry or held query (so no
+    /// upstream ID in use: no answer to wait for on an upstream socket), no
+    /// live timer, nothing pending to send, and client reads open (not
+    /// stopping, not paused, not held back by pending answers); and the
+    /// client socket set up for it (`Worker::new`).
+    pub(super) fn may_block(&mut self) -> bool {
+        self.block_ok
+            && !self.stopping
+            && self.flights.len == 0
+            && self.late.len == 0
+            && self.delayed.len == 0
+            && self.client_watch.read
+            && self.paused_until.is_none()
+            && !self.sending()
+            && self.next_timer().is_none()
+    }
+
+    /// Sleeps in the client socket's receive until a query comes (then
+    /// reads a batch, as [`Worker::round`] would), the hand-in wake
+    /// passes (the socket's `SO_RCVTIMEO`: `WouldBlock`) or the stop
+    /// shuts the socket for reading; reads the stop's flag after it.
+    #[inline(never)] // its own entry in a profile: the wake-up's cost
+    fn block(&mut self, slots: &mut RecvBatch) -> std::io::Result<usize> {
+        self.client_ready = false;
+        self.ups_ready.clear();
+        #[cfg(test)]
+        self.blocks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let got = slots.recv_waiting(&self.client);
+        self.stopping |= self.poller.stop().is_set();
+        got
     }
 
     /// Whether a send is pending: a full socket left messages queued.
@@ -135,7 +218,17 @@ impl Worker {
     /// next wait reports at once, together with whatever else is ready (no
     /// yield needed to hear of the upstream sockets' new answers, as on a
     /// runtime whose driver polled epoll only when the worker yielded).
-    fn round_on(&mut self, slots: &mut Slots, clock: RoundClock) {
+    ///
+    /// `read`: the client batch the blocking receive read already
+    /// ([`Worker::block`]), handled in place of the wait's readiness; not
+    /// looked at once the worker is stopping (the stop woke the receive,
+    /// or UDP reads were closed meanwhile: not a query is taken then).
+    fn round_with(
+        &mut self,
+        slots: &mut Slots,
+        clock: RoundClock,
+        read: Option<std::io::Result<usize>>,
+    ) {
         self.clock = clock;
         let now = clock.now;
         // The round's upstream queries of a family leave from one socket,
@@ -151,8 +244,14 @@ impl Worker {
         // already): checked here, right before the read, each round.
         self.stopping |= self.balancer.udp_reads_closed();
         let taking = !self.stopping && self.client_watch.read && self.paused_until.is_none();
-        if self.client_ready && taking {
-            self.read_clients(&mut slots.client);
+        match read {
+            Some(got) if taking => self.on_clients(&mut slots.client, got),
+            Some(_) => {}
+            None if self.client_ready && taking => {
+                let got = slots.client.recv(&self.client);
+                self.on_clients(&mut slots.client, got);
+            }
+            None => {}
         }
         if self.stopping && self.delayed.len > 0 {
             self.release_delayed();
@@ -171,12 +270,14 @@ impl Worker {
         self.balancer.dynblocks().hand_in(&mut self.counts);
     }
 
-    /// Reads a batch of client queries (at most [`batch::BATCH`]): each one
+    /// A batch of client queries read into `slots` (`got`: the receive's
+    /// result, at most [`batch::BATCH`]): each one
     /// admitted, or shed when it waited too long (see [`QueueGate`]) and the
     /// door does not spare it ([`Worker::on_client_late`]). A
-    /// receive error pauses client reads ([`RecvBackoff`]).
-    fn read_clients(&mut self, slots: &mut RecvBatch) {
-        match slots.recv(&self.client) {
+    /// receive error pauses client reads ([`RecvBackoff`]); an interrupted
+    /// blocking receive read nothing and is no error.
+    fn on_clients(&mut self, slots: &mut RecvBatch, got: std::io::Result<usize>) {
+        match got {
             Ok(n) => {
                 self.backoff.success();
                 let bound = queue_bound(self.kept.state().policy.timeout);
@@ -216,6 +317,7 @@ impl Worker {
                 }
             }
             Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => self.gate.drained(),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
             Err(err) => {
                 debug!(?err, "udp recv error");
                 if let Some(pause) = self.backoff.failure() {
@@ -356,13 +458,13 @@ impl Worker {
     /// A round on `clock` as read when the wait returned (a test's).
     #[cfg(test)]
     pub(super) fn round_read_at(&mut self, slots: &mut Slots, clock: RoundClock) {
-        self.round_on(slots, clock);
+        self.round_with(slots, clock, None);
     }
 
     /// A round at `now` (a test's time), the datagrams timed by the clocks.
     #[cfg(test)]
     pub(super) fn round(&mut self, slots: &mut Slots, now: Instant) {
-        self.round_on(slots, RoundClock::at(now));
+        self.round_with(slots, RoundClock::at(now), None);
     }
 
     /// Sends this round's upstream queries and client answers, in batches,

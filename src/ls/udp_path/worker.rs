@@ -98,6 +98,13 @@ pub(super) struct Worker {
     pub(super) ups_ready: Vec<usize>,
     /// Stop seen: no client query is read any more.
     pub(super) stopping: bool,
+    /// The client socket is set up for the blocking receive (blocking
+    /// mode, its receive timeout the hand-in wake, named to the stop):
+    /// with nothing in flight the worker sleeps in it (`rounds`).
+    pub(super) block_ok: bool,
+    /// Blocking receives entered (a test's count).
+    #[cfg(test)]
+    pub(super) blocks: Arc<std::sync::atomic::AtomicU64>,
     /// Client reads pause until then after receive errors in a row.
     pub(super) paused_until: Option<Instant>,
     pub(super) backoff: RecvBackoff,
@@ -226,6 +233,9 @@ impl Worker {
             client_ready: false,
             ups_ready: Vec::with_capacity(crate::server::event_loop::EVENTS),
             stopping: false,
+            block_ok: false,
+            #[cfg(test)]
+            blocks: Arc::default(),
             paused_until: None,
             backoff: RecvBackoff::default(),
             gate: QueueGate::default(),
@@ -263,6 +273,7 @@ impl Worker {
                 "no receive timestamps: queries are not shed by their wait"
             );
         }
+        w.set_up_blocking();
         for family in Family::ALL {
             for _ in 0..UPSTREAM_SOCKETS {
                 match open_upstream(family) {
