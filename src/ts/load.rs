@@ -15,7 +15,7 @@ use super::dnssec::presigned;
 use super::publish;
 use super::settings::TsSettings;
 use super::settle::{FileHash, FileMemo, FileStamp, content};
-use super::source::{ZoneError, read_bytes, read_bytes_into};
+use super::source::{ZoneError, read_bytes, with_file_bytes};
 use super::zone::{Catalog, Zone, ZoneBuilder};
 use super::{spread, table, zonefile};
 
@@ -205,7 +205,9 @@ fn load_with(
     // Room for a zone a file at once (a TS of 100,000 zones copied its
     // builders, each a few hundred bytes, at every doubling).
     let files = settings.zones.len();
-    let mut builders: Vec<ZoneBuilder> = Vec::with_capacity(files);
+    // Boxed: a builder is moved from the thread that made it to this one and
+    // on to the one that compiles it (hundreds of bytes copied each time).
+    let mut builders: Vec<Box<ZoneBuilder>> = Vec::with_capacity(files);
     // By builder: the first master file and the first PROJ table in it.
     let mut sources = Vec::with_capacity(files);
     // By origin (lower-cased), the builder's index: a TS of 100,000 zones
@@ -215,7 +217,7 @@ fn load_with(
     /// The builder of the zone at `origin` (whose key is `key`, when made
     /// already), made when new.
     fn builder_for(
-        builders: &mut Vec<ZoneBuilder>,
+        builders: &mut Vec<Box<ZoneBuilder>>,
         sources: &mut Sources,
         by_origin: &mut HashMap<Box<[u8]>, usize>,
         (origin, key): (&Name, Option<&[u8]>),
@@ -229,7 +231,12 @@ fn load_with(
             return b;
         }
         by_origin.insert(key.as_slice().into(), builders.len());
-        builders.push(ZoneBuilder::with_room(origin.clone(), key, records, rdata));
+        builders.push(Box::new(ZoneBuilder::with_room(
+            origin.clone(),
+            key,
+            records,
+            rdata,
+        )));
         sources.push((None, None));
         builders.len() - 1
     }
@@ -251,7 +258,7 @@ fn load_with(
         .map(|f| zonefile::is_master_file(f))
         .collect();
     let to_read = |i: usize| master[i] && !matches!(keep.by_file.get(i), Some(Some(_)));
-    let mut parsed: std::collections::VecDeque<(usize, Result<Parsed, ZoneError>)> =
+    let mut parsed: std::collections::VecDeque<(usize, Result<Box<Parsed>, ZoneError>)> =
         std::collections::VecDeque::new();
     for (i, file) in settings.zones.iter().enumerate() {
         if let Some(&Some((k, seen))) = keep.by_file.get(i) {
@@ -283,7 +290,7 @@ fn load_with(
                 built,
                 signed,
                 warnings: noted,
-            } = read?;
+            } = *read?;
             contents.push(Some(content));
             warnings.extend(noted);
             if key.as_ref().is_some_and(|k| keep.origins.contains(&k[..])) {
@@ -353,17 +360,19 @@ fn load_with(
     let ttl = settings.ttl;
     let finished = spread::in_parallel(builders, threads, |b| {
         let mut noted = Vec::new();
-        let zone = b.finish_noting(
+        // Only a zone with RRSIGs can be signed in its file.
+        let signatures = b.has_signatures();
+        let zone = (*b).finish_noting(
             &settings.zones,
             |origin, apex_ns| synth_soa(origin, apex_ns, ttl, serial),
             &mut noted,
         );
-        (zone, noted)
+        (zone, noted, signatures)
     });
-    for (i, ((zone, noted), files)) in finished.into_iter().zip(sources).enumerate() {
+    for (i, ((zone, noted, signatures), files)) in finished.into_iter().zip(sources).enumerate() {
         warnings.extend(noted);
         let zone = zone?;
-        let signed = zone.is_presigned();
+        let signed = signatures && zone.is_presigned();
         // A table merged into a zone signed in its file would be served
         // with no signatures and no denial: bogus to validators.
         if let (Some(master), Some(table)) = files
@@ -443,7 +452,7 @@ struct Parsed {
     records: zonefile::WireRecords,
     /// The records added to a builder of their own (`None` without a key):
     /// the zone's, unless another file began it already.
-    built: Option<Result<ZoneBuilder, ZoneError>>,
+    built: Option<Result<Box<ZoneBuilder>, ZoneError>>,
     signed: Vec<crate::ts::source::SourceRecord>,
     warnings: Vec<String>,
 }
@@ -451,33 +460,12 @@ struct Parsed {
 /// Reads the master file `file` (index `index` in the TS's list) once
 /// (its bytes parsed and fingerprinted) and adds its records to a builder
 /// of their zone, `origin` the TS's (see `zonefile::parse_master_noting`).
-fn parse_file(index: usize, file: &std::path::Path, origin: &Name) -> Result<Parsed, ZoneError> {
-    with_file_bytes(file, |bytes| parse_bytes(index, file, bytes, origin))
-}
-
-/// The largest read buffer a thread keeps for its next file ([`with_file_bytes`]).
-const KEPT_BUFFER: usize = 1 << 20;
-
-/// `f` of the bytes of `file`, read into a buffer this thread keeps from
-/// one file to the next (see `source::read_bytes_into`); one grown past
-/// [`KEPT_BUFFER`] by a big file is let go after it.
-fn with_file_bytes<R>(
+fn parse_file(
+    index: usize,
     file: &std::path::Path,
-    f: impl FnOnce(&[u8]) -> Result<R, ZoneError>,
-) -> Result<R, ZoneError> {
-    thread_local! {
-        static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    BYTES.with(|kept| {
-        // Taken out while in use: `f` may read another file on this thread.
-        let mut bytes = kept.take();
-        let result = read_bytes_into(file, &mut bytes).and_then(|()| f(&bytes));
-        if bytes.capacity() <= KEPT_BUFFER {
-            bytes.clear();
-            kept.replace(bytes);
-        }
-        result
-    })
+    origin: &Name,
+) -> Result<Box<Parsed>, ZoneError> {
+    with_file_bytes(file, |bytes| parse_bytes(index, file, bytes, origin))
 }
 
 /// [`parse_file`] of the bytes read from `file`.
@@ -486,7 +474,7 @@ fn parse_bytes(
     file: &std::path::Path,
     bytes: &[u8],
     origin: &Name,
-) -> Result<Parsed, ZoneError> {
+) -> Result<Box<Parsed>, ZoneError> {
     use super::zone::rtype::{NSEC, NSEC3, NSEC3PARAM, RRSIG};
     let mut warnings = Vec::new();
     let (origin, records) = zonefile::parse_master_noting(bytes, file, origin, &mut warnings)?;
@@ -506,9 +494,9 @@ fn parse_bytes(
         for rec in records.iter() {
             b.add_read(index, file, &rec)?;
         }
-        Ok(b)
+        Ok(Box::new(b))
     });
-    Ok(Parsed {
+    Ok(Box::new(Parsed {
         content: content(bytes),
         origin,
         key: boxed,
@@ -516,7 +504,7 @@ fn parse_bytes(
         built,
         signed,
         warnings,
-    })
+    }))
 }
 
 /// Adds every `[[ts.service]]` of `settings` to the zone holding its name
@@ -530,7 +518,7 @@ fn parse_bytes(
 /// (both places named).
 fn add_services(
     settings: &TsSettings,
-    builders: &mut [ZoneBuilder],
+    builders: &mut [Box<ZoneBuilder>],
     by_origin: &HashMap<Box<[u8]>, usize>,
 ) -> Result<Vec<(usize, usize)>, ZoneError> {
     use hickory_proto::rr::RData;

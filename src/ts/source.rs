@@ -277,6 +277,31 @@ pub(crate) fn read_bytes_into(file: &Path, bytes: &mut Vec<u8>) -> Result<(), Zo
     Ok(())
 }
 
+/// The largest read buffer a thread keeps for its next file ([`with_file_bytes`]).
+const KEPT_BUFFER: usize = 1 << 20;
+
+/// `f` of the bytes of `file`, read into a buffer this thread keeps from
+/// one file to the next (see [`read_bytes_into`]); one grown past
+/// [`KEPT_BUFFER`] by a big file is let go after it.
+pub(crate) fn with_file_bytes<R>(
+    file: &Path,
+    f: impl FnOnce(&[u8]) -> Result<R, ZoneError>,
+) -> Result<R, ZoneError> {
+    thread_local! {
+        static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BYTES.with(|kept| {
+        // Taken out while in use: `f` may read another file on this thread.
+        let mut bytes = kept.take();
+        let result = read_bytes_into(file, &mut bytes).and_then(|()| f(&bytes));
+        if bytes.capacity() <= KEPT_BUFFER {
+            bytes.clear();
+            kept.replace(bytes);
+        }
+        result
+    })
+}
+
 /// Bytes read before a zone file's size is asked for.
 const SMALL_FILE: usize = 16 * 1024;
 
