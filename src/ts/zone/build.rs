@@ -69,6 +69,9 @@ pub struct ZoneBuilder {
     /// Where the first NS RDATA at the apex lies in `rdata`: decoded by
     /// [`ZoneBuilder::finish`] only for a zone with no SOA (PROJ tables).
     apex_ns: Option<(u32, usize)>,
+    /// The owner of the last record added, by number: the next record of
+    /// the same owner written the same (a file's `@` again) is not looked up.
+    last_owner: Option<u32>,
     /// Which of the types whose indices a zone builds were added
     /// ([`SEEN_NSEC`], [`SEEN_NSEC3PARAM`]): a zone with none (most) builds
     /// none, with no walk of its arena.
@@ -114,6 +117,7 @@ impl ZoneBuilder {
             soa_source: None,
             soa_wire: None,
             apex_ns: None,
+            last_owner: None,
             seen: 0,
         }
     }
@@ -121,6 +125,12 @@ impl ZoneBuilder {
     /// The zone's origin.
     pub fn origin(&self) -> &Name {
         &self.origin
+    }
+
+    /// Whether an RRSIG was added: without one the zone is not signed in
+    /// its files (no lookup of its apex needed to say so).
+    pub fn has_signatures(&self) -> bool {
+        self.seen & SEEN_RRSIG != 0
     }
 
     /// The first record held at `owner`: its file index, line and type.
@@ -255,7 +265,14 @@ impl ZoneBuilder {
                 .ok()
                 .map(|at| (at, rec.rdata.len()));
         }
-        let owner = self.owners.intern(rec.owner).map_err(err)?;
+        let owner = match self.last_owner {
+            Some(o) if self.owners.name(o) == rec.owner => o,
+            _ => {
+                let o = self.owners.intern(rec.owner).map_err(err)?;
+                self.last_owner = Some(o);
+                o
+            }
+        };
         let size = MESSAGE_HEAD + rec.owner.len() + 10 + rec.rdata.len();
         if size > usize::from(u16::MAX) {
             return Err(err(BuildError::RecordOverMessage { size }));
@@ -709,46 +726,6 @@ impl Zone {
             }
         }
         b.finish(files, default_soa)
-    }
-
-    /// Encodes the SOA records served in answers and negative answers.
-    pub(super) fn compile_soa(&mut self) -> Result<(), BuildError> {
-        let mut rdata = Vec::with_capacity(64);
-        rdata_into(&self.soa, &mut rdata)?;
-        self.compile_soa_wire(&rdata, true)
-    }
-
-    /// [`Zone::compile_soa`] from the SOA's RDATA in wire form, `rdata`
-    /// (as read from the file: the bytes hickory's SOA, decoded from them,
-    /// encodes to); its RRSIGs looked up only when `signatures` (the zone
-    /// holds an RRSIG).
-    fn compile_soa_wire(&mut self, rdata: &[u8], signatures: bool) -> Result<(), BuildError> {
-        let minimum = match &self.soa {
-            RData::SOA(s) => s.minimum,
-            _ => self.soa_ttl,
-        };
-        let soa = u16::from(RecordType::SOA);
-        let negative_ttl = self.soa_ttl.min(minimum);
-        self.soa_record = SoaWire::new((self.soa_ttl, negative_ttl), rdata, &self.origin_key)
-            .ok_or_else(|| BuildError::Encode {
-                rtype: RecordType::SOA,
-                reason: "not two names and five numbers".into(),
-            })?;
-        // The SOA's RRSIGs as a negative answer serves them: with the
-        // SOA's lowered TTL (RFC 4035 §3.1.3, RFC 2308 §3).
-        let mut sigs = Vec::new();
-        let set = signatures
-            .then(|| self.store.get(&self.origin_key).and_then(|e| e.sigs(soa)))
-            .flatten();
-        if let Some(set) = set {
-            for r in set.records() {
-                sigs.extend_from_slice(&r[..4]);
-                sigs.extend_from_slice(&negative_ttl.to_be_bytes());
-                sigs.extend_from_slice(&r[8..]);
-            }
-        }
-        self.negative_soa_sigs = sigs.into_boxed_slice();
-        Ok(())
     }
 }
 
