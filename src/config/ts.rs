@@ -336,13 +336,17 @@ impl<'de> Deserialize<'de> for ZoneList {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ZoneList, A::Error> {
                 let mut list = ZoneList::default();
                 list.files.reserve(seq.size_hint().unwrap_or(0));
-                while let Some(entry) = seq.next_element::<Entry>()? {
-                    match entry {
-                        Entry::File(f) => list.files.push(f),
-                        Entry::Secondary(s) => list.secondaries.push(s),
+                loop {
+                    match seq.next_element::<Entry>() {
+                        Ok(Some(Entry::File(f))) => list.files.push(f),
+                        Ok(Some(Entry::Secondary(s))) => list.secondaries.push(s),
+                        Ok(None) => return Ok(list),
+                        // Raised again here, with no place of its own: the
+                        // error is placed at `zones` (its line and key), as
+                        // the untagged enum placed it, and says what is wrong.
+                        Err(e) => return Err(de::Error::custom(e.to_string().trim_end())),
                     }
                 }
-                Ok(list)
             }
         }
         enum Entry {
