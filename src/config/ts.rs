@@ -362,7 +362,9 @@ impl<'de> Deserialize<'de> for ZoneList {
         impl<'de> Visitor<'de> for OneEntry {
             type Value = Entry;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a zone file's path, or { name, primary, xfr_key } for a secondary zone")
+                f.write_str(
+                    "a zone file's path, or { name, primary, xfr_key } for a secondary zone",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Entry, E> {
                 Ok(Entry::File(PathBuf::from(v)))
@@ -371,7 +373,8 @@ impl<'de> Deserialize<'de> for ZoneList {
                 Ok(Entry::File(PathBuf::from(v)))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Entry, A::Error> {
-                SecondaryZoneConfig::deserialize(MapAccessDeserializer::new(map)).map(Entry::Secondary)
+                SecondaryZoneConfig::deserialize(MapAccessDeserializer::new(map))
+                    .map(Entry::Secondary)
             }
         }
         d.deserialize_seq(Entries)

@@ -933,8 +933,12 @@ mod tests {
             vec![table.clone(), master.clone()],
         ] {
             for threads in [1, 2] {
-                let settings =
-                    TsSettings::serving(format!("merge-{threads}"), files.clone(), origin.clone(), 300);
+                let settings = TsSettings::serving(
+                    format!("merge-{threads}"),
+                    files.clone(),
+                    origin.clone(),
+                    300,
+                );
                 let catalog =
                     super::spread::with_threads(threads, || load_catalog(&settings, 1)).unwrap();
                 assert_eq!(catalog.zones().len(), 1);

@@ -152,10 +152,7 @@ impl TableServer {
             &settings.zones,
             std::env::var_os("STATE_DIRECTORY"),
         );
-        let (saved, saved_text) = serial_state
-            .as_deref()
-            .and_then(serials::read_text)
-            .unzip();
+        let (saved, saved_text) = serial_state.as_deref().and_then(serials::read_text).unzip();
         let same_files = match (&saved, &contents) {
             (Some(saved), Some(c)) => saved.files == serials::files_hash(c, settings.ttl),
             _ => false,

@@ -5,10 +5,6 @@
 //! `ns1.example.` and `hostmaster.example.`), and more of a signed negative
 //! answer fits a small UDP size.
 
-use hickory_proto::rr::{RData, RecordType};
-
-use super::encode::rdata_into;
-use crate::ts::source::BuildError;
 use crate::ts::wire::{push_name_ref, uncompressed_len};
 
 /// An SOA record, owner aside, kept in the parts an answer assembles: as
@@ -123,50 +119,6 @@ fn split<'a>(name: &'a [u8], origin_key: &[u8]) -> (&'a [u8], bool) {
         at += 1 + usize::from(name[at]);
     }
     (name, false)
-}
-
-/// The zone's SOA compiled for answers ([`SoaWire`]) and its RRSIGs for
-/// negative answers.
-impl super::Zone {
-    /// Encodes the SOA records served in answers and negative answers.
-    pub(super) fn compile_soa(&mut self) -> Result<(), BuildError> {
-        let mut rdata = Vec::with_capacity(64);
-        rdata_into(&self.soa, &mut rdata)?;
-        self.compile_soa_wire(&rdata, true)
-    }
-
-    /// [`Zone::compile_soa`] from the SOA's RDATA in wire form, `rdata`
-    /// (as read from the file: the bytes hickory's SOA, decoded from them,
-    /// encodes to); its RRSIGs looked up only when `signatures` (the zone
-    /// holds an RRSIG).
-    pub(super) fn compile_soa_wire(&mut self, rdata: &[u8], signatures: bool) -> Result<(), BuildError> {
-        let minimum = match &self.soa {
-            RData::SOA(s) => s.minimum,
-            _ => self.soa_ttl,
-        };
-        let soa = u16::from(RecordType::SOA);
-        let negative_ttl = self.soa_ttl.min(minimum);
-        self.soa_record = SoaWire::new((self.soa_ttl, negative_ttl), rdata, &self.origin_key)
-            .ok_or_else(|| BuildError::Encode {
-                rtype: RecordType::SOA,
-                reason: "not two names and five numbers".into(),
-            })?;
-        // The SOA's RRSIGs as a negative answer serves them: with the
-        // SOA's lowered TTL (RFC 4035 §3.1.3, RFC 2308 §3).
-        let mut sigs = Vec::new();
-        let set = signatures
-            .then(|| self.store.get(&self.origin_key).and_then(|e| e.sigs(soa)))
-            .flatten();
-        if let Some(set) = set {
-            for r in set.records() {
-                sigs.extend_from_slice(&r[..4]);
-                sigs.extend_from_slice(&negative_ttl.to_be_bytes());
-                sigs.extend_from_slice(&r[8..]);
-            }
-        }
-        self.negative_soa_sigs = sigs.into_boxed_slice();
-        Ok(())
-    }
 }
 
 #[cfg(test)]

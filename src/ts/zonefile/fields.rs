@@ -786,7 +786,9 @@ mod tests {
                 assert_eq!(type_code(spelled.as_bytes()), Some(*code), "{spelled}");
             }
         }
-        for word in ["\x01", "N\x13", "\x0ds", "AA", "AAA", "AAAAA", "SO", "TX", "NSX", "CNAM"] {
+        for word in [
+            "\x01", "N\x13", "\x0ds", "AA", "AAA", "AAAAA", "SO", "TX", "NSX", "CNAM",
+        ] {
             assert_eq!(type_code(word.as_bytes()), None, "{word:?}");
         }
         for raw in [&[0x01u8][..], &[b'N', 0x13], &[0x0e, b'S'], &[0x0d, 0x18]] {

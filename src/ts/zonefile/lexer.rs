@@ -487,7 +487,12 @@ mod tests {
             got,
             vec![
                 (1, 1, false, words(&["$ORIGIN", "z.test."])),
-                (3, 4, false, words(&["@", "SOA", "ns1", "h", "1", "2", "3", "4", "5"])),
+                (
+                    3,
+                    4,
+                    false,
+                    words(&["@", "SOA", "ns1", "h", "1", "2", "3", "4", "5"])
+                ),
                 (5, 5, true, words(&["A", "192.0.2.1"])),
                 (7, 7, false, words(&["www", "A", "192.0.2.2"])),
                 (8, 8, false, words(&["t", "TXT", "\"a b\""])),

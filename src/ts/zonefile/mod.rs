@@ -660,7 +660,8 @@ ns1 IN A 192.0.2.53
         );
         // A bad owner leaves the one before in force for a blank owner, and
         // the same bad owner again is refused again.
-        let text = format!("{HEAD}www A 192.0.2.1\nw..x A 192.0.2.2\n A 192.0.2.3\nw..x A 192.0.2.4\n");
+        let text =
+            format!("{HEAD}www A 192.0.2.1\nw..x A 192.0.2.2\n A 192.0.2.3\nw..x A 192.0.2.4\n");
         let file = Path::new("z.zone");
         let problems: Vec<String> = read_master(text.as_bytes(), file, None, MAX_PROBLEMS)
             .problems
