@@ -205,9 +205,10 @@ fn load_with(
     // Room for a zone a file at once (a TS of 100,000 zones copied its
     // builders, each a few hundred bytes, at every doubling).
     let files = settings.zones.len();
-    // Boxed: a builder is moved from the thread that made it to this one and
-    // on to the one that compiles it (hundreds of bytes copied each time).
-    let mut builders: Vec<Box<ZoneBuilder>> = Vec::with_capacity(files);
+    // In one vector, not boxed one by one: 100,000 boxes freed after the
+    // compile left their memory in the middle of the heap, kept (the
+    // parsed file is boxed instead, for its moves between threads).
+    let mut builders: Vec<ZoneBuilder> = Vec::with_capacity(files);
     // By builder: the first master file and the first PROJ table in it.
     let mut sources = Vec::with_capacity(files);
     // By origin (lower-cased), the builder's index: a TS of 100,000 zones
@@ -217,7 +218,7 @@ fn load_with(
     /// The builder of the zone at `origin` (whose key is `key`, when made
     /// already), made when new.
     fn builder_for(
-        builders: &mut Vec<Box<ZoneBuilder>>,
+        builders: &mut Vec<ZoneBuilder>,
         sources: &mut Sources,
         by_origin: &mut HashMap<Box<[u8]>, usize>,
         (origin, key): (&Name, Option<&[u8]>),
@@ -231,12 +232,7 @@ fn load_with(
             return b;
         }
         by_origin.insert(key.as_slice().into(), builders.len());
-        builders.push(Box::new(ZoneBuilder::with_room(
-            origin.clone(),
-            key,
-            records,
-            rdata,
-        )));
+        builders.push(ZoneBuilder::with_room(origin.clone(), key, records, rdata));
         sources.push((None, None));
         builders.len() - 1
     }
@@ -362,7 +358,7 @@ fn load_with(
         let mut noted = Vec::new();
         // Only a zone with RRSIGs can be signed in its file.
         let signatures = b.has_signatures();
-        let zone = (*b).finish_noting(
+        let zone = b.finish_noting(
             &settings.zones,
             |origin, apex_ns| synth_soa(origin, apex_ns, ttl, serial),
             &mut noted,
@@ -452,7 +448,7 @@ struct Parsed {
     records: zonefile::WireRecords,
     /// The records added to a builder of their own (`None` without a key):
     /// the zone's, unless another file began it already.
-    built: Option<Result<Box<ZoneBuilder>, ZoneError>>,
+    built: Option<Result<ZoneBuilder, ZoneError>>,
     signed: Vec<crate::ts::source::SourceRecord>,
     warnings: Vec<String>,
 }
@@ -494,7 +490,7 @@ fn parse_bytes(
         for rec in records.iter() {
             b.add_read(index, file, &rec)?;
         }
-        Ok(Box::new(b))
+        Ok(b)
     });
     Ok(Box::new(Parsed {
         content: content(bytes),
@@ -518,7 +514,7 @@ fn parse_bytes(
 /// (both places named).
 fn add_services(
     settings: &TsSettings,
-    builders: &mut [Box<ZoneBuilder>],
+    builders: &mut [ZoneBuilder],
     by_origin: &HashMap<Box<[u8]>, usize>,
 ) -> Result<Vec<(usize, usize)>, ZoneError> {
     use hickory_proto::rr::RData;
