@@ -137,12 +137,10 @@ impl Worker {
     /// client socket set up for it (`Worker::new`).
     pub(super) fn may_block(&mut self) -> bool {
         self.block_ok
-            && !self.stopping
+            && self.taking()
             && self.flights.len == 0
             && self.late.len == 0
             && self.delayed.len == 0
-            && self.client_watch.read
-            && self.paused_until.is_none()
             && !self.sending()
             && self.next_timer().is_none()
     }
@@ -161,6 +159,13 @@ impl Worker {
         let got = slots.recv_waiting(&self.client);
         self.stopping |= self.poller.stop().is_set();
         got
+    }
+
+    /// Whether client queries are taken: not stopping, client reads
+    /// watched (not held back by pending answers), not paused after a
+    /// receive error.
+    fn taking(&self) -> bool {
+        !self.stopping && self.client_watch.read && self.paused_until.is_none()
     }
 
     /// Whether a send is pending: a full socket left messages queued.
@@ -243,7 +248,7 @@ impl Worker {
         // Told to read no more (the LS is stopping, `/ready` may say so
         // already): checked here, right before the read, each round.
         self.stopping |= self.balancer.udp_reads_closed();
-        let taking = !self.stopping && self.client_watch.read && self.paused_until.is_none();
+        let taking = self.taking();
         match read {
             Some(got) if taking => self.on_clients(&mut slots.client, got),
             Some(_) => {}
