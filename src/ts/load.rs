@@ -15,7 +15,7 @@ use super::dnssec::presigned;
 use super::publish;
 use super::settings::TsSettings;
 use super::settle::{FileHash, FileMemo, FileStamp, content};
-use super::source::{ZoneError, read_bytes};
+use super::source::{ZoneError, read_bytes, with_file_bytes};
 use super::zone::{Catalog, Zone, ZoneBuilder};
 use super::{spread, table, zonefile};
 
@@ -205,6 +205,9 @@ fn load_with(
     // Room for a zone a file at once (a TS of 100,000 zones copied its
     // builders, each a few hundred bytes, at every doubling).
     let files = settings.zones.len();
+    // In one vector, not boxed one by one: 100,000 boxes freed after the
+    // compile left their memory in the middle of the heap, kept (the
+    // parsed file is boxed instead, for its moves between threads).
     let mut builders: Vec<ZoneBuilder> = Vec::with_capacity(files);
     // By builder: the first master file and the first PROJ table in it.
     let mut sources = Vec::with_capacity(files);
@@ -219,7 +222,7 @@ fn load_with(
         sources: &mut Sources,
         by_origin: &mut HashMap<Box<[u8]>, usize>,
         (origin, key): (&Name, Option<&[u8]>),
-        records: usize,
+        (records, rdata): (usize, usize),
     ) -> usize {
         let key = match key {
             Some(k) => k.to_vec(),
@@ -229,7 +232,7 @@ fn load_with(
             return b;
         }
         by_origin.insert(key.as_slice().into(), builders.len());
-        builders.push(ZoneBuilder::with_key(origin.clone(), key, records));
+        builders.push(ZoneBuilder::with_room(origin.clone(), key, records, rdata));
         sources.push((None, None));
         builders.len() - 1
     }
@@ -238,16 +241,20 @@ fn load_with(
     let mut file_origins = Vec::with_capacity(settings.zones.len());
     let mut contents = Vec::with_capacity(settings.zones.len());
     let threads = spread::threads();
-    // Master files are read and parsed on every core the process may use,
-    // a batch at a time (a batch waits here as records); their records then
-    // join their zones on this thread in file order, so the error returned
-    // is the first in file order, as when one thread reads them all.
+    // Master files are read, parsed and each made into its zone's builder
+    // on every core the process may use, a batch at a time (a batch waits
+    // here as records and builders); this thread takes them in file order,
+    // so the error returned is the first in file order, as when one thread
+    // reads them all. A file whose zone another file began already (the
+    // same origin) joins that zone here, its records added again.
     let batch = 64 * threads;
-    let to_read = |i: usize| {
-        zonefile::is_master_file(&settings.zones[i])
-            && !matches!(keep.by_file.get(i), Some(Some(_)))
-    };
-    let mut parsed: std::collections::VecDeque<(usize, Result<Parsed, ZoneError>)> =
+    let master: Vec<bool> = settings
+        .zones
+        .iter()
+        .map(|f| zonefile::is_master_file(f))
+        .collect();
+    let to_read = |i: usize| master[i] && !matches!(keep.by_file.get(i), Some(Some(_)));
+    let mut parsed: std::collections::VecDeque<(usize, Result<Box<Parsed>, ZoneError>)> =
         std::collections::VecDeque::new();
     for (i, file) in settings.zones.iter().enumerate() {
         if let Some(&Some((k, seen))) = keep.by_file.get(i) {
@@ -256,49 +263,68 @@ fn load_with(
             contents.push(Some(seen));
             continue;
         }
-        if zonefile::is_master_file(file) {
+        if master[i] {
             if parsed.front().is_none_or(|(at, _)| *at != i) {
                 let next: Vec<usize> = (i..settings.zones.len())
                     .filter(|&j| to_read(j))
                     .take(batch)
                     .collect();
                 parsed = spread::in_parallel(next, threads, |j| {
-                    (j, parse_file(&settings.zones[j], &settings.origin))
+                    (j, parse_file(j, &settings.zones[j], &settings.origin))
                 })
                 .into();
             }
             let read = match parsed.pop_front() {
                 Some((_, read)) => read,
-                None => parse_file(file, &settings.origin),
+                None => parse_file(i, file, &settings.origin),
             };
             let Parsed {
                 content,
                 origin,
+                key,
                 records,
+                built,
                 signed,
                 warnings: noted,
-            } = read?;
+            } = *read?;
             contents.push(Some(content));
             warnings.extend(noted);
-            let key: Option<Box<[u8]>> = super::zone::key_of(&origin).ok().map(Into::into);
             if key.as_ref().is_some_and(|k| keep.origins.contains(&k[..])) {
                 return Ok(None);
             }
-            let b = builder_for(
-                &mut builders,
-                &mut sources,
-                &mut by_origin,
-                (&origin, key.as_deref()),
-                records.len(),
-            );
-            file_origins.push(key);
-            warnings.extend(presigned::warnings(file, &signed, unix_now()));
-            warnings.extend(presigned::nsec3_params(file, &origin, &signed)?);
-            sources[b].0.get_or_insert(i);
-            builders[b].reserve_rdata(records.data_len());
-            for rec in records.iter() {
-                builders[b].add_read(i, file, &rec)?;
+            let known = key.as_deref().and_then(|k| by_origin.get(k).copied());
+            // A zone that is not signed in its file (most) has nothing to
+            // warn of, nor any NSEC3 parameters.
+            if !signed.is_empty() {
+                warnings.extend(presigned::warnings(file, &signed, unix_now()));
+                warnings.extend(presigned::nsec3_params(file, &origin, &signed)?);
             }
+            let b = match (known, built, &key) {
+                // A new zone: the builder made where the file was parsed.
+                (None, Some(built), Some(k)) => {
+                    let built = built?;
+                    by_origin.insert(k.clone(), builders.len());
+                    builders.push(built);
+                    sources.push((None, None));
+                    builders.len() - 1
+                }
+                _ => {
+                    let b = builder_for(
+                        &mut builders,
+                        &mut sources,
+                        &mut by_origin,
+                        (&origin, key.as_deref()),
+                        (records.len(), records.data_len()),
+                    );
+                    builders[b].reserve_rdata(records.data_len());
+                    for rec in records.iter() {
+                        builders[b].add_read(i, file, &rec)?;
+                    }
+                    b
+                }
+            };
+            sources[b].0.get_or_insert(i);
+            file_origins.push(key);
         } else {
             // Read once: parsed, and fingerprinted from the same bytes.
             let bytes = read_bytes(file)?;
@@ -309,7 +335,7 @@ fn load_with(
                 &mut sources,
                 &mut by_origin,
                 (&table_origin, None),
-                0,
+                (0, 0),
             );
             sources[b].1.get_or_insert(i);
             let builder = &mut builders[b];
@@ -322,25 +348,31 @@ fn load_with(
     let compiled = builders.len();
     let mut zones = Vec::with_capacity(builders.len() + keep.zones.len());
     let mut origins = Vec::with_capacity(builders.len() + keep.zones.len());
+    // By zone, whether it is signed in its files: asked once a zone (a
+    // lookup of its apex), for the checks below and `without_cut`.
+    let mut presigned = Vec::with_capacity(builders.len() + keep.zones.len());
     // Each zone compiled on its own (spread over the cores); what follows
     // takes them in order, so the first error is the one of the first zone.
     let ttl = settings.ttl;
     let finished = spread::in_parallel(builders, threads, |b| {
         let mut noted = Vec::new();
+        // Only a zone with RRSIGs can be signed in its file.
+        let signatures = b.has_signatures();
         let zone = b.finish_noting(
             &settings.zones,
             |origin, apex_ns| synth_soa(origin, apex_ns, ttl, serial),
             &mut noted,
         );
-        (zone, noted)
+        (zone, noted, signatures)
     });
-    for (i, ((zone, noted), files)) in finished.into_iter().zip(sources).enumerate() {
+    for (i, ((zone, noted, signatures), files)) in finished.into_iter().zip(sources).enumerate() {
         warnings.extend(noted);
         let zone = zone?;
+        let signed = signatures && zone.is_presigned();
         // A table merged into a zone signed in its file would be served
         // with no signatures and no denial: bogus to validators.
         if let (Some(master), Some(table)) = files
-            && zone.is_presigned()
+            && signed
         {
             let name = |i: usize| settings.zones.get(i).cloned().unwrap_or_default();
             return Err(ZoneError::Shared {
@@ -355,9 +387,7 @@ fn load_with(
                 ),
             });
         }
-        if zone.is_presigned()
-            && let Some(s) = with_services.iter().find(|(_, b)| *b == i)
-        {
+        if signed && let Some(s) = with_services.iter().find(|(_, b)| *b == i) {
             return Err(service_error(
                 &settings.services[s.0],
                 format!(
@@ -369,11 +399,13 @@ fn load_with(
         }
         zones.push(zone);
         origins.push(files);
+        presigned.push(signed);
     }
     // The zones kept from the last load: master files only.
     for &(zone, _, first) in &keep.zones {
         zones.push(zone.clone());
         origins.push((Some(first), None));
+        presigned.push(zone.is_presigned());
     }
     if let Some(cat) = &settings.catalog {
         let members: Vec<Name> = zones.iter().map(|z| z.origin().clone()).collect();
@@ -386,12 +418,14 @@ fn load_with(
         if let Some(at) = zones.iter().position(|z| z.origin() == cat) {
             zones.remove(at);
             origins.remove(at);
+            presigned.remove(at);
         }
+        presigned.push(zone.is_presigned());
         zones.push(zone);
         origins.push((None, None));
     }
     let ts_signs = settings.dnssec.is_some();
-    if let Some((child, parent)) = without_cut(&zones, ts_signs) {
+    if let Some((child, parent)) = without_cut(&zones, &presigned, ts_signs) {
         return Err(below_signed(settings, &zones, &origins, child, parent));
     }
     Ok(Some(LoadedCatalog {
@@ -403,33 +437,70 @@ fn load_with(
 }
 
 /// A master file read and parsed (on any thread): the content read, the
-/// zone's origin and records, its DNSSEC records decoded (the checks of a
-/// pre-signed zone read them), and the file's warnings.
+/// zone's origin (and its key, lower-cased wire form) and records, its
+/// zone's builder holding them (or the first record it refused), its DNSSEC
+/// records decoded (the checks of a pre-signed zone read them), and the
+/// file's warnings.
 struct Parsed {
     content: FileHash,
     origin: Name,
+    key: Option<Box<[u8]>>,
     records: zonefile::WireRecords,
+    /// The records added to a builder of their own (`None` without a key):
+    /// the zone's, unless another file began it already.
+    built: Option<Result<ZoneBuilder, ZoneError>>,
     signed: Vec<crate::ts::source::SourceRecord>,
     warnings: Vec<String>,
 }
 
-/// Reads the master file `file` once (its bytes parsed and fingerprinted),
-/// `origin` the TS's (see `zonefile::parse_master_noting`).
-fn parse_file(file: &std::path::Path, origin: &Name) -> Result<Parsed, ZoneError> {
+/// Reads the master file `file` (index `index` in the TS's list) once
+/// (its bytes parsed and fingerprinted) and adds its records to a builder
+/// of their zone, `origin` the TS's (see `zonefile::parse_master_noting`).
+fn parse_file(
+    index: usize,
+    file: &std::path::Path,
+    origin: &Name,
+) -> Result<Box<Parsed>, ZoneError> {
+    with_file_bytes(file, |bytes| parse_bytes(index, file, bytes, origin))
+}
+
+/// [`parse_file`] of the bytes read from `file`.
+fn parse_bytes(
+    index: usize,
+    file: &std::path::Path,
+    bytes: &[u8],
+    origin: &Name,
+) -> Result<Box<Parsed>, ZoneError> {
     use super::zone::rtype::{NSEC, NSEC3, NSEC3PARAM, RRSIG};
-    let bytes = read_bytes(file)?;
     let mut warnings = Vec::new();
-    let (origin, records) = zonefile::parse_master_noting(&bytes, file, origin, &mut warnings)?;
+    let (origin, records) = zonefile::parse_master_noting(bytes, file, origin, &mut warnings)?;
     let signed = records
         .source_records(|r| matches!(r.rtype, RRSIG | NSEC | NSEC3 | NSEC3PARAM))
         .map_err(|(line, msg)| ZoneError::line(file, line, msg))?;
-    Ok(Parsed {
-        content: content(&bytes),
+    // The origin is the SOA's owner (zonefile's check): its key is that
+    // owner lower-cased, with no round trip through hickory's name.
+    let soa = super::zone::rtype::SOA;
+    let key = match records.iter().find(|r| r.rtype == soa) {
+        Some(r) => Some(r.owner.to_ascii_lowercase()),
+        None => super::zone::key_of(&origin).ok(),
+    };
+    let boxed = key.as_deref().map(Box::<[u8]>::from);
+    let built = key.map(|k| {
+        let mut b = ZoneBuilder::with_room(origin.clone(), k, records.len(), records.data_len());
+        for rec in records.iter() {
+            b.add_read(index, file, &rec)?;
+        }
+        Ok(b)
+    });
+    Ok(Box::new(Parsed {
+        content: content(bytes),
         origin,
+        key: boxed,
         records,
+        built,
         signed,
         warnings,
-    })
+    }))
 }
 
 /// Adds every `[[ts.service]]` of `settings` to the zone holding its name
@@ -579,11 +650,11 @@ fn service_error(s: &crate::config::ServiceConfig, msg: String) -> ZoneError {
 /// Each zone's ancestors are looked up by name among the signed zones, so
 /// the check costs the zones times their depth, not the zones squared (a TS
 /// of 100,000 zones).
-fn without_cut(zones: &[Zone], ts_signs: bool) -> Option<(usize, usize)> {
+fn without_cut(zones: &[Zone], presigned: &[bool], ts_signs: bool) -> Option<(usize, usize)> {
     let signed: HashMap<Name, usize> = zones
         .iter()
         .enumerate()
-        .filter(|(_, z)| ts_signs || z.is_presigned())
+        .filter(|(i, _)| ts_signs || presigned.get(*i).copied().unwrap_or(false))
         .map(|(i, z)| (z.origin().to_lowercase(), i))
         .collect();
     if signed.is_empty() {
@@ -838,6 +909,64 @@ mod tests {
         let one = zones(1);
         assert_eq!(one.len(), 300);
         assert_eq!(zones(4), one);
+    }
+
+    /// A PROJ table and a master file of one origin make one zone, in
+    /// either order and on any threads (the master file's records join
+    /// the builder the table began, or the table's join the one made where
+    /// the file was parsed); a second master file of that origin is refused
+    /// at its SOA, as one thread refused it.
+    #[test]
+    fn a_table_and_a_master_file_of_one_origin_make_one_zone_in_either_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let master = dir.path().join("z0.zone");
+        std::fs::write(&master, zone_text(0, 7, "192.0.2.1")).unwrap();
+        let table = dir.path().join("t.txt");
+        std::fs::write(&table, "extra.z0.test 192.0.2.9 A\n").unwrap();
+        let origin: Name = "z0.test.".parse().unwrap();
+        for files in [
+            vec![master.clone(), table.clone()],
+            vec![table.clone(), master.clone()],
+        ] {
+            for threads in [1, 2] {
+                let settings = TsSettings::serving(
+                    format!("merge-{threads}"),
+                    files.clone(),
+                    origin.clone(),
+                    300,
+                );
+                let catalog =
+                    super::spread::with_threads(threads, || load_catalog(&settings, 1)).unwrap();
+                assert_eq!(catalog.zones().len(), 1);
+                let zone = &catalog.zones()[0];
+                assert_eq!(zone.serial(), 7, "the master file's SOA");
+                let names: Vec<String> = zone
+                    .records()
+                    .iter()
+                    .map(|(n, _, _)| n.to_ascii())
+                    .collect();
+                for want in ["extra.z0.test.", "www.z0.test."] {
+                    assert!(names.iter().any(|n| n == want), "{want}: {names:?}");
+                }
+            }
+        }
+        let again = dir.path().join("z0-again.zone");
+        std::fs::write(&again, zone_text(0, 8, "192.0.2.2")).unwrap();
+        for threads in [1, 2] {
+            let settings = TsSettings::serving(
+                format!("twice-{threads}"),
+                vec![master.clone(), again.clone()],
+                Name::root(),
+                300,
+            );
+            let err = super::spread::with_threads(threads, || load_catalog(&settings, 1))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("{}:2: ", again.display())),
+                "{threads} threads: {err}"
+            );
+        }
     }
 
     /// Zone `z{i}.test.` of a master file: SOA at `serial`, NS, glue, `www` at `www`.

@@ -91,13 +91,10 @@ impl Saved {
 
     /// The file's text.
     pub fn render(&self) -> String {
-        let mut out = format!(
-            "# dnslb ts: serials of the SOAs it makes up; do not edit\nfiles {:016x}\n",
-            self.files
-        );
+        let mut out = head(self.files);
         for (origin, serial) in &self.serials {
             // Into the one String (no String a zone: 100,000 of them).
-            let _ = writeln!(out, "zone {origin} {serial}");
+            push_zone(&mut out, |o| o.push_str(origin), *serial);
         }
         out
     }
@@ -123,6 +120,63 @@ impl Saved {
         saved.files = files?;
         Some(saved)
     }
+}
+
+/// The state file's first lines: what it is, and [`files_hash`] `files`;
+/// [`push_zone`] appends each zone's line.
+pub fn head(files: u64) -> String {
+    format!("# dnslb ts: serials of the SOAs it makes up; do not edit\nfiles {files:016x}\n")
+}
+
+/// Appends a zone's line to a state file's text: its origin as `origin`
+/// writes it (lower case, as text: see [`push_origin`]) and its serial.
+pub fn push_zone(out: &mut String, origin: impl FnOnce(&mut String), serial: u32) {
+    out.push_str("zone ");
+    origin(out);
+    let _ = writeln!(out, " {serial}");
+}
+
+/// Appends the text of the lower-cased wire name `key` (a zone's origin as
+/// its index keys it) as hickory's `Name::to_ascii` writes it, lower-cased
+/// (the state file's spelling), when each of its bytes writes as itself
+/// there: letters, digits, `_`, and `-` or `*` where hickory keeps them
+/// (`-` past a label's first byte, `*` as its first). `false`, and `out`
+/// as it was, for any other name (the caller writes hickory's text): a
+/// state file of 100,000 zones spells each origin with no `String` of its
+/// own.
+pub fn push_origin(out: &mut String, key: &[u8]) -> bool {
+    let start = out.len();
+    if key == [0] {
+        out.push('.');
+        return true;
+    }
+    let mut at = 0;
+    while let Some(&len) = key.get(at) {
+        if len == 0 {
+            return at + 1 == key.len();
+        }
+        let Some(label) = key.get(at + 1..at + 1 + usize::from(len)) else {
+            out.truncate(start);
+            return false;
+        };
+        for (i, &c) in label.iter().enumerate() {
+            let plain = c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || c == b'_'
+                || (c == b'-' && i > 0)
+                || (c == b'*' && i == 0);
+            if !plain {
+                out.truncate(start);
+                return false;
+            }
+            out.push(char::from(c));
+        }
+        out.push('.');
+        at += 1 + usize::from(len);
+    }
+    // No root byte at the end: not a name.
+    out.truncate(start);
+    false
 }
 
 /// One hash of the zone files' contents (each one's length and hash, as read) and of
@@ -179,7 +233,23 @@ pub fn state_path(name: &str, zones: &[PathBuf], state_dir: Option<OsString>) ->
 
 /// The state in `path`, if there is one that reads.
 pub fn read(path: &Path) -> Option<Saved> {
-    Saved::parse(&std::fs::read_to_string(path).ok()?)
+    read_text(path).map(|(saved, _)| saved)
+}
+
+/// [`read`], with the file's text (a state rendered the same is not
+/// written again).
+pub fn read_text(path: &Path) -> Option<(Saved, String)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some((Saved::parse(&text)?, text))
+}
+
+/// Writes the state file text `text` (as [`Saved::render`] makes it) to
+/// `path`, as [`write`] does.
+///
+/// # Errors
+/// As [`write`].
+pub fn write_text(path: &Path, text: &str) -> std::io::Result<()> {
+    replace_file(path, text.as_bytes())
 }
 
 /// Writes `saved` to `path` atomically: a temporary file in the same
@@ -218,6 +288,55 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The origins written from their keys read as hickory's text of them
+    /// does, lower-cased; any other name is left to hickory's text.
+    #[test]
+    fn an_origin_is_spelled_from_its_key_as_hickory_spells_it() {
+        use hickory_proto::rr::Name;
+        // By their labels (hickory's text parser refuses some of these).
+        let names: [&[&[u8]]; 13] = [
+            &[],
+            &[&b"z0"[..], &b"test"[..]],
+            &[&b"Example"[..], &b"COM"[..]],
+            &[&b"_sip"[..], &b"_tcp"[..], &b"example"[..]],
+            &[&b"*"[..], &b"wild"[..], &b"example"[..]],
+            &[&b"a-b"[..], &b"c-d"[..], &b"example"[..]],
+            &[&b"xn--bcher-kva"[..], &b"example"[..]],
+            &[&b"-lead"[..], &b"example"[..]],
+            &[&b"a*b"[..], &b"example"[..]],
+            &[&b"sp ace"[..], &b"example"[..]],
+            &[&b"dot.ted"[..], &b"example"[..]],
+            &[&b"caf\xe9"[..], &b"example"[..]],
+            &[&b"semi;colon"[..], &b"example"[..]],
+        ];
+        // Names of letters, digits, `_`, inner `-` and a leading `*`: spelled
+        // from the key; the others left to hickory.
+        let plain = 7;
+        for (n, labels) in names.iter().enumerate() {
+            let mut name = if labels.is_empty() {
+                Name::root()
+            } else {
+                Name::from_labels(labels.iter().copied()).unwrap()
+            };
+            name.set_fqdn(true);
+            let key = crate::ts::zone::key_of(&name).unwrap();
+            let mut want = name.to_ascii();
+            want.make_ascii_lowercase();
+            let mut out = String::from("before ");
+            let spelled = push_origin(&mut out, &key);
+            assert_eq!(spelled, n < plain, "{want}");
+            if spelled {
+                assert_eq!(out, format!("before {want}"), "{want}");
+            } else {
+                assert_eq!(out, "before ", "{want}: left as it was");
+            }
+        }
+        for key in [&b"\x03abc"[..], b"\x05ab\x00", b""] {
+            let mut out = String::new();
+            assert!(!push_origin(&mut out, key) && out.is_empty(), "{key:?}");
+        }
+    }
 
     #[test]
     fn the_next_serial_is_always_newer_and_follows_the_clock_when_it_can() {

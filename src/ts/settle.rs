@@ -1,7 +1,9 @@
 //! Zone files read only while nobody rewrites them, and what a load knew of
 //! each file for the next reload ([`Seen`]). A file's [`FileStamp`] (one `stat`:
 //! device, inode, length, modified and changed times) is taken before a
-//! read and again a moment after it; the bytes are read once, for
+//! read and again after it (a moment after, [`SETTLE`], when a file changed
+//! within [`RACY`] of the first look: a writer may be at work on it); the
+//! bytes are read once, for
 //! parsing, and their hash ([`content`]) taken from that same read. A read
 //! during which a file changed in place is never served.
 //!
@@ -78,7 +80,23 @@ impl FileStamp {
 
 /// Each file's [`FileStamp`], one `stat` a file.
 fn stamps(files: &[PathBuf]) -> Vec<Option<FileStamp>> {
-    files.iter().map(|f| FileStamp::of(f)).collect()
+    per_file(files.len(), |i| FileStamp::of(&files[i]))
+}
+
+/// Files past which their looks are spread over the cores ([`per_file`]).
+const MANY_FILES: usize = 4096;
+
+/// `f` of each file's index, in order: on every core the process may use
+/// (`spread.rs`) when there are [`MANY_FILES`] or more (a TS of 100,000
+/// zone files looks at each twice a load: a tenth of its start, one
+/// thread's), else on this thread.
+fn per_file<R: Send>(files: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    let threads = if files >= MANY_FILES {
+        super::spread::threads()
+    } else {
+        1
+    };
+    super::spread::in_parallel((0..files).collect(), threads, f)
 }
 
 /// The files' stamps, and when they were taken (a stamp changed within
@@ -212,7 +230,7 @@ pub(super) fn read_settled<T>(
             .unwrap_or_else(|| Look::now(files));
         let result = read(&before);
         let contents = result.as_ref().ok().map(|(_, c)| &c[..]);
-        if !settle.is_zero() {
+        if !settle.is_zero() && needs_settle(&before, looked) {
             // A writer between truncating a file and writing the rest leaves
             // a short file that a quick read sees unchanged (and the file's
             // time is no sure sign of it): look a moment later. One look
@@ -255,6 +273,19 @@ pub(super) fn read_settled<T>(
     })
 }
 
+/// Whether a read of files whose stamps were `before` (taken at `looked`)
+/// must wait [`SETTLE`] before the look that confirms it: when one of them
+/// changed within [`RACY`] of the look (a writer may sit between truncating
+/// it and writing the rest), or could not be looked at. A file changed
+/// longer ago than that was not being written when looked at; a write
+/// that starts after the look moves its `ctime` (which nothing sets back)
+/// away from the one seen, and the look after the read finds it with no
+/// pause. So a start from files left alone (every start but one racing a
+/// writer) pays no pause: 100 ms of a 100,000-zone start's 1.5 s.
+fn needs_settle(before: &[Option<FileStamp>], looked: i128) -> bool {
+    before.iter().any(|s| s.is_none_or(|s| s.racy(looked)))
+}
+
 /// Whether `files` are still as they were `before` a read (taken at
 /// `looked`): `None` when one changed in place (same inode, another stamp,
 /// or a racy one whose bytes are not the `contents` read); else, by file,
@@ -265,29 +296,28 @@ fn still(
     contents: Option<&[Option<FileHash>]>,
     looked: i128,
 ) -> Option<Vec<bool>> {
-    files
-        .iter()
-        .enumerate()
-        .map(|(i, file)| {
-            let now = FileStamp::of(file);
-            match (before.get(i).copied().flatten(), now) {
-                (Some(b), Some(n)) if b == n => {
-                    let read = contents.and_then(|c| c.get(i).copied().flatten());
-                    match read {
-                        // Its stamp may hide a write in the same tick.
-                        Some(read) if b.racy(looked) => match content_of(file) {
-                            Some(c) if c == read => Some(true),
-                            Some(_) => None,
-                            None => Some(false),
-                        },
-                        _ => Some(true),
-                    }
+    per_file(files.len(), |i| {
+        let file = &files[i];
+        let now = FileStamp::of(file);
+        match (before.get(i).copied().flatten(), now) {
+            (Some(b), Some(n)) if b == n => {
+                let read = contents.and_then(|c| c.get(i).copied().flatten());
+                match read {
+                    // Its stamp may hide a write in the same tick.
+                    Some(read) if b.racy(looked) => match content_of(file) {
+                        Some(c) if c == read => Some(true),
+                        Some(_) => None,
+                        None => Some(false),
+                    },
+                    _ => Some(true),
                 }
-                (Some(b), Some(n)) if b.same_file(&n) => None,
-                _ => Some(false),
             }
-        })
-        .collect()
+            (Some(b), Some(n)) if b.same_file(&n) => None,
+            _ => Some(false),
+        }
+    })
+    .into_iter()
+    .collect()
 }
 
 #[cfg(test)]
@@ -369,6 +399,70 @@ mod settle_tests {
         // Another stamp, the same bytes (renamed over, or written back).
         std::fs::write(&f, "aaaa").unwrap();
         assert!(seen(false, "aaaa").unchanged(&f, FileStamp::of(&f).as_ref()));
+    }
+
+    /// The pause before the second look is paid only when a file changed
+    /// within [`RACY`] of the first look (or could not be looked at): files
+    /// left alone are confirmed at once; a change during the read is still
+    /// found, and read again.
+    #[test]
+    fn the_settle_pause_is_paid_only_for_files_changed_just_before_the_look() {
+        let (_dir, f) = one_file("settled");
+        let files = vec![f.clone()];
+        let settle = Duration::from_millis(100);
+        let stamp = FileStamp::of(&f).unwrap();
+        let later = |s: &FileStamp| s.ctime + RACY.as_nanos() as i128 + 1;
+        let run = |look: Look, mut meanwhile: Box<dyn FnMut(usize)>| {
+            let mut pauses = Vec::new();
+            let mut reads = 0;
+            read_settled(
+                "t",
+                &files,
+                settle,
+                Some(look),
+                |_| {
+                    reads += 1;
+                    let text = std::fs::read_to_string(&f).unwrap();
+                    meanwhile(reads);
+                    let c = one(&text);
+                    Ok((text, c))
+                },
+                |d| pauses.push(d),
+            )
+            .unwrap();
+            (pauses, reads)
+        };
+        // Changed long before the look: no pause.
+        let old = Look {
+            at: later(&stamp),
+            stamps: vec![Some(stamp)],
+        };
+        assert_eq!(run(old, Box::new(|_| {})), (vec![], 1));
+        // Changed just before it (racy): the pause.
+        let fresh = Look {
+            at: stamp.ctime,
+            stamps: vec![Some(stamp)],
+        };
+        assert_eq!(run(fresh, Box::new(|_| {})), (vec![settle], 1));
+        // A file that could not be looked at: the pause.
+        let missing = Look {
+            at: later(&stamp),
+            stamps: vec![None],
+        };
+        assert_eq!(run(missing, Box::new(|_| {})), (vec![settle], 1));
+        // Old at the look, rewritten in place during the read: found
+        // without the pause, read again (then racy: paused).
+        let old = Look {
+            at: later(&stamp),
+            stamps: vec![Some(stamp)],
+        };
+        let g = f.clone();
+        let rewrite = Box::new(move |n: usize| {
+            if n == 1 {
+                std::fs::write(&g, "rewritten").unwrap();
+            }
+        });
+        assert_eq!(run(old, rewrite), (vec![READ_BACKOFF, settle], 2));
     }
 
     /// A read during which the file is rewritten (as a writer rewriting it

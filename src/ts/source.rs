@@ -245,25 +245,61 @@ fn cut(msg: String) -> String {
 
 /// Reads a whole file as bytes, mapping failure to [`ZoneError::Io`].
 pub(crate) fn read_bytes(file: &Path) -> Result<Vec<u8>, ZoneError> {
+    let mut bytes = Vec::new();
+    read_bytes_into(file, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// [`read_bytes`] into `bytes` (cleared first): a caller that reads many
+/// files keeps one buffer for them all (a TS of 100,000 zone files asked
+/// the allocator for 16 KiB a file, which made it sort its free lists
+/// each time).
+pub(crate) fn read_bytes_into(file: &Path, bytes: &mut Vec<u8>) -> Result<(), ZoneError> {
     use std::io::Read;
     let io = |e: std::io::Error| ZoneError::Io {
         file: file.to_path_buf(),
         msg: e.to_string(),
     };
+    bytes.clear();
     let mut f = std::fs::File::open(file).map_err(io)?;
     // A small file (a TS of 100,000 zones reads 100,000 of them) in one
     // read, with no `stat` for its size; a larger one sized by its `stat`.
-    let mut bytes = Vec::with_capacity(SMALL_FILE);
+    bytes.reserve(SMALL_FILE);
     (&mut f)
         .take(SMALL_FILE as u64)
-        .read_to_end(&mut bytes)
+        .read_to_end(bytes)
         .map_err(io)?;
     if bytes.len() == SMALL_FILE {
         let len = f.metadata().map_or(0, |m| m.len());
         bytes.reserve(usize::try_from(len).unwrap_or(0).saturating_sub(SMALL_FILE));
-        f.read_to_end(&mut bytes).map_err(io)?;
+        f.read_to_end(bytes).map_err(io)?;
     }
-    Ok(bytes)
+    Ok(())
+}
+
+/// The largest read buffer a thread keeps for its next file ([`with_file_bytes`]).
+const KEPT_BUFFER: usize = 1 << 20;
+
+/// `f` of the bytes of `file`, read into a buffer this thread keeps from
+/// one file to the next (see [`read_bytes_into`]); one grown past
+/// [`KEPT_BUFFER`] by a big file is let go after it.
+pub(crate) fn with_file_bytes<R>(
+    file: &Path,
+    f: impl FnOnce(&[u8]) -> Result<R, ZoneError>,
+) -> Result<R, ZoneError> {
+    thread_local! {
+        static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BYTES.with(|kept| {
+        // Taken out while in use: `f` may read another file on this thread.
+        let mut bytes = kept.take();
+        let result = read_bytes_into(file, &mut bytes).and_then(|()| f(&bytes));
+        if bytes.capacity() <= KEPT_BUFFER {
+            bytes.clear();
+            kept.replace(bytes);
+        }
+        result
+    })
 }
 
 /// Bytes read before a zone file's size is asked for.

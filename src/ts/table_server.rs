@@ -45,7 +45,9 @@ pub struct TableServer {
     /// Where the synthesized serials are kept across restarts (see
     /// [`serials`]), and the state last written there.
     pub(super) serial_state: Option<PathBuf>,
-    pub(super) saved: std::sync::Mutex<Option<serials::Saved>>,
+    /// The text of that state (as read at start, or last written): a
+    /// state rendered the same is not written again.
+    pub(super) saved: std::sync::Mutex<Option<String>>,
     /// The differences between the last versions of each zone, for IXFR.
     pub(super) journal: ixfr::Journal,
     /// The TSIG key of `xfr_key`, re-read on reload.
@@ -92,6 +94,14 @@ fn lower_text(origin: &Name) -> String {
     let mut text = origin.to_ascii();
     text.make_ascii_lowercase();
     text
+}
+
+/// Appends [`lower_text`] of `zone`'s origin to `out`: spelled from its
+/// key when it can be ([`serials::push_origin`]), with no `String` of its own.
+fn push_lower_text(out: &mut String, zone: &zone::Zone) {
+    if !serials::push_origin(out, zone.origin_wire()) {
+        out.push_str(&lower_text(zone.origin()));
+    }
 }
 
 /// The answer to a NOTIFY (the request's bytes, its source), `None` to drop it.
@@ -142,17 +152,27 @@ impl TableServer {
             &settings.zones,
             std::env::var_os("STATE_DIRECTORY"),
         );
-        let saved = serial_state.as_deref().and_then(serials::read);
+        let (saved, saved_text) = serial_state.as_deref().and_then(serials::read_text).unzip();
         let same_files = match (&saved, &contents) {
             (Some(saved), Some(c)) => saved.files == serials::files_hash(c, settings.ttl),
             _ => false,
         };
-        // By origin (lower case): one lookup a zone, not a scan of 100,000.
+        // By origin (lower case): one lookup a zone, not a scan of 100,000,
+        // each origin spelled into one buffer.
         let recorded_serials = saved.as_ref().map(serials::Saved::by_origin);
-        let recorded_of = |z: &zone::Zone| {
-            recorded_serials
-                .as_ref()
-                .and_then(|m| m.get(&lower_text(z.origin())).copied())
+        let recorded: Vec<Option<u32>> = match &recorded_serials {
+            None => vec![None; zones.len()],
+            Some(m) => {
+                let mut text = String::new();
+                zones
+                    .iter()
+                    .map(|z| {
+                        text.clear();
+                        push_lower_text(&mut text, z);
+                        m.get(&text).copied()
+                    })
+                    .collect()
+            }
         };
         // Synthesized serials: kept, or raised, from what the last run
         // recorded. A zone signed here is signed now, its serial above the
@@ -160,8 +180,8 @@ impl TableServer {
         let mut zone_keys = ZoneKeyMap::new();
         let zones = zones
             .into_iter()
-            .map(|z| {
-                let recorded = recorded_of(&z);
+            .zip(&recorded)
+            .map(|(z, &recorded)| {
                 if policy::signs(&settings, &z) {
                     let serial = match recorded {
                         Some(r) => serials::next_serial(r, clock),
@@ -181,8 +201,9 @@ impl TableServer {
             .map_err(ZoneError::signing)?;
         let changed_at_start = zones
             .iter()
-            .filter(|z| recorded_of(z).is_some_and(|r| r != z.serial()))
-            .map(|z| z.origin().clone())
+            .zip(&recorded)
+            .filter(|(z, r)| r.is_some_and(|r| r != z.serial()))
+            .map(|(z, _)| z.origin().clone())
             .collect();
         let catalog = Catalog::new(zones);
         // The config allows at most 128 bytes; only a payload over 65 535
@@ -200,9 +221,9 @@ impl TableServer {
             catalog: ArcSwap::from_pointee(catalog),
             metrics: TsMetrics::default(),
             nsid,
-            sources: std::sync::Mutex::new(sources.clone()),
+            sources: std::sync::Mutex::new(sources),
             serial_state,
-            saved: std::sync::Mutex::new(saved),
+            saved: std::sync::Mutex::new(saved_text),
             journal: ixfr::Journal::default(),
             xfr_key,
             changed_at_start,
@@ -346,27 +367,29 @@ impl TableServer {
         let Some(path) = &self.serial_state else {
             return;
         };
-        let now = serials::Saved {
-            // Unknown files (one was renamed over while read): a hash that
-            // matches none, so the next start takes a newer serial.
-            files: sources.map_or(0, |fp| serials::files_hash(fp, self.settings.ttl)),
-            // Every zone's: a master file's too (see `serials`).
-            serials: self
-                .catalog
-                .load()
-                .zones()
-                .iter()
-                .map(|z| (lower_text(z.origin()), z.serial()))
-                .collect(),
-        };
+        // Unknown files (one was renamed over while read): a hash that
+        // matches none, so the next start takes a newer serial.
+        let files = sources.map_or(0, |fp| serials::files_hash(fp, self.settings.ttl));
+        // Every zone's: a master file's too (see `serials`). Rendered as
+        // `serials::Saved::render` renders them, into one `String`.
+        let catalog = self.catalog.load();
+        let zones = catalog.zones();
+        if zones.is_empty() {
+            return;
+        }
+        let mut now = serials::head(files);
+        now.reserve(zones.len() * 32);
+        for z in zones {
+            serials::push_zone(&mut now, |out| push_lower_text(out, z), z.serial());
+        }
         let mut saved = self
             .saved
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if now.serials.is_empty() || saved.as_ref() == Some(&now) {
+        if saved.as_ref() == Some(&now) {
             return;
         }
-        match serials::write(path, &now) {
+        match serials::write_text(path, &now) {
             Ok(()) => *saved = Some(now),
             Err(err) => warn!(
                 ts = %self.settings.name,

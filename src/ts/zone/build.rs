@@ -62,9 +62,16 @@ pub struct ZoneBuilder {
     scratch: (Vec<u8>, Vec<u8>),
     soa: Option<(u32, RData)>,
     soa_source: Option<(usize, usize)>,
+    /// Where the SOA's RDATA, as read, lies in `rdata` (not a record of
+    /// `pending`): [`ZoneBuilder::finish`] writes the SOA served from these
+    /// bytes, not from hickory's SOA encoded again.
+    soa_wire: Option<(u32, u16)>,
     /// Where the first NS RDATA at the apex lies in `rdata`: decoded by
     /// [`ZoneBuilder::finish`] only for a zone with no SOA (PROJ tables).
     apex_ns: Option<(u32, usize)>,
+    /// The owner of the last record added, by number: the next record of
+    /// the same owner written the same (a file's `@` again) is not looked up.
+    last_owner: Option<u32>,
     /// Which of the types whose indices a zone builds were added
     /// ([`SEEN_NSEC`], [`SEEN_NSEC3PARAM`]): a zone with none (most) builds
     /// none, with no walk of its arena.
@@ -75,6 +82,12 @@ pub struct ZoneBuilder {
 const SEEN_NSEC: u8 = 1;
 /// [`ZoneBuilder::seen`]: an NSEC3PARAM was added.
 const SEEN_NSEC3PARAM: u8 = 2;
+/// [`ZoneBuilder::seen`]: an RRSIG was added (else the SOA has none to
+/// look up for negative answers).
+const SEEN_RRSIG: u8 = 4;
+
+/// The longest SOA RDATA: two names of at most 255 bytes and five numbers.
+const SOA_RDATA_MAX: usize = 2 * 255 + 20;
 
 impl ZoneBuilder {
     /// A builder for the zone at `origin`, sized for about `records` records.
@@ -86,16 +99,25 @@ impl ZoneBuilder {
     /// [`ZoneBuilder::new`] with the origin's key (lower-cased wire form)
     /// made already: a load of 100,000 zones has it from each file.
     pub fn with_key(origin: Name, origin_key: Vec<u8>, records: usize) -> Self {
+        Self::with_room(origin, origin_key, records, records * 4)
+    }
+
+    /// [`ZoneBuilder::with_key`] with room for `rdata` bytes of RDATA (a
+    /// master file's records in wire form hold at most their buffer's):
+    /// reserved once, not reserved and then grown.
+    pub fn with_room(origin: Name, origin_key: Vec<u8>, records: usize, rdata: usize) -> Self {
         ZoneBuilder {
             origin,
             origin_key,
             owners: Owners::with_capacity(records),
             pending: Vec::with_capacity(records),
-            rdata: Vec::with_capacity(records * 4),
+            rdata: Vec::with_capacity(rdata),
             scratch: (Vec::new(), Vec::new()),
             soa: None,
             soa_source: None,
+            soa_wire: None,
             apex_ns: None,
+            last_owner: None,
             seen: 0,
         }
     }
@@ -103,6 +125,12 @@ impl ZoneBuilder {
     /// The zone's origin.
     pub fn origin(&self) -> &Name {
         &self.origin
+    }
+
+    /// Whether an RRSIG was added: without one the zone is not signed in
+    /// its files (no lookup of its apex needed to say so).
+    pub fn has_signatures(&self) -> bool {
+        self.seen & SEEN_RRSIG != 0
     }
 
     /// The first record held at `owner`: its file index, line and type.
@@ -219,6 +247,16 @@ impl ZoneBuilder {
             })?;
             self.soa = Some((rec.ttl, RData::SOA(soa)));
             self.soa_source = Some((file_idx, rec.line));
+            // Its bytes as read, beside the records' (an SOA's RDATA is at
+            // most SOA_RDATA_MAX bytes: SOA::read read it).
+            if let (Ok(at), Ok(len)) = (
+                u32::try_from(self.rdata.len()),
+                u16::try_from(rec.rdata.len()),
+            ) && rec.rdata.len() <= SOA_RDATA_MAX
+            {
+                self.rdata.extend_from_slice(rec.rdata);
+                self.soa_wire = Some((at, len));
+            }
             return Ok(());
         }
         if apex && self.apex_ns.is_none() && rec.rtype == u16::from(RecordType::NS) {
@@ -227,7 +265,14 @@ impl ZoneBuilder {
                 .ok()
                 .map(|at| (at, rec.rdata.len()));
         }
-        let owner = self.owners.intern(rec.owner).map_err(err)?;
+        let owner = match self.last_owner {
+            Some(o) if self.owners.name(o) == rec.owner => o,
+            _ => {
+                let o = self.owners.intern(rec.owner).map_err(err)?;
+                self.last_owner = Some(o);
+                o
+            }
+        };
         let size = MESSAGE_HEAD + rec.owner.len() + 10 + rec.rdata.len();
         if size > usize::from(u16::MAX) {
             return Err(err(BuildError::RecordOverMessage { size }));
@@ -255,6 +300,7 @@ impl ZoneBuilder {
     pub(super) fn set_soa(&mut self, ttl: u32, soa: RData, source: Option<(usize, usize)>) {
         self.soa = Some((ttl, soa));
         self.soa_source = source;
+        self.soa_wire = None;
     }
 
     fn push(
@@ -270,6 +316,7 @@ impl ZoneBuilder {
         self.seen |= match rtype {
             NSEC => SEEN_NSEC,
             NSEC3PARAM => SEEN_NSEC3PARAM,
+            RRSIG => SEEN_RRSIG,
             _ => 0,
         };
         self.rdata.extend_from_slice(rdata);
@@ -323,6 +370,7 @@ impl ZoneBuilder {
             rdata,
             soa,
             soa_source,
+            soa_wire,
             apex_ns,
             seen,
             ..
@@ -338,14 +386,15 @@ impl ZoneBuilder {
         // The records of each owner, in file order (a counting sort): owner
         // o's run is `by_owner[starts[o]..starts[o + 1]]`.
         let owner_count = owners.spans.len();
-        let mut starts = vec![0u32; owner_count + 1];
+        // Both in one allocation (zeroed), one zone of 100,000 at a time.
+        let mut sort = vec![0u32; owner_count + 1 + pending.len()];
+        let (starts, by_owner) = sort.split_at_mut(owner_count + 1);
         for p in &pending {
             starts[p.owner as usize + 1] += 1;
         }
         for i in 0..owner_count {
             starts[i + 1] += starts[i];
         }
-        let mut by_owner = vec![0u32; pending.len()];
         // Each owner's start is its cursor while its run is filled, and
         // ends as the next owner's start: moved back one place after.
         for (at, p) in pending.iter().enumerate() {
@@ -381,11 +430,12 @@ impl ZoneBuilder {
         empty.sort_unstable();
         empty.dedup();
         let mut first_error = FirstError(None);
+        let (starts, by_owner) = (&*starts, &*by_owner);
         below_dname(
             &owners,
             &pending,
-            &by_owner,
-            &starts,
+            by_owner,
+            starts,
             apex_labels,
             &mut |at, name| {
                 let p = &pending[at as usize];
@@ -413,7 +463,7 @@ impl ZoneBuilder {
         let mut has_delegations = false;
         let mut has_wildcards = false;
         let mut has_dnames = false;
-        let mut sets: Vec<Building> = Vec::new();
+        let mut sets: Vec<Building> = Vec::with_capacity(8);
         let (cname, ns) = (u16::from(RecordType::CNAME), u16::from(RecordType::NS));
         let dname = u16::from(RecordType::DNAME);
         for o in 0..owner_count {
@@ -535,7 +585,17 @@ impl ZoneBuilder {
                 file_of(file).display()
             ));
         }
-        drop((pending, rdata, by_owner, starts, owners));
+        // The SOA as read, kept (on the stack) past the records' buffer.
+        let mut soa_buf = [0u8; SOA_RDATA_MAX];
+        let mut soa_len = None;
+        if let Some((at, len)) = soa_wire
+            && let Some(bytes) = rdata.get(at as usize..at as usize + usize::from(len))
+            && let Some(kept) = soa_buf.get_mut(..bytes.len())
+        {
+            kept.copy_from_slice(bytes);
+            soa_len = Some(bytes.len());
+        }
+        drop((pending, rdata, sort, owners));
         for key in &empty {
             // Lower-cased spelling: the name was never written on its own.
             let _ = push_entry(&mut store, key, ENTRY_EMPTY, &[], &[]);
@@ -580,7 +640,11 @@ impl ZoneBuilder {
             signed: None,
             expired: false,
         };
-        zone.compile_soa().map_err(|reason| {
+        let compiled = match soa_len.and_then(|n| soa_buf.get(..n)) {
+            Some(wire) => zone.compile_soa_wire(wire, seen & SEEN_RRSIG != 0),
+            None => zone.compile_soa(),
+        };
+        compiled.map_err(|reason| {
             let (idx, line) = zone.soa_source.unwrap_or((0, 0));
             ZoneError::build(files.get(idx).unwrap_or(&unnamed), line, reason)
         })?;
@@ -662,35 +726,6 @@ impl Zone {
             }
         }
         b.finish(files, default_soa)
-    }
-
-    /// Encodes the SOA records served in answers and negative answers.
-    pub(super) fn compile_soa(&mut self) -> Result<(), BuildError> {
-        let minimum = match &self.soa {
-            RData::SOA(s) => s.minimum,
-            _ => self.soa_ttl,
-        };
-        let mut rdata = Vec::with_capacity(64);
-        rdata_into(&self.soa, &mut rdata)?;
-        let soa = u16::from(RecordType::SOA);
-        let negative_ttl = self.soa_ttl.min(minimum);
-        self.soa_record = SoaWire::new((self.soa_ttl, negative_ttl), &rdata, &self.origin_key)
-            .ok_or_else(|| BuildError::Encode {
-                rtype: RecordType::SOA,
-                reason: "not two names and five numbers".into(),
-            })?;
-        // The SOA's RRSIGs as a negative answer serves them: with the
-        // SOA's lowered TTL (RFC 4035 §3.1.3, RFC 2308 §3).
-        let mut sigs = Vec::new();
-        if let Some(set) = self.store.get(&self.origin_key).and_then(|e| e.sigs(soa)) {
-            for r in set.records() {
-                sigs.extend_from_slice(&r[..4]);
-                sigs.extend_from_slice(&negative_ttl.to_be_bytes());
-                sigs.extend_from_slice(&r[8..]);
-            }
-        }
-        self.negative_soa_sigs = sigs.into_boxed_slice();
-        Ok(())
     }
 }
 

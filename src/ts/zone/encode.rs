@@ -35,7 +35,10 @@ fn name_onto(name: &Name, out: &mut Vec<u8>) -> Result<(), BuildError> {
 
 /// A name's wire form, lower-cased (an index key).
 pub(crate) fn key_of(name: &Name) -> Result<Vec<u8>, BuildError> {
-    let mut wire = Vec::with_capacity(name.len() + 2);
+    // `len` is the text's: a byte a label (its dot) and the labels' bytes,
+    // one short of the wire form's root byte: exact, so a key boxed for a
+    // zone is not copied again.
+    let mut wire = Vec::with_capacity(name.len() + 1);
     wire_into(name, &mut wire)?;
     wire.make_ascii_lowercase();
     Ok(wire)

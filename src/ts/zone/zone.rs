@@ -7,16 +7,17 @@
 use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use super::encode::key_of;
+use super::encode::{key_of, rdata_into};
 use super::nsec3;
 use super::rtype;
 use super::signature::Signature;
 use super::soa::SoaWire;
 use super::store::Store;
 use crate::dns::{HEADER_LEN, Rr};
+use crate::ts::source::BuildError;
 use crate::ts::wire::{NameKey, push_name_ref};
 
 /// Most CNAMEs (written or synthesized from DNAMEs) followed in one answer,
@@ -250,6 +251,54 @@ impl Zone {
             }
         }
         key.labels()
+    }
+}
+
+/// The zone's SOA compiled for answers ([`SoaWire`]) and its RRSIGs for
+/// negative answers.
+impl Zone {
+    /// Encodes the SOA records served in answers and negative answers.
+    pub(super) fn compile_soa(&mut self) -> Result<(), BuildError> {
+        let mut rdata = Vec::with_capacity(64);
+        rdata_into(&self.soa, &mut rdata)?;
+        self.compile_soa_wire(&rdata, true)
+    }
+
+    /// [`Zone::compile_soa`] from the SOA's RDATA in wire form, `rdata`
+    /// (as read from the file: the bytes hickory's SOA, decoded from them,
+    /// encodes to); its RRSIGs looked up only when `signatures` (the zone
+    /// holds an RRSIG).
+    pub(super) fn compile_soa_wire(
+        &mut self,
+        rdata: &[u8],
+        signatures: bool,
+    ) -> Result<(), BuildError> {
+        let minimum = match &self.soa {
+            RData::SOA(s) => s.minimum,
+            _ => self.soa_ttl,
+        };
+        let soa = u16::from(RecordType::SOA);
+        let negative_ttl = self.soa_ttl.min(minimum);
+        self.soa_record = SoaWire::new((self.soa_ttl, negative_ttl), rdata, &self.origin_key)
+            .ok_or_else(|| BuildError::Encode {
+                rtype: RecordType::SOA,
+                reason: "not two names and five numbers".into(),
+            })?;
+        // The SOA's RRSIGs as a negative answer serves them: with the
+        // SOA's lowered TTL (RFC 4035 §3.1.3, RFC 2308 §3).
+        let mut sigs = Vec::new();
+        let set = signatures
+            .then(|| self.store.get(&self.origin_key).and_then(|e| e.sigs(soa)))
+            .flatten();
+        if let Some(set) = set {
+            for r in set.records() {
+                sigs.extend_from_slice(&r[..4]);
+                sigs.extend_from_slice(&negative_ttl.to_be_bytes());
+                sigs.extend_from_slice(&r[8..]);
+            }
+        }
+        self.negative_soa_sigs = sigs.into_boxed_slice();
+        Ok(())
     }
 }
 

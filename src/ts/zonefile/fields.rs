@@ -213,23 +213,34 @@ pub(super) fn number(raw: &[u8], max: u64, what: &str) -> Result<u64, String> {
 /// with a leading zero, each at most 255), with no UTF-8 check nor `str`
 /// parse: a zone of many A records reads one a record.
 pub(super) fn ipv4(raw: &[u8]) -> Option<[u8; 4]> {
+    // One pass over the bytes: each part's value and digit count as they
+    // come, checked at its dot (or at the end, for the fourth).
     let mut out = [0u8; 4];
-    let mut parts = raw.split(|&c| c == b'.');
-    for slot in &mut out {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
-            return None;
-        }
-        let mut value = 0u16;
-        for &c in part {
-            if !c.is_ascii_digit() {
+    let (mut part, mut value, mut digits, mut first) = (0usize, 0u16, 0u8, 0u8);
+    for &c in raw {
+        if c == b'.' {
+            if digits == 0 || (digits > 1 && first == b'0') || value > 255 {
                 return None;
             }
-            value = value * 10 + u16::from(c - b'0');
+            *out.get_mut(part)? = value as u8;
+            part += 1;
+            (value, digits) = (0, 0);
+            continue;
         }
-        *slot = u8::try_from(value).ok()?;
+        if !c.is_ascii_digit() || digits == 3 {
+            return None;
+        }
+        if digits == 0 {
+            first = c;
+        }
+        value = value * 10 + u16::from(c - b'0');
+        digits += 1;
     }
-    parts.next().is_none().then_some(out)
+    if part != 3 || digits == 0 || (digits > 1 && first == b'0') || value > 255 {
+        return None;
+    }
+    out[3] = value as u8;
+    Some(out)
 }
 
 /// An 8-bit number.
@@ -482,8 +493,10 @@ const TYPES: &[(&str, u16)] = &[
     ("DLV", 32769),
 ];
 
-/// The types of nearly every record, tried first in place (no upper-cased
-/// copy, no scan of [`TYPES`]); the same codes as there.
+/// The types of nearly every record, which [`type_code`] finds first in
+/// place (no upper-cased copy, no scan of [`TYPES`]); the same codes as
+/// there (its tests hold the two to each other).
+#[cfg(test)]
 const COMMON_TYPES: [(&[u8], u16); 8] = [
     (b"A", 1),
     (b"NS", 2),
@@ -497,11 +510,22 @@ const COMMON_TYPES: [(&[u8], u16); 8] = [
 
 /// The code of a record type: a mnemonic (any case) or `TYPEnnn`.
 pub(super) fn type_code(raw: &[u8]) -> Option<u16> {
-    if let Some(&(_, code)) = COMMON_TYPES
-        .iter()
-        .find(|(name, _)| raw.eq_ignore_ascii_case(name))
-    {
-        return Some(code);
+    // The common types by their length and letters, any case (a letter
+    // ORed with 0x20 is its lower case, and no other byte becomes one).
+    let lower = |i: usize| raw.get(i).map_or(0, |&c| c | 0x20);
+    let common = match raw.len() {
+        1 if lower(0) == b'a' => Some(1),
+        2 if (lower(0), lower(1)) == (b'n', b's') => Some(2),
+        2 if (lower(0), lower(1)) == (b'm', b'x') => Some(15),
+        3 if raw.eq_ignore_ascii_case(b"SOA") => Some(6),
+        3 if raw.eq_ignore_ascii_case(b"TXT") => Some(16),
+        3 if raw.eq_ignore_ascii_case(b"SRV") => Some(33),
+        4 if raw.eq_ignore_ascii_case(b"AAAA") => Some(28),
+        5 if raw.eq_ignore_ascii_case(b"CNAME") => Some(5),
+        _ => None,
+    };
+    if common.is_some() {
+        return common;
     }
     upper_case(raw, |upper| {
         if let Some(digits) = upper.strip_prefix(b"TYPE") {
@@ -540,10 +564,19 @@ pub(super) fn type_name(code: u16) -> String {
 pub(super) fn class_code(raw: &[u8]) -> Option<u16> {
     // Two letters, or `CLASS` and digits: any other word (every record's
     // type is tried as a class first) is none, without a copy.
-    if raw.len() != 2
-        && !raw
-            .get(..5)
-            .is_some_and(|p| p.eq_ignore_ascii_case(b"CLASS"))
+    if let [a, b] = *raw {
+        // Any case (see `type_code`): no copy.
+        return match (a | 0x20, b | 0x20) {
+            (b'i', b'n') => Some(1),
+            (b'c', b's') => Some(2),
+            (b'c', b'h') => Some(3),
+            (b'h', b's') => Some(4),
+            _ => None,
+        };
+    }
+    if !raw
+        .get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"CLASS"))
     {
         return None;
     }
@@ -744,6 +777,23 @@ mod tests {
             );
             let lower = name.to_ascii_lowercase();
             assert_eq!(type_code(&lower), Some(code));
+        }
+        // Every mnemonic, in any case, reads as the table says; near misses
+        // of the common ones (a byte that is a letter's only once ORed with
+        // 0x20, a letter short or over) read as none.
+        for (name, code) in TYPES {
+            for spelled in [name.to_string(), name.to_ascii_lowercase()] {
+                assert_eq!(type_code(spelled.as_bytes()), Some(*code), "{spelled}");
+            }
+        }
+        for word in [
+            "\x01", "N\x13", "\x0ds", "AA", "AAA", "AAAAA", "SO", "TX", "NSX", "CNAM",
+        ] {
+            assert_eq!(type_code(word.as_bytes()), None, "{word:?}");
+        }
+        for raw in [&[0x01u8][..], &[b'N', 0x13], &[0x0e, b'S'], &[0x0d, 0x18]] {
+            assert_eq!(type_code(raw), None, "{raw:?}");
+            assert_eq!(class_code(raw), None, "{raw:?}");
         }
         for (word, want) in [
             ("in", Some(1)),

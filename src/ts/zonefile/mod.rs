@@ -630,6 +630,49 @@ ns1 IN A 192.0.2.53
         assert_eq!(records[4].data, RData::A(A(Ipv4Addr::new(192, 0, 2, 4))));
     }
 
+    /// An owner written as the record before wrote it is that record's
+    /// name (read once), until `$ORIGIN` moves: then `@` and relative names
+    /// are read again, under the new origin; case is kept as written.
+    #[test]
+    fn an_owner_written_again_is_the_same_name_until_the_origin_moves() {
+        let text = "$ORIGIN example.test.\n@ SOA ns h 1 2 3 4 5\n@ A 192.0.2.1\n\
+                    www A 192.0.2.2\nwww A 192.0.2.3\nWWW A 192.0.2.4\n\
+                    $ORIGIN sub.example.test.\n@ A 192.0.2.5\nwww A 192.0.2.6\n\
+                    $TTL 60\nwww A 192.0.2.7\n";
+        let (_, records) = parse(text).unwrap();
+        let got: Vec<(String, usize)> = records
+            .iter()
+            .map(|r| (r.name.to_string(), r.line))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("example.test.", 2),
+                ("example.test.", 3),
+                ("www.example.test.", 4),
+                ("www.example.test.", 5),
+                ("WWW.example.test.", 6),
+                ("sub.example.test.", 8),
+                ("www.sub.example.test.", 9),
+                ("www.sub.example.test.", 11),
+            ]
+            .map(|(n, l)| (n.to_owned(), l))
+        );
+        // A bad owner leaves the one before in force for a blank owner, and
+        // the same bad owner again is refused again.
+        let text =
+            format!("{HEAD}www A 192.0.2.1\nw..x A 192.0.2.2\n A 192.0.2.3\nw..x A 192.0.2.4\n");
+        let file = Path::new("z.zone");
+        let problems: Vec<String> = read_master(text.as_bytes(), file, None, MAX_PROBLEMS)
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with(&head_line(2, "")), "{problems:?}");
+        assert!(problems[1].starts_with(&head_line(4, "")), "{problems:?}");
+    }
+
     #[test]
     fn hard_cases_read_as_nsd_reads_them() {
         let text = format!(

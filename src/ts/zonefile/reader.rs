@@ -29,6 +29,10 @@ pub(super) struct Reader {
     pub(super) default_ttl: Option<u32>,
     /// The previous record's owner, wire form.
     owner: Option<Vec<u8>>,
+    /// That owner as written (its token's bytes) under the origin in force:
+    /// a record written with the same owner (`@` again, most often) takes
+    /// it as it is, not read again (and shares its bytes in the records).
+    owner_text: Vec<u8>,
     /// TTLs over [`fields::TTL_MAX`] read as 0: the first one's line and
     /// value, and how many.
     pub(super) ttls_over: Option<(usize, u32, usize)>,
@@ -48,6 +52,7 @@ impl Reader {
             origin,
             default_ttl: None,
             owner: None,
+            owner_text: Vec::new(),
             ttls_over: None,
             scratch: (Vec::with_capacity(64), Vec::with_capacity(64)),
         }
@@ -69,15 +74,23 @@ impl Reader {
         }
         if !entry.blank_owner {
             tokens.next();
-            // Read aside: a bad name leaves the previous owner in force.
-            let next = &mut self.scratch.0;
-            next.clear();
-            fields::name_onto(first.text, self.origin.as_deref(), next).map_err(|m| (line, m))?;
-            match &mut self.owner {
-                Some(owner) => std::mem::swap(owner, next),
-                None => self.owner = Some(std::mem::take(next)),
+            let same = self.owner.is_some()
+                && !first.text.is_empty()
+                && first.text == self.owner_text.as_slice();
+            if !same {
+                // Read aside: a bad name leaves the previous owner in force.
+                let next = &mut self.scratch.0;
+                next.clear();
+                fields::name_onto(first.text, self.origin.as_deref(), next)
+                    .map_err(|m| (line, m))?;
+                match &mut self.owner {
+                    Some(owner) => std::mem::swap(owner, next),
+                    None => self.owner = Some(std::mem::take(next)),
+                }
+                self.owner_text.clear();
+                self.owner_text.extend_from_slice(first.text);
+                out.set_owner();
             }
-            out.set_owner();
         }
         let (mut ttl, mut class) = (None, None);
         let code = loop {
@@ -162,6 +175,8 @@ impl Reader {
             let raw = one("$ORIGIN")?;
             let origin = fields::name(raw, self.origin.as_deref()).map_err(|m| (line, m))?;
             self.origin = Some(origin);
+            // A relative owner (`@` too) names another name now.
+            self.owner_text.clear();
         } else if keyword.eq_ignore_ascii_case(b"$TTL") {
             let raw = one("$TTL")?;
             let value = fields::ttl(raw).map_err(|m| (line, m))?;
