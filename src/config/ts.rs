@@ -319,6 +319,17 @@ impl<'a> IntoIterator for &'a mut ZoneList {
     }
 }
 
+/// What is wrong with a `zones` entry, as the list raises it: an entry's
+/// own words (toml hands a date or time over as a table with one private
+/// key, which would otherwise be named as an unknown key).
+fn entry_error(raw: &str) -> String {
+    if raw.contains("$__toml_private_datetime") {
+        return "an entry is a date or time: expected a zone file's path, or { name, primary, xfr_key }"
+            .to_owned();
+    }
+    format!("in an entry: {}", raw.trim_end())
+}
+
 impl<'de> Deserialize<'de> for ZoneList {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::{self, MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer};
@@ -344,7 +355,9 @@ impl<'de> Deserialize<'de> for ZoneList {
                         // Raised again here, with no place of its own: the
                         // error is placed at `zones` (its line and key), as
                         // the untagged enum placed it, and says what is wrong.
-                        Err(e) => return Err(de::Error::custom(e.to_string().trim_end())),
+                        // Said as an entry's, so that an unknown key is not
+                        // taken for one of [[ts]] (the table `zones` is in).
+                        Err(e) => return Err(de::Error::custom(entry_error(&e.to_string()))),
                     }
                 }
             }
@@ -437,8 +450,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         // Named, not "did not match any variant" (each entry is read by
-        // its kind, not tried as each variant in turn).
+        // its kind, not tried as each variant in turn), and as an entry's
+        // key, not one of [[ts]].
         assert!(err.contains("primry"), "{err}");
+        assert!(err.contains("ts.zones: in an entry"), "{err}");
+        assert!(!err.contains("in [[ts]]"), "{err}");
+        let date = only.replace("zones = [", "zones = [1979-05-27, ");
+        let err = Config::from_toml(&date, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a date or time"), "{err}");
+        assert!(!err.contains("private"), "{err}");
         let number = only.replace("zones = [", "zones = [5, ");
         let err = Config::from_toml(&number, Path::new("c.toml"))
             .unwrap_err()
