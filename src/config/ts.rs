@@ -444,27 +444,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("xfr_key: names key \"nope\""), "{err}");
-        // An unknown key in the entry.
-        let odd = only.replace("xfr_key = \"xfr\"", "primry = \"x\"");
-        let err = Config::from_toml(&odd, Path::new("c.toml"))
-            .unwrap_err()
-            .to_string();
-        // Named, not "did not match any variant" (each entry is read by
-        // its kind, not tried as each variant in turn), and as an entry's
-        // key, not one of [[ts]].
+        // An entry's error, as the list raises it.
+        let entry_err = |text: &str| {
+            Config::from_toml(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        // An unknown key in the entry: named, not "did not match any
+        // variant" (each entry is read by its kind, not tried as each
+        // variant in turn), and as an entry's key, not one of [[ts]].
+        let err = entry_err(&only.replace("xfr_key = \"xfr\"", "primry = \"x\""));
         assert!(err.contains("primry"), "{err}");
         assert!(err.contains("ts.zones: in an entry"), "{err}");
         assert!(!err.contains("in [[ts]]"), "{err}");
-        let date = only.replace("zones = [", "zones = [1979-05-27, ");
-        let err = Config::from_toml(&date, Path::new("c.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = entry_err(&only.replace("zones = [", "zones = [1979-05-27, "));
         assert!(err.contains("a date or time"), "{err}");
         assert!(!err.contains("private"), "{err}");
-        let number = only.replace("zones = [", "zones = [5, ");
-        let err = Config::from_toml(&number, Path::new("c.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = entry_err(&only.replace("zones = [", "zones = [5, "));
         assert!(err.contains("a zone file's path"), "{err}");
     }
 
