@@ -1,9 +1,8 @@
 //! Zone files read only while nobody rewrites them, and what a load knew of
 //! each file for the next reload ([`Seen`]). A file's [`FileStamp`] (one `stat`:
 //! device, inode, length, modified and changed times) is taken before a
-//! read and again after it (a moment after, [`SETTLE`], when a file changed
-//! within [`RACY`] of the first look: a writer may be at work on it); the
-//! bytes are read once, for
+//! read and again a moment after it ([`SETTLE`]: a writer may sit between
+//! truncating a file and writing the rest); the bytes are read once, for
 //! parsing, and their hash ([`content`]) taken from that same read. A read
 //! during which a file changed in place is never served.
 //!
@@ -230,12 +229,14 @@ pub(super) fn read_settled<T>(
             .unwrap_or_else(|| Look::now(files));
         let result = read(&before);
         let contents = result.as_ref().ok().map(|(_, c)| &c[..]);
-        if !settle.is_zero() && needs_settle(&before, looked) {
+        if !settle.is_zero() {
             // A writer between truncating a file and writing the rest leaves
-            // a short file that a quick read sees unchanged (and the file's
-            // time is no sure sign of it): look a moment later. One look
-            // then sees every change a look right after the read would
-            // (a stamp never goes back), at one `stat` a file.
+            // a short file that a quick read sees unchanged: look a moment
+            // later. One look then sees every change a look right after the
+            // read would (a stamp never goes back), at one `stat` a file.
+            // The file's times do not say whether a writer is at work:
+            // `open(O_TRUNC)` empties a file before it moves them, so a look
+            // in between sees an empty file with its old times.
             pause(settle);
         }
         let same = still(files, &before, contents, looked);
@@ -271,19 +272,6 @@ pub(super) fn read_settled<T>(
         file: files.first().cloned().unwrap_or_default(),
         tries: READ_TRIES,
     })
-}
-
-/// Whether a read of files whose stamps were `before` (taken at `looked`)
-/// must wait [`SETTLE`] before the look that confirms it: when one of them
-/// changed within [`RACY`] of the look (a writer may sit between truncating
-/// it and writing the rest), or could not be looked at. A file changed
-/// longer ago than that was not being written when looked at; a write
-/// that starts after the look moves its `ctime` (which nothing sets back)
-/// away from the one seen, and the look after the read finds it with no
-/// pause. So a start from files left alone (every start but one racing a
-/// writer) pays no pause: 100 ms of a 100,000-zone start's 1.5 s.
-fn needs_settle(before: &[Option<FileStamp>], looked: i128) -> bool {
-    before.iter().any(|s| s.is_none_or(|s| s.racy(looked)))
 }
 
 /// Whether `files` are still as they were `before` a read (taken at
@@ -401,68 +389,42 @@ mod settle_tests {
         assert!(seen(false, "aaaa").unchanged(&f, FileStamp::of(&f).as_ref()));
     }
 
-    /// The pause before the second look is paid only when a file changed
-    /// within [`RACY`] of the first look (or could not be looked at): files
-    /// left alone are confirmed at once; a change during the read is still
-    /// found, and read again.
+    /// The pause before the second look is paid whatever the files' times
+    /// say: a file emptied by `open(O_TRUNC)` keeps its old times until
+    /// the writer's first write, so a look then finds a file changed long
+    /// ago, and a read of it finds nothing. The writer's rest, written
+    /// during the pause, is found by the look after it and read again.
     #[test]
-    fn the_settle_pause_is_paid_only_for_files_changed_just_before_the_look() {
-        let (_dir, f) = one_file("settled");
-        let files = vec![f.clone()];
-        let settle = Duration::from_millis(100);
+    fn an_emptied_file_with_old_times_is_looked_at_again_after_the_pause() {
+        let (_dir, f) = one_file("");
         let stamp = FileStamp::of(&f).unwrap();
-        let later = |s: &FileStamp| s.ctime + RACY.as_nanos() as i128 + 1;
-        let run = |look: Look, mut meanwhile: Box<dyn FnMut(usize)>| {
-            let mut pauses = Vec::new();
-            let mut reads = 0;
-            read_settled(
-                "t",
-                &files,
-                settle,
-                Some(look),
-                |_| {
-                    reads += 1;
-                    let text = std::fs::read_to_string(&f).unwrap();
-                    meanwhile(reads);
-                    let c = one(&text);
-                    Ok((text, c))
-                },
-                |d| pauses.push(d),
-            )
-            .unwrap();
-            (pauses, reads)
-        };
-        // Changed long before the look: no pause.
         let old = Look {
-            at: later(&stamp),
+            at: stamp.ctime + RACY.as_nanos() as i128 + 1,
             stamps: vec![Some(stamp)],
         };
-        assert_eq!(run(old, Box::new(|_| {})), (vec![], 1));
-        // Changed just before it (racy): the pause.
-        let fresh = Look {
-            at: stamp.ctime,
-            stamps: vec![Some(stamp)],
-        };
-        assert_eq!(run(fresh, Box::new(|_| {})), (vec![settle], 1));
-        // A file that could not be looked at: the pause.
-        let missing = Look {
-            at: later(&stamp),
-            stamps: vec![None],
-        };
-        assert_eq!(run(missing, Box::new(|_| {})), (vec![settle], 1));
-        // Old at the look, rewritten in place during the read: found
-        // without the pause, read again (then racy: paused).
-        let old = Look {
-            at: later(&stamp),
-            stamps: vec![Some(stamp)],
-        };
-        let g = f.clone();
-        let rewrite = Box::new(move |n: usize| {
-            if n == 1 {
-                std::fs::write(&g, "rewritten").unwrap();
-            }
-        });
-        assert_eq!(run(old, rewrite), (vec![READ_BACKOFF, settle], 2));
+        let mut reads = 0;
+        let mut pauses = Vec::new();
+        let (text, _) = read_settled(
+            "t",
+            std::slice::from_ref(&f),
+            SETTLE,
+            Some(old),
+            |_| {
+                reads += 1;
+                let text = std::fs::read_to_string(&f).unwrap();
+                let c = one(&text);
+                Ok((text, c))
+            },
+            |d| {
+                if pauses.is_empty() {
+                    std::fs::write(&f, "whole\n").unwrap();
+                }
+                pauses.push(d);
+            },
+        )
+        .unwrap();
+        assert_eq!((text.as_str(), reads), ("whole\n", 2), "the empty read is not kept");
+        assert_eq!(pauses, vec![SETTLE, READ_BACKOFF, SETTLE]);
     }
 
     /// A read during which the file is rewritten (as a writer rewriting it
