@@ -219,6 +219,7 @@ pub(super) fn read_settled<T>(
     mut pause: impl FnMut(Duration),
 ) -> Result<(T, Vec<Option<Seen>>), ZoneError> {
     let mut backoff = READ_BACKOFF;
+    let mut last_changed = None;
     for attempt in 1..=READ_TRIES {
         let Look {
             at: looked,
@@ -240,7 +241,7 @@ pub(super) fn read_settled<T>(
             pause(settle);
         }
         let same = still(files, &before, contents, looked);
-        if let Some(same) = same {
+        if let Ok(same) = same {
             return result.map(|(v, contents)| {
                 let seen = (0..files.len())
                     .map(|i| {
@@ -257,33 +258,37 @@ pub(super) fn read_settled<T>(
                 (v, seen)
             });
         }
+        let changed = same.err().and_then(|i| files.get(i));
         warn!(
             ts,
             attempt,
             tries = READ_TRIES,
+            file = %changed.map_or_else(String::new, |f| f.display().to_string()),
             "zone files changed while being read: what was read is not used, reading again"
         );
+        last_changed = changed;
         if attempt < READ_TRIES {
             pause(backoff);
             backoff *= 2;
         }
     }
     Err(ZoneError::Unsettled {
-        file: files.first().cloned().unwrap_or_default(),
+        file: last_changed.or(files.first()).cloned().unwrap_or_default(),
         tries: READ_TRIES,
     })
 }
 
 /// Whether `files` are still as they were `before` a read (taken at
-/// `looked`): `None` when one changed in place (same inode, another stamp,
-/// or a racy one whose bytes are not the `contents` read); else, by file,
-/// whether it is the file read (`false`: renamed over, or gone).
+/// `looked`): `Err` with the index of the first one that changed in place
+/// (same inode, another stamp, or a racy one whose bytes are not the
+/// `contents` read); else, by file, whether it is the file read (`false`:
+/// renamed over, or gone).
 fn still(
     files: &[PathBuf],
     before: &[Option<FileStamp>],
     contents: Option<&[Option<FileHash>]>,
     looked: i128,
-) -> Option<Vec<bool>> {
+) -> Result<Vec<bool>, usize> {
     per_file(files.len(), |i| {
         let file = &files[i];
         let now = FileStamp::of(file);
@@ -305,6 +310,8 @@ fn still(
         }
     })
     .into_iter()
+    .enumerate()
+    .map(|(i, same)| same.ok_or(i))
     .collect()
 }
 
@@ -423,7 +430,11 @@ mod settle_tests {
             },
         )
         .unwrap();
-        assert_eq!((text.as_str(), reads), ("whole\n", 2), "the empty read is not kept");
+        assert_eq!(
+            (text.as_str(), reads),
+            ("whole\n", 2),
+            "the empty read is not kept"
+        );
         assert_eq!(pauses, vec![SETTLE, READ_BACKOFF, SETTLE]);
     }
 
@@ -507,6 +518,26 @@ mod settle_tests {
         );
         assert!(
             err.to_string().contains("renaming it over the old"),
+            "{err}"
+        );
+        // Among many files, the error names the one that changed.
+        let (_dir2, g) = one_file("y");
+        let two = vec![g, f.clone()];
+        let err = read_settled(
+            "t",
+            &two,
+            Duration::ZERO,
+            None,
+            |_| {
+                n += 1;
+                std::fs::write(&f, n.to_string()).unwrap();
+                Ok(((), vec![None, None]))
+            },
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, ZoneError::Unsettled { file, .. } if *file == f),
             "{err}"
         );
         let bad = read_settled::<()>(

@@ -70,7 +70,8 @@ pub enum ZoneError {
         file.display()
     )]
     Unsettled {
-        /// The first zone file (the files are checked together).
+        /// The zone file found changed by the last read (the first of
+        /// them, when several were).
         file: PathBuf,
         /// Reads tried.
         tries: u32,
