@@ -490,21 +490,28 @@ mod settle_tests {
     #[test]
     fn files_that_never_settle_are_refused_and_a_bad_settled_file_is_an_error() {
         let (_dir, f) = one_file("x");
+        let (_dir2, g) = one_file("y");
         let files = vec![f.clone()];
-        let mut n = 0;
-        let err = read_settled(
-            "t",
-            &files,
-            Duration::ZERO,
-            None,
-            |_| {
-                n += 1;
-                std::fs::write(&f, n.to_string()).unwrap();
-                Ok(((), vec![None]))
-            },
-            |_| {},
-        )
-        .unwrap_err();
+        // `files` read while `f` is rewritten at every read: the error, and
+        // the reads made.
+        let never_settled = |files: &[PathBuf]| {
+            let mut n = 0;
+            let err = read_settled(
+                "t",
+                files,
+                Duration::ZERO,
+                None,
+                |_| {
+                    n += 1;
+                    std::fs::write(&f, n.to_string()).unwrap();
+                    Ok(((), vec![None; files.len()]))
+                },
+                |_| {},
+            )
+            .unwrap_err();
+            (err, n)
+        };
+        let (err, n) = never_settled(&files);
         assert_eq!(n, READ_TRIES);
         assert!(
             matches!(
@@ -521,21 +528,7 @@ mod settle_tests {
             "{err}"
         );
         // Among many files, the error names the one that changed.
-        let (_dir2, g) = one_file("y");
-        let two = vec![g, f.clone()];
-        let err = read_settled(
-            "t",
-            &two,
-            Duration::ZERO,
-            None,
-            |_| {
-                n += 1;
-                std::fs::write(&f, n.to_string()).unwrap();
-                Ok(((), vec![None, None]))
-            },
-            |_| {},
-        )
-        .unwrap_err();
+        let (err, _) = never_settled(&[g, f.clone()]);
         assert!(
             matches!(&err, ZoneError::Unsettled { file, .. } if *file == f),
             "{err}"
