@@ -19,6 +19,9 @@ use super::source::{ZoneError, read_bytes, with_file_bytes};
 use super::zone::{Catalog, Zone, ZoneBuilder};
 use super::{spread, table, zonefile};
 
+mod services;
+use services::{add_services, service_error};
+
 /// SOA timers of a zone built from PROJ tables (RFC 1912 §2.2 values).
 const SYNTH_REFRESH: i32 = 3600;
 const SYNTH_RETRY: i32 = 600;
@@ -501,141 +504,6 @@ fn parse_bytes(
         signed,
         warnings,
     }))
-}
-
-/// Adds every `[[ts.service]]` of `settings` to the zone holding its name
-/// (the longest origin above it) with every endpoint's A or AAAA record:
-/// transfers carry them all (a secondary answers as if all were live) and a
-/// zone the TS signs signs them, with A/AAAA in the owner's NSEC bitmap.
-/// Each service with its builder's index.
-///
-/// # Errors
-/// A name outside every zone of the TS, or one the zone has other data at
-/// (both places named).
-fn add_services(
-    settings: &TsSettings,
-    builders: &mut [ZoneBuilder],
-    by_origin: &HashMap<Box<[u8]>, usize>,
-) -> Result<Vec<(usize, usize)>, ZoneError> {
-    use hickory_proto::rr::RData;
-    let mut out = Vec::with_capacity(settings.services.len());
-    for (i, s) in settings.services.iter().enumerate() {
-        // The longest origin above the name: its suffixes looked up, not
-        // every zone scanned.
-        let b = {
-            let mut n = s.name.clone();
-            n.set_fqdn(true);
-            loop {
-                if let Some(&b) = super::zone::key_of(&n)
-                    .ok()
-                    .and_then(|k| by_origin.get(&k[..]))
-                {
-                    break Some(b);
-                }
-                if n.is_root() || n.num_labels() == 0 {
-                    break None;
-                }
-                n = n.base_name();
-            }
-        };
-        let Some(b) = b else {
-            let origins: Vec<String> = builders.iter().map(|b| b.origin().to_string()).collect();
-            let secondary = settings
-                .secondaries
-                .iter()
-                .find(|z| z.name.zone_of(&s.name));
-            let msg = match secondary {
-                Some(z) => format!(
-                    "is in {}, a secondary zone: services need a zone from a file \
-                     (the primary's data is not this TS's to change)",
-                    z.name
-                ),
-                None if origins.is_empty() => {
-                    "is outside every zone of this TS: services need a zone from a file".to_owned()
-                }
-                None => format!("is outside every zone of this TS ({})", origins.join(", ")),
-            };
-            return Err(service_error(s, msg));
-        };
-        if s.name.is_wildcard() {
-            return Err(service_error(
-                s,
-                "is a wildcard: a service answers its own name only (name each one)".to_owned(),
-            ));
-        }
-        if let Some((cut, file, line, rtype)) = occluding(settings, &builders[b], &s.name) {
-            return Err(service_error(
-                s,
-                format!(
-                    "is at or below {cut}, a delegation ({} at {}:{line}): the name is the \
-                     child zone's (occluded: a secondary answers it with a referral); put \
-                     the service in the child zone's TS",
-                    hickory_proto::rr::RecordType::from(rtype),
-                    file.display()
-                ),
-            ));
-        }
-        if let Some((file, line, rtype)) = builders[b].first_at(&s.name) {
-            let file = settings.zones.get(file).cloned().unwrap_or_default();
-            return Err(service_error(
-                s,
-                format!(
-                    "the zone has other data at this name ({} at {}:{line}): a service's \
-                     name holds nothing else",
-                    hickory_proto::rr::RecordType::from(rtype),
-                    file.display()
-                ),
-            ));
-        }
-        let config = std::path::Path::new(&s.at);
-        for e in &s.endpoint {
-            let data = match e.addr {
-                std::net::IpAddr::V4(a) => RData::A(a.into()),
-                std::net::IpAddr::V6(a) => RData::AAAA(a.into()),
-            };
-            let rec = super::source::SourceRecord {
-                name: s.name.clone(),
-                ttl: s.ttl,
-                data,
-                line: 0,
-            };
-            builders[b].add(usize::MAX, config, &rec)?;
-        }
-        out.push((i, b));
-    }
-    Ok(out)
-}
-
-/// The delegation (an NS set not at the apex) or DNAME at or above `name`
-/// in the zone of `b` (below its origin) that occludes it: the cut's name,
-/// the file and line of its record, and its type.
-fn occluding(
-    settings: &TsSettings,
-    b: &ZoneBuilder,
-    name: &Name,
-) -> Option<(Name, std::path::PathBuf, usize, u16)> {
-    use super::zone::rtype::{DNAME, NS};
-    let apex = b.origin().num_labels();
-    let mut n = name.clone();
-    while n.num_labels() > apex {
-        // A DNAME redirects the names below it, not its own.
-        let at_name = n.num_labels() == name.num_labels();
-        let wanted = |t: u16| t == NS || (t == DNAME && !at_name);
-        if let Some((file, line, rtype)) = b.first_where(&n, wanted) {
-            let file = settings.zones.get(file).cloned().unwrap_or_default();
-            return Some((n, file, line, rtype));
-        }
-        n = n.base_name();
-    }
-    None
-}
-
-/// A problem of service `s` found with the zones, at its `name` in the config.
-fn service_error(s: &crate::config::ServiceConfig, msg: String) -> ZoneError {
-    ZoneError::Shared {
-        file: s.at.clone().into(),
-        msg: format!("ts.service.name: {} {msg}", s.name),
-    }
 }
 
 /// The first zone (index into `zones`) whose origin lies strictly inside a
