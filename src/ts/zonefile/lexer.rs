@@ -86,11 +86,11 @@ pub(super) fn each_entry<'a>(
     let mut line_start = true;
     while let Some(&b) = text.get(at) {
         if line_start && depth == 0 {
+            lexer.first_line = lexer.line;
+            lexer.blank_owner = b == b' ' || b == b'\t';
             // Most lines are words and blanks alone: read in one pass.
             match lexer.simple_line(at) {
                 Some(end) => {
-                    lexer.first_line = lexer.line;
-                    lexer.blank_owner = b == b' ' || b == b'\t';
                     lexer.end_entry(&mut f)?;
                     lexer.line += 1;
                     at = end + 1;
@@ -107,10 +107,6 @@ pub(super) fn each_entry<'a>(
         } else {
             b
         };
-        if line_start && depth == 0 {
-            lexer.first_line = lexer.line;
-            lexer.blank_owner = b == b' ' || b == b'\t';
-        }
         line_start = false;
         match b {
             0 => return Err(nul(lexer.line)),
