@@ -162,9 +162,10 @@ pub(crate) fn content(bytes: &[u8]) -> FileHash {
     (bytes.len() as u64, h.finish())
 }
 
-/// The [`FileHash`] of the file at `file` now, `None` if it cannot be read.
+/// The [`FileHash`] of the file at `file` now, `None` if it cannot be read
+/// (read into this thread's kept buffer, as a load reads).
 fn content_of(file: &Path) -> Option<FileHash> {
-    std::fs::read(file).ok().map(|b| content(&b))
+    super::source::with_file_bytes(file, |b| Ok(content(b))).ok()
 }
 
 /// What a load knew of one file: its stamp after the read, the content
