@@ -231,34 +231,21 @@ pub fn state_path(name: &str, zones: &[PathBuf], state_dir: Option<OsString>) ->
     Some(dir.join(file))
 }
 
-/// The state in `path`, if there is one that reads.
-pub fn read(path: &Path) -> Option<Saved> {
-    read_text(path).map(|(saved, _)| saved)
-}
-
-/// [`read`], with the file's text (a state rendered the same is not
-/// written again).
+/// The state in `path`, if there is one that reads, with the file's text
+/// (a state rendered the same is not written again).
 pub fn read_text(path: &Path) -> Option<(Saved, String)> {
     let text = std::fs::read_to_string(path).ok()?;
     Some((Saved::parse(&text)?, text))
 }
 
 /// Writes the state file text `text` (as [`Saved::render`] makes it) to
-/// `path`, as [`write`] does.
-///
-/// # Errors
-/// As [`write`].
-pub fn write_text(path: &Path, text: &str) -> std::io::Result<()> {
-    replace_file(path, text.as_bytes())
-}
-
-/// Writes `saved` to `path` atomically: a temporary file in the same
-/// folder, synced, then renamed over `path`.
+/// `path` atomically: a temporary file in the same folder, synced, then
+/// renamed over `path`.
 ///
 /// # Errors
 /// The OS error of any step (the temporary file is then removed).
-pub fn write(path: &Path, saved: &Saved) -> std::io::Result<()> {
-    replace_file(path, saved.render().as_bytes())
+pub fn write_text(path: &Path, text: &str) -> std::io::Result<()> {
+    replace_file(path, text.as_bytes())
 }
 
 /// Puts `bytes` in `path` atomically: a temporary file in the same folder,
@@ -442,8 +429,8 @@ mod tests {
             files: 0xdead_beef_0000_0001,
             serials: vec![("example.".into(), 7), (".".into(), u32::MAX)],
         };
-        write(&path, &saved).unwrap();
-        assert_eq!(read(&path), Some(saved.clone()));
+        write_text(&path, &saved.render()).unwrap();
+        assert_eq!(read_text(&path).map(|(s, _)| s), Some(saved.clone()));
         assert_eq!(saved.serial_of("EXAMPLE."), Some(7));
         assert_eq!(saved.serial_of("other."), None);
         assert_eq!(Saved::parse("files zz\n"), None);
