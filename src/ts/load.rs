@@ -792,9 +792,14 @@ mod tests {
         let table = dir.path().join("t.txt");
         std::fs::write(&table, "extra.z0.test 192.0.2.9 A\n").unwrap();
         let origin: Name = "z0.test.".parse().unwrap();
+        // A master file of another zone beside them: two master files, so
+        // that two threads parse them on two threads.
+        let other = dir.path().join("z1.zone");
+        std::fs::write(&other, zone_text(1, 3, "192.0.2.3")).unwrap();
         for files in [
-            vec![master.clone(), table.clone()],
-            vec![table.clone(), master.clone()],
+            vec![master.clone(), table.clone(), other.clone()],
+            vec![table.clone(), master.clone(), other.clone()],
+            vec![other.clone(), table.clone(), master.clone()],
         ] {
             for threads in [1, 2] {
                 let settings = TsSettings::serving(
@@ -805,8 +810,12 @@ mod tests {
                 );
                 let catalog =
                     super::spread::with_threads(threads, || load_catalog(&settings, 1)).unwrap();
-                assert_eq!(catalog.zones().len(), 1);
-                let zone = &catalog.zones()[0];
+                assert_eq!(catalog.zones().len(), 2);
+                let zone = catalog
+                    .zones()
+                    .iter()
+                    .find(|z| *z.origin() == origin)
+                    .unwrap();
                 assert_eq!(zone.serial(), 7, "the master file's SOA");
                 let names: Vec<String> = zone
                     .records()
