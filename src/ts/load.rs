@@ -14,8 +14,8 @@ use super::clock::unix_now;
 use super::dnssec::presigned;
 use super::publish;
 use super::settings::TsSettings;
-use super::settle::{FileHash, FileMemo, FileStamp, content};
-use super::source::{ZoneError, read_bytes, with_file_bytes};
+use super::settle::{FileHash, FileMemo, FileRead, FileStamp, content};
+use super::source::{ZoneError, read_bytes_into, with_file_bytes};
 use super::zone::{Catalog, Zone, ZoneBuilder};
 use super::{spread, table, zonefile};
 
@@ -74,8 +74,9 @@ pub(crate) struct LoadedCatalog {
     /// Zones compiled from their files by this load (the others were kept
     /// from the zones served: their files did not change).
     pub(crate) compiled: usize,
-    /// Each file's content: the bytes read, or those a kept zone was made of.
-    pub(crate) contents: Vec<Option<FileHash>>,
+    /// Each file's content: the bytes read (and the file they were read
+    /// from, open), or those a kept zone was made of.
+    pub(crate) contents: Vec<Option<FileRead>>,
 }
 
 /// [`load_catalog_noting`], keeping from `prior` (a reload's) each zone all
@@ -263,7 +264,7 @@ fn load_with(
         if let Some(&Some((k, seen))) = keep.by_file.get(i) {
             // Unchanged, and its zone is kept: not read.
             file_origins.push(Some(keep.zones[k].1.into()));
-            contents.push(Some(seen));
+            contents.push(Some(FileRead::known(seen)));
             continue;
         }
         if master[i] {
@@ -282,7 +283,7 @@ fn load_with(
                 None => parse_file(i, file, &settings.origin),
             };
             let Parsed {
-                content,
+                read: file_read,
                 origin,
                 key,
                 records,
@@ -290,7 +291,7 @@ fn load_with(
                 signed,
                 warnings: noted,
             } = *read?;
-            contents.push(Some(content));
+            contents.push(Some(file_read));
             warnings.extend(noted);
             if key.as_ref().is_some_and(|k| keep.origins.contains(&k[..])) {
                 return Ok(None);
@@ -330,8 +331,9 @@ fn load_with(
             file_origins.push(key);
         } else {
             // Read once: parsed, and fingerprinted from the same bytes.
-            let bytes = read_bytes(file)?;
-            contents.push(Some(content(&bytes)));
+            let mut bytes = Vec::new();
+            let opened = read_bytes_into(file, &mut bytes)?;
+            contents.push(Some(FileRead::read(content(&bytes), opened)));
             file_origins.push(None);
             let b = builder_for(
                 &mut builders,
@@ -445,7 +447,9 @@ fn load_with(
 /// records decoded (the checks of a pre-signed zone read them), and the
 /// file's warnings.
 struct Parsed {
-    content: FileHash,
+    /// The file read: its content, and (once [`parse_file`] has it) the
+    /// file, open.
+    read: FileRead,
     origin: Name,
     key: Option<Box<[u8]>>,
     records: zonefile::WireRecords,
@@ -464,7 +468,10 @@ fn parse_file(
     file: &std::path::Path,
     origin: &Name,
 ) -> Result<Box<Parsed>, ZoneError> {
-    with_file_bytes(file, |bytes| parse_bytes(index, file, bytes, origin))
+    let (mut parsed, opened) =
+        with_file_bytes(file, |bytes| parse_bytes(index, file, bytes, origin))?;
+    parsed.read = FileRead::read(parsed.read.content, opened);
+    Ok(parsed)
 }
 
 /// [`parse_file`] of the bytes read from `file`.
@@ -496,7 +503,7 @@ fn parse_bytes(
         Ok(b)
     });
     Ok(Box::new(Parsed {
-        content: content(bytes),
+        read: FileRead::known(content(bytes)),
         origin,
         key: boxed,
         records,

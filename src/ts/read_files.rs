@@ -5,7 +5,7 @@
 //! place the table server reads its files.
 use super::load::{LoadedCatalog, Prior, load_catalog_keeping};
 use super::settings::TsSettings;
-use super::settle::{FileHash, FileMemo, Look, SETTLE, read_settled};
+use super::settle::{FileMemo, FileRead, Look, SETTLE, read_settled};
 use super::source::ZoneError;
 use super::zone::{Catalog, Zone};
 
@@ -58,9 +58,9 @@ pub(super) fn read_files(
     Ok((loaded, FileMemo { seen, origins }))
 }
 
-/// A load's result with the content of each file taken out, as
-/// [`read_settled`] wants it.
-fn with_contents(mut l: LoadedCatalog) -> (LoadedCatalog, Vec<Option<FileHash>>) {
+/// A load's result with each file read taken out, as [`read_settled`]
+/// wants it.
+fn with_contents(mut l: LoadedCatalog) -> (LoadedCatalog, Vec<Option<FileRead>>) {
     let contents = std::mem::take(&mut l.contents);
     (l, contents)
 }

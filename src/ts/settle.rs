@@ -4,7 +4,10 @@
 //! read and again a moment after it ([`SETTLE`]: a writer may sit between
 //! truncating a file and writing the rest); the bytes are read once, for
 //! parsing, and their hash ([`content`]) taken from that same read. A read
-//! during which a file changed in place is never served.
+//! during which a file changed in place is never served. The file a read
+//! came from is looked at through the descriptor it was read with
+//! ([`Opened`]), so a version renamed over its path during the pause does
+//! not hide a writer still at work on the one read.
 //!
 //! A reload takes a file whose stamp is the one it was read at as unchanged,
 //! without reading it (NSD and Knot compare the modified time alone). Time
@@ -13,7 +16,10 @@
 //! a file changed within [`RACY`] of its read is "racy" (as git calls its
 //! index entries) and its bytes are hashed again to be sure, until a later
 //! look finds it older than that.
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::warn;
@@ -53,16 +59,26 @@ pub(crate) struct FileStamp {
 impl FileStamp {
     /// `file`'s stamp, `None` if it cannot be looked at.
     fn of(file: &Path) -> Option<FileStamp> {
+        std::fs::metadata(file).ok().map(|m| FileStamp::from(&m))
+    }
+
+    /// The stamp of the open file `file` (`fstat`), `None` if it cannot be
+    /// looked at.
+    fn of_open(file: &File) -> Option<FileStamp> {
+        file.metadata().ok().map(|m| FileStamp::from(&m))
+    }
+
+    /// The stamp of what `m` says of a file.
+    fn from(m: &std::fs::Metadata) -> FileStamp {
         use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(file).ok()?;
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
-        Some(FileStamp {
+        FileStamp {
             dev: m.dev(),
             ino: m.ino(),
             len: m.len(),
             mtime: ns(m.mtime(), m.mtime_nsec()),
             ctime: ns(m.ctime(), m.ctime_nsec()),
-        })
+        }
     }
 
     /// The same file (device and inode), whatever its bytes.
@@ -165,7 +181,143 @@ pub(crate) fn content(bytes: &[u8]) -> FileHash {
 /// The [`FileHash`] of the file at `file` now, `None` if it cannot be read
 /// (read into this thread's kept buffer, as a load reads).
 fn content_of(file: &Path) -> Option<FileHash> {
-    super::source::with_file_bytes(file, |b| Ok(content(b))).ok()
+    super::source::with_file_bytes(file, |b| Ok(content(b)))
+        .ok()
+        .map(|(c, _)| c)
+}
+
+/// The [`FileHash`] of the open file `file`'s bytes, read again from its
+/// start (into this thread's kept buffer); `None` if it cannot be read.
+fn content_of_open(file: &File) -> Option<FileHash> {
+    use std::io::{Seek, SeekFrom};
+    super::source::with_kept_buffer(|bytes| {
+        let mut f = file;
+        f.seek(SeekFrom::Start(0)).ok()?;
+        super::source::read_open_into(f, bytes).ok()?;
+        Some(content(bytes))
+    })
+}
+
+/// A file as a load has it: the [`FileHash`] of its bytes, and the file
+/// they were read from (`None` for a file not read this time, its zone
+/// kept, or a test's).
+#[derive(Debug)]
+pub(crate) struct FileRead {
+    /// The bytes' hash.
+    pub(crate) content: FileHash,
+    /// The file read.
+    pub(crate) opened: Option<Opened>,
+}
+
+impl FileRead {
+    /// A file read into `content`, from `file` (open).
+    pub(crate) fn read(content: FileHash, file: File) -> FileRead {
+        FileRead {
+            content,
+            opened: Opened::of(file),
+        }
+    }
+
+    /// A file known by `content` without a read.
+    pub(crate) fn known(content: FileHash) -> FileRead {
+        FileRead {
+            content,
+            opened: None,
+        }
+    }
+}
+
+/// The file a read came from, as it was just after the read: its stamp
+/// (an `fstat` of the descriptor read) and, while fewer than
+/// [`held_max`] are held, the descriptor itself. The look after the settle
+/// pause is then at the file read, not at its path: a writer at work in
+/// place on it, and a new version renamed over its path before the look,
+/// would otherwise pass for a rename over a file read whole.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    stamp: FileStamp,
+    held: Option<Held>,
+}
+
+impl Opened {
+    /// `file`, just read: its stamp, and the descriptor kept while the
+    /// budget lasts. `None` if it cannot be looked at.
+    fn of(file: File) -> Option<Opened> {
+        let stamp = FileStamp::of_open(&file)?;
+        Some(Opened {
+            stamp,
+            held: Held::new(file),
+        })
+    }
+
+    /// Whether the file read is as it was read after the pause (`None`:
+    /// changed, what was read may be half-written) and still the one at
+    /// `path` (`Some(false)`: renamed over or gone). Without its
+    /// descriptor only the path can be looked at: a file renamed over it
+    /// is then taken as read whole.
+    fn still(&self, path: &Path, content: FileHash, looked: i128) -> Option<bool> {
+        let Some(held) = &self.held else {
+            return by_path(path, Some(self.stamp), Some(content), looked);
+        };
+        let read = self.stamp;
+        let now = FileStamp::of_open(&held.0)?;
+        if (now.len, now.mtime) != (read.len, read.mtime) {
+            return None;
+        }
+        // A changed time alone is a rename over it (its link count went
+        // down) or a write whose modified time was set back (`cp -p`), and
+        // a racy stamp may hide a write in the same tick: the bytes decide.
+        if (now.ctime != read.ctime || read.racy(looked))
+            && content_of_open(&held.0) != Some(content)
+        {
+            return None;
+        }
+        Some(FileStamp::of(path) == Some(read))
+    }
+}
+
+/// Descriptors held open now by [`Opened`]s, of the [`held_max`] allowed.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+
+/// How many read files may be held open at once: half the process's limit
+/// of open files (`RLIMIT_NOFILE`; the rest for its sockets), so that a
+/// reload's few files are always held and a start of 100,000 holds what
+/// the limit allows (`LimitNOFILE` in the units; past it, a file's path is
+/// looked at, as [`Opened::still`] says).
+fn held_max() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        limit.map_or(1 << 20, |n| usize::try_from(n / 2).unwrap_or(1 << 20))
+    })
+}
+
+/// A read file's descriptor, counted (in [`HELD`]) while open.
+#[derive(Debug)]
+struct Held(File, &'static AtomicUsize);
+
+impl Held {
+    /// `file` held, if fewer than [`held_max`] are; else closed.
+    fn new(file: File) -> Option<Held> {
+        Held::within(file, &HELD, held_max())
+    }
+
+    /// `file` held and counted in `count`, if fewer than `max` are; else
+    /// closed.
+    fn within(file: File, count: &'static AtomicUsize, max: usize) -> Option<Held> {
+        if count.fetch_add(1, Ordering::Relaxed) < max {
+            Some(Held(file, count))
+        } else {
+            count.fetch_sub(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.1.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What a load knew of one file: its stamp after the read, the content
@@ -198,15 +350,17 @@ impl Seen {
 /// renamed over or gone while read: the next reload reads it again).
 /// `read` is given each file's stamp taken just before it (a file whose
 /// stamp a reload finds unchanged need not be read again: any change during
-/// the read makes the try void) and returns, beside its result, the content
-/// of each file it read or knows. Each try takes the stamps before `read`
-/// and `settle` after it; a racy file (see the module's text) is hashed
-/// again then. A file whose stamp or bytes changed while its
-/// inode stayed is being rewritten in place: what was read may be
-/// half-written and is never served; the try is logged and, after
-/// `pause(backoff)`, made again, up to [`READ_TRIES`]. A file renamed over
-/// (another inode) was read whole, from one version or the other: the
-/// result is kept.
+/// the read makes the try void) and returns, beside its result, each file
+/// it read or knows ([`FileRead`]: its content, and the file read, open).
+/// Each try takes the stamps before `read` and `settle` after it looks at
+/// each file read through its descriptor ([`Opened::still`]); a racy file
+/// (see the module's text) is hashed again then. A file read whose stamp
+/// or bytes changed since the read is being rewritten in place: what was
+/// read may be half-written and is never served, whatever was renamed
+/// over its path meanwhile; the try is logged and, after `pause(backoff)`,
+/// made again, up to [`READ_TRIES`]. A file read that did not change, with
+/// another file renamed over its path since, was read whole: the result is
+/// kept (and the file read again at the next reload).
 ///
 /// # Errors
 /// `read`'s error from files that did not change while read (a real
@@ -216,7 +370,7 @@ pub(super) fn read_settled<T>(
     files: &[PathBuf],
     settle: Duration,
     mut first: Option<Look>,
-    mut read: impl FnMut(&[Option<FileStamp>]) -> Result<(T, Vec<Option<FileHash>>), ZoneError>,
+    mut read: impl FnMut(&[Option<FileStamp>]) -> Result<(T, Vec<Option<FileRead>>), ZoneError>,
     mut pause: impl FnMut(Duration),
 ) -> Result<(T, Vec<Option<Seen>>), ZoneError> {
     let mut backoff = READ_BACKOFF;
@@ -230,7 +384,7 @@ pub(super) fn read_settled<T>(
             .filter(|l| l.stamps.len() == files.len())
             .unwrap_or_else(|| Look::now(files));
         let result = read(&before);
-        let contents = result.as_ref().ok().map(|(_, c)| &c[..]);
+        let reads = result.as_ref().ok().map(|(_, r)| &r[..]);
         if !settle.is_zero() {
             // A writer between truncating a file and writing the rest leaves
             // a short file that a quick read sees unchanged: look a moment
@@ -241,18 +395,19 @@ pub(super) fn read_settled<T>(
             // in between sees an empty file with its old times.
             pause(settle);
         }
-        let same = still(files, &before, contents, looked);
+        let same = still(files, &before, reads, looked);
         if let Ok(same) = same {
-            return result.map(|(v, contents)| {
+            return result.map(|(v, reads)| {
                 let seen = (0..files.len())
                     .map(|i| {
-                        let stamp = before[i].filter(|_| same[i])?;
-                        let content = (*contents.get(i)?)?;
-                        let racy = stamp.racy(looked);
+                        let read = reads.get(i)?.as_ref().filter(|_| same[i])?;
+                        // The stamp of the file read, else (its zone kept:
+                        // not read) the look's.
+                        let stamp = read.opened.as_ref().map_or(before[i], |o| Some(o.stamp))?;
                         Some(Seen {
                             stamp,
-                            content,
-                            racy,
+                            content: read.content,
+                            racy: stamp.racy(looked),
                         })
                     })
                     .collect();
@@ -279,35 +434,30 @@ pub(super) fn read_settled<T>(
     })
 }
 
-/// Whether `files` are still as they were `before` a read (taken at
-/// `looked`): `Err` with the index of the first one that changed in place
-/// (same inode, another stamp, or a racy one whose bytes are not the
-/// `contents` read); else, by file, whether it is the file read (`false`:
-/// renamed over, or gone).
+/// Whether `files` are still as they were read (`reads`, each looked at
+/// through the descriptor read: [`Opened::still`]), or, for those not
+/// read, as they were `before` the read (taken at `looked`): `Err` with
+/// the index of the first one that changed in place; else, by file,
+/// whether it is the file read (`false`: renamed over, or gone).
 fn still(
     files: &[PathBuf],
     before: &[Option<FileStamp>],
-    contents: Option<&[Option<FileHash>]>,
+    reads: Option<&[Option<FileRead>]>,
     looked: i128,
 ) -> Result<Vec<bool>, usize> {
     per_file(files.len(), |i| {
-        let file = &files[i];
-        let now = FileStamp::of(file);
-        match (before.get(i).copied().flatten(), now) {
-            (Some(b), Some(n)) if b == n => {
-                let read = contents.and_then(|c| c.get(i).copied().flatten());
-                match read {
-                    // Its stamp may hide a write in the same tick.
-                    Some(read) if b.racy(looked) => match content_of(file) {
-                        Some(c) if c == read => Some(true),
-                        Some(_) => None,
-                        None => Some(false),
-                    },
-                    _ => Some(true),
-                }
-            }
-            (Some(b), Some(n)) if b.same_file(&n) => None,
-            _ => Some(false),
+        let read = reads.and_then(|r| r.get(i)).and_then(Option::as_ref);
+        match read {
+            Some(FileRead {
+                content,
+                opened: Some(opened),
+            }) => opened.still(&files[i], *content, looked),
+            _ => by_path(
+                &files[i],
+                before.get(i).copied().flatten(),
+                read.map(|r| r.content),
+                looked,
+            ),
         }
     })
     .into_iter()
@@ -316,8 +466,34 @@ fn still(
     .collect()
 }
 
-#[cfg(test)]
+/// Whether the file at `path`, whose stamp was `before` (taken at
+/// `looked`) and bytes `content`, is still that file with those bytes
+/// (`None`: changed in place, same inode, another stamp, or a racy one
+/// whose bytes are not `content`); `Some(false)` for another file there
+/// (renamed over) or none.
+fn by_path(
+    path: &Path,
+    before: Option<FileStamp>,
+    content: Option<FileHash>,
+    looked: i128,
+) -> Option<bool> {
+    match (before, FileStamp::of(path)) {
+        (Some(b), Some(n)) if b == n => match content {
+            // Its stamp may hide a write in the same tick.
+            Some(read) if b.racy(looked) => match content_of(path) {
+                Some(c) if c == read => Some(true),
+                Some(_) => None,
+                None => Some(false),
+            },
+            _ => Some(true),
+        },
+        (Some(b), Some(n)) if b.same_file(&n) => None,
+        _ => Some(false),
+    }
+}
+
 #[allow(clippy::unwrap_used)]
+#[cfg(test)]
 mod settle_tests {
     use super::*;
 
@@ -330,16 +506,41 @@ mod settle_tests {
         (dir, f)
     }
 
-    /// The content of `text`, as `read` reports it for one file.
-    fn one(text: &str) -> Vec<Option<FileHash>> {
-        vec![Some(content(text.as_bytes()))]
+    /// The one file `f` read as text, as a load reads it: through the
+    /// descriptor it opened, held when `hold` (as within the budget,
+    /// [`held_max`]) or looked at by its path (past the budget).
+    fn read_one(f: &Path, hold: bool) -> (String, Vec<Option<FileRead>>) {
+        let mut bytes = Vec::new();
+        let file = super::super::source::read_bytes_into(f, &mut bytes).unwrap();
+        let mut read = FileRead::read(content(&bytes), file);
+        if !hold {
+            read.opened.as_mut().unwrap().held = None;
+        }
+        (String::from_utf8(bytes).unwrap(), vec![Some(read)])
     }
 
-    /// [`read_settled`] of the one file `f` (no first look), read as text,
-    /// with `meanwhile(n)` run after the `n`th read (a writer at work) and
-    /// `pause` for its pauses: the text kept, what was seen, and the reads.
+    /// No file read, for `n` files.
+    fn none_read(n: usize) -> Vec<Option<FileRead>> {
+        (0..n).map(|_| None).collect()
+    }
+
+    /// [`read_settled`] of the one file `f` (no first look), read as text
+    /// (held: see [`read_one`]), with `meanwhile(n)` run after the `n`th
+    /// read (a writer at work) and `pause` for its pauses: the text kept,
+    /// what was seen, and the reads.
     fn read_text(
         f: &Path,
+        settle: Duration,
+        meanwhile: impl FnMut(usize),
+        pause: impl FnMut(Duration),
+    ) -> (String, Vec<Option<Seen>>, usize) {
+        read_text_holding(f, true, settle, meanwhile, pause)
+    }
+
+    /// [`read_text`], the file's descriptor held or not (`hold`).
+    fn read_text_holding(
+        f: &Path,
+        hold: bool,
         settle: Duration,
         mut meanwhile: impl FnMut(usize),
         pause: impl FnMut(Duration),
@@ -352,10 +553,9 @@ mod settle_tests {
             None,
             |_| {
                 reads += 1;
-                let text = std::fs::read_to_string(f).unwrap();
+                let read = read_one(f, hold);
                 meanwhile(reads);
-                let c = one(&text);
-                Ok((text, c))
+                Ok(read)
             },
             pause,
         )
@@ -419,9 +619,7 @@ mod settle_tests {
             Some(old),
             |_| {
                 reads += 1;
-                let text = std::fs::read_to_string(&f).unwrap();
-                let c = one(&text);
-                Ok((text, c))
+                Ok(read_one(&f, true))
             },
             |d| {
                 if pauses.is_empty() {
@@ -505,7 +703,7 @@ mod settle_tests {
                 |_| {
                     n += 1;
                     std::fs::write(&f, n.to_string()).unwrap();
-                    Ok(((), vec![None; files.len()]))
+                    Ok(((), none_read(files.len())))
                 },
                 |_| {},
             )
@@ -586,5 +784,119 @@ mod settle_tests {
         );
         assert_eq!(reads, 2, "read again");
         assert_eq!(pauses, [settle, READ_BACKOFF, settle]);
+    }
+
+    /// A file read while a writer rewrites it in place (it had written
+    /// "wh" of "whole\nfile\n"), then, during the pause, the writer writes
+    /// the rest and another writer renames a new version over it: the look
+    /// after the pause is at the file read (its descriptor), so the write
+    /// is seen and the half read is not kept, rename or not.
+    #[test]
+    fn a_half_read_is_not_kept_when_the_file_is_renamed_over_after_it() {
+        let (dir, f) = one_file("wh");
+        let (tmp, path) = (dir.path().join("t.new"), f.clone());
+        let mut pauses = 0;
+        let (got, seen, reads) = read_text(
+            &f,
+            SETTLE,
+            |_| {},
+            move |_| {
+                pauses += 1;
+                if pauses == 1 {
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(&path)
+                        .and_then(|mut w| std::io::Write::write_all(&mut w, b"ole\nfile\n"))
+                        .unwrap();
+                    std::fs::write(&tmp, "whole\nfile\n").unwrap();
+                    std::fs::rename(&tmp, &path).unwrap();
+                }
+            },
+        );
+        assert_eq!(got, "whole\nfile\n", "the half read was kept");
+        assert_eq!(reads, 2);
+        assert_eq!(seen[0].map(|s| s.content), Some(content(b"whole\nfile\n")));
+    }
+
+    /// The same with a rewrite of the same length in place, in the tick of
+    /// the read (its length and modified time then as read), and a new
+    /// version renamed over it: the file read changed (its changed time, or
+    /// its bytes), so it is read again.
+    #[test]
+    fn a_same_length_rewrite_then_a_rename_over_it_is_read_again() {
+        let (dir, f) = one_file("version a");
+        let tmp = dir.path().join("t.new");
+        for round in 0..20 {
+            std::fs::write(&f, "version a").unwrap();
+            let (got, _, reads) = read_text(
+                &f,
+                Duration::ZERO,
+                |n| {
+                    if n == 1 {
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .open(&f)
+                            .and_then(|mut w| std::io::Write::write_all(&mut w, b"version b"))
+                            .unwrap();
+                        std::fs::write(&tmp, "version c").unwrap();
+                        std::fs::rename(&tmp, &f).unwrap();
+                    }
+                },
+                |_| {},
+            );
+            assert_eq!((round, reads, got.as_str()), (round, 2, "version c"));
+        }
+    }
+
+    /// Past the budget of descriptors held ([`held_max`]), a file read is
+    /// looked at by its path: still found rewritten in place, and taken as
+    /// read whole when renamed over.
+    #[test]
+    fn a_file_not_held_is_looked_at_by_its_path() {
+        let (dir, f) = one_file("old");
+        let (got, seen, reads) = read_text_holding(
+            &f,
+            false,
+            Duration::ZERO,
+            |n| {
+                if n == 1 {
+                    std::fs::write(&f, "rewritten").unwrap();
+                }
+            },
+            |_| {},
+        );
+        assert_eq!((got.as_str(), reads), ("rewritten", 2));
+        assert_eq!(seen[0].map(|s| s.stamp), FileStamp::of(&f));
+        let (got, seen, _) = read_text_holding(
+            &f,
+            false,
+            Duration::ZERO,
+            |_| {
+                let tmp = dir.path().join("t.new");
+                std::fs::write(&tmp, "new").unwrap();
+                std::fs::rename(&tmp, &f).unwrap();
+            },
+            |_| panic!("no retry"),
+        );
+        assert_eq!((got.as_str(), seen), ("rewritten", vec![None]));
+    }
+
+    /// Descriptors held are counted while open and given back when dropped,
+    /// and none is held past the budget.
+    #[test]
+    fn held_descriptors_are_counted_and_bounded() {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let (_dir, f) = one_file("x");
+        let hold = || Held::within(std::fs::File::open(&f).unwrap(), &COUNT, 2);
+        let mut held: Vec<_> = (0..3).map(|_| hold()).collect();
+        assert_eq!(
+            held.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        assert_eq!(COUNT.load(Ordering::Relaxed), 2);
+        held.truncate(1);
+        assert_eq!(COUNT.load(Ordering::Relaxed), 1);
+        assert!(hold().is_some(), "room again");
+        assert_eq!(COUNT.load(Ordering::Relaxed), 1, "given back when dropped");
     }
 }

@@ -3,6 +3,7 @@
 //! shared by both formats (PROJ tables and RFC 1035 master files) and by the
 //! zone compiler ([`BuildError`]); a source file's bytes, read whole, and
 //! where they stop being UTF-8.
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -254,26 +255,31 @@ pub(crate) fn read_bytes(file: &Path) -> Result<Vec<u8>, ZoneError> {
 /// [`read_bytes`] into `bytes` (cleared first): a caller that reads many
 /// files keeps one buffer for them all (a TS of 100,000 zone files asked
 /// the allocator for 16 KiB a file, which made it sort its free lists
-/// each time).
-pub(crate) fn read_bytes_into(file: &Path, bytes: &mut Vec<u8>) -> Result<(), ZoneError> {
-    use std::io::Read;
+/// each time). Returns the file read, open (`settle.rs` looks at the file
+/// the bytes came from, whatever is renamed over its path meanwhile).
+pub(crate) fn read_bytes_into(file: &Path, bytes: &mut Vec<u8>) -> Result<File, ZoneError> {
     let io = |e: std::io::Error| ZoneError::Io {
         file: file.to_path_buf(),
         msg: e.to_string(),
     };
+    let f = File::open(file).map_err(io)?;
+    read_open_into(&f, bytes).map_err(io)?;
+    Ok(f)
+}
+
+/// The bytes of the open file `f` from where its offset stands, into `bytes`
+/// (cleared first).
+pub(crate) fn read_open_into(mut f: &File, bytes: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read;
     bytes.clear();
-    let mut f = std::fs::File::open(file).map_err(io)?;
     // A small file (a TS of 100,000 zones reads 100,000 of them) in one
     // read, with no `stat` for its size; a larger one sized by its `stat`.
     bytes.reserve(SMALL_FILE);
-    (&mut f)
-        .take(SMALL_FILE as u64)
-        .read_to_end(bytes)
-        .map_err(io)?;
+    f.take(SMALL_FILE as u64).read_to_end(bytes)?;
     if bytes.len() == SMALL_FILE {
         let len = f.metadata().map_or(0, |m| m.len());
         bytes.reserve(usize::try_from(len).unwrap_or(0).saturating_sub(SMALL_FILE));
-        f.read_to_end(bytes).map_err(io)?;
+        f.read_to_end(bytes)?;
     }
     Ok(())
 }
@@ -281,25 +287,34 @@ pub(crate) fn read_bytes_into(file: &Path, bytes: &mut Vec<u8>) -> Result<(), Zo
 /// The largest read buffer a thread keeps for its next file ([`with_file_bytes`]).
 const KEPT_BUFFER: usize = 1 << 20;
 
-/// `f` of the bytes of `file`, read into a buffer this thread keeps from
-/// one file to the next (see [`read_bytes_into`]); one grown past
-/// [`KEPT_BUFFER`] by a big file is let go after it.
-pub(crate) fn with_file_bytes<R>(
-    file: &Path,
-    f: impl FnOnce(&[u8]) -> Result<R, ZoneError>,
-) -> Result<R, ZoneError> {
+/// `f` of a buffer this thread keeps from one file to the next (see
+/// [`read_bytes_into`]), empty; one grown past [`KEPT_BUFFER`] by a big
+/// file is let go after it.
+pub(crate) fn with_kept_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     thread_local! {
         static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     BYTES.with(|kept| {
         // Taken out while in use: `f` may read another file on this thread.
         let mut bytes = kept.take();
-        let result = read_bytes_into(file, &mut bytes).and_then(|()| f(&bytes));
+        let result = f(&mut bytes);
         if bytes.capacity() <= KEPT_BUFFER {
             bytes.clear();
             kept.replace(bytes);
         }
         result
+    })
+}
+
+/// `f` of the bytes of `file`, read into this thread's kept buffer
+/// ([`with_kept_buffer`]), and the file they were read from, open.
+pub(crate) fn with_file_bytes<R>(
+    file: &Path,
+    f: impl FnOnce(&[u8]) -> Result<R, ZoneError>,
+) -> Result<(R, File), ZoneError> {
+    with_kept_buffer(|bytes| {
+        let opened = read_bytes_into(file, bytes)?;
+        Ok((f(bytes)?, opened))
     })
 }
 
