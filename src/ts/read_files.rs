@@ -37,6 +37,8 @@ pub(super) fn read_files(
     served: Option<Served<'_>>,
     first: Option<Look>,
 ) -> Result<(LoadedCatalog, FileMemo), ZoneError> {
+    // A start keeps nothing: its first try needs no look before the read.
+    let first = first.or_else(|| served.is_none().then(|| Look::blind(settings.zones.len())));
     let (mut loaded, seen) = read_settled(
         &settings.name,
         &settings.zones,
