@@ -119,6 +119,8 @@ fn per_file<R: Send>(files: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
 pub(crate) struct Look {
     at: i128,
     stamps: Vec<Option<FileStamp>>,
+    /// No file looked at ([`Look::blind`]).
+    blind: bool,
 }
 
 impl Look {
@@ -128,6 +130,7 @@ impl Look {
         Look {
             at,
             stamps: stamps(files),
+            blind: false,
         }
     }
 
@@ -138,6 +141,7 @@ impl Look {
         Look {
             at: now_ns(),
             stamps: vec![None; n],
+            blind: true,
         }
     }
 }
@@ -291,16 +295,17 @@ impl Opened {
 /// Descriptors held open now by [`Opened`]s, of the [`held_max`] allowed.
 static HELD: AtomicUsize = AtomicUsize::new(0);
 
-/// How many read files may be held open at once: half the process's limit
-/// of open files (`RLIMIT_NOFILE`; the rest for its sockets), so that a
-/// reload's few files are always held and a start of 100,000 holds what
-/// the limit allows (`LimitNOFILE` in the units; past it, a file's path is
-/// looked at, as [`Opened::still`] says).
+/// How many read files may be held open at once: an eighth of the
+/// process's limit of open files (`RLIMIT_NOFILE`: half of it is the TCP
+/// connections' cap, a quarter the health checks', the rest the sockets'),
+/// so that a reload's few files are always held and a start of 100,000
+/// holds what the limit allows (`LimitNOFILE` in the units; past it, a
+/// file's path is looked at, as [`Opened::still`] says).
 fn held_max() -> usize {
     static MAX: OnceLock<usize> = OnceLock::new();
     *MAX.get_or_init(|| {
         let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-        limit.map_or(1 << 20, |n| usize::try_from(n / 2).unwrap_or(1 << 20))
+        limit.map_or(1 << 20, |n| usize::try_from(n / 8).unwrap_or(1 << 20))
     })
 }
 
@@ -391,12 +396,17 @@ pub(super) fn read_settled<T>(
         let Look {
             at: looked,
             stamps: before,
+            blind,
         } = first
             .take()
             .filter(|l| l.stamps.len() == files.len())
             .unwrap_or_else(|| Look::now(files));
         let result = read(&before);
-        let reads = result.as_ref().ok().map(|(_, r)| &r[..]);
+        if blind && result.is_err() {
+            // Without stamps from before the read, a mistake in a file
+            // cannot be told from a half-written read: read again with them.
+            continue;
+        }
         if !settle.is_zero() {
             // A writer between truncating a file and writing the rest leaves
             // a short file that a quick read sees unchanged: look a moment
@@ -407,7 +417,10 @@ pub(super) fn read_settled<T>(
             // in between sees an empty file with its old times.
             pause(settle);
         }
-        let same = still(files, &before, reads, looked);
+        let same = match &result {
+            Ok((_, reads)) => still(files, &before, Some(reads), looked),
+            Err(_) => unmoved(files, &before),
+        };
         if let Ok(same) = same {
             return result.map(|(v, reads)| {
                 let seen = (0..files.len())
@@ -475,6 +488,22 @@ fn still(
     .into_iter()
     .enumerate()
     .map(|(i, same)| same.ok_or(i))
+    .collect()
+}
+
+/// After a read that failed: `Err` with the index of the first of `files`
+/// whose stamp is not the one it had `before` the read (rewritten in place,
+/// renamed over, or gone), else `Ok` (the failure is the files'). The
+/// bytes that failed are not at hand to say whether a file renamed over
+/// was read whole, so any change makes the read void.
+fn unmoved(files: &[PathBuf], before: &[Option<FileStamp>]) -> Result<Vec<bool>, usize> {
+    per_file(files.len(), |i| {
+        let b = before.get(i).copied().flatten();
+        b.is_none() || FileStamp::of(&files[i]) == b
+    })
+    .into_iter()
+    .enumerate()
+    .map(|(i, same)| same.then_some(true).ok_or(i))
     .collect()
 }
 
@@ -621,6 +650,7 @@ mod settle_tests {
         let old = Look {
             at: stamp.ctime + RACY.as_nanos() as i128 + 1,
             stamps: vec![Some(stamp)],
+            blind: false,
         };
         let mut reads = 0;
         let mut pauses = Vec::new();
@@ -914,5 +944,75 @@ mod settle_tests {
         assert_eq!(COUNT.load(Ordering::Relaxed), 1);
         assert!(hold().is_some(), "room again");
         assert_eq!(COUNT.load(Ordering::Relaxed), 1, "given back when dropped");
+    }
+
+    /// A read that fails (a half-written file does not parse) while the
+    /// file is renamed over is not taken as the file's mistake: the bytes
+    /// that failed may be half a version, so the file is read again.
+    #[test]
+    fn a_half_read_that_fails_to_parse_is_read_again_when_renamed_over() {
+        let (dir, f) = one_file("whole\n");
+        let tmp = dir.path().join("t.new");
+        let mut reads = 0;
+        let got = read_settled(
+            "t",
+            std::slice::from_ref(&f),
+            Duration::ZERO,
+            None,
+            |_| {
+                reads += 1;
+                if reads == 1 {
+                    std::fs::write(&tmp, "whole\n").unwrap();
+                    std::fs::rename(&tmp, &f).unwrap();
+                    return Err(ZoneError::line(&f, 1, "half a line"));
+                }
+                Ok(read_one(&f, true))
+            },
+            |_| {},
+        );
+        assert_eq!(got.map(|(t, _)| t).ok().as_deref(), Some("whole\n"));
+        assert_eq!(reads, 2);
+    }
+
+    /// A start looks at no file before its first read ([`Look::blind`]):
+    /// a failure then is read again with the stamps, so that a file
+    /// rewritten meanwhile is read whole, and a real mistake is still an
+    /// error.
+    #[test]
+    fn a_start_that_fails_without_stamps_reads_again_with_them() {
+        let (_dir, f) = one_file("whole\n");
+        let mut reads = 0;
+        let got = read_settled(
+            "t",
+            std::slice::from_ref(&f),
+            Duration::ZERO,
+            Some(Look::blind(1)),
+            |before| {
+                reads += 1;
+                if reads == 1 {
+                    assert_eq!(before, [None]);
+                    return Err(ZoneError::line(&f, 1, "half a line"));
+                }
+                assert_eq!(before, [FileStamp::of(&f)]);
+                Ok(read_one(&f, true))
+            },
+            |_| panic!("no pause"),
+        );
+        assert_eq!(got.map(|(t, _)| t).ok().as_deref(), Some("whole\n"));
+        assert_eq!(reads, 2);
+        let mut reads = 0;
+        let err = read_settled::<()>(
+            "t",
+            std::slice::from_ref(&f),
+            Duration::ZERO,
+            Some(Look::blind(1)),
+            |_| {
+                reads += 1;
+                Err(ZoneError::line(&f, 1, "bad"))
+            },
+            |_| panic!("no pause"),
+        )
+        .unwrap_err();
+        assert_eq!((err, reads), (ZoneError::line(&f, 1, "bad"), 2));
     }
 }
