@@ -301,26 +301,21 @@ async fn up_restarts_a_killed_ts_child_and_sigint_stops_everything() {
             Some(up_pid),
             "pid {pid} logged as a TS child is a child of dnslb up"
         );
-        // glibc's mmap threshold is fixed in each child, so that a reload's
+        // mimalloc's purge delay is 0 in each child, so that a reload's
         // temporaries go back to the system (see `supervise`).
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-        let tunables = environ
+        let delay = environ
             .split(|&b| b == 0)
-            .find_map(|kv| kv.strip_prefix(b"GLIBC_TUNABLES="))
+            .find_map(|kv| kv.strip_prefix(b"MIMALLOC_PURGE_DELAY="))
             .map(|v| String::from_utf8_lossy(v).into_owned());
-        match std::env::var("GLIBC_TUNABLES") {
-            Err(_) => assert_eq!(
-                tunables.as_deref(),
-                Some("glibc.malloc.mmap_threshold=131072"),
-                "TS child {pid}'s GLIBC_TUNABLES"
-            ),
-            Ok(ours) => assert!(
-                tunables.as_deref().is_some_and(
-                    |t| t.starts_with(&ours) && t.contains("glibc.malloc.mmap_threshold=")
-                ),
-                "TS child {pid}'s GLIBC_TUNABLES {tunables:?} (ours: {ours})"
-            ),
-        }
+        let ours = std::env::var("MIMALLOC_PURGE_DELAY")
+            .ok()
+            .filter(|v| !v.is_empty());
+        assert_eq!(
+            delay,
+            Some(ours.unwrap_or_else(|| "0".to_owned())),
+            "TS child {pid}'s MIMALLOC_PURGE_DELAY"
+        );
     }
 
     let killed_at = Instant::now();

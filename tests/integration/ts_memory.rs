@@ -2,17 +2,17 @@
 //! `dnslb ts` serving 200,000 names, its resident memory read from
 //! `/proc/PID/status` before and after a SIGHUP that changes one address.
 //!
-//! glibc keeps freed memory in its heap after its mmap threshold has risen
-//! (it rises each time a large block is freed), and then resident memory
-//! says little about what the program holds. The TS runs with the threshold
-//! fixed as `dnslb up` fixes it for its children
-//! ([`dnslb::supervise::child_tunables`]), so every large block is its own
-//! mapping, returned to the kernel when freed: what is still resident after
-//! the reload is what the process still holds.
+//! mimalloc, dnslb's allocator, gives freed pages back to the system only
+//! after a delay, and then only when the freeing thread calls it again:
+//! until then resident memory says little about what the program holds. The
+//! TS runs with the delay at 0 as `dnslb up` sets it for its children
+//! ([`dnslb::supervise::child_purge_delay`]), so pages go back as they are
+//! freed: what is still resident after the reload is what the process still
+//! holds.
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use dnslb::supervise::child_tunables;
+use dnslb::supervise::{PURGE_DELAY_ENV, child_purge_delay};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use rustix::process::Signal;
@@ -107,9 +107,8 @@ async fn a_reload_that_changes_a_large_table_frees_the_old_one() {
         ],
         dir.path(),
     );
-    let ours = std::env::var("GLIBC_TUNABLES").ok();
-    if let Some(tunables) = child_tunables(ours.as_deref()) {
-        cmd.env("GLIBC_TUNABLES", tunables);
+    if let Some(delay) = child_purge_delay(std::env::var_os(PURGE_DELAY_ENV).as_deref()) {
+        cmd.env(PURGE_DELAY_ENV, delay);
     }
     let mut ts = Proc::spawn("ts", cmd);
     let last = format!("host{}.big.test.", NAMES - 1);
