@@ -9,7 +9,7 @@
 //! [`ZoneError::Build`] (both in `ts/source.rs`, below the parsers and this
 //! builder alike).
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -22,7 +22,7 @@ use super::nsec3::Nsec3Chain;
 use super::owners::Owners;
 use super::rrsets::{Building, entry_flags, push_entry, sig_ttls};
 use super::rtype::{NSEC, NSEC3PARAM};
-use super::soa::SoaWire;
+use super::soa::{SoaWire, soa_shape};
 use super::store::{ENTRY_EMPTY, RRSIG, Store};
 use crate::ts::source::{BuildError, SourceRecord, WireRecord, ZoneError};
 use crate::ts::wire::NameKey;
@@ -60,12 +60,8 @@ pub struct ZoneBuilder {
     rdata: Vec<u8>,
     /// An owner and its RDATA being encoded (reused: no allocation a record).
     scratch: (Vec<u8>, Vec<u8>),
-    soa: Option<(u32, RData)>,
+    soa: Option<(u32, SoaGiven)>,
     soa_source: Option<(usize, usize)>,
-    /// Where the SOA's RDATA, as read, lies in `rdata` (not a record of
-    /// `pending`): [`ZoneBuilder::finish`] writes the SOA served from these
-    /// bytes, not from hickory's SOA encoded again.
-    soa_wire: Option<(u32, u16)>,
     /// Where the first NS RDATA at the apex lies in `rdata`: decoded by
     /// [`ZoneBuilder::finish`] only for a zone with no SOA (PROJ tables).
     apex_ns: Option<(u32, usize)>,
@@ -88,6 +84,17 @@ const SEEN_RRSIG: u8 = 4;
 
 /// The longest SOA RDATA: two names of at most 255 bytes and five numbers.
 const SOA_RDATA_MAX: usize = 2 * 255 + 20;
+
+/// A zone's SOA as the builder was given it (with its TTL, beside).
+enum SoaGiven {
+    /// Read from a file: where its RDATA, as read, lies in `rdata` (not a
+    /// record of `pending`). [`ZoneBuilder::finish`] writes the SOA served
+    /// from these bytes; it is decoded only when asked (a transfer).
+    Read { at: u32, len: u16 },
+    /// Given decoded ([`ZoneBuilder::set_soa`], or made up for a zone with
+    /// none).
+    Decoded(RData),
+}
 
 impl ZoneBuilder {
     /// A builder for the zone at `origin`, sized for about `records` records.
@@ -115,7 +122,6 @@ impl ZoneBuilder {
             scratch: (Vec::new(), Vec::new()),
             soa: None,
             soa_source: None,
-            soa_wire: None,
             apex_ns: None,
             last_owner: None,
             seen: 0,
@@ -239,24 +245,21 @@ impl ZoneBuilder {
             if self.soa.is_some() {
                 return Err(err(BuildError::SecondSoa));
             }
-            let soa = SOA::read(&mut BinDecoder::new(rec.rdata)).map_err(|e| {
+            // Kept as read (not decoded): its shape checked here.
+            let bad = || {
                 err(BuildError::Encode {
                     rtype: RecordType::SOA,
-                    reason: e.to_string(),
+                    reason: "not two names and five numbers".into(),
                 })
-            })?;
-            self.soa = Some((rec.ttl, RData::SOA(soa)));
+            };
+            soa_shape(rec.rdata).ok_or_else(bad)?;
+            // Its bytes as read, beside the records' (at most
+            // SOA_RDATA_MAX bytes: soa_shape checked them).
+            let at = u32::try_from(self.rdata.len()).map_err(|_| err(BuildError::RdataOver4G))?;
+            let len = u16::try_from(rec.rdata.len()).map_err(|_| bad())?;
+            self.rdata.extend_from_slice(rec.rdata);
+            self.soa = Some((rec.ttl, SoaGiven::Read { at, len }));
             self.soa_source = Some((file_idx, rec.line));
-            // Its bytes as read, beside the records' (an SOA's RDATA is at
-            // most SOA_RDATA_MAX bytes: SOA::read read it).
-            if let (Ok(at), Ok(len)) = (
-                u32::try_from(self.rdata.len()),
-                u16::try_from(rec.rdata.len()),
-            ) && rec.rdata.len() <= SOA_RDATA_MAX
-            {
-                self.rdata.extend_from_slice(rec.rdata);
-                self.soa_wire = Some((at, len));
-            }
             return Ok(());
         }
         if apex && self.apex_ns.is_none() && rec.rtype == u16::from(RecordType::NS) {
@@ -298,9 +301,8 @@ impl ZoneBuilder {
     /// Sets the zone's SOA (from the zone being signed again), and the
     /// file and line it came from.
     pub(super) fn set_soa(&mut self, ttl: u32, soa: RData, source: Option<(usize, usize)>) {
-        self.soa = Some((ttl, soa));
+        self.soa = Some((ttl, SoaGiven::Decoded(soa)));
         self.soa_source = source;
-        self.soa_wire = None;
     }
 
     fn push(
@@ -370,7 +372,6 @@ impl ZoneBuilder {
             rdata,
             soa,
             soa_source,
-            soa_wire,
             apex_ns,
             seen,
             ..
@@ -588,8 +589,8 @@ impl ZoneBuilder {
         // The SOA as read, kept (on the stack) past the records' buffer.
         let mut soa_buf = [0u8; SOA_RDATA_MAX];
         let mut soa_len = None;
-        if let Some((at, len)) = soa_wire
-            && let Some(bytes) = rdata.get(at as usize..at as usize + usize::from(len))
+        if let Some((_, SoaGiven::Read { at, len })) = &soa
+            && let Some(bytes) = rdata.get(*at as usize..*at as usize + usize::from(*len))
             && let Some(kept) = soa_buf.get_mut(..bytes.len())
         {
             kept.copy_from_slice(bytes);
@@ -615,18 +616,27 @@ impl ZoneBuilder {
         };
 
         let soa_synthesized = soa.is_none();
-        let (soa_ttl, soa) = match soa {
-            Some(s) => s,
+        let (soa_ttl, decoded) = match soa {
+            Some((ttl, SoaGiven::Read { .. })) => (ttl, None),
+            Some((ttl, SoaGiven::Decoded(data))) => (ttl, Some(data)),
             None => {
                 let (ttl, soa) = default_soa(&origin, apex_ns.as_ref());
-                (ttl, RData::SOA(soa))
+                (ttl, Some(RData::SOA(soa)))
             }
         };
+        // A decoded SOA is encoded, and kept decoded.
+        let mut encoded = Vec::new();
+        if let Some(data) = &decoded {
+            rdata_into(data, &mut encoded).map_err(|reason| {
+                let (idx, line) = soa_source.unwrap_or((0, 0));
+                ZoneError::build(files.get(idx).unwrap_or(&unnamed), line, reason)
+            })?;
+        }
         let mut zone = Zone {
             origin,
             origin_key: origin_key.into_boxed_slice(),
             soa_ttl,
-            soa,
+            soa: decoded.map(OnceLock::from).unwrap_or_default(),
             soa_record: SoaWire::default(),
             negative_soa_sigs: Box::default(),
             nsec,
@@ -640,10 +650,8 @@ impl ZoneBuilder {
             signed: None,
             expired: false,
         };
-        let compiled = match soa_len.and_then(|n| soa_buf.get(..n)) {
-            Some(wire) => zone.compile_soa_wire(wire, seen & SEEN_RRSIG != 0),
-            None => zone.compile_soa(),
-        };
+        let wire = soa_len.and_then(|n| soa_buf.get(..n)).unwrap_or(&encoded);
+        let compiled = zone.compile_soa_wire(wire, seen & SEEN_RRSIG != 0);
         compiled.map_err(|reason| {
             let (idx, line) = zone.soa_source.unwrap_or((0, 0));
             ZoneError::build(files.get(idx).unwrap_or(&unnamed), line, reason)
@@ -754,5 +762,98 @@ mod tests {
             err.to_string().starts_with("t.txt:1: a.test. has a CNAME"),
             "{err}"
         );
+    }
+
+    /// A zone read from a file keeps its SOA as read: nothing decoded by
+    /// the build; asked for it (a transfer), the SOA of the file, names
+    /// spelled as written; its serial read from the bytes and changed in
+    /// both.
+    #[test]
+    fn an_soa_read_is_decoded_only_when_asked() {
+        use crate::dns::fixtures::wire_name as wire;
+        let build = |mname: &str, serial: u32| {
+            let mut soa_rdata = wire(mname);
+            soa_rdata.extend(wire("Hostmaster.Z.test."));
+            for n in [serial, 3600, 600, 86400, 60] {
+                soa_rdata.extend(n.to_be_bytes());
+            }
+            let mut b = ZoneBuilder::new(name("z.test."), 2);
+            let file = PathBuf::from("z.zone");
+            let owner = wire("Z.test.");
+            for (rtype, rdata) in [(6, &soa_rdata[..]), (1, &[192, 0, 2, 1][..])] {
+                let rec = WireRecord {
+                    owner: &owner,
+                    rtype,
+                    class: 1,
+                    ttl: 300,
+                    rdata,
+                    line: 1,
+                };
+                b.add_read(0, &file, &rec).unwrap();
+            }
+            b.finish(std::slice::from_ref(&file), |_, _| soa()).unwrap()
+        };
+        let z = build("NS1.z.TEST.", 7);
+        assert!(z.soa.get().is_none(), "decoded by the build");
+        assert_eq!(z.serial(), 7);
+        let want = SOA::new(
+            name("NS1.z.TEST."),
+            name("Hostmaster.Z.test."),
+            7,
+            3600,
+            600,
+            86400,
+            60,
+        );
+        let spelled = |d: &RData| match d {
+            RData::SOA(s) => (s.mname.to_string(), s.rname.to_string(), s.serial),
+            _ => panic!("{d:?}"),
+        };
+        assert_eq!(z.soa_rr().data, &RData::SOA(want.clone()));
+        assert_eq!(
+            spelled(z.soa_rr().data),
+            ("NS1.z.TEST.".into(), "Hostmaster.Z.test.".into(), 7)
+        );
+        let z9 = z.clone().with_serial(9);
+        assert_eq!((z9.serial(), spelled(z9.soa_rr().data).2), (9, 9));
+        // Decoded before the serial changed: changed too.
+        assert_eq!(
+            z.clone().with_serial(10).soa_rr().data,
+            &RData::SOA({
+                let mut s = want;
+                s.serial = 10;
+                s
+            })
+        );
+        assert!(z.same_data(&build("ns1.Z.test.", 8)));
+        assert!(!z.same_data(&build("ns2.z.test.", 7)));
+        // A made-up SOA is given decoded.
+        let made = Zone::build(
+            name("z.test."),
+            vec![(0, vec![])],
+            &[PathBuf::new()],
+            |_, _| soa(),
+        )
+        .unwrap();
+        assert!(made.soa.get().is_some());
+        assert_eq!(made.serial(), 1);
+    }
+
+    #[test]
+    fn an_soa_not_shaped_as_one_is_refused_at_its_line() {
+        let mut b = ZoneBuilder::new(name("z.test."), 1);
+        let owner = b"\x01z\x04test\x00";
+        let rec = WireRecord {
+            owner,
+            rtype: 6,
+            class: 1,
+            ttl: 300,
+            rdata: b"\x01a\x00\x01b\x00\x00\x00",
+            line: 4,
+        };
+        let err = b
+            .add_read(0, std::path::Path::new("z.zone"), &rec)
+            .unwrap_err();
+        assert!(err.to_string().starts_with("z.zone:4:"), "{err}");
     }
 }

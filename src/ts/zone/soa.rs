@@ -5,11 +5,12 @@
 //! `ns1.example.` and `hostmaster.example.`), and more of a signed negative
 //! answer fits a small UDP size.
 
-use crate::ts::wire::{push_name_ref, uncompressed_len};
+use crate::ts::wire::{NAME_MAX, push_name_ref, uncompressed_len};
 
 /// An SOA record, owner aside, kept in the parts an answer assembles: as
 /// an answer writes it, and as a negative answer does (its TTL aside, the
-/// same record: one copy of the names for both).
+/// same record: one copy of the names for both). It is also the zone's SOA
+/// as read ([`SoaWire::rdata`]): a load decodes no SOA.
 #[derive(Debug, Clone, Default)]
 pub(super) struct SoaWire {
     /// TYPE, CLASS and TTL.
@@ -18,14 +19,18 @@ pub(super) struct SoaWire {
     /// (RFC 2308 §3).
     negative_ttl: u32,
     /// MNAME then RNAME, each the labels in front of the origin when the
-    /// name ends in the origin (its flag in `under` set), else the whole
-    /// name: one allocation for both (a TS of 100,000 zones holds 200,000
-    /// of these).
+    /// name ends in the origin spelled as the origin's key (lower case),
+    /// else the whole name as read: one allocation for both (a TS of
+    /// 100,000 zones holds 200,000 of these).
     names: Box<[u8]>,
     /// Where RNAME starts in `names`.
     rname_at: u16,
-    /// Whether MNAME, and RNAME, end in the origin.
-    under: [bool; 2],
+    /// Per name, when it ends in the origin: how many of its bytes come
+    /// before the origin (an answer points to the origin after them).
+    front: [Option<u8>; 2],
+    /// Per name: whether `names` holds it whole (it does not end in the
+    /// origin, or ends in it spelled in another case), else its front only.
+    whole: [bool; 2],
     /// SERIAL, REFRESH, RETRY, EXPIRE and MINIMUM.
     timers: [u8; 20],
 }
@@ -34,7 +39,7 @@ impl SoaWire {
     /// Splits an SOA's uncompressed RDATA (`rdata`) for a zone whose
     /// lower-cased wire origin is `origin_key`, served at `ttl` in answers
     /// and at `negative_ttl` in negative answers; `None` when the RDATA is
-    /// not an SOA's.
+    /// not an SOA's ([`soa_shape`]).
     pub(super) fn new(
         (ttl, negative_ttl): (u32, u32),
         rdata: &[u8],
@@ -44,21 +49,92 @@ impl SoaWire {
         head[..2].copy_from_slice(&6u16.to_be_bytes()); // SOA
         head[2..4].copy_from_slice(&1u16.to_be_bytes()); // IN
         head[4..].copy_from_slice(&ttl.to_be_bytes());
-        let mname_len = uncompressed_len(rdata)?;
-        let rname_len = uncompressed_len(rdata.get(mname_len..)?)?;
-        let names_end = mname_len + rname_len;
+        let (mname_len, names_end) = soa_shape(rdata)?;
         let timers = rdata.get(names_end..)?.try_into().ok()?;
-        let (mname, m_under) = split(&rdata[..mname_len], origin_key);
-        let (rname, r_under) = split(&rdata[mname_len..names_end], origin_key);
+        let (mname, rname) = (&rdata[..mname_len], &rdata[mname_len..names_end]);
+        let (m_front, r_front) = (split(mname, origin_key), split(rname, origin_key));
+        // Kept whole unless the origin is spelled as its key (the bytes
+        // rebuilt from the front and the key are then the bytes read).
+        let kept = |name: &'_ [u8], front: Option<usize>| match front {
+            Some(at) if name[at..] == *origin_key => (at, false),
+            _ => (name.len(), true),
+        };
+        let ((m_kept, m_whole), (r_kept, r_whole)) = (kept(mname, m_front), kept(rname, r_front));
+        let names: Box<[u8]> = if m_kept == mname_len {
+            // MNAME whole: RNAME's part right after it, in the RDATA.
+            rdata[..mname_len + r_kept].into()
+        } else {
+            [&mname[..m_kept], &rname[..r_kept]].concat().into()
+        };
         Some(SoaWire {
             head,
             negative_ttl,
-            names: [mname, rname].concat().into(),
-            // A name is at most 255 bytes.
-            rname_at: u16::try_from(mname.len()).ok()?,
-            under: [m_under, r_under],
+            names,
+            // A name is at most 255 bytes (soa_shape).
+            rname_at: u16::try_from(m_kept).ok()?,
+            front: [
+                m_front.and_then(|f| u8::try_from(f).ok()),
+                r_front.and_then(|f| u8::try_from(f).ok()),
+            ],
+            whole: [m_whole, r_whole],
             timers,
         })
+    }
+
+    /// The SOA's RDATA, as read (names uncompressed, as spelled): `origin_key`
+    /// the zone's, as given to [`SoaWire::new`]. Empty for the default.
+    pub(super) fn rdata(&self, origin_key: &[u8]) -> Vec<u8> {
+        if self.head[..2] != 6u16.to_be_bytes() {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(self.names.len() + 2 * origin_key.len() + 20);
+        for (i, part) in self.parts().into_iter().enumerate() {
+            out.extend_from_slice(part);
+            if !self.whole[i] {
+                out.extend_from_slice(origin_key);
+            }
+        }
+        out.extend_from_slice(&self.timers);
+        out
+    }
+
+    /// MNAME's and RNAME's bytes in `names`.
+    fn parts(&self) -> [&[u8]; 2] {
+        let (mname, rname) = self.names.split_at(usize::from(self.rname_at));
+        [mname, rname]
+    }
+
+    /// The SERIAL.
+    pub(super) fn serial(&self) -> u32 {
+        u32::from_be_bytes([
+            self.timers[0],
+            self.timers[1],
+            self.timers[2],
+            self.timers[3],
+        ])
+    }
+
+    /// Sets the SERIAL.
+    pub(super) fn set_serial(&mut self, serial: u32) {
+        self.timers[..4].copy_from_slice(&serial.to_be_bytes());
+    }
+
+    /// Whether both SOAs hold the same names (case aside) and timers, the
+    /// SERIAL aside: `self` of a zone at `key`, `other` at `other_key`.
+    pub(super) fn same_but_serial(&self, key: &[u8], other: &SoaWire, other_key: &[u8]) -> bool {
+        self.timers[4..] == other.timers[4..]
+            && (0..2).all(|i| {
+                let (a_len, mut a) = self.spelled(key, i);
+                let (b_len, mut b) = other.spelled(other_key, i);
+                a_len == b_len && a.all(|x| b.next().is_some_and(|y| x.eq_ignore_ascii_case(&y)))
+            })
+    }
+
+    /// Name `i` (0 MNAME, 1 RNAME) as read: its length, and its bytes.
+    fn spelled<'a>(&'a self, key: &'a [u8], i: usize) -> (usize, impl Iterator<Item = u8> + 'a) {
+        let part = self.parts()[i];
+        let tail: &[u8] = if self.whole[i] { &[] } else { key };
+        (part.len() + tail.len(), part.iter().chain(tail).copied())
     }
 
     /// Appends the record (owner already written): its names point to the
@@ -91,14 +167,16 @@ impl SoaWire {
         msg.extend_from_slice(head);
         let len_at = msg.len();
         msg.extend_from_slice(&[0, 0]);
-        let (mname, rname) = self.names.split_at(usize::from(self.rname_at));
-        for (labels, under_origin) in [(mname, self.under[0]), (rname, self.under[1])] {
-            msg.extend_from_slice(labels);
-            if under_origin {
-                match origin_at {
-                    Some(at) => push_name_ref(msg, at),
-                    None => msg.extend_from_slice(origin_key),
+        for (i, part) in self.parts().into_iter().enumerate() {
+            match self.front[i] {
+                Some(front) => {
+                    msg.extend_from_slice(&part[..usize::from(front).min(part.len())]);
+                    match origin_at {
+                        Some(at) => push_name_ref(msg, at),
+                        None => msg.extend_from_slice(origin_key),
+                    }
                 }
+                None => msg.extend_from_slice(part),
             }
         }
         msg.extend_from_slice(&self.timers);
@@ -108,17 +186,27 @@ impl SoaWire {
     }
 }
 
-/// `name` as the labels in front of `origin_key` (and `true`) when it ends
-/// in the origin on a label boundary, else whole (and `false`).
-fn split<'a>(name: &'a [u8], origin_key: &[u8]) -> (&'a [u8], bool) {
-    let mut at = 0;
-    while at < name.len() {
-        if name[at..].eq_ignore_ascii_case(origin_key) {
-            return (&name[..at], true);
-        }
-        at += 1 + usize::from(name[at]);
+/// Where `name` (uncompressed) meets `origin_key` when it ends in the
+/// origin on a label boundary, case aside: the length of its labels in
+/// front of the origin.
+fn split(name: &[u8], origin_key: &[u8]) -> Option<usize> {
+    // The origin's bytes are the name's last ones: one comparison, at the
+    // one place they can start (if a label starts there).
+    let at = name.len().checked_sub(origin_key.len())?;
+    let mut label = 0;
+    while label < at {
+        label += 1 + usize::from(name[label]);
     }
-    (name, false)
+    (label == at && name[at..].eq_ignore_ascii_case(origin_key)).then_some(at)
+}
+
+/// Whether `rdata` is an SOA's: two uncompressed names of at most 255
+/// bytes each, then 20 bytes of numbers. MNAME's length, and where the
+/// numbers start.
+pub(super) fn soa_shape(rdata: &[u8]) -> Option<(usize, usize)> {
+    let mname = uncompressed_len(rdata).filter(|&n| n <= NAME_MAX)?;
+    let rname = uncompressed_len(rdata.get(mname..)?).filter(|&n| n <= NAME_MAX)?;
+    (rdata.len() == mname + rname + 20).then_some((mname, mname + rname))
 }
 
 #[cfg(test)]
@@ -198,5 +286,81 @@ mod tests {
         let origin = wire("example.");
         assert!(SoaWire::new((1, 1), &[3, b'n', b's'], &origin).is_none());
         assert!(SoaWire::new((1, 1), &rdata("a.", "b.")[..20], &origin).is_none());
+    }
+
+    /// The RDATA given back as read, byte for byte, whichever way each name
+    /// is kept: in front of the origin as its key spells it, whole in
+    /// another case, whole elsewhere, the origin itself, the root zone's.
+    #[test]
+    fn the_rdata_is_given_back_as_read() {
+        for (origin, mname, rname) in [
+            ("example.", "ns1.example.", "hostmaster.example."),
+            ("example.", "ns1.EXAMPLE.", "Hostmaster.Example."),
+            ("example.", "ns.other.", "hostmaster.example."),
+            ("example.", "example.", "example."),
+            ("example.", "badexample.", "a.badexample."),
+            (".", "a.root-servers.net.", "nstld.verisign-grs.com."),
+            (".", ".", "."),
+        ] {
+            let key = wire(origin);
+            let data = rdata(mname, rname);
+            let soa = SoaWire::new((60, 60), &data, &key).unwrap();
+            assert_eq!(soa.rdata(&key), data, "{mname} {rname} at {origin}");
+            assert_eq!(soa.serial(), u32::from_be_bytes([1, 2, 3, 4]));
+            let mut other = soa.clone();
+            other.set_serial(99);
+            assert_eq!(other.serial(), 99);
+            assert_eq!(
+                &other.rdata(&key)[data.len() - 20..][..4],
+                &99u32.to_be_bytes()
+            );
+            assert!(soa.same_but_serial(&key, &other, &key));
+        }
+        assert!(SoaWire::default().rdata(&wire("example.")).is_empty());
+    }
+
+    /// The names compared case aside, the serial aside, the other timers
+    /// not.
+    #[test]
+    fn same_but_serial_compares_names_case_aside_and_the_timers() {
+        let key = wire("example.");
+        let soa = |mname: &str, rname: &str, last: u8| {
+            let mut data = rdata(mname, rname);
+            *data.last_mut().unwrap() = last;
+            SoaWire::new((60, 60), &data, &key).unwrap()
+        };
+        let base = soa("ns1.example.", "hostmaster.example.", 20);
+        assert!(base.same_but_serial(&key, &soa("NS1.Example.", "hostmaster.EXAMPLE.", 20), &key));
+        assert!(!base.same_but_serial(&key, &soa("ns2.example.", "hostmaster.example.", 20), &key));
+        assert!(!base.same_but_serial(&key, &soa("ns1.example.", "hm.example.", 20), &key));
+        assert!(!base.same_but_serial(&key, &soa("ns1.example.", "hostmaster.example.", 21), &key));
+        // Whole against split: the same name.
+        let other_key = wire("other.");
+        let elsewhere = SoaWire::new(
+            (60, 60),
+            &rdata("ns1.example.", "hostmaster.example."),
+            &other_key,
+        )
+        .unwrap();
+        assert!(base.same_but_serial(&key, &elsewhere, &other_key));
+    }
+
+    #[test]
+    fn an_soa_shape_is_two_names_and_twenty_bytes() {
+        assert_eq!(soa_shape(&rdata("a.", "b.")), Some((3, 6)));
+        assert_eq!(soa_shape(&rdata("a.", "b.")[..25]), None);
+        let mut long = rdata("a.", "b.");
+        long.push(0);
+        assert_eq!(soa_shape(&long), None);
+        // A compression pointer, a name over 255 bytes.
+        assert_eq!(soa_shape(&[0xc0, 12, 0]), None);
+        let mut big = Vec::new();
+        for _ in 0..5 {
+            big.push(63);
+            big.extend([b'a'; 63]);
+        }
+        big.push(0);
+        big.extend([0; 21]);
+        assert_eq!(soa_shape(&big), None);
     }
 }

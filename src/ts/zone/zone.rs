@@ -4,13 +4,14 @@
 //! encloser, the CNAME bound). Its other `impl Zone` blocks live with the
 //! work they do (`build.rs`, `write.rs`, `proof.rs`, `transfer.rs`, `sign/`).
 #![allow(clippy::module_inception)]
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use super::encode::{key_of, rdata_into};
+use super::encode::key_of;
 use super::nsec3;
 use super::rtype;
 use super::signature::Signature;
@@ -32,9 +33,12 @@ pub struct Zone {
     /// The origin, lower-cased wire form.
     pub(super) origin_key: Box<[u8]>,
     pub(super) soa_ttl: u32,
-    pub(super) soa: RData,
+    /// The SOA decoded, made when first asked ([`Zone::soa_rr`]: transfers,
+    /// the notifier): a load of 100,000 zones decodes none.
+    pub(super) soa: OnceLock<RData>,
     /// The SOA record (minus owner) for SOA answers and for negative answers
-    /// (TTL min(SOA TTL, MINIMUM), RFC 2308 §3).
+    /// (TTL min(SOA TTL, MINIMUM), RFC 2308 §3); the SOA's serial and its
+    /// RDATA as read.
     pub(super) soa_record: SoaWire,
     /// The RRSIGs of the SOA (records minus owner) at the negative answer's TTL.
     pub(super) negative_soa_sigs: Box<[u8]>,
@@ -109,20 +113,14 @@ impl Zone {
 
     /// The SOA serial.
     pub fn serial(&self) -> u32 {
-        match &self.soa {
-            RData::SOA(s) => s.serial,
-            _ => 0,
-        }
+        self.soa_record.serial()
     }
 
     /// The same zone with another SOA serial (the records are shared, not copied).
     pub fn with_serial(mut self, serial: u32) -> Self {
-        if let RData::SOA(s) = &mut self.soa {
+        self.soa_record.set_serial(serial);
+        if let Some(RData::SOA(s)) = self.soa.get_mut() {
             s.serial = serial;
-        }
-        // The SOA encoded before; only its serial changed.
-        if self.compile_soa().is_err() {
-            self.soa_record = SoaWire::default();
         }
         self
     }
@@ -146,15 +144,9 @@ impl Zone {
         }
         // The SOAs but for their serials, compared in place (a reload of
         // 100,000 zones asks this of each).
-        let soa_same = match (&self.soa, &other.soa) {
-            (RData::SOA(a), RData::SOA(b)) => {
-                a.mname == b.mname
-                    && a.rname == b.rname
-                    && (a.refresh, a.retry, a.expire, a.minimum)
-                        == (b.refresh, b.retry, b.expire, b.minimum)
-            }
-            (a, b) => !matches!(a, RData::SOA(_)) && !matches!(b, RData::SOA(_)),
-        };
+        let soa_same =
+            self.soa_record
+                .same_but_serial(&self.origin_key, &other.soa_record, &other.origin_key);
         self.origin == other.origin
             && self.soa_ttl == other.soa_ttl
             && soa_same
@@ -176,8 +168,29 @@ impl Zone {
         Rr {
             name: &self.origin,
             ttl: self.soa_ttl,
-            data: &self.soa,
+            data: self.soa(),
         }
+    }
+
+    /// The SOA decoded (from its RDATA as read, once).
+    pub(super) fn soa(&self) -> &RData {
+        self.soa.get_or_init(|| {
+            let rdata = self.soa_record.rdata(&self.origin_key);
+            match SOA::read(&mut BinDecoder::new(&rdata)) {
+                Ok(soa) => RData::SOA(soa),
+                // Never for a zone built (its SOA was checked): the serial
+                // and timers at least.
+                Err(_) => RData::SOA(SOA::new(
+                    Name::root(),
+                    Name::root(),
+                    self.serial(),
+                    0,
+                    0,
+                    0,
+                    0,
+                )),
+            }
+        })
     }
 
     /// Every record of the zone except the SOA, decoded (for a zone transfer).
@@ -257,10 +270,10 @@ impl Zone {
 /// The zone's SOA compiled for answers ([`SoaWire`]) and its RRSIGs for
 /// negative answers.
 impl Zone {
-    /// Encodes the SOA records served in answers and negative answers.
+    /// Encodes the SOA records served in answers and negative answers again
+    /// (from the SOA's RDATA as read: the store's RRSIGs of it changed).
     pub(super) fn compile_soa(&mut self) -> Result<(), BuildError> {
-        let mut rdata = Vec::with_capacity(64);
-        rdata_into(&self.soa, &mut rdata)?;
+        let rdata = self.soa_record.rdata(&self.origin_key);
         self.compile_soa_wire(&rdata, true)
     }
 
@@ -273,10 +286,10 @@ impl Zone {
         rdata: &[u8],
         signatures: bool,
     ) -> Result<(), BuildError> {
-        let minimum = match &self.soa {
-            RData::SOA(s) => s.minimum,
-            _ => self.soa_ttl,
-        };
+        // MINIMUM: the RDATA's last four bytes (SoaWire::new checks its shape).
+        let minimum = rdata
+            .last_chunk::<4>()
+            .map_or(self.soa_ttl, |m| u32::from_be_bytes(*m));
         let soa = u16::from(RecordType::SOA);
         let negative_ttl = self.soa_ttl.min(minimum);
         self.soa_record = SoaWire::new((self.soa_ttl, negative_ttl), rdata, &self.origin_key)

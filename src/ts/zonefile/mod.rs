@@ -340,6 +340,41 @@ ns1 IN A 192.0.2.53
             .collect()
     }
 
+    /// The reader's buffers go from one file to the next on a thread: the
+    /// next file starts with no owner (a blank one is refused; the same
+    /// owner text is read under its own origin), whatever the last one
+    /// left in them, a long owner and a bad line included.
+    #[test]
+    fn each_file_starts_afresh_on_a_thread_that_read_another() {
+        let long = format!("{}.example.test.", "x".repeat(60));
+        let first = format!(
+            "{HEAD}www A 192.0.2.1\n{long} TXT \"{}\"\n",
+            "t".repeat(200)
+        );
+        let (_, records) = parse(&first).unwrap();
+        assert_eq!(records.last().map(|r| r.name.clone()), Some(name(&long)));
+        // A bad file between: its reader dropped mid-way.
+        assert!(parse(&format!("{HEAD}www A 192.0.2.300\n")).is_err());
+        let other = HEAD.replace("example.test.", "other.test.");
+        let (origin, records) = parse(&format!("{other}www A 192.0.2.2\n")).unwrap();
+        assert_eq!(origin, name("other.test."));
+        assert_eq!(
+            lines_of(&records, "www.other.test.", RecordType::A),
+            vec![HEAD_LINES + 1]
+        );
+        assert_eq!(
+            lines_of(&records, "www.example.test.", RecordType::A),
+            Vec::<usize>::new()
+        );
+        // A first record with a blank owner: none left from the file before.
+        let blank = "$ORIGIN b.test.\n  A 192.0.2.3\n@ SOA ns h 1 2 3 4 5\n";
+        assert!(
+            error(blank).starts_with("z.zone:2: a record with a blank owner"),
+            "{}",
+            error(blank)
+        );
+    }
+
     #[test]
     fn shipped_example_zone_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/example.zone");

@@ -40,6 +40,52 @@ pub(super) struct Reader {
     /// record's data: buffers kept from one record to the next, so a record
     /// costs no allocation of its own.
     scratch: (Vec<u8>, Vec<u8>),
+    /// The buffer `owner` takes for the file's first owner.
+    spare: Vec<u8>,
+}
+
+/// A reader's buffers, kept on this thread from one file to the next
+/// ([`Reader::new`] takes them, its drop gives them back): a TS of 100,000
+/// small zones made and freed four of them a file.
+#[derive(Default)]
+struct Buffers {
+    owner: Vec<u8>,
+    owner_text: Vec<u8>,
+    scratch: (Vec<u8>, Vec<u8>),
+}
+
+thread_local! {
+    static KEPT: std::cell::Cell<Option<Buffers>> = const { std::cell::Cell::new(None) };
+}
+
+/// The most bytes a kept buffer holds on to (a record's data is at most
+/// 65,535 bytes; a name, 255).
+const KEPT_MAX: usize = 1 << 16;
+
+impl Drop for Reader {
+    /// Gives the buffers back to this thread, emptied, for the next file's
+    /// reader (those grown past [`KEPT_MAX`] are freed).
+    fn drop(&mut self) {
+        let owner = self
+            .owner
+            .take()
+            .unwrap_or_else(|| std::mem::take(&mut self.spare));
+        let mut kept = Buffers {
+            owner,
+            owner_text: std::mem::take(&mut self.owner_text),
+            scratch: std::mem::take(&mut self.scratch),
+        };
+        for buf in [
+            &mut kept.owner,
+            &mut kept.owner_text,
+            &mut kept.scratch.0,
+            &mut kept.scratch.1,
+        ] {
+            buf.clear();
+            buf.shrink_to(KEPT_MAX);
+        }
+        KEPT.set(Some(kept));
+    }
 }
 
 /// The TTL of a record with none when the file sets no `$TTL` (NSD 4.6's default).
@@ -48,13 +94,19 @@ const DEFAULT_TTL: u32 = 3600;
 impl Reader {
     /// A reader starting at `origin` (wire form), if given.
     pub(super) fn new(origin: Option<Vec<u8>>) -> Self {
+        let kept = KEPT.take().unwrap_or_else(|| Buffers {
+            owner: Vec::with_capacity(64),
+            owner_text: Vec::with_capacity(64),
+            scratch: (Vec::with_capacity(64), Vec::with_capacity(64)),
+        });
         Reader {
             origin,
             default_ttl: None,
             owner: None,
-            owner_text: Vec::new(),
+            owner_text: kept.owner_text,
             ttls_over: None,
-            scratch: (Vec::with_capacity(64), Vec::with_capacity(64)),
+            scratch: kept.scratch,
+            spare: kept.owner,
         }
     }
 
@@ -85,7 +137,10 @@ impl Reader {
                     .map_err(|m| (line, m))?;
                 match &mut self.owner {
                     Some(owner) => std::mem::swap(owner, next),
-                    None => self.owner = Some(std::mem::take(next)),
+                    None => {
+                        let spare = std::mem::take(&mut self.spare);
+                        self.owner = Some(std::mem::replace(next, spare));
+                    }
                 }
                 self.owner_text.clear();
                 self.owner_text.extend_from_slice(first.text);

@@ -222,7 +222,7 @@ impl Zone {
             return Err(SignError::Nsec3OriginTooLong(self.origin_key.len()));
         }
         let data = self.data_digest();
-        let mut soa = soa_of(&self.soa);
+        let mut soa = soa_of(self.soa());
         soa.serial = serial;
         // NSEC and NSEC3 TTL: the negative answer's (RFC 9077).
         let denial_ttl = self.soa_ttl.min(soa.minimum);
@@ -302,7 +302,7 @@ impl Zone {
         let mut c = Context::new(&SHA256);
         c.update(&self.store.arena);
         c.update(&self.soa_ttl.to_be_bytes());
-        let mut soa = self.soa.clone();
+        let mut soa = self.soa().clone();
         if let RData::SOA(s) = &mut soa {
             s.serial = 0;
         }
