@@ -258,11 +258,18 @@ pub(crate) fn read_bytes(file: &Path) -> Result<Vec<u8>, ZoneError> {
 /// each time). Returns the file read, open (`settle.rs` looks at the file
 /// the bytes came from, whatever is renamed over its path meanwhile).
 pub(crate) fn read_bytes_into(file: &Path, bytes: &mut Vec<u8>) -> Result<File, ZoneError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let io = |e: std::io::Error| ZoneError::Io {
         file: file.to_path_buf(),
         msg: e.to_string(),
     };
-    let f = File::open(file).map_err(io)?;
+    // Not blocking: a FIFO listed as a zone file (or swapped in for one)
+    // would hold the open until a writer came, and the load with it.
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(file)
+        .map_err(io)?;
     read_open_into(&f, bytes).map_err(io)?;
     Ok(f)
 }
@@ -345,5 +352,29 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<&str, BadUtf8<'_>> {
             let valid_prefix = std::str::from_utf8(&valid[..line_start]).unwrap_or_default();
             Err(BadUtf8 { line, valid_prefix })
         }
+    }
+}
+
+#[allow(clippy::unwrap_used)]
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// A FIFO given as a zone file (or swapped in for one) is read at once
+    /// (no writer: nothing), not waited on: the load would wait with it.
+    #[test]
+    fn a_fifo_is_read_at_once_not_waited_on() {
+        use rustix::fs::{CWD, FileType, Mode, mknodat};
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("z.zone");
+        mknodat(CWD, &fifo, FileType::Fifo, Mode::RUSR | Mode::WUSR, 0).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(super::read_bytes(&fifo).map(|b| b.len()));
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the read of a FIFO waited for a writer");
+        assert_eq!(got, Ok(0));
     }
 }
