@@ -470,7 +470,7 @@ fn still(
     reads: Option<&[Option<FileRead>]>,
     looked: i128,
 ) -> Result<Vec<bool>, usize> {
-    per_file(files.len(), |i| {
+    let same = per_file(files.len(), |i| {
         let read = reads.and_then(|r| r.get(i)).and_then(Option::as_ref);
         match read {
             Some(FileRead {
@@ -484,11 +484,8 @@ fn still(
                 looked,
             ),
         }
-    })
-    .into_iter()
-    .enumerate()
-    .map(|(i, same)| same.ok_or(i))
-    .collect()
+    });
+    first_changed(same)
 }
 
 /// After a read that failed: `Err` with the index of the first of `files`
@@ -497,14 +494,19 @@ fn still(
 /// bytes that failed are not at hand to say whether a file renamed over
 /// was read whole, so any change makes the read void.
 fn unmoved(files: &[PathBuf], before: &[Option<FileStamp>]) -> Result<Vec<bool>, usize> {
-    per_file(files.len(), |i| {
+    first_changed(per_file(files.len(), |i| {
         let b = before.get(i).copied().flatten();
-        b.is_none() || FileStamp::of(&files[i]) == b
-    })
-    .into_iter()
-    .enumerate()
-    .map(|(i, same)| same.then_some(true).ok_or(i))
-    .collect()
+        (b.is_none() || FileStamp::of(&files[i]) == b).then_some(true)
+    }))
+}
+
+/// Each file's look (`None`: changed in place) as [`still`] returns them:
+/// `Err` with the index of the first that changed, else each one's `bool`.
+fn first_changed(same: Vec<Option<bool>>) -> Result<Vec<bool>, usize> {
+    same.into_iter()
+        .enumerate()
+        .map(|(i, same)| same.ok_or(i))
+        .collect()
 }
 
 /// Whether the file at `path`, whose stamp was `before` (taken at
@@ -563,6 +565,23 @@ mod settle_tests {
     /// No file read, for `n` files.
     fn none_read(n: usize) -> Vec<Option<FileRead>> {
         (0..n).map(|_| None).collect()
+    }
+
+    /// A writer at work in place on `f` (`bytes` appended, or written over
+    /// its start), then a new version `new` renamed over it.
+    fn in_place_then_renamed_over(f: &Path, bytes: &[u8], append: bool, new: &str) {
+        let mut w = std::fs::OpenOptions::new();
+        if append {
+            w.append(true);
+        } else {
+            w.write(true);
+        }
+        w.open(f)
+            .and_then(|mut w| std::io::Write::write_all(&mut w, bytes))
+            .unwrap();
+        let tmp = f.with_extension("new");
+        std::fs::write(&tmp, new).unwrap();
+        std::fs::rename(&tmp, f).unwrap();
     }
 
     /// [`read_settled`] of the one file `f` (no first look), read as text
@@ -839,8 +858,8 @@ mod settle_tests {
     /// is seen and the half read is not kept, rename or not.
     #[test]
     fn a_half_read_is_not_kept_when_the_file_is_renamed_over_after_it() {
-        let (dir, f) = one_file("wh");
-        let (tmp, path) = (dir.path().join("t.new"), f.clone());
+        let (_dir, f) = one_file("wh");
+        let path = f.clone();
         let mut pauses = 0;
         let (got, seen, reads) = read_text(
             &f,
@@ -849,13 +868,7 @@ mod settle_tests {
             move |_| {
                 pauses += 1;
                 if pauses == 1 {
-                    std::fs::OpenOptions::new()
-                        .append(true)
-                        .open(&path)
-                        .and_then(|mut w| std::io::Write::write_all(&mut w, b"ole\nfile\n"))
-                        .unwrap();
-                    std::fs::write(&tmp, "whole\nfile\n").unwrap();
-                    std::fs::rename(&tmp, &path).unwrap();
+                    in_place_then_renamed_over(&path, b"ole\nfile\n", true, "whole\nfile\n");
                 }
             },
         );
@@ -870,8 +883,7 @@ mod settle_tests {
     /// its bytes), so it is read again.
     #[test]
     fn a_same_length_rewrite_then_a_rename_over_it_is_read_again() {
-        let (dir, f) = one_file("version a");
-        let tmp = dir.path().join("t.new");
+        let (_dir, f) = one_file("version a");
         for round in 0..20 {
             std::fs::write(&f, "version a").unwrap();
             let (got, _, reads) = read_text(
@@ -879,13 +891,7 @@ mod settle_tests {
                 Duration::ZERO,
                 |n| {
                     if n == 1 {
-                        std::fs::OpenOptions::new()
-                            .write(true)
-                            .open(&f)
-                            .and_then(|mut w| std::io::Write::write_all(&mut w, b"version b"))
-                            .unwrap();
-                        std::fs::write(&tmp, "version c").unwrap();
-                        std::fs::rename(&tmp, &f).unwrap();
+                        in_place_then_renamed_over(&f, b"version b", false, "version c");
                     }
                 },
                 |_| {},
