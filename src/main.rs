@@ -24,21 +24,56 @@ use dnslb::shutdown::Signals;
 /// 24,800; the LS's cache hit and forward unchanged (`bench/callgrind-wake`);
 /// `dnslb up` on config.toml 2.6 MiB more PSS (38.8 against 36.2). Built
 /// without transparent huge pages (`no_thp`: they doubled `dnslb up`'s RSS).
-/// Freed pages go back to the system only with `MIMALLOC_PURGE_DELAY=0` in
-/// the environment, which `dnslb up` gives its table servers and the units
-/// of deploy/ set (`supervise::child_purge_delay`): without it a 1M-name
-/// reload leaves 148-184 MiB resident, with it 73-74 (glibc's malloc: 71
-/// with its mmap threshold fixed; `bench/reload-mem`). The delay can be set
-/// in code only through an `unsafe` call (`mi_option_set`), which the crate
-/// forbids; mimalloc v2 (feature `v2`, a 10 ms delay) kept 166-231 MiB
-/// without it.
+/// Freed pages go back to the system at once: see [`purge_freed_pages_at_once`].
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's own setting of its purge delay, read at a process's start.
+const PURGE_DELAY_ENV: &str = "MIMALLOC_PURGE_DELAY";
+
+/// `mi_option_purge_delay`'s number in mimalloc v3's `mimalloc.h`
+/// (libmimalloc-sys names only the options it calls stable; the test
+/// below reads mimalloc's default through it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Sets mimalloc's purge delay to 0, unless the operator set
+/// `MIMALLOC_PURGE_DELAY`: mimalloc gives the pages a thread freed back to
+/// the system only when that thread calls it again after the delay (1,000 ms
+/// by default), and the thread that built a table has nothing more to do
+/// until the next reload, so a reload's temporaries and the old table stayed
+/// resident. Measured (`bench/reload-mem`, a million names, a reload that
+/// changes one address): 148-184 MiB resident after it with the default,
+/// 73-74 MiB at 0, as much as with glibc's malloc; 100,000 zones started in
+/// 2.19 s and 124.8 MiB at 0, 2.76 s and 231.8 MiB with the default
+/// (`bench/zones`). No crate offers this setting without `unsafe`, and an
+/// environment variable set by `dnslb up` and the units missed every TS an
+/// operator started by hand: this is the one `unsafe` block of the crate.
+#[allow(unsafe_code)]
+fn purge_freed_pages_at_once() {
+    if std::env::var_os(PURGE_DELAY_ENV).is_some_and(|v| !v.is_empty()) {
+        return;
+    }
+    // SAFETY: `mi_option_set` writes mimalloc's option table without a
+    // lock; it runs first in `main`, before this process starts a thread,
+    // and takes an option number mimalloc checks and a plain integer.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
+/// The purge delay mimalloc runs with, in milliseconds (logged at the start
+/// under `dnslb::alloc` at debug level: 0, or the operator's own).
+#[allow(unsafe_code)]
+fn purge_delay_ms() -> std::os::raw::c_long {
+    // SAFETY: reads one entry of mimalloc's option table, which only
+    // `purge_freed_pages_at_once` writes, before any thread starts.
+    unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
+}
+
 fn main() -> ExitCode {
+    purge_freed_pages_at_once();
     let cli = Cli::parse();
     let tag = cli.log_tag();
     logging::init(cli.log.as_deref(), cli.log_format, tag.as_deref());
+    tracing::debug!(target: "dnslb::alloc", purge_delay_ms = purge_delay_ms(), "allocator: mimalloc");
     let format = cli.log_format;
     match run(cli) {
         Ok(code) => code,
@@ -156,4 +191,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The number set in `main` is mimalloc's purge delay: read through it,
+    /// this test process (which never ran `main`) sees mimalloc v3's default
+    /// of 1,000 ms, or the operator's own setting.
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_option_set_is_mimallocs_purge_delay() {
+        let own = std::env::var(PURGE_DELAY_ENV)
+            .ok()
+            .filter(|v| !v.is_empty());
+        let expected = own.map_or(1000, |v| v.trim().parse().unwrap_or(1000));
+        // SAFETY: reads one entry of mimalloc's option table.
+        let read = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(read, expected);
+    }
 }

@@ -21,16 +21,6 @@
 //! stably is reported at `error` level, naming that reason, each time its
 //! backoff grows.
 //!
-//! Children run with mimalloc's purge delay at [`PURGE_DELAY`] ms
-//! ([`child_purge_delay`]; an operator's own `MIMALLOC_PURGE_DELAY` wins):
-//! mimalloc, dnslb's allocator, gives the pages a thread freed back to the
-//! system only when that thread calls it again after the delay (1,000 ms by
-//! default), and the thread that built a table has nothing more to do until
-//! the next reload, so a reload's temporaries and the old table stayed
-//! resident (measured on a million names, a reload that changed one
-//! address: 148-184 MiB resident after it, 73-74 MiB with the delay at 0,
-//! as much as with glibc's malloc).
-//!
 //! Children run in their own process group, so a Ctrl-C in the terminal
 //! reaches only `dnslb up`, which then stops them in order. If `dnslb up` dies
 //! abruptly, a child that calls [`die_with_supervisor`] at start-up gets
@@ -479,9 +469,6 @@ impl ChildTask {
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.spec.program);
-        if let Some(delay) = child_purge_delay(std::env::var_os(PURGE_DELAY_ENV).as_deref()) {
-            cmd.env(PURGE_DELAY_ENV, delay);
-        }
         cmd.args(&self.spec.args)
             .env(SUPERVISOR_PID_ENV, std::process::id().to_string())
             .stdin(Stdio::null())
@@ -568,37 +555,11 @@ impl ChildTask {
     }
 }
 
-/// mimalloc's delay (ms) before it gives freed pages back to the system,
-/// read once at a process's start.
-pub const PURGE_DELAY_ENV: &str = "MIMALLOC_PURGE_DELAY";
-
-/// The purge delay children run with: none, the pages go back as soon as
-/// they are freed (mimalloc's own default is 1,000 ms).
-pub const PURGE_DELAY: &str = "0";
-
-/// The `MIMALLOC_PURGE_DELAY` a child gets, given ours (`None`: leave it as
-/// it is, inherited): [`PURGE_DELAY`] unless ours is set.
-pub fn child_purge_delay(ours: Option<&OsStr>) -> Option<&'static str> {
-    match ours {
-        None => Some(PURGE_DELAY),
-        Some(v) if v.is_empty() => Some(PURGE_DELAY),
-        Some(_) => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     use std::path::Path;
-
-    #[test]
-    fn children_give_freed_pages_back_at_once_unless_the_operator_set_a_delay() {
-        assert_eq!(child_purge_delay(None), Some("0"));
-        assert_eq!(child_purge_delay(Some(OsStr::new(""))), Some("0"));
-        assert_eq!(child_purge_delay(Some(OsStr::new("10"))), None);
-        assert_eq!(child_purge_delay(Some(OsStr::new("0"))), None);
-    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
