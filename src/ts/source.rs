@@ -283,10 +283,25 @@ pub(crate) fn read_open_into(mut f: &File, bytes: &mut Vec<u8>) -> std::io::Resu
     // read, with no `stat` for its size; a larger one sized by its `stat`.
     bytes.reserve(SMALL_FILE);
     f.take(SMALL_FILE as u64).read_to_end(bytes)?;
-    if bytes.len() == SMALL_FILE {
-        let len = f.metadata().map_or(0, |m| m.len());
-        bytes.reserve(usize::try_from(len).unwrap_or(0).saturating_sub(SMALL_FILE));
-        f.read_to_end(bytes)?;
+    // Only a regular file is a zone file: a FIFO (read as nothing, its
+    // open not blocking), a device (`/dev/zero` would be read without end)
+    // or a socket is refused. Its type is looked at when the first read
+    // gave nothing or filled the buffer, so a small file costs no `stat`.
+    if bytes.is_empty() || bytes.len() == SMALL_FILE {
+        let meta = f.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file (a FIFO, a device or a socket)",
+            ));
+        }
+        if bytes.len() == SMALL_FILE {
+            let rest = usize::try_from(meta.len())
+                .unwrap_or(0)
+                .saturating_sub(SMALL_FILE);
+            bytes.reserve(rest);
+            f.read_to_end(bytes)?;
+        }
     }
     Ok(())
 }
@@ -360,10 +375,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<&str, BadUtf8<'_>> {
 mod tests {
     use std::time::Duration;
 
-    /// A FIFO given as a zone file (or swapped in for one) is read at once
-    /// (no writer: nothing), not waited on: the load would wait with it.
+    /// A FIFO given as a zone file (or swapped in for one) is refused at
+    /// once, not waited on: the load would wait with it.
     #[test]
-    fn a_fifo_is_read_at_once_not_waited_on() {
+    fn a_fifo_is_refused_at_once_not_waited_on() {
         use rustix::fs::{CWD, FileType, Mode, mknodat};
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("z.zone");
@@ -375,6 +390,42 @@ mod tests {
         let got = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the read of a FIFO waited for a writer");
-        assert_eq!(got, Ok(0));
+        assert_not_regular(got);
+    }
+
+    /// A device that never ends (`/dev/zero`, through a symlink named as a
+    /// zone file) is refused, not read until memory runs out.
+    #[test]
+    fn a_device_is_refused_not_read_without_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("z.zone");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert_not_regular(super::read_bytes(&link).map(|b| b.len()));
+    }
+
+    /// An empty regular file and one past the first read's buffer are read.
+    #[test]
+    fn regular_files_of_every_size_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [
+            0,
+            1,
+            super::SMALL_FILE - 1,
+            super::SMALL_FILE,
+            3 * super::SMALL_FILE + 7,
+        ] {
+            let f = dir.path().join(format!("z{len}"));
+            std::fs::write(&f, vec![b'x'; len]).unwrap();
+            assert_eq!(super::read_bytes(&f).unwrap().len(), len);
+        }
+    }
+
+    fn assert_not_regular(got: Result<usize, super::ZoneError>) {
+        match got {
+            Err(super::ZoneError::Io { msg, .. }) => {
+                assert!(msg.contains("not a regular file"), "{msg}")
+            }
+            other => panic!("not refused: {other:?}"),
+        }
     }
 }
