@@ -92,8 +92,9 @@ enum SoaGiven {
     /// from these bytes; it is decoded only when asked (a transfer).
     Read { at: u32, len: u16 },
     /// Given decoded ([`ZoneBuilder::set_soa`], or made up for a zone with
-    /// none).
-    Decoded(RData),
+    /// none). Boxed: an `RData` is a few hundred bytes, which every builder
+    /// (moved from thread to thread and into its vector) carried.
+    Decoded(Box<RData>),
 }
 
 impl ZoneBuilder {
@@ -301,7 +302,7 @@ impl ZoneBuilder {
     /// Sets the zone's SOA (from the zone being signed again), and the
     /// file and line it came from.
     pub(super) fn set_soa(&mut self, ttl: u32, soa: RData, source: Option<(usize, usize)>) {
-        self.soa = Some((ttl, SoaGiven::Decoded(soa)));
+        self.soa = Some((ttl, SoaGiven::Decoded(Box::new(soa))));
         self.soa_source = source;
     }
 
@@ -621,7 +622,7 @@ impl ZoneBuilder {
             Some((ttl, SoaGiven::Decoded(data))) => (ttl, Some(data)),
             None => {
                 let (ttl, soa) = default_soa(&origin, apex_ns.as_ref());
-                (ttl, Some(RData::SOA(soa)))
+                (ttl, Some(Box::new(RData::SOA(soa))))
             }
         };
         // A decoded SOA is encoded, and kept decoded.
