@@ -484,9 +484,17 @@ fn parse_bytes(
     use super::zone::rtype::{NSEC, NSEC3, NSEC3PARAM, RRSIG};
     let mut warnings = Vec::new();
     let (origin, records) = zonefile::parse_master_noting(bytes, file, origin, &mut warnings)?;
-    let signed = records
-        .source_records(|r| matches!(r.rtype, RRSIG | NSEC | NSEC3 | NSEC3PARAM))
-        .map_err(|(line, msg)| ZoneError::line(file, line, msg))?;
+    // Looked for only in a file that holds one (most hold none).
+    let signed = if [RRSIG, NSEC, NSEC3, NSEC3PARAM]
+        .iter()
+        .any(|&t| records.may_hold(t))
+    {
+        records
+            .source_records(|r| matches!(r.rtype, RRSIG | NSEC | NSEC3 | NSEC3PARAM))
+            .map_err(|(line, msg)| ZoneError::line(file, line, msg))?
+    } else {
+        Vec::new()
+    };
     // The origin is the SOA's owner (zonefile's check): its key is that
     // owner lower-cased, with no round trip through hickory's name.
     let soa = super::zone::rtype::SOA;
