@@ -134,6 +134,11 @@ impl ZoneBuilder {
         &self.origin
     }
 
+    /// The zone's origin in lower-cased wire form (its key).
+    pub fn origin_key(&self) -> &[u8] {
+        &self.origin_key
+    }
+
     /// Whether an RRSIG was added: without one the zone is not signed in
     /// its files (no lookup of its apex needed to say so).
     pub fn has_signatures(&self) -> bool {

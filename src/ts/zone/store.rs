@@ -64,8 +64,9 @@ pub(super) fn be32(b: &[u8], at: usize) -> u32 {
 
 /// Hash of a lower-cased wire name: word-at-a-time mixing, then the
 /// MurmurHash3 finalizer so that the low bits (the table index) depend on
-/// every byte.
-pub(super) fn hash(key: &[u8]) -> u64 {
+/// every byte. Also a load's index of its builders by origin
+/// (`ts/load/origins.rs`).
+pub(crate) fn hash(key: &[u8]) -> u64 {
     hash_folded(key, |w| w)
 }
 
