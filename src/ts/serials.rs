@@ -171,13 +171,8 @@ pub fn push_origin(out: &mut String, key: &[u8]) -> bool {
                 out.truncate(start);
                 return false;
             }
+            out.push(char::from(c));
         }
-        // ASCII (every byte checked above): the label at once.
-        let Ok(label) = std::str::from_utf8(label) else {
-            out.truncate(start);
-            return false;
-        };
-        out.push_str(label);
         out.push('.');
         at += 1 + usize::from(len);
     }
