@@ -321,7 +321,7 @@ fn load_with(
                         (&origin, key.as_deref()),
                         (records.len(), records.data_len()),
                     );
-                    builders[b].reserve_rdata(records.data_len());
+                    builders[b].reserve_rdata(records.rdata_len());
                     for rec in records.iter() {
                         builders[b].add_read(i, file, &rec)?;
                     }
@@ -505,7 +505,10 @@ fn parse_bytes(
     };
     let boxed = key.as_deref().map(Box::<[u8]>::from);
     let built = key.map(|k| {
-        let mut b = ZoneBuilder::with_room(origin.clone(), k, records.len(), records.data_len());
+        // Room for what the records hold, no more: every builder is held
+        // until the last file is read.
+        let room = (records.len(), records.owner_len());
+        let mut b = ZoneBuilder::with_sizes(origin.clone(), k, room, records.rdata_len());
         for rec in records.iter() {
             b.add_read(index, file, &rec)?;
         }

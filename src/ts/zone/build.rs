@@ -114,10 +114,23 @@ impl ZoneBuilder {
     /// master file's records in wire form hold at most their buffer's):
     /// reserved once, not reserved and then grown.
     pub fn with_room(origin: Name, origin_key: Vec<u8>, records: usize, rdata: usize) -> Self {
+        Self::with_sizes(origin, origin_key, (records, records * 24), rdata)
+    }
+
+    /// [`ZoneBuilder::with_room`] with room for `names` bytes of owner names
+    /// (a master file's records in wire form say how many at most): a TS
+    /// of 100,000 small zones holds every builder until the last file is
+    /// read, and 24 bytes a record for the names was three times theirs.
+    pub fn with_sizes(
+        origin: Name,
+        origin_key: Vec<u8>,
+        (records, names): (usize, usize),
+        rdata: usize,
+    ) -> Self {
         ZoneBuilder {
             origin,
             origin_key,
-            owners: Owners::with_capacity(records),
+            owners: Owners::with_room(records, names),
             pending: Vec::with_capacity(records),
             rdata: Vec::with_capacity(rdata),
             scratch: (Vec::new(), Vec::new()),

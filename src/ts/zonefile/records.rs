@@ -38,6 +38,9 @@ pub struct WireRecords {
     /// The types under 64 among the records, a bit each (bit `t` for type
     /// `t`): [`WireRecords::may_hold`] answers from it, with no walk.
     types: u64,
+    /// Bytes of `bytes` that are owners (each written once for the records
+    /// that follow it): the rest is RDATA.
+    owner_bytes: usize,
 }
 
 impl WireRecords {
@@ -56,6 +59,7 @@ impl WireRecords {
             slots: Vec::with_capacity(text_len / 24 + 4),
             owner_at: None,
             types: 0,
+            owner_bytes: 0,
         }
     }
 
@@ -82,6 +86,7 @@ impl WireRecords {
             None => {
                 let len = u8::try_from(owner.len()).map_err(|_| "a name over 255 bytes")?;
                 self.bytes.extend_from_slice(owner);
+                self.owner_bytes += owner.len();
                 let o = (self.bytes.len() - owner.len(), len);
                 self.owner_at = Some(o);
                 o
@@ -128,6 +133,17 @@ impl WireRecords {
     /// Bytes of owners and RDATA held: a bound on the RDATA of the records.
     pub fn data_len(&self) -> usize {
         self.bytes.len()
+    }
+
+    /// Bytes of the owners held (each written once for the records that
+    /// follow it): a bound on the bytes of the distinct owners.
+    pub fn owner_len(&self) -> usize {
+        self.owner_bytes
+    }
+
+    /// Bytes of the records' RDATA.
+    pub fn rdata_len(&self) -> usize {
+        self.bytes.len() - self.owner_bytes
     }
 
     /// How many records.
@@ -220,6 +236,8 @@ mod tests {
         r.push(b"\x00", (46, 1, 300), b"x", 1).unwrap();
         r.push(b"\x00", (1, 1, 300), &[192, 0, 2, 1], 2).unwrap();
         assert!(r.may_hold(46) && r.may_hold(1));
+        // One owner, written once for both: its byte, and 5 of RDATA.
+        assert_eq!((r.owner_len(), r.rdata_len(), r.data_len()), (1, 5, 6));
         assert!(!r.may_hold(47) && !r.may_hold(0) && !r.may_hold(63));
     }
 }
