@@ -19,7 +19,9 @@ use super::source::{ZoneError, read_bytes_into, with_file_bytes};
 use super::zone::{Catalog, Zone, ZoneBuilder};
 use super::{spread, table, zonefile};
 
+mod origins;
 mod services;
+use origins::ByOrigin;
 use services::{add_services, service_error};
 
 /// SOA timers of a zone built from PROJ tables (RFC 1912 §2.2 values).
@@ -217,14 +219,14 @@ fn load_with(
     let mut sources = Vec::with_capacity(files);
     // By origin (lower-cased), the builder's index: a TS of 100,000 zones
     // finds each file's builder at once, not by a scan of those before it.
-    let mut by_origin: HashMap<Box<[u8]>, usize> = HashMap::with_capacity(files);
+    let mut by_origin = ByOrigin::with_capacity(files);
     type Sources = Vec<(Option<usize>, Option<usize>)>;
     /// The builder of the zone at `origin` (whose key is `key`, when made
     /// already), made when new.
     fn builder_for(
         builders: &mut Vec<ZoneBuilder>,
         sources: &mut Sources,
-        by_origin: &mut HashMap<Box<[u8]>, usize>,
+        by_origin: &mut ByOrigin,
         (origin, key): (&Name, Option<&[u8]>),
         (records, rdata): (usize, usize),
     ) -> usize {
@@ -232,11 +234,11 @@ fn load_with(
             Some(k) => k.to_vec(),
             None => super::zone::key_of(origin).unwrap_or_else(|_| vec![0]),
         };
-        if let Some(&b) = by_origin.get(&key[..]) {
+        if let Some(b) = by_origin.get(builders, &key) {
             return b;
         }
-        by_origin.insert(key.as_slice().into(), builders.len());
         builders.push(ZoneBuilder::with_room(origin.clone(), key, records, rdata));
+        by_origin.insert(builders, builders.len() - 1);
         sources.push((None, None));
         builders.len() - 1
     }
@@ -296,7 +298,7 @@ fn load_with(
             if key.as_ref().is_some_and(|k| keep.origins.contains(&k[..])) {
                 return Ok(None);
             }
-            let known = key.as_deref().and_then(|k| by_origin.get(k).copied());
+            let known = key.as_deref().and_then(|k| by_origin.get(&builders, k));
             // A zone that is not signed in its file (most) has nothing to
             // warn of, nor any NSEC3 parameters.
             if !signed.is_empty() {
@@ -305,10 +307,9 @@ fn load_with(
             }
             let b = match (known, built, &key) {
                 // A new zone: the builder made where the file was parsed.
-                (None, Some(built), Some(k)) => {
-                    let built = built?;
-                    by_origin.insert(k.clone(), builders.len());
-                    builders.push(built);
+                (None, Some(built), Some(_)) => {
+                    builders.push(built?);
+                    by_origin.insert(&builders, builders.len() - 1);
                     sources.push((None, None));
                     builders.len() - 1
                 }
@@ -320,7 +321,7 @@ fn load_with(
                         (&origin, key.as_deref()),
                         (records.len(), records.data_len()),
                     );
-                    builders[b].reserve_rdata(records.data_len());
+                    builders[b].reserve_rdata(records.rdata_len());
                     for rec in records.iter() {
                         builders[b].add_read(i, file, &rec)?;
                     }
@@ -484,9 +485,17 @@ fn parse_bytes(
     use super::zone::rtype::{NSEC, NSEC3, NSEC3PARAM, RRSIG};
     let mut warnings = Vec::new();
     let (origin, records) = zonefile::parse_master_noting(bytes, file, origin, &mut warnings)?;
-    let signed = records
-        .source_records(|r| matches!(r.rtype, RRSIG | NSEC | NSEC3 | NSEC3PARAM))
-        .map_err(|(line, msg)| ZoneError::line(file, line, msg))?;
+    // Looked for only in a file that holds one (most hold none).
+    let signed = if [RRSIG, NSEC, NSEC3, NSEC3PARAM]
+        .iter()
+        .any(|&t| records.may_hold(t))
+    {
+        records
+            .source_records(|r| matches!(r.rtype, RRSIG | NSEC | NSEC3 | NSEC3PARAM))
+            .map_err(|(line, msg)| ZoneError::line(file, line, msg))?
+    } else {
+        Vec::new()
+    };
     // The origin is the SOA's owner (zonefile's check): its key is that
     // owner lower-cased, with no round trip through hickory's name.
     let soa = super::zone::rtype::SOA;
@@ -496,7 +505,10 @@ fn parse_bytes(
     };
     let boxed = key.as_deref().map(Box::<[u8]>::from);
     let built = key.map(|k| {
-        let mut b = ZoneBuilder::with_room(origin.clone(), k, records.len(), records.data_len());
+        // Room for what the records hold, no more: every builder is held
+        // until the last file is read.
+        let room = (records.len(), records.owner_len());
+        let mut b = ZoneBuilder::with_sizes(origin.clone(), k, room, records.rdata_len());
         for rec in records.iter() {
             b.add_read(index, file, &rec)?;
         }

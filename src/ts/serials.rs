@@ -30,7 +30,6 @@
 //! one build of dnslb. After an upgrade it may differ, which only makes the
 //! next start count the data as changed (a serial one higher: safe).
 use std::ffi::OsString;
-use std::fmt::Write as _;
 use std::hash::Hasher;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -133,7 +132,10 @@ pub fn head(files: u64) -> String {
 pub fn push_zone(out: &mut String, origin: impl FnOnce(&mut String), serial: u32) {
     out.push_str("zone ");
     origin(out);
-    let _ = writeln!(out, " {serial}");
+    // The number by `itoa`, not the formatting machinery: 100,000 lines.
+    out.push(' ');
+    out.push_str(itoa::Buffer::new().format(serial));
+    out.push('\n');
 }
 
 /// Appends the text of the lower-cased wire name `key` (a zone's origin as

@@ -178,27 +178,24 @@ impl TableServer {
         // recorded. A zone signed here is signed now, its serial above the
         // last one served (its signatures are new).
         let mut zone_keys = ZoneKeyMap::new();
-        let zones = zones
-            .into_iter()
-            .zip(&recorded)
-            .map(|(z, &recorded)| {
-                if policy::signs(&settings, &z) {
-                    let serial = match recorded {
-                        Some(r) => serials::next_serial(r, clock),
-                        None => serials::start_serial(None, false, clock),
-                    };
-                    let (signed, keys) = policy::sign(&settings, &z, None, serial, clock)?;
-                    zone_keys.insert(z.origin_wire().to_vec(), Arc::new(keys));
-                    return Ok(signed);
-                }
-                if !z.soa_synthesized() {
-                    return Ok(z);
-                }
-                let serial = serials::start_serial(recorded, same_files, clock);
-                Ok(z.with_serial(serial))
-            })
-            .collect::<Result<Vec<_>, policy::SigningError>>()
-            .map_err(ZoneError::signing)?;
+        // In place: a zone neither signed here nor given a made-up SOA (a
+        // zone file's, most) stays where it is, not moved (a zone is a few
+        // hundred bytes, and a TS may have 100,000).
+        let mut zones = zones;
+        for (z, &recorded) in zones.iter_mut().zip(&recorded) {
+            if policy::signs(&settings, z) {
+                let serial = match recorded {
+                    Some(r) => serials::next_serial(r, clock),
+                    None => serials::start_serial(None, false, clock),
+                };
+                let (signed, keys) =
+                    policy::sign(&settings, z, None, serial, clock).map_err(ZoneError::signing)?;
+                zone_keys.insert(z.origin_wire().to_vec(), Arc::new(keys));
+                *z = signed;
+            } else if z.soa_synthesized() {
+                z.set_serial(serials::start_serial(recorded, same_files, clock));
+            }
+        }
         let changed_at_start = zones
             .iter()
             .zip(&recorded)

@@ -3,13 +3,13 @@
 //! checks that the name is this TS's to answer (inside a zone from a file,
 //! not a wildcard, not occluded by a delegation or DNAME, no other data at
 //! it), each error naming the service's place in the config.
-use std::collections::HashMap;
-
 use hickory_proto::rr::Name;
 
 use crate::ts::settings::TsSettings;
 use crate::ts::source::ZoneError;
 use crate::ts::zone::ZoneBuilder;
+
+use super::ByOrigin;
 
 /// Adds every `[[ts.service]]` of `settings` to the zone holding its name
 /// (the longest origin above it) with every endpoint's A or AAAA record:
@@ -23,7 +23,7 @@ use crate::ts::zone::ZoneBuilder;
 pub(super) fn add_services(
     settings: &TsSettings,
     builders: &mut [ZoneBuilder],
-    by_origin: &HashMap<Box<[u8]>, usize>,
+    by_origin: &ByOrigin,
 ) -> Result<Vec<(usize, usize)>, ZoneError> {
     use hickory_proto::rr::RData;
     let mut out = Vec::with_capacity(settings.services.len());
@@ -34,9 +34,9 @@ pub(super) fn add_services(
             let mut n = s.name.clone();
             n.set_fqdn(true);
             loop {
-                if let Some(&b) = crate::ts::zone::key_of(&n)
+                if let Some(b) = crate::ts::zone::key_of(&n)
                     .ok()
-                    .and_then(|k| by_origin.get(&k[..]))
+                    .and_then(|k| by_origin.get(builders, &k))
                 {
                     break Some(b);
                 }

@@ -92,8 +92,9 @@ enum SoaGiven {
     /// from these bytes; it is decoded only when asked (a transfer).
     Read { at: u32, len: u16 },
     /// Given decoded ([`ZoneBuilder::set_soa`], or made up for a zone with
-    /// none).
-    Decoded(RData),
+    /// none). Boxed: an `RData` is a few hundred bytes, which every builder
+    /// (moved from thread to thread and into its vector) carried.
+    Decoded(Box<RData>),
 }
 
 impl ZoneBuilder {
@@ -113,10 +114,23 @@ impl ZoneBuilder {
     /// master file's records in wire form hold at most their buffer's):
     /// reserved once, not reserved and then grown.
     pub fn with_room(origin: Name, origin_key: Vec<u8>, records: usize, rdata: usize) -> Self {
+        Self::with_sizes(origin, origin_key, (records, records * 24), rdata)
+    }
+
+    /// [`ZoneBuilder::with_room`] with room for `names` bytes of owner names
+    /// (a master file's records in wire form say how many at most): a TS
+    /// of 100,000 small zones holds every builder until the last file is
+    /// read, and 24 bytes a record for the names was three times theirs.
+    pub fn with_sizes(
+        origin: Name,
+        origin_key: Vec<u8>,
+        (records, names): (usize, usize),
+        rdata: usize,
+    ) -> Self {
         ZoneBuilder {
             origin,
             origin_key,
-            owners: Owners::with_capacity(records),
+            owners: Owners::with_room(records, names),
             pending: Vec::with_capacity(records),
             rdata: Vec::with_capacity(rdata),
             scratch: (Vec::new(), Vec::new()),
@@ -131,6 +145,11 @@ impl ZoneBuilder {
     /// The zone's origin.
     pub fn origin(&self) -> &Name {
         &self.origin
+    }
+
+    /// The zone's origin in lower-cased wire form (its key).
+    pub fn origin_key(&self) -> &[u8] {
+        &self.origin_key
     }
 
     /// Whether an RRSIG was added: without one the zone is not signed in
@@ -301,7 +320,7 @@ impl ZoneBuilder {
     /// Sets the zone's SOA (from the zone being signed again), and the
     /// file and line it came from.
     pub(super) fn set_soa(&mut self, ttl: u32, soa: RData, source: Option<(usize, usize)>) {
-        self.soa = Some((ttl, SoaGiven::Decoded(soa)));
+        self.soa = Some((ttl, SoaGiven::Decoded(Box::new(soa))));
         self.soa_source = source;
     }
 
@@ -621,7 +640,7 @@ impl ZoneBuilder {
             Some((ttl, SoaGiven::Decoded(data))) => (ttl, Some(data)),
             None => {
                 let (ttl, soa) = default_soa(&origin, apex_ns.as_ref());
-                (ttl, Some(RData::SOA(soa)))
+                (ttl, Some(Box::new(RData::SOA(soa))))
             }
         };
         // A decoded SOA is encoded, and kept decoded.

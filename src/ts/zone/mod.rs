@@ -80,6 +80,7 @@ pub(crate) use nsec3::{ITERATIONS_MAX as NSEC3_ITERATIONS_MAX, owner_hash};
 pub use sign::{Keys, RrsetSigner, SignError, Stamp};
 pub use signature::Signature;
 pub use store::SET_DO_ONLY;
+pub(crate) use store::hash as key_hash;
 pub use transfer::{Cursor, TransferRecord, Unreadable};
 pub use write::Question;
 use zone::MAX_CNAME_CHAIN;

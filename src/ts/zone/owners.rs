@@ -23,9 +23,10 @@ pub(super) struct Owners {
 const SCAN: usize = 8;
 
 impl Owners {
-    pub(super) fn with_capacity(n: usize) -> Self {
+    /// Room for `n` owners whose names take `bytes` bytes in all.
+    pub(super) fn with_room(n: usize, bytes: usize) -> Self {
         Owners {
-            names: Vec::with_capacity(n * 24),
+            names: Vec::with_capacity(bytes),
             spans: Vec::with_capacity(n),
             table: Vec::new(),
         }
@@ -139,7 +140,7 @@ mod tests {
     #[test]
     fn names_are_numbered_once_across_the_scan_and_the_index() {
         for capacity in [0, 4, 1000] {
-            let mut owners = Owners::with_capacity(capacity);
+            let mut owners = Owners::with_room(capacity, capacity * 24);
             let count = SCAN * 5 + 3;
             for round in 0..2 {
                 for i in 0..count {
@@ -162,7 +163,7 @@ mod tests {
             // A name past 255 bytes is refused.
             assert!(owners.intern(&[1; 256]).is_err());
         }
-        let mut few = Owners::with_capacity(2);
+        let mut few = Owners::with_room(2, 48);
         assert_eq!(few.find(&wire("a")), None);
         assert_eq!(few.intern(&wire("a")).unwrap(), 0);
         assert_eq!(few.find(&wire("A")), Some(0));

@@ -73,17 +73,17 @@ pub(super) fn push_entry(
     let set_count = u16::try_from(sets.len()).map_err(|_| BuildError::TooManyTypes)?;
     arena.push(name_len);
     arena.extend_from_slice(owner_wire);
-    arena.push(flags);
-    arena.extend_from_slice(&set_count.to_be_bytes());
-    let sets_len_at = arena.len();
-    arena.extend_from_slice(&[0; 4]);
+    let [n0, n1] = set_count.to_be_bytes();
+    // Flags, set count and the sets' length (filled in below) at once.
+    arena.extend_from_slice(&[flags, n0, n1, 0, 0, 0, 0]);
+    let sets_len_at = arena.len() - 4;
     for set in sets {
         let head = arena.len();
         let count = u16::try_from(set.data.len()).map_err(|_| BuildError::RrsetTooLarge)?;
-        arena.extend_from_slice(&set.rtype.to_be_bytes());
-        arena.push(set.flags());
-        arena.extend_from_slice(&count.to_be_bytes());
-        arena.extend_from_slice(&[0; 4]);
+        let [t0, t1] = set.rtype.to_be_bytes();
+        let [c0, c1] = count.to_be_bytes();
+        // Type, flags, count and the set's length (filled in below).
+        arena.extend_from_slice(&[t0, t1, set.flags(), c0, c1, 0, 0, 0, 0]);
         for &(at, len) in &set.data {
             push_record(arena, set.rtype, set.ttl, &rdata[at..at + len]);
         }

@@ -197,7 +197,10 @@ fn split(name: &[u8], origin_key: &[u8]) -> Option<usize> {
     while label < at {
         label += 1 + usize::from(name[label]);
     }
-    (label == at && name[at..].eq_ignore_ascii_case(origin_key)).then_some(at)
+    // The bytes as they are first (the origin is most often spelled as its
+    // key): a byte-wise comparison is cheaper than a case-blind one.
+    let tail = &name[at..];
+    (label == at && (tail == origin_key || tail.eq_ignore_ascii_case(origin_key))).then_some(at)
 }
 
 /// Whether `rdata` is an SOA's: two uncompressed names of at most 255

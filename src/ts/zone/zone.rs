@@ -34,8 +34,10 @@ pub struct Zone {
     pub(super) origin_key: Box<[u8]>,
     pub(super) soa_ttl: u32,
     /// The SOA decoded, made when first asked ([`Zone::soa_rr`]: transfers,
-    /// the notifier): a load of 100,000 zones decodes none.
-    pub(super) soa: OnceLock<RData>,
+    /// the notifier): a load of 100,000 zones decodes none. Boxed: an
+    /// `RData` is a few hundred bytes, which every zone (moved from the
+    /// builder's thread into the catalog) carried.
+    pub(super) soa: OnceLock<Box<RData>>,
     /// The SOA record (minus owner) for SOA answers and for negative answers
     /// (TTL min(SOA TTL, MINIMUM), RFC 2308 §3); the SOA's serial and its
     /// RDATA as read.
@@ -118,11 +120,17 @@ impl Zone {
 
     /// The same zone with another SOA serial (the records are shared, not copied).
     pub fn with_serial(mut self, serial: u32) -> Self {
+        self.set_serial(serial);
+        self
+    }
+
+    /// Sets the SOA serial in place ([`Zone::with_serial`] with no move of
+    /// the zone).
+    pub fn set_serial(&mut self, serial: u32) {
         self.soa_record.set_serial(serial);
-        if let Some(RData::SOA(s)) = self.soa.get_mut() {
+        if let Some(RData::SOA(s)) = self.soa.get_mut().map(|d| &mut **d) {
             s.serial = serial;
         }
-        self
     }
 
     /// Whether this (secondary) zone expired: answered SERVFAIL.
@@ -176,7 +184,7 @@ impl Zone {
     pub(super) fn soa(&self) -> &RData {
         self.soa.get_or_init(|| {
             let rdata = self.soa_record.rdata(&self.origin_key);
-            match SOA::read(&mut BinDecoder::new(&rdata)) {
+            Box::new(match SOA::read(&mut BinDecoder::new(&rdata)) {
                 Ok(soa) => RData::SOA(soa),
                 // Never for a zone built (its SOA was checked): the serial
                 // and timers at least.
@@ -189,7 +197,7 @@ impl Zone {
                     0,
                     0,
                 )),
-            }
+            })
         })
     }
 

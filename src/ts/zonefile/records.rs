@@ -35,6 +35,12 @@ pub struct WireRecords {
     /// Where the owner last pushed lies, while the records that follow
     /// share it.
     owner_at: Option<(usize, u8)>,
+    /// The types under 64 among the records, a bit each (bit `t` for type
+    /// `t`): [`WireRecords::may_hold`] answers from it, with no walk.
+    types: u64,
+    /// Bytes of `bytes` that are owners (each written once for the records
+    /// that follow it): the rest is RDATA.
+    owner_bytes: usize,
 }
 
 impl WireRecords {
@@ -52,6 +58,8 @@ impl WireRecords {
             bytes: Vec::with_capacity(text_len + 64),
             slots: Vec::with_capacity(text_len / 24 + 4),
             owner_at: None,
+            types: 0,
+            owner_bytes: 0,
         }
     }
 
@@ -78,11 +86,15 @@ impl WireRecords {
             None => {
                 let len = u8::try_from(owner.len()).map_err(|_| "a name over 255 bytes")?;
                 self.bytes.extend_from_slice(owner);
+                self.owner_bytes += owner.len();
                 let o = (self.bytes.len() - owner.len(), len);
                 self.owner_at = Some(o);
                 o
             }
         };
+        if let Some(bit) = 1u64.checked_shl(u32::from(rtype)) {
+            self.types |= bit;
+        }
         self.slots.push(Slot {
             owner: at,
             owner_len: len,
@@ -109,9 +121,29 @@ impl WireRecords {
         })
     }
 
+    /// Whether a record of type `rtype` may be among them: `false` means
+    /// none is (known for the types under 64: the DNSSEC types a load
+    /// looks for in every file, which most hold none of); `true` for a type
+    /// of 64 or more.
+    pub fn may_hold(&self, rtype: u16) -> bool {
+        1u64.checked_shl(u32::from(rtype))
+            .is_none_or(|bit| self.types & bit != 0)
+    }
+
     /// Bytes of owners and RDATA held: a bound on the RDATA of the records.
     pub fn data_len(&self) -> usize {
         self.bytes.len()
+    }
+
+    /// Bytes of the owners held (each written once for the records that
+    /// follow it): a bound on the bytes of the distinct owners.
+    pub fn owner_len(&self) -> usize {
+        self.owner_bytes
+    }
+
+    /// Bytes of the records' RDATA.
+    pub fn rdata_len(&self) -> usize {
+        self.bytes.len() - self.owner_bytes
     }
 
     /// How many records.
@@ -177,6 +209,7 @@ pub(crate) fn rdata_of(code: u16, wire: &[u8]) -> Result<RData, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -191,5 +224,20 @@ mod tests {
         // A small file's are, once.
         let r = WireRecords::for_text(2400);
         assert!(r.bytes.capacity() >= 2464 && r.slots.capacity() >= 104);
+    }
+
+    /// A type under 64 is held only once a record of it is pushed; one of
+    /// 64 or more always may be.
+    #[test]
+    fn the_types_held_are_known_for_those_under_64() {
+        let mut r = WireRecords::for_text(100);
+        assert!(!r.may_hold(1) && !r.may_hold(46) && !r.may_hold(63));
+        assert!(r.may_hold(64) && r.may_hold(65_535));
+        r.push(b"\x00", (46, 1, 300), b"x", 1).unwrap();
+        r.push(b"\x00", (1, 1, 300), &[192, 0, 2, 1], 2).unwrap();
+        assert!(r.may_hold(46) && r.may_hold(1));
+        // One owner, written once for both: its byte, and 5 of RDATA.
+        assert_eq!((r.owner_len(), r.rdata_len(), r.data_len()), (1, 5, 6));
+        assert!(!r.may_hold(47) && !r.may_hold(0) && !r.may_hold(63));
     }
 }

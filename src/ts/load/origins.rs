@@ -1,0 +1,120 @@
+//! A load's zone builders by origin ([`ByOrigin`]): an open-addressing
+//! table of builder indices hashed by the origin's key (lower-cased wire
+//! form) and compared with each builder's own key. A load of 100,000 zones
+//! copied each key into a map and hashed it with SipHash (twice: a look-up,
+//! then the insertion); the keys here come from the operator's zone files
+//! and config, never from the network, so the zone index's hash serves.
+use crate::ts::zone::{ZoneBuilder, key_hash};
+
+/// A free slot.
+const EMPTY: u32 = u32::MAX;
+
+/// The builders of a load by their origin's key; the builders themselves
+/// are the caller's (each call is given them).
+pub(super) struct ByOrigin {
+    /// Builder indices, [`EMPTY`] where none; a power of two long.
+    table: Vec<u32>,
+    /// Builders recorded.
+    len: usize,
+}
+
+impl ByOrigin {
+    /// Room for `n` builders without growing.
+    pub(super) fn with_capacity(n: usize) -> Self {
+        ByOrigin {
+            table: vec![EMPTY; slots_for(n)],
+            len: 0,
+        }
+    }
+
+    /// The index in `builders` of the builder whose origin's key is `key`.
+    pub(super) fn get(&self, builders: &[ZoneBuilder], key: &[u8]) -> Option<usize> {
+        let mask = self.table.len() - 1;
+        let mut at = (key_hash(key) as usize) & mask;
+        loop {
+            match self.table[at] {
+                EMPTY => return None,
+                b if builders
+                    .get(b as usize)
+                    .is_some_and(|x| x.origin_key() == key) =>
+                {
+                    return Some(b as usize);
+                }
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+
+    /// Records `builders[b]` (whose origin is not recorded yet).
+    pub(super) fn insert(&mut self, builders: &[ZoneBuilder], b: usize) {
+        let Some(index) = u32::try_from(b).ok().filter(|&i| i != EMPTY) else {
+            return;
+        };
+        let Some(builder) = builders.get(b) else {
+            return;
+        };
+        if (self.len + 1) * 4 > self.table.len() * 3 {
+            self.grow(builders);
+        }
+        place(&mut self.table, builder.origin_key(), index);
+        self.len += 1;
+    }
+
+    /// The table twice as long, every builder recorded placed again.
+    fn grow(&mut self, builders: &[ZoneBuilder]) {
+        let slots = self.table.len() * 2;
+        let old = std::mem::replace(&mut self.table, vec![EMPTY; slots]);
+        for b in old.into_iter().filter(|&b| b != EMPTY) {
+            if let Some(builder) = builders.get(b as usize) {
+                place(&mut self.table, builder.origin_key(), b);
+            }
+        }
+    }
+}
+
+/// Puts `index` in the first free slot from `key`'s.
+fn place(table: &mut [u32], key: &[u8], index: u32) {
+    let mask = table.len() - 1;
+    let mut at = (key_hash(key) as usize) & mask;
+    while table[at] != EMPTY {
+        at = (at + 1) & mask;
+    }
+    table[at] = index;
+}
+
+/// Slots for `n` entries at most three quarters full: a power of two.
+fn slots_for(n: usize) -> usize {
+    (n + n / 3 + 1).next_power_of_two().max(8)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use hickory_proto::rr::Name;
+
+    fn builder(origin: &str) -> ZoneBuilder {
+        ZoneBuilder::new(origin.parse::<Name>().unwrap(), 1)
+    }
+
+    /// Each builder is found by its origin's key, past the table's growth
+    /// (sized for 2, given 40) and beside keys that share their start;
+    /// another key is not found.
+    #[test]
+    fn each_builder_is_found_by_its_key_as_the_table_grows() {
+        let mut builders = Vec::new();
+        let mut by = ByOrigin::with_capacity(2);
+        for i in 0..40 {
+            builders.push(builder(&format!("z{i}.test.")));
+            by.insert(&builders, builders.len() - 1);
+        }
+        builders.push(builder("test."));
+        by.insert(&builders, builders.len() - 1);
+        for (i, b) in builders.iter().enumerate() {
+            assert_eq!(by.get(&builders, b.origin_key()), Some(i));
+        }
+        let other = builder("z40.test.");
+        assert_eq!(by.get(&builders, other.origin_key()), None);
+        assert_eq!(by.get(&builders, b"\x00"), None);
+    }
+}
