@@ -241,7 +241,7 @@ impl PacketCache {
             .collect();
         PacketCache {
             shards,
-            hasher: KeyedState::new(),
+            hasher: KeyedState::default(),
             caps: Caps {
                 max_ttl: config.max_ttl,
                 neg_ttl: config.neg_ttl,
