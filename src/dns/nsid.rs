@@ -55,6 +55,17 @@ fn walk(msg: &[u8]) -> Option<MessageWalk> {
     walk_message(msg).filter(|w| w.opt.is_none_or(|o| o.root_owned()))
 }
 
+/// [`walk`] of a query whose OPT is looked for: a message without an
+/// additional record (ARCOUNT 0, as most queries without EDNS are) has no
+/// OPT, and is not walked (as walked, it would be found to have none, or
+/// be unreadable: either way no OPT).
+fn walk_for_opt(query: &[u8]) -> Option<MessageWalk> {
+    if u16_at(query, 10)? == 0 {
+        return None;
+    }
+    walk(query)
+}
+
 /// The payload of the first option `code` in an OPT's RDATA; `Err` when
 /// the options overrun it.
 pub(super) fn find_option(rdata: &[u8], code: u16) -> Result<Option<&[u8]>, ()> {
@@ -80,7 +91,7 @@ pub fn query_wants_nsid(query: &[u8]) -> bool {
 
 /// The payload of `query`'s first EDNS option `code`, when its OPT has one.
 pub(super) fn query_option(query: &[u8], code: u16) -> Option<&[u8]> {
-    let opt = walk(query)?.opt?;
+    let opt = walk_for_opt(query)?.opt?;
     let rdata = query.get(opt.rdata_start..opt.rdata_end)?;
     find_option(rdata, code).ok().flatten()
 }
@@ -91,7 +102,7 @@ pub(super) fn query_option(query: &[u8], code: u16) -> Option<&[u8]> {
 pub fn client_max_size(query: &[u8], transport: Transport) -> usize {
     let size = match transport {
         Transport::Tcp => TCP_PAYLOAD_MAX,
-        Transport::Udp => match walk(query).and_then(|w| w.opt) {
+        Transport::Udp => match walk_for_opt(query).and_then(|w| w.opt) {
             Some(opt) => opt
                 .class(query)
                 .unwrap_or(UDP_PAYLOAD_PLAIN)

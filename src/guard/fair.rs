@@ -26,6 +26,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
+use super::keyed_hash::KeyedState;
+
 /// The places of `max` the groups share once the bound is contended: seven
 /// eighths; the last eighth is kept for a group that holds none.
 pub const fn shared(max: usize) -> usize {
@@ -52,10 +54,11 @@ pub fn share(max: usize, others: usize) -> usize {
     (shared(max) / others.saturating_add(1)).max(1)
 }
 
-/// Places held per client group (one UDP worker's).
+/// Places held per client group (one UDP worker's), under a fast keyed
+/// hash ([`KeyedState`]: two lookups per forwarded query).
 #[derive(Debug, Default)]
 pub struct Holders {
-    held: HashMap<IpAddr, u32>,
+    held: HashMap<IpAddr, u32, KeyedState>,
     total: usize,
 }
 

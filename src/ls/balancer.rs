@@ -456,8 +456,13 @@ impl Balancer {
         if !late {
             self.count_forward(&state, route);
         }
-        let name_end = question_end.saturating_sub(4);
-        let name_hash = order::name_hash(req.raw.get(HEADER_LEN..name_end).unwrap_or_default());
+        // Only for a route whose order reads it (0 for the others).
+        let name_hash = if order::reads_name(state.route_at(route).policy.order) {
+            let name_end = question_end.saturating_sub(4);
+            order::name_hash(req.raw.get(HEADER_LEN..name_end).unwrap_or_default())
+        } else {
+            0
+        };
         // The query log (debug): read from the question only when it is on.
         let log = QueryLine::enabled().then(|| {
             QueryLine::new(
@@ -830,6 +835,45 @@ mod tests {
             panic!("{name}: not forwarded");
         };
         (state, admitted.into_job(raw))
+    }
+
+    /// The name's hash (case folded) is taken at the door for the orders
+    /// that read it, consistent-hash and sticky, and only for those; a
+    /// pool's order decides for the names under it.
+    #[test]
+    fn the_name_hash_is_taken_for_the_orders_that_read_it() {
+        let hash = order::name_hash(b"\x03www\x07example\x03org\x00");
+        for kind in [
+            Order::ConsistentHash,
+            Order::Sticky,
+            Order::LeastOutstanding,
+            Order::RoundRobin,
+            Order::Fixed,
+            Order::WeightedRandom,
+        ] {
+            let c = LsConfig {
+                order: kind,
+                backend: vec![backend("a", 1), backend("b", 2)],
+                ..LsConfig::default()
+            };
+            let b = Balancer::new(&c);
+            let (_, job) = admitted(&b, "WWW.Example.org");
+            let want = if order::reads_name(kind) { hash } else { 0 };
+            assert_eq!(job.name_hash, want, "{kind}");
+        }
+        assert!(order::reads_name(Order::ConsistentHash) && order::reads_name(Order::Sticky));
+        // A pool's own order: consistent-hash under its zone only.
+        let mut p = pool("org", &["a", "b"], "example.org");
+        p.order = Some(Order::ConsistentHash);
+        let c = LsConfig {
+            order: Order::RoundRobin,
+            backend: vec![backend("a", 1), backend("b", 2)],
+            pool: vec![p],
+            ..LsConfig::default()
+        };
+        let b = Balancer::new(&c);
+        assert_eq!(admitted(&b, "WWW.Example.org").1.name_hash, hash);
+        assert_eq!(admitted(&b, "www.example.com").1.name_hash, 0);
     }
 
     /// The door routes a name to the pool of its longest zone suffix, and

@@ -46,7 +46,9 @@ pub fn clamp_delay(percentile: Option<Duration>, min: Duration, max: Duration) -
 pub struct LatencyWindow {
     cur: Histogram<u64>,
     prev: Histogram<u64>,
-    started: Instant,
+    /// When the current window is old ([`WINDOW_AGE`] after it began):
+    /// compared with, no time arithmetic per sample.
+    ends: Instant,
 }
 
 impl LatencyWindow {
@@ -59,18 +61,16 @@ impl LatencyWindow {
         LatencyWindow {
             cur: h(),
             prev: h(),
-            started: now,
+            ends: now + WINDOW_AGE,
         }
     }
 
     /// Records one latency, rotating the window when it is full or old.
     pub fn record(&mut self, rtt: Duration, now: Instant) {
-        if self.cur.len() >= WINDOW_SAMPLES
-            || now.saturating_duration_since(self.started) >= WINDOW_AGE
-        {
+        if self.cur.len() >= WINDOW_SAMPLES || now >= self.ends {
             std::mem::swap(&mut self.cur, &mut self.prev);
             self.cur.reset();
-            self.started = now;
+            self.ends = now + WINDOW_AGE;
         }
         let us = u64::try_from(rtt.as_micros())
             .unwrap_or(u64::MAX)

@@ -36,6 +36,13 @@ pub fn name_hash(bytes: &[u8]) -> u64 {
     h
 }
 
+/// Whether order `kind` reads the query's [`name_hash`] (consistent-hash
+/// picks by it, sticky remembers by it): for the others the door does not
+/// take it (an FNV-1a pass over the name, ~200 instructions a query).
+pub fn reads_name(kind: Order) -> bool {
+    matches!(kind, Order::ConsistentHash | Order::Sticky)
+}
+
 /// A 64-bit mixer (splitmix64's finaliser): spreads `x` over all bits.
 fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

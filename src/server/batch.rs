@@ -368,14 +368,14 @@ fn recv_as<S: Addr, const N: usize>(
         return Err(io::ErrorKind::InvalidInput.into());
     };
     // An array, not a growable list: nothing to allocate, nothing to drop.
+    // Made empty, then pointed at the slots in one plain loop (an iterator
+    // drawn from inside `from_fn` cost ~20 instructions a slot, 32 slots
+    // per client batch, whatever the batch brings).
     let n = slots.len().min(N);
-    let mut each = slots.iter_mut();
-    let mut iovs: [[IoSliceMut<'_>; 1]; N] = std::array::from_fn(|_| {
-        [match each.next() {
-            Some(s) => IoSliceMut::new(&mut s[..]),
-            None => IoSliceMut::new(&mut []),
-        }]
-    });
+    let mut iovs: [[IoSliceMut<'_>; 1]; N] = std::array::from_fn(|_| [IoSliceMut::new(&mut [])]);
+    for (iov, s) in iovs.iter_mut().zip(slots.iter_mut()) {
+        *iov = [IoSliceMut::new(&mut s[..])];
+    }
     let headers = set.get_or_insert_with(|| {
         let cmsg = match (kind.stamps, kind.pktinfo) {
             (false, false) => None,

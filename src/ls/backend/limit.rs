@@ -163,9 +163,8 @@ impl Young {
         slots_in(at.saturating_duration_since(self.origin))
     }
 
-    /// Moves the newest slot to `now`'s, emptying those it passes.
-    fn advance(&mut self, now: Instant) {
-        let to = self.slot(now);
+    /// Moves the newest slot to `to`, emptying those it passes.
+    fn advance(&mut self, to: u64) {
         if to <= self.head {
             return;
         }
@@ -184,8 +183,14 @@ impl Young {
     /// newest slot (a caller's time read earlier, e.g. its round's start);
     /// one older than the ring is not counted.
     pub fn sent(&mut self, now: Instant) {
-        self.advance(now);
-        let s = self.slot(now).min(self.head);
+        self.sent_in(self.slot(now));
+    }
+
+    /// [`Young::sent`] of a query sent in slot `s` ([`Young::slot`]: the
+    /// clock's arithmetic done once for the send and the count after it).
+    fn sent_in(&mut self, s: u64) {
+        self.advance(s);
+        let s = s.min(self.head);
         if self.head - s < SLOTS as u64 {
             let i = (s % SLOTS as u64) as usize;
             if let Some(c) = self.counts.get_mut(i) {
@@ -215,7 +220,12 @@ impl Young {
     /// `now` and not ended: the ring's last `slots` counts, summed as at
     /// most two runs (a slot before the first is still 0).
     fn count_slots(&mut self, now: Instant, slots: usize) -> u32 {
-        self.advance(now);
+        self.count_in(self.slot(now), slots)
+    }
+
+    /// [`Young::count_slots`] at slot `to`.
+    fn count_in(&mut self, to: u64, slots: usize) -> u32 {
+        self.advance(to);
         let slots = slots.clamp(1, SLOTS);
         let end = (self.head % SLOTS as u64) as usize + 1;
         let sum = |r: &[u32]| r.iter().map(|&c| u64::from(c)).sum::<u64>();
@@ -267,13 +277,17 @@ pub struct Limiter {
     /// This window's latencies (µs), the last [`KEPT`].
     window: [u32; KEPT],
     samples: usize,
-    window_start: Option<Instant>,
+    /// When the window's time is up (its first answer's time plus
+    /// [`WINDOW_TIME`]), once it has one.
+    window_end: Option<Instant>,
     /// The most queries in flight seen in the window.
     peak: u32,
     /// The fastest answer of this epoch and of the previous one.
     epoch_min: Option<Duration>,
     prev_min: Option<Duration>,
-    epoch_start: Instant,
+    /// When the epoch ends (its start plus [`EPOCH`]): compared with, no
+    /// time arithmetic per answer.
+    epoch_end: Instant,
     /// The slots of the in-flight count's horizon ([`horizon`] of the
     /// baseline), kept up to date as the baseline changes.
     horizon_slots: usize,
@@ -288,11 +302,11 @@ impl Limiter {
             young: Young::new(now),
             window: [0; KEPT],
             samples: 0,
-            window_start: None,
+            window_end: None,
             peak: 0,
             epoch_min: None,
             prev_min: None,
-            epoch_start: now,
+            epoch_end: now + EPOCH,
             horizon_slots: horizon_slots(HORIZON_MAX),
         }
     }
@@ -345,8 +359,9 @@ impl Limiter {
 
     /// A query sent at `now`; the queries in flight then.
     pub fn sent(&mut self, now: Instant) -> u32 {
-        self.young.sent(now);
-        let n = self.in_flight(now);
+        let s = self.young.slot(now);
+        self.young.sent_in(s);
+        let n = self.young.count_in(s, self.horizon_slots);
         self.peak = self.peak.max(n);
         n
     }
@@ -360,9 +375,9 @@ impl Limiter {
     /// it is due.
     pub fn sample(&mut self, rtt: Duration, now: Instant) {
         let before = self.baseline();
-        if now.saturating_duration_since(self.epoch_start) >= EPOCH {
+        if now >= self.epoch_end {
             self.prev_min = self.epoch_min.take();
-            self.epoch_start = now;
+            self.epoch_end = now + EPOCH;
         }
         self.epoch_min = Some(self.epoch_min.map_or(rtt, |m| m.min(rtt)));
         if self.baseline() != before {
@@ -373,8 +388,8 @@ impl Limiter {
             *slot = us;
         }
         self.samples += 1;
-        let start = *self.window_start.get_or_insert(now);
-        if self.samples < WINDOW_SAMPLES || now.saturating_duration_since(start) < WINDOW_TIME {
+        let end = *self.window_end.get_or_insert_with(|| now + WINDOW_TIME);
+        if self.samples < WINDOW_SAMPLES || now < end {
             return;
         }
         let kept = self.samples.min(KEPT);
@@ -389,7 +404,7 @@ impl Limiter {
             self.limit = next_limit(self.limit, baseline, median, used, self.bounds);
         }
         self.samples = 0;
-        self.window_start = None;
+        self.window_end = None;
         self.peak = self.in_flight(now);
     }
 }
@@ -564,7 +579,7 @@ mod tests {
             for horizon in [1, 2, 19, 20, 21, 63, 64, 120, 500] {
                 let h = horizon * MS;
                 let naive: u32 = {
-                    y.advance(at);
+                    y.advance(y.slot(at));
                     let slots = (h.as_nanos() / SLOT.as_nanos()).clamp(1, SLOTS as u128) as u64;
                     (0..slots)
                         .filter_map(|k| y.head.checked_sub(k))
@@ -636,6 +651,36 @@ mod tests {
         assert_eq!(l.baseline(), Some(MS), "the previous epoch's still counts");
         window(&mut l, 5 * MS, t0 + EPOCH * 2 + WINDOW_TIME);
         assert_eq!(l.baseline(), Some(5 * MS));
+    }
+
+    /// A window ends at its first answer's time plus [`WINDOW_TIME`] (with
+    /// enough answers), an epoch at its start plus [`EPOCH`]: not a
+    /// nanosecond before (both kept as the moment they end).
+    #[test]
+    fn a_window_and_an_epoch_end_at_their_moment_not_before() {
+        let t0 = Instant::now();
+        let ns = Duration::from_nanos(1);
+        let mut l = Limiter::new(B, t0);
+        for _ in 0..WINDOW_SAMPLES {
+            l.sample(MS, t0);
+        }
+        assert_eq!(l.samples, WINDOW_SAMPLES, "enough answers, time not up");
+        l.sample(MS, t0 + WINDOW_TIME - ns);
+        assert_eq!(l.samples, WINDOW_SAMPLES + 1);
+        l.sample(MS, t0 + WINDOW_TIME);
+        assert_eq!(l.samples, 0, "ended at its time");
+        l.sample(2 * MS, t0 + EPOCH - ns);
+        assert_eq!((l.prev_min, l.epoch_min), (None, Some(MS)));
+        l.sample(3 * MS, t0 + EPOCH);
+        assert_eq!((l.prev_min, l.epoch_min), (Some(MS), Some(3 * MS)));
+        l.sample(3 * MS, t0 + EPOCH * 2 - ns);
+        assert_eq!(
+            l.prev_min,
+            Some(MS),
+            "the next epoch from the answer that began it"
+        );
+        l.sample(3 * MS, t0 + EPOCH * 2);
+        assert_eq!(l.prev_min, Some(3 * MS));
     }
 
     #[test]

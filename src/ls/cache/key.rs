@@ -21,8 +21,8 @@
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::dns::{
-    HEADER_LEN, NAME_MAX, TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX, UDP_PAYLOAD_PLAIN,
-    WireHeader, u16_at, walk_message,
+    HEADER_LEN, MessageWalk, NAME_MAX, TCP_PAYLOAD_MAX, Transport, UDP_PAYLOAD_MAX,
+    UDP_PAYLOAD_PLAIN, WireHeader, u16_at, walk_message,
 };
 
 /// Question types never answered from the cache: OPT, TKEY, TSIG, IXFR,
@@ -283,7 +283,16 @@ pub(super) fn read(
         return None;
     }
     let question_end = pos + 4;
-    let walk = walk_message(query)?;
+    // No additional record (ARCOUNT 0; the answer and authority sections
+    // are empty, checked above): no OPT and no signature, nothing to walk.
+    let walk = if u16_at(query, 10)? == 0 {
+        MessageWalk {
+            opt: None,
+            signed: false,
+        }
+    } else {
+        walk_message(query)?
+    };
     if walk.signed {
         return None;
     }

@@ -81,7 +81,6 @@
 //! of its key: the older data is not served again, neither fresh nor stale,
 //! and the name's failure-recheck ends with it (a backend that answers is
 //! asked every time).
-use std::collections::hash_map::RandomState;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -90,6 +89,7 @@ use hickory_proto::rr::Name;
 
 use crate::config::CacheConfig;
 use crate::dns::Transport;
+use crate::guard::keyed_hash::KeyedState;
 
 mod key;
 mod names;
@@ -185,8 +185,9 @@ impl CacheStats {
 pub struct PacketCache {
     /// The shards, picked by a key's hash.
     shards: Box<[Mutex<Shard>]>,
-    /// Keys the hash of every [`CacheKey`].
-    hasher: RandomState,
+    /// Keys the hash of every [`CacheKey`] (a fast keyed hash: one per
+    /// hit and per miss).
+    hasher: KeyedState,
     /// Lifetime caps.
     caps: Caps,
     /// How long past expiry an entry may be served stale.
@@ -240,7 +241,7 @@ impl PacketCache {
             .collect();
         PacketCache {
             shards,
-            hasher: RandomState::new(),
+            hasher: KeyedState::default(),
             caps: Caps {
                 max_ttl: config.max_ttl,
                 neg_ttl: config.neg_ttl,

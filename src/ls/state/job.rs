@@ -17,7 +17,8 @@ pub struct Job {
     pub question_end: usize,
     /// How the client came.
     pub transport: Transport,
-    /// Hash of the lower-cased name (orders, sticky memory).
+    /// Hash of the lower-cased name (orders, sticky memory); 0 on a route
+    /// whose order reads no name ([`crate::ls::order::reads_name`]).
     pub name_hash: u64,
     /// The pool it was routed to (an index of [`LsState::pools`](super::LsState::pools)); `None`:
     /// under no pool's zone, it goes to every backend.
