@@ -252,26 +252,49 @@ pub(crate) fn read_bytes(file: &Path) -> Result<Vec<u8>, ZoneError> {
     Ok(bytes)
 }
 
+/// A zone file just read: its descriptor, held open, and what `fstat` said
+/// of it right after the read (`settle.rs` looks at the file the bytes came
+/// from, whatever is renamed over its path meanwhile).
+#[derive(Debug)]
+pub(crate) struct ReadFile {
+    /// The file read.
+    pub(crate) file: File,
+    /// Its `fstat` just after the read.
+    pub(crate) meta: std::fs::Metadata,
+}
+
 /// [`read_bytes`] into `bytes` (cleared first): a caller that reads many
 /// files keeps one buffer for them all (a TS of 100,000 zone files asked
 /// the allocator for 16 KiB a file, which made it sort its free lists
-/// each time). Returns the file read, open (`settle.rs` looks at the file
-/// the bytes came from, whatever is renamed over its path meanwhile).
-pub(crate) fn read_bytes_into(file: &Path, bytes: &mut Vec<u8>) -> Result<File, ZoneError> {
+/// each time). Only a regular file is a zone file: a FIFO, a device or a
+/// directory is refused (`not a regular file`) by the `fstat` after the
+/// read, which `settle.rs` needs anyway.
+pub(crate) fn read_bytes_into(file: &Path, bytes: &mut Vec<u8>) -> Result<ReadFile, ZoneError> {
     use std::os::unix::fs::OpenOptionsExt;
     let io = |e: std::io::Error| ZoneError::Io {
         file: file.to_path_buf(),
         msg: e.to_string(),
     };
     // Not blocking: a FIFO listed as a zone file (or swapped in for one)
-    // would hold the open until a writer came, and the load with it.
+    // would hold the open until a writer came, and the load with it. (A
+    // socket cannot be opened: `No such device or address`.)
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(file)
         .map_err(io)?;
-    read_open_into(&f, bytes).map_err(io)?;
-    Ok(f)
+    let read = read_open_into(&f, bytes);
+    let meta = f.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(io(not_regular()));
+    }
+    read.map_err(io)?;
+    Ok(ReadFile { file: f, meta })
+}
+
+/// The error of a zone file that is not a regular file.
+fn not_regular() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")
 }
 
 /// The bytes of the open file `f` from where its offset stands, into `bytes`
@@ -283,25 +306,18 @@ pub(crate) fn read_open_into(mut f: &File, bytes: &mut Vec<u8>) -> std::io::Resu
     // read, with no `stat` for its size; a larger one sized by its `stat`.
     bytes.reserve(SMALL_FILE);
     f.take(SMALL_FILE as u64).read_to_end(bytes)?;
-    // Only a regular file is a zone file: a FIFO (read as nothing, its
-    // open not blocking), a device (`/dev/zero` would be read without end)
-    // or a socket is refused. Its type is looked at when the first read
-    // gave nothing or filled the buffer, so a small file costs no `stat`.
-    if bytes.is_empty() || bytes.len() == SMALL_FILE {
+    if bytes.len() == SMALL_FILE {
+        // Sized by its `stat`; a device that never ends (`/dev/zero`) is
+        // not read on (its type is checked after the read, too late).
         let meta = f.metadata()?;
         if !meta.is_file() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "not a regular file (a FIFO, a device or a socket)",
-            ));
+            return Err(not_regular());
         }
-        if bytes.len() == SMALL_FILE {
-            let rest = usize::try_from(meta.len())
-                .unwrap_or(0)
-                .saturating_sub(SMALL_FILE);
-            bytes.reserve(rest);
-            f.read_to_end(bytes)?;
-        }
+        let rest = usize::try_from(meta.len())
+            .unwrap_or(0)
+            .saturating_sub(SMALL_FILE);
+        bytes.reserve(rest);
+        f.read_to_end(bytes)?;
     }
     Ok(())
 }
@@ -333,7 +349,7 @@ pub(crate) fn with_kept_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
 pub(crate) fn with_file_bytes<R>(
     file: &Path,
     f: impl FnOnce(&[u8]) -> Result<R, ZoneError>,
-) -> Result<(R, File), ZoneError> {
+) -> Result<(R, ReadFile), ZoneError> {
     with_kept_buffer(|bytes| {
         let opened = read_bytes_into(file, bytes)?;
         Ok((f(bytes)?, opened))
@@ -391,6 +407,28 @@ mod tests {
             .recv_timeout(Duration::from_secs(30))
             .expect("the read of a FIFO waited for a writer");
         assert_not_regular(got);
+    }
+
+    /// A FIFO whose writer left a zone in it and went is refused too: its
+    /// read gives bytes, not nothing.
+    #[test]
+    fn a_fifo_holding_data_is_refused() {
+        use rustix::fs::{CWD, FileType, Mode, mknodat};
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("z.zone");
+        mknodat(CWD, &fifo, FileType::Fifo, Mode::RUSR | Mode::WUSR, 0).unwrap();
+        // A reader keeps the written bytes in the FIFO after the writer goes.
+        let _keeper = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&fifo)
+            .unwrap();
+        let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        writer.write_all(b"www 192.0.2.1 A\n").unwrap();
+        drop(writer);
+        assert_not_regular(super::read_bytes(&fifo).map(|b| b.len()));
     }
 
     /// A device that never ends (`/dev/zero`, through a symlink named as a
