@@ -44,6 +44,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod allocator;
 pub mod anycast;
 pub mod check;
 pub mod cli;

@@ -2,7 +2,6 @@
 //! one command (each role as a process is in [`dnslb::service::process`]:
 //! its runtime, workers and signals). Errors end here as one line and exit
 //! code 1.
-use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -29,51 +28,24 @@ use dnslb::shutdown::Signals;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's own setting of its purge delay, read at a process's start.
-const PURGE_DELAY_ENV: &str = "MIMALLOC_PURGE_DELAY";
-
-/// The older name of [`PURGE_DELAY_ENV`], which mimalloc still reads.
-const RESET_DELAY_ENV: &str = "MIMALLOC_RESET_DELAY";
-
 /// `mi_option_purge_delay`'s number in mimalloc v3's `mimalloc.h`
 /// (libmimalloc-sys names only the options it calls stable; the test
 /// below reads mimalloc's default through it).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Sets mimalloc's purge delay to 0, unless the operator set
-/// `MIMALLOC_PURGE_DELAY`: mimalloc gives the pages a thread freed back to
-/// the system only when that thread calls it again after the delay (1,000 ms
-/// by default), and the thread that built a table has nothing more to do
-/// until the next reload, so a reload's temporaries and the old table stayed
-/// resident. Measured (`bench/reload-mem`, a million names, a reload that
-/// changes one address): 148-184 MiB resident after it with the default,
-/// 73-74 MiB at 0, as much as with glibc's malloc; 100,000 zones started in
-/// 2.19 s and 124.8 MiB at 0, 2.76 s and 231.8 MiB with the default
-/// (`bench/zones`). No crate offers this setting without `unsafe`, and an
-/// environment variable set by `dnslb up` and the units missed every TS an
-/// operator started by hand. With [`purge_delay_ms`], these are the crate's
-/// only `unsafe` blocks (the library forbids them).
+/// Sets mimalloc's purge delay to 0 unless the operator set one (why, and
+/// what it measured: [`dnslb::allocator`]). No crate offers this setting
+/// without `unsafe`; with [`purge_delay_ms`], these are the crate's only
+/// `unsafe` blocks (the library forbids them).
 #[allow(unsafe_code)]
 fn purge_freed_pages_at_once() {
-    if operator_set_purge_delay(std::env::vars_os()) {
+    if dnslb::allocator::operator_set_purge_delay(std::env::vars_os()) {
         return;
     }
     // SAFETY: `mi_option_set` writes mimalloc's option table without a
     // lock; it runs first in `main`, before this process starts a thread,
     // and takes an option number mimalloc checks and a plain integer.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
-}
-
-/// Whether the environment sets mimalloc's purge delay as mimalloc reads
-/// it: `MIMALLOC_PURGE_DELAY` or its older name `MIMALLOC_RESET_DELAY`, in
-/// any case, not empty.
-fn operator_set_purge_delay(mut env: impl Iterator<Item = (OsString, OsString)>) -> bool {
-    env.any(|(k, v)| {
-        !v.is_empty()
-            && [PURGE_DELAY_ENV, RESET_DELAY_ENV]
-                .iter()
-                .any(|name| k.as_encoded_bytes().eq_ignore_ascii_case(name.as_bytes()))
-    })
 }
 
 /// The purge delay mimalloc runs with, in milliseconds (logged at the start
@@ -216,27 +188,12 @@ mod tests {
 
     /// The number set in `main` is mimalloc's purge delay: read through it,
     /// this test process (which never ran `main`) sees mimalloc v3's default
-    /// of 1,000 ms, or the operator's own setting.
+    /// of 1,000 ms, unless the operator set one.
     #[test]
     fn the_option_set_is_mimallocs_purge_delay() {
-        if operator_set_purge_delay(std::env::vars_os()) {
+        if dnslb::allocator::operator_set_purge_delay(std::env::vars_os()) {
             return; // mimalloc's default is not what it runs with here
         }
         assert_eq!(purge_delay_ms(), 1000);
-    }
-
-    /// Every spelling mimalloc reads is the operator's; an empty value or
-    /// another variable is not.
-    #[test]
-    fn the_operators_delay_is_known_in_every_spelling_mimalloc_reads() {
-        let set = |k: &str, v: &str| operator_set_purge_delay([(k.into(), v.into())].into_iter());
-        assert!(set("MIMALLOC_PURGE_DELAY", "10"));
-        assert!(set("mimalloc_purge_delay", "10"));
-        assert!(set("MIMALLOC_RESET_DELAY", "10"));
-        assert!(set("Mimalloc_Reset_Delay", "0"));
-        assert!(!set("MIMALLOC_PURGE_DELAY", ""));
-        assert!(!set("MIMALLOC_PURGE_DELAYS", "10"));
-        assert!(!set("MIMALLOC_VERBOSE", "1"));
-        assert!(!operator_set_purge_delay(std::iter::empty()));
     }
 }

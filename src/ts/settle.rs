@@ -257,9 +257,14 @@ impl Opened {
     /// `read`, just read: its stamp (the `fstat` after the read), and the
     /// descriptor kept while the budget lasts.
     fn of(read: ReadFile) -> Opened {
+        Opened::holding(read, Held::new)
+    }
+
+    /// [`Opened::of`], its descriptor held by `hold` (or not: `None`).
+    fn holding(read: ReadFile, hold: impl FnOnce(File) -> Option<Held>) -> Opened {
         Opened {
             stamp: FileStamp::from(&read.meta),
-            held: Held::new(read.file),
+            held: hold(read.file),
         }
     }
 
@@ -558,12 +563,10 @@ mod settle_tests {
         static TESTS_HELD: AtomicUsize = AtomicUsize::new(0);
         let mut bytes = Vec::new();
         let read = super::super::source::read_bytes_into(f, &mut bytes).unwrap();
-        let opened = Opened {
-            stamp: FileStamp::from(&read.meta),
-            held: hold
-                .then(|| Held::within(read.file, &TESTS_HELD, usize::MAX))
-                .flatten(),
-        };
+        let opened = Opened::holding(read, |file| {
+            hold.then(|| Held::within(file, &TESTS_HELD, usize::MAX))
+                .flatten()
+        });
         let read = FileRead {
             content: content(&bytes),
             opened: Some(opened),
