@@ -283,12 +283,7 @@ pub(crate) fn read_bytes_into(file: &Path, bytes: &mut Vec<u8>) -> Result<ReadFi
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(file)
         .map_err(io)?;
-    let read = read_open_into(&f, bytes);
-    let meta = f.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(io(not_regular()));
-    }
-    read.map_err(io)?;
+    let meta = read_open_into(&f, bytes).map_err(io)?;
     Ok(ReadFile { file: f, meta })
 }
 
@@ -297,29 +292,41 @@ fn not_regular() -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")
 }
 
-/// The bytes of the open file `f` from where its offset stands, into `bytes`
-/// (cleared first).
-pub(crate) fn read_open_into(mut f: &File, bytes: &mut Vec<u8>) -> std::io::Result<()> {
+/// The bytes of the open file `f`, its offset at its start, into `bytes`
+/// (cleared first), and its `fstat` after the last read. A small file (a
+/// TS of 100,000 zones reads 100,000 of them) takes one read and one
+/// `fstat`: the read stopped at its end when the length `fstat` gives is
+/// what was read. A larger one is read on, sized by that `fstat`, and
+/// looked at again after. Only a regular file is read on: a FIFO, a
+/// device that never ends (`/dev/zero`) or a directory is refused (`not a
+/// regular file`) after its first read.
+pub(crate) fn read_open_into(
+    mut f: &File,
+    bytes: &mut Vec<u8>,
+) -> std::io::Result<std::fs::Metadata> {
     use std::io::Read;
     bytes.clear();
-    // A small file (a TS of 100,000 zones reads 100,000 of them) in one
-    // read, with no `stat` for its size; a larger one sized by its `stat`.
     bytes.reserve(SMALL_FILE);
-    f.take(SMALL_FILE as u64).read_to_end(bytes)?;
-    if bytes.len() == SMALL_FILE {
-        // Sized by its `stat`; a device that never ends (`/dev/zero`) is
-        // not read on (its type is checked after the read, too late).
-        let meta = f.metadata()?;
-        if !meta.is_file() {
-            return Err(not_regular());
+    let first = loop {
+        match rustix::io::read(f, rustix::buffer::spare_capacity(bytes)) {
+            Err(rustix::io::Errno::INTR) => {}
+            done => break done,
         }
-        let rest = usize::try_from(meta.len())
-            .unwrap_or(0)
-            .saturating_sub(SMALL_FILE);
-        bytes.reserve(rest);
-        f.read_to_end(bytes)?;
+    };
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular());
     }
-    Ok(())
+    first?;
+    if meta.len() == bytes.len() as u64 {
+        return Ok(meta);
+    }
+    let rest = usize::try_from(meta.len())
+        .unwrap_or(0)
+        .saturating_sub(bytes.len());
+    bytes.reserve(rest);
+    f.read_to_end(bytes)?;
+    f.metadata()
 }
 
 /// The largest read buffer a thread keeps for its next file ([`with_file_bytes`]).
@@ -356,7 +363,7 @@ pub(crate) fn with_file_bytes<R>(
     })
 }
 
-/// Bytes read before a zone file's size is asked for.
+/// Room for a zone file's first read, before its size is known.
 const SMALL_FILE: usize = 16 * 1024;
 
 /// Where a file stops being valid UTF-8.
