@@ -2,14 +2,15 @@
 //! each file for the next reload ([`Seen`]). A file's [`FileStamp`] (one `stat`:
 //! device, inode, length, modified and changed times) is taken before a
 //! read and again a moment after it ([`SETTLE`]: a writer may sit between
-//! truncating a file and writing the rest); the bytes are read once, for
+//! truncating a file and writing the rest), each file looked at as soon as
+//! its own read is that old (the files of a start read first are looked at
+//! first: a look over 100,000 of them outlasts the pause, which is then not
+//! waited out); the bytes are read once, for
 //! parsing, and their hash ([`content`]) taken from that same read. A read
 //! during which a file changed in place is never served. The file a read
 //! came from is looked at through the descriptor it was read with
 //! ([`Opened`]), so a version renamed over its path during the pause does
-//! not hide a writer still at work on the one read. A file read whole
-//! whose last change was long enough before the read ([`AT_REST`]) is not
-//! looked at again: a start of files nobody touches (most) does not pause.
+//! not hide a writer still at work on the one read.
 //!
 //! A reload takes a file whose stamp is the one it was read at as unchanged,
 //! without reading it (NSD and Knot compare the modified time alone). Time
@@ -39,31 +40,6 @@ const READ_BACKOFF: Duration = Duration::from_millis(50);
 /// rewriting a file in place may sit between truncating it and writing the
 /// rest, where a quick read sees a short file that does not change while read.
 pub(super) const SETTLE: Duration = Duration::from_millis(100);
-
-/// A file read whole whose last change (its `ctime`) is older than this at
-/// the `fstat` after the read, on a local file system ([`LOCAL_FS`]), was
-/// read at rest: no writer touched it for longer than the [`SETTLE`] pause
-/// would have waited (twice that, for file systems whose times come from a
-/// clock of kernel ticks), so it is not looked at again ([`Opened::settled`]).
-const AT_REST: Duration = Duration::from_millis(2 * SETTLE.as_millis() as u64);
-
-/// The file systems whose times are the kernel's own clock, which the age
-/// of a file's last change ([`AT_REST`]) is read against (`statfs`'s
-/// `f_type`): ext2-4, XFS, Btrfs, tmpfs, ramfs, F2FS, ZFS, bcachefs,
-/// overlayfs. A network file system's times are its server's clock, and
-/// FAT's are two seconds apart: files there are always looked at again
-/// after the pause.
-const LOCAL_FS: [i64; 9] = [
-    0xEF53,      // ext2, ext3, ext4
-    0x5846_5342, // XFS
-    0x9123_683E, // Btrfs
-    0x0102_1994, // tmpfs
-    0x8584_58F6, // ramfs
-    0xF2F5_2010, // F2FS
-    0x2FC1_2FC1, // ZFS
-    0xCA45_1A4E, // bcachefs
-    0x794C_7630, // overlayfs
-];
 
 /// A file changed (its `ctime`) this close to a look at it may change again
 /// with the same stamp: coarser than any local file system's time stamps
@@ -203,8 +179,12 @@ impl FileMemo {
 
 /// The wall clock in nanoseconds since the epoch, as file times count.
 fn now_ns() -> i128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    epoch_ns(SystemTime::now())
+}
+
+/// `t` in nanoseconds since the epoch (0 before it).
+fn epoch_ns(t: SystemTime) -> i128 {
+    t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
@@ -255,7 +235,7 @@ impl FileRead {
     pub(crate) fn read(content: FileHash, read: ReadFile) -> FileRead {
         FileRead {
             content,
-            opened: Some(Opened::of(read, content.0)),
+            opened: Some(Opened::of(read)),
         }
     }
 
@@ -274,49 +254,29 @@ impl FileRead {
 /// pause is then at the file read, not at its path: a writer at work in
 /// place on it, and a new version renamed over its path before the look,
 /// would otherwise pass for a rename over a file read whole.
-/// A file read at rest ([`Opened::settled`]) needs no look, and its
-/// descriptor is not held.
 #[derive(Debug)]
 pub(crate) struct Opened {
     stamp: FileStamp,
     held: Option<Held>,
-    settled: bool,
+    /// When the `fstat` after the read was taken (nanoseconds since the
+    /// epoch).
+    read_at: i128,
 }
 
 impl Opened {
-    /// `read`, just read (`len` bytes): its stamp (the `fstat` after the
-    /// read), whether it was read at rest, and, if not, the descriptor
-    /// kept while the budget lasts.
-    fn of(read: ReadFile, len: u64) -> Opened {
-        let local = on_local_fs(&read);
-        Opened::at(read, len, local, now_ns(), Held::new)
+    /// `read`, just read: its stamp (the `fstat` after the read), and the
+    /// descriptor kept while the budget lasts.
+    fn of(read: ReadFile) -> Opened {
+        Opened::holding(read, Held::new)
     }
 
-    /// [`Opened::of`] at `now` (nanoseconds since the epoch), its file on a
-    /// local file system or not (`local`), and its descriptor held by
-    /// `hold` unless read at rest.
-    fn at(
-        read: ReadFile,
-        len: u64,
-        local: bool,
-        now: i128,
-        hold: impl FnOnce(File) -> Option<Held>,
-    ) -> Opened {
-        let stamp = FileStamp::from(&read.meta);
-        let settled = at_rest(&stamp, len, local, now);
-        Opened {
-            stamp,
-            held: if settled { None } else { hold(read.file) },
-            settled,
-        }
-    }
-
-    /// [`Opened::of`], its descriptor held by `hold` (or not: `None`), as
-    /// a file just changed: looked at again after the pause.
-    #[cfg(test)]
+    /// [`Opened::of`], its descriptor held by `hold` (or not: `None`).
     fn holding(read: ReadFile, hold: impl FnOnce(File) -> Option<Held>) -> Opened {
-        let changed = FileStamp::from(&read.meta).ctime;
-        Opened::at(read, 0, true, changed, hold)
+        Opened {
+            stamp: FileStamp::from(&read.meta),
+            read_at: epoch_ns(read.at),
+            held: hold(read.file),
+        }
     }
 
     /// Whether the file read is as it was read, after the pause (`None`:
@@ -325,9 +285,6 @@ impl Opened {
     /// a file renamed over it is then taken as read whole
     /// (`Some(false)`).
     fn still(&self, path: &Path, content: FileHash, looked: i128) -> Option<bool> {
-        if self.settled {
-            return Some(true);
-        }
         let Some(held) = &self.held else {
             return by_path(path, Some(self.stamp), Some(content), looked);
         };
@@ -348,44 +305,6 @@ impl Opened {
         // a file renamed over by its stamp (another inode), not `stat`ed here.
         Some(true)
     }
-}
-
-/// Whether a file whose stamp after the read is `stamp` was read at rest
-/// when `len` bytes were read of it by `now` (nanoseconds since the
-/// epoch): whole (its length the bytes read; an empty one never, as
-/// `open(O_TRUNC)` leaves it for a moment before its times move), on a
-/// local file system (`local`: [`LOCAL_FS`]), and last changed more than
-/// [`AT_REST`] before. Nothing changed it from then to the `fstat` after
-/// the read, so what was read is what a writer left and did not touch for
-/// longer than the [`SETTLE`] pause waits. (A clock stepped forward
-/// while a writer is at work would pass it for one at rest.)
-fn at_rest(stamp: &FileStamp, len: u64, local: bool, now: i128) -> bool {
-    local && len > 0 && stamp.len == len && stamp.ctime < now - AT_REST.as_nanos() as i128
-}
-
-thread_local! {
-    /// The file systems this thread found local or not, by device, during
-    /// one try of [`read_settled`] (forgotten at the next: a device number
-    /// may be another file system's after a remount).
-    static FS_LOCAL: std::cell::RefCell<Vec<(u64, bool)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Whether the file just read is on a local file system ([`LOCAL_FS`]):
-/// one `fstatfs` a device a try on each thread.
-fn on_local_fs(read: &ReadFile) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let dev = read.meta.dev();
-    FS_LOCAL.with(|known| {
-        if let Some(&(_, local)) = known.borrow().iter().find(|(d, _)| *d == dev) {
-            return local;
-        }
-        // `f_type` is an `i64` here, a `u32` on some targets.
-        #[allow(clippy::useless_conversion)]
-        let local = rustix::fs::fstatfs(&read.file)
-            .is_ok_and(|fs| LOCAL_FS.contains(&i64::from(fs.f_type)));
-        known.borrow_mut().push((dev, local));
-        local
-    })
 }
 
 /// Descriptors held open now by [`Opened`]s, of the [`held_max`] allowed.
@@ -489,7 +408,6 @@ pub(super) fn read_settled<T>(
     let mut backoff = READ_BACKOFF;
     let mut last_changed = None;
     for attempt in 1..=READ_TRIES {
-        FS_LOCAL.with(|known| known.borrow_mut().clear());
         let Look {
             at: looked,
             stamps: before,
@@ -504,19 +422,21 @@ pub(super) fn read_settled<T>(
             // cannot be told from a half-written read: read again with them.
             continue;
         }
-        if !settle.is_zero() && !all_at_rest(files.len(), &result) {
-            // A writer between truncating a file and writing the rest leaves
-            // a short file that a quick read sees unchanged: look a moment
-            // later. One look then sees every change a look right after the
-            // read would (a stamp never goes back), at one `stat` a file.
-            // The file's times do not say whether a writer is at work:
-            // `open(O_TRUNC)` empties a file before it moves them, so a look
-            // in between sees an empty file with its old times.
-            pause(settle);
-        }
+        // A writer between truncating a file and writing the rest leaves
+        // a short file that a quick read sees unchanged: look a moment
+        // later. One look then sees every change a look right after the
+        // read would (a stamp never goes back), at one `stat` a file.
+        // The file's times do not say whether a writer is at work:
+        // `open(O_TRUNC)` empties a file before it moves them, so a look
+        // in between sees an empty file with its old times.
         let same = match &result {
-            Ok((_, reads)) => still(files, &before, Some(reads), looked),
-            Err(_) => unmoved(files, &before),
+            Ok((_, reads)) => still_after(files, &before, reads, looked, settle, &mut pause),
+            Err(_) => {
+                if !settle.is_zero() {
+                    pause(settle);
+                }
+                unmoved(files, &before)
+            }
         };
         if let Ok(same) = same {
             return result.map(|(v, reads)| {
@@ -556,21 +476,6 @@ pub(super) fn read_settled<T>(
     })
 }
 
-/// Whether a try's `result` read all of its `files` files at rest
-/// ([`Opened::settled`]): then none is looked at again, and the try does
-/// not pause for a look.
-fn all_at_rest<T>(files: usize, result: &Result<(T, Vec<Option<FileRead>>), ZoneError>) -> bool {
-    let Ok((_, reads)) = result else {
-        return false;
-    };
-    reads.len() == files
-        && reads.iter().all(|r| {
-            r.as_ref()
-                .and_then(|r| r.opened.as_ref())
-                .is_some_and(|o| o.settled)
-        })
-}
-
 /// Whether `files` are still as they were read (`reads`, each looked at
 /// through the descriptor read: [`Opened::still`]), or, for those not
 /// read, as they were `before` the read (taken at `looked`): `Err` with
@@ -598,6 +503,62 @@ fn still(
         }
     });
     first_changed(same)
+}
+
+/// Files looked at together by [`still_after`]: the ones read within a
+/// moment of each other (a load reads them in order).
+const LOOK_RUN: usize = 4096;
+
+/// [`still`] of each file read, looked at `settle` after its own read
+/// (the `fstat` after it), in runs of [`LOOK_RUN`] files in their order:
+/// before each run, `pause` for what is left of `settle` since the last
+/// read of the run (nothing when its files were read long enough ago: the
+/// looks at the runs before took that long). A file not read (its zone
+/// kept) is looked at with its run. `Err` with the index of the first file
+/// that changed; the runs after it are not looked at.
+fn still_after(
+    files: &[PathBuf],
+    before: &[Option<FileStamp>],
+    reads: &[Option<FileRead>],
+    looked: i128,
+    settle: Duration,
+    pause: &mut impl FnMut(Duration),
+) -> Result<Vec<bool>, usize> {
+    let mut same = Vec::with_capacity(files.len());
+    let mut from = 0;
+    loop {
+        let to = (from + LOOK_RUN).min(files.len());
+        let run_reads = reads.get(from..to.min(reads.len())).unwrap_or_default();
+        let last_read = run_reads
+            .iter()
+            .flatten()
+            .filter_map(|r| r.opened.as_ref().map(|o| o.read_at))
+            .max();
+        if let Some(wait) = last_read.and_then(|at| left_of(settle, at, now_ns())) {
+            pause(wait);
+        }
+        let run = still(
+            &files[from..to],
+            before.get(from..to).unwrap_or_default(),
+            Some(run_reads),
+            looked,
+        )
+        .map_err(|i| from + i)?;
+        same.extend(run);
+        if to == files.len() {
+            return Ok(same);
+        }
+        from = to;
+    }
+}
+
+/// What is left of `settle` at `now` since a read at `read_at` (both
+/// nanoseconds since the epoch): `None` when nothing is; the whole of it
+/// for a read not yet passed (a clock set back).
+fn left_of(settle: Duration, read_at: i128, now: i128) -> Option<Duration> {
+    let settle_ns = settle.as_nanos() as i128;
+    let left = (read_at + settle_ns - now).min(settle_ns);
+    (left > 0).then(|| Duration::from_nanos(left as u64))
 }
 
 /// After a read that failed: `Err` with the index of the first of `files`
@@ -667,31 +628,23 @@ mod settle_tests {
     /// Held on a count of the tests' own: the process's budget is shared
     /// with the tests that load thousands of files beside these, which
     /// would leave a file here unheld now and then.
+    /// Its read counts as made now whatever the machine's speed (its time
+    /// set ahead: the whole settle is left of it), so the pauses asked for
+    /// are the whole settle, as these tests expect.
     fn read_one(f: &Path, hold: bool) -> (String, Vec<Option<FileRead>>) {
+        let ahead = SystemTime::now() + Duration::from_secs(3600);
+        read_one_at(f, hold, ahead)
+    }
+
+    /// [`read_one`], its `fstat` taken at `at`.
+    fn read_one_at(f: &Path, hold: bool, at: SystemTime) -> (String, Vec<Option<FileRead>>) {
+        static TESTS_HELD: AtomicUsize = AtomicUsize::new(0);
         let mut bytes = Vec::new();
-        let read = super::super::source::read_bytes_into(f, &mut bytes).unwrap();
+        let mut read = super::super::source::read_bytes_into(f, &mut bytes).unwrap();
+        read.at = at;
         let opened = Opened::holding(read, |file| {
             hold.then(|| Held::within(file, &TESTS_HELD, usize::MAX))
                 .flatten()
-        });
-        let read = FileRead {
-            content: content(&bytes),
-            opened: Some(opened),
-        };
-        (String::from_utf8(bytes).unwrap(), vec![Some(read)])
-    }
-
-    /// Descriptors held by the tests here (see [`read_one`]).
-    static TESTS_HELD: AtomicUsize = AtomicUsize::new(0);
-
-    /// [`read_one`] of a file on a local file system read at `now`
-    /// (nanoseconds since the epoch), its descriptor held unless it was
-    /// read at rest.
-    fn read_one_at(f: &Path, now: i128) -> (String, Vec<Option<FileRead>>) {
-        let mut bytes = Vec::new();
-        let read = super::super::source::read_bytes_into(f, &mut bytes).unwrap();
-        let opened = Opened::at(read, bytes.len() as u64, true, now, |file| {
-            Held::within(file, &TESTS_HELD, usize::MAX)
         });
         let read = FileRead {
             content: content(&bytes),
@@ -761,76 +714,71 @@ mod settle_tests {
         (text, seen, reads)
     }
 
-    /// A file read whole, not empty, on a local file system and last
-    /// changed more than [`AT_REST`] before is at rest; short of any of
-    /// them it is not.
+    /// What is left of the settle pause since a read: all of it for a read
+    /// now or not yet passed (a clock set back), the rest of it for one a
+    /// moment ago, nothing for one read longer ago than that.
     #[test]
-    fn a_file_is_at_rest_only_read_whole_not_empty_local_and_unchanged_long_enough() {
-        let (_dir, f) = one_file("abc");
-        let s = FileStamp::of(&f).unwrap();
-        let old = s.ctime + AT_REST.as_nanos() as i128 + 1;
-        assert!(at_rest(&s, 3, true, old));
-        assert!(
-            !at_rest(&s, 3, true, old - 1),
-            "changed just AT_REST before"
+    fn the_pause_left_is_the_settle_less_the_reads_age() {
+        let ms = |n: i128| n * 1_000_000;
+        let now = ms(10_000);
+        assert_eq!(left_of(SETTLE, now, now), Some(SETTLE));
+        assert_eq!(left_of(SETTLE, now + ms(5), now), Some(SETTLE));
+        assert_eq!(
+            left_of(SETTLE, now - ms(30), now),
+            Some(Duration::from_millis(70))
         );
-        assert!(!at_rest(&s, 3, false, old), "not a local file system");
-        assert!(!at_rest(&s, 2, true, old), "not read whole");
-        let (_dir, empty) = one_file("");
-        let e = FileStamp::of(&empty).unwrap();
-        assert!(!at_rest(
-            &e,
-            0,
-            true,
-            e.ctime + AT_REST.as_nanos() as i128 + 1
-        ));
+        assert_eq!(left_of(SETTLE, now - ms(100), now), None);
+        assert_eq!(left_of(SETTLE, now - ms(5_000), now), None);
+        assert_eq!(left_of(Duration::ZERO, now, now), None);
     }
 
-    /// tmpfs keeps the kernel's clock; /proc is no local file system of
-    /// files (and its files' lengths are 0 whatever they hold).
+    /// Each file is looked at once its own read is [`SETTLE`] old: a file
+    /// read long enough ago is looked at with no pause, one read a moment
+    /// ago after what is left of the settle, and a writer at work during
+    /// that pause is still found (the try made again).
     #[test]
-    fn tmpfs_is_a_local_file_system_and_proc_is_not() {
-        let mut bytes = Vec::new();
-        let proc =
-            super::super::source::read_bytes_into(Path::new("/proc/self/status"), &mut bytes)
-                .unwrap();
-        assert!(!bytes.is_empty());
-        assert!(!on_local_fs(&proc));
-        if let Ok(dir) = tempfile::tempdir_in("/dev/shm") {
-            let f = dir.path().join("t.txt");
-            std::fs::write(&f, "x").unwrap();
-            let read = super::super::source::read_bytes_into(&f, &mut bytes).unwrap();
-            assert!(on_local_fs(&read));
-        }
-    }
+    fn a_file_read_long_enough_ago_is_looked_at_without_a_pause() {
+        let (_dir, f) = one_file("whole\n");
+        let long_ago = SystemTime::now() - 2 * SETTLE;
+        let mut pauses = Vec::new();
+        let (text, seen) = read_settled(
+            "t",
+            std::slice::from_ref(&f),
+            SETTLE,
+            Some(Look::blind(1)),
+            |_| Ok(read_one_at(&f, true, long_ago)),
+            |d| pauses.push(d),
+        )
+        .unwrap();
+        assert_eq!((text.as_str(), pauses.len()), ("whole\n", 0));
+        assert_eq!(seen[0].map(|s| s.stamp), FileStamp::of(&f));
 
-    /// A file read at rest is not looked at again: the try does not pause
-    /// and its descriptor is not held. One changed no more than
-    /// [`AT_REST`] before the read is paused for and looked at.
-    #[test]
-    fn a_start_of_files_at_rest_does_not_pause() {
-        let (_dir, f) = one_file("at rest\n");
-        let changed = FileStamp::of(&f).unwrap().ctime;
-        let rest = AT_REST.as_nanos() as i128;
-        for (now, paused) in [(changed + rest + 1, 0), (changed + rest, 1)] {
-            let mut pauses = 0;
-            let (text, seen) = read_settled(
-                "t",
-                std::slice::from_ref(&f),
-                SETTLE,
-                Some(Look::blind(1)),
-                |_| {
-                    let (text, reads) = read_one_at(&f, now);
-                    let opened = reads[0].as_ref().and_then(|r| r.opened.as_ref()).unwrap();
-                    assert_eq!(opened.held.is_none(), paused == 0);
-                    Ok((text, reads))
-                },
-                |_| pauses += 1,
-            )
-            .unwrap();
-            assert_eq!((text.as_str(), pauses), ("at rest\n", paused));
-            assert_eq!(seen[0].map(|s| s.stamp), FileStamp::of(&f));
-        }
+        let moment_ago = SystemTime::now() - SETTLE / 2;
+        let mut reads = 0;
+        let mut pauses = Vec::new();
+        let (text, _) = read_settled(
+            "t",
+            std::slice::from_ref(&f),
+            SETTLE,
+            Some(Look::blind(1)),
+            |_| {
+                reads += 1;
+                Ok(read_one_at(&f, true, moment_ago))
+            },
+            |d| {
+                if pauses.is_empty() {
+                    // The writer goes on during the pause.
+                    std::fs::write(&f, "whole\nand more\n").unwrap();
+                }
+                pauses.push(d);
+            },
+        )
+        .unwrap();
+        assert_eq!((text.as_str(), reads), ("whole\nand more\n", 2));
+        assert!(
+            pauses[0] > Duration::ZERO && pauses[0] <= SETTLE / 2,
+            "{pauses:?}"
+        );
     }
 
     #[test]

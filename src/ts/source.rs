@@ -261,6 +261,10 @@ pub(crate) struct ReadFile {
     pub(crate) file: File,
     /// Its `fstat` just after the read.
     pub(crate) meta: std::fs::Metadata,
+    /// When that `fstat` was taken (the wall clock): `settle.rs` looks at
+    /// the file again once this is old enough, whatever the load did with
+    /// the bytes meanwhile.
+    pub(crate) at: std::time::SystemTime,
 }
 
 /// [`read_bytes`] into `bytes` (cleared first): a caller that reads many
@@ -284,7 +288,11 @@ pub(crate) fn read_bytes_into(file: &Path, bytes: &mut Vec<u8>) -> Result<ReadFi
         .open(file)
         .map_err(io)?;
     let meta = read_open_into(&f, bytes).map_err(io)?;
-    Ok(ReadFile { file: f, meta })
+    Ok(ReadFile {
+        file: f,
+        meta,
+        at: std::time::SystemTime::now(),
+    })
 }
 
 /// The error of a zone file that is not a regular file.
