@@ -128,10 +128,10 @@ impl Resolution {
         now: Instant,
         deadline: Instant,
     ) -> Self {
-        Resolution {
+        let mut res = Resolution {
             strategy,
             layout,
-            candidates: candidates.iter().copied().collect(),
+            candidates: SmallVec::new(),
             outcomes: SmallVec::new(),
             hedged: SmallVec::new(),
             pending: SmallVec::new(),
@@ -140,17 +140,51 @@ impl Resolution {
             held: SmallVec::new(),
             replaced: SmallVec::new(),
             reasks_off: false,
-            tally: Tally {
-                backends,
-                ..Tally::default()
-            },
+            tally: Tally::default(),
             deadline,
             next_at: None,
             last_launch: now,
             failover: false,
             launch_now: true,
             end: None,
-        }
+        };
+        res.restart(strategy, layout, (candidates, backends), now, deadline);
+        res
+    }
+
+    /// Makes this one a new query's, as [`Resolution::new`] would, in
+    /// place: its lists cleared, not dropped (a fast-path worker reuses
+    /// the resolution of a flight that ended, and copies none of it).
+    pub fn restart(
+        &mut self,
+        strategy: Strategy,
+        layout: Layout,
+        (candidates, backends): (&[usize], usize),
+        now: Instant,
+        deadline: Instant,
+    ) {
+        self.strategy = strategy;
+        self.layout = layout;
+        self.candidates.clear();
+        self.candidates.extend_from_slice(candidates);
+        self.outcomes.clear();
+        self.hedged.clear();
+        self.pending.clear();
+        self.reasks.clear();
+        self.sent_at.clear();
+        self.held.clear();
+        self.replaced.clear();
+        self.reasks_off = false;
+        self.tally = Tally {
+            backends,
+            ..Tally::default()
+        };
+        self.deadline = deadline;
+        self.next_at = None;
+        self.last_launch = now;
+        self.failover = false;
+        self.launch_now = true;
+        self.end = None;
     }
 
     /// No backend is asked twice: for a query the driver sends its backends
