@@ -161,6 +161,19 @@ impl std::fmt::Debug for CacheKey {
 }
 
 impl CacheKey {
+    /// A key of no query (the root, type 0), for [`read_into`] to write.
+    pub(super) fn empty() -> Self {
+        CacheKey {
+            name: [0; NAME_MAX],
+            name_len: 0,
+            qtype: 0,
+            qclass: 0,
+            flags: 0,
+            ecs: None,
+            hash: 0,
+        }
+    }
+
     /// The lower-cased name in wire form.
     pub(super) fn name(&self) -> &[u8] {
         self.name
@@ -253,12 +266,26 @@ pub(super) fn read(
     transport: Transport,
     hasher: &impl BuildHasher,
 ) -> Option<(CacheKey, CacheClient)> {
+    let mut key = CacheKey::empty();
+    let client = read_into(query, transport, hasher, &mut key)?;
+    Some((key, client))
+}
+
+/// [`read`], the key written into `key` where it is (a hit's key is read
+/// into its caller's, not made here and copied out: its name is most of
+/// its bytes); `key` is left part-written when the query is not one the
+/// cache answers.
+pub(super) fn read_into(
+    query: &[u8],
+    transport: Transport,
+    hasher: &impl BuildHasher,
+    key: &mut CacheKey,
+) -> Option<CacheClient> {
     let h = WireHeader::read(query)?;
     // QR=0, opcode QUERY, one question, no answer or authority records.
     if h.flags & 0xf800 != 0 || h.qdcount != 1 || h.ancount != 0 || h.nscount != 0 {
         return None;
     }
-    let mut name = [0u8; NAME_MAX];
     let mut pos = HEADER_LEN;
     let mut len = 0usize;
     loop {
@@ -268,7 +295,7 @@ pub(super) fn read(
         }
         let end = pos.checked_add(1 + label)?;
         let bytes = query.get(pos..end)?;
-        let to = name.get_mut(len..len + bytes.len())?;
+        let to = key.name.get_mut(len..len + bytes.len())?;
         to.copy_from_slice(bytes);
         to.make_ascii_lowercase();
         len += bytes.len();
@@ -351,25 +378,20 @@ pub(super) fn read(
     if transport == Transport::Tcp {
         max_size = TCP_PAYLOAD_MAX;
     }
-    let mut key = CacheKey {
-        name,
-        name_len: u8::try_from(len).ok()?,
-        qtype,
-        qclass,
-        flags,
-        ecs,
-        hash: 0,
-    };
-    key.hash = hash_of(&key, hasher);
-    let client = CacheClient {
+    key.name_len = u8::try_from(len).ok()?;
+    key.qtype = qtype;
+    key.qclass = qclass;
+    key.flags = flags;
+    key.ecs = ecs;
+    key.hash = hash_of(key, hasher);
+    Some(CacheClient {
         id: h.id,
         rd: h.flags & 0x0100 != 0,
         question_end,
         edns_do,
         max_size: usize::from(max_size),
         cookie,
-    };
-    Some((key, client))
+    })
 }
 
 /// The key's hash under `hasher`.

@@ -322,7 +322,9 @@ impl PacketCache {
         want: Want,
         out: &mut Vec<u8>,
     ) -> Hit {
-        let Some((key, client)) = self.key(query, t) else {
+        // Read into a key here, not returned: no copy of its name made.
+        let mut key = CacheKey::empty();
+        let Some(client) = key::read_into(query, t, &self.hasher, &mut key) else {
             return Hit::Miss;
         };
         let mut hit = self.get(&key, &client, query, now, want, out);

@@ -83,26 +83,34 @@ impl End {
 /// Candidates held inline (no allocation for up to this many backends).
 const INLINE: usize = 8;
 
+/// A launched candidate's progress (by its position among the candidates).
+#[derive(Debug, Clone, Copy)]
+struct Launched {
+    /// Its outcome; `None` while it is pending.
+    outcome: Option<Verdict>,
+    /// Launched (or re-asked) as a hedge.
+    hedged: bool,
+    /// Its attempts still out (two once re-asked).
+    pending: u8,
+    /// Its re-asks so far (those the budget refused included).
+    reasks: u8,
+    /// The budget refused one of its re-asks.
+    held: bool,
+    /// Its free re-ask of a lost copy is spent.
+    replaced: bool,
+    /// When it was last sent a copy.
+    sent_at: Instant,
+}
+
 /// One client query's progress; see the module docs.
 #[derive(Debug, Clone)]
 pub struct Resolution {
     strategy: Strategy,
     layout: Layout,
     candidates: SmallVec<[usize; INLINE]>,
-    /// Per launched candidate (by position): its outcome (`None` while it
-    /// is pending), and whether it was launched as a hedge.
-    outcomes: SmallVec<[Option<Verdict>; INLINE]>,
-    hedged: SmallVec<[bool; INLINE]>,
-    /// Per launched candidate: its attempts still out (two once re-asked).
-    pending: SmallVec<[u8; INLINE]>,
-    /// Per launched candidate: its re-asks so far (those the budget
-    /// refused included), and when it was last sent a copy.
-    reasks: SmallVec<[u8; INLINE]>,
-    sent_at: SmallVec<[Instant; INLINE]>,
-    /// Per launched candidate: the budget refused one of its re-asks.
-    held: SmallVec<[bool; INLINE]>,
-    /// Per launched candidate: its free re-ask of a lost copy is spent.
-    replaced: SmallVec<[bool; INLINE]>,
+    /// Per launched candidate (by position), in one list: a launch is one
+    /// push, a restart one clear.
+    launched: SmallVec<[Launched; INLINE]>,
     /// No re-asks: the driver asks the backends over TCP only
     /// ([`Resolution::without_reasks`]).
     reasks_off: bool,
@@ -128,29 +136,51 @@ impl Resolution {
         now: Instant,
         deadline: Instant,
     ) -> Self {
-        Resolution {
+        let mut res = Resolution {
             strategy,
             layout,
-            candidates: candidates.iter().copied().collect(),
-            outcomes: SmallVec::new(),
-            hedged: SmallVec::new(),
-            pending: SmallVec::new(),
-            reasks: SmallVec::new(),
-            sent_at: SmallVec::new(),
-            held: SmallVec::new(),
-            replaced: SmallVec::new(),
+            candidates: SmallVec::new(),
+            launched: SmallVec::new(),
             reasks_off: false,
-            tally: Tally {
-                backends,
-                ..Tally::default()
-            },
+            tally: Tally::default(),
             deadline,
             next_at: None,
             last_launch: now,
             failover: false,
             launch_now: true,
             end: None,
-        }
+        };
+        res.restart(strategy, layout, (candidates, backends), now, deadline);
+        res
+    }
+
+    /// Makes this one a new query's, as [`Resolution::new`] would, in
+    /// place: its lists cleared, not dropped (a fast-path worker reuses
+    /// the resolution of a flight that ended, and copies none of it).
+    pub fn restart(
+        &mut self,
+        strategy: Strategy,
+        layout: Layout,
+        (candidates, backends): (&[usize], usize),
+        now: Instant,
+        deadline: Instant,
+    ) {
+        self.strategy = strategy;
+        self.layout = layout;
+        self.candidates.clear();
+        self.candidates.extend_from_slice(candidates);
+        self.launched.clear();
+        self.reasks_off = false;
+        self.tally = Tally {
+            backends,
+            ..Tally::default()
+        };
+        self.deadline = deadline;
+        self.next_at = None;
+        self.last_launch = now;
+        self.failover = false;
+        self.launch_now = true;
+        self.end = None;
     }
 
     /// No backend is asked twice: for a query the driver sends its backends
@@ -179,7 +209,7 @@ impl Resolution {
         if now >= self.deadline {
             return self.finish(End::OnTimeout { timed_out: true });
         }
-        let left = self.outcomes.len() < self.candidates.len();
+        let left = self.launched.len() < self.candidates.len();
         if self.launch_now && left {
             // The first candidate, every one under race, or the next one
             // after a negative or failed answer (never held back by the budget).
@@ -197,8 +227,8 @@ impl Resolution {
             }
             return self.launch(now, hedge, pacing);
         }
-        if !left && self.outcomes.iter().all(Option::is_some) {
-            self.tally.asked = self.outcomes.len();
+        if !left && self.launched.iter().all(|l| l.outcome.is_some()) {
+            self.tally.asked = self.launched.len();
             return match settle(&self.tally, false) {
                 Settled::PassOn(i) => self.finish(End::PassOn(i)),
                 Settled::Rejected(i) => self.finish(End::PassOn(i)),
@@ -241,13 +271,12 @@ impl Resolution {
         let target = self
             .candidates
             .iter()
-            .zip(&self.outcomes)
-            .zip(self.reasks.iter().zip(&self.sent_at))
+            .zip(&self.launched)
             .enumerate()
-            .filter(|(_, ((_, o), (k, _)))| o.is_none() && **k < REASK_MAX)
-            .map(|(pos, ((&c, _), (&k, &sent)))| {
-                let due = reask_due(pacing.reask_after(c), k, sent, last_launch);
-                (due, k, pos, c)
+            .filter(|(_, (_, l))| l.outcome.is_none() && l.reasks < REASK_MAX)
+            .map(|(pos, (&c, l))| {
+                let due = reask_due(pacing.reask_after(c), l.reasks, l.sent_at, last_launch);
+                (due, l.reasks, pos, c)
             })
             // The earliest due; at a tie, the one asked again least often.
             .min_by_key(|&(due, k, pos, _)| (due, k, pos));
@@ -259,17 +288,15 @@ impl Resolution {
         if due > now {
             return None;
         }
-        if let Some(k) = self.reasks.get_mut(pos) {
-            *k = k.saturating_add(1);
-        }
-        let sent = self.sent_at.get(pos).copied().unwrap_or(last_launch);
-        let heard = pacing.heard(backend, sent);
+        let Some(l) = self.launched.get_mut(pos) else {
+            self.next_at = None;
+            return None;
+        };
+        l.reasks = l.reasks.saturating_add(1);
+        let heard = pacing.heard(backend, l.sent_at);
         let free = match heard {
             Heard::Nothing => true,
-            Heard::Later => self
-                .replaced
-                .get_mut(pos)
-                .is_some_and(|r| !std::mem::replace(r, true)),
+            Heard::Later => !std::mem::replace(&mut l.replaced, true),
             Heard::Earlier | Heard::Away => false,
         };
         if !free && !pacing.take_hedge_token() {
@@ -277,27 +304,17 @@ impl Resolution {
             // copy lost): this re-ask is not sent (its load is not
             // doubled); a later one may be, and the deadline's answer says
             // the LS did not ask again.
-            if let Some(h) = self.held.get_mut(pos)
-                && heard != Heard::Away
-            {
-                *h = true;
+            if heard != Heard::Away {
+                l.held = true;
             }
             // Its next turn counts from this one, as if it had been sent.
-            if let Some(s) = self.sent_at.get_mut(pos) {
-                *s = now;
-            }
+            l.sent_at = now;
             self.next_at = Some(now);
             return None;
         }
-        if let Some(p) = self.pending.get_mut(pos) {
-            *p = p.saturating_add(1);
-        }
-        if let Some(h) = self.hedged.get_mut(pos) {
-            *h = true;
-        }
-        if let Some(s) = self.sent_at.get_mut(pos) {
-            *s = now;
-        }
+        l.pending = l.pending.saturating_add(1);
+        l.hedged = true;
+        l.sent_at = now;
         self.last_launch = now;
         Some(Step::Launch {
             backend,
@@ -306,16 +323,18 @@ impl Resolution {
     }
 
     fn launch(&mut self, now: Instant, hedge: bool, pacing: &impl Pacing) -> Step {
-        let Some(&backend) = self.candidates.get(self.outcomes.len()) else {
+        let Some(&backend) = self.candidates.get(self.launched.len()) else {
             return Step::Wait;
         };
-        self.outcomes.push(None);
-        self.hedged.push(hedge);
-        self.pending.push(1);
-        self.reasks.push(0);
-        self.sent_at.push(now);
-        self.held.push(false);
-        self.replaced.push(false);
+        self.launched.push(Launched {
+            outcome: None,
+            hedged: hedge,
+            pending: 1,
+            reasks: 0,
+            held: false,
+            replaced: false,
+            sent_at: now,
+        });
         self.last_launch = now;
         self.failover = false;
         self.next_at = pacing.spacing(backend).map(|d| now + d);
@@ -324,7 +343,7 @@ impl Resolution {
 
     fn finish(&mut self, end: End) -> Step {
         self.end = Some(end);
-        self.tally.asked = self.outcomes.len();
+        self.tally.asked = self.launched.len();
         Step::Done(end)
     }
 
@@ -335,33 +354,29 @@ impl Resolution {
         let Some(pos) = self
             .candidates
             .iter()
-            .take(self.outcomes.len())
+            .take(self.launched.len())
             .position(|&c| c == backend)
         else {
             return false;
         };
-        match self.outcomes.get_mut(pos) {
-            Some(slot @ None) if self.end.is_none() => {
-                let out = self.pending.get_mut(pos);
-                let still_out = out.map_or(0, |p| {
-                    *p = p.saturating_sub(1);
-                    *p
-                });
+        let hedge = match self.launched.get_mut(pos) {
+            Some(l) if l.outcome.is_none() && self.end.is_none() => {
+                l.pending = l.pending.saturating_sub(1);
                 let failed = matches!(
                     verdict,
                     Verdict::Failed | Verdict::Rejected | Verdict::Refused
                 );
-                if failed && still_out > 0 {
+                if failed && l.pending > 0 {
                     // This backend's other attempt may still answer.
                     return false;
                 }
-                *slot = Some(verdict);
+                l.outcome = Some(verdict);
+                l.hedged
             }
             _ => return false,
-        }
+        };
         match verdict {
             Verdict::Final => {
-                let hedge = self.hedged.get(pos).copied().unwrap_or(false);
                 self.end = Some(End::Win { backend, hedge });
                 false
             }
@@ -414,8 +429,8 @@ impl Resolution {
     pub fn unfinished(&self) -> impl Iterator<Item = usize> + '_ {
         self.candidates
             .iter()
-            .zip(&self.outcomes)
-            .filter(|(_, o)| o.is_none())
+            .zip(&self.launched)
+            .filter(|(_, l)| l.outcome.is_none())
             .map(|(&i, _)| i)
     }
 
@@ -424,31 +439,28 @@ impl Resolution {
     /// silence proves nothing (the deadline's answer is SERVFAIL, not a
     /// made-up "no such name").
     pub fn held_back(&self) -> bool {
-        self.outcomes
-            .iter()
-            .zip(&self.held)
-            .any(|(o, &h)| o.is_none() && h)
+        self.launched.iter().any(|l| l.outcome.is_none() && l.held)
     }
 
     /// Backends asked so far, in order.
     pub fn asked(&self) -> impl Iterator<Item = usize> + '_ {
-        self.candidates.iter().take(self.outcomes.len()).copied()
+        self.candidates.iter().take(self.launched.len()).copied()
     }
 
     /// Whether backend `i` gave a negative answer.
     pub fn said_negative(&self, i: usize) -> bool {
         self.candidates
             .iter()
-            .zip(&self.outcomes)
-            .any(|(&c, o)| c == i && matches!(o, Some(Verdict::NxDomain | Verdict::NoData)))
+            .zip(&self.launched)
+            .any(|(&c, l)| c == i && matches!(l.outcome, Some(Verdict::NxDomain | Verdict::NoData)))
     }
 
     /// Whether backend `i` refused the query (REFUSED).
     pub fn said_refused(&self, i: usize) -> bool {
         self.candidates
             .iter()
-            .zip(&self.outcomes)
-            .any(|(&c, o)| c == i && *o == Some(Verdict::Refused))
+            .zip(&self.launched)
+            .any(|(&c, l)| c == i && l.outcome == Some(Verdict::Refused))
     }
 
     /// The answers so far.

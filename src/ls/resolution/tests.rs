@@ -504,3 +504,43 @@ fn partitioned_a_refusal_makes_the_others_negatives_conclusive() {
         Step::Done(End::OnTimeout { timed_out: true })
     );
 }
+
+#[test]
+fn a_restarted_resolution_is_a_new_one_whatever_its_last_query_left() {
+    // A query that went everywhere: hedged, re-asked with the budget
+    // refusing (held back), a negative answer tallied, ended at its deadline.
+    let (t0, p, mut r) = begin(Strategy::Hedge, Layout::Partitioned, 3, 1);
+    r.without_reasks();
+    steps(&mut r, t0, &p);
+    steps(&mut r, t0 + 20 * MS, &p);
+    r.on_outcome(0, Verdict::NxDomain);
+    steps(&mut r, t0 + 40 * MS, &p);
+    steps(&mut r, t0 + 1500 * MS, &p);
+    assert!(matches!(r.poll(t0 + 1500 * MS, &p), Step::Done(_)));
+    // Made the next query's in place, over other candidates and times.
+    let t1 = t0 + 2000 * MS;
+    r.restart(
+        Strategy::Sequential,
+        Layout::Replicated,
+        (&[2, 0], 3),
+        t1,
+        t1 + 900 * MS,
+    );
+    let fresh = Resolution::new(
+        Strategy::Sequential,
+        Layout::Replicated,
+        &[2, 0],
+        3,
+        t1,
+        t1 + 900 * MS,
+    );
+    assert_eq!(format!("{r:?}"), format!("{fresh:?}"));
+    // And it runs as the fresh one does.
+    let p = pacing(Strategy::Sequential, 0);
+    assert_eq!(steps(&mut r, t1, &p), [launch(2, false), Step::Wait]);
+    assert_eq!(r.next_wakeup(), t1 + 200 * MS);
+    assert_eq!(
+        steps(&mut r, t1 + 200 * MS, &p),
+        [launch(0, false), Step::Wait]
+    );
+}

@@ -176,6 +176,24 @@ impl Route {
         )
     }
 
+    /// [`Route::resolution`] made in `res` (a resolution whose query
+    /// ended, reused in place: [`Resolution::restart`]).
+    pub(crate) fn restart_resolution(
+        &self,
+        job: &Job,
+        now: tokio::time::Instant,
+        res: &mut Resolution,
+    ) {
+        let candidates = self.candidates(job, now);
+        res.restart(
+            self.policy.strategy,
+            self.policy.layout,
+            (&candidates, self.backends.len()),
+            now,
+            now + self.policy.timeout,
+        );
+    }
+
     /// Counts backend `i`'s response to one upstream query — answered, its
     /// latency, the adaptive hedge delay's sample — and judges it by its
     /// header (`None`: unreadable or cut short, a failure). A failure also

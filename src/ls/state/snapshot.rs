@@ -261,4 +261,16 @@ impl LsState {
         self.budget.earn();
         self.route(job).resolution(job, now)
     }
+
+    /// [`LsState::resolution`] made in `res`, a resolution whose query
+    /// ended (the fast path's, reused in place: no copy of it made).
+    pub(crate) fn restart_resolution(
+        &self,
+        job: &Job,
+        now: tokio::time::Instant,
+        res: &mut Resolution,
+    ) {
+        self.budget.earn();
+        self.route(job).restart_resolution(job, now, res);
+    }
 }

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use smallvec::SmallVec;
 
-use super::flight::{Delayed, Flight, TimerFor};
+use super::flight::{Delayed, Flight, TimerFor, Track};
 use super::worker::Worker;
 use crate::dns::Transport;
 use crate::ls::backend;
@@ -153,19 +153,31 @@ impl Worker {
         buf.extend_from_slice(raw);
         let mut job = admitted.into_job(buf);
         job.ecs = edit;
-        let res = state.resolution(&job, now);
         let idx = self.flights.insert(Flight {
             state,
             job,
             client: src,
             group,
-            res,
-            attempts: SmallVec::new(),
             kept: None,
             arrived: now.into_std(),
             received,
             timer_at: None,
         });
+        // Its resolution made in its slot's track, that of the flight that
+        // ended there (a new slot's track is the one new track made).
+        let Some(f) = self.flights.get(idx) else {
+            return;
+        };
+        match self.tracks.get_mut(idx as usize) {
+            Some(t) => {
+                t.attempts.clear();
+                f.state.restart_resolution(&f.job, now, &mut t.res);
+            }
+            None => self.tracks.push(Track {
+                res: f.state.resolution(&f.job, now),
+                attempts: SmallVec::new(),
+            }),
+        }
         self.drive(idx, now);
     }
 

@@ -1,7 +1,8 @@
 //! What a fast-path worker keeps per query: its flights (a client query in
 //! flight, with its upstream attempts), the late entries of attempts whose
 //! flight ended before their answer came, and the slab both live in (no
-//! allocation once warm), and the type of the timer heap that names them
+//! allocation once warm); a flight's resolution and attempts kept in place
+//! by its slot from one flight to the next ([`Track`]); and the type of the timer heap that names them
 //! ([`Timers`], fired in `timers`). The rules for late entries are the upstream
 //! core's ([`crate::ls::upstream::ids::LateEntry`]); a worker adds where the ID
 //! is and when its timer fires. Queries a `delay_ms` rule holds wait in a
@@ -70,8 +71,6 @@ pub(super) struct Flight {
     /// The client's group, holding one place of the worker's in-flight
     /// bound ([`crate::guard::fair`]) until the flight ends.
     pub(super) group: std::net::IpAddr,
-    pub(super) res: Resolution,
-    pub(super) attempts: SmallVec<[Attempt; 4]>,
     /// The winning response, or the negative one that may be passed on.
     pub(super) kept: Option<Vec<u8>>,
     pub(super) arrived: std::time::Instant,
@@ -79,6 +78,32 @@ pub(super) struct Flight {
     pub(super) received: Instant,
     /// The time of this flight's pending timer entry (stale ones are skipped).
     pub(super) timer_at: Option<Instant>,
+}
+
+/// The large part of a flight, kept in place by its slot (the worker's
+/// `tracks`, by the flight's index) when the flight ends and made the next
+/// flight's there ([`Resolution::restart`]): a flight's resolution and
+/// attempts are inline lists, most of its bytes, and are written once per
+/// query where they live, not made elsewhere and copied in. A track whose
+/// flight has ended holds nothing (its attempts taken out, its resolution
+/// plain data).
+pub(super) struct Track {
+    pub(super) res: Resolution,
+    pub(super) attempts: SmallVec<[Attempt; 4]>,
+}
+
+/// Flight `idx` and its track, when it is live.
+pub(super) fn both<'a>(
+    flights: &'a mut Slab<Flight>,
+    tracks: &'a mut [Track],
+    idx: u32,
+) -> Option<(&'a mut Flight, &'a mut Track)> {
+    Some((flights.get_mut(idx)?, tracks.get_mut(idx as usize)?))
+}
+
+/// The track of slot `idx` (of a live flight when the caller knows it is).
+pub(super) fn track(tracks: &mut [Track], idx: u32) -> Option<&mut Track> {
+    tracks.get_mut(idx as usize)
 }
 
 /// An upstream query whose flight has ended: its late entry, and where its

@@ -393,7 +393,7 @@ mod tests {
                 "{strategy}: b1 asked at once; b0 in flight until the deadline"
             );
             assert_eq!(w.balancer.metrics.hedges.load(Relaxed), 0, "{strategy}");
-            let f = w.flights.get(0).unwrap();
+            let f = &w.tracks[0];
             let tries: Vec<_> = f.attempts.iter().map(|a| (a.backend, a.refused)).collect();
             assert_eq!(
                 tries,
@@ -465,14 +465,14 @@ mod tests {
         let (n, _) = backend.recv_from(&mut first).unwrap();
         // The re-ask (one backend, silent past the 8 s delay), queued.
         w.fire_timers(t0 + Duration::from_millis(8_100));
-        let f = w.flights.get(0).unwrap();
+        let f = &w.tracks[0];
         assert_eq!(f.attempts.len(), 2, "re-asked");
         let (first_sock, sock, id) = (f.attempts[0].sock, f.attempts[1].sock, f.attempts[1].id);
         for out in &mut w.to_upstream {
             out.clear();
         }
         w.on_refused(sock, id, t0 + Duration::from_millis(8_100));
-        let f = w.flights.get(0).unwrap();
+        let f = &w.tracks[0];
         let tries: Vec<_> = f.attempts.iter().map(|a| a.refused).collect();
         assert_eq!(
             (w.flights.len, w.late.len, tries),
@@ -502,7 +502,7 @@ mod tests {
         let baddr = backend.local_addr().unwrap();
         let (mut w, _asker, t0) = asked(&[baddr], Strategy::Hedge, 4).await;
         w.fire_timers(t0 + Duration::from_millis(8_100));
-        let f = w.flights.get(0).unwrap();
+        let f = &w.tracks[0];
         assert_eq!(f.attempts.len(), 2, "re-asked");
         let (sock, id) = (f.attempts[1].sock, f.attempts[1].id);
         for out in &mut w.to_upstream {
@@ -553,7 +553,7 @@ mod tests {
 
     /// The upstream socket slot of flight 0's try to `backend`.
     fn try_sock(w: &Worker, backend: usize) -> usize {
-        let f = w.flights.get(0).unwrap();
+        let f = &w.tracks[0];
         f.attempts
             .iter()
             .find(|a| a.backend == backend)

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::flight::{Attempt, Delayed, Flight, Late, Slab, TimerFor, Timers};
+use super::flight::{self, Attempt, Delayed, Flight, Late, Slab, TimerFor, Timers, Track};
 use super::tap;
 use super::timers::{next_live, timer_live};
 use crate::dns::{self, HEADER_LEN, WireHeader};
@@ -110,6 +110,10 @@ pub(super) struct Worker {
     pub(super) backoff: RecvBackoff,
     pub(super) gate: QueueGate,
     pub(super) flights: Slab<Flight>,
+    /// Each flight's resolution and attempts, by its slot in `flights`
+    /// (as many as it has slots): kept in place when it ends, for the
+    /// next flight there ([`Track`]).
+    pub(super) tracks: Vec<Track>,
     pub(super) late: Slab<Late>,
     /// Queries a `delay_ms` rule holds (at most `max_flights`).
     pub(super) delayed: Slab<Delayed>,
@@ -240,6 +244,7 @@ impl Worker {
             backoff: RecvBackoff::default(),
             gate: QueueGate::default(),
             flights: Slab::new(),
+            tracks: Vec::new(),
             late: Slab::new(),
             delayed: Slab::new(),
             timers: Timers::new(),
@@ -372,22 +377,22 @@ impl Worker {
     /// arms its timer, or ends it.
     pub(super) fn drive(&mut self, idx: u32, now: Instant) {
         loop {
-            let Some(f) = self.flights.get_mut(idx) else {
+            let Some((f, t)) = flight::both(&mut self.flights, &mut self.tracks, idx) else {
                 return;
             };
-            match f.res.poll(now, f.state.route(&f.job)) {
+            match t.res.poll(now, f.state.route(&f.job)) {
                 Step::Launch { backend, hedge } => {
                     if hedge {
                         f.state.metrics.hedges.fetch_add(1, Relaxed);
                     }
                     if !self.launch(idx, backend, now)
-                        && let Some(f) = self.flights.get_mut(idx)
+                        && let Some(t) = flight::track(&mut self.tracks, idx)
                     {
-                        f.res.on_outcome(backend, Verdict::Failed);
+                        t.res.on_outcome(backend, Verdict::Failed);
                     }
                 }
                 Step::Wait => {
-                    let at = f.res.next_wakeup();
+                    let at = t.res.next_wakeup();
                     if f.timer_at != Some(at) {
                         f.timer_at = Some(at);
                         self.arm(at, TimerFor::Flight(idx));
@@ -405,31 +410,30 @@ impl Worker {
     /// Ends flight `idx` as `end` says, at `now`: its place given back, its
     /// attempts still out retired as late entries, its reply made and
     /// queued. Worked on where it is in its slab, and dropped there: a
-    /// flight is large (its resolution, its attempts inline), and moving it
-    /// out by value cost a copy or two of it per query.
+    /// flight is large, and moving it out by value cost a copy or two of it
+    /// per query; its [`Track`] stays in place for the next flight in its
+    /// slot, its attempts taken out one by one (no copy of the list made).
     fn end_flight(&mut self, idx: u32, end: End, now: Instant) {
-        let Some(f) = self.flights.get_mut(idx) else {
+        let Some((f, t)) = flight::both(&mut self.flights, &mut self.tracks, idx) else {
             return;
         };
         self.holders.release(f.group);
         // Those still asked become late entries.
         let winner = end.backend();
-        let excused = async_path::excuses_silence(f.res.layout(), end);
+        let excused = async_path::excuses_silence(t.res.layout(), end);
         // Backends charged a timeout by the reply itself.
         let timed_out = matches!(end, End::OnTimeout { timed_out: true });
-        let (state, deadline) = (Arc::clone(&f.state), f.res.deadline());
+        let (state, deadline) = (Arc::clone(&f.state), t.res.deadline());
         let route = state.route(&f.job);
-        let mut attempts = std::mem::take(&mut f.attempts);
-        for a in attempts.drain(..) {
-            let charged = timed_out
-                && self
-                    .flights
-                    .get(idx)
-                    .is_some_and(|f| f.res.unfinished().any(|b| b == a.backend));
+        while let Some(t) = flight::track(&mut self.tracks, idx)
+            && !t.attempts.is_empty()
+        {
+            let a = t.attempts.remove(0);
+            let charged = timed_out && t.res.unfinished().any(|b| b == a.backend);
             let who = (winner, excused, charged);
             self.retire(a, route, deadline, now, who);
         }
-        let Some(f) = self.flights.get_mut(idx) else {
+        let Some((f, t)) = flight::both(&mut self.flights, &mut self.tracks, idx) else {
             return;
         };
         let answered = reply::Answered {
@@ -437,7 +441,7 @@ impl Worker {
             route: f.job.route,
             log: f.job.log.take(),
         };
-        let reply = reply::finish(&state, &f.job, &f.res, end, f.kept.take());
+        let reply = reply::finish(&state, &f.job, &t.res, end, f.kept.take());
         let from_backend = answered.backend.is_some();
         let took = now.into_std().saturating_duration_since(f.arrived);
         answered.log(&state, &reply, took);
@@ -472,7 +476,7 @@ impl Worker {
     /// Queues flight `idx`'s query to `backend` at `now`; false when it
     /// cannot go.
     fn launch(&mut self, idx: u32, backend: usize, now: Instant) -> bool {
-        let Some(f) = self.flights.get_mut(idx) else {
+        let Some((f, t)) = flight::both(&mut self.flights, &mut self.tracks, idx) else {
             return false;
         };
         // Borrowed from the flight's snapshot, not cloned (no count taken
@@ -500,7 +504,7 @@ impl Worker {
                 .mark
                 .stamp(query, f.job.question_end, b.speaks_edns());
         }
-        f.attempts.push(Attempt {
+        t.attempts.push(Attempt {
             backend,
             sock,
             id,
@@ -579,10 +583,10 @@ impl Worker {
         let Some(IdUse::Flight(idx)) = self.ups.get(sock).map(|u| u.ids.get(id)) else {
             return;
         };
-        let Some(f) = self.flights.get_mut(idx) else {
+        let Some(t) = flight::track(&mut self.tracks, idx) else {
             return;
         };
-        let Some(a) = f
+        let Some(a) = t
             .attempts
             .iter_mut()
             .find(|a| a.sock == sock && a.id == id && !a.refused)
@@ -590,7 +594,7 @@ impl Worker {
             return;
         };
         a.refused = true;
-        f.res.on_outcome(a.backend, Verdict::Failed);
+        t.res.on_outcome(a.backend, Verdict::Failed);
         self.drive(idx, now);
     }
 
@@ -627,13 +631,14 @@ impl Worker {
             }
             IdUse::Flight(idx) => idx,
         };
-        let f = self.flights.get_mut(idx).ok_or(DropReason::WrongId)?;
-        let pos = f
+        let (f, t) =
+            flight::both(&mut self.flights, &mut self.tracks, idx).ok_or(DropReason::WrongId)?;
+        let pos = t
             .attempts
             .iter()
             .position(|a| a.sock == sock && a.id == h.id && !a.refused)
             .ok_or(DropReason::WrongId)?;
-        let backend = f.attempts.get(pos).map_or(usize::MAX, |a| a.backend);
+        let backend = t.attempts.get(pos).map_or(usize::MAX, |a| a.backend);
         let Some(addr) = f.state.route(&f.job).backends.get(backend).map(|b| b.addr) else {
             return Ok(());
         };
@@ -644,11 +649,11 @@ impl Worker {
             .unwrap_or_default();
         accept::check(&h, resp, from, addr, question)?;
         let question_len = question.len();
-        let a = f.attempts.remove(pos);
+        let a = t.attempts.remove(pos);
         if let Some(u) = self.ups.get_mut(sock) {
             u.ids.set(h.id, IdUse::Free);
         }
-        let Some(f) = self.flights.get_mut(idx) else {
+        let Some((f, t)) = flight::both(&mut self.flights, &mut self.tracks, idx) else {
             return Ok(());
         };
         let rtt = a
@@ -668,7 +673,7 @@ impl Worker {
             rtt,
             Some(h).filter(|_| plain.usable()),
         );
-        let keep = f.res.on_outcome(backend, verdict);
+        let keep = t.res.on_outcome(backend, verdict);
         if keep || verdict == Verdict::Final {
             let mut buf = f
                 .kept

@@ -214,3 +214,22 @@ fn an_answer_past_max_entry_bytes_is_not_kept() {
     assert_eq!(c.insert(&q, Transport::Tcp, &fits, t0), Ok(()));
     assert_eq!(c.stats().entries, 1);
 }
+
+#[test]
+fn a_key_read_into_one_that_held_a_longer_name_is_the_key_read_afresh() {
+    let c = cache(100);
+    let long = query(
+        "a-much-longer-name.www.example.org.",
+        RecordType::AAAA,
+        EDNS,
+    );
+    let short = query("WWW.example.", RecordType::A, PLAIN);
+    let mut key = crate::ls::cache::CacheKey::empty();
+    assert!(crate::ls::cache::key::read_into(&long, Transport::Tcp, &c.hasher, &mut key).is_some());
+    let client = crate::ls::cache::key::read_into(&short, Transport::Udp, &c.hasher, &mut key);
+    let (fresh, fresh_client) = c.key(&short, Transport::Udp).unwrap();
+    assert_eq!(client, Some(fresh_client));
+    assert_eq!(key.hash, fresh.hash);
+    assert_eq!(key.to_stored(), fresh.to_stored());
+    assert!(key.same(&fresh.to_stored()));
+}
