@@ -18,6 +18,11 @@ pub struct Catalog {
     /// open-addressing table of indices into `zones` hashed by the origin
     /// (a map holding a copy of each origin was an allocation a zone).
     by_origin: Option<Box<[u64]>>,
+    /// Bit `n` set when some zone's origin has `n` labels (the root none):
+    /// a query looks up only the suffixes of those label counts (at
+    /// 100,000 zones `zK.test.`, `www.zK.test.` is no zone's, and is not
+    /// hashed and looked for).
+    depths: u128,
 }
 
 /// A free slot of the table by origin.
@@ -47,7 +52,19 @@ impl Catalog {
     /// A catalog of `zones`, already most specific first.
     fn indexed(zones: Vec<Zone>) -> Self {
         let by_origin = (zones.len() > SCAN_MAX).then(|| origin_table(&zones));
-        Catalog { zones, by_origin }
+        let depths = zones
+            .iter()
+            .fold(0, |held, z| held | depth_bit(label_count(&z.origin_key)));
+        Catalog {
+            zones,
+            by_origin,
+            depths,
+        }
+    }
+
+    /// Whether some zone's origin has `labels` labels.
+    fn holds_depth(&self, labels: usize) -> bool {
+        self.depths & depth_bit(labels) != 0
     }
 
     /// The zone whose origin is `key` (lower-cased wire form) in `table`
@@ -83,9 +100,11 @@ impl Catalog {
                 name,
                 qtype,
             ),
-            // The name's suffixes, longest first, down to the root.
+            // The name's suffixes, longest first, down to the root: those
+            // as long as some zone's origin.
             Some(by_origin) => answering(
                 (0..=name.labels())
+                    .filter(|&skip| self.holds_depth(name.labels() - skip))
                     .filter_map(|skip| self.looked_up(by_origin, name.suffix(skip).1)),
                 name,
                 qtype,
@@ -153,6 +172,23 @@ impl Catalog {
     pub fn into_zones(self) -> Vec<Zone> {
         self.zones
     }
+}
+
+/// The labels of `key`, a wire-form name (the root none).
+fn label_count(key: &[u8]) -> usize {
+    let mut at = 0;
+    let mut labels = 0;
+    while let Some(&len) = key.get(at).filter(|&&l| l != 0) {
+        labels += 1;
+        at += 1 + usize::from(len);
+    }
+    labels
+}
+
+/// [`Catalog::depths`]'s bit for `labels` labels (a name has at most 127;
+/// more share the last bit).
+fn depth_bit(labels: usize) -> u128 {
+    1 << labels.min(127)
 }
 
 /// The index of `zones` by origin: a slot a zone and a third more (a
@@ -260,6 +296,29 @@ mod tests {
                 .collect(),
         );
         assert_eq!(found(&no_root, "example.org.", RecordType::A), None);
+    }
+
+    /// A catalog knows the label counts of its zones' origins (a query
+    /// looks up its suffixes of those counts only): kept through a
+    /// replacement, the root zone's none.
+    #[test]
+    fn a_catalog_holds_the_label_counts_of_its_origins() {
+        let zones: Vec<Zone> = (0..20)
+            .map(|i| zone_at(&format!("z{i}.test."), Vec::new()))
+            .chain([zone_at("a.b.sub.z1.test.", Vec::new())])
+            .collect();
+        let catalog = Catalog::new(zones);
+        let held = |c: &Catalog| (0..8).filter(|&n| c.holds_depth(n)).collect::<Vec<_>>();
+        assert_eq!(held(&catalog), [2, 5]);
+        let put = vec![zone_at(".", Vec::new()), zone_at("test.", Vec::new())];
+        let gone: HashSet<Box<[u8]>> = [b"\x01a\x01b\x03sub\x02z1\x04test\x00".as_slice()]
+            .into_iter()
+            .map(Box::from)
+            .collect();
+        assert_eq!(held(&catalog.replaced(put, &gone)), [0, 1, 2]);
+        assert_eq!(label_count(b"\x03www\x02z7\x04test\x00"), 3);
+        assert_eq!(label_count(b"\x00"), 0);
+        assert!(Catalog::default().depths == 0);
     }
 
     /// A batch replaced, added and removed in one pass finds what a
