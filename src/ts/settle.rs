@@ -23,7 +23,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::warn;
 
@@ -258,9 +258,8 @@ impl FileRead {
 pub(crate) struct Opened {
     stamp: FileStamp,
     held: Option<Held>,
-    /// When the `fstat` after the read was taken (nanoseconds since the
-    /// epoch).
-    read_at: i128,
+    /// When the `fstat` after the read was taken.
+    read_at: Instant,
 }
 
 impl Opened {
@@ -274,7 +273,7 @@ impl Opened {
     fn holding(read: ReadFile, hold: impl FnOnce(File) -> Option<Held>) -> Opened {
         Opened {
             stamp: FileStamp::from(&read.meta),
-            read_at: epoch_ns(read.at),
+            read_at: read.at,
             held: hold(read.file),
         }
     }
@@ -534,7 +533,7 @@ fn still_after(
             .flatten()
             .filter_map(|r| r.opened.as_ref().map(|o| o.read_at))
             .max();
-        if let Some(wait) = last_read.and_then(|at| left_of(settle, at, now_ns())) {
+        if let Some(wait) = last_read.and_then(|at| left_of(settle, at, Instant::now())) {
             pause(wait);
         }
         let run = still(
@@ -552,13 +551,13 @@ fn still_after(
     }
 }
 
-/// What is left of `settle` at `now` since a read at `read_at` (both
-/// nanoseconds since the epoch): `None` when nothing is; the whole of it
-/// for a read not yet passed (a clock set back).
-fn left_of(settle: Duration, read_at: i128, now: i128) -> Option<Duration> {
-    let settle_ns = settle.as_nanos() as i128;
-    let left = (read_at + settle_ns - now).min(settle_ns);
-    (left > 0).then(|| Duration::from_nanos(left as u64))
+/// What is left of `settle` at `now` since a read at `read_at`: `None` when
+/// nothing is; the whole of it for a read not yet passed. Both are read
+/// from the monotonic clock: a wall clock stepped forward during a load
+/// would otherwise shorten the pause.
+fn left_of(settle: Duration, read_at: Instant, now: Instant) -> Option<Duration> {
+    let left = settle.saturating_sub(now.saturating_duration_since(read_at));
+    (!left.is_zero()).then_some(left)
 }
 
 /// After a read that failed: `Err` with the index of the first of `files`
@@ -632,12 +631,12 @@ mod settle_tests {
     /// set ahead: the whole settle is left of it), so the pauses asked for
     /// are the whole settle, as these tests expect.
     fn read_one(f: &Path, hold: bool) -> (String, Vec<Option<FileRead>>) {
-        let ahead = SystemTime::now() + Duration::from_secs(3600);
+        let ahead = Instant::now() + Duration::from_secs(3600);
         read_one_at(f, hold, ahead)
     }
 
     /// [`read_one`], its `fstat` taken at `at`.
-    fn read_one_at(f: &Path, hold: bool, at: SystemTime) -> (String, Vec<Option<FileRead>>) {
+    fn read_one_at(f: &Path, hold: bool, at: Instant) -> (String, Vec<Option<FileRead>>) {
         static TESTS_HELD: AtomicUsize = AtomicUsize::new(0);
         let mut bytes = Vec::new();
         let mut read = super::super::source::read_bytes_into(f, &mut bytes).unwrap();
@@ -715,18 +714,15 @@ mod settle_tests {
     }
 
     /// What is left of the settle pause since a read: all of it for a read
-    /// now or not yet passed (a clock set back), the rest of it for one a
-    /// moment ago, nothing for one read longer ago than that.
+    /// now or not yet passed, the rest of it for one a moment ago, nothing
+    /// for one read longer ago than that.
     #[test]
     fn the_pause_left_is_the_settle_less_the_reads_age() {
-        let ms = |n: i128| n * 1_000_000;
-        let now = ms(10_000);
+        let ms = Duration::from_millis;
+        let now = Instant::now() + ms(10_000);
         assert_eq!(left_of(SETTLE, now, now), Some(SETTLE));
         assert_eq!(left_of(SETTLE, now + ms(5), now), Some(SETTLE));
-        assert_eq!(
-            left_of(SETTLE, now - ms(30), now),
-            Some(Duration::from_millis(70))
-        );
+        assert_eq!(left_of(SETTLE, now - ms(30), now), Some(ms(70)));
         assert_eq!(left_of(SETTLE, now - ms(100), now), None);
         assert_eq!(left_of(SETTLE, now - ms(5_000), now), None);
         assert_eq!(left_of(Duration::ZERO, now, now), None);
@@ -739,7 +735,7 @@ mod settle_tests {
     #[test]
     fn a_file_read_long_enough_ago_is_looked_at_without_a_pause() {
         let (_dir, f) = one_file("whole\n");
-        let long_ago = SystemTime::now() - 2 * SETTLE;
+        let long_ago = Instant::now().checked_sub(2 * SETTLE).unwrap();
         let mut pauses = Vec::new();
         let (text, seen) = read_settled(
             "t",
@@ -753,7 +749,7 @@ mod settle_tests {
         assert_eq!((text.as_str(), pauses.len()), ("whole\n", 0));
         assert_eq!(seen[0].map(|s| s.stamp), FileStamp::of(&f));
 
-        let moment_ago = SystemTime::now() - SETTLE / 2;
+        let moment_ago = Instant::now().checked_sub(SETTLE / 2).unwrap();
         let mut reads = 0;
         let mut pauses = Vec::new();
         let (text, _) = read_settled(

@@ -261,10 +261,11 @@ pub(crate) struct ReadFile {
     pub(crate) file: File,
     /// Its `fstat` just after the read.
     pub(crate) meta: std::fs::Metadata,
-    /// When that `fstat` was taken (the wall clock): `settle.rs` looks at
-    /// the file again once this is old enough, whatever the load did with
-    /// the bytes meanwhile.
-    pub(crate) at: std::time::SystemTime,
+    /// When that `fstat` was taken (the monotonic clock: a wall clock
+    /// stepped forward would shorten the settle pause): `settle.rs` looks
+    /// at the file again once this is old enough, whatever the load did
+    /// with the bytes meanwhile.
+    pub(crate) at: std::time::Instant,
 }
 
 /// [`read_bytes`] into `bytes` (cleared first): a caller that reads many
@@ -291,7 +292,7 @@ pub(crate) fn read_bytes_into(file: &Path, bytes: &mut Vec<u8>) -> Result<ReadFi
     Ok(ReadFile {
         file: f,
         meta,
-        at: std::time::SystemTime::now(),
+        at: std::time::Instant::now(),
     })
 }
 
