@@ -337,7 +337,15 @@ impl Resolution {
         });
         self.last_launch = now;
         self.failover = false;
-        self.next_at = pacing.spacing(backend).map(|d| now + d);
+        // The last candidate's spacing is not worked out: the poll after
+        // this launch (a driver polls until `Wait`) finds no one left and
+        // sets the next wake-up by the re-ask schedule ([`Resolution::reask`]),
+        // which would only overwrite it.
+        self.next_at = if self.launched.len() < self.candidates.len() {
+            pacing.spacing(backend).map(|d| now + d)
+        } else {
+            None
+        };
         Step::Launch { backend, hedge }
     }
 
