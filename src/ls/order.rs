@@ -57,15 +57,26 @@ pub const INLINE: usize = 8;
 pub type Candidates = SmallVec<[usize; INLINE]>;
 
 /// The candidate sequence for one query.
+#[cfg(test)]
 pub fn order(kind: Order, views: &[BackendView], key: &OrderKey<'_>) -> Candidates {
-    let mut c: Candidates = views.iter().filter(|v| v.up).map(|v| v.index).collect();
+    let mut c = Candidates::new();
+    order_into(kind, views, key, &mut c);
+    c
+}
+
+/// The candidate sequence for one query, written into `c` (emptied
+/// first): the caller's list, a query's resolution's own (no list made
+/// and returned by value to be copied in).
+pub fn order_into(kind: Order, views: &[BackendView], key: &OrderKey<'_>, c: &mut Candidates) {
+    c.clear();
+    c.extend(views.iter().filter(|v| v.up).map(|v| v.index));
     if c.is_empty() {
-        c = views.iter().map(|v| v.index).collect();
+        c.extend(views.iter().map(|v| v.index));
     }
     let view = |i: usize| views.iter().find(|v| v.index == i);
     match kind {
         Order::Fixed => {}
-        Order::RoundRobin => rotate(&mut c, key.tick),
+        Order::RoundRobin => rotate(c, key.tick),
         Order::LeastOutstanding => c.sort_by_key(|&i| {
             let v = view(i);
             (
@@ -75,7 +86,7 @@ pub fn order(kind: Order, views: &[BackendView], key: &OrderKey<'_>) -> Candidat
             )
         }),
         Order::Sticky => {
-            rotate(&mut c, key.tick);
+            rotate(c, key.tick);
             if let Some(s) = key.sticky
                 && let Some(pos) = c.iter().position(|&i| i == s)
             {
@@ -106,10 +117,10 @@ pub fn order(kind: Order, views: &[BackendView], key: &OrderKey<'_>) -> Candidat
                 })
                 .collect();
             keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
-            c = keyed.into_iter().map(|(_, i)| i).collect();
+            c.clear();
+            c.extend(keyed.into_iter().map(|(_, i)| i));
         }
     }
-    c
 }
 
 fn rotate(c: &mut [usize], tick: u64) {

@@ -242,10 +242,11 @@ impl Backend {
     pub fn begin_at(self: &Arc<Self>, sent: Instant) -> InFlight {
         self.stats.sent.fetch_add(1, Relaxed);
         self.stats.outstanding.fetch_add(1, Relaxed);
-        self.limit.sent(sent);
+        let slot = self.limit.sent(sent);
         InFlight {
             backend: self.clone(),
             sent,
+            slot,
             rescued: false,
             won_by: None,
         }
@@ -297,6 +298,10 @@ impl WonBy {
 pub struct InFlight {
     backend: Arc<Backend>,
     sent: Instant,
+    /// The slot its backend's limit counted it in ([`limit::Limit::sent`]:
+    /// taken out of that slot when it ends, with no clock arithmetic);
+    /// `None` when the limit was off.
+    slot: Option<u64>,
     /// Its client was answered by another backend before its deadline.
     rescued: bool,
     /// Who answered its client, when the driver keeps count ([`WonBy`]).
@@ -372,7 +377,10 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.backend.stats.outstanding.fetch_sub(1, Relaxed);
-        self.backend.limit.ended(self.sent);
+        match self.slot {
+            Some(slot) => self.backend.limit.ended_in(slot),
+            None => self.backend.limit.ended(self.sent),
+        }
     }
 }
 

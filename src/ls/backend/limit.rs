@@ -202,7 +202,13 @@ impl Young {
     /// The query sent at `sent` ended (answered, or given up): no longer
     /// counted, if it still was.
     pub fn ended(&mut self, sent: Instant) {
-        let s = self.slot(sent).min(self.head);
+        self.ended_in(self.slot(sent));
+    }
+
+    /// [`Young::ended`] of the query sent in slot `s` ([`Young::slot`] of
+    /// its send: worked out once, when it was sent).
+    fn ended_in(&mut self, s: u64) {
+        let s = s.min(self.head);
         if self.head - s < SLOTS as u64 {
             let i = (s % SLOTS as u64) as usize;
             if let Some(c) = self.counts.get_mut(i) {
@@ -357,18 +363,26 @@ impl Limiter {
         self.bounds.max == 0 || self.in_flight(now) < self.limit()
     }
 
-    /// A query sent at `now`; the queries in flight then.
-    pub fn sent(&mut self, now: Instant) -> u32 {
+    /// A query sent at `now`; the queries in flight then, and the slot it
+    /// is counted in (for [`Limiter::ended_in`]).
+    pub fn sent(&mut self, now: Instant) -> (u32, u64) {
         let s = self.young.slot(now);
         self.young.sent_in(s);
         let n = self.young.count_in(s, self.horizon_slots);
         self.peak = self.peak.max(n);
-        n
+        (n, s)
     }
 
     /// The query sent at `sent` ended.
     pub fn ended(&mut self, sent: Instant) {
         self.young.ended(sent);
+    }
+
+    /// The query [`Limiter::sent`] counted in slot `slot` ended: as
+    /// [`Limiter::ended`] of its send time, with no clock arithmetic (the
+    /// slot was worked out when it was sent; the ring's origin never moves).
+    pub fn ended_in(&mut self, slot: u64) {
+        self.young.ended_in(slot);
     }
 
     /// An answer that took `rtt`, received at `now`; ends a window when
@@ -450,21 +464,34 @@ impl Limit {
         self.limit.load(Relaxed)
     }
 
-    /// A query sent at `now`.
-    pub fn sent(&self, now: Instant) {
+    /// A query sent at `now`: the slot it is counted in, for
+    /// [`Limit::ended_in`] (`None` while the limit is off: not counted).
+    pub fn sent(&self, now: Instant) -> Option<u64> {
         if self.current() == 0 {
-            return;
+            return None;
         }
-        let n = self.with(|l| l.sent(now));
+        let (n, slot) = self.with(|l| l.sent(now));
         self.in_flight.store(n, Relaxed);
+        Some(slot)
     }
 
     /// The query sent at `sent` ended.
     pub fn ended(&self, sent: Instant) {
+        self.end(|l| l.ended(sent));
+    }
+
+    /// The query [`Limit::sent`] counted in slot `slot` ended (no clock
+    /// arithmetic per answer: [`Limiter::ended_in`]).
+    pub fn ended_in(&self, slot: u64) {
+        self.end(|l| l.ended_in(slot));
+    }
+
+    /// A query ended, as `end` takes it out of the count.
+    fn end(&self, end: impl FnOnce(&mut Limiter)) {
         if self.current() == 0 {
             return;
         }
-        self.with(|l| l.ended(sent));
+        self.with(end);
         self.in_flight
             .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
             .ok();
@@ -701,6 +728,38 @@ mod tests {
         assert_eq!(lim.current(), 0, "off");
         lim.set_bounds(B);
         assert_eq!(lim.current(), 4096);
+    }
+
+    /// A query ended by the slot its send was counted in is taken out of
+    /// the count exactly as one ended by its send time: in its own slot,
+    /// whether the ring has moved on since (sent at the round's earlier
+    /// time) or not; one older than the ring is not taken out of any.
+    #[test]
+    fn ending_by_the_slot_of_the_send_is_ending_by_its_time() {
+        let t0 = Instant::now();
+        let sends = [0, 3, 3, 40, 41, 41, 700, 2_000];
+        let (mut by_time, mut by_slot) = (Limiter::new(B, t0), Limiter::new(B, t0));
+        let mut slots = Vec::new();
+        for &ms in &sends {
+            by_time.sent(t0 + ms * MS);
+            slots.push(by_slot.sent(t0 + ms * MS).1);
+        }
+        // A send timed before the newest slot (a round's earlier clock).
+        by_time.sent(t0 + 1_500 * MS);
+        slots.push(by_slot.sent(t0 + 1_500 * MS).1);
+        let count = |l: &mut Limiter| l.young.count_slots(t0 + 2_000 * MS, SLOTS);
+        assert_eq!(count(&mut by_time), count(&mut by_slot));
+        let all: Vec<u32> = sends.iter().copied().chain([1_500]).collect();
+        for (i, &ms) in all.iter().enumerate().rev() {
+            by_time.ended(t0 + ms * MS);
+            by_slot.ended_in(slots[i]);
+            assert_eq!(
+                (count(&mut by_time), by_time.young.counts),
+                (count(&mut by_slot), by_slot.young.counts),
+                "after the send at {ms} ms ended"
+            );
+        }
+        assert_eq!(count(&mut by_slot), 0, "every query ended");
     }
 
     #[test]

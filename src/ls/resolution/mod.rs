@@ -165,10 +165,26 @@ impl Resolution {
         now: Instant,
         deadline: Instant,
     ) {
+        self.restart_with(strategy, layout, backends, (now, deadline), |c| {
+            c.extend_from_slice(candidates);
+        });
+    }
+
+    /// [`Resolution::restart`] with its candidates written in place by
+    /// `fill`, given the list emptied (an order writes them straight into
+    /// it: no list made, returned and copied in).
+    pub fn restart_with(
+        &mut self,
+        strategy: Strategy,
+        layout: Layout,
+        backends: usize,
+        (now, deadline): (Instant, Instant),
+        fill: impl FnOnce(&mut SmallVec<[usize; INLINE]>),
+    ) {
         self.strategy = strategy;
         self.layout = layout;
         self.candidates.clear();
-        self.candidates.extend_from_slice(candidates);
+        fill(&mut self.candidates);
         self.launched.clear();
         self.reasks_off = false;
         self.tally = Tally {
@@ -337,7 +353,15 @@ impl Resolution {
         });
         self.last_launch = now;
         self.failover = false;
-        self.next_at = pacing.spacing(backend).map(|d| now + d);
+        // The last candidate's spacing is not worked out: the poll after
+        // this launch (a driver polls until `Wait`) finds no one left and
+        // sets the next wake-up by the re-ask schedule ([`Resolution::reask`]),
+        // which would only overwrite it.
+        self.next_at = if self.launched.len() < self.candidates.len() {
+            pacing.spacing(backend).map(|d| now + d)
+        } else {
+            None
+        };
         Step::Launch { backend, hedge }
     }
 

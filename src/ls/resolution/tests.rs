@@ -15,10 +15,14 @@ struct Fixed {
     refused: Cell<u32>,
     /// What the backends answered since a copy.
     heard: Cell<Heard>,
+    /// Calls of `spacing` and of `reask_after` (the schedule worked out).
+    spaced: Cell<u32>,
+    reasked: Cell<u32>,
 }
 
 impl Pacing for Fixed {
     fn spacing(&self, _i: usize) -> Option<Duration> {
+        self.spaced.set(self.spaced.get() + 1);
         match self.strategy {
             Strategy::Hedge => Some(20 * MS),
             Strategy::Sequential => Some(200 * MS),
@@ -29,6 +33,7 @@ impl Pacing for Fixed {
         200 * MS
     }
     fn reask_after(&self, _i: usize) -> Duration {
+        self.reasked.set(self.reasked.get() + 1);
         20 * MS
     }
     fn take_hedge_token(&self) -> bool {
@@ -51,6 +56,8 @@ fn pacing(strategy: Strategy, tokens: u32) -> Fixed {
         tokens: Cell::new(tokens),
         refused: Cell::new(0),
         heard: Cell::new(Heard::Earlier),
+        spaced: Cell::new(0),
+        reasked: Cell::new(0),
     }
 }
 
@@ -109,6 +116,27 @@ fn hedge_asks_the_next_backend_after_the_delay_and_a_hedge_can_win() {
     // A late answer of the loser changes nothing.
     assert!(!r.on_outcome(0, Verdict::Final));
     assert_eq!(r.poll(t0 + 30 * MS, &p), win(1, true));
+}
+
+/// The last candidate's launch does not work out its spacing: the poll
+/// after it works out its re-ask schedule (one `reask_after`), which sets
+/// the wake-up; its spacing was only ever overwritten. A candidate with
+/// others after it still gets its spacing (when the next one is asked).
+#[test]
+fn the_last_candidates_schedule_is_worked_out_once() {
+    for strategy in [Strategy::Hedge, Strategy::Sequential, Strategy::Race] {
+        let (t0, p, mut r) = begin(strategy, Layout::Replicated, 1, 10);
+        assert_eq!(steps(&mut r, t0, &p), [launch(0, false), Step::Wait]);
+        assert_eq!(
+            (p.spaced.get(), p.reasked.get()),
+            (0, 1),
+            "{strategy:?}: one backend"
+        );
+        assert_eq!(r.next_wakeup(), t0 + 20 * MS, "{strategy:?}: its re-ask");
+        let (t0, p, mut r) = begin(strategy, Layout::Replicated, 2, 10);
+        steps(&mut r, t0, &p);
+        assert_eq!(p.spaced.get(), 1, "{strategy:?}: two backends");
+    }
 }
 
 #[test]

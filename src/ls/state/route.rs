@@ -100,8 +100,9 @@ impl Route {
             .any(|b| b.is_up() && b.admin.get() == AdminState::Auto)
     }
 
-    /// The candidate sequence for `job`.
-    fn candidates(&self, job: &Job, now: tokio::time::Instant) -> order::Candidates {
+    /// The candidate sequence for `job`, written into `c` (a resolution's
+    /// own list: none made and copied in).
+    fn candidates_into(&self, job: &Job, now: tokio::time::Instant, c: &mut order::Candidates) {
         let views: SmallVec<[_; order::INLINE]> = self
             .backends
             .iter()
@@ -119,7 +120,7 @@ impl Route {
             },
             backend_hashes: &self.backend_hashes,
         };
-        let mut c = order::order(self.policy.order, &views, &key);
+        order::order_into(self.policy.order, &views, &key, c);
         // Drained by hand: no new queries, while another backend is left.
         let drained = |i: &usize| {
             self.backends
@@ -131,8 +132,7 @@ impl Route {
         }
         // Under overload, those with room first ([`limit`]).
         let room = |i: usize| self.backends.get(i).is_none_or(|b| b.limit.has_room(now));
-        limit::room_first(&mut c, room);
-        c
+        limit::room_first(c, room);
     }
 
     /// How long to wait on backend `i` before hedging to the next.
@@ -165,7 +165,8 @@ impl Route {
     /// A new query's resolution: its candidates in order, its deadline
     /// `timeout_ms` from `now`.
     pub(crate) fn resolution(&self, job: &Job, now: tokio::time::Instant) -> Resolution {
-        let candidates = self.candidates(job, now);
+        let mut candidates = order::Candidates::new();
+        self.candidates_into(job, now, &mut candidates);
         Resolution::new(
             self.policy.strategy,
             self.policy.layout,
@@ -184,13 +185,12 @@ impl Route {
         now: tokio::time::Instant,
         res: &mut Resolution,
     ) {
-        let candidates = self.candidates(job, now);
-        res.restart(
+        res.restart_with(
             self.policy.strategy,
             self.policy.layout,
-            (&candidates, self.backends.len()),
-            now,
-            now + self.policy.timeout,
+            self.backends.len(),
+            (now, now + self.policy.timeout),
+            |c| self.candidates_into(job, now, c),
         );
     }
 

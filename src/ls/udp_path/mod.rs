@@ -612,6 +612,49 @@ mod tests {
         }
     }
 
+    /// A flight's timer left in the heap when its answer came (stale)
+    /// does not act on the next flight made in its slot: at the old time
+    /// nothing fires (no hedge, no timer armed again), and the new flight's
+    /// own timer is the next wake-up and fires at its time. A liveness rule
+    /// that looked at the slot only would drive the new flight at the old
+    /// time and arm its timer a second time.
+    #[tokio::test]
+    async fn a_stale_timer_does_not_act_on_the_next_flight_in_its_slot() {
+        let b0 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        b0.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let b1 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addrs = [b0.local_addr().unwrap(), b1.local_addr().unwrap()];
+        let (mut w, asker, t0) = asked(&addrs, Strategy::Hedge, 5).await;
+        let first = w.flights.get(0).and_then(|f| f.timer_at).unwrap();
+        let mut query = [0u8; 512];
+        let (n, _) = b0.recv_from(&mut query).unwrap();
+        let sock = try_sock(&w, 0);
+        let at = t0 + Duration::from_millis(1);
+        w.on_upstream(sock, &answer_to(&query[..n]), addrs[0], false, at)
+            .unwrap();
+        assert_eq!(w.flights.len, 0, "answered: its hedge timer is stale");
+        // The next query, 2 s later, takes slot 0; its hedge is due 8 s on.
+        let later = t0 + Duration::from_secs(2);
+        w.clock = worker::RoundClock::at(later);
+        let peer = batch::Peer::from(asker.local_addr().unwrap());
+        w.on_client(&wire_query(6), peer, later);
+        let second = w.flights.get(0).and_then(|f| f.timer_at).unwrap();
+        assert!(second > first, "its own timer, later");
+        let pushes = w.timer_pushes;
+        w.fire_timers(first);
+        assert_eq!(w.timer_pushes, pushes, "nothing armed again");
+        assert_eq!(w.flights.get(0).and_then(|f| f.timer_at), Some(second));
+        assert_eq!(w.balancer.metrics.hedges.load(Relaxed), 0, "no hedge");
+        assert_eq!(w.next_timer(), Some(second), "the stale one dropped");
+        w.fire_timers(second);
+        assert_eq!(
+            w.balancer.metrics.hedges.load(Relaxed),
+            1,
+            "its hedge at its time"
+        );
+        assert_eq!(counts(&w)[1].0, 1, "the second backend asked");
+    }
+
     /// A hedge loser's answer that sits unread in its socket when its late
     /// entry's deadline is due settles the entry (a latency, not a loss):
     /// the round reads it before the entry is charged as a timeout of its
