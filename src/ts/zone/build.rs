@@ -653,7 +653,7 @@ impl ZoneBuilder {
         }
         let mut zone = Zone {
             origin,
-            origin_key: origin_key.into_boxed_slice(),
+            origin_key: super::zone::OriginKey::from_slice(&origin_key),
             soa_ttl,
             soa: decoded.map(OnceLock::from).unwrap_or_default(),
             soa_record: SoaWire::default(),

@@ -120,12 +120,12 @@ impl Catalog {
     pub fn replaced(&self, put: Vec<Zone>, gone: &HashSet<Box<[u8]>>) -> Catalog {
         let mut last: HashMap<Box<[u8]>, Zone> = HashMap::with_capacity(put.len());
         for z in put {
-            last.insert(z.origin_key.clone(), z);
+            last.insert(Box::from(&z.origin_key[..]), z);
         }
         let removed: HashSet<&[u8]> = last.keys().chain(gone).map(|k| &**k).collect();
         let mut new: Vec<&Zone> = last
             .values()
-            .filter(|z| !gone.contains(&z.origin_key))
+            .filter(|z| !gone.contains(&z.origin_key[..]))
             .collect();
         new.sort_by_key(|z| std::cmp::Reverse(z.origin.num_labels()));
         let mut zones = Vec::with_capacity(self.zones.len() + new.len());

@@ -30,8 +30,10 @@ pub(super) const MAX_CNAME_CHAIN: usize = 16;
 #[derive(Debug, Clone)]
 pub struct Zone {
     pub(super) origin: Name,
-    /// The origin, lower-cased wire form.
-    pub(super) origin_key: Box<[u8]>,
+    /// The origin, lower-cased wire form (in the zone itself up to
+    /// [`ORIGIN_INLINE`] bytes: a query's zone is found by comparing it,
+    /// at 100,000 zones one cache miss less than a key of its own).
+    pub(super) origin_key: OriginKey,
     pub(super) soa_ttl: u32,
     /// The SOA decoded, made when first asked ([`Zone::soa_rr`]: transfers,
     /// the notifier): a load of 100,000 zones decodes none. Boxed: an
@@ -64,6 +66,12 @@ pub struct Zone {
     /// primary: answered SERVFAIL, not served.
     pub(super) expired: bool,
 }
+
+/// The bytes of an origin kept in its zone; longer ones are allocated.
+pub(super) const ORIGIN_INLINE: usize = 32;
+
+/// A zone's origin, lower-cased wire form ([`Zone::origin_key`]).
+pub(super) type OriginKey = smallvec::SmallVec<[u8; ORIGIN_INLINE]>;
 
 /// What [`Zone::write_answer`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
