@@ -18,9 +18,21 @@ use super::records::{Rec, ZoneCopy, soa_serial};
 
 const MAGIC: &[u8] = b"dnslb secondary zone 1\n";
 
+/// The longest file name [`path_of`] spells out whole (before `.xfr`):
+/// a file system's names stop at 255 bytes, and the copy is written under
+/// a temporary name 14 bytes longer (`.tmp` and the process ID).
+const NAME_MAX: usize = 200;
+
+/// Of a name longer than [`NAME_MAX`], the part kept before its digest.
+const NAME_KEPT: usize = 150;
+
 /// The file of `zone`'s copy in `dir`: its name in lower case, `.xfr`
 /// (`root.xfr` for the root); characters other than letters, digits, `-`,
-/// `_` and `.` written as `%XX`.
+/// `_` and `.` written as `%XX`. A name spelled longer than [`NAME_MAX`]
+/// bytes (a zone of up to 255 bytes, `%XX` three bytes each) is cut to
+/// its first [`NAME_KEPT`], then `~` and the first 16 bytes of the whole
+/// spelling's SHA-256 in hex: the same file at every start, and another
+/// for every other zone.
 pub fn path_of(dir: &Path, zone: &Name) -> PathBuf {
     let text = zone.to_ascii().to_ascii_lowercase();
     let text = text.trim_end_matches('.');
@@ -36,6 +48,15 @@ pub fn path_of(dir: &Path, zone: &Name) -> PathBuf {
             for byte in c.encode_utf8(&mut b).bytes() {
                 file.push_str(&format!("%{byte:02X}"));
             }
+        }
+    }
+    if file.len() > NAME_MAX {
+        let digest = ring::digest::digest(&ring::digest::SHA256, file.as_bytes());
+        // Only ASCII was pushed: any byte is a character's boundary.
+        file.truncate(NAME_KEPT);
+        file.push('~');
+        for byte in &digest.as_ref()[..16] {
+            file.push_str(&format!("{byte:02x}"));
         }
     }
     file.push_str(".xfr");
@@ -201,6 +222,42 @@ mod tests {
         let soa = soa("z.test.", serial);
         let a = Record::from_rdata(name("www.z.test."), 60, RData::A(A::new(192, 0, 2, 1)));
         ZoneCopy::new(soa, [a])
+    }
+
+    /// A zone whose name is spelled longer than a file name may be (here
+    /// 254 bytes on the wire) is kept under a name cut short and a digest
+    /// of the whole: written, read back, its contact noted; another such
+    /// zone that differs only past the cut gets a file of its own; a short
+    /// name is spelled whole as before.
+    #[test]
+    fn a_zone_named_longer_than_a_file_name_is_kept_under_a_digest() {
+        use hickory_proto::rr::rdata::SOA;
+        let dir = tempfile::tempdir().unwrap();
+        let long = |last: &str| format!("{}{last}.", "a.".repeat(124));
+        let copy_of = |zone: &str| {
+            let data = SOA::new(name("ns.test."), name("h.test."), 3, 60, 10, 600, 30);
+            let soa = Record::from_rdata(name(zone), 300, RData::SOA(data));
+            ZoneCopy::new(soa, [])
+        };
+        let now = crate::dns::tsig::unix_now();
+        let (one, two) = (long("test"), long("tesx"));
+        for zone in [&one, &two] {
+            let c = copy_of(zone);
+            write(dir.path(), &c).unwrap();
+            write_contact(dir.path(), &name(zone), now - 5).unwrap();
+            let (back, age) = read(dir.path(), &name(zone), now).unwrap().unwrap();
+            assert_eq!((back, age), (c, 5));
+        }
+        let file = |zone: &str| path_of(dir.path(), &name(zone));
+        assert_ne!(file(&one), file(&two));
+        let spelled = file(&one).file_name().unwrap().len();
+        assert!(spelled <= NAME_KEPT + 1 + 32 + 4, "{spelled} bytes");
+        assert_eq!(
+            file(&one),
+            file(&one.to_uppercase()),
+            "the same at every start"
+        );
+        assert_eq!(file("z.test."), dir.path().join("z.test.xfr"));
     }
 
     #[test]
