@@ -19,9 +19,11 @@ use super::records::{Rec, ZoneCopy, soa_serial};
 const MAGIC: &[u8] = b"dnslb secondary zone 1\n";
 
 /// The longest file name [`path_of`] spells out whole (before `.xfr`):
-/// a file system's names stop at 255 bytes, and the copy is written under
-/// a temporary name 14 bytes longer (`.tmp` and the process ID).
-const NAME_MAX: usize = 200;
+/// a file system's names stop at 255 bytes, and the contact time's file
+/// (`.contact`, 8 bytes) is written under a temporary name 11 bytes longer
+/// (`.tmp` and a process ID of up to 7 digits). Every name spelled whole
+/// before the digest came is spelled the same.
+const NAME_MAX: usize = 236;
 
 /// Of a name longer than [`NAME_MAX`], the part kept before its digest.
 const NAME_KEPT: usize = 150;
