@@ -54,7 +54,7 @@ impl Catalog {
         let by_origin = (zones.len() > SCAN_MAX).then(|| origin_table(&zones));
         let depths = zones
             .iter()
-            .fold(0, |held, z| held | depth_bit(label_count(&z.origin_key)));
+            .fold(0, |held, z| held | depth_bit(z.origin.num_labels().into()));
         Catalog {
             zones,
             by_origin,
@@ -172,17 +172,6 @@ impl Catalog {
     pub fn into_zones(self) -> Vec<Zone> {
         self.zones
     }
-}
-
-/// The labels of `key`, a wire-form name (the root none).
-fn label_count(key: &[u8]) -> usize {
-    let mut at = 0;
-    let mut labels = 0;
-    while let Some(&len) = key.get(at).filter(|&&l| l != 0) {
-        labels += 1;
-        at += 1 + usize::from(len);
-    }
-    labels
 }
 
 /// [`Catalog::depths`]'s bit for `labels` labels (a name has at most 127;
@@ -316,8 +305,6 @@ mod tests {
             .map(Box::from)
             .collect();
         assert_eq!(held(&catalog.replaced(put, &gone)), [0, 1, 2]);
-        assert_eq!(label_count(b"\x03www\x02z7\x04test\x00"), 3);
-        assert_eq!(label_count(b"\x00"), 0);
         assert!(Catalog::default().depths == 0);
     }
 
