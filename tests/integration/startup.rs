@@ -540,11 +540,24 @@ async fn up_answers_correctly_from_its_first_query() {
 // ---------------------------------------------------------------------------
 // 3. A broken zone or a taken TS port: `up` refuses, nothing runs.
 
+/// How long a port of a refused deployment may look taken by another
+/// test's socket.
+const PORTS_FREE_LIMIT: Duration = Duration::from_secs(3);
+
 /// How long `up` may take to refuse (it should take milliseconds).
 const REFUSE_LIMIT: Duration = Duration::from_secs(10);
 
 /// After `up` refused: every port is free and no child of it is left.
+/// The ports are read from the kernel's tables, which also list the
+/// sockets of the tests running beside this one: a client socket of
+/// theirs may hold one of these numbers for a moment (s19's CI), so a port
+/// must be free within [`PORTS_FREE_LIMIT`]; a socket of the deployment
+/// left open stays taken and fails it.
 fn assert_nothing_left(site: &Site, what: &str) {
+    let deadline = std::time::Instant::now() + PORTS_FREE_LIMIT;
+    while !site.ports_free() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(
         site.ports_free(),
         "{what}: a port of the deployment is taken"
