@@ -98,8 +98,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ls { .. } | Command::Up { .. } | Command::Ts(_)
     ) {
         // A server holds a descriptor per TCP client: the soft limit (often
-        // 1024) would be reached long before the connection cap.
-        dnslb::server::fdlimit::raise_nofile();
+        // 1024) would be reached long before the connection cap. Its table
+        // is grown now, while this process has one thread.
+        let soft = dnslb::server::fdlimit::raise_nofile();
+        dnslb::server::fdlimit::reserve_table(soft);
     }
     match cli.command {
         Command::Check { config } => {

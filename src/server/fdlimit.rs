@@ -26,6 +26,42 @@ pub fn raise_nofile() -> Option<u64> {
     getrlimit(Resource::Nofile).current
 }
 
+/// Descriptor slots a server's table is given at its start, at most its
+/// soft limit: room for a TS's held zone files (an eighth of a limit of
+/// 20,000 and more) and a few thousand TCP clients.
+const TABLE_AT_START: u64 = 16_384;
+
+/// Grows this process's descriptor table at once to [`TABLE_AT_START`]
+/// slots (or the soft limit `soft`, if lower), best effort. The kernel
+/// grows the table by doubling as descriptors are opened, and each growth
+/// in a process with more than one thread waits for an RCU grace period
+/// (`synchronize_rcu`, 4-16 ms each here): a TS holding its zone files at
+/// a start waited ~60 ms for five of them, the thread accepting TCP
+/// clients stalls at the 256th, 512th, ... connection. Called while the
+/// process has one thread, this growth waits for nothing, and the table
+/// (8 bytes a slot) is not shrunk after.
+pub fn reserve_table(soft: Option<u64>) {
+    let slots = soft.map_or(TABLE_AT_START, |s| s.min(TABLE_AT_START));
+    let Ok(highest) = i32::try_from(slots.saturating_sub(1)) else {
+        return;
+    };
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        // The table grows to hold a descriptor numbered `highest`; that
+        // descriptor is closed at once.
+        drop(rustix::io::fcntl_dupfd_cloexec(&null, highest));
+    }
+}
+
+/// The descriptor slots this process's table has now (`FDSize` in
+/// `/proc/self/status`), `None` where that cannot be read.
+pub fn table_slots() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("FDSize:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
 /// The connection cap a server can hold to under a soft limit of `soft`
 /// descriptors (`None`: unlimited): `wanted`, or half of what the limit
 /// leaves after [`RESERVED`] descriptors, whichever is smaller (at least 1).
@@ -62,6 +98,22 @@ mod tests {
         assert_eq!(cap_for(1024, None), 1024);
         assert_eq!(cap_for(1024, Some(10)), 1);
         assert_eq!(cap_for(0, Some(20_000)), 1);
+    }
+
+    #[test]
+    fn the_descriptor_table_is_grown_at_once_within_the_limit() {
+        let soft = raise_nofile();
+        reserve_table(soft);
+        let want = soft.map_or(TABLE_AT_START, |s| s.min(TABLE_AT_START));
+        let slots = table_slots().expect("FDSize in /proc/self/status");
+        assert!(slots >= want, "{slots} slots, wanted {want}");
+        // Nothing is left open by it.
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let again = rustix::io::fcntl_dupfd_cloexec(&null, i32::try_from(want - 1).unwrap());
+        assert!(
+            again.is_ok(),
+            "the slot used to grow the table is free again"
+        );
     }
 
     #[test]
