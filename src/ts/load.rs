@@ -15,7 +15,10 @@ use super::dnssec::presigned;
 use super::publish;
 use super::settings::TsSettings;
 use super::settle::{FileHash, FileMemo, FileRead, FileStamp, content};
-use super::source::{ZoneError, read_bytes_into, with_file_bytes};
+use super::source::{
+    NotInMemory, ReadFile, ZoneError, read_bytes_into, with_asked_bytes, with_file_bytes,
+    with_file_bytes_or_ask,
+};
 use super::zone::{Catalog, Zone, ZoneBuilder};
 use super::{spread, table, zonefile};
 
@@ -275,9 +278,23 @@ fn load_with(
                     .filter(|&j| to_read(j))
                     .take(batch)
                     .collect();
-                parsed = spread::in_parallel(next, threads, |j| {
-                    (j, parse_file(j, &settings.zones[j], &settings.origin))
-                })
+                // A file the disk must read is asked for and read after
+                // the rest of its batch (the kernel reads it meanwhile).
+                parsed = spread::in_parallel_later(
+                    next,
+                    threads,
+                    |j| {
+                        parse_file_or_ask(j, &settings.zones[j], &settings.origin)
+                            .map(|parsed| (j, parsed))
+                            .map_err(|asked| (j, asked))
+                    },
+                    |(j, asked)| {
+                        (
+                            j,
+                            parse_asked(j, &settings.zones[j], asked, &settings.origin),
+                        )
+                    },
+                )
                 .into();
             }
             let read = match parsed.pop_front() {
@@ -469,10 +486,36 @@ fn parse_file(
     file: &std::path::Path,
     origin: &Name,
 ) -> Result<Box<Parsed>, ZoneError> {
-    let (mut parsed, opened) =
-        with_file_bytes(file, |bytes| parse_bytes(index, file, bytes, origin))?;
+    with_file_bytes(file, |bytes| parse_bytes(index, file, bytes, origin)).map(noting_file)
+}
+
+/// [`parse_file`] if `file`'s bytes are in memory, else the file asked
+/// for ([`NotInMemory`]: [`parse_asked`] parses it).
+fn parse_file_or_ask(
+    index: usize,
+    file: &std::path::Path,
+    origin: &Name,
+) -> Result<Result<Box<Parsed>, ZoneError>, NotInMemory> {
+    Ok(
+        with_file_bytes_or_ask(file, |bytes| parse_bytes(index, file, bytes, origin))?
+            .map(noting_file),
+    )
+}
+
+/// [`parse_file`] of the file [`parse_file_or_ask`] asked for.
+fn parse_asked(
+    index: usize,
+    file: &std::path::Path,
+    asked: NotInMemory,
+    origin: &Name,
+) -> Result<Box<Parsed>, ZoneError> {
+    with_asked_bytes(file, asked, |bytes| parse_bytes(index, file, bytes, origin)).map(noting_file)
+}
+
+/// A file parsed, with the file its bytes were read from noted in it.
+fn noting_file((mut parsed, opened): (Box<Parsed>, ReadFile)) -> Box<Parsed> {
     parsed.read = FileRead::read(parsed.read.content, opened);
-    Ok(parsed)
+    parsed
 }
 
 /// [`parse_file`] of the bytes read from `file`.
@@ -796,6 +839,56 @@ mod tests {
         let one = zones(1);
         assert_eq!(one.len(), 300);
         assert_eq!(zones(4), one);
+    }
+
+    /// Files the disk must read (evicted from memory) are read after the
+    /// others of their batch, and load as they would have: the first error
+    /// in file order is still the one reported, and good files make the
+    /// same zones in the same order.
+    #[test]
+    fn files_not_in_memory_load_in_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = many_zones(dir.path(), 300);
+        let files = settings.zones.clone();
+        let one = |threads: usize| -> Vec<(String, Vec<_>)> {
+            let catalog = super::spread::with_threads(threads, || load_catalog(&settings, 1));
+            let catalog = catalog.unwrap();
+            catalog
+                .zones()
+                .iter()
+                .map(|z| (z.origin().to_string(), z.records()))
+                .collect()
+        };
+        let evict = |picked: &dyn Fn(usize) -> bool| {
+            (0..files.len())
+                .filter(|&i| picked(i))
+                .filter(|&i| crate::ts::source::evict_for_test(&files[i]))
+                .count()
+        };
+        for i in [200, 70] {
+            std::fs::write(&files[i], zone_text(i, 1, "not-an-address")).unwrap();
+        }
+        for threads in [1, 3] {
+            // The first bad file waits for the disk; a later one does not.
+            if evict(&|i| i == 70 || i % 7 == 0) == 0 {
+                eprintln!("skipped: this filesystem keeps files in memory (tmpfs)");
+                return;
+            }
+            let err = super::spread::with_threads(threads, || load_catalog(&settings, 1))
+                .unwrap_err()
+                .to_string();
+            let want = format!("{}:5: ", files[70].display());
+            assert!(err.starts_with(&want), "{threads} threads: {err}");
+        }
+        for i in [200, 70] {
+            std::fs::write(&files[i], zone_text(i, 1, "192.0.2.1")).unwrap();
+        }
+        let in_memory = one(1);
+        assert_eq!(in_memory.len(), 300);
+        for threads in [1, 3] {
+            assert!(evict(&|i| i % 3 == 0) > 0);
+            assert!(one(threads) == in_memory, "{threads} threads: other zones");
+        }
     }
 
     /// A PROJ table and a master file of one origin make one zone, in

@@ -275,23 +275,46 @@ pub(crate) struct ReadFile {
 /// directory is refused (`not a regular file`) by the `fstat` after the
 /// read, which `settle.rs` needs anyway.
 pub(crate) fn read_bytes_into(file: &Path, bytes: &mut Vec<u8>) -> Result<ReadFile, ZoneError> {
+    read_opened(file, open_nonblocking(file)?, bytes)
+}
+
+/// The zone file `file` opened for reading. Not blocking: a FIFO listed as
+/// a zone file (or swapped in for one) would hold the open until a writer
+/// came, and the load with it. (A socket cannot be opened: `No such device
+/// or address`.)
+fn open_nonblocking(file: &Path) -> Result<File, ZoneError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |e: std::io::Error| ZoneError::Io {
-        file: file.to_path_buf(),
-        msg: e.to_string(),
-    };
-    // Not blocking: a FIFO listed as a zone file (or swapped in for one)
-    // would hold the open until a writer came, and the load with it. (A
-    // socket cannot be opened: `No such device or address`.)
-    let f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(file)
-        .map_err(io)?;
-    let meta = read_open_into(&f, bytes).map_err(io)?;
+        .map_err(|e| io_error(file, e))
+}
+
+/// [`ZoneError::Io`] of `file`.
+fn io_error(file: &Path, e: std::io::Error) -> ZoneError {
+    ZoneError::Io {
+        file: file.to_path_buf(),
+        msg: e.to_string(),
+    }
+}
+
+/// The [`ReadFile`] of `f`, opened from `file`, its bytes read into `bytes`.
+fn read_opened(file: &Path, f: File, bytes: &mut Vec<u8>) -> Result<ReadFile, ZoneError> {
+    let meta = read_open_into(&f, bytes);
+    file_read(file, f, meta)
+}
+
+/// The [`ReadFile`] of `f`, opened from `file`, whose read ended with the
+/// `fstat` `meta`.
+fn file_read(
+    file: &Path,
+    f: File,
+    meta: std::io::Result<std::fs::Metadata>,
+) -> Result<ReadFile, ZoneError> {
     Ok(ReadFile {
         file: f,
-        meta,
+        meta: meta.map_err(|e| io_error(file, e))?,
         at: std::time::Instant::now(),
     })
 }
@@ -309,11 +332,7 @@ fn not_regular() -> std::io::Error {
 /// looked at again after. Only a regular file is read on: a FIFO, a
 /// device that never ends (`/dev/zero`) or a directory is refused (`not a
 /// regular file`) after its first read.
-pub(crate) fn read_open_into(
-    mut f: &File,
-    bytes: &mut Vec<u8>,
-) -> std::io::Result<std::fs::Metadata> {
-    use std::io::Read;
+pub(crate) fn read_open_into(f: &File, bytes: &mut Vec<u8>) -> std::io::Result<std::fs::Metadata> {
     bytes.clear();
     bytes.reserve(SMALL_FILE);
     let first = loop {
@@ -322,6 +341,16 @@ pub(crate) fn read_open_into(
             done => break done,
         }
     };
+    read_after_first(f, first.map(drop).map_err(std::io::Error::from), bytes)
+}
+
+/// [`read_open_into`] after its first read into `bytes`, which gave `first`.
+fn read_after_first(
+    mut f: &File,
+    first: std::io::Result<()>,
+    bytes: &mut Vec<u8>,
+) -> std::io::Result<std::fs::Metadata> {
+    use std::io::Read;
     let meta = f.metadata()?;
     if !meta.is_file() {
         return Err(not_regular());
@@ -372,6 +401,87 @@ pub(crate) fn with_file_bytes<R>(
     })
 }
 
+/// A zone file opened whose first bytes were not in memory: the kernel
+/// was asked to read it ahead (`POSIX_FADV_WILLNEED`), and its read is
+/// left for later ([`with_asked_bytes`]), so a start reads on through the
+/// files that are in memory while the disk fetches this one (a start after
+/// a reboot, or of files the kernel let go of, waited for each file's read
+/// in turn).
+#[derive(Debug)]
+pub(crate) struct NotInMemory {
+    /// The file, open, nothing read of it yet.
+    file: File,
+}
+
+/// [`with_file_bytes`] if `file`'s first bytes are in memory now (a read
+/// that does not wait for the disk: `RWF_NOWAIT`), else the file open and
+/// asked for ([`NotInMemory`]). Where such a read is not supported, the file is
+/// read at once as [`with_file_bytes`] reads it.
+pub(crate) fn with_file_bytes_or_ask<R>(
+    file: &Path,
+    f: impl FnOnce(&[u8]) -> Result<R, ZoneError>,
+) -> Result<Result<(R, ReadFile), ZoneError>, NotInMemory> {
+    let opened = match open_nonblocking(file) {
+        Ok(o) => o,
+        Err(e) => return Ok(Err(e)),
+    };
+    with_kept_buffer(|bytes| {
+        // The read into the zeroed buffer, its bytes copied out: `f` may
+        // read another file on this thread.
+        let first = FIRST_READ.with_borrow_mut(|scratch| {
+            let scratch = scratch.get_or_insert_with(|| vec![0; SMALL_FILE].into_boxed_slice());
+            loop {
+                let mut bufs = [std::io::IoSliceMut::new(&mut scratch[..])];
+                match rustix::io::preadv2(
+                    &opened,
+                    &mut bufs,
+                    u64::MAX,
+                    rustix::io::ReadWriteFlags::NOWAIT,
+                ) {
+                    Err(rustix::io::Errno::INTR) => {}
+                    Ok(n) => {
+                        bytes.extend_from_slice(&scratch[..n]);
+                        break Ok(());
+                    }
+                    Err(e) => break Err(e),
+                }
+            }
+        });
+        let read = match first {
+            Err(rustix::io::Errno::AGAIN) => {
+                // Advice only: a file that cannot take it is read later all the same.
+                let _ = rustix::fs::fadvise(&opened, 0, None, rustix::fs::Advice::WillNeed);
+                return Err(NotInMemory { file: opened });
+            }
+            Err(rustix::io::Errno::OPNOTSUPP) => read_opened(file, opened, bytes),
+            first => {
+                let meta = read_after_first(&opened, first.map_err(std::io::Error::from), bytes);
+                file_read(file, opened, meta)
+            }
+        };
+        Ok(read.and_then(|read| Ok((f(bytes)?, read))))
+    })
+}
+
+/// [`with_file_bytes`] of a file [`with_file_bytes_or_ask`] asked for:
+/// its read now waits for the disk if it has to.
+pub(crate) fn with_asked_bytes<R>(
+    file: &Path,
+    asked: NotInMemory,
+    f: impl FnOnce(&[u8]) -> Result<R, ZoneError>,
+) -> Result<(R, ReadFile), ZoneError> {
+    with_kept_buffer(|bytes| {
+        let read = read_opened(file, asked.file, bytes)?;
+        Ok((f(bytes)?, read))
+    })
+}
+
+thread_local! {
+    /// The buffer of a thread's reads that do not wait ([`with_file_bytes_or_ask`]):
+    /// such a read takes initialized bytes, so they are zeroed once, not a file.
+    static FIRST_READ: std::cell::RefCell<Option<Box<[u8]>>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Room for a zone file's first read, before its size is known.
 const SMALL_FILE: usize = 16 * 1024;
 
@@ -403,9 +513,53 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<&str, BadUtf8<'_>> {
 }
 
 #[allow(clippy::unwrap_used)]
+/// Drops `file`'s pages from memory (written back first); whether a
+/// read of it now needs the disk (not so on tmpfs, which has no disk).
+#[cfg(test)]
+pub(crate) fn evict_for_test(file: &Path) -> bool {
+    let f = File::open(file).unwrap();
+    f.sync_all().unwrap();
+    rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    let mut byte = [0u8; 1];
+    let mut bufs = [std::io::IoSliceMut::new(&mut byte)];
+    rustix::io::preadv2(&f, &mut bufs, 0, rustix::io::ReadWriteFlags::NOWAIT)
+        == Err(rustix::io::Errno::AGAIN)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    /// A file's bytes read ahead and then read when the disk was needed
+    /// are its bytes, as a read that found them in memory gives them.
+    #[test]
+    fn a_file_not_in_memory_is_asked_for_then_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("z.zone");
+        // Past the first read's room: the rest is read after it either way.
+        let text: String = (0..2000)
+            .map(|i| format!("h{i} 300 A 192.0.2.{}\n", i % 250))
+            .collect();
+        std::fs::write(&file, &text).unwrap();
+        let copy = |b: &[u8]| Ok(b.to_vec());
+        let (bytes, read) = match super::with_file_bytes_or_ask(&file, copy) {
+            Ok(read) => read.unwrap(),
+            Err(_) => super::with_file_bytes(&file, copy).unwrap(),
+        };
+        assert_eq!(bytes, text.as_bytes());
+        assert_eq!(read.meta.len(), text.len() as u64);
+        if !super::evict_for_test(&file) {
+            eprintln!("skipped: this filesystem keeps files in memory (tmpfs)");
+            return;
+        }
+        let asked = match super::with_file_bytes_or_ask(&file, copy) {
+            Ok(_) => panic!("a file evicted from memory was read as if it were in it"),
+            Err(asked) => asked,
+        };
+        let (bytes, read) = super::with_asked_bytes(&file, asked, copy).unwrap();
+        assert_eq!(bytes, text.as_bytes());
+        assert_eq!(read.meta.len(), text.len() as u64);
+    }
 
     /// A FIFO given as a zone file (or swapped in for one) is refused at
     /// once, not waited on: the load would wait with it.
