@@ -61,8 +61,9 @@ async fn a_client_flooding_unanswered_names_does_not_starve_another() {
 
     // A: floods until told to stop, its answers (SERVFAIL) read and counted.
     let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let flood = {
-        let stop = stop.clone();
+        let (stop, refused) = (stop.clone(), refused.clone());
         tokio::spawn(async move {
             let sock = UdpSocket::bind("127.0.0.2:0").await.unwrap();
             let mut buf = vec![0u8; 4096];
@@ -84,6 +85,7 @@ async fn a_client_flooding_unanswered_names_does_not_starve_another() {
                                 && buf[3] & 0x0f == 2
                             {
                                 servfail += 1;
+                                refused.store(servfail, Relaxed);
                             }
                         }
                     }
@@ -127,6 +129,13 @@ async fn a_client_flooding_unanswered_names_does_not_starve_another() {
             None => lost += 1,
         }
     }
+    // The victim may be done before the flood has been held long (a fast
+    // machine asks its 100 names in ~40 ms): the flood goes on until past
+    // its share it has had 100 SERVFAILs, or 10 s.
+    let _ = poll_until_async(Duration::from_secs(10), Duration::from_millis(10), || async {
+        (m.shed_inflight.load(Relaxed) > 100 && refused.load(Relaxed) > 100).then_some(())
+    })
+    .await;
     stop.store(true, Relaxed);
     let (a_sent, a_servfail) = flood.await.unwrap();
     let shed = m.shed_inflight.load(Relaxed);
