@@ -132,9 +132,13 @@ async fn a_client_flooding_unanswered_names_does_not_starve_another() {
     // The victim may be done before the flood has been held long (a fast
     // machine asks its 100 names in ~40 ms): the flood goes on until past
     // its share it has had 100 SERVFAILs, or 10 s.
-    let _ = poll_until_async(Duration::from_secs(10), Duration::from_millis(10), || async {
-        (m.shed_inflight.load(Relaxed) > 100 && refused.load(Relaxed) > 100).then_some(())
-    })
+    let _ = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(10),
+        || async {
+            (m.shed_inflight.load(Relaxed) > 100 && refused.load(Relaxed) > 100).then_some(())
+        },
+    )
     .await;
     stop.store(true, Relaxed);
     let (a_sent, a_servfail) = flood.await.unwrap();
