@@ -27,19 +27,32 @@ use crate::ts::wire::{NameKey, push_name_ref};
 pub(super) const MAX_CNAME_CHAIN: usize = 16;
 
 /// One authoritative zone.
+///
+/// What every answer reads of it comes first, in one cache line of its
+/// own ([`HOT_BYTES`], the struct aligned to it): at 100,000 zones each
+/// query's zone is a cache miss, and the fields it read lay across three
+/// or four lines of the 296-byte struct.
 #[derive(Debug, Clone)]
+#[repr(C, align(64))]
 pub struct Zone {
-    pub(super) origin: Name,
     /// The origin, lower-cased wire form (in the zone itself up to
     /// [`ORIGIN_INLINE`] bytes: a query's zone is found by comparing it,
     /// at 100,000 zones one cache miss less than a key of its own).
     pub(super) origin_key: OriginKey,
+    pub(super) store: Arc<Store>,
+    /// For a zone the TS signed: its data's digest, keys and validity.
+    pub(super) signed: Option<Arc<Signature>>,
     pub(super) soa_ttl: u32,
-    /// The SOA decoded, made when first asked ([`Zone::soa_rr`]: transfers,
-    /// the notifier): a load of 100,000 zones decodes none. Boxed: an
-    /// `RData` is a few hundred bytes, which every zone (moved from the
-    /// builder's thread into the catalog) carried.
-    pub(super) soa: OnceLock<Box<RData>>,
+    /// Whether any NS set sits below the apex (enables the delegation walk).
+    pub(super) has_delegations: bool,
+    pub(super) has_wildcards: bool,
+    /// Whether any name owns a DNAME (enables the redirection walk).
+    pub(super) has_dnames: bool,
+    /// A secondary zone past its SOA EXPIRE without contact with its
+    /// primary: answered SERVFAIL, not served.
+    pub(super) expired: bool,
+    // What a positive answer does not read.
+    pub(super) origin: Name,
     /// The SOA record (minus owner) for SOA answers and for negative answers
     /// (TTL min(SOA TTL, MINIMUM), RFC 2308 §3); the SOA's serial and its
     /// RDATA as read.
@@ -50,22 +63,20 @@ pub struct Zone {
     pub(super) nsec: Arc<[u32]>,
     /// The NSEC3 chain, for a zone signed with hashed denial.
     pub(super) nsec3: Option<Arc<nsec3::Nsec3Chain>>,
+    /// The SOA decoded, made when first asked ([`Zone::soa_rr`]: transfers,
+    /// the notifier): a load of 100,000 zones decodes none. Boxed: an
+    /// `RData` is a few hundred bytes, which every zone (moved from the
+    /// builder's thread into the catalog) carried.
+    pub(super) soa: OnceLock<Box<RData>>,
     /// True when no file gave an SOA (PROJ tables): the serial is ours to manage.
     pub(super) soa_synthesized: bool,
     /// Which file (index into the TS's zone list) and line gave the SOA.
     pub(super) soa_source: Option<(usize, usize)>,
-    pub(super) store: Arc<Store>,
-    /// Whether any NS set sits below the apex (enables the delegation walk).
-    pub(super) has_delegations: bool,
-    pub(super) has_wildcards: bool,
-    /// Whether any name owns a DNAME (enables the redirection walk).
-    pub(super) has_dnames: bool,
-    /// For a zone the TS signed: its data's digest, keys and validity.
-    pub(super) signed: Option<Arc<Signature>>,
-    /// A secondary zone past its SOA EXPIRE without contact with its
-    /// primary: answered SERVFAIL, not served.
-    pub(super) expired: bool,
 }
+
+/// The bytes of [`Zone`] every answer reads: its first cache line.
+pub(super) const HOT_BYTES: usize = 64;
+const _: () = assert!(std::mem::align_of::<Zone>() == HOT_BYTES);
 
 /// The bytes of an origin kept in its zone; longer ones are allocated.
 pub(super) const ORIGIN_INLINE: usize = 32;
@@ -392,5 +403,29 @@ mod tests {
         assert!(!z1.same_data(&z3));
         let recs = z1.records();
         assert_eq!(recs, vec![(name("a.test."), 300, a("1.1.1.1"))]);
+    }
+}
+
+#[cfg(test)]
+mod layout {
+    use super::{HOT_BYTES, Zone};
+    use std::mem::{align_of, offset_of};
+
+    /// What an answer reads of its zone lies in the struct's first cache
+    /// line, and the struct starts one.
+    #[test]
+    fn what_an_answer_reads_is_in_the_first_cache_line() {
+        assert_eq!(align_of::<Zone>(), HOT_BYTES);
+        let ends = [
+            offset_of!(Zone, origin_key) + std::mem::size_of::<super::OriginKey>(),
+            offset_of!(Zone, store) + 8,
+            offset_of!(Zone, signed) + 8,
+            offset_of!(Zone, soa_ttl) + 4,
+            offset_of!(Zone, has_delegations) + 1,
+            offset_of!(Zone, has_wildcards) + 1,
+            offset_of!(Zone, has_dnames) + 1,
+            offset_of!(Zone, expired) + 1,
+        ];
+        assert!(ends.iter().all(|&e| e <= HOT_BYTES), "{ends:?}");
     }
 }
