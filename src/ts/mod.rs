@@ -45,6 +45,7 @@
 pub mod answer;
 pub(crate) mod clock;
 pub mod dnssec;
+mod fd_share;
 pub mod gslb;
 mod load;
 pub mod metrics;

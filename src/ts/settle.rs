@@ -22,11 +22,12 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::warn;
 
+use super::fd_share::{KeptFd, share_of_limit};
 use super::source::{ReadFile, ZoneError};
 
 /// Reads of the zone files before a reload (or the start) gives up on files
@@ -288,7 +289,7 @@ impl Opened {
             return by_path(path, Some(self.stamp), Some(content), looked);
         };
         let read = self.stamp;
-        let now = FileStamp::of_open(&held.0)?;
+        let now = FileStamp::of_open(&held.file)?;
         if (now.len, now.mtime) != (read.len, read.mtime) {
             return None;
         }
@@ -296,7 +297,7 @@ impl Opened {
         // down) or a write whose modified time was set back (`cp -p`), and
         // a racy stamp may hide a write in the same tick: the bytes decide.
         if (now.ctime != read.ctime || read.racy(looked))
-            && content_of_open(&held.0) != Some(content)
+            && content_of_open(&held.file) != Some(content)
         {
             return None;
         }
@@ -317,15 +318,16 @@ static HELD: AtomicUsize = AtomicUsize::new(0);
 /// file's path is looked at, as [`Opened::still`] says).
 fn held_max() -> usize {
     static MAX: OnceLock<usize> = OnceLock::new();
-    *MAX.get_or_init(|| {
-        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-        limit.map_or(1 << 20, |n| usize::try_from(n / 8).unwrap_or(1 << 20))
-    })
+    *MAX.get_or_init(|| share_of_limit(8))
 }
 
 /// A read file's descriptor, counted (in [`HELD`]) while open.
 #[derive(Debug)]
-struct Held(File, &'static AtomicUsize);
+struct Held {
+    file: File,
+    /// Its place in [`HELD`].
+    _place: KeptFd,
+}
 
 impl Held {
     /// `file` held, if fewer than [`held_max`] are; else closed.
@@ -336,18 +338,7 @@ impl Held {
     /// `file` held and counted in `count`, if fewer than `max` are; else
     /// closed.
     fn within(file: File, count: &'static AtomicUsize, max: usize) -> Option<Held> {
-        if count.fetch_add(1, Ordering::Relaxed) < max {
-            Some(Held(file, count))
-        } else {
-            count.fetch_sub(1, Ordering::Relaxed);
-            None
-        }
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.1.fetch_sub(1, Ordering::Relaxed);
+        KeptFd::take(count, max).map(|_place| Held { file, _place })
     }
 }
 
@@ -1087,23 +1078,17 @@ mod settle_tests {
         assert_eq!((got.as_str(), seen), ("rewritten", vec![None]));
     }
 
-    /// Descriptors held are counted while open and given back when dropped,
-    /// and none is held past the budget.
+    /// A file past the budget is not held (its count is `fd_share`'s, tested
+    /// there); a held one keeps its place until dropped.
     #[test]
-    fn held_descriptors_are_counted_and_bounded() {
+    fn held_descriptors_stay_within_the_budget() {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let (_dir, f) = one_file("x");
-        let hold = || Held::within(std::fs::File::open(&f).unwrap(), &COUNT, 2);
-        let mut held: Vec<_> = (0..3).map(|_| hold()).collect();
-        assert_eq!(
-            held.iter().map(Option::is_some).collect::<Vec<_>>(),
-            [true, true, false]
-        );
-        assert_eq!(COUNT.load(Ordering::Relaxed), 2);
-        held.truncate(1);
-        assert_eq!(COUNT.load(Ordering::Relaxed), 1);
-        assert!(hold().is_some(), "room again");
-        assert_eq!(COUNT.load(Ordering::Relaxed), 1, "given back when dropped");
+        let hold = || Held::within(std::fs::File::open(&f).unwrap(), &COUNT, 1);
+        let first = hold();
+        assert!(first.is_some() && hold().is_none(), "one place");
+        drop(first);
+        assert!(hold().is_some(), "its place given back");
     }
 
     /// A read that fails (a half-written file does not parse) while the

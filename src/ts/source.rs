@@ -6,9 +6,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 use hickory_proto::rr::{Name, RData, RecordType};
+
+use super::fd_share::{KeptFd, share_of_limit};
 
 /// One record as read from a zone source, with the line it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -414,7 +416,7 @@ pub(crate) struct NotInMemory {
     /// The file, open, nothing read of it yet.
     file: File,
     /// Its place among the files asked for ([`asked_max`]).
-    _slot: AskedSlot,
+    _place: KeptFd,
 }
 
 /// Files asked for and not read yet ([`NotInMemory`]), of the [`asked_max`]
@@ -428,32 +430,7 @@ static ASKED: AtomicUsize = AtomicUsize::new(0);
 /// descriptors (64 a thread could wait).
 fn asked_max() -> usize {
     static MAX: OnceLock<usize> = OnceLock::new();
-    *MAX.get_or_init(|| {
-        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-        limit.map_or(1 << 20, |n| usize::try_from(n / 16).unwrap_or(1 << 20))
-    })
-}
-
-/// A place among the files asked for, counted while kept.
-#[derive(Debug)]
-struct AskedSlot(&'static AtomicUsize);
-
-impl AskedSlot {
-    /// A place counted in `count`, if fewer than `max` are taken.
-    fn take(count: &'static AtomicUsize, max: usize) -> Option<AskedSlot> {
-        if count.fetch_add(1, Ordering::Relaxed) < max {
-            Some(AskedSlot(count))
-        } else {
-            count.fetch_sub(1, Ordering::Relaxed);
-            None
-        }
-    }
-}
-
-impl Drop for AskedSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
+    *MAX.get_or_init(|| share_of_limit(16))
 }
 
 /// [`with_file_bytes`] if `file`'s first bytes are in memory now (a read
@@ -491,13 +468,13 @@ pub(crate) fn with_file_bytes_or_ask<R>(
             }
         });
         let read = match first {
-            Err(rustix::io::Errno::AGAIN) => match AskedSlot::take(&ASKED, asked_max()) {
-                Some(slot) => {
+            Err(rustix::io::Errno::AGAIN) => match KeptFd::take(&ASKED, asked_max()) {
+                Some(place) => {
                     // Advice only: a file that cannot take it is read later all the same.
                     let _ = rustix::fs::fadvise(&opened, 0, None, rustix::fs::Advice::WillNeed);
                     return Err(NotInMemory {
                         file: opened,
-                        _slot: slot,
+                        _place: place,
                     });
                 }
                 // As many wait as the limit allows: this one is read now.
@@ -579,24 +556,6 @@ pub(crate) fn evict_for_test(file: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
-
-    /// Files asked for are counted while they wait and given back when
-    /// read (dropped), and none waits past the budget.
-    #[test]
-    fn files_asked_for_are_counted_and_bounded() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let mut taken: Vec<_> = (0..3).map(|_| super::AskedSlot::take(&COUNT, 2)).collect();
-        assert_eq!(
-            taken.iter().map(Option::is_some).collect::<Vec<_>>(),
-            [true, true, false]
-        );
-        assert_eq!(COUNT.load(Ordering::Relaxed), 2);
-        taken.truncate(1);
-        assert_eq!(COUNT.load(Ordering::Relaxed), 1);
-        assert!(super::AskedSlot::take(&COUNT, 2).is_some(), "room again");
-        assert_eq!(COUNT.load(Ordering::Relaxed), 1, "given back when dropped");
-    }
 
     /// A file's bytes read ahead and then read when the disk was needed
     /// are its bytes, as a read that found them in memory gives them.
