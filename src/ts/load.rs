@@ -827,18 +827,24 @@ mod tests {
         }
         // Good files: the same zones, in the same order, on any threads.
         std::fs::write(&files[5], zone_text(5, 1, "192.0.2.1")).unwrap();
-        let zones = |threads: usize| -> Vec<(String, Vec<_>)> {
-            let catalog = super::spread::with_threads(threads, || load_catalog(&settings, 1));
-            let catalog = catalog.unwrap();
-            catalog
-                .zones()
-                .iter()
-                .map(|z| (z.origin().to_string(), z.records()))
-                .collect()
-        };
+        let zones = |threads: usize| zones_loaded(&settings, threads);
         let one = zones(1);
         assert_eq!(one.len(), 300);
         assert_eq!(zones(4), one);
+    }
+
+    /// A zone's records as `Zone::records` gives them.
+    type Records = Vec<(Name, u32, hickory_proto::rr::RData)>;
+
+    /// Each zone `settings` loads on `threads` threads: its origin and records.
+    fn zones_loaded(settings: &TsSettings, threads: usize) -> Vec<(String, Records)> {
+        let catalog = super::spread::with_threads(threads, || load_catalog(settings, 1));
+        catalog
+            .unwrap()
+            .zones()
+            .iter()
+            .map(|z| (z.origin().to_string(), z.records()))
+            .collect()
     }
 
     /// Files the disk must read (evicted from memory) are read after the
@@ -850,15 +856,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let settings = many_zones(dir.path(), 300);
         let files = settings.zones.clone();
-        let one = |threads: usize| -> Vec<(String, Vec<_>)> {
-            let catalog = super::spread::with_threads(threads, || load_catalog(&settings, 1));
-            let catalog = catalog.unwrap();
-            catalog
-                .zones()
-                .iter()
-                .map(|z| (z.origin().to_string(), z.records()))
-                .collect()
-        };
+        let one = |threads: usize| zones_loaded(&settings, threads);
         let evict = |picked: &dyn Fn(usize) -> bool| {
             (0..files.len())
                 .filter(|&i| picked(i))
