@@ -97,11 +97,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         cli.command,
         Command::Ls { .. } | Command::Up { .. } | Command::Ts(_)
     ) {
-        // A server holds a descriptor per TCP client: the soft limit (often
-        // 1024) would be reached long before the connection cap. Its table
-        // is grown now, while this process has one thread.
-        let soft = dnslb::server::fdlimit::raise_nofile();
-        dnslb::server::fdlimit::reserve_table(soft);
+        // While this process has one thread (see `prepare_server`).
+        dnslb::server::fdlimit::prepare_server();
     }
     match cli.command {
         Command::Check { config } => {

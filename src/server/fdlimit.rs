@@ -26,6 +26,15 @@ pub fn raise_nofile() -> Option<u64> {
     getrlimit(Resource::Nofile).current
 }
 
+/// A server's descriptors made ready at its start, called while the
+/// process has one thread: the soft limit raised ([`raise_nofile`]: a
+/// server holds a descriptor per TCP client, and the usual 1024 would be
+/// reached long before the connection cap) and the table grown to match
+/// ([`reserve_table`]).
+pub fn prepare_server() {
+    reserve_table(raise_nofile());
+}
+
 /// Descriptor slots a server's table is given at its start, at most its
 /// soft limit: room for a TS's held zone files (an eighth of a limit of
 /// 20,000 and more) and a few thousand TCP clients.
