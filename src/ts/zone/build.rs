@@ -9,7 +9,7 @@
 //! [`ZoneError::Build`] (both in `ts/source.rs`, below the parsers and this
 //! builder alike).
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -23,7 +23,7 @@ use super::owners::Owners;
 use super::rrsets::{Building, entry_flags, push_entry, sig_ttls};
 use super::rtype::{NSEC, NSEC3PARAM};
 use super::soa::{SoaWire, soa_shape};
-use super::store::{ENTRY_EMPTY, RRSIG, Store};
+use super::store::{ENTRY_EMPTY, RRSIG, StoreBuilder};
 use crate::ts::source::{BuildError, SourceRecord, WireRecord, ZoneError};
 use crate::ts::wire::NameKey;
 
@@ -469,7 +469,7 @@ impl ZoneBuilder {
         );
         let mut ttl_mismatch: Option<(u32, u32, String)> = None;
         let mut ttl_mismatches = 0usize;
-        let mut store = Store::default();
+        let mut store = StoreBuilder::default();
         // The arena's size, at most (duplicates aside): reserved once, so it
         // is never copied while it grows.
         let most = owners.names.len()
@@ -621,8 +621,7 @@ impl ZoneBuilder {
             let _ = push_entry(&mut store, key, ENTRY_EMPTY, &[], &[]);
         }
 
-        store.arena.shrink_to_fit();
-        store.index();
+        let store = store.freeze();
         let nsec = if seen & SEEN_NSEC != 0 {
             canon::nsec_order(&store)
         } else {
@@ -662,7 +661,7 @@ impl ZoneBuilder {
             nsec3,
             soa_synthesized,
             soa_source,
-            store: Arc::new(store),
+            store,
             has_delegations,
             has_wildcards,
             has_dnames,

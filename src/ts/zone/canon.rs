@@ -13,7 +13,7 @@ use crate::ts::wire::cmp_names;
 pub(super) fn nsec_order(store: &Store) -> Arc<[u32]> {
     let mut owners: Vec<u32> = Vec::new();
     let mut off = 0;
-    while let Some((e, next)) = NameEntry::at(&store.arena, off) {
+    while let Some((e, next)) = NameEntry::at(store.arena(), off) {
         if e.set(NSEC).is_some()
             && let Ok(at) = u32::try_from(off)
         {
@@ -22,7 +22,7 @@ pub(super) fn nsec_order(store: &Store) -> Arc<[u32]> {
         off = next;
     }
     let owner =
-        |at: &u32| NameEntry::at(&store.arena, *at as usize).map_or(&[][..], |(e, _)| e.owner);
+        |at: &u32| NameEntry::at(store.arena(), *at as usize).map_or(&[][..], |(e, _)| e.owner);
     if owners.is_empty() {
         return no_nsec();
     }
@@ -45,7 +45,7 @@ pub(super) fn at_or_before<'s>(
     order: &[u32],
     name: &[u8],
 ) -> Option<NameEntry<'s>> {
-    let owner = |at: u32| NameEntry::at(&store.arena, at as usize).map(|(e, _)| e);
+    let owner = |at: u32| NameEntry::at(store.arena(), at as usize).map(|(e, _)| e);
     let after = order.partition_point(|&at| {
         owner(at).is_some_and(|e| cmp_names(e.owner, name) != Ordering::Greater)
     });

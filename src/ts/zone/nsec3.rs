@@ -68,7 +68,7 @@ impl Nsec3Chain {
         }
         let mut owners = Vec::new();
         let mut off = 0;
-        while let Some((e, next)) = NameEntry::at(&store.arena, off) {
+        while let Some((e, next)) = NameEntry::at(store.arena(), off) {
             if e.is_nsec3()
                 && of_chain(e, alg, iterations, salt)
                 && let Some(hash) = owner_hash(e.owner)
@@ -98,7 +98,7 @@ impl Nsec3Chain {
         let mut links = HashMap::new();
         let mut wild = Vec::with_capacity(2 + 255);
         let mut off = 0;
-        while let Some((e, next)) = NameEntry::at(&store.arena, off) {
+        while let Some((e, next)) = NameEntry::at(store.arena(), off) {
             let at = u32::try_from(off).ok();
             off = next;
             let Some(at) = at.filter(|_| !e.is_nsec3()) else {
@@ -145,8 +145,8 @@ impl Nsec3Chain {
     ) -> Option<(NameEntry<'s>, NameEntry<'s>)> {
         let (_, at) = store.get_at(name)?;
         let l = self.links.get(&at)?;
-        let own = NameEntry::at(&store.arena, l.own as usize)?.0;
-        let wildcard = NameEntry::at(&store.arena, l.wildcard as usize)?.0;
+        let own = NameEntry::at(store.arena(), l.own as usize)?.0;
+        let wildcard = NameEntry::at(store.arena(), l.wildcard as usize)?.0;
         Some((own, wildcard))
     }
 
@@ -158,7 +158,7 @@ impl Nsec3Chain {
     /// The NSEC3 that matches or covers the hash of `name` (lower-cased).
     pub(super) fn find<'s>(&self, store: &'s Store, name: &[u8]) -> Option<Hashed<'s>> {
         let (at, matches) = self.offset(&self.hash(name))?;
-        let (e, _) = NameEntry::at(&store.arena, at as usize)?;
+        let (e, _) = NameEntry::at(store.arena(), at as usize)?;
         Some(if matches {
             Hashed::Matches(e)
         } else {

@@ -22,7 +22,7 @@ use super::build::ZoneBuilder;
 use super::canon;
 use super::encode::key_of;
 use super::nsec3::Nsec3Chain;
-use super::store::{ENTRY_EMPTY, NameEntry, Store};
+use super::store::{ENTRY_EMPTY, NameEntry, StoreBuilder};
 use crate::ts::source::SourceRecord;
 use crate::ts::wire::NameKey;
 
@@ -155,17 +155,17 @@ impl Zone {
             .collect();
         touched.sort_unstable();
         touched.dedup();
-        let mut store = Store::default();
+        let mut store = StoreBuilder::default();
         store
             .arena
-            .reserve(old.arena.len() + mini.store.arena.len());
-        let mut rrsets = old.rrsets;
+            .reserve(old.arena().len() + mini.store.arena().len());
+        let mut rrsets = old.rrsets();
         let mut from = 0usize;
         let mut lost_flag = false;
         for (at, k) in &touched {
             let at = *at as usize;
-            store.arena.extend_from_slice(old.arena.get(from..at)?);
-            let (e, next) = NameEntry::at(&old.arena, at)?;
+            store.arena.extend_from_slice(old.arena().get(from..at)?);
+            let (e, next) = NameEntry::at(old.arena(), at)?;
             rrsets -= e.sets().count();
             lost_flag |= e.owner.starts_with(b"\x01*") || (has_ns(&e) && **k != *self.origin_key);
             if let Some(m) = owns(k) {
@@ -176,7 +176,7 @@ impl Zone {
             }
             from = next;
         }
-        store.arena.extend_from_slice(old.arena.get(from..)?);
+        store.arena.extend_from_slice(old.arena().get(from..)?);
         // The new names, then the new empty non-terminals.
         for e in mini.store.entries().filter(|e| !e.is_empty()) {
             let mut lower = e.owner.to_vec();
@@ -195,7 +195,7 @@ impl Zone {
         }
         u32::try_from(store.arena.len()).ok()?;
         store.rrsets = rrsets;
-        store.index();
+        let store = store.freeze();
         let (mut has_delegations, mut has_wildcards) = (
             self.has_delegations || mini.has_delegations,
             self.has_wildcards || mini.has_wildcards,
@@ -222,7 +222,7 @@ impl Zone {
         let mut zone = Zone {
             nsec,
             nsec3,
-            store: Arc::new(store),
+            store,
             has_delegations,
             has_wildcards,
             has_dnames: false,
@@ -371,7 +371,7 @@ f.e TXT below
             })
             .collect();
         let owner = |at: &u32| {
-            NameEntry::at(&z.store.arena, *at as usize)
+            NameEntry::at(z.store.arena(), *at as usize)
                 .unwrap()
                 .0
                 .owner
@@ -380,7 +380,7 @@ f.e TXT below
         (
             entries,
             (
-                z.store.rrsets,
+                z.store.rrsets(),
                 z.has_delegations,
                 z.has_wildcards,
                 z.has_dnames,

@@ -4,7 +4,7 @@
 //! ([`push_entry`]).
 use hickory_proto::rr::RecordType;
 
-use super::store::{ENTRY_NSEC3, RRSIG, SET_DO_ONLY, Store, push_record};
+use super::store::{ENTRY_NSEC3, RRSIG, SET_DO_ONLY, StoreBuilder, push_record};
 use crate::ts::source::BuildError;
 
 /// Records of one owner and type while a zone is built: their RDATA as
@@ -61,7 +61,7 @@ pub(super) fn sig_ttls(sets: &mut [Building], soa_ttl: Option<u32>) {
 /// Appends an entry for the owner `owner_wire` with `sets` (whose RDATA
 /// lies in `rdata`) to the arena.
 pub(super) fn push_entry(
-    store: &mut Store,
+    store: &mut StoreBuilder,
     owner_wire: &[u8],
     flags: u8,
     sets: &[Building],

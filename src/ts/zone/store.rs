@@ -1,12 +1,15 @@
 //! The compiled form of a zone: one byte arena of names and RRsets, and an
-//! open-addressing index over it.
+//! open-addressing index over it, in one shared allocation.
 //!
 //! Each name is stored once, as first written, followed by its RRsets, each
 //! record in the wire form it leaves the server in minus the owner (type,
 //! class, TTL, RDLENGTH, RDATA, names uncompressed). A `u32` table of arena
 //! offsets, hashed by the lower-cased wire name, finds a name without
-//! allocating or decoding. This file reads the layout ([`NameEntry`], [`Set`]);
-//! `build.rs` writes it.
+//! allocating or decoding. This file reads the layout ([`NameEntry`], [`Set`])
+//! and freezes it ([`StoreBuilder::freeze`]); `build.rs` and `patch.rs`
+//! write it.
+use std::sync::Arc;
+
 use hickory_proto::rr::DNSClass;
 
 use crate::ts::wire::push_name_ref;
@@ -23,15 +26,30 @@ pub(super) const ENTRY_NSEC3: u8 = 2;
 pub const SET_DO_ONLY: u8 = 1;
 pub(super) use super::rtype::RRSIG;
 
-/// The compiled names and RRsets of one zone.
+/// The compiled names and RRsets of one zone, frozen, shared by the copies
+/// of its zone.
+///
+/// One allocation: `[slots u32][rrsets u32]`, the index (`slots` arena
+/// offsets, native `u32`s, [`EMPTY`] where free), then the arena. A query
+/// at 100,000 small zones finds its zone's index and names a line or two
+/// from each other, not behind three pointers to three places (a struct of
+/// the arena's and the index's pointers, then each of them).
 ///
 /// NameEntry: `[name len u8][owner as written][flags u8][set count u16][sets len u32]`
 /// then each set: `[type u16][flags u8][record count u16][len u32]` and its
 /// records, each `[type u16][class u16][ttl u32][rdlength u16][rdata]`.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub(super) struct Store {
+    bytes: Arc<[u8]>,
+}
+
+/// The bytes before a [`Store`]'s index: its slot and RRset counts.
+const HEAD: usize = 8;
+
+/// The arena of a zone being written, frozen into its [`Store`] once whole.
+#[derive(Debug, Default)]
+pub(super) struct StoreBuilder {
     pub(super) arena: Vec<u8>,
-    pub(super) table: Box<[u32]>,
     pub(super) rrsets: usize,
 }
 
@@ -183,7 +201,38 @@ impl<'s> Set<'s> {
     }
 }
 
+/// The `u32` at `at` of `b` in native order (0 past its end).
+fn ne32(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .map_or(0, |x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
+}
+
 impl Store {
+    /// Slots of the index.
+    fn slots(&self) -> usize {
+        ne32(&self.bytes, 0) as usize
+    }
+
+    /// The names and their RRsets.
+    pub(super) fn arena(&self) -> &[u8] {
+        self.bytes.get(HEAD + 4 * self.slots()..).unwrap_or(&[])
+    }
+
+    /// RRsets in the arena.
+    pub(super) fn rrsets(&self) -> usize {
+        ne32(&self.bytes, 4) as usize
+    }
+
+    /// Bytes of the arena and the index.
+    pub(super) fn compiled_bytes(&self) -> usize {
+        self.bytes.len().saturating_sub(HEAD)
+    }
+
+    /// True when both are one store (copies of one zone's).
+    pub(super) fn ptr_eq(&self, other: &Store) -> bool {
+        Arc::ptr_eq(&self.bytes, &other.bytes)
+    }
+
     /// The entry of `key` (a lower-cased wire name).
     pub(super) fn get(&self, key: &[u8]) -> Option<NameEntry<'_>> {
         self.get_at(key).map(|(e, _)| e)
@@ -191,14 +240,17 @@ impl Store {
 
     /// [`Store::get`], with the entry's arena offset.
     pub(super) fn get_at(&self, key: &[u8]) -> Option<(NameEntry<'_>, u32)> {
-        let mask = self.table.len().checked_sub(1)?;
+        let slots = self.slots();
+        let mask = slots.checked_sub(1)?;
+        let table = self.bytes.get(HEAD..HEAD + 4 * slots)?;
+        let arena = self.bytes.get(HEAD + 4 * slots..)?;
         let mut i = (hash(key) as usize) & mask;
         loop {
-            let off = *self.table.get(i)?;
+            let off = ne32(table, 4 * i);
             if off == EMPTY {
                 return None;
             }
-            let (e, _) = NameEntry::at(&self.arena, off as usize)?;
+            let (e, _) = NameEntry::at(arena, off as usize)?;
             if e.owner.eq_ignore_ascii_case(key) {
                 return Some((e, off));
             }
@@ -208,35 +260,83 @@ impl Store {
 
     /// Every entry, in arena order.
     pub(super) fn entries(&self) -> impl Iterator<Item = NameEntry<'_>> + '_ {
-        let mut off = 0;
-        std::iter::from_fn(move || {
-            let (e, next) = NameEntry::at(&self.arena, off)?;
-            off = next;
-            Some(e)
-        })
+        entries_of(self.arena())
     }
 
-    /// Indexes the entries written into the arena.
-    pub(super) fn index(&mut self) {
-        let mut count: usize = 0;
-        let mut off = 0;
-        while let Some((_, next)) = NameEntry::at(&self.arena, off) {
-            count += 1;
-            off = next;
+    /// A store of `arena` (written, not indexed) and `table`, as they are:
+    /// a test's broken store.
+    #[cfg(test)]
+    pub(super) fn of_parts(arena: &[u8], table: &[u8], rrsets: usize) -> Store {
+        let mut bytes = Vec::with_capacity(HEAD + table.len() + arena.len());
+        bytes.extend_from_slice(&u32::try_from(table.len() / 4).unwrap_or(0).to_ne_bytes());
+        bytes.extend_from_slice(&u32::try_from(rrsets).unwrap_or(0).to_ne_bytes());
+        bytes.extend_from_slice(table);
+        bytes.extend_from_slice(arena);
+        Store {
+            bytes: bytes.into(),
         }
+    }
+
+    /// The index (`slots` arena offsets as native `u32`s), as
+    /// [`Store::of_parts`] takes it.
+    #[cfg(test)]
+    pub(super) fn table_bytes(&self) -> &[u8] {
+        self.bytes.get(HEAD..HEAD + 4 * self.slots()).unwrap_or(&[])
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("slots", &self.slots())
+            .field("rrsets", &self.rrsets())
+            .field("arena_bytes", &self.arena().len())
+            .finish()
+    }
+}
+
+/// Every entry of `arena`, in its order.
+fn entries_of(arena: &[u8]) -> impl Iterator<Item = NameEntry<'_>> + '_ {
+    let mut off = 0;
+    std::iter::from_fn(move || {
+        let (e, next) = NameEntry::at(arena, off)?;
+        off = next;
+        Some(e)
+    })
+}
+
+impl StoreBuilder {
+    /// Every entry written, in arena order.
+    pub(super) fn entries(&self) -> impl Iterator<Item = NameEntry<'_>> + '_ {
+        entries_of(&self.arena)
+    }
+
+    /// The store of the entries written, indexed: its count of slots a
+    /// power of two at least a third above its names'.
+    pub(super) fn freeze(self) -> Store {
+        let count = self.entries().count();
         let slots = (count + count / 3 + 1).next_power_of_two();
-        let mut table = vec![EMPTY; slots].into_boxed_slice();
         let mask = slots - 1;
+        let at = HEAD + 4 * slots;
+        let mut bytes = Vec::with_capacity(at + self.arena.len());
+        bytes.extend_from_slice(&u32::try_from(slots).unwrap_or(u32::MAX).to_ne_bytes());
+        bytes.extend_from_slice(&u32::try_from(self.rrsets).unwrap_or(u32::MAX).to_ne_bytes());
+        bytes.resize(at, 0xff);
         let mut off = 0;
         while let Some((e, next)) = NameEntry::at(&self.arena, off) {
             let mut i = (hash_lower(e.owner) as usize) & mask;
-            while table[i] != EMPTY {
+            while ne32(&bytes[HEAD..at], 4 * i) != EMPTY {
                 i = (i + 1) & mask;
             }
-            table[i] = u32::try_from(off).unwrap_or(EMPTY);
+            let place = HEAD + 4 * i;
+            bytes[place..place + 4]
+                .copy_from_slice(&u32::try_from(off).unwrap_or(EMPTY).to_ne_bytes());
             off = next;
         }
-        self.table = table;
+        bytes.extend_from_slice(&self.arena);
+        Store {
+            bytes: bytes.into(),
+        }
     }
 }
 
@@ -275,7 +375,69 @@ pub(super) fn push_set(
 
 #[cfg(test)]
 mod tests {
-    use super::{hash, hash_lower, lower8};
+    use super::{Store, StoreBuilder, hash, hash_lower, lower8};
+
+    /// An entry of `owner` with no RRsets.
+    fn push_bare(b: &mut StoreBuilder, owner: &[u8]) {
+        b.arena.push(owner.len() as u8);
+        b.arena.extend_from_slice(owner);
+        b.arena.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    /// Frozen, the store finds every name written (by its lower-cased
+    /// key, whatever the case written), at the offset it was written at,
+    /// and no other; the arena and the RRset count are kept.
+    #[test]
+    fn a_frozen_store_finds_each_name_it_holds_and_no_other() {
+        for count in [1usize, 2, 3, 5, 12, 100, 1000] {
+            let mut b = StoreBuilder::default();
+            let mut at = Vec::new();
+            for i in 0..count {
+                at.push(b.arena.len() as u32);
+                push_bare(&mut b, format!("\x03W{i:02}\x04Test\x00").as_bytes());
+            }
+            b.rrsets = 3 * count;
+            let arena = b.arena.clone();
+            let store = b.freeze();
+            assert_eq!(store.arena(), &arena[..]);
+            assert_eq!(store.rrsets(), 3 * count);
+            let slots = store.table_bytes().len() / 4;
+            assert!(
+                slots.is_power_of_two() && slots * 3 >= count * 4,
+                "{count}: {slots}"
+            );
+            assert_eq!(store.compiled_bytes(), arena.len() + 4 * slots);
+            for (i, &want) in at.iter().enumerate() {
+                let key = format!("\x03w{i:02}\x04test\x00");
+                let (e, off) = store.get_at(key.as_bytes()).expect("held");
+                assert_eq!(
+                    (off, e.owner),
+                    (want, format!("\x03W{i:02}\x04Test\x00").as_bytes())
+                );
+            }
+            assert!(store.get(b"\x03w99\x05other\x00").is_none());
+            assert_eq!(store.entries().count(), count);
+        }
+    }
+
+    /// A store with nothing in it, or with an index pointing past its
+    /// arena, answers nothing and does not fail.
+    #[test]
+    fn an_empty_or_broken_store_finds_nothing() {
+        for store in [Store::default(), StoreBuilder::default().freeze()] {
+            assert!(store.get(b"\x00").is_none());
+            assert_eq!(
+                (store.arena().len(), store.rrsets(), store.entries().count()),
+                (0, 0, 0)
+            );
+        }
+        let mut b = StoreBuilder::default();
+        push_bare(&mut b, b"\x01a\x00");
+        let whole = b.freeze();
+        let cut = Store::of_parts(&whole.arena()[..3], whole.table_bytes(), 0);
+        assert!(cut.get(b"\x01a\x00").is_none());
+        assert_eq!(cut.entries().count(), 0);
+    }
 
     /// Every byte, at every place of a word, folds as `to_ascii_lowercase`
     /// folds it, whatever its neighbours.

@@ -67,7 +67,7 @@ impl Zone {
     /// # Errors
     /// The arena cannot be read at the cursor ([`Unreadable`]).
     pub fn record_at(&self, cursor: &mut Cursor) -> Result<Option<TransferRecord<'_>>, Unreadable> {
-        let arena = &self.store.arena;
+        let arena = self.store.arena();
         loop {
             if cursor.entry >= arena.len() {
                 return Ok(None);
@@ -98,7 +98,7 @@ impl Zone {
     /// once, side by side, in canonical name order.
     pub fn diff(&self, new: &Zone, limit: usize) -> Option<(RrList, RrList)> {
         let (mut deleted, mut added) = (RrList::default(), RrList::default());
-        if std::sync::Arc::ptr_eq(&self.store, &new.store) {
+        if self.store.ptr_eq(&new.store) {
             return Some((deleted, added));
         }
         // Most reloads keep the names in the order they were (a table
@@ -126,10 +126,10 @@ impl Zone {
         loop {
             let ea = a
                 .get(i)
-                .and_then(|&o| NameEntry::at(&self.store.arena, o as usize));
+                .and_then(|&o| NameEntry::at(self.store.arena(), o as usize));
             let eb = b
                 .get(j)
-                .and_then(|&o| NameEntry::at(&new.store.arena, o as usize));
+                .and_then(|&o| NameEntry::at(new.store.arena(), o as usize));
             let order = match (ea, eb) {
                 (None, None) => break,
                 (Some(_), None) => Ordering::Less,
@@ -191,14 +191,14 @@ impl Zone {
 
 /// The owner of the name at arena offset `at`.
 fn owner_at(store: &Store, at: u32) -> Option<&[u8]> {
-    NameEntry::at(&store.arena, at as usize).map(|(e, _)| e.owner)
+    NameEntry::at(store.arena(), at as usize).map(|(e, _)| e.owner)
 }
 
 /// The arena offsets of every name of `store`, in arena order.
 fn arena_order(store: &Store) -> Vec<u32> {
     let mut order = Vec::new();
     let mut off = 0;
-    while let Some((_, next)) = NameEntry::at(&store.arena, off) {
+    while let Some((_, next)) = NameEntry::at(store.arena(), off) {
         if let Ok(at) = u32::try_from(off) {
             order.push(at);
         }
@@ -215,7 +215,7 @@ fn changed_names(store: &Store, other: &Store, order: &[u32]) -> Vec<u32> {
         .iter()
         .copied()
         .filter(|&at| {
-            let Some((e, _)) = NameEntry::at(&store.arena, at as usize) else {
+            let Some((e, _)) = NameEntry::at(store.arena(), at as usize) else {
                 return true;
             };
             let Some(key) = lower.get_mut(..e.owner.len()) else {
@@ -329,17 +329,13 @@ mod tests {
 
         let z = small_zone(&[(1, false, 1), (2, false, 1), (4, true, 1)]);
         // The last name's records cut short.
-        let mut arena = z.store.arena.clone();
-        arena.truncate(arena.len() - 3);
-        let store = super::Store {
-            arena,
-            table: z.store.table.clone(),
-            rrsets: z.store.rrsets,
-        };
-        let bad = super::Zone {
-            store: Arc::new(store),
-            ..z.clone()
-        };
+        let arena = z.store.arena();
+        let store = super::Store::of_parts(
+            &arena[..arena.len() - 3],
+            z.store.table_bytes(),
+            z.store.rrsets(),
+        );
+        let bad = super::Zone { store, ..z.clone() };
         let mut cursor = super::Cursor::default();
         let mut read = 0;
         let err = loop {

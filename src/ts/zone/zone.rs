@@ -39,9 +39,7 @@ pub struct Zone {
     /// [`ORIGIN_INLINE`] bytes: a query's zone is found by comparing it,
     /// at 100,000 zones one cache miss less than a key of its own).
     pub(super) origin_key: OriginKey,
-    pub(super) store: Arc<Store>,
-    /// For a zone the TS signed: its data's digest, keys and validity.
-    pub(super) signed: Option<Arc<Signature>>,
+    pub(super) store: Store,
     pub(super) soa_ttl: u32,
     /// Whether any NS set sits below the apex (enables the delegation walk).
     pub(super) has_delegations: bool,
@@ -52,6 +50,8 @@ pub struct Zone {
     /// primary: answered SERVFAIL, not served.
     pub(super) expired: bool,
     // What a positive answer does not read.
+    /// For a zone the TS signed: its data's digest, keys and validity.
+    pub(super) signed: Option<Arc<Signature>>,
     pub(super) origin: Name,
     /// The SOA record (minus owner) for SOA answers and for negative answers
     /// (TTL min(SOA TTL, MINIMUM), RFC 2308 §3); the SOA's serial and its
@@ -177,17 +177,17 @@ impl Zone {
         self.origin == other.origin
             && self.soa_ttl == other.soa_ttl
             && soa_same
-            && (Arc::ptr_eq(&self.store, &other.store) || self.store.arena == other.store.arena)
+            && (self.store.ptr_eq(&other.store) || self.store.arena() == other.store.arena())
     }
 
     /// Number of RRsets, the SOA included.
     pub fn rrset_count(&self) -> usize {
-        1 + self.store.rrsets
+        1 + self.store.rrsets()
     }
 
     /// Bytes of compiled records and index (the zone's share of memory).
     pub fn compiled_bytes(&self) -> usize {
-        self.store.arena.len() + self.store.table.len() * 4
+        self.store.compiled_bytes()
     }
 
     /// The SOA record as stored (for answers to SOA queries and transfers).
@@ -418,8 +418,7 @@ mod layout {
         assert_eq!(align_of::<Zone>(), HOT_BYTES);
         let ends = [
             offset_of!(Zone, origin_key) + std::mem::size_of::<super::OriginKey>(),
-            offset_of!(Zone, store) + 8,
-            offset_of!(Zone, signed) + 8,
+            offset_of!(Zone, store) + std::mem::size_of::<super::Store>(),
             offset_of!(Zone, soa_ttl) + 4,
             offset_of!(Zone, has_delegations) + 1,
             offset_of!(Zone, has_wildcards) + 1,

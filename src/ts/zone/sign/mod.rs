@@ -300,7 +300,7 @@ impl Zone {
             return s.data;
         }
         let mut c = Context::new(&SHA256);
-        c.update(&self.store.arena);
+        c.update(self.store.arena());
         c.update(&self.soa_ttl.to_be_bytes());
         let mut soa = self.soa().clone();
         if let RData::SOA(s) = &mut soa {
