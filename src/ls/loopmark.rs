@@ -50,24 +50,44 @@ impl Mark {
     /// its backend is known to speak EDNS, and the LS takes the OPT out of
     /// the answer again ([`PlainAnswer`]).
     pub fn stamp(&self, query: &mut Vec<u8>, question_end: usize, add_opt: bool) -> bool {
-        if add_opt && query.len() == question_end && add_empty_opt(query) {
-            return self.stamp(query, question_end, false);
+        if add_opt && query.len() == question_end && set_arcount_one(query) {
+            // The OPT goes last, written with the mark in one append: no
+            // walk to find it again, no bytes moved.
+            if !WireHeader::read(query).is_some_and(|h| markable(&h, question_end)) {
+                // Not a query the mark is safe in: its OPT stays empty (the
+                // answer loses it all the same, [`PlainAnswer`]).
+                query.extend_from_slice(&opt_head(0));
+                return false;
+            }
+            query.extend_from_slice(&opt_head(OPTION_LEN as u16));
+            query.extend_from_slice(&self.option());
+            return true;
         }
         let Some(opt) = find_opt(query, question_end) else {
             return false;
         };
-        let Ok(rdlen) = u16::try_from(opt.rdata_end - opt.rdata_start + 4 + MARK_LEN) else {
+        let Ok(rdlen) = u16::try_from(opt.rdata_end - opt.rdata_start + OPTION_LEN) else {
             return false;
         };
-        let mut option = [0u8; 4 + MARK_LEN];
-        option[..2].copy_from_slice(&OPTION_CODE.to_be_bytes());
-        option[2..4].copy_from_slice(&(MARK_LEN as u16).to_be_bytes());
-        option[4..].copy_from_slice(&self.0);
-        query.splice(opt.rdata_end..opt.rdata_end, option);
+        // An OPT that ends the query (the usual place) grows by an append.
+        if opt.rdata_end == query.len() {
+            query.extend_from_slice(&self.option());
+        } else {
+            query.splice(opt.rdata_end..opt.rdata_end, self.option());
+        }
         if let Some(field) = query.get_mut(opt.rdlen_at..opt.rdlen_at + 2) {
             field.copy_from_slice(&rdlen.to_be_bytes());
         }
         true
+    }
+
+    /// The mark as an EDNS option: code, length, payload.
+    fn option(&self) -> [u8; OPTION_LEN] {
+        let mut option = [0u8; OPTION_LEN];
+        option[..2].copy_from_slice(&OPTION_CODE.to_be_bytes());
+        option[2..4].copy_from_slice(&(MARK_LEN as u16).to_be_bytes());
+        option[4..].copy_from_slice(&self.0);
+        option
     }
 
     /// Whether `query` (its question ending at `question_end`) carries this
@@ -96,15 +116,26 @@ impl Mark {
     }
 }
 
-/// Appends an empty OPT (payload 512, no flags, no options) to a query
-/// that has no additional records (its ARCOUNT 0); false when it has some.
-fn add_empty_opt(query: &mut Vec<u8>) -> bool {
+/// Bytes of the mark's option: code, length, payload.
+const OPTION_LEN: usize = 4 + MARK_LEN;
+
+/// Sets the ARCOUNT of a query that has no additional records (its ARCOUNT
+/// 0) to one, for the OPT [`Mark::stamp`] appends; false when it has some.
+fn set_arcount_one(query: &mut [u8]) -> bool {
     match query.get_mut(10..12) {
-        Some(ar) if ar == [0, 0] => ar.copy_from_slice(&[0, 1]),
-        _ => return false,
+        Some(ar) if ar == [0, 0] => {
+            ar.copy_from_slice(&[0, 1]);
+            true
+        }
+        _ => false,
     }
-    query.extend_from_slice(&[0, 0, 41, 2, 0, 0, 0, 0, 0, 0, 0]);
-    true
+}
+
+/// An OPT record up to its RDATA (root owner, payload 512 as without EDNS,
+/// no flags), its RDATA `rdlen` bytes.
+fn opt_head(rdlen: u16) -> [u8; 11] {
+    let [l0, l1] = rdlen.to_be_bytes();
+    [0, 0, 41, 2, 0, 0, 0, 0, 0, l0, l1]
 }
 
 /// What an answer for a client that sent no OPT needs before it is passed
@@ -192,12 +223,17 @@ pub fn has_opt(resp: &[u8]) -> bool {
     walk_message(resp).is_some_and(|w| w.opt.is_some())
 }
 
+/// Whether a query with header `h`, its question ending at `question_end`,
+/// may be marked: one question, no answer or authority records.
+fn markable(h: &WireHeader, question_end: usize) -> bool {
+    h.qdcount == 1 && h.ancount == 0 && h.nscount == 0 && question_end >= HEADER_LEN
+}
+
 /// The OPT of a query that may be marked: one question ending at
 /// `question_end`, no answer or authority records, exactly one OPT (owned
 /// by the root), no TSIG or SIG(0), every record within the message.
 fn find_opt(msg: &[u8], question_end: usize) -> Option<RecordAt> {
-    let h = WireHeader::read(msg)?;
-    if h.qdcount != 1 || h.ancount != 0 || h.nscount != 0 || question_end < HEADER_LEN {
+    if !markable(&WireHeader::read(msg)?, question_end) {
         return None;
     }
     let mut additional = records(msg, question_end, usize::from(u16_at(msg, 10)?));
@@ -281,6 +317,50 @@ mod tests {
             PlainAnswer::AsIs,
             "nothing left to take out"
         );
+    }
+
+    #[test]
+    fn an_added_opt_is_the_one_an_edns_query_would_have_had() {
+        let a = Mark::from_bytes([7, 6, 5, 4, 3, 2, 1, 0]);
+        let (q, end) = query(false);
+        // Written at once with its mark, the same bytes as an empty OPT
+        // (payload 512) added first and then found and marked.
+        let mut fast = q.clone();
+        assert!(a.stamp(&mut fast, end, true));
+        let mut walked = q.clone();
+        walked[11] = 1;
+        walked.extend_from_slice(&[0, 0, 41, 2, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(a.stamp(&mut walked, end, false));
+        assert_eq!(fast, walked);
+        let mut mark = vec![0xfe, 0x1d, 0, 8];
+        mark.extend_from_slice(&[7, 6, 5, 4, 3, 2, 1, 0]);
+        assert_eq!(
+            fast[q.len()..q.len() + 11],
+            [0, 0, 41, 2, 0, 0, 0, 0, 0, 0, 12]
+        );
+        assert_eq!(fast[q.len() + 11..], mark[..]);
+        // Two questions: not markable; it gets its empty OPT all the same.
+        let mut two = q.clone();
+        two[5] = 2;
+        let end = two.len();
+        assert!(!a.stamp(&mut two, end, true));
+        assert_eq!(two[11], 1);
+        assert_eq!(two[end..], [0, 0, 41, 2, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn a_mark_goes_inside_an_opt_that_is_not_the_last_record() {
+        let a = Mark::from_bytes([1; 8]);
+        let (mut q, end) = query(true);
+        // An A record after the OPT (ARCOUNT 2).
+        let record = [0, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 1];
+        q[11] = 2;
+        q.extend_from_slice(&record);
+        assert!(a.stamp(&mut q, end, true));
+        assert!(a.carried_by(&q, end));
+        assert_eq!(q[q.len() - record.len()..], record, "moved, intact");
+        let m = Message::from_vec(&q).expect("still decodes");
+        assert_eq!(m.edns.expect("its OPT").options().as_ref().len(), 1);
     }
 
     #[test]
