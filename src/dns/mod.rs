@@ -68,6 +68,6 @@ pub use synth::{
 };
 pub use walk::{
     MessageWalk, RecordAt, Records, TYPE_OPT, TYPE_SIG, TYPE_TSIG, records, skip_name,
-    skip_questions, u16_at, walk_message,
+    skip_questions, u16_at, walk_answer, walk_message,
 };
 pub use writer::{ResponseWriter, Rr, rr_len};

@@ -2,7 +2,8 @@
 //! 16-bit field ([`u16_at`]), skip a name ([`skip_name`]) or the questions
 //! ([`skip_questions`]), read one record's place ([`RecordAt`]), go through
 //! the records of the sections ([`records`]), and find a message's OPT and
-//! its signature records ([`walk_message`]). The NSID edit (`nsid.rs`) and
+//! its signature records ([`walk_message`]; [`walk_answer`] for a response
+//! whose question was already checked). The NSID edit (`nsid.rs`) and
 //! the LS's loop mark (`ls::loopmark`) both stand on it.
 //!
 //! Every function takes hostile bytes: an offset or a count beyond the
@@ -19,8 +20,11 @@ pub const TYPE_TSIG: u16 = 250;
 
 /// The big-endian 16-bit field at `at`, or `None` past the end.
 pub fn u16_at(msg: &[u8], at: usize) -> Option<u16> {
-    let b = msg.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
+    // One bounds check: the two bytes as an array.
+    msg.get(at..)?
+        .first_chunk()
+        .copied()
+        .map(u16::from_be_bytes)
 }
 
 /// The offset just past the name at `pos`. A compression pointer ends the
@@ -167,18 +171,62 @@ pub struct MessageWalk {
 /// each checked to lie within `msg`. `None` when one does not, or when the
 /// additional section has more than one OPT.
 pub fn walk_message(msg: &[u8]) -> Option<MessageWalk> {
-    let count = |i: usize| u16_at(msg, 4 + 2 * i).map(usize::from);
-    let (qd, an, ns, ar) = (count(0)?, count(1)?, count(2)?, count(3)?);
-    let pos = skip_questions(msg, HEADER_LEN, qd)?;
+    let counts = Counts::read(msg)?;
+    walk_records(msg, counts, skip_questions(msg, HEADER_LEN, counts.qd)?)
+}
+
+/// [`walk_message`] of a response already checked against its query's
+/// question section, `question_len` bytes long (the upstream check, RFC
+/// 5452: one question equal to the query's, or none): the question is not
+/// walked again. Any other message is walked whole.
+pub fn walk_answer(msg: &[u8], question_len: usize) -> Option<MessageWalk> {
+    let counts = Counts::read(msg)?;
+    let pos = match counts.qd {
+        0 => HEADER_LEN,
+        1 => HEADER_LEN.checked_add(question_len)?,
+        _ => skip_questions(msg, HEADER_LEN, counts.qd)?,
+    };
+    walk_records(msg, counts, pos)
+}
+
+/// A message's four section counts.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    qd: usize,
+    an: usize,
+    ns: usize,
+    ar: usize,
+}
+
+impl Counts {
+    /// The counts of `msg`'s header, or `None` for a runt.
+    fn read(msg: &[u8]) -> Option<Self> {
+        let head: &[u8; HEADER_LEN] = msg.first_chunk()?;
+        let count = |i: usize| usize::from(u16::from_be_bytes([head[4 + 2 * i], head[5 + 2 * i]]));
+        Some(Counts {
+            qd: count(0),
+            an: count(1),
+            ns: count(2),
+            ar: count(3),
+        })
+    }
+}
+
+/// The records of a message whose questions end at `pos`, walked for
+/// [`walk_message`].
+fn walk_records(msg: &[u8], counts: Counts, pos: usize) -> Option<MessageWalk> {
+    // Answer and authority records are only passed over: the additional
+    // section is walked on its own, with no test of the section per record.
+    let mut passed = records(msg, pos, counts.an + counts.ns);
+    for r in &mut passed {
+        r?;
+    }
     let mut found = MessageWalk {
         opt: None,
         signed: false,
     };
-    for (i, r) in records(msg, pos, an + ns + ar).enumerate() {
+    for r in records(msg, passed.pos(), counts.ar) {
         let r = r?;
-        if i < an + ns {
-            continue;
-        }
         match r.rtype {
             TYPE_OPT if found.opt.is_some() => return None,
             TYPE_OPT => found.opt = Some(r),
@@ -297,6 +345,47 @@ mod tests {
         in_answer.extend_from_slice(QUESTION);
         in_answer.extend_from_slice(&opt(0));
         assert_eq!(walk_message(&in_answer).map(|w| w.opt), Some(None));
+        // In the authority section neither an OPT nor a TSIG counts; the
+        // additional section's OPT after them is found.
+        let mut in_authority = header([1, 0, 2, 1]);
+        in_authority.extend_from_slice(QUESTION);
+        in_authority.extend_from_slice(&opt(0));
+        in_authority.extend_from_slice(&[0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0]);
+        let opt_at = in_authority.len();
+        in_authority.extend_from_slice(&opt(0));
+        let w = walk_message(&in_authority).expect("walks");
+        assert_eq!(w.opt.map(|o| o.start), Some(opt_at));
+        assert!(!w.signed);
+    }
+
+    #[test]
+    fn a_checked_answer_is_walked_from_past_its_question() {
+        let mut m = header([1, 1, 0, 1]);
+        m.extend_from_slice(QUESTION);
+        m.extend_from_slice(ANSWER);
+        m.extend_from_slice(&opt(0));
+        assert_eq!(walk_answer(&m, QUESTION.len()), walk_message(&m));
+        assert!(
+            walk_answer(&m, QUESTION.len())
+                .and_then(|w| w.opt)
+                .is_some()
+        );
+        // The question is not read: a length it does not have puts the
+        // walk elsewhere (here inside the answer: it overruns).
+        assert_eq!(walk_answer(&m, QUESTION.len() + 2), None);
+        // No question (an error answer): the records start at once.
+        let mut bare = header([0, 0, 0, 1]);
+        bare.extend_from_slice(&opt(0));
+        assert_eq!(walk_answer(&bare, QUESTION.len()), walk_message(&bare));
+        assert!(walk_answer(&bare, 99).and_then(|w| w.opt).is_some());
+        // Two questions (never checked as an answer): walked whole.
+        let mut two = header([2, 0, 0, 1]);
+        two.extend_from_slice(QUESTION);
+        two.extend_from_slice(QUESTION);
+        two.extend_from_slice(&opt(0));
+        assert_eq!(walk_answer(&two, 1), walk_message(&two));
+        assert!(walk_message(&two).is_some());
+        assert_eq!(walk_answer(&m[..HEADER_LEN - 1], 0), None, "runt");
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! the client, which sent none, gets it. Other queries go unmarked: a ring
 //! can still carry those, as through any forwarder without such a mark.
 use crate::dns::{
-    HEADER_LEN, RecordAt, TYPE_OPT, TYPE_SIG, TYPE_TSIG, WireHeader, records, u16_at, walk_message,
+    HEADER_LEN, MessageWalk, RecordAt, TYPE_OPT, TYPE_SIG, TYPE_TSIG, WireHeader, records, u16_at,
+    walk_answer, walk_message,
 };
 
 /// EDNS option code of the mark (local/experimental use, RFC 6891 §9).
@@ -165,12 +166,14 @@ impl PlainAnswer {
     /// What `resp`, an answer for a client that sent an OPT
     /// (`client_has_opt`) or none, needs: always [`PlainAnswer::AsIs`] for
     /// the former; else the verdict of one walk ([`PlainAnswer::of`]).
-    pub fn for_client(client_has_opt: bool, resp: &[u8]) -> Self {
-        if client_has_opt {
-            PlainAnswer::AsIs
-        } else {
-            PlainAnswer::of(resp)
+    /// `resp` passed the upstream check against its query's question
+    /// section, `question_len` bytes ([`crate::ls::upstream::accept`]): the
+    /// walk starts past it ([`walk_answer`]).
+    pub fn for_client(client_has_opt: bool, resp: &[u8], question_len: usize) -> Self {
+        if client_has_opt || u16_at(resp, 10).is_none_or(|ar| ar == 0) {
+            return PlainAnswer::AsIs;
         }
+        PlainAnswer::of_walk(resp, walk_answer(resp, question_len))
     }
 
     /// What `resp`, an answer for a client that sent no OPT, needs.
@@ -178,7 +181,12 @@ impl PlainAnswer {
         if u16_at(resp, 10).is_none_or(|ar| ar == 0) {
             return PlainAnswer::AsIs; // no additional section: at once
         }
-        let Some((opt, signed)) = walk_message(resp).and_then(|w| Some((w.opt?, w.signed))) else {
+        PlainAnswer::of_walk(resp, walk_message(resp))
+    }
+
+    /// The verdict on `resp` from its walk.
+    fn of_walk(resp: &[u8], walk: Option<MessageWalk>) -> Self {
+        let Some((opt, signed)) = walk.and_then(|w| Some((w.opt?, w.signed))) else {
             return PlainAnswer::AsIs;
         };
         if opt.ttl_high_byte(resp).is_some_and(|ext| ext != 0) {
@@ -306,7 +314,14 @@ mod tests {
         assert!(has_opt(&bytes));
         let plain = PlainAnswer::of(&bytes);
         assert!(matches!(plain, PlainAnswer::WithoutOpt { .. }));
-        assert_eq!(PlainAnswer::for_client(true, &bytes), PlainAnswer::AsIs);
+        assert_eq!(
+            PlainAnswer::for_client(true, &bytes, end - HEADER_LEN),
+            PlainAnswer::AsIs
+        );
+        assert_eq!(
+            PlainAnswer::for_client(false, &bytes, end - HEADER_LEN),
+            plain
+        );
         plain.apply(&mut bytes);
         assert!(!has_opt(&bytes));
         let m = Message::from_vec(&bytes).expect("decodes");
@@ -376,9 +391,13 @@ mod tests {
         bytes[at] = 1;
         let plain = PlainAnswer::of(&bytes);
         assert_eq!(plain, PlainAnswer::LosesRcode);
+        assert_eq!(
+            PlainAnswer::for_client(false, &bytes, end - HEADER_LEN),
+            PlainAnswer::LosesRcode
+        );
         assert!(!plain.usable());
         assert!(
-            PlainAnswer::for_client(true, &bytes).usable(),
+            PlainAnswer::for_client(true, &bytes, end - HEADER_LEN).usable(),
             "an EDNS client"
         );
         // Signed, the answer keeps its OPT, and is unusable all the same.

@@ -49,11 +49,13 @@ impl Job {
     }
 
     /// What a backend's answer `resp` needs before it is kept
-    /// ([`PlainAnswer::for_client`]). An OPT the door added for ECS stays
+    /// ([`PlainAnswer::for_client`]); `resp` passed the upstream check
+    /// against this job's question ([`crate::ls::upstream::accept`]). An OPT the door added for ECS stays
     /// in it until the cache has it (keyed and kept with the option); the
     /// reply takes it out then ([`crate::ls::ecs::mend_answer`]).
     pub fn plain_answer(&self, resp: &[u8]) -> PlainAnswer {
-        match PlainAnswer::for_client(self.client_has_opt(), resp) {
+        let question_len = self.question_end.saturating_sub(HEADER_LEN);
+        match PlainAnswer::for_client(self.client_has_opt(), resp, question_len) {
             PlainAnswer::WithoutOpt { .. } if self.ecs == Some(EcsEdit::AddedOpt) => {
                 PlainAnswer::AsIs
             }
