@@ -259,6 +259,15 @@ mod tests {
         [0, 0, 41, 0x04, 0xd0, ext, 0, 0, 0, 0, 0]
     }
 
+    /// A response: the question, one answer, an OPT (extended rcode 0).
+    fn answered() -> Vec<u8> {
+        let mut m = header([1, 1, 0, 1]);
+        m.extend_from_slice(QUESTION);
+        m.extend_from_slice(ANSWER);
+        m.extend_from_slice(&opt(0));
+        m
+    }
+
     #[test]
     fn fields_and_names_past_the_end_are_none() {
         assert_eq!(u16_at(&[1, 2, 3], 1), Some(0x0203));
@@ -286,10 +295,7 @@ mod tests {
 
     #[test]
     fn counts_beyond_the_message_are_none() {
-        let mut m = header([1, 1, 0, 1]);
-        m.extend_from_slice(QUESTION);
-        m.extend_from_slice(ANSWER);
-        m.extend_from_slice(&opt(0));
+        let m = answered();
         assert!(walk_message(&m).is_some());
         for counts in [[2, 1, 0, 1], [1, 2, 0, 1], [1, 1, 1, 1], [1, 1, 0, 2]] {
             let mut more = m.clone();
@@ -360,10 +366,7 @@ mod tests {
 
     #[test]
     fn a_checked_answer_is_walked_from_past_its_question() {
-        let mut m = header([1, 1, 0, 1]);
-        m.extend_from_slice(QUESTION);
-        m.extend_from_slice(ANSWER);
-        m.extend_from_slice(&opt(0));
+        let m = answered();
         assert_eq!(walk_answer(&m, QUESTION.len()), walk_message(&m));
         assert!(
             walk_answer(&m, QUESTION.len())
