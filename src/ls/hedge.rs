@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::ls::latency::micros;
+
 /// Samples a window needs before its percentile is trusted.
 pub const MIN_SAMPLES: u64 = 50;
 /// A window is rotated after this many samples...
@@ -68,14 +70,21 @@ impl LatencyWindow {
     /// Records one latency, rotating the window when it is full or old.
     pub fn record(&mut self, rtt: Duration, now: Instant) {
         if self.cur.len() >= WINDOW_SAMPLES || now >= self.ends {
-            std::mem::swap(&mut self.cur, &mut self.prev);
-            self.cur.reset();
-            self.ends = now + WINDOW_AGE;
+            self.rotate(now);
         }
-        let us = u64::try_from(rtt.as_micros())
-            .unwrap_or(u64::MAX)
-            .clamp(1, MAX_TRACKED_US);
-        self.cur.saturating_record(us);
+        self.cur
+            .saturating_record(micros(rtt).clamp(1, MAX_TRACKED_US));
+    }
+
+    /// Starts a new window at `now`, the current one kept as the last.
+    /// Once per window, out of line: the per-sample path keeps fewer
+    /// registers.
+    #[cold]
+    #[inline(never)]
+    fn rotate(&mut self, now: Instant) {
+        std::mem::swap(&mut self.cur, &mut self.prev);
+        self.cur.reset();
+        self.ends = now + WINDOW_AGE;
     }
 
     /// Samples in the current window.
@@ -134,11 +143,17 @@ impl AdaptiveDelay {
         };
         w.record(rtt, now);
         if n.is_multiple_of(RECOMPUTE_EVERY) || n <= MIN_SAMPLES {
-            let us = w.percentile(pct).map_or(0, |d| {
-                u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
-            });
-            self.cached_us.store(us, Relaxed);
+            self.recompute(&w, pct);
         }
+    }
+
+    /// Caches the percentile of `w`. One sample in [`RECOMPUTE_EVERY`], out
+    /// of line: the per-sample path keeps fewer registers.
+    #[cold]
+    #[inline(never)]
+    fn recompute(&self, w: &LatencyWindow, pct: f64) {
+        let us = w.percentile(pct).map_or(0, |d| micros(d).max(1));
+        self.cached_us.store(us, Relaxed);
     }
 
     /// The measured percentile, if enough samples exist.
@@ -254,6 +269,42 @@ mod tests {
         record_n(&mut w, 200, Duration::from_micros(80), t2);
         let p = w.percentile(99.0).unwrap();
         assert!(p < MS, "{p:?}");
+    }
+
+    #[test]
+    fn a_full_window_rotates_at_its_next_sample() {
+        let t0 = Instant::now();
+        let mut w = LatencyWindow::new(t0);
+        record_n(&mut w, WINDOW_SAMPLES, 100 * MS, t0);
+        assert_eq!(w.len(), WINDOW_SAMPLES);
+        w.record(Duration::from_micros(80), t0);
+        assert_eq!(w.len(), 1, "a new window");
+        assert!(w.percentile(50.0).unwrap() >= 99 * MS, "the last one's");
+    }
+
+    /// The delay is worked out for each of the first [`MIN_SAMPLES`]
+    /// samples, then at every [`RECOMPUTE_EVERY`]th, and read from its
+    /// cache in between.
+    #[test]
+    fn the_cached_delay_is_recomputed_at_its_samples_only() {
+        let t0 = Instant::now();
+        let us = Duration::from_micros;
+        let d = AdaptiveDelay::default();
+        for _ in 1..MIN_SAMPLES {
+            d.observe_at(us(40), 99.0, t0);
+        }
+        assert_eq!(d.percentile(), None);
+        d.observe_at(us(40), 99.0, t0);
+        assert_eq!(d.percentile(), Some(us(40)), "the 50th sample");
+        // The p99 of the window is slow from the next sample on; the cache
+        // keeps the last figure until the 64th.
+        for _ in MIN_SAMPLES + 1..2 * RECOMPUTE_EVERY {
+            d.observe_at(us(1_000), 99.0, t0);
+        }
+        assert_eq!(d.percentile(), Some(us(40)));
+        d.observe_at(us(1_000), 99.0, t0);
+        let p = d.percentile().unwrap();
+        assert!(p >= us(1_000) && p < us(1_010), "{p:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Lock-free latency histograms with fixed buckets, in the shape Prometheus
 //! exposes (cumulative `le` buckets, sum, count), plus quantile estimates
-//! for the status page.
+//! for the status page; [`micros`], the one conversion of a latency to
+//! microseconds on the per-answer path.
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -9,6 +10,15 @@ pub const BUCKETS_US: [u64; 16] = [
     50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
     1_000_000, 2_500_000, 5_000_000,
 ];
+
+/// Whole microseconds in `d`, saturating at `u64::MAX`: `Duration::as_micros`
+/// in 64-bit arithmetic (its 128-bit product and check are measurable on a
+/// path taken per answer).
+pub fn micros(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(d.subsec_micros()))
+}
 
 /// A latency histogram.
 #[derive(Debug, Default)]
@@ -33,7 +43,7 @@ pub struct LatencySnapshot {
 impl LatencyHistogram {
     /// Records one sample.
     pub fn record(&self, d: Duration) {
-        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let us = micros(d);
         let i = BUCKETS_US
             .iter()
             .position(|&b| us <= b)
@@ -105,6 +115,24 @@ impl LatencySnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn micros_are_as_micros_in_64_bits_and_saturate() {
+        for d in [
+            Duration::ZERO,
+            Duration::from_nanos(999),
+            Duration::from_nanos(1_001),
+            Duration::new(7, 123_456_789),
+            Duration::from_secs(u64::MAX / 1_000_000),
+        ] {
+            assert_eq!(u128::from(micros(d)), d.as_micros(), "{d:?}");
+        }
+        assert_eq!(
+            micros(Duration::from_secs(u64::MAX / 1_000_000 + 1)),
+            u64::MAX
+        );
+        assert_eq!(micros(Duration::MAX), u64::MAX);
+    }
 
     #[test]
     fn buckets_and_quantiles() {
