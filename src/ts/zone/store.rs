@@ -306,24 +306,20 @@ fn entries_of(arena: &[u8]) -> impl Iterator<Item = NameEntry<'_>> + '_ {
 }
 
 impl StoreBuilder {
-    /// Every entry written, in arena order.
-    pub(super) fn entries(&self) -> impl Iterator<Item = NameEntry<'_>> + '_ {
-        entries_of(&self.arena)
-    }
-
     /// The store of the entries written, indexed: its count of slots a
     /// power of two at least a third above its names'.
     pub(super) fn freeze(self) -> Store {
-        let count = self.entries().count();
+        let StoreBuilder { arena, rrsets } = self;
+        let count = entries_of(&arena).count();
         let slots = (count + count / 3 + 1).next_power_of_two();
         let mask = slots - 1;
         let at = HEAD + 4 * slots;
-        let mut bytes = Vec::with_capacity(at + self.arena.len());
+        let mut bytes = Vec::with_capacity(at + arena.len());
         bytes.extend_from_slice(&u32::try_from(slots).unwrap_or(u32::MAX).to_ne_bytes());
-        bytes.extend_from_slice(&u32::try_from(self.rrsets).unwrap_or(u32::MAX).to_ne_bytes());
+        bytes.extend_from_slice(&u32::try_from(rrsets).unwrap_or(u32::MAX).to_ne_bytes());
         bytes.resize(at, 0xff);
         let mut off = 0;
-        while let Some((e, next)) = NameEntry::at(&self.arena, off) {
+        while let Some((e, next)) = NameEntry::at(&arena, off) {
             let mut i = (hash_lower(e.owner) as usize) & mask;
             while ne32(&bytes[HEAD..at], 4 * i) != EMPTY {
                 i = (i + 1) & mask;
@@ -333,7 +329,11 @@ impl StoreBuilder {
                 .copy_from_slice(&u32::try_from(off).unwrap_or(EMPTY).to_ne_bytes());
             off = next;
         }
-        bytes.extend_from_slice(&self.arena);
+        bytes.extend_from_slice(&arena);
+        // The builder's arena goes before the copy into the shared
+        // allocation: a zone of a million names holds two copies of its
+        // records at once, not three.
+        drop(arena);
         Store {
             bytes: bytes.into(),
         }
