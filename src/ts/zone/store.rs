@@ -268,8 +268,7 @@ impl Store {
     #[cfg(test)]
     pub(super) fn of_parts(arena: &[u8], table: &[u8], rrsets: usize) -> Store {
         let mut bytes = Vec::with_capacity(HEAD + table.len() + arena.len());
-        bytes.extend_from_slice(&u32::try_from(table.len() / 4).unwrap_or(0).to_ne_bytes());
-        bytes.extend_from_slice(&u32::try_from(rrsets).unwrap_or(0).to_ne_bytes());
+        bytes.extend_from_slice(&head(table.len() / 4, rrsets));
         bytes.extend_from_slice(table);
         bytes.extend_from_slice(arena);
         Store {
@@ -295,6 +294,15 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// A [`Store`]'s first bytes: its slot and RRset counts (each below 2^32:
+/// the arena's offsets are `u32`s).
+fn head(slots: usize, rrsets: usize) -> [u8; HEAD] {
+    let mut h = [0u8; HEAD];
+    h[..4].copy_from_slice(&u32::try_from(slots).unwrap_or(u32::MAX).to_ne_bytes());
+    h[4..].copy_from_slice(&u32::try_from(rrsets).unwrap_or(u32::MAX).to_ne_bytes());
+    h
+}
+
 /// Every entry of `arena`, in its order.
 fn entries_of(arena: &[u8]) -> impl Iterator<Item = NameEntry<'_>> + '_ {
     let mut off = 0;
@@ -315,8 +323,7 @@ impl StoreBuilder {
         let mask = slots - 1;
         let at = HEAD + 4 * slots;
         let mut bytes = Vec::with_capacity(at + arena.len());
-        bytes.extend_from_slice(&u32::try_from(slots).unwrap_or(u32::MAX).to_ne_bytes());
-        bytes.extend_from_slice(&u32::try_from(rrsets).unwrap_or(u32::MAX).to_ne_bytes());
+        bytes.extend_from_slice(&head(slots, rrsets));
         bytes.resize(at, 0xff);
         let mut off = 0;
         while let Some((e, next)) = NameEntry::at(&arena, off) {
