@@ -165,6 +165,9 @@ pub struct MessageWalk {
     pub opt: Option<RecordAt>,
     /// Whether it carries a TSIG or a SIG(0) record.
     pub signed: bool,
+    /// Where its last record ends: any bytes after it are trailing junk,
+    /// which a message the LS rewrites does not carry on.
+    pub end: usize,
 }
 
 /// Walks the whole message: header counts, questions, then every record,
@@ -224,8 +227,10 @@ fn walk_records(msg: &[u8], counts: Counts, pos: usize) -> Option<MessageWalk> {
     let mut found = MessageWalk {
         opt: None,
         signed: false,
+        end: 0,
     };
-    for r in records(msg, passed.pos(), counts.ar) {
+    let mut additional = records(msg, passed.pos(), counts.ar);
+    for r in &mut additional {
         let r = r?;
         match r.rtype {
             TYPE_OPT if found.opt.is_some() => return None,
@@ -234,6 +239,7 @@ fn walk_records(msg: &[u8], counts: Counts, pos: usize) -> Option<MessageWalk> {
             _ => {}
         }
     }
+    found.end = additional.pos();
     Some(found)
 }
 
@@ -362,6 +368,19 @@ mod tests {
         let w = walk_message(&in_authority).expect("walks");
         assert_eq!(w.opt.map(|o| o.start), Some(opt_at));
         assert!(!w.signed);
+    }
+
+    #[test]
+    fn the_walk_ends_where_the_last_record_does() {
+        let m = answered();
+        assert_eq!(walk_message(&m).map(|w| w.end), Some(m.len()));
+        let mut junk = m.clone();
+        junk.extend_from_slice(&[0xff; 7]);
+        assert_eq!(walk_message(&junk).map(|w| w.end), Some(m.len()));
+        assert_eq!(
+            walk_answer(&junk, QUESTION.len()).map(|w| w.end),
+            Some(m.len())
+        );
     }
 
     #[test]

@@ -88,7 +88,9 @@ fn bump(msg: &mut [u8], at: usize, by: i32) -> Option<()> {
 /// written into `out` (cleared first): `None` when it goes as sent (`pass`;
 /// `add` to a query with its own option; `off` to one without; a query
 /// signed with TSIG or SIG(0), whose signature an edit would break; one
-/// whose records cannot be walked, for the backend to judge).
+/// whose records cannot be walked, for the backend to judge). An edited
+/// query leaves any bytes after its last record out: an OPT appended after
+/// them would be read as junk.
 pub fn edit_query(raw: &[u8], mode: EcsMode, client: IpAddr, out: &mut Vec<u8>) -> Option<EcsEdit> {
     if mode == EcsMode::Pass {
         return None;
@@ -97,6 +99,9 @@ pub fn edit_query(raw: &[u8], mode: EcsMode, client: IpAddr, out: &mut Vec<u8>) 
     if walk.signed {
         return None;
     }
+    // The message without any trailing junk: an OPT added after junk would
+    // not be where the backend looks for it.
+    let raw = raw.get(..walk.end)?;
     let option = walk.opt.as_ref().and_then(|o| find_option(raw, o));
     out.clear();
     match (mode, walk.opt, option) {
@@ -204,6 +209,37 @@ mod tests {
             edit,
             edit.is_some().then(|| Message::from_vec(&out).unwrap()),
         )
+    }
+
+    #[test]
+    fn an_edited_query_leaves_trailing_junk_out() {
+        let junk = [0xde, 0xad, 0xbe, 0xef, 0x00];
+        for (edns, own, mode, want) in [
+            (false, None, EcsMode::Add, EcsEdit::AddedOpt),
+            (true, None, EcsMode::Add, EcsEdit::AddedOption),
+            (true, Some(("10.1.2.0", 24)), EcsMode::Off, EcsEdit::Removed),
+        ] {
+            let clean = query(edns, own);
+            let mut dirty = clean.clone();
+            dirty.extend_from_slice(&junk);
+            let mut from_clean = Vec::new();
+            let mut from_dirty = Vec::new();
+            let client = ip("192.0.2.77");
+            assert_eq!(
+                edit_query(&clean, mode, client, &mut from_clean),
+                Some(want)
+            );
+            assert_eq!(
+                edit_query(&dirty, mode, client, &mut from_dirty),
+                Some(want)
+            );
+            // The same bytes as from the query without the junk, which a
+            // parser reads whole: the option (or none) where it belongs.
+            assert_eq!(from_dirty, from_clean, "{mode:?} {edns}");
+            let m = Message::from_vec(&from_dirty).unwrap();
+            let want_subnet = (mode == EcsMode::Add).then(|| (ip("192.0.2.0"), 24, 0));
+            assert_eq!(subnet(&m), want_subnet, "{mode:?} {edns}");
+        }
     }
 
     #[test]

@@ -316,6 +316,7 @@ pub(super) fn read_into(
         MessageWalk {
             opt: None,
             signed: false,
+            end: question_end,
         }
     } else {
         walk_message(query)?
