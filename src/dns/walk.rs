@@ -165,8 +165,8 @@ pub struct MessageWalk {
     pub opt: Option<RecordAt>,
     /// Whether it carries a TSIG or a SIG(0) record.
     pub signed: bool,
-    /// Where its last record ends: any bytes after it are trailing junk,
-    /// which a message the LS rewrites does not carry on.
+    /// Where its last record ends: any bytes after it are trailing junk
+    /// (the ECS edit of a query leaves them out, `ls::ecs`).
     pub end: usize,
 }
 

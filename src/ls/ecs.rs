@@ -240,6 +240,19 @@ mod tests {
             let want_subnet = (mode == EcsMode::Add).then(|| (ip("192.0.2.0"), 24, 0));
             assert_eq!(subnet(&m), want_subnet, "{mode:?} {edns}");
         }
+
+        // Junk that reads as an OPT with the client's own subnet, behind a
+        // query whose ARCOUNT is 0: not a record of the query, so the LS's
+        // option is the one the backend sees (before, the backend read the
+        // junk as the query's OPT: a client could choose its own subnet).
+        let mut spoof = query(false, None);
+        let fake_ecs = [
+            0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 11, 0, 8, 0, 7, 0, 1, 24, 0, 1, 2, 3,
+        ];
+        spoof.extend_from_slice(&fake_ecs);
+        let (edit, m) = edited(&spoof, EcsMode::Add, "192.0.2.77");
+        assert_eq!(edit, Some(EcsEdit::AddedOpt));
+        assert_eq!(subnet(&m.unwrap()), Some((ip("192.0.2.0"), 24, 0)));
     }
 
     #[test]
