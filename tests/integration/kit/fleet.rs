@@ -589,9 +589,11 @@ impl Dnsperf {
     /// `dnsperf -s SERVER -a SOURCE -c 128 -Q QPS -t 1` on `data` (a file of
     /// "NAME TYPE" lines), for at most 10 minutes: a query unanswered after
     /// 1 s is lost. 128 sockets, 128 source ports: the routers' L4 hash
-    /// spreads flows, not queries, and with 32 flows over 3 paths one path
-    /// got at most a sixth of them in ~6 % of runs (binomial; CI saw
-    /// [1454, 1132, 440]); with 128, in ~0.004 %.
+    /// spreads flows, not queries, and the test asserts each of 3 paths got
+    /// over a sixth of the queries. With the checker's 24 flows beside
+    /// (about as many queries), some path got less in ~0.9 % of runs with
+    /// 32 sockets (CI saw [1454, 1132, 440]), ~0.04 % with 128 (exact
+    /// multinomial: ~6 % and ~0.004 % from dnsperf's flows alone).
     pub fn start(
         dnsperf: &Path,
         ns: &Netns,
