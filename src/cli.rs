@@ -18,7 +18,7 @@ use crate::ts::{OriginError, TsSettings, parse_origin};
 #[derive(Debug, Parser)]
 #[command(name = "dnslb", version, about)]
 pub struct Cli {
-    /// Log filter (e.g. `info`, `debug`, `dnslb=trace`); RUST_LOG wins when set.
+    /// Log filter (e.g. `info`, `debug`, `info,dnslb::query=debug`); RUST_LOG wins when set.
     #[arg(long, global = true, value_name = "FILTER")]
     pub log: Option<String>,
     /// Log lines as `text` or `json` (one object per line: timestamp, level,
