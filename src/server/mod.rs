@@ -386,9 +386,20 @@ pub async fn serve_on<H: Handler>(
         conn_threads,
     });
     for (i, sock) in listeners.udp.into_iter().enumerate() {
+        // Without a stop that wakes it, a worker never waits in its receive.
+        let wakes = match udp::wake_on_stop(&sock, stop.clone()) {
+            Ok(wake) => {
+                tracker.spawn(wake);
+                true
+            }
+            Err(err) => {
+                tracing::debug!(?err, "no stop wake for a udp worker");
+                false
+            }
+        };
         let shared = shared.clone();
         thread::start(&tracker, &format!("udp-{i}"), sock, &died, move |s| {
-            udp::run(s, shared)
+            udp::run(s, shared, wakes)
         });
     }
     // TCP, DoT and DoH each have a cap: together they must fit the limit.

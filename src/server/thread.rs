@@ -4,7 +4,8 @@
 //! workers (and the server layer's, `udp`) run a single-threaded tokio
 //! runtime there ([`start`]): the socket is registered with that thread's
 //! own epoll, its timers live in that thread's own timer wheel, and a
-//! datagram's arrival wakes the thread that will read it; a worker never
+//! datagram's arrival wakes the thread that will read it (in the socket's
+//! own receive while no deferred answer runs: `udp`); a worker never
 //! migrates, and nothing of it is shared with another thread's scheduler.
 //! The LS's UDP fast-path workers run no runtime at all ([`start_blocking`]):
 //! a blocking loop of their own over epoll (`server::event_loop`, measured

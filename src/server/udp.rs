@@ -10,9 +10,22 @@
 //! (each ends by the drain grace at the latest) before its thread ends.
 //! Receive errors in a row back off (see `server::backoff`) so a socket
 //! that keeps failing does not spin a core.
+//!
+//! With no deferred answer running, nothing but the worker needs its thread,
+//! so it waits for the next batch in the receive itself
+//! ([`RecvBatch::recv_waiting`]: the socket in blocking mode, its wait
+//! bounded by [`WAIT_BOUND`]) rather than in the runtime's `epoll_wait`: a
+//! wake-up is then one `recvmmsg` and one `sendmmsg`, with no turn of the
+//! runtime around them (NSD's workers, and the LS's idle fast-path worker,
+//! wait the same way). The stop wakes that receive ([`wake_on_stop`]: the
+//! socket shut for reading). While a deferred answer runs, the worker waits
+//! on the runtime, which runs it.
+use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
@@ -21,27 +34,60 @@ use super::batch::{self, Peer, RecvBatch};
 use super::{Action, Handler, Reply, Request, Shared};
 use crate::dns;
 
-pub(crate) async fn run<H: Handler>(sock: Arc<UdpSocket>, shared: Arc<Shared<H>>) {
+/// Serves `sock` until the stop, then waits for its deferred answers. With
+/// `wakes` (the stop wakes its receive: [`wake_on_stop`]) the worker may
+/// wait in the receive itself.
+pub(crate) async fn run<H: Handler>(sock: Arc<UdpSocket>, shared: Arc<Shared<H>>, wakes: bool) {
     let deferred = TaskTracker::new();
-    serve(&sock, &shared, &deferred).await;
+    serve(&sock, &shared, &deferred, wakes).await;
     deferred.close();
     deferred.wait().await;
 }
 
-async fn serve<H: Handler>(sock: &Arc<UdpSocket>, shared: &Shared<H>, deferred: &TaskTracker) {
+/// The longest a worker waits in its receive before it looks at the stop
+/// again on its own: only a net under [`wake_on_stop`], which wakes it at
+/// once (so long that a stop it missed is seen, not hidden).
+const WAIT_BOUND: Duration = Duration::from_secs(30);
+
+async fn serve<H: Handler>(
+    sock: &Arc<UdpSocket>,
+    shared: &Shared<H>,
+    deferred: &TaskTracker,
+    wakes: bool,
+) {
     let mut slots = RecvBatch::default();
     // Immediate answers of one batch, sent together.
     let mut out: Vec<(Vec<u8>, Peer)> = Vec::with_capacity(batch::BATCH);
     let mut backoff = RecvBackoff::default();
+    let may_block = wakes && set_up_blocking(sock);
     loop {
-        tokio::select! {
-            _ = shared.token.cancelled() => return,
-            r = sock.readable() => if let Err(err) = r {
-                debug!(?err, "udp readiness error");
-                continue;
-            },
-        }
-        let n = match slots.recv_ready(sock) {
+        let got = if may_block && deferred.is_empty() {
+            let got = slots.recv_waiting(&**sock);
+            if shared.token.is_cancelled() {
+                return; // woken by the stop: what it read is not a query
+            }
+            match got {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
+                }
+                got => got,
+            }
+        } else {
+            tokio::select! {
+                _ = shared.token.cancelled() => return,
+                r = sock.readable() => if let Err(err) = r {
+                    debug!(?err, "udp readiness error");
+                    continue;
+                },
+            }
+            slots.recv_ready(sock)
+        };
+        let n = match got {
             Ok(n) => n,
             Err(err) => {
                 // Transient on an unconnected socket (e.g. ICMP errors):
@@ -69,6 +115,48 @@ async fn serve<H: Handler>(sock: &Arc<UdpSocket>, shared: &Shared<H>, deferred: 
         }
         flush(sock, &mut out).await;
     }
+}
+
+/// Puts `sock` in blocking mode with its receive wait bounded by
+/// [`WAIT_BOUND`], for [`RecvBatch::recv_waiting`]; every other call on it
+/// passes `MSG_DONTWAIT` (the batch's receive and send), so none of them
+/// waits. False when it cannot (the worker then waits on the runtime only).
+fn set_up_blocking(sock: &UdpSocket) -> bool {
+    let s = socket2::SockRef::from(sock);
+    let done = s
+        .set_read_timeout(Some(WAIT_BOUND))
+        .and_then(|()| s.set_nonblocking(false));
+    if let Err(err) = &done {
+        debug!(?err, "the udp worker waits on its runtime only");
+        let _ = s.set_nonblocking(true);
+    }
+    done.is_ok()
+}
+
+/// Wakes a worker waiting in `sock`'s receive once `token` is cancelled, or
+/// once the returned future is dropped unfinished (its runtime shut down,
+/// its server's task aborted): shuts the socket for reading, through a
+/// descriptor of its own (a receive blocked on a UDP socket returns at once
+/// then, and every later one too). A task of the caller's runtime.
+///
+/// # Errors
+/// The OS error of duplicating the socket's descriptor.
+pub(crate) fn wake_on_stop(
+    sock: &UdpSocket,
+    token: CancellationToken,
+) -> io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    /// Shuts its socket for reading when dropped, however the task ends.
+    struct ShutOnDrop(socket2::Socket);
+    impl Drop for ShutOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.shutdown(std::net::Shutdown::Read);
+        }
+    }
+    let reader = ShutOnDrop(socket2::SockRef::from(sock).try_clone()?);
+    Ok(async move {
+        token.cancelled().await;
+        drop(reader);
+    })
 }
 
 /// Hands one datagram to the handler: an immediate answer joins `out`, a

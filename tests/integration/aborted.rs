@@ -1,7 +1,8 @@
 //! Servers whose task is aborted (dropped) rather than shut down: their UDP
 //! worker threads, which run outside the caller's runtime, must stop and
 //! free their port too (a "zombie" left answering on a port the kernel
-//! later hands to another test's server answered in its place).
+//! later hands to another test's server answered in its place). And a server
+//! whose UDP workers wait, idle, in their receive stops at once all the same.
 //!
 //! Each test starts a server on 127.0.0.1:0, sees it answer, aborts its
 //! task and then polls (bounded) until both UDP and TCP can bind its port
@@ -66,6 +67,39 @@ async fn an_aborted_table_server_frees_its_port() {
     until_answers(addr).await;
     abort_and_see_port_freed(task, addr).await;
     drop(token);
+}
+
+/// An idle table server's UDP workers wait in their receive (a wait of up to
+/// 30 s) and the stop wakes them: stopping takes far less than that wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_table_server_stops_without_waiting_out_its_receive() {
+    let dir = ZoneDir::new();
+    let ts = Arc::new(TableServer::load(ts_settings(vec![dir.write("t.txt", TABLE)])).unwrap());
+    let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], 2).unwrap();
+    let addr = listeners.local_addrs()[0];
+    let token = CancellationToken::new();
+    let opts = ServerOptions {
+        workers: 2,
+        ..ServerOptions::default()
+    };
+    let task = tokio::spawn(server::serve(listeners, ts, opts, token.clone()));
+    until_answers(addr).await;
+    // Answered: its worker is back in its receive, and the other never left it.
+    token.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), task).await;
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "the server had not stopped 10 s after its stop"
+    );
+    let freed = poll_until_async(FREED_WITHIN, Duration::from_millis(20), async || {
+        port_is_free(addr.port()).then_some(())
+    })
+    .await;
+    assert!(
+        freed.is_some(),
+        "port {} still bound after the stop",
+        addr.port()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
