@@ -16,8 +16,8 @@
 //! ([`RecvBatch::recv_waiting`]: the socket in blocking mode, its wait
 //! bounded by [`WAIT_BOUND`]) rather than in the runtime's `epoll_wait`: a
 //! wake-up is then one `recvmmsg` and one `sendmmsg`, with no turn of the
-//! runtime around them (NSD's workers, and the LS's idle fast-path worker,
-//! wait the same way). The stop wakes that receive ([`wake_on_stop`]: the
+//! runtime around them (dnsdist's UDP listeners, and the LS's idle fast-path
+//! worker, wait the same way; NSD's wait in `epoll_wait`). The stop wakes that receive ([`wake_on_stop`]: the
 //! socket shut for reading). While a deferred answer runs, the worker waits
 //! on the runtime, which runs it.
 use std::io;
@@ -60,12 +60,17 @@ async fn serve<H: Handler>(
     let mut out: Vec<(Vec<u8>, Peer)> = Vec::with_capacity(batch::BATCH);
     let mut backoff = RecvBackoff::default();
     let may_block = wakes && set_up_blocking(sock);
+    let mut stopping = false;
     loop {
+        if stopping {
+            return;
+        }
         let got = if may_block && deferred.is_empty() {
             let got = slots.recv_waiting(&**sock);
-            if shared.token.is_cancelled() {
-                return; // woken by the stop: what it read is not a query
-            }
+            // Woken by the stop, or stopped while it read: the batch's
+            // queries are answered (the empty datagrams the shut socket
+            // returns are none), then the worker ends.
+            stopping = shared.token.is_cancelled();
             match got {
                 Err(e)
                     if matches!(
@@ -108,7 +113,7 @@ async fn serve<H: Handler>(
                 continue;
             };
             let Some(peer) = meta.peer() else { continue };
-            if meta.truncated || peer.addr.port() == 0 {
+            if meta.truncated || raw.is_empty() || peer.addr.port() == 0 {
                 continue; // no DNS query; nobody can receive an answer at port 0
             }
             handle_one(sock, shared, deferred, raw, peer, &mut out);
