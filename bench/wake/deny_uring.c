@@ -1,7 +1,9 @@
 /* deny_uring COMMAND [ARGS...]: runs COMMAND with the io_uring system calls
  * (io_uring_setup, io_uring_enter, io_uring_register) failing with EPERM,
  * as a container runtime's seccomp profile makes them fail: to check that
- * a program falls back (bench/wake's `uring` loop serves on epoll then).
+ * a program falls back (bench/wake's `uring` loop serves on epoll then), or
+ * that it needs no io_uring at all (tests/integration/no_io_uring.rs runs the
+ * LS under it).
  *   cc -O2 -o deny_uring bench/wake/deny_uring.c
  * x86-64 Linux only. */
 #include <errno.h>

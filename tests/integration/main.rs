@@ -66,6 +66,7 @@ mod ls_upstream_tcp;
 mod ls_upstream_tcp_answers;
 mod metrics;
 mod metrics_no_store;
+mod no_io_uring;
 mod notify_tsig;
 mod nsec3_chains;
 mod nsec3_iterations;
