@@ -1,7 +1,8 @@
 //! A blocking event loop of our own over epoll, for a worker that owns an
 //! OS thread (the LS's UDP fast path): the epoll set ([`Poller`]), what one
 //! wait found ([`Poller::wait`]), and the loop's stop ([`LoopStop`]: an
-//! eventfd in the set, and a flag).
+//! eventfd in the set, and a flag). The server layer's UDP workers (the
+//! TS's) use the stop alone, to wake the receive they wait in (`udp`).
 //!
 //! Why not tokio's current-thread runtime: a wake-up there is its epoll
 //! turn, its timer wheel, the task's waker and the cancellation token's

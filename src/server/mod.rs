@@ -387,19 +387,19 @@ pub async fn serve_on<H: Handler>(
     });
     for (i, sock) in listeners.udp.into_iter().enumerate() {
         // Without a stop that wakes it, a worker never waits in its receive.
-        let wakes = match udp::wake_on_stop(&sock, stop.clone()) {
-            Ok(wake) => {
-                tracker.spawn(wake);
-                true
+        let wake = match udp::wake_on_stop(&sock, stop.clone()) {
+            Ok((wake, task)) => {
+                tracker.spawn(task);
+                Some(wake)
             }
             Err(err) => {
                 tracing::debug!(?err, "no stop wake for a udp worker");
-                false
+                None
             }
         };
         let shared = shared.clone();
         thread::start(&tracker, &format!("udp-{i}"), sock, &died, move |s| {
-            udp::run(s, shared, wakes)
+            udp::run(s, shared, wake)
         });
     }
     // TCP, DoT and DoH each have a cap: together they must fit the limit.

@@ -24,6 +24,8 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -31,46 +33,51 @@ use tracing::debug;
 
 use super::backoff::RecvBackoff;
 use super::batch::{self, Peer, RecvBatch};
+use super::event_loop::{LoopStop, stop_on};
 use super::{Action, Handler, Reply, Request, Shared};
 use crate::dns;
 
 /// Serves `sock` until the stop, then waits for its deferred answers. With
-/// `wakes` (the stop wakes its receive: [`wake_on_stop`]) the worker may
-/// wait in the receive itself.
-pub(crate) async fn run<H: Handler>(sock: Arc<UdpSocket>, shared: Arc<Shared<H>>, wakes: bool) {
+/// `stop` (set with `shared.token`, and waking the receive: [`wake_on_stop`])
+/// the worker may wait in the receive itself.
+pub(crate) async fn run<H: Handler>(
+    sock: Arc<UdpSocket>,
+    shared: Arc<Shared<H>>,
+    stop: Option<Arc<LoopStop>>,
+) {
     let deferred = TaskTracker::new();
-    serve(&sock, &shared, &deferred, wakes).await;
+    serve(&sock, &shared, &deferred, stop.as_deref()).await;
     deferred.close();
     deferred.wait().await;
 }
 
 /// The longest a worker waits in its receive before it looks at the stop
-/// again on its own: only a net under [`wake_on_stop`], which wakes it at
-/// once (so long that a stop it missed is seen, not hidden).
+/// again on its own: only a net under the stop's wake-up ([`wake_on_stop`]),
+/// so long that a stop it missed is seen, not hidden.
 const WAIT_BOUND: Duration = Duration::from_secs(30);
 
 async fn serve<H: Handler>(
     sock: &Arc<UdpSocket>,
     shared: &Shared<H>,
     deferred: &TaskTracker,
-    wakes: bool,
+    stop: Option<&LoopStop>,
 ) {
     let mut slots = RecvBatch::default();
     // Immediate answers of one batch, sent together.
     let mut out: Vec<(Vec<u8>, Peer)> = Vec::with_capacity(batch::BATCH);
     let mut backoff = RecvBackoff::default();
-    let may_block = wakes && set_up_blocking(sock);
+    let blocking = stop.filter(|_| set_up_blocking(sock));
     let mut stopping = false;
     loop {
         if stopping {
             return;
         }
-        let got = if may_block && deferred.is_empty() {
+        let got = if let Some(stop) = blocking.filter(|_| deferred.is_empty()) {
             let got = slots.recv_waiting(&**sock);
             // Woken by the stop, or stopped while it read: the batch's
             // queries are answered (the empty datagrams the shut socket
             // returns are none), then the worker ends.
-            stopping = shared.token.is_cancelled();
+            stopping = stop.is_set();
             match got {
                 Err(e)
                     if matches!(
@@ -138,30 +145,23 @@ fn set_up_blocking(sock: &UdpSocket) -> bool {
     done.is_ok()
 }
 
-/// Wakes a worker waiting in `sock`'s receive once `token` is cancelled, or
-/// once the returned future is dropped unfinished (its runtime shut down,
-/// its server's task aborted): shuts the socket for reading, through a
-/// descriptor of its own (a receive blocked on a UDP socket returns at once
-/// then, and every later one too). A task of the caller's runtime.
+/// The stop of a worker that may wait in `sock`'s receive: the LS's loop
+/// stop ([`LoopStop`]: a flag the worker reads without a lock, and the socket
+/// shut for reading when it is set, which wakes a receive blocked on it),
+/// set once `token` is cancelled or the task [`stop_on`] is dropped unfinished
+/// (its runtime shut down, its server's task aborted). The task is returned
+/// for the caller's runtime.
 ///
 /// # Errors
-/// The OS error of duplicating the socket's descriptor.
+/// The OS error of making the eventfd or duplicating the socket's descriptor.
 pub(crate) fn wake_on_stop(
     sock: &UdpSocket,
     token: CancellationToken,
-) -> io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    /// Shuts its socket for reading when dropped, however the task ends.
-    struct ShutOnDrop(socket2::Socket);
-    impl Drop for ShutOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.shutdown(std::net::Shutdown::Read);
-        }
-    }
-    let reader = ShutOnDrop(socket2::SockRef::from(sock).try_clone()?);
-    Ok(async move {
-        token.cancelled().await;
-        drop(reader);
-    })
+) -> io::Result<(Arc<LoopStop>, impl Future<Output = ()> + Send + 'static)> {
+    let stop = LoopStop::new()?;
+    let dup: std::net::UdpSocket = socket2::SockRef::from(sock).try_clone()?.into();
+    stop.wake_reader(Some(&dup))?;
+    Ok((stop.clone(), stop_on(token, stop)))
 }
 
 /// Hands one datagram to the handler: an immediate answer joins `out`, a

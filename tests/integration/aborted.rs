@@ -41,20 +41,27 @@ async fn abort_and_see_port_freed<T>(task: tokio::task::JoinHandle<T>, addr: Soc
     task.abort();
     let end = task.await;
     assert!(end.is_err_and(|e| e.is_cancelled()), "the task was aborted");
+    see_port_freed(addr, "the server's task was aborted").await;
+}
+
+/// Polls until `addr`'s port is free, at most [`FREED_WITHIN`] after `what`.
+async fn see_port_freed(addr: SocketAddr, what: &str) {
     let freed = poll_until_async(FREED_WITHIN, Duration::from_millis(20), async || {
         port_is_free(addr.port()).then_some(())
     })
     .await;
     assert!(
         freed.is_some(),
-        "port {} still bound {FREED_WITHIN:?} after the server's task was aborted",
+        "port {} still bound {FREED_WITHIN:?} after {what}",
         addr.port()
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_aborted_table_server_frees_its_port() {
-    let dir = ZoneDir::new();
+/// A table server (`server::serve` with two UDP workers) on 127.0.0.1:0,
+/// answering: its task, its address and its stop token.
+async fn start_table_server(
+    dir: &ZoneDir,
+) -> (tokio::task::JoinHandle<()>, SocketAddr, CancellationToken) {
     let ts = Arc::new(TableServer::load(ts_settings(vec![dir.write("t.txt", TABLE)])).unwrap());
     let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], 2).unwrap();
     let addr = listeners.local_addrs()[0];
@@ -65,6 +72,13 @@ async fn an_aborted_table_server_frees_its_port() {
     };
     let task = tokio::spawn(server::serve(listeners, ts, opts, token.clone()));
     until_answers(addr).await;
+    (task, addr, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_table_server_frees_its_port() {
+    let dir = ZoneDir::new();
+    let (task, addr, token) = start_table_server(&dir).await;
     abort_and_see_port_freed(task, addr).await;
     drop(token);
 }
@@ -74,16 +88,7 @@ async fn an_aborted_table_server_frees_its_port() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_table_server_stops_without_waiting_out_its_receive() {
     let dir = ZoneDir::new();
-    let ts = Arc::new(TableServer::load(ts_settings(vec![dir.write("t.txt", TABLE)])).unwrap());
-    let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], 2).unwrap();
-    let addr = listeners.local_addrs()[0];
-    let token = CancellationToken::new();
-    let opts = ServerOptions {
-        workers: 2,
-        ..ServerOptions::default()
-    };
-    let task = tokio::spawn(server::serve(listeners, ts, opts, token.clone()));
-    until_answers(addr).await;
+    let (task, addr, token) = start_table_server(&dir).await;
     // Answered: its worker is back in its receive, and the other never left it.
     token.cancel();
     let stopped = tokio::time::timeout(Duration::from_secs(10), task).await;
@@ -91,15 +96,7 @@ async fn an_idle_table_server_stops_without_waiting_out_its_receive() {
         matches!(stopped, Ok(Ok(()))),
         "the server had not stopped 10 s after its stop"
     );
-    let freed = poll_until_async(FREED_WITHIN, Duration::from_millis(20), async || {
-        port_is_free(addr.port()).then_some(())
-    })
-    .await;
-    assert!(
-        freed.is_some(),
-        "port {} still bound after the stop",
-        addr.port()
-    );
+    see_port_freed(addr, "the stop").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
