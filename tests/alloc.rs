@@ -369,6 +369,7 @@ fn allocations_per_run(
                 identity: Some(b"alloc".to_vec()),
                 version: Some(b"dnslb test".to_vec()),
                 queue_size: 16384,
+                queue_bytes: dnslb::config::DNSTAP_QUEUE_BYTES,
                 backoff: RECONNECT,
             };
             let _guard = rt.enter();

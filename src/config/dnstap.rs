@@ -88,12 +88,23 @@ pub struct DnstapConfig {
     /// collector) a frame is dropped and counted. \[16384\]
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
+    /// Bytes waiting for the collector, at most (frames run from a hundred
+    /// bytes to 64 KiB); past it a frame is dropped and counted.
+    /// \[33554432: 32 MiB\]
+    #[serde(default = "default_queue_bytes")]
+    pub queue_bytes: usize,
 }
 
 /// `queue_size`'s default.
 pub const DNSTAP_QUEUE_SIZE: usize = 16384;
 /// The largest `queue_size`.
 pub const DNSTAP_QUEUE_MAX: usize = 1 << 20;
+/// `queue_bytes`' default: 32 MiB.
+pub const DNSTAP_QUEUE_BYTES: usize = 32 << 20;
+/// The smallest `queue_bytes`: 1 MiB (sixteen of the largest frames).
+pub(super) const DNSTAP_QUEUE_BYTES_MIN: usize = 1 << 20;
+/// The largest `queue_bytes`: 1 GiB.
+pub(super) const DNSTAP_QUEUE_BYTES_MAX: usize = 1 << 30;
 /// The longest Unix socket path, in bytes (`sun_path` is 108, with its NUL).
 const SOCKET_PATH_MAX: usize = 107;
 /// The longest `identity` or `version`, in bytes.
@@ -102,6 +113,11 @@ const LABEL_MAX: usize = 255;
 /// The default of `queue_size`.
 fn default_queue_size() -> usize {
     DNSTAP_QUEUE_SIZE
+}
+
+/// The default of `queue_bytes`.
+fn default_queue_bytes() -> usize {
+    DNSTAP_QUEUE_BYTES
 }
 
 impl DnstapConfig {
@@ -115,6 +131,7 @@ impl DnstapConfig {
             identity: None,
             version: None,
             queue_size: DNSTAP_QUEUE_SIZE,
+            queue_bytes: DNSTAP_QUEUE_BYTES,
         }
     }
 
@@ -181,6 +198,16 @@ impl DnstapConfig {
                 format!(
                     "must be in [1, {DNSTAP_QUEUE_MAX}], got {}",
                     self.queue_size
+                ),
+            ));
+        }
+        let bytes = DNSTAP_QUEUE_BYTES_MIN..=DNSTAP_QUEUE_BYTES_MAX;
+        if !bytes.contains(&self.queue_bytes) {
+            out.push((
+                "queue_bytes",
+                format!(
+                    "must be in [{DNSTAP_QUEUE_BYTES_MIN}, {DNSTAP_QUEUE_BYTES_MAX}] (1 MiB to 1 GiB), got {}",
+                    self.queue_bytes
                 ),
             ));
         }
@@ -272,7 +299,8 @@ mod tests {
     fn every_key_of_the_ls_table_is_read() {
         let d = ls(
             "tcp = \"[::1]:6000\"\nmessages = [\"client-query\", \"forwarder-response\"]\n\
-                    identity = \"ls-east\"\nversion = \"\"\nqueue_size = 100",
+                    identity = \"ls-east\"\nversion = \"\"\nqueue_size = 100\n\
+                    queue_bytes = 4194304",
         )
         .unwrap()
         .ls
@@ -291,7 +319,7 @@ mod tests {
             (d.identity.as_deref(), d.version.as_deref()),
             (Some("ls-east"), Some(""))
         );
-        assert_eq!(d.queue_size, 100);
+        assert_eq!((d.queue_size, d.queue_bytes), (100, 4 << 20));
     }
 
     #[test]
@@ -326,6 +354,10 @@ mod tests {
             (
                 "socket = \"/s\"\n\n\nqueue_size = 0",
                 "c.toml:9: ls.dnstap.queue_size: must be in [1, 1048576], got 0",
+            ),
+            (
+                "socket = \"/s\"\nqueue_bytes = 65536",
+                "c.toml:7: ls.dnstap.queue_bytes: must be in [1048576, 1073741824] (1 MiB to 1 GiB), got 65536",
             ),
             (
                 "socket = \"/s\"\nmessages = [\"client-qurey\"]",

@@ -117,7 +117,10 @@ mod values;
 pub use anycast::{AnycastConfig, DRAIN_S_MAX, probe_warning};
 pub use cache::CacheConfig;
 pub use changes::{key_restart_changes, ls_restart_only_changes, ts_restart_changes};
-pub use dnstap::{DNSTAP_QUEUE_MAX, DNSTAP_QUEUE_SIZE, DnstapConfig, DnstapMessage, DnstapSide};
+pub use dnstap::{
+    DNSTAP_QUEUE_BYTES, DNSTAP_QUEUE_MAX, DNSTAP_QUEUE_SIZE, DnstapConfig, DnstapMessage,
+    DnstapSide,
+};
 pub use dynblock::{
     DynAction, DynBlockConfig, DynKind, DynRcode, MAX_BLOCK_S, MAX_DYN_BLOCKS, MAX_WINDOW_S,
     MIN_API_KEY_LEN,

@@ -255,6 +255,8 @@ pub struct Settings {
     pub version: Option<Vec<u8>>,
     /// The queue's bound, in frames.
     pub queue_size: usize,
+    /// The queue's bound, in bytes.
+    pub queue_bytes: usize,
     /// Reconnection delays.
     pub backoff: Backoff,
 }
@@ -289,6 +291,7 @@ impl Settings {
                 Some(format!("dnslb {}", env!("CARGO_PKG_VERSION"))),
             ),
             queue_size: config.queue_size.max(1),
+            queue_bytes: config.queue_bytes,
             backoff: RECONNECT,
         }
     }
@@ -459,7 +462,7 @@ impl Dnstap {
     /// The handle to log with and its writer, which its owner runs
     /// ([`DnstapWriter::run`]); no runtime needed yet.
     pub fn new(settings: Settings) -> (Self, DnstapWriter) {
-        let queue = Arc::new(Queue::new(settings.queue_size));
+        let queue = Arc::new(Queue::new(settings.queue_size, settings.queue_bytes));
         let stats = Arc::new(DnstapStats::default());
         let writer = writer::Writer {
             target: settings.target,

@@ -23,8 +23,12 @@
 //! whatever the rate, and at a low rate once per many queries rather than
 //! once per query.
 //!
-//! The bound is in frames (`queue_size`): past it, or once closed, a push
-//! fails and the caller counts the frame dropped.
+//! The bound is in frames (`queue_size`) and in bytes (`queue_bytes`): a
+//! frame that would take the queue past either, or any once closed, is
+//! not queued, and the caller counts it dropped. Frames run from a hundred
+//! bytes to 64 KiB (a large answer over TCP): a bound in frames alone let
+//! a stalled collector hold a gigabyte. The writer's batch, swapped out
+//! whole, is one more such buffer at most.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -47,6 +51,8 @@ pub(super) struct Queue {
     full: Notify,
     /// Most frames waiting.
     limit: usize,
+    /// Most bytes waiting (frames and their lengths).
+    byte_limit: usize,
 }
 
 /// What the lock guards.
@@ -61,13 +67,15 @@ struct State {
 }
 
 impl Queue {
-    /// An empty queue of at most `limit` frames (at least one).
-    pub(super) fn new(limit: usize) -> Self {
+    /// An empty queue of at most `limit` frames (at least one) and
+    /// `byte_limit` bytes.
+    pub(super) fn new(limit: usize, byte_limit: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
             first: Notify::new(),
             full: Notify::new(),
             limit: limit.max(1),
+            byte_limit,
         }
     }
 
@@ -112,10 +120,11 @@ impl Queue {
             } else {
                 self.limit.saturating_sub(s.frames)
             };
-            let (taken, len) = if frames <= room {
+            let bytes_room = self.byte_limit.saturating_sub(s.bytes.len());
+            let (taken, len) = if frames <= room && bytes.len() <= bytes_room {
                 (frames, bytes.len())
             } else {
-                (room, frames_len(bytes, room))
+                frames_within(bytes, room, bytes_room)
             };
             s.bytes.extend_from_slice(&bytes[..len]);
             let before = s.frames;
@@ -221,7 +230,14 @@ impl Producer<'_> {
         if s.closed || s.frames >= self.queue.limit {
             return false;
         }
+        let start = s.bytes.len();
         if !push_frame(&mut s.bytes, encode) {
+            return false;
+        }
+        // Over the byte bound: taken back (the allocation grown for it is
+        // kept for the next frames, within the bound's size plus a frame).
+        if s.bytes.len() > self.queue.byte_limit {
+            s.bytes.truncate(start);
             return false;
         }
         s.frames += 1;
@@ -257,19 +273,23 @@ pub(super) fn push_frame(bytes: &mut Vec<u8>, encode: impl FnOnce(&mut Vec<u8>))
     }
 }
 
-/// The length of the first `n` data frames of `bytes` (whole frames, each
-/// its 4-byte length and payload, as [`push_frame`] writes them); all of
-/// `bytes` when it holds fewer.
-fn frames_len(bytes: &[u8], n: usize) -> usize {
-    let mut at = 0;
-    for _ in 0..n {
+/// The first data frames of `bytes` (whole frames, each its 4-byte length
+/// and payload, as [`push_frame`] writes them) that fit in `n` frames and
+/// `room` bytes: how many, and their length.
+fn frames_within(bytes: &[u8], n: usize, room: usize) -> (usize, usize) {
+    let (mut taken, mut at) = (0, 0);
+    while taken < n {
         let Some(head) = bytes.get(at..at + 4) else {
             break;
         };
         let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        at = (at + 4 + len).min(bytes.len());
+        let end = (at + 4 + len).min(bytes.len());
+        if end > room {
+            break;
+        }
+        (taken, at) = (taken + 1, end);
     }
-    at
+    (taken, at)
 }
 
 #[cfg(test)]
@@ -294,7 +314,7 @@ mod tests {
 
     #[test]
     fn frames_are_taken_whole_in_order_with_their_lengths() {
-        let q = Queue::new(8);
+        let q = Queue::new(8, usize::MAX);
         assert!(push(&q, b"abc"));
         {
             let mut round = q.producer();
@@ -311,7 +331,7 @@ mod tests {
 
     #[test]
     fn the_bound_is_in_frames_and_a_take_frees_it() {
-        let q = Queue::new(2);
+        let q = Queue::new(2, usize::MAX);
         assert!(push(&q, &[1]));
         {
             let mut round = q.producer();
@@ -326,7 +346,7 @@ mod tests {
 
     #[test]
     fn an_empty_frame_or_a_closed_queue_queue_nothing() {
-        let q = Queue::new(8);
+        let q = Queue::new(8, usize::MAX);
         assert!(!q.producer().push(|_| {}), "0 is the escape");
         assert!(q.is_empty());
         q.close();
@@ -348,7 +368,7 @@ mod tests {
 
     #[test]
     fn an_appended_round_takes_what_the_bound_leaves_in_order() {
-        let q = Queue::new(4);
+        let q = Queue::new(4, usize::MAX);
         assert!(push(&q, &[1]));
         let round = staged(&[&[2], &[3, 3], &[4, 4, 4], &[5]]);
         assert_eq!(q.append(&round, 4), 3, "room for three");
@@ -367,11 +387,43 @@ mod tests {
     #[test]
     fn a_cut_is_made_at_a_frame_boundary() {
         let round = staged(&[&[1; 3], &[2; 300], &[3]]);
-        assert_eq!(frames_len(&round, 0), 0);
-        assert_eq!(frames_len(&round, 1), 7);
-        assert_eq!(frames_len(&round, 2), 311);
-        assert_eq!(frames_len(&round, 3), round.len());
-        assert_eq!(frames_len(&round, 9), round.len());
+        let all = usize::MAX;
+        assert_eq!(frames_within(&round, 0, all), (0, 0));
+        assert_eq!(frames_within(&round, 1, all), (1, 7));
+        assert_eq!(frames_within(&round, 2, all), (2, 311));
+        assert_eq!(frames_within(&round, 3, all), (3, round.len()));
+        assert_eq!(frames_within(&round, 9, all), (3, round.len()));
+        assert_eq!(frames_within(&round, 9, 310), (1, 7), "bytes cut first");
+        assert_eq!(frames_within(&round, 9, 6), (0, 0));
+    }
+
+    /// Large frames (answers over TCP) fill the byte bound long before the
+    /// frame bound: what would pass it is dropped, whether pushed one by
+    /// one or appended as a round, and smaller frames still fit in what is
+    /// left; a take frees it.
+    #[test]
+    fn the_bound_is_in_bytes_too() {
+        let big = [9u8; 60_000];
+        let q = Queue::new(16_384, 200_000);
+        for _ in 0..3 {
+            assert!(push(&q, &big));
+        }
+        assert!(!push(&q, &big), "a fourth would pass 200,000 bytes");
+        assert!(push(&q, &[1; 100]), "a small one fits in what is left");
+        let round = staged(&[&[2; 10_000], &big, &[3; 10]]);
+        assert_eq!(q.append(&round, 3), 1, "the first fits, the big one not");
+        let mut got = Vec::new();
+        assert_eq!(q.take(&mut got), 5);
+        assert!(got.len() <= 200_000, "{}", got.len());
+        assert_eq!(frames(&got).len(), 5);
+        // 16,384 frames of 60 KB would have been a gigabyte.
+        let mut queued = 0;
+        for _ in 0..16_384 {
+            queued += usize::from(push(&q, &big));
+        }
+        assert_eq!(queued, 3);
+        assert_eq!(q.take(&mut got), 3);
+        assert!(push(&q, &big), "a take frees the room");
     }
 
     #[tokio::test]
@@ -383,7 +435,7 @@ mod tests {
             let mut f = std::pin::pin!(f);
             f.as_mut().poll(&mut Context::from_waker(Waker::noop())) == Poll::Ready(())
         }
-        let q = Queue::new(BATCH_FRAMES * 4);
+        let q = Queue::new(BATCH_FRAMES * 4, usize::MAX);
         assert!(!at_once(q.first_frame()), "nothing queued yet");
         drop(q.producer());
         assert!(!at_once(q.first_frame()), "a round that queued nothing");

@@ -26,6 +26,7 @@ fn settings(path: &Path, queue_size: usize) -> Settings {
         identity: Some(b"ls-test".to_vec()),
         version: Some(b"dnslb test".to_vec()),
         queue_size,
+        queue_bytes: crate::config::DNSTAP_QUEUE_BYTES,
         backoff: Backoff {
             initial: Duration::from_millis(10),
             max: Duration::from_millis(50),

@@ -35,6 +35,7 @@ fn settings(target: TapTarget, kinds: Vec<TapKind>) -> Settings {
         identity: Some(b"ls-under-test".to_vec()),
         version: Some(b"dnslb test".to_vec()),
         queue_size: 1024,
+        queue_bytes: dnslb::config::DNSTAP_QUEUE_BYTES,
         backoff: RECONNECT,
     }
 }

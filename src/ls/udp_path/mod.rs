@@ -1207,6 +1207,7 @@ mod tests {
             version: None,
             queue_size: 64,
             backoff: RECONNECT,
+            queue_bytes: crate::config::DNSTAP_QUEUE_BYTES,
         };
         let tap = crate::dnstap::Dnstap::new(settings).0;
         let rules = rules(

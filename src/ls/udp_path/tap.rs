@@ -156,6 +156,7 @@ mod tests {
             identity: None,
             version: None,
             queue_size: 64,
+            queue_bytes: crate::config::DNSTAP_QUEUE_BYTES,
             backoff: RECONNECT,
         };
         Dnstap::new(settings).0
