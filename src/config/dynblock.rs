@@ -198,6 +198,14 @@ fn de_qtype<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<RecordT
         .map_err(|_| de::Error::custom(format!("unknown record type {text:?}")))
 }
 
+/// Why an rcode rule may not count SERVFAIL: a SERVFAIL is the backends'
+/// failure, not the client's doing (a load balancer does not block its
+/// clients because a backend broke), and the LS never passes one on.
+const SERVFAIL_REFUSED: &str = "SERVFAIL is not counted: a backend's SERVFAIL is never passed \
+     on (the LS asks the next backend, and answers its own SERVFAIL only when every backend \
+     failed), and a backend's failure is not the client's doing, so no client is blocked for it; \
+     count NXDOMAIN, REFUSED or the client's queries (query-rate) instead";
+
 /// The rules of `[[ls.dynamic_block]]`, `api_key` and `control_allow`: each
 /// problem as (the key's dotted path, what is wrong), for `validate` to
 /// place at its line.
@@ -237,6 +245,9 @@ pub(super) fn problems(
         ) {
             (false, true) => push(key("rcode"), needs("rcode (e.g. \"NXDOMAIN\")")),
             (true, false) => push(key("rcode"), only("rcode", "rcode-rate and rcode-ratio")),
+            (true, true) if rule.rcode == Some(DynRcode::Servfail) => {
+                push(key("rcode"), SERVFAIL_REFUSED.into());
+            }
             _ => {}
         }
         match (rule.qtype.is_some(), kind == DynKind::QtypeRate) {
@@ -385,6 +396,17 @@ mod tests {
                 "ls.control_allow: needs at least one network (loopback is [\"127.0.0.0/8\", \"::1/128\"])",
             ]
         );
+        for kind in [DynKind::RcodeRate, DynKind::RcodeRatio] {
+            let mut sf = rule(kind);
+            sf.rcode = Some(DynRcode::Servfail);
+            sf.threshold = 0.5;
+            let said = said(vec![sf]);
+            assert_eq!(said.len(), 1, "{said:?}");
+            assert!(
+                said[0].starts_with("ls.dynamic_block.0.rcode: SERVFAIL is not counted: "),
+                "{said:?}"
+            );
+        }
         let mut ok = rule(DynKind::RcodeRatio);
         ok.rcode = Some(DynRcode::Nxdomain);
         ok.threshold = 0.5;

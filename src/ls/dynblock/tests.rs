@@ -177,16 +177,16 @@ fn rcode_rate_and_response_bytes_count_answers() {
 fn rcode_ratio_waits_for_min_responses() {
     let t0 = Instant::now();
     let mut r = rule(DynKind::RcodeRatio, 0.5);
-    r.rcode = Some(DynRcode::Servfail);
+    r.rcode = Some(DynRcode::Refused);
     r.min_responses = 10;
     let d = blocks(vec![r], t0);
-    // 9 answers, all SERVFAIL: too few to judge.
+    // 9 answers, all REFUSED: too few to judge.
     for _ in 0..9 {
-        d.on_answer(ip("192.0.2.1"), 2, 40);
+        d.on_answer(ip("192.0.2.1"), 5, 40);
     }
-    // 20 answers, 6 SERVFAIL: under half.
+    // 20 answers, 6 REFUSED: under half.
     for i in 0..20 {
-        d.on_answer(ip("192.0.2.2"), if i < 6 { 2 } else { 0 }, 40);
+        d.on_answer(ip("192.0.2.2"), if i < 6 { 5 } else { 0 }, 40);
     }
     d.tick(secs(t0, 1));
     assert!(d.list(secs(t0, 1)).is_empty());
@@ -196,7 +196,7 @@ fn rcode_ratio_waits_for_min_responses() {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].target, "192.0.2.1");
     assert!(
-        list[0].reason.contains("9 of 10 answers SERVFAIL"),
+        list[0].reason.contains("9 of 10 answers REFUSED"),
         "{}",
         list[0].reason
     );
