@@ -684,7 +684,8 @@ fn tap_rule(
             Via::Dot => TapTransport::Dot,
             Via::Doh => TapTransport::Doh,
         };
-        super::tap::rule_matched(tap, via, req.src, req.raw, (rule, hit.act), staged);
+        let who = (via, req.src, req.local);
+        super::tap::rule_matched(tap, who, req.raw, (rule, hit.act), staged);
     }
 }
 

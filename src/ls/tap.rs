@@ -79,13 +79,14 @@ pub fn client_response(
     }
 }
 
-/// A query rule with `log = true` that acted on `raw` from `client` over
-/// `transport`: CLIENT_QUERY with the rule as its policy (its name, and
-/// its action where dnstap has a word for it), whatever kinds are selected.
+/// A query rule with `log = true` that acted on `raw` from `client` to the
+/// LS at `local` over `transport`: CLIENT_QUERY with the rule as its
+/// policy (its name, and its action where dnstap has a word for it),
+/// whatever kinds are selected; both addresses as the ordinary
+/// CLIENT_QUERY has them.
 pub fn rule_matched(
     d: &Dnstap,
-    transport: TapTransport,
-    client: SocketAddr,
+    (transport, client, local): (TapTransport, SocketAddr, Option<SocketAddr>),
     raw: &[u8],
     (rule, act): (&str, Act),
     staged: Option<&mut Staged>,
@@ -104,11 +105,9 @@ pub fn rule_matched(
         matched: None,
         value: None,
     };
-    d.log_rule_to(
-        &TapEvent::new(TapKind::ClientQuery, transport, client, raw),
-        &note,
-        staged,
-    );
+    let mut event = TapEvent::new(TapKind::ClientQuery, transport, client, raw);
+    event.response_addr = local;
+    d.log_rule_to(&event, &note, staged);
 }
 
 /// An event of a dynamic block whose rule has `log = true`: a

@@ -673,9 +673,10 @@ async fn a_collector_killed_under_load_loses_no_query_and_frames_flow_again() {
 }
 
 /// A query rule with `log = true` writes the query it acted on to dnstap
-/// (CLIENT_QUERY with the rule as its policy) even when `messages` does
-/// not select CLIENT_QUERY, over UDP and TCP; a rule without `log` writes
-/// nothing.
+/// (CLIENT_QUERY with the rule as its policy, the client's and the LS's
+/// addresses and ports, as the ordinary CLIENT_QUERY has them) even when
+/// `messages` does not select CLIENT_QUERY, over UDP and TCP; a rule
+/// without `log` writes nothing.
 #[tokio::test]
 async fn a_rule_with_log_writes_the_query_it_acted_on_to_dnstap() {
     let test = "dnstap::a_rule_with_log_writes_the_query_it_acted_on_to_dnstap";
@@ -702,6 +703,7 @@ async fn a_rule_with_log_writes_the_query_it_acted_on_to_dnstap() {
         let m = send(ls.addr, &q, *via).await.unwrap();
         assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "{name}");
     }
+    let ls_addr = ls.addr;
     let file = stop_after_frames(ls, capture, 2, Duration::from_secs(10)).await;
 
     let lines = dnstap_read_lines(&file);
@@ -714,6 +716,8 @@ async fn a_rule_with_log_writes_the_query_it_acted_on_to_dnstap() {
             line.contains(" CQ ") && line.contains(name) && line.contains(proto),
             "{line}"
         );
+        // The LS's address and port, as the ordinary CLIENT_QUERY has them.
+        assert!(line.contains(&format!(" -> {ls_addr} ")), "{line}");
     }
     let yaml = dnstap_read_yaml(&file);
     assert_eq!(yaml.matches("identity: ls-rules").count(), 2, "{yaml}");

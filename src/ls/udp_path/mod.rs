@@ -1196,7 +1196,8 @@ mod tests {
 
     /// A `log = true` rule's dnstap frame follows its query's CLIENT_QUERY
     /// in the round's frames (it went to the queue at once, ahead of the
-    /// round's staged CLIENT_QUERY, since the rounds were staged).
+    /// round's staged CLIENT_QUERY, since the rounds were staged), with the
+    /// same client and responder (the listener's) addresses and ports.
     #[tokio::test]
     async fn a_rule_logged_to_dnstap_follows_its_query() {
         use crate::dnstap::{RECONNECT, Settings, TapKind, TapTarget};
@@ -1206,8 +1207,8 @@ mod tests {
             identity: None,
             version: None,
             queue_size: 64,
-            backoff: RECONNECT,
             queue_bytes: crate::config::DNSTAP_QUEUE_BYTES,
+            backoff: RECONNECT,
         };
         let tap = crate::dnstap::Dnstap::new(settings).0;
         let rules = rules(
@@ -1224,11 +1225,21 @@ mod tests {
         asker.send_to(&q, to).unwrap();
         w.client_ready = true;
         w.round(&mut rounds::Slots::new(), Instant::now());
-        let got: Vec<bool> = tap
-            .take_queued()
+        let frames = tap.take_queued();
+        let got: Vec<bool> = frames
             .iter()
             .map(|p| p.message.as_ref().unwrap().policy.is_some())
             .collect();
         assert_eq!(got, [false, true], "CLIENT_QUERY, then the rule's");
+        let ends: Vec<_> = frames
+            .iter()
+            .map(|p| {
+                let m = p.message.as_ref().unwrap();
+                let (q, r) = (m.query_address.clone(), m.response_address.clone());
+                (q, m.query_port, r, m.response_port)
+            })
+            .collect();
+        assert_eq!(ends[1], ends[0], "the rule's frame: both ends");
+        assert_eq!(ends[1].3, Some(u32::from(to.port())), "the listener's port");
     }
 }
