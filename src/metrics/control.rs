@@ -299,7 +299,7 @@ pub fn parse_target(text: &str) -> Result<ManualTarget, String> {
         return Ok(ManualTarget::Net(net));
     }
     if let Ok(ip) = t.parse::<IpAddr>() {
-        return Ok(ManualTarget::Net(ip.into()));
+        return Ok(ManualTarget::Addr(ip));
     }
     if t.contains('/') {
         return Err(format!("target: not a network: {t:?}"));
@@ -388,7 +388,12 @@ mod tests {
             }
         );
         let a = parse_block("target=192.0.2.1").unwrap();
-        assert_eq!(a.target, ManualTarget::Net("192.0.2.1/32".parse().unwrap()));
+        assert_eq!(a.target, ManualTarget::Addr("192.0.2.1".parse().unwrap()));
+        let a = parse_block("target=::ffff:127.0.0.0/104").unwrap();
+        assert_eq!(
+            a.target,
+            ManualTarget::Net("::ffff:127.0.0.0/104".parse().unwrap())
+        );
         assert_eq!((a.secs, a.action), (600, DynAction::Drop));
         let a = parse_block("target=bad.example").unwrap();
         assert!(matches!(a.target, ManualTarget::Name(n) if n.to_ascii() == "bad.example."));

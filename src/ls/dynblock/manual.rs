@@ -18,7 +18,11 @@ use crate::guard::rate::rate_key;
 /// A block added by hand.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManualTarget {
-    /// A network (a bare address is a /32 or /128).
+    /// An address written bare: its client group (an IPv4 address, an IPv6
+    /// one's `rate_limit_v6_prefix`), as `dnslb top` and `/blocks` show it.
+    Addr(IpAddr),
+    /// A network, kept as written (an IPv4-mapped IPv6 one is the IPv4
+    /// network it names).
     Net(IpNet),
     /// A name and every name under it.
     Name(hickory_proto::rr::Name),
@@ -59,14 +63,17 @@ pub enum ManualError {
     },
 }
 
-/// The key `target` is blocked under: a client group when the network is
-/// one (IPv6 grouped by `v6_prefix`), else the network; a name in
-/// lower-case wire form.
+/// The key `target` is blocked under: a bare address's client group (IPv6
+/// grouped by `v6_prefix`); a network as written (an IPv4-mapped one as
+/// the IPv4 network it names, `::ffff:127.0.0.0/104` as `127.0.0.0/8`), a
+/// client group when it is exactly one (an IPv4 /32, an IPv6 network of
+/// `v6_prefix` bits), never widened; a name in lower-case wire form.
 pub(super) fn key_of(target: &ManualTarget, v6_prefix: u8) -> BlockKey {
     match target {
-        ManualTarget::Net(net) => match net.trunc() {
+        ManualTarget::Addr(ip) => BlockKey::Client(rate_key(*ip, v6_prefix)),
+        ManualTarget::Net(net) => match unmapped(*net).trunc() {
             IpNet::V4(n) if n.prefix_len() == 32 => BlockKey::Client(IpAddr::V4(n.addr())),
-            IpNet::V6(n) if n.prefix_len() >= v6_prefix => {
+            IpNet::V6(n) if n.prefix_len() == v6_prefix => {
                 BlockKey::Client(rate_key(IpAddr::V6(n.addr()), v6_prefix))
             }
             other => BlockKey::Net(other),
@@ -75,6 +82,20 @@ pub(super) fn key_of(target: &ManualTarget, v6_prefix: u8) -> BlockKey {
             use hickory_proto::serialize::binary::BinEncodable;
             BlockKey::Name(name.to_lowercase().to_bytes().unwrap_or_default().into())
         }
+    }
+}
+
+/// `net`, an IPv4-mapped IPv6 network (`::ffff:0:0/96` or longer) read as
+/// the IPv4 network it names, as the query rules' `client` reads it; any
+/// other as it is.
+fn unmapped(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(n) if n.prefix_len() >= 96 => n
+            .addr()
+            .to_ipv4_mapped()
+            .and_then(|v4| ipnet::Ipv4Net::new(v4, n.prefix_len() - 96).ok())
+            .map_or(net, IpNet::V4),
+        other => other,
     }
 }
 

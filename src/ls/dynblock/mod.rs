@@ -356,7 +356,9 @@ impl DynBlocks {
         if set.is_empty() {
             return None;
         }
-        let block = set.find(self.group(ip), ip, qname)?;
+        // A network blocked by hand is matched against the address as the
+        // client's group reads it: an IPv4-mapped one as its IPv4 address.
+        let block = set.find(self.group(ip), rate_key(ip, 128), qname)?;
         if block.exempts(ip) {
             return None;
         }

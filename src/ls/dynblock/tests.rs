@@ -304,7 +304,7 @@ fn ipv6_clients_are_grouped_by_prefix() {
 fn a_block_by_hand_is_told_from_a_dynamic_one() {
     let t0 = Instant::now();
     let d = blocks(Vec::new(), t0);
-    let net = ManualTarget::Net("2001:db8:a::5/128".parse().unwrap());
+    let net = ManualTarget::Addr(ip("2001:db8:a::5"));
     d.add_manual(&net, 60, DynAction::Refuse, t0).unwrap();
     let stop = d.stop(ip("2001:db8:a::9"), &wire("a."), true).unwrap();
     assert_eq!(stop.action, DynAction::Refuse);
