@@ -144,6 +144,10 @@ pub enum Command {
         /// Entries of each list.
         #[arg(short, long, default_value_t = 10)]
         n: usize,
+        /// Names cut to their last this many labels (`2`: every name under
+        /// `example.com` counts for `example.com`).
+        #[arg(long)]
+        labels: Option<usize>,
         /// Where the LS is.
         #[command(flatten)]
         to: ControlTo,

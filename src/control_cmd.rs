@@ -129,15 +129,24 @@ pub async fn clear_blocks(to: &ControlTo) -> Result<String, StatusError> {
     Ok(format!("{} block{s} lifted\n", a.cleared))
 }
 
-/// `dnslb top`: the busiest of the last `seconds`, `n` of each.
+/// `dnslb top`: the busiest of the last `seconds`, `n` of each, the names
+/// cut to their last `labels` labels when given.
 ///
 /// # Errors
 /// The LS unreachable.
-pub async fn top(to: &ControlTo, seconds: usize, n: usize) -> Result<String, StatusError> {
-    let path = format!(
-        "/top?{}",
-        query(&[("seconds", &seconds.to_string()), ("n", &n.to_string())])
-    );
+pub async fn top(
+    to: &ControlTo,
+    seconds: usize,
+    n: usize,
+    labels: Option<usize>,
+) -> Result<String, StatusError> {
+    let (seconds, n) = (seconds.to_string(), n.to_string());
+    let labels = labels.map(|l| l.to_string());
+    let mut pairs = vec![("seconds", seconds.as_str()), ("n", n.as_str())];
+    if let Some(l) = &labels {
+        pairs.push(("labels", l.as_str()));
+    }
+    let path = format!("/top?{}", query(&pairs));
     let r: TopReport = to.ask(Method::GET, &path).await?;
     Ok(render_top(&r))
 }
@@ -176,9 +185,13 @@ pub fn render_top(r: &TopReport) -> String {
     if let Some(note) = &r.note {
         let _ = writeln!(out, "({note})");
     }
+    let names = match r.labels {
+        Some(l) => format!("names (last {l} labels)"),
+        None => "names".to_owned(),
+    };
     for (title, list) in [
         ("clients", &r.clients),
-        ("names", &r.names),
+        (names.as_str(), &r.names),
         ("types", &r.qtypes),
         ("rcodes", &r.rcodes),
     ] {

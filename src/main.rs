@@ -170,9 +170,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Blocks { action, to } => {
             print_out(&runtime(1)?.block_on(dnslb::cli::BlocksCommand::run(action, &to))?)?
         }
-        Command::Top { seconds, n, to } => {
-            print_out(&runtime(1)?.block_on(dnslb::control_cmd::top(&to, seconds, n))?)?
-        }
+        Command::Top {
+            seconds,
+            n,
+            labels,
+            to,
+        } => print_out(&runtime(1)?.block_on(dnslb::control_cmd::top(&to, seconds, n, labels))?)?,
         Command::Ts(args) => {
             dnslb::supervise::die_with_supervisor()?;
             process::ts(args.into_run()?)?;

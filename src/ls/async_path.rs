@@ -378,6 +378,7 @@ impl Handler for Balancer {
         if let Some(c) = m.answers.get(2) {
             c.fetch_add(1, Relaxed);
         }
+        self.dynblocks().on_made_up(2);
     }
 
     fn tcp_acl_refused(&self) {
@@ -449,12 +450,15 @@ impl Handler for Balancer {
                 Action::Later(Box::pin(resolved.map(move |(reply, answered)| {
                     LsMetrics::answered(&metrics, &reply, arrived);
                     // A backend's answer counts for the dynamic blocks,
-                    // not one the LS made up at the deadline.
-                    if let Reply::One(b) = &reply
-                        && answered.backend.is_some()
-                    {
+                    // not one the LS made up at the deadline; both for
+                    // `dnslb top`.
+                    if let Reply::One(b) = &reply {
                         let rcode = b.get(3).map_or(0, |b| b & 0x0f);
-                        dynblocks.on_answer(client.ip(), rcode, b.len());
+                        if answered.backend.is_some() {
+                            dynblocks.on_answer(client.ip(), rcode, b.len());
+                        } else {
+                            dynblocks.on_made_up(rcode);
+                        }
                     }
                     answered.log(&state, &reply, arrived.elapsed());
                     if let Reply::One(answer) = &reply {

@@ -15,8 +15,9 @@ use hickory_proto::op::{OpCode, ResponseCode};
 use tokio::sync::Notify;
 
 use super::backend::admin::AdminState;
+use super::blocked::{block_check, blocked, blocked_reject, qtype_of, question_of};
 use super::control::{ControlCounters, ControlSettings};
-use super::dynblock::{BlockStop, DynBlocks, WorkerCounts};
+use super::dynblock::{DynBlocks, WorkerCounts};
 use super::identity::ProbeToken;
 use super::invalidate::{self, FlushBy, FlushCounters, FlushQueue};
 use super::order;
@@ -24,7 +25,7 @@ use super::rules::{Act, QueryView, RuleHit};
 use super::state::{Job, LsMetrics, LsState};
 use super::suffix;
 use super::upstream::shared::SharedSockets;
-use crate::config::{DynAction, LsConfig, RuleTransport};
+use crate::config::{LsConfig, RuleTransport};
 use crate::dns::{self, HEADER_LEN, Transport};
 use crate::dnstap::{Dnstap, Staged, TapTransport};
 use crate::guard::rate::RateVerdict;
@@ -263,6 +264,18 @@ impl Balancer {
         }
     }
 
+    /// Tallies for `dnslb top` an answer `bytes` the LS made up itself (at
+    /// the door, at the deadline, shed): its rcode, into a fast-path
+    /// worker's own ring `mine` (`None`: the async path's). Never counted
+    /// for the rcode rules, which count the backends' answers.
+    pub fn on_made_up(&self, bytes: &[u8], mine: Option<&mut WorkerCounts>) {
+        let rcode = bytes.get(3).map_or(0, |b| b & 0x0f);
+        match mine {
+            Some(mine) => self.dynblocks.count_made_up(mine, rcode),
+            None => self.dynblocks.on_made_up(rcode),
+        }
+    }
+
     /// Removes the cached entries of `name` (with `zone`, at or under it),
     /// counted as an HTTP flush: how many, or `None` without a cache.
     pub fn flush_cache(&self, name: &hickory_proto::rr::Name, zone: bool) -> Option<usize> {
@@ -293,8 +306,29 @@ impl Balancer {
         &self,
         state: Arc<LsState>,
         req: Request<'_>,
+        (mut mine, staged): (Option<&mut WorkerCounts>, Option<&mut Staged>),
+        late: bool,
+    ) -> Admission {
+        let answered = std::cell::Cell::new(false);
+        let admission = self.door(state, req, (mine.as_deref_mut(), staged), late, &answered);
+        // Every answer counted goes to `dnslb top` too.
+        if answered.get()
+            && let Admission::Reply(Reply::One(b)) = &admission
+        {
+            self.on_made_up(b, mine);
+        }
+        admission
+    }
+
+    /// [`Balancer::admit_on`]'s decision; `answered` set when it is an
+    /// answer of the door's own, counted.
+    fn door(
+        &self,
+        state: Arc<LsState>,
+        req: Request<'_>,
         (mut mine, mut staged): (Option<&mut WorkerCounts>, Option<&mut Staged>),
         late: bool,
+        answered: &std::cell::Cell<bool>,
     ) -> Admission {
         // Answered here, past the ACL and the rate limit (malformed, NOTIFY,
         // zone transfers, loops): a query and its answer, both counted, so
@@ -306,6 +340,7 @@ impl Balancer {
             let reply = bytes.map_or(Reply::Drop, Reply::One);
             if matches!(reply, Reply::One(_)) {
                 self.metrics.queries.fetch_add(1, Relaxed);
+                answered.set(true);
             }
             self.metrics.count_reply(&reply);
             Admission::Reply(reply)
@@ -361,9 +396,16 @@ impl Balancer {
                 .then(|| state.rules.answer(hit, req.raw, req.transport))
                 .flatten())
         };
-        let mut blocked_now = |qname: &[u8], qtype: u16| {
-            block_check(&self.dynblocks, &req, (qname, qtype), mine.as_deref_mut())
-                .map(|stop| now(if late { None } else { blocked(req.raw, stop) }))
+        // `err`: the door's own answer to a message it cannot serve (its
+        // block's answer is built from what could be read of it).
+        let mut blocked_now = |qname: &[u8], qtype: u16, err: Option<&dns::ErrorAnswer>| {
+            block_check(&self.dynblocks, &req, (qname, qtype), mine.as_deref_mut()).map(|stop| {
+                now(match err {
+                    _ if late => None,
+                    Some(err) => blocked_reject(err, stop),
+                    None => blocked(req.raw, stop),
+                })
+            })
         };
         let (client_id, question_end, route, hit) = match dns::peek_plain_query(req.raw) {
             Some((id, end)) => {
@@ -377,7 +419,7 @@ impl Balancer {
                 if let Some(me) = state.identity.for_probe(req.raw, end, &self.probe_token) {
                     return now(Some(me));
                 }
-                if let Some(reply) = blocked_now(qname, qtype) {
+                if let Some(reply) = blocked_now(qname, qtype, None) {
                     return reply;
                 }
                 let tap = (&*state, self.dnstap(), staged.take());
@@ -398,13 +440,22 @@ impl Balancer {
                     // Late: dropped whatever a rule would make of it.
                     Err(_) if late => return Admission::Reply(Reply::Drop),
                     Err(reject) => {
+                        // The blocks come first for these too (UPDATE,
+                        // STATUS, IQUERY, DSO, a question that cannot be
+                        // read): a blocked client gets its block's answer.
+                        if let dns::Reject::Rcode(err) = &reject
+                            && let Some(reply) =
+                                blocked_now(&question_of(err), qtype_of(err), Some(err))
+                        {
+                            return reply;
+                        }
                         let ruled = other_opcode(&state, self.dnstap(), &req, reject);
                         return now(ruled.response());
                     }
                     Ok(q) => q,
                 };
                 let wire = suffix::lower_wire(q.query.name());
-                if let Some(reply) = blocked_now(&wire, u16::from(q.query.query_type())) {
+                if let Some(reply) = blocked_now(&wire, u16::from(q.query.query_type()), None) {
                     return reply;
                 }
                 let tap = (&*state, self.dnstap(), staged.take());
@@ -525,43 +576,6 @@ impl Balancer {
             pool.queries.fetch_add(1, Relaxed);
         }
         self.trigger.on_query(count, state.health.every_queries);
-    }
-}
-
-/// Dynamic blocks and blocks by hand, at the door before the rules: the
-/// query from `req` for `qname` (wire form) of type `qtype` counted, then
-/// judged by the set in force (published once a second): the action of the
-/// block that stops it, if any. Counted in `mine` when a fast-path worker
-/// asks.
-fn block_check(
-    dynblocks: &DynBlocks,
-    req: &Request<'_>,
-    (qname, qtype): (&[u8], u16),
-    mine: Option<&mut WorkerCounts>,
-) -> Option<BlockStop> {
-    let ip = req.src.ip();
-    match mine {
-        Some(mine) => dynblocks.count_query(mine, ip, qname, qtype),
-        None => dynblocks.on_query(ip, qname, qtype),
-    }
-    dynblocks.stop(ip, qname, req.transport == Transport::Udp)
-}
-
-/// EDE 15, "Blocked" (RFC 8914).
-const EDE_BLOCKED: u16 = 15;
-
-/// The answer to a query in `raw` a block stops with `action` (`None`: none).
-fn blocked(raw: &[u8], stop: BlockStop) -> Option<Vec<u8>> {
-    let why = if stop.by_hand {
-        "blocked by hand"
-    } else {
-        "blocked by a dynamic block"
-    };
-    match stop.action {
-        DynAction::Drop => None,
-        DynAction::Refuse => dns::error_with_ede(raw, ResponseCode::Refused, EDE_BLOCKED, why),
-        DynAction::Nxdomain => dns::error_with_ede(raw, ResponseCode::NXDomain, EDE_BLOCKED, why),
-        DynAction::Truncate => dns::decode_query(raw).ok().map(|q| dns::truncated_for(&q)),
     }
 }
 
@@ -785,26 +799,6 @@ mod tests {
         }
         q.extend_from_slice(&[0, 0, 1, 0, 1]);
         q
-    }
-
-    /// R15: the EDE text of a block by hand says "by hand".
-    #[test]
-    fn a_block_by_hand_says_so_in_its_ede_text() {
-        // With an OPT record: the EDE rides in it.
-        let mut raw = query("x.example");
-        raw[11] = 1;
-        raw.extend_from_slice(&[0, 0, 41, 4, 0, 0, 0, 0, 0, 0, 0]);
-        let says = |by_hand| {
-            let stop = BlockStop {
-                action: DynAction::Refuse,
-                by_hand,
-            };
-            let reply = blocked(&raw, stop).unwrap();
-            String::from_utf8_lossy(&reply).into_owned()
-        };
-        assert!(says(true).contains("blocked by hand"), "{}", says(true));
-        assert!(!says(true).contains("dynamic"));
-        assert!(says(false).contains("blocked by a dynamic block"));
     }
 
     /// Backend `name` on 127.0.0.1:`port` (never contacted).

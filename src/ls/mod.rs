@@ -48,6 +48,7 @@
 pub mod async_path;
 pub mod backend;
 pub mod balancer;
+mod blocked;
 pub mod cache;
 pub mod control;
 pub mod dynblock;

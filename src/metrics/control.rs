@@ -1,7 +1,7 @@
 //! Live control on the metrics listener (docs/CONFIG.md (the LS) "Live control"):
 //! `POST /backend/{name}?state=drain|down|auto`, `GET /blocks`,
 //! `POST /blocks?target=NET|NAME&for=SECS&action=ACTION`,
-//! `POST /blocks/clear`, `GET /top?seconds=N&n=M`, `GET /probe-token` (the
+//! `POST /blocks/clear`, `GET /top?seconds=N&n=M&labels=L`, `GET /probe-token` (the
 //! anycast probe's secret, `crate::ls::identity`: behind the gate as a
 //! state-changing request is, since whoever holds it passes for the probe);
 //! and the gate every
@@ -340,36 +340,47 @@ async fn clear_blocks(ask: Gated) -> Response {
     })
 }
 
-/// `GET /top?seconds=N&n=M`: the busiest clients, names, types and rcodes.
+/// `GET /top?seconds=N&n=M[&labels=L]`: the busiest clients, names (cut
+/// to their last `labels` labels when asked), types and rcodes.
 async fn top(State(balancer): State<Arc<Balancer>>, uri: Uri) -> Response {
-    let (seconds, n) = match parse_top(uri.query().unwrap_or_default()) {
+    let (seconds, n, labels) = match parse_top(uri.query().unwrap_or_default()) {
         Ok(v) => v,
         Err(why) => return bad(why),
     };
-    let report: TopReport = balancer.dynblocks().top(seconds, n);
+    let report: TopReport = balancer.dynblocks().top(seconds, n, labels);
     json(StatusCode::OK, &report)
 }
 
-/// Reads `seconds` (1 to [`TOP_SECS`], default 10) and `n` (1 to
-/// [`TOP_KEEP`], default 10) of `GET /top`'s query string (pure).
+/// The most labels `GET /top`'s `labels` may keep (a name has at most 127).
+const TOP_LABELS_MAX: usize = 127;
+
+/// Reads `seconds` (1 to [`TOP_SECS`], default 10), `n` (1 to
+/// [`TOP_KEEP`], default 10) and `labels` (1 to 127, default none: whole
+/// names) of `GET /top`'s query string (pure).
 ///
 /// # Errors
 /// A line naming the value that is not a number in its range.
-fn parse_top(query: &str) -> Result<(usize, usize), String> {
-    let (mut seconds, mut n) = (10, 10);
+fn parse_top(query: &str) -> Result<(usize, usize, Option<usize>), String> {
+    let (mut seconds, mut n, mut labels) = (10, 10, None);
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        let (slot, max) = match &*key {
-            "seconds" => (&mut seconds, TOP_SECS),
-            "n" => (&mut n, TOP_KEEP),
+        let max = match &*key {
+            "seconds" => TOP_SECS,
+            "n" => TOP_KEEP,
+            "labels" => TOP_LABELS_MAX,
             _ => continue,
         };
-        *slot = value
+        let v = value
             .parse()
             .ok()
             .filter(|v| (1..=max).contains(v))
             .ok_or_else(|| format!("{key}: a number in [1, {max}], got {value:?}"))?;
+        match &*key {
+            "seconds" => seconds = v,
+            "n" => n = v,
+            _ => labels = Some(v),
+        }
     }
-    Ok((seconds, n))
+    Ok((seconds, n, labels))
 }
 
 #[cfg(test)]
@@ -410,9 +421,12 @@ mod tests {
 
     #[test]
     fn top_takes_numbers_in_range_only() {
-        assert_eq!(parse_top(""), Ok((10, 10)));
-        assert_eq!(parse_top("seconds=60&n=1"), Ok((TOP_SECS, 1)));
+        assert_eq!(parse_top(""), Ok((10, 10, None)));
+        assert_eq!(parse_top("seconds=60&n=1"), Ok((TOP_SECS, 1, None)));
+        assert_eq!(parse_top("labels=2"), Ok((10, 10, Some(2))));
         for (q, says) in [
+            ("labels=0", "labels:"),
+            ("labels=128", "labels:"),
             ("seconds=abc", "seconds:"),
             ("seconds=0", "seconds:"),
             ("seconds=100000", "seconds:"),

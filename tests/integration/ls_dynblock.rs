@@ -547,3 +547,227 @@ async fn the_ls_s_own_on_timeout_answers_do_not_count_toward_rcode_rules() {
     metrics.stop().await;
     ls.stop().await;
 }
+
+/// A live control `POST` (with its header) to the metrics listener at `addr`.
+async fn control_post(addr: SocketAddr, path: &str) -> HttpResponse {
+    let r = http_request_with(addr, "POST", path, &[("X-Dnslb-Control", "1")]).await;
+    assert_eq!(r.status, 200, "POST {path}: {}", r.body);
+    r
+}
+
+/// `GET /top` with `query`, parsed.
+async fn top_of(metrics: SocketAddr, query: &str) -> serde_json::Value {
+    let r = http_get(metrics, &format!("/top?{query}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    serde_json::from_str(&r.body).unwrap()
+}
+
+/// A report list (`rcodes`, `names`...) as (key, count) pairs.
+fn entries(report: &serde_json::Value, list: &str) -> Vec<(String, u64)> {
+    report[list]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|e| {
+                    (
+                        e["key"].as_str().unwrap().to_owned(),
+                        e["count"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `dnslb top` counts every answer sent, those the LS makes up itself too
+/// (a block's REFUSED, a rule's NXDOMAIN, over UDP and TCP) beside the
+/// backend's; asked for `labels = 2`, the names of a random-subdomain flood
+/// add up under their zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn top_counts_every_answer_the_ls_makes_up_and_groups_names_by_zone() {
+    let (_dir, ts) = table_ts("www.top.example 10.9.5.1 A\n").await;
+    let mut cfg = ls_config(&[("ts1", ts.addr)]);
+    cfg.rule = query_rules(
+        "[[ls.rule]]\nname = \"made\"\nmatch = { suffix = [\"made.example\"] }\n\
+         action = \"nxdomain\"\n",
+    );
+    let ls = start_ls(cfg).await;
+    let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
+    control_post(
+        metrics.addr,
+        "/blocks?target=127.0.0.70&for=60&action=refuse",
+    )
+    .await;
+    for (src, name, want) in [
+        ("127.0.0.69", "www.top.example", ResponseCode::NoError),
+        ("127.0.0.69", "x.made.example", ResponseCode::NXDomain),
+        ("127.0.0.70", "www.top.example", ResponseCode::Refused),
+    ] {
+        let m = answer_from(ls.addr, src, name).await;
+        assert_eq!(m.metadata.response_code, want, "{name} from {src} (UDP)");
+        let tcp = tcp_rcode_from(ls.addr, src, name).await;
+        assert_eq!(tcp, Some(want), "{name} from {src} (TCP)");
+    }
+    // A random-subdomain flood of 40 names, each of count 1.
+    for i in 0..40 {
+        let m = answer_from(ls.addr, "127.0.0.71", &format!("r{i}.made.example")).await;
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    }
+    let want = [
+        ("NXDOMAIN".to_owned(), 42),
+        ("NOERROR".to_owned(), 2),
+        ("REFUSED".to_owned(), 2),
+    ];
+    // Polled: a worker's tally is skipped while `top` reads its ring.
+    let seen = poll_until_async(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        async || {
+            let r = top_of(metrics.addr, "seconds=60&n=10").await;
+            (entries(&r, "rcodes") == want).then_some(r)
+        },
+    )
+    .await;
+    let last = entries(&top_of(metrics.addr, "seconds=60&n=10").await, "rcodes");
+    let whole = seen.unwrap_or_else(|| panic!("rcodes {last:?}, want {want:?}"));
+    let names = entries(&whole, "names");
+    assert_eq!(
+        names[..2],
+        [
+            ("www.top.example.".to_owned(), 4),
+            ("x.made.example.".to_owned(), 2)
+        ]
+    );
+    assert_eq!(names[2].1, 1, "whole names: the flood's each alone");
+    let zones = top_of(metrics.addr, "seconds=60&n=2&labels=2").await;
+    assert_eq!(zones["labels"], 2, "{zones}");
+    assert_eq!(
+        entries(&zones, "names"),
+        [
+            ("made.example.".to_owned(), 42),
+            ("top.example.".to_owned(), 4)
+        ],
+        "{zones}"
+    );
+    metrics.stop().await;
+    ls.stop().await;
+    ts.stop().await;
+}
+
+/// `q` as a message of opcode `op` (2 STATUS, 5 UPDATE).
+fn with_opcode(mut q: Vec<u8>, op: u8) -> Vec<u8> {
+    q[2] = (q[2] & !0x78) | (op << 3);
+    q
+}
+
+/// A TCP exchange of `q` from `src`: the answer's rcode.
+async fn tcp_rcode_of(ls: SocketAddr, src: &str, q: &[u8]) -> Option<ResponseCode> {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind(SocketAddr::new(ip(src), 0)).unwrap();
+    let mut conn = s.connect(ls).await.ok()?;
+    write_frame(&mut conn, q).await;
+    let raw = tokio::time::timeout(Duration::from_secs(2), read_frame(&mut conn))
+        .await
+        .ok()??;
+    Message::from_vec(&raw)
+        .ok()
+        .map(|m| m.metadata.response_code)
+}
+
+/// The blocks come first for every opcode: a client blocked by hand gets
+/// its block's REFUSED (EDE 15) for UPDATE and STATUS over UDP and TCP,
+/// not the NOTIMP the door gives them otherwise; under a `drop` block they
+/// go unanswered; another client still gets NOTIMP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_client_gets_its_block_for_every_opcode() {
+    let (_dir, ts) = table_ts("www.op.example 10.9.6.1 A\n").await;
+    let ls = start_ls(ls_config(&[("ts1", ts.addr)])).await;
+    let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
+    control_post(
+        metrics.addr,
+        "/blocks?target=127.0.0.80&for=60&action=refuse",
+    )
+    .await;
+    control_post(metrics.addr, "/blocks?target=127.0.0.81&for=60&action=drop").await;
+    for (op, what) in [(5, "UPDATE"), (2, "STATUS")] {
+        let q = with_opcode(
+            wire_query("www.op.example", RecordType::A, 7, true, true),
+            op,
+        );
+        let raw = udp_raw_from(ip("127.0.0.80"), ls.addr, &q, Duration::from_secs(2)).await;
+        let m = Message::from_vec(&raw.expect("answered")).unwrap();
+        assert!(refused_by_block(&m), "{what} over UDP: {m:?}");
+        let tcp = tcp_rcode_of(ls.addr, "127.0.0.80", &q).await;
+        assert_eq!(tcp, Some(ResponseCode::Refused), "{what} over TCP");
+        let raw = udp_raw_from(ip("127.0.0.82"), ls.addr, &q, Duration::from_secs(2)).await;
+        let m = Message::from_vec(&raw.expect("answered")).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NotImp, "{what}");
+        let dropped = udp_raw_from(ip("127.0.0.81"), ls.addr, &q, Duration::from_secs(1)).await;
+        assert_eq!(dropped, None, "{what} from a client under a drop block");
+    }
+    metrics.stop().await;
+    ls.stop().await;
+    ts.stop().await;
+}
+
+/// A network blocked by hand is the network written: an IPv4-mapped one
+/// is the IPv4 network it names (its IPv4 clients blocked), an IPv6 one
+/// longer than the client group is listed as written, not widened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapped_network_blocked_by_hand_blocks_the_ipv4_network_it_names() {
+    let (_dir, ts) = table_ts("www.map.example 10.9.7.1 A\n").await;
+    let ls = start_ls(ls_config(&[("ts1", ts.addr)])).await;
+    let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
+    let r = control_post(
+        metrics.addr,
+        "/blocks?target=::ffff:127.0.0.64/122&action=refuse",
+    )
+    .await;
+    assert!(
+        r.body.contains("\"target\":\"127.0.0.64/26\""),
+        "{}",
+        r.body
+    );
+    let m = answer_from(ls.addr, "127.0.0.90", "www.map.example").await;
+    assert!(refused_by_block(&m), "inside the network: {m:?}");
+    let m = answer_from(ls.addr, "127.0.0.30", "www.map.example").await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    control_post(metrics.addr, "/blocks?target=2001:db8::/120&action=drop").await;
+    let targets = blocked_targets(metrics.addr).await;
+    assert!(
+        targets.contains(&"2001:db8::/120".to_owned()),
+        "{targets:?}"
+    );
+    metrics.stop().await;
+    ls.stop().await;
+    ts.stop().await;
+}
+
+/// An `rcode-rate` rule on SERVFAIL is refused, by `dnslb check` and by the
+/// LS at start, at its line and saying why: a backend's failure is not the
+/// client's doing (and the LS never passes a backend's SERVFAIL on).
+#[test]
+fn a_servfail_rcode_rule_is_refused_by_check_and_at_start_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let [port, backend] = ports::<2>();
+    let text = format!(
+        "[ls]\nlisten = [\"127.0.0.1:{port}\"]\n\n[[ls.backend]]\nname = \"b\"\n\
+         addr = \"127.0.0.1:{backend}\"\n\n[[ls.dynamic_block]]\nname = \"sf\"\n\
+         kind = \"rcode-rate\"\nrcode = \"SERVFAIL\"\nthreshold = 5\n"
+    );
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, text).unwrap();
+    let want = "c.toml:11: ls.dynamic_block.rcode: SERVFAIL is not counted: a backend's \
+                SERVFAIL is never passed on";
+    let out = dnslb_check(&path, dir.path());
+    assert!(!out.status.success(), "dnslb check passed: {}", out.stdout);
+    assert!(out.stderr.contains(want), "{}", out.stderr);
+    let out = run_dnslb(
+        &["ls", "-c", "c.toml"],
+        dir.path(),
+        None,
+        Duration::from_secs(10),
+    );
+    assert!(!out.status.success(), "the LS started");
+    assert!(out.stderr.contains(want), "{}", out.stderr);
+}

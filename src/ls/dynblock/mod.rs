@@ -5,7 +5,8 @@
 //!
 //! # `dnslb top`: rings of recent queries, read when asked
 //! Every query goes into its worker's ring ([`recent`]: [`RECENT`] slots,
-//! one slot written per query; the answers' rcodes tallied per second),
+//! one slot written per query; every answer's rcode tallied per second,
+//! the backends' and those the LS made up alike),
 //! and nothing else is done per query for `top`: the rings are added up
 //! when `dnslb top` asks ([`DynBlocks::top`]). A worker writes its ring
 //! under a lock of its own that only `top` takes to read (the worker skips
@@ -249,6 +250,15 @@ impl DynBlocks {
         }
     }
 
+    /// Tallies for `dnslb top` an answer with `rcode` the LS made up itself
+    /// (at the door, at the deadline, or shed): the async path's ring only,
+    /// never the rules' counts (the rcode rules count the backends' answers).
+    pub fn on_made_up(&self, rcode: u8) {
+        if let Some(ring) = self.recents.get(shard_index()) {
+            lock(ring).on_answer(self.epoch.load(Relaxed), rcode);
+        }
+    }
+
     /// Empty counts for a fast-path worker to own, and its ring of recent
     /// queries (allocated whole here).
     pub fn worker_counts(&self) -> WorkerCounts {
@@ -304,6 +314,14 @@ impl DynBlocks {
         if mine.rules.counts_answers() {
             let group = self.group(ip);
             mine.shard.on_answer(&mine.rules, group, rcode, bytes);
+        }
+    }
+
+    /// [`DynBlocks::on_made_up`] into a fast-path worker's own ring.
+    pub fn count_made_up(&self, mine: &mut WorkerCounts, rcode: u8) {
+        self.hand_in(mine);
+        if let Ok(mut ring) = mine.recent.try_lock() {
+            ring.on_answer(mine.epoch, rcode);
         }
     }
 
@@ -478,13 +496,14 @@ impl DynBlocks {
     }
 
     /// `dnslb top`: the last `seconds` (the current one included), `n` of
-    /// each list, added up from every worker's ring of recent queries (each
-    /// locked while it is read).
-    pub fn top(&self, seconds: usize, n: usize) -> TopReport {
+    /// each list, the names cut to their last `labels` labels when asked
+    /// (grouped by zone), added up from every worker's ring of recent
+    /// queries (each locked while it is read).
+    pub fn top(&self, seconds: usize, n: usize, labels: Option<usize>) -> TopReport {
         let rings = lock(&self.rings).clone();
         let guards: Vec<MutexGuard<'_, Recent>> = rings.iter().map(|r| lock(r)).collect();
         let now = self.epoch.load(Relaxed);
-        top::report(guards.iter().map(|g| &**g), (now, seconds), n)
+        top::report(guards.iter().map(|g| &**g), (now, seconds), (n, labels))
     }
 }
 

@@ -354,7 +354,7 @@ fn top_reports_the_busiest_of_the_last_seconds() {
     queries(&d, "192.0.2.2", "b.example", 28, 10);
     d.on_answer(ip("192.0.2.1"), 3, 40);
     d.tick(secs(t0, 1));
-    let top = d.top(10, 5);
+    let top = d.top(10, 5, None);
     assert_eq!(top.seconds, 1);
     assert_eq!(top.clients[0].key, "192.0.2.1");
     assert_eq!(top.clients[0].count, 30);
@@ -377,7 +377,7 @@ fn without_rules_a_worker_s_queries_reach_top_through_its_ring_only() {
     }
     assert!(!mine.shard.used, "nothing counted for rules");
     assert_eq!(mine.shard.clients.allocated(), 0);
-    let top = d.top(1, 5);
+    let top = d.top(1, 5, None);
     assert_eq!(top.clients[0].key, "192.0.2.7");
     assert_eq!(top.clients[0].count, 3);
     assert_eq!(top.names[0].key, "w.example.");
@@ -459,7 +459,12 @@ fn a_worker_s_own_counts_are_handed_in_and_merged_by_the_tick() {
     // Handed in once per call: the next ticks count nothing twice.
     d.hand_in(&mut one);
     d.tick(secs(t0, 3));
-    assert_eq!(d.top(1, 5).clients.len(), 0, "{:?}", d.top(1, 5));
+    assert_eq!(
+        d.top(1, 5, None).clients.len(),
+        0,
+        "{:?}",
+        d.top(1, 5, None)
+    );
 }
 
 /// R4: a spray of sources over one rule's low threshold fills that rule's
@@ -552,4 +557,92 @@ fn a_rule_with_log_reports_its_block_and_release() {
     }
     let what: Vec<_> = lifted.iter().map(|e| (e.what, e.rule.as_str())).collect();
     assert_eq!(what, [("release", "r")], "{lifted:?}");
+}
+
+/// A network blocked by hand is the network written: an IPv4-mapped one
+/// the IPv4 network it names (its clients blocked, whether they come as
+/// IPv4 or mapped), an IPv6 one longer than the client group kept exact
+/// (its group's other addresses pass); a bare IPv6 address is its group.
+#[test]
+fn a_network_by_hand_is_blocked_as_written_and_a_mapped_one_as_ipv4() {
+    let t0 = Instant::now();
+    let d = blocks(Vec::new(), t0);
+    let mapped = ManualTarget::Net("::ffff:127.0.0.0/104".parse().unwrap());
+    d.add_manual(&mapped, 60, DynAction::Refuse, t0).unwrap();
+    assert_eq!(d.list(t0)[0].target, "127.0.0.0/8");
+    for from in ["127.0.0.1", "127.9.8.7", "::ffff:127.0.0.5"] {
+        assert_eq!(blocked(&d, from, "a."), Some(DynAction::Refuse), "{from}");
+    }
+    assert_eq!(blocked(&d, "128.0.0.1", "a."), None);
+    let v4 = ManualTarget::Net("198.51.100.0/24".parse().unwrap());
+    d.add_manual(&v4, 60, DynAction::Refuse, t0).unwrap();
+    assert_eq!(
+        blocked(&d, "::ffff:198.51.100.9", "a."),
+        Some(DynAction::Refuse)
+    );
+    let narrow = ManualTarget::Net("2001:db8::/120".parse().unwrap());
+    d.add_manual(&narrow, 60, DynAction::Drop, t0).unwrap();
+    assert_eq!(blocked(&d, "2001:db8::5", "a."), Some(DynAction::Drop));
+    assert_eq!(
+        blocked(&d, "2001:db8::1:5", "a."),
+        None,
+        "same /64, outside"
+    );
+    let one = ManualTarget::Net("2001:db8:1::7/128".parse().unwrap());
+    d.add_manual(&one, 60, DynAction::Drop, t0).unwrap();
+    assert_eq!(blocked(&d, "2001:db8:1::8", "a."), None, "the one address");
+    let targets: Vec<String> = d.list(t0).into_iter().map(|b| b.target).collect();
+    assert!(
+        targets.contains(&"2001:db8::/120".to_owned()),
+        "{targets:?}"
+    );
+    assert!(
+        targets.contains(&"2001:db8:1::7/128".to_owned()),
+        "{targets:?}"
+    );
+    let bare = ManualTarget::Addr(ip("2001:db8:2::7"));
+    d.add_manual(&bare, 60, DynAction::Drop, t0).unwrap();
+    assert_eq!(blocked(&d, "2001:db8:2::8", "a."), Some(DynAction::Drop));
+    let group = ManualTarget::Net("2001:db8:3::/64".parse().unwrap());
+    d.add_manual(&group, 60, DynAction::Drop, t0).unwrap();
+    assert!(
+        d.list(t0)
+            .iter()
+            .any(|b| b.target == "2001:db8:3::/64" && b.kind == "client"),
+        "a network of the group's size is the group"
+    );
+}
+
+/// The answers the LS makes up itself (at the door, at the deadline, shed)
+/// reach `dnslb top`'s rcodes, on the async path and a worker's ring
+/// alike, and never the rcode rules: a client getting a rule's NXDOMAINs
+/// is not blocked by an NXDOMAIN rule.
+#[test]
+fn made_up_answers_reach_top_and_never_the_rcode_rules() {
+    let t0 = Instant::now();
+    let mut r = rule(DynKind::RcodeRate, 5.0);
+    r.rcode = Some(DynRcode::Nxdomain);
+    let d = blocks(vec![r], t0);
+    let mut mine = d.worker_counts();
+    for _ in 0..50 {
+        queries(&d, "192.0.2.1", "x.made.example", A, 1);
+        d.on_made_up(3);
+        d.count_query(&mut mine, ip("192.0.2.1"), &wire("y.made.example"), A);
+        d.count_made_up(&mut mine, 5);
+    }
+    d.call_in();
+    d.hand_in(&mut mine);
+    d.tick(secs(t0, 1));
+    assert_eq!(
+        blocked(&d, "192.0.2.1", "a."),
+        None,
+        "not the client's doing"
+    );
+    let top = d.top(10, 5, None);
+    let rc: Vec<(&str, u64)> = top
+        .rcodes
+        .iter()
+        .map(|e| (e.key.as_str(), e.count))
+        .collect();
+    assert_eq!(rc, [("NXDOMAIN", 50), ("REFUSED", 50)]);
 }

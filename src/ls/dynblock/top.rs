@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::recent::{RECENT, Recent};
-use super::table::{DynName, wire_text};
+use super::table::{DynName, label_starts, wire_text};
 
 /// Entries of each list kept per second.
 pub const TOP_KEEP: usize = 100;
@@ -31,8 +31,12 @@ pub struct TopReport {
     pub names: Vec<TopEntry>,
     /// Busiest query types.
     pub qtypes: Vec<TopEntry>,
-    /// Answers by rcode.
+    /// Answers by rcode: every answer sent, the backends' and those the LS
+    /// made up (blocks, rules, its own at the deadline, shed) alike.
     pub rcodes: Vec<TopEntry>,
+    /// Set when the names are cut to their last this many labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<u64>,
     /// Set when the clients, names and types are of fewer queries than the
     /// seconds asked saw (each worker keeps its last [`RECENT`]): what they
     /// are of.
@@ -41,12 +45,14 @@ pub struct TopReport {
 }
 
 /// Adds up what `rings` kept from second `since` on (`seconds` of them):
-/// `n` of each list, heaviest first. `now` is the current second (the
-/// tick's call count), `queries` the queries the rings hold in all.
+/// `n` of each list, heaviest first, the names cut to their last `labels`
+/// labels when given (as dnsdist's `topQueries(n, labels)`: the names of a
+/// random-subdomain flood add up under their zone). `now` is the current
+/// second (the tick's call count).
 pub(super) fn report<'a>(
     rings: impl IntoIterator<Item = &'a Recent>,
     (now, seconds): (u64, usize),
-    n: usize,
+    (n, labels): (usize, Option<usize>),
 ) -> TopReport {
     let back = u64::try_from(seconds.max(1)).unwrap_or(u64::MAX);
     let since = (now + 1).saturating_sub(back);
@@ -59,7 +65,7 @@ pub(super) fn report<'a>(
         wrapped |= ring.scan(since, &mut rcodes, |s| {
             seen += 1;
             *clients.entry(s.client).or_default() += 1;
-            if let Some(k) = DynName::new(0, s.name()) {
+            if let Some(k) = DynName::new(0, last_labels(s.name(), labels)) {
                 *names.entry(k).or_default() += 1;
             }
             *qtypes.entry(s.qtype).or_default() += 1;
@@ -93,6 +99,7 @@ pub(super) fn report<'a>(
             n,
         ),
         rcodes: list(rc, rcode_name, usize::MAX),
+        labels: labels.and_then(|l| u64::try_from(l).ok()),
         note: wrapped.then(|| {
             format!(
                 "clients, names and types: the last {seen} queries kept ({RECENT} per worker), \
@@ -100,6 +107,19 @@ pub(super) fn report<'a>(
                 now + 1 - since
             )
         }),
+    }
+}
+
+/// The last `labels` labels of the wire name `wire` (the root's
+/// included): the whole name when it has no more, or `labels` is `None`.
+fn last_labels(wire: &[u8], labels: Option<usize>) -> &[u8] {
+    let Some(keep) = labels else { return wire };
+    let starts = label_starts(wire);
+    // The root label's start is the last.
+    let count = starts.len().saturating_sub(1);
+    match count.checked_sub(keep).and_then(|i| starts.get(i)) {
+        Some(&at) => wire.get(usize::from(at)..).unwrap_or(wire),
+        None => wire,
     }
 }
 
@@ -133,7 +153,7 @@ mod tests {
         one.on_query(2, "192.0.2.3".parse().unwrap(), b"\x01c\x00", 1);
         two.on_answer(8, 3);
         one.on_answer(2, 0);
-        let r = report([&one, &two], (8, 5), 1);
+        let r = report([&one, &two], (8, 5), (1, None));
         assert_eq!(r.seconds, 5);
         assert_eq!(
             r.clients,
@@ -153,9 +173,39 @@ mod tests {
             }]
         );
         assert_eq!(r.note, None);
-        let all = report([&one, &two], (8, TOP_SECS), TOP_KEEP);
+        let all = report([&one, &two], (8, TOP_SECS), (TOP_KEEP, None));
         assert_eq!(all.clients.len(), 3);
         assert_eq!(all.rcodes.len(), 2);
+    }
+
+    /// Names cut to their last labels add up under their zone (a
+    /// random-subdomain flood is one entry); shorter names stay whole.
+    #[test]
+    fn names_cut_to_their_last_labels_add_up_by_zone() {
+        let mut one = Recent::new();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for i in 0..30u8 {
+            let name = [&[2, b'r', b'0' + i % 10][..], b"\x07Example\x03com\x00"].concat();
+            one.on_query(3, ip, &name, 1);
+        }
+        one.on_query(3, ip, b"\x03com\x00", 1);
+        one.on_query(3, ip, b"\x00", 1);
+        let r = report([&one], (3, 1), (10, Some(2)));
+        assert_eq!(r.labels, Some(2));
+        assert_eq!(
+            r.names[0],
+            TopEntry {
+                key: "example.com.".into(),
+                count: 30
+            }
+        );
+        let rest: Vec<&str> = r.names[1..].iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(rest, [".", "com."]);
+        let whole = report([&one], (3, 1), (20, None));
+        assert_eq!(whole.names.len(), 12, "{:?}", whole.names);
+        assert_eq!(whole.labels, None);
+        assert_eq!(last_labels(b"\x01a\x01b\x00", Some(1)), b"\x01b\x00");
+        assert_eq!(last_labels(b"\x01a\x01b\x00", Some(5)), b"\x01a\x01b\x00");
     }
 
     /// A ring that wrapped within the seconds asked: the report says the
@@ -166,7 +216,7 @@ mod tests {
         for _ in 0..RECENT + 1 {
             one.on_query(4, "192.0.2.1".parse().unwrap(), b"\x00", 1);
         }
-        let r = report([&one], (4, 10), 5);
+        let r = report([&one], (4, 10), (5, None));
         assert_eq!(r.clients[0].count, RECENT as u64);
         let note = r.note.expect("a note");
         assert!(

@@ -202,6 +202,7 @@ impl Worker {
                 }
             }
             m.client_latency.record(Duration::ZERO);
+            self.balancer.on_made_up(out, Some(&mut self.counts));
         } else {
             self.to_clients.pop();
         }

@@ -460,7 +460,8 @@ impl Worker {
 
     /// Counts a forwarded query's reply and queues it for the client; a
     /// backend's answer (`from_backend`: not one the LS made up at the
-    /// deadline) counts for the dynamic blocks too.
+    /// deadline) counts for the dynamic blocks too, and every one for
+    /// `dnslb top`.
     fn answer(
         &mut self,
         reply: Reply,
@@ -472,6 +473,8 @@ impl Worker {
             if from_backend {
                 self.balancer
                     .on_answer(to.addr.ip(), &b, Some(&mut self.counts));
+            } else {
+                self.balancer.on_made_up(&b, Some(&mut self.counts));
             }
             self.to_clients.push_copy(&b, to);
             self.to_clients.stamp(received.into_std());
