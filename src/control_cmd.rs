@@ -81,10 +81,11 @@ pub async fn backend(to: &ControlTo, name: &str, state: AdminState) -> Result<St
         query(&[("state", state.as_str())])
     );
     let a: BackendAnswer = to.ask(Method::POST, &path).await?;
-    Ok(format!(
-        "backend {}: {} (was {})\n",
-        a.backend, a.state, a.previous
-    ))
+    let mut out = format!("backend {}: {} (was {})\n", a.backend, a.state, a.previous);
+    if !a.effect.is_empty() {
+        out += &format!("  {}\n", a.effect);
+    }
+    Ok(out)
 }
 
 /// `dnslb blocks`: the blocks in force, as a table.

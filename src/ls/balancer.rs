@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use hickory_proto::op::{OpCode, ResponseCode};
 use tokio::sync::Notify;
 
-use super::backend::admin::AdminState;
+use super::backend::admin::{self, AdminState};
 use super::blocked::{block_check, blocked, blocked_reject, qtype_of, question_of};
 use super::control::{ControlCounters, ControlSettings};
 use super::dynblock::{DynBlocks, WorkerCounts};
@@ -25,7 +25,7 @@ use super::rules::{Act, QueryView, RuleHit};
 use super::state::{Job, LsMetrics, LsState};
 use super::suffix;
 use super::upstream::shared::SharedSockets;
-use crate::config::{LsConfig, RuleTransport};
+use crate::config::{Layout, LsConfig, RuleTransport};
 use crate::dns::{self, HEADER_LEN, Transport};
 use crate::dnstap::{Dnstap, Staged, TapTransport};
 use crate::guard::rate::RateVerdict;
@@ -251,6 +251,25 @@ impl Balancer {
             tracing::warn!(backend = %name, from = %before, to = %to, "backend state set by hand");
         }
         Some(before)
+    }
+
+    /// What setting backend `name` to `to` does for the routes it is in,
+    /// in words ([`admin::effect`]).
+    pub fn admin_effect(&self, name: &str, to: AdminState) -> String {
+        let state = self.state();
+        let mut routes = admin::InRoutes::default();
+        for r in std::iter::once(&state.all).chain(&state.pools) {
+            if !r.backends.iter().any(|b| b.name == name) {
+                continue;
+            }
+            match r.policy.layout {
+                Layout::Partitioned => {
+                    routes.partitioned.get_or_insert(r.policy.on_timeout);
+                }
+                Layout::Replicated => routes.replicated = true,
+            }
+        }
+        admin::effect(to, routes)
     }
 
     /// Counts an answer `bytes` sent to client `ip` for the dynamic blocks
@@ -949,7 +968,8 @@ mod tests {
         };
         assert_eq!(res.poll(t0, route), launch(0));
         assert_eq!(res.poll(t0, route), Step::Wait);
-        assert_eq!(res.next_wakeup(), t0 + ms(500));
+        assert!(res.next_wakeup() <= t0 + ms(500));
+        assert_eq!(res.poll(t0 + ms(499), route), Step::Wait);
         assert_eq!(res.poll(t0 + ms(500), route), launch(1));
         assert_eq!(route.backends[1].name, "b");
         assert_eq!(res.poll(t0 + ms(500), route), Step::Wait);

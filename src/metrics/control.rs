@@ -182,6 +182,10 @@ pub struct BackendAnswer {
     pub state: AdminState,
     /// Its state before.
     pub previous: AdminState,
+    /// What the state does for its routes, in words (empty from an LS
+    /// that does not say).
+    #[serde(default)]
+    pub effect: String,
 }
 
 /// The body of `GET /probe-token`.
@@ -221,6 +225,7 @@ async fn set_backend(ask: Gated, Path(name): Path<String>, uri: Uri) -> Response
             Some(previous) => json(
                 StatusCode::OK,
                 &BackendAnswer {
+                    effect: b.admin_effect(&name, state),
                     backend: name,
                     state,
                     previous,

@@ -373,3 +373,95 @@ async fn backends_that_never_answer_a_client_get_the_synthesized_nxdomain_every_
     }
     ls.stop().await;
 }
+
+/// A backend that loses the first `lose` copies of every `lostN` name and
+/// answers everything else at once: the copies each `lostN` got.
+async fn loses_first_copies(
+    lose: u32,
+) -> (Fake, Arc<Mutex<std::collections::HashMap<String, u32>>>) {
+    let copies: Arc<Mutex<std::collections::HashMap<String, u32>>> = Arc::default();
+    let seen = copies.clone();
+    let fake = Fake::udp(move |q, _| {
+        let Some((m, name)) = read(q) else {
+            return Reply::Drop;
+        };
+        if name.starts_with("lost") {
+            let mut seen = seen.lock().unwrap();
+            let n = seen.entry(name.clone()).or_default();
+            *n += 1;
+            if *n <= lose {
+                return Reply::Drop;
+            }
+        }
+        Reply::Now(answer(&m, &name, true))
+    })
+    .await;
+    (fake, copies)
+}
+
+/// Loss alone never ends in a made-up answer while time remains: under
+/// `sequential` (per-try timeout 500 ms, deadline 1.5 s: the LS asked at
+/// 0, 500 and 1,000 ms) three copies of a query lost in a row made the
+/// default NXDOMAIN for a name that exists (and under `partitioned`, with
+/// a second backend saying "no", two). A copy is known lost once the
+/// backend has answered a query sent after it, and is asked again then:
+/// every name found, under every strategy and layout, the other names'
+/// traffic going on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_lost_in_a_row_are_asked_again_while_time_remains() {
+    let combos = [
+        (Strategy::Sequential, Layout::Replicated),
+        (Strategy::Sequential, Layout::Partitioned),
+        (Strategy::Hedge, Layout::Partitioned),
+        (Strategy::Race, Layout::Replicated),
+    ];
+    for (strategy, layout) in combos {
+        let (lossy, copies) = loses_first_copies(3).await;
+        let other = Fake::udp(|q, _| match read(q) {
+            Some((m, name)) => Reply::Now(answer(&m, &name, false)),
+            None => Reply::Drop,
+        })
+        .await;
+        let backends = match layout {
+            Layout::Replicated => vec![("lossy", lossy.addr)],
+            Layout::Partitioned => vec![("lossy", lossy.addr), ("other", other.addr)],
+        };
+        let mut cfg = kit::ls_config(&backends);
+        cfg.strategy = strategy;
+        cfg.layout = layout;
+        // Defaults: try_timeout_ms 500, timeout_ms 1500, on_timeout nxdomain.
+        let ls = kit::start_ls(cfg).await;
+        // The other names answered all along (a query every 2 ms).
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let traffic = {
+            let (stop, addr) = (stop.clone(), ls.addr);
+            tokio::spawn(async move {
+                let mut n = 0u32;
+                while !stop.load(Relaxed) {
+                    let q = kit::query(&format!("h{}.example.", n % 50), RecordType::A, None);
+                    let m = kit::udp(addr, &q).await;
+                    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+                    n += 1;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        };
+        // Warm: the adaptive delay measured.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let got = ask_all(ls.addr, (1..=12).map(|n| format!("lost{n}.example."))).await;
+        stop.store(true, Relaxed);
+        traffic.await.unwrap();
+        for (name, m) in &got {
+            let what = format!("{strategy:?} {layout:?} {name}");
+            kit::assert_rcode(m, ResponseCode::NoError, &what);
+            assert_eq!(
+                kit::a_addrs(m),
+                [Ipv4Addr::new(10, 0, 0, number(name))],
+                "{what}"
+            );
+            let asked = copies.lock().unwrap().get(name).copied().unwrap_or(0);
+            assert!(asked >= 4, "{what}: {asked} copies");
+        }
+        ls.stop().await;
+    }
+}

@@ -50,6 +50,7 @@ mod ls_backend_limit;
 mod ls_connections;
 mod ls_control;
 mod ls_counters;
+mod ls_drain;
 mod ls_dynblock;
 mod ls_fairness;
 mod ls_probes_and_loops;

@@ -3,9 +3,15 @@
 //! atomic: read on every query's choice of backends, set by the live
 //! control). `auto`: health decides; `drain`: no new client queries (the
 //! ones in flight finish, health checks go on) unless every backend of the
-//! route is drained or down; `down`: as if health said down (a route whose
-//! backends are all down still tries them all rather than fail blind).
+//! route is drained or down, and under `layout = "partitioned"`, where no
+//! other backend holds its names, asked last (once the others have
+//! answered) so its names are still answered; `down`: as if health said
+//! down (a route whose backends are all down still tries them all rather
+//! than fail blind; under `partitioned` its names get the `on_timeout`
+//! answer). What a state does for a backend's routes, in words: [`effect`].
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+
+use crate::config::OnTimeout;
 
 /// A backend's state set by hand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -77,9 +83,112 @@ impl Admin {
     }
 }
 
+/// The layouts of the routes a backend is in ([`effect`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InRoutes {
+    /// A `partitioned` route has it: that route's `on_timeout`.
+    pub partitioned: Option<OnTimeout>,
+    /// A `replicated` route has it.
+    pub replicated: bool,
+}
+
+/// What setting a backend to `state` does for the routes it is in, in
+/// words (pure): the reply of `dnslb backend NAME STATE`.
+pub fn effect(state: AdminState, routes: InRoutes) -> String {
+    let mut parts = Vec::new();
+    let both = routes.partitioned.is_some() && routes.replicated;
+    let under = |layout: &str| {
+        if both {
+            format!("under the {layout} layout, ")
+        } else {
+            String::new()
+        }
+    };
+    match state {
+        AdminState::Auto => return "health decides".to_owned(),
+        AdminState::Drain => {
+            if routes.partitioned.is_some() {
+                parts.push(format!(
+                    "{}asked last, once the other backends have answered (none holds its \
+                     names): its names are still answered",
+                    under("partitioned")
+                ));
+            }
+            if routes.replicated {
+                parts.push(format!(
+                    "{}no new queries while another backend is usable",
+                    under("replicated")
+                ));
+            }
+            parts.push("queries in flight finish; health checks go on".to_owned());
+        }
+        AdminState::Down => {
+            if let Some(on_timeout) = routes.partitioned {
+                parts.push(format!(
+                    "{}not asked, as if health said down: no other backend holds its names, \
+                     so they get the on_timeout answer ({on_timeout}) while it is down \
+                     (`drain` keeps them answered)",
+                    under("partitioned")
+                ));
+            }
+            if routes.replicated {
+                parts.push(format!(
+                    "{}not asked while another backend is up, as if health said down",
+                    under("replicated")
+                ));
+            }
+            parts.push("health checks go on".to_owned());
+        }
+    }
+    parts.join("; ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reply_says_what_the_state_does_in_each_layout() {
+        let partitioned = InRoutes {
+            partitioned: Some(OnTimeout::Nxdomain),
+            replicated: false,
+        };
+        let replicated = InRoutes {
+            partitioned: None,
+            replicated: true,
+        };
+        let drain = effect(AdminState::Drain, partitioned);
+        assert!(drain.starts_with("asked last"), "{drain}");
+        assert!(drain.contains("its names are still answered"), "{drain}");
+        let down = effect(AdminState::Down, partitioned);
+        assert!(
+            down.contains("they get the on_timeout answer (nxdomain) while it is down"),
+            "{down}"
+        );
+        let down = effect(AdminState::Down, replicated);
+        assert!(
+            down.starts_with("not asked while another backend is up"),
+            "{down}"
+        );
+        assert!(!down.contains("on_timeout"), "{down}");
+        let drain = effect(AdminState::Drain, replicated);
+        assert!(drain.starts_with("no new queries while another backend is usable"));
+        let both = InRoutes {
+            partitioned: Some(OnTimeout::Servfail),
+            replicated: true,
+        };
+        let down = effect(AdminState::Down, both);
+        assert!(
+            down.contains("under the partitioned layout, not asked"),
+            "{down}"
+        );
+        assert!(down.contains("(servfail)"), "{down}");
+        assert!(
+            down.contains("under the replicated layout, not asked"),
+            "{down}"
+        );
+        assert_eq!(effect(AdminState::Auto, both), "health decides");
+    }
 
     #[test]
     fn the_cell_keeps_what_was_set_and_says_what_was_before() {

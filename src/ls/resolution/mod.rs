@@ -28,7 +28,9 @@ use tokio::time::Instant;
 
 use crate::config::{Layout, Strategy};
 
-pub use pacing::{Heard, Pacing, REASK_GAP_CAP, REASK_MAX, REASK_STEP, reask_due};
+pub use pacing::{
+    Heard, LOSS_CHECKS_MAX, Pacing, REASK_GAP_CAP, REASK_MAX, REASK_STEP, loss_check_due, reask_due,
+};
 pub use verdict::{Settled, Tally, Verdict, classify, settle};
 
 /// The driver's next move.
@@ -100,6 +102,11 @@ struct Launched {
     replaced: bool,
     /// When it was last sent a copy.
     sent_at: Instant,
+    /// Looks for that copy's loss so far ([`loss_check_due`]).
+    checks: u8,
+    /// Its copy was found lost while candidates were left (the next one
+    /// was asked for it: once).
+    lost: bool,
 }
 
 /// One client query's progress; see the module docs.
@@ -108,6 +115,16 @@ pub struct Resolution {
     strategy: Strategy,
     layout: Layout,
     candidates: SmallVec<[usize; INLINE]>,
+    /// The candidates, at the end, asked only as a last resort (drained by
+    /// hand under `partitioned`): once every other asked has answered, or
+    /// at `last_resort_at`.
+    last_resort: usize,
+    /// When a last resort is asked anyway: the per-try timeout after the
+    /// last other candidate was asked.
+    last_resort_at: Option<Instant>,
+    /// While candidates are left: when a silent copy's loss is next looked
+    /// for ([`loss_check_due`]).
+    loss_at: Option<Instant>,
     /// Per launched candidate (by position), in one list: a launch is one
     /// push, a restart one clear.
     launched: SmallVec<[Launched; INLINE]>,
@@ -140,6 +157,9 @@ impl Resolution {
             strategy,
             layout,
             candidates: SmallVec::new(),
+            last_resort: 0,
+            last_resort_at: None,
+            loss_at: None,
             launched: SmallVec::new(),
             reasks_off: false,
             tally: Tally::default(),
@@ -167,24 +187,29 @@ impl Resolution {
     ) {
         self.restart_with(strategy, layout, backends, (now, deadline), |c| {
             c.extend_from_slice(candidates);
+            0
         });
     }
 
     /// [`Resolution::restart`] with its candidates written in place by
     /// `fill`, given the list emptied (an order writes them straight into
-    /// it: no list made, returned and copied in).
+    /// it: no list made, returned and copied in); `fill` returns how many of
+    /// them, at the end, are a last resort ([`Resolution::set_last_resort`]).
     pub fn restart_with(
         &mut self,
         strategy: Strategy,
         layout: Layout,
         backends: usize,
         (now, deadline): (Instant, Instant),
-        fill: impl FnOnce(&mut SmallVec<[usize; INLINE]>),
+        fill: impl FnOnce(&mut SmallVec<[usize; INLINE]>) -> usize,
     ) {
         self.strategy = strategy;
         self.layout = layout;
         self.candidates.clear();
-        fill(&mut self.candidates);
+        let last_resort = fill(&mut self.candidates);
+        self.last_resort = last_resort.min(self.candidates.len());
+        self.last_resort_at = None;
+        self.loss_at = None;
         self.launched.clear();
         self.reasks_off = false;
         self.tally = Tally {
@@ -197,6 +222,16 @@ impl Resolution {
         self.failover = false;
         self.launch_now = true;
         self.end = None;
+    }
+
+    /// The last `n` candidates are a last resort (a backend drained by hand
+    /// under `partitioned`, which no other can stand in for): each is asked
+    /// only once every candidate asked before it has answered (negative or
+    /// failed), or, failing that, a per-try timeout after the last of the
+    /// others was asked (so a silent other does not keep its names from
+    /// being answered). Never as a hedge: no budget token is taken.
+    pub fn set_last_resort(&mut self, n: usize) {
+        self.last_resort = n.min(self.candidates.len());
     }
 
     /// No backend is asked twice: for a query the driver sends its backends
@@ -225,7 +260,13 @@ impl Resolution {
         if now >= self.deadline {
             return self.finish(End::OnTimeout { timed_out: true });
         }
-        let left = self.launched.len() < self.candidates.len();
+        let asked = self.launched.len();
+        // Candidates left to ask (last resorts apart).
+        let left = asked < self.regular();
+        if !left {
+            // Loss is looked for by the re-ask schedule from here on.
+            self.loss_at = None;
+        }
         if self.launch_now && left {
             // The first candidate, every one under race, or the next one
             // after a negative or failed answer (never held back by the budget).
@@ -243,7 +284,20 @@ impl Resolution {
             }
             return self.launch(now, hedge, pacing);
         }
-        if !left && self.launched.iter().all(|l| l.outcome.is_some()) {
+        if left && self.copy_lost(now, pacing) {
+            // The backend asked answered a query sent after this one's
+            // copy: the copy was lost, its try is over; move on (a
+            // failover, no budget token), as after a failed answer.
+            return self.launch(now, false, pacing);
+        }
+        let answered = self.launched.iter().all(|l| l.outcome.is_some());
+        if !left && asked < self.candidates.len() {
+            let due = self.last_resort_at.is_some_and(|at| at <= now);
+            if answered || due {
+                return self.launch(now, false, pacing);
+            }
+        }
+        if asked == self.candidates.len() && answered {
             self.tally.asked = self.launched.len();
             return match settle(&self.tally, false) {
                 Settled::PassOn(i) => self.finish(End::PassOn(i)),
@@ -256,6 +310,44 @@ impl Resolution {
             return self.reask(now, pacing);
         }
         Step::Wait
+    }
+
+    /// The candidates asked in turn (the last resorts apart).
+    fn regular(&self) -> usize {
+        self.candidates.len() - self.last_resort
+    }
+
+    /// While candidates are left: whether a silent copy is proven lost now
+    /// (its backend answered a query sent after it: [`Heard::Later`]),
+    /// looked for at [`loss_check_due`]'s times; sets `loss_at` to the next
+    /// look. Never over TCP ([`Resolution::without_reasks`]).
+    fn copy_lost(&mut self, now: Instant, pacing: &impl Pacing) -> bool {
+        self.loss_at = None;
+        if self.reasks_off {
+            return false;
+        }
+        let last_launch = self.last_launch;
+        let mut next: Option<Instant> = None;
+        for (&c, l) in self.candidates.iter().zip(self.launched.iter_mut()) {
+            if l.outcome.is_some() || l.lost {
+                continue;
+            }
+            let after = pacing.loss_after(c);
+            while l.checks < LOSS_CHECKS_MAX {
+                let at = loss_check_due(after, l.reasks, l.checks, l.sent_at, last_launch);
+                if at > now {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                    break;
+                }
+                if pacing.heard(c, l.sent_at) == Heard::Later {
+                    l.lost = true;
+                    return true;
+                }
+                l.checks += 1;
+            }
+        }
+        self.loss_at = next;
+        false
     }
 
     /// Everyone asked, someone silent: re-asks the unanswered backend
@@ -292,11 +384,19 @@ impl Resolution {
             .filter(|(_, (_, l))| l.outcome.is_none() && l.reasks < REASK_MAX)
             .map(|(pos, (&c, l))| {
                 let due = reask_due(pacing.reask_after(c), l.reasks, l.sent_at, last_launch);
-                (due, l.reasks, pos, c)
+                // Sooner where its loss is looked for first (a schedule
+                // slower than its latency: `sequential`'s per-try timeout).
+                let check = (l.checks < LOSS_CHECKS_MAX)
+                    .then(|| {
+                        let after = pacing.loss_after(c);
+                        loss_check_due(after, l.reasks, l.checks, l.sent_at, last_launch)
+                    })
+                    .filter(|&at| at < due);
+                (check.unwrap_or(due), l.reasks, pos, c, check.is_some())
             })
             // The earliest due; at a tie, the one asked again least often.
-            .min_by_key(|&(due, k, pos, _)| (due, k, pos));
-        let Some((due, _, pos, backend)) = target else {
+            .min_by_key(|&(due, k, pos, _, _)| (due, k, pos));
+        let Some((due, _, pos, backend, check)) = target else {
             self.next_at = None;
             return None;
         };
@@ -308,8 +408,16 @@ impl Resolution {
             self.next_at = None;
             return None;
         };
-        l.reasks = l.reasks.saturating_add(1);
         let heard = pacing.heard(backend, l.sent_at);
+        if check && heard != Heard::Later {
+            // Not proven lost yet: looked for again later, or re-asked on
+            // its own schedule.
+            l.checks += 1;
+            self.next_at = Some(now);
+            return None;
+        }
+        l.reasks = l.reasks.saturating_add(1);
+        l.checks = 0;
         let free = match heard {
             Heard::Nothing => true,
             Heard::Later => !std::mem::replace(&mut l.replaced, true),
@@ -350,6 +458,8 @@ impl Resolution {
             held: false,
             replaced: false,
             sent_at: now,
+            checks: 0,
+            lost: false,
         });
         self.last_launch = now;
         self.failover = false;
@@ -357,11 +467,14 @@ impl Resolution {
         // this launch (a driver polls until `Wait`) finds no one left and
         // sets the next wake-up by the re-ask schedule ([`Resolution::reask`]),
         // which would only overwrite it.
-        self.next_at = if self.launched.len() < self.candidates.len() {
+        self.next_at = if self.launched.len() < self.regular() {
             pacing.spacing(backend).map(|d| now + d)
         } else {
             None
         };
+        if self.launched.len() == self.regular() && self.last_resort > 0 {
+            self.last_resort_at = Some(now + pacing.try_timeout());
+        }
         Step::Launch { backend, hedge }
     }
 
@@ -443,10 +556,13 @@ impl Resolution {
 
     /// When to poll again at the latest.
     pub fn next_wakeup(&self) -> Instant {
-        match self.next_at {
-            Some(at) => at.min(self.deadline),
-            None => self.deadline,
-        }
+        let last_resort = self
+            .last_resort_at
+            .filter(|_| self.launched.len() < self.candidates.len());
+        [self.next_at, self.loss_at, last_resort]
+            .into_iter()
+            .flatten()
+            .fold(self.deadline, Instant::min)
     }
 
     /// Backends asked that have not answered (silent so far).

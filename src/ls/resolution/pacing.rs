@@ -45,6 +45,18 @@
 //! after a second (a third crash in a minute under `dnslb up` restarts after
 //! 800 ms) is still asked before the default deadline.
 //!
+//! A lost copy is not waited out: where the schedule above is slower
+//! than the backend's own pace (`sequential`'s per-try timeout), the
+//! machine looks sooner for proof that a silent copy was lost, the backend
+//! having answered a query sent *after* it ([`Heard::Later`]): first at the
+//! re-ask the hedge delay would give it ([`Pacing::loss_after`]), then at
+//! doubling gaps ([`loss_check_due`]), until its own re-ask is due. A copy
+//! proven lost is then re-asked at once (under the same free-once/token
+//! rule), or, while backends are left to ask, the next one is asked (its
+//! try is over, as after a failed answer). So with loss alone the silent
+//! backend is asked six times within the default deadline, not
+//! three, under every strategy: the made-up answer needs every copy lost.
+//!
 //! At the deadline, a query whose silent backend had a re-ask held back by
 //! the budget ([`Resolution::held_back`](super::Resolution::held_back)) is
 //! not answered "no such name": time remained to ask again and the LS did
@@ -73,6 +85,25 @@ pub const REASK_STEP: Duration = Duration::from_millis(100);
 /// The longest gap between two re-asks of one backend (unless its own
 /// delay is longer): a backend back from a restart is asked within this.
 pub const REASK_GAP_CAP: Duration = Duration::from_millis(400);
+
+/// Looks for a lost copy's proof per copy at most ([`loss_check_due`]).
+pub const LOSS_CHECKS_MAX: u8 = 12;
+
+/// When a silent backend's copy is next looked at for proof of its loss
+/// (pure): at the re-ask it would get under a schedule of `loss_after`
+/// ([`reask_due`]; `k` re-asks so far, its copy `sent`), then `checks`
+/// looks later at gaps of `loss_after` doubling each time (1, 2, 4, ...).
+pub fn loss_check_due(
+    loss_after: Duration,
+    k: u8,
+    checks: u8,
+    sent: Instant,
+    last_launch: Instant,
+) -> Instant {
+    let first = reask_due(loss_after, k, sent, last_launch);
+    let gaps = (1u32 << u32::from(checks.min(LOSS_CHECKS_MAX))) - 1;
+    first + loss_after.saturating_mul(gaps)
+}
 
 /// When a silent backend's re-ask number `k` (0: the first) is due (pure):
 /// its first one `after` (its hedge delay; `try_timeout_ms` under
@@ -106,6 +137,11 @@ pub trait Pacing {
     /// How long after its last copy a silent backend `i` is first asked
     /// again (the hedge delay: the backend's high latency percentile).
     fn reask_after(&self, i: usize) -> Duration;
+    /// How soon after a copy to backend `i` its loss can be told from its
+    /// answers to later queries (its hedge delay, at least twice its
+    /// measured latency): a copy still silent then is looked at for proof
+    /// of loss ([`loss_check_due`]).
+    fn loss_after(&self, i: usize) -> Duration;
     /// Takes a token of the hedge budget for a delay-triggered hedge or a
     /// re-ask; false (and counted) when it is spent.
     fn take_hedge_token(&self) -> bool;

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use super::*;
 
+mod loss;
+
 const MS: Duration = Duration::from_millis(1);
 
 /// Hedge delay 20 ms, per-try timeout 200 ms, `tokens` hedges allowed.
@@ -18,6 +20,11 @@ struct Fixed {
     /// Calls of `spacing` and of `reask_after` (the schedule worked out).
     spaced: Cell<u32>,
     reasked: Cell<u32>,
+    /// A silent backend's first re-ask after its copy (20 ms).
+    reask: Cell<Duration>,
+    /// How soon a silent copy is looked at for proof of loss (an hour:
+    /// never before the other timers).
+    loss_after: Cell<Duration>,
 }
 
 impl Pacing for Fixed {
@@ -34,7 +41,10 @@ impl Pacing for Fixed {
     }
     fn reask_after(&self, _i: usize) -> Duration {
         self.reasked.set(self.reasked.get() + 1);
-        20 * MS
+        self.reask.get()
+    }
+    fn loss_after(&self, _i: usize) -> Duration {
+        self.loss_after.get()
     }
     fn take_hedge_token(&self) -> bool {
         let t = self.tokens.get();
@@ -58,6 +68,8 @@ fn pacing(strategy: Strategy, tokens: u32) -> Fixed {
         heard: Cell::new(Heard::Earlier),
         spaced: Cell::new(0),
         reasked: Cell::new(0),
+        reask: Cell::new(20 * MS),
+        loss_after: Cell::new(Duration::from_secs(3600)),
     }
 }
 

@@ -11,7 +11,7 @@ use hickory_proto::rr::Name;
 use smallvec::SmallVec;
 
 use super::{Job, LsMetrics, Policy, PoolMetrics};
-use crate::config::{HedgeDelay, Order, Strategy};
+use crate::config::{HedgeDelay, Layout, Order, Strategy};
 use crate::dns::{self, WireHeader};
 use crate::ls::backend::admin::AdminState;
 use crate::ls::backend::{Backend, clock_ms, clock_us, limit};
@@ -20,6 +20,9 @@ use crate::ls::hedge::{self, HedgeBudget};
 use crate::ls::order::{self, OrderKey};
 use crate::ls::resolution::{self, Heard, Pacing, Resolution, Verdict};
 use crate::ls::sticky::StickyTable;
+
+/// The least wait before a silent copy is looked at for proof of its loss.
+const LOSS_AFTER_MIN: Duration = Duration::from_millis(1);
 
 /// Where a query goes: the backends it may be asked of and the policy it is
 /// asked by. A pool's ([`LsState::pools`](super::LsState::pools): its `[[ls.pool]]`'s backends, its
@@ -101,8 +104,20 @@ impl Route {
     }
 
     /// The candidate sequence for `job`, written into `c` (a resolution's
-    /// own list: none made and copied in).
-    fn candidates_into(&self, job: &Job, now: tokio::time::Instant, c: &mut order::Candidates) {
+    /// own list: none made and copied in); returns how many of them, at
+    /// its end, are a last resort ([`Resolution::restart_with`]).
+    ///
+    /// A backend drained by hand gets no new queries while another is left
+    /// under `replicated` (any other holds its names). Under `partitioned`
+    /// no other holds its names, so it stays a candidate (if health says
+    /// it is up), the last, asked only once the others have answered:
+    /// drained, its names are still answered, never made up.
+    fn candidates_into(
+        &self,
+        job: &Job,
+        now: tokio::time::Instant,
+        c: &mut order::Candidates,
+    ) -> usize {
         let views: SmallVec<[_; order::INLINE]> = self
             .backends
             .iter()
@@ -121,18 +136,34 @@ impl Route {
             backend_hashes: &self.backend_hashes,
         };
         order::order_into(self.policy.order, &views, &key, c);
-        // Drained by hand: no new queries, while another backend is left.
-        let drained = |i: &usize| {
+        let drained = |i: usize| {
             self.backends
-                .get(*i)
+                .get(i)
                 .is_some_and(|b| b.admin.get() == AdminState::Drain)
         };
-        if c.iter().any(|i| !drained(i)) {
-            c.retain(|i| !drained(i));
-        }
         // Under overload, those with room first ([`limit`]).
         let room = |i: usize| self.backends.get(i).is_none_or(|b| b.limit.has_room(now));
+        if !c.iter().any(|&i| !drained(i)) {
+            // Every candidate drained: asked as if none were.
+            limit::room_first(c, room);
+            return 0;
+        }
+        if self.policy.layout == Layout::Replicated {
+            c.retain(|i| !drained(*i));
+            limit::room_first(c, room);
+            return 0;
+        }
+        let mut last: SmallVec<[usize; order::INLINE]> =
+            c.iter().copied().filter(|&i| drained(i)).collect();
+        c.retain(|i| !drained(*i));
         limit::room_first(c, room);
+        for (i, b) in self.backends.iter().enumerate() {
+            if drained(i) && b.is_up() && !last.contains(&i) {
+                last.push(i);
+            }
+        }
+        c.extend_from_slice(&last);
+        last.len()
     }
 
     /// How long to wait on backend `i` before hedging to the next.
@@ -166,15 +197,17 @@ impl Route {
     /// `timeout_ms` from `now`.
     pub(crate) fn resolution(&self, job: &Job, now: tokio::time::Instant) -> Resolution {
         let mut candidates = order::Candidates::new();
-        self.candidates_into(job, now, &mut candidates);
-        Resolution::new(
+        let last = self.candidates_into(job, now, &mut candidates);
+        let mut res = Resolution::new(
             self.policy.strategy,
             self.policy.layout,
             &candidates,
             self.backends.len(),
             now,
             now + self.policy.timeout,
-        )
+        );
+        res.set_last_resort(last);
+        res
     }
 
     /// [`Route::resolution`] made in `res` (a resolution whose query
@@ -277,6 +310,16 @@ impl Pacing for Route {
         base.max(Duration::from_micros(typical.saturating_mul(2)))
     }
 
+    fn loss_after(&self, i: usize) -> Duration {
+        let typical = self
+            .backends
+            .get(i)
+            .map_or(0, |b| b.stats.latency_us.load(Relaxed));
+        self.hedge_delay(i)
+            .max(Duration::from_micros(typical.saturating_mul(2)))
+            .max(LOSS_AFTER_MIN)
+    }
+
     fn take_hedge_token(&self) -> bool {
         self.hedge_allowed()
     }
@@ -304,5 +347,128 @@ impl Pacing for Route {
         } else {
             Heard::Nothing
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::ls::balancer::{Admission, Balancer};
+    use crate::server::Request;
+
+    /// A balancer over backends `b0..b2` (fixed order, all up) under
+    /// `layout`, and a query it admitted.
+    fn three(layout: &str) -> (Balancer, Job) {
+        let mut text = format!("[ls]\nworkers = 1\norder = \"fixed\"\nlayout = \"{layout}\"\n");
+        for i in 0..3 {
+            text += &format!(
+                "[[ls.backend]]\nname = \"b{i}\"\naddr = \"127.0.0.1:{}\"\n",
+                20 + i
+            );
+        }
+        let config = Config::from_toml(&text, Path::new("route.toml")).expect("test config");
+        let b = Balancer::new(&config.ls.expect("[ls]"));
+        for backend in &b.state().backends {
+            backend.set_up(true);
+        }
+        // `www.example.com A`, ID 0x1234, RD.
+        let mut raw = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in ["www", "example", "com"] {
+            raw.push(label.len() as u8);
+            raw.extend_from_slice(label.as_bytes());
+        }
+        raw.extend_from_slice(&[0, 0, 1, 0, 1]);
+        let req = Request::udp(&raw, SocketAddr::from(([127, 0, 0, 1], 5353)));
+        let job = match b.admit(req) {
+            Admission::Forward(_, admitted) => admitted.into_job(raw.clone()),
+            Admission::Reply(_) => panic!("the test query was not forwarded"),
+        };
+        (b, job)
+    }
+
+    /// The candidates of `job` on `b`'s route, and how many at the end are
+    /// a last resort.
+    fn candidates(b: &Balancer, job: &Job) -> (Vec<usize>, usize) {
+        let mut c = order::Candidates::new();
+        let last = b
+            .state()
+            .all
+            .candidates_into(job, tokio::time::Instant::now(), &mut c);
+        (c.to_vec(), last)
+    }
+
+    #[test]
+    fn a_drained_partition_is_the_last_candidate_a_drained_replica_none() {
+        let (b, job) = three("partitioned");
+        assert_eq!(candidates(&b, &job), (vec![0, 1, 2], 0));
+        b.set_admin("b0", AdminState::Drain);
+        assert_eq!(
+            candidates(&b, &job),
+            (vec![1, 2, 0], 1),
+            "its names are no one else's: asked last"
+        );
+        b.set_admin("b2", AdminState::Drain);
+        assert_eq!(candidates(&b, &job), (vec![1, 0, 2], 2));
+        // Down by health and drained: down (not asked while others are up).
+        b.state().backends[0].set_up(false);
+        assert_eq!(candidates(&b, &job), (vec![1, 2], 1));
+        // Down by hand: not a candidate.
+        b.set_admin("b2", AdminState::Down);
+        assert_eq!(candidates(&b, &job), (vec![1], 0));
+        // Every candidate drained: asked as any.
+        let (b, job) = three("partitioned");
+        for n in ["b0", "b1", "b2"] {
+            b.set_admin(n, AdminState::Drain);
+        }
+        assert_eq!(candidates(&b, &job), (vec![0, 1, 2], 0));
+
+        let (b, job) = three("replicated");
+        b.set_admin("b0", AdminState::Drain);
+        assert_eq!(
+            candidates(&b, &job),
+            (vec![1, 2], 0),
+            "any other holds its names"
+        );
+        for n in ["b1", "b2"] {
+            b.set_admin(n, AdminState::Drain);
+        }
+        assert_eq!(candidates(&b, &job), (vec![0, 1, 2], 0));
+    }
+
+    /// The resolution a route makes knows its last resort: a drained
+    /// partition is asked once the others have answered.
+    #[test]
+    fn the_resolution_asks_a_drained_partition_after_the_others_answered() {
+        let (b, job) = three("partitioned");
+        b.set_admin("b0", AdminState::Drain);
+        let state = b.state();
+        let route = state.route(&job);
+        let t0 = tokio::time::Instant::now();
+        let mut res = route.resolution(&job, t0);
+        let mut asked = Vec::new();
+        while let resolution::Step::Launch { backend, .. } = res.poll(t0, route) {
+            asked.push(backend);
+        }
+        assert!(!asked.contains(&0), "{asked:?}");
+        for i in [1, 2] {
+            if !asked.contains(&i) {
+                assert!(matches!(
+                    res.poll(t0, route),
+                    resolution::Step::Launch { .. }
+                ));
+            }
+            res.on_outcome(i, Verdict::NxDomain);
+        }
+        assert_eq!(
+            res.poll(t0, route),
+            resolution::Step::Launch {
+                backend: 0,
+                hedge: false
+            }
+        );
     }
 }
