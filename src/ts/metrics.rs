@@ -96,7 +96,8 @@ pub struct SecondaryCounters {
     pub up_to_date: AtomicU64,
     /// Attempts that failed (no answer, cut, refused, TSIG, limits).
     pub failed: AtomicU64,
-    /// IXFRs that did not apply (then fallen back to AXFR).
+    /// IXFR answers cut, malformed or not applying (then fallen back to
+    /// AXFR).
     pub ixfr_refused: AtomicU64,
     /// Zones that expired (SOA EXPIRE without contact).
     pub expired: AtomicU64,

@@ -102,6 +102,7 @@ mod ts_metrics;
 mod ts_notify;
 mod ts_ops;
 mod ts_secondary;
+mod ts_secondary_recovery;
 mod ts_services;
 mod up_cache;
 mod xfr;

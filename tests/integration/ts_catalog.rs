@@ -130,28 +130,84 @@ async fn a_ts_serves_the_members_of_a_catalog_as_they_come_and_go() {
     consumer.wait_line("catalog member removed", FOLLOW).await;
 }
 
-/// `zones` is read at start: a zone added to it and a SIGHUP to `dnslb ts`
-/// is not served, and the TS says so (a restart applies it), as `dnslb up`
-/// says of its children.
+/// The members the catalog cat.test. of the TS at `addr` lists (its AXFR's
+/// PTR targets), sorted.
+async fn catalog_members(addr: SocketAddr) -> Vec<String> {
+    let q = kit::query("cat.test.", RecordType::AXFR, None);
+    let mut conn = kit::tcp_sent(addr, &q).await;
+    let mut records = Vec::new();
+    while records
+        .iter()
+        .filter(|r: &&hickory_proto::rr::Record| r.record_type() == RecordType::SOA)
+        .count()
+        < 2
+    {
+        let raw = kit::tcp_recv(&mut conn).await.expect("the catalog's AXFR");
+        let m = Message::from_vec(&raw).unwrap();
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        records.extend(m.answers);
+    }
+    let mut members: Vec<String> = records
+        .iter()
+        .filter(|r| r.record_type() == RecordType::PTR)
+        .map(|r| r.data.to_string())
+        .collect();
+    members.sort();
+    members
+}
+
+/// Whether the TS at `addr` answers the AXFR of `zone` (its first message
+/// NOERROR).
+async fn transfers(addr: SocketAddr, zone: &str) -> bool {
+    let q = kit::query(zone, RecordType::AXFR, None);
+    let mut conn = kit::tcp_sent(addr, &q).await;
+    let raw = kit::tcp_recv(&mut conn).await.expect("an AXFR answer");
+    Message::from_vec(&raw).unwrap().metadata.response_code == ResponseCode::NoError
+}
+
+/// The catalog a TS publishes lists the zones it serves, and only those:
+/// the members served answer and transfer, and none listed is refused (a
+/// consumer would retry its transfer for ever).
+async fn assert_catalog_is_what_is_served(addr: SocketAddr, served: &[&str], not: &[&str]) {
+    let want: Vec<String> = served.iter().map(|z| format!("{z}.")).collect();
+    assert_eq!(catalog_members(addr).await, want);
+    for z in served {
+        assert!(info_served(addr, z).await, "{z} is served");
+        assert!(transfers(addr, &format!("{z}.")).await, "{z} transfers");
+    }
+    for z in not {
+        let m = txt(addr, &format!("info.{z}.")).await.expect("an answer");
+        assert_eq!(m.metadata.response_code, ResponseCode::Refused, "{z}");
+    }
+}
+
+/// `zones` is read at start: a zone added to it or removed from it and a
+/// SIGHUP to `dnslb ts` changes neither what is served nor what the
+/// catalog lists (the two never disagree), and the TS says so (a restart
+/// applies it), as `dnslb up` says of its children.
 #[tokio::test]
 async fn a_zone_added_to_zones_and_a_sighup_warns_that_a_restart_applies_it() {
     let port = free_port();
     let dir = ZoneDir::new();
-    for z in ["a.test", "b.test"] {
+    for z in ["a.test", "b.test", "c.test"] {
         dir.write(&format!("{z}.zone"), &zone(z));
     }
     let notify = free_port();
-    let mut ts = spawn_primary(dir.path(), port, &["a.test"], notify);
+    let mut ts = spawn_primary(dir.path(), port, &["a.test", "b.test"], notify);
     ts.wait_serving("a.test.").await;
+    assert_catalog_is_what_is_served(ts.addr, &["a.test", "b.test"], &["c.test"]).await;
+    // c.test. added, b.test. removed: neither applied until a restart.
     dir.write(
         "config.toml",
-        &primary_config(port, &["a.test", "b.test"], notify),
+        &primary_config(port, &["a.test", "c.test"], notify),
     );
     ts.reload();
     ts.wait_log("only a restart of the TS applies that", 1, FOLLOW)
         .await;
     let log = ts.stderr_now();
     assert!(log.contains("zones"), "{log}");
+    ts.wait_log("reload done", 1, FOLLOW).await;
+    assert_catalog_is_what_is_served(ts.addr, &["a.test", "b.test"], &["c.test"]).await;
 }
 
 /// The file descriptors `pid` has open now (0 once it is gone).

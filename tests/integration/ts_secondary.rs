@@ -1,12 +1,11 @@
 //! The TS as a secondary (docs/CONFIG.md (the TS) "The TS as a secondary"): a `dnslb ts`
 //! whose zone is `{ name, primary }` transfers it from a primary (a dnslb
-//! TS here, a hostile one written below), follows its changes by NOTIFY
+//! TS here, a hostile one of `kit::hostile`), follows its changes by NOTIFY
 //! and IXFR, keeps serving while the primary is down, answers SERVFAIL past
 //! the SOA EXPIRE, serves its state_dir copy at a restart with the primary
 //! gone, refuses a transfer signed with the wrong key, and changes nothing
 //! when a transfer is cut or an IXFR does not apply.
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
@@ -14,27 +13,15 @@ use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::kit::hostile::{Script, hostile, hostile_keyed, name, soa};
+use crate::kit::hostile::{
+    Script, hostile, hostile_keyed, name, notify, secondary_config, secondary_counter,
+    secondary_of_hostile, soa,
+};
 use crate::kit::xfr::{TsProc, ask_copy, assert_first_copy, authoritative_serial, sec_zone};
 use crate::kit::{self, Knot, Nsd, ZoneDir, free_port, udp_raw};
 
 /// How long a change may take to reach the secondary (NOTIFY, IXFR).
 const FOLLOW: Duration = Duration::from_secs(10);
-
-/// A `[[ts]]` named `sec` on `port`, secondary for sec.test. from
-/// `primary`, keeping its copy in `dir/state`; `extra` added (a key).
-fn secondary_config(dir: &Path, port: u16, primary: SocketAddr, extra: &str) -> String {
-    format!(
-        "[[ts]]\n\
-         name = \"sec\"\n\
-         listen = \"127.0.0.1:{port}\"\n\
-         zones = [{{ name = \"sec.test.\", primary = \"{primary}\"{extra} }}]\n\
-         axfr_allow = [\"127.0.0.0/8\"]\n\
-         state_dir = \"{}\"\n\
-         workers = 1\n",
-        dir.join("state").display()
-    )
-}
 
 /// The primary: `dnslb ts` serving `zone_text` as sec.test., NOTIFYing
 /// 127.0.0.1:`notify_port`; `extra` added to its `[[ts]]`.
@@ -339,37 +326,11 @@ async fn knot_consumes_the_catalog_a_ts_publishes() {
 
 // ---- A hostile primary -------------------------------------------------
 
-/// A dnslb secondary of a [`hostile`] primary playing `scripts`, serving:
-/// the primary's task (the transfer types it was asked), the secondary
-/// and its folder.
-async fn secondary_of_hostile(
-    scripts: Vec<Script>,
-) -> (tokio::task::JoinHandle<Vec<RecordType>>, TsProc, ZoneDir) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let primary = listener.local_addr().unwrap();
-    let server = tokio::spawn(hostile(listener, scripts));
-    let port = free_port();
-    let sdir = ZoneDir::new();
-    let config = secondary_config(sdir.path(), port, primary, "");
-    let mut sec = TsProc::spawn(sdir.path(), "sec", port, &config);
-    sec.wait_serving("sec.test.").await;
-    (server, sec, sdir)
-}
-
-/// A NOTIFY for sec.test. sent to `to` from 127.0.0.1; its answer's rcode.
-async fn notify(to: SocketAddr) -> Option<ResponseCode> {
-    let mut m = Message::new(99, MessageType::Query, OpCode::Notify);
-    m.add_query(Query::query(name("sec.test."), RecordType::SOA));
-    let raw = udp_raw(to, &m.to_vec().unwrap()).await?;
-    Message::from_vec(&raw)
-        .ok()
-        .map(|m| m.metadata.response_code)
-}
-
 #[tokio::test]
 async fn a_hostile_primary_changes_nothing_served() {
     let (server, mut sec, _sdir) = secondary_of_hostile(vec![
         Script::Whole(1, 1),
+        Script::Cut,
         Script::Cut,
         Script::Unapplicable,
         Script::Cut,
@@ -382,10 +343,11 @@ async fn a_hostile_primary_changes_nothing_served() {
         &ask_copy(sec.addr, "www.sec.test.", RecordType::A).await
     ));
 
-    // An IXFR cut mid-stream.
+    // An IXFR cut mid-stream, then the AXFR asked instead cut too.
     assert_eq!(notify(sec.addr).await, Some(ResponseCode::NoError));
     sec.wait_log("secondary zone not refreshed", 1, FOLLOW)
         .await;
+    assert!(sec.stderr_now().contains("falling back to AXFR"));
     assert!(
         www(&ask_copy(sec.addr, "www.sec.test.", RecordType::A).await),
         "unchanged after the cut"
@@ -410,7 +372,7 @@ async fn a_hostile_primary_changes_nothing_served() {
     .await;
     let seen = server.await.unwrap();
     use RecordType::{AXFR, IXFR};
-    assert_eq!(seen, vec![AXFR, IXFR, IXFR, AXFR, IXFR]);
+    assert_eq!(seen, vec![AXFR, IXFR, AXFR, IXFR, AXFR, IXFR]);
     // A NOTIFY from another address than the primary's: refused.
     let mut m = Message::new(98, MessageType::Query, OpCode::Notify);
     m.add_query(Query::query(name("sec.test."), RecordType::SOA));
@@ -502,21 +464,11 @@ async fn notify_keyed(
     Some(ResponseCode::from(0, answer[3] & 0x0f))
 }
 
-/// The counter `event` of `dnslb_ts_secondary_total` on `metrics`.
-async fn secondary_counter(metrics: SocketAddr, event: &str) -> u64 {
-    let body = kit::http_get(metrics, "/metrics").await.body;
-    let line = format!("dnslb_ts_secondary_total{{event=\"{event}\"}} ");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&line))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {line} in:\n{body}"))
-}
-
 /// A primary that signs its transfers with the zone's key, but whose
 /// answer's fifth message does not verify (altered after signing), and one
-/// whose first message claims 65,535 bytes and brings 20: each changes
-/// nothing served, is logged and counted as a failed attempt; a good
-/// answer after them is taken.
+/// whose first message claims 65,535 bytes and brings 20 (to the IXFR and
+/// to the AXFR then asked): each changes nothing served, is logged and
+/// counted as a failed attempt; a good answer after them is taken.
 #[tokio::test]
 async fn a_tsig_failing_on_the_fifth_message_or_a_huge_length_changes_nothing_served() {
     const KEY: &str = "[[key]]\nname = \"xfr\"\nalgorithm = \"hmac-sha256\"\n";
@@ -532,6 +484,8 @@ async fn a_tsig_failing_on_the_fifth_message_or_a_huge_length_changes_nothing_se
     let scripts = vec![
         Script::Whole(1, 1),
         Script::Tampered,
+        // Cut short: an AXFR asked at once, and cut the same way.
+        Script::HugeClaim,
         Script::HugeClaim,
         Script::Whole(3, 3),
     ];
@@ -576,5 +530,5 @@ async fn a_tsig_failing_on_the_fifth_message_or_a_huge_length_changes_nothing_se
     })
     .await;
     use RecordType::{AXFR, IXFR};
-    assert_eq!(server.await.unwrap(), vec![AXFR, IXFR, IXFR, IXFR]);
+    assert_eq!(server.await.unwrap(), vec![AXFR, IXFR, IXFR, AXFR, IXFR]);
 }

@@ -82,9 +82,13 @@ impl Default for Limits {
 /// Why a transfer brought nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum XfrError {
-    /// The connection failed or was cut.
+    /// The connection failed, or the request could not be sent.
     #[error("connection: {0}")]
     Io(#[from] std::io::Error),
+    /// The answer was cut (the primary closed or reset the connection, or
+    /// it failed) after the request was sent.
+    #[error("the answer was cut: {0}")]
+    Cut(std::io::Error),
     /// The transfer took longer than its limit.
     #[error("no complete answer within {0:?}")]
     Timeout(Duration),
@@ -106,6 +110,27 @@ pub enum XfrError {
     /// The records do not make a transfer, or do not apply.
     #[error(transparent)]
     TransferRefused(#[from] TransferRefused),
+}
+
+impl XfrError {
+    /// Whether the primary answered an IXFR with something that is no
+    /// usable IXFR (cut short, malformed, not applying, or "not
+    /// implemented"), so that an AXFR may well be fine, as Knot and BIND
+    /// take it; not a primary out of reach, silent, refusing, or failing
+    /// its TSIG, which an AXFR would meet as well.
+    pub fn axfr_may_do(&self) -> bool {
+        match self {
+            XfrError::Cut(_) | XfrError::Stray(_) | XfrError::TransferRefused(_) => true,
+            XfrError::Rcode(rcode) => {
+                matches!(rcode, ResponseCode::NotImp | ResponseCode::FormErr)
+            }
+            XfrError::Io(_)
+            | XfrError::Timeout(_)
+            | XfrError::TooBig(_)
+            | XfrError::Tsig(_)
+            | XfrError::Unusable(_) => false,
+        }
+    }
 }
 
 /// What a transfer brought, and what it cost.
@@ -174,7 +199,8 @@ pub async fn fetch(
         while !reader.done() {
             let len = tokio::time::timeout(io, stream.read_u16())
                 .await
-                .map_err(|_| step(io))??;
+                .map_err(|_| step(io))?
+                .map_err(XfrError::Cut)?;
             let len = usize::from(len);
             messages += 1;
             bytes += len + 2;
@@ -187,7 +213,8 @@ pub async fn fetch(
             buf.resize(len, 0);
             tokio::time::timeout(io, stream.read_exact(&mut buf))
                 .await
-                .map_err(|_| step(io))??;
+                .map_err(|_| step(io))?
+                .map_err(XfrError::Cut)?;
             let plain = match &mut verifier {
                 Some(v) => {
                     v.check(&buf, unix_now()).map_err(XfrError::Tsig)?;

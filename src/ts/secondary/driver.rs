@@ -1,7 +1,9 @@
 //! The secondary zones of one TS at work: their shared state
 //! ([`Secondaries`]: each zone's primary, key and wake-up, and the NOTIFY
-//! answer over them), and one task per zone ([`run`]) that reads the copy
-//! on disk, asks the primary when the timers or a NOTIFY say so, swaps
+//! answer over them, its refusals logged within a budget), and one task per
+//! zone ([`run`]) that reads the copy on disk, asks the primary when the
+//! timers or a NOTIFY say so (an IXFR answer cut or malformed followed by an
+//! AXFR at once), swaps
 //! each new version in atomically (through the [`Installer`]'s batches),
 //! hands it to the `state_dir` writer ([`StateWriter`]: no disk work on
 //! the runtime's threads but the read at start, skipped once stopped) and
@@ -32,6 +34,7 @@ use super::state;
 use super::timers::{RefreshStep, Schedule, SoaTimers};
 use super::writer::StateWriter;
 use crate::dns::tsig::{Key, unix_now};
+use crate::guard::log_budget::{Change, LimitLog};
 use crate::ts::gslb::service::lower_wire;
 use crate::ts::metrics::SecondaryCounters;
 use crate::ts::serials::serial_newer;
@@ -67,9 +70,29 @@ impl SecondaryZone {
 /// The secondary zones of one TS, by lower-cased name: those of its
 /// `zones`, and the members of the catalog it consumes as they come and
 /// go.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Secondaries {
     zones: std::sync::RwLock<HashMap<Name, Arc<SecondaryZone>>>,
+    /// The budget of the refused-NOTIFY log lines: NOTIFY is UDP, so
+    /// anyone may send a flood of them from any address.
+    log: LimitLog,
+}
+
+/// The refused-NOTIFY log's budget: this many lines a minute at most (the
+/// rest counted, and summed up in one line).
+const NOTIFY_LOG_LINES_A_MINUTE: u64 = 5;
+
+impl Default for Secondaries {
+    fn default() -> Self {
+        Secondaries {
+            zones: std::sync::RwLock::default(),
+            log: LimitLog::new(
+                std::time::Instant::now(),
+                Duration::from_secs(60),
+                NOTIFY_LOG_LINES_A_MINUTE,
+            ),
+        }
+    }
 }
 
 /// The key of `name` in [`Secondaries`].
@@ -131,7 +154,8 @@ impl Secondaries {
     }
 
     /// The answer to the NOTIFY `raw` from `from` (see [`judge`]); an
-    /// accepted one wakes its zone's task. Counted in `counters`.
+    /// accepted one wakes its zone's task. Counted in `counters`; a
+    /// refused one logged within [`NOTIFY_LOG_LINES_A_MINUTE`].
     pub fn answer_notify(
         &self,
         raw: &[u8],
@@ -149,7 +173,12 @@ impl Secondaries {
             }
             _ => {
                 counters.notify_refused.fetch_add(1, Relaxed);
-                warn!(zone = %name, %from, why = verdict.label(), "NOTIFY refused");
+                if let Some(more) = self.log.roll(std::time::Instant::now()) {
+                    warn!(more = more.started, "more NOTIFYs refused");
+                }
+                if self.log.admit(Change::Started) {
+                    warn!(zone = %name, %from, why = verdict.label(), "NOTIFY refused");
+                }
             }
         }
         Some(answer)
@@ -265,7 +294,8 @@ fn source_record(r: &Rec, line: usize) -> SourceRecord {
 }
 
 /// Asks the primary of `zone` once: IXFR from `ours` (AXFR when there is
-/// none, or when the IXFR does not apply), every answer checked whole
+/// none, or when the IXFR answer is cut, malformed or does not apply),
+/// every answer checked whole
 /// before anything is kept. An IXFR is applied to `ours` in place (no copy
 /// of the zone made, unless another holds it) and undone when the new
 /// version is refused; `served` is the zone served for `ours`, patched
@@ -277,14 +307,20 @@ async fn attempt(
     counters: &SecondaryCounters,
 ) -> Result<Outcome, XfrError> {
     let soa: Option<Rec> = ours.as_ref().map(|c| c.soa.clone());
-    let fetched = fetch(
-        zone.primary,
-        &zone.name,
-        soa.as_ref(),
-        zone.key.clone(),
-        limits,
-    )
-    .await?;
+    let (primary, key) = (zone.primary, zone.key.clone());
+    let fetched = match fetch(primary, &zone.name, soa.as_ref(), key, limits).await {
+        Ok(fetched) => fetched,
+        // An IXFR answer cut short or malformed: the whole zone asked once
+        // before the attempt counts as failed, as Knot and BIND do (a
+        // primary with a broken journal, or a middlebox cutting IXFRs,
+        // would otherwise let the zone expire with its primary up).
+        Err(err) if soa.is_some() && err.axfr_may_do() => {
+            counters.ixfr_refused.fetch_add(1, Relaxed);
+            warn!(zone = %zone.name, %err, "IXFR answer unusable, falling back to AXFR");
+            fetch(primary, &zone.name, None, zone.key.clone(), limits).await?
+        }
+        Err(err) => return Err(err),
+    };
     let our_serial = ours.as_ref().map(|o| o.serial());
     let older = |theirs: u32| our_serial.is_some_and(|o| theirs != o && !serial_newer(theirs, o));
     let applied = match fetched.answer {

@@ -1,8 +1,13 @@
 //! When a secondary zone asks its primary again (RFC 1034 §4.3.5, RFC
 //! 1996): refresh after the SOA's REFRESH since the last contact, retry
 //! after RETRY when an attempt failed, expired after EXPIRE without
-//! contact; a NOTIFY asks at once. Pure: times are seconds on a clock the
-//! caller gives (monotonic in the driver, made up in the tests).
+//! contact; a NOTIFY asks at once. The moment the copy expires is itself an
+//! attempt, as Knot makes it: a primary whose EXPIRE is shorter than its
+//! REFRESH (or RETRY) is asked again as the zone expires, not a REFRESH
+//! later, so it answers SERVFAIL only while the primary does not answer.
+//! Once expired, the expiry wakes nothing more: the zone waits for its next
+//! attempt alone. Pure: times are seconds on a clock the caller gives
+//! (monotonic in the driver, made up in the tests).
 
 /// The SOA timers that rule a zone, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +47,9 @@ pub struct Schedule {
     since: Option<u64>,
     /// When the next attempt is due.
     next: u64,
+    /// When the last attempt ended (`None`: none yet): one that ended at
+    /// or past the expiry was the expiry's own.
+    asked: Option<u64>,
     /// A NOTIFY came since the last attempt.
     notified: bool,
 }
@@ -66,6 +74,7 @@ impl Schedule {
             contact: None,
             since: None,
             next: now,
+            asked: None,
             notified: false,
         }
     }
@@ -79,6 +88,7 @@ impl Schedule {
             contact: None,
             since: Some(now.saturating_sub(age)),
             next: now,
+            asked: None,
             notified: false,
         }
     }
@@ -90,6 +100,7 @@ impl Schedule {
         self.contact = Some(now);
         self.since = Some(now);
         self.next = now + u64::from(timers.refresh);
+        self.asked = Some(now);
         self.notified = false;
     }
 
@@ -101,6 +112,7 @@ impl Schedule {
             None => 1u64 << attempts_without_zone.min(6),
         };
         self.next = now + retry;
+        self.asked = Some(now);
         self.notified = false;
     }
 
@@ -110,14 +122,22 @@ impl Schedule {
         self.next = self.next.min(now);
     }
 
-    /// What to do at `now`.
+    /// What to do at `now`: a wait is always for a time after `now`.
     pub fn step(&self, now: u64) -> RefreshStep {
-        if self.notified || now >= self.next {
+        let due = self.due();
+        if self.notified || now >= due {
             RefreshStep::Ask
         } else {
-            RefreshStep::Wait {
-                at: self.next.min(self.expires_at().unwrap_or(u64::MAX)),
-            }
+            RefreshStep::Wait { at: due }
+        }
+    }
+
+    /// When the next attempt is due: the one the timers set, or the
+    /// expiry when it comes first and no attempt was made since it.
+    fn due(&self) -> u64 {
+        match self.expires_at() {
+            Some(at) if self.asked.is_none_or(|asked| asked < at) => self.next.min(at),
+            _ => self.next,
         }
     }
 
@@ -198,6 +218,74 @@ mod tests {
         assert_eq!(s.step(3), RefreshStep::Ask);
         s.contacted(3, T);
         assert_eq!(s.step(3), RefreshStep::Wait { at: 103 });
+    }
+
+    #[test]
+    fn an_expired_zone_waits_for_its_next_attempt_not_for_its_past_expiry() {
+        let mut s = Schedule::empty(0);
+        s.contacted(0, SoaTimers::new(5000, 600, 1000));
+        // The primary silent since: the last failure past the expiry.
+        s.failed(1200, 0);
+        assert!(s.expired(1200));
+        for now in 1200..1800 {
+            assert_eq!(s.step(now), RefreshStep::Wait { at: 1800 }, "at {now}");
+        }
+        assert_eq!(s.step(1800), RefreshStep::Ask);
+        // A copy from disk already past its EXPIRE: asked at once, then
+        // RETRY, never a wait for the expiry gone by.
+        let mut d = Schedule::from_disk(10_000, SoaTimers::new(5000, 600, 1000), 3000);
+        assert!(d.expired(10_000));
+        assert_eq!(d.step(10_000), RefreshStep::Ask);
+        d.failed(10_000, 0);
+        assert_eq!(d.step(10_001), RefreshStep::Wait { at: 10_600 });
+    }
+
+    #[test]
+    fn a_zone_is_asked_for_again_as_it_expires_when_its_expire_is_shorter() {
+        // REFRESH 15, RETRY 15, EXPIRE 5: asked at 5, as the copy expires.
+        let mut s = Schedule::empty(0);
+        s.contacted(0, SoaTimers::new(15, 15, 5));
+        assert_eq!(s.step(4), RefreshStep::Wait { at: 5 });
+        assert!(s.expired(5));
+        assert_eq!(s.step(5), RefreshStep::Ask, "asked as the zone expires");
+        s.contacted(5, SoaTimers::new(15, 15, 5));
+        assert!(!s.expired(6), "served again");
+        assert_eq!(s.step(6), RefreshStep::Wait { at: 10 });
+        // The primary silent at the expiry: RETRY from there, once.
+        assert_eq!(s.step(10), RefreshStep::Ask);
+        s.failed(10, 0);
+        assert_eq!(s.step(11), RefreshStep::Wait { at: 25 });
+        // A RETRY that would come after the expiry: asked at the expiry.
+        let mut r = Schedule::empty(0);
+        r.contacted(0, SoaTimers::new(100, 50, 60));
+        r.failed(30, 0);
+        assert_eq!(r.step(31), RefreshStep::Wait { at: 60 });
+        assert_eq!(r.step(60), RefreshStep::Ask);
+    }
+
+    #[test]
+    fn every_wait_is_for_a_time_to_come() {
+        // Timers of every order, the primary answering one attempt in
+        // three: the schedule never hands back a time gone by.
+        for (refresh, retry, expire) in [(15, 15, 5), (100, 10, 1000), (5, 50, 20), (1, 1, 1)] {
+            let timers = SoaTimers::new(refresh, retry, expire);
+            let mut s = Schedule::empty(0);
+            s.contacted(0, timers);
+            let mut attempts = 0u32;
+            for now in 0..5000 {
+                match s.step(now) {
+                    RefreshStep::Wait { at } => assert!(at > now, "{timers:?} at {now}"),
+                    RefreshStep::Ask if attempts % 3 == 2 => {
+                        attempts += 1;
+                        s.contacted(now, timers);
+                    }
+                    RefreshStep::Ask => {
+                        attempts += 1;
+                        s.failed(now, 0);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,15 +1,22 @@
 //! A small hostile primary over real TCP on 127.0.0.1 for sec.test.: each
 //! connection answered by the next of its [`Script`]s (a whole zone, one cut
-//! mid-stream, an IXFR that does not apply, a TSIG that fails on the fifth
-//! message, a first message claiming 65,535 bytes), signed with a key or
-//! not; what it was asked is returned.
+//! mid-stream, an IXFR that does not apply or whose changes do not follow,
+//! a TSIG that fails on the fifth message, a first message claiming 65,535
+//! bytes), signed with a key or not; what it was asked is returned. A
+//! `dnslb ts` secondary of it ([`secondary_of_hostile`]), the NOTIFY that
+//! wakes it ([`notify`]) and its counters ([`secondary_counter`]).
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
-use hickory_proto::op::{Message, MessageType, OpCode};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use super::xfr::TsProc;
+use super::{ZoneDir, free_port, udp_raw};
 
 /// `s` as a name.
 pub fn name(s: &str) -> Name {
@@ -59,6 +66,12 @@ pub enum Script {
     HugeClaim,
     /// Nothing: the connection held open, silent, and no other taken.
     Silent,
+    /// As `Whole`, its SOA's REFRESH, RETRY and EXPIRE as given.
+    Timed(u32, u8, [i32; 3]),
+    /// An IXFR from `serial` to `serial + 1` whose answer goes on to a
+    /// change that does not start where the last ended (and ends with
+    /// another SOA than its first).
+    EndsOther(u32),
 }
 
 /// The answer messages of `script` to the request `req`.
@@ -79,6 +92,18 @@ pub fn answer(req: &Message, script: Script) -> Vec<Vec<u8>> {
             let soa = timed_soa(serial, [1, 1, 3]);
             vec![soa.clone(), a("www.sec.test.", last), soa]
         }
+        Script::Timed(serial, last, timers) => {
+            let soa = timed_soa(serial, timers);
+            vec![soa.clone(), a("www.sec.test.", last), soa]
+        }
+        Script::EndsOther(from) => vec![
+            soa(from + 1),
+            soa(from),
+            a("www.sec.test.", 1),
+            soa(from + 1),
+            a("www.sec.test.", 9),
+            soa(from + 5),
+        ],
         Script::Cut => vec![soa(2), a("www.sec.test.", 2)],
         Script::Silent => vec![],
         Script::Tampered | Script::HugeClaim => vec![
@@ -179,4 +204,67 @@ async fn serve(
         // Dropped: a cut transfer ends here.
     }
     seen
+}
+
+// ---- A dnslb secondary of it --------------------------------------------
+
+/// A `[[ts]]` named `sec` on `port`, secondary for sec.test. from
+/// `primary`, keeping its copy in `dir/state`; `extra` added to the zone's
+/// table (a key).
+pub fn secondary_config(dir: &Path, port: u16, primary: SocketAddr, extra: &str) -> String {
+    format!(
+        "[[ts]]\n\
+         name = \"sec\"\n\
+         listen = \"127.0.0.1:{port}\"\n\
+         zones = [{{ name = \"sec.test.\", primary = \"{primary}\"{extra} }}]\n\
+         axfr_allow = [\"127.0.0.0/8\"]\n\
+         state_dir = \"{}\"\n\
+         workers = 1\n",
+        dir.join("state").display()
+    )
+}
+
+/// A dnslb secondary of a [`hostile`] primary playing `scripts`, serving:
+/// the primary's task (the transfer types it was asked), the secondary
+/// and its folder. `more` is added to its `[[ts]]` (`metrics`...).
+pub async fn secondary_of_hostile_with(
+    scripts: Vec<Script>,
+    more: &str,
+) -> (tokio::task::JoinHandle<Vec<RecordType>>, TsProc, ZoneDir) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let primary = listener.local_addr().unwrap();
+    let server = tokio::spawn(hostile(listener, scripts));
+    let port = free_port();
+    let sdir = ZoneDir::new();
+    let config = secondary_config(sdir.path(), port, primary, "") + more;
+    let mut sec = TsProc::spawn(sdir.path(), "sec", port, &config);
+    sec.wait_serving("sec.test.").await;
+    (server, sec, sdir)
+}
+
+/// [`secondary_of_hostile_with`] with nothing more.
+pub async fn secondary_of_hostile(
+    scripts: Vec<Script>,
+) -> (tokio::task::JoinHandle<Vec<RecordType>>, TsProc, ZoneDir) {
+    secondary_of_hostile_with(scripts, "").await
+}
+
+/// A NOTIFY for sec.test. sent to `to` from 127.0.0.1; its answer's rcode.
+pub async fn notify(to: SocketAddr) -> Option<ResponseCode> {
+    let mut m = Message::new(99, MessageType::Query, OpCode::Notify);
+    m.add_query(Query::query(name("sec.test."), RecordType::SOA));
+    let raw = udp_raw(to, &m.to_vec().unwrap()).await?;
+    Message::from_vec(&raw)
+        .ok()
+        .map(|m| m.metadata.response_code)
+}
+
+/// The counter `event` of `dnslb_ts_secondary_total` on `metrics`.
+pub async fn secondary_counter(metrics: SocketAddr, event: &str) -> u64 {
+    let body = super::http_get(metrics, "/metrics").await.body;
+    let line = format!("dnslb_ts_secondary_total{{event=\"{event}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {line} in:\n{body}"))
 }
