@@ -303,3 +303,39 @@ fn check_refuses_a_service_in_a_secondary_zone_below_its_file_zone() {
         );
     }
 }
+
+#[test]
+fn check_names_the_service_and_its_line_for_too_many_endpoints_of_one_family() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("example.org.zone"), ZONE).unwrap();
+    let endpoints: Vec<String> = (0..65_536u32)
+        .map(|i| {
+            format!(
+                "{{ addr = \"10.{}.{}.{}\" }}",
+                i >> 16,
+                (i >> 8) & 255,
+                i & 255
+            )
+        })
+        .collect();
+    let config = format!(
+        "[[ts]]\nname = \"ts1\"\nlisten = \"127.0.0.1:{}\"\nzones = [\"example.org.zone\"]\n\
+         [[ts.service]]\nname = \"big.example.org\"\nendpoint = [ {} ]\n",
+        free_port(),
+        endpoints.join(", ")
+    );
+    std::fs::write(dir.path().join("c.toml"), config).unwrap();
+    let out = run_dnslb(
+        &["check", "-c", "c.toml"],
+        dir.path(),
+        None,
+        Duration::from_secs(120),
+    );
+    assert!(!out.status.success(), "accepted:\n{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("c.toml:6: ts.service.name: big.example.org. has 65536 IPv4 endpoints"),
+        "{}",
+        out.stderr
+    );
+}

@@ -105,6 +105,19 @@ pub(super) fn add_services(
                 ),
             ));
         }
+        for v4 in [true, false] {
+            let n = s.endpoint.iter().filter(|e| e.addr.is_ipv4() == v4).count();
+            if n > usize::from(u16::MAX) {
+                let family = if v4 { "IPv4" } else { "IPv6" };
+                return Err(service_error(
+                    s,
+                    format!(
+                        "has {n} {family} endpoints: one RRset holds at most {}",
+                        u16::MAX
+                    ),
+                ));
+            }
+        }
         let config = std::path::Path::new(&s.at);
         for e in &s.endpoint {
             let data = match e.addr {
