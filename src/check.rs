@@ -123,7 +123,10 @@ pub fn check_all(path: &Path) -> CheckReport {
     let pooled = cfg.ls.as_ref().filter(|ls| !ls.pool.is_empty());
     let mut tables = Vec::new();
     for (i, tc) in cfg.ts.iter().enumerate() {
-        let settings = TsSettings::from_config(tc);
+        let mut settings = TsSettings::from_config(tc);
+        // Its secondary zones' names, as the TS starts with them: a service
+        // may not be in one.
+        settings.secondaries = TsSettings::from_config_in(&cfg, tc).secondaries;
         let text =
             config_text.get_or_insert_with(|| std::fs::read_to_string(path).unwrap_or_default());
         // The zones loaded as the TS loads them, each file read and parsed

@@ -98,7 +98,9 @@ pub enum Command {
         #[arg(long)]
         name: String,
     },
-    /// Show a running LS's backends (and `dnslb up`'s table servers) from its `/health`.
+    /// Show a running LS's backends (and `dnslb up`'s table servers) from its `/health`,
+    /// then the service endpoints of the config's `[[ts]]`s with `metrics` (those
+    /// alone without `ls.metrics`; `--addr` at a TS's metrics listener: its own).
     Status {
         /// The config file: the LS is asked at its `ls.metrics` address.
         #[arg(short, long, default_value = "config.toml")]

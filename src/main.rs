@@ -154,14 +154,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>())?;
         }
         Command::Status { config, addr } => {
-            // With --addr the config is not read: the LS alone.
-            let tables = if addr.is_some() {
-                Vec::new()
-            } else {
-                dnslb::status::ts_metrics_addrs(&config)
-            };
-            let addr = dnslb::status::metrics_addr(&config, addr)?;
-            print_out(&runtime(1)?.block_on(dnslb::status::show_with(addr, &tables))?)?;
+            print_out(&runtime(1)?.block_on(dnslb::status::status_of(&config, addr))?)?;
         }
         Command::Cache(cmd) => print_out(&runtime(1)?.block_on(cmd.run())?)?,
         Command::Backend { name, state, to } => {

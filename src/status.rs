@@ -35,6 +35,12 @@ use crate::metrics::{
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest `/health` body read (a report is about 300 bytes per backend).
 const MAX_BODY: usize = 4 << 20;
+/// The largest TS `/health` body read: about 110 bytes an endpoint, so
+/// some 600,000 endpoints.
+const MAX_TS_BODY: usize = 64 << 20;
+/// Above this many endpoints of one TS, the table lists its DOWN ones only
+/// and a summary line.
+const LIST_ALL_UP_TO: usize = 200;
 
 /// Why `dnslb status` could not show the LS (or `dnslb cache flush` flush it).
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +78,14 @@ pub enum StatusError {
         addr: SocketAddr,
         /// What went wrong.
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The answer's body is over the cap read.
+    #[error("{addr} answered with more than {limit} bytes: too large to read")]
+    TooLarge {
+        /// Where the metrics server is.
+        addr: SocketAddr,
+        /// The cap, in bytes.
+        limit: usize,
     },
     /// An HTTP status other than 200 or 503 (not a dnslb LS, or an old one).
     #[error("{addr} answered /health with HTTP {status}: is it a dnslb LS's metrics address?")]
@@ -148,10 +162,10 @@ pub fn ts_metrics_addrs(path: &Path) -> Vec<(String, SocketAddr)> {
 /// # Errors
 /// See [`StatusError`]: unreachable, too slow, not a dnslb TS's report.
 pub async fn fetch_ts(addr: SocketAddr, wait: Duration) -> Result<TsHealthReport, StatusError> {
-    let (status, body) =
-        tokio::time::timeout(wait, exchange(addr, Method::GET, TS_HEALTH_PATH, &[]))
-            .await
-            .unwrap_or(Err(StatusError::Timeout { addr, wait }))?;
+    let get = exchange_capped(addr, Method::GET, TS_HEALTH_PATH, &[], MAX_TS_BODY);
+    let (status, body) = tokio::time::timeout(wait, get)
+        .await
+        .unwrap_or(Err(StatusError::Timeout { addr, wait }))?;
     if status != 200 {
         return Err(StatusError::Status { addr, status });
     }
@@ -178,6 +192,53 @@ pub async fn show(addr: SocketAddr) -> Result<String, StatusError> {
     show_with(addr, &[]).await
 }
 
+/// `dnslb status`: the LS at `addr`, else at the `ls.metrics` of the config
+/// at `config`, and then the endpoints of its `[[ts]]`s with `metrics`
+/// ([`show_with`]); with no `ls.metrics` but such `[[ts]]`s, their
+/// endpoints alone; an `addr` that is a TS's metrics listener, its endpoints.
+///
+/// # Errors
+/// See [`fetch`] (the LS's report), and [`metrics_addr`].
+pub async fn status_of(config: &Path, addr: Option<SocketAddr>) -> Result<String, StatusError> {
+    // With --addr the config is not read: the LS alone.
+    let tables = if addr.is_some() {
+        Vec::new()
+    } else {
+        ts_metrics_addrs(config)
+    };
+    match metrics_addr(config, addr) {
+        Ok(addr) => show_with(addr, &tables).await,
+        Err(StatusError::NoMetrics { .. }) if !tables.is_empty() => {
+            Ok(endpoints_of(&tables).await.trim_start().to_owned())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The endpoints table of the TSs in `tables`, asked at once.
+async fn endpoints_of(tables: &[(String, SocketAddr)]) -> String {
+    let asks = tables.iter().map(|(name, a)| async move {
+        let r = fetch_ts(*a, FETCH_TIMEOUT).await.map_err(|e| e.to_string());
+        (name.clone(), *a, r)
+    });
+    let tss = futures_util::future::join_all(asks).await;
+    let mut out = render_endpoints(&tss, now_unix());
+    if tss
+        .iter()
+        .all(|(_, _, r)| r.as_ref().is_ok_and(|r| r.endpoints.is_empty()))
+    {
+        out.push_str("no [[ts.service]] endpoint\n");
+    }
+    out
+}
+
+/// Seconds since the epoch.
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// [`show`], then the endpoints of the services of each TS in `tables` (name,
 /// metrics address; see [`ts_metrics_addrs`]), asked at once: a TS that
 /// cannot be asked is one line, not an error.
@@ -196,18 +257,33 @@ pub async fn show_with(
         fetch(addr, FETCH_TIMEOUT),
         futures_util::future::join_all(asks)
     );
-    let mut out = render(&report?, addr);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    out.push_str(&render_endpoints(&tss, now));
+    let report = match report {
+        // Not an LS's report: a TS's metrics listener shows its endpoints.
+        Err(StatusError::Json { .. }) if tables.is_empty() => {
+            if let Ok(ts) = fetch_ts(addr, FETCH_TIMEOUT).await {
+                let one = [(addr.to_string(), addr, Ok(ts))];
+                let out = render_endpoints(&one, now_unix());
+                return Ok(if out.is_empty() {
+                    format!("TS at {addr}: no [[ts.service]] endpoint\n")
+                } else {
+                    out.trim_start().to_owned()
+                });
+            }
+            report?
+        }
+        other => other?,
+    };
+    let mut out = render(&report, addr);
+    out.push_str(&render_endpoints(&tss, now_unix()));
     Ok(out)
 }
 
 /// The "Endpoints" table of `dnslb status`: one row per endpoint of each
 /// TS's services (TS, service, endpoint, check, up or DOWN, since when, as
-/// time before `now_unix`); a TS that could not be asked is one line under
-/// it. Empty when no TS has services and every one answered.
+/// time before `now_unix`); a TS with more than [`LIST_ALL_UP_TO`]
+/// endpoints, its DOWN ones only, and a summary line under the table
+/// (services, endpoints, DOWN); a TS that could not be asked is one line
+/// under it. Empty when no TS has services and every one answered.
 #[must_use]
 pub fn render_endpoints(
     tss: &[(String, SocketAddr, Result<TsHealthReport, String>)],
@@ -219,10 +295,28 @@ pub fn render_endpoints(
             .to_vec(),
     ];
     let mut failed = String::new();
+    let mut summary = String::new();
     for (name, addr, r) in tss {
         match r {
             Ok(report) => {
-                for e in &report.endpoints {
+                let large = report.endpoints.len() > LIST_ALL_UP_TO;
+                if large {
+                    let down = report.endpoints.iter().filter(|e| !e.up).count();
+                    let mut services: Vec<&str> = report
+                        .endpoints
+                        .iter()
+                        .map(|e| e.service.as_str())
+                        .collect();
+                    services.dedup();
+                    let _ = writeln!(
+                        summary,
+                        "TS {name}: {} services, {} endpoints, {down} DOWN (over {LIST_ALL_UP_TO} \
+                         endpoints: only the DOWN ones listed; its /health has every one)",
+                        services.len(),
+                        report.endpoints.len()
+                    );
+                }
+                for e in report.endpoints.iter().filter(|e| !large || !e.up) {
                     rows.push(vec![
                         name.clone(),
                         e.service.clone(),
@@ -245,6 +339,10 @@ pub fn render_endpoints(
     if rows.len() > 1 {
         out.push_str("\nEndpoints of services:\n");
         out.push_str(&columns(&rows));
+    }
+    if !summary.is_empty() {
+        out.push('\n');
+        out.push_str(&summary);
     }
     if !failed.is_empty() {
         out.push('\n');
@@ -269,6 +367,18 @@ pub(crate) async fn exchange(
     method: Method,
     path: &str,
     extra: &[(&str, &str)],
+) -> Result<(u16, Bytes), StatusError> {
+    exchange_capped(addr, method, path, extra, MAX_BODY).await
+}
+
+/// [`exchange`] reading at most `limit` bytes of body ([`StatusError::TooLarge`]
+/// past it).
+async fn exchange_capped(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    extra: &[(&str, &str)],
+    limit: usize,
 ) -> Result<(u16, Bytes), StatusError> {
     let http =
         |source: Box<dyn std::error::Error + Send + Sync>| StatusError::Http { addr, source };
@@ -296,10 +406,16 @@ pub(crate) async fn exchange(
             .await
             .map_err(|e| http(e.into()))?;
         let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), MAX_BODY)
+        let body = Limited::new(response.into_body(), limit)
             .collect()
             .await
-            .map_err(http)?
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    StatusError::TooLarge { addr, limit }
+                } else {
+                    http(e)
+                }
+            })?
             .to_bytes();
         Ok::<_, StatusError>((status, body))
     };
@@ -730,5 +846,52 @@ mod tests {
         );
         // A TS without services adds nothing.
         assert_eq!(render_endpoints(&tss[1..2], 0), "");
+    }
+
+    #[test]
+    fn a_large_endpoints_table_lists_the_down_ones_and_a_summary() {
+        use crate::metrics::TsEndpoint;
+        let endpoints = (0..LIST_ALL_UP_TO + 1)
+            .map(|i| TsEndpoint {
+                service: format!("s{}.example.test.", i / 4),
+                endpoint: format!("10.0.{}.{}", i / 250, i % 250),
+                check: "tcp".into(),
+                up: i != 7,
+                since_unix: 0,
+            })
+            .collect();
+        let a = SocketAddr::from(([127, 0, 0, 1], 5359));
+        let tss = vec![("big".to_owned(), a, Ok(TsHealthReport { endpoints }))];
+        let text = render_endpoints(&tss, 5);
+        assert_eq!(
+            text,
+            "\nEndpoints of services:\n\
+             TS   Service           Endpoint  Check  State  Since\n\
+             big  s1.example.test.  10.0.0.7  tcp    DOWN   5s ago\n\
+             \nTS big: 51 services, 201 endpoints, 1 DOWN (over 200 endpoints: only the \
+             DOWN ones listed; its /health has every one)\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_is_too_large() {
+        use tokio::io::AsyncWriteExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let body = "x".repeat(100);
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{body}");
+            let _ = s.write_all(head.as_bytes()).await;
+        });
+        let err = exchange_capped(addr, Method::GET, TS_HEALTH_PATH, &[], 10)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StatusError::TooLarge { limit: 10, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("too large"), "{err}");
+        server.await.unwrap();
     }
 }

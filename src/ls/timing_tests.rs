@@ -197,11 +197,13 @@ impl Query {
     }
 
     /// A backend's response to this query (upstream ID 0xbeef): `rcode`,
-    /// AA, with one A record when `positive`.
+    /// AA (but on a SERVFAIL: a failing server's, not an authority's own,
+    /// which is final), with one A record when `positive`.
     fn response(&self, rcode: u8, positive: bool) -> Vec<u8> {
         let mut r = Vec::new();
         r.extend_from_slice(&0xbeef_u16.to_be_bytes());
-        r.extend_from_slice(&(0x8500_u16 | u16::from(rcode)).to_be_bytes());
+        let aa = if rcode == 2 { 0 } else { 0x0400 };
+        r.extend_from_slice(&(0x8100_u16 | aa | u16::from(rcode)).to_be_bytes());
         r.extend_from_slice(&[0, 1, 0, u8::from(positive), 0, 0, 0, 0]);
         r.extend_from_slice(self.job.question());
         if positive {

@@ -54,6 +54,7 @@ mod read_files;
 mod respond;
 pub mod secondary;
 pub mod serials;
+mod service_reply;
 mod settings;
 mod settle;
 pub mod source;

@@ -13,6 +13,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use super::TableServer;
 use super::answer::{self, PlainQuery};
 use super::metrics::{RequestOutcome, Unanswered};
+use super::service_reply::service_reply;
 use super::wire::NameKey;
 use super::xfr::{axfr, ixfr, tsig};
 use super::zone::{Catalog, Zone};
@@ -166,7 +167,8 @@ fn respond_unsigned(ts: &TableServer, req: Request<'_>, room: usize) -> (Reply, 
     let head = (q.header.metadata.id, flags, &question[..]);
     let opt = q.edns.as_ref().map(|e| e.flags().dnssec_ok);
     let max = less(q.max_size(req.transport), room);
-    if let Some(done) = service_reply(ts, zone, &req, (&qname, qtype), head, opt, max) {
+    let asked = (&qname, qtype);
+    if let Some(done) = service_reply(ts, (&catalog, zone), &req, asked, head, opt, max) {
         return done;
     }
     let opt = answer_edns(ts, &q).and_then(|e| {
@@ -215,7 +217,8 @@ fn respond_plain(
     let max = less(q.max_size(req.transport), room);
     let head = (q.id, q.flags, q.question);
     let opt = q.opt.map(|o| o.dnssec_ok);
-    if let Some(done) = service_reply(ts, zone, req, (&q.qname, q.qtype), head, opt, max) {
+    let asked = (&q.qname, q.qtype);
+    if let Some(done) = service_reply(ts, (&catalog, zone), req, asked, head, opt, max) {
         return Some(done);
     }
     // A well-formed ECS option is echoed at scope 0 (the answer is the
@@ -237,99 +240,6 @@ fn respond_plain(
         dnssec_ok: q.opt.is_some_and(|o| o.dnssec_ok),
     };
     Some(finish(ts, (&catalog, zone), asked, opt, max, req.transport))
-}
-
-/// The answer of a `[[ts.service]]` to an A or AAAA query for its name
-/// (`head`: ID, flags, question; `opt`: the query's OPT and its DO bit),
-/// its view chosen by the ECS source prefix when the query has one, else by
-/// the source address. In a zone the TS signs, a DO=1 query gets the
-/// answer set's RRSIGs (signed on first use, [`gslb::signed`]). `None`: no
-/// service's name or type, a family it has no endpoint of (the zone's
-/// NODATA), or a set that could not be signed (the zone's signed RRset of
-/// every endpoint answers).
-fn service_reply(
-    ts: &TableServer,
-    zone: &Zone,
-    req: &Request<'_>,
-    (qname, qtype): (&NameKey, RecordType),
-    (id, flags, question): (u16, u16, &[u8]),
-    opt: Option<bool>,
-    max: u16,
-) -> Option<(Reply, RequestOutcome)> {
-    use super::gslb::reply::ServiceAnswer;
-    use super::gslb::select::MAX_PICK;
-    use super::gslb::{self, AddrFamily, SetChoice};
-    let idx = ts.services.find(qname.bytes())?;
-    let family = match qtype {
-        RecordType::A => AddrFamily::V4,
-        RecordType::AAAA => AddrFamily::V6,
-        _ => return None,
-    };
-    let service = ts.services.list.get(idx)?;
-    // Malformed options were answered FORMERR before (`respond_unsigned`).
-    let ecs = opt.and_then(|_| gslb::ecs::find(req.raw).ok().flatten());
-    let client = match ecs {
-        Some(e) if e.source > 0 => e.addr,
-        _ => req.src.ip(),
-    };
-    let sets = ts.answer_sets.load();
-    let view = service.view_of(client);
-    let choice = &sets.services.get(idx)?.get(view)?[family as usize];
-    let mut drawn = [0u16; MAX_PICK];
-    let answer = match choice {
-        SetChoice::NoFamily => return None,
-        SetChoice::Servfail => ServiceAnswer::Servfail,
-        SetChoice::Fallback => ServiceAnswer::Fallback,
-        SetChoice::Records { .. } => {
-            let n = gslb::select::with_worker_rng(|rng| choice.draw_into(service, rng, &mut drawn));
-            ServiceAnswer::Records(&drawn[..n])
-        }
-    };
-    // A DO=1 query in a zone signed here: the set's RRSIGs, or the zone's
-    // own signed answer when the set cannot be signed (fail-open).
-    let rrsigs = match (opt, answer) {
-        (Some(true), ServiceAnswer::Servfail) | (None | Some(false), _) => None,
-        // An unsigned zone (pre-signed zones hold no service: refused at
-        // load): DO=1 gets the same answer as DO=0, with no RRSIG.
-        (Some(true), _) if zone.signature().is_none() => None,
-        (Some(true), answer) => {
-            let keys = ts.zone_keys.load();
-            let keys = keys.get(zone.origin_wire())?;
-            let (rtype, members) = match answer {
-                ServiceAnswer::Records(m) => (u16::from(qtype), m),
-                _ => (u16::from(RecordType::CNAME), &[][..]),
-            };
-            Some(
-                ts.signed_sets
-                    .rrsigs(zone, keys, (idx, service), rtype, members)?,
-            )
-        }
-    };
-    // The scope: 0 for a source prefix of 0 (RFC 7871 §7.1.2) or a service
-    // without views of that family; else its longest view network.
-    let ecs = ecs.map(|e| {
-        let scope = if e.source == 0 {
-            0
-        } else {
-            service.scope[AddrFamily::of(e.addr) as usize]
-        };
-        (e, scope)
-    });
-    let asked = gslb::reply::ServiceAsked {
-        id,
-        flags,
-        question,
-        opt,
-        ecs,
-        max,
-    };
-    let (msg, rcode) = gslb::reply::write(service, answer, rrsigs.as_deref(), &asked);
-    let rcode = if rcode == 2 {
-        ResponseCode::ServFail
-    } else {
-        ResponseCode::NoError
-    };
-    Some((Reply::One(msg), RequestOutcome::Answered(rcode)))
 }
 
 /// The answer to an AXFR or IXFR of `zone` (from an allowed client): the

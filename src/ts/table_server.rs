@@ -210,7 +210,14 @@ impl TableServer {
             .as_ref()
             .and_then(|s| NSIDPayload::new(s.as_bytes().to_vec()).ok());
         // Every endpoint starts live (fail-open), as the checker does.
-        let services = gslb::Services::compile(&settings.services);
+        let mut services = gslb::Services::compile(&settings.services);
+        // Each service answers in the zone it was loaded into, found now,
+        // before any secondary or catalog member zone is served.
+        services.set_zones(|key| {
+            let key = super::wire::NameKey::read(key)?;
+            let zone = catalog.find(&key, u16::from(hickory_proto::rr::RecordType::A))?;
+            Some(zone.origin_wire().to_vec())
+        });
         let answer_sets = gslb::AnswerSets::build(&services.list, &|_| true);
         let signed_sets = gslb::SignedSets::new(gslb::SignedSets::bound_for(&services.list));
         let ts = TableServer {

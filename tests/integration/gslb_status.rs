@@ -135,3 +135,75 @@ endpoint = [ {{ addr = "127.0.61.1" }}, {{ addr = "127.0.61.2" }} ]
     }
     drop(live);
 }
+
+/// A TS alone (`dnslb ts`, no LS in the config): `dnslb status -c` shows
+/// its endpoints, and so does `--addr` at its metrics listener; over 200
+/// endpoints only the DOWN ones are listed, with a summary line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_a_ts_s_endpoints_without_an_ls_and_sums_up_a_large_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports(3);
+    let (pt, ptm, pc) = (ports[0], ports[1], ports[2]);
+    let zone = dir.path().join("example.test.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN example.test.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\n",
+    )
+    .unwrap();
+    let many: Vec<String> = (0..250)
+        .map(|i| format!("{{ addr = \"10.1.{}.{}\" }}", i / 200, i % 200 + 1))
+        .collect();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[[ts]]
+name = "ts1"
+listen = "127.0.0.1:{pt}"
+zones = ["{}"]
+workers = 1
+metrics = "127.0.0.1:{ptm}"
+
+[[ts.service]]
+name = "many.example.test"
+endpoint = [ {} ]
+
+[[ts.service]]
+name = "dead.example.test"
+check = {{ kind = "tcp", port = {pc}, interval_ms = 100, timeout_ms = 300, rise = 2, fall = 2 }}
+endpoint = [ {{ addr = "127.0.61.2" }} ]
+"#,
+            zone.display(),
+            many.join(", ")
+        ),
+    )
+    .unwrap();
+    let config = path_str(&config).to_owned();
+    let mut ts = Proc::dnslb(
+        "dnslb ts",
+        &["ts", "-c", &config, "--name", "ts1"],
+        Path::new("/"),
+    );
+    let tsm = local(ptm);
+    http_get_from(&mut ts, tsm, "/metrics").await;
+    let tsm_text = tsm.to_string();
+    for args in [
+        vec!["status", "-c", config.as_str()],
+        vec!["status", "--addr", tsm_text.as_str()],
+    ] {
+        let mut last = String::new();
+        let shown = poll_until(SETTLE_LIMIT, POLL_PAUSE, || {
+            let out = run_dnslb(&args, Path::new("/"), None, STATUS_LIMIT);
+            last = format!("{}\n{}", out.stdout, out.stderr);
+            let rows = endpoint_rows(&out.stdout);
+            let down = rows.len() == 1
+                && rows[0][1..5] == ["dead.example.test.", "127.0.61.2", "tcp", "DOWN"];
+            (out.status.success() && down).then_some(out.stdout)
+        })
+        .unwrap_or_else(|| panic!("{args:?}: never the one DOWN row; last:\n{last}"));
+        assert!(
+            shown.contains(": 2 services, 251 endpoints, 1 DOWN (over 200 endpoints"),
+            "{args:?}:\n{shown}"
+        );
+    }
+}

@@ -149,7 +149,10 @@ fn raw_response(query: &[u8], id: u16, rcode: u8, tc: bool, addrs: &[Ipv4Addr]) 
     let end = checked_question_end(query).expect("a readable question");
     let mut r = query[..end].to_vec();
     r[0..2].copy_from_slice(&id.to_be_bytes());
-    r[2] = 0x80 | 0x04 | (query[2] & 0x01) | if tc { 0x02 } else { 0 };
+    // AA, but on a SERVFAIL: a failing server's (an authority's own,
+    // AA=1, is a final answer).
+    let aa = if rcode == 2 { 0 } else { 0x04 };
+    r[2] = 0x80 | aa | (query[2] & 0x01) | if tc { 0x02 } else { 0 };
     r[3] = rcode & 0x0f;
     r[4..6].copy_from_slice(&1u16.to_be_bytes());
     r[6..8].copy_from_slice(&(addrs.len() as u16).to_be_bytes());

@@ -103,6 +103,7 @@ mod ts_notify;
 mod ts_ops;
 mod ts_secondary;
 mod ts_secondary_recovery;
+mod ts_service_answers;
 mod ts_services;
 mod up_cache;
 mod xfr;

@@ -32,13 +32,18 @@ pub enum Verdict {
 }
 
 /// Classifies a response by its header (pure): rcode, AA and the counts of
-/// answer and authority records. Any answer with records is positive (also
+/// answer and authority records. A SERVFAIL with AA=1 is final (the
+/// authority's verdict). Any answer with records is positive (also
 /// an NXDOMAIN holding a CNAME into another backend's names). A NOERROR
 /// answer with no records is a referral (positive) when it is not
 /// authoritative and carries authority records, else NODATA.
 pub fn classify(h: &WireHeader, layout: Layout) -> Verdict {
     let negative = match ResponseCode::from_low(h.rcode()) {
         ResponseCode::Refused => return Verdict::Refused,
+        // An authoritative SERVFAIL is the authority's own answer (a TS
+        // service with no live endpoint, `when_all_down = "servfail"`), not
+        // a failure of it: passed on, never replaced by a stale answer.
+        ResponseCode::ServFail if h.authoritative() => return Verdict::Final,
         ResponseCode::ServFail | ResponseCode::FormErr | ResponseCode::NotImp => {
             return Verdict::Failed;
         }
@@ -192,6 +197,8 @@ mod tests {
         }
         for layout in [Partitioned, Replicated] {
             assert_eq!(classify(&hdr(5, false, 0, 0), layout), Verdict::Refused);
+            // The authority's own SERVFAIL (AA=1: no live endpoint) is final.
+            assert_eq!(classify(&hdr(2, true, 0, 0), layout), Verdict::Final);
         }
     }
 

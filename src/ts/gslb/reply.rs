@@ -1,9 +1,12 @@
 //! A service's answer on the wire ([`write`]): the header (ID, RD copied,
 //! AA), the question echoed byte for byte, the endpoints' precompiled
-//! records (or the fallback CNAME, or SERVFAIL with none), their RRSIGs in
-//! a zone the TS signs (a DO=1 query), and, when the
-//! query had an OPT, one back with the ECS option echoed at the answer's
-//! scope. An answer over the client's size goes out truncated (TC=1).
+//! records (or the fallback CNAME, and what the caller chases of its
+//! target, or SERVFAIL with none), their RRSIGs in a zone the TS signs (a
+//! DO=1 query), and, when the query had an OPT, one back with the ECS
+//! option echoed at the answer's scope and the NSID when asked. A SERVFAIL
+//! is the authority's own ("no live endpoint"): AA=1, and with an OPT an
+//! Extended DNS Error (RFC 8914, code 0 "Other") saying so. An answer over
+//! the client's size goes out truncated (TC=1).
 use super::ecs::ClientSubnet;
 use super::service::Service;
 use super::signed::Rrsigs;
@@ -35,24 +38,51 @@ pub struct ServiceAsked<'a> {
     pub ecs: Option<(ClientSubnet, u8)>,
     /// The largest answer the client takes.
     pub max: u16,
+    /// The NSID to add (the query asked for it and the TS has one).
+    pub nsid: Option<&'a [u8]>,
 }
 
+/// What a chase of the fallback CNAME's target wrote after it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Chased {
+    /// Records in the answer section.
+    pub answers: u16,
+    /// Records in the authority section.
+    pub authority: u16,
+    /// Records in the additional section (the OPT not counted).
+    pub additional: u16,
+    /// The RCODE of the chain's end (NOERROR or NXDOMAIN, RFC 6604).
+    pub rcode: u8,
+}
+
+/// The EXTRA-TEXT of the Extended DNS Error on a service's SERVFAIL.
+pub const NO_LIVE_ENDPOINT: &str = "no live endpoint (when_all_down = servfail)";
+
+/// Writes what the fallback CNAME's target answers after it: given the
+/// message so far and where the target name starts in it.
+pub type Chase<'c> = &'c dyn Fn(&mut Vec<u8>, usize) -> Chased;
+
 /// The answer `answer` of `service` to `asked`, with `rrsigs` after its
-/// records (a signed zone, DO=1), and its RCODE (0 or 2).
+/// records (a signed zone, DO=1), the fallback CNAME's target chased by
+/// `chase` when given, and its RCODE (0, 2 or 3).
 pub fn write(
     service: &Service,
     answer: ServiceAnswer<'_>,
     rrsigs: Option<&Rrsigs>,
     asked: &ServiceAsked<'_>,
+    chase: Option<Chase<'_>>,
 ) -> (Vec<u8>, u8) {
     let mut msg = Vec::with_capacity(512);
     msg.extend_from_slice(&[0; HEADER_LEN]);
     msg.extend_from_slice(asked.question);
     let mut answers: u16 = 0;
-    let rcode = match answer {
+    let mut target_at = None;
+    let mut rcode = match answer {
         ServiceAnswer::Servfail => 2,
         ServiceAnswer::Fallback => {
             if let Some(r) = &service.fallback {
+                // Owner (2), type, class, TTL, RDLENGTH (10): the target.
+                target_at = Some(msg.len() + 12);
                 msg.extend_from_slice(r);
                 answers = 1;
             }
@@ -75,31 +105,38 @@ pub fn write(
         msg.extend_from_slice(&sigs.wire);
         answers += sigs.count;
     }
-    let opt_at = msg.len();
-    write_opt(asked, &mut msg);
-    let with_opt = u16::from(asked.opt.is_some());
-    let mut flags = 0x8000 | (asked.flags & 0x0100) | u16::from(rcode);
-    if rcode == 0 {
-        flags |= 0x0400;
+    let mut chased = Chased::default();
+    if let (Some(at), Some(chase)) = (target_at, chase) {
+        chased = chase(&mut msg, at);
+        answers += chased.answers;
+        rcode = chased.rcode;
     }
+    let opt_at = msg.len();
+    write_opt(asked, rcode == 2, &mut msg);
+    let with_opt = u16::from(asked.opt.is_some());
+    // AA on every answer, SERVFAIL included: the authority's own verdict.
+    let mut flags = 0x8000 | 0x0400 | (asked.flags & 0x0100) | u16::from(rcode);
+    let (mut authority, mut additional) = (chased.authority, chased.additional);
     if msg.len() > usize::from(asked.max) {
         let opt = msg[opt_at..].to_vec();
         msg.truncate(HEADER_LEN + asked.question.len());
         msg.extend_from_slice(&opt);
         flags |= 0x0200;
-        answers = 0;
+        (answers, authority, additional) = (0, 0, 0);
     }
     msg[0..2].copy_from_slice(&asked.id.to_be_bytes());
     msg[2..4].copy_from_slice(&flags.to_be_bytes());
-    for (i, c) in [1, answers, 0, with_opt].iter().enumerate() {
+    let counts = [1, answers, authority, additional + with_opt];
+    for (i, c) in counts.iter().enumerate() {
         msg[4 + 2 * i..6 + 2 * i].copy_from_slice(&c.to_be_bytes());
     }
     (msg, rcode)
 }
 
-/// The answer's OPT: payload 1232, version 0, the client's DO, and the ECS
-/// option echoed when the query had one.
-fn write_opt(asked: &ServiceAsked<'_>, msg: &mut Vec<u8>) {
+/// The answer's OPT: payload 1232, version 0, the client's DO, the ECS
+/// option echoed when the query had one, the NSID when asked, and on a
+/// SERVFAIL (`servfail`) the Extended DNS Error saying no endpoint is live.
+fn write_opt(asked: &ServiceAsked<'_>, servfail: bool, msg: &mut Vec<u8>) {
     let Some(dnssec_ok) = asked.opt else {
         return;
     };
@@ -110,6 +147,21 @@ fn write_opt(asked: &ServiceAsked<'_>, msg: &mut Vec<u8>) {
     msg.extend_from_slice(&[0, 0]);
     if let Some((subnet, scope)) = asked.ecs {
         subnet.write_echo(scope, msg);
+    }
+    let mut option = |code: u16, parts: &[&[u8]]| {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        msg.extend_from_slice(&code.to_be_bytes());
+        msg.extend_from_slice(&u16::try_from(len).unwrap_or(0).to_be_bytes());
+        for p in parts {
+            msg.extend_from_slice(p);
+        }
+    };
+    if let Some(nsid) = asked.nsid {
+        option(3, &[nsid]);
+    }
+    if servfail {
+        // EDE (15): INFO-CODE 0, "Other Error", and the text.
+        option(15, &[&[0, 0], NO_LIVE_ENDPOINT.as_bytes()]);
     }
     let len = u16::try_from(msg.len() - len_at - 2).unwrap_or(0);
     msg[len_at..len_at + 2].copy_from_slice(&len.to_be_bytes());
@@ -147,6 +199,7 @@ mod tests {
             opt: Some(false),
             ecs: Some((subnet, 8)),
             max: 1232,
+            nsid: None,
         };
         let mut drawn = [0u16; MAX_PICK];
         let n = sets.services[0][0][0].draw_into(&s.list[0], &mut Rng::new(1), &mut drawn);
@@ -155,6 +208,7 @@ mod tests {
             ServiceAnswer::Records(&drawn[..n]),
             None,
             &asked,
+            None,
         );
         assert_eq!(rcode, 0);
         let m = Message::from_vec(&msg).unwrap();
@@ -175,6 +229,7 @@ mod tests {
             ServiceAnswer::Records(&drawn[..n]),
             None,
             &small,
+            None,
         );
         let m = Message::from_vec(&msg).unwrap();
         assert!(m.metadata.truncation && m.answers.is_empty());

@@ -13,10 +13,17 @@
 //! most `max_answers`; `weighted`: `pick` drawn among them). Without a view,
 //! `all` and `weighted` take every live endpoint of the family. When no group
 //! reaches `min_live` but some endpoint of the order is live, those live
-//! ones answer; when none is, `when_all_down` decides: every endpoint of
-//! the family, whatever its group (fail-open; at most `max_answers`, under
-//! `weighted` too: no draw), the fallback CNAME, or SERVFAIL. A family with no endpoint
-//! at all is the zone's to answer (NODATA).
+//! ones answer. A view's order is a hard restriction (as a gdnsd geoip map's
+//! datacenter list): the groups it leaves out never answer its clients.
+//! When no endpoint of the order is live, `when_all_down` decides: every
+//! endpoint of the family in the order's groups (fail-open; at most
+//! `max_answers`, under `weighted` too: no draw), or SERVFAIL. The fallback
+//! CNAME is one decision for the name, not per family (a CNAME owner holds
+//! no other data, RFC 2181 §10.1): it answers every type when no endpoint of
+//! either family is live; while one family has a live endpoint, a family
+//! with none answers fail-open (as gdnsd and PowerDNS answer a family with
+//! nothing up). A family with no endpoint at all is the zone's to answer
+//! (NODATA), unless the whole name falls back.
 use std::cell::Cell;
 
 use super::service::{AddrFamily, Service};
@@ -67,10 +74,7 @@ impl AnswerSets {
                 let mut sets = Vec::with_capacity(1 + s.views.len());
                 for v in 0..=s.views.len() {
                     let order = v.checked_sub(1).map(|i| s.views[i].order.as_slice());
-                    sets.push([
-                        choose(s, order, AddrFamily::V4, &up),
-                        choose(s, order, AddrFamily::V6, &up),
-                    ]);
+                    sets.push(choose(s, order, &up));
                 }
                 sets
             })
@@ -79,37 +83,34 @@ impl AnswerSets {
     }
 }
 
-/// The answer of `s` for one family and group order.
-fn choose(
-    s: &Service,
-    order: Option<&[usize]>,
-    f: AddrFamily,
-    up: &dyn Fn(usize) -> bool,
-) -> SetChoice {
-    let has_family = s.endpoints.iter().any(|e| AddrFamily::of(e.addr) == f);
-    if !has_family {
-        return SetChoice::NoFamily;
-    }
-    let live = candidates(s, order, f, up);
-    let (members, fail_open) = match live {
-        Some(m) => (m, false),
-        None => match &s.when_all_down {
-            WhenAllDown::Servfail => return SetChoice::Servfail,
-            WhenAllDown::Fallback(_) => return SetChoice::Fallback,
-            // Every endpoint of the family, whatever the group or view
-            // (docs/CONFIG.md (the TS): fail-open answers every endpoint).
-            WhenAllDown::All => {
-                let every = s
-                    .endpoints
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, e)| AddrFamily::of(e.addr) == f)
-                    .filter_map(|(i, _)| u16::try_from(i).ok());
-                (every.collect(), true)
-            }
-        },
-    };
-    finish(s, members, fail_open)
+/// The answers of `s` for one group order, by family: a fallback CNAME
+/// only when neither family has a live endpoint (then for both).
+fn choose(s: &Service, order: Option<&[usize]>, up: &dyn Fn(usize) -> bool) -> [SetChoice; 2] {
+    let live = [AddrFamily::V4, AddrFamily::V6].map(|f| {
+        let has = s.endpoints.iter().any(|e| AddrFamily::of(e.addr) == f);
+        has.then(|| candidates(s, order, f, up))
+    });
+    let none_live = live.iter().all(|l| !matches!(l, Some(Some(_))));
+    let falls_back = none_live && matches!(s.when_all_down, WhenAllDown::Fallback(_));
+    let [v4, v6] = live;
+    [(AddrFamily::V4, v4), (AddrFamily::V6, v6)].map(|(f, live)| match live {
+        _ if falls_back => SetChoice::Fallback,
+        None => SetChoice::NoFamily,
+        Some(Some(members)) => finish(s, members, false),
+        Some(None) if s.when_all_down == WhenAllDown::Servfail => SetChoice::Servfail,
+        // Every endpoint of the family in the order's groups (docs/CONFIG.md
+        // (the TS): fail-open answers every endpoint the client may get).
+        Some(None) => {
+            let every = s
+                .endpoints
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| AddrFamily::of(e.addr) == f)
+                .filter(|(_, e)| order.is_none_or(|o| o.contains(&e.group)))
+                .filter_map(|(i, _)| u16::try_from(i).ok());
+            finish(s, every.collect(), true)
+        }
+    })
 }
 
 /// What an answer draws from the members: `pick` by weight (`weighted`,
@@ -378,6 +379,40 @@ view = [ { clients = ["10.0.0.0/8"], groups = ["dc2", "dc1"] } ]
         );
         let sets = AnswerSets::build(&s.list, &|i| i == 2);
         assert_eq!(members(&sets.services[0][0][0]), [2], "one live: it alone");
+    }
+
+    #[test]
+    fn the_fallback_is_one_decision_for_the_name_and_a_view_restricts_its_groups() {
+        let s = Services::compile(&service(
+            "when_all_down = { fallback = \"sorry.example.org\" }\n\
+             endpoint = [ { addr = \"192.0.2.1\", group = \"a\" }, { addr = \"2001:db8::1\", group = \"a\" },\n\
+                          { addr = \"192.0.2.2\", group = \"b\" } ]\n\
+             view = [ { clients = [\"10.0.0.0/8\"], groups = [\"b\"] } ]\n",
+        ));
+        // IPv4 dead, IPv6 live: no CNAME; A fail-open, AAAA the live one.
+        let sets = AnswerSets::build(&s.list, &|i| i == 1);
+        assert_eq!(members(&sets.services[0][0][0]), [0, 2]);
+        assert_eq!(members(&sets.services[0][0][1]), [1]);
+        // The view (group b only): its one endpoint dead, the others not
+        // its: the name falls back for it, for both families.
+        assert_eq!(
+            sets.services[0][1],
+            [SetChoice::Fallback, SetChoice::Fallback]
+        );
+        // Every endpoint dead: the fallback for both families.
+        let sets = AnswerSets::build(&s.list, &|_| false);
+        assert_eq!(
+            sets.services[0][0],
+            [SetChoice::Fallback, SetChoice::Fallback]
+        );
+        // Fail-open in a view: the view's groups only.
+        let s = Services::compile(&service(
+            "endpoint = [ { addr = \"192.0.2.1\", group = \"a\" }, { addr = \"192.0.2.2\", group = \"b\" } ]\n\
+             view = [ { clients = [\"10.0.0.0/8\"], groups = [\"b\"] } ]\n",
+        ));
+        let sets = AnswerSets::build(&s.list, &|i| i == 0);
+        assert_eq!(members(&sets.services[0][1][0]), [1], "b's dead one only");
+        assert_eq!(members(&sets.services[0][0][0]), [0]);
     }
 
     /// R3's D: fail-open under `weighted` answers every endpoint (up to

@@ -108,6 +108,9 @@ pub struct Services {
     pub list: Vec<Service>,
     /// Lower-cased wire names to indexes into `list`.
     by_name: HashMap<Vec<u8>, usize>,
+    /// By service, the origin (lower-cased wire form) of the zone it was
+    /// loaded into at start: the only zone it answers in.
+    zones: Vec<Vec<u8>>,
 }
 
 impl Services {
@@ -122,7 +125,26 @@ impl Services {
             by_name.insert(s.key.clone(), list.len());
             list.push(s);
         }
-        Services { list, by_name }
+        Services {
+            list,
+            by_name,
+            zones: Vec::new(),
+        }
+    }
+
+    /// Notes each service's zone: `zone_of(key)`, the origin of the zone
+    /// holding the name `key` (lower-cased wire form).
+    pub fn set_zones(&mut self, zone_of: impl Fn(&[u8]) -> Option<Vec<u8>>) {
+        self.zones = self
+            .list
+            .iter()
+            .map(|s| zone_of(&s.key).unwrap_or_default())
+            .collect();
+    }
+
+    /// The origin of service `idx`'s zone (lower-cased wire form).
+    pub fn zone_of(&self, idx: usize) -> Option<&[u8]> {
+        self.zones.get(idx).map(Vec::as_slice)
     }
 
     /// Whether there is none.

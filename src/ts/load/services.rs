@@ -1,7 +1,7 @@
 //! The `[[ts.service]]` names put into the zones a TS loads: each service's
 //! endpoints as A/AAAA records of the zone holding its name, and the
 //! checks that the name is this TS's to answer (inside a zone from a file,
-//! not a wildcard, not occluded by a delegation or DNAME, no other data at
+//! no secondary zone between that zone and the name, not a wildcard, not occluded by a delegation or DNAME, no other data at
 //! it), each error naming the service's place in the config.
 use hickory_proto::rr::Name;
 
@@ -46,22 +46,32 @@ pub(super) fn add_services(
                 n = n.base_name();
             }
         };
-        let Some(b) = b else {
-            let origins: Vec<String> = builders.iter().map(|b| b.origin().to_string()).collect();
-            let secondary = settings
-                .secondaries
-                .iter()
-                .find(|z| z.name.zone_of(&s.name));
-            let msg = match secondary {
-                Some(z) => format!(
+        // A secondary zone at or below the file zone found (or holding the
+        // name when no file zone does) is the longest origin above it: the
+        // name is the primary's.
+        let file_labels = b.map(|b| builders[b].origin().num_labels());
+        let secondary = settings
+            .secondaries
+            .iter()
+            .filter(|z| z.name.zone_of(&s.name))
+            .filter(|z| file_labels.is_none_or(|l| z.name.num_labels() >= l))
+            .max_by_key(|z| z.name.num_labels());
+        if let Some(z) = secondary {
+            return Err(service_error(
+                s,
+                format!(
                     "is in {}, a secondary zone: services need a zone from a file \
                      (the primary's data is not this TS's to change)",
                     z.name
                 ),
-                None if origins.is_empty() => {
-                    "is outside every zone of this TS: services need a zone from a file".to_owned()
-                }
-                None => format!("is outside every zone of this TS ({})", origins.join(", ")),
+            ));
+        }
+        let Some(b) = b else {
+            let origins: Vec<String> = builders.iter().map(|b| b.origin().to_string()).collect();
+            let msg = if origins.is_empty() {
+                "is outside every zone of this TS: services need a zone from a file".to_owned()
+            } else {
+                format!("is outside every zone of this TS ({})", origins.join(", "))
             };
             return Err(service_error(s, msg));
         };
@@ -94,6 +104,19 @@ pub(super) fn add_services(
                     file.display()
                 ),
             ));
+        }
+        for v4 in [true, false] {
+            let n = s.endpoint.iter().filter(|e| e.addr.is_ipv4() == v4).count();
+            if n > usize::from(u16::MAX) {
+                let family = if v4 { "IPv4" } else { "IPv6" };
+                return Err(service_error(
+                    s,
+                    format!(
+                        "has {n} {family} endpoints: one RRset holds at most {}",
+                        u16::MAX
+                    ),
+                ));
+            }
         }
         let config = std::path::Path::new(&s.at);
         for e in &s.endpoint {

@@ -99,6 +99,20 @@ impl Zone {
         q: Question<'_>,
         catalog: &'z Catalog,
     ) -> Written {
+        self.write_answer_from(msg, q, (HEADER_LEN, q.qname.clone()), catalog)
+    }
+
+    /// [`Zone::write_answer`] from the name `key` written at `owner_at` in
+    /// `msg` (a CNAME's target the caller wrote, in this zone) rather than
+    /// from the question's name: the chain goes on from there as it would
+    /// after one of the zone's own CNAMEs.
+    pub fn write_answer_from<'z>(
+        &'z self,
+        msg: &mut Vec<u8>,
+        q: Question<'_>,
+        (owner_at, key): (usize, NameKey),
+        catalog: &'z Catalog,
+    ) -> Written {
         let mut w = Written::new();
         let mut walk = Walk {
             chain: [0; MAX_CNAME_CHAIN + 1],
@@ -106,7 +120,7 @@ impl Zone {
             step: 0,
         };
         let qt = u16::from(q.qtype);
-        let (mut zone, mut owner_at, mut key) = (self, HEADER_LEN, q.qname.clone());
+        let (mut zone, mut owner_at, mut key) = (self, owner_at, key);
         loop {
             let mut wild = Wildcards::default();
             let onward = |k: &NameKey| {

@@ -371,7 +371,8 @@ fn address(q: &Message) -> A {
 pub fn answer_with_ttl(q: &[u8], rcode: ResponseCode, ttl: u32) -> Vec<u8> {
     let query = Message::from_vec(q).unwrap();
     let mut m = Message::response(query.metadata.id, query.metadata.op_code);
-    m.metadata.authoritative = true;
+    // A SERVFAIL is a failing server's (an authority's own, AA=1, is final).
+    m.metadata.authoritative = rcode != ResponseCode::ServFail;
     m.metadata.response_code = rcode;
     m.add_queries(query.queries.clone());
     let name = query.queries[0].name().clone();
