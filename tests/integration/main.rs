@@ -82,6 +82,7 @@ mod promises;
 mod props;
 mod props_signed;
 mod rate_limit;
+mod reloads;
 mod resolve;
 mod resolve_answers;
 mod service;
