@@ -126,6 +126,16 @@ pub enum Command {
         #[command(flatten)]
         to: ControlTo,
     },
+    /// Reload a running deployment and wait for each role's outcome: the
+    /// config and every zone are checked first (exit 1 with each problem's
+    /// file:line, nothing reloaded); then the LS at `ls.metrics` is asked to
+    /// reload as SIGHUP does (under `dnslb up`, its table servers too), and
+    /// each role's outcome printed, one line each; exit 1 when one refused.
+    Reload {
+        /// Where the LS is (the config is the one checked first).
+        #[command(flatten)]
+        to: ControlTo,
+    },
     /// List the blocks in force on a running LS (dynamic and by hand); `add`
     /// one or `clear` them all.
     Blocks {

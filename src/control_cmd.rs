@@ -1,21 +1,23 @@
 //! The live-control commands (docs/CONFIG.md (the LS) "Live control"): `dnslb backend NAME
-//! drain|down|auto`, `dnslb blocks [add NET|NAME --for S --action A | clear]`
-//! and `dnslb top`, each one request to a running LS's metrics listener
+//! drain|down|auto`, `dnslb blocks [add NET|NAME --for S --action A | clear]`,
+//! `dnslb top` and `dnslb reload`, each one request to a running LS's metrics listener
 //! (at the config's `ls.metrics`, or `--addr`), as `dnslb status` does
 //! (`status::ask_json`). A state-changing request carries the header the
 //! listener wants of it and, when one is known (`--key`, else
 //! `DNSLB_API_KEY`, else the config's `ls.api_key`), the `api_key`.
-//! [`render_blocks`] and [`render_top`] are pure.
+//! [`render_blocks`], [`render_top`] and [`render_reload`] are pure.
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use hyper::Method;
 
 use crate::config::Config;
 use crate::ls::backend::admin::AdminState;
 use crate::ls::dynblock::{BlockInfo, TopReport};
-use crate::metrics::{BackendAnswer, CONTROL_HEADER, ClearAnswer};
+use crate::metrics::{BackendAnswer, CONTROL_HEADER, ClearAnswer, RELOAD_PATH, ReloadAnswer};
+use crate::service::reload::CHILD_RELOAD_WAIT;
 use crate::status::{FETCH_TIMEOUT, StatusError, ask_json, env_key, metrics_addr};
 
 /// Where the LS is, and the key to show it. Its flags are global: given
@@ -59,6 +61,72 @@ impl ControlTo {
         let key = key.as_deref();
         ask_json(addr, method, path, CONTROL_HEADER, key, FETCH_TIMEOUT).await
     }
+}
+
+/// How long `dnslb reload` waits for every role's outcome: the LS's wait
+/// for its table servers' and time for the check before it.
+pub const RELOAD_WAIT: Duration = Duration::from_secs(CHILD_RELOAD_WAIT.as_secs() + 60);
+
+/// Why `dnslb reload` could not ask for a reload.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// No control listener to ask.
+    #[error(
+        "{}: no ls.metrics address, so there is no control listener to ask for a reload and wait for \
+         its outcome: set ls.metrics (e.g. \"127.0.0.1:5390\") and restart, or give --addr; \
+         meanwhile send SIGHUP to the dnslb up, dnslb ls or dnslb ts process (kill -HUP PID; \
+         under systemd, its MainPID), whose log then says what was reloaded",
+        path.display()
+    )]
+    NoListener {
+        /// The config file.
+        path: PathBuf,
+    },
+    /// The LS could not be asked, or refused the request.
+    #[error(transparent)]
+    Ask(#[from] StatusError),
+}
+
+/// `dnslb reload`: asks the running LS (and under `dnslb up` its table
+/// servers) to reload, as SIGHUP does, and waits for every role's outcome.
+/// The caller checks the config first.
+///
+/// # Errors
+/// No control listener, the LS unreachable, or the request refused (gate).
+pub async fn reload(to: &ControlTo) -> Result<ReloadAnswer, ReloadError> {
+    if to.addr.is_none() {
+        let no_listener = Config::load(&to.config)
+            .map_err(StatusError::from)?
+            .ls
+            .and_then(|ls| ls.metrics)
+            .is_none();
+        if no_listener {
+            return Err(ReloadError::NoListener {
+                path: to.config.clone(),
+            });
+        }
+    }
+    let (addr, key) = to.resolve()?;
+    let key = key.as_deref();
+    let answer = ask_json(
+        addr,
+        Method::POST,
+        RELOAD_PATH,
+        CONTROL_HEADER,
+        key,
+        RELOAD_WAIT,
+    )
+    .await?;
+    Ok(answer)
+}
+
+/// The outcome as `dnslb reload` prints it: one line per role, the LS first.
+pub fn render_reload(a: &ReloadAnswer) -> String {
+    a.roles
+        .iter()
+        .map(|r| format!("{}: {}\n", r.role, r.detail))
+        .collect()
 }
 
 /// A query string of `pairs`, percent-encoded.

@@ -169,6 +169,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             labels,
             to,
         } => print_out(&runtime(1)?.block_on(dnslb::control_cmd::top(&to, seconds, n, labels))?)?,
+        Command::Reload { to } => {
+            let problems = dnslb::check::check(&to.config);
+            if !problems.is_empty() {
+                for p in &problems {
+                    logging::to_stderr(log.format, Level::ERROR, p);
+                }
+                anyhow::bail!(
+                    "{}: not reloaded, nothing was asked: fix the config or zone first",
+                    to.config.display()
+                );
+            }
+            let answer = runtime(1)?.block_on(dnslb::control_cmd::reload(&to))?;
+            print_out(&dnslb::control_cmd::render_reload(&answer))?;
+            if !answer.applied {
+                let refused: Vec<&str> = (answer.roles.iter())
+                    .filter(|r| !r.applied)
+                    .map(|r| r.role.as_str())
+                    .collect();
+                anyhow::bail!("reload not applied by {}", refused.join(", "));
+            }
+        }
         Command::Ts(args) => {
             dnslb::supervise::die_with_supervisor()?;
             process::ts(args.into_run()?)?;

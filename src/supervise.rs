@@ -17,9 +17,16 @@
 //! A child's stderr comes through the supervisor, line by line, so that its
 //! lines never interleave with ours mid-line and the last one (the reason a
 //! child exits, e.g. `dnslb: error: zones/ts1.txt:3: ...`) can be repeated
-//! in the supervisor's own report. A child that keeps failing before it runs
-//! stably is reported at `error` level, naming that reason, each time its
-//! backoff grows.
+//! in the supervisor's own report when it is an error or a warning (after a
+//! `kill -9` the last line is a success line: the reason is then the signal,
+//! see [`exit_reason`]). A child that keeps failing before it runs stably is
+//! reported at `error` level, naming that reason, each time its backoff grows.
+//!
+//! A reload's outcome comes back the same way: after each reload a
+//! supervised table server writes one line starting with [`RELOAD_REPORT`]
+//! on its stderr ([`report_reload`]), which the supervisor takes (it is not
+//! forwarded) and hands to whoever waits in [`Supervisor::reload_all`]:
+//! `dnslb up` tells `dnslb reload` each table server's outcome so.
 //!
 //! Children run in their own process group, so a Ctrl-C in the terminal
 //! reaches only `dnslb up`, which then stops them in order. If `dnslb up` dies
@@ -36,7 +43,7 @@ use std::time::Duration;
 use rustix::process::{Pid, Signal};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -151,6 +158,76 @@ struct Slot {
     restarts: AtomicU64,
     /// Signals to forward to the running child.
     signals: mpsc::Sender<SupervisorSignal>,
+    /// The child's last reload outcome or exit, and how many came so far.
+    reloads: watch::Sender<(u64, ChildReload)>,
+}
+
+/// What became of a table server asked to reload ([`Supervisor::reload_all`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildReload {
+    /// It reloaded; what it said of it (`changed=1 zones=3`).
+    Applied(String),
+    /// It refused the reload (the old zones keep serving); why.
+    Refused(String),
+    /// It exited instead of answering; why ([`exit_reason`]).
+    Exited(String),
+    /// It was not running (between restarts): started again at once, on the
+    /// files as they are now.
+    NotRunning,
+    /// No answer within the wait.
+    NoAnswer(Duration),
+}
+
+impl ChildReload {
+    /// Whether the reload is known to be applied.
+    pub fn applied(&self) -> bool {
+        matches!(self, ChildReload::Applied(_))
+    }
+
+    /// One line for the operator.
+    pub fn describe(&self) -> String {
+        match self {
+            ChildReload::Applied(d) => format!("reloaded ({d})"),
+            ChildReload::Refused(why) => format!("refused, old zones keep serving: {why}"),
+            ChildReload::Exited(why) => format!("exited instead of reloading: {why}"),
+            ChildReload::NotRunning => {
+                "not running (between restarts): started again now on the new files; its log says whether it serves".to_owned()
+            }
+            ChildReload::NoAnswer(wait) => {
+                format!("no answer within {} s: see its log", wait.as_secs())
+            }
+        }
+    }
+}
+
+/// The start of the line a supervised table server writes on stderr after
+/// each reload: `RELOAD_REPORT applied DETAIL` or `RELOAD_REPORT refused WHY`.
+pub const RELOAD_REPORT: &str = "dnslb-reload-report ";
+
+/// Tells the supervising `dnslb up` (if any: [`SUPERVISOR_PID_ENV`] set)
+/// the outcome of a reload, as one [`RELOAD_REPORT`] line on stderr (which
+/// the supervisor does not forward). Nothing for a table server run alone.
+pub fn report_reload(applied: bool, detail: &str) {
+    if std::env::var_os(SUPERVISOR_PID_ENV).is_none() {
+        return;
+    }
+    use std::io::Write;
+    let word = if applied { "applied" } else { "refused" };
+    let detail = detail.replace(['\n', '\r'], " ");
+    // One write: never interleaved with a log line.
+    let line = format!("{RELOAD_REPORT}{word} {detail}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// A [`RELOAD_REPORT`] line read back (`None`: not one).
+fn parse_report(line: &str) -> Option<ChildReload> {
+    let rest = line.strip_prefix(RELOAD_REPORT)?;
+    let (word, detail) = rest.split_once(' ').unwrap_or((rest, ""));
+    match word {
+        "applied" => Some(ChildReload::Applied(detail.to_owned())),
+        "refused" => Some(ChildReload::Refused(detail.to_owned())),
+        _ => None,
+    }
 }
 
 /// Keeps a set of child processes running; see the module docs.
@@ -187,6 +264,7 @@ impl Supervisor {
                 pid: AtomicU32::new(0),
                 restarts: AtomicU64::new(0),
                 signals: tx,
+                reloads: watch::Sender::new((0, ChildReload::NotRunning)),
             });
             let task = ChildTask {
                 spec,
@@ -217,6 +295,39 @@ impl Supervisor {
             // task has stopped. Either way there is nothing to do.
             let _ = slot.signals.try_send(sig);
         }
+    }
+
+    /// Makes every child reload (SIGHUP, as [`Supervisor::signal_all`]) and
+    /// gives a future of each one's outcome, in spec order: its
+    /// [`RELOAD_REPORT`], its exit, or no answer within `wait`. It holds no
+    /// reference to the supervisor. The reloads of `dnslb up` are one at a
+    /// time: the report that comes next is this reload's.
+    pub fn reload_all(
+        &self,
+        wait: Duration,
+    ) -> impl std::future::Future<Output = Vec<(String, ChildReload)>> + Send + 'static {
+        let waits: Vec<_> = self
+            .slots
+            .iter()
+            .map(|slot| {
+                let mut seen = slot.reloads.subscribe();
+                let running = slot.pid.load(Ordering::Acquire) != 0;
+                let _ = slot.signals.try_send(SupervisorSignal::Hup);
+                let name = slot.name.clone();
+                async move {
+                    if !running {
+                        return (name, ChildReload::NotRunning);
+                    }
+                    let outcome = match tokio::time::timeout(wait, seen.changed()).await {
+                        Ok(Ok(())) => seen.borrow_and_update().1.clone(),
+                        Ok(Err(_)) => ChildReload::Exited("the supervisor stopped".to_owned()),
+                        Err(_) => ChildReload::NoAnswer(wait),
+                    };
+                    (name, outcome)
+                }
+            })
+            .collect();
+        futures_util::future::join_all(waits)
     }
 
     /// Each child's name and current PID (`None` while it is restarting or
@@ -328,17 +439,21 @@ pub fn loud_failure(failures: u32, delay: Duration, previous: Duration) -> bool 
     failures >= LOUD_AFTER_FAILURES && delay > previous
 }
 
-/// A child's stderr, forwarded line by line to ours; remembers its last line.
+/// A child's stderr, forwarded line by line to ours; remembers its last line
+/// (and whether it was an error or a warning), and hands its reload reports
+/// to the slot's watchers.
 struct ChildOutput {
     lines: Option<Lines<BufReader<ChildStderr>>>,
-    last: Option<String>,
+    last: Option<(String, bool)>,
+    reloads: watch::Sender<(u64, ChildReload)>,
 }
 
 impl ChildOutput {
-    fn new(stderr: Option<ChildStderr>) -> Self {
+    fn new(stderr: Option<ChildStderr>, reloads: watch::Sender<(u64, ChildReload)>) -> Self {
         ChildOutput {
             lines: stderr.map(|e| BufReader::new(e).lines()),
             last: None,
+            reloads,
         }
     }
 
@@ -350,11 +465,16 @@ impl ChildOutput {
         match lines.next_line().await {
             Ok(Some(line)) => {
                 use std::io::Write;
+                if let Some(report) = parse_report(&line) {
+                    publish(&self.reloads, report);
+                    return true;
+                }
                 // One write per line: never interleaved mid-line.
                 let mut out = std::io::stderr().lock();
                 let _ = out.write_all(format!("{line}\n").as_bytes());
                 if !line.trim().is_empty() {
-                    self.last = Some(reason_of(&line).chars().take(REASON_MAX).collect());
+                    let text = reason_of(&line).chars().take(REASON_MAX).collect();
+                    self.last = Some((text, is_problem_line(&line)));
                 }
                 true
             }
@@ -371,10 +491,91 @@ impl ChildOutput {
             .await;
     }
 
-    /// The child's last line, or a placeholder.
-    fn reason(&self) -> &str {
-        self.last.as_deref().unwrap_or("(it printed nothing)")
+    /// Why the child exited with `status`: see [`exit_reason`].
+    fn reason(&self, status: &io::Result<ExitStatus>) -> String {
+        use std::os::unix::process::ExitStatusExt;
+        let (signal, code) = match status {
+            Ok(s) => (s.signal(), s.code()),
+            Err(_) => (None, None),
+        };
+        let last = self
+            .last
+            .as_ref()
+            .map(|(l, problem)| (l.as_str(), *problem));
+        exit_reason(signal, code, last)
     }
+}
+
+/// Hands `outcome` to whoever waits in [`Supervisor::reload_all`].
+fn publish(reloads: &watch::Sender<(u64, ChildReload)>, outcome: ChildReload) {
+    reloads.send_modify(|(count, last)| {
+        *count += 1;
+        *last = outcome;
+    });
+}
+
+/// Why a child exited, for the restart line's `reason`: its last line when
+/// that line is an error or a warning (`dnslb: error: zones/ts1.txt:3:
+/// ...`); else what the exit itself says (`killed by signal 9 (SIGKILL)`,
+/// `exited with code 1`), never a success line such as "table server
+/// ready" that merely came last. `last`: the last line and whether it is an
+/// error or a warning.
+pub fn exit_reason(signal: Option<i32>, code: Option<i32>, last: Option<(&str, bool)>) -> String {
+    if let Some((line, true)) = last {
+        return line.to_owned();
+    }
+    let exit = match (signal, code) {
+        (Some(sig), _) => format!("killed by signal {sig} ({})", signal_name(sig)),
+        (None, Some(code)) => format!("exited with code {code}"),
+        (None, None) => "its exit status is unknown".to_owned(),
+    };
+    match last {
+        Some(_) => format!("{exit}; no error logged before"),
+        None => format!("{exit}; it printed nothing"),
+    }
+}
+
+/// The usual name of signal `sig`.
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        _ => "another signal",
+    }
+}
+
+/// Whether a child's line is an error or a warning: a text log line whose
+/// level is `ERROR` or `WARN`, a JSON one whose `level` is, the binary's
+/// own `dnslb: error: ...`, or a line in no log format at all (a panic's
+/// message); an `INFO`, `DEBUG` or `TRACE` line is not.
+fn is_problem_line(line: &str) -> bool {
+    if line.starts_with('{')
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+    {
+        return matches!(
+            v.get("level").and_then(|l| l.as_str()),
+            Some("ERROR" | "WARN")
+        );
+    }
+    // Text: `TIMESTAMP LEVEL target: message`, the level maybe first.
+    for word in line.split_whitespace().take(2) {
+        match word {
+            "ERROR" | "WARN" => return true,
+            "INFO" | "DEBUG" | "TRACE" => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 /// What a child's line says: the line itself, or the message of a JSON
@@ -419,7 +620,8 @@ impl ChildTask {
                     let pid = child.id().unwrap_or(0);
                     self.slot.pid.store(pid, Ordering::Release);
                     info!(ts = %name, pid, "table server started");
-                    let mut output = ChildOutput::new(child.stderr.take());
+                    let reloads = self.slot.reloads.clone();
+                    let mut output = ChildOutput::new(child.stderr.take(), reloads);
                     let end = self.supervise(&mut child, &mut output).await;
                     self.slot.pid.store(0, Ordering::Release);
                     match end {
@@ -429,6 +631,7 @@ impl ChildTask {
                             output.drain().await;
                             failures = self.backoff.failures_after(failures, started.elapsed());
                             let delay = self.backoff.next_delay(failures);
+                            let reason = output.reason(&result);
                             let status = match result {
                                 Ok(status) => status.to_string(),
                                 Err(err) => err.to_string(),
@@ -436,15 +639,15 @@ impl ChildTask {
                             if loud_failure(failures, delay, previous) {
                                 error!(
                                     ts = %name, %status, failures, restart_in = ?delay,
-                                    reason = output.reason(),
-                                    "table server keeps failing; its backend stays down"
+                                    reason, "table server keeps failing; its backend stays down"
                                 );
                             } else {
                                 warn!(
                                     ts = %name, %status, restart_in = ?delay,
-                                    reason = output.reason(), "table server exited; restarting"
+                                    reason, "table server exited; restarting"
                                 );
                             }
+                            publish(&self.slot.reloads, ChildReload::Exited(reason));
                             delay
                         }
                     }
@@ -669,6 +872,75 @@ mod tests {
         assert_eq!(reason_of(line), "dnslb: error: z.txt:3: bad");
         assert_eq!(reason_of("dnslb: error: x"), "dnslb: error: x");
         assert_eq!(reason_of("{not json"), "{not json");
+    }
+
+    #[test]
+    fn the_reason_of_an_exit_quotes_an_error_line_never_a_success_line() {
+        let ready = "2026-11-28T08:30:02Z  INFO dnslb::service::ts: table server ready ts=ts1";
+        assert!(!is_problem_line(ready));
+        assert_eq!(
+            exit_reason(Some(9), None, Some((ready, false))),
+            "killed by signal 9 (SIGKILL); no error logged before"
+        );
+        assert_eq!(
+            exit_reason(None, Some(0), None),
+            "exited with code 0; it printed nothing"
+        );
+        let error = "dnslb: error: zones/ts1.txt:3: bad IPv4 address";
+        assert!(is_problem_line(error));
+        assert_eq!(exit_reason(None, Some(1), Some((error, true))), error);
+        let warn = "2026-11-28T08:30:02Z  WARN dnslb::service::ts: reload refused ts=ts1";
+        assert!(is_problem_line(warn));
+        // JSON lines by their level; a panic's message (no log format) is one.
+        assert!(is_problem_line(
+            r#"{"level":"ERROR","fields":{"message":"x"}}"#
+        ));
+        assert!(!is_problem_line(
+            r#"{"level":"INFO","fields":{"message":"x"}}"#
+        ));
+        assert!(is_problem_line("thread 'main' panicked at src/x.rs:1:1:"));
+    }
+
+    #[test]
+    fn a_reload_report_is_read_back() {
+        let line = format!("{RELOAD_REPORT}applied changed=1 zones=3");
+        assert_eq!(
+            parse_report(&line),
+            Some(ChildReload::Applied("changed=1 zones=3".into()))
+        );
+        let line = format!("{RELOAD_REPORT}refused z.txt:3: bad");
+        assert_eq!(
+            parse_report(&line),
+            Some(ChildReload::Refused("z.txt:3: bad".into()))
+        );
+        assert_eq!(parse_report("INFO reload done"), None);
+        assert_eq!(parse_report(&format!("{RELOAD_REPORT}maybe x")), None);
+    }
+
+    /// A child that answers a SIGHUP with a report: `reload_all` gives it;
+    /// the report line is not forwarded as a log line.
+    #[tokio::test]
+    async fn reload_all_waits_for_each_childs_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
+        let code = format!(
+            "import pathlib, signal, sys, time\n\
+             def hup(*a):\n    sys.stderr.write({RELOAD_REPORT:?} + 'refused z.txt:3: bad\\n'); sys.stderr.flush()\n\
+             signal.signal(signal.SIGHUP, hup)\n\
+             pathlib.Path({:?}).touch()\n\
+             while True: time.sleep(0.05)\n",
+            ready.display().to_string()
+        );
+        let (sup, _) = start_ready("python3", &["-c", &code], &ready).await;
+        let got = sup.reload_all(Duration::from_secs(20)).await;
+        assert_eq!(
+            got,
+            [(
+                "ts1".to_owned(),
+                ChildReload::Refused("z.txt:3: bad".into())
+            )]
+        );
+        sup.shutdown(Duration::from_secs(5)).await;
     }
 
     #[test]

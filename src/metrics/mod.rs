@@ -21,6 +21,7 @@
 //! - `flush`: `POST /cache/flush`.
 //! - `control`: live control (`/backend/{name}`, `/blocks`, `/top`) and the gate of every
 //!   state-changing request (`api_key`, `control_allow`).
+//! - `reload`: `POST /reload`, the reload of `dnslb reload`, with each role's outcome.
 //! - `listener`: the HTTP listener that caps connections and times out idle ones.
 //! - `ts`: the TS's `/metrics` ([`serve_ts`], [`render_ts_prometheus`]).
 //! - Here: [`serve`], the routes, [`StatusExtra`] and [`Readiness`].
@@ -49,6 +50,7 @@ mod listener;
 mod page;
 mod process;
 mod prom;
+mod reload;
 mod ts;
 
 pub use control::{
@@ -64,6 +66,7 @@ pub use health::{
 pub(crate) use page::sig3;
 pub use process::{BUILD_COMMIT, BUILD_VERSION, ProcessStats};
 pub use prom::render_prometheus;
+pub use reload::{RELOAD_PATH, ReloadAnswer, ReloadFn, RoleReload};
 pub use ts::{TS_HEALTH_PATH, TsEndpoint, TsHealthReport, render_ts_prometheus, serve_ts};
 
 use history::{History, sampler};
@@ -139,6 +142,8 @@ pub struct StatusExtra {
     /// Whether the LS serves yet (or still); `/ready` answers 200 only while
     /// it is [`ReadyState::Serving`]. Whoever runs the LS sets it.
     pub ready: Readiness,
+    /// What `POST /reload` runs (none: the route answers 404).
+    pub reload: Option<Arc<ReloadFn>>,
 }
 
 impl std::fmt::Debug for StatusExtra {
@@ -146,6 +151,7 @@ impl std::fmt::Debug for StatusExtra {
         f.debug_struct("StatusExtra")
             .field("supervisor", &self.supervisor.is_some())
             .field("ready", &self.ready.state())
+            .field("reload", &self.reload.is_some())
             .finish()
     }
 }
@@ -228,7 +234,8 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
-/// Serves `/metrics`, `/`, `/health`, `/ready` and `POST /cache/flush` on `listener` until `token` is cancelled, then
+/// Serves `/metrics`, `/`, `/health`, `/ready`, `POST /cache/flush`, the live control and
+/// `POST /reload` on `listener` until `token` is cancelled, then
 /// gives open requests two seconds to finish and returns once the
 /// sampler has stopped too.
 pub async fn serve(
@@ -254,7 +261,11 @@ pub async fn serve(
         .route(FLUSH_PATH, post(flush::cache_flush))
         .fallback(not_found)
         .with_state(shared.clone())
-        .merge(control::routes(shared.balancer.clone()));
+        .merge(control::routes(shared.balancer.clone()))
+        .merge(reload::routes(
+            shared.balancer.clone(),
+            shared.extra.reload.clone(),
+        ));
     serve_app(listener, app, token.clone()).await;
     // The sampler only ends on cancel; an early stop of the server cancels it.
     token.cancel();

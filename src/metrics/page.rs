@@ -71,6 +71,7 @@ th{background:#f6f8fa;font-weight:600;font-size:12px;color:#59636e}
 td.l,th.l{text-align:left}tr:last-child td{border-bottom:0}
 .pill{display:inline-block;padding:0 8px;border-radius:10px;font-size:12px;font-weight:600}
 .up{background:#dafbe1;color:#1a7f37}.down{background:#ffebe9;color:#cf222e}
+.drain{background:#fff8c5;color:#9a6700}
 .bar{display:inline-block;height:8px;background:#54aeff;border-radius:2px;vertical-align:middle;margin-right:6px}
 .warn{color:#bc4c00;font-weight:600}
 svg{background:#fff;border:1px solid #d1d9e0;border-radius:6px}
@@ -215,7 +216,8 @@ pub(super) fn render_status(shared: &Shared, now: Instant) -> String {
             .map_or_else(|| now_lat.clone(), |(_, base)| now_lat.since(&base.latency));
         use crate::ls::backend::admin::AdminState;
         let (health, class) = match (be.admin.get(), be.is_up()) {
-            (AdminState::Drain, _) => ("drain (by hand)", "down"),
+            // Amber, not the red of down: a drained backend is healthy.
+            (AdminState::Drain, _) => ("drain (by hand)", "drain"),
             (AdminState::Down, _) => ("down (by hand)", "down"),
             (AdminState::Auto, true) => ("up", "up"),
             (AdminState::Auto, false) => ("down", "down"),
@@ -337,7 +339,11 @@ fn pools(o: &mut String, pools: &[crate::ls::Route]) {
             .backends
             .iter()
             .map(|b| {
-                let class = if b.is_up() { "up" } else { "down" };
+                let class = match (b.admin.get(), b.is_up()) {
+                    (crate::ls::backend::admin::AdminState::Drain, _) => "drain",
+                    (_, true) => "up",
+                    (_, false) => "down",
+                };
                 format!("<span class=\"pill {class}\">{}</span>", html(&b.name))
             })
             .collect();
@@ -552,6 +558,34 @@ mod tests {
         assert!(page.contains("<svg") && page.contains("<path"));
         assert!(page.contains("<tr data-backend=\"&lt;b&gt;\">"));
         assert!(page.contains("<tr data-ts=\"ts2\">"));
+    }
+
+    #[test]
+    fn a_drained_backend_is_painted_amber_not_red_as_down() {
+        use crate::ls::backend::admin::AdminState;
+        let b = Arc::new(balancer(&[
+            ("ts1", "127.0.0.1:5301"),
+            ("ts2", "127.0.0.1:5302"),
+        ]));
+        b.state().backends[0].set_up(true);
+        b.state().backends[1].set_up(true);
+        b.set_admin("ts1", AdminState::Drain);
+        let t0 = Instant::now();
+        let shared = Shared {
+            balancer: b,
+            extra: StatusExtra::default(),
+            started: t0,
+            history: Mutex::new(History::default()),
+        };
+        let page = render_status(&shared, t0);
+        let row = page
+            .split("<tr data-backend=\"ts1\">")
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap();
+        assert!(row.contains("pill drain\">drain (by hand)<"), "{row}");
+        assert!(!page.contains("pill down"), "nothing is down");
+        assert!(CSS.contains(".drain{"), "drain has its own colour");
     }
 
     #[test]

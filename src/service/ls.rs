@@ -6,25 +6,24 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::reload::{LsLive, Reloader, set_conn_rates, trusted_proxies, warn_expiry};
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
 use crate::config::{Config, DnstapSide, LsConfig, cores};
 use crate::dnstap::{self, Dnstap, DnstapWriter};
 use crate::ls::{Balancer, probe};
 use crate::metrics::{Readiness, StatusExtra};
 use crate::server::Listeners;
-use crate::server::conn_rate::ConnRate;
 use crate::server::doh::{ALPN_DOH, DohListeners};
 use crate::server::forwarded::TrustedProxies;
 use crate::server::socket::bind_stream;
 use crate::server::tls::{ALPN_DOT, CertSwap, DotListeners, server_config};
-use crate::supervise::{Supervisor, SupervisorSignal};
+use crate::supervise::Supervisor;
 
 /// The `[ls]` of `cfg`.
 ///
@@ -101,25 +100,14 @@ pub async fn run(cfg: Config, controls: Controls) -> Result<(), ServiceError> {
     LsService::new(cfg)?.run(sockets, controls).await
 }
 
-/// One LS: its balancer, the config it started with, and (under `up`) the children
-/// a reload reaches too.
+/// One LS: its balancer, what a reload changes of it, and (under `up`) the
+/// children a reload reaches too.
 pub struct LsService {
-    /// The config as started: what only a restart applies is judged against it.
-    started: Config,
     lsc: LsConfig,
     balancer: Arc<Balancer>,
-    children: Option<Arc<Supervisor>>,
+    /// Its reload (SIGHUP, `POST /reload`).
+    reloader: Arc<Reloader>,
     extra: StatusExtra,
-    /// The `[ls.tls]` certificate, re-read on reload.
-    certs: Option<Arc<CertSwap>>,
-    /// The `[ls.https]` certificate (none: plain HTTP), re-read on reload.
-    https_certs: Option<Arc<CertSwap>>,
-    /// `[ls.tls]`'s `conn_rate_limit`, applied again on reload.
-    dot_rate: Arc<ConnRate>,
-    /// `[ls.https]`'s `conn_rate_limit`, applied again on reload.
-    doh_rate: Arc<ConnRate>,
-    /// `[ls.https]`'s `trusted_proxies`, applied again on reload.
-    trusted: Arc<TrustedProxies>,
     /// The `[ls.dnstap]` writer, run while the LS serves.
     dnstap: Option<DnstapWriter>,
 }
@@ -151,25 +139,40 @@ impl LsService {
         let (dot_rate, doh_rate) = (Arc::default(), Arc::default());
         set_conn_rates(&lsc, &dot_rate, &doh_rate);
         let trusted = Arc::new(TrustedProxies::new(trusted_proxies(&lsc)));
-        Ok(LsService {
-            started: cfg,
-            lsc,
-            balancer,
-            children: None,
-            extra: StatusExtra::default(),
+        let live = LsLive {
+            lsc: lsc.clone(),
+            balancer: balancer.clone(),
             certs,
             https_certs,
             dot_rate,
             doh_rate,
             trusted,
+        };
+        let reloader = Arc::new(Reloader::new(cfg, Some(live)));
+        let reload = reloader.clone();
+        let extra = StatusExtra {
+            reload: Some(Arc::new(move || {
+                let r = reload.clone();
+                Box::pin(async move { r.run().await })
+            })),
+            ..StatusExtra::default()
+        };
+        Ok(LsService {
+            lsc,
+            balancer,
+            reloader,
+            extra,
             dnstap,
         })
     }
 
     /// The LS of `dnslb up`: a reload reaches `children` too; the status page shows them.
     pub(super) fn with_children(mut self, children: &Arc<Supervisor>, extra: StatusExtra) -> Self {
-        self.children = Some(children.clone());
-        self.extra = extra;
+        self.reloader.set_children(children);
+        self.extra = StatusExtra {
+            reload: self.extra.reload.take(),
+            ..extra
+        };
         self
     }
 
@@ -204,63 +207,16 @@ impl LsService {
         result
     }
 
-    /// A reload: the children reread their zones (under `up`), the LS its `[ls]`
-    /// and its `[ls.tls]` certificate.
+    /// A reload, in a task of its own (reloads run one at a time, in the
+    /// order asked): see [`Reloader::run`]; its outcome is logged.
     pub(super) fn reload(&self) {
-        if let Some(sup) = &self.children {
-            sup.signal_all(SupervisorSignal::Hup);
-        }
-        let new = reload(
-            &self.started,
-            Some((&self.lsc, &*self.balancer)),
-            self.children.is_some(),
-        );
-        let new_ls = new.as_ref().and_then(|c| c.ls.as_ref());
-        if let Some(new_ls) = new_ls {
-            set_conn_rates(new_ls, &self.dot_rate, &self.doh_rate);
-            self.trusted.set(trusted_proxies(new_ls));
-        }
-        // A config refused for any reason (a typo in a backend...) must not
-        // block a certificate renewal: the files the running config names are
-        // read again then.
-        let files = match new.as_ref() {
-            Some(_) => new_ls,
-            None => Some(&self.lsc),
-        };
-        let mut ok = None;
-        if let Some(certs) = &self.certs {
-            let tls = files.and_then(|l| l.tls.as_ref());
-            let done = reload_cert("ls.tls", certs, tls.map(|t| (&*t.cert, &*t.key)));
-            ok = Some(done);
-        }
-        if let Some(certs) = &self.https_certs {
-            let https = files.and_then(|l| l.https.as_ref());
-            let pair = https.and_then(|h| Some((h.cert.as_deref()?, h.key.as_deref()?)));
-            ok = Some(reload_cert("ls.https", certs, pair) && ok.unwrap_or(true));
-        }
-        self.export_not_after();
-        // One count a reload: applied when every certificate was.
-        if let (Some(ok), Some(stats)) = (ok, self.balancer.metrics().tls.get()) {
-            let c = if ok {
-                &stats.cert_reloads
-            } else {
-                &stats.cert_reloads_refused
-            };
-            c.fetch_add(1, Relaxed);
-        }
+        let r = self.reloader.clone();
+        tokio::spawn(async move { r.run().await });
     }
 
-    /// Exports the notAfter of each certificate served on /metrics (once the
-    /// encrypted listeners' counters exist).
-    fn export_not_after(&self) {
-        let Some(stats) = self.balancer.metrics().tls.get() else {
-            return;
-        };
-        let set = |certs: &Option<Arc<CertSwap>>, at: &std::sync::atomic::AtomicI64| {
-            at.store(certs.as_ref().map_or(0, |c| c.not_after()), Relaxed);
-        };
-        set(&self.certs, &stats.dot_not_after);
-        set(&self.https_certs, &stats.doh_not_after);
+    /// What a reload changes of the LS.
+    fn live(&self) -> Option<&LsLive> {
+        self.reloader.ls()
     }
 
     /// Serves the LS on `sockets` until [`Control::Shutdown`]; [`Control::Reload`]
@@ -276,7 +232,11 @@ impl LsService {
         let mut sockets = sockets;
         let addrs = sockets.dns.local_addrs().to_vec();
         let (dot_addrs, doh_addrs) = (sockets.dot_addrs(), sockets.doh_addrs());
-        if let Some(certs) = &self.certs
+        let (certs, https_certs) = match self.live() {
+            Some(l) => (l.certs.clone(), l.https_certs.clone()),
+            None => (None, None),
+        };
+        if let Some(certs) = &certs
             && !sockets.dot.is_empty()
         {
             let stats = self.balancer.metrics().tls.get_or_init(Default::default);
@@ -286,25 +246,31 @@ impl LsService {
                 server_config(certs.clone(), &[ALPN_DOT])?,
                 stats.clone(),
             )
-            .with_conn_rate(self.dot_rate.clone());
+            .with_conn_rate(self.live().map(|l| l.dot_rate.clone()).unwrap_or_default());
             sockets.dns.set_dot(dot);
         }
         if let Some(https) = &lsc.https
             && !sockets.doh.is_empty()
         {
             let stats = self.balancer.metrics().tls.get_or_init(Default::default);
-            let config = match &self.https_certs {
+            let config = match &https_certs {
                 Some(certs) => Some(server_config(certs.clone(), &ALPN_DOH)?),
                 None => None,
             };
             let listeners = std::mem::take(&mut sockets.doh).into_iter().map(|(l, _)| l);
+            let (doh_rate, trusted) = match self.live() {
+                Some(l) => (l.doh_rate.clone(), l.trusted.clone()),
+                None => Default::default(),
+            };
             let doh = DohListeners::new(listeners.collect(), config, &https.path, stats.clone())
-                .with_conn_rate(self.doh_rate.clone())
-                .with_trusted_proxies(self.trusted.clone());
+                .with_conn_rate(doh_rate)
+                .with_trusted_proxies(trusted);
             sockets.dns.set_doh(doh);
         }
-        self.export_not_after();
-        for (table, certs) in [("ls.tls", &self.certs), ("ls.https", &self.https_certs)] {
+        if let Some(l) = self.live() {
+            l.export_not_after();
+        }
+        for (table, certs) in [("ls.tls", &certs), ("ls.https", &https_certs)] {
             if let Some(c) = certs {
                 warn_expiry(table, c);
             }
@@ -350,7 +316,7 @@ impl LsService {
             info!(addr = ?dot_addrs, "dns over tls ready");
         }
         if !doh_addrs.is_empty() {
-            let tls = self.https_certs.is_some();
+            let tls = https_certs.is_some();
             info!(addr = ?doh_addrs, tls, "dns over https ready");
         }
         info!(addr = ?addrs, strategy = %lsc.strategy, order = %lsc.order, layout = %lsc.layout,
@@ -457,116 +423,6 @@ async fn drain_wait<T>(
             },
         }
     }
-}
-
-/// Applies `lsc`'s `conn_rate_limit`s (0 without the table) to the DoT and DoH limits.
-fn set_conn_rates(lsc: &LsConfig, dot: &ConnRate, doh: &ConnRate) {
-    let v6 = lsc.rate_limit_v6_prefix;
-    dot.set(lsc.tls.as_ref().map_or(0, |t| t.conn_rate_limit), v6);
-    doh.set(lsc.https.as_ref().map_or(0, |h| h.conn_rate_limit), v6);
-}
-
-/// `lsc`'s `[ls.https] trusted_proxies` (none without the table).
-fn trusted_proxies(lsc: &LsConfig) -> Vec<ipnet::IpNet> {
-    lsc.https
-        .as_ref()
-        .map_or_else(Vec::new, |h| h.trusted_proxies.clone())
-}
-
-/// The certificate part of a reload, for the listeners of `table`: the certificate
-/// and key files the new config names (`pair`) are read again and serve new
-/// connections; with no `pair` (the new config was refused or has none) or a pair
-/// that cannot be served, the old certificate keeps serving. Whether it was applied.
-fn reload_cert(
-    table: &str,
-    certs: &CertSwap,
-    pair: Option<(&std::path::Path, &std::path::Path)>,
-) -> bool {
-    let result = match pair {
-        Some((cert, key)) => certs.reload(cert, key).map_err(|e| e.to_string()),
-        None => Err("no usable certificate and key in the config".into()),
-    };
-    match &result {
-        Ok(()) => {
-            info!(table, "tls certificate reloaded");
-            warn_expiry(table, certs);
-        }
-        Err(err) => {
-            warn!(table, %err, "tls certificate reload refused; the old certificate keeps serving");
-        }
-    }
-    result.is_ok()
-}
-
-/// Warns when the certificate `certs` serves for `table` expires within
-/// [`EXPIRY_WARNING_SECS`].
-fn warn_expiry(table: &str, certs: &CertSwap) {
-    let now = crate::config::unix_now();
-    if let Some(days) = crate::config::expiry_warning_days(certs.not_after(), now) {
-        warn!(
-            table,
-            days, "the tls certificate expires within 14 days: renew it, then SIGHUP"
-        );
-    }
-}
-
-/// A reload: rereads the config at `started.path`; applies its `[ls]` to the
-/// running LS (`ls`, when there is one) and warns about what only a restart
-/// applies: `[ls]` keys read at start, and (with `children`, under `up`) any
-/// change to a `[[ts]]` or to the inline secret, algorithm or secret file of
-/// the `[[key]]` it names, which its child read at start (a HUP makes it
-/// reread its zone files and its key's `secret_file`, nothing else). Returns the new config when it was read.
-pub(super) fn reload(
-    started: &Config,
-    ls: Option<(&LsConfig, &Balancer)>,
-    children: bool,
-) -> Option<Config> {
-    let refused = || {
-        if let Some((_, balancer)) = ls {
-            balancer.metrics().reloads_refused.fetch_add(1, Relaxed);
-        }
-    };
-    let new = match Config::load(&started.path) {
-        Ok(new) => new,
-        Err(err) => {
-            warn!(%err, "reload refused; old config keeps serving");
-            refused();
-            return None;
-        }
-    };
-    if children {
-        let mut changed = crate::config::ts_restart_changes(&started.ts, &new.ts);
-        changed.extend(crate::config::key_restart_changes(started, &new));
-        if !changed.is_empty() {
-            let changed = changed.join("; ");
-            warn!(%changed, "reload: [[ts]] changed: {changed}; only a restart of dnslb up applies that (the zone files are reread now)");
-        }
-    }
-    match (ls, &new.ls) {
-        (Some((lsc, balancer)), Some(new_ls)) => {
-            let keys = crate::config::ls_restart_only_changes(lsc, new_ls);
-            if !keys.is_empty() {
-                let keys = keys.join(", ");
-                warn!(%keys, "reload: [ls] {keys} changed; only a restart applies them (the rest is applied now)");
-            }
-            balancer.reload(new_ls);
-            balancer.metrics().reloads_applied.fetch_add(1, Relaxed);
-            info!(
-                backends = new_ls.backend.len(),
-                pools = new_ls.pool.len(),
-                "ls reload done"
-            );
-        }
-        (Some(_), None) => {
-            warn!("reload refused: the new config has no [ls]; old one keeps serving");
-            refused();
-        }
-        (None, Some(_)) if children => {
-            warn!("reload: the config now has an [ls]; only a restart of dnslb up starts it");
-        }
-        _ => {}
-    }
-    Some(new)
 }
 
 #[cfg(test)]

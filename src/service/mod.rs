@@ -9,8 +9,11 @@
 //! role as the whole process (its runtime and worker threads, the signals, `up`'s check
 //! before it starts): the binary calls it and prints what comes back.
 //!
+//! [`reload`] is a reload of a running deployment and each role's outcome
+//! (SIGHUP, `dnslb reload`): all or nothing across the roles under `up`.
+//!
 //! Layering: `control` (controls, the stop grace) and `error` (errors, the metrics
-//! listener bound) are the floor, re-exported here; `ls` and `ts`
+//! listener bound) are the floor, re-exported here; `reload`, then `ls` and `ts`
 //! build on it; `up` builds on `ls` (its LS) and on [`crate::supervise`] (its children);
 //! `process` on all three.
 
@@ -19,6 +22,7 @@ pub mod ds;
 mod error;
 pub mod ls;
 pub mod process;
+pub mod reload;
 pub mod ts;
 pub mod up;
 

@@ -17,6 +17,7 @@ use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
 use crate::config::{DnstapConfig, DnstapSide};
 use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
+use crate::supervise::report_reload;
 use crate::ts::gslb::check::{Checker, Label, Probe, Target, in_flight_bound};
 use crate::ts::secondary::client::{Limits, TransferSlots};
 use crate::ts::secondary::consumer::{self, Changed, Consumer};
@@ -228,16 +229,9 @@ impl TsService {
             let changed = match step {
                 Some(Control::Shutdown) => break,
                 Some(Control::Reload) => {
-                    // The zones first (served, and their secondaries told),
-                    // then the keys a reload does not apply: that reads and
-                    // parses the whole config file (100,000 zones listed
-                    // took a third of a one-zone reload's work before it).
-                    let done = tokio::task::spawn_blocking(move || t.reload_logged()).await;
-                    announce_zones(&ts, &announce, done.unwrap_or_default());
-                    let t = ts.clone();
-                    let _ =
-                        tokio::task::spawn_blocking(move || warn_restart_keys(t.settings())).await;
-                    Ok(Vec::new())
+                    // The config file first: one that does not read is a
+                    // change made half, and none of it is applied.
+                    tokio::task::spawn_blocking(move || reload_whole(&t)).await
                 }
                 None => {
                     let done = tokio::task::spawn_blocking(move || t.refresh_logged()).await;
@@ -287,31 +281,59 @@ impl TsService {
     }
 }
 
-/// Warns, in one line, of the keys of the TS's `[[ts]]` (`service`,
-/// `zones`...) changed in its config file since start: a reload of `dnslb
-/// ts` rereads the zone files only, so those wait for a restart (`dnslb up`
-/// warns the same of its children). Nothing for a TS not started from a file.
-fn warn_restart_keys(settings: &TsSettings) {
-    if let Some(w) = restart_warning(settings) {
-        warn!(ts = %settings.name, "{w}");
-    }
-}
-
-/// [`warn_restart_keys`]'s line, if any.
-fn restart_warning(settings: &TsSettings) -> Option<String> {
-    let (path, started) = settings.started_as()?;
-    let now = match crate::config::Config::load(path) {
-        Ok(c) => {
-            c.ts.into_iter()
-                .filter(|t| t.name == started.name)
-                .collect::<Vec<_>>()
+/// A reload of `dnslb ts`: the config file it started from is read first
+/// (a TS not started from a file has none); when it does not read, nothing
+/// is reloaded (a change of config and zones together is not applied half:
+/// the zone files wait for the config to be fixed), the refusal is counted
+/// and logged with its `file:line`. Else the zone files are reread (all or
+/// nothing, [`TableServer::reload`]), then one line warns of the keys of its
+/// `[[ts]]` changed since start (`service`, `zones`...), which only a restart
+/// applies. The outcome goes to the supervising `dnslb up`, if any
+/// ([`report_reload`]). Returns the zones that changed.
+fn reload_whole(ts: &TableServer) -> Vec<Name> {
+    let name = &ts.settings().name;
+    let config = match ts.settings().started_as() {
+        Some((path, _)) => match crate::config::Config::load(path) {
+            Ok(c) => Some(c),
+            Err(err) => {
+                ts.metrics().record_reload(false);
+                warn!(ts = %name, %err, "reload refused: the config file does not read; old zones keep serving, the zone files are not reread");
+                report_reload(false, &err.to_string());
+                return Vec::new();
+            }
+        },
+        None => None,
+    };
+    let changed = match ts.reload() {
+        Ok(r) => {
+            info!(ts = %name, changed = r.changed, compiled = r.compiled, zones = r.zones, "reload done");
+            report_reload(true, &format!("changed={} zones={}", r.changed, r.zones));
+            r.changed_zones
         }
         Err(err) => {
-            return Some(format!(
-                "reload: the config file does not read ({err}); the TS keeps its keys as started"
-            ));
+            warn!(ts = %name, %err, "reload refused, old zones keep serving");
+            report_reload(false, &err.to_string());
+            Vec::new()
         }
     };
+    if let Some(w) = config.and_then(|c| restart_warning(ts.settings(), &c)) {
+        warn!(ts = %name, "{w}");
+    }
+    changed
+}
+
+/// The warning of a reload whose config `now` changed keys of the TS's
+/// `[[ts]]` that only a restart applies (a reload of `dnslb ts` rereads the
+/// zone files only; `dnslb up` warns the same of its children), if any.
+/// Nothing for a TS not started from a file.
+fn restart_warning(settings: &TsSettings, now: &crate::config::Config) -> Option<String> {
+    let (_, started) = settings.started_as()?;
+    let now: Vec<_> = now
+        .ts
+        .iter()
+        .filter(|t| t.name == started.name)
+        .cloned()
+        .collect();
     let changed = crate::config::ts_restart_changes(std::slice::from_ref(&started), &now);
     (!changed.is_empty()).then(|| {
         format!(
@@ -603,6 +625,8 @@ mod tests {
         std::fs::write(&config, text(1)).unwrap();
         let cfg = crate::config::Config::load(&config).unwrap();
         let settings = TsSettings::from_config_in(&cfg, &cfg.ts[0]);
+        let restart_warning =
+            |s: &TsSettings| restart_warning(s, &crate::config::Config::load(&config).unwrap());
         assert_eq!(restart_warning(&settings), None, "nothing changed");
         std::fs::write(&config, text(2)).unwrap();
         let w = restart_warning(&settings).expect("a warning");

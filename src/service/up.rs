@@ -1,7 +1,8 @@
 //! The `up` role (`dnslb up`): every `[[ts]]` as a supervised child process, and
 //! the LS in this process (when the config has an `[ls]`), which serves once its
-//! own table servers answer (or after a bounded wait). A reload reaches both; a
-//! stop drains the LS before the children stop.
+//! own table servers answer (or after a bounded wait). A reload reaches both,
+//! all or nothing: the whole config and every zone are checked first
+//! ([`super::reload`]); a stop drains the LS before the children stop.
 
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -12,14 +13,15 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::ls::{LsService, LsSockets, reload as reload_config, section as ls_section};
+use super::ls::{LsService, LsSockets, section as ls_section};
+use super::reload::Reloader;
 use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError};
 use crate::config::Config;
 use crate::logging::LogFormat;
 use crate::ls::probe;
 use crate::metrics::StatusExtra;
 use crate::server::Listeners;
-use crate::supervise::{Backoff, ChildSpec, Supervisor, SupervisorSignal};
+use crate::supervise::{Backoff, ChildSpec, Supervisor};
 
 /// How long `dnslb up` waits for its table servers to answer before it
 /// serves clients anyway (and names the late ones).
@@ -142,12 +144,15 @@ pub async fn run(cfg: Config, log: LogFlags, mut controls: Controls) -> Result<(
                 table_servers = cfg.ts.len(),
                 "table servers only: the config has no [ls]"
             );
+            // A reload checks everything first, then signals every child.
+            let reloader = Arc::new(Reloader::new(cfg.clone(), None));
+            reloader.set_children(&sup);
             loop {
                 match controls.next().await {
                     Control::Shutdown => break,
                     Control::Reload => {
-                        sup.signal_all(SupervisorSignal::Hup);
-                        reload_config(&cfg, None, true);
+                        let r = reloader.clone();
+                        tokio::spawn(async move { r.run().await });
                     }
                 }
             }

@@ -83,6 +83,7 @@ mod promises;
 mod props;
 mod props_signed;
 mod rate_limit;
+mod reloads;
 mod resolve;
 mod resolve_answers;
 mod service;
