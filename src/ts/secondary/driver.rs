@@ -95,6 +95,14 @@ impl Default for Secondaries {
     }
 }
 
+/// Whether the `in_a_row`-th failure in a row of a zone's attempts is
+/// logged: the first, then the 2nd, 4th, 8th... (each counted in
+/// `dnslb_ts_secondary_total`), so a primary down for days costs each zone
+/// a few lines, not one every RETRY.
+fn logs_failure(in_a_row: u32) -> bool {
+    in_a_row.is_power_of_two()
+}
+
 /// The key of `name` in [`Secondaries`].
 fn key_of(name: &Name) -> Name {
     let mut k = name.to_lowercase();
@@ -695,10 +703,11 @@ pub async fn run(
             }
             Err(err) => {
                 counters.failed.fetch_add(1, Relaxed);
-                if copy.is_some() {
-                    warn!(ts = %ts.settings().name, zone = %zone.name, primary = %zone.primary, %err, "secondary zone not refreshed; the copy served is kept");
-                } else {
-                    warn!(ts = %ts.settings().name, zone = %zone.name, primary = %zone.primary, %err, "secondary zone not transferred; nothing served for it yet");
+                let in_a_row = failures.saturating_add(1);
+                if logs_failure(in_a_row) && copy.is_some() {
+                    warn!(ts = %ts.settings().name, zone = %zone.name, primary = %zone.primary, %err, failures_in_a_row = in_a_row, "secondary zone not refreshed; the copy served is kept");
+                } else if logs_failure(in_a_row) {
+                    warn!(ts = %ts.settings().name, zone = %zone.name, primary = %zone.primary, %err, failures_in_a_row = in_a_row, "secondary zone not transferred; nothing served for it yet");
                 }
                 schedule.failed(now, failures);
                 failures = failures.saturating_add(1);
@@ -710,5 +719,17 @@ pub async fn run(
             info!(zone = %zone.name, "secondary zone back in contact with its primary");
             mark_expired(&ts, &driving.installer, &zone.name, false).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::logs_failure;
+
+    #[test]
+    fn a_zone_s_failures_in_a_row_are_logged_at_doubling_counts() {
+        let logged: Vec<u32> = (1..=100).filter(|&n| logs_failure(n)).collect();
+        assert_eq!(logged, [1, 2, 4, 8, 16, 32, 64]);
+        assert!(!logs_failure(0), "no failure, no line");
     }
 }
