@@ -807,18 +807,8 @@ fn is_zone_transfer(raw: &[u8], question_end: usize) -> bool {
 mod tests {
     use super::*;
     use crate::config::{BackendConfig, Order, PoolConfig, Strategy, parse_name};
+    use crate::dns::fixtures::a_query as query;
     use crate::ls::resolution::Step;
-
-    /// A query for `name` (type A, ID 7).
-    fn query(name: &str) -> Vec<u8> {
-        let mut q = vec![0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-        for label in name.split('.') {
-            q.push(u8::try_from(label.len()).unwrap());
-            q.extend_from_slice(label.as_bytes());
-        }
-        q.extend_from_slice(&[0, 0, 1, 0, 1]);
-        q
-    }
 
     /// Backend `name` on 127.0.0.1:`port` (never contacted).
     fn backend(name: &str, port: u16) -> BackendConfig {

@@ -97,17 +97,7 @@ pub(super) fn qtype_of(err: &dns::ErrorAnswer) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A query for `name` (type A, ID 7).
-    fn query(name: &str) -> Vec<u8> {
-        let mut q = vec![0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-        for label in name.split('.') {
-            q.push(u8::try_from(label.len()).unwrap());
-            q.extend_from_slice(label.as_bytes());
-        }
-        q.extend_from_slice(&[0, 0, 1, 0, 1]);
-        q
-    }
+    use crate::dns::fixtures::a_query as query;
 
     /// The EDE text of a block by hand says "by hand".
     #[test]

@@ -520,18 +520,45 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::ls::Balancer;
     use crate::metrics::test_balancer as balancer;
     use crate::metrics::{ChildrenFn, StatusExtra};
 
+    /// A balancer over `backends` (name, address, whether health says up).
+    fn balancer_up(backends: &[(&str, &str, bool)]) -> Arc<Balancer> {
+        let named: Vec<(&str, &str)> = backends.iter().map(|&(n, a, _)| (n, a)).collect();
+        let b = Arc::new(balancer(&named));
+        for (be, &(_, _, up)) in b.state().backends.iter().zip(backends) {
+            be.set_up(up);
+        }
+        b
+    }
+
+    /// What the page of `b` reads, started at `t0` with `history`, no extras.
+    fn shared(b: Arc<Balancer>, history: History, t0: Instant) -> Shared {
+        Shared {
+            balancer: b,
+            extra: StatusExtra::default(),
+            started: t0,
+            history: Mutex::new(history),
+        }
+    }
+
+    /// The table row of `page` that opens with `<tr ATTR>`, up to its `</tr>`.
+    fn row<'a>(page: &'a str, attr: &str) -> &'a str {
+        page.split(&format!("<tr {attr}>"))
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_else(|| panic!("no row <tr {attr}> in {page}"))
+    }
+
     #[test]
     fn status_page_shows_backends_and_children() {
-        let b = Arc::new(balancer(&[
-            ("ts1", "127.0.0.1:5301"),
-            ("<b>", "127.0.0.1:5302"),
-        ]));
         // Backends start down until probed: ts1 has answered a probe.
-        b.state().backends[0].set_up(true);
-        b.state().backends[1].set_up(false);
+        let b = balancer_up(&[
+            ("ts1", "127.0.0.1:5301", true),
+            ("<b>", "127.0.0.1:5302", false),
+        ]);
         let t0 = Instant::now();
         let mut history = History::default();
         history.record(&b, t0);
@@ -541,13 +568,11 @@ mod tests {
         let children: Arc<ChildrenFn> =
             Arc::new(|| vec![("ts1".to_owned(), Some(42), 0), ("ts2".to_owned(), None, 3)]);
         let shared = Shared {
-            balancer: b,
             extra: StatusExtra {
                 supervisor: Some(children),
                 ..StatusExtra::default()
             },
-            started: t0,
-            history: Mutex::new(history),
+            ..shared(b, history, t0)
         };
         let page = render_status(&shared, t0 + Duration::from_secs(2));
         assert!(page.contains("<b>ts1</b>"));
@@ -563,26 +588,14 @@ mod tests {
     #[test]
     fn a_drained_backend_is_painted_amber_not_red_as_down() {
         use crate::ls::backend::admin::AdminState;
-        let b = Arc::new(balancer(&[
-            ("ts1", "127.0.0.1:5301"),
-            ("ts2", "127.0.0.1:5302"),
-        ]));
-        b.state().backends[0].set_up(true);
-        b.state().backends[1].set_up(true);
+        let b = balancer_up(&[
+            ("ts1", "127.0.0.1:5301", true),
+            ("ts2", "127.0.0.1:5302", true),
+        ]);
         b.set_admin("ts1", AdminState::Drain);
         let t0 = Instant::now();
-        let shared = Shared {
-            balancer: b,
-            extra: StatusExtra::default(),
-            started: t0,
-            history: Mutex::new(History::default()),
-        };
-        let page = render_status(&shared, t0);
-        let row = page
-            .split("<tr data-backend=\"ts1\">")
-            .nth(1)
-            .and_then(|r| r.split("</tr>").next())
-            .unwrap();
+        let page = render_status(&shared(b, History::default(), t0), t0);
+        let row = row(&page, "data-backend=\"ts1\"");
         assert!(row.contains("pill drain\">drain (by hand)<"), "{row}");
         assert!(!page.contains("pill down"), "nothing is down");
         assert!(CSS.contains(".drain{"), "drain has its own colour");
@@ -593,19 +606,13 @@ mod tests {
         let mut cfg =
             crate::metrics::test_config(&[("ts1", "127.0.0.1:5301"), ("ts2", "127.0.0.1:5302")]);
         let page = |cfg: &crate::config::LsConfig, queries: u64| {
-            let b = Arc::new(crate::ls::Balancer::new(cfg));
+            let b = Arc::new(Balancer::new(cfg));
             b.state().backends[1].set_up(true);
             if let Some(m) = b.state().pools.first().and_then(|p| p.counters.clone()) {
                 m.queries.fetch_add(queries, Relaxed);
             }
             let t0 = Instant::now();
-            let shared = Shared {
-                balancer: b,
-                extra: StatusExtra::default(),
-                started: t0,
-                history: Mutex::new(History::default()),
-            };
-            render_status(&shared, t0)
+            render_status(&shared(b, History::default(), t0), t0)
         };
         assert!(!page(&cfg, 0).contains("<h2>Pools</h2>"));
         let zone = crate::config::parse_name("Example.ORG.").unwrap();
@@ -614,11 +621,7 @@ mod tests {
             ..crate::config::PoolConfig::new("org", &["ts2"], vec![zone])
         }];
         let page = page(&cfg, 9);
-        let row = page
-            .split("<tr data-pool=\"org\">")
-            .nth(1)
-            .and_then(|r| r.split("</tr>").next())
-            .unwrap_or_else(|| panic!("no row for the pool in {page}"));
+        let row = row(&page, "data-pool=\"org\"");
         assert!(row.contains("<td class=l>example.org</td>"), "{row}");
         assert!(
             row.contains("pill up\">ts2<") && !row.contains("ts1"),
@@ -637,13 +640,7 @@ mod tests {
         let t0 = Instant::now();
         let mut history = History::default();
         history.record(&b, t0);
-        let shared = Shared {
-            balancer: b,
-            extra: StatusExtra::default(),
-            started: t0,
-            history: Mutex::new(history),
-        };
-        let page = render_status(&shared, t0);
+        let page = render_status(&shared(b, history, t0), t0);
         // The script fetches the page every 2 s; a reload only without JavaScript.
         assert!(
             page.contains("setInterval(") && page.contains("},2000);"),

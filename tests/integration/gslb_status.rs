@@ -35,6 +35,35 @@ fn endpoint_rows(table: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The `[[ts]]` table of a TS named ts1 listening on `port`, its metrics
+/// on `metrics`, serving example.test. from a zone file it writes in `dir`.
+fn ts1_table(dir: &Path, port: u16, metrics: u16) -> String {
+    let zone = dir.join("example.test.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN example.test.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\n",
+    )
+    .unwrap();
+    format!(
+        r#"[[ts]]
+name = "ts1"
+listen = "127.0.0.1:{port}"
+zones = ["{}"]
+workers = 1
+metrics = "127.0.0.1:{metrics}"
+"#,
+        zone.display()
+    )
+}
+
+/// A service's TCP check of `port`, quick to settle (every 100 ms, rise
+/// and fall 2).
+fn tcp_check(port: u16) -> String {
+    format!(
+        "check = {{ kind = \"tcp\", port = {port}, interval_ms = 100, timeout_ms = 300, rise = 2, fall = 2 }}"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_each_service_endpoint_up_or_down() {
     let dir = tempfile::tempdir().unwrap();
@@ -43,12 +72,7 @@ async fn status_shows_each_service_endpoint_up_or_down() {
     // The live endpoint listens on the check's port; on the dead one's
     // address nothing does (refused).
     let live = Endpoint::tcp(SocketAddr::from(([127, 0, 61, 1], pc))).await;
-    let zone = dir.path().join("example.test.zone");
-    std::fs::write(
-        &zone,
-        "$ORIGIN example.test.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\n",
-    )
-    .unwrap();
+    let (ts1, check) = (ts1_table(dir.path(), pt, ptm), tcp_check(pc));
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
@@ -62,19 +86,12 @@ metrics = "127.0.0.1:{pm}"
 name = "ts1"
 addr = "127.0.0.1:{pt}"
 
-[[ts]]
-name = "ts1"
-listen = "127.0.0.1:{pt}"
-zones = ["{}"]
-workers = 1
-metrics = "127.0.0.1:{ptm}"
-
+{ts1}
 [[ts.service]]
 name = "app.example.test"
-check = {{ kind = "tcp", port = {pc}, interval_ms = 100, timeout_ms = 300, rise = 2, fall = 2 }}
+{check}
 endpoint = [ {{ addr = "127.0.61.1" }}, {{ addr = "127.0.61.2" }} ]
-"#,
-            zone.display()
+"#
         ),
     )
     .unwrap();
@@ -144,37 +161,25 @@ async fn status_shows_a_ts_s_endpoints_without_an_ls_and_sums_up_a_large_table()
     let dir = tempfile::tempdir().unwrap();
     let ports = free_ports(3);
     let (pt, ptm, pc) = (ports[0], ports[1], ports[2]);
-    let zone = dir.path().join("example.test.zone");
-    std::fs::write(
-        &zone,
-        "$ORIGIN example.test.\n$TTL 300\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A 192.0.2.53\n",
-    )
-    .unwrap();
-    let many: Vec<String> = (0..250)
+    let many = (0..250)
         .map(|i| format!("{{ addr = \"10.1.{}.{}\" }}", i / 200, i % 200 + 1))
-        .collect();
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (ts1, check) = (ts1_table(dir.path(), pt, ptm), tcp_check(pc));
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
         format!(
-            r#"[[ts]]
-name = "ts1"
-listen = "127.0.0.1:{pt}"
-zones = ["{}"]
-workers = 1
-metrics = "127.0.0.1:{ptm}"
-
+            r#"{ts1}
 [[ts.service]]
 name = "many.example.test"
-endpoint = [ {} ]
+endpoint = [ {many} ]
 
 [[ts.service]]
 name = "dead.example.test"
-check = {{ kind = "tcp", port = {pc}, interval_ms = 100, timeout_ms = 300, rise = 2, fall = 2 }}
+{check}
 endpoint = [ {{ addr = "127.0.61.2" }} ]
-"#,
-            zone.display(),
-            many.join(", ")
+"#
         ),
     )
     .unwrap();

@@ -194,18 +194,6 @@ async fn a_state_set_by_hand_survives_a_reload_that_keeps_the_backend() {
     ts3.stop().await;
 }
 
-/// `dnslb ARGS` against the listener at `addr`: (exit ok, stdout, stderr).
-async fn cli(args: &[&str]) -> (bool, String, String) {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run_dnslb(&args, Path::new("/"), None, LIMIT);
-        (out.status.success(), out.stdout, out.stderr)
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_commands_speak_to_a_running_ls() {
     let (_dir, ts) = table_ts("www.cmd.example 10.8.2.1 A\n").await;
@@ -221,7 +209,7 @@ async fn the_commands_speak_to_a_running_ls() {
     };
     let run = async |args: Vec<String>| {
         let v: Vec<&str> = args.iter().map(String::as_str).collect();
-        cli(&v).await
+        dnslb_cli(&v).await
     };
     let (ok, out, err) = run(with(&["backend", "ts1", "drain"])).await;
     assert!(ok, "{err}");
@@ -461,9 +449,10 @@ async fn a_control_request_from_another_address_without_the_key_gets_401_and_cha
     );
     // The command without the key fails; with it, the state changes.
     let addr = metrics_at.to_string();
-    let (ok, _, err) = cli(&["backend", "ts1", "drain", "--addr", &addr]).await;
+    let (ok, _, err) = dnslb_cli(&["backend", "ts1", "drain", "--addr", &addr]).await;
     assert!(!ok && err.contains("401"), "{err}");
-    let (ok, out, err) = cli(&["backend", "ts1", "drain", "--addr", &addr, "--key", key]).await;
+    let (ok, out, err) =
+        dnslb_cli(&["backend", "ts1", "drain", "--addr", &addr, "--key", key]).await;
     assert!(ok, "{err}");
     assert!(out.starts_with("backend ts1: drain (was auto)\n"), "{out}");
     assert_eq!(admin_in_health(metrics_at, "ts1").await, "drain");
@@ -496,14 +485,14 @@ async fn blocks_flags_before_the_subcommand_are_used() {
     let path = dir.write("other.toml", &config);
     let path = path.to_str().unwrap();
     // Run from `/`: no config.toml there.
-    let (ok, out, err) = cli(&["blocks", "-c", path, "add", "192.0.2.1"]).await;
+    let (ok, out, err) = dnslb_cli(&["blocks", "-c", path, "add", "192.0.2.1"]).await;
     assert!(ok, "-c before add: {err}");
     assert!(out.contains("192.0.2.1"), "{out}");
-    let (ok, out, err) = cli(&["blocks", "add", "198.51.100.1", "-c", path]).await;
+    let (ok, out, err) = dnslb_cli(&["blocks", "add", "198.51.100.1", "-c", path]).await;
     assert!(ok, "-c after add: {err}");
     assert!(out.contains("198.51.100.1"), "{out}");
     let addr = metrics.addr.to_string();
-    let (ok, out, err) = cli(&["blocks", "--addr", &addr, "add", "203.0.113.1"]).await;
+    let (ok, out, err) = dnslb_cli(&["blocks", "--addr", &addr, "add", "203.0.113.1"]).await;
     assert!(ok, "--addr before add: {err}");
     assert!(out.contains("203.0.113.1"), "{out}");
     assert_eq!(
@@ -513,7 +502,7 @@ async fn blocks_flags_before_the_subcommand_are_used() {
             .len(),
         3
     );
-    let (ok, out, err) = cli(&["blocks", "-c", path, "clear"]).await;
+    let (ok, out, err) = dnslb_cli(&["blocks", "-c", path, "clear"]).await;
     assert!(ok, "-c before clear: {err}");
     assert_eq!(out, "3 blocks lifted\n");
     metrics.stop().await;
@@ -552,12 +541,13 @@ async fn a_listener_not_on_loopback_wants_the_key_from_loopback_too() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(admin_in_health(at, "ts1").await, "drain");
     // The command sends the config's key.
-    let (ok, out, err) = cli(&["backend", "ts1", "auto", "-c", path.to_str().unwrap()]).await;
+    let (ok, out, err) = dnslb_cli(&["backend", "ts1", "auto", "-c", path.to_str().unwrap()]).await;
     assert!(ok, "{err}");
     assert!(out.starts_with("backend ts1: auto (was drain)\n"), "{out}");
     // `dnslb cache flush` sends it too: let through, then 404 (no cache
     // here), not 401.
-    let (ok, _, err) = cli(&["cache", "flush", "x.example", "-c", path.to_str().unwrap()]).await;
+    let (ok, _, err) =
+        dnslb_cli(&["cache", "flush", "x.example", "-c", path.to_str().unwrap()]).await;
     assert!(!ok && err.contains("no packet cache"), "{err}");
     ls.signal(rustix::process::Signal::TERM);
     let out = ls.finish(LIMIT);

@@ -5,31 +5,16 @@
 //! `dnslb backend NAME down` says what it does there (its names get the
 //! `on_timeout` answer while it is down).
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use crate::kit::*;
 
-const LIMIT: Duration = Duration::from_secs(10);
-
 /// Client queries sent to backend `i`.
 fn sent(ls: &TestLs, i: usize) -> u64 {
     ls.balancer.state().backends[i].stats.sent.load(Relaxed)
-}
-
-/// `dnslb ARGS`: (exit ok, stdout, stderr).
-async fn cli(args: Vec<String>) -> (bool, String, String) {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run_dnslb(&args, Path::new("/"), None, LIMIT);
-        (out.status.success(), out.stdout, out.stderr)
-    })
-    .await
-    .unwrap()
 }
 
 /// `name` A over `via`: its rcode, AA and addresses.
@@ -51,14 +36,7 @@ async fn a_drained_partition_still_answers_its_names() {
     let metrics = TestMetrics::start(ls.balancer.clone(), Default::default()).await;
     let addr = metrics.addr.to_string();
 
-    let (ok, out, err) = cli(vec![
-        "backend".into(),
-        "ts1".into(),
-        "drain".into(),
-        "--addr".into(),
-        addr.clone(),
-    ])
-    .await;
+    let (ok, out, err) = dnslb_cli(&["backend", "ts1", "drain", "--addr", &addr]).await;
     assert!(ok, "{err}");
     assert!(out.starts_with("backend ts1: drain (was auto)\n"), "{out}");
     assert!(out.contains("its names are still answered"), "{out}");
@@ -100,14 +78,7 @@ async fn a_drained_partition_still_answers_its_names() {
 
     // Down by hand: as if health said down, and the reply says what that
     // does to its names here.
-    let (ok, out, err) = cli(vec![
-        "backend".into(),
-        "ts1".into(),
-        "down".into(),
-        "--addr".into(),
-        addr.clone(),
-    ])
-    .await;
+    let (ok, out, err) = dnslb_cli(&["backend", "ts1", "down", "--addr", &addr]).await;
     assert!(ok, "{err}");
     assert!(out.starts_with("backend ts1: down (was drain)\n"), "{out}");
     assert!(
@@ -118,14 +89,7 @@ async fn a_drained_partition_still_answers_its_names() {
     assert_eq!(one.0, ResponseCode::NXDomain, "down: the on_timeout answer");
     assert!(!one.1, "made up, so not authoritative");
 
-    let (ok, out, _) = cli(vec![
-        "backend".into(),
-        "ts1".into(),
-        "auto".into(),
-        "--addr".into(),
-        addr,
-    ])
-    .await;
+    let (ok, out, _) = dnslb_cli(&["backend", "ts1", "auto", "--addr", &addr]).await;
     assert!(
         ok && out.starts_with("backend ts1: auto (was down)\n"),
         "{out}"

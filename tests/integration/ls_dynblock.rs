@@ -87,11 +87,15 @@ fn rule(name: &str, kind: DynKind, threshold: f64, block_s: u64) -> DynBlockConf
 
 /// A TCP query for `name` from `src`: its rcode.
 async fn tcp_rcode_from(ls: SocketAddr, src: &str, name: &str) -> Option<ResponseCode> {
+    tcp_rcode_of(ls, src, &wire_query(name, RecordType::A, 9, true, false)).await
+}
+
+/// A TCP exchange of `q` from `src`: the answer's rcode.
+async fn tcp_rcode_of(ls: SocketAddr, src: &str, q: &[u8]) -> Option<ResponseCode> {
     let s = tokio::net::TcpSocket::new_v4().unwrap();
     s.bind(SocketAddr::new(ip(src), 0)).unwrap();
     let mut conn = s.connect(ls).await.ok()?;
-    let q = wire_query(name, RecordType::A, 9, true, false);
-    write_frame(&mut conn, &q).await;
+    write_frame(&mut conn, q).await;
     let raw = tokio::time::timeout(Duration::from_secs(2), read_frame(&mut conn))
         .await
         .ok()??;
@@ -658,20 +662,6 @@ async fn top_counts_every_answer_the_ls_makes_up_and_groups_names_by_zone() {
 fn with_opcode(mut q: Vec<u8>, op: u8) -> Vec<u8> {
     q[2] = (q[2] & !0x78) | (op << 3);
     q
-}
-
-/// A TCP exchange of `q` from `src`: the answer's rcode.
-async fn tcp_rcode_of(ls: SocketAddr, src: &str, q: &[u8]) -> Option<ResponseCode> {
-    let s = tokio::net::TcpSocket::new_v4().unwrap();
-    s.bind(SocketAddr::new(ip(src), 0)).unwrap();
-    let mut conn = s.connect(ls).await.ok()?;
-    write_frame(&mut conn, q).await;
-    let raw = tokio::time::timeout(Duration::from_secs(2), read_frame(&mut conn))
-        .await
-        .ok()??;
-    Message::from_vec(&raw)
-        .ok()
-        .map(|m| m.metadata.response_code)
 }
 
 /// The blocks come first for every opcode: a client blocked by hand gets

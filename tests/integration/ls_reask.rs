@@ -291,19 +291,7 @@ async fn a_restart_under_load_needs_no_budget_to_find_the_names() {
 /// SERVFAIL (the client asks again), never "no such name".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_the_budget_did_not_let_the_ls_ask_again_is_not_nxdomain() {
-    let copies: Arc<Mutex<std::collections::HashMap<String, u32>>> = Arc::default();
-    let seen = copies.clone();
-    let b = Fake::udp(move |q, _| {
-        let Some((m, name)) = read(q) else {
-            return Reply::Drop;
-        };
-        if name.starts_with("lost") {
-            *seen.lock().unwrap().entry(name).or_default() += 1;
-            return Reply::Drop;
-        }
-        Reply::Now(answer(&m, &name, true))
-    })
-    .await;
+    let (b, copies) = loses_first_copies(u32::MAX).await;
     let mut cfg = kit::ls_config(&[("b", b.addr)]);
     cfg.hedge_budget_pct = 0.0;
     cfg.strategy = Strategy::Sequential;
@@ -374,8 +362,9 @@ async fn backends_that_never_answer_a_client_get_the_synthesized_nxdomain_every_
     ls.stop().await;
 }
 
-/// A backend that loses the first `lose` copies of every `lostN` name and
-/// answers everything else at once: the copies each `lostN` got.
+/// A backend that loses the first `lose` copies of every `lostN` name
+/// (every copy with `u32::MAX`) and answers everything else at once: the
+/// copies each `lostN` got.
 async fn loses_first_copies(
     lose: u32,
 ) -> (Fake, Arc<Mutex<std::collections::HashMap<String, u32>>>) {

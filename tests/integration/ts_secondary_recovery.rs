@@ -36,6 +36,20 @@ async fn until_serial(addr: SocketAddr, serial: u32) {
     .await;
 }
 
+/// Asks www.sec.test. A at `addr` until it answers `rcode`: that answer.
+async fn www_until(addr: SocketAddr, rcode: ResponseCode) -> Message {
+    kit::wait_for(
+        addr,
+        "www.sec.test.",
+        RecordType::A,
+        false,
+        FOLLOW,
+        &mut [],
+        |m| m.metadata.response_code == rcode,
+    )
+    .await
+}
+
 /// An IXFR answer that is cut short, or whose changes do not follow each
 /// other (its last SOA another than its first), while the primary's AXFR
 /// is fine: the zone is asked for whole at once and the new serial served
@@ -85,16 +99,7 @@ async fn an_expire_shorter_than_refresh_asks_the_primary_as_the_zone_expires() {
     sec.wait_log("secondary zone expired", 1, FOLLOW).await;
     sec.wait_log("back in contact with its primary", 1, FOLLOW)
         .await;
-    let www = kit::wait_for(
-        sec.addr,
-        "www.sec.test.",
-        RecordType::A,
-        false,
-        FOLLOW,
-        &mut [],
-        |m| m.metadata.response_code == ResponseCode::NoError,
-    )
-    .await;
+    let www = www_until(sec.addr, ResponseCode::NoError).await;
     assert_eq!(kit::a_addrs(&www), vec![Ipv4Addr::new(192, 0, 2, 1)]);
     use RecordType::{AXFR, IXFR};
     assert_eq!(server.await.unwrap(), vec![AXFR, IXFR]);
@@ -128,16 +133,7 @@ async fn an_expired_zone_sleeps_until_its_next_attempt() {
         secondary_of_hostile(vec![Script::Timed(1, 1, [3600, 3600, 2])]).await;
     assert_eq!(server.await.unwrap(), vec![RecordType::AXFR]);
     sec.wait_log("secondary zone expired", 1, FOLLOW).await;
-    kit::wait_for(
-        sec.addr,
-        "www.sec.test.",
-        RecordType::A,
-        false,
-        FOLLOW,
-        &mut [],
-        |m| m.metadata.response_code == ResponseCode::ServFail,
-    )
-    .await;
+    www_until(sec.addr, ResponseCode::ServFail).await;
     let pid = sec.proc.pid();
     let before = wakeups(pid);
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -104,42 +104,37 @@ pub fn effect(state: AdminState, routes: InRoutes) -> String {
             String::new()
         }
     };
-    match state {
+    // What it does to the names of each layout it is in, then to itself.
+    let (partitioned, replicated, always) = match state {
         AdminState::Auto => return "health decides".to_owned(),
-        AdminState::Drain => {
-            if routes.partitioned.is_some() {
-                parts.push(format!(
-                    "{}asked last, once the other backends have answered (none holds its \
-                     names): its names are still answered",
-                    under("partitioned")
-                ));
-            }
-            if routes.replicated {
-                parts.push(format!(
-                    "{}no new queries while another backend is usable",
-                    under("replicated")
-                ));
-            }
-            parts.push("queries in flight finish; health checks go on".to_owned());
-        }
-        AdminState::Down => {
-            if let Some(on_timeout) = routes.partitioned {
-                parts.push(format!(
-                    "{}not asked, as if health said down: no other backend holds its names, \
+        AdminState::Drain => (
+            routes.partitioned.map(|_| {
+                "asked last, once the other backends have answered (none holds its \
+                 names): its names are still answered"
+                    .to_owned()
+            }),
+            "no new queries while another backend is usable",
+            "queries in flight finish; health checks go on",
+        ),
+        AdminState::Down => (
+            routes.partitioned.map(|on_timeout| {
+                format!(
+                    "not asked, as if health said down: no other backend holds its names, \
                      so they get the on_timeout answer ({on_timeout}) while it is down \
-                     (`drain` keeps them answered)",
-                    under("partitioned")
-                ));
-            }
-            if routes.replicated {
-                parts.push(format!(
-                    "{}not asked while another backend is up, as if health said down",
-                    under("replicated")
-                ));
-            }
-            parts.push("health checks go on".to_owned());
-        }
+                     (`drain` keeps them answered)"
+                )
+            }),
+            "not asked while another backend is up, as if health said down",
+            "health checks go on",
+        ),
+    };
+    if let Some(partitioned) = partitioned {
+        parts.push(format!("{}{partitioned}", under("partitioned")));
     }
+    if routes.replicated {
+        parts.push(format!("{}{replicated}", under("replicated")));
+    }
+    parts.push(always.to_owned());
     parts.join("; ")
 }
 

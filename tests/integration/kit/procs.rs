@@ -411,6 +411,19 @@ pub fn run_dnslb(args: &[&str], cwd: &Path, input: Option<&[u8]>, limit: Duratio
     run(&name, dnslb_command(args, cwd), input, limit)
 }
 
+/// `dnslb ARGS` from `/`, run to its end (at most [`TOOL_LIMIT`]) off the
+/// runtime's threads: (exit ok, stdout, stderr).
+pub async fn dnslb_cli(args: &[&str]) -> (bool, String, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_dnslb(&args, Path::new("/"), None, TOOL_LIMIT);
+        (out.status.success(), out.stdout, out.stderr)
+    })
+    .await
+    .unwrap()
+}
+
 /// Runs `dnslb check -c CONFIG` in `cwd` to its end (at most 10 s).
 pub fn dnslb_check(config: &Path, cwd: &Path) -> Output {
     run_dnslb(
