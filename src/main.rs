@@ -171,17 +171,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => print_out(&runtime(1)?.block_on(dnslb::control_cmd::top(&to, seconds, n, labels))?)?,
         Command::Reload { to } => {
             let problems = dnslb::check::check(&to.config);
-            if !problems.is_empty() {
-                for p in &problems {
-                    logging::to_stderr(log.format, Level::ERROR, p);
-                }
-                anyhow::bail!(
-                    "{}: not reloaded, nothing was asked: fix the config or zone first",
-                    to.config.display()
-                );
+            for p in &problems {
+                logging::to_stderr(log.format, Level::ERROR, p);
             }
-            let answer = runtime(1)?.block_on(dnslb::control_cmd::reload(&to))?;
+            // Asked all the same: the deployment refuses it as broken too,
+            // but reads its certificates again (a renewal's deploy hook).
+            let answer = runtime(1)?.block_on(dnslb::control_cmd::reload(&to));
+            let not_applied = || {
+                format!(
+                    "{}: the config or a zone is broken: fix it, then reload again",
+                    to.config.display()
+                )
+            };
+            let answer = match answer {
+                Err(e) if !problems.is_empty() => anyhow::bail!("{}: {e}", not_applied()),
+                other => other?,
+            };
             print_out(&dnslb::control_cmd::render_reload(&answer))?;
+            if !problems.is_empty() {
+                anyhow::bail!(not_applied());
+            }
             if !answer.applied {
                 let refused: Vec<&str> = (answer.roles.iter())
                     .filter(|r| !r.applied)

@@ -249,6 +249,21 @@ pub async fn show_with(
     addr: SocketAddr,
     tables: &[(String, SocketAddr)],
 ) -> Result<String, StatusError> {
+    if tables.is_empty() {
+        // An LS's report, or a TS's metrics listener: its endpoints.
+        return match fetch_either(addr, FETCH_TIMEOUT).await? {
+            Health::Ls(report) => Ok(render(&report, addr)),
+            Health::Ts(ts) => {
+                let one = [(addr.to_string(), addr, Ok(ts))];
+                let out = render_endpoints(&one, now_unix());
+                Ok(if out.is_empty() {
+                    format!("TS at {addr}: no [[ts.service]] endpoint\n")
+                } else {
+                    out.trim_start().to_owned()
+                })
+            }
+        };
+    }
     let asks = tables.iter().map(|(name, a)| async move {
         let r = fetch_ts(*a, FETCH_TIMEOUT).await.map_err(|e| e.to_string());
         (name.clone(), *a, r)
@@ -257,23 +272,7 @@ pub async fn show_with(
         fetch(addr, FETCH_TIMEOUT),
         futures_util::future::join_all(asks)
     );
-    let report = match report {
-        // Not an LS's report: a TS's metrics listener shows its endpoints.
-        Err(StatusError::Json { .. }) if tables.is_empty() => {
-            if let Ok(ts) = fetch_ts(addr, FETCH_TIMEOUT).await {
-                let one = [(addr.to_string(), addr, Ok(ts))];
-                let out = render_endpoints(&one, now_unix());
-                return Ok(if out.is_empty() {
-                    format!("TS at {addr}: no [[ts.service]] endpoint\n")
-                } else {
-                    out.trim_start().to_owned()
-                });
-            }
-            report?
-        }
-        other => other?,
-    };
-    let mut out = render(&report, addr);
+    let mut out = render(&report?, addr);
     out.push_str(&render_endpoints(&tss, now_unix()));
     Ok(out)
 }
@@ -307,6 +306,8 @@ pub fn render_endpoints(
                         .iter()
                         .map(|e| e.service.as_str())
                         .collect();
+                    // A service's endpoints need not be next to each other.
+                    services.sort_unstable();
                     services.dedup();
                     let _ = writeln!(
                         summary,
@@ -349,6 +350,31 @@ pub fn render_endpoints(
         out.push_str(&failed);
     }
     out
+}
+
+/// The `/health` of an LS or of a TS.
+enum Health {
+    Ls(HealthReport),
+    Ts(TsHealthReport),
+}
+
+/// GETs `/health` from `addr`, an LS's or a TS's metrics listener, once
+/// (up to a TS's cap, the larger) within `wait`, then reads which it is.
+async fn fetch_either(addr: SocketAddr, wait: Duration) -> Result<Health, StatusError> {
+    let get = exchange_capped(addr, Method::GET, TS_HEALTH_PATH, &[], MAX_TS_BODY);
+    let (status, body) = tokio::time::timeout(wait, get)
+        .await
+        .unwrap_or(Err(StatusError::Timeout { addr, wait }))?;
+    if status != 200 && status != 503 {
+        return Err(StatusError::Status { addr, status });
+    }
+    match serde_json::from_slice(&body) {
+        Ok(report) => Ok(Health::Ls(report)),
+        Err(source) if status == 200 => serde_json::from_slice(&body)
+            .map(Health::Ts)
+            .map_err(|_| StatusError::Json { addr, source }),
+        Err(source) => Err(StatusError::Json { addr, source }),
+    }
 }
 
 async fn fetch_now(addr: SocketAddr) -> Result<HealthReport, StatusError> {
@@ -871,6 +897,66 @@ mod tests {
              \nTS big: 51 services, 201 endpoints, 1 DOWN (over 200 endpoints: only the \
              DOWN ones listed; its /health has every one)\n"
         );
+    }
+
+    #[test]
+    fn a_large_endpoints_table_counts_each_service_once_in_any_order() {
+        use crate::metrics::TsEndpoint;
+        // Two services, their endpoints interleaved.
+        let endpoints = (0..LIST_ALL_UP_TO + 2)
+            .map(|i| TsEndpoint {
+                service: format!("s{}.example.test.", i % 2),
+                endpoint: format!("10.0.{}.{}", i / 250, i % 250),
+                check: "tcp".into(),
+                up: true,
+                since_unix: 0,
+            })
+            .collect();
+        let a = SocketAddr::from(([127, 0, 0, 1], 5359));
+        let tss = vec![("big".to_owned(), a, Ok(TsHealthReport { endpoints }))];
+        let text = render_endpoints(&tss, 5);
+        assert!(
+            text.contains("TS big: 2 services, 202 endpoints, 0 DOWN"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_ts_health_over_the_ls_cap_is_read_as_a_ts_report() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        // Endpoints whose report is over the LS's cap, under the TS's.
+        let one = r#"{"service":"s.example.test.","endpoint":"192.0.2.1","check":"tcp","up":false,"since_unix":0}"#;
+        let n = MAX_BODY / one.len() + 1;
+        let body = format!("{{\"endpoints\":[{}]}}", vec![one; n].join(","));
+        assert!(body.len() > MAX_BODY && body.len() < MAX_TS_BODY);
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            // The request read first: unread, its close would reset the answer.
+            let mut request = Vec::new();
+            while !request.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                if s.read(&mut byte).await.unwrap() == 0 {
+                    return;
+                }
+                request.push(byte[0]);
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            s.write_all(body.as_bytes()).await.unwrap();
+            let _ = s.read_to_end(&mut request).await;
+        });
+        let text = show(addr).await.unwrap();
+        assert!(
+            text.contains(&format!("1 services, {n} endpoints, {n} DOWN")),
+            "{}",
+            &text[text.len().saturating_sub(300)..]
+        );
+        server.await.unwrap();
     }
 
     #[tokio::test]

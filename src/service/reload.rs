@@ -64,6 +64,26 @@ impl LsLive {
             Some(_) => new_ls,
             None => Some(&self.lsc),
         };
+        let certs = self.reread_certs(files);
+        let (applied, detail) = match (config, certs) {
+            (Err(why), _) => (
+                false,
+                format!("refused, the old config keeps serving: {why}"),
+            ),
+            (Ok(_), Some(Err(why))) => (false, format!("config reloaded, but {why}")),
+            (Ok(done), _) => (true, format!("reloaded ({done})")),
+        };
+        RoleReload {
+            role: "ls".into(),
+            applied,
+            detail,
+        }
+    }
+
+    /// Reads again the certificate and key files `files` names for each
+    /// encrypted listener (none: the old certificates keep serving) and
+    /// counts it; `None` when the LS serves no certificate.
+    fn reread_certs(&self, files: Option<&LsConfig>) -> Option<Result<(), String>> {
         let mut certs: Option<Result<(), String>> = None;
         if let Some(c) = &self.certs {
             let tls = files.and_then(|l| l.tls.as_ref());
@@ -84,19 +104,7 @@ impl LsLive {
             };
             c.fetch_add(1, Relaxed);
         }
-        let (applied, detail) = match (config, certs) {
-            (Err(why), _) => (
-                false,
-                format!("refused, the old config keeps serving: {why}"),
-            ),
-            (Ok(_), Some(Err(why))) => (false, format!("config reloaded, but {why}")),
-            (Ok(done), _) => (true, format!("reloaded ({done})")),
-        };
-        RoleReload {
-            role: "ls".into(),
-            applied,
-            detail,
-        }
+        certs
     }
 
     /// Exports the notAfter of each certificate served on /metrics (once the
@@ -159,11 +167,16 @@ impl Reloader {
                 .unwrap_or_else(|e| vec![format!("the check stopped: {e}")]);
             if !problems.is_empty() {
                 let problems = problems.join("; ");
-                warn!(%problems, "reload refused, nothing reloaded (neither the LS nor any table server): the old config and zones keep serving");
-                if let Some(ls) = &self.ls {
+                // A certificate renewal (certbot's deploy hook reloads) is
+                // not held up by a mistake elsewhere: the files the running
+                // config names are read again all the same.
+                let certs = self.ls.as_ref().and_then(|ls| {
                     ls.balancer.metrics().reloads_refused.fetch_add(1, Relaxed);
-                }
-                return refused_whole(self.ls.is_some(), &names, &problems);
+                    ls.reread_certs(Some(&ls.lsc))
+                });
+                let certificates = certs_note(certs.as_ref());
+                warn!(%problems, "reload refused, nothing reloaded (neither the LS nor any table server){certificates}: the old config and zones keep serving");
+                return refused_whole(self.ls.is_some(), &names, &problems, certs.as_ref());
             }
         }
         let mut roles = Vec::new();
@@ -196,11 +209,18 @@ impl Reloader {
 
 /// The answer of a reload refused before anything was reloaded: every role
 /// (the LS when there is one, each table server) refused for `why`.
-fn refused_whole(ls: bool, tables: &[String], why: &str) -> ReloadAnswer {
+/// `certs` is the outcome of reading the LS's certificates again (none: it
+/// serves none).
+fn refused_whole(
+    ls: bool,
+    tables: &[String],
+    why: &str,
+    certs: Option<&Result<(), String>>,
+) -> ReloadAnswer {
     let ls = ls.then(|| RoleReload {
         role: "ls".into(),
         applied: false,
-        detail: format!("refused, nothing reloaded: {why}"),
+        detail: format!("refused, nothing reloaded: {why}{}", certs_note(certs)),
     });
     let tables = tables.iter().map(|t| RoleReload {
         role: t.clone(),
@@ -208,6 +228,16 @@ fn refused_whole(ls: bool, tables: &[String], why: &str) -> ReloadAnswer {
         detail: "not signalled: nothing is reloaded while the config or a zone is broken".into(),
     });
     ReloadAnswer::of(ls.into_iter().chain(tables).collect())
+}
+
+/// What a refused reload says of the certificates it read again: nothing
+/// when the LS serves none.
+fn certs_note(certs: Option<&Result<(), String>>) -> String {
+    match certs {
+        None => String::new(),
+        Some(Ok(())) => "; certificates re-read".into(),
+        Some(Err(why)) => format!("; certificates not re-read: {why}"),
+    }
 }
 
 /// Applies `lsc`'s `conn_rate_limit`s (0 without the table) to the DoT and DoH limits.
@@ -297,9 +327,8 @@ pub(super) fn reload_config(
     }
     let done = match (ls, &new.ls) {
         (Some((lsc, balancer)), Some(new_ls)) => {
-            let keys = crate::config::ls_restart_only_changes(lsc, new_ls);
+            let keys = crate::config::ls_restart_only_changes(lsc, new_ls).join(", ");
             if !keys.is_empty() {
-                let keys = keys.join(", ");
                 warn!(%keys, "reload: [ls] {keys} changed; only a restart applies them (the rest is applied now)");
             }
             balancer.reload(new_ls);
@@ -309,11 +338,15 @@ pub(super) fn reload_config(
                 pools = new_ls.pool.len(),
                 "ls reload done"
             );
-            Ok(format!(
+            let mut done = format!(
                 "backends={} pools={}",
                 new_ls.backend.len(),
                 new_ls.pool.len()
-            ))
+            );
+            if !keys.is_empty() {
+                done += &format!("; not applied until a restart: {keys}");
+            }
+            Ok(done)
         }
         (Some(_), None) => {
             warn!("reload refused: the new config has no [ls]; old one keeps serving");
@@ -337,7 +370,7 @@ mod tests {
 
     #[test]
     fn a_reload_refused_before_anything_names_every_role() {
-        let a = refused_whole(true, &["ts1".into(), "ts2".into()], "c.toml:3: bad");
+        let a = refused_whole(true, &["ts1".into(), "ts2".into()], "c.toml:3: bad", None);
         assert!(!a.applied);
         let roles: Vec<_> = a.roles.iter().map(|r| (&*r.role, r.applied)).collect();
         assert_eq!(roles, [("ls", false), ("ts1", false), ("ts2", false)]);
@@ -345,6 +378,23 @@ mod tests {
             a.roles[0].detail,
             "refused, nothing reloaded: c.toml:3: bad"
         );
-        assert!(refused_whole(false, &["ts1".into()], "x").roles[0].role == "ts1");
+        assert!(refused_whole(false, &["ts1".into()], "x", None).roles[0].role == "ts1");
+    }
+
+    #[test]
+    fn a_reload_refused_before_anything_says_the_certificates_were_read_again() {
+        let done = refused_whole(true, &[], "z.txt:1: bad", Some(&Ok(())));
+        assert_eq!(
+            done.roles[0].detail,
+            "refused, nothing reloaded: z.txt:1: bad; certificates re-read"
+        );
+        let failed = Err("ls.tls: certificate refused: no key".to_owned());
+        let not = refused_whole(true, &[], "z.txt:1: bad", Some(&failed));
+        assert!(!not.applied);
+        assert!(
+            not.roles[0]
+                .detail
+                .ends_with("; certificates not re-read: ls.tls: certificate refused: no key")
+        );
     }
 }

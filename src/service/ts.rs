@@ -304,10 +304,18 @@ fn reload_whole(ts: &TableServer) -> Vec<Name> {
         },
         None => None,
     };
+    let restart = config
+        .as_ref()
+        .map(|c| restart_keys(ts.settings(), c))
+        .unwrap_or_default();
     let changed = match ts.reload() {
         Ok(r) => {
             info!(ts = %name, changed = r.changed, compiled = r.compiled, zones = r.zones, "reload done");
-            report_reload(true, &format!("changed={} zones={}", r.changed, r.zones));
+            let mut done = format!("changed={} zones={}", r.changed, r.zones);
+            if !restart.is_empty() {
+                done += &format!("; not applied until a restart: {}", restart.join(", "));
+            }
+            report_reload(true, &done);
             r.changed_zones
         }
         Err(err) => {
@@ -327,14 +335,7 @@ fn reload_whole(ts: &TableServer) -> Vec<Name> {
 /// zone files only; `dnslb up` warns the same of its children), if any.
 /// Nothing for a TS not started from a file.
 fn restart_warning(settings: &TsSettings, now: &crate::config::Config) -> Option<String> {
-    let (_, started) = settings.started_as()?;
-    let now: Vec<_> = now
-        .ts
-        .iter()
-        .filter(|t| t.name == started.name)
-        .cloned()
-        .collect();
-    let changed = crate::config::ts_restart_changes(std::slice::from_ref(&started), &now);
+    let changed = restart_changes(settings, now);
     (!changed.is_empty()).then(|| {
         format!(
             "reload: [[ts]] changed: {}; only a restart of the TS applies that (the zone \
@@ -342,6 +343,33 @@ fn restart_warning(settings: &TsSettings, now: &crate::config::Config) -> Option
             changed.join("; ")
         )
     })
+}
+
+/// The keys of the TS's `[[ts]]` that `now` changed, as `NAME (KEY, ...)`.
+fn restart_changes(settings: &TsSettings, now: &crate::config::Config) -> Vec<String> {
+    let Some((_, started)) = settings.started_as() else {
+        return Vec::new();
+    };
+    let now: Vec<_> = now
+        .ts
+        .iter()
+        .filter(|t| t.name == started.name)
+        .cloned()
+        .collect();
+    crate::config::ts_restart_changes(std::slice::from_ref(&started), &now)
+}
+
+/// [`restart_changes`] without the TS's name: `listen, service`.
+fn restart_keys(settings: &TsSettings, now: &crate::config::Config) -> Vec<String> {
+    let own = format!("{} (", settings.name);
+    (restart_changes(settings, now).into_iter())
+        .map(
+            |c| match c.strip_prefix(&own).and_then(|k| k.strip_suffix(')')) {
+                Some(keys) => keys.to_owned(),
+                None => c,
+            },
+        )
+        .collect()
 }
 
 /// Most endpoint probes in flight at once, for all the services of a TS:
@@ -634,6 +662,8 @@ mod tests {
             w.contains("t (service)") && w.contains("only a restart of the TS applies that"),
             "{w}"
         );
+        let now = crate::config::Config::load(&config).unwrap();
+        assert_eq!(restart_keys(&settings, &now), ["service"], "as reported");
         // The zone files started with are the settings' (not kept twice):
         // a list changed is still one to warn of.
         let other = format!(

@@ -7,8 +7,10 @@
 //!   the zone edit made with it is not served by the table server (nor
 //!   through the LS) until the config is fixed; then both are.
 //! - `dnslb ts` alone: a config that does not read refuses the zone edit too.
-//! - `dnslb reload`: a broken zone is refused before anything is asked (exit
-//!   1, file:line); a good change is served as soon as it returns (no poll:
+//! - `dnslb reload`: a broken zone is refused (exit 1, file:line), by the
+//!   deployment too, which reads its certificates again all the same (a
+//!   renewal is served); a change only a restart applies is named on its
+//!   role's line (exit 0); a good change is served as soon as it returns (no poll:
 //!   it waits for each role); a broken config the deployment reads is
 //!   refused by every role, one line each; no `ls.metrics`: exit 1, saying
 //!   how to reload instead.
@@ -53,6 +55,11 @@ struct Deployment {
 impl Deployment {
     /// The config written (with `metrics = false`: no `ls.metrics`).
     fn write(metrics: bool) -> Deployment {
+        Deployment::write_with(metrics, "")
+    }
+
+    /// [`Deployment::write`], `ls_tables` (`[ls.tls]`...) after the `[ls]`.
+    fn write_with(metrics: bool, ls_tables: &str) -> Deployment {
         let dir = tempfile::tempdir().unwrap();
         let [dns, ts1, ts2, m] = free_ports(4)[..] else {
             unreachable!()
@@ -61,6 +68,7 @@ impl Deployment {
         if metrics {
             ls.push_str(&format!("metrics = \"127.0.0.1:{m}\"\n"));
         }
+        ls.push_str(ls_tables);
         let config = write_up_pair(dir.path(), &ls, ts1, ts2);
         Deployment {
             dir,
@@ -110,6 +118,14 @@ impl Deployment {
             "strategy = \"hedgee\"",
             "strategy = \"hedge\"",
         );
+    }
+
+    /// ts1's table with a line that does not read; its `ts1.txt:LINE`.
+    fn break_ts1(&self) -> String {
+        let ts1 = self.file("ts1.txt");
+        let good = std::fs::read_to_string(&ts1).unwrap();
+        std::fs::write(&ts1, format!("{good}broken.example.com 192.0.2 A\n")).unwrap();
+        format!("ts1.txt:{}", good.lines().count() + 1)
     }
 
     /// `dnslb reload ARGS` in its folder.
@@ -202,19 +218,28 @@ async fn dnslb_reload_checks_first_then_waits_for_every_role() {
     let d = Deployment::write(true);
     let mut up = d.up().await;
 
-    // A broken zone: refused before anything is asked, with its file:line.
+    // A broken zone: exit 1 with its file:line, and the deployment, asked
+    // all the same, refuses it whole.
     let ts1 = d.file("ts1.txt");
     let good = std::fs::read_to_string(&ts1).unwrap();
-    std::fs::write(&ts1, format!("{good}broken.example.com 192.0.2 A\n")).unwrap();
-    let bad_line = good.lines().count() + 1;
+    let at = d.break_ts1();
     let out = d.reload(&["-c", "config.toml"]);
     assert_eq!(out.status.code(), Some(1), "{out:#?}");
     assert!(
-        out.stderr
-            .contains(&format!("ts1.txt:{bad_line}: bad IPv4 address")),
+        out.stderr.contains(&format!("{at}: bad IPv4 address")),
         "{out:#?}"
     );
-    assert!(out.stdout.is_empty(), "{out:#?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{out:#?}");
+    assert!(
+        lines[0].starts_with("ls: refused, nothing reloaded: ") && lines[0].contains(&at),
+        "{out:#?}"
+    );
+    assert!(
+        !lines[0].contains("certificates"),
+        "no certificate: {out:#?}"
+    );
+    assert!(lines[1].starts_with("ts1: not signalled"), "{out:#?}");
     std::fs::write(&ts1, &good).unwrap();
 
     // A good change: served as soon as `dnslb reload` returns, each role's
@@ -252,6 +277,80 @@ async fn dnslb_reload_checks_first_then_waits_for_every_role() {
         "{out:#?}"
     );
     assert!(serves(d.ts2, NAME, NEW).await, "ts2 reloaded half a change");
+    up.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_refused_for_a_broken_zone_still_serves_the_renewed_certificate() {
+    use crate::kit::tls::{Pki, connect, der_of, served};
+    let test = "a_reload_refused_for_a_broken_zone_still_serves_the_renewed_certificate";
+    let Some(pki) = Pki::new(test) else {
+        return;
+    };
+    let _load = crate::kit::timed().await;
+    let (old_pem, old_key) = pki.leaf("old");
+    let (new_pem, new_key) = pki.leaf("new");
+    let (pem, key) = (pki.path().join("live.pem"), pki.path().join("live.key"));
+    std::fs::copy(&old_pem, &pem).unwrap();
+    std::fs::copy(&old_key, &key).unwrap();
+    let tls = local(free_ports(1)[0]);
+    let d = Deployment::write_with(
+        true,
+        &format!(
+            "\n[ls.tls]\nlisten = [\"{tls}\"]\ncert = \"{}\"\nkey = \"{}\"\n",
+            pem.display(),
+            key.display()
+        ),
+    );
+    let mut up = d.up().await;
+    let client = pki.client();
+    assert_eq!(served(&connect(&client, tls).await), der_of(&old_pem));
+
+    // A renewal (certbot's deploy hook runs `dnslb reload`) while a zone
+    // is broken: refused, exit 1, and the new certificate served.
+    let at = d.break_ts1();
+    std::fs::copy(&new_pem, &pem).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    let out = d.reload(&["-c", "config.toml"]);
+    assert_eq!(out.status.code(), Some(1), "{out:#?}");
+    let ls = out.stdout.lines().next().unwrap_or_default();
+    assert!(
+        ls.starts_with("ls: refused, nothing reloaded: ")
+            && ls.contains(&at)
+            && ls.ends_with("; certificates re-read"),
+        "{out:#?}"
+    );
+    assert_eq!(served(&connect(&client, tls).await), der_of(&new_pem));
+    let line = up
+        .wait_line("reload refused, nothing reloaded", RELOAD_LIMIT)
+        .await;
+    assert!(line.contains("certificates re-read"), "{line}");
+    assert!(serves(d.ts2, NAME, OLD).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnslb_reload_names_what_only_a_restart_applies() {
+    let _load = crate::kit::timed().await;
+    let d = Deployment::write(true);
+    let mut up = d.up().await;
+    let moved = free_ports(1)[0];
+    edit(
+        &d.config,
+        &format!("listen = \"127.0.0.1:{}\"", d.ts2),
+        &format!("listen = \"127.0.0.1:{moved}\""),
+    );
+    // Applied as knotc's reload is (exit 0), the line saying what waits.
+    let out = d.reload(&["-c", "config.toml"]);
+    assert!(out.status.success(), "{out:#?}\n{}", up.stderr_now());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{out:#?}");
+    assert!(
+        lines[2].starts_with("ts2: reloaded (")
+            && lines[2].ends_with("; not applied until a restart: listen)"),
+        "{out:#?}"
+    );
+    assert!(!lines[1].contains("restart"), "{out:#?}");
+    assert!(serves(d.ts2, NAME, OLD).await, "still on its old port");
     up.assert_running();
 }
 
