@@ -200,10 +200,12 @@ fn de_qtype<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<RecordT
 
 /// Why an rcode rule may not count SERVFAIL: a SERVFAIL is the backends'
 /// failure, not the client's doing (a load balancer does not block its
-/// clients because a backend broke), and the LS never passes one on.
-const SERVFAIL_REFUSED: &str = "SERVFAIL is not counted: a backend's SERVFAIL is never passed \
-     on (the LS asks the next backend, and answers its own SERVFAIL only when every backend \
-     failed), and a backend's failure is not the client's doing, so no client is blocked for it; \
+/// clients because a backend broke); the LS passes one on only when it is
+/// the authority's own (AA=1: no live endpoint) and no backend answered.
+const SERVFAIL_REFUSED: &str = "SERVFAIL is not counted: a backend's SERVFAIL is passed on \
+     only when it is authoritative (AA=1, a service with no live endpoint) and no backend gave \
+     a useful answer (else the LS asks the next backend, and answers its own SERVFAIL when every \
+     backend failed); either way it is no doing of the client's, so no client is blocked for it; \
      count NXDOMAIN, REFUSED or the client's queries (query-rate) instead";
 
 /// The rules of `[[ls.dynamic_block]]`, `api_key` and `control_allow`: each

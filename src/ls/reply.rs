@@ -7,8 +7,9 @@
 //! charges the backends still silent at the deadline with a loss. All of it
 //! on the query's route: its pool's backends and policy, its pool's counters.
 //! With a packet cache ([`super::cache`]), the winner's answer is offered to
-//! it, a query that ended without a final answer gets a stale one from it
-//! when it has one, and [`from_cache`] answers at the door. The response
+//! it, a query that ended without a final answer (nor an authoritative
+//! SERVFAIL) gets a stale one from it when it has one, and [`from_cache`]
+//! answers at the door. The response
 //! rules (`[[ls.response_rule]]`, [`super::rules::ResponseRules`]) judge the
 //! winner's answer first: dropped, turned into SERVFAIL (neither cached), or
 //! its TTLs clamped before the cache keeps it. Every answer is mended for a
@@ -66,7 +67,7 @@ pub(crate) fn finish(
 ) -> Reply {
     let route = state.route(job);
     // A final answer goes through `win`, which mends it itself.
-    let final_answer = kept.is_some() && matches!(end, End::Win { .. } | End::PassOn(_));
+    let final_answer = kept.is_some() && passes_on(end);
     let mut reply = reply_on(state, route, job, res, end, kept);
     if !final_answer {
         mend(job, &mut reply);
@@ -75,6 +76,12 @@ pub(crate) fn finish(
         pool.count_reply(&reply);
     }
     reply
+}
+
+/// Whether the query ends with a backend's response passed on (when kept):
+/// a winner, an agreed negative or rejection, an authoritative SERVFAIL.
+fn passes_on(end: End) -> bool {
+    matches!(end, End::Win { .. } | End::PassOn(_) | End::Servfail { .. })
 }
 
 /// Mends `reply` for `job`'s ECS edit, if the door made one.
@@ -94,7 +101,7 @@ fn reply_on(
     kept: Option<Vec<u8>>,
 ) -> Reply {
     let p = &route.policy;
-    if let End::OnTimeout { timed_out: true } = end {
+    if end.timed_out() {
         // The backends still silent at the deadline timed out.
         for i in res.unfinished() {
             if let Some(b) = route.backends.get(i) {
@@ -102,14 +109,27 @@ fn reply_on(
             }
         }
     }
-    let final_answer = kept.is_some() && matches!(end, End::Win { .. } | End::PassOn(_));
-    if !final_answer && let Some(reply) = stale(route, job) {
+    let final_answer = kept.is_some() && passes_on(end);
+    // An authoritative SERVFAIL (the authority sees no live answer) is
+    // never replaced by a stale one: that would serve the dead endpoints.
+    let authoritative = matches!(end, End::Servfail { .. });
+    if !final_answer
+        && !authoritative
+        && let Some(reply) = stale(route, job)
+    {
         // No final answer: a cached one, stale, before any made up.
         return reply;
     }
     match (end, kept) {
         (End::Win { backend, hedge }, Some(resp)) => win(state, route, job, (backend, hedge), resp),
-        (End::PassOn(backend), Some(resp)) => win(state, route, job, (backend, false), resp),
+        (End::PassOn(backend) | End::Servfail { backend, .. }, Some(resp)) => {
+            win(state, route, job, (backend, false), resp)
+        }
+        (End::Servfail { backend, .. }, None) => {
+            let name = route.backends.get(backend).map_or("", |b| b.name.as_str());
+            let text = format!("authoritative SERVFAIL from {name}");
+            synthesize(state, route, job, ResponseCode::ServFail, &text)
+        }
         (End::AllFailed, _) => {
             let text = all_failed_text(route, res);
             synthesize(state, route, job, ResponseCode::ServFail, &text)

@@ -198,7 +198,8 @@ impl Query {
 
     /// A backend's response to this query (upstream ID 0xbeef): `rcode`,
     /// AA (but on a SERVFAIL: a failing server's, not an authority's own,
-    /// which is final), with one A record when `positive`.
+    /// which is passed on when no backend answers), with one A record when
+    /// `positive`.
     fn response(&self, rcode: u8, positive: bool) -> Vec<u8> {
         let mut r = Vec::new();
         r.extend_from_slice(&0xbeef_u16.to_be_bytes());

@@ -150,7 +150,7 @@ fn raw_response(query: &[u8], id: u16, rcode: u8, tc: bool, addrs: &[Ipv4Addr]) 
     let mut r = query[..end].to_vec();
     r[0..2].copy_from_slice(&id.to_be_bytes());
     // AA, but on a SERVFAIL: a failing server's (an authority's own,
-    // AA=1, is a final answer).
+    // AA=1, is passed on when no backend answers).
     let aa = if rcode == 2 { 0 } else { 0x04 };
     r[2] = 0x80 | aa | (query[2] & 0x01) | if tc { 0x02 } else { 0 };
     r[3] = rcode & 0x0f;

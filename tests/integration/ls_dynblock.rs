@@ -735,7 +735,8 @@ async fn a_mapped_network_blocked_by_hand_blocks_the_ipv4_network_it_names() {
 
 /// An `rcode-rate` rule on SERVFAIL is refused, by `dnslb check` and by the
 /// LS at start, at its line and saying why: a backend's failure is not the
-/// client's doing (and the LS never passes a backend's SERVFAIL on).
+/// client's doing (the LS passes a backend's SERVFAIL on only when it is
+/// the authority's own and no backend answered).
 #[test]
 fn a_servfail_rcode_rule_is_refused_by_check_and_at_start_saying_why() {
     let dir = tempfile::tempdir().unwrap();
@@ -748,7 +749,7 @@ fn a_servfail_rcode_rule_is_refused_by_check_and_at_start_saying_why() {
     let path = dir.path().join("c.toml");
     std::fs::write(&path, text).unwrap();
     let want = "c.toml:11: ls.dynamic_block.rcode: SERVFAIL is not counted: a backend's \
-                SERVFAIL is never passed on";
+                SERVFAIL is passed on only when it is authoritative";
     let out = dnslb_check(&path, dir.path());
     assert!(!out.status.success(), "dnslb check passed: {}", out.stdout);
     assert!(out.stderr.contains(want), "{}", out.stderr);

@@ -13,6 +13,8 @@
 //! * `when_all_down = "servfail"` behind an LS with `[ls.cache]`: the TS's
 //!   SERVFAIL (AA=1, an Extended DNS Error saying no endpoint is live) is
 //!   passed on, never replaced by the stale answer of the dead endpoint;
+//!   but it is not final: behind a replicated LS, a replica that sees the
+//!   endpoints down does not keep the one that sees them up from answering;
 //! * `dnslb check` refuses a service in a secondary zone below its file
 //!   zone, naming the service's file and line.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -269,6 +271,68 @@ async fn servfail_behind_the_ls_cache_is_passed_on_not_the_stale_dead_endpoint()
     assert_eq!(stats().stale, 0, "no stale answer served");
     ls.stop().await;
     ts.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_ls_asks_the_replica_that_sees_the_endpoint_up_after_a_servfail() {
+    use crate::kit::{ls_config, start_ls, udp};
+    // Two replicas of one service, `servfail` when all are down: one
+    // checks a closed port (a partition: it sees the endpoint down), the
+    // other an open one (it sees it up).
+    let open = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let service = |port: u16| {
+        format!(
+            "[[ts.service]]\nname = \"rep.example.org\"\nttl = 1\nwhen_all_down = \"servfail\"\n{}\
+             endpoint = [ {{ addr = \"127.0.0.1\" }} ]\n",
+            check(port)
+        )
+    };
+    let (dir1, dir2) = (ZoneDir::new(), ZoneDir::new());
+    let cut = ServiceTs::start_in(&dir1, "example.org", ZONE, "", &service(free_port())).await;
+    let up = ServiceTs::start_in(
+        &dir2,
+        "example.org",
+        ZONE,
+        "",
+        &service(open.local_addr().unwrap().port()),
+    )
+    .await;
+    let name = "rep.example.org";
+    let seen = poll_until_async(LIMIT, Duration::from_millis(50), async || {
+        let a = udp(cut.addr, &query(name, RecordType::A, Some(1232))).await;
+        let b = udp(up.addr, &query(name, RecordType::A, Some(1232))).await;
+        (a.metadata.response_code == ResponseCode::ServFail
+            && a.metadata.authoritative
+            && records(&b) == ["rep.example.org. A 127.0.0.1"])
+        .then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "one replica sees the endpoint down, one up");
+    let mut cfg = ls_config(&[("cut", cut.addr), ("up", up.addr)]);
+    cfg.strategy = dnslb::config::Strategy::Hedge;
+    cfg.layout = dnslb::config::Layout::Replicated;
+    let ls = start_ls(cfg).await;
+    // Every answer through the LS is the live endpoint, over UDP (the fast
+    // path) and TCP (the async one): the cut replica's SERVFAIL is not
+    // final while the other may answer.
+    for i in 0..40 {
+        let q = query(name, RecordType::A, Some(1232));
+        let m = if i % 4 == 3 {
+            crate::kit::tcp(ls.addr, &q).await
+        } else {
+            udp(ls.addr, &q).await
+        };
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NoError,
+            "query {i}: {m:?}"
+        );
+        assert_eq!(records(&m), ["rep.example.org. A 127.0.0.1"], "query {i}");
+    }
+    ls.stop().await;
+    cut.stop().await;
+    up.stop().await;
+    drop(open);
 }
 
 #[test]

@@ -70,6 +70,15 @@ pub enum End {
         /// The deadline passed.
         timed_out: bool,
     },
+    /// No useful answer, and backend `backend` gave an authoritative
+    /// SERVFAIL ([`Verdict::AuthFailed`]): its response is the answer (no
+    /// stale one, no `on_timeout` one).
+    Servfail {
+        /// Backend index.
+        backend: usize,
+        /// The deadline passed.
+        timed_out: bool,
+    },
 }
 
 impl End {
@@ -77,8 +86,21 @@ impl End {
     pub fn backend(&self) -> Option<usize> {
         match *self {
             End::Win { backend, .. } | End::PassOn(backend) => Some(backend),
+            End::Servfail { backend, .. } => Some(backend),
             End::AllFailed | End::OnTimeout { .. } => None,
         }
+    }
+
+    /// Whether the deadline passed (the backends still silent timed out).
+    pub fn timed_out(&self) -> bool {
+        matches!(
+            self,
+            End::OnTimeout { timed_out: true }
+                | End::Servfail {
+                    timed_out: true,
+                    ..
+                }
+        )
     }
 }
 
@@ -479,6 +501,15 @@ impl Resolution {
     }
 
     fn finish(&mut self, end: End) -> Step {
+        // No useful answer: an authoritative SERVFAIL, if one came, is it.
+        let end = match (end, self.tally.servfail) {
+            (End::AllFailed, Some(backend)) => End::Servfail {
+                backend,
+                timed_out: false,
+            },
+            (End::OnTimeout { timed_out }, Some(backend)) => End::Servfail { backend, timed_out },
+            (end, _) => end,
+        };
         self.end = Some(end);
         self.tally.asked = self.launched.len();
         Step::Done(end)
@@ -519,12 +550,23 @@ impl Resolution {
             }
             Verdict::NxDomain | Verdict::NoData => {
                 self.launch_now = true;
-                self.tally.negative(backend, verdict)
+                self.tally.negative(backend, verdict) && self.tally.servfail.is_none()
             }
             Verdict::Failed => {
                 self.launch_now = true;
                 self.tally.failed += 1;
                 false
+            }
+            Verdict::AuthFailed => {
+                // Failed as any SERVFAIL (the next candidate is asked), but
+                // kept: it outranks negatives, rejections and refusals.
+                self.launch_now = true;
+                self.tally.failed += 1;
+                let keep = self.tally.servfail.is_none();
+                if keep {
+                    self.tally.servfail = Some(backend);
+                }
+                keep
             }
             Verdict::Rejected => {
                 self.launch_now = true;
@@ -532,7 +574,8 @@ impl Resolution {
                 self.tally.rejected += 1;
                 // Kept while no negative answer is: the driver keeps one
                 // response, and a negative one outranks a rejection.
-                let keep = self.tally.rejection.is_none() && self.tally.negative.is_none();
+                let t = &self.tally;
+                let keep = t.rejection.is_none() && t.negative.is_none() && t.servfail.is_none();
                 if keep {
                     self.tally.rejection = Some(backend);
                 }
@@ -545,7 +588,10 @@ impl Resolution {
                 // Kept while nothing else is: a negative answer or a
                 // rejection outranks a refusal.
                 let t = &mut self.tally;
-                let keep = t.refusal.is_none() && t.rejection.is_none() && t.negative.is_none();
+                let keep = t.refusal.is_none()
+                    && t.rejection.is_none()
+                    && t.negative.is_none()
+                    && t.servfail.is_none();
                 if keep {
                     t.refusal = Some(backend);
                 }

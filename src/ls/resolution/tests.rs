@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::*;
 
 mod loss;
+mod servfail;
 
 const MS: Duration = Duration::from_millis(1);
 

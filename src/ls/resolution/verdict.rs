@@ -19,6 +19,12 @@ pub enum Verdict {
     NoData,
     /// An error rcode, or no usable response: as if this backend had not answered.
     Failed,
+    /// SERVFAIL with AA=1: the authority's own verdict that it has no
+    /// answer now (a TS service with no live endpoint it can see). Not
+    /// final: another replica may see the endpoints up, so the others are
+    /// asked as after any SERVFAIL; but when the query ends with no useful
+    /// answer, this SERVFAIL is passed on, never a stale cached answer.
+    AuthFailed,
     /// FORMERR or NOTIMP: the backend could not read the query, or does not
     /// implement it. Not final (another backend may answer it) and no fault
     /// of the backend's own; passed on when every backend asked said so (the
@@ -32,8 +38,8 @@ pub enum Verdict {
 }
 
 /// Classifies a response by its header (pure): rcode, AA and the counts of
-/// answer and authority records. A SERVFAIL with AA=1 is final (the
-/// authority's verdict). Any answer with records is positive (also
+/// answer and authority records. A SERVFAIL with AA=1 is the authority's
+/// own ([`Verdict::AuthFailed`]). Any answer with records is positive (also
 /// an NXDOMAIN holding a CNAME into another backend's names). A NOERROR
 /// answer with no records is a referral (positive) when it is not
 /// authoritative and carries authority records, else NODATA.
@@ -41,9 +47,9 @@ pub fn classify(h: &WireHeader, layout: Layout) -> Verdict {
     let negative = match ResponseCode::from_low(h.rcode()) {
         ResponseCode::Refused => return Verdict::Refused,
         // An authoritative SERVFAIL is the authority's own answer (a TS
-        // service with no live endpoint, `when_all_down = "servfail"`), not
-        // a failure of it: passed on, never replaced by a stale answer.
-        ResponseCode::ServFail if h.authoritative() => return Verdict::Final,
+        // service with no live endpoint, `when_all_down = "servfail"`):
+        // another replica may still answer; if none does, it is passed on.
+        ResponseCode::ServFail if h.authoritative() => return Verdict::AuthFailed,
         ResponseCode::ServFail | ResponseCode::FormErr | ResponseCode::NotImp => {
             return Verdict::Failed;
         }
@@ -107,6 +113,9 @@ pub struct Tally {
     pub negative: Option<usize>,
     /// Whether `negative` is a NODATA.
     pub negative_is_nodata: bool,
+    /// The first backend that gave an authoritative SERVFAIL (counted among
+    /// `failed`): its answer is passed on when no useful one comes.
+    pub servfail: Option<usize>,
 }
 
 impl Tally {
@@ -197,8 +206,9 @@ mod tests {
         }
         for layout in [Partitioned, Replicated] {
             assert_eq!(classify(&hdr(5, false, 0, 0), layout), Verdict::Refused);
-            // The authority's own SERVFAIL (AA=1: no live endpoint) is final.
-            assert_eq!(classify(&hdr(2, true, 0, 0), layout), Verdict::Final);
+            // The authority's own SERVFAIL (AA=1: no live endpoint) is
+            // not final: another replica may see the endpoints up.
+            assert_eq!(classify(&hdr(2, true, 0, 0), layout), Verdict::AuthFailed);
         }
     }
 
@@ -210,7 +220,7 @@ mod tests {
         };
         for (i, v) in answers.iter().enumerate() {
             match v {
-                Verdict::Failed => t.failed += 1,
+                Verdict::Failed | Verdict::AuthFailed => t.failed += 1,
                 Verdict::Final => unreachable!("a final answer ends the query"),
                 v => {
                     t.negative(i, *v);

@@ -428,7 +428,7 @@ impl Worker {
         let winner = end.backend();
         let excused = async_path::excuses_silence(t.res.layout(), end);
         // Backends charged a timeout by the reply itself.
-        let timed_out = matches!(end, End::OnTimeout { timed_out: true });
+        let timed_out = end.timed_out();
         let (state, deadline) = (Arc::clone(&f.state), t.res.deadline());
         let route = state.route(&f.job);
         while let Some(t) = flight::track(&mut self.tracks, idx)
