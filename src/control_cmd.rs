@@ -121,6 +121,53 @@ pub async fn reload(to: &ControlTo) -> Result<ReloadAnswer, ReloadError> {
     Ok(answer)
 }
 
+/// What `dnslb reload` saw: the problems of its own check of the config
+/// and every zone, and the running deployment's answer (asked all the same:
+/// the deployment refuses a broken change too, but reads its certificates
+/// again, as a renewal's deploy hook wants).
+#[derive(Debug)]
+pub struct ReloadRun {
+    /// The check's `file:line: problem` lines (none: the config is good).
+    pub problems: Vec<String>,
+    /// The deployment's answer, or why it could not be had.
+    pub answer: Result<ReloadAnswer, ReloadError>,
+}
+
+impl ReloadRun {
+    /// Why `dnslb reload` fails (`None`: every role reloaded a good
+    /// config), given the config file it checked.
+    pub fn failure(&self, config: &std::path::Path) -> Option<String> {
+        let broken = || {
+            format!(
+                "{}: the config or a zone is broken: fix it, then reload again",
+                config.display()
+            )
+        };
+        match &self.answer {
+            Err(e) if self.problems.is_empty() => Some(e.to_string()),
+            Err(e) => Some(format!("{}: {e}", broken())),
+            Ok(_) if !self.problems.is_empty() => Some(broken()),
+            Ok(a) if !a.applied => {
+                let refused: Vec<&str> = (a.roles.iter())
+                    .filter(|r| !r.applied)
+                    .map(|r| r.role.as_str())
+                    .collect();
+                Some(format!("reload not applied by {}", refused.join(", ")))
+            }
+            Ok(_) => None,
+        }
+    }
+}
+
+/// `dnslb reload` whole: checks the config and every zone (as `dnslb
+/// check`), then asks the deployment to reload and waits for its answer.
+pub async fn reload_checked(to: &ControlTo) -> ReloadRun {
+    ReloadRun {
+        problems: crate::check::check(&to.config),
+        answer: reload(to).await,
+    }
+}
+
 /// The outcome as `dnslb reload` prints it: one line per role, the LS first.
 pub fn render_reload(a: &ReloadAnswer) -> String {
     a.roles
@@ -279,6 +326,51 @@ pub fn render_top(r: &TopReport) -> String {
 mod tests {
     use super::*;
     use crate::ls::dynblock::TopEntry;
+
+    #[test]
+    fn reload_fails_on_a_broken_check_a_refusing_role_or_no_answer() {
+        use crate::metrics::RoleReload;
+        let role = |name: &str, applied| RoleReload {
+            role: name.into(),
+            applied,
+            detail: String::new(),
+        };
+        let config = std::path::Path::new("c.toml");
+        let run = |problems: &[&str], answer| ReloadRun {
+            problems: problems.iter().map(|p| (*p).to_owned()).collect(),
+            answer,
+        };
+        let good = ReloadAnswer::of(vec![role("ls", true), role("ts1", true)]);
+        assert_eq!(run(&[], Ok(good.clone())).failure(config), None);
+        let broken = run(&["z.txt:3: bad"], Ok(good)).failure(config);
+        assert_eq!(
+            broken.as_deref(),
+            Some("c.toml: the config or a zone is broken: fix it, then reload again")
+        );
+        let refused = ReloadAnswer::of(vec![
+            role("ls", true),
+            role("ts1", false),
+            role("ts2", false),
+        ]);
+        assert_eq!(
+            run(&[], Ok(refused)).failure(config).as_deref(),
+            Some("reload not applied by ts1, ts2")
+        );
+        let none = || {
+            Err(ReloadError::NoListener {
+                path: config.into(),
+            })
+        };
+        let unreached = run(&[], none()).failure(config).unwrap_or_default();
+        assert!(unreached.starts_with("c.toml"), "{unreached}");
+        let both = run(&["z.txt:3: bad"], none())
+            .failure(config)
+            .unwrap_or_default();
+        assert!(
+            both.starts_with("c.toml: the config or a zone is broken"),
+            "{both}"
+        );
+    }
 
     #[test]
     fn blocks_and_top_print_as_tables() {

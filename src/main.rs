@@ -170,33 +170,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             to,
         } => print_out(&runtime(1)?.block_on(dnslb::control_cmd::top(&to, seconds, n, labels))?)?,
         Command::Reload { to } => {
-            let problems = dnslb::check::check(&to.config);
-            for p in &problems {
+            let run = runtime(1)?.block_on(dnslb::control_cmd::reload_checked(&to));
+            for p in &run.problems {
                 logging::to_stderr(log.format, Level::ERROR, p);
             }
-            // Asked all the same: the deployment refuses it as broken too,
-            // but reads its certificates again (a renewal's deploy hook).
-            let answer = runtime(1)?.block_on(dnslb::control_cmd::reload(&to));
-            let not_applied = || {
-                format!(
-                    "{}: the config or a zone is broken: fix it, then reload again",
-                    to.config.display()
-                )
-            };
-            let answer = match answer {
-                Err(e) if !problems.is_empty() => anyhow::bail!("{}: {e}", not_applied()),
-                other => other?,
-            };
-            print_out(&dnslb::control_cmd::render_reload(&answer))?;
-            if !problems.is_empty() {
-                anyhow::bail!(not_applied());
+            if let Ok(answer) = &run.answer {
+                print_out(&dnslb::control_cmd::render_reload(answer))?;
             }
-            if !answer.applied {
-                let refused: Vec<&str> = (answer.roles.iter())
-                    .filter(|r| !r.applied)
-                    .map(|r| r.role.as_str())
-                    .collect();
-                anyhow::bail!("reload not applied by {}", refused.join(", "));
+            if let Some(why) = run.failure(&to.config) {
+                anyhow::bail!(why);
             }
         }
         Command::Ts(args) => {
