@@ -77,6 +77,16 @@ impl<'a> Request<'a> {
             local: None,
         }
     }
+
+    /// A datagram from `src` on a UDP listener whose address is `local`
+    /// (`None` when unknown).
+    #[must_use]
+    pub fn udp_on(raw: &'a [u8], src: SocketAddr, local: Option<SocketAddr>) -> Self {
+        Self {
+            local,
+            ..Self::udp(raw, src)
+        }
+    }
 }
 
 /// What to send back.

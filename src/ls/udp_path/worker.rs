@@ -339,10 +339,7 @@ impl Worker {
         if late.is_none() {
             tap_query(self);
         }
-        let req = Request {
-            local: self.client_local,
-            ..Request::udp(raw, src.addr)
-        };
+        let req = Request::udp_on(raw, src.addr, self.client_local);
         let state = Arc::clone(self.balancer.refresh(&mut self.kept));
         let mine = (Some(&mut self.counts), Some(&mut self.tap_staged));
         let admission = self.balancer.admit_on(state, req, mine, late.is_some());
@@ -358,10 +355,7 @@ impl Worker {
             // Its CLIENT_QUERY before its rule's frame, as one on time.
             tap_query(self);
             if let Admission::Forward(state, admitted) = &admission {
-                let req = Request {
-                    local: self.client_local,
-                    ..Request::udp(raw, src.addr)
-                };
+                let req = Request::udp_on(raw, src.addr, self.client_local);
                 let staged = Some(&mut self.tap_staged);
                 self.balancer.spared(state, &req, admitted, staged);
             }
