@@ -17,6 +17,11 @@ use hickory_proto::rr::{RData, Record, RecordType};
 use crate::kit::{self, Fake, Reply, Via};
 use dnslb::config::{HedgeDelay, Layout, Order, Strategy};
 
+/// Answers of the background traffic before the lossy names are asked:
+/// enough for the adaptive hedge delay to be measured (a few hundred ms of
+/// a query every 2 ms).
+const WARM_ANSWERS: u32 = 200;
+
 /// The question's name, lower case, and the message, of a client query.
 fn read(q: &[u8]) -> Option<(Message, String)> {
     let m = Message::from_vec(q).ok()?;
@@ -422,8 +427,9 @@ async fn copies_lost_in_a_row_are_asked_again_while_time_remains() {
         let ls = kit::start_ls(cfg).await;
         // The other names answered all along (a query every 2 ms).
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let answered = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let traffic = {
-            let (stop, addr) = (stop.clone(), ls.addr);
+            let (stop, answered, addr) = (stop.clone(), answered.clone(), ls.addr);
             tokio::spawn(async move {
                 let mut n = 0u32;
                 while !stop.load(Relaxed) {
@@ -431,12 +437,15 @@ async fn copies_lost_in_a_row_are_asked_again_while_time_remains() {
                     let m = kit::udp(addr, &q).await;
                     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
                     n += 1;
+                    answered.store(n, Relaxed);
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
             })
         };
-        // Warm: the adaptive delay measured.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Warm: the adaptive delay measured over a few hundred answers.
+        while answered.load(Relaxed) < WARM_ANSWERS {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let got = ask_all(ls.addr, (1..=12).map(|n| format!("lost{n}.example."))).await;
         stop.store(true, Relaxed);
         traffic.await.unwrap();
