@@ -63,8 +63,12 @@ fuzz_target!(|data: &[u8]| {
     let verdict = classify(&h, layout);
     if layout == Layout::Replicated {
         assert!(
-            // A REFUSED is kept (passed on when every backend refused).
-            matches!(verdict, Verdict::Final | Verdict::Failed | Verdict::Refused),
+            // A REFUSED is kept (passed on when every backend refused), and an
+            // authoritative SERVFAIL (passed on when no answer is useful).
+            matches!(
+                verdict,
+                Verdict::Final | Verdict::Failed | Verdict::Refused | Verdict::AuthFailed
+            ),
             "replicated layout with a negative verdict {verdict:?}"
         );
     }
