@@ -156,11 +156,34 @@ pub(super) type CertTime = (i64, String);
 /// # Errors
 /// The certificate cannot be parsed.
 pub(super) fn leaf_validity(der: &CertificateDer<'_>) -> Result<(CertTime, CertTime), String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der)
+    use x509_cert::der::Decode;
+    let cert = x509_cert::Certificate::from_der(der)
         .map_err(|e| format!("the first certificate cannot be read: {e}"))?;
-    let v = cert.validity();
-    let at = |t: &x509_parser::time::ASN1Time| (t.timestamp(), t.to_string());
-    Ok((at(&v.not_before), at(&v.not_after)))
+    let v = &cert.tbs_certificate.validity;
+    Ok((cert_time(v.not_before), cert_time(v.not_after)))
+}
+
+/// A certificate's moment as Unix seconds, and written as `openssl x509
+/// -enddate` writes it ("Dec  3 12:00:00 2026 GMT").
+fn cert_time(t: x509_cert::time::Time) -> CertTime {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX);
+    let d = t.to_date_time();
+    let month = MONTHS
+        .get(usize::from(d.month()).saturating_sub(1))
+        .copied()
+        .unwrap_or("???");
+    let text = format!(
+        "{month} {:2} {:02}:{:02}:{:02} {} GMT",
+        d.day(),
+        d.hour(),
+        d.minutes(),
+        d.seconds(),
+        d.year()
+    );
+    (secs, text)
 }
 
 /// The days left before `not_after` (Unix seconds) at `now`, when that is
@@ -197,5 +220,26 @@ fn pem_msg(e: &rustls_pki_types::pem::Error) -> String {
     match e {
         rustls_pki_types::pem::Error::Io(io) => format!("cannot read: {io}"),
         e => format!("not a PEM file: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_cert::der::DateTime;
+    use x509_cert::der::asn1::{GeneralizedTime, UtcTime};
+    use x509_cert::time::Time;
+
+    #[test]
+    fn a_certificate_time_is_written_as_openssl_writes_it() {
+        let at = DateTime::new(2026, 12, 3, 12, 4, 5).unwrap();
+        let utc = Time::UtcTime(UtcTime::from_date_time(at).unwrap());
+        assert_eq!(
+            cert_time(utc),
+            (1_796_299_445, "Dec  3 12:04:05 2026 GMT".to_owned())
+        );
+        let at = DateTime::new(2051, 1, 31, 0, 0, 0).unwrap();
+        let generalized = Time::GeneralTime(GeneralizedTime::from_date_time(at));
+        assert_eq!(cert_time(generalized).1, "Jan 31 00:00:00 2051 GMT");
     }
 }
