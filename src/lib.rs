@@ -53,6 +53,7 @@ pub mod control_cmd;
 pub mod dns;
 pub mod dnstap;
 pub mod guard;
+pub mod hysteresis;
 pub mod logging;
 pub mod ls;
 pub mod metrics;

@@ -8,6 +8,7 @@
 //! defaults (a round every 200 ms, a 150 ms timeout, `fall` 2) a hung LS is
 //! withdrawn at most 550 ms after its last good answer, a dead or stopping
 //! one within one round.
+use crate::hysteresis::Hysteresis;
 
 /// What one probe round saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -63,15 +64,13 @@ pub enum RouteChange {
     Withdraw,
 }
 
-/// Whether the address should be announced, from the rounds seen so far.
-/// It starts withdrawn: an LS is announced only once it has answered.
+/// Whether the address should be announced, from the rounds seen so far
+/// (the house's one [`Hysteresis`]: a good round is a success, a lost or
+/// definite failure a failure, and a definite one withdraws at once). It
+/// starts withdrawn: an LS is announced only once it has answered.
 #[derive(Debug, Clone)]
 pub struct Announcer {
-    rise: u32,
-    fall: u32,
-    announced: bool,
-    good: u32,
-    lost: u32,
+    state: Hysteresis,
 }
 
 impl Announcer {
@@ -79,40 +78,29 @@ impl Announcer {
     /// withdrawing after `fall` lost ones (each at least 1).
     pub fn new(rise: u32, fall: u32) -> Self {
         Announcer {
-            rise: rise.max(1),
-            fall: fall.max(1),
-            announced: false,
-            good: 0,
-            lost: 0,
+            state: Hysteresis::new(rise, fall, false),
         }
     }
 
     /// Whether the address should be announced now.
     pub fn announced(&self) -> bool {
-        self.announced
+        self.state.is_up()
     }
 
     /// Takes one round's verdict; the change it makes, if any.
     pub fn observe(&mut self, v: RoundVerdict) -> Option<RouteChange> {
-        match v {
-            RoundVerdict::Good => {
-                self.lost = 0;
-                self.good = self.good.saturating_add(1);
-                if !self.announced && self.good >= self.rise {
-                    self.announced = true;
-                    return Some(RouteChange::Announce);
-                }
+        let flip = match v {
+            RoundVerdict::Good => self.state.observe(true),
+            RoundVerdict::Lost => self.state.observe(false),
+            RoundVerdict::Down => self.state.set(false),
+        };
+        flip.map(|up| {
+            if up {
+                RouteChange::Announce
+            } else {
+                RouteChange::Withdraw
             }
-            RoundVerdict::Lost | RoundVerdict::Down => {
-                self.good = 0;
-                self.lost = self.lost.saturating_add(1);
-                if self.announced && (v == RoundVerdict::Down || self.lost >= self.fall) {
-                    self.announced = false;
-                    return Some(RouteChange::Withdraw);
-                }
-            }
-        }
-        None
+        })
     }
 }
 

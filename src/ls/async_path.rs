@@ -31,7 +31,8 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::{Instant, sleep_until};
 
 use super::backend::{Backend, WonBy};
-use super::balancer::{Admission, Balancer};
+use super::balancer::Balancer;
+use super::door::Admission;
 use super::loopmark::PlainAnswer;
 use super::reply::{Answered, finish};
 use super::resolution::{End, Resolution, Step, Verdict};
@@ -39,7 +40,6 @@ use super::state::{Job, LsMetrics, LsState};
 use super::tap;
 use super::upstream::UpstreamError;
 use super::upstream::shared::{self, SharedSockets};
-use crate::config::Layout;
 use crate::dns::{Transport, WireHeader};
 use crate::dnstap::{TapTime, TapTransport};
 use crate::server::{Action, Handler, Reply, Request, recycle};
@@ -252,7 +252,7 @@ async fn drive(state: &Arc<LsState>, job: &Job, res: &mut Resolution) -> (End, O
             Step::Done(end) => {
                 // Before the other attempts are dropped (abandoned).
                 if let Some(b) = end.backend().and_then(|i| state.route(job).backends.get(i)) {
-                    won_by.set(b, excuses_silence(res.layout(), end));
+                    won_by.set(b, end.excuses_silence(res.layout()));
                 }
                 return (end, kept);
             }
@@ -328,14 +328,6 @@ impl Drop for WonByCell {
             });
         }
     }
-}
-
-/// Whether a query's `end` excuses the silence of the backends that did
-/// not answer it (pure): a positive answer in the partitioned layout (the
-/// others need not hold the name, and may be silent for names they do not
-/// hold).
-pub(crate) fn excuses_silence(layout: Layout, end: End) -> bool {
-    layout == Layout::Partitioned && matches!(end, End::Win { .. })
 }
 
 /// Counts one attempt's outcome on its backend and judges it, with what

@@ -1,36 +1,30 @@
 //! The balancer: the LS's request handler ([`Balancer`]) holding the
-//! current [`LsState`] snapshot (swapped whole on reload), and the door every
-//! client query passes before either driver forwards it ([`Balancer::admit`]:
-//! ACL, rate limit, malformed or non-QUERY messages, a backend's NOTIFY
-//! ([`super::invalidate`]), the loop mark, then the query read once, header and question, and routed to its pool by the
-//! question's name, read in place). Both drivers start here: the async
-//! one ([`super::async_path`], which makes it the server layer's `Handler`) and
-//! the UDP fast path ([`super::udp_path`]).
+//! current [`LsState`] snapshot (swapped whole on reload) and the counters
+//! and queues beside it, and the entry to the door every client query
+//! passes before either driver forwards it ([`Balancer::admit`]; the door's
+//! steps, in order, are [`super::door`]'s). Both drivers start here: the
+//! async one ([`super::async_path`], which makes it the server layer's
+//! `Handler`) and the UDP fast path ([`super::udp_path`]).
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::{OpCode, ResponseCode};
 use tokio::sync::Notify;
 
 use super::backend::admin::{self, AdminState};
-use super::blocked::{block_check, blocked, blocked_reject, qtype_of, question_of};
 use super::control::{ControlCounters, ControlSettings};
+use super::door::{Admission, Admitted, Parts, QueryAtDoor, note_rule};
 use super::dynblock::{DynBlocks, WorkerCounts};
 use super::identity::ProbeToken;
 use super::invalidate::{self, FlushBy, FlushCounters, FlushQueue};
-use super::order;
-use super::rules::{Act, QueryView, RuleHit};
-use super::state::{Job, LsMetrics, LsState};
+use super::state::{LsMetrics, LsState};
 use super::suffix;
 use super::upstream::shared::SharedSockets;
-use crate::config::{Layout, LsConfig, RuleTransport};
-use crate::dns::{self, HEADER_LEN, Transport};
-use crate::dnstap::{Dnstap, Staged, TapTransport};
-use crate::guard::rate::RateVerdict;
-use crate::logging::QueryLine;
-use crate::server::{Reply, Request, Via};
+use crate::config::{Layout, LsConfig};
+use crate::dns;
+use crate::dnstap::{Dnstap, Staged};
+use crate::server::{Reply, Request};
 
 /// Wakes the probe loop ([`super::probe`]) after every `every_queries`
 /// client queries.
@@ -328,237 +322,32 @@ impl Balancer {
         (mut mine, staged): (Option<&mut WorkerCounts>, Option<&mut Staged>),
         late: bool,
     ) -> Admission {
-        let answered = std::cell::Cell::new(false);
-        let admission = self.door(state, req, (mine.as_deref_mut(), staged), late, &answered);
-        // Every answer counted goes to `dnslb top` too.
-        if answered.get()
-            && let Admission::Reply(Reply::One(b)) = &admission
-        {
-            self.on_made_up(b, mine);
-        }
-        admission
-    }
-
-    /// [`Balancer::admit_on`]'s decision; `answered` set when it is an
-    /// answer of the door's own, counted.
-    fn door(
-        &self,
-        state: Arc<LsState>,
-        req: Request<'_>,
-        (mut mine, mut staged): (Option<&mut WorkerCounts>, Option<&mut Staged>),
-        late: bool,
-        answered: &std::cell::Cell<bool>,
-    ) -> Admission {
-        // Answered here, past the ACL and the rate limit (malformed, NOTIFY,
-        // zone transfers, loops): a query and its answer, both counted, so
-        // that every answer counted answers a query counted.
-        let now = |bytes: Option<Vec<u8>>| {
-            if late {
-                return Admission::Reply(Reply::Drop);
-            }
-            let reply = bytes.map_or(Reply::Drop, Reply::One);
-            if matches!(reply, Reply::One(_)) {
-                self.metrics.queries.fetch_add(1, Relaxed);
-                answered.set(true);
-            }
-            self.metrics.count_reply(&reply);
-            Admission::Reply(reply)
+        let parts = Parts {
+            metrics: &self.metrics,
+            dynblocks: &self.dynblocks,
+            probe_token: &self.probe_token,
+            flushes: (&self.flushes, &self.flush_queue),
+            dnstap: self.dnstap(),
         };
-        // Refused by the ACL or over the rate limit: counted by those
-        // counters only, neither as a query nor as an answer.
-        let turned_away = |bytes: Option<Vec<u8>>| match bytes {
-            Some(b) if !late => Admission::Reply(Reply::One(b)),
-            _ => Admission::Reply(Reply::Drop),
-        };
-        // Who may be answered at all, and how often, is decided before a
-        // byte of the query is read: a client outside `allow` or over its
-        // rate gets no FORMERR or REFUSED beyond the limit either.
-        let verdict = match &state.rate {
-            Some(rate) if req.transport == Transport::Udp => rate.check(req.src.ip()),
-            _ => RateVerdict::Pass,
-        };
-        // A late one turned away is shed (the worker counts it so), not
-        // counted here too.
-        if verdict != RateVerdict::Pass && !late {
-            self.metrics.rate_limited.fetch_add(1, Relaxed);
-        }
-        if !state.allow.contains(req.src.ip()) {
-            if !late {
-                self.metrics.refused_acl.fetch_add(1, Relaxed);
+        let mut door = QueryAtDoor::new(parts, &state, &req, (mine.as_deref_mut(), staged), late);
+        let passed = door.pass();
+        let answered = door.answered();
+        match passed {
+            Ok(admitted) => {
+                // A late one is counted once the worker's gate has spared it.
+                if !late {
+                    self.count_forward(&state, admitted.route());
+                }
+                Admission::Forward(state, admitted)
             }
-            // REFUSED within the rate limit; past it, nothing (a TC=1 slip
-            // would only send it to TCP to be refused there).
-            return match verdict {
-                RateVerdict::Pass => turned_away(dns::error_for(req.raw, ResponseCode::Refused)),
-                RateVerdict::Drop | RateVerdict::Slip => Admission::Reply(Reply::Drop),
-            };
-        }
-        match verdict {
-            RateVerdict::Pass => {}
-            RateVerdict::Drop => return Admission::Reply(Reply::Drop),
-            RateVerdict::Slip => {
-                // A query that does not even decode gets no slip either.
-                let tc = dns::decode_query(req.raw)
-                    .ok()
-                    .map(|q| dns::truncated_for(&q));
-                return turned_away(tc);
+            Err(reply) => {
+                // Every answer counted goes to `dnslb top` too.
+                if answered && let Reply::One(b) = &reply {
+                    self.on_made_up(b, mine);
+                }
+                Admission::Reply(reply)
             }
         }
-        // Header and question are all the forwarding path reads; the
-        // question's name, read in place, picks the pool. The blocks in
-        // force come first (as in dnsdist: no rule, not even `allow`,
-        // spares a blocked client, and every query counts toward them),
-        // then the query rules on what was read: a rule's made-up answer
-        // (or drop) ends the query here, before the cache.
-        let made_up = |hit: RuleHit| {
-            now((!late)
-                .then(|| state.rules.answer(hit, req.raw, req.transport))
-                .flatten())
-        };
-        // `err`: the door's own answer to a message it cannot serve (its
-        // block's answer is built from what could be read of it).
-        let mut blocked_now = |qname: &[u8], qtype: u16, err: Option<&dns::ErrorAnswer>| {
-            block_check(&self.dynblocks, &req, (qname, qtype), mine.as_deref_mut()).map(|stop| {
-                now(match err {
-                    _ if late => None,
-                    Some(err) => blocked_reject(err, stop),
-                    None => blocked(req.raw, stop),
-                })
-            })
-        };
-        let (client_id, question_end, route, hit) = match dns::peek_plain_query(req.raw) {
-            Some((id, end)) => {
-                let qname = req.raw.get(HEADER_LEN..).unwrap_or_default();
-                let qtype = end
-                    .checked_sub(4)
-                    .and_then(|at| dns::u16_at(req.raw, at))
-                    .unwrap_or(0);
-                // The anycast probe's question (its token), before any
-                // block or rule.
-                if let Some(me) = state.identity.for_probe(req.raw, end, &self.probe_token) {
-                    return now(Some(me));
-                }
-                if let Some(reply) = blocked_now(qname, qtype, None) {
-                    return reply;
-                }
-                let tap = (&*state, self.dnstap(), staged.take());
-                let hit = rule_hit(tap, &req, end, None, late);
-                if let Some(hit) = hit.filter(|h| h.act.answers()) {
-                    return made_up(hit);
-                }
-                // `id.server.`/`hostname.bind.` CH TXT: the LS's own answer
-                // (RFC 4892), or REFUSED under `hide_identity`.
-                if let Some(me) = state.identity.answer(req.raw, end) {
-                    return now(Some(me));
-                }
-                let name = req.raw.get(HEADER_LEN..end).unwrap_or_default();
-                (id, end, state.route_of(name), hit)
-            }
-            None => {
-                let q = match dns::decode_query(req.raw) {
-                    // Late: dropped whatever a rule would make of it.
-                    Err(_) if late => return Admission::Reply(Reply::Drop),
-                    Err(reject) => {
-                        // The blocks come first for these too (UPDATE,
-                        // STATUS, IQUERY, DSO, a question that cannot be
-                        // read): a blocked client gets its block's answer.
-                        if let dns::Reject::Rcode(err) = &reject
-                            && let Some(reply) =
-                                blocked_now(&question_of(err), qtype_of(err), Some(err))
-                        {
-                            return reply;
-                        }
-                        let ruled = other_opcode(&state, self.dnstap(), &req, reject);
-                        return now(ruled.response());
-                    }
-                    Ok(q) => q,
-                };
-                let wire = suffix::lower_wire(q.query.name());
-                if let Some(reply) = blocked_now(&wire, u16::from(q.query.query_type()), None) {
-                    return reply;
-                }
-                let tap = (&*state, self.dnstap(), staged.take());
-                let hit = rule_hit(tap, &req, q.question_end, Some(&wire), late);
-                if let Some(hit) = hit.filter(|h| h.act.answers()) {
-                    return made_up(hit);
-                }
-                match q.header.metadata.op_code {
-                    // A zone changed: flushed when a backend says so.
-                    OpCode::Notify => {
-                        return now(invalidate::answer(
-                            &state,
-                            (&self.flushes, &self.flush_queue),
-                            (req.raw, &q),
-                            req.src.ip(),
-                        ));
-                    }
-                    OpCode::Query => {}
-                    _ => return now(dns::error_for(req.raw, ResponseCode::Refused)),
-                }
-                // Well formed but unusual (e.g. a compressed question): forward it.
-                let route = state.route_of(&wire);
-                let (id, end) = (q.header.metadata.id, q.question_end);
-                (id, end, route, hit)
-            }
-        };
-        // Zone transfers belong to a table server: never forwarded (a TS
-        // trusts the LS's address, which its `axfr_allow` may cover).
-        if is_zone_transfer(req.raw, question_end) {
-            return now(dns::error_with_ede(
-                req.raw,
-                ResponseCode::Refused,
-                dns::EDE_NOT_SUPPORTED,
-                "zone transfers are served by the table servers, not the LS",
-            ));
-        }
-        // A query this LS sent upstream came back: a forwarding loop.
-        if state.mark.carried_by(req.raw, question_end) {
-            self.metrics.loops_refused.fetch_add(1, Relaxed);
-            return now(dns::error_for(req.raw, ResponseCode::Refused));
-        }
-        // A rule's pool, or its delay (a rule's `allow` forwards as usual).
-        let (route, delay) = match hit.map(|h| h.act) {
-            Some(Act::Pool(pool)) => (Some(pool), None),
-            Some(Act::Delay(d)) => (route, Some(d)),
-            _ => (route, None),
-        };
-        // A late one is counted once the worker's gate has spared it.
-        if !late {
-            self.count_forward(&state, route);
-        }
-        // Only for a route whose order reads it (0 for the others).
-        let name_hash = if order::reads_name(state.route_at(route).policy.order) {
-            let name_end = question_end.saturating_sub(4);
-            order::name_hash(req.raw.get(HEADER_LEN..name_end).unwrap_or_default())
-        } else {
-            0
-        };
-        // The query log (debug): read from the question only when it is on.
-        let log = QueryLine::enabled().then(|| {
-            QueryLine::new(
-                req.src,
-                req.raw.get(HEADER_LEN..question_end).unwrap_or_default(),
-            )
-        });
-        // Taken before the query can be sent: a flush that begins later
-        // keeps its answer out of the cache (`PacketCache::insert_since`).
-        let cache_generation = state
-            .route_at(route)
-            .cache
-            .as_ref()
-            .map_or(0, |c| c.generation());
-        let admitted = Admitted {
-            client_id,
-            question_end,
-            transport: req.transport,
-            name_hash,
-            route,
-            log,
-            cache_generation,
-            delay,
-            unnoted: hit.filter(|_| late),
-        };
-        Admission::Forward(state, admitted)
     }
 
     /// A late query `req` admitted as `admitted` (by [`Balancer::admit_on`])
@@ -572,7 +361,7 @@ impl Balancer {
         admitted: &Admitted,
         staged: Option<&mut Staged>,
     ) {
-        self.count_forward(state, admitted.route);
+        self.count_forward(state, admitted.route());
         if let Some(hit) = admitted.unnoted {
             // Its name read as the door read it: in place, or decoded.
             let wire = match dns::peek_plain_query(req.raw) {
@@ -582,7 +371,7 @@ impl Balancer {
                     .map(|q| suffix::lower_wire(q.query.name())),
             };
             let tap = (state, self.dnstap(), staged);
-            note_rule(tap, req, admitted.question_end, wire.as_deref(), hit);
+            note_rule(tap, req, admitted.question_end(), wire.as_deref(), hit);
         }
     }
 
@@ -598,217 +387,15 @@ impl Balancer {
     }
 }
 
-/// What becomes of a client query at the door ([`Balancer::admit`]).
-pub enum Admission {
-    /// Answered (or dropped) at once: malformed, refused, rate limited.
-    Reply(Reply),
-    /// To be forwarded, on this snapshot.
-    Forward(Arc<LsState>, Admitted),
-}
-
-/// A client query admitted for forwarding: what was read of it, not yet
-/// its bytes (the caller decides where they go, or to shed it first).
-#[derive(Debug)]
-pub struct Admitted {
-    client_id: u16,
-    question_end: usize,
-    transport: Transport,
-    name_hash: u64,
-    route: Option<usize>,
-    log: Option<QueryLine>,
-    cache_generation: u64,
-    delay: Option<std::time::Duration>,
-    /// A late query's rule hit, not counted or logged yet
-    /// ([`Balancer::spared`] does).
-    unnoted: Option<RuleHit>,
-}
-
-impl Admitted {
-    /// How long a `delay_ms` rule holds the query before it goes on
-    /// (UDP only); `None`: at once.
-    pub fn delay(&self) -> Option<std::time::Duration> {
-        self.delay
-    }
-
-    /// End of the question section in the query.
-    pub fn question_end(&self) -> usize {
-        self.question_end
-    }
-
-    /// The pool the query goes to (an index of [`LsState::pools`]); `None`:
-    /// every backend.
-    pub fn route(&self) -> Option<usize> {
-        self.route
-    }
-
-    /// The job, with `raw` holding the query's bytes as received.
-    pub fn into_job(self, raw: Vec<u8>) -> Job {
-        Job {
-            raw,
-            client_id: self.client_id,
-            question_end: self.question_end,
-            transport: self.transport,
-            name_hash: self.name_hash,
-            route: self.route,
-            log: self.log,
-            cache_generation: self.cache_generation,
-            ecs: None,
-        }
-    }
-}
-
-/// The query rule that acts on the client query of `req` (its question
-/// ending at `question_end`; `name`: its name in plain wire form, when the
-/// question's own is not), counted and logged unless `late` (a query the
-/// queue gate may still shed: [`Balancer::spared`] counts it once it is
-/// not); `None` without rules or when none acts.
-fn rule_hit(
-    (state, tap, staged): (&LsState, &Dnstap, Option<&mut Staged>),
-    req: &Request<'_>,
-    question_end: usize,
-    name: Option<&[u8]>,
-    late: bool,
-) -> Option<RuleHit> {
-    if state.rules.is_empty() {
-        return None;
-    }
-    let view = rule_view(req, question_end, name)?;
-    if late {
-        return state.rules.judge_unnoted(&view, std::time::Instant::now());
-    }
-    // A `log = true` hit goes to dnstap when it is on, else to the log.
-    let tapped = tap.is_on();
-    let hit = state
-        .rules
-        .judge_to(&view, std::time::Instant::now(), tapped)?;
-    if tapped {
-        tap_rule((state, tap, staged), req, hit);
-    }
-    Some(hit)
-}
-
-/// The query of `req` as the rules see it ([`rule_hit`]).
-fn rule_view<'a>(
-    req: &Request<'a>,
-    question_end: usize,
-    name: Option<&'a [u8]>,
-) -> Option<QueryView<'a>> {
-    let transport = match req.via {
-        Via::Udp => RuleTransport::Udp,
-        Via::Tcp => RuleTransport::Tcp,
-        Via::Dot => RuleTransport::Dot,
-        Via::Doh => RuleTransport::Doh,
-    };
-    let view = QueryView::read(req.raw, question_end, req.src.ip(), transport)?;
-    Some(name.map_or(view, |n| view.with_name(n)))
-}
-
-/// A `log = true` rule's `hit` on `req` to dnstap (into a fast-path
-/// worker's `staged` round, after its query's CLIENT_QUERY, when given).
-fn tap_rule(
-    (state, tap, staged): (&LsState, &Dnstap, Option<&mut Staged>),
-    req: &Request<'_>,
-    hit: RuleHit,
-) {
-    if let Some(rule) = state.rules.logged(hit) {
-        let via = match req.via {
-            Via::Udp => TapTransport::Udp,
-            Via::Tcp => TapTransport::Tcp,
-            Via::Dot => TapTransport::Dot,
-            Via::Doh => TapTransport::Doh,
-        };
-        let who = (via, req.src, req.local);
-        super::tap::rule_matched(tap, who, req.raw, (rule, hit.act), staged);
-    }
-}
-
-/// [`rule_hit`]'s count and log of `hit`, left for later by a late query
-/// ([`Balancer::spared`]).
-fn note_rule(
-    (state, tap, staged): (&LsState, &Dnstap, Option<&mut Staged>),
-    req: &Request<'_>,
-    question_end: usize,
-    name: Option<&[u8]>,
-    hit: RuleHit,
-) {
-    let Some(view) = rule_view(req, question_end, name) else {
-        return;
-    };
-    let tapped = tap.is_on();
-    state
-        .rules
-        .note(hit, &view, std::time::Instant::now(), tapped);
-    if tapped {
-        tap_rule((state, tap, staged), req, hit);
-    }
-}
-
-/// A message of an opcode the LS does not serve (UPDATE, STATUS, IQUERY,
-/// DSO: `reject` is its NOTIMP) with one plain question, checked against
-/// the query rules all the same (their `opcode` condition is for these
-/// too): a rule that drops it drops it, one that refuses, answers NXDOMAIN
-/// or SERVFAIL answers so; otherwise, or without such a rule, the NOTIMP.
-fn other_opcode(
-    state: &LsState,
-    tap: &Dnstap,
-    req: &Request<'_>,
-    reject: dns::Reject,
-) -> dns::Reject {
-    let dns::Reject::Rcode(mut err) = reject else {
-        return reject;
-    };
-    let Some(query) = err
-        .query
-        .as_ref()
-        .filter(|_| err.rcode == ResponseCode::NotImp)
-    else {
-        return dns::Reject::Rcode(err);
-    };
-    // The question's name as sent, uncompressed, is what the rules read.
-    let wire = suffix::lower_wire(query.name());
-    let end = HEADER_LEN + wire.len() + 4;
-    let plain = req
-        .raw
-        .get(HEADER_LEN..HEADER_LEN + wire.len())
-        .is_some_and(|n| n.eq_ignore_ascii_case(&wire));
-    let hit = (plain && end <= req.raw.len())
-        .then(|| rule_hit((state, tap, None), req, end, Some(&wire), false))
-        .flatten();
-    match hit.map(|h| h.act) {
-        Some(Act::Drop) => dns::Reject::Drop,
-        Some(Act::Refuse) => {
-            err.rcode = ResponseCode::Refused;
-            dns::Reject::Rcode(err)
-        }
-        Some(Act::Nxdomain) => {
-            err.rcode = ResponseCode::NXDomain;
-            dns::Reject::Rcode(err)
-        }
-        Some(Act::Servfail) => {
-            err.rcode = ResponseCode::ServFail;
-            dns::Reject::Rcode(err)
-        }
-        _ => dns::Reject::Rcode(err),
-    }
-}
-
-/// Whether the query in `raw`, whose question ends at `question_end`, asks
-/// for a zone transfer (QTYPE AXFR or IXFR).
-fn is_zone_transfer(raw: &[u8], question_end: usize) -> bool {
-    const IXFR: u16 = 251;
-    const AXFR: u16 = 252;
-    let qtype = question_end
-        .checked_sub(4)
-        .and_then(|at| dns::u16_at(raw, at));
-    matches!(qtype, Some(IXFR | AXFR))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{BackendConfig, Order, PoolConfig, Strategy, parse_name};
+    use crate::dns::Transport;
     use crate::dns::fixtures::a_query as query;
+    use crate::ls::order;
     use crate::ls::resolution::Step;
+    use crate::ls::state::Job;
 
     /// Backend `name` on 127.0.0.1:`port` (never contacted).
     fn backend(name: &str, port: u16) -> BackendConfig {
@@ -998,6 +585,8 @@ mod tests {
 #[cfg(test)]
 mod rule_tests {
     use super::*;
+    use crate::dns::Transport;
+    use crate::server::Via;
     use hickory_proto::op::{Edns, Message, Query};
     use hickory_proto::rr::{Name, RecordType};
 
@@ -1051,6 +640,8 @@ mod rule_tests {
 #[cfg(test)]
 mod opcode_tests {
     use super::*;
+    use crate::dns::Transport;
+    use crate::server::Via;
 
     /// R7: a rule on UPDATE (or STATUS) acts on such a message, which the
     /// LS otherwise answers NOTIMP; an opcode no rule names stays NOTIMP.
@@ -1092,6 +683,8 @@ mod opcode_tests {
 #[cfg(test)]
 mod path_tests {
     use super::*;
+    use crate::dns::Transport;
+    use crate::server::Via;
     use hickory_proto::op::{Message, Query};
     use hickory_proto::rr::{Name, RecordType};
     use proptest::prelude::*;

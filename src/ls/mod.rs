@@ -51,6 +51,7 @@ pub mod balancer;
 mod blocked;
 pub mod cache;
 pub mod control;
+pub mod door;
 pub mod dynblock;
 pub mod ecs;
 pub mod hedge;
@@ -75,6 +76,7 @@ pub mod upstream;
 #[cfg(test)]
 mod timing_tests;
 
-pub use balancer::{Admission, Admitted, Balancer};
+pub use balancer::Balancer;
+pub use door::{Admission, Admitted};
 pub use run::{serve, server_options};
 pub use state::{Job, LsMetrics, LsState, Policy, PoolMetrics, Route};

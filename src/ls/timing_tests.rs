@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::balancer::{Admission, Balancer};
+use super::balancer::Balancer;
+use super::door::Admission;
 use super::hedge::BUDGET_BURST;
 use super::reply;
 use super::resolution::{End, Pacing, Resolution, Step, Verdict};

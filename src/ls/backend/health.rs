@@ -3,9 +3,9 @@
 //! (times are [`super::clock_ms`] stamps handed in), no log (a change is
 //! returned, its caller logs it). The probe loop is [`crate::ls::health`].
 //!
-//! [`Hysteresis::observe`] is the probes' rule: `fall` failures in a row
-//! mark a backend down, `rise` successes in a row mark it up, and a result
-//! that agrees with the current state resets the count.
+//! The probes' rule is the house's one [`Hysteresis`]: `fall` failures in a
+//! row mark a backend down, `rise` successes in a row mark it up, and a
+//! result that agrees with the current state resets the count.
 //!
 //! Client queries are evidence too, kept apart from the probes'
 //! ([`LossRecord`], pure): a client query a backend never answered by its
@@ -27,32 +27,7 @@ use std::time::Duration;
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::config::HealthConfig;
-
-/// Consecutive results against the current state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Hysteresis {
-    /// Results in a row that disagree with the current state.
-    pub streak: u32,
-}
-
-impl Hysteresis {
-    /// Feeds one result to a backend that is now `up`; returns the new
-    /// state when it flips.
-    pub fn observe(&mut self, up: bool, ok: bool, fall: u32, rise: u32) -> Option<bool> {
-        if ok == up {
-            self.streak = 0;
-            return None;
-        }
-        self.streak += 1;
-        let needed = if up { fall } else { rise };
-        if self.streak >= needed.max(1) {
-            self.streak = 0;
-            Some(!up)
-        } else {
-            None
-        }
-    }
-}
+use crate::hysteresis::Hysteresis;
 
 /// The health settings in force.
 #[derive(Debug, Clone)]
@@ -173,8 +148,10 @@ pub fn answered_within(last: u64, now: u64, window: Duration) -> bool {
     last != 0 && now.saturating_sub(last) <= window
 }
 
-/// The probes' hysteresis and the client losses of one backend.
-#[derive(Debug, Default)]
+/// The probes' hysteresis (its state is the backend's, mirrored in
+/// [`Health`]'s atomics for lock-free reads) and the client losses of one
+/// backend.
+#[derive(Debug)]
 struct Evidence {
     probes: Hysteresis,
     losses: LossRecord,
@@ -191,11 +168,9 @@ pub struct Health {
     up: AtomicBool,
     /// Whether any probe has succeeded yet (before that, it is not up).
     proven: AtomicBool,
-    /// Failures (probes or lost client queries) in a row that mark it down
-    /// (0: losses never do).
+    /// Lost client queries in a row that mark it down (0: losses never
+    /// do); the probes' rule is in their [`Hysteresis`].
     fall: AtomicU32,
-    /// Probe successes in a row that mark it up.
-    rise: AtomicU32,
     /// A loss within this of a client answer proves nothing (a query's
     /// lifetime), ms.
     loss_window_ms: AtomicU64,
@@ -212,9 +187,11 @@ impl Health {
             up: AtomicBool::new(!probed),
             proven: AtomicBool::new(!probed),
             fall: AtomicU32::new(0),
-            rise: AtomicU32::new(0),
             loss_window_ms: AtomicU64::new(0),
-            evidence: Mutex::default(),
+            evidence: Mutex::new(Evidence {
+                probes: Hysteresis::new(0, 0, !probed),
+                losses: LossRecord::default(),
+            }),
             has_losses: AtomicBool::new(false),
         }
     }
@@ -225,7 +202,7 @@ impl Health {
     /// successes mark it up.
     pub fn set_rule(&self, fall: u32, rise: u32, loss_window: Duration) {
         self.fall.store(fall, Relaxed);
-        self.rise.store(rise, Relaxed);
+        self.lock().probes.set_rule(rise, fall);
         let ms = u64::try_from(loss_window.as_millis()).unwrap_or(u64::MAX);
         self.loss_window_ms.store(ms, Relaxed);
     }
@@ -244,8 +221,17 @@ impl Health {
         self.proven.load(Relaxed)
     }
 
-    /// Marks it up or down; returns the previous state.
+    /// Marks it up or down (the probes' count starts again); returns the
+    /// previous state.
     pub fn set_up(&self, up: bool) -> bool {
+        let mut c = self.lock();
+        c.probes.set(up);
+        self.publish(up)
+    }
+
+    /// Publishes the state its hysteresis holds (under the lock); returns
+    /// the previous one.
+    fn publish(&self, up: bool) -> bool {
         if up {
             self.proven.store(true, Relaxed);
         }
@@ -259,17 +245,15 @@ impl Health {
     pub fn observe(&self, ok: bool, now: u64) -> Option<bool> {
         let mut c = self.lock();
         let flip = if ok && !self.is_proven() {
-            c.probes = Hysteresis::default();
+            c.probes.set(true);
             Some(true)
         } else if ok && !self.is_up() && !c.losses.probes_count(now) {
             None
         } else {
-            let (fall, rise) = (self.fall.load(Relaxed), self.rise.load(Relaxed));
-            c.probes.observe(self.is_up(), ok, fall, rise)
+            c.probes.observe(ok)
         };
-        drop(c);
         if let Some(up) = flip {
-            self.set_up(up);
+            self.publish(up);
         }
         flip
     }
@@ -287,16 +271,12 @@ impl Health {
         let mut c = self.lock();
         let down = c.losses.lost(self.is_up(), now, fall);
         if down {
-            c.probes = Hysteresis::default();
+            c.probes.set(false);
+            self.publish(false);
         }
         self.has_losses
             .store(c.losses != LossRecord::default(), Relaxed);
-        drop(c);
-        if !down {
-            return None;
-        }
-        self.set_up(false);
-        Some(false)
+        down.then_some(false)
     }
 
     /// It answered a client query: its losses are forgiven.
@@ -313,11 +293,11 @@ mod tests {
     use super::*;
 
     fn run_seq(up: bool, results: &[bool], fall: u32, rise: u32) -> Vec<bool> {
-        let mut h = Hysteresis::default();
+        let mut h = Hysteresis::new(rise, fall, up);
         let mut state = up;
         let mut out = Vec::new();
         for &ok in results {
-            if let Some(s) = h.observe(state, ok, fall, rise) {
+            if let Some(s) = h.observe(ok) {
                 state = s;
             }
             out.push(state);

@@ -82,6 +82,15 @@ pub enum End {
 }
 
 impl End {
+    /// Whether this end excuses the silence of the backends that did not
+    /// answer (pure; both drivers ask it of an ended query's other
+    /// attempts): a positive answer in the partitioned layout (the others
+    /// need not hold the name, and may be silent for names they do not
+    /// hold).
+    pub fn excuses_silence(self, layout: Layout) -> bool {
+        layout == Layout::Partitioned && matches!(self, End::Win { .. })
+    }
+
     /// The backend whose response the client gets, if any.
     pub fn backend(&self) -> Option<usize> {
         match *self {

@@ -585,3 +585,23 @@ fn a_restarted_resolution_is_a_new_one_whatever_its_last_query_left() {
         [launch(0, false), Step::Wait]
     );
 }
+
+/// Only a positive answer under `partitioned` excuses the others' silence:
+/// they need not hold the name. A negative answer passed on, a failure or a
+/// timeout excuses nothing, and under `replicated` nothing does.
+#[test]
+fn a_partitioned_win_excuses_the_silence_of_the_others() {
+    let win = End::Win {
+        backend: 0,
+        hedge: false,
+    };
+    assert!(win.excuses_silence(Layout::Partitioned));
+    assert!(!win.excuses_silence(Layout::Replicated));
+    for end in [
+        End::PassOn(0),
+        End::AllFailed,
+        End::OnTimeout { timed_out: true },
+    ] {
+        assert!(!end.excuses_silence(Layout::Partitioned), "{end:?}");
+    }
+}

@@ -357,7 +357,8 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::ls::balancer::{Admission, Balancer};
+    use crate::ls::balancer::Balancer;
+    use crate::ls::door::Admission;
     use crate::server::Request;
 
     /// A balancer over backends `b0..b2` (fixed order, all up) under

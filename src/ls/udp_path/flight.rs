@@ -36,7 +36,7 @@ pub(super) struct Delayed {
     pub(super) raw: Vec<u8>,
     pub(super) client: batch::Peer,
     pub(super) state: Arc<LsState>,
-    pub(super) admitted: crate::ls::balancer::Admitted,
+    pub(super) admitted: crate::ls::door::Admitted,
     /// The client's group (its place among the held, [`Holders`](crate::guard::fair::Holders)).
     pub(super) group: std::net::IpAddr,
     /// When it goes on.

@@ -106,7 +106,7 @@ pub(crate) fn run(
     max_flights: usize,
     stop: Arc<LoopStop>,
 ) -> std::io::Result<()> {
-    Worker::new(balancer, client, max_flights, stop)?.run()
+    rounds::run(&mut Worker::new(balancer, client, max_flights, stop)?)
 }
 
 #[cfg(test)]
@@ -318,12 +318,13 @@ mod tests {
         let asker = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut w = worker(backends, strategy, client);
         let t0 = Instant::now();
-        w.on_client(
+        admitted::on_client(
+            &mut w,
             &wire_query(id),
             batch::Peer::from(asker.local_addr().unwrap()),
             t0,
         );
-        w.flush();
+        rounds::flush(&mut w);
         (w, asker, t0)
     }
 
@@ -365,8 +366,8 @@ mod tests {
     /// nothing is left behind.
     fn expire_all(w: &mut Worker) {
         let past = Instant::now() + Duration::from_secs(11);
-        w.fire_timers(past);
-        w.fire_timers(past + LATE_GRACE);
+        rounds::fire_timers(w, past);
+        rounds::fire_timers(w, past + LATE_GRACE);
         assert_eq!((w.flights.len, w.late.len), (0, 0), "nothing left");
         assert_eq!(live_ids(w), 0, "every ID free");
     }
@@ -464,7 +465,7 @@ mod tests {
         let mut first = [0u8; 512];
         let (n, _) = backend.recv_from(&mut first).unwrap();
         // The re-ask (one backend, silent past the 8 s delay), queued.
-        w.fire_timers(t0 + Duration::from_millis(8_100));
+        rounds::fire_timers(&mut w, t0 + Duration::from_millis(8_100));
         let f = &w.tracks[0];
         assert_eq!(f.attempts.len(), 2, "re-asked");
         let (first_sock, sock, id) = (f.attempts[0].sock, f.attempts[1].sock, f.attempts[1].id);
@@ -501,7 +502,7 @@ mod tests {
         let backend = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let baddr = backend.local_addr().unwrap();
         let (mut w, _asker, t0) = asked(&[baddr], Strategy::Hedge, 4).await;
-        w.fire_timers(t0 + Duration::from_millis(8_100));
+        rounds::fire_timers(&mut w, t0 + Duration::from_millis(8_100));
         let f = &w.tracks[0];
         assert_eq!(f.attempts.len(), 2, "re-asked");
         let (sock, id) = (f.attempts[1].sock, f.attempts[1].id);
@@ -584,7 +585,8 @@ mod tests {
             queued_in(&w.ups.get(try_sock(&w, 0)).unwrap().sock);
             // The wait reported nothing; the query's timer is due.
             assert!(w.ups_ready.is_empty() && !w.client_ready);
-            w.round(
+            rounds::round(
+                &mut w,
                 &mut rounds::Slots::new(),
                 t0 + Duration::from_millis(due_ms),
             );
@@ -637,16 +639,16 @@ mod tests {
         let later = t0 + Duration::from_secs(2);
         w.clock = worker::RoundClock::at(later);
         let peer = batch::Peer::from(asker.local_addr().unwrap());
-        w.on_client(&wire_query(6), peer, later);
+        admitted::on_client(&mut w, &wire_query(6), peer, later);
         let second = w.flights.get(0).and_then(|f| f.timer_at).unwrap();
         assert!(second > first, "its own timer, later");
         let pushes = w.timer_pushes;
-        w.fire_timers(first);
+        rounds::fire_timers(&mut w, first);
         assert_eq!(w.timer_pushes, pushes, "nothing armed again");
         assert_eq!(w.flights.get(0).and_then(|f| f.timer_at), Some(second));
         assert_eq!(w.balancer.metrics.hedges.load(Relaxed), 0, "no hedge");
         assert_eq!(w.next_timer(), Some(second), "the stale one dropped");
-        w.fire_timers(second);
+        rounds::fire_timers(&mut w, second);
         assert_eq!(
             w.balancer.metrics.hedges.load(Relaxed),
             1,
@@ -680,7 +682,8 @@ mod tests {
         w.on_upstream(s0, &answer_to(&q0[..n0]), addrs[0], false, at)
             .unwrap();
         assert_eq!((w.flights.len, w.late.len), (0, 1));
-        w.round(
+        rounds::round(
+            &mut w,
             &mut rounds::Slots::new(),
             t0 + Duration::from_millis(10_100),
         );
@@ -718,7 +721,11 @@ mod tests {
         }
         w.ups_ready.push(s);
         // No timer due: only what the wait reported is read.
-        w.round(&mut rounds::Slots::new(), t0 + Duration::from_millis(1));
+        rounds::round(
+            &mut w,
+            &mut rounds::Slots::new(),
+            t0 + Duration::from_millis(1),
+        );
         let d = &w.balancer.metrics.drops;
         let dropped: u64 = [&d.wrong_source, &d.wrong_id, &d.wrong_question, &d.late]
             .iter()
@@ -757,7 +764,7 @@ mod tests {
                 w.balancer.close_udp_reads();
             }
             w.client_ready = true;
-            w.round(&mut rounds::Slots::new(), Instant::now());
+            rounds::round(&mut w, &mut rounds::Slots::new(), Instant::now());
             assert_eq!(w.flights.len, usize::from(!closed), "closed: {closed}");
             assert_eq!(w.stopping, closed);
             let mut buf = [0u8; 512];
@@ -845,7 +852,7 @@ mod tests {
     fn serving(mut w: Worker) -> (std::thread::JoinHandle<()>, Ended) {
         let (tx, ended) = tokio::sync::oneshot::channel();
         let thread = std::thread::spawn(move || {
-            let _ = tx.send(w.run().map_err(|e| e.kind()));
+            let _ = tx.send(rounds::run(&mut w).map_err(|e| e.kind()));
         });
         (thread, ended)
     }
@@ -873,7 +880,7 @@ mod tests {
         let (mut w, addr) = cached_worker(baddr, stop.clone());
         let (tx, pushes) = tokio::sync::oneshot::channel();
         let serving = std::thread::spawn(move || {
-            w.run().unwrap();
+            rounds::run(&mut w).unwrap();
             let _ = tx.send((w.timer_pushes, w.timers.len()));
         });
         const HITS: u8 = 40;
@@ -984,8 +991,8 @@ mod tests {
         // Nobody reads the answers: none is sent in this test.
         let asker = batch::Peer::from(std::net::SocketAddr::from(([127, 0, 0, 1], 9)));
         let mut buf = [0u8; 512];
-        w.on_client(&wire_query(1), asker, Instant::now());
-        w.flush();
+        admitted::on_client(&mut w, &wire_query(1), asker, Instant::now());
+        rounds::flush(&mut w);
         queued_in(&old);
         assert!(old.recv(&mut buf).is_ok(), "asked before the reload");
         w.balancer.reload(&LsConfig {
@@ -1002,8 +1009,8 @@ mod tests {
         for b in &w.balancer.state().backends {
             b.set_up(true);
         }
-        w.on_client(&wire_query(2), asker, Instant::now());
-        w.flush();
+        admitted::on_client(&mut w, &wire_query(2), asker, Instant::now());
+        rounds::flush(&mut w);
         queued_in(&new);
         let n = new.recv(&mut buf).unwrap();
         assert!(
@@ -1027,7 +1034,7 @@ mod tests {
         let asker = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         asker.send_to(&wire_query(9), to).unwrap();
         w.client_ready = true;
-        w.round_read_at(&mut rounds::Slots::new(), clock);
+        rounds::round_read_at(&mut w, &mut rounds::Slots::new(), clock);
         assert_eq!(w.flights.len, 1, "the query is in flight");
         let received = w.flights.get(0).map(|f| f.received).unwrap();
         assert!(
@@ -1127,7 +1134,8 @@ mod tests {
             }
             let now = t0 + Duration::from_millis((ms + 1).into());
             w.client_ready = true;
-            w.round_read_at(
+            rounds::round_read_at(
+                &mut w,
                 &mut rounds::Slots::new(),
                 worker::RoundClock::with_stamps(now, before + SPARE_WAIT * bound),
             );
@@ -1224,7 +1232,7 @@ mod tests {
         );
         asker.send_to(&q, to).unwrap();
         w.client_ready = true;
-        w.round(&mut rounds::Slots::new(), Instant::now());
+        rounds::round(&mut w, &mut rounds::Slots::new(), Instant::now());
         let frames = tap.take_queued();
         let got: Vec<bool> = frames
             .iter()

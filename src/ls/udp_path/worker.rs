@@ -1,16 +1,16 @@
 //! A fast-path worker: its state (its client socket, its upstream sockets,
 //! opened here, each on a port the kernel picks, answers timed by their
-//! arrival; its epoll set; its flights, late entries and timers; the send
-//! queues of a round; the free list of byte buffers it reuses) and
-//! everything a query makes it do, in one `impl` (its loop, waits and
-//! rounds, is `rounds`'): a client query admitted, answered from the packet
-//! cache ([`reply::from_cache`]) or made a flight, its
-//! [`Resolution`](crate::ls::resolution::Resolution) driven (attempts
-//! launched on the upstream sockets, the reply made by [`reply::finish`]
-//! when it ends), its attempts retired as late entries when it ends first,
-//! each upstream datagram judged by the upstream core's check ([`accept`])
-//! and handed to its flight, and its timers fired (which heap entries are
-//! live: `timers`).
+//! arrival; its epoll set and what each socket is watched for; its flights,
+//! late entries and timers; the send queues of a round; the free list of
+//! byte buffers it reuses) and, in its one `impl`, what a flight makes it
+//! do: its [`Resolution`](crate::ls::resolution::Resolution) driven
+//! (attempts launched on the upstream sockets, the reply made by
+//! [`reply::finish`] when it ends), its attempts retired as late entries
+//! when it ends first, each upstream datagram judged by the upstream core's
+//! check ([`accept`]) and handed to its flight, and which of its timers is
+//! next (which heap entries are live: `timers`). A client query up to its
+//! flight is `admitted`'s, the loop (its waits and rounds, the timers fired)
+//! `rounds`': free functions over the worker, above it.
 use std::cmp::Reverse;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -26,20 +26,20 @@ use super::timers::{next_live, timer_live};
 use crate::dns::{self, HEADER_LEN, WireHeader};
 use crate::dnstap::Staged;
 use crate::guard::fair::Holders;
-use crate::ls::balancer::{Admission, Balancer, KeptState};
+use crate::ls::balancer::{Balancer, KeptState};
 use crate::ls::dynblock::WorkerCounts;
+use crate::ls::reply;
 use crate::ls::resolution::{End, Step, Verdict};
 use crate::ls::state::Route;
 use crate::ls::upstream::ROTATE_AFTER;
 use crate::ls::upstream::accept::{self, DropReason};
 use crate::ls::upstream::ids::{self, IdUse};
 use crate::ls::upstream::sockets::{self, Family, Sockets};
-use crate::ls::{async_path, reply};
+use crate::server::Reply;
 use crate::server::backoff::RecvBackoff;
 use crate::server::batch::{self, SendQueue};
 use crate::server::event_loop::{LoopStop, Poller};
-use crate::server::shed::{Door, QueueGate};
-use crate::server::{Reply, Request};
+use crate::server::shed::QueueGate;
 
 /// Upstream sockets per worker and address family: log2 of it is the
 /// source-port entropy a query gets on top of its random ID.
@@ -49,9 +49,17 @@ pub(super) const UPSTREAM_SLOTS: usize = 8;
 /// Byte buffers kept for reuse per worker, at most.
 const SPARE_MAX: usize = 4096;
 
-/// The client socket's token in the worker's epoll set (`rounds` numbers
-/// the upstream sockets' after it).
+/// The client socket's token in the worker's epoll set (the upstream
+/// sockets' are numbered after it, from [`UP`]).
 pub(super) const CLIENT: u64 = 0;
+
+/// Upstream socket slot `s`'s token in the worker's epoll set is `UP + s`.
+pub(super) const UP: u64 = 1;
+
+/// The longest a worker sleeps: an idle one hands its dynamic-block counts
+/// in within this long of the tick calling for them (the wait's timeout,
+/// and the client socket's receive timeout for the blocking receive).
+pub(super) const HAND_IN_WAKE: Duration = Duration::from_millis(100);
 
 /// What a socket in the worker's epoll set is watched for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -293,6 +301,71 @@ impl Worker {
         Ok(w)
     }
 
+    /// Sets the client socket up for the blocking receive: blocking mode,
+    /// its wait bounded by the hand-in wake, named to the stop (which wakes
+    /// it); every other call on it waits for nothing (`MSG_DONTWAIT`).
+    /// Failing that, the worker waits in `epoll_wait` only.
+    pub(super) fn set_up_blocking(&mut self) {
+        let done = self
+            .client
+            .set_read_timeout(Some(HAND_IN_WAKE))
+            .and_then(|()| self.poller.stop().wake_reader(Some(&self.client)))
+            .and_then(|()| self.client.set_nonblocking(false));
+        match done {
+            Ok(()) => self.block_ok = true,
+            Err(err) => debug!(?err, "the worker waits in epoll_wait only"),
+        }
+    }
+
+    /// Puts upstream slot `slot`'s socket in the epoll set when it is not
+    /// there yet (a socket just opened), or sets whether it is watched for
+    /// writing (a send pending on it). Every open upstream socket is in the
+    /// set, used or idle: epoll reports only the ready ones, so an idle one
+    /// costs a wake-up nothing, where adding a socket at its first ID in use
+    /// and taking it out at its last would cost two `epoll_ctl` calls per
+    /// query at low load. A datagram on an idle socket is read at once and
+    /// refused as stray.
+    pub(super) fn watch_upstream(&mut self, slot: usize) {
+        let Some(u) = self.ups.get(slot) else {
+            return;
+        };
+        if self.up_watch.len() <= slot {
+            self.up_watch.resize(slot + 1, None);
+        }
+        let write = self.to_upstream.get(slot).is_some_and(|q| q.len() > 0);
+        let token = UP + slot as u64;
+        let (now, done) = match self.up_watch.get(slot).copied().flatten() {
+            None => (
+                Watch {
+                    read: true,
+                    write: false,
+                },
+                self.poller.add(&u.sock, token),
+            ),
+            Some(w) if w.write != write => (
+                Watch { read: true, write },
+                self.poller.set(&u.sock, token, true, write),
+            ),
+            Some(_) => return,
+        };
+        match done {
+            Ok(()) => {
+                if let Some(w) = self.up_watch.get_mut(slot) {
+                    let was = w.is_some_and(|w| w.write);
+                    if was != now.write {
+                        self.up_writes = if now.write {
+                            self.up_writes + 1
+                        } else {
+                            self.up_writes.saturating_sub(1)
+                        };
+                    }
+                    *w = Some(now);
+                }
+            }
+            Err(err) => debug!(?err, slot, "cannot watch an upstream socket"),
+        }
+    }
+
     /// Keeps a byte buffer for reuse.
     pub(super) fn recycle(&mut self, buf: Vec<u8>) {
         if self.spare.len() < SPARE_MAX && buf.capacity() <= batch::SLOT {
@@ -304,73 +377,6 @@ impl Worker {
     pub(super) fn arm(&mut self, at: Instant, what: TimerFor) {
         self.timers.push(Reverse((at, what)));
         self.timer_pushes += 1;
-    }
-
-    /// One client datagram, arrived `at` (a test's: the worker's rounds
-    /// call [`Worker::on_client_late`]).
-    #[cfg(test)]
-    pub(super) fn on_client(&mut self, raw: &[u8], src: batch::Peer, at: Instant) {
-        self.on_client_late(raw, src, at, None);
-    }
-
-    /// One client datagram, arrived `at`; `late`: its wait and the queue
-    /// bound when the queue gate found it late ([`QueueGate::shed`]). A
-    /// late one is read by the door first, which then says whether it goes
-    /// ([`QueueGate::shed_late`]: one the door would answer itself is
-    /// dropped, one to be forwarded is spared while such are few): shed,
-    /// it is counted as such (`queue`) and nothing else is done for it.
-    pub(super) fn on_client_late(
-        &mut self,
-        raw: &[u8],
-        src: batch::Peer,
-        at: Instant,
-        late: Option<(Duration, Duration)>,
-    ) {
-        // Its CLIENT_QUERY frame first (a late one's once it is spared).
-        let tap_query = |w: &mut Self| {
-            tap::client_query(
-                (w.balancer.dnstap(), &mut w.tap_staged),
-                w.client_local,
-                raw,
-                src.addr,
-                || w.clock.stamps(),
-            );
-        };
-        if late.is_none() {
-            tap_query(self);
-        }
-        let req = Request::udp_on(raw, src.addr, self.client_local);
-        let state = Arc::clone(self.balancer.refresh(&mut self.kept));
-        let mine = (Some(&mut self.counts), Some(&mut self.tap_staged));
-        let admission = self.balancer.admit_on(state, req, mine, late.is_some());
-        if let Some((wait, bound)) = late {
-            let door = match &admission {
-                Admission::Reply(_) => Door::Answered,
-                Admission::Forward(..) => Door::Forward,
-            };
-            if self.gate.shed_late(door, wait, bound) {
-                self.balancer.metrics.shed_queue.fetch_add(1, Relaxed);
-                return;
-            }
-            // Its CLIENT_QUERY before its rule's frame, as one on time.
-            tap_query(self);
-            if let Admission::Forward(state, admitted) = &admission {
-                let req = Request::udp_on(raw, src.addr, self.client_local);
-                let staged = Some(&mut self.tap_staged);
-                self.balancer.spared(state, &req, admitted, staged);
-            }
-        }
-        match admission {
-            Admission::Reply(Reply::One(b)) => {
-                self.to_clients.push_copy(&b, src);
-                self.to_clients.stamp(at.into_std());
-            }
-            Admission::Reply(_) => {}
-            Admission::Forward(state, admitted) => match admitted.delay() {
-                Some(delay) => self.hold(raw, (src, at), state, admitted, delay),
-                None => self.forward(raw, (src, at), state, admitted),
-            },
-        }
     }
 
     /// Runs flight `idx`'s state machine at `now`: sends what it launches,
@@ -420,7 +426,7 @@ impl Worker {
         self.holders.release(f.group);
         // Those still asked become late entries.
         let winner = end.backend();
-        let excused = async_path::excuses_silence(t.res.layout(), end);
+        let excused = end.excuses_silence(t.res.layout());
         // Backends charged a timeout by the reply itself.
         let timed_out = end.timed_out();
         let (state, deadline) = (Arc::clone(&f.state), t.res.deadline());
@@ -526,7 +532,7 @@ impl Worker {
     /// Unanswered at its deadline, it is a loss of its backend, unless that
     /// backend answered the client (`winner`: a re-ask's lost twin) or the
     /// answer excuses every other backend's silence (`excused`:
-    /// [`async_path::excuses_silence`]). `charged`: the query timed out with
+    /// [`End::excuses_silence`]). `charged`: the query timed out with
     /// this backend silent, and the reply charged it (its refused copy is
     /// not charged a second time).
     fn retire(
@@ -706,50 +712,6 @@ impl Worker {
         );
         self.drive(idx, now);
         Ok(())
-    }
-
-    /// Runs every timer due at `now`.
-    pub(super) fn fire_timers(&mut self, now: Instant) {
-        while let Some(Reverse((at, what))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            if !timer_live((&self.flights, &self.late, &self.delayed), at, what) {
-                continue;
-            }
-            match what {
-                TimerFor::Flight(idx) => {
-                    if let Some(f) = self.flights.get_mut(idx) {
-                        f.timer_at = None;
-                    }
-                    self.drive(idx, now);
-                }
-                TimerFor::Delayed(di) => {
-                    if let Some(d) = self.delayed.remove(di) {
-                        self.go_on(d);
-                    }
-                }
-                TimerFor::Late(li) => {
-                    let Some(l) = self.late.get_mut(li) else {
-                        continue;
-                    };
-                    if l.entry.expire(now) {
-                        // At its deadline: no longer in flight; forgotten after the grace.
-                        let again = l.entry.forget_at();
-                        l.timer_at = again;
-                        self.arm(again, TimerFor::Late(li));
-                        continue;
-                    }
-                    if let Some(mut l) = self.late.remove(li) {
-                        l.entry.settle(now);
-                        if let Some(u) = self.ups.get_mut(l.sock) {
-                            u.ids.set(l.id, IdUse::Free);
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// When the next live timer is due. Timers of flights that have ended

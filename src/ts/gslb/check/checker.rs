@@ -3,7 +3,7 @@
 //! target by its [`ProbePlan`] with at most `max_in_flight` probes at once
 //! (`tcp` probes through the batch driver [`Connects`], the others as
 //! futures polled by the task itself, not tasks spawned per probe), moving
-//! each by its [`EndpointHealth`] and publishing a new [`LiveSet`] only when
+//! each by its [`Hysteresis`] and publishing a new [`LiveSet`] only when
 //! some target goes up or down.
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,10 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::board::{Board, ProbeResult};
 use super::connect::Connects;
-use super::hysteresis::EndpointHealth;
 use super::probe::probe;
 use super::schedule::ProbePlan;
-use super::spec::{EndpointState, Label, LiveSet, Probe, Target};
+use super::spec::{CheckSpec, EndpointState, Label, LiveSet, Probe, Target};
+use crate::hysteresis::Hysteresis;
 
 /// Owns the checker's thread: it stops when its `cancel` token is
 /// cancelled; [`join`](Self::join) waits for it.
@@ -78,12 +78,20 @@ fn distinct(entries: Vec<(Target, Vec<Label>)>) -> Distinct {
     d
 }
 
+/// An endpoint's health before its first probe: up (fail-open); its first
+/// probe's result is its state (as gdnsd's first round of monitoring), and
+/// from then on it changes only after `fall` failures, or `rise` successes,
+/// in a row.
+fn unprobed(check: &CheckSpec) -> Hysteresis {
+    Hysteresis::new(check.rise, check.fall, true).first_result_is_state()
+}
+
 /// The live set of the targets as given, from the distinct ones' health.
-fn live_set(of_entry: &[usize], health: &[EndpointHealth]) -> LiveSet {
+fn live_set(of_entry: &[usize], health: &[Hysteresis]) -> LiveSet {
     LiveSet {
         up: of_entry
             .iter()
-            .map(|&i| health.get(i).is_none_or(|h| h.up))
+            .map(|&i| health.get(i).is_none_or(Hysteresis::is_up))
             .collect(),
     }
 }
@@ -117,7 +125,7 @@ impl Checker {
         cancel: CancellationToken,
     ) -> (Checker, watch::Receiver<Arc<LiveSet>>) {
         let d = distinct(targets);
-        let health = vec![EndpointHealth::START; d.targets.len()];
+        let health: Vec<Hysteresis> = d.targets.iter().map(|t| unprobed(&t.check)).collect();
         let (tx, rx) = watch::channel(Arc::new(live_set(&d.of_entry, &health)));
         let board = Arc::new(Board::new(d.labels, unix_now()));
         let kinds = d.targets.iter().map(|t| t.check.probe.kind()).collect();
@@ -233,7 +241,7 @@ const PUBLISH_GAP: Duration = Duration::from_millis(20);
 struct Run {
     targets: Arc<Vec<Target>>,
     of_entry: Vec<usize>,
-    health: Vec<EndpointHealth>,
+    health: Vec<Hysteresis>,
     board: Arc<Board>,
     tx: watch::Sender<Arc<LiveSet>>,
     /// Some target went up or down since the last live set published.
@@ -390,10 +398,8 @@ impl Run {
         let (Some(h), Some(t)) = (self.health.get_mut(i), self.targets.get(i)) else {
             return;
         };
-        let before = *h;
-        *h = before.step(result == ProbeResult::Ok, t.check.rise, t.check.fall);
-        let up = h.up;
-        if up != before.up {
+        let first = h.awaits_first();
+        if let Some(up) = h.observe(result == ProbeResult::Ok) {
             self.board.set_up(i, up, unix_now());
             let services: Vec<&str> = self
                 .board
@@ -410,7 +416,7 @@ impl Run {
             );
             self.changed = true;
         }
-        if !before.probed {
+        if first {
             self.unprobed = self.unprobed.saturating_sub(1);
             self.end_round_if_done();
         }
@@ -440,7 +446,7 @@ impl Run {
 
 #[cfg(test)]
 mod tests {
-    use super::{EndpointHealth, distinct, live_set};
+    use super::{Hysteresis, distinct, live_set, unprobed};
     use crate::ts::gslb::check::spec::{CheckSpec, Label, Probe, Target};
 
     fn target(addr: &str, port: u16) -> Target {
@@ -489,12 +495,16 @@ mod tests {
 
     #[test]
     fn the_live_set_follows_the_entries_as_given() {
-        let down = EndpointHealth {
-            up: false,
-            streak: 0,
-            probed: true,
+        let check = CheckSpec {
+            probe: Probe::Tcp { port: 80 },
+            interval_ms: 1_000,
+            timeout_ms: 500,
+            rise: 2,
+            fall: 3,
         };
-        let health = [EndpointHealth::START, down];
+        let mut down = unprobed(&check);
+        down.observe(false);
+        let health: [Hysteresis; 2] = [unprobed(&check), down];
         assert_eq!(
             live_set(&[0, 1, 0, 1], &health).up,
             [true, false, true, false]

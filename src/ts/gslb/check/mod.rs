@@ -5,7 +5,6 @@
 //! # Map
 //! - `spec.rs`: what the checker is given ([`Probe`], [`CheckSpec`],
 //!   [`Target`], [`Label`]) and what it publishes ([`LiveSet`]);
-//! - `hysteresis.rs`: one endpoint's up/down by rise and fall (pure);
 //! - `schedule.rs`: when each target is probed, jitter and the in-flight
 //!   bound (pure, the clock given);
 //! - `probe.rs`: one probe (tcp, http, dns), bounded by its timeout, as a
@@ -19,7 +18,6 @@
 mod board;
 mod checker;
 mod connect;
-mod hysteresis;
 mod probe;
 mod schedule;
 mod spec;
