@@ -1,11 +1,11 @@
 //! The table server's request pipeline, as Knot's `process_query.c`:
 //! [`Handler`] for [`TableServer`] (dnstap and the fault knobs first), then,
 //! as free functions over it, each request in order: a NOTIFY handed to the
-//! secondaries; its TSIG verified ([`verify`]: without a transfer key, a
+//! secondaries; its TSIG verified (`verify`: without a transfer key, a
 //! request with no additional record is only looked at for that); the
-//! answer by kind ([`answer`]: a plain query read in place or decoded and
+//! answer by kind (`answer`: a plain query read in place or decoded and
 //! answered from its zone by [`answer::plain`], a transfer, a refusal); the
-//! answer signed last ([`sign`]); and what it was, for the counters. The
+//! answer signed last (`sign`); and what it was, for the counters. The
 //! transfer key's policy (which requests must be signed, a transfer's
 //! messages signed in turn) is [`tsig`]'s, the TSIG codec `dns::tsig`'s.
 use std::net::{IpAddr, SocketAddr};
