@@ -22,9 +22,12 @@
 //!   reload must read them again (`FileMemo`); `read_files.rs`: the zone
 //!   files read settled into zones, at start and at a reload;
 //!   `spread.rs`: a load's work spread over the cores the process may use;
-//! - `respond.rs`: the request path ([`server::Handler`](crate::server::Handler));
-//! - [`answer`]: the message around a zone's answer; [`wire`]: names as
-//!   the answer path reads them ([`wire::NameKey`]);
+//! - `respond.rs`: the request pipeline ([`server::Handler`](crate::server::Handler)):
+//!   read, TSIG verified, answered by kind, signed; `query.rs`: a plain
+//!   query read in place;
+//! - [`answer`]: a plain query's answer from its zone ([`answer::plain`]),
+//!   the message around a zone's answer; [`wire`]: names as the answer path
+//!   reads them ([`wire::NameKey`]);
 //! - [`zone`]: compiled zones (store, build, writer, proofs, signing a
 //!   compiled zone, the record lists of a diff, catalog);
 //! - [`table`], [`zonefile`]: the two source formats, [`source`] their
@@ -33,7 +36,7 @@
 //!   ([`dnssec::policy`], [`dnssec::keys`]), zones signed in their files
 //!   (`presigned.rs`), DS records ([`dnssec::ds`]);
 //! - [`xfr`]: transfers and their notice: AXFR ([`xfr::axfr`]), the IXFR
-//!   journal ([`xfr::ixfr`]), the transfer key ([`xfr::tsig`]), NOTIFY
+//!   journal ([`xfr::ixfr`]), the transfer key's policy ([`xfr::tsig`]), NOTIFY
 //!   ([`xfr::notify`] decides, [`xfr::notifier`] sends);
 //! - [`secondary`]: the TS as a secondary: zones transferred from a
 //!   primary (AXFR, IXFR), kept by the SOA timers and NOTIFY, their last
@@ -50,6 +53,7 @@ pub mod gslb;
 mod load;
 pub mod metrics;
 mod publish;
+pub mod query;
 mod read_files;
 mod respond;
 pub mod secondary;

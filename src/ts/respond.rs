@@ -1,23 +1,30 @@
-//! The table server's request path: [`Handler`] for [`TableServer`] (fault
-//! knobs first), and, as free functions over it, the answer to one request (AXFR, NOTIFY, plain queries on a
-//! fast path, errors) and what it was, for the counters.
+//! The table server's request pipeline, as Knot's `process_query.c`:
+//! [`Handler`] for [`TableServer`] (dnstap and the fault knobs first), then,
+//! as free functions over it, each request in order: a NOTIFY handed to the
+//! secondaries; its TSIG verified (`verify`: without a transfer key, a
+//! request with no additional record is only looked at for that); the
+//! answer by kind (`answer`: a plain query read in place or decoded and
+//! answered from its zone by [`answer::plain`], a transfer, a refusal); the
+//! answer signed last (`sign`); and what it was, for the counters. The
+//! transfer key's policy (which requests must be signed, a transfer's
+//! messages signed in turn) is [`tsig`]'s, the TSIG codec `dns::tsig`'s.
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
-use hickory_proto::rr::{DNSClass, Record, RecordType};
+use hickory_proto::op::{OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use super::TableServer;
-use super::answer::{self, PlainQuery};
+use super::answer::{self, QueryOpt};
 use super::metrics::{RequestOutcome, Unanswered};
-use super::service_reply::service_reply;
+use super::query::PlainQuery;
 use super::wire::NameKey;
-use super::xfr::{axfr, ixfr, tsig};
-use super::zone::{Catalog, Zone};
-use crate::config::OnMiss;
+use super::xfr::tsig::{self, TsigRefused, TsigVerdict};
+use super::xfr::{axfr, ixfr};
+use super::zone::Zone;
+use crate::dns::tsig::{self as codec, Signer};
 use crate::dns::{self, ClientQuery, ResponseWriter, Transport};
 use crate::dnstap::{Dnstap, TapEvent, TapKind, TapTime, TapTransport};
 use crate::server::{Action, Handler, Reply, Request};
@@ -33,70 +40,168 @@ fn reply_to(ts: &TableServer, req: Request<'_>) -> Reply {
     reply
 }
 
-/// The OPT of an answer to `q`: none without one in the query; with the
-/// NSID when one is configured and `q` asks for it (an empty NSID option).
-fn answer_edns(ts: &TableServer, q: &ClientQuery) -> Option<Edns> {
-    let theirs = q.edns.as_ref()?;
-    let mut edns = dns::response_edns(Some(theirs));
-    let asked = matches!(
-        theirs.option(EdnsCode::NSID),
-        Some(EdnsOption::NSID(p)) if p.as_ref().is_empty()
-    );
-    if let (true, Some(nsid)) = (asked, &ts.nsid) {
-        edns.options_mut().insert(EdnsOption::NSID(nsid.clone()));
-    }
-    Some(edns)
-}
-
 /// An answer with `rcode` and no records to `q` (its question and OPT
 /// echoed, the NSID added when asked).
 fn rcode_answer(ts: &TableServer, q: &ClientQuery, rcode: ResponseCode) -> Reply {
-    let edns = answer_edns(ts, q);
+    let edns = q
+        .edns
+        .as_ref()
+        .map(|e| answer::answer_edns(ts.nsid.as_ref(), e));
     let meta = q.response_metadata(rcode);
     let mut w = ResponseWriter::new(meta, Some(&q.query), edns.as_ref());
     Reply::One(w.finish(dns::TCP_PAYLOAD_MAX))
 }
 
-/// The answer to one request and what it was, for the counters: with a
-/// transfer key, a signed request or a transfer goes through its TSIG
-/// check first (`tsig.rs`).
+/// The answer to one request and what it was, for the counters: a NOTIFY
+/// for the secondaries, else verified, answered, and signed when it was.
 fn respond(ts: &TableServer, req: Request<'_>) -> (Reply, RequestOutcome) {
-    // A NOTIFY (opcode 4, a query) for the secondary zones, TSIG and all.
-    let notify = req.raw.get(2).is_some_and(|b| b & 0xf8 == 4 << 3);
-    if let (true, Some(hook)) = (notify, ts.notify_hook.get()) {
-        return match hook(req.raw, req.src.ip()) {
-            Some(answer) => {
-                let low = answer.get(3).map_or(0, |b| b & 0x0f);
-                let rcode = ResponseCode::from(0, low);
-                (Reply::One(answer), RequestOutcome::Answered(rcode))
-            }
-            None => (
-                Reply::Drop,
-                RequestOutcome::Unanswered(Unanswered::Malformed),
-            ),
-        };
-    }
-    let signed = tsig::respond_signed(
-        &ts.xfr_key,
-        &ts.settings.name,
-        &ts.metrics.xfr,
-        &req,
-        |q, rcode| rcode_answer(ts, q, rcode),
-        |r, room| respond_unsigned(ts, r, room),
-    );
-    if let Some(done) = signed {
+    if let Some(done) = notify(ts, &req) {
         return done;
     }
-    respond_unsigned(ts, req, 0)
+    match verify(ts, req.raw) {
+        TsigVerdict::Unsigned => answer(ts, &req, 0),
+        // Answered as if unsigned, each message sized to the client's limit
+        // less the TSIG it will carry (RFC 8945 §5.3), then signed.
+        TsigVerdict::Signed(key, verified) => {
+            let plain = verified.unsigned(req.raw);
+            let unsigned = Request { raw: &plain, ..req };
+            let (reply, outcome) = answer(ts, &unsigned, key.tsig_len());
+            (sign(ts, reply, Signer::answer(key, &verified)), outcome)
+        }
+        TsigVerdict::Refused(refusal) => refuse(ts, &req, &refusal),
+    }
 }
 
-/// [`respond`] for a request without a TSIG (or stripped of
-/// it), each message leaving `room` bytes under the client's limit (for
-/// the TSIG its answer will be signed with).
-fn respond_unsigned(ts: &TableServer, req: Request<'_>, room: usize) -> (Reply, RequestOutcome) {
-    if let Some(done) = respond_plain(ts, &req, room) {
+/// The answer to a NOTIFY (opcode 4, a query) for the secondary zones, TSIG
+/// and all, when the TS has secondaries; `None` for any other request.
+fn notify(ts: &TableServer, req: &Request<'_>) -> Option<(Reply, RequestOutcome)> {
+    let notify = req.raw.get(2).is_some_and(|b| b & 0xf8 == 4 << 3);
+    let hook = ts.notify_hook.get().filter(|_| notify)?;
+    Some(match hook(req.raw, req.src.ip()) {
+        Some(answer) => {
+            let low = answer.get(3).map_or(0, |b| b & 0x0f);
+            let rcode = ResponseCode::from(0, low);
+            (Reply::One(answer), RequestOutcome::Answered(rcode))
+        }
+        None => (
+            Reply::Drop,
+            RequestOutcome::Unanswered(Unanswered::Malformed),
+        ),
+    })
+}
+
+/// The TSIG of the request `raw` checked against the transfer key (with
+/// none, a signed request is BADKEY), and what the key's policy makes of
+/// it. A TS without a key looks no further than ARCOUNT 0 (most queries).
+fn verify(ts: &TableServer, raw: &[u8]) -> TsigVerdict {
+    let key = ts.xfr_key.get();
+    if key.is_none() && dns::u16_at(raw, 10).is_none_or(|ar| ar == 0) {
+        return TsigVerdict::Unsigned;
+    }
+    let now = codec::unix_now();
+    let checked = match &key {
+        Some(key) => codec::verify_request(raw, key, now),
+        None => codec::verify_without_key(raw),
+    };
+    TsigVerdict::of(key, raw, checked, now)
+}
+
+/// `reply`, the answer to a verified request, signed by `signer` (RFC 8945
+/// §5.3): one message, or a transfer's each on the one before.
+fn sign(ts: &TableServer, reply: Reply, mut signer: Signer) -> Reply {
+    match reply {
+        Reply::Drop => Reply::Drop,
+        Reply::One(mut msg) => {
+            signer.sign(&mut msg);
+            Reply::One(msg)
+        }
+        Reply::Stream(messages) => {
+            let counters = &ts.metrics.xfr;
+            Reply::Stream(tsig::signed_stream(
+                messages,
+                signer,
+                &ts.settings.name,
+                counters,
+            ))
+        }
+    }
+}
+
+/// The answer to `req` refused for its TSIG (counted, logged within a
+/// budget): `refusal`'s rcode to the request without its TSIG, with the
+/// TSIG error when it has one.
+fn refuse(ts: &TableServer, req: &Request<'_>, refusal: &TsigRefused) -> (Reply, RequestOutcome) {
+    ts.xfr_key.refuse(&ts.settings.name, req, refusal.why);
+    let plain = refusal.unsigned(req.raw);
+    let (mut reply, outcome) = rcode_to(ts, plain.as_deref().unwrap_or(req.raw), refusal.rcode);
+    if let Reply::One(msg) = &mut reply {
+        refusal.add_tsig(msg);
+    }
+    (reply, outcome)
+}
+
+/// An answer with `rcode` to the request `raw`; one the decoder refuses
+/// gets the decoder's answer (FORMERR for a body that cannot be read, as
+/// without a key: RFC 8945 §5.2), and one whose header cannot be read none.
+fn rcode_to(ts: &TableServer, raw: &[u8], rcode: ResponseCode) -> (Reply, RequestOutcome) {
+    match dns::decode_query(raw) {
+        Ok(q) => (rcode_answer(ts, &q, rcode), RequestOutcome::Answered(rcode)),
+        Err(reject) => (
+            reject.response().map_or(Reply::Drop, Reply::One),
+            RequestOutcome::of_reject(&reject),
+        ),
+    }
+}
+
+/// The answer to `req` (without a TSIG, or stripped of it), each message
+/// leaving `room` bytes under the client's limit (for the TSIG its answer
+/// will be signed with): read in place when it is a plain query, else
+/// decoded.
+fn answer(ts: &TableServer, req: &Request<'_>, room: usize) -> (Reply, RequestOutcome) {
+    if let Some(done) = answer_in_place(ts, req, room) {
         return done;
     }
+    answer_decoded(ts, req, room)
+}
+
+/// The answer to a plain query read in place ([`PlainQuery`]), or `None`
+/// when it needs the full decoder (no zone for it, an expired one, an NSID
+/// to add, a malformed ECS option, which the decoder's path answers FORMERR).
+fn answer_in_place(
+    ts: &TableServer,
+    req: &Request<'_>,
+    room: usize,
+) -> Option<(Reply, RequestOutcome)> {
+    let q = PlainQuery::read(req.raw)?;
+    if q.opt.is_some_and(|o| o.wants_nsid) && ts.nsid.is_some() {
+        return None;
+    }
+    if q.opt.is_some_and(|o| o.client_subnet) && super::gslb::ecs::find(req.raw).is_err() {
+        return None;
+    }
+    let catalog = ts.catalog.load();
+    let zone = catalog.find(&q.qname, u16::from(q.qtype))?;
+    if zone.is_expired() {
+        return None;
+    }
+    let max = less(q.max_size(req.transport), room);
+    let query = answer::Query {
+        id: q.id,
+        flags: q.flags,
+        question: q.question,
+        qname: &q.qname,
+        qtype: q.qtype,
+        opt: q.opt.map_or(QueryOpt::Absent, QueryOpt::InPlace),
+    };
+    Some(answer::plain(ts, (&catalog, zone), req, query, max))
+}
+
+/// The answer to `req` decoded: the decoder's rejection (FORMERR, NOTIMP,
+/// BADVERS, the NSID added when asked), FORMERR for a malformed ECS option,
+/// REFUSED for a NOTIFY (we are a primary), another class, a transfer not
+/// allowed or a name in no zone, SERVFAIL from an expired zone, a transfer,
+/// or the zone's answer ([`answer::plain`]).
+fn answer_decoded(ts: &TableServer, req: &Request<'_>, room: usize) -> (Reply, RequestOutcome) {
     let q = match dns::decode_query(req.raw) {
         Ok(q) => q,
         Err(reject) => {
@@ -143,7 +248,7 @@ fn respond_unsigned(ts: &TableServer, req: Request<'_>, room: usize) -> (Reply, 
                 rcode_answer(ts, &q, ResponseCode::ServFail),
                 RequestOutcome::Answered(ResponseCode::ServFail),
             ),
-            Some(zone) => transfer(ts, zone, &q, &req, room),
+            Some(zone) => transfer(ts, zone, &q, req, room),
             None => refuse(&q),
         };
     }
@@ -163,83 +268,16 @@ fn respond_unsigned(ts: &TableServer, req: Request<'_>, room: usize) -> (Reply, 
         let rcode = ResponseCode::ServFail;
         return (rcode_answer(ts, &q, rcode), RequestOutcome::Answered(rcode));
     }
-    let flags = dns::WireHeader::read(req.raw).map_or(0, |h| h.flags);
-    let head = (q.header.metadata.id, flags, &question[..]);
-    let opt = q.edns.as_ref().map(|e| e.flags().dnssec_ok);
-    let max = less(q.max_size(req.transport), room);
-    let asked = (&qname, qtype);
-    if let Some(done) = service_reply(ts, (&catalog, zone), &req, asked, head, opt, max) {
-        return done;
-    }
-    let opt = answer_edns(ts, &q).and_then(|e| {
-        let mut out = Vec::with_capacity(32);
-        let mut enc = BinEncoder::new(&mut out);
-        Record::from(&e).emit(&mut enc).ok().map(|()| out)
-    });
-    let asked = answer::Asked {
+    let query = answer::Query {
         id: q.header.metadata.id,
         flags: dns::WireHeader::read(req.raw).map_or(0, |h| h.flags),
         question: &question,
         qname: &qname,
         qtype,
-        dnssec_ok: q.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok),
+        opt: q.edns.as_ref().map_or(QueryOpt::Absent, QueryOpt::Decoded),
     };
-    finish(
-        ts,
-        (&catalog, zone),
-        asked,
-        opt.as_deref(),
-        less(q.max_size(req.transport), room),
-        req.transport,
-    )
-}
-
-/// The answer to an ordinary query read in place ([`PlainQuery`]), or
-/// `None` when it needs the full decoder (no zone for it, an NSID to add).
-fn respond_plain(
-    ts: &TableServer,
-    req: &Request<'_>,
-    room: usize,
-) -> Option<(Reply, RequestOutcome)> {
-    let q = PlainQuery::read(req.raw)?;
-    if q.opt.is_some_and(|o| o.wants_nsid) && ts.nsid.is_some() {
-        return None;
-    }
-    // A malformed ECS option takes the full path, which answers FORMERR.
-    if q.opt.is_some_and(|o| o.client_subnet) && super::gslb::ecs::find(req.raw).is_err() {
-        return None;
-    }
-    let catalog = ts.catalog.load();
-    let zone = catalog.find(&q.qname, u16::from(q.qtype))?;
-    if zone.is_expired() {
-        return None;
-    }
     let max = less(q.max_size(req.transport), room);
-    let head = (q.id, q.flags, q.question);
-    let opt = q.opt.map(|o| o.dnssec_ok);
-    let asked = (&q.qname, q.qtype);
-    if let Some(done) = service_reply(ts, (&catalog, zone), req, asked, head, opt, max) {
-        return Some(done);
-    }
-    // A well-formed ECS option is echoed at scope 0 (the answer is the
-    // same for every subnet, RFC 7871 §7.2.1); only then is the OPT built
-    // on the heap.
-    let ecs = q.opt.filter(|o| o.client_subnet);
-    let ecs = ecs.and_then(|_| super::gslb::ecs::find(req.raw).ok().flatten());
-    let opt = q.opt.map(|o| answer::opt_record(o.dnssec_ok));
-    let echo = opt
-        .zip(ecs)
-        .map(|(o, e)| super::gslb::ecs::opt_with_echo(&o, &e));
-    let opt: Option<&[u8]> = echo.as_deref().or(opt.as_ref().map(|o| &o[..]));
-    let asked = answer::Asked {
-        id: q.id,
-        flags: q.flags,
-        question: q.question,
-        qname: &q.qname,
-        qtype: q.qtype,
-        dnssec_ok: q.opt.is_some_and(|o| o.dnssec_ok),
-    };
-    Some(finish(ts, (&catalog, zone), asked, opt, max, req.transport))
+    answer::plain(ts, (&catalog, zone), req, query, max)
 }
 
 /// The answer to an AXFR or IXFR of `zone` (from an allowed client): the
@@ -324,26 +362,6 @@ fn transfer(
     .leaving(room)
     .with_opt(opt);
     (Reply::Stream(Box::new(t)), ok)
-}
-
-/// The answer from `zone` (a CNAME chain going on in the other zones of
-/// `catalog`), or a drop for a miss when `on_miss` is silent.
-fn finish(
-    ts: &TableServer,
-    (catalog, zone): (&Catalog, &Zone),
-    asked: answer::Asked<'_>,
-    opt: Option<&[u8]>,
-    max: u16,
-    transport: Transport,
-) -> (Reply, RequestOutcome) {
-    let (msg, w) = answer::assemble(catalog, zone, asked, opt, max, transport);
-    if w.rcode == ResponseCode::NXDomain && ts.settings.on_miss == OnMiss::Silent {
-        return (
-            Reply::Drop,
-            RequestOutcome::Unanswered(Unanswered::SilentMiss),
-        );
-    }
-    (Reply::One(msg), RequestOutcome::Answered(w.rcode))
 }
 
 /// `max` less `room` (what a TSIG will add), never below 0.

@@ -43,7 +43,7 @@ pub(super) fn service_reply(
     if ts.services.zone_of(idx) != Some(zone.origin_wire()) {
         return None;
     }
-    // Malformed options were answered FORMERR before (`respond_unsigned`).
+    // Malformed options were answered FORMERR before (`respond.rs`).
     let ecs = opt.and_then(|_| gslb::ecs::find(req.raw).ok().flatten());
     let client = match ecs {
         Some(e) if e.source > 0 => e.addr,

@@ -9,8 +9,9 @@
 //! - [`ixfr`]: the IXFR journal (RFC 1995): the differences between the
 //!   last versions of each zone and the choice an IXFR request gets (the
 //!   record lists a difference is made of are zone/'s: `zone/rrlist.rs`);
-//! - [`tsig`]: the transfer key (`xfr_key`), signed requests checked and
-//!   their answers signed ([`tsig::respond_signed`]);
+//! - [`tsig`]: the transfer key (`xfr_key`) and its policy: which requests
+//!   must be signed, what a failed check is answered
+//!   ([`tsig::TsigVerdict::of`]), a transfer's messages signed in turn;
 //! - [`notify`]: NOTIFY's decisions (back-off, replies, one pending NOTIFY
 //!   per zone and secondary), and [`notifier`]: the one task that sends
 //!   them.

@@ -1,13 +1,17 @@
-//! TSIG on the TS's request path (docs/CONFIG.md (the TS) "Zone transfers secondaries can
-//! trust"): with `xfr_key` set, an AXFR or IXFR must be signed with that key
-//! (and come from `axfr_allow`, checked as without a key); every signed
-//! request is verified and its answer signed, each message of a transfer on
-//! the one before (RFC 8945 §5.3.1); without a key, a signed request gets
-//! BADKEY (§5.2.1), as NSD answers it. A request that fails gets NOTAUTH with
-//! the TSIG error (FORMERR for a malformed record), counted by error
-//! ([`TsigRefusal`]) and logged within a budget. [`XfrKey`] holds the key, read
-//! at start and again on each reload; a key that cannot be read refuses the
-//! reload and the old key keeps serving.
+//! The transfer key's policy on the TS's request path (docs/CONFIG.md (the
+//! TS) "Zone transfers secondaries can trust"), what is the transfers' own
+//! of TSIG: the request pipeline (`respond.rs`) verifies each request with
+//! the codec (`dns::tsig`) and signs its answer, and [`TsigVerdict::of`] says
+//! what the check means here. With `xfr_key` set, an AXFR or IXFR must be
+//! signed with that key (and come from `axfr_allow`, checked as without a
+//! key); every signed request is verified and its answer signed, each
+//! message of a transfer on the one before ([`signed_stream`], RFC 8945
+//! §5.3.1); without a key, a signed request gets BADKEY (§5.2.1), as NSD
+//! answers it. A request that fails gets NOTAUTH with the TSIG error
+//! (FORMERR for a malformed record), counted by error ([`TsigRefusal`]) and
+//! logged within a budget. [`XfrKey`] holds the key, read at start and again
+//! on each reload; a key that cannot be read refuses the reload and the old
+//! key keeps serving.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -15,11 +19,11 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use hickory_proto::op::ResponseCode;
 
-use crate::dns::tsig::{self, Checked, Key, Signer, TsigError};
-use crate::dns::{self, ClientQuery, HEADER_LEN};
+use crate::dns::tsig::{Checked, Key, Rejected, Signer, TsigError, Verified};
+use crate::dns::{self, HEADER_LEN};
 use crate::guard::log_budget::{Change, LimitLog};
-use crate::server::{EachMessage, Reply, Request, StreamAborted};
-use crate::ts::metrics::{RequestOutcome, XfrCounters};
+use crate::server::{EachMessage, MessageStream, Request, StreamAborted};
+use crate::ts::metrics::XfrCounters;
 use crate::ts::settings::TsSettings;
 
 /// The refused-request log's budget: this many lines a minute at most.
@@ -112,7 +116,7 @@ impl XfrKey {
     }
 
     /// Counts, and logs within the budget, a request from `req` refused.
-    fn refuse(&self, ts: &str, req: &Request<'_>, why: TsigRefusal) {
+    pub fn refuse(&self, ts: &str, req: &Request<'_>, why: TsigRefusal) {
         if let Some(c) = self.refused.get(why.index()) {
             c.fetch_add(1, Relaxed);
         }
@@ -154,116 +158,120 @@ fn asks_transfer(raw: &[u8]) -> bool {
     dns::u16_at(raw, 4) == Some(1) && matches!(dns::u16_at(raw, end), Some(251 | 252))
 }
 
-/// The answer to `req` when it is signed, or when `xfr_key` holds a key
-/// and `req` asks for a transfer: refused (NOTAUTH, FORMERR) or answered as
-/// if unsigned by `answer`, given the room to leave for the TSIG (RFC 8945
-/// §5.3: the answer is sized to the client's limit less its TSIG), then
-/// signed. A TS without a key refuses every signed request with BADKEY
-/// (§5.2.1, as NSD does): answered unsigned, the client could not tell a
-/// missing key from a forged answer. `None`: answered as without a key (an
-/// unsigned query, or a message that cannot be walked before any TSIG: the
-/// ordinary checks answer it). `ts` names the TS in logs, `counters` count a
-/// signed transfer that had to stop, and `rcode_answer` writes a refusal to
-/// a decoded query.
-pub fn respond_signed(
-    xfr_key: &XfrKey,
-    ts: &str,
-    counters: &Arc<XfrCounters>,
-    req: &Request<'_>,
-    rcode_answer: impl Fn(&ClientQuery, ResponseCode) -> Reply,
-    answer: impl FnOnce(Request<'_>, usize) -> (Reply, RequestOutcome),
-) -> Option<(Reply, RequestOutcome)> {
-    let key = xfr_key.get();
-    let now = tsig::unix_now();
-    let refusal = |raw: &[u8], rcode| refusal(raw, rcode, &rcode_answer);
-    let checked = match &key {
-        Some(key) => tsig::verify_request(req.raw, key, now),
-        // No ARCOUNT, no TSIG: most queries stop here.
-        None if dns::u16_at(req.raw, 10).is_none_or(|ar| ar == 0) => return None,
-        None => tsig::verify_without_key(req.raw),
-    };
-    let keyed = key.is_some();
-    match checked {
-        Checked::Unsigned if keyed && asks_transfer(req.raw) => {
-            xfr_key.refuse(ts, req, TsigRefusal::Unsigned);
-            Some(refusal(req.raw, ResponseCode::NotAuth))
-        }
-        // A transfer the decoder would take though the walk could not:
-        // never served unsigned.
-        Checked::Unreadable
-            if keyed && asks_transfer(req.raw) && dns::decode_query(req.raw).is_ok() =>
-        {
-            xfr_key.refuse(ts, req, TsigRefusal::Malformed);
-            Some(refusal(req.raw, ResponseCode::FormErr))
-        }
-        Checked::Unsigned | Checked::Unreadable => None,
-        Checked::Signed(verified) => {
-            let key = key?;
-            let plain = verified.unsigned(req.raw);
-            let (reply, outcome) = answer(
-                Request {
-                    raw: &plain,
-                    ..*req
-                },
-                key.tsig_len(),
-            );
-            let mut signer = Signer::answer(key, &verified);
-            let reply = match reply {
-                Reply::Drop => Reply::Drop,
-                Reply::One(mut msg) => {
-                    signer.sign(&mut msg);
-                    Reply::One(msg)
-                }
-                // A transfer: each message signed as it is made (RFC 8945
-                // §5.3.1: on the MAC of the one before).
-                Reply::Stream(messages) => {
-                    let counters = Arc::clone(counters);
-                    let ts = ts.to_owned();
-                    Reply::Stream(Box::new(EachMessage::new(messages, move |m| {
-                        signer.sign(m);
-                        too_long_for_tcp(&ts, m, &counters)
-                    })))
-                }
-            };
-            Some((reply, outcome))
-        }
-        Checked::Rejected(rejected) => {
-            let (why, rcode) = match rejected.error {
-                Some(e) => (TsigRefusal::Error(e), ResponseCode::NotAuth),
-                None => (TsigRefusal::Malformed, ResponseCode::FormErr),
-            };
-            xfr_key.refuse(ts, req, why);
-            let plain = rejected.unsigned(req.raw);
-            let (mut reply, outcome) = refusal(plain.as_deref().unwrap_or(req.raw), rcode);
-            if let Reply::One(msg) = &mut reply {
-                rejected.answer(key.as_deref(), msg, now);
+/// What the transfer key's policy makes of a request's TSIG check.
+#[derive(Debug)]
+pub enum TsigVerdict {
+    /// Answered as it came: no TSIG, or a message that cannot be walked
+    /// before one (the ordinary checks answer it), and not a transfer the
+    /// key must sign.
+    Unsigned,
+    /// Signed with the key and verified: answered as if unsigned (the
+    /// request without its TSIG, [`Verified::unsigned`]), each message
+    /// sized to leave room for the TSIG ([`Key::tsig_len`]) it is then
+    /// signed with ([`Signer::answer`]).
+    Signed(Arc<Key>, Verified),
+    /// Refused for its TSIG.
+    Refused(TsigRefused),
+}
+
+impl TsigVerdict {
+    /// The policy on `checked`, the TSIG check of the request `raw` against
+    /// `key` (the transfer key; none: every signed request is BADKEY) at
+    /// `now`. With a key, an unsigned transfer is refused NOTAUTH, and one
+    /// the decoder would take though the check could not walk it FORMERR:
+    /// never served unsigned. A TSIG that does not verify is refused with
+    /// its error (FORMERR for a malformed record).
+    pub fn of(key: Option<Arc<Key>>, raw: &[u8], checked: Checked, now: u64) -> TsigVerdict {
+        let keyed = key.is_some();
+        let refused = |why, rcode| {
+            TsigVerdict::Refused(TsigRefused {
+                why,
+                rcode,
+                error: None,
+            })
+        };
+        match checked {
+            Checked::Unsigned if keyed && asks_transfer(raw) => {
+                refused(TsigRefusal::Unsigned, ResponseCode::NotAuth)
             }
-            Some((reply, outcome))
+            Checked::Unreadable
+                if keyed && asks_transfer(raw) && dns::decode_query(raw).is_ok() =>
+            {
+                refused(TsigRefusal::Malformed, ResponseCode::FormErr)
+            }
+            Checked::Unsigned | Checked::Unreadable => TsigVerdict::Unsigned,
+            Checked::Signed(verified) => match key {
+                Some(key) => TsigVerdict::Signed(key, verified),
+                None => TsigVerdict::Unsigned,
+            },
+            Checked::Rejected(rejected) => {
+                let (why, rcode) = match rejected.error {
+                    Some(e) => (TsigRefusal::Error(e), ResponseCode::NotAuth),
+                    None => (TsigRefusal::Malformed, ResponseCode::FormErr),
+                };
+                TsigVerdict::Refused(TsigRefused {
+                    why,
+                    rcode,
+                    error: Some((rejected, key, now)),
+                })
+            }
         }
     }
 }
 
-/// An answer with `rcode` to the request `raw` (written by `rcode_answer`);
-/// one the decoder refuses gets the decoder's answer (FORMERR for a body
-/// that cannot be read, as without a key: RFC 8945 §5.2), and one whose
-/// header cannot be read none.
-fn refusal(
-    raw: &[u8],
-    rcode: ResponseCode,
-    rcode_answer: impl Fn(&ClientQuery, ResponseCode) -> Reply,
-) -> (Reply, RequestOutcome) {
-    match dns::decode_query(raw) {
-        Ok(q) => (rcode_answer(&q, rcode), RequestOutcome::Answered(rcode)),
-        Err(reject) => (
-            reject.response().map_or(Reply::Drop, Reply::One),
-            RequestOutcome::of_reject(&reject),
-        ),
+/// A request refused for its TSIG: why, the rcode of its answer, and the
+/// TSIG that answer carries.
+#[derive(Debug)]
+pub struct TsigRefused {
+    /// Why, as counted.
+    pub why: TsigRefusal,
+    /// The answer's rcode (NOTAUTH, FORMERR).
+    pub rcode: ResponseCode,
+    /// A TSIG that did not verify, with the key and the time it was checked
+    /// against; none for a transfer refused for want of one.
+    error: Option<(Rejected, Option<Arc<Key>>, u64)>,
+}
+
+impl TsigRefused {
+    /// The request `raw` without its TSIG, to build the answer from; `None`:
+    /// answer `raw` as it came (no TSIG, or a malformed one that cannot be
+    /// cut off).
+    pub fn unsigned(&self, raw: &[u8]) -> Option<Vec<u8>> {
+        self.error.as_ref().and_then(|(r, _, _)| r.unsigned(raw))
     }
+
+    /// Adds the TSIG error to the answer `msg` (RFC 8945 §5.3.2: unsigned
+    /// for BADKEY and BADSIG, signed for BADTIME and BADTRUNC), when it has one.
+    pub fn add_tsig(&self, msg: &mut Vec<u8>) {
+        if let Some((rejected, key, now)) = &self.error {
+            rejected.answer(key.as_deref(), msg, *now);
+        }
+    }
+}
+
+/// The messages of a transfer answering a signed request, each signed by
+/// `signer` as it is made, on the MAC of the one before (RFC 8945 §5.3.1);
+/// one too long for TCP stops the transfer (`ts` names the TS in the log,
+/// `counters` count it as failed).
+pub fn signed_stream(
+    messages: Box<dyn MessageStream>,
+    mut signer: Signer,
+    ts: &str,
+    counters: &Arc<XfrCounters>,
+) -> Box<dyn MessageStream> {
+    let counters = Arc::clone(counters);
+    let ts = ts.to_owned();
+    Box::new(EachMessage::new(messages, move |m| {
+        signer.sign(m);
+        too_long_for_tcp(&ts, m, &counters)
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dns::tsig;
+    use crate::server::Reply;
     use crate::ts::TableServer;
     use hickory_proto::op::{Message, Query};
     use hickory_proto::rr::{Name, RecordType};
@@ -286,6 +294,66 @@ mod tests {
                 "unsigned", "FORMERR", "BADSIG", "BADKEY", "BADTIME", "BADTRUNC"
             ]
         );
+    }
+
+    /// A query for `a.test.`/`qtype`.
+    fn asking(qtype: RecordType) -> Vec<u8> {
+        let mut m = Message::query();
+        m.add_query(Query::query(Name::from_ascii("a.test.").unwrap(), qtype));
+        m.to_vec().unwrap()
+    }
+
+    #[test]
+    fn the_key_policy_refuses_unsigned_transfers_and_tsigs_that_fail_only() {
+        let key = Arc::new(Key::new("xfr", tsig::Algorithm::HmacSha256, &[7u8; 32]).unwrap());
+        let now = tsig::unix_now();
+        let verdict = |key: Option<&Arc<Key>>, raw: &[u8]| {
+            let checked = match key {
+                Some(k) => tsig::verify_request(raw, k, now),
+                None => tsig::verify_without_key(raw),
+            };
+            TsigVerdict::of(key.cloned(), raw, checked, now)
+        };
+        let (soa, axfr) = (asking(RecordType::SOA), asking(RecordType::AXFR));
+        assert!(matches!(verdict(Some(&key), &soa), TsigVerdict::Unsigned));
+        assert!(
+            matches!(verdict(None, &axfr), TsigVerdict::Unsigned),
+            "no key"
+        );
+        let TsigVerdict::Refused(r) = verdict(Some(&key), &axfr) else {
+            panic!("an unsigned transfer with a key is refused");
+        };
+        assert_eq!(
+            (r.why, r.rcode),
+            (TsigRefusal::Unsigned, ResponseCode::NotAuth)
+        );
+        assert_eq!(r.unsigned(&axfr), None, "answered as it came");
+        let mut signed = soa.clone();
+        Signer::request(Arc::clone(&key)).sign(&mut signed);
+        let TsigVerdict::Signed(by, verified) = verdict(Some(&key), &signed) else {
+            panic!("signed with the key");
+        };
+        assert_eq!(
+            (by.name(), verified.unsigned(&signed)),
+            (key.name(), soa.clone())
+        );
+        let TsigVerdict::Refused(r) = verdict(None, &signed) else {
+            panic!("signed, without a key: BADKEY");
+        };
+        let badkey = TsigRefusal::Error(TsigError::BadKey);
+        assert_eq!((r.why, r.rcode), (badkey, ResponseCode::NotAuth));
+        assert_eq!(r.unsigned(&signed), Some(soa), "answered without its TSIG");
+        let mut forged = signed.clone();
+        let last = forged.len() - 10; // inside the MAC
+        forged[last] ^= 1;
+        let TsigVerdict::Refused(r) = verdict(Some(&key), &forged) else {
+            panic!("a MAC that does not match: BADSIG");
+        };
+        assert_eq!(r.why, TsigRefusal::Error(TsigError::BadSig));
+        let mut msg = asking(RecordType::SOA);
+        r.add_tsig(&mut msg);
+        let added = tsig::find(&msg).unwrap().expect("the TSIG error added");
+        assert_eq!((added.error, added.mac.len()), (16, 0), "BADSIG, unsigned");
     }
 
     /// A TS of the table `a.test.` requiring the key `xfr` for transfers.
