@@ -53,14 +53,6 @@ const ALLOWED_BACK_UP: &[(&str, &str)] = &[
     ("config::ls", "config::available_cores"),
     ("config::ts", "config::available_cores"),
     ("config::validate", "config::Config"),
-    (
-        "config::validate::encrypted_checks",
-        "config::validate::Checker",
-    ),
-    (
-        "config::validate::encrypted_checks",
-        "config::validate::MAX_RATE_QPS",
-    ),
     ("metrics::flush", "metrics::Shared"),
     ("metrics::flush", "metrics::json"),
     ("metrics::health", "metrics::ReadyState"),

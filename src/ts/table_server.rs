@@ -18,15 +18,14 @@ use crate::dnstap::Dnstap;
 
 use super::clock::unix_now;
 use super::dnssec::policy;
+use super::error::ZoneError;
 use super::gslb;
-use super::load::LoadedCatalog;
+use super::load::{
+    FileMemo, LoadedCatalog, Look, Served, Versions, ZoneKeyMap, read_files, versions,
+};
 use super::metrics::TsMetrics;
-use super::read_files::{Served, read_files};
 use super::serials;
 use super::settings::TsSettings;
-use super::settle::{FileMemo, Look};
-use super::source::ZoneError;
-use super::versions::{Versions, ZoneKeyMap, versions};
 use super::xfr::{self, ixfr, tsig};
 use super::zone::{self, Catalog};
 

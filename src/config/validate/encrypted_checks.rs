@@ -4,7 +4,8 @@
 //! together.
 
 use super::super::{LsConfig, load_certified_key};
-use super::{Checker, MAX_RATE_QPS};
+use super::checker::Checker;
+use super::limits::MAX_RATE_QPS;
 
 /// The rules for `[ls.tls]` and `[ls.https]`: listen addresses, and certificate and key
 /// files that can be read, parse, and belong together.

@@ -24,7 +24,8 @@ use super::rrsets::{Building, entry_flags, push_entry, sig_ttls};
 use super::rtype::{NSEC, NSEC3PARAM};
 use super::soa::{SoaWire, soa_shape};
 use super::store::{ENTRY_EMPTY, RRSIG, StoreBuilder};
-use crate::ts::source::{BuildError, SourceRecord, WireRecord, ZoneError};
+use crate::ts::error::{BuildError, ZoneError};
+use crate::ts::source::{SourceRecord, WireRecord};
 use crate::ts::wire::NameKey;
 
 /// One record read, waiting for its zone to be compiled.

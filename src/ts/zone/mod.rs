@@ -30,7 +30,7 @@
 //! - `encode.rs`: names and RDATA as the arena keeps them; `owners.rs`: a
 //!   zone's owner names while it is built;
 //! - `build.rs`: [`ZoneBuilder`], records to arena, typed
-//!   [`BuildError`](crate::ts::source::BuildError)s at `file:line`;
+//!   [`BuildError`](crate::ts::error::BuildError)s at `file:line`;
 //!   `rrsets.rs`: an owner's RRsets while it is built, written as its entry;
 //! - `write.rs`: the answer writer ([`Zone::write_answer`]): data, CNAME
 //!   chains, referrals, wildcards, negative answers;

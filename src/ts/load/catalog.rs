@@ -5,27 +5,25 @@
 //! the zones whose files did not change ([`load_catalog_keeping`], by the
 //! files' [`FileMemo`]: a `stat` a file, see `settle.rs`): it reads and
 //! compiles the others only.
-use std::collections::HashMap;
-
 use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::SOA;
 
-use super::clock::unix_now;
-use super::dnssec::presigned;
-use super::publish;
-use super::settings::TsSettings;
-use super::settle::{FileHash, FileMemo, FileRead, FileStamp, content};
-use super::source::{
-    NotInMemory, ReadFile, ZoneError, read_bytes_into, with_asked_bytes, with_file_bytes,
-    with_file_bytes_or_ask,
-};
-use super::zone::{Catalog, Zone, ZoneBuilder};
-use super::{spread, table, zonefile};
+use crate::ts::clock::unix_now;
+use crate::ts::dnssec::presigned;
+use crate::ts::error::ZoneError;
+use crate::ts::publish;
+use crate::ts::settings::TsSettings;
+use crate::ts::source::read_bytes_into;
+use crate::ts::zone::{Catalog, Zone, ZoneBuilder};
+use crate::ts::{table, zonefile};
 
-mod origins;
-mod services;
-use origins::ByOrigin;
-use services::{add_services, service_error};
+use super::cuts::{below_signed, without_cut};
+use super::keep::{Keepable, Prior};
+use super::origins::ByOrigin;
+use super::parse::{Parsed, parse_asked, parse_file, parse_file_or_ask};
+use super::services::{add_services, service_error};
+use super::settle::{FileRead, content};
+use super::spread;
 
 /// SOA timers of a zone built from PROJ tables (RFC 1912 §2.2 values).
 const SYNTH_REFRESH: i32 = 3600;
@@ -52,21 +50,6 @@ pub fn load_catalog_noting(
     warnings: &mut Vec<String>,
 ) -> Result<Catalog, ZoneError> {
     load_catalog_keeping(settings, serial, warnings, None).map(|l| Catalog::new(l.zones))
-}
-
-/// What a reload may keep from the last load: its [`FileMemo`], the files'
-/// stamps now, and the zones served, with which of them may be kept
-/// as they are (a zone signed here or pre-signed is read again: its
-/// signatures age; a secondary zone is not the files').
-pub(crate) struct Prior<'a> {
-    /// The last load's record of the files.
-    pub(crate) memo: &'a FileMemo,
-    /// The files' stamps taken just before this read.
-    pub(crate) stamps: &'a [Option<FileStamp>],
-    /// The zones served.
-    pub(crate) served: &'a Catalog,
-    /// Whether a served zone may be kept.
-    pub(crate) keep: &'a dyn Fn(&Zone) -> bool,
 }
 
 /// A loaded catalog, and what the next reload needs of this load.
@@ -115,92 +98,6 @@ pub(crate) fn load_catalog_keeping(
     })
 }
 
-/// The zones a reload keeps, and the files it need not read for them:
-/// borrowed from the zones served and the last load's memo (a reload of
-/// 100,000 zones copied each zone three times before it served one).
-#[derive(Default)]
-struct Keepable<'a> {
-    /// By file: the index in `zones` of the zone it belongs to, if kept,
-    /// and the content it was read with.
-    by_file: Vec<Option<(usize, FileHash)>>,
-    /// The zones kept, each with its origin (lower-cased wire form) and
-    /// the first of its files.
-    zones: Vec<(&'a Zone, &'a [u8], usize)>,
-    /// Their origins, for a changed file that would join one.
-    origins: std::collections::HashSet<&'a [u8]>,
-}
-
-impl<'a> Keepable<'a> {
-    /// What `prior` allows keeping: each served zone made from master files
-    /// only, the same files as last time and every one of them unchanged,
-    /// with no PROJ table merged into it and no `[[ts.service]]` at or
-    /// below its origin (their records are added at load).
-    fn of(settings: &TsSettings, prior: &Prior<'a>) -> Self {
-        let files = settings.zones.len();
-        let (memo, now) = (prior.memo, prior.stamps);
-        if memo.origins.len() != files || memo.seen.len() != files || now.len() != files {
-            return Keepable::default();
-        }
-        let mut barred: std::collections::HashSet<Vec<u8>> = std::collections::HashSet::new();
-        if settings.zones.iter().any(|f| !zonefile::is_master_file(f)) {
-            let mut origin = settings.origin.clone();
-            origin.set_fqdn(true);
-            barred.extend(super::zone::key_of(&origin).ok());
-        }
-        for s in &settings.services {
-            let mut n = s.name.clone();
-            loop {
-                barred.extend(super::zone::key_of(&n).ok());
-                if n.is_root() || n.num_labels() == 0 {
-                    break;
-                }
-                n = n.base_name();
-            }
-        }
-        // By origin: whether every file of it is unchanged, and its first
-        // file; and the origins in file order (the zones kept keep it).
-        let mut groups: HashMap<&[u8], (bool, usize)> = HashMap::with_capacity(files);
-        let mut order = Vec::with_capacity(files);
-        for (i, origin) in memo.origins.iter().enumerate() {
-            if let Some(key) = origin {
-                let file = &settings.zones[i];
-                let same = memo.seen[i].is_some_and(|s| s.unchanged(file, now[i].as_ref()));
-                groups
-                    .entry(&key[..])
-                    .and_modify(|g| g.0 &= same)
-                    .or_insert_with(|| {
-                        order.push(&key[..]);
-                        (same, i)
-                    });
-            }
-        }
-        let mut keep = Keepable {
-            by_file: vec![None; files],
-            ..Keepable::default()
-        };
-        let mut index: HashMap<&[u8], usize> = HashMap::with_capacity(order.len());
-        for key in order {
-            let Some(&(same, first)) = groups.get(key) else {
-                continue;
-            };
-            if !same || barred.contains(key) {
-                continue;
-            }
-            let Some(zone) = prior.served.with_origin(key).filter(|z| (prior.keep)(z)) else {
-                continue;
-            };
-            index.insert(key, keep.zones.len());
-            keep.zones.push((zone, key, first));
-            keep.origins.insert(key);
-        }
-        for (i, origin) in memo.origins.iter().enumerate() {
-            let zone = origin.as_ref().and_then(|k| index.get(&k[..]).copied());
-            keep.by_file[i] = zone.zip(memo.seen[i].map(|s| s.content));
-        }
-        keep
-    }
-}
-
 /// The load of [`load_catalog_keeping`] keeping `keep`; `None` when a file
 /// read joins a zone `keep` holds (the load must keep nothing).
 fn load_with(
@@ -235,7 +132,7 @@ fn load_with(
     ) -> usize {
         let key = match key {
             Some(k) => k.to_vec(),
-            None => super::zone::key_of(origin).unwrap_or_else(|_| vec![0]),
+            None => crate::ts::zone::key_of(origin).unwrap_or_else(|_| vec![0]),
         };
         if let Some(b) = by_origin.get(builders, &key) {
             return b;
@@ -457,202 +354,6 @@ fn load_with(
         compiled,
         contents,
     }))
-}
-
-/// A master file read and parsed (on any thread): the content read, the
-/// zone's origin (and its key, lower-cased wire form) and records, its
-/// zone's builder holding them (or the first record it refused), its DNSSEC
-/// records decoded (the checks of a pre-signed zone read them), and the
-/// file's warnings.
-struct Parsed {
-    /// The file read: its content, and (once [`parse_file`] has it) the
-    /// file, open.
-    read: FileRead,
-    origin: Name,
-    key: Option<Box<[u8]>>,
-    records: zonefile::WireRecords,
-    /// The records added to a builder of their own (`None` without a key):
-    /// the zone's, unless another file began it already.
-    built: Option<Result<ZoneBuilder, ZoneError>>,
-    signed: Vec<crate::ts::source::SourceRecord>,
-    warnings: Vec<String>,
-}
-
-/// Reads the master file `file` (index `index` in the TS's list) once
-/// (its bytes parsed and fingerprinted) and adds its records to a builder
-/// of their zone, `origin` the TS's (see `zonefile::parse_master_noting`).
-fn parse_file(
-    index: usize,
-    file: &std::path::Path,
-    origin: &Name,
-) -> Result<Box<Parsed>, ZoneError> {
-    with_file_bytes(file, |bytes| parse_bytes(index, file, bytes, origin)).map(noting_file)
-}
-
-/// [`parse_file`] if `file`'s bytes are in memory, else the file asked
-/// for ([`NotInMemory`]: [`parse_asked`] parses it).
-fn parse_file_or_ask(
-    index: usize,
-    file: &std::path::Path,
-    origin: &Name,
-) -> Result<Result<Box<Parsed>, ZoneError>, NotInMemory> {
-    Ok(
-        with_file_bytes_or_ask(file, |bytes| parse_bytes(index, file, bytes, origin))?
-            .map(noting_file),
-    )
-}
-
-/// [`parse_file`] of the file [`parse_file_or_ask`] asked for.
-fn parse_asked(
-    index: usize,
-    file: &std::path::Path,
-    asked: NotInMemory,
-    origin: &Name,
-) -> Result<Box<Parsed>, ZoneError> {
-    with_asked_bytes(file, asked, |bytes| parse_bytes(index, file, bytes, origin)).map(noting_file)
-}
-
-/// A file parsed, with the file its bytes were read from noted in it.
-fn noting_file((mut parsed, opened): (Box<Parsed>, ReadFile)) -> Box<Parsed> {
-    parsed.read = FileRead::read(parsed.read.content, opened);
-    parsed
-}
-
-/// [`parse_file`] of the bytes read from `file`.
-fn parse_bytes(
-    index: usize,
-    file: &std::path::Path,
-    bytes: &[u8],
-    origin: &Name,
-) -> Result<Box<Parsed>, ZoneError> {
-    use super::zone::rtype::{NSEC, NSEC3, NSEC3PARAM, RRSIG};
-    let mut warnings = Vec::new();
-    let (origin, records) = zonefile::parse_master_noting(bytes, file, origin, &mut warnings)?;
-    // Looked for only in a file that holds one (most hold none).
-    let signed = if [RRSIG, NSEC, NSEC3, NSEC3PARAM]
-        .iter()
-        .any(|&t| records.may_hold(t))
-    {
-        records
-            .source_records(|r| matches!(r.rtype, RRSIG | NSEC | NSEC3 | NSEC3PARAM))
-            .map_err(|(line, msg)| ZoneError::line(file, line, msg))?
-    } else {
-        Vec::new()
-    };
-    // The origin is the SOA's owner (zonefile's check): its key is that
-    // owner lower-cased, with no round trip through hickory's name.
-    let soa = super::zone::rtype::SOA;
-    let key = match records.iter().find(|r| r.rtype == soa) {
-        Some(r) => Some(r.owner.to_ascii_lowercase()),
-        None => super::zone::key_of(&origin).ok(),
-    };
-    let boxed = key.as_deref().map(Box::<[u8]>::from);
-    let built = key.map(|k| {
-        // Room for what the records hold, no more: every builder is held
-        // until the last file is read.
-        let room = (records.len(), records.owner_len());
-        let mut b = ZoneBuilder::with_sizes(origin.clone(), k, room, records.rdata_len());
-        for rec in records.iter() {
-            b.add_read(index, file, &rec)?;
-        }
-        Ok(b)
-    });
-    Ok(Box::new(Parsed {
-        read: FileRead::known(content(bytes)),
-        origin,
-        key: boxed,
-        records,
-        built,
-        signed,
-        warnings,
-    }))
-}
-
-/// The first zone (index into `zones`) whose origin lies strictly inside a
-/// signed zone of the same TS (pre-signed, or any zone when `ts_signs`: the
-/// TS signs them all) with no delegation (NS) in that zone at or above it,
-/// and that zone's index. Such a zone answers for names its
-/// signed parent denies or holds as its own: every answer would be bogus to
-/// validators (the parent's chain proves no zone cut there). With a
-/// delegation, secure (DS) or provably insecure (no DS, the NSEC/NSEC3
-/// says so), the child answers for itself, as NSD and Knot answer.
-///
-/// Each zone's ancestors are looked up by name among the signed zones, so
-/// the check costs the zones times their depth, not the zones squared (a TS
-/// of 100,000 zones).
-fn without_cut(zones: &[Zone], presigned: &[bool], ts_signs: bool) -> Option<(usize, usize)> {
-    let signed: HashMap<Name, usize> = zones
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| ts_signs || presigned.get(*i).copied().unwrap_or(false))
-        .map(|(i, z)| (z.origin().to_lowercase(), i))
-        .collect();
-    if signed.is_empty() {
-        return None;
-    }
-    zones.iter().enumerate().find_map(|(c, child)| {
-        let mut above = child.origin().to_lowercase();
-        while !above.is_root() {
-            above = above.base_name();
-            if let Some(&p) = signed.get(&above)
-                && zones[p].cut_toward(child.origin()).is_none()
-            {
-                return Some((c, p));
-            }
-        }
-        None
-    })
-}
-
-/// The refusal of `zones[child]`, below the pre-signed `zones[parent]`
-/// with no delegation to it: both files named (`file:line` of their SOA
-/// where a file gave it, else the first file that made the zone).
-fn below_signed(
-    settings: &TsSettings,
-    zones: &[Zone],
-    origins: &[(Option<usize>, Option<usize>)],
-    child: usize,
-    parent: usize,
-) -> ZoneError {
-    let file = |i: usize| settings.zones.get(i).cloned().unwrap_or_default();
-    let (c, p) = (&zones[child], &zones[parent]);
-    let what = match origins[child] {
-        (None, Some(_)) => "this PROJ table's origin",
-        _ => "this zone",
-    };
-    let at = |z: &Zone, files: (Option<usize>, Option<usize>)| match z.soa_source() {
-        Some((i, line)) => format!("{}:{line}", file(i).display()),
-        None => file(files.0.or(files.1).unwrap_or_default())
-            .display()
-            .to_string(),
-    };
-    let how = if p.is_presigned() {
-        "signed in its file (pre-signed)"
-    } else {
-        "signed by this TS (`dnssec`)"
-    };
-    let msg = format!(
-        "{what} {} lies inside {}, {how} at {}, which has no \
-         delegation (NS) to it: validators would find every answer bogus (the parent's \
-         NSEC/NSEC3 proves no zone cut there); delegate {} in the signed zone (NS, with a \
-         DS or without), or give this zone an origin outside {}",
-        c.origin(),
-        p.origin(),
-        at(p, origins[parent]),
-        c.origin(),
-        p.origin()
-    );
-    match c.soa_source() {
-        Some((i, line)) => ZoneError::Line {
-            file: file(i),
-            line,
-            msg,
-        },
-        None => ZoneError::Shared {
-            file: file(origins[child].1.or(origins[child].0).unwrap_or_default()),
-            msg,
-        },
-    }
 }
 
 /// The SOA of a zone that has none in its files: the first apex NS target
