@@ -1,28 +1,23 @@
-//! Reading a TS's zone files into a [`Catalog`]: PROJ tables compiled line
-//! by line as they are read, master files each into their own zone, and the
-//! SOA made up for a zone whose files hold none. Each file is read once: its
-//! fingerprint ([`FileHash`]) is taken from the bytes parsed. A reload keeps
-//! the zones whose files did not change ([`load_catalog_keeping`], by the
-//! files' [`FileMemo`]: a `stat` a file, see `settle.rs`): it reads and
-//! compiles the others only.
+//! A TS's zone files compiled into a [`Catalog`] ([`load_catalog`]): PROJ
+//! tables compiled line by line as they are read, master files each into
+//! their own zone, and the SOA made up for a zone whose files hold none.
+//! Each file is read once: its fingerprint (`FileHash`) is taken from the
+//! bytes parsed. A reload keeps the zones whose files did not change
+//! ([`load_catalog_keeping`], by the files' `FileMemo`: a `stat` a file,
+//! see `settle.rs`): it reads and compiles the others only.
 use hickory_proto::rr::Name;
 use hickory_proto::rr::rdata::SOA;
 
-use crate::ts::clock::unix_now;
-use crate::ts::dnssec::presigned;
 use crate::ts::error::ZoneError;
 use crate::ts::publish;
 use crate::ts::settings::TsSettings;
-use crate::ts::source::read_bytes_into;
 use crate::ts::zone::{Catalog, Zone, ZoneBuilder};
-use crate::ts::{table, zonefile};
 
+use super::builders::{Builders, Sources};
 use super::cuts::{below_signed, without_cut};
 use super::keep::{Keepable, Prior};
-use super::origins::ByOrigin;
-use super::parse::{Parsed, parse_asked, parse_file, parse_file_or_ask};
 use super::services::{add_services, service_error};
-use super::settle::{FileRead, content};
+use super::settle::FileRead;
 use super::spread;
 
 /// SOA timers of a zone built from PROJ tables (RFC 1912 §2.2 values).
@@ -106,177 +101,43 @@ fn load_with(
     warnings: &mut Vec<String>,
     keep: &Keepable<'_>,
 ) -> Result<Option<LoadedCatalog>, ZoneError> {
-    // One builder per zone origin: PROJ tables share the TS origin and are
-    // compiled line by line as they are read; each master file brings its own.
-    // Room for a zone a file at once (a TS of 100,000 zones copied its
-    // builders, each a few hundred bytes, at every doubling).
-    let files = settings.zones.len();
-    // In one vector, not boxed one by one: 100,000 boxes freed after the
-    // compile left their memory in the middle of the heap, kept (the
-    // parsed file is boxed instead, for its moves between threads).
-    let mut builders: Vec<ZoneBuilder> = Vec::with_capacity(files);
-    // By builder: the first master file and the first PROJ table in it.
-    let mut sources = Vec::with_capacity(files);
-    // By origin (lower-cased), the builder's index: a TS of 100,000 zones
-    // finds each file's builder at once, not by a scan of those before it.
-    let mut by_origin = ByOrigin::with_capacity(files);
-    type Sources = Vec<(Option<usize>, Option<usize>)>;
-    /// The builder of the zone at `origin` (whose key is `key`, when made
-    /// already), made when new.
-    fn builder_for(
-        builders: &mut Vec<ZoneBuilder>,
-        sources: &mut Sources,
-        by_origin: &mut ByOrigin,
-        (origin, key): (&Name, Option<&[u8]>),
-        (records, rdata): (usize, usize),
-    ) -> usize {
-        let key = match key {
-            Some(k) => k.to_vec(),
-            None => crate::ts::zone::key_of(origin).unwrap_or_else(|_| vec![0]),
-        };
-        if let Some(b) = by_origin.get(builders, &key) {
-            return b;
-        }
-        builders.push(ZoneBuilder::with_room(origin.clone(), key, records, rdata));
-        by_origin.insert(builders, builders.len() - 1);
-        sources.push((None, None));
-        builders.len() - 1
-    }
-    let mut table_origin = settings.origin.clone();
-    table_origin.set_fqdn(true);
-    let mut file_origins = Vec::with_capacity(settings.zones.len());
-    let mut contents = Vec::with_capacity(settings.zones.len());
     let threads = spread::threads();
-    // Master files are read, parsed and each made into its zone's builder
-    // on every core the process may use, a batch at a time (a batch waits
-    // here as records and builders); this thread takes them in file order,
-    // so the error returned is the first in file order, as when one thread
-    // reads them all. A file whose zone another file began already (the
-    // same origin) joins that zone here, its records added again.
-    let batch = 64 * threads;
-    let master: Vec<bool> = settings
-        .zones
-        .iter()
-        .map(|f| zonefile::is_master_file(f))
-        .collect();
-    let to_read = |i: usize| master[i] && !matches!(keep.by_file.get(i), Some(Some(_)));
-    let mut parsed: std::collections::VecDeque<(usize, Result<Box<Parsed>, ZoneError>)> =
-        std::collections::VecDeque::new();
-    for (i, file) in settings.zones.iter().enumerate() {
-        if let Some(&Some((k, seen))) = keep.by_file.get(i) {
-            // Unchanged, and its zone is kept: not read.
-            file_origins.push(Some(keep.zones[k].1.into()));
-            contents.push(Some(FileRead::known(seen)));
-            continue;
-        }
-        if master[i] {
-            if parsed.front().is_none_or(|(at, _)| *at != i) {
-                let next: Vec<usize> = (i..settings.zones.len())
-                    .filter(|&j| to_read(j))
-                    .take(batch)
-                    .collect();
-                // A file the disk must read is asked for and read after
-                // the rest of its batch (the kernel reads it meanwhile).
-                parsed = spread::in_parallel_later(
-                    next,
-                    threads,
-                    |j| {
-                        parse_file_or_ask(j, &settings.zones[j], &settings.origin)
-                            .map(|parsed| (j, parsed))
-                            .map_err(|asked| (j, asked))
-                    },
-                    |(j, asked)| {
-                        (
-                            j,
-                            parse_asked(j, &settings.zones[j], asked, &settings.origin),
-                        )
-                    },
-                )
-                .into();
-            }
-            let read = match parsed.pop_front() {
-                Some((_, read)) => read,
-                None => parse_file(i, file, &settings.origin),
-            };
-            let Parsed {
-                read: file_read,
-                origin,
-                key,
-                records,
-                built,
-                signed,
-                warnings: noted,
-            } = *read?;
-            contents.push(Some(file_read));
-            warnings.extend(noted);
-            if key.as_ref().is_some_and(|k| keep.origins.contains(&k[..])) {
-                return Ok(None);
-            }
-            let known = key.as_deref().and_then(|k| by_origin.get(&builders, k));
-            // A zone that is not signed in its file (most) has nothing to
-            // warn of, nor any NSEC3 parameters.
-            if !signed.is_empty() {
-                warnings.extend(presigned::warnings(file, &signed, unix_now()));
-                warnings.extend(presigned::nsec3_params(file, &origin, &signed)?);
-            }
-            let b = match (known, built, &key) {
-                // A new zone: the builder made where the file was parsed.
-                (None, Some(built), Some(_)) => {
-                    builders.push(built?);
-                    by_origin.insert(&builders, builders.len() - 1);
-                    sources.push((None, None));
-                    builders.len() - 1
-                }
-                _ => {
-                    let b = builder_for(
-                        &mut builders,
-                        &mut sources,
-                        &mut by_origin,
-                        (&origin, key.as_deref()),
-                        (records.len(), records.data_len()),
-                    );
-                    builders[b].reserve_rdata(records.rdata_len());
-                    for rec in records.iter() {
-                        builders[b].add_read(i, file, &rec)?;
-                    }
-                    b
-                }
-            };
-            sources[b].0.get_or_insert(i);
-            file_origins.push(key);
-        } else {
-            // Read once: parsed, and fingerprinted from the same bytes.
-            let mut bytes = Vec::new();
-            let opened = read_bytes_into(file, &mut bytes)?;
-            contents.push(Some(FileRead::read(content(&bytes), opened)));
-            file_origins.push(None);
-            let b = builder_for(
-                &mut builders,
-                &mut sources,
-                &mut by_origin,
-                (&table_origin, None),
-                (0, 0),
-            );
-            sources[b].1.get_or_insert(i);
-            let builder = &mut builders[b];
-            table::visit_table_bytes(&bytes, file, &table_origin, settings.ttl, |rec| {
-                builder.add(i, file, &rec)
-            })?;
-        }
+    let mut read = Builders::with_room(settings.zones.len());
+    if !read.read_all(settings, warnings, keep, threads)? {
+        return Ok(None);
     }
-    let with_services = add_services(settings, &mut builders, &by_origin)?;
-    let compiled = builders.len();
-    let mut zones = Vec::with_capacity(builders.len() + keep.zones.len());
-    let mut origins = Vec::with_capacity(builders.len() + keep.zones.len());
-    // By zone, whether it is signed in its files: asked once a zone (a
-    // lookup of its apex), for the checks below and `without_cut`.
-    let mut presigned = Vec::with_capacity(builders.len() + keep.zones.len());
-    // Each zone compiled on its own (spread over the cores); what follows
-    // takes them in order, so the first error is the one of the first zone.
+    let with_services = add_services(settings, &mut read.builders, &read.by_origin)?;
+    let compiled = read.builders.len();
+    let finished = finish_zones(settings, serial, read.builders, threads);
+    let mut zones = Zones::with_room(compiled + keep.zones.len());
+    zones.take_finished(settings, finished, read.sources, &with_services, warnings)?;
+    zones.add_kept(keep);
+    zones.add_catalog_zone(settings, serial)?;
+    zones.refuse_without_cut(settings)?;
+    Ok(Some(LoadedCatalog {
+        zones: zones.zones,
+        origins: read.file_origins,
+        compiled,
+        contents: read.contents,
+    }))
+}
+
+/// A zone compiled: the zone (or the first problem in it), its warnings,
+/// and whether it holds RRSIGs (only such a zone can be signed in its file).
+type Finished = (Result<Zone, ZoneError>, Vec<String>, bool);
+
+/// Each of `builders` compiled into its zone on its own, spread over
+/// `threads` threads, in their order; a zone with no SOA in its files gets
+/// one made up at `serial`.
+fn finish_zones(
+    settings: &TsSettings,
+    serial: u32,
+    builders: Vec<ZoneBuilder>,
+    threads: usize,
+) -> Vec<Finished> {
     let ttl = settings.ttl;
-    let finished = spread::in_parallel(builders, threads, |b| {
+    spread::in_parallel(builders, threads, |b| {
         let mut noted = Vec::new();
-        // Only a zone with RRSIGs can be signed in its file.
         let signatures = b.has_signatures();
         let zone = b.finish_noting(
             &settings.zones,
@@ -284,76 +145,148 @@ fn load_with(
             &mut noted,
         );
         (zone, noted, signatures)
-    });
-    for (i, ((zone, noted, signatures), files)) in finished.into_iter().zip(sources).enumerate() {
-        warnings.extend(noted);
-        let zone = zone?;
-        let signed = signatures && zone.is_presigned();
-        // A table merged into a zone signed in its file would be served
-        // with no signatures and no denial: bogus to validators.
-        if let (Some(master), Some(table)) = files
-            && signed
+    })
+}
+
+/// The zones of a load in the order served, each with the files that made
+/// it (its first master file and first PROJ table) and whether it is
+/// signed in its files.
+struct Zones {
+    zones: Vec<Zone>,
+    origins: Sources,
+    /// Asked once a zone (a lookup of its apex), for the checks and
+    /// [`without_cut`].
+    presigned: Vec<bool>,
+}
+
+impl Zones {
+    /// Room for `n` zones.
+    fn with_room(n: usize) -> Self {
+        Zones {
+            zones: Vec::with_capacity(n),
+            origins: Vec::with_capacity(n),
+            presigned: Vec::with_capacity(n),
+        }
+    }
+
+    /// Adds `zone`, made of `files`, signed in them or not.
+    fn push(&mut self, zone: Zone, files: (Option<usize>, Option<usize>), presigned: bool) {
+        self.zones.push(zone);
+        self.origins.push(files);
+        self.presigned.push(presigned);
+    }
+
+    /// Takes the zones `finished` in their order, each made of its
+    /// `sources`, their warnings added to `warnings`; a zone signed in its
+    /// file is refused when a PROJ table or a service (`with_services`)
+    /// joins it.
+    ///
+    /// # Errors
+    /// The first zone's first problem.
+    fn take_finished(
+        &mut self,
+        settings: &TsSettings,
+        finished: Vec<Finished>,
+        sources: Sources,
+        with_services: &[(usize, usize)],
+        warnings: &mut Vec<String>,
+    ) -> Result<(), ZoneError> {
+        for (i, ((zone, noted, signatures), files)) in finished.into_iter().zip(sources).enumerate()
         {
-            let name = |i: usize| settings.zones.get(i).cloned().unwrap_or_default();
-            return Err(ZoneError::Shared {
-                file: name(table),
-                msg: format!(
-                    "this PROJ table's origin {} is the zone of {}, which is signed in its \
-                     file (pre-signed): the table's records would be served with no RRSIG \
-                     and no NSEC/NSEC3, bogus to validators; give the table another origin, \
-                     or add its records to the unsigned zone and sign it again",
-                    zone.origin(),
-                    name(master).display()
-                ),
-            });
+            warnings.extend(noted);
+            let zone = zone?;
+            let signed = signatures && zone.is_presigned();
+            if signed {
+                refuse_joining_presigned(settings, &zone, files, i, with_services)?;
+            }
+            self.push(zone, files, signed);
         }
-        if signed && let Some(s) = with_services.iter().find(|(_, b)| *b == i) {
-            return Err(service_error(
-                &settings.services[s.0],
-                format!(
-                    "is in {}, which is signed in its file (pre-signed): the service's \
-                     answers could not be signed; sign the zone with `dnssec` in [[ts]] instead",
-                    zone.origin()
-                ),
-            ));
+        Ok(())
+    }
+
+    /// Adds the zones kept from the last load: master files only.
+    fn add_kept(&mut self, keep: &Keepable<'_>) {
+        for &(zone, _, first) in &keep.zones {
+            self.push(zone.clone(), (Some(first), None), zone.is_presigned());
         }
-        zones.push(zone);
-        origins.push(files);
-        presigned.push(signed);
     }
-    // The zones kept from the last load: master files only.
-    for &(zone, _, first) in &keep.zones {
-        zones.push(zone.clone());
-        origins.push((Some(first), None));
-        presigned.push(zone.is_presigned());
-    }
-    if let Some(cat) = &settings.catalog {
-        let members: Vec<Name> = zones.iter().map(|z| z.origin().clone()).collect();
+
+    /// Adds the catalog zone (RFC 9432) `settings` publishes, if any,
+    /// listing the zones before it (its SOA made up at `serial`): it
+    /// replaces a zone of its name.
+    fn add_catalog_zone(&mut self, settings: &TsSettings, serial: u32) -> Result<(), ZoneError> {
+        let Some(cat) = &settings.catalog else {
+            return Ok(());
+        };
+        let members: Vec<Name> = self.zones.iter().map(|z| z.origin().clone()).collect();
         let records = publish::catalog_records(cat, &members);
         let ttl = settings.ttl;
         let zone = Zone::build(cat.clone(), vec![(0, records)], &settings.zones, |o, ns| {
             synth_soa(o, ns, ttl, serial)
         })?;
-        // The catalog replaces a zone of its name (`origins` kept in step).
-        if let Some(at) = zones.iter().position(|z| z.origin() == cat) {
-            zones.remove(at);
-            origins.remove(at);
-            presigned.remove(at);
+        if let Some(at) = self.zones.iter().position(|z| z.origin() == cat) {
+            self.zones.remove(at);
+            self.origins.remove(at);
+            self.presigned.remove(at);
         }
-        presigned.push(zone.is_presigned());
-        zones.push(zone);
-        origins.push((None, None));
+        let presigned = zone.is_presigned();
+        self.push(zone, (None, None), presigned);
+        Ok(())
     }
-    let ts_signs = settings.dnssec.is_some();
-    if let Some((child, parent)) = without_cut(&zones, &presigned, ts_signs) {
-        return Err(below_signed(settings, &zones, &origins, child, parent));
+
+    /// Refuses a zone inside a signed zone with no delegation to it (see
+    /// [`without_cut`]).
+    fn refuse_without_cut(&self, settings: &TsSettings) -> Result<(), ZoneError> {
+        let ts_signs = settings.dnssec.is_some();
+        match without_cut(&self.zones, &self.presigned, ts_signs) {
+            Some((child, parent)) => Err(below_signed(
+                settings,
+                &self.zones,
+                &self.origins,
+                child,
+                parent,
+            )),
+            None => Ok(()),
+        }
     }
-    Ok(Some(LoadedCatalog {
-        zones,
-        origins: file_origins,
-        compiled,
-        contents,
-    }))
+}
+
+/// Refuses `zone` (the `i`th compiled, made of `files`), signed in its
+/// file, when a PROJ table is merged into it (served with no signatures
+/// and no denial: bogus to validators) or a service of `with_services`
+/// puts its answers in it (they could not be signed).
+fn refuse_joining_presigned(
+    settings: &TsSettings,
+    zone: &Zone,
+    files: (Option<usize>, Option<usize>),
+    i: usize,
+    with_services: &[(usize, usize)],
+) -> Result<(), ZoneError> {
+    if let (Some(master), Some(table)) = files {
+        let name = |i: usize| settings.zones.get(i).cloned().unwrap_or_default();
+        return Err(ZoneError::Shared {
+            file: name(table),
+            msg: format!(
+                "this PROJ table's origin {} is the zone of {}, which is signed in its \
+                 file (pre-signed): the table's records would be served with no RRSIG \
+                 and no NSEC/NSEC3, bogus to validators; give the table another origin, \
+                 or add its records to the unsigned zone and sign it again",
+                zone.origin(),
+                name(master).display()
+            ),
+        });
+    }
+    if let Some(s) = with_services.iter().find(|(_, b)| *b == i) {
+        return Err(service_error(
+            &settings.services[s.0],
+            format!(
+                "is in {}, which is signed in its file (pre-signed): the service's \
+                 answers could not be signed; sign the zone with `dnssec` in [[ts]] instead",
+                zone.origin()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The SOA of a zone that has none in its files: the first apex NS target

@@ -11,11 +11,13 @@
 //! - `settle.rs`: files read only while nobody rewrites them ([`Look`]),
 //!   and what a load saw of each for the next reload ([`FileMemo`]);
 //! - `catalog.rs`: the zone files compiled into zones ([`load_catalog`]),
-//!   in steps: read and parse the master files, compile the PROJ tables,
-//!   add the service answers, finish each zone, add the catalog zone;
-//!   `keep.rs`: the zones a reload keeps unread; `parse.rs`: one master
-//!   file read and parsed (on any thread); `cuts.rs`: a zone inside a
-//!   signed zone with no delegation to it, refused;
+//!   in steps: the files read into builders, the service answers added,
+//!   each zone finished, the kept zones and the catalog zone added, a zone
+//!   below a signed one with no delegation to it refused (`cuts.rs`);
+//!   `keep.rs`: the zones a reload keeps unread; `builders.rs`: the files
+//!   read in order into one builder per zone origin, master files a batch
+//!   at a time on every core; `parse.rs`: one master file read and parsed
+//!   (on any thread);
 //! - `origins.rs`: the load's zone builders by origin; `services.rs`: the
 //!   `[[ts.service]]` names put into their zones;
 //! - `bytes.rs`: a file's bytes as a load reads them (one buffer a thread;
@@ -29,6 +31,7 @@
 //! `zonefile/` (the two formats), `zone/` (compiling a zone),
 //! `dnssec/` (pre-signed checks, keys, signing), `source.rs` (a file's
 //! bytes and records) and `error.rs` (the `file:line` errors).
+mod builders;
 mod bytes;
 mod catalog;
 mod cuts;
