@@ -1,4 +1,4 @@
-//! [`Checker`]: the problems found so far, each with the line of its key
+//! [`ConfigChecker`]: the problems found so far, each with the line of its key
 //! when the text is known; and the rule every named table shares (names
 //! non-empty and unique).
 use std::path::Path;
@@ -7,7 +7,7 @@ use crate::config::error::ConfigError;
 use crate::config::source_map::{SourceMap, display_path};
 
 /// Collects validation problems, finding each one's line.
-pub(super) struct Checker<'a> {
+pub(super) struct ConfigChecker<'a> {
     /// The config file.
     pub(super) file: &'a Path,
     /// Where keys are in the file, when the text is known.
@@ -16,7 +16,7 @@ pub(super) struct Checker<'a> {
     pub(super) out: Vec<ConfigError>,
 }
 
-impl Checker<'_> {
+impl ConfigChecker<'_> {
     /// Records a problem with the key at `paths[0]` (dotted, with array indices, e.g.
     /// `ts.1.name`); the line is that of the first path found in the file, else of the
     /// nearest enclosing table.
@@ -25,7 +25,7 @@ impl Checker<'_> {
         self.out.push(problem);
     }
 
-    /// The problem `msg` with the key at `paths[0]`, as [`Checker::push`] records it.
+    /// The problem `msg` with the key at `paths[0]`, as [`ConfigChecker::push`] records it.
     pub(super) fn problem(&self, paths: &[&str], msg: String) -> ConfigError {
         let line = self.map.and_then(|map| map.line_of_any(paths));
         let key = paths.first().map(|p| display_path(p)).unwrap_or_default();
@@ -61,7 +61,7 @@ pub(super) fn check_names<'n>(
     names: impl Iterator<Item = &'n str>,
     table: &str,
     what: &str,
-    check: &mut Checker<'_>,
+    check: &mut ConfigChecker<'_>,
 ) {
     let mut seen: Vec<&str> = Vec::new();
     for (i, name) in names.enumerate() {

@@ -3,7 +3,7 @@
 use crate::config::values::MAX_TTL;
 use crate::config::{CacheConfig, HedgeDelay, LsConfig, Order, zone_text};
 
-use super::checker::{Checker, check_names};
+use super::checker::{ConfigChecker, check_names};
 use super::limits::{
     MAX_BACKEND_LIMIT, MAX_CACHE_ENTRIES, MAX_EVERY_QUERIES, MAX_FALL_RISE, MAX_INFLIGHT, MAX_MS,
     MAX_RATE_QPS, MAX_STICKY_SIZE, MAX_WEIGHT, MAX_WORKERS,
@@ -11,7 +11,7 @@ use super::limits::{
 use super::{encrypted_checks, rule_checks};
 
 /// The rules for `[ls]`.
-pub(super) fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
+pub(super) fn check_ls(ls: &LsConfig, check: &mut ConfigChecker<'_>) {
     if ls.backend.is_empty() {
         check.push(
             &["ls.backend", "ls"],
@@ -180,7 +180,7 @@ pub(super) fn check_ls(ls: &LsConfig, check: &mut Checker<'_>) {
 }
 
 /// The rules for `[[ls.pool]]`: names, members, zones, and the keys of its own policy.
-fn check_pools(ls: &LsConfig, check: &mut Checker<'_>) {
+fn check_pools(ls: &LsConfig, check: &mut ConfigChecker<'_>) {
     check_names(
         ls.pool.iter().map(|p| p.name.as_str()),
         "ls.pool",
@@ -265,7 +265,7 @@ fn check_pools(ls: &LsConfig, check: &mut Checker<'_>) {
 
 /// The rules for a cache table (`[ls.cache]`, or a pool's at `table`);
 /// `off` says how to do without it.
-fn check_cache(cache: &CacheConfig, table: &str, off: &str, check: &mut Checker<'_>) {
+fn check_cache(cache: &CacheConfig, table: &str, off: &str, check: &mut ConfigChecker<'_>) {
     let key = |k: &str| format!("{table}.{k}");
     check.require(cache.max_entries >= 1, &key("max_entries"), || {
         format!("must be at least 1 ({off})")

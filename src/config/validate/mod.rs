@@ -22,7 +22,7 @@ mod limits;
 mod ls_checks;
 mod rule_checks;
 
-use checker::{Checker, check_names};
+use checker::{ConfigChecker, check_names};
 use limits::{MAX_MS, MAX_WORKERS};
 use ls_checks::check_ls;
 
@@ -31,7 +31,7 @@ pub(crate) use limits::MAX_STICKY_SIZE;
 /// The rules of [`Config::problems`] over `config`, with lines looked up in `map` when
 /// given.
 pub(super) fn problems_in(config: &Config, map: Option<&SourceMap<'_>>) -> Vec<ConfigError> {
-    let mut check = Checker {
+    let mut check = ConfigChecker {
         file: &config.path,
         map,
         out: Vec::new(),
@@ -81,7 +81,7 @@ pub(super) fn problems_in(config: &Config, map: Option<&SourceMap<'_>>) -> Vec<C
 /// zones too): `config.toml:14: ts.zones: msg`.
 pub(super) fn problem_at(file: &Path, text: &str, path: &str, msg: String) -> ConfigError {
     let map = SourceMap::new(text);
-    let check = Checker {
+    let check = ConfigChecker {
         file,
         map: Some(&map),
         out: Vec::new(),
@@ -90,7 +90,7 @@ pub(super) fn problem_at(file: &Path, text: &str, path: &str, msg: String) -> Co
 }
 
 /// The rules for the `[[ts]]` at index `i`.
-fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
+fn check_ts(i: usize, ts: &TsConfig, check: &mut ConfigChecker<'_>) {
     let key = |k: &str| format!("ts.{i}.{k}");
     let who = &ts.name;
     check.require(
@@ -152,7 +152,7 @@ fn check_ts(i: usize, ts: &TsConfig, check: &mut Checker<'_>) {
 
 /// The rules for `[[key]]` and the `xfr_key` that name them: unique names,
 /// secrets that can be read and used (this rule reads files).
-fn check_keys(config: &Config, check: &mut Checker<'_>) {
+fn check_keys(config: &Config, check: &mut ConfigChecker<'_>) {
     let names = config.key.iter().map(|k| k.name.as_str());
     check_names(names, "key", "key", check);
     for (i, key) in config.key.iter().enumerate() {
@@ -170,7 +170,7 @@ fn check_keys(config: &Config, check: &mut Checker<'_>) {
     } else {
         format!("keys: {}", known.join(", "))
     };
-    let names_a_key = |check: &mut Checker<'_>, name: &String, path: String| {
+    let names_a_key = |check: &mut ConfigChecker<'_>, name: &String, path: String| {
         if !config.key.iter().any(|k| &k.name == name) {
             check.push(
                 &[&path],
@@ -223,7 +223,7 @@ fn check_keys(config: &Config, check: &mut Checker<'_>) {
 
 /// No two listeners on one address (DNS and metrics alike, whoever owns them), and no
 /// backend pointing at the LS's own listener.
-fn check_listeners(config: &Config, check: &mut Checker<'_>) {
+fn check_listeners(config: &Config, check: &mut ConfigChecker<'_>) {
     let mut listeners: Vec<(String, String, SocketAddr)> = Vec::new();
     if let Some(ls) = &config.ls {
         for (i, addr) in ls.listen.iter().enumerate() {
@@ -285,7 +285,7 @@ fn ls_source_toward(ip: IpAddr) -> IpAddr {
 /// address, so every client of the LS could read the zones (an IXFR over
 /// UDP, say) through it. The secondaries are named by their own addresses,
 /// or `xfr_key` makes a transfer need the key whatever its source.
-fn check_transfers_behind_ls(config: &Config, check: &mut Checker<'_>) {
+fn check_transfers_behind_ls(config: &Config, check: &mut ConfigChecker<'_>) {
     let Some(ls) = &config.ls else {
         return;
     };
