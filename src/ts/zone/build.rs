@@ -400,14 +400,14 @@ impl ZoneBuilder {
         drop((pending, rdata, by_owner, owners));
         let (store, nsec, nsec3) = indexed(written.store, &empty, seen, &origin_key);
         let soa_synthesized = soa.is_none();
-        let (soa_ttl, decoded, encoded) = served_soa(soa, soa_source, files, || {
+        let served = served_soa(soa, soa_source, files, || {
             default_soa(&origin, apex_ns.as_ref())
         })?;
         let mut zone = Zone {
             origin,
             origin_key: super::zone::OriginKey::from_slice(&origin_key),
-            soa_ttl,
-            soa: decoded.map(OnceLock::from).unwrap_or_default(),
+            soa_ttl: served.ttl,
+            soa: served.decoded.map(OnceLock::from).unwrap_or_default(),
             soa_record: SoaWire::default(),
             negative_soa_sigs: Box::default(),
             nsec,
@@ -421,7 +421,7 @@ impl ZoneBuilder {
             signed: None,
             expired: false,
         };
-        let wire = soa_read.bytes().unwrap_or(&encoded);
+        let wire = soa_read.bytes().unwrap_or(&served.encoded);
         let compiled = zone.compile_soa_wire(wire, seen & SEEN_RRSIG != 0);
         compiled.map_err(|reason| soa_error(files, zone.soa_source, reason))?;
         Ok(zone)
@@ -492,9 +492,16 @@ fn indexed(
     (store, nsec, nsec3)
 }
 
-/// The SOA a zone serves: its TTL, its RDATA decoded (none when read from
-/// a file, decoded only when asked) and encoded (when decoded): `soa` as
-/// given, else the one `made_up` makes.
+/// The SOA a zone serves.
+struct ServedSoa {
+    ttl: u32,
+    /// Its RDATA decoded: none when read from a file (decoded only when asked).
+    decoded: Option<Box<RData>>,
+    /// Its RDATA encoded, when decoded.
+    encoded: Vec<u8>,
+}
+
+/// The SOA a zone serves: `soa` as given, else the one `made_up` makes.
 ///
 /// # Errors
 /// A decoded SOA that cannot be encoded, at its `file:line` (`soa_source`
@@ -504,7 +511,7 @@ fn served_soa(
     soa_source: Option<(usize, usize)>,
     files: &[PathBuf],
     made_up: impl FnOnce() -> (u32, SOA),
-) -> Result<(u32, Option<Box<RData>>, Vec<u8>), ZoneError> {
+) -> Result<ServedSoa, ZoneError> {
     let (soa_ttl, decoded) = match soa {
         Some((ttl, SoaGiven::Read { .. })) => (ttl, None),
         Some((ttl, SoaGiven::Decoded(data))) => (ttl, Some(data)),
@@ -518,7 +525,11 @@ fn served_soa(
     if let Some(data) = &decoded {
         rdata_into(data, &mut encoded).map_err(|reason| soa_error(files, soa_source, reason))?;
     }
-    Ok((soa_ttl, decoded, encoded))
+    Ok(ServedSoa {
+        ttl: soa_ttl,
+        decoded,
+        encoded,
+    })
 }
 
 /// `reason`, a problem with the SOA, at its `file:line` (`soa_source` in
