@@ -1,7 +1,7 @@
 //! A TS's zone files read into zones while nobody rewrites them
 //! (`settle.rs`), with the [`FileMemo`] of what was read: at start every
 //! file, at a reload only the files of the zones it cannot keep as served
-//! (`load.rs` decides which from the last memo). [`read_files`] is the one
+//! (`keep.rs` decides which from the last memo). [`read_files`] is the one
 //! place the table server reads its files.
 use crate::ts::error::ZoneError;
 use crate::ts::settings::TsSettings;

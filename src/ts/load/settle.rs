@@ -1081,7 +1081,7 @@ mod settle_tests {
         assert_eq!((got.as_str(), seen), ("rewritten", vec![None]));
     }
 
-    /// A file past the budget is not held (its count is `fd_share`'s, tested
+    /// A file past the budget is not held (its count is `fds.rs`'s, tested
     /// there); a held one keeps its place until dropped.
     #[test]
     fn held_descriptors_stay_within_the_budget() {
