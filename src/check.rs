@@ -13,7 +13,7 @@ use crate::config::{Config, Layout, LsConfig};
 use crate::logging::{self, LogFormat};
 use crate::pool_cover;
 use crate::ts::dnssec::policy;
-use crate::ts::source::ZoneError;
+use crate::ts::error::ZoneError;
 use crate::ts::zone::Catalog;
 use crate::ts::{self, TsSettings, zonefile};
 

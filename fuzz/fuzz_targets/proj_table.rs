@@ -7,7 +7,7 @@
 //! or below the origin unless it is the root.
 #![no_main]
 
-use dnslb::ts::source::ZoneError;
+use dnslb::ts::error::ZoneError;
 use dnslb::ts::table::parse_table;
 use hickory_proto::rr::Name;
 use libfuzzer_sys::fuzz_target;

@@ -7,7 +7,7 @@
 //! zone origin returned.
 #![no_main]
 
-use dnslb::ts::source::ZoneError;
+use dnslb::ts::error::ZoneError;
 use dnslb::ts::zonefile::parse_zone_file;
 use hickory_proto::rr::Name;
 use libfuzzer_sys::fuzz_target;

@@ -17,7 +17,7 @@
 //!   module;
 //! - no public type name is defined twice ([`ALLOWED_DUPLICATE_TYPES`] aside);
 //! - every folder has a `mod.rs`, no `x.rs` beside a folder `x/`
-//!   ([`ALLOWED_FOLDERS_WITHOUT_MOD_RS`] aside);
+//!   (no exception);
 //! - every inherent `impl` is in the file that defines its type (trait
 //!   impls anywhere; [`ALLOWED_IMPLS_AWAY`] aside).
 //!
@@ -60,14 +60,6 @@ const ALLOWED_BACK_UP: &[(&str, &str)] = &[
     ("config::ls", "config::available_cores"),
     ("config::ts", "config::available_cores"),
     ("config::validate", "config::Config"),
-    (
-        "config::validate::encrypted_checks",
-        "config::validate::Checker",
-    ),
-    (
-        "config::validate::encrypted_checks",
-        "config::validate::MAX_RATE_QPS",
-    ),
     ("metrics::flush", "metrics::Shared"),
     ("metrics::flush", "metrics::json"),
     ("metrics::health", "metrics::ReadyState"),
@@ -110,11 +102,6 @@ const MAX_CODE_LINES: usize = 600;
 /// Public type names allowed to be defined more than once: none since
 /// issue 36's rename pass (a name that must stay twice needs its reason here).
 const ALLOWED_DUPLICATE_TYPES: &[&str] = &[];
-
-/// Folders without a `mod.rs` (each beside an `x.rs`), as `src/x/`: they
-/// are being moved into `x/mod.rs` on another branch. This list must be
-/// empty: empty it when they are.
-const ALLOWED_FOLDERS_WITHOUT_MOD_RS: &[&str] = &["src/config/validate/", "src/ts/load/"];
 
 /// Inherent impls written away from their type's file, as (file under
 /// src/, type), on the day the check was written. It may only shrink: move
@@ -222,15 +209,10 @@ fn no_two_top_level_modules_import_each_other() {
 
 #[test]
 fn every_folder_has_a_mod_rs() {
-    let bad: Vec<String> = folders_without_mod_rs(&house_sources())
-        .into_iter()
-        .filter(|f| {
-            !ALLOWED_FOLDERS_WITHOUT_MOD_RS
-                .iter()
-                .any(|allowed| f.starts_with(allowed))
-        })
-        .collect();
-    none_of("folders without a mod.rs", &bad);
+    none_of(
+        "folders without a mod.rs",
+        &folders_without_mod_rs(&house_sources()),
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use hickory_proto::rr::Name;
 use crate::ts::dnssec::ds::zone_ds_lines;
 use crate::ts::dnssec::keys::{DnssecKeyError, ZoneKeys};
 use crate::ts::dnssec::policy::signs;
-use crate::ts::source::ZoneError;
+use crate::ts::error::ZoneError;
 use crate::ts::{TsSettings, load_catalog};
 
 /// Why `dnslb ds` prints nothing.

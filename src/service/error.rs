@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::config::ConfigError;
 use crate::server::socket::BindError;
-use crate::ts::source::ZoneError;
+use crate::ts::error::ZoneError;
 
 /// Binds the metrics HTTP listener of config key `key` at `addr`, when set.
 pub(super) async fn bind_metrics(

@@ -13,15 +13,13 @@
 //! No two rooms import each other, and no room imports an item defined in
 //! this file (it holds only the map and what the folder exports).
 //! - `table_server.rs`: [`TableServer`]: start, reload, serials;
-//!   `versions.rs`: which version of each zone a reload serves;
 //! - `settings.rs`: [`TsSettings`], what a TS serves and how; `clock.rs`:
 //!   the wall clock as signatures and serials count it;
-//! - `load.rs`: zone files to a [`Catalog`] ([`load_catalog`]);
-//!   `publish.rs`: the catalog zone (RFC 9432) it publishes of them;
-//! - `settle.rs`: files read only while nobody rewrites them, and whether a
-//!   reload must read them again (`FileMemo`); `read_files.rs`: the zone
-//!   files read settled into zones, at start and at a reload;
-//!   `spread.rs`: a load's work spread over the cores the process may use;
+//! - `load/`: loading the zone files, at start and at a reload: read while
+//!   nobody rewrites them, compiled into a [`Catalog`] ([`load_catalog`]),
+//!   the zones a reload keeps unread, and which version of each zone it
+//!   serves (its map is in its `mod.rs`); `publish.rs`: the catalog zone
+//!   (RFC 9432) it publishes of them;
 //! - `respond.rs`: the request pipeline ([`server::Handler`](crate::server::Handler)):
 //!   read, TSIG verified, answered by kind, signed; `query.rs`: a plain
 //!   query read in place;
@@ -30,8 +28,8 @@
 //!   reads them ([`wire::NameKey`]);
 //! - [`zone`]: compiled zones (store, build, writer, proofs, signing a
 //!   compiled zone, the record lists of a diff, catalog);
-//! - [`table`], [`zonefile`]: the two source formats, [`source`] their
-//!   records and errors;
+//! - [`table`], [`zonefile`]: the two source formats, [`source`] a source
+//!   file's bytes and records, [`error`] their `file:line` errors;
 //! - [`dnssec`]: which zones the TS signs and with which keys
 //!   ([`dnssec::policy`], [`dnssec::keys`]), zones signed in their files
 //!   (`presigned.rs`), DS records ([`dnssec::ds`]);
@@ -48,24 +46,20 @@
 pub mod answer;
 pub(crate) mod clock;
 pub mod dnssec;
-mod fd_share;
+pub mod error;
 pub mod gslb;
 mod load;
 pub mod metrics;
 mod publish;
 pub mod query;
-mod read_files;
 mod respond;
 pub mod secondary;
 pub mod serials;
 mod service_reply;
 mod settings;
-mod settle;
 pub mod source;
-mod spread;
 pub mod table;
 mod table_server;
-mod versions;
 pub mod wire;
 pub mod xfr;
 pub mod zone;

@@ -2,9 +2,8 @@
 //! loading it, reloading it (a new catalog swapped in only when every file
 //! loaded), signing again, and the serials kept across restarts. Its one
 //! `impl` block is here; the request path over it is `respond.rs`, the
-//! files read into zones `read_files.rs` (what was read of them:
-//! `settle.rs`), and the version of each zone a reload serves
-//! `versions.rs`.
+//! files read into zones and the version of each zone a reload serves
+//! `load/` (`read.rs`, `settle.rs`, `versions.rs`).
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,15 +17,14 @@ use crate::dnstap::Dnstap;
 
 use super::clock::unix_now;
 use super::dnssec::policy;
+use super::error::ZoneError;
 use super::gslb;
-use super::load::LoadedCatalog;
+use super::load::{
+    FileMemo, LoadedCatalog, Look, Served, Versions, ZoneKeyMap, read_files, versions,
+};
 use super::metrics::TsMetrics;
-use super::read_files::{Served, read_files};
 use super::serials;
 use super::settings::TsSettings;
-use super::settle::{FileMemo, Look};
-use super::source::ZoneError;
-use super::versions::{Versions, ZoneKeyMap, versions};
 use super::xfr::{self, ixfr, tsig};
 use super::zone::{self, Catalog};
 

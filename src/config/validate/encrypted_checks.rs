@@ -4,11 +4,12 @@
 //! together.
 
 use super::super::{LsConfig, load_certified_key};
-use super::{Checker, MAX_RATE_QPS};
+use super::checker::ConfigChecker;
+use super::limits::MAX_RATE_QPS;
 
 /// The rules for `[ls.tls]` and `[ls.https]`: listen addresses, and certificate and key
 /// files that can be read, parse, and belong together.
-pub(super) fn check_encrypted(ls: &LsConfig, check: &mut Checker<'_>) {
+pub(super) fn check_encrypted(ls: &LsConfig, check: &mut ConfigChecker<'_>) {
     let mut pairs = Vec::new();
     if let Some(tls) = &ls.tls {
         check.require(!tls.listen.is_empty(), "ls.tls.listen", || {

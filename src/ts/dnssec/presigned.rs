@@ -11,7 +11,9 @@ use std::path::Path;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
-use crate::ts::source::{SourceRecord, ZoneError};
+use crate::ts::error::ZoneError;
+
+use crate::ts::source::SourceRecord;
 use crate::ts::wire::cmp_names;
 use crate::ts::zone::{NSEC3_ITERATIONS_MAX, key_of, owner_hash};
 

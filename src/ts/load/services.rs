@@ -5,11 +5,11 @@
 //! it), each error naming the service's place in the config.
 use hickory_proto::rr::Name;
 
+use crate::ts::error::ZoneError;
 use crate::ts::settings::TsSettings;
-use crate::ts::source::ZoneError;
 use crate::ts::zone::ZoneBuilder;
 
-use super::ByOrigin;
+use super::origins::ByOrigin;
 
 /// Adds every `[[ts.service]]` of `settings` to the zone holding its name
 /// (the longest origin above it) with every endpoint's A or AAAA record:

@@ -35,11 +35,12 @@ use super::timers::{RefreshStep, Schedule, SoaTimers};
 use super::writer::StateWriter;
 use crate::dns::tsig::{Key, unix_now};
 use crate::guard::log_budget::{Change, LimitLog};
+use crate::ts::error::ZoneError;
 use crate::ts::gslb::service::lower_wire;
 use crate::ts::metrics::SecondaryCounters;
 use crate::ts::serials::serial_newer;
 use crate::ts::settings::TsSettings;
-use crate::ts::source::{SourceRecord, ZoneError};
+use crate::ts::source::SourceRecord;
 use crate::ts::table_server::{SecondaryChange, TableServer};
 use crate::ts::zone::Zone;
 

@@ -198,7 +198,8 @@ mod tests {
 
     use super::super::parse_table;
     use super::*;
-    use crate::ts::source::{SourceRecord, ZoneError};
+    use crate::ts::error::ZoneError;
+    use crate::ts::source::SourceRecord;
 
     fn name(text: &str) -> Name {
         Name::from_ascii(text).unwrap()

@@ -20,7 +20,9 @@ use std::path::Path;
 
 use hickory_proto::rr::Name;
 
-use crate::ts::source::{SourceRecord, ZoneError, decode, read_bytes};
+use crate::ts::error::ZoneError;
+
+use crate::ts::source::{SourceRecord, decode, read_bytes};
 
 mod line;
 

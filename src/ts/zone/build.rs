@@ -5,49 +5,35 @@
 //! names grouped by hashing, RRsets with one TTL each (RFC 2181 §5.2),
 //! empty non-terminals added (RFC 8020).
 //!
+//! [`ZoneBuilder::finish_noting`] reads as its steps: the records sorted
+//! by owner, each owner's RRsets checked and written (`by_owner.rs`), the
+//! empty names and the indices added, the SOA served, the zone made.
+//!
 //! Every problem is a [`BuildError`], located as `file:line` by
-//! [`ZoneError::Build`] (both in `ts/source.rs`, below the parsers and this
+//! [`ZoneError::Build`] (both in `ts/error.rs`, below the parsers and this
 //! builder alike).
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use super::Zone;
+use super::by_owner::{
+    ByOwner, FirstError, OwnerRecords, PendingRecord, below_dname, empty_non_terminals, file_of,
+    write_owners,
+};
 use super::canon;
-use super::encode::{MESSAGE_HEAD, in_zone, key_of, rdata_into, same_rdata, wire_into};
+use super::encode::{MESSAGE_HEAD, in_zone, key_of, rdata_into, wire_into};
 use super::nsec3::Nsec3Chain;
 use super::owners::Owners;
-use super::rrsets::{Building, entry_flags, push_entry, sig_ttls};
+use super::rrsets::push_entry;
 use super::rtype::{NSEC, NSEC3PARAM};
 use super::soa::{SoaWire, soa_shape};
-use super::store::{ENTRY_EMPTY, RRSIG, StoreBuilder};
-use crate::ts::source::{BuildError, SourceRecord, WireRecord, ZoneError};
-use crate::ts::wire::NameKey;
-
-/// One record read, waiting for its zone to be compiled.
-struct Pending {
-    owner: u32,
-    rtype: u16,
-    file: u32,
-    ttl: u32,
-    line: u32,
-    rdata_at: u32,
-    rdata_len: u16,
-}
-
-/// The first error by position in the records (file order).
-struct FirstError(Option<(usize, ZoneError)>);
-
-impl FirstError {
-    fn keep(&mut self, at: usize, err: ZoneError) {
-        if self.0.as_ref().is_none_or(|(a, _)| at < *a) {
-            self.0 = Some((at, err));
-        }
-    }
-}
+use super::store::{ENTRY_EMPTY, RRSIG, Store, StoreBuilder};
+use crate::ts::error::{BuildError, ZoneError};
+use crate::ts::source::{SourceRecord, WireRecord};
 
 /// Compiles a zone record by record, so a big table never sits in memory
 /// as decoded records: each one costs its owner number, type, TTL, line and
@@ -56,7 +42,7 @@ pub struct ZoneBuilder {
     origin: Name,
     origin_key: Vec<u8>,
     owners: Owners,
-    pending: Vec<Pending>,
+    pending: Vec<PendingRecord>,
     rdata: Vec<u8>,
     /// An owner and its RDATA being encoded (reused: no allocation a record).
     scratch: (Vec<u8>, Vec<u8>),
@@ -341,7 +327,7 @@ impl ZoneBuilder {
             _ => 0,
         };
         self.rdata.extend_from_slice(rdata);
-        self.pending.push(Pending {
+        self.pending.push(PendingRecord {
             owner,
             rtype,
             file: u32::try_from(file).unwrap_or(u32::MAX),
@@ -395,266 +381,33 @@ impl ZoneBuilder {
             seen,
             ..
         } = self;
-        // The first apex NS names the made-up SOA's primary, when there
-        // is no SOA (decoded only then).
-        let apex_ns: Option<Name> = apex_ns.filter(|_| soa.is_none()).and_then(|(at, len)| {
-            let wire = rdata.get(at as usize..at as usize + len)?;
-            Name::read(&mut BinDecoder::new(wire)).ok()
-        });
-        let unnamed = PathBuf::new();
-        let file_of = |idx: u32| files.get(idx as usize).unwrap_or(&unnamed);
-        // The records of each owner, in file order (a counting sort): owner
-        // o's run is `by_owner[starts[o]..starts[o + 1]]`.
-        let owner_count = owners.spans.len();
-        // Both in one allocation (zeroed), one zone of 100,000 at a time.
-        let mut sort = vec![0u32; owner_count + 1 + pending.len()];
-        let (starts, by_owner) = sort.split_at_mut(owner_count + 1);
-        for p in &pending {
-            starts[p.owner as usize + 1] += 1;
-        }
-        for i in 0..owner_count {
-            starts[i + 1] += starts[i];
-        }
-        // Each owner's start is its cursor while its run is filled, and
-        // ends as the next owner's start: moved back one place after.
-        for (at, p) in pending.iter().enumerate() {
-            let o = p.owner as usize;
-            by_owner[starts[o] as usize] = at as u32;
-            starts[o] += 1;
-        }
-        starts.copy_within(0..owner_count, 1);
-        starts[0] = 0;
-
-        // Empty non-terminals: ancestors (below the apex) that own nothing,
-        // and the apex itself when it owns nothing.
-        let apex_labels = origin.num_labels() as usize;
-        let mut empty: Vec<Vec<u8>> = Vec::new();
-        for o in 0..owner_count {
-            // Each ancestor strictly between the name and the apex (every
-            // owner is at or below it): the name's suffixes at its labels'
-            // starts, in place.
-            let name = owners.name(o as u32);
-            let apex_at = name.len().saturating_sub(origin_key.len());
-            let mut at = name.first().map_or(usize::MAX, |&l| 1 + usize::from(l));
-            while at < apex_at {
-                let up = &name[at..];
-                if owners.find(up).is_none() {
-                    empty.push(up.to_ascii_lowercase());
-                }
-                at += 1 + usize::from(up[0]);
-            }
-        }
-        if owners.find(&origin_key).is_none() {
-            empty.push(origin_key.clone());
-        }
-        empty.sort_unstable();
-        empty.dedup();
-        let mut first_error = FirstError(None);
-        let (starts, by_owner) = (&*starts, &*by_owner);
-        below_dname(
-            &owners,
-            &pending,
-            by_owner,
-            starts,
-            apex_labels,
-            &mut |at, name| {
-                let p = &pending[at as usize];
-                let e = ZoneError::build(
-                    file_of(p.file),
-                    p.line as usize,
-                    BuildError::BelowDname { name },
-                );
-                first_error.keep(at as usize, e);
-            },
-        );
-        let mut ttl_mismatch: Option<(u32, u32, String)> = None;
-        let mut ttl_mismatches = 0usize;
-        let mut store = StoreBuilder::default();
-        // The arena's size, at most (duplicates aside): reserved once, so it
-        // is never copied while it grows.
-        let most = owners.names.len()
-            + owner_count * 8
-            + empty.iter().map(|k| k.len() + 8).sum::<usize>()
-            + pending
-                .iter()
-                .map(|p| 19 + usize::from(p.rdata_len))
-                .sum::<usize>();
-        store.arena.reserve(most);
-        let mut has_delegations = false;
-        let mut has_wildcards = false;
-        let mut has_dnames = false;
-        let mut sets: Vec<Building> = Vec::with_capacity(8);
-        let (cname, ns) = (u16::from(RecordType::CNAME), u16::from(RecordType::NS));
-        let dname = u16::from(RecordType::DNAME);
-        for o in 0..owner_count {
-            let run = &by_owner[starts[o] as usize..starts[o + 1] as usize];
-            let name = owners.name(o as u32);
-            let is_apex = name.eq_ignore_ascii_case(&origin_key);
-            let shown = || {
-                Name::read(&mut BinDecoder::new(name))
-                    .map_or_else(|_| "?".into(), |n| n.to_string())
-            };
-            sets.clear();
-            for &at in run {
-                let p = &pending[at as usize];
-                let bytes = (p.rdata_at as usize, usize::from(p.rdata_len));
-                let same = |d: &(usize, usize)| {
-                    same_rdata(
-                        p.rtype,
-                        &rdata[d.0..d.0 + d.1],
-                        &rdata[bytes.0..bytes.0 + bytes.1],
-                    )
-                };
-                // RRSIG and NSEC may sit beside a CNAME (RFC 4035 §2.5).
-                let beside =
-                    |t: u16| t == u16::from(RecordType::RRSIG) || t == u16::from(RecordType::NSEC);
-                let cnames = sets.iter().find(|s| s.rtype == cname);
-                let has_other = sets.iter().any(|s| s.rtype != cname && !beside(s.rtype));
-                let twice = |t: u16| {
-                    sets.iter()
-                        .find(|s| s.rtype == t)
-                        .is_some_and(|s| !s.data.iter().any(same))
-                };
-                // The apex always has other data: its SOA (kept apart).
-                let reason = if p.rtype == cname && twice(cname) {
-                    Some(BuildError::SecondSingleton {
-                        name: shown(),
-                        rtype: RecordType::CNAME,
-                    })
-                } else if p.rtype == dname && twice(dname) {
-                    Some(BuildError::SecondSingleton {
-                        name: shown(),
-                        rtype: RecordType::DNAME,
-                    })
-                } else if (cnames.is_some() && !beside(p.rtype))
-                    || (p.rtype == cname && (has_other || is_apex))
-                {
-                    (p.rtype != cname || cnames.is_none())
-                        .then(|| BuildError::CnameAndOther { name: shown() })
-                } else {
-                    None
-                };
-                if let Some(reason) = reason {
-                    let e = ZoneError::build(file_of(p.file), p.line as usize, reason);
-                    first_error.keep(at as usize, e);
-                    continue;
-                }
-                let covered = if p.rtype == RRSIG {
-                    rdata
-                        .get(bytes.0..bytes.0 + 2)
-                        .map_or(0, |c| u16::from_be_bytes([c[0], c[1]]))
-                } else {
-                    0
-                };
-                match sets
-                    .iter_mut()
-                    .find(|s| s.rtype == p.rtype && s.covered == covered)
-                {
-                    Some(set) => {
-                        if set.ttl != p.ttl && p.rtype != RRSIG {
-                            ttl_mismatches += 1;
-                            if ttl_mismatch.is_none() {
-                                let what = format!(
-                                    "TTL {} differs from the TTL {} of the {} RRset of {} \
-                                     before it: the RRset is served at the lowest TTL of its \
-                                     records (RFC 2181 §5.2)",
-                                    p.ttl,
-                                    set.ttl,
-                                    RecordType::from(p.rtype),
-                                    shown()
-                                );
-                                ttl_mismatch = Some((p.file, p.line, what));
-                            }
-                        }
-                        set.ttl = set.ttl.min(p.ttl);
-                        if !set.data.iter().any(same) {
-                            set.data.push(bytes);
-                        }
-                    }
-                    None => sets.push(Building {
-                        rtype: p.rtype,
-                        covered,
-                        ttl: p.ttl,
-                        data: smallvec::smallvec![bytes],
-                    }),
-                }
-            }
-            sig_ttls(&mut sets, soa.as_ref().map(|s| s.0).filter(|_| is_apex));
-            has_wildcards |= name.starts_with(&[1, b'*']);
-            has_delegations |= !is_apex && sets.iter().any(|s| s.rtype == ns);
-            has_dnames |= sets.iter().any(|s| s.rtype == u16::from(RecordType::DNAME));
-            if let Err(reason) = push_entry(&mut store, name, entry_flags(&sets), &sets, &rdata) {
-                let first = run.first().map_or(0, |&a| a);
-                let p = &pending[first as usize];
-                first_error.keep(
-                    first as usize,
-                    ZoneError::build(file_of(p.file), p.line as usize, reason),
-                );
-            }
-        }
-        if let Some((_, err)) = first_error.0 {
-            return Err(err);
-        }
-        if let Some((file, line, what)) = ttl_mismatch {
-            let others = match ttl_mismatches {
-                1 => String::new(),
-                n => format!(" ({n} such records in this zone)"),
-            };
-            warnings.push(format!(
-                "{}:{line}: warning: {what}{others}",
-                file_of(file).display()
-            ));
-        }
-        // The SOA as read, kept (on the stack) past the records' buffer.
-        let mut soa_buf = [0u8; SOA_RDATA_MAX];
-        let mut soa_len = None;
-        if let Some((_, SoaGiven::Read { at, len })) = &soa
-            && let Some(bytes) = rdata.get(*at as usize..*at as usize + usize::from(*len))
-            && let Some(kept) = soa_buf.get_mut(..bytes.len())
-        {
-            kept.copy_from_slice(bytes);
-            soa_len = Some(bytes.len());
-        }
-        drop((pending, rdata, sort, owners));
-        for key in &empty {
-            // Lower-cased spelling: the name was never written on its own.
-            let _ = push_entry(&mut store, key, ENTRY_EMPTY, &[], &[]);
-        }
-
-        let store = store.freeze();
-        let nsec = if seen & SEEN_NSEC != 0 {
-            canon::nsec_order(&store)
-        } else {
-            canon::no_nsec()
+        let apex_ns = apex_ns_target(apex_ns.filter(|_| soa.is_none()), &rdata);
+        let by_owner = ByOwner::sort(owners.spans.len(), &pending);
+        let empty = empty_non_terminals(&owners, &origin_key);
+        let records = OwnerRecords {
+            owners: &owners,
+            pending: &pending,
+            rdata: &rdata,
+            by_owner: &by_owner,
         };
-        let nsec3 = if seen & SEEN_NSEC3PARAM != 0 {
-            Nsec3Chain::of(&store, &origin_key)
-        } else {
-            None
-        };
-
+        let mut errors = FirstError::new(files, &pending);
+        below_dname(&records, origin.num_labels() as usize, &mut errors);
+        let apex_soa_ttl = soa.as_ref().map(|s| s.0);
+        let written = write_owners(&records, &origin_key, apex_soa_ttl, &empty, &mut errors);
+        errors.result()?;
+        warnings.extend(written.ttl_warning(files));
+        let soa_read = SoaRead::kept(soa.as_ref(), &rdata);
+        drop((pending, rdata, by_owner, owners));
+        let (store, nsec, nsec3) = indexed(written.store, &empty, seen, &origin_key);
         let soa_synthesized = soa.is_none();
-        let (soa_ttl, decoded) = match soa {
-            Some((ttl, SoaGiven::Read { .. })) => (ttl, None),
-            Some((ttl, SoaGiven::Decoded(data))) => (ttl, Some(data)),
-            None => {
-                let (ttl, soa) = default_soa(&origin, apex_ns.as_ref());
-                (ttl, Some(Box::new(RData::SOA(soa))))
-            }
-        };
-        // A decoded SOA is encoded, and kept decoded.
-        let mut encoded = Vec::new();
-        if let Some(data) = &decoded {
-            rdata_into(data, &mut encoded).map_err(|reason| {
-                let (idx, line) = soa_source.unwrap_or((0, 0));
-                ZoneError::build(files.get(idx).unwrap_or(&unnamed), line, reason)
-            })?;
-        }
+        let served = served_soa(soa, soa_source, files, || {
+            default_soa(&origin, apex_ns.as_ref())
+        })?;
         let mut zone = Zone {
             origin,
             origin_key: super::zone::OriginKey::from_slice(&origin_key),
-            soa_ttl,
-            soa: decoded.map(OnceLock::from).unwrap_or_default(),
+            soa_ttl: served.ttl,
+            soa: served.decoded.map(OnceLock::from).unwrap_or_default(),
             soa_record: SoaWire::default(),
             negative_soa_sigs: Box::default(),
             nsec,
@@ -662,72 +415,132 @@ impl ZoneBuilder {
             soa_synthesized,
             soa_source,
             store,
-            has_delegations,
-            has_wildcards,
-            has_dnames,
+            has_delegations: written.has_delegations,
+            has_wildcards: written.has_wildcards,
+            has_dnames: written.has_dnames,
             signed: None,
             expired: false,
         };
-        let wire = soa_len.and_then(|n| soa_buf.get(..n)).unwrap_or(&encoded);
+        let wire = soa_read.bytes().unwrap_or(&served.encoded);
         let compiled = zone.compile_soa_wire(wire, seen & SEEN_RRSIG != 0);
-        compiled.map_err(|reason| {
-            let (idx, line) = zone.soa_source.unwrap_or((0, 0));
-            ZoneError::build(files.get(idx).unwrap_or(&unnamed), line, reason)
-        })?;
+        compiled.map_err(|reason| soa_error(files, zone.soa_source, reason))?;
         Ok(zone)
     }
 }
 
-/// Finds the records below a DNAME (RFC 6672 §2.3: no data below a DNAME
-/// owner; NSD and Knot refuse such a zone): hands `found` the first record
-/// (its index in `pending`) of each owner below one, and the DNAME's owner.
-/// An owner of NSEC3 records alone (and their RRSIGs) is not data: a
-/// signed zone's hashed names sit below an apex DNAME.
-fn below_dname(
-    owners: &Owners,
-    pending: &[Pending],
-    by_owner: &[u32],
-    starts: &[u32],
-    apex_labels: usize,
-    found: &mut impl FnMut(u32, String),
-) {
-    let dname = u16::from(RecordType::DNAME);
-    let nsec3 = u16::from(RecordType::NSEC3);
-    if !pending.iter().any(|p| p.rtype == dname) {
-        return;
-    }
-    let run = |o: usize| &by_owner[starts[o] as usize..starts[o + 1] as usize];
-    let has_dname: Vec<bool> = (0..owners.spans.len())
-        .map(|o| run(o).iter().any(|&at| pending[at as usize].rtype == dname))
-        .collect();
-    if !has_dname.contains(&true) {
-        return;
-    }
-    for o in 0..owners.spans.len() {
-        let records = run(o);
-        let Some(&first) = records.first() else {
-            continue;
+/// The first apex NS's target, decoded from its RDATA at `apex_ns` in
+/// `rdata`: the made-up SOA's primary (given only when there is no SOA).
+fn apex_ns_target(apex_ns: Option<(u32, usize)>, rdata: &[u8]) -> Option<Name> {
+    let (at, len) = apex_ns?;
+    let wire = rdata.get(at as usize..at as usize + len)?;
+    Name::read(&mut BinDecoder::new(wire)).ok()
+}
+
+/// The SOA as read from a file, kept (on the stack) past the records'
+/// buffer, which is let go before the zone's indices are built.
+struct SoaRead {
+    buf: [u8; SOA_RDATA_MAX],
+    len: Option<usize>,
+}
+
+impl SoaRead {
+    /// The RDATA of `soa` in `rdata` when it was read (not given decoded).
+    fn kept(soa: Option<&(u32, SoaGiven)>, rdata: &[u8]) -> Self {
+        let mut kept = SoaRead {
+            buf: [0u8; SOA_RDATA_MAX],
+            len: None,
         };
-        if records
-            .iter()
-            .all(|&at| matches!(pending[at as usize].rtype, t if t == nsec3 || t == RRSIG))
+        if let Some((_, SoaGiven::Read { at, len })) = soa
+            && let Some(bytes) = rdata.get(*at as usize..*at as usize + usize::from(*len))
+            && let Some(room) = kept.buf.get_mut(..bytes.len())
         {
-            continue;
+            room.copy_from_slice(bytes);
+            kept.len = Some(bytes.len());
         }
-        let Some(k) = NameKey::read(owners.name(o as u32)) else {
-            continue;
-        };
-        // Each ancestor at or below the apex.
-        for skip in 1..=k.labels().saturating_sub(apex_labels) {
-            let (_, up) = k.suffix(skip);
-            if let Some(a) = owners.find(up).filter(|&a| has_dname[a as usize]) {
-                let name = Name::read(&mut BinDecoder::new(owners.name(a)))
-                    .map_or_else(|_| "?".into(), |n| n.to_string());
-                found(first, name);
-                break;
-            }
-        }
+        kept
     }
+
+    /// The SOA's RDATA, if it was read.
+    fn bytes(&self) -> Option<&[u8]> {
+        self.len.and_then(|n| self.buf.get(..n))
+    }
+}
+
+/// `store` with the names of `empty` added (lower-cased: they were never
+/// written on their own), frozen, with the NSEC order and NSEC3 chain of
+/// the zone at `origin_key` when it holds such records (`seen`).
+fn indexed(
+    mut store: StoreBuilder,
+    empty: &[Vec<u8>],
+    seen: u8,
+    origin_key: &[u8],
+) -> (Store, Arc<[u32]>, Option<Arc<Nsec3Chain>>) {
+    for key in empty {
+        let _ = push_entry(&mut store, key, ENTRY_EMPTY, &[], &[]);
+    }
+    let store = store.freeze();
+    let nsec = if seen & SEEN_NSEC != 0 {
+        canon::nsec_order(&store)
+    } else {
+        canon::no_nsec()
+    };
+    let nsec3 = if seen & SEEN_NSEC3PARAM != 0 {
+        Nsec3Chain::of(&store, origin_key)
+    } else {
+        None
+    };
+    (store, nsec, nsec3)
+}
+
+/// The SOA a zone serves.
+struct ServedSoa {
+    ttl: u32,
+    /// Its RDATA decoded: none when read from a file (decoded only when asked).
+    decoded: Option<Box<RData>>,
+    /// Its RDATA encoded, when decoded.
+    encoded: Vec<u8>,
+}
+
+/// The SOA a zone serves: `soa` as given, else the one `made_up` makes.
+///
+/// # Errors
+/// A decoded SOA that cannot be encoded, at its `file:line` (`soa_source`
+/// in `files`).
+fn served_soa(
+    soa: Option<(u32, SoaGiven)>,
+    soa_source: Option<(usize, usize)>,
+    files: &[PathBuf],
+    made_up: impl FnOnce() -> (u32, SOA),
+) -> Result<ServedSoa, ZoneError> {
+    let (soa_ttl, decoded) = match soa {
+        Some((ttl, SoaGiven::Read { .. })) => (ttl, None),
+        Some((ttl, SoaGiven::Decoded(data))) => (ttl, Some(data)),
+        None => {
+            let (ttl, soa) = made_up();
+            (ttl, Some(Box::new(RData::SOA(soa))))
+        }
+    };
+    // A decoded SOA is encoded, and kept decoded.
+    let mut encoded = Vec::new();
+    if let Some(data) = &decoded {
+        rdata_into(data, &mut encoded).map_err(|reason| soa_error(files, soa_source, reason))?;
+    }
+    Ok(ServedSoa {
+        ttl: soa_ttl,
+        decoded,
+        encoded,
+    })
+}
+
+/// `reason`, a problem with the SOA, at its `file:line` (`soa_source` in
+/// `files`; the first file's line 0 when it was made up).
+fn soa_error(
+    files: &[PathBuf],
+    soa_source: Option<(usize, usize)>,
+    reason: BuildError,
+) -> ZoneError {
+    let (idx, line) = soa_source.unwrap_or((0, 0));
+    ZoneError::build(file_of(files, idx), line, reason)
 }
 
 impl Zone {

@@ -4,7 +4,7 @@
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use crate::ts::source::BuildError;
+use crate::ts::error::BuildError;
 
 /// Writes `name` uncompressed, as spelled, into `out` (cleared first).
 pub(super) fn wire_into(name: &Name, out: &mut Vec<u8>) -> Result<(), BuildError> {

@@ -30,8 +30,10 @@
 //! - `encode.rs`: names and RDATA as the arena keeps them; `owners.rs`: a
 //!   zone's owner names while it is built;
 //! - `build.rs`: [`ZoneBuilder`], records to arena, typed
-//!   [`BuildError`](crate::ts::source::BuildError)s at `file:line`;
-//!   `rrsets.rs`: an owner's RRsets while it is built, written as its entry;
+//!   [`BuildError`](crate::ts::error::BuildError)s at `file:line`;
+//!   `by_owner.rs`: its records sorted by owner, checked and written owner
+//!   by owner; `rrsets.rs`: an owner's RRsets while it is built, written as
+//!   its entry;
 //! - `write.rs`: the answer writer ([`Zone::write_answer`]): data, CNAME
 //!   chains, referrals, wildcards, negative answers;
 //! - `dname.rs`: DNAME redirection (RFC 6672) for the writer;
@@ -51,6 +53,7 @@
 //!   [`rrlist`]'s record lists (which the IXFR journal keeps);
 //! - `catalog.rs`: [`Catalog`].
 mod build;
+mod by_owner;
 mod canon;
 mod canonical_rdata;
 mod catalog;

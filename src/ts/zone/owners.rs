@@ -3,7 +3,7 @@
 //! owners (most of a TS of 100,000 zones) finds them by comparing each, with
 //! no index: the index is made once the zone has more than [`SCAN`].
 use super::store::{EMPTY, hash_lower};
-use crate::ts::source::BuildError;
+use crate::ts::error::BuildError;
 
 /// The owners of a zone being built: each distinct name (case aside) once,
 /// as first written, in order of first appearance.

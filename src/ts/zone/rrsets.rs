@@ -5,7 +5,7 @@
 use hickory_proto::rr::RecordType;
 
 use super::store::{ENTRY_NSEC3, RRSIG, SET_DO_ONLY, StoreBuilder, push_record};
-use crate::ts::source::BuildError;
+use crate::ts::error::BuildError;
 
 /// Records of one owner and type while a zone is built: their RDATA as
 /// (start, length) in the builder's RDATA buffer. The records of one RRset

@@ -18,7 +18,7 @@ use super::signature::Signature;
 use super::soa::SoaWire;
 use super::store::Store;
 use crate::dns::{HEADER_LEN, Rr};
-use crate::ts::source::BuildError;
+use crate::ts::error::BuildError;
 use crate::ts::wire::{NameKey, push_name_ref};
 
 /// Most CNAMEs (written or synthesized from DNAMEs) followed in one answer,

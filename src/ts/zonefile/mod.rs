@@ -29,7 +29,9 @@ use std::path::Path;
 
 use hickory_proto::rr::Name;
 
-use crate::ts::source::{SourceRecord, ZoneError, read_bytes};
+use crate::ts::error::ZoneError;
+
+use crate::ts::source::{SourceRecord, read_bytes};
 use crate::ts::table;
 
 mod cursor;

@@ -43,7 +43,7 @@ use super::rtype::{CDNSKEY, CDS, DNAME, DNSKEY, DS, NS, NSEC, NSEC3, NSEC3PARAM,
 use super::signature::{Signature, refresh_point};
 use super::store::{NameEntry, SET_DO_ONLY, be32};
 use crate::config::Denial;
-use crate::ts::source::BuildError;
+use crate::ts::error::BuildError;
 use crate::ts::wire::{NameKey, cmp_names};
 
 mod denial;

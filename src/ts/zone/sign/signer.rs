@@ -3,7 +3,7 @@
 //! both use them.
 //!
 //! [`Zone::sign_like`]: crate::ts::zone::Zone::sign_like
-use crate::ts::source::{BuildError, ZoneError};
+use crate::ts::error::{BuildError, ZoneError};
 
 /// A key that signs RRsets.
 pub trait RrsetSigner: Sync {

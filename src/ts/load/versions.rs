@@ -11,24 +11,24 @@ use std::sync::Arc;
 
 use hickory_proto::rr::Name;
 
-use super::dnssec::keys::ZoneKeys;
-use super::dnssec::policy;
-use super::serials::{self, serial_newer};
-use super::settings::TsSettings;
-use super::source::ZoneError;
-use super::zone::{Catalog, Zone};
+use crate::ts::dnssec::keys::ZoneKeys;
+use crate::ts::dnssec::policy;
+use crate::ts::error::ZoneError;
+use crate::ts::serials::{self, serial_newer};
+use crate::ts::settings::TsSettings;
+use crate::ts::zone::{Catalog, Zone};
 
 /// The keys of the zones a TS signs, by lower-cased wire origin.
-pub(super) type ZoneKeyMap = HashMap<Vec<u8>, Arc<ZoneKeys>>;
+pub(crate) type ZoneKeyMap = HashMap<Vec<u8>, Arc<ZoneKeys>>;
 
 /// What a reload serves of the zones read.
-pub(super) struct Versions {
+pub(crate) struct Versions {
     /// Each zone's version, in the order read.
-    pub(super) zones: Vec<Zone>,
+    pub(crate) zones: Vec<Zone>,
     /// The origins of the zones whose data (or signatures) changed.
-    pub(super) changed: Vec<Name>,
+    pub(crate) changed: Vec<Name>,
     /// The keys of the zones signed here, as read now.
-    pub(super) keys: ZoneKeyMap,
+    pub(crate) keys: ZoneKeyMap,
 }
 
 /// The version of each of `fresh` (read from the files of `settings` at
@@ -38,7 +38,7 @@ pub(super) struct Versions {
 /// A changed zone whose file's serial did not go up (at its SOA's
 /// `file:line`), or a zone the TS signs whose keys cannot be read or that
 /// cannot be signed.
-pub(super) fn versions(
+pub(crate) fn versions(
     settings: &TsSettings,
     old: &Catalog,
     fresh: Vec<Zone>,

@@ -1,23 +1,25 @@
 //! A TS's zone files read into zones while nobody rewrites them
 //! (`settle.rs`), with the [`FileMemo`] of what was read: at start every
 //! file, at a reload only the files of the zones it cannot keep as served
-//! (`load.rs` decides which from the last memo). [`read_files`] is the one
+//! (`keep.rs` decides which from the last memo). [`read_files`] is the one
 //! place the table server reads its files.
-use super::load::{LoadedCatalog, Prior, load_catalog_keeping};
-use super::settings::TsSettings;
+use crate::ts::error::ZoneError;
+use crate::ts::settings::TsSettings;
+use crate::ts::zone::{Catalog, Zone};
+
+use super::catalog::{LoadedCatalog, load_catalog_keeping};
+use super::keep::Prior;
 use super::settle::{FileMemo, FileRead, Look, SETTLE, read_settled};
-use super::source::ZoneError;
-use super::zone::{Catalog, Zone};
 
 /// What a reload may keep: the last load's memo, the zones served, and
 /// which of them may be kept as they are.
-pub(super) struct Served<'a> {
+pub(crate) struct Served<'a> {
     /// What the last load read of the files.
-    pub(super) memo: &'a FileMemo,
+    pub(crate) memo: &'a FileMemo,
     /// The zones served.
-    pub(super) catalog: &'a Catalog,
+    pub(crate) catalog: &'a Catalog,
     /// Whether a served zone may be kept.
-    pub(super) keep: &'a dyn Fn(&Zone) -> bool,
+    pub(crate) keep: &'a dyn Fn(&Zone) -> bool,
 }
 
 /// Loads the zones of `settings` from their files, read settled: all of
@@ -30,7 +32,7 @@ pub(super) struct Served<'a> {
 /// # Errors
 /// The first bad file or line, or files that changed every time they were
 /// read: nothing of this load is used.
-pub(super) fn read_files(
+pub(crate) fn read_files(
     settings: &TsSettings,
     clock: u32,
     warnings: &mut Vec<String>,

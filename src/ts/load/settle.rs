@@ -27,8 +27,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::warn;
 
-use super::fd_share::{KeptFd, share_of_limit};
-use super::source::{ReadFile, ZoneError};
+use crate::ts::error::ZoneError;
+use crate::ts::source::{ReadFile, read_open_into};
+
+use super::bytes::{with_file_bytes, with_kept_buffer};
+use super::fds::{KeptFd, share_of_limit};
 
 /// Reads of the zone files before a reload (or the start) gives up on files
 /// that change every time they are read.
@@ -203,7 +206,7 @@ pub(crate) fn content(bytes: &[u8]) -> FileHash {
 /// The [`FileHash`] of the file at `file` now, `None` if it cannot be read
 /// (read into this thread's kept buffer, as a load reads).
 fn content_of(file: &Path) -> Option<FileHash> {
-    super::source::with_file_bytes(file, |b| Ok(content(b)))
+    with_file_bytes(file, |b| Ok(content(b)))
         .ok()
         .map(|(c, _)| c)
 }
@@ -212,10 +215,10 @@ fn content_of(file: &Path) -> Option<FileHash> {
 /// start (into this thread's kept buffer); `None` if it cannot be read.
 fn content_of_open(file: &File) -> Option<FileHash> {
     use std::io::{Seek, SeekFrom};
-    super::source::with_kept_buffer(|bytes| {
+    with_kept_buffer(|bytes| {
         let mut f = file;
         f.seek(SeekFrom::Start(0)).ok()?;
-        super::source::read_open_into(f, bytes).ok()?;
+        read_open_into(f, bytes).ok()?;
         Some(content(bytes))
     })
 }
@@ -630,7 +633,7 @@ mod settle_tests {
     fn read_one_at(f: &Path, hold: bool, at: Instant) -> (String, Vec<Option<FileRead>>) {
         static TESTS_HELD: AtomicUsize = AtomicUsize::new(0);
         let mut bytes = Vec::new();
-        let mut read = super::super::source::read_bytes_into(f, &mut bytes).unwrap();
+        let mut read = crate::ts::source::read_bytes_into(f, &mut bytes).unwrap();
         read.at = at;
         let opened = Opened::holding(read, |file| {
             hold.then(|| Held::within(file, &TESTS_HELD, usize::MAX))
@@ -1078,7 +1081,7 @@ mod settle_tests {
         assert_eq!((got.as_str(), seen), ("rewritten", vec![None]));
     }
 
-    /// A file past the budget is not held (its count is `fd_share`'s, tested
+    /// A file past the budget is not held (its count is `fds.rs`'s, tested
     /// there); a held one keeps its place until dropped.
     #[test]
     fn held_descriptors_stay_within_the_budget() {

@@ -1,7 +1,7 @@
 //! The descriptors a load keeps open past one file's read, each kind
 //! within its share of the process's open-file limit (`RLIMIT_NOFILE`):
 //! the read files `settle.rs` holds for their second look, and the files
-//! `source.rs` asked of the kernel and reads later. A [`KeptFd`] counts one
+//! `bytes.rs` asked of the kernel and reads later. A [`KeptFd`] counts one
 //! such descriptor while it is kept; past its kind's share a file is dealt
 //! with at once instead (looked at by its path, read now).
 use std::sync::atomic::{AtomicUsize, Ordering};
