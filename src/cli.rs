@@ -10,8 +10,8 @@ use crate::config::{Config, ConfigError, DynAction, OnMiss, available_cores};
 use crate::control_cmd::{self, ControlTo};
 use crate::logging::LogFormat;
 use crate::ls::backend::admin::AdminState;
-use crate::service::ts::TsRun;
-use crate::service::up::LogFlags;
+use crate::roles::ts::TsRun;
+use crate::roles::up::LogFlags;
 use crate::ts::{OriginError, TsSettings, parse_origin};
 
 /// A DNS load balancer (LS) in front of authoritative table servers (TS).

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::ls::backend::admin::AdminState;
 use crate::ls::dynblock::{BlockInfo, TopReport};
 use crate::metrics::{BackendAnswer, CONTROL_HEADER, ClearAnswer, RELOAD_PATH, ReloadAnswer};
-use crate::service::reload::CHILD_RELOAD_WAIT;
+use crate::roles::reload::CHILD_RELOAD_WAIT;
 use crate::status::{FETCH_TIMEOUT, StatusError, ask_json, env_key, metrics_addr};
 
 /// Where the LS is, and the key to show it. Its flags are global: given

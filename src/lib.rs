@@ -2,9 +2,9 @@
 //!
 //! # Layout
 //! (docs/ARCHITECTURE.md walks one UDP and one TCP query through them.)
-//! - [`service`]: the roles as runners (`ls`, `ts`, `up`), driven by a stream
-//!   of [`service::Control`]s (signals in the binary, a channel in tests);
-//!   `main.rs` only dispatches to them (`service::process`: a role's
+//! - [`roles`]: the roles as runners (`ls`, `ts`, `up`), driven by a stream
+//!   of [`roles::Control`]s (signals in the binary, a channel in tests);
+//!   `main.rs` only dispatches to them (`roles::process`: a role's
 //!   runtime, workers and signals).
 //! - [`cli`]: the command line; [`config`]: the `config.toml` schema,
 //!   defaults, validation, and what a reload may change.
@@ -57,10 +57,9 @@ pub mod hysteresis;
 pub mod logging;
 pub mod ls;
 pub mod metrics;
-pub mod pool_cover;
 pub mod resolve;
+pub mod roles;
 pub mod server;
-pub mod service;
 pub mod shutdown;
 pub mod status;
 pub mod supervise;

@@ -1,5 +1,5 @@
 //! The `dnslb` binary: parses the command line, sets up logging, and runs
-//! one command (each role as a process is in [`dnslb::service::process`]:
+//! one command (each role as a process is in [`dnslb::roles::process`]:
 //! its runtime, workers and signals). Errors end here as one line and exit
 //! code 1.
 use std::process::ExitCode;
@@ -13,7 +13,7 @@ use dnslb::cli::{Cli, Command};
 use dnslb::config::Config;
 use dnslb::logging::{self, LogFormat};
 use dnslb::resolve::ResolveOptions;
-use dnslb::service::process::{self, runtime};
+use dnslb::roles::process::{self, runtime};
 use dnslb::shutdown::Signals;
 
 /// mimalloc instead of glibc's malloc, counted with callgrind against
@@ -130,7 +130,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ls { config } => process::ls(&config)?,
         Command::Anycast { config } => {
             let cfg = Config::load(&config)?;
-            let ls = dnslb::service::ls::section(&cfg)?;
+            let ls = dnslb::roles::ls::section(&cfg)?;
             let settings = dnslb::anycast::AnycastSettings::from_ls(ls)
                 .with_context(|| config.display().to_string())?;
             runtime(1)?.block_on(async {
@@ -150,7 +150,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
-            let lines = dnslb::service::ds::ds_lines(&settings, now)?;
+            let lines = dnslb::roles::ds::ds_lines(&settings, now)?;
             print_out(&lines.iter().map(|l| format!("{l}\n")).collect::<String>())?;
         }
         Command::Status { config, addr } => {

@@ -1,7 +1,7 @@
 //! Process signals: SIGINT/SIGTERM stop, SIGHUP reloads.
 //!
 //! The binary installs one [`Signals`] and hands it to the role it runs as its
-//! [`Controls`](crate::service::Controls) (a test hands a channel instead); the
+//! [`Controls`](crate::roles::Controls) (a test hands a channel instead); the
 //! role turns each into a reload or a drain.
 use tokio::signal::unix::{Signal as UnixSignal, SignalKind, signal};
 

@@ -876,7 +876,7 @@ mod tests {
 
     #[test]
     fn the_reason_of_an_exit_quotes_an_error_line_never_a_success_line() {
-        let ready = "2026-11-28T08:30:02Z  INFO dnslb::service::ts: table server ready ts=ts1";
+        let ready = "2026-11-28T08:30:02Z  INFO dnslb::roles::ts: table server ready ts=ts1";
         assert!(!is_problem_line(ready));
         assert_eq!(
             exit_reason(Some(9), None, Some((ready, false))),
@@ -889,7 +889,7 @@ mod tests {
         let error = "dnslb: error: zones/ts1.txt:3: bad IPv4 address";
         assert!(is_problem_line(error));
         assert_eq!(exit_reason(None, Some(1), Some((error, true))), error);
-        let warn = "2026-11-28T08:30:02Z  WARN dnslb::service::ts: reload refused ts=ts1";
+        let warn = "2026-11-28T08:30:02Z  WARN dnslb::roles::ts: reload refused ts=ts1";
         assert!(is_problem_line(warn));
         // JSON lines by their level; a panic's message (no log format) is one.
         assert!(is_problem_line(

@@ -13,7 +13,7 @@
 //! protocols `disabled` in its config) is put right within one round. When
 //! the probe stops it withdraws the address first.
 //!
-//! The LS's own part, the drain after SIGTERM, is `service::ls`'s.
+//! The LS's own part, the drain after SIGTERM, is `roles::ls`'s.
 
 pub mod bird;
 pub mod decision;

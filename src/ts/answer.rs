@@ -15,9 +15,9 @@ use hickory_proto::rr::{Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use super::TableServer;
-use super::gslb::ecs;
 use super::metrics::{RequestOutcome, Unanswered};
 use super::query::ClientOpt;
+use super::service::ecs;
 use super::service_reply::service_reply;
 use super::wire::NameKey;
 use super::zone::{Catalog, Question, Written, Zone};

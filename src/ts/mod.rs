@@ -35,19 +35,18 @@
 //!   (`presigned.rs`), DS records ([`dnssec::ds`]);
 //! - [`xfr`]: transfers and their notice: AXFR ([`xfr::axfr`]), the IXFR
 //!   journal ([`xfr::ixfr`]), the transfer key's policy ([`xfr::tsig`]), NOTIFY
-//!   ([`xfr::notify`] decides, [`xfr::notifier`] sends);
+//!   ([`xfr::notify::policy`] decides, [`xfr::notify::task`] sends);
 //! - [`secondary`]: the TS as a secondary: zones transferred from a
 //!   primary (AXFR, IXFR), kept by the SOA timers and NOTIFY, their last
 //!   good copy on disk;
 //! - [`serials`]: SOA serials kept across restarts; [`metrics`]: the TS's
 //!   counters;
-//! - [`gslb`]: service answers, names that follow their endpoints' health
-//!   ([`gslb::check`]: the endpoint checker).
+//! - [`service`]: service answers, names that follow their endpoints' health
+//!   ([`service::check`]: the endpoint checker).
 pub mod answer;
 pub(crate) mod clock;
 pub mod dnssec;
 pub mod error;
-pub mod gslb;
 mod load;
 pub mod metrics;
 mod publish;
@@ -55,6 +54,7 @@ pub mod query;
 mod respond;
 pub mod secondary;
 pub mod serials;
+pub mod service;
 mod service_reply;
 mod settings;
 pub mod source;

@@ -176,7 +176,7 @@ fn answer_in_place(
     if q.opt.is_some_and(|o| o.wants_nsid) && ts.nsid.is_some() {
         return None;
     }
-    if q.opt.is_some_and(|o| o.client_subnet) && super::gslb::ecs::find(req.raw).is_err() {
+    if q.opt.is_some_and(|o| o.client_subnet) && super::service::ecs::find(req.raw).is_err() {
         return None;
     }
     let catalog = ts.catalog.load();
@@ -220,7 +220,7 @@ fn answer_decoded(ts: &TableServer, req: &Request<'_>, room: usize) -> (Reply, R
             return (Reply::One(resp), outcome);
         }
     };
-    if super::gslb::ecs::find(req.raw).is_err() {
+    if super::service::ecs::find(req.raw).is_err() {
         // RFC 7871 §7.1.1: a malformed ECS option is FORMERR (as gdnsd).
         let rcode = ResponseCode::FormErr;
         return (rcode_answer(ts, &q, rcode), RequestOutcome::Answered(rcode));

@@ -9,10 +9,10 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 
 use super::TableServer;
-use super::gslb::reply::{Chased, ServiceAnswer, ServiceAsked};
-use super::gslb::select::MAX_PICK;
-use super::gslb::{self, AddrFamily, SetChoice};
 use super::metrics::RequestOutcome;
+use super::service::reply::{Chased, ServiceAnswer, ServiceAsked};
+use super::service::select::MAX_PICK;
+use super::service::{self, AddrFamily, SetChoice};
 use super::wire::NameKey;
 use super::zone::{Catalog, Question, Zone};
 use crate::dns::{self, Transport};
@@ -25,7 +25,7 @@ use crate::server::{Reply, Request};
 /// while the name falls back (no endpoint of either family live), every
 /// type gets the fallback CNAME and what its target answers. In a zone the
 /// TS signs, a DO=1 query gets the answer set's RRSIGs (signed on first
-/// use, [`gslb::signed`]). `None`: no service's name, or not in the
+/// use, [`service::signed`]). `None`: no service's name, or not in the
 /// service's own zone, another type, a family it has no endpoint of (the
 /// zone's NODATA), or a set that could not be signed (the zone's signed
 /// RRset of every endpoint answers).
@@ -44,7 +44,7 @@ pub(super) fn service_reply(
         return None;
     }
     // Malformed options were answered FORMERR before (`respond.rs`).
-    let ecs = opt.and_then(|_| gslb::ecs::find(req.raw).ok().flatten());
+    let ecs = opt.and_then(|_| service::ecs::find(req.raw).ok().flatten());
     let client = match ecs {
         Some(e) if e.source > 0 => e.addr,
         _ => req.src.ip(),
@@ -65,7 +65,8 @@ pub(super) fn service_reply(
         SetChoice::Servfail => ServiceAnswer::Servfail,
         SetChoice::Fallback => ServiceAnswer::Fallback,
         SetChoice::Records { .. } => {
-            let n = gslb::select::with_worker_rng(|rng| choice.draw_into(service, rng, &mut drawn));
+            let n =
+                service::select::with_worker_rng(|rng| choice.draw_into(service, rng, &mut drawn));
             ServiceAnswer::Records(&drawn[..n])
         }
     };
@@ -122,7 +123,8 @@ pub(super) fn service_reply(
             at,
         )
     };
-    let (msg, rcode) = gslb::reply::write(service, answer, rrsigs.as_deref(), &asked, Some(&chase));
+    let (msg, rcode) =
+        service::reply::write(service, answer, rrsigs.as_deref(), &asked, Some(&chase));
     let rcode = ResponseCode::from_low(rcode);
     Some((Reply::One(msg), RequestOutcome::Answered(rcode)))
 }

@@ -18,12 +18,12 @@ use crate::dnstap::Dnstap;
 use super::clock::unix_now;
 use super::dnssec::policy;
 use super::error::ZoneError;
-use super::gslb;
 use super::load::{
     FileMemo, LoadedCatalog, Look, Served, Versions, ZoneKeyMap, read_files, versions,
 };
 use super::metrics::TsMetrics;
 use super::serials;
+use super::service;
 use super::settings::TsSettings;
 use super::xfr::{self, ixfr, tsig};
 use super::zone::{self, Catalog};
@@ -58,17 +58,17 @@ pub struct TableServer {
     /// [`TableServer::with_dnstap`].
     pub(super) dnstap: (Dnstap, Option<SocketAddr>),
     /// The `[[ts.service]]`s, compiled once.
-    pub(super) services: gslb::Services,
+    pub(super) services: service::Services,
     /// Their answers for the live set in force, rebuilt on each change.
-    pub(super) answer_sets: ArcSwap<gslb::AnswerSets>,
+    pub(super) answer_sets: ArcSwap<service::AnswerSets>,
     /// Their answer sets signed so far, in the zones signed here.
-    pub(super) signed_sets: gslb::SignedSets,
+    pub(super) signed_sets: service::SignedSets,
     /// The keys of each zone signed here (by lower-cased wire origin), as
     /// read at its last signing: the services' answer sets are signed
     /// with them.
     pub(super) zone_keys: ArcSwap<ZoneKeyMap>,
     /// The endpoint checker, once started ([`TableServer::attach_checker`]).
-    pub(super) checker: std::sync::Mutex<Option<gslb::check::Checker>>,
+    pub(super) checker: std::sync::Mutex<Option<service::check::Checker>>,
     /// What answers a NOTIFY (its secondary zones'), set once at start.
     pub(super) notify_hook: std::sync::OnceLock<NotifyHook>,
     /// The origins of the secondary zones installed: a reload keeps them.
@@ -208,7 +208,7 @@ impl TableServer {
             .as_ref()
             .and_then(|s| NSIDPayload::new(s.as_bytes().to_vec()).ok());
         // Every endpoint starts live (fail-open), as the checker does.
-        let mut services = gslb::Services::compile(&settings.services);
+        let mut services = service::Services::compile(&settings.services);
         // Each service answers in the zone it was loaded into, found now,
         // before any secondary or catalog member zone is served.
         services.set_zones(|key| {
@@ -216,8 +216,8 @@ impl TableServer {
             let zone = catalog.find(&key, u16::from(hickory_proto::rr::RecordType::A))?;
             Some(zone.origin_wire().to_vec())
         });
-        let answer_sets = gslb::AnswerSets::build(&services.list, &|_| true);
-        let signed_sets = gslb::SignedSets::new(gslb::SignedSets::bound_for(&services.list));
+        let answer_sets = service::AnswerSets::build(&services.list, &|_| true);
+        let signed_sets = service::SignedSets::new(service::SignedSets::bound_for(&services.list));
         let ts = TableServer {
             settings,
             catalog: ArcSwap::from_pointee(catalog),
@@ -250,27 +250,27 @@ impl TableServer {
     }
 
     /// The checker's targets of its services (empty without services).
-    pub fn service_targets(&self) -> Vec<(gslb::check::Target, Vec<gslb::check::Label>)> {
-        gslb::service::targets(&self.settings.services)
+    pub fn service_targets(&self) -> Vec<(service::check::Target, Vec<service::check::Label>)> {
+        service::compiled::targets(&self.settings.services)
     }
 
     /// Rebuilds the services' answers for `live` (the checker's set, in the
     /// order of [`TableServer::service_targets`]); an index it lacks is live.
-    pub fn set_live(&self, live: &gslb::check::LiveSet) {
+    pub fn set_live(&self, live: &service::check::LiveSet) {
         let up = |i: usize| live.up.get(i).copied().unwrap_or(true);
-        let sets = gslb::AnswerSets::build(&self.services.list, &up);
+        let sets = service::AnswerSets::build(&self.services.list, &up);
         self.answer_sets.store(Arc::new(sets));
     }
 
     /// Keeps the running checker, for `/metrics` and for its stop.
-    pub fn attach_checker(&self, checker: gslb::check::Checker) {
+    pub fn attach_checker(&self, checker: service::check::Checker) {
         if let Ok(mut slot) = self.checker.lock() {
             *slot = Some(checker);
         }
     }
 
     /// The checker, taken to wait for its end.
-    pub fn take_checker(&self) -> Option<gslb::check::Checker> {
+    pub fn take_checker(&self) -> Option<service::check::Checker> {
         self.checker.lock().ok().and_then(|mut c| c.take())
     }
 
@@ -285,11 +285,11 @@ impl TableServer {
 
     /// The services' endpoints and their states, for `dnslb status` (none
     /// without services).
-    pub fn service_states(&self) -> Vec<gslb::check::EndpointState> {
+    pub fn service_states(&self) -> Vec<service::check::EndpointState> {
         self.checker
             .lock()
             .ok()
-            .and_then(|slot| slot.as_ref().map(gslb::check::Checker::states))
+            .and_then(|slot| slot.as_ref().map(service::check::Checker::states))
             .unwrap_or_default()
     }
 
@@ -322,7 +322,7 @@ impl TableServer {
             match change {
                 SecondaryChange::Install(z) => last.insert(z.origin_wire().into(), Some(*z)),
                 SecondaryChange::Remove(n) => {
-                    last.insert(gslb::service::lower_wire(&n).into(), None)
+                    last.insert(service::compiled::lower_wire(&n).into(), None)
                 }
             };
         }

@@ -17,7 +17,7 @@ use dnslb::ts::TableServer;
 use tokio_util::sync::CancellationToken;
 
 use crate::kit::{
-    ZoneDir, ls_config, poll_until_async, port_is_free, start_ls_service, ts_settings, udp_ask,
+    ZoneDir, ls_config, poll_until_async, port_is_free, start_ls_role, ts_settings, udp_ask,
 };
 
 const TABLE: &str = "www.drain.example 10.8.1.1 A\n";
@@ -121,7 +121,7 @@ async fn an_aborted_ls_frees_its_port() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_aborted_ls_service_frees_its_port() {
+async fn an_aborted_ls_role_frees_its_port() {
     let dir = ZoneDir::new();
     let ts = crate::kit::start_ts_table(&dir, "t.txt", TABLE).await;
     let path = dir.write(
@@ -132,14 +132,14 @@ async fn an_aborted_ls_service_frees_its_port() {
             ts.addr
         ),
     );
-    let run = start_ls_service(&path).await;
+    let run = start_ls_role(&path).await;
     until_answers(run.addr).await;
     abort_and_see_port_freed(run.task, run.addr).await;
     ts.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_aborted_ts_service_frees_its_port() {
+async fn an_aborted_ts_role_frees_its_port() {
     let dir = ZoneDir::new();
     let ts = crate::kit::service_ts::ServiceTs::start(&dir, "drain.example", "").await;
     let (addr, controls, task) = ts.into_parts();

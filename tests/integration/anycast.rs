@@ -363,7 +363,7 @@ fn anycast_withdraws_failed_ls_in_a_second_and_a_rolling_restart_loses_nothing()
 /// 1.5 s deadline, longer than the probe's 150 ms timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_is_answered_by_the_ls_itself_while_its_backend_hangs() {
-    use crate::kit::{ZoneDir, start_ls_service};
+    use crate::kit::{ZoneDir, start_ls_role};
     use dnslb::anycast::decision::RoundVerdict;
     let hole = UdpSocket::bind("127.0.0.1:0").unwrap();
     let dir = ZoneDir::new();
@@ -375,7 +375,7 @@ async fn the_probe_is_answered_by_the_ls_itself_while_its_backend_hangs() {
             hole.local_addr().unwrap()
         ),
     );
-    let run = start_ls_service(&path).await;
+    let run = start_ls_role(&path).await;
     let cfg = dnslb::config::Config::load(&path).unwrap();
     let anycast = cfg.ls.unwrap().anycast.unwrap();
     let wait = Duration::from_millis(anycast.timeout_ms);
@@ -401,7 +401,7 @@ async fn the_probe_is_answered_by_the_ls_itself_while_its_backend_hangs() {
 /// and then stops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_turns_ready_to_503_at_once_answers_for_drain_s_then_ends() {
-    use crate::kit::{ZoneDir, start_ls_service, start_ts_table, udp_ask};
+    use crate::kit::{ZoneDir, start_ls_role, start_ts_table, udp_ask};
     use dnslb::metrics::ReadyState;
     let dir = ZoneDir::new();
     let ts = start_ts_table(&dir, "t.txt", "www.drain.example 10.8.1.1 A\n").await;
@@ -414,7 +414,7 @@ async fn a_stop_turns_ready_to_503_at_once_answers_for_drain_s_then_ends() {
             ts.addr
         ),
     );
-    let mut run = start_ls_service(&path).await;
+    let mut run = start_ls_role(&path).await;
     let name = "www.drain.example";
     let wait = Duration::from_secs(2);
     assert!(
@@ -422,9 +422,7 @@ async fn a_stop_turns_ready_to_503_at_once_answers_for_drain_s_then_ends() {
         "no answer before the stop"
     );
     let t = Instant::now();
-    run.controls
-        .send(dnslb::service::Control::Shutdown)
-        .unwrap();
+    run.controls.send(dnslb::roles::Control::Shutdown).unwrap();
     let stopping = crate::kit::poll_until_async(wait, Duration::from_millis(5), async || {
         (run.ready.state() == ReadyState::Stopping).then_some(())
     })

@@ -23,8 +23,8 @@ use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RData, RecordType};
 
 use crate::kit::{
-    Dnsdist, LsServiceRun, TestMetrics, Via, ZoneDir, free_ports, need, poll_until_async, send,
-    start_ls_service,
+    Dnsdist, LsRoleRun, TestMetrics, Via, ZoneDir, free_ports, need, poll_until_async, send,
+    start_ls_role,
 };
 use dnslb::anycast::decision::RoundVerdict;
 use dnslb::config::AnycastConfig;
@@ -47,7 +47,7 @@ async fn anycast_ls(
     dir: &ZoneDir,
     hole: &UdpSocket,
     extra: &str,
-) -> (LsServiceRun, AnycastConfig, ProbeToken) {
+) -> (LsRoleRun, AnycastConfig, ProbeToken) {
     let path = dir.write(
         "config.toml",
         &format!(
@@ -56,7 +56,7 @@ async fn anycast_ls(
             hole.local_addr().unwrap()
         ),
     );
-    let run = start_ls_service(&path).await;
+    let run = start_ls_role(&path).await;
     let cfg = dnslb::config::Config::load(&path).unwrap();
     let metrics = TestMetrics::start(run.balancer.clone(), Default::default()).await;
     let token = dnslb::status::probe_token(metrics.addr, None, Duration::from_secs(5))
@@ -70,7 +70,7 @@ async fn anycast_ls(
 /// given): each verdict, and whether the LS acknowledged the token each
 /// time it was answered.
 async fn probe_rounds(
-    run: &LsServiceRun,
+    run: &LsRoleRun,
     a: &AnycastConfig,
     token: Option<&ProbeToken>,
 ) -> Vec<RoundVerdict> {
@@ -88,7 +88,7 @@ async fn probe_rounds(
 
 /// One DNS round of a probe without the token: UDP from loopback, nothing
 /// more (what passed for the probe before R4's F2).
-async fn loopback_alone(run: &LsServiceRun, a: &AnycastConfig) -> RoundVerdict {
+async fn loopback_alone(run: &LsRoleRun, a: &AnycastConfig) -> RoundVerdict {
     let wait = Duration::from_millis(a.timeout_ms);
     dnslb::anycast::probe::dns(run.addr, &a.query, None, wait)
         .await
@@ -174,7 +174,7 @@ async fn a_rule_dropping_names_not_served_does_not_withdraw_the_ls() {
 /// A CH TXT question for `name` sent to `to` (the LS, or a forwarder in
 /// front of it) over `via` gets no answer, and the LS's drop rule `rule`
 /// counted it.
-async fn assert_dropped(run: &LsServiceRun, to: SocketAddr, name: &str, via: Via, rule: &str) {
+async fn assert_dropped(run: &LsRoleRun, to: SocketAddr, name: &str, via: Via, rule: &str) {
     let answer = send(to, &ch_txt(name), via).await;
     assert!(
         answer.is_err(),

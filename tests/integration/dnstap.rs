@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use dnslb::config::DnstapConfig;
 use dnslb::dnstap::{Dnstap, RECONNECT, Settings, TapEvent, TapKind, TapTarget, TapTransport};
-use dnslb::service::ts::{TsRun, TsService};
-use dnslb::service::{Control, Controls};
+use dnslb::roles::ts::{TsRole, TsRun};
+use dnslb::roles::{Control, Controls};
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RecordType;
 use tokio_util::sync::CancellationToken;
 
 use crate::kit::{
-    Capture, DNSTAP_TOOLS, LsServiceRun, Via, ZoneDir, dnstap_ldns_yaml, dnstap_read_lines,
-    dnstap_read_yaml, need, poll_until_async, query, send, start_ls_service, start_ts_table,
+    Capture, DNSTAP_TOOLS, LsRoleRun, Via, ZoneDir, dnstap_ldns_yaml, dnstap_read_lines,
+    dnstap_read_yaml, need, poll_until_async, query, send, start_ls_role, start_ts_table,
     ts_settings, udp_exchange_raw, wire_query,
 };
 
@@ -302,7 +302,7 @@ async fn a_ts_writes_auth_query_and_response_that_dnstap_read_reads() {
         workers: 1,
         dnstap: Some(tap),
     };
-    let service = TsService::start(run).await.expect("the TS starts");
+    let service = TsRole::start(run).await.expect("the TS starts");
     let addr = service.local_addrs()[0];
     let table = service.table().clone();
     let (controls, rx) = Controls::channel();
@@ -376,7 +376,7 @@ async fn ls_tapping_responses(
     capture: &Capture,
     identity: &str,
     rest: &str,
-) -> LsServiceRun {
+) -> LsRoleRun {
     let text = format!(
         "[ls]\nlisten = [\"127.0.0.1:0\"]\nworkers = 1\n\n[ls.dnstap]\nsocket = \"{}\"\n\
          identity = \"{identity}\"\nmessages = [\"forwarder-response\"]\n\n\
@@ -385,13 +385,13 @@ async fn ls_tapping_responses(
     );
     let path = dir.path().join("ls.toml");
     std::fs::write(&path, text).unwrap();
-    start_ls_service(&path).await
+    start_ls_role(&path).await
 }
 
 /// Waits (up to `within`) until the LS's dnstap has sent `n` frames, then
 /// stops the LS and the collector: the capture's file.
 async fn stop_after_frames(
-    ls: LsServiceRun,
+    ls: LsRoleRun,
     capture: Capture,
     n: u64,
     within: Duration,
@@ -444,7 +444,7 @@ async fn the_ls_writes_client_and_forwarder_messages_on_udp_and_tcp() {
     let dir = ZoneDir::new();
     let ts = start_ts_table(&dir, "t.txt", TABLE).await;
     let capture = Capture::start(&dir.path().join("ls.sock"), &dir.path().join("ls.fstrm"));
-    let ls = start_ls_service(&ls_config(dir.path(), ts.addr, &capture.sock)).await;
+    let ls = start_ls_role(&ls_config(dir.path(), ts.addr, &capture.sock)).await;
     let asked: [Asked; 3] = [
         ("www.example.org.", RecordType::A, Via::Udp, "NOERROR"),
         ("mail.example.org.", RecordType::AAAA, Via::Tcp, "NOERROR"),
@@ -551,7 +551,7 @@ async fn the_try_after_a_refused_send_is_written_too() {
     );
     let path = dir.path().join("ls.toml");
     std::fs::write(&path, text).unwrap();
-    let ls = start_ls_service(&path).await;
+    let ls = start_ls_role(&path).await;
     for b in &ls.balancer.state().backends {
         b.set_up(true);
     }
@@ -588,7 +588,7 @@ async fn a_collector_killed_under_load_loses_no_query_and_frames_flow_again() {
     let ts = start_ts_table(&dir, "t.txt", TABLE).await;
     let sock = dir.path().join("ls.sock");
     let first = Capture::start(&sock, &dir.path().join("first.fstrm"));
-    let ls = start_ls_service(&ls_config_queue(dir.path(), ts.addr, &sock, 64)).await;
+    let ls = start_ls_role(&ls_config_queue(dir.path(), ts.addr, &sock, 64)).await;
     let stats = ls.balancer.dnstap().stats().unwrap();
     let frames = |r: &str| {
         let c = if r == "sent" {
@@ -820,7 +820,7 @@ async fn the_ls_names_its_listener_in_dot_and_doh_client_messages() {
     );
     let config = pki.path().join("ls.toml");
     std::fs::write(&config, text).unwrap();
-    let ls = start_ls_service(&config).await;
+    let ls = start_ls_role(&config).await;
     let ca = format!("+tls-ca={}", crate::kit::path_str(&pki.ca()));
     let host = format!("+tls-hostname={HOST}");
     for (port, how) in [(tls.port(), "+tls"), (https.port(), "+https")] {

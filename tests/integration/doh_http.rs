@@ -9,7 +9,7 @@ use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
 
 use crate::kit::tls::{TABLE, answers_ten, content_length, curl, get_param};
-use crate::kit::{free_ports, need, or_skip, query, start_ls_service, table_ts};
+use crate::kit::{free_ports, need, or_skip, query, start_ls_role, table_ts};
 
 /// The value of the header `name` in `headers` (all lowercase, as [`curl`] keeps them).
 fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
@@ -52,7 +52,7 @@ async fn doh_answers_head_names_its_methods_in_405_and_takes_large_gets() {
     );
     let config = dir.path().join("config.toml");
     std::fs::write(&config, text).unwrap();
-    let run = start_ls_service(&config).await;
+    let run = start_ls_role(&config).await;
     let url = format!("http://{https}/dns-query?dns={}", get_param());
     for version in ["--http2-prior-knowledge", "--http1.1"] {
         for method in ["PUT", "OPTIONS", "DELETE"] {
@@ -93,9 +93,7 @@ async fn doh_answers_head_names_its_methods_in_405_and_takes_large_gets() {
             assert_eq!(m.queries[0].name().to_ascii(), "www.example.com.");
         }
     }
-    run.controls
-        .send(dnslb::service::Control::Shutdown)
-        .unwrap();
+    run.controls.send(dnslb::roles::Control::Shutdown).unwrap();
     run.task.await.unwrap().unwrap();
     ts.stop().await;
 }

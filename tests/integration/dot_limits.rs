@@ -17,7 +17,7 @@ use tokio_rustls::TlsConnector;
 use crate::kit::closed_within;
 use crate::kit::tls::{Dot, HOST, Pki, TABLE, answers_ten, ask, curl, get_param};
 use crate::kit::{
-    Fake, Reply, ZoneDir, free_ports, need, or_skip, path_str, query, start_ls_service,
+    Fake, Reply, ZoneDir, free_ports, need, or_skip, path_str, query, start_ls_role,
     start_ts_table, table_ts,
 };
 
@@ -71,7 +71,7 @@ impl Ls {
         let config = dir.join("config.toml");
         std::fs::write(&config, config_text(&ports, backend, pair, extra)).unwrap();
         let dot = Dot {
-            run: start_ls_service(&config).await,
+            run: start_ls_role(&config).await,
             tls: SocketAddr::from(([127, 0, 0, 1], ports[1])),
             https: SocketAddr::from(([127, 0, 0, 1], ports[2])),
         };
@@ -84,7 +84,7 @@ impl Ls {
         let m = self.dot.run.balancer.metrics();
         let count = || m.reloads_applied.load(Relaxed) + m.reloads_refused.load(Relaxed);
         let before = count();
-        let control = dnslb::service::Control::Reload;
+        let control = dnslb::roles::Control::Reload;
         self.dot.run.controls.send(control).unwrap();
         let done = crate::kit::poll_until_async(
             Duration::from_secs(5),

@@ -154,7 +154,7 @@ async fn a_state_set_by_hand_survives_a_reload_that_keeps_the_backend() {
     let table = "www.keep.example 10.8.1.1 A\n";
     let [ts1, ts2, ts3] = replicas(&dir, table).await;
     let path = dir.write("config.toml", &ls_toml(ts1.addr, ts2.addr, 1, None));
-    let run = start_ls_service(&path).await;
+    let run = start_ls_role(&path).await;
     let metrics = TestMetrics::start(run.balancer.clone(), Default::default()).await;
     let r = post(metrics.addr, "/backend/ts1?state=down", &[CONTROL]).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -162,7 +162,7 @@ async fn a_state_set_by_hand_survives_a_reload_that_keeps_the_backend() {
     assert_eq!(r.status, 200, "{}", r.body);
     // ts1's weight changes (a new backend object) and ts3 comes: SIGHUP.
     std::fs::write(&path, ls_toml(ts1.addr, ts2.addr, 5, Some(ts3.addr))).unwrap();
-    run.controls.send(dnslb::service::Control::Reload).unwrap();
+    run.controls.send(dnslb::roles::Control::Reload).unwrap();
     let reloaded = poll_until_async(LIMIT, Duration::from_millis(20), async || {
         (run.balancer.state().backends.len() == 3).then_some(())
     })
@@ -185,9 +185,7 @@ async fn a_state_set_by_hand_survives_a_reload_that_keeps_the_backend() {
     .expect("answered");
     assert_eq!(a_addrs(&m), [Ipv4Addr::new(10, 8, 1, 1)]);
     metrics.stop().await;
-    run.controls
-        .send(dnslb::service::Control::Shutdown)
-        .unwrap();
+    run.controls.send(dnslb::roles::Control::Shutdown).unwrap();
     let _ = run.task.await;
     ts1.stop().await;
     ts2.stop().await;

@@ -14,8 +14,8 @@ use hickory_proto::rr::RecordType;
 
 use crate::kit::tls::{HOST, Pki};
 use crate::kit::{
-    LsServiceRun, TestTs, ZoneDir, free_ports, need, path_str, query_rd, run_tool,
-    start_ls_service, start_ts_table, udp_exchange,
+    LsRoleRun, TestTs, ZoneDir, free_ports, need, path_str, query_rd, run_tool, start_ls_role,
+    start_ts_table, udp_exchange,
 };
 
 /// Backend `a`'s table: the names every rule test asks.
@@ -113,7 +113,7 @@ action = "servfail"
 /// The LS with [`RULES`] in front of two table servers, with DoT and DoH.
 struct Setup {
     pki: Pki,
-    ls: LsServiceRun,
+    ls: LsRoleRun,
     tls: SocketAddr,
     https: SocketAddr,
     ts: [TestTs; 2],
@@ -146,7 +146,7 @@ impl Setup {
         );
         let config = pki.path().join("config.toml");
         std::fs::write(&config, text).unwrap();
-        let ls = start_ls_service(&config).await;
+        let ls = start_ls_role(&config).await;
         Some(Setup {
             pki,
             ls,
@@ -222,7 +222,7 @@ impl Setup {
     async fn stop(self) {
         self.ls
             .controls
-            .send(dnslb::service::Control::Shutdown)
+            .send(dnslb::roles::Control::Shutdown)
             .unwrap();
         self.ls.task.await.unwrap().unwrap();
         for ts in self.ts {
@@ -478,7 +478,7 @@ async fn delayed_queries_past_the_bound_get_servfail_and_others_their_share() {
         ts.addr
     );
     let config = dir.write("config.toml", &text);
-    let ls = start_ls_service(&config).await;
+    let ls = start_ls_role(&config).await;
     let addr = ls.addr;
     let wait = Duration::from_secs(5);
     // 127.0.0.1 asks the delayed name 20 times at once.
@@ -522,7 +522,7 @@ async fn delayed_queries_past_the_bound_get_servfail_and_others_their_share() {
     assert_eq!(servfail + answered, 20, "every query answered");
     assert!(servfail >= 10, "{servfail} SERVFAIL, {answered} answered");
     assert!(answered >= 1, "{servfail} SERVFAIL, {answered} answered");
-    ls.controls.send(dnslb::service::Control::Shutdown).unwrap();
+    ls.controls.send(dnslb::roles::Control::Shutdown).unwrap();
     ls.task.await.unwrap().unwrap();
     ts.stop().await;
 }

@@ -46,9 +46,9 @@ use tokio::time::{Instant, sleep_until};
 
 use dnslb::config::{Config, HedgeDelay, LsConfig, OnTimeout, Order, Strategy};
 use dnslb::metrics::{Readiness, ReadyState};
+use dnslb::roles::ls::{LsRole, LsSockets};
+use dnslb::roles::{Control, Controls, RoleError};
 use dnslb::server::ServerOptions;
-use dnslb::service::ls::{LsService, LsSockets};
-use dnslb::service::{Control, Controls, ServiceError};
 
 use crate::kit::{
     Fake, Reply, Stalled, ZoneDir, a_addrs, empty_answer, health_config, is_probe, ls_config,
@@ -284,13 +284,13 @@ async fn health_falls_and_rises_at_the_probe_rounds() {
 
 /// `dnslb ls` for `lsc`, started now in a task: its DNS address, its
 /// readiness, the sender of its controls and the task.
-async fn start_service(
+async fn spawn_ls_role(
     lsc: LsConfig,
 ) -> (
     SocketAddr,
     Readiness,
     tokio::sync::mpsc::UnboundedSender<Control>,
-    tokio::task::JoinHandle<Result<(), ServiceError>>,
+    tokio::task::JoinHandle<Result<(), RoleError>>,
 ) {
     let sockets = LsSockets::bind(&lsc).await.unwrap();
     let addr = sockets.dns_addrs()[0];
@@ -300,7 +300,7 @@ async fn start_service(
         key: Vec::new(),
         path: PathBuf::new(),
     };
-    let service = LsService::new(cfg).unwrap();
+    let service = LsRole::new(cfg).unwrap();
     let ready = service.readiness();
     let (tx, controls) = Controls::channel();
     (
@@ -318,7 +318,7 @@ async fn ls_serves_after_exactly_the_first_rounds_limit() {
     let b = ProbeSwitch::start().await;
     b.set(false);
     let t0 = Instant::now();
-    let (_, ready, _tx, _task) = start_service(LsConfig {
+    let (_, ready, _tx, _task) = spawn_ls_role(LsConfig {
         health: health_config(1000, 3, 2, 500),
         ..ls_config(&[("b", b.addr)])
     })
@@ -335,7 +335,7 @@ async fn ls_serves_after_exactly_the_first_rounds_limit() {
 #[tokio::test(start_paused = true)]
 async fn a_stopping_ls_answers_the_query_in_flight_at_its_deadline() {
     let silent = Stalled::start().await;
-    let (addr, ready, tx, task) = start_service(LsConfig {
+    let (addr, ready, tx, task) = spawn_ls_role(LsConfig {
         timeout_ms: 700,
         ..ls_config(&[("silent", silent.addr)])
     })

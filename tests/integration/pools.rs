@@ -24,11 +24,11 @@ use tokio::net::TcpStream;
 
 use dnslb::config::{Layout, PoolConfig, parse_name};
 use dnslb::metrics::StatusExtra;
-use dnslb::service::Control;
+use dnslb::roles::Control;
 
 use crate::kit::{
     Fake, TestLs, TestMetrics, ZoneDir, a_addrs, ede, empty_answer, http_get, ls_config,
-    parse_exposition, poll_until_async, query, read_frame, run_dnslb, start_ls, start_ls_service,
+    parse_exposition, poll_until_async, query, read_frame, run_dnslb, start_ls, start_ls_role,
     start_ts_table, tcp_send, udp_exchange, value, wait_settled,
 };
 
@@ -275,7 +275,7 @@ async fn a_reload_that_moves_a_zone_to_another_backend_takes_effect() {
     let backends = [("one", one.addr), ("two", two.addr)];
     let path = dir.path().join("config.toml");
     write_config(&path, &backends, "one");
-    let ls = start_ls_service(&path).await;
+    let ls = start_ls_role(&path).await;
     let (addr, balancer) = (ls.addr, &ls.balancer);
     assert!(answers_all(addr, Ipv4Addr::new(192, 0, 2, 1), 8).await);
 

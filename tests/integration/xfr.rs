@@ -9,7 +9,7 @@
 //! * The same with a PROJ table, whose SOA the TS synthesizes: the serial
 //!   goes up on a changing reload and stays put on a reload that changes
 //!   nothing.
-//! * `dnslb::ts::xfr::notifier::notify_with` against plain UDP sockets: one that acknowledges
+//! * `dnslb::ts::xfr::notify::task::notify_with` against plain UDP sockets: one that acknowledges
 //!   (the NOTIFY's wire form is checked), one that never answers (bounded
 //!   give-up), one that answers with the wrong ID (not an acknowledgement).
 //!
@@ -239,7 +239,7 @@ async fn nsd_secondary_follows_a_proj_table_zone_with_synthesized_serial() {
 }
 
 // ---------------------------------------------------------------------------
-// 3. `notifier::notify_with` against plain UDP sockets
+// 3. `notify::task::notify_with` against plain UDP sockets
 // ---------------------------------------------------------------------------
 
 /// What a fake secondary does with each NOTIFY it receives.
@@ -306,19 +306,19 @@ fn assert_notify_packet(pkt: &[u8], zone: &str) {
     assert_eq!(q.query_class(), DNSClass::IN);
 }
 
-/// Runs `notifier::notify_with` for `zone` against a fake secondary behaving as `fake`:
+/// Runs `notify::task::notify_with` for `zone` against a fake secondary behaving as `fake`:
 /// whether it was acknowledged, how long it took, and the packets the fake got.
 async fn notify_against(fake: Fake, zone: &str) -> (bool, Duration, Vec<Vec<u8>>) {
     let (addr, task, stop) = fake_secondary(fake).await;
     let zone = Name::from_ascii(zone).unwrap();
     let t = Instant::now();
     // The back-off of `notify_wait`, ten times shorter.
-    let fast = |n| dnslb::ts::xfr::notify::notify_wait(n).map(|d| d / 10);
-    let notified = dnslb::ts::xfr::notifier::notify_with(None, addr, &zone, None, fast);
+    let fast = |n| dnslb::ts::xfr::notify::policy::notify_wait(n).map(|d| d / 10);
+    let notified = dnslb::ts::xfr::notify::task::notify_with(None, addr, &zone, None, fast);
     let acked = tokio::time::timeout(Duration::from_secs(10), notified)
         .await
         .expect("notify must return by itself")
-        == dnslb::ts::xfr::notify::Notified::Acknowledged;
+        == dnslb::ts::xfr::notify::policy::Notified::Acknowledged;
     let took = t.elapsed();
     drop(stop);
     (acked, took, task.await.unwrap())

@@ -1,6 +1,6 @@
 //! The DS records (SHA-256, RFC 4509) of a zone's keys, in presentation
 //! format as `dnssec-dsfromkey -2` prints them, for the operator to hand to
-//! the parent zone (`dnslb ds`, in `service/ds.rs`, which finds the zones
+//! the parent zone (`dnslb ds`, in `roles/ds.rs`, which finds the zones
 //! and makes their keys).
 use hickory_proto::rr::Name;
 

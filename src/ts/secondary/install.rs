@@ -144,7 +144,9 @@ mod tests {
         let left = ts.catalog();
         assert_eq!(left.zones().len(), N / 2);
         let key = |i: usize| {
-            crate::ts::gslb::service::lower_wire(&Name::from_ascii(format!("m{i}.test.")).unwrap())
+            crate::ts::service::compiled::lower_wire(
+                &Name::from_ascii(format!("m{i}.test.")).unwrap(),
+            )
         };
         assert!(left.with_origin(&key(N - 1)).is_some());
         assert!(left.with_origin(&key(0)).is_none());
@@ -197,7 +199,7 @@ mod tests {
         ts.apply_secondaries_locked(vec![SecondaryChange::Install(Box::new(zone(7)))]);
         drop(held);
         reload.join().unwrap().unwrap();
-        let key = crate::ts::gslb::service::lower_wire(&Name::from_ascii("m7.test.").unwrap());
+        let key = crate::ts::service::compiled::lower_wire(&Name::from_ascii("m7.test.").unwrap());
         assert!(
             ts.catalog().with_origin(&key).is_some(),
             "the zone installed while the reload waited is gone"

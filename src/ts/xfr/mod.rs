@@ -17,6 +17,5 @@
 //!   them.
 pub mod axfr;
 pub mod ixfr;
-pub mod notifier;
 pub mod notify;
 pub mod tsig;

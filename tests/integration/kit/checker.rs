@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use dnslb::ts::gslb::check::{CheckSpec, Checker, Label, LiveSet, Probe, Target};
+use dnslb::ts::service::check::{CheckSpec, Checker, Label, LiveSet, Probe, Target};
 
 use crate::kit::{parse_exposition, poll_until_async, value};
 

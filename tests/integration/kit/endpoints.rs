@@ -4,7 +4,7 @@
 //! RCODE of the test's choosing; each on an address the test picks
 //! (127.0.0.x), counting what reaches it, killed (its socket closed:
 //! connections refused) and brought back on the same address. And hostile
-//! ones (`gslb_hostile`): a TCP server that answers a request with bytes of
+//! ones (`service_hostile`): a TCP server that answers a request with bytes of
 //! the test's choosing (a banner, a bare-LF or endless status line), one
 //! that accepts and resets, DNS responders that answer with another ID or
 //! with more bytes than a checker reads.

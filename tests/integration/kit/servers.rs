@@ -334,23 +334,23 @@ pub async fn wait_settled(b: &dnslb::ls::backend::Backend) {
     );
 }
 
-/// An LS run by `dnslb::service::ls` in the test process, as `dnslb ls -c`
+/// An LS run by `dnslb::roles::ls` in the test process, as `dnslb ls -c`
 /// runs it, told what to do over `controls` instead of by signals
 /// (`Control::Reload` is SIGHUP).
-pub struct LsServiceRun {
+pub struct LsRoleRun {
     /// Its first DNS address.
     pub addr: SocketAddr,
     pub balancer: Arc<dnslb::ls::Balancer>,
     pub ready: dnslb::metrics::Readiness,
-    pub controls: tokio::sync::mpsc::UnboundedSender<dnslb::service::Control>,
-    pub task: tokio::task::JoinHandle<Result<(), dnslb::service::ServiceError>>,
+    pub controls: tokio::sync::mpsc::UnboundedSender<dnslb::roles::Control>,
+    pub task: tokio::task::JoinHandle<Result<(), dnslb::roles::RoleError>>,
 }
 
-impl LsServiceRun {
+impl LsRoleRun {
     /// Tells it to stop (as SIGTERM does) and waits for a clean stop; give
     /// its config `drain_s = 0` where the anycast drain is not the point.
     pub async fn stop(self) {
-        let _ = self.controls.send(dnslb::service::Control::Shutdown);
+        let _ = self.controls.send(dnslb::roles::Control::Shutdown);
         let end = tokio::time::timeout(Duration::from_secs(15), self.task).await;
         end.expect("the LS stopped").unwrap().expect("a clean stop");
     }
@@ -358,15 +358,15 @@ impl LsServiceRun {
 
 /// Starts the LS of the config at `path` in a task (as `dnslb ls -c path`)
 /// and waits until it says it serves (panics after 5 s).
-pub async fn start_ls_service(path: &Path) -> LsServiceRun {
+pub async fn start_ls_role(path: &Path) -> LsRoleRun {
     let cfg = dnslb::config::Config::load(path).unwrap();
-    let sockets = dnslb::service::ls::LsSockets::bind(cfg.ls.as_ref().unwrap())
+    let sockets = dnslb::roles::ls::LsSockets::bind(cfg.ls.as_ref().unwrap())
         .await
         .unwrap();
     let addr = sockets.dns_addrs()[0];
-    let service = dnslb::service::ls::LsService::new(cfg).unwrap();
+    let service = dnslb::roles::ls::LsRole::new(cfg).unwrap();
     let (balancer, ready) = (service.balancer().clone(), service.readiness());
-    let (controls, rx) = dnslb::service::Controls::channel();
+    let (controls, rx) = dnslb::roles::Controls::channel();
     let task = tokio::spawn(service.run(sockets, rx));
     let serving = super::poll_until_async(
         Duration::from_secs(5),
@@ -375,7 +375,7 @@ pub async fn start_ls_service(path: &Path) -> LsServiceRun {
     )
     .await;
     assert!(serving.is_some(), "the LS never said it serves");
-    LsServiceRun {
+    LsRoleRun {
         addr,
         balancer,
         ready,

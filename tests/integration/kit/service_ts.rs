@@ -1,6 +1,6 @@
 //! A TS with `[[ts.service]]`s run in the test process as `dnslb ts` runs it
-//! (`TsService`: its endpoint checker started with it), serving one small
-//! zone ([`ServiceTs`]): `ts_services` and `gslb_peers` start theirs here.
+//! (`TsRole`: its endpoint checker started with it), serving one small
+//! zone ([`ServiceTs`]): `service_answers` and `service_peers` start theirs here.
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -8,8 +8,8 @@ use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
 use dnslb::config::Config;
-use dnslb::service::ts::{TsRun, TsService};
-use dnslb::service::{Control, Controls, ServiceError};
+use dnslb::roles::ts::{TsRole, TsRun};
+use dnslb::roles::{Control, Controls, RoleError};
 use dnslb::ts::TsSettings;
 
 use super::client::{query, udp_raw_from};
@@ -19,7 +19,7 @@ use super::servers::ZoneDir;
 pub struct ServiceTs {
     pub addr: SocketAddr,
     controls: tokio::sync::mpsc::UnboundedSender<Control>,
-    task: tokio::task::JoinHandle<Result<(), ServiceError>>,
+    task: tokio::task::JoinHandle<Result<(), RoleError>>,
     pub table: std::sync::Arc<dnslb::ts::TableServer>,
 }
 
@@ -57,7 +57,7 @@ impl ServiceTs {
             workers: 1,
             dnstap: None,
         };
-        let service = TsService::start(run).await.expect("the TS starts");
+        let service = TsRole::start(run).await.expect("the TS starts");
         let addr = service.local_addrs()[0];
         let table = service.table().clone();
         let (controls, rx) = Controls::channel();
@@ -77,7 +77,7 @@ impl ServiceTs {
     ) -> (
         SocketAddr,
         tokio::sync::mpsc::UnboundedSender<Control>,
-        tokio::task::JoinHandle<Result<(), ServiceError>>,
+        tokio::task::JoinHandle<Result<(), RoleError>>,
     ) {
         (self.addr, self.controls, self.task)
     }

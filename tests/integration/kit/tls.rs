@@ -22,9 +22,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::{
-    BIN, LsServiceRun, Proc, TestTs, ZoneDir, crate_dir, dnslb_command, free_ports, http_get,
-    local, need, path_str, query, read_frame, run_tool, start_ls_service, wait_answers,
-    write_frame,
+    BIN, LsRoleRun, Proc, TestTs, ZoneDir, crate_dir, dnslb_command, free_ports, http_get, local,
+    need, path_str, query, read_frame, run_tool, start_ls_role, wait_answers, write_frame,
 };
 
 /// `openssl req`'s arguments for a new P-256 key, unencrypted.
@@ -126,7 +125,7 @@ impl Pki {
 
 /// An LS with `[ls.tls]` serving the pair `cert`/`key` in front of `backend`.
 pub struct Dot {
-    pub(crate) run: LsServiceRun,
+    pub(crate) run: LsRoleRun,
     pub(crate) tls: SocketAddr,
     pub(crate) https: SocketAddr,
 }
@@ -157,7 +156,7 @@ impl Dot {
         ));
         let config = dir.join("config.toml");
         std::fs::write(&config, text).unwrap();
-        let run = start_ls_service(&config).await;
+        let run = start_ls_role(&config).await;
         Dot { run, tls, https }
     }
 
@@ -176,7 +175,7 @@ impl Dot {
         let before = applied(self.tls_stats());
         self.run
             .controls
-            .send(dnslb::service::Control::Reload)
+            .send(dnslb::roles::Control::Reload)
             .unwrap();
         let done = crate::kit::poll_until_async(
             Duration::from_secs(5),
@@ -191,7 +190,7 @@ impl Dot {
     pub(crate) async fn stop(self, ts: Option<TestTs>) {
         self.run
             .controls
-            .send(dnslb::service::Control::Shutdown)
+            .send(dnslb::roles::Control::Shutdown)
             .unwrap();
         self.run.task.await.unwrap().unwrap();
         if let Some(ts) = ts {

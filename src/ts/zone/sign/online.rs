@@ -1,5 +1,5 @@
 //! RRsets signed after the zone, one at a time: a service's answer sets
-//! (`ts/gslb/signed.rs` keeps them). [`Zone::sign_like`] signs an RRset at
+//! (`ts/service/signed.rs` keeps them). [`Zone::sign_like`] signs an RRset at
 //! an owner of the zone as the zone signed its own RRset there: the same
 //! validity, labels, original TTL and keys, only the data new, so a
 //! validator sees it as any other signature of the zone. [`rrsig_rdata`]

@@ -13,9 +13,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::ls::{LsService, LsSockets, section as ls_section};
+use super::ls::{LsRole, LsSockets, section as ls_section};
 use super::reload::Reloader;
-use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError};
+use super::{Control, Controls, RoleError, SHUTDOWN_GRACE};
 use crate::config::Config;
 use crate::logging::LogFormat;
 use crate::ls::probe;
@@ -49,15 +49,15 @@ impl LogFlags {
 
 /// Checks that each `[[ts]]` address (and metrics address) can be bound now,
 /// so that `up` refuses to start rather than restart a child that can never listen.
-fn check_ts_ports(cfg: &Config) -> Result<(), ServiceError> {
+fn check_ts_ports(cfg: &Config) -> Result<(), RoleError> {
     for t in &cfg.ts {
-        Listeners::bind(&[t.listen], 1).map_err(|source| ServiceError::TsListen {
+        Listeners::bind(&[t.listen], 1).map_err(|source| RoleError::TsListen {
             path: cfg.path.clone(),
             name: t.name.clone(),
             source,
         })?;
         if let Some(addr) = t.metrics {
-            std::net::TcpListener::bind(addr).map_err(|source| ServiceError::TsMetrics {
+            std::net::TcpListener::bind(addr).map_err(|source| RoleError::TsMetrics {
                 path: cfg.path.clone(),
                 name: t.name.clone(),
                 addr,
@@ -119,7 +119,7 @@ fn child_specs(cfg: &Config, exe: &Path, config_path: &Path, log: &LogFlags) -> 
 ///
 /// # Errors
 /// A port that cannot be bound, no executable to run, or the LS's DNS server dying.
-pub async fn run(cfg: Config, log: LogFlags, mut controls: Controls) -> Result<(), ServiceError> {
+pub async fn run(cfg: Config, log: LogFlags, mut controls: Controls) -> Result<(), RoleError> {
     check_ts_ports(&cfg)?;
     // Every LS socket is bound before any child exists: between fork and
     // exec a child holds copies of the parent's sockets.
@@ -127,7 +127,7 @@ pub async fn run(cfg: Config, log: LogFlags, mut controls: Controls) -> Result<(
         Some(lsc) => Some(LsSockets::bind(lsc).await?),
         None => None,
     };
-    let exe = std::env::current_exe().map_err(ServiceError::Exe)?;
+    let exe = std::env::current_exe().map_err(RoleError::Exe)?;
     // Children may not share our working folder forever: give them an absolute path.
     let config_path = std::fs::canonicalize(&cfg.path).unwrap_or_else(|_| cfg.path.clone());
     let specs = child_specs(&cfg, &exe, &config_path, &log);
@@ -194,8 +194,8 @@ async fn with_ls(
     sup: &Arc<Supervisor>,
     controls: &mut Controls,
     root: &CancellationToken,
-) -> Result<(), ServiceError> {
-    let service = LsService::new(cfg.clone())?.with_children(sup, status_extra(sup));
+) -> Result<(), RoleError> {
+    let service = LsRole::new(cfg.clone())?.with_children(sup, status_extra(sup));
     let balancer = service.balancer().clone();
     let lsc = ls_section(cfg)?;
     // Clients are served once our own table servers answer (their queries

@@ -26,7 +26,7 @@
 //! (NODATA), unless the whole name falls back.
 use std::cell::Cell;
 
-use super::service::{AddrFamily, Service};
+use super::compiled::{AddrFamily, Service};
 use crate::config::{MAX_SERVICE_ANSWERS, Select, WhenAllDown};
 
 /// Most endpoints one answer holds: the bound of the draw's stack array.
@@ -302,7 +302,7 @@ impl SetChoice {
 
 #[cfg(test)]
 mod tests {
-    use super::super::service::Services;
+    use super::super::compiled::Services;
     use super::*;
     use crate::config::{Config, ServiceConfig};
 

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::reload::{LsLive, Reloader, set_conn_rates, trusted_proxies, warn_expiry};
-use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
+use super::{Control, Controls, RoleError, SHUTDOWN_GRACE, bind_metrics};
 use crate::config::{Config, DnstapSide, LsConfig, cores};
 use crate::dnstap::{self, Dnstap, DnstapWriter};
 use crate::ls::{Balancer, probe};
@@ -28,11 +28,11 @@ use crate::supervise::Supervisor;
 /// The `[ls]` of `cfg`.
 ///
 /// # Errors
-/// [`ServiceError::NoLs`] when the config has none.
-pub fn section(cfg: &Config) -> Result<&LsConfig, ServiceError> {
+/// [`RoleError::NoLs`] when the config has none.
+pub fn section(cfg: &Config) -> Result<&LsConfig, RoleError> {
     cfg.ls
         .as_ref()
-        .ok_or_else(|| ServiceError::NoLs(cfg.path.clone()))
+        .ok_or_else(|| RoleError::NoLs(cfg.path.clone()))
 }
 
 /// Every socket the LS serves on, bound before anything else happens.
@@ -51,7 +51,7 @@ impl LsSockets {
     ///
     /// # Errors
     /// An address cannot be bound.
-    pub async fn bind(lsc: &LsConfig) -> Result<Self, ServiceError> {
+    pub async fn bind(lsc: &LsConfig) -> Result<Self, RoleError> {
         let dns = Listeners::bind(&lsc.listen, lsc.workers)?;
         let bind = |addrs: &[SocketAddr], proto| {
             addrs
@@ -91,18 +91,18 @@ impl LsSockets {
     }
 }
 
-/// `dnslb ls`: binds the sockets of `cfg`'s `[ls]`, then [`LsService::run`].
+/// `dnslb ls`: binds the sockets of `cfg`'s `[ls]`, then [`LsRole::run`].
 ///
 /// # Errors
 /// No `[ls]`, a socket that cannot be bound, or the DNS server dying.
-pub async fn run(cfg: Config, controls: Controls) -> Result<(), ServiceError> {
+pub async fn run(cfg: Config, controls: Controls) -> Result<(), RoleError> {
     let sockets = LsSockets::bind(section(&cfg)?).await?;
-    LsService::new(cfg)?.run(sockets, controls).await
+    LsRole::new(cfg)?.run(sockets, controls).await
 }
 
 /// One LS: its balancer, what a reload changes of it, and (under `up`) the
 /// children a reload reaches too.
-pub struct LsService {
+pub struct LsRole {
     lsc: LsConfig,
     balancer: Arc<Balancer>,
     /// Its reload (SIGHUP, `POST /reload`).
@@ -112,13 +112,13 @@ pub struct LsService {
     dnstap: Option<DnstapWriter>,
 }
 
-impl LsService {
+impl LsRole {
     /// An LS for `cfg`'s `[ls]`, not serving yet.
     ///
     /// # Errors
-    /// [`ServiceError::NoLs`] when the config has none, [`ServiceError::Cert`] when
+    /// [`RoleError::NoLs`] when the config has none, [`RoleError::Cert`] when
     /// the `[ls.tls]` certificate cannot be served.
-    pub fn new(cfg: Config) -> Result<Self, ServiceError> {
+    pub fn new(cfg: Config) -> Result<Self, RoleError> {
         let lsc = section(&cfg)?.clone();
         let certs = match &lsc.tls {
             Some(tls) => Some(Arc::new(CertSwap::load(&tls.cert, &tls.key)?)),
@@ -157,7 +157,7 @@ impl LsService {
             })),
             ..StatusExtra::default()
         };
-        Ok(LsService {
+        Ok(LsRole {
             lsc,
             balancer,
             reloader,
@@ -191,8 +191,8 @@ impl LsService {
     /// [`Control::Shutdown`] (a [`Control::Reload`] reloads its `[ls]`; stopping drains).
     ///
     /// # Errors
-    /// [`ServiceError::Died`]: the DNS server ended on its own.
-    pub async fn run(self, sockets: LsSockets, mut controls: Controls) -> Result<(), ServiceError> {
+    /// [`RoleError::Died`]: the DNS server ended on its own.
+    pub async fn run(self, sockets: LsSockets, mut controls: Controls) -> Result<(), RoleError> {
         let wait = Duration::from_millis(self.lsc.health.timeout_ms.max(1));
         let late = probe::first_round(&self.balancer, wait).await;
         if !late.is_empty() {
@@ -227,7 +227,7 @@ impl LsService {
         sockets: LsSockets,
         controls: &mut Controls,
         root: &CancellationToken,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<(), RoleError> {
         let lsc = &self.lsc;
         let mut sockets = sockets;
         let addrs = sockets.dns.local_addrs().to_vec();
@@ -350,7 +350,7 @@ impl LsService {
                 let _ = tokio::time::timeout(SHUTDOWN_GRACE, m).await;
             }
             stop_dnstap.await;
-            return Err(ServiceError::Died);
+            return Err(RoleError::Died);
         }
         let drain = lsc.anycast.as_ref().map_or(0, |a| a.drain_s);
         if drain == 0 {

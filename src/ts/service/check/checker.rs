@@ -447,7 +447,7 @@ impl Run {
 #[cfg(test)]
 mod tests {
     use super::{Hysteresis, distinct, live_set, unprobed};
-    use crate::ts::gslb::check::spec::{CheckSpec, Label, Probe, Target};
+    use crate::ts::service::check::spec::{CheckSpec, Label, Probe, Target};
 
     fn target(addr: &str, port: u16) -> Target {
         Target {

@@ -7,8 +7,8 @@
 //! is the authority's own ("no live endpoint"): AA=1, and with an OPT an
 //! Extended DNS Error (RFC 8914, code 0 "Other") saying so. An answer over
 //! the client's size goes out truncated (TC=1).
+use super::compiled::Service;
 use super::ecs::ClientSubnet;
-use super::service::Service;
 use super::signed::Rrsigs;
 use crate::dns::HEADER_LEN;
 
@@ -169,8 +169,8 @@ fn write_opt(asked: &ServiceAsked<'_>, servfail: bool, msg: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::compiled::Services;
     use super::super::select::{AnswerSets, MAX_PICK, Rng};
-    use super::super::service::Services;
     use super::*;
     use crate::config::Config;
     use hickory_proto::op::{Message, Query, ResponseCode};

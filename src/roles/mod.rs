@@ -5,7 +5,7 @@
 //! The binary feeds the [`Controls`] from the process's signals
 //! ([`Controls::from_signals`]: SIGHUP reloads, SIGINT/SIGTERM stop); a test feeds them
 //! from a channel ([`Controls::channel`]), so reload, NOTIFY and drain run in-process.
-//! Errors are [`ServiceError`]s; the binary prints them as one line. [`process`] is a
+//! Errors are [`RoleError`]s; the binary prints them as one line. [`process`] is a
 //! role as the whole process (its runtime and worker threads, the signals, `up`'s check
 //! before it starts): the binary calls it and prints what comes back.
 //!
@@ -27,5 +27,5 @@ pub mod ts;
 pub mod up;
 
 pub use control::{Control, Controls, SHUTDOWN_GRACE};
-pub use error::ServiceError;
+pub use error::RoleError;
 use error::bind_metrics;

@@ -14,12 +14,12 @@
 //!   use and kept ([`SignedSets`]);
 //! - [`reply`]: a service's answer message, written from the above.
 pub mod check;
+pub mod compiled;
 pub mod ecs;
 pub mod reply;
 pub mod select;
-pub mod service;
 pub mod signed;
 
+pub use compiled::{AddrFamily, Services};
 pub use select::{AnswerSets, Rng, SetChoice};
-pub use service::{AddrFamily, Services};
 pub use signed::SignedSets;

@@ -1,4 +1,4 @@
-//! The TS role (`dnslb ts`): loads the zones and binds ([`TsService::start`]),
+//! The TS role (`dnslb ts`): loads the zones and binds ([`TsRole::start`]),
 //! serves until told to stop, rereads its zone files on [`Control::Reload`] and
 //! NOTIFYs its secondaries of each zone that changed, signs again the zones
 //! it signs when their signatures are due (NOTIFYing them too), and drains
@@ -13,20 +13,20 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::{Control, Controls, SHUTDOWN_GRACE, ServiceError, bind_metrics};
+use super::{Control, Controls, RoleError, SHUTDOWN_GRACE, bind_metrics};
 use crate::config::{DnstapConfig, DnstapSide};
 use crate::dnstap::{self, Dnstap, DnstapTask};
 use crate::server::{self, Listeners, ServerOptions};
 use crate::supervise::report_reload;
 use crate::ts::error::ZoneError;
-use crate::ts::gslb::check::{Checker, Label, Probe, Target, in_flight_bound};
 use crate::ts::secondary::client::{Limits, TransferSlots};
 use crate::ts::secondary::consumer::{self, Changed, Consumer};
 use crate::ts::secondary::driver::{Driving, Secondaries, run as run_secondary};
 use crate::ts::secondary::install::Installer;
 use crate::ts::secondary::writer::StateWriter;
-use crate::ts::xfr::notifier::{Announce, run_notifier};
-use crate::ts::xfr::notify::{log_notified, notify_wait};
+use crate::ts::service::check::{Checker, Label, Probe, Target, in_flight_bound};
+use crate::ts::xfr::notify::policy::{log_notified, notify_wait};
+use crate::ts::xfr::notify::task::{Announce, run_notifier};
 use crate::ts::zone::Catalog;
 use crate::ts::{TableServer, TsSettings};
 
@@ -65,17 +65,17 @@ pub struct TsRun {
     pub dnstap: Option<DnstapConfig>,
 }
 
-/// `dnslb ts`: [`TsService::start`], then [`TsService::serve`].
+/// `dnslb ts`: [`TsRole::start`], then [`TsRole::serve`].
 ///
 /// # Errors
 /// A zone that does not load, an address that cannot be bound, or the DNS
 /// server dying.
-pub async fn run(run: TsRun, controls: Controls) -> Result<(), ServiceError> {
-    TsService::start(run).await?.serve(controls).await
+pub async fn run(run: TsRun, controls: Controls) -> Result<(), RoleError> {
+    TsRole::start(run).await?.serve(controls).await
 }
 
 /// A table server with its zones loaded and its sockets bound, not serving yet.
-pub struct TsService {
+pub struct TsRole {
     name: String,
     listen: SocketAddr,
     workers: usize,
@@ -88,12 +88,12 @@ pub struct TsService {
     secondaries: Arc<Secondaries>,
 }
 
-impl TsService {
+impl TsRole {
     /// Loads the zones of `run`, then binds its addresses.
     ///
     /// # Errors
     /// A zone that does not load, or an address that cannot be bound.
-    pub async fn start(run: TsRun) -> Result<Self, ServiceError> {
+    pub async fn start(run: TsRun) -> Result<Self, RoleError> {
         let TsRun {
             settings,
             listen,
@@ -135,7 +135,7 @@ impl TsService {
             }
             None => (ts, None),
         };
-        Ok(TsService {
+        Ok(TsRole {
             name,
             listen,
             workers,
@@ -164,8 +164,8 @@ impl TsService {
     /// in flight and the notifier.
     ///
     /// # Errors
-    /// [`ServiceError::Died`]: the DNS server ended on its own.
-    pub async fn serve(self, mut controls: Controls) -> Result<(), ServiceError> {
+    /// [`RoleError::Died`]: the DNS server ended on its own.
+    pub async fn serve(self, mut controls: Controls) -> Result<(), RoleError> {
         let (name, listen, ts) = (self.name, self.listen, self.ts);
         let (listeners, metrics, workers) = (self.listeners, self.metrics, self.workers);
         let dnstap = self.dnstap;
@@ -275,7 +275,7 @@ impl TsService {
             writer.stopped().await;
         }
         if died.is_some() {
-            return Err(ServiceError::Died);
+            return Err(RoleError::Died);
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use tokio_util::sync::CancellationToken;
 
-use dnslb::ts::gslb::check::{Checker, Probe};
+use dnslb::ts::service::check::{Checker, Probe};
 
 use crate::kit::checker::{
     FALL, checks, dns_probe, failures, ip, label, next_set, start_checker, stop, target, wait_for,
@@ -21,7 +21,7 @@ const GOOD: u64 = 8;
 
 /// `kit::checker::target` with a timeout no loaded machine reaches by
 /// accident: only an endpoint that holds its answer back times out.
-fn patient(addr: std::net::IpAddr, probe: Probe) -> dnslb::ts::gslb::check::Target {
+fn patient(addr: std::net::IpAddr, probe: Probe) -> dnslb::ts::service::check::Target {
     let mut t = target(addr, probe);
     t.check.timeout_ms = 2_000;
     t

@@ -1,4 +1,4 @@
-//! Why a role could not start or stopped ([`ServiceError`]), and the one
+//! Why a role could not start or stopped ([`RoleError`]), and the one
 //! bind every role does the same way: its metrics listener.
 
 use std::net::SocketAddr;
@@ -12,19 +12,19 @@ use crate::ts::error::ZoneError;
 pub(super) async fn bind_metrics(
     key: &'static str,
     addr: Option<SocketAddr>,
-) -> Result<Option<tokio::net::TcpListener>, ServiceError> {
+) -> Result<Option<tokio::net::TcpListener>, RoleError> {
     let Some(addr) = addr else {
         return Ok(None);
     };
     match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => Ok(Some(l)),
-        Err(source) => Err(ServiceError::Metrics { key, addr, source }),
+        Err(source) => Err(RoleError::Metrics { key, addr, source }),
     }
 }
 
 /// Why a role could not start, or stopped with an error.
 #[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
+pub enum RoleError {
     /// The config could not be read.
     #[error(transparent)]
     Config(#[from] ConfigError),

@@ -20,8 +20,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::compiled::Service;
 use super::select::MAX_PICK;
-use super::service::Service;
 use crate::ts::dnssec::keys::ZoneKeys;
 use crate::ts::zone::rtype::{A, AAAA, CNAME, RRSIG};
 use crate::ts::zone::{RrsetSigner, Stamp, Zone};

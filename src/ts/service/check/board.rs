@@ -198,7 +198,7 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{Board, ProbeResult};
-    use crate::ts::gslb::check::spec::Label;
+    use crate::ts::service::check::spec::Label;
 
     fn label(service: &str, endpoint: &str) -> Label {
         Label {

@@ -2,7 +2,7 @@
 //! to wait before sending again ([`notify_wait`]), what a reply says
 //! ([`judge_notify_reply`]), and what one pending NOTIFY of a zone to a
 //! secondary does on each event ([`PendingNotify`]: a new serial, a reply, a
-//! wait ended). [`super::notifier`] sends them (signed with `xfr_key`).
+//! wait ended). [`super::task`] sends them (signed with `xfr_key`).
 
 use crate::dns;
 

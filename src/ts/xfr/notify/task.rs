@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::notify::{Notified, NotifyStep, PendingNotify, judge_notify_reply};
+use super::policy::{Notified, NotifyStep, PendingNotify, judge_notify_reply};
 use crate::dns::tsig::{Key, ResponseCheck, Signer, unix_now, verify_response};
 
 /// A zone's new version, to be announced to its secondaries.

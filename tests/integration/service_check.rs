@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::ResponseCode;
 use tokio_util::sync::CancellationToken;
 
-use dnslb::ts::gslb::check::{Checker, Probe};
+use dnslb::ts::service::check::{Checker, Probe};
 
 use crate::kit::checker::{
     FALL, RISE, checks, dns_probe, failures, ip, label, next_set, start_checker, stop, target,

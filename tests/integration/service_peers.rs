@@ -54,7 +54,7 @@ const DNSLB_CHECK: (u64, u64, u32) = (1000, 500, 2);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dnslb_gdnsd_and_powerdns_stop_answering_a_killed_endpoint() {
-    let test = "gslb_peers: dnslb, gdnsd and PowerDNS side by side";
+    let test = "service_peers: dnslb, gdnsd and PowerDNS side by side";
     if need(test, ["gdnsd", "pdns_server"]).is_none() {
         return;
     }

@@ -10,7 +10,7 @@ use tracing::Level;
 
 use super::ts::TsRun;
 use super::up::LogFlags;
-use super::{Controls, ServiceError, ls, ts, up};
+use super::{Controls, RoleError, ls, ts, up};
 use crate::config::Config;
 use crate::logging;
 use crate::shutdown::Signals;
@@ -24,12 +24,12 @@ const UP_WITHOUT_LS_WORKERS: usize = 2;
 ///
 /// # Errors
 /// The runtime could not start (no threads, no epoll).
-pub fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, ServiceError> {
+pub fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, RoleError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers.max(1))
         .enable_all()
         .build()
-        .map_err(ServiceError::Runtime)
+        .map_err(RoleError::Runtime)
 }
 
 /// Runs `role` on a runtime of `workers` threads, fed by the process's
@@ -38,13 +38,13 @@ pub fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, ServiceError> 
 ///
 /// # Errors
 /// No runtime, no signal handlers, or the role's own error.
-pub fn run_on_signals<F, Fut>(workers: usize, role: F) -> Result<(), ServiceError>
+pub fn run_on_signals<F, Fut>(workers: usize, role: F) -> Result<(), RoleError>
 where
     F: FnOnce(Controls) -> Fut,
-    Fut: Future<Output = Result<(), ServiceError>>,
+    Fut: Future<Output = Result<(), RoleError>>,
 {
     runtime(workers)?.block_on(async {
-        let signals = Signals::new().map_err(ServiceError::Signals)?;
+        let signals = Signals::new().map_err(RoleError::Signals)?;
         role(Controls::from_signals(signals)).await
     })
 }
@@ -53,7 +53,7 @@ where
 ///
 /// # Errors
 /// A config that cannot be read or has no `[ls]`, or [`ls::run`]'s.
-pub fn ls(config: &Path) -> Result<(), ServiceError> {
+pub fn ls(config: &Path) -> Result<(), RoleError> {
     let cfg = Config::load(config)?;
     let workers = ls::section(&cfg)?.workers;
     run_on_signals(workers, |controls| ls::run(cfg, controls))
@@ -63,7 +63,7 @@ pub fn ls(config: &Path) -> Result<(), ServiceError> {
 ///
 /// # Errors
 /// [`ts::run`]'s.
-pub fn ts(run: TsRun) -> Result<(), ServiceError> {
+pub fn ts(run: TsRun) -> Result<(), RoleError> {
     run_on_signals(run.workers, |controls| ts::run(run, controls))
 }
 
@@ -73,14 +73,14 @@ pub fn ts(run: TsRun) -> Result<(), ServiceError> {
 /// `[ls]`'s worker threads (two without an `[ls]`).
 ///
 /// # Errors
-/// [`ServiceError::Refused`] after the problems, or [`up::run`]'s.
-pub fn up(config: &Path, log: LogFlags) -> Result<(), ServiceError> {
+/// [`RoleError::Refused`] after the problems, or [`up::run`]'s.
+pub fn up(config: &Path, log: LogFlags) -> Result<(), RoleError> {
     let problems = crate::check::check(config);
     if !problems.is_empty() {
         for p in &problems {
             logging::to_stderr(log.format, Level::ERROR, p);
         }
-        return Err(ServiceError::Refused(config.to_path_buf()));
+        return Err(RoleError::Refused(config.to_path_buf()));
     }
     let cfg = Config::load(config)?;
     let workers = up_workers(&cfg);

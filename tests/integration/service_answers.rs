@@ -1,5 +1,5 @@
 //! `[[ts.service]]` (issue 38) through a TS run as `dnslb ts` runs it
-//! (`TsService`, its endpoint checker started with it), against real TCP
+//! (`TsRole`, its endpoint checker started with it), against real TCP
 //! endpoints on 127.0.0.x that the test stops and starts again:
 //!
 //! * a dead endpoint leaves the answers and comes back after `rise`; an AXFR
@@ -167,7 +167,7 @@ async fn a_dead_endpoint_leaves_the_answers_and_comes_back_and_axfr_keeps_it() {
         assert_eq!(m.authorities[0].record_type(), RecordType::SOA, "{t}");
     }
     // A transfer carries every endpoint, the dead one too.
-    if let Some([dig]) = need("ts_services axfr", ["dig"]) {
+    if let Some([dig]) = need("service_answers axfr", ["dig"]) {
         let (port, ip_text) = (ts.addr.port().to_string(), format!("@{}", ts.addr.ip()));
         let out = tokio::task::spawn_blocking(move || {
             run_tool(
@@ -254,7 +254,7 @@ async fn views_pick_the_group_by_source_address_and_by_ecs_with_the_scope_echoed
     let m = ts.ask_from(from(3), "www.example.org", RecordType::A).await;
     assert_eq!(addrs(&m), [DC1], "127.0.0.3 is not");
 
-    let Some([dig]) = need("ts_services ecs", ["dig"]) else {
+    let Some([dig]) = need("service_answers ecs", ["dig"]) else {
         ts.stop().await;
         return;
     };
@@ -314,7 +314,7 @@ async fn dig_subnet(dig: &std::path::Path, addr: SocketAddr, subnet: Option<&str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_view_by_ecs_through_unbound_with_the_scope_echoed() {
     use crate::kit::{Unbound, free_port};
-    let Some([unbound, dig]) = need("ts_services through unbound", ["unbound", "dig"]) else {
+    let Some([unbound, dig]) = need("service_answers through unbound", ["unbound", "dig"]) else {
         return;
     };
     let dir = ZoneDir::new();
@@ -636,7 +636,7 @@ async fn until_validated(anchor: &std::path::Path, ts: SocketAddr, name: &str, w
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_signed_zone_delv_validates_the_live_set_through_a_kill_and_the_axfr_verifies() {
-    let test = "ts_services signed";
+    let test = "service_answers signed";
     let Some([_, _, _, dig, _]) = need(
         test,
         [

@@ -1,4 +1,4 @@
-//! The role runners of `dnslb::service` in-process, driven by a channel of
+//! The role runners of `dnslb::roles` in-process, driven by a channel of
 //! `Control`s instead of signals (what SIGHUP and SIGTERM do to `dnslb ts` and
 //! `dnslb ls`, without spawning a process):
 //!
@@ -22,8 +22,8 @@ use tokio::task::JoinHandle;
 
 use dnslb::config::Fault;
 use dnslb::metrics::ReadyState;
-use dnslb::service::ts::{TsRun, TsService};
-use dnslb::service::{Control, Controls, ServiceError};
+use dnslb::roles::ts::{TsRole, TsRun};
+use dnslb::roles::{Control, Controls, RoleError};
 
 use crate::kit;
 use crate::kit::poll_until_async;
@@ -37,7 +37,7 @@ const LIMIT: Duration = Duration::from_secs(5);
 /// A role running in a task, told what to do over `controls`.
 struct Running {
     controls: UnboundedSender<Control>,
-    task: JoinHandle<Result<(), ServiceError>>,
+    task: JoinHandle<Result<(), RoleError>>,
 }
 
 impl Running {
@@ -55,10 +55,10 @@ impl Running {
 }
 
 /// Starts the TS of `run` in a task: its address, the table server, and the handle.
-async fn start_ts_service(
+async fn start_ts_role(
     run: TsRun,
 ) -> (SocketAddr, std::sync::Arc<dnslb::ts::TableServer>, Running) {
-    let service = TsService::start(run).await.expect("the TS starts");
+    let service = TsRole::start(run).await.expect("the TS starts");
     let addr = service.local_addrs()[0];
     let table = service.table().clone();
     let (controls, rx) = Controls::channel();
@@ -95,7 +95,7 @@ async fn ts_reload_serves_a_changed_table_and_refuses_a_bad_one_whole() {
     let dir = ZoneDir::new();
     let a = dir.write("a.txt", "www.a.test 192.0.2.1 A\n");
     let b = dir.write("b.txt", "www.b.test 192.0.2.2 A\n");
-    let (addr, table, ts) = start_ts_service(ts_run(vec![a.clone(), b.clone()])).await;
+    let (addr, table, ts) = start_ts_role(ts_run(vec![a.clone(), b.clone()])).await;
     assert_eq!(
         a_of(addr, "www.a.test").await,
         [Ipv4Addr::new(192, 0, 2, 1)]
@@ -137,7 +137,7 @@ async fn ts_reload_notifies_the_secondaries_of_a_changed_zone() {
     let mut run = ts_run(vec![table]);
     run.settings.origin = Name::from_ascii("svc.test.").unwrap();
     run.settings.notify = vec![secondary.local_addr().unwrap()];
-    let (addr, _, ts) = start_ts_service(run).await;
+    let (addr, _, ts) = start_ts_role(run).await;
 
     // Nothing changed: no NOTIFY.
     ts.send(Control::Reload);
@@ -185,7 +185,7 @@ fn write_ls_config(path: &Path, ls_keys: &str, probe_ms: u64, backends: &[(&str,
 
 /// Starts the LS of the config at `path` in a task (as `dnslb ls -c path`): its
 /// DNS address, the service's balancer and readiness, and the handle.
-async fn start_ls_service(
+async fn start_ls_role(
     path: &Path,
 ) -> (
     SocketAddr,
@@ -193,7 +193,7 @@ async fn start_ls_service(
     dnslb::metrics::Readiness,
     Running,
 ) {
-    let run = kit::start_ls_service(path).await;
+    let run = kit::start_ls_role(path).await;
     let (controls, task) = (run.controls, run.task);
     (
         run.addr,
@@ -232,7 +232,7 @@ async fn ls_reload_applies_a_new_ls_and_refuses_a_bad_config() {
     let two = ts_serving(&dir, "2.txt", "www.r.test 192.0.2.2 A", 0).await;
     let path = dir.path().join("config.toml");
     write_ls_config(&path, "", 500, &[("one", one.addr)]);
-    let (addr, balancer, _, ls) = start_ls_service(&path).await;
+    let (addr, balancer, _, ls) = start_ls_role(&path).await;
     assert_eq!(
         a_of(addr, "www.r.test").await,
         [Ipv4Addr::new(192, 0, 2, 1)]
@@ -279,7 +279,7 @@ async fn ls_shutdown_answers_the_tcp_query_in_flight_and_refuses_new_connections
         3000,
         &[("slow", ts.addr)],
     );
-    let (addr, balancer, ready, ls) = start_ls_service(&path).await;
+    let (addr, balancer, ready, ls) = start_ls_role(&path).await;
 
     let mut conn = TcpStream::connect(addr).await.unwrap();
     let mut q = query("www.d.test", RecordType::A, None);

@@ -3,6 +3,8 @@
 //! make the config bad) as `file:line: warning: what to know` lines. Beside
 //! the config's own rules and each zone's, one rule needs both: a signed
 //! zone must not be split across the partitions of a partitioned LS (docs/CONFIG.md (the TS)).
+pub mod pool_cover;
+
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -11,7 +13,6 @@ use tracing::Level;
 
 use crate::config::{Config, Layout, LsConfig};
 use crate::logging::{self, LogFormat};
-use crate::pool_cover;
 use crate::ts::dnssec::policy;
 use crate::ts::error::ZoneError;
 use crate::ts::zone::Catalog;
