@@ -195,8 +195,8 @@ async fn with_ls(
     controls: &mut Controls,
     root: &CancellationToken,
 ) -> Result<(), RoleError> {
-    let service = LsRole::new(cfg.clone())?.with_children(sup, status_extra(sup));
-    let balancer = service.balancer().clone();
+    let role = LsRole::new(cfg.clone())?.with_children(sup, status_extra(sup));
+    let balancer = role.balancer().clone();
     let lsc = ls_section(cfg)?;
     // Clients are served once our own table servers answer (their queries
     // wait in the bound sockets meanwhile), or after a bounded wait. Other
@@ -236,7 +236,7 @@ async fn with_ls(
                         // Not lost: the children reread their zones, the LS
                         // its [ls], now (the start-up wait goes on).
                         info!("reload during the start-up wait: applied now");
-                        service.reload();
+                        role.reload();
                     }
                 },
             }
@@ -246,7 +246,7 @@ async fn with_ls(
         info!("stopped before serving");
         return Ok(());
     }
-    service.serve(sockets, controls, root).await
+    role.serve(sockets, controls, root).await
 }
 
 /// Whether `dnslb up` may serve, given each backend as (name, address, up): every

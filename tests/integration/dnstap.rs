@@ -302,11 +302,11 @@ async fn a_ts_writes_auth_query_and_response_that_dnstap_read_reads() {
         workers: 1,
         dnstap: Some(tap),
     };
-    let service = TsRole::start(run).await.expect("the TS starts");
-    let addr = service.local_addrs()[0];
-    let table = service.table().clone();
+    let role = TsRole::start(run).await.expect("the TS starts");
+    let addr = role.local_addrs()[0];
+    let table = role.table().clone();
     let (controls, rx) = Controls::channel();
-    let serving = tokio::spawn(service.serve(rx));
+    let serving = tokio::spawn(role.serve(rx));
 
     let asked: [Asked; 4] = [
         ("www.example.org.", RecordType::A, Via::Udp, "NOERROR"),

@@ -300,15 +300,10 @@ async fn spawn_ls_role(
         key: Vec::new(),
         path: PathBuf::new(),
     };
-    let service = LsRole::new(cfg).unwrap();
-    let ready = service.readiness();
+    let role = LsRole::new(cfg).unwrap();
+    let ready = role.readiness();
     let (tx, controls) = Controls::channel();
-    (
-        addr,
-        ready,
-        tx,
-        tokio::spawn(service.run(sockets, controls)),
-    )
+    (addr, ready, tx, tokio::spawn(role.run(sockets, controls)))
 }
 
 /// A backend that does not answer the start-up probes holds `dnslb ls`

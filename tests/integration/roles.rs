@@ -58,11 +58,11 @@ impl Running {
 async fn start_ts_role(
     run: TsRun,
 ) -> (SocketAddr, std::sync::Arc<dnslb::ts::TableServer>, Running) {
-    let service = TsRole::start(run).await.expect("the TS starts");
-    let addr = service.local_addrs()[0];
-    let table = service.table().clone();
+    let role = TsRole::start(run).await.expect("the TS starts");
+    let addr = role.local_addrs()[0];
+    let table = role.table().clone();
     let (controls, rx) = Controls::channel();
-    let task = tokio::spawn(service.serve(rx));
+    let task = tokio::spawn(role.serve(rx));
     (addr, table, Running { controls, task })
 }
 
@@ -184,7 +184,7 @@ fn write_ls_config(path: &Path, ls_keys: &str, probe_ms: u64, backends: &[(&str,
 }
 
 /// Starts the LS of the config at `path` in a task (as `dnslb ls -c path`): its
-/// DNS address, the service's balancer and readiness, and the handle.
+/// DNS address, the role's balancer and readiness, and the handle.
 async fn start_ls_role(
     path: &Path,
 ) -> (

@@ -1,11 +1,11 @@
-//! Service answers (issue 38, docs/CONFIG.md (the TS) "Service answers"): names that follow
-//! the health of their endpoints.
+//! Service answers (`[[ts.service]]`, docs/CONFIG.md (the TS) "Service
+//! answers"): names that follow the health of their endpoints.
 //!
 //! # Map
 //! - [`check`]: the endpoint checker: one task per TS probing every distinct
 //!   endpoint (tcp, http, dns) with rise/fall hysteresis, publishing the live
 //!   set on a `watch` when some endpoint goes up or down.
-//! - [`service`]: the `[[ts.service]]`s compiled once ([`Services`]): each
+//! - [`compiled`]: the `[[ts.service]]`s compiled once ([`Services`]): each
 //!   endpoint's record in wire form, groups, views, the checker's targets;
 //! - [`select`]: which endpoints answer (pure): the answer sets rebuilt on
 //!   each live-set change ([`AnswerSets`]), a query's draw from them;

@@ -12,9 +12,9 @@
 //! - [`tsig`]: the transfer key (`xfr_key`) and its policy: which requests
 //!   must be signed, what a failed check is answered
 //!   ([`tsig::TsigVerdict::of`]), a transfer's messages signed in turn;
-//! - [`notify`]: NOTIFY's decisions (back-off, replies, one pending NOTIFY
-//!   per zone and secondary), and [`notifier`]: the one task that sends
-//!   them.
+//! - [`notify`]: NOTIFY to the secondaries: [`notify::policy`] its
+//!   decisions (back-off, replies, one pending NOTIFY per zone and
+//!   secondary), [`notify::task`] the one task that sends them.
 pub mod axfr;
 pub mod ixfr;
 pub mod notify;

@@ -364,10 +364,10 @@ pub async fn start_ls_role(path: &Path) -> LsRoleRun {
         .await
         .unwrap();
     let addr = sockets.dns_addrs()[0];
-    let service = dnslb::roles::ls::LsRole::new(cfg).unwrap();
-    let (balancer, ready) = (service.balancer().clone(), service.readiness());
+    let role = dnslb::roles::ls::LsRole::new(cfg).unwrap();
+    let (balancer, ready) = (role.balancer().clone(), role.readiness());
     let (controls, rx) = dnslb::roles::Controls::channel();
-    let task = tokio::spawn(service.run(sockets, rx));
+    let task = tokio::spawn(role.run(sockets, rx));
     let serving = super::poll_until_async(
         Duration::from_secs(5),
         Duration::from_millis(5),
