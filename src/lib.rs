@@ -16,6 +16,8 @@
 //!   made-up answers, NSID, hostname rules.
 //! - [`dnstap`]: the LS's and the TS's messages as dnstap (Frame Streams of
 //!   protobuf) to a collector, through a bounded queue and one writer task.
+//! - [`clock`]: the wall clock, seconds since the Unix epoch (one type,
+//!   `u64`); imports nothing of the crate.
 //! - [`guard`]: client protection shared by every side (the `allow` ACL,
 //!   the per-client rate limit, a log's budget); imports nothing of the crate.
 //! - [`ls`]: the load balancer: its floor ([`ls::state`]), the door
@@ -48,6 +50,7 @@ pub mod allocator;
 pub mod anycast;
 pub mod check;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod control_cmd;
 pub mod dns;

@@ -153,7 +153,7 @@ pub fn check_all(path: &Path) -> CheckReport {
             Ok(catalog) => {
                 // What the TS would refuse at start for its signing: keys
                 // unreadable or none active, a zone it cannot sign.
-                let now = ts::clock::unix_now();
+                let now = ts::clock::now_u32();
                 for z in catalog
                     .zones()
                     .iter()
@@ -195,7 +195,8 @@ pub fn check_all(path: &Path) -> CheckReport {
     }
     if let Some(ls) = &cfg.ls {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        for (at, msg) in expiring_certificates(ls, crate::config::unix_now()) {
+        let now = i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX);
+        for (at, msg) in expiring_certificates(ls, now) {
             warnings.push(cfg.problem_at(&text, at, msg).to_string());
         }
         if let Some(msg) = ls

@@ -143,7 +143,7 @@ pub use service::{
 pub use service_checks::MAX_SERVICE_ANSWERS;
 pub use tls::{
     CertError, EXPIRY_WARNING_SECS, HttpsConfig, TlsConfig, expiry_warning_days, file_not_after,
-    load_certified_key, not_after, unix_now,
+    load_certified_key, not_after,
 };
 pub use ts::{
     Denial, Dnssec, DnssecAlgorithm, Fault, OnMiss, SecondaryZoneConfig, TsConfig, ZoneList,

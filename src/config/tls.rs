@@ -108,7 +108,7 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, CertE
         return Err(fail("cert", "no PEM certificate in the file".into()));
     }
     let (not_before, not_after) = leaf_validity(&certs[0]).map_err(|m| fail("cert", m))?;
-    let now = unix_now();
+    let now = i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX);
     if now > not_after.0 {
         let msg = format!("the certificate expired on {} (notAfter)", not_after.1);
         return Err(fail("cert", msg));
@@ -206,13 +206,6 @@ pub fn file_not_after(cert: &Path) -> Option<(i64, String)> {
 pub fn not_after(key: &CertifiedKey) -> Option<i64> {
     let leaf = key.cert.first()?;
     leaf_validity(leaf).ok().map(|(_, after)| after.0)
-}
-
-/// Now, in Unix seconds.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A PEM reading error as a message.

@@ -385,7 +385,7 @@ pub fn answer(
     src: IpAddr,
 ) -> Option<Vec<u8>> {
     debug_assert_eq!(q.header.metadata.op_code, OpCode::Notify);
-    let now = tsig::unix_now();
+    let now = crate::clock::unix_now();
     let sign = |mut msg: Vec<u8>, signed: Option<Signed>| {
         if let Some(s) = signed {
             s.sign(&mut msg);
@@ -608,11 +608,11 @@ mod tests {
         let state = super::super::Balancer::new(&c).state();
         let counters = FlushCounters::default();
         let queue = FlushQueue::default();
-        let (raw, q, mac) = signed_notify("example.", &xfr, tsig::unix_now());
+        let (raw, q, mac) = signed_notify("example.", &xfr, crate::clock::unix_now());
         let ack = answer(&state, (&counters, &queue), (&raw, &q), ip("127.0.0.1")).unwrap();
         assert_eq!(ack[3] & 0x0f, 0, "NOERROR");
         assert_eq!(
-            tsig::verify_response(&ack, &xfr, &mac, tsig::unix_now()),
+            tsig::verify_response(&ack, &xfr, &mac, crate::clock::unix_now()),
             Ok(tsig::ResponseCheck::Signed(0))
         );
         assert_eq!(counters.notify_accepted.load(Relaxed), 1);

@@ -282,7 +282,7 @@ fn reload_cert(
 /// Warns when the certificate `certs` serves for `table` expires within
 /// 14 days (`config::expiry_warning_days`).
 pub(super) fn warn_expiry(table: &str, certs: &CertSwap) {
-    let now = crate::config::unix_now();
+    let now = i64::try_from(crate::clock::unix_now()).unwrap_or(i64::MAX);
     if let Some(days) = crate::config::expiry_warning_days(certs.not_after(), now) {
         warn!(
             table,

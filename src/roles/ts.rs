@@ -214,7 +214,7 @@ impl TsRole {
             let backoff = retry_at.map_or(Duration::ZERO, |r| {
                 r.saturating_duration_since(tokio::time::Instant::now())
             });
-            let refresh_in = refresh_wait(ts.next_refresh(), crate::ts::clock::unix_now(), backoff);
+            let refresh_in = refresh_wait(ts.next_refresh(), crate::ts::clock::now_u32(), backoff);
             let step = tokio::select! {
                 end = &mut server => {
                     died = Some(end);
@@ -237,7 +237,7 @@ impl TsRole {
                     let done = tokio::task::spawn_blocking(move || t.refresh_logged()).await;
                     let still_due = ts
                         .next_refresh()
-                        .is_some_and(|at| at <= crate::ts::clock::unix_now());
+                        .is_some_and(|at| at <= crate::ts::clock::now_u32());
                     retry_at = still_due.then(|| tokio::time::Instant::now() + REFRESH_RETRY);
                     done
                 }

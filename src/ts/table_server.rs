@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::dnstap::Dnstap;
 
-use super::clock::unix_now;
+use super::clock::now_u32;
 use super::dnssec::policy;
 use super::error::ZoneError;
 use super::load::{
@@ -136,7 +136,7 @@ impl TableServer {
     /// The first bad file or line.
     pub fn load(settings: TsSettings) -> Result<Self, ZoneError> {
         let xfr_key = tsig::XfrKey::load(&settings).map_err(ZoneError::Key)?;
-        let clock = unix_now();
+        let clock = now_u32();
         let mut warnings = Vec::new();
         let (LoadedCatalog { zones, .. }, memo) =
             read_files(&settings, clock, &mut warnings, None, None)?;
@@ -493,7 +493,7 @@ impl TableServer {
                 compiled: 0,
             });
         }
-        let clock = unix_now();
+        let clock = now_u32();
         let mut warnings = Vec::new();
         // Kept as served when their files did not change: a zone neither
         // signed here nor pre-signed (signatures age and keys move), nor a
@@ -615,7 +615,7 @@ impl TableServer {
     /// [`TableServer::refresh_signatures`] now, with its outcome logged.
     /// Returns the origins of the zones signed again.
     pub fn refresh_logged(&self) -> Vec<Name> {
-        match self.refresh_signatures(unix_now()) {
+        match self.refresh_signatures(now_u32()) {
             Ok(zones) => {
                 for z in &zones {
                     info!(ts = %self.settings.name, zone = %z, "signatures refreshed");

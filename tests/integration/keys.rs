@@ -7,7 +7,6 @@
 //! zone split across partitions.
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use dnslb::config::DnssecAlgorithm;
 use dnslb::ts::dnssec::ds::ds_line;
@@ -18,9 +17,8 @@ use crate::kit::{TOOL_LIMIT, need, path_str, run_dnslb, run_ok};
 
 const DAY: u32 = 86_400;
 
-fn unix_now() -> u32 {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    u32::try_from(secs.as_secs()).unwrap()
+fn now_u32() -> u32 {
+    u32::try_from(dnslb::clock::unix_now()).unwrap()
 }
 
 fn zone() -> Name {
@@ -87,7 +85,7 @@ fn keys_made_by_dnssec_keygen_are_read_with_their_tag() {
             let dir = &dir.join(alg.as_str());
             std::fs::create_dir(dir).unwrap();
             let base = bind(dir, "dnssec-keygen", args);
-            let keys = ZoneKeys::load_or_create(dir, &zone(), alg, unix_now() + 5).unwrap();
+            let keys = ZoneKeys::load_or_create(dir, &zone(), alg, now_u32() + 5).unwrap();
             let read: Vec<&ZoneKey> = keys.published().collect();
             assert_eq!(read.len(), 1, "{base}");
             assert_eq!(read[0].tag(), tag_of(&base), "{base}");
@@ -120,9 +118,9 @@ fn bind_reads_the_keys_we_make() {
                 } else {
                     dir
                 };
-                let keys = ZoneKeys::load_or_create(at, &origin, alg, unix_now()).unwrap();
+                let keys = ZoneKeys::load_or_create(at, &origin, alg, now_u32()).unwrap();
                 // A restart reads the same key.
-                let again = ZoneKeys::load_or_create(at, &origin, alg, unix_now()).unwrap();
+                let again = ZoneKeys::load_or_create(at, &origin, alg, now_u32()).unwrap();
                 assert_eq!(keys.tags(), again.tags());
                 let key = keys.published().next().unwrap();
                 let base = format!(
@@ -202,7 +200,7 @@ fn a_key_roll_made_with_bind_tools_takes_effect_on_time() {
         let old = tag_of(&old_base);
         let new = keygen(&[&ecdsa[..], &["-P", "now", "-A", "+2d", "example.com"]].concat());
 
-        let now = unix_now() + 60;
+        let now = now_u32() + 60;
         let at = |when: u32| {
             ZoneKeys::load_or_create(dir, &zone(), DnssecAlgorithm::EcdsaP256Sha256, when).unwrap()
         };

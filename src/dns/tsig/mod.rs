@@ -711,7 +711,7 @@ impl Signer {
 
     /// Signs `msg` now: appends its TSIG record and adds one to ARCOUNT.
     pub fn sign(&mut self, msg: &mut Vec<u8>) {
-        self.sign_at(msg, unix_now());
+        self.sign_at(msg, crate::clock::unix_now());
     }
 
     /// [`Signer::sign`] with the time signed `now`.
@@ -757,11 +757,4 @@ impl Signer {
         self.prior = Some(tag.as_ref().to_vec());
         self.first = false;
     }
-}
-
-/// Seconds since the epoch.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use hickory_proto::rr::Name;
 
-use crate::ts::clock::unix_now;
+use crate::ts::clock::now_u32;
 use crate::ts::dnssec::presigned;
 use crate::ts::error::ZoneError;
 use crate::ts::settings::TsSettings;
@@ -129,7 +129,7 @@ impl Builders {
         // A zone that is not signed in its file (most) has nothing to
         // warn of, nor any NSEC3 parameters.
         if !signed.is_empty() {
-            warnings.extend(presigned::warnings(file, &signed, unix_now()));
+            warnings.extend(presigned::warnings(file, &signed, now_u32()));
             warnings.extend(presigned::nsec3_params(file, &origin, &signed)?);
         }
         let b = match (known, built, &key) {

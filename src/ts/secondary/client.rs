@@ -16,7 +16,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::records::{Answer, Rec, TransferReader, TransferRefused, soa_serial};
-use crate::dns::tsig::{Key, Signer, StreamVerifier, TsigError, find, unix_now};
+use crate::clock::unix_now;
+use crate::dns::tsig::{Key, Signer, StreamVerifier, TsigError, find};
 
 /// The most transfers a TS runs at once from one primary: a catalog of
 /// 50,000 members is transferred 8 at a time (one socket each), not all at

@@ -241,7 +241,7 @@ mod tests {
             let soa = Record::from_rdata(name(zone), 300, RData::SOA(data));
             ZoneCopy::new(soa, [])
         };
-        let now = crate::dns::tsig::unix_now();
+        let now = crate::clock::unix_now();
         let (one, two) = (long("test"), long("tesx"));
         for zone in [&one, &two] {
             let c = copy_of(zone);
@@ -267,7 +267,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = copy(7);
         write(dir.path(), &c).unwrap();
-        let now = crate::dns::tsig::unix_now();
+        let now = crate::clock::unix_now();
         let (back, age) = read(dir.path(), &name("Z.test."), now).unwrap().unwrap();
         assert_eq!((back, age < 60), (c.clone(), true));
         write(dir.path(), &copy(8)).unwrap();

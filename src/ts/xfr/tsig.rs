@@ -306,7 +306,7 @@ mod tests {
     #[test]
     fn the_key_policy_refuses_unsigned_transfers_and_tsigs_that_fail_only() {
         let key = Arc::new(Key::new("xfr", tsig::Algorithm::HmacSha256, &[7u8; 32]).unwrap());
-        let now = tsig::unix_now();
+        let now = crate::clock::unix_now();
         let verdict = |key: Option<&Arc<Key>>, raw: &[u8]| {
             let checked = match key {
                 Some(k) => tsig::verify_request(raw, k, now),

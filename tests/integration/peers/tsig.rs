@@ -166,7 +166,7 @@ async fn tsig_dig_transfers_with_the_key_and_is_refused_without_it() {
         let alg = Algorithm::from_name(algorithm).unwrap();
         let bytes = data_encoding::BASE64.decode(secret.as_bytes()).unwrap();
         let key = Arc::new(Key::new("xfr", alg, &bytes).unwrap());
-        let now = tsig::unix_now();
+        let now = dnslb::clock::unix_now();
         let (answer, mac) = signed_axfr(local(port), &key, now - 600).await;
         assert_eq!(answer[3] & 0x0f, 9, "NOTAUTH");
         let t = tsig::find(&answer).unwrap().expect("a TSIG in the answer");

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -22,6 +22,7 @@ use super::connect::Connects;
 use super::probe::probe;
 use super::schedule::ProbePlan;
 use super::spec::{CheckSpec, EndpointState, Label, LiveSet, Probe, Target};
+use crate::clock::unix_now;
 use crate::hysteresis::Hysteresis;
 
 /// Owns the checker's thread: it stops when its `cancel` token is
@@ -102,12 +103,6 @@ async fn tcp_ready(connects: Option<&Connects>) -> std::io::Result<()> {
         Some(c) => c.ready().await,
         None => std::future::pending().await,
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl Checker {

@@ -19,7 +19,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::policy::{Notified, NotifyStep, PendingNotify, judge_notify_reply};
-use crate::dns::tsig::{Key, ResponseCheck, Signer, unix_now, verify_response};
+use crate::clock::unix_now;
+use crate::dns::tsig::{Key, ResponseCheck, Signer, verify_response};
 
 /// A zone's new version, to be announced to its secondaries.
 #[derive(Debug, Clone)]
